@@ -1,0 +1,180 @@
+// Package adapters defines the contract between the broker and the delivery channels
+// (webhook, XTA, transfer folder, mailbox, peer gateway).
+//
+// The broker owns retries, backoff, fallback and the event log. An adapter makes exactly
+// one delivery attempt per call and classifies its failure: a PermanentError means
+// "retrying the same thing cannot succeed" (the broker moves on to the office's next
+// channel), any other error is transient (the broker retries later with backoff).
+package adapters
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Delivery is everything an adapter may know about one package it has to hand over.
+// Payload bytes are not held here: Package and Attachment.Open stream them from the
+// blob store, so an adapter that only notifies (webhook) never reads them.
+type Delivery struct {
+	// ID is stable across all attempts and channels of one submission; receivers use it
+	// to drop duplicates (delivery is at-least-once).
+	ID           string
+	SubmissionID string
+	MessageID    string // NachrichtID as the portal set it
+	Sender       string // portal id (Absender)
+	LeikaKey     string
+	ServiceName  string
+	OfficeID     string
+	OfficeName   string
+	Target       Target
+	Attempt      int // 1 for the first attempt on this target
+	CreatedAt    time.Time
+
+	PackageSHA256 string // hex SHA-256 of the exact signed package bytes
+	PackageSize   int64
+	// Package opens the exact signed package bytes as received from the portal.
+	Package     func(ctx context.Context) (io.ReadCloser, error)
+	Attachments []Attachment
+}
+
+// Attachment describes one Anlage of the package, already checked against the digest
+// inside the signed element.
+type Attachment struct {
+	ID       string
+	FileName string
+	MimeType string
+	Size     int64
+	SHA256   string
+	Open     func(ctx context.Context) (io.ReadCloser, error)
+}
+
+// Target is one channel of one office, as the directory and the gateway configuration
+// resolved it when the package was accepted.
+type Target struct {
+	Channel  string            // adapter name: "webhook", "xta", "transfer", "mailbox", "peer"
+	Endpoint string            // channel-specific address (URL, folder, peer base URL)
+	Secret   string            // shared secret for the channel; never logged
+	Params   map[string]string // channel-specific extras
+}
+
+// LogValue keeps the secret out of structured logs.
+func (t Target) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("channel", t.Channel), slog.String("endpoint", t.Endpoint))
+}
+
+// String keeps the secret out of fmt output.
+func (t Target) String() string { return t.Channel + " " + t.Endpoint }
+
+// Confirmation is what the receiving side answered when it took the package over.
+type Confirmation struct {
+	Receiver  string    // who confirmed (office system, peer gateway id, folder path)
+	At        time.Time // when the receiver confirmed
+	Reference string    // the receiver's own id for the delivery, if it gave one
+}
+
+// Adapter delivers packages over one channel.
+//
+// Deliver may be called concurrently from many goroutines. It makes one attempt and
+// returns when the receiver has confirmed or the attempt failed; it must honour ctx.
+// A nil error means the receiver has taken responsibility for the package. A
+// *PermanentError (see Permanent, IsPermanent) means the attempt can never succeed as
+// configured; any other error is transient. Adapters never sleep and retry themselves.
+//
+// Close releases the adapter's resources; it waits for running Deliver calls to return
+// (they observe their ctx) and makes later Deliver calls fail with ErrClosed. Close is
+// idempotent.
+type Adapter interface {
+	// Channel is the name under which the adapter is registered, e.g. "webhook".
+	Channel() string
+	Deliver(ctx context.Context, d Delivery) (Confirmation, error)
+	Close() error
+}
+
+// ErrClosed is returned by Deliver after Close.
+var ErrClosed = errors.New("adapter closed")
+
+// PermanentError marks a failure that retrying cannot cure (rejected by the receiver,
+// misconfigured endpoint, package too large for the channel).
+type PermanentError struct {
+	Reason string
+	Err    error
+}
+
+func (e *PermanentError) Error() string {
+	if e.Err == nil {
+		return "permanent delivery failure: " + e.Reason
+	}
+	return fmt.Sprintf("permanent delivery failure: %s: %v", e.Reason, e.Err)
+}
+
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent wraps err as a permanent failure with a short, log-safe reason.
+func Permanent(reason string, err error) error { return &PermanentError{Reason: reason, Err: err} }
+
+// IsPermanent reports whether err (or anything it wraps) is a PermanentError.
+func IsPermanent(err error) bool {
+	var p *PermanentError
+	return errors.As(err, &p)
+}
+
+// Registry maps channel names to adapters. It is safe for concurrent use.
+type Registry struct {
+	mu       sync.RWMutex
+	adapters map[string]Adapter
+}
+
+// NewRegistry returns a registry holding the given adapters.
+func NewRegistry(as ...Adapter) *Registry {
+	r := &Registry{adapters: map[string]Adapter{}}
+	for _, a := range as {
+		r.Register(a)
+	}
+	return r
+}
+
+// Register adds or replaces the adapter for a.Channel().
+func (r *Registry) Register(a Adapter) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.adapters[a.Channel()] = a
+}
+
+// Get returns the adapter registered for channel.
+func (r *Registry) Get(channel string) (Adapter, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	a, ok := r.adapters[channel]
+	return a, ok
+}
+
+// Channels lists the registered channel names, sorted.
+func (r *Registry) Channels() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]string, 0, len(r.adapters))
+	for c := range r.adapters {
+		out = append(out, c)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Close closes every adapter and returns the first error.
+func (r *Registry) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var first error
+	for _, a := range r.adapters {
+		if err := a.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

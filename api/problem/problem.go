@@ -1,0 +1,119 @@
+// Package problem writes RFC 9457 "problem details" (application/problem+json).
+//
+// Every error a client can see has a stable type URI listed here; clients branch on
+// Type, never on Title or Detail. docs/problems.md explains each type.
+package problem
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// ContentType is the media type of a problem document.
+const ContentType = "application/problem+json"
+
+// Base is the prefix of every problem type URI.
+const Base = "https://amtsbote.de/problems/"
+
+// Stable problem types. Never rename one; add new ones instead.
+const (
+	TypeMalformed           = Base + "malformed-request"     // 400: not parseable
+	TypeUnauthenticated     = Base + "unauthenticated"       // 401: missing or wrong credentials
+	TypeForbidden           = Base + "forbidden"             // 403: authenticated but not allowed
+	TypeUntrustedSigner     = Base + "untrusted-signer"      // 403: signer not in the trust store
+	TypeInvalidSignature    = Base + "invalid-signature"     // 403: signature does not verify
+	TypeSenderMismatch      = Base + "sender-mismatch"       // 403: Absender differs from signer
+	TypeNotFound            = Base + "not-found"             // 404
+	TypeConflict            = Base + "conflict"              // 409: state does not allow it
+	TypeTooLarge            = Base + "too-large"             // 413: a configured limit exceeded
+	TypeUnsupportedMedia    = Base + "unsupported-media"     // 415
+	TypeInvalidField        = Base + "invalid-field"         // 422: a field fails its rule
+	TypeUnknownService      = Base + "unknown-service"       // 422: LeiKa key not in directory
+	TypeUnknownPlace        = Base + "unknown-place"         // 422: place not in directory
+	TypeAmbiguousPlace      = Base + "ambiguous-place"       // 422: place names several Gebiete
+	TypeNoResponsibleOffice = Base + "no-responsible-office" // 422: no office for service+place
+	TypeAttachmentDigest    = Base + "attachment-digest"     // 422: attachment differs from signed digest
+	TypeRateLimited         = Base + "rate-limited"          // 429
+	TypeUnavailable         = Base + "unavailable"           // 503: shutting down or not ready
+	TypeInternal            = Base + "internal"              // 500: a bug or storage failure, never bad input
+)
+
+// Problem is one problem document. Extension members go into Extra.
+type Problem struct {
+	Type     string         `json:"type"`
+	Title    string         `json:"title"`
+	Status   int            `json:"status"`
+	Detail   string         `json:"detail,omitempty"`
+	Instance string         `json:"instance,omitempty"`
+	Extra    map[string]any `json:"-"`
+}
+
+func (p *Problem) Error() string { return p.Title + ": " + p.Detail }
+
+// MarshalJSON flattens Extra into the top-level object as RFC 9457 asks.
+func (p *Problem) MarshalJSON() ([]byte, error) {
+	m := make(map[string]any, len(p.Extra)+5)
+	for k, v := range p.Extra {
+		m[k] = v
+	}
+	m["type"] = p.Type
+	m["title"] = p.Title
+	m["status"] = p.Status
+	if p.Detail != "" {
+		m["detail"] = p.Detail
+	}
+	if p.Instance != "" {
+		m["instance"] = p.Instance
+	}
+	return json.Marshal(m)
+}
+
+// New builds a problem with the default title for its type.
+func New(status int, typ, detail string) *Problem {
+	return &Problem{Type: typ, Title: titles[typ], Status: status, Detail: detail}
+}
+
+// With adds an extension member and returns p.
+func (p *Problem) With(key string, v any) *Problem {
+	if p.Extra == nil {
+		p.Extra = map[string]any{}
+	}
+	p.Extra[key] = v
+	return p
+}
+
+// Write sends p as the response.
+func Write(w http.ResponseWriter, r *http.Request, p *Problem) {
+	if p.Title == "" {
+		p.Title = http.StatusText(p.Status)
+	}
+	if p.Instance == "" && r != nil {
+		p.Instance = r.URL.Path
+	}
+	w.Header().Set("Content-Type", ContentType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+var titles = map[string]string{
+	TypeMalformed:           "Malformed request",
+	TypeUnauthenticated:     "Authentication required",
+	TypeForbidden:           "Forbidden",
+	TypeUntrustedSigner:     "Signer not trusted",
+	TypeInvalidSignature:    "Invalid signature",
+	TypeSenderMismatch:      "Sender does not match signer",
+	TypeNotFound:            "Not found",
+	TypeConflict:            "Conflict",
+	TypeTooLarge:            "Request too large",
+	TypeUnsupportedMedia:    "Unsupported media type",
+	TypeInvalidField:        "Invalid field",
+	TypeUnknownService:      "Unknown service",
+	TypeUnknownPlace:        "Unknown place",
+	TypeAmbiguousPlace:      "Ambiguous place",
+	TypeNoResponsibleOffice: "No responsible office",
+	TypeAttachmentDigest:    "Attachment does not match its signed digest",
+	TypeRateLimited:         "Too many requests",
+	TypeUnavailable:         "Service unavailable",
+	TypeInternal:            "Internal error",
+}

@@ -1,0 +1,3 @@
+module github.com/amtsbote/amtsbote
+
+go 1.26.8
