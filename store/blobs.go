@@ -1,0 +1,119 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Blobs is a content-addressed file store: each blob lives at
+// <dir>/<first two hex digits>/<sha256 hex>. Writes go to a temporary file, are
+// fsynced and renamed into place, and the folder is fsynced, so a blob that Put
+// returned survives a crash. Identical content is stored once.
+type Blobs struct {
+	dir string
+}
+
+// ErrBadDigest is returned when a blob name is not a SHA-256 hex digest.
+var ErrBadDigest = errors.New("not a sha-256 hex digest")
+
+// OpenBlobs opens (creating) a blob folder.
+func OpenBlobs(dir string) (*Blobs, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("store: blob dir: %w", err)
+	}
+	return &Blobs{dir: dir}, nil
+}
+
+// Put stores b and returns its hex SHA-256.
+func (bs *Blobs) Put(b []byte) (string, error) {
+	sum := sha256.Sum256(b)
+	digest := hex.EncodeToString(sum[:])
+	final := bs.path(digest)
+	if _, err := os.Stat(final); err == nil {
+		return digest, nil
+	}
+	sub := filepath.Dir(final)
+	if err := os.MkdirAll(sub, 0o750); err != nil {
+		return "", fmt.Errorf("store: blob: %w", err)
+	}
+	f, err := os.CreateTemp(sub, ".tmp-*")
+	if err != nil {
+		return "", fmt.Errorf("store: blob: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after a successful rename
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return "", fmt.Errorf("store: blob write: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", fmt.Errorf("store: blob sync: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("store: blob close: %w", err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return "", fmt.Errorf("store: blob rename: %w", err)
+	}
+	if err := syncDir(sub); err != nil {
+		return "", err
+	}
+	return digest, nil
+}
+
+// Open opens a blob for reading.
+func (bs *Blobs) Open(_ context.Context, digest string) (io.ReadCloser, error) {
+	if !isHexDigest(digest) {
+		return nil, ErrBadDigest
+	}
+	f, err := os.Open(bs.path(digest))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("blob %s: %w", digest, ErrNotFound)
+	}
+	return f, err
+}
+
+// Read returns a whole blob.
+func (bs *Blobs) Read(digest string) ([]byte, error) {
+	rc, err := bs.Open(context.Background(), digest)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+func (bs *Blobs) path(digest string) string {
+	return filepath.Join(bs.dir, digest[:2], digest)
+}
+
+func isHexDigest(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("store: sync dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("store: sync dir: %w", err)
+	}
+	return nil
+}
