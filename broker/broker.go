@@ -1,0 +1,375 @@
+// Package broker is the core of the gateway: it accepts verified and routed packages
+// durably, moves their delivery through JetStream, calls the delivery adapters, decides
+// retries, fallbacks and dead ends, and records every step in the event log. It knows
+// no HTTP and no XML; intake (verification, routing) happens before Accept.
+//
+// Durability: Accept returns only after the package bytes and the record are fsynced
+// (blob files, then one bbolt transaction). The JetStream queue is a work list derived
+// from the store's outbox; on Start every outbox entry is published again (JetStream
+// dedups by Nats-Msg-Id within its window, and the dispatcher ignores stale messages),
+// so a crash at any point loses nothing and at worst repeats a delivery with the same
+// delivery id.
+//
+// Retries belong here, not in adapters: an adapter makes one attempt and says whether
+// its failure is permanent; the broker schedules the next attempt with exponential
+// backoff (JetStream NakWithDelay), and after MaxAttempts or a permanent failure moves
+// to the office's next channel. With no channel left the package is held for the
+// office to fetch by API: nothing disappears.
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/store"
+)
+
+// Sentinel errors at the package boundary.
+var (
+	ErrNotFound  = store.ErrNotFound
+	ErrConflict  = store.ErrConflict
+	ErrForbidden = errors.New("not addressed to this office")
+	ErrStopped   = errors.New("broker stopped")
+)
+
+// Stream and consumer names in JetStream.
+const (
+	StreamName   = "DELIVER"
+	ConsumerName = "dispatch"
+	subjectRoot  = "deliver"
+)
+
+// Config tunes delivery. Zero values take the defaults noted.
+type Config struct {
+	GatewayID      string        // who signs receipts; default "amtsbote"
+	Workers        int           // concurrent delivery attempts; default 8
+	MaxAttempts    int           // attempts per channel before falling back; default 8
+	BackoffBase    time.Duration // first retry delay; default 2s
+	BackoffMax     time.Duration // cap of the delay; default 5m
+	AttemptTimeout time.Duration // one adapter call; default 30s
+	StreamMaxBytes int64         // JetStream stream size cap; default 256 MiB
+	Replicas       int           // JetStream replicas (cluster); default 1
+}
+
+func (c *Config) defaults() {
+	if c.GatewayID == "" {
+		c.GatewayID = "amtsbote"
+	}
+	if c.Workers <= 0 {
+		c.Workers = 8
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 8
+	}
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = 2 * time.Second
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 5 * time.Minute
+	}
+	if c.AttemptTimeout <= 0 {
+		c.AttemptTimeout = 30 * time.Second
+	}
+	if c.StreamMaxBytes <= 0 {
+		c.StreamMaxBytes = 256 << 20
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+}
+
+// Secrets yields the channel secret of an office (from configuration, never stored).
+type Secrets interface {
+	Secret(officeID, channel string) string
+}
+
+// SecretsFunc adapts a function to Secrets.
+type SecretsFunc func(officeID, channel string) string
+
+// Secret implements Secrets.
+func (f SecretsFunc) Secret(o, c string) string { return f(o, c) }
+
+// ReceiptSigner signs the receipts the broker issues.
+type ReceiptSigner interface {
+	SignIntake(s *store.Submission) ([]byte, error)
+	SignDelivery(s *store.Submission, target store.TargetRef, conf adapters.Confirmation) ([]byte, error)
+}
+
+// Receipt kinds as stored.
+const (
+	ReceiptIntake   = "Eingangsbestaetigung"
+	ReceiptDelivery = "Zustellbestaetigung"
+)
+
+// Broker is safe for concurrent use. Create with New, then Start; Stop drains.
+type Broker struct {
+	cfg      Config
+	db       *store.DB
+	js       jetstream.JetStream
+	adapters *adapters.Registry
+	secrets  Secrets
+	signer   ReceiptSigner
+	log      *slog.Logger
+	metrics  *Metrics
+
+	ctx      context.Context
+	cancel   context.CancelFunc
+	consume  jetstream.ConsumeContext
+	pending  chan string
+	rescan   atomic.Bool
+	inflight sync.Map
+	attempts sync.WaitGroup
+	loops    sync.WaitGroup
+	sem      chan struct{}
+	stopped  atomic.Bool
+
+	obsMu     sync.RWMutex
+	observers []func(*store.Submission, store.Event)
+}
+
+// New builds a broker. Nothing runs until Start.
+func New(cfg Config, db *store.DB, js jetstream.JetStream, reg *adapters.Registry, secrets Secrets, signer ReceiptSigner, log *slog.Logger, m *Metrics) *Broker {
+	cfg.defaults()
+	if log == nil {
+		log = slog.Default()
+	}
+	if secrets == nil {
+		secrets = SecretsFunc(func(string, string) string { return "" })
+	}
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	return &Broker{
+		cfg: cfg, db: db, js: js, adapters: reg, secrets: secrets, signer: signer, log: log, metrics: m,
+		pending: make(chan string, 4096),
+		sem:     make(chan struct{}, cfg.Workers),
+	}
+}
+
+// Observe registers fn to be called after every committed event (for progress output,
+// metrics, portal callbacks). fn runs on the broker's goroutines and must not block.
+func (b *Broker) Observe(fn func(*store.Submission, store.Event)) {
+	b.obsMu.Lock()
+	b.observers = append(b.observers, fn)
+	b.obsMu.Unlock()
+}
+
+func (b *Broker) emit(s *store.Submission, evs []store.Event) {
+	b.obsMu.RLock()
+	obs := b.observers
+	b.obsMu.RUnlock()
+	for _, e := range evs {
+		for _, fn := range obs {
+			fn(s, e)
+		}
+	}
+}
+
+// Start creates the stream and consumer if needed, re-publishes the outbox and starts
+// the relay and the dispatcher.
+func (b *Broker) Start(ctx context.Context) error {
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:       StreamName,
+		Subjects:   []string{subjectRoot + ".>"},
+		Retention:  jetstream.WorkQueuePolicy,
+		Storage:    jetstream.FileStorage,
+		MaxBytes:   b.cfg.StreamMaxBytes,
+		MaxMsgSize: 4 << 10, // ids only: a payload here is a bug
+		Duplicates: 2 * time.Minute,
+		Replicas:   b.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("broker: stream: %w", err)
+	}
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
+		Durable:       ConsumerName,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       b.cfg.AttemptTimeout + 30*time.Second,
+		MaxDeliver:    -1, // the broker counts attempts in bbolt and decides itself
+		MaxAckPending: b.cfg.Workers * 64,
+		Replicas:      b.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("broker: consumer: %w", err)
+	}
+	n, err := b.republishOutbox(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		b.log.Info("outbox re-published after start", "count", n)
+	}
+	b.loops.Add(1)
+	go b.relay()
+	cc, err := cons.Consume(b.handle, jetstream.PullMaxMessages(b.cfg.Workers*2))
+	if err != nil {
+		return fmt.Errorf("broker: consume: %w", err)
+	}
+	b.consume = cc
+	return nil
+}
+
+// Stop stops taking new work, waits for running attempts (bounded by ctx) and returns.
+// Accepted packages whose delivery did not finish stay in the outbox for the next Start.
+func (b *Broker) Stop(ctx context.Context) error {
+	if !b.stopped.CompareAndSwap(false, true) {
+		return nil
+	}
+	if b.consume != nil {
+		b.consume.Stop()
+	}
+	done := make(chan struct{})
+	go func() { b.attempts.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	b.cancel()
+	b.loops.Wait()
+	return err
+}
+
+// queueMsg is the only thing that travels through NATS: a reference, never bytes.
+type queueMsg struct {
+	ID  string `json:"id"`
+	Gen int    `json:"gen"`
+}
+
+func subjectFor(s *store.Submission) string {
+	t, _ := s.CurrentTarget()
+	return subjectRoot + "." + token(t.Channel) + "." + token(s.OfficeID)
+}
+
+// token makes a string safe as one NATS subject token.
+func token(s string) string {
+	if s == "" {
+		return "_"
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+func (b *Broker) publish(ctx context.Context, s *store.Submission) error {
+	body, _ := json.Marshal(queueMsg{ID: s.ID, Gen: s.Generation})
+	_, err := b.js.Publish(ctx, subjectFor(s), body, jetstream.WithMsgID(fmt.Sprintf("%s.%d", s.ID, s.Generation)))
+	return err
+}
+
+// enqueue hands an id to the relay without blocking the caller; if the relay is
+// backed up it falls back to a full outbox scan.
+func (b *Broker) enqueue(id string) {
+	select {
+	case b.pending <- id:
+	default:
+		b.rescan.Store(true)
+	}
+}
+
+// relay publishes newly accepted submissions, retrying failed publishes, and scans
+// the outbox when asked to. The outbox in bbolt is what counts; the relay only makes
+// sure JetStream knows about it.
+func (b *Broker) relay() {
+	defer b.loops.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var retry []string
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case id := <-b.pending:
+			if err := b.publishID(id); err != nil {
+				retry = append(retry, id)
+			}
+		case <-tick.C:
+			if b.rescan.Swap(false) {
+				if _, err := b.republishOutbox(b.ctx); err != nil {
+					b.rescan.Store(true)
+				}
+			}
+			keep := retry[:0]
+			for _, id := range retry {
+				if err := b.publishID(id); err != nil {
+					keep = append(keep, id)
+				}
+			}
+			retry = keep
+		}
+	}
+}
+
+func (b *Broker) publishID(id string) error {
+	s, err := b.db.Get(id)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	if !s.State.Dispatchable() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	if err := b.publish(ctx, s); err != nil {
+		b.log.Warn("publish to queue failed; will retry", "submission", id, "err", err)
+		return err
+	}
+	return nil
+}
+
+func (b *Broker) republishOutbox(ctx context.Context) (int, error) {
+	ids, err := b.db.Outbox()
+	if err != nil {
+		return 0, fmt.Errorf("broker: outbox: %w", err)
+	}
+	n := 0
+	for _, id := range ids {
+		s, err := b.db.Get(id)
+		if err != nil {
+			continue
+		}
+		if err := b.publish(ctx, s); err != nil {
+			return n, fmt.Errorf("broker: re-publish %s: %w", id, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// newID returns a time-ordered id, so listings come out oldest first.
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// backoff returns the delay before attempt n+1 after n failed attempts: exponential,
+// capped, with ±20% jitter so retries of many packages do not arrive in lockstep.
+func (b *Broker) backoff(n int) time.Duration {
+	d := b.cfg.BackoffBase
+	for i := 1; i < n && d < b.cfg.BackoffMax; i++ {
+		d *= 2
+	}
+	if d > b.cfg.BackoffMax {
+		d = b.cfg.BackoffMax
+	}
+	jitter := 0.8 + 0.4*rand.Float64()
+	return time.Duration(float64(d) * jitter)
+}

@@ -1,0 +1,257 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/bus"
+	"github.com/amtsbote/amtsbote/store"
+)
+
+// scripted is a receiver whose answers the test sets per attempt; the real channels
+// are covered by adapters/adaptertest.
+type scripted struct {
+	channel string
+	mu      sync.Mutex
+	answers []error // consumed in order; after the last, succeed
+	got     []adapters.Delivery
+	block   chan struct{}
+}
+
+func (s *scripted) Channel() string { return s.channel }
+func (s *scripted) Close() error    { return nil }
+func (s *scripted) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Confirmation, error) {
+	if s.block != nil {
+		select {
+		case <-s.block:
+		case <-ctx.Done():
+			return adapters.Confirmation{}, ctx.Err()
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.got = append(s.got, d)
+	if len(s.answers) > 0 {
+		err := s.answers[0]
+		s.answers = s.answers[1:]
+		if err != nil {
+			return adapters.Confirmation{}, err
+		}
+	}
+	return adapters.Confirmation{Receiver: "test " + s.channel, At: time.Now()}, nil
+}
+
+func (s *scripted) deliveries() []adapters.Delivery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]adapters.Delivery(nil), s.got...)
+}
+
+type fakeSigner struct{}
+
+func (fakeSigner) SignIntake(s *store.Submission) ([]byte, error) {
+	return []byte("<Eingangsbestaetigung>" + s.ID + "</Eingangsbestaetigung>"), nil
+}
+func (fakeSigner) SignDelivery(s *store.Submission, t store.TargetRef, c adapters.Confirmation) ([]byte, error) {
+	return []byte("<Zustellbestaetigung>" + s.ID + " " + c.Receiver + "</Zustellbestaetigung>"), nil
+}
+
+type env struct {
+	dir string
+	db  *store.DB
+	bus *bus.Bus
+	b   *Broker
+}
+
+func start(t *testing.T, dir string, as ...adapters.Adapter) *env {
+	t.Helper()
+	db, err := store.Open(dir+"/store", store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := bus.Start(context.Background(), bus.Options{StoreDir: dir + "/js"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Workers: 4, MaxAttempts: 3, BackoffBase: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond, AttemptTimeout: 2 * time.Second}
+	b := New(cfg, db, bs.JS, adapters.NewRegistry(as...), nil, fakeSigner{}, nil, nil)
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{dir: dir, db: db, bus: bs, b: b}
+	t.Cleanup(e.stop)
+	return e
+}
+
+func (e *env) stop() {
+	if e.b == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = e.b.Stop(ctx)
+	_ = e.bus.Close()
+	_ = e.db.Close()
+	e.b = nil
+}
+
+func intake(msg string, channels ...string) Intake {
+	in := Intake{
+		MessageID: msg, Sender: "amt24", SignerID: "amt24", LeikaKey: "99000000000000", ServiceName: "Test",
+		Place: "Dresden", AreaName: "Dresden", OfficeID: "office-a", OfficeName: "Office A",
+		Package:     []byte("<Antragspaket>" + msg + "</Antragspaket>"),
+		Attachments: []AttachmentIn{{Meta: store.AttachmentMeta{ID: "a1", FileName: "x.pdf", MimeType: "application/pdf"}, Content: []byte("%PDF-1.4")}},
+	}
+	for _, c := range channels {
+		in.Targets = append(in.Targets, store.TargetRef{Channel: c, Endpoint: "test://" + c})
+	}
+	return in
+}
+
+func waitState(t *testing.T, b *Broker, id string, want store.State) *store.Submission {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		s, err := b.Get(id)
+		if err == nil && s.State == want {
+			return s
+		}
+		if time.Now().After(deadline) {
+			evs, _ := b.Events(id)
+			t.Fatalf("submission %s: state %v, want %s; events %+v", id, s.State, want, evs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func eventTypes(t *testing.T, b *Broker, id string) []string {
+	t.Helper()
+	evs, err := b.Events(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.Type
+		if e.Channel != "" {
+			out[i] += ":" + e.Channel
+		}
+	}
+	return out
+}
+
+func TestDeliveryOutcomes(t *testing.T) {
+	transient := errors.New("503 from receiver")
+	tests := []struct {
+		name      string
+		primary   []error
+		channels  []string
+		wantState store.State
+		wantLog   []string
+	}{
+		{"delivered first time", nil, []string{"primary"}, store.StateDelivered,
+			[]string{"received", "routed", "queued:primary", "delivered:primary"}},
+		{"retried then delivered", []error{transient, transient}, []string{"primary"}, store.StateDelivered,
+			[]string{"received", "routed", "queued:primary", "attempt_failed:primary", "attempt_failed:primary", "delivered:primary"}},
+		{"permanent failure falls back", []error{adapters.Permanent("410 gone", nil)}, []string{"primary", "fallback"}, store.StateDelivered,
+			[]string{"received", "routed", "queued:primary", "channel_failed:primary", "fallback:fallback", "delivered:fallback"}},
+		{"attempts exhausted fall back", []error{transient, transient, transient}, []string{"primary", "fallback"}, store.StateDelivered,
+			[]string{"received", "routed", "queued:primary", "attempt_failed:primary", "attempt_failed:primary", "channel_failed:primary", "fallback:fallback", "delivered:fallback"}},
+		{"no channel left is held", []error{adapters.Permanent("400", nil)}, []string{"primary"}, store.StateHeld,
+			[]string{"received", "routed", "queued:primary", "channel_failed:primary", "held"}},
+		{"no channel at all is held", nil, nil, store.StateHeld,
+			[]string{"received", "routed", "held"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			primary := &scripted{channel: "primary", answers: tc.primary}
+			fallback := &scripted{channel: "fallback"}
+			e := start(t, t.TempDir(), primary, fallback)
+			a, err := e.b.Accept(context.Background(), intake("m1", tc.channels...))
+			if err != nil || !a.Created {
+				t.Fatalf("accept: %v created=%v", err, a != nil && a.Created)
+			}
+			s := waitState(t, e.b, a.Submission.ID, tc.wantState)
+			got := eventTypes(t, e.b, s.ID)
+			if fmt.Sprint(got) != fmt.Sprint(tc.wantLog) {
+				t.Fatalf("event log\n got %v\nwant %v", got, tc.wantLog)
+			}
+			ids := map[string]bool{}
+			for _, d := range append(primary.deliveries(), fallback.deliveries()...) {
+				ids[d.ID] = true
+			}
+			if len(ids) > 1 {
+				t.Fatalf("delivery id changed between attempts: %v", ids)
+			}
+			if tc.wantState == store.StateDelivered {
+				if r, err := e.b.Receipt(s.ID, ReceiptDelivery); err != nil || len(r) == 0 {
+					t.Fatalf("no delivery receipt: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestDuplicateGetsFirstReceipt(t *testing.T) {
+	e := start(t, t.TempDir(), &scripted{channel: "primary"})
+	first, err := e.b.Accept(context.Background(), intake("same", "primary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.b.Accept(context.Background(), intake("same", "primary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Created || again.Submission.ID != first.Submission.ID || string(again.Receipt) != string(first.Receipt) {
+		t.Fatalf("duplicate created a new submission or receipt: %+v", again)
+	}
+}
+
+func TestRestartResumesDelivery(t *testing.T) {
+	dir := t.TempDir()
+	// The first instance accepts but its receiver never answers; it is stopped.
+	blocked := &scripted{channel: "primary", block: make(chan struct{})}
+	e := start(t, dir, blocked)
+	a, err := e.b.Accept(context.Background(), intake("m1", "primary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.stop()
+	// A new instance over the same folder delivers it.
+	ok := &scripted{channel: "primary"}
+	e2 := start(t, dir, ok)
+	waitState(t, e2.b, a.Submission.ID, store.StateDelivered)
+	if len(ok.deliveries()) == 0 || ok.deliveries()[0].ID != a.Submission.DeliveryID {
+		t.Fatalf("delivery after restart missing or with a new id")
+	}
+}
+
+func TestOfficeDecisions(t *testing.T) {
+	e := start(t, t.TempDir(), &scripted{channel: "primary"})
+	a, err := e.b.Accept(context.Background(), intake("m1", "primary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := a.Submission.ID
+	if _, err := e.b.ForOffice("office-b", id); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("other office sees the submission: %v", err)
+	}
+	if _, err := e.b.Decide("office-b", id, OutcomeAccepted, ""); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("other office may decide: %v", err)
+	}
+	s, err := e.b.Decide("office-a", id, OutcomeRejected, "unvollständig")
+	if err != nil || s.State != store.StateRejected || s.DeliveredAt == nil {
+		t.Fatalf("reject: %v %+v", err, s)
+	}
+	if _, err := e.b.Decide("office-a", id, OutcomeRejected, "again"); err != nil {
+		t.Fatalf("repeating the same decision must be a no-op: %v", err)
+	}
+	if _, err := e.b.Decide("office-a", id, OutcomeAccepted, ""); !errors.Is(err, ErrConflict) {
+		t.Fatalf("changing a decision: %v", err)
+	}
+}

@@ -1,0 +1,152 @@
+// Package bus runs the message bus the broker moves work through: an embedded NATS
+// server with JetStream (in-process, no listening port, by default) or a connection to
+// an external NATS cluster when one machine is not enough.
+//
+// The bus carries ids, never package bytes (NATS' default 1 MB payload limit, and
+// JetStream's file store fsyncs only every two minutes): bbolt stays the durable truth.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Options configure the bus. The defaults run an in-process server under StoreDir.
+type Options struct {
+	// URL of an external NATS server or cluster; empty runs the embedded server.
+	URL string
+	// StoreDir is the JetStream file store of the embedded server.
+	StoreDir string
+	// MaxMemory and MaxStore cap JetStream; without them the server would claim 75% of
+	// RAM and disk.
+	MaxMemory int64
+	MaxStore  int64
+	// Listen, if set ("127.0.0.1:4222"), lets other processes reach the embedded server.
+	Listen string
+	Logger *slog.Logger
+}
+
+// Bus is a running connection (and maybe server).
+type Bus struct {
+	srv *server.Server
+	NC  *nats.Conn
+	JS  jetstream.JetStream
+	log *slog.Logger
+}
+
+// ErrNotReady is returned when the embedded server does not come up in time.
+var ErrNotReady = errors.New("bus: nats server not ready")
+
+// Start starts the embedded server (unless Options.URL is set) and connects to it.
+func Start(ctx context.Context, o Options) (*Bus, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	b := &Bus{log: o.Logger}
+	var copts []nats.Option
+	url := o.URL
+	copts = append(copts, nats.Name("amtsbote"), nats.MaxReconnects(-1))
+	if url == "" {
+		if o.StoreDir == "" {
+			return nil, errors.New("bus: StoreDir required for the embedded server")
+		}
+		if o.MaxMemory <= 0 {
+			o.MaxMemory = 64 << 20
+		}
+		if o.MaxStore <= 0 {
+			o.MaxStore = 1 << 30
+		}
+		sopts := &server.Options{
+			ServerName:         "amtsbote",
+			JetStream:          true,
+			StoreDir:           o.StoreDir,
+			JetStreamMaxMemory: o.MaxMemory,
+			JetStreamMaxStore:  o.MaxStore,
+			DontListen:         o.Listen == "",
+			NoSigs:             true,
+			NoLog:              true,
+		}
+		if o.Listen != "" {
+			host, port, err := splitHostPort(o.Listen)
+			if err != nil {
+				return nil, err
+			}
+			sopts.Host, sopts.Port = host, port
+		}
+		srv, err := server.NewServer(sopts)
+		if err != nil {
+			return nil, fmt.Errorf("bus: new server: %w", err)
+		}
+		go srv.Start()
+		if !srv.ReadyForConnections(30 * time.Second) {
+			srv.Shutdown()
+			return nil, ErrNotReady
+		}
+		b.srv = srv
+		copts = append(copts, nats.InProcessServer(srv))
+	}
+	nc, err := nats.Connect(url, copts...)
+	if err != nil {
+		b.shutdownServer()
+		return nil, fmt.Errorf("bus: connect: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		b.shutdownServer()
+		return nil, fmt.Errorf("bus: jetstream: %w", err)
+	}
+	b.NC, b.JS = nc, js
+	return b, nil
+}
+
+// Close drains the connection and stops the embedded server, waiting for it.
+func (b *Bus) Close() error {
+	var err error
+	if b.NC != nil {
+		done := make(chan struct{})
+		b.NC.SetClosedHandler(func(*nats.Conn) { close(done) })
+		if err = b.NC.Drain(); err == nil {
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				b.NC.Close()
+			}
+		} else {
+			b.NC.Close()
+		}
+	}
+	b.shutdownServer()
+	return err
+}
+
+// Healthy reports whether the connection is up.
+func (b *Bus) Healthy() bool { return b.NC != nil && b.NC.IsConnected() }
+
+func (b *Bus) shutdownServer() {
+	if b.srv != nil {
+		b.srv.Shutdown()
+		b.srv.WaitForShutdown()
+	}
+}
+
+func splitHostPort(hp string) (string, int, error) {
+	host, p, err := net.SplitHostPort(hp)
+	if err != nil {
+		return "", 0, fmt.Errorf("bus: listen %q: %w", hp, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("bus: listen %q: %w", hp, err)
+	}
+	return host, port, nil
+}
