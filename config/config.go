@@ -1,0 +1,304 @@
+// Package config holds the gateway's one configuration struct. Defaults run as they
+// are (`amtsbote serve` with no file and no flags); a YAML file and then AMTSBOTE_*
+// environment variables override them, and the command line overrides the few things
+// people change per run.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration. Field names in YAML are snake_case; the
+// environment variable of a scalar field is AMTSBOTE_ plus its YAML path in upper
+// case joined by "_", e.g. AMTSBOTE_DELIVERY_MAX_ATTEMPTS. Maps (offices, portals)
+// are set in YAML only.
+type Config struct {
+	GatewayID string `yaml:"gateway_id"`
+	Listen    string `yaml:"listen"`
+	// PublicURL is where offices reach the gateway's API (links in notifications).
+	PublicURL string `yaml:"public_url"`
+	DataDir   string `yaml:"data_dir"`
+	LogLevel  string `yaml:"log_level"`  // debug, info, warn, error
+	LogFormat string `yaml:"log_format"` // text or json
+
+	NATS      NATS      `yaml:"nats"`
+	Store     Store     `yaml:"store"`
+	Limits    Limits    `yaml:"limits"`
+	Delivery  Delivery  `yaml:"delivery"`
+	PKI       PKI       `yaml:"pki"`
+	Directory Directory `yaml:"directory"`
+	HTTP      HTTP      `yaml:"http"`
+
+	// AdminToken authorises /v1/admin; empty: generated into the dev credentials.
+	AdminToken string                  `yaml:"admin_token"`
+	Portals    map[string]PortalClient `yaml:"portals"`
+	Offices    map[string]OfficeClient `yaml:"offices"`
+}
+
+// NATS configures the bus.
+type NATS struct {
+	URL       string `yaml:"url"` // external server; empty = embedded
+	Listen    string `yaml:"listen"`
+	MaxMemory int64  `yaml:"max_memory"`
+	MaxStore  int64  `yaml:"max_store"`
+	Replicas  int    `yaml:"replicas"`
+}
+
+// Store tunes bbolt group commit.
+type Store struct {
+	BatchSize  int           `yaml:"batch_size"`
+	BatchDelay time.Duration `yaml:"batch_delay"`
+}
+
+// Limits bound what one request may make the gateway do.
+type Limits struct {
+	MaxBodyBytes       int64 `yaml:"max_body_bytes"`
+	MaxDepth           int   `yaml:"max_depth"`
+	MaxElements        int   `yaml:"max_elements"`
+	MaxAttributes      int   `yaml:"max_attributes"`
+	MaxAttachments     int   `yaml:"max_attachments"`
+	MaxAttachmentBytes int64 `yaml:"max_attachment_bytes"`
+}
+
+// Delivery tunes the broker.
+type Delivery struct {
+	Workers        int           `yaml:"workers"`
+	MaxAttempts    int           `yaml:"max_attempts"`
+	BackoffBase    time.Duration `yaml:"backoff_base"`
+	BackoffMax     time.Duration `yaml:"backoff_max"`
+	AttemptTimeout time.Duration `yaml:"attempt_timeout"`
+}
+
+// PKI names the gateway's signing key and the trust store. Empty paths mean the
+// development PKI under DataDir/pki, created on first start.
+type PKI struct {
+	Dir         string `yaml:"dir"`
+	GatewayKey  string `yaml:"gateway_key"`
+	GatewayCert string `yaml:"gateway_cert"`
+	TrustDir    string `yaml:"trust_dir"`
+}
+
+// Directory lists operator files (XZuFi, YAML overlay) loaded on top of the built-in directory.
+type Directory struct {
+	Files []string `yaml:"files"`
+}
+
+// HTTP tunes the server.
+type HTTP struct {
+	ReadTimeout     time.Duration `yaml:"read_timeout"`
+	WriteTimeout    time.Duration `yaml:"write_timeout"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// PortalClient is a portal allowed to read the status of its own submissions.
+type PortalClient struct {
+	Token string `yaml:"token"`
+}
+
+// OfficeClient is an office's credentials and push endpoints.
+type OfficeClient struct {
+	Token   string  `yaml:"token"`
+	Webhook Webhook `yaml:"webhook"`
+}
+
+// Webhook is an office's webhook endpoint.
+type Webhook struct {
+	URL    string `yaml:"url"`
+	Secret string `yaml:"secret"`
+}
+
+// Default returns the configuration that runs with nothing else given.
+func Default() Config {
+	return Config{
+		GatewayID: "amtsbote-sn",
+		Listen:    "127.0.0.1:8080",
+		DataDir:   "./data",
+		LogLevel:  "info",
+		LogFormat: "text",
+		NATS:      NATS{MaxMemory: 64 << 20, MaxStore: 1 << 30, Replicas: 1},
+		Store:     Store{BatchSize: 64, BatchDelay: 2 * time.Millisecond},
+		Limits: Limits{
+			MaxBodyBytes: 32 << 20, MaxDepth: 64, MaxElements: 200_000, MaxAttributes: 64,
+			MaxAttachments: 100, MaxAttachmentBytes: 20 << 20,
+		},
+		Delivery: Delivery{Workers: 8, MaxAttempts: 8, BackoffBase: 2 * time.Second, BackoffMax: 5 * time.Minute, AttemptTimeout: 30 * time.Second},
+		HTTP:     HTTP{ReadTimeout: 60 * time.Second, WriteTimeout: 60 * time.Second, ShutdownTimeout: 20 * time.Second},
+	}
+}
+
+// Load builds the configuration: defaults, then the YAML file (if path is not
+// empty), then the environment. It does not validate; call Validate.
+func Load(path string, environ []string) (Config, error) {
+	c := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // an empty file is fine
+			return c, fmt.Errorf("config: %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&c, environ); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// Resolve fills the derived defaults that depend on other fields.
+func (c *Config) Resolve() {
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.Listen
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.PKI.Dir == "" {
+		c.PKI.Dir = filepath.Join(c.DataDir, "pki")
+	}
+}
+
+// Validate reports every problem at once, naming the field.
+func (c *Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen: %w", err))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir: must not be empty"))
+	}
+	if u, err := url.Parse(c.PublicURL); c.PublicURL != "" && (err != nil || u.Scheme == "" || u.Host == "") {
+		errs = append(errs, fmt.Errorf("public_url: %q is not an absolute URL", c.PublicURL))
+	}
+	if c.Limits.MaxBodyBytes <= 0 || c.Limits.MaxDepth <= 0 || c.Limits.MaxElements <= 0 || c.Limits.MaxAttachments < 0 {
+		errs = append(errs, errors.New("limits: must be positive"))
+	}
+	if c.Delivery.MaxAttempts <= 0 || c.Delivery.Workers <= 0 {
+		errs = append(errs, errors.New("delivery: workers and max_attempts must be positive"))
+	}
+	for id, o := range c.Offices {
+		if o.Webhook.URL != "" {
+			if u, err := url.Parse(o.Webhook.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				errs = append(errs, fmt.Errorf("offices.%s.webhook.url: %q is not an http(s) URL", id, o.Webhook.URL))
+			}
+		}
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log_format: %q (want text or json)", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+// applyEnv sets scalar fields from AMTSBOTE_* variables.
+func applyEnv(c *Config, environ []string) error {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "AMTSBOTE_") {
+			env[k] = v
+		}
+	}
+	if len(env) == 0 {
+		return nil
+	}
+	known := map[string]bool{}
+	var errs []error
+	walk(reflect.ValueOf(c).Elem(), "AMTSBOTE", func(name string, f reflect.Value) {
+		known[name] = true
+		v, ok := env[name]
+		if !ok {
+			return
+		}
+		if err := setScalar(f, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	})
+	for k := range env {
+		if !known[k] && k != "AMTSBOTE_CONFIG" {
+			errs = append(errs, fmt.Errorf("%s: unknown setting", k))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// EnvNames lists every environment variable the configuration reads.
+func EnvNames() []string {
+	var out []string
+	c := Default()
+	walk(reflect.ValueOf(&c).Elem(), "AMTSBOTE", func(name string, _ reflect.Value) { out = append(out, name) })
+	return out
+}
+
+func walk(v reflect.Value, prefix string, fn func(string, reflect.Value)) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		name := prefix + "_" + strings.ToUpper(tag)
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.Struct:
+			walk(f, name, fn)
+		case reflect.Map, reflect.Slice:
+			if f.Type().Elem().Kind() == reflect.String {
+				fn(name, f)
+			}
+		default:
+			fn(name, f)
+		}
+	}
+}
+
+func setScalar(f reflect.Value, s string) error {
+	if f.Type() == reflect.TypeOf(time.Duration(0)) {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		f.SetInt(int64(d))
+		return nil
+	}
+	switch f.Kind() {
+	case reflect.String:
+		f.SetString(s)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return err
+		}
+		f.SetInt(n)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		f.SetBool(b)
+	case reflect.Slice:
+		var parts []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		f.Set(reflect.ValueOf(parts))
+	default:
+		return fmt.Errorf("unsupported kind %s", f.Kind())
+	}
+	return nil
+}

@@ -1,0 +1,112 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultsRunAsTheyAre(t *testing.T) {
+	c, err := Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Resolve()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+	if c.Listen != "127.0.0.1:8080" || c.DataDir != "./data" || c.PublicURL != "http://127.0.0.1:8080" {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+}
+
+func TestFileThenEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "amtsbote.yaml")
+	yaml := `
+listen: 127.0.0.1:9090
+delivery:
+  max_attempts: 3
+  backoff_base: 500ms
+offices:
+  dresden-allgemeine-verwaltung:
+    token: t0k
+    webhook:
+      url: https://fachverfahren.dresden.example/hook
+      secret: whsec_c2VjcmV0
+directory:
+  files: [a.yaml]
+`
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, []string{"AMTSBOTE_LISTEN=127.0.0.1:7070", "AMTSBOTE_DELIVERY_BACKOFF_MAX=1m", "AMTSBOTE_DIRECTORY_FILES=b.yaml, c.xml", "PATH=/bin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:7070" {
+		t.Errorf("env must win over file: %s", c.Listen)
+	}
+	if c.Delivery.MaxAttempts != 3 || c.Delivery.BackoffBase != 500*time.Millisecond || c.Delivery.BackoffMax != time.Minute {
+		t.Errorf("delivery: %+v", c.Delivery)
+	}
+	if c.Delivery.Workers != 8 {
+		t.Errorf("unset fields keep defaults: workers %d", c.Delivery.Workers)
+	}
+	if o := c.Offices["dresden-allgemeine-verwaltung"]; o.Token != "t0k" || o.Webhook.URL == "" {
+		t.Errorf("offices: %+v", c.Offices)
+	}
+	if strings.Join(c.Directory.Files, "|") != "b.yaml|c.xml" {
+		t.Errorf("directory files: %v", c.Directory.Files)
+	}
+}
+
+func TestErrorsNameTheSetting(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("lissen: x\n"), 0o600)
+	tests := []struct {
+		name, path string
+		env        []string
+		want       string
+	}{
+		{"unknown yaml key", bad, nil, "lissen"},
+		{"unknown env var", "", []string{"AMTSBOTE_LISSEN=1"}, "AMTSBOTE_LISSEN"},
+		{"bad duration", "", []string{"AMTSBOTE_DELIVERY_BACKOFF_BASE=soon"}, "AMTSBOTE_DELIVERY_BACKOFF_BASE"},
+		{"bad number", "", []string{"AMTSBOTE_DELIVERY_WORKERS=many"}, "AMTSBOTE_DELIVERY_WORKERS"},
+		{"missing file", filepath.Join(dir, "nope.yaml"), nil, "nope.yaml"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(tc.path, tc.env)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want mention of %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	c := Default()
+	c.Listen = "nonsense"
+	c.LogFormat = "xml"
+	c.Offices = map[string]OfficeClient{"x": {Webhook: Webhook{URL: "ftp://a"}}}
+	c.Resolve()
+	err := c.Validate()
+	for _, want := range []string{"listen", "log_format", "offices.x.webhook.url"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("validate: %v, want %s", err, want)
+		}
+	}
+}
+
+func TestEnvNamesCoverNestedFields(t *testing.T) {
+	names := strings.Join(EnvNames(), " ")
+	for _, want := range []string{"AMTSBOTE_LISTEN", "AMTSBOTE_NATS_URL", "AMTSBOTE_DELIVERY_MAX_ATTEMPTS", "AMTSBOTE_LIMITS_MAX_BODY_BYTES"} {
+		if !strings.Contains(names, want) {
+			t.Errorf("missing %s", want)
+		}
+	}
+}
