@@ -1,0 +1,203 @@
+package signing
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// DevPKI lists the files of the development PKI EnsureDevPKI manages.
+type DevPKI struct {
+	Dir         string
+	CACert      string
+	CAKey       string
+	GatewayKey  string
+	GatewayCert string
+	PortalKey   string
+	PortalCert  string
+	TrustDir    string
+	Created     bool // true if this call generated the files
+}
+
+// DevPortalID is the client id of the demo portal EnsureDevPKI creates.
+const DevPortalID = "amt24"
+
+func devPaths(dir string) *DevPKI {
+	return &DevPKI{
+		Dir:         dir,
+		CACert:      filepath.Join(dir, "dev-ca.pem"),
+		CAKey:       filepath.Join(dir, "dev-ca-key.pem"),
+		GatewayKey:  filepath.Join(dir, "gateway-key.pem"),
+		GatewayCert: filepath.Join(dir, "gateway.pem"),
+		PortalKey:   filepath.Join(dir, "portal-"+DevPortalID+"-key.pem"),
+		PortalCert:  filepath.Join(dir, "portal-"+DevPortalID+".pem"),
+		TrustDir:    filepath.Join(dir, "trust"),
+	}
+}
+
+// EnsureDevPKI creates, on first call, a development CA, a gateway signing key and
+// certificate (RSA-2048, CN=gatewayID), a demo portal key and certificate
+// (CN=amt24) and a trust directory with the CA as portal root and the gateway
+// certificate under gateways/ (so `amtsbote verify` trusts our own receipts).
+// Later calls load nothing new and return the same paths with Created=false; if
+// the gateway certificate's CN differs from gatewayID it says so instead of
+// silently signing as someone else. Keys are written 0600.
+//
+// These are development keys: the CA key sits next to the certificates.
+func EnsureDevPKI(dir, gatewayID string) (*DevPKI, error) {
+	if gatewayID == "" {
+		return nil, fmt.Errorf("%w: empty gateway id", ErrSignerConfig)
+	}
+	p := devPaths(dir)
+	if _, err := os.Stat(p.GatewayCert); err == nil {
+		if _, err := LoadSigner(p.GatewayKey, p.GatewayCert); err != nil {
+			return nil, fmt.Errorf("dev PKI in %s is damaged: %w", dir, err)
+		}
+		data, err := os.ReadFile(p.GatewayCert)
+		if err != nil {
+			return nil, err
+		}
+		certs, err := ParseCertificatesPEM(data)
+		if err != nil {
+			return nil, err
+		}
+		if cn := certs[0].Subject.CommonName; cn != gatewayID {
+			return nil, fmt.Errorf("%w: dev PKI in %s belongs to gateway %q, not %q", ErrSignerConfig, dir, cn, gatewayID)
+		}
+		return p, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	for _, d := range []string{dir, p.TrustDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	for _, sub := range []string{RoleDirs[RolePortal], RoleDirs[RolePeer], RoleDirs[RoleOffice], RoleDirs[RoleGateway], CRLDir} {
+		if err := os.MkdirAll(filepath.Join(p.TrustDir, sub), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	now := time.Now().Add(-time.Hour)
+	caKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	caTmpl := &x509.Certificate{
+		Subject:               pkix.Name{CommonName: "amtsbote dev CA (" + gatewayID + ")", Organization: []string{"amtsbote development"}},
+		NotBefore:             now,
+		NotAfter:              now.AddDate(10, 0, 0),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	caCert, err := issue(caTmpl, caTmpl, caKey.Public(), caKey)
+	if err != nil {
+		return nil, err
+	}
+	leaf := func(cn string) (*rsa.PrivateKey, *x509.Certificate, error) {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return nil, nil, err
+		}
+		c, err := issue(&x509.Certificate{
+			Subject:               pkix.Name{CommonName: cn, Organization: []string{"amtsbote development"}},
+			NotBefore:             now,
+			NotAfter:              now.AddDate(5, 0, 0),
+			KeyUsage:              x509.KeyUsageDigitalSignature,
+			ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+			BasicConstraintsValid: true,
+		}, caCert, k.Public(), caKey)
+		return k, c, err
+	}
+	gwKey, gwCert, err := leaf(gatewayID)
+	if err != nil {
+		return nil, err
+	}
+	ptKey, ptCert, err := leaf(DevPortalID)
+	if err != nil {
+		return nil, err
+	}
+	writes := []struct {
+		path string
+		data []byte
+		mode os.FileMode
+	}{
+		{p.CAKey, keyPEM(caKey), 0o600},
+		{p.GatewayKey, keyPEM(gwKey), 0o600},
+		{p.PortalKey, keyPEM(ptKey), 0o600},
+		{p.CACert, CertPEM(caCert), 0o644},
+		{p.PortalCert, append(CertPEM(ptCert), CertPEM(caCert)...), 0o644},
+		{filepath.Join(p.TrustDir, RoleDirs[RolePortal], "dev-ca.pem"), CertPEM(caCert), 0o644},
+		{filepath.Join(p.TrustDir, RoleDirs[RoleGateway], "gateway.pem"), CertPEM(gwCert), 0o644},
+		// Last: its presence marks a complete dev PKI.
+		{p.GatewayCert, append(CertPEM(gwCert), CertPEM(caCert)...), 0o644},
+	}
+	for _, w := range writes {
+		if err := writeFileAtomic(w.path, w.data, w.mode); err != nil {
+			return nil, err
+		}
+	}
+	p.Created = true
+	return p, nil
+}
+
+func issue(tmpl, parent *x509.Certificate, pub crypto.PublicKey, key crypto.Signer) (*x509.Certificate, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, err
+	}
+	tmpl.SerialNumber = serial
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
+}
+
+// CertPEM encodes a certificate as PEM.
+func CertPEM(c *x509.Certificate) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+}
+
+func keyPEM(k crypto.Signer) []byte {
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		// Only reachable for key types we never generate.
+		return nil
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

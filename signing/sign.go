@@ -1,0 +1,249 @@
+package signing
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+
+	"github.com/beevik/etree"
+
+	"github.com/amtsbote/amtsbote/signing/internal/c14n"
+)
+
+// ErrSignerConfig reports an unusable key or certificate chain for a Signer.
+var ErrSignerConfig = errors.New("signing: bad signer configuration")
+
+// Signer produces enveloped signatures: one ds:Signature appended as the last child
+// of the root, one Reference URI="#<root ID>", enveloped + inclusive C14N 1.0
+// transforms, SHA-256, RSA-SHA256 (RSA >= 2048 bits) or ECDSA-SHA256 (P-256, raw
+// r||s as XMLDSig 1.1 requires), and the certificate chain in KeyInfo.
+//
+// Inclusive C14N 1.0 is the one method xmlsec1, xml-crypto and goxmldsig all
+// verify, and unlike exclusive C14N it also binds namespace prefixes used inside
+// attribute values (xsi:type="xs:string").
+type Signer struct {
+	key     crypto.Signer
+	chain   []*x509.Certificate
+	alg     string
+	hash    crypto.Hash
+	certB64 []string
+}
+
+// NewSigner checks that chain[0] belongs to key and that the key is strong enough.
+func NewSigner(key crypto.Signer, chain []*x509.Certificate) (*Signer, error) {
+	if key == nil || len(chain) == 0 || chain[0] == nil {
+		return nil, fmt.Errorf("%w: key and at least one certificate are required", ErrSignerConfig)
+	}
+	s := &Signer{key: key, chain: chain, hash: crypto.SHA256}
+	switch pub := key.Public().(type) {
+	case *rsa.PublicKey:
+		if pub.N.BitLen() < 2048 {
+			return nil, fmt.Errorf("%w: RSA key of %d bits, need >= 2048", ErrSignerConfig, pub.N.BitLen())
+		}
+		s.alg = AlgRSASHA256
+	case *ecdsa.PublicKey:
+		if pub.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("%w: ECDSA curve %s, need P-256", ErrSignerConfig, pub.Curve.Params().Name)
+		}
+		s.alg = AlgECDSASHA256
+	default:
+		return nil, fmt.Errorf("%w: unsupported key type %T", ErrSignerConfig, pub)
+	}
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	if eq, ok := key.Public().(equaler); !ok || !eq.Equal(chain[0].PublicKey) {
+		return nil, fmt.Errorf("%w: certificate %q does not belong to the key", ErrSignerConfig, chain[0].Subject.CommonName)
+	}
+	for _, c := range chain {
+		s.certB64 = append(s.certB64, base64.StdEncoding.EncodeToString(c.Raw))
+	}
+	return s, nil
+}
+
+// LoadSigner reads a PEM private key (PKCS#8, PKCS#1 or SEC 1) and a PEM file with
+// the certificate chain, leaf first.
+func LoadSigner(keyPEMFile, certPEMFile string) (*Signer, error) {
+	keyPEM, err := os.ReadFile(keyPEMFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSignerConfig, err)
+	}
+	key, err := ParsePrivateKeyPEM(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrSignerConfig, keyPEMFile, err)
+	}
+	certPEM, err := os.ReadFile(certPEMFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSignerConfig, err)
+	}
+	chain, err := ParseCertificatesPEM(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrSignerConfig, certPEMFile, err)
+	}
+	return NewSigner(key, chain)
+}
+
+// ParsePrivateKeyPEM parses the first private key block of PEM data.
+func ParsePrivateKeyPEM(data []byte) (crypto.Signer, error) {
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			return nil, errors.New("no private key in PEM data")
+		}
+		switch block.Type {
+		case "PRIVATE KEY":
+			k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+			if err != nil {
+				return nil, err
+			}
+			s, ok := k.(crypto.Signer)
+			if !ok {
+				return nil, fmt.Errorf("key type %T cannot sign", k)
+			}
+			return s, nil
+		case "RSA PRIVATE KEY":
+			return x509.ParsePKCS1PrivateKey(block.Bytes)
+		case "EC PRIVATE KEY":
+			return x509.ParseECPrivateKey(block.Bytes)
+		}
+	}
+}
+
+// ParseCertificatesPEM parses every CERTIFICATE block; it fails if there is none.
+func ParseCertificatesPEM(data []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no certificate in PEM data")
+	}
+	return out, nil
+}
+
+// Certificate returns the signing (leaf) certificate.
+func (s *Signer) Certificate() *x509.Certificate { return s.chain[0] }
+
+// Chain returns the certificate chain written into KeyInfo, leaf first.
+func (s *Signer) Chain() []*x509.Certificate { return s.chain }
+
+// Sign signs a copy of root (root itself is not modified) and returns the complete
+// signed document: an XML declaration followed by the canonical form of the signed
+// root. Writing the canonical form keeps every verifier's parse identical to ours
+// (no attribute-value normalisation surprises).
+func (s *Signer) Sign(root *etree.Element) ([]byte, error) {
+	if root == nil {
+		return nil, fmt.Errorf("%w: nil root", ErrMalformed)
+	}
+	el := root.Copy()
+	id := ""
+	if a := rootIDAttr(el); a != nil {
+		id = a.Value
+	}
+	if id == "" {
+		return nil, fmt.Errorf("%w: root element <%s> has no %s attribute", ErrMalformed, el.FullTag(), idAttributeName)
+	}
+	for _, ch := range el.ChildElements() {
+		if ch.Tag == "Signature" && ch.NamespaceURI() == NamespaceDSig {
+			return nil, fmt.Errorf("%w: root is already signed", ErrMalformed)
+		}
+	}
+	var buf bytes.Buffer
+	if err := c14n.Canonicalize(&buf, el, c14n.Inclusive10, nil); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	digest := crypto.SHA256.New()
+	digest.Write(buf.Bytes())
+
+	sig := el.CreateElement("ds:Signature")
+	sig.CreateAttr("xmlns:ds", NamespaceDSig)
+	si := sig.CreateElement("ds:SignedInfo")
+	si.CreateElement("ds:CanonicalizationMethod").CreateAttr("Algorithm", c14n.AlgInclusive10)
+	si.CreateElement("ds:SignatureMethod").CreateAttr("Algorithm", s.alg)
+	ref := si.CreateElement("ds:Reference")
+	ref.CreateAttr("URI", "#"+id)
+	tr := ref.CreateElement("ds:Transforms")
+	tr.CreateElement("ds:Transform").CreateAttr("Algorithm", AlgEnveloped)
+	tr.CreateElement("ds:Transform").CreateAttr("Algorithm", c14n.AlgInclusive10)
+	ref.CreateElement("ds:DigestMethod").CreateAttr("Algorithm", AlgSHA256)
+	ref.CreateElement("ds:DigestValue").SetText(base64.StdEncoding.EncodeToString(digest.Sum(nil)))
+	sv := sig.CreateElement("ds:SignatureValue")
+	x509Data := sig.CreateElement("ds:KeyInfo").CreateElement("ds:X509Data")
+	for _, c := range s.certB64 {
+		x509Data.CreateElement("ds:X509Certificate").SetText(c)
+	}
+
+	buf.Reset()
+	if err := c14n.Canonicalize(&buf, si, c14n.Inclusive10, nil); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	value, err := s.signBytes(buf.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	sv.SetText(base64.StdEncoding.EncodeToString(value))
+
+	buf.Reset()
+	buf.WriteString("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")
+	if err := c14n.Canonicalize(&buf, el, c14n.Inclusive10, nil); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	buf.WriteByte('\n')
+	return buf.Bytes(), nil
+}
+
+// signBytes signs the canonical SignedInfo.
+func (s *Signer) signBytes(data []byte) ([]byte, error) {
+	h := s.hash.New()
+	h.Write(data)
+	sum := h.Sum(nil)
+	raw, err := s.key.Sign(rand.Reader, sum, s.hash)
+	if err != nil {
+		return nil, fmt.Errorf("signing: sign: %w", err)
+	}
+	if s.alg != AlgECDSASHA256 {
+		return raw, nil
+	}
+	// crypto.Signer returns ASN.1 DER for ECDSA; XMLDSig 1.1 wants r||s, each
+	// left-padded to the curve size.
+	var rs struct{ R, S *big.Int }
+	if _, err := asn1.Unmarshal(raw, &rs); err != nil {
+		return nil, fmt.Errorf("signing: ecdsa signature: %w", err)
+	}
+	out := make([]byte, 64)
+	rs.R.FillBytes(out[:32])
+	rs.S.FillBytes(out[32:])
+	return out, nil
+}
+
+// rootIDAttr returns the unprefixed ID attribute of el, if any.
+func rootIDAttr(el *etree.Element) *etree.Attr {
+	for i := range el.Attr {
+		if el.Attr[i].Space == "" && el.Attr[i].Key == idAttributeName {
+			return &el.Attr[i]
+		}
+	}
+	return nil
+}

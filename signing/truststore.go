@@ -1,0 +1,422 @@
+package signing
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrTrustConfig reports an unreadable or inconsistent trust directory.
+var ErrTrustConfig = errors.New("signing: bad trust store")
+
+// RoleDirs maps each role to its subdirectory of the trust directory. Every *.pem
+// file there may hold several CERTIFICATE blocks: CA certificates become trust
+// anchors (roots) of that role, non-CA certificates are pinned leaves (trusted as
+// they are, e.g. self-signed portal certificates). <dir>/crl/*.pem holds X509 CRL
+// blocks, each of which must be signed by one of the CA certificates.
+var RoleDirs = map[Role]string{
+	RolePortal:  "portals",
+	RolePeer:    "peers",
+	RoleOffice:  "offices",
+	RoleGateway: "gateways",
+}
+
+// CRLDir is the subdirectory holding CRLs.
+const CRLDir = "crl"
+
+// TrustStore holds, per role, the trust anchors and pinned leaf certificates plus
+// the revocations. Reads use an immutable snapshot behind an atomic pointer, so
+// Verify never waits for Reload, Add or Revoke; those build a new snapshot and swap
+// it in only if everything in it is valid.
+type TrustStore struct {
+	dir string
+	now func() time.Time
+
+	mu      sync.Mutex // serialises writers
+	added   []roleCert // programmatic additions, kept across Reload
+	revoked []revocation
+	cur     atomic.Pointer[trustSnapshot]
+}
+
+type roleCert struct {
+	role Role
+	cert *x509.Certificate
+}
+
+type revocation struct {
+	issuer []byte // raw subject of the issuer
+	serial *big.Int
+}
+
+func (r revocation) key() string { return string(r.issuer) + "|" + r.serial.String() }
+
+type roleTrust struct {
+	roots   *x509.CertPool
+	cas     []*x509.Certificate
+	pinned  map[[32]byte]*x509.Certificate
+	nPinned int
+}
+
+type trustSnapshot struct {
+	roles   map[Role]*roleTrust
+	revoked map[string]bool
+	// cache of successful chain checks keyed by certificate bytes and role; it lives
+	// in the snapshot, so any change to the trust store starts with an empty cache.
+	cache sync.Map
+}
+
+type cachedTrust struct {
+	ident     Identity
+	notBefore time.Time
+	notAfter  time.Time
+	chain     []*x509.Certificate
+}
+
+// NewTrustStore returns an empty in-memory trust store (fill it with Add).
+func NewTrustStore() *TrustStore {
+	ts := &TrustStore{now: time.Now}
+	ts.cur.Store(&trustSnapshot{roles: map[Role]*roleTrust{}, revoked: map[string]bool{}})
+	return ts
+}
+
+// LoadTrustStore reads the trust directory (layout: see RoleDirs and CRLDir).
+func LoadTrustStore(dir string) (*TrustStore, error) {
+	ts := NewTrustStore()
+	ts.dir = dir
+	if err := ts.Reload(); err != nil {
+		return nil, err
+	}
+	return ts, nil
+}
+
+// TrustStoreFromPEM builds an in-memory store trusting the certificates in pemData
+// for role (CA certificates as anchors, others pinned). It is the "just give me the
+// gateway certificate" trust source of offline verification.
+func TrustStoreFromPEM(role Role, pemData []byte) (*TrustStore, error) {
+	certs, err := ParseCertificatesPEM(pemData)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTrustConfig, err)
+	}
+	ts := NewTrustStore()
+	for _, c := range certs {
+		if err := ts.Add(role, c); err != nil {
+			return nil, err
+		}
+	}
+	return ts, nil
+}
+
+// SetClock replaces the clock used for validity checks (tests).
+func (ts *TrustStore) SetClock(now func() time.Time) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.now = now
+}
+
+func (ts *TrustStore) clock() time.Time {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.now()
+}
+
+// Dir returns the directory the store reads, "" for an in-memory store.
+func (ts *TrustStore) Dir() string { return ts.dir }
+
+// Reload re-reads the directory and swaps the new state in atomically. On any
+// error the old state stays in force and the error says which file is bad.
+func (ts *TrustStore) Reload() error {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.rebuild()
+}
+
+// Add trusts cert for role without touching the directory; it survives Reload.
+func (ts *TrustStore) Add(role Role, cert *x509.Certificate) error {
+	if cert == nil {
+		return fmt.Errorf("%w: nil certificate", ErrTrustConfig)
+	}
+	if _, ok := RoleDirs[role]; !ok {
+		return fmt.Errorf("%w: unknown role %q", ErrTrustConfig, role)
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.added = append(ts.added, roleCert{role, cert})
+	if err := ts.rebuild(); err != nil {
+		ts.added = ts.added[:len(ts.added)-1]
+		return err
+	}
+	return nil
+}
+
+// Revoke distrusts cert (by issuer and serial number) in every role, whether it is a
+// chained leaf, an intermediate or a pinned certificate; it survives Reload.
+func (ts *TrustStore) Revoke(cert *x509.Certificate) error {
+	if cert == nil {
+		return fmt.Errorf("%w: nil certificate", ErrTrustConfig)
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.revoked = append(ts.revoked, revocation{cert.RawIssuer, cert.SerialNumber})
+	if err := ts.rebuild(); err != nil {
+		ts.revoked = ts.revoked[:len(ts.revoked)-1]
+		return err
+	}
+	return nil
+}
+
+// Count reports how many anchors and pinned certificates role has (for logs).
+func (ts *TrustStore) Count(role Role) (roots, pinned int) {
+	rt := ts.cur.Load().roles[role]
+	if rt == nil {
+		return 0, 0
+	}
+	return len(rt.cas), rt.nPinned
+}
+
+func (ts *TrustStore) rebuild() error {
+	snap := &trustSnapshot{roles: map[Role]*roleTrust{}, revoked: map[string]bool{}}
+	get := func(r Role) *roleTrust {
+		rt := snap.roles[r]
+		if rt == nil {
+			rt = &roleTrust{roots: x509.NewCertPool(), pinned: map[[32]byte]*x509.Certificate{}}
+			snap.roles[r] = rt
+		}
+		return rt
+	}
+	addCert := func(r Role, c *x509.Certificate) {
+		rt := get(r)
+		if c.BasicConstraintsValid && c.IsCA {
+			rt.roots.AddCert(c)
+			rt.cas = append(rt.cas, c)
+			return
+		}
+		h := sha256.Sum256(c.Raw)
+		if _, dup := rt.pinned[h]; !dup {
+			rt.nPinned++
+		}
+		rt.pinned[h] = c
+	}
+	if ts.dir != "" {
+		if st, err := os.Stat(ts.dir); err != nil || !st.IsDir() {
+			return fmt.Errorf("%w: %s is not a readable directory", ErrTrustConfig, ts.dir)
+		}
+		roles := make([]Role, 0, len(RoleDirs))
+		for r := range RoleDirs {
+			roles = append(roles, r)
+		}
+		sort.Slice(roles, func(i, j int) bool { return roles[i] < roles[j] })
+		for _, r := range roles {
+			files, err := pemFiles(filepath.Join(ts.dir, RoleDirs[r]))
+			if err != nil {
+				return err
+			}
+			for _, f := range files {
+				data, err := os.ReadFile(f)
+				if err != nil {
+					return fmt.Errorf("%w: %w", ErrTrustConfig, err)
+				}
+				certs, err := ParseCertificatesPEM(data)
+				if err != nil {
+					return fmt.Errorf("%w: %s: %w", ErrTrustConfig, f, err)
+				}
+				for _, c := range certs {
+					addCert(r, c)
+				}
+			}
+		}
+	}
+	for _, a := range ts.added {
+		addCert(a.role, a.cert)
+	}
+	for _, r := range ts.revoked {
+		snap.revoked[r.key()] = true
+	}
+	if ts.dir != "" {
+		files, err := pemFiles(filepath.Join(ts.dir, CRLDir))
+		if err != nil {
+			return err
+		}
+		var cas []*x509.Certificate
+		for _, rt := range snap.roles {
+			cas = append(cas, rt.cas...)
+		}
+		for _, f := range files {
+			if err := loadCRLFile(f, cas, snap.revoked); err != nil {
+				return err
+			}
+		}
+	}
+	ts.cur.Store(snap)
+	return nil
+}
+
+func pemFiles(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTrustConfig, err)
+	}
+	var out []string
+	for _, e := range entries {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".pem") {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	return out, nil
+}
+
+func loadCRLFile(path string, cas []*x509.Certificate, revoked map[string]bool) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrTrustConfig, err)
+	}
+	n := 0
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		if block.Type != "X509 CRL" {
+			continue
+		}
+		n++
+		crl, err := x509.ParseRevocationList(block.Bytes)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrTrustConfig, path, err)
+		}
+		var issuer *x509.Certificate
+		for _, ca := range cas {
+			if crl.CheckSignatureFrom(ca) == nil {
+				issuer = ca
+				break
+			}
+		}
+		if issuer == nil {
+			return fmt.Errorf("%w: %s: CRL of %q is not signed by any trusted CA", ErrTrustConfig, path, crl.Issuer.String())
+		}
+		for _, e := range crl.RevokedCertificateEntries {
+			revoked[revocation{issuer.RawSubject, e.SerialNumber}.key()] = true
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: %s: no X509 CRL block", ErrTrustConfig, path)
+	}
+	return nil
+}
+
+// VerifyCertificate decides whether leaf (with optional intermediates from the
+// document) is trusted for one of roles (all roles if none) at the store's clock.
+// The first role in order that trusts it wins.
+func (ts *TrustStore) VerifyCertificate(leaf *x509.Certificate, intermediates []*x509.Certificate, roles ...Role) (Identity, error) {
+	return ts.verifyCert(leaf, intermediates, ts.clock(), roles)
+}
+
+func (ts *TrustStore) verifyCert(leaf *x509.Certificate, intermediates []*x509.Certificate, now time.Time, roles []Role) (Identity, error) {
+	if len(roles) == 0 {
+		roles = AllRoles
+	}
+	snap := ts.cur.Load()
+	if leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+		return Identity{}, fmt.Errorf("%w: certificate %q lacks key usage digitalSignature", ErrUntrustedSigner, leaf.Subject.CommonName)
+	}
+	if leaf.Subject.CommonName == "" {
+		return Identity{}, fmt.Errorf("%w: certificate has no subject CommonName to identify the client", ErrUntrustedSigner)
+	}
+	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
+		return Identity{}, fmt.Errorf("%w: certificate %q is not valid at %s (valid %s to %s)", ErrUntrustedSigner,
+			leaf.Subject.CommonName, now.UTC().Format(time.RFC3339), leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if snap.revoked[revocation{leaf.RawIssuer, leaf.SerialNumber}.key()] {
+		return Identity{}, fmt.Errorf("%w: certificate %q (serial %s) is revoked", ErrUntrustedSigner, leaf.Subject.CommonName, leaf.SerialNumber)
+	}
+	h := sha256.Sum256(leaf.Raw)
+	var lastErr error
+	for _, r := range roles {
+		rt := snap.roles[r]
+		if rt == nil {
+			continue
+		}
+		if _, ok := rt.pinned[h]; ok {
+			return Identity{ID: leaf.Subject.CommonName, Role: r, Certificate: leaf}, nil
+		}
+		if len(rt.cas) == 0 {
+			continue
+		}
+		key := cacheKey(h, r, intermediates)
+		if v, ok := snap.cache.Load(key); ok {
+			ct := v.(*cachedTrust)
+			if !now.Before(ct.notBefore) && !now.After(ct.notAfter) {
+				return ct.ident, nil
+			}
+		}
+		pool := x509.NewCertPool()
+		for _, c := range intermediates {
+			pool.AddCert(c)
+		}
+		chains, err := leaf.Verify(x509.VerifyOptions{
+			Roots:         rt.roots,
+			Intermediates: pool,
+			CurrentTime:   now,
+			KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+		})
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		for _, chain := range chains {
+			if revokedIn(snap, chain) {
+				lastErr = fmt.Errorf("a certificate of the chain is revoked")
+				continue
+			}
+			ct := &cachedTrust{ident: Identity{ID: leaf.Subject.CommonName, Role: r, Certificate: leaf}, chain: chain}
+			ct.notBefore, ct.notAfter = leaf.NotBefore, leaf.NotAfter
+			for _, c := range chain {
+				if c.NotBefore.After(ct.notBefore) {
+					ct.notBefore = c.NotBefore
+				}
+				if c.NotAfter.Before(ct.notAfter) {
+					ct.notAfter = c.NotAfter
+				}
+			}
+			snap.cache.Store(key, ct)
+			return ct.ident, nil
+		}
+	}
+	if lastErr != nil {
+		return Identity{}, fmt.Errorf("%w: certificate %q: %w", ErrUntrustedSigner, leaf.Subject.CommonName, lastErr)
+	}
+	return Identity{}, fmt.Errorf("%w: certificate %q is not trusted for %v", ErrUntrustedSigner, leaf.Subject.CommonName, roles)
+}
+
+func revokedIn(snap *trustSnapshot, chain []*x509.Certificate) bool {
+	for _, c := range chain {
+		if snap.revoked[revocation{c.RawIssuer, c.SerialNumber}.key()] {
+			return true
+		}
+	}
+	return false
+}
+
+func cacheKey(leaf [32]byte, r Role, intermediates []*x509.Certificate) string {
+	h := sha256.New()
+	h.Write(leaf[:])
+	h.Write([]byte(r))
+	for _, c := range intermediates {
+		s := sha256.Sum256(c.Raw)
+		h.Write(s[:])
+	}
+	return string(h.Sum(nil))
+}
