@@ -13,6 +13,8 @@ package paket
 
 import (
 	"time"
+
+	"github.com/beevik/etree"
 )
 
 // Namespace is the XML namespace of every element of an Antragspaket v1.
@@ -86,13 +88,14 @@ type Address struct {
 	Country    string // Staat, ISO 3166-1 alpha-2, default DE
 }
 
-// Fachdaten is the form data. Exactly one of XML and JSON is set.
+// Fachdaten is the form data: inline XML elements or JSON text, never both. Format
+// tells which (JSON != nil means JSON).
 type Fachdaten struct {
-	Schema string // schema URI of the form
-	// XML holds the form's own elements (inline children), serialized one after the
-	// other. Parse fills it from the verified tree; Element re-parses it.
-	XML []byte
-	// JSON holds the form data as JSON text.
+	Schema string // schema URI of the form; receivers dispatch on it
+	// XML holds the form's own elements. Parse returns detached copies that declare
+	// every namespace they had in scope, so each one can be written out on its own.
+	XML []*etree.Element
+	// JSON holds the form data as JSON text, exactly as sent.
 	JSON []byte
 }
 

@@ -1,0 +1,64 @@
+package paket
+
+// Limits bounds what Scan and Parse accept, so that hostile input costs a bounded amount
+// of memory and CPU (promise 4: bad input never crashes a process).
+//
+// A zero field takes its DefaultLimits value, so the zero Limits is safe; a negative
+// field disables that limit (only sensible in tools that read trusted files).
+type Limits struct {
+	MaxBytes           int64 // size of the raw package (Scan only: Parse sees no bytes)
+	MaxDepth           int   // element nesting; the root has depth 1
+	MaxElements        int   // elements in the whole document, the root included
+	MaxAttributes      int   // attributes on one element, namespace declarations included
+	MaxAttachments     int   // Anlage elements
+	MaxAttachmentBytes int64 // decoded size of one attachment, declared or inline
+}
+
+// DefaultLimits returns the limits the gateway uses unless configured otherwise: body
+// 32 MiB, depth 64, 200,000 elements, 64 attributes per element, 100 attachments of at
+// most 20 MiB each.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxBytes:           32 << 20,
+		MaxDepth:           64,
+		MaxElements:        200_000,
+		MaxAttributes:      64,
+		MaxAttachments:     100,
+		MaxAttachmentBytes: 20 << 20,
+	}
+}
+
+// effective fills zero fields with defaults; negative fields stay negative (= off).
+func (l Limits) effective() Limits {
+	d := DefaultLimits()
+	if l.MaxBytes == 0 {
+		l.MaxBytes = d.MaxBytes
+	}
+	if l.MaxDepth == 0 {
+		l.MaxDepth = d.MaxDepth
+	}
+	if l.MaxElements == 0 {
+		l.MaxElements = d.MaxElements
+	}
+	if l.MaxAttributes == 0 {
+		l.MaxAttributes = d.MaxAttributes
+	}
+	if l.MaxAttachments == 0 {
+		l.MaxAttachments = d.MaxAttachments
+	}
+	if l.MaxAttachmentBytes == 0 {
+		l.MaxAttachmentBytes = d.MaxAttachmentBytes
+	}
+	return l
+}
+
+// over reports whether got exceeds max, treating a negative max as "no limit".
+func over[T int | int64](got, max T) bool { return max >= 0 && got > max }
+
+func limitErr[T int | int64](name string, max, got T) error {
+	return &LimitError{Limit: name, Max: int64(max), Got: int64(got)}
+}
+
+// overEstimate compares a size estimated from base64 length (which rounds up to a
+// multiple of 3) with max, allowing for the at most 2 padding bytes.
+func overEstimate(est, max int64) bool { return max >= 0 && est > max+2 }
