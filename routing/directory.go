@@ -1,0 +1,458 @@
+package routing
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Directory is an immutable snapshot of the jurisdiction directory. All methods are
+// safe for concurrent use; returned pointers and slices are shared and must not be
+// modified.
+type Directory struct {
+	src *Source
+
+	areas    map[string]*Area   // by Key (2, 3, 5, 9 or 12 digits)
+	prefixes map[string]bool    // every level prefix of every municipality key
+	byAGS    map[string]*Area   // municipalities by AGS
+	byPLZ    map[string][]*Area // municipalities by postcode
+	plzList  []string           // sorted postcodes, for prefix search
+	byName   map[string][]*Area // municipalities by folded full and short name
+	upByName map[string][]*Area // Kreise and higher by folded name (fallback)
+
+	services map[string]*Service
+	svcList  []*Service // by name
+	offices  map[string]*Office
+	resp     map[respKey]*Responsibility
+	peers    map[string]*Peer
+	home     map[string]bool
+
+	places  placeIndex
+	svcIdx  serviceIndex
+	counts  Counts
+	modTime string
+}
+
+type respKey struct{ service, area string }
+
+// Counts describes the size of a snapshot (for logs, the admin endpoint and the docs).
+type Counts struct {
+	Areas            int `json:"areas"`
+	Municipalities   int `json:"municipalities"`
+	Postcodes        int `json:"postcodes"`
+	Services         int `json:"services"`
+	Offices          int `json:"offices"`
+	Responsibilities int `json:"responsibilities"`
+	Peers            int `json:"peers"`
+}
+
+// Counts returns the size of the snapshot.
+func (d *Directory) Counts() Counts { return d.counts }
+
+// Build indexes and validates src. Every reference must resolve (service, office,
+// area), keys must be well-formed and unique; the first problem is returned as a
+// *DataError naming the file and line the record came from.
+func Build(src *Source) (*Directory, error) {
+	d := &Directory{
+		src:      src,
+		areas:    make(map[string]*Area, len(src.Areas)),
+		prefixes: make(map[string]bool, len(src.Areas)*2),
+		byAGS:    make(map[string]*Area, len(src.Areas)),
+		byPLZ:    make(map[string][]*Area, len(src.Postcodes)),
+		byName:   make(map[string][]*Area, len(src.Areas)*2),
+		upByName: map[string][]*Area{},
+		services: make(map[string]*Service, len(src.Services)),
+		offices:  make(map[string]*Office, len(src.Offices)),
+		resp:     make(map[respKey]*Responsibility, len(src.Responsibilities)),
+		peers:    make(map[string]*Peer, len(src.Peers)),
+		home:     map[string]bool{},
+	}
+	if err := d.buildAreas(src); err != nil {
+		return nil, err
+	}
+	if err := d.buildServices(src); err != nil {
+		return nil, err
+	}
+	if err := d.buildOffices(src.Offices, src); err != nil {
+		return nil, err
+	}
+	if err := d.buildPeers(src); err != nil {
+		return nil, err
+	}
+	for _, l := range src.HomeLands {
+		d.home[l] = true
+	}
+	if err := d.buildResponsibilities(src); err != nil {
+		return nil, err
+	}
+	d.places = buildPlaceIndex(d)
+	d.svcIdx = buildServiceIndex(d.svcList)
+	d.counts = Counts{
+		Areas:            len(d.areas),
+		Municipalities:   len(d.byAGS),
+		Postcodes:        len(d.plzList),
+		Services:         len(d.services),
+		Offices:          len(d.offices),
+		Responsibilities: len(d.resp),
+		Peers:            len(d.peers),
+	}
+	return d, nil
+}
+
+func (d *Directory) buildAreas(src *Source) error {
+	// Copy: a snapshot owns its areas, so linking parents never touches another
+	// snapshot that shares the same Source areas.
+	for _, a := range src.Areas {
+		if !isDigits(a.Key) || !slices.Contains(levels[:], Level(len(a.Key))) {
+			return &DataError{File: src.origin("area", a.Key), Msg: fmt.Sprintf("area key %q: want 2, 3, 5, 9 or 12 digits", a.Key)}
+		}
+		if strings.TrimSpace(a.Name) == "" {
+			return &DataError{File: src.origin("area", a.Key), Msg: fmt.Sprintf("area %s has no name", a.Key)}
+		}
+		c := *a
+		c.Level = Level(len(a.Key))
+		c.ARS = (a.Key + "000000000000")[:12]
+		c.Parent = nil
+		c.Postcodes = nil
+		d.areas[c.Key] = &c
+	}
+	for _, a := range d.areas {
+		for _, l := range levels {
+			if int(l) < len(a.Key) {
+				if p, ok := d.areas[a.Key[:l]]; ok {
+					a.Parent = p
+					break
+				}
+			}
+		}
+		if a.Level == LevelGemeinde {
+			for _, l := range levels {
+				d.prefixes[a.Key[:l]] = true
+			}
+			if a.AGS == "" {
+				a.AGS = a.Key[:5] + a.Key[9:]
+			}
+			d.byAGS[a.AGS] = a
+			for _, n := range nameKeys(a.Name) {
+				d.byName[n] = append(d.byName[n], a)
+			}
+		} else {
+			for _, n := range nameKeys(a.Name) {
+				d.upByName[n] = append(d.upByName[n], a)
+			}
+		}
+	}
+	for plz, keys := range src.Postcodes {
+		if len(plz) != 5 || !isDigits(plz) {
+			return &DataError{File: src.origin("plz", plz), Msg: fmt.Sprintf("postcode %q: want 5 digits", plz)}
+		}
+		for _, k := range keys {
+			a, ok := d.areas[k]
+			if !ok || a.Level != LevelGemeinde {
+				return &DataError{File: src.origin("plz", plz), Msg: fmt.Sprintf("postcode %s: unknown municipality %q", plz, k)}
+			}
+			if !slices.Contains(d.byPLZ[plz], a) {
+				d.byPLZ[plz] = append(d.byPLZ[plz], a)
+				a.Postcodes = append(a.Postcodes, plz)
+			}
+		}
+		d.plzList = append(d.plzList, plz)
+	}
+	sort.Strings(d.plzList)
+	for _, as := range d.byPLZ {
+		sortAreas(as)
+	}
+	for _, a := range d.areas {
+		sort.Strings(a.Postcodes)
+	}
+	for _, m := range []map[string][]*Area{d.byName, d.upByName} {
+		for _, as := range m {
+			sortAreas(as)
+		}
+	}
+	return nil
+}
+
+// sortAreas orders candidates the way a person expects them listed: larger places first.
+func sortAreas(as []*Area) {
+	sort.Slice(as, func(i, j int) bool {
+		if as[i].Population != as[j].Population {
+			return as[i].Population > as[j].Population
+		}
+		return as[i].Key < as[j].Key
+	})
+}
+
+// nameKeys are the folded names a place answers to: the official name and the name
+// without its suffix ("Dresden, Stadt" -> "dresden").
+func nameKeys(name string) []string {
+	full := fold(name)
+	short := fold(shortName(name))
+	if short == full || short == "" {
+		return []string{full}
+	}
+	return []string{full, short}
+}
+
+func (d *Directory) buildServices(src *Source) error {
+	for _, s := range src.Services {
+		if len(s.Key) != 14 || !isDigits(s.Key) {
+			return &DataError{File: src.origin("service", s.Key), Msg: fmt.Sprintf("service key %q: want 14 digits (LeiKa)", s.Key)}
+		}
+		if strings.TrimSpace(s.Name) == "" {
+			return &DataError{File: src.origin("service", s.Key), Msg: fmt.Sprintf("service %s has no name", s.Key)}
+		}
+		if _, dup := d.services[s.Key]; dup {
+			return &DataError{File: src.origin("service", s.Key), Msg: fmt.Sprintf("service %s defined twice", s.Key)}
+		}
+		d.services[s.Key] = s
+		d.svcList = append(d.svcList, s)
+	}
+	sort.Slice(d.svcList, func(i, j int) bool { return d.svcList[i].Name < d.svcList[j].Name })
+	return nil
+}
+
+func (d *Directory) buildOffices(offices []*Office, src *Source) error {
+	for _, o := range offices {
+		where := src.origin("office", o.ID)
+		if o.ID == "" || strings.ContainsAny(o.ID, " /?#") {
+			return &DataError{File: where, Msg: fmt.Sprintf("office id %q: must be non-empty without spaces, '/', '?' or '#'", o.ID)}
+		}
+		if strings.TrimSpace(o.Name) == "" {
+			return &DataError{File: where, Msg: fmt.Sprintf("office %s has no name", o.ID)}
+		}
+		if _, dup := d.offices[o.ID]; dup {
+			return &DataError{File: where, Msg: fmt.Sprintf("office %s defined twice", o.ID)}
+		}
+		if len(o.Channels) == 0 {
+			return &DataError{File: where, Msg: fmt.Sprintf("office %s has no delivery channel", o.ID)}
+		}
+		c := *o
+		c.Channels = slices.Clone(o.Channels)
+		for i, ch := range c.Channels {
+			lvl, ok := kindLevel[ch.Kind]
+			if !ok {
+				return &DataError{File: where, Msg: fmt.Sprintf("office %s: unknown channel kind %q (want webhook, xta, transfer or mailbox)", o.ID, ch.Kind)}
+			}
+			if ch.Level == 0 {
+				c.Channels[i].Level = lvl
+			} else if ch.Level < 1 || ch.Level > 4 {
+				return &DataError{File: where, Msg: fmt.Sprintf("office %s: channel %s level %d out of range 1..4", o.ID, ch.Kind, ch.Level)}
+			}
+		}
+		sortChannels(c.Channels)
+		d.offices[c.ID] = &c
+	}
+	for _, o := range d.offices {
+		if o.ParentID != "" {
+			if _, ok := d.offices[o.ParentID]; !ok {
+				return &DataError{File: src.origin("office", o.ID), Msg: fmt.Sprintf("office %s: unknown parent %q", o.ID, o.ParentID)}
+			}
+		}
+	}
+	return nil
+}
+
+func (d *Directory) buildPeers(src *Source) error {
+	for _, p := range src.Peers {
+		where := src.origin("peer", p.Land)
+		if len(p.Land) != 2 || !isDigits(p.Land) {
+			return &DataError{File: where, Msg: fmt.Sprintf("peer land %q: want 2 digits", p.Land)}
+		}
+		if p.GatewayID == "" || p.BaseURL == "" {
+			return &DataError{File: where, Msg: fmt.Sprintf("peer %s: gatewayId and baseUrl are required", p.Land)}
+		}
+		if _, dup := d.peers[p.Land]; dup {
+			return &DataError{File: where, Msg: fmt.Sprintf("peer %s defined twice", p.Land)}
+		}
+		d.peers[p.Land] = p
+	}
+	return nil
+}
+
+func (d *Directory) knownAreaKey(k string) bool { return d.areas[k] != nil || d.prefixes[k] }
+
+func (d *Directory) buildResponsibilities(src *Source) error {
+	explicit := make(map[respKey]bool, len(src.Responsibilities))
+	for _, r := range src.Responsibilities {
+		id := r.ServiceKey + "@" + r.AreaKey + "@" + r.Role
+		where := src.origin("resp", id)
+		if _, ok := d.services[r.ServiceKey]; !ok {
+			return &DataError{File: where, Msg: fmt.Sprintf("responsibility: unknown service %q", r.ServiceKey)}
+		}
+		if _, ok := d.offices[r.OfficeID]; !ok {
+			return &DataError{File: where, Msg: fmt.Sprintf("responsibility: unknown office %q", r.OfficeID)}
+		}
+		key, err := normalizeAreaKey(r.AreaKey, d.knownAreaKey)
+		if err != nil {
+			return &DataError{File: where, Msg: "responsibility", Err: err}
+		}
+		if !d.knownAreaKey(key) {
+			return &DataError{File: where, Msg: fmt.Sprintf("responsibility: unknown area %q", r.AreaKey)}
+		}
+		r.AreaKey = key
+		k := respKey{r.ServiceKey, key}
+		if old, ok := d.resp[k]; ok && primaryRole(old.Role) && !primaryRole(r.Role) {
+			continue // the responsible office wins over a participating one
+		}
+		rc := r
+		d.resp[k] = &rc
+		explicit[k] = true
+	}
+	for _, rule := range src.Rules {
+		if err := d.applyRule(rule, explicit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func primaryRole(role string) bool { return role == "" || role == "zustaendig" }
+
+// applyRule creates the sample offices of a Rule. It never overrides an explicit
+// responsibility at the same area or above it, so real records always win.
+func (d *Directory) applyRule(rule Rule, explicit map[respKey]bool) error {
+	if rule.Level != LevelGemeinde && rule.Level != LevelKreis {
+		return &DataError{File: rule.Origin, Msg: "generate: level must be gemeinde or kreis"}
+	}
+	for _, s := range rule.Services {
+		if _, ok := d.services[s]; !ok {
+			return &DataError{File: rule.Origin, Msg: fmt.Sprintf("generate: unknown service %q", s)}
+		}
+	}
+	channels := rule.Channels
+	if len(channels) == 0 {
+		channels = []Channel{{Kind: KindMailbox, Level: 1}}
+	}
+	keys := make([]string, 0, 512)
+	for k, a := range d.areas {
+		if a.Level == rule.Level && strings.HasPrefix(k, rule.Land) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		a := d.areas[k]
+		office := d.sampleOffice(a, channels)
+		for _, s := range rule.Services {
+			covered := false
+			for _, l := range levels {
+				if int(l) <= len(k) && explicit[respKey{s, k[:l]}] {
+					covered = true
+					break
+				}
+			}
+			if !covered {
+				d.resp[respKey{s, k}] = &Responsibility{ServiceKey: s, AreaKey: k, OfficeID: office.ID, Role: "zustaendig"}
+			}
+		}
+	}
+	return nil
+}
+
+// sampleOffice returns the generated office of a municipality or Kreis, creating it on
+// first use. A kreisfreie Stadt is one administration: its Kreis tasks go to the same
+// office as its municipal ones.
+func (d *Directory) sampleOffice(a *Area, channels []Channel) *Office {
+	if a.Level == LevelKreis {
+		if g, ok := d.areas[a.Key+"0000000"]; ok {
+			a = g
+		}
+	}
+	var id, name string
+	if a.Level == LevelGemeinde {
+		id = "gemeinde-" + a.Key
+		switch {
+		case strings.Contains(a.Name, "Stadt"):
+			name = "Stadtverwaltung " + a.ShortName()
+		default:
+			name = "Gemeindeverwaltung " + a.ShortName()
+		}
+	} else {
+		id = "kreis-" + a.Key
+		name = "Landratsamt " + a.ShortName()
+	}
+	if o, ok := d.offices[id]; ok {
+		return o
+	}
+	ch := slices.Clone(channels)
+	for i := range ch {
+		if ch[i].Level == 0 {
+			ch[i].Level = kindLevel[ch[i].Kind]
+		}
+		if ch[i].Endpoint == "" {
+			ch[i].Endpoint = id
+		}
+	}
+	sortChannels(ch)
+	o := &Office{ID: id, Name: name, Channels: ch, Sample: true, SourceFile: "generated"}
+	if a.Level == LevelGemeinde {
+		o.Postal = Address{City: a.ShortName()}
+		if len(a.Postcodes) > 0 {
+			o.Postal.Postcode = a.Postcodes[0]
+		}
+	}
+	d.offices[id] = o
+	return o
+}
+
+// Service returns the service with the given LeiKa key.
+func (d *Directory) Service(key string) (*Service, bool) {
+	s, ok := d.services[key]
+	return s, ok
+}
+
+// Services returns all services ordered by name.
+func (d *Directory) Services() []*Service { return d.svcList }
+
+// Office returns the office with the given id.
+func (d *Directory) Office(id string) (*Office, bool) {
+	o, ok := d.offices[id]
+	return o, ok
+}
+
+// Area returns the area with the given key (2, 3, 5, 9 or 12 digits, or a 12-digit
+// ARS padded with zeros for a higher level).
+func (d *Directory) Area(key string) (*Area, bool) {
+	if a, ok := d.areas[key]; ok {
+		return a, true
+	}
+	k, err := normalizeAreaKey(key, func(s string) bool { return d.areas[s] != nil })
+	if err != nil {
+		return nil, false
+	}
+	a, ok := d.areas[k]
+	return a, ok
+}
+
+// Peer returns the peer gateway for a two-digit state prefix.
+func (d *Directory) Peer(land string) (*Peer, bool) {
+	p, ok := d.peers[land]
+	return p, ok
+}
+
+// Peers returns all peers ordered by state prefix.
+func (d *Directory) Peers() []*Peer {
+	ps := make([]*Peer, 0, len(d.peers))
+	for _, p := range d.peers {
+		ps = append(ps, p)
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].Land < ps[j].Land })
+	return ps
+}
+
+// Source returns the raw material the snapshot was built from, for overlays.
+func (d *Directory) Source() *Source { return d.src }
+
+// ResponsibilitiesFor lists the responsibilities of a service, ordered by area key.
+func (d *Directory) ResponsibilitiesFor(serviceKey string) []*Responsibility {
+	var out []*Responsibility
+	for k, r := range d.resp {
+		if k.service == serviceKey {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].AreaKey < out[j].AreaKey })
+	return out
+}

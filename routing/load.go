@@ -1,0 +1,49 @@
+package routing
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// LoadFile reads one overlay file: XZuFi XML (".xml") or YAML (".yaml", ".yml").
+func LoadFile(path string) (*Source, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &DataError{File: path, Msg: "open", Err: err}
+	}
+	defer f.Close()
+	return Parse(path, f)
+}
+
+// Parse reads an overlay from r; name (a file name) selects the format by extension
+// and otherwise by content, and appears in errors.
+func Parse(name string, r io.Reader) (*Source, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxFileSize+1))
+	if err != nil {
+		return nil, &DataError{File: name, Msg: "read", Err: err}
+	}
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".xml":
+		return ParseXZuFi(name, bytes.NewReader(data))
+	case ".yaml", ".yml":
+		return ParseYAML(name, bytes.NewReader(data))
+	}
+	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("<")) {
+		return ParseXZuFi(name, bytes.NewReader(data))
+	}
+	return ParseYAML(name, bytes.NewReader(data))
+}
+
+// Check loads the files on top of base and reports the first problem, or nil. It is
+// what `amtsbote directory check` runs.
+func Check(base *Directory, paths ...string) (*Directory, error) {
+	d, err := BuildWithFiles(base, paths...)
+	if err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	return d, nil
+}

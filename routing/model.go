@@ -1,0 +1,300 @@
+// Package routing is amtsbote's jurisdiction directory (Zuständigkeitsfinder).
+//
+// It answers the two questions a portal asks all day: "which service does the citizen
+// mean?" (SearchServices) and "which office is responsible for it at this place?"
+// (Resolve). A Directory is an immutable snapshot built from the embedded data (every
+// German municipality and postcode, Saxony's services and offices) plus operator files
+// (XZuFi 2.2 subset, YAML overlay). A Store holds the current snapshot and swaps it
+// atomically on reload, so a request never sees a half-loaded directory.
+//
+// German domain words map to Go names as follows: Gebiet = Area, Leistung = Service,
+// Organisationseinheit = Office, Zuständigkeit = Responsibility, Zustellkanal = Channel.
+package routing
+
+import (
+	"errors"
+	"strings"
+)
+
+// Level is the place of an Area in the ARS hierarchy. Its value is the number of ARS
+// digits that identify the area, so a key's length gives its level.
+type Level int
+
+// ARS levels. Regierungsbezirk exists in the key even where the state has none today.
+const (
+	LevelLand             Level = 2
+	LevelRegierungsbezirk Level = 3
+	LevelKreis            Level = 5
+	LevelGemeindeverband  Level = 9
+	LevelGemeinde         Level = 12
+)
+
+// levels lists the ARS levels from the most specific to the most general: the order in
+// which the resolver climbs.
+var levels = [...]Level{LevelGemeinde, LevelGemeindeverband, LevelKreis, LevelRegierungsbezirk, LevelLand}
+
+// String returns the German name of the level, as used in the API.
+func (l Level) String() string {
+	switch l {
+	case LevelLand:
+		return "Land"
+	case LevelRegierungsbezirk:
+		return "Regierungsbezirk"
+	case LevelKreis:
+		return "Kreis"
+	case LevelGemeindeverband:
+		return "Gemeindeverband"
+	case LevelGemeinde:
+		return "Gemeinde"
+	}
+	return "unknown"
+}
+
+// Area is a Gebiet: a node of the ARS hierarchy.
+type Area struct {
+	// Key is the ARS prefix that identifies the area at its level (2, 3, 5, 9 or 12
+	// digits). A kreisfreie Stadt exists twice: as Kreis "14612" and as Gemeinde
+	// "146120000000".
+	Key   string
+	ARS   string // Key padded with zeros to 12 digits, the form FIT-Connect uses
+	AGS   string // 8-digit Amtlicher Gemeindeschlüssel; only for municipalities
+	Name  string // official name, e.g. "Dresden, Stadt"
+	Level Level
+	// Parent is the next existing area up the hierarchy (Regierungsbezirk or
+	// Gemeindeverband may be skipped where they do not exist).
+	Parent     *Area
+	Postcodes  []string // postcodes touching the municipality, sorted
+	Population int      // from the Gemeindeverzeichnis, 0 when unknown; used for ranking
+}
+
+// Land returns the two-digit state prefix.
+func (a *Area) Land() string { return a.Key[:2] }
+
+// ShortName drops the official suffix (", Stadt", ", Hansestadt", ...), which is how
+// people write a town's name.
+func (a *Area) ShortName() string { return shortName(a.Name) }
+
+func shortName(name string) string {
+	if i := strings.IndexByte(name, ','); i > 0 {
+		return strings.TrimSpace(name[:i])
+	}
+	return name
+}
+
+// Service is a Leistung of the LeiKa catalogue.
+type Service struct {
+	Key        string   // 14-digit LeiKa key
+	Name       string   // Leistungsbezeichnung
+	Synonyms   []string // other words citizens use
+	Lebenslage []string // life situations the portal groups services by
+	ShortText  string   // Kurztext
+	Texts      Texts    // the text modules the portal shows
+	Source     string   // where the LeiKa key was verified (citation)
+}
+
+// Texts are the Textmodule of a Leistung that the portal shows.
+type Texts struct {
+	Voraussetzungen        string `json:"voraussetzungen,omitempty"`
+	Verfahrensablauf       string `json:"verfahrensablauf,omitempty"`
+	ErforderlicheUnterlagen string `json:"erforderlicheUnterlagen,omitempty"`
+	Fristen                string `json:"fristen,omitempty"`
+	Kosten                 string `json:"kosten,omitempty"`
+	Rechtsgrundlage        string `json:"rechtsgrundlage,omitempty"`
+}
+
+// Address is a postal address: a Hausanschrift (Street) or a Postanschrift (Postfach).
+type Address struct {
+	Street   string // street and number; empty for a Postfach address
+	Postfach string // e.g. "12 00 20"
+	Postcode string
+	City     string
+}
+
+// IsZero reports whether no part of the address is set.
+func (a Address) IsZero() bool { return a == Address{} }
+
+// Contact is how a person reaches the office.
+type Contact struct {
+	Phone string
+	Email string
+	Web   string
+}
+
+// Channel is one delivery channel of an office, with its e-government maturity level.
+type Channel struct {
+	Kind     string // "webhook", "xta", "transfer", "mailbox", "peer"
+	Level    int    // 1 mailbox, 2 transfer, 3 webhook, 4 xta; 0 for peer
+	Endpoint string // URL, folder, XTA identifier or mailbox name
+}
+
+// Channel kinds and the maturity level each one stands for.
+const (
+	KindWebhook  = "webhook"
+	KindXTA      = "xta"
+	KindTransfer = "transfer"
+	KindMailbox  = "mailbox"
+	KindPeer     = "peer"
+)
+
+var kindLevel = map[string]int{KindMailbox: 1, KindTransfer: 2, KindWebhook: 3, KindXTA: 4}
+
+// Office is an Organisationseinheit (a zuständige Stelle).
+type Office struct {
+	ID         string
+	Name       string
+	ParentID   string
+	Street     Address // Hausanschrift
+	Postal     Address // Postanschrift, usually a Postfach
+	Contact    Contact
+	Channels   []Channel // preferred first
+	CertRefs   []string  // references to the office's certificates (trust store names)
+	Sample     bool      // generated or invented sample data, not a real office record
+	SourceFile string    // where the record came from, for error messages
+}
+
+// Responsibility is a Zuständigkeit: a service in an area is handled by an office.
+type Responsibility struct {
+	ServiceKey string
+	AreaKey    string // ARS prefix at the area's level
+	OfficeID   string
+	Role       string // e.g. "zustaendig", "mitwirkend"
+}
+
+// Peer is the gateway of another state; places there are routed to it.
+type Peer struct {
+	Land      string // two-digit ARS prefix
+	Name      string
+	GatewayID string
+	BaseURL   string
+	Sample    bool
+}
+
+// Route is the answer to "who is responsible for this service at this place?".
+type Route struct {
+	Service  *Service
+	Area     *Area     // the area the place resolved to
+	Office   *Office   // nil when Peer is set
+	Channels []Channel // preferred first (highest maturity first; mailbox last)
+	Peer     *Peer     // set when the place is in another state
+	Role     string
+	// MatchedArea is the area the responsibility was found at, after climbing.
+	MatchedArea *Area
+}
+
+// Errors at the package boundary; check them with errors.Is.
+var (
+	ErrUnknownService      = errors.New("routing: unknown service")
+	ErrUnknownPlace        = errors.New("routing: unknown place")
+	ErrNoResponsibleOffice = errors.New("routing: no responsible office")
+	ErrAmbiguousPlace      = errors.New("routing: ambiguous place")
+	ErrInvalidQuery        = errors.New("routing: invalid query")
+	// ErrInvalidData marks a directory file that cannot be loaded; the error names the
+	// file and line (see DataError).
+	ErrInvalidData = errors.New("routing: invalid directory data")
+)
+
+// AmbiguousPlaceError lists the places a postcode or name could mean, so the caller
+// can let the citizen choose instead of guessing.
+type AmbiguousPlaceError struct {
+	Query      string
+	Candidates []*Area
+}
+
+func (e *AmbiguousPlaceError) Error() string {
+	names := make([]string, 0, len(e.Candidates))
+	for _, c := range e.Candidates {
+		names = append(names, c.Name+" ("+c.ARS+")")
+	}
+	return "routing: ambiguous place " + quote(e.Query) + ": " + strings.Join(names, "; ")
+}
+
+// Is makes errors.Is(err, ErrAmbiguousPlace) true.
+func (e *AmbiguousPlaceError) Is(target error) bool { return target == ErrAmbiguousPlace }
+
+// AmbiguousServiceError lists the services a name could mean (used by lookup).
+type AmbiguousServiceError struct {
+	Query      string
+	Candidates []*Service
+}
+
+func (e *AmbiguousServiceError) Error() string {
+	names := make([]string, 0, len(e.Candidates))
+	for _, c := range e.Candidates {
+		names = append(names, c.Name+" ("+c.Key+")")
+	}
+	return "routing: ambiguous service " + quote(e.Query) + ": " + strings.Join(names, "; ")
+}
+
+// Is makes errors.Is(err, ErrUnknownService) true: no single service was identified.
+func (e *AmbiguousServiceError) Is(target error) bool { return target == ErrUnknownService }
+
+// DataError is a problem in a directory file, located by file and line.
+type DataError struct {
+	File string
+	Line int // 0 when unknown
+	Msg  string
+	Err  error
+}
+
+func (e *DataError) Error() string {
+	loc := e.File
+	if e.Line > 0 {
+		loc += ":" + itoa(e.Line)
+	}
+	if loc == "" {
+		loc = "directory"
+	}
+	if e.Err != nil {
+		return loc + ": " + e.Msg + ": " + e.Err.Error()
+	}
+	return loc + ": " + e.Msg
+}
+
+// Unwrap lets errors.Is find ErrInvalidData and the cause.
+func (e *DataError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrInvalidData, e.Err}
+	}
+	return []error{ErrInvalidData}
+}
+
+func quote(s string) string {
+	if len(s) > 80 {
+		s = s[:80] + "…"
+	}
+	return "\"" + strings.ReplaceAll(s, "\"", "'") + "\""
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	if neg {
+		i--
+		b[i] = '-'
+	}
+	return string(b[i:])
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}

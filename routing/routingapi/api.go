@@ -1,0 +1,560 @@
+// Package routingapi serves the jurisdiction directory over HTTP: place and service
+// search for the portal's search box, service and office details, and route lookup
+// shaped like the FIT-Connect Routing API 2.0.0 (GET /v1/routes). Errors are
+// application/problem+json with the stable types of api/problem.
+//
+// Every request reads one snapshot from the Store, so a reload in the middle of a
+// request never mixes two directories.
+package routingapi
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/routing"
+)
+
+// Options configure the handlers.
+type Options struct {
+	// SignDestination signs the addressing information of a route (the
+	// destinationSignature of FIT-Connect, a compact JWS). The default signs with
+	// HMAC-SHA256 under a key made at Mount time: well-formed, but only this process
+	// can verify it. Pass the gateway's signer to make it verifiable by others.
+	SignDestination func(payload []byte) (string, error)
+	// Origin is reported as the route's origin (default "amtsbote").
+	Origin string
+}
+
+// Mount registers the directory endpoints on r with default options.
+func Mount(r chi.Router, store *routing.Store) { MountWithOptions(r, store, Options{}) }
+
+// MountWithOptions registers the directory endpoints on r.
+func MountWithOptions(r chi.Router, store *routing.Store, opt Options) {
+	h := newHandler(store, opt)
+	r.Get("/v1/places", h.places)
+	r.Get("/v1/services", h.services)
+	r.Get("/v1/services/{leikaKey}", h.service)
+	r.Get("/v1/offices/{id}", h.office)
+	r.Get("/v1/routes", h.routes)
+	r.Get("/v1/resolve", h.resolve)
+}
+
+// MountAdmin registers the operator endpoints: GET shows what is loaded, POST reloads
+// the overlay files (the same as SIGHUP). The integrator protects them.
+func MountAdmin(r chi.Router, store *routing.Store) {
+	r.Get("/v1/admin/directory", func(w http.ResponseWriter, req *http.Request) {
+		writeJSON(w, http.StatusOK, store.Status())
+	})
+	r.Post("/v1/admin/directory/reload", ReloadHandler(store).ServeHTTP)
+}
+
+// ReloadHandler reloads the store's overlay files. A bad file answers 422 with the
+// file and line and leaves the old directory serving.
+func ReloadHandler(store *routing.Store) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if err := store.Reload(); err != nil {
+			p := problem.New(http.StatusUnprocessableEntity, problem.TypeInvalidField, "directory not reloaded, the previous one stays in use: "+err.Error())
+			var de *routing.DataError
+			if errors.As(err, &de) {
+				p.With("file", de.File).With("line", de.Line)
+			}
+			problem.Write(w, req, p)
+			return
+		}
+		writeJSON(w, http.StatusOK, store.Status())
+	})
+}
+
+type handler struct {
+	store *routing.Store
+	opt   Options
+}
+
+func newHandler(store *routing.Store, opt Options) *handler {
+	if opt.SignDestination == nil {
+		key := make([]byte, 32)
+		_, _ = rand.Read(key)
+		opt.SignDestination = hmacSigner(key)
+	}
+	if opt.Origin == "" {
+		opt.Origin = "amtsbote"
+	}
+	return &handler{store: store, opt: opt}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// fail maps a routing error to its problem document.
+func fail(w http.ResponseWriter, r *http.Request, err error) {
+	var amb *routing.AmbiguousPlaceError
+	switch {
+	case errors.As(err, &amb):
+		cands := make([]placeJSON, 0, len(amb.Candidates))
+		for _, a := range amb.Candidates {
+			cands = append(cands, placeOf(a, ""))
+		}
+		problem.Write(w, r, problem.New(http.StatusUnprocessableEntity, problem.TypeAmbiguousPlace,
+			fmt.Sprintf("%q names %d places; choose one by its ARS", amb.Query, len(amb.Candidates))).With("candidates", cands))
+	case errors.Is(err, routing.ErrInvalidQuery):
+		problem.Write(w, r, problem.New(http.StatusBadRequest, problem.TypeMalformed, err.Error()))
+	case errors.Is(err, routing.ErrUnknownService):
+		problem.Write(w, r, problem.New(http.StatusUnprocessableEntity, problem.TypeUnknownService, err.Error()))
+	case errors.Is(err, routing.ErrUnknownPlace):
+		problem.Write(w, r, problem.New(http.StatusUnprocessableEntity, problem.TypeUnknownPlace, err.Error()))
+	case errors.Is(err, routing.ErrNoResponsibleOffice):
+		problem.Write(w, r, problem.New(http.StatusUnprocessableEntity, problem.TypeNoResponsibleOffice, err.Error()))
+	default:
+		problem.Write(w, r, problem.New(http.StatusInternalServerError, problem.TypeInternal, "directory error"))
+	}
+}
+
+func badRequest(w http.ResponseWriter, r *http.Request, format string, args ...any) {
+	problem.Write(w, r, problem.New(http.StatusBadRequest, problem.TypeMalformed, fmt.Sprintf(format, args...)))
+}
+
+// intParam reads an optional integer query parameter within [lo, hi].
+func intParam(r *http.Request, name string, def, lo, hi int) (int, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("%s must be an integer from %d to %d", name, lo, hi)
+	}
+	return n, nil
+}
+
+type placeJSON struct {
+	ARS        string `json:"ars"`
+	AGS        string `json:"ags,omitempty"`
+	Name       string `json:"name"`
+	Level      string `json:"level"`
+	Postcode   string `json:"postcode,omitempty"`
+	Label      string `json:"label,omitempty"`
+	Kreis      string `json:"kreis,omitempty"`
+	Land       string `json:"land"`
+	Population int    `json:"population,omitempty"`
+}
+
+func placeOf(a *routing.Area, postcode string) placeJSON {
+	p := placeJSON{ARS: a.ARS, AGS: a.AGS, Name: a.Name, Level: a.Level.String(), Postcode: postcode, Land: a.Land(), Population: a.Population}
+	for x := a.Parent; x != nil; x = x.Parent {
+		if x.Level == routing.LevelKreis {
+			p.Kreis = x.Name
+		}
+	}
+	return p
+}
+
+func (h *handler) places(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query().Get("q")
+	if strings.TrimSpace(q) == "" {
+		badRequest(w, r, "query parameter q is required")
+		return
+	}
+	limit, err := intParam(r, "limit", 10, 1, 500)
+	if err != nil {
+		badRequest(w, r, "%v", err)
+		return
+	}
+	hits := h.store.Current().SearchPlaces(q, limit)
+	out := make([]placeJSON, 0, len(hits))
+	for _, hit := range hits {
+		p := placeOf(hit.Area, hit.Postcode)
+		p.Label = hit.Label
+		out = append(out, p)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"count": len(out), "places": out})
+}
+
+type serviceJSON struct {
+	LeikaKey    string         `json:"leikaKey"`
+	Name        string         `json:"name"`
+	Synonyms    []string       `json:"synonyms,omitempty"`
+	Lebenslagen []string       `json:"lebenslagen,omitempty"`
+	ShortText   string         `json:"kurztext,omitempty"`
+	Texts       *routing.Texts `json:"texte,omitempty"`
+	Matched     string         `json:"matched,omitempty"`
+	Source      string         `json:"quelle,omitempty"`
+}
+
+func serviceOf(s *routing.Service, full bool) serviceJSON {
+	j := serviceJSON{LeikaKey: s.Key, Name: s.Name, Synonyms: s.Synonyms, Lebenslagen: s.Lebenslage, ShortText: s.ShortText}
+	if full {
+		t := s.Texts
+		j.Texts = &t
+		j.Source = s.Source
+	}
+	return j
+}
+
+func (h *handler) services(w http.ResponseWriter, r *http.Request) {
+	limit, err := intParam(r, "limit", 10, 1, 500)
+	if err != nil {
+		badRequest(w, r, "%v", err)
+		return
+	}
+	d := h.store.Current()
+	q := r.URL.Query().Get("q")
+	out := []serviceJSON{}
+	if strings.TrimSpace(q) == "" {
+		for _, s := range d.Services() {
+			if len(out) == limit {
+				break
+			}
+			out = append(out, serviceOf(s, false))
+		}
+	} else {
+		for _, hit := range d.SearchServices(q, limit) {
+			j := serviceOf(hit.Service, false)
+			j.Matched = hit.Matched
+			out = append(out, j)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"count": len(out), "services": out})
+}
+
+func (h *handler) service(w http.ResponseWriter, r *http.Request) {
+	key := chi.URLParam(r, "leikaKey")
+	if len(key) != 14 || strings.Trim(key, "0123456789") != "" {
+		badRequest(w, r, "LeiKa key must have 14 digits")
+		return
+	}
+	s, ok := h.store.Current().Service(key)
+	if !ok {
+		problem.Write(w, r, problem.New(http.StatusNotFound, problem.TypeUnknownService, "no service with LeiKa key "+key))
+		return
+	}
+	writeJSON(w, http.StatusOK, serviceOf(s, true))
+}
+
+type addressJSON struct {
+	Street   string `json:"street,omitempty"`
+	Postfach string `json:"postOfficeBox,omitempty"`
+	Zip      string `json:"zip,omitempty"`
+	City     string `json:"city,omitempty"`
+}
+
+type channelJSON struct {
+	Kind     string `json:"kind"`
+	Level    int    `json:"level"`
+	Endpoint string `json:"endpoint,omitempty"`
+}
+
+type officeJSON struct {
+	ID       string        `json:"id"`
+	Name     string        `json:"name"`
+	Parent   string        `json:"parent,omitempty"`
+	Address  *addressJSON  `json:"address,omitempty"`
+	Postal   *addressJSON  `json:"postalAddress,omitempty"`
+	Phone    string        `json:"phone,omitempty"`
+	Email    string        `json:"email,omitempty"`
+	Web      string        `json:"web,omitempty"`
+	Channels []channelJSON `json:"channels"`
+	Certs    []string      `json:"certificates,omitempty"`
+	Sample   bool          `json:"sample"`
+}
+
+func addrOf(a routing.Address) *addressJSON {
+	if a.IsZero() {
+		return nil
+	}
+	return &addressJSON{Street: a.Street, Postfach: a.Postfach, Zip: a.Postcode, City: a.City}
+}
+
+func channelsOf(cs []routing.Channel) []channelJSON {
+	out := make([]channelJSON, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, channelJSON(c))
+	}
+	return out
+}
+
+func officeOf(o *routing.Office) officeJSON {
+	return officeJSON{
+		ID: o.ID, Name: o.Name, Parent: o.ParentID, Address: addrOf(o.Street), Postal: addrOf(o.Postal),
+		Phone: o.Contact.Phone, Email: o.Contact.Email, Web: o.Contact.Web,
+		Channels: channelsOf(o.Channels), Certs: o.CertRefs, Sample: o.Sample,
+	}
+}
+
+func (h *handler) office(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	o, ok := h.store.Current().Office(id)
+	if !ok {
+		problem.Write(w, r, problem.New(http.StatusNotFound, problem.TypeNotFound, "no office with id "+strconvQuote(id)))
+		return
+	}
+	writeJSON(w, http.StatusOK, officeOf(o))
+}
+
+func strconvQuote(s string) string {
+	if len(s) > 100 {
+		s = s[:100]
+	}
+	return strconv.Quote(s)
+}
+
+// resolve is the gateway's own lookup: any place form (ARS, AGS, postcode, name), with
+// the candidates of an ambiguous place in the problem document.
+func (h *handler) resolve(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	d := h.store.Current()
+	svc, err := d.FindService(q.Get("leikaKey") + q.Get("service"))
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	area, err := d.Place(q.Get("place"))
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	rt, err := d.ResolveArea(svc, area)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, h.routeOf(rt))
+}
+
+var (
+	leikaRE = func(s string) bool { return len(s) == 14 && strings.HasPrefix(s, "99") && digits(s) }
+)
+
+func digits(s string) bool { return s != "" && strings.Trim(s, "0123456789") == "" }
+
+// routes answers GET /v1/routes like the FIT-Connect Routing API: leikaKey plus
+// exactly one of ars, ags, areaId; offset and limit page the result.
+func (h *handler) routes(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	key := q.Get("leikaKey")
+	if !leikaRE(key) {
+		badRequest(w, r, "leikaKey is required and must match ^99\\d{12}$")
+		return
+	}
+	var place string
+	set := 0
+	if v := q.Get("ars"); v != "" {
+		set++
+		if !digits(v) || !oneOf(len(v), 2, 3, 5, 9, 12) {
+			badRequest(w, r, "ars must have 2, 3, 5, 9 or 12 digits")
+			return
+		}
+		place = v
+	}
+	if v := q.Get("ags"); v != "" {
+		set++
+		if !digits(v) || !oneOf(len(v), 2, 3, 5, 8) {
+			badRequest(w, r, "ags must have 2, 3, 5 or 8 digits")
+			return
+		}
+		place = v
+		if len(v) == 5 {
+			place = v + "0000000" // an AGS prefix of 5 digits is a Kreis, not a postcode
+		}
+	}
+	if v := q.Get("areaId"); v != "" {
+		set++
+		if !digits(v) {
+			badRequest(w, r, "areaId must be digits")
+			return
+		}
+		place = v
+	}
+	if set != 1 {
+		badRequest(w, r, "exactly one of ars, ags or areaId is required")
+		return
+	}
+	offset, err := intParam(r, "offset", 0, 0, 1<<30)
+	if err != nil {
+		badRequest(w, r, "%v", err)
+		return
+	}
+	limit, err := intParam(r, "limit", 100, 1, 500)
+	if err != nil {
+		badRequest(w, r, "%v", err)
+		return
+	}
+	d := h.store.Current()
+	svc, ok := d.Service(key)
+	if !ok {
+		fail(w, r, fmt.Errorf("%w: %s", routing.ErrUnknownService, key))
+		return
+	}
+	area, err := d.Place(place)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	routes := []routeJSON{}
+	rt, err := d.ResolveArea(svc, area)
+	switch {
+	case err == nil:
+		routes = append(routes, h.routeOf(rt))
+	case errors.Is(err, routing.ErrNoResponsibleOffice):
+		// FIT-Connect answers an unserved area with an empty result, not an error.
+	default:
+		fail(w, r, err)
+		return
+	}
+	total := len(routes)
+	if offset >= len(routes) {
+		routes = routes[:0]
+	} else {
+		routes = routes[offset:min(len(routes), offset+limit)]
+	}
+	writeJSON(w, http.StatusOK, routeResult{Count: len(routes), Offset: offset, TotalCount: total, Routes: routes})
+}
+
+func oneOf(n int, xs ...int) bool {
+	for _, x := range xs {
+		if n == x {
+			return true
+		}
+	}
+	return false
+}
+
+type routeResult struct {
+	Count      int         `json:"count"`
+	Offset     int         `json:"offset"`
+	TotalCount int         `json:"totalCount"`
+	Routes     []routeJSON `json:"routes"`
+}
+
+type descJSON struct {
+	Description map[string]string `json:"description"`
+}
+
+type postBoxJSON struct {
+	PostOfficeBox string `json:"postOfficeBox"`
+	Zip           string `json:"zip,omitempty"`
+	City          string `json:"city,omitempty"`
+}
+
+// routeJSON is the FIT-Connect route object plus amtsbote's own members (office,
+// channels, peer, area), which the FIT-Connect schema allows as extra properties.
+type routeJSON struct {
+	DestinationID        string       `json:"destinationId"`
+	DestinationSignature string       `json:"destinationSignature"`
+	DestinationName      string       `json:"destinationName"`
+	DestinationShortName string       `json:"destinationShortName,omitempty"`
+	Address              *addressJSON `json:"address,omitempty"`
+	PostOfficeBox        *postBoxJSON `json:"postOfficeBox,omitempty"`
+	RequiredDocuments    *descJSON    `json:"requiredDocuments,omitempty"`
+	LegalBasis           *descJSON    `json:"legalBasis,omitempty"`
+	Deadline             *descJSON    `json:"deadline,omitempty"`
+	FurtherInformation   *descJSON    `json:"furtherInformation,omitempty"`
+	Origin               string       `json:"origin"`
+
+	LeikaKey string        `json:"leikaKey"`
+	Service  string        `json:"serviceName"`
+	Area     placeJSON     `json:"area"`
+	Matched  string        `json:"matchedArs,omitempty"`
+	Role     string        `json:"role"`
+	OfficeID string        `json:"officeId,omitempty"`
+	Sample   bool          `json:"sample,omitempty"`
+	Channels []channelJSON `json:"channels"`
+	Peer     *peerJSON     `json:"peer,omitempty"`
+}
+
+type peerJSON struct {
+	Land      string `json:"land"`
+	Name      string `json:"name,omitempty"`
+	GatewayID string `json:"gatewayId"`
+	BaseURL   string `json:"baseUrl"`
+	Sample    bool   `json:"sample,omitempty"`
+}
+
+func desc(s string) *descJSON {
+	if s == "" {
+		return nil
+	}
+	return &descJSON{Description: map[string]string{"de": s}}
+}
+
+func (h *handler) routeOf(rt *routing.Route) routeJSON {
+	j := routeJSON{
+		LeikaKey: rt.Service.Key, Service: rt.Service.Name, Area: placeOf(rt.Area, ""),
+		Role: rt.Role, Channels: channelsOf(rt.Channels), Origin: h.opt.Origin,
+		RequiredDocuments: desc(rt.Service.Texts.ErforderlicheUnterlagen),
+		LegalBasis:        desc(rt.Service.Texts.Rechtsgrundlage),
+		Deadline:          desc(rt.Service.Texts.Fristen),
+		FurtherInformation: desc(rt.Service.Texts.Verfahrensablauf),
+	}
+	if rt.MatchedArea != nil {
+		j.Matched = rt.MatchedArea.ARS
+	}
+	var destKey string
+	if rt.Office != nil {
+		o := rt.Office
+		destKey = "office:" + o.ID
+		j.DestinationName = o.Name
+		j.OfficeID = o.ID
+		j.Sample = o.Sample
+		if !o.Street.IsZero() {
+			j.Address = addrOf(o.Street)
+		}
+		if o.Postal.Postfach != "" {
+			j.PostOfficeBox = &postBoxJSON{PostOfficeBox: "Postfach " + o.Postal.Postfach, Zip: o.Postal.Postcode, City: o.Postal.City}
+		}
+	} else if rt.Peer != nil {
+		p := rt.Peer
+		destKey = "peer:" + p.Land
+		j.DestinationName = "Gateway " + p.Name
+		j.Peer = &peerJSON{Land: p.Land, Name: p.Name, GatewayID: p.GatewayID, BaseURL: p.BaseURL, Sample: p.Sample}
+		j.Sample = p.Sample
+	}
+	j.DestinationID = nameUUID(destKey)
+	payload, _ := json.Marshal(map[string]any{
+		"destinationId": j.DestinationID,
+		"leistungID":    "urn:de:fim:leika:leistung:" + rt.Service.Key,
+		"gebietID":      "urn:de:bund:destatis:bevoelkerungsstatistik:schluessel:rs:" + rt.Area.ARS,
+		"channels":      j.Channels,
+	})
+	if sig, err := h.opt.SignDestination(payload); err == nil {
+		j.DestinationSignature = sig
+	}
+	return j
+}
+
+// nameUUID derives a stable UUID (version 5 layout, SHA-1 over a fixed namespace) from
+// an office or peer id, so the same office always has the same destinationId.
+func nameUUID(name string) string {
+	ns := []byte("amtsbote.de/directory/destination/")
+	sum := sha1.Sum(append(ns, name...))
+	b := sum[:16]
+	b[6] = (b[6] & 0x0f) | 0x50
+	b[8] = (b[8] & 0x3f) | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// hmacSigner makes compact JWS (HS256) over the payload.
+func hmacSigner(key []byte) func([]byte) (string, error) {
+	header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
+	return func(payload []byte) (string, error) {
+		body := header + "." + base64.RawURLEncoding.EncodeToString(payload)
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(body))
+		return body + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil)), nil
+	}
+}

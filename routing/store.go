@@ -1,0 +1,127 @@
+package routing
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Store holds the current Directory snapshot. Readers call Current and keep using the
+// snapshot they got for the whole request; a reload builds and validates a complete
+// new snapshot first and then swaps one pointer, so nobody sees a half-loaded
+// directory and a bad file leaves the old snapshot in place.
+type Store struct {
+	cur  atomic.Pointer[Directory]
+	base *Directory // the snapshot overlays are applied to (usually Builtin)
+
+	mu       sync.Mutex // serialises reloads; readers never take it
+	files    []string
+	lastErr  error
+	loadedAt time.Time
+}
+
+// NewStore returns a store serving d. Reloads apply their files on top of d.
+func NewStore(d *Directory) *Store {
+	s := &Store{base: d, loadedAt: time.Now()}
+	s.cur.Store(d)
+	return s
+}
+
+// Current returns the snapshot to use for one request.
+func (s *Store) Current() *Directory { return s.cur.Load() }
+
+// Swap replaces the snapshot (and the base for later reloads) with d.
+func (s *Store) Swap(d *Directory) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.base = d
+	s.files = nil
+	s.cur.Store(d)
+	s.loadedAt = time.Now()
+}
+
+// ReloadFiles builds a new snapshot from the base directory plus the given overlay
+// files (XZuFi XML or YAML, in order, later files win), validates it completely and
+// only then makes it current. The paths are remembered for Reload. On error the
+// current snapshot stays and the error names the file and line.
+func (s *Store) ReloadFiles(paths ...string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, err := BuildWithFiles(s.base, paths...)
+	s.lastErr = err
+	if err != nil {
+		return err
+	}
+	s.files = slices.Clone(paths)
+	s.cur.Store(d)
+	s.loadedAt = time.Now()
+	return nil
+}
+
+// Reload re-reads the files of the last successful ReloadFiles (SIGHUP, admin endpoint).
+func (s *Store) Reload() error {
+	s.mu.Lock()
+	files := slices.Clone(s.files)
+	s.mu.Unlock()
+	return s.ReloadFiles(files...)
+}
+
+// Status describes the store for the admin endpoint.
+type Status struct {
+	Files     []string  `json:"files"`
+	LoadedAt  time.Time `json:"loadedAt"`
+	LastError string    `json:"lastError,omitempty"`
+	Counts    Counts    `json:"counts"`
+}
+
+// Status reports what is loaded and why the last reload failed, if it did.
+func (s *Store) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Status{Files: slices.Clone(s.files), LoadedAt: s.loadedAt, Counts: s.cur.Load().Counts()}
+	if s.lastErr != nil {
+		st.LastError = s.lastErr.Error()
+	}
+	return st
+}
+
+// Watch reloads on every value received from signals (the integrator passes a channel
+// registered for SIGHUP) until ctx ends. Failures are logged; the old snapshot stays.
+func (s *Store) Watch(ctx context.Context, signals <-chan os.Signal, log *slog.Logger) {
+	if log == nil {
+		log = slog.Default()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sig, ok := <-signals:
+			if !ok {
+				return
+			}
+			if err := s.Reload(); err != nil {
+				log.Error("directory reload failed; keeping the old directory", "signal", fmt.Sprint(sig), "err", err)
+				continue
+			}
+			log.Info("directory reloaded", "signal", fmt.Sprint(sig), "counts", s.Current().Counts())
+		}
+	}
+}
+
+// BuildWithFiles returns base with the overlay files applied, fully validated.
+func BuildWithFiles(base *Directory, paths ...string) (*Directory, error) {
+	src := base.Source().clone()
+	for _, p := range paths {
+		o, err := LoadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		src.Merge(o)
+	}
+	return Build(src)
+}

@@ -1,0 +1,229 @@
+package routing
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// The YAML overlay is the file operators maintain by hand. Its shape is documented in
+// docs/directory.md; testdata/directory/overlay.yaml is a complete example.
+
+type yamlFile struct {
+	HomeLands        []string         `yaml:"homeLands"`
+	Services         []yamlService    `yaml:"services"`
+	Offices          []yamlOffice     `yaml:"offices"`
+	Responsibilities []yamlResp       `yaml:"responsibilities"`
+	Peers            []yamlPeer       `yaml:"peers"`
+	Generate         []yamlRule       `yaml:"generate"`
+	Areas            []yamlArea       `yaml:"areas"`
+	Postcodes        map[string][]string `yaml:"postcodes"`
+}
+
+type yamlService struct {
+	Key        string   `yaml:"key"`
+	Name       string   `yaml:"name"`
+	Synonyms   []string `yaml:"synonyms"`
+	Lebenslage []string `yaml:"lebenslagen"`
+	ShortText  string   `yaml:"kurztext"`
+	Texts      struct {
+		Voraussetzungen         string `yaml:"voraussetzungen"`
+		Verfahrensablauf        string `yaml:"verfahrensablauf"`
+		ErforderlicheUnterlagen string `yaml:"erforderlicheUnterlagen"`
+		Fristen                 string `yaml:"fristen"`
+		Kosten                  string `yaml:"kosten"`
+		Rechtsgrundlage         string `yaml:"rechtsgrundlage"`
+	} `yaml:"texte"`
+	Source string `yaml:"quelle"`
+}
+
+type yamlAddress struct {
+	Street   string `yaml:"strasse"`
+	Postfach string `yaml:"postfach"`
+	Postcode string `yaml:"plz"`
+	City     string `yaml:"ort"`
+}
+
+type yamlChannel struct {
+	Kind     string `yaml:"kind"`
+	Level    int    `yaml:"level"`
+	Endpoint string `yaml:"endpoint"`
+}
+
+type yamlOffice struct {
+	ID       string        `yaml:"id"`
+	Name     string        `yaml:"name"`
+	Parent   string        `yaml:"parent"`
+	Street   yamlAddress   `yaml:"hausanschrift"`
+	Postal   yamlAddress   `yaml:"postanschrift"`
+	Contact  yamlContact   `yaml:"kontakt"`
+	Channels []yamlChannel `yaml:"kanaele"`
+	CertRefs []string      `yaml:"zertifikate"`
+	Sample   bool          `yaml:"beispiel"`
+}
+
+type yamlContact struct {
+	Phone string `yaml:"telefon"`
+	Email string `yaml:"email"`
+	Web   string `yaml:"web"`
+}
+
+type yamlResp struct {
+	Service string `yaml:"leistung"`
+	Area    string `yaml:"gebiet"`
+	Office  string `yaml:"stelle"`
+	Role    string `yaml:"rolle"`
+}
+
+type yamlPeer struct {
+	Land      string `yaml:"land"`
+	Name      string `yaml:"name"`
+	GatewayID string `yaml:"gatewayId"`
+	BaseURL   string `yaml:"baseUrl"`
+	Sample    bool   `yaml:"beispiel"`
+}
+
+type yamlRule struct {
+	Level    string        `yaml:"ebene"`
+	Land     string        `yaml:"land"`
+	Services []string      `yaml:"leistungen"`
+	Channels []yamlChannel `yaml:"kanaele"`
+}
+
+type yamlArea struct {
+	Key        string `yaml:"ars"`
+	AGS        string `yaml:"ags"`
+	Name       string `yaml:"name"`
+	Population int    `yaml:"einwohner"`
+}
+
+var yamlLineRE = regexp.MustCompile(`line (\d+)`)
+
+// ParseYAML reads a YAML overlay. name is used in error messages, which name the file
+// and line of the offending record.
+func ParseYAML(name string, r io.Reader) (*Source, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxFileSize+1))
+	if err != nil {
+		return nil, &DataError{File: name, Msg: "read", Err: err}
+	}
+	if len(data) > maxFileSize {
+		return nil, &DataError{File: name, Msg: fmt.Sprintf("file larger than %d bytes", maxFileSize)}
+	}
+	// Strict pass: a misspelt field is an error, not a silently ignored line.
+	var f yamlFile
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		line := 0
+		if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+			line, _ = strconv.Atoi(m[1])
+		}
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		return nil, &DataError{File: name, Line: line, Msg: msg}
+	}
+	// Second pass over the node tree, only for the line of each record.
+	var root yaml.Node
+	_ = yaml.Unmarshal(data, &root)
+	lines := recordLines(&root)
+	at := func(section string, i int) string {
+		if l := lines[section]; i < len(l) {
+			return name + ":" + strconv.Itoa(l[i])
+		}
+		return name
+	}
+	src := &Source{HomeLands: f.HomeLands}
+	for i, s := range f.Services {
+		sv := &Service{
+			Key: strings.TrimSpace(s.Key), Name: strings.TrimSpace(s.Name), Synonyms: s.Synonyms,
+			Lebenslage: s.Lebenslage, ShortText: s.ShortText, Source: s.Source,
+			Texts: Texts(s.Texts),
+		}
+		src.Services = append(src.Services, sv)
+		src.setOrigin("service", sv.Key, at("services", i))
+	}
+	for i, o := range f.Offices {
+		of := &Office{
+			ID: strings.TrimSpace(o.ID), Name: strings.TrimSpace(o.Name), ParentID: o.Parent,
+			Street:  Address(o.Street),
+			Postal:  Address(o.Postal),
+			Contact: Contact(o.Contact), CertRefs: o.CertRefs, Sample: o.Sample,
+			SourceFile: at("offices", i),
+		}
+		for _, c := range o.Channels {
+			of.Channels = append(of.Channels, Channel(c))
+		}
+		src.Offices = append(src.Offices, of)
+		src.setOrigin("office", of.ID, of.SourceFile)
+	}
+	for i, r := range f.Responsibilities {
+		role := r.Role
+		if role == "" {
+			role = "zustaendig"
+		}
+		rs := Responsibility{ServiceKey: strings.TrimSpace(r.Service), AreaKey: strings.TrimSpace(r.Area), OfficeID: strings.TrimSpace(r.Office), Role: role}
+		src.Responsibilities = append(src.Responsibilities, rs)
+		src.setOrigin("resp", rs.ServiceKey+"@"+rs.AreaKey+"@"+rs.Role, at("responsibilities", i))
+	}
+	for i, p := range f.Peers {
+		pe := &Peer{Land: p.Land, Name: p.Name, GatewayID: p.GatewayID, BaseURL: p.BaseURL, Sample: p.Sample}
+		src.Peers = append(src.Peers, pe)
+		src.setOrigin("peer", pe.Land, at("peers", i))
+	}
+	for i, g := range f.Generate {
+		rule := Rule{Land: g.Land, Services: g.Services, Origin: at("generate", i)}
+		switch strings.ToLower(g.Level) {
+		case "gemeinde":
+			rule.Level = LevelGemeinde
+		case "kreis":
+			rule.Level = LevelKreis
+		default:
+			return nil, &DataError{File: rule.Origin, Msg: fmt.Sprintf("generate: ebene %q: want gemeinde or kreis", g.Level)}
+		}
+		for _, c := range g.Channels {
+			rule.Channels = append(rule.Channels, Channel(c))
+		}
+		src.Rules = append(src.Rules, rule)
+	}
+	for i, a := range f.Areas {
+		src.Areas = append(src.Areas, &Area{Key: a.Key, AGS: a.AGS, Name: a.Name, Population: a.Population})
+		src.setOrigin("area", a.Key, at("areas", i))
+	}
+	if len(f.Postcodes) > 0 {
+		src.Postcodes = f.Postcodes
+		for plz := range f.Postcodes {
+			src.setOrigin("plz", plz, name)
+		}
+	}
+	return src, nil
+}
+
+// recordLines maps each top-level list to the line of each of its items.
+func recordLines(root *yaml.Node) map[string][]int {
+	out := map[string][]int{}
+	if root == nil || len(root.Content) == 0 {
+		return out
+	}
+	m := root.Content[0]
+	if m.Kind != yaml.MappingNode {
+		return out
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		key, val := m.Content[i].Value, m.Content[i+1]
+		if val.Kind != yaml.SequenceNode {
+			continue
+		}
+		for _, item := range val.Content {
+			out[key] = append(out[key], item.Line)
+		}
+	}
+	return out
+}
+
+// maxFileSize bounds what a loader reads; the whole of Saxony is far smaller.
+const maxFileSize = 64 << 20
