@@ -1,0 +1,211 @@
+package adaptertest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/adapters"
+)
+
+// memAdapter is a minimal in-process channel that carries the bytes. It exists to
+// prove that a correct adapter passes Run and that each seeded defect fails it.
+type memAdapter struct {
+	h      *memHarness
+	defect string
+	logger *slog.Logger
+
+	mu     sync.RWMutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func (a *memAdapter) Channel() string { return "memory" }
+
+func (a *memAdapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Confirmation, error) {
+	a.mu.RLock()
+	if a.closed && a.defect != "ignores-close" {
+		a.mu.RUnlock()
+		return adapters.Confirmation{}, adapters.ErrClosed
+	}
+	a.wg.Add(1)
+	a.mu.RUnlock()
+	defer a.wg.Done()
+
+	if err := ctx.Err(); err != nil {
+		return adapters.Confirmation{}, fmt.Errorf("memory: %w", err)
+	}
+	r := a.h.lookup(d.Target.Endpoint)
+	if r == nil {
+		return adapters.Confirmation{}, adapters.Permanent("unknown endpoint", nil)
+	}
+	pkg, err := ReadAll(ctx, d.Package)
+	if err != nil {
+		return adapters.Confirmation{}, fmt.Errorf("memory: read package: %w", err)
+	}
+	got := Received{DeliveryID: d.ID, SubmissionID: d.SubmissionID, Package: pkg, PackageSHA256: SHA256Hex(pkg),
+		Attachments: map[string][]byte{}, AttachmentSHA256: map[string]string{}}
+	if a.defect == "unstable-id" {
+		got.DeliveryID = fmt.Sprintf("%s-%d", d.ID, d.Attempt)
+	}
+	for _, at := range d.Attachments {
+		b, err := ReadAll(ctx, at.Open)
+		if err != nil {
+			return adapters.Confirmation{}, fmt.Errorf("memory: read attachment: %w", err)
+		}
+		got.Attachments[at.ID] = b
+		got.AttachmentSHA256[at.ID] = SHA256Hex(b)
+	}
+	if d.Target.Secret != r.target.Secret {
+		got.Problem = "wrong secret"
+	}
+	a.logger.Debug("delivering", "delivery", d.ID, "target", d.Target)
+	err = r.take(ctx, got)
+	switch {
+	case err == nil:
+		return adapters.Confirmation{Receiver: "memory:" + d.Target.Endpoint, At: time.Now()}, nil
+	case errors.Is(err, errRefused) || a.defect == "transient-as-permanent":
+		return adapters.Confirmation{}, adapters.Permanent("receiver refused", err)
+	case a.defect == "leak-secret":
+		return adapters.Confirmation{}, fmt.Errorf("memory: deliver with secret %s: %w", d.Target.Secret, err)
+	default:
+		return adapters.Confirmation{}, fmt.Errorf("memory: %w", err)
+	}
+}
+
+func (a *memAdapter) Close() error {
+	a.mu.Lock()
+	a.closed = true
+	a.mu.Unlock()
+	a.wg.Wait()
+	return nil
+}
+
+var (
+	errRefused = errors.New("refused")
+	errFull    = errors.New("receiver full")
+)
+
+type memReceiver struct {
+	mode    Mode
+	target  adapters.Target
+	release chan struct{}
+
+	mu  sync.Mutex
+	got []Received
+}
+
+func (r *memReceiver) Target() adapters.Target { return r.target }
+
+func (r *memReceiver) Received() []Received {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Received(nil), r.got...)
+}
+
+func (r *memReceiver) take(ctx context.Context, got Received) error {
+	r.mu.Lock()
+	r.got = append(r.got, got)
+	r.mu.Unlock()
+	switch r.mode {
+	case ModeTransient:
+		return errFull
+	case ModePermanent:
+		return errRefused
+	case ModeHang:
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.release:
+			return errFull
+		}
+	}
+	return nil
+}
+
+type memHarness struct {
+	defect string
+	mu     sync.Mutex
+	n      int
+	rs     map[string]*memReceiver
+}
+
+func (h *memHarness) lookup(ep string) *memReceiver {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.rs[ep]
+}
+
+func (h *memHarness) Features() Features {
+	return Features{CarriesPackage: true, CarriesAttachments: true}
+}
+
+func (h *memHarness) NewAdapter(t testing.TB, logger *slog.Logger) adapters.Adapter {
+	return &memAdapter{h: h, defect: h.defect, logger: logger}
+}
+
+func (h *memHarness) NewReceiver(t testing.TB, mode Mode) Receiver {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.n++
+	ep := fmt.Sprintf("mem://%d", h.n)
+	r := &memReceiver{mode: mode, release: make(chan struct{}),
+		target: adapters.Target{Channel: "memory", Endpoint: ep, Secret: fmt.Sprintf("whsec_secretkey%05dXYZ", h.n)}}
+	if h.rs == nil {
+		h.rs = map[string]*memReceiver{}
+	}
+	h.rs[ep] = r
+	t.Cleanup(func() { close(r.release) })
+	return r
+}
+
+func TestMemoryAdapterConforms(t *testing.T) {
+	Run(t, &memHarness{})
+}
+
+// TestSeededDefectsFail proves the suite has teeth: each defect, planted in an
+// otherwise correct adapter, must make the named case fail. The suite runs in a child
+// process because a failing *testing.T cannot be contained in this one.
+func TestSeededDefectsFail(t *testing.T) {
+	if os.Getenv("ADAPTERTEST_DEFECT") != "" {
+		return // this is the child process itself
+	}
+	cases := map[string]string{
+		"leak-secret":            "SecretNeverInErrorsOrLogs",
+		"unstable-id":            "StableDeliveryID",
+		"transient-as-permanent": "TransientFailure",
+		"ignores-close":          "DeliverAfterClose",
+	}
+	for defect, failingCase := range cases {
+		t.Run(defect, func(t *testing.T) {
+			t.Parallel()
+			// Only the case that should catch the defect runs, which also proves each
+			// case stands on its own.
+			cmd := exec.Command(os.Args[0], "-test.run=^TestDefectChild$/^"+failingCase+"$", "-test.v")
+			cmd.Env = append(os.Environ(), "ADAPTERTEST_DEFECT="+defect)
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("suite passed an adapter with defect %q:\n%s", defect, out)
+			}
+			if !strings.Contains(string(out), "--- FAIL: TestDefectChild/"+failingCase) {
+				t.Errorf("defect %q did not fail case %s:\n%s", defect, failingCase, out)
+			}
+		})
+	}
+}
+
+// TestDefectChild is the child of TestSeededDefectsFail and does nothing on its own.
+func TestDefectChild(t *testing.T) {
+	defect := os.Getenv("ADAPTERTEST_DEFECT")
+	if defect == "" {
+		return
+	}
+	Run(t, &memHarness{defect: defect})
+}
