@@ -183,6 +183,10 @@ func (p *Paket) Element() *etree.Element {
 // Marshal serializes the unsigned package as a document with an XML declaration.
 func (p *Paket) Marshal() []byte {
 	doc := etree.NewDocument()
+	// Escape CR, TAB and LF where a parser would otherwise normalize them away, so form
+	// data and JSON text survive a round trip byte for byte.
+	doc.WriteSettings.CanonicalText = true
+	doc.WriteSettings.CanonicalAttrVal = true
 	doc.CreateProcInst("xml", `version="1.0" encoding="UTF-8"`)
 	doc.SetRoot(p.Element())
 	b, _ := doc.WriteToBytes() // writing to a bytes.Buffer cannot fail

@@ -120,3 +120,12 @@ func xmllint(t testing.TB, doc []byte) (bool, string) {
 func isOneOfOurErrors(err error) bool {
 	return errors.Is(err, ErrMalformed) || errors.Is(err, ErrLimit) || errors.Is(err, ErrInvalidField)
 }
+
+func marshalRoot(t testing.TB, root *etree.Element) []byte {
+	t.Helper()
+	b, err := etree.NewDocumentWithRoot(root).WriteToBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

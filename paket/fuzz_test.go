@@ -1,0 +1,78 @@
+package paket
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/beevik/etree"
+)
+
+// addSeeds feeds every sample package (valid and broken) to the fuzzer.
+func addSeeds(f *testing.F) {
+	dir := samplesDir(f)
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".xml") {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err == nil {
+			f.Add(b)
+		}
+		return err
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte(minimalHead + `<Anlagen><Anlage><Inhalt>AAAA</Inhalt></Anlage></Anlagen></Antragspaket>`))
+	f.Add([]byte(`<!DOCTYPE r [<!ENTITY a "a">]><r>&a;</r>`))
+	f.Add([]byte(full().Marshal()))
+}
+
+// smallLimits keep single fuzz iterations fast while still exercising every limit.
+var smallLimits = Limits{MaxBytes: 1 << 20, MaxDepth: 32, MaxElements: 5000, MaxAttributes: 16, MaxAttachments: 8, MaxAttachmentBytes: 64 << 10}
+
+func FuzzScan(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		err := Scan(b, smallLimits)
+		if err != nil && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrLimit) {
+			t.Fatalf("Scan returned an unclassified error: %v", err)
+		}
+		if err != nil {
+			return
+		}
+		// What Scan lets through, the tree builder can read.
+		doc := etree.NewDocument()
+		if err := doc.ReadFromBytes(b); err != nil {
+			t.Fatalf("Scan accepted what etree cannot read: %v", err)
+		}
+	})
+}
+
+func FuzzParse(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		doc := etree.NewDocument()
+		if err := doc.ReadFromBytes(b); err != nil || doc.Root() == nil {
+			return
+		}
+		p, err := Parse(doc.Root(), smallLimits)
+		if err != nil {
+			if !isOneOfOurErrors(err) {
+				t.Fatalf("Parse returned an unclassified error: %v", err)
+			}
+			return
+		}
+		// Whatever Parse accepts, the builder reproduces and Parse reads back unchanged.
+		again, err := Parse(readRoot(t, p.Marshal()), Limits{MaxBytes: -1, MaxDepth: -1, MaxElements: -1, MaxAttributes: -1, MaxAttachments: -1, MaxAttachmentBytes: -1})
+		if err != nil {
+			t.Fatalf("re-parse of the rebuilt package: %v\n%s", err, p.Marshal())
+		}
+		if d := diffPaket(p, again); d != "" {
+			t.Fatalf("round trip changed the package: %s", d)
+		}
+	})
+}

@@ -1,0 +1,138 @@
+package paket
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestScanAcceptsBuilderOutput(t *testing.T) {
+	for name, p := range samplePakete() {
+		b := p.Marshal()
+		if err := Scan(b, Limits{}); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		// Without the XML declaration, with a signature and with line-wrapped base64.
+		b = bytes.TrimPrefix(b, []byte(`<?xml version="1.0" encoding="UTF-8"?>`))
+		if err := Scan(b, DefaultLimits()); err != nil {
+			t.Errorf("%s without declaration: %v", name, err)
+		}
+	}
+	root := readRoot(t, full().Marshal())
+	root.AddChild(dsSignature())
+	inh := child(child(root, "Anlagen"), "Anlage").SelectElement("Inhalt")
+	inh.SetText(wrap76(inh.Text()))
+	b := marshalRoot(t, root)
+	if err := Scan(b, Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse(readRoot(t, b), Limits{}); err != nil {
+		t.Fatalf("Parse of wrapped base64: %v", err)
+	}
+}
+
+func wrap76(s string) string {
+	var sb strings.Builder
+	for len(s) > 76 {
+		sb.WriteString(s[:76] + "\r\n")
+		s = s[76:]
+	}
+	return sb.String() + s
+}
+
+const minimalHead = `<Antragspaket xmlns="urn:amtsbote:antragspaket:1" ID="p" Version="1">`
+
+func TestScanRefuses(t *testing.T) {
+	valid := string(ExampleWith(testLeika, testMsgID, testTime).Marshal())
+	noDecl := strings.TrimPrefix(valid, `<?xml version="1.0" encoding="UTF-8"?>`)
+	deep := minimalHead + strings.Repeat("<a>", 70) + strings.Repeat("</a>", 70) + "</Antragspaket>"
+	many := minimalHead + strings.Repeat("<a/>", 1001) + "</Antragspaket>"
+	var attrs strings.Builder
+	for i := range 65 {
+		fmt.Fprintf(&attrs, ` a%d="x"`, i)
+	}
+	manyAttrs := minimalHead + "<a" + attrs.String() + "/></Antragspaket>"
+	anlagen := minimalHead + "<Anlagen>" + strings.Repeat("<Anlage/>", 101) + "</Anlagen></Antragspaket>"
+	// 1 KiB of base64 decodes to 768 bytes.
+	bigInhalt := minimalHead + "<Anlagen><Anlage><Inhalt>" + wrap76(base64.StdEncoding.EncodeToString(make([]byte, 800))) + "</Inhalt></Anlage></Anlagen></Antragspaket>"
+	nestedInhalt := minimalHead + "<Fachdaten><Anlagen><Anlage><Inhalt>" + base64.StdEncoding.EncodeToString(make([]byte, 800)) + "</Inhalt></Anlage></Anlagen></Fachdaten></Antragspaket>"
+
+	for _, tc := range []struct {
+		name  string
+		doc   string
+		lim   Limits
+		limit string // LimitError name; "" means ErrMalformed; "ok" means accepted
+	}{
+		{"valid", valid, Limits{}, "ok"},
+		{"doctype", `<?xml version="1.0"?><!DOCTYPE Antragspaket>` + noDecl, Limits{}, ""},
+		{"billion laughs", `<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>` + minimalHead + `&b;</Antragspaket>`, Limits{}, ""},
+		{"external entity", `<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>` + minimalHead + `&x;</Antragspaket>`, Limits{}, ""},
+		{"undefined entity", minimalHead + `&x;</Antragspaket>`, Limits{}, ""},
+		{"processing instruction", `<?xml version="1.0"?><?xml-stylesheet href="x"?>` + noDecl, Limits{}, ""},
+		{"pi inside", minimalHead + `<?php echo 1; ?></Antragspaket>`, Limits{}, ""},
+		{"declaration after comment", `<!-- x --><?xml version="1.0"?>` + noDecl, Limits{}, ""},
+		{"latin-1", `<?xml version="1.0" encoding="ISO-8859-1"?>` + noDecl, Limits{}, ""},
+		{"invalid utf-8", minimalHead + "<a>\xff\xfe</a></Antragspaket>", Limits{}, ""},
+		{"duplicate attribute", `<Antragspaket xmlns="urn:amtsbote:antragspaket:1" ID="p" ID="q" Version="1"/>`, Limits{}, ""},
+		{"duplicate attribute via prefixes", minimalHead + `<a xmlns:x="urn:u" xmlns:y="urn:u" x:k="1" y:k="2"/></Antragspaket>`, Limits{}, ""},
+		{"two roots", noDecl + noDecl, Limits{}, ""},
+		{"text after root", noDecl + "x", Limits{}, ""},
+		{"text before root", "x" + noDecl, Limits{}, ""},
+		{"wrong root", `<Antrag xmlns="urn:amtsbote:antragspaket:1"/>`, Limits{}, ""},
+		{"no namespace", `<Antragspaket ID="p" Version="1"/>`, Limits{}, ""},
+		{"truncated", noDecl[:len(noDecl)/2], Limits{}, ""},
+		{"mismatched end", minimalHead + "<a></b></Antragspaket>", Limits{}, ""},
+		{"empty", "", Limits{}, ""},
+		{"cdata outside", noDecl + "<![CDATA[x]]>", Limits{}, ""},
+		{"bytes", valid, Limits{MaxBytes: int64(len(valid)) - 1}, "MaxBytes"},
+		{"bytes exact", valid, Limits{MaxBytes: int64(len(valid))}, "ok"},
+		{"depth", deep, Limits{}, "MaxDepth"},
+		{"depth off", deep, Limits{MaxDepth: -1}, "ok"},
+		{"elements", many, Limits{MaxElements: 1000}, "MaxElements"},
+		{"elements exact", many, Limits{MaxElements: 1002}, "ok"},
+		{"attributes", manyAttrs, Limits{}, "MaxAttributes"},
+		{"attachments", anlagen, Limits{}, "MaxAttachments"},
+		{"attachments exact", anlagen, Limits{MaxAttachments: 101}, "ok"},
+		{"attachment bytes", bigInhalt, Limits{MaxAttachmentBytes: 700}, "MaxAttachmentBytes"},
+		{"attachment bytes exact", bigInhalt, Limits{MaxAttachmentBytes: 800}, "ok"},
+		{"inhalt outside Anlagen not counted", nestedInhalt, Limits{MaxAttachmentBytes: 10}, "ok"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Scan([]byte(tc.doc), tc.lim)
+			switch tc.limit {
+			case "ok":
+				if err != nil {
+					t.Fatal(err)
+				}
+			case "":
+				if !errors.Is(err, ErrMalformed) || errors.Is(err, ErrLimit) {
+					t.Fatalf("want ErrMalformed, got %v", err)
+				}
+			default:
+				var le *LimitError
+				if !errors.As(err, &le) || !errors.Is(err, ErrLimit) || le.Limit != tc.limit {
+					t.Fatalf("want LimitError %s, got %v", tc.limit, err)
+				}
+			}
+		})
+	}
+}
+
+func TestDefaultLimits(t *testing.T) {
+	want := Limits{MaxBytes: 32 << 20, MaxDepth: 64, MaxElements: 200_000, MaxAttributes: 64, MaxAttachments: 100, MaxAttachmentBytes: 20 << 20}
+	if got := DefaultLimits(); got != want {
+		t.Fatalf("DefaultLimits() = %+v", got)
+	}
+	if got := (Limits{}).effective(); got != want {
+		t.Fatalf("zero Limits do not take the defaults: %+v", got)
+	}
+	// 33 MiB of whitespace inside the root: refused by size before any parsing.
+	huge := make([]byte, 33<<20)
+	copy(huge, minimalHead)
+	if err := Scan(huge, Limits{}); !errors.Is(err, ErrLimit) {
+		t.Fatalf("33 MiB body: %v", err)
+	}
+}
