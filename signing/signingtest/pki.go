@@ -60,11 +60,11 @@ type PKI struct {
 }
 
 type material struct {
-	caKey                                                        crypto.Signer
-	ca                                                           *x509.Certificate
+	caKey                                                         crypto.Signer
+	ca                                                            *x509.Certificate
 	portal, portalEC, other, pinned, gateway, expired, noDS, untr *partyMaterial
-	revoked                                                      *partyMaterial
-	crl                                                          []byte
+	revoked                                                       *partyMaterial
+	crl                                                           []byte
 }
 
 type partyMaterial struct {
