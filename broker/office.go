@@ -133,3 +133,6 @@ func (b *Broker) Redeliver(id string) (*store.Submission, error) {
 	b.enqueue(s.ID)
 	return s, nil
 }
+
+// Scan walks all submissions (admin listings). fn returns false to stop.
+func (b *Broker) Scan(fn func(*store.Submission) bool) error { return b.db.Scan(fn) }

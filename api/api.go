@@ -1,0 +1,618 @@
+// Package api is the gateway's HTTP interface (chi): package intake for portals, the
+// status API, the pull API for offices, the directory endpoints, admin operations,
+// health and metrics. Every error is application/problem+json with a stable type URI
+// (api/problem); bad input never yields a 5xx.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/intake"
+	"github.com/amtsbote/amtsbote/routing"
+	"github.com/amtsbote/amtsbote/routing/routingapi"
+	"github.com/amtsbote/amtsbote/store"
+)
+
+// Options wires the server to the rest of the gateway.
+type Options struct {
+	Pipeline     *intake.Pipeline
+	Broker       *broker.Broker
+	Directory    *routing.Store
+	Clients      *Clients
+	MaxBodyBytes int64
+	Logger       *slog.Logger
+	Registry     *prometheus.Registry // metrics are served from here
+	// Reload re-reads the directory files (admin endpoint, SIGHUP).
+	Reload func() error
+	// Ready reports whether the gateway can take packages (bus connected, not draining).
+	Ready func() error
+	// Schemas are served under /v1/schemas/{name}.
+	Schemas map[string][]byte
+}
+
+// Server is the HTTP handler.
+type Server struct {
+	opt Options
+	log *slog.Logger
+	mux chi.Router
+	reg *prometheus.Registry
+
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// New builds the handler.
+func New(o Options) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 32 << 20
+	}
+	s := &Server{opt: o, log: o.Logger, reg: o.Registry}
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "amtsbote_http_requests_total", Help: "HTTP requests by route and status."}, []string{"route", "status"})
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "amtsbote_http_request_seconds", Help: "HTTP request latency by route.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 3, 10)}, []string{"route"})
+	if s.reg != nil {
+		s.reg.MustRegister(s.requests, s.latency)
+	}
+	r := chi.NewRouter()
+	r.Use(s.recoverer, s.observe, securityHeaders)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		problem.Write(w, r, problem.New(http.StatusNotFound, problem.TypeNotFound, "no such endpoint"))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		problem.Write(w, r, problem.New(http.StatusMethodNotAllowed, problem.TypeMalformed, "method not allowed"))
+	})
+
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	r.Get("/readyz", s.ready)
+	if s.reg != nil {
+		r.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	}
+	r.Get("/v1/schemas/{name}", s.schema)
+
+	r.Post("/v1/submissions", s.submit)
+	r.Get("/v1/submissions/{id}", s.portalOnly(s.status))
+	r.Get("/v1/submissions/{id}/receipts/{kind}", s.portalOnly(s.portalReceipt))
+
+	r.Route("/v1/office", func(r chi.Router) {
+		r.Use(s.officeAuth)
+		r.Get("/submissions", s.officeList)
+		r.Get("/submissions/{id}", s.officeGet)
+		r.Get("/submissions/{id}/package", s.officePackage)
+		r.Get("/submissions/{id}/attachments/{aid}", s.officeAttachment)
+		r.Post("/submissions/{id}/accept", s.officeDecide(broker.OutcomeAccepted))
+		r.Post("/submissions/{id}/reject", s.officeDecide(broker.OutcomeRejected))
+		r.Get("/submissions/{id}/receipts/{kind}", s.officeReceipt)
+	})
+	r.Route("/v1/admin", func(r chi.Router) {
+		r.Use(s.adminAuth)
+		r.Post("/directory/reload", s.adminReload)
+		r.Post("/submissions/{id}/redeliver", s.adminRedeliver)
+		r.Get("/submissions", s.adminList)
+	})
+	if o.Directory != nil {
+		routingapi.Mount(r, o.Directory)
+	}
+	s.mux = r
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// --- middleware ---
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(c int) {
+	if w.status == 0 {
+		w.status = c
+	}
+	w.ResponseWriter.WriteHeader(c)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = 200
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// recoverer turns a panic (a bug) into a 500 problem instead of a dropped connection;
+// the package was not accepted unless Accept had returned, so nothing is lost.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic in handler", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				problem.Write(w, r, problem.New(500, problem.TypeInternal, "internal error"))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// observe logs and counts requests by route pattern; paths and bodies can carry
+// personal data, so the log has the pattern, not the path.
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		route := "unmatched"
+		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+			route = rc.RoutePattern()
+		}
+		if sw.status == 0 {
+			sw.status = 200
+		}
+		d := time.Since(start)
+		s.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
+		s.latency.WithLabelValues(route).Observe(d.Seconds())
+		s.log.Debug("http", "method", r.Method, "route", route, "status", sw.status, "ms", d.Milliseconds())
+	})
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) portalOnly(h func(w http.ResponseWriter, r *http.Request, portal string)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, ok := s.opt.Clients.Portal(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="amtsbote"`)
+			problem.Write(w, r, problem.New(401, problem.TypeUnauthenticated, "a portal bearer token is required"))
+			return
+		}
+		h(w, r, id)
+	}
+}
+
+type ctxKey int
+
+const officeKey ctxKey = 1
+
+func (s *Server) officeAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, ok := s.opt.Clients.Office(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="amtsbote"`)
+			problem.Write(w, r, problem.New(401, problem.TypeUnauthenticated, "an office bearer token is required"))
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), officeKey, id)))
+	})
+}
+
+func officeOf(r *http.Request) string { v, _ := r.Context().Value(officeKey).(string); return v }
+
+func (s *Server) adminAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.opt.Clients.Admin(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="amtsbote-admin"`)
+			problem.Write(w, r, problem.New(401, problem.TypeUnauthenticated, "the admin bearer token is required"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// --- handlers ---
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	if s.opt.Ready != nil {
+		if err := s.opt.Ready(); err != nil {
+			problem.Write(w, r, problem.New(503, problem.TypeUnavailable, err.Error()))
+			return
+		}
+	}
+	writeJSON(w, 200, map[string]string{"status": "ready"})
+}
+
+func (s *Server) schema(w http.ResponseWriter, r *http.Request) {
+	b, ok := s.opt.Schemas[chi.URLParam(r, "name")]
+	if !ok {
+		problem.Write(w, r, problem.New(404, problem.TypeNotFound, "no such schema"))
+		return
+	}
+	w.Header().Set("Content-Type", "application/xml")
+	_, _ = w.Write(b)
+}
+
+func acceptsXML(ct string) bool {
+	if ct == "" {
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/xml" || mt == "text/xml" || strings.HasSuffix(mt, "+xml")
+}
+
+func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
+	if !acceptsXML(r.Header.Get("Content-Type")) {
+		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia,
+			"send the signed Antragspaket as application/xml"))
+		return
+	}
+	if r.ContentLength > s.opt.MaxBodyBytes {
+		problem.Write(w, r, problem.New(413, problem.TypeTooLarge, fmt.Sprintf("body of %d bytes exceeds the limit of %d", r.ContentLength, s.opt.MaxBodyBytes)).With("max", s.opt.MaxBodyBytes))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opt.MaxBodyBytes))
+	if err != nil {
+		if isMaxBytes(err) {
+			s.fail(w, r, err)
+			return
+		}
+		problem.Write(w, r, problem.New(400, problem.TypeMalformed, "could not read the request body"))
+		return
+	}
+	a, err := s.opt.Pipeline.Submit(r.Context(), body)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+	w.Header().Set("Location", "/v1/submissions/"+a.Submission.ID)
+	w.Header().Set("Amtsbote-Submission-Id", a.Submission.ID)
+	status := http.StatusCreated
+	if !a.Created {
+		status = http.StatusOK
+		w.Header().Set("Amtsbote-Duplicate", "true")
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(a.Receipt)
+}
+
+// StatusView is the portal's view of a submission.
+type StatusView struct {
+	ID          string            `json:"id"`
+	MessageID   string            `json:"messageId"`
+	State       store.State       `json:"state"`
+	LeikaKey    string            `json:"leikaKey"`
+	Service     string            `json:"service"`
+	Place       string            `json:"place"`
+	Office      OfficeRef         `json:"office"`
+	ReceivedAt  time.Time         `json:"receivedAt"`
+	DeliveredAt *time.Time        `json:"deliveredAt,omitempty"`
+	Decision    *store.Decision   `json:"decision,omitempty"`
+	Events      []store.Event     `json:"events"`
+	Links       map[string]string `json:"links"`
+}
+
+// OfficeRef names an office.
+type OfficeRef struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+func (s *Server) view(sub *store.Submission, withEvents bool, base string) (*StatusView, error) {
+	v := &StatusView{
+		ID: sub.ID, MessageID: sub.MessageID, State: sub.State, LeikaKey: sub.LeikaKey, Service: sub.ServiceName,
+		Place: sub.Place, Office: OfficeRef{sub.OfficeID, sub.OfficeName}, ReceivedAt: sub.ReceivedAt,
+		DeliveredAt: sub.DeliveredAt, Decision: sub.Decision, Events: []store.Event{},
+		Links: map[string]string{"receipt": base + "/receipts/eingang"},
+	}
+	if sub.DeliveredAt != nil {
+		v.Links["deliveryReceipt"] = base + "/receipts/zustellung"
+	}
+	if withEvents {
+		evs, err := s.opt.Broker.Events(sub.ID)
+		if err != nil {
+			return nil, err
+		}
+		v.Events = evs
+	}
+	return v, nil
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request, portal string) {
+	sub, err := s.opt.Broker.Get(chi.URLParam(r, "id"))
+	if err == nil && sub.Sender != portal {
+		err = broker.ErrNotFound // a portal sees only its own submissions
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	v, err := s.view(sub, true, "/v1/submissions/"+sub.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, v)
+}
+
+func receiptKind(k string) (string, bool) {
+	switch strings.ToLower(k) {
+	case "eingang", "eingangsbestaetigung":
+		return broker.ReceiptIntake, true
+	case "zustellung", "zustellbestaetigung":
+		return broker.ReceiptDelivery, true
+	}
+	return "", false
+}
+
+func (s *Server) writeReceipt(w http.ResponseWriter, r *http.Request, sub *store.Submission) {
+	kind, ok := receiptKind(chi.URLParam(r, "kind"))
+	if !ok {
+		problem.Write(w, r, problem.New(404, problem.TypeNotFound, "receipt kinds are eingang and zustellung"))
+		return
+	}
+	b, err := s.opt.Broker.Receipt(sub.ID, kind)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+	_, _ = w.Write(b)
+}
+
+func (s *Server) portalReceipt(w http.ResponseWriter, r *http.Request, portal string) {
+	sub, err := s.opt.Broker.Get(chi.URLParam(r, "id"))
+	if err == nil && sub.Sender != portal {
+		err = broker.ErrNotFound
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeReceipt(w, r, sub)
+}
+
+// OfficeSubmission is the office's view of one submission.
+type OfficeSubmission struct {
+	*StatusView
+	DeliveryID    string                 `json:"deliveryId"`
+	Sender        string                 `json:"sender"`
+	PackageSHA256 string                 `json:"packageSha256"`
+	PackageSize   int64                  `json:"packageSize"`
+	Attachments   []store.AttachmentMeta `json:"attachments"`
+}
+
+func (s *Server) officeView(sub *store.Submission, withEvents bool) (*OfficeSubmission, error) {
+	base := "/v1/office/submissions/" + sub.ID
+	v, err := s.view(sub, withEvents, base)
+	if err != nil {
+		return nil, err
+	}
+	v.Links["package"] = base + "/package"
+	v.Links["accept"] = base + "/accept"
+	v.Links["reject"] = base + "/reject"
+	for _, a := range sub.Attachments {
+		v.Links["attachment:"+a.ID] = base + "/attachments/" + a.ID
+	}
+	atts := sub.Attachments
+	if atts == nil {
+		atts = []store.AttachmentMeta{}
+	}
+	return &OfficeSubmission{StatusView: v, DeliveryID: sub.DeliveryID, Sender: sub.Sender,
+		PackageSHA256: sub.PackageSHA256, PackageSize: sub.PackageSize, Attachments: atts}, nil
+}
+
+func (s *Server) officeList(w http.ResponseWriter, r *http.Request) {
+	limit := 100
+	if l := r.URL.Query().Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 500 {
+			problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "limit must be 1..500").With("field", "limit"))
+			return
+		}
+		limit = n
+	}
+	subs, err := s.opt.Broker.OfficeInbox(officeOf(r), r.URL.Query().Get("after"), limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]*OfficeSubmission, 0, len(subs))
+	for _, sub := range subs {
+		v, err := s.officeView(sub, false)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		out = append(out, v)
+	}
+	resp := map[string]any{"submissions": out, "count": len(out)}
+	if len(out) == limit {
+		resp["next"] = "/v1/office/submissions?after=" + out[len(out)-1].ID + "&limit=" + strconv.Itoa(limit)
+	}
+	writeJSON(w, 200, resp)
+}
+
+func (s *Server) officeSub(w http.ResponseWriter, r *http.Request) (*store.Submission, bool) {
+	sub, err := s.opt.Broker.ForOffice(officeOf(r), chi.URLParam(r, "id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return nil, false
+	}
+	return sub, true
+}
+
+func (s *Server) officeGet(w http.ResponseWriter, r *http.Request) {
+	sub, ok := s.officeSub(w, r)
+	if !ok {
+		return
+	}
+	v, err := s.officeView(sub, true)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, v)
+}
+
+func (s *Server) officePackage(w http.ResponseWriter, r *http.Request) {
+	sub, ok := s.officeSub(w, r)
+	if !ok {
+		return
+	}
+	rc, err := s.opt.Broker.OpenPackage(r.Context(), sub)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	defer rc.Close()
+	if err := s.opt.Broker.Fetched(sub.OfficeID, sub.ID); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/xml")
+	w.Header().Set("Content-Length", strconv.FormatInt(sub.PackageSize, 10))
+	w.Header().Set("Digest", "sha-256="+sub.PackageSHA256)
+	_, _ = io.Copy(w, rc)
+}
+
+func (s *Server) officeAttachment(w http.ResponseWriter, r *http.Request) {
+	sub, ok := s.officeSub(w, r)
+	if !ok {
+		return
+	}
+	meta, rc, err := s.opt.Broker.OpenAttachment(r.Context(), sub, chi.URLParam(r, "aid"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	defer rc.Close()
+	ct := meta.MimeType
+	if _, _, err := mime.ParseMediaType(ct); err != nil || ct == "" {
+		ct = "application/octet-stream"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": meta.FileName}))
+	w.Header().Set("Content-Length", strconv.FormatInt(meta.Size, 10))
+	_, _ = io.Copy(w, rc)
+}
+
+type decisionBody struct {
+	Reason string `json:"reason"`
+}
+
+func (s *Server) officeDecide(outcome string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sub, ok := s.officeSub(w, r)
+		if !ok {
+			return
+		}
+		var body decisionBody
+		if r.ContentLength != 0 {
+			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+			if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+				problem.Write(w, r, problem.New(400, problem.TypeMalformed, "body must be JSON: {\"reason\": \"...\"}"))
+				return
+			}
+		}
+		body.Reason = strings.TrimSpace(body.Reason)
+		if outcome == broker.OutcomeRejected && body.Reason == "" {
+			problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "a rejection needs a reason").With("field", "reason"))
+			return
+		}
+		if len(body.Reason) > 2000 {
+			problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "reason is longer than 2000 characters").With("field", "reason"))
+			return
+		}
+		updated, err := s.opt.Broker.Decide(sub.OfficeID, sub.ID, outcome, body.Reason)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		v, err := s.officeView(updated, true)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, 200, v)
+	}
+}
+
+func (s *Server) officeReceipt(w http.ResponseWriter, r *http.Request) {
+	sub, ok := s.officeSub(w, r)
+	if !ok {
+		return
+	}
+	s.writeReceipt(w, r, sub)
+}
+
+func (s *Server) adminReload(w http.ResponseWriter, r *http.Request) {
+	if s.opt.Reload == nil {
+		problem.Write(w, r, problem.New(409, problem.TypeConflict, "no directory files configured"))
+		return
+	}
+	if err := s.opt.Reload(); err != nil {
+		problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "directory not reloaded, the old one stays: "+err.Error()))
+		return
+	}
+	writeJSON(w, 200, map[string]any{"status": "reloaded", "counts": s.opt.Directory.Current().Counts()})
+}
+
+func (s *Server) adminRedeliver(w http.ResponseWriter, r *http.Request) {
+	sub, err := s.opt.Broker.Redeliver(chi.URLParam(r, "id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, map[string]any{"id": sub.ID, "state": sub.State})
+}
+
+func (s *Server) adminList(w http.ResponseWriter, r *http.Request) {
+	want := store.State(r.URL.Query().Get("state"))
+	var out []map[string]any
+	err := s.opt.Broker.Scan(func(sub *store.Submission) bool {
+		if want == "" || sub.State == want {
+			out = append(out, map[string]any{"id": sub.ID, "state": sub.State, "office": sub.OfficeID,
+				"receivedAt": sub.ReceivedAt, "attempts": sub.TotalAttempts})
+		}
+		return len(out) < 1000
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if out == nil {
+		out = []map[string]any{}
+	}
+	writeJSON(w, 200, map[string]any{"submissions": out})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,79 @@
+package api
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"strings"
+)
+
+// Clients maps bearer tokens to identities. Tokens are kept only as SHA-256 digests
+// and compared in constant time, so neither memory dumps nor timing reveal them.
+type Clients struct {
+	admin   [32]byte
+	hasAdm  bool
+	portals map[[32]byte]string
+	offices map[[32]byte]string
+}
+
+// NewClients builds the token table. Empty tokens are ignored (that client cannot log in).
+func NewClients(adminToken string, portals, offices map[string]string) *Clients {
+	c := &Clients{portals: map[[32]byte]string{}, offices: map[[32]byte]string{}}
+	if adminToken != "" {
+		c.admin, c.hasAdm = sha256.Sum256([]byte(adminToken)), true
+	}
+	for id, tok := range portals {
+		if tok != "" {
+			c.portals[sha256.Sum256([]byte(tok))] = id
+		}
+	}
+	for id, tok := range offices {
+		if tok != "" {
+			c.offices[sha256.Sum256([]byte(tok))] = id
+		}
+	}
+	return c
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
+}
+
+func lookup(m map[[32]byte]string, tok string) (string, bool) {
+	d := sha256.Sum256([]byte(tok))
+	id, ok := m[d]
+	return id, ok
+}
+
+// Portal returns the portal id the request authenticates as.
+func (c *Clients) Portal(r *http.Request) (string, bool) {
+	tok, ok := bearer(r)
+	if !ok {
+		return "", false
+	}
+	return lookup(c.portals, tok)
+}
+
+// Office returns the office id the request authenticates as.
+func (c *Clients) Office(r *http.Request) (string, bool) {
+	tok, ok := bearer(r)
+	if !ok {
+		return "", false
+	}
+	return lookup(c.offices, tok)
+}
+
+// Admin reports whether the request carries the admin token.
+func (c *Clients) Admin(r *http.Request) bool {
+	tok, ok := bearer(r)
+	if !ok || !c.hasAdm {
+		return false
+	}
+	d := sha256.Sum256([]byte(tok))
+	return subtle.ConstantTimeCompare(d[:], c.admin[:]) == 1
+}

@@ -1,0 +1,86 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/intake"
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/routing"
+	"github.com/amtsbote/amtsbote/signing"
+)
+
+// ProblemFor maps an error of the intake path to the problem a client sees. The order
+// matters where errors wrap each other (an attachment digest error is also an
+// invalid field). Unknown errors are the gateway's fault: 500, and logged.
+func ProblemFor(err error) *problem.Problem {
+	var amb *routing.AmbiguousPlaceError
+	var fe *paket.FieldError
+	var le *paket.LimitError
+	switch {
+	case errors.Is(err, paket.ErrLimit), errors.Is(err, signing.ErrLimit), isMaxBytes(err):
+		p := problem.New(http.StatusRequestEntityTooLarge, problem.TypeTooLarge, err.Error())
+		if errors.As(err, &le) {
+			p.With("limit", le.Limit).With("max", le.Max)
+		}
+		return p
+	case errors.Is(err, paket.ErrMalformed), errors.Is(err, signing.ErrMalformed):
+		return problem.New(http.StatusBadRequest, problem.TypeMalformed, err.Error())
+	case errors.Is(err, signing.ErrUntrustedSigner):
+		return problem.New(http.StatusForbidden, problem.TypeUntrustedSigner, err.Error())
+	case errors.Is(err, signing.ErrInvalidSignature), errors.Is(err, signing.ErrNoSignature):
+		return problem.New(http.StatusForbidden, problem.TypeInvalidSignature, err.Error())
+	case errors.Is(err, intake.ErrSenderMismatch):
+		return problem.New(http.StatusForbidden, problem.TypeSenderMismatch, err.Error())
+	case errors.Is(err, paket.ErrAttachmentDigest):
+		p := problem.New(http.StatusUnprocessableEntity, problem.TypeAttachmentDigest, err.Error())
+		if errors.As(err, &fe) {
+			p.With("field", fe.Field)
+		}
+		return p
+	case errors.Is(err, paket.ErrInvalidField):
+		p := problem.New(http.StatusUnprocessableEntity, problem.TypeInvalidField, err.Error())
+		if errors.As(err, &fe) {
+			p.With("field", fe.Field)
+		}
+		return p
+	case errors.As(err, &amb):
+		cands := make([]map[string]string, 0, len(amb.Candidates))
+		for _, a := range amb.Candidates {
+			cands = append(cands, map[string]string{"ars": a.ARS, "name": a.Name})
+		}
+		return problem.New(http.StatusUnprocessableEntity, problem.TypeAmbiguousPlace, err.Error()).With("candidates", cands)
+	case errors.Is(err, routing.ErrUnknownService):
+		return problem.New(http.StatusUnprocessableEntity, problem.TypeUnknownService, err.Error())
+	case errors.Is(err, routing.ErrUnknownPlace):
+		return problem.New(http.StatusUnprocessableEntity, problem.TypeUnknownPlace, err.Error())
+	case errors.Is(err, routing.ErrNoResponsibleOffice):
+		return problem.New(http.StatusUnprocessableEntity, problem.TypeNoResponsibleOffice, err.Error())
+	case errors.Is(err, routing.ErrInvalidQuery):
+		return problem.New(http.StatusUnprocessableEntity, problem.TypeInvalidField, err.Error())
+	case errors.Is(err, broker.ErrNotFound):
+		return problem.New(http.StatusNotFound, problem.TypeNotFound, "no such resource")
+	case errors.Is(err, broker.ErrConflict):
+		return problem.New(http.StatusConflict, problem.TypeConflict, err.Error())
+	case errors.Is(err, broker.ErrStopped):
+		return problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "the gateway is shutting down; retry")
+	}
+	return problem.New(http.StatusInternalServerError, problem.TypeInternal, "internal error; the request was not accepted")
+}
+
+func isMaxBytes(err error) bool {
+	var mb *http.MaxBytesError
+	return errors.As(err, &mb)
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	p := ProblemFor(err)
+	if p.Status >= 500 {
+		s.log.Error("request failed", "path", r.URL.Path, "err", err)
+	} else {
+		s.log.Info("request refused", "path", r.URL.Path, "status", p.Status, "type", p.Type)
+	}
+	problem.Write(w, r, p)
+}

@@ -1,0 +1,37 @@
+package broker
+
+import (
+	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/store"
+)
+
+// GatewaySigner issues the gateway's receipts with its signing key.
+type GatewaySigner struct {
+	Signer    *signing.Signer
+	GatewayID string
+}
+
+func (g GatewaySigner) receipt(kind signing.ReceiptKind, s *store.Submission) signing.Receipt {
+	return signing.Receipt{
+		Kind: kind, SubmissionID: s.ID, MessageID: s.MessageID, Sender: s.Sender, LeikaKey: s.LeikaKey,
+		OfficeID: s.OfficeID, OfficeName: s.OfficeName, GatewayID: g.GatewayID,
+		Time: s.ReceivedAt, PackageSHA256: s.PackageSHA256,
+	}
+}
+
+// SignIntake signs the Eingangsbestaetigung: the gateway received this package.
+func (g GatewaySigner) SignIntake(s *store.Submission) ([]byte, error) {
+	return g.Signer.SignReceipt(g.receipt(signing.KindEingang, s))
+}
+
+// SignDelivery signs the Zustellbestaetigung: the office's system confirmed receipt.
+func (g GatewaySigner) SignDelivery(s *store.Submission, t store.TargetRef, c adapters.Confirmation) ([]byte, error) {
+	r := g.receipt(signing.KindZustellung, s)
+	r.Time = c.At
+	r.DeliveryID, r.Channel, r.Receiver = s.DeliveryID, t.Channel, c.Receiver
+	if r.Receiver == "" {
+		r.Receiver = s.OfficeID
+	}
+	return g.Signer.SignReceipt(r)
+}

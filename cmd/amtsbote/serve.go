@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/gateway"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", os.Getenv("AMTSBOTE_CONFIG"), "YAML configuration file (optional)")
+	listen := fs.String("listen", "", "HTTP address, overrides the configuration (e.g. 127.0.0.1:8080)")
+	dataDir := fs.String("data", "", "data folder, overrides the configuration")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(*cfgPath, os.Environ())
+	if err != nil {
+		fmt.Fprintln(stderr, "amtsbote:", err)
+		return 2
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	if *dataDir != "" {
+		cfg.DataDir = *dataDir
+	}
+	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	g, err := gateway.Start(ctx, cfg, log)
+	if err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
+	if g.PKI != nil {
+		fmt.Fprintf(stdout, "amtsbote %s serving on %s\n", version, g.URL())
+		fmt.Fprintf(stdout, "  data folder:        %s\n", g.Config.DataDir)
+		fmt.Fprintf(stdout, "  gateway cert:       %s\n", g.PKI.GatewayCert)
+		fmt.Fprintf(stdout, "  demo portal key:    %s (cert %s)\n", g.PKI.PortalKey, g.PKI.PortalCert)
+		fmt.Fprintf(stdout, "  trust store:        %s\n", g.PKI.TrustDir)
+		fmt.Fprintf(stdout, "  dev credentials:    %s\n", g.CredsFile)
+		fmt.Fprintf(stdout, "  try: amtsbote submit -data %s\n", g.Config.DataDir)
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			if err := g.Reload(); err != nil {
+				log.Error("reload failed; keeping the old directory and trust store", "err", err)
+			} else {
+				log.Info("directory and trust store reloaded")
+			}
+			continue
+		case err := <-g.Done():
+			log.Error("http server stopped", "err", err)
+			_ = g.Shutdown(context.Background())
+			return 1
+		case <-ctx.Done():
+		}
+		break
+	}
+	log.Info("shutting down; draining requests and deliveries")
+	sctx, cancel := context.WithTimeout(context.Background(), g.Config.HTTP.ShutdownTimeout)
+	defer cancel()
+	if err := g.Shutdown(sctx); err != nil {
+		log.Error("shutdown", "err", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"mime"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/amtsbote/amtsbote/gateway"
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/portal"
+	"github.com/amtsbote/amtsbote/routing"
+	"github.com/amtsbote/amtsbote/signing"
+)
+
+// Default service of the Amt24 example.
+const exampleServiceName = "Meldung von Mängeln im Stadt- oder Gemeindegebiet"
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+var leikaRe = regexp.MustCompile(`^\d{14}$`)
+
+// serviceKey accepts a LeiKa key or a service name known to the built-in directory.
+func serviceKey(q string) (string, error) {
+	if leikaRe.MatchString(q) {
+		return q, nil
+	}
+	d, err := routing.Builtin()
+	if err != nil {
+		return "", err
+	}
+	svc, err := d.FindService(q)
+	if err != nil {
+		return "", err
+	}
+	return svc.Key, nil
+}
+
+func devPortalFiles(dataDir string) (key, cert string) {
+	dir := filepath.Join(dataDir, "pki")
+	return filepath.Join(dir, "portal-"+signing.DevPortalID+"-key.pem"), filepath.Join(dir, "portal-"+signing.DevPortalID+".pem")
+}
+
+func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", "http://127.0.0.1:8080", "gateway base URL")
+	dataDir := fs.String("data", "./data", "data folder of a development gateway (for the demo portal key and token)")
+	keyFile := fs.String("key", "", "portal signing key (PEM); default: the dev portal key under -data")
+	certFile := fs.String("cert", "", "portal certificate (PEM); default: the dev portal certificate under -data")
+	token := fs.String("token", "", "portal bearer token for status reads; default: from the dev credentials")
+	service := fs.String("service", exampleServiceName, "LeiKa key or service name")
+	place := fs.String("place", "Dresden", "place: ARS (12 digits), AGS (8), postcode (5) or name")
+	sender := fs.String("sender", signing.DevPortalID, "Absender (must match the certificate)")
+	msgID := fs.String("message-id", "", "NachrichtID (default: a new UUID); repeat one to see idempotency")
+	out := fs.String("out", "", "write the signed receipt to this file")
+	wait := fs.Duration("wait", 0, "wait up to this long for delivery and decision, printing the event log")
+	var attach stringList
+	fs.Var(&attach, "attach", "attach a file (repeatable); replaces the example PDF")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	key, err := serviceKey(*service)
+	if err != nil {
+		fmt.Fprintln(stderr, "amtsbote submit:", err)
+		return 1
+	}
+	if *keyFile == "" || *certFile == "" {
+		*keyFile, *certFile = devPortalFiles(*dataDir)
+	}
+	signer, err := signing.LoadSigner(*keyFile, *certFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "amtsbote submit: portal key: %v\n(start the gateway once with 'amtsbote serve' or run 'amtsbote keys init' to create the development keys)\n", err)
+		return 1
+	}
+	if *token == "" {
+		if dc, err := gateway.LoadDevCredentials(*dataDir); err == nil {
+			*token = dc.Portals[*sender].Token
+		}
+	}
+	if *msgID == "" {
+		*msgID = paket.NewMessageID()
+	}
+	p := paket.ExampleWith(key, *msgID, time.Now())
+	p.Kopf.Absender = *sender
+	if svc, err := serviceName(key); err == nil {
+		p.Kopf.Leistung.Bezeichnung = svc
+	}
+	p.Kopf.Ort = placeOf(*place)
+	if len(attach) > 0 {
+		p.Anlagen = nil
+		for i, f := range attach {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				fmt.Fprintln(stderr, "amtsbote submit:", err)
+				return 1
+			}
+			mt := mime.TypeByExtension(filepath.Ext(f))
+			if mt == "" {
+				mt = "application/octet-stream"
+			}
+			if i := strings.IndexByte(mt, ';'); i > 0 {
+				mt = mt[:i]
+			}
+			p.Anlagen = append(p.Anlagen, paket.NewAnlage(fmt.Sprintf("anlage-%d", i+1), filepath.Base(f), mt, b))
+		}
+	}
+	c := &portal.Client{BaseURL: *url, Signer: signer, Token: *token}
+	res, err := c.Submit(ctx, p)
+	if err != nil {
+		fmt.Fprintln(stderr, "amtsbote submit:", err)
+		return 1
+	}
+	if !res.Accepted() {
+		fmt.Fprintf(stderr, "refused: %d %s\n  %s\n", res.Status, res.Problem.Type, res.Problem.Detail)
+		return 1
+	}
+	state := "accepted"
+	if res.Duplicate {
+		state = "already accepted earlier (same NachrichtID): first receipt returned"
+	}
+	fmt.Fprintf(stdout, "%d %s\n  submission: %s\n  NachrichtID: %s\n  status: %s%s\n", res.Status, state, res.SubmissionID, *msgID, strings.TrimRight(*url, "/"), res.Location)
+	if *out != "" {
+		if err := os.WriteFile(*out, res.Receipt, 0o644); err != nil {
+			fmt.Fprintln(stderr, "amtsbote submit:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "  receipt: %s (check it with: amtsbote verify %s)\n", *out, *out)
+	}
+	if *wait > 0 {
+		return waitAndPrint(ctx, c, res.SubmissionID, *wait, stdout, stderr)
+	}
+	return 0
+}
+
+func serviceName(key string) (string, error) {
+	d, err := routing.Builtin()
+	if err != nil {
+		return "", err
+	}
+	s, ok := d.Service(key)
+	if !ok {
+		return "", fmt.Errorf("unknown service %s", key)
+	}
+	return s.Name, nil
+}
+
+var digitsRe = regexp.MustCompile(`^\d+$`)
+
+func placeOf(q string) paket.Ort {
+	q = strings.TrimSpace(q)
+	if digitsRe.MatchString(q) {
+		switch len(q) {
+		case 12:
+			return paket.Ort{ARS: q}
+		case 8:
+			return paket.Ort{AGS: q}
+		case 5:
+			return paket.Ort{PLZ: q}
+		}
+	}
+	return paket.Ort{Name: q}
+}
+
+func waitAndPrint(ctx context.Context, c *portal.Client, id string, d time.Duration, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	seen := 0
+	for {
+		v, err := c.Status(ctx, id)
+		if err != nil {
+			fmt.Fprintln(stderr, "amtsbote submit: status:", err)
+			return 1
+		}
+		for _, e := range v.Events[seen:] {
+			fmt.Fprintf(stdout, "  %s  %-15s %s %s\n", e.At.Local().Format("15:04:05.000"), e.Type, e.Channel, e.Detail)
+		}
+		seen = len(v.Events)
+		if v.State.Final() {
+			return 0
+		}
+		select {
+		case <-ctx.Done():
+			fmt.Fprintf(stdout, "  (still %s after %s)\n", v.State, d)
+			return 0
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

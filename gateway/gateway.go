@@ -1,0 +1,247 @@
+// Package gateway assembles one running amtsbote process from its configuration: the
+// development PKI and credentials on first start, the store, the embedded bus, the
+// adapters, the broker, the directory, the intake pipeline and the HTTP server. The
+// `serve` and `demo` commands and the end-to-end tests all start the gateway here, so
+// what is tested is what runs.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/api"
+	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/bus"
+	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/intake"
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/routing"
+	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/store"
+)
+
+// Gateway is one running process. Create with Start; stop with Shutdown.
+type Gateway struct {
+	Config    config.Config
+	Log       *slog.Logger
+	PKI       *signing.DevPKI // nil when the operator configured their own keys
+	CredsFile string          // dev credentials file, if one was written or read
+	Broker    *broker.Broker
+	Directory *routing.Store
+	Trust     *signing.TrustStore
+	Signer    *signing.Signer
+	Pipeline  *intake.Pipeline
+
+	db       *store.DB
+	bus      *bus.Bus
+	adapters *adapters.Registry
+	srv      *http.Server
+	ln       net.Listener
+	serveErr chan error
+	draining chan struct{}
+	once     sync.Once
+}
+
+// Start builds everything and starts serving HTTP. On error, whatever was started is
+// stopped again.
+func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway, err error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	cfg.Resolve()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	g = &Gateway{Config: cfg, Log: log, serveErr: make(chan error, 1), draining: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			g.closeParts(context.Background())
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := g.setupKeys(); err != nil {
+		return nil, err
+	}
+	if err := g.setupCredentials(); err != nil {
+		return nil, err
+	}
+	cfg = g.Config
+
+	g.db, err = store.Open(cfg.DataDir, store.Options{BatchSize: cfg.Store.BatchSize, BatchDelay: cfg.Store.BatchDelay})
+	if err != nil {
+		return nil, err
+	}
+	g.bus, err = bus.Start(ctx, bus.Options{
+		URL: cfg.NATS.URL, Listen: cfg.NATS.Listen, StoreDir: filepath.Join(cfg.DataDir, "jetstream"),
+		MaxMemory: cfg.NATS.MaxMemory, MaxStore: cfg.NATS.MaxStore, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	g.adapters = adapters.NewRegistry(newAdapters(cfg, log)...)
+	secrets := broker.SecretsFunc(func(office, channel string) string {
+		if channel == "webhook" {
+			return cfg.Offices[office].Webhook.Secret
+		}
+		return ""
+	})
+	g.Broker = broker.New(broker.Config{
+		GatewayID: cfg.GatewayID, Workers: cfg.Delivery.Workers, MaxAttempts: cfg.Delivery.MaxAttempts,
+		BackoffBase: cfg.Delivery.BackoffBase, BackoffMax: cfg.Delivery.BackoffMax,
+		AttemptTimeout: cfg.Delivery.AttemptTimeout, Replicas: cfg.NATS.Replicas,
+	}, g.db, g.bus.JS, g.adapters, secrets, broker.GatewaySigner{Signer: g.Signer, GatewayID: cfg.GatewayID}, log, broker.NewMetrics(reg))
+	if err := g.Broker.Start(ctx); err != nil {
+		return nil, err
+	}
+
+	base, err := routing.Builtin()
+	if err != nil {
+		return nil, fmt.Errorf("directory: %w", err)
+	}
+	g.Directory = routing.NewStore(base)
+	if len(cfg.Directory.Files) > 0 {
+		if err := g.Directory.ReloadFiles(cfg.Directory.Files...); err != nil {
+			return nil, fmt.Errorf("directory: %w", err)
+		}
+	}
+
+	lim := paket.Limits{
+		MaxBytes: cfg.Limits.MaxBodyBytes, MaxDepth: cfg.Limits.MaxDepth, MaxElements: cfg.Limits.MaxElements,
+		MaxAttributes: cfg.Limits.MaxAttributes, MaxAttachments: cfg.Limits.MaxAttachments,
+		MaxAttachmentBytes: cfg.Limits.MaxAttachmentBytes,
+	}
+	verifier := signing.NewVerifier(g.Trust, signing.VerifyOptions{
+		MaxBytes: cfg.Limits.MaxBodyBytes, MaxDepth: cfg.Limits.MaxDepth,
+		MaxElements: cfg.Limits.MaxElements, MaxAttributes: cfg.Limits.MaxAttributes,
+	})
+	g.Pipeline = &intake.Pipeline{
+		Limits: lim, Verifier: verifier, Directory: g.Directory, Broker: g.Broker, Adapters: g.adapters,
+		Endpoints: endpoints(cfg),
+	}
+
+	portals, offices := map[string]string{}, map[string]string{}
+	for id, p := range cfg.Portals {
+		portals[id] = p.Token
+	}
+	for id, o := range cfg.Offices {
+		offices[id] = o.Token
+	}
+	handler := api.New(api.Options{
+		Pipeline: g.Pipeline, Broker: g.Broker, Directory: g.Directory,
+		Clients:      api.NewClients(cfg.AdminToken, portals, offices),
+		MaxBodyBytes: cfg.Limits.MaxBodyBytes, Logger: log, Registry: reg,
+		Reload: g.Reload, Ready: g.ready, Schemas: schemas(),
+	})
+	g.ln, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	g.srv = &http.Server{
+		Handler: handler, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: cfg.HTTP.ReadTimeout, WriteTimeout: cfg.HTTP.WriteTimeout, IdleTimeout: 2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() { g.serveErr <- g.srv.Serve(g.ln) }()
+	log.Info("amtsbote listening", "addr", g.ln.Addr().String(), "data", cfg.DataDir, "gateway", cfg.GatewayID,
+		"adapters", g.adapters.Channels(), "directory", g.Directory.Current().Counts())
+	return g, nil
+}
+
+// URL is the base URL the gateway serves on (the real port when Listen used :0).
+func (g *Gateway) URL() string { return "http://" + g.ln.Addr().String() }
+
+// Done yields the HTTP server's fatal error, if it stops by itself.
+func (g *Gateway) Done() <-chan error { return g.serveErr }
+
+// Reload re-reads the directory files and the trust store; the old state stays on error.
+func (g *Gateway) Reload() error {
+	var errs []error
+	if len(g.Config.Directory.Files) > 0 {
+		if err := g.Directory.ReloadFiles(g.Config.Directory.Files...); err != nil {
+			errs = append(errs, fmt.Errorf("directory: %w", err))
+		}
+	}
+	if err := g.Trust.Reload(); err != nil {
+		errs = append(errs, fmt.Errorf("trust store: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+func (g *Gateway) ready() error {
+	select {
+	case <-g.draining:
+		return errors.New("draining")
+	default:
+	}
+	if !g.bus.Healthy() {
+		return errors.New("message bus not connected")
+	}
+	return nil
+}
+
+// Shutdown drains: stop taking requests (in-flight ones finish), let running delivery
+// attempts finish, then close the bus and the store. Safe to call more than once.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	var err error
+	g.once.Do(func() {
+		close(g.draining)
+		if g.srv != nil {
+			if e := g.srv.Shutdown(ctx); e != nil {
+				err = e
+			}
+		}
+		g.closeParts(ctx)
+		g.Log.Info("amtsbote stopped")
+	})
+	return err
+}
+
+func (g *Gateway) closeParts(ctx context.Context) {
+	if g.Broker != nil {
+		_ = g.Broker.Stop(ctx)
+	}
+	if g.adapters != nil {
+		_ = g.adapters.Close()
+	}
+	if g.bus != nil {
+		_ = g.bus.Close()
+	}
+	if g.db != nil {
+		_ = g.db.Close()
+	}
+}
+
+type endpointMap map[string]config.OfficeClient
+
+func (m endpointMap) Endpoint(office, channel string) string {
+	if channel == "webhook" {
+		return m[office].Webhook.URL
+	}
+	return ""
+}
+
+func endpoints(cfg config.Config) intake.Endpoints { return endpointMap(cfg.Offices) }
+
+func schemas() map[string][]byte {
+	return map[string][]byte{
+		paket.XSDFileName: paket.XSD,
+	}
+}

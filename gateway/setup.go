@@ -1,0 +1,149 @@
+package gateway
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/signing"
+)
+
+// DemoOfficeID is the office of the Amt24 example (Stadt Dresden, Abt. Allgemeine
+// Verwaltung/Grundsatz); the development credentials include it.
+const DemoOfficeID = "dresden-allgemeine-verwaltung"
+
+// setupKeys loads the gateway's signing key and trust store, creating the
+// development PKI on first start when the operator configured no keys.
+func (g *Gateway) setupKeys() error {
+	c := &g.Config
+	if c.PKI.GatewayKey == "" || c.PKI.GatewayCert == "" {
+		pki, err := signing.EnsureDevPKI(c.PKI.Dir, c.GatewayID)
+		if err != nil {
+			return fmt.Errorf("dev pki: %w", err)
+		}
+		g.PKI = pki
+		c.PKI.GatewayKey, c.PKI.GatewayCert = pki.GatewayKey, pki.GatewayCert
+		if c.PKI.TrustDir == "" {
+			c.PKI.TrustDir = pki.TrustDir
+		}
+		if pki.Created {
+			g.Log.Warn("created a DEVELOPMENT PKI; do not use it in production",
+				"dir", pki.Dir, "gateway_cert", pki.GatewayCert, "portal_key", pki.PortalKey, "portal_cert", pki.PortalCert, "trust_dir", pki.TrustDir)
+		}
+	}
+	if c.PKI.TrustDir == "" {
+		return errors.New("pki.trust_dir: required when pki.gateway_key is set")
+	}
+	signer, err := signing.LoadSigner(c.PKI.GatewayKey, c.PKI.GatewayCert)
+	if err != nil {
+		return fmt.Errorf("gateway key: %w", err)
+	}
+	trust, err := signing.LoadTrustStore(c.PKI.TrustDir)
+	if err != nil {
+		return fmt.Errorf("trust store: %w", err)
+	}
+	g.Signer, g.Trust = signer, trust
+	return nil
+}
+
+// DevCredentials are the tokens and secrets a development gateway generates on
+// first start so that every API can be tried at once. They live in a 0600 file in
+// the data folder; operators set real ones in the configuration.
+type DevCredentials struct {
+	AdminToken string                         `yaml:"admin_token"`
+	Portals    map[string]config.PortalClient `yaml:"portals"`
+	Offices    map[string]config.OfficeClient `yaml:"offices"`
+}
+
+// DevCredentialsFile is the file name under the data folder.
+const DevCredentialsFile = "dev-credentials.yaml"
+
+// LoadDevCredentials reads the development credentials of a data folder.
+func LoadDevCredentials(dataDir string) (*DevCredentials, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, DevCredentialsFile))
+	if err != nil {
+		return nil, err
+	}
+	var dc DevCredentials
+	if err := yaml.Unmarshal(b, &dc); err != nil {
+		return nil, fmt.Errorf("%s: %w", DevCredentialsFile, err)
+	}
+	return &dc, nil
+}
+
+// setupCredentials fills what the configuration leaves empty from the development
+// credentials, creating them on first start. Only a gateway running on the
+// development PKI does this; with real keys, missing credentials stay missing.
+func (g *Gateway) setupCredentials() error {
+	c := &g.Config
+	if g.PKI == nil {
+		return nil
+	}
+	path := filepath.Join(c.DataDir, DevCredentialsFile)
+	dc, err := LoadDevCredentials(c.DataDir)
+	if errors.Is(err, os.ErrNotExist) {
+		dc = &DevCredentials{
+			AdminToken: randomToken(),
+			Portals:    map[string]config.PortalClient{signing.DevPortalID: {Token: randomToken()}},
+			Offices: map[string]config.OfficeClient{DemoOfficeID: {
+				Token: randomToken(), Webhook: config.Webhook{Secret: "whsec_" + randomKey()},
+			}},
+		}
+		b, _ := yaml.Marshal(dc)
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			return fmt.Errorf("dev credentials: %w", err)
+		}
+		g.Log.Warn("created DEVELOPMENT credentials (tokens, webhook secret)", "file", path)
+	} else if err != nil {
+		return err
+	}
+	g.CredsFile = path
+	if c.AdminToken == "" {
+		c.AdminToken = dc.AdminToken
+	}
+	if c.Portals == nil {
+		c.Portals = map[string]config.PortalClient{}
+	}
+	for id, p := range dc.Portals {
+		if _, ok := c.Portals[id]; !ok {
+			c.Portals[id] = p
+		}
+	}
+	if c.Offices == nil {
+		c.Offices = map[string]config.OfficeClient{}
+	}
+	for id, o := range dc.Offices {
+		cur, ok := c.Offices[id]
+		if !ok {
+			c.Offices[id] = o
+			continue
+		}
+		if cur.Token == "" {
+			cur.Token = o.Token
+		}
+		if cur.Webhook.Secret == "" {
+			cur.Webhook.Secret = o.Webhook.Secret
+		}
+		c.Offices[id] = cur
+	}
+	return nil
+}
+
+func randomToken() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func randomKey() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}

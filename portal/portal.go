@@ -1,0 +1,141 @@
+// Package portal is the portal's side of the gateway protocol: build and sign an
+// Antragspaket, post it, read the receipt, the status and the event log. The submit
+// command, the demo, the benchmark and the end-to-end tests use it, and a portal
+// written in Go can too.
+package portal
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/amtsbote/amtsbote/api"
+	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/signing"
+)
+
+// Client talks to one gateway as one portal. Safe for concurrent use.
+type Client struct {
+	BaseURL string
+	HTTP    *http.Client
+	Signer  *signing.Signer // the portal's signing key
+	Token   string          // the portal's bearer token for status reads
+}
+
+// Result is the gateway's answer to a submission.
+type Result struct {
+	Status       int
+	SubmissionID string
+	Location     string
+	Duplicate    bool
+	Receipt      []byte           // signed Eingangsbestaetigung (201/200)
+	Problem      *problem.Problem // the refusal otherwise
+}
+
+// Accepted reports whether the gateway took (or had already taken) the package.
+func (r *Result) Accepted() bool { return r.Status == http.StatusCreated || r.Status == http.StatusOK }
+
+func (c *Client) client() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return &http.Client{Timeout: 60 * time.Second}
+}
+
+// Sign returns the signed package bytes.
+func (c *Client) Sign(p *paket.Paket) ([]byte, error) { return c.Signer.Sign(p.Element()) }
+
+// Submit signs and posts a package.
+func (c *Client) Submit(ctx context.Context, p *paket.Paket) (*Result, error) {
+	raw, err := c.Sign(p)
+	if err != nil {
+		return nil, err
+	}
+	return c.SubmitRaw(ctx, raw)
+}
+
+// SubmitRaw posts already signed bytes.
+func (c *Client) SubmitRaw(ctx context.Context, raw []byte) (*Result, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.BaseURL, "/")+"/v1/submissions", bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/xml")
+	resp, err := c.client().Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Status: resp.StatusCode, Location: resp.Header.Get("Location"),
+		SubmissionID: resp.Header.Get("Amtsbote-Submission-Id"), Duplicate: resp.Header.Get("Amtsbote-Duplicate") == "true"}
+	if res.Accepted() {
+		res.Receipt = body
+		return res, nil
+	}
+	res.Problem = decodeProblem(resp, body)
+	return res, nil
+}
+
+func decodeProblem(resp *http.Response, body []byte) *problem.Problem {
+	p := &problem.Problem{Status: resp.StatusCode}
+	if err := json.Unmarshal(body, p); err != nil || p.Type == "" {
+		p.Type = "about:blank"
+		p.Title = http.StatusText(resp.StatusCode)
+		p.Detail = strings.TrimSpace(string(body))
+	}
+	return p
+}
+
+// Status reads a submission's state and event log.
+func (c *Client) Status(ctx context.Context, id string) (*api.StatusView, error) {
+	var v api.StatusView
+	if err := c.getJSON(ctx, "/v1/submissions/"+id, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// Receipt fetches a receipt ("eingang" or "zustellung").
+func (c *Client) Receipt(ctx context.Context, id, kind string) ([]byte, error) {
+	return c.get(ctx, "/v1/submissions/"+id+"/receipts/"+kind)
+}
+
+func (c *Client) get(ctx context.Context, path string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.BaseURL, "/")+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	resp, err := c.client().Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		p := decodeProblem(resp, body)
+		return nil, fmt.Errorf("GET %s: %d %s: %s", path, resp.StatusCode, p.Type, p.Detail)
+	}
+	return body, nil
+}
+
+func (c *Client) getJSON(ctx context.Context, path string, v any) error {
+	b, err := c.get(ctx, path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
