@@ -23,7 +23,9 @@ type Report struct {
 // gateway certificate) for any role and says what the signature proves.
 func VerifyOffline(doc []byte, ts *TrustStore, opts VerifyOptions) (*Report, error) {
 	v := NewVerifier(ts, opts)
-	res, err := v.Verify(doc)
+	// Gateway roles first: a receipt must be attributed to a gateway certificate
+	// even when the same CA also issues portal certificates (the dev PKI does).
+	res, err := v.Verify(doc, RoleGateway, RolePeer, RolePortal, RoleOffice)
 	if err != nil {
 		return nil, err
 	}
@@ -40,6 +42,9 @@ func VerifyOffline(doc []byte, ts *TrustStore, opts VerifyOptions) (*Report, err
 		r, err := ParseReceipt(res.Root)
 		if err != nil {
 			return nil, err
+		}
+		if res.Signer.Role != RoleGateway && res.Signer.Role != RolePeer {
+			return nil, fmt.Errorf("%w: receipt signed by %q, which is trusted as %s, not as a gateway", ErrUntrustedSigner, res.Signer.ID, res.Signer.Role)
 		}
 		rep.Receipt = &r
 		switch r.Kind {

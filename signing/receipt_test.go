@@ -159,4 +159,12 @@ func TestVerifyOfflineAntragspaket(t *testing.T) {
 	if _, err := signing.VerifyOffline(signed, mustPEMStore(t, pki.Gateway.CertFile), signing.VerifyOptions{}); !errors.Is(err, signing.ErrUntrustedSigner) {
 		t.Fatalf("portal package against gateway cert only: %v", err)
 	}
+	// A portal may not issue receipts: its certificate is not a gateway's.
+	forged, err := pki.Portal.Signer.SignReceipt(sampleReceipts()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := signing.VerifyOffline(forged, pki.Store, signing.VerifyOptions{}); !errors.Is(err, signing.ErrUntrustedSigner) {
+		t.Fatalf("receipt signed by a portal: %v", err)
+	}
 }

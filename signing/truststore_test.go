@@ -1,0 +1,218 @@
+package signing_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/signing/signingtest"
+)
+
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTrustStoreReloadAddRevoke(t *testing.T) {
+	pki := signingtest.NewPKI(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "portals", "ca.pem"), signing.CertPEM(pki.CA))
+	ts, err := signing.LoadTrustStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := signing.NewVerifier(ts, signing.VerifyOptions{})
+	doc := signingtest.SampleDocument("ts-1", 5, 0, 0)
+	sign := func(p *signingtest.Party) []byte {
+		b, err := p.Signer.Sign(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	byPortal, byPinned, byRevoked := sign(pki.Portal), sign(pki.Pinned), sign(pki.Revoked)
+	check := func(step string, doc []byte, want error, roles ...signing.Role) {
+		t.Helper()
+		_, err := v.Verify(doc, roles...)
+		if want == nil && err != nil || want != nil && !errors.Is(err, want) {
+			t.Fatalf("%s: err = %v, want %v", step, err, want)
+		}
+	}
+
+	check("CA-issued portal", byPortal, nil, signing.RolePortal)
+	check("portal cert as peer", byPortal, signing.ErrUntrustedSigner, signing.RolePeer)
+	check("pinned not yet present", byPinned, signing.ErrUntrustedSigner)
+	check("revoked before CRL", byRevoked, nil)
+
+	// New files become effective on Reload, without restart.
+	writeFile(t, filepath.Join(dir, "portals", "pinned.pem"), signing.CertPEM(pki.Pinned.Cert))
+	check("pinned before reload", byPinned, signing.ErrUntrustedSigner)
+	if err := ts.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	check("pinned after reload", byPinned, nil, signing.RolePortal)
+
+	// A broken file keeps the old state.
+	writeFile(t, filepath.Join(dir, "portals", "broken.pem"), []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
+	if err := ts.Reload(); !errors.Is(err, signing.ErrTrustConfig) {
+		t.Fatalf("Reload with a broken file: %v", err)
+	}
+	check("pinned kept after failed reload", byPinned, nil)
+	if err := os.Remove(filepath.Join(dir, "portals", "broken.pem")); err != nil {
+		t.Fatal(err)
+	}
+
+	// A CRL signed by a CA we do not trust is refused as a whole.
+	writeFile(t, filepath.Join(dir, "crl", "foreign.pem"), []byte("not a crl"))
+	if err := ts.Reload(); !errors.Is(err, signing.ErrTrustConfig) {
+		t.Fatalf("Reload with a broken CRL: %v", err)
+	}
+	crl, err := os.ReadFile(filepath.Join(pki.TrustDir, "crl", "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "crl", "foreign.pem"), crl)
+	if err := ts.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	check("revoked by CRL", byRevoked, signing.ErrUntrustedSigner)
+
+	// Programmatic revocation and addition survive Reload.
+	if err := ts.Revoke(pki.Pinned.Cert); err != nil {
+		t.Fatal(err)
+	}
+	check("pinned revoked", byPinned, signing.ErrUntrustedSigner)
+	if err := ts.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	check("pinned still revoked after reload", byPinned, signing.ErrUntrustedSigner)
+	if err := ts.Add(signing.RoleOffice, pki.Gateway.Cert); err != nil {
+		t.Fatal(err)
+	}
+	res, err := v.Verify(sign(pki.Gateway), signing.RoleOffice)
+	if err != nil || res.Signer.Role != signing.RoleOffice || res.Signer.ID != "gw-test" {
+		t.Fatalf("added office cert: %+v %v", res, err)
+	}
+	if err := ts.Add("mayor", pki.Gateway.Cert); !errors.Is(err, signing.ErrTrustConfig) {
+		t.Fatalf("unknown role: %v", err)
+	}
+	if _, err := signing.LoadTrustStore(filepath.Join(dir, "missing")); !errors.Is(err, signing.ErrTrustConfig) {
+		t.Fatalf("missing dir: %v", err)
+	}
+}
+
+// Verify runs concurrently with Reload, Add and Revoke (run with -race).
+func TestTrustStoreConcurrent(t *testing.T) {
+	pki := signingtest.NewPKI(t)
+	v := signing.NewVerifier(pki.Store, signing.VerifyOptions{})
+	signed, err := pki.Portal.Signer.Sign(signingtest.SampleDocument("c-1", 10, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 30; i++ {
+				if _, err := v.Verify(signed, signing.RolePortal); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < 20; i++ {
+		if err := pki.Store.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		if err := pki.Store.Add(signing.RolePeer, pki.OtherPortal.Cert); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pki.Store.Revoke(pki.Untrusted.Cert); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+func TestEnsureDevPKI(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	p, err := signing.EnsureDevPKI(dir, "gw-dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Created {
+		t.Fatal("first call: Created = false")
+	}
+	for _, k := range []string{p.CAKey, p.GatewayKey, p.PortalKey} {
+		st, err := os.Stat(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, want 0600", k, st.Mode().Perm())
+		}
+	}
+	gw, err := signing.LoadSigner(p.GatewayKey, p.GatewayCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gw.Certificate().Subject.CommonName != "gw-dev" {
+		t.Fatalf("gateway CN %q", gw.Certificate().Subject.CommonName)
+	}
+	portal, err := signing.LoadSigner(p.PortalKey, p.PortalCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := signing.LoadTrustStore(p.TrustDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := signing.NewVerifier(ts, signing.VerifyOptions{})
+	signed, err := portal.Sign(signingtest.SampleDocument("dev-1", 3, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := v.Verify(signed, signing.RolePortal)
+	if err != nil || res.Signer.ID != signing.DevPortalID {
+		t.Fatalf("dev portal package: %+v %v", res, err)
+	}
+	r := sampleReceipts()[0]
+	r.GatewayID = "gw-dev"
+	receipt, err := gw.SignReceipt(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := signing.VerifyOffline(receipt, ts, signing.VerifyOptions{}); err != nil || rep.Signer.Role != signing.RoleGateway {
+		t.Fatalf("dev receipt offline: %+v %v", rep, err)
+	}
+
+	again, err := signing.EnsureDevPKI(dir, "gw-dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Created || again.GatewayCert != p.GatewayCert {
+		t.Fatalf("second call: %+v", again)
+	}
+	gw2, err := signing.LoadSigner(again.GatewayKey, again.GatewayCert)
+	if err != nil || !gw2.Certificate().Equal(gw.Certificate()) {
+		t.Fatalf("second call changed the gateway certificate: %v", err)
+	}
+	if _, err := signing.EnsureDevPKI(dir, "other-gw"); !errors.Is(err, signing.ErrSignerConfig) {
+		t.Fatalf("other gateway id: %v", err)
+	}
+}
