@@ -1,8 +1,224 @@
 package routing
 
-import "io"
+import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
 
-// ParseXZuFi reads the XZuFi 2.2 subset (placeholder until the full reader lands).
+// The XZuFi import reads the part of an XZuFi 2.2 "schreibe" message the directory
+// needs: leistung, organisationseinheit and zustaendigkeit records. Elements are
+// matched by local name, so any namespace prefix works; elements the directory does
+// not use are skipped. docs/directory.md lists the accepted elements and
+// testdata/directory/schreibe.xml is a complete example.
+
+type xzText struct {
+	Value string `xml:",chardata"`
+}
+
+type xzLeistung struct {
+	ID              string   `xml:"id"`
+	Schluessel      string   `xml:"leistungsschluessel"`
+	ReferenzLeiKa   string   `xml:"referenzLeiKa"`
+	Bezeichnung     string   `xml:"bezeichnung"`
+	Synonyme        []string `xml:"synonym"`
+	Lebenslagen     []string `xml:"lebenslage"`
+	Kurztext        string   `xml:"kurztext"`
+	Voraussetzungen string   `xml:"voraussetzungen"`
+	Verfahren       string   `xml:"verfahrensablauf"`
+	Unterlagen      string   `xml:"erforderlicheUnterlagen"`
+	Fristen         string   `xml:"fristen"`
+	Kosten          string   `xml:"kosten"`
+	Rechtsgrundlage string   `xml:"rechtsgrundlage"`
+	Quelle          string   `xml:"quelle"`
+}
+
+type xzAnschrift struct {
+	Typ        string `xml:"typ,attr"`
+	Strasse    string `xml:"strasse"`
+	Hausnummer string `xml:"hausnummer"`
+	Postfach   string `xml:"postfach"`
+	PLZ        string `xml:"postleitzahl"`
+	Ort        string `xml:"ort"`
+}
+
+type xzKommunikation struct {
+	Kanal   string `xml:"kanal"`
+	Kennung string `xml:"kennung"`
+}
+
+type xzZustellkanal struct {
+	Art      string `xml:"art"`
+	Reifegrad int   `xml:"reifegrad"`
+	Adresse  string `xml:"adresse"`
+}
+
+type xzOrganisationseinheit struct {
+	ID            string            `xml:"id"`
+	Name          string            `xml:"name"`
+	Uebergeordnet string            `xml:"uebergeordneteOrganisationseinheitID"`
+	Anschriften   []xzAnschrift     `xml:"anschrift"`
+	Kommunikation []xzKommunikation `xml:"kommunikation"`
+	Zustellkanal  []xzZustellkanal  `xml:"zustellkanal"`
+	Zertifikate   []string          `xml:"zertifikat"`
+	Beispiel      bool              `xml:"beispiel"`
+}
+
+type xzZustaendigkeit struct {
+	LeistungID          string `xml:"leistungID"`
+	Leistungsschluessel string `xml:"leistungsschluessel"`
+	GebietID            string `xml:"gebietID"`
+	OrganisationID      string `xml:"organisationseinheitID"`
+	Rolle               string `xml:"rolle"`
+}
+
+// ParseXZuFi reads an XZuFi 2.2 subset (see the comment above). name appears in
+// errors together with the line of the offending record.
 func ParseXZuFi(name string, r io.Reader) (*Source, error) {
-	return nil, &DataError{File: name, Msg: "XZuFi import not implemented yet"}
+	dec := xml.NewDecoder(io.LimitReader(r, maxFileSize))
+	src := &Source{}
+	leikaByID := map[string]string{} // XZuFi leistung id -> LeiKa key
+	type pendingResp struct {
+		x    xzZustaendigkeit
+		line int
+	}
+	var resps []pendingResp
+	sawRoot := false
+	for {
+		line, _ := dec.InputPos()
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			l, _ := dec.InputPos()
+			return nil, &DataError{File: name, Line: l, Msg: "not well-formed XML", Err: err}
+		}
+		se, ok := tok.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		at := func() string { return fmt.Sprintf("%s:%d", name, line) }
+		bad := func(msg string, err error) error {
+			var syn *xml.SyntaxError
+			if errors.As(err, &syn) {
+				return &DataError{File: name, Line: syn.Line, Msg: "not well-formed XML", Err: err}
+			}
+			return &DataError{File: name, Line: line, Msg: msg, Err: err}
+		}
+		switch se.Name.Local {
+		case "leistung":
+			var x xzLeistung
+			if err := dec.DecodeElement(&x, &se); err != nil {
+				return nil, bad("leistung", err)
+			}
+			key := strings.TrimSpace(x.Schluessel)
+			if key == "" {
+				key = strings.TrimSpace(x.ReferenzLeiKa)
+			}
+			key = strings.TrimPrefix(key, "urn:de:fim:leika:leistung:")
+			if key == "" {
+				return nil, bad("leistung without leistungsschluessel", nil)
+			}
+			if x.ID != "" {
+				leikaByID[strings.TrimSpace(x.ID)] = key
+			}
+			s := &Service{
+				Key: key, Name: strings.TrimSpace(x.Bezeichnung), Synonyms: trimAll(x.Synonyme),
+				Lebenslage: trimAll(x.Lebenslagen), ShortText: strings.TrimSpace(x.Kurztext), Source: x.Quelle,
+				Texts: Texts{
+					Voraussetzungen: strings.TrimSpace(x.Voraussetzungen), Verfahrensablauf: strings.TrimSpace(x.Verfahren),
+					ErforderlicheUnterlagen: strings.TrimSpace(x.Unterlagen), Fristen: strings.TrimSpace(x.Fristen),
+					Kosten: strings.TrimSpace(x.Kosten), Rechtsgrundlage: strings.TrimSpace(x.Rechtsgrundlage),
+				},
+			}
+			src.Services = append(src.Services, s)
+			src.setOrigin("service", s.Key, at())
+		case "organisationseinheit":
+			var x xzOrganisationseinheit
+			if err := dec.DecodeElement(&x, &se); err != nil {
+				return nil, bad("organisationseinheit", err)
+			}
+			o := &Office{
+				ID: strings.TrimSpace(x.ID), Name: strings.TrimSpace(x.Name), ParentID: strings.TrimSpace(x.Uebergeordnet),
+				CertRefs: trimAll(x.Zertifikate), Sample: x.Beispiel, SourceFile: at(),
+			}
+			for _, a := range x.Anschriften {
+				addr := Address{Street: strings.TrimSpace(strings.TrimSpace(a.Strasse) + " " + strings.TrimSpace(a.Hausnummer)),
+					Postfach: strings.TrimSpace(a.Postfach), Postcode: strings.TrimSpace(a.PLZ), City: strings.TrimSpace(a.Ort)}
+				switch strings.ToLower(a.Typ) {
+				case "postfach", "postanschrift", "post":
+					o.Postal = addr
+				default:
+					if addr.Street == "" && addr.Postfach != "" {
+						o.Postal = addr
+					} else {
+						o.Street = addr
+					}
+				}
+			}
+			for _, k := range x.Kommunikation {
+				v := strings.TrimSpace(k.Kennung)
+				switch strings.ToLower(strings.TrimSpace(k.Kanal)) {
+				case "telefon", "phone":
+					o.Contact.Phone = v
+				case "email", "e-mail":
+					o.Contact.Email = v
+				case "web", "url", "internet":
+					o.Contact.Web = v
+				}
+			}
+			for _, z := range x.Zustellkanal {
+				o.Channels = append(o.Channels, Channel{Kind: strings.ToLower(strings.TrimSpace(z.Art)), Level: z.Reifegrad, Endpoint: strings.TrimSpace(z.Adresse)})
+			}
+			src.Offices = append(src.Offices, o)
+			src.setOrigin("office", o.ID, at())
+		case "zustaendigkeit":
+			var x xzZustaendigkeit
+			if err := dec.DecodeElement(&x, &se); err != nil {
+				return nil, bad("zustaendigkeit", err)
+			}
+			resps = append(resps, pendingResp{x, line})
+		default:
+			sawRoot = true
+		}
+	}
+	if !sawRoot && len(src.Services)+len(src.Offices)+len(resps) == 0 {
+		return nil, &DataError{File: name, Msg: "empty document"}
+	}
+	for _, p := range resps {
+		x := p.x
+		key := strings.TrimPrefix(strings.TrimSpace(x.Leistungsschluessel), "urn:de:fim:leika:leistung:")
+		if key == "" {
+			k, ok := leikaByID[strings.TrimSpace(x.LeistungID)]
+			if !ok {
+				return nil, &DataError{File: name, Line: p.line, Msg: fmt.Sprintf("zustaendigkeit: leistungID %q not defined in this file and no leistungsschluessel given", x.LeistungID)}
+			}
+			key = k
+		}
+		area := strings.TrimSpace(x.GebietID)
+		if i := strings.LastIndexByte(area, ':'); i >= 0 {
+			area = area[i+1:] // urn:de:bund:destatis:bevoelkerungsstatistik:schluessel:rs:146120000000
+		}
+		role := strings.TrimSpace(x.Rolle)
+		if role == "" {
+			role = "zustaendig"
+		}
+		rs := Responsibility{ServiceKey: key, AreaKey: area, OfficeID: strings.TrimSpace(x.OrganisationID), Role: role}
+		src.Responsibilities = append(src.Responsibilities, rs)
+		src.setOrigin("resp", rs.ServiceKey+"@"+rs.AreaKey+"@"+rs.Role, fmt.Sprintf("%s:%d", name, p.line))
+	}
+	return src, nil
+}
+
+func trimAll(ss []string) []string {
+	out := ss[:0:0]
+	for _, s := range ss {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
