@@ -27,7 +27,8 @@ func Scan(raw []byte, lim Limits) error {
 	if over(int64(len(raw)), lim.MaxBytes) {
 		return limitErr("MaxBytes", lim.MaxBytes, int64(len(raw)))
 	}
-	d := xml.NewDecoder(bytes.NewReader(raw))
+	// XML allows a UTF-8 byte order mark; encoding/xml would report it as text.
+	d := xml.NewDecoder(bytes.NewReader(bytes.TrimPrefix(raw, utf8BOM)))
 	d.Strict = true
 	// A nil CharsetReader makes the decoder refuse every declared encoding but UTF-8,
 	// so Scan and the tree builder (which ignores the declaration) read the same text.
@@ -123,6 +124,8 @@ func Scan(raw []byte, lim Limits) error {
 	}
 	return nil
 }
+
+var utf8BOM = []byte("\xef\xbb\xbf")
 
 func isName(n xml.Name, local string) bool { return n.Local == local && n.Space == Namespace }
 

@@ -21,6 +21,10 @@ func TestScanAcceptsBuilderOutput(t *testing.T) {
 			t.Errorf("%s without declaration: %v", name, err)
 		}
 	}
+	bom := append([]byte("\xef\xbb\xbf"), full().Marshal()...)
+	if _, err := ReadUnverified(bom, Limits{}); err != nil {
+		t.Errorf("with byte order mark: %v", err)
+	}
 	root := readRoot(t, full().Marshal())
 	root.AddChild(dsSignature())
 	inh := child(child(root, "Anlagen"), "Anlage").SelectElement("Inhalt")
