@@ -86,7 +86,10 @@ var fieldCases = []struct {
 	{"SHA256 not hex", func(p *Paket) { p.Anlagen[0].SHA256 = strings.Repeat("g", 64) }, "Antragspaket/Anlagen/Anlage[1]/SHA256", true, false},
 	{"SHA256 other content", func(p *Paket) { p.Anlagen[0].SHA256 = strings.Repeat("ab", 32) }, "Antragspaket/Anlagen/Anlage[1]/Inhalt", false, true},
 	{"Groesse differs", func(p *Paket) { p.Anlagen[0].Groesse++ }, "Antragspaket/Anlagen/Anlage[1]/Inhalt", false, true},
-	{"Inhalt changed", func(p *Paket) { p.Anlagen[0].Inhalt = append([]byte{}, p.Anlagen[0].Inhalt...); p.Anlagen[0].Inhalt[20] ^= 1 }, "Antragspaket/Anlagen/Anlage[1]/Inhalt", false, true},
+	{"Inhalt changed", func(p *Paket) {
+		p.Anlagen[0].Inhalt = append([]byte{}, p.Anlagen[0].Inhalt...)
+		p.Anlagen[0].Inhalt[20] ^= 1
+	}, "Antragspaket/Anlagen/Anlage[1]/Inhalt", false, true},
 	{"Referenz not cid", func(p *Paket) { p.Anlagen[1].Referenz = "http://x/y" }, "Antragspaket/Anlagen/Anlage[2]/@Referenz", true, false},
 	{"Referenz and Inhalt", func(p *Paket) { p.Anlagen[1].Inhalt = []byte("x") }, "Antragspaket/Anlagen/Anlage[2]", false, false},
 }
