@@ -60,3 +60,7 @@ func SampleDocument(id string, formFields, attachments, attachmentBytes int) *et
 	}
 	return root
 }
+
+// BenchDocument is the unsigned ~10 KB (signed), ~120 element package used by the
+// verify/sign benchmarks in signing and bench/xmlsec, so their numbers compare.
+func BenchDocument() *etree.Element { return SampleDocument("bench-1", 85, 1, 600) }
