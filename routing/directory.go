@@ -1,7 +1,9 @@
 package routing
 
 import (
+	"errors"
 	"fmt"
+	"strconv"
 	"slices"
 	"sort"
 	"strings"
@@ -54,6 +56,19 @@ func (d *Directory) Counts() Counts { return d.counts }
 // area), keys must be well-formed and unique; the first problem is returned as a
 // *DataError naming the file and line the record came from.
 func Build(src *Source) (*Directory, error) {
+	d, err := build(src)
+	var de *DataError
+	if errors.As(err, &de) && de.Line == 0 {
+		// Origins are recorded as "file:line"; split them so callers get both.
+		if i := strings.LastIndexByte(de.File, ':'); i > 0 && isDigits(de.File[i+1:]) {
+			de.Line, _ = strconv.Atoi(de.File[i+1:])
+			de.File = de.File[:i]
+		}
+	}
+	return d, err
+}
+
+func build(src *Source) (*Directory, error) {
 	d := &Directory{
 		src:      src,
 		areas:    make(map[string]*Area, len(src.Areas)),

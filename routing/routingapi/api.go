@@ -351,7 +351,7 @@ func (h *handler) routes(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, r, "leikaKey is required and must match ^99\\d{12}$")
 		return
 	}
-	var place string
+	var place string // for the resolver: an area key or an AGS
 	set := 0
 	if v := q.Get("ars"); v != "" {
 		set++
@@ -368,9 +368,6 @@ func (h *handler) routes(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		place = v
-		if len(v) == 5 {
-			place = v + "0000000" // an AGS prefix of 5 digits is a Kreis, not a postcode
-		}
 	}
 	if v := q.Get("areaId"); v != "" {
 		set++
@@ -400,7 +397,15 @@ func (h *handler) routes(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, fmt.Errorf("%w: %s", routing.ErrUnknownService, key))
 		return
 	}
-	area, err := d.Place(place)
+	// ARS, AGS prefixes and areaId are area keys, never postcodes or names.
+	var area *routing.Area
+	if len(place) == 8 {
+		area, err = d.Place(place)
+	} else if a, ok := d.Area(place); ok {
+		area = a
+	} else {
+		err = fmt.Errorf("%w: %s", routing.ErrUnknownPlace, place)
+	}
 	if err != nil {
 		fail(w, r, err)
 		return

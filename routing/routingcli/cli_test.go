@@ -1,0 +1,84 @@
+package routingcli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/amtsbote/amtsbote/routing"
+)
+
+func store(t *testing.T) *routing.Store {
+	t.Helper()
+	d, err := routing.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return routing.NewStore(d)
+}
+
+func TestLookup(t *testing.T) {
+	s := store(t)
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		contains []string
+	}{
+		{"issue example", []string{"--service", "Gewerbe anmelden", "--place", "01067"}, ExitOK,
+			[]string{"Stadt Dresden, Abt. Allgemeine Verwaltung/Grundsatz", "Junghansstraße 2, 01277 Dresden", "Postfach 12 00 20, 01001 Dresden", "webhook (Reifegrad 3)", "mailbox (Reifegrad 1)"}},
+		{"by key and name", []string{"--service", "99107023037000", "--place", "Jahnatal"}, ExitOK, []string{"Landratsamt Mittelsachsen", "Beispieldaten", "Ebene:     Kreis"}},
+		{"other state", []string{"--service", "Gewerbe anmelden", "--place", "70173"}, ExitOK, []string{"Gateway des Landes 08", "peer https://gateway.bw.example"}},
+		{"ambiguous place", []string{"--service", "Gewerbe anmelden", "--place", "01561"}, ExitAmbiguous, []string{"nicht eindeutig", "146270030030"}},
+		{"ambiguous service", []string{"--service", "beantragen", "--place", "01067"}, ExitAmbiguous, []string{"Leistung", "99008001012000"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := Lookup(context.Background(), s, tt.args, &out, &errb)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, out.String(), errb.String())
+			}
+			for _, c := range tt.contains {
+				if !strings.Contains(out.String(), c) {
+					t.Errorf("output lacks %q:\n%s", c, out.String())
+				}
+			}
+		})
+	}
+	for _, args := range [][]string{nil, {"--service", "x"}, {"--bogus"}, {"--service", "x", "--place", "y", "extra"}} {
+		var out, errb bytes.Buffer
+		if code := Lookup(context.Background(), s, args, &out, &errb); code != ExitUsage {
+			t.Errorf("Lookup(%q) = %d, want usage", args, code)
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := Lookup(context.Background(), s, []string{"--service", "Gewerbe anmelden", "--place", "Atlantis"}, &out, &errb); code != ExitFailed || !strings.Contains(errb.String(), "unknown place") {
+		t.Errorf("unknown place: %d %s", code, errb.String())
+	}
+}
+
+func TestDirectoryCheck(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(good, []byte("responsibilities:\n  - {leistung: \"99115005104000\", gebiet: \"14612\", stelle: dresden-allgemeine-verwaltung}\n"), 0o644)
+	os.WriteFile(bad, []byte("offices:\n  - id: x\n    name: X\n"), 0o644)
+	var out, errb bytes.Buffer
+	if code := Directory(context.Background(), []string{"check", good}, &out, &errb); code != ExitOK || !strings.Contains(out.String(), "ok:") {
+		t.Errorf("check good: %d %s %s", code, out.String(), errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	if code := Directory(context.Background(), []string{"check", bad}, &out, &errb); code != ExitFailed || !strings.Contains(errb.String(), "bad.yaml:2") {
+		t.Errorf("check bad: %d %s", code, errb.String())
+	}
+	for _, args := range [][]string{nil, {"check"}, {"frobnicate"}} {
+		if code := Directory(context.Background(), args, &out, &errb); code != ExitUsage {
+			t.Errorf("Directory(%q) = %d", args, code)
+		}
+	}
+}
