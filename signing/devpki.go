@@ -96,7 +96,7 @@ func EnsureDevPKI(dir, gatewayID string) (*DevPKI, error) {
 		Subject:               pkix.Name{CommonName: "amtsbote dev CA (" + gatewayID + ")", Organization: []string{"amtsbote development"}},
 		NotBefore:             now,
 		NotAfter:              now.AddDate(10, 0, 0),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}

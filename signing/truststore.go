@@ -1,6 +1,7 @@
 package signing
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
@@ -40,7 +41,6 @@ const CRLDir = "crl"
 // it in only if everything in it is valid.
 type TrustStore struct {
 	dir string
-	now func() time.Time
 
 	mu      sync.Mutex // serialises writers
 	added   []roleCert // programmatic additions, kept across Reload
@@ -84,7 +84,7 @@ type cachedTrust struct {
 
 // NewTrustStore returns an empty in-memory trust store (fill it with Add).
 func NewTrustStore() *TrustStore {
-	ts := &TrustStore{now: time.Now}
+	ts := &TrustStore{}
 	ts.cur.Store(&trustSnapshot{roles: map[Role]*roleTrust{}, revoked: map[string]bool{}})
 	return ts
 }
@@ -114,19 +114,6 @@ func TrustStoreFromPEM(role Role, pemData []byte) (*TrustStore, error) {
 		}
 	}
 	return ts, nil
-}
-
-// SetClock replaces the clock used for validity checks (tests).
-func (ts *TrustStore) SetClock(now func() time.Time) {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	ts.now = now
-}
-
-func (ts *TrustStore) clock() time.Time {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	return ts.now()
 }
 
 // Dir returns the directory the store reads, "" for an in-memory store.
@@ -198,7 +185,11 @@ func (ts *TrustStore) rebuild() error {
 		if c.BasicConstraintsValid && c.IsCA {
 			rt.roots.AddCert(c)
 			rt.cas = append(rt.cas, c)
-			return
+			selfSigned := bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil
+			if !selfSigned || c.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+				return
+			}
+			// A self-signed CA:TRUE certificate that may sign is also pinned as is.
 		}
 		h := sha256.Sum256(c.Raw)
 		if _, dup := rt.pinned[h]; !dup {
@@ -318,10 +309,10 @@ func loadCRLFile(path string, cas []*x509.Certificate, revoked map[string]bool) 
 }
 
 // VerifyCertificate decides whether leaf (with optional intermediates from the
-// document) is trusted for one of roles (all roles if none) at the store's clock.
-// The first role in order that trusts it wins.
-func (ts *TrustStore) VerifyCertificate(leaf *x509.Certificate, intermediates []*x509.Certificate, roles ...Role) (Identity, error) {
-	return ts.verifyCert(leaf, intermediates, ts.clock(), roles)
+// document) is trusted at time now for one of roles (all roles if none). The
+// first role in order that trusts it wins.
+func (ts *TrustStore) VerifyCertificate(leaf *x509.Certificate, intermediates []*x509.Certificate, now time.Time, roles ...Role) (Identity, error) {
+	return ts.verifyCert(leaf, intermediates, now, roles)
 }
 
 func (ts *TrustStore) verifyCert(leaf *x509.Certificate, intermediates []*x509.Certificate, now time.Time, roles []Role) (Identity, error) {
@@ -353,6 +344,13 @@ func (ts *TrustStore) verifyCert(leaf *x509.Certificate, intermediates []*x509.C
 			return Identity{ID: leaf.Subject.CommonName, Role: r, Certificate: leaf}, nil
 		}
 		if len(rt.cas) == 0 {
+			continue
+		}
+		if leaf.IsCA {
+			// A CA key issues certificates; it signs documents only if its very
+			// certificate is pinned (self-signed certificates made with openssl
+			// usually say CA:TRUE).
+			lastErr = fmt.Errorf("CA certificate used as signing certificate")
 			continue
 		}
 		key := cacheKey(h, r, intermediates)

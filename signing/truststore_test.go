@@ -1,11 +1,18 @@
 package signing_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/signing/signingtest"
@@ -214,5 +221,56 @@ func TestEnsureDevPKI(t *testing.T) {
 	}
 	if _, err := signing.EnsureDevPKI(dir, "other-gw"); !errors.Is(err, signing.ErrSignerConfig) {
 		t.Fatalf("other gateway id: %v", err)
+	}
+}
+
+func TestTrustStoreSelfSignedCAAndCAKey(t *testing.T) {
+	pki := signingtest.NewPKI(t)
+	doc := signingtest.SampleDocument("ca-1", 3, 0, 0)
+	// The CA key itself may not sign packages (no digitalSignature, and a CA).
+	caSigner, err := signing.NewSigner(pki.CAKey, []*x509.Certificate{pki.CA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := caSigner.Sign(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := signing.NewVerifier(pki.Store, signing.VerifyOptions{}).Verify(signed); !errors.Is(err, signing.ErrUntrustedSigner) {
+		t.Fatalf("signed by the CA key: %v", err)
+	}
+
+	// A self-signed CA:TRUE certificate with digitalSignature (what `openssl req
+	// -x509 -addext keyUsage=digitalSignature,keyCertSign` makes) can be pinned.
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "openssl-portal"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	s, err := signing.NewSigner(key, []*x509.Certificate{cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err = s.Sign(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := signing.NewTrustStore()
+	v := signing.NewVerifier(ts, signing.VerifyOptions{})
+	if _, err := v.Verify(signed); !errors.Is(err, signing.ErrUntrustedSigner) {
+		t.Fatalf("before Add: %v", err)
+	}
+	if err := ts.Add(signing.RolePortal, cert); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := v.Verify(signed); err != nil || res.Signer.ID != "openssl-portal" {
+		t.Fatalf("pinned self-signed CA:TRUE: %+v %v", res, err)
 	}
 }

@@ -94,8 +94,6 @@ func (v *Verifier) Verify(doc []byte, roles ...Role) (res *Verified, err error) 
 	now := time.Now()
 	if v.opts.Now != nil {
 		now = v.opts.Now()
-	} else if v.ts.now != nil {
-		now = v.ts.clock()
 	}
 	root, err := v.parse(doc)
 	if err != nil {
