@@ -92,10 +92,23 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 	if err != nil {
 		return nil, err
 	}
+	g.ln, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	if g.Config.PublicURL == "http://"+cfg.Listen {
+		// Listen may name port 0; links in notifications need the real one.
+		g.Config.PublicURL = "http://" + g.ln.Addr().String()
+		cfg.PublicURL = g.Config.PublicURL
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	g.adapters = adapters.NewRegistry(newAdapters(cfg, log)...)
+	as, err := newAdapters(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	g.adapters = adapters.NewRegistry(as...)
 	secrets := broker.SecretsFunc(func(office, channel string) string {
 		if channel == "webhook" {
 			return cfg.Offices[office].Webhook.Secret
@@ -149,10 +162,6 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		MaxBodyBytes: cfg.Limits.MaxBodyBytes, Logger: log, Registry: reg,
 		Reload: g.Reload, Ready: g.ready, Schemas: schemas(),
 	})
-	g.ln, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
-	}
 	g.srv = &http.Server{
 		Handler: handler, ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: cfg.HTTP.ReadTimeout, WriteTimeout: cfg.HTTP.WriteTimeout, IdleTimeout: 2 * time.Minute,
@@ -215,6 +224,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 }
 
 func (g *Gateway) closeParts(ctx context.Context) {
+	if g.ln != nil && g.srv == nil {
+		_ = g.ln.Close()
+	}
 	if g.Broker != nil {
 		_ = g.Broker.Stop(ctx)
 	}

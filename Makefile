@@ -1,0 +1,61 @@
+# amtsbote — build, run and test. `make demo` and `make test` are the two set-up
+# commands on a fresh machine (after .ci/run's installs, see README).
+
+GO        ?= go
+BIN       := bin/amtsbote
+FUZZTIME  ?= 30s
+PKGS      := ./...
+
+.PHONY: all build run demo test vet unit fuzz fuzz-long bench soak lint tools clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/amtsbote
+
+# The gateway on its embedded defaults: HTTP 127.0.0.1:8080, data under ./data.
+run: build
+	./$(BIN) serve
+
+# Gateway + demo Fachverfahren in one process, submits the Amt24 example, exits 0.
+demo: build
+	./$(BIN) demo
+
+# What CI runs: vet, all tests with the race detector (including the end-to-end
+# tests on the built binary and the interop tests with xmlsec1, xml-crypto and
+# standardwebhooks), then a short run of every fuzz target.
+test: tools vet unit fuzz
+
+vet:
+	$(GO) vet $(PKGS)
+
+unit:
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+fuzz-long:
+	./scripts/fuzz.sh 10m
+
+# Benchmarks: Go benchmarks (with baselines measured in the same run) and the
+# loopback load test of the whole gateway.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./signing/... ./routing/... ./paket/... ./store/...
+	./$(BIN) bench -n 2000 -c 16
+
+soak: build
+	./$(BIN) bench -n 50000 -c 32
+
+lint: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# npm verifiers used by the interop tests (xml-crypto, standardwebhooks).
+tools: tools/node/node_modules/.package-lock.json
+
+tools/node/node_modules/.package-lock.json: tools/node/package.json tools/node/package-lock.json
+	cd tools/node && npm ci --no-audit --no-fund
+	@touch $@
+
+clean:
+	rm -rf bin

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/fachverfahren"
+	"github.com/amtsbote/amtsbote/gateway"
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/portal"
+	"github.com/amtsbote/amtsbote/routing"
+	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/store"
+)
+
+// printer serialises output from the broker's, the office's and the main goroutine.
+type printer struct {
+	mu    sync.Mutex
+	w     io.Writer
+	start time.Time
+}
+
+func (p *printer) say(who, format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, "%6.3fs  %-14s %s\n", time.Since(p.start).Seconds(), who, fmt.Sprintf(format, args...))
+}
+
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data", "", "data folder (default: a temporary folder, removed afterwards)")
+	receipts := fs.String("receipts", "demo-receipts", "folder for the signed receipts and the gateway certificate")
+	failFirst := fs.Int("fail-first", 1, "the Fachverfahren answers 503 to the first N webhooks, to show a retry")
+	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
+	verbose := fs.Bool("v", false, "show the gateway's logs")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	out := &printer{w: stdout, start: time.Now()}
+	fail := func(format string, args ...any) int {
+		fmt.Fprintf(stderr, "demo failed: "+format+"\n", args...)
+		return 1
+	}
+
+	if *dataDir == "" {
+		d, err := os.MkdirTemp("", "amtsbote-demo-")
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer os.RemoveAll(d)
+		*dataDir = d
+	}
+	office, err := fachverfahren.Start(fachverfahren.Options{
+		FailFirst: *failFirst,
+		Logf:      func(f string, a ...any) { out.say("Fachverfahren", f, a...) },
+	})
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer office.Close()
+
+	cfg := config.Default()
+	cfg.DataDir = *dataDir
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Delivery.BackoffBase = 300 * time.Millisecond
+	cfg.Offices = map[string]config.OfficeClient{gateway.DemoOfficeID: {Webhook: config.Webhook{URL: office.URL()}}}
+	level := "error"
+	if *verbose {
+		level = "info"
+	}
+	g, err := gateway.Start(ctx, cfg, newLogger(stderr, level, "text"))
+	if err != nil {
+		return fail("start gateway: %v", err)
+	}
+	defer func() {
+		sctx, c := context.WithTimeout(context.Background(), 10*time.Second)
+		defer c()
+		_ = g.Shutdown(sctx)
+	}()
+	oc := g.Config.Offices[gateway.DemoOfficeID]
+	office.SetCredentials(oc.Token, oc.Webhook.Secret)
+	office.SetVerifier(signing.NewVerifier(g.Trust, signing.VerifyOptions{}))
+	dir := g.Directory.Current()
+	out.say("gateway", "%s listening on %s (data in %s), embedded NATS JetStream, bbolt", g.Config.GatewayID, g.URL(), *dataDir)
+	out.say("Fachverfahren", "Stadt Dresden's office system listening for webhooks on %s", office.URL())
+
+	done := make(chan *store.Submission, 1)
+	g.Broker.Observe(func(s *store.Submission, e store.Event) {
+		switch e.Type {
+		case store.EventReceived:
+			out.say("gateway", "received: %s", e.Detail)
+		case store.EventRouted:
+			out.say("gateway", "routed: %s at %s -> %s", s.ServiceName, s.AreaName, officeLine(dir, s.OfficeID))
+		case store.EventQueued:
+			out.say("gateway", "queued for delivery by %s", e.Channel)
+		case store.EventAttemptFailed:
+			out.say("gateway", "delivery attempt %d failed: %s", e.Attempt, e.Detail)
+		case store.EventDelivered:
+			out.say("gateway", "delivered by %s: %s", e.Channel, e.Detail)
+		case store.EventAccepted, store.EventRejected:
+			out.say("gateway", "office answered: %s %s", e.Type, e.Detail)
+			select {
+			case done <- s:
+			default:
+			}
+		default:
+			out.say("gateway", "%s %s %s", e.Type, e.Channel, e.Detail)
+		}
+	})
+
+	svc, err := dir.FindService(exampleServiceName)
+	if err != nil {
+		return fail("%v", err)
+	}
+	signer, err := signing.LoadSigner(g.PKI.PortalKey, g.PKI.PortalCert)
+	if err != nil {
+		return fail("portal key: %v", err)
+	}
+	client := &portal.Client{BaseURL: g.URL(), Signer: signer, Token: g.Config.Portals[signing.DevPortalID].Token}
+	p := paket.Example(svc.Key)
+	out.say("Amt24", "Iris Hübner reports: %q (Priorität: %s)", paket.ExampleComplaint, paket.ExamplePriority)
+	out.say("Amt24", "service %q (LeiKa %s), place %q, attachment %s (%d bytes PDF)",
+		svc.Name, svc.Key, p.Kopf.Ort.Name, p.Anlagen[0].Dateiname, len(p.Anlagen[0].Inhalt))
+	res, err := client.Submit(ctx, p)
+	if err != nil {
+		return fail("submit: %v", err)
+	}
+	if !res.Accepted() {
+		return fail("submission refused: %d %s: %s", res.Status, res.Problem.Type, res.Problem.Detail)
+	}
+	out.say("Amt24", "%d Created: submission %s, signed Eingangsbestätigung received", res.Status, res.SubmissionID)
+
+	var final *store.Submission
+	select {
+	case final = <-done:
+	case <-ctx.Done():
+		return fail("no answer from the office within %s", *timeout)
+	}
+	if o := office.Processed()[res.SubmissionID]; o.Err != nil {
+		return fail("office: %v", o.Err)
+	}
+
+	// The portal reads the status and both receipts, and checks the gateway's signature.
+	st, err := client.Status(ctx, res.SubmissionID)
+	if err != nil {
+		return fail("status: %v", err)
+	}
+	out.say("Amt24", "status %s; event log: %s", st.State, eventSummary(st.Events))
+	if err := os.MkdirAll(*receipts, 0o755); err != nil {
+		return fail("%v", err)
+	}
+	gwCert, err := os.ReadFile(g.PKI.GatewayCert)
+	if err != nil {
+		return fail("%v", err)
+	}
+	certPath := filepath.Join(*receipts, "gateway.pem")
+	if err := os.WriteFile(certPath, gwCert, 0o644); err != nil {
+		return fail("%v", err)
+	}
+	trust, err := signing.TrustStoreFromPEM(signing.RoleGateway, gwCert)
+	if err != nil {
+		return fail("%v", err)
+	}
+	for _, k := range []struct{ kind, file string }{{"eingang", "eingangsbestaetigung.xml"}, {"zustellung", "zustellbestaetigung.xml"}} {
+		b, err := client.Receipt(ctx, res.SubmissionID, k.kind)
+		if err != nil {
+			return fail("receipt %s: %v", k.kind, err)
+		}
+		rep, err := signing.VerifyOffline(b, trust, signing.VerifyOptions{})
+		if err != nil {
+			return fail("receipt %s does not verify: %v", k.kind, err)
+		}
+		path := filepath.Join(*receipts, k.file)
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			return fail("%v", err)
+		}
+		out.say("Amt24", "%s signature valid: %s", rep.Kind, rep.Statement)
+		out.say("Amt24", "saved %s", path)
+	}
+	_ = final
+	fmt.Fprintf(stdout, "\ndemo complete: the application reached Stadt Dresden and was %s.\n", st.State)
+	fmt.Fprintf(stdout, "check the receipts offline:\n  amtsbote verify -cert %s %s\n  xmlsec1 --verify --trusted-pem %s --id-attr:ID urn:amtsbote:quittung:1:Eingangsbestaetigung %s\n",
+		certPath, filepath.Join(*receipts, "eingangsbestaetigung.xml"), certPath, filepath.Join(*receipts, "eingangsbestaetigung.xml"))
+	return 0
+}
+
+func officeLine(d *routing.Directory, id string) string {
+	o, ok := d.Office(id)
+	if !ok {
+		return id
+	}
+	parts := []string{o.Name}
+	if a := o.Street; !a.IsZero() {
+		parts = append(parts, fmt.Sprintf("Hausanschrift %s, %s %s", a.Street, a.Postcode, a.City))
+	}
+	if a := o.Postal; !a.IsZero() && a.Postfach != "" {
+		parts = append(parts, fmt.Sprintf("Postfach %s, %s %s", a.Postfach, a.Postcode, a.City))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func eventSummary(evs []store.Event) string {
+	names := make([]string, len(evs))
+	for i, e := range evs {
+		names[i] = e.Type
+	}
+	return strings.Join(names, " → ")
+}

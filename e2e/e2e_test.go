@@ -1,0 +1,265 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/fachverfahren"
+	"github.com/amtsbote/amtsbote/gateway"
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/portal"
+	"github.com/amtsbote/amtsbote/routing"
+	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/store"
+)
+
+func writeConfig(t *testing.T, dir, hookURL string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`listen: 127.0.0.1:0
+data_dir: %s
+delivery:
+  backoff_base: 100ms
+  backoff_max: 500ms
+  max_attempts: 1000
+offices:
+  %s:
+    webhook:
+      url: %s
+`, filepath.Join(dir, "data"), gateway.DemoOfficeID, hookURL)
+	path := filepath.Join(dir, "amtsbote.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func serviceKey(t *testing.T, name string) string {
+	t.Helper()
+	d, err := routing.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := d.FindService(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Key
+}
+
+func portalClient(t *testing.T, dataDir, url string) *portal.Client {
+	t.Helper()
+	pki := filepath.Join(dataDir, "pki")
+	signer, err := signing.LoadSigner(filepath.Join(pki, "portal-amt24-key.pem"), filepath.Join(pki, "portal-amt24.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc, err := gateway.LoadDevCredentials(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &portal.Client{BaseURL: url, Signer: signer, Token: dc.Portals["amt24"].Token, HTTP: nil}
+}
+
+// TestKill9LosesNothing is promise 1: a 201 means durable. Portals submit
+// concurrently while the office is down; the gateway is killed with SIGKILL in the
+// middle; after a restart every package that got a 201 reaches the office and is
+// answered, and a retry of one of them gets the first receipt back.
+func TestKill9LosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	office, err := fachverfahren.Start(fachverfahren.Options{FailFirst: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer office.Close()
+	cfgPath := writeConfig(t, dir, office.URL())
+	dataDir := filepath.Join(dir, "data")
+
+	p := serve(t, dir, nil, "-config", cfgPath)
+	dc, err := gateway.LoadDevCredentials(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oc := dc.Offices[gateway.DemoOfficeID]
+	office.SetCredentials(oc.Token, oc.Webhook.Secret)
+	client := portalClient(t, dataDir, p.url)
+	key := serviceKey(t, "Gewerbe anmelden")
+
+	var mu sync.Mutex
+	accepted := map[string]string{} // submission id -> NachrichtID
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				msg := paket.NewMessageID()
+				res, err := client.Submit(ctx, paket.ExampleWith(key, msg, time.Now()))
+				if err != nil {
+					return // the process is gone: this one was never acknowledged
+				}
+				if res.Status == 201 {
+					mu.Lock()
+					accepted[res.SubmissionID] = msg
+					mu.Unlock()
+				} else if res.Status >= 300 {
+					t.Errorf("submission refused: %d %+v", res.Status, res.Problem)
+					return
+				}
+			}
+		}()
+	}
+	// Kill while submissions are in flight and deliveries are being retried.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		mu.Lock()
+		n := len(accepted)
+		mu.Unlock()
+		if n >= 24 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.kill9(t)
+	cancel()
+	wg.Wait()
+	if len(accepted) < 24 {
+		t.Fatalf("only %d submissions accepted before the kill", len(accepted))
+	}
+	if n := len(office.Processed()); n != 0 {
+		t.Fatalf("office processed %d packages while it was down", n)
+	}
+
+	// The office comes back, and so does the gateway.
+	office.SetFailFirst(0)
+	p2 := serve(t, dir, nil, "-config", cfgPath)
+	client.BaseURL = p2.url
+	deadline = time.Now().Add(90 * time.Second)
+	for {
+		done := office.Processed()
+		missing := 0
+		for id := range accepted {
+			if o, ok := done[id]; !ok || !o.Accepted {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d acknowledged packages never reached the office\n%s", missing, len(accepted), p2.stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for id, o := range office.Processed() {
+		if o.Err != nil {
+			t.Errorf("office failed on %s: %v", id, o.Err)
+		}
+	}
+	// Status API agrees, with the whole journey in the event log.
+	for id := range accepted {
+		st, err := client.Status(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.State != store.StateAccepted {
+			t.Errorf("%s: state %s", id, st.State)
+		}
+		types := map[string]bool{}
+		for _, e := range st.Events {
+			types[e.Type] = true
+		}
+		for _, want := range []string{"received", "routed", "queued", "attempt_failed", "delivered", "accepted"} {
+			if !types[want] {
+				t.Errorf("%s: event log lacks %q: %+v", id, want, st.Events)
+			}
+		}
+		break
+	}
+	// A portal retrying an acknowledged message gets the first submission back.
+	for id, msg := range accepted {
+		res, err := client.Submit(context.Background(), paket.ExampleWith(key, msg, time.Now()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Status != 200 || res.SubmissionID != id || !res.Duplicate {
+			t.Fatalf("retry after restart: %d %s, want 200 %s", res.Status, res.SubmissionID, id)
+		}
+		break
+	}
+	if err := p2.terminate(t, 30*time.Second); err != nil {
+		t.Fatalf("SIGTERM exit: %v\n%s", err, p2.stderr.String())
+	}
+}
+
+// TestServeRunsOnDefaults: no flags and no file — only the port is moved away from
+// 8080 so the test cannot collide with a gateway a developer has running.
+func TestServeRunsOnDefaults(t *testing.T) {
+	dir := t.TempDir()
+	p := serve(t, dir, []string{"AMTSBOTE_LISTEN=127.0.0.1:0"})
+	for _, f := range []string{"data/amtsbote.db", "data/blobs", "data/jetstream", "data/pki/gateway.pem", "data/pki/trust", "data/dev-credentials.yaml"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("after first start: %v", err)
+		}
+	}
+	info, err := os.Stat(filepath.Join(dir, "data/pki/gateway-key.pem"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("gateway key must be 0600: %v %v", info.Mode(), err)
+	}
+	if err := p.terminate(t, 30*time.Second); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+	if !strings.Contains(p.stderr.String(), "amtsbote stopped") {
+		t.Errorf("no clean stop in the log:\n%s", p.stderr.String())
+	}
+}
+
+// TestDemo runs `amtsbote demo` as a user would and checks the receipts it leaves
+// with `amtsbote verify` and with xmlsec1.
+func TestDemo(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := run(t, ctx, dir, "demo", "-receipts", "r")
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"Iris Hübner", "Der Papierkorb an der Bushaltestelle ist voll.", "maengelanzeige-v1.0-",
+		"routed: Meldung von Mängeln im Stadt- oder Gemeindegebiet",
+		"Stadt Dresden, Abt. Allgemeine Verwaltung/Grundsatz; Hausanschrift Junghansstraße 2, 01277 Dresden; Postfach 12 00 20, 01001 Dresden",
+		"delivery attempt 1 failed", "delivered by webhook", "office answered: accepted",
+		"Eingangsbestaetigung signature valid", "Zustellbestaetigung signature valid", "demo complete",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q\n%s", want, out)
+		}
+	}
+	for _, f := range []string{"eingangsbestaetigung.xml", "zustellbestaetigung.xml"} {
+		vout, err := run(t, ctx, dir, "verify", "-cert", "r/gateway.pem", "r/"+f)
+		if err != nil || !strings.Contains(vout, ": OK") {
+			t.Errorf("amtsbote verify %s: %v\n%s", f, err, vout)
+		}
+		root := strings.TrimSuffix(map[string]string{"eingangsbestaetigung.xml": "Eingangsbestaetigung", "zustellbestaetigung.xml": "Zustellbestaetigung"}[f], "")
+		x := exec.CommandContext(ctx, "xmlsec1", "--verify", "--trusted-pem", "r/gateway.pem", "--id-attr:ID", "urn:amtsbote:quittung:1:"+root, "r/"+f)
+		x.Dir = dir
+		xout, err := x.CombinedOutput()
+		if err != nil || !strings.Contains(string(xout), "OK") {
+			t.Errorf("xmlsec1 does not verify %s (is xmlsec1 installed? .ci/run installs it): %v\n%s", f, err, xout)
+		}
+	}
+	// A receipt with one byte changed must not verify.
+	b, _ := os.ReadFile(filepath.Join(dir, "r/eingangsbestaetigung.xml"))
+	bad := strings.Replace(string(b), "amt24", "amt25", 1)
+	os.WriteFile(filepath.Join(dir, "r/bad.xml"), []byte(bad), 0o644)
+	if vout, err := run(t, ctx, dir, "verify", "-cert", "r/gateway.pem", "r/bad.xml"); err == nil || !strings.Contains(vout, "NOT VERIFIED") {
+		t.Errorf("tampered receipt verified: %v\n%s", err, vout)
+	}
+}

@@ -1,0 +1,284 @@
+// Package fachverfahren is a small but real office system (Fachverfahren) at
+// maturity level 3: it receives the gateway's webhook, checks both signature header
+// sets, fetches the signed package and its attachments with its bearer token, checks
+// every digest (and, given a verifier, the portal's signature), and answers accept or
+// reject. The demo runs it for Stadt Dresden; the end-to-end tests use it as the
+// receiving side, so the protocol is exercised by a client that is not the gateway.
+package fachverfahren
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/amtsbote/amtsbote/adapters/webhook"
+	"github.com/amtsbote/amtsbote/signing"
+)
+
+// Options configure the office system.
+type Options struct {
+	// Token and Secret are the office's API token and webhook secret (settable later
+	// with SetCredentials, since a development gateway creates them on first start).
+	Token, Secret string
+	// Verifier, if set, checks the portal's signature on every fetched package.
+	Verifier *signing.Verifier
+	// Decide returns the office's answer; nil accepts everything.
+	Decide func(n webhook.Notification, pkg []byte) (accept bool, reason string)
+	// FailFirst answers 503 to the first n notifications (to show retries).
+	FailFirst int
+	// Logf receives one line per step; nil is silent.
+	Logf func(format string, args ...any)
+	// Client calls the gateway; nil uses a client with a timeout.
+	Client *http.Client
+}
+
+// Outcome is what the office did with one submission.
+type Outcome struct {
+	SubmissionID string
+	DeliveryID   string
+	Accepted     bool
+	Reason       string
+	PackageBytes int
+	Attachments  int
+	Signer       string
+	Err          error
+}
+
+// Office is a running office system.
+type Office struct {
+	opt  Options
+	srv  *http.Server
+	ln   net.Listener
+	mu   sync.Mutex
+	seen map[string]bool // delivery ids: duplicates are acknowledged, not processed again
+	done map[string]Outcome
+	hits int
+	wg   sync.WaitGroup
+	ch   chan Outcome
+}
+
+// Start listens on a loopback port and serves the webhook at /hook.
+func Start(opt Options) (*Office, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	if opt.Client == nil {
+		opt.Client = &http.Client{Timeout: 30 * time.Second}
+	}
+	o := &Office{opt: opt, ln: ln, seen: map[string]bool{}, done: map[string]Outcome{}, ch: make(chan Outcome, 1024)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /hook", o.hook)
+	o.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = o.srv.Serve(ln) }()
+	return o, nil
+}
+
+// URL is the webhook endpoint to configure for the office.
+func (o *Office) URL() string { return "http://" + o.ln.Addr().String() + "/hook" }
+
+// SetCredentials sets the token and webhook secret.
+func (o *Office) SetCredentials(token, secret string) {
+	o.mu.Lock()
+	o.opt.Token, o.opt.Secret = token, secret
+	o.mu.Unlock()
+}
+
+// SetVerifier sets the verifier of the portal's signature.
+func (o *Office) SetVerifier(v *signing.Verifier) {
+	o.mu.Lock()
+	o.opt.Verifier = v
+	o.mu.Unlock()
+}
+
+// SetFailFirst makes the next n notifications fail with 503.
+func (o *Office) SetFailFirst(n int) {
+	o.mu.Lock()
+	o.opt.FailFirst, o.hits = n, 0
+	o.mu.Unlock()
+}
+
+// Outcomes yields each processed submission once.
+func (o *Office) Outcomes() <-chan Outcome { return o.ch }
+
+// Processed returns what was processed so far, by submission id.
+func (o *Office) Processed() map[string]Outcome {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make(map[string]Outcome, len(o.done))
+	for k, v := range o.done {
+		out[k] = v
+	}
+	return out
+}
+
+// Close stops the server and waits for running work.
+func (o *Office) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := o.srv.Shutdown(ctx)
+	o.wg.Wait()
+	return err
+}
+
+func (o *Office) logf(format string, args ...any) {
+	if o.opt.Logf != nil {
+		o.opt.Logf(format, args...)
+	}
+}
+
+func (o *Office) hook(w http.ResponseWriter, r *http.Request) {
+	o.mu.Lock()
+	secret, token := o.opt.Secret, o.opt.Token
+	o.hits++
+	fail := o.hits <= o.opt.FailFirst
+	o.mu.Unlock()
+	n, _, err := webhook.ReadVerified(r, secret, time.Now(), 5*time.Minute)
+	if err != nil {
+		var ve *webhook.VerifyError
+		if errors.As(err, &ve) {
+			o.logf("webhook refused: %v", err)
+			http.Error(w, "signature", http.StatusUnauthorized)
+			return
+		}
+		http.Error(w, "bad notification", http.StatusBadRequest)
+		return
+	}
+	if fail {
+		o.logf("webhook for %s answered 503 (simulated outage, attempt %d)", n.SubmissionID, n.Attempt)
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+		return
+	}
+	o.mu.Lock()
+	dup := o.seen[n.DeliveryID]
+	o.seen[n.DeliveryID] = true
+	o.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = fmt.Fprintf(w, `{"id":%q}`, "fv-"+n.DeliveryID)
+	if dup {
+		return
+	}
+	o.logf("webhook received: submission %s, signatures (FIT-Connect HMAC-SHA512, Standard Webhooks) valid", n.SubmissionID)
+	o.wg.Add(1)
+	go func() {
+		defer o.wg.Done()
+		out := o.process(n, token)
+		o.mu.Lock()
+		o.done[n.SubmissionID] = out
+		o.mu.Unlock()
+		select {
+		case o.ch <- out:
+		default:
+		}
+	}()
+}
+
+func (o *Office) process(n webhook.Notification, token string) Outcome {
+	out := Outcome{SubmissionID: n.SubmissionID, DeliveryID: n.DeliveryID}
+	pkg, err := o.get(n.Package.Href, token)
+	if err != nil {
+		out.Err = err
+		return out
+	}
+	out.PackageBytes = len(pkg)
+	if digest(pkg) != n.Package.SHA256 {
+		out.Err = fmt.Errorf("package digest differs from the notification")
+		return out
+	}
+	o.logf("package fetched: %d bytes, SHA-256 matches", len(pkg))
+	o.mu.Lock()
+	verifier := o.opt.Verifier
+	o.mu.Unlock()
+	if verifier != nil {
+		v, err := verifier.Verify(pkg, signing.RolePortal)
+		if err != nil {
+			out.Err = fmt.Errorf("portal signature: %w", err)
+			return out
+		}
+		out.Signer = v.Signer.ID
+		o.logf("portal signature verified: signed by %q", v.Signer.ID)
+	}
+	for _, a := range n.Attachments {
+		b, err := o.get(a.Href, token)
+		if err != nil {
+			out.Err = err
+			return out
+		}
+		if digest(b) != a.SHA256 {
+			out.Err = fmt.Errorf("attachment %s digest differs", a.ID)
+			return out
+		}
+		out.Attachments++
+		o.logf("attachment fetched: %s (%s, %d bytes), SHA-256 matches", a.FileName, a.MimeType, len(b))
+	}
+	accept, reason := true, ""
+	if o.opt.Decide != nil {
+		accept, reason = o.opt.Decide(n, pkg)
+	}
+	link, body := n.Links.Accept, []byte(`{}`)
+	if !accept {
+		link = n.Links.Reject
+		body, _ = json.Marshal(map[string]string{"reason": reason})
+	}
+	if err := o.post(link, token, body); err != nil {
+		out.Err = err
+		return out
+	}
+	out.Accepted, out.Reason = accept, reason
+	return out
+}
+
+func (o *Office) get(url, token string) ([]byte, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := o.opt.Client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	return b, nil
+}
+
+func (o *Office) post(url, token string, body []byte) error {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := o.opt.Client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("POST %s: %d %s", url, resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	return nil
+}
+
+func digest(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}

@@ -1,0 +1,15 @@
+package gateway
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+
+	"github.com/amtsbote/amtsbote/store"
+)
+
+type storeSubmission = store.Submission
+
+func sha256hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
