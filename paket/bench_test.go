@@ -29,6 +29,20 @@ func BenchmarkScan(b *testing.B) {
 	}
 }
 
+// BenchmarkScanStd is the encoding/xml oracle, for comparison.
+func BenchmarkScanStd(b *testing.B) {
+	for name, raw := range benchInputs() {
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				if err := scanStd(raw, Limits{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkParse measures Parse alone on an already built tree (as after signature
 // verification), attachment decoding and hashing included.
 func BenchmarkParse(b *testing.B) {

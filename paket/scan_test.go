@@ -91,6 +91,28 @@ func TestScanRefuses(t *testing.T) {
 		{"mismatched end", minimalHead + "<a></b></Antragspaket>", Limits{}, ""},
 		{"empty", "", Limits{}, ""},
 		{"cdata outside", noDecl + "<![CDATA[x]]>", Limits{}, ""},
+		{"end tag first", "</Antragspaket>", Limits{}, ""},
+		{"double hyphen in comment", minimalHead + "<!-- a -- b --></Antragspaket>", Limits{}, ""},
+		{"comment ending --->", minimalHead + "<!-- a ---></Antragspaket>", Limits{}, ""},
+		{"unterminated comment", minimalHead + "<!-- a </Antragspaket>", Limits{}, ""},
+		{"cdata end in text", minimalHead + "a ]]> b</Antragspaket>", Limits{}, ""},
+		{"undeclared element prefix", minimalHead + "<q:a/></Antragspaket>", Limits{}, ""},
+		{"undeclared attribute prefix", minimalHead + `<a q:b="1"/></Antragspaket>`, Limits{}, ""},
+		{"undeclaring a prefix", minimalHead + `<a xmlns:q=""/></Antragspaket>`, Limits{}, ""},
+		{"binding xmlns", minimalHead + `<a xmlns:xmlns="urn:x"/></Antragspaket>`, Limits{}, ""},
+		{"attributes without space", minimalHead + `<a x="1"y="2"/></Antragspaket>`, Limits{}, ""},
+		{"two colons", minimalHead + `<a:b:c xmlns:a="urn:a"/></Antragspaket>`, Limits{}, ""},
+		{"name starts with digit", minimalHead + `<1a/></Antragspaket>`, Limits{}, ""},
+		{"nul reference", minimalHead + `&#0;</Antragspaket>`, Limits{}, ""},
+		{"control character", minimalHead + "</Antragspaket>", Limits{}, ""},
+		{"surrogate reference", minimalHead + `&#xD800;</Antragspaket>`, Limits{}, ""},
+		{"nbsp entity", minimalHead + `&nbsp;</Antragspaket>`, Limits{}, ""},
+		{"lt in attribute", minimalHead + `<a b="<"/></Antragspaket>`, Limits{}, ""},
+		{"version 1.1", `<?xml version="1.1"?>` + noDecl, Limits{}, ""},
+		{"root namespace via char refs", `<Antragspaket xmlns="urn:amtsbote:antragspaket&#x3A;1" ID="p" Version="1"/>`, Limits{}, "ok"},
+		{"root with prefix", `<ap:Antragspaket xmlns:ap="urn:amtsbote:antragspaket:1" ID="p" Version="1"/>`, Limits{}, "ok"},
+		{"references and cdata", minimalHead + `<a b="&lt;&#x41;&#65;&quot;">&amp;<![CDATA[<x>]]></a></Antragspaket>`, Limits{}, "ok"},
+		{"utf-8 names and text", minimalHead + `<f:Größe xmlns:f="urn:f" f:Maß="ü">€ 𝄞</f:Größe></Antragspaket>`, Limits{}, "ok"},
 		{"bytes", valid, Limits{MaxBytes: int64(len(valid)) - 1}, "MaxBytes"},
 		{"bytes exact", valid, Limits{MaxBytes: int64(len(valid))}, "ok"},
 		{"depth", deep, Limits{}, "MaxDepth"},
@@ -106,6 +128,11 @@ func TestScanRefuses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := Scan([]byte(tc.doc), tc.lim)
+			if tc.limit == "ok" && err == nil {
+				if _, err := ReadTree([]byte(tc.doc), tc.lim); err != nil {
+					t.Fatalf("Scan accepts, the tree builder refuses: %v", err)
+				}
+			}
 			switch tc.limit {
 			case "ok":
 				if err != nil {
