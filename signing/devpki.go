@@ -82,7 +82,7 @@ func EnsureDevPKI(dir, gatewayID string) (*DevPKI, error) {
 			return nil, err
 		}
 	}
-	for _, sub := range []string{RoleDirs[RolePortal], RoleDirs[RolePeer], RoleDirs[RoleOffice], RoleDirs[RoleGateway], CRLDir} {
+	for _, sub := range []string{RolePortal.Dir(), RolePeer.Dir(), RoleOffice.Dir(), RoleGateway.Dir(), CRLDir} {
 		if err := os.MkdirAll(filepath.Join(p.TrustDir, sub), 0o755); err != nil {
 			return nil, err
 		}
@@ -137,8 +137,8 @@ func EnsureDevPKI(dir, gatewayID string) (*DevPKI, error) {
 		{p.PortalKey, keyPEM(ptKey), 0o600},
 		{p.CACert, CertPEM(caCert), 0o644},
 		{p.PortalCert, append(CertPEM(ptCert), CertPEM(caCert)...), 0o644},
-		{filepath.Join(p.TrustDir, RoleDirs[RolePortal], "dev-ca.pem"), CertPEM(caCert), 0o644},
-		{filepath.Join(p.TrustDir, RoleDirs[RoleGateway], "gateway.pem"), CertPEM(gwCert), 0o644},
+		{filepath.Join(p.TrustDir, RolePortal.Dir(), "dev-ca.pem"), CertPEM(caCert), 0o644},
+		{filepath.Join(p.TrustDir, RoleGateway.Dir(), "gateway.pem"), CertPEM(gwCert), 0o644},
 		// Last: its presence marks a complete dev PKI.
 		{p.GatewayCert, append(CertPEM(gwCert), CertPEM(caCert)...), 0o644},
 	}

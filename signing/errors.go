@@ -38,8 +38,24 @@ const (
 	RoleGateway Role = "gateway"
 )
 
-// AllRoles lists every role in the order Verify tries them when none is given.
-var AllRoles = []Role{RolePortal, RolePeer, RoleOffice, RoleGateway}
+// Roles lists every role in the order Verify tries them when none is given.
+func Roles() []Role { return []Role{RolePortal, RolePeer, RoleOffice, RoleGateway} }
+
+// Dir returns the role's subdirectory of the trust directory ("" for an unknown role):
+// portals, peers, offices, gateways.
+func (r Role) Dir() string {
+	switch r {
+	case RolePortal:
+		return "portals"
+	case RolePeer:
+		return "peers"
+	case RoleOffice:
+		return "offices"
+	case RoleGateway:
+		return "gateways"
+	}
+	return ""
+}
 
 // Identity is who signed: the certificate's Subject CommonName is the client id
 // (for a portal it must equal the package's Absender; the caller checks that).

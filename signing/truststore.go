@@ -10,7 +10,6 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,18 +19,13 @@ import (
 // ErrTrustConfig reports an unreadable or inconsistent trust directory.
 var ErrTrustConfig = errors.New("signing: bad trust store")
 
-// RoleDirs maps each role to its subdirectory of the trust directory. Every *.pem
-// file there may hold several CERTIFICATE blocks: CA certificates become trust
-// anchors (roots) of that role, non-CA certificates are pinned leaves (trusted as
-// they are, e.g. self-signed portal certificates). <dir>/crl/*.pem holds X509 CRL
-// blocks, each of which must be signed by one of the CA certificates.
-var RoleDirs = map[Role]string{
-	RolePortal:  "portals",
-	RolePeer:    "peers",
-	RoleOffice:  "offices",
-	RoleGateway: "gateways",
-}
-
+// Trust directory layout: for each role a subdirectory (Role.Dir: portals, peers,
+// offices, gateways) of *.pem files, each of which may hold several CERTIFICATE
+// blocks: CA certificates become trust anchors of that role, non-CA certificates
+// are pinned leaves (trusted as they are, e.g. self-signed portal certificates).
+// <dir>/crl/*.pem holds X509 CRL blocks, each of which must be signed by one of
+// the CA certificates. Files not ending in .pem are ignored.
+//
 // CRLDir is the subdirectory holding CRLs.
 const CRLDir = "crl"
 
@@ -89,7 +83,7 @@ func NewTrustStore() *TrustStore {
 	return ts
 }
 
-// LoadTrustStore reads the trust directory (layout: see RoleDirs and CRLDir).
+// LoadTrustStore reads the trust directory (layout: see Role.Dir and CRLDir).
 func LoadTrustStore(dir string) (*TrustStore, error) {
 	ts := NewTrustStore()
 	ts.dir = dir
@@ -132,7 +126,7 @@ func (ts *TrustStore) Add(role Role, cert *x509.Certificate) error {
 	if cert == nil {
 		return fmt.Errorf("%w: nil certificate", ErrTrustConfig)
 	}
-	if _, ok := RoleDirs[role]; !ok {
+	if role.Dir() == "" {
 		return fmt.Errorf("%w: unknown role %q", ErrTrustConfig, role)
 	}
 	ts.mu.Lock()
@@ -201,13 +195,8 @@ func (ts *TrustStore) rebuild() error {
 		if st, err := os.Stat(ts.dir); err != nil || !st.IsDir() {
 			return fmt.Errorf("%w: %s is not a readable directory", ErrTrustConfig, ts.dir)
 		}
-		roles := make([]Role, 0, len(RoleDirs))
-		for r := range RoleDirs {
-			roles = append(roles, r)
-		}
-		sort.Slice(roles, func(i, j int) bool { return roles[i] < roles[j] })
-		for _, r := range roles {
-			files, err := pemFiles(filepath.Join(ts.dir, RoleDirs[r]))
+		for _, r := range Roles() {
+			files, err := pemFiles(filepath.Join(ts.dir, r.Dir()))
 			if err != nil {
 				return err
 			}
@@ -317,7 +306,7 @@ func (ts *TrustStore) VerifyCertificate(leaf *x509.Certificate, intermediates []
 
 func (ts *TrustStore) verifyCert(leaf *x509.Certificate, intermediates []*x509.Certificate, now time.Time, roles []Role) (Identity, error) {
 	if len(roles) == 0 {
-		roles = AllRoles
+		roles = Roles()
 	}
 	snap := ts.cur.Load()
 	if leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
