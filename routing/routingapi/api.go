@@ -336,9 +336,8 @@ func (h *handler) resolve(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, h.routeOf(rt))
 }
 
-var (
-	leikaRE = func(s string) bool { return len(s) == 14 && strings.HasPrefix(s, "99") && digits(s) }
-)
+// validLeika applies the FIT-Connect pattern ^99\d{12}$.
+func validLeika(s string) bool { return len(s) == 14 && strings.HasPrefix(s, "99") && digits(s) }
 
 func digits(s string) bool { return s != "" && strings.Trim(s, "0123456789") == "" }
 
@@ -347,7 +346,7 @@ func digits(s string) bool { return s != "" && strings.Trim(s, "0123456789") == 
 func (h *handler) routes(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	key := q.Get("leikaKey")
-	if !leikaRE(key) {
+	if !validLeika(key) {
 		badRequest(w, r, "leikaKey is required and must match ^99\\d{12}$")
 		return
 	}
