@@ -61,6 +61,10 @@ type Config struct {
 	AttemptTimeout time.Duration // one adapter call; default 30s
 	StreamMaxBytes int64         // JetStream stream size cap; default 256 MiB
 	Replicas       int           // JetStream replicas (cluster); default 1
+	// ExclusiveConsumer says this process is the only user of the dispatch consumer
+	// (the embedded server). Start then recreates the consumer, so messages a killed
+	// predecessor had in flight are delivered at once instead of after AckWait.
+	ExclusiveConsumer bool
 }
 
 func (c *Config) defaults() {
@@ -194,10 +198,17 @@ func (b *Broker) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("broker: stream: %w", err)
 	}
+	if b.cfg.ExclusiveConsumer {
+		if err := b.js.DeleteConsumer(ctx, StreamName, ConsumerName); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("broker: reset consumer: %w", err)
+		}
+	}
 	cons, err := b.js.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
-		Durable:       ConsumerName,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       b.cfg.AttemptTimeout + 30*time.Second,
+		Durable:   ConsumerName,
+		AckPolicy: jetstream.AckExplicitPolicy,
+		// Short, kept alive by InProgress while an attempt runs: after a crash of one
+		// cluster member its messages return to the others within AckWait.
+		AckWait:       ackWait,
 		MaxDeliver:    -1, // the broker counts attempts in bbolt and decides itself
 		MaxAckPending: b.cfg.Workers * 64,
 		Replicas:      b.cfg.Replicas,
@@ -243,6 +254,10 @@ func (b *Broker) Stop(ctx context.Context) error {
 	b.loops.Wait()
 	return err
 }
+
+// ackWait is how long JetStream waits for a message's ack; process sends InProgress
+// every ackWait/3 while an attempt runs.
+const ackWait = 15 * time.Second
 
 // queueMsg is the only thing that travels through NATS: a reference, never bytes.
 type queueMsg struct {

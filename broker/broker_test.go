@@ -79,6 +79,7 @@ func start(t *testing.T, dir string, as ...adapters.Adapter) *env {
 		t.Fatal(err)
 	}
 	cfg := Config{Workers: 4, MaxAttempts: 3, BackoffBase: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond, AttemptTimeout: 2 * time.Second}
+	cfg.ExclusiveConsumer = true
 	b := New(cfg, db, bs.JS, adapters.NewRegistry(as...), nil, fakeSigner{}, nil, nil)
 	if err := b.Start(context.Background()); err != nil {
 		t.Fatal(err)

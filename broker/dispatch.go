@@ -72,9 +72,11 @@ func (b *Broker) process(msg jetstream.Msg) {
 	}
 	d := b.delivery(s, target)
 	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.AttemptTimeout)
+	stopBeat := heartbeat(msg, ackWait/3)
 	start := time.Now()
 	conf, err := ad.Deliver(ctx, d)
 	cancel()
+	stopBeat()
 	b.metrics.observeAttempt(target.Channel, err, time.Since(start))
 	switch {
 	case err == nil:
@@ -88,6 +90,24 @@ func (b *Broker) process(msg jetstream.Msg) {
 	default:
 		b.failed(msg, s, target, err)
 	}
+}
+
+// heartbeat tells JetStream the message is still being worked on until stop is called.
+func heartbeat(msg jetstream.Msg, every time.Duration) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 func (b *Broker) delivery(s *store.Submission, t store.TargetRef) adapters.Delivery {

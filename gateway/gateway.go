@@ -119,6 +119,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		GatewayID: cfg.GatewayID, Workers: cfg.Delivery.Workers, MaxAttempts: cfg.Delivery.MaxAttempts,
 		BackoffBase: cfg.Delivery.BackoffBase, BackoffMax: cfg.Delivery.BackoffMax,
 		AttemptTimeout: cfg.Delivery.AttemptTimeout, Replicas: cfg.NATS.Replicas,
+		ExclusiveConsumer: cfg.NATS.URL == "",
 	}, g.db, g.bus.JS, g.adapters, secrets, broker.GatewaySigner{Signer: g.Signer, GatewayID: cfg.GatewayID}, log, broker.NewMetrics(reg))
 	if err := g.Broker.Start(ctx); err != nil {
 		return nil, err
