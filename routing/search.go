@@ -3,6 +3,7 @@ package routing
 import (
 	"sort"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -92,7 +93,15 @@ type placeToken struct {
 	pos  int32 // token position in the name: the first word ranks higher
 }
 
+// markSet remembers which areas a search has already taken without allocating a map
+// per search; a new generation number clears it.
+type markSet struct {
+	gen  uint32
+	seen []uint32
+}
+
 type placeIndex struct {
+	marks  *sync.Pool
 	areas  []*Area
 	full   []string // folded official name
 	short  []string // folded short name
@@ -122,6 +131,8 @@ func buildPlaceIndex(d *Directory) placeIndex {
 		}
 	}
 	sort.Slice(ix.tokens, func(i, j int) bool { return ix.tokens[i].tok < ix.tokens[j].tok })
+	n := len(ix.areas)
+	ix.marks = &sync.Pool{New: func() any { return &markSet{seen: make([]uint32, n)} }}
 	return ix
 }
 
@@ -170,13 +181,26 @@ func (d *Directory) SearchPlaces(q string, limit int) []PlaceHit {
 		i     int32
 		score int
 	}
-	seen := make(map[int32]struct{}, 64)
-	var cs []cand
-	for _, t := range ix.prefixRange(words[pivot]) {
-		if _, dup := seen[t.area]; dup {
-			continue
+	rng := ix.prefixRange(words[pivot])
+	marks := ix.marks.Get().(*markSet)
+	defer ix.marks.Put(marks)
+	marks.gen++
+	cs := make([]cand, 0, min(len(rng), limit))
+	better := func(a, b cand) bool {
+		if a.score != b.score {
+			return a.score > b.score
 		}
-		seen[t.area] = struct{}{}
+		pa, pb := ix.areas[a.i].Population, ix.areas[b.i].Population
+		if pa != pb {
+			return pa > pb
+		}
+		return ix.full[a.i] < ix.full[b.i]
+	}
+	for _, t := range rng {
+		if marks.seen[t.area] == marks.gen {
+			continue // the area has two words with this prefix
+		}
+		marks.seen[t.area] = marks.gen
 		full, short := ix.full[t.area], ix.short[t.area]
 		if !allWordsMatch(words, full) {
 			continue
@@ -190,21 +214,21 @@ func (d *Directory) SearchPlaces(q string, limit int) []PlaceHit {
 		case t.pos == 0:
 			score = 400
 		}
-		cs = append(cs, cand{t.area, score})
-	}
-	sort.Slice(cs, func(i, j int) bool {
-		a, b := cs[i], cs[j]
-		if a.score != b.score {
-			return a.score > b.score
+		c := cand{t.area, score}
+		// Keep only the best limit candidates, in order: a short query ("d") has
+		// hundreds of matches and sorting them all is most of the cost.
+		if len(cs) == limit && !better(c, cs[len(cs)-1]) {
+			continue
 		}
-		pa, pb := ix.areas[a.i].Population, ix.areas[b.i].Population
-		if pa != pb {
-			return pa > pb
+		pos := len(cs)
+		for pos > 0 && better(c, cs[pos-1]) {
+			pos--
 		}
-		return ix.full[a.i] < ix.full[b.i]
-	})
-	if len(cs) > limit {
-		cs = cs[:limit]
+		if len(cs) < limit {
+			cs = append(cs, cand{})
+		}
+		copy(cs[pos+1:], cs[pos:len(cs)-1])
+		cs[pos] = c
 	}
 	hits := make([]PlaceHit, len(cs))
 	for n, c := range cs {
@@ -221,11 +245,27 @@ func (d *Directory) SearchPlaces(q string, limit int) []PlaceHit {
 // allWordsMatch reports whether every query word is a prefix of some word of name.
 func allWordsMatch(words []string, name string) bool {
 	for _, w := range words {
-		if !strings.HasPrefix(name, w) && !strings.Contains(name, " "+w) {
+		if !wordPrefix(name, w) {
 			return false
 		}
 	}
 	return true
+}
+
+// wordPrefix reports whether w starts a word of name (words are separated by single
+// spaces after fold), without building " "+w.
+func wordPrefix(name, w string) bool {
+	for i := 0; i+len(w) <= len(name); {
+		if name[i:i+len(w)] == w {
+			return true
+		}
+		j := strings.IndexByte(name[i:], ' ')
+		if j < 0 {
+			return false
+		}
+		i += j + 1
+	}
+	return false
 }
 
 func (d *Directory) searchPostcodes(q string, limit int) []PlaceHit {
