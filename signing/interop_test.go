@@ -127,11 +127,20 @@ func TestInteropXmlsec1(t *testing.T) {
 		{"rsa-c14n11", pki.Portal, signing.AlgRSASHA256, c14n.AlgInclusive11, "#antrag-x"},
 		{"ecdsa-c14n-id", pki.PortalECDSA, signing.AlgECDSASHA256, c14n.AlgInclusive10, "#antrag-x"},
 		{"ecdsa-exc-c14n-empty-uri", pki.PortalECDSA, signing.AlgECDSASHA256, c14n.AlgExclusive10, ""},
+		// xml:lang on the root is inherited into the canonical SignedInfo (C14N 1.0 and 1.1 subsets).
+		{"rsa-c14n-xml-lang", pki.Portal, signing.AlgRSASHA256, c14n.AlgInclusive10, "xml:lang"},
+		{"rsa-c14n11-xml-lang", pki.Portal, signing.AlgRSASHA256, c14n.AlgInclusive11, "xml:lang"},
 	} {
 		t.Run("we-verify-xmlsec1/"+tc.name, func(t *testing.T) {
 			tmpl := filepath.Join(dir, tc.name+"-tmpl.xml")
 			out := filepath.Join(dir, tc.name+"-signed.xml")
-			if err := os.WriteFile(tmpl, xmlsecTemplate(t, doc, tc.alg, tc.c14n, tc.uri), 0o600); err != nil {
+			unsigned, uri := doc, tc.uri
+			if uri == "xml:lang" {
+				unsigned, uri = doc.Copy(), "#antrag-x"
+				unsigned.CreateAttr("xml:lang", "de")
+				unsigned.CreateAttr("xml:space", "preserve")
+			}
+			if err := os.WriteFile(tmpl, xmlsecTemplate(t, unsigned, tc.alg, tc.c14n, uri), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			msg, err := runTool(t, "xmlsec1", "--sign", "--privkey-pem", tc.p.KeyFile+","+tc.p.CertFile,
