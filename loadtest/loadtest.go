@@ -1,0 +1,263 @@
+// Package loadtest measures the whole gateway on loopback: signed ~10 KB packages
+// posted concurrently to a real gateway (HTTP, bbolt fsync, embedded JetStream,
+// webhook delivery to a receiver that checks the signatures). It reports intake and
+// delivery rates and latencies next to a baseline measured in the same run —
+// signature verification alone on the same packages — because absolute numbers on
+// shared machines vary too much to compare across runs.
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/amtsbote/amtsbote/adapters/webhook"
+	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/gateway"
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/portal"
+	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/store"
+)
+
+// Options of one run.
+type Options struct {
+	N           int           // packages to submit
+	Concurrency int           // concurrent portal connections
+	Elements    int           // elements per package (~120 gives ~10 KB)
+	DataDir     string        // empty: a temporary folder
+	Timeout     time.Duration // for the whole run
+	Progress    io.Writer     // one line per second while running; nil: silent
+}
+
+// Result of one run.
+type Result struct {
+	N, Concurrency  int
+	PackageBytes    int
+	Accepted        int
+	Delivered       int
+	IntakeSeconds   float64 // first post to last 201
+	DeliverSeconds  float64 // first post to last delivery
+	AcceptedPerSec  float64
+	DeliveredPerSec float64
+	P50, P99, Max   time.Duration // intake latency (post to 201)
+	VerifyPerSec    float64       // baseline: signature verification alone, same packages, same concurrency
+	Ratio           float64       // AcceptedPerSec / VerifyPerSec
+	CPUs            int
+}
+
+// Run performs one measurement.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if o.N <= 0 {
+		o.N = 1000
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 8
+	}
+	if o.Elements <= 0 {
+		o.Elements = 120
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	if o.DataDir == "" {
+		d, err := os.MkdirTemp("", "amtsbote-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		o.DataDir = d
+	}
+
+	// The office: verifies both signature header sets on every webhook, answers 200.
+	var secret atomic.Value
+	secret.Store("")
+	var hookErrs atomic.Int64
+	recv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, _, err := webhook.ReadVerified(r, secret.Load().(string), time.Now(), 5*time.Minute); err != nil {
+			hookErrs.Add(1)
+			http.Error(w, "bad", http.StatusUnauthorized)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	go func() { _ = recv.Serve(ln) }()
+	defer recv.Close()
+
+	cfg := config.Default()
+	cfg.DataDir = o.DataDir
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Store.BatchSize = o.Concurrency
+	cfg.Delivery.Workers = max(8, o.Concurrency)
+	cfg.Delivery.BackoffBase = 100 * time.Millisecond
+	cfg.Offices = map[string]config.OfficeClient{gateway.DemoOfficeID: {Webhook: config.Webhook{URL: "http://" + ln.Addr().String() + "/hook"}}}
+	g, err := gateway.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		sctx, c := context.WithTimeout(context.Background(), 20*time.Second)
+		defer c()
+		_ = g.Shutdown(sctx)
+	}()
+	secret.Store(g.Config.Offices[gateway.DemoOfficeID].Webhook.Secret)
+
+	svc, err := g.Directory.Current().FindService("Meldung von Mängeln im Stadt- oder Gemeindegebiet")
+	if err != nil {
+		return nil, err
+	}
+	signer, err := signing.LoadSigner(g.PKI.PortalKey, g.PKI.PortalCert)
+	if err != nil {
+		return nil, err
+	}
+	// Sign every package up front: the portal's signing cost is not the gateway's.
+	docs := make([][]byte, o.N)
+	for i := range docs {
+		p := paket.Big(o.Elements, 1)
+		id := paket.NewMessageID()
+		p.ID, p.Kopf.NachrichtID = "paket-"+id, id
+		p.Kopf.Leistung.Schluessel = svc.Key
+		if docs[i], err = signer.Sign(p.Element()); err != nil {
+			return nil, err
+		}
+	}
+	res := &Result{N: o.N, Concurrency: o.Concurrency, PackageBytes: len(docs[0]), CPUs: runtime.GOMAXPROCS(0)}
+
+	// Baseline in the same run: verification alone, same packages, same concurrency.
+	verifier := signing.NewVerifier(g.Trust, signing.VerifyOptions{})
+	vStart := time.Now()
+	var next atomic.Int64
+	var vErr atomic.Value
+	parallel(o.Concurrency, func() {
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= len(docs) {
+				return
+			}
+			if _, err := verifier.Verify(docs[i], signing.RolePortal); err != nil {
+				vErr.Store(err)
+			}
+		}
+	})
+	if err, _ := vErr.Load().(error); err != nil {
+		return nil, fmt.Errorf("baseline verify: %w", err)
+	}
+	res.VerifyPerSec = float64(len(docs)) / time.Since(vStart).Seconds()
+
+	var delivered atomic.Int64
+	lastDelivery := atomic.Int64{}
+	g.Broker.Observe(func(_ *store.Submission, e store.Event) {
+		if e.Type == store.EventDelivered {
+			delivered.Add(1)
+			lastDelivery.Store(time.Now().UnixNano())
+		}
+	})
+
+	client := &portal.Client{BaseURL: g.URL(), HTTP: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.Concurrency}, Timeout: time.Minute}}
+	lat := make([]time.Duration, o.N)
+	var accepted atomic.Int64
+	var firstErr atomic.Value
+	next.Store(0)
+	start := time.Now()
+	stopProgress := progress(o.Progress, start, o.N, &accepted, &delivered)
+	parallel(o.Concurrency, func() {
+		for ctx.Err() == nil {
+			i := int(next.Add(1)) - 1
+			if i >= len(docs) {
+				return
+			}
+			t0 := time.Now()
+			r, err := client.SubmitRaw(ctx, docs[i])
+			lat[i] = time.Since(t0)
+			if err != nil || r.Status != http.StatusCreated {
+				if err == nil {
+					err = fmt.Errorf("status %d: %+v", r.Status, r.Problem)
+				}
+				firstErr.CompareAndSwap(nil, err)
+				continue
+			}
+			accepted.Add(1)
+		}
+	})
+	intakeEnd := time.Now()
+	if err, _ := firstErr.Load().(error); err != nil {
+		stopProgress()
+		return nil, fmt.Errorf("submit: %w", err)
+	}
+	for delivered.Load() < accepted.Load() && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	stopProgress()
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("timed out with %d of %d delivered", delivered.Load(), accepted.Load())
+	}
+	if n := hookErrs.Load(); n > 0 {
+		return nil, fmt.Errorf("%d webhooks failed the receiver's signature check", n)
+	}
+	res.Accepted, res.Delivered = int(accepted.Load()), int(delivered.Load())
+	res.IntakeSeconds = intakeEnd.Sub(start).Seconds()
+	res.DeliverSeconds = time.Unix(0, lastDelivery.Load()).Sub(start).Seconds()
+	res.AcceptedPerSec = float64(res.Accepted) / res.IntakeSeconds
+	res.DeliveredPerSec = float64(res.Delivered) / res.DeliverSeconds
+	slices.Sort(lat)
+	res.P50, res.P99, res.Max = lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)], lat[len(lat)-1]
+	res.Ratio = res.AcceptedPerSec / res.VerifyPerSec
+	return res, nil
+}
+
+func parallel(n int, fn func()) {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() { defer wg.Done(); fn() }()
+	}
+	wg.Wait()
+}
+
+func progress(w io.Writer, start time.Time, n int, accepted, delivered *atomic.Int64) (stop func()) {
+	if w == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				fmt.Fprintf(w, "  %5.1fs  accepted %d/%d  delivered %d\n", time.Since(start).Seconds(), accepted.Load(), n, delivered.Load())
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// Report writes the result for people.
+func (r *Result) Report(w io.Writer) {
+	fmt.Fprintf(w, "amtsbote bench: %d packages of %d bytes, concurrency %d, GOMAXPROCS %d\n", r.N, r.PackageBytes, r.Concurrency, r.CPUs)
+	fmt.Fprintf(w, "  accepted   %6d   %8.0f /s   (201 = fsynced in bbolt, receipt signed)\n", r.Accepted, r.AcceptedPerSec)
+	fmt.Fprintf(w, "  delivered  %6d   %8.0f /s   (webhook confirmed, Zustellbestaetigung signed)\n", r.Delivered, r.DeliveredPerSec)
+	fmt.Fprintf(w, "  intake latency   p50 %s   p99 %s   max %s\n", r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Max.Round(10*time.Microsecond))
+	fmt.Fprintf(w, "  baseline (same run): signature verification alone %8.0f /s\n", r.VerifyPerSec)
+	fmt.Fprintf(w, "  ratio accepted/verify-only: %.2f\n", r.Ratio)
+}

@@ -1,0 +1,29 @@
+package loadtest
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestShortRun is the short version of `make bench` inside `make test`: the whole
+// path under concurrent load, every package accepted and delivered, and a report.
+func TestShortRun(t *testing.T) {
+	res, err := Run(context.Background(), Options{N: 60, Concurrency: 6, DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Accepted != 60 || res.Delivered != 60 {
+		t.Fatalf("accepted %d delivered %d of 60", res.Accepted, res.Delivered)
+	}
+	if res.PackageBytes < 8<<10 || res.PackageBytes > 16<<10 {
+		t.Errorf("package is %d bytes, want about 10 KB", res.PackageBytes)
+	}
+	var b strings.Builder
+	res.Report(&b)
+	for _, want := range []string{"accepted", "delivered", "p99", "baseline", "ratio"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, b.String())
+		}
+	}
+}
