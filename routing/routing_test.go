@@ -327,7 +327,7 @@ func TestSearchServices(t *testing.T) {
 		{"Fuehrungszeugnis", "99049001001000"},
 		{"hund", "99102013104000"},
 		{"9905001210", keyGewerbe},
-		{"Heiraten", "99059001000000"},
+		{"Heiraten", "99059001104000"},
 	}
 	for _, tt := range tests {
 		hits := d.SearchServices(tt.q, 3)
@@ -530,6 +530,28 @@ func TestParsePlacesErrors(t *testing.T) {
 		_, err := ParsePlaces("t.tsv", strings.NewReader(tt.in))
 		if !errors.Is(err, ErrInvalidData) || !strings.Contains(err.Error(), "t.tsv:1") || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("ParsePlaces(%q) = %v", tt.in, err)
+		}
+	}
+}
+
+// TestSearchServicesMaengel uses a test-only service (the key is a fixture, not a LeiKa
+// key) to show the example: "Mängel" finds the Mängelmelder by a word inside
+// its name, whatever the spelling of the umlaut.
+func TestSearchServicesMaengel(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "m.yaml")
+	body := "services:\n  - key: \"00000000000001\"\n    name: \"Meldung von Mängeln im Stadt- oder Gemeindegebiet\"\n    synonyms: [Mängelmelder, Schlagloch melden]\n    quelle: test fixture\n"
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := BuildWithFiles(builtinT(t), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"Mängel", "maengel", "MANGEL", "schlagloch", "mängeln im stadt"} {
+		hits := d.SearchServices(q, 3)
+		if len(hits) == 0 || hits[0].Service.Name != "Meldung von Mängeln im Stadt- oder Gemeindegebiet" {
+			t.Errorf("SearchServices(%q) = %+v", q, hits)
 		}
 	}
 }
