@@ -43,7 +43,11 @@ type capturedRequest struct {
 }
 
 func newOffice(t testing.TB, mode adaptertest.Mode) *office {
-	o := &office{mode: mode, secret: NewSecret(), release: make(chan struct{})}
+	return newOfficeWithSecret(t, mode, NewSecret())
+}
+
+func newOfficeWithSecret(t testing.TB, mode adaptertest.Mode, secret string) *office {
+	o := &office{mode: mode, secret: secret, release: make(chan struct{})}
 	o.srv = httptest.NewServer(http.HandlerFunc(o.serve))
 	// Cleanups run last-in first-out: release hanging handlers, then close the server
 	// (which waits for them).
