@@ -325,7 +325,8 @@ func TestSearchServices(t *testing.T) {
 		{"Perso", "99008001012000"},
 		{"wohngeld", keyWohngeld},
 		{"Fuehrungszeugnis", "99049001001000"},
-		{"hund", "99102013104000"},
+		{"Hund anmelden", "99102013104000"},
+		{"hund abmelden", "99102013070000"},
 		{"9905001210", keyGewerbe},
 		{"Heiraten", "99059001104000"},
 	}
@@ -353,7 +354,7 @@ func TestSearchServices(t *testing.T) {
 
 func TestServiceKeysAreSourced(t *testing.T) {
 	d := builtinT(t)
-	if n := len(d.Services()); n < 19 {
+	if n := len(d.Services()); n < 25 {
 		t.Errorf("only %d services", n)
 	}
 	for _, s := range d.Services() {
