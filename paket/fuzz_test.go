@@ -49,6 +49,8 @@ var stricterReasons = map[string]bool{
 	reasonXMLDecl: true, // encoding/xml does not check the declaration's syntax
 	reasonPI:      true, // "<?xml " after a BOM-less start that scanStd saw differently
 	reasonRef:     true, // e.g. "&#x0000000041;" (more than 8 digits)
+	// white-space-only CDATA outside the root is text outside the root too
+	reasonCDATAOutside: true,
 }
 
 func FuzzScan(f *testing.F) {

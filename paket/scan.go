@@ -2,6 +2,7 @@ package paket
 
 import (
 	"bytes"
+	"encoding/xml"
 	"fmt"
 	"unicode/utf8"
 )
@@ -37,30 +38,31 @@ func Scan(raw []byte, lim Limits) error {
 
 // Reasons of Scan's ErrMalformed errors (the detail after the sentinel's text).
 const (
-	reasonEOF         = "unexpected end of input"
-	reasonNoRoot      = "no root element"
-	reasonAfterRoot   = "content after the root element"
-	reasonDecl        = "DOCTYPE and other declarations are not allowed"
-	reasonPI          = "processing instructions are not allowed"
-	reasonXMLDecl     = "malformed XML declaration"
-	reasonEncoding    = "only UTF-8 is accepted"
-	reasonChar        = "invalid character"
-	reasonUTF8        = "invalid UTF-8"
-	reasonName        = "invalid name"
-	reasonTag         = "malformed tag"
-	reasonAttrSpace   = "attributes must be separated by white space"
-	reasonAttr        = "malformed attribute"
-	reasonLtInAttr    = "'<' in attribute value"
-	reasonRef         = "invalid entity or character reference"
-	reasonCDATAEnd    = "']]>' in text"
-	reasonComment     = "malformed comment"
-	reasonCDATA       = "unterminated CDATA section"
-	reasonEndTag      = "end tag does not match start tag"
-	reasonDupAttr     = "duplicate attribute"
-	reasonPrefix      = "undeclared namespace prefix"
-	reasonNSDecl      = "invalid namespace declaration"
-	reasonRootName    = "root element is not {" + Namespace + "}" + elRoot
-	reasonTextOutside = "text outside the root element"
+	reasonEOF          = "unexpected end of input"
+	reasonNoRoot       = "no root element"
+	reasonAfterRoot    = "content after the root element"
+	reasonDecl         = "DOCTYPE and other declarations are not allowed"
+	reasonPI           = "processing instructions are not allowed"
+	reasonXMLDecl      = "malformed XML declaration"
+	reasonEncoding     = "only UTF-8 is accepted"
+	reasonChar         = "invalid character"
+	reasonUTF8         = "invalid UTF-8"
+	reasonName         = "invalid name"
+	reasonTag          = "malformed tag"
+	reasonAttrSpace    = "attributes must be separated by white space"
+	reasonAttr         = "malformed attribute"
+	reasonLtInAttr     = "'<' in attribute value"
+	reasonRef          = "invalid entity or character reference"
+	reasonCDATAEnd     = "']]>' in text"
+	reasonComment      = "malformed comment"
+	reasonCDATA        = "unterminated CDATA section"
+	reasonEndTag       = "end tag does not match start tag"
+	reasonDupAttr      = "duplicate attribute"
+	reasonPrefix       = "undeclared namespace prefix"
+	reasonNSDecl       = "invalid namespace declaration"
+	reasonRootName     = "root element is not {" + Namespace + "}" + elRoot
+	reasonTextOutside  = "text outside the root element"
+	reasonCDATAOutside = "CDATA section outside the root element"
 )
 
 // malformedError keeps the reason apart so tests can tell Scan's rules apart.
@@ -109,7 +111,7 @@ type scanner struct {
 	stack []openElement
 	ns    []nsBinding
 	attrs []attrSpan
-	buf   []byte // scratch for decoding attribute values with references
+	names map[string]bool // non-ASCII names already checked with encoding/xml
 
 	elements    int
 	attachments int
@@ -167,6 +169,8 @@ func (s *scanner) misc() error {
 			}
 		case s.has("<?"):
 			return s.fail(reasonPI)
+		case s.has("<![CDATA["):
+			return s.fail(reasonCDATAOutside)
 		case s.has("<!"):
 			return s.fail(reasonDecl)
 		default:
@@ -758,9 +762,11 @@ func refValue(body []byte) rune {
 // returns it with the colon's index (-1 if none).
 func (s *scanner) qname() ([]byte, int, error) {
 	start, colon := s.i, -1 // colon: absolute index while scanning
+	nonASCII := false
 	for s.i < len(s.b) {
 		r, size := rune(s.b[s.i]), 1
 		if r >= utf8.RuneSelf {
+			nonASCII = true
 			r, size = utf8.DecodeRune(s.b[s.i:])
 			if r == utf8.RuneError && size <= 1 {
 				return nil, 0, s.fail(reasonUTF8)
@@ -786,7 +792,29 @@ func (s *scanner) qname() ([]byte, int, error) {
 	if colon >= 0 {
 		colon -= start
 	}
-	return s.b[start:s.i], colon, nil
+	name := s.b[start:s.i]
+	if nonASCII && !s.decoderAcceptsName(name) {
+		return nil, 0, s.fail(reasonName)
+	}
+	return name, colon, nil
+}
+
+// decoderAcceptsName asks encoding/xml, which the tree builder uses, whether it takes
+// a non-ASCII name: its character tables are XML 1.0 fourth edition, narrower than
+// the fifth edition rules above, and Scan must not pass what the tree builder then
+// refuses. Answers are cached per name; ASCII names never get here.
+func (s *scanner) decoderAcceptsName(name []byte) bool {
+	if ok, seen := s.names[string(name)]; seen {
+		return ok
+	}
+	doc := make([]byte, 0, len(name)+3)
+	doc = append(append(append(doc, '<'), name...), "/>"...)
+	_, err := xml.NewDecoder(bytes.NewReader(doc)).RawToken()
+	if s.names == nil {
+		s.names = map[string]bool{}
+	}
+	s.names[string(name)] = err == nil
+	return err == nil
 }
 
 func (s *scanner) skipSpace() int {

@@ -91,6 +91,7 @@ func TestScanRefuses(t *testing.T) {
 		{"mismatched end", minimalHead + "<a></b></Antragspaket>", Limits{}, ""},
 		{"empty", "", Limits{}, ""},
 		{"cdata outside", noDecl + "<![CDATA[x]]>", Limits{}, ""},
+		{"blank cdata outside", noDecl + "<![CDATA[ ]]>", Limits{}, ""},
 		{"end tag first", "</Antragspaket>", Limits{}, ""},
 		{"double hyphen in comment", minimalHead + "<!-- a -- b --></Antragspaket>", Limits{}, ""},
 		{"comment ending --->", minimalHead + "<!-- a ---></Antragspaket>", Limits{}, ""},
