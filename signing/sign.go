@@ -158,6 +158,7 @@ func (s *Signer) Sign(root *etree.Element) ([]byte, error) {
 		return nil, fmt.Errorf("%w: nil root", ErrMalformed)
 	}
 	el := root.Copy()
+	inheritNamespaces(el, root)
 	id := ""
 	if a := rootIDAttr(el); a != nil {
 		id = a.Value
@@ -246,4 +247,33 @@ func rootIDAttr(el *etree.Element) *etree.Attr {
 		}
 	}
 	return nil
+}
+
+// inheritNamespaces copies onto the detached copy el the namespace declarations
+// that root inherits from its ancestors, so that signing an element taken out of
+// a larger document keeps its prefixes bound.
+func inheritNamespaces(el, root *etree.Element) {
+	declared := map[string]bool{}
+	for _, a := range el.Attr {
+		switch {
+		case a.Space == "" && a.Key == "xmlns":
+			declared[""] = true
+		case a.Space == "xmlns":
+			declared[a.Key] = true
+		}
+	}
+	for p := root.Parent(); p != nil; p = p.Parent() {
+		for _, a := range p.Attr {
+			switch {
+			case a.Space == "" && a.Key == "xmlns" && !declared[""]:
+				declared[""] = true
+				if a.Value != "" {
+					el.CreateAttr("xmlns", a.Value)
+				}
+			case a.Space == "xmlns" && !declared[a.Key]:
+				declared[a.Key] = true
+				el.CreateAttr("xmlns:"+a.Key, a.Value)
+			}
+		}
+	}
 }

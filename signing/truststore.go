@@ -93,16 +93,25 @@ func LoadTrustStore(dir string) (*TrustStore, error) {
 	return ts, nil
 }
 
-// TrustStoreFromPEM builds an in-memory store trusting the certificates in pemData
-// for role (CA certificates as anchors, others pinned). It is the "just give me the
-// gateway certificate" trust source of offline verification.
+// TrustStoreFromPEM builds an in-memory store for role from PEM data: the
+// "just give me the gateway certificate" trust source of offline verification.
+// If the first certificate is a leaf, exactly that certificate is pinned and any
+// chain certificates after it are ignored — otherwise a gateway.pem that carries
+// its CA would make everything that CA issued (portal certificates too) trusted.
+// If the data holds only CA certificates, they all become anchors.
 func TrustStoreFromPEM(role Role, pemData []byte) (*TrustStore, error) {
 	certs, err := ParseCertificatesPEM(pemData)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTrustConfig, err)
 	}
+	if !certs[0].IsCA {
+		certs = certs[:1]
+	}
 	ts := NewTrustStore()
 	for _, c := range certs {
+		if c.IsCA != certs[0].IsCA {
+			return nil, fmt.Errorf("%w: PEM data mixes CA certificates into a CA list", ErrTrustConfig)
+		}
 		if err := ts.Add(role, c); err != nil {
 			return nil, err
 		}

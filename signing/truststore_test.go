@@ -208,6 +208,27 @@ func TestEnsureDevPKI(t *testing.T) {
 		t.Fatalf("dev receipt offline: %+v %v", rep, err)
 	}
 
+	// gateway.pem carries leaf + CA; trusting "just the gateway certificate" must not
+	// make the dev CA's portal certificate a receipt signer.
+	gwPEM, err := os.ReadFile(p.GatewayCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gwOnly, err := signing.TrustStoreFromPEM(signing.RoleGateway, gwPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := signing.VerifyOffline(receipt, gwOnly, signing.VerifyOptions{}); err != nil {
+		t.Fatalf("receipt against gateway.pem: %v", err)
+	}
+	forged, err := portal.SignReceipt(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := signing.VerifyOffline(forged, gwOnly, signing.VerifyOptions{}); !errors.Is(err, signing.ErrUntrustedSigner) {
+		t.Fatalf("portal-signed receipt against gateway.pem: %v", err)
+	}
+
 	again, err := signing.EnsureDevPKI(dir, "gw-dev")
 	if err != nil {
 		t.Fatal(err)

@@ -100,3 +100,24 @@ func TestCommentInjectionDoesNotTruncateText(t *testing.T) {
 		t.Fatalf("text at %s = %q, want %q: the comment split the signed text", path, got, want)
 	}
 }
+
+// An element taken out of a larger document keeps the namespaces it inherits.
+func TestSignNestedElement(t *testing.T) {
+	pki := signingtest.NewPKI(t)
+	d := etree.NewDocument()
+	if err := d.ReadFromString(`<outer xmlns="urn:outer" xmlns:p="urn:p"><p:inner ID="i1"><leaf>x</leaf></p:inner></outer>`); err != nil {
+		t.Fatal(err)
+	}
+	inner := d.FindElement("//inner")
+	signed, err := pki.Portal.Signer.Sign(inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := signing.NewVerifier(pki.Store, signing.VerifyOptions{}).Verify(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Root.NamespaceURI() != "urn:p" || res.Root.SelectElement("leaf").NamespaceURI() != "urn:outer" {
+		t.Fatalf("namespaces lost: %s", res.Canonical)
+	}
+}
