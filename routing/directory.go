@@ -3,9 +3,9 @@ package routing
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 

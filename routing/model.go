@@ -94,12 +94,12 @@ type Service struct {
 
 // Texts are the Textmodule of a Leistung that the portal shows.
 type Texts struct {
-	Voraussetzungen        string `json:"voraussetzungen,omitempty"`
-	Verfahrensablauf       string `json:"verfahrensablauf,omitempty"`
+	Voraussetzungen         string `json:"voraussetzungen,omitempty"`
+	Verfahrensablauf        string `json:"verfahrensablauf,omitempty"`
 	ErforderlicheUnterlagen string `json:"erforderlicheUnterlagen,omitempty"`
-	Fristen                string `json:"fristen,omitempty"`
-	Kosten                 string `json:"kosten,omitempty"`
-	Rechtsgrundlage        string `json:"rechtsgrundlage,omitempty"`
+	Fristen                 string `json:"fristen,omitempty"`
+	Kosten                  string `json:"kosten,omitempty"`
+	Rechtsgrundlage         string `json:"rechtsgrundlage,omitempty"`
 }
 
 // Address is a postal address: a Hausanschrift (Street) or a Postanschrift (Postfach).

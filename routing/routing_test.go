@@ -1,13 +1,17 @@
 package routing
 
 import (
+	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 )
 
@@ -554,5 +558,35 @@ func TestSearchServicesMaengel(t *testing.T) {
 		if len(hits) == 0 || hits[0].Service.Name != "Meldung von Mängeln im Stadt- oder Gemeindegebiet" {
 			t.Errorf("SearchServices(%q) = %+v", q, hits)
 		}
+	}
+}
+
+func TestWatchReloadsOnSignal(t *testing.T) {
+	base := builtinT(t)
+	p := filepath.Join(t.TempDir(), "o.yaml")
+	write := func(office string) {
+		t.Helper()
+		body := "responsibilities:\n  - {leistung: \"99115005104000\", gebiet: \"14612\", stelle: " + office + "}\n"
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("landesdirektion-sachsen")
+	s := NewStore(base)
+	if err := s.ReloadFiles(p); err != nil {
+		t.Fatal(err)
+	}
+	write("dresden-allgemeine-verwaltung")
+	ctx, cancel := context.WithCancel(context.Background())
+	signals := make(chan os.Signal)
+	done := make(chan struct{})
+	go func() { s.Watch(ctx, signals, slog.New(slog.NewTextHandler(io.Discard, nil))); close(done) }()
+	signals <- syscall.SIGHUP // unbuffered: returns once Watch has taken it
+	signals <- syscall.SIGHUP // and this one once the first reload has finished
+	cancel()
+	<-done
+	r, err := s.Current().Resolve(keyWohnsitz, "14612000")
+	if err != nil || r.Office.ID != dresdenOffID {
+		t.Fatalf("after SIGHUP: %+v %v", r, err)
 	}
 }

@@ -50,9 +50,9 @@ type xzKommunikation struct {
 }
 
 type xzZustellkanal struct {
-	Art      string `xml:"art"`
-	Reifegrad int   `xml:"reifegrad"`
-	Adresse  string `xml:"adresse"`
+	Art       string `xml:"art"`
+	Reifegrad int    `xml:"reifegrad"`
+	Adresse   string `xml:"adresse"`
 }
 
 type xzOrganisationseinheit struct {

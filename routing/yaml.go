@@ -16,13 +16,13 @@ import (
 // docs/directory.md; testdata/directory/overlay.yaml is a complete example.
 
 type yamlFile struct {
-	HomeLands        []string         `yaml:"homeLands"`
-	Services         []yamlService    `yaml:"services"`
-	Offices          []yamlOffice     `yaml:"offices"`
-	Responsibilities []yamlResp       `yaml:"responsibilities"`
-	Peers            []yamlPeer       `yaml:"peers"`
-	Generate         []yamlRule       `yaml:"generate"`
-	Areas            []yamlArea       `yaml:"areas"`
+	HomeLands        []string            `yaml:"homeLands"`
+	Services         []yamlService       `yaml:"services"`
+	Offices          []yamlOffice        `yaml:"offices"`
+	Responsibilities []yamlResp          `yaml:"responsibilities"`
+	Peers            []yamlPeer          `yaml:"peers"`
+	Generate         []yamlRule          `yaml:"generate"`
+	Areas            []yamlArea          `yaml:"areas"`
 	Postcodes        map[string][]string `yaml:"postcodes"`
 }
 

@@ -500,9 +500,9 @@ func (h *handler) routeOf(rt *routing.Route) routeJSON {
 	j := routeJSON{
 		LeikaKey: rt.Service.Key, Service: rt.Service.Name, Area: placeOf(rt.Area, ""),
 		Role: rt.Role, Channels: channelsOf(rt.Channels), Origin: h.opt.Origin,
-		RequiredDocuments: desc(rt.Service.Texts.ErforderlicheUnterlagen),
-		LegalBasis:        desc(rt.Service.Texts.Rechtsgrundlage),
-		Deadline:          desc(rt.Service.Texts.Fristen),
+		RequiredDocuments:  desc(rt.Service.Texts.ErforderlicheUnterlagen),
+		LegalBasis:         desc(rt.Service.Texts.Rechtsgrundlage),
+		Deadline:           desc(rt.Service.Texts.Fristen),
 		FurtherInformation: desc(rt.Service.Texts.Verfahrensablauf),
 	}
 	if rt.MatchedArea != nil {
