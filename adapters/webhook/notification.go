@@ -78,7 +78,7 @@ type AttachmentRef struct {
 
 // Links are the gateway's office API for this submission (see docs/webhook.md).
 type Links struct {
-	Submission string `json:"submission"`
+	Submission string `json:"submission"` // the office's view: status, events, links
 	Package    string `json:"package"`
 	Accept     string `json:"accept"`
 	Reject     string `json:"reject"`

@@ -249,3 +249,13 @@ func TestReadVerified(t *testing.T) {
 		t.Errorf("unsigned: err = %v, want *VerifyError", err)
 	}
 }
+
+// FIT-Connect's MAC for the same vector, computed independently with
+// `openssl dgst -sha512 -hmac "$SECRET"` and with Node's crypto.
+func TestFITConnectMACKnownAnswer(t *testing.T) {
+	got := hex.EncodeToString(fitConnectMAC("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "1614265330", []byte(`{"test": 2432232314}`)))
+	want := "037a88c5c0758227406cbbc89e5ac7194b17029d0db94d41475937db9f96c0c5337655b528d4cef344d6e11a924a35c214c3b64ac2cdf689cb91075089a0bc0c"
+	if got != want {
+		t.Errorf("MAC %s, want %s", got, want)
+	}
+}
