@@ -397,7 +397,7 @@ func (d *Directory) sampleOffice(a *Area, channels []Channel) *Office {
 			ch[i].Level = kindLevel[ch[i].Kind]
 		}
 		if ch[i].Endpoint == "" {
-			ch[i].Endpoint = id
+			ch[i].Endpoint = sampleEndpoint(ch[i].Kind, id)
 		}
 	}
 	sortChannels(ch)
@@ -410,6 +410,20 @@ func (d *Directory) sampleOffice(a *Area, channels []Channel) *Office {
 	}
 	d.offices[id] = o
 	return o
+}
+
+// sampleEndpoint gives a generated office an address of the right form for each channel,
+// under the reserved .example domain so nothing is ever delivered to a real host.
+func sampleEndpoint(kind, id string) string {
+	switch kind {
+	case KindWebhook:
+		return "https://" + id + ".sample.example/amtsbote/webhook"
+	case KindXTA:
+		return "urn:de:amtsbote:sample:xta:" + id
+	case KindTransfer:
+		return "transfer/" + id
+	}
+	return id // mailbox: the mailbox name
 }
 
 // Service returns the service with the given LeiKa key.

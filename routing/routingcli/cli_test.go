@@ -39,6 +39,7 @@ func TestLookup(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
 			code := Lookup(context.Background(), s, tt.args, &out, &errb)
+			t.Logf("amtsbote lookup %q:\n%s", tt.args, out.String())
 			if code != tt.code {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, out.String(), errb.String())
 			}
