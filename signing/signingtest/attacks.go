@@ -108,6 +108,22 @@ func Attacks(tb testing.TB, pki *PKI, unsigned *etree.Element) []Case {
 				}
 			}
 		}), signing.ErrNoSignature},
+		{"signedinfo-prefix-rebound", edit(func(_ *etree.Document, _, sig *etree.Element) {
+			child(sig, "SignedInfo").CreateAttr("xmlns:ds", "urn:not-xmldsig")
+		}), signing.ErrInvalidSignature},
+		{"inner-prefix-rebound", edit(func(_ *etree.Document, root, _ *etree.Element) {
+			// Move a namespace binding to another URI on an inner element while keeping
+			// every prefix and name the same.
+			for _, el := range root.FindElements("//*") {
+				for i := range el.Attr {
+					if el.Attr[i].Space == "xmlns" && el != root && el.Tag != "Signature" {
+						el.Attr[i].Value += ":evil"
+						return
+					}
+				}
+			}
+			text(root).CreateAttr("xmlns", "urn:evil")
+		}), signing.ErrInvalidSignature},
 		{"signature-duplicated", edit(func(_ *etree.Document, root, sig *etree.Element) {
 			root.AddChild(sig.Copy())
 		}), signing.ErrInvalidSignature},
