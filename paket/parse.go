@@ -238,6 +238,11 @@ func text(e *etree.Element, path string) (string, error) {
 	if err := checkAttrs(e, path); err != nil {
 		return "", err
 	}
+	if len(e.Child) == 1 { // the usual case; saves copying a large Inhalt
+		if cd, ok := e.Child[0].(*etree.CharData); ok {
+			return cd.Data, nil
+		}
+	}
 	var sb strings.Builder
 	for _, t := range e.Child {
 		switch t := t.(type) {
