@@ -163,6 +163,9 @@ func (v *Verifier) parse(doc []byte) (*etree.Element, error) {
 	if bytes.Contains(doc, []byte("<!DOCTYPE")) || bytes.Contains(doc, []byte("<!ENTITY")) {
 		return nil, fmt.Errorf("%w: DOCTYPE and entity declarations are not accepted", ErrMalformed)
 	}
+	// A UTF-8 byte order mark (Windows tools write one) is not content; etree would
+	// report it as text before the XML declaration.
+	doc = bytes.TrimPrefix(doc, []byte("\xEF\xBB\xBF"))
 	d := etree.NewDocument()
 	d.ReadSettings = etree.ReadSettings{
 		PreserveDuplicateAttrs: true,

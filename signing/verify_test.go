@@ -121,3 +121,15 @@ func TestSignNestedElement(t *testing.T) {
 		t.Fatalf("namespaces lost: %s", res.Canonical)
 	}
 }
+
+// A leading UTF-8 byte order mark does not break verification.
+func TestVerifyWithBOM(t *testing.T) {
+	pki := signingtest.NewPKI(t)
+	signed, err := pki.Portal.Signer.Sign(signingtest.SampleDocument("bom-1", 3, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := signing.NewVerifier(pki.Store, signing.VerifyOptions{}).Verify(append([]byte("\xEF\xBB\xBF"), signed...)); err != nil {
+		t.Fatal(err)
+	}
+}
