@@ -64,9 +64,12 @@ type roleTrust struct {
 type trustSnapshot struct {
 	roles   map[Role]*roleTrust
 	revoked map[string]bool
-	// cache of successful chain checks keyed by certificate bytes and role; it lives
+	// cache of successful chain checks keyed by leaf certificate and role (not by the
+	// intermediates presented: a chain once proven stays proven, and keying by them
+	// would let anyone grow the cache with junk intermediates); it lives
 	// in the snapshot, so any change to the trust store starts with an empty cache.
-	cache sync.Map
+	cache  sync.Map
+	cached atomic.Int64
 }
 
 type cachedTrust struct {
@@ -351,7 +354,7 @@ func (ts *TrustStore) verifyCert(leaf *x509.Certificate, intermediates []*x509.C
 			lastErr = fmt.Errorf("CA certificate used as signing certificate")
 			continue
 		}
-		key := cacheKey(h, r, intermediates)
+		key := cacheKey(h, r)
 		if v, ok := snap.cache.Load(key); ok {
 			ct := v.(*cachedTrust)
 			if !now.Before(ct.notBefore) && !now.After(ct.notAfter) {
@@ -387,7 +390,11 @@ func (ts *TrustStore) verifyCert(leaf *x509.Certificate, intermediates []*x509.C
 					ct.notAfter = c.NotAfter
 				}
 			}
-			snap.cache.Store(key, ct)
+			if snap.cached.Load() < maxCachedChains {
+				if _, loaded := snap.cache.LoadOrStore(key, ct); !loaded {
+					snap.cached.Add(1)
+				}
+			}
 			return ct.ident, nil
 		}
 	}
@@ -406,13 +413,8 @@ func revokedIn(snap *trustSnapshot, chain []*x509.Certificate) bool {
 	return false
 }
 
-func cacheKey(leaf [32]byte, r Role, intermediates []*x509.Certificate) string {
-	h := sha256.New()
-	h.Write(leaf[:])
-	h.Write([]byte(r))
-	for _, c := range intermediates {
-		s := sha256.Sum256(c.Raw)
-		h.Write(s[:])
-	}
-	return string(h.Sum(nil))
-}
+// maxCachedChains bounds the chain cache; only certificates that really chain to
+// a trusted root get in, so this is far above any real population.
+const maxCachedChains = 100_000
+
+func cacheKey(leaf [32]byte, r Role) string { return string(leaf[:]) + "|" + string(r) }

@@ -329,6 +329,8 @@ type sigInfo struct {
 	certs       [][]byte
 }
 
+const maxKeyInfoCerts = 8
+
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidSignature, fmt.Sprintf(format, args...))
 }
@@ -480,6 +482,10 @@ func parseSignature(sig *etree.Element, rootID string) (*sigInfo, error) {
 	}
 	if len(si.certs) == 0 {
 		return nil, fmt.Errorf("%w: no ds:X509Certificate in KeyInfo", ErrUntrustedSigner)
+	}
+	if len(si.certs) > maxKeyInfoCerts {
+		// Chain building cost grows with every candidate; real chains are short.
+		return nil, fmt.Errorf("%w: %d certificates in KeyInfo, at most %d", ErrUntrustedSigner, len(si.certs), maxKeyInfoCerts)
 	}
 	return si, nil
 }
