@@ -265,6 +265,12 @@ func Attacks(tb testing.TB, pki *PKI, unsigned *etree.Element) []Case {
 			c := child(child(child(sig, "KeyInfo"), "X509Data"), "X509Certificate")
 			c.SetText(base64.StdEncoding.EncodeToString([]byte("not a certificate")))
 		}), signing.ErrUntrustedSigner},
+		{"keyinfo-certificate-flood", edit(func(_ *etree.Document, _, sig *etree.Element) {
+			xd := child(child(sig, "KeyInfo"), "X509Data")
+			for i := 0; i < 20; i++ {
+				xd.CreateElement("ds:X509Certificate").SetText(base64.StdEncoding.EncodeToString(pki.CA.Raw))
+			}
+		}), signing.ErrUntrustedSigner},
 		{"ecdsa-der-signature-value", resign(tb, signWith(pki.PortalECDSA), pki.PortalECDSA, nil, true), signing.ErrInvalidSignature},
 		{"signer-untrusted", signWith(pki.Untrusted), signing.ErrUntrustedSigner},
 		{"signer-expired", signWith(pki.Expired), signing.ErrUntrustedSigner},
