@@ -12,6 +12,11 @@ import (
 // bytes). Lines are split at '\n' and wrapped at 90 characters; what does not fit on
 // one A4 page is cut off. Characters outside Windows-1252 print as '?'.
 func ExamplePDF(text string) []byte {
+	// One page holds 52 lines of 90 characters; cut long input early so wrapping it
+	// stays cheap (a cut rune prints as '?').
+	if max := 52 * 90 * 4; len(text) > max {
+		text = text[:max]
+	}
 	var content bytes.Buffer
 	content.WriteString("BT /F1 11 Tf 14 TL 56 786 Td")
 	lines := wrapLines(text, 90, 52)
