@@ -177,6 +177,14 @@ func Verify(h http.Header, body []byte, secret string, now time.Time, tolerance 
 
 func header(h http.Header, name string) (string, error) {
 	vs := h.Values(name)
+	if len(vs) == 0 {
+		// A header map built by hand (not by net/http) may hold non-canonical keys.
+		for k, v := range h {
+			if strings.EqualFold(k, name) {
+				vs = append(vs, v...)
+			}
+		}
+	}
 	if len(vs) == 0 || vs[0] == "" {
 		return "", &VerifyError{Header: name, Err: ErrMissingHeader}
 	}

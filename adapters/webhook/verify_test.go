@@ -117,6 +117,13 @@ func TestVerify(t *testing.T) {
 			return h
 		}, wantErr: ErrMalformedHeader, wantHdr: HeaderWebhookSignature},
 		{name: "receiver holds new and old secret", header: good, secret: other + " " + secret},
+		{name: "hand-built lowercase header map", header: func() http.Header {
+			lower := http.Header{}
+			for k, v := range good() {
+				lower[strings.ToLower(k)] = v
+			}
+			return lower
+		}},
 		{name: "invalid receiver secret", header: good, secret: "geheim", wantErr: ErrInvalidSecret},
 	}
 	for _, c := range cases {

@@ -184,7 +184,8 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Co
 		attrs = append(attrs, slog.Int("status", status))
 	}
 	if err == nil {
-		a.log.LogAttrs(ctx, slog.LevelInfo, "webhook delivered", attrs...)
+		// The broker records the delivery event; this line is for debugging only.
+		a.log.LogAttrs(ctx, slog.LevelDebug, "webhook delivered", attrs...)
 		return c, nil
 	}
 	attrs = append(attrs, slog.Bool("permanent", adapters.IsPermanent(err)), slog.String("error", err.Error()))
