@@ -73,8 +73,8 @@ func diffPaket(a, b *Paket) string {
 	if !a.Kopf.Erstellt.Equal(b.Kopf.Erstellt) {
 		return fmt.Sprintf("Erstellt: %v != %v", a.Kopf.Erstellt, b.Kopf.Erstellt)
 	}
-	if x, y := a.Fachdaten.XMLBytes(), b.Fachdaten.XMLBytes(); !bytes.Equal(x, y) {
-		return fmt.Sprintf("Fachdaten XML:\n%s\n!=\n%s", x, y)
+	if x, y := sortedXML(a.Fachdaten), sortedXML(b.Fachdaten); !bytes.Equal(x, y) {
+		return fmt.Sprintf("Fachdaten XML:\n%s\n!=\n%s", clip(x), clip(y))
 	}
 	ca, cb := *a, *b
 	ca.Kopf.Erstellt, cb.Kopf.Erstellt = time.Time{}, time.Time{}
@@ -128,4 +128,30 @@ func marshalRoot(t testing.TB, root *etree.Element) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// sortedXML serializes form data with attributes sorted: attribute order carries no
+// meaning, and canonicalization (the verified element) reorders them.
+func sortedXML(f Fachdaten) []byte {
+	g := f
+	g.XML = nil
+	for _, e := range f.XML {
+		c := e.Copy()
+		stack := []*etree.Element{c}
+		for len(stack) > 0 {
+			x := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			x.SortAttrs()
+			stack = append(stack, x.ChildElements()...)
+		}
+		g.XML = append(g.XML, c)
+	}
+	return g.XMLBytes()
+}
+
+func clip(b []byte) string {
+	if len(b) > 300 {
+		return string(b[:300]) + "..."
+	}
+	return string(b)
 }
