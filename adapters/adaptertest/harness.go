@@ -90,7 +90,9 @@ type Receiver interface {
 	// errors and logs.
 	Target() adapters.Target
 	// Received lists every attempt that reached the receiver so far, in any mode,
-	// in arrival order. It must be safe to call concurrently with deliveries.
+	// in arrival order. It must be safe to call concurrently with deliveries. A
+	// ModeHang receiver records an attempt as soon as it arrives, before blocking:
+	// the suite waits for that record before it cancels.
 	Received() []Received
 }
 
