@@ -84,7 +84,10 @@ type Confirmation struct {
 // returns when the receiver has confirmed or the attempt failed; it must honour ctx.
 // A nil error means the receiver has taken responsibility for the package. A
 // *PermanentError (see Permanent, IsPermanent) means the attempt can never succeed as
-// configured; any other error is transient. Adapters never sleep and retry themselves.
+// configured; any other error is transient. ErrClosed and errors caused by ctx (which
+// must wrap ctx.Err()) are transient too: a gateway shutting down or an attempt cut
+// short says nothing about the office's channel. Adapters never sleep and retry
+// themselves.
 //
 // Close releases the adapter's resources; it waits for running Deliver calls to return
 // (they observe their ctx) and makes later Deliver calls fail with ErrClosed. Close is

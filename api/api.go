@@ -6,6 +6,8 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -494,7 +496,10 @@ func (s *Server) officePackage(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/xml")
 	w.Header().Set("Content-Length", strconv.FormatInt(sub.PackageSize, 10))
-	w.Header().Set("Digest", "sha-256="+sub.PackageSHA256)
+	if raw, err := hex.DecodeString(sub.PackageSHA256); err == nil {
+		// RFC 9530: structured-field byte sequence, base64 between colons.
+		w.Header().Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(raw)+":")
+	}
 	_, _ = io.Copy(w, rc)
 }
 

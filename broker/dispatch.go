@@ -143,7 +143,8 @@ func (b *Broker) delivered(msg jetstream.Msg, s *store.Submission, t store.Targe
 }
 
 // markDelivered signs the Zustellbestaetigung and records the delivery, if still
-// applicable (cond) — the office may have fetched or decided meanwhile.
+// applicable (cond) — the office may have fetched or decided meanwhile. Receipt and
+// event are written in one transaction, by whichever confirmation comes first.
 func (b *Broker) markDelivered(id string, t store.TargetRef, conf adapters.Confirmation, cond func(*store.Submission) bool) error {
 	cur, err := b.db.Get(id)
 	if err != nil {
@@ -158,15 +159,10 @@ func (b *Broker) markDelivered(id string, t store.TargetRef, conf adapters.Confi
 	if err != nil {
 		return fmt.Errorf("sign delivery receipt: %w", err)
 	}
-	// The receipt is written first: a crash in between leaves a receipt for a delivery
-	// that is then repeated, never a recorded delivery without its receipt.
-	if err := b.db.PutReceipt(id, ReceiptDelivery, receipt); err != nil {
-		return err
-	}
 	var evs []store.Event
-	s, err := b.db.Update(id, func(s *store.Submission) ([]store.Event, error) {
+	s, changed, err := b.db.UpdateWithReceipt(id, ReceiptDelivery, receipt, func(s *store.Submission) ([]store.Event, error) {
+		evs = nil
 		if s.DeliveredAt != nil || !cond(s) {
-			evs = nil
 			return nil, nil
 		}
 		s.DeliveredAt, s.Receiver = &at, conf.Receiver
@@ -184,7 +180,9 @@ func (b *Broker) markDelivered(id string, t store.TargetRef, conf adapters.Confi
 	if err != nil {
 		return err
 	}
-	b.emit(s, evs)
+	if changed {
+		b.emit(s, evs)
+	}
 	return nil
 }
 

@@ -235,7 +235,7 @@ func TestDemo(t *testing.T) {
 		"Iris Hübner", "Der Papierkorb an der Bushaltestelle ist voll.", "maengelanzeige-v1.0-",
 		"routed: Meldung von Mängeln im Stadt- oder Gemeindegebiet",
 		"Stadt Dresden, Abt. Allgemeine Verwaltung/Grundsatz; Hausanschrift Junghansstraße 2, 01277 Dresden; Postfach 12 00 20, 01001 Dresden",
-		"delivery attempt 1 failed", "delivered by webhook", "office answered: accepted",
+		"delivery attempt 1 failed", "delivered by ", "office answered: accepted",
 		"Eingangsbestaetigung signature valid", "Zustellbestaetigung signature valid", "demo complete",
 	} {
 		if !strings.Contains(out, want) {
@@ -248,7 +248,7 @@ func TestDemo(t *testing.T) {
 			t.Errorf("amtsbote verify %s: %v\n%s", f, err, vout)
 		}
 		root := strings.TrimSuffix(map[string]string{"eingangsbestaetigung.xml": "Eingangsbestaetigung", "zustellbestaetigung.xml": "Zustellbestaetigung"}[f], "")
-		x := exec.CommandContext(ctx, "xmlsec1", "--verify", "--trusted-pem", "r/gateway.pem", "--id-attr:ID", "urn:amtsbote:quittung:1:"+root, "r/"+f)
+		x := exec.CommandContext(ctx, "xmlsec1", "--verify", "--trusted-pem", "r/ca.pem", "--id-attr:ID", "urn:amtsbote:quittung:1:"+root, "r/"+f)
 		x.Dir = dir
 		xout, err := x.CombinedOutput()
 		if err != nil || !strings.Contains(string(xout), "OK") {

@@ -38,6 +38,9 @@ type Options struct {
 	FailFirst int
 	// Logf receives one line per step; nil is silent.
 	Logf func(format string, args ...any)
+	// PickupDelay is how long a notification waits in the office's queue before it is
+	// processed (real systems process asynchronously; 0 processes at once).
+	PickupDelay time.Duration
 	// Client calls the gateway; nil uses a client with a timeout.
 	Client *http.Client
 }
@@ -172,6 +175,7 @@ func (o *Office) hook(w http.ResponseWriter, r *http.Request) {
 	o.wg.Add(1)
 	go func() {
 		defer o.wg.Done()
+		time.Sleep(o.opt.PickupDelay)
 		out := o.process(n, token)
 		o.mu.Lock()
 		o.done[n.SubmissionID] = out

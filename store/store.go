@@ -212,6 +212,43 @@ func (db *DB) Update(id string, fn func(s *Submission) ([]Event, error)) (*Submi
 	return out, nil
 }
 
+// UpdateWithReceipt is Update that also stores a receipt of the given kind in the
+// same transaction — but only if fn recorded a change (returned at least one event).
+// Two racing writers (a push confirmation and a pull by the office) can both sign a
+// receipt; only the one whose change wins leaves its receipt, so the receipt always
+// matches the event log.
+func (db *DB) UpdateWithReceipt(id, kind string, receipt []byte, fn func(s *Submission) ([]Event, error)) (*Submission, bool, error) {
+	var out *Submission
+	changed := false
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		s, err := getSubmission(tx, id)
+		if err != nil {
+			return err
+		}
+		evs, err := fn(s)
+		if err != nil {
+			return err
+		}
+		out = s
+		if len(evs) == 0 {
+			return nil
+		}
+		changed = true
+		s.UpdatedAt = time.Now().UTC()
+		if err := putSubmission(tx, s); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketReceipts).Put(receiptKey(id, kind), receipt); err != nil {
+			return err
+		}
+		return appendEvents(tx, id, evs)
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return out, changed, nil
+}
+
 // PutReceipt stores a signed receipt of a kind for a submission.
 func (db *DB) PutReceipt(id, kind string, receipt []byte) error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {

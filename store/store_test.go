@@ -210,3 +210,31 @@ func TestBlobRejectsBadNames(t *testing.T) {
 		t.Errorf("missing blob: %v", err)
 	}
 }
+
+func TestUpdateWithReceiptOnlyTheWinnerWrites(t *testing.T) {
+	db, _ := openTemp(t)
+	if _, _, _, err := db.Accept(context.Background(), newSub("s1", "amt24", "m1"), nil, "in", nil); err != nil {
+		t.Fatal(err)
+	}
+	deliver := func(receipt string) bool {
+		_, changed, err := db.UpdateWithReceipt("s1", "out", []byte(receipt), func(s *Submission) ([]Event, error) {
+			if s.State == StateDelivered {
+				return nil, nil
+			}
+			s.State = StateDelivered
+			return []Event{{Type: EventDelivered, Detail: receipt}}, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return changed
+	}
+	if !deliver("by webhook") || deliver("by api") {
+		t.Fatal("first confirmation must win, the second must change nothing")
+	}
+	r, _ := db.Receipt("s1", "out")
+	evs, _ := db.Events("s1")
+	if string(r) != "by webhook" || len(evs) != 1 || evs[0].Detail != "by webhook" {
+		t.Fatalf("receipt %q and events %+v disagree", r, evs)
+	}
+}

@@ -62,8 +62,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		*dataDir = d
 	}
 	office, err := fachverfahren.Start(fachverfahren.Options{
-		FailFirst: *failFirst,
-		Logf:      func(f string, a ...any) { out.say("Fachverfahren", f, a...) },
+		FailFirst:   *failFirst,
+		PickupDelay: 200 * time.Millisecond,
+		Logf:        func(f string, a ...any) { out.say("Fachverfahren", f, a...) },
 	})
 	if err != nil {
 		return fail("%v", err)
@@ -109,7 +110,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		case store.EventDelivered:
 			out.say("gateway", "delivered by %s: %s", e.Channel, e.Detail)
 		case store.EventAccepted, store.EventRejected:
-			out.say("gateway", "office answered: %s %s", e.Type, e.Detail)
+			out.say("gateway", "office answered: %s", strings.TrimSpace(e.Type+" "+e.Detail))
 			select {
 			case done <- s:
 			default:
@@ -168,6 +169,16 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := os.WriteFile(certPath, gwCert, 0o644); err != nil {
 		return fail("%v", err)
 	}
+	// xmlsec1 and other tools build the chain from the signature's KeyInfo up to a
+	// trusted root, so the development CA goes along.
+	caPEM, err := os.ReadFile(g.PKI.CACert)
+	if err != nil {
+		return fail("%v", err)
+	}
+	caPath := filepath.Join(*receipts, "ca.pem")
+	if err := os.WriteFile(caPath, caPEM, 0o644); err != nil {
+		return fail("%v", err)
+	}
 	trust, err := signing.TrustStoreFromPEM(signing.RoleGateway, gwCert)
 	if err != nil {
 		return fail("%v", err)
@@ -191,7 +202,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	_ = final
 	fmt.Fprintf(stdout, "\ndemo complete: the application reached Stadt Dresden and was %s.\n", st.State)
 	fmt.Fprintf(stdout, "check the receipts offline:\n  amtsbote verify -cert %s %s\n  xmlsec1 --verify --trusted-pem %s --id-attr:ID urn:amtsbote:quittung:1:Eingangsbestaetigung %s\n",
-		certPath, filepath.Join(*receipts, "eingangsbestaetigung.xml"), certPath, filepath.Join(*receipts, "eingangsbestaetigung.xml"))
+		certPath, filepath.Join(*receipts, "eingangsbestaetigung.xml"), caPath, filepath.Join(*receipts, "eingangsbestaetigung.xml"))
 	return 0
 }
 
