@@ -4,9 +4,10 @@
 GO        ?= go
 BIN       := bin/amtsbote
 FUZZTIME  ?= 30s
+FUZZOTHER ?= 10s
 PKGS      := ./...
 
-.PHONY: all build run demo test vet unit fuzz fuzz-long bench soak lint tools clean
+.PHONY: all build run demo test vet unit bench-short fuzz fuzz-long bench soak lint tools clean
 
 all: build
 
@@ -24,7 +25,7 @@ demo: build
 # What CI runs: vet, all tests with the race detector (including the end-to-end
 # tests on the built binary and the interop tests with xmlsec1, xml-crypto and
 # standardwebhooks), then a short run of every fuzz target.
-test: tools vet unit fuzz
+test: tools vet unit bench-short fuzz
 
 vet:
 	$(GO) vet $(PKGS)
@@ -33,16 +34,22 @@ unit:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 fuzz:
-	./scripts/fuzz.sh $(FUZZTIME)
+	./scripts/fuzz.sh $(FUZZTIME) $(FUZZOTHER)
 
 fuzz-long:
-	./scripts/fuzz.sh 10m
+	./scripts/fuzz.sh 10m 10m
 
 # Benchmarks: Go benchmarks (with baselines measured in the same run) and the
 # loopback load test of the whole gateway.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./signing/... ./routing/... ./paket/... ./store/...
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./signing/... ./routing/... ./paket/... ./adapters/webhook/...
+	$(GO) test -tags xmlsec -run TestCompare -v -count 3 ./bench/xmlsec/
 	./$(BIN) bench -n 2000 -c 16
+
+# The short version inside `make test`: our verifier beside libxmlsec1 once (the
+# whole-gateway load test runs as loadtest.TestShortRun in `unit`).
+bench-short:
+	$(GO) test -tags xmlsec -run TestCompare -count 1 ./bench/xmlsec/
 
 soak: build
 	./$(BIN) bench -n 50000 -c 32

@@ -125,6 +125,9 @@ func TestIntakeAnswers(t *testing.T) {
 	badLeika.Kopf.Leistung.Schluessel = "12345"
 	badDigest := f.example()
 	badDigest.Anlagen[0].SHA256 = strings.Repeat("0", 64)
+	byRef := f.example()
+	byRef.Anlagen = append(byRef.Anlagen, paket.Anlage{ID: "anlage-ref", Dateiname: "foto.jpg", MimeType: "image/jpeg",
+		Groesse: 10, SHA256: strings.Repeat("ab", 32), Referenz: "cid:foto@amt24"})
 	big := f.example()
 	big.Anlagen = append(big.Anlagen, paket.NewAnlage("gross", "gross.bin", "application/octet-stream", bytes.Repeat([]byte("x"), 300<<10)))
 
@@ -143,6 +146,7 @@ func TestIntakeAnswers(t *testing.T) {
 		{"unknown place", "application/xml", sign(unknownPlace, f.pki.Portal.Signer), 422, problem.TypeUnknownPlace},
 		{"malformed LeiKa key", "application/xml", sign(badLeika, f.pki.Portal.Signer), 422, problem.TypeInvalidField},
 		{"attachment digest differs", "application/xml", sign(badDigest, f.pki.Portal.Signer), 422, problem.TypeAttachmentDigest},
+		{"attachment by cid: reference", "application/xml", sign(byRef, f.pki.Portal.Signer), 422, problem.TypeInvalidField},
 		{"unsigned package", "application/xml", f.example().Marshal(), 403, problem.TypeInvalidSignature},
 		{"not XML", "application/xml", []byte("{\"json\": true}"), 400, problem.TypeMalformed},
 		{"empty body", "application/xml", nil, 400, problem.TypeMalformed},

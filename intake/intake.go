@@ -82,6 +82,12 @@ func (p *Pipeline) Submit(ctx context.Context, raw []byte) (*broker.Accepted, er
 	}
 	in.Targets = p.targets(in.OfficeID, route)
 	for _, a := range pk.Anlagen {
+		if a.Inhalt == nil && a.Referenz != "" {
+			// multipart/related intake (cid: parts) is not built yet; accepting the
+			// package would store an attachment without its bytes.
+			return nil, &paket.FieldError{Field: "Antragspaket/Anlagen/Anlage[@ID='" + a.ID + "']/Referenz",
+				Reason: "attachments by reference (cid:) are not accepted yet; send the content inline (Inhalt)"}
+		}
 		in.Attachments = append(in.Attachments, broker.AttachmentIn{
 			Meta:    store.AttachmentMeta{ID: a.ID, FileName: a.Dateiname, MimeType: a.MimeType, Size: a.Groesse, SHA256: a.SHA256},
 			Content: a.Inhalt,
@@ -91,7 +97,10 @@ func (p *Pipeline) Submit(ctx context.Context, raw []byte) (*broker.Accepted, er
 }
 
 // targets is the channel plan: the office's channels in the directory's order of
-// preference, limited to channels this gateway has an adapter and an endpoint for.
+// preference, limited to channels this gateway has an adapter for. A push channel's
+// address comes only from the operator's configuration, together with its secret: the
+// directory says which channels an office has, but an address found there alone (often
+// sample data) is never called.
 func (p *Pipeline) targets(officeID string, r *routing.Route) []store.TargetRef {
 	var out []store.TargetRef
 	chans := r.Channels
@@ -104,14 +113,12 @@ func (p *Pipeline) targets(officeID string, r *routing.Route) []store.TargetRef 
 				continue
 			}
 		}
-		ep := c.Endpoint
+		ep := ""
 		if p.Endpoints != nil {
-			if e := p.Endpoints.Endpoint(officeID, c.Kind); e != "" {
-				ep = e
-			}
+			ep = p.Endpoints.Endpoint(officeID, c.Kind)
 		}
-		if ep == "" && c.Kind == "webhook" {
-			continue // no address to call
+		if ep == "" {
+			continue
 		}
 		out = append(out, store.TargetRef{Channel: c.Kind, Endpoint: ep})
 	}

@@ -1,17 +1,52 @@
 #!/usr/bin/env bash
-# Runs every fuzz target of the module for the given time each (default 30s).
-# A failure leaves the crashing input under the package's testdata/fuzz/ and fails.
+# Runs every fuzz target of the module.
+#   scripts/fuzz.sh [TIME] [OTHER_TIME]
+# Targets of the package parser and the signature verifier (paket/, signing/) run TIME
+# each (default 30s); all others OTHER_TIME (default: TIME). A real finding (a failing
+# input written under testdata/fuzz/, a panic, a t.Error) fails at once.
+#
+# Go 1.26's fuzz coordinator can report a bare "context deadline exceeded" when
+# -fuzztime expires while a worker is mid-call on a loaded machine (golang/go#75804,
+# fixed in Go 1.27). That outcome, with no failing input written, is retried once; a
+# second one fails too.
 set -euo pipefail
-fuzztime=${1:-30s}
+main=${1:-30s}
+other=${2:-$main}
 cd "$(dirname "$0")/.."
-targets=$(grep -rl --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]*\(' . | grep -v node_modules | sort)
-count=0
-for f in $targets; do
+files=$(grep -rlE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(' . | grep -v node_modules | sort)
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+run_one() { # dir name time
+  go test -run '^$' -fuzz "^$2\$" -fuzztime "$3" "$1" 2>&1 | tee "$log"
+  return "${PIPESTATUS[0]}"
+}
+
+boundary_flake() {
+  grep -q 'context deadline exceeded' "$log" &&
+    ! grep -qE 'Failing input written|panic:|_test\.go:[0-9]+:' "$log"
+}
+
+count=0 flakes=0
+for f in $files; do
   dir=$(dirname "$f")
+  case "$dir" in
+    ./paket|./paket/*|./signing|./signing/*) t=$main ;;
+    *) t=$other ;;
+  esac
   for name in $(grep -oE '^func Fuzz[A-Za-z0-9_]*' "$f" | sed 's/^func //'); do
-    echo "== fuzz $dir $name ($fuzztime)"
-    go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$dir"
+    echo "== fuzz $dir $name ($t)"
+    if ! run_one "$dir" "$name" "$t"; then
+      if boundary_flake; then
+        flakes=$((flakes+1))
+        echo "== $name: fuzztime-boundary race (golang/go#75804), no input found; running once more"
+        run_one "$dir" "$name" "$t"
+      else
+        exit 1
+      fi
+    fi
     count=$((count+1))
   done
 done
-echo "fuzz: $count targets, $fuzztime each: 0 failed"
+echo "== $count fuzz targets run, $flakes retried after the fuzztime-boundary race"
+echo "fuzz: $count passed, 0 failed"
