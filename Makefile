@@ -29,6 +29,7 @@ test: tools vet unit bench-short fuzz
 
 vet:
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags xmlsec ./bench/xmlsec/
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/beevik/etree"
 )
 
@@ -88,11 +89,7 @@ func diffPaket(a, b *Paket) string {
 // needTool fails (never skips) when an external tool is missing: CI must install it.
 func needTool(t testing.TB, name, debPkg string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s not found: install the Debian package %s (apt-get install -y %s)", name, debPkg, debPkg)
-	}
-	return p
+	return testenv.Tool(t, name, "apt-get install -y "+debPkg)
 }
 
 // xmllint validates doc against the package XSD and returns xmllint's verdict.

@@ -8,30 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/amtsbote/amtsbote/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/pakete from the builders")
 
-// repoRoot walks up from the package directory to the directory holding go.mod.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the package directory")
-		}
-		dir = parent
-	}
-}
-
-func samplesDir(t testing.TB) string { return filepath.Join(repoRoot(t), "testdata", "pakete") }
+func samplesDir(t testing.TB) string { return filepath.Join(testenv.RepoRoot(t), "testdata", "pakete") }
 
 // invalidSamples are broken on purpose; the HTTP layer's tests can use them. The key is
 // the error class Parse or Scan must report.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/signing/internal/c14n"
 	"github.com/amtsbote/amtsbote/signing/signingtest"
@@ -17,37 +18,15 @@ import (
 // The interop tests run real third-party verifiers. A missing tool is a failure,
 // not a skip: CI installs xmlsec1 (Debian package) and the npm packages.
 
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
-
 func needTool(t *testing.T, name, hint string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s is required for this interop test but not installed (%s)", name, hint)
-	}
-	return p
+	return testenv.Tool(t, name, hint)
 }
 
 func runTool(t *testing.T, name string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
-	cmd.Dir = repoRoot(t)
+	cmd.Dir = testenv.RepoRoot(t)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -169,7 +148,7 @@ func TestInteropXmlsec1(t *testing.T) {
 
 func TestInteropXmlCrypto(t *testing.T) {
 	needTool(t, "node", "install Node.js 20")
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 	if _, err := os.Stat(filepath.Join(root, "tools", "node", "node_modules", "xml-crypto")); err != nil {
 		t.Fatalf("npm xml-crypto is required: run `npm ci` in tools/node (%v)", err)
 	}

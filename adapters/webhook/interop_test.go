@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/amtsbote/amtsbote/adapters/adaptertest"
+	"github.com/amtsbote/amtsbote/internal/testenv"
 )
 
 // These tests let third-party code judge our headers: the Standard Webhooks reference
@@ -18,31 +19,9 @@ import (
 // fail, never skip, when node or the npm module is missing: CI must install them
 // (tools/node: npm ci).
 
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-}
-
 func nodeBinary(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node is required for the interop tests and was not found on PATH (install Node.js 20+ and run npm ci in tools/node): %v", err)
-	}
-	return p
+	return testenv.Tool(t, "node", "install Node.js 20+ and run npm ci in tools/node")
 }
 
 // captured sends a real delivery through the adapter to a loopback office and
@@ -66,7 +45,7 @@ func captured(t *testing.T, targetSecret string) capturedRequest {
 func runNode(t *testing.T, script, secret string, r capturedRequest) (string, bool) {
 	t.Helper()
 	node := nodeBinary(t)
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 	dir := t.TempDir()
 	hdr := map[string]string{}
 	for k := range r.header {
