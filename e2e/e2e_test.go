@@ -3,11 +3,13 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -261,5 +263,44 @@ func TestDemo(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "r/bad.xml"), []byte(bad), 0o644)
 	if vout, err := run(t, ctx, dir, "verify", "-cert", "r/gateway.pem", "r/bad.xml"); err == nil || !strings.Contains(vout, "NOT VERIFIED") {
 		t.Errorf("tampered receipt verified: %v\n%s", err, vout)
+	}
+}
+
+// TestSIGHUPReloadsDirectory: an operator edits the overlay and sends SIGHUP; the
+// running gateway answers from the new directory without a restart.
+func TestSIGHUPReloadsDirectory(t *testing.T) {
+	dir := t.TempDir()
+	overlay := filepath.Join(dir, "overlay.yaml")
+	if err := os.WriteFile(overlay, []byte("services: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := serve(t, dir, []string{"AMTSBOTE_LISTEN=127.0.0.1:0", "AMTSBOTE_DIRECTORY_FILES=" + overlay})
+	const key = "99123456789012"
+	status := func() int {
+		resp, err := http.Get(p.url + "/v1/services/" + key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := status(); got != 404 {
+		t.Fatalf("before: %d", got)
+	}
+	if err := os.WriteFile(overlay, []byte("services:\n  - {key: \""+key+"\", name: \"Testleistung\", quelle: \"test\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for status() != 200 {
+		if time.Now().After(deadline) {
+			t.Fatalf("SIGHUP did not reload the directory\n%s", p.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := p.terminate(t, 30*time.Second); err != nil {
+		t.Fatal(err)
 	}
 }
