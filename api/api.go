@@ -91,6 +91,7 @@ func New(o Options) *Server {
 		r.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	}
 	r.Get("/v1/schemas/{name}", s.schema)
+	r.Get("/v1/openapi.yaml", serveOpenAPI)
 
 	r.Post("/v1/submissions", s.submit)
 	r.Get("/v1/submissions/{id}", s.portalOnly(s.status))

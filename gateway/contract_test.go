@@ -1,0 +1,125 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/amtsbote/amtsbote/api"
+)
+
+func contractRouter(t *testing.T) routers.Router {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("api/openapi.yaml is not valid OpenAPI: %v", err)
+	}
+	doc.Servers = nil // match the test server's random port
+	// XML packages and receipts, and this YAML document, are opaque strings to the
+	// contract (their own schemas are the XSDs); read them as text.
+	for _, ct := range []string{"application/xml", "application/yaml"} {
+		openapi3filter.RegisterBodyDecoder(ct, openapi3filter.FileBodyDecoder)
+	}
+	r, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestAPIContract sends real requests through a running gateway and validates each
+// request and response against api/openapi.yaml, so the published contract cannot
+// drift from what the server does.
+func TestAPIContract(t *testing.T) {
+	f := start(t)
+	router := contractRouter(t)
+	valid, err := f.portal.Sign(f.example())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.portal.SubmitRaw(context.Background(), valid)
+	if err != nil || res.Status != 201 {
+		t.Fatalf("setup submission: %v %+v", err, res)
+	}
+	id := res.SubmissionID
+	aid := f.example().Anlagen[0].ID
+	tests := []struct {
+		name, method, path, token, ctype string
+		body                             []byte
+		status                           int
+	}{
+		{"submit duplicate", "POST", "/v1/submissions", "", "application/xml", valid, 200},
+		{"submit malformed", "POST", "/v1/submissions", "", "application/xml", []byte("<x/>"), 400},
+		{"submit wrong type", "POST", "/v1/submissions", "", "text/plain", []byte("x"), 415},
+		{"status", "GET", "/v1/submissions/" + id, portalToken, "", nil, 200},
+		{"status unauthenticated", "GET", "/v1/submissions/" + id, "", "", nil, 401},
+		{"status unknown", "GET", "/v1/submissions/nope", portalToken, "", nil, 404},
+		{"receipt", "GET", "/v1/submissions/" + id + "/receipts/eingang", portalToken, "", nil, 200},
+		{"office list", "GET", "/v1/office/submissions?limit=10", officeToken, "", nil, 200},
+		{"office list bad limit", "GET", "/v1/office/submissions?limit=0", officeToken, "", nil, 422},
+		{"office get", "GET", "/v1/office/submissions/" + id, officeToken, "", nil, 200},
+		{"office package", "GET", "/v1/office/submissions/" + id + "/package", officeToken, "", nil, 200},
+		{"office attachment", "GET", "/v1/office/submissions/" + id + "/attachments/" + aid, officeToken, "", nil, 200},
+		{"office reject without reason", "POST", "/v1/office/submissions/" + id + "/reject", officeToken, "application/json", []byte(`{"reason":""}`), 422},
+		{"office accept", "POST", "/v1/office/submissions/" + id + "/accept", officeToken, "application/json", []byte(`{}`), 200},
+		{"office reject after accept", "POST", "/v1/office/submissions/" + id + "/reject", officeToken, "application/json", []byte(`{"reason":"zu spät"}`), 409},
+		{"delivery receipt", "GET", "/v1/office/submissions/" + id + "/receipts/zustellung", officeToken, "", nil, 200},
+		{"admin list", "GET", "/v1/admin/submissions?state=accepted", adminToken, "", nil, 200},
+		{"admin redeliver not held", "POST", "/v1/admin/submissions/" + id + "/redeliver", adminToken, "", nil, 409},
+		{"healthz", "GET", "/healthz", "", "", nil, 200},
+		{"readyz", "GET", "/readyz", "", "", nil, 200},
+		{"openapi", "GET", "/v1/openapi.yaml", "", "", nil, 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, f.g.URL()+tc.path, bytes.NewReader(tc.body))
+			if tc.ctype != "" {
+				req.Header.Set("Content-Type", tc.ctype)
+			}
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			route, params, err := router.FindRoute(req)
+			if err != nil {
+				t.Fatalf("not in the contract: %v", err)
+			}
+			in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+				Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, ExcludeRequestBody: tc.status >= 400}}
+			resp, err := http.DefaultClient.Do(req.Clone(context.Background()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, body)
+			}
+			if tc.status < 400 {
+				in.Request.Body = io.NopCloser(bytes.NewReader(tc.body))
+				if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
+					t.Fatalf("request breaks the contract: %v", err)
+				}
+			}
+			header := resp.Header.Clone()
+			if strings.HasPrefix(tc.path, "/v1/office/submissions/"+id+"/attachments/") {
+				header.Set("Content-Type", "application/octet-stream") // declared per attachment
+			}
+			out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: header,
+				Body: io.NopCloser(bytes.NewReader(body)), Options: &openapi3filter.Options{IncludeResponseStatus: true}}
+			if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+				t.Fatalf("response breaks the contract: %v\n%s", err, body)
+			}
+		})
+	}
+}
