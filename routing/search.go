@@ -151,14 +151,8 @@ func (ix *placeIndex) prefixRange(p string) []placeToken {
 // ranked (exact name, name prefix, word prefix; larger places first) and at most
 // limit long (limit <= 0 means 10).
 func (d *Directory) SearchPlaces(q string, limit int) []PlaceHit {
-	if limit <= 0 {
-		limit = 10
-	}
-	if len(q) > 200 {
-		return nil
-	}
-	q = strings.TrimSpace(q)
-	if q == "" {
+	q, limit, ok := searchQuery(q, limit)
+	if !ok {
 		return nil
 	}
 	if isDigits(q) {
@@ -318,14 +312,8 @@ func buildServiceIndex(list []*Service) serviceIndex {
 // (exact term, term prefix, all words, word inside a compound), at most limit long
 // (limit <= 0 means 10).
 func (d *Directory) SearchServices(q string, limit int) []ServiceHit {
-	if limit <= 0 {
-		limit = 10
-	}
-	if len(q) > 200 {
-		return nil
-	}
-	q = strings.TrimSpace(q)
-	if q == "" {
+	q, limit, ok := searchQuery(q, limit)
+	if !ok {
 		return nil
 	}
 	var hits []ServiceHit
@@ -388,4 +376,17 @@ func termScore(fq string, words []string, term string) int {
 		}
 	}
 	return 200
+}
+
+// searchQuery normalises what a search box sends: trimmed, at most 200 bytes (longer
+// input matches nothing rather than costing time), limit <= 0 meaning 10.
+func searchQuery(q string, limit int) (string, int, bool) {
+	if limit <= 0 {
+		limit = 10
+	}
+	if len(q) > 200 {
+		return "", 0, false
+	}
+	q = strings.TrimSpace(q)
+	return q, limit, q != ""
 }

@@ -182,42 +182,24 @@ func (db *DB) Get(id string) (*Submission, error) {
 }
 
 // Update reads a submission, lets fn change it and name the events that record the
-// change, and writes both in one transaction. fn returning an error aborts without
-// writing. The outbox follows the new state: an entry exists exactly while the
+// change, and writes both in one transaction. Every change has its events: fn
+// returning no events writes nothing (a no-op costs no fsync); fn returning an error
+// aborts. The outbox follows the new state: an entry exists exactly while the
 // submission still needs a delivery attempt.
 func (db *DB) Update(id string, fn func(s *Submission) ([]Event, error)) (*Submission, error) {
-	var out *Submission
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		s, err := getSubmission(tx, id)
-		if err != nil {
-			return err
-		}
-		evs, err := fn(s)
-		if err != nil {
-			return err
-		}
-		s.UpdatedAt = time.Now().UTC()
-		if err := putSubmission(tx, s); err != nil {
-			return err
-		}
-		if err := appendEvents(tx, id, evs); err != nil {
-			return err
-		}
-		out = s
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	s, _, err := db.update(id, "", nil, fn)
+	return s, err
 }
 
 // UpdateWithReceipt is Update that also stores a receipt of the given kind in the
-// same transaction — but only if fn recorded a change (returned at least one event).
-// Two racing writers (a push confirmation and a pull by the office) can both sign a
-// receipt; only the one whose change wins leaves its receipt, so the receipt always
-// matches the event log.
+// same transaction, if fn recorded a change. Two racing writers (a push confirmation
+// and a pull by the office) can both sign a receipt; only the one whose change wins
+// leaves its receipt, so the receipt always matches the event log.
 func (db *DB) UpdateWithReceipt(id, kind string, receipt []byte, fn func(s *Submission) ([]Event, error)) (*Submission, bool, error) {
+	return db.update(id, kind, receipt, fn)
+}
+
+func (db *DB) update(id, kind string, receipt []byte, fn func(s *Submission) ([]Event, error)) (*Submission, bool, error) {
 	var out *Submission
 	changed := false
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
@@ -238,8 +220,10 @@ func (db *DB) UpdateWithReceipt(id, kind string, receipt []byte, fn func(s *Subm
 		if err := putSubmission(tx, s); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketReceipts).Put(receiptKey(id, kind), receipt); err != nil {
-			return err
+		if receipt != nil {
+			if err := tx.Bucket(bucketReceipts).Put(receiptKey(id, kind), receipt); err != nil {
+				return err
+			}
 		}
 		return appendEvents(tx, id, evs)
 	})
