@@ -135,6 +135,10 @@ type Broker struct {
 	rescan   atomic.Bool
 	inflight sync.Map
 	attempts sync.WaitGroup
+	// admit orders attempts.Add (handle) before attempts.Wait (Stop): JetStream's
+	// consume Stop is asynchronous, so the callback can still run while Stop waits.
+	admit    sync.RWMutex
+	draining bool
 	loops    sync.WaitGroup
 	sem      chan struct{}
 	stopped  atomic.Bool
@@ -242,6 +246,9 @@ func (b *Broker) Stop(ctx context.Context) error {
 	if b.consume != nil {
 		b.consume.Stop()
 	}
+	b.admit.Lock()
+	b.draining = true
+	b.admit.Unlock()
 	done := make(chan struct{})
 	go func() { b.attempts.Wait(); close(done) }()
 	var err error

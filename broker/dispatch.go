@@ -23,7 +23,15 @@ func (b *Broker) handle(msg jetstream.Msg) {
 		_ = msg.Nak()
 		return
 	}
+	b.admit.RLock()
+	if b.draining {
+		b.admit.RUnlock()
+		<-b.sem
+		_ = msg.Nak() // comes back to the next process
+		return
+	}
 	b.attempts.Add(1)
+	b.admit.RUnlock()
 	go func() {
 		defer b.attempts.Done()
 		defer func() { <-b.sem }()
