@@ -212,9 +212,12 @@ func (b *Broker) Start(ctx context.Context) error {
 		AckPolicy: jetstream.AckExplicitPolicy,
 		// Short, kept alive by InProgress while an attempt runs: after a crash of one
 		// cluster member its messages return to the others within AckWait.
-		AckWait:       ackWait,
-		MaxDeliver:    -1, // the broker counts attempts in bbolt and decides itself
-		MaxAckPending: b.cfg.Workers * 64,
+		AckWait:    ackWait,
+		MaxDeliver: -1, // the broker counts attempts in bbolt and decides itself
+		// A message Nak'ed with a retry delay stays pending; with a bound here, an office
+		// that is down for a while would fill it and stall every other office. The
+		// worker semaphore bounds concurrency instead.
+		MaxAckPending: -1,
 		Replicas:      b.cfg.Replicas,
 	})
 	if err != nil {

@@ -256,3 +256,66 @@ func TestOfficeDecisions(t *testing.T) {
 		t.Fatalf("changing a decision: %v", err)
 	}
 }
+
+// byOffice fails transiently for one office and accepts for all others.
+type byOffice struct {
+	down string
+	mu   sync.Mutex
+	ok   map[string]bool
+}
+
+func (b *byOffice) Channel() string { return "primary" }
+func (b *byOffice) Close() error    { return nil }
+func (b *byOffice) Deliver(_ context.Context, d adapters.Delivery) (adapters.Confirmation, error) {
+	if d.OfficeID == b.down {
+		return adapters.Confirmation{}, errors.New("503 office down")
+	}
+	b.mu.Lock()
+	b.ok[d.SubmissionID] = true
+	b.mu.Unlock()
+	return adapters.Confirmation{Receiver: "up", At: time.Now()}, nil
+}
+
+// TestOneOfficeDownDoesNotBlockOthers: many packages retrying for an office that is
+// down (each waiting in JetStream with a delay) must not stop deliveries to offices
+// that are up.
+func TestOneOfficeDownDoesNotBlockOthers(t *testing.T) {
+	rx := &byOffice{down: "office-down", ok: map[string]bool{}}
+	dir := t.TempDir()
+	db, err := store.Open(dir+"/store", store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := bus.Start(context.Background(), bus.Options{StoreDir: dir + "/js"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One worker: the old pending limit (64 per worker) is easy to exceed.
+	cfg := Config{Workers: 1, MaxAttempts: 1000, BackoffBase: 5 * time.Second, BackoffMax: 5 * time.Second, AttemptTimeout: 2 * time.Second, ExclusiveConsumer: true}
+	b := New(cfg, db, bs.JS, adapters.NewRegistry(rx), nil, fakeSigner{}, nil, nil)
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{dir: dir, db: db, bus: bs, b: b}
+	t.Cleanup(e.stop)
+
+	var down []string
+	for i := 0; i < 150; i++ {
+		in := intake(fmt.Sprintf("down-%d", i), "primary")
+		in.OfficeID = "office-down"
+		a, err := b.Accept(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		down = append(down, a.Submission.ID)
+	}
+	// Wait until every one of them has failed once and is waiting for its retry.
+	for _, id := range down {
+		waitState(t, b, id, store.StateRetrying)
+	}
+	a, err := b.Accept(context.Background(), intake("up-1", "primary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, b, a.Submission.ID, store.StateDelivered)
+}
