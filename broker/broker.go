@@ -53,8 +53,11 @@ const (
 
 // Config tunes delivery. Zero values take the defaults noted.
 type Config struct {
-	GatewayID      string        // who signs receipts; default "amtsbote"
-	Workers        int           // concurrent delivery attempts; default 8
+	GatewayID string // who signs receipts; default "amtsbote"
+	Workers   int    // concurrent delivery attempts; default 8
+	// PerOffice caps the concurrent attempts to one office, so an office whose endpoint
+	// hangs cannot take every worker; default Workers/4, at least 1.
+	PerOffice      int
 	MaxAttempts    int           // attempts per channel before falling back; default 8
 	BackoffBase    time.Duration // first retry delay; default 2s
 	BackoffMax     time.Duration // cap of the delay; default 5m
@@ -73,6 +76,9 @@ func (c *Config) defaults() {
 	}
 	if c.Workers <= 0 {
 		c.Workers = 8
+	}
+	if c.PerOffice <= 0 {
+		c.PerOffice = max(1, c.Workers/4)
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 8
@@ -143,6 +149,9 @@ type Broker struct {
 	sem      chan struct{}
 	stopped  atomic.Bool
 
+	officeMu sync.Mutex
+	busy     map[string]int // running attempts per office
+
 	obsMu     sync.RWMutex
 	observers []func(*store.Submission, store.Event)
 }
@@ -162,6 +171,7 @@ func New(cfg Config, db *store.DB, js jetstream.JetStream, reg *adapters.Registr
 	return &Broker{
 		cfg: cfg, db: db, js: js, adapters: reg, secrets: secrets, signer: signer, log: log, metrics: m,
 		pending: make(chan string, 4096),
+		busy:    map[string]int{},
 		sem:     make(chan struct{}, cfg.Workers),
 	}
 }

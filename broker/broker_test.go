@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -318,4 +319,67 @@ func TestOneOfficeDownDoesNotBlockOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, b, a.Submission.ID, store.StateDelivered)
+}
+
+// hangs blocks every attempt to one office until the attempt's context ends, and
+// counts how many such attempts run at once.
+type hangs struct {
+	slow         string
+	active, peak atomic.Int64
+	byOffice
+}
+
+func (h *hangs) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Confirmation, error) {
+	if d.OfficeID == h.slow {
+		n := h.active.Add(1)
+		defer h.active.Add(-1)
+		for p := h.peak.Load(); n > p && !h.peak.CompareAndSwap(p, n); p = h.peak.Load() {
+		}
+		<-ctx.Done()
+		return adapters.Confirmation{}, ctx.Err()
+	}
+	return h.byOffice.Deliver(ctx, d)
+}
+
+// TestSlowOfficeCannotTakeEveryWorker: an office whose endpoint hangs gets at most its
+// share of the workers; deliveries to other offices go on meanwhile.
+func TestSlowOfficeCannotTakeEveryWorker(t *testing.T) {
+	rx := &hangs{slow: "office-slow", byOffice: byOffice{ok: map[string]bool{}}}
+	dir := t.TempDir()
+	db, err := store.Open(dir+"/store", store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := bus.Start(context.Background(), bus.Options{StoreDir: dir + "/js"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Workers: 4, PerOffice: 2, MaxAttempts: 1000, BackoffBase: time.Second, AttemptTimeout: 20 * time.Second, ExclusiveConsumer: true}
+	b := New(cfg, db, bs.JS, adapters.NewRegistry(rx), nil, fakeSigner{}, nil, nil)
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{dir: dir, db: db, bus: bs, b: b}
+	t.Cleanup(e.stop)
+	for i := 0; i < 8; i++ {
+		in := intake(fmt.Sprintf("slow-%d", i), "primary")
+		in.OfficeID = "office-slow"
+		if _, err := b.Accept(context.Background(), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for rx.active.Load() < int64(cfg.PerOffice) { // the slow office's attempts are hanging
+		time.Sleep(5 * time.Millisecond)
+	}
+	a, err := b.Accept(context.Background(), intake("fast-1", "primary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, b, a.Submission.ID, store.StateDelivered)
+	if rx.active.Load() == 0 {
+		t.Fatal("the healthy office was served only after the hanging attempts ended")
+	}
+	if p := rx.peak.Load(); p > int64(cfg.PerOffice) {
+		t.Fatalf("%d attempts ran at once for one office, cap is %d", p, cfg.PerOffice)
+	}
 }

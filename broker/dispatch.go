@@ -72,6 +72,13 @@ func (b *Broker) process(msg jetstream.Msg) {
 		_ = msg.NakWithDelay(wait)
 		return
 	}
+	if !b.takeOfficeSlot(s.OfficeID) {
+		// This office already has its share of workers busy (likely a slow endpoint);
+		// the others keep theirs.
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	defer b.releaseOfficeSlot(s.OfficeID)
 	target, _ := s.CurrentTarget()
 	ad, ok := b.adapters.Get(target.Channel)
 	if !ok {
@@ -97,6 +104,24 @@ func (b *Broker) process(msg jetstream.Msg) {
 		b.nextChannel(msg, s, target, err.Error())
 	default:
 		b.failed(msg, s, target, err)
+	}
+}
+
+func (b *Broker) takeOfficeSlot(office string) bool {
+	b.officeMu.Lock()
+	defer b.officeMu.Unlock()
+	if b.busy[office] >= b.cfg.PerOffice {
+		return false
+	}
+	b.busy[office]++
+	return true
+}
+
+func (b *Broker) releaseOfficeSlot(office string) {
+	b.officeMu.Lock()
+	defer b.officeMu.Unlock()
+	if b.busy[office]--; b.busy[office] <= 0 {
+		delete(b.busy, office)
 	}
 }
 

@@ -75,7 +75,10 @@ type Limits struct {
 
 // Delivery tunes the broker.
 type Delivery struct {
-	Workers        int           `yaml:"workers"`
+	Workers int `yaml:"workers"`
+	// PerOffice caps concurrent attempts to one office (0: Workers/4, at least 1), so
+	// one office with a hanging endpoint cannot take every worker.
+	PerOffice      int           `yaml:"per_office"`
 	MaxAttempts    int           `yaml:"max_attempts"`
 	BackoffBase    time.Duration `yaml:"backoff_base"`
 	BackoffMax     time.Duration `yaml:"backoff_max"`
