@@ -150,7 +150,7 @@ type Broker struct {
 	stopped  atomic.Bool
 
 	officeMu sync.Mutex
-	busy     map[string]int // running attempts per office
+	lines    map[string]*officeLine // per office: running attempts and waiting messages
 
 	obsMu     sync.RWMutex
 	observers []func(*store.Submission, store.Event)
@@ -171,7 +171,7 @@ func New(cfg Config, db *store.DB, js jetstream.JetStream, reg *adapters.Registr
 	return &Broker{
 		cfg: cfg, db: db, js: js, adapters: reg, secrets: secrets, signer: signer, log: log, metrics: m,
 		pending: make(chan string, 4096),
-		busy:    map[string]int{},
+		lines:   map[string]*officeLine{},
 		sem:     make(chan struct{}, cfg.Workers),
 	}
 }
@@ -240,8 +240,9 @@ func (b *Broker) Start(ctx context.Context) error {
 	if n > 0 {
 		b.log.Info("outbox re-published after start", "count", n)
 	}
-	b.loops.Add(1)
+	b.loops.Add(2)
 	go b.relay()
+	go b.keepWaitingAlive()
 	cc, err := cons.Consume(b.handle, jetstream.PullMaxMessages(b.cfg.Workers*2))
 	if err != nil {
 		return fmt.Errorf("broker: consume: %w", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -14,12 +15,22 @@ import (
 	"github.com/amtsbote/amtsbote/store"
 )
 
-// handle is the JetStream callback. It hands the message to a worker, bounded by the
-// configured number of concurrent attempts.
+// handle is the JetStream callback (called serially). It enforces two bounds: the
+// number of concurrent attempts (Workers, a semaphore that also pushes back on
+// consumption) and the attempts per office (PerOffice). A message for an office that
+// has its share running waits in that office's short line, which the office's own
+// workers drain as they finish; only when the line is full does it go back to
+// JetStream with a delay. A fast office keeps its throughput; an office whose
+// endpoint hangs holds at most PerOffice workers.
 func (b *Broker) handle(msg jetstream.Msg) {
+	office := officeOf(msg.Subject())
+	if !b.admitOffice(office, msg) {
+		return
+	}
 	select {
 	case b.sem <- struct{}{}:
 	case <-b.ctx.Done():
+		b.finishOffice(office) // drops its line too; messages there are Nak'ed
 		_ = msg.Nak()
 		return
 	}
@@ -27,6 +38,7 @@ func (b *Broker) handle(msg jetstream.Msg) {
 	if b.draining {
 		b.admit.RUnlock()
 		<-b.sem
+		b.finishOffice(office)
 		_ = msg.Nak() // comes back to the next process
 		return
 	}
@@ -35,8 +47,118 @@ func (b *Broker) handle(msg jetstream.Msg) {
 	go func() {
 		defer b.attempts.Done()
 		defer func() { <-b.sem }()
-		b.process(msg)
+		for next := msg; next != nil; next = b.nextForOffice(office) {
+			b.process(next)
+		}
 	}()
+}
+
+// officeOf returns the office token of a subject deliver.<channel>.<office>.
+func officeOf(subject string) string {
+	if i := strings.LastIndexByte(subject, '.'); i >= 0 {
+		return subject[i+1:]
+	}
+	return subject
+}
+
+// maxWaitingPerOffice bounds an office's line of messages held in memory.
+const maxWaitingPerOffice = 64
+
+type officeLine struct {
+	running int
+	waiting []jetstream.Msg
+	// full counts messages sent back because the line was full since the office last
+	// made progress; their delay doubles with it, so a hung office with a large backlog
+	// does not churn the queue while a fast one is slowed for a second at most.
+	full int
+}
+
+// admitOffice reports whether msg may start now; otherwise it was put in the
+// office's line or sent back to JetStream.
+func (b *Broker) admitOffice(office string, msg jetstream.Msg) bool {
+	b.officeMu.Lock()
+	l := b.lines[office]
+	if l == nil {
+		l = &officeLine{}
+		b.lines[office] = l
+	}
+	if l.running < b.cfg.PerOffice {
+		l.running++
+		b.officeMu.Unlock()
+		return true
+	}
+	if len(l.waiting) < maxWaitingPerOffice {
+		l.waiting = append(l.waiting, msg)
+		b.officeMu.Unlock()
+		_ = msg.InProgress()
+		return false
+	}
+	delay := time.Second << min(l.full/maxWaitingPerOffice, 5)
+	l.full++
+	b.officeMu.Unlock()
+	_ = msg.NakWithDelay(min(delay, b.cfg.AttemptTimeout))
+	return false
+}
+
+// nextForOffice hands a finishing worker the office's next waiting message, or
+// releases the office's slot. While draining, waiting messages go back to JetStream.
+func (b *Broker) nextForOffice(office string) jetstream.Msg {
+	b.admit.RLock()
+	draining := b.draining
+	b.admit.RUnlock()
+	b.officeMu.Lock()
+	l := b.lines[office]
+	if !draining && len(l.waiting) > 0 {
+		next := l.waiting[0]
+		l.waiting = l.waiting[1:]
+		l.full = 0
+		b.officeMu.Unlock()
+		return next
+	}
+	b.officeMu.Unlock()
+	b.finishOffice(office)
+	return nil
+}
+
+// finishOffice releases one running slot of the office; when the office has nothing
+// running any more, its line is handed back to JetStream.
+func (b *Broker) finishOffice(office string) {
+	b.officeMu.Lock()
+	l := b.lines[office]
+	l.running--
+	var back []jetstream.Msg
+	if l.running <= 0 {
+		back = l.waiting
+		delete(b.lines, office)
+	}
+	b.officeMu.Unlock()
+	for _, m := range back {
+		_ = m.Nak()
+	}
+}
+
+// keepWaitingAlive tells JetStream that messages in office lines are still being
+// worked on, so they are not redelivered while they wait.
+func (b *Broker) keepWaitingAlive() {
+	defer b.loops.Done()
+	t := time.NewTicker(ackWait / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+		}
+		b.officeMu.Lock()
+		var all []jetstream.Msg
+		for _, l := range b.lines {
+			all = append(all, l.waiting...)
+		}
+		b.officeMu.Unlock()
+		for _, m := range all {
+			_ = m.InProgress()
+		}
+	}
 }
 
 func (b *Broker) process(msg jetstream.Msg) {
@@ -72,13 +194,6 @@ func (b *Broker) process(msg jetstream.Msg) {
 		_ = msg.NakWithDelay(wait)
 		return
 	}
-	if !b.takeOfficeSlot(s.OfficeID) {
-		// This office already has its share of workers busy (likely a slow endpoint);
-		// the others keep theirs.
-		_ = msg.NakWithDelay(time.Second)
-		return
-	}
-	defer b.releaseOfficeSlot(s.OfficeID)
 	target, _ := s.CurrentTarget()
 	ad, ok := b.adapters.Get(target.Channel)
 	if !ok {
@@ -104,24 +219,6 @@ func (b *Broker) process(msg jetstream.Msg) {
 		b.nextChannel(msg, s, target, err.Error())
 	default:
 		b.failed(msg, s, target, err)
-	}
-}
-
-func (b *Broker) takeOfficeSlot(office string) bool {
-	b.officeMu.Lock()
-	defer b.officeMu.Unlock()
-	if b.busy[office] >= b.cfg.PerOffice {
-		return false
-	}
-	b.busy[office]++
-	return true
-}
-
-func (b *Broker) releaseOfficeSlot(office string) {
-	b.officeMu.Lock()
-	defer b.officeMu.Unlock()
-	if b.busy[office]--; b.busy[office] <= 0 {
-		delete(b.busy, office)
 	}
 }
 

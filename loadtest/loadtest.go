@@ -34,6 +34,7 @@ type Options struct {
 	N           int           // packages to submit
 	Concurrency int           // concurrent portal connections
 	Elements    int           // elements per package (~120 gives ~10 KB)
+	PerOffice   int           // attempts per office at once (0: the gateway's default)
 	DataDir     string        // empty: a temporary folder
 	Timeout     time.Duration // for the whole run
 	Progress    io.Writer     // one line per second while running; nil: silent
@@ -104,6 +105,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Store.BatchSize = o.Concurrency
 	cfg.Delivery.Workers = max(8, o.Concurrency)
+	cfg.Delivery.PerOffice = o.PerOffice
 	cfg.Delivery.BackoffBase = 100 * time.Millisecond
 	cfg.Offices = map[string]config.OfficeClient{gateway.DemoOfficeID: {Webhook: config.Webhook{URL: "http://" + ln.Addr().String() + "/hook"}}}
 	g, err := gateway.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
