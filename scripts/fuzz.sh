@@ -7,8 +7,8 @@
 #
 # Go 1.26's fuzz coordinator can report a bare "context deadline exceeded" when
 # -fuzztime expires while a worker is mid-call on a loaded machine (golang/go#75804,
-# fixed in Go 1.27). That outcome, with no failing input written, is retried once; a
-# second one fails too.
+# fixed in Go 1.27). That outcome, with no failing input written, is retried up to
+# twice; a third one fails too.
 set -euo pipefail
 main=${1:-30s}
 other=${2:-$main}
@@ -37,15 +37,14 @@ for f in $files; do
   esac
   for name in $(grep -oE '^func Fuzz[A-Za-z0-9_]*' "$f" | sed 's/^func //'); do
     echo "== fuzz $dir $name ($t)"
-    if ! run_one "$dir" "$name" "$t"; then
-      if boundary_flake; then
-        flakes=$((flakes+1))
-        echo "== $name: fuzztime-boundary race (golang/go#75804), no input found; running once more"
-        run_one "$dir" "$name" "$t"
-      else
+    tries=0
+    until run_one "$dir" "$name" "$t"; do
+      if ! boundary_flake || [ "$tries" -ge 2 ]; then
         exit 1
       fi
-    fi
+      tries=$((tries+1)) flakes=$((flakes+1))
+      echo "== $name: fuzztime-boundary race (golang/go#75804), no input found; running again ($tries/2)"
+    done
     count=$((count+1))
   done
 done
