@@ -69,7 +69,16 @@ type env struct {
 	b   *Broker
 }
 
+// testConfig retries fast so the tests see several attempts in little time.
+var testConfig = Config{Workers: 4, MaxAttempts: 3, BackoffBase: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond, AttemptTimeout: 2 * time.Second}
+
 func start(t *testing.T, dir string, as ...adapters.Adapter) *env {
+	t.Helper()
+	return startWith(t, dir, testConfig, as...)
+}
+
+// startWith runs a broker over real bbolt and embedded JetStream in dir.
+func startWith(t *testing.T, dir string, cfg Config, as ...adapters.Adapter) *env {
 	t.Helper()
 	db, err := store.Open(dir+"/store", store.Options{})
 	if err != nil {
@@ -79,7 +88,6 @@ func start(t *testing.T, dir string, as ...adapters.Adapter) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Workers: 4, MaxAttempts: 3, BackoffBase: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond, AttemptTimeout: 2 * time.Second}
 	cfg.ExclusiveConsumer = true
 	b := New(cfg, db, bs.JS, adapters.NewRegistry(as...), nil, fakeSigner{}, nil, nil)
 	if err := b.Start(context.Background()); err != nil {
@@ -282,23 +290,9 @@ func (b *byOffice) Deliver(_ context.Context, d adapters.Delivery) (adapters.Con
 // that are up.
 func TestOneOfficeDownDoesNotBlockOthers(t *testing.T) {
 	rx := &byOffice{down: "office-down", ok: map[string]bool{}}
-	dir := t.TempDir()
-	db, err := store.Open(dir+"/store", store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bs, err := bus.Start(context.Background(), bus.Options{StoreDir: dir + "/js"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// One worker: the old pending limit (64 per worker) is easy to exceed.
 	cfg := Config{Workers: 1, MaxAttempts: 1000, BackoffBase: 5 * time.Second, BackoffMax: 5 * time.Second, AttemptTimeout: 2 * time.Second, ExclusiveConsumer: true}
-	b := New(cfg, db, bs.JS, adapters.NewRegistry(rx), nil, fakeSigner{}, nil, nil)
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	e := &env{dir: dir, db: db, bus: bs, b: b}
-	t.Cleanup(e.stop)
+	b := startWith(t, t.TempDir(), cfg, rx).b
 
 	var down []string
 	for i := 0; i < 150; i++ {
@@ -345,22 +339,8 @@ func (h *hangs) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Conf
 // share of the workers; deliveries to other offices go on meanwhile.
 func TestSlowOfficeCannotTakeEveryWorker(t *testing.T) {
 	rx := &hangs{slow: "office-slow", byOffice: byOffice{ok: map[string]bool{}}}
-	dir := t.TempDir()
-	db, err := store.Open(dir+"/store", store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bs, err := bus.Start(context.Background(), bus.Options{StoreDir: dir + "/js"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := Config{Workers: 4, PerOffice: 2, MaxAttempts: 1000, BackoffBase: time.Second, AttemptTimeout: 20 * time.Second, ExclusiveConsumer: true}
-	b := New(cfg, db, bs.JS, adapters.NewRegistry(rx), nil, fakeSigner{}, nil, nil)
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	e := &env{dir: dir, db: db, bus: bs, b: b}
-	t.Cleanup(e.stop)
+	b := startWith(t, t.TempDir(), cfg, rx).b
 	for i := 0; i < 8; i++ {
 		in := intake(fmt.Sprintf("slow-%d", i), "primary")
 		in.OfficeID = "office-slow"

@@ -369,47 +369,32 @@ func writeQName(b *bytes.Buffer, space, local string) {
 	b.WriteString(local)
 }
 
-func escapeText(b *bytes.Buffer, s string) {
-	last := 0
-	for i := 0; i < len(s); i++ {
-		var rep string
-		switch s[i] {
-		case '&':
-			rep = "&amp;"
-		case '<':
-			rep = "&lt;"
-		case '>':
-			rep = "&gt;"
-		case '\r':
-			rep = "&#xD;"
-		default:
-			continue
-		}
-		b.WriteString(s[last:i])
-		b.WriteString(rep)
-		last = i + 1
+// Canonical XML escapes: text nodes escape & < > and CR; attribute values escape
+// & < " and the whitespace characters TAB, LF and CR (C14N 1.0, section 2.3).
+var (
+	textEscapes = map[byte]string{'&': "&amp;", '<': "&lt;", '>': "&gt;", '\r': "&#xD;"}
+	attrEscapes = map[byte]string{'&': "&amp;", '<': "&lt;", '"': "&quot;", '\t': "&#x9;", '\n': "&#xA;", '\r': "&#xD;"}
+)
+
+func escapeText(b *bytes.Buffer, s string) { escape(b, s, &textEscapeTable) }
+
+func escapeAttr(b *bytes.Buffer, s string) { escape(b, s, &attrEscapeTable) }
+
+// Lookup tables built from the maps above; indexing beats a map on this hot path.
+var textEscapeTable, attrEscapeTable = table(textEscapes), table(attrEscapes)
+
+func table(m map[byte]string) (t [256]string) {
+	for c, rep := range m {
+		t[c] = rep
 	}
-	b.WriteString(s[last:])
+	return t
 }
 
-func escapeAttr(b *bytes.Buffer, s string) {
+func escape(b *bytes.Buffer, s string, t *[256]string) {
 	last := 0
 	for i := 0; i < len(s); i++ {
-		var rep string
-		switch s[i] {
-		case '&':
-			rep = "&amp;"
-		case '<':
-			rep = "&lt;"
-		case '"':
-			rep = "&quot;"
-		case '\t':
-			rep = "&#x9;"
-		case '\n':
-			rep = "&#xA;"
-		case '\r':
-			rep = "&#xD;"
-		default:
+		rep := t[s[i]]
+		if rep == "" {
 			continue
 		}
 		b.WriteString(s[last:i])
