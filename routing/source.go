@@ -69,35 +69,18 @@ func (s *Source) origin(kind, id string) string { return s.origins[kind+"\x00"+i
 // one; a responsibility for the same service, area and role replaces the old one.
 func (s *Source) Merge(o *Source) {
 	for _, sv := range o.Services {
-		if i := slices.IndexFunc(s.Services, func(x *Service) bool { return x.Key == sv.Key }); i >= 0 {
-			s.Services[i] = sv
-		} else {
-			s.Services = append(s.Services, sv)
-		}
+		s.Services = upsert(s.Services, sv, func(x *Service) bool { return x.Key == sv.Key })
 	}
 	for _, of := range o.Offices {
-		if i := slices.IndexFunc(s.Offices, func(x *Office) bool { return x.ID == of.ID }); i >= 0 {
-			s.Offices[i] = of
-		} else {
-			s.Offices = append(s.Offices, of)
-		}
+		s.Offices = upsert(s.Offices, of, func(x *Office) bool { return x.ID == of.ID })
 	}
 	for _, r := range o.Responsibilities {
-		same := func(x Responsibility) bool {
+		s.Responsibilities = upsert(s.Responsibilities, r, func(x Responsibility) bool {
 			return x.ServiceKey == r.ServiceKey && x.AreaKey == r.AreaKey && x.Role == r.Role
-		}
-		if i := slices.IndexFunc(s.Responsibilities, same); i >= 0 {
-			s.Responsibilities[i] = r
-		} else {
-			s.Responsibilities = append(s.Responsibilities, r)
-		}
+		})
 	}
 	for _, p := range o.Peers {
-		if i := slices.IndexFunc(s.Peers, func(x *Peer) bool { return x.Land == p.Land }); i >= 0 {
-			s.Peers[i] = p
-		} else {
-			s.Peers = append(s.Peers, p)
-		}
+		s.Peers = upsert(s.Peers, p, func(x *Peer) bool { return x.Land == p.Land })
 	}
 	s.Rules = append(s.Rules, o.Rules...)
 	for _, l := range o.HomeLands {
@@ -165,4 +148,13 @@ func sortChannels(ch []Channel) {
 		return c.Level
 	}
 	sort.SliceStable(ch, func(i, j int) bool { return rank(ch[i]) > rank(ch[j]) })
+}
+
+// upsert replaces the first element for which same is true with v, or appends v.
+func upsert[T any](list []T, v T, same func(T) bool) []T {
+	if i := slices.IndexFunc(list, same); i >= 0 {
+		list[i] = v
+		return list
+	}
+	return append(list, v)
 }
