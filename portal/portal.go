@@ -62,17 +62,7 @@ func (c *Client) Submit(ctx context.Context, p *paket.Paket) (*Result, error) {
 
 // SubmitRaw posts already signed bytes.
 func (c *Client) SubmitRaw(ctx context.Context, raw []byte) (*Result, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.BaseURL, "/")+"/v1/submissions", bytes.NewReader(raw))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/xml")
-	resp, err := c.client().Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	resp, body, err := c.do(ctx, http.MethodPost, "/v1/submissions", raw)
 	if err != nil {
 		return nil, err
 	}
@@ -84,6 +74,34 @@ func (c *Client) SubmitRaw(ctx context.Context, raw []byte) (*Result, error) {
 	}
 	res.Problem = decodeProblem(resp, body)
 	return res, nil
+}
+
+// do sends one request to the gateway and reads at most 16 MiB of the answer. A body
+// is sent as the signed XML of intake; reads carry the portal's token.
+func (c *Client) do(ctx context.Context, method, path string, body []byte) (*http.Response, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, rd)
+	if err != nil {
+		return nil, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/xml")
+	} else {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.client().Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, nil, err
+	}
+	return resp, b, nil
 }
 
 func decodeProblem(resp *http.Response, body []byte) *problem.Problem {
@@ -111,17 +129,7 @@ func (c *Client) Receipt(ctx context.Context, id, kind string) ([]byte, error) {
 }
 
 func (c *Client) get(ctx context.Context, path string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.BaseURL, "/")+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
-	resp, err := c.client().Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	resp, body, err := c.do(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return nil, err
 	}
