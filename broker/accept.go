@@ -47,7 +47,8 @@ type Accepted struct {
 }
 
 // Lookup returns an earlier submission of the same message by the same sender, so a
-// retrying portal gets its first receipt back without re-verifying work.
+// retrying portal gets its first receipt back without routing again. A hit is
+// counted as a duplicate submission.
 func (b *Broker) Lookup(sender, messageID string) (*Accepted, error) {
 	s, err := b.db.FindByMessage(sender, messageID)
 	if err != nil {
@@ -57,22 +58,22 @@ func (b *Broker) Lookup(sender, messageID string) (*Accepted, error) {
 	if err != nil {
 		return nil, err
 	}
+	b.metrics.duplicates.Inc()
 	return &Accepted{Submission: s, Receipt: r}, nil
 }
 
 // Accept stores the package durably and queues its delivery. When it returns without
 // error, the package survives any crash. A repeated (sender, message id) returns the
-// first submission and receipt with Created=false and stores nothing.
+// first submission and receipt with Created=false and stores no record (the check is
+// inside the storing transaction; callers that want to skip work for a repeat call
+// Lookup first, as intake does).
 func (b *Broker) Accept(ctx context.Context, in Intake) (*Accepted, error) {
 	if b.stopped.Load() {
 		return nil, ErrStopped
 	}
-	if a, err := b.Lookup(in.Sender, in.MessageID); err == nil {
-		b.metrics.duplicates.Inc()
-		return a, nil
-	}
 	// Blobs first: the record that references them is committed only after they are
-	// on disk. A crash in between leaves an unreferenced blob, never a dangling record.
+	// on disk. A crash in between leaves an unreferenced blob, never a dangling record;
+	// a repeat writes nothing new, since blobs are named by their content.
 	pkgDigest, err := b.db.Blobs.Put(in.Package)
 	if err != nil {
 		return nil, fmt.Errorf("broker: store package: %w", err)
