@@ -76,6 +76,63 @@ type Confirmation struct {
 	Receiver  string    // who confirmed (office system, peer gateway id, folder path)
 	At        time.Time // when the receiver confirmed
 	Reference string    // the receiver's own id for the delivery, if it gave one
+	// Pending says the channel has taken the package but the office has not confirmed
+	// it yet (a case folder waiting for the office's import, a message waiting in the
+	// office's XTA list). The broker records the hand-over and learns of the office's
+	// confirmation later: from the adapter's Confirmer, or from the office itself
+	// through the broker's OfficeDesk (an XTA close, a person opening the mailbox).
+	Pending bool
+}
+
+// Confirmer is implemented by adapters whose receiver confirms after Deliver has
+// returned with Confirmation.Pending. The broker asks it about every delivery of the
+// channel that is handed over and not yet confirmed — after a restart too, since the
+// question carries the whole Delivery — at a regular interval and whenever the
+// adapter signals a change on Changes. Confirmed answers ok=true with the office's
+// Confirmation once the office has taken the package (imported the case folder);
+// ok=false while it waits. An error is transient: the broker asks again later.
+// Confirmed must not report a confirmation the receiver did not give.
+type Confirmer interface {
+	Confirmed(ctx context.Context, d Delivery) (c Confirmation, ok bool, err error)
+	// Changes signals (without blocking the sender) that a confirmation may have
+	// arrived, so the broker asks now instead of at its next interval. nil: never.
+	Changes() <-chan struct{}
+}
+
+// Checker is implemented by adapters that can tell at start that an office's target
+// can never work (a malformed URL, a missing secret, a folder that does not exist).
+// The gateway refuses to start and names the office and the field, instead of
+// accepting packages for a channel that fails for each of them later.
+type Checker interface {
+	CheckTarget(t Target) error
+}
+
+// TargetError names the part of a Target that is wrong; Checker implementations
+// return it so the gateway can point at the configuration field.
+type TargetError struct {
+	Field  string // "endpoint", "secret" or "params.<name>"
+	Reason string
+}
+
+func (e *TargetError) Error() string { return e.Field + ": " + e.Reason }
+
+// PublicReason is the part of a delivery failure that may be shown to the portal
+// that submitted the package: a short classification, never the receiver's own
+// words (an office endpoint's error page can contain anything). Errors may offer one
+// by implementing interface{ PublicReason() string }.
+func PublicReason(err error) string {
+	var pr interface{ PublicReason() string }
+	if errors.As(err, &pr) {
+		return pr.PublicReason()
+	}
+	var p *PermanentError
+	if errors.As(err, &p) {
+		return p.Reason
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "the receiver did not answer in time"
+	}
+	return "the delivery attempt failed"
 }
 
 // Adapter delivers packages over one channel.

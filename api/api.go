@@ -25,16 +25,19 @@ import (
 
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/routing/routingapi"
-	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 // Options wires the server to the rest of the gateway.
 type Options struct {
-	Pipeline     *intake.Pipeline
-	Broker       *broker.Broker
+	Pipeline *intake.Pipeline
+	Broker   *broker.Broker
+	// Desk is the office side every office-facing face reads and decides through.
+	Desk         broker.OfficeDesk
 	Directory    *routing.Store
 	Clients      *Clients
 	MaxBodyBytes int64
@@ -66,6 +69,9 @@ func New(o Options) *Server {
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 32 << 20
+	}
+	if o.Desk == nil && o.Broker != nil {
+		o.Desk = o.Broker
 	}
 	s := &Server{opt: o, log: o.Logger, reg: o.Registry}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -112,6 +118,7 @@ func New(o Options) *Server {
 		r.Post("/directory/reload", s.adminReload)
 		r.Post("/submissions/{id}/redeliver", s.adminRedeliver)
 		r.Get("/submissions", s.adminList)
+		r.Get("/submissions/{id}", s.adminGet)
 	})
 	if o.Directory != nil {
 		routingapi.Mount(r, o.Directory)
@@ -303,18 +310,18 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 
 // StatusView is the portal's view of a submission.
 type StatusView struct {
-	ID          string            `json:"id"`
-	MessageID   string            `json:"messageId"`
-	State       store.State       `json:"state"`
-	LeikaKey    string            `json:"leikaKey"`
-	Service     string            `json:"service"`
-	Place       string            `json:"place"`
-	Office      OfficeRef         `json:"office"`
-	ReceivedAt  time.Time         `json:"receivedAt"`
-	DeliveredAt *time.Time        `json:"deliveredAt,omitempty"`
-	Decision    *store.Decision   `json:"decision,omitempty"`
-	Events      []store.Event     `json:"events"`
-	Links       map[string]string `json:"links"`
+	ID          string               `json:"id"`
+	MessageID   string               `json:"messageId"`
+	State       submission.State     `json:"state"`
+	LeikaKey    string               `json:"leikaKey"`
+	Service     string               `json:"service"`
+	Place       string               `json:"place"`
+	Office      OfficeRef            `json:"office"`
+	ReceivedAt  time.Time            `json:"receivedAt"`
+	DeliveredAt *time.Time           `json:"deliveredAt,omitempty"`
+	Decision    *submission.Decision `json:"decision,omitempty"`
+	Events      []submission.Event   `json:"events"`
+	Links       map[string]string    `json:"links"`
 }
 
 // OfficeRef names an office.
@@ -323,41 +330,35 @@ type OfficeRef struct {
 	Name string `json:"name"`
 }
 
-func (s *Server) view(sub *store.Submission, withEvents bool, base string) (*StatusView, error) {
+func (s *Server) view(sub *submission.Submission, evs []submission.Event, base string) *StatusView {
 	v := &StatusView{
 		ID: sub.ID, MessageID: sub.MessageID, State: sub.State, LeikaKey: sub.LeikaKey, Service: sub.ServiceName,
 		Place: sub.Place, Office: OfficeRef{sub.OfficeID, sub.OfficeName}, ReceivedAt: sub.ReceivedAt,
-		DeliveredAt: sub.DeliveredAt, Decision: sub.Decision, Events: []store.Event{},
+		DeliveredAt: sub.DeliveredAt, Decision: sub.Decision, Events: []submission.Event{},
 		Links: map[string]string{"receipt": base + "/receipts/eingang"},
 	}
 	if sub.DeliveredAt != nil {
 		v.Links["deliveryReceipt"] = base + "/receipts/zustellung"
 	}
-	if withEvents {
-		evs, err := s.opt.Broker.Events(sub.ID)
-		if err != nil {
-			return nil, err
-		}
-		v.Events = evs
+	for _, e := range evs {
+		e.Note = "" // operators only
+		v.Events = append(v.Events, e)
 	}
-	return v, nil
+	return v
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request, portal string) {
-	sub, err := s.opt.Broker.Get(chi.URLParam(r, "id"))
-	if err == nil && sub.Sender != portal {
-		err = broker.ErrNotFound // a portal sees only its own submissions
-	}
+	sub, err := s.opt.Broker.ForPortal(portal, chi.URLParam(r, "id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	v, err := s.view(sub, true, "/v1/submissions/"+sub.ID)
+	evs, err := s.opt.Broker.PortalEvents(portal, sub.ID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, 200, v)
+	writeJSON(w, 200, s.view(sub, evs, "/v1/submissions/"+sub.ID))
 }
 
 func receiptKind(k string) (string, bool) {
@@ -370,13 +371,13 @@ func receiptKind(k string) (string, bool) {
 	return "", false
 }
 
-func (s *Server) writeReceipt(w http.ResponseWriter, r *http.Request, sub *store.Submission) {
+func (s *Server) writeReceipt(w http.ResponseWriter, r *http.Request, read func(kind string) ([]byte, error)) {
 	kind, ok := receiptKind(chi.URLParam(r, "kind"))
 	if !ok {
 		problem.Write(w, r, problem.New(404, problem.TypeNotFound, "receipt kinds are eingang and zustellung"))
 		return
 	}
-	b, err := s.opt.Broker.Receipt(sub.ID, kind)
+	b, err := read(kind)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -386,33 +387,23 @@ func (s *Server) writeReceipt(w http.ResponseWriter, r *http.Request, sub *store
 }
 
 func (s *Server) portalReceipt(w http.ResponseWriter, r *http.Request, portal string) {
-	sub, err := s.opt.Broker.Get(chi.URLParam(r, "id"))
-	if err == nil && sub.Sender != portal {
-		err = broker.ErrNotFound
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.writeReceipt(w, r, sub)
+	id := chi.URLParam(r, "id")
+	s.writeReceipt(w, r, func(kind string) ([]byte, error) { return s.opt.Broker.PortalReceipt(portal, id, kind) })
 }
 
 // OfficeSubmission is the office's view of one submission.
 type OfficeSubmission struct {
 	*StatusView
-	DeliveryID    string                 `json:"deliveryId"`
-	Sender        string                 `json:"sender"`
-	PackageSHA256 string                 `json:"packageSha256"`
-	PackageSize   int64                  `json:"packageSize"`
-	Attachments   []store.AttachmentMeta `json:"attachments"`
+	DeliveryID    string                  `json:"deliveryId"`
+	Sender        string                  `json:"sender"`
+	PackageSHA256 string                  `json:"packageSha256"`
+	PackageSize   int64                   `json:"packageSize"`
+	Attachments   []submission.Attachment `json:"attachments"`
 }
 
-func (s *Server) officeView(sub *store.Submission, withEvents bool) (*OfficeSubmission, error) {
+func (s *Server) officeView(sub *submission.Submission, evs []submission.Event) *OfficeSubmission {
 	base := "/v1/office/submissions/" + sub.ID
-	v, err := s.view(sub, withEvents, base)
-	if err != nil {
-		return nil, err
-	}
+	v := s.view(sub, evs, base)
 	v.Links["package"] = base + "/package"
 	v.Links["accept"] = base + "/accept"
 	v.Links["reject"] = base + "/reject"
@@ -421,10 +412,10 @@ func (s *Server) officeView(sub *store.Submission, withEvents bool) (*OfficeSubm
 	}
 	atts := sub.Attachments
 	if atts == nil {
-		atts = []store.AttachmentMeta{}
+		atts = []submission.Attachment{}
 	}
 	return &OfficeSubmission{StatusView: v, DeliveryID: sub.DeliveryID, Sender: sub.Sender,
-		PackageSHA256: sub.PackageSHA256, PackageSize: sub.PackageSize, Attachments: atts}, nil
+		PackageSHA256: sub.PackageSHA256, PackageSize: sub.PackageSize, Attachments: atts}
 }
 
 func (s *Server) officeList(w http.ResponseWriter, r *http.Request) {
@@ -437,29 +428,24 @@ func (s *Server) officeList(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	subs, err := s.opt.Broker.OfficeInbox(officeOf(r), r.URL.Query().Get("after"), limit)
+	page, err := s.opt.Desk.List(r.Context(), officeOf(r), broker.ListQuery{After: r.URL.Query().Get("after"), Limit: limit})
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]*OfficeSubmission, 0, len(subs))
-	for _, sub := range subs {
-		v, err := s.officeView(sub, false)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		out = append(out, v)
+	out := make([]*OfficeSubmission, 0, len(page.Items))
+	for _, sub := range page.Items {
+		out = append(out, s.officeView(sub, nil))
 	}
 	resp := map[string]any{"submissions": out, "count": len(out)}
-	if len(out) == limit {
-		resp["next"] = "/v1/office/submissions?after=" + out[len(out)-1].ID + "&limit=" + strconv.Itoa(limit)
+	if page.Next != "" {
+		resp["next"] = "/v1/office/submissions?after=" + page.Next + "&limit=" + strconv.Itoa(limit)
 	}
 	writeJSON(w, 200, resp)
 }
 
-func (s *Server) officeSub(w http.ResponseWriter, r *http.Request) (*store.Submission, bool) {
-	sub, err := s.opt.Broker.ForOffice(officeOf(r), chi.URLParam(r, "id"))
+func (s *Server) officeSub(w http.ResponseWriter, r *http.Request) (*submission.Submission, bool) {
+	sub, err := s.opt.Desk.Get(r.Context(), officeOf(r), chi.URLParam(r, "id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return nil, false
@@ -472,29 +458,27 @@ func (s *Server) officeGet(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	v, err := s.officeView(sub, true)
+	evs, err := s.opt.Desk.Events(r.Context(), sub.OfficeID, sub.ID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, 200, v)
+	writeJSON(w, 200, s.officeView(sub, evs))
+}
+
+// pullPickup is how a fetch through the pull API is recorded.
+func pullPickup(office string) broker.Pickup {
+	return broker.Pickup{Channel: channel.API, Receiver: "office " + office + " (pull API)"}
 }
 
 func (s *Server) officePackage(w http.ResponseWriter, r *http.Request) {
-	sub, ok := s.officeSub(w, r)
-	if !ok {
-		return
-	}
-	rc, err := s.opt.Broker.OpenPackage(r.Context(), sub)
+	office := officeOf(r)
+	sub, rc, err := s.opt.Desk.OpenPackage(r.Context(), office, chi.URLParam(r, "id"), pullPickup(office))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	defer rc.Close()
-	if err := s.opt.Broker.Fetched(sub.OfficeID, sub.ID); err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	w.Header().Set("Content-Type", "application/xml")
 	w.Header().Set("Content-Length", strconv.FormatInt(sub.PackageSize, 10))
 	if raw, err := hex.DecodeString(sub.PackageSHA256); err == nil {
@@ -505,11 +489,7 @@ func (s *Server) officePackage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) officeAttachment(w http.ResponseWriter, r *http.Request) {
-	sub, ok := s.officeSub(w, r)
-	if !ok {
-		return
-	}
-	meta, rc, err := s.opt.Broker.OpenAttachment(r.Context(), sub, chi.URLParam(r, "aid"))
+	meta, rc, err := s.opt.Desk.OpenAttachment(r.Context(), officeOf(r), chi.URLParam(r, "id"), chi.URLParam(r, "aid"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -552,26 +532,24 @@ func (s *Server) officeDecide(outcome string) http.HandlerFunc {
 			problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "reason is longer than 2000 characters").With("field", "reason"))
 			return
 		}
-		updated, err := s.opt.Broker.Decide(sub.OfficeID, sub.ID, outcome, body.Reason)
+		updated, err := s.opt.Desk.Decide(r.Context(), sub.OfficeID, sub.ID, broker.Decision{
+			Outcome: outcome, Reason: body.Reason, Actor: "office " + sub.OfficeID + " (pull API)", Channel: channel.API})
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		v, err := s.officeView(updated, true)
+		evs, err := s.opt.Desk.Events(r.Context(), sub.OfficeID, sub.ID)
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		writeJSON(w, 200, v)
+		writeJSON(w, 200, s.officeView(updated, evs))
 	}
 }
 
 func (s *Server) officeReceipt(w http.ResponseWriter, r *http.Request) {
-	sub, ok := s.officeSub(w, r)
-	if !ok {
-		return
-	}
-	s.writeReceipt(w, r, sub)
+	office, id := officeOf(r), chi.URLParam(r, "id")
+	s.writeReceipt(w, r, func(kind string) ([]byte, error) { return s.opt.Desk.Receipt(r.Context(), office, id, kind) })
 }
 
 func (s *Server) adminReload(w http.ResponseWriter, r *http.Request) {
@@ -587,7 +565,7 @@ func (s *Server) adminReload(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) adminRedeliver(w http.ResponseWriter, r *http.Request) {
-	sub, err := s.opt.Broker.Redeliver(chi.URLParam(r, "id"))
+	sub, err := s.opt.Broker.Redeliver(chi.URLParam(r, "id"), "operator (admin API)")
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -595,10 +573,31 @@ func (s *Server) adminRedeliver(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, map[string]any{"id": sub.ID, "state": sub.State})
 }
 
+// AdminSubmission is the operator's view: the whole record and the whole event log,
+// with the notes (an office endpoint's own error text) that portals do not see.
+type AdminSubmission struct {
+	Submission *submission.Submission `json:"submission"`
+	Events     []submission.Event     `json:"events"`
+}
+
+func (s *Server) adminGet(w http.ResponseWriter, r *http.Request) {
+	sub, err := s.opt.Broker.Submission(chi.URLParam(r, "id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	evs, err := s.opt.Broker.Log(sub.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, AdminSubmission{Submission: sub, Events: evs})
+}
+
 func (s *Server) adminList(w http.ResponseWriter, r *http.Request) {
-	want := store.State(r.URL.Query().Get("state"))
+	want := submission.State(r.URL.Query().Get("state"))
 	var out []map[string]any
-	err := s.opt.Broker.Scan(func(sub *store.Submission) bool {
+	err := s.opt.Broker.Scan(func(sub *submission.Submission) bool {
 		if want == "" || sub.State == want {
 			out = append(out, map[string]any{"id": sub.ID, "state": sub.State, "office": sub.OfficeID,
 				"receivedAt": sub.ReceivedAt, "attempts": sub.TotalAttempts})

@@ -34,6 +34,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 // Sentinel errors at the package boundary.
@@ -63,6 +64,9 @@ type Config struct {
 	BackoffMax     time.Duration // cap of the delay; default 5m
 	AttemptTimeout time.Duration // one adapter call; default 30s
 	StreamMaxBytes int64         // JetStream stream size cap; default 256 MiB
+	// ConfirmEvery is how often channels that confirm later (adapters.Confirmer) are
+	// asked about handed-over packages when they signal nothing; default 5s.
+	ConfirmEvery time.Duration
 	Replicas       int           // JetStream replicas (cluster); default 1
 	// ExclusiveConsumer says this process is the only user of the dispatch consumer
 	// (the embedded server). Start then recreates the consumer, so messages a killed
@@ -98,23 +102,29 @@ func (c *Config) defaults() {
 	if c.Replicas <= 0 {
 		c.Replicas = 1
 	}
+	if c.ConfirmEvery <= 0 {
+		c.ConfirmEvery = 5 * time.Second
+	}
 }
 
-// Secrets yields the channel secret of an office (from configuration, never stored).
-type Secrets interface {
-	Secret(officeID, channel string) string
+// Channels resolves one channel of an office to what an attempt needs: endpoint,
+// secret and parameters, read together from the configuration at the time of the
+// attempt (never frozen at intake), so a rotated endpoint and its new secret always
+// travel together. ok=false: the office has no such channel configured (any more).
+type Channels interface {
+	Target(officeID, channel string) (t adapters.Target, ok bool)
 }
 
-// SecretsFunc adapts a function to Secrets.
-type SecretsFunc func(officeID, channel string) string
+// ChannelsFunc adapts a function to Channels.
+type ChannelsFunc func(officeID, channel string) (adapters.Target, bool)
 
-// Secret implements Secrets.
-func (f SecretsFunc) Secret(o, c string) string { return f(o, c) }
+// Target implements Channels.
+func (f ChannelsFunc) Target(o, c string) (adapters.Target, bool) { return f(o, c) }
 
 // ReceiptSigner signs the receipts the broker issues.
 type ReceiptSigner interface {
-	SignIntake(s *store.Submission) ([]byte, error)
-	SignDelivery(s *store.Submission, target store.TargetRef, conf adapters.Confirmation) ([]byte, error)
+	SignIntake(s *submission.Submission) ([]byte, error)
+	SignDelivery(s *submission.Submission, channel string, conf submission.Confirmation) ([]byte, error)
 }
 
 // Receipt kinds as stored.
@@ -129,7 +139,7 @@ type Broker struct {
 	db       *store.DB
 	js       jetstream.JetStream
 	adapters *adapters.Registry
-	secrets  Secrets
+	channels Channels
 	signer   ReceiptSigner
 	log      *slog.Logger
 	metrics  *Metrics
@@ -153,23 +163,23 @@ type Broker struct {
 	lines    map[string]*officeLine // per office: running attempts and waiting messages
 
 	obsMu     sync.RWMutex
-	observers []func(*store.Submission, store.Event)
+	observers []func(*submission.Submission, submission.Event)
 }
 
 // New builds a broker. Nothing runs until Start.
-func New(cfg Config, db *store.DB, js jetstream.JetStream, reg *adapters.Registry, secrets Secrets, signer ReceiptSigner, log *slog.Logger, m *Metrics) *Broker {
+func New(cfg Config, db *store.DB, js jetstream.JetStream, reg *adapters.Registry, channels Channels, signer ReceiptSigner, log *slog.Logger, m *Metrics) *Broker {
 	cfg.defaults()
 	if log == nil {
 		log = slog.Default()
 	}
-	if secrets == nil {
-		secrets = SecretsFunc(func(string, string) string { return "" })
+	if channels == nil {
+		channels = ChannelsFunc(func(string, string) (adapters.Target, bool) { return adapters.Target{}, false })
 	}
 	if m == nil {
 		m = NewMetrics(nil)
 	}
 	return &Broker{
-		cfg: cfg, db: db, js: js, adapters: reg, secrets: secrets, signer: signer, log: log, metrics: m,
+		cfg: cfg, db: db, js: js, adapters: reg, channels: channels, signer: signer, log: log, metrics: m,
 		pending: make(chan string, 4096),
 		lines:   map[string]*officeLine{},
 		sem:     make(chan struct{}, cfg.Workers),
@@ -178,13 +188,13 @@ func New(cfg Config, db *store.DB, js jetstream.JetStream, reg *adapters.Registr
 
 // Observe registers fn to be called after every committed event (for progress output,
 // metrics, portal callbacks). fn runs on the broker's goroutines and must not block.
-func (b *Broker) Observe(fn func(*store.Submission, store.Event)) {
+func (b *Broker) Observe(fn func(*submission.Submission, submission.Event)) {
 	b.obsMu.Lock()
 	b.observers = append(b.observers, fn)
 	b.obsMu.Unlock()
 }
 
-func (b *Broker) emit(s *store.Submission, evs []store.Event) {
+func (b *Broker) emit(s *submission.Submission, evs []submission.Event) {
 	b.obsMu.RLock()
 	obs := b.observers
 	b.obsMu.RUnlock()
@@ -240,9 +250,10 @@ func (b *Broker) Start(ctx context.Context) error {
 	if n > 0 {
 		b.log.Info("outbox re-published after start", "count", n)
 	}
-	b.loops.Add(2)
+	b.loops.Add(3)
 	go b.relay()
 	go b.keepWaitingAlive()
+	go b.watchConfirmations()
 	cc, err := cons.Consume(b.handle, jetstream.PullMaxMessages(b.cfg.Workers*2))
 	if err != nil {
 		return fmt.Errorf("broker: consume: %w", err)
@@ -271,7 +282,9 @@ func (b *Broker) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
-	b.cancel()
+	if b.cancel != nil { // nil when Start never ran (a gateway that failed to start)
+		b.cancel()
+	}
 	b.loops.Wait()
 	return err
 }
@@ -286,7 +299,7 @@ type queueMsg struct {
 	Gen int    `json:"gen"`
 }
 
-func subjectFor(s *store.Submission) string {
+func subjectFor(s *submission.Submission) string {
 	t, _ := s.CurrentTarget()
 	return subjectRoot + "." + token(t.Channel) + "." + token(s.OfficeID)
 }
@@ -305,7 +318,7 @@ func token(s string) string {
 	}, s)
 }
 
-func (b *Broker) publish(ctx context.Context, s *store.Submission) error {
+func (b *Broker) publish(ctx context.Context, s *submission.Submission) error {
 	body, _ := json.Marshal(queueMsg{ID: s.ID, Gen: s.Generation})
 	_, err := b.js.Publish(ctx, subjectFor(s), body, jetstream.WithMsgID(fmt.Sprintf("%s.%d", s.ID, s.Generation)))
 	return err

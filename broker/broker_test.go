@@ -12,6 +12,7 @@ import (
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/bus"
 	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 // scripted is a receiver whose answers the test sets per attempt; the real channels
@@ -55,12 +56,17 @@ func (s *scripted) deliveries() []adapters.Delivery {
 
 type fakeSigner struct{}
 
-func (fakeSigner) SignIntake(s *store.Submission) ([]byte, error) {
+func (fakeSigner) SignIntake(s *submission.Submission) ([]byte, error) {
 	return []byte("<Eingangsbestaetigung>" + s.ID + "</Eingangsbestaetigung>"), nil
 }
-func (fakeSigner) SignDelivery(s *store.Submission, t store.TargetRef, c adapters.Confirmation) ([]byte, error) {
+func (fakeSigner) SignDelivery(s *submission.Submission, channel string, c submission.Confirmation) ([]byte, error) {
 	return []byte("<Zustellbestaetigung>" + s.ID + " " + c.Receiver + "</Zustellbestaetigung>"), nil
 }
+
+// testChannels configures every channel of every office at test://<channel>.
+var testChannels = ChannelsFunc(func(office, ch string) (adapters.Target, bool) {
+	return adapters.Target{Channel: ch, Endpoint: "test://" + ch, Secret: "s3cret"}, true
+})
 
 type env struct {
 	dir string
@@ -80,6 +86,11 @@ func start(t *testing.T, dir string, as ...adapters.Adapter) *env {
 // startWith runs a broker over real bbolt and embedded JetStream in dir.
 func startWith(t *testing.T, dir string, cfg Config, as ...adapters.Adapter) *env {
 	t.Helper()
+	return startWithChannels(t, dir, cfg, testChannels, as...)
+}
+
+func startWithChannels(t *testing.T, dir string, cfg Config, chans Channels, as ...adapters.Adapter) *env {
+	t.Helper()
 	db, err := store.Open(dir+"/store", store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +100,7 @@ func startWith(t *testing.T, dir string, cfg Config, as ...adapters.Adapter) *en
 		t.Fatal(err)
 	}
 	cfg.ExclusiveConsumer = true
-	b := New(cfg, db, bs.JS, adapters.NewRegistry(as...), nil, fakeSigner{}, nil, nil)
+	b := New(cfg, db, bs.JS, adapters.NewRegistry(as...), chans, fakeSigner{}, nil, nil)
 	if err := b.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -115,24 +126,24 @@ func intake(msg string, channels ...string) Intake {
 		MessageID: msg, Sender: "amt24", SignerID: "amt24", LeikaKey: "99000000000000", ServiceName: "Test",
 		Place: "Dresden", AreaName: "Dresden", OfficeID: "office-a", OfficeName: "Office A",
 		Package:     []byte("<Antragspaket>" + msg + "</Antragspaket>"),
-		Attachments: []AttachmentIn{{Meta: store.AttachmentMeta{ID: "a1", FileName: "x.pdf", MimeType: "application/pdf"}, Content: []byte("%PDF-1.4")}},
+		Attachments: []AttachmentIn{{Meta: submission.Attachment{ID: "a1", FileName: "x.pdf", MimeType: "application/pdf"}, Content: []byte("%PDF-1.4")}},
 	}
 	for _, c := range channels {
-		in.Targets = append(in.Targets, store.TargetRef{Channel: c, Endpoint: "test://" + c})
+		in.Targets = append(in.Targets, submission.Target{Channel: c})
 	}
 	return in
 }
 
-func waitState(t *testing.T, b *Broker, id string, want store.State) *store.Submission {
+func waitState(t *testing.T, b *Broker, id string, want submission.State) *submission.Submission {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		s, err := b.Get(id)
+		s, err := b.Submission(id)
 		if err == nil && s.State == want {
 			return s
 		}
 		if time.Now().After(deadline) {
-			evs, _ := b.Events(id)
+			evs, _ := b.Log(id)
 			t.Fatalf("submission %s: state %v, want %s; events %+v", id, s.State, want, evs)
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -141,7 +152,7 @@ func waitState(t *testing.T, b *Broker, id string, want store.State) *store.Subm
 
 func eventTypes(t *testing.T, b *Broker, id string) []string {
 	t.Helper()
-	evs, err := b.Events(id)
+	evs, err := b.Log(id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,20 +172,20 @@ func TestDeliveryOutcomes(t *testing.T) {
 		name      string
 		primary   []error
 		channels  []string
-		wantState store.State
+		wantState submission.State
 		wantLog   []string
 	}{
-		{"delivered first time", nil, []string{"primary"}, store.StateDelivered,
+		{"delivered first time", nil, []string{"primary"}, submission.StateDelivered,
 			[]string{"received", "routed", "queued:primary", "delivered:primary"}},
-		{"retried then delivered", []error{transient, transient}, []string{"primary"}, store.StateDelivered,
+		{"retried then delivered", []error{transient, transient}, []string{"primary"}, submission.StateDelivered,
 			[]string{"received", "routed", "queued:primary", "attempt_failed:primary", "attempt_failed:primary", "delivered:primary"}},
-		{"permanent failure falls back", []error{adapters.Permanent("410 gone", nil)}, []string{"primary", "fallback"}, store.StateDelivered,
+		{"permanent failure falls back", []error{adapters.Permanent("410 gone", nil)}, []string{"primary", "fallback"}, submission.StateDelivered,
 			[]string{"received", "routed", "queued:primary", "channel_failed:primary", "fallback:fallback", "delivered:fallback"}},
-		{"attempts exhausted fall back", []error{transient, transient, transient}, []string{"primary", "fallback"}, store.StateDelivered,
+		{"attempts exhausted fall back", []error{transient, transient, transient}, []string{"primary", "fallback"}, submission.StateDelivered,
 			[]string{"received", "routed", "queued:primary", "attempt_failed:primary", "attempt_failed:primary", "channel_failed:primary", "fallback:fallback", "delivered:fallback"}},
-		{"no channel left is held", []error{adapters.Permanent("400", nil)}, []string{"primary"}, store.StateHeld,
+		{"no channel left is held", []error{adapters.Permanent("400", nil)}, []string{"primary"}, submission.StateHeld,
 			[]string{"received", "routed", "queued:primary", "channel_failed:primary", "held"}},
-		{"no channel at all is held", nil, nil, store.StateHeld,
+		{"no channel at all is held", nil, nil, submission.StateHeld,
 			[]string{"received", "routed", "held"}},
 	}
 	for _, tc := range tests {
@@ -182,7 +193,7 @@ func TestDeliveryOutcomes(t *testing.T) {
 			primary := &scripted{channel: "primary", answers: tc.primary}
 			fallback := &scripted{channel: "fallback"}
 			e := start(t, t.TempDir(), primary, fallback)
-			a, err := e.b.Accept(context.Background(), intake("m1", tc.channels...))
+			a, err := e.b.Receive(context.Background(), intake("m1", tc.channels...))
 			if err != nil || !a.Created {
 				t.Fatalf("accept: %v created=%v", err, a != nil && a.Created)
 			}
@@ -198,8 +209,8 @@ func TestDeliveryOutcomes(t *testing.T) {
 			if len(ids) > 1 {
 				t.Fatalf("delivery id changed between attempts: %v", ids)
 			}
-			if tc.wantState == store.StateDelivered {
-				if r, err := e.b.Receipt(s.ID, ReceiptDelivery); err != nil || len(r) == 0 {
+			if tc.wantState == submission.StateDelivered {
+				if r, err := e.db.Receipt(s.ID, ReceiptDelivery); err != nil || len(r) == 0 {
 					t.Fatalf("no delivery receipt: %v", err)
 				}
 			}
@@ -209,11 +220,11 @@ func TestDeliveryOutcomes(t *testing.T) {
 
 func TestDuplicateGetsFirstReceipt(t *testing.T) {
 	e := start(t, t.TempDir(), &scripted{channel: "primary"})
-	first, err := e.b.Accept(context.Background(), intake("same", "primary"))
+	first, err := e.b.Receive(context.Background(), intake("same", "primary"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := e.b.Accept(context.Background(), intake("same", "primary"))
+	again, err := e.b.Receive(context.Background(), intake("same", "primary"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +238,7 @@ func TestRestartResumesDelivery(t *testing.T) {
 	// The first instance accepts but its receiver never answers; it is stopped.
 	blocked := &scripted{channel: "primary", block: make(chan struct{})}
 	e := start(t, dir, blocked)
-	a, err := e.b.Accept(context.Background(), intake("m1", "primary"))
+	a, err := e.b.Receive(context.Background(), intake("m1", "primary"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +246,7 @@ func TestRestartResumesDelivery(t *testing.T) {
 	// A new instance over the same folder delivers it.
 	ok := &scripted{channel: "primary"}
 	e2 := start(t, dir, ok)
-	waitState(t, e2.b, a.Submission.ID, store.StateDelivered)
+	waitState(t, e2.b, a.Submission.ID, submission.StateDelivered)
 	if len(ok.deliveries()) == 0 || ok.deliveries()[0].ID != a.Submission.DeliveryID {
 		t.Fatalf("delivery after restart missing or with a new id")
 	}
@@ -243,26 +254,34 @@ func TestRestartResumesDelivery(t *testing.T) {
 
 func TestOfficeDecisions(t *testing.T) {
 	e := start(t, t.TempDir(), &scripted{channel: "primary"})
-	a, err := e.b.Accept(context.Background(), intake("m1", "primary"))
+	a, err := e.b.Receive(context.Background(), intake("m1", "primary"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := a.Submission.ID
-	if _, err := e.b.ForOffice("office-b", id); !errors.Is(err, ErrNotFound) {
+	ctx := context.Background()
+	dec := func(outcome, reason string) Decision {
+		return Decision{Outcome: outcome, Reason: reason, Actor: "office system", Channel: "api"}
+	}
+	if _, err := e.b.Get(ctx, "office-b", id); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("other office sees the submission: %v", err)
 	}
-	if _, err := e.b.Decide("office-b", id, OutcomeAccepted, ""); !errors.Is(err, ErrNotFound) {
+	if _, err := e.b.Decide(ctx, "office-b", id, dec(OutcomeAccepted, "")); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("other office may decide: %v", err)
 	}
-	s, err := e.b.Decide("office-a", id, OutcomeRejected, "unvollständig")
-	if err != nil || s.State != store.StateRejected || s.DeliveredAt == nil {
+	s, err := e.b.Decide(ctx, "office-a", id, dec(OutcomeRejected, "unvollständig"))
+	if err != nil || s.State != submission.StateRejected || s.DeliveredAt == nil {
 		t.Fatalf("reject: %v %+v", err, s)
 	}
-	if _, err := e.b.Decide("office-a", id, OutcomeRejected, "again"); err != nil {
+	if _, err := e.b.Decide(ctx, "office-a", id, dec(OutcomeRejected, "again")); err != nil {
 		t.Fatalf("repeating the same decision must be a no-op: %v", err)
 	}
-	if _, err := e.b.Decide("office-a", id, OutcomeAccepted, ""); !errors.Is(err, ErrConflict) {
+	if _, err := e.b.Decide(ctx, "office-a", id, dec(OutcomeAccepted, "")); !errors.Is(err, ErrConflict) {
 		t.Fatalf("changing a decision: %v", err)
+	}
+	evs, _ := e.b.Log(id)
+	if last := evs[len(evs)-1]; last.Type != submission.EventRejected || last.Actor != "office system" {
+		t.Fatalf("decision event %+v", last)
 	}
 }
 
@@ -298,7 +317,7 @@ func TestOneOfficeDownDoesNotBlockOthers(t *testing.T) {
 	for i := 0; i < 150; i++ {
 		in := intake(fmt.Sprintf("down-%d", i), "primary")
 		in.OfficeID = "office-down"
-		a, err := b.Accept(context.Background(), in)
+		a, err := b.Receive(context.Background(), in)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -306,13 +325,13 @@ func TestOneOfficeDownDoesNotBlockOthers(t *testing.T) {
 	}
 	// Wait until every one of them has failed once and is waiting for its retry.
 	for _, id := range down {
-		waitState(t, b, id, store.StateRetrying)
+		waitState(t, b, id, submission.StateRetrying)
 	}
-	a, err := b.Accept(context.Background(), intake("up-1", "primary"))
+	a, err := b.Receive(context.Background(), intake("up-1", "primary"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitState(t, b, a.Submission.ID, store.StateDelivered)
+	waitState(t, b, a.Submission.ID, submission.StateDelivered)
 }
 
 // hangs blocks every attempt to one office until the attempt's context ends, and
@@ -344,18 +363,18 @@ func TestSlowOfficeCannotTakeEveryWorker(t *testing.T) {
 	for i := 0; i < 8; i++ {
 		in := intake(fmt.Sprintf("slow-%d", i), "primary")
 		in.OfficeID = "office-slow"
-		if _, err := b.Accept(context.Background(), in); err != nil {
+		if _, err := b.Receive(context.Background(), in); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for rx.active.Load() < int64(cfg.PerOffice) { // the slow office's attempts are hanging
 		time.Sleep(5 * time.Millisecond)
 	}
-	a, err := b.Accept(context.Background(), intake("fast-1", "primary"))
+	a, err := b.Receive(context.Background(), intake("fast-1", "primary"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitState(t, b, a.Submission.ID, store.StateDelivered)
+	waitState(t, b, a.Submission.ID, submission.StateDelivered)
 	if rx.active.Load() == 0 {
 		t.Fatal("the healthy office was served only after the hanging attempts ended")
 	}

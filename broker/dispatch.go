@@ -13,6 +13,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 // handle is the JetStream callback (called serially). It enforces two bounds: the
@@ -194,10 +195,17 @@ func (b *Broker) process(msg jetstream.Msg) {
 		_ = msg.NakWithDelay(wait)
 		return
 	}
-	target, _ := s.CurrentTarget()
-	ad, ok := b.adapters.Get(target.Channel)
+	ref, _ := s.CurrentTarget()
+	ad, ok := b.adapters.Get(ref.Channel)
 	if !ok {
-		b.nextChannel(msg, s, target, "no adapter for channel "+target.Channel)
+		b.nextChannel(msg, s, submission.Reason{Public: "channel " + ref.Channel + " is not available on this gateway"})
+		return
+	}
+	// Endpoint, secret and parameters are read now, together: a rotation between
+	// intake and this attempt sends the package to the new endpoint with the new secret.
+	target, ok := b.channels.Target(s.OfficeID, ref.Channel)
+	if !ok {
+		b.nextChannel(msg, s, submission.Reason{Public: "channel " + ref.Channel + " is no longer configured for the office"})
 		return
 	}
 	d := b.delivery(s, target)
@@ -207,19 +215,25 @@ func (b *Broker) process(msg jetstream.Msg) {
 	conf, err := ad.Deliver(ctx, d)
 	cancel()
 	stopBeat()
-	b.metrics.observeAttempt(target.Channel, err, time.Since(start))
+	b.metrics.observeAttempt(ref.Channel, err, time.Since(start))
 	switch {
 	case err == nil:
-		b.delivered(msg, s, target, conf)
+		b.delivered(msg, s, conf)
 	case b.ctx.Err() != nil:
 		// Shutting down: the attempt was cut short by us, not by the receiver. It does
 		// not count; the message comes back after the restart.
 		_ = msg.NakWithDelay(time.Second)
 	case adapters.IsPermanent(err):
-		b.nextChannel(msg, s, target, err.Error())
+		b.nextChannel(msg, s, reasonOf(err))
 	default:
-		b.failed(msg, s, target, err)
+		b.failed(msg, s, err)
 	}
+}
+
+// reasonOf splits a delivery error into what the portal may read and what only
+// operators see.
+func reasonOf(err error) submission.Reason {
+	return submission.Reason{Public: adapters.PublicReason(err), Internal: err.Error()}
 }
 
 // heartbeat tells JetStream the message is still being worked on until stop is called.
@@ -240,7 +254,7 @@ func heartbeat(msg jetstream.Msg, every time.Duration) (stop func()) {
 	return func() { close(done) }
 }
 
-func (b *Broker) delivery(s *store.Submission, t store.TargetRef) adapters.Delivery {
+func (b *Broker) delivery(s *submission.Submission, t adapters.Target) adapters.Delivery {
 	open := func(digest string) func(context.Context) (io.ReadCloser, error) {
 		return func(ctx context.Context) (io.ReadCloser, error) { return b.db.Blobs.Open(ctx, digest) }
 	}
@@ -251,20 +265,31 @@ func (b *Broker) delivery(s *store.Submission, t store.TargetRef) adapters.Deliv
 	return adapters.Delivery{
 		ID: s.DeliveryID, SubmissionID: s.ID, MessageID: s.MessageID, Sender: s.Sender,
 		LeikaKey: s.LeikaKey, ServiceName: s.ServiceName, OfficeID: s.OfficeID, OfficeName: s.OfficeName,
-		Target:  adapters.Target{Channel: t.Channel, Endpoint: t.Endpoint, Secret: b.secrets.Secret(s.OfficeID, t.Channel)},
-		Attempt: s.Attempts + 1, CreatedAt: s.ReceivedAt,
+		Target: t, Attempt: s.Attempts + 1, CreatedAt: s.ReceivedAt,
 		PackageSHA256: s.PackageSHA256, PackageSize: s.PackageSize,
 		Package: open(s.PackageSHA256), Attachments: atts,
 	}
 }
 
-func (b *Broker) delivered(msg jetstream.Msg, s *store.Submission, t store.TargetRef, conf adapters.Confirmation) {
-	if conf.At.IsZero() {
-		conf.At = time.Now().UTC()
+func toConfirmation(c adapters.Confirmation) submission.Confirmation {
+	return submission.Confirmation{Receiver: c.Receiver, At: c.At, Reference: c.Reference}
+}
+
+// delivered records the outcome of a successful attempt: the delivery with its
+// Zustellbestaetigung, or the hand-over when the office confirms later.
+func (b *Broker) delivered(msg jetstream.Msg, s *submission.Submission, c adapters.Confirmation) {
+	gen := s.Generation
+	var err error
+	if c.Pending {
+		err = b.change(s.ID, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+			return cur.HandOver(now, gen, toConfirmation(c))
+		})
+	} else {
+		err = b.confirm(s.ID, toConfirmation(c), func(cur *submission.Submission, now time.Time, conf submission.Confirmation) ([]submission.Event, error) {
+			return cur.Delivered(now, gen, conf)
+		})
 	}
-	if err := b.markDelivered(s.ID, t, conf, func(cur *store.Submission) bool {
-		return cur.State.Dispatchable() && cur.Generation == s.Generation
-	}); err != nil {
+	if err != nil {
 		b.log.Error("record delivery", "submission", s.ID, "err", err)
 		_ = msg.NakWithDelay(b.cfg.BackoffBase)
 		return
@@ -272,112 +297,129 @@ func (b *Broker) delivered(msg jetstream.Msg, s *store.Submission, t store.Targe
 	_ = msg.Ack()
 }
 
-// markDelivered signs the Zustellbestaetigung and records the delivery, if still
-// applicable (cond) — the office may have fetched or decided meanwhile. Receipt and
-// event are written in one transaction, by whichever confirmation comes first.
-func (b *Broker) markDelivered(id string, t store.TargetRef, conf adapters.Confirmation, cond func(*store.Submission) bool) error {
-	cur, err := b.db.Get(id)
-	if err != nil {
-		return err
-	}
-	if cur.DeliveredAt != nil || !cond(cur) {
-		return nil
-	}
-	at := conf.At.UTC()
-	cur.DeliveredAt, cur.Receiver = &at, conf.Receiver
-	receipt, err := b.signer.SignDelivery(cur, t, conf)
-	if err != nil {
-		return fmt.Errorf("sign delivery receipt: %w", err)
-	}
-	var evs []store.Event
-	s, changed, err := b.db.UpdateWithReceipt(id, ReceiptDelivery, receipt, func(s *store.Submission) ([]store.Event, error) {
-		evs = nil
-		if s.DeliveredAt != nil || !cond(s) {
-			return nil, nil
-		}
-		s.DeliveredAt, s.Receiver = &at, conf.Receiver
-		if !s.State.Final() {
-			s.State = store.StateDelivered
-		}
-		s.NextAttemptAt = time.Time{}
-		detail := "receiver " + conf.Receiver
-		if conf.Reference != "" {
-			detail += ", reference " + conf.Reference
-		}
-		evs = []store.Event{{Type: store.EventDelivered, Channel: t.Channel, Attempt: s.Attempts + 1, Detail: detail}}
-		return evs, nil
-	})
-	if err != nil {
-		return err
-	}
-	if changed {
-		b.emit(s, evs)
-	}
-	return nil
+// change applies one lifecycle transition in one store transaction and tells the
+// observers. A stale outcome (the submission moved on meanwhile) changes nothing and
+// is no error.
+func (b *Broker) change(id string, fn func(cur *submission.Submission, now time.Time) ([]submission.Event, error)) error {
+	_, err := b.changeSub(id, fn)
+	return err
 }
 
-func (b *Broker) failed(msg jetstream.Msg, s *store.Submission, t store.TargetRef, cause error) {
+func (b *Broker) changeSub(id string, fn func(cur *submission.Submission, now time.Time) ([]submission.Event, error)) (*submission.Submission, error) {
+	var evs []submission.Event
+	s, err := b.db.Update(id, func(cur *submission.Submission) ([]submission.Event, error) {
+		var err error
+		evs, err = fn(cur, time.Now().UTC())
+		return evs, err
+	})
+	if errors.Is(err, submission.ErrStale) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, asConflict(err)
+	}
+	if len(evs) > 0 {
+		b.emit(s, evs)
+	}
+	return s, nil
+}
+
+// asConflict reports an illegal transition as the broker's ErrConflict.
+func asConflict(err error) error {
+	if errors.Is(err, submission.ErrIllegal) {
+		return fmt.Errorf("%w: %w", ErrConflict, err)
+	}
+	return err
+}
+
+// confirm records a delivery with its signed Zustellbestaetigung. The receipt is
+// signed from the record as the transition will leave it and stored in the same
+// transaction as the delivered event, by whichever confirmation wins (a push and a
+// pull by the office can race); a crash in between repeats the delivery with the
+// same delivery id, never leaves one without its receipt.
+func (b *Broker) confirm(id string, c submission.Confirmation, transition func(cur *submission.Submission, now time.Time, c submission.Confirmation) ([]submission.Event, error)) error {
+	_, err := b.confirmSub(id, c, transition)
+	return err
+}
+
+func (b *Broker) confirmSub(id string, c submission.Confirmation, transition func(cur *submission.Submission, now time.Time, c submission.Confirmation) ([]submission.Event, error)) (*submission.Submission, error) {
+	now := time.Now().UTC()
+	if c.At.IsZero() {
+		c.At = now
+	}
+	// Sign from a copy taken through the same transition, outside the transaction
+	// (signing takes milliseconds; the transaction must not).
+	cur, err := b.db.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	evs, err := transition(cur, now, c)
+	if errors.Is(err, submission.ErrStale) || (err == nil && len(evs) == 0) {
+		return cur, nil
+	}
+	if err != nil {
+		return nil, asConflict(err)
+	}
+	receipt, err := b.signer.SignDelivery(cur, evs[0].Channel, c)
+	if err != nil {
+		return nil, fmt.Errorf("sign delivery receipt: %w", err)
+	}
+	var applied []submission.Event
+	s, changed, err := b.db.UpdateWithReceipt(id, ReceiptDelivery, receipt, func(s *submission.Submission) ([]submission.Event, error) {
+		var err error
+		applied, err = transition(s, now, c)
+		return applied, err
+	})
+	if errors.Is(err, submission.ErrStale) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, asConflict(err)
+	}
+	if changed {
+		b.emit(s, applied)
+	}
+	return s, nil
+}
+
+func (b *Broker) failed(msg jetstream.Msg, s *submission.Submission, cause error) {
 	if s.Attempts+1 >= b.cfg.MaxAttempts {
-		b.nextChannel(msg, s, t, fmt.Sprintf("gave up after %d attempts: %v", s.Attempts+1, cause))
+		why := reasonOf(cause)
+		why.Public = fmt.Sprintf("gave up after %d attempts: %s", s.Attempts+1, why.Public)
+		b.nextChannel(msg, s, why)
 		return
 	}
 	delay := b.backoff(s.Attempts + 1)
-	var evs []store.Event
-	cur, err := b.db.Update(s.ID, func(cur *store.Submission) ([]store.Event, error) {
-		if !cur.State.Dispatchable() || cur.Generation != s.Generation {
-			return nil, nil
-		}
-		cur.Attempts++
-		cur.TotalAttempts++
-		cur.State = store.StateRetrying
-		cur.NextAttemptAt = time.Now().UTC().Add(delay)
-		evs = []store.Event{{Type: store.EventAttemptFailed, Channel: t.Channel, Attempt: cur.Attempts,
-			Detail: fmt.Sprintf("%v; next attempt in %s", cause, delay.Round(time.Millisecond))}}
-		return evs, nil
+	gen := s.Generation
+	t, _ := s.CurrentTarget()
+	err := b.change(s.ID, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		return cur.AttemptFailed(now, gen, reasonOf(cause), now.Add(delay))
 	})
 	if err != nil {
 		b.log.Error("record failed attempt", "submission", s.ID, "err", err)
 		_ = msg.NakWithDelay(delay)
 		return
 	}
-	b.log.Info("delivery attempt failed", "submission", s.ID, "channel", t.Channel, "attempt", cur.Attempts, "retry_in", delay, "err", cause)
-	b.emit(cur, evs)
+	b.log.Info("delivery attempt failed", "submission", s.ID, "channel", t.Channel, "attempt", s.Attempts+1, "retry_in", delay, "err", cause)
 	_ = msg.NakWithDelay(delay)
 }
 
 // nextChannel gives up on the current channel and moves to the office's next one, or
-// holds the package for pickup when none is left.
-func (b *Broker) nextChannel(msg jetstream.Msg, s *store.Submission, t store.TargetRef, reason string) {
-	var evs []store.Event
-	cur, err := b.db.Update(s.ID, func(cur *store.Submission) ([]store.Event, error) {
-		if !cur.State.Dispatchable() || cur.Generation != s.Generation {
-			evs = nil
-			return nil, nil
-		}
-		cur.TotalAttempts++
-		evs = []store.Event{{Type: store.EventChannelFailed, Channel: t.Channel, Attempt: cur.Attempts + 1, Detail: reason}}
-		cur.TargetIndex++
-		cur.Attempts = 0
-		cur.NextAttemptAt = time.Time{}
-		if next, ok := cur.CurrentTarget(); ok {
-			cur.State = store.StateQueued
-			cur.Generation++
-			evs = append(evs, store.Event{Type: store.EventFallback, Channel: next.Channel, Detail: "falling back from " + t.Channel})
-		} else {
-			cur.State = store.StateHeld
-			evs = append(evs, store.Event{Type: store.EventHeld, Detail: "no channel left; ready for pickup by the office"})
-		}
-		return evs, nil
+// holds the package when none is left.
+func (b *Broker) nextChannel(msg jetstream.Msg, s *submission.Submission, why submission.Reason) {
+	gen := s.Generation
+	t, _ := s.CurrentTarget()
+	cur, err := b.changeSub(s.ID, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		return cur.ChannelFailed(now, gen, why)
 	})
 	if err != nil {
 		b.log.Error("record channel failure", "submission", s.ID, "err", err)
 		_ = msg.NakWithDelay(b.cfg.BackoffBase)
 		return
 	}
-	b.log.Warn("delivery channel failed for good", "submission", s.ID, "channel", t.Channel, "reason", reason)
-	b.emit(cur, evs)
+	b.log.Warn("delivery channel failed for good", "submission", s.ID, "channel", t.Channel, "reason", why.Internal)
 	_ = msg.Term()
-	if cur.State.Dispatchable() {
+	if cur != nil && cur.State.Dispatchable() {
 		b.enqueue(cur.ID)
 	}
 }

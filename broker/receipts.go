@@ -1,10 +1,11 @@
 package broker
 
 import (
-	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/signing"
-	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
 )
+
+var _ ReceiptSigner = GatewaySigner{}
 
 // GatewaySigner issues the gateway's receipts with its signing key.
 type GatewaySigner struct {
@@ -12,7 +13,7 @@ type GatewaySigner struct {
 	GatewayID string
 }
 
-func (g GatewaySigner) receipt(kind signing.ReceiptKind, s *store.Submission) signing.Receipt {
+func (g GatewaySigner) receipt(kind signing.ReceiptKind, s *submission.Submission) signing.Receipt {
 	return signing.Receipt{
 		Kind: kind, SubmissionID: s.ID, MessageID: s.MessageID, Sender: s.Sender, LeikaKey: s.LeikaKey,
 		OfficeID: s.OfficeID, OfficeName: s.OfficeName, GatewayID: g.GatewayID,
@@ -21,15 +22,15 @@ func (g GatewaySigner) receipt(kind signing.ReceiptKind, s *store.Submission) si
 }
 
 // SignIntake signs the Eingangsbestaetigung: the gateway received this package.
-func (g GatewaySigner) SignIntake(s *store.Submission) ([]byte, error) {
+func (g GatewaySigner) SignIntake(s *submission.Submission) ([]byte, error) {
 	return g.Signer.SignReceipt(g.receipt(signing.KindEingang, s))
 }
 
 // SignDelivery signs the Zustellbestaetigung: the office's system confirmed receipt.
-func (g GatewaySigner) SignDelivery(s *store.Submission, t store.TargetRef, c adapters.Confirmation) ([]byte, error) {
+func (g GatewaySigner) SignDelivery(s *submission.Submission, channel string, c submission.Confirmation) ([]byte, error) {
 	r := g.receipt(signing.KindZustellung, s)
 	r.Time = c.At
-	r.DeliveryID, r.Channel, r.Receiver = s.DeliveryID, t.Channel, c.Receiver
+	r.DeliveryID, r.Channel, r.Receiver = s.DeliveryID, channel, c.Receiver
 	if r.Receiver == "" {
 		r.Receiver = s.OfficeID
 	}

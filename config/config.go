@@ -14,10 +14,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/amtsbote/amtsbote/channel"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -111,16 +113,60 @@ type PortalClient struct {
 	Token string `yaml:"token"`
 }
 
-// OfficeClient is an office's credentials and push endpoints.
+// OfficeClient is an office's credentials and its delivery channels.
 type OfficeClient struct {
-	Token   string  `yaml:"token"`
-	Webhook Webhook `yaml:"webhook"`
+	Token string `yaml:"token"`
+	// Channels configures the office's channels by name (channel.Webhook, ...): where
+	// the gateway delivers, with which secret and parameters. Endpoint, secret and
+	// parameters are read together at each delivery attempt.
+	Channels map[string]Channel `yaml:"channels,omitempty"`
+	// Webhook is the older spelling of channels.webhook, still accepted; Resolve
+	// moves it there.
+	Webhook *Webhook `yaml:"webhook,omitempty"`
 }
 
-// Webhook is an office's webhook endpoint.
+// Channel is one configured channel of an office.
+type Channel struct {
+	Endpoint string            `yaml:"endpoint,omitempty"` // URL, folder, XTA identifier, e-mail address: the channel says
+	Secret   string            `yaml:"secret,omitempty"`   // never logged
+	Params   map[string]string `yaml:"params,omitempty"`
+}
+
+// Webhook is the older form of an office's webhook channel.
 type Webhook struct {
 	URL    string `yaml:"url"`
 	Secret string `yaml:"secret"`
+}
+
+// Channel returns the office's configuration of a channel, if any.
+func (o OfficeClient) Channel(name string) (Channel, bool) {
+	c, ok := o.Channels[name]
+	return c, ok
+}
+
+// Normalized moves the older webhook spelling into channels (unless both are set,
+// which Validate reports).
+func (o OfficeClient) Normalized() OfficeClient {
+	if o.Webhook == nil {
+		return o
+	}
+	if _, both := o.Channels[channel.Webhook]; both {
+		return o
+	}
+	o = o.WithChannel(channel.Webhook, Channel{Endpoint: o.Webhook.URL, Secret: o.Webhook.Secret})
+	o.Webhook = nil
+	return o
+}
+
+// WithChannel returns a copy of o with channel name set to c (maps are not shared).
+func (o OfficeClient) WithChannel(name string, c Channel) OfficeClient {
+	m := make(map[string]Channel, len(o.Channels)+1)
+	for k, v := range o.Channels {
+		m[k] = v
+	}
+	m[name] = c
+	o.Channels = m
+	return o
 }
 
 // Default returns the configuration that runs with nothing else given.
@@ -169,6 +215,9 @@ func (c *Config) Resolve() {
 		c.PublicURL = "http://" + c.Listen
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	for id, o := range c.Offices {
+		c.Offices[id] = o.Normalized()
+	}
 	if c.PKI.Dir == "" {
 		c.PKI.Dir = filepath.Join(c.DataDir, "pki")
 	}
@@ -192,10 +241,14 @@ func (c *Config) Validate() error {
 	if c.Delivery.MaxAttempts <= 0 || c.Delivery.Workers <= 0 {
 		errs = append(errs, errors.New("delivery: workers and max_attempts must be positive"))
 	}
-	for id, o := range c.Offices {
-		if o.Webhook.URL != "" {
-			if u, err := url.Parse(o.Webhook.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				errs = append(errs, fmt.Errorf("offices.%s.webhook.url: %q is not an http(s) URL", id, o.Webhook.URL))
+	for _, id := range sortedKeys(c.Offices) {
+		o := c.Offices[id]
+		if o.Webhook != nil {
+			errs = append(errs, fmt.Errorf("offices.%s: both webhook and channels.webhook are set; keep channels.webhook", id))
+		}
+		for _, name := range sortedKeys(o.Channels) {
+			if !channel.Known(name) {
+				errs = append(errs, fmt.Errorf("offices.%s.channels.%s: unknown channel (known: %s)", id, name, strings.Join(channel.All(), ", ")))
 			}
 		}
 	}
@@ -205,6 +258,15 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log_format: %q (want text or json)", c.LogFormat))
 	}
 	return errors.Join(errs...)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // applyEnv sets scalar fields from AMTSBOTE_* variables.

@@ -55,8 +55,10 @@ directory:
 	if c.Delivery.Workers != 8 {
 		t.Errorf("unset fields keep defaults: workers %d", c.Delivery.Workers)
 	}
-	if o := c.Offices["dresden-allgemeine-verwaltung"]; o.Token != "t0k" || o.Webhook.URL == "" {
-		t.Errorf("offices: %+v", c.Offices)
+	c.Resolve()
+	if o := c.Offices["dresden-allgemeine-verwaltung"]; o.Token != "t0k" || o.Channels["webhook"].Endpoint != "https://fachverfahren.dresden.example/hook" ||
+		o.Channels["webhook"].Secret != "whsec_c2VjcmV0" || o.Webhook != nil {
+		t.Errorf("the webhook alias must become channels.webhook: %+v", c.Offices)
 	}
 	if strings.Join(c.Directory.Files, "|") != "b.yaml|c.xml" {
 		t.Errorf("directory files: %v", c.Directory.Files)
@@ -92,13 +94,46 @@ func TestValidate(t *testing.T) {
 	c := Default()
 	c.Listen = "nonsense"
 	c.LogFormat = "xml"
-	c.Offices = map[string]OfficeClient{"x": {Webhook: Webhook{URL: "ftp://a"}}}
+	c.Offices = map[string]OfficeClient{
+		"x": {Channels: map[string]Channel{"carrier-pigeon": {}}},
+		"y": {Webhook: &Webhook{URL: "http://a/"}, Channels: map[string]Channel{"webhook": {Endpoint: "http://b/"}}},
+	}
 	c.Resolve()
 	err := c.Validate()
-	for _, want := range []string{"listen", "log_format", "offices.x.webhook.url"} {
+	for _, want := range []string{"listen", "log_format", "offices.x.channels.carrier-pigeon: unknown channel", "offices.y: both webhook and channels.webhook"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("validate: %v, want %s", err, want)
 		}
+	}
+}
+
+func TestChannelsForTwoOffices(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "amtsbote.yaml")
+	yaml := `
+offices:
+  a:
+    token: ta
+    channels:
+      webhook: {endpoint: "http://127.0.0.1:9/a", secret: whsec_c2VjcmV0c2VjcmV0c2VjcmV0, params: {receiver: "Fachverfahren A"}}
+      transfer: {endpoint: /srv/transfer/a}
+  b:
+    channels:
+      webhook: {endpoint: "http://127.0.0.1:9/b", secret: whsec_b3RoZXJvdGhlcm90aGVy}
+`
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Resolve()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a, b := c.Offices["a"], c.Offices["b"]
+	if a.Channels["webhook"].Params["receiver"] != "Fachverfahren A" || a.Channels["transfer"].Endpoint != "/srv/transfer/a" || b.Channels["webhook"].Endpoint != "http://127.0.0.1:9/b" {
+		t.Fatalf("offices: %+v", c.Offices)
 	}
 }
 

@@ -13,13 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/fachverfahren"
 	"github.com/amtsbote/amtsbote/gateway"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/portal"
 	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/signing"
-	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 func writeConfig(t *testing.T, dir, hookURL string) string {
@@ -89,7 +90,7 @@ func TestKill9LosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	oc := dc.Offices[gateway.DemoOfficeID]
-	office.SetCredentials(oc.Token, oc.Webhook.Secret)
+	office.SetCredentials(oc.Token, oc.Channels[channel.Webhook].Secret)
 	client := portalClient(t, dataDir, p.url)
 	key := serviceKey(t, "Gewerbe anmelden")
 
@@ -174,7 +175,7 @@ func TestKill9LosesNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.State != store.StateAccepted {
+		if st.State != submission.StateAccepted {
 			t.Errorf("%s: state %s", id, st.State)
 		}
 		types := map[string]bool{}

@@ -1,19 +1,153 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
+	"sync/atomic"
 
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/adapters/webhook"
+	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 )
 
-// newAdapters builds the delivery channels this gateway offers.
-func newAdapters(cfg config.Config, log *slog.Logger) ([]adapters.Adapter, error) {
-	wh, err := webhook.New(webhook.Options{PublicBaseURL: cfg.PublicURL, Timeout: cfg.Delivery.AttemptTimeout, Logger: log})
-	if err != nil {
-		return nil, fmt.Errorf("webhook adapter: %w", err)
+// channelDeps is what a channel's constructor may use.
+type channelDeps struct {
+	cfg config.Config
+	log *slog.Logger
+}
+
+// channelRow is one channel the gateway can deliver on.
+type channelRow struct {
+	name  string
+	build func(channelDeps) (adapters.Adapter, error)
+	// implicit: every office has the channel without configuring it (its endpoint
+	// and secret, if any, are optional).
+	implicit bool
+}
+
+// channelTable is the one place where a channel is wired into the gateway: a new
+// channel is a package under adapters/ plus one row here (docs/adapters.md).
+var channelTable = []channelRow{
+	{name: channel.Webhook, build: func(d channelDeps) (adapters.Adapter, error) {
+		return webhook.New(webhook.Options{PublicBaseURL: d.cfg.PublicURL, Timeout: d.cfg.Delivery.AttemptTimeout, Logger: d.log})
+	}},
+}
+
+func rowFor(name string) (channelRow, bool) {
+	for _, r := range channelTable {
+		if r.name == name {
+			return r, true
+		}
 	}
-	return []adapters.Adapter{wh}, nil
+	return channelRow{}, false
+}
+
+// newAdapters builds every channel of the table.
+func newAdapters(cfg config.Config, log *slog.Logger) (*adapters.Registry, error) {
+	reg := adapters.NewRegistry()
+	for _, r := range channelTable {
+		a, err := r.build(channelDeps{cfg: cfg, log: log})
+		if err != nil {
+			_ = reg.Close()
+			return nil, fmt.Errorf("%s adapter: %w", r.name, err)
+		}
+		reg.Register(a)
+	}
+	return reg, nil
+}
+
+// officeChannels resolves an office's channel from the configuration at the moment
+// it is asked: at intake for the plan (Usable), at each attempt for the target
+// (Target). It implements broker.Channels and intake.Channels.
+type officeChannels struct {
+	offices atomic.Pointer[map[string]config.OfficeClient]
+	reg     *adapters.Registry
+}
+
+func newOfficeChannels(offices map[string]config.OfficeClient, reg *adapters.Registry) *officeChannels {
+	c := &officeChannels{reg: reg}
+	c.set(offices)
+	return c
+}
+
+func (c *officeChannels) set(offices map[string]config.OfficeClient) { c.offices.Store(&offices) }
+
+// Target implements broker.Channels: endpoint, secret and params come together.
+func (c *officeChannels) Target(officeID, name string) (adapters.Target, bool) {
+	ch, ok := (*c.offices.Load())[officeID].Channel(name)
+	if !ok {
+		if r, found := rowFor(name); !found || !r.implicit {
+			return adapters.Target{}, false
+		}
+	}
+	return adapters.Target{Channel: name, Endpoint: ch.Endpoint, Secret: ch.Secret, Params: ch.Params}, true
+}
+
+// Usable implements intake.Channels: the gateway has the channel's adapter and the
+// office's configuration for it.
+func (c *officeChannels) Usable(officeID, name string) bool {
+	if _, ok := c.reg.Get(name); !ok {
+		return false
+	}
+	_, ok := c.Target(officeID, name)
+	return ok
+}
+
+// Usable lists, for the lookup command and the directory API, the channels of an
+// office that a gateway with this configuration can deliver on.
+func Usable(cfg config.Config, officeID string, directoryChannels []string) []string {
+	var out []string
+	for _, name := range directoryChannels {
+		r, ok := rowFor(name)
+		if !ok {
+			continue
+		}
+		if _, configured := cfg.Offices[officeID].Channel(name); configured || r.implicit {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// checkChannels refuses a configuration that names a channel this gateway cannot
+// deliver on, or a target its adapter says can never work, naming office and field.
+func checkChannels(offices map[string]config.OfficeClient, reg *adapters.Registry) error {
+	var errs []error
+	ids := make([]string, 0, len(offices))
+	for id := range offices {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		names := make([]string, 0, len(offices[id].Channels))
+		for n := range offices[id].Channels {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			field := "offices." + id + ".channels." + name
+			a, ok := reg.Get(name)
+			if !ok {
+				errs = append(errs, fmt.Errorf("%s: this gateway has no %s channel (it has: %v)", field, name, reg.Channels()))
+				continue
+			}
+			ch := offices[id].Channels[name]
+			chk, ok := a.(adapters.Checker)
+			if !ok {
+				continue
+			}
+			if err := chk.CheckTarget(adapters.Target{Channel: name, Endpoint: ch.Endpoint, Secret: ch.Secret, Params: ch.Params}); err != nil {
+				var te *adapters.TargetError
+				if errors.As(err, &te) {
+					errs = append(errs, fmt.Errorf("%s.%s: %s", field, te.Field, te.Reason))
+				} else {
+					errs = append(errs, fmt.Errorf("%s: %w", field, err))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -47,6 +47,7 @@ type Gateway struct {
 	db       *store.DB
 	bus      *bus.Bus
 	adapters *adapters.Registry
+	channels *officeChannels
 	srv      *http.Server
 	ln       net.Listener
 	serveErr chan error
@@ -104,23 +105,20 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	as, err := newAdapters(cfg, log)
+	g.adapters, err = newAdapters(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	g.adapters = adapters.NewRegistry(as...)
-	secrets := broker.SecretsFunc(func(office, channel string) string {
-		if channel == "webhook" {
-			return cfg.Offices[office].Webhook.Secret
-		}
-		return ""
-	})
+	if err := checkChannels(cfg.Offices, g.adapters); err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	g.channels = newOfficeChannels(cfg.Offices, g.adapters)
 	g.Broker = broker.New(broker.Config{
 		GatewayID: cfg.GatewayID, Workers: cfg.Delivery.Workers, PerOffice: cfg.Delivery.PerOffice, MaxAttempts: cfg.Delivery.MaxAttempts,
 		BackoffBase: cfg.Delivery.BackoffBase, BackoffMax: cfg.Delivery.BackoffMax,
 		AttemptTimeout: cfg.Delivery.AttemptTimeout, Replicas: cfg.NATS.Replicas,
 		ExclusiveConsumer: cfg.NATS.URL == "",
-	}, g.db, g.bus.JS, g.adapters, secrets, broker.GatewaySigner{Signer: g.Signer, GatewayID: cfg.GatewayID}, log, broker.NewMetrics(reg))
+	}, g.db, g.bus.JS, g.adapters, g.channels, broker.GatewaySigner{Signer: g.Signer, GatewayID: cfg.GatewayID}, log, broker.NewMetrics(reg))
 	if err := g.Broker.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -146,8 +144,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		MaxElements: cfg.Limits.MaxElements, MaxAttributes: cfg.Limits.MaxAttributes,
 	})
 	g.Pipeline = &intake.Pipeline{
-		Limits: lim, Verifier: verifier, Directory: g.Directory, Broker: g.Broker, Adapters: g.adapters,
-		Endpoints: endpoints(cfg),
+		Limits: lim, Verifier: verifier, Directory: g.Directory, Broker: g.Broker, Channels: g.channels,
 	}
 
 	portals, offices := map[string]string{}, map[string]string{}
@@ -241,17 +238,6 @@ func (g *Gateway) closeParts(ctx context.Context) {
 		_ = g.db.Close()
 	}
 }
-
-type endpointMap map[string]config.OfficeClient
-
-func (m endpointMap) Endpoint(office, channel string) string {
-	if channel == "webhook" {
-		return m[office].Webhook.URL
-	}
-	return ""
-}
-
-func endpoints(cfg config.Config) intake.Endpoints { return endpointMap(cfg.Offices) }
 
 func schemas() map[string][]byte {
 	return map[string][]byte{

@@ -4,10 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 
-	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
-type storeSubmission = store.Submission
+type storeSubmission = submission.Submission
 
 func sha256hex(b []byte) string {
 	s := sha256.Sum256(b)

@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/signing"
 )
@@ -93,7 +94,7 @@ func (g *Gateway) setupCredentials() error {
 			AdminToken: randomToken(),
 			Portals:    map[string]config.PortalClient{signing.DevPortalID: {Token: randomToken()}},
 			Offices: map[string]config.OfficeClient{DemoOfficeID: {
-				Token: randomToken(), Webhook: config.Webhook{Secret: "whsec_" + randomKey()},
+				Token: randomToken(), Channels: map[string]config.Channel{channel.Webhook: {Secret: "whsec_" + randomKey()}},
 			}},
 		}
 		b, _ := yaml.Marshal(dc)
@@ -120,16 +121,24 @@ func (g *Gateway) setupCredentials() error {
 		c.Offices = map[string]config.OfficeClient{}
 	}
 	for id, o := range dc.Offices {
+		o = o.Normalized()
 		cur, ok := c.Offices[id]
 		if !ok {
-			c.Offices[id] = o
+			// Only the token: a channel without the operator's endpoint would be
+			// refused at start (and the secret waits in the file until one is set).
+			c.Offices[id] = config.OfficeClient{Token: o.Token}
 			continue
 		}
 		if cur.Token == "" {
 			cur.Token = o.Token
 		}
-		if cur.Webhook.Secret == "" {
-			cur.Webhook.Secret = o.Webhook.Secret
+		// A development secret fills a configured channel that has none; it never
+		// adds a channel the operator did not configure.
+		for name, ch := range cur.Channels {
+			if ch.Secret == "" && o.Channels[name].Secret != "" {
+				ch.Secret = o.Channels[name].Secret
+				cur = cur.WithChannel(name, ch)
+			}
 		}
 		c.Offices[id] = cur
 	}

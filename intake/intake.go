@@ -9,21 +9,21 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 // ErrSenderMismatch: the package's Absender is not the identity of its signer.
 var ErrSenderMismatch = errors.New("intake: Absender does not match the signing certificate")
 
-// Endpoints yields an office's configured push endpoint for a channel ("" when the
-// operator configured none, then the directory's endpoint is used).
-type Endpoints interface {
-	Endpoint(officeID, channel string) string
+// Channels says which channels of an office this gateway can deliver on: the
+// channel has an adapter and the office's configuration for it (see broker.Channels).
+type Channels interface {
+	Usable(officeID, channel string) bool
 }
 
 // Pipeline turns raw package bytes into an accepted submission. Safe for concurrent use.
@@ -32,14 +32,13 @@ type Pipeline struct {
 	Verifier  *signing.Verifier
 	Directory *routing.Store
 	Broker    *broker.Broker
-	Adapters  *adapters.Registry
-	Endpoints Endpoints
+	Channels  Channels
 }
 
 // Submit runs the whole intake. Errors wrap the sentinels of paket, signing and
 // routing (and ErrSenderMismatch) so the caller can tell the client what was wrong;
 // anything else is the gateway's own failure.
-func (p *Pipeline) Submit(ctx context.Context, raw []byte) (*broker.Accepted, error) {
+func (p *Pipeline) Submit(ctx context.Context, raw []byte) (*broker.Received, error) {
 	if err := paket.Scan(raw, p.Limits); err != nil {
 		return nil, err
 	}
@@ -89,38 +88,29 @@ func (p *Pipeline) Submit(ctx context.Context, raw []byte) (*broker.Accepted, er
 				Reason: "attachments by reference (cid:) are not accepted yet; send the content inline (Inhalt)"}
 		}
 		in.Attachments = append(in.Attachments, broker.AttachmentIn{
-			Meta:    store.AttachmentMeta{ID: a.ID, FileName: a.Dateiname, MimeType: a.MimeType, Size: a.Groesse, SHA256: a.SHA256},
+			Meta:    submission.Attachment{ID: a.ID, FileName: a.Dateiname, MimeType: a.MimeType, Size: a.Groesse, SHA256: a.SHA256},
 			Content: a.Inhalt,
 		})
 	}
-	return p.Broker.Accept(ctx, in)
+	return p.Broker.Receive(ctx, in)
 }
 
 // targets is the channel plan: the office's channels in the directory's order of
-// preference, limited to channels this gateway has an adapter for. A push channel's
-// address comes only from the operator's configuration, together with its secret: the
-// directory says which channels an office has, but an address found there alone (often
-// sample data) is never called.
-func (p *Pipeline) targets(officeID string, r *routing.Route) []store.TargetRef {
-	var out []store.TargetRef
+// preference, limited to those this gateway can deliver on. A channel's address comes
+// only from the operator's configuration, together with its secret, and is read at
+// each attempt: the directory says which channels an office has, but an address found
+// there alone (often sample data) is never called.
+func (p *Pipeline) targets(officeID string, r *routing.Route) []submission.Target {
+	var out []submission.Target
 	chans := r.Channels
 	if r.Peer != nil && len(chans) == 0 {
-		chans = []routing.Channel{{Kind: "peer", Endpoint: r.Peer.BaseURL}}
+		chans = []routing.Channel{{Kind: routing.KindPeer, Endpoint: r.Peer.BaseURL}}
 	}
 	for _, c := range chans {
-		if p.Adapters != nil {
-			if _, ok := p.Adapters.Get(c.Kind); !ok {
-				continue
-			}
-		}
-		ep := ""
-		if p.Endpoints != nil {
-			ep = p.Endpoints.Endpoint(officeID, c.Kind)
-		}
-		if ep == "" {
+		if p.Channels == nil || !p.Channels.Usable(officeID, c.Kind) {
 			continue
 		}
-		out = append(out, store.TargetRef{Channel: c.Kind, Endpoint: ep})
+		out = append(out, submission.Target{Channel: c.Kind})
 	}
 	return out
 }

@@ -21,12 +21,13 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters/webhook"
+	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/gateway"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/portal"
 	"github.com/amtsbote/amtsbote/signing"
-	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 // Options of one run.
@@ -107,7 +108,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	cfg.Delivery.Workers = max(8, o.Concurrency)
 	cfg.Delivery.PerOffice = o.PerOffice
 	cfg.Delivery.BackoffBase = 100 * time.Millisecond
-	cfg.Offices = map[string]config.OfficeClient{gateway.DemoOfficeID: {Webhook: config.Webhook{URL: "http://" + ln.Addr().String() + "/hook"}}}
+	cfg.Offices = map[string]config.OfficeClient{gateway.DemoOfficeID: {Channels: map[string]config.Channel{channel.Webhook: {Endpoint: "http://" + ln.Addr().String() + "/hook"}}}}
 	g, err := gateway.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return nil, err
@@ -117,7 +118,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		defer c()
 		_ = g.Shutdown(sctx)
 	}()
-	secret.Store(g.Config.Offices[gateway.DemoOfficeID].Webhook.Secret)
+	secret.Store(g.Config.Offices[gateway.DemoOfficeID].Channels[channel.Webhook].Secret)
 
 	svc, err := g.Directory.Current().FindService("Meldung von Mängeln im Stadt- oder Gemeindegebiet")
 	if err != nil {
@@ -163,8 +164,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 	var delivered atomic.Int64
 	lastDelivery := atomic.Int64{}
-	g.Broker.Observe(func(_ *store.Submission, e store.Event) {
-		if e.Type == store.EventDelivered {
+	g.Broker.Observe(func(_ *submission.Submission, e submission.Event) {
+		if e.Type == submission.EventDelivered {
 			delivered.Add(1)
 			lastDelivery.Store(time.Now().UnixNano())
 		}

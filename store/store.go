@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/amtsbote/amtsbote/submission"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -36,6 +37,10 @@ var (
 	bucketReceipts    = []byte("receipts")
 	bucketByOffice    = []byte("by_office")
 	bucketMeta        = []byte("meta")
+	// bucketHandedOver indexes submissions whose channel took the package and whose
+	// office confirmation is still to come, so the broker can ask after them without
+	// scanning every submission.
+	bucketHandedOver = []byte("handed_over")
 )
 
 // schemaVersion is written on first open; a later incompatible layout bumps it.
@@ -84,7 +89,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	b.MaxBatchSize = opts.BatchSize
 	b.MaxBatchDelay = opts.BatchDelay
 	err = b.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketSubmissions, bucketEvents, bucketOutbox, bucketIdempotency, bucketReceipts, bucketByOffice, bucketMeta} {
+		for _, name := range [][]byte{bucketSubmissions, bucketEvents, bucketOutbox, bucketIdempotency, bucketReceipts, bucketByOffice, bucketMeta, bucketHandedOver} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -107,13 +112,13 @@ func Open(dir string, opts Options) (*DB, error) {
 // Close closes the bbolt file.
 func (db *DB) Close() error { return db.bolt.Close() }
 
-// Accept stores a new submission with its first events and receipt in one fsynced
+// Create stores a new submission with its first events and receipt in one fsynced
 // transaction, together with its idempotency key and (if dispatchable) its outbox
 // entry. If the sender already submitted the same message id, nothing is written and
 // the first submission and its intake receipt are returned with created=false.
 //
-// Accept uses bbolt's group commit, so concurrent callers share fsyncs.
-func (db *DB) Accept(ctx context.Context, sub *Submission, events []Event, receiptKind string, receipt []byte) (stored *Submission, storedReceipt []byte, created bool, err error) {
+// Create uses bbolt's group commit, so concurrent callers share fsyncs.
+func (db *DB) Create(ctx context.Context, sub *submission.Submission, events []submission.Event, receiptKind string, receipt []byte) (stored *submission.Submission, storedReceipt []byte, created bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, false, err
 	}
@@ -150,14 +155,14 @@ func (db *DB) Accept(ctx context.Context, sub *Submission, events []Event, recei
 		return nil
 	})
 	if err != nil {
-		return nil, nil, false, fmt.Errorf("store: accept: %w", err)
+		return nil, nil, false, fmt.Errorf("store: create: %w", err)
 	}
 	return stored, storedReceipt, created, nil
 }
 
 // FindByMessage returns the submission a sender made with a message id.
-func (db *DB) FindByMessage(sender, messageID string) (*Submission, error) {
-	var s *Submission
+func (db *DB) FindByMessage(sender, messageID string) (*submission.Submission, error) {
+	var s *submission.Submission
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		id := tx.Bucket(bucketIdempotency).Get(idempotencyKey(sender, messageID))
 		if id == nil {
@@ -171,8 +176,8 @@ func (db *DB) FindByMessage(sender, messageID string) (*Submission, error) {
 }
 
 // Get returns one submission.
-func (db *DB) Get(id string) (*Submission, error) {
-	var s *Submission
+func (db *DB) Get(id string) (*submission.Submission, error) {
+	var s *submission.Submission
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		var err error
 		s, err = getSubmission(tx, id)
@@ -186,7 +191,7 @@ func (db *DB) Get(id string) (*Submission, error) {
 // returning no events writes nothing (a no-op costs no fsync); fn returning an error
 // aborts. The outbox follows the new state: an entry exists exactly while the
 // submission still needs a delivery attempt.
-func (db *DB) Update(id string, fn func(s *Submission) ([]Event, error)) (*Submission, error) {
+func (db *DB) Update(id string, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, error) {
 	s, _, err := db.update(id, "", nil, fn)
 	return s, err
 }
@@ -195,12 +200,12 @@ func (db *DB) Update(id string, fn func(s *Submission) ([]Event, error)) (*Submi
 // same transaction, if fn recorded a change. Two racing writers (a push confirmation
 // and a pull by the office) can both sign a receipt; only the one whose change wins
 // leaves its receipt, so the receipt always matches the event log.
-func (db *DB) UpdateWithReceipt(id, kind string, receipt []byte, fn func(s *Submission) ([]Event, error)) (*Submission, bool, error) {
+func (db *DB) UpdateWithReceipt(id, kind string, receipt []byte, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, bool, error) {
 	return db.update(id, kind, receipt, fn)
 }
 
-func (db *DB) update(id, kind string, receipt []byte, fn func(s *Submission) ([]Event, error)) (*Submission, bool, error) {
-	var out *Submission
+func (db *DB) update(id, kind string, receipt []byte, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, bool, error) {
+	var out *submission.Submission
 	changed := false
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		s, err := getSubmission(tx, id)
@@ -233,13 +238,6 @@ func (db *DB) update(id, kind string, receipt []byte, fn func(s *Submission) ([]
 	return out, changed, nil
 }
 
-// PutReceipt stores a signed receipt of a kind for a submission.
-func (db *DB) PutReceipt(id, kind string, receipt []byte) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketReceipts).Put(receiptKey(id, kind), receipt)
-	})
-}
-
 // Receipt returns a stored receipt.
 func (db *DB) Receipt(id, kind string) ([]byte, error) {
 	var out []byte
@@ -255,8 +253,8 @@ func (db *DB) Receipt(id, kind string) ([]byte, error) {
 }
 
 // Events returns a submission's event log, oldest first.
-func (db *DB) Events(id string) ([]Event, error) {
-	var out []Event
+func (db *DB) Events(id string) ([]submission.Event, error) {
+	var out []submission.Event
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketSubmissions).Get([]byte(id)) == nil {
 			return ErrNotFound
@@ -264,7 +262,7 @@ func (db *DB) Events(id string) ([]Event, error) {
 		prefix := append([]byte(id), 0)
 		c := tx.Bucket(bucketEvents).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			var e Event
+			var e submission.Event
 			if err := json.Unmarshal(v, &e); err != nil {
 				return fmt.Errorf("store: event %x: %w", k, err)
 			}
@@ -276,10 +274,16 @@ func (db *DB) Events(id string) ([]Event, error) {
 }
 
 // Outbox lists the ids of submissions that still need a delivery attempt.
-func (db *DB) Outbox() ([]string, error) {
+func (db *DB) Outbox() ([]string, error) { return db.keys(bucketOutbox) }
+
+// HandedOver lists the ids of submissions handed over to a channel whose office has
+// not confirmed yet.
+func (db *DB) HandedOver() ([]string, error) { return db.keys(bucketHandedOver) }
+
+func (db *DB) keys(bucket []byte) ([]string, error) {
 	var ids []string
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketOutbox).ForEach(func(k, _ []byte) error {
+		return tx.Bucket(bucket).ForEach(func(k, _ []byte) error {
 			ids = append(ids, string(k))
 			return nil
 		})
@@ -287,11 +291,10 @@ func (db *DB) Outbox() ([]string, error) {
 	return ids, err
 }
 
-// ByOffice lists the submissions addressed to an office, oldest first, at most limit
-// (0 = all) starting after the submission id `after` (for paging).
-func (db *DB) ByOffice(officeID, after string, limit int) ([]*Submission, error) {
-	var out []*Submission
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+// WalkOffice calls fn for the submissions addressed to an office, oldest first,
+// starting after the submission id `after` (for paging), until fn returns false.
+func (db *DB) WalkOffice(officeID, after string, fn func(*submission.Submission) bool) error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
 		prefix := append([]byte(officeID), 0)
 		c := tx.Bucket(bucketByOffice).Cursor()
 		start := prefix
@@ -307,22 +310,20 @@ func (db *DB) ByOffice(officeID, after string, limit int) ([]*Submission, error)
 			if err != nil {
 				return err
 			}
-			out = append(out, s)
-			if limit > 0 && len(out) >= limit {
-				break
+			if !fn(s) {
+				return nil
 			}
 		}
 		return nil
 	})
-	return out, err
 }
 
 // Scan calls fn for every submission (admin listings, statistics). fn must not block.
-func (db *DB) Scan(fn func(*Submission) bool) error {
+func (db *DB) Scan(fn func(*submission.Submission) bool) error {
 	return db.bolt.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketSubmissions).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
-			var s Submission
+			var s submission.Submission
 			if err := json.Unmarshal(v, &s); err != nil {
 				return fmt.Errorf("store: submission %s: %w", k, err)
 			}
@@ -334,19 +335,19 @@ func (db *DB) Scan(fn func(*Submission) bool) error {
 	})
 }
 
-func getSubmission(tx *bolt.Tx, id string) (*Submission, error) {
+func getSubmission(tx *bolt.Tx, id string) (*submission.Submission, error) {
 	v := tx.Bucket(bucketSubmissions).Get([]byte(id))
 	if v == nil {
 		return nil, fmt.Errorf("submission %s: %w", id, ErrNotFound)
 	}
-	var s Submission
+	var s submission.Submission
 	if err := json.Unmarshal(v, &s); err != nil {
 		return nil, fmt.Errorf("store: decode submission %s: %w", id, err)
 	}
 	return &s, nil
 }
 
-func putSubmission(tx *bolt.Tx, s *Submission) error {
+func putSubmission(tx *bolt.Tx, s *submission.Submission) error {
 	v, err := json.Marshal(s)
 	if err != nil {
 		return err
@@ -359,14 +360,21 @@ func putSubmission(tx *bolt.Tx, s *Submission) error {
 			return err
 		}
 	}
-	ob := tx.Bucket(bucketOutbox)
-	if s.State.Dispatchable() {
-		return ob.Put([]byte(s.ID), nil)
+	if err := index(tx.Bucket(bucketOutbox), s.ID, s.State.Dispatchable()); err != nil {
+		return err
 	}
-	return ob.Delete([]byte(s.ID))
+	return index(tx.Bucket(bucketHandedOver), s.ID, s.State == submission.StateHandedOver)
 }
 
-func appendEvents(tx *bolt.Tx, id string, evs []Event) error {
+// index keeps id in a set bucket exactly while in is true.
+func index(b *bolt.Bucket, id string, in bool) error {
+	if in {
+		return b.Put([]byte(id), nil)
+	}
+	return b.Delete([]byte(id))
+}
+
+func appendEvents(tx *bolt.Tx, id string, evs []submission.Event) error {
 	b := tx.Bucket(bucketEvents)
 	for i := range evs {
 		seq, err := b.NextSequence()

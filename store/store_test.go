@@ -7,13 +7,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/amtsbote/amtsbote/submission"
 )
 
-func newSub(id, sender, msg string) *Submission {
-	return &Submission{
+func newSub(id, sender, msg string) *submission.Submission {
+	return &submission.Submission{
 		ID: id, DeliveryID: "d-" + id, MessageID: msg, Sender: sender, OfficeID: "office-a",
-		Targets: []TargetRef{{Channel: "webhook", Endpoint: "http://127.0.0.1:1/hook"}},
-		State:   StateQueued, ReceivedAt: time.Now().UTC(), Generation: 1,
+		Targets: []submission.Target{{Channel: "webhook"}},
+		State:   submission.StateQueued, ReceivedAt: time.Now().UTC(), Generation: 1,
 	}
 }
 
@@ -31,10 +33,10 @@ func openTemp(t *testing.T) (*DB, string) {
 func TestAcceptIsIdempotentPerSenderAndMessage(t *testing.T) {
 	db, _ := openTemp(t)
 	ctx := context.Background()
-	evs := []Event{{Type: EventReceived}, {Type: EventRouted}}
+	evs := []submission.Event{{Type: submission.EventReceived}, {Type: submission.EventRouted}}
 	tests := []struct {
 		name        string
-		sub         *Submission
+		sub         *submission.Submission
 		wantCreated bool
 		wantID      string
 	}{
@@ -45,7 +47,7 @@ func TestAcceptIsIdempotentPerSenderAndMessage(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, rcpt, created, err := db.Accept(ctx, tc.sub, evs, "in", []byte("receipt-"+tc.sub.ID))
+			got, rcpt, created, err := db.Create(ctx, tc.sub, evs, "in", []byte("receipt-"+tc.sub.ID))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -70,7 +72,7 @@ func TestConcurrentDuplicatesStoreOne(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			s, _, c, err := db.Accept(context.Background(), newSub(fmt.Sprintf("s%02d", i), "amt24", "same"), nil, "in", []byte("r"))
+			s, _, c, err := db.Create(context.Background(), newSub(fmt.Sprintf("s%02d", i), "amt24", "same"), nil, "in", []byte("r"))
 			if err != nil {
 				t.Error(err)
 				return
@@ -89,19 +91,19 @@ func TestConcurrentDuplicatesStoreOne(t *testing.T) {
 
 func TestOutboxFollowsState(t *testing.T) {
 	db, _ := openTemp(t)
-	if _, _, _, err := db.Accept(context.Background(), newSub("s1", "amt24", "m1"), nil, "in", nil); err != nil {
+	if _, _, _, err := db.Create(context.Background(), newSub("s1", "amt24", "m1"), nil, "in", nil); err != nil {
 		t.Fatal(err)
 	}
 	steps := []struct {
-		state   State
+		state   submission.State
 		inQueue bool
 	}{
-		{StateRetrying, true}, {StateDelivered, false}, {StateQueued, true}, {StateHeld, false}, {StateAccepted, false},
+		{submission.StateRetrying, true}, {submission.StateDelivered, false}, {submission.StateQueued, true}, {submission.StateHeld, false}, {submission.StateAccepted, false},
 	}
 	for _, st := range steps {
-		if _, err := db.Update("s1", func(s *Submission) ([]Event, error) {
+		if _, err := db.Update("s1", func(s *submission.Submission) ([]submission.Event, error) {
 			s.State = st.state
-			return []Event{{Type: string(st.state)}}, nil
+			return []submission.Event{{Type: string(st.state)}}, nil
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -117,29 +119,29 @@ func TestOutboxFollowsState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(evs) != len(steps) || evs[0].Type != string(StateRetrying) || evs[len(evs)-1].Type != string(StateAccepted) {
+	if len(evs) != len(steps) || evs[0].Type != string(submission.StateRetrying) || evs[len(evs)-1].Type != string(submission.StateAccepted) {
 		t.Fatalf("events not in order: %+v", evs)
 	}
 }
 
 func TestUpdateErrorWritesNothing(t *testing.T) {
 	db, _ := openTemp(t)
-	if _, _, _, err := db.Accept(context.Background(), newSub("s1", "amt24", "m1"), nil, "in", nil); err != nil {
+	if _, _, _, err := db.Create(context.Background(), newSub("s1", "amt24", "m1"), nil, "in", nil); err != nil {
 		t.Fatal(err)
 	}
 	boom := errors.New("boom")
-	_, err := db.Update("s1", func(s *Submission) ([]Event, error) {
-		s.State = StateAccepted
+	_, err := db.Update("s1", func(s *submission.Submission) ([]submission.Event, error) {
+		s.State = submission.StateAccepted
 		return nil, boom
 	})
 	if !errors.Is(err, boom) {
 		t.Fatalf("err = %v", err)
 	}
 	s, _ := db.Get("s1")
-	if s.State != StateQueued {
+	if s.State != submission.StateQueued {
 		t.Fatalf("state changed to %s despite error", s.State)
 	}
-	if _, err := db.Update("nope", func(*Submission) ([]Event, error) { return nil, nil }); !errors.Is(err, ErrNotFound) {
+	if _, err := db.Update("nope", func(*submission.Submission) ([]submission.Event, error) { return nil, nil }); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing submission: %v", err)
 	}
 }
@@ -154,7 +156,7 @@ func TestDataSurvivesReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := db.Accept(context.Background(), newSub("s1", "amt24", "m1"), []Event{{Type: EventReceived}}, "in", []byte("r1")); err != nil {
+	if _, _, _, err := db.Create(context.Background(), newSub("s1", "amt24", "m1"), []submission.Event{{Type: submission.EventReceived}}, "in", []byte("r1")); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
@@ -175,24 +177,34 @@ func TestDataSurvivesReopen(t *testing.T) {
 	}
 }
 
-func TestByOfficePaging(t *testing.T) {
+func TestWalkOfficePaging(t *testing.T) {
 	db, _ := openTemp(t)
 	for i := 0; i < 5; i++ {
 		s := newSub(fmt.Sprintf("s%d", i), "amt24", fmt.Sprintf("m%d", i))
 		if i == 4 {
 			s.OfficeID = "office-b"
 		}
-		if _, _, _, err := db.Accept(context.Background(), s, nil, "in", nil); err != nil {
+		if _, _, _, err := db.Create(context.Background(), s, nil, "in", nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	page1, _ := db.ByOffice("office-a", "", 2)
-	page2, _ := db.ByOffice("office-a", page1[1].ID, 2)
-	page3, _ := db.ByOffice("office-a", page2[len(page2)-1].ID, 2)
+	byOffice := func(office, after string, limit int) []*submission.Submission {
+		var out []*submission.Submission
+		if err := db.WalkOffice(office, after, func(s *submission.Submission) bool {
+			out = append(out, s)
+			return limit == 0 || len(out) < limit
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	page1 := byOffice("office-a", "", 2)
+	page2 := byOffice("office-a", page1[1].ID, 2)
+	page3 := byOffice("office-a", page2[len(page2)-1].ID, 2)
 	if len(page1) != 2 || len(page2) != 2 || len(page3) != 0 || page2[0].ID != "s2" {
 		t.Fatalf("pages: %d %d %d", len(page1), len(page2), len(page3))
 	}
-	b, _ := db.ByOffice("office-b", "", 0)
+	b := byOffice("office-b", "", 0)
 	if len(b) != 1 || b[0].ID != "s4" {
 		t.Fatalf("office-b sees %v", b)
 	}
@@ -213,16 +225,16 @@ func TestBlobRejectsBadNames(t *testing.T) {
 
 func TestUpdateWithReceiptOnlyTheWinnerWrites(t *testing.T) {
 	db, _ := openTemp(t)
-	if _, _, _, err := db.Accept(context.Background(), newSub("s1", "amt24", "m1"), nil, "in", nil); err != nil {
+	if _, _, _, err := db.Create(context.Background(), newSub("s1", "amt24", "m1"), nil, "in", nil); err != nil {
 		t.Fatal(err)
 	}
 	deliver := func(receipt string) bool {
-		_, changed, err := db.UpdateWithReceipt("s1", "out", []byte(receipt), func(s *Submission) ([]Event, error) {
-			if s.State == StateDelivered {
+		_, changed, err := db.UpdateWithReceipt("s1", "out", []byte(receipt), func(s *submission.Submission) ([]submission.Event, error) {
+			if s.State == submission.StateDelivered {
 				return nil, nil
 			}
-			s.State = StateDelivered
-			return []Event{{Type: EventDelivered, Detail: receipt}}, nil
+			s.State = submission.StateDelivered
+			return []submission.Event{{Type: submission.EventDelivered, Detail: receipt}}, nil
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -62,6 +62,19 @@ type Features struct {
 	// Concurrency is how many Deliver calls the concurrency case runs at once
 	// (default 32).
 	Concurrency int
+	// ConfirmsLater: the channel hands the package over and the office confirms
+	// afterwards (a folder import). Deliver then answers Confirmation.Pending, the
+	// adapter implements adapters.Confirmer, and the harness's receivers implement
+	// ConfirmingReceiver. Without it, Pending must never be set.
+	ConfirmsLater bool
+}
+
+// ConfirmingReceiver is a receiver whose office confirms after the hand-over.
+type ConfirmingReceiver interface {
+	Receiver
+	// Confirm makes the office confirm the delivery with this id, the way it really
+	// would (the import moves the case folder away, writes the marker, ...).
+	Confirm(t testing.TB, deliveryID string)
 }
 
 // Received is what a receiver saw of one delivery attempt, as the receiver itself

@@ -34,6 +34,7 @@ func Run(t *testing.T, h Harness) {
 
 	t.Run("AcceptedDeliverySeenAsSent", s.testAccept)
 	t.Run("StableDeliveryID", s.testStableID)
+	t.Run("LateConfirmation", s.testLateConfirmation)
 	t.Run("TransientFailure", s.testTransient)
 	t.Run("PermanentFailure", s.testPermanent)
 	t.Run("AlreadyCancelledContext", s.testAlreadyCancelled)
@@ -573,4 +574,57 @@ func secretParts(secret string) []string {
 
 func redact(hay, needle string) string {
 	return strings.ReplaceAll(hay, needle, "<SECRET>")
+}
+
+// testLateConfirmation: a channel that confirms later says so (Pending), reports no
+// confirmation the office did not give, and reports the one it gave — for the right
+// delivery only. A channel that does not confirm later never claims Pending.
+func (s *suite) testLateConfirmation(t *testing.T) {
+	a := s.adapter(t)
+	r := s.receiver(t, ModeAccept)
+	d := s.delivery(r)
+	c, err := s.deliver(t, t.Context(), a, d)
+	if err != nil {
+		t.Fatalf("Deliver to an accepting receiver: %v", err)
+	}
+	if !s.f.ConfirmsLater {
+		if c.Pending {
+			t.Fatal("Confirmation.Pending from a channel whose Features do not say ConfirmsLater")
+		}
+		return
+	}
+	if !c.Pending {
+		t.Fatal("ConfirmsLater channel answered without Pending: the broker would record a delivery the office has not confirmed")
+	}
+	cf, ok := a.(adapters.Confirmer)
+	if !ok {
+		t.Fatal("ConfirmsLater channel does not implement adapters.Confirmer")
+	}
+	cr, ok := r.(ConfirmingReceiver)
+	if !ok {
+		t.Fatal("ConfirmsLater harness: receiver does not implement ConfirmingReceiver")
+	}
+	other := s.delivery(r)
+	if _, err := s.deliver(t, t.Context(), a, other); err != nil {
+		t.Fatalf("second Deliver: %v", err)
+	}
+	if _, done, err := cf.Confirmed(t.Context(), d); err != nil || done {
+		t.Fatalf("Confirmed before the office confirmed: ok=%v err=%v", done, err)
+	}
+	cr.Confirm(t, d.ID)
+	var got adapters.Confirmation
+	waitFor(t, "the confirmation to be reported", func() bool {
+		c, done, err := cf.Confirmed(t.Context(), d)
+		if err != nil {
+			t.Fatalf("Confirmed: %v", err)
+		}
+		got = c
+		return done
+	})
+	if got.Receiver == "" || got.At.IsZero() {
+		t.Errorf("confirmation lacks receiver or time: %+v", got)
+	}
+	if _, done, err := cf.Confirmed(t.Context(), other); err != nil || done {
+		t.Fatalf("Confirmed reports a confirmation for a delivery the office did not confirm: ok=%v err=%v", done, err)
+	}
 }

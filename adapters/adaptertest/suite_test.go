@@ -70,7 +70,7 @@ func (a *memAdapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters
 	err = r.take(ctx, got)
 	switch {
 	case err == nil:
-		return adapters.Confirmation{Receiver: "memory:" + d.Target.Endpoint, At: time.Now()}, nil
+		return adapters.Confirmation{Receiver: "memory:" + d.Target.Endpoint, At: time.Now(), Pending: a.h.later}, nil
 	case errors.Is(err, errRefused) || a.defect == "transient-as-permanent":
 		return adapters.Confirmation{}, adapters.Permanent("receiver refused", err)
 	case a.defect == "leak-secret":
@@ -98,8 +98,9 @@ type memReceiver struct {
 	target  adapters.Target
 	release chan struct{}
 
-	mu  sync.Mutex
-	got []Received
+	mu        sync.Mutex
+	got       []Received
+	confirmed map[string]bool
 }
 
 func (r *memReceiver) Target() adapters.Target { return r.target }
@@ -132,6 +133,7 @@ func (r *memReceiver) take(ctx context.Context, got Received) error {
 
 type memHarness struct {
 	defect string
+	later  bool // the office confirms after the hand-over
 	mu     sync.Mutex
 	n      int
 	rs     map[string]*memReceiver
@@ -144,11 +146,44 @@ func (h *memHarness) lookup(ep string) *memReceiver {
 }
 
 func (h *memHarness) Features() Features {
-	return Features{CarriesPackage: true, CarriesAttachments: true}
+	return Features{CarriesPackage: true, CarriesAttachments: true, ConfirmsLater: h.later}
 }
 
 func (h *memHarness) NewAdapter(t testing.TB, logger *slog.Logger) adapters.Adapter {
-	return &memAdapter{h: h, defect: h.defect, logger: logger}
+	a := &memAdapter{h: h, defect: h.defect, logger: logger}
+	if h.later {
+		return &memLaterAdapter{a}
+	}
+	return a
+}
+
+// memLaterAdapter is the memory channel in its confirm-later form: the receiver's
+// Confirm marks a delivery confirmed, as a folder import would.
+type memLaterAdapter struct{ *memAdapter }
+
+func (a *memLaterAdapter) Confirmed(_ context.Context, d adapters.Delivery) (adapters.Confirmation, bool, error) {
+	r := a.h.lookup(d.Target.Endpoint)
+	if r == nil {
+		return adapters.Confirmation{}, false, errors.New("memory: unknown endpoint")
+	}
+	r.mu.Lock()
+	done := r.confirmed[d.ID]
+	r.mu.Unlock()
+	if !done && a.defect != "confirms-early" {
+		return adapters.Confirmation{}, false, nil
+	}
+	return adapters.Confirmation{Receiver: "memory import", At: time.Now()}, true, nil
+}
+
+func (a *memLaterAdapter) Changes() <-chan struct{} { return nil }
+
+func (r *memReceiver) Confirm(_ testing.TB, id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.confirmed == nil {
+		r.confirmed = map[string]bool{}
+	}
+	r.confirmed[id] = true
 }
 
 func (h *memHarness) NewReceiver(t testing.TB, mode Mode) Receiver {
@@ -170,6 +205,10 @@ func TestMemoryAdapterConforms(t *testing.T) {
 	Run(t, &memHarness{})
 }
 
+func TestConfirmLaterAdapterConforms(t *testing.T) {
+	Run(t, &memHarness{later: true})
+}
+
 // TestSeededDefectsFail proves the suite has teeth: each defect, planted in an
 // otherwise correct adapter, must make the named case fail. The suite runs in a child
 // process because a failing *testing.T cannot be contained in this one.
@@ -182,6 +221,8 @@ func TestSeededDefectsFail(t *testing.T) {
 		"unstable-id":            "StableDeliveryID",
 		"transient-as-permanent": "TransientFailure",
 		"ignores-close":          "DeliverAfterClose",
+		"confirms-early":         "LateConfirmation",
+		"pending-not-declared":   "LateConfirmation",
 	}
 	for defect, failingCase := range cases {
 		t.Run(defect, func(t *testing.T) {
@@ -207,5 +248,21 @@ func TestDefectChild(t *testing.T) {
 	if defect == "" {
 		return
 	}
-	Run(t, &memHarness{defect: defect})
+	switch defect {
+	case "confirms-early":
+		Run(t, &memHarness{defect: defect, later: true})
+	case "pending-not-declared":
+		// Hands over and confirms later, but its harness claims it confirms at once.
+		Run(t, &undeclaredLater{memHarness{defect: defect, later: true}})
+	default:
+		Run(t, &memHarness{defect: defect})
+	}
+}
+
+type undeclaredLater struct{ memHarness }
+
+func (h *undeclaredLater) Features() Features {
+	f := h.memHarness.Features()
+	f.ConfirmsLater = false
+	return f
 }

@@ -31,10 +31,11 @@ import (
 	"unicode"
 
 	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/channel"
 )
 
 // Channel is the name the adapter registers under.
-const Channel = "webhook"
+const Channel = channel.Webhook
 
 // ParamReceiver in Target.Params names the receiving system for the Confirmation
 // (default: the endpoint's host).
@@ -93,6 +94,11 @@ type StatusError struct {
 	StatusCode int
 	// Snippet is the start of the response body, printable characters only.
 	Snippet string
+}
+
+// PublicReason is what the portal may read: the status code, not the receiver's body.
+func (e *StatusError) PublicReason() string {
+	return fmt.Sprintf("receiver answered HTTP %d", e.StatusCode)
 }
 
 func (e *StatusError) Error() string {
@@ -191,6 +197,18 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Co
 	attrs = append(attrs, slog.Bool("permanent", adapters.IsPermanent(err)), slog.String("error", err.Error()))
 	a.log.LogAttrs(ctx, slog.LevelWarn, "webhook delivery failed", attrs...)
 	return c, err
+}
+
+// CheckTarget implements adapters.Checker: an office's webhook needs an absolute
+// http(s) endpoint and a whsec_ secret, or no package could ever reach it.
+func (a *Adapter) CheckTarget(t adapters.Target) error {
+	if _, err := parseEndpoint(t.Endpoint); err != nil {
+		return &adapters.TargetError{Field: "endpoint", Reason: err.Error()}
+	}
+	if _, err := parseSecrets(t.Secret); err != nil {
+		return &adapters.TargetError{Field: "secret", Reason: err.Error()}
+	}
+	return nil
 }
 
 func (a *Adapter) deliver(ctx context.Context, d adapters.Delivery) (adapters.Confirmation, int, error) {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/fachverfahren"
 	"github.com/amtsbote/amtsbote/gateway"
@@ -18,7 +19,7 @@ import (
 	"github.com/amtsbote/amtsbote/portal"
 	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/signing"
-	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 // printer serialises output from the broker's, the office's and the main goroutine.
@@ -75,7 +76,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg.DataDir = *dataDir
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Delivery.BackoffBase = 300 * time.Millisecond
-	cfg.Offices = map[string]config.OfficeClient{gateway.DemoOfficeID: {Webhook: config.Webhook{URL: office.URL()}}}
+	cfg.Offices = map[string]config.OfficeClient{gateway.DemoOfficeID: {Channels: map[string]config.Channel{channel.Webhook: {Endpoint: office.URL()}}}}
 	level := "error"
 	if *verbose {
 		level = "info"
@@ -90,26 +91,26 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		_ = g.Shutdown(sctx)
 	}()
 	oc := g.Config.Offices[gateway.DemoOfficeID]
-	office.SetCredentials(oc.Token, oc.Webhook.Secret)
+	office.SetCredentials(oc.Token, oc.Channels[channel.Webhook].Secret)
 	office.SetVerifier(signing.NewVerifier(g.Trust, signing.VerifyOptions{}))
 	dir := g.Directory.Current()
 	out.say("gateway", "%s listening on %s (data in %s), embedded NATS JetStream, bbolt", g.Config.GatewayID, g.URL(), *dataDir)
 	out.say("Fachverfahren", "Stadt Dresden's office system listening for webhooks on %s", office.URL())
 
-	done := make(chan *store.Submission, 1)
-	g.Broker.Observe(func(s *store.Submission, e store.Event) {
+	done := make(chan *submission.Submission, 1)
+	g.Broker.Observe(func(s *submission.Submission, e submission.Event) {
 		switch e.Type {
-		case store.EventReceived:
+		case submission.EventReceived:
 			out.say("gateway", "received: %s", e.Detail)
-		case store.EventRouted:
+		case submission.EventRouted:
 			out.say("gateway", "routed: %s at %s -> %s", s.ServiceName, s.AreaName, officeLine(dir, s.OfficeID))
-		case store.EventQueued:
+		case submission.EventQueued:
 			out.say("gateway", "queued for delivery by %s", e.Channel)
-		case store.EventAttemptFailed:
+		case submission.EventAttemptFailed:
 			out.say("gateway", "delivery attempt %d failed: %s", e.Attempt, e.Detail)
-		case store.EventDelivered:
+		case submission.EventDelivered:
 			out.say("gateway", "delivered by %s: %s", e.Channel, e.Detail)
-		case store.EventAccepted, store.EventRejected:
+		case submission.EventAccepted, submission.EventRejected:
 			out.say("gateway", "office answered: %s", strings.TrimSpace(e.Type+" "+e.Detail))
 			select {
 			case done <- s:
@@ -142,7 +143,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	out.say("Amt24", "%d Created: submission %s, signed Eingangsbestätigung received", res.Status, res.SubmissionID)
 
-	var final *store.Submission
+	var final *submission.Submission
 	select {
 	case final = <-done:
 	case <-ctx.Done():
@@ -221,7 +222,7 @@ func officeLine(d *routing.Directory, id string) string {
 	return strings.Join(parts, "; ")
 }
 
-func eventSummary(evs []store.Event) string {
+func eventSummary(evs []submission.Event) string {
 	names := make([]string, len(evs))
 	for i, e := range evs {
 		names[i] = e.Type

@@ -1,0 +1,232 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// rotating is a channel configuration the test changes while packages wait.
+type rotating struct {
+	mu       sync.Mutex
+	endpoint string
+	secret   string
+}
+
+func (r *rotating) Target(office, ch string) (adapters.Target, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return adapters.Target{Channel: ch, Endpoint: r.endpoint, Secret: r.secret}, true
+}
+
+func (r *rotating) set(endpoint, secret string) {
+	r.mu.Lock()
+	r.endpoint, r.secret = endpoint, secret
+	r.mu.Unlock()
+}
+
+// TestRotationReachesTheAttempt: endpoint and secret are read together at each
+// attempt, so packages queued before a rotation go to the new endpoint with the new
+// secret — never to the old endpoint signed with the new secret.
+func TestRotationReachesTheAttempt(t *testing.T) {
+	cfg := &rotating{endpoint: "https://old.example/hook", secret: "whsec_old"}
+	rx := &scripted{channel: "primary", answers: []error{errors.New("503"), errors.New("503")}}
+	dir := t.TempDir()
+	e := startWithChannels(t, dir, testConfig, cfg, rx)
+	a, err := e.b.Receive(context.Background(), intake("m1", "primary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, e.b, a.Submission.ID, submission.StateRetrying)
+	cfg.set("https://new.example/hook", "whsec_new")
+	waitState(t, e.b, a.Submission.ID, submission.StateDelivered)
+	ds := rx.deliveries()
+	first, last := ds[0].Target, ds[len(ds)-1].Target
+	if first.Endpoint != "https://old.example/hook" || first.Secret != "whsec_old" {
+		t.Fatalf("first attempt %v secret %q", first, first.Secret)
+	}
+	if last.Endpoint != "https://new.example/hook" || last.Secret != "whsec_new" {
+		t.Fatalf("attempt after rotation went to %v with secret %q", last, last.Secret)
+	}
+	for _, d := range ds {
+		if (d.Target.Endpoint == "https://old.example/hook") != (d.Target.Secret == "whsec_old") {
+			t.Fatalf("endpoint and secret of different generations in one attempt: %v %q", d.Target, d.Target.Secret)
+		}
+	}
+}
+
+// TestChannelNoLongerConfiguredFallsBack: a channel removed from the configuration
+// while packages wait is a permanent failure of that channel, not a stuck package.
+func TestChannelNoLongerConfiguredFallsBack(t *testing.T) {
+	only := ChannelsFunc(func(office, ch string) (adapters.Target, bool) {
+		return adapters.Target{Channel: ch}, ch == "fallback"
+	})
+	primary, fallback := &scripted{channel: "primary"}, &scripted{channel: "fallback"}
+	e := startWithChannels(t, t.TempDir(), testConfig, only, primary, fallback)
+	a, err := e.b.Receive(context.Background(), intake("m1", "primary", "fallback"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, e.b, a.Submission.ID, submission.StateDelivered)
+	if got := fmt.Sprint(eventTypes(t, e.b, a.Submission.ID)); got != "[received routed queued:primary channel_failed:primary fallback:fallback delivered:fallback]" {
+		t.Fatalf("log %s", got)
+	}
+	if len(primary.deliveries()) != 0 {
+		t.Fatal("an unconfigured channel was called")
+	}
+}
+
+// later hands packages over and confirms them when the test says so.
+type later struct {
+	scripted
+	mu        sync.Mutex
+	confirmed map[string]bool
+	changes   chan struct{}
+	asked     atomic.Int64
+}
+
+func (l *later) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Confirmation, error) {
+	c, err := l.scripted.Deliver(ctx, d)
+	c.Pending = true
+	return c, err
+}
+
+func (l *later) Confirmed(_ context.Context, d adapters.Delivery) (adapters.Confirmation, bool, error) {
+	l.asked.Add(1)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.confirmed[d.ID] {
+		return adapters.Confirmation{}, false, nil
+	}
+	return adapters.Confirmation{Receiver: "folder import", At: time.Now(), Reference: "case-1"}, true, nil
+}
+
+func (l *later) Changes() <-chan struct{} { return l.changes }
+
+func (l *later) confirm(id string) {
+	l.mu.Lock()
+	l.confirmed[id] = true
+	l.mu.Unlock()
+	l.changes <- struct{}{}
+}
+
+// TestLateConfirmation: a channel that hands over (a folder) leaves the package
+// handed_over until the office confirms; the broker then records the delivery with
+// its receipt — also after a restart in between.
+func TestLateConfirmation(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig
+	cfg.ConfirmEvery = time.Hour // only the change signal may trigger the question
+	l := &later{scripted: scripted{channel: "transfer"}, confirmed: map[string]bool{}, changes: make(chan struct{}, 1)}
+	e := startWith(t, dir, cfg, l)
+	a, err := e.b.Receive(context.Background(), intake("m1", "transfer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, e.b, a.Submission.ID, submission.StateHandedOver)
+	if _, err := e.db.Receipt(a.Submission.ID, ReceiptDelivery); err == nil {
+		t.Fatal("a hand-over must not issue the Zustellbestaetigung")
+	}
+	e.stop()
+
+	l2 := &later{scripted: scripted{channel: "transfer"}, confirmed: map[string]bool{}, changes: make(chan struct{}, 1)}
+	e2 := startWith(t, dir, cfg, l2)
+	l2.confirm(a.Submission.DeliveryID)
+	s := waitState(t, e2.b, a.Submission.ID, submission.StateDelivered)
+	if s.Receiver != "folder import" {
+		t.Fatalf("receiver %q", s.Receiver)
+	}
+	if r, err := e2.db.Receipt(a.Submission.ID, ReceiptDelivery); err != nil || len(r) == 0 {
+		t.Fatalf("no delivery receipt: %v", err)
+	}
+	if got := fmt.Sprint(eventTypes(t, e2.b, a.Submission.ID)); got != "[received routed queued:transfer handed_over:transfer delivered:transfer]" {
+		t.Fatalf("log %s", got)
+	}
+	if len(l2.deliveries()) != 0 {
+		t.Fatal("a handed-over package was delivered again after the restart")
+	}
+}
+
+// TestDeskListsFiltersAndPages: the office side lists only its own submissions,
+// filters by state and text, and pages.
+func TestDeskListsFiltersAndPages(t *testing.T) {
+	e := start(t, t.TempDir())
+	ctx := context.Background()
+	for i := 0; i < 5; i++ {
+		in := intake(fmt.Sprintf("m%d", i))
+		if i == 4 {
+			in.OfficeID = "office-b"
+		}
+		if i == 1 {
+			in.ServiceName = "Gewerbeanmeldung"
+		}
+		if _, err := e.b.Receive(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p1, err := e.b.List(ctx, "office-a", ListQuery{Limit: 3})
+	if err != nil || len(p1.Items) != 3 || p1.Next == "" {
+		t.Fatalf("page 1: %d next %q %v", len(p1.Items), p1.Next, err)
+	}
+	p2, _ := e.b.List(ctx, "office-a", ListQuery{Limit: 3, After: p1.Next})
+	if len(p2.Items) != 1 || p2.Next != "" {
+		t.Fatalf("page 2: %d next %q", len(p2.Items), p2.Next)
+	}
+	found, _ := e.b.List(ctx, "office-a", ListQuery{Text: "gewerbe"})
+	if len(found.Items) != 1 || found.Items[0].MessageID != "m1" {
+		t.Fatalf("search: %v", found.Items)
+	}
+	// Pick one up; the state filter then finds it alone.
+	if _, rc, err := e.b.OpenPackage(ctx, "office-a", found.Items[0].ID, Pickup{Channel: "api", Receiver: "test"}); err != nil {
+		t.Fatal(err)
+	} else {
+		rc.Close()
+	}
+	delivered, _ := e.b.List(ctx, "office-a", ListQuery{States: []submission.State{submission.StateDelivered}})
+	if len(delivered.Items) != 1 {
+		t.Fatalf("state filter: %d", len(delivered.Items))
+	}
+	other, _ := e.b.List(ctx, "office-b", ListQuery{})
+	if len(other.Items) != 1 || other.Items[0].OfficeID != "office-b" {
+		t.Fatalf("office-b sees %v", other.Items)
+	}
+	if _, _, err := e.b.OpenPackage(ctx, "office-b", found.Items[0].ID, Pickup{}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("another office opened the package: %v", err)
+	}
+	if _, _, err := e.b.OpenAttachment(ctx, "office-b", found.Items[0].ID, "a1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("another office opened the attachment: %v", err)
+	}
+}
+
+// TestPortalSeesNoOperatorNotes: the receiver's own error text stays with operators.
+func TestPortalSeesNoOperatorNotes(t *testing.T) {
+	leaky := errors.New("HTTP 500: <pre>java.lang.NullPointerException at de.stadt.Fachverfahren</pre>")
+	e := start(t, t.TempDir(), &scripted{channel: "primary", answers: []error{leaky}})
+	a, err := e.b.Receive(context.Background(), intake("m1", "primary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, e.b, a.Submission.ID, submission.StateDelivered)
+	portal, err := e.b.PortalEvents("amt24", a.Submission.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _ := e.b.Log(a.Submission.ID)
+	for i, ev := range portal {
+		if ev.Note != "" || (ev.Type == submission.EventAttemptFailed && (all[i].Note == "" || strings.Contains(ev.Detail, "NullPointer"))) {
+			t.Fatalf("portal event %+v (operator sees %+v)", ev, all[i])
+		}
+	}
+	if _, err := e.b.PortalEvents("other-portal", a.Submission.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("another portal reads the log: %v", err)
+	}
+}
+

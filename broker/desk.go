@@ -1,0 +1,227 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// OfficeDesk is the office side of the broker: the one port through which every
+// office-facing face — the REST pull API, the XTA pull service, the web mailbox —
+// reads and decides. Putting the rules here, not in each face, means every channel
+// enforces the same ones:
+//
+//   - an office sees only its own submissions: another office's id answers
+//     ErrNotFound, exactly like an id that does not exist, so existence is not
+//     revealed;
+//   - opening the package is a pickup: the office has it, so it counts as delivered
+//     (with the Zustellbestaetigung) whatever push channel was still pending;
+//   - a decision implies the pickup, is final, and a repeat of the same decision
+//     changes nothing; another one is ErrConflict;
+//   - every action lands in the event log, with the actor and the channel it came by.
+type OfficeDesk interface {
+	// List pages through the office's submissions, oldest first.
+	List(ctx context.Context, officeID string, q ListQuery) (Page, error)
+	// Get returns one submission of the office.
+	Get(ctx context.Context, officeID, id string) (*submission.Submission, error)
+	// Events returns the event log of one submission of the office.
+	Events(ctx context.Context, officeID, id string) ([]submission.Event, error)
+	// OpenPackage opens the exact signed package bytes; it records the pickup p first.
+	OpenPackage(ctx context.Context, officeID, id string, p Pickup) (*submission.Submission, io.ReadCloser, error)
+	// OpenAttachment opens one attachment by its id.
+	OpenAttachment(ctx context.Context, officeID, id, attachmentID string) (submission.Attachment, io.ReadCloser, error)
+	// Receipt returns a signed receipt (ReceiptIntake or ReceiptDelivery).
+	Receipt(ctx context.Context, officeID, id, kind string) ([]byte, error)
+	// Confirm records that the office has the package (XTA close, a person opened it).
+	Confirm(ctx context.Context, officeID, id string, p Pickup) (*submission.Submission, error)
+	// Decide records the office's answer (accepted or rejected, with a reason).
+	Decide(ctx context.Context, officeID, id string, d Decision) (*submission.Submission, error)
+}
+
+var _ OfficeDesk = (*Broker)(nil)
+
+// ListQuery selects and pages an office's submissions.
+type ListQuery struct {
+	After  string             // page after this submission id
+	Limit  int                // at most this many (0: 100; capped at 1000)
+	States []submission.State // only these states (none: all)
+	// Text keeps submissions whose id, message id, service, place or sender contain
+	// it, case-insensitively.
+	Text string
+}
+
+// Page is one page of a listing; Next is the After of the following page ("" at the end).
+type Page struct {
+	Items []*submission.Submission
+	Next  string
+}
+
+// Pickup says how and by whom the office took the package.
+type Pickup struct {
+	Channel  string // channel.API, channel.XTA, channel.Mailbox, ...
+	Receiver string // e.g. "office X (pull API)", "user anna (mailbox)"
+}
+
+// Decision is the office's answer as a face hands it in.
+type Decision struct {
+	Outcome string // OutcomeAccepted or OutcomeRejected
+	Reason  string
+	Actor   string // who decided: the office system or a named office user
+	Channel string // the face it came by (for the pickup it implies)
+}
+
+// Decision outcomes, as the faces name them.
+const (
+	OutcomeAccepted = submission.OutcomeAccepted
+	OutcomeRejected = submission.OutcomeRejected
+)
+
+const (
+	defaultListLimit = 100
+	maxListLimit     = 1000
+)
+
+// forOffice returns the submission if it is addressed to the office, and ErrNotFound
+// otherwise: an office must not even learn that another office's submission exists.
+func (b *Broker) forOffice(officeID, id string) (*submission.Submission, error) {
+	s, err := b.db.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	if officeID == "" || s.OfficeID != officeID {
+		return nil, fmt.Errorf("submission %s: %w", id, ErrNotFound)
+	}
+	return s, nil
+}
+
+// List implements OfficeDesk.
+func (b *Broker) List(ctx context.Context, officeID string, q ListQuery) (Page, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = defaultListLimit
+	}
+	limit = min(limit, maxListLimit)
+	want := map[submission.State]bool{}
+	for _, st := range q.States {
+		want[st] = true
+	}
+	text := strings.ToLower(strings.TrimSpace(q.Text))
+	var page Page
+	// Filtering happens while walking the office's index, so a page is full even when
+	// most submissions do not match; meeting one more match than the limit tells that
+	// a next page exists.
+	err := b.db.WalkOffice(officeID, q.After, func(s *submission.Submission) bool {
+		if ctx.Err() != nil {
+			return false
+		}
+		if len(want) > 0 && !want[s.State] {
+			return true
+		}
+		if text != "" && !matches(s, text) {
+			return true
+		}
+		if len(page.Items) == limit {
+			page.Next = page.Items[limit-1].ID
+			return false
+		}
+		page.Items = append(page.Items, s)
+		return true
+	})
+	if err != nil {
+		return Page{}, err
+	}
+	return page, ctx.Err()
+}
+
+func matches(s *submission.Submission, text string) bool {
+	for _, f := range []string{s.ID, s.MessageID, s.ServiceName, s.LeikaKey, s.Place, s.AreaName, s.Sender} {
+		if strings.Contains(strings.ToLower(f), text) {
+			return true
+		}
+	}
+	return false
+}
+
+// Get implements OfficeDesk.
+func (b *Broker) Get(_ context.Context, officeID, id string) (*submission.Submission, error) {
+	return b.forOffice(officeID, id)
+}
+
+// Events implements OfficeDesk.
+func (b *Broker) Events(_ context.Context, officeID, id string) ([]submission.Event, error) {
+	if _, err := b.forOffice(officeID, id); err != nil {
+		return nil, err
+	}
+	return b.db.Events(id)
+}
+
+// OpenPackage implements OfficeDesk.
+func (b *Broker) OpenPackage(ctx context.Context, officeID, id string, p Pickup) (*submission.Submission, io.ReadCloser, error) {
+	s, err := b.Confirm(ctx, officeID, id, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	rc, err := b.db.Blobs.Open(ctx, s.PackageSHA256)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, rc, nil
+}
+
+// OpenAttachment implements OfficeDesk.
+func (b *Broker) OpenAttachment(ctx context.Context, officeID, id, attID string) (submission.Attachment, io.ReadCloser, error) {
+	s, err := b.forOffice(officeID, id)
+	if err != nil {
+		return submission.Attachment{}, nil, err
+	}
+	for _, a := range s.Attachments {
+		if a.ID == attID {
+			rc, err := b.db.Blobs.Open(ctx, a.SHA256)
+			return a, rc, err
+		}
+	}
+	return submission.Attachment{}, nil, fmt.Errorf("attachment %s: %w", attID, ErrNotFound)
+}
+
+// Receipt implements OfficeDesk.
+func (b *Broker) Receipt(_ context.Context, officeID, id, kind string) ([]byte, error) {
+	if _, err := b.forOffice(officeID, id); err != nil {
+		return nil, err
+	}
+	return b.db.Receipt(id, kind)
+}
+
+// Confirm implements OfficeDesk. The first confirmation is the delivery: the office
+// has the package, whatever push channel was still pending. Later ones change nothing.
+func (b *Broker) Confirm(_ context.Context, officeID, id string, p Pickup) (*submission.Submission, error) {
+	s, err := b.forOffice(officeID, id)
+	if err != nil {
+		return nil, err
+	}
+	if s.DeliveredAt != nil {
+		return s, nil
+	}
+	c := submission.Confirmation{Receiver: p.Receiver, At: time.Now().UTC()}
+	return b.confirmSub(id, c, func(cur *submission.Submission, now time.Time, c submission.Confirmation) ([]submission.Event, error) {
+		return cur.Confirm(now, p.Channel, c)
+	})
+}
+
+// Decide implements OfficeDesk. An office may decide on a package it has not picked
+// up through this face (it was pushed and confirmed, or it decides at once): a
+// pending delivery is confirmed first.
+func (b *Broker) Decide(ctx context.Context, officeID, id string, d Decision) (*submission.Submission, error) {
+	if d.Outcome != OutcomeAccepted && d.Outcome != OutcomeRejected {
+		return nil, fmt.Errorf("%w: outcome %q", ErrConflict, d.Outcome)
+	}
+	if _, err := b.Confirm(ctx, officeID, id, Pickup{Channel: d.Channel, Receiver: d.Actor}); err != nil {
+		return nil, err
+	}
+	return b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		return cur.Decide(now, d.Outcome, d.Reason, d.Actor)
+	})
+}

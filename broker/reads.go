@@ -1,0 +1,66 @@
+package broker
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// Submission returns any submission, unrestricted (operators, the gateway itself).
+// Faces for portals and offices use ForPortal and the OfficeDesk, which enforce who
+// may see what.
+func (b *Broker) Submission(id string) (*submission.Submission, error) { return b.db.Get(id) }
+
+// Log returns a submission's whole event log, operator notes included.
+func (b *Broker) Log(id string) ([]submission.Event, error) { return b.db.Events(id) }
+
+// ForPortal returns the submission if the portal sent it, and ErrNotFound otherwise:
+// a portal sees only its own submissions, and cannot learn that others exist.
+func (b *Broker) ForPortal(portal, id string) (*submission.Submission, error) {
+	s, err := b.db.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	if portal == "" || s.Sender != portal {
+		return nil, fmt.Errorf("submission %s: %w", id, ErrNotFound)
+	}
+	return s, nil
+}
+
+// PortalEvents returns the event log as the portal that sent the submission may read
+// it: without operator notes (an office endpoint's error page can contain anything).
+func (b *Broker) PortalEvents(portal, id string) ([]submission.Event, error) {
+	if _, err := b.ForPortal(portal, id); err != nil {
+		return nil, err
+	}
+	evs, err := b.db.Events(id)
+	for i := range evs {
+		evs[i].Note = ""
+	}
+	return evs, err
+}
+
+// PortalReceipt returns a receipt of one of the portal's submissions.
+func (b *Broker) PortalReceipt(portal, id, kind string) ([]byte, error) {
+	if _, err := b.ForPortal(portal, id); err != nil {
+		return nil, err
+	}
+	return b.db.Receipt(id, kind)
+}
+
+// Redeliver queues a held submission again from its first channel (the operator's
+// replay after fixing an office's endpoint).
+func (b *Broker) Redeliver(id, actor string) (*submission.Submission, error) {
+	s, err := b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		return cur.Requeue(now, actor)
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.enqueue(s.ID)
+	return s, nil
+}
+
+// Scan walks all submissions (admin listings). fn returns false to stop.
+func (b *Broker) Scan(fn func(*submission.Submission) bool) error { return b.db.Scan(fn) }

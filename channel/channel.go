@@ -1,0 +1,28 @@
+// Package channel names the delivery channels. The names appear in configuration
+// (offices.<id>.channels.<name>), in the directory (an office's channel list), in queue
+// subjects, event logs and receipts; keeping them in one leaf package means a new
+// channel is named once and every layer agrees on the spelling.
+package channel
+
+// The channels, by maturity level of the office (E-Government-Reife) where one applies.
+const (
+	Mailbox  = "mailbox"  // level 1: web mailbox (Behördenpostfach) and e-mail notice
+	Transfer = "transfer" // level 2: one folder per case in a shared folder
+	Webhook  = "webhook"  // level 3: signed notification, then the office pulls by API
+	XTA      = "xta"      // level 4: XTA 2 Version 5 (push or pull)
+	Peer     = "peer"     // another state's gateway (Portalverbund)
+	// API is not a push channel: it names deliveries that happened because the office
+	// fetched the package through the pull API before any push was confirmed.
+	API = "api"
+)
+
+var levels = map[string]int{Mailbox: 1, Transfer: 2, Webhook: 3, XTA: 4, Peer: 0}
+
+// Level returns the maturity level an office needs for the channel (0 for peer).
+func Level(name string) int { return levels[name] }
+
+// Known reports whether name is a channel an office can list.
+func Known(name string) bool { _, ok := levels[name]; return ok }
+
+// All lists the channels an office can list, by level (peer last).
+func All() []string { return []string{Mailbox, Transfer, Webhook, XTA, Peer} }

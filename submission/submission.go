@@ -1,0 +1,376 @@
+// Package submission is the one home of a submission's lifecycle: the model of an
+// accepted application package and every change of its state, as pure code. Nothing
+// here touches a disk, a queue or a clock of its own: each transition takes the time
+// as an argument, checks that it is legal from the current state, changes the record
+// and returns the events that say so. The broker decides *when* a transition happens
+// and the store persists the record together with those events in one transaction
+// (store.Update's rule: every state change has its events). Keeping the rules here
+// means every channel and every office-side face (pull API, XTA, mailbox) gets the
+// same ones, and they are tested in microseconds without bbolt or NATS.
+//
+// Two different things are called "accept" in German e-government; they are kept
+// apart in the names:
+//
+//   - the gateway receiving a package (Eingang): New, the "received" event, the
+//     Eingangsbestaetigung, broker.Receive;
+//   - the office accepting the application (Annahme): Decide with OutcomeAccepted,
+//     the "accepted" event and state. Its counterpart is OutcomeRejected.
+package submission
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors of the transitions. Both mean "nothing was changed".
+var (
+	// ErrIllegal: the transition is not allowed from the record's current state
+	// (e.g. a decision before the office has the package, or a second, different
+	// decision). Callers report it as a conflict.
+	ErrIllegal = errors.New("illegal state transition")
+	// ErrStale: a delivery outcome for an attempt that is no longer current (the
+	// submission moved on: delivered by another path, or requeued). Callers drop it.
+	ErrStale = errors.New("stale delivery outcome")
+)
+
+// State is where a submission stands.
+type State string
+
+const (
+	StateQueued   State = "queued"   // waiting for its first attempt on the current channel
+	StateRetrying State = "retrying" // an attempt failed transiently; another is scheduled
+	// StateHandedOver: the channel took the package (a case folder written, a message
+	// put in the office's XTA list) but the office's confirmation is still to come.
+	StateHandedOver State = "handed_over"
+	StateDelivered  State = "delivered" // the office's system or a person confirmed receipt
+	StateHeld       State = "held"      // no channel left; waits for an operator or the office's pickup
+	StateAccepted   State = "accepted"  // the office accepted the application (Annahme)
+	StateRejected   State = "rejected"  // the office rejected it, with a reason
+	StateForwarded  State = "forwarded" // handed to a peer gateway, which now owns delivery
+)
+
+// States lists every state, for validation of filters and for tests.
+func States() []State {
+	return []State{StateQueued, StateRetrying, StateHandedOver, StateDelivered, StateHeld, StateAccepted, StateRejected, StateForwarded}
+}
+
+// Dispatchable reports whether a submission in this state still needs a delivery
+// attempt (it has an outbox entry).
+func (s State) Dispatchable() bool { return s == StateQueued || s == StateRetrying }
+
+// Final reports whether the office has decided.
+func (s State) Final() bool { return s == StateAccepted || s == StateRejected }
+
+// Submission is one received application package and its delivery state.
+type Submission struct {
+	ID         string `json:"id"`
+	DeliveryID string `json:"deliveryId"`
+	MessageID  string `json:"messageId"`
+	Sender     string `json:"sender"`
+	SignerID   string `json:"signerId,omitempty"`
+
+	LeikaKey    string `json:"leikaKey"`
+	ServiceName string `json:"serviceName"`
+	Place       string `json:"place"` // as the citizen gave it
+	AreaARS     string `json:"areaArs,omitempty"`
+	AreaName    string `json:"areaName,omitempty"`
+	OfficeID    string `json:"officeId"`
+	OfficeName  string `json:"officeName"`
+
+	// Targets is the channel plan fixed at intake: tried in order, the next one when
+	// a channel fails for good. Only channel names are stored: the endpoint, secret
+	// and parameters come from the configuration when an attempt is made, so a
+	// rotated endpoint and secret always travel together.
+	Targets     []Target `json:"targets"`
+	TargetIndex int      `json:"targetIndex"`
+	// Attempts counts attempts on the current target; Generation counts how often the
+	// submission was (re)queued, so a stale queue message can be recognised.
+	Attempts      int       `json:"attempts"`
+	TotalAttempts int       `json:"totalAttempts"`
+	Generation    int       `json:"generation"`
+	NextAttemptAt time.Time `json:"nextAttemptAt,omitempty"`
+
+	PackageSHA256 string       `json:"packageSha256"`
+	PackageSize   int64        `json:"packageSize"`
+	Attachments   []Attachment `json:"attachments,omitempty"`
+
+	State      State     `json:"state"`
+	ReceivedAt time.Time `json:"receivedAt"`
+	UpdatedAt  time.Time `json:"updatedAt"`
+
+	HandedOverAt *time.Time `json:"handedOverAt,omitempty"`
+	DeliveredAt  *time.Time `json:"deliveredAt,omitempty"`
+	Receiver     string     `json:"receiver,omitempty"`
+	Decision     *Decision  `json:"decision,omitempty"`
+}
+
+// CurrentTarget returns the channel the next attempt goes to, if any is left.
+func (s *Submission) CurrentTarget() (Target, bool) {
+	if s.TargetIndex < 0 || s.TargetIndex >= len(s.Targets) {
+		return Target{}, false
+	}
+	return s.Targets[s.TargetIndex], true
+}
+
+// Target names one channel of the office. Its address and secret are not part of
+// the record (see Submission.Targets).
+type Target struct {
+	Channel string `json:"channel"`
+}
+
+// Attachment describes a stored attachment; its bytes are the blob named SHA256.
+type Attachment struct {
+	ID       string `json:"id"`
+	FileName string `json:"fileName"`
+	MimeType string `json:"mimeType"`
+	Size     int64  `json:"size"`
+	SHA256   string `json:"sha256"`
+}
+
+// Decision outcomes.
+const (
+	OutcomeAccepted = "accepted"
+	OutcomeRejected = "rejected"
+)
+
+// Decision is the office's answer.
+type Decision struct {
+	Outcome string    `json:"outcome"` // OutcomeAccepted or OutcomeRejected
+	Reason  string    `json:"reason,omitempty"`
+	At      time.Time `json:"at"`
+	Actor   string    `json:"actor,omitempty"` // who decided: office system or a named office user
+}
+
+// Event is one entry of a submission's log. Events are never changed or removed.
+//
+// Detail is shown to everyone who may read the submission (the portal included);
+// Note carries what only operators may see (e.g. an office endpoint's error body).
+type Event struct {
+	Seq          uint64    `json:"seq"`
+	SubmissionID string    `json:"submissionId"`
+	At           time.Time `json:"at"`
+	Type         string    `json:"type"`
+	Channel      string    `json:"channel,omitempty"`
+	Attempt      int       `json:"attempt,omitempty"`
+	Actor        string    `json:"actor,omitempty"`
+	Detail       string    `json:"detail,omitempty"`
+	Note         string    `json:"note,omitempty"`
+}
+
+// Event types. Stable: portals and dashboards match on them.
+const (
+	EventReceived      = "received"
+	EventRouted        = "routed"
+	EventQueued        = "queued"
+	EventAttemptFailed = "attempt_failed"
+	EventChannelFailed = "channel_failed"
+	EventFallback      = "fallback"
+	EventHandedOver    = "handed_over"
+	EventDelivered     = "delivered"
+	EventHeld          = "held"
+	EventAccepted      = "accepted"
+	EventRejected      = "rejected"
+	EventRequeued      = "requeued"
+)
+
+// Params is what intake knows about a package it has verified and routed.
+type Params struct {
+	ID, DeliveryID                          string
+	MessageID, Sender, SignerID             string
+	LeikaKey, ServiceName, Place            string
+	AreaARS, AreaName, OfficeID, OfficeName string
+	Targets                                 []Target
+	PackageSHA256                           string
+	PackageSize                             int64
+	Attachments                             []Attachment
+}
+
+// New is the gateway receiving a package (Eingang): the record in its first state
+// and the events received, routed and queued (or held, when the office has no
+// channel this gateway can use).
+func New(p Params, now time.Time) (*Submission, []Event) {
+	s := &Submission{
+		ID: p.ID, DeliveryID: p.DeliveryID,
+		MessageID: p.MessageID, Sender: p.Sender, SignerID: p.SignerID,
+		LeikaKey: p.LeikaKey, ServiceName: p.ServiceName, Place: p.Place,
+		AreaARS: p.AreaARS, AreaName: p.AreaName, OfficeID: p.OfficeID, OfficeName: p.OfficeName,
+		Targets: p.Targets, Generation: 1,
+		PackageSHA256: p.PackageSHA256, PackageSize: p.PackageSize, Attachments: p.Attachments,
+		ReceivedAt: now, UpdatedAt: now,
+	}
+	evs := []Event{
+		{At: now, Type: EventReceived, Detail: fmt.Sprintf("signed by %s, %d bytes, sha256 %s", p.SignerID, p.PackageSize, p.PackageSHA256)},
+		{At: now, Type: EventRouted, Detail: fmt.Sprintf("%s (%s) for %s", p.OfficeID, p.AreaName, p.LeikaKey)},
+	}
+	if t, ok := s.CurrentTarget(); ok {
+		s.State = StateQueued
+		evs = append(evs, Event{At: now, Type: EventQueued, Channel: t.Channel})
+	} else {
+		s.State = StateHeld
+		evs = append(evs, Event{At: now, Type: EventHeld, Detail: "office has no channel on this gateway; ready for pickup"})
+	}
+	return s, evs
+}
+
+// current checks that a delivery outcome belongs to the attempt that is running now:
+// the submission still needs delivery and was not requeued since (generation).
+func (s *Submission) current(gen int) error {
+	if !s.State.Dispatchable() || s.Generation != gen {
+		return fmt.Errorf("%w: %s is %s (generation %d, outcome for %d)", ErrStale, s.ID, s.State, s.Generation, gen)
+	}
+	return nil
+}
+
+// Reason is why an attempt or a channel failed: Public is shown to the portal,
+// Internal (the receiver's own words, which may hold anything) only to operators.
+type Reason struct {
+	Public   string
+	Internal string
+}
+
+// AttemptFailed records a transient failure of the attempt of generation gen and
+// schedules the next attempt at retryAt.
+func (s *Submission) AttemptFailed(now time.Time, gen int, why Reason, retryAt time.Time) ([]Event, error) {
+	if err := s.current(gen); err != nil {
+		return nil, err
+	}
+	t, _ := s.CurrentTarget()
+	s.Attempts++
+	s.TotalAttempts++
+	s.State = StateRetrying
+	s.NextAttemptAt = retryAt
+	return []Event{{At: now, Type: EventAttemptFailed, Channel: t.Channel, Attempt: s.Attempts,
+		Detail: fmt.Sprintf("%s; next attempt in %s", why.Public, retryAt.Sub(now).Round(time.Millisecond)), Note: why.Internal}}, nil
+}
+
+// ChannelFailed gives up on the current channel (a permanent failure or the retry
+// budget spent) and moves to the office's next channel, or holds the package when
+// none is left.
+func (s *Submission) ChannelFailed(now time.Time, gen int, why Reason) ([]Event, error) {
+	if err := s.current(gen); err != nil {
+		return nil, err
+	}
+	t, _ := s.CurrentTarget()
+	s.TotalAttempts++
+	evs := []Event{{At: now, Type: EventChannelFailed, Channel: t.Channel, Attempt: s.Attempts + 1, Detail: why.Public, Note: why.Internal}}
+	s.TargetIndex++
+	s.Attempts = 0
+	s.NextAttemptAt = time.Time{}
+	if next, ok := s.CurrentTarget(); ok {
+		s.State = StateQueued
+		s.Generation++
+		evs = append(evs, Event{At: now, Type: EventFallback, Channel: next.Channel, Detail: "falling back from " + t.Channel})
+	} else {
+		s.State = StateHeld
+		evs = append(evs, Event{At: now, Type: EventHeld, Detail: "no channel left; ready for pickup by the office"})
+	}
+	return evs, nil
+}
+
+// Confirmation is what the receiving side said when it took the package over.
+type Confirmation struct {
+	Receiver  string
+	At        time.Time
+	Reference string
+}
+
+func (c Confirmation) detail() string {
+	d := "receiver " + c.Receiver
+	if c.Reference != "" {
+		d += ", reference " + c.Reference
+	}
+	return d
+}
+
+// HandOver records that the channel of the attempt of generation gen took the
+// package and that the office's confirmation will follow (Confirm).
+func (s *Submission) HandOver(now time.Time, gen int, c Confirmation) ([]Event, error) {
+	if err := s.current(gen); err != nil {
+		return nil, err
+	}
+	t, _ := s.CurrentTarget()
+	at := now
+	s.HandedOverAt = &at
+	s.State = StateHandedOver
+	s.NextAttemptAt = time.Time{}
+	return []Event{{At: now, Type: EventHandedOver, Channel: t.Channel, Attempt: s.Attempts + 1, Detail: c.detail() + "; waiting for the office's confirmation"}}, nil
+}
+
+// Delivered records that the attempt of generation gen was confirmed by the receiver.
+func (s *Submission) Delivered(now time.Time, gen int, c Confirmation) ([]Event, error) {
+	if err := s.current(gen); err != nil {
+		return nil, err
+	}
+	t, _ := s.CurrentTarget()
+	return s.deliver(now, t.Channel, s.Attempts+1, c), nil
+}
+
+// Confirm records that the office has the package, whatever was pending: its system
+// fetched it by API, closed it by XTA, imported the case folder, or a person opened
+// it in the mailbox. channel names the way it arrived. A submission delivered
+// already is left as it is (nil events, nil error): confirmations repeat.
+func (s *Submission) Confirm(now time.Time, channel string, c Confirmation) ([]Event, error) {
+	if s.DeliveredAt != nil {
+		return nil, nil
+	}
+	switch s.State {
+	case StateQueued, StateRetrying, StateHandedOver, StateHeld:
+	default:
+		return nil, fmt.Errorf("%w: confirm delivery of a submission that is %s", ErrIllegal, s.State)
+	}
+	return s.deliver(now, channel, 0, c), nil
+}
+
+func (s *Submission) deliver(now time.Time, channel string, attempt int, c Confirmation) []Event {
+	at := c.At
+	if at.IsZero() {
+		at = now
+	}
+	at = at.UTC()
+	s.DeliveredAt, s.Receiver = &at, c.Receiver
+	s.State = StateDelivered
+	s.NextAttemptAt = time.Time{}
+	return []Event{{At: now, Type: EventDelivered, Channel: channel, Attempt: attempt, Detail: c.detail()}}
+}
+
+// Decide records the office's answer. The office must have the package (delivered).
+// Repeating the same answer changes nothing (nil events, nil error); a different
+// answer after one was given is ErrIllegal.
+func (s *Submission) Decide(now time.Time, outcome, reason, actor string) ([]Event, error) {
+	var typ string
+	switch outcome {
+	case OutcomeAccepted:
+		typ = EventAccepted
+	case OutcomeRejected:
+		typ = EventRejected
+	default:
+		return nil, fmt.Errorf("%w: unknown outcome %q", ErrIllegal, outcome)
+	}
+	if s.Decision != nil {
+		if s.Decision.Outcome == outcome {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%w: already %s", ErrIllegal, s.Decision.Outcome)
+	}
+	if s.State != StateDelivered {
+		return nil, fmt.Errorf("%w: decide on a submission that is %s (the office must have it first)", ErrIllegal, s.State)
+	}
+	s.Decision = &Decision{Outcome: outcome, Reason: reason, At: now, Actor: actor}
+	s.State = State(outcome)
+	s.NextAttemptAt = time.Time{}
+	return []Event{{At: now, Type: typ, Actor: actor, Detail: reason}}, nil
+}
+
+// Requeue starts delivery again from the office's first channel (an operator's
+// replay after fixing an office's endpoint). Only a held submission can be requeued.
+func (s *Submission) Requeue(now time.Time, actor string) ([]Event, error) {
+	if s.State != StateHeld || len(s.Targets) == 0 {
+		return nil, fmt.Errorf("%w: requeue a submission that is %s with %d channels", ErrIllegal, s.State, len(s.Targets))
+	}
+	s.TargetIndex, s.Attempts = 0, 0
+	s.Generation++
+	s.State = StateQueued
+	s.NextAttemptAt = time.Time{}
+	return []Event{{At: now, Type: EventRequeued, Channel: s.Targets[0].Channel, Actor: actor, Detail: "requeued by operator"}}, nil
+}

@@ -1,0 +1,222 @@
+package submission
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+
+// fixture returns a submission with two channels, put into state st the way the
+// lifecycle would get there (so the fixture itself exercises legal paths).
+func fixture(t *testing.T, st State) *Submission {
+	t.Helper()
+	s, _ := New(Params{ID: "s1", DeliveryID: "d1", MessageID: "m1", Sender: "amt24", OfficeID: "o1",
+		Targets: []Target{{Channel: "webhook"}, {Channel: "mailbox"}}}, t0)
+	must := func(_ []Event, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("fixture %s: %v", st, err)
+		}
+	}
+	c := Confirmation{Receiver: "office"}
+	switch st {
+	case StateQueued:
+	case StateRetrying:
+		must(s.AttemptFailed(t0, s.Generation, Reason{Public: "HTTP 503"}, t0.Add(time.Second)))
+	case StateHandedOver:
+		must(s.HandOver(t0, s.Generation, c))
+	case StateDelivered:
+		must(s.Delivered(t0, s.Generation, c))
+	case StateHeld:
+		must(s.ChannelFailed(t0, s.Generation, Reason{Public: "gone"}))
+		must(s.ChannelFailed(t0, s.Generation, Reason{Public: "gone"}))
+	case StateAccepted, StateRejected:
+		must(s.Delivered(t0, s.Generation, c))
+		must(s.Decide(t0, string(st), "why", "clerk"))
+	case StateForwarded:
+		s.State = StateForwarded // no transition leads here yet (peer channel)
+	default:
+		t.Fatalf("no fixture for %s", st)
+	}
+	if s.State != st {
+		t.Fatalf("fixture: want %s, got %s", st, s.State)
+	}
+	return s
+}
+
+// TestEveryTransitionFromEveryState runs each transition from each state and checks
+// the outcome against the table: the new state and event types when legal, the
+// sentinel error and an unchanged record when not.
+func TestEveryTransitionFromEveryState(t *testing.T) {
+	c := Confirmation{Receiver: "office", At: t0}
+	type result struct {
+		state State
+		evs   []string
+		err   error // nil, ErrIllegal or ErrStale; noop means nil error and no events
+	}
+	ok := func(st State, evs ...string) result { return result{state: st, evs: evs} }
+	noop := func(st State) result { return result{state: st} }
+	illegal := result{err: ErrIllegal}
+	stale := result{err: ErrStale}
+	transitions := []struct {
+		name string
+		do   func(s *Submission) ([]Event, error)
+		want map[State]result
+	}{
+		{"AttemptFailed", func(s *Submission) ([]Event, error) {
+			return s.AttemptFailed(t0, s.Generation, Reason{Public: "HTTP 503", Internal: "body"}, t0.Add(time.Minute))
+		}, map[State]result{
+			StateQueued: ok(StateRetrying, EventAttemptFailed), StateRetrying: ok(StateRetrying, EventAttemptFailed),
+			StateHandedOver: stale, StateDelivered: stale, StateHeld: stale, StateAccepted: stale, StateRejected: stale, StateForwarded: stale,
+		}},
+		{"ChannelFailed", func(s *Submission) ([]Event, error) {
+			return s.ChannelFailed(t0, s.Generation, Reason{Public: "HTTP 410"})
+		}, map[State]result{
+			StateQueued: ok(StateQueued, EventChannelFailed, EventFallback), StateRetrying: ok(StateQueued, EventChannelFailed, EventFallback),
+			StateHandedOver: stale, StateDelivered: stale, StateHeld: stale, StateAccepted: stale, StateRejected: stale, StateForwarded: stale,
+		}},
+		{"HandOver", func(s *Submission) ([]Event, error) { return s.HandOver(t0, s.Generation, c) }, map[State]result{
+			StateQueued: ok(StateHandedOver, EventHandedOver), StateRetrying: ok(StateHandedOver, EventHandedOver),
+			StateHandedOver: stale, StateDelivered: stale, StateHeld: stale, StateAccepted: stale, StateRejected: stale, StateForwarded: stale,
+		}},
+		{"Delivered", func(s *Submission) ([]Event, error) { return s.Delivered(t0, s.Generation, c) }, map[State]result{
+			StateQueued: ok(StateDelivered, EventDelivered), StateRetrying: ok(StateDelivered, EventDelivered),
+			StateHandedOver: stale, StateDelivered: stale, StateHeld: stale, StateAccepted: stale, StateRejected: stale, StateForwarded: stale,
+		}},
+		{"Confirm", func(s *Submission) ([]Event, error) { return s.Confirm(t0, "api", c) }, map[State]result{
+			StateQueued: ok(StateDelivered, EventDelivered), StateRetrying: ok(StateDelivered, EventDelivered),
+			StateHandedOver: ok(StateDelivered, EventDelivered), StateHeld: ok(StateDelivered, EventDelivered),
+			StateDelivered: noop(StateDelivered), StateAccepted: noop(StateAccepted), StateRejected: noop(StateRejected),
+			StateForwarded: illegal,
+		}},
+		{"Decide accepted", func(s *Submission) ([]Event, error) { return s.Decide(t0, OutcomeAccepted, "", "clerk") }, map[State]result{
+			StateDelivered: ok(StateAccepted, EventAccepted), StateAccepted: noop(StateAccepted),
+			StateQueued: illegal, StateRetrying: illegal, StateHandedOver: illegal, StateHeld: illegal, StateRejected: illegal, StateForwarded: illegal,
+		}},
+		{"Decide rejected", func(s *Submission) ([]Event, error) { return s.Decide(t0, OutcomeRejected, "incomplete", "clerk") }, map[State]result{
+			StateDelivered: ok(StateRejected, EventRejected), StateRejected: noop(StateRejected),
+			StateQueued: illegal, StateRetrying: illegal, StateHandedOver: illegal, StateHeld: illegal, StateAccepted: illegal, StateForwarded: illegal,
+		}},
+		{"Decide unknown outcome", func(s *Submission) ([]Event, error) { return s.Decide(t0, "maybe", "", "") }, map[State]result{
+			StateQueued: illegal, StateRetrying: illegal, StateHandedOver: illegal, StateDelivered: illegal, StateHeld: illegal,
+			StateAccepted: illegal, StateRejected: illegal, StateForwarded: illegal,
+		}},
+		{"Requeue", func(s *Submission) ([]Event, error) { return s.Requeue(t0, "operator") }, map[State]result{
+			StateHeld:   ok(StateQueued, EventRequeued),
+			StateQueued: illegal, StateRetrying: illegal, StateHandedOver: illegal, StateDelivered: illegal,
+			StateAccepted: illegal, StateRejected: illegal, StateForwarded: illegal,
+		}},
+	}
+	for _, tr := range transitions {
+		for _, st := range States() {
+			want, listed := tr.want[st]
+			if !listed {
+				t.Errorf("%s from %s: not in the table", tr.name, st)
+				continue
+			}
+			t.Run(tr.name+"/"+string(st), func(t *testing.T) {
+				s := fixture(t, st)
+				before := *s
+				evs, err := tr.do(s)
+				if want.err != nil {
+					if !errors.Is(err, want.err) {
+						t.Fatalf("want %v, got %v", want.err, err)
+					}
+					if len(evs) != 0 || s.State != before.State || s.Generation != before.Generation || s.Attempts != before.Attempts {
+						t.Fatalf("a refused transition changed the record: %+v -> %+v", before, *s)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				if s.State != want.state {
+					t.Fatalf("state %s, want %s", s.State, want.state)
+				}
+				if len(evs) != len(want.evs) {
+					t.Fatalf("events %v, want %v", types(evs), want.evs)
+				}
+				for i := range evs {
+					if evs[i].Type != want.evs[i] {
+						t.Fatalf("events %v, want %v", types(evs), want.evs)
+					}
+				}
+				if s.State.Dispatchable() != (s.State == StateQueued || s.State == StateRetrying) {
+					t.Fatal("dispatchable mismatch")
+				}
+			})
+		}
+	}
+}
+
+func types(evs []Event) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.Type
+	}
+	return out
+}
+
+func TestNewWithoutChannelIsHeld(t *testing.T) {
+	s, evs := New(Params{ID: "s", OfficeID: "o"}, t0)
+	if s.State != StateHeld || types(evs)[2] != EventHeld {
+		t.Fatalf("got %s %v", s.State, types(evs))
+	}
+	s, evs = New(Params{ID: "s", OfficeID: "o", Targets: []Target{{Channel: "webhook"}}}, t0)
+	if s.State != StateQueued || evs[2].Channel != "webhook" || s.Generation != 1 {
+		t.Fatalf("got %s %v", s.State, evs)
+	}
+}
+
+func TestStaleOutcomeOfAnOlderGeneration(t *testing.T) {
+	s := fixture(t, StateQueued)
+	old := s.Generation
+	if _, err := s.ChannelFailed(t0, old, Reason{Public: "410"}); err != nil {
+		t.Fatal(err)
+	}
+	// The first channel's late success must not mark the fallback's attempt delivered.
+	if _, err := s.Delivered(t0, old, Confirmation{}); !errors.Is(err, ErrStale) {
+		t.Fatalf("want ErrStale, got %v", err)
+	}
+	if _, err := s.Delivered(t0, s.Generation, Confirmation{Receiver: "mailbox"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFallbackWalksThePlanThenHolds(t *testing.T) {
+	s := fixture(t, StateQueued)
+	evs, _ := s.ChannelFailed(t0, s.Generation, Reason{Public: "HTTP 410"})
+	if evs[1].Channel != "mailbox" || s.Generation != 2 || s.Attempts != 0 {
+		t.Fatalf("fallback: %+v %+v", evs, s)
+	}
+	evs, _ = s.ChannelFailed(t0, s.Generation, Reason{Public: "disk"})
+	if s.State != StateHeld || evs[1].Type != EventHeld {
+		t.Fatalf("held: %s %v", s.State, types(evs))
+	}
+	if _, err := s.Requeue(t0, "op"); err != nil || s.TargetIndex != 0 || s.Generation != 3 {
+		t.Fatalf("requeue: %v %+v", err, s)
+	}
+}
+
+func TestReasonsKeepInternalDetailApart(t *testing.T) {
+	s := fixture(t, StateQueued)
+	evs, _ := s.AttemptFailed(t0, s.Generation, Reason{Public: "receiver answered HTTP 503", Internal: "<html>stack trace of Fachverfahren</html>"}, t0.Add(2*time.Second))
+	if evs[0].Note == "" || evs[0].Detail == "" || evs[0].Detail == evs[0].Note {
+		t.Fatalf("event %+v", evs[0])
+	}
+	if want := "receiver answered HTTP 503; next attempt in 2s"; evs[0].Detail != want {
+		t.Fatalf("detail %q, want %q", evs[0].Detail, want)
+	}
+}
+
+func TestConfirmAtDefaultsToNow(t *testing.T) {
+	s := fixture(t, StateHeld)
+	if _, err := s.Confirm(t0, "api", Confirmation{Receiver: "office o1 (pull API)"}); err != nil {
+		t.Fatal(err)
+	}
+	if s.DeliveredAt == nil || !s.DeliveredAt.Equal(t0) {
+		t.Fatalf("delivered at %v", s.DeliveredAt)
+	}
+}
