@@ -1,7 +1,9 @@
 // Package api is the gateway's HTTP interface (chi): package intake for portals, the
-// status API, the pull API for offices, the directory endpoints, admin operations,
-// health and metrics. Every error is application/problem+json with a stable type URI
-// (api/problem); bad input never yields a 5xx.
+// status API, the pull API for offices, the directory endpoints (directory.go),
+// admin operations, health and metrics. The JSON shapes, paths and headers are
+// package wire's; views.go maps the storage model onto them. Every error is
+// application/problem+json with a stable type URI (api/problem), mapped by the one
+// error table ProblemFor; bad input never yields a 5xx.
 package api
 
 import (
@@ -28,8 +30,8 @@ import (
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/routing"
-	"github.com/amtsbote/amtsbote/routing/routingapi"
 	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/wire"
 )
 
 // Options wires the server to the rest of the gateway.
@@ -49,7 +51,19 @@ type Options struct {
 	Ready func() error
 	// Schemas are served under /v1/schemas/{name}.
 	Schemas map[string][]byte
+	// MaxHeaderBytes bounds the request line plus headers (default MaxHeaderBytes);
+	// a larger request is answered 431 with a problem document. The http.Server's own
+	// limit must be higher (ServerMaxHeaderBytes), or net/http answers first, in plain text.
+	MaxHeaderBytes int
 }
+
+// MaxHeaderBytes is the default bound of request line plus headers.
+const MaxHeaderBytes = 64 << 10
+
+// ServerMaxHeaderBytes is what the http.Server in front of the handler should allow,
+// so that requests between MaxHeaderBytes and this reach the handler and get a
+// problem document. Beyond it net/http answers 431 itself.
+const ServerMaxHeaderBytes = 1 << 20
 
 // Server is the HTTP handler.
 type Server struct {
@@ -70,6 +84,9 @@ func New(o Options) *Server {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 32 << 20
 	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = MaxHeaderBytes
+	}
 	if o.Desk == nil && o.Broker != nil {
 		o.Desk = o.Broker
 	}
@@ -83,13 +100,11 @@ func New(o Options) *Server {
 		s.reg.MustRegister(s.requests, s.latency)
 	}
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.observe, securityHeaders)
+	r.Use(s.recoverer, s.observe, securityHeaders, s.limitHeaders)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(http.StatusNotFound, problem.TypeNotFound, "no such endpoint"))
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		problem.Write(w, r, problem.New(http.StatusMethodNotAllowed, problem.TypeMalformed, "method not allowed"))
-	})
+	r.MethodNotAllowed(s.methodNotAllowed)
 
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	r.Get("/readyz", s.ready)
@@ -121,7 +136,7 @@ func New(o Options) *Server {
 		r.Get("/submissions/{id}", s.adminGet)
 	})
 	if o.Directory != nil {
-		routingapi.Mount(r, o.Directory)
+		mountDirectory(r, o.Directory, s)
 	}
 	s.mux = r
 	return s
@@ -196,6 +211,53 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("Cache-Control", "no-store")
 		next.ServeHTTP(w, r)
 	})
+}
+
+// requestHeaderBytes is the size of the request line and headers as sent (CRLFs
+// included), up to the accuracy a parsed request allows.
+func requestHeaderBytes(r *http.Request) int {
+	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2
+	if r.Host != "" && r.Header.Get("Host") == "" {
+		n += len("Host: ") + len(r.Host) + 2
+	}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + 2 + len(v) + 2
+		}
+	}
+	return n + 2
+}
+
+// limitHeaders answers a request whose line and headers exceed MaxHeaderBytes with a
+// 431 problem. The limit is enforced here and not by net/http so the client gets the
+// same problem+json as for every other refusal.
+func (s *Server) limitHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n := requestHeaderBytes(r); n > s.opt.MaxHeaderBytes {
+			w.Header().Set("Connection", "close")
+			problem.Write(w, r, problem.New(http.StatusRequestHeaderFieldsTooLarge, problem.TypeHeadersTooLarge,
+				fmt.Sprintf("request line and headers of %d bytes exceed the limit of %d", n, s.opt.MaxHeaderBytes)).With("max", s.opt.MaxHeaderBytes))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// probeMethods are the methods a 405's Allow header is computed from.
+var probeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions}
+
+// methodNotAllowed answers a known path with a method it does not serve: 405 with
+// the methods it does serve in Allow (RFC 9110 §15.5.6).
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	var allowed []string
+	for _, m := range probeMethods {
+		if s.mux.Match(chi.NewRouteContext(), m, r.URL.Path) {
+			allowed = append(allowed, m)
+		}
+	}
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	problem.Write(w, r, problem.New(http.StatusMethodNotAllowed, problem.TypeMethodNotAllowed,
+		r.Method+" is not allowed here; allowed: "+strings.Join(allowed, ", ")))
 }
 
 func (s *Server) portalOnly(h func(w http.ResponseWriter, r *http.Request, portal string)) http.HandlerFunc {
@@ -297,54 +359,15 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
-	w.Header().Set("Location", "/v1/submissions/"+a.Submission.ID)
-	w.Header().Set("Amtsbote-Submission-Id", a.Submission.ID)
+	w.Header().Set("Location", wire.SubmissionPath(a.Submission.ID))
+	w.Header().Set(wire.HeaderSubmissionID, a.Submission.ID)
 	status := http.StatusCreated
 	if !a.Created {
 		status = http.StatusOK
-		w.Header().Set("Amtsbote-Duplicate", "true")
+		w.Header().Set(wire.HeaderDuplicate, "true")
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(a.Receipt)
-}
-
-// StatusView is the portal's view of a submission.
-type StatusView struct {
-	ID          string               `json:"id"`
-	MessageID   string               `json:"messageId"`
-	State       submission.State     `json:"state"`
-	LeikaKey    string               `json:"leikaKey"`
-	Service     string               `json:"service"`
-	Place       string               `json:"place"`
-	Office      OfficeRef            `json:"office"`
-	ReceivedAt  time.Time            `json:"receivedAt"`
-	DeliveredAt *time.Time           `json:"deliveredAt,omitempty"`
-	Decision    *submission.Decision `json:"decision,omitempty"`
-	Events      []submission.Event   `json:"events"`
-	Links       map[string]string    `json:"links"`
-}
-
-// OfficeRef names an office.
-type OfficeRef struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
-}
-
-func (s *Server) view(sub *submission.Submission, evs []submission.Event, base string) *StatusView {
-	v := &StatusView{
-		ID: sub.ID, MessageID: sub.MessageID, State: sub.State, LeikaKey: sub.LeikaKey, Service: sub.ServiceName,
-		Place: sub.Place, Office: OfficeRef{sub.OfficeID, sub.OfficeName}, ReceivedAt: sub.ReceivedAt,
-		DeliveredAt: sub.DeliveredAt, Decision: sub.Decision, Events: []submission.Event{},
-		Links: map[string]string{"receipt": base + "/receipts/eingang"},
-	}
-	if sub.DeliveredAt != nil {
-		v.Links["deliveryReceipt"] = base + "/receipts/zustellung"
-	}
-	for _, e := range evs {
-		e.Note = "" // operators only
-		v.Events = append(v.Events, e)
-	}
-	return v
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request, portal string) {
@@ -358,14 +381,14 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, portal string) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, 200, s.view(sub, evs, "/v1/submissions/"+sub.ID))
+	writeJSON(w, 200, statusView(sub, evs))
 }
 
 func receiptKind(k string) (string, bool) {
 	switch strings.ToLower(k) {
-	case "eingang", "eingangsbestaetigung":
+	case wire.ReceiptEingang, "eingangsbestaetigung":
 		return broker.ReceiptIntake, true
-	case "zustellung", "zustellbestaetigung":
+	case wire.ReceiptZustellung, "zustellbestaetigung":
 		return broker.ReceiptDelivery, true
 	}
 	return "", false
@@ -391,33 +414,6 @@ func (s *Server) portalReceipt(w http.ResponseWriter, r *http.Request, portal st
 	s.writeReceipt(w, r, func(kind string) ([]byte, error) { return s.opt.Broker.PortalReceipt(portal, id, kind) })
 }
 
-// OfficeSubmission is the office's view of one submission.
-type OfficeSubmission struct {
-	*StatusView
-	DeliveryID    string                  `json:"deliveryId"`
-	Sender        string                  `json:"sender"`
-	PackageSHA256 string                  `json:"packageSha256"`
-	PackageSize   int64                   `json:"packageSize"`
-	Attachments   []submission.Attachment `json:"attachments"`
-}
-
-func (s *Server) officeView(sub *submission.Submission, evs []submission.Event) *OfficeSubmission {
-	base := "/v1/office/submissions/" + sub.ID
-	v := s.view(sub, evs, base)
-	v.Links["package"] = base + "/package"
-	v.Links["accept"] = base + "/accept"
-	v.Links["reject"] = base + "/reject"
-	for _, a := range sub.Attachments {
-		v.Links["attachment:"+a.ID] = base + "/attachments/" + a.ID
-	}
-	atts := sub.Attachments
-	if atts == nil {
-		atts = []submission.Attachment{}
-	}
-	return &OfficeSubmission{StatusView: v, DeliveryID: sub.DeliveryID, Sender: sub.Sender,
-		PackageSHA256: sub.PackageSHA256, PackageSize: sub.PackageSize, Attachments: atts}
-}
-
 func (s *Server) officeList(w http.ResponseWriter, r *http.Request) {
 	limit := 100
 	if l := r.URL.Query().Get("limit"); l != "" {
@@ -433,13 +429,13 @@ func (s *Server) officeList(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]*OfficeSubmission, 0, len(page.Items))
+	resp := wire.OfficeList{Submissions: make([]wire.OfficeSubmission, 0, len(page.Items))}
 	for _, sub := range page.Items {
-		out = append(out, s.officeView(sub, nil))
+		resp.Submissions = append(resp.Submissions, officeView(sub, nil))
 	}
-	resp := map[string]any{"submissions": out, "count": len(out)}
+	resp.Count = len(resp.Submissions)
 	if page.Next != "" {
-		resp["next"] = "/v1/office/submissions?after=" + page.Next + "&limit=" + strconv.Itoa(limit)
+		resp.Next = wire.OfficeListPath(page.Next, limit)
 	}
 	writeJSON(w, 200, resp)
 }
@@ -463,7 +459,7 @@ func (s *Server) officeGet(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, 200, s.officeView(sub, evs))
+	writeJSON(w, 200, officeView(sub, evs))
 }
 
 // pullPickup is how a fetch through the pull API is recorded.
@@ -505,17 +501,13 @@ func (s *Server) officeAttachment(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(w, rc)
 }
 
-type decisionBody struct {
-	Reason string `json:"reason"`
-}
-
 func (s *Server) officeDecide(outcome string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		sub, ok := s.officeSub(w, r)
 		if !ok {
 			return
 		}
-		var body decisionBody
+		var body wire.DecisionRequest
 		if r.ContentLength != 0 {
 			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 			if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
@@ -528,8 +520,8 @@ func (s *Server) officeDecide(outcome string) http.HandlerFunc {
 			problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "a rejection needs a reason").With("field", "reason"))
 			return
 		}
-		if len(body.Reason) > 2000 {
-			problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "reason is longer than 2000 characters").With("field", "reason"))
+		if len(body.Reason) > wire.MaxReasonLength {
+			problem.Write(w, r, problem.New(422, problem.TypeInvalidField, fmt.Sprintf("reason is longer than %d characters", wire.MaxReasonLength)).With("field", "reason"))
 			return
 		}
 		updated, err := s.opt.Desk.Decide(r.Context(), sub.OfficeID, sub.ID, broker.Decision{
@@ -543,7 +535,7 @@ func (s *Server) officeDecide(outcome string) http.HandlerFunc {
 			s.fail(w, r, err)
 			return
 		}
-		writeJSON(w, 200, s.officeView(updated, evs))
+		writeJSON(w, 200, officeView(updated, evs))
 	}
 }
 
@@ -558,7 +550,12 @@ func (s *Server) adminReload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.opt.Reload(); err != nil {
-		problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "directory not reloaded, the old one stays: "+err.Error()))
+		p := problem.New(422, problem.TypeInvalidField, "directory not reloaded, the old one stays: "+err.Error())
+		var de *routing.DataError
+		if errors.As(err, &de) {
+			p.With("file", de.File).With("line", de.Line)
+		}
+		problem.Write(w, r, p)
 		return
 	}
 	writeJSON(w, 200, map[string]any{"status": "reloaded", "counts": s.opt.Directory.Current().Counts()})

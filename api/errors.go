@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/amtsbote/amtsbote/api/problem"
@@ -12,9 +13,16 @@ import (
 	"github.com/amtsbote/amtsbote/signing"
 )
 
-// ProblemFor maps an error of the intake path to the problem a client sees. The order
+// ProblemFor is the one error table of the whole API: intake, the status and office
+// APIs, admin and the directory endpoints all map errors through it, so a sentinel
+// means the same status and type wherever it surfaces (docs/problems.md). The order
 // matters where errors wrap each other (an attachment digest error is also an
 // invalid field). Unknown errors are the gateway's fault: 500, and logged.
+//
+// routing.ErrInvalidQuery is 422 invalid-field on every route: the request was read
+// (well-formed XML or query string), one value breaks its rule, exactly what
+// invalid-field means for package fields; malformed-request (400) is kept for what
+// cannot be read at all.
 func ProblemFor(err error) *problem.Problem {
 	var amb *routing.AmbiguousPlaceError
 	var fe *paket.FieldError
@@ -47,11 +55,12 @@ func ProblemFor(err error) *problem.Problem {
 		}
 		return p
 	case errors.As(err, &amb):
-		cands := make([]map[string]string, 0, len(amb.Candidates))
+		cands := make([]placeJSON, 0, len(amb.Candidates))
 		for _, a := range amb.Candidates {
-			cands = append(cands, map[string]string{"ars": a.ARS, "name": a.Name})
+			cands = append(cands, placeOf(a, ""))
 		}
-		return problem.New(http.StatusUnprocessableEntity, problem.TypeAmbiguousPlace, err.Error()).With("candidates", cands)
+		return problem.New(http.StatusUnprocessableEntity, problem.TypeAmbiguousPlace,
+			fmt.Sprintf("%q names %d places; choose one by its ARS", amb.Query, len(amb.Candidates))).With("candidates", cands)
 	case errors.Is(err, routing.ErrUnknownService):
 		return problem.New(http.StatusUnprocessableEntity, problem.TypeUnknownService, err.Error())
 	case errors.Is(err, routing.ErrUnknownPlace):

@@ -34,7 +34,7 @@ func TestProblemFor(t *testing.T) {
 		// A digest error is also an invalid field; the more specific type must win.
 		{"attachment digest", &paket.FieldError{Field: "Anlage", Reason: "x", Err: paket.ErrAttachmentDigest}, 422, problem.TypeAttachmentDigest},
 		{"invalid field", &paket.FieldError{Field: "Kopf/Leistung/Schluessel", Reason: "x"}, 422, problem.TypeInvalidField},
-		{"ambiguous place", &routing.AmbiguousPlaceError{Query: "01561", Candidates: []*routing.Area{{ARS: "146270060060", Name: "Großenhain"}}}, 422, problem.TypeAmbiguousPlace},
+		{"ambiguous place", &routing.AmbiguousPlaceError{Query: "01561", Candidates: []*routing.Area{{Key: "146270060060", ARS: "146270060060", Name: "Großenhain"}}}, 422, problem.TypeAmbiguousPlace},
 		{"unknown service", wrap(routing.ErrUnknownService), 422, problem.TypeUnknownService},
 		{"unknown place", wrap(routing.ErrUnknownPlace), 422, problem.TypeUnknownPlace},
 		{"no office", wrap(routing.ErrNoResponsibleOffice), 422, problem.TypeNoResponsibleOffice},

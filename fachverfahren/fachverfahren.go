@@ -4,6 +4,8 @@
 // every digest (and, given a verifier, the portal's signature), and answers accept or
 // reject. The demo runs it for Stadt Dresden; the end-to-end tests use it as the
 // receiving side, so the protocol is exercised by a client that is not the gateway.
+// It follows the links of the notification and sends package wire's request bodies;
+// like portal it pulls in no server code.
 package fachverfahren
 
 import (
@@ -23,6 +25,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/adapters/webhook"
 	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/wire"
 )
 
 // Options configure the office system.
@@ -229,11 +232,11 @@ func (o *Office) process(n webhook.Notification, token string) Outcome {
 	if o.opt.Decide != nil {
 		accept, reason = o.opt.Decide(n, pkg)
 	}
-	link, body := n.Links.Accept, []byte(`{}`)
+	link, decision := n.Links.Accept, wire.DecisionRequest{}
 	if !accept {
-		link = n.Links.Reject
-		body, _ = json.Marshal(map[string]string{"reason": reason})
+		link, decision.Reason = n.Links.Reject, reason
 	}
+	body, _ := json.Marshal(decision)
 	if err := o.post(link, token, body); err != nil {
 		out.Err = err
 		return out

@@ -66,9 +66,13 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	g = &Gateway{Config: cfg, Log: log, serveErr: make(chan error, 1), draining: make(chan struct{})}
+	// Every error return below sets the named result g to nil: the cleanup needs
+	// its own reference, or a start-up error ends in a nil-pointer panic that hides
+	// the cause.
+	parts := g
 	defer func() {
 		if err != nil {
-			g.closeParts(context.Background())
+			parts.closeParts(context.Background())
 		}
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
@@ -163,7 +167,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 	g.srv = &http.Server{
 		Handler: handler, ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: cfg.HTTP.ReadTimeout, WriteTimeout: cfg.HTTP.WriteTimeout, IdleTimeout: 2 * time.Minute,
-		MaxHeaderBytes: 64 << 10,
+		// api enforces api.MaxHeaderBytes itself and answers with a problem document;
+		// net/http's own (plain-text) 431 only applies above this.
+		MaxHeaderBytes: api.ServerMaxHeaderBytes,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	go func() { g.serveErr <- g.srv.Serve(g.ln) }()

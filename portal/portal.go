@@ -2,6 +2,9 @@
 // Antragspaket, post it, read the receipt, the status and the event log. The submit
 // command, the demo, the benchmark and the end-to-end tests use it, and a portal
 // written in Go can too.
+//
+// The JSON shapes and paths come from package wire, so a portal built on this package
+// pulls in no server code: no broker, store, queue or router (a test checks it).
 package portal
 
 import (
@@ -14,10 +17,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/amtsbote/amtsbote/api"
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/wire"
 )
 
 // Client talks to one gateway as one portal. Safe for concurrent use.
@@ -62,12 +65,12 @@ func (c *Client) Submit(ctx context.Context, p *paket.Paket) (*Result, error) {
 
 // SubmitRaw posts already signed bytes.
 func (c *Client) SubmitRaw(ctx context.Context, raw []byte) (*Result, error) {
-	resp, body, err := c.do(ctx, http.MethodPost, "/v1/submissions", raw)
+	resp, body, err := c.do(ctx, http.MethodPost, wire.SubmissionsPath, raw)
 	if err != nil {
 		return nil, err
 	}
 	res := &Result{Status: resp.StatusCode, Location: resp.Header.Get("Location"),
-		SubmissionID: resp.Header.Get("Amtsbote-Submission-Id"), Duplicate: resp.Header.Get("Amtsbote-Duplicate") == "true"}
+		SubmissionID: resp.Header.Get(wire.HeaderSubmissionID), Duplicate: resp.Header.Get(wire.HeaderDuplicate) == "true"}
 	if res.Accepted() {
 		res.Receipt = body
 		return res, nil
@@ -115,17 +118,17 @@ func decodeProblem(resp *http.Response, body []byte) *problem.Problem {
 }
 
 // Status reads a submission's state and event log.
-func (c *Client) Status(ctx context.Context, id string) (*api.StatusView, error) {
-	var v api.StatusView
-	if err := c.getJSON(ctx, "/v1/submissions/"+id, &v); err != nil {
+func (c *Client) Status(ctx context.Context, id string) (*wire.StatusView, error) {
+	var v wire.StatusView
+	if err := c.getJSON(ctx, wire.SubmissionPath(id), &v); err != nil {
 		return nil, err
 	}
 	return &v, nil
 }
 
-// Receipt fetches a receipt ("eingang" or "zustellung").
+// Receipt fetches a receipt (wire.ReceiptEingang or wire.ReceiptZustellung).
 func (c *Client) Receipt(ctx context.Context, id, kind string) ([]byte, error) {
-	return c.get(ctx, "/v1/submissions/"+id+"/receipts/"+kind)
+	return c.get(ctx, wire.ReceiptPath(id, kind))
 }
 
 func (c *Client) get(ctx context.Context, path string) ([]byte, error) {

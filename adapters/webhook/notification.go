@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/wire"
 )
 
 // TypeNewSubmissions is FIT-Connect's callback type URI for "submissions ready for
@@ -76,7 +76,8 @@ type AttachmentRef struct {
 	Href     string `json:"href"`
 }
 
-// Links are the gateway's office API for this submission (see docs/webhook.md).
+// Links are the gateway's office API for this submission (see docs/webhook.md); the
+// paths are package wire's.
 type Links struct {
 	Submission string `json:"submission"` // the office's view: status, events, links
 	Package    string `json:"package"`
@@ -93,7 +94,9 @@ var ErrBodyTooLarge = errors.New("webhook: notification body too large")
 // buildNotification derives the notification from d; base is the gateway's public
 // base URL without a trailing slash.
 func buildNotification(base string, d adapters.Delivery) Notification {
-	sub := base + "/v1/office/submissions/" + url.PathEscape(d.SubmissionID)
+	id := d.SubmissionID
+	sub := base + wire.OfficeSubmissionPath(id)
+	pkg := base + wire.OfficePackagePath(id)
 	n := Notification{
 		Type:          TypeNewSubmissions,
 		SubmissionIDs: []string{d.SubmissionID},
@@ -108,14 +111,16 @@ func buildNotification(base string, d adapters.Delivery) Notification {
 		ServiceName:   d.ServiceName,
 		Attempt:       d.Attempt,
 		CreatedAt:     d.CreatedAt.UTC(),
-		Package:       PackageRef{SHA256: d.PackageSHA256, Size: d.PackageSize, Href: sub + "/package"},
+		Package:       PackageRef{SHA256: d.PackageSHA256, Size: d.PackageSize, Href: pkg},
 		Attachments:   make([]AttachmentRef, 0, len(d.Attachments)),
-		Links:         Links{Submission: sub, Package: sub + "/package", Accept: sub + "/accept", Reject: sub + "/reject"},
+		Links: Links{Submission: sub, Package: pkg,
+			Accept: base + wire.OfficeDecisionPath(id, wire.OutcomeAccepted),
+			Reject: base + wire.OfficeDecisionPath(id, wire.OutcomeRejected)},
 	}
 	for _, a := range d.Attachments {
 		n.Attachments = append(n.Attachments, AttachmentRef{
 			ID: a.ID, FileName: a.FileName, MimeType: a.MimeType, Size: a.Size, SHA256: a.SHA256,
-			Href: sub + "/attachments/" + url.PathEscape(a.ID),
+			Href: base + wire.OfficeAttachmentPath(id, a.ID),
 		})
 	}
 	return n

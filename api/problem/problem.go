@@ -7,6 +7,7 @@ package problem
 import (
 	"encoding/json"
 	"net/http"
+	"sort"
 )
 
 // ContentType is the media type of a problem document.
@@ -24,6 +25,7 @@ const (
 	TypeInvalidSignature    = Base + "invalid-signature"     // 403: signature does not verify
 	TypeSenderMismatch      = Base + "sender-mismatch"       // 403: Absender differs from signer
 	TypeNotFound            = Base + "not-found"             // 404
+	TypeMethodNotAllowed    = Base + "method-not-allowed"    // 405: the path exists, the method does not (see Allow)
 	TypeConflict            = Base + "conflict"              // 409: state does not allow it
 	TypeTooLarge            = Base + "too-large"             // 413: a configured limit exceeded
 	TypeUnsupportedMedia    = Base + "unsupported-media"     // 415
@@ -34,6 +36,7 @@ const (
 	TypeNoResponsibleOffice = Base + "no-responsible-office" // 422: no office for service+place
 	TypeAttachmentDigest    = Base + "attachment-digest"     // 422: attachment differs from signed digest
 	TypeRateLimited         = Base + "rate-limited"          // 429
+	TypeHeadersTooLarge     = Base + "headers-too-large"     // 431: request line and headers over the limit
 	TypeUnavailable         = Base + "unavailable"           // 503: shutting down or not ready
 	TypeInternal            = Base + "internal"              // 500: a bug or storage failure, never bad input
 )
@@ -66,6 +69,16 @@ func (p *Problem) MarshalJSON() ([]byte, error) {
 		m["instance"] = p.Instance
 	}
 	return json.Marshal(m)
+}
+
+// Types lists every stable problem type, for documentation checks and clients.
+func Types() []string {
+	out := make([]string, 0, len(titles))
+	for t := range titles {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // New builds a problem with the default title for its type.
@@ -104,6 +117,7 @@ var titles = map[string]string{
 	TypeInvalidSignature:    "Invalid signature",
 	TypeSenderMismatch:      "Sender does not match signer",
 	TypeNotFound:            "Not found",
+	TypeMethodNotAllowed:    "Method not allowed",
 	TypeConflict:            "Conflict",
 	TypeTooLarge:            "Request too large",
 	TypeUnsupportedMedia:    "Unsupported media type",
@@ -114,6 +128,7 @@ var titles = map[string]string{
 	TypeNoResponsibleOffice: "No responsible office",
 	TypeAttachmentDigest:    "Attachment does not match its signed digest",
 	TypeRateLimited:         "Too many requests",
+	TypeHeadersTooLarge:     "Request headers too large",
 	TypeUnavailable:         "Service unavailable",
 	TypeInternal:            "Internal error",
 }

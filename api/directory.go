@@ -1,11 +1,9 @@
-// Package routingapi serves the jurisdiction directory over HTTP: place and service
-// search for the portal's search box, service and office details, and route lookup
-// shaped like the FIT-Connect Routing API 2.0.0 (GET /v1/routes). Errors are
-// application/problem+json with the stable types of api/problem.
-//
-// Every request reads one snapshot from the Store, so a reload in the middle of a
-// request never mixes two directories.
-package routingapi
+package api
+
+// The directory's endpoints: place and service search for the portal's search box,
+// service and office details, the gateway's own lookup (/v1/resolve) and route lookup
+// shaped like the FIT-Connect Routing API 2.0.0 (GET /v1/routes, contract-tested
+// against testdata/routing-api-2.0.0.yaml).
 
 import (
 	"crypto/hmac"
@@ -26,23 +24,23 @@ import (
 	"github.com/amtsbote/amtsbote/routing"
 )
 
-// Options configure the handlers.
-type Options struct {
-	// SignDestination signs the addressing information of a route (the
-	// destinationSignature of FIT-Connect, a compact JWS). The default signs with
-	// HMAC-SHA256 under a key made at Mount time: well-formed, but only this process
-	// can verify it. Pass the gateway's signer to make it verifiable by others.
-	SignDestination func(payload []byte) (string, error)
-	// Origin is reported as the route's origin (default "amtsbote").
-	Origin string
+// directory serves the jurisdiction directory.
+type directory struct {
+	store *routing.Store
+	fail  func(w http.ResponseWriter, r *http.Request, err error)
+	// sign signs the addressing information of a route (FIT-Connect's
+	// destinationSignature, a compact JWS): HS256 under a key made at start, so it is
+	// well-formed but only this process can verify it.
+	sign func(payload []byte) (string, error)
 }
 
-// Mount registers the directory endpoints on r with default options.
-func Mount(r chi.Router, store *routing.Store) { MountWithOptions(r, store, Options{}) }
-
-// MountWithOptions registers the directory endpoints on r.
-func MountWithOptions(r chi.Router, store *routing.Store, opt Options) {
-	h := newHandler(store, opt)
+// mountDirectory registers the directory endpoints. Every request reads one snapshot
+// from the store, so a reload in the middle of a request never mixes two directories.
+// Errors go through the API's one error table (ProblemFor).
+func mountDirectory(r chi.Router, store *routing.Store, s *Server) {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	h := &directory{store: store, fail: s.fail, sign: hmacSigner(key)}
 	r.Get("/v1/places", h.places)
 	r.Get("/v1/services", h.services)
 	r.Get("/v1/services/{leikaKey}", h.service)
@@ -51,81 +49,18 @@ func MountWithOptions(r chi.Router, store *routing.Store, opt Options) {
 	r.Get("/v1/resolve", h.resolve)
 }
 
-// MountAdmin registers the operator endpoints: GET shows what is loaded, POST reloads
-// the overlay files (the same as SIGHUP). The integrator protects them.
-func MountAdmin(r chi.Router, store *routing.Store) {
-	r.Get("/v1/admin/directory", func(w http.ResponseWriter, req *http.Request) {
-		writeJSON(w, http.StatusOK, store.Status())
-	})
-	r.Post("/v1/admin/directory/reload", ReloadHandler(store).ServeHTTP)
-}
+// destinationOrigin is reported as every route's origin.
+const destinationOrigin = "amtsbote"
 
-// ReloadHandler reloads the store's overlay files. A bad file answers 422 with the
-// file and line and leaves the old directory serving.
-func ReloadHandler(store *routing.Store) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if err := store.Reload(); err != nil {
-			p := problem.New(http.StatusUnprocessableEntity, problem.TypeInvalidField, "directory not reloaded, the previous one stays in use: "+err.Error())
-			var de *routing.DataError
-			if errors.As(err, &de) {
-				p.With("file", de.File).With("line", de.Line)
-			}
-			problem.Write(w, req, p)
-			return
-		}
-		writeJSON(w, http.StatusOK, store.Status())
-	})
-}
-
-type handler struct {
-	store *routing.Store
-	opt   Options
-}
-
-func newHandler(store *routing.Store, opt Options) *handler {
-	if opt.SignDestination == nil {
-		key := make([]byte, 32)
-		_, _ = rand.Read(key)
-		opt.SignDestination = hmacSigner(key)
-	}
-	if opt.Origin == "" {
-		opt.Origin = "amtsbote"
-	}
-	return &handler{store: store, opt: opt}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// writeCompactJSON writes the directory's answers without indentation (search
+// results are read by programs and can be long).
+func writeCompactJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// fail maps a routing error to its problem document.
-func fail(w http.ResponseWriter, r *http.Request, err error) {
-	var amb *routing.AmbiguousPlaceError
-	switch {
-	case errors.As(err, &amb):
-		cands := make([]placeJSON, 0, len(amb.Candidates))
-		for _, a := range amb.Candidates {
-			cands = append(cands, placeOf(a, ""))
-		}
-		problem.Write(w, r, problem.New(http.StatusUnprocessableEntity, problem.TypeAmbiguousPlace,
-			fmt.Sprintf("%q names %d places; choose one by its ARS", amb.Query, len(amb.Candidates))).With("candidates", cands))
-	case errors.Is(err, routing.ErrInvalidQuery):
-		problem.Write(w, r, problem.New(http.StatusBadRequest, problem.TypeMalformed, err.Error()))
-	case errors.Is(err, routing.ErrUnknownService):
-		problem.Write(w, r, problem.New(http.StatusUnprocessableEntity, problem.TypeUnknownService, err.Error()))
-	case errors.Is(err, routing.ErrUnknownPlace):
-		problem.Write(w, r, problem.New(http.StatusUnprocessableEntity, problem.TypeUnknownPlace, err.Error()))
-	case errors.Is(err, routing.ErrNoResponsibleOffice):
-		problem.Write(w, r, problem.New(http.StatusUnprocessableEntity, problem.TypeNoResponsibleOffice, err.Error()))
-	default:
-		problem.Write(w, r, problem.New(http.StatusInternalServerError, problem.TypeInternal, "directory error"))
-	}
-}
-
-func badRequest(w http.ResponseWriter, r *http.Request, format string, args ...any) {
+func dirBadRequest(w http.ResponseWriter, r *http.Request, format string, args ...any) {
 	problem.Write(w, r, problem.New(http.StatusBadRequest, problem.TypeMalformed, fmt.Sprintf(format, args...)))
 }
 
@@ -164,15 +99,15 @@ func placeOf(a *routing.Area, postcode string) placeJSON {
 	return p
 }
 
-func (h *handler) places(w http.ResponseWriter, r *http.Request) {
+func (h *directory) places(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query().Get("q")
 	if strings.TrimSpace(q) == "" {
-		badRequest(w, r, "query parameter q is required")
+		dirBadRequest(w, r, "query parameter q is required")
 		return
 	}
 	limit, err := intParam(r, "limit", 10, 1, 500)
 	if err != nil {
-		badRequest(w, r, "%v", err)
+		dirBadRequest(w, r, "%v", err)
 		return
 	}
 	hits := h.store.Current().SearchPlaces(q, limit)
@@ -182,7 +117,7 @@ func (h *handler) places(w http.ResponseWriter, r *http.Request) {
 		p.Label = hit.Label
 		out = append(out, p)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"count": len(out), "places": out})
+	writeCompactJSON(w, http.StatusOK, map[string]any{"count": len(out), "places": out})
 }
 
 type serviceJSON struct {
@@ -206,10 +141,10 @@ func serviceOf(s *routing.Service, full bool) serviceJSON {
 	return j
 }
 
-func (h *handler) services(w http.ResponseWriter, r *http.Request) {
+func (h *directory) services(w http.ResponseWriter, r *http.Request) {
 	limit, err := intParam(r, "limit", 10, 1, 500)
 	if err != nil {
-		badRequest(w, r, "%v", err)
+		dirBadRequest(w, r, "%v", err)
 		return
 	}
 	d := h.store.Current()
@@ -229,13 +164,13 @@ func (h *handler) services(w http.ResponseWriter, r *http.Request) {
 			out = append(out, j)
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"count": len(out), "services": out})
+	writeCompactJSON(w, http.StatusOK, map[string]any{"count": len(out), "services": out})
 }
 
-func (h *handler) service(w http.ResponseWriter, r *http.Request) {
+func (h *directory) service(w http.ResponseWriter, r *http.Request) {
 	key := chi.URLParam(r, "leikaKey")
 	if len(key) != 14 || strings.Trim(key, "0123456789") != "" {
-		badRequest(w, r, "LeiKa key must have 14 digits")
+		dirBadRequest(w, r, "LeiKa key must have 14 digits")
 		return
 	}
 	s, ok := h.store.Current().Service(key)
@@ -243,7 +178,7 @@ func (h *handler) service(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(http.StatusNotFound, problem.TypeUnknownService, "no service with LeiKa key "+key))
 		return
 	}
-	writeJSON(w, http.StatusOK, serviceOf(s, true))
+	writeCompactJSON(w, http.StatusOK, serviceOf(s, true))
 }
 
 type addressJSON struct {
@@ -288,7 +223,7 @@ func channelsOf(cs []routing.Channel) []channelJSON {
 	return out
 }
 
-func officeOf(o *routing.Office) officeJSON {
+func officeJSONOf(o *routing.Office) officeJSON {
 	return officeJSON{
 		ID: o.ID, Name: o.Name, Parent: o.ParentID, Address: addrOf(o.Street), Postal: addrOf(o.Postal),
 		Phone: o.Contact.Phone, Email: o.Contact.Email, Web: o.Contact.Web,
@@ -296,14 +231,14 @@ func officeOf(o *routing.Office) officeJSON {
 	}
 }
 
-func (h *handler) office(w http.ResponseWriter, r *http.Request) {
+func (h *directory) office(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	o, ok := h.store.Current().Office(id)
 	if !ok {
 		problem.Write(w, r, problem.New(http.StatusNotFound, problem.TypeNotFound, "no office with id "+strconvQuote(id)))
 		return
 	}
-	writeJSON(w, http.StatusOK, officeOf(o))
+	writeCompactJSON(w, http.StatusOK, officeJSONOf(o))
 }
 
 func strconvQuote(s string) string {
@@ -315,25 +250,25 @@ func strconvQuote(s string) string {
 
 // resolve is the gateway's own lookup: any place form (ARS, AGS, postcode, name), with
 // the candidates of an ambiguous place in the problem document.
-func (h *handler) resolve(w http.ResponseWriter, r *http.Request) {
+func (h *directory) resolve(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	d := h.store.Current()
 	svc, err := d.FindService(q.Get("leikaKey") + q.Get("service"))
 	if err != nil {
-		fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	area, err := d.Place(q.Get("place"))
 	if err != nil {
-		fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	rt, err := d.ResolveArea(svc, area)
 	if err != nil {
-		fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, h.routeOf(rt))
+	writeCompactJSON(w, http.StatusOK, h.routeOf(rt))
 }
 
 // validLeika applies the FIT-Connect pattern ^99\d{12}$.
@@ -343,11 +278,11 @@ func digits(s string) bool { return s != "" && strings.Trim(s, "0123456789") == 
 
 // routes answers GET /v1/routes like the FIT-Connect Routing API: leikaKey plus
 // exactly one of ars, ags, areaId; offset and limit page the result.
-func (h *handler) routes(w http.ResponseWriter, r *http.Request) {
+func (h *directory) routes(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	key := q.Get("leikaKey")
 	if !validLeika(key) {
-		badRequest(w, r, "leikaKey is required and must match ^99\\d{12}$")
+		dirBadRequest(w, r, "leikaKey is required and must match ^99\\d{12}$")
 		return
 	}
 	var place string // for the resolver: an area key or an AGS
@@ -355,7 +290,7 @@ func (h *handler) routes(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("ars"); v != "" {
 		set++
 		if !digits(v) || !oneOf(len(v), 2, 3, 5, 9, 12) {
-			badRequest(w, r, "ars must have 2, 3, 5, 9 or 12 digits")
+			dirBadRequest(w, r, "ars must have 2, 3, 5, 9 or 12 digits")
 			return
 		}
 		place = v
@@ -363,7 +298,7 @@ func (h *handler) routes(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("ags"); v != "" {
 		set++
 		if !digits(v) || !oneOf(len(v), 2, 3, 5, 8) {
-			badRequest(w, r, "ags must have 2, 3, 5 or 8 digits")
+			dirBadRequest(w, r, "ags must have 2, 3, 5 or 8 digits")
 			return
 		}
 		place = v
@@ -371,29 +306,29 @@ func (h *handler) routes(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("areaId"); v != "" {
 		set++
 		if !digits(v) {
-			badRequest(w, r, "areaId must be digits")
+			dirBadRequest(w, r, "areaId must be digits")
 			return
 		}
 		place = v
 	}
 	if set != 1 {
-		badRequest(w, r, "exactly one of ars, ags or areaId is required")
+		dirBadRequest(w, r, "exactly one of ars, ags or areaId is required")
 		return
 	}
 	offset, err := intParam(r, "offset", 0, 0, 1<<30)
 	if err != nil {
-		badRequest(w, r, "%v", err)
+		dirBadRequest(w, r, "%v", err)
 		return
 	}
 	limit, err := intParam(r, "limit", 100, 1, 500)
 	if err != nil {
-		badRequest(w, r, "%v", err)
+		dirBadRequest(w, r, "%v", err)
 		return
 	}
 	d := h.store.Current()
 	svc, ok := d.Service(key)
 	if !ok {
-		fail(w, r, fmt.Errorf("%w: %s", routing.ErrUnknownService, key))
+		h.fail(w, r, fmt.Errorf("%w: %s", routing.ErrUnknownService, key))
 		return
 	}
 	// ARS, AGS prefixes and areaId are area keys, never postcodes or names.
@@ -406,7 +341,7 @@ func (h *handler) routes(w http.ResponseWriter, r *http.Request) {
 		err = fmt.Errorf("%w: %s", routing.ErrUnknownPlace, place)
 	}
 	if err != nil {
-		fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	routes := []routeJSON{}
@@ -417,7 +352,7 @@ func (h *handler) routes(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, routing.ErrNoResponsibleOffice):
 		// FIT-Connect answers an unserved area with an empty result, not an error.
 	default:
-		fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	total := len(routes)
@@ -426,7 +361,7 @@ func (h *handler) routes(w http.ResponseWriter, r *http.Request) {
 	} else {
 		routes = routes[offset:min(len(routes), offset+limit)]
 	}
-	writeJSON(w, http.StatusOK, routeResult{Count: len(routes), Offset: offset, TotalCount: total, Routes: routes})
+	writeCompactJSON(w, http.StatusOK, routeResult{Count: len(routes), Offset: offset, TotalCount: total, Routes: routes})
 }
 
 func oneOf(n int, xs ...int) bool {
@@ -496,10 +431,10 @@ func desc(s string) *descJSON {
 	return &descJSON{Description: map[string]string{"de": s}}
 }
 
-func (h *handler) routeOf(rt *routing.Route) routeJSON {
+func (h *directory) routeOf(rt *routing.Route) routeJSON {
 	j := routeJSON{
 		LeikaKey: rt.Service.Key, Service: rt.Service.Name, Area: placeOf(rt.Area, ""),
-		Role: rt.Role, Channels: channelsOf(rt.Channels), Origin: h.opt.Origin,
+		Role: rt.Role, Channels: channelsOf(rt.Channels), Origin: destinationOrigin,
 		RequiredDocuments:  desc(rt.Service.Texts.ErforderlicheUnterlagen),
 		LegalBasis:         desc(rt.Service.Texts.Rechtsgrundlage),
 		Deadline:           desc(rt.Service.Texts.Fristen),
@@ -535,7 +470,7 @@ func (h *handler) routeOf(rt *routing.Route) routeJSON {
 		"gebietID":      "urn:de:bund:destatis:bevoelkerungsstatistik:schluessel:rs:" + rt.Area.ARS,
 		"channels":      j.Channels,
 	})
-	if sig, err := h.opt.SignDestination(payload); err == nil {
+	if sig, err := h.sign(payload); err == nil {
 		j.DestinationSignature = sig
 	}
 	return j

@@ -1,10 +1,11 @@
-package routingapi
+package api
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,25 +17,46 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
-	"github.com/go-chi/chi/v5"
 
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/routing"
 )
 
-func newServer(t *testing.T) (*httptest.Server, *routing.Store) {
+const (
+	testAdminToken  = "adm"
+	testOfficeToken = "office-dd"
+)
+
+// directoryServer is the API with only the directory behind it.
+func directoryServer(t testing.TB) (*Server, *routing.Store) {
 	t.Helper()
 	d, err := routing.Builtin()
 	if err != nil {
 		t.Fatal(err)
 	}
 	store := routing.NewStore(d)
-	r := chi.NewRouter()
-	Mount(r, store)
-	MountAdmin(r, store)
-	srv := httptest.NewServer(r)
+	s := New(Options{Directory: store, Clients: NewClients(testAdminToken, nil, map[string]string{"dd": testOfficeToken}), Reload: store.Reload,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return s, store
+}
+
+func newServer(t *testing.T) (*httptest.Server, *routing.Store) {
+	t.Helper()
+	s, store := directoryServer(t)
+	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
 	return srv, store
+}
+
+func adminPost(t *testing.T, url string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, nil)
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
 
 func get(t *testing.T, srv *httptest.Server, path string) (*http.Response, []byte) {
@@ -75,6 +97,8 @@ func TestEndpoints(t *testing.T) {
 		{"resolve ambiguous place", "/v1/resolve?leikaKey=99050012104000&place=01561", 422, problem.ContentType, []string{problem.TypeAmbiguousPlace, `"candidates"`}},
 		{"resolve unknown place", "/v1/resolve?leikaKey=99050012104000&place=Atlantis", 422, problem.ContentType, []string{problem.TypeUnknownPlace}},
 		{"resolve unknown service", "/v1/resolve?leikaKey=99999999999999&place=Dresden", 422, problem.ContentType, []string{problem.TypeUnknownService}},
+		{"resolve malformed place", "/v1/resolve?leikaKey=99050012104000&place=1234", 422, problem.ContentType, []string{problem.TypeInvalidField}},
+		{"resolve ambiguous candidates are places", "/v1/resolve?leikaKey=99050012104000&place=01561", 422, problem.ContentType, []string{`"level":`, `"land":`}},
 		{"resolve no office", "/v1/resolve?leikaKey=99115005104000&place=145220000000", 422, problem.ContentType, []string{problem.TypeNoResponsibleOffice}},
 		{"routes peer", "/v1/routes?leikaKey=99050012104000&ars=081110000000", 200, "application/json", []string{`"gatewayId":"gateway-bw"`, `"kind":"peer"`}},
 		{"routes unknown service", "/v1/routes?leikaKey=99999999999999&ars=146120000000", 422, problem.ContentType, []string{problem.TypeUnknownService}},
@@ -112,10 +136,7 @@ func TestAdminReload(t *testing.T) {
 	if err := os.WriteFile(p, []byte("responsibilities:\n  - {leistung: \"1\"}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res, err := http.Post(srv.URL+"/v1/admin/directory/reload", "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := adminPost(t, srv.URL+"/v1/admin/directory/reload")
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
 	if res.StatusCode != 422 || !bytes.Contains(body, []byte(`"line":2`)) || !bytes.Contains(body, []byte("o.yaml")) {
@@ -129,10 +150,7 @@ func TestAdminReload(t *testing.T) {
 	if err := os.WriteFile(p, []byte(ok), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res, err = http.Post(srv.URL+"/v1/admin/directory/reload", "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res = adminPost(t, srv.URL+"/v1/admin/directory/reload")
 	res.Body.Close()
 	if res.StatusCode != 200 {
 		t.Fatalf("good reload: %d", res.StatusCode)
@@ -226,12 +244,7 @@ func TestRoutesContract(t *testing.T) {
 
 // FuzzRoutesQuery: no query string makes the handler panic or answer 5xx.
 func FuzzRoutesQuery(f *testing.F) {
-	d, err := routing.Builtin()
-	if err != nil {
-		f.Fatal(err)
-	}
-	r := chi.NewRouter()
-	Mount(r, routing.NewStore(d))
+	r, _ := directoryServer(f)
 	for _, s := range []string{"leikaKey=99050012104000&ars=146120000000", "ars=1&ags=2", "leikaKey=99050012104000&areaId=0&limit=-1", "q=%ff%fe", "leikaKey=99050012104000&place=01561&service=x"} {
 		f.Add(s)
 	}

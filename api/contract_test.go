@@ -1,0 +1,167 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/amtsbote/amtsbote/api"
+	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/gateway"
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/portal"
+	"github.com/amtsbote/amtsbote/routing"
+	"github.com/amtsbote/amtsbote/signing/signingtest"
+	"github.com/amtsbote/amtsbote/wire"
+)
+
+const (
+	portalToken = "portal-token"
+	officeToken = "office-token"
+	adminToken  = "admin-token"
+)
+
+// TestContractOverGateway runs a whole gateway (its own http.Server, as gateway.go
+// configures it) and checks what changed in the contract against api/openapi.yaml:
+// the admin view of one submission, the 405 and 431 problems, and that the portal's
+// and office's views carry no note. gateway/contract_test.go covers the rest.
+func TestContractOverGateway(t *testing.T) {
+	pki := signingtest.NewPKI(t)
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.PKI = config.PKI{GatewayKey: pki.Gateway.KeyFile, GatewayCert: pki.Gateway.CertFile, TrustDir: pki.TrustDir}
+	cfg.GatewayID = pki.Gateway.Name
+	cfg.AdminToken = adminToken
+	cfg.Portals = map[string]config.PortalClient{"amt24": {Token: portalToken}}
+	cfg.Offices = map[string]config.OfficeClient{gateway.DemoOfficeID: {Token: officeToken}}
+	g, err := gateway.Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = g.Shutdown(ctx)
+	})
+	d, _ := routing.Builtin()
+	svc, err := d.FindService("Gewerbe anmelden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := paket.ExampleWith(svc.Key, paket.NewMessageID(), time.Now())
+	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
+	client := &portal.Client{BaseURL: g.URL(), Signer: pki.Portal.Signer, Token: portalToken}
+	res, err := client.Submit(context.Background(), p)
+	if err != nil || res.Status != 201 {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	id := res.SubmissionID
+	if res.Location != wire.SubmissionPath(id) {
+		t.Errorf("Location %q", res.Location)
+	}
+	st, err := client.Status(context.Background(), id)
+	if err != nil || st.ID != id || len(st.Events) == 0 {
+		t.Fatalf("status through portal: %v %+v", err, st)
+	}
+
+	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("api/openapi.yaml is not valid OpenAPI: %v", err)
+	}
+	doc.Servers = nil
+	openapi3filter.RegisterBodyDecoder("application/xml", openapi3filter.FileBodyDecoder)
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("a", api.MaxHeaderBytes+1)
+	tests := []struct {
+		name, method, path, token string
+		header                    string // an X-Pad header of this value
+		status                    int
+		typ                       string
+	}{
+		{"admin get", "GET", wire.AdminSubmissionPath(id), adminToken, "", 200, ""},
+		{"admin get unknown", "GET", wire.AdminSubmissionPath("nope"), adminToken, "", 404, problem.TypeNotFound},
+		{"admin get unauthenticated", "GET", wire.AdminSubmissionPath(id), officeToken, "", 401, problem.TypeUnauthenticated},
+		{"admin list handed_over", "GET", "/v1/admin/submissions?state=handed_over", adminToken, "", 200, ""},
+		{"status", "GET", wire.SubmissionPath(id), portalToken, "", 200, ""},
+		{"office get", "GET", wire.OfficeSubmissionPath(id), officeToken, "", 200, ""},
+		{"office list", "GET", wire.OfficeListPath("", 10), officeToken, "", 200, ""},
+		{"headers too large", "GET", wire.SubmissionPath(id), portalToken, big, 431, problem.TypeHeadersTooLarge},
+		{"headers too large at intake", "POST", wire.SubmissionsPath, "", big, 431, problem.TypeHeadersTooLarge},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, g.URL()+tc.path, nil)
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			if tc.header != "" {
+				req.Header.Set("X-Pad", tc.header)
+			}
+			route, params, err := router.FindRoute(req)
+			if err != nil {
+				t.Fatalf("not in the contract: %v", err)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, body)
+			}
+			if tc.typ != "" {
+				var p problem.Problem
+				if err := json.Unmarshal(body, &p); err != nil || p.Type != tc.typ {
+					t.Fatalf("problem %v %+v, want %s", err, p, tc.typ)
+				}
+			}
+			if !strings.HasPrefix(tc.path, wire.AdminSubmissionsPath) && bytes.Contains(body, []byte(`"note"`)) {
+				t.Errorf("a note outside the admin API: %s", body)
+			}
+			in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+				Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
+			out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
+				Body: io.NopCloser(bytes.NewReader(body)), Options: &openapi3filter.Options{IncludeResponseStatus: true}}
+			if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+				t.Fatalf("response breaks the contract: %v\n%s", err, body)
+			}
+		})
+	}
+
+	// 405 is not an operation of the contract (methods not listed are not allowed);
+	// its body is a Problem and it names the allowed methods.
+	req, _ := http.NewRequest(http.MethodDelete, g.URL()+wire.SubmissionPath(id), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var pd map[string]any
+	_ = json.Unmarshal(body, &pd)
+	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET" || pd["type"] != problem.TypeMethodNotAllowed {
+		t.Fatalf("405: %d Allow %q %s", resp.StatusCode, resp.Header.Get("Allow"), body)
+	}
+	if err := doc.Components.Schemas["Problem"].Value.VisitJSON(pd); err != nil {
+		t.Fatalf("405 body is not a Problem: %v", err)
+	}
+}

@@ -1,0 +1,185 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/routing"
+)
+
+// loopback serves h with a real http.Server configured as the gateway configures it.
+func loopback(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: ServerMaxHeaderBytes}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return "http://" + ln.Addr().String()
+}
+
+func decodeProblem(t *testing.T, res *http.Response) problem.Problem {
+	t.Helper()
+	body, _ := io.ReadAll(res.Body)
+	if ct := res.Header.Get("Content-Type"); ct != problem.ContentType {
+		t.Fatalf("status %d, content type %q: %s", res.StatusCode, ct, body)
+	}
+	var p problem.Problem
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestHeadersTooLarge: request line plus headers over 64 KiB get a 431 problem
+// document over real HTTP, not net/http's plain-text answer; just under passes.
+func TestHeadersTooLarge(t *testing.T) {
+	s, _ := directoryServer(t)
+	base := loopback(t, s)
+	do := func(path string, pad int) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		if pad > 0 {
+			req.Header.Set("X-Pad", strings.Repeat("a", pad))
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { res.Body.Close() })
+		return res
+	}
+	if res := do("/healthz", MaxHeaderBytes-1024); res.StatusCode != 200 {
+		t.Fatalf("just under the limit: %d", res.StatusCode)
+	}
+	for name, res := range map[string]*http.Response{
+		"one big header":     do("/healthz", MaxHeaderBytes+1),
+		"long request URI":   do("/v1/places?q="+strings.Repeat("x", MaxHeaderBytes), 0),
+		"far over (512 KiB)": do("/v1/submissions/x", 512<<10),
+	} {
+		if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("%s: status %d", name, res.StatusCode)
+			continue
+		}
+		if p := decodeProblem(t, res); p.Type != problem.TypeHeadersTooLarge || p.Status != 431 || p.Title == "" {
+			t.Errorf("%s: %+v", name, p)
+		}
+	}
+}
+
+func TestRequestHeaderBytes(t *testing.T) {
+	r := httptest.NewRequest("GET", "/v1/x?y=1", nil)
+	r.RequestURI = "/v1/x?y=1"
+	r.Header.Set("A", "bc")
+	// "GET /v1/x?y=1 HTTP/1.1\r\n" + "Host: example.com\r\n" + "A: bc\r\n" + "\r\n"
+	if got, want := requestHeaderBytes(r), 24+19+7+2; got != want {
+		t.Errorf("got %d, want %d", got, want)
+	}
+}
+
+// TestMethodNotAllowed: a known path with a method it does not serve is 405 with its
+// own type and an Allow header, also inside the office and admin sub-routers (after
+// authentication: without a token those answer 401 first).
+func TestMethodNotAllowed(t *testing.T) {
+	s, _ := directoryServer(t)
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	tests := []struct{ method, path, token, allow string }{
+		{"DELETE", "/v1/submissions", "", "POST"},
+		{"POST", "/v1/submissions/x", "", "GET"},
+		{"PUT", "/healthz", "", "GET"},
+		{"GET", "/v1/office/submissions/x/accept", testOfficeToken, "POST"},
+		{"DELETE", "/v1/admin/submissions/x", testAdminToken, "GET"},
+		{"POST", "/v1/routes", "", "GET"},
+	}
+	for _, tc := range tests {
+		req, _ := http.NewRequest(tc.method, srv.URL+tc.path, nil)
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != 405 {
+			t.Errorf("%s %s: %d", tc.method, tc.path, res.StatusCode)
+		} else if p := decodeProblem(t, res); p.Type != problem.TypeMethodNotAllowed {
+			t.Errorf("%s %s: type %s", tc.method, tc.path, p.Type)
+		}
+		if got := res.Header.Get("Allow"); got != tc.allow {
+			t.Errorf("%s %s: Allow %q, want %q", tc.method, tc.path, got, tc.allow)
+		}
+		res.Body.Close()
+	}
+}
+
+// TestInvalidQueryIsOneProblem: routing.ErrInvalidQuery is the same status and type
+// whether intake meets it (a package's place) or the directory API does (a query
+// parameter): both go through ProblemFor.
+func TestInvalidQueryIsOneProblem(t *testing.T) {
+	srv, _ := newServer(t)
+	res, err := http.Get(srv.URL + "/v1/resolve?leikaKey=99050012104000&place=1234")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	dir := decodeProblem(t, res)
+	// What intake returns for a package whose place the directory cannot read.
+	d, _ := routing.Builtin()
+	_, ierr := d.Resolve("99050012104000", "1234")
+	if ierr == nil {
+		t.Fatal("the directory accepts place 1234")
+	}
+	in := ProblemFor(fmt.Errorf("intake: %w", ierr))
+	if dir.Status != in.Status || dir.Type != in.Type {
+		t.Fatalf("directory %d %s, intake %d %s", dir.Status, dir.Type, in.Status, in.Type)
+	}
+	if in.Status != 422 || in.Type != problem.TypeInvalidField {
+		t.Fatalf("ErrInvalidQuery maps to %d %s, want 422 invalid-field", in.Status, in.Type)
+	}
+}
+
+// TestProblemTypesDocumented: docs/problems.md has a row for every type, with the
+// status the type is used with.
+func TestProblemTypesDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/problems.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("(?m)^\\| `([a-z-]+)` \\| ([0-9]{3})[^|]*\\|")
+	documented := map[string]string{}
+	for _, m := range row.FindAllStringSubmatch(string(doc), -1) {
+		documented[problem.Base+m[1]] = m[2]
+	}
+	for _, typ := range problem.Types() {
+		if _, ok := documented[typ]; !ok {
+			t.Errorf("%s is not in docs/problems.md", typ)
+			continue
+		}
+		if want := problem.New(0, typ, "").Title; want == "" {
+			t.Errorf("%s has no title", typ)
+		}
+	}
+	for typ := range documented {
+		if problem.New(0, typ, "").Title == "" {
+			t.Errorf("docs/problems.md lists %s, which api/problem does not define", typ)
+		}
+	}
+}

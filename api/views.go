@@ -1,0 +1,66 @@
+package api
+
+import (
+	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/wire"
+)
+
+// The views map the storage model (package submission) onto the API's contract
+// (package wire). This is the one place where a new record field is decided to be
+// visible to portals or offices or not; an event's note never is.
+
+func stateOf(s submission.State) wire.State { return wire.State(s) }
+
+func eventsOf(evs []submission.Event) []wire.Event {
+	out := make([]wire.Event, 0, len(evs))
+	for _, e := range evs {
+		out = append(out, wire.Event{Seq: e.Seq, SubmissionID: e.SubmissionID, At: e.At, Type: e.Type,
+			Channel: e.Channel, Attempt: e.Attempt, Actor: e.Actor, Detail: e.Detail})
+	}
+	return out
+}
+
+func decisionOf(d *submission.Decision) *wire.Decision {
+	if d == nil {
+		return nil
+	}
+	return &wire.Decision{Outcome: d.Outcome, Reason: d.Reason, At: d.At, Actor: d.Actor}
+}
+
+// statusView is the portal's view; links are the portal's.
+func statusView(sub *submission.Submission, evs []submission.Event) wire.StatusView {
+	v := baseView(sub, evs)
+	v.Links[wire.LinkReceipt] = wire.ReceiptPath(sub.ID, wire.ReceiptEingang)
+	if sub.DeliveredAt != nil {
+		v.Links[wire.LinkDeliveryReceipt] = wire.ReceiptPath(sub.ID, wire.ReceiptZustellung)
+	}
+	return v
+}
+
+func baseView(sub *submission.Submission, evs []submission.Event) wire.StatusView {
+	return wire.StatusView{
+		ID: sub.ID, MessageID: sub.MessageID, State: stateOf(sub.State), LeikaKey: sub.LeikaKey,
+		Service: sub.ServiceName, Place: sub.Place, Office: wire.OfficeRef{ID: sub.OfficeID, Name: sub.OfficeName},
+		ReceivedAt: sub.ReceivedAt, DeliveredAt: sub.DeliveredAt, Decision: decisionOf(sub.Decision),
+		Events: eventsOf(evs), Links: map[string]string{},
+	}
+}
+
+// officeView is the office's view: its links point into the office API.
+func officeView(sub *submission.Submission, evs []submission.Event) wire.OfficeSubmission {
+	v := baseView(sub, evs)
+	v.Links[wire.LinkReceipt] = wire.OfficeReceiptPath(sub.ID, wire.ReceiptEingang)
+	if sub.DeliveredAt != nil {
+		v.Links[wire.LinkDeliveryReceipt] = wire.OfficeReceiptPath(sub.ID, wire.ReceiptZustellung)
+	}
+	v.Links[wire.LinkPackage] = wire.OfficePackagePath(sub.ID)
+	v.Links[wire.LinkAccept] = wire.OfficeDecisionPath(sub.ID, wire.OutcomeAccepted)
+	v.Links[wire.LinkReject] = wire.OfficeDecisionPath(sub.ID, wire.OutcomeRejected)
+	atts := make([]wire.Attachment, 0, len(sub.Attachments))
+	for _, a := range sub.Attachments {
+		v.Links[wire.LinkAttachmentPrefix+a.ID] = wire.OfficeAttachmentPath(sub.ID, a.ID)
+		atts = append(atts, wire.Attachment{ID: a.ID, FileName: a.FileName, MimeType: a.MimeType, Size: a.Size, SHA256: a.SHA256})
+	}
+	return wire.OfficeSubmission{StatusView: v, DeliveryID: sub.DeliveryID, Sender: sub.Sender,
+		PackageSHA256: sub.PackageSHA256, PackageSize: sub.PackageSize, Attachments: atts}
+}

@@ -1,0 +1,74 @@
+package wire
+
+import (
+	"net/url"
+	"strconv"
+)
+
+// Paths of the API, relative to the gateway's base URL. Ids are path-escaped (the
+// gateway's ids are UUIDs, for which escaping changes nothing).
+const (
+	SubmissionsPath       = "/v1/submissions"        // POST: intake
+	OfficeSubmissionsPath = "/v1/office/submissions" // GET: the office's list
+	AdminSubmissionsPath  = "/v1/admin/submissions"  // GET: the operator's list
+)
+
+// SubmissionPath is the portal's status of one submission.
+func SubmissionPath(id string) string { return SubmissionsPath + "/" + url.PathEscape(id) }
+
+// ReceiptPath is a receipt of one submission for the portal (kind ReceiptEingang or
+// ReceiptZustellung).
+func ReceiptPath(id, kind string) string {
+	return SubmissionPath(id) + "/receipts/" + url.PathEscape(kind)
+}
+
+// OfficeSubmissionPath is the office's view of one submission.
+func OfficeSubmissionPath(id string) string {
+	return OfficeSubmissionsPath + "/" + url.PathEscape(id)
+}
+
+// OfficePackagePath is the exact signed package (fetching it counts as delivery).
+func OfficePackagePath(id string) string { return OfficeSubmissionPath(id) + "/package" }
+
+// OfficeAttachmentPath is one attachment's bytes.
+func OfficeAttachmentPath(id, attachmentID string) string {
+	return OfficeSubmissionPath(id) + "/attachments/" + url.PathEscape(attachmentID)
+}
+
+// OfficeDecisionPath is where the office posts its decision: .../accept for
+// OutcomeAccepted, .../reject for OutcomeRejected. Any other outcome has no path ("").
+func OfficeDecisionPath(id, outcome string) string {
+	switch outcome {
+	case OutcomeAccepted:
+		return OfficeSubmissionPath(id) + "/accept"
+	case OutcomeRejected:
+		return OfficeSubmissionPath(id) + "/reject"
+	}
+	return ""
+}
+
+// OfficeReceiptPath is a receipt of one of the office's submissions.
+func OfficeReceiptPath(id, kind string) string {
+	return OfficeSubmissionPath(id) + "/receipts/" + url.PathEscape(kind)
+}
+
+// OfficeListPath is a page of the office's list after the submission id after.
+func OfficeListPath(after string, limit int) string {
+	q := url.Values{}
+	if after != "" {
+		q.Set("after", after)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if len(q) == 0 {
+		return OfficeSubmissionsPath
+	}
+	return OfficeSubmissionsPath + "?" + q.Encode()
+}
+
+// AdminSubmissionPath is the operator's view of one submission (with notes).
+func AdminSubmissionPath(id string) string { return AdminSubmissionsPath + "/" + url.PathEscape(id) }
+
+// AdminRedeliverPath queues a held submission again.
+func AdminRedeliverPath(id string) string { return AdminSubmissionPath(id) + "/redeliver" }

@@ -1,0 +1,146 @@
+// Package wire is the contract of the gateway's HTTP API as Go code: the JSON shapes
+// portals and offices read, the request bodies they send, the paths and the headers.
+// The server (package api) maps its storage model onto these types, and the clients
+// (portal, fachverfahren, the webhook notification's links) build on the same ones,
+// so a field or path is spelled once.
+//
+// wire is a leaf: it imports only the standard library (no server, storage or queue
+// code), so a client that imports it stays small. The types are a contract of their
+// own, deliberately separate from package submission: a change of the storage model
+// does not change what clients see, and operator-only data (an event's note) has no
+// field here to leak through. Field names are stable; new fields may be added.
+package wire
+
+import "time"
+
+// State is where a submission stands (the "state" member).
+type State string
+
+// The states. Stable: portals and offices match on them.
+const (
+	StateQueued     State = "queued"      // waiting for its first attempt
+	StateRetrying   State = "retrying"    // an attempt failed transiently; another is scheduled
+	StateHandedOver State = "handed_over" // the channel took it; the office's confirmation is to come
+	StateDelivered  State = "delivered"   // the office has it
+	StateHeld       State = "held"        // no channel left; waits for an operator or the office's pickup
+	StateAccepted   State = "accepted"    // the office accepted the application
+	StateRejected   State = "rejected"    // the office rejected it, with a reason
+	StateForwarded  State = "forwarded"   // handed to a peer gateway, which now owns delivery
+)
+
+// States lists every state.
+func States() []State {
+	return []State{StateQueued, StateRetrying, StateHandedOver, StateDelivered, StateHeld, StateAccepted, StateRejected, StateForwarded}
+}
+
+// Final reports whether the office has decided.
+func (s State) Final() bool { return s == StateAccepted || s == StateRejected }
+
+// Decision outcomes.
+const (
+	OutcomeAccepted = "accepted"
+	OutcomeRejected = "rejected"
+)
+
+// Receipt kinds in paths (ReceiptPath, OfficeReceiptPath).
+const (
+	ReceiptEingang    = "eingang"    // the Eingangsbestaetigung, signed at intake
+	ReceiptZustellung = "zustellung" // the Zustellbestaetigung, signed at delivery
+)
+
+// Response headers of POST /v1/submissions.
+const (
+	HeaderSubmissionID = "Amtsbote-Submission-Id"
+	HeaderDuplicate    = "Amtsbote-Duplicate" // "true" when the message was accepted before
+)
+
+// Event is one entry of a submission's log as portals and offices see it. Operators
+// see more (the admin API); there is deliberately no note here.
+type Event struct {
+	Seq          uint64    `json:"seq"`
+	SubmissionID string    `json:"submissionId"`
+	At           time.Time `json:"at"`
+	Type         string    `json:"type"`
+	Channel      string    `json:"channel,omitempty"`
+	Attempt      int       `json:"attempt,omitempty"`
+	Actor        string    `json:"actor,omitempty"` // who acted: an office system, a named office user, an operator
+	Detail       string    `json:"detail,omitempty"`
+}
+
+// Decision is the office's answer.
+type Decision struct {
+	Outcome string    `json:"outcome"` // OutcomeAccepted or OutcomeRejected
+	Reason  string    `json:"reason,omitempty"`
+	At      time.Time `json:"at"`
+	Actor   string    `json:"actor,omitempty"`
+}
+
+// OfficeRef names an office.
+type OfficeRef struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// StatusView is the portal's view of a submission (GET /v1/submissions/{id}).
+type StatusView struct {
+	ID          string            `json:"id"`
+	MessageID   string            `json:"messageId"`
+	State       State             `json:"state"`
+	LeikaKey    string            `json:"leikaKey"`
+	Service     string            `json:"service"`
+	Place       string            `json:"place"`
+	Office      OfficeRef         `json:"office"`
+	ReceivedAt  time.Time         `json:"receivedAt"`
+	DeliveredAt *time.Time        `json:"deliveredAt,omitempty"`
+	Decision    *Decision         `json:"decision,omitempty"`
+	Events      []Event           `json:"events"`
+	Links       map[string]string `json:"links"`
+}
+
+// Link names in StatusView.Links. An office view has one "attachment:<id>" link per
+// attachment besides these.
+const (
+	LinkReceipt          = "receipt"
+	LinkDeliveryReceipt  = "deliveryReceipt"
+	LinkPackage          = "package"
+	LinkAccept           = "accept"
+	LinkReject           = "reject"
+	LinkAttachmentPrefix = "attachment:"
+)
+
+// Attachment describes one attachment (Anlage) of a submission.
+type Attachment struct {
+	ID       string `json:"id"`
+	FileName string `json:"fileName"`
+	MimeType string `json:"mimeType"`
+	Size     int64  `json:"size"`
+	SHA256   string `json:"sha256"`
+}
+
+// OfficeSubmission is the office's view of one submission
+// (GET /v1/office/submissions/{id}, and the answer to a decision).
+type OfficeSubmission struct {
+	StatusView
+	DeliveryID    string       `json:"deliveryId"`
+	Sender        string       `json:"sender"`
+	PackageSHA256 string       `json:"packageSha256"`
+	PackageSize   int64        `json:"packageSize"`
+	Attachments   []Attachment `json:"attachments"`
+}
+
+// OfficeList is one page of GET /v1/office/submissions; Next is the path of the
+// following page, empty on the last one.
+type OfficeList struct {
+	Submissions []OfficeSubmission `json:"submissions"`
+	Count       int                `json:"count"`
+	Next        string             `json:"next,omitempty"`
+}
+
+// DecisionRequest is the body of POST .../accept and .../reject (a rejection needs
+// a reason; at most MaxReasonLength characters).
+type DecisionRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// MaxReasonLength bounds DecisionRequest.Reason.
+const MaxReasonLength = 2000
