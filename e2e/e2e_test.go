@@ -20,7 +20,7 @@ import (
 	"github.com/amtsbote/amtsbote/portal"
 	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/signing"
-	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/wire"
 )
 
 func writeConfig(t *testing.T, dir, hookURL string) string {
@@ -175,7 +175,7 @@ func TestKill9LosesNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.State != submission.StateAccepted {
+		if st.State != wire.StateAccepted {
 			t.Errorf("%s: state %s", id, st.State)
 		}
 		types := map[string]bool{}

@@ -45,6 +45,7 @@ type proc struct {
 	cmd    *exec.Cmd
 	url    string
 	stderr *syncBuffer
+	stdout *syncBuffer
 	exited chan error
 }
 
@@ -77,7 +78,7 @@ func serve(t *testing.T, dir string, env []string, args ...string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	p := &proc{cmd: cmd, stderr: &syncBuffer{}, stdout: &syncBuffer{}, exited: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -86,6 +87,7 @@ func serve(t *testing.T, dir string, env []string, args ...string) *proc {
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
+			p.stdout.Write([]byte(sc.Text() + "\n"))
 			if m := servingRe.FindStringSubmatch(sc.Text()); m != nil {
 				urlCh <- m[1]
 			}

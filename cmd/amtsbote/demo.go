@@ -20,6 +20,7 @@ import (
 	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/wire"
 )
 
 // printer serialises output from the broker's, the office's and the main goroutine.
@@ -222,7 +223,7 @@ func officeLine(d *routing.Directory, id string) string {
 	return strings.Join(parts, "; ")
 }
 
-func eventSummary(evs []submission.Event) string {
+func eventSummary(evs []wire.Event) string {
 	names := make([]string, len(evs))
 	for i, e := range evs {
 		names[i] = e.Type

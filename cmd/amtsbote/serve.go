@@ -36,7 +36,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	g, err := gateway.Start(ctx, cfg, log)
 	if err != nil {
+		// The cause goes to stderr as a plain line too: a log handler at level error
+		// or json format must not be the only place an operator can find it.
 		log.Error("start failed", "err", err)
+		fmt.Fprintln(stderr, "amtsbote: cannot start:", err)
 		return 1
 	}
 	if g.PKI != nil {
@@ -46,7 +49,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stdout, "  demo portal key:    %s (cert %s)\n", g.PKI.PortalKey, g.PKI.PortalCert)
 		fmt.Fprintf(stdout, "  trust store:        %s\n", g.PKI.TrustDir)
 		fmt.Fprintf(stdout, "  dev credentials:    %s\n", g.CredsFile)
-		fmt.Fprintf(stdout, "  try: amtsbote submit -data %s\n", g.Config.DataDir)
+		fmt.Fprintf(stdout, "  try: amtsbote submit -url %s -data %s\n", g.URL(), shellQuote(g.Config.DataDir))
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -134,7 +134,7 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			fmt.Fprintln(stderr, "amtsbote submit:", err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "  receipt: %s (check it with: amtsbote verify %s)\n", *out, *out)
+		fmt.Fprintf(stdout, "  receipt: %s (check it with: amtsbote verify -data %s %s)\n", *out, shellQuote(*dataDir), shellQuote(*out))
 	}
 	if *wait > 0 {
 		return waitAndPrint(ctx, c, res.SubmissionID, *wait, stdout, stderr)
@@ -195,4 +195,15 @@ func waitAndPrint(ctx context.Context, c *portal.Client, id string, d time.Durat
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// shellQuote makes a hint copy-pasteable: a path with spaces or shell characters is
+// single-quoted.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

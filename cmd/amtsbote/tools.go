@@ -8,28 +8,37 @@ import (
 	"os"
 
 	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/gateway"
 	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/routing/routingcli"
 	"github.com/amtsbote/amtsbote/signing"
 )
 
 func runLookup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return routingcli.Lookup(ctx, lookupLoader, args, stdout, stderr)
+}
+
+// lookupLoader loads the directory and the channel configuration the way `serve` does
+// (defaults, the configuration file, AMTSBOTE_* variables), so lookup and the running
+// gateway give the same answer.
+func lookupLoader(path string) (*routing.Store, routingcli.Usable, error) {
+	cfg, err := config.Load(path, os.Environ())
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.Resolve()
 	d, err := routing.Builtin()
 	if err != nil {
-		fmt.Fprintln(stderr, "amtsbote lookup:", err)
-		return 1
+		return nil, nil, err
 	}
 	st := routing.NewStore(d)
-	if files := os.Getenv("AMTSBOTE_DIRECTORY_FILES"); files != "" {
-		cfg, err := config.Load("", []string{"AMTSBOTE_DIRECTORY_FILES=" + files})
-		if err == nil {
-			if err := st.ReloadFiles(cfg.Directory.Files...); err != nil {
-				fmt.Fprintln(stderr, "amtsbote lookup:", err)
-				return 1
-			}
+	if len(cfg.Directory.Files) > 0 {
+		if err := st.ReloadFiles(cfg.Directory.Files...); err != nil {
+			return nil, nil, err
 		}
 	}
-	return routingcli.Lookup(ctx, st, args, stdout, stderr)
+	usable := func(officeID string, kinds []string) []string { return gateway.Usable(cfg, officeID, kinds) }
+	return st, usable, nil
 }
 
 func runDirectory(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/amtsbote/amtsbote/routing"
@@ -25,16 +26,26 @@ const (
 	ExitAmbiguous = 3
 )
 
+// Usable narrows an office's channels (as the directory lists them) to those the
+// running configuration can deliver on.
+type Usable func(officeID string, kinds []string) []string
+
+// Loader gives Lookup the directory and the usable channels of the configuration at
+// configPath ("" = the defaults and AMTSBOTE_* environment), exactly as `serve` would
+// load them, so the CLI and the server never disagree.
+type Loader func(configPath string) (*routing.Store, Usable, error)
+
 // Lookup runs `amtsbote lookup --service "Gewerbe anmelden" --place 01067`.
 // --service takes a LeiKa key, a name or a synonym; --place an ARS, AGS, postcode or
 // name. Ambiguous input lists the choices instead of guessing.
-func Lookup(ctx context.Context, store *routing.Store, args []string, stdout, stderr io.Writer) int {
+func Lookup(ctx context.Context, load Loader, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("lookup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	service := fs.String("service", "", "LeiKa key, service name or synonym")
 	place := fs.String("place", "", "ARS (12 digits), AGS (8), postcode (5) or place name")
+	cfgPath := fs.String("config", os.Getenv("AMTSBOTE_CONFIG"), "the gateway's configuration file: its directory files and channels are used")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: amtsbote lookup --service \"Gewerbe anmelden\" --place 01067")
+		fmt.Fprintln(stderr, "usage: amtsbote lookup [-config FILE] --service \"Gewerbe anmelden\" --place 01067")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -43,6 +54,11 @@ func Lookup(ctx context.Context, store *routing.Store, args []string, stdout, st
 	if *service == "" || *place == "" || fs.NArg() > 0 {
 		fs.Usage()
 		return ExitUsage
+	}
+	store, usable, err := load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "lookup:", err)
+		return ExitFailed
 	}
 	if err := ctx.Err(); err != nil {
 		fmt.Fprintln(stderr, "lookup:", err)
@@ -80,7 +96,7 @@ func Lookup(ctx context.Context, store *routing.Store, args []string, stdout, st
 		fmt.Fprintln(stderr, "lookup:", err)
 		return ExitFailed
 	}
-	PrintRoute(stdout, rt)
+	PrintRoute(stdout, rt, usable)
 	return ExitOK
 }
 
@@ -93,13 +109,40 @@ func kreisOf(a *routing.Area) string {
 	return ""
 }
 
-// PrintRoute writes a route the way a person reads it.
-func PrintRoute(w io.Writer, rt *routing.Route) {
+// PrintRoute writes a route the way a person reads it. With usable set, only the
+// channels this gateway can deliver on are shown (addresses come from the gateway's
+// configuration, never from the directory), and it says so when there are none.
+func PrintRoute(w io.Writer, rt *routing.Route, usable Usable) {
 	fmt.Fprintf(w, "Leistung:  %s (%s)\n", rt.Service.Name, rt.Service.Key)
 	fmt.Fprintf(w, "Ort:       %s (ARS %s)\n", rt.Area.Name, rt.Area.ARS)
+	kinds := make([]string, len(rt.Channels))
+	levels := map[string]int{}
+	for i, c := range rt.Channels {
+		kinds[i], levels[c.Kind] = c.Kind, c.Level
+	}
+	officeID := ""
+	if rt.Office != nil {
+		officeID = rt.Office.ID
+	}
+	shown := kinds
+	if usable != nil {
+		shown = usable(officeID, kinds)
+	}
+	printChannels := func() {
+		for i, k := range shown {
+			label := "Kanal:    "
+			if i > 0 {
+				label = "Ersatz:   "
+			}
+			fmt.Fprintf(w, "%s %s (Reifegrad %d)\n", label, k, levels[k])
+		}
+		if len(shown) == 0 {
+			fmt.Fprintf(w, "Kanal:     keiner, den dieses Gateway bedienen kann (Verzeichnis: %s); das Paket würde zur Abholung bereitgehalten\n", strings.Join(kinds, ", "))
+		}
+	}
 	if rt.Peer != nil {
 		fmt.Fprintf(w, "Zuständig: Gateway des Landes %s %s (%s)\n", rt.Peer.Land, rt.Peer.Name, rt.Peer.GatewayID)
-		fmt.Fprintf(w, "Kanal:     peer %s\n", rt.Peer.BaseURL)
+		printChannels()
 		if rt.Peer.Sample {
 			fmt.Fprintln(w, "Hinweis:   Beispieldaten")
 		}
@@ -116,13 +159,7 @@ func PrintRoute(w io.Writer, rt *routing.Route) {
 	if c := o.Contact; c.Phone != "" || c.Email != "" {
 		fmt.Fprintf(w, "Kontakt:   %s\n", strings.Trim(c.Phone+" "+c.Email, " "))
 	}
-	for i, c := range rt.Channels {
-		label := "Kanal:    "
-		if i > 0 {
-			label = "Ersatz:   "
-		}
-		fmt.Fprintf(w, "%s %s (Reifegrad %d) %s\n", label, c.Kind, c.Level, c.Endpoint)
-	}
+	printChannels()
 	if rt.MatchedArea != nil && rt.MatchedArea.Key != rt.Area.Key {
 		fmt.Fprintf(w, "Ebene:     %s %s\n", rt.MatchedArea.Level, rt.MatchedArea.Name)
 	}

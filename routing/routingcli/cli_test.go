@@ -20,8 +20,13 @@ func store(t *testing.T) *routing.Store {
 	return routing.NewStore(d)
 }
 
+// loader is the directory with every channel usable (what the directory says).
+func loader(s *routing.Store) Loader {
+	return func(string) (*routing.Store, Usable, error) { return s, nil, nil }
+}
+
 func TestLookup(t *testing.T) {
-	s := store(t)
+	s := loader(store(t))
 	tests := []struct {
 		name     string
 		args     []string
@@ -31,7 +36,7 @@ func TestLookup(t *testing.T) {
 		{"issue example", []string{"--service", "Gewerbe anmelden", "--place", "01067"}, ExitOK,
 			[]string{"Stadt Dresden, Abt. Allgemeine Verwaltung/Grundsatz", "Junghansstraße 2, 01277 Dresden", "Postfach 12 00 20, 01001 Dresden", "webhook (Reifegrad 3)", "mailbox (Reifegrad 1)"}},
 		{"by key and name", []string{"--service", "99107023037000", "--place", "Jahnatal"}, ExitOK, []string{"Landratsamt Mittelsachsen", "Beispieldaten", "Ebene:     Kreis"}},
-		{"other state", []string{"--service", "Gewerbe anmelden", "--place", "70173"}, ExitOK, []string{"Gateway des Landes 08", "peer https://gateway.bw.example"}},
+		{"other state", []string{"--service", "Gewerbe anmelden", "--place", "70173"}, ExitOK, []string{"Gateway des Landes 08", "peer (Reifegrad 0)"}},
 		{"ambiguous place", []string{"--service", "Gewerbe anmelden", "--place", "01561"}, ExitAmbiguous, []string{"nicht eindeutig", "146270030030"}},
 		{"ambiguous service", []string{"--service", "beantragen", "--place", "01067"}, ExitAmbiguous, []string{"Leistung", "99008001012000"}},
 	}
@@ -59,6 +64,36 @@ func TestLookup(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := Lookup(context.Background(), s, []string{"--service", "Gewerbe anmelden", "--place", "Atlantis"}, &out, &errb); code != ExitFailed || !strings.Contains(errb.String(), "unknown place") {
 		t.Errorf("unknown place: %d %s", code, errb.String())
+	}
+}
+
+// TestLookupShowsOnlyUsableChannels: with the gateway's configuration the CLI shows
+// what the server would deliver on, and says when that is nothing.
+func TestLookupShowsOnlyUsableChannels(t *testing.T) {
+	st := store(t)
+	only := func(keep ...string) Loader {
+		return func(string) (*routing.Store, Usable, error) {
+			return st, func(_ string, kinds []string) []string {
+				var out []string
+				for _, k := range kinds {
+					for _, want := range keep {
+						if k == want {
+							out = append(out, k)
+						}
+					}
+				}
+				return out
+			}, nil
+		}
+	}
+	args := []string{"--service", "Gewerbe anmelden", "--place", "01067"}
+	var out, errb bytes.Buffer
+	if code := Lookup(context.Background(), only("webhook"), args, &out, &errb); code != ExitOK || !strings.Contains(out.String(), "Kanal:     webhook") || strings.Contains(out.String(), "mailbox") {
+		t.Fatalf("exit %d:\n%s", code, out.String())
+	}
+	out.Reset()
+	if code := Lookup(context.Background(), only(), args, &out, &errb); code != ExitOK || !strings.Contains(out.String(), "keiner, den dieses Gateway bedienen kann") {
+		t.Fatalf("exit %d:\n%s", code, out.String())
 	}
 }
 

@@ -1,0 +1,202 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/adapters/webhook"
+	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// hookRecv is an office endpoint that checks the gateway's signature with the secret
+// it knows, as a real office system does, and answers with a fixed status.
+type hookRecv struct {
+	srv    *httptest.Server
+	secret string
+	status int
+
+	mu  sync.Mutex
+	got []string // submission ids of correctly signed notifications
+	bad int      // notifications that failed verification
+}
+
+func newHookRecv(t *testing.T, secret string, status int) *hookRecv {
+	h := &hookRecv{secret: secret, status: status}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if err := webhook.Verify(r.Header, body, h.secret, time.Now(), 5*time.Minute); err != nil {
+			h.bad++
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var n webhook.Notification
+		_ = json.Unmarshal(body, &n)
+		if h.status/100 == 2 {
+			h.got = append(h.got, n.SubmissionIDs...)
+		}
+		w.WriteHeader(h.status)
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+func (h *hookRecv) seen() (ok []string, bad int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.got...), h.bad
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+const (
+	secretA = "whsec_c2VjcmV0LW9mLW9mZmljZS1hLTEyMzQ1Njc4OTA="
+	secretB = "whsec_c2VjcmV0LW9mLW9mZmljZS1iLTEyMzQ1Njc4OTA="
+	// Landratsamt Mittelsachsen (sample office with a webhook channel in the built-in
+	// directory) is responsible for this service in Jahnatal.
+	kreisOffice  = "kreis-14522"
+	kreisService = "99107023037000"
+	jahnatalARS  = "145220275275"
+)
+
+// TestChannelsForTwoOfficesDeliver: offices.<id>.channels.webhook for two offices;
+// each office's packages reach its own endpoint, signed with its own secret.
+func TestChannelsForTwoOfficesDeliver(t *testing.T) {
+	a, b := newHookRecv(t, secretA, 200), newHookRecv(t, secretB, 200)
+	f := start(t, func(c *config.Config) {
+		c.Offices[DemoOfficeID] = c.Offices[DemoOfficeID].WithChannel(channel.Webhook, config.Channel{Endpoint: a.srv.URL, Secret: secretA})
+		c.Offices[kreisOffice] = config.OfficeClient{Channels: map[string]config.Channel{
+			channel.Webhook: {Endpoint: b.srv.URL, Secret: secretB, Params: map[string]string{"receiver": "Fachverfahren Mittelsachsen"}}}}
+	})
+	ctx := context.Background()
+	resA, err := f.portal.Submit(ctx, f.example())
+	if err != nil || !resA.Accepted() {
+		t.Fatalf("submit to Dresden: %v %+v", err, resA)
+	}
+	pb := paket.ExampleWith(kreisService, paket.NewMessageID(), time.Now())
+	pb.Kopf.Ort = paket.Ort{ARS: jahnatalARS}
+	resB, err := f.portal.Submit(ctx, pb)
+	if err != nil || !resB.Accepted() {
+		t.Fatalf("submit to Mittelsachsen: %v %+v", err, resB)
+	}
+	waitFor(t, "both deliveries", func() bool {
+		ga, _ := a.seen()
+		gb, _ := b.seen()
+		return len(ga) == 1 && len(gb) == 1
+	})
+	ga, badA := a.seen()
+	gb, badB := b.seen()
+	if ga[0] != resA.SubmissionID || gb[0] != resB.SubmissionID || badA+badB != 0 {
+		t.Fatalf("A got %v (bad %d), B got %v (bad %d)", ga, badA, gb, badB)
+	}
+	waitFor(t, "the delivery record", func() bool {
+		s, err := f.g.Broker.Submission(resB.SubmissionID)
+		return err == nil && s.State == submission.StateDelivered
+	})
+	s, _ := f.g.Broker.Submission(resB.SubmissionID)
+	if s.Receiver != "Fachverfahren Mittelsachsen" {
+		t.Fatalf("params.receiver not used: %q", s.Receiver)
+	}
+}
+
+// TestRotationSendsWaitingPackagesToTheNewEndpoint: a package waits while the office's
+// endpoint is down; the operator moves the office to a new endpoint with a new secret
+// and restarts. The waiting package goes to the new endpoint, signed with the new
+// secret (before, the endpoint was frozen at intake: old URL, new secret).
+func TestRotationSendsWaitingPackagesToTheNewEndpoint(t *testing.T) {
+	old := newHookRecv(t, secretA, 503)
+	dir := t.TempDir()
+	f := start(t, func(c *config.Config) {
+		c.DataDir = dir
+		c.Delivery.BackoffBase, c.Delivery.BackoffMax = 50*time.Millisecond, 100*time.Millisecond
+		c.Delivery.MaxAttempts = 1000
+		c.Offices[DemoOfficeID] = c.Offices[DemoOfficeID].WithChannel(channel.Webhook, config.Channel{Endpoint: old.srv.URL, Secret: secretA})
+	})
+	res, err := f.portal.Submit(context.Background(), f.example())
+	if err != nil || !res.Accepted() {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	waitFor(t, "a failed attempt at the old endpoint", func() bool {
+		s, err := f.g.Broker.Submission(res.SubmissionID)
+		return err == nil && s.State == submission.StateRetrying
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.g.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	rotated := newHookRecv(t, secretB, 200)
+	f2 := start(t, func(c *config.Config) {
+		c.DataDir = dir
+		c.Offices[DemoOfficeID] = c.Offices[DemoOfficeID].WithChannel(channel.Webhook, config.Channel{Endpoint: rotated.srv.URL, Secret: secretB})
+	})
+	waitFor(t, "delivery at the new endpoint", func() bool {
+		got, _ := rotated.seen()
+		return len(got) == 1
+	})
+	if got, bad := rotated.seen(); got[0] != res.SubmissionID || bad != 0 {
+		t.Fatalf("new endpoint got %v, %d badly signed", got, bad)
+	}
+	if _, bad := old.seen(); bad != 0 {
+		t.Fatalf("the old endpoint saw %d notifications signed with another secret", bad)
+	}
+	waitFor(t, "the delivery record", func() bool {
+		s, err := f2.g.Broker.Submission(res.SubmissionID)
+		return err == nil && s.State == submission.StateDelivered
+	})
+}
+
+// TestStartRefusesUnusableChannels: a channel the gateway cannot deliver on is a start
+// error that names office and field, not a stream of failed deliveries later.
+func TestStartRefusesUnusableChannels(t *testing.T) {
+	tests := []struct {
+		name string
+		ch   map[string]config.Channel
+		want string
+	}{
+		{"bad url", map[string]config.Channel{channel.Webhook: {Endpoint: "ftp://x", Secret: secretA}}, "offices.o1.channels.webhook.endpoint"},
+		{"bad secret", map[string]config.Channel{channel.Webhook: {Endpoint: "http://127.0.0.1:9/hook", Secret: "hunter2"}}, "offices.o1.channels.webhook.secret"},
+		{"no adapter", map[string]config.Channel{channel.Peer: {Endpoint: "https://peer.example"}}, "offices.o1.channels.peer: this gateway has no peer channel"},
+		{"unknown name", map[string]config.Channel{"fax": {}}, "offices.o1.channels.fax: unknown channel"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.DataDir = t.TempDir()
+			cfg.Listen = "127.0.0.1:0"
+			cfg.Offices = map[string]config.OfficeClient{"o1": {Channels: tc.ch}}
+			g, err := Start(context.Background(), cfg, nil)
+			if err == nil {
+				_ = g.Shutdown(context.Background())
+				t.Fatal("started")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not name %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("the secret is in the error: %v", err)
+			}
+		})
+	}
+}
