@@ -67,7 +67,7 @@ type Config struct {
 	// ConfirmEvery is how often channels that confirm later (adapters.Confirmer) are
 	// asked about handed-over packages when they signal nothing; default 5s.
 	ConfirmEvery time.Duration
-	Replicas       int           // JetStream replicas (cluster); default 1
+	Replicas     int // JetStream replicas (cluster); default 1
 	// ExclusiveConsumer says this process is the only user of the dispatch consumer
 	// (the embedded server). Start then recreates the consumer, so messages a killed
 	// predecessor had in flight are delivered at once instead of after AckWait.
@@ -136,7 +136,7 @@ const (
 // Broker is safe for concurrent use. Create with New, then Start; Stop drains.
 type Broker struct {
 	cfg      Config
-	db       *store.DB
+	db       store.Store
 	js       jetstream.JetStream
 	adapters *adapters.Registry
 	channels Channels
@@ -167,7 +167,7 @@ type Broker struct {
 }
 
 // New builds a broker. Nothing runs until Start.
-func New(cfg Config, db *store.DB, js jetstream.JetStream, reg *adapters.Registry, channels Channels, signer ReceiptSigner, log *slog.Logger, m *Metrics) *Broker {
+func New(cfg Config, db store.Store, js jetstream.JetStream, reg *adapters.Registry, channels Channels, signer ReceiptSigner, log *slog.Logger, m *Metrics) *Broker {
 	cfg.defaults()
 	if log == nil {
 		log = slog.Default()

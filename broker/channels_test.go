@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -230,3 +231,48 @@ func TestPortalSeesNoOperatorNotes(t *testing.T) {
 	}
 }
 
+// TestReplyStoredOnceAndSeenByThePortal: an office's reply is stored durably, a
+// repeat with the same message id is stored once, and the portal can open it.
+func TestReplyStoredOnceAndSeenByThePortal(t *testing.T) {
+	e := start(t, t.TempDir())
+	ctx := context.Background()
+	a, err := e.b.Receive(ctx, intake("m1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := a.Submission.ID
+	in := ReplyIn{Kind: "Bescheid", MessageID: "urn:de:xta:messageid:1", ContentType: "application/xml", Content: []byte("<Bescheid/>"), Actor: "Fachverfahren", Channel: "xta"}
+	if _, err := e.b.Reply(ctx, "office-a", id, in); !errors.Is(err, ErrConflict) {
+		t.Fatalf("a reply before the office has the package: %v", err)
+	}
+	if _, err := e.b.Confirm(ctx, "office-a", id, Pickup{Channel: "xta", Receiver: "Fachverfahren"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.b.Reply(ctx, "office-b", id, in); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("another office replied: %v", err)
+	}
+	r1, err := e.b.Reply(ctx, "office-a", id, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := e.b.Reply(ctx, "office-a", id, in)
+	if err != nil || r2.ID != r1.ID {
+		t.Fatalf("repeat: %v %v %v", r1, r2, err)
+	}
+	s, _ := e.b.Submission(id)
+	if len(s.Replies) != 1 {
+		t.Fatalf("replies %v", s.Replies)
+	}
+	_, rc, err := e.b.PortalReply(ctx, "amt24", id, r1.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(b) != "<Bescheid/>" {
+		t.Fatalf("reply bytes %q", b)
+	}
+	if _, _, err := e.b.PortalReply(ctx, "other", id, r1.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("another portal opened the reply: %v", err)
+	}
+}

@@ -40,6 +40,21 @@ type OfficeDesk interface {
 	Confirm(ctx context.Context, officeID, id string, p Pickup) (*submission.Submission, error)
 	// Decide records the office's answer (accepted or rejected, with a reason).
 	Decide(ctx context.Context, officeID, id string, d Decision) (*submission.Submission, error)
+	// Reply stores a message of the office back to the applicant (a Bescheid, a
+	// Rückfrage) durably before it returns, linked to the case it answers.
+	Reply(ctx context.Context, officeID, id string, r ReplyIn) (submission.Reply, error)
+	// OpenReply opens the bytes of one reply.
+	OpenReply(ctx context.Context, officeID, id, replyID string) (submission.Reply, io.ReadCloser, error)
+}
+
+// ReplyIn is a reply as a face hands it in.
+type ReplyIn struct {
+	Kind        string // "Bescheid", "Rueckfrage", or the XTA message type
+	MessageID   string // the office's own id for it; a repeat with the same id is stored once
+	ContentType string
+	Content     []byte
+	Actor       string
+	Channel     string
 }
 
 var _ OfficeDesk = (*Broker)(nil)
@@ -165,7 +180,7 @@ func (b *Broker) OpenPackage(ctx context.Context, officeID, id string, p Pickup)
 	if err != nil {
 		return nil, nil, err
 	}
-	rc, err := b.db.Blobs.Open(ctx, s.PackageSHA256)
+	rc, err := b.db.Blobs().Open(ctx, s.PackageSHA256)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -180,7 +195,7 @@ func (b *Broker) OpenAttachment(ctx context.Context, officeID, id, attID string)
 	}
 	for _, a := range s.Attachments {
 		if a.ID == attID {
-			rc, err := b.db.Blobs.Open(ctx, a.SHA256)
+			rc, err := b.db.Blobs().Open(ctx, a.SHA256)
 			return a, rc, err
 		}
 	}
@@ -224,4 +239,57 @@ func (b *Broker) Decide(ctx context.Context, officeID, id string, d Decision) (*
 	return b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
 		return cur.Decide(now, d.Outcome, d.Reason, d.Actor)
 	})
+}
+
+// maxReplyBytes bounds one reply.
+const maxReplyBytes = 64 << 20
+
+// Reply implements OfficeDesk: the bytes are fsynced as a blob, then the reply is
+// recorded with its event in one transaction.
+func (b *Broker) Reply(_ context.Context, officeID, id string, in ReplyIn) (submission.Reply, error) {
+	if _, err := b.forOffice(officeID, id); err != nil {
+		return submission.Reply{}, err
+	}
+	if len(in.Content) > maxReplyBytes {
+		return submission.Reply{}, fmt.Errorf("%w: reply of %d bytes exceeds %d", ErrConflict, len(in.Content), maxReplyBytes)
+	}
+	digest, err := b.db.Blobs().Put(in.Content)
+	if err != nil {
+		return submission.Reply{}, fmt.Errorf("broker: store reply: %w", err)
+	}
+	r := submission.Reply{ID: newID(), Kind: in.Kind, MessageID: in.MessageID, ContentType: in.ContentType,
+		Size: int64(len(in.Content)), SHA256: digest, Channel: in.Channel, Actor: in.Actor}
+	s, err := b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		r.At = now
+		return cur.AddReply(now, r)
+	})
+	if err != nil {
+		return submission.Reply{}, err
+	}
+	// A repeat returns the reply stored the first time.
+	for _, have := range s.Replies {
+		if have.ID == r.ID || (r.MessageID != "" && have.MessageID == r.MessageID) {
+			return have, nil
+		}
+	}
+	return r, nil
+}
+
+// OpenReply implements OfficeDesk.
+func (b *Broker) OpenReply(ctx context.Context, officeID, id, replyID string) (submission.Reply, io.ReadCloser, error) {
+	s, err := b.forOffice(officeID, id)
+	if err != nil {
+		return submission.Reply{}, nil, err
+	}
+	return b.openReply(ctx, s, replyID)
+}
+
+func (b *Broker) openReply(ctx context.Context, s *submission.Submission, replyID string) (submission.Reply, io.ReadCloser, error) {
+	for _, r := range s.Replies {
+		if r.ID == replyID {
+			rc, err := b.db.Blobs().Open(ctx, r.SHA256)
+			return r, rc, err
+		}
+	}
+	return submission.Reply{}, nil, fmt.Errorf("reply %s: %w", replyID, ErrNotFound)
 }

@@ -256,7 +256,7 @@ func heartbeat(msg jetstream.Msg, every time.Duration) (stop func()) {
 
 func (b *Broker) delivery(s *submission.Submission, t adapters.Target) adapters.Delivery {
 	open := func(digest string) func(context.Context) (io.ReadCloser, error) {
-		return func(ctx context.Context) (io.ReadCloser, error) { return b.db.Blobs.Open(ctx, digest) }
+		return func(ctx context.Context) (io.ReadCloser, error) { return b.db.Blobs().Open(ctx, digest) }
 	}
 	atts := make([]adapters.Attachment, len(s.Attachments))
 	for i, a := range s.Attachments {

@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/amtsbote/amtsbote/submission"
@@ -47,6 +49,15 @@ func (b *Broker) PortalReceipt(portal, id, kind string) ([]byte, error) {
 		return nil, err
 	}
 	return b.db.Receipt(id, kind)
+}
+
+// PortalReply opens a reply of the office to one of the portal's submissions.
+func (b *Broker) PortalReply(ctx context.Context, portal, id, replyID string) (submission.Reply, io.ReadCloser, error) {
+	s, err := b.ForPortal(portal, id)
+	if err != nil {
+		return submission.Reply{}, nil, err
+	}
+	return b.openReply(ctx, s, replyID)
 }
 
 // Redeliver queues a held submission again from its first channel (the operator's

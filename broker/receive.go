@@ -72,13 +72,13 @@ func (b *Broker) Receive(ctx context.Context, in Intake) (*Received, error) {
 	// Blobs first: the record that references them is committed only after they are
 	// on disk. A crash in between leaves an unreferenced blob, never a dangling record;
 	// a repeat writes nothing new, since blobs are named by their content.
-	pkgDigest, err := b.db.Blobs.Put(in.Package)
+	pkgDigest, err := b.db.Blobs().Put(in.Package)
 	if err != nil {
 		return nil, fmt.Errorf("broker: store package: %w", err)
 	}
 	metas := make([]submission.Attachment, 0, len(in.Attachments))
 	for _, a := range in.Attachments {
-		d, err := b.db.Blobs.Put(a.Content)
+		d, err := b.db.Blobs().Put(a.Content)
 		if err != nil {
 			return nil, fmt.Errorf("broker: store attachment: %w", err)
 		}

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -58,11 +59,58 @@ type Options struct {
 	OpenTimeout time.Duration
 }
 
-// DB is the store. It is safe for concurrent use.
+// Store is the gateway's durable truth as the broker uses it. DB (bbolt + blob files)
+// implements it for a single node; a replicated implementation carries a cluster.
+// Every implementation runs the one shared suite in store/storetest.
+//
+// The contract, beyond each method's comment on DB:
+//   - Create is idempotent by (sender, message id), atomically: of two concurrent
+//     Creates of the same pair exactly one creates, the other gets the first record
+//     and its receipt with created=false;
+//   - Update and UpdateWithReceipt apply fn to the current record and write the
+//     record, its events (and the receipt) all or nothing; fn returning no events
+//     writes nothing; fn may run more than once (a retried transaction), so it must
+//     not have side effects beyond the record;
+//   - the outbox holds a submission exactly while its state is dispatchable, the
+//     handed-over index exactly while it is handed_over;
+//   - when a method returns without error, what it wrote is durable.
+type Store interface {
+	Create(ctx context.Context, sub *submission.Submission, events []submission.Event, receiptKind string, receipt []byte) (stored *submission.Submission, storedReceipt []byte, created bool, err error)
+	FindByMessage(sender, messageID string) (*submission.Submission, error)
+	Get(id string) (*submission.Submission, error)
+	Update(id string, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, error)
+	UpdateWithReceipt(id, kind string, receipt []byte, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, bool, error)
+	Receipt(id, kind string) ([]byte, error)
+	Events(id string) ([]submission.Event, error)
+	Outbox() ([]string, error)
+	HandedOver() ([]string, error)
+	WalkOffice(officeID, after string, fn func(*submission.Submission) bool) error
+	Scan(fn func(*submission.Submission) bool) error
+	Blobs() BlobStore
+	Close() error
+}
+
+// BlobStore keeps package, attachment and reply bytes, named by their hex SHA-256.
+// Put returns only when the bytes are durable; Open fails with ErrNotFound for a
+// digest never put and ErrBadDigest for a malformed one.
+type BlobStore interface {
+	Put(b []byte) (digest string, err error)
+	Open(ctx context.Context, digest string) (io.ReadCloser, error)
+}
+
+var _ Store = (*DB)(nil)
+
+// DB is the single-node store. It is safe for concurrent use.
 type DB struct {
 	bolt  *bolt.DB
-	Blobs *Blobs
+	blobs *Blobs
 }
+
+// Blobs returns the content-addressed blob files.
+func (db *DB) Blobs() BlobStore { return db.blobs }
+
+// Files returns the blob files with their file-level extras (Read).
+func (db *DB) Files() *Blobs { return db.blobs }
 
 // Open opens (creating if needed) the store under dir: dir/amtsbote.db and dir/blobs.
 func Open(dir string, opts Options) (*DB, error) {
@@ -106,7 +154,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		_ = b.Close()
 		return nil, fmt.Errorf("store: init: %w", err)
 	}
-	return &DB{bolt: b, Blobs: blobs}, nil
+	return &DB{bolt: b, blobs: blobs}, nil
 }
 
 // Close closes the bbolt file.

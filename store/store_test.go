@@ -152,7 +152,7 @@ func TestDataSurvivesReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	digest, err := db.Blobs.Put([]byte("%PDF-1.4 tiny"))
+	digest, err := db.Blobs().Put([]byte("%PDF-1.4 tiny"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestDataSurvivesReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if b, err := db.Blobs.Read(digest); err != nil || string(b) != "%PDF-1.4 tiny" {
+	if b, err := db.Files().Read(digest); err != nil || string(b) != "%PDF-1.4 tiny" {
 		t.Fatalf("blob after reopen: %q %v", b, err)
 	}
 	if r, err := db.Receipt("s1", "in"); err != nil || string(r) != "r1" {
@@ -213,12 +213,12 @@ func TestWalkOfficePaging(t *testing.T) {
 func TestBlobRejectsBadNames(t *testing.T) {
 	db, _ := openTemp(t)
 	for _, name := range []string{"", "../../etc/passwd", "ABCDEF", "zz" + string(make([]byte, 62))} {
-		if _, err := db.Blobs.Open(context.Background(), name); !errors.Is(err, ErrBadDigest) {
+		if _, err := db.Blobs().Open(context.Background(), name); !errors.Is(err, ErrBadDigest) {
 			t.Errorf("%q: %v", name, err)
 		}
 	}
 	missing := "0000000000000000000000000000000000000000000000000000000000000000"
-	if _, err := db.Blobs.Open(context.Background(), missing); !errors.Is(err, ErrNotFound) {
+	if _, err := db.Blobs().Open(context.Background(), missing); !errors.Is(err, ErrNotFound) {
 		t.Errorf("missing blob: %v", err)
 	}
 }

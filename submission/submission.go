@@ -103,6 +103,24 @@ type Submission struct {
 	DeliveredAt  *time.Time `json:"deliveredAt,omitempty"`
 	Receiver     string     `json:"receiver,omitempty"`
 	Decision     *Decision  `json:"decision,omitempty"`
+	// Replies are the office's messages back to the applicant (a Bescheid, a
+	// Rückfrage), oldest first; their bytes are blobs like the package's.
+	Replies []Reply `json:"replies,omitempty"`
+}
+
+// Reply is one message of the office back to the applicant, linked to the case it
+// answers. The return path to the citizen builds on it; the portal sees it in the
+// status API.
+type Reply struct {
+	ID          string    `json:"id"`
+	Kind        string    `json:"kind"`                  // e.g. "Bescheid", "Rueckfrage", or the XTA message type
+	MessageID   string    `json:"messageId,omitempty"`   // the office's own id (XTA: the XTAMessageID)
+	ContentType string    `json:"contentType,omitempty"` // of the stored bytes
+	Size        int64     `json:"size"`
+	SHA256      string    `json:"sha256"`
+	Channel     string    `json:"channel"`
+	Actor       string    `json:"actor,omitempty"`
+	At          time.Time `json:"at"`
 }
 
 // CurrentTarget returns the channel the next attempt goes to, if any is left.
@@ -172,6 +190,7 @@ const (
 	EventAccepted      = "accepted"
 	EventRejected      = "rejected"
 	EventRequeued      = "requeued"
+	EventReplied       = "replied"
 )
 
 // Params is what intake knows about a package it has verified and routed.
@@ -373,4 +392,29 @@ func (s *Submission) Requeue(now time.Time, actor string) ([]Event, error) {
 	s.State = StateQueued
 	s.NextAttemptAt = time.Time{}
 	return []Event{{At: now, Type: EventRequeued, Channel: s.Targets[0].Channel, Actor: actor, Detail: "requeued by operator"}}, nil
+}
+
+// maxReplies bounds the replies to one case, so one office system in a loop cannot
+// grow a record without end.
+const maxReplies = 100
+
+// AddReply records a message of the office back to the applicant. The office must
+// have the package (delivered or decided); the same reply id twice changes nothing.
+func (s *Submission) AddReply(now time.Time, r Reply) ([]Event, error) {
+	for _, have := range s.Replies {
+		if have.ID == r.ID || (r.MessageID != "" && have.MessageID == r.MessageID) {
+			return nil, nil
+		}
+	}
+	if s.DeliveredAt == nil {
+		return nil, fmt.Errorf("%w: a reply to a submission the office does not have yet (%s)", ErrIllegal, s.State)
+	}
+	if len(s.Replies) >= maxReplies {
+		return nil, fmt.Errorf("%w: more than %d replies", ErrIllegal, maxReplies)
+	}
+	if r.At.IsZero() {
+		r.At = now
+	}
+	s.Replies = append(s.Replies, r)
+	return []Event{{At: now, Type: EventReplied, Channel: r.Channel, Actor: r.Actor, Detail: r.Kind + " " + r.ID}}, nil
 }

@@ -2,6 +2,7 @@ package submission
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -102,6 +103,12 @@ func TestEveryTransitionFromEveryState(t *testing.T) {
 		{"Decide unknown outcome", func(s *Submission) ([]Event, error) { return s.Decide(t0, "maybe", "", "") }, map[State]result{
 			StateQueued: illegal, StateRetrying: illegal, StateHandedOver: illegal, StateDelivered: illegal, StateHeld: illegal,
 			StateAccepted: illegal, StateRejected: illegal, StateForwarded: illegal,
+		}},
+		{"AddReply", func(s *Submission) ([]Event, error) {
+			return s.AddReply(t0, Reply{ID: "r1", Kind: "Bescheid", Channel: "xta", SHA256: "00", Size: 1})
+		}, map[State]result{
+			StateDelivered: ok(StateDelivered, EventReplied), StateAccepted: ok(StateAccepted, EventReplied), StateRejected: ok(StateRejected, EventReplied),
+			StateQueued: illegal, StateRetrying: illegal, StateHandedOver: illegal, StateHeld: illegal, StateForwarded: illegal,
 		}},
 		{"Requeue", func(s *Submission) ([]Event, error) { return s.Requeue(t0, "operator") }, map[State]result{
 			StateHeld:   ok(StateQueued, EventRequeued),
@@ -218,5 +225,25 @@ func TestConfirmAtDefaultsToNow(t *testing.T) {
 	}
 	if s.DeliveredAt == nil || !s.DeliveredAt.Equal(t0) {
 		t.Fatalf("delivered at %v", s.DeliveredAt)
+	}
+}
+
+func TestReplyOnceAndBounded(t *testing.T) {
+	s := fixture(t, StateAccepted)
+	r := Reply{ID: "r1", MessageID: "urn:de:xta:messageid:x", Kind: "Bescheid"}
+	if evs, err := s.AddReply(t0, r); err != nil || len(evs) != 1 {
+		t.Fatal(evs, err)
+	}
+	r.ID = "r2" // the same office message id again: a retry of the same reply
+	if evs, err := s.AddReply(t0, r); err != nil || len(evs) != 0 || len(s.Replies) != 1 {
+		t.Fatalf("repeat recorded: %v %v", evs, err)
+	}
+	for i := 0; i < maxReplies-1; i++ {
+		if _, err := s.AddReply(t0, Reply{ID: fmt.Sprint("x", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.AddReply(t0, Reply{ID: "one too many"}); !errors.Is(err, ErrIllegal) {
+		t.Fatalf("want ErrIllegal, got %v", err)
 	}
 }
