@@ -22,8 +22,13 @@ func (g GatewaySigner) receipt(kind signing.ReceiptKind, s *submission.Submissio
 }
 
 // SignIntake signs the Eingangsbestaetigung: the gateway received this package.
+// It names the channel the package will be delivered on.
 func (g GatewaySigner) SignIntake(s *submission.Submission) ([]byte, error) {
-	return g.Signer.SignReceipt(g.receipt(signing.KindEingang, s))
+	r := g.receipt(signing.KindEingang, s)
+	if t, ok := s.CurrentTarget(); ok {
+		r.Channel = t.Channel
+	}
+	return g.Signer.SignReceipt(r)
 }
 
 // SignDelivery signs the Zustellbestaetigung: the office's system confirmed receipt.

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/adapters/transfer"
 	"github.com/amtsbote/amtsbote/adapters/webhook"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
@@ -33,6 +34,9 @@ type channelRow struct {
 var channelTable = []channelRow{
 	{name: channel.Webhook, build: func(d channelDeps) (adapters.Adapter, error) {
 		return webhook.New(webhook.Options{PublicBaseURL: d.cfg.PublicURL, Timeout: d.cfg.Delivery.AttemptTimeout, Logger: d.log})
+	}},
+	{name: channel.Transfer, build: func(d channelDeps) (adapters.Adapter, error) {
+		return transfer.New(transfer.Options{Logger: d.log})
 	}},
 }
 

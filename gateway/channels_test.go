@@ -6,12 +6,15 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters/webhook"
+	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/paket"
@@ -198,5 +201,68 @@ func TestStartRefusesUnusableChannels(t *testing.T) {
 				t.Fatalf("the secret is in the error: %v", err)
 			}
 		})
+	}
+}
+
+// TestPeerWithoutConnectionIsRefusedBefore201: a place in another state whose
+// gateway this one cannot reach is a 422 at intake, not a package nobody will get.
+func TestPeerWithoutConnectionIsRefusedBefore201(t *testing.T) {
+	f := start(t)
+	p := f.example()
+	p.Kopf.Ort = paket.Ort{PLZ: "80331"} // München
+	res, err := f.portal.Submit(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != http.StatusUnprocessableEntity || !strings.HasSuffix(res.Problem.Type, "no-responsible-office") ||
+		!strings.Contains(res.Problem.Detail, "Land 09") {
+		t.Fatalf("status %d %+v", res.Status, res.Problem)
+	}
+}
+
+// TestTransferFolderJourney: an office with a transfer folder gets one case folder
+// per package; its import (here: deleting the folder) is the confirmation, recorded
+// with the Zustellbestaetigung.
+func TestTransferFolderJourney(t *testing.T) {
+	const office, place = "gemeinde-146285229270", "146285229270" // Pirna: transfer + mailbox in the directory
+	folder := t.TempDir()
+	f := start(t, func(c *config.Config) {
+		c.Offices[office] = config.OfficeClient{Channels: map[string]config.Channel{channel.Transfer: {Endpoint: folder}}}
+	})
+	p := f.example()
+	p.Kopf.Ort = paket.Ort{ARS: place}
+	res, err := f.portal.Submit(context.Background(), p)
+	if err != nil || !res.Accepted() {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	var caseDir string
+	waitFor(t, "the case folder", func() bool {
+		entries, _ := os.ReadDir(folder)
+		for _, e := range entries {
+			if e.IsDir() && strings.HasSuffix(e.Name(), res.SubmissionID) {
+				caseDir = filepath.Join(folder, e.Name())
+				return true
+			}
+		}
+		return false
+	})
+	for _, name := range []string{"antrag.xml", "index.json", "index.xml", "zusammenfassung.pdf"} {
+		if _, err := os.Stat(filepath.Join(caseDir, name)); err != nil {
+			t.Errorf("case folder lacks %s: %v", name, err)
+		}
+	}
+	s, _ := f.g.Broker.Submission(res.SubmissionID)
+	if s.State != submission.StateHandedOver {
+		t.Fatalf("state %s before the import, want handed_over", s.State)
+	}
+	if err := os.RemoveAll(caseDir); err != nil { // the office's import took it
+		t.Fatal(err)
+	}
+	waitFor(t, "the confirmation", func() bool {
+		s, err := f.g.Broker.Submission(res.SubmissionID)
+		return err == nil && s.State == submission.StateDelivered
+	})
+	if _, err := f.g.Broker.Receipt(context.Background(), office, res.SubmissionID, broker.ReceiptDelivery); err != nil {
+		t.Fatalf("no Zustellbestaetigung: %v", err)
 	}
 }

@@ -33,6 +33,18 @@ type Pipeline struct {
 	Directory *routing.Store
 	Broker    *broker.Broker
 	Channels  Channels
+	// LastResort is the channel every office has as its last one (the mailbox), so no
+	// accepted package is left where no person sees it; "" = none.
+	LastResort string
+}
+
+func hasChannel(ts []submission.Target, name string) bool {
+	for _, t := range ts {
+		if t.Channel == name {
+			return true
+		}
+	}
+	return false
 }
 
 // Submit runs the whole intake. Errors wrap the sentinels of paket, signing and
@@ -80,6 +92,17 @@ func (p *Pipeline) Submit(ctx context.Context, raw []byte) (*broker.Received, er
 		in.OfficeID, in.OfficeName = "peer-"+route.Peer.Land, "Peer gateway "+route.Peer.GatewayID
 	}
 	in.Targets = p.targets(in.OfficeID, route)
+	if route.Peer != nil && len(in.Targets) == 0 {
+		// Never acknowledge what cannot be routed: a package for another state's office
+		// with no way to that state's gateway would wait for nobody.
+		return nil, fmt.Errorf("%w: the responsible office for %s in %s is in Land %s (%s), and this gateway has no connection to that state's gateway",
+			routing.ErrNoResponsibleOffice, route.Service.Name, route.Area.Name, route.Peer.Land, route.Peer.Name)
+	}
+	if p.LastResort != "" && route.Office != nil && !hasChannel(in.Targets, p.LastResort) {
+		// Every office's last channel reaches a person (the web mailbox): a package
+		// whose other channels all fail for good still reaches the office.
+		in.Targets = append(in.Targets, submission.Target{Channel: p.LastResort})
+	}
 	for _, a := range pk.Anlagen {
 		if a.Inhalt == nil && a.Referenz != "" {
 			// multipart/related intake (cid: parts) is not built yet; accepting the

@@ -51,6 +51,9 @@ func VerifyOffline(doc []byte, ts *TrustStore, opts VerifyOptions) (*Report, err
 		case KindEingang:
 			rep.Statement = fmt.Sprintf("the gateway %s (certificate %q, trusted as %s) attests it received package with SHA-256 %s (NachrichtID %s from %s, submission %s, for office %s) at %s",
 				r.GatewayID, subject, res.Signer.Role, r.PackageSHA256, r.MessageID, r.Sender, r.SubmissionID, r.OfficeID, r.Time.UTC().Format(time.RFC3339))
+			if r.Channel != "" {
+				rep.Statement += ", to be delivered over " + r.Channel
+			}
 		case KindZustellung:
 			rep.Statement = fmt.Sprintf("the gateway %s (certificate %q, trusted as %s) attests it delivered package with SHA-256 %s (NachrichtID %s from %s, submission %s) to office %s over %s (delivery %s, receiver %q) at %s",
 				r.GatewayID, subject, res.Signer.Role, r.PackageSHA256, r.MessageID, r.Sender, r.SubmissionID, r.OfficeID, r.Channel, r.DeliveryID, r.Receiver, r.Time.UTC().Format(time.RFC3339))

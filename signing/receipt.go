@@ -60,15 +60,22 @@ var receiptFields = []struct {
 	{"Empfaenger", func(r *Receipt) *string { return &r.Receiver }, true},
 }
 
+// applies reports whether field f belongs in a receipt of kind k. Kanal is also
+// (optionally) in the Eingangsbestaetigung: the channel the package will be
+// delivered on, so the portal knows at the 201 how the office gets it.
+func applies(name string, delivery bool, k ReceiptKind) bool {
+	return !delivery || k == KindZustellung || name == "Kanal"
+}
+
 func (r *Receipt) validate() error {
 	if r.Kind != KindEingang && r.Kind != KindZustellung {
 		return fmt.Errorf("%w: unknown receipt kind %q", ErrMalformed, r.Kind)
 	}
 	for _, f := range receiptFields {
-		if f.get == nil || (f.delivery && r.Kind != KindZustellung) {
+		if f.get == nil || !applies(f.name, f.delivery, r.Kind) {
 			continue
 		}
-		if f.name == "StelleName" || (f.delivery && f.name == "Empfaenger") {
+		if f.name == "StelleName" || (f.delivery && f.name == "Empfaenger") || (r.Kind == KindEingang && f.name == "Kanal") {
 			continue // optional
 		}
 		if strings.TrimSpace(*f.get(r)) == "" {
@@ -96,7 +103,7 @@ func ReceiptElement(r Receipt) (*etree.Element, error) {
 	el.CreateAttr(idAttributeName, "Q"+hex.EncodeToString(sum[:10]))
 	el.CreateAttr("Version", "1")
 	for _, f := range receiptFields {
-		if f.delivery && r.Kind != KindZustellung {
+		if !applies(f.name, f.delivery, r.Kind) {
 			continue
 		}
 		var v string
@@ -143,7 +150,7 @@ func ParseReceipt(root *etree.Element) (Receipt, error) {
 		}
 		found := false
 		for _, f := range receiptFields {
-			if f.name != ch.Tag || (f.delivery && r.Kind != KindZustellung) {
+			if f.name != ch.Tag || !applies(f.name, f.delivery, r.Kind) {
 				continue
 			}
 			if seen[f.name] {

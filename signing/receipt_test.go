@@ -28,12 +28,15 @@ func sampleReceipts() []signing.Receipt {
 		Time:          time.Date(2026, 11, 28, 12, 0, 0, 123000000, time.UTC),
 		PackageSHA256: strings.Repeat("ab", 32),
 	}
+	withChannel := base
+	withChannel.SubmissionID = "sub-0002"
+	withChannel.Channel = "mailbox" // the Eingangsbestaetigung names the planned channel
 	z := base
 	z.Kind = signing.KindZustellung
 	z.DeliveryID = "dlv-42"
 	z.Channel = "webhook"
 	z.Receiver = "https://fachverfahren.example/hook"
-	return []signing.Receipt{base, z}
+	return []signing.Receipt{base, withChannel, z}
 }
 
 func TestReceiptRoundTrip(t *testing.T) {
@@ -41,7 +44,7 @@ func TestReceiptRoundTrip(t *testing.T) {
 	v := signing.NewVerifier(pki.Store, signing.VerifyOptions{})
 	dir := t.TempDir()
 	for _, r := range sampleReceipts() {
-		t.Run(string(r.Kind), func(t *testing.T) {
+		t.Run(string(r.Kind)+"/"+r.SubmissionID+r.Channel, func(t *testing.T) {
 			signed, err := pki.Gateway.Signer.SignReceipt(r)
 			if err != nil {
 				t.Fatal(err)

@@ -1,0 +1,788 @@
+// Package transfer is the delivery channel of maturity level 2: per office a folder
+// (usually on a network share) into which the gateway writes one case folder per
+// package, and from which the office's import takes it. docs/transfer.md is the guide
+// for the office's IT.
+//
+// Deliver writes the case folder atomically: everything goes into ".tmp-<delivery>"
+// inside the office folder, every file and folder is fsynced, the temporary folder is
+// renamed to "<YYYYMMDD>-<submission id>" and the office folder is fsynced. Only then
+// does the adapter record the hand-over in its ledger, ".amtsbote/<delivery>.json" in
+// the office folder. The ledger is how the adapter knows it wrote a case: Confirmed
+// answers from it, so a case folder that was never renamed into place (a crash in
+// between) can never count as imported, and a repeated Deliver of a delivery that was
+// already handed over (or even imported) creates no second case.
+//
+// The office confirms by moving or deleting the case folder, or by creating the marker
+// "<case folder>.ok" next to it. Confirmed reports that; Changes signals early through
+// fsnotify, but fsnotify misses events on network shares (SMB, NFS), so the broker's
+// polling of Confirmed is the truth.
+package transfer
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/channel"
+)
+
+// Channel is the name the adapter registers under.
+const Channel = channel.Transfer
+
+// Names inside the office folder and the case folder. They are the interface to the
+// office's import: never rename one.
+const (
+	PackageFile    = "antrag.xml"
+	SummaryFile    = "zusammenfassung.pdf"
+	IndexJSONFile  = "index.json"
+	IndexXMLFile   = "index.xml"
+	AttachmentsDir = "anlagen"
+	MarkerSuffix   = ".ok"       // "<case folder>.ok" next to the case folder confirms it
+	LedgerDir      = ".amtsbote" // the adapter's own records; the import leaves it alone
+	TempPrefix     = ".tmp-"     // folders being written; the import ignores them
+)
+
+// Bounds.
+const (
+	maxPackageBytes = 512 << 20
+	// staleTemp: temporary folders of other deliveries older than this are leftovers of
+	// a crash whose delivery was never retried here (it went to another channel); a
+	// successful Deliver removes them.
+	staleTemp = 24 * time.Hour
+	// maxHandovers bounds the hand-over times kept in a ledger record.
+	maxHandovers = 50
+	// maxCaseSuffix bounds the search for a free case folder name.
+	maxCaseSuffix = 100
+)
+
+// Options configures New.
+type Options struct {
+	// Logger receives one line per attempt and per noticed confirmation; never
+	// personal data (no file names, no form content). Nil: slog.Default().
+	Logger *slog.Logger
+	// Now is the clock for confirmations, index files and the ledger (default time.Now).
+	Now func() time.Time
+	// NoWatch turns fsnotify off (Changes returns nil): the broker's polling alone
+	// notices confirmations.
+	NoWatch bool
+}
+
+// Adapter is the transfer channel. Create it with New.
+type Adapter struct {
+	log *slog.Logger
+	now func() time.Time
+
+	mu      sync.RWMutex
+	closed  bool
+	running sync.WaitGroup
+
+	locks [64]sync.Mutex // per delivery id (hashed): one writer per case
+
+	watcher   *fsnotify.Watcher
+	wmu       sync.Mutex
+	watched   map[string]bool
+	changes   chan struct{}
+	loopDone  chan struct{}
+	closeOnce sync.Once
+
+	// Test hooks: called with the temporary folder just before, and with the case
+	// folder just after, the rename.
+	beforeRename func(tmp string)
+	afterRename  func(final string)
+}
+
+var (
+	_ adapters.Adapter   = (*Adapter)(nil)
+	_ adapters.Confirmer = (*Adapter)(nil)
+	_ adapters.Checker   = (*Adapter)(nil)
+)
+
+// New returns the transfer adapter. If fsnotify cannot start (no inotify instances
+// left), the adapter works without it: Changes then never fires and polling notices
+// every confirmation.
+func New(o Options) (*Adapter, error) {
+	a := &Adapter{log: o.Logger, now: o.Now, watched: map[string]bool{}}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if !o.NoWatch {
+		w, err := fsnotify.NewWatcher()
+		if err != nil {
+			a.log.Warn("transfer: fsnotify unavailable, confirmations are noticed by polling only", "err", err)
+		} else {
+			a.watcher = w
+			a.changes = make(chan struct{}, 1)
+			a.loopDone = make(chan struct{})
+			go a.watchLoop()
+		}
+	}
+	return a, nil
+}
+
+// Channel implements adapters.Adapter.
+func (a *Adapter) Channel() string { return Channel }
+
+// Changes implements adapters.Confirmer: it signals when something in a watched office
+// folder changed that may be a confirmation (a folder moved or deleted, a marker
+// created). nil when fsnotify is off.
+func (a *Adapter) Changes() <-chan struct{} {
+	if a.changes == nil {
+		return nil
+	}
+	return a.changes
+}
+
+// Close implements adapters.Adapter.
+func (a *Adapter) Close() error {
+	a.mu.Lock()
+	a.closed = true
+	a.mu.Unlock()
+	a.running.Wait()
+	a.closeOnce.Do(func() {
+		if a.watcher != nil {
+			a.wmu.Lock()
+			_ = a.watcher.Close()
+			a.wmu.Unlock()
+			<-a.loopDone
+		}
+	})
+	return nil
+}
+
+func (a *Adapter) enter() bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.closed {
+		return false
+	}
+	a.running.Add(1)
+	return true
+}
+
+func (a *Adapter) watchLoop() {
+	defer close(a.loopDone)
+	for {
+		select {
+		case ev, ok := <-a.watcher.Events:
+			if !ok {
+				return
+			}
+			base := filepath.Base(ev.Name)
+			switch {
+			case ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename):
+				if a.isWatched(ev.Name) { // the office folder itself went away
+					a.unwatch(ev.Name)
+				}
+				if strings.HasPrefix(base, ".") {
+					continue // our own temporary folders and ledger files
+				}
+			case ev.Has(fsnotify.Create) && strings.HasSuffix(base, MarkerSuffix):
+			default:
+				continue
+			}
+			select {
+			case a.changes <- struct{}{}:
+			default:
+			}
+		case err, ok := <-a.watcher.Errors:
+			if !ok {
+				return
+			}
+			a.log.Debug("transfer: fsnotify", "err", err)
+			// An overflow means events were lost: ask the broker to look now.
+			select {
+			case a.changes <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+func (a *Adapter) isWatched(dir string) bool {
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	return a.watched[dir]
+}
+
+func (a *Adapter) unwatch(dir string) {
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	delete(a.watched, dir)
+}
+
+// watch adds an office folder to fsnotify once; failures only cost speed.
+func (a *Adapter) watch(dir string) {
+	if a.watcher == nil {
+		return
+	}
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	if a.watched[dir] {
+		return
+	}
+	a.mu.RLock()
+	closed := a.closed
+	a.mu.RUnlock()
+	if closed {
+		return
+	}
+	if err := a.watcher.Add(dir); err != nil {
+		a.log.Debug("transfer: cannot watch office folder, polling only", "folder", dir, "err", err)
+		return
+	}
+	a.watched[dir] = true
+}
+
+// Error is a failed attempt. Its Reason is short, fixed text that may be shown to the
+// portal (PublicReason); the wrapped error carries the system's detail without paths
+// (file names can hold personal data).
+type Error struct {
+	Reason string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	if e.Err == nil {
+		return "transfer: " + e.Reason
+	}
+	return "transfer: " + e.Reason + ": " + e.Err.Error()
+}
+func (e *Error) Unwrap() error        { return e.Err }
+func (e *Error) PublicReason() string { return e.Reason }
+
+// Public reasons.
+const (
+	ReasonFull        = "transfer folder full"
+	ReasonMissing     = "transfer folder missing"
+	ReasonNotWritable = "transfer folder not writable"
+	ReasonNotFolder   = "transfer target is not a folder"
+	ReasonNotAbsolute = "transfer target is not an absolute folder path"
+	ReasonWrite       = "writing the case folder failed"
+	ReasonSource      = "the package could not be read from the store"
+)
+
+// stripPath drops the path from os errors: paths inside a case folder contain
+// attachment file names, which the logs must not carry.
+func stripPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return fmt.Errorf("%s: %w", le.Op, le.Err)
+	}
+	return err
+}
+
+// classify turns a file system error while writing into a transient *Error (every
+// write failure may heal: space freed, share remounted, permissions fixed).
+func classify(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("transfer: %s: %w", what, err)
+	}
+	inner := fmt.Errorf("%s: %w", what, stripPath(err))
+	switch {
+	case errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT):
+		return &Error{Reason: ReasonFull, Err: inner}
+	case errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS):
+		return &Error{Reason: ReasonNotWritable, Err: inner}
+	case errors.Is(err, fs.ErrNotExist):
+		return &Error{Reason: ReasonMissing, Err: inner}
+	}
+	return &Error{Reason: ReasonWrite, Err: inner}
+}
+
+// officeDir checks the target's endpoint: an absolute, clean folder path.
+func officeDir(t adapters.Target) (string, error) {
+	ep := t.Endpoint
+	if ep == "" || !filepath.IsAbs(ep) || strings.ContainsRune(ep, 0) {
+		return "", adapters.Permanent(ReasonNotAbsolute, nil)
+	}
+	return filepath.Clean(ep), nil
+}
+
+// statOffice classifies the office folder: missing or unreachable is transient (the
+// share may come back), not a folder is permanent.
+func statOffice(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return classify("office folder", err)
+	}
+	if !st.IsDir() {
+		return adapters.Permanent(ReasonNotFolder, nil)
+	}
+	return nil
+}
+
+// CheckTarget implements adapters.Checker: the folder must exist, be a folder and be
+// writable (checked by creating and removing a probe file in .amtsbote/).
+func (a *Adapter) CheckTarget(t adapters.Target) error {
+	ep := t.Endpoint
+	if ep == "" || !filepath.IsAbs(ep) || strings.ContainsRune(ep, 0) {
+		return &adapters.TargetError{Field: "endpoint", Reason: "must be an absolute folder path"}
+	}
+	dir := filepath.Clean(ep)
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return &adapters.TargetError{Field: "endpoint", Reason: "folder " + dir + " does not exist"}
+	case err != nil:
+		return &adapters.TargetError{Field: "endpoint", Reason: "folder " + dir + " cannot be read: " + stripPath(err).Error()}
+	case !st.IsDir():
+		return &adapters.TargetError{Field: "endpoint", Reason: dir + " is not a folder"}
+	}
+	if err := probe(dir); err != nil {
+		return &adapters.TargetError{Field: "endpoint", Reason: "folder " + dir + " is not writable: " + stripPath(err).Error()}
+	}
+	a.watch(dir)
+	return nil
+}
+
+func probe(dir string) error {
+	ld := filepath.Join(dir, LedgerDir)
+	if err := os.Mkdir(ld, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	p := filepath.Join(ld, ".probe-"+hex.EncodeToString(b[:]))
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write([]byte("probe\n"))
+	cerr := f.Close()
+	rerr := os.Remove(p)
+	return errors.Join(werr, cerr, rerr)
+}
+
+// lock serialises work on one delivery id inside this process.
+func (a *Adapter) lock(id string) func() {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id))
+	m := &a.locks[h.Sum32()%uint32(len(a.locks))]
+	m.Lock()
+	return m.Unlock
+}
+
+// fileID is the delivery id as a file name: itself when it is plainly safe, else a
+// digest (the ledger record carries the full id and is checked against it).
+func fileID(id string) string {
+	ok := id != "" && len(id) <= 100 && id[0] != '.'
+	for i := 0; ok && i < len(id); i++ {
+		c := id[i]
+		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
+	}
+	if ok {
+		return id
+	}
+	s := sha256.Sum256([]byte(id))
+	return "h" + hex.EncodeToString(s[:16])
+}
+
+// Deliver implements adapters.Adapter: it writes the case folder and answers Pending
+// (the office confirms by its import, see Confirmed).
+func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Confirmation, error) {
+	if !a.enter() {
+		return adapters.Confirmation{}, adapters.ErrClosed
+	}
+	defer a.running.Done()
+	if err := ctx.Err(); err != nil {
+		return adapters.Confirmation{}, fmt.Errorf("transfer: %w", err)
+	}
+	dir, err := officeDir(d.Target)
+	if err != nil {
+		return adapters.Confirmation{}, err
+	}
+	if err := statOffice(dir); err != nil {
+		a.log.Info("transfer: attempt failed", "delivery", d.ID, "office", d.OfficeID, "folder", dir, "err", err)
+		return adapters.Confirmation{}, err
+	}
+	unlock := a.lock(d.ID)
+	defer unlock()
+
+	c, err := a.deliver(ctx, dir, d)
+	if err != nil {
+		a.log.Info("transfer: attempt failed", "delivery", d.ID, "office", d.OfficeID, "folder", dir,
+			"attempt", d.Attempt, "reason", adapters.PublicReason(err), "err", err)
+		return adapters.Confirmation{}, err
+	}
+	a.watch(dir)
+	return c, nil
+}
+
+func (a *Adapter) confirmation(dir, caseName string, at time.Time) adapters.Confirmation {
+	return adapters.Confirmation{Receiver: "transfer folder " + dir, At: at, Reference: caseName, Pending: true}
+}
+
+func (a *Adapter) deliver(ctx context.Context, dir string, d adapters.Delivery) (adapters.Confirmation, error) {
+	fid := fileID(d.ID)
+	// 1. Already handed over (the ledger says so): no second case, whether the office
+	//    imported the first one or not.
+	rec, err := readLedger(dir, fid)
+	switch {
+	case err == nil && rec.DeliveryID == d.ID:
+		a.noteHandover(dir, fid, rec, d.Attempt)
+		a.log.Info("transfer: already handed over", "delivery", d.ID, "office", d.OfficeID, "case", rec.Case, "attempt", d.Attempt)
+		return a.confirmation(dir, rec.Case, rec.WrittenAt), nil
+	case err == nil:
+		return adapters.Confirmation{}, &Error{Reason: ReasonWrite, Err: errors.New("ledger record belongs to another delivery id")}
+	case !errors.Is(err, fs.ErrNotExist):
+		return adapters.Confirmation{}, classify("read ledger", err)
+	}
+
+	// 2. A case folder of this delivery without a ledger record: a crash after the
+	//    rename. Adopt it. Otherwise find the first free name.
+	base := caseBase(d)
+	name := ""
+	for i := 1; i <= maxCaseSuffix; i++ {
+		cand := base
+		if i > 1 {
+			cand = fmt.Sprintf("%s-%d", base, i)
+		}
+		p := filepath.Join(dir, cand)
+		_, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, merr := os.Lstat(p + MarkerSuffix); errors.Is(merr, fs.ErrNotExist) {
+				name = cand // free, and no stale marker that would confirm it at once
+				break
+			}
+			continue
+		}
+		if err != nil {
+			return adapters.Confirmation{}, classify("look for case folder", err)
+		}
+		if owner, _ := caseOwner(p); owner == d.ID {
+			at := a.now()
+			if err := writeLedger(dir, fid, &ledgerRecord{DeliveryID: d.ID, SubmissionID: d.SubmissionID, Case: cand,
+				WrittenAt: at, Handovers: []handover{{Attempt: d.Attempt, At: at}}}); err != nil {
+				return adapters.Confirmation{}, classify("write ledger", err)
+			}
+			a.log.Info("transfer: adopted case folder written before a crash", "delivery", d.ID, "office", d.OfficeID, "case", cand)
+			return a.confirmation(dir, cand, at), nil
+		}
+	}
+	if name == "" {
+		return adapters.Confirmation{}, &Error{Reason: ReasonWrite, Err: fmt.Errorf("no free case folder name after %d tries", maxCaseSuffix)}
+	}
+
+	// 3. Write into the temporary folder (a leftover of an earlier attempt of this
+	//    delivery is removed first), then rename.
+	tmp := filepath.Join(dir, TempPrefix+fid)
+	if err := os.RemoveAll(tmp); err != nil {
+		return adapters.Confirmation{}, classify("remove leftover temporary folder", err)
+	}
+	at := a.now()
+	if err := a.writeCase(ctx, tmp, name, dir, d, at); err != nil {
+		_ = os.RemoveAll(tmp) // free the space; the next attempt starts afresh
+		return adapters.Confirmation{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		_ = os.RemoveAll(tmp)
+		return adapters.Confirmation{}, fmt.Errorf("transfer: %w", err)
+	}
+	if a.beforeRename != nil {
+		a.beforeRename(tmp)
+	}
+	final := filepath.Join(dir, name)
+	if err := os.Rename(tmp, final); err != nil {
+		_ = os.RemoveAll(tmp)
+		if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY) {
+			return adapters.Confirmation{}, &Error{Reason: ReasonWrite, Err: errors.New("case folder name taken while writing")}
+		}
+		return adapters.Confirmation{}, classify("rename case folder", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return adapters.Confirmation{}, classify("sync office folder", err)
+	}
+	if a.afterRename != nil {
+		a.afterRename(final)
+	}
+	// 4. Record the hand-over. Should this fail, the attempt fails and the retry adopts
+	//    the case folder (step 2), or writes it again if the office imported it in
+	//    between (then the office sees the delivery id twice, see docs/transfer.md).
+	if err := writeLedger(dir, fid, &ledgerRecord{DeliveryID: d.ID, SubmissionID: d.SubmissionID, Case: name,
+		WrittenAt: at, Handovers: []handover{{Attempt: d.Attempt, At: at}}}); err != nil {
+		return adapters.Confirmation{}, classify("write ledger", err)
+	}
+	a.log.Info("transfer: case folder written", "delivery", d.ID, "office", d.OfficeID, "folder", dir, "case", name,
+		"attempt", d.Attempt, "attachments", len(d.Attachments))
+	a.removeStaleTemps(dir)
+	return a.confirmation(dir, name, at), nil
+}
+
+// caseBase is "<YYYYMMDD>-<submission id>", the date of acceptance in German time, so
+// every attempt of a delivery computes the same name.
+func caseBase(d adapters.Delivery) string {
+	t := d.CreatedAt
+	if t.IsZero() {
+		t = time.Now()
+	}
+	sub := d.SubmissionID
+	var sb strings.Builder
+	for i := 0; i < len(sub) && sb.Len() < 64; i++ {
+		c := sub[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' {
+			sb.WriteByte(c)
+		} else {
+			sb.WriteByte('_')
+		}
+	}
+	s := sb.String()
+	if s == "" {
+		s = fileID(d.ID)
+	}
+	return t.In(berlin).Format("20060102") + "-" + s
+}
+
+var berlin = func() *time.Location {
+	if l, err := time.LoadLocation("Europe/Berlin"); err == nil {
+		return l
+	}
+	return time.UTC
+}()
+
+// caseOwner reads the delivery id from a case folder's index.json.
+func caseOwner(caseDir string) (string, error) {
+	b, err := readFileLimited(filepath.Join(caseDir, IndexJSONFile), 4<<20)
+	if err != nil {
+		return "", err
+	}
+	var ix struct {
+		DeliveryID string `json:"delivery_id"`
+	}
+	if err := json.Unmarshal(b, &ix); err != nil {
+		return "", err
+	}
+	return ix.DeliveryID, nil
+}
+
+func readFileLimited(p string, max int64) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, errors.New("file too large")
+	}
+	return b, nil
+}
+
+// removeStaleTemps removes temporary folders of other deliveries left by a crash long
+// ago (best effort).
+func (a *Adapter) removeStaleTemps(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), TempPrefix) {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || a.now().Sub(info.ModTime()) < staleTemp {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err == nil {
+			a.log.Info("transfer: removed stale temporary folder", "folder", dir, "name", e.Name())
+		}
+	}
+}
+
+// Confirmed implements adapters.Confirmer. A delivery counts as confirmed when the
+// ledger says the adapter handed its case folder over and the folder is gone from the
+// office folder (moved or deleted by the import) or carries the marker
+// "<case folder>.ok". Without a ledger record (never written, or crashed before the
+// rename) it is never confirmed.
+func (a *Adapter) Confirmed(ctx context.Context, d adapters.Delivery) (adapters.Confirmation, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return adapters.Confirmation{}, false, fmt.Errorf("transfer: %w", err)
+	}
+	dir, err := officeDir(d.Target)
+	if err != nil {
+		return adapters.Confirmation{}, false, err
+	}
+	fid := fileID(d.ID)
+	unlock := a.lock(d.ID)
+	defer unlock()
+	rec, err := readLedger(dir, fid)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Not handed over here (or the office folder is unreachable: an unmounted
+		// share shows no ledger either, which is why the ledger lives in it).
+		return adapters.Confirmation{}, false, nil
+	}
+	if err != nil {
+		return adapters.Confirmation{}, false, classify("read ledger", err)
+	}
+	if rec.DeliveryID != d.ID {
+		return adapters.Confirmation{}, false, nil
+	}
+	a.watch(dir)
+	receiver := "import of " + dir
+	if !rec.ConfirmedAt.IsZero() {
+		return adapters.Confirmation{Receiver: receiver, At: rec.ConfirmedAt, Reference: rec.Case}, true, nil
+	}
+	caseDir := filepath.Join(dir, rec.Case)
+	if mi, err := os.Lstat(caseDir + MarkerSuffix); err == nil && !mi.IsDir() {
+		a.log.Info("transfer: import confirmed by marker", "delivery", d.ID, "office", d.OfficeID, "case", rec.Case)
+		return adapters.Confirmation{Receiver: receiver, At: mi.ModTime(), Reference: rec.Case}, true, nil
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return adapters.Confirmation{}, false, classify("look for marker", err)
+	}
+	_, err = os.Lstat(caseDir)
+	switch {
+	case err == nil:
+		return adapters.Confirmation{}, false, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return adapters.Confirmation{}, false, classify("look for case folder", err)
+	}
+	// Gone. The ledger record is still there, so the office folder is the right one
+	// and reachable: the import moved or deleted the case. Remember when we noticed,
+	// so every later answer names the same time.
+	at := a.now()
+	rec.ConfirmedAt = at
+	if err := writeLedger(dir, fid, rec); err != nil {
+		a.log.Warn("transfer: cannot record the confirmation in the ledger", "delivery", d.ID, "err", err)
+	}
+	a.log.Info("transfer: import confirmed, case folder gone", "delivery", d.ID, "office", d.OfficeID, "case", rec.Case)
+	return adapters.Confirmation{Receiver: receiver, At: at, Reference: rec.Case}, true, nil
+}
+
+// ledgerRecord is .amtsbote/<delivery>.json: the adapter's proof that it handed a
+// case folder over.
+type ledgerRecord struct {
+	DeliveryID    string     `json:"delivery_id"`
+	SubmissionID  string     `json:"submission_id"`
+	Case          string     `json:"case"`
+	WrittenAt     time.Time  `json:"written_at"`
+	HandoverCount int        `json:"handover_count"`
+	Handovers     []handover `json:"handovers"` // the last maxHandovers
+	ConfirmedAt   time.Time  `json:"confirmed_at,omitzero"`
+}
+
+type handover struct {
+	Attempt int       `json:"attempt"`
+	At      time.Time `json:"at"`
+}
+
+func ledgerPath(dir, fid string) string { return filepath.Join(dir, LedgerDir, fid+".json") }
+
+func readLedger(dir, fid string) (*ledgerRecord, error) {
+	b, err := readFileLimited(ledgerPath(dir, fid), 1<<20)
+	if err != nil {
+		return nil, err
+	}
+	var r ledgerRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("ledger record: %w", err)
+	}
+	if r.Case == "" || strings.ContainsAny(r.Case, `/\`) || r.Case == "." || r.Case == ".." {
+		return nil, errors.New("ledger record: bad case folder name")
+	}
+	return &r, nil
+}
+
+func writeLedger(dir, fid string, r *ledgerRecord) error {
+	if r.HandoverCount < len(r.Handovers) {
+		r.HandoverCount = len(r.Handovers)
+	}
+	if n := len(r.Handovers); n > maxHandovers {
+		r.Handovers = r.Handovers[n-maxHandovers:]
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	ld := filepath.Join(dir, LedgerDir)
+	if err := os.Mkdir(ld, 0o750); err == nil {
+		if err := syncDir(dir); err != nil {
+			return err
+		}
+	} else if !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return writeFileAtomic(ld, fid+".json", b)
+}
+
+// noteHandover records a repeated hand-over of an existing case (best effort: the
+// case is there whether or not the note can be written).
+func (a *Adapter) noteHandover(dir, fid string, r *ledgerRecord, attempt int) {
+	r.Handovers = append(r.Handovers, handover{Attempt: attempt, At: a.now()})
+	r.HandoverCount++
+	if err := writeLedger(dir, fid, r); err != nil {
+		a.log.Warn("transfer: cannot note the repeated hand-over in the ledger", "err", stripPath(err))
+	}
+}
+
+// writeFileAtomic writes dir/name through a temporary file, fsyncs it, renames it into
+// place and fsyncs dir.
+func writeFileAtomic(dir, name string, b []byte) error {
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := filepath.Join(dir, ".tmp-"+hex.EncodeToString(rnd[:])+"-"+name)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, name))
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	// Some network file systems refuse fsync on a directory; the rename is still
+	// what makes the case visible.
+	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOTSUP) {
+		return nil
+	}
+	return err
+}

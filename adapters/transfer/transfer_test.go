@@ -1,0 +1,693 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/adapters/adaptertest"
+	"github.com/amtsbote/amtsbote/paket"
+)
+
+func newAdapter(t testing.TB) *Adapter {
+	t.Helper()
+	a, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	return a
+}
+
+func officeFolder(t testing.TB) string {
+	t.Helper()
+	d := filepath.Join(t.TempDir(), "office")
+	mustMkdir(t, d)
+	return d
+}
+
+type att struct {
+	name string
+	body []byte
+}
+
+// realDelivery carries a real Antragspaket (the Amt24 example, applicant Iris Hübner)
+// with fixed ids, so a child process builds the very same delivery.
+func realDelivery(dir, id, sub string, atts ...att) adapters.Delivery {
+	p := paket.ExampleWith("99000000000000", "0b1c2d3e-4f50-4617-8829-3a4b5c6d7e8f", time.Date(2026, 11, 28, 9, 30, 0, 0, time.UTC))
+	pkg := p.Marshal()
+	d := adapters.Delivery{
+		ID: id, SubmissionID: sub, MessageID: p.Kopf.NachrichtID, Sender: "amt24",
+		LeikaKey: "99000000000000", ServiceName: paket.ExampleServiceName,
+		OfficeID: "sn-14612000-ordnungsamt", OfficeName: "Ordnungsamt Dresden",
+		Target: adapters.Target{Channel: Channel, Endpoint: dir}, Attempt: 1,
+		CreatedAt:     time.Date(2026, 11, 28, 23, 30, 0, 0, time.UTC), // 29.11. in Germany
+		PackageSHA256: sha(pkg), PackageSize: int64(len(pkg)), Package: adaptertest.Opener(pkg),
+	}
+	if atts == nil {
+		atts = []att{{"Lageplan.pdf", []byte("%PDF-1.4 lageplan")}, {"Foto Papierkorb.jpg", []byte("jpeg bytes")}}
+	}
+	for i, a := range atts {
+		d.Attachments = append(d.Attachments, adapters.Attachment{
+			ID: fmt.Sprintf("anlage-%d", i+1), FileName: a.name, MimeType: "application/octet-stream",
+			Size: int64(len(a.body)), SHA256: sha(a.body), Open: adaptertest.Opener(a.body)})
+	}
+	return d
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// cases lists the case folders (not temporary folders, not the ledger) of dir.
+func cases(t testing.TB, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+func temps(t testing.TB, dir string) []string {
+	t.Helper()
+	ents, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), TempPrefix) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// checkCase decodes the case folder from disk and compares it with d.
+func checkCase(t *testing.T, dir, name string, d adapters.Delivery) {
+	t.Helper()
+	g, _ := decodeCase(filepath.Join(dir, name))
+	if g.Problem != "" {
+		t.Fatalf("case %s: %s", name, g.Problem)
+	}
+	if g.DeliveryID != d.ID || g.SubmissionID != d.SubmissionID {
+		t.Errorf("case %s: ids %s/%s", name, g.DeliveryID, g.SubmissionID)
+	}
+	want, _ := adaptertest.ReadAll(context.Background(), d.Package)
+	if !bytes.Equal(g.Package, want) {
+		t.Errorf("case %s: package differs", name)
+	}
+	for _, a := range d.Attachments {
+		b, _ := adaptertest.ReadAll(context.Background(), a.Open)
+		if !bytes.Equal(g.Attachments[a.ID], b) {
+			t.Errorf("case %s: attachment %s differs", name, a.ID)
+		}
+	}
+}
+
+func TestCaseFolderContents(t *testing.T) {
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	d := realDelivery(dir, "dlv-1", "4c1f0e52-0000-4000-8000-000000000001")
+	c, err := a.Deliver(t.Context(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantName := "20261129-4c1f0e52-0000-4000-8000-000000000001"
+	if !c.Pending || c.Reference != wantName || c.Receiver != "transfer folder "+dir || c.At.IsZero() {
+		t.Errorf("confirmation %+v", c)
+	}
+	if got := cases(t, dir); len(got) != 1 || got[0] != wantName {
+		t.Fatalf("cases %v", got)
+	}
+	checkCase(t, dir, wantName, d)
+	var ix Index
+	b, _ := os.ReadFile(filepath.Join(dir, wantName, IndexJSONFile))
+	if err := json.Unmarshal(b, &ix); err != nil {
+		t.Fatal(err)
+	}
+	if ix.Office.ID != d.OfficeID || ix.Service.LeikaKey != d.LeikaKey || ix.Sender != "amt24" ||
+		ix.Place != "Dresden" || !ix.ReceivedAt.Equal(d.CreatedAt) || ix.MessageID != d.MessageID {
+		t.Errorf("index %+v", ix)
+	}
+	// The summary is a real PDF with the applicant in it, umlauts included.
+	text := pdftotext(t, filepath.Join(dir, wantName, SummaryFile))
+	for _, w := range []string{"Hübner", "Mängeln", "Priorität", paket.ExampleComplaint, "maengelanzeige-v1.0-"} {
+		if !strings.Contains(text, w) {
+			t.Errorf("summary lacks %q:\n%s", w, text)
+		}
+	}
+	if len(temps(t, dir)) != 0 {
+		t.Errorf("temporary folders left: %v", temps(t, dir))
+	}
+}
+
+func pdftotext(t *testing.T, p string) string {
+	t.Helper()
+	out, err := exec.Command("pdftotext", "-enc", "UTF-8", p, "-").CombinedOutput()
+	if err != nil {
+		t.Fatalf("pdftotext (Debian: poppler-utils) is required: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+func TestImportConfirms(t *testing.T) {
+	for _, by := range []string{"move", "delete", "marker"} {
+		t.Run(by, func(t *testing.T) {
+			dir := officeFolder(t)
+			now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+			a, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: func() time.Time { return now }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = a.Close() })
+			r := &folderReceiver{dir: dir, importDir: filepath.Join(t.TempDir(), "imported"), importBy: by, seen: map[string]*seenCase{}}
+			mustMkdir(t, r.importDir)
+			d := realDelivery(dir, "dlv-"+by, "4c1f0e52-0000-4000-8000-00000000000"+fmt.Sprint(len(by)))
+			if _, err := a.Deliver(t.Context(), d); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
+				t.Fatalf("confirmed before the import: %v %v", ok, err)
+			}
+			// Drain what our own writing signalled, then expect a signal for the import.
+			for len(a.Changes()) > 0 {
+				<-a.Changes()
+			}
+			now = now.Add(time.Hour)
+			r.Confirm(t, d.ID)
+			select {
+			case <-a.Changes():
+			case <-time.After(10 * time.Second):
+				t.Error("no change signalled within 10s for an import on a local folder")
+			}
+			c, ok, err := a.Confirmed(t.Context(), d)
+			if err != nil || !ok {
+				t.Fatalf("not confirmed after the import: %v %v", ok, err)
+			}
+			if c.Receiver != "import of "+dir || c.Reference == "" || c.Pending {
+				t.Errorf("confirmation %+v", c)
+			}
+			if by == "marker" {
+				mi, err := os.Stat(filepath.Join(dir, c.Reference+MarkerSuffix))
+				if err != nil || !c.At.Equal(mi.ModTime()) {
+					t.Errorf("At %v, want the marker's mtime (%v)", c.At, err)
+				}
+			} else if !c.At.Equal(now) {
+				t.Errorf("At %v, want the time of noticing %v", c.At, now)
+			}
+			// Asked again later, the answer names the same time.
+			now = now.Add(time.Hour)
+			if c2, ok, _ := a.Confirmed(t.Context(), d); !ok || !c2.At.Equal(c.At) {
+				t.Errorf("second answer %+v %v, first %+v", c2, ok, c)
+			}
+			// A repeated Deliver after the import creates no second case.
+			d.Attempt = 2
+			c3, err := a.Deliver(t.Context(), d)
+			if err != nil || c3.Reference != c.Reference {
+				t.Fatalf("repeat after import: %+v %v", c3, err)
+			}
+			want := 0
+			if by == "marker" {
+				want = 1
+			}
+			if n := len(cases(t, dir)); n != want {
+				t.Errorf("%d case folders after a repeated delivery, want %d", n, want)
+			}
+		})
+	}
+}
+
+func TestRepeatedDeliverOneCase(t *testing.T) {
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	d := realDelivery(dir, "dlv-rep", "4c1f0e52-0000-4000-8000-00000000000a")
+	var ref string
+	for i := 1; i <= 3; i++ {
+		d.Attempt = i
+		c, err := a.Deliver(t.Context(), d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ref == "" {
+			ref = c.Reference
+		} else if c.Reference != ref {
+			t.Errorf("attempt %d: reference %q, want %q", i, c.Reference, ref)
+		}
+	}
+	// A fresh adapter (a restarted gateway) knows it too: the ledger is on disk.
+	if _, err := newAdapter(t).Deliver(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	if got := cases(t, dir); len(got) != 1 {
+		t.Fatalf("cases %v", got)
+	}
+	// Another delivery of the same submission (an operator's redelivery with a new id)
+	// is a second case, under a suffixed name.
+	d2 := realDelivery(dir, "dlv-rep-2", d.SubmissionID)
+	c, err := a.Deliver(t.Context(), d2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Reference != ref+"-2" {
+		t.Errorf("second case %q", c.Reference)
+	}
+	checkCase(t, dir, c.Reference, d2)
+}
+
+func TestHostileFileNames(t *testing.T) {
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	long := strings.Repeat("ä", 300) + ".pdf"
+	names := []string{
+		"../../etc/passwd", "CON", "con.tar.gz", "a:b", "x\x00y\x01\x1f\x7f.pdf", long,
+		"Anlage.pdf", "Anlage.pdf", "ANLAGE.PDF", "trailing. . ", "", ".hidden", `<>|?*".txt`,
+		"..", "/", `C:\Windows\system32\evil.dll`, "LPT1.txt", "nul", "COM¹", "bidi\u202etxt.exe",
+	}
+	var atts []att
+	for i, n := range names {
+		atts = append(atts, att{n, []byte(fmt.Sprintf("attachment %d", i))})
+	}
+	d := realDelivery(dir, "dlv-hostile", "4c1f0e52-0000-4000-8000-00000000000b", atts...)
+	c, err := a.Deliver(t.Context(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCase(t, dir, c.Reference, d)
+	ents, err := os.ReadDir(filepath.Join(dir, c.Reference, AttachmentsDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != len(names) {
+		t.Fatalf("%d files for %d attachments", len(ents), len(names))
+	}
+	lower := map[string]bool{}
+	for _, e := range ents {
+		n := e.Name()
+		if lower[strings.ToLower(n)] {
+			t.Errorf("%q clashes (case-insensitively)", n)
+		}
+		lower[strings.ToLower(n)] = true
+		if len(n) > MaxNameBytes || strings.ContainsAny(n, `<>:"/\|?*`) || strings.HasPrefix(n, ".") ||
+			strings.HasSuffix(n, ".") || strings.HasSuffix(n, " ") || reservedName(n) {
+			t.Errorf("unsafe name %q", n)
+		}
+		for _, r := range n {
+			if r < 0x20 || r == 0x7f || r == '\u202e' {
+				t.Errorf("control character in %q", n)
+			}
+		}
+	}
+	// Nothing escaped the case folder.
+	if _, err := os.Stat(filepath.Join(filepath.Dir(dir), "etc")); !errors.Is(err, os.ErrNotExist) {
+		t.Error("something was written outside the office folder")
+	}
+	got := SafeNames(names)
+	for i, want := range map[int]string{
+		0: "_.._etc_passwd", 1: "_CON", 2: "_con.tar.gz", 3: "a_b",
+		4: "x_y___.pdf", 6: "Anlage.pdf", 7: "Anlage (2).pdf", 8: "ANLAGE (3).PDF", 9: "trailing",
+		10: "anlage-11", 11: "hidden", 12: "______.txt", 13: "anlage-14", 14: "anlage-15",
+		15: "C__Windows_system32_evil.dll", 16: "_LPT1.txt", 17: "_nul", 18: "_COM¹", 19: "bidi_txt.exe",
+	} {
+		if got[i] != want {
+			t.Errorf("SafeNames[%d] (%q) = %q, want %q", i, names[i], got[i], want)
+		}
+	}
+	if n := got[5]; len(n) > MaxNameBytes || !strings.HasSuffix(n, ".pdf") || !strings.HasPrefix(n, "ää") {
+		t.Errorf("long name %q (%d bytes)", n, len(n))
+	}
+}
+
+func TestErrorsClassified(t *testing.T) {
+	a := newAdapter(t)
+	base := t.TempDir()
+	file := filepath.Join(base, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		endpoint  string
+		permanent bool
+		reason    string
+	}{
+		{"relative/path", true, ReasonNotAbsolute},
+		{"", true, ReasonNotAbsolute},
+		{file, true, ReasonNotFolder},
+		{filepath.Join(base, "missing"), false, ReasonMissing},
+	} {
+		d := realDelivery(tc.endpoint, "dlv-err", "4c1f0e52-0000-4000-8000-00000000000c")
+		_, err := a.Deliver(t.Context(), d)
+		if err == nil || adapters.IsPermanent(err) != tc.permanent || adapters.PublicReason(err) != tc.reason {
+			t.Errorf("%q: err %v (permanent %v, reason %q), want permanent %v reason %q", tc.endpoint, err,
+				adapters.IsPermanent(err), adapters.PublicReason(err), tc.permanent, tc.reason)
+		}
+		if _, ok, _ := a.Confirmed(t.Context(), d); ok {
+			t.Errorf("%q: confirmed a delivery that failed", tc.endpoint)
+		}
+	}
+}
+
+func TestCheckTarget(t *testing.T) {
+	a := newAdapter(t)
+	base := t.TempDir()
+	file := filepath.Join(base, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, ep := range []string{"", "srv/amtsbote", filepath.Join(base, "missing"), file} {
+		err := a.CheckTarget(adapters.Target{Channel: Channel, Endpoint: ep})
+		var te *adapters.TargetError
+		if !errors.As(err, &te) || te.Field != "endpoint" {
+			t.Errorf("%q: %v, want a TargetError on endpoint", ep, err)
+		}
+	}
+	if err := a.CheckTarget(adapters.Target{Channel: Channel, Endpoint: officeFolder(t)}); err != nil {
+		t.Errorf("good folder: %v", err)
+	}
+	// A read-only folder (root ignores permission bits, so a read-only mount).
+	ro := filepath.Join(base, "ro")
+	mustMkdir(t, ro)
+	if !mount(t, ro, "ro,size=64k") {
+		t.Log("cannot mount a read-only tmpfs (not root?): the unwritable case is not covered here")
+		return
+	}
+	err := a.CheckTarget(adapters.Target{Channel: Channel, Endpoint: ro})
+	var te *adapters.TargetError
+	if !errors.As(err, &te) || te.Field != "endpoint" || !strings.Contains(te.Reason, "not writable") {
+		t.Errorf("read-only folder: %v", err)
+	}
+	_, err = a.Deliver(t.Context(), realDelivery(ro, "dlv-ro", "4c1f0e52-0000-4000-8000-00000000000d"))
+	if err == nil || adapters.IsPermanent(err) || adapters.PublicReason(err) != ReasonNotWritable {
+		t.Errorf("read-only folder: Deliver err %v (reason %q), want transient %q", err, adapters.PublicReason(err), ReasonNotWritable)
+	}
+}
+
+// mount mounts a tmpfs on dir (and unmounts it on cleanup); false if that is not
+// possible here.
+func mount(t *testing.T, dir, opts string) bool {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return false
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", opts, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Logf("mount tmpfs: %v: %s", err, out)
+		return false
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return true
+}
+
+func TestFullDisk(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "office")
+	mustMkdir(t, dir)
+	if !mount(t, dir, "size=1m") {
+		t.Skip("cannot mount a 1 MiB tmpfs (needs root): no real ENOSPC here")
+	}
+	a := newAdapter(t)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 2<<20/16) // 2 MiB > 1 MiB
+	d := realDelivery(dir, "dlv-full", "4c1f0e52-0000-4000-8000-00000000000e", att{"small.txt", []byte("s")}, att{"big.bin", big})
+	_, err := a.Deliver(t.Context(), d)
+	if err == nil {
+		t.Fatal("Deliver of 2 MiB into a 1 MiB folder succeeded")
+	}
+	if adapters.IsPermanent(err) || !errors.Is(err, syscall.ENOSPC) || adapters.PublicReason(err) != ReasonFull {
+		t.Fatalf("full disk: %v (permanent %v, reason %q), want transient %q wrapping ENOSPC", err,
+			adapters.IsPermanent(err), adapters.PublicReason(err), ReasonFull)
+	}
+	if strings.Contains(err.Error(), "big.bin") {
+		t.Errorf("error carries a file name: %v", err)
+	}
+	if len(cases(t, dir)) != 0 || len(temps(t, dir)) != 0 {
+		t.Errorf("after ENOSPC: cases %v temps %v (the partial write must be removed to free the space)", cases(t, dir), temps(t, dir))
+	}
+	if _, ok, _ := a.Confirmed(t.Context(), d); ok {
+		t.Error("a delivery that hit a full disk counts as confirmed")
+	}
+	// Small deliveries still fit: the partial write was cleaned up.
+	small := realDelivery(dir, "dlv-small", "4c1f0e52-0000-4000-8000-00000000000f")
+	if _, err := a.Deliver(t.Context(), small); err != nil {
+		t.Fatalf("small delivery after ENOSPC: %v", err)
+	}
+	// The office frees space (here: the share grows): the same delivery now succeeds,
+	// which is what "transient" promised.
+	if out, err := exec.Command("mount", "-o", "remount,size=8m", dir).CombinedOutput(); err != nil {
+		t.Fatalf("remount: %v %s", err, out)
+	}
+	d.Attempt = 2
+	c, err := a.Deliver(t.Context(), d)
+	if err != nil {
+		t.Fatalf("after space was freed: %v", err)
+	}
+	checkCase(t, dir, c.Reference, d)
+	if len(cases(t, dir)) != 2 || len(temps(t, dir)) != 0 {
+		t.Errorf("cases %v temps %v", cases(t, dir), temps(t, dir))
+	}
+}
+
+func TestNoConfirmationWithoutLedger(t *testing.T) {
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	d := realDelivery(dir, "dlv-never", "4c1f0e52-0000-4000-8000-000000000010")
+	// Never written: no case folder, no ledger — not "imported".
+	if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
+		t.Fatalf("never-written delivery: ok=%v err=%v", ok, err)
+	}
+	// Written; then the share disappears and an empty mount point is left: the case
+	// folder is "gone", but so is the ledger, and that is not an import.
+	if _, err := a.Deliver(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	moved := dir + "-offline"
+	if err := os.Rename(dir, moved); err != nil {
+		t.Fatal(err)
+	}
+	mustMkdir(t, dir)
+	if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
+		t.Fatalf("unmounted share counted as import: ok=%v err=%v", ok, err)
+	}
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
+		t.Fatalf("missing office folder counted as import: ok=%v err=%v", ok, err)
+	}
+	if err := os.Rename(moved, dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
+		t.Fatalf("share back, case still there: ok=%v err=%v", ok, err)
+	}
+}
+
+// --- crash tests: the write runs in a child process that is SIGKILLed ---
+
+const crashEnv = "TRANSFER_CRASH_CHILD" // "<before|after>:<office folder>"
+
+// TestCrashChild is the child of the crash tests and does nothing on its own: it
+// delivers, stops at the hook (before or after the rename), says so and waits to be
+// killed.
+func TestCrashChild(t *testing.T) {
+	spec := os.Getenv(crashEnv)
+	if spec == "" {
+		return
+	}
+	when, dir, _ := strings.Cut(spec, ":")
+	a, err := New(Options{NoWatch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hang := func(string) {
+		if err := os.WriteFile(filepath.Join(filepath.Dir(dir), "child-ready"), nil, 0o600); err != nil {
+			panic(err)
+		}
+		select {} // SIGKILL ends this
+	}
+	if when == "before" {
+		a.beforeRename = hang
+	} else {
+		a.afterRename = hang
+	}
+	_, err = a.Deliver(context.Background(), crashDelivery(dir))
+	t.Fatalf("the child's Deliver returned (%v) instead of blocking in the hook", err)
+}
+
+func crashDelivery(dir string) adapters.Delivery {
+	return realDelivery(dir, "dlv-crash", "4c1f0e52-0000-4000-8000-000000000011",
+		att{"Lageplan.pdf", bytes.Repeat([]byte("L"), 100_000)}, att{"Foto.jpg", []byte("foto")})
+}
+
+// runChildAndKill starts the child, waits until it sits in the hook and kills it with
+// SIGKILL.
+func runChildAndKill(t *testing.T, when, dir string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), crashEnv+"="+when+":"+dir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := filepath.Join(filepath.Dir(dir), "child-ready")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			t.Fatalf("child never reached the hook:\n%s", out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("child did not die by SIGKILL: %v\n%s", err, out.String())
+	}
+	_ = os.Remove(ready)
+}
+
+func TestCrashBeforeRename(t *testing.T) {
+	dir := officeFolder(t)
+	runChildAndKill(t, "before", dir)
+	d := crashDelivery(dir)
+
+	// The kill left a complete temporary folder and nothing else.
+	if tm := temps(t, dir); len(tm) != 1 || tm[0] != TempPrefix+d.ID {
+		t.Fatalf("temporary folders after the crash: %v", tm)
+	}
+	if _, err := os.Stat(filepath.Join(dir, TempPrefix+d.ID, IndexJSONFile)); err != nil {
+		t.Fatalf("the child was killed before it finished writing: %v", err)
+	}
+	if c := cases(t, dir); len(c) != 0 {
+		t.Fatalf("case folders after a crash before the rename: %v", c)
+	}
+	// An import sees no case; the adapter does not claim one was imported either.
+	r := &folderReceiver{dir: dir, seen: map[string]*seenCase{}}
+	if got := r.Received(); len(got) != 0 {
+		t.Fatalf("receiver sees %d cases", len(got))
+	}
+	a := newAdapter(t)
+	if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
+		t.Fatalf("crashed write counted as confirmed: ok=%v err=%v", ok, err)
+	}
+
+	// The retry writes exactly one correct case and leaves no temporary folder.
+	d.Attempt = 2
+	c, err := a.Deliver(t.Context(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cases(t, dir); len(got) != 1 || got[0] != c.Reference {
+		t.Fatalf("cases %v, reference %q", got, c.Reference)
+	}
+	if tm := temps(t, dir); len(tm) != 0 {
+		t.Fatalf("temporary folders left: %v", tm)
+	}
+	checkCase(t, dir, c.Reference, d)
+	if got := r.Received(); len(got) != 1 || got[0].Problem != "" {
+		t.Fatalf("receiver: %+v", got)
+	}
+	if _, ok, _ := a.Confirmed(t.Context(), d); ok {
+		t.Fatal("confirmed before the import")
+	}
+}
+
+func TestCrashAfterRenameBeforeLedger(t *testing.T) {
+	dir := officeFolder(t)
+	runChildAndKill(t, "after", dir)
+	d := crashDelivery(dir)
+	got := cases(t, dir)
+	if len(got) != 1 {
+		t.Fatalf("cases after a crash after the rename: %v", got)
+	}
+	if _, err := os.Stat(ledgerPath(dir, fileID(d.ID))); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("ledger exists: %v", err)
+	}
+	a := newAdapter(t)
+	// Deliver never returned, so the broker does not count it as handed over; nor
+	// does Confirmed, even when the case folder vanishes.
+	if _, ok, _ := a.Confirmed(t.Context(), d); ok {
+		t.Fatal("confirmed without a ledger record")
+	}
+	d.Attempt = 2
+	c, err := a.Deliver(t.Context(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Reference != got[0] || len(cases(t, dir)) != 1 {
+		t.Fatalf("retry made a second case: %q, cases %v", c.Reference, cases(t, dir))
+	}
+	checkCase(t, dir, c.Reference, d)
+	if err := os.RemoveAll(filepath.Join(dir, c.Reference)); err != nil { // the import
+		t.Fatal(err)
+	}
+	if _, ok, err := a.Confirmed(t.Context(), d); !ok || err != nil {
+		t.Fatalf("adopted case not confirmed after the import: %v %v", ok, err)
+	}
+}
+
+func TestStaleTempRemoved(t *testing.T) {
+	dir := officeFolder(t)
+	old := filepath.Join(dir, TempPrefix+"dlv-gone")
+	mustMkdir(t, old)
+	past := time.Now().Add(-48 * time.Hour)
+	if err := os.Chtimes(old, past, past); err != nil {
+		t.Fatal(err)
+	}
+	fresh := filepath.Join(dir, TempPrefix+"dlv-running")
+	mustMkdir(t, fresh)
+	a := newAdapter(t)
+	if _, err := a.Deliver(t.Context(), realDelivery(dir, "dlv-x", "4c1f0e52-0000-4000-8000-000000000012")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
+		t.Error("stale temporary folder kept")
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Error("a fresh temporary folder (another delivery being written) was removed")
+	}
+}
+
+func TestFileIDAndCaseName(t *testing.T) {
+	if fileID("dlv-0b1c2d3e") != "dlv-0b1c2d3e" {
+		t.Error("plain id changed")
+	}
+	for _, id := range []string{"../x", ".hidden", "a/b", "a b", strings.Repeat("x", 101), ""} {
+		f := fileID(id)
+		if f == id || strings.ContainsAny(f, "/. ") || len(f) > 40 {
+			t.Errorf("fileID(%q) = %q", id, f)
+		}
+	}
+	d := adapters.Delivery{ID: "x", SubmissionID: "../../a b", CreatedAt: time.Date(2026, 6, 30, 22, 30, 0, 0, time.UTC)}
+	if got := caseBase(d); got != "20260701-______a_b" {
+		t.Errorf("caseBase = %q", got)
+	}
+}

@@ -1,0 +1,356 @@
+package formview
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/signing"
+	"github.com/beevik/etree"
+)
+
+func readSample(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "pakete", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func find(fs []Field, label string) (Field, bool) {
+	for _, f := range fs {
+		if f.Label == label {
+			return f, true
+		}
+	}
+	return Field{}, false
+}
+
+func wantField(t *testing.T, fs []Field, label, value string, depth int) {
+	t.Helper()
+	f, ok := find(fs, label)
+	if !ok {
+		t.Errorf("no field %q in %+v", label, fs)
+		return
+	}
+	if f.Value != value || f.Depth != depth {
+		t.Errorf("field %q = {%q depth %d}, want {%q depth %d}", label, f.Value, f.Depth, value, depth)
+	}
+}
+
+func TestReadXMLFachdaten(t *testing.T) {
+	v, err := Read(readSample(t, "voll-mit-cid-anlage.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.MessageID != "3f2b8c4e-9d1a-4c6b-8e7f-0a1b2c3d4e5f" || v.Sender != "amt24" || v.ServiceKey != "99000000000000" {
+		t.Errorf("header: %+v", v)
+	}
+	if v.ServiceName != "Meldung von Mängeln im Stadt- oder Gemeindegebiet" {
+		t.Errorf("service name %q", v.ServiceName)
+	}
+	if v.Created != "28.11.2026 15:04 CET" {
+		t.Errorf("created %q", v.Created)
+	}
+	if v.Place != "01067 Dresden (ARS 146120000000, AGS 14612000)" {
+		t.Errorf("place %q", v.Place)
+	}
+	if v.FormSchema != "urn:amt24:formular:maengelanzeige:1.0" {
+		t.Errorf("schema %q", v.FormSchema)
+	}
+	wantField(t, v.Applicant, "Vorname", "Iris", 0)
+	wantField(t, v.Applicant, "Familienname", "Hübner", 0)
+	wantField(t, v.Applicant, "Anschrift", "", 0)
+	wantField(t, v.Applicant, "Straße", "Altmarkt 1", 1)
+	wantField(t, v.Applicant, "PLZ und Ort", "01067 Dresden", 1)
+	wantField(t, v.Applicant, "Zahlung", "12.50 EUR, Referenz EPAY-2026-000123", 0)
+	// The form's own Bezeichnung attribute is the label; the element name otherwise.
+	wantField(t, v.Form, "Maengelanzeige", "", 0)
+	wantField(t, v.Form, "Was passt Ihnen nicht", "Der Papierkorb an der Bushaltestelle ist voll.", 1)
+	wantField(t, v.Form, "Priorität", "hoch", 1)
+	if len(v.Attachments) != 2 {
+		t.Fatalf("attachments: %+v", v.Attachments)
+	}
+	a := v.Attachments[0]
+	if a.ID != "anlage-1" || a.MimeType != "application/pdf" || a.Size != 961 || len(a.SHA256) != 64 {
+		t.Errorf("attachment: %+v", a)
+	}
+	if v.Attachments[1].FileName != "Foto Papierkorb.jpg" {
+		t.Errorf("cid attachment: %+v", v.Attachments[1])
+	}
+}
+
+func TestReadJSONFachdaten(t *testing.T) {
+	v, err := Read(readSample(t, "json-fachdaten.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Field{
+		{"Was passt nicht", "Der Papierkorb an der Bushaltestelle ist voll.", 0},
+		{"Prioritaet", "hoch", 0},
+		{"N", "", 0},
+		{"N 1", "1", 1},
+		{"N 2", "2.5", 1},
+		{"N 3", "", 1},
+	}
+	if fmt.Sprint(v.Form) != fmt.Sprint(want) {
+		t.Errorf("form\n got %+v\nwant %+v", v.Form, want)
+	}
+}
+
+func TestReadJSONNestedInOrder(t *testing.T) {
+	p := paket.Example("99000000000000")
+	p.Fachdaten = paket.FachdatenJSON("https://formulare.example/x.json",
+		[]byte(`{"zName":"Zett","antrag":{"geburtsDatum":"1990-01-02","kinder":[{"vorname":"Jörg"},{"vorname":"Änne"}],"ok":true},"leer":null}`))
+	v, err := Read(p.Marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Field{
+		{"Z name", "Zett", 0},
+		{"Antrag", "", 0},
+		{"Geburts datum", "1990-01-02", 1},
+		{"Kinder", "", 1},
+		{"Kinder 1", "", 2},
+		{"Vorname", "Jörg", 3},
+		{"Kinder 2", "", 2},
+		{"Vorname", "Änne", 3},
+		{"Ok", "ja", 1},
+		{"Leer", "", 0},
+	}
+	if fmt.Sprint(v.Form) != fmt.Sprint(want) {
+		t.Errorf("form\n got %+v\nwant %+v", v.Form, want)
+	}
+}
+
+func TestHumanize(t *testing.T) {
+	for in, want := range map[string]string{
+		"wasPasstNicht":  "Was passt nicht",
+		"m:Beschreibung": "Beschreibung",
+		"PLZ":            "PLZ",
+		"ARSCode":        "ARS code",
+		"geburts_datum":  "Geburts datum",
+		"strasse-und-nr": "Strasse und nr",
+		"anlage2Name":    "Anlage2 name",
+		"":               "",
+		"x":              "X",
+		"ÜbersichtGröße": "Übersicht größe",
+		"a\x00b":         "A b",
+	} {
+		if got := Humanize(in); got != want {
+			t.Errorf("Humanize(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// selfSigned returns a signer with a throwaway ECDSA P-256 certificate.
+func selfSigned(t *testing.T) *signing.Signer {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "amt24"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := signing.NewSigner(key, []*x509.Certificate{cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestReadSignedPackage(t *testing.T) {
+	p := paket.ExampleWith("99000000000000", "0b1c2d3e-4f50-4617-8829-3a4b5c6d7e8f", time.Date(2026, 7, 1, 8, 0, 0, 0, time.UTC))
+	signed, err := selfSigned(t).Sign(p.Element())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(signed, []byte("SignatureValue")) {
+		t.Fatal("not signed")
+	}
+	v, err := Read(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Created != "01.07.2026 10:00 CEST" {
+		t.Errorf("created %q", v.Created)
+	}
+	wantField(t, v.Applicant, "Familienname", "Hübner", 0)
+	wantField(t, v.Form, "Was passt Ihnen nicht", paket.ExampleComplaint, 1)
+	if len(v.Attachments) != 1 || v.Attachments[0].FileName != "maengelanzeige-v1.0-0b1c2d3e-4f50-4617-8829-3a4b5c6d7e8f.pdf" {
+		t.Errorf("attachments %+v", v.Attachments)
+	}
+}
+
+func TestReadBounded(t *testing.T) {
+	p := paket.Example("99000000000000")
+	form := etree.NewElement("g:Formular")
+	form.CreateAttr("xmlns:g", "urn:test:gross:1")
+	for i := range 3000 {
+		f := form.CreateElement("g:Feld")
+		f.CreateAttr("Nr", fmt.Sprint(i))
+		f.SetText(fmt.Sprintf("Wert %d", i))
+	}
+	long := form.CreateElement("g:Lang")
+	long.SetText(strings.Repeat("ä", 10*MaxValueRunes))
+	p.Fachdaten = paket.FachdatenXML("urn:test:gross:1", form)
+	v, err := Read(p.Marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(v.Applicant) + len(v.Form); n != MaxFields {
+		t.Errorf("%d fields, want the bound %d", n, MaxFields)
+	}
+	if last := v.Form[len(v.Form)-1]; last.Label != TruncatedLabel {
+		t.Errorf("last field %+v, want the truncation note", last)
+	}
+
+	// A long value alone is cut to MaxValueRunes and marked.
+	form2 := etree.NewElement("g:Formular")
+	form2.CreateAttr("xmlns:g", "urn:test:gross:1")
+	form2.CreateElement("g:Lang").SetText(strings.Repeat("ä", 10*MaxValueRunes))
+	p.Fachdaten = paket.FachdatenXML("urn:test:gross:1", form2)
+	v, err = Read(p.Marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, ok := find(v.Form, "Lang")
+	if !ok || len([]rune(f.Value)) != MaxValueRunes+1 || !strings.HasSuffix(f.Value, "…") {
+		t.Errorf("long value: %d runes", len([]rune(f.Value)))
+	}
+	if _, err := PDF(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReadRefusesGarbage(t *testing.T) {
+	for _, in := range [][]byte{nil, []byte("x"), []byte("<a/>"), []byte(`<!DOCTYPE x [<!ENTITY a "b">]><x/>`),
+		readSample(t, "json-fachdaten.xml")[:500]} {
+		if _, err := Read(in); !errors.Is(err, ErrNotPackage) {
+			t.Errorf("Read(%.40q): err %v, want ErrNotPackage", in, err)
+		}
+	}
+}
+
+// pdftotext runs poppler's pdftotext on pdf. The test fails (never skips) without it:
+// a summary nobody checked is not a summary.
+func pdftotext(t *testing.T, pdf []byte) string {
+	t.Helper()
+	bin, err := exec.LookPath("pdftotext")
+	if err != nil {
+		t.Fatalf("pdftotext (Debian: poppler-utils) is required for this test: %v", err)
+	}
+	dir := t.TempDir()
+	in := filepath.Join(dir, "z.pdf")
+	if err := os.WriteFile(in, pdf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "-enc", "UTF-8", in, "-").CombinedOutput()
+	if err != nil {
+		t.Fatalf("pdftotext: %v\n%s", err, out)
+	}
+	if bytes.Contains(out, []byte("Syntax Error")) || bytes.Contains(out, []byte("Syntax Warning")) {
+		t.Errorf("pdftotext complains:\n%s", out)
+	}
+	return string(out)
+}
+
+func TestPDFReadableWithUmlauts(t *testing.T) {
+	v, err := Read(readSample(t, "voll-mit-cid-anlage.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Applicant = append(v.Applicant, Field{Label: "Bemerkung", Value: "Größe „ß“ – 12 € (Klammer) \\ Backslash"})
+	pdf, err := PDF(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(pdf, []byte("%PDF-1.4")) || !bytes.HasSuffix(pdf, []byte("%%EOF\n")) {
+		t.Fatal("not a PDF")
+	}
+	text := pdftotext(t, pdf)
+	for _, want := range []string{
+		"Meldung von Mängeln im Stadt- oder Gemeindegebiet", // title and service
+		"01067 Dresden", "28.11.2026 15:04 CET", "3f2b8c4e-9d1a-4c6b-8e7f-0a1b2c3d4e5f",
+		"Iris", "Hübner", "iris.huebner@example.org", "Straße", "Altmarkt 1",
+		"Was passt Ihnen nicht", "Der Papierkorb an der Bushaltestelle ist voll.", "Priorität",
+		"Größe „ß“ – 12 € (Klammer) \\ Backslash",
+		"Foto Papierkorb.jpg", "image/jpeg", "961 Bytes", "Anlagen", "Antragsteller",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("pdftotext output lacks %q:\n%s", want, text)
+		}
+	}
+	info, err := exec.Command("pdfinfo", "-enc", "UTF-8", writeTemp(t, pdf)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pdfinfo: %v\n%s", err, info)
+	}
+	if norm := strings.Join(strings.Fields(string(info)), " "); !strings.Contains(norm, "Title: Antrag: Meldung von Mängeln") || !strings.Contains(norm, "Pages: 1 ") {
+		t.Errorf("pdfinfo:\n%s", info)
+	}
+}
+
+func writeTemp(t *testing.T, b []byte) string {
+	p := filepath.Join(t.TempDir(), "f.pdf")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPDFManyPagesAndBounds(t *testing.T) {
+	v := &View{ServiceName: "Groß", MessageID: "m-1"}
+	for i := range MaxFields {
+		v.Form = append(v.Form, Field{Label: fmt.Sprintf("Feld %d mit einem längeren Namen, der umbricht", i), Value: strings.Repeat("Wort ", 200), Depth: i % 30})
+	}
+	pdf, err := PDF(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := exec.Command("pdfinfo", writeTemp(t, pdf)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pdfinfo: %v\n%s", err, info)
+	}
+	if !strings.Contains(strings.Join(strings.Fields(string(info)), " "), fmt.Sprintf("Pages: %d ", MaxPages)) {
+		t.Errorf("pdfinfo:\n%s", info)
+	}
+	text := pdftotext(t, pdf)
+	if !strings.Contains(text, "gekürzt") || !strings.Contains(text, fmt.Sprintf("Seite %d von %d", MaxPages, MaxPages)) {
+		t.Errorf("truncation note or page numbers missing")
+	}
+	// A value without spaces wider than the column is broken, not lost.
+	v = &View{Form: []Field{{Label: "x", Value: strings.Repeat("ABCDEFGHIJ", 40)}}}
+	pdf, err = PDF(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(strings.Fields(pdftotext(t, pdf)), ""); !strings.Contains(got, strings.Repeat("ABCDEFGHIJ", 40)) {
+		t.Errorf("long word lost: %s", got)
+	}
+	if _, err := PDF(nil); err == nil {
+		t.Error("PDF(nil) returned no error")
+	}
+}
