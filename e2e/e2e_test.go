@@ -275,6 +275,30 @@ func TestDemo(t *testing.T) {
 	}
 }
 
+// TestDemoChannels: `amtsbote demo -channel X` shows the journey over each channel
+// an office without a webhook can have, and exits 0.
+func TestDemoChannels(t *testing.T) {
+	for ch, wants := range map[string][]string{
+		"transfer": {"handed over by transfer", "import found case", "antrag.xml", "zusammenfassung.pdf", "delivered by transfer",
+			"to be delivered over transfer", "Zustellbestaetigung signature valid", "demo complete: the application reached Stadt Dresden by transfer"},
+	} {
+		t.Run(ch, func(t *testing.T) {
+			dir := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			out, err := run(t, ctx, dir, "demo", "-channel", ch, "-receipts", "r")
+			if err != nil {
+				t.Fatalf("demo -channel %s: %v\n%s", ch, err, out)
+			}
+			for _, want := range wants {
+				if !strings.Contains(out, want) {
+					t.Errorf("demo output lacks %q\n%s", want, out)
+				}
+			}
+		})
+	}
+}
+
 // TestSIGHUPReloadsDirectory: an operator edits the overlay and sends SIGHUP; the
 // running gateway answers from the new directory without a restart.
 func TestSIGHUPReloadsDirectory(t *testing.T) {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
-	"github.com/amtsbote/amtsbote/fachverfahren"
 	"github.com/amtsbote/amtsbote/gateway"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/portal"
@@ -44,7 +43,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	failFirst := fs.Int("fail-first", 1, "the Fachverfahren answers 503 to the first N webhooks, to show a retry")
 	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
 	verbose := fs.Bool("v", false, "show the gateway's logs")
+	via := fs.String("channel", channel.Webhook, "how Stadt Dresden takes the application: webhook, transfer")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	side, ok := demoOffices[*via]
+	if !ok {
+		fmt.Fprintf(stderr, "demo: -channel %q: choose one of %s\n", *via, strings.Join(demoChannels(), ", "))
 		return 2
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -63,25 +68,19 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer os.RemoveAll(d)
 		*dataDir = d
 	}
-	office, err := fachverfahren.Start(fachverfahren.Options{
-		FailFirst:   *failFirst,
-		PickupDelay: 200 * time.Millisecond,
-		Logf:        func(f string, a ...any) { out.say("Fachverfahren", f, a...) },
-	})
-	if err != nil {
-		return fail("%v", err)
-	}
-	defer office.Close()
-
 	cfg := config.Default()
 	cfg.DataDir = *dataDir
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Delivery.BackoffBase = 300 * time.Millisecond
-	cfg.Offices = map[string]config.OfficeClient{gateway.DemoOfficeID: {Channels: map[string]config.Channel{channel.Webhook: {Endpoint: office.URL()}}}}
 	level := "error"
 	if *verbose {
 		level = "info"
 	}
+	office, err := side(&demoEnv{out: out, dataDir: *dataDir, failFirst: *failFirst, cfg: &cfg})
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer office.close()
 	g, err := gateway.Start(ctx, cfg, newLogger(stderr, level, "text"))
 	if err != nil {
 		return fail("start gateway: %v", err)
@@ -91,12 +90,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer c()
 		_ = g.Shutdown(sctx)
 	}()
-	oc := g.Config.Offices[gateway.DemoOfficeID]
-	office.SetCredentials(oc.Token, oc.Channels[channel.Webhook].Secret)
-	office.SetVerifier(signing.NewVerifier(g.Trust, signing.VerifyOptions{}))
 	dir := g.Directory.Current()
 	out.say("gateway", "%s listening on %s (data in %s), embedded NATS JetStream, bbolt", g.Config.GatewayID, g.URL(), *dataDir)
-	out.say("Fachverfahren", "Stadt Dresden's office system listening for webhooks on %s", office.URL())
+	if err := office.start(ctx, g); err != nil {
+		return fail("%v", err)
+	}
 
 	done := make(chan *submission.Submission, 1)
 	g.Broker.Observe(func(s *submission.Submission, e submission.Event) {
@@ -109,8 +107,16 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			out.say("gateway", "queued for delivery by %s", e.Channel)
 		case submission.EventAttemptFailed:
 			out.say("gateway", "delivery attempt %d failed: %s", e.Attempt, e.Detail)
+		case submission.EventHandedOver:
+			out.say("gateway", "handed over by %s: %s", e.Channel, e.Detail)
 		case submission.EventDelivered:
 			out.say("gateway", "delivered by %s: %s", e.Channel, e.Detail)
+			if !office.decides() {
+				select {
+				case done <- s:
+				default:
+				}
+			}
 		case submission.EventAccepted, submission.EventRejected:
 			out.say("gateway", "office answered: %s", strings.TrimSpace(e.Type+" "+e.Detail))
 			select {
@@ -150,8 +156,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case <-ctx.Done():
 		return fail("no answer from the office within %s", *timeout)
 	}
-	if o := office.Processed()[res.SubmissionID]; o.Err != nil {
-		return fail("office: %v", o.Err)
+	if err := office.check(res.SubmissionID); err != nil {
+		return fail("office: %v", err)
 	}
 
 	// The portal reads the status and both receipts, and checks the gateway's signature.
@@ -202,7 +208,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		out.say("Amt24", "saved %s", path)
 	}
 	_ = final
-	fmt.Fprintf(stdout, "\ndemo complete: the application reached Stadt Dresden and was %s.\n", st.State)
+	fmt.Fprintf(stdout, "\ndemo complete: the application reached Stadt Dresden by %s and is %s.\n", *via, st.State)
 	fmt.Fprintf(stdout, "check the receipts offline:\n  amtsbote verify -cert %s %s\n  xmlsec1 --verify --trusted-pem %s --id-attr:ID urn:amtsbote:quittung:1:Eingangsbestaetigung %s\n",
 		certPath, filepath.Join(*receipts, "eingangsbestaetigung.xml"), caPath, filepath.Join(*receipts, "eingangsbestaetigung.xml"))
 	return 0

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/amtsbote/amtsbote/adapters/transfer"
+	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/fachverfahren"
+	"github.com/amtsbote/amtsbote/gateway"
+	"github.com/amtsbote/amtsbote/signing"
+)
+
+// demoEnv is what an office side of the demo may set up before the gateway starts.
+type demoEnv struct {
+	out       *printer
+	dataDir   string
+	failFirst int
+	cfg       *config.Config
+}
+
+// demoOffice is Stadt Dresden's side of the demo for one channel.
+type demoOffice interface {
+	start(ctx context.Context, g *gateway.Gateway) error // after the gateway started
+	decides() bool                                       // the office answers accept/reject itself
+	check(submissionID string) error                     // what the office saw was right
+	close()
+}
+
+var demoOffices = map[string]func(*demoEnv) (demoOffice, error){
+	channel.Webhook:  newWebhookOffice,
+	channel.Transfer: newTransferOffice,
+}
+
+func demoChannels() []string {
+	var out []string
+	for k := range demoOffices {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// useDemoChannels makes the Dresden office of the directory list exactly these
+// channels (a directory overlay, as an operator's XZuFi or YAML file would).
+func useDemoChannels(e *demoEnv, kinds ...string) error {
+	var b strings.Builder
+	b.WriteString("offices:\n  - id: " + gateway.DemoOfficeID + "\n    name: \"Stadt Dresden, Abt. Allgemeine Verwaltung/Grundsatz\"\n")
+	b.WriteString("    hausanschrift: {strasse: \"Junghansstraße 2\", plz: \"01277\", ort: Dresden}\n")
+	b.WriteString("    postanschrift: {postfach: \"12 00 20\", plz: \"01001\", ort: Dresden}\n    kanaele:\n")
+	for _, k := range kinds {
+		fmt.Fprintf(&b, "      - {kind: %s, level: %d}\n", k, channel.Level(k))
+	}
+	path := filepath.Join(e.dataDir, "demo-directory.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	e.cfg.Directory.Files = append(e.cfg.Directory.Files, path)
+	return nil
+}
+
+// --- webhook: the demo Fachverfahren is notified, fetches and decides by API ---
+
+type webhookOffice struct{ fv *fachverfahren.Office }
+
+func newWebhookOffice(e *demoEnv) (demoOffice, error) {
+	fv, err := fachverfahren.Start(fachverfahren.Options{
+		FailFirst:   e.failFirst,
+		PickupDelay: 200 * time.Millisecond,
+		Logf:        func(f string, a ...any) { e.out.say("Fachverfahren", f, a...) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.cfg.Offices = map[string]config.OfficeClient{gateway.DemoOfficeID: {Channels: map[string]config.Channel{channel.Webhook: {Endpoint: fv.URL()}}}}
+	e.out.say("Fachverfahren", "Stadt Dresden's office system listening for webhooks on %s", fv.URL())
+	return &webhookOffice{fv: fv}, nil
+}
+
+func (w *webhookOffice) start(_ context.Context, g *gateway.Gateway) error {
+	oc := g.Config.Offices[gateway.DemoOfficeID]
+	w.fv.SetCredentials(oc.Token, oc.Channels[channel.Webhook].Secret)
+	w.fv.SetVerifier(signing.NewVerifier(g.Trust, signing.VerifyOptions{}))
+	return nil
+}
+
+func (w *webhookOffice) decides() bool { return true }
+
+func (w *webhookOffice) check(id string) error { return w.fv.Processed()[id].Err }
+
+func (w *webhookOffice) close() { _ = w.fv.Close() }
+
+// --- transfer: a case folder in a shared folder; the office's import takes it ---
+
+type transferOffice struct {
+	out             *printer
+	folder, import_ string
+	cancel          context.CancelFunc
+	wg              sync.WaitGroup
+	mu              sync.Mutex
+	imported        map[string]error // submission id -> what the import found
+}
+
+func newTransferOffice(e *demoEnv) (demoOffice, error) {
+	t := &transferOffice{out: e.out, folder: filepath.Join(e.dataDir, "transfer", "dresden"),
+		import_: filepath.Join(e.dataDir, "fachverfahren-import"), imported: map[string]error{}}
+	for _, d := range []string{t.folder, t.import_} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, err
+		}
+	}
+	if err := useDemoChannels(e, channel.Transfer, channel.Mailbox); err != nil {
+		return nil, err
+	}
+	e.cfg.Offices = map[string]config.OfficeClient{gateway.DemoOfficeID: {Channels: map[string]config.Channel{channel.Transfer: {Endpoint: t.folder}}}}
+	e.out.say("Stadt Dresden", "transfer folder %s; the office's import moves each complete case to %s", t.folder, t.import_)
+	return t, nil
+}
+
+func (t *transferOffice) start(ctx context.Context, _ *gateway.Gateway) error {
+	ctx, t.cancel = context.WithCancel(ctx)
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				t.scan()
+			}
+		}
+	}()
+	return nil
+}
+
+// scan is the office's import job: a case folder is complete when its index.json
+// exists (written last); the import checks every file against the index, then
+// moves the folder into its own archive — which is the confirmation.
+func (t *transferOffice) scan() {
+	entries, _ := os.ReadDir(t.folder)
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		caseDir := filepath.Join(t.folder, e.Name())
+		raw, err := os.ReadFile(filepath.Join(caseDir, "index.json"))
+		if err != nil {
+			continue
+		}
+		var idx transfer.Index
+		if err := json.Unmarshal(raw, &idx); err != nil {
+			continue
+		}
+		var names []string
+		err = nil
+		for _, f := range idx.Files {
+			b, rerr := os.ReadFile(filepath.Join(caseDir, filepath.FromSlash(f.Path)))
+			sum := sha256.Sum256(b)
+			if rerr != nil || hex.EncodeToString(sum[:]) != f.SHA256 {
+				err = errors.Join(err, fmt.Errorf("%s does not match index.json", f.Path))
+			}
+			names = append(names, f.Path)
+		}
+		t.out.say("Stadt Dresden", "import found case %s: %s", idx.Case, strings.Join(names, ", "))
+		if err == nil {
+			err = os.Rename(caseDir, filepath.Join(t.import_, e.Name()))
+			if err == nil {
+				t.out.say("Stadt Dresden", "imported and moved %s into the Fachverfahren's archive", idx.Case)
+			}
+		}
+		t.mu.Lock()
+		t.imported[idx.SubmissionID] = err
+		t.mu.Unlock()
+	}
+}
+
+func (t *transferOffice) decides() bool { return false }
+
+func (t *transferOffice) check(id string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	err, ok := t.imported[id]
+	if !ok {
+		return errors.New("the import never saw the case folder")
+	}
+	return err
+}
+
+func (t *transferOffice) close() {
+	if t.cancel != nil {
+		t.cancel()
+	}
+	t.wg.Wait()
+}
