@@ -250,7 +250,8 @@ func (b *Broker) Start(ctx context.Context) error {
 	if n > 0 {
 		b.log.Info("outbox re-published after start", "count", n)
 	}
-	b.loops.Add(3)
+	b.loops.Add(4)
+	go b.countStates()
 	go b.relay()
 	go b.keepWaitingAlive()
 	go b.watchConfirmations()
@@ -421,4 +422,28 @@ func (b *Broker) backoff(n int) time.Duration {
 	}
 	jitter := 0.8 + 0.4*rand.Float64()
 	return time.Duration(float64(d) * jitter)
+}
+
+// countStates sets the state gauges from the store once after start, in the
+// background (a scan of every record must not delay intake); from then on each
+// transition adjusts them. A transition that races with this first scan can be
+// counted twice or not at all until the next start: the gauges are for dashboards;
+// the admin list (GET /v1/admin/submissions?state=held) reads the store itself.
+func (b *Broker) countStates() {
+	defer b.loops.Done()
+	var held, handed float64
+	err := b.db.Scan(func(s *submission.Submission) bool {
+		switch s.State {
+		case submission.StateHeld:
+			held++
+		case submission.StateHandedOver:
+			handed++
+		}
+		return b.ctx.Err() == nil
+	})
+	if err != nil || b.ctx.Err() != nil {
+		return
+	}
+	b.metrics.held.Add(held)
+	b.metrics.handedOver.Add(handed)
 }

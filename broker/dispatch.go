@@ -307,8 +307,10 @@ func (b *Broker) change(id string, fn func(cur *submission.Submission, now time.
 
 func (b *Broker) changeSub(id string, fn func(cur *submission.Submission, now time.Time) ([]submission.Event, error)) (*submission.Submission, error) {
 	var evs []submission.Event
+	var from submission.State
 	s, err := b.db.Update(id, func(cur *submission.Submission) ([]submission.Event, error) {
 		var err error
+		from = cur.State
 		evs, err = fn(cur, time.Now().UTC())
 		return evs, err
 	})
@@ -319,6 +321,7 @@ func (b *Broker) changeSub(id string, fn func(cur *submission.Submission, now ti
 		return nil, asConflict(err)
 	}
 	if len(evs) > 0 {
+		b.metrics.moved(from, s.State)
 		b.emit(s, evs)
 	}
 	return s, nil
@@ -365,8 +368,10 @@ func (b *Broker) confirmSub(id string, c submission.Confirmation, transition fun
 		return nil, fmt.Errorf("sign delivery receipt: %w", err)
 	}
 	var applied []submission.Event
+	var from submission.State
 	s, changed, err := b.db.UpdateWithReceipt(id, ReceiptDelivery, receipt, func(s *submission.Submission) ([]submission.Event, error) {
 		var err error
+		from = s.State
 		applied, err = transition(s, now, c)
 		return applied, err
 	})
@@ -377,6 +382,7 @@ func (b *Broker) confirmSub(id string, c submission.Confirmation, transition fun
 		return nil, asConflict(err)
 	}
 	if changed {
+		b.metrics.moved(from, s.State)
 		b.emit(s, applied)
 	}
 	return s, nil

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 // Metrics are the broker's Prometheus series.
@@ -14,6 +15,11 @@ type Metrics struct {
 	duplicates prometheus.Counter
 	attempts   *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
+	// held counts submissions waiting for a person: every channel of the office
+	// failed for good (an operator looks at GET /v1/admin/submissions?state=held).
+	held prometheus.Gauge
+	// handedOver counts submissions a channel took whose office has not confirmed.
+	handedOver prometheus.Gauge
 }
 
 // NewMetrics creates the series and registers them with reg (nil: not registered).
@@ -28,9 +34,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "amtsbote_delivery_attempt_seconds", Help: "Duration of one delivery attempt.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"channel"}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "amtsbote_submissions_held", Help: "Submissions waiting for a person: no channel of the office could deliver them."}),
+		handedOver: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "amtsbote_submissions_handed_over", Help: "Submissions handed to a channel, waiting for the office's confirmation."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.duration)
+		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.duration, m.held, m.handedOver)
 	}
 	return m
 }
@@ -46,4 +56,23 @@ func (m *Metrics) observeAttempt(channel string, err error, d time.Duration) {
 	}
 	m.attempts.WithLabelValues(channel, outcome).Inc()
 	m.duration.WithLabelValues(channel).Observe(d.Seconds())
+}
+
+// moved adjusts the state gauges for one submission that went from one state to
+// another (from is "" for a new submission).
+func (m *Metrics) moved(from, to submission.State) {
+	if from == to {
+		return
+	}
+	for _, g := range []struct {
+		st submission.State
+		g  prometheus.Gauge
+	}{{submission.StateHeld, m.held}, {submission.StateHandedOver, m.handedOver}} {
+		if from == g.st {
+			g.g.Dec()
+		}
+		if to == g.st {
+			g.g.Inc()
+		}
+	}
 }
