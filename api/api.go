@@ -51,6 +51,10 @@ type Options struct {
 	Ready func() error
 	// Schemas are served under /v1/schemas/{name}.
 	Schemas map[string][]byte
+	// Mounts are the other faces of the gateway (the web mailbox, the XTA service,
+	// the peer endpoint), by path prefix without a trailing slash ("/postfach"). They
+	// get the same recovery, metrics and header limits; the handler sees the full path.
+	Mounts map[string]http.Handler
 	// MaxHeaderBytes bounds the request line plus headers (default MaxHeaderBytes);
 	// a larger request is answered 431 with a problem document. The http.Server's own
 	// limit must be higher (ServerMaxHeaderBytes), or net/http answers first, in plain text.
@@ -135,6 +139,9 @@ func New(o Options) *Server {
 		r.Get("/submissions", s.adminList)
 		r.Get("/submissions/{id}", s.adminGet)
 	})
+	for prefix, h := range o.Mounts {
+		r.Mount(prefix, h)
+	}
 	if o.Directory != nil {
 		mountDirectory(r, o.Directory, s)
 	}

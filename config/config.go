@@ -48,6 +48,8 @@ type Config struct {
 	AdminToken string                  `yaml:"admin_token"`
 	Portals    map[string]PortalClient `yaml:"portals"`
 	Offices    map[string]OfficeClient `yaml:"offices"`
+	// Peers are the gateways of other states this one exchanges packages with.
+	Peers []Peer `yaml:"peers"`
 }
 
 // NATS configures the bus.
@@ -252,6 +254,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, c.validatePeers()...)
 	switch c.LogFormat {
 	case "text", "json":
 	default:

@@ -48,6 +48,10 @@ type Gateway struct {
 	bus      *bus.Bus
 	adapters *adapters.Registry
 	channels *officeChannels
+	// mounts are the faces besides the REST API, by path prefix (see api.Options.Mounts).
+	mounts map[string]http.Handler
+	// closers are closed on shutdown after the broker stopped, last added first.
+	closers []func() error
 	srv      *http.Server
 	ln       net.Listener
 	serveErr chan error
@@ -65,7 +69,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
-	g = &Gateway{Config: cfg, Log: log, serveErr: make(chan error, 1), draining: make(chan struct{})}
+	g = &Gateway{Config: cfg, Log: log, serveErr: make(chan error, 1), draining: make(chan struct{}), mounts: map[string]http.Handler{}}
 	// Every error return below sets the named result g to nil: the cleanup needs
 	// its own reference, or a start-up error ends in a nil-pointer panic that hides
 	// the cause.
@@ -151,6 +155,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		Limits: lim, Verifier: verifier, Directory: g.Directory, Broker: g.Broker, Channels: g.channels,
 	}
 
+	if err := g.setupFaces(ctx); err != nil {
+		return nil, err
+	}
+
 	portals, offices := map[string]string{}, map[string]string{}
 	for id, p := range cfg.Portals {
 		portals[id] = p.Token
@@ -162,7 +170,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		Pipeline: g.Pipeline, Broker: g.Broker, Directory: g.Directory,
 		Clients:      api.NewClients(cfg.AdminToken, portals, offices),
 		MaxBodyBytes: cfg.Limits.MaxBodyBytes, Logger: log, Registry: reg,
-		Reload: g.Reload, Ready: g.ready, Schemas: schemas(),
+		Reload: g.Reload, Ready: g.ready, Schemas: schemas(), Mounts: g.mounts,
 	})
 	g.srv = &http.Server{
 		Handler: handler, ReadHeaderTimeout: 10 * time.Second,
@@ -236,6 +244,9 @@ func (g *Gateway) closeParts(ctx context.Context) {
 	}
 	if g.adapters != nil {
 		_ = g.adapters.Close()
+	}
+	for i := len(g.closers) - 1; i >= 0; i-- {
+		_ = g.closers[i]()
 	}
 	if g.bus != nil {
 		_ = g.bus.Close()
