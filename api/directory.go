@@ -405,6 +405,11 @@ type routeJSON struct {
 	FurtherInformation   *descJSON    `json:"furtherInformation,omitempty"`
 	Origin               string       `json:"origin"`
 
+	// Note tells about another area of the same name (a Kreis that bears the
+	// municipality's name); AlsoKreis is that Kreis.
+	Note      string     `json:"note,omitempty"`
+	AlsoKreis *placeJSON `json:"alsoKreis,omitempty"`
+
 	LeikaKey string        `json:"leikaKey"`
 	Service  string        `json:"serviceName"`
 	Area     placeJSON     `json:"area"`
@@ -442,6 +447,11 @@ func (h *directory) routeOf(rt *routing.Route) routeJSON {
 	}
 	if rt.MatchedArea != nil {
 		j.Matched = rt.MatchedArea.ARS
+	}
+	j.Note = rt.Note
+	if rt.AlsoKreis != nil {
+		k := placeOf(rt.AlsoKreis, "")
+		j.AlsoKreis = &k
 	}
 	var destKey string
 	if rt.Office != nil {

@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// Figures from these benchmarks are recorded in docs/directory.md:
+// Figures from these benchmarks are recorded in docs/directory.md and
+// docs/performance.md (the Germany-scale one is in scale_test.go):
 //   go test -run '^$' -bench . -benchmem ./routing/
 
 func BenchmarkResolve(b *testing.B) {
@@ -18,6 +19,12 @@ func BenchmarkResolve(b *testing.B) {
 		{"AGS", keyWohnsitz, "14522275"},
 		{"postcode", keyGewerbe, "01067"},
 		{"name", keyGewerbe, "Dresden"},
+		{"name-bilingual", keyWohnsitz, "Kamenz"},
+		{"name-umlaut-free", keyWohnsitz, "Weisswasser"},
+		{"name-and-Kreis", keyWohnsitz, "Bautzen"},
+		{"Landkreis", keyWohngeld, "Landkreis Bautzen"},
+		{"postcode-and-name", keyWohnsitz, "01877 Bischofswerda"},
+		{"ARS-grouped", keyWohnsitz, "14 6 25 0020 020"},
 		{"peer", keyGewerbe, "081110000000"},
 	}
 	for _, c := range cases {

@@ -14,6 +14,7 @@ import (
 )
 
 //go:generate go run ./internal/gen/gendata
+//go:generate go run ./internal/placequeries
 
 var builtin = sync.OnceValues(loadBuiltin)
 
@@ -61,8 +62,8 @@ func ParsePlaces(name string, r io.Reader) (*Source, error) {
 		bad := func(msg string) error { return &DataError{File: name, Line: line, Msg: msg} }
 		switch f[0] {
 		case "A":
-			if len(f) != 5 {
-				return nil, bad(fmt.Sprintf("area line has %d fields, want 5", len(f)))
+			if len(f) != 5 && len(f) != 6 {
+				return nil, bad(fmt.Sprintf("area line has %d fields, want 5 or 6", len(f)))
 			}
 			pop := 0
 			if f[4] != "" {
@@ -75,7 +76,11 @@ func ParsePlaces(name string, r io.Reader) (*Source, error) {
 			if !isDigits(f[1]) {
 				return nil, bad("area key " + quote(f[1]) + " is not a number")
 			}
-			src.Areas = append(src.Areas, &Area{Key: f[1], AGS: f[2], Name: f[3], Population: pop})
+			a := &Area{Key: f[1], AGS: f[2], Name: f[3], Population: pop}
+			if len(f) == 6 {
+				a.Type = f[5]
+			}
+			src.Areas = append(src.Areas, a)
 		case "P":
 			if len(f) != 3 || len(f[1]) != 5 || !isDigits(f[1]) {
 				return nil, bad("postcode line: want P<TAB>5 digits<TAB>keys")

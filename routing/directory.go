@@ -15,28 +15,20 @@ import (
 type Directory struct {
 	src *Source
 
-	areas    map[string]*Area   // by Key (2, 3, 5, 9 or 12 digits)
-	prefixes map[string]bool    // every level prefix of every municipality key
-	byAGS    map[string]*Area   // municipalities by AGS
-	byPLZ    map[string][]*Area // municipalities by postcode
-	plzList  []string           // sorted postcodes, for prefix search
-	byName   map[string][]*Area // municipalities by folded full and short name
-	upByName map[string][]*Area // Kreise and higher by folded name (fallback)
+	*placeSet // areas, postcodes and the name index; shared by snapshots with the same places
 
 	services map[string]*Service
-	svcList  []*Service // by name
+	svcIndex map[string]int32 // LeiKa key -> position in svcList, the row of the table
+	svcList  []*Service       // by name
 	offices  map[string]*Office
-	resp     map[respKey]*Responsibility
+	rt       respTable
 	peers    map[string]*Peer
 	home     map[string]bool
 
-	places  placeIndex
 	svcIdx  serviceIndex
 	counts  Counts
 	modTime string
 }
-
-type respKey struct{ service, area string }
 
 // Counts describes the size of a snapshot (for logs, the admin endpoint and the docs).
 type Counts struct {
@@ -55,8 +47,12 @@ func (d *Directory) Counts() Counts { return d.counts }
 // Build indexes and validates src. Every reference must resolve (service, office,
 // area), keys must be well-formed and unique; the first problem is returned as a
 // *DataError naming the file and line the record came from.
-func Build(src *Source) (*Directory, error) {
-	d, err := build(src)
+func Build(src *Source) (*Directory, error) { return buildReusing(src, nil) }
+
+// buildReusing is Build with the places of an earlier snapshot whose areas and
+// postcodes src shares.
+func buildReusing(src *Source, places *placeSet) (*Directory, error) {
+	d, err := build(src, places)
 	var de *DataError
 	if errors.As(err, &de) && de.Line == 0 {
 		// Origins are recorded as "file:line"; split them so callers get both.
@@ -68,23 +64,21 @@ func Build(src *Source) (*Directory, error) {
 	return d, err
 }
 
-func build(src *Source) (*Directory, error) {
+func build(src *Source, places *placeSet) (*Directory, error) {
 	d := &Directory{
 		src:      src,
-		areas:    make(map[string]*Area, len(src.Areas)),
-		prefixes: make(map[string]bool, len(src.Areas)*2),
-		byAGS:    make(map[string]*Area, len(src.Areas)),
-		byPLZ:    make(map[string][]*Area, len(src.Postcodes)),
-		byName:   make(map[string][]*Area, len(src.Areas)*2),
-		upByName: map[string][]*Area{},
+		placeSet: places,
 		services: make(map[string]*Service, len(src.Services)),
 		offices:  make(map[string]*Office, len(src.Offices)),
-		resp:     make(map[respKey]*Responsibility, len(src.Responsibilities)),
 		peers:    make(map[string]*Peer, len(src.Peers)),
 		home:     map[string]bool{},
 	}
-	if err := d.buildAreas(src); err != nil {
-		return nil, err
+	if d.placeSet == nil {
+		ps, err := buildPlaces(src)
+		if err != nil {
+			return nil, err
+		}
+		d.placeSet = ps
 	}
 	if err := d.buildServices(src); err != nil {
 		return nil, err
@@ -101,7 +95,6 @@ func build(src *Source) (*Directory, error) {
 	if err := d.buildResponsibilities(src); err != nil {
 		return nil, err
 	}
-	d.places = buildPlaceIndex(d)
 	d.svcIdx = buildServiceIndex(d.svcList)
 	d.counts = Counts{
 		Areas:            len(d.areas),
@@ -109,30 +102,68 @@ func build(src *Source) (*Directory, error) {
 		Postcodes:        len(d.plzList),
 		Services:         len(d.services),
 		Offices:          len(d.offices),
-		Responsibilities: len(d.resp),
+		Responsibilities: d.rt.count,
 		Peers:            len(d.peers),
 	}
 	return d, nil
 }
 
-func (d *Directory) buildAreas(src *Source) error {
+// placeSet is what a snapshot derives from its areas and postcodes. Overlays do not
+// change places, so a snapshot built from a base plus overlay files shares the base's
+// placeSet (see BuildWithFiles): a reload only rebuilds services, offices and
+// responsibilities.
+type placeSet struct {
+	areas   map[string]*Area   // by Key (2, 3, 5, 9 or 12 digits)
+	nodes   nodeTable          // every area key and level prefix, numbered per level
+	byAGS   map[string]*Area   // municipalities by AGS
+	byPLZ   map[string][]*Area // municipalities by postcode
+	plzList []string           // sorted postcodes, for prefix search
+	names   nameIndex
+}
+
+func buildPlaces(src *Source) (*placeSet, error) {
+	d := &placeSet{
+		areas: make(map[string]*Area, len(src.Areas)),
+		byAGS: make(map[string]*Area, len(src.Areas)),
+		byPLZ: make(map[string][]*Area, len(src.Postcodes)),
+	}
 	// Copy: a snapshot owns its areas, so linking parents never touches another
 	// snapshot that shares the same Source areas.
 	for _, a := range src.Areas {
 		if !isDigits(a.Key) || !slices.Contains(levels[:], Level(len(a.Key))) {
-			return &DataError{File: src.origin("area", a.Key), Msg: fmt.Sprintf("area key %q: want 2, 3, 5, 9 or 12 digits", a.Key)}
+			return nil, &DataError{File: src.origin("area", a.Key), Msg: fmt.Sprintf("area key %q: want 2, 3, 5, 9 or 12 digits", a.Key)}
 		}
 		if strings.TrimSpace(a.Name) == "" {
-			return &DataError{File: src.origin("area", a.Key), Msg: fmt.Sprintf("area %s has no name", a.Key)}
+			return nil, &DataError{File: src.origin("area", a.Key), Msg: fmt.Sprintf("area %s has no name", a.Key)}
 		}
 		c := *a
 		c.Level = Level(len(a.Key))
 		c.ARS = (a.Key + "000000000000")[:12]
-		c.Parent = nil
-		c.Postcodes = nil
+		c.Parent, c.Postcodes, c.alsoKreis, c.alsoLand, c.note = nil, nil, nil, nil, ""
+		c.owner = d
 		d.areas[c.Key] = &c
 	}
+	for li := range levels {
+		d.nodes.index[li] = map[string]int32{}
+	}
+	// Number the nodes in key order, so a snapshot's tables do not depend on map order.
+	keys := make([]string, 0, len(d.areas))
+	for k := range d.areas {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		a := d.areas[k]
+		d.nodes.add(k, a)
+		if a.Level == LevelGemeinde {
+			for _, l := range levels[1:] {
+				d.nodes.add(k[:l], d.areas[k[:l]])
+			}
+		}
+	}
+	sums := map[string]int{}
 	for _, a := range d.areas {
+		a.chain = d.nodes.chainOf(a.Key)
 		for _, l := range levels {
 			if int(l) < len(a.Key) {
 				if p, ok := d.areas[a.Key[:l]]; ok {
@@ -142,30 +173,29 @@ func (d *Directory) buildAreas(src *Source) error {
 			}
 		}
 		if a.Level == LevelGemeinde {
-			for _, l := range levels {
-				d.prefixes[a.Key[:l]] = true
-			}
 			if a.AGS == "" {
 				a.AGS = a.Key[:5] + a.Key[9:]
 			}
 			d.byAGS[a.AGS] = a
-			for _, n := range nameKeys(a.Name) {
-				d.byName[n] = append(d.byName[n], a)
+			for _, l := range levels[1:] {
+				sums[a.Key[:l]] += a.Population
 			}
-		} else {
-			for _, n := range nameKeys(a.Name) {
-				d.upByName[n] = append(d.upByName[n], a)
-			}
+		}
+	}
+	// A higher area without its own figure has the population of its municipalities.
+	for k, n := range sums {
+		if a, ok := d.areas[k]; ok && a.Population == 0 {
+			a.Population = n
 		}
 	}
 	for plz, keys := range src.Postcodes {
 		if len(plz) != 5 || !isDigits(plz) {
-			return &DataError{File: src.origin("plz", plz), Msg: fmt.Sprintf("postcode %q: want 5 digits", plz)}
+			return nil, &DataError{File: src.origin("plz", plz), Msg: fmt.Sprintf("postcode %q: want 5 digits", plz)}
 		}
 		for _, k := range keys {
 			a, ok := d.areas[k]
 			if !ok || a.Level != LevelGemeinde {
-				return &DataError{File: src.origin("plz", plz), Msg: fmt.Sprintf("postcode %s: unknown municipality %q", plz, k)}
+				return nil, &DataError{File: src.origin("plz", plz), Msg: fmt.Sprintf("postcode %s: unknown municipality %q", plz, k)}
 			}
 			if !slices.Contains(d.byPLZ[plz], a) {
 				d.byPLZ[plz] = append(d.byPLZ[plz], a)
@@ -181,33 +211,8 @@ func (d *Directory) buildAreas(src *Source) error {
 	for _, a := range d.areas {
 		sort.Strings(a.Postcodes)
 	}
-	for _, m := range []map[string][]*Area{d.byName, d.upByName} {
-		for _, as := range m {
-			sortAreas(as)
-		}
-	}
-	return nil
-}
-
-// sortAreas orders candidates the way a person expects them listed: larger places first.
-func sortAreas(as []*Area) {
-	sort.Slice(as, func(i, j int) bool {
-		if as[i].Population != as[j].Population {
-			return as[i].Population > as[j].Population
-		}
-		return as[i].Key < as[j].Key
-	})
-}
-
-// nameKeys are the folded names a place answers to: the official name and the name
-// without its suffix ("Dresden, Stadt" -> "dresden").
-func nameKeys(name string) []string {
-	full := fold(name)
-	short := fold(shortName(name))
-	if short == full || short == "" {
-		return []string{full}
-	}
-	return []string{full, short}
+	d.buildNameIndex(keys)
+	return d, nil
 }
 
 func (d *Directory) buildServices(src *Source) error {
@@ -224,7 +229,16 @@ func (d *Directory) buildServices(src *Source) error {
 		d.services[s.Key] = s
 		d.svcList = append(d.svcList, s)
 	}
-	sort.Slice(d.svcList, func(i, j int) bool { return d.svcList[i].Name < d.svcList[j].Name })
+	sort.Slice(d.svcList, func(i, j int) bool {
+		if d.svcList[i].Name != d.svcList[j].Name {
+			return d.svcList[i].Name < d.svcList[j].Name
+		}
+		return d.svcList[i].Key < d.svcList[j].Key
+	})
+	d.svcIndex = make(map[string]int32, len(d.svcList))
+	for i, s := range d.svcList {
+		d.svcIndex[s.Key] = int32(i)
+	}
 	return nil
 }
 
@@ -286,80 +300,36 @@ func (d *Directory) buildPeers(src *Source) error {
 	return nil
 }
 
-func (d *Directory) knownAreaKey(k string) bool { return d.areas[k] != nil || d.prefixes[k] }
-
-func (d *Directory) buildResponsibilities(src *Source) error {
-	explicit := make(map[respKey]bool, len(src.Responsibilities))
-	for _, r := range src.Responsibilities {
-		id := r.ServiceKey + "@" + r.AreaKey + "@" + r.Role
-		where := src.origin("resp", id)
-		if _, ok := d.services[r.ServiceKey]; !ok {
-			return &DataError{File: where, Msg: fmt.Sprintf("responsibility: unknown service %q", r.ServiceKey)}
-		}
-		if _, ok := d.offices[r.OfficeID]; !ok {
-			return &DataError{File: where, Msg: fmt.Sprintf("responsibility: unknown office %q", r.OfficeID)}
-		}
-		key, err := normalizeAreaKey(r.AreaKey, d.knownAreaKey)
-		if err != nil {
-			return &DataError{File: where, Msg: "responsibility", Err: err}
-		}
-		if !d.knownAreaKey(key) {
-			return &DataError{File: where, Msg: fmt.Sprintf("responsibility: unknown area %q", r.AreaKey)}
-		}
-		r.AreaKey = key
-		k := respKey{r.ServiceKey, key}
-		if old, ok := d.resp[k]; ok && primaryRole(old.Role) && !primaryRole(r.Role) {
-			continue // the responsible office wins over a participating one
-		}
-		rc := r
-		d.resp[k] = &rc
-		explicit[k] = true
-	}
-	for _, rule := range src.Rules {
-		if err := d.applyRule(rule, explicit); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func primaryRole(role string) bool { return role == "" || role == "zustaendig" }
 
 // applyRule creates the sample offices of a Rule. It never overrides an explicit
 // responsibility at the same area or above it, so real records always win.
-func (d *Directory) applyRule(rule Rule, explicit map[respKey]bool) error {
+func (d *Directory) applyRule(rule Rule) error {
 	if rule.Level != LevelGemeinde && rule.Level != LevelKreis {
 		return &DataError{File: rule.Origin, Msg: "generate: level must be gemeinde or kreis"}
 	}
-	for _, s := range rule.Services {
-		if _, ok := d.services[s]; !ok {
+	sis := make([]int32, len(rule.Services))
+	for i, s := range rule.Services {
+		si, ok := d.svcIndex[s]
+		if !ok {
 			return &DataError{File: rule.Origin, Msg: fmt.Sprintf("generate: unknown service %q", s)}
 		}
+		sis[i] = si
 	}
 	channels := rule.Channels
 	if len(channels) == 0 {
 		channels = []Channel{{Kind: KindMailbox, Level: 1}}
 	}
-	keys := make([]string, 0, 512)
-	for k, a := range d.areas {
-		if a.Level == rule.Level && strings.HasPrefix(k, rule.Land) {
-			keys = append(keys, k)
+	li := levelIndex(rule.Level)
+	for node, a := range d.nodes.areas[li] {
+		if a == nil || !strings.HasPrefix(a.Key, rule.Land) {
+			continue
 		}
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		a := d.areas[k]
 		office := d.sampleOffice(a, channels)
-		for _, s := range rule.Services {
-			covered := false
-			for _, l := range levels {
-				if int(l) <= len(k) && explicit[respKey{s, k[:l]}] {
-					covered = true
-					break
-				}
-			}
-			if !covered {
-				d.resp[respKey{s, k}] = &Responsibility{ServiceKey: s, AreaKey: k, OfficeID: office.ID, Role: "zustaendig"}
+		v := d.assignment(office, "zustaendig") | generatedBit
+		for _, si := range sis {
+			if !d.explicitAt(si, &a.chain) {
+				d.set(si, li, int32(node), v)
 			}
 		}
 	}
@@ -473,15 +443,3 @@ func (d *Directory) Peers() []*Peer {
 
 // Source returns the raw material the snapshot was built from, for overlays.
 func (d *Directory) Source() *Source { return d.src }
-
-// ResponsibilitiesFor lists the responsibilities of a service, ordered by area key.
-func (d *Directory) ResponsibilitiesFor(serviceKey string) []*Responsibility {
-	var out []*Responsibility
-	for k, r := range d.resp {
-		if k.service == serviceKey {
-			out = append(out, r)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].AreaKey < out[j].AreaKey })
-	return out
-}

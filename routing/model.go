@@ -7,6 +7,12 @@
 // (XZuFi 2.2 subset, YAML overlay). A Store holds the current snapshot and swaps it
 // atomically on reload, so a request never sees a half-loaded directory.
 //
+// Places are found the way citizens write them: one name index (names.go, places.go)
+// holds every official name with its everyday forms (each part of a bilingual name,
+// without ", Stadt" or "(Saale)", with or without umlauts), and resolution and search
+// both use it, so they cannot disagree. Responsibilities live in a table of small
+// integers (resptable.go) because a nationwide directory has tens of millions of them.
+//
 // German domain words map to Go names as follows: Gebiet = Area, Leistung = Service,
 // Organisationseinheit = Office, Zuständigkeit = Responsibility, Zustellkanal = Channel.
 package routing
@@ -14,6 +20,8 @@ package routing
 import (
 	"errors"
 	"strings"
+
+	"github.com/amtsbote/amtsbote/channel"
 )
 
 // Level is the place of an Area in the ARS hierarchy. Its value is the number of ARS
@@ -64,7 +72,19 @@ type Area struct {
 	// Gemeindeverband may be skipped where they do not exist).
 	Parent     *Area
 	Postcodes  []string // postcodes touching the municipality, sorted
-	Population int      // from the Gemeindeverzeichnis, 0 when unknown; used for ranking
+	Population int      // from the Gemeindeverzeichnis (a higher area: the sum of its municipalities); ranks candidates
+	// Type is the kind of area in words, as the Gemeindeverzeichnis says it:
+	// "Landkreis", "Kreis", "kreisfreie Stadt", "Stadt", "Gemeinde", "Markt",
+	// "gemeindefreies Gebiet", ...; empty when unknown.
+	Type string
+
+	// Filled by Build; a snapshot owns its areas.
+	owner     *placeSet
+	chain     [len(levels)]int32 // node index at each level of levels, -1 where none
+	class     placeClass
+	alsoKreis *Area // a Kreis elsewhere (or around it) with the same name
+	alsoLand  *Area // a Land with the same name
+	note      string
 }
 
 // Land returns the two-digit state prefix.
@@ -127,16 +147,17 @@ type Channel struct {
 	Endpoint string // URL, folder, XTA identifier or mailbox name
 }
 
-// Channel kinds and the maturity level each one stands for.
+// Channel kinds and the maturity level each one stands for; the names live in
+// package channel.
 const (
-	KindWebhook  = "webhook"
-	KindXTA      = "xta"
-	KindTransfer = "transfer"
-	KindMailbox  = "mailbox"
-	KindPeer     = "peer"
+	KindWebhook  = channel.Webhook
+	KindXTA      = channel.XTA
+	KindTransfer = channel.Transfer
+	KindMailbox  = channel.Mailbox
+	KindPeer     = channel.Peer
 )
 
-var kindLevel = map[string]int{KindMailbox: 1, KindTransfer: 2, KindWebhook: 3, KindXTA: 4}
+var kindLevel = map[string]int{KindMailbox: channel.Level(KindMailbox), KindTransfer: channel.Level(KindTransfer), KindWebhook: channel.Level(KindWebhook), KindXTA: channel.Level(KindXTA)}
 
 // Office is an Organisationseinheit (a zuständige Stelle).
 type Office struct {
@@ -179,6 +200,13 @@ type Route struct {
 	Role     string
 	// MatchedArea is the area the responsibility was found at, after climbing.
 	MatchedArea *Area
+	// AlsoKreis is set when Area is a municipality whose name a Kreis also bears
+	// ("Bautzen": the town, and Landkreis Bautzen). The bare name means the
+	// municipality; "Landkreis Bautzen" names the Kreis. Note says so in words.
+	AlsoKreis *Area
+	// Note tells the citizen about another area with the same name (a Kreis or a
+	// Land), in German, ready to show; empty when there is none.
+	Note string
 }
 
 // Errors at the package boundary; check them with errors.Is.
@@ -197,7 +225,10 @@ var (
 // can let the citizen choose instead of guessing.
 type AmbiguousPlaceError struct {
 	Query      string
-	Candidates []*Area
+	Candidates []*Area // largest first
+	// Also lists Kreise or Länder with the same name. They are not candidates (a bare
+	// name means a municipality) but a list shown to the citizen may offer them.
+	Also []*Area
 }
 
 func (e *AmbiguousPlaceError) Error() string {

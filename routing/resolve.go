@@ -2,16 +2,16 @@ package routing
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
 // Resolve finds the office responsible for a service at a place.
 //
-// place is read by its form: 12 digits = ARS (a municipality, or a higher area padded
-// with zeros), 8 digits = AGS, 5 digits = postcode, 2/3/9 digits = an ARS prefix,
-// "01067 Dresden" = postcode and name, anything else = a place name. The resolver
-// climbs the ARS hierarchy (Gemeinde, Gemeindeverband, Kreis, Regierungsbezirk, Land)
-// until it finds a responsibility. A place in another state goes to that state's peer.
+// place is read by its form (see Place): an ARS, AGS or postcode in any common
+// notation, "01067 Dresden", or a name as people write it. The resolver climbs the ARS
+// hierarchy (Gemeinde, Gemeindeverband, Kreis, Regierungsbezirk, Land) until it finds a
+// responsibility. A place in another state goes to that state's peer.
 //
 // Errors: ErrInvalidQuery (malformed input), ErrUnknownService, ErrUnknownPlace,
 // *AmbiguousPlaceError (errors.Is ErrAmbiguousPlace; lists the candidates) and
@@ -21,7 +21,7 @@ func (d *Directory) Resolve(leikaKey, place string) (*Route, error) {
 	if len(leikaKey) != 14 || !isDigits(leikaKey) {
 		return nil, fmt.Errorf("%w: LeiKa key %s must have 14 digits", ErrInvalidQuery, quote(leikaKey))
 	}
-	svc, ok := d.services[leikaKey]
+	si, ok := d.svcIndex[leikaKey]
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownService, leikaKey)
 	}
@@ -29,7 +29,7 @@ func (d *Directory) Resolve(leikaKey, place string) (*Route, error) {
 	if err != nil {
 		return nil, err
 	}
-	return d.route(svc, area)
+	return d.route(si, area)
 }
 
 // ResolveArea is Resolve for an area already chosen (e.g. from an ambiguity list).
@@ -37,30 +37,50 @@ func (d *Directory) ResolveArea(svc *Service, area *Area) (*Route, error) {
 	if svc == nil || area == nil {
 		return nil, fmt.Errorf("%w: service and area are required", ErrInvalidQuery)
 	}
-	return d.route(svc, area)
+	si, ok := d.svcIndex[svc.Key]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownService, svc.Key)
+	}
+	return d.route(si, area)
 }
 
-func (d *Directory) route(svc *Service, area *Area) (*Route, error) {
-	key := area.Key
-	for _, l := range levels {
-		if int(l) > len(key) {
+func (d *Directory) route(si int32, area *Area) (*Route, error) {
+	if area.owner != d.placeSet {
+		// An area of another snapshot, or one the caller made: use ours.
+		if a, ok := d.areas[area.Key]; ok {
+			area = a
+		} else if len(area.Key) < 2 || !isDigits(area.Key) {
+			return nil, fmt.Errorf("%w: area %s", ErrUnknownPlace, quote(area.Key))
+		}
+	}
+	chain := &area.chain
+	if area.owner != d.placeSet {
+		c := d.nodes.chainOf(area.Key)
+		chain = &c
+	}
+	svc := d.svcList[si]
+	tabs := &d.rt.tabs[si]
+	for li, node := range chain {
+		if node < 0 || tabs[li] == nil {
 			continue
 		}
-		r, ok := d.resp[respKey{svc.Key, key[:l]}]
-		if !ok {
+		v := tabs[li][node]
+		if v == 0 {
 			continue
 		}
-		o := d.offices[r.OfficeID]
+		as := &d.rt.assign[v&^generatedBit-1]
 		return &Route{
 			Service:     svc,
 			Area:        area,
-			Office:      o,
-			Channels:    o.Channels,
-			Role:        r.Role,
-			MatchedArea: d.areas[key[:l]],
+			Office:      as.office,
+			Channels:    as.channels,
+			Role:        as.role,
+			MatchedArea: d.nodes.areas[li][node],
+			AlsoKreis:   area.alsoKreis,
+			Note:        area.note,
 		}, nil
 	}
-	land := key[:2]
+	land := area.Key[:2]
 	if !d.home[land] {
 		if p, ok := d.peers[land]; ok {
 			return &Route{
@@ -70,6 +90,8 @@ func (d *Directory) route(svc *Service, area *Area) (*Route, error) {
 				Channels:    []Channel{{Kind: KindPeer, Endpoint: p.BaseURL}},
 				Role:        "peer",
 				MatchedArea: d.areas[land],
+				AlsoKreis:   area.alsoKreis,
+				Note:        area.note,
 			}, nil
 		}
 	}
@@ -78,6 +100,18 @@ func (d *Directory) route(svc *Service, area *Area) (*Route, error) {
 
 // Place turns what a citizen or portal gave as a place into one area, or explains why
 // it cannot (ErrUnknownPlace, *AmbiguousPlaceError, ErrInvalidQuery).
+//
+// The place is read by its form: 12 digits = ARS (a municipality, or a higher area
+// padded with zeros), 8 = AGS, 5 = postcode, 2/3/9 = ARS prefix, each also with spaces,
+// dots or dashes between the groups ("14 6 25 020 020", "14-625-020"; "14 6 25" is the
+// Kreis) and after a label ("ARS 146250020020", "AGS: 14625020", the XRepository URN);
+// "01877 Bischofswerda" or "Bischofswerda 01877" = postcode narrowed by a name;
+// anything else a name. A name matches the official name and its everyday forms
+// (nameForms), insensitive to case, umlauts, ß, hyphens and "Sankt"/"St.". A bare name
+// means the municipalities of that name before a Kreis, a Land or a
+// Regierungsbezirk ("Bautzen" is the town; the Route then notes Landkreis Bautzen),
+// "Landkreis X", "Stadt X", "Land X" say which is meant. A name several municipalities
+// bear is ambiguous, with all of them listed largest first; it is never guessed.
 func (d *Directory) Place(place string) (*Area, error) {
 	// Fast path for the keys portals send, without building a candidate list.
 	switch len(place) {
@@ -90,12 +124,12 @@ func (d *Directory) Place(place string) (*Area, error) {
 			return a, nil
 		}
 	}
-	cs, err := d.Places(place)
+	cs, also, q, err := d.lookupPlace(place)
 	if err != nil {
 		return nil, err
 	}
 	if len(cs) > 1 {
-		return nil, &AmbiguousPlaceError{Query: strings.TrimSpace(place), Candidates: cs}
+		return nil, &AmbiguousPlaceError{Query: q.original, Candidates: cs, Also: also}
 	}
 	return cs[0], nil
 }
@@ -103,56 +137,164 @@ func (d *Directory) Place(place string) (*Area, error) {
 // Places returns every area the input could mean, best first. It returns
 // ErrUnknownPlace when there is none.
 func (d *Directory) Places(place string) ([]*Area, error) {
-	p := strings.TrimSpace(place)
-	if p == "" {
-		return nil, fmt.Errorf("%w: place is empty", ErrInvalidQuery)
+	cs, _, _, err := d.lookupPlace(place)
+	return cs, err
+}
+
+func (d *Directory) lookupPlace(place string) (cands, also []*Area, q placeQuery, err error) {
+	q, err = parsePlaceQuery(place)
+	if err != nil {
+		return nil, nil, q, err
 	}
-	if len(p) > 200 {
-		return nil, fmt.Errorf("%w: place is too long", ErrInvalidQuery)
-	}
-	if isDigits(p) {
-		var found []*Area
-		switch len(p) {
-		case 12, 2, 3, 9:
-			if a, ok := d.Area(p); ok {
-				found = []*Area{a}
-			}
-		case 8:
-			if a, ok := d.byAGS[p]; ok {
-				found = []*Area{a}
-			}
-		case 5:
-			found = d.byPLZ[p]
-		default:
-			return nil, fmt.Errorf("%w: %s: a number must be an ARS (12 digits), AGS (8) or postcode (5)", ErrInvalidQuery, quote(p))
+	switch q.kind {
+	case qKey:
+		if a, ok := d.Area(q.digits); ok {
+			cands = []*Area{a}
 		}
-		if len(found) == 0 {
-			return nil, fmt.Errorf("%w: %s", ErrUnknownPlace, p)
+	case qAGS:
+		if a, ok := d.byAGS[q.digits]; ok {
+			cands = []*Area{a}
 		}
-		return found, nil
+	case qPostcode:
+		cands = d.byPLZ[q.digits]
+	case qPostcodeName:
+		cands = d.postcodeAndName(q.digits, q.name)
+	case qName:
+		cands, also = d.nameLookup(q.name, anyClass)
 	}
-	// "01067 Dresden": a postcode narrowed by a name, as written on an envelope.
-	if len(p) > 6 && isDigits(p[:5]) && (p[5] == ' ' || p[5] == ',') {
-		name := fold(p[6:])
-		var found []*Area
-		for _, a := range d.byPLZ[p[:5]] {
-			if fold(a.Name) == name || fold(a.ShortName()) == name {
+	if len(cands) == 0 {
+		return nil, nil, q, fmt.Errorf("%w: %s", ErrUnknownPlace, quote(q.original))
+	}
+	return cands, also, q, nil
+}
+
+// nameLookup finds the areas a name means within the allowed classes: the exact forms
+// first, then the name after a designation ("Landkreis Bautzen"), then the name with
+// its qualifier as a filter ("Halle an der Saale", "Frankfurt a.M.", "Neustadt
+// Sachsen": the base name's candidates whose name, Kreis or Land has those words).
+func (d *Directory) nameLookup(name string, allow classMask) (cands, also []*Area) {
+	f := fold(name)
+	if f == "" {
+		return nil, nil
+	}
+	if cands, also = d.names.lookupName(name, allow); len(cands) > 0 {
+		return cands, also
+	}
+	words := strings.Fields(f)
+	if cls, n := designation(words); n > 0 && allow == anyClass {
+		// The designation is the first n folded words; the rest of the name as typed.
+		rest := strings.Join(words[n:], " ")
+		if raw := strings.Fields(name); len(raw) > n {
+			rest = strings.Join(raw[n:], " ")
+		}
+		if cands, also = d.names.lookupName(rest, cls); len(cands) > 0 {
+			return cands, also
+		}
+		words, allow = words[n:], cls
+		name = strings.Join(words, " ")
+	}
+	if base, _, rest, ok := splitQualifier(name); ok {
+		if bc, _ := d.names.lookup(placeKey(base), allow); len(bc) > 0 {
+			if cands = d.narrow(bc, strings.Fields(fold(rest))); len(cands) > 0 {
+				return cands, nil
+			}
+		}
+	}
+	for n := len(words) - 1; n >= 1; n-- {
+		bc, _ := d.names.lookup(keyOfFolded(strings.Join(words[:n], " ")), allow)
+		if len(bc) == 0 {
+			continue
+		}
+		if cands = d.narrow(bc, words[n:]); len(cands) > 0 {
+			return cands, nil
+		}
+	}
+	return nil, nil
+}
+
+// narrow keeps the candidates whose own name, Kreis or Land has every word of quals
+// (as a word prefix, or abbreviated: "westf" for "Westfalen").
+func (d *Directory) narrow(cands []*Area, quals []string) []*Area {
+	var ws []string
+	for _, w := range quals {
+		if !stopWords[w] {
+			ws = append(ws, w)
+		}
+	}
+	if len(ws) == 0 {
+		return nil
+	}
+	var out []*Area
+	for _, a := range cands {
+		var names []string
+		for x := a; x != nil; x = x.Parent {
+			if x == a || x.Level == LevelKreis || x.Level == LevelLand {
+				names = append(names, strings.Fields(fold(x.Name))...)
+			}
+		}
+		ok := true
+		for _, w := range ws {
+			hit := false
+			for _, n := range names {
+				if strings.HasPrefix(n, w) || len(n) >= 3 && strings.HasPrefix(w, n) {
+					hit = true
+					break
+				}
+			}
+			if !hit {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// postcodeAndName narrows a postcode's municipalities by a name ("01877 Bischofswerda").
+// The name may also be the municipality's name followed by a district ("01099 Dresden
+// Neustadt"). A postcode the table does not have (a Postfach postcode, "01001 Dresden")
+// narrows the name's municipalities to those with a postcode in the same region.
+func (d *Directory) postcodeAndName(plz, name string) []*Area {
+	inPLZ := d.byPLZ[plz]
+	named, _ := d.nameLookup(name, municipalityClass)
+	var found []*Area
+	for _, a := range named {
+		if slices.Contains(inPLZ, a) {
+			found = append(found, a)
+		}
+	}
+	if len(found) > 0 {
+		return found
+	}
+	f := fold(name)
+	for _, a := range inPLZ {
+		for _, form := range nameForms(a.Name) {
+			if ff := fold(form); strings.HasPrefix(f, ff+" ") {
 				found = append(found, a)
+				break
 			}
 		}
-		if len(found) == 0 {
-			return nil, fmt.Errorf("%w: %s", ErrUnknownPlace, p)
+	}
+	if len(found) > 0 || len(inPLZ) > 0 {
+		return found
+	}
+	for _, n := range []int{3, 2} {
+		for _, a := range named {
+			for _, p := range a.Postcodes {
+				if p[:n] == plz[:n] {
+					found = append(found, a)
+					break
+				}
+			}
 		}
-		return found, nil
+		if len(found) > 0 {
+			return found
+		}
 	}
-	n := fold(p)
-	if found := d.byName[n]; len(found) > 0 {
-		return found, nil
-	}
-	if found := d.upByName[n]; len(found) > 0 {
-		return found, nil
-	}
-	return nil, fmt.Errorf("%w: %s", ErrUnknownPlace, quote(p))
+	return nil
 }
 
 // FindService identifies a service from a LeiKa key or from a name or synonym as a

@@ -248,6 +248,11 @@ func TestFold(t *testing.T) {
 		{"Dresden, Stadt", "dresden stadt"},
 		{"  Görlitz  ", "gorlitz"},
 		{"Sächsische Schweiz-Osterzgebirge", "sachsische schweiz osterzgebirge"},
+		{"Budyšin", "budysin"},
+		{"Běła Woda", "bela woda"},
+		{"Chóśebuz", "chosebuz"},
+		{"Ra\u0308cknitz", "racknitz"}, // decomposed umlaut
+		{"WEISSWASSER", "weisswasser"},
 		{"", ""},
 	}
 	for _, tt := range tests {
@@ -435,7 +440,7 @@ func TestImportExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := d.Resolve(keyGewerbe, "Freiberg")
+	r, err := d.Resolve(keyGewerbe, "09599 Freiberg")
 	if err != nil || r.Office.ID != "freiberg-gewerbeamt" || r.Channels[0].Kind != KindXTA || r.Channels[0].Level != 4 {
 		t.Errorf("overlay not applied: %+v %v", r, err)
 	}
@@ -444,7 +449,7 @@ func TestImportExamples(t *testing.T) {
 		t.Errorf("XZuFi not applied: %+v %v", r, err)
 	}
 	// Other municipalities keep their generated office; the base is untouched.
-	if r, _ := base.Resolve(keyGewerbe, "Freiberg"); r.Office.ID != "gemeinde-"+arsFreiberg {
+	if r, _ := base.Resolve(keyGewerbe, "09599 Freiberg"); r.Office.ID != "gemeinde-"+arsFreiberg {
 		t.Errorf("base changed by overlay: %s", r.Office.ID)
 	}
 	if _, err := BuildWithFiles(base, repoFile(t, "testdata/directory/bad-unknown-office.yaml")); err == nil || !strings.Contains(err.Error(), "bad-unknown-office.yaml:4") {

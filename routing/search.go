@@ -1,75 +1,10 @@
 package routing
 
 import (
+	"slices"
 	"sort"
 	"strings"
-	"sync"
-	"unicode"
-	"unicode/utf8"
 )
-
-// fold makes text comparable the way people type it: lower case, umlauts and their
-// transcriptions alike ("Mängel", "Maengel" and "Mangel" fold to "mangel"), ß as ss,
-// accents dropped, punctuation as single spaces. Index and query go through the same
-// function, and a prefix of a word folds to a prefix of the folded word, which is what
-// search-as-you-type needs.
-func fold(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
-	space := true // drop leading spaces
-	var prev rune
-	for _, r := range s {
-		r = unicode.ToLower(r)
-		switch r {
-		case 'ä', 'à', 'á', 'â', 'ã', 'å':
-			r = 'a'
-		case 'ö', 'ò', 'ó', 'ô', 'õ', 'ø':
-			r = 'o'
-		case 'ü', 'ù', 'ú', 'û':
-			r = 'u'
-		case 'é', 'è', 'ê', 'ë':
-			r = 'e'
-		case 'í', 'ì', 'î', 'ï':
-			r = 'i'
-		case 'ç', 'č':
-			r = 'c'
-		case 'ñ', 'ń':
-			r = 'n'
-		case 'š', 'ś':
-			r = 's'
-		case 'ž', 'ź', 'ż':
-			r = 'z'
-		case 'ł':
-			r = 'l'
-		case 'ř':
-			r = 'r'
-		case 'ß':
-			b.WriteString("ss")
-			space, prev = false, 's'
-			continue
-		}
-		if r == 'e' && (prev == 'a' || prev == 'o' || prev == 'u') {
-			// "ae", "oe", "ue" are the ASCII spelling of ä, ö, ü: keep only the vowel.
-			prev = 0
-			continue
-		}
-		if unicode.IsLetter(r) || unicode.IsDigit(r) {
-			if r < utf8.RuneSelf {
-				b.WriteByte(byte(r))
-			} else {
-				b.WriteRune(r)
-			}
-			space, prev = false, r
-			continue
-		}
-		if !space {
-			b.WriteByte(' ')
-			space = true
-		}
-		prev = 0
-	}
-	return strings.TrimRight(b.String(), " ")
-}
 
 // PlaceHit is one answer of the place search.
 type PlaceHit struct {
@@ -87,69 +22,12 @@ type ServiceHit struct {
 	Score   int
 }
 
-type placeToken struct {
-	tok  string
-	area int32 // index into placeIndex.areas
-	pos  int32 // token position in the name: the first word ranks higher
-}
-
-// markSet remembers which areas a search has already taken without allocating a map
-// per search; a new generation number clears it.
-type markSet struct {
-	gen  uint32
-	seen []uint32
-}
-
-type placeIndex struct {
-	marks  *sync.Pool
-	areas  []*Area
-	full   []string // folded official name
-	short  []string // folded short name
-	tokens []placeToken
-	kreis  []string // Kreis name shown to tell same-named places apart
-}
-
-func buildPlaceIndex(d *Directory) placeIndex {
-	var ix placeIndex
-	for _, a := range d.areas {
-		if a.Level == LevelGemeinde {
-			ix.areas = append(ix.areas, a)
-		}
-	}
-	sort.Slice(ix.areas, func(i, j int) bool { return ix.areas[i].Key < ix.areas[j].Key })
-	ix.full = make([]string, len(ix.areas))
-	ix.short = make([]string, len(ix.areas))
-	ix.kreis = make([]string, len(ix.areas))
-	for i, a := range ix.areas {
-		ix.full[i] = fold(a.Name)
-		ix.short[i] = fold(a.ShortName())
-		for p, t := range strings.Fields(ix.full[i]) {
-			ix.tokens = append(ix.tokens, placeToken{tok: t, area: int32(i), pos: int32(p)})
-		}
-		if k, ok := d.areas[a.Key[:5]]; ok {
-			ix.kreis[i] = k.ShortName()
-		}
-	}
-	sort.Slice(ix.tokens, func(i, j int) bool { return ix.tokens[i].tok < ix.tokens[j].tok })
-	n := len(ix.areas)
-	ix.marks = &sync.Pool{New: func() any { return &markSet{seen: make([]uint32, n)} }}
-	return ix
-}
-
-// prefixRange returns the tokens starting with p.
-func (ix *placeIndex) prefixRange(p string) []placeToken {
-	lo := sort.Search(len(ix.tokens), func(i int) bool { return ix.tokens[i].tok >= p })
-	hi := lo
-	for hi < len(ix.tokens) && strings.HasPrefix(ix.tokens[hi].tok, p) {
-		hi++
-	}
-	return ix.tokens[lo:hi]
-}
-
-// SearchPlaces finds municipalities as a user types: by postcode prefix ("010") or by
-// name ("dresden", "neustadt sa"), insensitive to case, umlauts and ß. Results are
-// ranked (exact name, name prefix, word prefix; larger places first) and at most
-// limit long (limit <= 0 means 10).
+// SearchPlaces finds municipalities and Kreise as a user types: by postcode prefix
+// ("010") or by name ("dresden", "neustadt sa", "kamj", "landkreis bau"), insensitive to
+// case, umlauts, ß and hyphens. It searches the same name forms that resolution
+// accepts, so an exact name ranks first exactly when Place would take it. Results are
+// ranked (exact name, name prefix, first word, other word; then municipalities before
+// Kreise, larger places first) and at most limit long (limit <= 0 means 10).
 func (d *Directory) SearchPlaces(q string, limit int) []PlaceHit {
 	q, limit, ok := searchQuery(q, limit)
 	if !ok {
@@ -163,7 +41,17 @@ func (d *Directory) SearchPlaces(q string, limit int) []PlaceHit {
 	if len(words) == 0 {
 		return nil
 	}
-	ix := &d.places
+	words = uniqueWords(words)
+	if len(words) > maxQueryWords {
+		return nil // no place name has that many different words
+	}
+	if len(words) > 1 && landkreisAbbrev[words[0]] {
+		// "LK Bautzen" is how people abbreviate the Landkreis of its typed form.
+		words[0] = "landkreis"
+		fq = strings.Join(words, " ")
+	}
+	key := keyOfFolded(fq)
+	ix := &d.names
 	// The longest word narrows the candidates most.
 	pivot := 0
 	for i, w := range words {
@@ -172,9 +60,11 @@ func (d *Directory) SearchPlaces(q string, limit int) []PlaceHit {
 		}
 	}
 	type cand struct {
-		i     int32
-		score int
+		i      int32
+		score  int
+		strict bool // spelt as typed, umlauts included
 	}
+	skey := strictKey(q)
 	rng := ix.prefixRange(words[pivot])
 	marks := ix.marks.Get().(*markSet)
 	defer ix.marks.Put(marks)
@@ -184,31 +74,39 @@ func (d *Directory) SearchPlaces(q string, limit int) []PlaceHit {
 		if a.score != b.score {
 			return a.score > b.score
 		}
-		pa, pb := ix.areas[a.i].Population, ix.areas[b.i].Population
-		if pa != pb {
-			return pa > pb
+		aa, ab := ix.areas[a.i], ix.areas[b.i]
+		if aa.class != ab.class {
+			return aa.class < ab.class
 		}
-		return ix.full[a.i] < ix.full[b.i]
+		if a.strict != b.strict {
+			return a.strict
+		}
+		if aa.Population != ab.Population {
+			return aa.Population > ab.Population
+		}
+		return aa.Key < ab.Key
 	}
 	for _, t := range rng {
 		if marks.seen[t.area] == marks.gen {
 			continue // the area has two words with this prefix
 		}
 		marks.seen[t.area] = marks.gen
-		full, short := ix.full[t.area], ix.short[t.area]
-		if !allWordsMatch(words, full) {
+		if !allWordsMatch(words, ix.words[t.area]) {
 			continue
 		}
 		score := 100
-		switch {
-		case short == fq || full == fq:
-			score = 1000
-		case strings.HasPrefix(short, fq) || strings.HasPrefix(full, fq):
-			score = 700
-		case t.pos == 0:
+		if t.pos == 0 {
 			score = 400
 		}
-		c := cand{t.area, score}
+		for fi, f := range ix.forms[t.area] {
+			switch {
+			case ix.keys[t.area][fi] == key:
+				score = 1000
+			case score < 700 && len(f) >= len(fq) && f[0] == fq[0] && strings.HasPrefix(f, fq):
+				score = 700
+			}
+		}
+		c := cand{t.area, score, score == 1000 && slices.Contains(ix.skeys[t.area], skey)}
 		// Keep only the best limit candidates, in order: a short query ("d") has
 		// hundreds of matches and sorting them all is most of the cost.
 		if len(cs) == limit && !better(c, cs[len(cs)-1]) {
@@ -226,14 +124,35 @@ func (d *Directory) SearchPlaces(q string, limit int) []PlaceHit {
 	}
 	hits := make([]PlaceHit, len(cs))
 	for n, c := range cs {
-		a := ix.areas[c.i]
-		label := a.Name
-		if k := ix.kreis[c.i]; k != "" && k != a.ShortName() {
-			label += " (" + k + ")"
-		}
-		hits[n] = PlaceHit{Area: a, Label: label, Score: c.score}
+		hits[n] = PlaceHit{Area: ix.areas[c.i], Label: d.placeLabel(ix.areas[c.i]), Score: c.score}
 	}
 	return hits
+}
+
+// maxQueryWords bounds a place search; the longest official names have about ten.
+const maxQueryWords = 16
+
+// uniqueWords drops repeated words ("a a a" is "a"); every word must match anyway.
+func uniqueWords(ws []string) []string {
+	out := ws[:0]
+	for i, w := range ws {
+		if !slices.Contains(ws[:i], w) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+var landkreisAbbrev = map[string]bool{"lk": true, "lkr": true, "lkrs": true, "landkr": true}
+
+// prefixRange returns the tokens starting with p.
+func (ix *nameIndex) prefixRange(p string) []placeToken {
+	lo := sort.Search(len(ix.tokens), func(i int) bool { return ix.tokens[i].tok >= p })
+	hi := lo
+	for hi < len(ix.tokens) && strings.HasPrefix(ix.tokens[hi].tok, p) {
+		hi++
+	}
+	return ix.tokens[lo:hi]
 }
 
 // allWordsMatch reports whether every query word is a prefix of some word of name.

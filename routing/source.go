@@ -17,6 +17,7 @@ type Source struct {
 	Services         []*Service
 	Offices          []*Office
 	Responsibilities []Responsibility
+	Groups           []ResponsibilityGroup
 	Peers            []*Peer
 	Rules            []Rule
 
@@ -26,6 +27,19 @@ type Source struct {
 
 	// origins remembers file:line of records for error messages.
 	origins map[string]string
+}
+
+// ResponsibilityGroup is many Zuständigkeiten at once: the office is responsible (with
+// Role) for every service of ServiceKeys in every area of AreaKeys. It is how bulk data
+// looks (a municipality's Bürgeramt does the same few hundred services as every other
+// one) and what keeps a nationwide directory small: groups share one ServiceKeys slice
+// instead of repeating a record per service and municipality.
+type ResponsibilityGroup struct {
+	OfficeID    string
+	AreaKeys    []string // ARS prefixes (2, 3, 5, 9 or 12 digits) or padded 12-digit ARS
+	ServiceKeys []string // LeiKa keys; may be shared between groups and is never modified
+	Role        string
+	Origin      string // file:line, for error messages
 }
 
 // Rule generates one sample office per area of a level and makes it responsible for
@@ -46,6 +60,7 @@ func (s *Source) clone() *Source {
 	c.Services = slices.Clone(s.Services)
 	c.Offices = slices.Clone(s.Offices)
 	c.Responsibilities = slices.Clone(s.Responsibilities)
+	c.Groups = slices.Clone(s.Groups)
 	c.Peers = slices.Clone(s.Peers)
 	c.Rules = slices.Clone(s.Rules)
 	c.HomeLands = slices.Clone(s.HomeLands)
@@ -66,22 +81,19 @@ func (s *Source) setOrigin(kind, id, origin string) {
 func (s *Source) origin(kind, id string) string { return s.origins[kind+"\x00"+id] }
 
 // Merge lays o over s: a service, office or peer with the same key replaces the old
-// one; a responsibility for the same service, area and role replaces the old one.
+// one; a responsibility for the same service, area and role replaces the old one, and
+// so does a group that covers it.
 func (s *Source) Merge(o *Source) {
-	for _, sv := range o.Services {
-		s.Services = upsert(s.Services, sv, func(x *Service) bool { return x.Key == sv.Key })
+	if len(o.Groups) > 0 {
+		s.Responsibilities = dropCovered(s.Responsibilities, o.Groups)
+		s.Groups = append(slices.Clone(s.Groups), o.Groups...)
 	}
-	for _, of := range o.Offices {
-		s.Offices = upsert(s.Offices, of, func(x *Office) bool { return x.ID == of.ID })
-	}
-	for _, r := range o.Responsibilities {
-		s.Responsibilities = upsert(s.Responsibilities, r, func(x Responsibility) bool {
-			return x.ServiceKey == r.ServiceKey && x.AreaKey == r.AreaKey && x.Role == r.Role
-		})
-	}
-	for _, p := range o.Peers {
-		s.Peers = upsert(s.Peers, p, func(x *Peer) bool { return x.Land == p.Land })
-	}
+	s.Services = upsertAll(s.Services, o.Services, func(x *Service) string { return x.Key })
+	s.Offices = upsertAll(s.Offices, o.Offices, func(x *Office) string { return x.ID })
+	s.Responsibilities = upsertAll(s.Responsibilities, o.Responsibilities, func(x Responsibility) string {
+		return x.ServiceKey + "\x00" + x.AreaKey + "\x00" + x.Role
+	})
+	s.Peers = upsertAll(s.Peers, o.Peers, func(x *Peer) string { return x.Land })
 	s.Rules = append(s.Rules, o.Rules...)
 	for _, l := range o.HomeLands {
 		if !slices.Contains(s.HomeLands, l) {
@@ -107,6 +119,53 @@ func (s *Source) Merge(o *Source) {
 	for k, v := range o.origins {
 		s.origins[k] = v
 	}
+}
+
+// dropCovered removes the records that a later group replaces (Build applies groups
+// before single records, so without this an older record would win).
+func dropCovered(rs []Responsibility, groups []ResponsibilityGroup) []Responsibility {
+	if len(rs) == 0 {
+		return rs
+	}
+	byArea := map[string][]int{}
+	for i := range groups {
+		for _, a := range groups[i].AreaKeys {
+			byArea[a] = append(byArea[a], i)
+		}
+	}
+	type listID struct {
+		first *string
+		n     int
+	}
+	sets := map[listID]map[string]bool{} // groups share service lists: one set per list
+	covered := func(r Responsibility) bool {
+		for _, i := range byArea[r.AreaKey] {
+			g := &groups[i]
+			if g.Role != r.Role || len(g.ServiceKeys) == 0 {
+				continue
+			}
+			id := listID{&g.ServiceKeys[0], len(g.ServiceKeys)}
+			set, ok := sets[id]
+			if !ok {
+				set = make(map[string]bool, len(g.ServiceKeys))
+				for _, k := range g.ServiceKeys {
+					set[k] = true
+				}
+				sets[id] = set
+			}
+			if set[r.ServiceKey] {
+				return true
+			}
+		}
+		return false
+	}
+	out := make([]Responsibility, 0, len(rs))
+	for _, r := range rs {
+		if !covered(r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // normalizeAreaKey accepts an ARS prefix of a level length (2, 3, 5, 9, 12 digits) and
@@ -150,11 +209,25 @@ func sortChannels(ch []Channel) {
 	sort.SliceStable(ch, func(i, j int) bool { return rank(ch[i]) > rank(ch[j]) })
 }
 
-// upsert replaces the first element for which same is true with v, or appends v.
-func upsert[T any](list []T, v T, same func(T) bool) []T {
-	if i := slices.IndexFunc(list, same); i >= 0 {
-		list[i] = v
+// upsertAll lays add over list: an element with the key of an earlier one replaces it
+// in place, others are appended in order. list is not modified.
+func upsertAll[T any](list, add []T, key func(T) string) []T {
+	if len(add) == 0 {
 		return list
 	}
-	return append(list, v)
+	out := slices.Clone(list)
+	at := make(map[string]int, len(list)+len(add))
+	for i, x := range out {
+		at[key(x)] = i
+	}
+	for _, x := range add {
+		k := key(x)
+		if i, ok := at[k]; ok {
+			out[i] = x
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, x)
+	}
+	return out
 }

@@ -116,12 +116,18 @@ func (s *Store) Watch(ctx context.Context, signals <-chan os.Signal, log *slog.L
 // BuildWithFiles returns base with the overlay files applied, fully validated.
 func BuildWithFiles(base *Directory, paths ...string) (*Directory, error) {
 	src := base.Source().clone()
+	samePlaces := true
 	for _, p := range paths {
 		o, err := LoadFile(p)
 		if err != nil {
 			return nil, err
 		}
+		samePlaces = samePlaces && len(o.Areas) == 0 && len(o.Postcodes) == 0
 		src.Merge(o)
+	}
+	if samePlaces {
+		// Overlays that add no places share the base's areas and name index.
+		return buildReusing(src, base.placeSet)
 	}
 	return Build(src)
 }

@@ -20,6 +20,8 @@ type yamlFile struct {
 	Services         []yamlService       `yaml:"services"`
 	Offices          []yamlOffice        `yaml:"offices"`
 	Responsibilities []yamlResp          `yaml:"responsibilities"`
+	ServiceLists     map[string][]string `yaml:"leistungslisten"`
+	Groups           []yamlGroup         `yaml:"gruppen"`
 	Peers            []yamlPeer          `yaml:"peers"`
 	Generate         []yamlRule          `yaml:"generate"`
 	Areas            []yamlArea          `yaml:"areas"`
@@ -81,6 +83,17 @@ type yamlResp struct {
 	Role    string `yaml:"rolle"`
 }
 
+// yamlGroup is a ResponsibilityGroup: one office for many services in many areas.
+// The services are listed in place (leistungen) or named by a list under
+// leistungslisten (liste), which many groups share.
+type yamlGroup struct {
+	Office   string   `yaml:"stelle"`
+	Areas    []string `yaml:"gebiete"`
+	Services []string `yaml:"leistungen"`
+	List     string   `yaml:"liste"`
+	Role     string   `yaml:"rolle"`
+}
+
 type yamlPeer struct {
 	Land      string `yaml:"land"`
 	Name      string `yaml:"name"`
@@ -127,10 +140,19 @@ func ParseYAML(name string, r io.Reader) (*Source, error) {
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")
 		return nil, &DataError{File: name, Line: line, Msg: msg}
 	}
-	// Second pass over the node tree, only for the line of each record.
-	var root yaml.Node
-	_ = yaml.Unmarshal(data, &root)
-	lines := recordLines(&root)
+	// The line of each record, for error messages: a scan of the text finds them in
+	// files laid out the usual way; anything else gets a second pass over the node tree.
+	lines := scanRecordLines(data)
+	for section, n := range map[string]int{"services": len(f.Services), "offices": len(f.Offices),
+		"responsibilities": len(f.Responsibilities), "peers": len(f.Peers), "generate": len(f.Generate),
+		"areas": len(f.Areas), "gruppen": len(f.Groups)} {
+		if len(lines[section]) != n {
+			var root yaml.Node
+			_ = yaml.Unmarshal(data, &root)
+			lines = recordLines(&root)
+			break
+		}
+	}
 	at := func(section string, i int) string {
 		if l := lines[section]; i < len(l) {
 			return name + ":" + strconv.Itoa(l[i])
@@ -170,6 +192,30 @@ func ParseYAML(name string, r io.Reader) (*Source, error) {
 		src.Responsibilities = append(src.Responsibilities, rs)
 		src.setOrigin("resp", rs.ServiceKey+"@"+rs.AreaKey+"@"+rs.Role, at("responsibilities", i))
 	}
+	lists := make(map[string][]string, len(f.ServiceLists))
+	for name, keys := range f.ServiceLists {
+		lists[name] = trimAll(keys)
+	}
+	for i, g := range f.Groups {
+		where := at("gruppen", i)
+		services := trimAll(g.Services)
+		switch {
+		case g.List != "" && len(services) > 0:
+			return nil, &DataError{File: where, Msg: "gruppe: give leistungen or liste, not both"}
+		case g.List != "":
+			l, ok := lists[g.List]
+			if !ok {
+				return nil, &DataError{File: where, Msg: fmt.Sprintf("gruppe: unknown liste %q (not under leistungslisten)", g.List)}
+			}
+			services = l
+		}
+		role := strings.TrimSpace(g.Role)
+		if role == "" {
+			role = "zustaendig"
+		}
+		src.Groups = append(src.Groups, ResponsibilityGroup{OfficeID: strings.TrimSpace(g.Office), AreaKeys: trimAll(g.Areas),
+			ServiceKeys: services, Role: role, Origin: where})
+	}
 	for i, p := range f.Peers {
 		pe := &Peer{Land: p.Land, Name: p.Name, GatewayID: p.GatewayID, BaseURL: p.BaseURL, Sample: p.Sample}
 		src.Peers = append(src.Peers, pe)
@@ -201,6 +247,42 @@ func ParseYAML(name string, r io.Reader) (*Source, error) {
 		}
 	}
 	return src, nil
+}
+
+// scanRecordLines finds the line of each item of the top-level lists without parsing:
+// a top-level key starts at column 0, and its items are the lines that start with "- "
+// at the first indentation found under it. The caller checks the counts.
+func scanRecordLines(data []byte) map[string][]int {
+	out := map[string][]int{}
+	section, indent := "", -1
+	for line := 1; len(data) > 0; line++ {
+		l := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			l, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		if len(l) == 0 || l[0] == '#' {
+			continue
+		}
+		if l[0] != ' ' && l[0] != '-' {
+			if j := bytes.IndexByte(l, ':'); j > 0 {
+				section, indent = string(l[:j]), -1
+			}
+			continue
+		}
+		t := bytes.TrimLeft(l, " ")
+		if len(t) > 0 && t[0] == '-' && (len(t) == 1 || t[1] == ' ' || t[1] == '\r') {
+			ind := len(l) - len(t)
+			if indent < 0 {
+				indent = ind
+			}
+			if ind == indent {
+				out[section] = append(out[section], line)
+			}
+		}
+	}
+	return out
 }
 
 // recordLines maps each top-level list to the line of each of its items.

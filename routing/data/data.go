@@ -6,7 +6,7 @@ package data
 
 import _ "embed"
 
-// Places is the gzip-compressed place table. Lines: "A<TAB>ars-key<TAB>ags<TAB>name<TAB>population"
+// Places is the gzip-compressed place table. Lines: "A<TAB>ars-key<TAB>ags<TAB>name<TAB>population<TAB>type"
 // and "P<TAB>postcode<TAB>ars,ars,...", comments start with '#'.
 //
 //go:embed places.tsv.gz

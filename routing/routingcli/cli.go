@@ -115,6 +115,9 @@ func kreisOf(a *routing.Area) string {
 func PrintRoute(w io.Writer, rt *routing.Route, usable Usable) {
 	fmt.Fprintf(w, "Leistung:  %s (%s)\n", rt.Service.Name, rt.Service.Key)
 	fmt.Fprintf(w, "Ort:       %s (ARS %s)\n", rt.Area.Name, rt.Area.ARS)
+	if rt.Note != "" {
+		fmt.Fprintf(w, "Hinweis:   %s\n", rt.Note)
+	}
 	kinds := make([]string, len(rt.Channels))
 	levels := map[string]int{}
 	for i, c := range rt.Channels {

@@ -5,8 +5,14 @@
 //
 // Where the sources disagree the 2026 code lists win: a municipality that no longer
 // exists (e.g. Ostrau, merged into Jahnatal) is dropped, and postcodes that point at it
-// are moved to its successor. Run it with `go generate ./routing/...` or
-// `amtsbote directory build`.
+// are moved to its successor. Every municipality gets its population (which ranks
+// same-named places) and every area its type in words ("Landkreis", "kreisfreie
+// Stadt", "gemeindefreies Gebiet"; the resolver needs it to tell "Landkreis Bautzen"
+// from the town and unpopulated areas from towns): from the Gemeindeverzeichnis by
+// ARS, else by AGS or by name within the state where the key changed since, a merger
+// as the sum of its predecessors. Run it with `go generate ./routing/...` or
+// `amtsbote directory build`; Load gives the table to other generators
+// (routing/internal/placequeries).
 package gen
 
 import (
@@ -41,22 +47,53 @@ type Result struct {
 	Postcodes      int
 }
 
+// Area is one row of the place table.
+type Area struct {
+	Key        string // ARS prefix of the area's level (2, 3, 5, 9 or 12 digits)
+	AGS        string // municipalities only
+	Name       string // official name as in the 2026 code lists
+	Population int    // municipalities only; 0 when no source knows it
+	Type       string // e.g. "Landkreis", "Kreis", "kreisfreie Stadt", "Stadt", "Gemeinde", "gemeindefreies Gebiet"
+}
+
+// Table is the place table in memory: what Run writes and what other generators
+// (routing/internal/placequeries) read instead of parsing the sources again.
+type Table struct {
+	Areas          []Area              // sorted by key
+	Postcodes      map[string][]string // postcode -> sorted municipality keys
+	Municipalities int
+}
+
 // successors maps the AGS of municipalities merged away since the OSM postcode table
 // was made to the municipality that took them over (per the 2026 code list).
 var successors = map[string]string{
 	"14522450": "14522275", // Ostrau -> Jahnatal (2024)
 	"14522620": "14522275", // Zschaitz-Ottewig -> Jahnatal (2024)
+	"16076004": "16076094", // Berga/Elster -> Berga-Wünschendorf (2024)
+	"16076084": "16076094", // Wünschendorf/Elster -> Berga-Wünschendorf (2024)
 }
 
 // Run reads the sources and writes places.tsv.gz.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	t, err := Load(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return write(cfg, t)
+}
+
+func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
 	if cfg.SharedData == "" || cfg.OutDir == "" {
 		root, err := repoRoot()
 		if err != nil {
-			return nil, err
+			return cfg, err
 		}
 		if cfg.SharedData == "" {
 			cfg.SharedData = filepath.Join(root, "..", "shared", "data")
@@ -64,6 +101,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if cfg.OutDir == "" {
 			cfg.OutDir = filepath.Join(root, "routing", "data")
 		}
+	}
+	return cfg, nil
+}
+
+// Load reads the sources into a Table without writing anything.
+func Load(ctx context.Context, cfg Config) (*Table, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	cl := filepath.Join(cfg.SharedData, "codelists")
 	ars, err := readCodeList(filepath.Join(cl, "Regionalschluessel_2026-04-30.xml"))
@@ -90,19 +136,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 
-	type area struct {
-		key, ags, name string
-		pop            int
-	}
-	areas := map[string]*area{}
+	areas := map[string]*Area{}
 	agsToKey := map[string]string{}
 	for _, r := range ars {
 		if r.hint != "" || len(r.code) != 12 {
 			continue // Ortsteile of the city states are not municipalities
 		}
-		a := &area{key: r.code, ags: r.code[:5] + r.code[9:], name: r.name, pop: gv.pop[r.code]}
-		areas[a.key] = a
-		agsToKey[a.ags] = a.key
+		a := &Area{Key: r.code, AGS: r.code[:5] + r.code[9:], Name: r.name}
+		areas[a.Key] = a
+		agsToKey[a.AGS] = a.Key
 	}
 	for _, r := range ags {
 		if r.hint != "" {
@@ -119,17 +161,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	for _, r := range laender {
 		if len(r.code) == 2 {
-			areas[r.code] = &area{key: r.code, name: r.name}
+			areas[r.code] = &Area{Key: r.code, Name: r.name, Type: "Land"}
 		}
 	}
 	for _, r := range kreise {
 		if r.hint == "" && len(r.code) == 5 && prefixes[r.code] {
-			areas[r.code] = &area{key: r.code, name: r.name}
+			areas[r.code] = &Area{Key: r.code, Name: r.name, Type: kreisType(r.code, r.name, gv, areas)}
 		}
 	}
 	for k, name := range gv.rb {
 		if prefixes[k] {
-			areas[k] = &area{key: k, name: name}
+			areas[k] = &Area{Key: k, Name: name, Type: "Regierungsbezirk"}
 		}
 	}
 	// Gemeindeverbände: from the Gemeindeverzeichnis where it knows them; a newer
@@ -139,20 +181,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			continue
 		}
 		if name, ok := gv.vb[k]; ok {
-			areas[k] = &area{key: k, name: name}
+			areas[k] = &Area{Key: k, Name: name, Type: gvVerbandTypes[gv.vbType[k]]}
 			continue
 		}
 		if g, ok := areas[k+k[6:]]; ok {
-			areas[k] = &area{key: k, name: g.name}
+			areas[k] = &Area{Key: k, Name: g.Name, Type: gvVerbandTypes["50"]}
 		}
 	}
+	fillMunicipalities(areas, gv, cfg.Log)
 
 	// A municipality that changed its key (Hanau left its Kreis in 2026) is found again
 	// by its name within the same state.
 	byName := map[string][]string{}
 	for k, a := range areas {
 		if len(k) == 12 {
-			n := k[:2] + "|" + strings.ToLower(shortName(a.name))
+			n := k[:2] + "|" + strings.ToLower(shortName(a.Name))
 			byName[n] = append(byName[n], k)
 		}
 	}
@@ -160,6 +203,109 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	t := &Table{Postcodes: plz, Municipalities: municipalities}
+	keys := make([]string, 0, len(areas))
+	for k := range areas {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		t.Areas = append(t.Areas, *areas[k])
+	}
+	for _, ks := range plz {
+		sort.Strings(ks)
+	}
+	return t, nil
+}
+
+// fillMunicipalities gives every municipality its population and type. The
+// Gemeindeverzeichnis extract (about 2021) is older than the 2026 code list, so a
+// municipality is looked up by ARS, then by AGS (the Gemeindeverband part of the ARS
+// changed, e.g. the Ämter of Schleswig-Holstein), then by name within its state (Hanau
+// got a new key), and a merger is the sum of its predecessors (Jahnatal). What is
+// still unknown is reported; it is the unpopulated gemeindefreie Gebiete.
+func fillMunicipalities(areas map[string]*Area, gv *gvData, log io.Writer) {
+	preds := map[string]int{} // successor AGS -> summed population of its predecessors
+	for old, succ := range successors {
+		if r, ok := gv.byAGS[old]; ok {
+			preds[succ] += r.pop
+		}
+	}
+	var missing []string
+	for k, a := range areas {
+		if len(k) != 12 {
+			continue
+		}
+		r, ok := gv.gem[k]
+		if !ok {
+			r, ok = gv.byAGS[a.AGS]
+		}
+		if !ok {
+			if rs := gv.byName[k[:2]+"|"+strings.ToLower(shortName(a.Name))]; len(rs) == 1 {
+				r, ok = rs[0], true
+			}
+		}
+		switch {
+		case ok:
+			a.Population, a.Type = r.pop, gvGemeindeTypes[r.kind]
+		case preds[a.AGS] > 0:
+			a.Population = preds[a.AGS]
+		default:
+			missing = append(missing, k+" "+a.Name)
+		}
+		if a.Type == "" {
+			a.Type = typeFromName(a.Name, areas[k[:5]+"0000000"] == a)
+		}
+		// A kreisfreie Stadt of 2026 that the 2021 extract still lists in its old Kreis.
+		if areas[k[:5]] != nil && k[5:] == "0000000" && (a.Type == "Stadt" || a.Type == "große Kreisstadt") {
+			a.Type = "kreisfreie Stadt"
+		}
+	}
+	sort.Strings(missing)
+	for _, m := range missing {
+		fmt.Fprintf(log, "note: no population for %s\n", m)
+	}
+}
+
+// The Gemeindeverzeichnis' Textkennzeichen, in words.
+var (
+	gvKreisTypes    = map[string]string{"41": "kreisfreie Stadt", "42": "Stadtkreis", "43": "Kreis", "44": "Landkreis", "45": "Regionalverband"}
+	gvGemeindeTypes = map[string]string{"60": "Markt", "61": "kreisfreie Stadt", "62": "Stadtkreis", "63": "Stadt", "64": "Gemeinde",
+		"65": "gemeindefreies Gebiet", "66": "gemeindefreies Gebiet", "67": "große Kreisstadt"}
+	gvVerbandTypes = map[string]string{"50": "Einheitsgemeinde", "51": "Amt", "52": "Samtgemeinde", "53": "Verbandsgemeinde",
+		"54": "Verwaltungsgemeinschaft", "55": "Kirchspielslandgemeinde", "56": "Verwaltungsverband",
+		"57": "Verwaltungsgemeinschaft", "58": "erfüllende Gemeinde"}
+)
+
+// kreisType names the kind of a Kreis: from the Gemeindeverzeichnis, or for a Kreis
+// it does not know (Hanau, kreisfrei since 2026) from the code list.
+func kreisType(key, name string, gv *gvData, areas map[string]*Area) string {
+	if t, ok := gvKreisTypes[gv.kreisKind[key]]; ok {
+		return t
+	}
+	if areas[key+"0000000"] != nil {
+		return "kreisfreie Stadt"
+	}
+	return "Landkreis"
+}
+
+// typeFromName is the last resort for a municipality the Gemeindeverzeichnis lacks.
+func typeFromName(name string, kreisfrei bool) string {
+	l := strings.ToLower(name)
+	switch {
+	case strings.Contains(l, "gemfr.") || strings.Contains(l, "gemeindefrei"):
+		return "gemeindefreies Gebiet"
+	case kreisfrei:
+		return "kreisfreie Stadt"
+	case strings.Contains(l, "stadt") || strings.HasSuffix(l, ", st"):
+		return "Stadt"
+	case strings.HasSuffix(l, ", m"):
+		return "Markt"
+	}
+	return "Gemeinde"
+}
+
+func write(cfg Config, t *Table) (*Result, error) {
 	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
 		return nil, err
 	}
@@ -173,28 +319,20 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	zw, _ := gzip.NewWriterLevel(tmp, gzip.BestCompression)
 	bw := bufio.NewWriter(zw)
 	fmt.Fprint(bw, header)
-	keys := make([]string, 0, len(areas))
-	for k := range areas {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		a := areas[k]
+	for _, a := range t.Areas {
 		pop := ""
-		if a.pop > 0 {
-			pop = strconv.Itoa(a.pop)
+		if a.Population > 0 {
+			pop = strconv.Itoa(a.Population)
 		}
-		fmt.Fprintf(bw, "A\t%s\t%s\t%s\t%s\n", a.key, a.ags, a.name, pop)
+		fmt.Fprintf(bw, "A\t%s\t%s\t%s\t%s\t%s\n", a.Key, a.AGS, a.Name, pop, a.Type)
 	}
-	codes := make([]string, 0, len(plz))
-	for p := range plz {
+	codes := make([]string, 0, len(t.Postcodes))
+	for p := range t.Postcodes {
 		codes = append(codes, p)
 	}
 	sort.Strings(codes)
 	for _, p := range codes {
-		ks := plz[p]
-		sort.Strings(ks)
-		fmt.Fprintf(bw, "P\t%s\t%s\n", p, strings.Join(ks, ","))
+		fmt.Fprintf(bw, "P\t%s\t%s\n", p, strings.Join(t.Postcodes[p], ","))
 	}
 	if err := bw.Flush(); err != nil {
 		return nil, err
@@ -208,17 +346,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := os.Rename(tmp.Name(), out); err != nil {
 		return nil, err
 	}
-	return &Result{File: out, Areas: len(areas), Municipalities: municipalities, Postcodes: len(plz)}, nil
+	return &Result{File: out, Areas: len(t.Areas), Municipalities: t.Municipalities, Postcodes: len(t.Postcodes)}, nil
 }
 
 const header = `# amtsbote place table, generated by routing/internal/gen - do not edit.
 # Sources (see routing/data/NOTICE.md):
 #   Regionalschluessel/AGS 2026-04-30, Kreis 2026-01-31, Bundesland 2010-04-01:
 #     (c) Statistisches Bundesamt (Destatis), dl-de/by-2-0, via XRepository
-#   Gemeindeverzeichnis extract (Regierungsbezirke, Gemeindeverbaende, population):
-#     (c) Statistisches Bundesamt (Destatis), dl-de/by-2-0
+#   Gemeindeverzeichnis extract (Regierungsbezirke, Gemeindeverbaende, population,
+#     types): (c) Statistisches Bundesamt (Destatis), dl-de/by-2-0
 #   Postcodes: (c) OpenStreetMap contributors, ODbL 1.0, via suche-postleitzahl.org
-# A<TAB>ars-key<TAB>ags<TAB>name<TAB>population
+# A<TAB>ars-key<TAB>ags<TAB>name<TAB>population<TAB>type
 # P<TAB>postcode<TAB>ars,ars,...
 `
 
@@ -290,9 +428,18 @@ func readCodeList(path string) ([]codeRow, error) {
 }
 
 type gvData struct {
-	rb  map[string]string // Regierungsbezirk key (3) -> name
-	vb  map[string]string // Gemeindeverband key (9) -> name
-	pop map[string]int    // municipality ARS -> population
+	rb        map[string]string // Regierungsbezirk key (3) -> name
+	vb        map[string]string // Gemeindeverband key (9) -> name
+	vbType    map[string]string // Gemeindeverband key (9) -> Textkennzeichen
+	kreisKind map[string]string // Kreis key (5) -> Textkennzeichen (41..45)
+	gem       map[string]gvGemeinde
+	byAGS     map[string]gvGemeinde
+	byName    map[string][]gvGemeinde // land|lower-case short name
+}
+
+type gvGemeinde struct {
+	pop  int
+	kind string // Textkennzeichen 60..67
 }
 
 func readGV(path string) (*gvData, error) {
@@ -303,7 +450,8 @@ func readGV(path string) (*gvData, error) {
 	defer f.Close()
 	r := csv.NewReader(bufio.NewReader(f))
 	r.FieldsPerRecord = -1
-	g := &gvData{rb: map[string]string{}, vb: map[string]string{}, pop: map[string]int{}}
+	g := &gvData{rb: map[string]string{}, vb: map[string]string{}, vbType: map[string]string{}, kreisKind: map[string]string{},
+		gem: map[string]gvGemeinde{}, byAGS: map[string]gvGemeinde{}, byName: map[string][]gvGemeinde{}}
 	for {
 		rec, err := r.Read()
 		if errors.Is(err, io.EOF) {
@@ -312,18 +460,26 @@ func readGV(path string) (*gvData, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		if len(rec) < 10 {
+		if len(rec) < 8 {
 			continue
 		}
-		land, rb, kreis, vb, gem, name := rec[2], rec[3], rec[4], rec[5], rec[6], rec[7]
+		rec = append(rec, make([]string, 10-min(len(rec), 10))...) // a row may end early (no population)
+		kind, land, rb, kreis, vb, gem, name := rec[1], rec[2], rec[3], rec[4], rec[5], rec[6], rec[7]
 		switch strings.TrimPrefix(rec[0], "\ufeff") {
 		case "20":
 			g.rb[land+rb] = name
+		case "40":
+			g.kreisKind[land+rb+kreis] = kind
 		case "50":
 			g.vb[land+rb+kreis+vb] = name
+			g.vbType[land+rb+kreis+vb] = kind
 		case "60":
 			n, _ := strconv.Atoi(strings.ReplaceAll(strings.TrimSpace(rec[9]), " ", ""))
-			g.pop[land+rb+kreis+vb+gem] = n
+			x := gvGemeinde{pop: n, kind: kind}
+			g.gem[land+rb+kreis+vb+gem] = x
+			g.byAGS[land+rb+kreis+gem] = x
+			nk := land + "|" + strings.ToLower(shortName(name))
+			g.byName[nk] = append(g.byName[nk], x)
 		}
 	}
 	return g, nil

@@ -35,13 +35,18 @@ func writeShared(t *testing.T) string {
 		"codelists/Regionalschluessel_2026-04-30.xml": codeList(
 			[3]string{"146120000000", "Dresden, Stadt", ""},
 			[3]string{"145220275275", "Jahnatal", ""},
+			[3]string{"145225102060", "Burgstädt, Stadt", ""},
 			[3]string{"021010101101", "Hamburg-Altstadt, OT 101", "Stadt-/Ortsteil bzw. Stadtbezirk"}),
 		"codelists/AGS_2026-04-30.xml":        codeList([3]string{"14612000", "Dresden, Stadt", ""}, [3]string{"14522275", "Jahnatal", ""}),
 		"codelists/Kreis_2026-01-31.xml":      codeList([3]string{"14612", "Dresden, Stadt", ""}, [3]string{"14522", "Mittelsachsen", ""}, [3]string{"99999", "Alt", "Stadt-/Ortsteil bzw. Stadtbezirk"}),
 		"codelists/Bundesland_2010-04-01.xml": codeList([3]string{"14", "Sachsen", ""}),
 		"gv/AuszugGV4QAktuell.csv": "\ufeffsatzart,textkennzeichen,land,rb,kreis,vb,gemeinde,gemeindename,flaeche,bevoelkerung\n" +
 			"50,50,14,6,12,0000,,\"Dresden, Stadt\",,\n" +
-			"60,61,14,6,12,0000,000,\"Dresden, Stadt\", 328.48, 556 227\n",
+			"60,61,14,6,12,0000,000,\"Dresden, Stadt\", 328.48, 556 227\n" +
+			"40,44,14,5,22,,,Mittelsachsen,,\n" +
+			"60,64,14,5,22,0450,450,Ostrau, 51.40, 3 400\n" +
+			"60,64,14,5,22,0620,620,Zschaitz-Ottewig, 20.10, 1 100\n" +
+			"60,63,14,5,22,5999,060,\"Burgstädt, Stadt\", 20.10, 10 643\n", // an older Gemeindeverband key: found by AGS
 		"plz/zuordnung_plz_ort_landkreis.csv": "osm_id,ags,ort,plz,landkreis,bundesland\n" +
 			"1,14612000,Dresden,01067,,Sachsen\n" +
 			"2,14522450,Ostrau,04749,Landkreis Mittelsachsen,Sachsen\n" +
@@ -67,7 +72,7 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Municipalities != 2 || res.Postcodes != 2 {
+	if res.Municipalities != 3 || res.Postcodes != 2 {
 		t.Errorf("result %+v", res)
 	}
 	f, err := os.Open(res.File)
@@ -82,11 +87,13 @@ func TestRun(t *testing.T) {
 	body, _ := io.ReadAll(zr)
 	text := string(body)
 	for _, want := range []string{
-		"A\t146120000000\t14612000\tDresden, Stadt\t556227\n",
-		"A\t145220275275\t14522275\tJahnatal\t\n",
-		"A\t145220275\t\tJahnatal\t\n", // Einheitsgemeinde names its own Gemeindeverband
-		"A\t14522\t\tMittelsachsen\t\n",
-		"A\t14\t\tSachsen\t\n",
+		"A\t146120000000\t14612000\tDresden, Stadt\t556227\tkreisfreie Stadt\n",
+		"A\t145220275275\t14522275\tJahnatal\t4500\tGemeinde\n", // population of Ostrau and Zschaitz-Ottewig
+		"A\t145220275\t\tJahnatal\t\tEinheitsgemeinde\n",        // Einheitsgemeinde names its own Gemeindeverband
+		"A\t145225102060\t14522060\tBurgstädt, Stadt\t10643\tStadt\n",
+		"A\t14522\t\tMittelsachsen\t\tLandkreis\n",
+		"A\t14612\t\tDresden, Stadt\t\tkreisfreie Stadt\n",
+		"A\t14\t\tSachsen\t\tLand\n",
 		"P\t01067\t146120000000\n",
 		"P\t04749\t145220275275\n", // Ostrau's postcode moved to Jahnatal
 		"OpenStreetMap contributors, ODbL",
