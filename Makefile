@@ -7,6 +7,11 @@ FUZZTIME  ?= 30s
 FUZZOTHER ?= 10s
 FUZZLONG  ?= 5m
 PKGS      := ./...
+# mailpit, the real SMTP server of the mail notice tests, built once from the Go
+# module proxy (outside this module, so go.mod stays as it is).
+MAILPIT_VERSION := v1.33.1
+MAILPIT   := $(CURDIR)/tools/bin/mailpit-$(MAILPIT_VERSION)
+export MAILPIT_BIN := $(MAILPIT)
 
 .PHONY: all build run demo test vet unit bench-short fuzz-short fuzz bench soak lint tools clean
 
@@ -61,8 +66,12 @@ soak: build
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-# npm verifiers used by the interop tests (xml-crypto, standardwebhooks).
-tools: tools/node/node_modules/.package-lock.json
+# npm verifiers used by the interop tests (xml-crypto, standardwebhooks), and mailpit.
+tools: tools/node/node_modules/.package-lock.json $(MAILPIT)
+
+$(MAILPIT):
+	@mkdir -p $(CURDIR)/tools/bin
+	cd $$(mktemp -d) && GOBIN=$$(mktemp -d) GOFLAGS= GOWORK=off sh -c '$(GO) install github.com/axllent/mailpit@$(MAILPIT_VERSION) && mv "$$GOBIN/mailpit" $(MAILPIT)'
 
 tools/node/node_modules/.package-lock.json: tools/node/package.json tools/node/package-lock.json
 	cd tools/node && npm ci --no-audit --no-fund

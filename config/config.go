@@ -50,6 +50,8 @@ type Config struct {
 	Offices    map[string]OfficeClient `yaml:"offices"`
 	// Peers are the gateways of other states this one exchanges packages with.
 	Peers []Peer `yaml:"peers"`
+	// Mailbox is the web mailbox every office has as its last channel.
+	Mailbox Mailbox `yaml:"mailbox"`
 }
 
 // NATS configures the bus.
@@ -255,6 +257,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.validatePeers()...)
+	errs = append(errs, c.validateMailbox()...)
 	switch c.LogFormat {
 	case "text", "json":
 	default:

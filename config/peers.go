@@ -1,9 +1,203 @@
 package config
 
-// Peer is another state's gateway in the Portalverbund (see docs/federation.md).
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Peer is another state's gateway in the Portalverbund (see docs/federation.md): which
+// places it serves, where it listens and how its signatures are trusted.
+//
+//	peers:
+//	  - id: amtsbote-by                 # its gateway id = the CN of its gateway certificate
+//	    name: Bayern
+//	    lands: ["09"]                   # two-digit ARS prefixes it serves entirely
+//	    areas: ["09162"]                # or only these ARS prefixes (Kreise, municipalities)
+//	    base_url: https://gateway.by.example
+//	    certificate: /etc/amtsbote/peers/by.pem   # optional; else the trust store's peers/ folder
+//	    clock_skew: 5m
+//	    poll_interval: 10s
 type Peer struct {
-	ID string `yaml:"id"`
+	// ID is the peer gateway's id, the CommonName of its gateway certificate. Packages
+	// it forwards must be signed with that certificate, and its answers too.
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
+	// Lands are the states (two-digit ARS prefixes) the peer serves entirely.
+	Lands []string `yaml:"lands"`
+	// Areas are ARS prefixes (3, 5, 9 or 12 digits) the peer serves when it serves only
+	// part of a state; the longest matching prefix wins over a whole Land.
+	Areas []string `yaml:"areas"`
+	// BaseURL is where the peer serves its federation endpoint (docs/federation.md).
+	BaseURL string `yaml:"base_url"`
+	// Certificate is a PEM file with the peer's gateway certificate. It is trusted for
+	// the peer role and, more strictly, the peer must sign with exactly this
+	// certificate. Empty: whatever the trust store's peers/ folder trusts with CN = ID.
+	Certificate string `yaml:"certificate"`
+	// ClockSkew is how far the peer's clock may be off from ours (default 5m).
+	ClockSkew time.Duration `yaml:"clock_skew"`
+	// PollInterval is how often the peer is asked about the packages forwarded to it
+	// that it has not decided yet (default 10s).
+	PollInterval time.Duration `yaml:"poll_interval"`
+}
+
+// Defaults of a peer.
+const (
+	DefaultPeerClockSkew    = 5 * time.Minute
+	DefaultPeerPollInterval = 10 * time.Second
+)
+
+// Skew is the tolerated clock skew (the default when unset).
+func (p Peer) Skew() time.Duration {
+	if p.ClockSkew <= 0 {
+		return DefaultPeerClockSkew
+	}
+	return p.ClockSkew
+}
+
+// Poll is the poll interval (the default when unset).
+func (p Peer) Poll() time.Duration {
+	if p.PollInterval <= 0 {
+		return DefaultPeerPollInterval
+	}
+	return p.PollInterval
+}
+
+// Serves reports how well the peer serves the place with ARS ars: the length of the
+// longest matching prefix (2 for a whole Land), 0 when it does not serve it.
+func (p Peer) Serves(ars string) int {
+	best := 0
+	for _, a := range p.Areas {
+		if strings.HasPrefix(ars, a) && len(a) > best {
+			best = len(a)
+		}
+	}
+	if best > 0 {
+		return best
+	}
+	for _, l := range p.Lands {
+		if strings.HasPrefix(ars, l) {
+			return 2
+		}
+	}
+	return 0
+}
+
+// ServesLand reports whether the peer serves the Land or any part of it.
+func (p Peer) ServesLand(land string) bool {
+	for _, l := range p.Lands {
+		if l == land {
+			return true
+		}
+	}
+	for _, a := range p.Areas {
+		if strings.HasPrefix(a, land) {
+			return true
+		}
+	}
+	return false
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // validatePeers reports what is wrong with the peers section, naming the field.
-func (c *Config) validatePeers() []error { return nil }
+func (c *Config) validatePeers() []error {
+	var errs []error
+	ids := map[string]bool{}
+	lands := map[string]string{}
+	areas := map[string]string{}
+	for i, p := range c.Peers {
+		field := fmt.Sprintf("peers[%d]", i)
+		if p.ID != "" {
+			field = fmt.Sprintf("peers[%d] (%s)", i, p.ID)
+		}
+		switch {
+		case strings.TrimSpace(p.ID) == "":
+			errs = append(errs, fmt.Errorf("%s.id: must not be empty (the peer gateway's id, the CN of its certificate)", field))
+		case p.ID == c.GatewayID:
+			errs = append(errs, fmt.Errorf("%s.id: %q is this gateway's own id", field, p.ID))
+		case ids[p.ID]:
+			errs = append(errs, fmt.Errorf("%s.id: %q is listed twice", field, p.ID))
+		}
+		ids[p.ID] = true
+		if len(p.Lands) == 0 && len(p.Areas) == 0 {
+			errs = append(errs, fmt.Errorf("%s: lands or areas must name what the peer serves", field))
+		}
+		for j, l := range p.Lands {
+			if len(l) != 2 || !isDigits(l) || l == "00" || l > "16" {
+				errs = append(errs, fmt.Errorf("%s.lands[%d]: %q is not a two-digit Land key (01-16)", field, j, l))
+				continue
+			}
+			if other, dup := lands[l]; dup {
+				errs = append(errs, fmt.Errorf("%s.lands[%d]: Land %s is served by %s already", field, j, l, other))
+			}
+			lands[l] = p.ID
+		}
+		for j, a := range p.Areas {
+			switch {
+			case !isDigits(a) || (len(a) != 3 && len(a) != 5 && len(a) != 9 && len(a) != 12):
+				errs = append(errs, fmt.Errorf("%s.areas[%d]: %q is not an ARS prefix (3, 5, 9 or 12 digits)", field, j, a))
+				continue
+			case areas[a] != "":
+				errs = append(errs, fmt.Errorf("%s.areas[%d]: %s is served by %s already", field, j, a, areas[a]))
+			}
+			areas[a] = p.ID
+		}
+		u, err := url.Parse(p.BaseURL)
+		if p.BaseURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("%s.base_url: %q must be an absolute http(s) URL", field, p.BaseURL))
+		}
+		if p.ClockSkew < 0 || p.ClockSkew > 24*time.Hour {
+			errs = append(errs, fmt.Errorf("%s.clock_skew: %s is outside 0..24h", field, p.ClockSkew))
+		}
+		if p.PollInterval < 0 {
+			errs = append(errs, fmt.Errorf("%s.poll_interval: must not be negative", field))
+		}
+	}
+	for id := range c.Offices {
+		if strings.HasPrefix(id, "peer-") && len(c.Peers) > 0 {
+			errs = append(errs, fmt.Errorf("offices.%s: ids starting with peer- name the peer gateways of other states", id))
+		}
+	}
+	return errs
+}
+
+// PeerByID returns the configured peer with the gateway id.
+func (c *Config) PeerByID(id string) (Peer, bool) {
+	for _, p := range c.Peers {
+		if p.ID == id {
+			return p, true
+		}
+	}
+	return Peer{}, false
+}
+
+// PeerFor returns the configured peer serving the place with ARS ars best (the longest
+// prefix), or ok=false.
+func (c *Config) PeerFor(ars string) (Peer, bool) {
+	best, at := 0, -1
+	for i, p := range c.Peers {
+		if n := p.Serves(ars); n > best {
+			best, at = n, i
+		}
+	}
+	if at < 0 {
+		return Peer{}, false
+	}
+	return c.Peers[at], true
+}
+
+// ErrNoPeer: no configured peer serves a place.
+var ErrNoPeer = errors.New("no peer gateway serves the place")

@@ -22,7 +22,9 @@ type channelDeps struct {
 
 // channelRow is one channel the gateway can deliver on.
 type channelRow struct {
-	name  string
+	name string
+	// build makes the adapter; nil for a channel whose face registers it (the
+	// mailbox is both a channel and the pages office staff use).
 	build func(channelDeps) (adapters.Adapter, error)
 	// implicit: every office has the channel without configuring it (its endpoint
 	// and secret, if any, are optional).
@@ -38,6 +40,9 @@ var channelTable = []channelRow{
 	{name: channel.Transfer, build: func(d channelDeps) (adapters.Adapter, error) {
 		return transfer.New(transfer.Options{Logger: d.log})
 	}},
+	// Registered by setupMailbox; every office has it, its endpoint (the address for
+	// arrival notices) is optional.
+	{name: channel.Mailbox, implicit: true},
 }
 
 func rowFor(name string) (channelRow, bool) {
@@ -53,6 +58,9 @@ func rowFor(name string) (channelRow, bool) {
 func newAdapters(cfg config.Config, log *slog.Logger) (*adapters.Registry, error) {
 	reg := adapters.NewRegistry()
 	for _, r := range channelTable {
+		if r.build == nil {
+			continue
+		}
 		a, err := r.build(channelDeps{cfg: cfg, log: log})
 		if err != nil {
 			_ = reg.Close()

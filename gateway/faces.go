@@ -7,6 +7,7 @@ import "context"
 // intake pipeline exist, may register adapters and mounts, and adds what it must
 // close to g.closers.
 var faceTable = []func(g *Gateway, ctx context.Context) error{
+	(*Gateway).setupMailbox,
 	(*Gateway).setupPeers,
 }
 

@@ -24,8 +24,10 @@ import (
 	"github.com/amtsbote/amtsbote/api"
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/bus"
+	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/intake"
+	"github.com/amtsbote/amtsbote/mailbox"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/signing"
@@ -43,6 +45,7 @@ type Gateway struct {
 	Trust     *signing.TrustStore
 	Signer    *signing.Signer
 	Pipeline  *intake.Pipeline
+	Mailbox   *mailbox.Mailbox
 
 	db       *store.DB
 	bus      *bus.Bus
@@ -51,7 +54,7 @@ type Gateway struct {
 	// mounts are the faces besides the REST API, by path prefix (see api.Options.Mounts).
 	mounts map[string]http.Handler
 	// closers are closed on shutdown after the broker stopped, last added first.
-	closers []func() error
+	closers  []func() error
 	srv      *http.Server
 	ln       net.Listener
 	serveErr chan error
@@ -117,9 +120,6 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 	if err != nil {
 		return nil, err
 	}
-	if err := checkChannels(cfg.Offices, g.adapters); err != nil {
-		return nil, fmt.Errorf("configuration: %w", err)
-	}
 	g.channels = newOfficeChannels(cfg.Offices, g.adapters)
 	g.Broker = broker.New(broker.Config{
 		GatewayID: cfg.GatewayID, Workers: cfg.Delivery.Workers, PerOffice: cfg.Delivery.PerOffice, MaxAttempts: cfg.Delivery.MaxAttempts,
@@ -127,9 +127,6 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		AttemptTimeout: cfg.Delivery.AttemptTimeout, Replicas: cfg.NATS.Replicas,
 		ExclusiveConsumer: cfg.NATS.URL == "",
 	}, g.db, g.bus.JS, g.adapters, g.channels, broker.GatewaySigner{Signer: g.Signer, GatewayID: cfg.GatewayID}, log, broker.NewMetrics(reg))
-	if err := g.Broker.Start(ctx); err != nil {
-		return nil, err
-	}
 
 	base, err := routing.Builtin()
 	if err != nil {
@@ -153,9 +150,18 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 	})
 	g.Pipeline = &intake.Pipeline{
 		Limits: lim, Verifier: verifier, Directory: g.Directory, Broker: g.Broker, Channels: g.channels,
+		LastResort: channel.Mailbox,
 	}
 
 	if err := g.setupFaces(ctx); err != nil {
+		return nil, err
+	}
+	// Only now is every channel's adapter registered (faces add theirs): checked
+	// before delivery starts, so no package meets a channel that is not there yet.
+	if err := checkChannels(cfg.Offices, g.adapters); err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	if err := g.Broker.Start(ctx); err != nil {
 		return nil, err
 	}
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/mailbox"
 	"github.com/amtsbote/amtsbote/signing"
 )
 
@@ -61,7 +62,21 @@ type DevCredentials struct {
 	AdminToken string                         `yaml:"admin_token"`
 	Portals    map[string]config.PortalClient `yaml:"portals"`
 	Offices    map[string]config.OfficeClient `yaml:"offices"`
+	// Mailbox has one web-mailbox user per demo office, with the password in clear
+	// (this file is 0600 and for development only) and its hash.
+	Mailbox []DevMailboxUser `yaml:"mailbox,omitempty"`
 }
+
+// DevMailboxUser is a development login of the web mailbox.
+type DevMailboxUser struct {
+	Name         string `yaml:"name"`
+	Office       string `yaml:"office"`
+	Password     string `yaml:"password"`
+	PasswordHash string `yaml:"password_hash"`
+}
+
+// DemoMailboxUser is the development login of the demo office's mailbox.
+const DemoMailboxUser = "dresden"
 
 // DevCredentialsFile is the file name under the data folder.
 const DevCredentialsFile = "dev-credentials.yaml"
@@ -104,6 +119,24 @@ func (g *Gateway) setupCredentials() error {
 		g.Log.Warn("created DEVELOPMENT credentials (tokens, webhook secret)", "file", path)
 	} else if err != nil {
 		return err
+	}
+	if len(dc.Mailbox) == 0 {
+		// Also for a credentials file written before the mailbox existed.
+		pw := randomToken()[:20]
+		hash, err := mailbox.HashPassword(pw)
+		if err != nil {
+			return fmt.Errorf("dev credentials: %w", err)
+		}
+		dc.Mailbox = []DevMailboxUser{{Name: DemoMailboxUser, Office: DemoOfficeID, Password: pw, PasswordHash: hash}}
+		b, _ := yaml.Marshal(dc)
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			return fmt.Errorf("dev credentials: %w", err)
+		}
+	}
+	for _, u := range dc.Mailbox {
+		if !hasMailboxUser(c.Mailbox.Users, u.Name) {
+			c.Mailbox.Users = append(c.Mailbox.Users, config.MailboxUser{Name: u.Name, Office: u.Office, PasswordHash: u.PasswordHash})
+		}
 	}
 	g.CredsFile = path
 	if c.AdminToken == "" {
@@ -155,4 +188,13 @@ func randomKey() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	return base64.StdEncoding.EncodeToString(b)
+}
+
+func hasMailboxUser(us []config.MailboxUser, name string) bool {
+	for _, u := range us {
+		if u.Name == name {
+			return true
+		}
+	}
+	return false
 }

@@ -49,6 +49,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stdout, "  demo portal key:    %s (cert %s)\n", g.PKI.PortalKey, g.PKI.PortalCert)
 		fmt.Fprintf(stdout, "  trust store:        %s\n", g.PKI.TrustDir)
 		fmt.Fprintf(stdout, "  dev credentials:    %s\n", g.CredsFile)
+		fmt.Fprintf(stdout, "  web mailbox:        %s%s/ (user %q, password in the dev credentials)\n", g.URL(), gateway.MailboxPath, gateway.DemoMailboxUser)
 		fmt.Fprintf(stdout, "  try: amtsbote submit -url %s -data %s\n", g.URL(), shellQuote(g.Config.DataDir))
 	}
 	hup := make(chan os.Signal, 1)

@@ -1,0 +1,36 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/amtsbote/amtsbote/mailbox"
+)
+
+// MailboxPath is where the web mailbox is mounted.
+const MailboxPath = "/postfach"
+
+// setupMailbox starts the web mailbox (Behördenpostfach): the face office staff log
+// into, and the channel every office has as its last one.
+func (g *Gateway) setupMailbox(ctx context.Context) error {
+	c := g.Config
+	users := make([]mailbox.User, 0, len(c.Mailbox.Users))
+	for _, u := range c.Mailbox.Users {
+		users = append(users, mailbox.User{Name: u.Name, Office: u.Office, PasswordHash: u.PasswordHash})
+	}
+	mb, err := mailbox.New(mailbox.Options{
+		Desk: g.Broker, Users: users, DataDir: filepath.Join(c.DataDir, "mailbox"),
+		PublicURL: c.PublicURL + MailboxPath + "/", Logger: g.Log,
+		SMTP: mailbox.SMTPConfig{Addr: c.Mailbox.SMTP.Addr, From: c.Mailbox.SMTP.From, Username: c.Mailbox.SMTP.Username,
+			Password: c.Mailbox.SMTP.Password, RequireTLS: c.Mailbox.SMTP.RequireTLS},
+	})
+	if err != nil {
+		return fmt.Errorf("mailbox: %w", err)
+	}
+	g.closers = append(g.closers, mb.Close)
+	g.Mailbox = mb
+	g.adapters.Register(mb.Adapter())
+	g.mounts[MailboxPath] = mb.Handler()
+	return nil
+}

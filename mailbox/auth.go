@@ -1,0 +1,150 @@
+package mailbox
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+const (
+	sessionCookie = "postfach_sitzung"
+	loginCookie   = "postfach_anmeldung" // CSRF token of the login form (before a session exists)
+)
+
+func newToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func sameToken(a, b string) bool {
+	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+func (m *Mailbox) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{
+		Name: name, Value: value, Path: m.base.Path, MaxAge: maxAge,
+		HttpOnly: true, Secure: m.secure, SameSite: http.SameSiteStrictMode,
+	})
+}
+
+// dummyHash is compared against when the user name is unknown, so that a login
+// attempt takes as long for an unknown name as for a wrong password.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("kein-gueltiges-passwort"), bcrypt.DefaultCost+2)
+	return h
+})
+
+// checkPassword returns the user if name and password match.
+func (m *Mailbox) checkPassword(name, pw string) (User, bool) {
+	u, ok := m.users[name]
+	hash := []byte(u.PasswordHash)
+	if !ok {
+		hash = dummyHash()
+	}
+	if bcrypt.CompareHashAndPassword(hash, []byte(pw)) != nil || !ok {
+		return User{}, false
+	}
+	return u, true
+}
+
+// current returns the logged-in session of the request.
+func (m *Mailbox) current(r *http.Request) (session, string, bool) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return session{}, "", false
+	}
+	s, ok, err := m.db.session(c.Value, m.now())
+	if err != nil {
+		m.log.Error("read session", "err", err)
+		return session{}, "", false
+	}
+	if !ok {
+		return session{}, "", false
+	}
+	// A user removed from the configuration (or moved to another office) loses the
+	// session at once.
+	if u, known := m.users[s.User]; !known || u.Office != s.Office {
+		_ = m.db.deleteSession(c.Value)
+		return session{}, "", false
+	}
+	return s, c.Value, true
+}
+
+// limiter slows down password guessing: after a few failures for a user name or from
+// an address, further attempts are refused for a time that doubles with every failure
+// (up to an hour), whatever the password. A success clears the user's count.
+type limiter struct {
+	mu sync.Mutex
+	m  map[string]*failures
+}
+
+type failures struct {
+	n     int
+	last  time.Time
+	until time.Time
+}
+
+const (
+	freeFailuresUser = 5
+	freeFailuresAddr = 20
+	failureMemory    = time.Hour
+	maxLockout       = time.Hour
+)
+
+func newLimiter() *limiter { return &limiter{m: map[string]*failures{}} }
+
+// blocked says how long the key must still wait.
+func (l *limiter) blocked(key string, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := l.m[key]
+	if f == nil || !now.Before(f.until) {
+		return 0
+	}
+	return f.until.Sub(now)
+}
+
+func (l *limiter) fail(key string, free int, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k, f := range l.m { // forget old entries; the map stays small
+		if now.Sub(f.last) > failureMemory && !now.Before(f.until) {
+			delete(l.m, k)
+		}
+	}
+	f := l.m[key]
+	if f == nil {
+		f = &failures{}
+		l.m[key] = f
+	}
+	f.n++
+	f.last = now
+	if f.n >= free {
+		d := 30 * time.Second
+		for i := free; i < f.n && d < maxLockout; i++ {
+			d *= 2
+		}
+		f.until = now.Add(min(d, maxLockout))
+	}
+}
+
+func (l *limiter) clear(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.m, key)
+}
+
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

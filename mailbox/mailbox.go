@@ -1,0 +1,246 @@
+// Package mailbox is the web mailbox (Behördenpostfach): the delivery channel for
+// offices that have nothing but a browser (channel.Mailbox, maturity level 1).
+//
+// It has two faces:
+//
+//   - the channel (Adapter): Deliver records the arrival in the mailbox's own store
+//     and queues an e-mail notice to the office's notice address (Target.Endpoint).
+//     The package is already visible to the office through the broker's OfficeDesk, so
+//     Deliver answers at once with Confirmation.Pending: the office confirms when a
+//     person opens the package. The notice is sent from a durable outbox, retried with
+//     backoff while the SMTP server is down, and never holds the package back.
+//   - the pages (Handler): server-rendered German HTML for the office's staff: login,
+//     inbox with search, state filter and paging, the detail page that shows the form
+//     as a readable form, attachment downloads, accept or reject with a reason, and a
+//     mailbox-local "erledigt" mark. Every read and every decision goes through the
+//     broker.OfficeDesk with the office of the logged-in user, so a user sees only
+//     the submissions of their own office; any other id is a 404.
+//
+// The notice carries no personal data of the applicant: the service name, the case
+// number (submission id) and a link to the detail page, behind the login.
+package mailbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/amtsbote/amtsbote/broker"
+)
+
+// User is one office user of the mailbox.
+type User struct {
+	Name         string // login name, shown as the actor of decisions ("anna.schmidt")
+	Office       string // office id (routing.Office id); the user sees only this office
+	PasswordHash string // from HashPassword (bcrypt)
+}
+
+// SMTPConfig says how notices are sent. An empty Addr sends no notices.
+type SMTPConfig struct {
+	Addr     string // host:port of the submission server, e.g. "mail.example:587"
+	From     string // sender address of the notices
+	Username string // for SMTP AUTH PLAIN (only over TLS or to localhost); empty: no auth
+	Password string
+	// RequireTLS refuses to send when the server does not offer STARTTLS. Without it,
+	// STARTTLS is used where offered and the notice goes in clear text otherwise
+	// (it holds no personal data).
+	RequireTLS bool
+}
+
+// Options configure a Mailbox.
+type Options struct {
+	Desk  broker.OfficeDesk
+	Users []User
+	// DataDir holds the mailbox's own state: mailbox.db (sessions, arrivals, the
+	// "erledigt" marks and the notice outbox).
+	DataDir string
+	// PublicURL is the address under which staff reach the mailbox, including its
+	// prefix, e.g. "https://gateway.example.de/postfach/". Notice links point below
+	// it; an https URL makes the session cookie Secure. Default
+	// "http://localhost/postfach/".
+	PublicURL string
+	SMTP      SMTPConfig
+	Logger    *slog.Logger
+	Now       func() time.Time
+
+	// Tunables for tests; zero values take the defaults.
+	noticeBackoff    time.Duration // first retry delay of a notice; default 30s
+	noticeBackoffMax time.Duration // default 30m
+	smtpTimeout      time.Duration // one SMTP conversation; default 30s
+	storeFault       func(endpoint string) error
+}
+
+// Mailbox is the web mailbox. Create with New; Close when done.
+type Mailbox struct {
+	opts    Options
+	desk    broker.OfficeDesk
+	log     *slog.Logger
+	now     func() time.Time
+	db      *mstore
+	users   map[string]User
+	offices map[string]bool
+	base    *url.URL // PublicURL
+	secure  bool     // cookies Secure
+
+	limiter *limiter
+	adapter *adapter
+
+	changes chan struct{} // a person opened a package (Confirmer.Changes)
+	kick    chan struct{} // a notice was queued
+	stop    chan struct{}
+	loops   sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens (or creates) the mailbox's store in opts.DataDir and starts the notice
+// sender.
+func New(opts Options) (*Mailbox, error) {
+	if opts.Desk == nil {
+		return nil, errors.New("mailbox: Options.Desk is required")
+	}
+	if opts.DataDir == "" {
+		return nil, errors.New("mailbox: Options.DataDir is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.PublicURL == "" {
+		opts.PublicURL = "http://localhost/postfach/"
+	}
+	if opts.noticeBackoff <= 0 {
+		opts.noticeBackoff = 30 * time.Second
+	}
+	if opts.noticeBackoffMax <= 0 {
+		opts.noticeBackoffMax = 30 * time.Minute
+	}
+	if opts.smtpTimeout <= 0 {
+		opts.smtpTimeout = 30 * time.Second
+	}
+	base, err := url.Parse(opts.PublicURL)
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, fmt.Errorf("mailbox: PublicURL %q is not an absolute http(s) URL", opts.PublicURL)
+	}
+	if !strings.HasSuffix(base.Path, "/") {
+		base.Path += "/"
+	}
+	if opts.SMTP.Addr != "" {
+		if _, err := mail.ParseAddress(opts.SMTP.From); err != nil {
+			return nil, fmt.Errorf("mailbox: SMTP.From %q: %w", opts.SMTP.From, err)
+		}
+	}
+	m := &Mailbox{
+		opts: opts, desk: opts.Desk, log: opts.Logger.With("component", "mailbox"), now: opts.Now,
+		users: map[string]User{}, offices: map[string]bool{}, base: base, secure: base.Scheme == "https",
+		limiter: newLimiter(),
+		changes: make(chan struct{}, 1), kick: make(chan struct{}, 1), stop: make(chan struct{}),
+	}
+	for _, u := range opts.Users {
+		if u.Name == "" || u.Office == "" || u.PasswordHash == "" {
+			return nil, fmt.Errorf("mailbox: user %q: name, office and password hash are required", u.Name)
+		}
+		if _, dup := m.users[u.Name]; dup {
+			return nil, fmt.Errorf("mailbox: user %q configured twice", u.Name)
+		}
+		if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
+			return nil, fmt.Errorf("mailbox: user %q: password hash is not a bcrypt hash (use mailbox.HashPassword)", u.Name)
+		}
+		m.users[u.Name] = u
+		m.offices[u.Office] = true
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("mailbox: %w", err)
+	}
+	db, err := openStore(filepath.Join(opts.DataDir, "mailbox.db"))
+	if err != nil {
+		return nil, err
+	}
+	m.db = db
+	m.adapter = &adapter{m: m}
+	m.loops.Add(2)
+	go m.sendLoop()
+	go m.sweepLoop()
+	return m, nil
+}
+
+// HashPassword returns the bcrypt hash of pw for Options.Users.
+func HashPassword(pw string) (string, error) {
+	if len(pw) < 8 {
+		return "", errors.New("mailbox: password shorter than 8 characters")
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost+2)
+	if err != nil {
+		return "", fmt.Errorf("mailbox: %w", err)
+	}
+	return string(h), nil
+}
+
+// Close stops the notice sender, closes the channel adapter and the store. Notices
+// not yet sent stay in the outbox for the next start.
+func (m *Mailbox) Close() error {
+	m.closeOnce.Do(func() {
+		_ = m.adapter.Close()
+		close(m.stop)
+		m.loops.Wait()
+		m.closeErr = m.db.close()
+	})
+	return m.closeErr
+}
+
+// detailURL is the absolute link to one submission's page, for notices.
+func (m *Mailbox) detailURL(id string) string {
+	u := *m.base
+	u.Path += "s/" + url.PathEscape(id)
+	return u.String()
+}
+
+// sweepLoop removes expired sessions now and then.
+func (m *Mailbox) sweepLoop() {
+	defer m.loops.Done()
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		if err := m.db.sweepSessions(m.now()); err != nil {
+			m.log.Warn("sweep sessions", "err", err)
+		}
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (m *Mailbox) signalOpened() {
+	select {
+	case m.changes <- struct{}{}:
+	default:
+	}
+}
+
+// ctxStop is a context cancelled when the mailbox closes.
+func (m *Mailbox) ctxStop() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-m.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}

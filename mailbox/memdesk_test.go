@@ -1,0 +1,191 @@
+package mailbox
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// memDesk is an in-memory broker.OfficeDesk with the desk's rules (office scoping,
+// pickup before decision, final decisions), built on the submission model. The page
+// tests and the conformance harness use it; the browser and notice tests use the
+// real broker.
+type memDesk struct {
+	mu     sync.Mutex
+	subs   map[string]*submission.Submission
+	events map[string][]submission.Event
+	blobs  map[string][]byte // package by submission id, attachments by sha256
+	order  []string
+}
+
+func newMemDesk() *memDesk {
+	return &memDesk{subs: map[string]*submission.Submission{}, events: map[string][]submission.Event{}, blobs: map[string][]byte{}}
+}
+
+// add stores a handed-over submission with its package and attachments.
+func (d *memDesk) add(s *submission.Submission, pkg []byte, atts map[string][]byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.subs[s.ID]; ok {
+		return
+	}
+	cp := *s
+	d.subs[s.ID] = &cp
+	d.order = append(d.order, s.ID)
+	d.blobs["pkg:"+s.ID] = pkg
+	for sum, b := range atts {
+		d.blobs[sum] = b
+	}
+	d.events[s.ID] = append(d.events[s.ID], submission.Event{At: s.ReceivedAt, Type: submission.EventReceived}, submission.Event{At: s.ReceivedAt, Type: submission.EventHandedOver, Channel: "mailbox"})
+}
+
+func (d *memDesk) forOffice(office, id string) (*submission.Submission, error) {
+	s, ok := d.subs[id]
+	if !ok || office == "" || s.OfficeID != office {
+		return nil, fmt.Errorf("submission %s: %w", id, broker.ErrNotFound)
+	}
+	return s, nil
+}
+
+func (d *memDesk) record(id string, evs []submission.Event) {
+	for i := range evs {
+		evs[i].SubmissionID = id
+	}
+	d.events[id] = append(d.events[id], evs...)
+}
+
+func (d *memDesk) List(_ context.Context, office string, q broker.ListQuery) (broker.Page, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	want := map[submission.State]bool{}
+	for _, s := range q.States {
+		want[s] = true
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	ids := append([]string(nil), d.order...)
+	sort.SliceStable(ids, func(i, j int) bool { return d.subs[ids[i]].ReceivedAt.Before(d.subs[ids[j]].ReceivedAt) })
+	var p broker.Page
+	started := q.After == ""
+	for _, id := range ids {
+		s := d.subs[id]
+		if !started {
+			started = id == q.After
+			continue
+		}
+		if s.OfficeID != office || (len(want) > 0 && !want[s.State]) {
+			continue
+		}
+		if q.Text != "" && !bytes.Contains(bytes.ToLower([]byte(s.ID+" "+s.ServiceName+" "+s.Place+" "+s.Sender+" "+s.MessageID)), bytes.ToLower([]byte(q.Text))) {
+			continue
+		}
+		if len(p.Items) == limit {
+			p.Next = p.Items[limit-1].ID
+			break
+		}
+		cp := *s
+		p.Items = append(p.Items, &cp)
+	}
+	return p, nil
+}
+
+func (d *memDesk) Get(_ context.Context, office, id string) (*submission.Submission, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, err := d.forOffice(office, id)
+	if err != nil {
+		return nil, err
+	}
+	cp := *s
+	return &cp, nil
+}
+
+func (d *memDesk) Events(_ context.Context, office, id string) ([]submission.Event, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, err := d.forOffice(office, id); err != nil {
+		return nil, err
+	}
+	return append([]submission.Event(nil), d.events[id]...), nil
+}
+
+func (d *memDesk) OpenPackage(ctx context.Context, office, id string, p broker.Pickup) (*submission.Submission, io.ReadCloser, error) {
+	s, err := d.Confirm(ctx, office, id, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return s, io.NopCloser(bytes.NewReader(d.blobs["pkg:"+id])), nil
+}
+
+func (d *memDesk) OpenAttachment(_ context.Context, office, id, aid string) (submission.Attachment, io.ReadCloser, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, err := d.forOffice(office, id)
+	if err != nil {
+		return submission.Attachment{}, nil, err
+	}
+	for _, a := range s.Attachments {
+		if a.ID == aid {
+			return a, io.NopCloser(bytes.NewReader(d.blobs[a.SHA256])), nil
+		}
+	}
+	return submission.Attachment{}, nil, fmt.Errorf("attachment %s: %w", aid, broker.ErrNotFound)
+}
+
+func (d *memDesk) Receipt(_ context.Context, office, id, kind string) ([]byte, error) {
+	return nil, broker.ErrNotFound
+}
+
+func (d *memDesk) Confirm(_ context.Context, office, id string, p broker.Pickup) (*submission.Submission, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, err := d.forOffice(office, id)
+	if err != nil {
+		return nil, err
+	}
+	evs, err := s.Confirm(time.Now().UTC(), p.Channel, submission.Confirmation{Receiver: p.Receiver})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", broker.ErrConflict, err)
+	}
+	d.record(id, evs)
+	cp := *s
+	return &cp, nil
+}
+
+func (d *memDesk) Decide(ctx context.Context, office, id string, dec broker.Decision) (*submission.Submission, error) {
+	if _, err := d.Confirm(ctx, office, id, broker.Pickup{Channel: dec.Channel, Receiver: dec.Actor}); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.subs[id]
+	evs, err := s.Decide(time.Now().UTC(), dec.Outcome, dec.Reason, dec.Actor)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", broker.ErrConflict, err)
+	}
+	d.record(id, evs)
+	cp := *s
+	return &cp, nil
+}
+
+var _ broker.OfficeDesk = (*memDesk)(nil)
+
+// Replies are not part of the mailbox (yet); the fake refuses them.
+func (d *memDesk) Reply(_ context.Context, office, id string, _ broker.ReplyIn) (submission.Reply, error) {
+	return submission.Reply{}, fmt.Errorf("memDesk: replies: %w", broker.ErrConflict)
+}
+
+func (d *memDesk) OpenReply(_ context.Context, office, id, _ string) (submission.Reply, io.ReadCloser, error) {
+	return submission.Reply{}, nil, broker.ErrNotFound
+}

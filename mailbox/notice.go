@@ -1,0 +1,234 @@
+package mailbox
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"mime"
+	"mime/quotedprintable"
+	"net"
+	"net/smtp"
+	"strings"
+	"time"
+
+	"github.com/amtsbote/amtsbote/adapters"
+)
+
+// noticeMaxAge: a notice that could not be sent for this long is dropped (logged);
+// by then the office has long seen the package in its inbox or been called.
+const noticeMaxAge = 7 * 24 * time.Hour
+
+// noticeText is the notice for one delivery. It names the service, the case number
+// and the link, and nothing about the applicant: e-mail leaves the protected network.
+func (m *Mailbox) noticeText(d adapters.Delivery) (subject, body string) {
+	service := oneLine(d.ServiceName)
+	if service == "" {
+		service = "Antrag"
+	}
+	subject = "Neuer Eingang im Behördenpostfach: " + service + " (Vorgang " + d.SubmissionID + ")"
+	var b strings.Builder
+	b.WriteString("Guten Tag,\r\n\r\n")
+	office := oneLine(d.OfficeName)
+	if office == "" {
+		office = d.OfficeID
+	}
+	fmt.Fprintf(&b, "im Behördenpostfach von %s ist ein neuer Eingang angekommen.\r\n\r\n", office)
+	fmt.Fprintf(&b, "Leistung:       %s\r\n", service)
+	fmt.Fprintf(&b, "Vorgangsnummer: %s\r\n\r\n", d.SubmissionID)
+	b.WriteString("Öffnen Sie den Eingang nach der Anmeldung hier:\r\n")
+	b.WriteString(m.detailURL(d.SubmissionID) + "\r\n\r\n")
+	b.WriteString("Diese Nachricht enthält bewusst keine Angaben zur antragstellenden Person.\r\n")
+	b.WriteString("Sie wurde automatisch erstellt; bitte antworten Sie nicht darauf.\r\n")
+	return subject, b.String()
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// sendLoop sends due notices from the outbox and sleeps until the next one is due or
+// Deliver queues one.
+func (m *Mailbox) sendLoop() {
+	defer m.loops.Done()
+	ctx, cancel := m.ctxStop()
+	defer cancel()
+	for {
+		wait := m.sendDue(ctx)
+		t := time.NewTimer(wait)
+		select {
+		case <-m.stop:
+			t.Stop()
+			return
+		case <-m.kick:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// sendDue sends what is due and says how long to sleep.
+func (m *Mailbox) sendDue(ctx context.Context) time.Duration {
+	const idle = time.Hour
+	if m.opts.SMTP.Addr == "" {
+		return idle
+	}
+	now := m.now()
+	due, next, err := m.db.dueNotices(now, 50)
+	if err != nil {
+		m.log.Error("read notice outbox", "err", err)
+		return m.opts.noticeBackoff
+	}
+	for _, n := range due {
+		if ctx.Err() != nil {
+			return idle
+		}
+		err := m.sendMail(ctx, n)
+		if err == nil {
+			if err := m.db.noticeDone(n.Seq); err != nil {
+				m.log.Error("remove sent notice", "submission", n.SubmissionID, "err", err)
+			}
+			m.log.Info("notice sent", "submission", n.SubmissionID, "attempts", n.Attempts+1)
+			continue
+		}
+		n.Attempts++
+		if m.now().Sub(n.Created) > noticeMaxAge {
+			m.log.Error("notice dropped after repeated failures", "submission", n.SubmissionID, "attempts", n.Attempts, "err", err)
+			_ = m.db.noticeDone(n.Seq)
+			continue
+		}
+		delay := m.backoff(n.Attempts)
+		n.NextAt = m.now().Add(delay)
+		m.log.Warn("notice not sent; will retry", "submission", n.SubmissionID, "attempt", n.Attempts, "retry_in", delay, "err", err)
+		if err := m.db.noticeRetry(n); err != nil {
+			m.log.Error("reschedule notice", "submission", n.SubmissionID, "err", err)
+		}
+		if next.IsZero() || n.NextAt.Before(next) {
+			next = n.NextAt
+		}
+	}
+	if len(due) == 50 {
+		return 0
+	}
+	if next.IsZero() {
+		return idle
+	}
+	return max(0, next.Sub(m.now()))
+}
+
+func (m *Mailbox) backoff(attempts int) time.Duration {
+	d := m.opts.noticeBackoff
+	for i := 1; i < attempts && d < m.opts.noticeBackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, m.opts.noticeBackoffMax)
+}
+
+// errNoTLS: the server offers no STARTTLS and RequireTLS is set.
+var errNoTLS = errors.New("the SMTP server does not offer STARTTLS")
+
+// sendMail makes one SMTP conversation: STARTTLS where offered, AUTH if configured.
+func (m *Mailbox) sendMail(ctx context.Context, n notice) error {
+	cfg := m.opts.SMTP
+	host, _, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("smtp address: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.opts.smtpTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	stopWatch := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	defer stopWatch()
+
+	c, err := smtp.NewClient(conn, host)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Hello(heloName(cfg.From)); err != nil {
+		return err
+	}
+	if ok, _ := c.Extension("STARTTLS"); ok {
+		if err := c.StartTLS(&tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}); err != nil {
+			return fmt.Errorf("starttls: %w", err)
+		}
+	} else if cfg.RequireTLS {
+		return errNoTLS
+	}
+	if cfg.Username != "" {
+		// smtp.PlainAuth itself refuses to send the password in clear text to any
+		// host other than localhost.
+		if err := c.Auth(smtp.PlainAuth("", cfg.Username, cfg.Password, host)); err != nil {
+			return fmt.Errorf("smtp auth: %w", err)
+		}
+	}
+	from, err := noticeAddress(bareAddress(cfg.From))
+	if err != nil {
+		return err
+	}
+	if err := c.Mail(from); err != nil {
+		return err
+	}
+	if err := c.Rcpt(n.To); err != nil {
+		return err
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(m.message(n)); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return c.Quit()
+}
+
+func bareAddress(s string) string {
+	if i, j := strings.LastIndexByte(s, '<'), strings.LastIndexByte(s, '>'); i >= 0 && j > i {
+		return s[i+1 : j]
+	}
+	return s
+}
+
+func heloName(from string) string {
+	a := bareAddress(from)
+	if i := strings.LastIndexByte(a, '@'); i >= 0 && i+1 < len(a) {
+		return a[i+1:]
+	}
+	return "localhost"
+}
+
+// message renders the RFC 5322 message of a notice: UTF-8 text, quoted-printable.
+func (m *Mailbox) message(n notice) []byte {
+	var b bytes.Buffer
+	var id [12]byte
+	_, _ = rand.Read(id[:])
+	h := func(k, v string) { b.WriteString(k + ": " + v + "\r\n") }
+	h("From", m.opts.SMTP.From)
+	h("To", n.To)
+	h("Subject", mime.QEncoding.Encode("utf-8", n.Subject))
+	h("Date", n.Created.Format(time.RFC1123Z))
+	h("Message-ID", "<"+hex.EncodeToString(id[:])+"."+n.SubmissionID+"@"+heloName(m.opts.SMTP.From)+">")
+	h("Auto-Submitted", "auto-generated")
+	h("MIME-Version", "1.0")
+	h("Content-Type", "text/plain; charset=utf-8")
+	h("Content-Transfer-Encoding", "quoted-printable")
+	b.WriteString("\r\n")
+	qp := quotedprintable.NewWriter(&b)
+	_, _ = qp.Write([]byte(n.Body))
+	_ = qp.Close()
+	return b.Bytes()
+}

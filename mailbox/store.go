@@ -1,0 +1,341 @@
+package mailbox
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// The mailbox's own state, in mailbox.db. The submissions themselves are the broker's
+// and are never copied here.
+var (
+	bSessions = []byte("sessions") // sha256(token) hex -> session
+	bArrivals = []byte("arrivals") // submission id -> arrival
+	bOpened   = []byte("opened")   // submission id -> opening (first person who opened it)
+	bDone     = []byte("done")     // submission id -> mark ("erledigt")
+	bOutbox   = []byte("outbox")   // seq (8 bytes BE) -> notice
+)
+
+var errNoRecord = errors.New("no record")
+
+type mstore struct{ db *bolt.DB }
+
+func openStore(path string) (*mstore, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("mailbox: open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bSessions, bArrivals, bOpened, bDone, bOutbox} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("mailbox: init %s: %w", path, err)
+	}
+	return &mstore{db: db}, nil
+}
+
+func (s *mstore) close() error { return s.db.Close() }
+
+func put(tx *bolt.Tx, bucket, key []byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucket).Put(key, b)
+}
+
+func get(tx *bolt.Tx, bucket, key []byte, v any) error {
+	b := tx.Bucket(bucket).Get(key)
+	if b == nil {
+		return errNoRecord
+	}
+	return json.Unmarshal(b, v)
+}
+
+// --- sessions ---
+
+type session struct {
+	User     string    `json:"user"`
+	Office   string    `json:"office"`
+	CSRF     string    `json:"csrf"`
+	Created  time.Time `json:"created"`
+	LastSeen time.Time `json:"lastSeen"`
+}
+
+// Sessions end after this long without a request, and after sessionMax in any case.
+const (
+	sessionIdle = 30 * time.Minute
+	sessionMax  = 10 * time.Hour
+)
+
+func (s session) expired(now time.Time) bool {
+	return now.Sub(s.LastSeen) > sessionIdle || now.Sub(s.Created) > sessionMax
+}
+
+// Only the digest of a session token is stored: a copy of mailbox.db lets nobody in.
+func tokenKey(token string) []byte {
+	sum := sha256.Sum256([]byte(token))
+	return []byte(hex.EncodeToString(sum[:]))
+}
+
+func (s *mstore) putSession(token string, ss session) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return put(tx, bSessions, tokenKey(token), ss) })
+}
+
+// session returns a live session and refreshes its LastSeen (at most once a minute,
+// so that reading pages does not write on every request).
+func (s *mstore) session(token string, now time.Time) (session, bool, error) {
+	var ss session
+	err := s.db.View(func(tx *bolt.Tx) error { return get(tx, bSessions, tokenKey(token), &ss) })
+	if errors.Is(err, errNoRecord) {
+		return session{}, false, nil
+	}
+	if err != nil {
+		return session{}, false, err
+	}
+	if ss.expired(now) {
+		return session{}, false, s.deleteSession(token)
+	}
+	if now.Sub(ss.LastSeen) > time.Minute {
+		ss.LastSeen = now
+		if err := s.putSession(token, ss); err != nil {
+			return session{}, false, err
+		}
+	}
+	return ss, true, nil
+}
+
+func (s *mstore) deleteSession(token string) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bSessions).Delete(tokenKey(token)) })
+}
+
+func (s *mstore) sweepSessions(now time.Time) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bSessions).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var ss session
+			if json.Unmarshal(v, &ss) != nil || ss.expired(now) {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// --- arrivals, openings, marks ---
+
+// arrival is what the channel recorded of a submission handed to the mailbox.
+type arrival struct {
+	SubmissionID string     `json:"submissionId"`
+	OfficeID     string     `json:"officeId"`
+	DeliveryID   string     `json:"deliveryId"`
+	First        time.Time  `json:"first"`
+	HandOvers    []handOver `json:"handOvers"` // every Deliver call that took it (at-least-once)
+	Noticed      bool       `json:"noticed"`   // a notice was queued for it
+}
+
+type handOver struct {
+	At         time.Time `json:"at"`
+	DeliveryID string    `json:"deliveryId"`
+	Attempt    int       `json:"attempt"`
+	Endpoint   string    `json:"endpoint"`
+}
+
+const maxHandOvers = 20
+
+// opening is the first time a person opened the package in the mailbox: the
+// office's confirmation of the delivery.
+type opening struct {
+	OfficeID string    `json:"officeId"`
+	User     string    `json:"user"`
+	At       time.Time `json:"at"`
+}
+
+// mark is the mailbox-local "erledigt" (processed) mark.
+type mark struct {
+	User string    `json:"user"`
+	At   time.Time `json:"at"`
+}
+
+func (s *mstore) opened(id string) (opening, bool, error) {
+	var o opening
+	err := s.db.View(func(tx *bolt.Tx) error { return get(tx, bOpened, []byte(id), &o) })
+	if errors.Is(err, errNoRecord) {
+		return opening{}, false, nil
+	}
+	return o, err == nil, err
+}
+
+// recordOpened keeps the first opening; later ones change nothing.
+func (s *mstore) recordOpened(id string, o opening) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bOpened).Get([]byte(id)) != nil {
+			return nil
+		}
+		return put(tx, bOpened, []byte(id), o)
+	})
+}
+
+func (s *mstore) arrivals() ([]arrival, error) {
+	var out []arrival
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bArrivals).ForEach(func(_, v []byte) error {
+			var a arrival
+			if err := json.Unmarshal(v, &a); err != nil {
+				return err
+			}
+			out = append(out, a)
+			return nil
+		})
+	})
+	return out, err
+}
+
+func (s *mstore) marks(ids []string) (map[string]mark, error) {
+	out := map[string]mark{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for _, id := range ids {
+			var mk mark
+			if err := get(tx, bDone, []byte(id), &mk); err == nil {
+				out[id] = mk
+			} else if !errors.Is(err, errNoRecord) {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// setMark sets or (done=false) clears the "erledigt" mark.
+func (s *mstore) setMark(id string, done bool, mk mark) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if !done {
+			return tx.Bucket(bDone).Delete([]byte(id))
+		}
+		if tx.Bucket(bDone).Get([]byte(id)) != nil {
+			return nil
+		}
+		return put(tx, bDone, []byte(id), mk)
+	})
+}
+
+// --- notice outbox ---
+
+type notice struct {
+	Seq          uint64    `json:"seq"`
+	SubmissionID string    `json:"submissionId"`
+	To           string    `json:"to"`
+	Subject      string    `json:"subject"`
+	Body         string    `json:"body"`
+	Created      time.Time `json:"created"`
+	Attempts     int       `json:"attempts"`
+	NextAt       time.Time `json:"nextAt"`
+}
+
+func seqKey(n uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], n)
+	return k[:]
+}
+
+// handOver records one Deliver call in one transaction: the arrival and, on the first
+// hand-over of a submission with a notice address, the notice. fault (tests only) can
+// make the transaction fail after it has written, proving nothing half-done remains.
+func (s *mstore) handOver(a arrival, h handOver, n *notice, fault func() error) (queued bool, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		var cur arrival
+		switch err := get(tx, bArrivals, []byte(a.SubmissionID), &cur); {
+		case errors.Is(err, errNoRecord):
+			cur = a
+		case err != nil:
+			return err
+		}
+		cur.DeliveryID = h.DeliveryID
+		cur.HandOvers = append(cur.HandOvers, h)
+		if len(cur.HandOvers) > maxHandOvers {
+			cur.HandOvers = cur.HandOvers[len(cur.HandOvers)-maxHandOvers:]
+		}
+		if n != nil && !cur.Noticed {
+			ob := tx.Bucket(bOutbox)
+			seq, err := ob.NextSequence()
+			if err != nil {
+				return err
+			}
+			n.Seq = seq
+			if err := put(tx, bOutbox, seqKey(seq), n); err != nil {
+				return err
+			}
+			cur.Noticed, queued = true, true
+		}
+		if err := put(tx, bArrivals, []byte(a.SubmissionID), cur); err != nil {
+			return err
+		}
+		if fault != nil {
+			return fault()
+		}
+		return nil
+	})
+	if err != nil {
+		queued = false
+	}
+	return queued, err
+}
+
+// dueNotices returns the notices due at now and the earliest time of the others.
+func (s *mstore) dueNotices(now time.Time, limit int) (due []notice, next time.Time, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bOutbox).ForEach(func(_, v []byte) error {
+			var n notice
+			if err := json.Unmarshal(v, &n); err != nil {
+				return err
+			}
+			if !n.NextAt.After(now) {
+				if len(due) < limit {
+					due = append(due, n)
+				} else if next.IsZero() || now.Before(next) {
+					next = now
+				}
+				return nil
+			}
+			if next.IsZero() || n.NextAt.Before(next) {
+				next = n.NextAt
+			}
+			return nil
+		})
+	})
+	return due, next, err
+}
+
+func (s *mstore) noticeDone(seq uint64) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bOutbox).Delete(seqKey(seq)) })
+}
+
+func (s *mstore) noticeRetry(n notice) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bOutbox).Get(seqKey(n.Seq)) == nil {
+			return nil
+		}
+		return put(tx, bOutbox, seqKey(n.Seq), n)
+	})
+}
+
+func (s *mstore) outboxLen() (int, error) {
+	var n int
+	err := s.db.View(func(tx *bolt.Tx) error { n = tx.Bucket(bOutbox).Stats().KeyN; return nil })
+	return n, err
+}

@@ -1,0 +1,842 @@
+package mailbox
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/formview"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+//go:embed templates/*.html static/*
+var assets embed.FS
+
+var pages = func() map[string]*template.Template {
+	funcs := template.FuncMap{
+		"stateLabel": stateLabel,
+		"stateClass": stateClass,
+		"when":       when,
+		"size":       humanSize,
+		"indent":     func(d int) int { return min(d, 8) },
+		"pathEscape": url.PathEscape,
+		"eventLabel": eventLabel,
+		"channelLabel": func(c string) string {
+			if l, ok := channelLabels[c]; ok {
+				return l
+			}
+			return c
+		},
+	}
+	out := map[string]*template.Template{}
+	for _, name := range []string{"login", "inbox", "detail", "error"} {
+		t := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/"+name+".html"))
+		out[name] = t
+	}
+	return out
+}()
+
+// page is what every template gets.
+type page struct {
+	Title  string
+	Root   string // relative path to the mailbox root: "./" or "../"
+	User   string
+	Office string
+	CSRF   string
+	Flash  string
+	Error  string
+
+	// login
+	LoginName string
+	LoginNext string
+
+	// inbox
+	Query    string
+	State    string
+	States   []option
+	Rows     []row
+	NextURL  string
+	FirstURL string
+	Filtered bool
+
+	// detail
+	Sub     *submission.Submission
+	View    *formview.View
+	ViewErr string
+	Events  []submission.Event
+	Mark    *mark
+	Reason  string
+
+	// error
+	Status int
+}
+
+type option struct {
+	Value, Label string
+	Selected     bool
+}
+
+type row struct {
+	S    *submission.Submission
+	Done bool
+}
+
+// The state filter of the inbox, in the words of the office.
+var stateFilters = []struct {
+	value, label string
+	states       []submission.State
+}{
+	{"", "Alle", nil},
+	{"neu", "Neu (noch nicht geöffnet)", []submission.State{submission.StateQueued, submission.StateRetrying, submission.StateHandedOver, submission.StateHeld}},
+	{"geoeffnet", "Geöffnet, nicht entschieden", []submission.State{submission.StateDelivered}},
+	{"angenommen", "Angenommen", []submission.State{submission.StateAccepted}},
+	{"abgelehnt", "Abgelehnt", []submission.State{submission.StateRejected}},
+}
+
+func stateLabel(s submission.State) string {
+	switch s {
+	case submission.StateQueued, submission.StateRetrying, submission.StateHandedOver, submission.StateHeld:
+		return "Neu"
+	case submission.StateDelivered:
+		return "Geöffnet"
+	case submission.StateAccepted:
+		return "Angenommen"
+	case submission.StateRejected:
+		return "Abgelehnt"
+	case submission.StateForwarded:
+		return "Weitergeleitet"
+	}
+	return string(s)
+}
+
+func stateClass(s submission.State) string {
+	switch s {
+	case submission.StateDelivered:
+		return "geoeffnet"
+	case submission.StateAccepted:
+		return "angenommen"
+	case submission.StateRejected:
+		return "abgelehnt"
+	case submission.StateForwarded:
+		return "weitergeleitet"
+	}
+	return "neu"
+}
+
+var eventLabels = map[string]string{
+	submission.EventReceived:      "Beim Gateway eingegangen",
+	submission.EventRouted:        "Zuständigkeit ermittelt",
+	submission.EventQueued:        "Zur Zustellung eingereiht",
+	submission.EventAttemptFailed: "Zustellversuch fehlgeschlagen",
+	submission.EventChannelFailed: "Zustellweg aufgegeben",
+	submission.EventFallback:      "Auf anderen Zustellweg gewechselt",
+	submission.EventHandedOver:    "Bereitgestellt, wartet auf Öffnung",
+	submission.EventDelivered:     "Zugestellt (geöffnet bzw. abgeholt)",
+	submission.EventHeld:          "Zur Abholung bereitgehalten",
+	submission.EventAccepted:      "Angenommen",
+	submission.EventRejected:      "Abgelehnt",
+	submission.EventRequeued:      "Erneut eingereiht",
+}
+
+func eventLabel(t string) string {
+	if l, ok := eventLabels[t]; ok {
+		return l
+	}
+	return t
+}
+
+var channelLabels = map[string]string{
+	channel.Mailbox:  "Behördenpostfach",
+	channel.Transfer: "Übergabeordner",
+	channel.Webhook:  "Webhook",
+	channel.XTA:      "XTA",
+	channel.Peer:     "Partner-Gateway",
+	channel.API:      "Abruf-Schnittstelle",
+}
+
+var berlin = func() *time.Location {
+	if l, err := time.LoadLocation("Europe/Berlin"); err == nil {
+		return l
+	}
+	return time.UTC
+}()
+
+func when(t any) string {
+	var tt time.Time
+	switch v := t.(type) {
+	case time.Time:
+		tt = v
+	case *time.Time:
+		if v == nil {
+			return ""
+		}
+		tt = *v
+	default:
+		return ""
+	}
+	if tt.IsZero() {
+		return ""
+	}
+	return tt.In(berlin).Format("02.01.2006, 15:04 Uhr")
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return strings.Replace(strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64), ".", ",", 1) + " MB"
+	case n >= 1<<10:
+		return strings.Replace(strconv.FormatFloat(float64(n)/(1<<10), 'f', 1, 64), ".", ",", 1) + " KB"
+	}
+	return strconv.FormatInt(n, 10) + " Byte"
+}
+
+// Flash messages are named in the query after a POST (post/redirect/get); only these
+// fixed texts can appear.
+var flashes = map[string]string{
+	"angenommen":  "Der Antrag wurde angenommen. Das Portal erhält die Entscheidung.",
+	"abgelehnt":   "Der Antrag wurde abgelehnt. Das Portal erhält die Entscheidung mit Ihrer Begründung.",
+	"erledigt":    "Der Eingang ist als erledigt markiert.",
+	"offen":       "Die Markierung „erledigt“ wurde entfernt.",
+	"abgemeldet":  "Sie sind abgemeldet.",
+	"konflikt":    "Über diesen Antrag wurde bereits anders entschieden; die Entscheidung ist endgültig.",
+	"grund-fehlt": "Bitte geben Sie für eine Ablehnung eine Begründung an.",
+	"ungueltig":   "Bitte wählen Sie „Annehmen“ oder „Ablehnen“.",
+}
+
+// Handler returns the mailbox's pages. Mount it at the path of PublicURL (e.g.
+// "/postfach/"); it also works behind http.StripPrefix. Links inside the pages are
+// relative; redirects use the path of PublicURL.
+func (m *Mailbox) Handler() http.Handler {
+	return http.HandlerFunc(m.serve)
+}
+
+var (
+	reDetail   = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})$`)
+	reDownload = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})/anlage/([A-Za-z0-9._-]{1,128})$`)
+	rePackage  = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})/paket$`)
+	reDecide   = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})/entscheidung$`)
+	reMark     = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})/erledigt$`)
+)
+
+func (m *Mailbox) serve(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	if m.secure {
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+	}
+
+	p := r.URL.Path
+	if strings.HasPrefix(p, m.base.Path) {
+		p = p[len(m.base.Path):]
+	} else if strings.TrimSuffix(m.base.Path, "/") == p {
+		http.Redirect(w, r, m.base.Path, http.StatusMovedPermanently)
+		return
+	} else {
+		p = strings.TrimPrefix(p, "/")
+	}
+
+	switch p {
+	case "static/style.css":
+		m.static(w, r, "static/style.css", "text/css; charset=utf-8")
+		return
+	case "login":
+		m.login(w, r)
+		return
+	case "abmelden":
+		m.logout(w, r)
+		return
+	}
+
+	s, _, ok := m.current(r)
+	if !ok {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			target := m.base.Path + "login"
+			if p != "" && (reDetail.MatchString(p)) {
+				target += "?weiter=" + url.QueryEscape(p)
+			}
+			http.Redirect(w, r, target, http.StatusSeeOther)
+			return
+		}
+		m.fail(w, r, nil, http.StatusForbidden)
+		return
+	}
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	}
+	if r.Method == http.MethodPost && !sameToken(r.PostFormValue("csrf"), s.CSRF) {
+		m.fail(w, r, &s, http.StatusForbidden)
+		return
+	}
+	var mt []string
+	switch {
+	case p == "":
+		if !m.method(w, r, &s, http.MethodGet) {
+			return
+		}
+		m.inbox(w, r, s)
+	case matches(reDetail, p, &mt):
+		if !m.method(w, r, &s, http.MethodGet) {
+			return
+		}
+		m.detail(w, r, s, mt[1])
+	case matches(reDownload, p, &mt):
+		if !m.method(w, r, &s, http.MethodGet) {
+			return
+		}
+		m.download(w, r, s, mt[1], mt[2])
+	case matches(rePackage, p, &mt):
+		if !m.method(w, r, &s, http.MethodGet) {
+			return
+		}
+		m.pkg(w, r, s, mt[1])
+	case matches(reDecide, p, &mt):
+		if !m.method(w, r, &s, http.MethodPost) {
+			return
+		}
+		m.decide(w, r, s, mt[1])
+	case matches(reMark, p, &mt):
+		if !m.method(w, r, &s, http.MethodPost) {
+			return
+		}
+		m.mark(w, r, s, mt[1])
+	default:
+		m.fail(w, r, &s, http.StatusNotFound)
+	}
+}
+
+func matches(re *regexp.Regexp, p string, out *[]string) bool {
+	*out = re.FindStringSubmatch(p)
+	return *out != nil
+}
+
+func (m *Mailbox) method(w http.ResponseWriter, r *http.Request, s *session, want string) bool {
+	if r.Method == want || (want == http.MethodGet && r.Method == http.MethodHead) {
+		return true
+	}
+	w.Header().Set("Allow", want)
+	m.fail(w, r, s, http.StatusMethodNotAllowed)
+	return false
+}
+
+func (m *Mailbox) static(w http.ResponseWriter, r *http.Request, name, ctype string) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET")
+		http.Error(w, "Methode nicht erlaubt", http.StatusMethodNotAllowed)
+		return
+	}
+	b, err := assets.ReadFile(name)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", ctype)
+	_, _ = w.Write(b)
+}
+
+// render writes a page; a template error becomes a plain 500 (the buffer is not sent).
+func (m *Mailbox) render(w http.ResponseWriter, name string, status int, p *page) {
+	var buf bytes.Buffer
+	if err := pages[name].Execute(&buf, p); err != nil {
+		m.log.Error("render page", "page", name, "err", err)
+		http.Error(w, "Interner Fehler", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (m *Mailbox) base1(s *session, root string) *page {
+	p := &page{Root: root}
+	if s != nil {
+		p.User, p.Office, p.CSRF = s.User, s.Office, s.CSRF
+	}
+	return p
+}
+
+// fail shows an error page. A 404 reads exactly the same for an id that does not
+// exist and for one of another office.
+func (m *Mailbox) fail(w http.ResponseWriter, r *http.Request, s *session, status int) {
+	p := m.base1(s, rootFor(r, m.base.Path))
+	p.Status = status
+	switch status {
+	case http.StatusNotFound:
+		p.Title = "Nicht gefunden"
+		p.Error = "Diesen Eingang gibt es in Ihrem Postfach nicht. Prüfen Sie die Vorgangsnummer oder kehren Sie zum Posteingang zurück."
+	case http.StatusForbidden:
+		p.Title = "Nicht erlaubt"
+		p.Error = "Die Anfrage wurde abgewiesen (Sitzung abgelaufen oder Formular veraltet). Bitte laden Sie die Seite neu und versuchen Sie es noch einmal."
+	case http.StatusMethodNotAllowed:
+		p.Title = "Nicht erlaubt"
+		p.Error = "Diese Aktion ist hier nicht möglich."
+	default:
+		p.Title = "Fehler"
+		p.Error = "Es ist ein Fehler aufgetreten. Bitte versuchen Sie es später noch einmal; besteht der Fehler fort, wenden Sie sich an Ihre IT."
+	}
+	m.render(w, "error", status, p)
+}
+
+// rootFor is the relative path from the request's page back to the mailbox root.
+func rootFor(r *http.Request, base string) string {
+	p := strings.TrimPrefix(r.URL.Path, base)
+	p = strings.TrimPrefix(p, "/")
+	n := strings.Count(p, "/")
+	if n == 0 {
+		return "./"
+	}
+	return strings.Repeat("../", n)
+}
+
+func (m *Mailbox) deskError(w http.ResponseWriter, r *http.Request, s session, err error, what string) {
+	if errors.Is(err, broker.ErrNotFound) {
+		m.fail(w, r, &s, http.StatusNotFound)
+		return
+	}
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	m.log.Error(what, "office", s.Office, "err", err)
+	m.fail(w, r, &s, http.StatusInternalServerError)
+}
+
+// --- login / logout ---
+
+func (m *Mailbox) login(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		if _, _, ok := m.current(r); ok {
+			http.Redirect(w, r, m.base.Path, http.StatusSeeOther)
+			return
+		}
+		p := m.loginPage(w, r.URL.Query().Get("weiter"))
+		if r.URL.Query().Get("abgemeldet") != "" {
+			p.Flash = flashes["abgemeldet"]
+		}
+		m.render(w, "login", http.StatusOK, p)
+	case http.MethodPost:
+		m.loginPost(w, r)
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		m.fail(w, r, nil, http.StatusMethodNotAllowed)
+	}
+}
+
+func (m *Mailbox) loginPage(w http.ResponseWriter, next string) *page {
+	tok := newToken()
+	m.setCookie(w, loginCookie, tok, 3600)
+	p := m.base1(nil, "./")
+	p.Title = "Anmeldung"
+	p.CSRF = tok
+	if reDetail.MatchString(next) {
+		p.LoginNext = next
+	}
+	return p
+}
+
+func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil {
+		m.fail(w, r, nil, http.StatusBadRequest)
+		return
+	}
+	c, err := r.Cookie(loginCookie)
+	if err != nil || !sameToken(r.PostForm.Get("csrf"), c.Value) {
+		p := m.loginPage(w, r.PostForm.Get("weiter"))
+		p.Error = "Das Anmeldeformular war veraltet. Bitte melden Sie sich noch einmal an."
+		m.render(w, "login", http.StatusForbidden, p)
+		return
+	}
+	name := strings.TrimSpace(r.PostForm.Get("benutzer"))
+	pw := r.PostForm.Get("passwort")
+	now := m.now()
+	userKey, addrKey := "u:"+strings.ToLower(name), "a:"+clientAddr(r)
+	if wait := max(m.limiter.blocked(userKey, now), m.limiter.blocked(addrKey, now)); wait > 0 {
+		p := m.loginPage(w, r.PostForm.Get("weiter"))
+		p.LoginName = name
+		mins := int(wait.Round(time.Minute) / time.Minute)
+		if mins < 1 {
+			p.Error = "Zu viele fehlgeschlagene Anmeldungen. Bitte warten Sie eine Minute und versuchen Sie es dann erneut."
+		} else {
+			p.Error = fmt.Sprintf("Zu viele fehlgeschlagene Anmeldungen. Bitte versuchen Sie es in %d Minuten erneut.", mins+1)
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		m.log.Warn("login refused: too many failures", "remote", clientAddr(r))
+		m.render(w, "login", http.StatusTooManyRequests, p)
+		return
+	}
+	u, ok := m.checkPassword(name, pw)
+	if !ok {
+		m.limiter.fail(userKey, freeFailuresUser, now)
+		m.limiter.fail(addrKey, freeFailuresAddr, now)
+		m.log.Warn("login failed", "remote", clientAddr(r))
+		p := m.loginPage(w, r.PostForm.Get("weiter"))
+		p.LoginName = name
+		p.Error = "Benutzername oder Passwort ist falsch."
+		m.render(w, "login", http.StatusUnauthorized, p)
+		return
+	}
+	m.limiter.clear(userKey)
+	tok := newToken()
+	if err := m.db.putSession(tok, session{User: u.Name, Office: u.Office, CSRF: newToken(), Created: now, LastSeen: now}); err != nil {
+		m.log.Error("store session", "err", err)
+		m.fail(w, r, nil, http.StatusInternalServerError)
+		return
+	}
+	if old, err := r.Cookie(sessionCookie); err == nil {
+		_ = m.db.deleteSession(old.Value)
+	}
+	m.setCookie(w, sessionCookie, tok, int(sessionMax/time.Second))
+	m.setCookie(w, loginCookie, "", -1)
+	m.log.Info("login", "user", u.Name, "office", u.Office)
+	target := m.base.Path
+	if next := r.PostForm.Get("weiter"); reDetail.MatchString(next) {
+		target += next
+	}
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+func (m *Mailbox) logout(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		m.fail(w, r, nil, http.StatusMethodNotAllowed)
+		return
+	}
+	s, tok, ok := m.current(r)
+	if ok {
+		r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+		if !sameToken(r.PostFormValue("csrf"), s.CSRF) {
+			m.fail(w, r, &s, http.StatusForbidden)
+			return
+		}
+		if err := m.db.deleteSession(tok); err != nil {
+			m.log.Error("delete session", "err", err)
+		}
+		m.log.Info("logout", "user", s.User)
+	}
+	m.setCookie(w, sessionCookie, "", -1)
+	http.Redirect(w, r, m.base.Path+"login?abgemeldet=1", http.StatusSeeOther)
+}
+
+// --- inbox ---
+
+const pageSize = 25
+
+func (m *Mailbox) inbox(w http.ResponseWriter, r *http.Request, s session) {
+	q := r.URL.Query()
+	text := strings.TrimSpace(q.Get("q"))
+	if utf8.RuneCountInString(text) > 200 {
+		text = string([]rune(text)[:200])
+	}
+	state := q.Get("status")
+	lq := broker.ListQuery{After: q.Get("nach"), Limit: pageSize, Text: text}
+	p := m.base1(&s, "./")
+	p.Title = "Posteingang"
+	p.Query, p.State = text, state
+	for _, f := range stateFilters {
+		p.States = append(p.States, option{Value: f.value, Label: f.label, Selected: f.value == state})
+		if f.value == state {
+			lq.States = f.states
+		}
+	}
+	p.Filtered = text != "" || state != ""
+	pg, err := m.desk.List(r.Context(), s.Office, lq)
+	if err != nil {
+		m.deskError(w, r, s, err, "list submissions")
+		return
+	}
+	ids := make([]string, len(pg.Items))
+	for i, it := range pg.Items {
+		ids[i] = it.ID
+	}
+	marks, err := m.db.marks(ids)
+	if err != nil {
+		m.log.Error("read marks", "err", err)
+	}
+	for _, it := range pg.Items {
+		_, done := marks[it.ID]
+		p.Rows = append(p.Rows, row{S: it, Done: done})
+	}
+	keep := url.Values{}
+	if text != "" {
+		keep.Set("q", text)
+	}
+	if state != "" {
+		keep.Set("status", state)
+	}
+	if pg.Next != "" {
+		nv := url.Values{}
+		for k, v := range keep {
+			nv[k] = v
+		}
+		nv.Set("nach", pg.Next)
+		p.NextURL = "./?" + nv.Encode()
+	}
+	if lq.After != "" {
+		p.FirstURL = "./"
+		if len(keep) > 0 {
+			p.FirstURL += "?" + keep.Encode()
+		}
+	}
+	m.render(w, "inbox", http.StatusOK, p)
+}
+
+// --- detail ---
+
+// maxViewBytes bounds the package bytes read for the detail page.
+const maxViewBytes = 256 << 20
+
+func (m *Mailbox) detail(w http.ResponseWriter, r *http.Request, s session, id string) {
+	ctx := r.Context()
+	pickup := broker.Pickup{Channel: channel.Mailbox, Receiver: receiverName(s.User)}
+	// Opening the page is the pickup: the office has the package now.
+	sub, err := m.desk.Confirm(ctx, s.Office, id, pickup)
+	if errors.Is(err, broker.ErrConflict) {
+		// A state that cannot be confirmed (forwarded to a peer): show what there is.
+		sub, err = m.desk.Get(ctx, s.Office, id)
+	}
+	if err != nil {
+		m.deskError(w, r, s, err, "open submission")
+		return
+	}
+	p := m.base1(&s, "../")
+	p.Title = sub.ServiceName
+	p.Sub = sub
+	if sub.DeliveredAt != nil {
+		m.opened(sub.ID, s)
+		var rc io.ReadCloser
+		sub2, rc, err := m.desk.OpenPackage(ctx, s.Office, id, pickup)
+		if err == nil {
+			pkg, rerr := io.ReadAll(io.LimitReader(rc, maxViewBytes))
+			rc.Close()
+			p.Sub = sub2
+			if rerr == nil {
+				p.View, err = formview.Read(pkg)
+			} else {
+				err = rerr
+			}
+		}
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			m.log.Warn("form view", "submission", id, "err", err)
+			p.ViewErr = "Die Formulardaten können hier nicht dargestellt werden. Laden Sie das Originalpaket herunter oder wenden Sie sich an Ihre IT."
+		}
+	} else {
+		p.ViewErr = "Dieser Eingang kann hier nicht geöffnet werden."
+	}
+	p.Events, err = m.desk.Events(ctx, s.Office, id)
+	if err != nil {
+		m.deskError(w, r, s, err, "read events")
+		return
+	}
+	if mk, err := m.db.marks([]string{id}); err == nil {
+		if v, ok := mk[id]; ok {
+			p.Mark = &v
+		}
+	}
+	p.Flash = flashes[r.URL.Query().Get("meldung")]
+	if strings.HasPrefix(r.URL.Query().Get("meldung"), "grund") || r.URL.Query().Get("meldung") == "ungueltig" || r.URL.Query().Get("meldung") == "konflikt" {
+		p.Error, p.Flash = p.Flash, ""
+	}
+	m.render(w, "detail", http.StatusOK, p)
+}
+
+// opened keeps the first opening in mailbox.db (the channel's own confirmation
+// record, see adapter.Confirmed).
+func (m *Mailbox) opened(id string, s session) {
+	if err := m.db.recordOpened(id, opening{OfficeID: s.Office, User: s.User, At: m.now().UTC()}); err != nil {
+		m.log.Error("record opening", "submission", id, "err", err)
+		return
+	}
+	m.signalOpened()
+}
+
+// --- downloads ---
+
+func (m *Mailbox) download(w http.ResponseWriter, r *http.Request, s session, id, aid string) {
+	a, rc, err := m.desk.OpenAttachment(r.Context(), s.Office, id, aid)
+	if err != nil {
+		m.deskError(w, r, s, err, "open attachment")
+		return
+	}
+	defer rc.Close()
+	ctype := "application/octet-stream"
+	if mt, _, err := mime.ParseMediaType(a.MimeType); err == nil && a.MimeType != "" {
+		ctype = mt
+	}
+	m.sendFile(w, r, rc, ctype, a.FileName, "anlage-"+aid, a.Size)
+}
+
+func (m *Mailbox) pkg(w http.ResponseWriter, r *http.Request, s session, id string) {
+	sub, rc, err := m.desk.OpenPackage(r.Context(), s.Office, id, broker.Pickup{Channel: channel.Mailbox, Receiver: receiverName(s.User)})
+	if err != nil {
+		m.deskError(w, r, s, err, "open package")
+		return
+	}
+	defer rc.Close()
+	m.opened(sub.ID, s)
+	m.sendFile(w, r, rc, "application/xml", "antragspaket-"+sub.ID+".xml", "antragspaket.xml", sub.PackageSize)
+}
+
+func (m *Mailbox) sendFile(w http.ResponseWriter, r *http.Request, rc io.Reader, ctype, name, fallback string, size int64) {
+	h := w.Header()
+	h.Set("Content-Type", ctype)
+	h.Set("Content-Disposition", contentDisposition(name, fallback))
+	h.Set("Content-Security-Policy", "default-src 'none'; sandbox; frame-ancestors 'none'")
+	if size > 0 {
+		h.Set("Content-Length", strconv.FormatInt(size, 10))
+	}
+	if r.Method == http.MethodHead {
+		return
+	}
+	if _, err := io.Copy(w, rc); err != nil && !errors.Is(err, context.Canceled) {
+		m.log.Warn("send file", "err", err)
+	}
+}
+
+// safeFileName keeps the last path element of a portal-supplied name and drops what
+// a file system or a header could misread: separators, control characters, quotes,
+// leading dots.
+func safeFileName(name, fallback string) string {
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	var b strings.Builder
+	for _, c := range name {
+		switch {
+		case c == utf8.RuneError, unicode.IsControl(c), unicode.Is(unicode.Cf, c):
+		case strings.ContainsRune(`"*:<>?|;%`, c):
+			b.WriteRune('_')
+		default:
+			b.WriteRune(c)
+		}
+	}
+	out := strings.Trim(strings.TrimSpace(b.String()), ". ")
+	if r := []rune(out); len(r) > 150 {
+		ext := ""
+		if i := strings.LastIndexByte(out, '.'); i > 0 && len(out)-i <= 10 {
+			ext = out[i:]
+		}
+		out = string(r[:150-utf8.RuneCountInString(ext)]) + ext
+	}
+	if out == "" {
+		return fallback
+	}
+	return out
+}
+
+// contentDisposition is "attachment" with an ASCII file name and the exact UTF-8 one
+// (RFC 6266 / RFC 5987).
+func contentDisposition(name, fallback string) string {
+	name = safeFileName(name, fallback)
+	var ascii strings.Builder
+	for _, c := range name {
+		if c < 0x20 || c > 0x7e || c == '\\' || c == '"' {
+			ascii.WriteByte('_')
+		} else {
+			ascii.WriteRune(c)
+		}
+	}
+	return `attachment; filename="` + ascii.String() + `"; filename*=UTF-8''` + rfc5987(name)
+}
+
+func rfc5987(s string) string {
+	var b strings.Builder
+	for _, c := range []byte(s) {
+		if (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strings.IndexByte("!#$&+-.^_`|~", c) >= 0 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+// --- actions ---
+
+const maxReasonRunes = 2000
+
+func (m *Mailbox) decide(w http.ResponseWriter, r *http.Request, s session, id string) {
+	back := m.base.Path + "s/" + id
+	var outcome string
+	switch r.PostFormValue("ergebnis") {
+	case "annehmen":
+		outcome = broker.OutcomeAccepted
+	case "ablehnen":
+		outcome = broker.OutcomeRejected
+	}
+	reason := strings.TrimSpace(strings.ReplaceAll(r.PostFormValue("begruendung"), "\r\n", "\n"))
+	if rs := []rune(reason); len(rs) > maxReasonRunes {
+		reason = string(rs[:maxReasonRunes])
+	}
+	// The office check first: another office's id is a 404, whatever was posted.
+	if _, err := m.desk.Get(r.Context(), s.Office, id); err != nil {
+		m.deskError(w, r, s, err, "decide")
+		return
+	}
+	switch {
+	case outcome == "":
+		http.Redirect(w, r, back+"?meldung=ungueltig#entscheidung", http.StatusSeeOther)
+		return
+	case outcome == broker.OutcomeRejected && reason == "":
+		http.Redirect(w, r, back+"?meldung=grund-fehlt#entscheidung", http.StatusSeeOther)
+		return
+	}
+	_, err := m.desk.Decide(r.Context(), s.Office, id, broker.Decision{Outcome: outcome, Reason: reason, Actor: s.User, Channel: channel.Mailbox})
+	if errors.Is(err, broker.ErrConflict) {
+		http.Redirect(w, r, back+"?meldung=konflikt", http.StatusSeeOther)
+		return
+	}
+	if err != nil {
+		m.deskError(w, r, s, err, "decide")
+		return
+	}
+	m.opened(id, s)
+	m.log.Info("decision", "submission", id, "office", s.Office, "user", s.User, "outcome", outcome)
+	msg := "angenommen"
+	if outcome == broker.OutcomeRejected {
+		msg = "abgelehnt"
+	}
+	http.Redirect(w, r, back+"?meldung="+msg, http.StatusSeeOther)
+}
+
+func (m *Mailbox) mark(w http.ResponseWriter, r *http.Request, s session, id string) {
+	if _, err := m.desk.Get(r.Context(), s.Office, id); err != nil {
+		m.deskError(w, r, s, err, "mark")
+		return
+	}
+	done := r.PostFormValue("erledigt") == "ja"
+	if err := m.db.setMark(id, done, mark{User: s.User, At: m.now().UTC()}); err != nil {
+		m.log.Error("mark", "submission", id, "err", err)
+		m.fail(w, r, &s, http.StatusInternalServerError)
+		return
+	}
+	m.log.Info("mark", "submission", id, "user", s.User, "done", done)
+	msg := "erledigt"
+	if !done {
+		msg = "offen"
+	}
+	http.Redirect(w, r, m.base.Path+"s/"+id+"?meldung="+msg, http.StatusSeeOther)
+}

@@ -1,0 +1,322 @@
+package mailbox
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// TestOfficeWorkflowWithBroker walks the pages over a real broker: the Amt24 example
+// arrives over the mailbox channel, anna (Dresden) finds it, opening it is the pickup,
+// she downloads the PDF and rejects with a reason; lars (Leipzig) gets 404 for all of
+// it.
+func TestOfficeWorkflowWithBroker(t *testing.T) {
+	e := startBrokerEnv(t, t.TempDir(), Options{PublicURL: "https://gateway.example/postfach/"})
+	sub := e.receiveExample(t, officeDresden)
+	e.waitState(t, sub.ID, submission.StateHandedOver)
+	h := e.mb.Handler()
+
+	anon := newClient(t, h)
+	if rec := anon.get("/postfach/s/" + sub.ID); rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/postfach/login?weiter=s%2F"+sub.ID {
+		t.Fatalf("anonymous detail: %d %q", rec.Code, rec.Header().Get("Location"))
+	}
+
+	anna := newClient(t, h)
+	rec := anna.login("anna", "anna-passwort")
+	if rec.Code != http.StatusSeeOther {
+		t.Fatalf("login: %d %s", rec.Code, rec.Body)
+	}
+	ck := rec.Result().Cookies()
+	for _, c := range ck {
+		if c.Name == sessionCookie && (!c.HttpOnly || !c.Secure || c.SameSite != http.SameSiteStrictMode || c.Path != "/postfach/") {
+			t.Errorf("session cookie %+v: want HttpOnly, Secure, SameSite=Strict, Path=/postfach/", c)
+		}
+	}
+
+	inbox := anna.get("/postfach/")
+	if inbox.Code != 200 || !strings.Contains(inbox.Body.String(), sub.ID) || !strings.Contains(inbox.Body.String(), paket.ExampleServiceName) {
+		t.Fatalf("inbox: %d\n%s", inbox.Code, inbox.Body)
+	}
+	for k, want := range map[string]string{
+		"Content-Security-Policy": "frame-ancestors 'none'", "Cache-Control": "no-store",
+		"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+	} {
+		if got := inbox.Header().Get(k); !strings.Contains(got, want) {
+			t.Errorf("header %s = %q, want it to contain %q", k, got, want)
+		}
+	}
+	if csp := inbox.Header().Get("Content-Security-Policy"); strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "script-src") {
+		t.Errorf("CSP allows scripts: %q", csp)
+	}
+	if strings.Contains(inbox.Body.String(), "<script") || strings.Contains(inbox.Body.String(), "Hübner") {
+		t.Error("inbox has a script or the applicant's name")
+	}
+	if got := anna.get("/postfach/?q=" + url.QueryEscape(sub.ID[:8])); !strings.Contains(got.Body.String(), sub.ID) {
+		t.Error("search by case number prefix does not find it")
+	}
+	if got := anna.get("/postfach/?status=abgelehnt"); strings.Contains(got.Body.String(), sub.ID) {
+		t.Error("state filter 'abgelehnt' lists a new submission")
+	}
+
+	// Leipzig sees nothing of Dresden's submission, by list or by URL.
+	lars := newClient(t, h)
+	lars.mustLogin("lars", "lars-passwort")
+	if got := lars.get("/postfach/"); strings.Contains(got.Body.String(), sub.ID) {
+		t.Error("another office's inbox lists the submission")
+	}
+	notFound := lars.get("/postfach/s/" + sub.ID)
+	if notFound.Code != http.StatusNotFound {
+		t.Fatalf("other office opens detail: %d", notFound.Code)
+	}
+	unknown := lars.get("/postfach/s/00000000-0000-4000-8000-000000000000")
+	if unknown.Code != http.StatusNotFound || normalize(unknown.Body.String()) != normalize(notFound.Body.String()) {
+		t.Error("the 404 for another office's id differs from the one for an unknown id")
+	}
+	if got := lars.get("/postfach/s/" + sub.ID + "/anlage/anlage-1"); got.Code != http.StatusNotFound {
+		t.Errorf("other office downloads attachment: %d", got.Code)
+	}
+	if got := lars.get("/postfach/s/" + sub.ID + "/paket"); got.Code != http.StatusNotFound {
+		t.Errorf("other office downloads package: %d", got.Code)
+	}
+	csrf := csrfFrom(t, lars.get("/postfach/").Body.String())
+	if got := lars.post("/postfach/s/"+sub.ID+"/entscheidung", url.Values{"csrf": {csrf}, "ergebnis": {"annehmen"}}); got.Code != http.StatusNotFound {
+		t.Errorf("other office decides: %d", got.Code)
+	}
+	if got := lars.post("/postfach/s/"+sub.ID+"/erledigt", url.Values{"csrf": {csrf}, "erledigt": {"ja"}}); got.Code != http.StatusNotFound {
+		t.Errorf("other office marks: %d", got.Code)
+	}
+	if s, _ := e.b.Submission(sub.ID); s.State != submission.StateHandedOver {
+		t.Fatalf("after the other office's tries the state is %s", s.State)
+	}
+
+	// Opening is the pickup.
+	detail := anna.get("/postfach/s/" + sub.ID)
+	if detail.Code != 200 {
+		t.Fatalf("detail: %d\n%s", detail.Code, detail.Body)
+	}
+	body := detail.Body.String()
+	for _, want := range []string{paket.ExampleComplaint, "Priorität", "Hübner", "maengelanzeige-v1.0-", "Geöffnet"} {
+		if !strings.Contains(body, want) && !strings.Contains(body, htmlEscape(want)) {
+			t.Errorf("detail page lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "<Antragspaket") || strings.Contains(body, "&lt;Antragspaket") {
+		t.Error("detail page shows raw XML")
+	}
+	s := e.waitState(t, sub.ID, submission.StateDelivered)
+	if s.Receiver != "anna (Behördenpostfach)" {
+		t.Errorf("receiver %q", s.Receiver)
+	}
+	evs, _ := e.b.Log(sub.ID)
+	if last := evs[len(evs)-1]; last.Type != submission.EventDelivered || last.Channel != channel.Mailbox {
+		t.Errorf("last event %+v, want delivered by mailbox", last)
+	}
+
+	// The PDF.
+	dl := anna.get("/postfach/s/" + sub.ID + "/anlage/anlage-1")
+	if dl.Code != 200 || !bytes.HasPrefix(dl.Body.Bytes(), []byte("%PDF")) {
+		t.Fatalf("download: %d %q", dl.Code, dl.Body.String()[:min(20, dl.Body.Len())])
+	}
+	if cd := dl.Header().Get("Content-Disposition"); !strings.HasPrefix(cd, `attachment; filename="maengelanzeige-v1.0-`) || !strings.Contains(cd, ".pdf") {
+		t.Errorf("Content-Disposition %q", cd)
+	}
+	if ct := dl.Header().Get("Content-Type"); ct != "application/pdf" {
+		t.Errorf("Content-Type %q", ct)
+	}
+
+	// Reject: a reason is required.
+	csrf = csrfFrom(t, body)
+	if got := anna.post("/postfach/s/"+sub.ID+"/entscheidung", url.Values{"csrf": {"falsch"}, "ergebnis": {"ablehnen"}, "begruendung": {"x"}}); got.Code != http.StatusForbidden {
+		t.Errorf("wrong csrf: %d", got.Code)
+	}
+	got := anna.post("/postfach/s/"+sub.ID+"/entscheidung", url.Values{"csrf": {csrf}, "ergebnis": {"ablehnen"}})
+	if got.Code != http.StatusSeeOther || !strings.Contains(got.Header().Get("Location"), "grund-fehlt") {
+		t.Fatalf("reject without reason: %d %q", got.Code, got.Header().Get("Location"))
+	}
+	if s, _ := e.b.Submission(sub.ID); s.State != submission.StateDelivered {
+		t.Fatalf("state after refused form: %s", s.State)
+	}
+	reason := "Der Papierkorb gehört der Verkehrsgesellschaft; bitte wenden Sie sich dorthin."
+	got = anna.post("/postfach/s/"+sub.ID+"/entscheidung", url.Values{"csrf": {csrf}, "ergebnis": {"ablehnen"}, "begruendung": {reason}})
+	if got.Code != http.StatusSeeOther {
+		t.Fatalf("reject: %d %s", got.Code, got.Body)
+	}
+	s = e.waitState(t, sub.ID, submission.StateRejected)
+	if s.Decision.Reason != reason || s.Decision.Actor != "anna" {
+		t.Errorf("decision %+v", s.Decision)
+	}
+	after := anna.get(got.Header().Get("Location"))
+	if !strings.Contains(after.Body.String(), "abgelehnt") || !strings.Contains(after.Body.String(), htmlEscape(reason)) {
+		t.Errorf("detail after reject lacks state or reason:\n%s", after.Body)
+	}
+	// A different second decision is refused.
+	if got := anna.post("/postfach/s/"+sub.ID+"/entscheidung", url.Values{"csrf": {csrf}, "ergebnis": {"annehmen"}}); !strings.Contains(got.Header().Get("Location"), "konflikt") {
+		t.Errorf("second decision: %d %q", got.Code, got.Header().Get("Location"))
+	}
+
+	// Mark processed, then logout ends the session.
+	if got := anna.post("/postfach/s/"+sub.ID+"/erledigt", url.Values{"csrf": {csrf}, "erledigt": {"ja"}}); got.Code != http.StatusSeeOther {
+		t.Errorf("mark: %d", got.Code)
+	}
+	if !strings.Contains(anna.get("/postfach/").Body.String(), "erledigt</span>") {
+		t.Error("inbox does not show the mark")
+	}
+	if got := anna.post("/postfach/abmelden", url.Values{"csrf": {csrf}}); got.Code != http.StatusSeeOther {
+		t.Errorf("logout: %d", got.Code)
+	}
+	if got := anna.get("/postfach/"); got.Code != http.StatusSeeOther {
+		t.Errorf("inbox after logout: %d", got.Code)
+	}
+}
+
+func normalize(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func htmlEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;").Replace(s)
+}
+
+func memMailbox(t *testing.T, desk *memDesk) *Mailbox {
+	return memMailboxAt(t, desk, nil)
+}
+
+func memMailboxAt(t *testing.T, desk *memDesk, now func() time.Time) *Mailbox {
+	t.Helper()
+	m, err := New(Options{Desk: desk, DataDir: t.TempDir(), Now: now, Users: []User{
+		{Name: "anna", Office: "amt-a", PasswordHash: fastHash(t, "anna-passwort")},
+		{Name: "bert", Office: "amt-b", PasswordHash: fastHash(t, "bert-passwort")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	return m
+}
+
+func TestLoginSlowsDownGuessing(t *testing.T) {
+	var now atomic.Int64 // the test's clock, read by the mailbox's goroutines too
+	now.Store(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC).UnixNano())
+	m := memMailboxAt(t, newMemDesk(), func() time.Time { return time.Unix(0, now.Load()).UTC() })
+	c := newClient(t, m.Handler())
+	for i := range freeFailuresUser {
+		if rec := c.login("anna", fmt.Sprintf("falsch-%d", i)); rec.Code != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d", i+1, rec.Code)
+		}
+	}
+	rec := c.login("anna", "anna-passwort")
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("right password while locked: %d, want 429 with Retry-After", rec.Code)
+	}
+	// Another user from another address is not affected.
+	other := newClient(t, m.Handler())
+	other.remote = "198.51.100.7:1234"
+	other.mustLogin("bert", "bert-passwort")
+	now.Add(int64(31 * time.Second))
+	c.mustLogin("anna", "anna-passwort")
+
+	// Unknown user names fail the same way.
+	if rec := newClient(t, m.Handler()).login("niemand", "x"); rec.Code != http.StatusUnauthorized {
+		t.Errorf("unknown user: %d", rec.Code)
+	}
+	// A login form without its cookie token is refused.
+	bare := newClient(t, m.Handler())
+	if rec := bare.post("/postfach/login", url.Values{"csrf": {"abc"}, "benutzer": {"bert"}, "passwort": {"bert-passwort"}}); rec.Code != http.StatusForbidden {
+		t.Errorf("login without csrf cookie: %d", rec.Code)
+	}
+}
+
+func TestInboxPagingAndFilter(t *testing.T) {
+	desk := newMemDesk()
+	start := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
+	for i := range 30 {
+		office := "amt-a"
+		if i%10 == 9 {
+			office = "amt-b"
+		}
+		desk.add(&submission.Submission{ID: fmt.Sprintf("vorgang-%02d", i), OfficeID: office, ServiceName: fmt.Sprintf("Leistung %d", i),
+			Place: "Dresden", Sender: "amt24", State: submission.StateHandedOver, ReceivedAt: start.Add(time.Duration(i) * time.Minute)}, nil, nil)
+	}
+	m := memMailbox(t, desk)
+	c := newClient(t, m.Handler())
+	c.mustLogin("anna", "anna-passwort")
+	first := c.get("/postfach/").Body.String()
+	if n := strings.Count(first, `href="s/vorgang-`); n != pageSize {
+		t.Fatalf("first page has %d rows, want %d", n, pageSize)
+	}
+	if strings.Contains(first, "vorgang-09") {
+		t.Error("another office's submission listed")
+	}
+	i := strings.Index(first, `rel="next"`)
+	if i < 0 {
+		t.Fatal("no next link")
+	}
+	href := first[strings.LastIndex(first[:i], `href="`)+6:]
+	href = strings.ReplaceAll(href[:strings.IndexByte(href, '"')], "&amp;", "&")
+	second := c.get("/postfach/" + strings.TrimPrefix(href, "./")).Body.String()
+	if n := strings.Count(second, `href="s/vorgang-`); n != 27-pageSize {
+		t.Errorf("second page has %d rows, want %d", n, 27-pageSize)
+	}
+	if strings.Contains(second, `rel="next"`) || !strings.Contains(second, "Zur ersten Seite") {
+		t.Error("second page paging links wrong")
+	}
+	if got := c.get("/postfach/?q=Leistung+12").Body.String(); strings.Count(got, `href="s/vorgang-`) != 1 {
+		t.Error("search does not narrow to one")
+	}
+	if got := c.get("/postfach/?status=angenommen").Body.String(); !strings.Contains(got, "Keine Eingänge passen") {
+		t.Error("state filter shows submissions that are not accepted")
+	}
+}
+
+func TestSafeFileName(t *testing.T) {
+	for in, want := range map[string]string{
+		"Lageplan.pdf":             "Lageplan.pdf",
+		"../../etc/passwd":         "passwd",
+		`C:\Users\x\Bauantrag.pdf`: "Bauantrag.pdf",
+		"a\"b\r\nContent-Type: x":  "a_bContent-Type_ x",
+		"...":                      "anlage",
+		"Grundriß ÄÖÜ.pdf":         "Grundriß ÄÖÜ.pdf",
+		"\u202egnp.exe":            "gnp.exe",
+		"":                         "anlage",
+	} {
+		if got := safeFileName(in, "anlage"); got != want {
+			t.Errorf("safeFileName(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if cd := contentDisposition("Grundriß ÄÖÜ.pdf", "x"); cd != `attachment; filename="Grundri_ ___.pdf"; filename*=UTF-8''Grundri%C3%9F%20%C3%84%C3%96%C3%9C.pdf` {
+		t.Errorf("contentDisposition = %s", cd)
+	}
+}
+
+func TestCSRFAndMethods(t *testing.T) {
+	desk := newMemDesk()
+	desk.add(&submission.Submission{ID: "v1", OfficeID: "amt-a", ServiceName: "S", State: submission.StateHandedOver, ReceivedAt: time.Now()}, nil, nil)
+	m := memMailbox(t, desk)
+	c := newClient(t, m.Handler())
+	c.mustLogin("anna", "anna-passwort")
+	if rec := c.post("/postfach/s/v1/entscheidung", url.Values{"ergebnis": {"annehmen"}}); rec.Code != http.StatusForbidden {
+		t.Errorf("POST without csrf: %d", rec.Code)
+	}
+	if rec := c.get("/postfach/s/v1/entscheidung"); rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("GET on a POST action: %d", rec.Code)
+	}
+	if rec := c.get("/postfach/abmelden"); rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("GET logout: %d", rec.Code)
+	}
+	if s, _ := desk.Get(t.Context(), "amt-a", "v1"); s.State != submission.StateHandedOver {
+		t.Errorf("state changed by refused requests: %s", s.State)
+	}
+	// Also works behind http.StripPrefix.
+	strip := newClient(t, http.StripPrefix("/postfach", m.Handler()))
+	strip.mustLogin("anna", "anna-passwort")
+	if rec := strip.get("/postfach/s/v1"); rec.Code != 200 {
+		t.Errorf("detail behind StripPrefix: %d", rec.Code)
+	}
+}
