@@ -281,6 +281,9 @@ func TestDemoChannels(t *testing.T) {
 	for ch, wants := range map[string][]string{
 		"transfer": {"handed over by transfer", "import found case", "antrag.xml", "zusammenfassung.pdf", "delivered by transfer",
 			"to be delivered over transfer", "Zustellbestaetigung signature valid", "demo complete: the application reached Stadt Dresden by transfer"},
+		"mailbox": {"clerk \"dresden\" logged into", "handed over by mailbox", "clerk opens case", "Der Papierkorb an der Bushaltestelle ist voll.",
+			"delivered by mailbox: receiver dresden (Behördenpostfach)", "office answered: accepted", "to be delivered over mailbox",
+			"demo complete: the application reached Stadt Dresden by mailbox and is accepted"},
 	} {
 		t.Run(ch, func(t *testing.T) {
 			dir := t.TempDir()

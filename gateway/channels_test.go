@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,8 +18,11 @@ import (
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/mailbox"
+	"github.com/amtsbote/amtsbote/mailbox/mailboxclient"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/wire"
 )
 
 // hookRecv is an office endpoint that checks the gateway's signature with the secret
@@ -265,4 +269,75 @@ func TestTransferFolderJourney(t *testing.T) {
 	if _, err := f.g.Broker.Receipt(context.Background(), office, res.SubmissionID, broker.ReceiptDelivery); err != nil {
 		t.Fatalf("no Zustellbestaetigung: %v", err)
 	}
+}
+
+// TestWebhookGoneFallsBackToTheMailbox: an office whose webhook fails for good (410)
+// still gets the package — in its web mailbox, where a person finds it, opens it and
+// decides. The portal's status says why.
+func TestWebhookGoneFallsBackToTheMailbox(t *testing.T) {
+	gone := newHookRecv(t, secretA, http.StatusGone)
+	f := start(t, func(c *config.Config) {
+		c.Offices[DemoOfficeID] = c.Offices[DemoOfficeID].WithChannel(channel.Webhook, config.Channel{Endpoint: gone.srv.URL, Secret: secretA})
+		hash, err := mailbox.HashPassword("pruefer-passwort")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Mailbox.Users = []config.MailboxUser{{Name: "anna", Office: DemoOfficeID, PasswordHash: hash}}
+	})
+	ctx := context.Background()
+	res, err := f.portal.Submit(ctx, f.example())
+	if err != nil || !res.Accepted() {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	waitFor(t, "the fallback to the mailbox", func() bool {
+		s, err := f.g.Broker.Submission(res.SubmissionID)
+		return err == nil && s.State == submission.StateHandedOver
+	})
+	st, err := f.portal.Status(ctx, res.SubmissionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var why string
+	for _, e := range st.Events {
+		if e.Type == submission.EventChannelFailed {
+			why = e.Detail
+		}
+	}
+	if why != "receiver answered HTTP 410" {
+		t.Fatalf("the portal does not see why: %q in %+v", why, st.Events)
+	}
+
+	person := mailboxclient.New(f.g.URL() + MailboxPath + "/")
+	inbox, err := person.Login(ctx, "anna", "pruefer-passwort")
+	if err != nil {
+		t.Fatalf("login: %v\n%s", err, inbox)
+	}
+	if !strings.Contains(inbox, res.SubmissionID) {
+		t.Fatalf("the inbox does not list %s", res.SubmissionID)
+	}
+	if page, err := person.Open(ctx, res.SubmissionID); err != nil || !strings.Contains(page, "Der Papierkorb") {
+		t.Fatalf("open: %v", err)
+	}
+	s, _ := f.g.Broker.Submission(res.SubmissionID)
+	if s.State != submission.StateDelivered || !strings.Contains(s.Receiver, "anna") {
+		t.Fatalf("after opening: %s by %q", s.State, s.Receiver)
+	}
+	if _, err := person.Decide(ctx, res.SubmissionID, false, "Zuständig ist das Ordnungsamt."); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = f.portal.Status(ctx, res.SubmissionID)
+	if st.State != "rejected" || st.Decision == nil || st.Decision.Reason != "Zuständig ist das Ordnungsamt." {
+		t.Fatalf("portal sees %s %+v", st.State, st.Decision)
+	}
+	if got := fmt.Sprint(eventTypes(st.Events)); got != "[received routed queued channel_failed fallback handed_over delivered rejected]" {
+		t.Fatalf("event log %s", got)
+	}
+}
+
+func eventTypes(evs []wire.Event) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.Type
+	}
+	return out
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/fachverfahren"
 	"github.com/amtsbote/amtsbote/gateway"
+	"github.com/amtsbote/amtsbote/mailbox/mailboxclient"
 	"github.com/amtsbote/amtsbote/signing"
 )
 
@@ -41,6 +43,7 @@ type demoOffice interface {
 var demoOffices = map[string]func(*demoEnv) (demoOffice, error){
 	channel.Webhook:  newWebhookOffice,
 	channel.Transfer: newTransferOffice,
+	channel.Mailbox:  newMailboxOffice,
 }
 
 func demoChannels() []string {
@@ -205,4 +208,99 @@ func (t *transferOffice) close() {
 		t.cancel()
 	}
 	t.wg.Wait()
+}
+
+// --- mailbox: a clerk with nothing but a browser logs into the Behördenpostfach ---
+
+type mailboxOffice struct {
+	out    *printer
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	err    error
+	seen   map[string]bool
+}
+
+func newMailboxOffice(e *demoEnv) (demoOffice, error) {
+	if err := useDemoChannels(e, channel.Mailbox); err != nil {
+		return nil, err
+	}
+	e.out.say("Stadt Dresden", "no office system: a clerk works in the web mailbox")
+	return &mailboxOffice{out: e.out, seen: map[string]bool{}}, nil
+}
+
+func (m *mailboxOffice) start(ctx context.Context, g *gateway.Gateway) error {
+	dc, err := gateway.LoadDevCredentials(g.Config.DataDir)
+	if err != nil || len(dc.Mailbox) == 0 {
+		return fmt.Errorf("no development mailbox user: %v", err)
+	}
+	u := dc.Mailbox[0]
+	base := g.URL() + gateway.MailboxPath + "/"
+	clerk := mailboxclient.New(base)
+	if _, err := clerk.Login(ctx, u.Name, u.Password); err != nil {
+		return fmt.Errorf("mailbox login: %w", err)
+	}
+	m.out.say("Stadt Dresden", "clerk %q logged into %s", u.Name, base)
+	ctx, m.cancel = context.WithCancel(ctx)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			inbox, err := clerk.Inbox(ctx, "")
+			if err != nil {
+				continue
+			}
+			for _, id := range caseIDs.FindAllStringSubmatch(inbox, -1) {
+				m.mu.Lock()
+				seen := m.seen[id[1]]
+				m.seen[id[1]] = true
+				m.mu.Unlock()
+				if seen {
+					continue
+				}
+				page, err := clerk.Open(ctx, id[1])
+				if err == nil {
+					m.out.say("Stadt Dresden", "clerk opens case %s: the form shows %q", id[1], firstMatch(page, "Der Papierkorb[^<]*"))
+					_, err = clerk.Decide(ctx, id[1], true, "")
+				}
+				if err == nil {
+					m.out.say("Stadt Dresden", "clerk accepts case %s in the mailbox", id[1])
+				}
+				m.mu.Lock()
+				m.err = errors.Join(m.err, err)
+				m.mu.Unlock()
+			}
+		}
+	}()
+	return nil
+}
+
+// caseIDs finds the links to cases on the inbox page.
+var caseIDs = regexp.MustCompile(`href="s/([0-9a-f-]{36})"`)
+
+func firstMatch(page, pattern string) string { return regexp.MustCompile(pattern).FindString(page) }
+
+func (m *mailboxOffice) decides() bool { return true }
+
+func (m *mailboxOffice) check(id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.seen[id] {
+		return errors.New("the clerk never saw the case")
+	}
+	return m.err
+}
+
+func (m *mailboxOffice) close() {
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.wg.Wait()
 }
