@@ -21,6 +21,7 @@ import (
 	"github.com/amtsbote/amtsbote/mailbox"
 	"github.com/amtsbote/amtsbote/mailbox/mailboxclient"
 	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/amtsbote/amtsbote/wire"
 )
@@ -340,4 +341,65 @@ func eventTypes(evs []wire.Event) []string {
 		out[i] = e.Type
 	}
 	return out
+}
+
+// TestNoChannelGoesToTheMailboxAtOnce: an office without a configured channel gets
+// the package in its web mailbox, and the Eingangsbestaetigung says so at the 201.
+// An office with nobody who could log in holds it for the operator instead.
+func TestNoChannelGoesToTheMailboxAtOnce(t *testing.T) {
+	hash, err := mailbox.HashPassword("pruefer-passwort")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := start(t, func(c *config.Config) {
+		c.Mailbox.Users = []config.MailboxUser{{Name: "anna", Office: DemoOfficeID, PasswordHash: hash}}
+	})
+	res, err := f.portal.Submit(context.Background(), f.example())
+	if err != nil || !res.Accepted() {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	v, err := signing.NewVerifier(f.g.Trust, signing.VerifyOptions{}).Verify(res.Receipt, signing.RoleGateway)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := signing.ParseReceipt(v.Root)
+	if err != nil || r.Channel != channel.Mailbox {
+		t.Fatalf("receipt names channel %q: %v", r.Channel, err)
+	}
+	waitFor(t, "the hand-over to the mailbox", func() bool {
+		s, err := f.g.Broker.Submission(res.SubmissionID)
+		return err == nil && s.State == submission.StateHandedOver
+	})
+
+	// Landratsamt Mittelsachsen has no mailbox user here: held, and visible as such.
+	p := paket.ExampleWith(kreisService, paket.NewMessageID(), time.Now())
+	p.Kopf.Ort = paket.Ort{ARS: jahnatalARS}
+	res, err = f.portal.Submit(context.Background(), p)
+	if err != nil || !res.Accepted() {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	waitFor(t, "held", func() bool {
+		s, err := f.g.Broker.Submission(res.SubmissionID)
+		return err == nil && s.State == submission.StateHeld
+	})
+	req, _ := http.NewRequest(http.MethodGet, f.g.URL()+"/v1/admin/submissions?state=held", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), res.SubmissionID) {
+		t.Fatalf("admin list of held submissions lacks it: %s", body)
+	}
+	resp, err = http.Get(f.g.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "amtsbote_submissions_held 1") {
+		t.Fatalf("metric amtsbote_submissions_held is not 1")
+	}
 }
