@@ -243,14 +243,11 @@ func (b *Broker) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("broker: consumer: %w", err)
 	}
-	n, err := b.republishOutbox(ctx)
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		b.log.Info("outbox re-published after start", "count", n)
-	}
-	b.loops.Add(4)
+	// The outbox is re-published in the background: a gateway with a large backlog
+	// (an office down for a day) must take packages again at once, not after reading
+	// every waiting record.
+	b.loops.Add(5)
+	go b.republishAtStart()
 	go b.countStates()
 	go b.relay()
 	go b.keepWaitingAlive()
@@ -386,6 +383,24 @@ func (b *Broker) publishID(id string) error {
 		return err
 	}
 	return nil
+}
+
+// republishAtStart puts every outbox entry on the queue again, oldest first; a
+// failure leaves it to the relay's rescan.
+func (b *Broker) republishAtStart() {
+	defer b.loops.Done()
+	start := time.Now()
+	n, err := b.republishOutbox(b.ctx)
+	if err != nil {
+		if b.ctx.Err() == nil {
+			b.log.Warn("re-publishing the outbox after start failed; the relay retries", "published", n, "err", err)
+			b.rescan.Store(true)
+		}
+		return
+	}
+	if n > 0 {
+		b.log.Info("outbox re-published after start", "count", n, "took", time.Since(start).Round(time.Millisecond))
+	}
 }
 
 func (b *Broker) republishOutbox(ctx context.Context) (int, error) {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/bus"
+	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -274,5 +276,83 @@ func TestReplyStoredOnceAndSeenByThePortal(t *testing.T) {
 	}
 	if _, _, err := e.b.PortalReply(ctx, "other", id, r1.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("another portal opened the reply: %v", err)
+	}
+}
+
+// slowOutbox is a store whose outbox listing blocks until the test releases it: a
+// stand-in for a backlog so large that reading it takes long.
+type slowOutbox struct {
+	store.Store
+	release chan struct{}
+	asked   chan struct{}
+}
+
+func (s *slowOutbox) Outbox() ([]string, error) {
+	select {
+	case s.asked <- struct{}{}:
+	default:
+	}
+	<-s.release
+	return s.Store.Outbox()
+}
+
+// TestStartDoesNotWaitForTheBacklog: Start returns, and new packages are received and
+// delivered, while the outbox of the previous run is still being read; afterwards
+// every waiting package is delivered exactly once.
+func TestStartDoesNotWaitForTheBacklog(t *testing.T) {
+	dir := t.TempDir()
+	blocked := &scripted{channel: "primary", block: make(chan struct{})}
+	e := start(t, dir, blocked)
+	var waiting []string
+	for i := 0; i < 20; i++ {
+		a, err := e.b.Receive(context.Background(), intake(fmt.Sprintf("old-%d", i), "primary"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waiting = append(waiting, a.Submission.ID)
+	}
+	e.stop()
+
+	db, err := store.Open(dir+"/store", store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := &slowOutbox{Store: db, release: make(chan struct{}), asked: make(chan struct{}, 1)}
+	bs, err := bus.Start(context.Background(), bus.Options{StoreDir: dir + "/js"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rx := &scripted{channel: "primary"}
+	cfg := testConfig
+	cfg.ExclusiveConsumer = true
+	b := New(cfg, slow, bs.JS, adapters.NewRegistry(rx), testChannels, fakeSigner{}, nil, nil)
+	if err := b.Start(context.Background()); err != nil { // must not wait for Outbox
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = b.Stop(ctx)
+		_ = bs.Close()
+		_ = db.Close()
+	})
+	<-slow.asked
+	a, err := b.Receive(context.Background(), intake("new", "primary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, b, a.Submission.ID, submission.StateDelivered)
+	close(slow.release)
+	for _, id := range waiting {
+		waitState(t, b, id, submission.StateDelivered)
+	}
+	count := map[string]int{}
+	for _, d := range rx.deliveries() {
+		count[d.SubmissionID]++
+	}
+	for _, id := range append(waiting, a.Submission.ID) {
+		if count[id] != 1 {
+			t.Fatalf("%s delivered %d times", id, count[id])
+		}
 	}
 }
