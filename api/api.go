@@ -47,8 +47,9 @@ type Options struct {
 	Registry     *prometheus.Registry // metrics are served from here
 	// Reload re-reads the directory files (admin endpoint, SIGHUP).
 	Reload func() error
-	// Ready reports whether the gateway can take packages (bus connected, not draining).
-	Ready func() error
+	// Ready reports whether the gateway can take packages (an error: not at all, e.g.
+	// draining) and what is degraded.
+	Ready func() (Readiness, error)
 	// Schemas are served under /v1/schemas/{name}.
 	Schemas map[string][]byte
 	// Mounts are the other faces of the gateway (the web mailbox, the XTA service,
@@ -310,12 +311,25 @@ func (s *Server) adminAuth(next http.Handler) http.Handler {
 
 // --- handlers ---
 
+// Readiness is what /readyz reports. A gateway that is Degraded still takes packages
+// (they are durable in its store) but something behind it is down — e.g. the
+// message bus, so deliveries wait; it stays in a load balancer's rotation.
+type Readiness struct {
+	Degraded []string // what is wrong, for operators
+}
+
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	var rd Readiness
 	if s.opt.Ready != nil {
-		if err := s.opt.Ready(); err != nil {
+		var err error
+		if rd, err = s.opt.Ready(); err != nil {
 			problem.Write(w, r, problem.New(503, problem.TypeUnavailable, err.Error()))
 			return
 		}
+	}
+	if len(rd.Degraded) > 0 {
+		writeJSON(w, 200, map[string]any{"status": "degraded", "degraded": rd.Degraded})
+		return
 	}
 	writeJSON(w, 200, map[string]string{"status": "ready"})
 }

@@ -72,6 +72,11 @@ type Config struct {
 	// (the embedded server). Start then recreates the consumer, so messages a killed
 	// predecessor had in flight are delivered at once instead of after AckWait.
 	ExclusiveConsumer bool
+	// QueueInMemory keeps the work queue in memory (the embedded single node): it is
+	// derived from the store's outbox and re-published at every start, so writing it
+	// to disk as well bought nothing but flushes — and a disk that is full stopped
+	// delivery of what was already accepted.
+	QueueInMemory bool
 }
 
 func (c *Config) defaults() {
@@ -209,7 +214,7 @@ func (b *Broker) emit(s *submission.Submission, evs []submission.Event) {
 // the relay and the dispatcher.
 func (b *Broker) Start(ctx context.Context) error {
 	b.ctx, b.cancel = context.WithCancel(context.Background())
-	_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	sc := jetstream.StreamConfig{
 		Name:       StreamName,
 		Subjects:   []string{subjectRoot + ".>"},
 		Retention:  jetstream.WorkQueuePolicy,
@@ -218,8 +223,18 @@ func (b *Broker) Start(ctx context.Context) error {
 		MaxMsgSize: 4 << 10, // ids only: a payload here is a bug
 		Duplicates: 2 * time.Minute,
 		Replicas:   b.cfg.Replicas,
-	})
-	if err != nil {
+	}
+	if b.cfg.QueueInMemory {
+		sc.Storage, sc.MaxBytes = jetstream.MemoryStorage, min(sc.MaxBytes, memoryQueueBytes)
+		// A stream kept on disk by an earlier version cannot change its storage; it is
+		// only a copy of the outbox, so it is dropped and rebuilt from there.
+		if st, err := b.js.Stream(ctx, StreamName); err == nil && st.CachedInfo().Config.Storage != jetstream.MemoryStorage {
+			if err := b.js.DeleteStream(ctx, StreamName); err != nil {
+				return fmt.Errorf("broker: drop the on-disk queue: %w", err)
+			}
+		}
+	}
+	if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
 		return fmt.Errorf("broker: stream: %w", err)
 	}
 	if b.cfg.ExclusiveConsumer {
@@ -239,6 +254,7 @@ func (b *Broker) Start(ctx context.Context) error {
 		// worker semaphore bounds concurrency instead.
 		MaxAckPending: -1,
 		Replicas:      b.cfg.Replicas,
+		MemoryStorage: b.cfg.QueueInMemory,
 	})
 	if err != nil {
 		return fmt.Errorf("broker: consumer: %w", err)
@@ -286,6 +302,10 @@ func (b *Broker) Stop(ctx context.Context) error {
 	b.loops.Wait()
 	return err
 }
+
+// memoryQueueBytes caps the in-memory queue: ids only (about 100 bytes a message),
+// so a million waiting packages fit.
+const memoryQueueBytes = 32 << 20
 
 // ackWait is how long JetStream waits for a message's ack; process sends InProgress
 // every ackWait/3 while an attempt runs.

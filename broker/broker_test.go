@@ -99,7 +99,7 @@ func startWithChannels(t *testing.T, dir string, cfg Config, chans Channels, as 
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.ExclusiveConsumer = true
+	cfg.ExclusiveConsumer, cfg.QueueInMemory = true, true
 	b := New(cfg, db, bs.JS, adapters.NewRegistry(as...), chans, fakeSigner{}, nil, nil)
 	if err := b.Start(context.Background()); err != nil {
 		t.Fatal(err)

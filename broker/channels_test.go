@@ -324,7 +324,7 @@ func TestStartDoesNotWaitForTheBacklog(t *testing.T) {
 	}
 	rx := &scripted{channel: "primary"}
 	cfg := testConfig
-	cfg.ExclusiveConsumer = true
+	cfg.ExclusiveConsumer, cfg.QueueInMemory = true, true
 	b := New(cfg, slow, bs.JS, adapters.NewRegistry(rx), testChannels, fakeSigner{}, nil, nil)
 	if err := b.Start(context.Background()); err != nil { // must not wait for Outbox
 		t.Fatal(err)

@@ -256,10 +256,12 @@ func TestTransferFolderJourney(t *testing.T) {
 			t.Errorf("case folder lacks %s: %v", name, err)
 		}
 	}
-	s, _ := f.g.Broker.Submission(res.SubmissionID)
-	if s.State != submission.StateHandedOver {
-		t.Fatalf("state %s before the import, want handed_over", s.State)
-	}
+	// The folder appears before the broker records the hand-over; it is handed over,
+	// never delivered, until the import takes it.
+	waitFor(t, "the hand-over", func() bool {
+		s, err := f.g.Broker.Submission(res.SubmissionID)
+		return err == nil && s.State == submission.StateHandedOver
+	})
 	if err := os.RemoveAll(caseDir); err != nil { // the office's import took it
 		t.Fatal(err)
 	}

@@ -125,7 +125,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		GatewayID: cfg.GatewayID, Workers: cfg.Delivery.Workers, PerOffice: cfg.Delivery.PerOffice, MaxAttempts: cfg.Delivery.MaxAttempts,
 		BackoffBase: cfg.Delivery.BackoffBase, BackoffMax: cfg.Delivery.BackoffMax,
 		AttemptTimeout: cfg.Delivery.AttemptTimeout, Replicas: cfg.NATS.Replicas,
-		ExclusiveConsumer: cfg.NATS.URL == "",
+		ExclusiveConsumer: cfg.NATS.URL == "", QueueInMemory: cfg.NATS.URL == "",
 	}, g.db, g.bus.JS, g.adapters, g.channels, broker.GatewaySigner{Signer: g.Signer, GatewayID: cfg.GatewayID}, log, broker.NewMetrics(reg))
 
 	base, err := routing.Builtin()
@@ -212,16 +212,20 @@ func (g *Gateway) Reload() error {
 	return errors.Join(errs...)
 }
 
-func (g *Gateway) ready() error {
+// ready: draining is not ready; a bus that is down is degraded only — intake goes on
+// into the store's outbox (the store is the truth) and delivery resumes when the
+// bus is back.
+func (g *Gateway) ready() (api.Readiness, error) {
 	select {
 	case <-g.draining:
-		return errors.New("draining")
+		return api.Readiness{}, errors.New("draining")
 	default:
 	}
+	var r api.Readiness
 	if !g.bus.Healthy() {
-		return errors.New("message bus not connected")
+		r.Degraded = append(r.Degraded, "message bus not connected: packages are accepted and wait in the outbox; delivery resumes when it is back")
 	}
-	return nil
+	return r, nil
 }
 
 // Shutdown drains: stop taking requests (in-flight ones finish), let running delivery

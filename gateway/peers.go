@@ -1,6 +1,134 @@
 package gateway
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
 
-// setupPeers connects this gateway to the gateways of other states (Portalverbund).
-func (g *Gateway) setupPeers(ctx context.Context) error { return nil }
+	"github.com/amtsbote/amtsbote/adapters/peer"
+	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/federation"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// setupPeers connects this gateway to the gateways of other states (Portalverbund,
+// docs/federation.md): the peer channel (an adapter forwarding packages in signed
+// envelopes), the federation endpoint other gateways forward to, and the tracker that
+// asks the peers about forwarded packages until their office decided.
+//
+// A place in another state is routed to "peer-<Land>" (intake); that office has the
+// peer channel exactly when a configured peer serves the Land (or part of it), so a
+// package for a state without a peer is refused at intake (422), never held for
+// nobody.
+func (g *Gateway) setupPeers(ctx context.Context) error {
+	cfg := g.Config
+	if len(cfg.Peers) == 0 {
+		return nil
+	}
+	maxBytes := 2*cfg.Limits.MaxBodyBytes + 1<<20
+	trust, err := federation.NewTrust(federation.TrustOptions{Self: cfg.GatewayID, Peers: cfg.Peers, Store: g.Trust, MaxBytes: maxBytes})
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	timeout := cfg.Delivery.AttemptTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	client := &federation.Client{Self: cfg.GatewayID, Signer: g.Signer, Trust: trust, HTTP: &http.Client{Timeout: timeout}}
+	ad, err := peer.New(peer.Options{Self: cfg.GatewayID, Client: client, Peers: cfg.Peers, Records: g.Broker, Logger: g.Log})
+	if err != nil {
+		return err
+	}
+	g.adapters.Register(ad)
+
+	// The peer offices: "peer-<Land>" has the peer channel for every Land a peer
+	// serves. officeChannels reads offices from one map; the peer offices join it.
+	offices := make(map[string]config.OfficeClient, len(cfg.Offices)+16)
+	for id, o := range cfg.Offices {
+		offices[id] = o
+	}
+	var peerOffices []string
+	for land := range servedLands(cfg.Peers) {
+		id := "peer-" + land
+		offices[id] = config.OfficeClient{Channels: map[string]config.Channel{channel.Peer: {Params: map[string]string{"land": land}}}}
+		peerOffices = append(peerOffices, id)
+	}
+	sort.Strings(peerOffices)
+	g.channels.set(offices)
+
+	tracker := &federation.Tracker{Client: client, Broker: g.Broker, Peers: cfg.Peers, Offices: peerOffices, Log: g.Log}
+	g.Broker.Observe(tracker.Observe)
+	nextPeer := func(ars string) (string, bool) {
+		p, ok := cfg.PeerFor(ars)
+		return p.ID, ok
+	}
+	g.mounts[federation.PathPrefix] = &federation.Receiver{
+		Trust: trust, Signer: g.Signer, Pipeline: g.Pipeline, Broker: g.Broker,
+		MaxBytes: maxBytes, NextPeer: nextPeer, Nudged: tracker.Kick, Log: g.Log,
+	}
+	// A package that came from a peer: nudge that peer when its state changes, so it
+	// asks at once instead of at its next poll (best effort; it asks anyway).
+	nudges := make(chan string, 256)
+	g.Broker.Observe(func(s *submission.Submission, e submission.Event) {
+		if s.Origin == nil {
+			return
+		}
+		switch e.Type {
+		case submission.EventDelivered, submission.EventAccepted, submission.EventRejected, submission.EventHeld, submission.EventForwarded:
+		default:
+			return
+		}
+		select {
+		case nudges <- s.Origin.Gateway:
+		default:
+		}
+	})
+	nctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		hc := &http.Client{Timeout: 5 * time.Second}
+		for {
+			select {
+			case <-nctx.Done():
+				return
+			case id := <-nudges:
+				if p, ok := cfg.PeerByID(id); ok {
+					if err := federation.Nudge(nctx, hc, p.BaseURL); err != nil {
+						g.Log.Debug("nudge peer", "peer", id, "err", err)
+					}
+				}
+			}
+		}
+	}()
+	if err := tracker.Start(ctx); err != nil {
+		cancel()
+		return err
+	}
+	g.closers = append(g.closers, func() error {
+		cancel()
+		<-done
+		return tracker.Close()
+	})
+	g.Log.Info("Portalverbund: peers configured", "peers", len(cfg.Peers), "peer_offices", peerOffices)
+	return nil
+}
+
+// servedLands lists the Länder the peers serve, entirely or in part.
+func servedLands(peers []config.Peer) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range peers {
+		for _, l := range p.Lands {
+			out[l] = true
+		}
+		for _, a := range p.Areas {
+			if len(a) >= 2 {
+				out[a[:2]] = true
+			}
+		}
+	}
+	return out
+}
