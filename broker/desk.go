@@ -32,6 +32,9 @@ type OfficeDesk interface {
 	Events(ctx context.Context, officeID, id string) ([]submission.Event, error)
 	// OpenPackage opens the exact signed package bytes; it records the pickup p first.
 	OpenPackage(ctx context.Context, officeID, id string, p Pickup) (*submission.Submission, io.ReadCloser, error)
+	// OpenPackageNoPickup opens the package bytes without recording a pickup: for a
+	// face whose office confirms separately (XTA: getMessage reads, close confirms).
+	OpenPackageNoPickup(ctx context.Context, officeID, id string) (*submission.Submission, io.ReadCloser, error)
 	// OpenAttachment opens one attachment by its id.
 	OpenAttachment(ctx context.Context, officeID, id, attachmentID string) (submission.Attachment, io.ReadCloser, error)
 	// Receipt returns a signed receipt (ReceiptIntake or ReceiptDelivery).
@@ -177,6 +180,19 @@ func (b *Broker) Events(_ context.Context, officeID, id string) ([]submission.Ev
 // OpenPackage implements OfficeDesk.
 func (b *Broker) OpenPackage(ctx context.Context, officeID, id string, p Pickup) (*submission.Submission, io.ReadCloser, error) {
 	s, err := b.Confirm(ctx, officeID, id, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	rc, err := b.db.Blobs().Open(ctx, s.PackageSHA256)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, rc, nil
+}
+
+// OpenPackageNoPickup implements OfficeDesk.
+func (b *Broker) OpenPackageNoPickup(ctx context.Context, officeID, id string) (*submission.Submission, io.ReadCloser, error) {
+	s, err := b.forOffice(officeID, id)
 	if err != nil {
 		return nil, nil, err
 	}

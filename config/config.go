@@ -52,6 +52,8 @@ type Config struct {
 	Peers []Peer `yaml:"peers"`
 	// Mailbox is the web mailbox every office has as its last channel.
 	Mailbox Mailbox `yaml:"mailbox"`
+	TLS     TLS     `yaml:"tls"`
+	XTA     XTA     `yaml:"xta"`
 }
 
 // NATS configures the bus.
@@ -217,6 +219,18 @@ func Load(path string, environ []string) (Config, error) {
 func (c *Config) Resolve() {
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + c.Listen
+		if c.TLS.REST {
+			c.PublicURL = "https://" + c.Listen
+		}
+	}
+	if c.XTA.AuthorID == "" {
+		c.XTA.AuthorID = "amtsbote:" + c.GatewayID
+	}
+	if c.XTA.AuthorName == "" {
+		c.XTA.AuthorName = c.GatewayID
+	}
+	if c.XTA.ServerID == "" {
+		c.XTA.ServerID = c.GatewayID
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	for id, o := range c.Offices {
@@ -258,6 +272,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.validatePeers()...)
 	errs = append(errs, c.validateMailbox()...)
+	errs = append(errs, c.validateTLS()...)
 	switch c.LogFormat {
 	case "text", "json":
 	default:

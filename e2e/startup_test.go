@@ -126,11 +126,17 @@ responsibilities:
 	defer cancel()
 	args := []string{"lookup", "--service", "99050012104000", "--place", "146285229270"}
 	out, err := run(t, ctx, dir, append([]string{args[0], "-config", with}, args[1:]...)...)
-	if err != nil || !strings.Contains(out, "pirna-gewerbeamt") || !strings.Contains(out, "Kanal:     webhook") || strings.Contains(out, "mailbox") {
+	if err != nil || !strings.Contains(out, "pirna-gewerbeamt") || !strings.Contains(out, "Kanal:     webhook") || !strings.Contains(out, "Ersatz:    mailbox") {
 		t.Fatalf("with channels: %v\n%s", err, out)
 	}
+	// Without a configured channel only the web mailbox is left (every office has it).
 	out, err = run(t, ctx, dir, append([]string{args[0], "-config", without}, args[1:]...)...)
-	if err != nil || !strings.Contains(out, "pirna-gewerbeamt") || !strings.Contains(out, "keiner, den dieses Gateway bedienen kann") {
+	if err != nil || !strings.Contains(out, "pirna-gewerbeamt") || !strings.Contains(out, "Kanal:     mailbox") || strings.Contains(out, "webhook") {
 		t.Fatalf("without channels: %v\n%s", err, out)
+	}
+	// Another state's office with no connection to its gateway: nothing to deliver on.
+	out, err = run(t, ctx, dir, "lookup", "-config", without, "--service", "99050012104000", "--place", "80331")
+	if err != nil || !strings.Contains(out, "keiner, den dieses Gateway bedienen kann") {
+		t.Fatalf("other state: %v\n%s", err, out)
 	}
 }

@@ -40,6 +40,7 @@ var channelTable = []channelRow{
 	{name: channel.Transfer, build: func(d channelDeps) (adapters.Adapter, error) {
 		return transfer.New(transfer.Options{Logger: d.log})
 	}},
+	{name: channel.XTA, build: newXTAAdapter},
 	// Registered by setupMailbox; every office has it, its endpoint (the address for
 	// arrival notices) is optional.
 	{name: channel.Mailbox, implicit: true},

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -403,5 +404,37 @@ func TestNoChannelGoesToTheMailboxAtOnce(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(body), "amtsbote_submissions_held 1") {
 		t.Fatalf("metric amtsbote_submissions_held is not 1")
+	}
+}
+
+// TestRESTOverTLS: with tls.rest the REST API is served over TLS by the binary itself.
+func TestRESTOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	pki, err := signing.EnsureDevPKI(filepath.Join(dir, "pki"), "tls-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := signing.EnsureDevTLS(pki, DemoOfficeID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := start(t, func(c *config.Config) {
+		c.TLS = config.TLS{CertFile: dev.ServerCert, KeyFile: dev.ServerKey, REST: true}
+	})
+	if !strings.HasPrefix(f.g.URL(), "https://") {
+		t.Fatalf("URL %s", f.g.URL())
+	}
+	pool, err := certPool(pki.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := c.Get(f.g.URL() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.TLS == nil {
+		t.Fatalf("status %d, tls %v", resp.StatusCode, resp.TLS != nil)
 	}
 }

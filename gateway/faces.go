@@ -8,6 +8,7 @@ import "context"
 // close to g.closers.
 var faceTable = []func(g *Gateway, ctx context.Context) error{
 	(*Gateway).setupMailbox,
+	(*Gateway).setupXTA,
 	(*Gateway).setupPeers,
 }
 

@@ -7,6 +7,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,6 +40,7 @@ type Gateway struct {
 	Config    config.Config
 	Log       *slog.Logger
 	PKI       *signing.DevPKI // nil when the operator configured their own keys
+	DevTLS    *signing.DevTLS // the development TLS files, when XTA runs on the dev PKI
 	CredsFile string          // dev credentials file, if one was written or read
 	Broker    *broker.Broker
 	Directory *routing.Store
@@ -51,6 +53,7 @@ type Gateway struct {
 	bus      *bus.Bus
 	adapters *adapters.Registry
 	channels *officeChannels
+	xtaAddr  string // the XTA listener's address, when XTA is on
 	// mounts are the faces besides the REST API, by path prefix (see api.Options.Mounts).
 	mounts map[string]http.Handler
 	// closers are closed on shutdown after the broker stopped, last added first.
@@ -108,9 +111,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	if g.Config.PublicURL == "http://"+cfg.Listen {
+	if g.Config.PublicURL == g.scheme()+"://"+cfg.Listen {
 		// Listen may name port 0; links in notifications need the real one.
-		g.Config.PublicURL = "http://" + g.ln.Addr().String()
+		g.Config.PublicURL = g.scheme() + "://" + g.ln.Addr().String()
 		cfg.PublicURL = g.Config.PublicURL
 	}
 	reg := prometheus.NewRegistry()
@@ -186,14 +189,32 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		MaxHeaderBytes: api.ServerMaxHeaderBytes,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	go func() { g.serveErr <- g.srv.Serve(g.ln) }()
+	if cfg.TLS.REST {
+		// The REST API over TLS; office client certificates are optional here (the
+		// pull API authenticates by token), required only on the XTA ports.
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.cert_file: %w", err)
+		}
+		g.srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		go func() { g.serveErr <- g.srv.ServeTLS(g.ln, "", "") }()
+	} else {
+		go func() { g.serveErr <- g.srv.Serve(g.ln) }()
+	}
 	log.Info("amtsbote listening", "addr", g.ln.Addr().String(), "data", cfg.DataDir, "gateway", cfg.GatewayID,
 		"adapters", g.adapters.Channels(), "directory", g.Directory.Current().Counts())
 	return g, nil
 }
 
 // URL is the base URL the gateway serves on (the real port when Listen used :0).
-func (g *Gateway) URL() string { return "http://" + g.ln.Addr().String() }
+func (g *Gateway) URL() string { return g.scheme() + "://" + g.ln.Addr().String() }
+
+func (g *Gateway) scheme() string {
+	if g.Config.TLS.REST {
+		return "https"
+	}
+	return "http"
+}
 
 // Done yields the HTTP server's fatal error, if it stops by itself.
 func (g *Gateway) Done() <-chan error { return g.serveErr }

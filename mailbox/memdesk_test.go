@@ -128,6 +128,16 @@ func (d *memDesk) OpenPackage(ctx context.Context, office, id string, p broker.P
 	return s, io.NopCloser(bytes.NewReader(d.blobs["pkg:"+id])), nil
 }
 
+func (d *memDesk) OpenPackageNoPickup(_ context.Context, office, id string) (*submission.Submission, io.ReadCloser, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, err := d.forOffice(office, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, io.NopCloser(bytes.NewReader(d.blobs["pkg:"+id])), nil
+}
+
 func (d *memDesk) OpenAttachment(_ context.Context, office, id, aid string) (submission.Attachment, io.ReadCloser, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -200,4 +201,81 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// DevTLS lists the development TLS files EnsureDevTLS manages: a server certificate
+// for the loopback names and one client certificate per office, all issued by the
+// development CA (which is what the XTA listener accepts as client CA).
+type DevTLS struct {
+	ServerCert, ServerKey string
+	ClientCert, ClientKey string // of the office named in the call
+}
+
+// EnsureDevTLS creates, if missing, the development TLS server certificate
+// (localhost, 127.0.0.1, ::1) and a TLS client certificate for officeID (CN), both
+// from the development CA of p. Later calls reuse the files.
+func EnsureDevTLS(p *DevPKI, officeID string) (*DevTLS, error) {
+	t := &DevTLS{
+		ServerCert: filepath.Join(p.Dir, "tls-server.pem"), ServerKey: filepath.Join(p.Dir, "tls-server-key.pem"),
+		ClientCert: filepath.Join(p.Dir, "tls-client-"+officeID+".pem"), ClientKey: filepath.Join(p.Dir, "tls-client-"+officeID+"-key.pem"),
+	}
+	_, errS := os.Stat(t.ServerCert)
+	_, errC := os.Stat(t.ClientCert)
+	if errS == nil && errC == nil {
+		return t, nil
+	}
+	keyData, err := os.ReadFile(p.CAKey)
+	if err != nil {
+		return nil, fmt.Errorf("dev CA: %w", err)
+	}
+	caKey, err := ParsePrivateKeyPEM(keyData)
+	if err != nil {
+		return nil, fmt.Errorf("dev CA: %w", err)
+	}
+	certData, err := os.ReadFile(p.CACert)
+	if err != nil {
+		return nil, fmt.Errorf("dev CA: %w", err)
+	}
+	cas, err := ParseCertificatesPEM(certData)
+	if err != nil {
+		return nil, fmt.Errorf("dev CA: %w", err)
+	}
+	caCert := cas[0]
+	now := time.Now().Add(-time.Hour)
+	mk := func(certPath, keyPath string, tmpl *x509.Certificate) error {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return err
+		}
+		tmpl.NotBefore, tmpl.NotAfter = now, now.AddDate(2, 0, 0)
+		tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
+		tmpl.BasicConstraintsValid = true
+		c, err := issue(tmpl, caCert, k.Public(), caKey)
+		if err != nil {
+			return err
+		}
+		if err := writeFileAtomic(keyPath, keyPEM(k), 0o600); err != nil {
+			return err
+		}
+		return writeFileAtomic(certPath, append(CertPEM(c), CertPEM(caCert)...), 0o644)
+	}
+	if errS != nil {
+		if err := mk(t.ServerCert, t.ServerKey, &x509.Certificate{
+			Subject:     pkix.Name{CommonName: "localhost", Organization: []string{"amtsbote development"}},
+			DNSNames:    []string{"localhost"},
+			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		}); err != nil {
+			return nil, err
+		}
+	}
+	if errC != nil {
+		if err := mk(t.ClientCert, t.ClientKey, &x509.Certificate{
+			Subject:     pkix.Name{CommonName: officeID, Organization: []string{"amtsbote development"}},
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
 }

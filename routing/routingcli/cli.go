@@ -120,8 +120,12 @@ func PrintRoute(w io.Writer, rt *routing.Route, usable Usable) {
 	}
 	kinds := make([]string, len(rt.Channels))
 	levels := map[string]int{}
+	xtaID := ""
 	for i, c := range rt.Channels {
 		kinds[i], levels[c.Kind] = c.Kind, c.Level
+		if c.Kind == routing.KindXTA {
+			xtaID = c.Endpoint // the office's XTA identifier (DVDV), not an address
+		}
 	}
 	officeID := ""
 	if rt.Office != nil {
@@ -136,6 +140,10 @@ func PrintRoute(w io.Writer, rt *routing.Route, usable Usable) {
 			label := "Kanal:    "
 			if i > 0 {
 				label = "Ersatz:   "
+			}
+			if k == routing.KindXTA && xtaID != "" {
+				fmt.Fprintf(w, "%s %s (Reifegrad %d), XTA-Kennung %s\n", label, k, levels[k], xtaID)
+				continue
 			}
 			fmt.Fprintf(w, "%s %s (Reifegrad %d)\n", label, k, levels[k])
 		}

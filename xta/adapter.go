@@ -1,0 +1,345 @@
+package xta
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// Target parameters of the XTA channel (offices.<id>.channels.xta.params).
+const (
+	// ParamMode is "push" (the office runs its own XTA reader endpoint; Endpoint is
+	// its deliverMessage URL) or "pull" (the office fetches from the gateway's
+	// Recipient port; Endpoint is its XTA identifier). Default: push when the
+	// endpoint is an https URL, pull otherwise.
+	ParamMode = "mode"
+	// ParamIdentifier is the office's XTA identifier written as Reader in push mode
+	// (default: the office id).
+	ParamIdentifier = "identifier"
+
+	ModePush = "push"
+	ModePull = "pull"
+)
+
+// AdapterOptions configure the XTA channel adapter.
+type AdapterOptions struct {
+	AuthorID   string // the gateway's XTA identifier (Author and calling Party)
+	AuthorName string
+	ServerID   string // server part of XTAMessageIDs; default "amtsbote" (as Options.ServerID)
+	// TLS is the client configuration for push: the gateway's client certificate
+	// and the roots that verify offices' endpoints.
+	TLS           *tls.Config
+	Qualifier     func(*submission.Submission) Qualifier
+	MTOMThreshold int64 // as Options.MTOMThreshold
+	// MaxResponseBytes bounds an office's answer; default 16 MiB.
+	MaxResponseBytes int64
+	Logger           *slog.Logger
+	Now              func() time.Time
+}
+
+// Adapter is the channel.XTA delivery adapter.
+type Adapter struct {
+	o      AdapterOptions
+	client *http.Client
+	tr     *http.Transport
+	log    *slog.Logger
+
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+var (
+	_ adapters.Adapter = (*Adapter)(nil)
+	_ adapters.Checker = (*Adapter)(nil)
+)
+
+// NewAdapter returns the XTA adapter.
+func NewAdapter(o AdapterOptions) (*Adapter, error) {
+	if strings.TrimSpace(o.AuthorID) == "" {
+		return nil, errors.New("xta: AdapterOptions.AuthorID is required")
+	}
+	if o.ServerID == "" {
+		o.ServerID = "amtsbote"
+	}
+	if o.Qualifier == nil {
+		o.Qualifier = DefaultQualifier
+	}
+	if o.MTOMThreshold == 0 {
+		o.MTOMThreshold = 64 << 10
+	}
+	if o.MaxResponseBytes <= 0 {
+		o.MaxResponseBytes = 16 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	var tc *tls.Config
+	if o.TLS != nil {
+		tc = o.TLS.Clone()
+	} else {
+		tc = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	tr := &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 8,
+		IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 15 * time.Second}
+	return &Adapter{o: o, tr: tr, client: &http.Client{Transport: tr}, log: o.Logger.With("channel", channel.XTA)}, nil
+}
+
+// Channel implements adapters.Adapter.
+func (a *Adapter) Channel() string { return channel.XTA }
+
+func modeOf(t adapters.Target) string {
+	if m := strings.ToLower(strings.TrimSpace(t.Params[ParamMode])); m != "" {
+		return m
+	}
+	if strings.HasPrefix(strings.ToLower(t.Endpoint), "https://") {
+		return ModePush
+	}
+	return ModePull
+}
+
+// CheckTarget implements adapters.Checker.
+func (a *Adapter) CheckTarget(t adapters.Target) error {
+	switch modeOf(t) {
+	case ModePush:
+		u, err := url.Parse(t.Endpoint)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			return &adapters.TargetError{Field: "endpoint", Reason: "push mode needs the office's deliverMessage URL (https)"}
+		}
+	case ModePull:
+		if strings.TrimSpace(t.Endpoint) == "" {
+			return &adapters.TargetError{Field: "endpoint", Reason: "pull mode needs the office's XTA identifier"}
+		}
+	default:
+		return &adapters.TargetError{Field: "params." + ParamMode, Reason: "must be push or pull"}
+	}
+	return nil
+}
+
+// Deliver implements adapters.Adapter: one deliverMessage call (push), or the
+// hand-over to the office's message box (pull: Pending until the office's close).
+func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Confirmation, error) {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return adapters.Confirmation{}, adapters.ErrClosed
+	}
+	a.wg.Add(1)
+	a.mu.Unlock()
+	defer a.wg.Done()
+	if err := ctx.Err(); err != nil {
+		return adapters.Confirmation{}, fmt.Errorf("xta: %w", err)
+	}
+	if err := a.CheckTarget(d.Target); err != nil {
+		return adapters.Confirmation{}, adapters.Permanent("XTA target misconfigured", err)
+	}
+	xtaID := MessageID(a.o.ServerID, d.SubmissionID)
+	if modeOf(d.Target) == ModePull {
+		return adapters.Confirmation{Pending: true, Receiver: "XTA message box of " + strings.TrimSpace(d.Target.Endpoint),
+			At: a.o.Now().UTC(), Reference: xtaID}, nil
+	}
+	return a.push(ctx, d, xtaID)
+}
+
+// deliverySubmission describes a delivery as a submission (the directory's func
+// takes a submission).
+func deliverySubmission(d adapters.Delivery) *submission.Submission {
+	return &submission.Submission{ID: d.SubmissionID, DeliveryID: d.ID, MessageID: d.MessageID, Sender: d.Sender,
+		LeikaKey: d.LeikaKey, ServiceName: d.ServiceName, OfficeID: d.OfficeID, OfficeName: d.OfficeName,
+		PackageSHA256: d.PackageSHA256, PackageSize: d.PackageSize, ReceivedAt: d.CreatedAt}
+}
+
+// buildDeliver writes the deliverMessage request for d.
+func (a *Adapter) buildDeliver(ctx context.Context, d adapters.Delivery, xtaID string) (*outMsg, []*part, error) {
+	sub := deliverySubmission(d)
+	q := a.o.Qualifier(sub)
+	def := DefaultQualifier(sub)
+	if q.BusinessScenario == "" {
+		q.BusinessScenario = def.BusinessScenario
+	}
+	if q.MessageType == "" {
+		q.MessageType = def.MessageType
+	}
+	if q.MessageSchema == "" {
+		q.MessageSchema = def.MessageSchema
+	}
+	readerID := strings.TrimSpace(d.Target.Params[ParamIdentifier])
+	if readerID == "" {
+		readerID = d.OfficeID
+	}
+	size := d.PackageSize
+	for _, at := range d.Attachments {
+		size += at.Size
+	}
+	now := a.o.Now().UTC()
+	author := Party{Identifier: a.o.AuthorID, Scheme: "xoev", Name: a.o.AuthorName}
+	m := meta{xtaID: xtaID, reader: Party{Identifier: readerID, Scheme: "xoev", Name: d.OfficeName, Directory: "DVDV"},
+		author: author, q: q, size: size, origin: d.CreatedAt, initialSend: now, delivery: now, idSuffix: d.SubmissionID,
+		props: [][2]string{{"amtsbote:submissionId", d.SubmissionID}, {"amtsbote:deliveryId", d.ID},
+			{"amtsbote:messageId", d.MessageID}, {"amtsbote:packageSha256", d.PackageSHA256}}}
+
+	parts := []*part{{elem: "Message", id: ncname("msg-", d.SubmissionID), contentType: "application/xml", encoding: "UTF-8",
+		filename: "antragspaket-" + d.SubmissionID + ".xml", size: d.PackageSize, open: d.Package}}
+	for i, at := range d.Attachments {
+		parts = append(parts, &part{elem: "Attachment", id: ncname(fmt.Sprintf("att%d-", i+1), at.ID+"-"+d.SubmissionID),
+			contentType: at.MimeType, filename: at.FileName, size: at.Size, open: at.Open})
+	}
+	for i, p := range parts {
+		rc, err := p.open(ctx)
+		if err != nil {
+			closeParts(parts)
+			return nil, nil, fmt.Errorf("xta: open %s: %w", p.elem, err)
+		}
+		p.rc = rc
+		if a.o.MTOMThreshold >= 0 && p.size > a.o.MTOMThreshold {
+			p.cid = fmt.Sprintf("part%d.%s@amtsbote", i+1, d.SubmissionID)
+		}
+	}
+	action := Action(portReader, "deliverMessage")
+	var w xw
+	w.envelopeOpen()
+	w.open("env:Header")
+	w.leaf("wsa:Action", action)
+	w.leaf("wsa:MessageID", "urn:uuid:"+uuidString())
+	w.leaf("wsa:To", d.Target.Endpoint)
+	w.open("xta:Party", "xmlns:xta", NS)
+	w.writeParty(author)
+	w.end("xta:Party")
+	w.writeMeta("xta:MessageMetaData", m, true)
+	w.end("env:Header")
+	w.open("env:Body")
+	if err := w.writeContainer("xta:ContentContainer", parts, true); err != nil {
+		closeParts(parts)
+		return nil, nil, fmt.Errorf("xta: reading the package: %w", err)
+	}
+	w.end("env:Body")
+	w.end("env:Envelope")
+	return newOutMsg(w.Bytes(), parts, action), parts, nil
+}
+
+func (a *Adapter) push(ctx context.Context, d adapters.Delivery, xtaID string) (adapters.Confirmation, error) {
+	out, parts, err := a.buildDeliver(ctx, d, xtaID)
+	if err != nil {
+		if ctx.Err() != nil {
+			return adapters.Confirmation{}, fmt.Errorf("xta: %w", ctx.Err())
+		}
+		return adapters.Confirmation{}, err
+	}
+	var body bytes.Buffer
+	err = out.writeTo(&body)
+	closeParts(parts)
+	if err != nil {
+		return adapters.Confirmation{}, fmt.Errorf("xta: building deliverMessage: %w", err)
+	}
+	u, _ := url.Parse(d.Target.Endpoint)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.Target.Endpoint, &body)
+	if err != nil {
+		return adapters.Confirmation{}, adapters.Permanent("XTA target misconfigured", err)
+	}
+	req.Header.Set("Content-Type", out.contentType())
+	resp, err := a.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return adapters.Confirmation{}, fmt.Errorf("xta: deliverMessage to %s: %w", u.Host, ctx.Err())
+		}
+		return adapters.Confirmation{}, &DeliverError{Public: "XTA endpoint unreachable", Err: err}
+	}
+	defer resp.Body.Close()
+	msg, perr := parseMessage(resp.Header.Get("Content-Type"), resp.Body, a.o.MaxResponseBytes)
+	if perr != nil && ctx.Err() != nil {
+		return adapters.Confirmation{}, fmt.Errorf("xta: reading the answer: %w", ctx.Err())
+	}
+	if perr == nil && msg.env.Body.Fault != nil {
+		return adapters.Confirmation{}, classifyFault(msg.env.Body.Fault, resp.StatusCode)
+	}
+	if resp.StatusCode/100 != 2 {
+		err := &DeliverError{Public: fmt.Sprintf("XTA endpoint answered HTTP %d", resp.StatusCode), Status: resp.StatusCode}
+		if resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
+			return adapters.Confirmation{}, err
+		}
+		return adapters.Confirmation{}, adapters.Permanent(err.Public, err)
+	}
+	if perr != nil {
+		// A 2xx that is no SOAP answer says nothing for sure: try again (the office
+		// drops the duplicate by the XTAMessageID).
+		return adapters.Confirmation{}, &DeliverError{Public: "XTA endpoint answered without a SOAP message", Err: perr}
+	}
+	a.log.Info("xta deliverMessage ok", "submission", d.SubmissionID, "host", u.Host)
+	reader := strings.TrimSpace(d.Target.Params[ParamIdentifier])
+	if reader == "" {
+		reader = d.OfficeID
+	}
+	return adapters.Confirmation{Receiver: "XTA reader " + reader, At: a.o.Now().UTC(), Reference: xtaID}, nil
+}
+
+// DeliverError is a failed deliverMessage; Public is what the portal may read.
+type DeliverError struct {
+	Public    string
+	Status    int
+	Exception Exception
+	Err       error
+}
+
+func (e *DeliverError) Error() string {
+	if e.Err != nil {
+		return "xta: " + e.Public + ": " + e.Err.Error()
+	}
+	return "xta: " + e.Public
+}
+
+func (e *DeliverError) Unwrap() error { return e.Err }
+
+// PublicReason implements the adapters' public reason.
+func (e *DeliverError) PublicReason() string { return e.Public }
+
+// classifyFault: the reader's technical problems are transient, its refusals permanent.
+func classifyFault(f *xFault, status int) error {
+	var exc Exception
+	detail := ""
+	if f.Detail != nil && len(f.Detail.Inner) > 0 {
+		exc = Exception(f.Detail.Inner[0].XMLName.Local)
+		detail = f.Detail.Inner[0].Detail
+	}
+	reason := strings.Join(f.Reason, " ")
+	e := &DeliverError{Status: status, Exception: exc, Err: fmt.Errorf("%s %s: %s %s", f.Code.Value, exc, reason, detail)}
+	receiverFault := strings.HasSuffix(f.Code.Value, ":Receiver") || f.Code.Value == "Receiver"
+	switch {
+	case exc == TechnicalProblem || exc == ExternalServiceUnavailable:
+		e.Public = "XTA reader reported " + string(exc)
+		return e
+	case exc != "":
+		e.Public = "XTA reader refused with " + string(exc)
+		return adapters.Permanent(e.Public, e)
+	case receiverFault:
+		e.Public = "XTA reader reported a fault"
+		return e
+	}
+	e.Public = "XTA reader refused the message"
+	return adapters.Permanent(e.Public, e)
+}
+
+// Close implements adapters.Adapter.
+func (a *Adapter) Close() error {
+	a.mu.Lock()
+	a.closed = true
+	a.mu.Unlock()
+	a.wg.Wait()
+	a.tr.CloseIdleConnections()
+	return nil
+}

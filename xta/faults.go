@@ -1,0 +1,200 @@
+package xta
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Exception names the XTA exception elements of XTA-Webservice-Exceptions.xsd.
+type Exception string
+
+// The exceptions of XTA core 3.1.1.
+const (
+	PermissionDenied           Exception = "PermissionDeniedException"
+	InvalidMessageID           Exception = "InvalidMessageIDException"
+	TechnicalProblem           Exception = "TechnicalProblemException"
+	MessageSchemaViolation     Exception = "MessageSchemaViolationException"
+	MessageVirusDetection      Exception = "MessageVirusDetectionException"
+	ParameterIsNotValid        Exception = "ParameterIsNotValidException"
+	SyncAsync                  Exception = "SyncAsyncException"
+	NotImplemented             Exception = "NotImplementedException"
+	ParameterNotSupported      Exception = "ParameterNotSupportedException"
+	UnsupportedExtension       Exception = "UnsupportedExtensionException"
+	ExternalServiceUnavailable Exception = "ExternalServiceUnavailableException"
+)
+
+// ErrorCode is one entry of the XTA error number code list (Code.Fehlernummer,
+// list urn:xoev-de:kosit:codeliste:xta.core.fehlernummer) as amtsbote writes it.
+type ErrorCode struct {
+	Code string
+	Text string // German short text, written as the fault's Reason
+}
+
+// FehlernummerListVersion is the code list version written with every ErrorCode.
+const FehlernummerListVersion = "1.0"
+
+// Codes maps every exception amtsbote raises to its error number. They live in this
+// one table so they can be aligned with the published code list in one place (see
+// docs/xta.md, "Returned codes").
+var Codes = map[Exception]ErrorCode{
+	PermissionDenied:           {"9020", "Zugriff verweigert"},
+	InvalidMessageID:           {"9030", "Unbekannte XTAMessageID"},
+	TechnicalProblem:           {"9000", "Technisches Problem"},
+	MessageSchemaViolation:     {"9040", "Nachricht nicht schemakonform"},
+	MessageVirusDetection:      {"9050", "Schadcode erkannt"},
+	ParameterIsNotValid:        {"9060", "Parameter fehlt oder ist ungültig"},
+	SyncAsync:                  {"9070", "Synchrone/asynchrone Übermittlung passt nicht"},
+	NotImplemented:             {"9080", "Methode nicht implementiert"},
+	ParameterNotSupported:      {"9090", "Parameter nicht unterstützt"},
+	UnsupportedExtension:       {"9100", "Erweiterung nicht unterstützt"},
+	ExternalServiceUnavailable: {"9110", "Externer Dienst nicht verfügbar"},
+}
+
+// Fault is an XTA exception as a SOAP 1.2 fault. Detail is shown to the caller: it
+// never carries another office's data or internal errors.
+type Fault struct {
+	Exception Exception
+	Detail    string
+}
+
+func (f *Fault) Error() string {
+	if f.Detail == "" {
+		return string(f.Exception)
+	}
+	return string(f.Exception) + ": " + f.Detail
+}
+
+// Receiver reports whether the fault is the service's (env:Receiver), not the caller's.
+func (f *Fault) Receiver() bool {
+	return f.Exception == TechnicalProblem || f.Exception == ExternalServiceUnavailable
+}
+
+func fault(e Exception, format string, a ...any) *Fault {
+	return &Fault{Exception: e, Detail: fmt.Sprintf(format, a...)}
+}
+
+// HTTPStatus follows the SOAP 1.2 HTTP binding: 400 for env:Sender, 500 otherwise.
+func (f *Fault) HTTPStatus() int {
+	if f.Receiver() {
+		return http.StatusInternalServerError
+	}
+	return http.StatusBadRequest
+}
+
+// writeFault writes an env:Fault with the XTA exception as its detail.
+func (w *xw) writeFault(f *Fault) {
+	code := Codes[f.Exception]
+	value := "env:Sender"
+	if f.Receiver() {
+		value = "env:Receiver"
+	}
+	reason := code.Text
+	if f.Detail != "" {
+		reason += ": " + f.Detail
+	}
+	w.open("env:Fault")
+	w.open("env:Code")
+	w.leaf("env:Value", value)
+	w.end("env:Code")
+	w.open("env:Reason")
+	w.leaf("env:Text", reason, "xml:lang", "de")
+	w.end("env:Reason")
+	w.open("env:Detail")
+	w.open("xta:"+string(f.Exception), "xmlns:xta", NS)
+	w.open("xta:ErrorCode", "listURI", ListFehlernummer, "listVersionID", FehlernummerListVersion)
+	w.leaf("code", code.Code)
+	w.end("xta:ErrorCode")
+	if f.Detail != "" {
+		w.leaf("xta:Detail", f.Detail)
+	}
+	w.end("xta:" + string(f.Exception))
+	w.end("env:Detail")
+	w.end("env:Fault")
+}
+
+// versionMismatch12 is the SOAP 1.2 VersionMismatch fault for an envelope of an
+// unknown namespace.
+func versionMismatch12() []byte {
+	var w xw
+	w.WriteString(`<?xml version="1.0" encoding="UTF-8"?>`)
+	w.open("env:Envelope", "xmlns:env", NSSoap12)
+	w.open("env:Header")
+	w.open("env:Upgrade")
+	w.empty("env:SupportedEnvelope", "qname", "env:Envelope")
+	w.end("env:Upgrade")
+	w.end("env:Header")
+	w.open("env:Body")
+	w.open("env:Fault")
+	w.open("env:Code")
+	w.leaf("env:Value", "env:VersionMismatch")
+	w.end("env:Code")
+	w.open("env:Reason")
+	w.leaf("env:Text", "Nur SOAP 1.2 wird unterstützt (only SOAP 1.2 envelopes are accepted)", "xml:lang", "de")
+	w.end("env:Reason")
+	w.end("env:Fault")
+	w.end("env:Body")
+	w.end("env:Envelope")
+	return w.Bytes()
+}
+
+// versionMismatch11 answers a SOAP 1.1 envelope the way SOAP 1.2 (Part 2, appendix A)
+// asks: a SOAP 1.1 VersionMismatch fault with an Upgrade header naming SOAP 1.2.
+func versionMismatch11() []byte {
+	var w xw
+	w.WriteString(`<?xml version="1.0" encoding="UTF-8"?>`)
+	w.open("soap11:Envelope", "xmlns:soap11", NSSoap11)
+	w.open("soap11:Header")
+	w.open("env:Upgrade", "xmlns:env", NSSoap12)
+	w.empty("env:SupportedEnvelope", "qname", "ns:Envelope", "xmlns:ns", NSSoap12)
+	w.end("env:Upgrade")
+	w.end("soap11:Header")
+	w.open("soap11:Body")
+	w.open("soap11:Fault")
+	w.leaf("faultcode", "soap11:VersionMismatch")
+	w.leaf("faultstring", "Nur SOAP 1.2 wird unterstützt (only SOAP 1.2 envelopes are accepted)")
+	w.end("soap11:Fault")
+	w.end("soap11:Body")
+	w.end("soap11:Envelope")
+	return w.Bytes()
+}
+
+// mustUnderstandFault is the SOAP 1.2 env:MustUnderstand fault with the NotUnderstood
+// header block the standard asks for.
+func mustUnderstandFault(e *errMustUnderstand) []byte {
+	var w xw
+	w.WriteString(`<?xml version="1.0" encoding="UTF-8"?>`)
+	w.open("env:Envelope", "xmlns:env", NSSoap12)
+	w.open("env:Header")
+	w.empty("env:NotUnderstood", "qname", "h:"+e.name.Local, "xmlns:h", e.name.Space)
+	w.end("env:Header")
+	w.open("env:Body")
+	w.open("env:Fault")
+	w.open("env:Code")
+	w.leaf("env:Value", "env:MustUnderstand")
+	w.end("env:Code")
+	w.open("env:Reason")
+	w.leaf("env:Text", "Header-Block wird nicht unterstützt: "+e.name.Local, "xml:lang", "de")
+	w.end("env:Reason")
+	w.end("env:Fault")
+	w.end("env:Body")
+	w.end("env:Envelope")
+	return w.Bytes()
+}
+
+// asFault maps a parse error to the fault the caller gets.
+func asFault(err error) *Fault {
+	var f *Fault
+	if errors.As(err, &f) {
+		return f
+	}
+	var tl *errTooLarge
+	if errors.As(err, &tl) {
+		return fault(ParameterIsNotValid, "the message exceeds the limit of %d bytes", tl.limit)
+	}
+	var m *errMalformed
+	if errors.As(err, &m) {
+		return fault(ParameterIsNotValid, "%s", m.msg)
+	}
+	return fault(TechnicalProblem, "internal error")
+}

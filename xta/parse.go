@@ -1,0 +1,549 @@
+package xta
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// The shapes read from SOAP messages. encoding/xml resolves prefixes, so a request
+// may bind the XTA namespace to any prefix (ns, xta, a default namespace).
+
+type xParty struct {
+	Identifier struct {
+		Value    string `xml:",chardata"`
+		Scheme   string `xml:"identifierScheme,attr"`
+		Name     string `xml:"name,attr"`
+		Category string `xml:"organizationCategory,attr"`
+	} `xml:"https://xoev.de/transport/xta/core/3.1.1 Identifier"`
+	Directory *xCode `xml:"https://xoev.de/transport/xta/core/3.1.1 Directory"`
+}
+
+func (p *xParty) party() Party {
+	if p == nil {
+		return Party{}
+	}
+	out := Party{Identifier: strings.TrimSpace(p.Identifier.Value), Scheme: p.Identifier.Scheme,
+		Name: p.Identifier.Name, Category: p.Identifier.Category}
+	if p.Directory != nil {
+		out.Directory = strings.TrimSpace(p.Directory.Code)
+	}
+	return out
+}
+
+type xCode struct {
+	ListURI     string `xml:"listURI,attr"`
+	ListVersion string `xml:"listVersionID,attr"`
+	Code        string `xml:"code"`
+}
+
+type xIDValue struct {
+	ID    string `xml:"id,attr"`
+	Value string `xml:",chardata"`
+}
+
+type xMetaData struct {
+	XTAMessageID *xIDValue `xml:"https://xoev.de/transport/xta/core/3.1.1 XTAMessageID"`
+	Reader       *xParty   `xml:"https://xoev.de/transport/xta/core/3.1.1 Reader"`
+	Originators  *struct {
+		Author *xParty `xml:"https://xoev.de/transport/xta/core/3.1.1 Author"`
+		Sender *xParty `xml:"https://xoev.de/transport/xta/core/3.1.1 Sender"`
+	} `xml:"https://xoev.de/transport/xta/core/3.1.1 Originators"`
+	Qualifier *struct {
+		Service          string `xml:"https://xoev.de/transport/xta/core/3.1.1 Service"`
+		BusinessScenario struct {
+			Defined   *xCode `xml:"https://xoev.de/transport/xta/core/3.1.1 Defined"`
+			Undefined string `xml:"https://xoev.de/transport/xta/core/3.1.1 Undefined"`
+		} `xml:"https://xoev.de/transport/xta/core/3.1.1 BusinessScenario"`
+		MessageType struct {
+			Value  string `xml:",chardata"`
+			Schema string `xml:"messageSchema,attr"`
+		} `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageType"`
+	} `xml:"https://xoev.de/transport/xta/core/3.1.1 Qualifier"`
+	MessageSize        string `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageSize"`
+	DeliveryAttributes *struct {
+		Origin       string `xml:"https://xoev.de/transport/xta/core/3.1.1 Origin"`
+		InitialSend  string `xml:"https://xoev.de/transport/xta/core/3.1.1 InitialSend"`
+		Delivery     string `xml:"https://xoev.de/transport/xta/core/3.1.1 Delivery"`
+		InitialFetch string `xml:"https://xoev.de/transport/xta/core/3.1.1 InitialFetch"`
+		Reception    string `xml:"https://xoev.de/transport/xta/core/3.1.1 Reception"`
+	} `xml:"https://xoev.de/transport/xta/core/3.1.1 DeliveryAttributes"`
+	AdditionalIdentifier []struct {
+		MessageIdentifier string `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageIdentifier"`
+		Context           xCode  `xml:"https://xoev.de/transport/xta/core/3.1.1 Context"`
+	} `xml:"https://xoev.de/transport/xta/core/3.1.1 AdditionalIdentifier"`
+	MessageProperty []struct {
+		Key   string `xml:"https://xoev.de/transport/xta/core/3.1.1 Key"`
+		Value string `xml:"https://xoev.de/transport/xta/core/3.1.1 Value"`
+	} `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageProperty"`
+}
+
+// xContent is a ContentType element: base64 text or an xop:Include.
+type xContent struct {
+	ContentType string `xml:"contentType,attr"`
+	Encoding    string `xml:"encoding,attr"`
+	Filename    string `xml:"filename,attr"`
+	ID          string `xml:"id,attr"`
+	Size        string `xml:"size,attr"`
+	Text        string `xml:",chardata"`
+	Include     *struct {
+		Href string `xml:"href,attr"`
+	} `xml:"http://www.w3.org/2004/08/xop/include Include"`
+}
+
+type xContainer struct {
+	Message    *xContent  `xml:"https://xoev.de/transport/xta/core/3.1.1 Message"`
+	Attachment []xContent `xml:"https://xoev.de/transport/xta/core/3.1.1 Attachment"`
+	Extensions *struct{}  `xml:"https://xoev.de/transport/xta/core/3.1.1 Extensions"`
+}
+
+type xSelector struct {
+	XTAMessageIDs *struct {
+		IDs []xIDValue `xml:"https://xoev.de/transport/xta/core/3.1.1 XTAMessageID"`
+	} `xml:"https://xoev.de/transport/xta/core/3.1.1 XTAMessageIDs"`
+	OtherCriteria *struct {
+		NewEntry    string    `xml:"https://xoev.de/transport/xta/core/3.1.1 NewEntry"`
+		MaxMessages string    `xml:"https://xoev.de/transport/xta/core/3.1.1 MaxMessages"`
+		From        string    `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageBoxEntryTimeFrom"`
+		To          string    `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageBoxEntryTimeTo"`
+		Extensions  *struct{} `xml:"https://xoev.de/transport/xta/core/3.1.1 Extensions"`
+	} `xml:"https://xoev.de/transport/xta/core/3.1.1 OtherCriteria"`
+}
+
+type xFetch struct {
+	XTAMessageID *xIDValue `xml:"https://xoev.de/transport/xta/core/3.1.1 XTAMessageID"`
+	Extensions   *struct{} `xml:"https://xoev.de/transport/xta/core/3.1.1 Extensions"`
+}
+
+type xLookupService struct {
+	Reader  *xParty `xml:"https://xoev.de/transport/xta/core/3.1.1 Reader"`
+	Service string  `xml:"https://xoev.de/transport/xta/core/3.1.1 Service"`
+}
+
+type xAny struct {
+	XMLName xml.Name
+}
+
+// xHeaderBlock is a header block this service does not read.
+type xHeaderBlock struct {
+	XMLName xml.Name
+	Attrs   []xml.Attr `xml:",any,attr"`
+}
+
+// mustUnderstand reports whether the block is marked env:mustUnderstand="true".
+func (h xHeaderBlock) mustUnderstand() bool {
+	for _, a := range h.Attrs {
+		if a.Name.Space == NSSoap12 && a.Name.Local == "mustUnderstand" {
+			v := strings.TrimSpace(a.Value)
+			return v == "true" || v == "1"
+		}
+	}
+	return false
+}
+
+// errMustUnderstand: a header block marked mustUnderstand that is not understood.
+type errMustUnderstand struct{ name xml.Name }
+
+func (e *errMustUnderstand) Error() string {
+	return "header block {" + e.name.Space + "}" + e.name.Local + " must be understood but is not supported"
+}
+
+// xtaCorePrefix starts every XTA core namespace; another version than NS is refused
+// with a clear message instead of being ignored.
+const xtaCorePrefix = "https://xoev.de/transport/xta/core/"
+
+// envelope is a SOAP 1.2 envelope as far as XTA uses it, requests and answers.
+type envelope struct {
+	XMLName xml.Name
+	Header  *struct {
+		Party                *xParty    `xml:"https://xoev.de/transport/xta/core/3.1.1 Party"`
+		MessageMetaData      *xMetaData `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageMetaData"`
+		MessageMetaDataReply *struct {
+			MessageMetaData *xMetaData `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageMetaData"`
+		} `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageMetaDataReply"`
+		MessageBoxStatus *struct {
+			MessagesRemaining struct {
+				NoMessageAvailable *string `xml:"https://xoev.de/transport/xta/core/3.1.1 NoMessageAvailable"`
+				MessagesPending    *string `xml:"https://xoev.de/transport/xta/core/3.1.1 MessagesPending"`
+			} `xml:"https://xoev.de/transport/xta/core/3.1.1 MessagesRemaining"`
+		} `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageBoxStatus"`
+		Action    string         `xml:"http://www.w3.org/2005/08/addressing Action"`
+		MessageID string         `xml:"http://www.w3.org/2005/08/addressing MessageID"`
+		Any       []xHeaderBlock `xml:",any"`
+	} `xml:"Header"`
+	Body *struct {
+		MessageSelector       *xSelector  `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageSelector"`
+		MessageFetch          *xFetch     `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageFetch"`
+		ContentContainer      *xContainer `xml:"https://xoev.de/transport/xta/core/3.1.1 ContentContainer"`
+		ContentContainerReply *struct {
+			ContentContainer *xContainer `xml:"https://xoev.de/transport/xta/core/3.1.1 ContentContainer"`
+		} `xml:"https://xoev.de/transport/xta/core/3.1.1 ContentContainerReply"`
+		LookupQuery *struct {
+			LookupService []xLookupService `xml:"https://xoev.de/transport/xta/core/3.1.1 LookupService"`
+		} `xml:"https://xoev.de/transport/xta/core/3.1.1 LookupQuery"`
+		XTAMessageID *xIDValue `xml:"https://xoev.de/transport/xta/core/3.1.1 XTAMessageID"`
+		Fault        *xFault   `xml:"http://www.w3.org/2003/05/soap-envelope Fault"`
+		Any          []xAny    `xml:",any"`
+	} `xml:"Body"`
+}
+
+type xFault struct {
+	Code struct {
+		Value   string `xml:"http://www.w3.org/2003/05/soap-envelope Value"`
+		Subcode *struct {
+			Value string `xml:"http://www.w3.org/2003/05/soap-envelope Value"`
+		} `xml:"http://www.w3.org/2003/05/soap-envelope Subcode"`
+	} `xml:"http://www.w3.org/2003/05/soap-envelope Code"`
+	Reason []string `xml:"http://www.w3.org/2003/05/soap-envelope Reason>Text"`
+	Detail *struct {
+		Inner []struct {
+			XMLName   xml.Name
+			ErrorCode xCode  `xml:"https://xoev.de/transport/xta/core/3.1.1 ErrorCode"`
+			Detail    string `xml:"https://xoev.de/transport/xta/core/3.1.1 Detail"`
+		} `xml:",any"`
+	} `xml:"http://www.w3.org/2003/05/soap-envelope Detail"`
+}
+
+// bodyElements counts the child elements of the body (the known ones and the rest).
+func (e *envelope) bodyElements() int {
+	if e.Body == nil {
+		return 0
+	}
+	b := e.Body
+	n := len(b.Any)
+	for _, present := range []bool{b.MessageSelector != nil, b.MessageFetch != nil, b.ContentContainer != nil,
+		b.ContentContainerReply != nil, b.LookupQuery != nil, b.XTAMessageID != nil, b.Fault != nil} {
+		if present {
+			n++
+		}
+	}
+	return n
+}
+
+// message is one parsed SOAP message: the envelope, the SOAP action the transport
+// named and the MIME parts an MTOM message carried, by Content-ID.
+type message struct {
+	env    *envelope
+	action string
+	parts  map[string][]byte
+}
+
+// errVersion: the envelope is not SOAP 1.2. soap11 says it is SOAP 1.1.
+type errVersion struct{ soap11 bool }
+
+func (e *errVersion) Error() string {
+	if e.soap11 {
+		return "SOAP 1.1 envelope; this service speaks SOAP 1.2 only"
+	}
+	return "not a SOAP 1.2 envelope"
+}
+
+// errMalformed: the caller sent something that is not a well-formed SOAP message.
+type errMalformed struct{ msg string }
+
+func (e *errMalformed) Error() string { return e.msg }
+
+func malformed(format string, a ...any) error { return &errMalformed{fmt.Sprintf(format, a...)} }
+
+// errTooLarge: the request (or one MTOM part) is above the limit.
+type errTooLarge struct{ limit int64 }
+
+func (e *errTooLarge) Error() string { return fmt.Sprintf("message exceeds %d bytes", e.limit) }
+
+// parseMessage reads one SOAP message (plain SOAP 1.2 or MTOM/XOP multipart) from
+// body with the given Content-Type, reading at most limit bytes in all.
+func parseMessage(contentType string, body io.Reader, limit int64) (*message, error) {
+	lr := &limitedReader{r: body, n: limit}
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		if strings.TrimSpace(contentType) == "" {
+			return nil, malformed("no Content-Type")
+		}
+		return nil, malformed("bad Content-Type: %v", err)
+	}
+	m := &message{action: params["action"]}
+	var root []byte
+	switch mt {
+	case "application/soap+xml":
+		root, err = io.ReadAll(lr)
+		if err != nil {
+			return nil, readErr(err, limit)
+		}
+	case "text/xml":
+		// SOAP 1.1's media type: read it to answer with the right fault.
+		root, err = io.ReadAll(lr)
+		if err != nil {
+			return nil, readErr(err, limit)
+		}
+	case "multipart/related":
+		root, err = m.readMultipart(params, lr, limit)
+		if err != nil {
+			return nil, err
+		}
+	default:
+		return nil, malformed("unsupported Content-Type %q", mt)
+	}
+	if err := m.decode(root); err != nil {
+		return nil, err
+	}
+	if mt == "text/xml" && m.env.XMLName.Space == NSSoap12 {
+		return nil, malformed("SOAP 1.2 envelope sent as text/xml; use application/soap+xml")
+	}
+	return m, nil
+}
+
+func readErr(err error, limit int64) error {
+	if errors.Is(err, errLimit) {
+		return &errTooLarge{limit}
+	}
+	return malformed("reading the request: %v", err)
+}
+
+func (m *message) readMultipart(params map[string]string, r io.Reader, limit int64) ([]byte, error) {
+	boundary := params["boundary"]
+	if boundary == "" {
+		return nil, malformed("multipart/related without boundary")
+	}
+	if t := params["type"]; t != "" && t != "application/xop+xml" && t != "application/soap+xml" {
+		return nil, malformed("multipart/related of type %q; want application/xop+xml", t)
+	}
+	start := strings.Trim(params["start"], "<> ")
+	if m.action == "" {
+		if _, p, err := mime.ParseMediaType(params["start-info"]); err == nil {
+			m.action = p["action"]
+		}
+	}
+	mr := multipart.NewReader(r, boundary)
+	m.parts = map[string][]byte{}
+	var root []byte
+	var rootSeen bool
+	for i := 0; ; i++ {
+		p, err := mr.NextRawPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, readErr(err, limit)
+		}
+		b, err := readPart(p)
+		if err != nil {
+			return nil, readErr(err, limit)
+		}
+		cid := strings.Trim(p.Header.Get("Content-Id"), "<> ")
+		isRoot := !rootSeen && ((start != "" && cid == start) || (start == "" && i == 0))
+		if isRoot {
+			root, rootSeen = b, true
+			if m.action == "" {
+				m.action = actionOf(p.Header)
+			}
+			continue
+		}
+		if cid == "" {
+			return nil, malformed("MIME part %d without Content-ID", i+1)
+		}
+		if _, dup := m.parts[cid]; dup {
+			return nil, malformed("two MIME parts with Content-ID %q", cid)
+		}
+		m.parts[cid] = b
+	}
+	if !rootSeen {
+		return nil, malformed("multipart/related without its root part")
+	}
+	return root, nil
+}
+
+func actionOf(h textproto.MIMEHeader) string {
+	_, p, err := mime.ParseMediaType(h.Get("Content-Type"))
+	if err != nil {
+		return ""
+	}
+	if a := p["action"]; a != "" {
+		return a
+	}
+	if _, p2, err := mime.ParseMediaType(p["type"]); err == nil {
+		return p2["action"]
+	}
+	return ""
+}
+
+func readPart(p *multipart.Part) ([]byte, error) {
+	defer p.Close()
+	b, err := io.ReadAll(p)
+	if err != nil {
+		return nil, err
+	}
+	switch strings.ToLower(strings.TrimSpace(p.Header.Get("Content-Transfer-Encoding"))) {
+	case "", "binary", "8bit", "7bit":
+		return b, nil
+	case "base64":
+		return decodeBase64(string(b))
+	default:
+		return nil, malformed("unsupported Content-Transfer-Encoding %q", p.Header.Get("Content-Transfer-Encoding"))
+	}
+}
+
+func (m *message) decode(root []byte) error {
+	if len(bytes.TrimSpace(root)) == 0 {
+		return malformed("empty message")
+	}
+	if hasDoctype(root) {
+		return malformed("a DOCTYPE is not allowed in a SOAP message")
+	}
+	// The root element alone decides the version, before the rest is decoded.
+	d := xml.NewDecoder(bytes.NewReader(root))
+	var start xml.StartElement
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return malformed("not XML: %v", err)
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			start = se
+			break
+		}
+	}
+	switch {
+	case start.Name.Space == NSSoap11 && start.Name.Local == "Envelope":
+		return &errVersion{soap11: true}
+	case start.Name.Space != NSSoap12 || start.Name.Local != "Envelope":
+		return &errVersion{}
+	}
+	env := &envelope{}
+	if err := d.DecodeElement(env, &start); err != nil {
+		return malformed("malformed SOAP envelope: %v", err)
+	}
+	// Nothing but whitespace, comments and PIs may follow.
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return malformed("after the envelope: %v", err)
+		}
+		switch t := tok.(type) {
+		case xml.CharData:
+			if len(bytes.TrimSpace(t)) > 0 {
+				return malformed("text after the envelope")
+			}
+		case xml.Comment, xml.ProcInst:
+		default:
+			return malformed("content after the envelope")
+		}
+	}
+	if env.Body == nil {
+		return malformed("SOAP envelope without Body")
+	}
+	if env.Header != nil {
+		for _, h := range env.Header.Any {
+			if strings.HasPrefix(h.XMLName.Space, xtaCorePrefix) && h.XMLName.Space != NS {
+				return malformed("XTA namespace %s is not supported; use %s (XTA 2 Version 5)", h.XMLName.Space, NS)
+			}
+			if h.mustUnderstand() && h.XMLName.Space != NSWSA {
+				return &errMustUnderstand{h.XMLName}
+			}
+		}
+	}
+	for _, b := range env.Body.Any {
+		if strings.HasPrefix(b.XMLName.Space, xtaCorePrefix) && b.XMLName.Space != NS {
+			return malformed("XTA namespace %s is not supported; use %s (XTA 2 Version 5)", b.XMLName.Space, NS)
+		}
+	}
+	m.env = env
+	return nil
+}
+
+func hasDoctype(b []byte) bool {
+	// A DOCTYPE can only come before the root element.
+	if i := bytes.IndexByte(b, '>'); i >= 0 {
+		head := b
+		if j := bytes.Index(b, []byte("Envelope")); j > 0 {
+			head = b[:j]
+		}
+		return bytes.Contains(bytes.ToUpper(head), []byte("<!DOCTYPE"))
+	}
+	return false
+}
+
+// content returns the bytes of a ContentType element: its base64 text or the MIME
+// part its xop:Include names.
+func (m *message) content(c *xContent) ([]byte, error) {
+	if c.Include != nil {
+		href := c.Include.Href
+		if !strings.HasPrefix(href, "cid:") {
+			return nil, malformed("xop:Include href %q is not a cid: URL", href)
+		}
+		cid, err := url.PathUnescape(strings.TrimPrefix(href, "cid:"))
+		if err != nil {
+			return nil, malformed("xop:Include href %q: %v", href, err)
+		}
+		b, ok := m.parts[cid]
+		if !ok {
+			return nil, malformed("xop:Include names part %q, which the message does not carry", cid)
+		}
+		if strings.TrimSpace(c.Text) != "" {
+			return nil, malformed("content element with both text and xop:Include")
+		}
+		return b, nil
+	}
+	return decodeBase64(c.Text)
+}
+
+func decodeBase64(s string) ([]byte, error) {
+	clean := strings.Map(func(r rune) rune {
+		switch r {
+		case ' ', '\t', '\r', '\n':
+			return -1
+		}
+		return r
+	}, s)
+	b, err := base64.StdEncoding.DecodeString(clean)
+	if err != nil {
+		return nil, malformed("content is not base64: %v", err)
+	}
+	return b, nil
+}
+
+// parseTime reads an xs:dateTime (with or without zone; without counts as UTC).
+func parseTime(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02T15:04:05"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not an xs:dateTime", s)
+}
+
+var errLimit = errors.New("limit reached")
+
+// limitedReader fails with errLimit once more than n bytes were asked for, unlike
+// io.LimitReader, which ends silently and would truncate a message unnoticed.
+type limitedReader struct {
+	r io.Reader
+	n int64
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.n < 0 {
+		return 0, errLimit
+	}
+	if int64(len(p)) > l.n+1 {
+		p = p[:l.n+1]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	if l.n < 0 {
+		return n, errLimit
+	}
+	return n, err
+}

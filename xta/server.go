@@ -1,0 +1,1070 @@
+package xta
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// The port paths of the KoSIT XTA 2 test environment.
+const (
+	PathRecipient     = "/services/XTACore/Recipient"
+	PathSender        = "/services/XTACore/Sender"
+	PathTransportBase = "/services/XTACore/TransportBase"
+)
+
+// Port types as they appear in SOAP actions.
+const (
+	portRecipient     = "core.recipient"
+	portSender        = "core.sender"
+	portTransportBase = "core.transport.base"
+	portReader        = "core.reader"
+)
+
+// Action returns the SOAP action of an operation of a port type.
+func Action(portType, op string) string { return ActionBase + portType + "/" + op }
+
+// OfficeResolver maps the calling XTA account to an office of the directory. p is
+// the Party header as sent; cert is the TLS client certificate that authenticated
+// the connection (never nil when called). It refuses (returns an error) unless the
+// certificate belongs to that account: the identifier alone proves nothing.
+type OfficeResolver interface {
+	ResolveOffice(ctx context.Context, p Party, cert *x509.Certificate) (officeID string, err error)
+}
+
+// PackagePeeker reads the exact signed package bytes WITHOUT recording a pickup.
+// getMessage must not confirm: in XTA the office confirms by close.
+//
+// TEMPORARY: broker.OfficeDesk has no such method yet. NewServer uses Options.Peek,
+// or the Desk itself if it implements this interface. See BlobPeeker for a stopgap.
+type PackagePeeker interface {
+	OpenPackageNoPickup(ctx context.Context, officeID, id string) (*submission.Submission, io.ReadCloser, error)
+}
+
+// BlobPeeker implements PackagePeeker from the desk (which checks the office) and a
+// blob opener (store.DB.Blobs().Open), until the broker offers the method itself.
+type BlobPeeker struct {
+	Desk broker.OfficeDesk
+	Open func(ctx context.Context, digest string) (io.ReadCloser, error)
+}
+
+// OpenPackageNoPickup implements PackagePeeker.
+func (p BlobPeeker) OpenPackageNoPickup(ctx context.Context, officeID, id string) (*submission.Submission, io.ReadCloser, error) {
+	s, err := p.Desk.Get(ctx, officeID, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	rc, err := p.Open(ctx, s.PackageSHA256)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, rc, nil
+}
+
+// Options configure the XTA server.
+type Options struct {
+	Desk    broker.OfficeDesk
+	Peek    PackagePeeker // nil: Desk must implement PackagePeeker
+	Offices OfficeResolver
+	// AuthorID is the XTA identifier of the gateway (the portal side): the Author of
+	// every message it hands out and the Reader an office's reply is addressed to.
+	AuthorID   string
+	AuthorName string
+	// ServerID is the server part of the XTAMessageIDs this server issues
+	// (urn:de:xta:messageid:<ServerID>:<uuid>); default "amtsbote". Changing it
+	// changes the ids of waiting messages: keep it stable.
+	ServerID string
+	// Qualifier describes a submission as an XTA message (from the directory);
+	// default DefaultQualifier.
+	Qualifier func(*submission.Submission) Qualifier
+	// ReplyServices are the Service URIs lookupService reports as available for
+	// replies to AuthorID; empty: any service.
+	ReplyServices []string
+	Now           func() time.Time
+	Logger        *slog.Logger
+	// MaxMessageBytes bounds one request, MTOM parts included; default 64 MiB.
+	MaxMessageBytes int64
+	// MTOMThreshold: content above this many bytes is sent as an XOP part, smaller
+	// content inline as base64; default 64 KiB; negative: always inline.
+	MTOMThreshold int64
+}
+
+// Server is the XTA SOAP service; it is an http.Handler for the three ports.
+type Server struct {
+	o    Options
+	peek PackagePeeker
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	fetched map[string]time.Time // InitialFetch per submission (this process only)
+}
+
+// open states: what is in an office's message box (not yet confirmed).
+var openStates = []submission.State{submission.StateQueued, submission.StateRetrying, submission.StateHandedOver, submission.StateHeld}
+
+// NewServer checks the options and returns the service.
+func NewServer(o Options) (*Server, error) {
+	if o.Desk == nil || o.Offices == nil {
+		return nil, errors.New("xta: Options.Desk and Options.Offices are required")
+	}
+	if strings.TrimSpace(o.AuthorID) == "" {
+		return nil, errors.New("xta: Options.AuthorID is required")
+	}
+	peek := o.Peek
+	if peek == nil {
+		p, ok := o.Desk.(PackagePeeker)
+		if !ok {
+			return nil, errors.New("xta: Options.Peek is required while the desk has no OpenPackageNoPickup")
+		}
+		peek = p
+	}
+	if o.ServerID == "" {
+		o.ServerID = "amtsbote"
+	}
+	if strings.ContainsAny(o.ServerID, ": \t\r\n") {
+		return nil, fmt.Errorf("xta: ServerID %q must not contain ':' or spaces", o.ServerID)
+	}
+	if o.Qualifier == nil {
+		o.Qualifier = DefaultQualifier
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = 64 << 20
+	}
+	if o.MTOMThreshold == 0 {
+		o.MTOMThreshold = 64 << 10
+	}
+	return &Server{o: o, peek: peek, log: o.Logger.With("face", "xta"), fetched: map[string]time.Time{}}, nil
+}
+
+// call is one authenticated request.
+type call struct {
+	ctx      context.Context
+	officeID string
+	party    Party
+	msg      *message
+	op       string
+	port     string
+}
+
+// answer is what an operation returns: header parts, body and the content parts.
+type answer struct {
+	header func(w *xw)
+	body   func(w *xw) error // nil: empty body
+	parts  []*part
+}
+
+func (s *Server) portOf(path string) string {
+	switch strings.TrimSuffix(path, "/") {
+	case PathRecipient:
+		return portRecipient
+	case PathSender:
+		return portSender
+	case PathTransportBase:
+		return portTransportBase
+	}
+	return ""
+}
+
+// ServeHTTP implements http.Handler. Every answer is a SOAP message; every failure a
+// SOAP fault with an XTA exception (or VersionMismatch), never a bare status.
+func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	port := s.portOf(r.URL.Path)
+	op := ""
+	written := false
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("xta: panic", "path", r.URL.Path, "op", op, "panic", fmt.Sprint(v))
+			if !written {
+				s.writeFault(rw, fault(TechnicalProblem, "internal error"), "")
+			}
+		}
+	}()
+	if port == "" {
+		written = true
+		s.writeFault(rw, fault(NotImplemented, "no XTA port at %s", r.URL.Path), "")
+		return
+	}
+	if r.Method != http.MethodPost {
+		written = true
+		rw.Header().Set("Allow", http.MethodPost)
+		s.writeFault(rw, fault(ParameterIsNotValid, "SOAP requests are POSTed"), "")
+		return
+	}
+	body := http.MaxBytesReader(rw, r.Body, s.o.MaxMessageBytes+1)
+	msg, err := parseMessage(r.Header.Get("Content-Type"), body, s.o.MaxMessageBytes)
+	if err != nil {
+		written = true
+		var ve *errVersion
+		var mu *errMustUnderstand
+		if errors.As(err, &ve) {
+			s.writeVersionMismatch(rw, ve.soap11)
+		} else if errors.As(err, &mu) {
+			rw.Header().Set("Content-Type", soapContentType(""))
+			rw.WriteHeader(http.StatusInternalServerError)
+			_, _ = rw.Write(mustUnderstandFault(mu))
+		} else {
+			s.writeFault(rw, asFault(err), "")
+		}
+		s.log.Info("xta request refused", "port", port, "fault", err.Error())
+		return
+	}
+	relatesTo := ""
+	if h := msg.env.Header; h != nil {
+		relatesTo = strings.TrimSpace(h.MessageID)
+	}
+	op, f := s.operation(port, msg, r.Header.Get("SOAPAction"))
+	if f != nil {
+		written = true
+		s.writeFault(rw, f, relatesTo)
+		return
+	}
+	c := &call{ctx: r.Context(), msg: msg, op: op, port: port}
+	if f := s.authenticate(r, c); f != nil {
+		written = true
+		s.writeFault(rw, f, relatesTo)
+		s.log.Warn("xta access refused", "op", op, "party", c.party.String(), "reason", f.Detail)
+		return
+	}
+	a, err := s.dispatch(c)
+	if err != nil {
+		written = true
+		f := s.faultOf(c, err)
+		s.writeFault(rw, f, relatesTo)
+		s.log.Info("xta fault", "op", op, "office", c.officeID, "exception", string(f.Exception), "ms", time.Since(start).Milliseconds())
+		return
+	}
+	written = true
+	s.writeAnswer(rw, c, a, relatesTo)
+	s.log.Debug("xta ok", "op", op, "office", c.officeID, "ms", time.Since(start).Milliseconds())
+}
+
+// operation decides the operation from the SOAP action (Content-Type action,
+// wsa:Action or a SOAPAction header) and the body.
+func (s *Server) operation(port string, m *message, soapAction string) (string, *Fault) {
+	action := m.action
+	if action == "" && m.env.Header != nil {
+		action = strings.TrimSpace(m.env.Header.Action)
+	}
+	if action == "" {
+		action = strings.Trim(soapAction, `" `)
+	}
+	if action != "" {
+		p, op, ok := strings.Cut(strings.TrimPrefix(action, ActionBase), "/")
+		if !ok || !strings.HasPrefix(action, ActionBase) {
+			return "", fault(NotImplemented, "unknown SOAP action %q", action)
+		}
+		if p != port {
+			return "", fault(NotImplemented, "action %q is not served at this port (%s)", action, port)
+		}
+		known := map[string][]string{
+			portRecipient:     {"getStatusList", "getMessage", "close"},
+			portSender:        {"createMessageID", "lookupService", "sendMessage", "sendMessageSync"},
+			portTransportBase: {"checkAccountActive", "getTransportReport"},
+		}
+		if !slices.Contains(known[port], op) {
+			return "", fault(NotImplemented, "unknown operation %q", op)
+		}
+		return op, nil
+	}
+	// No action: the body element decides where it is unambiguous.
+	b := m.env.Body
+	n := m.env.bodyElements()
+	switch {
+	case port == portRecipient && b.MessageSelector != nil:
+		return "getStatusList", nil
+	case port == portRecipient && b.MessageFetch != nil:
+		return "", fault(ParameterIsNotValid, "getMessage and close share the body MessageFetch: the SOAP action is required")
+	case port == portSender && n == 0:
+		return "createMessageID", nil
+	case port == portSender && b.LookupQuery != nil:
+		return "lookupService", nil
+	case port == portSender && b.ContentContainer != nil:
+		return "sendMessage", nil
+	case port == portTransportBase && n == 0:
+		return "checkAccountActive", nil
+	case port == portTransportBase && b.XTAMessageID != nil:
+		return "getTransportReport", nil
+	}
+	return "", fault(ParameterIsNotValid, "cannot tell the operation: no SOAP action and an unexpected body")
+}
+
+// authenticate checks the TLS client certificate and the Party header and names the
+// office.
+func (s *Server) authenticate(r *http.Request, c *call) *Fault {
+	h := c.msg.env.Header
+	if h != nil && h.Party != nil {
+		c.party = h.Party.party()
+	}
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return fault(PermissionDenied, "a TLS client certificate is required")
+	}
+	if c.party.Identifier == "" {
+		return fault(PermissionDenied, "the Party header with the account's Identifier is required")
+	}
+	office, err := s.o.Offices.ResolveOffice(c.ctx, c.party, r.TLS.PeerCertificates[0])
+	if err != nil || office == "" {
+		return fault(PermissionDenied, "the certificate is not authorised for account %s", c.party.String())
+	}
+	c.officeID = office
+	return nil
+}
+
+func (s *Server) dispatch(c *call) (*answer, error) {
+	switch c.op {
+	case "getStatusList":
+		return s.getStatusList(c)
+	case "getMessage":
+		return s.getMessage(c)
+	case "close":
+		return s.close(c)
+	case "createMessageID":
+		return s.createMessageID(c)
+	case "lookupService":
+		return s.lookupService(c)
+	case "sendMessage":
+		return s.sendMessage(c, false)
+	case "sendMessageSync":
+		return s.sendMessage(c, true)
+	case "checkAccountActive":
+		return &answer{}, nil
+	case "getTransportReport":
+		return s.getTransportReport(c)
+	}
+	return nil, fault(NotImplemented, "operation %s", c.op)
+}
+
+// faultOf maps a desk error to the exception the caller sees; the error itself is
+// logged, never sent.
+func (s *Server) faultOf(c *call, err error) *Fault {
+	var f *Fault
+	if errors.As(err, &f) {
+		return f
+	}
+	switch {
+	case errors.Is(err, broker.ErrNotFound):
+		if c.op == "sendMessage" || c.op == "sendMessageSync" {
+			return fault(ParameterIsNotValid, "the case this message refers to is unknown")
+		}
+		return fault(InvalidMessageID, "unknown XTAMessageID")
+	case errors.Is(err, broker.ErrConflict):
+		return fault(ParameterIsNotValid, "not possible in the message's current state")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fault(TechnicalProblem, "the request was cancelled")
+	}
+	s.log.Error("xta: desk error", "op", c.op, "office", c.officeID, "err", err)
+	return fault(TechnicalProblem, "internal error")
+}
+
+func (s *Server) writeVersionMismatch(rw http.ResponseWriter, soap11 bool) {
+	if soap11 {
+		rw.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		rw.WriteHeader(http.StatusInternalServerError)
+		_, _ = rw.Write(versionMismatch11())
+		return
+	}
+	rw.Header().Set("Content-Type", soapContentType(""))
+	rw.WriteHeader(http.StatusInternalServerError)
+	_, _ = rw.Write(versionMismatch12())
+}
+
+func (s *Server) writeFault(rw http.ResponseWriter, f *Fault, relatesTo string) {
+	var w xw
+	w.envelopeOpen()
+	if relatesTo != "" {
+		w.open("env:Header")
+		w.wsaHeaders(ActionBase+"fault/"+string(f.Exception), relatesTo)
+		w.end("env:Header")
+	}
+	w.open("env:Body")
+	w.writeFault(f)
+	w.end("env:Body")
+	w.end("env:Envelope")
+	rw.Header().Set("Content-Type", soapContentType(""))
+	rw.WriteHeader(f.HTTPStatus())
+	_, _ = rw.Write(w.Bytes())
+}
+
+func (s *Server) writeAnswer(rw http.ResponseWriter, c *call, a *answer, relatesTo string) {
+	defer closeParts(a.parts)
+	action := Action(c.port, c.op+"Response")
+	var w xw
+	w.envelopeOpen()
+	if a.header != nil || relatesTo != "" {
+		w.open("env:Header")
+		w.wsaHeaders(action, relatesTo)
+		if a.header != nil {
+			a.header(&w)
+		}
+		w.end("env:Header")
+	}
+	if a.body == nil {
+		w.empty("env:Body")
+	} else {
+		w.open("env:Body")
+		if err := a.body(&w); err != nil {
+			s.writeFault(rw, s.faultOf(c, err), relatesTo)
+			return
+		}
+		w.end("env:Body")
+	}
+	w.end("env:Envelope")
+	out := newOutMsg(w.Bytes(), a.parts, action)
+	rw.Header().Set("Content-Type", out.contentType())
+	rw.WriteHeader(http.StatusOK)
+	if err := out.writeTo(rw); err != nil {
+		// Headers are out: the client sees a truncated message and must retry.
+		s.log.Error("xta: writing the answer failed", "op", c.op, "office", c.officeID, "err", err)
+	}
+}
+
+// --- core.recipient ---
+
+func (s *Server) qualifier(sub *submission.Submission) Qualifier {
+	q := s.o.Qualifier(sub)
+	d := DefaultQualifier(sub)
+	if q.BusinessScenario == "" {
+		q.BusinessScenario = d.BusinessScenario
+	}
+	if q.MessageType == "" {
+		q.MessageType = d.MessageType
+	}
+	if q.MessageSchema == "" {
+		q.MessageSchema = d.MessageSchema
+	}
+	return q
+}
+
+func (s *Server) author() Party {
+	return Party{Identifier: s.o.AuthorID, Scheme: "xoev", Name: s.o.AuthorName}
+}
+
+func (s *Server) initialFetch(id string) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fetched[id]
+}
+
+func (s *Server) markFetched(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.fetched[id]; ok {
+		return
+	}
+	if len(s.fetched) >= 100_000 {
+		clear(s.fetched)
+	}
+	s.fetched[id] = s.o.Now().UTC()
+}
+
+func (s *Server) metaOf(sub *submission.Submission, reader Party) meta {
+	size := sub.PackageSize
+	for _, a := range sub.Attachments {
+		size += a.Size
+	}
+	m := meta{
+		xtaID: MessageID(s.o.ServerID, sub.ID), reader: reader, author: s.author(), q: s.qualifier(sub),
+		size: size, origin: sub.ReceivedAt, initialSend: sub.ReceivedAt, delivery: sub.ReceivedAt,
+		initialFetch: s.initialFetch(sub.ID), idSuffix: sub.ID,
+		props: [][2]string{{"amtsbote:submissionId", sub.ID}, {"amtsbote:state", string(sub.State)}},
+	}
+	if sub.HandedOverAt != nil {
+		m.delivery = *sub.HandedOverAt
+	}
+	if sub.DeliveredAt != nil {
+		m.reception = *sub.DeliveredAt
+	}
+	if sub.MessageID != "" {
+		m.props = append(m.props, [2]string{"amtsbote:messageId", sub.MessageID})
+	}
+	if sub.LeikaKey != "" {
+		m.props = append(m.props, [2]string{"amtsbote:leikaKey", sub.LeikaKey})
+	}
+	return m
+}
+
+func parseBool(s string) (bool, error) {
+	switch strings.TrimSpace(s) {
+	case "true", "1":
+		return true, nil
+	case "false", "0", "":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not an xs:boolean", s)
+}
+
+const maxStatusList = 1000
+
+func (s *Server) getStatusList(c *call) (*answer, error) {
+	sel := c.msg.env.Body.MessageSelector
+	if sel == nil {
+		return nil, fault(ParameterIsNotValid, "MessageSelector is required")
+	}
+	var items []*submission.Submission
+	pending := 0
+	switch {
+	case sel.XTAMessageIDs != nil:
+		if len(sel.XTAMessageIDs.IDs) > maxStatusList {
+			return nil, fault(ParameterIsNotValid, "at most %d XTAMessageIDs", maxStatusList)
+		}
+		for _, x := range sel.XTAMessageIDs.IDs {
+			id, ok := SubmissionID(s.o.ServerID, x.Value)
+			if !ok {
+				continue
+			}
+			sub, err := s.o.Desk.Get(c.ctx, c.officeID, id)
+			if errors.Is(err, broker.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			if slices.Contains(openStates, sub.State) {
+				items = append(items, sub)
+			}
+		}
+	case sel.OtherCriteria != nil:
+		oc := sel.OtherCriteria
+		if oc.Extensions != nil {
+			return nil, fault(UnsupportedExtension, "OtherCriteria/Extensions")
+		}
+		newOnly, err := parseBool(oc.NewEntry)
+		if err != nil {
+			return nil, fault(ParameterIsNotValid, "NewEntry: %v", err)
+		}
+		limit := 100
+		if strings.TrimSpace(oc.MaxMessages) != "" {
+			var n int
+			if _, err := fmt.Sscan(strings.TrimSpace(oc.MaxMessages), &n); err != nil || n <= 0 {
+				return nil, fault(ParameterIsNotValid, "MaxMessages must be a positive integer")
+			}
+			limit = min(n, maxStatusList)
+		}
+		var from, to time.Time
+		if strings.TrimSpace(oc.From) != "" {
+			if from, err = parseTime(oc.From); err != nil {
+				return nil, fault(ParameterIsNotValid, "MessageBoxEntryTimeFrom: %v", err)
+			}
+		}
+		if strings.TrimSpace(oc.To) != "" {
+			if to, err = parseTime(oc.To); err != nil {
+				return nil, fault(ParameterIsNotValid, "MessageBoxEntryTimeTo: %v", err)
+			}
+		}
+		err = s.walkOpen(c, func(sub *submission.Submission) {
+			if !from.IsZero() && sub.ReceivedAt.Before(from) {
+				return
+			}
+			if !to.IsZero() && sub.ReceivedAt.After(to) {
+				return
+			}
+			if newOnly && !s.initialFetch(sub.ID).IsZero() {
+				return
+			}
+			if len(items) < limit {
+				items = append(items, sub)
+			} else {
+				pending++
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fault(ParameterIsNotValid, "MessageSelector needs XTAMessageIDs or OtherCriteria")
+	}
+	reader := c.party
+	return &answer{
+		header: func(w *xw) { w.writeBoxStatus(len(items), pending) },
+		body: func(w *xw) error {
+			w.open("xta:MessageStatusList", "xmlns:xta", NS)
+			for _, sub := range items {
+				w.writeMeta("xta:MessageMetaData", s.metaOf(sub, reader), false)
+			}
+			w.end("xta:MessageStatusList")
+			return nil
+		},
+	}, nil
+}
+
+// walkOpen calls fn for every open submission of the office, oldest first.
+func (s *Server) walkOpen(c *call, fn func(*submission.Submission)) error {
+	after := ""
+	for {
+		page, err := s.o.Desk.List(c.ctx, c.officeID, broker.ListQuery{After: after, Limit: 1000, States: openStates})
+		if err != nil {
+			return err
+		}
+		for _, sub := range page.Items {
+			fn(sub)
+		}
+		if page.Next == "" {
+			return nil
+		}
+		after = page.Next
+	}
+}
+
+// NoMatch is the reason written when no message is waiting.
+const NoMatch = "http://www.osci.eu/ws/2008/05/transport/MessageBox/reasons/NoMatch"
+
+func (w *xw) writeBoxStatus(returned, pending int) {
+	w.open("xta:MessageBoxStatus", "xmlns:xta", NS)
+	w.open("xta:MessagesRemaining")
+	if returned == 0 && pending == 0 {
+		w.leaf("xta:NoMessageAvailable", NoMatch)
+	} else {
+		w.leaf("xta:MessagesPending", itoa(int64(pending)))
+	}
+	w.end("xta:MessagesRemaining")
+	w.end("xta:MessageBoxStatus")
+}
+
+// fetchID reads MessageFetch/XTAMessageID and returns the submission id.
+func (s *Server) fetchID(c *call) (string, error) {
+	mf := c.msg.env.Body.MessageFetch
+	if mf == nil {
+		return "", fault(ParameterIsNotValid, "MessageFetch is required")
+	}
+	if mf.Extensions != nil {
+		return "", fault(UnsupportedExtension, "MessageFetch/Extensions")
+	}
+	if mf.XTAMessageID == nil || strings.TrimSpace(mf.XTAMessageID.Value) == "" {
+		return "", fault(ParameterIsNotValid, "MessageFetch/XTAMessageID is required")
+	}
+	id, ok := SubmissionID(s.o.ServerID, mf.XTAMessageID.Value)
+	if !ok {
+		return "", fault(InvalidMessageID, "unknown XTAMessageID")
+	}
+	return id, nil
+}
+
+func (s *Server) threshold(size int64) bool {
+	return s.o.MTOMThreshold >= 0 && size > s.o.MTOMThreshold
+}
+
+func (s *Server) getMessage(c *call) (*answer, error) {
+	id, err := s.fetchID(c)
+	if err != nil {
+		return nil, err
+	}
+	sub, rc, err := s.peek.OpenPackageNoPickup(c.ctx, c.officeID, id)
+	if err != nil {
+		return nil, err
+	}
+	parts := []*part{{elem: "Message", id: ncname("msg-", sub.ID), contentType: "application/xml", encoding: "UTF-8",
+		filename: "antragspaket-" + sub.ID + ".xml", size: sub.PackageSize, rc: rc}}
+	for i, a := range sub.Attachments {
+		_, arc, err := s.o.Desk.OpenAttachment(c.ctx, c.officeID, sub.ID, a.ID)
+		if err != nil {
+			closeParts(parts)
+			return nil, err
+		}
+		parts = append(parts, &part{elem: "Attachment", id: ncname(fmt.Sprintf("att%d-", i+1), a.ID+"-"+sub.ID),
+			contentType: a.MimeType, filename: a.FileName, size: a.Size, rc: arc})
+	}
+	for i, p := range parts {
+		if s.threshold(p.size) {
+			p.cid = fmt.Sprintf("part%d.%s@amtsbote", i+1, sub.ID)
+		}
+	}
+	pending := 0
+	if err := s.walkOpen(c, func(o *submission.Submission) {
+		if o.ID != sub.ID {
+			pending++
+		}
+	}); err != nil {
+		closeParts(parts)
+		return nil, err
+	}
+	s.markFetched(sub.ID)
+	m := s.metaOf(sub, c.party)
+	return &answer{
+		header: func(w *xw) {
+			w.writeBoxStatus(1, pending)
+			w.writeMeta("xta:MessageMetaData", m, true)
+		},
+		body:  func(w *xw) error { return w.writeContainer("xta:ContentContainer", parts, true) },
+		parts: parts,
+	}, nil
+}
+
+func (s *Server) close(c *call) (*answer, error) {
+	id, err := s.fetchID(c)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.o.Desk.Confirm(c.ctx, c.officeID, id, broker.Pickup{Channel: channel.XTA, Receiver: "XTA account " + c.party.String() + " (close)"}); err != nil {
+		return nil, err
+	}
+	s.log.Info("xta close", "office", c.officeID, "submission", id)
+	return &answer{}, nil
+}
+
+// --- core.sender ---
+
+func (s *Server) createMessageID(*call) (*answer, error) {
+	id := NewMessageID(s.o.ServerID)
+	return &answer{body: func(w *xw) error {
+		w.leaf("xta:XTAMessageID", id, "xmlns:xta", NS, "id", "mid")
+		return nil
+	}}, nil
+}
+
+func (s *Server) lookupService(c *call) (*answer, error) {
+	q := c.msg.env.Body.LookupQuery
+	if q == nil || len(q.LookupService) == 0 {
+		return nil, fault(ParameterIsNotValid, "LookupQuery/LookupService is required")
+	}
+	if len(q.LookupService) > 100 {
+		return nil, fault(ParameterIsNotValid, "at most 100 LookupService entries")
+	}
+	for _, ls := range q.LookupService {
+		if ls.Reader == nil || strings.TrimSpace(ls.Reader.Identifier.Value) == "" {
+			return nil, fault(ParameterIsNotValid, "LookupService/Reader/Identifier is required")
+		}
+	}
+	return &answer{body: func(w *xw) error {
+		w.open("xta:LookupStatus", "xmlns:xta", NS)
+		for _, ls := range q.LookupService {
+			reader := ls.Reader.party()
+			svc := strings.TrimSpace(ls.Service)
+			ok := reader.Identifier == s.o.AuthorID && (len(s.o.ReplyServices) == 0 || svc == "" || slices.Contains(s.o.ReplyServices, svc))
+			w.open("xta:LookupServiceResult")
+			w.open("xta:Reader")
+			w.writeParty(reader)
+			w.end("xta:Reader")
+			if svc != "" {
+				w.leaf("xta:Service", svc)
+			}
+			w.open("xta:IsServiceAvailableValue")
+			w.leaf("xta:ServiceIsAvailable", fmt.Sprint(ok))
+			w.end("xta:IsServiceAvailableValue")
+			w.end("xta:LookupServiceResult")
+		}
+		w.end("xta:LookupStatus")
+		return nil
+	}}, nil
+}
+
+// Reply references: the MessageProperty keys an office may use to name the case a
+// reply answers (value: the case's XTAMessageID or its submission id).
+var replyRefKeys = []string{"InReplyTo", "amtsbote:inReplyTo", "amtsbote:submissionId"}
+
+// caseOf finds the submission a reply answers.
+func (s *Server) caseOf(md *xMetaData) (string, bool) {
+	try := func(v string) (string, bool) {
+		v = strings.TrimSpace(v)
+		if id, ok := SubmissionID(s.o.ServerID, v); ok {
+			return id, true
+		}
+		if _, err := uuid.Parse(v); err == nil && len(v) == 36 {
+			return v, true
+		}
+		return "", false
+	}
+	for _, p := range md.MessageProperty {
+		if slices.Contains(replyRefKeys, strings.TrimSpace(p.Key)) {
+			if id, ok := try(p.Value); ok {
+				return id, true
+			}
+		}
+	}
+	for _, a := range md.AdditionalIdentifier {
+		if id, ok := SubmissionID(s.o.ServerID, a.MessageIdentifier); ok {
+			return id, true
+		}
+	}
+	if md.Qualifier != nil {
+		if id, ok := SubmissionID(s.o.ServerID, md.Qualifier.BusinessScenario.Undefined); ok {
+			return id, true
+		}
+	}
+	return "", false
+}
+
+func (s *Server) sendMessage(c *call, sync bool) (*answer, error) {
+	h := c.msg.env.Header
+	if h == nil || h.MessageMetaData == nil {
+		return nil, fault(ParameterIsNotValid, "the MessageMetaData header is required")
+	}
+	md := h.MessageMetaData
+	if md.XTAMessageID == nil || strings.TrimSpace(md.XTAMessageID.Value) == "" {
+		return nil, fault(ParameterIsNotValid, "MessageMetaData/XTAMessageID is required")
+	}
+	xtaID := strings.TrimSpace(md.XTAMessageID.Value)
+	if md.Originators == nil || md.Originators.Author == nil {
+		return nil, fault(ParameterIsNotValid, "MessageMetaData/Originators/Author is required")
+	}
+	if a := md.Originators.Author.party(); a.Identifier != c.party.Identifier {
+		return nil, fault(PermissionDenied, "the Author must be the calling account")
+	}
+	if md.Reader == nil || md.Reader.party().Identifier != s.o.AuthorID {
+		return nil, fault(ParameterIsNotValid, "this service accepts replies addressed to the Reader %s only", s.o.AuthorID)
+	}
+	caseID, ok := s.caseOf(md)
+	if !ok {
+		return nil, fault(ParameterIsNotValid, "the reply names no case: set MessageProperty Key=InReplyTo to the case's XTAMessageID")
+	}
+	cc := c.msg.env.Body.ContentContainer
+	if cc == nil || cc.Message == nil {
+		return nil, fault(ParameterIsNotValid, "ContentContainer/Message is required")
+	}
+	if cc.Extensions != nil {
+		return nil, fault(UnsupportedExtension, "ContentContainer/Extensions")
+	}
+	msgBytes, err := c.msg.content(cc.Message)
+	if err != nil {
+		return nil, asFault(err)
+	}
+	contentType := cc.Message.ContentType
+	if contentType == "" {
+		contentType = "application/octet-stream"
+	}
+	content := msgBytes
+	if len(cc.Attachment) > 0 {
+		var atts []bundlePart
+		for i := range cc.Attachment {
+			b, err := c.msg.content(&cc.Attachment[i])
+			if err != nil {
+				return nil, asFault(err)
+			}
+			atts = append(atts, bundlePart{cc.Attachment[i].ContentType, cc.Attachment[i].Filename, b})
+		}
+		content, contentType, err = bundle(bundlePart{contentType, cc.Message.Filename, msgBytes}, atts)
+		if err != nil {
+			return nil, err
+		}
+	}
+	kind := "Bescheid"
+	if md.Qualifier != nil && strings.TrimSpace(md.Qualifier.MessageType.Value) != "" {
+		kind = strings.TrimSpace(md.Qualifier.MessageType.Value)
+	}
+	r, err := s.o.Desk.Reply(c.ctx, c.officeID, caseID, broker.ReplyIn{Kind: kind, MessageID: xtaID, ContentType: contentType,
+		Content: content, Actor: "XTA account " + c.party.String(), Channel: channel.XTA})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("xta reply stored", "office", c.officeID, "submission", caseID, "reply", r.ID, "bytes", r.Size)
+	if !sync {
+		return &answer{}, nil
+	}
+	return &answer{
+		header: func(w *xw) { w.empty("xta:MessageMetaDataReply", "xmlns:xta", NS) },
+		body: func(w *xw) error {
+			w.empty("xta:ContentContainerReply", "xmlns:xta", NS)
+			return nil
+		},
+	}, nil
+}
+
+// --- core.transport.base ---
+
+// Transport report status values written in MessageStatus/Status.
+const (
+	StatusDelivered  = 0 // the office has the message (closed or confirmed otherwise)
+	StatusInProgress = 1 // waiting in the message box or being delivered
+	StatusFailed     = 2 // cannot be delivered (handed to another gateway)
+)
+
+func statusOf(st submission.State) int {
+	switch st {
+	case submission.StateDelivered, submission.StateAccepted, submission.StateRejected:
+		return StatusDelivered
+	case submission.StateForwarded:
+		return StatusFailed
+	}
+	return StatusInProgress
+}
+
+func (s *Server) getTransportReport(c *call) (*answer, error) {
+	x := c.msg.env.Body.XTAMessageID
+	if x == nil || strings.TrimSpace(x.Value) == "" {
+		return nil, fault(ParameterIsNotValid, "XTAMessageID is required")
+	}
+	var m meta
+	status := 0
+	var sub *submission.Submission
+	if id, ok := SubmissionID(s.o.ServerID, x.Value); ok {
+		var err error
+		sub, err = s.o.Desk.Get(c.ctx, c.officeID, id)
+		if err != nil && !errors.Is(err, broker.ErrNotFound) {
+			return nil, err
+		}
+	}
+	if sub != nil {
+		m = s.metaOf(sub, c.party)
+		status = statusOf(sub.State)
+	} else {
+		// Not a case: one of the office's replies (ids from createMessageID have the
+		// same form).
+		sub, r, err := s.findReply(c, strings.TrimSpace(x.Value))
+		if err != nil {
+			return nil, err
+		}
+		m = meta{xtaID: r.MessageID, reader: s.author(), author: c.party, size: r.Size,
+			q:      Qualifier{BusinessScenario: "amtsbote Antwort", MessageType: r.Kind, MessageSchema: "urn:amtsbote:reply"},
+			origin: r.At, initialSend: r.At, delivery: r.At, idSuffix: r.ID,
+			props: [][2]string{{"InReplyTo", MessageID(s.o.ServerID, sub.ID)}, {"amtsbote:replyId", r.ID}}}
+		status = StatusDelivered
+	}
+	now := s.o.Now()
+	return &answer{body: func(w *xw) error {
+		w.open("xta:ReportResult", "xmlns:xta", NS)
+		w.open("xta:TransportReport", "id", "report")
+		w.leaf("xta:ReportTime", xsTime(now))
+		w.leaf("xta:XTAServerIdentity", s.o.ServerID)
+		w.open("xta:MessageStatus")
+		w.leaf("xta:Status", fmt.Sprint(status))
+		w.end("xta:MessageStatus")
+		w.writeMeta("xta:MessageMetaData", m, false)
+		w.end("xta:TransportReport")
+		w.end("xta:ReportResult")
+		return nil
+	}}, nil
+}
+
+// findReply looks for a reply of the office with this XTAMessageID among its cases.
+func (s *Server) findReply(c *call, xtaID string) (*submission.Submission, submission.Reply, error) {
+	var found *submission.Submission
+	var reply submission.Reply
+	after := ""
+	for found == nil {
+		page, err := s.o.Desk.List(c.ctx, c.officeID, broker.ListQuery{After: after, Limit: 1000})
+		if err != nil {
+			return nil, reply, err
+		}
+		for _, sub := range page.Items {
+			for _, r := range sub.Replies {
+				if r.MessageID == xtaID {
+					found, reply = sub, r
+				}
+			}
+		}
+		if page.Next == "" {
+			break
+		}
+		after = page.Next
+	}
+	if found == nil {
+		return nil, reply, fault(InvalidMessageID, "unknown XTAMessageID")
+	}
+	return found, reply, nil
+}
+
+// --- office accounts ---
+
+// Account is one office's XTA account: the identifier it calls with and the client
+// certificates that may use it.
+type Account struct {
+	OfficeID   string
+	Identifier string // the office's XTA identifier (DVDV organisation key)
+	Scheme     string // identifierScheme; "" accepts any
+	// CertSHA256 lists the hex SHA-256 fingerprints of the DER client certificates
+	// allowed for the account (rotation: several).
+	CertSHA256 []string
+}
+
+// Accounts is an OfficeResolver over a fixed list (from the configuration).
+type Accounts []Account
+
+// ResolveOffice implements OfficeResolver.
+func (as Accounts) ResolveOffice(_ context.Context, p Party, cert *x509.Certificate) (string, error) {
+	if cert == nil {
+		return "", errors.New("no client certificate")
+	}
+	sum := sha256.Sum256(cert.Raw)
+	fp := hex.EncodeToString(sum[:])
+	for _, a := range as {
+		if a.Identifier != p.Identifier || (a.Scheme != "" && a.Scheme != p.Scheme) {
+			continue
+		}
+		for _, want := range a.CertSHA256 {
+			if strings.EqualFold(strings.ReplaceAll(want, ":", ""), fp) {
+				return a.OfficeID, nil
+			}
+		}
+		return "", errors.New("certificate not registered for the account")
+	}
+	return "", errors.New("unknown account")
+}
+
+// CertFingerprint is the hex SHA-256 of a certificate, as Account.CertSHA256 wants it.
+func CertFingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// --- reply bundles ---
+
+type bundlePart struct {
+	contentType, filename string
+	content               []byte
+}
+
+// bundle keeps a reply with attachments as one multipart/mixed document: the
+// message first, then each attachment with its file name.
+func bundle(msg bundlePart, atts []bundlePart) ([]byte, string, error) {
+	var b bytes.Buffer
+	boundary := "amtsbote-reply-" + randHex(12)
+	write := func(p bundlePart) {
+		ct := p.contentType
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		b.WriteString("--" + boundary + "\r\n")
+		b.WriteString("Content-Type: " + ct + "\r\n")
+		if p.filename != "" {
+			b.WriteString(`Content-Disposition: attachment; filename="` + strings.NewReplacer(`"`, "", "\r", "", "\n", "").Replace(p.filename) + "\"\r\n")
+		}
+		b.WriteString("Content-Transfer-Encoding: binary\r\n\r\n")
+		b.Write(p.content)
+		b.WriteString("\r\n")
+	}
+	write(msg)
+	for _, a := range atts {
+		write(a)
+	}
+	b.WriteString("--" + boundary + "--\r\n")
+	return b.Bytes(), `multipart/mixed; boundary="` + boundary + `"`, nil
+}
+
+func uuidString() string { return uuid.NewString() }
+
+// ServerTLSConfig is the TLS configuration for the XTA listener: the gateway's
+// server certificate and the CAs that issue office client certificates. Client
+// certificates are verified when presented; a call without one reaches the handler
+// and gets a PermissionDeniedException fault (a handshake failure would tell the
+// office nothing).
+func ServerTLSConfig(cert tls.Certificate, clientCAs *x509.CertPool) *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+		ClientCAs:    clientCAs,
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+	}
+}

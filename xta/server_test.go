@@ -1,0 +1,342 @@
+package xta
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+func fetchBody(xtaID string) string {
+	return `
+      <ns:MessageFetch>
+         <ns:XTAMessageID id="fetch-1">` + xtaID + `</ns:XTAMessageID>
+      </ns:MessageFetch>`
+}
+
+func statusListBody(newEntry bool, max int, from, to time.Time) string {
+	b := `
+      <ns:MessageSelector>
+         <ns:OtherCriteria>
+            <ns:NewEntry>` + strconv.FormatBool(newEntry) + `</ns:NewEntry>
+            <ns:MaxMessages>` + strconv.Itoa(max) + `</ns:MaxMessages>`
+	if !from.IsZero() {
+		b += `
+            <ns:MessageBoxEntryTimeFrom>` + from.UTC().Format(time.RFC3339) + `</ns:MessageBoxEntryTimeFrom>`
+	}
+	if !to.IsZero() {
+		b += `
+            <ns:MessageBoxEntryTimeTo>` + to.UTC().Format(time.RFC3339) + `</ns:MessageBoxEntryTimeTo>`
+	}
+	return b + `
+         </ns:OtherCriteria>
+      </ns:MessageSelector>`
+}
+
+// replyHeader is the MessageMetaData of an office's reply to the case caseXTAID.
+func replyHeader(replyID, author, caseXTAID, messageType string) string {
+	return `
+      <ns:MessageMetaData>
+         <ns:XTAMessageID id="r-mid">` + replyID + `</ns:XTAMessageID>
+         <ns:Reader id="r-reader">
+            <ns:Identifier identifierScheme="xoev">` + gatewayID + `</ns:Identifier>
+         </ns:Reader>
+         <ns:Originators>
+            <ns:Author id="r-author">
+               <ns:Identifier identifierScheme="xoev">` + author + `</ns:Identifier>
+            </ns:Author>
+         </ns:Originators>
+         <ns:Qualifier id="r-q">
+            <ns:Service>urn:amtsbote:service:antwort</ns:Service>
+            <ns:BusinessScenario>
+               <ns:Undefined>Bescheid zum Bauantrag</ns:Undefined>
+            </ns:BusinessScenario>
+            <ns:MessageType messageSchema="urn:xoev-de:xbau:2.3">` + messageType + `</ns:MessageType>
+         </ns:Qualifier>
+         <ns:MessageSize>100</ns:MessageSize>
+         <ns:DeliveryAttributes>
+            <ns:Origin id="r-origin">2026-12-01T10:00:00Z</ns:Origin>
+         </ns:DeliveryAttributes>
+         <ns:ServiceQuality id="r-sq">
+            <ns:Undefined>standard</ns:Undefined>
+         </ns:ServiceQuality>
+         <ns:MessageProperty id="r-prop">
+            <ns:Key>InReplyTo</ns:Key>
+            <ns:Value>` + caseXTAID + `</ns:Value>
+         </ns:MessageProperty>
+      </ns:MessageMetaData>`
+}
+
+// validateAnswer puts every XTA part of an answer into v.
+func validateAnswer(t *testing.T, v *validator, name string, r *soapResp) {
+	t.Helper()
+	for tag, doc := range xtaParts(t, r.root, r.parts) {
+		v.add(name+"/"+tag, doc)
+	}
+}
+
+func mustOK(t *testing.T, op string, r *soapResp) {
+	t.Helper()
+	if r.status != http.StatusOK {
+		code, exc := r.fault()
+		t.Fatalf("%s: HTTP %d, fault %s %s\n%s", op, r.status, code, exc, r.root)
+	}
+}
+
+// TestReplayAllOperations replays SoapUI-style requests of every operation against
+// a real http.Server on loopback with TLS client certificates and a real broker, and
+// validates every answer against the official XSDs.
+func TestReplayAllOperations(t *testing.T) {
+	v := newValidator(t)
+	for _, tc := range []struct {
+		name      string
+		threshold int64
+		pkgSize   int
+	}{
+		{"inline", -1, 4000},
+		{"mtom", 1024, 200_000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := startEnv(t, func(o *Options) { o.MTOMThreshold = tc.threshold })
+			pkg := pkgBytes(tc.pkgSize)
+			att := []byte("%PDF-1.7\n" + strings.Repeat("0123456789", 300) + "\n%%EOF\n")
+			before := time.Now().Add(-time.Minute)
+			sub := e.submit(t, officeA, pkg, att)
+			other := e.submit(t, officeA, pkgBytes(500))
+			xtaID := MessageID("amtsbote", sub.ID)
+			c := e.client("office-a")
+			rec := e.base + PathRecipient
+
+			// getStatusList: both waiting, MaxMessages 1 leaves one pending.
+			r := post(t, c, rec, actionCT(portRecipient, "getStatusList"), soapUIRequest(xtaA, "", statusListBody(false, 1, before, time.Now().Add(time.Minute))))
+			mustOK(t, "getStatusList", r)
+			validateAnswer(t, v, tc.name+"/getStatusList", r)
+			if got := r.text("//MessageStatusList/MessageMetaData/XTAMessageID"); got != xtaID {
+				t.Fatalf("getStatusList listed %q first, want %q", got, xtaID)
+			}
+			if got := r.text("//MessageBoxStatus/MessagesRemaining/MessagesPending"); got != "1" {
+				t.Errorf("MessagesPending = %q, want 1", got)
+			}
+			// The time window excludes everything before now.
+			r = post(t, c, rec, actionCT(portRecipient, "getStatusList"), soapUIRequest(xtaA, "", statusListBody(false, 10, time.Now().Add(time.Hour), time.Time{})))
+			mustOK(t, "getStatusList window", r)
+			if r.text("//MessageBoxStatus/MessagesRemaining/NoMessageAvailable") == "" || len(r.doc.FindElements("//MessageStatusList/MessageMetaData")) != 0 {
+				t.Errorf("a window in the future still lists messages:\n%s", r.root)
+			}
+
+			// getMessage: the exact bytes, no pickup.
+			r = post(t, c, rec, actionCT(portRecipient, "getMessage"), soapUIRequest(xtaA, "", fetchBody(xtaID)))
+			mustOK(t, "getMessage", r)
+			validateAnswer(t, v, tc.name+"/getMessage", r)
+			gotPkg := contentOf(t, r, "//ContentContainer/Message")
+			if !bytes.Equal(gotPkg, pkg) {
+				t.Fatalf("getMessage returned %d bytes, want the exact %d package bytes", len(gotPkg), len(pkg))
+			}
+			if gotAtt := contentOf(t, r, "//ContentContainer/Attachment"); !bytes.Equal(gotAtt, att) {
+				t.Fatalf("attachment: %d bytes, want %d", len(gotAtt), len(att))
+			}
+			if tc.threshold > 0 && len(r.parts) != 2 {
+				t.Errorf("MTOM answer with %d XOP parts, want 2 (package and attachment above the threshold)", len(r.parts))
+			}
+			if tc.threshold < 0 && len(r.parts) != 0 {
+				t.Errorf("inline answer with XOP parts")
+			}
+			if got := r.text("//Header/MessageMetaData/XTAMessageID"); got != xtaID {
+				t.Errorf("getMessage header XTAMessageID %q, want %q", got, xtaID)
+			}
+			if s := e.wait(t, sub.ID, submission.StateHandedOver); s.DeliveredAt != nil {
+				t.Fatal("getMessage recorded a delivery; only close may")
+			}
+			// NewEntry: the fetched message is no longer new; the other one is.
+			r = post(t, c, rec, actionCT(portRecipient, "getStatusList"), soapUIRequest(xtaA, "", statusListBody(true, 10, time.Time{}, time.Time{})))
+			mustOK(t, "getStatusList NewEntry", r)
+			ids := texts(r, "//MessageStatusList/MessageMetaData/XTAMessageID")
+			if len(ids) != 1 || ids[0] != MessageID("amtsbote", other.ID) {
+				t.Errorf("NewEntry=true listed %v, want only the unfetched %s", ids, other.ID)
+			}
+			// The id is stable: asked again, the same.
+			r = post(t, c, rec, actionCT(portRecipient, "getStatusList"), soapUIRequest(xtaA, "", statusListBody(false, 10, time.Time{}, time.Time{})))
+			if ids := texts(r, "//MessageStatusList/MessageMetaData/XTAMessageID"); len(ids) != 2 || ids[0] != xtaID {
+				t.Errorf("second listing %v, want %s first again", ids, xtaID)
+			}
+
+			// getTransportReport before close: in progress.
+			tb := e.base + PathTransportBase
+			r = post(t, c, tb, actionCT(portTransportBase, "getTransportReport"), soapUIRequest(xtaA, "", `
+      <ns:XTAMessageID id="q1">`+xtaID+`</ns:XTAMessageID>`))
+			mustOK(t, "getTransportReport", r)
+			validateAnswer(t, v, tc.name+"/getTransportReport", r)
+			if got := r.text("//TransportReport/MessageStatus/Status"); got != "1" {
+				t.Errorf("status before close %q, want 1", got)
+			}
+
+			// close: delivered with the Zustellbestaetigung.
+			r = post(t, c, rec, actionCT(portRecipient, "close"), soapUIRequest(xtaA, "", fetchBody(xtaID)))
+			mustOK(t, "close", r)
+			validateAnswerIfAny(t, v, tc.name+"/close", r)
+			s := e.wait(t, sub.ID, submission.StateDelivered)
+			if s.DeliveredAt == nil {
+				t.Fatal("close left DeliveredAt unset")
+			}
+			rcpt, err := e.b.Receipt(context.Background(), officeA, sub.ID, broker.ReceiptDelivery)
+			if err != nil || !bytes.Contains(rcpt, []byte(channel.XTA)) {
+				t.Fatalf("Zustellbestaetigung after close: %q, %v", rcpt, err)
+			}
+			// A repeated close changes nothing and is no error.
+			r = post(t, c, rec, actionCT(portRecipient, "close"), soapUIRequest(xtaA, "", fetchBody(xtaID)))
+			mustOK(t, "close again", r)
+			r = post(t, c, tb, actionCT(portTransportBase, "getTransportReport"), soapUIRequest(xtaA, "", `
+      <ns:XTAMessageID id="q1">`+xtaID+`</ns:XTAMessageID>`))
+			mustOK(t, "getTransportReport after close", r)
+			if r.text("//TransportReport/MessageStatus/Status") != "0" || r.text("//TransportReport/MessageMetaData/DeliveryAttributes/Reception") == "" {
+				t.Errorf("report after close lacks status 0 or Reception:\n%s", r.root)
+			}
+
+			// Sender port: createMessageID, lookupService, sendMessage, sendMessageSync.
+			sp := e.base + PathSender
+			r = post(t, c, sp, actionCT(portSender, "createMessageID"), soapUIRequest(xtaA, "", ""))
+			mustOK(t, "createMessageID", r)
+			validateAnswer(t, v, tc.name+"/createMessageID", r)
+			replyID := r.text("//Body/XTAMessageID")
+			if !strings.HasPrefix(replyID, MessageIDPrefix+"amtsbote:") {
+				t.Fatalf("createMessageID gave %q", replyID)
+			}
+			r = post(t, c, sp, actionCT(portSender, "lookupService"), soapUIRequest(xtaA, "", `
+      <ns:LookupQuery>
+         <ns:LookupService>
+            <ns:Reader><ns:Identifier identifierScheme="xoev">`+gatewayID+`</ns:Identifier></ns:Reader>
+            <ns:Service>urn:amtsbote:service:antwort</ns:Service>
+         </ns:LookupService>
+         <ns:LookupService>
+            <ns:Reader><ns:Identifier identifierScheme="xoev">dvdv:unknown</ns:Identifier></ns:Reader>
+         </ns:LookupService>
+      </ns:LookupQuery>`))
+			mustOK(t, "lookupService", r)
+			validateAnswer(t, v, tc.name+"/lookupService", r)
+			if got := texts(r, "//LookupServiceResult/IsServiceAvailableValue/ServiceIsAvailable"); len(got) != 2 || got[0] != "true" || got[1] != "false" {
+				t.Errorf("lookupService availability %v, want [true false]", got)
+			}
+			bescheid := []byte(`<Bescheid xmlns="urn:xoev-de:xbau:2.3">Genehmigt</Bescheid>`)
+			r = post(t, c, sp, actionCT(portSender, "sendMessage"), soapUIRequest(xtaA, replyHeader(replyID, xtaA, xtaID, "Bescheid"), `
+      <ns:ContentContainer>
+         <ns:Message contentType="application/xml" encoding="UTF-8" filename="bescheid.xml" id="m1" size="`+strconv.Itoa(len(bescheid))+`">`+base64.StdEncoding.EncodeToString(bescheid)+`</ns:Message>
+      </ns:ContentContainer>`))
+			mustOK(t, "sendMessage", r)
+			validateAnswerIfAny(t, v, tc.name+"/sendMessage", r)
+			s, _ = e.b.Submission(sub.ID)
+			if len(s.Replies) != 1 || s.Replies[0].MessageID != replyID || s.Replies[0].Kind != "Bescheid" || s.Replies[0].Channel != channel.XTA {
+				t.Fatalf("replies after sendMessage: %+v", s.Replies)
+			}
+			_, rc, err := e.b.OpenReply(context.Background(), officeA, sub.ID, s.Replies[0].ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got bytes.Buffer
+			_, _ = got.ReadFrom(rc)
+			rc.Close()
+			if !bytes.Equal(got.Bytes(), bescheid) {
+				t.Errorf("stored reply %q, want %q", got.Bytes(), bescheid)
+			}
+			// sendMessageSync, MTOM on input, with an attachment.
+			replyID2 := NewMessageID("office-a-fv")
+			mtomBody, mtomCT := mtomRequest(t, soapUIRequest(xtaA, replyHeader(replyID2, xtaA, sub.ID, "Rueckfrage"), `
+      <ns:ContentContainer>
+         <ns:Message contentType="text/plain" filename="rueckfrage.txt" id="m2"><xop:Include xmlns:xop="http://www.w3.org/2004/08/xop/include" href="cid:msg%40office"/></ns:Message>
+         <ns:Attachment contentType="application/pdf" filename="plan.pdf" id="a2"><xop:Include xmlns:xop="http://www.w3.org/2004/08/xop/include" href="cid:att@office"/></ns:Attachment>
+      </ns:ContentContainer>`), Action(portSender, "sendMessageSync"), map[string][]byte{"msg@office": []byte("Bitte Lageplan nachreichen."), "att@office": att})
+			r = post(t, c, sp, mtomCT, mtomBody)
+			mustOK(t, "sendMessageSync", r)
+			validateAnswer(t, v, tc.name+"/sendMessageSync", r)
+			s, _ = e.b.Submission(sub.ID)
+			if len(s.Replies) != 2 || s.Replies[1].Kind != "Rueckfrage" || !strings.HasPrefix(s.Replies[1].ContentType, "multipart/mixed") {
+				t.Fatalf("replies after sendMessageSync: %+v", s.Replies)
+			}
+			// The reply's own transport report.
+			r = post(t, c, tb, actionCT(portTransportBase, "getTransportReport"), soapUIRequest(xtaA, "", `
+      <ns:XTAMessageID id="q2">`+replyID+`</ns:XTAMessageID>`))
+			mustOK(t, "getTransportReport of a reply", r)
+			validateAnswer(t, v, tc.name+"/getTransportReportReply", r)
+
+			// checkAccountActive.
+			r = post(t, c, tb, actionCT(portTransportBase, "checkAccountActive"), soapUIRequest(xtaA, "", ""))
+			mustOK(t, "checkAccountActive", r)
+			validateAnswerIfAny(t, v, tc.name+"/checkAccountActive", r)
+
+			// Without SOAP actions but with WS-Addressing, as some clients send them.
+			r = post(t, c, rec, soapContentType(""), soapUIRequest(xtaA, `
+      <wsa:Action xmlns:wsa="http://www.w3.org/2005/08/addressing">`+Action(portRecipient, "getStatusList")+`</wsa:Action>
+      <wsa:MessageID xmlns:wsa="http://www.w3.org/2005/08/addressing">urn:uuid:0b7c5f6e-1111-4222-8333-944455556666</wsa:MessageID>`, statusListBody(false, 5, time.Time{}, time.Time{})))
+			mustOK(t, "getStatusList via wsa:Action", r)
+			if r.text("//Header/RelatesTo") != "urn:uuid:0b7c5f6e-1111-4222-8333-944455556666" {
+				t.Errorf("no wsa:RelatesTo in the answer to a WS-Addressing request")
+			}
+		})
+	}
+	v.run()
+}
+
+func validateAnswerIfAny(t *testing.T, v *validator, name string, r *soapResp) {
+	t.Helper()
+	if parts := xtaParts(t, r.root, r.parts); len(parts) > 0 {
+		validateAnswer(t, v, name, r)
+	}
+}
+
+func texts(r *soapResp, path string) []string {
+	var out []string
+	for _, el := range r.doc.FindElements(path) {
+		out = append(out, strings.TrimSpace(el.Text()))
+	}
+	return out
+}
+
+// contentOf decodes a content element of an answer, inline or XOP.
+func contentOf(t *testing.T, r *soapResp, path string) []byte {
+	t.Helper()
+	el := r.doc.FindElement(path)
+	if el == nil {
+		t.Fatalf("no %s in\n%s", path, r.root)
+	}
+	if inc := el.SelectElement("Include"); inc != nil {
+		b, ok := r.parts[strings.TrimPrefix(inc.SelectAttrValue("href", ""), "cid:")]
+		if !ok {
+			t.Fatalf("%s: xop:Include names no part", path)
+		}
+		return b
+	}
+	b, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(el.Text()), ""))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return b
+}
+
+// mtomRequest wraps a SOAP request into MTOM/XOP multipart/related.
+func mtomRequest(t testing.TB, env []byte, action string, parts map[string][]byte) ([]byte, string) {
+	t.Helper()
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	root, _ := mw.CreatePart(textproto.MIMEHeader{
+		"Content-Type": {`application/xop+xml; charset=UTF-8; type="application/soap+xml; action=\"` + action + `\""`},
+		"Content-Id":   {"<rootpart@office>"}, "Content-Transfer-Encoding": {"8bit"}})
+	root.Write(env)
+	for cid, p := range parts {
+		w, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"application/octet-stream"},
+			"Content-Id": {"<" + cid + ">"}, "Content-Transfer-Encoding": {"binary"}})
+		w.Write(p)
+	}
+	mw.Close()
+	ct := fmt.Sprintf(`multipart/related; type="application/xop+xml"; start="<rootpart@office>"; start-info="application/soap+xml"; boundary=%q`, mw.Boundary())
+	return b.Bytes(), ct
+}
