@@ -75,6 +75,8 @@ func ProblemFor(err error) *problem.Problem {
 		return problem.New(http.StatusConflict, problem.TypeConflict, err.Error())
 	case errors.Is(err, broker.ErrStopped):
 		return problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "the gateway is shutting down; retry")
+	case errors.Is(err, broker.ErrUnavailable):
+		return problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "the gateway cannot store packages right now (storage full or failing); nothing was accepted; retry later")
 	}
 	return problem.New(http.StatusInternalServerError, problem.TypeInternal, "internal error; the request was not accepted")
 }
@@ -84,8 +86,14 @@ func isMaxBytes(err error) bool {
 	return errors.As(err, &mb)
 }
 
+// retryAfterSeconds is what a 503 suggests to a portal.
+const retryAfterSeconds = "30"
+
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p := ProblemFor(err)
+	if p.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", retryAfterSeconds)
+	}
 	if p.Status >= 500 {
 		s.log.Error("request failed", "path", r.URL.Path, "err", err)
 	} else {

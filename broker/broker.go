@@ -43,6 +43,9 @@ var (
 	ErrConflict  = store.ErrConflict
 	ErrForbidden = errors.New("not addressed to this office")
 	ErrStopped   = errors.New("broker stopped")
+	// ErrUnavailable: the store cannot take the package now (a full disk, a write
+	// failure). Nothing was accepted; the sender should retry later.
+	ErrUnavailable = errors.New("storage cannot take writes now")
 )
 
 // Stream and consumer names in JetStream.

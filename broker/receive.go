@@ -74,13 +74,13 @@ func (b *Broker) Receive(ctx context.Context, in Intake) (*Received, error) {
 	// a repeat writes nothing new, since blobs are named by their content.
 	pkgDigest, err := b.db.Blobs().Put(in.Package)
 	if err != nil {
-		return nil, fmt.Errorf("broker: store package: %w", err)
+		return nil, fmt.Errorf("broker: store package: %w: %w", ErrUnavailable, err)
 	}
 	metas := make([]submission.Attachment, 0, len(in.Attachments))
 	for _, a := range in.Attachments {
 		d, err := b.db.Blobs().Put(a.Content)
 		if err != nil {
-			return nil, fmt.Errorf("broker: store attachment: %w", err)
+			return nil, fmt.Errorf("broker: store attachment: %w: %w", ErrUnavailable, err)
 		}
 		m := a.Meta
 		m.SHA256, m.Size = d, int64(len(a.Content))
@@ -99,7 +99,12 @@ func (b *Broker) Receive(ctx context.Context, in Intake) (*Received, error) {
 	}
 	stored, storedReceipt, created, err := b.db.Create(ctx, s, evs, ReceiptIntake, receipt)
 	if err != nil {
-		return nil, err
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		// Not the sender's fault, and nothing was committed: a full disk or a
+		// failing write answers "try again later", never a 201 and never a 500.
+		return nil, fmt.Errorf("broker: %w: %w", ErrUnavailable, err)
 	}
 	if !created {
 		b.metrics.duplicates.Inc()

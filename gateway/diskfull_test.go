@@ -1,0 +1,132 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/mailbox"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// smallFS mounts a tmpfs of the given size for the test (root only; CI runs as
+// root) and unmounts it afterwards: a real full disk, not a mocked error.
+func smallFS(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
+		t.Fatalf("mount a %s tmpfs (the disk-full test needs root, as CI has): %v", size, err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+	return dir
+}
+
+// fill writes a file until the file system is full.
+func fill(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if errors.Is(err, syscall.ENOSPC) {
+				return
+			}
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestDiskFullAnswers503AndRecovers: on a full disk intake answers 503 with
+// Retry-After and a problem document — never a 201 it did not persist — reads keep
+// working, and once space returns intake resumes by itself and what was accepted
+// before is delivered.
+func TestDiskFullAnswers503AndRecovers(t *testing.T) {
+	data := smallFS(t, "24m")
+	hash, err := mailbox.HashPassword("pruefer-passwort")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := start(t, func(c *config.Config) {
+		c.DataDir = data
+		c.Mailbox.Users = []config.MailboxUser{{Name: "anna", Office: DemoOfficeID, PasswordHash: hash}}
+	})
+	ctx := context.Background()
+	before, err := f.portal.Submit(ctx, f.example())
+	if err != nil || !before.Accepted() {
+		t.Fatalf("submit before: %v %+v", err, before)
+	}
+	filler := filepath.Join(data, "filler")
+	fill(t, filler)
+
+	var full bool
+	for i := 0; i < 20 && !full; i++ { // bbolt may still have free pages for a few
+		res, err := f.portal.Submit(ctx, f.example())
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch res.Status {
+		case http.StatusCreated:
+			continue // it fitted: durable all the same
+		case http.StatusServiceUnavailable:
+			if !strings.HasSuffix(res.Problem.Type, "/unavailable") {
+				t.Fatalf("503 with type %q", res.Problem.Type)
+			}
+			full = true
+		default:
+			t.Fatalf("on a full disk: status %d %+v", res.Status, res.Problem)
+		}
+	}
+	if !full {
+		t.Fatal("the disk never got full enough to refuse a package")
+	}
+	// The Retry-After header, seen raw.
+	req, _ := http.NewRequest(http.MethodGet, f.g.URL()+"/healthz", nil)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz on a full disk: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+	p := f.example()
+	body, err := f.portal.Sign(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(f.g.URL()+"/v1/submissions", "application/xml", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("status %d Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	// Reads keep working.
+	if st, err := f.portal.Status(ctx, before.SubmissionID); err != nil || st.ID != before.SubmissionID {
+		t.Fatalf("status read on a full disk: %v", err)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	after, err := f.portal.Submit(ctx, f.example())
+	if err != nil || after.Status != http.StatusCreated {
+		t.Fatalf("after space returned: %v %+v", err, after)
+	}
+	for _, id := range []string{before.SubmissionID, after.SubmissionID} {
+		waitFor(t, "the mailbox hand-over of "+id, func() bool {
+			s, err := f.g.Broker.Submission(id)
+			return err == nil && s.State == submission.StateHandedOver
+		})
+	}
+}
