@@ -122,6 +122,7 @@ func New(o Options) *Server {
 	r.Post("/v1/submissions", s.submit)
 	r.Get("/v1/submissions/{id}", s.portalOnly(s.status))
 	r.Get("/v1/submissions/{id}/receipts/{kind}", s.portalOnly(s.portalReceipt))
+	r.Get("/v1/submissions/{id}/replies/{rid}", s.portalOnly(s.portalReply))
 
 	r.Route("/v1/office", func(r chi.Router) {
 		r.Use(s.officeAuth)
@@ -589,6 +590,23 @@ func (s *Server) adminRedeliver(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, 200, map[string]any{"id": sub.ID, "state": sub.State})
+}
+
+// portalReply serves the bytes of one reply of the office to the portal.
+func (s *Server) portalReply(w http.ResponseWriter, r *http.Request, portal string) {
+	rep, rc, err := s.opt.Broker.PortalReply(r.Context(), portal, chi.URLParam(r, "id"), chi.URLParam(r, "rid"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	defer rc.Close()
+	ct := rep.ContentType
+	if _, _, err := mime.ParseMediaType(ct); err != nil || ct == "" {
+		ct = "application/octet-stream"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Content-Length", strconv.FormatInt(rep.Size, 10))
+	_, _ = io.Copy(w, rc)
 }
 
 // AdminSubmission is the operator's view: the whole record and the whole event log,

@@ -438,3 +438,45 @@ func TestRESTOverTLS(t *testing.T) {
 		t.Fatalf("status %d, tls %v", resp.StatusCode, resp.TLS != nil)
 	}
 }
+
+// TestReplyVisibleToThePortal: a reply of the office (a Bescheid sent back by XTA or
+// another face) shows in the portal's status, and its bytes are the portal's to read.
+func TestReplyVisibleToThePortal(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	res, err := f.portal.Submit(ctx, f.example())
+	if err != nil || !res.Accepted() {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	if _, err := f.g.Broker.Confirm(ctx, DemoOfficeID, res.SubmissionID, broker.Pickup{Channel: channel.XTA, Receiver: "Fachverfahren"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.Broker.Reply(ctx, DemoOfficeID, res.SubmissionID, broker.ReplyIn{Kind: "Bescheid", MessageID: "urn:de:xta:messageid:fv:1",
+		ContentType: "application/xml", Content: []byte("<Bescheid>genehmigt</Bescheid>"), Actor: "Fachverfahren", Channel: channel.XTA}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := f.portal.Status(ctx, res.SubmissionID)
+	if err != nil || len(st.Replies) != 1 || st.Replies[0].Kind != "Bescheid" {
+		t.Fatalf("status: %v %+v", err, st.Replies)
+	}
+	req, _ := http.NewRequest(http.MethodGet, f.g.URL()+st.Replies[0].Link, nil)
+	req.Header.Set("Authorization", "Bearer "+portalToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "<Bescheid>genehmigt</Bescheid>" {
+		t.Fatalf("reply: %d %q", resp.StatusCode, b)
+	}
+	req.Header.Set("Authorization", "Bearer "+officeToken) // not a portal token
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("an office token read the portal's reply: %d", resp.StatusCode)
+	}
+}

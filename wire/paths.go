@@ -16,6 +16,11 @@ const (
 // SubmissionPath is the portal's status of one submission.
 func SubmissionPath(id string) string { return SubmissionsPath + "/" + url.PathEscape(id) }
 
+// ReplyPath is the bytes of one reply of the office, for the portal.
+func ReplyPath(id, replyID string) string {
+	return SubmissionPath(id) + "/replies/" + url.PathEscape(replyID)
+}
+
 // ReceiptPath is a receipt of one submission for the portal (kind ReceiptEingang or
 // ReceiptZustellung).
 func ReceiptPath(id, kind string) string {

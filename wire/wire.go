@@ -93,8 +93,23 @@ type StatusView struct {
 	ReceivedAt  time.Time         `json:"receivedAt"`
 	DeliveredAt *time.Time        `json:"deliveredAt,omitempty"`
 	Decision    *Decision         `json:"decision,omitempty"`
-	Events      []Event           `json:"events"`
-	Links       map[string]string `json:"links"`
+	// Replies are the office's messages back to the applicant (a Bescheid, a
+	// Rückfrage), oldest first; each has a link to its bytes.
+	Replies []Reply           `json:"replies,omitempty"`
+	Events  []Event           `json:"events"`
+	Links   map[string]string `json:"links"`
+}
+
+// Reply is one message of the office back to the applicant.
+type Reply struct {
+	ID          string    `json:"id"`
+	Kind        string    `json:"kind"`
+	ContentType string    `json:"contentType,omitempty"`
+	Size        int64     `json:"size"`
+	SHA256      string    `json:"sha256"`
+	Channel     string    `json:"channel"`
+	At          time.Time `json:"at"`
+	Link        string    `json:"link"`
 }
 
 // Link names in StatusView.Links. An office view has one "attachment:<id>" link per
