@@ -4,6 +4,11 @@
 // delivery rates and latencies next to a baseline measured in the same run —
 // signature verification alone on the same packages — because absolute numbers on
 // shared machines vary too much to compare across runs.
+//
+// Run is the closed loop: a fixed number of clients, each waiting for its answer.
+// RunOpen is the open loop (open.go): fixed arrival rates in a ladder of steps,
+// latency from the scheduled send time, a write+fsync probe of the data disk as the
+// same-run floor, and the cost per package in flushes, bytes, CPU and memory.
 package loadtest
 
 import (
@@ -82,85 +87,23 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		o.DataDir = d
 	}
 
-	// The office: verifies both signature header sets on every webhook, answers 200.
-	var secret atomic.Value
-	secret.Store("")
-	var hookErrs atomic.Int64
-	recv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, _, err := webhook.ReadVerified(r, secret.Load().(string), time.Now(), 5*time.Minute); err != nil {
-			hookErrs.Add(1)
-			http.Error(w, "bad", http.StatusUnauthorized)
-			return
-		}
-		w.WriteHeader(http.StatusOK)
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	b, err := startBench(ctx, benchConfig{DataDir: o.DataDir, BatchSize: o.Concurrency, Workers: max(8, o.Concurrency), PerOffice: o.PerOffice})
 	if err != nil {
 		return nil, err
 	}
-	go func() { _ = recv.Serve(ln) }()
-	defer recv.Close()
-
-	cfg := config.Default()
-	cfg.DataDir = o.DataDir
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Store.BatchSize = o.Concurrency
-	cfg.Delivery.Workers = max(8, o.Concurrency)
-	cfg.Delivery.PerOffice = o.PerOffice
-	cfg.Delivery.BackoffBase = 100 * time.Millisecond
-	cfg.Offices = map[string]config.OfficeClient{gateway.DemoOfficeID: {Channels: map[string]config.Channel{channel.Webhook: {Endpoint: "http://" + ln.Addr().String() + "/hook"}}}}
-	g, err := gateway.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		sctx, c := context.WithTimeout(context.Background(), 20*time.Second)
-		defer c()
-		_ = g.Shutdown(sctx)
-	}()
-	secret.Store(g.Config.Offices[gateway.DemoOfficeID].Channels[channel.Webhook].Secret)
-
-	svc, err := g.Directory.Current().FindService("Meldung von Mängeln im Stadt- oder Gemeindegebiet")
-	if err != nil {
-		return nil, err
-	}
-	signer, err := signing.LoadSigner(g.PKI.PortalKey, g.PKI.PortalCert)
-	if err != nil {
-		return nil, err
-	}
+	defer b.close()
+	g, hookErrs := b.g, &b.hookErrs
 	// Sign every package up front: the portal's signing cost is not the gateway's.
-	docs := make([][]byte, o.N)
-	for i := range docs {
-		p := paket.Big(o.Elements, 1)
-		id := paket.NewMessageID()
-		p.ID, p.Kopf.NachrichtID = "paket-"+id, id
-		p.Kopf.Leistung.Schluessel = svc.Key
-		if docs[i], err = signer.Sign(p.Element()); err != nil {
-			return nil, err
-		}
+	docs, err := b.sign(o.N, o.Elements, 1)
+	if err != nil {
+		return nil, err
 	}
 	res := &Result{N: o.N, Concurrency: o.Concurrency, PackageBytes: len(docs[0]), CPUs: runtime.GOMAXPROCS(0)}
 
 	// Baseline in the same run: verification alone, same packages, same concurrency.
-	verifier := signing.NewVerifier(g.Trust, signing.VerifyOptions{})
-	vStart := time.Now()
-	var next atomic.Int64
-	var vErr atomic.Value
-	parallel(o.Concurrency, func() {
-		for {
-			i := int(next.Add(1)) - 1
-			if i >= len(docs) {
-				return
-			}
-			if _, err := verifier.Verify(docs[i], signing.RolePortal); err != nil {
-				vErr.Store(err)
-			}
-		}
-	})
-	if err, _ := vErr.Load().(error); err != nil {
-		return nil, fmt.Errorf("baseline verify: %w", err)
+	if res.VerifyPerSec, err = b.verifyRate(docs, o.Concurrency); err != nil {
+		return nil, err
 	}
-	res.VerifyPerSec = float64(len(docs)) / time.Since(vStart).Seconds()
 
 	var delivered atomic.Int64
 	lastDelivery := atomic.Int64{}
@@ -175,7 +118,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	lat := make([]time.Duration, o.N)
 	var accepted atomic.Int64
 	var firstErr atomic.Value
-	next.Store(0)
+	var next atomic.Int64
 	start := time.Now()
 	stopProgress := progress(o.Progress, start, o.N, &accepted, &delivered)
 	parallel(o.Concurrency, func() {
@@ -221,6 +164,144 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	res.P50, res.P99, res.Max = lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)], lat[len(lat)-1]
 	res.Ratio = res.AcceptedPerSec / res.VerifyPerSec
 	return res, nil
+}
+
+// benchConfig is how the loopback gateway of a run is set up.
+type benchConfig struct {
+	DataDir   string
+	BatchSize int // store batch size (0: the gateway's default)
+	Workers   int // delivery workers (0: the gateway's default)
+	PerOffice int // 0: the gateway's default
+}
+
+// bench is a running loopback gateway with its office: a webhook receiver that
+// verifies both signature header sets on every delivery and answers 200.
+type bench struct {
+	g        *gateway.Gateway
+	hookErrs atomic.Int64 // webhooks that failed the receiver's check
+	svcKey   string
+	signer   *signing.Signer
+	closers  []func()
+}
+
+func startBench(ctx context.Context, c benchConfig) (_ *bench, err error) {
+	b := &bench{}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
+	var secret atomic.Value
+	secret.Store("")
+	recv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, _, err := webhook.ReadVerified(r, secret.Load().(string), time.Now(), 5*time.Minute); err != nil {
+			b.hookErrs.Add(1)
+			http.Error(w, "bad", http.StatusUnauthorized)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	go func() { _ = recv.Serve(ln) }()
+	b.closers = append(b.closers, func() { _ = recv.Close() })
+
+	cfg := config.Default()
+	cfg.DataDir = c.DataDir
+	cfg.Listen = "127.0.0.1:0"
+	if c.BatchSize > 0 {
+		cfg.Store.BatchSize = c.BatchSize
+	}
+	if c.Workers > 0 {
+		cfg.Delivery.Workers = c.Workers
+	}
+	cfg.Delivery.PerOffice = c.PerOffice
+	cfg.Delivery.BackoffBase = 100 * time.Millisecond
+	cfg.Offices = map[string]config.OfficeClient{gateway.DemoOfficeID: {Channels: map[string]config.Channel{channel.Webhook: {Endpoint: "http://" + ln.Addr().String() + "/hook"}}}}
+	g, err := gateway.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return nil, err
+	}
+	b.g = g
+	b.closers = append(b.closers, func() {
+		sctx, c := context.WithTimeout(context.Background(), 20*time.Second)
+		defer c()
+		_ = g.Shutdown(sctx)
+	})
+	secret.Store(g.Config.Offices[gateway.DemoOfficeID].Channels[channel.Webhook].Secret)
+
+	svc, err := g.Directory.Current().FindService("Meldung von Mängeln im Stadt- oder Gemeindegebiet")
+	if err != nil {
+		return nil, err
+	}
+	b.svcKey = svc.Key
+	if b.signer, err = signing.LoadSigner(g.PKI.PortalKey, g.PKI.PortalCert); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// close stops the gateway, then the office, in that order.
+func (b *bench) close() {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i]()
+	}
+	b.closers = nil
+}
+
+// sign makes n distinct signed packages of the given size, using `workers` goroutines.
+func (b *bench) sign(n, elements, workers int) ([][]byte, error) {
+	docs := make([][]byte, n)
+	var next atomic.Int64
+	var firstErr atomic.Value
+	parallel(max(1, workers), func() {
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= n {
+				return
+			}
+			p := paket.Big(elements, 1)
+			id := paket.NewMessageID()
+			p.ID, p.Kopf.NachrichtID = "paket-"+id, id
+			p.Kopf.Leistung.Schluessel = b.svcKey
+			d, err := b.signer.Sign(p.Element())
+			if err != nil {
+				firstErr.CompareAndSwap(nil, err)
+				return
+			}
+			docs[i] = d
+		}
+	})
+	if err, _ := firstErr.Load().(error); err != nil {
+		return nil, err
+	}
+	return docs, nil
+}
+
+// verifyRate is the baseline measured in the same run: signature verification
+// alone of docs at the given concurrency, in packages per second.
+func (b *bench) verifyRate(docs [][]byte, concurrency int) (float64, error) {
+	verifier := signing.NewVerifier(b.g.Trust, signing.VerifyOptions{})
+	vStart := time.Now()
+	var next atomic.Int64
+	var vErr atomic.Value
+	parallel(concurrency, func() {
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= len(docs) {
+				return
+			}
+			if _, err := verifier.Verify(docs[i], signing.RolePortal); err != nil {
+				vErr.Store(err)
+			}
+		}
+	})
+	if err, _ := vErr.Load().(error); err != nil {
+		return 0, fmt.Errorf("baseline verify: %w", err)
+	}
+	return float64(len(docs)) / time.Since(vStart).Seconds(), nil
 }
 
 func parallel(n int, fn func()) {

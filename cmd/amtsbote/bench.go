@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/amtsbote/amtsbote/loadtest"
@@ -13,13 +15,58 @@ import (
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	n := fs.Int("n", 2000, "packages to submit")
-	c := fs.Int("c", 16, "concurrent portal connections")
+	n := fs.Int("n", 2000, "packages to submit (closed loop)")
+	c := fs.Int("c", 16, "concurrent portal connections (closed loop)")
 	elements := fs.Int("elements", 120, "XML elements per package (120 is about 10 KB)")
-	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
+	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long (open loop: default the ladder plus 10 minutes)")
 	perOffice := fs.Int("per-office", 0, "concurrent delivery attempts per office (0: the default, workers/4); all packages go to one office")
+	open := fs.Bool("open", false, "open loop: fixed arrival rates, latency from the scheduled send time, one request per arrival")
+	rates := fs.String("rates", "50,100,200,400", "open loop: the rate ladder, arrivals per second, comma-separated")
+	step := fs.Duration("step", 20*time.Second, "open loop: length of each rate step")
+	arrivals := fs.String("arrivals", loadtest.ArrivalPoisson, "open loop: arrival process, poisson or constant")
+	seed := fs.Uint64("seed", 1, "open loop: seed of the Poisson arrivals")
+	maxInFlight := fs.Int("max-inflight", 4096, "open loop: safety cap on requests in flight; arrivals beyond it are dropped and reported")
+	workers := fs.Int("workers", 16, "open loop: delivery workers of the gateway")
+	floor := fs.Duration("floor", 2*time.Second, "open loop: run the write+fsync probe alone this long before the ladder (0: not at all)")
+	probeEvery := fs.Duration("probe", 10*time.Millisecond, "open loop: interval of the write+fsync probe of the data disk (0: no probe, to see what it costs)")
+	drain := fs.Duration("drain", time.Minute, "open loop: after the ladder, wait this long at most for every package to be delivered")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *open {
+		ladder, err := parseRates(*rates)
+		if err != nil {
+			fmt.Fprintln(stderr, "amtsbote bench: -rates:", err)
+			return 2
+		}
+		explicit := false
+		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "timeout" })
+		if !explicit {
+			*timeout = time.Duration(len(ladder))*(*step) + 10*time.Minute
+		}
+		fl := *floor
+		if fl == 0 {
+			fl = -1 // RunOpen: negative means none
+		}
+		pe := *probeEvery
+		if pe == 0 {
+			pe = -1
+		}
+		rctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		fmt.Fprintf(stderr, "open loop: %s arrivals at %s/s for %s each, against a gateway on loopback...\n", *arrivals, *rates, *step)
+		res, err := loadtest.RunOpen(rctx, loadtest.OpenOptions{
+			Rates: ladder, Step: *step, Arrivals: *arrivals, Seed: *seed, MaxInFlight: *maxInFlight,
+			Elements: *elements, Workers: *workers, PerOffice: *perOffice, Floor: fl, ProbeEvery: pe, Drain: *drain, Progress: stderr,
+		})
+		if res != nil {
+			res.Report(stdout)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "amtsbote bench:", err)
+			return 1
+		}
+		return 0
 	}
 	fmt.Fprintf(stderr, "signing %d packages, then posting them with concurrency %d to a gateway on loopback...\n", *n, *c)
 	res, err := loadtest.Run(ctx, loadtest.Options{N: *n, Concurrency: *c, Elements: *elements, PerOffice: *perOffice, Timeout: *timeout, Progress: stderr})
@@ -29,4 +76,23 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	res.Report(stdout)
 	return 0
+}
+
+func parseRates(s string) ([]float64, error) {
+	var out []float64
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		r, err := strconv.ParseFloat(f, 64)
+		if err != nil || r <= 0 {
+			return nil, fmt.Errorf("%q is not a positive rate", f)
+		}
+		out = append(out, r)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no rates")
+	}
+	return out, nil
 }

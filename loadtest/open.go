@@ -1,0 +1,578 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/amtsbote/amtsbote/portal"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// OpenOptions of an open-loop run: a ladder of fixed arrival rates against one
+// loopback gateway.
+type OpenOptions struct {
+	Rates          []float64     // arrivals per second, one step each, in this order
+	Step           time.Duration // length of each step (default 20 s)
+	Arrivals       string        // ArrivalConstant or ArrivalPoisson (default)
+	Seed           uint64        // of the Poisson arrivals (default 1)
+	MaxInFlight    int           // safety cap on requests in flight (default 4096); arrivals beyond it are dropped and reported
+	Elements       int           // elements per package (~120 gives ~10 KB)
+	Workers        int           // delivery workers (default 16, as the closed loop with -c 16)
+	PerOffice      int           // attempts per office at once (0: the gateway's default)
+	Floor          time.Duration // probe alone before the ladder (default 2 s; negative: none)
+	ProbeEvery     time.Duration // write+fsync probe interval (default 10 ms; negative: no probe, to see what the probe costs)
+	RequestTimeout time.Duration // per request (default 30 s); an answer later counts as "timeout"
+	Drain          time.Duration // after the ladder, wait this long at most for the backlog to be delivered (default 60 s)
+	DataDir        string        // empty: a temporary folder
+	Progress       io.Writer     // one line per second while running; nil: silent
+}
+
+// OpenResult of an open-loop run.
+type OpenResult struct {
+	Arrivals       string
+	Seed           uint64
+	Step           time.Duration
+	PackageBytes   int
+	CPUs           int
+	MaxInFlight    int
+	Workers        int
+	LoadBefore     string // /proc/loadavg before signing
+	LoadAfter      string // after the ladder
+	VerifyPerSec   float64
+	PresignedBytes int64 // the signed packages held in memory at the start of the ladder
+
+	Disk       string // data disk as in /proc/diskstats; empty: flushes not available
+	FlushNote  string // why flushes are not available, or what they include
+	BytesNote  string // empty when /proc/self/io write_bytes is read
+	RSSNote    string // how peak RSS is to be read
+	Floor      ProbeStats
+	FloorFlush float64 // disk flushes/s with only the probe running (and whatever else runs on the machine)
+
+	ProbeOff bool // run without the probe: no floor, no relative target
+
+	Steps        []Step
+	Drained      bool
+	FinalBacklog int64
+	DrainSeconds float64
+}
+
+// ProbeStats of the write+fsync probe over one window.
+type ProbeStats struct {
+	N, Errors     int
+	P50, P99, Max time.Duration
+}
+
+// Step is one rate of the ladder. Latencies are of the arrivals scheduled in the
+// step (answered whenever); rates, gaps and counters are of the step's window.
+type Step struct {
+	Rate            float64
+	Seconds         float64
+	latencyStats                  // Scheduled, Sent, Dropped, Created, P50…Max, Errors, MaxLag
+	AcceptedPerSec  float64       // 201 answers received in the window
+	DeliveredPerSec float64       // deliveries in the window
+	BacklogStart    int64         // received minus delivered, at the start
+	BacklogEnd      int64         // and at the end
+	NoAnswerGap     time.Duration // longest time without any answer while requests were outstanding
+	DeliveryGap     time.Duration // longest time without a delivery while packages waited
+	Probe           ProbeStats    // the write+fsync probe in the same window
+	Flushes         int64         // disk flush requests completed in the window (whole disk), -1: unknown
+	FlushesPerPkg   float64       // (Flushes − floor rate × window) / accepted; NaN: unknown
+	BytesPerPkg     float64       // (write_bytes − probe's bytes) / accepted; NaN: unknown
+	PeakRSS         int64         // VmHWM at the end of the window (reset at its start when possible)
+	MaxInFlight     int           // requests in flight at once, at most
+	CPU             float64       // CPU seconds of the whole process (gateway and bench) per second of the window
+	CPUPerPkg       time.Duration // CPU time of the process per 201; 0: none accepted
+	CPUWait, IOWait float64       // share of the window in which some task on the machine waited for CPU, for I/O (PSI "some"); -1: unknown
+	Ratio           float64       // DeliveredPerSec / VerifyPerSec
+	Limit           time.Duration // the p99 the latency target allows in this step
+	OK              bool          // the target holds
+	Why             []string      // why not
+}
+
+// Latency target of the ladder.
+const (
+	targetP99        = 25 * time.Millisecond
+	probeFloorP99    = 10 * time.Millisecond // above this probe p99, the target is relative to it
+	probeFactor      = 2.5
+	backlogTolerance = 0.05 // growth of received−delivered within a step allowed, as a share of its arrivals (at least 10)
+)
+
+// judge applies the target: p99 < 25 ms, or ≤ 2.5 × the probe's p99 when that is
+// above 10 ms; no errors (dropped arrivals included); no growing backlog.
+func (s *Step) judge() {
+	s.Limit = targetP99
+	relative := s.Probe.P99 > probeFloorP99
+	if relative {
+		s.Limit = time.Duration(probeFactor * float64(s.Probe.P99))
+	}
+	s.Why = nil
+	if relative && s.P99 > s.Limit || !relative && s.P99 >= s.Limit {
+		s.Why = append(s.Why, fmt.Sprintf("p99 %s > %s", fmtDur(s.P99), fmtDur(s.Limit)))
+	}
+	if n := errCount(s.Errors); n > 0 {
+		s.Why = append(s.Why, fmt.Sprintf("%d errors", n))
+	}
+	if g := s.BacklogEnd - s.BacklogStart; float64(g) > max(10, backlogTolerance*float64(s.Scheduled)) {
+		s.Why = append(s.Why, fmt.Sprintf("backlog +%d", g))
+	}
+	if s.Sent == 0 {
+		s.Why = append(s.Why, "nothing sent")
+	}
+	s.OK = len(s.Why) == 0
+}
+
+func errCount(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// RunOpen performs one open-loop measurement: a gateway on loopback, the
+// verification-only baseline, the probe alone (the floor), then each rate for
+// opt.Step, then the drain.
+func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
+	if len(o.Rates) == 0 {
+		return nil, fmt.Errorf("open loop: no rates")
+	}
+	if o.Step <= 0 {
+		o.Step = 20 * time.Second
+	}
+	if o.Arrivals == "" {
+		o.Arrivals = ArrivalPoisson
+	}
+	if o.Seed == 0 {
+		o.Seed = 1
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 4096
+	}
+	if o.Elements <= 0 {
+		o.Elements = 120
+	}
+	if o.Workers <= 0 {
+		o.Workers = 16
+	}
+	if o.Floor == 0 {
+		o.Floor = 2 * time.Second
+	}
+	if o.ProbeEvery == 0 {
+		o.ProbeEvery = 10 * time.Millisecond
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = 30 * time.Second
+	}
+	if o.Drain <= 0 {
+		o.Drain = 60 * time.Second
+	}
+	// The whole schedule first: it says how many packages to sign.
+	rng := rand.New(rand.NewPCG(o.Seed, 0x616d7473626f7465))
+	plan := make([][]time.Duration, len(o.Rates))
+	total := 0
+	for i, r := range o.Rates {
+		offs, err := arrivalOffsets(o.Arrivals, r, o.Step, rng)
+		if err != nil {
+			return nil, err
+		}
+		plan[i] = offs
+		total += len(offs)
+	}
+	if total == 0 {
+		return nil, fmt.Errorf("open loop: no arrivals in the ladder (rates × step < 1)")
+	}
+	if o.DataDir == "" {
+		d, err := os.MkdirTemp("", "amtsbote-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		o.DataDir = d
+	}
+	res := &OpenResult{Arrivals: o.Arrivals, Seed: o.Seed, Step: o.Step, CPUs: runtime.GOMAXPROCS(0), MaxInFlight: o.MaxInFlight,
+		Workers: o.Workers, LoadBefore: loadAvg()}
+
+	// Store batch size and delay are the gateway's defaults: an open loop has no
+	// fixed number of clients to size them by.
+	b, err := startBench(ctx, benchConfig{DataDir: o.DataDir, Workers: o.Workers, PerOffice: o.PerOffice})
+	if err != nil {
+		return nil, err
+	}
+	defer b.close()
+	g := b.g
+
+	progressf(o.Progress, "signing %d packages...\n", total)
+	docs, err := b.sign(total, o.Elements, runtime.GOMAXPROCS(0))
+	if err != nil {
+		return nil, err
+	}
+	res.PackageBytes = len(docs[0])
+	for _, d := range docs {
+		res.PresignedBytes += int64(len(d))
+	}
+	// Baseline in the same run: verification alone, on (up to 2,000 of) the same
+	// packages, one goroutine per CPU.
+	if res.VerifyPerSec, err = b.verifyRate(docs[:min(len(docs), 2000)], runtime.GOMAXPROCS(0)); err != nil {
+		return nil, err
+	}
+
+	clk := realClock{}
+	var received, delivered atomic.Int64
+	deliveryGaps := &lockedGaps{clk: clk}
+	g.Broker.Observe(func(_ *submission.Submission, e submission.Event) {
+		switch e.Type {
+		case submission.EventReceived:
+			received.Add(1)
+			deliveryGaps.up()
+		case submission.EventDelivered:
+			delivered.Add(1)
+			deliveryGaps.down()
+		}
+	})
+
+	pr, err := newProbe(o.DataDir, o.ProbeEvery)
+	if err != nil {
+		return nil, err
+	}
+	defer pr.close()
+	if o.ProbeEvery < 0 {
+		pr = nil // start and end do nothing
+		res.ProbeOff = true
+	}
+	res.Disk, err = dataDisk(o.DataDir)
+	if err == nil {
+		if _, err = diskFlushes(res.Disk); err != nil {
+			res.Disk = ""
+		}
+	}
+	if err != nil {
+		res.FlushNote = "flushes unavailable (" + err.Error() + "): bytes only"
+	} else {
+		res.FlushNote = "flush requests completed on " + res.Disk + " (/proc/diskstats): the whole disk, so other processes count too; per package after subtracting the floor's rate (the disk's flushes/s before the ladder, probe running alone)"
+	}
+	flushes := func() int64 {
+		if res.Disk == "" {
+			return -1
+		}
+		n, err := diskFlushes(res.Disk)
+		if err != nil {
+			return -1
+		}
+		return n
+	}
+	if _, ok := procWriteBytes(); !ok {
+		res.BytesNote = "/proc/self/io unreadable: bytes written unknown"
+	}
+	if resetPeakRSS() {
+		res.RSSNote = "peak RSS per step (VmHWM reset at each step's start)"
+	} else {
+		res.RSSNote = "peak RSS since the process started (VmHWM could not be reset)"
+	}
+
+	// The floor: the probe alone, before any load.
+	if o.Floor > 0 {
+		f0, t0 := flushes(), time.Now()
+		pr.start()
+		clk.SleepUntil(ctx, t0.Add(o.Floor))
+		lat, errs := pr.end()
+		res.Floor = probeStats(lat, errs)
+		if f1 := flushes(); f0 >= 0 && f1 >= 0 {
+			res.FloorFlush = float64(f1-f0) / time.Since(t0).Seconds()
+		}
+	}
+
+	transport := &http.Transport{MaxIdleConnsPerHost: o.MaxInFlight, MaxConnsPerHost: 0, IdleConnTimeout: time.Minute}
+	defer transport.CloseIdleConnections()
+	client := &portal.Client{BaseURL: g.URL(), HTTP: &http.Client{Transport: transport}}
+	var docsMu sync.Mutex
+	rec := newRecorder(clk, o.MaxInFlight)
+	disp := &dispatcher{clk: clk, rec: rec, spawn: func(f func()) { go f() }, send: func(ctx context.Context, seq int) (int, error) {
+		docsMu.Lock()
+		doc := docs[seq]
+		docs[seq] = nil // memory under load is the gateway's, not the bench's
+		docsMu.Unlock()
+		rctx, cancel := context.WithTimeout(ctx, o.RequestTimeout)
+		defer cancel()
+		r, err := client.SubmitRaw(rctx, doc)
+		if err != nil {
+			return 0, err
+		}
+		return r.Status, nil
+	}}
+
+	for i, rate := range o.Rates {
+		if ctx.Err() != nil {
+			break
+		}
+		step := rec.addStep(len(plan[i]))
+		resetPeakRSS()
+		deliveryGaps.cut()
+		w0 := rec.cut()
+		f0 := flushes()
+		b0, _ := procWriteBytes()
+		c0, pc0, pi0 := processCPU(), pressureSome("cpu"), pressureSome("io")
+		r0, d0 := received.Load(), delivered.Load()
+		pr.start()
+		t0 := clk.Now()
+		stopProgress := openProgress(o.Progress, t0, i, len(o.Rates), rate, rec, &received, &delivered)
+		disp.runStep(ctx, step, t0, plan[i])
+		clk.SleepUntil(ctx, t0.Add(o.Step))
+		t1 := clk.Now()
+		w1 := rec.cut()
+		dGap := deliveryGaps.cut()
+		r1, d1 := received.Load(), delivered.Load()
+		plat, perrs := pr.end()
+		f1 := flushes()
+		b1, _ := procWriteBytes()
+		c1, pc1, pi1 := processCPU(), pressureSome("cpu"), pressureSome("io")
+		rss, _ := procStatusKB("VmHWM")
+		stopProgress()
+
+		secs := t1.Sub(t0).Seconds()
+		s := Step{Rate: rate, Seconds: secs,
+			AcceptedPerSec: float64(w1.created-w0.created) / secs, DeliveredPerSec: float64(d1-d0) / secs,
+			BacklogStart: r0 - d0, BacklogEnd: r1 - d1, NoAnswerGap: w1.noAnswerGap, DeliveryGap: dGap,
+			Probe: probeStats(plat, perrs), PeakRSS: rss, MaxInFlight: w1.maxInFlight,
+			Flushes: -1, FlushesPerPkg: math.NaN(), BytesPerPkg: math.NaN()}
+		accepted := float64(w1.created - w0.created)
+		s.CPU = (c1 - c0).Seconds() / secs
+		s.CPUWait, s.IOWait = psiShare(pc0, pc1, secs), psiShare(pi0, pi1, secs)
+		if accepted > 0 {
+			s.CPUPerPkg = time.Duration(float64(c1-c0) / accepted)
+		}
+		if f0 >= 0 && f1 >= 0 {
+			s.Flushes = f1 - f0
+			if accepted > 0 {
+				s.FlushesPerPkg = (float64(s.Flushes) - res.FloorFlush*secs) / accepted
+			}
+		}
+		if res.BytesNote == "" && accepted > 0 {
+			s.BytesPerPkg = float64(b1-b0-int64(len(plat)+perrs)*probeBytes) / accepted
+		}
+		if res.VerifyPerSec > 0 {
+			s.Ratio = s.DeliveredPerSec / res.VerifyPerSec
+		}
+		res.Steps = append(res.Steps, s)
+	}
+	disp.wait()
+	for i := range res.Steps {
+		res.Steps[i].latencyStats = rec.stats(i)
+		res.Steps[i].judge()
+	}
+
+	// The drain: every package accepted should reach the office.
+	dStart := time.Now()
+	for delivered.Load() < received.Load() && time.Since(dStart) < o.Drain && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	res.DrainSeconds = time.Since(dStart).Seconds()
+	res.FinalBacklog = received.Load() - delivered.Load()
+	res.Drained = res.FinalBacklog <= 0
+	res.LoadAfter = loadAvg()
+	if n := b.hookErrs.Load(); n > 0 {
+		return res, fmt.Errorf("%d webhooks failed the receiver's signature check", n)
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func psiShare(a, b int64, secs float64) float64 {
+	if a < 0 || b < 0 {
+		return -1
+	}
+	return float64(b-a) / 1e6 / secs
+}
+
+func probeStats(lat []time.Duration, errs int) ProbeStats {
+	s := slices.Clone(lat)
+	slices.Sort(s)
+	p := ProbeStats{N: len(s), Errors: errs, P50: quantile(s, 0.5), P99: quantile(s, 0.99)}
+	if len(s) > 0 {
+		p.Max = s[len(s)-1]
+	}
+	return p
+}
+
+func progressf(w io.Writer, format string, args ...any) {
+	if w != nil {
+		fmt.Fprintf(w, format, args...)
+	}
+}
+
+func openProgress(w io.Writer, start time.Time, i, n int, rate float64, rec *recorder, received, delivered *atomic.Int64) (stop func()) {
+	if w == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				rec.mu.Lock()
+				inFlight, created := rec.inFlight, rec.created
+				rec.mu.Unlock()
+				fmt.Fprintf(w, "  step %d/%d %g/s  %5.1fs  in flight %d  201 %d  received %d  delivered %d\n",
+					i+1, n, rate, time.Since(start).Seconds(), inFlight, created, received.Load(), delivered.Load())
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// Highest is the highest rate whose step met the target (0: none), and the lower
+// rates that did not.
+func (r *OpenResult) Highest() (rate float64, lowerFailed []float64) {
+	for _, s := range r.Steps {
+		if s.OK && s.Rate > rate {
+			rate = s.Rate
+		}
+	}
+	for _, s := range r.Steps {
+		if !s.OK && s.Rate < rate {
+			lowerFailed = append(lowerFailed, s.Rate)
+		}
+	}
+	return rate, lowerFailed
+}
+
+// Report writes the result for people: the setup, one row per step in two tables
+// (latency and flow; cost per package), and the verdict.
+func (r *OpenResult) Report(w io.Writer) {
+	fmt.Fprintf(w, "amtsbote bench -open: %s arrivals (seed %d), steps of %s, packages of %d bytes, GOMAXPROCS %d, %d delivery workers, cap %d in flight\n",
+		r.Arrivals, r.Seed, r.Step, r.PackageBytes, r.CPUs, r.Workers, r.MaxInFlight)
+	fmt.Fprintf(w, "  load average before %s, after %s; %.1f MiB of presigned packages in memory at the start (released as sent)\n",
+		r.LoadBefore, r.LoadAfter, float64(r.PresignedBytes)/(1<<20))
+	fmt.Fprintf(w, "  baseline (same run): signature verification alone %.0f /s\n", r.VerifyPerSec)
+	switch {
+	case r.Floor.N > 0:
+		fmt.Fprintf(w, "  floor (probe alone before the ladder): write+fsync 4 KiB p50 %s p99 %s max %s", fmtDur(r.Floor.P50), fmtDur(r.Floor.P99), fmtDur(r.Floor.Max))
+		if r.Disk != "" {
+			fmt.Fprintf(w, "; %s %.0f flushes/s", r.Disk, r.FloorFlush)
+		}
+		fmt.Fprintln(w)
+	case r.ProbeOff:
+		fmt.Fprint(w, "  probe off (-probe 0): the target is p99 < 25 ms")
+		if r.Disk != "" {
+			fmt.Fprintf(w, "; floor: %s %.0f flushes/s before the ladder", r.Disk, r.FloorFlush)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w, "  latency: scheduled send time to answer; 201/s and deliv/s: in the step's window; backlog: received − delivered at start→end")
+	fmt.Fprintf(w, "  %7s %6s %7s %7s %8s %8s %8s %8s %13s %8s %8s %20s  %s\n",
+		"rate/s", "sent", "201/s", "deliv/s", "p50", "p99", "p99.9", "max", "backlog", "no-ans", "dlv-gap", "probe p50/p99/max", "target")
+	for _, s := range r.Steps {
+		verdict, probe := "ok", fmt.Sprintf("%s/%s/%s", fmtDur(s.Probe.P50), fmtDur(s.Probe.P99), fmtDur(s.Probe.Max))
+		if r.ProbeOff {
+			probe = "off"
+		}
+		if !s.OK {
+			verdict = "FAIL: " + strings.Join(s.Why, ", ")
+		}
+		fmt.Fprintf(w, "  %7g %6d %7.1f %7.1f %8s %8s %8s %8s %13s %8s %8s %20s  %s\n",
+			s.Rate, s.Sent, s.AcceptedPerSec, s.DeliveredPerSec, fmtDur(s.P50), fmtDur(s.P99), fmtDur(s.P999), fmtDur(s.Max),
+			fmt.Sprintf("%d→%d", s.BacklogStart, s.BacklogEnd), fmtDur(s.NoAnswerGap), fmtDur(s.DeliveryGap),
+			probe, verdict)
+	}
+	fmt.Fprintf(w, "  %7s %8s %9s %8s %6s %8s %8s %8s %9s %9s %9s %10s  %s\n",
+		"rate/s", "flushes", "flush/pkg", "KiB/pkg", "cpu", "cpu/pkg", "cpu-wait", "io-wait", "peak RSS", "in flight", "gen. lag", "dlv/verify", "errors")
+	for _, s := range r.Steps {
+		fl := "n/a"
+		if s.Flushes >= 0 {
+			fl = fmt.Sprint(s.Flushes)
+		}
+		fmt.Fprintf(w, "  %7g %8s %9s %8s %6.2f %8s %8s %8s %9s %9d %9s %10.3f  %s\n", s.Rate, fl, fmtFloat(s.FlushesPerPkg, 2), fmtFloat(s.BytesPerPkg/1024, 1),
+			s.CPU, fmtDur(s.CPUPerPkg), fmtPct(s.CPUWait), fmtPct(s.IOWait), fmt.Sprintf("%.0fM", float64(s.PeakRSS)/(1<<20)), s.MaxInFlight, fmtDur(s.MaxLag), s.Ratio, fmtErrors(s.Errors))
+	}
+	fmt.Fprintf(w, "  flushes: %s\n", r.FlushNote)
+	if r.BytesNote != "" {
+		fmt.Fprintf(w, "  bytes: %s\n", r.BytesNote)
+	} else {
+		fmt.Fprintln(w, "  KiB/pkg: /proc/self/io write_bytes of the whole process minus the probe's writes, per 201")
+	}
+	fmt.Fprintln(w, "  cpu: CPU seconds of the whole process (gateway and bench) per second, and per 201; cpu-wait, io-wait: share of the step in which some task on the machine waited for CPU, for I/O (/proc/pressure, machine-wide: how busy the machine was)")
+	fmt.Fprintf(w, "  memory: %s; gen. lag: how late the bench sent at worst (counted in latency all the same)\n", r.RSSNote)
+	for _, s := range r.Steps {
+		if s.Dropped > 0 {
+			fmt.Fprintf(w, "  CAP HIT at %g/s: %d arrivals dropped (more than %d in flight)\n", s.Rate, s.Dropped, r.MaxInFlight)
+		}
+	}
+	if r.Drained {
+		fmt.Fprintf(w, "  drain: every received package delivered %.1fs after the ladder\n", r.DrainSeconds)
+	} else {
+		fmt.Fprintf(w, "  drain: %d packages still undelivered %.0fs after the ladder\n", r.FinalBacklog, r.DrainSeconds)
+	}
+	rate, lower := r.Highest()
+	crit := fmt.Sprintf("p99 < %s (or ≤ %.1f × probe p99 when that is > %s), no errors, backlog growth ≤ max(10, %.0f %% of arrivals)",
+		fmtDur(targetP99), probeFactor, fmtDur(probeFloorP99), backlogTolerance*100)
+	switch {
+	case rate == 0:
+		fmt.Fprintf(w, "highest rate meeting the target: none (%s)\n", crit)
+	case len(lower) > 0:
+		fmt.Fprintf(w, "highest rate meeting the target: %g/s (%s), but lower rates failed: %v\n", rate, crit, lower)
+	default:
+		fmt.Fprintf(w, "highest rate meeting the target: %g/s (%s)\n", rate, crit)
+	}
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0"
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+	case d < time.Second:
+		return fmt.Sprintf("%.0fms", float64(d)/float64(time.Millisecond))
+	default:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	}
+}
+
+func fmtPct(v float64) string {
+	if v < 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.0f%%", v*100)
+}
+
+func fmtFloat(v float64, prec int) string {
+	if math.IsNaN(v) {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.*f", prec, v)
+}
+
+func fmtErrors(m map[string]int) string {
+	if errCount(m) == 0 {
+		return "-"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s:%d", k, m[k]))
+	}
+	return strings.Join(parts, " ")
+}
