@@ -43,6 +43,9 @@ type OfficeDesk interface {
 	Confirm(ctx context.Context, officeID, id string, p Pickup) (*submission.Submission, error)
 	// Decide records the office's answer (accepted or rejected, with a reason).
 	Decide(ctx context.Context, officeID, id string, d Decision) (*submission.Submission, error)
+	// MarkProcessed records the office's own mark that it dealt with the case (or
+	// takes it back), with the actor, in the event log.
+	MarkProcessed(ctx context.Context, officeID, id string, done bool, actor, channel string) (*submission.Submission, error)
 	// Reply stores a message of the office back to the applicant (a Bescheid, a
 	// Rückfrage) durably before it returns, linked to the case it answers.
 	Reply(ctx context.Context, officeID, id string, r ReplyIn) (submission.Reply, error)
@@ -308,4 +311,14 @@ func (b *Broker) openReply(ctx context.Context, s *submission.Submission, replyI
 		}
 	}
 	return submission.Reply{}, nil, fmt.Errorf("reply %s: %w", replyID, ErrNotFound)
+}
+
+// MarkProcessed implements OfficeDesk.
+func (b *Broker) MarkProcessed(_ context.Context, officeID, id string, done bool, actor, channel string) (*submission.Submission, error) {
+	if _, err := b.forOffice(officeID, id); err != nil {
+		return nil, err
+	}
+	return b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		return cur.MarkProcessed(now, done, actor, channel)
+	})
 }

@@ -128,6 +128,21 @@ func (d *memDesk) OpenPackage(ctx context.Context, office, id string, p broker.P
 	return s, io.NopCloser(bytes.NewReader(d.blobs["pkg:"+id])), nil
 }
 
+func (d *memDesk) MarkProcessed(_ context.Context, office, id string, done bool, actor, ch string) (*submission.Submission, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, err := d.forOffice(office, id)
+	if err != nil {
+		return nil, err
+	}
+	evs, err := s.MarkProcessed(time.Now().UTC(), done, actor, ch)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", broker.ErrConflict, err)
+	}
+	d.events[id] = append(d.events[id], evs...)
+	return s, nil
+}
+
 func (d *memDesk) OpenPackageNoPickup(_ context.Context, office, id string) (*submission.Submission, io.ReadCloser, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

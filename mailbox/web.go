@@ -828,6 +828,13 @@ func (m *Mailbox) mark(w http.ResponseWriter, r *http.Request, s session, id str
 		return
 	}
 	done := r.PostFormValue("erledigt") == "ja"
+	// The mark is the office's own, but it is an action like any other: the event log
+	// keeps it with the user's name (the desk's rule); the mailbox keeps who and when
+	// for its pages.
+	if _, err := m.desk.MarkProcessed(r.Context(), s.Office, id, done, s.User+" (Behördenpostfach)", channel.Mailbox); err != nil {
+		m.deskError(w, r, s, err, "mark")
+		return
+	}
 	if err := m.db.setMark(id, done, mark{User: s.User, At: m.now().UTC()}); err != nil {
 		m.log.Error("mark", "submission", id, "err", err)
 		m.fail(w, r, &s, http.StatusInternalServerError)

@@ -170,6 +170,10 @@ func TestOfficeWorkflowWithBroker(t *testing.T) {
 	if !strings.Contains(anna.get("/postfach/").Body.String(), "erledigt</span>") {
 		t.Error("inbox does not show the mark")
 	}
+	evs, _ = e.b.Log(sub.ID)
+	if last := evs[len(evs)-1]; last.Type != submission.EventProcessed || !strings.Contains(last.Actor, "anna") {
+		t.Errorf("the mark is not in the event log with the user's name: %+v", last)
+	}
 	if got := anna.post("/postfach/abmelden", url.Values{"csrf": {csrf}}); got.Code != http.StatusSeeOther {
 		t.Errorf("logout: %d", got.Code)
 	}

@@ -106,6 +106,16 @@ type Submission struct {
 	// Replies are the office's messages back to the applicant (a Bescheid, a
 	// Rückfrage), oldest first; their bytes are blobs like the package's.
 	Replies []Reply `json:"replies,omitempty"`
+	// Processed is the office's own mark that it has dealt with the case.
+	Processed bool `json:"processed,omitempty"`
+
+	// Origin is set when a peer gateway forwarded the package here (Portalverbund):
+	// who forwarded it and the gateways it passed. Sender stays the portal that signed
+	// the package, so a repeated hop is the same submission (see forward.go).
+	Origin *Origin `json:"origin,omitempty"`
+	// Forward is set once the package was forwarded to a peer gateway, which owns its
+	// delivery from then on; its answers update the record (see forward.go).
+	Forward *Forward `json:"forward,omitempty"`
 }
 
 // Reply is one message of the office back to the applicant, linked to the case it
@@ -191,6 +201,10 @@ const (
 	EventRejected      = "rejected"
 	EventRequeued      = "requeued"
 	EventReplied       = "replied"
+	// EventProcessed / EventReopened: the office marked its case as dealt with in its
+	// own process (an office-internal mark, not a decision the applicant receives).
+	EventProcessed = "processed"
+	EventReopened  = "reopened"
 )
 
 // Params is what intake knows about a package it has verified and routed.
@@ -417,4 +431,22 @@ func (s *Submission) AddReply(now time.Time, r Reply) ([]Event, error) {
 	}
 	s.Replies = append(s.Replies, r)
 	return []Event{{At: now, Type: EventReplied, Channel: r.Channel, Actor: r.Actor, Detail: r.Kind + " " + r.ID}}, nil
+}
+
+// MarkProcessed records that the office marked the case as dealt with (done=true)
+// or took the mark back. The office must have the package. The same mark twice
+// changes nothing.
+func (s *Submission) MarkProcessed(now time.Time, done bool, actor, channel string) ([]Event, error) {
+	if s.DeliveredAt == nil {
+		return nil, fmt.Errorf("%w: mark a submission the office does not have yet (%s)", ErrIllegal, s.State)
+	}
+	if s.Processed == done {
+		return nil, nil
+	}
+	s.Processed = done
+	typ := EventProcessed
+	if !done {
+		typ = EventReopened
+	}
+	return []Event{{At: now, Type: typ, Channel: channel, Actor: actor}}, nil
 }

@@ -110,6 +110,10 @@ func TestEveryTransitionFromEveryState(t *testing.T) {
 			StateDelivered: ok(StateDelivered, EventReplied), StateAccepted: ok(StateAccepted, EventReplied), StateRejected: ok(StateRejected, EventReplied),
 			StateQueued: illegal, StateRetrying: illegal, StateHandedOver: illegal, StateHeld: illegal, StateForwarded: illegal,
 		}},
+		{"MarkProcessed", func(s *Submission) ([]Event, error) { return s.MarkProcessed(t0, true, "anna", "mailbox") }, map[State]result{
+			StateDelivered: ok(StateDelivered, EventProcessed), StateAccepted: ok(StateAccepted, EventProcessed), StateRejected: ok(StateRejected, EventProcessed),
+			StateQueued: illegal, StateRetrying: illegal, StateHandedOver: illegal, StateHeld: illegal, StateForwarded: illegal,
+		}},
 		{"Requeue", func(s *Submission) ([]Event, error) { return s.Requeue(t0, "operator") }, map[State]result{
 			StateHeld:   ok(StateQueued, EventRequeued),
 			StateQueued: illegal, StateRetrying: illegal, StateHandedOver: illegal, StateDelivered: illegal,

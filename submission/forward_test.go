@@ -1,0 +1,70 @@
+package submission
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func forwardable(t *testing.T) *Submission {
+	t.Helper()
+	s, _ := New(Params{ID: "s", DeliveryID: "d", MessageID: "m", Sender: "amt24", OfficeID: "peer-09", Targets: []Target{{Channel: "peer"}}}, time.Unix(0, 0))
+	return s
+}
+
+func TestForwardedThenPeerEvents(t *testing.T) {
+	now := time.Unix(100, 0).UTC()
+	s := forwardable(t)
+	evs, err := s.Forwarded(now, Forward{Peer: "by", PeerSubmissionID: "x"})
+	if err != nil || len(evs) != 1 || evs[0].Type != EventForwarded || s.State != StateForwarded || s.State.Dispatchable() {
+		t.Fatalf("forwarded: %v %+v %s", err, evs, s.State)
+	}
+	// The broker's own record of the attempt is stale now.
+	if _, err := s.HandOver(now, s.Generation, Confirmation{}); !errors.Is(err, ErrStale) {
+		t.Errorf("hand-over after forwarding: %v", err)
+	}
+	if evs, err := s.Forwarded(now, Forward{Peer: "by", PeerSubmissionID: "x"}); err != nil || evs != nil {
+		t.Errorf("repeat: %v %v", evs, err)
+	}
+	if _, err := s.Forwarded(now, Forward{Peer: "he", PeerSubmissionID: "y"}); !errors.Is(err, ErrIllegal) {
+		t.Errorf("forward to another peer: %v", err)
+	}
+	// Nothing new: nothing recorded. Held at the peer: one peer_status event.
+	if evs, _ := s.PeerUpdate(now, PeerStatus{Peer: "by", State: StateQueued}); len(evs) != 0 {
+		t.Errorf("no news: %+v", evs)
+	}
+	evs, _ = s.PeerUpdate(now, PeerStatus{Peer: "by", State: StateHeld, Detail: "held: receiver answered HTTP 503"})
+	if len(evs) != 1 || evs[0].Type != EventPeerStatus || s.State != StateForwarded {
+		t.Errorf("held at the peer: %+v %s", evs, s.State)
+	}
+	if _, err := s.PeerUpdate(now, PeerStatus{Peer: "he", State: StateDelivered}); !errors.Is(err, ErrIllegal) {
+		t.Errorf("status from another peer: %v", err)
+	}
+	// The decision arrives without a separate delivery report: both are recorded.
+	u := PeerStatus{Peer: "by", State: StateAccepted, Receiver: "KVR München", Decision: &Decision{Outcome: OutcomeAccepted, Reason: "ok", Actor: "office x"}}
+	if !s.ImpliesDelivery(u) {
+		t.Error("a decision implies the delivery")
+	}
+	evs, err = s.PeerUpdate(now, u)
+	if err != nil || len(evs) != 2 || evs[0].Type != EventDelivered || evs[1].Type != EventAccepted || s.State != StateAccepted || s.DeliveredAt == nil {
+		t.Fatalf("accepted: %v %+v %s", err, evs, s.State)
+	}
+	if evs, err := s.PeerUpdate(now, u); err != nil || len(evs) != 0 {
+		t.Errorf("repeat of the decision: %+v %v", evs, err)
+	}
+	u.State, u.Decision = StateRejected, &Decision{Outcome: OutcomeRejected}
+	if _, err := s.PeerUpdate(now, u); !errors.Is(err, ErrIllegal) {
+		t.Errorf("a different decision later: %v", err)
+	}
+}
+
+func TestForwardedOnlyWhileWaiting(t *testing.T) {
+	s := forwardable(t)
+	s.State = StateHeld
+	if _, err := s.Forwarded(time.Now(), Forward{Peer: "by"}); !errors.Is(err, ErrIllegal) {
+		t.Errorf("held: %v", err)
+	}
+	if _, err := forwardable(t).PeerUpdate(time.Now(), PeerStatus{State: StateDelivered}); !errors.Is(err, ErrIllegal) {
+		t.Errorf("peer status without forwarding: %v", err)
+	}
+}
