@@ -1,0 +1,70 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/internal/natstest"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+func readyStatus(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string `json:"status"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body.Status
+}
+
+// TestNATSOutage: the external nats-server process is killed. Intake goes on into
+// the store's outbox (the store is the truth), /readyz says degraded (not
+// unready), and when the server is back the waiting packages are delivered.
+func TestNATSOutage(t *testing.T) {
+	cluster := natstest.StartSingle(t)
+	hook := newHookRecv(t, secretA, 200)
+	f := start(t, func(c *config.Config) {
+		c.NATS.URL = cluster.URLs()
+		c.Offices[DemoOfficeID] = c.Offices[DemoOfficeID].WithChannel(channel.Webhook, config.Channel{Endpoint: hook.srv.URL, Secret: secretA})
+	})
+	ctx := context.Background()
+	if code, st := readyStatus(t, f.g.URL()); code != 200 || st != "ready" {
+		t.Fatalf("before: %d %s", code, st)
+	}
+	cluster.Kill(t, 0)
+	waitFor(t, "the bus to be seen down", func() bool {
+		_, st := readyStatus(t, f.g.URL())
+		return st == "degraded"
+	})
+	var ids []string
+	for i := 0; i < 5; i++ {
+		res, err := f.portal.Submit(ctx, f.example())
+		if err != nil || res.Status != http.StatusCreated {
+			t.Fatalf("intake during the outage: %v %+v", err, res)
+		}
+		ids = append(ids, res.SubmissionID)
+	}
+	if code, _ := readyStatus(t, f.g.URL()); code != 200 {
+		t.Fatalf("a degraded gateway must stay in rotation: %d", code)
+	}
+	cluster.Restart(t, 0)
+	for _, id := range ids {
+		waitFor(t, "delivery after the bus returned", func() bool {
+			s, err := f.g.Broker.Submission(id)
+			return err == nil && s.State == submission.StateDelivered
+		})
+	}
+	got, bad := hook.seen()
+	if bad != 0 || len(got) < len(ids) {
+		t.Fatalf("office saw %d (bad %d), want %d", len(got), bad, len(ids))
+	}
+}
