@@ -36,6 +36,7 @@ import (
 	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/xta/xtaclient"
 )
 
 // ---- a test CA with server and client certificates ----
@@ -321,21 +322,10 @@ func post(t testing.TB, c *http.Client, url, contentType string, body []byte) *s
 	return r
 }
 
-// soapUIRequest writes a request the way the KoSIT SoapUI project does: soap and ns
-// prefixes, the Party header, the body.
+// soapUIRequest writes a request the way the KoSIT SoapUI project does (soap and ns
+// prefixes, the Party header, the body), with the office-side client's writer.
 func soapUIRequest(party, extraHeader, body string) []byte {
-	return []byte(`<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope" xmlns:ns="` + NS + `">
-   <soap:Header>
-      <ns:Party>
-         <ns:Identifier identifierScheme="xoev" name="Bauaufsichtsamt Dresden">` + party + `</ns:Identifier>
-         <ns:Directory listURI="urn:xoev-de:kosit:codeliste:xta.core.directory" listVersionID="1.0">
-            <code>DVDV</code>
-         </ns:Directory>
-      </ns:Party>` + extraHeader + `
-   </soap:Header>
-   <soap:Body>` + body + `
-   </soap:Body>
-</soap:Envelope>`)
+	return xtaclient.Envelope(xtaclient.Party{Identifier: party, Scheme: "xoev", Name: "Bauaufsichtsamt Dresden", Directory: "DVDV"}, extraHeader, body)
 }
 
 func actionCT(port, op string) string { return soapContentType(Action(port, op)) }

@@ -492,6 +492,10 @@ func (s *Server) metaOf(sub *submission.Submission, reader Party) meta {
 		initialFetch: s.initialFetch(sub.ID), idSuffix: sub.ID,
 		props: [][2]string{{"amtsbote:submissionId", sub.ID}, {"amtsbote:state", string(sub.State)}},
 	}
+	if sub.PackageSHA256 != "" {
+		// As in push (deliverMessage): the office can check the package it fetched.
+		m.props = append(m.props, [2]string{"amtsbote:packageSha256", sub.PackageSHA256})
+	}
 	if sub.HandedOverAt != nil {
 		m.delivery = *sub.HandedOverAt
 	}

@@ -16,32 +16,13 @@ import (
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/xta/xtaclient"
 )
 
-func fetchBody(xtaID string) string {
-	return `
-      <ns:MessageFetch>
-         <ns:XTAMessageID id="fetch-1">` + xtaID + `</ns:XTAMessageID>
-      </ns:MessageFetch>`
-}
+func fetchBody(xtaID string) string { return xtaclient.FetchBody(xtaID) }
 
 func statusListBody(newEntry bool, max int, from, to time.Time) string {
-	b := `
-      <ns:MessageSelector>
-         <ns:OtherCriteria>
-            <ns:NewEntry>` + strconv.FormatBool(newEntry) + `</ns:NewEntry>
-            <ns:MaxMessages>` + strconv.Itoa(max) + `</ns:MaxMessages>`
-	if !from.IsZero() {
-		b += `
-            <ns:MessageBoxEntryTimeFrom>` + from.UTC().Format(time.RFC3339) + `</ns:MessageBoxEntryTimeFrom>`
-	}
-	if !to.IsZero() {
-		b += `
-            <ns:MessageBoxEntryTimeTo>` + to.UTC().Format(time.RFC3339) + `</ns:MessageBoxEntryTimeTo>`
-	}
-	return b + `
-         </ns:OtherCriteria>
-      </ns:MessageSelector>`
+	return xtaclient.SelectorBody(xtaclient.Query{NewEntry: newEntry, MaxMessages: max, From: from, To: to})
 }
 
 // replyHeader is the MessageMetaData of an office's reply to the case caseXTAID.

@@ -44,6 +44,7 @@ var demoOffices = map[string]func(*demoEnv) (demoOffice, error){
 	channel.Webhook:  newWebhookOffice,
 	channel.Transfer: newTransferOffice,
 	channel.Mailbox:  newMailboxOffice,
+	channel.XTA:      newXTAOffice,
 }
 
 func demoChannels() []string {

@@ -231,8 +231,10 @@ type xEnvelope struct {
 			Detail *struct {
 				Inner []struct {
 					XMLName   xml.Name
-					ErrorCode string `xml:"https://xoev.de/transport/xta/core/3.1.1 ErrorCode>code"`
-					Detail    string `xml:"https://xoev.de/transport/xta/core/3.1.1 Detail"`
+					ErrorCode struct {
+						Code string `xml:"code"`
+					} `xml:"https://xoev.de/transport/xta/core/3.1.1 ErrorCode"`
+					Detail string `xml:"https://xoev.de/transport/xta/core/3.1.1 Detail"`
 				} `xml:",any"`
 			} `xml:"http://www.w3.org/2003/05/soap-envelope Detail"`
 		} `xml:"http://www.w3.org/2003/05/soap-envelope Fault"`
@@ -268,7 +270,7 @@ func parseResponse(status int, contentType string, body []byte) (*Response, erro
 		r.Fault = &Fault{HTTPStatus: status, Code: localName(f.Code), Reason: strings.Join(f.Reason, " ")}
 		if f.Detail != nil && len(f.Detail.Inner) > 0 {
 			in := f.Detail.Inner[0]
-			r.Fault.Exception, r.Fault.ErrorCode, r.Fault.Detail = in.XMLName.Local, strings.TrimSpace(in.ErrorCode), strings.TrimSpace(in.Detail)
+			r.Fault.Exception, r.Fault.ErrorCode, r.Fault.Detail = in.XMLName.Local, strings.TrimSpace(in.ErrorCode.Code), strings.TrimSpace(in.Detail)
 		}
 	} else if status/100 != 2 {
 		return r, fmt.Errorf("xtaclient: HTTP %d without a SOAP fault", status)
