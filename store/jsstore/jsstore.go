@@ -1,0 +1,721 @@
+// Package jsstore is store.Store on replicated JetStream storage, for cluster mode:
+// no node holds the only copy, and any node can serve any submission.
+//
+// Layout (docs/cluster.md gives the reasons):
+//
+//   - one stream in KV layout (KV_<prefix>, subjects $KV.<prefix>.<key>, one value per
+//     key), so `nats kv get <prefix> sub.<id>` works for operators. Keys:
+//     sub.<id> the submission document (record + event log + receipts),
+//     idem.<sha256(sender, message id)> the id created for a message,
+//     office.<office>.<id> the office index, outbox.<id> and handed.<id> the sets;
+//   - every change that touches more than one key is ONE atomic batch (JetStream
+//     atomic batch publish, nats-server ≥ 2.12): all of its messages are stored or
+//     none. Creates carry "expected last subject sequence 0" on the idempotency key
+//     and the document, so exactly one Create per message wins cluster-wide; updates
+//     carry the document's last sequence (optimistic concurrency) and rerun fn on a
+//     conflict, which the store.Store contract allows;
+//   - blob bytes in an Object Store bucket (<prefix>_blobs), chunked, named by their
+//     SHA-256.
+//
+// A method returns only after the stream leader acknowledged, which for R3 means a
+// quorum of servers has stored it. Reads go to the stream leader (direct get is off),
+// so a read after an acknowledged write sees it.
+package jsstore
+
+import (
+	"context"
+	crand "crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Options configure the store. Zero values take the defaults.
+type Options struct {
+	// Replicas of the streams: 3 in a three-node cluster (a write is acknowledged by
+	// a quorum of 2), 1 on a single server. Default 1.
+	Replicas int
+	// Prefix names the buckets: KV_<Prefix> and OBJ_<Prefix>_blobs. Default "amtsbote".
+	// Letters, digits, '-' and '_'.
+	Prefix string
+	// Timeout bounds one store call including its retries (leader elections after a
+	// server loss take seconds). Default 30 s.
+	Timeout time.Duration
+	// RequestTimeout bounds one request to the cluster. Default 5 s.
+	RequestTimeout time.Duration
+	// MaxRecordBytes bounds one submission document (record, events, receipts).
+	// Default: the server's max payload (1 MiB unless configured).
+	MaxRecordBytes int
+	// MarkerTTL is how long a removal marker of an outbox or handed-over key stays
+	// before the server drops it. Default 1 h.
+	MarkerTTL time.Duration
+}
+
+var errFewerReplicas = errors.New("refusing to lower replicas")
+
+// ErrTooLarge is returned when a submission document would exceed MaxRecordBytes.
+var ErrTooLarge = errors.New("jsstore: submission document too large")
+
+// Store is store.Store on JetStream. It is safe for concurrent use.
+type Store struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	kv     jetstream.Stream
+	bucket string
+	blobs  *Blobs
+	opts   Options
+	stats  struct{ conflicts, ambiguous, recognised atomic.Int64 }
+	// loseAck, set by tests, turns a successful write into a lost acknowledgement.
+	loseAck func() bool
+}
+
+// Stats counts what the retry loops saw, for metrics.
+type Stats struct {
+	// Conflicts: writes refused because another writer changed the key first (the
+	// change was read again and fn rerun).
+	Conflicts int64
+	// Ambiguous: writes without an acknowledgement (timeouts, leader changes).
+	Ambiguous int64
+	// Recognised: ambiguous writes later found committed by their op id, so not
+	// applied a second time.
+	Recognised int64
+}
+
+// Stats returns the counters since Open.
+func (s *Store) Stats() Stats {
+	return Stats{Conflicts: s.stats.conflicts.Load(), Ambiguous: s.stats.ambiguous.Load(), Recognised: s.stats.recognised.Load()}
+}
+
+var _ store.Store = (*Store)(nil)
+
+var validPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// Open creates the streams if needed (or brings their replicas and settings to
+// opts) and returns the store. It retries while the cluster has no meta leader yet.
+func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, error) {
+	if opts.Replicas <= 0 {
+		opts.Replicas = 1
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = "amtsbote"
+	}
+	if !validPrefix.MatchString(opts.Prefix) {
+		return nil, fmt.Errorf("jsstore: prefix %q: only letters, digits, - and _", opts.Prefix)
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = 5 * time.Second
+	}
+	if opts.MarkerTTL <= 0 {
+		opts.MarkerTTL = time.Hour
+	}
+	nc := js.Conn()
+	if opts.MaxRecordBytes <= 0 {
+		opts.MaxRecordBytes = int(nc.MaxPayload())
+		if opts.MaxRecordBytes <= 0 {
+			opts.MaxRecordBytes = 1 << 20
+		}
+	}
+	s := &Store{nc: nc, js: js, bucket: opts.Prefix, opts: opts}
+	kvCfg := jetstream.StreamConfig{
+		Name:               "KV_" + s.bucket,
+		Description:        "amtsbote submissions, event logs, receipts, idempotency keys and indexes",
+		Subjects:           []string{"$KV." + s.bucket + ".>"},
+		MaxMsgsPerSubject:  1,
+		MaxBytes:           -1,
+		Discard:            jetstream.DiscardNew,
+		Storage:            jetstream.FileStorage,
+		Replicas:           opts.Replicas,
+		AllowRollup:        true,
+		DenyDelete:         true,
+		AllowDirect:        false, // reads go to the leader: read-your-writes
+		AllowAtomicPublish: true,
+		AllowMsgTTL:        true,
+		Duplicates:         2 * time.Minute,
+	}
+	objCfg := jetstream.StreamConfig{
+		Name:        "OBJ_" + s.bucket + "_blobs",
+		Description: "amtsbote package, attachment and reply bytes by SHA-256",
+		Subjects:    []string{"$O." + s.bucket + "_blobs.C.>", "$O." + s.bucket + "_blobs.M.>"},
+		MaxBytes:    -1,
+		Discard:     jetstream.DiscardNew,
+		Storage:     jetstream.FileStorage,
+		Replicas:    opts.Replicas,
+		AllowRollup: true,
+		AllowDirect: false,
+	}
+	deadline := time.Now().Add(opts.Timeout)
+	var err error
+	for attempt := 0; ; attempt++ {
+		err = s.ensure(ctx, kvCfg, objCfg)
+		if err == nil || errors.Is(err, errFewerReplicas) || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		sleep(ctx, backoff(attempt))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("jsstore: open: %w", err)
+	}
+	return s, nil
+}
+
+func (s *Store) ensure(ctx context.Context, cfgs ...jetstream.StreamConfig) error {
+	for _, cfg := range cfgs {
+		c, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+		st, err := s.js.Stream(c, cfg.Name)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			st, err = s.js.CreateStream(c, cfg)
+		case err == nil:
+			have := st.CachedInfo().Config
+			if have.Replicas > cfg.Replicas {
+				// One misconfigured node must not take copies away from all.
+				cancel()
+				return fmt.Errorf("%w: stream %s has %d replicas, this node asks for %d; lower it on purpose with the nats CLI",
+					errFewerReplicas, cfg.Name, have.Replicas, cfg.Replicas)
+			}
+			if have.Replicas != cfg.Replicas || have.AllowDirect != cfg.AllowDirect || have.AllowAtomicPublish != cfg.AllowAtomicPublish ||
+				have.AllowMsgTTL != cfg.AllowMsgTTL || have.MaxMsgsPerSubject != cfg.MaxMsgsPerSubject {
+				st, err = s.js.UpdateStream(c, cfg)
+			}
+		}
+		cancel()
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", cfg.Name, err)
+		}
+		if strings.HasPrefix(cfg.Name, "KV_") {
+			s.kv = st
+		}
+	}
+	c, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	defer cancel()
+	obs, err := s.js.ObjectStore(c, s.bucket+"_blobs")
+	if err != nil {
+		return err
+	}
+	s.blobs = &Blobs{obs: obs, opts: s.opts}
+	return nil
+}
+
+// Close releases nothing the caller did not give: the connection stays the caller's.
+func (s *Store) Close() error { return nil }
+
+// Blobs returns the object store of package and attachment bytes.
+func (s *Store) Blobs() store.BlobStore { return s.blobs }
+
+// doc is what one sub.<id> key holds. It is bounded by MaxRecordBytes.
+type doc struct {
+	V        int                    `json:"v"`
+	Sub      *submission.Submission `json:"submission"`
+	Events   []submission.Event     `json:"events"`
+	Receipts map[string][]byte      `json:"receipts,omitempty"`
+	// Ops are the ids of the latest writes, so a write whose acknowledgement was lost
+	// (a server died after the commit) is recognised instead of applied twice.
+	Ops []string `json:"ops,omitempty"`
+}
+
+const (
+	docVersion = 1
+	keepOps    = 32
+)
+
+// keys
+
+// encodeKey makes an id or office usable as one subject token: kept as is when it is
+// letters, digits, - and _ (uuids), otherwise "=" + base64url, which no plain token
+// starts with.
+func encodeKey(s string) string {
+	if s != "" && len(s) <= 128 && plainToken(s) {
+		return s
+	}
+	return "=" + base64.RawURLEncoding.EncodeToString([]byte(s))
+}
+
+func decodeKey(tok string) (string, error) {
+	if rest, ok := strings.CutPrefix(tok, "="); ok {
+		b, err := base64.RawURLEncoding.DecodeString(rest)
+		return string(b), err
+	}
+	return tok, nil
+}
+
+func plainToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Store) subject(key string) string { return "$KV." + s.bucket + "." + key }
+
+func (s *Store) subKey(id string) string    { return s.subject("sub." + encodeKey(id)) }
+func (s *Store) outboxKey(id string) string { return s.subject("outbox." + encodeKey(id)) }
+func (s *Store) handedKey(id string) string { return s.subject("handed." + encodeKey(id)) }
+func (s *Store) officeKey(o, id string) string {
+	return s.subject("office." + encodeKey(o) + "." + encodeKey(id))
+}
+func (s *Store) idemKey(sender, messageID string) string {
+	sum := sha256.Sum256([]byte(sender + "\x00" + messageID))
+	return s.subject("idem." + hex.EncodeToString(sum[:]))
+}
+
+// reads
+
+const (
+	hdrKVOp           = "KV-Operation"
+	hdrExpectedSubSeq = "Nats-Expected-Last-Subject-Sequence"
+	hdrTTL            = "Nats-TTL"
+)
+
+// last reads the value of one key from the stream leader. A deleted key is
+// ErrMsgNotFound like a missing one.
+func (s *Store) last(ctx context.Context, subject string) (*jetstream.RawStreamMsg, error) {
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		c, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+		m, err := s.kv.GetLastMsgForSubject(c, subject)
+		cancel()
+		if err == nil {
+			if op := m.Header.Get(hdrKVOp); op == "DEL" || op == "PURGE" {
+				return nil, jetstream.ErrMsgNotFound
+			}
+			return m, nil
+		}
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil, err
+		}
+		lastErr = err
+		if !transient(err) || ctx.Err() != nil {
+			return nil, err
+		}
+		if !sleep(ctx, backoff(attempt)) {
+			return nil, fmt.Errorf("%w (last error: %v)", ctx.Err(), lastErr)
+		}
+	}
+}
+
+func (s *Store) readDoc(ctx context.Context, id string) (*doc, uint64, error) {
+	m, err := s.last(ctx, s.subKey(id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, 0, fmt.Errorf("submission %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("jsstore: read %s: %w", id, err)
+	}
+	var d doc
+	if err := json.Unmarshal(m.Data, &d); err != nil || d.Sub == nil {
+		return nil, 0, fmt.Errorf("jsstore: decode submission %s: %v", id, err)
+	}
+	return &d, m.Sequence, nil
+}
+
+func (s *Store) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), s.opts.Timeout)
+}
+
+// Get returns one submission.
+func (s *Store) Get(id string) (*submission.Submission, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	d, _, err := s.readDoc(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return d.Sub, nil
+}
+
+// FindByMessage returns the submission a sender made with a message id.
+func (s *Store) FindByMessage(sender, messageID string) (*submission.Submission, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	m, err := s.last(ctx, s.idemKey(sender, messageID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, fmt.Errorf("message %s of %s: %w", messageID, sender, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("jsstore: idempotency key: %w", err)
+	}
+	d, _, err := s.readDoc(ctx, string(m.Data))
+	if err != nil {
+		return nil, err
+	}
+	return d.Sub, nil
+}
+
+// Receipt returns a stored receipt.
+func (s *Store) Receipt(id, kind string) ([]byte, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	d, _, err := s.readDoc(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	r, ok := d.Receipts[kind]
+	if !ok {
+		return nil, fmt.Errorf("receipt %s of %s: %w", kind, id, store.ErrNotFound)
+	}
+	if r == nil {
+		r = []byte{}
+	}
+	return r, nil
+}
+
+// Events returns a submission's event log, oldest first.
+func (s *Store) Events(id string) ([]submission.Event, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	d, _, err := s.readDoc(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return d.Events, nil
+}
+
+// writes
+
+// Create stores a new submission with its first events, receipt, idempotency key and
+// index entries in one atomic batch. Of concurrent Creates of the same (sender,
+// message id) on any nodes exactly one wins; the others get its record and receipt.
+func (s *Store) Create(ctx context.Context, sub *submission.Submission, events []submission.Event, receiptKind string, receipt []byte) (*submission.Submission, []byte, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, false, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	op := newID()
+	d := &doc{V: docVersion, Sub: sub, Receipts: map[string][]byte{receiptKind: receipt}, Ops: []string{op}}
+	appendEvents(d, events, time.Now().UTC())
+	data, err := json.Marshal(d)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if len(data) > s.opts.MaxRecordBytes {
+		return nil, nil, false, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), s.opts.MaxRecordBytes)
+	}
+	idem := s.idemKey(sub.Sender, sub.MessageID)
+	msgs := []*nats.Msg{
+		expect(idem, []byte(sub.ID), 0),
+		expect(s.subKey(sub.ID), data, 0),
+	}
+	if sub.OfficeID != "" {
+		msgs = append(msgs, put(s.officeKey(sub.OfficeID, sub.ID)))
+	}
+	if sub.State.Dispatchable() {
+		msgs = append(msgs, put(s.outboxKey(sub.ID)))
+	}
+	if sub.State == submission.StateHandedOver {
+		msgs = append(msgs, put(s.handedKey(sub.ID)))
+	}
+	for attempt := 0; ; attempt++ {
+		werr := s.write(ctx, msgs)
+		if werr == nil {
+			return sub, receipt, true, nil
+		}
+		if !errors.Is(werr, errConflict) && !errors.Is(werr, errAmbiguous) {
+			return nil, nil, false, fmt.Errorf("jsstore: create: %w", werr)
+		}
+		// Someone holds the key (or our own write went through without an ack).
+		m, err := s.last(ctx, idem)
+		switch {
+		case err == nil:
+			first, _, err := s.readDoc(ctx, string(m.Data))
+			if err != nil {
+				return nil, nil, false, fmt.Errorf("jsstore: create: first submission: %w", err)
+			}
+			if first.Sub.ID == sub.ID && slices.Contains(first.Ops, op) {
+				if errors.Is(werr, errAmbiguous) {
+					s.stats.recognised.Add(1)
+				}
+				return first.Sub, first.Receipts[receiptKind], true, nil
+			}
+			return first.Sub, first.Receipts[receiptKind], false, nil
+		case !errors.Is(err, jetstream.ErrMsgNotFound):
+			return nil, nil, false, fmt.Errorf("jsstore: create: %w", err)
+		}
+		if errors.Is(werr, errConflict) {
+			if _, err := s.last(ctx, s.subKey(sub.ID)); err == nil {
+				return nil, nil, false, fmt.Errorf("jsstore: create: %w: submission id %s exists", store.ErrConflict, sub.ID)
+			}
+		}
+		// A competing batch was in flight and failed, or the cluster is electing a
+		// leader: try again.
+		wait := jitter(attempt)
+		if errors.Is(werr, errAmbiguous) {
+			wait = backoff(attempt)
+		}
+		if !sleep(ctx, wait) {
+			return nil, nil, false, fmt.Errorf("jsstore: create: %w (last: %v)", ctx.Err(), werr)
+		}
+	}
+}
+
+// Update reads a submission, lets fn change it and name the events that record the
+// change, and writes record, events and index changes all or nothing. A concurrent
+// change of the same submission makes Update read again and rerun fn.
+func (s *Store) Update(id string, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, error) {
+	out, _, err := s.update(id, "", nil, fn)
+	return out, err
+}
+
+// UpdateWithReceipt is Update that also stores a receipt of the given kind, if fn
+// recorded a change.
+func (s *Store) UpdateWithReceipt(id, kind string, receipt []byte, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, bool, error) {
+	return s.update(id, kind, receipt, fn)
+}
+
+func (s *Store) update(id, kind string, receipt []byte, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, bool, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	op := newID()
+	ambiguous := false
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		d, seq, err := s.readDoc(ctx, id)
+		if err != nil {
+			return nil, false, err
+		}
+		if ambiguous && slices.Contains(d.Ops, op) {
+			s.stats.recognised.Add(1)
+			return d.Sub, true, nil // the earlier attempt was committed
+		}
+		wasOutbox, wasHanded, wasOffice := d.Sub.State.Dispatchable(), d.Sub.State == submission.StateHandedOver, d.Sub.OfficeID
+		evs, err := fn(d.Sub)
+		if err != nil {
+			return nil, false, err
+		}
+		if len(evs) == 0 {
+			return d.Sub, false, nil
+		}
+		now := time.Now().UTC()
+		d.Sub.UpdatedAt = now
+		appendEvents(d, evs, now)
+		if receipt != nil {
+			if d.Receipts == nil {
+				d.Receipts = map[string][]byte{}
+			}
+			d.Receipts[kind] = receipt
+		}
+		d.Ops = append(d.Ops, op)
+		if len(d.Ops) > keepOps {
+			d.Ops = d.Ops[len(d.Ops)-keepOps:]
+		}
+		data, err := json.Marshal(d)
+		if err != nil {
+			return nil, false, err
+		}
+		if len(data) > s.opts.MaxRecordBytes {
+			return nil, false, fmt.Errorf("%w: submission %s would be %d bytes, limit %d", ErrTooLarge, id, len(data), s.opts.MaxRecordBytes)
+		}
+		msgs := []*nats.Msg{expect(s.subKey(id), data, seq)}
+		if isOutbox := d.Sub.State.Dispatchable(); isOutbox != wasOutbox {
+			msgs = append(msgs, s.setMember(s.outboxKey(id), isOutbox))
+		}
+		if isHanded := d.Sub.State == submission.StateHandedOver; isHanded != wasHanded {
+			msgs = append(msgs, s.setMember(s.handedKey(id), isHanded))
+		}
+		if o := d.Sub.OfficeID; o != "" && o != wasOffice {
+			msgs = append(msgs, put(s.officeKey(o, id)))
+		}
+		err = s.write(ctx, msgs)
+		switch {
+		case err == nil:
+			return d.Sub, true, nil
+		case errors.Is(err, errConflict):
+			// Another writer changed the submission: read again, rerun fn.
+			if !sleep(ctx, jitter(attempt)) {
+				return nil, false, fmt.Errorf("jsstore: update %s: %w (last: %v)", id, ctx.Err(), err)
+			}
+		case errors.Is(err, errAmbiguous):
+			ambiguous = true
+			lastErr = err
+			if !sleep(ctx, backoff(attempt)) {
+				return nil, false, fmt.Errorf("jsstore: update %s: %w (last: %v)", id, ctx.Err(), lastErr)
+			}
+		default:
+			return nil, false, fmt.Errorf("jsstore: update %s: %w", id, err)
+		}
+	}
+}
+
+// newID returns 22 random url-safe characters: op ids and batch ids.
+func newID() string {
+	var b [16]byte
+	_, _ = crand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func appendEvents(d *doc, evs []submission.Event, now time.Time) {
+	var seq uint64
+	if n := len(d.Events); n > 0 {
+		seq = d.Events[n-1].Seq
+	}
+	for _, e := range evs {
+		seq++
+		e.Seq = seq
+		e.SubmissionID = d.Sub.ID
+		if e.At.IsZero() {
+			e.At = now
+		}
+		d.Events = append(d.Events, e)
+	}
+}
+
+func expect(subject string, data []byte, lastSeq uint64) *nats.Msg {
+	m := nats.NewMsg(subject)
+	m.Data = data
+	m.Header.Set(hdrExpectedSubSeq, strconv.FormatUint(lastSeq, 10))
+	return m
+}
+
+func put(subject string) *nats.Msg {
+	m := nats.NewMsg(subject)
+	return m
+}
+
+// setMember puts a set key, or removes it with a marker the server drops after
+// MarkerTTL (a removal inside an atomic batch cannot purge).
+func (s *Store) setMember(subject string, in bool) *nats.Msg {
+	m := nats.NewMsg(subject)
+	if !in {
+		m.Header.Set(hdrKVOp, "DEL")
+		m.Header.Set(hdrTTL, s.opts.MarkerTTL.String())
+	}
+	return m
+}
+
+// Errors of write, classified for the retry loops.
+var (
+	// errConflict: an expected last sequence did not match; nothing was written.
+	errConflict = errors.New("jsstore: concurrent change")
+	// errAmbiguous: the write may or may not have been committed (no answer, or the
+	// cluster is between leaders).
+	errAmbiguous = errors.New("jsstore: no acknowledgement")
+)
+
+type pubAck struct {
+	Stream string `json:"stream"`
+	Seq    uint64 `json:"seq"`
+	Error  *struct {
+		Code        int    `json:"code"`
+		ErrCode     int    `json:"err_code"`
+		Description string `json:"description"`
+	} `json:"error,omitempty"`
+}
+
+// JetStream error codes the retry loops tell apart.
+const (
+	codeWrongLastSeq         = 10071
+	codeWrongLastSeqConstant = 10164
+	codeBatchIncomplete      = 10176
+	codeBatchTooManyInflight = 10210
+)
+
+// write sends msgs as one message or one atomic batch and waits for the
+// acknowledgement, which comes after the stream's quorum stored the messages.
+func (s *Store) write(ctx context.Context, msgs []*nats.Msg) error {
+	err := s.write1(ctx, msgs)
+	switch {
+	case err == nil && s.loseAck != nil && s.loseAck():
+		err = fmt.Errorf("%w: acknowledgement dropped by test", errAmbiguous)
+		fallthrough
+	case errors.Is(err, errAmbiguous):
+		s.stats.ambiguous.Add(1)
+	case errors.Is(err, errConflict):
+		s.stats.conflicts.Add(1)
+	}
+	return err
+}
+
+func (s *Store) write1(ctx context.Context, msgs []*nats.Msg) error {
+	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	defer cancel()
+	last := msgs[len(msgs)-1]
+	if len(msgs) > 1 {
+		batch := newID()
+		for i, m := range msgs {
+			m.Header.Set("Nats-Batch-Id", batch)
+			m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
+			if m == last {
+				m.Header.Set("Nats-Batch-Commit", "1")
+				break
+			}
+			if err := s.nc.PublishMsg(m); err != nil {
+				return fmt.Errorf("%w: %v", errAmbiguous, err)
+			}
+		}
+	}
+	resp, err := s.nc.RequestMsgWithContext(rctx, last)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errAmbiguous, err)
+	}
+	var ack pubAck
+	if err := json.Unmarshal(resp.Data, &ack); err != nil {
+		return fmt.Errorf("%w: bad acknowledgement %q", errAmbiguous, resp.Data)
+	}
+	if ack.Error == nil {
+		if ack.Seq == 0 {
+			return fmt.Errorf("%w: acknowledgement without sequence %q", errAmbiguous, resp.Data)
+		}
+		return nil
+	}
+	e := ack.Error
+	switch {
+	case e.ErrCode == codeWrongLastSeq || e.ErrCode == codeWrongLastSeqConstant:
+		return fmt.Errorf("%w: %s", errConflict, e.Description)
+	case e.ErrCode == codeBatchIncomplete || e.ErrCode == codeBatchTooManyInflight || e.Code >= 500:
+		return fmt.Errorf("%w: %s (%d)", errAmbiguous, e.Description, e.ErrCode)
+	}
+	return fmt.Errorf("jsstore: write refused: %s (%d)", e.Description, e.ErrCode)
+}
+
+// transient reports whether a read error is worth retrying.
+func transient(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Code >= 500
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrDisconnected)
+}
+
+// backoff after a failure that may be a leader election: 50 ms doubling to 1 s.
+func backoff(attempt int) time.Duration {
+	d := 50 * time.Millisecond << min(attempt, 5)
+	return min(d, time.Second) + time.Duration(rand.Int64N(int64(20*time.Millisecond)))
+}
+
+// jitter after a conflict: short and random, so competing writers spread out.
+func jitter(attempt int) time.Duration {
+	return time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 5)))
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

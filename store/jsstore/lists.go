@@ -1,0 +1,148 @@
+package jsstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/amtsbote/amtsbote/submission"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// each calls fn with the subject and value of every key under filter (its last
+// value; removed keys skipped), through a short-lived consumer. It ends at the keys
+// present when it started (and maybe some added since).
+func (s *Store) each(ctx context.Context, filter string, headersOnly bool, fn func(subject string, data []byte) (bool, error)) error {
+	var cons jetstream.Consumer
+	var err error
+	deadline := time.Now().Add(s.opts.Timeout)
+	for attempt := 0; ; attempt++ {
+		c, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+		cons, err = s.kv.CreateConsumer(c, jetstream.ConsumerConfig{
+			DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
+			AckPolicy:         jetstream.AckNonePolicy,
+			FilterSubject:     filter,
+			HeadersOnly:       headersOnly,
+			InactiveThreshold: time.Minute,
+			MemoryStorage:     true,
+			Replicas:          1,
+		})
+		cancel()
+		if err == nil {
+			break
+		}
+		if !transient(err) || time.Now().After(deadline) || !sleep(ctx, backoff(attempt)) {
+			return fmt.Errorf("jsstore: list %s: %w", filter, err)
+		}
+	}
+	defer func() {
+		c, cancel := context.WithTimeout(context.Background(), s.opts.RequestTimeout)
+		_ = s.kv.DeleteConsumer(c, cons.CachedInfo().Name)
+		cancel()
+	}()
+	pending := cons.CachedInfo().NumPending
+	// A new consumer of a replicated stream may not answer at once (no responders);
+	// such errors are retried until Timeout passes without progress.
+	progress := time.Now()
+	for attempt := 0; pending > 0; attempt++ {
+		// Ask for exactly what is pending: Fetch returns when the batch is full.
+		batch, err := cons.Fetch(int(min(pending, 256)), jetstream.FetchMaxWait(s.opts.RequestTimeout))
+		got := 0
+		if err == nil {
+			for m := range batch.Messages() {
+				got++
+				md, err := m.Metadata()
+				if err != nil {
+					return fmt.Errorf("jsstore: list %s: %w", filter, err)
+				}
+				pending = md.NumPending
+				if op := m.Headers().Get(hdrKVOp); op == "DEL" || op == "PURGE" {
+					continue
+				}
+				more, err := fn(m.Subject(), m.Data())
+				if err != nil || !more {
+					return err
+				}
+			}
+			err = batch.Error()
+		}
+		if got > 0 {
+			progress, attempt = time.Now(), 0
+		}
+		retry := err == nil || transient(err) || got > 0
+		if err == nil && got == 0 {
+			err = fmt.Errorf("no messages within %s, %d pending", s.opts.RequestTimeout, pending)
+		}
+		if err != nil {
+			if !retry || time.Since(progress) > s.opts.Timeout || !sleep(ctx, backoff(attempt)) {
+				return fmt.Errorf("jsstore: list %s: %w", filter, err)
+			}
+		}
+	}
+	return nil
+}
+
+// ids lists the decoded last tokens of the keys under filter.
+func (s *Store) ids(filter string) ([]string, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	var ids []string
+	err := s.each(ctx, filter, true, func(subject string, _ []byte) (bool, error) {
+		tok := subject[strings.LastIndexByte(subject, '.')+1:]
+		id, err := decodeKey(tok)
+		if err != nil {
+			return false, fmt.Errorf("jsstore: key %s: %w", subject, err)
+		}
+		ids = append(ids, id)
+		return true, nil
+	})
+	return ids, err
+}
+
+// Outbox lists the ids of submissions that still need a delivery attempt.
+func (s *Store) Outbox() ([]string, error) { return s.ids(s.subject("outbox.*")) }
+
+// HandedOver lists the ids of submissions handed over to a channel whose office has
+// not confirmed yet.
+func (s *Store) HandedOver() ([]string, error) { return s.ids(s.subject("handed.*")) }
+
+// WalkOffice calls fn for the submissions addressed to an office, oldest first (by
+// id; ids are time-ordered), starting after the id `after`, until fn returns false.
+// It lists the office's whole index on every call: pages cost O(office size).
+func (s *Store) WalkOffice(officeID, after string, fn func(*submission.Submission) bool) error {
+	ids, err := s.ids(s.subject("office." + encodeKey(officeID) + ".*"))
+	if err != nil {
+		return err
+	}
+	slices.Sort(ids)
+	ctx, cancel := s.ctx()
+	defer cancel()
+	for _, id := range ids {
+		if after != "" && id <= after {
+			continue
+		}
+		d, _, err := s.readDoc(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !fn(d.Sub) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// Scan calls fn for every submission, in no particular order, until fn returns false.
+// It has no overall deadline (a large store takes long); each fetch has one.
+func (s *Store) Scan(fn func(*submission.Submission) bool) error {
+	return s.each(context.Background(), s.subject("sub.*"), false, func(subject string, data []byte) (bool, error) {
+		var d doc
+		if err := json.Unmarshal(data, &d); err != nil || d.Sub == nil {
+			return false, fmt.Errorf("jsstore: decode %s: %v", subject, err)
+		}
+		return fn(d.Sub), nil
+	})
+}

@@ -1,0 +1,250 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// boltHarness runs the suite against store.DB, optionally wrapped with a defect.
+func boltHarness(defect string) Harness {
+	dirs := map[store.Store]string{}
+	open := func(t *testing.T, dir string) store.Store {
+		db, err := store.Open(dir, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		var s store.Store = db
+		if defect != "" {
+			s = &defective{Store: db, defect: defect}
+		}
+		dirs[s] = dir
+		return s
+	}
+	return Harness{
+		Open: func(t *testing.T) store.Store { return open(t, t.TempDir()) },
+		Reopen: func(t *testing.T, old store.Store) store.Store {
+			if err := old.Close(); err != nil {
+				t.Fatal(err)
+			}
+			dir := dirs[old]
+			if defect == "forgets-on-reopen" {
+				dir = t.TempDir()
+			}
+			return open(t, dir)
+		},
+	}
+}
+
+// defective is a correct store with one planted defect.
+type defective struct {
+	store.Store
+	defect string
+}
+
+func (d *defective) Create(ctx context.Context, sub *submission.Submission, evs []submission.Event, kind string, receipt []byte) (*submission.Submission, []byte, bool, error) {
+	switch d.defect {
+	case "no-idempotency":
+		c := *sub
+		c.MessageID += "/" + sub.ID // never the same key twice
+		return d.Store.Create(ctx, &c, evs, kind, receipt)
+	case "racy-idempotency":
+		// Check, then create: right one at a time, wrong under concurrency.
+		if s, err := d.Store.FindByMessage(sub.Sender, sub.MessageID); err == nil {
+			r, _ := d.Store.Receipt(s.ID, kind)
+			return s, r, false, nil
+		}
+		c := *sub
+		c.MessageID += "/" + sub.ID
+		s, r, created, err := d.Store.Create(ctx, &c, evs, kind, receipt)
+		if s != nil {
+			s.MessageID = sub.MessageID
+		}
+		return s, r, created, err
+	}
+	return d.Store.Create(ctx, sub, evs, kind, receipt)
+}
+
+func (d *defective) FindByMessage(sender, messageID string) (*submission.Submission, error) {
+	if d.defect == "racy-idempotency" {
+		var found *submission.Submission
+		err := d.Store.Scan(func(s *submission.Submission) bool {
+			if s.Sender == sender && strings.HasPrefix(s.MessageID, messageID+"/") {
+				found = s
+				found.MessageID = messageID
+				return false
+			}
+			return true
+		})
+		if err == nil && found == nil {
+			err = store.ErrNotFound
+		}
+		return found, err
+	}
+	return d.Store.FindByMessage(sender, messageID)
+}
+
+func (d *defective) Get(id string) (*submission.Submission, error) {
+	s, err := d.Store.Get(id)
+	if d.defect == "unwrapped-not-found" && errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("no submission %s", id)
+	}
+	return s, err
+}
+
+func (d *defective) Update(id string, fn func(*submission.Submission) ([]submission.Event, error)) (*submission.Submission, error) {
+	switch d.defect {
+	case "drops-event":
+		return d.Store.Update(id, func(s *submission.Submission) ([]submission.Event, error) {
+			evs, err := fn(s)
+			if len(evs) > 1 {
+				evs = evs[:len(evs)-1]
+			}
+			return evs, err
+		})
+	case "lost-update":
+		// Read, change outside the transaction, write back: the classic lost update.
+		cur, err := d.Store.Get(id)
+		if err != nil {
+			return nil, err
+		}
+		evs, err := fn(cur)
+		if err != nil || len(evs) == 0 {
+			return cur, err
+		}
+		return d.Store.Update(id, func(s *submission.Submission) ([]submission.Event, error) {
+			*s = *cur
+			return evs, nil
+		})
+	case "writes-without-events":
+		return d.Store.Update(id, func(s *submission.Submission) ([]submission.Event, error) {
+			evs, err := fn(s)
+			if err == nil && len(evs) == 0 {
+				evs = []submission.Event{{Type: "noop"}}
+			}
+			return evs, err
+		})
+	case "ignores-fn-error":
+		return d.Store.Update(id, func(s *submission.Submission) ([]submission.Event, error) {
+			evs, err := fn(s)
+			if err != nil && len(evs) > 0 {
+				return evs, nil
+			}
+			return evs, err
+		})
+	}
+	return d.Store.Update(id, fn)
+}
+
+func (d *defective) Outbox() ([]string, error) {
+	if d.defect == "outbox-ignores-state" {
+		var ids []string
+		err := d.Store.Scan(func(s *submission.Submission) bool {
+			if s.State != submission.StateHeld {
+				ids = append(ids, s.ID)
+			}
+			return true
+		})
+		return ids, err
+	}
+	return d.Store.Outbox()
+}
+
+func (d *defective) WalkOffice(office, after string, fn func(*submission.Submission) bool) error {
+	if d.defect == "walk-by-prefix" {
+		// A prefix match instead of the office's own key lets office-a see office-ab.
+		var all []*submission.Submission
+		if err := d.Store.Scan(func(s *submission.Submission) bool {
+			if strings.HasPrefix(s.OfficeID, office) && s.ID > after {
+				all = append(all, s)
+			}
+			return true
+		}); err != nil {
+			return err
+		}
+		for _, s := range all {
+			if !fn(s) {
+				return nil
+			}
+		}
+		return nil
+	}
+	return d.Store.WalkOffice(office, after, fn)
+}
+
+func (d *defective) Blobs() store.BlobStore {
+	if d.defect == "blob-not-found-unwrapped" {
+		return badBlobs{d.Store.Blobs()}
+	}
+	return d.Store.Blobs()
+}
+
+type badBlobs struct{ store.BlobStore }
+
+func (b badBlobs) Open(ctx context.Context, digest string) (io.ReadCloser, error) {
+	rc, err := b.BlobStore.Open(ctx, digest)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, os.ErrNotExist
+	}
+	return rc, err
+}
+
+func TestBoltPasses(t *testing.T) {
+	Run(t, boltHarness(""))
+}
+
+// TestSeededDefectsFail proves the suite has teeth: each defect, planted in the
+// otherwise correct bbolt store, must make the named case fail. The suite runs in a
+// child process because a failing *testing.T cannot be contained in this one; only
+// the case that should catch the defect runs, which also proves each case stands on
+// its own.
+func TestSeededDefectsFail(t *testing.T) {
+	if os.Getenv("STORETEST_DEFECT") != "" {
+		return // this is the child process itself
+	}
+	cases := map[string]string{
+		"no-idempotency":           "CreateIdempotent",
+		"racy-idempotency":         "ConcurrentCreatesOfOneMessage",
+		"unwrapped-not-found":      "NotFound",
+		"drops-event":              "EventsOrderAndSeq",
+		"lost-update":              "ConcurrentUpdates",
+		"writes-without-events":    "UpdateWithoutEventsWritesNothing",
+		"ignores-fn-error":         "UpdateErrorAborts",
+		"outbox-ignores-state":     "IndexesFollowState",
+		"walk-by-prefix":           "WalkOffice",
+		"blob-not-found-unwrapped": "Blobs",
+		"forgets-on-reopen":        "Durable",
+	}
+	for defect, failingCase := range cases {
+		t.Run(defect, func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(os.Args[0], "-test.run=^TestDefectChild$/^"+failingCase+"$", "-test.v", "-test.count=1")
+			cmd.Env = append(os.Environ(), "STORETEST_DEFECT="+defect)
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("suite passed a store with defect %q:\n%s", defect, out)
+			}
+			if !strings.Contains(string(out), "--- FAIL: TestDefectChild/"+failingCase) {
+				t.Errorf("defect %q did not fail case %s:\n%s", defect, failingCase, out)
+			}
+		})
+	}
+}
+
+// TestDefectChild is the child of TestSeededDefectsFail and does nothing on its own.
+func TestDefectChild(t *testing.T) {
+	defect := os.Getenv("STORETEST_DEFECT")
+	if defect == "" {
+		return
+	}
+	Run(t, boltHarness(defect))
+}
