@@ -100,6 +100,22 @@ func (p Peer) ServesLand(land string) bool {
 	return false
 }
 
+// validGatewayID is the wire format's GatewayID (federation/weiterleitung-v1.xsd).
+func validGatewayID(s string) bool {
+	if s == "" || len(s) > 200 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case i > 0 && (r == '.' || r == '_' || r == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 func isDigits(s string) bool {
 	if s == "" {
 		return false
@@ -128,6 +144,8 @@ func (c *Config) validatePeers() []error {
 			errs = append(errs, fmt.Errorf("%s.id: must not be empty (the peer gateway's id, the CN of its certificate)", field))
 		case p.ID == c.GatewayID:
 			errs = append(errs, fmt.Errorf("%s.id: %q is this gateway's own id", field, p.ID))
+		case !validGatewayID(p.ID):
+			errs = append(errs, fmt.Errorf("%s.id: %q: letters, digits, '.', '_' and '-' only, starting with a letter or digit", field, p.ID))
 		case ids[p.ID]:
 			errs = append(errs, fmt.Errorf("%s.id: %q is listed twice", field, p.ID))
 		}

@@ -44,8 +44,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
 	verbose := fs.Bool("v", false, "show the gateway's logs")
 	via := fs.String("channel", channel.Webhook, "how Stadt Dresden takes the application: webhook, transfer, mailbox, xta")
+	federation := fs.Bool("federation", false, "two gateways (Saxony, Bavaria) in one process: an application crosses the state border")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *federation {
+		return runFederationDemo(ctx, stdout, stderr, *timeout, *verbose)
 	}
 	side, ok := demoOffices[*via]
 	if !ok {

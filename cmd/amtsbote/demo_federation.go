@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/fachverfahren"
+	"github.com/amtsbote/amtsbote/gateway"
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/portal"
+	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/wire"
+)
+
+// The federation demo: two gateways in one process, Saxony's (amtsbote-sn) and
+// Bavaria's (amtsbote-by), each with its own data folder, development PKI and
+// directory overlay, trusting each other's gateway certificate (peers/). An Amt24
+// package for München crosses the state border: sn forwards it, by delivers it to
+// the Kreisverwaltungsreferat's Fachverfahren, the office accepts, and the Amt24
+// portal reads "accepted" in sn's status.
+
+const (
+	demoMuenchenARS    = "091620000000"
+	demoMuenchenOffice = "muenchen-kvr"
+	demoOfficeToken    = "demo-office-token-muenchen"
+	demoOfficeSecret   = "whsec_ZGVtby1zZWNyZXQtbXVlbmNoZW4tMTIzNDU2"
+)
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// demoState is one gateway of the demo before it starts.
+type demoState struct {
+	id, label, dir, addr string
+	cfg                  config.Config
+}
+
+func runFederationDemo(ctx context.Context, stdout, stderr io.Writer, timeout time.Duration, verbose bool) int {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out := &printer{w: stdout, start: time.Now()}
+	fail := func(format string, args ...any) int {
+		fmt.Fprintf(stderr, "demo failed: "+format+"\n", args...)
+		return 1
+	}
+	root, err := os.MkdirTemp("", "amtsbote-federation-demo-")
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer os.RemoveAll(root)
+	level := "error"
+	if verbose {
+		level = "info"
+	}
+
+	sn := &demoState{id: "amtsbote-sn", label: "sn gateway", dir: filepath.Join(root, "sn")}
+	by := &demoState{id: "amtsbote-by", label: "by gateway", dir: filepath.Join(root, "by")}
+	for _, s := range []*demoState{sn, by} {
+		if s.addr, err = freeAddr(); err != nil {
+			return fail("%v", err)
+		}
+		if _, err := signing.EnsureDevPKI(filepath.Join(s.dir, "pki"), s.id); err != nil {
+			return fail("dev PKI: %v", err)
+		}
+	}
+	// Trust exchange: each gateway's certificate (the leaf, not its CA) goes into the
+	// other's trust store, folder peers/.
+	for _, pair := range [][2]*demoState{{sn, by}, {by, sn}} {
+		from, to := pair[0], pair[1]
+		data, err := os.ReadFile(filepath.Join(from.dir, "pki", "gateway.pem"))
+		if err != nil {
+			return fail("%v", err)
+		}
+		certs, err := signing.ParseCertificatesPEM(data)
+		if err != nil {
+			return fail("%v", err)
+		}
+		dst := filepath.Join(to.dir, "pki", "trust", "peers", from.id+".pem")
+		if err := os.WriteFile(dst, signing.CertPEM(certs[0]), 0o644); err != nil {
+			return fail("%v", err)
+		}
+		out.say("operator", "trust: certificate of %s (serial %x) -> %s", from.id, certs[0].SerialNumber.Bytes()[:6], strings.TrimPrefix(dst, root+"/"))
+	}
+
+	office, err := fachverfahren.Start(fachverfahren.Options{Token: demoOfficeToken, Secret: demoOfficeSecret,
+		Logf: func(format string, args ...any) { out.say("KVR München", format, args...) }})
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer office.Close()
+
+	peerEntry := func(land, name string, s *demoState) string {
+		return fmt.Sprintf("peers:\n  - {land: %q, name: %q, gatewayId: %s, baseUrl: \"http://%s\"}\n", land, name, s.id, s.addr)
+	}
+	overlays := map[*demoState]string{
+		sn: peerEntry("09", "Bayern", by),
+		by: `homeLands: ["09"]
+offices:
+  - id: ` + demoMuenchenOffice + `
+    name: "Landeshauptstadt München, Kreisverwaltungsreferat"
+    hausanschrift: {strasse: "Ruppertstraße 19", plz: "80337", ort: "München"}
+    kanaele: [{kind: webhook, level: 3}]
+responsibilities:
+  - {leistung: "99999001000000", gebiet: "09162", stelle: ` + demoMuenchenOffice + `}
+` + peerEntry("14", "Sachsen", sn),
+	}
+	for _, s := range []*demoState{sn, by} {
+		overlay := filepath.Join(s.dir, "directory.yaml")
+		if err := os.WriteFile(overlay, []byte(overlays[s]), 0o644); err != nil {
+			return fail("%v", err)
+		}
+		c := config.Default()
+		c.GatewayID, c.DataDir, c.Listen = s.id, filepath.Join(s.dir, "data"), s.addr
+		c.PKI.Dir = filepath.Join(s.dir, "pki")
+		c.Directory.Files = []string{overlay}
+		c.Delivery.BackoffBase = 300 * time.Millisecond
+		s.cfg = c
+	}
+	sn.cfg.Peers = []config.Peer{{ID: by.id, Name: "Bayern", Lands: []string{"09"}, BaseURL: "http://" + by.addr, PollInterval: time.Second}}
+	by.cfg.Peers = []config.Peer{{ID: sn.id, Name: "Sachsen", Lands: []string{"14"}, BaseURL: "http://" + sn.addr, PollInterval: time.Second}}
+	by.cfg.Offices = map[string]config.OfficeClient{demoMuenchenOffice: {Token: demoOfficeToken,
+		Channels: map[string]config.Channel{"webhook": {Endpoint: office.URL(), Secret: demoOfficeSecret}}}}
+
+	gws := map[*demoState]*gateway.Gateway{}
+	for _, s := range []*demoState{by, sn} {
+		g, err := gateway.Start(ctx, s.cfg, newLogger(stderr, level, "text"))
+		if err != nil {
+			return fail("start %s: %v", s.id, err)
+		}
+		gws[s] = g
+		defer func() {
+			sctx, c := context.WithTimeout(context.Background(), 10*time.Second)
+			defer c()
+			_ = g.Shutdown(sctx)
+		}()
+		out.say(s.label, "%s listening on %s; peer %s", s.id, g.URL(), s.cfg.Peers[0].ID)
+	}
+
+	done := make(chan *submission.Submission, 1)
+	for _, s := range []*demoState{sn, by} {
+		label := s.label
+		isSN := s == sn
+		gws[s].Broker.Observe(func(sub *submission.Submission, e submission.Event) {
+			switch e.Type {
+			case submission.EventReceived:
+				out.say(label, "received: %s", e.Detail)
+			case submission.EventRouted:
+				out.say(label, "routed: %s in %s -> %s", sub.ServiceName, sub.AreaName, sub.OfficeName)
+			case submission.EventQueued:
+				out.say(label, "queued for delivery by %s", e.Channel)
+			case submission.EventAttemptFailed:
+				out.say(label, "delivery attempt %d by %s failed: %s", e.Attempt, e.Channel, e.Detail)
+			case submission.EventForwarded:
+				out.say(label, "FORWARDED across the state border %s; its signed Eingangsbestätigung is stored", e.Detail)
+			case submission.EventArrivedFromPeer:
+				out.say(label, "arrived from a peer: %s", e.Detail)
+			case submission.EventDelivered:
+				out.say(label, "delivered (%s): %s", e.Channel, e.Detail)
+			case submission.EventAccepted, submission.EventRejected:
+				out.say(label, "office decision: %s %s (by %s)", e.Type, e.Detail, e.Actor)
+				if isSN {
+					select {
+					case done <- sub:
+					default:
+					}
+				}
+			default:
+				out.say(label, "%s %s %s", e.Type, e.Channel, e.Detail)
+			}
+		})
+	}
+
+	gsn := gws[sn]
+	signer, err := signing.LoadSigner(gsn.PKI.PortalKey, gsn.PKI.PortalCert)
+	if err != nil {
+		return fail("portal key: %v", err)
+	}
+	client := &portal.Client{BaseURL: gsn.URL(), Signer: signer, Token: gsn.Config.Portals[signing.DevPortalID].Token}
+	p := paket.Example("99999001000000")
+	p.Kopf.Ort = paket.Ort{ARS: demoMuenchenARS, Name: "München"}
+	out.say("Amt24", "a citizen reports a defect in München (ARS %s) on Saxony's portal", demoMuenchenARS)
+	res, err := client.Submit(ctx, p)
+	if err != nil {
+		return fail("submit: %v", err)
+	}
+	if !res.Accepted() {
+		return fail("submission refused: %d %s: %s", res.Status, res.Problem.Type, res.Problem.Detail)
+	}
+	out.say("Amt24", "%d Created at %s: submission %s", res.Status, sn.id, res.SubmissionID)
+
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fail("no decision came back within %s", timeout)
+	}
+	st, err := client.Status(ctx, res.SubmissionID)
+	if err != nil {
+		return fail("status: %v", err)
+	}
+	out.say("Amt24", "status at %s: %s; event log: %s", sn.id, st.State, eventSummary(st.Events))
+	if st.State != wire.StateAccepted {
+		return fail("state %s, want accepted", st.State)
+	}
+	for _, e := range st.Events {
+		if e.Type == submission.EventForwarded || e.Type == submission.EventDelivered || e.Type == submission.EventAccepted {
+			out.say("Amt24", "  %-10s %s", e.Type, e.Detail)
+		}
+	}
+	zb, err := client.Receipt(ctx, res.SubmissionID, "zustellung")
+	if err != nil || !strings.Contains(string(zb), "<Kanal>peer</Kanal>") {
+		return fail("Zustellbestaetigung at %s: %v", sn.id, err)
+	}
+	out.say("Amt24", "Zustellbestätigung of %s received (channel peer)", sn.id)
+	fmt.Fprintf(stdout, "\ndemo complete: the application crossed from Saxony to Bavaria, reached %s and is %s.\n", "Landeshauptstadt München", st.State)
+	return 0
+}

@@ -1,0 +1,247 @@
+package federation
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/signing"
+)
+
+// Problem types of the federation endpoint (besides the API's own, docs/problems.md).
+const (
+	TypeLoop          = "https://amtsbote.de/problems/federation/loop"
+	TypeHopLimit      = "https://amtsbote.de/problems/federation/hop-limit"
+	TypeClockSkew     = "https://amtsbote.de/problems/federation/clock-skew"
+	TypeMisdirected   = "https://amtsbote.de/problems/federation/misdirected"
+	TypeUntrustedPeer = "https://amtsbote.de/problems/federation/untrusted-peer"
+)
+
+// Client is the forwarding side: it sends envelopes and status questions to peers
+// and checks their signed answers. Safe for concurrent use.
+type Client struct {
+	Self   string
+	Signer *signing.Signer
+	Trust  *Trust
+	HTTP   *http.Client
+	Now    func() time.Time
+}
+
+func (c *Client) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// Answer is the peer's answer to a hop: its signed Eingangsbestaetigung.
+type Answer struct {
+	Raw       []byte
+	Receipt   signing.Receipt
+	Duplicate bool // the peer had the package already (HTTP 200)
+}
+
+// StatusError is an HTTP answer of a peer that a retry may cure (408, 425, 429, 5xx)
+// or a clock-skew refusal.
+type StatusError struct {
+	Peer   string
+	Status int
+	Type   string
+	Detail string // the peer's words: operators only
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("peer gateway %s answered HTTP %d %s: %s", e.Peer, e.Status, e.Type, e.Detail)
+}
+
+// PublicReason implements the adapters' public reason: the status code only.
+func (e *StatusError) PublicReason() string {
+	if e.Type == TypeClockSkew {
+		return fmt.Sprintf("peer gateway %s refused the time of the forwarding (clocks differ)", e.Peer)
+	}
+	return fmt.Sprintf("peer gateway %s answered HTTP %d", e.Peer, e.Status)
+}
+
+// RefusedError is a peer's permanent refusal (unknown service there, no office, a
+// loop, ...). Its reason is the peer's problem detail: written by a trusted gateway
+// for the portal, so it is the public reason.
+type RefusedError struct {
+	Peer   string
+	Status int
+	Type   string
+	Reason string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("peer gateway %s refused the package (HTTP %d %s): %s", e.Peer, e.Status, e.Type, e.Reason)
+}
+
+// PublicReason is shown to the portal.
+func (e *RefusedError) PublicReason() string {
+	return fmt.Sprintf("refused by gateway %s: %s", e.Peer, clip(e.Reason, 300))
+}
+
+// UnreachableError is a network failure reaching the peer (transient).
+type UnreachableError struct {
+	Peer string
+	Err  error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("peer gateway %s unreachable: %v", e.Peer, e.Err)
+}
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// PublicReason names the peer, not the network details.
+func (e *UnreachableError) PublicReason() string {
+	if errors.Is(e.Err, context.DeadlineExceeded) {
+		return fmt.Sprintf("peer gateway %s did not answer in time", e.Peer)
+	}
+	return fmt.Sprintf("peer gateway %s is not reachable", e.Peer)
+}
+
+// untrustedAnswer is a peer answer that does not verify.
+type untrustedAnswer struct {
+	Peer string
+	Err  error
+}
+
+func (e *untrustedAnswer) Error() string {
+	return fmt.Sprintf("the answer of peer gateway %s does not verify: %v", e.Peer, e.Err)
+}
+func (e *untrustedAnswer) Unwrap() error { return e.Err }
+func (e *untrustedAnswer) PublicReason() string {
+	return fmt.Sprintf("the answer of gateway %s is not signed by a trusted certificate", e.Peer)
+}
+
+type problemDoc struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Detail string `json:"detail"`
+}
+
+func (c *Client) post(ctx context.Context, peer config.Peer, path string, body []byte) (int, []byte, problemDoc, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(peer.BaseURL, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, problemDoc{}, adapters.Permanent("the peer's base URL is not usable", err)
+	}
+	req.Header.Set("Content-Type", ContentType)
+	req.Header.Set("Accept", ContentType+", application/problem+json")
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, nil, problemDoc{}, &UnreachableError{Peer: peer.ID, Err: fmt.Errorf("%w: %v", ctx.Err(), err)}
+		}
+		return 0, nil, problemDoc{}, &UnreachableError{Peer: peer.ID, Err: err}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return 0, nil, problemDoc{}, &UnreachableError{Peer: peer.ID, Err: err}
+	}
+	var p problemDoc
+	if resp.StatusCode >= 300 {
+		_ = json.Unmarshal(b, &p)
+		if p.Detail == "" {
+			p.Detail = clip(string(b), 300)
+		}
+	}
+	return resp.StatusCode, b, p, nil
+}
+
+func classify(peer string, status int, p problemDoc) error {
+	switch {
+	case status == 408 || status == 425 || status == 429 || status >= 500 || p.Type == TypeClockSkew:
+		return &StatusError{Peer: peer, Status: status, Type: p.Type, Detail: p.Detail}
+	default:
+		reason := p.Detail
+		if reason == "" {
+			reason = p.Title
+		}
+		if reason == "" {
+			reason = fmt.Sprintf("HTTP %d", status)
+		}
+		r := &RefusedError{Peer: peer, Status: status, Type: p.Type, Reason: reason}
+		return adapters.Permanent(r.PublicReason(), r)
+	}
+}
+
+// Forward sends one hop and returns the peer's verified receipt. Errors are
+// classified for the broker: *adapters.PermanentError (a refusal, an answer that does
+// not verify) or transient (unreachable, 5xx, clock skew).
+func (c *Client) Forward(ctx context.Context, peer config.Peer, env *Envelope) (*Answer, error) {
+	env.From, env.To, env.At = c.Self, peer.ID, c.now().UTC()
+	doc, err := env.Sign(c.Signer)
+	if err != nil {
+		return nil, adapters.Permanent("the forwarding envelope cannot be built", err)
+	}
+	status, body, p, err := c.post(ctx, peer, PathForward, doc)
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusCreated && status != http.StatusOK {
+		return nil, classify(peer.ID, status, p)
+	}
+	v, _, err := c.Trust.Verify(body, peer.ID)
+	if err != nil {
+		u := &untrustedAnswer{Peer: peer.ID, Err: err}
+		return nil, adapters.Permanent(u.PublicReason(), u)
+	}
+	r, err := signing.ParseReceipt(v.Root)
+	if err == nil && (r.Kind != signing.KindEingang || r.Sender != env.Sender || r.MessageID != env.MessageID ||
+		r.PackageSHA256 != env.PackageSHA256() || r.GatewayID != peer.ID) {
+		err = fmt.Errorf("receipt for %s/%s of %s, sha256 %s, expected %s/%s of %s, sha256 %s",
+			r.Sender, r.MessageID, r.GatewayID, r.PackageSHA256, env.Sender, env.MessageID, peer.ID, env.PackageSHA256())
+	}
+	if err != nil {
+		u := &untrustedAnswer{Peer: peer.ID, Err: err}
+		return nil, adapters.Permanent("the receipt of gateway "+peer.ID+" does not match the package", u)
+	}
+	return &Answer{Raw: body, Receipt: r, Duplicate: status == http.StatusOK}, nil
+}
+
+// Status asks the peer about packages forwarded to it and returns its verified answer.
+func (c *Client) Status(ctx context.Context, peer config.Peer, refs []Ref) (*Report, error) {
+	q := &Query{From: c.Self, To: peer.ID, At: c.now().UTC(), Refs: refs}
+	doc, err := q.Sign(c.Signer)
+	if err != nil {
+		return nil, err
+	}
+	status, body, p, err := c.post(ctx, peer, PathStatus, doc)
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusOK {
+		return nil, classify(peer.ID, status, p)
+	}
+	v, _, err := c.Trust.Verify(body, peer.ID)
+	if err != nil {
+		return nil, &untrustedAnswer{Peer: peer.ID, Err: err}
+	}
+	rp, err := ParseReport(v.Root)
+	if err != nil {
+		return nil, err
+	}
+	if rp.From != peer.ID {
+		return nil, &untrustedAnswer{Peer: peer.ID, Err: fmt.Errorf("report says it is from %q", rp.From)}
+	}
+	if err := c.Trust.CheckAddressed(rp.To); err != nil {
+		return nil, err
+	}
+	if err := c.Trust.CheckTime(peer, rp.At); err != nil {
+		return nil, err
+	}
+	return rp, nil
+}

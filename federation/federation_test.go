@@ -1,0 +1,387 @@
+package federation
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/signing/signingtest"
+)
+
+// Two gateways from the throw-away PKI: "gw-test" forwards, "portal-ec" receives
+// (the names are the certificates' CNs, which are the gateway ids).
+type world struct {
+	pki      *signingtest.PKI
+	a, b     *signingtest.Party
+	portal   *signingtest.Party
+	pkg      []byte
+	peerOfA  config.Peer // b as a configures it
+	peerOfB  config.Peer // a as b configures it
+	trustA   *Trust
+	trustB   *Trust
+	storeA   *signing.TrustStore
+	storeB   *signing.TrustStore
+	clockOff time.Duration
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	pki := signingtest.NewPKI(t)
+	w := &world{pki: pki, a: pki.Gateway, b: pki.PortalECDSA, portal: pki.Portal}
+	p := paket.ExampleWith("99999001000000", paket.NewMessageID(), time.Now().UTC().Truncate(time.Second))
+	var err error
+	if w.pkg, err = pki.Portal.Signer.Sign(p.Element()); err != nil {
+		t.Fatal(err)
+	}
+	w.peerOfA = config.Peer{ID: w.b.Name, Lands: []string{"09"}, BaseURL: "http://b.invalid", ClockSkew: time.Minute}
+	w.peerOfB = config.Peer{ID: w.a.Name, Lands: []string{"14"}, BaseURL: "http://a.invalid", ClockSkew: time.Minute}
+	w.storeA, w.storeB = signing.NewTrustStore(), signing.NewTrustStore()
+	if err := w.storeA.Add(signing.RolePeer, w.b.Cert); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.storeB.Add(signing.RolePeer, w.a.Cert); err != nil {
+		t.Fatal(err)
+	}
+	now := func() time.Time { return time.Now().Add(w.clockOff) }
+	if w.trustA, err = NewTrust(TrustOptions{Self: w.a.Name, Peers: []config.Peer{w.peerOfA}, Store: w.storeA}); err != nil {
+		t.Fatal(err)
+	}
+	if w.trustB, err = NewTrust(TrustOptions{Self: w.b.Name, Peers: []config.Peer{w.peerOfB}, Store: w.storeB, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func (w *world) envelope(t *testing.T) *Envelope {
+	t.Helper()
+	cert, err := SignerCertificate(w.pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	return &Envelope{ForwardingID: "d-1", From: w.a.Name, To: w.b.Name, At: now, Sender: "amt24", MessageID: "m-1",
+		LeikaKey: "99999001000000", AreaARS: "091620000000", ReceiptSHA256: strings.Repeat("ab", 32),
+		Chain: []Hop{{Gateway: w.a.Name, SubmissionID: "s-1", At: now}}, SenderCert: cert, Package: w.pkg}
+}
+
+// xmllint validates documents against the schema; the test fails without it.
+func xmllint(t *testing.T, docs map[string][]byte) {
+	t.Helper()
+	if _, err := exec.LookPath("xmllint"); err != nil {
+		t.Fatalf("xmllint is needed to check the wire format against its XSD (apt-get install libxml2-utils): %v", err)
+	}
+	dir := t.TempDir()
+	xsd := filepath.Join(dir, XSDFileName)
+	if err := os.WriteFile(xsd, XSD, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, doc := range docs {
+		f := filepath.Join(dir, name+".xml")
+		if err := os.WriteFile(f, doc, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("xmllint", "--nonet", "--noout", "--schema", xsd, f).CombinedOutput()
+		if err != nil {
+			t.Errorf("%s does not validate against %s: %v\n%s", name, XSDFileName, err, out)
+		}
+	}
+}
+
+func TestWireFormatValidatesAndRoundTrips(t *testing.T) {
+	w := newWorld(t)
+	env := w.envelope(t)
+	envDoc, err := env.Sign(w.a.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := &Query{From: w.a.Name, To: w.b.Name, At: time.Now(), Refs: []Ref{{"amt24", "m-1"}, {"amt24", "m-2"}}}
+	qDoc, err := q.Sign(w.a.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().UTC()
+	rp := &Report{From: w.b.Name, To: w.a.Name, At: at, Items: []Status{
+		{Ref: Ref{"amt24", "m-1"}, State: "accepted", SubmissionID: "x", Receiver: "Stadt München", DeliveredAt: &at,
+			Decision: &Decision{Outcome: "accepted", At: at, Actor: "office system", Reason: strings.Repeat("lang ", 200)}},
+		{Ref: Ref{"amt24", "m-2"}, State: StateUnknown},
+		{Ref: Ref{"amt24", "m-3"}, State: "held", SubmissionID: "y", Note: "held: receiver answered HTTP 503"},
+	}}
+	rpDoc, err := rp.Sign(w.b.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xmllint(t, map[string][]byte{"weiterleitung": envDoc, "statusabfrage": qDoc, "statusauskunft": rpDoc})
+	// The schema is not a rubber stamp: an envelope without its addressee fails.
+	dir := t.TempDir()
+	noTo := strings.Replace(string(envDoc), "<An>"+w.b.Name+"</An>", "", 1)
+	_ = os.WriteFile(filepath.Join(dir, "x.xsd"), XSD, 0o644)
+	_ = os.WriteFile(filepath.Join(dir, "x.xml"), []byte(noTo), 0o644)
+	if out, err := exec.Command("xmllint", "--nonet", "--noout", "--schema", filepath.Join(dir, "x.xsd"), filepath.Join(dir, "x.xml")).CombinedOutput(); err == nil {
+		t.Errorf("an envelope without <An> validates:\n%s", out)
+	}
+
+	// The receiving side reads back exactly what was sent; the package byte for byte.
+	v, peer, err := w.trustB.Verify(envDoc, "")
+	if err != nil || peer.ID != w.a.Name {
+		t.Fatalf("verify: %v %s", err, peer.ID)
+	}
+	got, err := ParseEnvelope(v.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Package) != string(w.pkg) || got.Sender != "amt24" || got.From != w.a.Name || got.To != w.b.Name ||
+		len(got.Chain) != 1 || got.SenderCert.Subject.CommonName != "amt24" || got.AreaARS != "091620000000" {
+		t.Errorf("round trip: %+v", got)
+	}
+	v, _, err = w.trustA.Verify(rpDoc, w.b.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParseReport(v.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Items) != 3 || back.Items[0].Decision == nil || back.Items[0].Decision.Outcome != "accepted" || back.Items[1].State != StateUnknown {
+		t.Errorf("report round trip: %+v", back)
+	}
+	// Anything changed in the signed envelope fails.
+	bad := strings.Replace(string(envDoc), "<Absender>amt24</Absender>", "<Absender>evil</Absender>", 1)
+	if _, _, err := w.trustB.Verify([]byte(bad), ""); !errors.Is(err, signing.ErrInvalidSignature) {
+		t.Errorf("tampered envelope: %v", err)
+	}
+}
+
+func TestTrustRefusesUntrustedRevokedAndSkewed(t *testing.T) {
+	w := newWorld(t)
+	env := w.envelope(t)
+	sign := func(p *signingtest.Party) []byte {
+		e := *env
+		e.From = p.Name
+		e.Chain = []Hop{{Gateway: p.Name, SubmissionID: "s", At: time.Now()}}
+		doc, err := e.Sign(p.Signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return doc
+	}
+	// A signer no trust store knows.
+	if _, _, err := w.trustB.Verify(sign(w.pki.Untrusted), ""); !errors.Is(err, ErrUntrustedPeer) {
+		t.Errorf("untrusted signer: %v", err)
+	}
+	// Trusted for the peer role but not a configured peer.
+	if err := w.storeB.Add(signing.RolePeer, w.pki.OtherPortal.Cert); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := w.trustB.Verify(sign(w.pki.OtherPortal), ""); !errors.Is(err, ErrUntrustedPeer) || !strings.Contains(err.Error(), "not a configured peer") {
+		t.Errorf("unconfigured peer: %v", err)
+	}
+	// A portal certificate (portal role) is no peer.
+	ts := signing.NewTrustStore()
+	_ = ts.Add(signing.RolePortal, w.a.Cert)
+	tr, _ := NewTrust(TrustOptions{Self: w.b.Name, Peers: []config.Peer{w.peerOfB}, Store: ts})
+	if _, _, err := tr.Verify(sign(w.a), ""); !errors.Is(err, ErrUntrustedPeer) {
+		t.Errorf("certificate trusted as a portal, not a peer: %v", err)
+	}
+	// Good until revoked.
+	doc := sign(w.a)
+	if _, _, err := w.trustB.Verify(doc, ""); err != nil {
+		t.Fatalf("trusted peer: %v", err)
+	}
+	// Another signer than expected.
+	if _, _, err := w.trustB.Verify(doc, "someone-else"); !errors.Is(err, ErrUntrustedPeer) {
+		t.Errorf("expected signer: %v", err)
+	}
+	// Clock skew: inside the window fine, outside refused.
+	if err := w.trustB.CheckTime(w.peerOfB, time.Now().Add(50*time.Second)); err != nil {
+		t.Errorf("50s skew with a 1m window: %v", err)
+	}
+	w.clockOff = 90 * time.Second
+	if err := w.trustB.CheckTime(w.peerOfB, time.Now()); !errors.Is(err, ErrClockSkew) {
+		t.Errorf("90s skew with a 1m window: %v", err)
+	}
+	w.clockOff = 0
+	if err := w.storeB.Revoke(w.a.Cert); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := w.trustB.Verify(doc, ""); !errors.Is(err, ErrUntrustedPeer) || !strings.Contains(err.Error(), "revoked") {
+		t.Errorf("revoked peer: %v", err)
+	}
+}
+
+// The receiving side refuses before it reads the package: no pipeline is needed (a
+// nil one would panic if reached).
+func TestReceiverRefusesBeforeIntake(t *testing.T) {
+	w := newWorld(t)
+	h := &Receiver{Trust: w.trustB, Signer: w.b.Signer}
+	post := func(doc []byte) (int, string) {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, PathForward, strings.NewReader(string(doc)))
+		req.Header.Set("Content-Type", ContentType)
+		h.ServeHTTP(rec, req)
+		var p struct {
+			Type string `json:"type"`
+		}
+		_ = json.Unmarshal(rec.Body.Bytes(), &p)
+		return rec.Code, p.Type
+	}
+	env := w.envelope(t)
+	signWith := func(e Envelope, p *signingtest.Party) []byte {
+		doc, err := e.Sign(p.Signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return doc
+	}
+	untr := *env
+	untr.From, untr.Chain = w.pki.Untrusted.Name, []Hop{{Gateway: w.pki.Untrusted.Name, SubmissionID: "s", At: time.Now()}}
+	if code, typ := post(signWith(untr, w.pki.Untrusted)); code != 403 || typ != TypeUntrustedPeer {
+		t.Errorf("untrusted: %d %s", code, typ)
+	}
+	mis := *env
+	mis.To = "amtsbote-xx"
+	if code, typ := post(signWith(mis, w.a)); code != http.StatusMisdirectedRequest || typ != TypeMisdirected {
+		t.Errorf("misdirected: %d %s", code, typ)
+	}
+	old := *env
+	old.At = time.Now().Add(-10 * time.Minute)
+	if code, typ := post(signWith(old, w.a)); code != 400 || typ != TypeClockSkew {
+		t.Errorf("skewed: %d %s", code, typ)
+	}
+	liar := *env
+	liar.From = "amtsbote-sn"
+	liar.Chain = []Hop{{Gateway: "amtsbote-sn", SubmissionID: "s", At: time.Now()}}
+	if code, typ := post(signWith(liar, w.a)); code != 403 || typ != TypeUntrustedPeer {
+		t.Errorf("envelope claims another forwarder: %d %s", code, typ)
+	}
+	_ = w.storeB.Revoke(w.a.Cert)
+	if code, typ := post(signWith(*env, w.a)); code != 403 || typ != TypeUntrustedPeer {
+		t.Errorf("revoked: %d %s", code, typ)
+	}
+	if code, _ := post([]byte("<x/>")); code != 400 && code != 403 {
+		t.Errorf("junk: %d", code)
+	}
+}
+
+// The forwarding side: the peer's answers are classified for the broker, and an
+// answer not signed by the configured peer is refused.
+func TestClientClassifiesAnswers(t *testing.T) {
+	w := newWorld(t)
+	var answer func(http.ResponseWriter, *http.Request)
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { answer(rw, r) }))
+	defer srv.Close()
+	peer := w.peerOfA
+	peer.BaseURL = srv.URL
+	c := &Client{Self: w.a.Name, Signer: w.a.Signer, Trust: w.trustA}
+	problemAnswer := func(status int, typ, detail string) func(http.ResponseWriter, *http.Request) {
+		return func(rw http.ResponseWriter, r *http.Request) {
+			rw.Header().Set("Content-Type", "application/problem+json")
+			rw.WriteHeader(status)
+			_ = json.NewEncoder(rw).Encode(map[string]any{"type": typ, "title": "t", "status": status, "detail": detail})
+		}
+	}
+	receiptBy := func(p *signingtest.Party, gw string, env *Envelope) func(http.ResponseWriter, *http.Request) {
+		return func(rw http.ResponseWriter, r *http.Request) {
+			doc, err := p.Signer.SignReceipt(signing.Receipt{Kind: signing.KindEingang, SubmissionID: "peer-sub-1", MessageID: env.MessageID,
+				Sender: env.Sender, LeikaKey: env.LeikaKey, OfficeID: "muenchen", OfficeName: "München", GatewayID: gw,
+				Time: time.Now().UTC(), PackageSHA256: env.PackageSHA256()})
+			if err != nil {
+				t.Error(err)
+			}
+			rw.WriteHeader(201)
+			_, _ = rw.Write(doc)
+		}
+	}
+
+	env := w.envelope(t)
+	answer = receiptBy(w.b, w.b.Name, env)
+	ans, err := c.Forward(context.Background(), peer, env)
+	if err != nil || ans.Receipt.SubmissionID != "peer-sub-1" {
+		t.Fatalf("good answer: %v", err)
+	}
+
+	// Refused both ways: a receipt signed by someone else is not taken.
+	answer = receiptBy(w.pki.Untrusted, w.b.Name, env)
+	_, err = c.Forward(context.Background(), peer, w.envelope(t))
+	if !adapters.IsPermanent(err) || !strings.Contains(adapters.PublicReason(err), "not signed by a trusted certificate") {
+		t.Errorf("untrusted receipt: %v / %s", err, adapters.PublicReason(err))
+	}
+	_ = w.storeA.Revoke(w.b.Cert)
+	answer = receiptBy(w.b, w.b.Name, env)
+	if _, err = c.Forward(context.Background(), peer, w.envelope(t)); !adapters.IsPermanent(err) {
+		t.Errorf("revoked peer's receipt: %v", err)
+	}
+
+	// The peer refuses: permanent, its reason public.
+	answer = problemAnswer(422, "https://amtsbote.de/problems/unknown-service", "routing: unknown service: 99123000000001")
+	_, err = c.Forward(context.Background(), peer, w.envelope(t))
+	if !adapters.IsPermanent(err) || !strings.Contains(adapters.PublicReason(err), "refused by gateway portal-ec: routing: unknown service: 99123000000001") {
+		t.Errorf("refusal: %v / %q", err, adapters.PublicReason(err))
+	}
+	var re *RefusedError
+	if !errors.As(err, &re) || re.Status != 422 {
+		t.Errorf("refusal is not a RefusedError: %v", err)
+	}
+	// Transient: 503, clock skew, unreachable.
+	for name, a := range map[string]func(http.ResponseWriter, *http.Request){
+		"503":        problemAnswer(503, "https://amtsbote.de/problems/unavailable", "shutting down"),
+		"clock skew": problemAnswer(400, TypeClockSkew, "10m away"),
+	} {
+		answer = a
+		_, err = c.Forward(context.Background(), peer, w.envelope(t))
+		if err == nil || adapters.IsPermanent(err) {
+			t.Errorf("%s: %v must be transient", name, err)
+		}
+	}
+	down := peer
+	down.BaseURL = "http://127.0.0.1:1"
+	_, err = c.Forward(context.Background(), down, w.envelope(t))
+	if err == nil || adapters.IsPermanent(err) || !strings.Contains(adapters.PublicReason(err), "not reachable") {
+		t.Errorf("unreachable: %v / %s", err, adapters.PublicReason(err))
+	}
+}
+
+func TestSignerCertificate(t *testing.T) {
+	w := newWorld(t)
+	c, err := SignerCertificate(w.pkg)
+	if err != nil || c.Subject.CommonName != "amt24" {
+		t.Fatalf("%v %v", c, err)
+	}
+	if _, err := SignerCertificate([]byte("<a/>")); err == nil {
+		t.Error("an unsigned document has no signer certificate")
+	}
+}
+
+// peers[].certificate: the file is trusted for the peer role and must name the peer.
+func TestPinnedCertificateFile(t *testing.T) {
+	w := newWorld(t)
+	store := signing.NewTrustStore()
+	tr, err := NewTrust(TrustOptions{Self: w.b.Name, Store: store,
+		Peers: []config.Peer{{ID: w.a.Name, Lands: []string{"14"}, BaseURL: "http://a.invalid", Certificate: w.a.CertFile}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := w.envelope(t).Sign(w.a.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := tr.Verify(doc, w.a.Name); err != nil {
+		t.Errorf("a peer trusted by its certificate file: %v", err)
+	}
+	_, err = NewTrust(TrustOptions{Self: w.b.Name, Store: signing.NewTrustStore(),
+		Peers: []config.Peer{{ID: w.a.Name, Lands: []string{"14"}, BaseURL: "http://a.invalid", Certificate: w.portal.CertFile}}})
+	if err == nil || !strings.Contains(err.Error(), `belongs to "amt24"`) {
+		t.Errorf("a certificate file of someone else: %v", err)
+	}
+}

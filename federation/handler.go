@@ -1,0 +1,291 @@
+package federation
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/amtsbote/amtsbote/api"
+	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/intake"
+	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// PathNudge is where a peer tells the forwarding gateway that something changed, so
+// it asks now instead of at its next poll. It carries nothing and needs no
+// authentication: all it can do is trigger a signed status question.
+const PathNudge = PathPrefix + "/hinweis"
+
+// Receiver is the receiving gateway's HTTP face of the Portalverbund, mounted at
+// PathPrefix: it takes forwarded packages, answers status questions and nudges.
+type Receiver struct {
+	Trust    *Trust
+	Signer   *signing.Signer
+	Pipeline *intake.Pipeline
+	Broker   *broker.Broker
+	// MaxBytes bounds one request body (an envelope holds the package in base64).
+	MaxBytes int64
+	// NextPeer says which peer a place goes to from here (loop check before storing).
+	NextPeer func(ars string) (string, bool)
+	// Nudged is called when a peer nudges (the tracker asks at once); may be nil.
+	Nudged func()
+	Log    *slog.Logger
+}
+
+func (h *Receiver) log() *slog.Logger {
+	if h.Log == nil {
+		return slog.Default()
+	}
+	return h.Log
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == PathForward && r.Method == http.MethodPost:
+		h.forward(w, r)
+	case r.URL.Path == PathStatus && r.Method == http.MethodPost:
+		h.status(w, r)
+	case r.URL.Path == PathNudge && r.Method == http.MethodPost:
+		if h.Nudged != nil {
+			h.Nudged()
+		}
+		w.WriteHeader(http.StatusNoContent)
+	case r.URL.Path == PathSchema && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		w.Header().Set("Content-Type", "application/xml")
+		_, _ = w.Write(XSD)
+	case r.URL.Path == PathForward || r.URL.Path == PathStatus || r.URL.Path == PathNudge:
+		w.Header().Set("Allow", "POST")
+		problem.Write(w, r, problem.New(http.StatusMethodNotAllowed, problem.TypeMethodNotAllowed, "use POST"))
+	default:
+		problem.Write(w, r, problem.New(http.StatusNotFound, problem.TypeNotFound, "no such resource"))
+	}
+}
+
+func (h *Receiver) read(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/xml") && !strings.HasPrefix(ct, "text/xml") {
+		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia, "send application/xml"))
+		return nil, false
+	}
+	max := h.MaxBytes
+	if max <= 0 {
+		max = 2*signing.DefaultMaxBytes + 1<<20
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			problem.Write(w, r, problem.New(http.StatusRequestEntityTooLarge, problem.TypeTooLarge, fmt.Sprintf("body larger than %d bytes", max)))
+		} else {
+			problem.Write(w, r, problem.New(http.StatusBadRequest, problem.TypeMalformed, "body could not be read"))
+		}
+		return nil, false
+	}
+	return body, true
+}
+
+// problemFor maps the federation's own errors, then the intake's.
+func problemFor(err error) *problem.Problem {
+	switch {
+	case errors.Is(err, ErrUntrustedPeer):
+		return problem.New(http.StatusForbidden, TypeUntrustedPeer, err.Error())
+	case errors.Is(err, ErrClockSkew):
+		return problem.New(http.StatusBadRequest, TypeClockSkew, err.Error())
+	case errors.Is(err, ErrMisdirected):
+		return problem.New(http.StatusMisdirectedRequest, TypeMisdirected, err.Error())
+	case errors.Is(err, intake.ErrLoop):
+		return problem.New(http.StatusConflict, TypeLoop, err.Error())
+	case errors.Is(err, intake.ErrHopLimit):
+		return problem.New(http.StatusConflict, TypeHopLimit, err.Error())
+	case errors.Is(err, intake.ErrSenderNotVouched):
+		return problem.New(http.StatusForbidden, problem.TypeUntrustedSigner, err.Error())
+	case errors.Is(err, ErrMalformed):
+		return problem.New(http.StatusBadRequest, problem.TypeMalformed, err.Error())
+	}
+	return api.ProblemFor(err)
+}
+
+func (h *Receiver) fail(w http.ResponseWriter, r *http.Request, peer string, err error) {
+	p := problemFor(err)
+	if p.Status >= 500 {
+		h.log().Error("federation request failed", "path", r.URL.Path, "peer", peer, "err", err)
+		p.Detail = "internal error; the package was not received"
+	} else {
+		h.log().Info("federation request refused", "path", r.URL.Path, "peer", peer, "type", p.Type, "status", p.Status)
+	}
+	problem.Write(w, r, p)
+}
+
+// forward takes one hop: verify the envelope, then receive the package through the
+// intake (its own signature, routing here, durable storage) and answer with the
+// signed Eingangsbestaetigung; 201 the first time, 200 with the same receipt for a
+// repeat.
+func (h *Receiver) forward(w http.ResponseWriter, r *http.Request) {
+	body, ok := h.read(w, r)
+	if !ok {
+		return
+	}
+	v, peer, err := h.Trust.Verify(body, "")
+	if err != nil {
+		h.fail(w, r, "", err)
+		return
+	}
+	env, err := ParseEnvelope(v.Root)
+	if err == nil && env.From != peer.ID {
+		err = fmt.Errorf("%w: envelope says it is from %q, signed by %q", ErrUntrustedPeer, env.From, peer.ID)
+	}
+	if err == nil {
+		err = h.Trust.CheckAddressed(env.To)
+	}
+	if err == nil {
+		err = h.Trust.CheckTime(peer, env.At)
+	}
+	if err != nil {
+		h.fail(w, r, peer.ID, err)
+		return
+	}
+	chain := make([]submission.Hop, len(env.Chain))
+	for i, hp := range env.Chain {
+		chain[i] = submission.Hop{Gateway: hp.Gateway, SubmissionID: hp.SubmissionID, At: hp.At}
+	}
+	sum := sha256.Sum256(body)
+	rec, err := h.Pipeline.SubmitForwarded(r.Context(), intake.Forwarded{
+		Package: env.Package, Sender: env.Sender, SenderCert: env.SenderCert,
+		Origin: submission.Origin{Gateway: env.From, SubmissionID: env.Chain[len(env.Chain)-1].SubmissionID, Chain: chain,
+			ReceiptSHA256: env.ReceiptSHA256, ForwardedAt: env.At, EnvelopeSHA256: hex.EncodeToString(sum[:])},
+		Self: h.Trust.Self(), MaxHops: MaxHops, NextPeer: h.NextPeer,
+	})
+	if err != nil {
+		h.fail(w, r, peer.ID, err)
+		return
+	}
+	if rec.Submission.Origin == nil || rec.Submission.Origin.Gateway != peer.ID {
+		// The same package came here before on another way: the same submission, but
+		// only its own forwarder may follow it. Still the same receipt: never twice.
+		h.log().Warn("forwarded package known from another peer", "submission", rec.Submission.ID, "peer", peer.ID)
+	}
+	w.Header().Set("Content-Type", ContentType)
+	w.Header().Set("X-Submission-Id", rec.Submission.ID)
+	if rec.Created {
+		h.log().Info("forwarded package received", "submission", rec.Submission.ID, "peer", peer.ID, "hops", len(env.Chain))
+		w.WriteHeader(http.StatusCreated)
+	} else {
+		w.WriteHeader(http.StatusOK)
+	}
+	_, _ = w.Write(rec.Receipt)
+}
+
+// status answers a signed status question about packages the asking peer forwarded
+// here; any other package is "unbekannt", whether it exists or not.
+func (h *Receiver) status(w http.ResponseWriter, r *http.Request) {
+	body, ok := h.read(w, r)
+	if !ok {
+		return
+	}
+	v, peer, err := h.Trust.Verify(body, "")
+	if err != nil {
+		h.fail(w, r, "", err)
+		return
+	}
+	q, err := ParseQuery(v.Root)
+	if err == nil && q.From != peer.ID {
+		err = fmt.Errorf("%w: question says it is from %q, signed by %q", ErrUntrustedPeer, q.From, peer.ID)
+	}
+	if err == nil {
+		err = h.Trust.CheckAddressed(q.To)
+	}
+	if err == nil {
+		err = h.Trust.CheckTime(peer, q.At)
+	}
+	if err != nil {
+		h.fail(w, r, peer.ID, err)
+		return
+	}
+	rp := &Report{From: h.Trust.Self(), To: peer.ID, At: time.Now().UTC()}
+	for _, ref := range q.Refs {
+		st := Status{Ref: ref, State: StateUnknown}
+		s, err := h.Broker.FindMessage(ref.Sender, ref.MessageID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			h.fail(w, r, peer.ID, err)
+			return
+		}
+		if err == nil && s.Origin != nil && s.Origin.Gateway == peer.ID {
+			st = StatusOf(s)
+			if s.State == submission.StateHeld {
+				// Why it is held: the last public failure reason (never an operator note).
+				if evs, err := h.Broker.Log(s.ID); err == nil {
+					for i := len(evs) - 1; i >= 0; i-- {
+						if evs[i].Type == submission.EventChannelFailed && evs[i].Detail != "" {
+							st.Note = "held: " + evs[i].Detail
+							break
+						}
+					}
+				}
+			}
+		}
+		rp.Items = append(rp.Items, st)
+	}
+	doc, err := rp.Sign(h.Signer)
+	if err != nil {
+		h.fail(w, r, peer.ID, err)
+		return
+	}
+	w.Header().Set("Content-Type", ContentType)
+	_, _ = w.Write(doc)
+}
+
+// StatusOf is what a receiving gateway reports about one of its submissions.
+func StatusOf(s *submission.Submission) Status {
+	st := Status{Ref: Ref{Sender: s.Sender, MessageID: s.MessageID}, State: string(s.State), SubmissionID: s.ID}
+	if s.DeliveredAt != nil {
+		t := *s.DeliveredAt
+		st.DeliveredAt = &t
+		st.Receiver = s.Receiver
+		if st.Receiver == "" {
+			st.Receiver = s.OfficeName
+		}
+	}
+	if d := s.Decision; d != nil {
+		st.Decision = &Decision{Outcome: d.Outcome, At: d.At, Actor: d.Actor, Reason: d.Reason}
+	}
+	switch s.State {
+	case submission.StateHeld:
+		st.Note = "no delivery channel of " + s.OfficeName + " answered; the package waits for the office's pickup"
+	case submission.StateForwarded:
+		if s.Forward != nil {
+			st.Note = "forwarded on to gateway " + s.Forward.Peer
+		}
+	case submission.StateRetrying:
+		st.Note = "delivery to " + s.OfficeName + " is being retried"
+	}
+	return st
+}
+
+// Nudge tells the forwarding gateway of s that its state changed (best effort; the
+// forwarding gateway asks at its poll interval anyway).
+func Nudge(ctx context.Context, hc *http.Client, baseURL string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(baseURL, "/")+PathNudge, nil)
+	if err != nil {
+		return err
+	}
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	return nil
+}

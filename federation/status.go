@@ -1,0 +1,185 @@
+package federation
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/amtsbote/amtsbote/signing"
+)
+
+// MaxQuery is the most packages one status question may name.
+const MaxQuery = 500
+
+// Ref names a forwarded package the way both gateways know it: the portal that
+// signed it and its NachrichtID (the idempotency key on both sides).
+type Ref struct {
+	Sender    string
+	MessageID string
+}
+
+// Query is a status question (Statusabfrage).
+type Query struct {
+	From, To string
+	At       time.Time
+	Refs     []Ref
+}
+
+// StateUnknown answers for a package the asking gateway did not forward here.
+const StateUnknown = "unbekannt"
+
+// Decision is an office's decision as reported.
+type Decision struct {
+	Outcome string // accepted or rejected
+	At      time.Time
+	Actor   string
+	Reason  string
+}
+
+// Status is what the receiving gateway reports about one package.
+type Status struct {
+	Ref
+	State        string // a submission state, or StateUnknown
+	SubmissionID string
+	Receiver     string
+	DeliveredAt  *time.Time
+	Decision     *Decision
+	Note         string // public: why it is held, where it went on
+}
+
+// Report is the answer (Statusauskunft).
+type Report struct {
+	From, To string
+	At       time.Time
+	Items    []Status
+}
+
+// Sign builds and signs the question.
+func (q *Query) Sign(s *signing.Signer) ([]byte, error) {
+	if len(q.Refs) == 0 || len(q.Refs) > MaxQuery {
+		return nil, fmt.Errorf("%w: a status question names 1 to %d packages", ErrMalformed, MaxQuery)
+	}
+	root := newDoc("Statusabfrage")
+	add(root, "Von", q.From)
+	add(root, "An", q.To)
+	add(root, "Zeitpunkt", ts(q.At))
+	for _, r := range q.Refs {
+		v := root.CreateElement("Vorgang")
+		add(v, "Absender", r.Sender)
+		add(v, "NachrichtID", r.MessageID)
+	}
+	return s.Sign(root)
+}
+
+// ParseQuery reads a question from a verified root.
+func ParseQuery(root *etree.Element) (*Query, error) {
+	if err := checkRoot(root, "Statusabfrage"); err != nil {
+		return nil, err
+	}
+	r := newReader(root, "Statusabfrage")
+	q := &Query{From: r.text("Von", 200), To: r.text("An", 200), At: r.time("Zeitpunkt")}
+	for r.peek("Vorgang") {
+		v := newReader(r.elem("Vorgang"), "Statusabfrage/Vorgang")
+		ref := Ref{Sender: v.text("Absender", 500), MessageID: v.text("NachrichtID", 500)}
+		v.end()
+		if v.err != nil {
+			return nil, v.err
+		}
+		q.Refs = append(q.Refs, ref)
+	}
+	r.end()
+	if r.err != nil {
+		return nil, r.err
+	}
+	if len(q.Refs) == 0 || len(q.Refs) > MaxQuery {
+		return nil, fmt.Errorf("%w: a status question names 1 to %d packages", ErrMalformed, MaxQuery)
+	}
+	return q, nil
+}
+
+// Sign builds and signs the answer.
+func (rp *Report) Sign(s *signing.Signer) ([]byte, error) {
+	root := newDoc("Statusauskunft")
+	add(root, "Von", rp.From)
+	add(root, "An", rp.To)
+	add(root, "Zeitpunkt", ts(rp.At))
+	for _, it := range rp.Items {
+		v := root.CreateElement("Vorgang")
+		add(v, "Absender", it.Sender)
+		add(v, "NachrichtID", it.MessageID)
+		add(v, "Zustand", it.State)
+		if it.SubmissionID != "" {
+			add(v, "EinreichungID", it.SubmissionID)
+		}
+		if it.Receiver != "" {
+			add(v, "Empfaenger", clip(it.Receiver, 500))
+		}
+		if it.DeliveredAt != nil {
+			add(v, "ZugestelltAm", ts(*it.DeliveredAt))
+		}
+		if d := it.Decision; d != nil {
+			de := v.CreateElement("Entscheidung")
+			add(de, "Ergebnis", d.Outcome)
+			add(de, "Zeitpunkt", ts(d.At))
+			if d.Actor != "" {
+				add(de, "Akteur", clip(d.Actor, 500))
+			}
+			if d.Reason != "" {
+				add(de, "Grund", clip(d.Reason, 500))
+			}
+		}
+		if it.Note != "" {
+			add(v, "Hinweis", clip(it.Note, 500))
+		}
+	}
+	return s.Sign(root)
+}
+
+var knownStates = map[string]bool{"queued": true, "retrying": true, "handed_over": true, "delivered": true, "held": true,
+	"accepted": true, "rejected": true, "forwarded": true, StateUnknown: true}
+
+// ParseReport reads an answer from a verified root.
+func ParseReport(root *etree.Element) (*Report, error) {
+	if err := checkRoot(root, "Statusauskunft"); err != nil {
+		return nil, err
+	}
+	r := newReader(root, "Statusauskunft")
+	rp := &Report{From: r.text("Von", 200), To: r.text("An", 200), At: r.time("Zeitpunkt")}
+	for r.peek("Vorgang") {
+		v := newReader(r.elem("Vorgang"), "Statusauskunft/Vorgang")
+		it := Status{Ref: Ref{Sender: v.text("Absender", 500), MessageID: v.text("NachrichtID", 500)}}
+		it.State = v.text("Zustand", 20)
+		it.SubmissionID = v.opt("EinreichungID", 500)
+		it.Receiver = v.opt("Empfaenger", 500)
+		if v.peek("ZugestelltAm") {
+			t := v.time("ZugestelltAm")
+			it.DeliveredAt = &t
+		}
+		if v.peek("Entscheidung") {
+			d := newReader(v.elem("Entscheidung"), "Statusauskunft/Vorgang/Entscheidung")
+			it.Decision = &Decision{Outcome: d.text("Ergebnis", 20), At: d.time("Zeitpunkt"), Actor: d.opt("Akteur", 500), Reason: d.opt("Grund", 500)}
+			d.end()
+			if d.err != nil {
+				return nil, d.err
+			}
+			if it.Decision.Outcome != "accepted" && it.Decision.Outcome != "rejected" {
+				return nil, fmt.Errorf("%w: Ergebnis %q", ErrMalformed, it.Decision.Outcome)
+			}
+		}
+		it.Note = v.opt("Hinweis", 500)
+		v.end()
+		if v.err != nil {
+			return nil, v.err
+		}
+		if !knownStates[it.State] {
+			return nil, fmt.Errorf("%w: Zustand %q", ErrMalformed, it.State)
+		}
+		rp.Items = append(rp.Items, it)
+	}
+	r.end()
+	if r.err != nil {
+		return nil, r.err
+	}
+	return rp, nil
+}

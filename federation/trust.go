@@ -1,0 +1,185 @@
+package federation
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/signing"
+)
+
+// Errors of the trust checks; each wraps one of these.
+var (
+	// ErrUntrustedPeer: the document is not signed by a configured peer with a
+	// certificate the trust store holds for the peer role (unknown, revoked, expired,
+	// not the pinned one, or a signer that claims to be someone else).
+	ErrUntrustedPeer = errors.New("federation: not signed by a trusted peer gateway")
+	// ErrClockSkew: the document's time is further from ours than the peer's window.
+	ErrClockSkew = errors.New("federation: time outside the tolerated clock skew")
+	// ErrMisdirected: the document is addressed to another gateway.
+	ErrMisdirected = errors.New("federation: addressed to another gateway")
+)
+
+// Trust decides whether a document comes from a configured peer. Safe for
+// concurrent use.
+type Trust struct {
+	self     string
+	peers    map[string]config.Peer
+	pinned   map[string]*x509.Certificate
+	verifier *signing.Verifier
+	now      func() time.Time
+}
+
+// TrustOptions configure Trust.
+type TrustOptions struct {
+	Self  string // this gateway's id
+	Peers []config.Peer
+	// Store is the gateway's trust store: peer certificates are trusted for
+	// signing.RolePeer (its peers/ folder, or the certificate files of the
+	// configuration, which NewTrust adds).
+	Store *signing.TrustStore
+	// MaxBytes bounds one document (an envelope carries a whole package in base64).
+	MaxBytes int64
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// NewTrust loads the peers' certificate files (adding them to the store for the peer
+// role) and returns the checker.
+func NewTrust(o TrustOptions) (*Trust, error) {
+	t := &Trust{self: o.Self, peers: map[string]config.Peer{}, pinned: map[string]*x509.Certificate{}, now: o.Now}
+	if t.now == nil {
+		t.now = time.Now
+	}
+	for _, p := range o.Peers {
+		t.peers[p.ID] = p
+		if p.Certificate == "" {
+			continue
+		}
+		data, err := os.ReadFile(p.Certificate)
+		if err != nil {
+			return nil, fmt.Errorf("peers %s: certificate: %w", p.ID, err)
+		}
+		certs, err := signing.ParseCertificatesPEM(data)
+		if err != nil {
+			return nil, fmt.Errorf("peers %s: certificate %s: %w", p.ID, p.Certificate, err)
+		}
+		c := certs[0]
+		if c.Subject.CommonName != p.ID {
+			return nil, fmt.Errorf("peers %s: certificate %s belongs to %q", p.ID, p.Certificate, c.Subject.CommonName)
+		}
+		if err := o.Store.Add(signing.RolePeer, c); err != nil {
+			return nil, fmt.Errorf("peers %s: %w", p.ID, err)
+		}
+		t.pinned[p.ID] = c
+	}
+	max := o.MaxBytes
+	if max <= 0 {
+		max = 2*signing.DefaultMaxBytes + 1<<20
+	}
+	t.verifier = signing.NewVerifier(o.Store, signing.VerifyOptions{MaxBytes: max, Now: o.Now})
+	return t, nil
+}
+
+// Self is this gateway's id.
+func (t *Trust) Self() string { return t.self }
+
+// Peer returns a configured peer.
+func (t *Trust) Peer(id string) (config.Peer, bool) {
+	p, ok := t.peers[id]
+	return p, ok
+}
+
+// Verify checks the signature of doc against the peer role and that the signer is a
+// configured peer (and, if its certificate was configured, signed with exactly that
+// one). want, if not empty, is the peer the document must come from.
+func (t *Trust) Verify(doc []byte, want string) (*signing.Verified, config.Peer, error) {
+	v, err := t.verifier.Verify(doc, signing.RolePeer)
+	if err != nil {
+		if errors.Is(err, signing.ErrUntrustedSigner) {
+			return nil, config.Peer{}, fmt.Errorf("%w: %w", ErrUntrustedPeer, err)
+		}
+		return nil, config.Peer{}, err
+	}
+	p, ok := t.peers[v.Signer.ID]
+	if !ok {
+		return nil, config.Peer{}, fmt.Errorf("%w: %q is not a configured peer", ErrUntrustedPeer, v.Signer.ID)
+	}
+	if want != "" && v.Signer.ID != want {
+		return nil, config.Peer{}, fmt.Errorf("%w: signed by %q, expected %q", ErrUntrustedPeer, v.Signer.ID, want)
+	}
+	if pin := t.pinned[p.ID]; pin != nil && !bytes.Equal(pin.Raw, v.Signer.Certificate.Raw) {
+		return nil, config.Peer{}, fmt.Errorf("%w: %q signed with another certificate than the configured one", ErrUntrustedPeer, p.ID)
+	}
+	return v, p, nil
+}
+
+// CheckTime accepts at if it lies within the peer's clock skew of now.
+func (t *Trust) CheckTime(p config.Peer, at time.Time) error {
+	d := t.now().Sub(at)
+	if d < 0 {
+		d = -d
+	}
+	if d > p.Skew() {
+		return fmt.Errorf("%w: %s is %s away from this gateway's clock (tolerated: %s)", ErrClockSkew, at.UTC().Format(time.RFC3339), d.Round(time.Second), p.Skew())
+	}
+	return nil
+}
+
+// CheckAddressed accepts a document addressed to this gateway.
+func (t *Trust) CheckAddressed(to string) error {
+	if to != t.self {
+		return fmt.Errorf("%w: addressed to %q, this is %q", ErrMisdirected, to, t.self)
+	}
+	return nil
+}
+
+// SignerCertificate returns the signing certificate a signed package carries in its
+// KeyInfo (the first non-CA certificate, the rule the verifier uses). The package was
+// verified at intake; the certificate travels in the envelope so that the next
+// gateway can verify the package's own signature against exactly it.
+func SignerCertificate(pkg []byte) (*x509.Certificate, error) {
+	doc := etree.NewDocument()
+	doc.ReadSettings.Permissive = false
+	if err := doc.ReadFromBytes(pkg); err != nil {
+		return nil, fmt.Errorf("%w: package: %v", ErrMalformed, err)
+	}
+	root := doc.Root()
+	if root == nil {
+		return nil, fmt.Errorf("%w: package has no root", ErrMalformed)
+	}
+	var certs []*x509.Certificate
+	for _, sig := range root.ChildElements() {
+		if sig.Tag != "Signature" || sig.NamespaceURI() != signing.NamespaceDSig {
+			continue
+		}
+		for _, e := range sig.FindElements(".//X509Certificate") {
+			der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(e.Text()), ""))
+			if err != nil {
+				return nil, fmt.Errorf("%w: KeyInfo certificate: %v", ErrMalformed, err)
+			}
+			c, err := x509.ParseCertificate(der)
+			if err != nil {
+				return nil, fmt.Errorf("%w: KeyInfo certificate: %v", ErrMalformed, err)
+			}
+			certs = append(certs, c)
+		}
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("%w: package carries no signing certificate", ErrMalformed)
+	}
+	for _, c := range certs {
+		if !c.IsCA {
+			return c, nil
+		}
+	}
+	return certs[0], nil
+}

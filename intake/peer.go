@@ -1,0 +1,145 @@
+package intake
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/routing"
+	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// Errors of a forwarded package (Portalverbund).
+var (
+	// ErrLoop: the package has been at this gateway already, or would go back to a
+	// gateway it passed.
+	ErrLoop = errors.New("intake: forwarding loop")
+	// ErrHopLimit: the package has passed as many gateways as allowed.
+	ErrHopLimit = errors.New("intake: too many forwarding hops")
+	// ErrSenderNotVouched: the package is not signed by the certificate the
+	// forwarding gateway named, or by another sender than it named.
+	ErrSenderNotVouched = errors.New("intake: the package's signer is not the one the forwarding gateway vouched for")
+)
+
+// Forwarded is a package a peer gateway forwarded, as its verified envelope says.
+type Forwarded struct {
+	// Package is the portal's signed package, exactly as the portal sent it.
+	Package []byte
+	// Sender and SenderCert are the portal and its signing certificate as the
+	// forwarding gateway verified them. The portal's certificate authority need not be
+	// trusted here: the package's own signature is checked against exactly this
+	// certificate, and the peer's signature on the envelope vouches for it.
+	Sender     string
+	SenderCert *x509.Certificate
+	// Origin names the forwarding gateway and the chain of gateways passed so far.
+	Origin submission.Origin
+	// Self is this gateway's id; MaxHops bounds the chain (this gateway included).
+	Self    string
+	MaxHops int
+	// NextPeer names the peer gateway a place in another state goes to from here
+	// (by its ARS), so a package that would go back into the chain is refused now,
+	// while the forwarding gateway waits for the answer. nil: no such check here (the
+	// peer adapter still refuses to forward into the chain).
+	NextPeer func(ars string) (gatewayID string, ok bool)
+}
+
+// SubmitForwarded is Submit for a package a peer gateway forwarded: the package's
+// own signature is verified (against the certificate the peer vouched for), only the
+// verified element is read, the Absender must be the vouched sender, and the package
+// is routed in this gateway's directory and received durably with its Origin. The
+// idempotency key is the ORIGINAL sender and NachrichtID, so a repeated hop gets the
+// first receipt and never makes a second submission.
+func (p *Pipeline) SubmitForwarded(ctx context.Context, f Forwarded) (*broker.Received, error) {
+	chain := f.Origin.Gateways()
+	if slices.Contains(chain, f.Self) {
+		return nil, fmt.Errorf("%w: the package passed this gateway (%s) already: %v", ErrLoop, f.Self, chain)
+	}
+	if f.MaxHops > 0 && len(chain)+1 > f.MaxHops {
+		return nil, fmt.Errorf("%w: the package passed %d gateways already (at most %d)", ErrHopLimit, len(chain), f.MaxHops)
+	}
+	if err := paket.Scan(f.Package, p.Limits); err != nil {
+		return nil, err
+	}
+	if f.SenderCert == nil {
+		return nil, fmt.Errorf("%w: no certificate", ErrSenderNotVouched)
+	}
+	ts := signing.NewTrustStore()
+	if err := ts.Add(signing.RolePortal, f.SenderCert); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSenderNotVouched, err)
+	}
+	opts := signing.VerifyOptions{}
+	if p.Verifier != nil {
+		opts = p.Verifier.Options()
+	}
+	v, err := signing.NewVerifier(ts, opts).Verify(f.Package, signing.RolePortal)
+	if err != nil {
+		if errors.Is(err, signing.ErrUntrustedSigner) {
+			return nil, fmt.Errorf("%w: %w", ErrSenderNotVouched, err)
+		}
+		return nil, err
+	}
+	pk, err := paket.Parse(v.Root, p.Limits)
+	if err != nil {
+		return nil, err
+	}
+	if pk.Kopf.Absender != v.Signer.ID || pk.Kopf.Absender != f.Sender {
+		return nil, fmt.Errorf("%w: Absender %q, certificate %q, vouched sender %q", ErrSenderMismatch, pk.Kopf.Absender, v.Signer.ID, f.Sender)
+	}
+	if a, err := p.Broker.Lookup(pk.Kopf.Absender, pk.Kopf.NachrichtID); err == nil {
+		return a, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	route, err := p.Directory.Current().Resolve(pk.Kopf.Leistung.Schluessel, pk.Kopf.Ort.Query())
+	if err != nil {
+		return nil, err
+	}
+	in := broker.Intake{
+		MessageID: pk.Kopf.NachrichtID, Sender: pk.Kopf.Absender, SignerID: v.Signer.ID,
+		LeikaKey: route.Service.Key, ServiceName: route.Service.Name, Place: pk.Kopf.Ort.Query(),
+		Package: f.Package,
+	}
+	if route.Area != nil {
+		in.AreaARS, in.AreaName = route.Area.ARS, route.Area.Name
+	}
+	if route.Office != nil {
+		in.OfficeID, in.OfficeName = route.Office.ID, route.Office.Name
+	} else if route.Peer != nil {
+		// Onward to a third state: only if that does not close a loop or pass the limit.
+		if f.MaxHops > 0 && len(chain)+2 > f.MaxHops {
+			return nil, fmt.Errorf("%w: forwarding on to Land %s would make %d hops (at most %d)", ErrHopLimit, route.Peer.Land, len(chain)+2, f.MaxHops)
+		}
+		if f.NextPeer != nil && route.Area != nil {
+			if next, ok := f.NextPeer(route.Area.ARS); ok && slices.Contains(chain, next) {
+				return nil, fmt.Errorf("%w: the office for %s is in Land %s, whose gateway %s passed the package on already (chain %v)",
+					ErrLoop, route.Area.Name, route.Peer.Land, next, chain)
+			}
+		}
+		in.OfficeID, in.OfficeName = "peer-"+route.Peer.Land, "Peer gateway "+route.Peer.GatewayID
+	}
+	in.Targets = p.targets(in.OfficeID, route)
+	if route.Peer != nil && len(in.Targets) == 0 {
+		return nil, fmt.Errorf("%w: the responsible office for %s in %s is in Land %s (%s), and this gateway has no connection to that state's gateway",
+			routing.ErrNoResponsibleOffice, route.Service.Name, route.Area.Name, route.Peer.Land, route.Peer.Name)
+	}
+	if p.LastResort != "" && route.Office != nil && !hasChannel(in.Targets, p.LastResort) {
+		in.Targets = append(in.Targets, submission.Target{Channel: p.LastResort})
+	}
+	for _, a := range pk.Anlagen {
+		if a.Inhalt == nil && a.Referenz != "" {
+			return nil, &paket.FieldError{Field: "Antragspaket/Anlagen/Anlage[@ID='" + a.ID + "']/Referenz",
+				Reason: "attachments by reference (cid:) are not accepted yet; send the content inline (Inhalt)"}
+		}
+		in.Attachments = append(in.Attachments, broker.AttachmentIn{
+			Meta:    submission.Attachment{ID: a.ID, FileName: a.Dateiname, MimeType: a.MimeType, Size: a.Groesse, SHA256: a.SHA256},
+			Content: a.Inhalt,
+		})
+	}
+	return p.Broker.ReceiveForwarded(ctx, in, f.Origin)
+}
