@@ -24,6 +24,8 @@ type Directory struct {
 	rt       respTable
 	peers    map[string]*Peer
 	home     map[string]bool
+	// peersFirst: see Source.PeersFirst.
+	peersFirst bool
 
 	svcIdx  serviceIndex
 	counts  Counts
@@ -92,6 +94,7 @@ func build(src *Source, places *placeSet) (*Directory, error) {
 	for _, l := range src.HomeLands {
 		d.home[l] = true
 	}
+	d.peersFirst = src.PeersFirst
 	if err := d.buildResponsibilities(src); err != nil {
 		return nil, err
 	}

@@ -53,6 +53,15 @@ func (d *Directory) route(si int32, area *Area) (*Route, error) {
 			return nil, fmt.Errorf("%w: area %s", ErrUnknownPlace, quote(area.Key))
 		}
 	}
+	if land := area.Key[:2]; d.peersFirst && !d.home[land] {
+		// Outside the home lands the peer of that state decides, even where this
+		// directory holds records (the built-in Saxon data at another state's gateway).
+		if p, ok := d.peers[land]; ok {
+			return &Route{Service: d.svcList[si], Area: area, Peer: p,
+				Channels: []Channel{{Kind: KindPeer, Endpoint: p.BaseURL}}, Role: "peer",
+				MatchedArea: d.areas[land], AlsoKreis: area.alsoKreis, Note: area.note}, nil
+		}
+	}
 	chain := &area.chain
 	if area.owner != d.placeSet {
 		c := d.nodes.chainOf(area.Key)

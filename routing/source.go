@@ -24,6 +24,10 @@ type Source struct {
 	// HomeLands are the states this directory is authoritative for; a place elsewhere
 	// goes to that state's peer when no local entry covers it.
 	HomeLands []string
+	// PeersFirst: an operator's file set HomeLands, so a place outside them goes to
+	// its state's peer even where this directory holds records for it (the built-in
+	// Saxon data at another state's gateway).
+	PeersFirst bool
 
 	// origins remembers file:line of records for error messages.
 	origins map[string]string

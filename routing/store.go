@@ -117,13 +117,25 @@ func (s *Store) Watch(ctx context.Context, signals <-chan os.Signal, log *slog.L
 func BuildWithFiles(base *Directory, paths ...string) (*Directory, error) {
 	src := base.Source().clone()
 	samePlaces := true
+	var home []string
 	for _, p := range paths {
 		o, err := LoadFile(p)
 		if err != nil {
 			return nil, err
 		}
 		samePlaces = samePlaces && len(o.Areas) == 0 && len(o.Postcodes) == 0
+		for _, l := range o.HomeLands {
+			if !slices.Contains(home, l) {
+				home = append(home, l)
+			}
+		}
 		src.Merge(o)
+	}
+	if len(home) > 0 {
+		// The operator's files say which states this gateway is authoritative for;
+		// the built-in directory's (Saxony) is only the default.
+		src.HomeLands = home
+		src.PeersFirst = true
 	}
 	if samePlaces {
 		// Overlays that add no places share the base's areas and name index.
