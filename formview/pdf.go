@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf16"
+
+	"github.com/amtsbote/amtsbote/paket"
 )
 
 // PDF renders v as a PDF 1.4 summary on A4 pages: title, service, place, date, message
@@ -148,7 +150,7 @@ func (w *pdfWriter) text(x, y float64, s string, bold bool, size float64) {
 	if bold {
 		font = "F2"
 	}
-	fmt.Fprintf(w.cur(), "BT /%s %.1f Tf %.2f %.2f Td (%s) Tj ET\n", font, size, x, y, pdfString(s))
+	fmt.Fprintf(w.cur(), "BT /%s %.1f Tf %.2f %.2f Td (%s) Tj ET\n", font, size, x, y, paket.PDFString(s))
 }
 
 func (w *pdfWriter) gap(h float64) {
@@ -241,7 +243,7 @@ func (w *pdfWriter) finish(title, messageID string) []byte {
 	if w.truncated {
 		// The last page gets the note at its foot, above the page number.
 		fmt.Fprintf(w.cur(), "BT /F2 %.1f Tf %.2f %.2f Td (%s) Tj ET\n", bodySize, marginL, marginBottom-14,
-			pdfString(fmt.Sprintf("Zusammenfassung nach %d Seiten gekürzt – vollständige Angaben in antrag.xml.", MaxPages)))
+			paket.PDFString(fmt.Sprintf("Zusammenfassung nach %d Seiten gekürzt – vollständige Angaben in antrag.xml.", MaxPages)))
 	}
 	n := len(w.pages)
 	for i, p := range w.pages {
@@ -249,7 +251,7 @@ func (w *pdfWriter) finish(title, messageID string) []byte {
 		if messageID != "" {
 			foot = "Nachricht " + messageID + " – " + foot
 		}
-		fmt.Fprintf(p, "BT /F1 8 Tf %.2f %.2f Td (%s) Tj ET\n", marginL, 30.0, pdfString(foot))
+		fmt.Fprintf(p, "BT /F1 8 Tf %.2f %.2f Td (%s) Tj ET\n", marginL, 30.0, paket.PDFString(foot))
 	}
 
 	// Objects: 1 catalog, 2 pages, 3 F1, 4 F2, 5 info, then per page: page, content.
@@ -373,44 +375,4 @@ func textWidth(s string, bold bool, size float64) float64 {
 		w *= 1.08
 	}
 	return w * size / 1000
-}
-
-// winAnsiHigh maps the Windows-1252 characters of 0x80..0x9F to their codes.
-var winAnsiHigh = map[rune]byte{
-	'€': 0x80, '‚': 0x82, 'ƒ': 0x83, '„': 0x84, '…': 0x85, '†': 0x86, '‡': 0x87, 'ˆ': 0x88,
-	'‰': 0x89, 'Š': 0x8A, '‹': 0x8B, 'Œ': 0x8C, 'Ž': 0x8E, '‘': 0x91, '’': 0x92, '“': 0x93,
-	'”': 0x94, '•': 0x95, '–': 0x96, '—': 0x97, '˜': 0x98, '™': 0x99, 'š': 0x9A, '›': 0x9B,
-	'œ': 0x9C, 'ž': 0x9E, 'Ÿ': 0x9F,
-}
-
-// pdfString encodes s for a literal PDF string in WinAnsiEncoding, escaping the
-// delimiters and writing every byte outside printable ASCII as an octal escape, so
-// the content stream stays 7-bit.
-func pdfString(s string) string {
-	var sb strings.Builder
-	for _, r := range s {
-		var c byte
-		switch {
-		case r == '(' || r == ')' || r == '\\':
-			sb.WriteByte('\\')
-			sb.WriteRune(r)
-			continue
-		case r >= 0x20 && r < 0x7F:
-			sb.WriteRune(r)
-			continue
-		case r >= 0xA0 && r <= 0xFF:
-			c = byte(r)
-		case r == '\t':
-			sb.WriteByte(' ')
-			continue
-		default:
-			var ok bool
-			if c, ok = winAnsiHigh[r]; !ok {
-				sb.WriteByte('?')
-				continue
-			}
-		}
-		fmt.Fprintf(&sb, "\\%03o", c)
-	}
-	return sb.String()
 }

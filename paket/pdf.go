@@ -25,7 +25,7 @@ func ExamplePDF(text string) []byte {
 			content.WriteString(" T*")
 		}
 		content.WriteString(" (")
-		content.WriteString(pdfString(l))
+		content.WriteString(PDFString(l))
 		content.WriteString(") Tj")
 	}
 	content.WriteString(" ET\n")
@@ -95,10 +95,10 @@ var winAnsiHigh = map[rune]byte{
 	'œ': 0x9C, 'ž': 0x9E, 'Ÿ': 0x9F,
 }
 
-// pdfString encodes s for a literal PDF string in WinAnsiEncoding, escaping the
+// PDFString encodes s for a literal PDF string in WinAnsiEncoding, escaping the
 // delimiters and writing every non-ASCII byte as an octal escape so the content
 // stream stays 7-bit.
-func pdfString(s string) string {
+func PDFString(s string) string {
 	var sb strings.Builder
 	for _, r := range s {
 		var c byte
