@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -21,54 +19,8 @@ const ReceiptPeerIntake = "PeerEingangsbestaetigung"
 // Eingangsbestaetigung), with the record's Origin set in that same transaction. A
 // repeated hop returns the first submission and receipt with Created=false.
 func (b *Broker) ReceiveForwarded(ctx context.Context, in Intake, origin submission.Origin) (*Received, error) {
-	if b.stopped.Load() {
-		return nil, ErrStopped
-	}
-	pkgDigest, err := b.db.Blobs().Put(in.Package)
-	if err != nil {
-		return nil, fmt.Errorf("broker: store package: %w", err)
-	}
-	metas := make([]submission.Attachment, 0, len(in.Attachments))
-	for _, a := range in.Attachments {
-		d, err := b.db.Blobs().Put(a.Content)
-		if err != nil {
-			return nil, fmt.Errorf("broker: store attachment: %w", err)
-		}
-		m := a.Meta
-		m.SHA256, m.Size = d, int64(len(a.Content))
-		metas = append(metas, m)
-	}
-	now := time.Now().UTC()
-	s, evs := submission.New(submission.Params{
-		ID: newID(), DeliveryID: uuid.NewString(),
-		MessageID: in.MessageID, Sender: in.Sender, SignerID: in.SignerID,
-		LeikaKey: in.LeikaKey, ServiceName: in.ServiceName, Place: in.Place,
-		AreaARS: in.AreaARS, AreaName: in.AreaName, OfficeID: in.OfficeID, OfficeName: in.OfficeName,
-		Targets: in.Targets, PackageSHA256: pkgDigest, PackageSize: int64(len(in.Package)), Attachments: metas,
-	}, now)
-	o := origin
-	s.Origin = &o
-	// The origin right after "received": the log reads in the order things happened.
-	evs = append(evs[:1], append([]submission.Event{submission.ArrivedFromPeer(now, &o)}, evs[1:]...)...)
-	receipt, err := b.signer.SignIntake(s)
-	if err != nil {
-		return nil, fmt.Errorf("broker: sign receipt: %w", err)
-	}
-	stored, storedReceipt, created, err := b.db.Create(ctx, s, evs, ReceiptIntake, receipt)
-	if err != nil {
-		return nil, err
-	}
-	if !created {
-		b.metrics.duplicates.Inc()
-		return &Received{Submission: stored, Receipt: storedReceipt}, nil
-	}
-	b.metrics.accepted.Inc()
-	b.metrics.moved("", stored.State)
-	b.emit(stored, evs)
-	if stored.State.Dispatchable() {
-		b.enqueue(stored.ID)
-	}
-	return &Received{Submission: stored, Receipt: storedReceipt, Created: true}, nil
+	in.Origin = &origin
+	return b.Receive(ctx, in)
 }
 
 // RecordForwarded records that the peer gateway received a package (state

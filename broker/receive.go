@@ -28,6 +28,8 @@ type Intake struct {
 	// unchanged.
 	Package     []byte
 	Attachments []AttachmentIn
+	// Origin is set when a peer gateway forwarded the package (Portalverbund).
+	Origin *submission.Origin
 }
 
 // AttachmentIn is an attachment whose bytes were already checked against the signed digest.
@@ -86,13 +88,20 @@ func (b *Broker) Receive(ctx context.Context, in Intake) (*Received, error) {
 		m.SHA256, m.Size = d, int64(len(a.Content))
 		metas = append(metas, m)
 	}
+	now := time.Now().UTC()
 	s, evs := submission.New(submission.Params{
 		ID: newID(), DeliveryID: uuid.NewString(),
 		MessageID: in.MessageID, Sender: in.Sender, SignerID: in.SignerID,
 		LeikaKey: in.LeikaKey, ServiceName: in.ServiceName, Place: in.Place,
 		AreaARS: in.AreaARS, AreaName: in.AreaName, OfficeID: in.OfficeID, OfficeName: in.OfficeName,
 		Targets: in.Targets, PackageSHA256: pkgDigest, PackageSize: int64(len(in.Package)), Attachments: metas,
-	}, time.Now().UTC())
+	}, now)
+	if in.Origin != nil {
+		o := *in.Origin
+		s.Origin = &o
+		// The origin right after "received": the log reads in the order things happened.
+		evs = append(evs[:1], append([]submission.Event{submission.ArrivedFromPeer(now, &o)}, evs[1:]...)...)
+	}
 	receipt, err := b.signer.SignIntake(s)
 	if err != nil {
 		return nil, fmt.Errorf("broker: sign receipt: %w", err)
