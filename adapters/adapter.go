@@ -135,6 +135,28 @@ func PublicReason(err error) string {
 	return "the delivery attempt failed"
 }
 
+// RetryAfter reports how long the receiver asked the sender to wait before the next
+// attempt (an HTTP Retry-After on a 429 or 503, or its like in another channel).
+// Errors offer it by implementing interface{ RetryAfter() time.Duration }; a zero or
+// negative duration counts as not asked. The broker never retries earlier than this.
+func RetryAfter(err error) (time.Duration, bool) {
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		if d := ra.RetryAfter(); d > 0 {
+			return d, true
+		}
+	}
+	return 0, false
+}
+
+// Gone reports whether the receiver said its endpoint is gone for good (HTTP 410):
+// the broker then disables the office's channel until an operator enables it again.
+// Errors say so by implementing interface{ EndpointGone() bool }.
+func Gone(err error) bool {
+	var g interface{ EndpointGone() bool }
+	return errors.As(err, &g) && g.EndpointGone()
+}
+
 // Adapter delivers packages over one channel.
 //
 // Deliver may be called concurrently from many goroutines. It makes one attempt and

@@ -140,6 +140,8 @@ func New(o Options) *Server {
 		r.Post("/submissions/{id}/redeliver", s.adminRedeliver)
 		r.Get("/submissions", s.adminList)
 		r.Get("/submissions/{id}", s.adminGet)
+		r.Get("/endpoints", s.adminEndpoints)
+		r.Post("/endpoints/{office}/{channel}/enable", s.adminEnableEndpoint)
 	})
 	for prefix, h := range o.Mounts {
 		r.Mount(prefix, h)
@@ -648,6 +650,26 @@ func (s *Server) adminList(w http.ResponseWriter, r *http.Request) {
 		out = []map[string]any{}
 	}
 	writeJSON(w, 200, map[string]any{"submissions": out})
+}
+
+// adminEndpoints lists the offices' endpoints the broker knows: circuit breakers
+// (per process) and channels disabled after a 410 Gone (persisted).
+func (s *Server) adminEndpoints(w http.ResponseWriter, r *http.Request) {
+	eps := s.opt.Broker.Endpoints()
+	if eps == nil {
+		eps = []broker.EndpointState{}
+	}
+	writeJSON(w, 200, map[string]any{"endpoints": eps})
+}
+
+// adminEnableEndpoint enables a disabled office channel again and closes its breaker.
+func (s *Server) adminEnableEndpoint(w http.ResponseWriter, r *http.Request) {
+	st, err := s.opt.Broker.EnableEndpoint(chi.URLParam(r, "office"), chi.URLParam(r, "channel"), "operator (admin API)")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, st)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -11,9 +11,12 @@
 // delivery id.
 //
 // Retries belong here, not in adapters: an adapter makes one attempt and says whether
-// its failure is permanent; the broker schedules the next attempt with exponential
-// backoff (JetStream NakWithDelay), and after MaxAttempts or a permanent failure moves
-// to the office's next channel. With no channel left the package is held for the
+// its failure is permanent; the broker schedules the next attempt by its schedule
+// (Config.Schedule, or exponential backoff; JetStream NakWithDelay), never earlier
+// than the receiver's Retry-After, and after the last attempt or a permanent failure
+// moves to the office's next channel. A circuit breaker per endpoint (office +
+// channel) pauses attempts to an endpoint that keeps failing, and an endpoint that
+// answered 410 Gone is disabled until an operator enables it (breaker.go). With no channel left the package is held for the
 // office to fetch by API: nothing disappears.
 package broker
 
@@ -31,6 +34,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/store"
@@ -61,10 +65,36 @@ type Config struct {
 	Workers   int    // concurrent delivery attempts; default 8
 	// PerOffice caps the concurrent attempts to one office, so an office whose endpoint
 	// hangs cannot take every worker; default Workers/4, at least 1.
-	PerOffice      int
-	MaxAttempts    int           // attempts per channel before falling back; default 8
-	BackoffBase    time.Duration // first retry delay; default 2s
-	BackoffMax     time.Duration // cap of the delay; default 5m
+	PerOffice int
+	// Schedule is the delay before each retry on one channel (±10 % jitter): after
+	// len(Schedule)+1 attempts the package moves to the office's next channel. The
+	// gateway's default is StandardSchedule (about three days). nil: exponential
+	// backoff (BackoffBase doubling up to BackoffMax, MaxAttempts attempts), which
+	// tests and the demo use to retry fast.
+	Schedule    []time.Duration
+	MaxAttempts int           // exponential only: attempts per channel before falling back; default 8
+	BackoffBase time.Duration // exponential only: first retry delay; default 2s
+	BackoffMax  time.Duration // exponential only: cap of the delay; default 5m
+	// A receiver's Retry-After (429, 503) is honoured either way: no retry comes
+	// earlier than it asked, up to 24 hours.
+
+	// BreakerThreshold is the number of consecutive transient failures of one
+	// endpoint (office + channel) that open its circuit breaker: no attempts go
+	// there until BreakerCooldown is over, then one probe at a time, and a success
+	// closes it. Waiting packages keep their attempt counts. Default 5; negative: off.
+	BreakerThreshold int
+	BreakerCooldown  time.Duration // default 1m
+	// EndpointsFile persists the endpoints disabled after a 410 Gone, so a restart
+	// keeps them disabled (a JSON file, written atomically). Empty: memory only.
+	EndpointsFile string
+	// TimeScale multiplies every delay the broker waits on its own account: retry
+	// schedule, Retry-After, breaker cool-down (tests compress a day into seconds).
+	// Events still state the nominal delay. Default 1.
+	TimeScale float64
+	// Registerer receives the endpoint gauge (amtsbote_endpoint_breaker_state);
+	// nil: not registered.
+	Registerer prometheus.Registerer
+
 	AttemptTimeout time.Duration // one adapter call; default 30s
 	StreamMaxBytes int64         // JetStream stream size cap; default 256 MiB
 	// ConfirmEvery is how often channels that confirm later (adapters.Confirmer) are
@@ -112,6 +142,15 @@ func (c *Config) defaults() {
 	}
 	if c.ConfirmEvery <= 0 {
 		c.ConfirmEvery = 5 * time.Second
+	}
+	if c.BreakerThreshold == 0 {
+		c.BreakerThreshold = 5
+	}
+	if c.BreakerCooldown <= 0 {
+		c.BreakerCooldown = time.Minute
+	}
+	if c.TimeScale <= 0 {
+		c.TimeScale = 1
 	}
 }
 
@@ -172,6 +211,8 @@ type Broker struct {
 
 	obsMu     sync.RWMutex
 	observers []func(*submission.Submission, submission.Event)
+
+	ends *endpoints // circuit breakers and disabled endpoints (breaker.go)
 }
 
 // New builds a broker. Nothing runs until Start.
@@ -191,6 +232,7 @@ func New(cfg Config, db store.Store, js jetstream.JetStream, reg *adapters.Regis
 		pending: make(chan string, 4096),
 		lines:   map[string]*officeLine{},
 		sem:     make(chan struct{}, cfg.Workers),
+		ends:    newEndpoints(cfg.BreakerThreshold, time.Duration(float64(cfg.BreakerCooldown)*cfg.TimeScale), cfg.EndpointsFile, cfg.Registerer),
 	}
 }
 
@@ -216,6 +258,9 @@ func (b *Broker) emit(s *submission.Submission, evs []submission.Event) {
 // Start creates the stream and consumer if needed, re-publishes the outbox and starts
 // the relay and the dispatcher.
 func (b *Broker) Start(ctx context.Context) error {
+	if err := b.ends.load(); err != nil {
+		return err
+	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	sc := jetstream.StreamConfig{
 		Name:       StreamName,

@@ -309,8 +309,10 @@ func (b *byOffice) Deliver(_ context.Context, d adapters.Delivery) (adapters.Con
 // that are up.
 func TestOneOfficeDownDoesNotBlockOthers(t *testing.T) {
 	rx := &byOffice{down: "office-down", ok: map[string]bool{}}
-	// One worker: the old pending limit (64 per worker) is easy to exceed.
-	cfg := Config{Workers: 1, MaxAttempts: 1000, BackoffBase: 5 * time.Second, BackoffMax: 5 * time.Second, AttemptTimeout: 2 * time.Second, ExclusiveConsumer: true}
+	// One worker: the old pending limit (64 per worker) is easy to exceed. No circuit
+	// breaker: every package must fail once and wait in JetStream (with the breaker,
+	// most would wait without an attempt, see breaker_test.go).
+	cfg := Config{Workers: 1, MaxAttempts: 1000, BackoffBase: 5 * time.Second, BackoffMax: 5 * time.Second, AttemptTimeout: 2 * time.Second, ExclusiveConsumer: true, BreakerThreshold: -1}
 	b := startWith(t, t.TempDir(), cfg, rx).b
 
 	var down []string

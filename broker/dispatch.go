@@ -208,6 +208,24 @@ func (b *Broker) process(msg jetstream.Msg) {
 		b.nextChannel(msg, s, submission.Reason{Public: "channel " + ref.Channel + " is no longer configured for the office"})
 		return
 	}
+	// An endpoint that answered 410 Gone is skipped until an operator enables it; an
+	// open circuit breaker keeps the package waiting without using up an attempt.
+	key, addr := endpointKey{s.OfficeID, ref.Channel}, endpointID(target)
+	dis, off, reenabled, perr := b.ends.isDisabled(key, addr)
+	if reenabled {
+		b.log.Info("disabled endpoint enabled again: the configuration moved the channel to another address", "office", s.OfficeID, "channel", ref.Channel, "persist_err", perr)
+	}
+	if off {
+		b.nextChannel(msg, s, submission.Reason{
+			Public:   "channel " + ref.Channel + " is disabled for this office (its endpoint answered 410 Gone); an operator must enable it again",
+			Internal: "disabled since " + dis.At.Format(time.RFC3339) + ": " + dis.Reason,
+		})
+		return
+	}
+	if ok, wait := b.ends.allow(key, addr, time.Now()); !ok {
+		_ = msg.NakWithDelay(wait)
+		return
+	}
 	d := b.delivery(s, target)
 	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.AttemptTimeout)
 	stopBeat := heartbeat(msg, ackWait/3)
@@ -218,14 +236,36 @@ func (b *Broker) process(msg jetstream.Msg) {
 	b.metrics.observeAttempt(ref.Channel, err, time.Since(start))
 	switch {
 	case err == nil:
+		b.ends.success(key)
 		b.delivered(msg, s, conf)
 	case b.ctx.Err() != nil:
 		// Shutting down: the attempt was cut short by us, not by the receiver. It does
 		// not count; the message comes back after the restart.
+		b.ends.release(key)
 		_ = msg.NakWithDelay(time.Second)
+	case adapters.Gone(err):
+		b.ends.release(key)
+		why := reasonOf(err)
+		if perr := b.ends.disable(key, addr, time.Now(), why.Internal); perr != nil {
+			b.log.Error("persist disabled endpoint; it is disabled until this process ends", "office", s.OfficeID, "channel", ref.Channel, "err", perr)
+		}
+		b.log.Warn("endpoint gone: channel disabled until an operator enables it", "office", s.OfficeID, "channel", ref.Channel)
+		// The portal's detail stays the receiver's status; the operator's note says
+		// what follows (later packages' events say the channel is disabled).
+		why.Internal = "endpoint gone: channel " + ref.Channel + " disabled for the office until an operator enables it; " + why.Internal
+		b.nextChannel(msg, s, why)
 	case adapters.IsPermanent(err):
+		b.ends.release(key)
 		b.nextChannel(msg, s, reasonOf(err))
 	default:
+		var ra time.Duration
+		if d, ok := adapters.RetryAfter(err); ok {
+			ra = b.scaled(min(d, maxRetryAfter))
+		}
+		if b.ends.failure(key, time.Now(), ra) {
+			b.log.Warn("circuit breaker opened: attempts to the endpoint pause", "office", s.OfficeID, "channel", ref.Channel,
+				"cooldown", b.cfg.BreakerCooldown)
+		}
 		b.failed(msg, s, err)
 	}
 }
@@ -389,24 +429,29 @@ func (b *Broker) confirmSub(id string, c submission.Confirmation, transition fun
 }
 
 func (b *Broker) failed(msg jetstream.Msg, s *submission.Submission, cause error) {
-	if s.Attempts+1 >= b.cfg.MaxAttempts {
+	if s.Attempts+1 >= b.maxAttempts() {
 		why := reasonOf(cause)
 		why.Public = fmt.Sprintf("gave up after %d attempts: %s", s.Attempts+1, why.Public)
 		b.nextChannel(msg, s, why)
 		return
 	}
-	delay := b.backoff(s.Attempts + 1)
+	nominal := b.retryDelay(s.Attempts+1, cause)
+	delay := b.scaled(nominal)
 	gen := s.Generation
 	t, _ := s.CurrentTarget()
+	why := reasonOf(cause)
+	if delay != nominal {
+		why.NextIn = nominal // the event states the schedule's delay, not the compressed one
+	}
 	err := b.change(s.ID, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
-		return cur.AttemptFailed(now, gen, reasonOf(cause), now.Add(delay))
+		return cur.AttemptFailed(now, gen, why, now.Add(delay))
 	})
 	if err != nil {
 		b.log.Error("record failed attempt", "submission", s.ID, "err", err)
 		_ = msg.NakWithDelay(delay)
 		return
 	}
-	b.log.Info("delivery attempt failed", "submission", s.ID, "channel", t.Channel, "attempt", s.Attempts+1, "retry_in", delay, "err", cause)
+	b.log.Info("delivery attempt failed", "submission", s.ID, "channel", t.Channel, "attempt", s.Attempts+1, "retry_in", nominal, "err", cause)
 	_ = msg.NakWithDelay(delay)
 }
 

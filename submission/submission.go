@@ -260,6 +260,10 @@ func (s *Submission) current(gen int) error {
 type Reason struct {
 	Public   string
 	Internal string
+	// NextIn, when set, is the delay AttemptFailed states ("next attempt in ...")
+	// instead of retryAt-now: a gateway running on a compressed test clock
+	// (broker.Config.TimeScale) states the schedule's delay, not the scaled wait.
+	NextIn time.Duration
 }
 
 // AttemptFailed records a transient failure of the attempt of generation gen and
@@ -273,8 +277,12 @@ func (s *Submission) AttemptFailed(now time.Time, gen int, why Reason, retryAt t
 	s.TotalAttempts++
 	s.State = StateRetrying
 	s.NextAttemptAt = retryAt
+	next := retryAt.Sub(now)
+	if why.NextIn > 0 {
+		next = why.NextIn
+	}
 	return []Event{{At: now, Type: EventAttemptFailed, Channel: t.Channel, Attempt: s.Attempts,
-		Detail: fmt.Sprintf("%s; next attempt in %s", why.Public, retryAt.Sub(now).Round(time.Millisecond)), Note: why.Internal}}, nil
+		Detail: fmt.Sprintf("%s; next attempt in %s", why.Public, next.Round(time.Millisecond)), Note: why.Internal}}, nil
 }
 
 // ChannelFailed gives up on the current channel (a permanent failure or the retry

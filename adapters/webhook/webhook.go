@@ -25,6 +25,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -94,7 +95,18 @@ type StatusError struct {
 	StatusCode int
 	// Snippet is the start of the response body, printable characters only.
 	Snippet string
+	// RetryAfterDelay is the receiver's Retry-After (delta seconds or an HTTP date,
+	// relative to the adapter's clock) on a transient answer; 0 when absent or
+	// unreadable. The broker does not retry earlier (adapters.RetryAfter).
+	RetryAfterDelay time.Duration
 }
+
+// RetryAfter implements the interface read by adapters.RetryAfter.
+func (e *StatusError) RetryAfter() time.Duration { return e.RetryAfterDelay }
+
+// EndpointGone implements the interface read by adapters.Gone: 410 Gone says the
+// endpoint was removed for good; the broker disables the office's channel.
+func (e *StatusError) EndpointGone() bool { return e.StatusCode == http.StatusGone }
 
 // PublicReason is what the portal may read: the status code, not the receiver's body.
 func (e *StatusError) PublicReason() string {
@@ -269,7 +281,11 @@ func (a *Adapter) deliver(ctx context.Context, d adapters.Delivery) (adapters.Co
 			Reference: reference(resp.Header, head),
 		}, code, nil
 	case isTransientStatus(code):
-		return adapters.Confirmation{}, code, fmt.Errorf("webhook: transient: %w", a.statusError(code, head, secrets))
+		se := a.statusError(code, head, secrets)
+		se.RetryAfterDelay = retryAfter(resp.Header.Get("Retry-After"), a.now())
+		return adapters.Confirmation{}, code, fmt.Errorf("webhook: transient: %w", se)
+	case code == http.StatusGone:
+		return adapters.Confirmation{}, code, adapters.Permanent("endpoint gone (HTTP 410)", a.statusError(code, head, secrets))
 	default:
 		return adapters.Confirmation{}, code, adapters.Permanent(fmt.Sprintf("receiver refused with HTTP %d", code), a.statusError(code, head, secrets))
 	}
@@ -286,6 +302,35 @@ func isTransientStatus(code int) bool {
 		return true
 	}
 	return false
+}
+
+// maxRetryAfter bounds what a receiver's Retry-After is taken as; the broker caps
+// its own wait at 24 hours anyway.
+const maxRetryAfter = 7 * 24 * time.Hour
+
+// retryAfter reads a Retry-After header: delta seconds or an HTTP date (RFC 9110
+// 10.2.3). Absent, unreadable or in the past: 0.
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		if n > int64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	if d <= 0 {
+		return 0
+	}
+	return min(d, maxRetryAfter)
 }
 
 // transportError classifies a failure to get any answer. All are transient (the

@@ -1,0 +1,95 @@
+package webhook
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/adapters/adaptertest"
+)
+
+func TestRetryAfterHeader(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	cases := []struct {
+		header string
+		want   time.Duration
+	}{
+		{"", 0},
+		{"120", 2 * time.Minute},
+		{" 5 ", 5 * time.Second},
+		{"0", 0},
+		{"-3", 0},
+		{"soon", 0},
+		{now.Add(90 * time.Minute).Format(http.TimeFormat), 90 * time.Minute},
+		{now.Add(-time.Hour).Format(http.TimeFormat), 0},
+		{"99999999999", maxRetryAfter},
+	}
+	for _, c := range cases {
+		if got := retryAfter(c.header, now); got != c.want {
+			t.Errorf("retryAfter(%q) = %s, want %s", c.header, got, c.want)
+		}
+	}
+}
+
+// TestRetryAfterReachesTheBroker: 429 and 503 carry the receiver's Retry-After in the
+// StatusError, read through adapters.RetryAfter; other answers carry none.
+func TestRetryAfterReachesTheBroker(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	cases := []struct {
+		code   int
+		header string
+		want   time.Duration
+		ok     bool
+	}{
+		{429, "30", 30 * time.Second, true},
+		{503, now.Add(2 * time.Hour).Format(http.TimeFormat), 2 * time.Hour, true},
+		{503, "", 0, false},
+		{500, "garbage", 0, false},
+	}
+	a := newAdapter(t, Options{Now: func() time.Time { return now }})
+	for _, c := range cases {
+		t.Run(fmt.Sprint(c.code, c.header), func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if c.header != "" {
+					w.Header().Set("Retry-After", c.header)
+				}
+				w.WriteHeader(c.code)
+			}))
+			t.Cleanup(srv.Close)
+			_, err := a.Deliver(t.Context(), adaptertest.NewDelivery(adapters.Target{Channel: Channel, Endpoint: srv.URL, Secret: NewSecret()}))
+			if err == nil || adapters.IsPermanent(err) {
+				t.Fatalf("err = %v, want transient", err)
+			}
+			got, ok := adapters.RetryAfter(err)
+			if got != c.want || ok != c.ok {
+				t.Errorf("RetryAfter = %s, %v; want %s, %v", got, ok, c.want, c.ok)
+			}
+			if adapters.Gone(err) {
+				t.Error("a transient answer says the endpoint is gone")
+			}
+		})
+	}
+}
+
+// TestGoneIsItsOwnClass: 410 is permanent and says the endpoint is gone (the broker
+// disables the channel); 404 is permanent but not gone.
+func TestGoneIsItsOwnClass(t *testing.T) {
+	a := newAdapter(t, Options{})
+	for _, c := range []struct {
+		code int
+		gone bool
+	}{{410, true}, {404, false}, {400, false}} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(c.code) }))
+		_, err := a.Deliver(t.Context(), adaptertest.NewDelivery(adapters.Target{Channel: Channel, Endpoint: srv.URL, Secret: NewSecret()}))
+		srv.Close()
+		if !adapters.IsPermanent(err) || adapters.Gone(err) != c.gone {
+			t.Errorf("HTTP %d: permanent %v, gone %v; want permanent, gone %v", c.code, adapters.IsPermanent(err), adapters.Gone(err), c.gone)
+		}
+		if c.gone && adapters.PublicReason(err) != "receiver answered HTTP 410" {
+			t.Errorf("public reason %q", adapters.PublicReason(err))
+		}
+	}
+}

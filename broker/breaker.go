@@ -1,0 +1,422 @@
+package broker
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/amtsbote/amtsbote/adapters"
+)
+
+// Endpoint states as the admin API and the metrics show them.
+const (
+	EndpointClosed   = "closed"    // attempts go through
+	EndpointOpen     = "open"      // failing: no attempts until the cool-down is over
+	EndpointHalfOpen = "half_open" // cool-down over: one probe at a time
+	EndpointDisabled = "disabled"  // the endpoint answered 410 Gone: skipped until an operator enables it
+)
+
+// breakerGauge values of amtsbote_endpoint_breaker_state.
+var breakerGauge = map[string]float64{EndpointClosed: 0, EndpointHalfOpen: 1, EndpointOpen: 2, EndpointDisabled: 3}
+
+// EndpointState is what the gateway knows about one office's channel (office +
+// channel): its circuit breaker, or that it is disabled. Times are real times.
+type EndpointState struct {
+	Office   string `json:"office"`
+	Channel  string `json:"channel"`
+	State    string `json:"state"`
+	Failures int    `json:"consecutiveFailures"`
+	// Opened counts how often the breaker opened since the gateway started.
+	Opened   int        `json:"opened"`
+	OpenedAt *time.Time `json:"openedAt,omitempty"`
+	// RetryAt is when an open breaker lets the next probe through, or until when the
+	// receiver asked not to be called (Retry-After).
+	RetryAt    *time.Time `json:"retryAt,omitempty"`
+	DisabledAt *time.Time `json:"disabledAt,omitempty"`
+	Reason     string     `json:"reason,omitempty"`
+}
+
+type endpointKey struct{ office, channel string }
+
+type endpoint struct {
+	addr      string // endpointID of the address the breaker judged; a new one resets it
+	state     string // closed, open or half_open (disabled is kept apart)
+	failures  int
+	opened    int
+	openedAt  time.Time
+	retryAt   time.Time // open: end of the cool-down
+	notBefore time.Time // the receiver's Retry-After
+	probing   bool
+}
+
+// disabledEndpoint is one entry of the persisted file.
+type disabledEndpoint struct {
+	Office  string    `json:"office"`
+	Channel string    `json:"channel"`
+	At      time.Time `json:"at"`
+	Reason  string    `json:"reason"`
+	// Endpoint identifies the address that answered 410 (endpointID, a digest: the
+	// address may carry a token). A configuration that moved the channel to another
+	// address enables it again.
+	Endpoint string `json:"endpoint,omitempty"`
+}
+
+// endpointID identifies a target's address without storing it.
+func endpointID(t adapters.Target) string {
+	sum := sha256.Sum256([]byte(t.Endpoint))
+	return hex.EncodeToString(sum[:8])
+}
+
+// endpoints holds the per-endpoint circuit breakers (in memory: they restart closed)
+// and the disabled endpoints (persisted in file, when set, written atomically).
+type endpoints struct {
+	threshold int           // consecutive failures that open a breaker; 0: no breaker
+	cooldown  time.Duration // real
+	file      string
+	gauge     *prometheus.GaugeVec
+
+	mu       sync.Mutex
+	m        map[endpointKey]*endpoint
+	disabled map[endpointKey]disabledEndpoint
+}
+
+func newEndpoints(threshold int, cooldown time.Duration, file string, reg prometheus.Registerer) *endpoints {
+	e := &endpoints{
+		threshold: threshold, cooldown: cooldown, file: file,
+		m: map[endpointKey]*endpoint{}, disabled: map[endpointKey]disabledEndpoint{},
+		gauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "amtsbote_endpoint_breaker_state",
+			Help: "State of an office's channel: 0 closed, 1 half-open (probing), 2 open (failing, attempts paused), 3 disabled (410 Gone, waits for an operator).",
+		}, []string{"office", "channel"}),
+	}
+	if reg != nil {
+		if err := reg.Register(e.gauge); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				e.gauge = are.ExistingCollector.(*prometheus.GaugeVec)
+			}
+		}
+	}
+	return e
+}
+
+// load reads the disabled endpoints persisted by an earlier run.
+func (e *endpoints) load() error {
+	if e.file == "" {
+		return nil
+	}
+	raw, err := os.ReadFile(e.file)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("broker: read disabled endpoints: %w", err)
+	}
+	var f struct {
+		Disabled []disabledEndpoint `json:"disabled"`
+	}
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return fmt.Errorf("broker: read disabled endpoints %s: %w", e.file, err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, d := range f.Disabled {
+		k := endpointKey{d.Office, d.Channel}
+		e.disabled[k] = d
+		e.gauge.WithLabelValues(k.office, k.channel).Set(breakerGauge[EndpointDisabled])
+	}
+	return nil
+}
+
+// saveLocked writes the disabled endpoints: a temporary file, fsynced, renamed over
+// the old one, the folder fsynced. Called with mu held.
+func (e *endpoints) saveLocked() error {
+	if e.file == "" {
+		return nil
+	}
+	list := make([]disabledEndpoint, 0, len(e.disabled))
+	for _, d := range e.disabled {
+		list = append(list, d)
+	}
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].Office != list[j].Office {
+			return list[i].Office < list[j].Office
+		}
+		return list[i].Channel < list[j].Channel
+	})
+	raw, err := json.MarshalIndent(map[string]any{"disabled": list}, "", "  ")
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(e.file)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".endpoints-*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after the rename: nothing there
+	if _, err := tmp.Write(append(raw, '\n')); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), e.file); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
+
+func (e *endpoints) get(k endpointKey) *endpoint {
+	p := e.m[k]
+	if p == nil {
+		p = &endpoint{state: EndpointClosed}
+		e.m[k] = p
+	}
+	return p
+}
+
+func (e *endpoints) setGauge(k endpointKey, p *endpoint) {
+	e.gauge.WithLabelValues(k.office, k.channel).Set(breakerGauge[p.state])
+}
+
+// isDisabled reports whether the endpoint is disabled, and why. A channel the
+// configuration has moved to another address (addr) since is enabled again.
+func (e *endpoints) isDisabled(k endpointKey, addr string) (d disabledEndpoint, off bool, reenabled bool, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d, ok := e.disabled[k]
+	if !ok {
+		return d, false, false, nil
+	}
+	if d.Endpoint == "" || d.Endpoint == addr {
+		return d, true, false, nil
+	}
+	delete(e.disabled, k)
+	e.gauge.WithLabelValues(k.office, k.channel).Set(breakerGauge[EndpointClosed])
+	return d, false, true, e.saveLocked()
+}
+
+// allow reports whether an attempt may go to the endpoint now; if not, wait is how
+// long the message should stay away (real time, with jitter so the waiting messages
+// do not all come back at once). A true answer in half-open state makes the caller
+// the one probe: it must report the outcome (success, failure or release).
+func (e *endpoints) allow(k endpointKey, addr string, now time.Time) (ok bool, wait time.Duration) {
+	if e.threshold <= 0 {
+		return true, 0
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.get(k)
+	if p.addr != addr {
+		// A new address (a rotation): what the old one did says nothing about it.
+		*p = endpoint{addr: addr, state: EndpointClosed, opened: p.opened}
+		e.setGauge(k, p)
+	}
+	if now.Before(p.notBefore) {
+		return false, p.notBefore.Sub(now) + e.jitter()
+	}
+	switch p.state {
+	case EndpointOpen:
+		if now.Before(p.retryAt) {
+			return false, p.retryAt.Sub(now) + e.jitter()
+		}
+		p.state, p.probing = EndpointHalfOpen, true
+		e.setGauge(k, p)
+		return true, 0
+	case EndpointHalfOpen:
+		if p.probing {
+			return false, e.cooldown/2 + e.jitter()
+		}
+		p.probing = true
+		return true, 0
+	}
+	return true, 0
+}
+
+// jitter is up to a fifth of the cool-down, at least a millisecond.
+func (e *endpoints) jitter() time.Duration {
+	return time.Millisecond + time.Duration(rand.Int64N(int64(e.cooldown/5)+1))
+}
+
+// success closes the endpoint's breaker.
+func (e *endpoints) success(k endpointKey) {
+	if e.threshold <= 0 {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.get(k)
+	p.failures, p.probing = 0, false
+	if p.state != EndpointClosed {
+		p.state = EndpointClosed
+		e.setGauge(k, p)
+	}
+}
+
+// failure counts a transient failure; threshold failures in a row, or a failed
+// probe, open the breaker for a cool-down. retryAfter (real, 0: none) keeps every
+// attempt away from the endpoint as long as the receiver asked.
+func (e *endpoints) failure(k endpointKey, now time.Time, retryAfter time.Duration) (opened bool) {
+	if e.threshold <= 0 {
+		return false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.get(k)
+	p.failures++
+	if retryAfter > 0 && now.Add(retryAfter).After(p.notBefore) {
+		p.notBefore = now.Add(retryAfter)
+	}
+	probe := p.probing
+	p.probing = false
+	if probe || (p.state == EndpointClosed && p.failures >= e.threshold) || p.state == EndpointHalfOpen {
+		if p.state != EndpointOpen {
+			p.opened++
+			p.openedAt = now
+			opened = true
+		}
+		p.state, p.retryAt = EndpointOpen, now.Add(e.cooldown)
+		e.setGauge(k, p)
+	}
+	return opened
+}
+
+// release ends a probe that said nothing about the endpoint's health (a permanent
+// refusal of one package, an attempt cut short by shutdown).
+func (e *endpoints) release(k endpointKey) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p := e.m[k]; p != nil {
+		p.probing = false
+	}
+}
+
+// disable marks the endpoint gone until enable; persisted when a file is set.
+func (e *endpoints) disable(k endpointKey, addr string, now time.Time, reason string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.disabled[k]; ok {
+		return nil
+	}
+	e.disabled[k] = disabledEndpoint{Office: k.office, Channel: k.channel, At: now.UTC(), Reason: reason, Endpoint: addr}
+	e.gauge.WithLabelValues(k.office, k.channel).Set(breakerGauge[EndpointDisabled])
+	return e.saveLocked()
+}
+
+// enable lifts a disabled state and closes the breaker (an operator says the
+// endpoint works again). It reports whether anything was known of the endpoint.
+func (e *endpoints) enable(k endpointKey) (bool, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	was, wasDisabled := e.disabled[k]
+	p, known := e.m[k]
+	if !wasDisabled && !known {
+		return false, nil
+	}
+	if p == nil {
+		p = e.get(k)
+	}
+	p.state, p.failures, p.probing, p.notBefore, p.retryAt = EndpointClosed, 0, false, time.Time{}, time.Time{}
+	e.setGauge(k, p)
+	if !wasDisabled {
+		return true, nil
+	}
+	delete(e.disabled, k)
+	if err := e.saveLocked(); err != nil {
+		// The file still says disabled: keep it so in memory too, so a restart agrees.
+		e.disabled[k] = was
+		e.gauge.WithLabelValues(k.office, k.channel).Set(breakerGauge[EndpointDisabled])
+		return true, err
+	}
+	return true, nil
+}
+
+// list returns every endpoint known: disabled ones and those with a breaker.
+func (e *endpoints) list(now time.Time) []EndpointState {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	seen := map[endpointKey]bool{}
+	var out []EndpointState
+	ptr := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		t = t.UTC()
+		return &t
+	}
+	for k, p := range e.m {
+		seen[k] = true
+		st := EndpointState{Office: k.office, Channel: k.channel, State: p.state, Failures: p.failures, Opened: p.opened}
+		if p.state != EndpointClosed {
+			st.OpenedAt = ptr(p.openedAt)
+		}
+		if p.state == EndpointOpen {
+			st.RetryAt = ptr(p.retryAt)
+		}
+		if now.Before(p.notBefore) && (st.RetryAt == nil || p.notBefore.After(*st.RetryAt)) {
+			st.RetryAt = ptr(p.notBefore)
+		}
+		if d, ok := e.disabled[k]; ok {
+			st.State, st.DisabledAt, st.Reason = EndpointDisabled, ptr(d.At), d.Reason
+		}
+		out = append(out, st)
+	}
+	for k, d := range e.disabled {
+		if !seen[k] {
+			out = append(out, EndpointState{Office: k.office, Channel: k.channel, State: EndpointDisabled, DisabledAt: ptr(d.At), Reason: d.Reason})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Office != out[j].Office {
+			return out[i].Office < out[j].Office
+		}
+		return out[i].Channel < out[j].Channel
+	})
+	return out
+}
+
+// Endpoints lists what the gateway knows of the offices' endpoints: circuit breakers
+// (in memory, per process) and disabled channels (persisted). For the admin API.
+func (b *Broker) Endpoints() []EndpointState { return b.ends.list(time.Now()) }
+
+// EnableEndpoint lifts the disabled state of an office's channel and closes its
+// breaker, so the next packages try it again. ErrNotFound: nothing is known of it.
+func (b *Broker) EnableEndpoint(office, channel, actor string) (EndpointState, error) {
+	k := endpointKey{office, channel}
+	known, err := b.ends.enable(k)
+	if err != nil {
+		return EndpointState{}, fmt.Errorf("broker: enable %s/%s: %w", office, channel, err)
+	}
+	if !known {
+		return EndpointState{}, fmt.Errorf("%w: endpoint %s/%s", ErrNotFound, office, channel)
+	}
+	b.log.Info("endpoint enabled by operator", "office", office, "channel", channel, "actor", actor)
+	for _, st := range b.Endpoints() {
+		if st.Office == office && st.Channel == channel {
+			return st, nil
+		}
+	}
+	return EndpointState{Office: office, Channel: channel, State: EndpointClosed}, nil
+}

@@ -1,0 +1,537 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/adapters/webhook"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// hookSecret signs the notifications to the test offices.
+var hookSecret = webhook.NewSecret()
+
+// hookReq is one request an office endpoint received.
+type hookReq struct {
+	n            webhook.Notification
+	at           time.Time
+	status       int
+	retryAfter   string
+	concurrently int64
+}
+
+// officeHook is an office's webhook endpoint (a real HTTP server) whose answer the
+// test decides per request; it counts how many requests run at once.
+type officeHook struct {
+	srv    *httptest.Server
+	answer func(n int, at time.Time) (status int, retryAfter string)
+	hold   time.Duration // how long a 2xx answer takes
+
+	mu           sync.Mutex
+	reqs         []hookReq
+	active, peak atomic.Int64
+}
+
+func newHook(t *testing.T, answer func(n int, at time.Time) (int, string)) *officeHook {
+	h := &officeHook{answer: answer}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		now := time.Now()
+		cur := h.active.Add(1)
+		defer h.active.Add(-1)
+		for p := h.peak.Load(); cur > p && !h.peak.CompareAndSwap(p, cur); p = h.peak.Load() {
+		}
+		var n webhook.Notification
+		_ = json.NewDecoder(r.Body).Decode(&n)
+		h.mu.Lock()
+		status, ra := h.answer(len(h.reqs), now)
+		h.reqs = append(h.reqs, hookReq{n: n, at: now, status: status, retryAfter: ra, concurrently: cur})
+		h.mu.Unlock()
+		if ra != "" {
+			w.Header().Set("Retry-After", ra)
+		}
+		if status < 300 {
+			time.Sleep(h.hold)
+		}
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+func (h *officeHook) requests() []hookReq {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]hookReq(nil), h.reqs...)
+}
+
+// startHooked runs a broker whose office-a/webhook channel is hook, with a scripted
+// "mailbox" as the office's last channel.
+func startHooked(t *testing.T, dir string, cfg Config, hook *officeHook) (*env, *scripted) {
+	t.Helper()
+	wh, err := webhook.New(webhook.Options{PublicBaseURL: "https://gateway.example", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mailbox := &scripted{channel: "mailbox"}
+	chans := ChannelsFunc(func(office, ch string) (adapters.Target, bool) {
+		if ch == webhook.Channel {
+			return adapters.Target{Channel: ch, Endpoint: hook.srv.URL, Secret: hookSecret}, true
+		}
+		return testChannels.Target(office, ch)
+	})
+	return startWithChannels(t, dir, cfg, chans, wh, mailbox), mailbox
+}
+
+// nextIn reads the delay an attempt_failed event states ("...; next attempt in 5h0m0s").
+func nextIn(t *testing.T, e submission.Event) time.Duration {
+	t.Helper()
+	_, after, ok := strings.Cut(e.Detail, "next attempt in ")
+	if !ok {
+		t.Fatalf("attempt_failed without its next attempt: %q", e.Detail)
+	}
+	d, err := time.ParseDuration(after)
+	if err != nil {
+		t.Fatalf("next attempt in %q: %v", after, err)
+	}
+	return d
+}
+
+func ofType(evs []submission.Event, typ string) []submission.Event {
+	var out []submission.Event
+	for _, e := range evs {
+		if e.Type == typ {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (b *Broker) endpoint(office, channel string) EndpointState {
+	for _, st := range b.Endpoints() {
+		if st.Office == office && st.Channel == channel {
+			return st
+		}
+	}
+	return EndpointState{}
+}
+
+// TestOfficeDownForADay: the office's endpoint answers 503 for a (simulated) day and
+// then recovers. The package is retried on the standard schedule, the breaker opens
+// and is visible (event log, metrics, admin view), and after the recovery the package
+// is delivered on the webhook with its original delivery id, never falling back.
+func TestOfficeDownForADay(t *testing.T) {
+	const scale = 1.0 / 20000 // a simulated day takes 4.3 s
+	day := time.Duration(float64(24*time.Hour) * scale)
+	var first time.Time
+	hook := newHook(t, func(n int, at time.Time) (int, string) {
+		if n == 0 {
+			first = at
+		}
+		if at.Sub(first) < day {
+			return http.StatusServiceUnavailable, ""
+		}
+		return http.StatusOK, ""
+	})
+	reg := prometheus.NewRegistry()
+	cfg := Config{Workers: 4, PerOffice: 2, Schedule: StandardSchedule, TimeScale: scale, AttemptTimeout: 5 * time.Second, Registerer: reg}
+	e, mailbox := startHooked(t, t.TempDir(), cfg, hook)
+
+	// What an operator would see right after the failure that opened the breaker.
+	type seen struct {
+		gauge    float64
+		endpoint EndpointState
+	}
+	var mu sync.Mutex
+	atFailure := map[int]seen{}
+	e.b.Observe(func(_ *submission.Submission, ev submission.Event) {
+		if ev.Type != submission.EventAttemptFailed {
+			return
+		}
+		var m dto.Metric
+		_ = e.b.ends.gauge.WithLabelValues("office-a", webhook.Channel).Write(&m)
+		g := m.GetGauge().GetValue()
+		mu.Lock()
+		atFailure[ev.Attempt] = seen{g, e.b.endpoint("office-a", webhook.Channel)}
+		mu.Unlock()
+	})
+
+	a, err := e.b.Receive(context.Background(), intake("day-1", webhook.Channel, "mailbox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := waitState(t, e.b, a.Submission.ID, submission.StateDelivered)
+
+	evs, err := e.b.Log(s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := ofType(evs, submission.EventAttemptFailed)
+	// Attempts at 0, 5s, 5m, 35m, 2h35m, 7h35m, 17h35m fall in the day (7 failures);
+	// a slow machine stretches simulated time, so at least the first six are certain.
+	if len(failed) < 6 || len(failed) > len(StandardSchedule) {
+		t.Fatalf("%d failed attempts, want 6..%d: %+v", len(failed), len(StandardSchedule), failed)
+	}
+	var span time.Duration
+	for i, ev := range failed {
+		want := StandardSchedule[i]
+		got := nextIn(t, ev)
+		if lo, hi := time.Duration(float64(want)*0.9)-time.Second, time.Duration(float64(want)*1.1)+time.Second; got < lo || got > hi {
+			t.Errorf("attempt %d: next attempt in %s, want %s ±10 %%", ev.Attempt, got, want)
+		}
+		if ev.Attempt != i+1 || ev.Channel != webhook.Channel || !strings.HasPrefix(ev.Detail, "receiver answered HTTP 503; ") {
+			t.Errorf("attempt_failed %d: %+v", i+1, ev)
+		}
+		span += got
+		t.Logf("attempt %d: %s", ev.Attempt, ev.Detail)
+	}
+	if n := len(failed); n == 7 && span < 17*time.Hour {
+		t.Errorf("seven failed attempts span %s of simulated time", span)
+	}
+	del := ofType(evs, submission.EventDelivered)
+	if len(del) != 1 || del[0].Channel != webhook.Channel || del[0].Attempt != len(failed)+1 {
+		t.Fatalf("delivered events %+v, want one on the webhook at attempt %d", del, len(failed)+1)
+	}
+	if n := len(ofType(evs, submission.EventChannelFailed)); n != 0 || len(mailbox.deliveries()) != 0 {
+		t.Fatalf("fell back: %d channel_failed, %d mailbox deliveries", n, len(mailbox.deliveries()))
+	}
+
+	// Every request carried the same delivery id, one per recorded attempt, in order;
+	// the last came after the office's day of downtime.
+	reqs := hook.requests()
+	if len(reqs) != len(failed)+1 {
+		t.Fatalf("%d requests for %d attempts", len(reqs), len(failed)+1)
+	}
+	for i, r := range reqs {
+		if r.n.DeliveryID != s.DeliveryID || r.n.SubmissionID != s.ID || r.n.Attempt != i+1 {
+			t.Errorf("request %d: delivery %q attempt %d, want %q attempt %d", i, r.n.DeliveryID, r.n.Attempt, s.DeliveryID, i+1)
+		}
+	}
+	if last := reqs[len(reqs)-1]; last.status != http.StatusOK || last.at.Sub(first) < day {
+		t.Errorf("the delivering request: %d at %s after the first", last.status, last.at.Sub(first))
+	}
+
+	// The breaker opened at the fifth failure, visible in metrics and the admin view;
+	// it is closed again after the delivery.
+	mu.Lock()
+	at5 := atFailure[5]
+	mu.Unlock()
+	if at5.gauge != breakerGauge[EndpointOpen] || at5.endpoint.State != EndpointOpen || at5.endpoint.RetryAt == nil {
+		t.Errorf("after the fifth failure: gauge %v, endpoint %+v; want open", at5.gauge, at5.endpoint)
+	}
+	if st := e.b.endpoint("office-a", webhook.Channel); st.State != EndpointClosed || st.Opened < 1 || st.Failures != 0 {
+		t.Errorf("after the delivery: %+v, want closed, opened at least once", st)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		if mf.GetName() == "amtsbote_endpoint_breaker_state" {
+			for _, m := range mf.GetMetric() {
+				found = found || m.GetGauge().GetValue() == 0
+			}
+		}
+	}
+	if !found {
+		t.Error("amtsbote_endpoint_breaker_state is not registered or not back at 0 (closed)")
+	}
+
+	// The portal sees the schedule in simulated terms, not the operator's notes.
+	pevs, err := e.b.PortalEvents("amt24", s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pfailed := ofType(pevs, submission.EventAttemptFailed)
+	if len(pfailed) != len(failed) || !strings.Contains(pfailed[4].Detail, "next attempt in ") || pfailed[4].Note != "" {
+		t.Fatalf("portal view of the fifth failure: %+v", pfailed)
+	}
+	if d := nextIn(t, pfailed[4]); d < 4*time.Hour+30*time.Minute || d > 5*time.Hour+30*time.Minute {
+		t.Errorf("portal sees the fifth retry in %s, want about 5h", d)
+	}
+}
+
+// TestRecoveryIsNotAHerd: while the breaker is open, packages wait without using up
+// attempts; when the office recovers, the waiting packages go out under the
+// per-office cap, not all at once.
+func TestRecoveryIsNotAHerd(t *testing.T) {
+	var up atomic.Bool
+	hook := newHook(t, func(int, time.Time) (int, string) {
+		if up.Load() {
+			return http.StatusOK, ""
+		}
+		return http.StatusServiceUnavailable, ""
+	})
+	hook.hold = 20 * time.Millisecond
+	cfg := Config{Workers: 8, PerOffice: 2, MaxAttempts: 1000, BackoffBase: 20 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
+		BreakerThreshold: 5, BreakerCooldown: 300 * time.Millisecond, AttemptTimeout: 5 * time.Second}
+	e, _ := startHooked(t, t.TempDir(), cfg, hook)
+
+	const packages = 24
+	var ids []string
+	for i := 0; i < packages; i++ {
+		a, err := e.b.Receive(context.Background(), intake(fmt.Sprintf("herd-%d", i), webhook.Channel, "mailbox"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, a.Submission.ID)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for e.b.endpoint("office-a", webhook.Channel).Opened == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the breaker never opened")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	up.Store(true)
+	for _, id := range ids {
+		waitState(t, e.b, id, submission.StateDelivered)
+	}
+
+	reqs := hook.requests()
+	var refused, untried int
+	for _, r := range reqs {
+		if r.status != http.StatusOK {
+			refused++
+		}
+	}
+	var recorded int
+	for _, id := range ids {
+		evs, _ := e.b.Log(id)
+		n := len(ofType(evs, submission.EventAttemptFailed))
+		recorded += n
+		if n == 0 {
+			untried++
+		}
+		if d := ofType(evs, submission.EventDelivered); len(d) != 1 || d[0].Channel != webhook.Channel {
+			t.Errorf("%s: delivered %+v, want on the webhook", id, d)
+		}
+	}
+	if recorded != refused {
+		t.Errorf("%d attempt_failed events for %d refused requests: waiting behind the breaker used up attempts", recorded, refused)
+	}
+	if refused >= packages || untried == 0 {
+		t.Errorf("%d refused requests for %d packages, %d waited without an attempt: the breaker did not hold them back", refused, packages, untried)
+	}
+	if p := hook.peak.Load(); p > int64(cfg.PerOffice) {
+		t.Errorf("%d requests ran at once at the office, cap is %d", p, cfg.PerOffice)
+	}
+	var afterRecovery int64
+	for _, r := range reqs {
+		if r.status == http.StatusOK {
+			afterRecovery = max(afterRecovery, r.concurrently)
+		}
+	}
+	if afterRecovery > int64(cfg.PerOffice) {
+		t.Errorf("%d requests at once right after the recovery, cap is %d", afterRecovery, cfg.PerOffice)
+	}
+	if st := e.b.endpoint("office-a", webhook.Channel); st.State != EndpointClosed {
+		t.Errorf("endpoint after the recovery: %+v", st)
+	}
+}
+
+// TestRetryAfterIsHonoured: 429 and 503 with Retry-After hold the next attempt at
+// least as long as asked, capped at 24 hours.
+func TestRetryAfterIsHonoured(t *testing.T) {
+	const scale = 1.0 / 100000
+	hook := newHook(t, func(n int, _ time.Time) (int, string) {
+		switch n {
+		case 0:
+			return http.StatusTooManyRequests, "3600"
+		case 1:
+			return http.StatusServiceUnavailable, "172800" // two days: capped at one
+		}
+		return http.StatusOK, ""
+	})
+	cfg := Config{Workers: 2, Schedule: StandardSchedule, TimeScale: scale, AttemptTimeout: 5 * time.Second}
+	e, _ := startHooked(t, t.TempDir(), cfg, hook)
+	a, err := e.b.Receive(context.Background(), intake("ra-1", webhook.Channel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := waitState(t, e.b, a.Submission.ID, submission.StateDelivered)
+	evs, _ := e.b.Log(s.ID)
+	failed := ofType(evs, submission.EventAttemptFailed)
+	if len(failed) != 2 {
+		t.Fatalf("failed attempts %+v", failed)
+	}
+	if d := nextIn(t, failed[0]); d != time.Hour || !strings.HasPrefix(failed[0].Detail, "receiver answered HTTP 429") {
+		t.Errorf("after the 429: %q, want next attempt in 1h0m0s", failed[0].Detail)
+	}
+	if d := nextIn(t, failed[1]); d != 24*time.Hour {
+		t.Errorf("after the 503: %q, want the 24h cap", failed[1].Detail)
+	}
+	// Never earlier than asked (in scaled time): each request after its failure's
+	// event plus the delay asked.
+	reqs := hook.requests()
+	if len(reqs) != 3 {
+		t.Fatalf("%d requests", len(reqs))
+	}
+	for i, asked := range []time.Duration{time.Hour, 24 * time.Hour} {
+		due := failed[i].At.Add(time.Duration(float64(asked) * scale))
+		if reqs[i+1].at.Before(due) {
+			t.Errorf("request %d came %s before the Retry-After was over", i+2, due.Sub(reqs[i+1].at))
+		}
+	}
+}
+
+// TestGoneDisablesTheChannel: a 410 Gone sends the package to the office's next
+// channel at once and disables the endpoint: later packages skip it (with an event
+// saying so), across a restart, until an operator enables it again.
+func TestGoneDisablesTheChannel(t *testing.T) {
+	var gone atomic.Bool
+	gone.Store(true)
+	hook := newHook(t, func(int, time.Time) (int, string) {
+		if gone.Load() {
+			return http.StatusGone, ""
+		}
+		return http.StatusOK, ""
+	})
+	dir := t.TempDir()
+	file := filepath.Join(dir, "endpoints.json")
+	cfg := Config{Workers: 2, Schedule: StandardSchedule, AttemptTimeout: 5 * time.Second, EndpointsFile: file}
+	e, mailbox := startHooked(t, dir, cfg, hook)
+
+	deliver := func(e *env, msg string) []submission.Event {
+		t.Helper()
+		a, err := e.b.Receive(context.Background(), intake(msg, webhook.Channel, "mailbox"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, e.b, a.Submission.ID, submission.StateDelivered)
+		evs, _ := e.b.PortalEvents("amt24", a.Submission.ID)
+		return evs
+	}
+	channelOf := func(evs []submission.Event) string {
+		d := ofType(evs, submission.EventDelivered)
+		if len(d) != 1 {
+			t.Fatalf("delivered events %+v", d)
+		}
+		return d[0].Channel
+	}
+
+	evs := deliver(e, "gone-1")
+	cf := ofType(evs, submission.EventChannelFailed)
+	if len(cf) != 1 || cf[0].Detail != "receiver answered HTTP 410" || channelOf(evs) != "mailbox" {
+		t.Fatalf("first package: %+v", evs)
+	}
+	if all, _ := e.b.Log(cf[0].SubmissionID); !strings.Contains(ofType(all, submission.EventChannelFailed)[0].Note, "disabled") {
+		t.Errorf("the operator's note does not say the channel was disabled: %+v", all)
+	}
+	if len(ofType(evs, submission.EventAttemptFailed)) != 0 {
+		t.Fatal("a 410 was retried")
+	}
+	if st := e.b.endpoint("office-a", webhook.Channel); st.State != EndpointDisabled || st.DisabledAt == nil {
+		t.Fatalf("endpoint after 410: %+v", st)
+	}
+
+	evs = deliver(e, "gone-2")
+	cf = ofType(evs, submission.EventChannelFailed)
+	if len(cf) != 1 || !strings.Contains(cf[0].Detail, "channel webhook is disabled") || channelOf(evs) != "mailbox" {
+		t.Fatalf("second package: %+v", evs)
+	}
+	if n := len(hook.requests()); n != 1 {
+		t.Fatalf("the disabled endpoint got %d requests, want the first only", n)
+	}
+
+	// A restart keeps it disabled (the file in the data folder).
+	raw, err := os.ReadFile(file)
+	if err != nil || !strings.Contains(string(raw), `"office": "office-a"`) || strings.Contains(string(raw), hook.srv.URL) {
+		t.Fatalf("persisted state %s (%v): want the office, not the address", raw, err)
+	}
+	e.stop()
+	gone.Store(false)
+	e, _ = startHooked(t, dir, cfg, hook)
+	if st := e.b.endpoint("office-a", webhook.Channel); st.State != EndpointDisabled {
+		t.Fatalf("after the restart: %+v", st)
+	}
+	if channelOf(deliver(e, "gone-3")) != "mailbox" || len(hook.requests()) != 1 {
+		t.Fatal("after the restart the disabled endpoint was tried")
+	}
+
+	// The operator enables it: the next package goes to the webhook again.
+	if _, err := e.b.EnableEndpoint("office-a", "fax", "test"); err == nil {
+		t.Error("enabling an unknown endpoint succeeded")
+	}
+	st, err := e.b.EnableEndpoint("office-a", webhook.Channel, "test")
+	if err != nil || st.State != EndpointClosed {
+		t.Fatalf("enable: %+v %v", st, err)
+	}
+	if channelOf(deliver(e, "gone-4")) != webhook.Channel || len(hook.requests()) != 2 {
+		t.Fatal("the enabled endpoint was not used")
+	}
+	raw, _ = os.ReadFile(file)
+	if strings.Contains(string(raw), "office-a") {
+		t.Fatalf("enabled endpoint still persisted: %s", raw)
+	}
+	_ = mailbox
+}
+
+// TestBreakerStates walks the breaker without a queue: threshold, cool-down, one
+// probe at a time, a failed probe reopens, a success closes; a new address resets it.
+func TestBreakerStates(t *testing.T) {
+	e := newEndpoints(3, time.Minute, "", nil)
+	k, addr := endpointKey{"o", "webhook"}, "a1"
+	now := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	for i := 0; i < 2; i++ {
+		if ok, _ := e.allow(k, addr, now); !ok {
+			t.Fatal("closed breaker refused")
+		}
+		if e.failure(k, now, 0) {
+			t.Fatalf("opened after %d failures", i+1)
+		}
+	}
+	if ok, _ := e.allow(k, addr, now); !ok || !e.failure(k, now, 0) {
+		t.Fatal("the third failure did not open the breaker")
+	}
+	if ok, wait := e.allow(k, addr, now.Add(30*time.Second)); ok || wait < 30*time.Second {
+		t.Fatalf("open breaker: ok %v, wait %s", ok, wait)
+	}
+	probeAt := now.Add(61 * time.Second)
+	if ok, _ := e.allow(k, addr, probeAt); !ok {
+		t.Fatal("no probe after the cool-down")
+	}
+	if ok, _ := e.allow(k, addr, probeAt); ok {
+		t.Fatal("a second probe while the first runs")
+	}
+	e.failure(k, probeAt, 0)
+	if ok, _ := e.allow(k, addr, probeAt.Add(time.Second)); ok {
+		t.Fatal("a failed probe did not reopen the breaker")
+	}
+	probeAt = probeAt.Add(61 * time.Second)
+	if ok, _ := e.allow(k, addr, probeAt); !ok {
+		t.Fatal("no second probe")
+	}
+	e.release(k) // the probe said nothing (a permanent refusal of its package)
+	if ok, _ := e.allow(k, addr, probeAt); !ok {
+		t.Fatal("released probe not replaced")
+	}
+	e.success(k)
+	if st := e.list(probeAt)[0]; st.State != EndpointClosed || st.Opened != 2 {
+		t.Fatalf("after a good probe: %+v", st)
+	}
+	// Retry-After holds every attempt to the endpoint.
+	e.failure(k, probeAt, time.Hour)
+	if ok, wait := e.allow(k, addr, probeAt.Add(time.Minute)); ok || wait < 59*time.Minute {
+		t.Fatalf("Retry-After: ok %v wait %s", ok, wait)
+	}
+	// A rotated address starts afresh.
+	if ok, _ := e.allow(k, "a2", probeAt.Add(time.Minute)); !ok {
+		t.Fatal("a new address inherited the old one's breaker")
+	}
+}
