@@ -65,11 +65,22 @@ type NATS struct {
 	Replicas  int    `yaml:"replicas"`
 }
 
-// Store tunes bbolt group commit.
+// Store chooses where the durable truth lives and tunes it. Backend "bbolt" (the
+// default) is one file and blob files under data_dir, for a single node;
+// "jetstream" keeps it in replicated JetStream storage of the NATS cluster at
+// nats.url with nats.replicas, so several gateways share it and none holds the
+// only copy (docs/cluster.md).
 type Store struct {
+	Backend    string        `yaml:"backend"`
 	BatchSize  int           `yaml:"batch_size"`
 	BatchDelay time.Duration `yaml:"batch_delay"`
 }
+
+// Store backends.
+const (
+	StoreBBolt     = "bbolt"
+	StoreJetStream = "jetstream"
+)
 
 // Limits bound what one request may make the gateway do.
 type Limits struct {
@@ -86,11 +97,54 @@ type Delivery struct {
 	Workers int `yaml:"workers"`
 	// PerOffice caps concurrent attempts to one office (0: Workers/4, at least 1), so
 	// one office with a hanging endpoint cannot take every worker.
-	PerOffice      int           `yaml:"per_office"`
+	PerOffice int `yaml:"per_office"`
+	// Schedule is the retry schedule on one channel: "standard" (5s, 5m, 30m, 2h, 5h,
+	// 10h, 14h, 20h, 24h with ±10 % jitter: ten attempts over about three days, then
+	// the office's next channel), "exponential" (backoff_base doubling up to
+	// backoff_max, max_attempts attempts), or a comma-separated list of delays
+	// ("10s,1m,10m"). Empty: "exponential" when backoff_base is set (configurations
+	// from before the schedule, tests, the demo), else "standard".
+	Schedule       string        `yaml:"schedule"`
 	MaxAttempts    int           `yaml:"max_attempts"`
-	BackoffBase    time.Duration `yaml:"backoff_base"`
-	BackoffMax     time.Duration `yaml:"backoff_max"`
+	BackoffBase    time.Duration `yaml:"backoff_base"` // exponential only (default 2s)
+	BackoffMax     time.Duration `yaml:"backoff_max"`  // exponential only (default 5m)
 	AttemptTimeout time.Duration `yaml:"attempt_timeout"`
+	// BreakerThreshold is the number of consecutive failures of one office endpoint
+	// that open its circuit breaker (0: 5; negative: no breaker); BreakerCooldown how
+	// long it stays open before one probe is let through (0: 1m).
+	BreakerThreshold int           `yaml:"breaker_threshold"`
+	BreakerCooldown  time.Duration `yaml:"breaker_cooldown"`
+}
+
+// Schedule names (see Delivery.Schedule).
+const (
+	ScheduleStandard    = "standard"
+	ScheduleExponential = "exponential"
+)
+
+// ScheduleSpec is the retry schedule in effect: Schedule, or its default.
+func (d Delivery) ScheduleSpec() string {
+	switch {
+	case strings.TrimSpace(d.Schedule) != "":
+		return strings.TrimSpace(d.Schedule)
+	case d.BackoffBase > 0:
+		return ScheduleExponential
+	}
+	return ScheduleStandard
+}
+
+func (d Delivery) checkSchedule() error {
+	spec := d.ScheduleSpec()
+	if spec == ScheduleStandard || spec == ScheduleExponential {
+		return nil
+	}
+	for _, p := range strings.Split(spec, ",") {
+		v, err := time.ParseDuration(strings.TrimSpace(p))
+		if err != nil || v <= 0 {
+			return fmt.Errorf("delivery.schedule: %q is neither %q, %q nor a comma-separated list of positive durations", spec, ScheduleStandard, ScheduleExponential)
+		}
+	}
+	return nil
 }
 
 // PKI names the gateway's signing key and the trust store. Empty paths mean the
@@ -184,12 +238,12 @@ func Default() Config {
 		LogLevel:  "info",
 		LogFormat: "text",
 		NATS:      NATS{MaxMemory: 64 << 20, MaxStore: 1 << 30, Replicas: 1},
-		Store:     Store{BatchSize: 64, BatchDelay: 2 * time.Millisecond},
+		Store:     Store{Backend: StoreBBolt, BatchSize: 64, BatchDelay: 2 * time.Millisecond},
 		Limits: Limits{
 			MaxBodyBytes: 32 << 20, MaxDepth: 64, MaxElements: 200_000, MaxAttributes: 64,
 			MaxAttachments: 100, MaxAttachmentBytes: 20 << 20,
 		},
-		Delivery: Delivery{Workers: 8, MaxAttempts: 8, BackoffBase: 2 * time.Second, BackoffMax: 5 * time.Minute, AttemptTimeout: 30 * time.Second},
+		Delivery: Delivery{Workers: 8, MaxAttempts: 8, AttemptTimeout: 30 * time.Second},
 		HTTP:     HTTP{ReadTimeout: 60 * time.Second, WriteTimeout: 60 * time.Second, ShutdownTimeout: 20 * time.Second},
 	}
 }
@@ -259,6 +313,9 @@ func (c *Config) Validate() error {
 	if c.Delivery.MaxAttempts <= 0 || c.Delivery.Workers <= 0 {
 		errs = append(errs, errors.New("delivery: workers and max_attempts must be positive"))
 	}
+	if err := c.Delivery.checkSchedule(); err != nil {
+		errs = append(errs, err)
+	}
 	for _, id := range sortedKeys(c.Offices) {
 		o := c.Offices[id]
 		if o.Webhook != nil {
@@ -273,6 +330,15 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validatePeers()...)
 	errs = append(errs, c.validateMailbox()...)
 	errs = append(errs, c.validateTLS()...)
+	switch c.Store.Backend {
+	case StoreBBolt:
+	case StoreJetStream:
+		if c.NATS.URL == "" {
+			errs = append(errs, errors.New("store.backend: jetstream needs nats.url (a NATS cluster); the embedded server is for one node"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("store.backend: %q (want bbolt or jetstream)", c.Store.Backend))
+	}
 	switch c.LogFormat {
 	case "text", "json":
 	default:

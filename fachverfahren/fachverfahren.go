@@ -62,15 +62,17 @@ type Outcome struct {
 
 // Office is a running office system.
 type Office struct {
-	opt  Options
-	srv  *http.Server
-	ln   net.Listener
-	mu   sync.Mutex
-	seen map[string]bool // delivery ids: duplicates are acknowledged, not processed again
-	done map[string]Outcome
-	hits int
-	wg   sync.WaitGroup
-	ch   chan Outcome
+	opt       Options
+	srv       *http.Server
+	ln        net.Listener
+	mu        sync.Mutex
+	seen      map[string]bool // delivery ids: duplicates are acknowledged, not processed again
+	done      map[string]Outcome
+	hits      int
+	wg        sync.WaitGroup
+	ch        chan Outcome
+	stop      chan struct{} // closed by Close: retries give up
+	closeOnce sync.Once
 }
 
 // Start listens on a loopback port and serves the webhook at /hook.
@@ -82,7 +84,7 @@ func Start(opt Options) (*Office, error) {
 	if opt.Client == nil {
 		opt.Client = &http.Client{Timeout: 30 * time.Second}
 	}
-	o := &Office{opt: opt, ln: ln, seen: map[string]bool{}, done: map[string]Outcome{}, ch: make(chan Outcome, 1024)}
+	o := &Office{opt: opt, ln: ln, seen: map[string]bool{}, done: map[string]Outcome{}, ch: make(chan Outcome, 1024), stop: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /hook", o.hook)
 	o.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -129,7 +131,17 @@ func (o *Office) Processed() map[string]Outcome {
 }
 
 // Close stops the server and waits for running work.
+func (o *Office) closing() bool {
+	select {
+	case <-o.stop:
+		return true
+	default:
+		return false
+	}
+}
+
 func (o *Office) Close() error {
+	o.closeOnce.Do(func() { close(o.stop) })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := o.srv.Shutdown(ctx)
@@ -179,7 +191,18 @@ func (o *Office) hook(w http.ResponseWriter, r *http.Request) {
 	go func() {
 		defer o.wg.Done()
 		time.Sleep(o.opt.PickupDelay)
-		out := o.process(n, token)
+		// Like a real office system, retry what failed for reasons on the way (the
+		// gateway restarting, a 5xx) for a while; a wrong digest or signature is final.
+		var out Outcome
+		for wait, give := 200*time.Millisecond, time.Now().Add(2*time.Minute); ; wait = min(2*wait, 5*time.Second) {
+			out = o.process(n, token)
+			var te *transientError
+			if out.Err == nil || !errors.As(out.Err, &te) || time.Now().After(give) || o.closing() {
+				break
+			}
+			o.logf("fetch or answer for %s failed (%v); retrying", n.SubmissionID, out.Err)
+			time.Sleep(wait)
+		}
 		o.mu.Lock()
 		o.done[n.SubmissionID] = out
 		o.mu.Unlock()
@@ -253,18 +276,28 @@ func (o *Office) get(url, token string) ([]byte, error) {
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := o.opt.Client.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, &transientError{err}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return nil, err
+		return nil, &transientError{err}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, strings.TrimSpace(string(b)))
+		err := fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, strings.TrimSpace(string(b)))
+		if resp.StatusCode >= 500 {
+			return nil, &transientError{err}
+		}
+		return nil, err
 	}
 	return b, nil
 }
+
+// transientError is a failure on the way to the gateway that a retry can cure.
+type transientError struct{ err error }
+
+func (e *transientError) Error() string { return e.err.Error() }
+func (e *transientError) Unwrap() error { return e.err }
 
 func (o *Office) post(url, token string, body []byte) error {
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
@@ -275,12 +308,16 @@ func (o *Office) post(url, token string, body []byte) error {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := o.opt.Client.Do(req)
 	if err != nil {
-		return err
+		return &transientError{err}
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("POST %s: %d %s", url, resp.StatusCode, strings.TrimSpace(string(b)))
+		err := fmt.Errorf("POST %s: %d %s", url, resp.StatusCode, strings.TrimSpace(string(b)))
+		if resp.StatusCode >= 500 {
+			return &transientError{err}
+		}
+		return err
 	}
 	return nil
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/store/jsstore"
 )
 
 // Gateway is one running process. Create with Start; stop with Shutdown.
@@ -49,7 +50,7 @@ type Gateway struct {
 	Pipeline  *intake.Pipeline
 	Mailbox   *mailbox.Mailbox
 
-	db       *store.DB
+	db       store.Store
 	bus      *bus.Bus
 	adapters *adapters.Registry
 	channels *officeChannels
@@ -96,16 +97,22 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 	}
 	cfg = g.Config
 
-	g.db, err = store.Open(cfg.DataDir, store.Options{BatchSize: cfg.Store.BatchSize, BatchDelay: cfg.Store.BatchDelay})
-	if err != nil {
-		return nil, err
-	}
 	g.bus, err = bus.Start(ctx, bus.Options{
 		URL: cfg.NATS.URL, Listen: cfg.NATS.Listen, StoreDir: filepath.Join(cfg.DataDir, "jetstream"),
 		MaxMemory: cfg.NATS.MaxMemory, MaxStore: cfg.NATS.MaxStore, Logger: log,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Store.Backend == config.StoreJetStream {
+		// Cluster mode: the records and bytes live in replicated JetStream storage,
+		// so any gateway serves any submission and none holds the only copy.
+		g.db, err = jsstore.Open(ctx, g.bus.JS, jsstore.Options{Replicas: cfg.NATS.Replicas})
+	} else {
+		g.db, err = store.Open(cfg.DataDir, store.Options{BatchSize: cfg.Store.BatchSize, BatchDelay: cfg.Store.BatchDelay})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
 	}
 	g.ln, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -127,6 +134,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 	g.Broker = broker.New(broker.Config{
 		GatewayID: cfg.GatewayID, Workers: cfg.Delivery.Workers, PerOffice: cfg.Delivery.PerOffice, MaxAttempts: cfg.Delivery.MaxAttempts,
 		BackoffBase: cfg.Delivery.BackoffBase, BackoffMax: cfg.Delivery.BackoffMax,
+		Schedule:         broker.ScheduleFor(cfg.Delivery.ScheduleSpec()),
+		BreakerThreshold: cfg.Delivery.BreakerThreshold, BreakerCooldown: cfg.Delivery.BreakerCooldown,
+		EndpointsFile: filepath.Join(cfg.DataDir, "endpoints.json"), Registerer: reg,
 		AttemptTimeout: cfg.Delivery.AttemptTimeout, Replicas: cfg.NATS.Replicas,
 		ExclusiveConsumer: cfg.NATS.URL == "", QueueInMemory: cfg.NATS.URL == "",
 	}, g.db, g.bus.JS, g.adapters, g.channels, broker.GatewaySigner{Signer: g.Signer, GatewayID: cfg.GatewayID}, log, broker.NewMetrics(reg))
@@ -279,11 +289,11 @@ func (g *Gateway) closeParts(ctx context.Context) {
 	for i := len(g.closers) - 1; i >= 0; i-- {
 		_ = g.closers[i]()
 	}
-	if g.bus != nil {
-		_ = g.bus.Close()
-	}
 	if g.db != nil {
 		_ = g.db.Close()
+	}
+	if g.bus != nil {
+		_ = g.bus.Close()
 	}
 }
 

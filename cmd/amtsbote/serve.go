@@ -42,8 +42,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "amtsbote: cannot start:", err)
 		return 1
 	}
+	fmt.Fprintf(stdout, "amtsbote %s serving on %s\n", version, g.URL())
+	if u := g.XTAURL(); u != "" {
+		fmt.Fprintf(stdout, "  xta:                %s\n", u)
+	}
 	if g.PKI != nil {
-		fmt.Fprintf(stdout, "amtsbote %s serving on %s\n", version, g.URL())
 		fmt.Fprintf(stdout, "  data folder:        %s\n", g.Config.DataDir)
 		fmt.Fprintf(stdout, "  gateway cert:       %s\n", g.PKI.GatewayCert)
 		fmt.Fprintf(stdout, "  demo portal key:    %s (cert %s)\n", g.PKI.PortalKey, g.PKI.PortalCert)
