@@ -110,6 +110,12 @@ type Config struct {
 	// to disk as well bought nothing but flushes — and a disk that is full stopped
 	// delivery of what was already accepted.
 	QueueInMemory bool
+	// Queue, when set, gives this process a work queue of its own (stream
+	// DELIVER_<Queue>, subjects dlv-<Queue>.>): for gateways that keep their truth in
+	// a local store but share a NATS server, so one never takes the other's queue
+	// messages for packages it does not hold. Empty: the shared queue (embedded
+	// server, or the replicated store where every gateway holds every package).
+	Queue string
 }
 
 func (c *Config) defaults() {
@@ -183,6 +189,8 @@ const (
 // Broker is safe for concurrent use. Create with New, then Start; Stop drains.
 type Broker struct {
 	cfg      Config
+	stream   string // the JetStream stream of the work queue
+	root     string // its subject root
 	db       store.Store
 	js       jetstream.JetStream
 	adapters *adapters.Registry
@@ -227,7 +235,12 @@ func New(cfg Config, db store.Store, js jetstream.JetStream, reg *adapters.Regis
 	if m == nil {
 		m = NewMetrics(nil)
 	}
+	stream, root := StreamName, subjectRoot
+	if cfg.Queue != "" {
+		stream, root = StreamName+"_"+token(cfg.Queue), "dlv-"+token(cfg.Queue)
+	}
 	return &Broker{
+		stream: stream, root: root,
 		cfg: cfg, db: db, js: js, adapters: reg, channels: channels, signer: signer, log: log, metrics: m,
 		pending: make(chan string, 4096),
 		lines:   map[string]*officeLine{},
@@ -263,8 +276,8 @@ func (b *Broker) Start(ctx context.Context) error {
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	sc := jetstream.StreamConfig{
-		Name:       StreamName,
-		Subjects:   []string{subjectRoot + ".>"},
+		Name:       b.stream,
+		Subjects:   []string{b.root + ".>"},
 		Retention:  jetstream.WorkQueuePolicy,
 		Storage:    jetstream.FileStorage,
 		MaxBytes:   b.cfg.StreamMaxBytes,
@@ -276,8 +289,8 @@ func (b *Broker) Start(ctx context.Context) error {
 		sc.Storage, sc.MaxBytes = jetstream.MemoryStorage, min(sc.MaxBytes, memoryQueueBytes)
 		// A stream kept on disk by an earlier version cannot change its storage; it is
 		// only a copy of the outbox, so it is dropped and rebuilt from there.
-		if st, err := b.js.Stream(ctx, StreamName); err == nil && st.CachedInfo().Config.Storage != jetstream.MemoryStorage {
-			if err := b.js.DeleteStream(ctx, StreamName); err != nil {
+		if st, err := b.js.Stream(ctx, b.stream); err == nil && st.CachedInfo().Config.Storage != jetstream.MemoryStorage {
+			if err := b.js.DeleteStream(ctx, b.stream); err != nil {
 				return fmt.Errorf("broker: drop the on-disk queue: %w", err)
 			}
 		}
@@ -286,11 +299,11 @@ func (b *Broker) Start(ctx context.Context) error {
 		return fmt.Errorf("broker: stream: %w", err)
 	}
 	if b.cfg.ExclusiveConsumer {
-		if err := b.js.DeleteConsumer(ctx, StreamName, ConsumerName); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		if err := b.js.DeleteConsumer(ctx, b.stream, ConsumerName); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return fmt.Errorf("broker: reset consumer: %w", err)
 		}
 	}
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, b.stream, jetstream.ConsumerConfig{
 		Durable:   ConsumerName,
 		AckPolicy: jetstream.AckExplicitPolicy,
 		// Short, kept alive by InProgress while an attempt runs: after a crash of one
@@ -365,9 +378,9 @@ type queueMsg struct {
 	Gen int    `json:"gen"`
 }
 
-func subjectFor(s *submission.Submission) string {
+func (b *Broker) subjectFor(s *submission.Submission) string {
 	t, _ := s.CurrentTarget()
-	return subjectRoot + "." + token(t.Channel) + "." + token(s.OfficeID)
+	return b.root + "." + token(t.Channel) + "." + token(s.OfficeID)
 }
 
 // token makes a string safe as one NATS subject token.
@@ -386,7 +399,7 @@ func token(s string) string {
 
 func (b *Broker) publish(ctx context.Context, s *submission.Submission) error {
 	body, _ := json.Marshal(queueMsg{ID: s.ID, Gen: s.Generation})
-	_, err := b.js.Publish(ctx, subjectFor(s), body, jetstream.WithMsgID(fmt.Sprintf("%s.%d", s.ID, s.Generation)))
+	_, err := b.js.Publish(ctx, b.subjectFor(s), body, jetstream.WithMsgID(b.root+"."+fmt.Sprintf("%s.%d", s.ID, s.Generation)))
 	return err
 }
 

@@ -179,7 +179,17 @@ func (b *Broker) process(msg jetstream.Msg) {
 
 	s, err := b.db.Get(m.ID)
 	if errors.Is(err, store.ErrNotFound) {
-		_ = msg.Term()
+		// Never dropped on the first "not here": a queue shared with a process that
+		// holds other records (a misconfiguration the gateway avoids with its own
+		// queue) or a store not yet caught up must not lose a package. Only a
+		// message no store has known for many rounds is given up, loudly.
+		if md, mdErr := msg.Metadata(); mdErr == nil && md.NumDelivered >= unknownGiveUp {
+			b.log.Error("queue message for a submission no store knows; dropped", "submission", m.ID, "deliveries", md.NumDelivered)
+			_ = msg.Term()
+			return
+		}
+		b.log.Warn("queue message for a submission this store does not know; retried", "submission", m.ID)
+		_ = msg.NakWithDelay(unknownRetry)
 		return
 	}
 	if err != nil {
@@ -275,6 +285,12 @@ func (b *Broker) process(msg jetstream.Msg) {
 func reasonOf(err error) submission.Reason {
 	return submission.Reason{Public: adapters.PublicReason(err), Internal: err.Error()}
 }
+
+// How a queue message for an unknown submission is retried before it is given up.
+const (
+	unknownRetry  = 30 * time.Second
+	unknownGiveUp = 20
+)
 
 // heartbeat tells JetStream the message is still being worked on until stop is called.
 func heartbeat(msg jetstream.Msg, every time.Duration) (stop func()) {

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -131,6 +132,15 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		return nil, err
 	}
 	g.channels = newOfficeChannels(cfg.Offices, g.adapters)
+	// A gateway whose truth is its own bbolt file but whose NATS is shared gets a work
+	// queue of its own; otherwise another gateway would take its queue messages for
+	// packages it does not hold.
+	queue := ""
+	if cfg.NATS.URL != "" && cfg.Store.Backend != config.StoreJetStream {
+		if queue, err = nodeID(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
 	g.Broker = broker.New(broker.Config{
 		GatewayID: cfg.GatewayID, Workers: cfg.Delivery.Workers, PerOffice: cfg.Delivery.PerOffice, MaxAttempts: cfg.Delivery.MaxAttempts,
 		BackoffBase: cfg.Delivery.BackoffBase, BackoffMax: cfg.Delivery.BackoffMax,
@@ -138,7 +148,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		BreakerThreshold: cfg.Delivery.BreakerThreshold, BreakerCooldown: cfg.Delivery.BreakerCooldown,
 		EndpointsFile: filepath.Join(cfg.DataDir, "endpoints.json"), Registerer: reg,
 		AttemptTimeout: cfg.Delivery.AttemptTimeout, Replicas: cfg.NATS.Replicas,
-		ExclusiveConsumer: cfg.NATS.URL == "", QueueInMemory: cfg.NATS.URL == "",
+		ExclusiveConsumer: cfg.NATS.URL == "", QueueInMemory: cfg.NATS.URL == "", Queue: queue,
 	}, g.db, g.bus.JS, g.adapters, g.channels, broker.GatewaySigner{Signer: g.Signer, GatewayID: cfg.GatewayID}, log, broker.NewMetrics(reg))
 
 	base, err := routing.Builtin()
@@ -301,4 +311,22 @@ func schemas() map[string][]byte {
 	return map[string][]byte{
 		paket.XSDFileName: paket.XSD,
 	}
+}
+
+// nodeID is this data folder's stable random id (created on first start): the name
+// of its own work queue when it shares a NATS server with other gateways.
+func nodeID(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "node-id")
+	if b, err := os.ReadFile(path); err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("node id: %w", err)
+	}
+	id := randomToken()[:16]
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("node id: %w", err)
+	}
+	return id, nil
 }
