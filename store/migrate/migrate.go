@@ -1,0 +1,244 @@
+// Package migrate moves a gateway's durable truth from one store to another — a
+// single node's bbolt file into a cluster's replicated JetStream store and back —
+// through a folder an operator can look at, copy and keep: records.jsonl (one line
+// per submission: the record, its event log and its receipts) and blobs/<sha256>
+// (package, attachment and reply bytes, checked against their names on import).
+//
+// Import writes each submission with store.Store's own calls (Create, then one
+// Update that stores the remaining receipts), so the target's rules hold: the outbox
+// follows the state, so packages still waiting for delivery are delivered by the
+// gateway that runs on the target. Each imported record gets one more event,
+// "imported", saying when and from where. Importing the same export twice changes
+// nothing the second time (Create is idempotent by sender and message id).
+package migrate
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// EventImported marks a record written by Import.
+const EventImported = "imported"
+
+// receiptKinds are the receipts a record may have (broker.ReceiptIntake first).
+var receiptKinds = []string{"Eingangsbestaetigung", "Zustellbestaetigung", "PeerEingangsbestaetigung"}
+
+// line is one submission in records.jsonl.
+type line struct {
+	Submission *submission.Submission `json:"submission"`
+	Events     []submission.Event     `json:"events"`
+	Receipts   map[string][]byte      `json:"receipts"`
+}
+
+// Stats counts what a run did.
+type Stats struct {
+	Submissions, Blobs, Skipped int
+}
+
+// Export writes every submission of src into dir (which must not exist yet, so an
+// export is never mixed with another). progress, if set, is called every 1000.
+func Export(ctx context.Context, src store.Store, dir string, progress func(Stats)) (Stats, error) {
+	var st Stats
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		return st, fmt.Errorf("migrate: %w", err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "blobs"), 0o750); err != nil {
+		return st, fmt.Errorf("migrate: %w", err)
+	}
+	f, err := os.Create(filepath.Join(dir, "records.jsonl"))
+	if err != nil {
+		return st, fmt.Errorf("migrate: %w", err)
+	}
+	defer f.Close()
+	w := bufio.NewWriter(f)
+	enc := json.NewEncoder(w)
+	var ids []string
+	if err := src.Scan(func(s *submission.Submission) bool {
+		ids = append(ids, s.ID)
+		return ctx.Err() == nil
+	}); err != nil {
+		return st, fmt.Errorf("migrate: scan: %w", err)
+	}
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		s, err := src.Get(id)
+		if err != nil {
+			return st, fmt.Errorf("migrate: %s: %w", id, err)
+		}
+		evs, err := src.Events(id)
+		if err != nil {
+			return st, fmt.Errorf("migrate: events of %s: %w", id, err)
+		}
+		l := line{Submission: s, Events: evs, Receipts: map[string][]byte{}}
+		for _, k := range receiptKinds {
+			if r, err := src.Receipt(id, k); err == nil {
+				l.Receipts[k] = r
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return st, fmt.Errorf("migrate: receipt of %s: %w", id, err)
+			}
+		}
+		for _, d := range digests(s) {
+			n, err := exportBlob(ctx, src, dir, d)
+			if err != nil {
+				return st, fmt.Errorf("migrate: blob %s of %s: %w", d, id, err)
+			}
+			st.Blobs += n
+		}
+		if err := enc.Encode(l); err != nil {
+			return st, err
+		}
+		st.Submissions++
+		if progress != nil && st.Submissions%1000 == 0 {
+			progress(st)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return st, err
+	}
+	return st, f.Sync()
+}
+
+func digests(s *submission.Submission) []string {
+	out := []string{s.PackageSHA256}
+	for _, a := range s.Attachments {
+		out = append(out, a.SHA256)
+	}
+	for _, r := range s.Replies {
+		out = append(out, r.SHA256)
+	}
+	return out
+}
+
+func exportBlob(ctx context.Context, src store.Store, dir, digest string) (int, error) {
+	path := filepath.Join(dir, "blobs", digest)
+	if _, err := os.Stat(path); err == nil {
+		return 0, nil // shared by several submissions
+	}
+	rc, err := src.Blobs().Open(ctx, digest)
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, rc); err != nil {
+		return 0, err
+	}
+	return 1, f.Sync()
+}
+
+// Import writes the export in dir into dst. A submission dst already holds (same
+// sender and message id) is skipped. Blob bytes are checked against their digest.
+func Import(ctx context.Context, dst store.Store, dir, from string, progress func(Stats)) (Stats, error) {
+	var st Stats
+	f, err := os.Open(filepath.Join(dir, "records.jsonl"))
+	if err != nil {
+		return st, fmt.Errorf("migrate: %w", err)
+	}
+	defer f.Close()
+	dec := json.NewDecoder(bufio.NewReader(f))
+	for {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		var l line
+		if err := dec.Decode(&l); errors.Is(err, io.EOF) {
+			return st, nil
+		} else if err != nil {
+			return st, fmt.Errorf("migrate: records.jsonl after %d records: %w", st.Submissions+st.Skipped, err)
+		}
+		if l.Submission == nil {
+			return st, errors.New("migrate: a line without a submission")
+		}
+		for _, d := range digests(l.Submission) {
+			if err := importBlob(dst, dir, d); err != nil {
+				return st, fmt.Errorf("migrate: blob %s of %s: %w", d, l.Submission.ID, err)
+			}
+		}
+		created, err := importRecord(ctx, dst, l, from)
+		if err != nil {
+			return st, fmt.Errorf("migrate: %s: %w", l.Submission.ID, err)
+		}
+		if created {
+			st.Submissions++
+		} else {
+			st.Skipped++
+		}
+		if progress != nil && (st.Submissions+st.Skipped)%1000 == 0 {
+			progress(st)
+		}
+	}
+}
+
+func importBlob(dst store.Store, dir, digest string) error {
+	b, err := os.ReadFile(filepath.Join(dir, "blobs", digest))
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(b)
+	if hex.EncodeToString(sum[:]) != digest {
+		return errors.New("bytes differ from their digest")
+	}
+	got, err := dst.Blobs().Put(b)
+	if err != nil {
+		return err
+	}
+	if got != digest {
+		return fmt.Errorf("stored as %s", got)
+	}
+	return nil
+}
+
+func importRecord(ctx context.Context, dst store.Store, l line, from string) (bool, error) {
+	intake := receiptKinds[0]
+	stored, _, created, err := dst.Create(ctx, l.Submission, l.Events, intake, l.Receipts[intake])
+	if err != nil || !created {
+		return false, err
+	}
+	now := time.Now().UTC()
+	ev := submission.Event{At: now, Type: EventImported, Detail: "imported from " + from}
+	first := true
+	for _, k := range receiptKinds[1:] {
+		r, ok := l.Receipts[k]
+		if !ok {
+			continue
+		}
+		// Each further receipt is written with a change; the first carries the
+		// "imported" event, the others a note that the receipt came along.
+		e := ev
+		if !first {
+			e = submission.Event{At: now, Type: EventImported, Detail: k + " imported from " + from}
+		}
+		first = false
+		if _, _, err := dst.UpdateWithReceipt(stored.ID, k, r, func(*submission.Submission) ([]submission.Event, error) {
+			return []submission.Event{e}, nil
+		}); err != nil {
+			return false, err
+		}
+	}
+	if first {
+		if _, err := dst.Update(stored.ID, func(*submission.Submission) ([]submission.Event, error) {
+			return []submission.Event{ev}, nil
+		}); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
