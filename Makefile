@@ -13,7 +13,7 @@ MAILPIT_VERSION := v1.33.1
 MAILPIT   := $(CURDIR)/tools/bin/mailpit-$(MAILPIT_VERSION)
 export MAILPIT_BIN := $(MAILPIT)
 
-.PHONY: all build run demo test vet unit bench-short fuzz-short fuzz bench soak lint tools clean
+.PHONY: all build run demo test vet unit bench-short fuzz-short fuzz bench soak cluster-soak lint tools clean
 
 all: build
 
@@ -62,6 +62,13 @@ bench-short:
 
 soak: build
 	./$(BIN) bench -n 50000 -c 32
+
+# The long cluster run: three nats-server and three amtsbote processes, 2,000
+# submissions with kills (the short version runs in make test), and the store's own
+# two-minute kill soak.
+cluster-soak:
+	AMTSBOTE_CLUSTER_SOAK=2000 $(GO) test -count=1 -timeout 60m -run TestClusterKillsLoseNothing -v ./e2e/
+	AMTSBOTE_SOAK=2m $(GO) test -count=1 -timeout 30m -run TestClusterSoak -v ./store/jsstore/
 
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
