@@ -263,6 +263,10 @@ func (g *Gateway) ready() (api.Readiness, error) {
 	default:
 	}
 	var r api.Readiness
+	if !g.bus.Healthy() && g.Config.Store.Backend == config.StoreJetStream {
+		// In cluster mode the store is in NATS: without it no package can be taken.
+		return r, errors.New("not connected to the NATS cluster that holds the store")
+	}
 	if !g.bus.Healthy() {
 		r.Degraded = append(r.Degraded, "message bus not connected: packages are accepted and wait in the outbox; delivery resumes when it is back")
 	}
