@@ -163,7 +163,7 @@ func TestProblemTypesDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	row := regexp.MustCompile("(?m)^\\| `([a-z-]+)` \\| ([0-9]{3})[^|]*\\|")
+	row := regexp.MustCompile("(?m)^\\| `([a-z/-]+)` \\| ([0-9]{3})[^|]*\\|")
 	documented := map[string]string{}
 	for _, m := range row.FindAllStringSubmatch(string(doc), -1) {
 		documented[problem.Base+m[1]] = m[2]

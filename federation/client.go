@@ -12,17 +12,19 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/signing"
 )
 
-// Problem types of the federation endpoint (besides the API's own, docs/problems.md).
+// Problem types of the federation endpoint; they live with the API's others in
+// api/problem (docs/problems.md).
 const (
-	TypeLoop          = "https://amtsbote.de/problems/federation/loop"
-	TypeHopLimit      = "https://amtsbote.de/problems/federation/hop-limit"
-	TypeClockSkew     = "https://amtsbote.de/problems/federation/clock-skew"
-	TypeMisdirected   = "https://amtsbote.de/problems/federation/misdirected"
-	TypeUntrustedPeer = "https://amtsbote.de/problems/federation/untrusted-peer"
+	TypeLoop          = problem.TypeFederationLoop
+	TypeHopLimit      = problem.TypeFederationHopLimit
+	TypeClockSkew     = problem.TypeFederationClockSkew
+	TypeMisdirected   = problem.TypeFederationMisdirected
+	TypeUntrustedPeer = problem.TypeFederationUntrustedPeer
 )
 
 // Client is the forwarding side: it sends envelopes and status questions to peers

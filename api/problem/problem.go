@@ -39,6 +39,13 @@ const (
 	TypeHeadersTooLarge     = Base + "headers-too-large"     // 431: request line and headers over the limit
 	TypeUnavailable         = Base + "unavailable"           // 503: shutting down or not ready
 	TypeInternal            = Base + "internal"              // 500: a bug or storage failure, never bad input
+
+	// The peer endpoint of the Portalverbund (docs/federation.md).
+	TypeFederationLoop          = Base + "federation/loop"           // 409: this gateway is already in the hop chain
+	TypeFederationHopLimit      = Base + "federation/hop-limit"      // 409: the chain is as long as allowed
+	TypeFederationClockSkew     = Base + "federation/clock-skew"     // 400: the envelope's time is outside the window
+	TypeFederationMisdirected   = Base + "federation/misdirected"    // 421: the envelope names another gateway
+	TypeFederationUntrustedPeer = Base + "federation/untrusted-peer" // 403: the forwarding gateway is not a trusted peer
 )
 
 // Problem is one problem document. Extension members go into Extra.
@@ -131,4 +138,10 @@ var titles = map[string]string{
 	TypeHeadersTooLarge:     "Request headers too large",
 	TypeUnavailable:         "Service unavailable",
 	TypeInternal:            "Internal error",
+
+	TypeFederationLoop:          "Forwarding loop",
+	TypeFederationHopLimit:      "Hop limit reached",
+	TypeFederationClockSkew:     "Clock skew too large",
+	TypeFederationMisdirected:   "Envelope addressed to another gateway",
+	TypeFederationUntrustedPeer: "Peer gateway not trusted",
 }
