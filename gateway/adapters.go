@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync/atomic"
 
 	"github.com/amtsbote/amtsbote/adapters"
@@ -110,9 +111,19 @@ func (c *officeChannels) Usable(officeID, name string) bool {
 }
 
 // Usable lists, for the lookup command and the directory API, the channels of an
-// office that a gateway with this configuration can deliver on.
+// office that a gateway with this configuration can deliver on. For another
+// state's office (officeID "peer-<Land>") that is the peer channel when a peer
+// gateway serving that Land is configured.
 func Usable(cfg config.Config, officeID string, directoryChannels []string) []string {
 	var out []string
+	if land, ok := strings.CutPrefix(officeID, "peer-"); ok {
+		for _, p := range cfg.Peers {
+			if p.ServesLand(land) {
+				return []string{channel.Peer}
+			}
+		}
+		return nil
+	}
 	for _, name := range directoryChannels {
 		r, ok := rowFor(name)
 		if !ok {

@@ -130,6 +130,8 @@ func PrintRoute(w io.Writer, rt *routing.Route, usable Usable) {
 	officeID := ""
 	if rt.Office != nil {
 		officeID = rt.Office.ID
+	} else if rt.Peer != nil {
+		officeID = "peer-" + rt.Peer.Land // as intake names another state's office
 	}
 	shown := kinds
 	if usable != nil {
