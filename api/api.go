@@ -139,6 +139,8 @@ func New(o Options) *Server {
 		r.Post("/directory/reload", s.adminReload)
 		r.Post("/submissions/{id}/redeliver", s.adminRedeliver)
 		r.Get("/submissions", s.adminList)
+		r.Get("/dead-letters", s.adminDeadLetters)
+		r.Post("/dead-letters/replay", s.adminReplay)
 		r.Get("/submissions/{id}", s.adminGet)
 		r.Get("/endpoints", s.adminEndpoints)
 		r.Post("/endpoints/{office}/{channel}/enable", s.adminEnableEndpoint)
@@ -678,4 +680,76 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// deadLetterFilter reads office, from and to (RFC 3339) of a dead-letter request.
+func deadLetterFilter(office, from, to string) (broker.ReplayFilter, error) {
+	f := broker.ReplayFilter{OfficeID: office}
+	for _, p := range []struct {
+		v   string
+		dst *time.Time
+	}{{from, &f.From}, {to, &f.To}} {
+		if p.v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, p.v)
+		if err != nil {
+			return f, err
+		}
+		*p.dst = t
+	}
+	return f, nil
+}
+
+// adminDeadLetters lists held submissions with their reason and attempts.
+func (s *Server) adminDeadLetters(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f, err := deadLetterFilter(q.Get("office"), q.Get("from"), q.Get("to"))
+	if err != nil {
+		problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "from and to are RFC 3339 times").With("field", "from"))
+		return
+	}
+	dls, err := s.opt.Broker.DeadLetters(r.Context(), f, 1000)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]map[string]any, 0, len(dls))
+	for _, d := range dls {
+		out = append(out, map[string]any{"id": d.ID, "office": d.OfficeID, "channel": d.Channel, "reason": d.Reason,
+			"note": d.Note, "attempts": d.Attempts, "receivedAt": d.ReceivedAt, "heldAt": d.HeldAt})
+	}
+	writeJSON(w, 200, map[string]any{"deadLetters": out})
+}
+
+// replayBody selects what /v1/admin/dead-letters/replay queues again.
+type replayBody struct {
+	IDs    []string `json:"ids"`
+	Office string   `json:"office"`
+	From   string   `json:"from"`
+	To     string   `json:"to"`
+}
+
+func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
+	var body replayBody
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&body); err != nil {
+		problem.Write(w, r, problem.New(400, problem.TypeMalformed, `body must be JSON: {"ids": [...]} or {"office": "...", "from": "...", "to": "..."}`))
+		return
+	}
+	if len(body.IDs) == 0 && body.Office == "" && body.From == "" && body.To == "" {
+		problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "name ids, an office or a time window; replaying everything takes an explicit window").With("field", "ids"))
+		return
+	}
+	f, err := deadLetterFilter(body.Office, body.From, body.To)
+	if err != nil {
+		problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "from and to are RFC 3339 times").With("field", "from"))
+		return
+	}
+	f.IDs = body.IDs
+	n, err := s.opt.Broker.Replay(r.Context(), f, "operator (admin API, replay)")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, map[string]any{"replayed": n})
 }

@@ -1,0 +1,73 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// TestDeadLettersAndReplay: packages whose every channel failed for good are listed
+// with reason and attempts; replaying them by id or by office queues them again
+// with the same delivery id, and each replay is in the event log with its actor.
+func TestDeadLettersAndReplay(t *testing.T) {
+	gone := &scripted{channel: "primary"}
+	for i := 0; i < 3; i++ { // each package fails once; replays then go through
+		gone.answers = append(gone.answers, adapters.Permanent("receiver answered HTTP 410", nil))
+	}
+	e := start(t, t.TempDir(), gone)
+	ctx := context.Background()
+	var ids []string
+	for i := 0; i < 3; i++ {
+		in := intake(fmt.Sprintf("m%d", i), "primary")
+		if i == 2 {
+			in.OfficeID = "office-b"
+		}
+		a, err := e.b.Receive(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, a.Submission.ID)
+	}
+	for _, id := range ids {
+		waitState(t, e.b, id, submission.StateHeld)
+	}
+	dls, err := e.b.DeadLetters(ctx, ReplayFilter{}, 0)
+	if err != nil || len(dls) != 3 {
+		t.Fatalf("dead letters: %v %+v", err, dls)
+	}
+	if d := dls[0]; d.Reason != "receiver answered HTTP 410" || d.Channel != "primary" || d.Attempts != 1 {
+		t.Fatalf("dead letter %+v", d)
+	}
+	if b, _ := e.b.DeadLetters(ctx, ReplayFilter{OfficeID: "office-b"}, 0); len(b) != 1 || b[0].ID != ids[2] {
+		t.Fatalf("office filter: %+v", b)
+	}
+	before, _ := e.b.Submission(ids[0])
+	if n, err := e.b.Replay(ctx, ReplayFilter{IDs: []string{ids[0]}}, "operator anna"); err != nil || n != 1 {
+		t.Fatalf("replay one: %d %v", n, err)
+	}
+	if n, err := e.b.Replay(ctx, ReplayFilter{OfficeID: "office-a"}, "operator anna"); err != nil || n != 1 {
+		t.Fatalf("replay office-a (the other one is queued already): %d %v", n, err)
+	}
+	for _, id := range ids[:2] {
+		s := waitState(t, e.b, id, submission.StateDelivered)
+		if id == ids[0] && s.DeliveryID != before.DeliveryID {
+			t.Fatalf("delivery id changed on replay: %s -> %s", before.DeliveryID, s.DeliveryID)
+		}
+		evs, _ := e.b.Log(id)
+		found := false
+		for _, ev := range evs {
+			if ev.Type == submission.EventRequeued && ev.Actor == "operator anna" {
+				found = true
+			}
+		}
+		if !found {
+			t.Fatalf("%s: no audited replay in %v", id, eventTypes(t, e.b, id))
+		}
+	}
+	if rest, _ := e.b.DeadLetters(ctx, ReplayFilter{}, 0); len(rest) != 1 || rest[0].ID != ids[2] {
+		t.Fatalf("left: %+v", rest)
+	}
+}
