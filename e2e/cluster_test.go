@@ -29,9 +29,9 @@ const (
 )
 
 // clusterSize is the number of submissions of the short cluster test (make test);
-// AMTSBOTE_CLUSTER_SOAK=N runs N (make cluster-soak).
+// CLUSTER_SOAK=N runs N (make cluster-soak).
 func clusterSize(t *testing.T) int {
-	if v := os.Getenv("AMTSBOTE_CLUSTER_SOAK"); v != "" {
+	if v := os.Getenv("CLUSTER_SOAK"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
 			t.Fatal(err)

@@ -38,10 +38,10 @@ func envInt(t *testing.T, name string, def int) int {
 // the requests and sometimes hangs. Afterwards every acknowledged package was
 // delivered, no NachrichtID became two submissions, and the recovery times are
 // printed. make test runs a short storm (5 kills); make soak runs ≥ 50 kills and
-// ≥ 20,000 submissions (AMTSBOTE_SOAK_KILLS, AMTSBOTE_SOAK_N).
+// ≥ 20,000 submissions (SOAK_KILLS, SOAK_N).
 func TestSoak(t *testing.T) {
-	kills := envInt(t, "AMTSBOTE_SOAK_KILLS", 5)
-	target := envInt(t, "AMTSBOTE_SOAK_N", 300)
+	kills := envInt(t, "SOAK_KILLS", 5)
+	target := envInt(t, "SOAK_N", 300)
 	dir := t.TempDir()
 	const secret = "whsec_c29hay1zZWNyZXQtc29hay1zZWNyZXQtc29haw=="
 
