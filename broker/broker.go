@@ -116,6 +116,10 @@ type Config struct {
 	// messages for packages it does not hold. Empty: the shared queue (embedded
 	// server, or the replicated store where every gateway holds every package).
 	Queue string
+	// Retention is applied every RetentionEvery (0: not in the background; `amtsbote
+	// gc` runs it once).
+	Retention      Retention
+	RetentionEvery time.Duration
 }
 
 func (c *Config) defaults() {
@@ -329,6 +333,10 @@ func (b *Broker) Start(ctx context.Context) error {
 	go b.relay()
 	go b.keepWaitingAlive()
 	go b.watchConfirmations()
+	if b.cfg.RetentionEvery > 0 {
+		b.loops.Add(1)
+		go b.runGC(b.cfg.RetentionEvery, b.cfg.Retention)
+	}
 	cc, err := cons.Consume(b.handle, jetstream.PullMaxMessages(b.cfg.Workers*2))
 	if err != nil {
 		return fmt.Errorf("broker: consume: %w", err)

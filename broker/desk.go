@@ -186,6 +186,9 @@ func (b *Broker) OpenPackage(ctx context.Context, officeID, id string, p Pickup)
 	if err != nil {
 		return nil, nil, err
 	}
+	if s.BytesRemovedAt != nil {
+		return nil, nil, fmt.Errorf("submission %s: %w", id, ErrBytesRemoved)
+	}
 	rc, err := b.db.Blobs().Open(ctx, s.PackageSHA256)
 	if err != nil {
 		return nil, nil, err
@@ -199,6 +202,9 @@ func (b *Broker) OpenPackageNoPickup(ctx context.Context, officeID, id string) (
 	if err != nil {
 		return nil, nil, err
 	}
+	if s.BytesRemovedAt != nil {
+		return nil, nil, fmt.Errorf("submission %s: %w", id, ErrBytesRemoved)
+	}
 	rc, err := b.db.Blobs().Open(ctx, s.PackageSHA256)
 	if err != nil {
 		return nil, nil, err
@@ -211,6 +217,9 @@ func (b *Broker) OpenAttachment(ctx context.Context, officeID, id, attID string)
 	s, err := b.forOffice(officeID, id)
 	if err != nil {
 		return submission.Attachment{}, nil, err
+	}
+	if s.BytesRemovedAt != nil {
+		return submission.Attachment{}, nil, fmt.Errorf("submission %s: %w", id, ErrBytesRemoved)
 	}
 	for _, a := range s.Attachments {
 		if a.ID == attID {
@@ -304,6 +313,9 @@ func (b *Broker) OpenReply(ctx context.Context, officeID, id, replyID string) (s
 }
 
 func (b *Broker) openReply(ctx context.Context, s *submission.Submission, replyID string) (submission.Reply, io.ReadCloser, error) {
+	if s.BytesRemovedAt != nil {
+		return submission.Reply{}, nil, fmt.Errorf("submission %s: %w", s.ID, ErrBytesRemoved)
+	}
 	for _, r := range s.Replies {
 		if r.ID == replyID {
 			rc, err := b.db.Blobs().Open(ctx, r.SHA256)

@@ -54,6 +54,18 @@ type Config struct {
 	Mailbox Mailbox `yaml:"mailbox"`
 	TLS     TLS     `yaml:"tls"`
 	XTA     XTA     `yaml:"xta"`
+	// Retention: how long what is kept after the office's final answer.
+	Retention Retention `yaml:"retention"`
+}
+
+// Retention is applied by a background job every Every, and by `amtsbote gc`. The
+// periods count from the office's final answer (accepted or rejected); 0 keeps
+// forever. Bytes are personal data in bulk and go first; the record, its event log
+// and its receipts are the proof of what happened and stay longer.
+type Retention struct {
+	PackageBytes time.Duration `yaml:"package_bytes"` // default 90 days
+	Records      time.Duration `yaml:"records"`       // default 10 years
+	Every        time.Duration `yaml:"every"`         // default 1h; 0 = no background job
 }
 
 // NATS configures the bus.
@@ -239,6 +251,7 @@ func Default() Config {
 		LogFormat: "text",
 		NATS:      NATS{MaxMemory: 64 << 20, MaxStore: 1 << 30, Replicas: 1},
 		Store:     Store{Backend: StoreBBolt, BatchSize: 64, BatchDelay: 2 * time.Millisecond},
+		Retention: Retention{PackageBytes: 90 * 24 * time.Hour, Records: 10 * 365 * 24 * time.Hour, Every: time.Hour},
 		Limits: Limits{
 			MaxBodyBytes: 32 << 20, MaxDepth: 64, MaxElements: 200_000, MaxAttributes: 64,
 			MaxAttachments: 100, MaxAttachmentBytes: 20 << 20,

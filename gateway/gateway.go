@@ -149,6 +149,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		EndpointsFile: filepath.Join(cfg.DataDir, "endpoints.json"), Registerer: reg,
 		AttemptTimeout: cfg.Delivery.AttemptTimeout, Replicas: cfg.NATS.Replicas,
 		ExclusiveConsumer: cfg.NATS.URL == "", QueueInMemory: cfg.NATS.URL == "", Queue: queue,
+		Retention: RetentionOf(cfg), RetentionEvery: cfg.Retention.Every,
 	}, g.db, g.bus.JS, g.adapters, g.channels, broker.GatewaySigner{Signer: g.Signer, GatewayID: cfg.GatewayID}, log, broker.NewMetrics(reg))
 
 	base, err := routing.Builtin()
@@ -333,4 +334,9 @@ func nodeID(dataDir string) (string, error) {
 		return "", fmt.Errorf("node id: %w", err)
 	}
 	return id, nil
+}
+
+// RetentionOf is the broker's retention from the configuration.
+func RetentionOf(cfg config.Config) broker.Retention {
+	return broker.Retention{PackageBytes: cfg.Retention.PackageBytes, Records: cfg.Retention.Records}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // Blobs is a content-addressed file store: each blob lives at
@@ -78,6 +79,50 @@ func (bs *Blobs) Open(_ context.Context, digest string) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("blob %s: %w", digest, ErrNotFound)
 	}
 	return f, err
+}
+
+// Delete removes a blob (the retention sweep).
+func (bs *Blobs) Delete(digest string) error {
+	if !isHexDigest(digest) {
+		return ErrBadDigest
+	}
+	if err := os.Remove(bs.path(digest)); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("blob %s: %w", digest, ErrNotFound)
+	} else if err != nil {
+		return fmt.Errorf("store: delete blob: %w", err)
+	}
+	return nil
+}
+
+// Walk calls fn for every blob file (temporary files of unfinished writes are not
+// blobs and are left alone).
+func (bs *Blobs) Walk(fn func(digest string, size int64, written time.Time) bool) error {
+	subs, err := os.ReadDir(bs.dir)
+	if err != nil {
+		return fmt.Errorf("store: blobs: %w", err)
+	}
+	for _, sub := range subs {
+		if !sub.IsDir() || len(sub.Name()) != 2 {
+			continue
+		}
+		files, err := os.ReadDir(filepath.Join(bs.dir, sub.Name()))
+		if err != nil {
+			return fmt.Errorf("store: blobs: %w", err)
+		}
+		for _, f := range files {
+			if !isHexDigest(f.Name()) {
+				continue
+			}
+			info, err := f.Info()
+			if err != nil {
+				continue // removed meanwhile
+			}
+			if !fn(f.Name(), info.Size(), info.ModTime()) {
+				return nil
+			}
+		}
+	}
+	return nil
 }
 
 // Read returns a whole blob.

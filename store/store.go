@@ -86,6 +86,12 @@ type Store interface {
 	HandedOver() ([]string, error)
 	WalkOffice(officeID, after string, fn func(*submission.Submission) bool) error
 	Scan(fn func(*submission.Submission) bool) error
+	// Delete removes a submission for good — record, events, receipts, idempotency
+	// key and its index and set entries — all or nothing (retention: records are kept
+	// long, but not forever). Its blobs stay: they are named by content and may be
+	// shared; the blob sweep removes what no record references. ErrNotFound if there
+	// is no such submission.
+	Delete(id string) error
 	Blobs() BlobStore
 	Close() error
 }
@@ -96,6 +102,12 @@ type Store interface {
 type BlobStore interface {
 	Put(b []byte) (digest string, err error)
 	Open(ctx context.Context, digest string) (io.ReadCloser, error)
+	// Delete removes a blob; ErrNotFound if there is none.
+	Delete(digest string) error
+	// Walk calls fn for every blob with its size and the time it was written, until
+	// fn returns false (the sweep never removes a blob written recently: its record
+	// may be about to commit).
+	Walk(fn func(digest string, size int64, written time.Time) bool) error
 }
 
 var _ Store = (*DB)(nil)
@@ -360,6 +372,48 @@ func (db *DB) WalkOffice(officeID, after string, fn func(*submission.Submission)
 			}
 			if !fn(s) {
 				return nil
+			}
+		}
+		return nil
+	})
+}
+
+// Delete implements Store.
+func (db *DB) Delete(id string) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		s, err := getSubmission(tx, id)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketSubmissions).Delete([]byte(id)); err != nil {
+			return err
+		}
+		if v := tx.Bucket(bucketIdempotency).Get(idempotencyKey(s.Sender, s.MessageID)); string(v) == id {
+			if err := tx.Bucket(bucketIdempotency).Delete(idempotencyKey(s.Sender, s.MessageID)); err != nil {
+				return err
+			}
+		}
+		for _, b := range [][]byte{bucketOutbox, bucketHandedOver} {
+			if err := tx.Bucket(b).Delete([]byte(id)); err != nil {
+				return err
+			}
+		}
+		if s.OfficeID != "" {
+			if err := tx.Bucket(bucketByOffice).Delete(officeKey(s.OfficeID, id)); err != nil {
+				return err
+			}
+		}
+		for _, bucket := range [][]byte{bucketEvents, bucketReceipts} {
+			prefix := append([]byte(id), 0)
+			c := tx.Bucket(bucket).Cursor()
+			var keys [][]byte
+			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+				keys = append(keys, copyBytes(k))
+			}
+			for _, k := range keys {
+				if err := tx.Bucket(bucket).Delete(k); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

@@ -108,6 +108,10 @@ type Submission struct {
 	Replies []Reply `json:"replies,omitempty"`
 	// Processed is the office's own mark that it has dealt with the case.
 	Processed bool `json:"processed,omitempty"`
+	// BytesRemovedAt is set when the retention period after the office's final
+	// answer ended and the package, attachment and reply bytes were removed; the
+	// record, its events and receipts stay (for their own, longer period).
+	BytesRemovedAt *time.Time `json:"bytesRemovedAt,omitempty"`
 
 	// Origin is set when a peer gateway forwarded the package here (Portalverbund):
 	// who forwarded it and the gateways it passed. Sender stays the portal that signed
@@ -205,6 +209,8 @@ const (
 	// own process (an office-internal mark, not a decision the applicant receives).
 	EventProcessed = "processed"
 	EventReopened  = "reopened"
+	// EventBytesRemoved: the retention period ended; the bytes are gone.
+	EventBytesRemoved = "bytes_removed"
 )
 
 // Params is what intake knows about a package it has verified and routed.
@@ -457,4 +463,31 @@ func (s *Submission) MarkProcessed(now time.Time, done bool, actor, channel stri
 		typ = EventReopened
 	}
 	return []Event{{At: now, Type: typ, Channel: channel, Actor: actor}}, nil
+}
+
+// RemoveBytes records that the package, attachment and reply bytes were removed
+// after the retention period. Only a case the office has answered finally (accepted
+// or rejected) loses its bytes; doing it twice changes nothing.
+func (s *Submission) RemoveBytes(now time.Time, why string) ([]Event, error) {
+	if s.BytesRemovedAt != nil {
+		return nil, nil
+	}
+	if s.Decision == nil {
+		return nil, fmt.Errorf("%w: remove the bytes of a submission the office has not answered (%s)", ErrIllegal, s.State)
+	}
+	at := now
+	s.BytesRemovedAt = &at
+	return []Event{{At: now, Type: EventBytesRemoved, Detail: why}}, nil
+}
+
+// Digests lists the blobs a submission references: package, attachments, replies.
+func (s *Submission) Digests() []string {
+	out := []string{s.PackageSHA256}
+	for _, a := range s.Attachments {
+		out = append(out, a.SHA256)
+	}
+	for _, r := range s.Replies {
+		out = append(out, r.SHA256)
+	}
+	return out
 }

@@ -114,6 +114,10 @@ func TestEveryTransitionFromEveryState(t *testing.T) {
 			StateDelivered: ok(StateDelivered, EventProcessed), StateAccepted: ok(StateAccepted, EventProcessed), StateRejected: ok(StateRejected, EventProcessed),
 			StateQueued: illegal, StateRetrying: illegal, StateHandedOver: illegal, StateHeld: illegal, StateForwarded: illegal,
 		}},
+		{"RemoveBytes", func(s *Submission) ([]Event, error) { return s.RemoveBytes(t0, "retention") }, map[State]result{
+			StateAccepted: ok(StateAccepted, EventBytesRemoved), StateRejected: ok(StateRejected, EventBytesRemoved),
+			StateQueued: illegal, StateRetrying: illegal, StateHandedOver: illegal, StateDelivered: illegal, StateHeld: illegal, StateForwarded: illegal,
+		}},
 		{"Requeue", func(s *Submission) ([]Event, error) { return s.Requeue(t0, "operator") }, map[State]result{
 			StateHeld:   ok(StateQueued, EventRequeued),
 			StateQueued: illegal, StateRetrying: illegal, StateHandedOver: illegal, StateDelivered: illegal,

@@ -25,6 +25,7 @@ const (
 	TypeInvalidSignature    = Base + "invalid-signature"     // 403: signature does not verify
 	TypeSenderMismatch      = Base + "sender-mismatch"       // 403: Absender differs from signer
 	TypeNotFound            = Base + "not-found"             // 404
+	TypeBytesRemoved        = Base + "bytes-removed"         // 410: the retention period of the bytes ended
 	TypeMethodNotAllowed    = Base + "method-not-allowed"    // 405: the path exists, the method does not (see Allow)
 	TypeConflict            = Base + "conflict"              // 409: state does not allow it
 	TypeTooLarge            = Base + "too-large"             // 413: a configured limit exceeded
@@ -124,6 +125,7 @@ var titles = map[string]string{
 	TypeInvalidSignature:    "Invalid signature",
 	TypeSenderMismatch:      "Sender does not match signer",
 	TypeNotFound:            "Not found",
+	TypeBytesRemoved:        "Removed after the retention period",
 	TypeMethodNotAllowed:    "Method not allowed",
 	TypeConflict:            "Conflict",
 	TypeTooLarge:            "Request too large",

@@ -1,0 +1,135 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// Retention says how long what is kept after the office's final answer (accepted or
+// rejected). Zero durations keep forever.
+type Retention struct {
+	// PackageBytes: the package, attachment and reply bytes (personal data in bulk).
+	PackageBytes time.Duration
+	// Records: the record, its event log and its receipts (the proof of what happened).
+	Records time.Duration
+	// BlobGrace: a blob no record references is removed only when it is older than
+	// this, so a package whose record is being committed right now is never swept.
+	BlobGrace time.Duration
+}
+
+// GCReport is what one GC run removed.
+type GCReport struct {
+	BytesRemoved   int   // submissions whose bytes were removed
+	RecordsDeleted int   // submissions deleted for good
+	BlobsDeleted   int   // blob files removed
+	BlobBytesFreed int64 // their size
+}
+
+// GC applies the retention: removes the bytes of answered cases whose PackageBytes
+// period ended (event bytes_removed), deletes records whose Records period ended, and
+// sweeps blobs no remaining record needs. It runs beside intake and delivery (each
+// step is an ordinary store transaction), so it needs no pause.
+func (b *Broker) GC(ctx context.Context, now time.Time, r Retention) (GCReport, error) {
+	var rep GCReport
+	if r.BlobGrace <= 0 {
+		r.BlobGrace = time.Hour
+	}
+	expired := func(s *submission.Submission, keep time.Duration) bool {
+		return keep > 0 && s.Decision != nil && !s.Decision.At.Add(keep).After(now)
+	}
+	var strip, drop []string
+	needed := map[string]bool{}
+	err := b.db.Scan(func(s *submission.Submission) bool {
+		switch {
+		case expired(s, r.Records):
+			drop = append(drop, s.ID)
+		case s.BytesRemovedAt != nil:
+		case expired(s, r.PackageBytes):
+			strip = append(strip, s.ID)
+		default:
+			for _, d := range s.Digests() {
+				needed[d] = true
+			}
+		}
+		return ctx.Err() == nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("broker: gc scan: %w", err)
+	}
+	why := fmt.Sprintf("retention: %s after the office's answer", r.PackageBytes)
+	for _, id := range strip {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		if _, err := b.changeSub(id, func(cur *submission.Submission, t time.Time) ([]submission.Event, error) {
+			return cur.RemoveBytes(t, why)
+		}); err != nil {
+			return rep, fmt.Errorf("broker: gc %s: %w", id, err)
+		}
+		rep.BytesRemoved++
+	}
+	for _, id := range drop {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		if err := b.db.Delete(id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return rep, fmt.Errorf("broker: gc delete %s: %w", id, err)
+		}
+		rep.RecordsDeleted++
+	}
+	// A record written after the scan references only blobs newer than the grace
+	// period, which the sweep leaves alone.
+	var sweep []string
+	var sizes []int64
+	if err := b.db.Blobs().Walk(func(d string, size int64, written time.Time) bool {
+		if !needed[d] && written.Before(now.Add(-r.BlobGrace)) {
+			sweep = append(sweep, d)
+			sizes = append(sizes, size)
+		}
+		return ctx.Err() == nil
+	}); err != nil {
+		return rep, fmt.Errorf("broker: gc walk blobs: %w", err)
+	}
+	for i, d := range sweep {
+		if err := b.db.Blobs().Delete(d); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return rep, fmt.Errorf("broker: gc blob %s: %w", d, err)
+		}
+		rep.BlobsDeleted++
+		rep.BlobBytesFreed += sizes[i]
+	}
+	return rep, nil
+}
+
+// ErrBytesRemoved: the retention period of the bytes ended; the record remains.
+var ErrBytesRemoved = errors.New("the package bytes were removed after the retention period")
+
+// runGC applies the retention every interval until the broker stops.
+func (b *Broker) runGC(every time.Duration, r Retention) {
+	defer b.loops.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+		}
+		start := time.Now()
+		rep, err := b.GC(b.ctx, time.Now().UTC(), r)
+		if err != nil {
+			if b.ctx.Err() == nil {
+				b.log.Error("retention run failed", "err", err)
+			}
+			continue
+		}
+		if rep.BytesRemoved+rep.RecordsDeleted+rep.BlobsDeleted > 0 {
+			b.log.Info("retention applied", "bytes_removed", rep.BytesRemoved, "records_deleted", rep.RecordsDeleted,
+				"blobs_deleted", rep.BlobsDeleted, "freed", rep.BlobBytesFreed, "took", time.Since(start).Round(time.Millisecond))
+		}
+	}
+}

@@ -1,0 +1,95 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+func dirSize(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	_ = filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			n += info.Size()
+		}
+		return nil
+	})
+	return n
+}
+
+// TestRetention: after the office's answer the bytes go first (event bytes_removed,
+// 410 for anyone who asks), the record and receipts stay until their own period
+// ends; blobs nothing needs any more are swept, those still needed stay, and the
+// data folder shrinks. Cases without an answer are never touched.
+func TestRetention(t *testing.T) {
+	dir := t.TempDir()
+	e := start(t, dir)
+	ctx := context.Background()
+	var answered, open []string
+	for i := 0; i < 6; i++ {
+		in := intake(fmt.Sprintf("m%d", i))
+		in.Package = append(in.Package, make([]byte, 100<<10)...) // a sizeable, distinct package
+		in.Package[len(in.Package)-1] = byte(i)
+		a, err := e.b.Receive(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i < 4 {
+			if _, err := e.b.Decide(ctx, "office-a", a.Submission.ID, Decision{Outcome: OutcomeAccepted, Actor: "test", Channel: "api"}); err != nil {
+				t.Fatal(err)
+			}
+			answered = append(answered, a.Submission.ID)
+		} else {
+			open = append(open, a.Submission.ID)
+		}
+	}
+	blobs := filepath.Join(dir, "store", "blobs")
+	before := dirSize(t, blobs)
+	r := Retention{PackageBytes: 90 * 24 * time.Hour, Records: 10 * 365 * 24 * time.Hour}
+
+	if rep, err := e.b.GC(ctx, time.Now().Add(24*time.Hour), r); err != nil || rep.BytesRemoved+rep.RecordsDeleted+rep.BlobsDeleted != 0 {
+		t.Fatalf("nothing is due after a day: %+v %v", rep, err)
+	}
+	rep, err := e.b.GC(ctx, time.Now().Add(91*24*time.Hour), r)
+	if err != nil || rep.BytesRemoved != 4 || rep.RecordsDeleted != 0 || rep.BlobsDeleted != 4 {
+		t.Fatalf("after 91 days: %+v %v (want the 4 answered packages' bytes; the shared attachment stays)", rep, err)
+	}
+	after := dirSize(t, blobs)
+	if after >= before || before-after < 4*100<<10 {
+		t.Fatalf("blobs folder %d -> %d bytes", before, after)
+	}
+	t.Logf("blobs folder: %d -> %d bytes", before, after)
+	if _, _, err := e.b.OpenPackage(ctx, "office-a", answered[0], Pickup{Channel: "api"}); !errors.Is(err, ErrBytesRemoved) {
+		t.Fatalf("package after retention: %v", err)
+	}
+	if _, _, err := e.b.OpenAttachment(ctx, "office-a", open[0], "a1"); err != nil {
+		t.Fatalf("an open case lost its attachment (shared blob swept?): %v", err)
+	}
+	if r, err := e.db.Receipt(answered[0], ReceiptIntake); err != nil || len(r) == 0 {
+		t.Fatalf("the receipt must outlive the bytes: %v", err)
+	}
+	evs, _ := e.b.Log(answered[0])
+	if evs[len(evs)-1].Type != submission.EventBytesRemoved {
+		t.Fatalf("no bytes_removed event: %v", eventTypes(t, e.b, answered[0]))
+	}
+
+	rep, err = e.b.GC(ctx, time.Now().Add(11*365*24*time.Hour), r)
+	if err != nil || rep.RecordsDeleted != 4 {
+		t.Fatalf("after 11 years: %+v %v", rep, err)
+	}
+	if _, err := e.b.Submission(answered[0]); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("record after its period: %v", err)
+	}
+	for _, id := range open {
+		if s, err := e.b.Submission(id); err != nil || s.BytesRemovedAt != nil {
+			t.Fatalf("an unanswered case was touched: %v %+v", err, s)
+		}
+	}
+}
