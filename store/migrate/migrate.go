@@ -91,7 +91,7 @@ func Export(ctx context.Context, src store.Store, dir string, progress func(Stat
 				return st, fmt.Errorf("migrate: receipt of %s: %w", id, err)
 			}
 		}
-		for _, d := range digests(s) {
+		for _, d := range s.Digests() {
 			n, err := exportBlob(ctx, src, dir, d)
 			if err != nil {
 				return st, fmt.Errorf("migrate: blob %s of %s: %w", d, id, err)
@@ -112,16 +112,6 @@ func Export(ctx context.Context, src store.Store, dir string, progress func(Stat
 	return st, f.Sync()
 }
 
-func digests(s *submission.Submission) []string {
-	out := []string{s.PackageSHA256}
-	for _, a := range s.Attachments {
-		out = append(out, a.SHA256)
-	}
-	for _, r := range s.Replies {
-		out = append(out, r.SHA256)
-	}
-	return out
-}
 
 func exportBlob(ctx context.Context, src store.Store, dir, digest string) (int, error) {
 	path := filepath.Join(dir, "blobs", digest)
@@ -167,7 +157,7 @@ func Import(ctx context.Context, dst store.Store, dir, from string, progress fun
 		if l.Submission == nil {
 			return st, errors.New("migrate: a line without a submission")
 		}
-		for _, d := range digests(l.Submission) {
+		for _, d := range l.Submission.Digests() {
 			if err := importBlob(dst, dir, d); err != nil {
 				return st, fmt.Errorf("migrate: blob %s of %s: %w", d, l.Submission.ID, err)
 			}

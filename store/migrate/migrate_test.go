@@ -68,7 +68,7 @@ func snap(t *testing.T, st store.Store) map[string]snapshot {
 				sn.Receipts[k] = string(r)
 			}
 		}
-		for _, d := range digests(s) {
+		for _, d := range s.Digests() {
 			rc, err := st.Blobs().Open(context.Background(), d)
 			if err != nil {
 				t.Fatalf("blob %s of %s: %v", d, id, err)
