@@ -67,6 +67,15 @@ func (p *Pipeline) Submit(ctx context.Context, raw []byte) (*broker.Received, er
 	if pk.Kopf.Absender != v.Signer.ID {
 		return nil, fmt.Errorf("%w: Absender %q, certificate %q", ErrSenderMismatch, pk.Kopf.Absender, v.Signer.ID)
 	}
+	return p.receive(ctx, pk, v.Signer.ID, raw, nil, nil)
+}
+
+// receive is the part of intake after verification that a portal's package and a
+// package forwarded by a peer share: the idempotency fast path, routing, the channel
+// plan, the attachments and broker.Receive. onPeer, if set, may refuse a route that
+// goes on to another state's peer (loop and hop-limit guard); origin is the
+// forwarding record of a forwarded package.
+func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signerID string, raw []byte, onPeer func(*routing.Route) error, origin *submission.Origin) (*broker.Received, error) {
 	// A retry of a message we already accepted gets its first receipt, even if the
 	// directory changed in between.
 	if a, err := p.Broker.Lookup(pk.Kopf.Absender, pk.Kopf.NachrichtID); err == nil {
@@ -79,9 +88,9 @@ func (p *Pipeline) Submit(ctx context.Context, raw []byte) (*broker.Received, er
 		return nil, err
 	}
 	in := broker.Intake{
-		MessageID: pk.Kopf.NachrichtID, Sender: pk.Kopf.Absender, SignerID: v.Signer.ID,
+		MessageID: pk.Kopf.NachrichtID, Sender: pk.Kopf.Absender, SignerID: signerID,
 		LeikaKey: route.Service.Key, ServiceName: route.Service.Name, Place: pk.Kopf.Ort.Query(),
-		Package: raw,
+		Package: raw, Origin: origin,
 	}
 	if route.Area != nil {
 		in.AreaARS, in.AreaName = route.Area.ARS, route.Area.Name
@@ -89,6 +98,11 @@ func (p *Pipeline) Submit(ctx context.Context, raw []byte) (*broker.Received, er
 	if route.Office != nil {
 		in.OfficeID, in.OfficeName = route.Office.ID, route.Office.Name
 	} else if route.Peer != nil {
+		if onPeer != nil {
+			if err := onPeer(route); err != nil {
+				return nil, err
+			}
+		}
 		in.OfficeID, in.OfficeName = "peer-"+route.Peer.Land, "Peer gateway "+route.Peer.GatewayID
 	}
 	in.Targets = p.targets(in.OfficeID, route)

@@ -11,7 +11,6 @@ import (
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/signing"
-	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -91,55 +90,19 @@ func (p *Pipeline) SubmitForwarded(ctx context.Context, f Forwarded) (*broker.Re
 	if pk.Kopf.Absender != v.Signer.ID || pk.Kopf.Absender != f.Sender {
 		return nil, fmt.Errorf("%w: Absender %q, certificate %q, vouched sender %q", ErrSenderMismatch, pk.Kopf.Absender, v.Signer.ID, f.Sender)
 	}
-	if a, err := p.Broker.Lookup(pk.Kopf.Absender, pk.Kopf.NachrichtID); err == nil {
-		return a, nil
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return nil, err
-	}
-	route, err := p.Directory.Current().Resolve(pk.Kopf.Leistung.Schluessel, pk.Kopf.Ort.Query())
-	if err != nil {
-		return nil, err
-	}
-	in := broker.Intake{
-		MessageID: pk.Kopf.NachrichtID, Sender: pk.Kopf.Absender, SignerID: v.Signer.ID,
-		LeikaKey: route.Service.Key, ServiceName: route.Service.Name, Place: pk.Kopf.Ort.Query(),
-		Package: f.Package,
-	}
-	if route.Area != nil {
-		in.AreaARS, in.AreaName = route.Area.ARS, route.Area.Name
-	}
-	if route.Office != nil {
-		in.OfficeID, in.OfficeName = route.Office.ID, route.Office.Name
-	} else if route.Peer != nil {
-		// Onward to a third state: only if that does not close a loop or pass the limit.
+	// Onward to a third state only if that closes no loop and stays within the limit.
+	onPeer := func(route *routing.Route) error {
 		if f.MaxHops > 0 && len(chain)+2 > f.MaxHops {
-			return nil, fmt.Errorf("%w: forwarding on to Land %s would make %d hops (at most %d)", ErrHopLimit, route.Peer.Land, len(chain)+2, f.MaxHops)
+			return fmt.Errorf("%w: forwarding on to Land %s would make %d hops (at most %d)", ErrHopLimit, route.Peer.Land, len(chain)+2, f.MaxHops)
 		}
 		if f.NextPeer != nil && route.Area != nil {
 			if next, ok := f.NextPeer(route.Area.ARS); ok && slices.Contains(chain, next) {
-				return nil, fmt.Errorf("%w: the office for %s is in Land %s, whose gateway %s passed the package on already (chain %v)",
+				return fmt.Errorf("%w: the office for %s is in Land %s, whose gateway %s passed the package on already (chain %v)",
 					ErrLoop, route.Area.Name, route.Peer.Land, next, chain)
 			}
 		}
-		in.OfficeID, in.OfficeName = "peer-"+route.Peer.Land, "Peer gateway "+route.Peer.GatewayID
+		return nil
 	}
-	in.Targets = p.targets(in.OfficeID, route)
-	if route.Peer != nil && len(in.Targets) == 0 {
-		return nil, fmt.Errorf("%w: the responsible office for %s in %s is in Land %s (%s), and this gateway has no connection to that state's gateway",
-			routing.ErrNoResponsibleOffice, route.Service.Name, route.Area.Name, route.Peer.Land, route.Peer.Name)
-	}
-	if p.LastResort != "" && route.Office != nil && !hasChannel(in.Targets, p.LastResort) {
-		in.Targets = append(in.Targets, submission.Target{Channel: p.LastResort})
-	}
-	for _, a := range pk.Anlagen {
-		if a.Inhalt == nil && a.Referenz != "" {
-			return nil, &paket.FieldError{Field: "Antragspaket/Anlagen/Anlage[@ID='" + a.ID + "']/Referenz",
-				Reason: "attachments by reference (cid:) are not accepted yet; send the content inline (Inhalt)"}
-		}
-		in.Attachments = append(in.Attachments, broker.AttachmentIn{
-			Meta:    submission.Attachment{ID: a.ID, FileName: a.Dateiname, MimeType: a.MimeType, Size: a.Groesse, SHA256: a.SHA256},
-			Content: a.Inhalt,
-		})
-	}
-	return p.Broker.ReceiveForwarded(ctx, in, f.Origin)
+	origin := f.Origin
+	return p.receive(ctx, pk, v.Signer.ID, f.Package, onPeer, &origin)
 }
