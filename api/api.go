@@ -416,6 +416,8 @@ func receiptKind(k string) (string, bool) {
 		return broker.ReceiptIntake, true
 	case wire.ReceiptZustellung, "zustellbestaetigung":
 		return broker.ReceiptDelivery, true
+	case wire.ReceiptPeer, "peereingangsbestaetigung":
+		return broker.ReceiptPeerIntake, true
 	}
 	return "", false
 }
@@ -423,7 +425,7 @@ func receiptKind(k string) (string, bool) {
 func (s *Server) writeReceipt(w http.ResponseWriter, r *http.Request, read func(kind string) ([]byte, error)) {
 	kind, ok := receiptKind(chi.URLParam(r, "kind"))
 	if !ok {
-		problem.Write(w, r, problem.New(404, problem.TypeNotFound, "receipt kinds are eingang and zustellung"))
+		problem.Write(w, r, problem.New(404, problem.TypeNotFound, "receipt kinds are eingang, zustellung and peer"))
 		return
 	}
 	b, err := read(kind)

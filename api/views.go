@@ -34,6 +34,9 @@ func statusView(sub *submission.Submission, evs []submission.Event) wire.StatusV
 	if sub.DeliveredAt != nil {
 		v.Links[wire.LinkDeliveryReceipt] = wire.ReceiptPath(sub.ID, wire.ReceiptZustellung)
 	}
+	if sub.Forward != nil {
+		v.Links[wire.LinkPeerReceipt] = wire.ReceiptPath(sub.ID, wire.ReceiptPeer)
+	}
 	for _, r := range sub.Replies {
 		v.Replies = append(v.Replies, wire.Reply{ID: r.ID, Kind: r.Kind, ContentType: r.ContentType, Size: r.Size,
 			SHA256: r.SHA256, Channel: r.Channel, At: r.At, Link: wire.ReplyPath(sub.ID, r.ID)})

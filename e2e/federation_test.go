@@ -287,6 +287,12 @@ func TestFederationSaxonyToBavaria(t *testing.T) {
 		t.Errorf("Zustellbestaetigung at sn: %v\n%s", err, zb)
 	}
 
+	// The portal also gets the Bavarian gateway's own signed Eingangsbestaetigung.
+	pr, err := amt24.Receipt(context.Background(), res.SubmissionID, "peer")
+	if err != nil || !strings.Contains(string(pr), "Eingangsbestaetigung") || !strings.Contains(string(pr), "ds:Signature") {
+		t.Errorf("the peer's receipt at sn: %v\n%s", err, pr)
+	}
+
 	// by has exactly one submission; the package's sender is still the portal.
 	var l adminList
 	by.admin(t, "/v1/admin/submissions", &l)

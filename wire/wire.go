@@ -46,6 +46,9 @@ const (
 const (
 	ReceiptEingang    = "eingang"    // the Eingangsbestaetigung, signed at intake
 	ReceiptZustellung = "zustellung" // the Zustellbestaetigung, signed at delivery
+	// ReceiptPeer is the Eingangsbestaetigung of the peer gateway of another state
+	// that took a forwarded package over (Portalverbund), signed by that gateway.
+	ReceiptPeer = "peer"
 )
 
 // Response headers of POST /v1/submissions.
@@ -117,6 +120,7 @@ type Reply struct {
 const (
 	LinkReceipt          = "receipt"
 	LinkDeliveryReceipt  = "deliveryReceipt"
+	LinkPeerReceipt      = "peerReceipt"
 	LinkPackage          = "package"
 	LinkAccept           = "accept"
 	LinkReject           = "reject"
