@@ -82,8 +82,15 @@ func (b *Broker) GC(ctx context.Context, now time.Time, r Retention) (GCReport, 
 		}
 		rep.RecordsDeleted++
 	}
-	// A record written after the scan references only blobs newer than the grace
-	// period, which the sweep leaves alone.
+	// Only a store that can delete a blob on condition that nobody put it again since
+	// (store.DB's blobs) is swept: a record committed after the scan may reference an
+	// old blob whose content a portal sent again, and Put refreshes its time.
+	cond, ok := b.db.Blobs().(interface {
+		DeleteIfOlder(digest string, before time.Time) (bool, error)
+	})
+	if !ok {
+		return rep, nil
+	}
 	var sweep []string
 	var sizes []int64
 	if err := b.db.Blobs().Walk(func(d string, size int64, written time.Time) bool {
@@ -96,11 +103,14 @@ func (b *Broker) GC(ctx context.Context, now time.Time, r Retention) (GCReport, 
 		return rep, fmt.Errorf("broker: gc walk blobs: %w", err)
 	}
 	for i, d := range sweep {
-		if err := b.db.Blobs().Delete(d); err != nil && !errors.Is(err, store.ErrNotFound) {
+		gone, err := cond.DeleteIfOlder(d, now.Add(-r.BlobGrace))
+		if err != nil {
 			return rep, fmt.Errorf("broker: gc blob %s: %w", d, err)
 		}
-		rep.BlobsDeleted++
-		rep.BlobBytesFreed += sizes[i]
+		if gone {
+			rep.BlobsDeleted++
+			rep.BlobBytesFreed += sizes[i]
+		}
 	}
 	return rep, nil
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -18,6 +19,10 @@ import (
 // returned survives a crash. Identical content is stored once.
 type Blobs struct {
 	dir string
+	// mu orders a Put of content that is already there (which refreshes the file's
+	// time: a new record is about to reference it) against DeleteIfOlder, so the
+	// retention sweep can never remove bytes a record committed a moment later needs.
+	mu sync.Mutex
 }
 
 // ErrBadDigest is returned when a blob name is not a SHA-256 hex digest.
@@ -36,9 +41,17 @@ func (bs *Blobs) Put(b []byte) (string, error) {
 	sum := sha256.Sum256(b)
 	digest := hex.EncodeToString(sum[:])
 	final := bs.path(digest)
+	bs.mu.Lock()
 	if _, err := os.Stat(final); err == nil {
+		now := time.Now()
+		err := os.Chtimes(final, now, now)
+		bs.mu.Unlock()
+		if err != nil {
+			return "", fmt.Errorf("store: blob touch: %w", err)
+		}
 		return digest, nil
 	}
+	bs.mu.Unlock()
 	sub := filepath.Dir(final)
 	if err := os.MkdirAll(sub, 0o750); err != nil {
 		return "", fmt.Errorf("store: blob: %w", err)
@@ -79,6 +92,31 @@ func (bs *Blobs) Open(_ context.Context, digest string) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("blob %s: %w", digest, ErrNotFound)
 	}
 	return f, err
+}
+
+// DeleteIfOlder removes a blob only if it was last written (or put again) before
+// the given time; it reports whether it did. The retention sweep uses it: a Put of
+// the same content for a new record refreshes the time under the same lock, so the
+// sweep never removes bytes that a record committed meanwhile references.
+func (bs *Blobs) DeleteIfOlder(digest string, before time.Time) (bool, error) {
+	if !isHexDigest(digest) {
+		return false, ErrBadDigest
+	}
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	info, err := os.Stat(bs.path(digest))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("store: blob: %w", err)
+	}
+	if !info.ModTime().Before(before) {
+		return false, nil
+	}
+	if err := os.Remove(bs.path(digest)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, fmt.Errorf("store: delete blob: %w", err)
+	}
+	return true, nil
 }
 
 // Delete removes a blob (the retention sweep).

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/store/storetest"
@@ -80,5 +81,35 @@ func TestSecondOpenWaitsForLock(t *testing.T) {
 	defer db.Close()
 	if _, err := store.Open(dir, store.Options{OpenTimeout: 50 * 1e6}); err == nil {
 		t.Fatal("a second Open of a locked store succeeded")
+	}
+}
+
+// TestSweepNeverRemovesContentPutAgain: a blob put again (a new record is about to
+// reference the same bytes) is no longer "older than" the sweep's threshold, so the
+// retention sweep leaves it.
+func TestSweepNeverRemovesContentPutAgain(t *testing.T) {
+	db, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	bs := db.Files()
+	d, err := bs.Put([]byte("%PDF-1.4 the same attachment"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	threshold := time.Now().Add(time.Second)                                  // the sweep decided: written before this
+	if _, err := bs.Put([]byte("%PDF-1.4 the same attachment")); err != nil { // meanwhile a portal sends it again
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	// The file's time was refreshed to "now" by the second Put; a threshold taken
+	// before that Put must not remove it.
+	gone, err := bs.DeleteIfOlder(d, threshold.Add(-2*time.Second))
+	if err != nil || gone {
+		t.Fatalf("removed content that was put again: %v %v", gone, err)
+	}
+	if gone, err := bs.DeleteIfOlder(d, time.Now().Add(time.Minute)); err != nil || !gone {
+		t.Fatalf("an old blob is not removed: %v %v", gone, err)
 	}
 }

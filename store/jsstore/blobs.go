@@ -19,8 +19,10 @@ import (
 // meta message written last. Put returns after every chunk and the meta message are
 // acknowledged (a quorum has them); reading checks the SHA-256 of what it streams.
 type Blobs struct {
-	obs  jetstream.ObjectStore
-	opts Options
+	obs    jetstream.ObjectStore
+	stream jetstream.Stream // OBJ_<bucket>, for Walk
+	bucket string
+	opts   Options
 }
 
 var _ store.BlobStore = (*Blobs)(nil)

@@ -177,6 +177,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 }
 
 func (s *Store) ensure(ctx context.Context, cfgs ...jetstream.StreamConfig) error {
+	var objStream jetstream.Stream
 	for _, cfg := range cfgs {
 		c, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 		st, err := s.js.Stream(c, cfg.Name)
@@ -202,6 +203,8 @@ func (s *Store) ensure(ctx context.Context, cfgs ...jetstream.StreamConfig) erro
 		}
 		if strings.HasPrefix(cfg.Name, "KV_") {
 			s.kv = st
+		} else {
+			objStream = st
 		}
 	}
 	c, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
@@ -210,7 +213,7 @@ func (s *Store) ensure(ctx context.Context, cfgs ...jetstream.StreamConfig) erro
 	if err != nil {
 		return err
 	}
-	s.blobs = &Blobs{obs: obs, opts: s.opts}
+	s.blobs = &Blobs{obs: obs, stream: objStream, bucket: s.bucket + "_blobs", opts: s.opts}
 	return nil
 }
 
@@ -290,15 +293,28 @@ const (
 // last reads the value of one key from the stream leader. A deleted key is
 // ErrMsgNotFound like a missing one.
 func (s *Store) last(ctx context.Context, subject string) (*jetstream.RawStreamMsg, error) {
+	m, err := s.lastRaw(ctx, subject)
+	if err == nil && removed(m) {
+		return nil, jetstream.ErrMsgNotFound
+	}
+	return m, err
+}
+
+// removed reports whether m is a removal marker.
+func removed(m *jetstream.RawStreamMsg) bool {
+	op := m.Header.Get(hdrKVOp)
+	return op == "DEL" || op == "PURGE"
+}
+
+// lastRaw is last that also returns a removal marker (whose sequence a write that
+// takes the key again must expect).
+func (s *Store) lastRaw(ctx context.Context, subject string) (*jetstream.RawStreamMsg, error) {
 	var lastErr error
 	for attempt := 0; ; attempt++ {
 		c, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 		m, err := s.kv.GetLastMsgForSubject(c, subject)
 		cancel()
 		if err == nil {
-			if op := m.Header.Get(hdrKVOp); op == "DEL" || op == "PURGE" {
-				return nil, jetstream.ErrMsgNotFound
-			}
 			return m, nil
 		}
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -434,10 +450,11 @@ func (s *Store) Create(ctx context.Context, sub *submission.Submission, events [
 		if !errors.Is(werr, errConflict) && !errors.Is(werr, errAmbiguous) {
 			return nil, nil, false, fmt.Errorf("jsstore: create: %w", werr)
 		}
-		// Someone holds the key (or our own write went through without an ack).
-		m, err := s.last(ctx, idem)
+		// Someone holds the key (or our own write went through without an ack), or a
+		// deleted submission left removal markers that the next try must expect.
+		m, err := s.lastRaw(ctx, idem)
 		switch {
-		case err == nil:
+		case err == nil && !removed(m):
 			first, _, err := s.readDoc(ctx, string(m.Data))
 			if err != nil {
 				return nil, nil, false, fmt.Errorf("jsstore: create: first submission: %w", err)
@@ -449,13 +466,23 @@ func (s *Store) Create(ctx context.Context, sub *submission.Submission, events [
 				return first.Sub, first.Receipts[receiptKind], true, nil
 			}
 			return first.Sub, first.Receipts[receiptKind], false, nil
-		case !errors.Is(err, jetstream.ErrMsgNotFound):
+		case err == nil:
+			msgs[0].Header.Set(hdrExpectedSubSeq, strconv.FormatUint(m.Sequence, 10))
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			msgs[0].Header.Set(hdrExpectedSubSeq, "0")
+		default:
 			return nil, nil, false, fmt.Errorf("jsstore: create: %w", err)
 		}
-		if errors.Is(werr, errConflict) {
-			if _, err := s.last(ctx, s.subKey(sub.ID)); err == nil {
-				return nil, nil, false, fmt.Errorf("jsstore: create: %w: submission id %s exists", store.ErrConflict, sub.ID)
-			}
+		sm, err := s.lastRaw(ctx, s.subKey(sub.ID))
+		switch {
+		case err == nil && !removed(sm):
+			return nil, nil, false, fmt.Errorf("jsstore: create: %w: submission id %s exists", store.ErrConflict, sub.ID)
+		case err == nil:
+			msgs[1].Header.Set(hdrExpectedSubSeq, strconv.FormatUint(sm.Sequence, 10))
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			msgs[1].Header.Set(hdrExpectedSubSeq, "0")
+		default:
+			return nil, nil, false, fmt.Errorf("jsstore: create: %w", err)
 		}
 		// A competing batch was in flight and failed, or the cluster is electing a
 		// leader: try again.

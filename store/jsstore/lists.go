@@ -3,11 +3,13 @@ package jsstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -16,12 +18,19 @@ import (
 // value; removed keys skipped), through a short-lived consumer. It ends at the keys
 // present when it started (and maybe some added since).
 func (s *Store) each(ctx context.Context, filter string, headersOnly bool, fn func(subject string, data []byte) (bool, error)) error {
+	return eachIn(ctx, s.kv, s.opts, filter, headersOnly, func(subject string, data []byte, _ time.Time) (bool, error) {
+		return fn(subject, data)
+	})
+}
+
+// eachIn is each on any stream; fn also gets the time the message was stored.
+func eachIn(ctx context.Context, stream jetstream.Stream, opts Options, filter string, headersOnly bool, fn func(subject string, data []byte, stored time.Time) (bool, error)) error {
 	var cons jetstream.Consumer
 	var err error
-	deadline := time.Now().Add(s.opts.Timeout)
+	deadline := time.Now().Add(opts.Timeout)
 	for attempt := 0; ; attempt++ {
-		c, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
-		cons, err = s.kv.CreateConsumer(c, jetstream.ConsumerConfig{
+		c, cancel := context.WithTimeout(ctx, opts.RequestTimeout)
+		cons, err = stream.CreateConsumer(c, jetstream.ConsumerConfig{
 			DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
 			AckPolicy:         jetstream.AckNonePolicy,
 			FilterSubject:     filter,
@@ -39,8 +48,8 @@ func (s *Store) each(ctx context.Context, filter string, headersOnly bool, fn fu
 		}
 	}
 	defer func() {
-		c, cancel := context.WithTimeout(context.Background(), s.opts.RequestTimeout)
-		_ = s.kv.DeleteConsumer(c, cons.CachedInfo().Name)
+		c, cancel := context.WithTimeout(context.Background(), opts.RequestTimeout)
+		_ = stream.DeleteConsumer(c, cons.CachedInfo().Name)
 		cancel()
 	}()
 	pending := cons.CachedInfo().NumPending
@@ -49,7 +58,7 @@ func (s *Store) each(ctx context.Context, filter string, headersOnly bool, fn fu
 	progress := time.Now()
 	for attempt := 0; pending > 0; attempt++ {
 		// Ask for exactly what is pending: Fetch returns when the batch is full.
-		batch, err := cons.Fetch(int(min(pending, 256)), jetstream.FetchMaxWait(s.opts.RequestTimeout))
+		batch, err := cons.Fetch(int(min(pending, 256)), jetstream.FetchMaxWait(opts.RequestTimeout))
 		got := 0
 		if err == nil {
 			for m := range batch.Messages() {
@@ -62,7 +71,7 @@ func (s *Store) each(ctx context.Context, filter string, headersOnly bool, fn fu
 				if op := m.Headers().Get(hdrKVOp); op == "DEL" || op == "PURGE" {
 					continue
 				}
-				more, err := fn(m.Subject(), m.Data())
+				more, err := fn(m.Subject(), m.Data(), md.Timestamp)
 				if err != nil || !more {
 					return err
 				}
@@ -74,10 +83,10 @@ func (s *Store) each(ctx context.Context, filter string, headersOnly bool, fn fu
 		}
 		retry := err == nil || transient(err) || got > 0
 		if err == nil && got == 0 {
-			err = fmt.Errorf("no messages within %s, %d pending", s.opts.RequestTimeout, pending)
+			err = fmt.Errorf("no messages within %s, %d pending", opts.RequestTimeout, pending)
 		}
 		if err != nil {
-			if !retry || time.Since(progress) > s.opts.Timeout || !sleep(ctx, backoff(attempt)) {
+			if !retry || time.Since(progress) > opts.Timeout || !sleep(ctx, backoff(attempt)) {
 				return fmt.Errorf("jsstore: list %s: %w", filter, err)
 			}
 		}
@@ -125,6 +134,9 @@ func (s *Store) WalkOffice(officeID, after string, fn func(*submission.Submissio
 			continue
 		}
 		d, _, err := s.readDoc(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // deleted since the index was listed (retention runs beside us)
+		}
 		if err != nil {
 			return err
 		}

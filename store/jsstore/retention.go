@@ -1,21 +1,189 @@
 package jsstore
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"strconv"
 	"time"
+
+	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
-// errRetentionPending: Delete and the blob sweep of the replicated store are being
-// written (see the retention issue); until then retention runs only on bbolt.
-var errRetentionPending = errors.New("jsstore: retention not implemented yet")
+// Delete removes a submission for good: its document (record, events, receipts),
+// its idempotency key (if it still names this submission), its office index key and
+// its outbox and handed-over keys, in ONE atomic batch. Every key gets a removal
+// marker that the server drops after MarkerTTL (a batch cannot purge); with one
+// message per subject the marker replaces the document, so the data is gone at once.
+//
+// The document's marker expects the sequence that was read, and the idempotency
+// key's marker the key's, so a concurrent Update or Create makes the batch fail and
+// Delete read again: an Update that read the document before the delete conflicts
+// on its own expectation afterwards and finds nothing, so it cannot bring the record
+// back. A Create of the same message after the delete expects the marker and creates
+// a new submission.
+func (s *Store) Delete(id string) error {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	op := newID()
+	ambiguous := false
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		d, seq, err := s.readDoc(ctx, id)
+		if errors.Is(err, store.ErrNotFound) && ambiguous {
+			// The marker carries the op id: our earlier try went through.
+			if m, e := s.lastRaw(ctx, s.subKey(id)); e == nil && removed(m) && string(m.Data) == op {
+				s.stats.recognised.Add(1)
+				return nil
+			}
+		}
+		if err != nil {
+			return err
+		}
+		msgs, err := s.deleteBatch(ctx, id, d, seq, op)
+		if err != nil {
+			return err
+		}
+		err = s.write(ctx, msgs)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, errConflict):
+			// The submission changed (or another Delete came first): read again.
+			if !sleep(ctx, jitter(attempt)) {
+				return fmt.Errorf("jsstore: delete %s: %w (last: %v)", id, ctx.Err(), err)
+			}
+		case errors.Is(err, errAmbiguous):
+			ambiguous = true
+			lastErr = err
+			if !sleep(ctx, backoff(attempt)) {
+				return fmt.Errorf("jsstore: delete %s: %w (last: %v)", id, ctx.Err(), lastErr)
+			}
+		default:
+			return fmt.Errorf("jsstore: delete %s: %w", id, err)
+		}
+	}
+}
 
-// Delete implements store.Store.
-func (s *Store) Delete(id string) error { return errRetentionPending }
+// deleteBatch returns the removal markers of everything that belongs to the
+// submission d, read at sequence seq.
+func (s *Store) deleteBatch(ctx context.Context, id string, d *doc, seq uint64, op string) ([]*nats.Msg, error) {
+	sub := s.removal(s.subKey(id), []byte(op))
+	sub.Header.Set(hdrExpectedSubSeq, strconv.FormatUint(seq, 10))
+	msgs := []*nats.Msg{sub}
+	idem := s.idemKey(d.Sub.Sender, d.Sub.MessageID)
+	switch m, err := s.last(ctx, idem); {
+	case err == nil && string(m.Data) == id:
+		// Free the key for a new submission of the same message; expecting its
+		// sequence keeps a racing change of the key from being overwritten.
+		r := s.removal(idem, nil)
+		r.Header.Set(hdrExpectedSubSeq, strconv.FormatUint(m.Sequence, 10))
+		msgs = append(msgs, r)
+	case err == nil || errors.Is(err, jetstream.ErrMsgNotFound):
+		// The key names another submission (or none): not ours to remove.
+	default:
+		return nil, fmt.Errorf("jsstore: delete %s: idempotency key: %w", id, err)
+	}
+	if o := d.Sub.OfficeID; o != "" {
+		msgs = append(msgs, s.removal(s.officeKey(o, id), nil))
+	}
+	// The sets follow the state in the same batches as the document, so the state
+	// read says which keys exist; a key present against it is removed as well. Any
+	// change of the sets after the read also changed the document and fails the batch.
+	for _, set := range []struct {
+		subject string
+		in      bool
+	}{
+		{s.outboxKey(id), d.Sub.State.Dispatchable()},
+		{s.handedKey(id), d.Sub.State == submission.StateHandedOver},
+	} {
+		in := set.in
+		if !in {
+			_, err := s.last(ctx, set.subject)
+			switch {
+			case err == nil:
+				in = true
+			case !errors.Is(err, jetstream.ErrMsgNotFound):
+				return nil, fmt.Errorf("jsstore: delete %s: %w", id, err)
+			}
+		}
+		if in {
+			msgs = append(msgs, s.removal(set.subject, nil))
+		}
+	}
+	return msgs, nil
+}
 
-// Delete implements store.BlobStore.
-func (b *Blobs) Delete(digest string) error { return errRetentionPending }
+// removal is a removal marker for subject that the server drops after MarkerTTL.
+func (s *Store) removal(subject string, data []byte) *nats.Msg {
+	m := s.setMember(subject, false)
+	m.Data = data
+	return m
+}
 
-// Walk implements store.BlobStore.
+// Delete removes a blob: ErrNotFound if there is none, ErrBadDigest for a malformed
+// name. The object's meta message becomes a deletion marker and its chunks are
+// purged (nats.go ObjectStore.Delete); a delete interrupted between the two is
+// finished by the next Delete of the same digest, which then reports ErrNotFound.
+func (b *Blobs) Delete(digest string) error {
+	if !isHexDigest(digest) {
+		return store.ErrBadDigest
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.opts.Timeout)
+	defer cancel()
+	tried := false
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		c, cancelAttempt := context.WithTimeout(ctx, b.opts.RequestTimeout)
+		info, err := b.obs.GetInfo(c, digest, jetstream.GetObjectInfoShowDeleted())
+		switch {
+		case errors.Is(err, jetstream.ErrObjectNotFound):
+			cancelAttempt()
+			return fmt.Errorf("blob %s: %w", digest, store.ErrNotFound)
+		case err == nil && info.Deleted:
+			// Deleted before, maybe without its chunks purged: finish that.
+			err = b.obs.Delete(c, digest)
+			cancelAttempt()
+			if err == nil {
+				if tried {
+					return nil // our own earlier try marked it
+				}
+				return fmt.Errorf("blob %s: %w", digest, store.ErrNotFound)
+			}
+		case err == nil:
+			tried = true
+			err = b.obs.Delete(c, digest)
+			cancelAttempt()
+			if err == nil {
+				return nil
+			}
+		default:
+			cancelAttempt()
+		}
+		lastErr = err
+		if !transient(err) || !sleep(ctx, backoff(attempt)) {
+			return fmt.Errorf("jsstore: blob delete %s: %w", digest, lastErr)
+		}
+	}
+}
+
+// Walk calls fn for every blob with its size and the time its meta message was
+// stored (the server's clock), until fn returns false. Deleted objects and objects
+// not named by a digest are skipped.
 func (b *Blobs) Walk(fn func(digest string, size int64, written time.Time) bool) error {
-	return errRetentionPending
+	// Like Scan, no overall deadline (a large store takes long); each fetch has one.
+	return eachIn(context.Background(), b.stream, b.opts, "$O."+b.bucket+".M.>", false, func(subject string, data []byte, stored time.Time) (bool, error) {
+		var info jetstream.ObjectInfo
+		if err := json.Unmarshal(data, &info); err != nil {
+			return false, fmt.Errorf("jsstore: blob meta %s: %w", subject, err)
+		}
+		if info.Deleted || !isHexDigest(info.Name) {
+			return true, nil
+		}
+		return fn(info.Name, int64(info.Size), stored), nil
+	})
 }

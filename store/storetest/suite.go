@@ -71,6 +71,10 @@ func Run(t *testing.T, h Harness) {
 	t.Run("OpaqueKeys", s.testOpaqueKeys)
 	t.Run("Blobs", s.testBlobs)
 	t.Run("Durable", s.testDurable)
+	t.Run("Delete", s.testDelete)
+	t.Run("DeleteFreesIdempotencyKey", s.testDeleteFreesKey)
+	t.Run("ConcurrentDeleteAndUpdate", s.testConcurrentDeleteAndUpdate)
+	t.Run("BlobDeleteAndWalk", s.testBlobDeleteAndWalk)
 }
 
 type suite struct{ h Harness }
@@ -323,6 +327,7 @@ func (s *suite) testNotFound(t *testing.T) {
 	_, checks["Events"] = st.Events(missing)
 	_, checks["Update"] = st.Update(missing, noop)
 	_, _, checks["UpdateWithReceipt"] = st.UpdateWithReceipt(missing, "out", []byte("r"), noop)
+	checks["Delete"] = st.Delete(missing)
 	for _, bad := range []string{"../" + missing, missing + ".>", "*", "a b", "ü"} {
 		_, checks["Get("+bad+")"] = st.Get(bad)
 	}

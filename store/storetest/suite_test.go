@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
@@ -49,6 +51,43 @@ func boltHarness(defect string) Harness {
 type defective struct {
 	store.Store
 	defect string
+	mu     sync.Mutex
+	// ghosts are what a defective Delete left behind: idempotency keys (sender NUL
+	// message id → deleted id) or outbox entries.
+	ghostKeys   map[string]string
+	ghostOutbox []string
+}
+
+func (d *defective) Delete(id string) error {
+	cur, err := d.Store.Get(id)
+	if err != nil {
+		return d.Store.Delete(id)
+	}
+	if err := d.Store.Delete(id); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch d.defect {
+	case "delete-leaves-idempotency-key":
+		if d.ghostKeys == nil {
+			d.ghostKeys = map[string]string{}
+		}
+		d.ghostKeys[cur.Sender+"\x00"+cur.MessageID] = id
+	case "delete-leaves-outbox":
+		if cur.State.Dispatchable() {
+			d.ghostOutbox = append(d.ghostOutbox, id)
+		}
+	}
+	return nil
+}
+
+// ghostKey is the deleted id a leftover idempotency key still names.
+func (d *defective) ghostKey(sender, messageID string) (string, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	id, ok := d.ghostKeys[sender+"\x00"+messageID]
+	return id, ok
 }
 
 func (d *defective) Create(ctx context.Context, sub *submission.Submission, evs []submission.Event, kind string, receipt []byte) (*submission.Submission, []byte, bool, error) {
@@ -70,6 +109,12 @@ func (d *defective) Create(ctx context.Context, sub *submission.Submission, evs 
 			s.MessageID = sub.MessageID
 		}
 		return s, r, created, err
+	case "delete-leaves-idempotency-key":
+		// What a store does whose key still names the deleted record: it finds the
+		// key taken and fails reading the record.
+		if id, ok := d.ghostKey(sub.Sender, sub.MessageID); ok {
+			return nil, nil, false, fmt.Errorf("store: create: submission %s: %w", id, store.ErrNotFound)
+		}
 	}
 	return d.Store.Create(ctx, sub, evs, kind, receipt)
 }
@@ -133,6 +178,25 @@ func (d *defective) Update(id string, fn func(*submission.Submission) ([]submiss
 			}
 			return evs, err
 		})
+	case "update-upserts":
+		// Read, change, then write the record whether or not it still exists: a put
+		// without the expected-sequence check brings a deleted record back.
+		cur, err := d.Store.Get(id)
+		if err != nil {
+			return nil, err
+		}
+		evs, err := fn(cur)
+		if err != nil || len(evs) == 0 {
+			return cur, err
+		}
+		out, err := d.Store.Update(id, func(s *submission.Submission) ([]submission.Event, error) {
+			*s = *cur
+			return evs, nil
+		})
+		if errors.Is(err, store.ErrNotFound) {
+			out, _, _, err = d.Store.Create(context.Background(), cur, evs, "in", nil)
+		}
+		return out, err
 	case "ignores-fn-error":
 		return d.Store.Update(id, func(s *submission.Submission) ([]submission.Event, error) {
 			evs, err := fn(s)
@@ -155,6 +219,12 @@ func (d *defective) Outbox() ([]string, error) {
 			return true
 		})
 		return ids, err
+	}
+	if d.defect == "delete-leaves-outbox" {
+		ids, err := d.Store.Outbox()
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return append(ids, d.ghostOutbox...), err
 	}
 	return d.Store.Outbox()
 }
@@ -182,17 +252,43 @@ func (d *defective) WalkOffice(office, after string, fn func(*submission.Submiss
 }
 
 func (d *defective) Blobs() store.BlobStore {
-	if d.defect == "blob-not-found-unwrapped" {
-		return badBlobs{d.Store.Blobs()}
+	switch d.defect {
+	case "blob-not-found-unwrapped", "walk-skips-blobs", "blob-delete-keeps-bytes":
+		return badBlobs{d.Store.Blobs(), d.defect}
 	}
 	return d.Store.Blobs()
 }
 
-type badBlobs struct{ store.BlobStore }
+type badBlobs struct {
+	store.BlobStore
+	defect string
+}
+
+func (b badBlobs) Walk(fn func(digest string, size int64, written time.Time) bool) error {
+	if b.defect != "walk-skips-blobs" {
+		return b.BlobStore.Walk(fn)
+	}
+	// Skips every second blob, as a walk that stops at a page boundary would.
+	i := 0
+	return b.BlobStore.Walk(func(d string, size int64, written time.Time) bool {
+		i++
+		return i%2 == 0 || fn(d, size, written)
+	})
+}
+
+func (b badBlobs) Delete(digest string) error {
+	if b.defect == "blob-delete-keeps-bytes" {
+		if _, err := b.BlobStore.Open(context.Background(), digest); err != nil {
+			return err
+		}
+		return nil // says done, removes nothing
+	}
+	return b.BlobStore.Delete(digest)
+}
 
 func (b badBlobs) Open(ctx context.Context, digest string) (io.ReadCloser, error) {
 	rc, err := b.BlobStore.Open(ctx, digest)
-	if errors.Is(err, store.ErrNotFound) {
+	if b.defect == "blob-not-found-unwrapped" && errors.Is(err, store.ErrNotFound) {
 		return nil, os.ErrNotExist
 	}
 	return rc, err
@@ -212,17 +308,22 @@ func TestSeededDefectsFail(t *testing.T) {
 		return // this is the child process itself
 	}
 	cases := map[string]string{
-		"no-idempotency":           "CreateIdempotent",
-		"racy-idempotency":         "ConcurrentCreatesOfOneMessage",
-		"unwrapped-not-found":      "NotFound",
-		"drops-event":              "EventsOrderAndSeq",
-		"lost-update":              "ConcurrentUpdates",
-		"writes-without-events":    "UpdateWithoutEventsWritesNothing",
-		"ignores-fn-error":         "UpdateErrorAborts",
-		"outbox-ignores-state":     "IndexesFollowState",
-		"walk-by-prefix":           "WalkOffice",
-		"blob-not-found-unwrapped": "Blobs",
-		"forgets-on-reopen":        "Durable",
+		"no-idempotency":                "CreateIdempotent",
+		"racy-idempotency":              "ConcurrentCreatesOfOneMessage",
+		"unwrapped-not-found":           "NotFound",
+		"drops-event":                   "EventsOrderAndSeq",
+		"lost-update":                   "ConcurrentUpdates",
+		"writes-without-events":         "UpdateWithoutEventsWritesNothing",
+		"ignores-fn-error":              "UpdateErrorAborts",
+		"outbox-ignores-state":          "IndexesFollowState",
+		"walk-by-prefix":                "WalkOffice",
+		"blob-not-found-unwrapped":      "Blobs",
+		"forgets-on-reopen":             "Durable",
+		"delete-leaves-idempotency-key": "DeleteFreesIdempotencyKey",
+		"delete-leaves-outbox":          "Delete",
+		"update-upserts":                "ConcurrentDeleteAndUpdate",
+		"walk-skips-blobs":              "BlobDeleteAndWalk",
+		"blob-delete-keeps-bytes":       "BlobDeleteAndWalk",
 	}
 	for defect, failingCase := range cases {
 		t.Run(defect, func(t *testing.T) {
