@@ -112,7 +112,6 @@ func Export(ctx context.Context, src store.Store, dir string, progress func(Stat
 	return st, f.Sync()
 }
 
-
 func exportBlob(ctx context.Context, src store.Store, dir, digest string) (int, error) {
 	path := filepath.Join(dir, "blobs", digest)
 	if _, err := os.Stat(path); err == nil {
