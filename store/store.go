@@ -564,3 +564,47 @@ func unpack(v []byte) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// CompactFile rewrites the bbolt file of the store in dir without its free pages and
+// swaps it in (the gateway must be stopped: the file is locked while it runs). bbolt
+// reuses freed pages while it runs, so the file stops growing after a retention run;
+// only this makes it smaller. It returns the sizes before and after.
+func CompactFile(dir string) (before, after int64, err error) {
+	path := filepath.Join(dir, "amtsbote.db")
+	tmp := path + ".compact"
+	_ = os.Remove(tmp)
+	src, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: open %s (is a gateway running on it?): %w", path, err)
+	}
+	defer src.Close()
+	dst, err := bolt.Open(tmp, 0o600, nil)
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: compact: %w", err)
+	}
+	if err := bolt.Compact(dst, src, 64<<20); err != nil {
+		dst.Close()
+		_ = os.Remove(tmp)
+		return 0, 0, fmt.Errorf("store: compact: %w", err)
+	}
+	if err := dst.Sync(); err != nil {
+		dst.Close()
+		return 0, 0, err
+	}
+	if err := dst.Close(); err != nil {
+		return 0, 0, err
+	}
+	bi, err := os.Stat(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	ai, err := os.Stat(tmp)
+	if err != nil {
+		return 0, 0, err
+	}
+	src.Close()
+	if err := os.Rename(tmp, path); err != nil {
+		return 0, 0, fmt.Errorf("store: compact: %w", err)
+	}
+	return bi.Size(), ai.Size(), syncDir(dir)
+}

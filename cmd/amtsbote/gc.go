@@ -11,6 +11,7 @@ import (
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/gateway"
+	"github.com/amtsbote/amtsbote/store"
 )
 
 // runGC: `amtsbote gc -config FILE` applies the retention once (the running gateway
@@ -23,6 +24,7 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfgPath := fs.String("config", os.Getenv("AMTSBOTE_CONFIG"), "the gateway's configuration (its store and retention)")
 	dataDir := fs.String("data", "", "data folder, overrides the configuration")
 	at := fs.String("now", "", "apply the retention as of this time (RFC 3339; default now) — to see what a date would remove")
+	compact := fs.Bool("compact", false, "afterwards rewrite the bbolt file without its free pages, so it shrinks (bbolt store only)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -55,5 +57,18 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "bytes removed from %d submissions, %d records deleted, %d blobs deleted (%d bytes freed)\n",
 		rep.BytesRemoved, rep.RecordsDeleted, rep.BlobsDeleted, rep.BlobBytesFreed)
+	if *compact {
+		if cfg.Store.Backend == config.StoreJetStream {
+			fmt.Fprintln(stderr, "amtsbote gc: -compact is for the bbolt store; JetStream compacts its own files")
+			return 2
+		}
+		closeStore()
+		before, after, err := store.CompactFile(cfg.DataDir)
+		if err != nil {
+			fmt.Fprintln(stderr, "amtsbote gc:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "compacted %s: %d -> %d bytes\n", cfg.DataDir, before, after)
+	}
 	return 0
 }
