@@ -186,14 +186,7 @@ func (b *Broker) OpenPackage(ctx context.Context, officeID, id string, p Pickup)
 	if err != nil {
 		return nil, nil, err
 	}
-	if s.BytesRemovedAt != nil {
-		return nil, nil, fmt.Errorf("submission %s: %w", id, ErrBytesRemoved)
-	}
-	rc, err := b.db.Blobs().Open(ctx, s.PackageSHA256)
-	if err != nil {
-		return nil, nil, err
-	}
-	return s, rc, nil
+	return b.openPackage(ctx, s)
 }
 
 // OpenPackageNoPickup implements OfficeDesk.
@@ -202,8 +195,13 @@ func (b *Broker) OpenPackageNoPickup(ctx context.Context, officeID, id string) (
 	if err != nil {
 		return nil, nil, err
 	}
+	return b.openPackage(ctx, s)
+}
+
+// openPackage opens a submission's package bytes, unless the retention removed them.
+func (b *Broker) openPackage(ctx context.Context, s *submission.Submission) (*submission.Submission, io.ReadCloser, error) {
 	if s.BytesRemovedAt != nil {
-		return nil, nil, fmt.Errorf("submission %s: %w", id, ErrBytesRemoved)
+		return nil, nil, fmt.Errorf("submission %s: %w", s.ID, ErrBytesRemoved)
 	}
 	rc, err := b.db.Blobs().Open(ctx, s.PackageSHA256)
 	if err != nil {
