@@ -343,11 +343,17 @@ func SafeName(name string, n int) string {
 // splitExt splits at the last dot, if it is not the first character.
 func splitExt(s string) (string, string) {
 	i := strings.LastIndexByte(s, '.')
-	if i <= 0 {
+	// A "suffix" longer than any real extension is part of the name: keeping it whole
+	// would leave no room for a " (2)" that tells two equal names apart (found by
+	// FuzzSafeNames: the deduplicated name grew past MaxNameBytes).
+	if i <= 0 || len(s)-i > maxExtBytes {
 		return s, ""
 	}
 	return s[:i], s[i:]
 }
+
+// maxExtBytes is the longest suffix treated as a file extension (".tar.gz" is two).
+const maxExtBytes = 16
 
 // reservedName reports Windows device names; Windows ignores everything from the
 // first dot and trailing spaces when it compares ("con.tar.gz", "NUL ").
