@@ -82,7 +82,7 @@ cluster-measure:
 
 cluster-soak:
 	CLUSTER_SOAK=2000 $(GO) test -count=1 -timeout 60m -run TestClusterKillsLoseNothing -v ./e2e/
-	AMTSBOTE_SOAK=2m $(GO) test -count=1 -timeout 30m -run TestClusterSoak -v ./store/jsstore/
+	SOAK_DURATION=2m $(GO) test -tags soak -count=1 -timeout 30m -run TestClusterSoak -v ./store/jsstore/
 
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

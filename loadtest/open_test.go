@@ -232,9 +232,6 @@ func TestDiskstatsFlushField(t *testing.T) {
 // A short open-loop run against the real gateway: the report's structure, not its
 // timings (the machine is shared).
 func TestOpenShortRun(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a gateway")
-	}
 	res, err := RunOpen(context.Background(), OpenOptions{
 		Rates: []float64{5, 10}, Step: 2 * time.Second, Arrivals: ArrivalPoisson, Seed: 7,
 		Floor: 300 * time.Millisecond, DataDir: t.TempDir(), Drain: 30 * time.Second,

@@ -86,16 +86,16 @@ type OfficeRef struct {
 
 // StatusView is the portal's view of a submission (GET /v1/submissions/{id}).
 type StatusView struct {
-	ID          string            `json:"id"`
-	MessageID   string            `json:"messageId"`
-	State       State             `json:"state"`
-	LeikaKey    string            `json:"leikaKey"`
-	Service     string            `json:"service"`
-	Place       string            `json:"place"`
-	Office      OfficeRef         `json:"office"`
-	ReceivedAt  time.Time         `json:"receivedAt"`
-	DeliveredAt *time.Time        `json:"deliveredAt,omitempty"`
-	Decision    *Decision         `json:"decision,omitempty"`
+	ID          string     `json:"id"`
+	MessageID   string     `json:"messageId"`
+	State       State      `json:"state"`
+	LeikaKey    string     `json:"leikaKey"`
+	Service     string     `json:"service"`
+	Place       string     `json:"place"`
+	Office      OfficeRef  `json:"office"`
+	ReceivedAt  time.Time  `json:"receivedAt"`
+	DeliveredAt *time.Time `json:"deliveredAt,omitempty"`
+	Decision    *Decision  `json:"decision,omitempty"`
 	// Replies are the office's messages back to the applicant (a Bescheid, a
 	// Rückfrage), oldest first; each has a link to its bytes.
 	Replies []Reply           `json:"replies,omitempty"`
