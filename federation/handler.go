@@ -15,10 +15,12 @@ import (
 	"github.com/amtsbote/amtsbote/api"
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
+	"github.com/beevik/etree"
 )
 
 // PathNudge is where a peer tells the forwarding gateway that something changed, so
@@ -126,32 +128,44 @@ func (h *Receiver) fail(w http.ResponseWriter, r *http.Request, peer string, err
 	problem.Write(w, r, p)
 }
 
+// authentic reads a signed document of a peer and accepts it only if a trusted peer
+// signed it, it names that peer as its sender and this gateway as its addressee, and
+// its time is within the clock-skew window; otherwise it answers the problem itself.
+func authentic[T any](h *Receiver, w http.ResponseWriter, r *http.Request, what string,
+	parse func(*etree.Element) (T, error), header func(T) (from, to string, at time.Time)) (doc T, peer config.Peer, body []byte, ok bool) {
+	var zero T
+	body, ok = h.read(w, r)
+	if !ok {
+		return zero, peer, nil, false
+	}
+	v, peer, err := h.Trust.Verify(body, "")
+	if err != nil {
+		h.fail(w, r, "", err)
+		return zero, peer, nil, false
+	}
+	doc, err = parse(v.Root)
+	if err == nil {
+		from, to, at := header(doc)
+		if from != peer.ID {
+			err = fmt.Errorf("%w: %s says it is from %q, signed by %q", ErrUntrustedPeer, what, from, peer.ID)
+		} else if err = h.Trust.CheckAddressed(to); err == nil {
+			err = h.Trust.CheckTime(peer, at)
+		}
+	}
+	if err != nil {
+		h.fail(w, r, peer.ID, err)
+		return zero, peer, nil, false
+	}
+	return doc, peer, body, true
+}
+
 // forward takes one hop: verify the envelope, then receive the package through the
 // intake (its own signature, routing here, durable storage) and answer with the
 // signed Eingangsbestaetigung; 201 the first time, 200 with the same receipt for a
 // repeat.
 func (h *Receiver) forward(w http.ResponseWriter, r *http.Request) {
-	body, ok := h.read(w, r)
+	env, peer, body, ok := authentic(h, w, r, "envelope", ParseEnvelope, func(e *Envelope) (string, string, time.Time) { return e.From, e.To, e.At })
 	if !ok {
-		return
-	}
-	v, peer, err := h.Trust.Verify(body, "")
-	if err != nil {
-		h.fail(w, r, "", err)
-		return
-	}
-	env, err := ParseEnvelope(v.Root)
-	if err == nil && env.From != peer.ID {
-		err = fmt.Errorf("%w: envelope says it is from %q, signed by %q", ErrUntrustedPeer, env.From, peer.ID)
-	}
-	if err == nil {
-		err = h.Trust.CheckAddressed(env.To)
-	}
-	if err == nil {
-		err = h.Trust.CheckTime(peer, env.At)
-	}
-	if err != nil {
-		h.fail(w, r, peer.ID, err)
 		return
 	}
 	chain := make([]submission.Hop, len(env.Chain))
@@ -188,27 +202,8 @@ func (h *Receiver) forward(w http.ResponseWriter, r *http.Request) {
 // status answers a signed status question about packages the asking peer forwarded
 // here; any other package is "unbekannt", whether it exists or not.
 func (h *Receiver) status(w http.ResponseWriter, r *http.Request) {
-	body, ok := h.read(w, r)
+	q, peer, _, ok := authentic(h, w, r, "question", ParseQuery, func(q *Query) (string, string, time.Time) { return q.From, q.To, q.At })
 	if !ok {
-		return
-	}
-	v, peer, err := h.Trust.Verify(body, "")
-	if err != nil {
-		h.fail(w, r, "", err)
-		return
-	}
-	q, err := ParseQuery(v.Root)
-	if err == nil && q.From != peer.ID {
-		err = fmt.Errorf("%w: question says it is from %q, signed by %q", ErrUntrustedPeer, q.From, peer.ID)
-	}
-	if err == nil {
-		err = h.Trust.CheckAddressed(q.To)
-	}
-	if err == nil {
-		err = h.Trust.CheckTime(peer, q.At)
-	}
-	if err != nil {
-		h.fail(w, r, peer.ID, err)
 		return
 	}
 	rp := &Report{From: h.Trust.Self(), To: peer.ID, At: time.Now().UTC()}
