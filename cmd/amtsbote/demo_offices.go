@@ -74,6 +74,45 @@ func useDemoChannels(e *demoEnv, kinds ...string) error {
 	return nil
 }
 
+// poller runs an office's recurring work (an import job, a clerk looking at the
+// inbox) every interval until the demo ends.
+type poller struct {
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (p *poller) run(ctx context.Context, every time.Duration, work func(ctx context.Context)) {
+	ctx, cancel := context.WithCancel(ctx)
+	p.mu.Lock()
+	p.cancel = cancel
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				work(ctx)
+			}
+		}
+	}()
+}
+
+func (p *poller) stop() {
+	p.mu.Lock()
+	cancel := p.cancel
+	p.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	p.wg.Wait()
+}
+
 // --- webhook: the demo Fachverfahren is notified, fetches and decides by API ---
 
 type webhookOffice struct{ fv *fachverfahren.Office }
@@ -108,10 +147,9 @@ func (w *webhookOffice) close() { _ = w.fv.Close() }
 // --- transfer: a case folder in a shared folder; the office's import takes it ---
 
 type transferOffice struct {
+	poller
 	out             *printer
 	folder, import_ string
-	cancel          context.CancelFunc
-	wg              sync.WaitGroup
 	mu              sync.Mutex
 	imported        map[string]error // submission id -> what the import found
 }
@@ -133,21 +171,7 @@ func newTransferOffice(e *demoEnv) (demoOffice, error) {
 }
 
 func (t *transferOffice) start(ctx context.Context, _ *gateway.Gateway) error {
-	ctx, t.cancel = context.WithCancel(ctx)
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				t.scan()
-			}
-		}
-	}()
+	t.run(ctx, 100*time.Millisecond, func(context.Context) { t.scan() })
 	return nil
 }
 
@@ -204,22 +228,16 @@ func (t *transferOffice) check(id string) error {
 	return err
 }
 
-func (t *transferOffice) close() {
-	if t.cancel != nil {
-		t.cancel()
-	}
-	t.wg.Wait()
-}
+func (t *transferOffice) close() { t.stop() }
 
 // --- mailbox: a clerk with nothing but a browser logs into the Behördenpostfach ---
 
 type mailboxOffice struct {
-	out    *printer
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	err    error
-	seen   map[string]bool
+	poller
+	out  *printer
+	mu   sync.Mutex
+	err  error
+	seen map[string]bool
 }
 
 func newMailboxOffice(e *demoEnv) (demoOffice, error) {
@@ -242,44 +260,32 @@ func (m *mailboxOffice) start(ctx context.Context, g *gateway.Gateway) error {
 		return fmt.Errorf("mailbox login: %w", err)
 	}
 	m.out.say("Stadt Dresden", "clerk %q logged into %s", u.Name, base)
-	ctx, m.cancel = context.WithCancel(ctx)
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		tick := time.NewTicker(200 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			inbox, err := clerk.Inbox(ctx, "")
-			if err != nil {
+	m.run(ctx, 200*time.Millisecond, func(ctx context.Context) {
+		inbox, err := clerk.Inbox(ctx, "")
+		if err != nil {
+			return
+		}
+		for _, id := range caseIDs.FindAllStringSubmatch(inbox, -1) {
+			m.mu.Lock()
+			seen := m.seen[id[1]]
+			m.seen[id[1]] = true
+			m.mu.Unlock()
+			if seen {
 				continue
 			}
-			for _, id := range caseIDs.FindAllStringSubmatch(inbox, -1) {
-				m.mu.Lock()
-				seen := m.seen[id[1]]
-				m.seen[id[1]] = true
-				m.mu.Unlock()
-				if seen {
-					continue
-				}
-				page, err := clerk.Open(ctx, id[1])
-				if err == nil {
-					m.out.say("Stadt Dresden", "clerk opens case %s: the form shows %q", id[1], firstMatch(page, "Der Papierkorb[^<]*"))
-					_, err = clerk.Decide(ctx, id[1], true, "")
-				}
-				if err == nil {
-					m.out.say("Stadt Dresden", "clerk accepts case %s in the mailbox", id[1])
-				}
-				m.mu.Lock()
-				m.err = errors.Join(m.err, err)
-				m.mu.Unlock()
+			page, err := clerk.Open(ctx, id[1])
+			if err == nil {
+				m.out.say("Stadt Dresden", "clerk opens case %s: the form shows %q", id[1], firstMatch(page, "Der Papierkorb[^<]*"))
+				_, err = clerk.Decide(ctx, id[1], true, "")
 			}
+			if err == nil {
+				m.out.say("Stadt Dresden", "clerk accepts case %s in the mailbox", id[1])
+			}
+			m.mu.Lock()
+			m.err = errors.Join(m.err, err)
+			m.mu.Unlock()
 		}
-	}()
+	})
 	return nil
 }
 
@@ -299,9 +305,4 @@ func (m *mailboxOffice) check(id string) error {
 	return m.err
 }
 
-func (m *mailboxOffice) close() {
-	if m.cancel != nil {
-		m.cancel()
-	}
-	m.wg.Wait()
-}
+func (m *mailboxOffice) close() { m.stop() }

@@ -26,9 +26,9 @@ import (
 const demoXTAIdentifier = "urn:de:amtsbote:dev:xta:" + gateway.DemoOfficeID
 
 type xtaOffice struct {
+	poller
 	out    *printer
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	client *xtaclient.Client
 
 	mu      sync.Mutex
 	handled map[string]error // submission id -> what fetch, check, close and reply found
@@ -74,50 +74,35 @@ func (x *xtaOffice) start(ctx context.Context, g *gateway.Gateway) error {
 	}
 	x.out.say("Fachverfahren", "checkAccountActive at %s: client certificate %q accepted", base, cert.Leaf.Subject.CommonName)
 	verifier := signing.NewVerifier(g.Trust, signing.VerifyOptions{})
-	ctx, cancel := context.WithCancel(ctx)
-	x.mu.Lock()
-	x.cancel = cancel
-	x.mu.Unlock()
-	x.wg.Add(1)
-	go func() {
-		defer x.wg.Done()
-		defer c.CloseIdleConnections()
-		tick := time.NewTicker(200 * time.Millisecond)
-		defer tick.Stop()
-		failing := false
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
+	x.client = c
+	failing := false
+	x.run(ctx, 200*time.Millisecond, func(ctx context.Context) {
+		l, err := c.GetStatusList(ctx, xtaclient.Query{MaxMessages: 10})
+		if err != nil {
+			if ctx.Err() == nil && !failing {
+				x.out.say("Fachverfahren", "getStatusList failed: %v; polling on", err)
 			}
-			l, err := c.GetStatusList(ctx, xtaclient.Query{MaxMessages: 10})
-			if err != nil {
-				if ctx.Err() == nil && !failing {
-					x.out.say("Fachverfahren", "getStatusList failed: %v; polling on", err)
-				}
-				failing = true
+			failing = true
+			return
+		}
+		failing = false
+		for _, md := range l.Messages {
+			id := md.Property("amtsbote:submissionId")
+			x.mu.Lock()
+			_, seen := x.handled[id]
+			x.mu.Unlock()
+			if seen {
 				continue
 			}
-			failing = false
-			for _, md := range l.Messages {
-				id := md.Property("amtsbote:submissionId")
-				x.mu.Lock()
-				_, seen := x.handled[id]
-				x.mu.Unlock()
-				if seen {
-					continue
-				}
-				x.out.say("Fachverfahren", "getStatusList: %s waiting (%s, %d bytes)", md.XTAMessageID, md.MessageType, md.MessageSize)
-				err := x.take(ctx, c, verifier, md)
-				x.mu.Lock()
-				x.handled[id] = err
-				ch := x.answer(id)
-				x.mu.Unlock()
-				close(ch)
-			}
+			x.out.say("Fachverfahren", "getStatusList: %s waiting (%s, %d bytes)", md.XTAMessageID, md.MessageType, md.MessageSize)
+			err := x.take(ctx, c, verifier, md)
+			x.mu.Lock()
+			x.handled[id] = err
+			ch := x.answer(id)
+			x.mu.Unlock()
+			close(ch)
 		}
-	}()
+	})
 	return nil
 }
 
@@ -204,11 +189,8 @@ func (x *xtaOffice) check(id string) error {
 }
 
 func (x *xtaOffice) close() {
-	x.mu.Lock()
-	cancel := x.cancel
-	x.mu.Unlock()
-	if cancel != nil {
-		cancel()
+	x.stop()
+	if x.client != nil {
+		x.client.CloseIdleConnections()
 	}
-	x.wg.Wait()
 }
