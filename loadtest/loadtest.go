@@ -314,6 +314,13 @@ func parallel(n int, fn func()) {
 }
 
 func progress(w io.Writer, start time.Time, n int, accepted, delivered *atomic.Int64) (stop func()) {
+	return everySecond(w, func() string {
+		return fmt.Sprintf("  %5.1fs  accepted %d/%d  delivered %d\n", time.Since(start).Seconds(), accepted.Load(), n, delivered.Load())
+	})
+}
+
+// everySecond writes line() to w once a second until stop is called (w nil: never).
+func everySecond(w io.Writer, line func() string) (stop func()) {
 	if w == nil {
 		return func() {}
 	}
@@ -329,7 +336,7 @@ func progress(w io.Writer, start time.Time, n int, accepted, delivered *atomic.I
 			case <-done:
 				return
 			case <-t.C:
-				fmt.Fprintf(w, "  %5.1fs  accepted %d/%d  delivered %d\n", time.Since(start).Seconds(), accepted.Load(), n, delivered.Load())
+				_, _ = io.WriteString(w, line())
 			}
 		}
 	}()

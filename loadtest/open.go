@@ -413,30 +413,13 @@ func progressf(w io.Writer, format string, args ...any) {
 }
 
 func openProgress(w io.Writer, start time.Time, i, n int, rate float64, rec *recorder, received, delivered *atomic.Int64) (stop func()) {
-	if w == nil {
-		return func() {}
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				rec.mu.Lock()
-				inFlight, created := rec.inFlight, rec.created
-				rec.mu.Unlock()
-				fmt.Fprintf(w, "  step %d/%d %g/s  %5.1fs  in flight %d  201 %d  received %d  delivered %d\n",
-					i+1, n, rate, time.Since(start).Seconds(), inFlight, created, received.Load(), delivered.Load())
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
+	return everySecond(w, func() string {
+		rec.mu.Lock()
+		inFlight, created := rec.inFlight, rec.created
+		rec.mu.Unlock()
+		return fmt.Sprintf("  step %d/%d %g/s  %5.1fs  in flight %d  201 %d  received %d  delivered %d\n",
+			i+1, n, rate, time.Since(start).Seconds(), inFlight, created, received.Load(), delivered.Load())
+	})
 }
 
 // Highest is the highest rate whose step met the target (0: none), and the lower
