@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -299,7 +300,7 @@ func (b *Broker) Start(ctx context.Context) error {
 			}
 		}
 	}
-	if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
+	if err := settle(ctx, func(c context.Context) error { _, err := b.js.CreateOrUpdateStream(c, sc); return err }); err != nil {
 		return fmt.Errorf("broker: stream: %w", err)
 	}
 	if b.cfg.ExclusiveConsumer {
@@ -307,7 +308,7 @@ func (b *Broker) Start(ctx context.Context) error {
 			return fmt.Errorf("broker: reset consumer: %w", err)
 		}
 	}
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, b.stream, jetstream.ConsumerConfig{
+	cc := jetstream.ConsumerConfig{
 		Durable:   ConsumerName,
 		AckPolicy: jetstream.AckExplicitPolicy,
 		// Short, kept alive by InProgress while an attempt runs: after a crash of one
@@ -320,8 +321,12 @@ func (b *Broker) Start(ctx context.Context) error {
 		MaxAckPending: -1,
 		Replicas:      b.cfg.Replicas,
 		MemoryStorage: b.cfg.QueueInMemory,
-	})
-	if err != nil {
+	}
+	var cons jetstream.Consumer
+	if err := settle(ctx, func(c context.Context) (err error) {
+		cons, err = b.js.CreateOrUpdateConsumer(c, b.stream, cc)
+		return err
+	}); err != nil {
 		return fmt.Errorf("broker: consumer: %w", err)
 	}
 	// The outbox is re-published in the background: a gateway with a large backlog
@@ -337,11 +342,11 @@ func (b *Broker) Start(ctx context.Context) error {
 		b.loops.Add(1)
 		go b.runGC(b.cfg.RetentionEvery, b.cfg.Retention)
 	}
-	cc, err := cons.Consume(b.handle, jetstream.PullMaxMessages(b.cfg.Workers*2))
+	consume, err := cons.Consume(b.handle, jetstream.PullMaxMessages(b.cfg.Workers*2))
 	if err != nil {
 		return fmt.Errorf("broker: consume: %w", err)
 	}
-	b.consume = cc
+	b.consume = consume
 	return nil
 }
 
@@ -550,4 +555,31 @@ func (b *Broker) countStates() {
 	}
 	b.metrics.held.Add(held)
 	b.metrics.handedOver.Add(handed)
+}
+
+// settleFor bounds how long Start waits for a NATS cluster that is electing leaders
+// (a node just restarted): its requests time out meanwhile.
+const settleFor = 90 * time.Second
+
+// settle runs op until it succeeds, fails for another reason than a timeout, or
+// settleFor has passed: a gateway started while its cluster settles waits for it
+// instead of refusing to start.
+func settle(ctx context.Context, op func(context.Context) error) error {
+	deadline := time.Now().Add(settleFor)
+	wait := 200 * time.Millisecond
+	for {
+		c, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := op(c)
+		cancel()
+		timedOut := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, nats.ErrNoResponders)
+		if err == nil || !timedOut || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
 }
