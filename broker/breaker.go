@@ -82,6 +82,13 @@ func endpointID(t adapters.Target) string {
 type endpoints struct {
 	threshold int           // consecutive failures that open a breaker; 0: no breaker
 	cooldown  time.Duration // real
+	// probeWait is how long a message stays away while another one probes a
+	// half-open endpoint: about as long as that probe can take (the attempt
+	// timeout), not the cool-down, so that a backlog follows the successful probe
+	// within seconds instead of trickling in over half a cool-down (seen in the
+	// Portalverbund kill test: the last of 16 packages came 40 s after the peer
+	// was back). 0: half the cool-down.
+	probeWait time.Duration
 	file      string
 	gauge     *prometheus.GaugeVec
 
@@ -247,7 +254,11 @@ func (e *endpoints) allow(k endpointKey, addr string, now time.Time) (ok bool, w
 		return true, 0
 	case EndpointHalfOpen:
 		if p.probing {
-			return false, e.cooldown/2 + e.jitter()
+			w := e.cooldown / 2
+			if e.probeWait > 0 && e.probeWait < w {
+				w = e.probeWait
+			}
+			return false, w + time.Millisecond + time.Duration(rand.Int64N(int64(w/5)+1))
 		}
 		p.probing = true
 		return true, 0

@@ -506,9 +506,16 @@ func TestBreakerStates(t *testing.T) {
 	if ok, _ := e.allow(k, addr, probeAt); !ok {
 		t.Fatal("no probe after the cool-down")
 	}
-	if ok, _ := e.allow(k, addr, probeAt); ok {
-		t.Fatal("a second probe while the first runs")
+	if ok, wait := e.allow(k, addr, probeAt); ok || wait > 43*time.Second {
+		t.Fatalf("a second probe while the first runs: ok %v, wait %s", ok, wait)
 	}
+	// Who waits for a probe waits about as long as a probe can take, not half the
+	// cool-down: the backlog follows a good probe within seconds.
+	e.probeWait = 5 * time.Second
+	if ok, wait := e.allow(k, addr, probeAt); ok || wait > 6*time.Second+time.Millisecond {
+		t.Fatalf("waiting for a probe with a 5s attempt timeout: ok %v, wait %s", ok, wait)
+	}
+	e.probeWait = 0
 	e.failure(k, probeAt, 0)
 	if ok, _ := e.allow(k, addr, probeAt.Add(time.Second)); ok {
 		t.Fatal("a failed probe did not reopen the breaker")

@@ -244,13 +244,15 @@ func New(cfg Config, db store.Store, js jetstream.JetStream, reg *adapters.Regis
 	if cfg.Queue != "" {
 		stream, root = StreamName+"_"+token(cfg.Queue), "dlv-"+token(cfg.Queue)
 	}
+	ends := newEndpoints(cfg.BreakerThreshold, time.Duration(float64(cfg.BreakerCooldown)*cfg.TimeScale), cfg.EndpointsFile, cfg.Registerer)
+	ends.probeWait = cfg.AttemptTimeout
 	return &Broker{
 		stream: stream, root: root,
 		cfg: cfg, db: db, js: js, adapters: reg, channels: channels, signer: signer, log: log, metrics: m,
 		pending: make(chan string, 4096),
 		lines:   map[string]*officeLine{},
 		sem:     make(chan struct{}, cfg.Workers),
-		ends:    newEndpoints(cfg.BreakerThreshold, time.Duration(float64(cfg.BreakerCooldown)*cfg.TimeScale), cfg.EndpointsFile, cfg.Registerer),
+		ends:    ends,
 	}
 }
 

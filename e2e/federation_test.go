@@ -107,6 +107,7 @@ delivery:
   backoff_max: 400ms
   max_attempts: 1000
   attempt_timeout: 5s
+  breaker_cooldown: 3s
 directory:
   files: [%s]
 %s%s`, g.id, g.port, g.data, filepath.Join(g.dir, "overlay.yaml"), offices, ps.String())
