@@ -20,7 +20,14 @@ type Retention struct {
 	// BlobGrace: a blob no record references is removed only when it is older than
 	// this, so a package whose record is being committed right now is never swept.
 	BlobGrace time.Duration
+	// CompactMinFree: a store that can rewrite its file while in use (store.DB)
+	// does so after a run that left at least this many bytes, and at least half of
+	// the file, free (0: 64 MiB; negative: never).
+	CompactMinFree int64
 }
+
+// DefaultCompactMinFree is Retention.CompactMinFree's default.
+const DefaultCompactMinFree = 64 << 20
 
 // GCReport is what one GC run removed.
 type GCReport struct {
@@ -28,6 +35,17 @@ type GCReport struct {
 	RecordsDeleted int   // submissions deleted for good
 	BlobsDeleted   int   // blob files removed
 	BlobBytesFreed int64 // their size
+	// Compacted: the store's file was rewritten, FileBefore -> FileAfter bytes,
+	// with every operation waiting CompactPause for the swap.
+	Compacted             bool
+	FileBefore, FileAfter int64
+	CompactPause          time.Duration
+}
+
+// compactor is a store whose file can be rewritten while it is in use.
+type compactor interface {
+	FreeBytes() (free, size int64, err error)
+	Compact(ctx context.Context) (store.CompactReport, error)
 }
 
 // GC applies the retention: removes the bytes of answered cases whose PackageBytes
@@ -82,14 +100,50 @@ func (b *Broker) GC(ctx context.Context, now time.Time, r Retention) (GCReport, 
 		}
 		rep.RecordsDeleted++
 	}
+	if err := b.sweepBlobs(ctx, now, r, needed, &rep); err != nil {
+		return rep, err
+	}
+	if err := b.compact(ctx, r, &rep); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+// compact rewrites the store's file when the retention freed enough of it.
+func (b *Broker) compact(ctx context.Context, r Retention, rep *GCReport) error {
+	c, ok := b.db.(compactor)
+	if !ok || r.CompactMinFree < 0 {
+		return nil // JetStream compacts its own files
+	}
+	minFree := r.CompactMinFree
+	if minFree == 0 {
+		minFree = DefaultCompactMinFree
+	}
+	free, size, err := c.FreeBytes()
+	if err != nil {
+		return fmt.Errorf("broker: gc: %w", err)
+	}
+	if free < minFree || free*2 < size {
+		return nil
+	}
+	cr, err := c.Compact(ctx)
+	if err != nil {
+		return fmt.Errorf("broker: gc: %w", err)
+	}
+	rep.Compacted, rep.FileBefore, rep.FileAfter, rep.CompactPause = true, cr.Before, cr.After, cr.Pause
+	return nil
+}
+
+// sweepBlobs removes blobs no record needs that are older than the grace period.
+func (b *Broker) sweepBlobs(ctx context.Context, now time.Time, r Retention, needed map[string]bool, rep *GCReport) error {
 	// Only a store that can delete a blob on condition that nobody put it again since
-	// (store.DB's blobs) is swept: a record committed after the scan may reference an
-	// old blob whose content a portal sent again, and Put refreshes its time.
+	// is swept: a record committed after the scan may reference an old blob whose
+	// content a portal sent again, and Put refreshes its time.
 	cond, ok := b.db.Blobs().(interface {
 		DeleteIfOlder(digest string, before time.Time) (bool, error)
 	})
 	if !ok {
-		return rep, nil
+		return nil
 	}
 	var sweep []string
 	var sizes []int64
@@ -100,19 +154,19 @@ func (b *Broker) GC(ctx context.Context, now time.Time, r Retention) (GCReport, 
 		}
 		return ctx.Err() == nil
 	}); err != nil {
-		return rep, fmt.Errorf("broker: gc walk blobs: %w", err)
+		return fmt.Errorf("broker: gc walk blobs: %w", err)
 	}
 	for i, d := range sweep {
 		gone, err := cond.DeleteIfOlder(d, now.Add(-r.BlobGrace))
 		if err != nil {
-			return rep, fmt.Errorf("broker: gc blob %s: %w", d, err)
+			return fmt.Errorf("broker: gc blob %s: %w", d, err)
 		}
 		if gone {
 			rep.BlobsDeleted++
 			rep.BlobBytesFreed += sizes[i]
 		}
 	}
-	return rep, nil
+	return nil
 }
 
 // ErrBytesRemoved: the retention period of the bytes ended; the record remains.
@@ -137,9 +191,11 @@ func (b *Broker) runGC(every time.Duration, r Retention) {
 			}
 			continue
 		}
-		if rep.BytesRemoved+rep.RecordsDeleted+rep.BlobsDeleted > 0 {
+		if rep.BytesRemoved+rep.RecordsDeleted+rep.BlobsDeleted > 0 || rep.Compacted {
 			b.log.Info("retention applied", "bytes_removed", rep.BytesRemoved, "records_deleted", rep.RecordsDeleted,
-				"blobs_deleted", rep.BlobsDeleted, "freed", rep.BlobBytesFreed, "took", time.Since(start).Round(time.Millisecond))
+				"blobs_deleted", rep.BlobsDeleted, "freed", rep.BlobBytesFreed, "compacted", rep.Compacted,
+				"file_before", rep.FileBefore, "file_after", rep.FileAfter, "compact_pause", rep.CompactPause.Round(time.Microsecond),
+				"took", time.Since(start).Round(time.Millisecond))
 		}
 	}
 }

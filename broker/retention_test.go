@@ -93,3 +93,60 @@ func TestRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestRetentionCompactsTheFile: when a retention run leaves most of the bbolt file
+// free, the background job rewrites it while the broker runs, and the data folder
+// shrinks; CompactMinFree < 0 turns that off. (The copy under concurrent writes is
+// store.TestCompactOnline.)
+func TestRetentionCompactsTheFile(t *testing.T) {
+	dir := t.TempDir()
+	e := start(t, dir)
+	ctx := context.Background()
+	var ids []string
+	for i := 0; i < 120; i++ {
+		a, err := e.b.Receive(ctx, intake(fmt.Sprintf("m%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.b.Decide(ctx, "office-a", a.Submission.ID, Decision{Outcome: OutcomeAccepted, Actor: "test", Channel: "api"}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, a.Submission.ID)
+	}
+	file := filepath.Join(dir, "store", "amtsbote.db")
+	info, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(11 * 365 * 24 * time.Hour)
+	off := Retention{Records: 10 * 365 * 24 * time.Hour, CompactMinFree: -1}
+	rep, err := e.b.GC(ctx, later, off)
+	if err != nil || rep.RecordsDeleted != len(ids) || rep.Compacted {
+		t.Fatalf("with compaction off: %+v %v", rep, err)
+	}
+	on := Retention{Records: 10 * 365 * 24 * time.Hour, CompactMinFree: 256 << 10}
+	rep, err = e.b.GC(ctx, later, on)
+	if err != nil || !rep.Compacted || rep.FileAfter >= rep.FileBefore {
+		t.Fatalf("the freed file was not compacted: %+v %v", rep, err)
+	}
+	after, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Size() >= info.Size() {
+		t.Fatalf("the file did not shrink: %d -> %d bytes", info.Size(), after.Size())
+	}
+	t.Logf("bbolt file %d -> %d bytes (pause %s)", info.Size(), after.Size(), rep.CompactPause)
+	// The broker goes on working on the new file.
+	a, err := e.b.Receive(ctx, intake("after-compaction"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.b.Submission(a.Submission.ID); err != nil {
+		t.Fatal(err)
+	}
+	// A second run finds nothing worth compacting.
+	if rep, err := e.b.GC(ctx, later, on); err != nil || rep.Compacted {
+		t.Fatalf("compacted again without anything freed: %+v %v", rep, err)
+	}
+}

@@ -66,6 +66,10 @@ type Retention struct {
 	PackageBytes time.Duration `yaml:"package_bytes"` // default 90 days
 	Records      time.Duration `yaml:"records"`       // default 10 years
 	Every        time.Duration `yaml:"every"`         // default 1h; 0 = no background job
+	// CompactMinFree: the bbolt file is rewritten while the gateway runs when at
+	// least this many bytes and at least half of it are free (default 64 MiB;
+	// negative: never).
+	CompactMinFree int64 `yaml:"compact_min_free"`
 }
 
 // NATS configures the bus.

@@ -338,5 +338,5 @@ func nodeID(dataDir string) (string, error) {
 
 // RetentionOf is the broker's retention from the configuration.
 func RetentionOf(cfg config.Config) broker.Retention {
-	return broker.Retention{PackageBytes: cfg.Retention.PackageBytes, Records: cfg.Retention.Records}
+	return broker.Retention{PackageBytes: cfg.Retention.PackageBytes, Records: cfg.Retention.Records, CompactMinFree: cfg.Retention.CompactMinFree}
 }

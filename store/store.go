@@ -18,6 +18,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/amtsbote/amtsbote/submission"
@@ -115,8 +117,41 @@ var _ Store = (*DB)(nil)
 
 // DB is the single-node store. It is safe for concurrent use.
 type DB struct {
-	bolt  *bolt.DB
+	dir   string
+	opts  Options
 	blobs *Blobs
+
+	// sw guards the bbolt handle, which an online compaction swaps: every
+	// operation holds it shared for its whole transaction, the swap exclusively
+	// (compact.go).
+	sw   sync.RWMutex
+	bolt *bolt.DB
+	// dirty, while a compaction copies the file, notes every key a write changes,
+	// so the keys written during the copy are copied again under the swap lock.
+	dirty atomic.Pointer[dirtyKeys]
+	// compacting serialises compactions.
+	compacting sync.Mutex
+}
+
+// view, update and batch run a bbolt transaction on the current file.
+func (db *DB) view(fn func(*bolt.Tx) error) error {
+	db.sw.RLock()
+	defer db.sw.RUnlock()
+	return db.bolt.View(fn)
+}
+
+func (db *DB) update(fn func(*wtx) error) error {
+	db.sw.RLock()
+	defer db.sw.RUnlock()
+	d := db.dirty.Load()
+	return db.bolt.Update(func(tx *bolt.Tx) error { return fn(&wtx{Tx: tx, dirty: d}) })
+}
+
+func (db *DB) batch(fn func(*wtx) error) error {
+	db.sw.RLock()
+	defer db.sw.RUnlock()
+	d := db.dirty.Load()
+	return db.bolt.Batch(func(tx *bolt.Tx) error { return fn(&wtx{Tx: tx, dirty: d}) })
 }
 
 // Blobs returns the content-addressed blob files.
@@ -167,11 +202,15 @@ func Open(dir string, opts Options) (*DB, error) {
 		_ = b.Close()
 		return nil, fmt.Errorf("store: init: %w", err)
 	}
-	return &DB{bolt: b, blobs: blobs}, nil
+	return &DB{dir: dir, opts: opts, bolt: b, blobs: blobs}, nil
 }
 
 // Close closes the bbolt file.
-func (db *DB) Close() error { return db.bolt.Close() }
+func (db *DB) Close() error {
+	db.sw.Lock()
+	defer db.sw.Unlock()
+	return db.bolt.Close()
+}
 
 // Create stores a new submission with its first events and receipt in one fsynced
 // transaction, together with its idempotency key and (if dispatchable) its outbox
@@ -184,12 +223,12 @@ func (db *DB) Create(ctx context.Context, sub *submission.Submission, events []s
 		return nil, nil, false, err
 	}
 	idem := idempotencyKey(sub.Sender, sub.MessageID)
-	err = db.bolt.Batch(func(tx *bolt.Tx) error {
+	err = db.batch(func(tx *wtx) error {
 		// Batch may run this function twice; every write below is keyed so a rerun
 		// (after the first run's rollback) writes the same state.
 		stored, storedReceipt, created = nil, nil, false
 		if id := tx.Bucket(bucketIdempotency).Get(idem); id != nil {
-			s, err := getSubmission(tx, string(id))
+			s, err := getSubmission(tx.Tx, string(id))
 			if err != nil {
 				return err
 			}
@@ -206,10 +245,10 @@ func (db *DB) Create(ctx context.Context, sub *submission.Submission, events []s
 		if err := putSubmission(tx, sub); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketIdempotency).Put(idem, []byte(sub.ID)); err != nil {
+		if err := tx.bucket(bucketIdempotency).Put(idem, []byte(sub.ID)); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketReceipts).Put(receiptKey(sub.ID, receiptKind), pack(receipt)); err != nil {
+		if err := tx.bucket(bucketReceipts).Put(receiptKey(sub.ID, receiptKind), pack(receipt)); err != nil {
 			return err
 		}
 		if err := appendEvents(tx, sub.ID, events); err != nil {
@@ -227,7 +266,7 @@ func (db *DB) Create(ctx context.Context, sub *submission.Submission, events []s
 // FindByMessage returns the submission a sender made with a message id.
 func (db *DB) FindByMessage(sender, messageID string) (*submission.Submission, error) {
 	var s *submission.Submission
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		id := tx.Bucket(bucketIdempotency).Get(idempotencyKey(sender, messageID))
 		if id == nil {
 			return ErrNotFound
@@ -242,7 +281,7 @@ func (db *DB) FindByMessage(sender, messageID string) (*submission.Submission, e
 // Get returns one submission.
 func (db *DB) Get(id string) (*submission.Submission, error) {
 	var s *submission.Submission
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		var err error
 		s, err = getSubmission(tx, id)
 		return err
@@ -256,7 +295,7 @@ func (db *DB) Get(id string) (*submission.Submission, error) {
 // aborts. The outbox follows the new state: an entry exists exactly while the
 // submission still needs a delivery attempt.
 func (db *DB) Update(id string, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, error) {
-	s, _, err := db.update(id, "", nil, fn)
+	s, _, err := db.change(id, "", nil, fn)
 	return s, err
 }
 
@@ -265,14 +304,14 @@ func (db *DB) Update(id string, fn func(s *submission.Submission) ([]submission.
 // and a pull by the office) can both sign a receipt; only the one whose change wins
 // leaves its receipt, so the receipt always matches the event log.
 func (db *DB) UpdateWithReceipt(id, kind string, receipt []byte, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, bool, error) {
-	return db.update(id, kind, receipt, fn)
+	return db.change(id, kind, receipt, fn)
 }
 
-func (db *DB) update(id, kind string, receipt []byte, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, bool, error) {
+func (db *DB) change(id, kind string, receipt []byte, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, bool, error) {
 	var out *submission.Submission
 	changed := false
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		s, err := getSubmission(tx, id)
+	err := db.update(func(tx *wtx) error {
+		s, err := getSubmission(tx.Tx, id)
 		if err != nil {
 			return err
 		}
@@ -290,7 +329,7 @@ func (db *DB) update(id, kind string, receipt []byte, fn func(s *submission.Subm
 			return err
 		}
 		if receipt != nil {
-			if err := tx.Bucket(bucketReceipts).Put(receiptKey(id, kind), pack(receipt)); err != nil {
+			if err := tx.bucket(bucketReceipts).Put(receiptKey(id, kind), pack(receipt)); err != nil {
 				return err
 			}
 		}
@@ -305,7 +344,7 @@ func (db *DB) update(id, kind string, receipt []byte, fn func(s *submission.Subm
 // Receipt returns a stored receipt.
 func (db *DB) Receipt(id, kind string) ([]byte, error) {
 	var out []byte
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketReceipts).Get(receiptKey(id, kind))
 		if v == nil {
 			return ErrNotFound
@@ -323,7 +362,7 @@ func (db *DB) Receipt(id, kind string) ([]byte, error) {
 // Events returns a submission's event log, oldest first.
 func (db *DB) Events(id string) ([]submission.Event, error) {
 	var out []submission.Event
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketSubmissions).Get([]byte(id)) == nil {
 			return ErrNotFound
 		}
@@ -350,7 +389,7 @@ func (db *DB) HandedOver() ([]string, error) { return db.keys(bucketHandedOver) 
 
 func (db *DB) keys(bucket []byte) ([]string, error) {
 	var ids []string
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucket).ForEach(func(k, _ []byte) error {
 			ids = append(ids, string(k))
 			return nil
@@ -362,7 +401,7 @@ func (db *DB) keys(bucket []byte) ([]string, error) {
 // WalkOffice calls fn for the submissions addressed to an office, oldest first,
 // starting after the submission id `after` (for paging), until fn returns false.
 func (db *DB) WalkOffice(officeID, after string, fn func(*submission.Submission) bool) error {
-	return db.bolt.View(func(tx *bolt.Tx) error {
+	return db.view(func(tx *bolt.Tx) error {
 		prefix := append([]byte(officeID), 0)
 		c := tx.Bucket(bucketByOffice).Cursor()
 		start := prefix
@@ -387,27 +426,31 @@ func (db *DB) WalkOffice(officeID, after string, fn func(*submission.Submission)
 }
 
 // Delete implements Store.
+//
+// Deletes share fsyncs (bbolt's group commit), so a retention run can delete many
+// records at once; the transaction only removes keys, so running it again after a
+// rolled-back batch is harmless.
 func (db *DB) Delete(id string) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
-		s, err := getSubmission(tx, id)
+	return db.batch(func(tx *wtx) error {
+		s, err := getSubmission(tx.Tx, id)
 		if err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketSubmissions).Delete([]byte(id)); err != nil {
+		if err := tx.bucket(bucketSubmissions).Delete([]byte(id)); err != nil {
 			return err
 		}
 		if v := tx.Bucket(bucketIdempotency).Get(idempotencyKey(s.Sender, s.MessageID)); string(v) == id {
-			if err := tx.Bucket(bucketIdempotency).Delete(idempotencyKey(s.Sender, s.MessageID)); err != nil {
+			if err := tx.bucket(bucketIdempotency).Delete(idempotencyKey(s.Sender, s.MessageID)); err != nil {
 				return err
 			}
 		}
 		for _, b := range [][]byte{bucketOutbox, bucketHandedOver} {
-			if err := tx.Bucket(b).Delete([]byte(id)); err != nil {
+			if err := tx.bucket(b).Delete([]byte(id)); err != nil {
 				return err
 			}
 		}
 		if s.OfficeID != "" {
-			if err := tx.Bucket(bucketByOffice).Delete(officeKey(s.OfficeID, id)); err != nil {
+			if err := tx.bucket(bucketByOffice).Delete(officeKey(s.OfficeID, id)); err != nil {
 				return err
 			}
 		}
@@ -419,7 +462,7 @@ func (db *DB) Delete(id string) error {
 				keys = append(keys, copyBytes(k))
 			}
 			for _, k := range keys {
-				if err := tx.Bucket(bucket).Delete(k); err != nil {
+				if err := tx.bucket(bucket).Delete(k); err != nil {
 					return err
 				}
 			}
@@ -430,7 +473,7 @@ func (db *DB) Delete(id string) error {
 
 // Scan calls fn for every submission (admin listings, statistics). fn must not block.
 func (db *DB) Scan(fn func(*submission.Submission) bool) error {
-	return db.bolt.View(func(tx *bolt.Tx) error {
+	return db.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketSubmissions).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			var s submission.Submission
@@ -465,35 +508,35 @@ func getSubmission(tx *bolt.Tx, id string) (*submission.Submission, error) {
 	return &s, nil
 }
 
-func putSubmission(tx *bolt.Tx, s *submission.Submission) error {
+func putSubmission(tx *wtx, s *submission.Submission) error {
 	v, err := json.Marshal(s)
 	if err != nil {
 		return err
 	}
-	if err := tx.Bucket(bucketSubmissions).Put([]byte(s.ID), pack(v)); err != nil {
+	if err := tx.bucket(bucketSubmissions).Put([]byte(s.ID), pack(v)); err != nil {
 		return err
 	}
 	if s.OfficeID != "" {
-		if err := tx.Bucket(bucketByOffice).Put(officeKey(s.OfficeID, s.ID), nil); err != nil {
+		if err := tx.bucket(bucketByOffice).Put(officeKey(s.OfficeID, s.ID), nil); err != nil {
 			return err
 		}
 	}
-	if err := index(tx.Bucket(bucketOutbox), s.ID, s.State.Dispatchable()); err != nil {
+	if err := index(tx.bucket(bucketOutbox), s.ID, s.State.Dispatchable()); err != nil {
 		return err
 	}
-	return index(tx.Bucket(bucketHandedOver), s.ID, s.State == submission.StateHandedOver)
+	return index(tx.bucket(bucketHandedOver), s.ID, s.State == submission.StateHandedOver)
 }
 
 // index keeps id in a set bucket exactly while in is true.
-func index(b *bolt.Bucket, id string, in bool) error {
+func index(b wbucket, id string, in bool) error {
 	if in {
 		return b.Put([]byte(id), nil)
 	}
 	return b.Delete([]byte(id))
 }
 
-func appendEvents(tx *bolt.Tx, id string, evs []submission.Event) error {
-	b := tx.Bucket(bucketEvents)
+func appendEvents(tx *wtx, id string, evs []submission.Event) error {
+	b := tx.bucket(bucketEvents)
 	for i := range evs {
 		seq, err := b.NextSequence()
 		if err != nil {
@@ -542,12 +585,21 @@ func copyBytes(b []byte) []byte {
 // is stored as it is.
 const packedDeflate = 0x01
 
+// deflaters are reused: a flate.Writer allocates about 1 MB of tables, which cost
+// more CPU than deflating a 3 KB receipt (two per submission).
+var deflaters = sync.Pool{New: func() any {
+	w, _ := flate.NewWriter(nil, flate.BestSpeed)
+	return w
+}}
+
 func pack(v []byte) []byte {
 	var buf bytes.Buffer
 	buf.WriteByte(packedDeflate)
-	w, _ := flate.NewWriter(&buf, flate.BestSpeed)
+	w := deflaters.Get().(*flate.Writer)
+	w.Reset(&buf)
 	_, _ = w.Write(v)
 	_ = w.Close()
+	deflaters.Put(w)
 	if buf.Len() >= len(v) {
 		return v
 	}
@@ -563,48 +615,4 @@ func unpack(v []byte) ([]byte, error) {
 		return nil, fmt.Errorf("store: inflate: %w", err)
 	}
 	return out, nil
-}
-
-// CompactFile rewrites the bbolt file of the store in dir without its free pages and
-// swaps it in (the gateway must be stopped: the file is locked while it runs). bbolt
-// reuses freed pages while it runs, so the file stops growing after a retention run;
-// only this makes it smaller. It returns the sizes before and after.
-func CompactFile(dir string) (before, after int64, err error) {
-	path := filepath.Join(dir, "amtsbote.db")
-	tmp := path + ".compact"
-	_ = os.Remove(tmp)
-	src, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
-	if err != nil {
-		return 0, 0, fmt.Errorf("store: open %s (is a gateway running on it?): %w", path, err)
-	}
-	defer src.Close()
-	dst, err := bolt.Open(tmp, 0o600, nil)
-	if err != nil {
-		return 0, 0, fmt.Errorf("store: compact: %w", err)
-	}
-	if err := bolt.Compact(dst, src, 64<<20); err != nil {
-		dst.Close()
-		_ = os.Remove(tmp)
-		return 0, 0, fmt.Errorf("store: compact: %w", err)
-	}
-	if err := dst.Sync(); err != nil {
-		dst.Close()
-		return 0, 0, err
-	}
-	if err := dst.Close(); err != nil {
-		return 0, 0, err
-	}
-	bi, err := os.Stat(path)
-	if err != nil {
-		return 0, 0, err
-	}
-	ai, err := os.Stat(tmp)
-	if err != nil {
-		return 0, 0, err
-	}
-	src.Close()
-	if err := os.Rename(tmp, path); err != nil {
-		return 0, 0, fmt.Errorf("store: compact: %w", err)
-	}
-	return bi.Size(), ai.Size(), syncDir(dir)
 }

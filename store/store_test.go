@@ -2,8 +2,6 @@ package store_test
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -114,45 +112,4 @@ func TestSweepNeverRemovesContentPutAgain(t *testing.T) {
 	if gone, err := bs.DeleteIfOlder(d, time.Now().Add(time.Minute)); err != nil || !gone {
 		t.Fatalf("an old blob is not removed: %v %v", gone, err)
 	}
-}
-
-// TestCompactFileShrinks: after records are deleted, compacting the stopped store's
-// file makes it smaller and keeps what remains.
-func TestCompactFileShrinks(t *testing.T) {
-	dir := t.TempDir()
-	db, err := store.Open(dir, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	big := strings.Repeat("<Quittung>signed</Quittung>", 200)
-	for i := 0; i < 400; i++ {
-		s := &submission.Submission{ID: fmt.Sprintf("s%04d", i), MessageID: fmt.Sprintf("m%d", i), Sender: "amt24", OfficeID: "o", State: submission.StateAccepted, Generation: 1}
-		if _, _, _, err := db.Create(context.Background(), s, []submission.Event{{Type: submission.EventReceived, Detail: big}}, "in", []byte(big+fmt.Sprint(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := 0; i < 380; i++ {
-		if err := db.Delete(fmt.Sprintf("s%04d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	before, after, err := store.CompactFile(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if after >= before {
-		t.Fatalf("compaction did not shrink the file: %d -> %d", before, after)
-	}
-	db, err = store.Open(dir, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Get("s0399"); err != nil {
-		t.Fatalf("a kept record is gone after compaction: %v", err)
-	}
-	t.Logf("file %d -> %d bytes", before, after)
 }

@@ -24,7 +24,7 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfgPath := fs.String("config", os.Getenv("AMTSBOTE_CONFIG"), "the gateway's configuration (its store and retention)")
 	dataDir := fs.String("data", "", "data folder, overrides the configuration")
 	at := fs.String("now", "", "apply the retention as of this time (RFC 3339; default now) — to see what a date would remove")
-	compact := fs.Bool("compact", false, "afterwards rewrite the bbolt file without its free pages, so it shrinks (bbolt store only)")
+	compact := fs.Bool("compact", false, "rewrite the bbolt file without its free pages even when less than retention.compact_min_free is free (the background job does it by itself above that)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -57,18 +57,22 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "bytes removed from %d submissions, %d records deleted, %d blobs deleted (%d bytes freed)\n",
 		rep.BytesRemoved, rep.RecordsDeleted, rep.BlobsDeleted, rep.BlobBytesFreed)
-	if *compact {
-		if cfg.Store.Backend == config.StoreJetStream {
+	if rep.Compacted {
+		fmt.Fprintf(stdout, "compacted the store file: %d -> %d bytes\n", rep.FileBefore, rep.FileAfter)
+	} else if *compact {
+		c, ok := st.(interface {
+			Compact(context.Context) (store.CompactReport, error)
+		})
+		if !ok {
 			fmt.Fprintln(stderr, "amtsbote gc: -compact is for the bbolt store; JetStream compacts its own files")
 			return 2
 		}
-		closeStore()
-		before, after, err := store.CompactFile(cfg.DataDir)
+		cr, err := c.Compact(ctx)
 		if err != nil {
 			fmt.Fprintln(stderr, "amtsbote gc:", err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "compacted %s: %d -> %d bytes\n", cfg.DataDir, before, after)
+		fmt.Fprintf(stdout, "compacted the store file: %d -> %d bytes\n", cr.Before, cr.After)
 	}
 	return 0
 }

@@ -1,0 +1,51 @@
+package store
+
+import (
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// CompactCheckSame makes every following Compact compare the old and the new file
+// under the swap lock (keys, values, sequences) and fail on a difference; with
+// skipDelta it plants the defect of forgetting what was written during the copy.
+// It returns the function that undoes it.
+func CompactCheckSame(skipDelta bool) (undo func()) {
+	compactHooks.check = func(src, dst *bolt.DB) error {
+		a, err := dump(src)
+		if err != nil {
+			return err
+		}
+		b, err := dump(dst)
+		if err != nil {
+			return err
+		}
+		for k, v := range a {
+			if w, ok := b[k]; !ok || w != v {
+				return fmt.Errorf("compacted file differs at %q (present %v)", k, ok)
+			}
+		}
+		for k := range b {
+			if _, ok := a[k]; !ok {
+				return fmt.Errorf("compacted file has %q, the old one not", k)
+			}
+		}
+		return nil
+	}
+	compactHooks.skipDelta = skipDelta
+	return func() { compactHooks.check, compactHooks.skipDelta = nil, false }
+}
+
+func dump(db *bolt.DB) (map[string]string, error) {
+	m := map[string]string{}
+	err := db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			m[string(name)+"#seq"] = fmt.Sprint(b.Sequence())
+			return b.ForEach(func(k, v []byte) error {
+				m[string(name)+"/"+string(k)] = string(v)
+				return nil
+			})
+		})
+	})
+	return m, err
+}
