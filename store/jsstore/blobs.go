@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/amtsbote/amtsbote/store"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -18,16 +22,39 @@ import (
 // named by their hex SHA-256: chunks of 128 KiB, each a stream message, and one
 // meta message written last. Put returns after every chunk and the meta message are
 // acknowledged (a quorum has them); reading checks the SHA-256 of what it streams.
+//
+// The meta message of an object is also its clock for the retention sweep: its
+// stored time is when the object was last put, and both a Put of existing content
+// (the touch) and DeleteIfOlder change it only on condition that it is still the
+// message they read (Nats-Expected-Last-Subject-Sequence), so the two cannot
+// overtake each other unseen on any pair of nodes.
 type Blobs struct {
 	obs    jetstream.ObjectStore
-	stream jetstream.Stream // OBJ_<bucket>, for Walk
+	nc     *nats.Conn       // conditional publishes of meta messages
+	stream jetstream.Stream // OBJ_<bucket>: Walk, meta reads, chunk purges
 	bucket string
 	opts   Options
+	// beforeMark, set by tests, runs in DeleteIfOlder between reading the meta
+	// message and publishing the deletion marker: the window a racing Put hits.
+	beforeMark func(digest string)
+	// loseAck, set by tests, turns a stored deletion marker into a lost
+	// acknowledgement.
+	loseAck func() bool
 }
 
 var _ store.BlobStore = (*Blobs)(nil)
 
 // Put stores b and returns its hex SHA-256. Identical content is stored once.
+//
+// Content that is already stored is touched instead of uploaded again: its meta
+// message is published again unchanged, on condition that it is still the last one
+// (expected last subject sequence), so its stored time becomes now. Why: the caller
+// is about to commit a record that references the digest, and the retention sweep
+// of another node may have scanned the records before that commit and found the
+// blob unreferenced and old. Its DeleteIfOlder expects the meta message it read; a
+// touch that lands first makes that expectation fail, and a deletion marker that
+// lands first makes the touch fail, after which Put reads the marker and uploads the
+// bytes again. Either way the blob exists, with a fresh time, when Put returns.
 func (b *Blobs) Put(data []byte) (string, error) {
 	sum := sha256.Sum256(data)
 	digest := hex.EncodeToString(sum[:])
@@ -36,23 +63,225 @@ func (b *Blobs) Put(data []byte) (string, error) {
 	var lastErr error
 	for attempt := 0; ; attempt++ {
 		c, cancelAttempt := context.WithTimeout(ctx, b.opts.RequestTimeout+time.Duration(len(data)>>20)*time.Second)
-		info, err := b.obs.GetInfo(c, digest)
-		if err == nil && !info.Deleted && info.Size == uint64(len(data)) {
-			cancelAttempt()
-			return digest, nil
-		}
-		if err == nil || errors.Is(err, jetstream.ErrObjectNotFound) {
-			_, err = b.obs.Put(c, jetstream.ObjectMeta{Name: digest}, bytes.NewReader(data))
-		}
+		err := b.put1(c, digest, data)
 		cancelAttempt()
 		if err == nil {
 			return digest, nil
 		}
 		lastErr = err
-		if !sleep(ctx, backoff(attempt)) {
+		wait := backoff(attempt)
+		if errors.Is(err, errConflict) {
+			// The meta message changed between read and touch (another touch, a new
+			// upload, a deletion marker): read it again at once.
+			wait = jitter(attempt)
+		}
+		if !sleep(ctx, wait) {
 			return "", fmt.Errorf("jsstore: blob put: %w", lastErr)
 		}
 	}
+}
+
+// put1 is one attempt of Put: touch the stored object, or upload it.
+func (b *Blobs) put1(ctx context.Context, digest string, data []byte) error {
+	bm, err := b.readMeta(ctx, digest)
+	switch {
+	case err == nil && bm.live() && bm.info.Size == uint64(len(data)):
+		return b.touch(ctx, bm)
+	case err == nil && bm.info.Deleted && bm.info.NUID != "":
+		// A delete may have stopped between its marker and the purge of the chunks,
+		// and the upload below does not purge the chunks of a deleted object: finish
+		// it. That chunk subject can never be live again (a new upload takes a new
+		// NUID, and a touch expects the live meta message it read), so this purges
+		// nothing anyone reads. Best effort: the upload is what Put is about.
+		_ = b.stream.Purge(ctx, jetstream.WithPurgeSubject(b.chunkSubject(bm.info.NUID)))
+	case err == nil || errors.Is(err, jetstream.ErrMsgNotFound):
+	default:
+		return err
+	}
+	// Missing, deleted or of another size: upload. A new NUID and a meta message
+	// written last (with rollup), so a DeleteIfOlder that read the earlier state fails
+	// its expectation against it.
+	_, err = b.obs.Put(ctx, jetstream.ObjectMeta{Name: digest}, bytes.NewReader(data))
+	return err
+}
+
+// blobMeta is the last message of an object's meta subject, read from the stream
+// leader.
+type blobMeta struct {
+	subject string
+	seq     uint64
+	stored  time.Time // the server's time of storing it: the object's time for the sweep
+	data    []byte    // the meta JSON as stored
+	info    jetstream.ObjectInfo
+}
+
+// live reports whether the message describes an object that Get would stream.
+func (bm *blobMeta) live() bool { return !bm.info.Deleted && bm.info.NUID != "" }
+
+// metaSubject is the subject of an object's meta message, named as nats.go's object
+// store names it: $O.<bucket>.M.<base64url of the name, padded>.
+func (b *Blobs) metaSubject(name string) string {
+	return "$O." + b.bucket + ".M." + base64.URLEncoding.EncodeToString([]byte(name))
+}
+
+// chunkSubject is the subject of an object's chunks: $O.<bucket>.C.<nuid>.
+func (b *Blobs) chunkSubject(nuid string) string { return "$O." + b.bucket + ".C." + nuid }
+
+// readMeta reads the last meta message of a digest (one request, no retries).
+// jetstream.ErrMsgNotFound: never stored (or purged).
+func (b *Blobs) readMeta(ctx context.Context, digest string) (*blobMeta, error) {
+	subject := b.metaSubject(digest)
+	m, err := b.stream.GetLastMsgForSubject(ctx, subject)
+	if err != nil {
+		return nil, err
+	}
+	bm := &blobMeta{subject: subject, seq: m.Sequence, stored: m.Time, data: m.Data}
+	if err := json.Unmarshal(m.Data, &bm.info); err != nil {
+		return nil, fmt.Errorf("jsstore: blob meta %s: %w", digest, err)
+	}
+	return bm, nil
+}
+
+// metaMsg is a meta message as nats.go's object store publishes one (rollup of the
+// subject, so only the last meta message stays), on condition that bm is still the
+// last message of its subject.
+func metaMsg(bm *blobMeta, data []byte) *nats.Msg {
+	m := nats.NewMsg(bm.subject)
+	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+	m.Header.Set(hdrExpectedSubSeq, strconv.FormatUint(bm.seq, 10))
+	m.Data = data
+	return m
+}
+
+// touch publishes bm's meta message again, byte for byte, so its stored time becomes
+// now; errConflict if bm is no longer the last message of its subject.
+func (b *Blobs) touch(ctx context.Context, bm *blobMeta) error {
+	return request(ctx, b.nc, metaMsg(bm, bm.data))
+}
+
+// mark replaces bm by a deletion marker as nats.go's ObjectStore.Delete writes it
+// (the same info with Deleted set, size, chunks and digest cleared and no time);
+// errConflict if bm is no longer the last message of its subject. The chunks stay
+// until purgeChunks.
+func (b *Blobs) mark(ctx context.Context, bm *blobMeta) error {
+	info := bm.info
+	info.Deleted = true
+	info.Size, info.Chunks, info.Digest = 0, 0, ""
+	info.ModTime = time.Time{}
+	data, err := json.Marshal(&info)
+	if err != nil {
+		return err
+	}
+	err = request(ctx, b.nc, metaMsg(bm, data))
+	if err == nil && b.loseAck != nil && b.loseAck() {
+		err = fmt.Errorf("%w: acknowledgement dropped by test", errAmbiguous)
+	}
+	return err
+}
+
+// purgeChunks removes the chunks of a marked object, retrying transient failures.
+func (b *Blobs) purgeChunks(ctx context.Context, nuid string) error {
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		c, cancel := context.WithTimeout(ctx, b.opts.RequestTimeout)
+		err := b.stream.Purge(c, jetstream.WithPurgeSubject(b.chunkSubject(nuid)))
+		cancel()
+		if err == nil {
+			return nil
+		}
+		lastErr = err
+		if !transient(err) || !sleep(ctx, backoff(attempt)) {
+			return fmt.Errorf("jsstore: purge chunks %s: %w", nuid, lastErr)
+		}
+	}
+}
+
+// DeleteIfOlder removes a blob only if its meta message was stored (by the upload or
+// the last touch) before the given time; it reports whether it did.
+//
+// Why it is safe beside intake on other nodes: the retention sweep calls it for
+// blobs no record referenced when it scanned, but a record committed after the scan
+// may reference the digest, its intake having put the same content again. That Put
+// touched the meta message (a newer time) or uploaded the content anew. The
+// deletion marker is published on condition that the meta message read here, the
+// one found old, is still the last one (Nats-Expected-Last-Subject-Sequence), so a
+// touch or upload in between makes it fail, and DeleteIfOlder returns false (the
+// next sweep looks again). A marker that lands first makes the touch fail, and that
+// Put uploads again. Only then are the chunks purged; a crash before the purge
+// leaves a marker whose chunks a later Delete (or Put) of the digest purges.
+func (b *Blobs) DeleteIfOlder(digest string, before time.Time) (bool, error) {
+	if !isHexDigest(digest) {
+		return false, store.ErrBadDigest
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.opts.Timeout)
+	defer cancel()
+	// marked is the NUID of a marker sent without an acknowledgement: it may be
+	// stored, so a conflict afterwards may be our own marker.
+	var marked string
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		c, cancelAttempt := context.WithTimeout(ctx, b.opts.RequestTimeout)
+		bm, err := b.readMeta(c, digest)
+		cancelAttempt()
+		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			lastErr = err
+			if !transient(err) || !sleep(ctx, backoff(attempt)) {
+				return false, fmt.Errorf("jsstore: blob %s: %w", digest, lastErr)
+			}
+			continue
+		}
+		if marked != "" && (bm == nil || bm.info.NUID != marked) {
+			// Our marker was stored and the content uploaded again since, or it was not
+			// and an upload replaced the object: no meta message names these chunks
+			// any more. Best effort; a leftover costs space, not data.
+			_ = b.purgeChunks(ctx, marked)
+			marked = ""
+		}
+		switch {
+		case bm == nil:
+			return false, nil
+		case bm.info.Deleted:
+			if marked != "" {
+				// Our unacknowledged marker (or another deleter's of the same object).
+				return true, b.finishDelete(ctx, digest, marked)
+			}
+			return false, nil
+		case !bm.live() || !bm.stored.Before(before):
+			return false, nil
+		}
+		if b.beforeMark != nil {
+			b.beforeMark(digest)
+		}
+		c, cancelAttempt = context.WithTimeout(ctx, b.opts.RequestTimeout)
+		err = b.mark(c, bm)
+		cancelAttempt()
+		switch {
+		case err == nil:
+			return true, b.finishDelete(ctx, digest, bm.info.NUID)
+		case errors.Is(err, errConflict) && marked == "":
+			// Touched, uploaded again or deleted since the read: not ours to remove now.
+			return false, nil
+		case errors.Is(err, errAmbiguous):
+			marked = bm.info.NUID
+		case !errors.Is(err, errConflict):
+			return false, fmt.Errorf("jsstore: blob %s: mark deleted: %w", digest, err)
+		}
+		// No acknowledgement (or a conflict after one that may be our own marker):
+		// read again.
+		lastErr = err
+		if !sleep(ctx, backoff(attempt)) {
+			return false, fmt.Errorf("jsstore: blob %s: %w", digest, lastErr)
+		}
+	}
+}
+
+// finishDelete purges the chunks of an object whose marker is stored. The blob is
+// gone either way; an error means its chunks stay until a later Delete or Put.
+func (b *Blobs) finishDelete(ctx context.Context, digest, nuid string) error {
+	if err := b.purgeChunks(ctx, nuid); err != nil {
+		return fmt.Errorf("jsstore: blob %s marked deleted, chunks left: %w", digest, err)
+	}
+	return nil
 }
 
 // Open streams a blob. Reading fails if the bytes do not match the digest.

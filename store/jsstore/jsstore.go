@@ -213,7 +213,7 @@ func (s *Store) ensure(ctx context.Context, cfgs ...jetstream.StreamConfig) erro
 	if err != nil {
 		return err
 	}
-	s.blobs = &Blobs{obs: obs, stream: objStream, bucket: s.bucket + "_blobs", opts: s.opts}
+	s.blobs = &Blobs{obs: obs, nc: s.nc, stream: objStream, bucket: s.bucket + "_blobs", opts: s.opts}
 	return nil
 }
 
@@ -691,7 +691,15 @@ func (s *Store) write1(ctx context.Context, msgs []*nats.Msg) error {
 			}
 		}
 	}
-	resp, err := s.nc.RequestMsgWithContext(rctx, last)
+	return request(rctx, s.nc, last)
+}
+
+// request publishes one stream message (or the commit of a batch) and waits for the
+// acknowledgement, classified for the retry loops: nil (stored), errConflict (an
+// expected last sequence did not match: nothing was stored), errAmbiguous (maybe
+// stored) or another error (refused).
+func request(ctx context.Context, nc *nats.Conn, m *nats.Msg) error {
+	resp, err := nc.RequestMsgWithContext(ctx, m)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errAmbiguous, err)
 	}

@@ -126,46 +126,75 @@ func (s *Store) removal(subject string, data []byte) *nats.Msg {
 }
 
 // Delete removes a blob: ErrNotFound if there is none, ErrBadDigest for a malformed
-// name. The object's meta message becomes a deletion marker and its chunks are
-// purged (nats.go ObjectStore.Delete); a delete interrupted between the two is
-// finished by the next Delete of the same digest, which then reports ErrNotFound.
+// name. The object's meta message becomes a deletion marker as nats.go's
+// ObjectStore.Delete writes it, and its chunks are purged; a delete interrupted
+// between the two is finished by the next Delete of the same digest, which then
+// reports ErrNotFound.
+//
+// The marker expects the meta message that was read (like DeleteIfOlder's), and
+// finishing an interrupted delete purges only the chunks the marker names: a Put of
+// the same content meanwhile (a touch or a new upload) is never marked or purged by
+// a Delete that read the state before it. A Delete that meets such a Put reads
+// again and deletes what is there then, as an unconditional delete should.
 func (b *Blobs) Delete(digest string) error {
 	if !isHexDigest(digest) {
 		return store.ErrBadDigest
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.Timeout)
 	defer cancel()
-	tried := false
+	var marked string // NUID of our marker, maybe stored without an acknowledgement
 	var lastErr error
 	for attempt := 0; ; attempt++ {
 		c, cancelAttempt := context.WithTimeout(ctx, b.opts.RequestTimeout)
-		info, err := b.obs.GetInfo(c, digest, jetstream.GetObjectInfoShowDeleted())
+		bm, err := b.readMeta(c, digest)
+		cancelAttempt()
+		wait := backoff(attempt)
+		if err == nil && marked != "" && bm.info.NUID != marked {
+			// Our unacknowledged marker was stored and the content put again since, or
+			// an upload replaced the object before it: either way this Delete overlapped
+			// that Put and is ordered before it, so the new object stays. No meta
+			// message names the marked chunks any more (best effort: space, not data).
+			_ = b.purgeChunks(ctx, marked)
+			return nil
+		}
 		switch {
-		case errors.Is(err, jetstream.ErrObjectNotFound):
-			cancelAttempt()
+		case errors.Is(err, jetstream.ErrMsgNotFound):
 			return fmt.Errorf("blob %s: %w", digest, store.ErrNotFound)
-		case err == nil && info.Deleted:
+		case err == nil && bm.info.Deleted:
 			// Deleted before, maybe without its chunks purged: finish that.
-			err = b.obs.Delete(c, digest)
-			cancelAttempt()
-			if err == nil {
-				if tried {
-					return nil // our own earlier try marked it
+			if bm.info.NUID != "" {
+				if err = b.purgeChunks(ctx, bm.info.NUID); err != nil {
+					return fmt.Errorf("jsstore: blob delete %s: %w", digest, err)
 				}
-				return fmt.Errorf("blob %s: %w", digest, store.ErrNotFound)
 			}
+			if marked != "" && bm.info.NUID == marked {
+				return nil // our own earlier try marked it
+			}
+			return fmt.Errorf("blob %s: %w", digest, store.ErrNotFound)
+		case err == nil && !bm.live():
+			return fmt.Errorf("jsstore: blob delete %s: meta message without object id", digest)
 		case err == nil:
-			tried = true
-			err = b.obs.Delete(c, digest)
+			c, cancelAttempt = context.WithTimeout(ctx, b.opts.RequestTimeout)
+			err = b.mark(c, bm)
 			cancelAttempt()
-			if err == nil {
+			switch {
+			case err == nil:
+				if err = b.purgeChunks(ctx, bm.info.NUID); err != nil {
+					return fmt.Errorf("jsstore: blob delete %s: marked deleted, chunks left: %w", digest, err)
+				}
 				return nil
+			case errors.Is(err, errAmbiguous):
+				marked = bm.info.NUID
+			case errors.Is(err, errConflict):
+				wait = jitter(attempt) // put or deleted meanwhile: read again
+			default:
+				return fmt.Errorf("jsstore: blob delete %s: %w", digest, err)
 			}
-		default:
-			cancelAttempt()
+		case !transient(err):
+			return fmt.Errorf("jsstore: blob delete %s: %w", digest, err)
 		}
 		lastErr = err
-		if !transient(err) || !sleep(ctx, backoff(attempt)) {
+		if !sleep(ctx, wait) {
 			return fmt.Errorf("jsstore: blob delete %s: %w", digest, lastErr)
 		}
 	}
