@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +31,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	floor := fs.Duration("floor", 2*time.Second, "open loop: run the write+fsync probe alone this long before the ladder (0: not at all)")
 	probeEvery := fs.Duration("probe", 10*time.Millisecond, "open loop: interval of the write+fsync probe of the data disk (0: no probe, to see what it costs)")
 	drain := fs.Duration("drain", time.Minute, "open loop: after the ladder, wait this long at most for every package to be delivered")
+	cpuProfile := fs.String("cpuprofile", "", "closed loop: write a CPU profile of the gateway's work (first post to last delivery) to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -69,7 +71,17 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 0
 	}
 	fmt.Fprintf(stderr, "signing %d packages, then posting them with concurrency %d to a gateway on loopback...\n", *n, *c)
-	res, err := loadtest.Run(ctx, loadtest.Options{N: *n, Concurrency: *c, Elements: *elements, PerOffice: *perOffice, Timeout: *timeout, Progress: stderr})
+	o := loadtest.Options{N: *n, Concurrency: *c, Elements: *elements, PerOffice: *perOffice, Timeout: *timeout, Progress: stderr}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "amtsbote bench:", err)
+			return 1
+		}
+		defer f.Close()
+		o.CPUProfile = f
+	}
+	res, err := loadtest.Run(ctx, o)
 	if err != nil {
 		fmt.Fprintln(stderr, "amtsbote bench:", err)
 		return 1
