@@ -310,7 +310,11 @@ func (db *DB) UpdateWithReceipt(id, kind string, receipt []byte, fn func(s *subm
 func (db *DB) change(id, kind string, receipt []byte, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, bool, error) {
 	var out *submission.Submission
 	changed := false
-	err := db.update(func(tx *wtx) error {
+	// Group commit, as Create: concurrent deliveries, confirmations and decisions
+	// share fsyncs. bbolt may run fn again after a rolled-back batch (the contract
+	// allows that), so what it reports is reset first.
+	err := db.batch(func(tx *wtx) error {
+		out, changed = nil, false
 		s, err := getSubmission(tx.Tx, id)
 		if err != nil {
 			return err
