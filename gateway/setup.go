@@ -37,16 +37,22 @@ func (g *Gateway) setupKeys() error {
 		}
 		if pki.Created {
 			g.Log.Warn("created a DEVELOPMENT PKI; do not use it in production",
-				"dir", pki.Dir, "gateway_cert", pki.GatewayCert, "portal_key", pki.PortalKey, "portal_cert", pki.PortalCert, "trust_dir", pki.TrustDir)
+				"dir", pki.Dir, "gateway_cert", pki.GatewayCert, "receipt_key", pki.ReceiptKey,
+				"portal_key", pki.PortalKey, "portal_cert", pki.PortalCert, "trust_dir", pki.TrustDir)
 		}
 	}
 	if c.PKI.TrustDir == "" {
 		return errors.New("pki.trust_dir: required when pki.gateway_key is set")
 	}
+	// Whatever the key's type (an operator's RSA or ECDSA key, or the dev PKI's), the
+	// signer picks the matching SignatureMethod; the log says which, because relying
+	// parties' tools differ (npm xml-crypto verifies RSA only, see docs/signing.md).
 	signer, err := signing.LoadSigner(c.PKI.GatewayKey, c.PKI.GatewayCert)
 	if err != nil {
 		return fmt.Errorf("gateway key: %w", err)
 	}
+	g.Log.Info("receipts and federation documents are signed with the gateway key",
+		"key", signer.KeyDescription(), "signature_method", signer.SignatureMethod(), "cert", c.PKI.GatewayCert)
 	trust, err := signing.LoadTrustStore(c.PKI.TrustDir)
 	if err != nil {
 		return fmt.Errorf("trust store: %w", err)

@@ -1,7 +1,16 @@
 package signing_test
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"testing"
+	"time"
 
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/signing/signingtest"
@@ -48,4 +57,92 @@ func BenchmarkSign10KB(b *testing.B) {
 			}
 		}
 	})
+}
+
+// receiptKeys are the gateway's receipt key types the receipt benchmarks compare:
+// ECDSA P-256 (the dev PKI's default), RSA-2048 (older installations) and RSA-3072
+// (`keys init -receipt-key rsa`, BSI TR-02102's minimum for new systems).
+var receiptKeys = []struct {
+	name string
+	gen  func() (crypto.Signer, error)
+}{
+	{"ecdsa-p256", func() (crypto.Signer, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }},
+	{"rsa-2048", func() (crypto.Signer, error) { return rsa.GenerateKey(rand.Reader, 2048) }},
+	{"rsa-3072", func() (crypto.Signer, error) { return rsa.GenerateKey(rand.Reader, 3072) }},
+}
+
+// receiptSigner makes a signer with a self-signed certificate (CN = the sample
+// receipt's gateway id) for one of receiptKeys.
+func receiptSigner(b *testing.B, gen func() (crypto.Signer, error)) *signing.Signer {
+	b.Helper()
+	key, err := gen()
+	if err != nil {
+		b.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: sampleReceipts()[0].GatewayID},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := signing.NewSigner(key, []*x509.Certificate{cert})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// BenchmarkSignReceipt: what the gateway pays per receipt (two per package) on the
+// same Eingangsbestaetigung, by key type. Also reports the signed receipt's size,
+// which the store keeps twice per submission.
+func BenchmarkSignReceipt(b *testing.B) {
+	r := sampleReceipts()[0]
+	for _, tc := range receiptKeys {
+		b.Run(tc.name, func(b *testing.B) {
+			s := receiptSigner(b, tc.gen)
+			signed, err := s.SignReceipt(r)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.SignReceipt(r); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(signed)), "receipt-bytes")
+		})
+	}
+}
+
+// BenchmarkVerifyReceipt: what a portal or peer pays to verify one receipt with our
+// verifier, by key type (ECDSA verification costs more than RSA's; signing is
+// where ECDSA wins).
+func BenchmarkVerifyReceipt(b *testing.B) {
+	r := sampleReceipts()[0]
+	for _, tc := range receiptKeys {
+		b.Run(tc.name, func(b *testing.B) {
+			s := receiptSigner(b, tc.gen)
+			signed, err := s.SignReceipt(r)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ts := signing.NewTrustStore()
+			if err := ts.Add(signing.RoleGateway, s.Certificate()); err != nil {
+				b.Fatal(err)
+			}
+			v := signing.NewVerifier(ts, signing.VerifyOptions{})
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := v.Verify(signed, signing.RoleGateway); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

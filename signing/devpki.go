@@ -2,6 +2,8 @@ package signing
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -27,6 +29,53 @@ type DevPKI struct {
 	PortalCert  string
 	TrustDir    string
 	Created     bool // true if this call generated the files
+	// ReceiptKey describes the gateway's signing key as found on disk or just
+	// generated ("ECDSA P-256", "RSA-3072", "RSA-2048" for an older PKI), so that
+	// callers can say what the receipts are signed with.
+	ReceiptKey string
+}
+
+// KeyType is the kind of receipt (gateway) key the development PKI generates.
+type KeyType string
+
+// The receipt key types of the development PKI.
+const (
+	// KeyECDSA is ECDSA P-256 (ecdsa-sha256): a signature costs tens of microseconds
+	// instead of the milliseconds of RSA, at a strength (~128 bit) that BSI TR-02102
+	// and SOG-IS accept beyond 2030. The default.
+	KeyECDSA KeyType = "ecdsa"
+	// KeyRSA is RSA-3072 (rsa-sha256), the smallest size BSI TR-02102 accepts for new
+	// systems. For relying parties whose tools cannot verify ECDSA (npm xml-crypto).
+	KeyRSA KeyType = "rsa"
+)
+
+// DefaultReceiptKey is the receipt key type a new development PKI gets.
+const DefaultReceiptKey = KeyECDSA
+
+// DefaultRSABits is the size of a new RSA receipt key (BSI TR-02102-1: >= 3000
+// bits for new systems; SOG-IS ended RSA-2048's suitability at the end of 2025).
+const DefaultRSABits = 3072
+
+// ParseKeyType reads a receipt key type ("ecdsa" or "rsa"; "" is the default).
+func ParseKeyType(s string) (KeyType, error) {
+	switch KeyType(s) {
+	case "":
+		return DefaultReceiptKey, nil
+	case KeyECDSA, KeyRSA:
+		return KeyType(s), nil
+	}
+	return "", fmt.Errorf("%w: receipt key type %q: want %q or %q", ErrSignerConfig, s, KeyECDSA, KeyRSA)
+}
+
+// DevPKIOptions choose the keys of a development PKI that does not exist yet; they
+// are ignored for one that does (its keys are used as they are).
+type DevPKIOptions struct {
+	// ReceiptKey is the type of the gateway's signing key ("" means DefaultReceiptKey).
+	ReceiptKey KeyType
+	// RSABits is the size of an RSA receipt key (0 means DefaultRSABits). Smaller
+	// sizes exist to reproduce installations made before RSA-3072 (RSA-2048); below
+	// 2048 is refused.
+	RSABits int
 }
 
 // DevPortalID is the client id of the demo portal EnsureDevPKI creates.
@@ -45,53 +94,74 @@ func devPaths(dir string) *DevPKI {
 	}
 }
 
-// EnsureDevPKI creates, on first call, a development CA, a gateway signing key and
-// certificate (RSA-2048, CN=gatewayID), a demo portal key and certificate
-// (CN=amt24) and a trust directory with the CA as portal root and the gateway
-// certificate under gateways/ (so `amtsbote verify` trusts our own receipts).
-// Later calls load nothing new and return the same paths with Created=false; if
-// the gateway certificate's CN differs from gatewayID it says so instead of
-// silently signing as someone else. Keys are written 0600.
+// EnsureDevPKI is EnsureDevPKIWith with the default options: a new development
+// PKI gets an ECDSA P-256 receipt key.
+func EnsureDevPKI(dir, gatewayID string) (*DevPKI, error) {
+	return EnsureDevPKIWith(dir, gatewayID, DevPKIOptions{})
+}
+
+// EnsureDevPKIWith creates, on first call, a development CA (RSA-2048), a gateway
+// signing key and certificate (CN=gatewayID; ECDSA P-256 or RSA-3072 as o says), a
+// demo portal key and certificate (RSA-2048, CN=amt24) and a trust directory with
+// the CA as portal root and the gateway certificate under gateways/ (so `amtsbote
+// verify` trusts our own receipts).
+//
+// Later calls load nothing new and return the same paths with Created=false,
+// whatever o says: an existing gateway key is used as it is, of whatever type and
+// size, because its certificate may already be trusted by portals and peers, and
+// regenerating it silently would break them. If the gateway certificate's CN
+// differs from gatewayID it says so instead of silently signing as someone else.
+// Keys are written 0600.
+//
+// The CA and the portal stay RSA: the portal stands for third-party portals, which
+// may sign with npm xml-crypto (RSA only), and the CA's signature is checked only
+// once per chain and trust snapshot (cached), so its key type costs nothing per
+// package.
 //
 // These are development keys: the CA key sits next to the certificates.
-func EnsureDevPKI(dir, gatewayID string) (*DevPKI, error) {
+func EnsureDevPKIWith(dir, gatewayID string, o DevPKIOptions) (*DevPKI, error) {
 	if gatewayID == "" {
 		return nil, fmt.Errorf("%w: empty gateway id", ErrSignerConfig)
 	}
+	kt, err := ParseKeyType(string(o.ReceiptKey))
+	if err != nil {
+		return nil, err
+	}
+	rsaBits := o.RSABits
+	if rsaBits == 0 {
+		rsaBits = DefaultRSABits
+	}
+	if rsaBits < 2048 {
+		return nil, fmt.Errorf("%w: RSA receipt key of %d bits, need >= 2048", ErrSignerConfig, rsaBits)
+	}
 	p := devPaths(dir)
 	if _, err := os.Stat(p.GatewayCert); err == nil {
-		if _, err := LoadSigner(p.GatewayKey, p.GatewayCert); err != nil {
+		s, err := LoadSigner(p.GatewayKey, p.GatewayCert)
+		if err != nil {
 			return nil, fmt.Errorf("dev PKI in %s is damaged: %w", dir, err)
 		}
-		data, err := os.ReadFile(p.GatewayCert)
-		if err != nil {
-			return nil, err
-		}
-		certs, err := ParseCertificatesPEM(data)
-		if err != nil {
-			return nil, err
-		}
-		if cn := certs[0].Subject.CommonName; cn != gatewayID {
+		if cn := s.Certificate().Subject.CommonName; cn != gatewayID {
 			return nil, fmt.Errorf("%w: dev PKI in %s belongs to gateway %q, not %q", ErrSignerConfig, dir, cn, gatewayID)
 		}
+		p.ReceiptKey = s.KeyDescription()
 		return p, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
+		return nil, fmt.Errorf("dev PKI: %w", err)
 	}
 	for _, d := range []string{dir, p.TrustDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("dev PKI: %w", err)
 		}
 	}
 	for _, sub := range []string{RolePortal.Dir(), RolePeer.Dir(), RoleOffice.Dir(), RoleGateway.Dir(), CRLDir} {
 		if err := os.MkdirAll(filepath.Join(p.TrustDir, sub), 0o755); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("dev PKI: %w", err)
 		}
 	}
 	now := time.Now().Add(-time.Hour)
 	caKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("dev PKI: CA key: %w", err)
 	}
 	caTmpl := &x509.Certificate{
 		Subject:               pkix.Name{CommonName: "amtsbote dev CA (" + gatewayID + ")", Organization: []string{"amtsbote development"}},
@@ -103,10 +173,10 @@ func EnsureDevPKI(dir, gatewayID string) (*DevPKI, error) {
 	}
 	caCert, err := issue(caTmpl, caTmpl, caKey.Public(), caKey)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("dev PKI: CA certificate: %w", err)
 	}
-	leaf := func(cn string) (*rsa.PrivateKey, *x509.Certificate, error) {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
+	leaf := func(cn string, gen func() (crypto.Signer, error)) (crypto.Signer, *x509.Certificate, error) {
+		k, err := gen()
 		if err != nil {
 			return nil, nil, err
 		}
@@ -120,13 +190,20 @@ func EnsureDevPKI(dir, gatewayID string) (*DevPKI, error) {
 		}, caCert, k.Public(), caKey)
 		return k, c, err
 	}
-	gwKey, gwCert, err := leaf(gatewayID)
-	if err != nil {
-		return nil, err
+	rsaKey := func(bits int) func() (crypto.Signer, error) {
+		return func() (crypto.Signer, error) { return rsa.GenerateKey(rand.Reader, bits) }
 	}
-	ptKey, ptCert, err := leaf(DevPortalID)
+	gwGen := func() (crypto.Signer, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }
+	if kt == KeyRSA {
+		gwGen = rsaKey(rsaBits)
+	}
+	gwKey, gwCert, err := leaf(gatewayID, gwGen)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("dev PKI: gateway key: %w", err)
+	}
+	ptKey, ptCert, err := leaf(DevPortalID, rsaKey(2048))
+	if err != nil {
+		return nil, fmt.Errorf("dev PKI: portal key: %w", err)
 	}
 	writes := []struct {
 		path string
@@ -145,10 +222,11 @@ func EnsureDevPKI(dir, gatewayID string) (*DevPKI, error) {
 	}
 	for _, w := range writes {
 		if err := writeFileAtomic(w.path, w.data, w.mode); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("dev PKI: %w", err)
 		}
 	}
 	p.Created = true
+	p.ReceiptKey = KeyDescription(gwKey.Public())
 	return p, nil
 }
 

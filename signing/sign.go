@@ -26,8 +26,11 @@ var ErrSignerConfig = errors.New("signing: bad signer configuration")
 
 // Signer produces enveloped signatures: one ds:Signature appended as the last child
 // of the root, one Reference URI="#<root ID>", enveloped + inclusive C14N 1.0
-// transforms, SHA-256, RSA-SHA256 (RSA >= 2048 bits) or ECDSA-SHA256 (P-256, raw
-// r||s as XMLDSig 1.1 requires), and the certificate chain in KeyInfo.
+// transforms, SHA-256 digest, and the certificate chain in KeyInfo. The
+// SignatureMethod follows the key: RSA-SHA256 (RSA >= 2048 bits), ECDSA-SHA256 for
+// P-256, ECDSA-SHA384 for P-384 and ECDSA-SHA512 for P-521 (each curve with the hash
+// of its strength; raw r||s as XMLDSig 1.1 requires). So an operator's own key of
+// any of these types works without configuring the algorithm.
 //
 // Inclusive C14N 1.0 is the one method xmlsec1, xml-crypto and goxmldsig all
 // verify, and unlike exclusive C14N it also binds namespace prefixes used inside
@@ -37,6 +40,7 @@ type Signer struct {
 	chain   []*x509.Certificate
 	alg     string
 	hash    crypto.Hash
+	ecSize  int // bytes of r and of s for ECDSA keys, 0 for RSA
 	certB64 []string
 }
 
@@ -53,10 +57,17 @@ func NewSigner(key crypto.Signer, chain []*x509.Certificate) (*Signer, error) {
 		}
 		s.alg = AlgRSASHA256
 	case *ecdsa.PublicKey:
-		if pub.Curve != elliptic.P256() {
-			return nil, fmt.Errorf("%w: ECDSA curve %s, need P-256", ErrSignerConfig, pub.Curve.Params().Name)
+		switch pub.Curve {
+		case elliptic.P256():
+			s.alg = AlgECDSASHA256
+		case elliptic.P384():
+			s.alg, s.hash = AlgECDSASHA384, crypto.SHA384
+		case elliptic.P521():
+			s.alg, s.hash = AlgECDSASHA512, crypto.SHA512
+		default:
+			return nil, fmt.Errorf("%w: ECDSA curve %s, need P-256, P-384 or P-521", ErrSignerConfig, pub.Curve.Params().Name)
 		}
-		s.alg = AlgECDSASHA256
+		s.ecSize = (pub.Curve.Params().BitSize + 7) / 8
 	default:
 		return nil, fmt.Errorf("%w: unsupported key type %T", ErrSignerConfig, pub)
 	}
@@ -143,6 +154,24 @@ func ParseCertificatesPEM(data []byte) ([]*x509.Certificate, error) {
 	return out, nil
 }
 
+// SignatureMethod returns the XMLDSig SignatureMethod URI this signer writes.
+func (s *Signer) SignatureMethod() string { return s.alg }
+
+// KeyDescription describes the signer's key for logs and messages ("ECDSA P-256",
+// "RSA-3072").
+func (s *Signer) KeyDescription() string { return KeyDescription(s.key.Public()) }
+
+// KeyDescription describes a public key's type and size ("ECDSA P-256", "RSA-3072").
+func KeyDescription(pub crypto.PublicKey) string {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		return fmt.Sprintf("RSA-%d", k.N.BitLen())
+	case *ecdsa.PublicKey:
+		return "ECDSA " + k.Curve.Params().Name
+	}
+	return fmt.Sprintf("%T", pub)
+}
+
 // Certificate returns the signing (leaf) certificate.
 func (s *Signer) Certificate() *x509.Certificate { return s.chain[0] }
 
@@ -224,7 +253,7 @@ func (s *Signer) signBytes(data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signing: sign: %w", err)
 	}
-	if s.alg != AlgECDSASHA256 {
+	if s.ecSize == 0 {
 		return raw, nil
 	}
 	// crypto.Signer returns ASN.1 DER for ECDSA; XMLDSig 1.1 wants r||s, each
@@ -233,9 +262,14 @@ func (s *Signer) signBytes(data []byte) ([]byte, error) {
 	if _, err := asn1.Unmarshal(raw, &rs); err != nil {
 		return nil, fmt.Errorf("signing: ecdsa signature: %w", err)
 	}
-	out := make([]byte, 64)
-	rs.R.FillBytes(out[:32])
-	rs.S.FillBytes(out[32:])
+	n := s.ecSize
+	if rs.R.Sign() <= 0 || rs.S.Sign() <= 0 || rs.R.BitLen() > 8*n || rs.S.BitLen() > 8*n {
+		// FillBytes would panic; only a broken crypto.Signer (an HSM module) gets here.
+		return nil, fmt.Errorf("signing: ecdsa signature: r or s out of range for the curve")
+	}
+	out := make([]byte, 2*n)
+	rs.R.FillBytes(out[:n])
+	rs.S.FillBytes(out[n:])
 	return out, nil
 }
 

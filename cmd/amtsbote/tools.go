@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/gateway"
@@ -50,14 +51,25 @@ func runKeys(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data", "./data", "data folder")
 	gatewayID := fs.String("gateway-id", config.Default().GatewayID, "gateway id (CN of its certificate)")
+	receiptKey := fs.String("receipt-key", string(signing.DefaultReceiptKey),
+		"type of a NEW gateway (receipt) key: ecdsa (P-256) or rsa (RSA-3072, for verifiers without ECDSA such as npm xml-crypto); an existing key is kept")
+	const usage = "usage: amtsbote keys init [-data DIR] [-gateway-id ID] [-receipt-key ecdsa|rsa]"
 	if len(args) == 0 || args[0] != "init" {
-		fmt.Fprintln(stderr, "usage: amtsbote keys init [-data DIR] [-gateway-id ID]")
+		fmt.Fprintln(stderr, usage)
 		return 2
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
-	p, err := signing.EnsureDevPKI(*dataDir+"/pki", *gatewayID)
+	kt, err := signing.ParseKeyType(*receiptKey)
+	if err != nil {
+		fmt.Fprintln(stderr, "amtsbote keys:", err)
+		fmt.Fprintln(stderr, usage)
+		return 2
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "receipt-key" })
+	p, err := signing.EnsureDevPKIWith(*dataDir+"/pki", *gatewayID, signing.DevPKIOptions{ReceiptKey: kt})
 	if err != nil {
 		fmt.Fprintln(stderr, "amtsbote keys:", err)
 		return 1
@@ -66,7 +78,33 @@ func runKeys(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	if p.Created {
 		what = "created"
 	}
-	fmt.Fprintf(stdout, "development PKI (%s) in %s\n  CA:           %s\n  gateway:      %s (key %s)\n  demo portal:  %s (key %s)\n  trust store:  %s\n",
-		what, p.Dir, p.CACert, p.GatewayCert, p.GatewayKey, p.PortalCert, p.PortalKey, p.TrustDir)
+	fmt.Fprintf(stdout, "development PKI (%s) in %s\n  CA:           %s\n  gateway:      %s (key %s, %s: signs the receipts)\n  demo portal:  %s (key %s)\n  trust store:  %s\n",
+		what, p.Dir, p.CACert, p.GatewayCert, p.GatewayKey, p.ReceiptKey, p.PortalCert, p.PortalKey, p.TrustDir)
+	if p.Created || !explicit {
+		return 0
+	}
+	// An existing key is never replaced: portals and peers may already trust its
+	// certificate. Asking for another type is answered with an error, so a script
+	// does not go on believing it got what it asked for.
+	if got := keyTypeOf(p.ReceiptKey); got != kt {
+		fmt.Fprintf(stderr, "amtsbote keys: -receipt-key %s, but the existing gateway key is %s; it was kept as it is. "+
+			"To get a new key, move %s away and run keys init again (everyone who trusts the old gateway certificate must then trust the new one).\n",
+			kt, p.ReceiptKey, p.Dir)
+		return 1
+	}
+	if p.ReceiptKey == "RSA-2048" {
+		fmt.Fprintf(stderr, "amtsbote keys: note: the existing gateway key is RSA-2048, kept as it is; BSI TR-02102 asks for RSA >= 3000 bits in new systems (a new -receipt-key rsa is RSA-%d).\n", signing.DefaultRSABits)
+	}
 	return 0
+}
+
+// keyTypeOf maps a signing.KeyDescription back to the -receipt-key type.
+func keyTypeOf(desc string) signing.KeyType {
+	if strings.HasPrefix(desc, "ECDSA") {
+		return signing.KeyECDSA
+	}
+	if strings.HasPrefix(desc, "RSA") {
+		return signing.KeyRSA
+	}
+	return ""
 }
