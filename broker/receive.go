@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -61,6 +63,11 @@ func (b *Broker) Lookup(sender, messageID string) (*Received, error) {
 	return &Received{Submission: s, Receipt: r}, nil
 }
 
+// blobCreator is a store that stores a new submission's bytes with its record.
+type blobCreator interface {
+	CreateWithBlobs(ctx context.Context, sub *submission.Submission, events []submission.Event, receiptKind string, receipt []byte, blobs [][]byte) (*submission.Submission, []byte, bool, error)
+}
+
 // Receive stores the package durably and queues its delivery: the gateway's Eingang,
 // not the office's acceptance of the application (that is Decide). When it returns
 // without error, the package survives any crash. A repeated (sender, message id)
@@ -71,16 +78,26 @@ func (b *Broker) Receive(ctx context.Context, in Intake) (*Received, error) {
 	if b.stopped.Load() {
 		return nil, ErrStopped
 	}
-	// Blobs first: the record that references them is committed only after they are
-	// on disk. A crash in between leaves an unreferenced blob, never a dangling record;
-	// a repeat writes nothing new, since blobs are named by their content.
-	pkgDigest, err := b.db.Blobs().Put(in.Package)
+	// A store that takes the bytes with the record (store.DB: small ones in the same
+	// transaction) gets them there. Otherwise blobs first: the record that references
+	// them is committed only after they are on disk. A crash in between leaves an
+	// unreferenced blob, never a dangling record; a repeat writes nothing new, since
+	// blobs are named by their content.
+	withBlobs, together := b.db.(blobCreator)
+	put := func(data []byte) (string, error) {
+		if together {
+			sum := sha256.Sum256(data)
+			return hex.EncodeToString(sum[:]), nil
+		}
+		return b.db.Blobs().Put(data)
+	}
+	pkgDigest, err := put(in.Package)
 	if err != nil {
 		return nil, fmt.Errorf("broker: store package: %w: %w", ErrUnavailable, err)
 	}
 	metas := make([]submission.Attachment, 0, len(in.Attachments))
 	for _, a := range in.Attachments {
-		d, err := b.db.Blobs().Put(a.Content)
+		d, err := put(a.Content)
 		if err != nil {
 			return nil, fmt.Errorf("broker: store attachment: %w: %w", ErrUnavailable, err)
 		}
@@ -106,7 +123,19 @@ func (b *Broker) Receive(ctx context.Context, in Intake) (*Received, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: sign receipt: %w", err)
 	}
-	stored, storedReceipt, created, err := b.db.Create(ctx, s, evs, ReceiptIntake, receipt)
+	var stored *submission.Submission
+	var storedReceipt []byte
+	var created bool
+	if together {
+		blobs := make([][]byte, 0, 1+len(in.Attachments))
+		blobs = append(blobs, in.Package)
+		for _, a := range in.Attachments {
+			blobs = append(blobs, a.Content)
+		}
+		stored, storedReceipt, created, err = withBlobs.CreateWithBlobs(ctx, s, evs, ReceiptIntake, receipt, blobs)
+	} else {
+		stored, storedReceipt, created, err = b.db.Create(ctx, s, evs, ReceiptIntake, receipt)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, err

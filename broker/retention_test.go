@@ -35,7 +35,7 @@ func TestRetention(t *testing.T) {
 	var answered, open []string
 	for i := 0; i < 6; i++ {
 		in := intake(fmt.Sprintf("m%d", i))
-		in.Package = append(in.Package, make([]byte, 100<<10)...) // a sizeable, distinct package
+		in.Package = append(in.Package, make([]byte, 200<<10)...) // a distinct package big enough for a blob file (above store.InlineMax)
 		in.Package[len(in.Package)-1] = byte(i)
 		a, err := e.b.Receive(ctx, in)
 		if err != nil {
@@ -62,7 +62,7 @@ func TestRetention(t *testing.T) {
 		t.Fatalf("after 91 days: %+v %v (want the 4 answered packages' bytes; the shared attachment stays)", rep, err)
 	}
 	after := dirSize(t, blobs)
-	if after >= before || before-after < 4*100<<10 {
+	if after >= before || before-after < 4*200<<10 {
 		t.Fatalf("blobs folder %d -> %d bytes", before, after)
 	}
 	t.Logf("blobs folder: %d -> %d bytes", before, after)

@@ -11,7 +11,9 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -154,8 +156,9 @@ func (db *DB) batch(fn func(*wtx) error) error {
 	return db.bolt.Batch(func(tx *bolt.Tx) error { return fn(&wtx{Tx: tx, dirty: d}) })
 }
 
-// Blobs returns the content-addressed blob files.
-func (db *DB) Blobs() BlobStore { return db.blobs }
+// Blobs returns the content-addressed blobs: small ones in the bbolt file, bigger
+// ones as files (inline.go).
+func (db *DB) Blobs() BlobStore { return dbBlobs{db} }
 
 // Files returns the blob files with their file-level extras (Read).
 func (db *DB) Files() *Blobs { return db.blobs }
@@ -185,7 +188,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	b.MaxBatchSize = opts.BatchSize
 	b.MaxBatchDelay = opts.BatchDelay
 	err = b.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketSubmissions, bucketEvents, bucketOutbox, bucketIdempotency, bucketReceipts, bucketByOffice, bucketMeta, bucketHandedOver} {
+		for _, name := range [][]byte{bucketSubmissions, bucketEvents, bucketOutbox, bucketIdempotency, bucketReceipts, bucketByOffice, bucketMeta, bucketHandedOver, bucketBlobs} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -219,8 +222,32 @@ func (db *DB) Close() error {
 //
 // Create uses bbolt's group commit, so concurrent callers share fsyncs.
 func (db *DB) Create(ctx context.Context, sub *submission.Submission, events []submission.Event, receiptKind string, receipt []byte) (stored *submission.Submission, storedReceipt []byte, created bool, err error) {
+	return db.CreateWithBlobs(ctx, sub, events, receiptKind, receipt, nil)
+}
+
+// CreateWithBlobs is Create that also stores the submission's bytes (package,
+// attachments; the caller named them by their SHA-256 in sub): those of at most
+// InlineMax bytes in the same transaction, bigger ones as blob files before it. An
+// intake is then one group-committed transaction instead of a blob file (two
+// fsyncs of its own) plus a transaction. A repeat of the same message writes no
+// bytes: the first submission's are there.
+func (db *DB) CreateWithBlobs(ctx context.Context, sub *submission.Submission, events []submission.Event, receiptKind string, receipt []byte, blobs [][]byte) (stored *submission.Submission, storedReceipt []byte, created bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, false, err
+	}
+	type inline struct{ key, value []byte }
+	var small []inline
+	for _, b := range blobs {
+		if len(b) > InlineMax {
+			if _, err := db.blobs.Put(b); err != nil {
+				return nil, nil, false, fmt.Errorf("store: create: %w", err)
+			}
+			continue
+		}
+		sum := sha256.Sum256(b)
+		v := make([]byte, 8+len(b))
+		copy(v[8:], b)
+		small = append(small, inline{[]byte(hex.EncodeToString(sum[:])), v})
 	}
 	idem := idempotencyKey(sub.Sender, sub.MessageID)
 	err = db.batch(func(tx *wtx) error {
@@ -253,6 +280,15 @@ func (db *DB) Create(ctx context.Context, sub *submission.Submission, events []s
 		}
 		if err := appendEvents(tx, sub.ID, events); err != nil {
 			return err
+		}
+		if len(small) > 0 {
+			now := uint64(time.Now().UnixNano())
+			for _, b := range small {
+				binary.BigEndian.PutUint64(b.value, now)
+				if err := tx.bucket(bucketBlobs).Put(b.key, b.value); err != nil {
+					return err
+				}
+			}
 		}
 		stored, storedReceipt, created = sub, receipt, true
 		return nil

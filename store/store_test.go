@@ -1,7 +1,12 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -65,7 +70,12 @@ func TestBlobFilesSurviveReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if b, err := db.Files().Read(digest); err != nil || string(b) != "%PDF-1.4 tiny" {
+	rc, err := db.Blobs().Open(context.Background(), digest)
+	if err != nil {
+		t.Fatalf("blob after reopen: %v", err)
+	}
+	defer rc.Close()
+	if b, err := io.ReadAll(rc); err != nil || string(b) != "%PDF-1.4 tiny" {
 		t.Fatalf("blob after reopen: %q %v", b, err)
 	}
 }
@@ -85,31 +95,107 @@ func TestSecondOpenWaitsForLock(t *testing.T) {
 }
 
 // TestSweepNeverRemovesContentPutAgain: a blob put again (a new record is about to
-// reference the same bytes) is no longer "older than" the sweep's threshold, so the
-// retention sweep leaves it.
+// reference the same bytes) is no longer "older than" a sweep threshold taken before,
+// so the retention sweep leaves it — for inline blobs (in the bbolt file) and blob
+// files alike.
 func TestSweepNeverRemovesContentPutAgain(t *testing.T) {
 	db, err := store.Open(t.TempDir(), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	bs := db.Files()
-	d, err := bs.Put([]byte("%PDF-1.4 the same attachment"))
+	type conditional interface {
+		store.BlobStore
+		DeleteIfOlder(digest string, before time.Time) (bool, error)
+	}
+	for _, c := range []struct {
+		name string
+		bs   conditional
+		data []byte
+	}{
+		{"inline", db.Blobs().(conditional), []byte("%PDF-1.4 the same small attachment")},
+		{"file", db.Blobs().(conditional), append([]byte("%PDF-1.4 a big one"), make([]byte, store.InlineMax)...)},
+		{"file store", db.Files(), []byte("%PDF-1.4 the same attachment")},
+	} {
+		d, err := c.bs.Put(c.data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+		threshold := time.Now() // the sweep decided: written before this
+		time.Sleep(5 * time.Millisecond)
+		if _, err := c.bs.Put(c.data); err != nil { // meanwhile a portal sends it again
+			t.Fatal(err)
+		}
+		if gone, err := c.bs.DeleteIfOlder(d, threshold); err != nil || gone {
+			t.Fatalf("%s: removed content that was put again: %v %v", c.name, gone, err)
+		}
+		if gone, err := c.bs.DeleteIfOlder(d, time.Now().Add(time.Minute)); err != nil || !gone {
+			t.Fatalf("%s: an old blob is not removed: %v %v", c.name, gone, err)
+		}
+		if _, err := c.bs.Open(context.Background(), d); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("%s: open after the sweep: %v", c.name, err)
+		}
+	}
+}
+
+// TestSmallBlobsInline: a blob up to InlineMax lives in the bbolt file (no file, no
+// fsync of its own), a bigger one as a file; both read back, seek (range requests),
+// walk and delete alike.
+func TestSmallBlobsInline(t *testing.T) {
+	dir := t.TempDir()
+	db, err := store.Open(dir, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	threshold := time.Now().Add(time.Second)                                  // the sweep decided: written before this
-	if _, err := bs.Put([]byte("%PDF-1.4 the same attachment")); err != nil { // meanwhile a portal sends it again
+	defer db.Close()
+	small := []byte("<Antragspaket>small</Antragspaket>")
+	big := append([]byte("%PDF-1.4 "), make([]byte, store.InlineMax)...)
+	ds, err := db.Blobs().Put(small)
+	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(10 * time.Millisecond)
-	// The file's time was refreshed to "now" by the second Put; a threshold taken
-	// before that Put must not remove it.
-	gone, err := bs.DeleteIfOlder(d, threshold.Add(-2*time.Second))
-	if err != nil || gone {
-		t.Fatalf("removed content that was put again: %v %v", gone, err)
+	db2, err := db.Blobs().Put(big)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if gone, err := bs.DeleteIfOlder(d, time.Now().Add(time.Minute)); err != nil || !gone {
-		t.Fatalf("an old blob is not removed: %v %v", gone, err)
+	files := 0
+	_ = filepath.Walk(filepath.Join(dir, "blobs"), func(_ string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			files++
+		}
+		return nil
+	})
+	if files != 1 {
+		t.Fatalf("%d blob files, want 1 (the big one)", files)
+	}
+	for d, want := range map[string][]byte{ds: small, db2: big} {
+		rc, err := db.Blobs().Open(context.Background(), d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := rc.(io.Seeker); !ok {
+			t.Errorf("blob %s cannot seek", d[:8])
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("read back %s: %d bytes, %v", d[:8], len(got), err)
+		}
+	}
+	seen := map[string]int64{}
+	if err := db.Blobs().Walk(func(d string, size int64, _ time.Time) bool { seen[d] = size; return true }); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 2 || seen[ds] != int64(len(small)) || seen[db2] != int64(len(big)) {
+		t.Fatalf("walk: %v", seen)
+	}
+	for _, d := range []string{ds, db2} {
+		if err := db.Blobs().Delete(d); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Blobs().Delete(d); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("second delete: %v", err)
+		}
 	}
 }
