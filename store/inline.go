@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -27,12 +28,49 @@ import (
 // a file stays a file (a Put of it touches the file).
 //
 // Each value is the time it was written or put again (8 bytes, Unix nanoseconds,
-// big-endian) followed by the bytes. A Put of existing content rewrites the value
+// big-endian), the blob's size (8 bytes) and the bytes as pack stores them
+// (deflated when that is smaller: an XML package shrinks to about a quarter, and
+// bbolt rewrites whole nodes of at least two values on every insert, so the
+// bytes written per package shrink with it). A Put of existing content rewrites the value
 // with the new time in a transaction, so DeleteIfOlder, in a transaction too, can
 // never remove content that a record committed a moment later needs.
 const InlineMax = 128 << 10
 
 var bucketBlobs = []byte("blobs")
+
+// inlineHeader: the time, the size and a flag (1: deflated, 0: as it is) before an
+// inline blob's bytes. The flag is explicit: unlike records and receipts, a blob
+// may start with any byte, so pack's marker alone could not tell.
+const inlineHeader = 17
+
+// inlineValue is the stored value of an inline blob, its time still to be set
+// (the first 8 bytes).
+func inlineValue(b []byte) []byte {
+	p := pack(b)
+	deflated := len(p) < len(b) // pack returns b itself when deflating does not help
+	if deflated {
+		p = p[1:] // pack's marker byte
+	}
+	v := make([]byte, inlineHeader+len(p))
+	binary.BigEndian.PutUint64(v[8:], uint64(len(b)))
+	if deflated {
+		v[16] = 1
+	}
+	copy(v[inlineHeader:], p)
+	return v
+}
+
+// inlineBytes is the blob in an inline value.
+func inlineBytes(v []byte) ([]byte, error) {
+	if v[16] == 0 {
+		return append([]byte{}, v[inlineHeader:]...), nil
+	}
+	out, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(v[inlineHeader:])), InlineMax+1))
+	if err != nil {
+		return nil, fmt.Errorf("store: inflate blob: %w", err)
+	}
+	return out, nil
+}
 
 // dbBlobs is DB's BlobStore: inline blobs in bbolt, bigger ones as files.
 type dbBlobs struct{ db *DB }
@@ -49,8 +87,7 @@ func (bs dbBlobs) Put(b []byte) (string, error) {
 	if _, err := os.Stat(bs.db.blobs.path(digest)); err == nil {
 		return bs.db.blobs.Put(b) // a file already: touch it
 	}
-	v := make([]byte, 8+len(b))
-	copy(v[8:], b)
+	v := inlineValue(b)
 	err := bs.db.batch(func(tx *wtx) error {
 		binary.BigEndian.PutUint64(v, uint64(time.Now().UnixNano()))
 		return tx.bucket(bucketBlobs).Put([]byte(digest), v)
@@ -74,10 +111,14 @@ func (bs dbBlobs) Open(ctx context.Context, digest string) (io.ReadCloser, error
 	var data []byte
 	found := false
 	err := bs.db.view(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketBlobs).Get([]byte(digest)); len(v) >= 8 {
-			data, found = append([]byte{}, v[8:]...), true // an empty blob is found too
+		v := tx.Bucket(bucketBlobs).Get([]byte(digest))
+		if len(v) < inlineHeader {
+			return nil
 		}
-		return nil
+		var err error
+		data, err = inlineBytes(v)
+		found = true // an empty blob is found too
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: blob %s: %w", digest, err)
@@ -121,7 +162,7 @@ func (bs dbBlobs) DeleteIfOlder(digest string, before time.Time) (bool, error) {
 	err := bs.db.update(func(tx *wtx) error {
 		b := tx.bucket(bucketBlobs)
 		v := b.b.Get([]byte(digest))
-		if found = v != nil; !found || len(v) < 8 {
+		if found = v != nil; !found || len(v) < inlineHeader {
 			return nil
 		}
 		if written := time.Unix(0, int64(binary.BigEndian.Uint64(v))); !written.Before(before) {
@@ -144,10 +185,10 @@ func (bs dbBlobs) Walk(fn func(digest string, size int64, written time.Time) boo
 	stopped := false
 	err := bs.db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketBlobs).ForEach(func(k, v []byte) error {
-			if stopped || len(v) < 8 {
+			if stopped || len(v) < inlineHeader {
 				return nil
 			}
-			stopped = !fn(string(k), int64(len(v)-8), time.Unix(0, int64(binary.BigEndian.Uint64(v))))
+			stopped = !fn(string(k), int64(binary.BigEndian.Uint64(v[8:])), time.Unix(0, int64(binary.BigEndian.Uint64(v))))
 			return nil
 		})
 	})

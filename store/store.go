@@ -245,9 +245,7 @@ func (db *DB) CreateWithBlobs(ctx context.Context, sub *submission.Submission, e
 			continue
 		}
 		sum := sha256.Sum256(b)
-		v := make([]byte, 8+len(b))
-		copy(v[8:], b)
-		small = append(small, inline{[]byte(hex.EncodeToString(sum[:])), v})
+		small = append(small, inline{[]byte(hex.EncodeToString(sum[:])), inlineValue(b)})
 	}
 	idem := idempotencyKey(sub.Sender, sub.MessageID)
 	err = db.batch(func(tx *wtx) error {

@@ -150,6 +150,28 @@ func TestSmallBlobsInline(t *testing.T) {
 	}
 	defer db.Close()
 	small := []byte("<Antragspaket>small</Antragspaket>")
+	// Blobs are any bytes: one that starts with pack's deflate marker and one that
+	// deflates well both come back as they were.
+	marker := append([]byte{0x01}, []byte("binary attachment")...)
+	xml := bytes.Repeat([]byte("<Feld>Wert</Feld>"), 500)
+	for _, b := range [][]byte{marker, xml, {}} {
+		d, err := db.Blobs().Put(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := db.Blobs().Open(context.Background(), d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(rc)
+		rc.Close()
+		if !bytes.Equal(got, b) {
+			t.Fatalf("inline blob of %d bytes came back as %d bytes", len(b), len(got))
+		}
+		if err := db.Blobs().Delete(d); err != nil {
+			t.Fatal(err)
+		}
+	}
 	big := append([]byte("%PDF-1.4 "), make([]byte, store.InlineMax)...)
 	ds, err := db.Blobs().Put(small)
 	if err != nil {
