@@ -53,7 +53,8 @@ fuzz:
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./signing/... ./routing/... ./paket/... ./adapters/webhook/...
 	$(GO) test -tags xmlsec -run TestCompare -v -count 3 ./bench/xmlsec/
-	./$(BIN) bench -n 2000 -c 16
+	./$(BIN) bench -n 5000 -c 16
+	./$(BIN) bench -open
 
 # The short version inside `make test`: our verifier beside libxmlsec1 once (the
 # whole-gateway load test runs as loadtest.TestShortRun in `unit`).
