@@ -217,7 +217,10 @@ type Broker struct {
 	draining bool
 	loops    sync.WaitGroup
 	sem      chan struct{}
-	stopped  atomic.Bool
+	// recording bounds the successful attempts whose outcome is being recorded
+	// after their office slot was given on (dispatch.go handle).
+	recording chan struct{}
+	stopped   atomic.Bool
 
 	officeMu sync.Mutex
 	lines    map[string]*officeLine // per office: running attempts and waiting messages
@@ -249,10 +252,11 @@ func New(cfg Config, db store.Store, js jetstream.JetStream, reg *adapters.Regis
 	return &Broker{
 		stream: stream, root: root,
 		cfg: cfg, db: db, js: js, adapters: reg, channels: channels, signer: signer, log: log, metrics: m,
-		pending: make(chan string, 4096),
-		lines:   map[string]*officeLine{},
-		sem:     make(chan struct{}, cfg.Workers),
-		ends:    ends,
+		pending:   make(chan string, 4096),
+		lines:     map[string]*officeLine{},
+		sem:       make(chan struct{}, cfg.Workers),
+		recording: make(chan struct{}, 4*cfg.Workers),
+		ends:      ends,
 	}
 }
 

@@ -384,3 +384,67 @@ func TestSlowOfficeCannotTakeEveryWorker(t *testing.T) {
 		t.Fatalf("%d attempts ran at once for one office, cap is %d", p, cfg.PerOffice)
 	}
 }
+
+// slowRecord is a store whose recording of a delivery (UpdateWithReceipt) waits
+// until the test lets it go.
+type slowRecord struct {
+	store.Store
+	hold chan struct{}
+}
+
+func (s slowRecord) UpdateWithReceipt(id, kind string, receipt []byte, fn func(*submission.Submission) ([]submission.Event, error)) (*submission.Submission, bool, error) {
+	<-s.hold
+	return s.Store.UpdateWithReceipt(id, kind, receipt, fn)
+}
+
+// TestOfficeSlotFreeWhileRecording: an office's slot is given on as soon as its
+// answer is in; recording the delivery (a commit, a receipt) happens beside it. With
+// one slot per office and the first recording held, the office still gets its second
+// package — before, the slot was held through the commit, and the per-office cap,
+// not the office, limited one office's deliveries.
+func TestOfficeSlotFreeWhileRecording(t *testing.T) {
+	dir := t.TempDir()
+	db, err := store.Open(dir+"/store", store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	bs, err := bus.Start(context.Background(), bus.Options{StoreDir: dir + "/js"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bs.Close()
+	rx := &scripted{channel: "primary"}
+	cfg := testConfig
+	cfg.PerOffice, cfg.ExclusiveConsumer, cfg.QueueInMemory = 1, true, true
+	st := slowRecord{Store: db, hold: make(chan struct{})}
+	b := New(cfg, st, bs.JS, adapters.NewRegistry(rx), testChannels, fakeSigner{}, nil, nil)
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = b.Stop(ctx)
+	}()
+	var ids []string
+	for i := 0; i < 2; i++ {
+		a, err := b.Receive(context.Background(), intake(fmt.Sprintf("slot-%d", i), "primary"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, a.Submission.ID)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(rx.deliveries()) < 2 {
+		if time.Now().After(deadline) {
+			close(st.hold)
+			t.Fatalf("the office got %d packages while the first delivery was being recorded; its slot was not given on", len(rx.deliveries()))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(st.hold)
+	for _, id := range ids {
+		waitState(t, b, id, submission.StateDelivered)
+	}
+}

@@ -49,7 +49,23 @@ func (b *Broker) handle(msg jetstream.Msg) {
 		defer b.attempts.Done()
 		defer func() { <-b.sem }()
 		for next := msg; next != nil; next = b.nextForOffice(office) {
-			b.process(next)
+			record := b.process(next)
+			if record == nil {
+				continue
+			}
+			// The office answered: its slot goes to its next package now, while
+			// the answer is recorded (a commit shared with others, and its receipt)
+			// beside it. Holding the slot through the commit made the per-office
+			// cap, not the office, the limit of one office's deliveries: 4 slots
+			// × (attempt + commit) (issue #12). recording bounds the commits in
+			// flight; a full one makes this worker wait.
+			b.recording <- struct{}{}
+			b.attempts.Add(1) // the counter is > 0 here (this attempt): no race with Stop's Wait
+			go func() {
+				defer b.attempts.Done()
+				defer func() { <-b.recording }()
+				record()
+			}()
 		}
 	}()
 }
@@ -162,20 +178,29 @@ func (b *Broker) keepWaitingAlive() {
 	}
 }
 
-func (b *Broker) process(msg jetstream.Msg) {
+// process makes one delivery attempt. After a successful attempt it returns the
+// recording of it (the delivered state with its receipt, then the ack), to be run
+// after the office's slot is given on; otherwise it has recorded the outcome itself
+// and returns nil.
+func (b *Broker) process(msg jetstream.Msg) (record func()) {
 	var m queueMsg
 	if err := json.Unmarshal(msg.Data(), &m); err != nil || m.ID == "" {
 		b.log.Error("unreadable queue message dropped", "subject", msg.Subject())
 		_ = msg.Term()
-		return
+		return nil
 	}
 	// Two queue messages for one submission (a re-publish after a restart) must not
-	// run two attempts at once; the later one comes back after a pause.
+	// run two attempts at once; the later one comes back after a pause. The guard
+	// holds until the outcome is recorded.
 	if _, busy := b.inflight.LoadOrStore(m.ID, struct{}{}); busy {
 		_ = msg.NakWithDelay(5 * time.Second)
-		return
+		return nil
 	}
-	defer b.inflight.Delete(m.ID)
+	defer func() {
+		if record == nil {
+			b.inflight.Delete(m.ID)
+		}
+	}()
 
 	s, err := b.db.Get(m.ID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -186,37 +211,37 @@ func (b *Broker) process(msg jetstream.Msg) {
 		if md, mdErr := msg.Metadata(); mdErr == nil && md.NumDelivered >= unknownGiveUp {
 			b.log.Error("queue message for a submission no store knows; dropped", "submission", m.ID, "deliveries", md.NumDelivered)
 			_ = msg.Term()
-			return
+			return nil
 		}
 		b.log.Warn("queue message for a submission this store does not know; retried", "submission", m.ID)
 		_ = msg.NakWithDelay(unknownRetry)
-		return
+		return nil
 	}
 	if err != nil {
 		b.log.Error("load submission", "submission", m.ID, "err", err)
 		_ = msg.NakWithDelay(b.cfg.BackoffBase)
-		return
+		return nil
 	}
 	if !s.State.Dispatchable() || m.Gen < s.Generation {
 		_ = msg.Ack() // done already, or superseded by a newer queue message
-		return
+		return nil
 	}
 	if wait := time.Until(s.NextAttemptAt); wait > 0 {
 		_ = msg.NakWithDelay(wait)
-		return
+		return nil
 	}
 	ref, _ := s.CurrentTarget()
 	ad, ok := b.adapters.Get(ref.Channel)
 	if !ok {
 		b.nextChannel(msg, s, submission.Reason{Public: "channel " + ref.Channel + " is not available on this gateway"})
-		return
+		return nil
 	}
 	// Endpoint, secret and parameters are read now, together: a rotation between
 	// intake and this attempt sends the package to the new endpoint with the new secret.
 	target, ok := b.channels.Target(s.OfficeID, ref.Channel)
 	if !ok {
 		b.nextChannel(msg, s, submission.Reason{Public: "channel " + ref.Channel + " is no longer configured for the office"})
-		return
+		return nil
 	}
 	// An endpoint that answered 410 Gone is skipped until an operator enables it; an
 	// open circuit breaker keeps the package waiting without using up an attempt.
@@ -230,11 +255,11 @@ func (b *Broker) process(msg jetstream.Msg) {
 			Public:   "channel " + ref.Channel + " is disabled for this office (its endpoint answered 410 Gone); an operator must enable it again",
 			Internal: "disabled since " + dis.At.Format(time.RFC3339) + ": " + dis.Reason,
 		})
-		return
+		return nil
 	}
 	if ok, wait := b.ends.allow(key, addr, time.Now()); !ok {
 		_ = msg.NakWithDelay(wait)
-		return
+		return nil
 	}
 	d := b.delivery(s, target)
 	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.AttemptTimeout)
@@ -247,7 +272,10 @@ func (b *Broker) process(msg jetstream.Msg) {
 	switch {
 	case err == nil:
 		b.ends.success(key)
-		b.delivered(msg, s, conf)
+		return func() {
+			defer b.inflight.Delete(m.ID)
+			b.delivered(msg, s, conf)
+		}
 	case b.ctx.Err() != nil:
 		// Shutting down: the attempt was cut short by us, not by the receiver. It does
 		// not count; the message comes back after the restart.
@@ -278,6 +306,7 @@ func (b *Broker) process(msg jetstream.Msg) {
 		}
 		b.failed(msg, s, err)
 	}
+	return nil
 }
 
 // reasonOf splits a delivery error into what the portal may read and what only
