@@ -1,8 +1,17 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"io/fs"
+	"path/filepath"
+	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/amtsbote/amtsbote/store"
@@ -111,5 +120,47 @@ func TestSweepNeverRemovesContentPutAgain(t *testing.T) {
 	}
 	if gone, err := bs.DeleteIfOlder(d, time.Now().Add(time.Minute)); err != nil || !gone {
 		t.Fatalf("an old blob is not removed: %v %v", gone, err)
+	}
+}
+
+// TestPutStreamLeavesNoFiles: what only the file store has, a folder to look into.
+// Every refused or failed stream must leave no temporary file there (a 2 GiB
+// upload refused at its end would otherwise stay on disk for good: Walk and the
+// sweep do not see temporary files).
+func TestPutStreamLeavesNoFiles(t *testing.T) {
+	dir := t.TempDir()
+	bs, err := store.OpenBlobs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	data := []byte(strings.Repeat("Anlage ", 100_000))
+	sum := sha256.Sum256(data)
+	digest := hex.EncodeToString(sum[:])
+	wrong := strings.Repeat("0", 64)
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	for name, put := range map[string]func() error{
+		"mismatch":  func() error { _, err := bs.PutStream(ctx, bytes.NewReader(data), -1, wrong); return err },
+		"too large": func() error { _, err := bs.PutStream(ctx, bytes.NewReader(data), 1000, ""); return err },
+		"cancelled": func() error { _, err := bs.PutStream(cancelled, bytes.NewReader(data), -1, digest); return err },
+		"reader fails": func() error {
+			_, err := bs.PutStream(ctx, io.MultiReader(bytes.NewReader(data), iotest.ErrReader(errors.New("reset"))), -1, "")
+			return err
+		},
+	} {
+		if err := put(); err == nil {
+			t.Fatalf("%s: PutStream succeeded", name)
+		}
+		var files []string
+		_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				files = append(files, p)
+			}
+			return nil
+		})
+		if len(files) != 0 {
+			t.Fatalf("%s: files left behind: %v", name, files)
+		}
 	}
 }
