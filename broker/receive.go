@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/google/uuid"
 )
@@ -36,7 +37,14 @@ type Intake struct {
 type AttachmentIn struct {
 	Meta    submission.Attachment
 	Content []byte
+	// Stored: the caller streamed the bytes into Blobs() already (PutStream) and
+	// Meta.SHA256 and Meta.Size name them; Content is nil and Receive puts nothing.
+	Stored bool
 }
+
+// Blobs is the blob store Receive puts into: intake streams large attachments there
+// itself (AttachmentIn.Stored) before it calls Receive.
+func (b *Broker) Blobs() store.BlobStore { return b.db.Blobs() }
 
 // Received is the outcome of Receive.
 type Received struct {
@@ -80,6 +88,10 @@ func (b *Broker) Receive(ctx context.Context, in Intake) (*Received, error) {
 	}
 	metas := make([]submission.Attachment, 0, len(in.Attachments))
 	for _, a := range in.Attachments {
+		if a.Stored {
+			metas = append(metas, a.Meta)
+			continue
+		}
 		d, err := b.db.Blobs().Put(a.Content)
 		if err != nil {
 			return nil, fmt.Errorf("broker: store attachment: %w: %w", ErrUnavailable, err)
