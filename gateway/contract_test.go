@@ -66,7 +66,7 @@ func TestAPIContract(t *testing.T) {
 	rootOnlyType, rootOnly := mpBody(t, []mpPart{{ctype: "application/xml", body: must(f.portal.Sign(other))}})
 	// Extra request headers by case name.
 	headers := map[string]http.Header{
-		"office attachment range":        {"Range": {"bytes=0-9"}},
+		"office attachment range":         {"Range": {"bytes=0-9"}},
 		"office attachment range outside": {"Range": {"bytes=999999-"}},
 	}
 	openapi3filter.RegisterBodyDecoder("multipart/related", openapi3filter.FileBodyDecoder)
