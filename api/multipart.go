@@ -50,7 +50,7 @@ func (s *Server) submitMultipart(w http.ResponseWriter, r *http.Request, params 
 	}
 	rc := http.NewResponseController(w)
 	body := &progressReader{r: http.MaxBytesReader(w, r.Body, s.opt.MaxUploadBytes), rc: rc,
-		window: s.opt.UploadWindow, quota: int64(s.opt.UploadWindow/time.Second) * s.opt.UploadMinRate}
+		window: s.opt.UploadWindow, quota: max(1, int64(s.opt.UploadWindow.Seconds()*float64(s.opt.UploadMinRate)))}
 	body.start()
 	// Not every ResponseWriter supports deadlines (tests' recorders): then the
 	// server's own timeouts stay, which only shortens what an upload may take.

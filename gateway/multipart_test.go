@@ -258,3 +258,42 @@ func TestMultipartRefusals(t *testing.T) {
 		t.Fatal("the refused part was stored")
 	}
 }
+
+// slowReader yields its content in 64 KiB steps with a pause before each.
+type slowReader struct {
+	r     io.Reader
+	pause time.Duration
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	time.Sleep(s.pause)
+	if len(p) > 64<<10 {
+		p = p[:64<<10]
+	}
+	return s.r.Read(p)
+}
+
+func (s *slowReader) Close() error { return nil }
+
+// TestUploadOutlivesReadTimeout: an upload that keeps the minimum rate may take far
+// longer than the server's read and write timeouts (they bound ordinary requests).
+func TestUploadOutlivesReadTimeout(t *testing.T) {
+	f := start(t, func(c *config.Config) {
+		c.HTTP.ReadTimeout, c.HTTP.WriteTimeout = 500*time.Millisecond, 500*time.Millisecond
+		c.HTTP.UploadMinRate = 64 << 10
+	})
+	content := randomBytes(2 << 20)
+	a, _ := refAnlage("langsam", content)
+	p := f.example()
+	p.Anlagen = append(p.Anlagen, a)
+	start := time.Now()
+	res, err := f.portal.SubmitParts(context.Background(), p, []portal.Part{{ContentID: "langsam@portal.example",
+		Open: func() (io.ReadCloser, error) { return &slowReader{r: bytes.NewReader(content), pause: 60 * time.Millisecond}, nil }}})
+	took := time.Since(start)
+	if err != nil || res.Status != 201 {
+		t.Fatalf("slow upload over %s: %v %+v", took, err, res)
+	}
+	if took < 4*500*time.Millisecond {
+		t.Fatalf("the upload took %s, not much longer than the read timeout: the test proves nothing", took)
+	}
+}
