@@ -288,7 +288,9 @@ func TestUploadOutlivesReadTimeout(t *testing.T) {
 	p.Anlagen = append(p.Anlagen, a)
 	start := time.Now()
 	res, err := f.portal.SubmitParts(context.Background(), p, []portal.Part{{ContentID: "langsam@portal.example",
-		Open: func() (io.ReadCloser, error) { return &slowReader{r: bytes.NewReader(content), pause: 60 * time.Millisecond}, nil }}})
+		Open: func() (io.ReadCloser, error) {
+			return &slowReader{r: bytes.NewReader(content), pause: 60 * time.Millisecond}, nil
+		}}})
 	took := time.Since(start)
 	if err != nil || res.Status != 201 {
 		t.Fatalf("slow upload over %s: %v %+v", took, err, res)
