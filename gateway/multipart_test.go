@@ -299,3 +299,35 @@ func TestUploadOutlivesReadTimeout(t *testing.T) {
 		t.Fatalf("the upload took %s, not much longer than the read timeout: the test proves nothing", took)
 	}
 }
+
+// TestReferencedAttachmentForPeerRefused: a package for another state's office goes
+// through the peer protocol, which carries the signed package only; with an
+// attachment by reference it is refused at once (before its parts are read), not
+// accepted and then refused by the other gateway.
+func TestReferencedAttachmentForPeerRefused(t *testing.T) {
+	f := start(t, func(c *config.Config) {
+		c.Peers = []config.Peer{{ID: "gw-by", Name: "Bayern", Lands: []string{"09"}, BaseURL: "http://127.0.0.1:1"}}
+	})
+	content := randomBytes(1000)
+	a, part := refAnlage("anlage", content)
+	p := f.example()
+	p.Kopf.Ort = paket.Ort{PLZ: "80331"} // München
+	p.Anlagen = append(p.Anlagen, a)
+	ctype, body := mpBody(t, []mpPart{{ctype: "application/xml", body: func() []byte {
+		b, err := f.pki.Portal.Signer.Sign(p.Element())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}()}, part})
+	resp, b := post(t, f.g.URL(), ctype, body)
+	if pr := problemOf(t, resp, b); resp.StatusCode != 422 || pr.Type != problem.TypeInvalidField || !strings.Contains(pr.Detail, "inline") {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	// Inline, the same package is taken (and forwarded later).
+	p.Anlagen[len(p.Anlagen)-1] = paket.NewAnlage("anlage", "anlage.bin", "application/octet-stream", content)
+	res, err := f.portal.Submit(context.Background(), p)
+	if err != nil || res.Status != 201 {
+		t.Fatalf("inline: %v %+v %+v", err, res, res.Problem)
+	}
+}
