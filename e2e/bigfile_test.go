@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -191,5 +192,66 @@ func TestBigAttachmentBoundedMemory(t *testing.T) {
 	}
 	if err := os.RemoveAll(dataDir); err != nil {
 		t.Logf("cleanup: %v", err)
+	}
+}
+
+// TestSubmitAttachStreams: `amtsbote submit -attach` sends a file over -inline-max by
+// reference (multipart/related), the small one inline, and the office gets both
+// byte for byte.
+func TestSubmitAttachStreams(t *testing.T) {
+	dir := t.TempDir()
+	p := serve(t, dir, []string{"AMTSBOTE_LISTEN=127.0.0.1:0", "AMTSBOTE_LOG_LEVEL=warn"})
+	dataDir := filepath.Join(dir, "data")
+	big := filepath.Join(dir, "bauplan.pdf")
+	small := filepath.Join(dir, "notiz.txt")
+	bigContent, err := io.ReadAll(newPRNG(7, 6<<20+3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(big, bigContent, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(small, []byte("klein und inline"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := run(t, ctx, dir, "submit", "-url", p.url, "-data", dataDir, "-service", "Gewerbe anmelden", "-place", "01067",
+		"-inline-max", "1048576", "-attach", big, "-attach", small)
+	if err != nil || !strings.HasPrefix(out, "201 accepted") {
+		t.Fatalf("submit: %v\n%s\n%s", err, out, p.stderr.String())
+	}
+	m := regexp.MustCompile(`submission: (\S+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no submission id in:\n%s", out)
+	}
+	dc, err := gateway.LoadDevCredentials(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The package names the big file by reference and carries the small one inline.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.url+wire.OfficePackagePath(m[1]), nil)
+	req.Header.Set("Authorization", "Bearer "+dc.Offices[gateway.DemoOfficeID].Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(pkg, []byte(`Referenz="cid:anlage-1@`)) || bytes.Contains(pkg, []byte(`Referenz="cid:anlage-2@`)) {
+		t.Fatalf("package does not reference anlage-1 and inline anlage-2:\n%.2000s", pkg)
+	}
+	for aid, want := range map[string][]byte{"anlage-1": bigContent, "anlage-2": []byte("klein und inline")} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.url+wire.OfficeAttachmentPath(m[1], aid), nil)
+		req.Header.Set("Authorization", "Bearer "+dc.Offices[gateway.DemoOfficeID].Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !bytes.Equal(got, want) {
+			t.Fatalf("%s: %d, %d bytes, want %d", aid, resp.StatusCode, len(got), len(want))
+		}
 	}
 }
