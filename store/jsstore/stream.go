@@ -93,9 +93,6 @@ func (b *Blobs) putStream(ctx context.Context, r io.Reader, limit int64, want st
 			if err != nil {
 				return store.StreamPut{}, err
 			}
-			if reopen != nil {
-				r = nil
-			}
 			for {
 				c, cancel := context.WithTimeout(ctx, b.opts.RequestTimeout)
 				terr := b.touch(c, bm)
