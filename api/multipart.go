@@ -148,6 +148,14 @@ func (p *progressReader) start() {
 func (p *progressReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	p.got += int64(n)
+	if err == io.EOF {
+		// The whole body is in. net/http now reads the connection in the background
+		// to notice a client that goes away, and a deadline hit there would cancel
+		// the request while it stores and fsyncs: no deadline until the answer (the
+		// server sets its own again for the next request).
+		_ = p.rc.SetReadDeadline(time.Time{})
+		return n, err
+	}
 	if p.got >= p.quota {
 		p.start()
 	}
