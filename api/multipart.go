@@ -61,7 +61,7 @@ func (s *Server) submitMultipart(w http.ResponseWriter, r *http.Request, params 
 		s.failUpload(w, r, rc, fmt.Errorf("%w: the root part: %w", intake.ErrPartRead, err))
 		return
 	}
-	if start := params["start"]; start != "" && paket.ContentID(start) != paket.ContentID(root.Header.Get("Content-Id")) {
+	if start := params["start"]; start != "" && startID(start) != paket.ContentID(root.Header.Get("Content-Id")) {
 		s.failUpload(w, r, rc, fmt.Errorf("%w: start names %s, but the first part is %q; the root part must come first", intake.ErrParts, start, root.Header.Get("Content-Id")))
 		return
 	}
@@ -92,6 +92,15 @@ func (s *Server) submitMultipart(w http.ResponseWriter, r *http.Request, params 
 	}
 	_ = rc.SetWriteDeadline(time.Now().Add(s.opt.WriteTimeout))
 	writeIntake(w, a)
+}
+
+// startID is the Content-ID the start parameter names: "<id>" as RFC 2387 writes
+// it, or the bare id some clients send.
+func startID(start string) string {
+	if id := paket.ContentID(start); id != "" {
+		return id
+	}
+	return strings.TrimSpace(start)
 }
 
 // failUpload answers a refused upload. The rest of the body is not read: net/http

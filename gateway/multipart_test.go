@@ -204,6 +204,7 @@ func TestMultipartRefusals(t *testing.T) {
 		{"Content-ID twice", []mpPart{pkg(a1, a2), p1, p1, p2}, "", 422, problem.TypeMultipartParts},
 		{"base64 transfer encoding", []mpPart{pkg(a1), b64}, "", 422, problem.TypeMultipartParts},
 		{"root not first", []mpPart{p1, pkg(a1)}, "<root@portal.example>", 422, problem.TypeMultipartParts},
+		{"root not first (bare start)", []mpPart{p1, pkg(a1)}, "root@portal.example", 422, problem.TypeMultipartParts},
 		{"root not XML", []mpPart{p1, pkg(a1)}, "", 415, problem.TypeUnsupportedMedia},
 		{"one attachment over the limit", []mpPart{pkg(tooBig), pBig}, "", 413, problem.TypeTooLarge},
 		{"package over the limit", []mpPart{pkg(three, four), p3, p4}, "", 413, problem.TypeTooLarge},
@@ -240,13 +241,21 @@ func TestMultipartRefusals(t *testing.T) {
 		t.Fatalf("%d submissions stored from refused requests", n)
 	}
 
-	// A refused request must not remove content a record already references: the
-	// same attachment accepted first, then sent again with a bad second part.
-	ctype, body := mpBody(t, []mpPart{pkg(a1), p1})
-	if resp, b := post(t, f.g.URL(), ctype, body); resp.StatusCode != 201 {
-		t.Fatalf("accept: %d %s", resp.StatusCode, b)
+	// start may name the root (first) part, with or without angle brackets.
+	for _, start := range []string{"<root@portal.example>", "root@portal.example"} {
+		ctype, body := mpBody(t, []mpPart{pkg(a1), p1})
+		if resp, b := post(t, f.g.URL(), ctype+`; start="`+start+`"`, body); resp.StatusCode != 201 {
+			t.Fatalf("start=%s: %d %s", start, resp.StatusCode, b)
+		}
 	}
-	ctype, body = mpBody(t, []mpPart{pkg(a1, a2), p1, changed(p2)})
+	f.g.Broker.Scan(func(*storeSubmission) bool { n++; return true })
+	if n != 2 {
+		t.Fatalf("%d submissions after two accepted", n)
+	}
+
+	// A refused request must not remove content a record already references: the
+	// same attachment accepted (above), then sent again with a bad second part.
+	ctype, body := mpBody(t, []mpPart{pkg(a1, a2), p1, changed(p2)})
 	if resp, b := post(t, f.g.URL(), ctype, body); resp.StatusCode != 422 {
 		t.Fatalf("refuse: %d %s", resp.StatusCode, b)
 	}
