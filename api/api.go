@@ -60,6 +60,20 @@ type Options struct {
 	// a larger request is answered 431 with a problem document. The http.Server's own
 	// limit must be higher (ServerMaxHeaderBytes), or net/http answers first, in plain text.
 	MaxHeaderBytes int
+	// MaxUploadBytes bounds a whole multipart/related request: the root part
+	// (MaxBodyBytes) plus every attachment part (their declared sizes, at most
+	// paket.Limits.MaxReferencedTotal) plus framing. Default MaxBodyBytes + 4 GiB +
+	// 1 MiB.
+	MaxUploadBytes int64
+	// UploadWindow and UploadMinRate are the progress rule of multipart uploads,
+	// which may take far longer than the server's ReadTimeout: each window a request
+	// must deliver UploadWindow×UploadMinRate bytes or its connection is closed.
+	// Defaults 60 s and 16 KiB/s (128 kbit/s, a slow mobile link).
+	UploadWindow  time.Duration
+	UploadMinRate int64
+	// WriteTimeout is the server's write timeout, set again for the response of an
+	// upload that outlived it (default 60 s).
+	WriteTimeout time.Duration
 }
 
 // MaxHeaderBytes is the default bound of request line plus headers.
@@ -91,6 +105,18 @@ func New(o Options) *Server {
 	}
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = MaxHeaderBytes
+	}
+	if o.MaxUploadBytes <= 0 {
+		o.MaxUploadBytes = o.MaxBodyBytes + 4<<30 + 1<<20
+	}
+	if o.UploadWindow <= 0 {
+		o.UploadWindow = 60 * time.Second
+	}
+	if o.UploadMinRate <= 0 {
+		o.UploadMinRate = 16 << 10
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 60 * time.Second
 	}
 	if o.Desk == nil && o.Broker != nil {
 		o.Desk = o.Broker
@@ -171,6 +197,10 @@ func (w *statusWriter) WriteHeader(c int) {
 	}
 	w.ResponseWriter.WriteHeader(c)
 }
+
+// Unwrap lets http.ResponseController reach the connection (the upload deadlines of
+// multipart intake).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
@@ -361,9 +391,13 @@ func acceptsXML(ct string) bool {
 }
 
 func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
+	if mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && mt == "multipart/related" {
+		s.submitMultipart(w, r, params)
+		return
+	}
 	if !acceptsXML(r.Header.Get("Content-Type")) {
 		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia,
-			"send the signed Antragspaket as application/xml"))
+			"send the signed Antragspaket as application/xml, or as the root part of multipart/related"))
 		return
 	}
 	if r.ContentLength > s.opt.MaxBodyBytes {
@@ -384,6 +418,12 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	writeIntake(w, a)
+}
+
+// writeIntake answers an accepted package: 201 with the signed receipt, or 200 for
+// a repeat of a message accepted before.
+func writeIntake(w http.ResponseWriter, a *broker.Received) {
 	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
 	w.Header().Set("Location", wire.SubmissionPath(a.Submission.ID))
 	w.Header().Set(wire.HeaderSubmissionID, a.Submission.ID)
@@ -525,8 +565,7 @@ func (s *Server) officeAttachment(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", ct)
 	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": meta.FileName}))
-	w.Header().Set("Content-Length", strconv.FormatInt(meta.Size, 10))
-	_, _ = io.Copy(w, rc)
+	serveBlob(w, r, rc, meta.Size, meta.SHA256)
 }
 
 func (s *Server) officeDecide(outcome string) http.HandlerFunc {

@@ -42,6 +42,10 @@ func ProblemFor(err error) *problem.Problem {
 		return problem.New(http.StatusForbidden, problem.TypeInvalidSignature, err.Error())
 	case errors.Is(err, intake.ErrSenderMismatch):
 		return problem.New(http.StatusForbidden, problem.TypeSenderMismatch, err.Error())
+	case errors.Is(err, intake.ErrParts):
+		return problem.New(http.StatusUnprocessableEntity, problem.TypeMultipartParts, err.Error())
+	case errors.Is(err, intake.ErrPartRead):
+		return problem.New(http.StatusBadRequest, problem.TypeMalformed, err.Error())
 	case errors.Is(err, paket.ErrAttachmentDigest):
 		p := problem.New(http.StatusUnprocessableEntity, problem.TypeAttachmentDigest, err.Error())
 		if errors.As(err, &fe) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/google/uuid"
 )
@@ -38,7 +39,14 @@ type Intake struct {
 type AttachmentIn struct {
 	Meta    submission.Attachment
 	Content []byte
+	// Stored: the caller streamed the bytes into Blobs() already (PutStream) and
+	// Meta.SHA256 and Meta.Size name them; Content is nil and Receive puts nothing.
+	Stored bool
 }
+
+// Blobs is the blob store Receive puts into: intake streams large attachments there
+// itself (AttachmentIn.Stored) before it calls Receive.
+func (b *Broker) Blobs() store.BlobStore { return b.db.Blobs() }
 
 // Received is the outcome of Receive.
 type Received struct {
@@ -97,6 +105,10 @@ func (b *Broker) Receive(ctx context.Context, in Intake) (*Received, error) {
 	}
 	metas := make([]submission.Attachment, 0, len(in.Attachments))
 	for _, a := range in.Attachments {
+		if a.Stored {
+			metas = append(metas, a.Meta)
+			continue
+		}
 		d, err := put(a.Content)
 		if err != nil {
 			return nil, fmt.Errorf("broker: store attachment: %w: %w", ErrUnavailable, err)
@@ -130,7 +142,9 @@ func (b *Broker) Receive(ctx context.Context, in Intake) (*Received, error) {
 		blobs := make([][]byte, 0, 1+len(in.Attachments))
 		blobs = append(blobs, in.Package)
 		for _, a := range in.Attachments {
-			blobs = append(blobs, a.Content)
+			if !a.Stored { // a streamed attachment is in the blob store already
+				blobs = append(blobs, a.Content)
+			}
 		}
 		stored, storedReceipt, created, err = withBlobs.CreateWithBlobs(ctx, s, evs, ReceiptIntake, receipt, blobs)
 	} else {

@@ -106,6 +106,11 @@ type Limits struct {
 	MaxAttributes      int   `yaml:"max_attributes"`
 	MaxAttachments     int   `yaml:"max_attachments"`
 	MaxAttachmentBytes int64 `yaml:"max_attachment_bytes"`
+	// MaxReferencedAttachmentBytes and MaxReferencedPackageBytes bound attachments
+	// sent by reference as parts of a multipart/related request: one, and all of one
+	// package. They are streamed to disk, not held in memory (413 beyond).
+	MaxReferencedAttachmentBytes int64 `yaml:"max_referenced_attachment_bytes"`
+	MaxReferencedPackageBytes    int64 `yaml:"max_referenced_package_bytes"`
 }
 
 // Delivery tunes the broker.
@@ -182,6 +187,10 @@ type HTTP struct {
 	ReadTimeout     time.Duration `yaml:"read_timeout"`
 	WriteTimeout    time.Duration `yaml:"write_timeout"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// UploadMinRate (bytes per second) is the progress rule of multipart uploads,
+	// which may take much longer than read_timeout: every read_timeout they must
+	// deliver read_timeout × upload_min_rate bytes (default 16 KiB/s).
+	UploadMinRate int64 `yaml:"upload_min_rate"`
 }
 
 // PortalClient is a portal allowed to read the status of its own submissions.
@@ -259,9 +268,10 @@ func Default() Config {
 		Limits: Limits{
 			MaxBodyBytes: 32 << 20, MaxDepth: 64, MaxElements: 200_000, MaxAttributes: 64,
 			MaxAttachments: 100, MaxAttachmentBytes: 20 << 20,
+			MaxReferencedAttachmentBytes: 2 << 30, MaxReferencedPackageBytes: 4 << 30,
 		},
 		Delivery: Delivery{Workers: 8, MaxAttempts: 8, AttemptTimeout: 30 * time.Second},
-		HTTP:     HTTP{ReadTimeout: 60 * time.Second, WriteTimeout: 60 * time.Second, ShutdownTimeout: 20 * time.Second},
+		HTTP:     HTTP{ReadTimeout: 60 * time.Second, WriteTimeout: 60 * time.Second, ShutdownTimeout: 20 * time.Second, UploadMinRate: 16 << 10},
 	}
 }
 
@@ -324,7 +334,8 @@ func (c *Config) Validate() error {
 	if u, err := url.Parse(c.PublicURL); c.PublicURL != "" && (err != nil || u.Scheme == "" || u.Host == "") {
 		errs = append(errs, fmt.Errorf("public_url: %q is not an absolute URL", c.PublicURL))
 	}
-	if c.Limits.MaxBodyBytes <= 0 || c.Limits.MaxDepth <= 0 || c.Limits.MaxElements <= 0 || c.Limits.MaxAttachments < 0 {
+	if c.Limits.MaxBodyBytes <= 0 || c.Limits.MaxDepth <= 0 || c.Limits.MaxElements <= 0 || c.Limits.MaxAttachments < 0 ||
+		c.Limits.MaxReferencedAttachmentBytes < 0 || c.Limits.MaxReferencedPackageBytes < 0 || c.HTTP.UploadMinRate < 0 {
 		errs = append(errs, errors.New("limits: must be positive"))
 	}
 	if c.Delivery.MaxAttempts <= 0 || c.Delivery.Workers <= 0 {

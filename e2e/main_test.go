@@ -22,6 +22,37 @@ import (
 
 var binary string
 
+// binDir holds the builds of the binary.
+var binDir string
+
+var (
+	plainOnce sync.Once
+	plainBin  string
+	plainErr  error
+)
+
+// plainBinary is the binary without the race detector, as it is shipped: measurements
+// of memory use need it (the race detector's shadow memory alone is some 200 MB).
+// It is the test binary itself when that is built without -race (E2E_RACE=0), else
+// built once on first use.
+func plainBinary(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("E2E_RACE") == "0" {
+		return binary
+	}
+	plainOnce.Do(func() {
+		plainBin = filepath.Join(binDir, "amtsbote-norace")
+		out, err := exec.Command("go", "build", "-o", plainBin, "../cmd/amtsbote").CombinedOutput()
+		if err != nil {
+			plainErr = fmt.Errorf("building without -race: %w\n%s", err, out)
+		}
+	})
+	if plainErr != nil {
+		t.Fatal(plainErr)
+	}
+	return plainBin
+}
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "amtsbote-e2e-bin-")
 	if err != nil {
@@ -42,6 +73,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building the binary failed:", err)
 		os.Exit(1)
 	}
+	binDir = dir
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -78,7 +110,13 @@ var servingRe = regexp.MustCompile(`serving on (http://\S+)`)
 // serve starts the binary in dir with extra args and waits until it is ready.
 func serve(t *testing.T, dir string, env []string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
+	return serveBinary(t, binary, dir, env, args...)
+}
+
+// serveBinary is serve with another build of the binary.
+func serveBinary(t *testing.T, bin, dir string, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()

@@ -167,6 +167,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		MaxBytes: cfg.Limits.MaxBodyBytes, MaxDepth: cfg.Limits.MaxDepth, MaxElements: cfg.Limits.MaxElements,
 		MaxAttributes: cfg.Limits.MaxAttributes, MaxAttachments: cfg.Limits.MaxAttachments,
 		MaxAttachmentBytes: cfg.Limits.MaxAttachmentBytes,
+		MaxReferencedBytes: cfg.Limits.MaxReferencedAttachmentBytes, MaxReferencedTotal: cfg.Limits.MaxReferencedPackageBytes,
 	}
 	verifier := signing.NewVerifier(g.Trust, signing.VerifyOptions{
 		MaxBytes: cfg.Limits.MaxBodyBytes, MaxDepth: cfg.Limits.MaxDepth,
@@ -200,8 +201,18 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		Pipeline: g.Pipeline, Broker: g.Broker, Directory: g.Directory,
 		Clients:      api.NewClients(cfg.AdminToken, portals, offices),
 		MaxBodyBytes: cfg.Limits.MaxBodyBytes, Logger: log, Registry: reg,
+		// A multipart upload: the root, every referenced part, and their framing.
+		MaxUploadBytes: cfg.Limits.MaxBodyBytes + lim.Effective().MaxReferencedTotal + 1<<20,
+		UploadWindow:   cfg.HTTP.ReadTimeout, UploadMinRate: cfg.HTTP.UploadMinRate, WriteTimeout: cfg.HTTP.WriteTimeout,
 		Reload: g.Reload, Ready: g.ready, Schemas: schemas(), Mounts: g.mounts,
 	})
+	// ReadTimeout and WriteTimeout bound every ordinary request. A multipart upload of
+	// gigabytes outlives them by far (2 GiB at 50 Mbit/s: six minutes): its handler
+	// replaces the fixed read deadline by a progress rule (read_timeout ×
+	// upload_min_rate bytes per read_timeout, api.submitMultipart) and lifts the
+	// write deadline until it answers. ReadHeaderTimeout bounds every request's
+	// headers, so slow headers (slowloris) stay bounded, and a slow body must still
+	// keep the minimum rate.
 	g.srv = &http.Server{
 		Handler: handler, ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: cfg.HTTP.ReadTimeout, WriteTimeout: cfg.HTTP.WriteTimeout, IdleTimeout: 2 * time.Minute,

@@ -146,7 +146,7 @@ func TestIntakeAnswers(t *testing.T) {
 		{"unknown place", "application/xml", sign(unknownPlace, f.pki.Portal.Signer), 422, problem.TypeUnknownPlace},
 		{"malformed LeiKa key", "application/xml", sign(badLeika, f.pki.Portal.Signer), 422, problem.TypeInvalidField},
 		{"attachment digest differs", "application/xml", sign(badDigest, f.pki.Portal.Signer), 422, problem.TypeAttachmentDigest},
-		{"attachment by cid: reference", "application/xml", sign(byRef, f.pki.Portal.Signer), 422, problem.TypeInvalidField},
+		{"attachment by cid: reference", "application/xml", sign(byRef, f.pki.Portal.Signer), 422, problem.TypeMultipartParts},
 		{"unsigned package", "application/xml", f.example().Marshal(), 403, problem.TypeInvalidSignature},
 		{"not XML", "application/xml", []byte("{\"json\": true}"), 400, problem.TypeMalformed},
 		{"empty body", "application/xml", nil, 400, problem.TypeMalformed},

@@ -51,6 +51,15 @@ func hasChannel(ts []submission.Target, name string) bool {
 // routing (and ErrSenderMismatch) so the caller can tell the client what was wrong;
 // anything else is the gateway's own failure.
 func (p *Pipeline) Submit(ctx context.Context, raw []byte) (*broker.Received, error) {
+	return p.SubmitParts(ctx, raw, nil)
+}
+
+// SubmitParts is Submit for a multipart/related request (RFC 2387): raw is its root
+// part, the signed package; parts yields the other parts, the attachments the
+// package names by Referenz="cid:...". They are read only after the package's
+// signature, sender and route are checked, so a package that would be refused
+// anyway costs no upload to disk. parts nil: a plain application/xml request.
+func (p *Pipeline) SubmitParts(ctx context.Context, raw []byte, parts Parts) (*broker.Received, error) {
 	if err := paket.Scan(raw, p.Limits); err != nil {
 		return nil, err
 	}
@@ -67,7 +76,7 @@ func (p *Pipeline) Submit(ctx context.Context, raw []byte) (*broker.Received, er
 	if pk.Kopf.Absender != v.Signer.ID {
 		return nil, fmt.Errorf("%w: Absender %q, certificate %q", ErrSenderMismatch, pk.Kopf.Absender, v.Signer.ID)
 	}
-	return p.receive(ctx, pk, v.Signer.ID, raw, nil, nil)
+	return p.receive(ctx, pk, v.Signer.ID, raw, nil, nil, parts)
 }
 
 // receive is the part of intake after verification that a portal's package and a
@@ -75,7 +84,7 @@ func (p *Pipeline) Submit(ctx context.Context, raw []byte) (*broker.Received, er
 // plan, the attachments and broker.Receive. onPeer, if set, may refuse a route that
 // goes on to another state's peer (loop and hop-limit guard); origin is the
 // forwarding record of a forwarded package.
-func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signerID string, raw []byte, onPeer func(*routing.Route) error, origin *submission.Origin) (*broker.Received, error) {
+func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signerID string, raw []byte, onPeer func(*routing.Route) error, origin *submission.Origin, parts Parts) (*broker.Received, error) {
 	// A retry of a message we already accepted gets its first receipt, even if the
 	// directory changed in between.
 	if a, err := p.Broker.Lookup(pk.Kopf.Absender, pk.Kopf.NachrichtID); err == nil {
@@ -112,24 +121,35 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signerID string
 		return nil, fmt.Errorf("%w: the responsible office for %s in %s is in Land %s (%s), and this gateway has no connection to that state's gateway",
 			routing.ErrNoResponsibleOffice, route.Service.Name, route.Area.Name, route.Peer.Land, route.Peer.Name)
 	}
+	if route.Peer != nil {
+		for _, a := range pk.Anlagen {
+			if a.Referenz != "" {
+				// The peer protocol carries the signed package only (federation/): a
+				// referenced part would not reach the other state's gateway, which
+				// would refuse the package. Refused now, before any part is uploaded.
+				return nil, &paket.FieldError{Field: anlagePath(a) + "/@Referenz",
+					Reason: fmt.Sprintf("the responsible office is in Land %s, reached through another gateway, which takes attachments inline only; send this attachment inline (Inhalt)", route.Peer.Land)}
+			}
+		}
+	}
 	if p.LastResort != "" && route.Office != nil && !hasChannel(in.Targets, p.LastResort) {
 		// Every office's last channel reaches a person (the web mailbox): a package
 		// whose other channels all fail for good still reaches the office.
 		in.Targets = append(in.Targets, submission.Target{Channel: p.LastResort})
 	}
-	for _, a := range pk.Anlagen {
-		if a.Inhalt == nil && a.Referenz != "" {
-			// multipart/related intake (cid: parts) is not built yet; accepting the
-			// package would store an attachment without its bytes.
-			return nil, &paket.FieldError{Field: "Antragspaket/Anlagen/Anlage[@ID='" + a.ID + "']/Referenz",
-				Reason: "attachments by reference (cid:) are not accepted yet; send the content inline (Inhalt)"}
-		}
-		in.Attachments = append(in.Attachments, broker.AttachmentIn{
-			Meta:    submission.Attachment{ID: a.ID, FileName: a.Dateiname, MimeType: a.MimeType, Size: a.Groesse, SHA256: a.SHA256},
-			Content: a.Inhalt,
-		})
+	atts, puts, err := p.attachments(ctx, pk, parts)
+	if err != nil {
+		p.discard(puts)
+		return nil, err
 	}
-	return p.Broker.Receive(ctx, in)
+	in.Attachments = atts
+	rec, err := p.Broker.Receive(ctx, in)
+	if err != nil {
+		// No record references the streamed blobs: remove what this request created.
+		p.discard(puts)
+		return nil, err
+	}
+	return rec, nil
 }
 
 // targets is the channel plan: the office's channels in the directory's order of

@@ -92,6 +92,11 @@ var fieldCases = []struct {
 	}, "Antragspaket/Anlagen/Anlage[1]/Inhalt", false, true},
 	{"Referenz not cid", func(p *Paket) { p.Anlagen[1].Referenz = "http://x/y" }, "Antragspaket/Anlagen/Anlage[2]/@Referenz", true, false},
 	{"Referenz and Inhalt", func(p *Paket) { p.Anlagen[1].Inhalt = []byte("x") }, "Antragspaket/Anlagen/Anlage[2]", false, false},
+	{"Referenz names the part of another Anlage", func(p *Paket) {
+		a := p.Anlagen[1]
+		a.ID = "foto-2"
+		p.Anlagen = append(p.Anlagen, a)
+	}, "Antragspaket/Anlagen/Anlage[3]/@Referenz", false, false},
 }
 
 func TestFieldRules(t *testing.T) {

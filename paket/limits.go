@@ -12,11 +12,19 @@ type Limits struct {
 	MaxAttributes      int   // attributes on one element, namespace declarations included
 	MaxAttachments     int   // Anlage elements
 	MaxAttachmentBytes int64 // decoded size of one attachment, declared or inline
+	// MaxReferencedBytes is the declared size of one attachment sent by reference
+	// (Referenz="cid:...", a part of a multipart/related request): those bytes are
+	// streamed to disk, never held in memory, so the limit is a disk and bandwidth
+	// budget, not a memory one.
+	MaxReferencedBytes int64
+	// MaxReferencedTotal is the sum of the declared sizes of all attachments sent by
+	// reference in one package.
+	MaxReferencedTotal int64
 }
 
 // DefaultLimits returns the limits the gateway uses unless configured otherwise: body
 // 32 MiB, depth 64, 200,000 elements, 64 attributes per element, 100 attachments of at
-// most 20 MiB each.
+// most 20 MiB each inline; by reference at most 2 GiB each and 4 GiB together.
 func DefaultLimits() Limits {
 	return Limits{
 		MaxBytes:           32 << 20,
@@ -25,8 +33,13 @@ func DefaultLimits() Limits {
 		MaxAttributes:      64,
 		MaxAttachments:     100,
 		MaxAttachmentBytes: 20 << 20,
+		MaxReferencedBytes: 2 << 30,
+		MaxReferencedTotal: 4 << 30,
 	}
 }
+
+// Effective returns the limits with every zero field set to its default.
+func (l Limits) Effective() Limits { return l.effective() }
 
 // effective fills zero fields with defaults; negative fields stay negative (= off).
 func (l Limits) effective() Limits {
@@ -48,6 +61,12 @@ func (l Limits) effective() Limits {
 	}
 	if l.MaxAttachmentBytes == 0 {
 		l.MaxAttachmentBytes = d.MaxAttachmentBytes
+	}
+	if l.MaxReferencedBytes == 0 {
+		l.MaxReferencedBytes = d.MaxReferencedBytes
+	}
+	if l.MaxReferencedTotal == 0 {
+		l.MaxReferencedTotal = d.MaxReferencedTotal
 	}
 	return l
 }

@@ -12,6 +12,9 @@
 package paket
 
 import (
+	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/beevik/etree"
@@ -107,4 +110,33 @@ type Anlage struct {
 	SHA256                  string // lowercase hex
 	Inhalt                  []byte
 	Referenz                string
+}
+
+// CID is the Content-ID a "cid:" URL names (RFC 2392): the URL without its scheme,
+// URL-unescaped ("cid:foo4%25foo1@bar.net" names Content-ID <foo4%foo1@bar.net>).
+func CID(ref string) (string, error) {
+	rest, ok := strings.CutPrefix(ref, "cid:")
+	if !ok {
+		// RFC 2392 schemes are case-insensitive.
+		if len(ref) < 4 || !strings.EqualFold(ref[:4], "cid:") {
+			return "", fmt.Errorf("%q is not a cid: URL", ref)
+		}
+		rest = ref[4:]
+	}
+	id, err := url.PathUnescape(rest)
+	if err != nil || id == "" {
+		return "", fmt.Errorf("%q is not a valid cid: URL", ref)
+	}
+	return id, nil
+}
+
+// ContentID is the id of a MIME part's Content-ID header value: "<foo@bar>" →
+// "foo@bar" (RFC 2045 msg-id form; surrounding white space is ignored). "" if the
+// value is not in angle brackets.
+func ContentID(header string) string {
+	h := strings.TrimSpace(header)
+	if len(h) < 3 || h[0] != '<' || h[len(h)-1] != '>' {
+		return ""
+	}
+	return h[1 : len(h)-1]
 }

@@ -634,7 +634,8 @@ func parseAnlagen(e *etree.Element, rootID string, lim Limits) ([]Anlage, error)
 		return nil, limitErr("MaxAttachments", lim.MaxAttachments, len(c.kids))
 	}
 	var out []Anlage
-	seen := map[string]bool{}
+	seen, refs := map[string]bool{}, map[string]bool{}
+	var referenced int64
 	for {
 		ae := c.opt(elAnlage)
 		if ae == nil {
@@ -649,6 +650,18 @@ func parseAnlagen(e *etree.Element, rootID string, lim Limits) ([]Anlage, error)
 			return nil, &FieldError{Field: p + "/@" + atID, Reason: "must be unique in the package"}
 		}
 		seen[a.ID] = true
+		if a.Referenz != "" {
+			// One part per reference: two attachments naming one part would make
+			// the part's bytes count twice, and the gateway streams each part once.
+			cid, err := CID(a.Referenz)
+			if err != nil || refs[cid] {
+				return nil, &FieldError{Field: p + "/@" + atReferenz, Reason: "must name a part no other Anlage names"}
+			}
+			refs[cid] = true
+			if referenced += a.Groesse; over(referenced, lim.MaxReferencedTotal) {
+				return nil, limitErr("MaxReferencedTotal", lim.MaxReferencedTotal, referenced)
+			}
+		}
 		out = append(out, a)
 	}
 	if len(out) == 0 {
@@ -691,7 +704,11 @@ func parseAnlage(e *etree.Element, path string, lim Limits) (Anlage, error) {
 	if a.Groesse, err = strconv.ParseInt(size, 10, 64); err != nil {
 		return a, &FieldError{Field: path + "/" + elGroesse, Reason: "is out of range"}
 	}
-	if over(a.Groesse, lim.MaxAttachmentBytes) {
+	if a.Referenz != "" {
+		if over(a.Groesse, lim.MaxReferencedBytes) {
+			return a, limitErr("MaxReferencedBytes", lim.MaxReferencedBytes, a.Groesse)
+		}
+	} else if over(a.Groesse, lim.MaxAttachmentBytes) {
 		return a, limitErr("MaxAttachmentBytes", lim.MaxAttachmentBytes, a.Groesse)
 	}
 	digest, err := reqField(c, elSHA256, patternRule(reSHA256, "64 hex digits"))

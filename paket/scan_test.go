@@ -154,7 +154,8 @@ func TestScanRefuses(t *testing.T) {
 }
 
 func TestDefaultLimits(t *testing.T) {
-	want := Limits{MaxBytes: 32 << 20, MaxDepth: 64, MaxElements: 200_000, MaxAttributes: 64, MaxAttachments: 100, MaxAttachmentBytes: 20 << 20}
+	want := Limits{MaxBytes: 32 << 20, MaxDepth: 64, MaxElements: 200_000, MaxAttributes: 64, MaxAttachments: 100, MaxAttachmentBytes: 20 << 20,
+		MaxReferencedBytes: 2 << 30, MaxReferencedTotal: 4 << 30}
 	if got := DefaultLimits(); got != want {
 		t.Fatalf("DefaultLimits() = %+v", got)
 	}

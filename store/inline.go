@@ -197,3 +197,39 @@ func (bs dbBlobs) Walk(fn func(digest string, size int64, written time.Time) boo
 	}
 	return bs.db.blobs.Walk(fn)
 }
+
+// PutStream stores a stream as a blob file (streams are for content of any size).
+// Content that is already an inline blob stays inline: its time is refreshed in a
+// transaction and the file this call may just have created is removed again, so
+// the put reports Created=false and a later DiscardNew can never remove the inline
+// blob other records reference.
+func (bs dbBlobs) PutStream(ctx context.Context, r io.Reader, limit int64, want string) (StreamPut, error) {
+	p, err := bs.db.blobs.PutStream(ctx, r, limit, want)
+	if err != nil {
+		return p, err
+	}
+	inline := false
+	now := time.Now()
+	err = bs.db.update(func(tx *wtx) error {
+		b := tx.bucket(bucketBlobs)
+		v := b.b.Get([]byte(p.Digest))
+		if inline = len(v) >= inlineHeader; !inline {
+			return nil
+		}
+		nv := append([]byte{}, v...)
+		binary.BigEndian.PutUint64(nv, uint64(now.UnixNano()))
+		return b.Put([]byte(p.Digest), nv)
+	})
+	if err != nil {
+		return StreamPut{}, fmt.Errorf("store: blob: %w", err)
+	}
+	if !inline {
+		return p, nil
+	}
+	if p.Created {
+		if err := bs.db.blobs.Delete(p.Digest); err != nil {
+			return StreamPut{}, fmt.Errorf("store: blob: %w", err)
+		}
+	}
+	return StreamPut{Digest: p.Digest, Size: p.Size, Created: false, Written: now}, nil
+}

@@ -33,6 +33,11 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrConflict means the requested change does not fit the record's current state.
 	ErrConflict = errors.New("conflict")
+	// ErrTooLarge: PutStream read more than its limit; nothing was stored.
+	ErrTooLarge = errors.New("blob larger than the limit")
+	// ErrDigestMismatch: PutStream was told which digest to expect and the bytes
+	// hash to another; nothing was stored under either name.
+	ErrDigestMismatch = errors.New("blob digest differs from the expected one")
 )
 
 var (
@@ -106,6 +111,15 @@ type Store interface {
 // digest never put and ErrBadDigest for a malformed one.
 type BlobStore interface {
 	Put(b []byte) (digest string, err error)
+	// PutStream stores what r yields, hashing while it writes, and never holds the
+	// whole content in memory (attachments of gigabytes arrive this way). More than
+	// limit bytes (limit < 0: no limit) is ErrTooLarge; a want digest that is not
+	// "" and differs from the content's is ErrDigestMismatch. Either way, and on
+	// any error of r or ctx, nothing is stored (no temporary data stays behind)
+	// and a blob of the same name that was there before is left as it was. Like
+	// Put it returns only when the bytes are durable, and content that is already
+	// stored is refreshed (the retention sweep's clock), not written twice.
+	PutStream(ctx context.Context, r io.Reader, limit int64, want string) (StreamPut, error)
 	Open(ctx context.Context, digest string) (io.ReadCloser, error)
 	// Delete removes a blob; ErrNotFound if there is none.
 	Delete(digest string) error
@@ -113,6 +127,41 @@ type BlobStore interface {
 	// fn returns false (the sweep never removes a blob written recently: its record
 	// may be about to commit).
 	Walk(fn func(digest string, size int64, written time.Time) bool) error
+}
+
+// StreamPut is what PutStream stored.
+type StreamPut struct {
+	Digest string
+	Size   int64
+	// Created: the content was not stored before this call. Only then may a caller
+	// whose request fails afterwards remove it again (DiscardNew); content that was
+	// there already belongs to records that reference it.
+	Created bool
+	// Written is the blob's time as the retention sweep sees it right after the
+	// put. A put of the same content by anyone later moves it forward.
+	Written time.Time
+}
+
+// DiscardNew removes a blob this request created (p.Created) and that no record
+// references, because the request failed after PutStream: an attachment whose
+// package was refused must leave no bytes behind. It deletes only if nobody put the
+// same content since (DeleteIfOlder with p's own time), so a concurrent request
+// that references the same bytes keeps them. A store without DeleteIfOlder leaves
+// the blob to the retention sweep.
+func DiscardNew(bs BlobStore, p StreamPut) error {
+	if !p.Created {
+		return nil
+	}
+	cond, ok := bs.(interface {
+		DeleteIfOlder(digest string, before time.Time) (bool, error)
+	})
+	if !ok {
+		return nil
+	}
+	if _, err := cond.DeleteIfOlder(p.Digest, p.Written.Add(time.Nanosecond)); err != nil {
+		return fmt.Errorf("store: discard blob %s: %w", p.Digest, err)
+	}
+	return nil
 }
 
 var _ Store = (*DB)(nil)

@@ -3,11 +3,16 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/amtsbote/amtsbote/store"
@@ -220,4 +225,90 @@ func TestSmallBlobsInline(t *testing.T) {
 			t.Fatalf("second delete: %v", err)
 		}
 	}
+}
+
+// TestPutStreamLeavesNoFiles: what only the file store has, a folder to look into.
+// Every refused or failed stream must leave no temporary file there (a 2 GiB
+// upload refused at its end would otherwise stay on disk for good: Walk and the
+// sweep do not see temporary files).
+func TestPutStreamLeavesNoFiles(t *testing.T) {
+	dir := t.TempDir()
+	bs, err := store.OpenBlobs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	data := []byte(strings.Repeat("Anlage ", 100_000))
+	sum := sha256.Sum256(data)
+	digest := hex.EncodeToString(sum[:])
+	wrong := strings.Repeat("0", 64)
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	for name, put := range map[string]func() error{
+		"mismatch":  func() error { _, err := bs.PutStream(ctx, bytes.NewReader(data), -1, wrong); return err },
+		"too large": func() error { _, err := bs.PutStream(ctx, bytes.NewReader(data), 1000, ""); return err },
+		"cancelled": func() error { _, err := bs.PutStream(cancelled, bytes.NewReader(data), -1, digest); return err },
+		"reader fails": func() error {
+			_, err := bs.PutStream(ctx, io.MultiReader(bytes.NewReader(data), iotest.ErrReader(errors.New("reset"))), -1, "")
+			return err
+		},
+	} {
+		if err := put(); err == nil {
+			t.Fatalf("%s: PutStream succeeded", name)
+		}
+		var files []string
+		_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				files = append(files, p)
+			}
+			return nil
+		})
+		if len(files) != 0 {
+			t.Fatalf("%s: files left behind: %v", name, files)
+		}
+	}
+}
+
+// TestPutStreamOfInlineContent: a stream whose content is an inline blob already
+// (a small attachment sent inline before, now by reference) leaves no second copy
+// as a file and reports Created=false, so a DiscardNew after a failed request can
+// never remove the inline blob that records reference.
+func TestPutStreamOfInlineContent(t *testing.T) {
+	dir := t.TempDir()
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	data := []byte("%PDF-1.4 a small attachment, inline first")
+	d, err := db.Blobs().Put(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := db.Blobs().PutStream(context.Background(), bytes.NewReader(data), -1, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Created || p.Digest != d || p.Size != int64(len(data)) {
+		t.Fatalf("stream of inline content: %+v", p)
+	}
+	files := 0
+	_ = filepath.Walk(filepath.Join(dir, "blobs"), func(_ string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			files++
+		}
+		return nil
+	})
+	if files != 0 {
+		t.Fatalf("%d blob files beside the inline blob", files)
+	}
+	// The failed request's DiscardNew of this put keeps the inline blob.
+	if err := store.DiscardNew(db.Blobs(), p); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := db.Blobs().Open(context.Background(), d)
+	if err != nil {
+		t.Fatalf("inline blob gone after DiscardNew: %v", err)
+	}
+	rc.Close()
 }

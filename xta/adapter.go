@@ -1,11 +1,11 @@
 package xta
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 
 	"log/slog"
 	"net/http"
@@ -241,26 +241,41 @@ func (a *Adapter) push(ctx context.Context, d adapters.Delivery, xtaID string) (
 		}
 		return adapters.Confirmation{}, err
 	}
-	var body bytes.Buffer
-	err = out.writeTo(&body)
-	closeParts(parts)
-	if err != nil {
-		return adapters.Confirmation{}, fmt.Errorf("xta: building deliverMessage: %w", err)
-	}
+	// The message is written while it is sent (chunked): its XOP parts are the
+	// package and the attachments, which may be gigabytes (multipart intake), and are
+	// streamed from the blob store, never held in memory. writeErr tells a failure
+	// of our own reading apart from the endpoint's.
+	pr, pw := io.Pipe()
+	var writeErr error
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		writeErr = out.writeTo(pw)
+		closeParts(parts)
+		pw.CloseWithError(writeErr)
+	}()
+	// Whatever happens below, the writer is stopped and the parts are closed first.
+	finish := func() { pr.Close(); <-written }
 	u, _ := url.Parse(d.Target.Endpoint)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.Target.Endpoint, &body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.Target.Endpoint, pr)
 	if err != nil {
+		finish()
 		return adapters.Confirmation{}, adapters.Permanent("XTA target misconfigured", err)
 	}
 	req.Header.Set("Content-Type", out.contentType())
 	resp, err := a.client.Do(req)
 	if err != nil {
+		finish()
 		if ctx.Err() != nil {
 			return adapters.Confirmation{}, fmt.Errorf("xta: deliverMessage to %s: %w", u.Host, ctx.Err())
+		}
+		if writeErr != nil {
+			return adapters.Confirmation{}, fmt.Errorf("xta: building deliverMessage: %w", writeErr)
 		}
 		return adapters.Confirmation{}, &DeliverError{Public: "XTA endpoint unreachable", Err: err}
 	}
 	defer resp.Body.Close()
+	defer finish()
 	msg, perr := parseMessage(resp.Header.Get("Content-Type"), resp.Body, a.o.MaxResponseBytes)
 	if perr != nil && ctx.Err() != nil {
 		return adapters.Confirmation{}, fmt.Errorf("xta: reading the answer: %w", ctx.Err())

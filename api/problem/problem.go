@@ -36,6 +36,8 @@ const (
 	TypeAmbiguousPlace      = Base + "ambiguous-place"       // 422: place names several Gebiete
 	TypeNoResponsibleOffice = Base + "no-responsible-office" // 422: no office for service+place
 	TypeAttachmentDigest    = Base + "attachment-digest"     // 422: attachment differs from signed digest
+	TypeMultipartParts      = Base + "multipart-parts"       // 422: parts missing, unexpected or duplicated
+	TypeRangeNotSatisfiable = Base + "range-not-satisfiable" // 416: a Range outside the content
 	TypeRateLimited         = Base + "rate-limited"          // 429
 	TypeHeadersTooLarge     = Base + "headers-too-large"     // 431: request line and headers over the limit
 	TypeUnavailable         = Base + "unavailable"           // 503: shutting down or not ready
@@ -136,6 +138,8 @@ var titles = map[string]string{
 	TypeAmbiguousPlace:      "Ambiguous place",
 	TypeNoResponsibleOffice: "No responsible office",
 	TypeAttachmentDigest:    "Attachment does not match its signed digest",
+	TypeMultipartParts:      "Parts do not match the package's attachment references",
+	TypeRangeNotSatisfiable: "Range not satisfiable",
 	TypeRateLimited:         "Too many requests",
 	TypeHeadersTooLarge:     "Request headers too large",
 	TypeUnavailable:         "Service unavailable",

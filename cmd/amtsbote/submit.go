@@ -65,7 +65,8 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	out := fs.String("out", "", "write the signed receipt to this file")
 	wait := fs.Duration("wait", 0, "wait up to this long for delivery and decision, printing the event log")
 	var attach stringList
-	fs.Var(&attach, "attach", "attach a file (repeatable); replaces the example PDF")
+	fs.Var(&attach, "attach", "attach a file (repeatable); replaces the example PDF. Files over -inline-max go as multipart/related parts, streamed")
+	inlineMax := fs.Int64("inline-max", 4<<20, "largest file sent inline (base64 in the package); larger ones are sent by reference (cid:), streamed from disk")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -96,14 +97,10 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		p.Kopf.Leistung.Bezeichnung = svc
 	}
 	p.Kopf.Ort = placeOf(*place)
+	var parts []portal.Part
 	if len(attach) > 0 {
 		p.Anlagen = nil
 		for i, f := range attach {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				fmt.Fprintln(stderr, "amtsbote submit:", err)
-				return 1
-			}
 			mt := mime.TypeByExtension(filepath.Ext(f))
 			if mt == "" {
 				mt = "application/octet-stream"
@@ -111,11 +108,39 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			if i := strings.IndexByte(mt, ';'); i > 0 {
 				mt = mt[:i]
 			}
-			p.Anlagen = append(p.Anlagen, paket.NewAnlage(fmt.Sprintf("anlage-%d", i+1), filepath.Base(f), mt, b))
+			id := fmt.Sprintf("anlage-%d", i+1)
+			info, err := os.Stat(f)
+			if err != nil {
+				fmt.Fprintln(stderr, "amtsbote submit:", err)
+				return 1
+			}
+			if info.Size() > *inlineMax {
+				// By reference: hashed in a first pass, streamed in the second, never
+				// read whole into memory.
+				a, part, err := portal.FileAnlage(id, f, mt)
+				if err != nil {
+					fmt.Fprintln(stderr, "amtsbote submit:", err)
+					return 1
+				}
+				p.Anlagen = append(p.Anlagen, a)
+				parts = append(parts, part)
+				continue
+			}
+			b, err := os.ReadFile(f)
+			if err != nil {
+				fmt.Fprintln(stderr, "amtsbote submit:", err)
+				return 1
+			}
+			p.Anlagen = append(p.Anlagen, paket.NewAnlage(id, filepath.Base(f), mt, b))
 		}
 	}
 	c := &portal.Client{BaseURL: *url, Signer: signer, Token: *token}
-	res, err := c.Submit(ctx, p)
+	var res *portal.Result
+	if len(parts) > 0 {
+		res, err = c.SubmitParts(ctx, p, parts)
+	} else {
+		res, err = c.Submit(ctx, p)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "amtsbote submit:", err)
 		return 1

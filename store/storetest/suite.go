@@ -75,6 +75,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("DeleteFreesIdempotencyKey", s.testDeleteFreesKey)
 	t.Run("ConcurrentDeleteAndUpdate", s.testConcurrentDeleteAndUpdate)
 	t.Run("BlobDeleteAndWalk", s.testBlobDeleteAndWalk)
+	t.Run("BlobPutStream", s.testBlobPutStream)
 }
 
 type suite struct{ h Harness }

@@ -253,7 +253,8 @@ func (d *defective) WalkOffice(office, after string, fn func(*submission.Submiss
 
 func (d *defective) Blobs() store.BlobStore {
 	switch d.defect {
-	case "blob-not-found-unwrapped", "walk-skips-blobs", "blob-delete-keeps-bytes":
+	case "blob-not-found-unwrapped", "walk-skips-blobs", "blob-delete-keeps-bytes",
+		"stream-keeps-mismatch", "stream-ignores-limit", "stream-discards-shared":
 		return badBlobs{d.Store.Blobs(), d.defect}
 	}
 	return d.Store.Blobs()
@@ -284,6 +285,30 @@ func (b badBlobs) Delete(digest string) error {
 		return nil // says done, removes nothing
 	}
 	return b.BlobStore.Delete(digest)
+}
+
+func (b badBlobs) PutStream(ctx context.Context, r io.Reader, limit int64, want string) (store.StreamPut, error) {
+	switch b.defect {
+	case "stream-keeps-mismatch":
+		// Promotes first and checks afterwards: the refused bytes stay under their
+		// own digest.
+		p, err := b.BlobStore.PutStream(ctx, r, limit, "")
+		if err == nil && want != "" && p.Digest != want {
+			return store.StreamPut{}, fmt.Errorf("mismatch: %w", store.ErrDigestMismatch)
+		}
+		return p, err
+	case "stream-ignores-limit":
+		return b.BlobStore.PutStream(ctx, r, -1, want)
+	case "stream-discards-shared":
+		// Says every put created the blob, so DiscardNew removes shared content.
+		p, err := b.BlobStore.PutStream(ctx, r, limit, want)
+		p.Created = err == nil
+		if err == nil {
+			p.Written = time.Now().Add(time.Hour)
+		}
+		return p, err
+	}
+	return b.BlobStore.PutStream(ctx, r, limit, want)
 }
 
 func (b badBlobs) Open(ctx context.Context, digest string) (io.ReadCloser, error) {
@@ -324,6 +349,9 @@ func TestSeededDefectsFail(t *testing.T) {
 		"update-upserts":                "ConcurrentDeleteAndUpdate",
 		"walk-skips-blobs":              "BlobDeleteAndWalk",
 		"blob-delete-keeps-bytes":       "BlobDeleteAndWalk",
+		"stream-keeps-mismatch":         "BlobPutStream",
+		"stream-ignores-limit":          "BlobPutStream",
+		"stream-discards-shared":        "BlobPutStream",
 	}
 	for defect, failingCase := range cases {
 		t.Run(defect, func(t *testing.T) {

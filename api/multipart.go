@@ -1,0 +1,172 @@
+package api
+
+import (
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"time"
+
+	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/intake"
+	"github.com/amtsbote/amtsbote/paket"
+)
+
+// submitMultipart takes a package as multipart/related (RFC 2387): the root part is
+// the signed Antragspaket, read into memory and bounded by MaxBodyBytes as a plain
+// application/xml body is; every further part is an attachment the package names
+// by Referenz="cid:...", streamed by intake into the blob store while it is hashed.
+// Memory stays bounded whatever the attachments' size.
+//
+// The root must be the first part. A start parameter may name it (it must then name
+// the first part): the attachments are checked against the digests in the signed
+// root, so a part before the root would have to be stored unchecked first.
+//
+// Timeouts: a 2 GiB upload over a 50 Mbit/s link takes six minutes, over a slow
+// one an hour, far beyond the server's ReadTimeout and WriteTimeout (which bound
+// every ordinary request, and whose fixed deadlines would cut uploads off). So this
+// handler replaces the connection's read deadline by a progress rule: every
+// UploadWindow the request must deliver UploadWindow×UploadMinRate bytes, or the
+// read fails and the connection is closed. A slowloris client is still bounded (it
+// must keep sending at the minimum rate, and MaxUploadBytes caps the total), and
+// ReadHeaderTimeout still bounds the headers. The write deadline is lifted during
+// the upload and set to WriteTimeout again for the response.
+func (s *Server) submitMultipart(w http.ResponseWriter, r *http.Request, params map[string]string) {
+	boundary := params["boundary"]
+	if boundary == "" {
+		problem.Write(w, r, problem.New(400, problem.TypeMalformed, "multipart/related needs a boundary parameter"))
+		return
+	}
+	if t := params["type"]; t != "" && !acceptsXML(t) {
+		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia,
+			"the root part of multipart/related must be the signed Antragspaket (type=application/xml)"))
+		return
+	}
+	if r.ContentLength > s.opt.MaxUploadBytes {
+		problem.Write(w, r, problem.New(413, problem.TypeTooLarge, fmt.Sprintf("body of %d bytes exceeds the limit of %d", r.ContentLength, s.opt.MaxUploadBytes)).With("max", s.opt.MaxUploadBytes))
+		return
+	}
+	rc := http.NewResponseController(w)
+	body := &progressReader{r: http.MaxBytesReader(w, r.Body, s.opt.MaxUploadBytes), rc: rc,
+		window: s.opt.UploadWindow, quota: max(1, int64(s.opt.UploadWindow.Seconds()*float64(s.opt.UploadMinRate)))}
+	body.start()
+	// Not every ResponseWriter supports deadlines (tests' recorders): then the
+	// server's own timeouts stay, which only shortens what an upload may take.
+	_ = rc.SetWriteDeadline(time.Time{})
+	mr := multipart.NewReader(body, boundary)
+	root, err := mr.NextRawPart()
+	if err != nil {
+		s.failUpload(w, r, rc, fmt.Errorf("%w: the root part: %w", intake.ErrPartRead, err))
+		return
+	}
+	if start := params["start"]; start != "" && startID(start) != paket.ContentID(root.Header.Get("Content-Id")) {
+		s.failUpload(w, r, rc, fmt.Errorf("%w: start names %s, but the first part is %q; the root part must come first", intake.ErrParts, start, root.Header.Get("Content-Id")))
+		return
+	}
+	if !acceptsXML(root.Header.Get("Content-Type")) {
+		_ = rc.SetWriteDeadline(time.Now().Add(s.opt.WriteTimeout))
+		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia,
+			"the root (first) part must be the signed Antragspaket as application/xml"))
+		return
+	}
+	if err := identityEncoding(root.Header); err != nil {
+		s.failUpload(w, r, rc, err)
+		return
+	}
+	raw, err := io.ReadAll(io.LimitReader(root, s.opt.MaxBodyBytes+1))
+	if err != nil {
+		s.failUpload(w, r, rc, fmt.Errorf("%w: the root part: %w", intake.ErrPartRead, err))
+		return
+	}
+	if int64(len(raw)) > s.opt.MaxBodyBytes {
+		_ = rc.SetWriteDeadline(time.Now().Add(s.opt.WriteTimeout))
+		problem.Write(w, r, problem.New(413, problem.TypeTooLarge, fmt.Sprintf("the root part exceeds the limit of %d bytes", s.opt.MaxBodyBytes)).With("max", s.opt.MaxBodyBytes))
+		return
+	}
+	a, err := s.opt.Pipeline.SubmitParts(r.Context(), raw, &mpParts{mr: mr})
+	if err != nil {
+		s.failUpload(w, r, rc, err)
+		return
+	}
+	_ = rc.SetWriteDeadline(time.Now().Add(s.opt.WriteTimeout))
+	writeIntake(w, a)
+}
+
+// startID is the Content-ID the start parameter names: "<id>" as RFC 2387 writes
+// it, or the bare id some clients send.
+func startID(start string) string {
+	if id := paket.ContentID(start); id != "" {
+		return id
+	}
+	return strings.TrimSpace(start)
+}
+
+// failUpload answers a refused upload. The rest of the body is not read: net/http
+// closes the connection after the answer instead of draining gigabytes.
+func (s *Server) failUpload(w http.ResponseWriter, r *http.Request, rc *http.ResponseController, err error) {
+	_ = rc.SetWriteDeadline(time.Now().Add(s.opt.WriteTimeout))
+	s.fail(w, r, err)
+}
+
+// identityEncoding refuses a part whose Content-Transfer-Encoding changes its bytes:
+// the signature and the digests are over the bytes as sent, and HTTP is 8-bit clean.
+func identityEncoding(h textproto.MIMEHeader) error {
+	cte := strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding")))
+	switch cte {
+	case "", "binary", "8bit", "7bit":
+		return nil
+	}
+	return fmt.Errorf("%w: Content-Transfer-Encoding %q; send parts as binary", intake.ErrParts, cte)
+}
+
+// mpParts is intake.Parts over a multipart reader.
+type mpParts struct{ mr *multipart.Reader }
+
+func (m *mpParts) Next() (string, io.Reader, error) {
+	p, err := m.mr.NextRawPart()
+	if err == io.EOF {
+		return "", nil, io.EOF
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: %w", intake.ErrPartRead, err)
+	}
+	if err := identityEncoding(p.Header); err != nil {
+		return "", nil, err
+	}
+	return p.Header.Get("Content-Id"), p, nil
+}
+
+// progressReader enforces the progress rule of an upload: whenever quota bytes
+// arrived within the current window, the read deadline moves to a new window from
+// now. A request that sends less within a window meets the deadline.
+type progressReader struct {
+	r      io.Reader
+	rc     *http.ResponseController
+	window time.Duration
+	quota  int64
+	got    int64 // bytes in the current window
+}
+
+func (p *progressReader) start() {
+	p.got = 0
+	_ = p.rc.SetReadDeadline(time.Now().Add(p.window))
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.got += int64(n)
+	if err == io.EOF {
+		// The whole body is in. net/http now reads the connection in the background
+		// to notice a client that goes away, and a deadline hit there would cancel
+		// the request while it stores and fsyncs: no deadline until the answer (the
+		// server sets its own again for the next request).
+		_ = p.rc.SetReadDeadline(time.Time{})
+		return n, err
+	}
+	if p.got >= p.quota {
+		p.start()
+	}
+	return n, err
+}

@@ -1,0 +1,113 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/amtsbote/amtsbote/api/problem"
+)
+
+// serveBlob sends a blob of the given size with HTTP range support (206,
+// Accept-Ranges: bytes, 416 as a problem document), so an office fetching an
+// attachment of gigabytes can resume a broken download instead of starting over.
+// The ETag is the content's SHA-256, so If-Range works across gateways and restarts.
+//
+// A file blob (store.Blobs) is an *os.File and seeks. A blob that only streams (the
+// JetStream object store) is served through skipSeeker: a range is reached by
+// reading and discarding the bytes before it, which costs time, not memory; and a
+// request for several ranges gets the whole content (200), which RFC 9110 allows,
+// because ranges out of order would need to read backwards.
+func serveBlob(w http.ResponseWriter, r *http.Request, rc io.Reader, size int64, digest string) {
+	if digest != "" {
+		w.Header().Set("ETag", `"`+digest+`"`)
+	}
+	if w.Header().Get("Content-Type") == "" {
+		// ServeContent would sniff the type by reading ahead and seeking back.
+		w.Header().Set("Content-Type", "application/octet-stream")
+	}
+	rs, ok := rc.(io.ReadSeeker)
+	if !ok {
+		rs = &skipSeeker{r: rc, size: size}
+		if strings.Contains(r.Header.Get("Range"), ",") {
+			r.Header.Del("Range")
+		}
+	}
+	// No modification time: content named by its digest never changes.
+	http.ServeContent(&rangeProblemWriter{ResponseWriter: w, r: r}, r, "", time.Time{}, rs)
+}
+
+// rangeProblemWriter turns the plain-text 416 of http.ServeContent into the API's
+// problem document; every other answer passes through.
+type rangeProblemWriter struct {
+	http.ResponseWriter
+	r       *http.Request
+	swallow bool
+}
+
+func (w *rangeProblemWriter) WriteHeader(code int) {
+	if code != http.StatusRequestedRangeNotSatisfiable {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	w.swallow = true
+	w.Header().Del("Content-Length")
+	problem.Write(w.ResponseWriter, w.r, problem.New(code, problem.TypeRangeNotSatisfiable,
+		fmt.Sprintf("the range %q lies outside the content (Content-Range names its size)", w.r.Header.Get("Range"))))
+}
+
+func (w *rangeProblemWriter) Write(b []byte) (int, error) {
+	if w.swallow {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// skipSeeker is an io.ReadSeeker over a reader that can only go forward: Seek only
+// notes the position (the size is known, so SeekEnd needs no reading), and Read
+// first discards up to it. Seeking back before what was read fails.
+type skipSeeker struct {
+	r    io.Reader
+	size int64
+	pos  int64 // where the caller wants to read
+	read int64 // how far r has been read
+}
+
+var errSeekBack = errors.New("api: this blob streams forward only")
+
+func (s *skipSeeker) Seek(off int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		off += s.pos
+	case io.SeekEnd:
+		off += s.size
+	default:
+		return 0, fmt.Errorf("api: seek whence %d", whence)
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("api: seek to %d", off)
+	}
+	s.pos = off
+	return off, nil
+}
+
+func (s *skipSeeker) Read(p []byte) (int, error) {
+	if s.pos < s.read {
+		return 0, errSeekBack
+	}
+	if s.pos > s.read {
+		n, err := io.CopyN(io.Discard, s.r, s.pos-s.read)
+		s.read += n
+		if err != nil {
+			return 0, fmt.Errorf("api: skip to %d: %w", s.pos, err)
+		}
+	}
+	n, err := s.r.Read(p)
+	s.read += int64(n)
+	s.pos = s.read
+	return n, err
+}

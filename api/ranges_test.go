@@ -1,0 +1,102 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/amtsbote/amtsbote/api/problem"
+)
+
+// TestServeBlobRanges: both kinds of blob (a file that seeks, a stream that only
+// reads forward) answer ranges alike: 206 with the right bytes, 416 as a problem
+// document, the whole content without Range.
+func TestServeBlobRanges(t *testing.T) {
+	content := make([]byte, 100_000)
+	for i := range content {
+		content[i] = byte(i * 7 / 3)
+	}
+	path := filepath.Join(t.TempDir(), "blob")
+	if err := os.WriteFile(path, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	open := map[string]func() io.ReadCloser{
+		"file": func() io.ReadCloser {
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		},
+		"stream": func() io.ReadCloser { return io.NopCloser(bytes.NewBuffer(content)) }, // no Seek
+	}
+	for kind, o := range open {
+		get := func(rng string) *http.Response {
+			t.Helper()
+			rc := o()
+			defer rc.Close()
+			req := httptest.NewRequest(http.MethodGet, "/x", nil)
+			if rng != "" {
+				req.Header.Set("Range", rng)
+			}
+			rec := httptest.NewRecorder()
+			serveBlob(rec, req, rc, int64(len(content)), strings.Repeat("ab", 32))
+			return rec.Result()
+		}
+		t.Run(kind, func(t *testing.T) {
+			for _, tc := range []struct {
+				rng        string
+				status     int
+				from, to   int // expected body content[from:to]
+				contentRng string
+			}{
+				{"", 200, 0, len(content), ""},
+				{"bytes=0-9", 206, 0, 10, "bytes 0-9/100000"},
+				{"bytes=65536-70000", 206, 65536, 70001, "bytes 65536-70000/100000"},
+				{"bytes=-5", 206, len(content) - 5, len(content), "bytes 99995-99999/100000"},
+				{"bytes=99990-", 206, 99990, len(content), "bytes 99990-99999/100000"},
+			} {
+				res := get(tc.rng)
+				body, _ := io.ReadAll(res.Body)
+				if res.StatusCode != tc.status || !bytes.Equal(body, content[tc.from:tc.to]) {
+					t.Fatalf("Range %q: %d with %d bytes, want %d with content[%d:%d]", tc.rng, res.StatusCode, len(body), tc.status, tc.from, tc.to)
+				}
+				if got := res.Header.Get("Content-Range"); got != tc.contentRng {
+					t.Errorf("Range %q: Content-Range %q, want %q", tc.rng, got, tc.contentRng)
+				}
+				if res.Header.Get("Accept-Ranges") != "bytes" {
+					t.Errorf("Range %q: no Accept-Ranges: bytes", tc.rng)
+				}
+			}
+			res := get("bytes=200000-300000")
+			body, _ := io.ReadAll(res.Body)
+			var p problem.Problem
+			if res.StatusCode != 416 || res.Header.Get("Content-Type") != problem.ContentType || json.Unmarshal(body, &p) != nil || p.Type != problem.TypeRangeNotSatisfiable {
+				t.Fatalf("range outside: %d %q %s", res.StatusCode, res.Header.Get("Content-Type"), body)
+			}
+			if got := res.Header.Get("Content-Range"); got != "bytes */100000" {
+				t.Errorf("416 Content-Range %q", got)
+			}
+			// Several ranges, the later one first: a file answers them, a stream
+			// sends everything rather than fail halfway.
+			res = get("bytes=500-599,0-9")
+			body, _ = io.ReadAll(res.Body)
+			switch kind {
+			case "file":
+				if res.StatusCode != 206 || !strings.HasPrefix(res.Header.Get("Content-Type"), "multipart/byteranges") {
+					t.Fatalf("multi-range from a file: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+				}
+			case "stream":
+				if res.StatusCode != 200 || !bytes.Equal(body, content) {
+					t.Fatalf("multi-range from a stream: %d with %d bytes, want 200 and all", res.StatusCode, len(body))
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,342 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"io/fs"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/portal"
+	"github.com/amtsbote/amtsbote/wire"
+)
+
+// mpPart is one part of a hand-built multipart/related body.
+type mpPart struct {
+	cid, ctype, cte string
+	body            []byte
+}
+
+// mpBody builds a multipart/related body exactly as given, so tests can send what
+// a correct client never would.
+func mpBody(t *testing.T, parts []mpPart) (string, []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for _, p := range parts {
+		h := textproto.MIMEHeader{}
+		if p.ctype != "" {
+			h.Set("Content-Type", p.ctype)
+		}
+		if p.cid != "" {
+			h.Set("Content-Id", p.cid)
+		}
+		if p.cte != "" {
+			h.Set("Content-Transfer-Encoding", p.cte)
+		}
+		w, err := mw.CreatePart(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = w.Write(p.body)
+	}
+	_ = mw.Close()
+	return `multipart/related; type="application/xml"; boundary=` + mw.Boundary(), buf.Bytes()
+}
+
+// blobState is what the blob store holds: digests (Walk) and leftover temporary
+// files anywhere in the data folder.
+func blobState(t *testing.T, f *fixture) (map[string]bool, []string) {
+	t.Helper()
+	digests := map[string]bool{}
+	if err := f.g.Broker.Blobs().Walk(func(d string, _ int64, _ time.Time) bool { digests[d] = true; return true }); err != nil {
+		t.Fatal(err)
+	}
+	var tmp []string
+	_ = filepath.WalkDir(f.g.Config.DataDir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasPrefix(d.Name(), ".tmp") {
+			tmp = append(tmp, p)
+		}
+		return nil
+	})
+	return digests, tmp
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
+}
+
+// refAnlage is an Anlage by reference to content, and its part.
+func refAnlage(id string, content []byte) (paket.Anlage, mpPart) {
+	a := paket.NewAnlage(id, id+".bin", "application/octet-stream", content)
+	a.Inhalt, a.Referenz = nil, "cid:"+id+"@portal.example"
+	return a, mpPart{cid: "<" + id + "@portal.example>", ctype: "application/octet-stream", body: content}
+}
+
+// TestMultipartIntake: a package with attachments by reference is accepted with its
+// parts streamed into the blob store, the office gets the bytes (also as ranges),
+// and a repeat gets the first receipt.
+func TestMultipartIntake(t *testing.T) {
+	f := start(t)
+	big := randomBytes(3<<20 + 17) // several store buffers
+	small := randomBytes(1000)
+	p := f.example() // keeps its inline PDF
+	a1, _ := refAnlage("scan", big)
+	a2, _ := refAnlage("foto", small)
+	p.Anlagen = append(p.Anlagen, a1, a2)
+	parts := []portal.Part{
+		{ContentID: "scan@portal.example", Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(big)), nil }},
+		{ContentID: "foto@portal.example", MimeType: "image/jpeg", Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(small)), nil }},
+	}
+	ctx := context.Background()
+	res, err := f.portal.SubmitParts(ctx, p, parts)
+	if err != nil || res.Status != 201 {
+		t.Fatalf("submit: %v %+v %+v", err, res, res.Problem)
+	}
+	sub, err := f.g.Broker.Submission(res.SubmissionID)
+	if err != nil || len(sub.Attachments) != 3 {
+		t.Fatalf("stored: %v %+v", err, sub)
+	}
+	if a := sub.Attachments[1]; a.ID != "scan" || a.Size != int64(len(big)) || a.SHA256 != sha256hex(big) {
+		t.Fatalf("attachment record %+v", a)
+	}
+
+	get := func(aid, rng string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, f.g.URL()+wire.OfficeAttachmentPath(res.SubmissionID, aid), nil)
+		req.Header.Set("Authorization", "Bearer "+officeToken)
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	if resp, b := get("scan", ""); resp.StatusCode != 200 || !bytes.Equal(b, big) || resp.Header.Get("Accept-Ranges") != "bytes" {
+		t.Fatalf("office download: %d, %d bytes, Accept-Ranges %q", resp.StatusCode, len(b), resp.Header.Get("Accept-Ranges"))
+	}
+	if resp, b := get("scan", "bytes=1048576-1048675"); resp.StatusCode != 206 || !bytes.Equal(b, big[1<<20:1<<20+100]) {
+		t.Fatalf("range download: %d, %d bytes", resp.StatusCode, len(b))
+	}
+	if resp, b := get("scan", fmt.Sprintf("bytes=%d-", len(big)+10)); resp.StatusCode != 416 || problemOf(t, resp, b).Type != problem.TypeRangeNotSatisfiable {
+		t.Fatalf("range outside: %d %s", resp.StatusCode, b)
+	}
+
+	// The same message again: the first receipt, without reading the parts.
+	res2, err := f.portal.SubmitParts(ctx, p, parts)
+	if err != nil || res2.Status != 200 || !res2.Duplicate || res2.SubmissionID != res.SubmissionID || !bytes.Equal(res2.Receipt, res.Receipt) {
+		t.Fatalf("repeat: %v %+v", err, res2)
+	}
+}
+
+// TestMultipartRefusals: every way the parts can disagree with the signed package is
+// a 422 (or 413) problem, and leaves neither a record nor a blob nor a temporary file.
+func TestMultipartRefusals(t *testing.T) {
+	f := start(t, func(c *config.Config) {
+		c.Limits.MaxBodyBytes = 200 << 10
+		c.Limits.MaxReferencedAttachmentBytes = 4 << 20
+		c.Limits.MaxReferencedPackageBytes = 6 << 20
+	})
+	one := randomBytes(300 << 10)
+	two := randomBytes(1 << 20)
+	a1, p1 := refAnlage("eins", one)
+	a2, p2 := refAnlage("zwei", two)
+	sign := func(p *paket.Paket) []byte {
+		b, err := f.pki.Portal.Signer.Sign(p.Element())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	pkg := func(as ...paket.Anlage) mpPart {
+		p := f.example()
+		p.Anlagen = append(p.Anlagen, as...)
+		return mpPart{ctype: "application/xml", cid: "<root@portal.example>", body: sign(p)}
+	}
+	changed := func(p mpPart) mpPart {
+		b := append([]byte{}, p.body...)
+		b[len(b)/2] ^= 0x40
+		p.body = b
+		return p
+	}
+	longer := func(p mpPart) mpPart { p.body = append(append([]byte{}, p.body...), 'x'); return p }
+	shorter := func(p mpPart) mpPart { p.body = p.body[:len(p.body)-1]; return p }
+	tooBig, pBig := refAnlage("riesig", randomBytes(4<<20+1))
+	three, p3 := refAnlage("drei", randomBytes(3<<20))
+	four, p4 := refAnlage("vier", randomBytes(3<<20+5))
+	stray := mpPart{cid: "<stray@portal.example>", ctype: "text/plain", body: []byte("nobody named me")}
+	noCID := mpPart{ctype: "text/plain", body: []byte("who am I")}
+	b64 := p1
+	b64.cte = "base64"
+	bigRoot := f.example()
+	bigRoot.Anlagen = append(bigRoot.Anlagen, paket.NewAnlage("gross", "gross.bin", "application/octet-stream", bytes.Repeat([]byte("x"), 300<<10)))
+
+	for _, tc := range []struct {
+		name   string
+		parts  []mpPart
+		start  string
+		status int
+		typ    string
+	}{
+		{"part bytes differ", []mpPart{pkg(a1, a2), p1, changed(p2)}, "", 422, problem.TypeAttachmentDigest},
+		{"part longer than declared", []mpPart{pkg(a1, a2), p1, longer(p2)}, "", 422, problem.TypeAttachmentDigest},
+		{"part shorter than declared", []mpPart{pkg(a1, a2), p1, shorter(p2)}, "", 422, problem.TypeAttachmentDigest},
+		{"part missing", []mpPart{pkg(a1, a2), p1}, "", 422, problem.TypeMultipartParts},
+		{"unexpected part", []mpPart{pkg(a1, a2), p1, p2, stray}, "", 422, problem.TypeMultipartParts},
+		{"part without Content-ID", []mpPart{pkg(a1), noCID, p1}, "", 422, problem.TypeMultipartParts},
+		{"Content-ID twice", []mpPart{pkg(a1, a2), p1, p1, p2}, "", 422, problem.TypeMultipartParts},
+		{"base64 transfer encoding", []mpPart{pkg(a1), b64}, "", 422, problem.TypeMultipartParts},
+		{"root not first", []mpPart{p1, pkg(a1)}, "<root@portal.example>", 422, problem.TypeMultipartParts},
+		{"root not first (bare start)", []mpPart{p1, pkg(a1)}, "root@portal.example", 422, problem.TypeMultipartParts},
+		{"root not XML", []mpPart{p1, pkg(a1)}, "", 415, problem.TypeUnsupportedMedia},
+		{"one attachment over the limit", []mpPart{pkg(tooBig), pBig}, "", 413, problem.TypeTooLarge},
+		{"package over the limit", []mpPart{pkg(three, four), p3, p4}, "", 413, problem.TypeTooLarge},
+		{"root over max_body_bytes", []mpPart{{ctype: "application/xml", body: sign(bigRoot)}}, "", 413, problem.TypeTooLarge},
+		{"tampered root", []mpPart{changed(pkg(a1)), p1}, "", 403, problem.TypeInvalidSignature},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctype, body := mpBody(t, tc.parts)
+			if tc.start != "" {
+				ctype += `; start="` + tc.start + `"`
+			}
+			resp, b := post(t, f.g.URL(), ctype, body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, b)
+			}
+			if p := problemOf(t, resp, b); p.Type != tc.typ || p.Detail == "" {
+				t.Fatalf("problem %+v, want type %s", p, tc.typ)
+			}
+			digests, tmp := blobState(t, f)
+			if len(digests) != 0 || len(tmp) != 0 {
+				t.Fatalf("a refused request left blobs %v and temporary files %v", digests, tmp)
+			}
+		})
+	}
+	t.Run("no boundary", func(t *testing.T) {
+		resp, b := post(t, f.g.URL(), "multipart/related", []byte("x"))
+		if resp.StatusCode != 400 || problemOf(t, resp, b).Type != problem.TypeMalformed {
+			t.Fatalf("%d %s", resp.StatusCode, b)
+		}
+	})
+	n := 0
+	f.g.Broker.Scan(func(*storeSubmission) bool { n++; return true })
+	if n != 0 {
+		t.Fatalf("%d submissions stored from refused requests", n)
+	}
+
+	// start may name the root (first) part, with or without angle brackets.
+	for _, start := range []string{"<root@portal.example>", "root@portal.example"} {
+		ctype, body := mpBody(t, []mpPart{pkg(a1), p1})
+		if resp, b := post(t, f.g.URL(), ctype+`; start="`+start+`"`, body); resp.StatusCode != 201 {
+			t.Fatalf("start=%s: %d %s", start, resp.StatusCode, b)
+		}
+	}
+	f.g.Broker.Scan(func(*storeSubmission) bool { n++; return true })
+	if n != 2 {
+		t.Fatalf("%d submissions after two accepted", n)
+	}
+
+	// A refused request must not remove content a record already references: the
+	// same attachment accepted (above), then sent again with a bad second part.
+	ctype, body := mpBody(t, []mpPart{pkg(a1, a2), p1, changed(p2)})
+	if resp, b := post(t, f.g.URL(), ctype, body); resp.StatusCode != 422 {
+		t.Fatalf("refuse: %d %s", resp.StatusCode, b)
+	}
+	digests, _ := blobState(t, f)
+	if !digests[a1.SHA256] {
+		t.Fatal("a refused request removed an attachment an accepted record references")
+	}
+	if digests[a2.SHA256] {
+		t.Fatal("the refused part was stored")
+	}
+}
+
+// slowReader yields its content in 64 KiB steps with a pause before each.
+type slowReader struct {
+	r     io.Reader
+	pause time.Duration
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	time.Sleep(s.pause)
+	if len(p) > 64<<10 {
+		p = p[:64<<10]
+	}
+	return s.r.Read(p)
+}
+
+func (s *slowReader) Close() error { return nil }
+
+// TestUploadOutlivesReadTimeout: an upload that keeps the minimum rate may take far
+// longer than the server's read and write timeouts (they bound ordinary requests).
+func TestUploadOutlivesReadTimeout(t *testing.T) {
+	f := start(t, func(c *config.Config) {
+		c.HTTP.ReadTimeout, c.HTTP.WriteTimeout = 500*time.Millisecond, 500*time.Millisecond
+		c.HTTP.UploadMinRate = 8 << 10 // far below what the client sends: load must not fail the test
+	})
+	content := randomBytes(2 << 20)
+	a, _ := refAnlage("langsam", content)
+	p := f.example()
+	p.Anlagen = append(p.Anlagen, a)
+	start := time.Now()
+	res, err := f.portal.SubmitParts(context.Background(), p, []portal.Part{{ContentID: "langsam@portal.example",
+		Open: func() (io.ReadCloser, error) {
+			return &slowReader{r: bytes.NewReader(content), pause: 60 * time.Millisecond}, nil
+		}}})
+	took := time.Since(start)
+	if err != nil || res.Status != 201 {
+		t.Fatalf("slow upload over %s: %v %+v", took, err, res)
+	}
+	if took < 4*500*time.Millisecond {
+		t.Fatalf("the upload took %s, not much longer than the read timeout: the test proves nothing", took)
+	}
+}
+
+// TestReferencedAttachmentForPeerRefused: a package for another state's office goes
+// through the peer protocol, which carries the signed package only; with an
+// attachment by reference it is refused at once (before its parts are read), not
+// accepted and then refused by the other gateway.
+func TestReferencedAttachmentForPeerRefused(t *testing.T) {
+	f := start(t, func(c *config.Config) {
+		c.Peers = []config.Peer{{ID: "gw-by", Name: "Bayern", Lands: []string{"09"}, BaseURL: "http://127.0.0.1:1"}}
+	})
+	content := randomBytes(1000)
+	a, part := refAnlage("anlage", content)
+	p := f.example()
+	p.Kopf.Ort = paket.Ort{PLZ: "80331"} // München
+	p.Anlagen = append(p.Anlagen, a)
+	ctype, body := mpBody(t, []mpPart{{ctype: "application/xml", body: func() []byte {
+		b, err := f.pki.Portal.Signer.Sign(p.Element())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}()}, part})
+	resp, b := post(t, f.g.URL(), ctype, body)
+	if pr := problemOf(t, resp, b); resp.StatusCode != 422 || pr.Type != problem.TypeInvalidField || !strings.Contains(pr.Detail, "inline") {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	// Inline, the same package is taken (and forwarded later).
+	p.Anlagen[len(p.Anlagen)-1] = paket.NewAnlage("anlage", "anlage.bin", "application/octet-stream", content)
+	res, err := f.portal.Submit(context.Background(), p)
+	if err != nil || res.Status != 201 {
+		t.Fatalf("inline: %v %+v %+v", err, res, res.Problem)
+	}
+}
