@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -91,6 +92,14 @@ func TestBigAttachmentBoundedMemory(t *testing.T) {
 	bin := plainBinary(t)
 	t.Logf("bigfile: binary without -race ready in %s", time.Since(buildStart).Round(time.Millisecond))
 	dir := t.TempDir()
+	// The blob lands in dir: say plainly when the disk cannot hold it, instead of
+	// failing somewhere in the upload with a 503 (the disk-full answer).
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(dir, &fs); err == nil {
+		if free := int64(fs.Bavail) * int64(fs.Bsize); free < size+512<<20 {
+			t.Fatalf("the test needs %d MiB free under %s for its blob, there are %d MiB (set TMPDIR elsewhere, or E2E_BIGFILE_BYTES smaller for a local run)", (size+512<<20)>>20, dir, free>>20)
+		}
+	}
 	p := serveBinary(t, bin, dir, []string{"AMTSBOTE_LISTEN=127.0.0.1:0", "AMTSBOTE_LOG_LEVEL=warn"})
 	pid := p.cmd.Process.Pid
 	idle := vmHWM(t, pid)
