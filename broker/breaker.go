@@ -258,7 +258,7 @@ func (e *endpoints) allow(k endpointKey, addr string, now time.Time) (ok bool, w
 			if e.probeWait > 0 && e.probeWait < w {
 				w = e.probeWait
 			}
-			return false, w + time.Millisecond + time.Duration(rand.Int64N(int64(w/5)+1))
+			return false, w + jitter(w)
 		}
 		p.probing = true
 		return true, 0
@@ -267,8 +267,12 @@ func (e *endpoints) allow(k endpointKey, addr string, now time.Time) (ok bool, w
 }
 
 // jitter is up to a fifth of the cool-down, at least a millisecond.
-func (e *endpoints) jitter() time.Duration {
-	return time.Millisecond + time.Duration(rand.Int64N(int64(e.cooldown/5)+1))
+func (e *endpoints) jitter() time.Duration { return jitter(e.cooldown) }
+
+// jitter is up to a fifth of d, at least a millisecond: waiting messages do not all
+// come back at once.
+func jitter(d time.Duration) time.Duration {
+	return time.Millisecond + time.Duration(rand.Int64N(int64(d/5)+1))
 }
 
 // success closes the endpoint's breaker.
