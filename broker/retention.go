@@ -42,12 +42,6 @@ type GCReport struct {
 	CompactPause          time.Duration
 }
 
-// compactor is a store whose file can be rewritten while it is in use.
-type compactor interface {
-	FreeBytes() (free, size int64, err error)
-	Compact(ctx context.Context) (store.CompactReport, error)
-}
-
 // GC applies the retention: removes the bytes of answered cases whose PackageBytes
 // period ended (event bytes_removed), deletes records whose Records period ended, and
 // sweeps blobs no remaining record needs. It runs beside intake and delivery (each
@@ -111,7 +105,7 @@ func (b *Broker) GC(ctx context.Context, now time.Time, r Retention) (GCReport, 
 
 // compact rewrites the store's file when the retention freed enough of it.
 func (b *Broker) compact(ctx context.Context, r Retention, rep *GCReport) error {
-	c, ok := b.db.(compactor)
+	c, ok := b.db.(store.Compactor)
 	if !ok || r.CompactMinFree < 0 {
 		return nil // JetStream compacts its own files
 	}

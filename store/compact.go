@@ -45,6 +45,15 @@ var compactHooks struct {
 	skipDelta bool
 }
 
+// Compactor is a store whose file can be rewritten while it is in use (DB; the
+// JetStream store compacts its own files).
+type Compactor interface {
+	FreeBytes() (free, size int64, err error)
+	Compact(ctx context.Context) (CompactReport, error)
+}
+
+var _ Compactor = (*DB)(nil)
+
 // CompactReport says what a compaction did.
 type CompactReport struct {
 	Before, After int64         // file size before and after

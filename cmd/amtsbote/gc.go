@@ -60,9 +60,7 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if rep.Compacted {
 		fmt.Fprintf(stdout, "compacted the store file: %d -> %d bytes\n", rep.FileBefore, rep.FileAfter)
 	} else if *compact {
-		c, ok := st.(interface {
-			Compact(context.Context) (store.CompactReport, error)
-		})
+		c, ok := st.(store.Compactor)
 		if !ok {
 			fmt.Fprintln(stderr, "amtsbote gc: -compact is for the bbolt store; JetStream compacts its own files")
 			return 2
