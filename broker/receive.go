@@ -73,7 +73,7 @@ func (b *Broker) Lookup(sender, messageID string) (*Received, error) {
 
 // blobCreator is a store that stores a new submission's bytes with its record.
 type blobCreator interface {
-	CreateWithBlobs(ctx context.Context, sub *submission.Submission, events []submission.Event, receiptKind string, receipt []byte, blobs [][]byte) (*submission.Submission, []byte, bool, error)
+	CreateWithBlobs(ctx context.Context, sub *submission.Submission, events []submission.Event, receiptKind string, receipt []byte, blobs []store.Blob) (*submission.Submission, []byte, bool, error)
 }
 
 // Receive stores the package durably and queues its delivery: the gateway's Eingang,
@@ -92,10 +92,13 @@ func (b *Broker) Receive(ctx context.Context, in Intake) (*Received, error) {
 	// unreferenced blob, never a dangling record; a repeat writes nothing new, since
 	// blobs are named by their content.
 	withBlobs, together := b.db.(blobCreator)
+	var blobs []store.Blob // together: what goes with the record
 	put := func(data []byte) (string, error) {
 		if together {
 			sum := sha256.Sum256(data)
-			return hex.EncodeToString(sum[:]), nil
+			d := hex.EncodeToString(sum[:])
+			blobs = append(blobs, store.Blob{SHA256: d, Data: data})
+			return d, nil
 		}
 		return b.db.Blobs().Put(data)
 	}
@@ -139,13 +142,6 @@ func (b *Broker) Receive(ctx context.Context, in Intake) (*Received, error) {
 	var storedReceipt []byte
 	var created bool
 	if together {
-		blobs := make([][]byte, 0, 1+len(in.Attachments))
-		blobs = append(blobs, in.Package)
-		for _, a := range in.Attachments {
-			if !a.Stored { // a streamed attachment is in the blob store already
-				blobs = append(blobs, a.Content)
-			}
-		}
 		stored, storedReceipt, created, err = withBlobs.CreateWithBlobs(ctx, s, evs, ReceiptIntake, receipt, blobs)
 	} else {
 		stored, storedReceipt, created, err = b.db.Create(ctx, s, evs, ReceiptIntake, receipt)

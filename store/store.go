@@ -11,9 +11,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -274,27 +272,37 @@ func (db *DB) Create(ctx context.Context, sub *submission.Submission, events []s
 	return db.CreateWithBlobs(ctx, sub, events, receiptKind, receipt, nil)
 }
 
+// Blob is content to store with a record, named by its hex SHA-256. The caller
+// hashed it already (the digests are in the record and its signed receipt), so the
+// store does not hash it again.
+type Blob struct {
+	SHA256 string
+	Data   []byte
+}
+
 // CreateWithBlobs is Create that also stores the submission's bytes (package,
-// attachments; the caller named them by their SHA-256 in sub): those of at most
+// attachments): those of at most
 // InlineMax bytes in the same transaction, bigger ones as blob files before it. An
 // intake is then one group-committed transaction instead of a blob file (two
 // fsyncs of its own) plus a transaction. A repeat of the same message writes no
 // bytes: the first submission's are there.
-func (db *DB) CreateWithBlobs(ctx context.Context, sub *submission.Submission, events []submission.Event, receiptKind string, receipt []byte, blobs [][]byte) (stored *submission.Submission, storedReceipt []byte, created bool, err error) {
+func (db *DB) CreateWithBlobs(ctx context.Context, sub *submission.Submission, events []submission.Event, receiptKind string, receipt []byte, blobs []Blob) (stored *submission.Submission, storedReceipt []byte, created bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, false, err
 	}
 	type inline struct{ key, value []byte }
 	var small []inline
 	for _, b := range blobs {
-		if len(b) > InlineMax {
-			if _, err := db.blobs.Put(b); err != nil {
+		if !isHexDigest(b.SHA256) {
+			return nil, nil, false, fmt.Errorf("store: create: blob %q: %w", b.SHA256, ErrBadDigest)
+		}
+		if len(b.Data) > InlineMax {
+			if _, err := db.blobs.Put(b.Data); err != nil {
 				return nil, nil, false, fmt.Errorf("store: create: %w", err)
 			}
 			continue
 		}
-		sum := sha256.Sum256(b)
-		small = append(small, inline{[]byte(hex.EncodeToString(sum[:])), inlineValue(b)})
+		small = append(small, inline{[]byte(b.SHA256), inlineValue(b.Data)})
 	}
 	idem := idempotencyKey(sub.Sender, sub.MessageID)
 	err = db.batch(func(tx *wtx) error {
