@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -186,15 +185,8 @@ func TestSmallBlobsInline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := 0
-	_ = filepath.Walk(filepath.Join(dir, "blobs"), func(_ string, info os.FileInfo, err error) error {
-		if err == nil && !info.IsDir() {
-			files++
-		}
-		return nil
-	})
-	if files != 1 {
-		t.Fatalf("%d blob files, want 1 (the big one)", files)
+	if files := filesUnder(t, filepath.Join(dir, "blobs")); len(files) != 1 {
+		t.Fatalf("%d blob files, want 1 (the big one)", len(files))
 	}
 	for d, want := range map[string][]byte{ds: small, db2: big} {
 		rc, err := db.Blobs().Open(context.Background(), d)
@@ -256,14 +248,7 @@ func TestPutStreamLeavesNoFiles(t *testing.T) {
 		if err := put(); err == nil {
 			t.Fatalf("%s: PutStream succeeded", name)
 		}
-		var files []string
-		_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && !d.IsDir() {
-				files = append(files, p)
-			}
-			return nil
-		})
-		if len(files) != 0 {
+		if files := filesUnder(t, dir); len(files) != 0 {
 			t.Fatalf("%s: files left behind: %v", name, files)
 		}
 	}
@@ -292,15 +277,8 @@ func TestPutStreamOfInlineContent(t *testing.T) {
 	if p.Created || p.Digest != d || p.Size != int64(len(data)) {
 		t.Fatalf("stream of inline content: %+v", p)
 	}
-	files := 0
-	_ = filepath.Walk(filepath.Join(dir, "blobs"), func(_ string, info os.FileInfo, err error) error {
-		if err == nil && !info.IsDir() {
-			files++
-		}
-		return nil
-	})
-	if files != 0 {
-		t.Fatalf("%d blob files beside the inline blob", files)
+	if files := filesUnder(t, filepath.Join(dir, "blobs")); len(files) != 0 {
+		t.Fatalf("%d blob files beside the inline blob", len(files))
 	}
 	// The failed request's DiscardNew of this put keeps the inline blob.
 	if err := store.DiscardNew(db.Blobs(), p); err != nil {
@@ -311,4 +289,19 @@ func TestPutStreamOfInlineContent(t *testing.T) {
 		t.Fatalf("inline blob gone after DiscardNew: %v", err)
 	}
 	rc.Close()
+}
+
+// filesUnder lists the files (not folders) under dir.
+func filesUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	var files []string
+	if err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, p)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return files
 }
