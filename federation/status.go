@@ -57,17 +57,12 @@ type Report struct {
 
 // Sign builds and signs the question.
 func (q *Query) Sign(s *signing.Signer) ([]byte, error) {
-	if len(q.Refs) == 0 || len(q.Refs) > MaxQuery {
-		return nil, fmt.Errorf("%w: a status question names 1 to %d packages", ErrMalformed, MaxQuery)
+	if err := checkQuerySize(len(q.Refs)); err != nil {
+		return nil, err
 	}
-	root := newDoc("Statusabfrage")
-	add(root, "Von", q.From)
-	add(root, "An", q.To)
-	add(root, "Zeitpunkt", ts(q.At))
+	root := statusDoc("Statusabfrage", q.From, q.To, q.At)
 	for _, r := range q.Refs {
-		v := root.CreateElement("Vorgang")
-		add(v, "Absender", r.Sender)
-		add(v, "NachrichtID", r.MessageID)
+		addVorgang(root, r)
 	}
 	return s.Sign(root)
 }
@@ -78,10 +73,11 @@ func ParseQuery(root *etree.Element) (*Query, error) {
 		return nil, err
 	}
 	r := newReader(root, "Statusabfrage")
-	q := &Query{From: r.text("Von", 200), To: r.text("An", 200), At: r.time("Zeitpunkt")}
+	q := &Query{}
+	q.From, q.To, q.At = readHead(r)
 	for r.peek("Vorgang") {
 		v := newReader(r.elem("Vorgang"), "Statusabfrage/Vorgang")
-		ref := Ref{Sender: v.text("Absender", 500), MessageID: v.text("NachrichtID", 500)}
+		ref := readRef(v)
 		v.end()
 		if v.err != nil {
 			return nil, v.err
@@ -92,22 +88,17 @@ func ParseQuery(root *etree.Element) (*Query, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	if len(q.Refs) == 0 || len(q.Refs) > MaxQuery {
-		return nil, fmt.Errorf("%w: a status question names 1 to %d packages", ErrMalformed, MaxQuery)
+	if err := checkQuerySize(len(q.Refs)); err != nil {
+		return nil, err
 	}
 	return q, nil
 }
 
 // Sign builds and signs the answer.
 func (rp *Report) Sign(s *signing.Signer) ([]byte, error) {
-	root := newDoc("Statusauskunft")
-	add(root, "Von", rp.From)
-	add(root, "An", rp.To)
-	add(root, "Zeitpunkt", ts(rp.At))
+	root := statusDoc("Statusauskunft", rp.From, rp.To, rp.At)
 	for _, it := range rp.Items {
-		v := root.CreateElement("Vorgang")
-		add(v, "Absender", it.Sender)
-		add(v, "NachrichtID", it.MessageID)
+		v := addVorgang(root, it.Ref)
 		add(v, "Zustand", it.State)
 		if it.SubmissionID != "" {
 			add(v, "EinreichungID", it.SubmissionID)
@@ -145,10 +136,11 @@ func ParseReport(root *etree.Element) (*Report, error) {
 		return nil, err
 	}
 	r := newReader(root, "Statusauskunft")
-	rp := &Report{From: r.text("Von", 200), To: r.text("An", 200), At: r.time("Zeitpunkt")}
+	rp := &Report{}
+	rp.From, rp.To, rp.At = readHead(r)
 	for r.peek("Vorgang") {
 		v := newReader(r.elem("Vorgang"), "Statusauskunft/Vorgang")
-		it := Status{Ref: Ref{Sender: v.text("Absender", 500), MessageID: v.text("NachrichtID", 500)}}
+		it := Status{Ref: readRef(v)}
 		it.State = v.text("Zustand", 20)
 		it.SubmissionID = v.opt("EinreichungID", 500)
 		it.Receiver = v.opt("Empfaenger", 500)
@@ -182,4 +174,37 @@ func ParseReport(root *etree.Element) (*Report, error) {
 		return nil, r.err
 	}
 	return rp, nil
+}
+
+// The question and the answer share their head (Von, An, Zeitpunkt) and the naming
+// of a package (Vorgang with Absender and NachrichtID).
+
+func statusDoc(name, from, to string, at time.Time) *etree.Element {
+	root := newDoc(name)
+	add(root, "Von", from)
+	add(root, "An", to)
+	add(root, "Zeitpunkt", ts(at))
+	return root
+}
+
+func addVorgang(parent *etree.Element, r Ref) *etree.Element {
+	v := parent.CreateElement("Vorgang")
+	add(v, "Absender", r.Sender)
+	add(v, "NachrichtID", r.MessageID)
+	return v
+}
+
+func readHead(r *reader) (from, to string, at time.Time) {
+	return r.text("Von", 200), r.text("An", 200), r.time("Zeitpunkt")
+}
+
+func readRef(v *reader) Ref {
+	return Ref{Sender: v.text("Absender", 500), MessageID: v.text("NachrichtID", 500)}
+}
+
+func checkQuerySize(n int) error {
+	if n == 0 || n > MaxQuery {
+		return fmt.Errorf("%w: a status question names 1 to %d packages", ErrMalformed, MaxQuery)
+	}
+	return nil
 }
