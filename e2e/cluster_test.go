@@ -67,28 +67,8 @@ func TestClusterKillsLoseNothing(t *testing.T) {
 	// Fixed ports: a restarted gateway comes back where the links it sent point.
 	ports := freePorts(t, 3)
 	writeCfg := func(i int) string {
-		cfg := fmt.Sprintf(`gateway_id: amtsbote-sn
-listen: 127.0.0.1:%d
-data_dir: %s
-nats: {url: %q, replicas: 3}
-store: {backend: jetstream}
-pki: {gateway_key: %s, gateway_cert: %s, trust_dir: %s}
-delivery: {backoff_base: 100ms, backoff_max: 1s, max_attempts: 1000}
-admin_token: admin-token
-portals:
-  amt24: {token: %s}
-offices:
-  %s:
-    token: %s
-    channels:
-      webhook: {endpoint: %q, secret: %q}
-`, ports[i], filepath.Join(dir, fmt.Sprintf("gw%d", i)), nodes.URLs(), filepath.Join(pki, "gateway-key.pem"), filepath.Join(pki, "gateway.pem"),
-			filepath.Join(pki, "trust"), clusterPortalToken, gateway.DemoOfficeID, clusterOfficeToken, office.URL(), clusterSecret)
-		path := filepath.Join(dir, fmt.Sprintf("gw%d.yaml", i))
-		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
+		return writeClusterGatewayConfig(t, filepath.Join(dir, fmt.Sprintf("gw%d", i)), ports[i],
+			fmt.Sprintf("nats: {url: %q, replicas: 3}\n", nodes.URLs()), "jetstream", pki, office.URL())
 	}
 	var gws []*proc
 	var cfgs []string
@@ -331,4 +311,32 @@ offices:
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// writeClusterGatewayConfig writes the configuration of one gateway of the cluster
+// tests to dataDir+".yaml": the shared dev PKI, the demo office's webhook at hook,
+// fast retries; natsLine ("" for embedded NATS) and backend choose the store.
+func writeClusterGatewayConfig(t *testing.T, dataDir string, port int, natsLine, backend, pki, hook string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`gateway_id: amtsbote-sn
+listen: 127.0.0.1:%d
+data_dir: %s
+%sstore: {backend: %s}
+pki: {gateway_key: %s, gateway_cert: %s, trust_dir: %s}
+delivery: {backoff_base: 100ms, backoff_max: 1s, max_attempts: 1000}
+admin_token: admin-token
+portals:
+  amt24: {token: %s}
+offices:
+  %s:
+    token: %s
+    channels:
+      webhook: {endpoint: %q, secret: %q}
+`, port, dataDir, natsLine, backend, filepath.Join(pki, "gateway-key.pem"), filepath.Join(pki, "gateway.pem"),
+		filepath.Join(pki, "trust"), clusterPortalToken, gateway.DemoOfficeID, clusterOfficeToken, hook, clusterSecret)
+	path := dataDir + ".yaml"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

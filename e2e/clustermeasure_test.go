@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/amtsbote/amtsbote/adapters/webhook"
 	"github.com/amtsbote/amtsbote/fachverfahren"
-	"github.com/amtsbote/amtsbote/gateway"
 	"github.com/amtsbote/amtsbote/internal/natstest"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/portal"
@@ -100,27 +98,7 @@ func TestMeasureClusterVsSingle(t *testing.T) {
 		if nats != "" {
 			natsLine = fmt.Sprintf("nats: {url: %q, replicas: %d}\n", nats, replicas)
 		}
-		cfg := fmt.Sprintf(`gateway_id: amtsbote-sn
-listen: 127.0.0.1:%d
-data_dir: %s
-%sstore: {backend: %s}
-pki: {gateway_key: %s, gateway_cert: %s, trust_dir: %s}
-delivery: {backoff_base: 100ms, backoff_max: 1s, max_attempts: 1000}
-admin_token: admin-token
-portals:
-  amt24: {token: %s}
-offices:
-  %s:
-    token: %s
-    channels:
-      webhook: {endpoint: %q, secret: %q}
-`, port, filepath.Join(dir, fmt.Sprintf("%s-gw%d", backend, i)), natsLine, backend, filepath.Join(pki, "gateway-key.pem"), filepath.Join(pki, "gateway.pem"),
-			filepath.Join(pki, "trust"), clusterPortalToken, gateway.DemoOfficeID, clusterOfficeToken, hook, clusterSecret)
-		path := filepath.Join(dir, fmt.Sprintf("%s-gw%d.yaml", backend, i))
-		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
+		return writeClusterGatewayConfig(t, filepath.Join(dir, fmt.Sprintf("%s-gw%d", backend, i)), port, natsLine, backend, pki, hook)
 	}
 	trust, err := signing.LoadTrustStore(filepath.Join(pki, "trust"))
 	if err != nil {
