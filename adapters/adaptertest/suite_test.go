@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/internal/testenv"
 )
 
 // memAdapter is a minimal in-process channel that carries the bytes. It exists to
@@ -224,22 +223,7 @@ func TestSeededDefectsFail(t *testing.T) {
 		"confirms-early":         "LateConfirmation",
 		"pending-not-declared":   "LateConfirmation",
 	}
-	for defect, failingCase := range cases {
-		t.Run(defect, func(t *testing.T) {
-			t.Parallel()
-			// Only the case that should catch the defect runs, which also proves each
-			// case stands on its own.
-			cmd := exec.Command(os.Args[0], "-test.run=^TestDefectChild$/^"+failingCase+"$", "-test.v")
-			cmd.Env = append(os.Environ(), "ADAPTERTEST_DEFECT="+defect)
-			out, err := cmd.CombinedOutput()
-			if err == nil {
-				t.Fatalf("suite passed an adapter with defect %q:\n%s", defect, out)
-			}
-			if !strings.Contains(string(out), "--- FAIL: TestDefectChild/"+failingCase) {
-				t.Errorf("defect %q did not fail case %s:\n%s", defect, failingCase, out)
-			}
-		})
-	}
+	testenv.PlantedDefects(t, "ADAPTERTEST_DEFECT", "an adapter", cases)
 }
 
 // TestDefectChild is the child of TestSeededDefectsFail and does nothing on its own.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -40,4 +41,28 @@ func Tool(tb testing.TB, name, install string) string {
 		tb.Fatalf("%s is required by this test but not installed: %s (.ci/run installs it)", name, install)
 	}
 	return p
+}
+
+// PlantedDefects is the self-test of a conformance suite: for every defect it runs
+// the test binary again as a child (TestDefectChild, with envVar set to the defect)
+// on only the case that must catch it, and fails unless that case fails. Running one
+// case alone also proves each case stands on its own. what names the implementation
+// in messages ("a store", "an adapter"). The caller returns at once when envVar is
+// set: then it is the child.
+func PlantedDefects(t *testing.T, envVar, what string, cases map[string]string) {
+	t.Helper()
+	for defect, failingCase := range cases {
+		t.Run(defect, func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(os.Args[0], "-test.run=^TestDefectChild$/^"+failingCase+"$", "-test.v", "-test.count=1")
+			cmd.Env = append(os.Environ(), envVar+"="+defect)
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("suite passed %s with defect %q:\n%s", what, defect, out)
+			}
+			if !strings.Contains(string(out), "--- FAIL: TestDefectChild/"+failingCase) {
+				t.Errorf("defect %q did not fail case %s:\n%s", defect, failingCase, out)
+			}
+		})
+	}
 }

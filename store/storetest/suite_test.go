@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -353,20 +353,7 @@ func TestSeededDefectsFail(t *testing.T) {
 		"stream-ignores-limit":          "BlobPutStream",
 		"stream-discards-shared":        "BlobPutStream",
 	}
-	for defect, failingCase := range cases {
-		t.Run(defect, func(t *testing.T) {
-			t.Parallel()
-			cmd := exec.Command(os.Args[0], "-test.run=^TestDefectChild$/^"+failingCase+"$", "-test.v", "-test.count=1")
-			cmd.Env = append(os.Environ(), "STORETEST_DEFECT="+defect)
-			out, err := cmd.CombinedOutput()
-			if err == nil {
-				t.Fatalf("suite passed a store with defect %q:\n%s", defect, out)
-			}
-			if !strings.Contains(string(out), "--- FAIL: TestDefectChild/"+failingCase) {
-				t.Errorf("defect %q did not fail case %s:\n%s", defect, failingCase, out)
-			}
-		})
-	}
+	testenv.PlantedDefects(t, "STORETEST_DEFECT", "a store", cases)
 }
 
 // TestDefectChild is the child of TestSeededDefectsFail and does nothing on its own.
