@@ -19,12 +19,7 @@ import (
 // most of its file is free pages.
 func compactFixture(t *testing.T, n, keep int) (*store.DB, string) {
 	t.Helper()
-	dir := t.TempDir()
-	db, err := store.Open(dir, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db, dir := openTemp(t)
 	// Eight writers share fsyncs (group commit), which keeps the fixture fast.
 	each := func(from, to int, fn func(i int) error) {
 		var wg sync.WaitGroup
@@ -110,24 +105,12 @@ func TestCompactOnline(t *testing.T) {
 		t.Fatalf("fixture: %d of %d bytes free, want most", free, size)
 	}
 	defer store.CompactCheckSame(false)()
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var writes atomic.Int64
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func(w int) { defer wg.Done(); churn(t, db, w, stop, &writes) }(w)
-	}
+	writes, stopWriters := startChurn(t, db, 4)
 	// Let the writers run before, during and after the compaction.
-	for writes.Load() < 200 {
-		time.Sleep(time.Millisecond)
-	}
+	waitWrites(writes, 200)
 	rep, err := db.Compact(context.Background())
-	atWrites := writes.Load()
-	for writes.Load() < atWrites+200 {
-		time.Sleep(time.Millisecond)
-	}
-	close(stop)
-	wg.Wait()
+	waitWrites(writes, writes.Load()+200)
+	stopWriters()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,26 +161,37 @@ func TestCompactOnline(t *testing.T) {
 func TestCompactOnlineCatchesForgottenWrites(t *testing.T) {
 	db, _ := compactFixture(t, 800, 80)
 	defer store.CompactCheckSame(true)()
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var writes atomic.Int64
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func(w int) { defer wg.Done(); churn(t, db, w, stop, &writes) }(w)
-	}
-	for writes.Load() < 100 {
-		time.Sleep(time.Millisecond)
-	}
+	writes, stopWriters := startChurn(t, db, 4)
+	waitWrites(writes, 100)
 	var err error
 	for i := 0; i < 20 && err == nil; i++ { // until a write lands during the copy
 		_, err = db.Compact(context.Background())
 	}
-	close(stop)
-	wg.Wait()
+	stopWriters()
 	if err == nil || !strings.Contains(err.Error(), "differs") && !strings.Contains(err.Error(), "has ") {
 		t.Fatalf("forgotten writes were not caught: %v", err)
 	}
 	if _, err := db.Get("s00799"); err != nil {
 		t.Fatalf("after a failed compaction the store lost a record: %v", err)
+	}
+}
+
+// startChurn runs n churn writers until stop is called (which waits for them).
+func startChurn(t *testing.T, db *store.DB, n int) (writes *atomic.Int64, stop func()) {
+	t.Helper()
+	writes = new(atomic.Int64)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < n; w++ {
+		wg.Add(1)
+		go func(w int) { defer wg.Done(); churn(t, db, w, done, writes) }(w)
+	}
+	return writes, func() { close(done); wg.Wait() }
+}
+
+// waitWrites waits until the writers have done at least n writes.
+func waitWrites(writes *atomic.Int64, n int64) {
+	for writes.Load() < n {
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -103,11 +103,7 @@ func TestSecondOpenWaitsForLock(t *testing.T) {
 // so the retention sweep leaves it — for inline blobs (in the bbolt file) and blob
 // files alike.
 func TestSweepNeverRemovesContentPutAgain(t *testing.T) {
-	db, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, _ := openTemp(t)
 	type conditional interface {
 		store.BlobStore
 		DeleteIfOlder(digest string, before time.Time) (bool, error)
@@ -147,12 +143,7 @@ func TestSweepNeverRemovesContentPutAgain(t *testing.T) {
 // fsync of its own), a bigger one as a file; both read back, seek (range requests),
 // walk and delete alike.
 func TestSmallBlobsInline(t *testing.T) {
-	dir := t.TempDir()
-	db, err := store.Open(dir, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, dir := openTemp(t)
 	small := []byte("<Antragspaket>small</Antragspaket>")
 	// Blobs are any bytes: one that starts with pack's deflate marker and one that
 	// deflates well both come back as they were.
@@ -259,12 +250,7 @@ func TestPutStreamLeavesNoFiles(t *testing.T) {
 // as a file and reports Created=false, so a DiscardNew after a failed request can
 // never remove the inline blob that records reference.
 func TestPutStreamOfInlineContent(t *testing.T) {
-	dir := t.TempDir()
-	db, err := store.Open(dir, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, dir := openTemp(t)
 	data := []byte("%PDF-1.4 a small attachment, inline first")
 	d, err := db.Blobs().Put(data)
 	if err != nil {
@@ -304,4 +290,16 @@ func filesUnder(t *testing.T, dir string) []string {
 		t.Fatal(err)
 	}
 	return files
+}
+
+// openTemp opens a store in a new temporary folder, closed when the test ends.
+func openTemp(t *testing.T) (*store.DB, string) {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, dir
 }
