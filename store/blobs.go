@@ -87,7 +87,7 @@ func (bs *Blobs) Put(b []byte) (string, error) {
 // renamed to its digest's name, so a blob file never holds a partial or refused
 // upload. The temporary file is removed on every way out.
 func (bs *Blobs) PutStream(ctx context.Context, r io.Reader, limit int64, want string) (StreamPut, error) {
-	if want != "" && !isHexDigest(want) {
+	if want != "" && !IsHexDigest(want) {
 		return StreamPut{}, ErrBadDigest
 	}
 	f, err := os.CreateTemp(bs.dir, ".tmp-stream-*")
@@ -176,7 +176,7 @@ func CopyLimited(ctx context.Context, w io.Writer, r io.Reader, limit int64) (in
 
 // Open opens a blob for reading.
 func (bs *Blobs) Open(_ context.Context, digest string) (io.ReadCloser, error) {
-	if !isHexDigest(digest) {
+	if !IsHexDigest(digest) {
 		return nil, ErrBadDigest
 	}
 	f, err := os.Open(bs.path(digest))
@@ -191,7 +191,7 @@ func (bs *Blobs) Open(_ context.Context, digest string) (io.ReadCloser, error) {
 // the same content for a new record refreshes the time under the same lock, so the
 // sweep never removes bytes that a record committed meanwhile references.
 func (bs *Blobs) DeleteIfOlder(digest string, before time.Time) (bool, error) {
-	if !isHexDigest(digest) {
+	if !IsHexDigest(digest) {
 		return false, ErrBadDigest
 	}
 	bs.mu.Lock()
@@ -213,7 +213,7 @@ func (bs *Blobs) DeleteIfOlder(digest string, before time.Time) (bool, error) {
 
 // Delete removes a blob (the retention sweep).
 func (bs *Blobs) Delete(digest string) error {
-	if !isHexDigest(digest) {
+	if !IsHexDigest(digest) {
 		return ErrBadDigest
 	}
 	if err := os.Remove(bs.path(digest)); errors.Is(err, os.ErrNotExist) {
@@ -240,7 +240,7 @@ func (bs *Blobs) Walk(fn func(digest string, size int64, written time.Time) bool
 			return fmt.Errorf("store: blobs: %w", err)
 		}
 		for _, f := range files {
-			if !isHexDigest(f.Name()) {
+			if !IsHexDigest(f.Name()) {
 				continue
 			}
 			info, err := f.Info()
@@ -269,7 +269,8 @@ func (bs *Blobs) path(digest string) string {
 	return filepath.Join(bs.dir, digest[:2], digest)
 }
 
-func isHexDigest(s string) bool {
+// IsHexDigest reports whether s names a blob: a lower-case hex SHA-256.
+func IsHexDigest(s string) bool {
 	if len(s) != 64 {
 		return false
 	}

@@ -105,7 +105,7 @@ func (inlineBlob) Close() error { return nil }
 
 // Open opens a blob for reading.
 func (bs dbBlobs) Open(ctx context.Context, digest string) (io.ReadCloser, error) {
-	if !isHexDigest(digest) {
+	if !IsHexDigest(digest) {
 		return nil, ErrBadDigest
 	}
 	var data []byte
@@ -131,7 +131,7 @@ func (bs dbBlobs) Open(ctx context.Context, digest string) (io.ReadCloser, error
 
 // Delete removes a blob; ErrNotFound if there is none.
 func (bs dbBlobs) Delete(digest string) error {
-	if !isHexDigest(digest) {
+	if !IsHexDigest(digest) {
 		return ErrBadDigest
 	}
 	found := false
@@ -155,7 +155,7 @@ func (bs dbBlobs) Delete(digest string) error {
 // DeleteIfOlder removes a blob only if it was last written (or put again) before
 // the given time, and reports whether it did (the retention sweep).
 func (bs dbBlobs) DeleteIfOlder(digest string, before time.Time) (bool, error) {
-	if !isHexDigest(digest) {
+	if !IsHexDigest(digest) {
 		return false, ErrBadDigest
 	}
 	found, gone := false, false

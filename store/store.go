@@ -293,7 +293,7 @@ func (db *DB) CreateWithBlobs(ctx context.Context, sub *submission.Submission, e
 	type inline struct{ key, value []byte }
 	var small []inline
 	for _, b := range blobs {
-		if !isHexDigest(b.SHA256) {
+		if !IsHexDigest(b.SHA256) {
 			return nil, nil, false, fmt.Errorf("store: create: blob %q: %w", b.SHA256, ErrBadDigest)
 		}
 		if len(b.Data) > InlineMax {

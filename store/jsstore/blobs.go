@@ -210,7 +210,7 @@ func (b *Blobs) purgeChunks(ctx context.Context, nuid string) error {
 // Put uploads again. Only then are the chunks purged; a crash before the purge
 // leaves a marker whose chunks a later Delete (or Put) of the digest purges.
 func (b *Blobs) DeleteIfOlder(digest string, before time.Time) (bool, error) {
-	if !isHexDigest(digest) {
+	if !store.IsHexDigest(digest) {
 		return false, store.ErrBadDigest
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.Timeout)
@@ -286,7 +286,7 @@ func (b *Blobs) finishDelete(ctx context.Context, digest, nuid string) error {
 
 // Open streams a blob. Reading fails if the bytes do not match the digest.
 func (b *Blobs) Open(ctx context.Context, digest string) (io.ReadCloser, error) {
-	if !isHexDigest(digest) {
+	if !store.IsHexDigest(digest) {
 		return nil, store.ErrBadDigest
 	}
 	var lastErr error
@@ -303,16 +303,4 @@ func (b *Blobs) Open(ctx context.Context, digest string) (io.ReadCloser, error) 
 			return nil, fmt.Errorf("jsstore: blob %s: %w", digest, lastErr)
 		}
 	}
-}
-
-func isHexDigest(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }

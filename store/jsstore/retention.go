@@ -137,7 +137,7 @@ func (s *Store) removal(subject string, data []byte) *nats.Msg {
 // a Delete that read the state before it. A Delete that meets such a Put reads
 // again and deletes what is there then, as an unconditional delete should.
 func (b *Blobs) Delete(digest string) error {
-	if !isHexDigest(digest) {
+	if !store.IsHexDigest(digest) {
 		return store.ErrBadDigest
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.Timeout)
@@ -210,7 +210,7 @@ func (b *Blobs) Walk(fn func(digest string, size int64, written time.Time) bool)
 		if err := json.Unmarshal(data, &info); err != nil {
 			return false, fmt.Errorf("jsstore: blob meta %s: %w", subject, err)
 		}
-		if info.Deleted || !isHexDigest(info.Name) {
+		if info.Deleted || !store.IsHexDigest(info.Name) {
 			return true, nil
 		}
 		return fn(info.Name, int64(info.Size), stored), nil

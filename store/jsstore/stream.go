@@ -36,7 +36,7 @@ func (b *Blobs) PutStream(ctx context.Context, r io.Reader, limit int64, want st
 	if want == "" {
 		return b.putStaged(ctx, r, limit)
 	}
-	if !isHexDigest(want) {
+	if !store.IsHexDigest(want) {
 		return store.StreamPut{}, store.ErrBadDigest
 	}
 	return b.putStream(ctx, r, limit, want, nil)
