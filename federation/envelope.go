@@ -27,6 +27,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/store"
 )
 
 // Namespace is the XML namespace of the Portalverbund documents.
@@ -268,14 +269,6 @@ func checkRoot(root *etree.Element, tag string) error {
 	return nil
 }
 
-func isHex64(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	_, err := hex.DecodeString(s)
-	return err == nil && strings.ToLower(s) == s
-}
-
 // ParseEnvelope reads an envelope from a verified root (signing.Verified.Root): only
 // what the forwarding gateway signed.
 func ParseEnvelope(root *etree.Element) (*Envelope, error) {
@@ -321,7 +314,7 @@ func ParseEnvelope(root *etree.Element) (*Envelope, error) {
 	if e.Chain[len(e.Chain)-1].Gateway != e.From {
 		return nil, fmt.Errorf("%w: the last station of Weg is %s, not the forwarding gateway %s", ErrMalformed, e.Chain[len(e.Chain)-1].Gateway, e.From)
 	}
-	if !isHex64(e.ReceiptSHA256) {
+	if !store.IsHexDigest(e.ReceiptSHA256) {
 		return nil, fmt.Errorf("%w: EingangsbestaetigungSHA256 is not a lower-case hex SHA-256", ErrMalformed)
 	}
 	der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(certB64), ""))
