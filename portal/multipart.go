@@ -95,14 +95,7 @@ func (c *Client) SubmitRawParts(ctx context.Context, raw []byte, parts []Part) (
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Status: resp.StatusCode, Location: resp.Header.Get("Location"),
-		SubmissionID: resp.Header.Get(wire.HeaderSubmissionID), Duplicate: resp.Header.Get(wire.HeaderDuplicate) == "true"}
-	if res.Accepted() {
-		res.Receipt = body
-		return res, nil
-	}
-	res.Problem = decodeProblem(resp, body)
-	return res, nil
+	return submitResult(resp, body), nil
 }
 
 func writeParts(mw *multipart.Writer, raw []byte, parts []Part) error {

@@ -69,14 +69,19 @@ func (c *Client) SubmitRaw(ctx context.Context, raw []byte) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	return submitResult(resp, body), nil
+}
+
+// submitResult reads the gateway's answer to a submission, inline or multipart.
+func submitResult(resp *http.Response, body []byte) *Result {
 	res := &Result{Status: resp.StatusCode, Location: resp.Header.Get("Location"),
 		SubmissionID: resp.Header.Get(wire.HeaderSubmissionID), Duplicate: resp.Header.Get(wire.HeaderDuplicate) == "true"}
 	if res.Accepted() {
 		res.Receipt = body
-		return res, nil
+		return res
 	}
 	res.Problem = decodeProblem(resp, body)
-	return res, nil
+	return res
 }
 
 // do sends one request to the gateway and reads at most 16 MiB of the answer. A body
