@@ -391,23 +391,43 @@ func (b *Broker) change(id string, fn func(cur *submission.Submission, now time.
 }
 
 func (b *Broker) changeSub(id string, fn func(cur *submission.Submission, now time.Time) ([]submission.Event, error)) (*submission.Submission, error) {
-	var evs []submission.Event
+	return b.commit(id, "", nil, func(cur *submission.Submission) ([]submission.Event, error) {
+		return fn(cur, time.Now().UTC())
+	})
+}
+
+// commit runs one lifecycle transition in one store transaction, with a receipt of
+// the given kind when receipt is not nil (only the writer whose change wins leaves
+// its receipt), then counts the move and tells the observers. A stale outcome (the
+// submission moved on meanwhile) changes nothing and is no error; an illegal one
+// is ErrConflict.
+func (b *Broker) commit(id, kind string, receipt []byte, fn func(cur *submission.Submission) ([]submission.Event, error)) (*submission.Submission, error) {
+	var applied []submission.Event
 	var from submission.State
-	s, err := b.db.Update(id, func(cur *submission.Submission) ([]submission.Event, error) {
+	write := func(cur *submission.Submission) ([]submission.Event, error) {
 		var err error
 		from = cur.State
-		evs, err = fn(cur, time.Now().UTC())
-		return evs, err
-	})
+		applied, err = fn(cur)
+		return applied, err
+	}
+	var s *submission.Submission
+	var changed bool
+	var err error
+	if receipt == nil {
+		s, err = b.db.Update(id, write)
+		changed = len(applied) > 0
+	} else {
+		s, changed, err = b.db.UpdateWithReceipt(id, kind, receipt, write)
+	}
 	if errors.Is(err, submission.ErrStale) {
 		return s, nil
 	}
 	if err != nil {
 		return nil, asConflict(err)
 	}
-	if len(evs) > 0 {
+	if changed {
 		b.metrics.moved(from, s.State)
-		b.emit(s, evs)
+		b.emit(s, applied)
 	}
 	return s, nil
 }
@@ -452,25 +472,9 @@ func (b *Broker) confirmSub(id string, c submission.Confirmation, transition fun
 	if err != nil {
 		return nil, fmt.Errorf("sign delivery receipt: %w", err)
 	}
-	var applied []submission.Event
-	var from submission.State
-	s, changed, err := b.db.UpdateWithReceipt(id, ReceiptDelivery, receipt, func(s *submission.Submission) ([]submission.Event, error) {
-		var err error
-		from = s.State
-		applied, err = transition(s, now, c)
-		return applied, err
+	return b.commit(id, ReceiptDelivery, receipt, func(s *submission.Submission) ([]submission.Event, error) {
+		return transition(s, now, c)
 	})
-	if errors.Is(err, submission.ErrStale) {
-		return s, nil
-	}
-	if err != nil {
-		return nil, asConflict(err)
-	}
-	if changed {
-		b.metrics.moved(from, s.State)
-		b.emit(s, applied)
-	}
-	return s, nil
 }
 
 func (b *Broker) failed(msg jetstream.Msg, s *submission.Submission, cause error) {

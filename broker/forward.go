@@ -28,22 +28,11 @@ func (b *Broker) ReceiveForwarded(ctx context.Context, in Intake, origin submiss
 // The peer adapter calls it before its Deliver returns, so the broker's own
 // recording of the attempt finds the submission moved on and drops it as stale.
 func (b *Broker) RecordForwarded(id string, f submission.Forward, peerReceipt []byte) (*submission.Submission, error) {
-	var applied []submission.Event
-	var from submission.State
-	s, changed, err := b.db.UpdateWithReceipt(id, ReceiptPeerIntake, peerReceipt, func(cur *submission.Submission) ([]submission.Event, error) {
-		var err error
-		from = cur.State
-		applied, err = cur.Forwarded(time.Now().UTC(), f)
-		return applied, err
+	// Forwarded is never stale (an illegal forward is ErrConflict), so commit's
+	// stale rule does not apply here.
+	return b.commit(id, ReceiptPeerIntake, peerReceipt, func(cur *submission.Submission) ([]submission.Event, error) {
+		return cur.Forwarded(time.Now().UTC(), f)
 	})
-	if err != nil {
-		return nil, asConflict(err)
-	}
-	if changed {
-		b.metrics.moved(from, s.State)
-		b.emit(s, applied)
-	}
-	return s, nil
 }
 
 // RecordPeerStatus applies what the peer reported about a forwarded package. When it
