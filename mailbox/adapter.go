@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/mail"
-	"sync"
 
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/channel"
@@ -25,9 +24,7 @@ func (m *Mailbox) Adapter() adapters.Adapter { return m.adapter }
 type adapter struct {
 	m *Mailbox
 
-	mu     sync.RWMutex
-	closed bool
-	wg     sync.WaitGroup
+	gate adapters.Gate
 }
 
 var (
@@ -60,14 +57,10 @@ func noticeAddress(s string) (string, error) {
 }
 
 func (a *adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Confirmation, error) {
-	a.mu.RLock()
-	if a.closed {
-		a.mu.RUnlock()
+	if !a.gate.Enter() {
 		return adapters.Confirmation{}, adapters.ErrClosed
 	}
-	a.wg.Add(1)
-	a.mu.RUnlock()
-	defer a.wg.Done()
+	defer a.gate.Leave()
 
 	m := a.m
 	if err := ctx.Err(); err != nil {
@@ -133,10 +126,7 @@ func (a *adapter) Confirmed(_ context.Context, d adapters.Delivery) (adapters.Co
 func (a *adapter) Changes() <-chan struct{} { return a.m.changes }
 
 func (a *adapter) Close() error {
-	a.mu.Lock()
-	a.closed = true
-	a.mu.Unlock()
-	a.wg.Wait()
+	a.gate.Close()
 	return nil
 }
 

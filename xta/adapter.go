@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
@@ -57,9 +56,7 @@ type Adapter struct {
 	tr     *http.Transport
 	log    *slog.Logger
 
-	mu     sync.Mutex
-	closed bool
-	wg     sync.WaitGroup
+	gate adapters.Gate
 }
 
 var (
@@ -135,14 +132,10 @@ func (a *Adapter) CheckTarget(t adapters.Target) error {
 // Deliver implements adapters.Adapter: one deliverMessage call (push), or the
 // hand-over to the office's message box (pull: Pending until the office's close).
 func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Confirmation, error) {
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
+	if !a.gate.Enter() {
 		return adapters.Confirmation{}, adapters.ErrClosed
 	}
-	a.wg.Add(1)
-	a.mu.Unlock()
-	defer a.wg.Done()
+	defer a.gate.Leave()
 	if err := ctx.Err(); err != nil {
 		return adapters.Confirmation{}, fmt.Errorf("xta: %w", err)
 	}
@@ -351,10 +344,7 @@ func classifyFault(f *xFault, status int) error {
 
 // Close implements adapters.Adapter.
 func (a *Adapter) Close() error {
-	a.mu.Lock()
-	a.closed = true
-	a.mu.Unlock()
-	a.wg.Wait()
+	a.gate.Close()
 	a.tr.CloseIdleConnections()
 	return nil
 }

@@ -21,7 +21,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
@@ -54,10 +53,8 @@ type Options struct {
 
 // Adapter forwards packages to peer gateways.
 type Adapter struct {
-	opt    Options
-	mu     sync.RWMutex
-	closed bool
-	wg     sync.WaitGroup
+	opt  Options
+	gate adapters.Gate
 }
 
 // New returns the adapter.
@@ -79,21 +76,8 @@ func (a *Adapter) Channel() string { return channel.Peer }
 
 // Close implements adapters.Adapter.
 func (a *Adapter) Close() error {
-	a.mu.Lock()
-	a.closed = true
-	a.mu.Unlock()
-	a.wg.Wait()
+	a.gate.Close()
 	return nil
-}
-
-func (a *Adapter) enter() bool {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	if a.closed {
-		return false
-	}
-	a.wg.Add(1)
-	return true
 }
 
 // PeerFor chooses the peer for a place: the one serving the longest prefix of its
@@ -139,10 +123,10 @@ func (a *Adapter) target(d adapters.Delivery, s *submission.Submission) (config.
 
 // Deliver implements adapters.Adapter: one hop.
 func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Confirmation, error) {
-	if !a.enter() {
+	if !a.gate.Enter() {
 		return adapters.Confirmation{}, adapters.ErrClosed
 	}
-	defer a.wg.Done()
+	defer a.gate.Leave()
 	if err := ctx.Err(); err != nil {
 		return adapters.Confirmation{}, fmt.Errorf("peer: %w", err)
 	}

@@ -89,9 +89,7 @@ type Adapter struct {
 	log *slog.Logger
 	now func() time.Time
 
-	mu      sync.RWMutex
-	closed  bool
-	running sync.WaitGroup
+	gate adapters.Gate
 
 	locks [64]sync.Mutex // per delivery id (hashed): one writer per case
 
@@ -154,10 +152,7 @@ func (a *Adapter) Changes() <-chan struct{} {
 
 // Close implements adapters.Adapter.
 func (a *Adapter) Close() error {
-	a.mu.Lock()
-	a.closed = true
-	a.mu.Unlock()
-	a.running.Wait()
+	a.gate.Close()
 	a.closeOnce.Do(func() {
 		if a.watcher != nil {
 			a.wmu.Lock()
@@ -167,16 +162,6 @@ func (a *Adapter) Close() error {
 		}
 	})
 	return nil
-}
-
-func (a *Adapter) enter() bool {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	if a.closed {
-		return false
-	}
-	a.running.Add(1)
-	return true
 }
 
 func (a *Adapter) watchLoop() {
@@ -240,10 +225,7 @@ func (a *Adapter) watch(dir string) {
 	if a.watched[dir] {
 		return
 	}
-	a.mu.RLock()
-	closed := a.closed
-	a.mu.RUnlock()
-	if closed {
+	if a.gate.Closed() {
 		return
 	}
 	if err := a.watcher.Add(dir); err != nil {
@@ -407,10 +389,10 @@ func fileID(id string) string {
 // Deliver implements adapters.Adapter: it writes the case folder and answers Pending
 // (the office confirms by its import, see Confirmed).
 func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Confirmation, error) {
-	if !a.enter() {
+	if !a.gate.Enter() {
 		return adapters.Confirmation{}, adapters.ErrClosed
 	}
-	defer a.running.Done()
+	defer a.gate.Leave()
 	if err := ctx.Err(); err != nil {
 		return adapters.Confirmation{}, fmt.Errorf("transfer: %w", err)
 	}

@@ -27,7 +27,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 
@@ -79,9 +78,7 @@ type Adapter struct {
 	log     *slog.Logger
 	now     func() time.Time
 
-	mu      sync.RWMutex
-	closed  bool
-	running sync.WaitGroup
+	gate adapters.Gate
 }
 
 var _ adapters.Adapter = (*Adapter)(nil)
@@ -170,10 +167,7 @@ func (a *Adapter) Channel() string { return Channel }
 
 // Close refuses new deliveries, waits for running ones and drops idle connections.
 func (a *Adapter) Close() error {
-	a.mu.Lock()
-	a.closed = true
-	a.mu.Unlock()
-	a.running.Wait()
+	a.gate.Close()
 	if a.ownsTr != nil {
 		a.ownsTr.CloseIdleConnections()
 	}
@@ -182,14 +176,10 @@ func (a *Adapter) Close() error {
 
 // Deliver POSTs the notification for d once and classifies the answer.
 func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Confirmation, error) {
-	a.mu.RLock()
-	if a.closed {
-		a.mu.RUnlock()
+	if !a.gate.Enter() {
 		return adapters.Confirmation{}, adapters.ErrClosed
 	}
-	a.running.Add(1)
-	a.mu.RUnlock()
-	defer a.running.Done()
+	defer a.gate.Leave()
 
 	start := a.now()
 	c, status, err := a.deliver(ctx, d)

@@ -1,0 +1,42 @@
+package adapters
+
+import "sync"
+
+// Gate is the part of the Adapter contract every adapter shares: after Close a
+// Deliver fails with ErrClosed, and Close returns only when the calls that got in
+// have finished. The zero value is open.
+type Gate struct {
+	mu     sync.RWMutex
+	closed bool
+	inside sync.WaitGroup
+}
+
+// Enter lets a call in, or reports false after Close. A true must be followed by
+// Leave.
+func (g *Gate) Enter() bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.closed {
+		return false
+	}
+	g.inside.Add(1)
+	return true
+}
+
+// Leave ends a call that Enter let in.
+func (g *Gate) Leave() { g.inside.Done() }
+
+// Closed reports whether Close was called (for loops that should stop).
+func (g *Gate) Closed() bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.closed
+}
+
+// Close shuts the gate and waits for the calls inside. It may be called again.
+func (g *Gate) Close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.inside.Wait()
+}
