@@ -342,11 +342,11 @@ func (b *Broker) Start(ctx context.Context) error {
 	go b.republishAtStart()
 	go b.countStates()
 	go b.relay()
-	go b.keepWaitingAlive()
+	go b.every(ackWait/3, b.keepWaitingAlive)
 	go b.watchConfirmations()
 	if b.cfg.RetentionEvery > 0 {
 		b.loops.Add(1)
-		go b.runGC(b.cfg.RetentionEvery, b.cfg.Retention)
+		go b.every(b.cfg.RetentionEvery, func() { b.applyRetention(b.cfg.Retention) })
 	}
 	consume, err := cons.Consume(b.handle, jetstream.PullMaxMessages(b.cfg.Workers*2))
 	if err != nil {

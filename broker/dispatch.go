@@ -157,8 +157,21 @@ func (b *Broker) finishOffice(office string) {
 // keepWaitingAlive tells JetStream that messages in office lines are still being
 // worked on, so they are not redelivered while they wait.
 func (b *Broker) keepWaitingAlive() {
+	b.officeMu.Lock()
+	var all []jetstream.Msg
+	for _, l := range b.lines {
+		all = append(all, l.waiting...)
+	}
+	b.officeMu.Unlock()
+	for _, m := range all {
+		_ = m.InProgress()
+	}
+}
+
+// every runs fn every d until the broker stops; the caller counted it in b.loops.
+func (b *Broker) every(d time.Duration, fn func()) {
 	defer b.loops.Done()
-	t := time.NewTicker(ackWait / 3)
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -166,15 +179,7 @@ func (b *Broker) keepWaitingAlive() {
 			return
 		case <-t.C:
 		}
-		b.officeMu.Lock()
-		var all []jetstream.Msg
-		for _, l := range b.lines {
-			all = append(all, l.waiting...)
-		}
-		b.officeMu.Unlock()
-		for _, m := range all {
-			_ = m.InProgress()
-		}
+		fn()
 	}
 }
 

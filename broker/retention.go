@@ -166,30 +166,20 @@ func (b *Broker) sweepBlobs(ctx context.Context, now time.Time, r Retention, nee
 // ErrBytesRemoved: the retention period of the bytes ended; the record remains.
 var ErrBytesRemoved = errors.New("the package bytes were removed after the retention period")
 
-// runGC applies the retention every interval until the broker stops.
-func (b *Broker) runGC(every time.Duration, r Retention) {
-	defer b.loops.Done()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-b.ctx.Done():
-			return
-		case <-t.C:
+// applyRetention is one run of the background retention job (Config.RetentionEvery).
+func (b *Broker) applyRetention(r Retention) {
+	start := time.Now()
+	rep, err := b.GC(b.ctx, time.Now().UTC(), r)
+	if err != nil {
+		if b.ctx.Err() == nil {
+			b.log.Error("retention run failed", "err", err)
 		}
-		start := time.Now()
-		rep, err := b.GC(b.ctx, time.Now().UTC(), r)
-		if err != nil {
-			if b.ctx.Err() == nil {
-				b.log.Error("retention run failed", "err", err)
-			}
-			continue
-		}
-		if rep.BytesRemoved+rep.RecordsDeleted+rep.BlobsDeleted > 0 || rep.Compacted {
-			b.log.Info("retention applied", "bytes_removed", rep.BytesRemoved, "records_deleted", rep.RecordsDeleted,
-				"blobs_deleted", rep.BlobsDeleted, "freed", rep.BlobBytesFreed, "compacted", rep.Compacted,
-				"file_before", rep.FileBefore, "file_after", rep.FileAfter, "compact_pause", rep.CompactPause.Round(time.Microsecond),
-				"took", time.Since(start).Round(time.Millisecond))
-		}
+		return
+	}
+	if rep.BytesRemoved+rep.RecordsDeleted+rep.BlobsDeleted > 0 || rep.Compacted {
+		b.log.Info("retention applied", "bytes_removed", rep.BytesRemoved, "records_deleted", rep.RecordsDeleted,
+			"blobs_deleted", rep.BlobsDeleted, "freed", rep.BlobBytesFreed, "compacted", rep.Compacted,
+			"file_before", rep.FileBefore, "file_after", rep.FileAfter, "compact_pause", rep.CompactPause.Round(time.Microsecond),
+			"took", time.Since(start).Round(time.Millisecond))
 	}
 }
