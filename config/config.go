@@ -87,7 +87,9 @@ type NATS struct {
 // nats.url with nats.replicas, so several gateways share it and none holds the
 // only copy (docs/cluster.md).
 type Store struct {
-	Backend    string        `yaml:"backend"`
+	Backend string `yaml:"backend"`
+	// BatchSize and BatchDelay tune the bbolt store's group commit: commits start at
+	// least batch_delay apart and take up to batch_size writes (store.Options).
 	BatchSize  int           `yaml:"batch_size"`
 	BatchDelay time.Duration `yaml:"batch_delay"`
 }
@@ -263,7 +265,7 @@ func Default() Config {
 		LogLevel:  "info",
 		LogFormat: "text",
 		NATS:      NATS{MaxMemory: 64 << 20, MaxStore: 1 << 30, Replicas: 1},
-		Store:     Store{Backend: StoreBBolt, BatchSize: 64, BatchDelay: 2 * time.Millisecond},
+		Store:     Store{Backend: StoreBBolt, BatchSize: 64, BatchDelay: 10 * time.Millisecond},
 		Retention: Retention{PackageBytes: 90 * 24 * time.Hour, Records: 10 * 365 * 24 * time.Hour, Every: time.Hour},
 		Limits: Limits{
 			MaxBodyBytes: 32 << 20, MaxDepth: 64, MaxElements: 200_000, MaxAttributes: 64,

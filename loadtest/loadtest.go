@@ -42,6 +42,7 @@ type Options struct {
 	Concurrency int           // concurrent portal connections
 	Elements    int           // elements per package (~120 gives ~10 KB)
 	PerOffice   int           // attempts per office at once (0: the gateway's default)
+	BatchDelay  time.Duration // least time between two store commits (0: the gateway's default)
 	DataDir     string        // empty: a temporary folder
 	Timeout     time.Duration // for the whole run
 	Progress    io.Writer     // one line per second while running; nil: silent
@@ -94,7 +95,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		o.DataDir = d
 	}
 
-	b, err := startBench(ctx, benchConfig{DataDir: o.DataDir, BatchSize: o.Concurrency, Workers: max(8, o.Concurrency), PerOffice: o.PerOffice})
+	b, err := startBench(ctx, benchConfig{DataDir: o.DataDir, BatchSize: o.Concurrency, BatchDelay: o.BatchDelay, Workers: max(8, o.Concurrency), PerOffice: o.PerOffice})
 	if err != nil {
 		return nil, err
 	}
@@ -182,10 +183,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 // benchConfig is how the loopback gateway of a run is set up.
 type benchConfig struct {
-	DataDir   string
-	BatchSize int // store batch size (0: the gateway's default)
-	Workers   int // delivery workers (0: the gateway's default)
-	PerOffice int // 0: the gateway's default
+	DataDir    string
+	BatchSize  int           // store batch size (0: the gateway's default)
+	BatchDelay time.Duration // least time between two store commits (0: the gateway's default)
+	Workers    int           // delivery workers (0: the gateway's default)
+	PerOffice  int           // 0: the gateway's default
 }
 
 // bench is a running loopback gateway with its office: a webhook receiver that
@@ -227,6 +229,9 @@ func startBench(ctx context.Context, c benchConfig) (_ *bench, err error) {
 	cfg.Listen = "127.0.0.1:0"
 	if c.BatchSize > 0 {
 		cfg.Store.BatchSize = c.BatchSize
+	}
+	if c.BatchDelay > 0 {
+		cfg.Store.BatchDelay = c.BatchDelay
 	}
 	if c.Workers > 0 {
 		cfg.Delivery.Workers = c.Workers

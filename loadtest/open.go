@@ -30,6 +30,7 @@ type OpenOptions struct {
 	Elements       int           // elements per package (~120 gives ~10 KB)
 	Workers        int           // delivery workers (default 16, as the closed loop with -c 16)
 	PerOffice      int           // attempts per office at once (0: the gateway's default)
+	BatchDelay     time.Duration // least time between two store commits (0: the gateway's default)
 	Floor          time.Duration // probe alone before the ladder (default 2 s; negative: none)
 	ProbeEvery     time.Duration // write+fsync probe interval (default 10 ms; negative: no probe, to see what the probe costs)
 	RequestTimeout time.Duration // per request (default 30 s); an answer later counts as "timeout"
@@ -205,7 +206,7 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 
 	// Store batch size and delay are the gateway's defaults: an open loop has no
 	// fixed number of clients to size them by.
-	b, err := startBench(ctx, benchConfig{DataDir: o.DataDir, Workers: o.Workers, PerOffice: o.PerOffice})
+	b, err := startBench(ctx, benchConfig{DataDir: o.DataDir, Workers: o.Workers, PerOffice: o.PerOffice, BatchDelay: o.BatchDelay})
 	if err != nil {
 		return nil, err
 	}

@@ -154,7 +154,6 @@ func (db *DB) Compact(ctx context.Context) (rep CompactReport, err error) {
 	}
 	// Renamed: the new file is the store from here on, whatever follows.
 	swapped = true
-	dst.MaxBatchSize, dst.MaxBatchDelay = db.opts.BatchSize, db.opts.BatchDelay
 	db.bolt = dst
 	db.dirty.Store(nil)
 	_ = src.Close()

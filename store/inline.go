@@ -38,32 +38,38 @@ const InlineMax = 128 << 10
 
 var bucketBlobs = []byte("blobs")
 
-// inlineHeader: the time, the size and a flag (1: deflated, 0: as it is) before an
-// inline blob's bytes. The flag is explicit: unlike records and receipts, a blob
-// may start with any byte, so pack's marker alone could not tell.
+// inlineHeader: the time, the size and a flag (0: as it is, 1: deflated, 2: zstd)
+// before an inline blob's bytes. The flag is explicit: unlike records and receipts,
+// a blob may start with any byte, so pack's marker alone could not tell.
 const inlineHeader = 17
 
 // inlineValue is the stored value of an inline blob, its time still to be set
 // (the first 8 bytes).
 func inlineValue(b []byte) []byte {
 	p := pack(b)
-	deflated := len(p) < len(b) // pack returns b itself when deflating does not help
-	if deflated {
+	v := make([]byte, inlineHeader, inlineHeader+len(p))
+	binary.BigEndian.PutUint64(v[8:], uint64(len(b)))
+	if len(p) < len(b) { // pack returns b itself when compressing does not help
+		v[16] = p[0]
 		p = p[1:] // pack's marker byte
 	}
-	v := make([]byte, inlineHeader+len(p))
-	binary.BigEndian.PutUint64(v[8:], uint64(len(b)))
-	if deflated {
-		v[16] = 1
-	}
-	copy(v[inlineHeader:], p)
-	return v
+	return append(v, p...)
 }
 
 // inlineBytes is the blob in an inline value.
 func inlineBytes(v []byte) ([]byte, error) {
-	if v[16] == 0 {
+	switch v[16] {
+	case 0:
 		return append([]byte{}, v[inlineHeader:]...), nil
+	case packedZstd:
+		out, err := zdec.DecodeAll(v[inlineHeader:], make([]byte, 0, min(binary.BigEndian.Uint64(v[8:16]), InlineMax)))
+		if err != nil {
+			return nil, fmt.Errorf("store: decompress blob: %w", err)
+		}
+		if len(out) > InlineMax {
+			return nil, fmt.Errorf("store: decompress blob: %d bytes, more than an inline blob holds", len(out))
+		}
+		return out, nil
 	}
 	out, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(v[inlineHeader:])), InlineMax+1))
 	if err != nil {

@@ -31,6 +31,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	floor := fs.Duration("floor", 2*time.Second, "open loop: run the write+fsync probe alone this long before the ladder (0: not at all)")
 	probeEvery := fs.Duration("probe", 10*time.Millisecond, "open loop: interval of the write+fsync probe of the data disk (0: no probe, to see what it costs)")
 	drain := fs.Duration("drain", time.Minute, "open loop: after the ladder, wait this long at most for every package to be delivered")
+	batchDelay := fs.Duration("batch-delay", 0, "least time between two commits of the store (0: the gateway's default, store.batch_delay)")
 	cpuProfile := fs.String("cpuprofile", "", "closed loop: write a CPU profile of the gateway's work (first post to last delivery) to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -59,7 +60,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "open loop: %s arrivals at %s/s for %s each, against a gateway on loopback...\n", *arrivals, *rates, *step)
 		res, err := loadtest.RunOpen(rctx, loadtest.OpenOptions{
 			Rates: ladder, Step: *step, Arrivals: *arrivals, Seed: *seed, MaxInFlight: *maxInFlight,
-			Elements: *elements, Workers: *workers, PerOffice: *perOffice, Floor: fl, ProbeEvery: pe, Drain: *drain, Progress: stderr,
+			Elements: *elements, Workers: *workers, PerOffice: *perOffice, BatchDelay: *batchDelay, Floor: fl, ProbeEvery: pe, Drain: *drain, Progress: stderr,
 		})
 		if res != nil {
 			res.Report(stdout)
@@ -71,7 +72,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 0
 	}
 	fmt.Fprintf(stderr, "signing %d packages, then posting them with concurrency %d to a gateway on loopback...\n", *n, *c)
-	o := loadtest.Options{N: *n, Concurrency: *c, Elements: *elements, PerOffice: *perOffice, Timeout: *timeout, Progress: stderr}
+	o := loadtest.Options{N: *n, Concurrency: *c, Elements: *elements, PerOffice: *perOffice, BatchDelay: *batchDelay, Timeout: *timeout, Progress: stderr}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {

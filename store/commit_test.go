@@ -1,0 +1,227 @@
+package store
+
+import (
+	"bytes"
+	"compress/flate"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/submission"
+	bolt "go.etcd.io/bbolt"
+)
+
+func openCommitTest(t *testing.T, delay time.Duration, size int) *DB {
+	t.Helper()
+	db, err := Open(t.TempDir(), Options{BatchDelay: delay, BatchSize: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// TestGroupCommitShares: concurrent writers share commits, every write is there
+// afterwards, and a writer whose function fails gets its own error while the
+// others commit (bbolt Batch's contract, which the store's callers rely on).
+func TestGroupCommitShares(t *testing.T) {
+	db := openCommitTest(t, 20*time.Millisecond, 1000)
+	const n = 200
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	boom := errors.New("boom")
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = db.batch(func(tx *wtx) error {
+				switch i {
+				case 7:
+					return fmt.Errorf("writer 7: %w", boom)
+				case 9:
+					panic("writer 9")
+				}
+				return tx.bucket(bucketMeta).Put(fmt.Appendf(nil, "k%03d", i), []byte("v"))
+			})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		switch i {
+		case 7:
+			if !errors.Is(err, boom) {
+				t.Errorf("writer 7: %v, want its own error", err)
+			}
+		case 9:
+			if !errors.Is(err, errPanicked) {
+				t.Errorf("writer 9: %v, want errPanicked", err)
+			}
+		default:
+			if err != nil {
+				t.Errorf("writer %d: %v", i, err)
+			}
+		}
+	}
+	got := 0
+	_ = db.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).ForEach(func(k, _ []byte) error {
+			if k[0] == 'k' {
+				got++
+			}
+			return nil
+		})
+	})
+	if got != n-2 {
+		t.Fatalf("%d writes stored, want %d", got, n-2)
+	}
+	st := db.CommitStats()
+	if st.Writes != n-2 || st.Commits >= st.Writes/4 {
+		t.Fatalf("commit stats %+v: %d concurrent writes should share a few commits", st, n)
+	}
+}
+
+// TestGroupCommitSpacing: under a steady stream of writes the committer starts
+// commits at least BatchDelay apart (that is what bounds the flush rate), and an
+// idle store commits a lone write at once instead of waiting out the delay.
+func TestGroupCommitSpacing(t *testing.T) {
+	const delay = 50 * time.Millisecond
+	db := openCommitTest(t, delay, 1000)
+	put := func(i int) error {
+		return db.batch(func(tx *wtx) error { return tx.bucket(bucketMeta).Put(fmt.Appendf(nil, "s%04d", i), nil) })
+	}
+	// A steady stream: one write every millisecond for half a second, each waiting
+	// for its commit on its own goroutine.
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range 500 {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = put(i) }()
+		time.Sleep(time.Millisecond)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	st := db.CommitStats()
+	// Commits start ≥ delay apart, so at most elapsed/delay + 1 of them.
+	if limit := uint64(elapsed/delay) + 1; st.Commits > limit {
+		t.Fatalf("%d commits in %v, at most %d with commits %v apart", st.Commits, elapsed, limit, delay)
+	}
+	// Idle: the last commit was long ago, so a lone write is not held back.
+	time.Sleep(2 * delay)
+	before := db.CommitStats().Commits
+	if err := put(9999); err != nil {
+		t.Fatal(err)
+	}
+	if db.CommitStats().Commits != before+1 {
+		t.Fatal("a lone write did not get its own commit")
+	}
+}
+
+// TestGroupCommitFull: a batch that reaches BatchSize commits without waiting for
+// the delay, and the writes beyond it go to the next commit.
+func TestGroupCommitFull(t *testing.T) {
+	db := openCommitTest(t, time.Hour, 4)
+	// The first write commits at once (idle store); the next ones must not wait an
+	// hour: every 4 queued writes make a commit.
+	if err := db.batch(func(tx *wtx) error { return tx.bucket(bucketMeta).Put([]byte("first"), nil) }); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = db.batch(func(tx *wtx) error { return tx.bucket(bucketMeta).Put(fmt.Appendf(nil, "f%d", i), nil) })
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("full batches waited for the delay")
+	}
+}
+
+// TestReadsDeflatedValues: records, receipts and inline blobs that a build before
+// zstd wrote (deflate, marker 0x01) read back unchanged beside new ones.
+func TestReadsDeflatedValues(t *testing.T) {
+	db := openCommitTest(t, 0, 0)
+	deflate := func(b []byte) []byte {
+		var buf bytes.Buffer
+		w, _ := flate.NewWriter(&buf, flate.BestSpeed)
+		_, _ = w.Write(b)
+		_ = w.Close()
+		return buf.Bytes()
+	}
+	sub := &submission.Submission{ID: "01900000-0000-7000-8000-000000000001", Sender: "portal", MessageID: "m1", State: submission.StateQueued}
+	if _, _, _, err := db.Create(context.Background(), sub, []submission.Event{{Type: "received"}}, "eingang", []byte("<Quittung>new</Quittung>")); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := db.Get(sub.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldReceipt := bytes.Repeat([]byte("<Eingangsbestaetigung>alt</Eingangsbestaetigung>"), 20)
+	oldBlob := bytes.Repeat([]byte("<Antrag>alt</Antrag>"), 200)
+	var raw []byte
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		// The record as the old build stored it: the same JSON, deflated.
+		v, err := unpack(tx.Bucket(bucketSubmissions).Get([]byte(sub.ID)))
+		if err != nil {
+			return err
+		}
+		raw = v
+		if err := tx.Bucket(bucketSubmissions).Put([]byte(sub.ID), append([]byte{packedDeflate}, deflate(v)...)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketReceipts).Put(receiptKey(sub.ID, "alt"), append([]byte{packedDeflate}, deflate(oldReceipt)...)); err != nil {
+			return err
+		}
+		bv := make([]byte, inlineHeader)
+		binary.BigEndian.PutUint64(bv, uint64(time.Now().UnixNano()))
+		binary.BigEndian.PutUint64(bv[8:], uint64(len(oldBlob)))
+		bv[16] = packedDeflate
+		return tx.Bucket(bucketBlobs).Put([]byte(digestOf(oldBlob)), append(bv, deflate(oldBlob)...))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) == 0 {
+		t.Fatal("no record")
+	}
+	again, err := db.Get(sub.ID)
+	if err != nil || again.MessageID != rec.MessageID || again.State != rec.State {
+		t.Fatalf("deflated record read back as %+v, %v", again, err)
+	}
+	if got, err := db.Receipt(sub.ID, "alt"); err != nil || !bytes.Equal(got, oldReceipt) {
+		t.Fatalf("deflated receipt: %v", err)
+	}
+	if got, err := db.Receipt(sub.ID, "eingang"); err != nil || string(got) != "<Quittung>new</Quittung>" {
+		t.Fatalf("new receipt: %q %v", got, err)
+	}
+	rc, err := db.Blobs().Open(context.Background(), digestOf(oldBlob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, oldBlob) {
+		t.Fatal("deflated inline blob came back changed")
+	}
+	// New values are zstd and smaller than the deflated ones of the same bytes.
+	if v := pack(oldReceipt); v[0] != packedZstd || len(v) > 1+len(deflate(oldReceipt)) {
+		t.Fatalf("pack: marker %#x, %d bytes", v[0], len(v))
+	}
+}
+
+func digestOf(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
