@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/bus"
 	"github.com/amtsbote/amtsbote/store"
@@ -446,5 +448,43 @@ func TestOfficeSlotFreeWhileRecording(t *testing.T) {
 	close(st.hold)
 	for _, id := range ids {
 		waitState(t, b, id, submission.StateDelivered)
+	}
+}
+
+// TestBacklogIsNotSentBack: a gateway that starts with a backlog for one office
+// that answers at once delivers it without sending any package back to the queue
+// with a delay. Sending back was what made delivery go silent for seconds with a
+// backlog (issue #12): the office's line of 64 drained in milliseconds and the rest
+// came back only after 1 s, 2 s, … An office that does not finish attempts still
+// gets its packages sent back (TestOneOfficeDownDoesNotBlockOthers,
+// TestSlowOfficeCannotTakeEveryWorker).
+func TestBacklogIsNotSentBack(t *testing.T) {
+	const n = 400
+	dir := t.TempDir()
+	cfg := testConfig
+	cfg.PerOffice = 1
+	// The backlog: packages accepted while the office hangs, left in the outbox.
+	hung := &scripted{channel: "primary", block: make(chan struct{})}
+	e := startWith(t, dir, cfg, hung)
+	for i := range n {
+		if _, err := e.b.Receive(context.Background(), intake(fmt.Sprintf("backlog-%d", i), "primary")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.stop()
+
+	fast := &scripted{channel: "primary"}
+	e2 := startWith(t, dir, cfg, fast)
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(fast.deliveries()) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d delivered", len(fast.deliveries()), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var m dto.Metric
+	_ = e2.b.metrics.lineFull.Write(&m)
+	if sent := m.GetCounter().GetValue(); sent != 0 {
+		t.Fatalf("%v packages were sent back with a delay although the office finished every attempt at once", sent)
 	}
 }

@@ -20,6 +20,9 @@ type Metrics struct {
 	held prometheus.Gauge
 	// handedOver counts submissions a channel took whose office has not confirmed.
 	handedOver prometheus.Gauge
+	// lineFull counts messages sent back to the queue with a delay because their
+	// office's line was full and the office was not finishing attempts.
+	lineFull prometheus.Counter
 }
 
 // NewMetrics creates the series and registers them with reg (nil: not registered).
@@ -38,9 +41,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "amtsbote_submissions_held", Help: "Submissions waiting for a person: no channel of the office could deliver them."}),
 		handedOver: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "amtsbote_submissions_handed_over", Help: "Submissions handed to a channel, waiting for the office's confirmation."}),
+		lineFull: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "amtsbote_delivery_line_full_total", Help: "Packages sent back to the queue with a delay because their office's line was full and the office was not finishing attempts."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.duration, m.held, m.handedOver)
+		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.duration, m.held, m.handedOver, m.lineFull)
 	}
 	return m
 }

@@ -126,6 +126,14 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if db, ok := g.db.(interface{ CommitStats() store.CommitStats }); ok {
+		// How well group commit shares the disk's flushes: writes per commit.
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "amtsbote_store_commits_total", Help: "Group commits of the bbolt store (two device flushes each)."},
+				func() float64 { return float64(db.CommitStats().Commits) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "amtsbote_store_commit_writes_total", Help: "Writes (intakes, state changes) carried by those commits."},
+				func() float64 { return float64(db.CommitStats().Writes) }))
+	}
 
 	g.adapters, err = newAdapters(cfg, log)
 	if err != nil {

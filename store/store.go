@@ -318,6 +318,11 @@ func (db *DB) CreateWithBlobs(ctx context.Context, sub *submission.Submission, e
 		small = append(small, inline{[]byte(b.SHA256), inlineValue(b.Data)})
 	}
 	idem := idempotencyKey(sub.Sender, sub.MessageID)
+	record, err := encodeSubmission(sub)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("store: create: %w", err)
+	}
+	packedReceipt := pack(receipt)
 	err = db.batch(func(tx *wtx) error {
 		// Batch may run this function twice; every write below is keyed so a rerun
 		// (after the first run's rollback) writes the same state.
@@ -337,13 +342,13 @@ func (db *DB) CreateWithBlobs(ctx context.Context, sub *submission.Submission, e
 		if tx.Bucket(bucketSubmissions).Get([]byte(sub.ID)) != nil {
 			return fmt.Errorf("%w: submission id %s exists", ErrConflict, sub.ID)
 		}
-		if err := putSubmission(tx, sub); err != nil {
+		if err := putEncoded(tx, sub, record); err != nil {
 			return err
 		}
 		if err := tx.bucket(bucketIdempotency).Put(idem, []byte(sub.ID)); err != nil {
 			return err
 		}
-		if err := tx.bucket(bucketReceipts).Put(receiptKey(sub.ID, receiptKind), pack(receipt)); err != nil {
+		if err := tx.bucket(bucketReceipts).Put(receiptKey(sub.ID, receiptKind), packedReceipt); err != nil {
 			return err
 		}
 		if err := appendEvents(tx, sub.ID, events); err != nil {
@@ -414,6 +419,10 @@ func (db *DB) UpdateWithReceipt(id, kind string, receipt []byte, fn func(s *subm
 func (db *DB) change(id, kind string, receipt []byte, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, bool, error) {
 	var out *submission.Submission
 	changed := false
+	var packedReceipt []byte
+	if receipt != nil {
+		packedReceipt = pack(receipt)
+	}
 	// Group commit, as Create: concurrent deliveries, confirmations and decisions
 	// share fsyncs. bbolt may run fn again after a rolled-back batch (the contract
 	// allows that), so what it reports is reset first.
@@ -437,7 +446,7 @@ func (db *DB) change(id, kind string, receipt []byte, fn func(s *submission.Subm
 			return err
 		}
 		if receipt != nil {
-			if err := tx.bucket(bucketReceipts).Put(receiptKey(id, kind), pack(receipt)); err != nil {
+			if err := tx.bucket(bucketReceipts).Put(receiptKey(id, kind), packedReceipt); err != nil {
 				return err
 			}
 		}
@@ -617,11 +626,27 @@ func getSubmission(tx *bolt.Tx, id string) (*submission.Submission, error) {
 }
 
 func putSubmission(tx *wtx, s *submission.Submission) error {
-	v, err := json.Marshal(s)
+	v, err := encodeSubmission(s)
 	if err != nil {
 		return err
 	}
-	if err := tx.bucket(bucketSubmissions).Put([]byte(s.ID), pack(v)); err != nil {
+	return putEncoded(tx, s, v)
+}
+
+// encodeSubmission is a record as it is stored. Callers that know the record
+// before the transaction encode it there: the transaction runs in the committer's
+// one goroutine, where every microsecond is spent serially.
+func encodeSubmission(s *submission.Submission) ([]byte, error) {
+	v, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	return pack(v), nil
+}
+
+// putEncoded writes record s, encoded as v, with its index and set entries.
+func putEncoded(tx *wtx, s *submission.Submission, v []byte) error {
+	if err := tx.bucket(bucketSubmissions).Put([]byte(s.ID), v); err != nil {
 		return err
 	}
 	if s.OfficeID != "" {
