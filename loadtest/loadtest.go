@@ -21,6 +21,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,9 @@ type Options struct {
 	// CPUProfile, when set, receives a CPU profile of the gateway's work: from the
 	// first post to the last delivery (the portal's signing before is left out).
 	CPUProfile io.Writer
+	// Trace, when set, receives an execution trace of the same span (go tool trace:
+	// where requests wait when the CPU is not the limit).
+	Trace io.Writer
 }
 
 // Result of one run.
@@ -132,6 +136,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, fmt.Errorf("cpu profile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if o.Trace != nil {
+		if err := trace.Start(o.Trace); err != nil {
+			return nil, fmt.Errorf("trace: %w", err)
+		}
+		defer trace.Stop()
 	}
 	start := time.Now()
 	stopProgress := progress(o.Progress, start, o.N, &accepted, &delivered)

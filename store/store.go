@@ -417,32 +417,83 @@ func (db *DB) UpdateWithReceipt(id, kind string, receipt []byte, fn func(s *subm
 }
 
 func (db *DB) change(id, kind string, receipt []byte, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, bool, error) {
-	var out *submission.Submission
-	changed := false
 	var packedReceipt []byte
 	if receipt != nil {
 		packedReceipt = pack(receipt)
 	}
+	// The work is done outside the commit first: read the record, apply fn, encode
+	// the result. Transactions run one after another in the committer's goroutine,
+	// and decoding and encoding a record there (zstd and JSON, twice per delivery)
+	// made every writer wait for them in turn. Inside the transaction the stored
+	// value is compared with the one read: unchanged, the result stands; changed
+	// meanwhile (a racing writer), fn runs again on the current record. A read that
+	// ends without a change (fn's error, no events, no such record) is the answer
+	// as of that read, with no commit to wait for.
+	var pre struct {
+		raw []byte
+		s   *submission.Submission
+		evs []submission.Event
+		enc []byte
+	}
+	err := db.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketSubmissions).Get([]byte(id))
+		if v == nil {
+			return fmt.Errorf("submission %s: %w", id, ErrNotFound)
+		}
+		pre.raw = copyBytes(v)
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	s, err := decodeSubmission(id, pre.raw)
+	if err != nil {
+		return nil, false, err
+	}
+	evs, err := fn(s)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(evs) == 0 {
+		return s, false, nil
+	}
+	s.UpdatedAt = time.Now().UTC()
+	if pre.enc, err = encodeSubmission(s); err != nil {
+		return nil, false, err
+	}
+	pre.s, pre.evs = s, evs
+
+	var out *submission.Submission
+	changed := false
 	// Group commit, as Create: concurrent deliveries, confirmations and decisions
-	// share fsyncs. bbolt may run fn again after a rolled-back batch (the contract
-	// allows that), so what it reports is reset first.
-	err := db.batch(func(tx *wtx) error {
+	// share fsyncs. The committer may run this again after a rolled-back batch (the
+	// contract allows that), so what it reports is reset first.
+	err = db.batch(func(tx *wtx) error {
 		out, changed = nil, false
-		s, err := getSubmission(tx.Tx, id)
+		s, evs, enc := pre.s, pre.evs, pre.enc
+		if v := tx.Bucket(bucketSubmissions).Get([]byte(id)); !bytes.Equal(v, pre.raw) {
+			cur, err := getSubmission(tx.Tx, id)
+			if err != nil {
+				return err
+			}
+			if evs, err = fn(cur); err != nil {
+				return err
+			}
+			s, enc = cur, nil
+			out = s
+			if len(evs) == 0 {
+				return nil
+			}
+			s.UpdatedAt = time.Now().UTC()
+		}
+		out, changed = s, true
+		var err error
+		if enc == nil {
+			err = putSubmission(tx, s)
+		} else {
+			err = putEncoded(tx, s, enc)
+		}
 		if err != nil {
-			return err
-		}
-		evs, err := fn(s)
-		if err != nil {
-			return err
-		}
-		out = s
-		if len(evs) == 0 {
-			return nil
-		}
-		changed = true
-		s.UpdatedAt = time.Now().UTC()
-		if err := putSubmission(tx, s); err != nil {
 			return err
 		}
 		if receipt != nil {
@@ -614,6 +665,11 @@ func getSubmission(tx *bolt.Tx, id string) (*submission.Submission, error) {
 	if v == nil {
 		return nil, fmt.Errorf("submission %s: %w", id, ErrNotFound)
 	}
+	return decodeSubmission(id, v)
+}
+
+// decodeSubmission reads a stored record value.
+func decodeSubmission(id string, v []byte) (*submission.Submission, error) {
 	var s submission.Submission
 	raw, err := unpack(v)
 	if err != nil {
