@@ -21,7 +21,7 @@ import (
 // the rename) plus an open and a rename; counted over a closed-loop bench they were
 // almost half of all flushes of the disk (docs/performance.md). A blob of at most
 // InlineMax bytes — a typical application package of 10–50 KB, a small attachment —
-// is written into the bucket "blobs" instead, through bbolt's group commit, so it
+// is written into the bucket "blobs" instead, through the store's group commit, so it
 // shares its fsyncs with every other write of the moment. Bigger blobs stay files:
 // bbolt would copy them through its page cache and rewrite them on every
 // compaction. Both kinds are read, walked and swept alike; content that is already

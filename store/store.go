@@ -280,7 +280,7 @@ func (db *DB) Close() error {
 // entry. If the sender already submitted the same message id, nothing is written and
 // the first submission and its intake receipt are returned with created=false.
 //
-// Create uses bbolt's group commit, so concurrent callers share fsyncs.
+// Create uses the store's group commit (commit.go), so concurrent callers share fsyncs.
 func (db *DB) Create(ctx context.Context, sub *submission.Submission, events []submission.Event, receiptKind string, receipt []byte) (stored *submission.Submission, storedReceipt []byte, created bool, err error) {
 	return db.CreateWithBlobs(ctx, sub, events, receiptKind, receipt, nil)
 }
@@ -595,7 +595,7 @@ func (db *DB) WalkOffice(officeID, after string, fn func(*submission.Submission)
 
 // Delete implements Store.
 //
-// Deletes share fsyncs (bbolt's group commit), so a retention run can delete many
+// Deletes share fsyncs (the store's group commit), so a retention run can delete many
 // records at once; the transaction only removes keys, so running it again after a
 // rolled-back batch is harmless.
 func (db *DB) Delete(id string) error {
