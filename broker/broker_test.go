@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/amtsbote/amtsbote/adapters"
@@ -487,4 +488,138 @@ func TestBacklogIsNotSentBack(t *testing.T) {
 	if sent := m.GetCounter().GetValue(); sent != 0 {
 		t.Fatalf("%v packages were sent back with a delay although the office finished every attempt at once", sent)
 	}
+}
+
+// lineMsg is a queue message as admitOffice sees it: only what it calls is real.
+type lineMsg struct {
+	jetstream.Msg
+	mu      sync.Mutex
+	delayed []time.Duration // NakWithDelay calls
+}
+
+func (m *lineMsg) InProgress() error { return nil }
+func (m *lineMsg) Nak() error        { return nil }
+func (m *lineMsg) NakWithDelay(d time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.delayed = append(m.delayed, d)
+	return nil
+}
+func (m *lineMsg) sentBack() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.delayed) > 0
+}
+
+// TestLongLineOnlyForAFastOffice: an office that finishes attempts quickly gets a
+// long line (a backlog keeps it busy instead of being sent back with a delay); a
+// slow or hung office keeps the short one and what does not fit goes back to the
+// queue.
+func TestLongLineOnlyForAFastOffice(t *testing.T) {
+	b := &Broker{cfg: Config{PerOffice: 1, AttemptTimeout: 30 * time.Second}, lines: map[string]*officeLine{}, metrics: NewMetrics(nil), ctx: context.Background()}
+	// admit offers n messages and returns how many were sent back.
+	admit := func(office string, n int) (sentBack int) {
+		for range n {
+			m := &lineMsg{}
+			if b.admitOffice(office, m) {
+				continue
+			}
+			if m.sentBack() {
+				sentBack++
+			}
+		}
+		return sentBack
+	}
+	// Hung: nothing ever finished.
+	if got := admit("hung", 1+maxWaitingPerOffice+10); got != 10 {
+		t.Fatalf("hung office: %d sent back, want 10 (one running, a short line)", got)
+	}
+	// Slow: finishing, but a second apart.
+	admit("slow", 1)
+	b.officeMu.Lock()
+	b.lines["slow"].progress, b.lines["slow"].gap = time.Now(), time.Second
+	b.officeMu.Unlock()
+	if got := admit("slow", maxWaitingPerOffice+10); got != 10 {
+		t.Fatalf("slow office: %d sent back, want 10", got)
+	}
+	// Fast: attempts finishing back to back.
+	admit("fast", 1+maxWaitingPerOffice)
+	for range 16 {
+		if b.nextForOffice("fast") == nil {
+			t.Fatal("no waiting message handed on")
+		}
+	}
+	if got := admit("fast", maxWaitingFast-maxWaitingPerOffice+16+10); got != 10 {
+		t.Fatalf("fast office: %d sent back, want 10 (a long line)", got)
+	}
+}
+
+// TestBacklogDoesNotHoldUpOtherOffices: a package for another office does not wait
+// behind one office's backlog (the consume callback is serial: anything that
+// waits there for one office's line holds up all others).
+func TestBacklogDoesNotHoldUpOtherOffices(t *testing.T) {
+	const n = 600
+	dir := t.TempDir()
+	cfg := testConfig
+	cfg.PerOffice = 1
+	hung := &scripted{channel: "primary", block: make(chan struct{})}
+	e := startWith(t, dir, cfg, hung)
+	for i := range n {
+		if _, err := e.b.Receive(context.Background(), intake(fmt.Sprintf("backlog-%d", i), "primary")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := intake("other-office", "primary")
+	other.OfficeID = "office-b"
+	if _, err := e.b.Receive(context.Background(), other); err != nil {
+		t.Fatal(err)
+	}
+	e.stop()
+
+	// The backlog's office answers after a short while; the other office's package,
+	// queued last, must not wait for the whole backlog.
+	rx := &paced{pause: 2 * time.Millisecond}
+	startWith(t, dir, cfg, rx)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		pos, total := rx.position("office-b")
+		if pos >= 0 {
+			if pos > n/4 {
+				t.Fatalf("office-b's package was delivered as number %d, behind %d of the other office's backlog", pos+1, pos)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("office-b's package not delivered; %d others were", total)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// paced answers every delivery after a pause and notes the order of offices.
+type paced struct {
+	pause time.Duration
+	mu    sync.Mutex
+	order []string
+}
+
+func (p *paced) Channel() string { return "primary" }
+func (p *paced) Close() error    { return nil }
+func (p *paced) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Confirmation, error) {
+	time.Sleep(p.pause)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.order = append(p.order, d.OfficeID)
+	return adapters.Confirmation{Receiver: "paced", At: time.Now()}, nil
+}
+
+func (p *paced) position(office string) (pos, total int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, o := range p.order {
+		if o == office {
+			return i, len(p.order)
+		}
+	}
+	return -1, len(p.order)
 }

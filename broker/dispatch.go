@@ -19,13 +19,11 @@ import (
 // handle is the JetStream callback (called serially). It enforces two bounds: the
 // number of concurrent attempts (Workers, a semaphore that also pushes back on
 // consumption) and the attempts per office (PerOffice). A message for an office that
-// has its share running waits in that office's short line, which the office's own
-// workers drain as they finish. When the line is full, a message for an office that
-// is making progress waits (briefly) for room, which pushes back on consumption;
-// only a message for an office that is not finishing attempts goes back to
+// has its share running waits in that office's line, which the office's own
+// workers drain as they finish; only when the line is full does it go back to
 // JetStream with a delay. A fast office keeps its throughput, also through a
-// backlog; an office whose endpoint hangs holds at most PerOffice workers and its
-// line.
+// backlog (its line may be long); an office whose endpoint hangs holds at most
+// PerOffice workers and a short line.
 func (b *Broker) handle(msg jetstream.Msg) {
 	office := officeOf(msg.Subject())
 	if !b.admitOffice(office, msg) {
@@ -81,20 +79,26 @@ func officeOf(subject string) string {
 	return subject
 }
 
-// maxWaitingPerOffice bounds an office's line of messages held in memory.
-const maxWaitingPerOffice = 64
-
-// progressWindow: an office that finished an attempt this recently is making
-// progress, and a message finding its line full waits up to roomWait for a place
-// instead of being sent back with a delay. Sending back was what made delivery go
-// silent for seconds with a backlog while the office answered at once (issue #12):
-// the line drained in milliseconds, and the sent-back messages returned only after
-// their delay (1 s, doubling). roomWait is short because the callback is serial:
-// while it waits, messages for other offices wait too, and the client's buffer of
-// pulled messages (2 × workers) must stay well inside ackWait.
+// An office's line of messages held in memory is short (maxWaitingPerOffice)
+// unless the office moves it fast: it finished an attempt within progressWindow
+// and its attempts have been finishing less than fastGap apart on average. Then
+// the line may grow to maxWaitingFast. A message beyond the line goes back to
+// JetStream with a delay (1 s, doubling while the office makes no progress).
+//
+// Why two lengths: with a backlog, the short line of a fast office drained in
+// milliseconds and the office then sat idle until the sent-back messages returned
+// after their delay — delivery went silent for seconds while the office answered
+// at once (issue #12). A line of 1,024 lasts a fast office longer than the delay.
+// A slow or hung office keeps the short line: what it holds waits in memory,
+// kept alive by heartbeats, and is handed back only when its attempts end. Waiting
+// for room in the consume callback instead was tried and dropped: the callback is
+// serial, so a backlog for one office would have held up every other office's new
+// packages until that backlog had drained (TestBacklogDoesNotHoldUpOtherOffices).
 const (
-	progressWindow = time.Second
-	roomWait       = 100 * time.Millisecond
+	maxWaitingPerOffice = 64
+	maxWaitingFast      = 1024
+	progressWindow      = time.Second
+	fastGap             = 250 * time.Millisecond
 )
 
 type officeLine struct {
@@ -104,65 +108,54 @@ type officeLine struct {
 	// made progress; their delay doubles with it, so a hung office with a large backlog
 	// does not churn the queue.
 	full int
-	// progress is when the office last finished an attempt.
+	// progress is when the office last finished an attempt; gap the moving average
+	// of the time between two such finishes.
 	progress time.Time
-	// room, if not nil, is closed when a place in the line comes free.
-	room chan struct{}
+	gap      time.Duration
+}
+
+// capacity is how many messages the office's line may hold now.
+func (l *officeLine) capacity(now time.Time) int {
+	if !l.progress.IsZero() && now.Sub(l.progress) < progressWindow && l.gap < fastGap {
+		return maxWaitingFast
+	}
+	return maxWaitingPerOffice
+}
+
+// finished notes that one of the office's attempts finished.
+func (l *officeLine) finished(now time.Time) {
+	if !l.progress.IsZero() {
+		l.gap = l.gap - l.gap/8 + now.Sub(l.progress)/8
+	}
+	l.progress = now
 }
 
 // admitOffice reports whether msg may start now; otherwise it was put in the
 // office's line or sent back to JetStream.
 func (b *Broker) admitOffice(office string, msg jetstream.Msg) bool {
-	var deadline time.Time
 	b.officeMu.Lock()
-	for {
-		l := b.lines[office]
-		if l == nil {
-			l = &officeLine{}
-			b.lines[office] = l
-		}
-		if l.running < b.cfg.PerOffice {
-			l.running++
-			b.officeMu.Unlock()
-			return true
-		}
-		if len(l.waiting) < maxWaitingPerOffice {
-			l.waiting = append(l.waiting, msg)
-			b.officeMu.Unlock()
-			_ = msg.InProgress()
-			return false
-		}
-		now := time.Now()
-		if now.Sub(l.progress) < progressWindow {
-			if deadline.IsZero() {
-				deadline = now.Add(roomWait)
-			}
-			if wait := deadline.Sub(now); wait > 0 {
-				if l.room == nil {
-					l.room = make(chan struct{})
-				}
-				room := l.room
-				b.officeMu.Unlock()
-				t := time.NewTimer(wait)
-				select {
-				case <-room:
-				case <-t.C:
-				case <-b.ctx.Done():
-				}
-				t.Stop()
-				b.officeMu.Lock()
-				if b.ctx.Err() == nil {
-					continue // look again: the line may have room, or be gone
-				}
-			}
-		}
-		delay := time.Second << min(l.full/maxWaitingPerOffice, 5)
-		l.full++
+	l := b.lines[office]
+	if l == nil {
+		l = &officeLine{}
+		b.lines[office] = l
+	}
+	if l.running < b.cfg.PerOffice {
+		l.running++
 		b.officeMu.Unlock()
-		b.metrics.lineFull.Inc()
-		_ = msg.NakWithDelay(min(delay, b.cfg.AttemptTimeout))
+		return true
+	}
+	if len(l.waiting) < l.capacity(time.Now()) {
+		l.waiting = append(l.waiting, msg)
+		b.officeMu.Unlock()
+		_ = msg.InProgress()
 		return false
 	}
+	delay := time.Second << min(l.full/maxWaitingPerOffice, 5)
+	l.full++
+	b.officeMu.Unlock()
+	b.metrics.lineFull.Inc()
+	_ = msg.NakWithDelay(min(delay, b.cfg.AttemptTimeout))
+	return false
 }
 
 // nextForOffice hands a finishing worker the office's next waiting message, or
@@ -173,15 +166,11 @@ func (b *Broker) nextForOffice(office string) jetstream.Msg {
 	b.admit.RUnlock()
 	b.officeMu.Lock()
 	l := b.lines[office]
-	l.progress = time.Now()
+	l.finished(time.Now())
 	if !draining && len(l.waiting) > 0 {
 		next := l.waiting[0]
 		l.waiting = l.waiting[1:]
 		l.full = 0
-		if l.room != nil {
-			close(l.room)
-			l.room = nil
-		}
 		b.officeMu.Unlock()
 		return next
 	}
@@ -196,10 +185,6 @@ func (b *Broker) finishOffice(office string) {
 	b.officeMu.Lock()
 	l := b.lines[office]
 	l.running--
-	if l.room != nil { // a slot is free: a message waiting for room may start
-		close(l.room)
-		l.room = nil
-	}
 	var back []jetstream.Msg
 	if l.running <= 0 {
 		back = l.waiting

@@ -21,7 +21,7 @@ type Metrics struct {
 	// handedOver counts submissions a channel took whose office has not confirmed.
 	handedOver prometheus.Gauge
 	// lineFull counts messages sent back to the queue with a delay because their
-	// office's line was full and the office was not finishing attempts.
+	// office's line was full.
 	lineFull prometheus.Counter
 }
 
@@ -42,7 +42,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		handedOver: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "amtsbote_submissions_handed_over", Help: "Submissions handed to a channel, waiting for the office's confirmation."}),
 		lineFull: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "amtsbote_delivery_line_full_total", Help: "Packages sent back to the queue with a delay because their office's line was full and the office was not finishing attempts."}),
+			Name: "amtsbote_delivery_line_full_total", Help: "Packages sent back to the queue with a delay because their office's line of waiting packages was full."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.duration, m.held, m.handedOver, m.lineFull)

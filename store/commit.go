@@ -22,8 +22,9 @@ import (
 // out: a commit starts at once when the last one started at least Options.BatchDelay
 // ago (an idle store adds no latency), otherwise when that time is up or
 // Options.BatchSize writes wait, and it takes every write that came meanwhile.
-// Under load the flush rate is then bounded by 2 / BatchDelay whatever the rate
-// of writes, and a write waits at most about one BatchDelay plus one commit.
+// Under load the flush rate is then bounded by 2 / BatchDelay (unless BatchSize
+// writes come sooner), and a write waits at most about one BatchDelay plus one
+// commit.
 //
 // The contract is bbolt's Batch's: fn may run more than once (a batch is rolled
 // back and run again without a call whose fn failed; that call then runs alone and

@@ -64,8 +64,9 @@ const schemaVersion = "1"
 type Options struct {
 	// BatchSize and BatchDelay tune group commit (commit.go): a commit starts
 	// at once when the last one started at least BatchDelay ago, otherwise when
-	// that time is up or BatchSize writes wait. Under load the store then flushes
-	// at most 2 / BatchDelay times a second; an idle store adds no delay.
+	// that time is up or BatchSize writes wait. Unless BatchSize writes wait
+	// sooner, the store then flushes at most 2 / BatchDelay times a second under
+	// load; an idle store adds no delay.
 	BatchSize  int
 	BatchDelay time.Duration
 	// OpenTimeout bounds waiting for the file lock of another process.
