@@ -173,6 +173,23 @@ func waitReady(t *testing.T, url string) {
 	t.Fatalf("%s never became ready", url)
 }
 
+// waitLine waits up to timeout for a line of the process's standard output that
+// re matches and returns the match (nil if none came).
+func (p *proc) waitLine(re *regexp.Regexp, timeout time.Duration) []string {
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, l := range strings.Split(p.stdout.String(), "\n") {
+			if m := re.FindStringSubmatch(l); m != nil {
+				return m
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func (p *proc) kill9(t *testing.T) {
 	t.Helper()
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {

@@ -72,15 +72,12 @@ func TestBannerHintsWork(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "my data")
 	p := serve(t, dir, nil, "-listen", "127.0.0.1:0", "-data", data)
-	var try string
-	for _, l := range strings.Split(p.stdout.String(), "\n") {
-		if m := tryRe.FindStringSubmatch(l); m != nil {
-			try = m[1]
-		}
-	}
-	if try == "" {
+	// serve returns at the banner's first line; the hints follow it.
+	m := p.waitLine(tryRe, 30*time.Second)
+	if m == nil {
 		t.Fatalf("no try: line in\n%s", p.stdout.String())
 	}
+	try := m[1]
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// The hint is for a shell: run it through one, from another folder.
@@ -89,7 +86,7 @@ func TestBannerHintsWork(t *testing.T) {
 	if err != nil || !strings.Contains(out, "201") {
 		t.Fatalf("%s: %v\n%s", try, err, out)
 	}
-	m := verifyRe.FindStringSubmatch(out)
+	m = verifyRe.FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("no verify hint in\n%s", out)
 	}
