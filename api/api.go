@@ -400,8 +400,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 			"send the signed Antragspaket as application/xml, or as the root part of multipart/related"))
 		return
 	}
-	if r.ContentLength > s.opt.MaxBodyBytes {
-		problem.Write(w, r, problem.New(413, problem.TypeTooLarge, fmt.Sprintf("body of %d bytes exceeds the limit of %d", r.ContentLength, s.opt.MaxBodyBytes)).With("max", s.opt.MaxBodyBytes))
+	if declaredTooLarge(w, r, s.opt.MaxBodyBytes) {
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opt.MaxBodyBytes))
@@ -793,4 +792,14 @@ func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, 200, map[string]any{"replayed": n})
+}
+
+// declaredTooLarge answers 413 and reports true when the request declares a body
+// longer than max (a body without a declared length is cut at max while read).
+func declaredTooLarge(w http.ResponseWriter, r *http.Request, max int64) bool {
+	if r.ContentLength <= max {
+		return false
+	}
+	problem.Write(w, r, problem.New(413, problem.TypeTooLarge, fmt.Sprintf("body of %d bytes exceeds the limit of %d", r.ContentLength, max)).With("max", max))
+	return true
 }

@@ -44,8 +44,7 @@ func (s *Server) submitMultipart(w http.ResponseWriter, r *http.Request, params 
 			"the root part of multipart/related must be the signed Antragspaket (type=application/xml)"))
 		return
 	}
-	if r.ContentLength > s.opt.MaxUploadBytes {
-		problem.Write(w, r, problem.New(413, problem.TypeTooLarge, fmt.Sprintf("body of %d bytes exceeds the limit of %d", r.ContentLength, s.opt.MaxUploadBytes)).With("max", s.opt.MaxUploadBytes))
+	if declaredTooLarge(w, r, s.opt.MaxUploadBytes) {
 		return
 	}
 	rc := http.NewResponseController(w)

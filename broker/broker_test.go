@@ -452,6 +452,20 @@ func TestOfficeSlotFreeWhileRecording(t *testing.T) {
 	}
 }
 
+// startBacklog runs a broker in dir whose office "office-a" hangs and gives it n
+// packages: they stay in the outbox as the backlog a later start finds.
+func startBacklog(t *testing.T, dir string, cfg Config, n int) *env {
+	t.Helper()
+	hung := &scripted{channel: "primary", block: make(chan struct{})}
+	e := startWith(t, dir, cfg, hung)
+	for i := range n {
+		if _, err := e.b.Receive(context.Background(), intake(fmt.Sprintf("backlog-%d", i), "primary")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
 // TestBacklogIsNotSentBack: a gateway that starts with a backlog for one office
 // that answers at once delivers it without sending any package back to the queue
 // with a delay. Sending back was what made delivery go silent for seconds with a
@@ -464,15 +478,7 @@ func TestBacklogIsNotSentBack(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig
 	cfg.PerOffice = 1
-	// The backlog: packages accepted while the office hangs, left in the outbox.
-	hung := &scripted{channel: "primary", block: make(chan struct{})}
-	e := startWith(t, dir, cfg, hung)
-	for i := range n {
-		if _, err := e.b.Receive(context.Background(), intake(fmt.Sprintf("backlog-%d", i), "primary")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	e.stop()
+	startBacklog(t, dir, cfg, n).stop()
 
 	fast := &scripted{channel: "primary"}
 	e2 := startWith(t, dir, cfg, fast)
@@ -562,13 +568,7 @@ func TestBacklogDoesNotHoldUpOtherOffices(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig
 	cfg.PerOffice = 1
-	hung := &scripted{channel: "primary", block: make(chan struct{})}
-	e := startWith(t, dir, cfg, hung)
-	for i := range n {
-		if _, err := e.b.Receive(context.Background(), intake(fmt.Sprintf("backlog-%d", i), "primary")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e := startBacklog(t, dir, cfg, n)
 	other := intake("other-office", "primary")
 	other.OfficeID = "office-b"
 	if _, err := e.b.Receive(context.Background(), other); err != nil {

@@ -247,7 +247,7 @@ func (b *Broker) Confirm(_ context.Context, officeID, id string, p Pickup) (*sub
 		return s, nil
 	}
 	c := submission.Confirmation{Receiver: p.Receiver, At: time.Now().UTC()}
-	return b.confirmSub(id, c, func(cur *submission.Submission, now time.Time, c submission.Confirmation) ([]submission.Event, error) {
+	return b.confirmSub(id, nil, c, func(cur *submission.Submission, now time.Time, c submission.Confirmation) ([]submission.Event, error) {
 		return cur.Confirm(now, p.Channel, c)
 	})
 }

@@ -417,7 +417,7 @@ func (b *Broker) delivered(msg jetstream.Msg, s *submission.Submission, c adapte
 			return cur.HandOver(now, gen, toConfirmation(c))
 		})
 	} else {
-		_, err = b.confirmFrom(s.ID, s, toConfirmation(c), func(cur *submission.Submission, now time.Time, conf submission.Confirmation) ([]submission.Event, error) {
+		_, err = b.confirmSub(s.ID, s, toConfirmation(c), func(cur *submission.Submission, now time.Time, conf submission.Confirmation) ([]submission.Event, error) {
 			return cur.Delivered(now, gen, conf)
 		})
 	}
@@ -493,21 +493,18 @@ func asConflict(err error) error {
 // pull by the office can race); a crash in between repeats the delivery with the
 // same delivery id, never leaves one without its receipt.
 func (b *Broker) confirm(id string, c submission.Confirmation, transition func(cur *submission.Submission, now time.Time, c submission.Confirmation) ([]submission.Event, error)) error {
-	_, err := b.confirmFrom(id, nil, c, transition)
+	_, err := b.confirmSub(id, nil, c, transition)
 	return err
 }
 
-func (b *Broker) confirmSub(id string, c submission.Confirmation, transition func(cur *submission.Submission, now time.Time, c submission.Confirmation) ([]submission.Event, error)) (*submission.Submission, error) {
-	return b.confirmFrom(id, nil, c, transition)
-}
-
-// confirmFrom is confirmSub that signs from snap, a copy of the record the caller
-// read moments ago and no longer needs (the transition changes it), instead of
-// reading the record again: a delivery worker has it from the attempt's start,
-// and the second read was 5 % of the gateway's CPU in the closed-loop bench. The
-// receipt is kept only if the same transition on the stored record wins, as with
-// a fresh read (the record may change between any read and the commit).
-func (b *Broker) confirmFrom(id string, snap *submission.Submission, c submission.Confirmation, transition func(cur *submission.Submission, now time.Time, c submission.Confirmation) ([]submission.Event, error)) (*submission.Submission, error) {
+// confirmSub is confirm returning the record. snap, if not nil, is a copy of the
+// record the caller read moments ago and no longer needs (the transition changes
+// it); the receipt is signed from it instead of reading the record again: a
+// delivery worker has it from the attempt's start, and the second read was 5 % of
+// the gateway's CPU in the closed-loop bench. The receipt is kept only if the same
+// transition on the stored record wins, as with a fresh read (the record may
+// change between any read and the commit).
+func (b *Broker) confirmSub(id string, snap *submission.Submission, c submission.Confirmation, transition func(cur *submission.Submission, now time.Time, c submission.Confirmation) ([]submission.Event, error)) (*submission.Submission, error) {
 	now := time.Now().UTC()
 	if c.At.IsZero() {
 		c.At = now

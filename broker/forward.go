@@ -49,7 +49,7 @@ func (b *Broker) RecordPeerStatus(id string, u submission.PeerStatus) (*submissi
 		if u.DeliveredAt != nil {
 			c.At = *u.DeliveredAt
 		}
-		return b.confirmSub(id, c, func(s *submission.Submission, now time.Time, _ submission.Confirmation) ([]submission.Event, error) {
+		return b.confirmSub(id, nil, c, func(s *submission.Submission, now time.Time, _ submission.Confirmation) ([]submission.Event, error) {
 			if !s.ImpliesDelivery(u) {
 				// Someone else recorded the delivery meanwhile: no receipt from here.
 				return nil, fmt.Errorf("%w: delivery recorded meanwhile", submission.ErrStale)

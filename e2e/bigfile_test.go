@@ -238,29 +238,28 @@ func TestSubmitAttachStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The package names the big file by reference and carries the small one inline.
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.url+wire.OfficePackagePath(m[1]), nil)
-	req.Header.Set("Authorization", "Bearer "+dc.Offices[gateway.DemoOfficeID].Token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkg, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !bytes.Contains(pkg, []byte(`Referenz="cid:anlage-1@`)) || bytes.Contains(pkg, []byte(`Referenz="cid:anlage-2@`)) {
-		t.Fatalf("package does not reference anlage-1 and inline anlage-2:\n%.2000s", pkg)
-	}
-	for aid, want := range map[string][]byte{"anlage-1": bigContent, "anlage-2": []byte("klein und inline")} {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.url+wire.OfficeAttachmentPath(m[1], aid), nil)
+	// officeGet reads a path of the office API as the demo office.
+	officeGet := func(path string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.url+path, nil)
 		req.Header.Set("Authorization", "Bearer "+dc.Offices[gateway.DemoOfficeID].Token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || !bytes.Equal(got, want) {
-			t.Fatalf("%s: %d, %d bytes, want %d", aid, resp.StatusCode, len(got), len(want))
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	// The package names the big file by reference and carries the small one inline.
+	_, pkg := officeGet(wire.OfficePackagePath(m[1]))
+	if !bytes.Contains(pkg, []byte(`Referenz="cid:anlage-1@`)) || bytes.Contains(pkg, []byte(`Referenz="cid:anlage-2@`)) {
+		t.Fatalf("package does not reference anlage-1 and inline anlage-2:\n%.2000s", pkg)
+	}
+	for aid, want := range map[string][]byte{"anlage-1": bigContent, "anlage-2": []byte("klein und inline")} {
+		status, got := officeGet(wire.OfficeAttachmentPath(m[1], aid))
+		if status != 200 || !bytes.Equal(got, want) {
+			t.Fatalf("%s: %d, %d bytes, want %d", aid, status, len(got), len(want))
 		}
 	}
 }

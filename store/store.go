@@ -430,24 +430,19 @@ func (db *DB) change(id, kind string, receipt []byte, fn func(s *submission.Subm
 	// meanwhile (a racing writer), fn runs again on the current record. A read that
 	// ends without a change (fn's error, no events, no such record) is the answer
 	// as of that read, with no commit to wait for.
-	var pre struct {
-		raw []byte
-		s   *submission.Submission
-		evs []submission.Event
-		enc []byte
-	}
+	var raw []byte
 	err := db.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketSubmissions).Get([]byte(id))
 		if v == nil {
 			return fmt.Errorf("submission %s: %w", id, ErrNotFound)
 		}
-		pre.raw = copyBytes(v)
+		raw = copyBytes(v)
 		return nil
 	})
 	if err != nil {
 		return nil, false, err
 	}
-	s, err := decodeSubmission(id, pre.raw)
+	s, err := decodeSubmission(id, raw)
 	if err != nil {
 		return nil, false, err
 	}
@@ -459,10 +454,10 @@ func (db *DB) change(id, kind string, receipt []byte, fn func(s *submission.Subm
 		return s, false, nil
 	}
 	s.UpdatedAt = time.Now().UTC()
-	if pre.enc, err = encodeSubmission(s); err != nil {
+	enc, err := encodeSubmission(s)
+	if err != nil {
 		return nil, false, err
 	}
-	pre.s, pre.evs = s, evs
 
 	var out *submission.Submission
 	changed := false
@@ -471,30 +466,26 @@ func (db *DB) change(id, kind string, receipt []byte, fn func(s *submission.Subm
 	// contract allows that), so what it reports is reset first.
 	err = db.batch(func(tx *wtx) error {
 		out, changed = nil, false
-		s, evs, enc := pre.s, pre.evs, pre.enc
-		if v := tx.Bucket(bucketSubmissions).Get([]byte(id)); !bytes.Equal(v, pre.raw) {
-			cur, err := getSubmission(tx.Tx, id)
-			if err != nil {
+		cur, curEvs, curEnc := s, evs, enc
+		if v := tx.Bucket(bucketSubmissions).Get([]byte(id)); !bytes.Equal(v, raw) {
+			var err error
+			if cur, err = getSubmission(tx.Tx, id); err != nil {
 				return err
 			}
-			if evs, err = fn(cur); err != nil {
+			if curEvs, err = fn(cur); err != nil {
 				return err
 			}
-			s, enc = cur, nil
-			out = s
-			if len(evs) == 0 {
+			if len(curEvs) == 0 {
+				out = cur
 				return nil
 			}
-			s.UpdatedAt = time.Now().UTC()
+			cur.UpdatedAt = time.Now().UTC()
+			if curEnc, err = encodeSubmission(cur); err != nil {
+				return err
+			}
 		}
-		out, changed = s, true
-		var err error
-		if enc == nil {
-			err = putSubmission(tx, s)
-		} else {
-			err = putEncoded(tx, s, enc)
-		}
-		if err != nil {
+		out, changed = cur, true
+		if err := putEncoded(tx, cur, curEnc); err != nil {
 			return err
 		}
 		if receipt != nil {
@@ -502,7 +493,7 @@ func (db *DB) change(id, kind string, receipt []byte, fn func(s *submission.Subm
 				return err
 			}
 		}
-		return appendEvents(tx, id, evs)
+		return appendEvents(tx, id, curEvs)
 	})
 	if err != nil {
 		return nil, false, err
@@ -680,14 +671,6 @@ func decodeSubmission(id string, v []byte) (*submission.Submission, error) {
 		return nil, fmt.Errorf("store: decode submission %s: %w", id, err)
 	}
 	return &s, nil
-}
-
-func putSubmission(tx *wtx, s *submission.Submission) error {
-	v, err := encodeSubmission(s)
-	if err != nil {
-		return err
-	}
-	return putEncoded(tx, s, v)
 }
 
 // encodeSubmission is a record as it is stored. Callers that know the record

@@ -74,23 +74,20 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	fmt.Fprintf(stderr, "signing %d packages, then posting them with concurrency %d to a gateway on loopback...\n", *n, *c)
 	o := loadtest.Options{N: *n, Concurrency: *c, Elements: *elements, PerOffice: *perOffice, BatchDelay: *batchDelay, Timeout: *timeout, Progress: stderr}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	for _, out := range []struct {
+		path string
+		w    *io.Writer
+	}{{*cpuProfile, &o.CPUProfile}, {*traceFile, &o.Trace}} {
+		if out.path == "" {
+			continue
+		}
+		f, err := os.Create(out.path)
 		if err != nil {
 			fmt.Fprintln(stderr, "amtsbote bench:", err)
 			return 1
 		}
 		defer f.Close()
-		o.CPUProfile = f
-	}
-	if *traceFile != "" {
-		f, err := os.Create(*traceFile)
-		if err != nil {
-			fmt.Fprintln(stderr, "amtsbote bench:", err)
-			return 1
-		}
-		defer f.Close()
-		o.Trace = f
+		*out.w = f
 	}
 	res, err := loadtest.Run(ctx, o)
 	if err != nil {
