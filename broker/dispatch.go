@@ -112,11 +112,20 @@ type officeLine struct {
 	// of the time between two such finishes.
 	progress time.Time
 	gap      time.Duration
+	// created is when the line was made (its office's first attempt started).
+	created time.Time
 }
 
-// capacity is how many messages the office's line may hold now.
+// capacity is how many messages the office's line may hold now. A line whose
+// office has not finished an attempt yet counts as fast for its first fastGap: a
+// gateway starting with a backlog pulls hundreds of messages before the first
+// attempt ends, and a short line would send most of them back for a second.
 func (l *officeLine) capacity(now time.Time) int {
-	if !l.progress.IsZero() && now.Sub(l.progress) < progressWindow && l.gap < fastGap {
+	fast := now.Sub(l.progress) < progressWindow && l.gap < fastGap
+	if l.progress.IsZero() {
+		fast = now.Sub(l.created) < fastGap
+	}
+	if fast {
 		return maxWaitingFast
 	}
 	return maxWaitingPerOffice
@@ -136,7 +145,7 @@ func (b *Broker) admitOffice(office string, msg jetstream.Msg) bool {
 	b.officeMu.Lock()
 	l := b.lines[office]
 	if l == nil {
-		l = &officeLine{}
+		l = &officeLine{created: time.Now()}
 		b.lines[office] = l
 	}
 	if l.running < b.cfg.PerOffice {
