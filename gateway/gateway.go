@@ -110,7 +110,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		// so any gateway serves any submission and none holds the only copy.
 		g.db, err = jsstore.Open(ctx, g.bus.JS, jsstore.Options{Replicas: cfg.NATS.Replicas})
 	} else {
-		g.db, err = store.Open(cfg.DataDir, store.Options{BatchSize: cfg.Store.BatchSize, BatchDelay: cfg.Store.BatchDelay})
+		g.db, err = store.Open(cfg.DataDir, store.Options{BatchSize: cfg.Store.BatchSize, BatchDelay: cfg.Store.BatchDelay, Known: g.knownCertificates()})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)

@@ -204,3 +204,14 @@ func hasMailboxUser(us []config.MailboxUser, name string) bool {
 	}
 	return false
 }
+
+// knownCertificates are the certificates the store keeps once instead of in every
+// receipt and package (store/known.go): the gateway's chain and every trusted one,
+// as the base64 text a signed document carries them in.
+func (g *Gateway) knownCertificates() [][]byte {
+	var out [][]byte
+	for _, c := range append(g.Signer.Chain(), g.Trust.Certificates()...) {
+		out = append(out, []byte(base64.StdEncoding.EncodeToString(c.Raw)))
+	}
+	return out
+}

@@ -125,6 +125,28 @@ func TrustStoreFromPEM(role Role, pemData []byte) (*TrustStore, error) {
 // Dir returns the directory the store reads, "" for an in-memory store.
 func (ts *TrustStore) Dir() string { return ts.dir }
 
+// Certificates returns every trusted CA and pinned certificate, of every role,
+// each once (the store keeps them once instead of in every package, store/known.go).
+func (ts *TrustStore) Certificates() []*x509.Certificate {
+	var out []*x509.Certificate
+	seen := map[string]bool{}
+	add := func(c *x509.Certificate) {
+		if !seen[string(c.Raw)] {
+			seen[string(c.Raw)] = true
+			out = append(out, c)
+		}
+	}
+	for _, rt := range ts.cur.Load().roles {
+		for _, c := range rt.cas {
+			add(c)
+		}
+		for _, c := range rt.pinned {
+			add(c)
+		}
+	}
+	return out
+}
+
 // Reload re-reads the directory and swaps the new state in atomically. On any
 // error the old state stays in force and the error says which file is bad.
 func (ts *TrustStore) Reload() error {

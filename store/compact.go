@@ -207,10 +207,7 @@ func copySnapshot(ctx context.Context, snap *bolt.Tx, dst *bolt.DB) (int, error)
 						from = copyBytes(k)
 						return nil
 					}
-					if v == nil && src.Bucket(k) != nil {
-						return fmt.Errorf("nested bucket %q/%q: this store has none", name, k)
-					}
-					if err := b.Put(copyBytes(k), copyBytes(v)); err != nil {
+					if err := copyKey(src, b, k, v); err != nil {
 						return err
 					}
 					size += len(k) + len(v)
@@ -225,6 +222,28 @@ func copySnapshot(ctx context.Context, snap *bolt.Tx, dst *bolt.DB) (int, error)
 		}
 	}
 	return keys, nil
+}
+
+// copyKey copies key k of src, with value v from src's cursor (nil for a nested
+// bucket), into dst: a value kept alone (PutAlone) stays alone.
+func copyKey(src, dst *bolt.Bucket, k, v []byte) error {
+	if v != nil {
+		return dst.Put(copyBytes(k), copyBytes(v))
+	}
+	sub := src.Bucket(k)
+	if sub == nil {
+		return dst.Put(copyBytes(k), []byte{})
+	}
+	nd, err := dst.CreateBucket(copyBytes(k))
+	if err != nil {
+		return err
+	}
+	return sub.ForEach(func(sk, sv []byte) error {
+		if sv == nil {
+			return fmt.Errorf("bucket nested twice under %q: this store has none", k)
+		}
+		return nd.Put(copyBytes(sk), copyBytes(sv))
+	})
 }
 
 // dirtyKeys is the set of keys written while a compaction copies the file.
@@ -274,10 +293,13 @@ func (d *dirtyKeys) copyTo(src, dst *bolt.DB) (int, error) {
 					key := []byte(k)
 					// Seek, not Get: an empty value (a set member) and a missing key
 					// must not look alike.
-					if ck, v := c.Seek(key); ck != nil && bytes.Equal(ck, key) {
-						err = db.Put(key, copyBytes(v))
+					if sub := db.Bucket(key); sub != nil {
+						err = db.DeleteBucket(key)
 					} else {
 						err = db.Delete(key)
+					}
+					if ck, v := c.Seek(key); err == nil && ck != nil && bytes.Equal(ck, key) {
+						err = copyKey(sb, db, key, v)
 					}
 					if err != nil {
 						return err
@@ -301,7 +323,22 @@ type wtx struct {
 }
 
 func (tx *wtx) bucket(name []byte) wbucket {
-	return wbucket{b: tx.Tx.Bucket(name), name: name, dirty: tx.dirty}
+	b := tx.Tx.Bucket(name)
+	if appendOrdered[string(name)] {
+		b.FillPercent = 1
+	}
+	return wbucket{b: b, name: name, dirty: tx.dirty}
+}
+
+// appendOrdered are the buckets whose keys start with a submission id, a UUIDv7 that
+// grows with time: new keys land at the end. Their pages are split full, not half
+// full (bbolt's default, right for random keys): a page left behind is not written
+// again, and full pages keep the trees a level lower — bbolt rewrites every level
+// of a changed path on every commit.
+var appendOrdered = map[string]bool{
+	string(bucketSubmissions): true, string(bucketEvents): true, string(bucketReceipts): true,
+	string(bucketOutbox): true, string(bucketHandedOver): true,
+	string(bucketByOffice): true, // office, then id: at the end of each office's range
 }
 
 // wbucket is a bucket of a wtx. Every write goes through Put and Delete here, so a
@@ -320,11 +357,56 @@ func (w wbucket) Put(k, v []byte) error {
 	return w.b.Put(k, v)
 }
 
+// Delete removes key k, a value or a value kept alone (PutAlone).
 func (w wbucket) Delete(k []byte) error {
 	if w.dirty != nil {
 		w.dirty.note(w.name, k)
 	}
-	return w.b.Delete(k)
+	err := w.b.Delete(k)
+	if errors.Is(err, bolt.ErrIncompatibleValue) {
+		return w.b.DeleteBucket(k)
+	}
+	return err
+}
+
+// PutAlone stores v under k in a bucket of its own (see aloneKey), replacing what
+// k held, a plain value or one kept alone.
+func (w wbucket) PutAlone(k, v []byte) error {
+	if w.dirty != nil {
+		w.dirty.note(w.name, k)
+	}
+	sub := w.b.Bucket(k)
+	if sub == nil {
+		if w.b.Get(k) != nil {
+			if err := w.b.Delete(k); err != nil {
+				return err
+			}
+		}
+		var err error
+		if sub, err = w.b.CreateBucket(k); err != nil {
+			return err
+		}
+	}
+	return sub.Put(aloneKey, v)
+}
+
+// A value kept alone is the one key (aloneKey) of a bucket nested under its key.
+//
+// Why: bbolt writes whole nodes, and a node is split only when it has more than
+// four keys, so a leaf of big values holds up to four of them. Inline blobs are
+// keyed by digest, at random places in their bucket: every new package rewrote a
+// leaf of three to five compressed packages — 37 of the ~88 KB bbolt wrote per
+// package at 200 packages/s (docs/performance.md). A nested bucket with one big
+// value gets a page of its own (bbolt inlines a bucket only up to a quarter
+// page), written once; its parent's leaf holds only 16-byte bucket headers.
+var aloneKey = []byte{0}
+
+// getAlone is the value under k: kept alone or (as builds before wrote it) plain.
+func getAlone(b *bolt.Bucket, k []byte) []byte {
+	if sub := b.Bucket(k); sub != nil {
+		return sub.Get(aloneKey)
+	}
+	return b.Get(k)
 }
 
 func (w wbucket) NextSequence() (uint64, error) { return w.b.NextSequence() }

@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -68,9 +70,19 @@ func churn(t *testing.T, db *store.DB, worker int, stop <-chan struct{}, done *a
 			st = submission.StateAccepted
 		}
 		s := &submission.Submission{ID: id, MessageID: "m" + id, Sender: "amt24", OfficeID: fmt.Sprintf("o%d", i%3), State: st, Generation: 1}
-		if _, _, _, err := db.Create(context.Background(), s, []submission.Event{{Type: submission.EventReceived}}, "in", []byte("r"+id)); err != nil {
+		// An inline blob big enough to be kept alone in its own nested bucket.
+		blob := make([]byte, 6000)
+		_, _ = rand.Read(blob)
+		sum := sha256.Sum256(blob)
+		if _, _, _, err := db.CreateWithBlobs(context.Background(), s, []submission.Event{{Type: submission.EventReceived}}, "in", []byte("r"+id), []store.Blob{{SHA256: hex.EncodeToString(sum[:]), Data: blob}}); err != nil {
 			t.Error(err)
 			return
+		}
+		if i%7 == 6 {
+			if err := db.Blobs().Delete(hex.EncodeToString(sum[:])); err != nil {
+				t.Error(err)
+				return
+			}
 		}
 		if i%3 == 0 {
 			if _, _, err := db.UpdateWithReceipt(id, "out", []byte("z"+id), func(s *submission.Submission) ([]submission.Event, error) {

@@ -42,6 +42,12 @@ func dump(db *bolt.DB) (map[string]string, error) {
 		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			m[string(name)+"#seq"] = fmt.Sprint(b.Sequence())
 			return b.ForEach(func(k, v []byte) error {
+				if sub := b.Bucket(k); v == nil && sub != nil { // a value kept alone
+					return sub.ForEach(func(sk, sv []byte) error {
+						m[string(name)+"/"+string(k)+"/"+string(sk)] = string(sv)
+						return nil
+					})
+				}
 				m[string(name)+"/"+string(k)] = string(v)
 				return nil
 			})

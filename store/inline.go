@@ -38,18 +38,19 @@ const InlineMax = 128 << 10
 
 var bucketBlobs = []byte("blobs")
 
-// inlineHeader: the time, the size and a flag (0: as it is, 1: deflated, 2: zstd)
+// inlineHeader: the time, the size and a flag (0: as it is, 1: deflated, 2: zstd,
+// 3: zstd with known certificates replaced, see known.go)
 // before an inline blob's bytes. The flag is explicit: unlike records and receipts,
 // a blob may start with any byte, so pack's marker alone could not tell.
 const inlineHeader = 17
 
 // inlineValue is the stored value of an inline blob, its time still to be set
 // (the first 8 bytes).
-func inlineValue(b []byte) []byte {
-	p := pack(b)
+func (db *DB) inlineValue(b []byte) []byte {
+	p := db.packCerts(b)
 	v := make([]byte, inlineHeader, inlineHeader+len(p))
 	binary.BigEndian.PutUint64(v[8:], uint64(len(b)))
-	if len(p) < len(b) { // pack returns b itself when compressing does not help
+	if len(p) < len(b) { // packCerts returns b itself when compressing does not help
 		v[16] = p[0]
 		p = p[1:] // pack's marker byte
 	}
@@ -57,10 +58,15 @@ func inlineValue(b []byte) []byte {
 }
 
 // inlineBytes is the blob in an inline value.
-func inlineBytes(v []byte) ([]byte, error) {
+func (db *DB) inlineBytes(v []byte) ([]byte, error) {
 	switch v[16] {
 	case 0:
 		return append([]byte{}, v[inlineHeader:]...), nil
+	case packedZstdCerts:
+		if binary.BigEndian.Uint64(v[8:16]) > InlineMax {
+			return nil, fmt.Errorf("store: blob of %d bytes inline, more than an inline blob holds", binary.BigEndian.Uint64(v[8:16]))
+		}
+		return db.unpackCerts(append([]byte{packedZstdCerts}, v[inlineHeader:]...))
 	case packedZstd:
 		out, err := zdec.DecodeAll(v[inlineHeader:], make([]byte, 0, min(binary.BigEndian.Uint64(v[8:16]), InlineMax)))
 		if err != nil {
@@ -93,10 +99,10 @@ func (bs dbBlobs) Put(b []byte) (string, error) {
 	if _, err := os.Stat(bs.db.blobs.path(digest)); err == nil {
 		return bs.db.blobs.Put(b) // a file already: touch it
 	}
-	v := inlineValue(b)
+	v := bs.db.inlineValue(b)
 	err := bs.db.batch(func(tx *wtx) error {
 		binary.BigEndian.PutUint64(v, uint64(time.Now().UnixNano()))
-		return tx.bucket(bucketBlobs).Put([]byte(digest), v)
+		return tx.bucket(bucketBlobs).PutAlone([]byte(digest), v)
 	})
 	if err != nil {
 		return "", fmt.Errorf("store: blob: %w", err)
@@ -117,12 +123,12 @@ func (bs dbBlobs) Open(ctx context.Context, digest string) (io.ReadCloser, error
 	var data []byte
 	found := false
 	err := bs.db.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketBlobs).Get([]byte(digest))
+		v := getAlone(tx.Bucket(bucketBlobs), []byte(digest))
 		if len(v) < inlineHeader {
 			return nil
 		}
 		var err error
-		data, err = inlineBytes(v)
+		data, err = bs.db.inlineBytes(v)
 		found = true // an empty blob is found too
 		return err
 	})
@@ -143,7 +149,7 @@ func (bs dbBlobs) Delete(digest string) error {
 	found := false
 	err := bs.db.update(func(tx *wtx) error {
 		b := tx.bucket(bucketBlobs)
-		found = b.b.Get([]byte(digest)) != nil
+		found = getAlone(b.b, []byte(digest)) != nil
 		if !found {
 			return nil
 		}
@@ -167,7 +173,7 @@ func (bs dbBlobs) DeleteIfOlder(digest string, before time.Time) (bool, error) {
 	found, gone := false, false
 	err := bs.db.update(func(tx *wtx) error {
 		b := tx.bucket(bucketBlobs)
-		v := b.b.Get([]byte(digest))
+		v := getAlone(b.b, []byte(digest))
 		if found = v != nil; !found || len(v) < inlineHeader {
 			return nil
 		}
@@ -190,7 +196,11 @@ func (bs dbBlobs) DeleteIfOlder(digest string, before time.Time) (bool, error) {
 func (bs dbBlobs) Walk(fn func(digest string, size int64, written time.Time) bool) error {
 	stopped := false
 	err := bs.db.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketBlobs).ForEach(func(k, v []byte) error {
+		b := tx.Bucket(bucketBlobs)
+		return b.ForEach(func(k, v []byte) error {
+			if v == nil {
+				v = getAlone(b, k)
+			}
 			if stopped || len(v) < inlineHeader {
 				return nil
 			}
@@ -218,13 +228,13 @@ func (bs dbBlobs) PutStream(ctx context.Context, r io.Reader, limit int64, want 
 	now := time.Now()
 	err = bs.db.update(func(tx *wtx) error {
 		b := tx.bucket(bucketBlobs)
-		v := b.b.Get([]byte(p.Digest))
+		v := getAlone(b.b, []byte(p.Digest))
 		if inline = len(v) >= inlineHeader; !inline {
 			return nil
 		}
 		nv := append([]byte{}, v...)
 		binary.BigEndian.PutUint64(nv, uint64(now.UnixNano()))
-		return b.Put([]byte(p.Digest), nv)
+		return b.PutAlone([]byte(p.Digest), nv)
 	})
 	if err != nil {
 		return StreamPut{}, fmt.Errorf("store: blob: %w", err)

@@ -71,6 +71,10 @@ type Options struct {
 	BatchDelay time.Duration
 	// OpenTimeout bounds waiting for the file lock of another process.
 	OpenTimeout time.Duration
+	// Known are certificates, as the base64 text of <ds:X509Certificate>, that
+	// recur in receipts and packages (the gateway's chain, trusted senders'): kept
+	// once in the file instead of in every value (known.go).
+	Known [][]byte
 }
 
 // Store is the gateway's durable truth as the broker uses it. DB (bbolt + blob files)
@@ -175,6 +179,7 @@ type DB struct {
 	dir   string
 	opts  Options
 	blobs *Blobs
+	known *knownSet // certificates kept once (known.go)
 
 	// sw guards the bbolt handle, which an online compaction swaps: every
 	// operation holds it shared for its whole transaction, the swap exclusively
@@ -239,6 +244,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open bbolt: %w", err)
 	}
+	var known *knownSet
 	err = b.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketSubmissions, bucketEvents, bucketOutbox, bucketIdempotency, bucketReceipts, bucketByOffice, bucketMeta, bucketHandedOver, bucketBlobs} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -247,17 +253,21 @@ func Open(dir string, opts Options) (*DB, error) {
 		}
 		meta := tx.Bucket(bucketMeta)
 		if v := meta.Get([]byte("schema")); v == nil {
-			return meta.Put([]byte("schema"), []byte(schemaVersion))
+			if err := meta.Put([]byte("schema"), []byte(schemaVersion)); err != nil {
+				return err
+			}
 		} else if string(v) != schemaVersion {
 			return fmt.Errorf("schema version %q, this build reads %q", v, schemaVersion)
 		}
-		return nil
+		var err error
+		known, err = loadKnown(tx, opts.Known)
+		return err
 	})
 	if err != nil {
 		_ = b.Close()
 		return nil, fmt.Errorf("store: init: %w", err)
 	}
-	db := &DB{dir: dir, opts: opts, bolt: b, blobs: blobs, commit: newCommitter(opts.BatchDelay, opts.BatchSize)}
+	db := &DB{dir: dir, opts: opts, bolt: b, blobs: blobs, known: known, commit: newCommitter(opts.BatchDelay, opts.BatchSize)}
 	go db.commit.run(db)
 	return db, nil
 }
@@ -316,14 +326,14 @@ func (db *DB) CreateWithBlobs(ctx context.Context, sub *submission.Submission, e
 			}
 			continue
 		}
-		small = append(small, inline{[]byte(b.SHA256), inlineValue(b.Data)})
+		small = append(small, inline{[]byte(b.SHA256), db.inlineValue(b.Data)})
 	}
 	idem := idempotencyKey(sub.Sender, sub.MessageID)
 	record, err := encodeSubmission(sub)
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("store: create: %w", err)
 	}
-	packedReceipt := pack(receipt)
+	packedReceipt := db.packCerts(receipt)
 	err = db.batch(func(tx *wtx) error {
 		// Batch may run this function twice; every write below is keyed so a rerun
 		// (after the first run's rollback) writes the same state.
@@ -334,7 +344,7 @@ func (db *DB) CreateWithBlobs(ctx context.Context, sub *submission.Submission, e
 				return err
 			}
 			stored = s
-			storedReceipt, err = unpack(tx.Bucket(bucketReceipts).Get(receiptKey(s.ID, receiptKind)))
+			storedReceipt, err = db.unpackCerts(tx.Bucket(bucketReceipts).Get(receiptKey(s.ID, receiptKind)))
 			if err != nil {
 				return err
 			}
@@ -359,7 +369,7 @@ func (db *DB) CreateWithBlobs(ctx context.Context, sub *submission.Submission, e
 			now := uint64(time.Now().UnixNano())
 			for _, b := range small {
 				binary.BigEndian.PutUint64(b.value, now)
-				if err := tx.bucket(bucketBlobs).Put(b.key, b.value); err != nil {
+				if err := tx.bucket(bucketBlobs).PutAlone(b.key, b.value); err != nil {
 					return err
 				}
 			}
@@ -420,7 +430,7 @@ func (db *DB) UpdateWithReceipt(id, kind string, receipt []byte, fn func(s *subm
 func (db *DB) change(id, kind string, receipt []byte, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, bool, error) {
 	var packedReceipt []byte
 	if receipt != nil {
-		packedReceipt = pack(receipt)
+		packedReceipt = db.packCerts(receipt)
 	}
 	// The work is done outside the commit first: read the record, apply fn, encode
 	// the result. Transactions run one after another in the committer's goroutine,
@@ -510,11 +520,8 @@ func (db *DB) Receipt(id, kind string) ([]byte, error) {
 			return ErrNotFound
 		}
 		var err error
-		out, err = unpack(v)
-		if err != nil {
-			return err
-		}
-		return nil
+		out, err = db.unpackCerts(v)
+		return err
 	})
 	return out, err
 }
@@ -689,8 +696,10 @@ func putEncoded(tx *wtx, s *submission.Submission, v []byte) error {
 	if err := tx.bucket(bucketSubmissions).Put([]byte(s.ID), v); err != nil {
 		return err
 	}
-	if s.OfficeID != "" {
-		if err := tx.bucket(bucketByOffice).Put(officeKey(s.OfficeID, s.ID), nil); err != nil {
+	// A Put dirties its page even when the key is there: set members already in
+	// place are left alone.
+	if k := officeKey(s.OfficeID, s.ID); s.OfficeID != "" && tx.Bucket(bucketByOffice).Get(k) == nil {
+		if err := tx.bucket(bucketByOffice).Put(k, nil); err != nil {
 			return err
 		}
 	}
@@ -700,12 +709,23 @@ func putEncoded(tx *wtx, s *submission.Submission, v []byte) error {
 	return index(tx.bucket(bucketHandedOver), s.ID, s.State == submission.StateHandedOver)
 }
 
-// index keeps id in a set bucket exactly while in is true.
+// index keeps id in a set bucket exactly while in is true. It writes only what
+// changes: a Put or Delete dirties the key's page, present or not.
 func index(b wbucket, id string, in bool) error {
-	if in {
-		return b.Put([]byte(id), nil)
+	k := []byte(id)
+	if c := b.b.Cursor(); in == keyExists(c, k) {
+		return nil
 	}
-	return b.Delete([]byte(id))
+	if in {
+		return b.Put(k, nil)
+	}
+	return b.Delete(k)
+}
+
+// keyExists tells a set member (an empty value) from a missing key, which Get cannot.
+func keyExists(c *bolt.Cursor, k []byte) bool {
+	ck, _ := c.Seek(k)
+	return ck != nil && bytes.Equal(ck, k)
 }
 
 func appendEvents(tx *wtx, id string, evs []submission.Event) error {
@@ -766,6 +786,9 @@ func copyBytes(b []byte) []byte {
 const (
 	packedDeflate = 0x01
 	packedZstd    = 0x02
+	// packedZstdCerts is zstd of the value with its known certificates replaced
+	// (known.go); only receipts and inline blobs are written so.
+	packedZstdCerts = 0x03
 )
 
 // maxUnpacked bounds what a stored value may expand to: a corrupt or hostile value
@@ -788,6 +811,29 @@ func pack(v []byte) []byte {
 		return v
 	}
 	return out
+}
+
+// packCerts is pack for a value that may hold known certificates (a receipt).
+func (db *DB) packCerts(v []byte) []byte {
+	if short, ok := db.known.shrink(v); ok {
+		if p := pack(short); len(p) < len(short) {
+			p[0] = packedZstdCerts
+			return p
+		}
+	}
+	return pack(v)
+}
+
+// unpackCerts reads what packCerts (or pack) wrote.
+func (db *DB) unpackCerts(v []byte) ([]byte, error) {
+	if len(v) == 0 || v[0] != packedZstdCerts {
+		return unpack(v)
+	}
+	short, err := zdec.DecodeAll(v[1:], nil)
+	if err != nil {
+		return nil, fmt.Errorf("store: decompress: %w", err)
+	}
+	return db.known.expand(short)
 }
 
 func unpack(v []byte) ([]byte, error) {
