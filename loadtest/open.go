@@ -41,10 +41,14 @@ type OpenOptions struct {
 
 // OpenResult of an open-loop run.
 type OpenResult struct {
-	Arrivals       string
-	Seed           uint64
-	Step           time.Duration
-	PackageBytes   int
+	Arrivals     string
+	Seed         uint64
+	Step         time.Duration
+	PackageBytes int
+	// ReceiptBytes is the size of an Eingangsbestaetigung of the run (a
+	// Zustellbestaetigung is the same document with one field more); the issue's
+	// budget for bytes written is 3 × (package + both receipts).
+	ReceiptBytes   int
 	CPUs           int
 	MaxInFlight    int
 	Workers        int
@@ -297,6 +301,7 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 	defer transport.CloseIdleConnections()
 	client := &portal.Client{BaseURL: g.URL(), HTTP: &http.Client{Transport: transport}}
 	var docsMu sync.Mutex
+	var receiptBytes atomic.Int64
 	rec := newRecorder(clk, o.MaxInFlight)
 	disp := &dispatcher{clk: clk, rec: rec, spawn: func(f func()) { go f() }, send: func(ctx context.Context, seq int) (int, error) {
 		docsMu.Lock()
@@ -308,6 +313,9 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 		r, err := client.SubmitRaw(rctx, doc)
 		if err != nil {
 			return 0, err
+		}
+		if r.Status == http.StatusCreated {
+			receiptBytes.CompareAndSwap(0, int64(len(r.Receipt)))
 		}
 		return r.Status, nil
 	}}
@@ -381,6 +389,7 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 	res.FinalBacklog = received.Load() - delivered.Load()
 	res.Drained = res.FinalBacklog <= 0
 	res.LoadAfter = loadAvg()
+	res.ReceiptBytes = int(receiptBytes.Load())
 	if n := b.hookErrs.Load(); n > 0 {
 		return res, fmt.Errorf("%d webhooks failed the receiver's signature check", n)
 	}
@@ -439,6 +448,15 @@ func (r *OpenResult) Highest() (rate float64, lowerFailed []float64) {
 	return rate, lowerFailed
 }
 
+// BytesBudget is the bound on bytes written per package: three times the
+// package and its two receipts; 0 when no receipt was seen.
+func (r *OpenResult) BytesBudget() float64 {
+	if r.ReceiptBytes == 0 {
+		return 0
+	}
+	return 3 * float64(r.PackageBytes+2*r.ReceiptBytes)
+}
+
 // Report writes the result for people: the setup, one row per step in two tables
 // (latency and flow; cost per package), and the verdict.
 func (r *OpenResult) Report(w io.Writer) {
@@ -492,6 +510,9 @@ func (r *OpenResult) Report(w io.Writer) {
 		fmt.Fprintf(w, "  bytes: %s\n", r.BytesNote)
 	} else {
 		fmt.Fprintln(w, "  KiB/pkg: /proc/self/io write_bytes of the whole process minus the probe's writes, per 201")
+	}
+	if budget := r.BytesBudget(); budget > 0 {
+		fmt.Fprintf(w, "  bytes target: KiB/pkg <= 3 x (package %d B + 2 receipts of %d B) = %.1f KiB\n", r.PackageBytes, r.ReceiptBytes, budget/1024)
 	}
 	fmt.Fprintln(w, "  cpu: CPU seconds of the whole process (gateway and bench) per second, and per 201; cpu-wait, io-wait: share of the step in which some task on the machine waited for CPU, for I/O (/proc/pressure, machine-wide: how busy the machine was)")
 	fmt.Fprintf(w, "  memory: %s; gen. lag: how late the bench sent at worst (counted in latency all the same)\n", r.RSSNote)
