@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/amtsbote/amtsbote/submission"
+	bolt "go.etcd.io/bbolt"
 )
 
 // certText is a certificate as a signed document carries it: base64 that does not
@@ -101,4 +102,46 @@ func TestKnownCertificatesRoundTrip(t *testing.T) {
 	}
 	defer db2.Close()
 	check(db2, "reopened without the certificates")
+}
+
+// TestSchemaUpgrade: a file of schema 1 (before nested blobs and certificate
+// tokens) opens, keeps its data and is marked 2; a file of a newer schema is
+// refused instead of misread.
+func TestSchemaUpgrade(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &submission.Submission{ID: "s1", MessageID: "m1", Sender: "amt24", State: submission.StateAccepted, Generation: 1}
+	if _, _, _, err := db.Create(context.Background(), s, nil, "in", []byte("<r/>")); err != nil {
+		t.Fatal(err)
+	}
+	setSchema := func(v string) {
+		t.Helper()
+		if err := db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put([]byte("schema"), []byte(v)) }); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setSchema("1")
+	if db, err = Open(dir, Options{}); err != nil {
+		t.Fatalf("schema 1: %v", err)
+	}
+	if _, err := db.Get("s1"); err != nil {
+		t.Fatalf("schema 1's record: %v", err)
+	}
+	_ = db.view(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get([]byte("schema")); string(v) != schemaVersion {
+			t.Errorf("schema after the upgrade: %q, want %q", v, schemaVersion)
+		}
+		return nil
+	})
+	setSchema("3")
+	if db, err = Open(dir, Options{}); err == nil {
+		db.Close()
+		t.Fatal("a file of schema 3 was opened")
+	}
 }

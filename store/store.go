@@ -58,7 +58,13 @@ var (
 const DefaultBatchDelay = 10 * time.Millisecond
 
 // schemaVersion is written on first open; a later incompatible layout bumps it.
-const schemaVersion = "1"
+// "2": inline blobs kept alone in nested buckets, certificate tokens (known.go).
+// This build reads version 1 files as they are and marks them 2, so that an older
+// build refuses the file instead of misreading what this one wrote.
+const schemaVersion = "2"
+
+// schemaReadable are the earlier versions this build opens (and upgrades).
+var schemaReadable = map[string]bool{"1": true}
 
 // Options tune the bbolt file. Zero values take the defaults.
 type Options struct {
@@ -252,7 +258,7 @@ func Open(dir string, opts Options) (*DB, error) {
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
-		if v := meta.Get([]byte("schema")); v == nil {
+		if v := meta.Get([]byte("schema")); v == nil || schemaReadable[string(v)] {
 			if err := meta.Put([]byte("schema"), []byte(schemaVersion)); err != nil {
 				return err
 			}
