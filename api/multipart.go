@@ -48,13 +48,7 @@ func (s *Server) submitMultipart(w http.ResponseWriter, r *http.Request, params 
 		return
 	}
 	rc := http.NewResponseController(w)
-	body := &progressReader{r: http.MaxBytesReader(w, r.Body, s.opt.MaxUploadBytes), rc: rc,
-		window: s.opt.UploadWindow, quota: max(1, int64(s.opt.UploadWindow.Seconds()*float64(s.opt.UploadMinRate)))}
-	body.start()
-	// Not every ResponseWriter supports deadlines (tests' recorders): then the
-	// server's own timeouts stay, which only shortens what an upload may take.
-	_ = rc.SetWriteDeadline(time.Time{})
-	mr := multipart.NewReader(body, boundary)
+	mr := multipart.NewReader(UploadBody(w, r, s.opt.MaxUploadBytes, s.opt.UploadWindow, s.opt.UploadMinRate), boundary)
 	root, err := mr.NextRawPart()
 	if err != nil {
 		s.failUpload(w, r, rc, fmt.Errorf("%w: the root part: %w", intake.ErrPartRead, err))
@@ -70,7 +64,7 @@ func (s *Server) submitMultipart(w http.ResponseWriter, r *http.Request, params 
 			"the root (first) part must be the signed Antragspaket as application/xml"))
 		return
 	}
-	if err := identityEncoding(root.Header); err != nil {
+	if err := IdentityEncoding(root.Header); err != nil {
 		s.failUpload(w, r, rc, err)
 		return
 	}
@@ -84,7 +78,7 @@ func (s *Server) submitMultipart(w http.ResponseWriter, r *http.Request, params 
 		problem.Write(w, r, problem.New(413, problem.TypeTooLarge, fmt.Sprintf("the root part exceeds the limit of %d bytes", s.opt.MaxBodyBytes)).With("max", s.opt.MaxBodyBytes))
 		return
 	}
-	a, err := s.opt.Pipeline.SubmitParts(r.Context(), raw, &mpParts{mr: mr})
+	a, err := s.opt.Pipeline.SubmitParts(r.Context(), raw, RelatedParts(mr))
 	if err != nil {
 		s.failUpload(w, r, rc, err)
 		return
@@ -109,9 +103,33 @@ func (s *Server) failUpload(w http.ResponseWriter, r *http.Request, rc *http.Res
 	s.fail(w, r, err)
 }
 
-// identityEncoding refuses a part whose Content-Transfer-Encoding changes its bytes:
+// UploadBody is r's body, at most maxBytes, under the progress rule of uploads
+// (see submitMultipart): every window, window×minRate bytes must arrive. The
+// write deadline is lifted until AnswerUpload sets it for the answer. The
+// federation's forwarding with attachments reads its uploads so, too.
+func UploadBody(w http.ResponseWriter, r *http.Request, maxBytes int64, window time.Duration, minRate int64) io.Reader {
+	rc := http.NewResponseController(w)
+	body := &progressReader{r: http.MaxBytesReader(w, r.Body, maxBytes), rc: rc,
+		window: window, quota: max(1, int64(window.Seconds()*float64(minRate)))}
+	body.start()
+	// Not every ResponseWriter supports deadlines (tests' recorders): then the
+	// server's own timeouts stay, which only shortens what an upload may take.
+	_ = rc.SetWriteDeadline(time.Time{})
+	return body
+}
+
+// AnswerUpload sets the write deadline for the answer to an upload (UploadBody).
+func AnswerUpload(w http.ResponseWriter, writeTimeout time.Duration) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(writeTimeout))
+}
+
+// RelatedParts is intake.Parts over the parts of a multipart/related body that
+// follow its root part.
+func RelatedParts(mr *multipart.Reader) intake.Parts { return &mpParts{mr: mr} }
+
+// IdentityEncoding refuses a part whose Content-Transfer-Encoding changes its bytes:
 // the signature and the digests are over the bytes as sent, and HTTP is 8-bit clean.
-func identityEncoding(h textproto.MIMEHeader) error {
+func IdentityEncoding(h textproto.MIMEHeader) error {
 	cte := strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding")))
 	switch cte {
 	case "", "binary", "8bit", "7bit":
@@ -131,7 +149,7 @@ func (m *mpParts) Next() (string, io.Reader, error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: %w", intake.ErrPartRead, err)
 	}
-	if err := identityEncoding(p.Header); err != nil {
+	if err := IdentityEncoding(p.Header); err != nil {
 		return "", nil, err
 	}
 	return p.Header.Get("Content-Id"), p, nil

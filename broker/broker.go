@@ -97,7 +97,10 @@ type Config struct {
 	Registerer prometheus.Registerer
 
 	AttemptTimeout time.Duration // one adapter call; default 30s
-	StreamMaxBytes int64         // JetStream stream size cap; default 256 MiB
+	// TransferMinRate lengthens an attempt by the bytes it carries (attemptTimeout);
+	// default 1 MiB/s.
+	TransferMinRate int64
+	StreamMaxBytes  int64 // JetStream stream size cap; default 256 MiB
 	// ConfirmEvery is how often channels that confirm later (adapters.Confirmer) are
 	// asked about handed-over packages when they signal nothing; default 5s.
 	ConfirmEvery time.Duration
@@ -144,6 +147,9 @@ func (c *Config) defaults() {
 	}
 	if c.AttemptTimeout <= 0 {
 		c.AttemptTimeout = 30 * time.Second
+	}
+	if c.TransferMinRate <= 0 {
+		c.TransferMinRate = 1 << 20
 	}
 	if c.StreamMaxBytes <= 0 {
 		c.StreamMaxBytes = 256 << 20

@@ -318,7 +318,7 @@ func (b *Broker) process(msg jetstream.Msg) (record func()) {
 		return nil
 	}
 	d := b.delivery(s, target)
-	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.AttemptTimeout)
+	ctx, cancel := context.WithTimeout(b.ctx, b.attemptTimeout(s))
 	stopBeat := heartbeat(msg, ackWait/3)
 	start := time.Now()
 	conf, err := ad.Deliver(ctx, d)
@@ -588,4 +588,17 @@ func (b *Broker) nextChannel(msg jetstream.Msg, s *submission.Submission, why su
 	if cur != nil && cur.State.Dispatchable() {
 		b.enqueue(cur.ID)
 	}
+}
+
+// attemptTimeout is how long one delivery attempt of s may take: AttemptTimeout,
+// plus its package's and attachments' bytes at TransferMinRate. An adapter that
+// pushes a 2 GiB attachment (XTA, a peer gateway) needs minutes, not the 30
+// seconds that suit a webhook; a hung receiver still frees the worker in bounded
+// time (the heartbeat keeps the queue message meanwhile).
+func (b *Broker) attemptTimeout(s *submission.Submission) time.Duration {
+	n := s.PackageSize
+	for _, a := range s.Attachments {
+		n += a.Size
+	}
+	return b.cfg.AttemptTimeout + time.Duration(float64(n)/float64(b.cfg.TransferMinRate)*float64(time.Second))
 }

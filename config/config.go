@@ -132,6 +132,11 @@ type Delivery struct {
 	BackoffBase    time.Duration `yaml:"backoff_base"` // exponential only (default 2s)
 	BackoffMax     time.Duration `yaml:"backoff_max"`  // exponential only (default 5m)
 	AttemptTimeout time.Duration `yaml:"attempt_timeout"`
+	// TransferMinRate (bytes per second) lengthens an attempt by the size of what
+	// it carries: attempt_timeout plus the package's and attachments' bytes at this
+	// rate (0: 1 MiB/s, so a 2 GiB attachment may take 34 minutes more). A fixed
+	// timeout would cut every push of a big attachment off.
+	TransferMinRate int64 `yaml:"transfer_min_rate"`
 	// BreakerThreshold is the number of consecutive failures of one office endpoint
 	// that open its circuit breaker (0: 5; negative: no breaker); BreakerCooldown how
 	// long it stays open before one probe is let through (0: 1m).

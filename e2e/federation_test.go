@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/fachverfahren"
 	"github.com/amtsbote/amtsbote/federation"
 	"github.com/amtsbote/amtsbote/gateway"
@@ -335,6 +339,99 @@ func TestFederationSaxonyToBavaria(t *testing.T) {
 	by.admin(t, "/v1/admin/submissions", &l)
 	if len(l.Submissions) != 1 {
 		t.Errorf("by stored a refused package: %+v", l)
+	}
+}
+
+// TestFederationAttachmentsByReference: an Amt24 package for München with an
+// attachment by reference (multipart/related at sn) travels sn -> by with the
+// attachment as a part after the envelope; by's office fetches it from by and its
+// SHA-256 matches the signed package.
+func TestFederationAttachmentsByReference(t *testing.T) {
+	sn, by := newFedGW(t, "amtsbote-sn"), newFedGW(t, "amtsbote-by")
+	trustEachOther(t, sn, by)
+	office := startOffice(t)
+	sn.write(t, "peers:\n"+peerEntry("09", "Bayern", by), "", fedPeer{by, `["09"]`})
+	by.write(t, byOverlay+"peers:\n"+peerEntry("14", "Sachsen", sn), officeYAML("muenchen-kvr", officeToken, office.URL()), fedPeer{sn, `["14"]`})
+	sn.start(t)
+	by.start(t)
+	amt24 := portalClient(t, sn.data, sn.url)
+
+	content := make([]byte, 5<<20+123) // several buffers of every copy on the way
+	_, _ = rand.Read(content)
+	an, part, err := portal.StreamedAnlage("bauplan", "bauplan.pdf", "application/pdf", func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(content)), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := paket.ExampleWith(maengelKey, paket.NewMessageID(), time.Now().UTC().Truncate(time.Second))
+	p.Kopf.Ort = paket.Ort{ARS: muenchenARS}
+	p.Anlagen = append(p.Anlagen, an)
+	res, err := amt24.SubmitParts(context.Background(), p, []portal.Part{part})
+	if err != nil || res.Status != 201 {
+		t.Fatalf("submit at sn: %v %+v", err, res)
+	}
+	waitState(t, amt24, res.SubmissionID, wire.StateAccepted, 60*time.Second, sn.p, by.p)
+	outs := office.Processed()
+	if len(outs) != 1 {
+		t.Fatalf("the office at by processed %d packages, want 1", len(outs))
+	}
+	for _, o := range outs {
+		if o.Err != nil || o.Attachments != len(p.Anlagen) {
+			t.Fatalf("the office at by: %+v, want %d attachments fetched and checked", o, len(p.Anlagen))
+		}
+	}
+
+	// A forwarding (signed with sn's gateway key) whose part differs from the signed
+	// digest: by refuses it as its own intake would, and stores nothing.
+	gwSigner, err := signing.LoadSigner(filepath.Join(sn.data, "pki", "gateway-key.pem"), filepath.Join(sn.data, "pki", "gateway.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byCert, err := os.ReadFile(filepath.Join(by.data, "pki", "gateway.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := signing.ParseCertificatesPEM(byCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := signing.NewTrustStore()
+	if err := ts.Add(signing.RolePeer, certs[0]); err != nil {
+		t.Fatal(err)
+	}
+	byPeer := config.Peer{ID: by.id, Lands: []string{"09"}, BaseURL: by.url, ClockSkew: time.Minute}
+	trust, err := federation.NewTrust(federation.TrustOptions{Self: sn.id, Peers: []config.Peer{byPeer}, Store: ts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &federation.Client{Self: sn.id, Signer: gwSigner, Trust: trust, HTTP: &http.Client{Timeout: time.Minute}}
+	p.Kopf.NachrichtID = paket.NewMessageID()
+	raw, err := amt24.Sign(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	senderCert, err := federation.SignerCertificate(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	env := &federation.Envelope{ForwardingID: "d-wrong-part", Sender: "amt24", MessageID: p.Kopf.NachrichtID, LeikaKey: maengelKey,
+		AreaARS: muenchenARS, ReceiptSHA256: strings.Repeat("ab", 32), SenderCert: senderCert, Package: raw,
+		Chain: []federation.Hop{{Gateway: sn.id, SubmissionID: "s-wrong-part", At: now}}}
+	other := append([]byte{}, content...)
+	other[len(other)/2] ^= 1
+	_, err = client.Forward(context.Background(), byPeer, env, federation.Part{ContentID: part.ContentID, Open: func(context.Context) (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(other)), nil
+	}})
+	var refused *federation.RefusedError
+	if !errors.As(err, &refused) || refused.Status != 422 || !strings.Contains(refused.Reason, "SHA256") {
+		t.Fatalf("a forwarding with a part that differs from the signed digest: %v, want a 422 refusal", err)
+	}
+	var l adminList
+	by.admin(t, "/v1/admin/submissions", &l)
+	if len(l.Submissions) != 1 {
+		t.Fatalf("by stored the refused forwarding: %+v", l)
 	}
 }
 

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"time"
 
@@ -130,17 +132,44 @@ type problemDoc struct {
 	Detail string `json:"detail"`
 }
 
-func (c *Client) post(ctx context.Context, peer config.Peer, path string, body []byte) (int, []byte, problemDoc, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(peer.BaseURL, "/")+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, problemDoc{}, adapters.Permanent("the peer's base URL is not usable", err)
-	}
-	req.Header.Set("Content-Type", ContentType)
-	req.Header.Set("Accept", ContentType+", application/problem+json")
+// Part is an attachment forwarded by reference: a part of a multipart/related
+// request after the envelope, named by the Content-ID that the package's Anlage
+// references (Referenz="cid:"+ContentID). Its size and SHA-256 are inside the
+// signed package, so the receiving gateway checks it as its own intake would.
+type Part struct {
+	ContentID string // without angle brackets
+	MimeType  string
+	// Open yields the bytes; called once, while the request body is written.
+	Open func(ctx context.Context) (io.ReadCloser, error)
+}
+
+func (c *Client) post(ctx context.Context, peer config.Peer, path string, body []byte, parts []Part) (int, []byte, problemDoc, error) {
+	var rd io.Reader = bytes.NewReader(body)
+	ctype := ContentType
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
 	}
+	if len(parts) > 0 {
+		// The envelope first, then each attachment, written while sent: memory does
+		// not grow with the attachments. Gigabytes take longer than the client's
+		// timeout for ordinary requests, so ctx alone bounds the request (the broker
+		// gives an attempt time by its size).
+		pr, pw := io.Pipe()
+		mw := multipart.NewWriter(pw)
+		go func() { pw.CloseWithError(writeParts(ctx, mw, body, parts)) }()
+		defer pr.Close()
+		rd, ctype = pr, `multipart/related; type="`+ContentType+`"; boundary=`+mw.Boundary()
+		long := *hc
+		long.Timeout = 0
+		hc = &long
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(peer.BaseURL, "/")+path, rd)
+	if err != nil {
+		return 0, nil, problemDoc{}, adapters.Permanent("the peer's base URL is not usable", err)
+	}
+	req.Header.Set("Content-Type", ctype)
+	req.Header.Set("Accept", ContentType+", application/problem+json")
 	resp, err := hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -180,16 +209,49 @@ func classify(peer string, status int, p problemDoc) error {
 	}
 }
 
+// writeParts writes the envelope as the root part and the attachments after it.
+func writeParts(ctx context.Context, mw *multipart.Writer, envelope []byte, parts []Part) error {
+	root, err := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {ContentType}, "Content-Id": {"<weiterleitung@amtsbote.invalid>"}})
+	if err != nil {
+		return err
+	}
+	if _, err := root.Write(envelope); err != nil {
+		return err
+	}
+	for _, p := range parts {
+		mt := p.MimeType
+		if mt == "" {
+			mt = "application/octet-stream"
+		}
+		w, err := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {mt}, "Content-Id": {"<" + p.ContentID + ">"},
+			"Content-Transfer-Encoding": {"binary"}})
+		if err != nil {
+			return err
+		}
+		rc, err := p.Open(ctx)
+		if err != nil {
+			return fmt.Errorf("federation: part %s: %w", p.ContentID, err)
+		}
+		_, err = io.Copy(w, rc)
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("federation: part %s: %w", p.ContentID, err)
+		}
+	}
+	return mw.Close()
+}
+
 // Forward sends one hop and returns the peer's verified receipt. Errors are
 // classified for the broker: *adapters.PermanentError (a refusal, an answer that does
-// not verify) or transient (unreachable, 5xx, clock skew).
-func (c *Client) Forward(ctx context.Context, peer config.Peer, env *Envelope) (*Answer, error) {
+// not verify) or transient (unreachable, 5xx, clock skew). Attachments the package
+// references (Referenz="cid:...") go along as parts, streamed.
+func (c *Client) Forward(ctx context.Context, peer config.Peer, env *Envelope, parts ...Part) (*Answer, error) {
 	env.From, env.To, env.At = c.Self, peer.ID, c.now().UTC()
 	doc, err := env.Sign(c.Signer)
 	if err != nil {
 		return nil, adapters.Permanent("the forwarding envelope cannot be built", err)
 	}
-	status, body, p, err := c.post(ctx, peer, PathForward, doc)
+	status, body, p, err := c.post(ctx, peer, PathForward, doc, parts)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +283,7 @@ func (c *Client) Status(ctx context.Context, peer config.Peer, refs []Ref) (*Rep
 	if err != nil {
 		return nil, err
 	}
-	status, body, p, err := c.post(ctx, peer, PathStatus, doc)
+	status, body, p, err := c.post(ctx, peer, PathStatus, doc, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -1,11 +1,14 @@
 package federation
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +17,7 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/signing"
@@ -383,5 +387,50 @@ func TestPinnedCertificateFile(t *testing.T) {
 		Peers: []config.Peer{{ID: w.a.Name, Lands: []string{"14"}, BaseURL: "http://a.invalid", Certificate: w.portal.CertFile}}})
 	if err == nil || !strings.Contains(err.Error(), `belongs to "amt24"`) {
 		t.Errorf("a certificate file of someone else: %v", err)
+	}
+}
+
+// TestReceiverPartsRefusals: a forwarding with attachments (multipart/related) is
+// refused before any attachment is read when its framing or its envelope is wrong:
+// no boundary (400), a first part that is not XML (415), an envelope of an
+// untrusted gateway (403).
+func TestReceiverPartsRefusals(t *testing.T) {
+	w := newWorld(t)
+	h := &Receiver{Trust: w.trustB, Signer: w.b.Signer}
+	post := func(ctype string, body []byte) (int, string) {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, PathForward, bytes.NewReader(body))
+		req.Header.Set("Content-Type", ctype)
+		h.ServeHTTP(rec, req)
+		var p struct {
+			Type string `json:"type"`
+		}
+		_ = json.Unmarshal(rec.Body.Bytes(), &p)
+		return rec.Code, p.Type
+	}
+	related := func(rootType string, root []byte) (string, []byte) {
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		pw, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {rootType}})
+		_, _ = pw.Write(root)
+		pw, _ = mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"application/pdf"}, "Content-Id": {"<a@x>"}})
+		_, _ = pw.Write([]byte("%PDF-1.7"))
+		_ = mw.Close()
+		return "multipart/related; boundary=" + mw.Boundary(), buf.Bytes()
+	}
+	if code, typ := post("multipart/related", []byte("x")); code != 400 || typ != problem.TypeMalformed {
+		t.Errorf("no boundary: %d %s", code, typ)
+	}
+	untr := *w.envelope(t)
+	untr.From, untr.Chain = w.pki.Untrusted.Name, []Hop{{Gateway: w.pki.Untrusted.Name, SubmissionID: "s", At: time.Now()}}
+	doc, err := untr.Sign(w.pki.Untrusted.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, typ := post(related("text/plain", doc)); code != http.StatusUnsupportedMediaType {
+		t.Errorf("root not XML: %d %s", code, typ)
+	}
+	if code, typ := post(related(ContentType, doc)); code != 403 || typ != TypeUntrustedPeer {
+		t.Errorf("untrusted envelope with parts: %d %s", code, typ)
 	}
 }

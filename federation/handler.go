@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"strings"
 	"time"
@@ -35,13 +37,49 @@ type Receiver struct {
 	Signer   *signing.Signer
 	Pipeline *intake.Pipeline
 	Broker   *broker.Broker
-	// MaxBytes bounds one request body (an envelope holds the package in base64).
+	// MaxBytes bounds one request body (an envelope holds the package in base64),
+	// and the envelope part of a forwarding with attachments.
 	MaxBytes int64
+	// Uploads bound a forwarding with attachments (multipart/related): its whole
+	// size and the progress rule its body must keep (api.UploadBody).
+	Uploads Uploads
 	// NextPeer says which peer a place goes to from here (loop check before storing).
 	NextPeer func(ars string) (string, bool)
 	// Nudged is called when a peer nudges (the tracker asks at once); may be nil.
 	Nudged func()
 	Log    *slog.Logger
+}
+
+// Uploads are the limits of a forwarding with attachments.
+type Uploads struct {
+	MaxBytes     int64         // the whole request; default MaxBytes + 4 GiB
+	Window       time.Duration // default 60 s
+	MinRate      int64         // bytes per second; default 16 KiB
+	WriteTimeout time.Duration // for the answer after the upload; default 60 s
+}
+
+func (h *Receiver) uploads() Uploads {
+	u := h.Uploads
+	if u.MaxBytes <= 0 {
+		u.MaxBytes = h.maxBytes() + 4<<30
+	}
+	if u.Window <= 0 {
+		u.Window = 60 * time.Second
+	}
+	if u.MinRate <= 0 {
+		u.MinRate = 16 << 10
+	}
+	if u.WriteTimeout <= 0 {
+		u.WriteTimeout = 60 * time.Second
+	}
+	return u
+}
+
+func (h *Receiver) maxBytes() int64 {
+	if h.MaxBytes <= 0 {
+		return 2*signing.DefaultMaxBytes + 1<<20
+	}
+	return h.MaxBytes
 }
 
 func (h *Receiver) log() *slog.Logger {
@@ -79,10 +117,7 @@ func (h *Receiver) read(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia, "send application/xml"))
 		return nil, false
 	}
-	max := h.MaxBytes
-	if max <= 0 {
-		max = 2*signing.DefaultMaxBytes + 1<<20
-	}
+	max := h.maxBytes()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
 	if err != nil {
 		var mb *http.MaxBytesError
@@ -138,10 +173,18 @@ func authentic[T any](h *Receiver, w http.ResponseWriter, r *http.Request, what 
 	if !ok {
 		return zero, peer, nil, false
 	}
+	doc, peer, ok = check(h, w, r, body, what, parse, header)
+	return doc, peer, body, ok
+}
+
+// check is authentic for a body already read.
+func check[T any](h *Receiver, w http.ResponseWriter, r *http.Request, body []byte, what string,
+	parse func(*etree.Element) (T, error), header func(T) (from, to string, at time.Time)) (doc T, peer config.Peer, ok bool) {
+	var zero T
 	v, peer, err := h.Trust.Verify(body, "")
 	if err != nil {
 		h.fail(w, r, "", err)
-		return zero, peer, nil, false
+		return zero, peer, false
 	}
 	doc, err = parse(v.Root)
 	if err == nil {
@@ -154,9 +197,9 @@ func authentic[T any](h *Receiver, w http.ResponseWriter, r *http.Request, what 
 	}
 	if err != nil {
 		h.fail(w, r, peer.ID, err)
-		return zero, peer, nil, false
+		return zero, peer, false
 	}
-	return doc, peer, body, true
+	return doc, peer, true
 }
 
 // forward takes one hop: verify the envelope, then receive the package through the
@@ -164,10 +207,96 @@ func authentic[T any](h *Receiver, w http.ResponseWriter, r *http.Request, what 
 // signed Eingangsbestaetigung; 201 the first time, 200 with the same receipt for a
 // repeat.
 func (h *Receiver) forward(w http.ResponseWriter, r *http.Request) {
-	env, peer, body, ok := authentic(h, w, r, "envelope", ParseEnvelope, func(e *Envelope) (string, string, time.Time) { return e.From, e.To, e.At })
+	if mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && mt == "multipart/related" {
+		h.forwardParts(w, r, params)
+		return
+	}
+	env, peer, body, ok := authentic(h, w, r, "envelope", ParseEnvelope, envelopeHeader)
 	if !ok {
 		return
 	}
+	h.receive(w, r, env, peer, body, nil)
+}
+
+func envelopeHeader(e *Envelope) (string, string, time.Time) { return e.From, e.To, e.At }
+
+// forwardParts takes a hop with attachments by reference (multipart/related): the
+// signed envelope is the first part, read into memory within MaxBytes; every
+// further part is an attachment the package references, streamed by the intake
+// into the blob store against the size and SHA-256 in the signed package — as the
+// portal API's multipart intake does, with the same progress rule for the upload.
+// The envelope is checked before any attachment is read.
+func (h *Receiver) forwardParts(w http.ResponseWriter, r *http.Request, params map[string]string) {
+	u := h.uploads()
+	if params["boundary"] == "" {
+		problem.Write(w, r, problem.New(http.StatusBadRequest, problem.TypeMalformed, "multipart/related needs a boundary parameter"))
+		return
+	}
+	if r.ContentLength > u.MaxBytes {
+		problem.Write(w, r, problem.New(http.StatusRequestEntityTooLarge, problem.TypeTooLarge, fmt.Sprintf("body larger than %d bytes", u.MaxBytes)))
+		return
+	}
+	mr := multipart.NewReader(api.UploadBody(w, r, u.MaxBytes, u.Window, u.MinRate), params["boundary"])
+	root, err := mr.NextRawPart()
+	if err == nil {
+		err = api.IdentityEncoding(root.Header)
+	}
+	if err != nil {
+		api.AnswerUpload(w, u.WriteTimeout)
+		h.fail(w, r, "", fmt.Errorf("%w: the envelope part: %w", intake.ErrPartRead, err))
+		return
+	}
+	if ct := root.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/xml") && !strings.HasPrefix(ct, "text/xml") {
+		api.AnswerUpload(w, u.WriteTimeout)
+		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia, "the first part must be the signed envelope as application/xml"))
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(root, h.maxBytes()+1))
+	if err != nil {
+		api.AnswerUpload(w, u.WriteTimeout)
+		h.fail(w, r, "", fmt.Errorf("%w: the envelope part: %w", intake.ErrPartRead, err))
+		return
+	}
+	if int64(len(body)) > h.maxBytes() {
+		api.AnswerUpload(w, u.WriteTimeout)
+		problem.Write(w, r, problem.New(http.StatusRequestEntityTooLarge, problem.TypeTooLarge, fmt.Sprintf("envelope larger than %d bytes", h.maxBytes())))
+		return
+	}
+	env, peer, ok := check(h, &answering{ResponseWriter: w, timeout: u.WriteTimeout}, r, body, "envelope", ParseEnvelope, envelopeHeader)
+	if !ok {
+		return
+	}
+	h.receive(&answering{ResponseWriter: w, timeout: u.WriteTimeout}, r, env, peer, body, api.RelatedParts(mr))
+}
+
+// answering sets the write deadline for the answer to an upload when the answer
+// starts: parts are read until then, without one.
+type answering struct {
+	http.ResponseWriter
+	timeout time.Duration
+	set     bool
+}
+
+func (a *answering) WriteHeader(code int) {
+	if !a.set {
+		a.set = true
+		api.AnswerUpload(a.ResponseWriter, a.timeout)
+	}
+	a.ResponseWriter.WriteHeader(code)
+}
+
+func (a *answering) Write(b []byte) (int, error) {
+	if !a.set {
+		a.WriteHeader(http.StatusOK)
+	}
+	return a.ResponseWriter.Write(b)
+}
+
+func (a *answering) Unwrap() http.ResponseWriter { return a.ResponseWriter }
+
+// receive hands a verified envelope's package (and its attachment parts) to the
+// intake and answers with the signed Eingangsbestaetigung.
+func (h *Receiver) receive(w http.ResponseWriter, r *http.Request, env *Envelope, peer config.Peer, body []byte, parts intake.Parts) {
 	chain := make([]submission.Hop, len(env.Chain))
 	for i, hp := range env.Chain {
 		chain[i] = submission.Hop{Gateway: hp.Gateway, SubmissionID: hp.SubmissionID, At: hp.At}
@@ -177,7 +306,7 @@ func (h *Receiver) forward(w http.ResponseWriter, r *http.Request) {
 		Package: env.Package, Sender: env.Sender, SenderCert: env.SenderCert,
 		Origin: submission.Origin{Gateway: env.From, SubmissionID: env.Chain[len(env.Chain)-1].SubmissionID, Chain: chain,
 			ReceiptSHA256: env.ReceiptSHA256, ForwardedAt: env.At, EnvelopeSHA256: hex.EncodeToString(sum[:])},
-		Self: h.Trust.Self(), MaxHops: MaxHops, NextPeer: h.NextPeer,
+		Self: h.Trust.Self(), MaxHops: MaxHops, NextPeer: h.NextPeer, Parts: parts,
 	})
 	if err != nil {
 		h.fail(w, r, peer.ID, err)

@@ -155,7 +155,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		Schedule:         broker.ScheduleFor(cfg.Delivery.ScheduleSpec()),
 		BreakerThreshold: cfg.Delivery.BreakerThreshold, BreakerCooldown: cfg.Delivery.BreakerCooldown,
 		EndpointsFile: filepath.Join(cfg.DataDir, "endpoints.json"), Registerer: reg,
-		AttemptTimeout: cfg.Delivery.AttemptTimeout, Replicas: cfg.NATS.Replicas,
+		AttemptTimeout: cfg.Delivery.AttemptTimeout, TransferMinRate: cfg.Delivery.TransferMinRate, Replicas: cfg.NATS.Replicas,
 		ExclusiveConsumer: cfg.NATS.URL == "", QueueInMemory: cfg.NATS.URL == "", Queue: queue,
 		Retention: RetentionOf(cfg), RetentionEvery: cfg.Retention.Every,
 	}, g.db, g.bus.JS, g.adapters, g.channels, broker.GatewaySigner{Signer: g.Signer, GatewayID: cfg.GatewayID}, log, broker.NewMetrics(reg))

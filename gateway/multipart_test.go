@@ -309,11 +309,11 @@ func TestUploadOutlivesReadTimeout(t *testing.T) {
 	}
 }
 
-// TestReferencedAttachmentForPeerRefused: a package for another state's office goes
-// through the peer protocol, which carries the signed package only; with an
-// attachment by reference it is refused at once (before its parts are read), not
-// accepted and then refused by the other gateway.
-func TestReferencedAttachmentForPeerRefused(t *testing.T) {
+// TestReferencedAttachmentForPeerAccepted: a package for another state's office
+// may reference attachments: the peer protocol carries them as parts after the
+// envelope (e2e.TestFederationAttachmentsByReference forwards one). At intake it
+// is taken like any other, its part stored against the signed digest.
+func TestReferencedAttachmentForPeerAccepted(t *testing.T) {
 	f := start(t, func(c *config.Config) {
 		c.Peers = []config.Peer{{ID: "gw-by", Name: "Bayern", Lands: []string{"09"}, BaseURL: "http://127.0.0.1:1"}}
 	})
@@ -322,21 +322,16 @@ func TestReferencedAttachmentForPeerRefused(t *testing.T) {
 	p := f.example()
 	p.Kopf.Ort = paket.Ort{PLZ: "80331"} // München
 	p.Anlagen = append(p.Anlagen, a)
-	ctype, body := mpBody(t, []mpPart{{ctype: "application/xml", body: func() []byte {
-		b, err := f.pki.Portal.Signer.Sign(p.Element())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}()}, part})
-	resp, b := post(t, f.g.URL(), ctype, body)
-	if pr := problemOf(t, resp, b); resp.StatusCode != 422 || pr.Type != problem.TypeInvalidField || !strings.Contains(pr.Detail, "inline") {
-		t.Fatalf("%d %s", resp.StatusCode, b)
-	}
-	// Inline, the same package is taken (and forwarded later).
-	p.Anlagen[len(p.Anlagen)-1] = paket.NewAnlage("anlage", "anlage.bin", "application/octet-stream", content)
-	res, err := f.portal.Submit(context.Background(), p)
+	res, err := f.portal.SubmitParts(context.Background(), p, []portal.Part{{ContentID: strings.Trim(part.cid, "<>"),
+		Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(content)), nil }}})
 	if err != nil || res.Status != 201 {
-		t.Fatalf("inline: %v %+v %+v", err, res, res.Problem)
+		t.Fatalf("submit: %v %+v %+v", err, res, res.Problem)
+	}
+	if digests, _ := blobState(t, f); !digests[sha256hex(content)] {
+		t.Fatal("the referenced attachment is not in the blob store")
+	}
+	sub, err := f.g.Broker.Submission(res.SubmissionID)
+	if err != nil || sub.OfficeID != "peer-09" {
+		t.Fatalf("routed to %q (%v), want the Bavarian peer", sub.OfficeID, err)
 	}
 }

@@ -68,6 +68,10 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 	g.mounts[federation.PathPrefix] = &federation.Receiver{
 		Trust: trust, Signer: g.Signer, Pipeline: g.Pipeline, Broker: g.Broker,
 		MaxBytes: maxBytes, NextPeer: nextPeer, Nudged: tracker.Kick, Log: g.Log,
+		// A forwarding with attachments: the envelope, every referenced part, and
+		// their framing, under the portal API's progress rule.
+		Uploads: federation.Uploads{MaxBytes: maxBytes + g.Pipeline.Limits.Effective().MaxReferencedTotal + 1<<20,
+			Window: cfg.HTTP.ReadTimeout, MinRate: cfg.HTTP.UploadMinRate, WriteTimeout: cfg.HTTP.WriteTimeout},
 	}
 	// A package that came from a peer: nudge that peer when its state changes, so it
 	// asks at once instead of at its next poll (best effort; it asks anyway).

@@ -121,17 +121,6 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signerID string
 		return nil, fmt.Errorf("%w: the responsible office for %s in %s is in Land %s (%s), and this gateway has no connection to that state's gateway",
 			routing.ErrNoResponsibleOffice, route.Service.Name, route.Area.Name, route.Peer.Land, route.Peer.Name)
 	}
-	if route.Peer != nil {
-		for _, a := range pk.Anlagen {
-			if a.Referenz != "" {
-				// The peer protocol carries the signed package only (federation/): a
-				// referenced part would not reach the other state's gateway, which
-				// would refuse the package. Refused now, before any part is uploaded.
-				return nil, &paket.FieldError{Field: anlagePath(a) + "/@Referenz",
-					Reason: fmt.Sprintf("the responsible office is in Land %s, reached through another gateway, which takes attachments inline only; send this attachment inline (Inhalt)", route.Peer.Land)}
-			}
-		}
-	}
 	if p.LastResort != "" && route.Office != nil && !hasChannel(in.Targets, p.LastResort) {
 		// Every office's last channel reaches a person (the web mailbox): a package
 		// whose other channels all fail for good still reaches the office.

@@ -46,6 +46,10 @@ type Forwarded struct {
 	// while the forwarding gateway waits for the answer. nil: no such check here (the
 	// peer adapter still refuses to forward into the chain).
 	NextPeer func(ars string) (gatewayID string, ok bool)
+	// Parts are the attachments the package references (Referenz="cid:..."), as
+	// the forwarding gateway sent them after the envelope; nil for a package
+	// with inline attachments only.
+	Parts Parts
 }
 
 // SubmitForwarded is Submit for a package a peer gateway forwarded: the package's
@@ -104,5 +108,5 @@ func (p *Pipeline) SubmitForwarded(ctx context.Context, f Forwarded) (*broker.Re
 		return nil
 	}
 	origin := f.Origin
-	return p.receive(ctx, pk, v.Signer.ID, f.Package, onPeer, &origin, nil)
+	return p.receive(ctx, pk, v.Signer.ID, f.Package, onPeer, &origin, f.Parts)
 }

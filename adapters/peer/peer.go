@@ -27,7 +27,9 @@ import (
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/federation"
+	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/submission"
+	"github.com/beevik/etree"
 )
 
 // Records is what the adapter needs of the broker (broker.Broker implements it): the
@@ -185,7 +187,11 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Co
 		return adapters.Confirmation{}, adapters.Permanent("the package's signing certificate cannot be read", err)
 	}
 	env.Package = pkg
-	ans, err := a.opt.Client.Forward(ctx, p, env)
+	parts, err := referencedParts(pkg, d.Attachments)
+	if err != nil {
+		return adapters.Confirmation{}, adapters.Permanent("the package's attachment references cannot be read", err)
+	}
+	ans, err := a.opt.Client.Forward(ctx, p, env, parts...)
 	if err != nil {
 		return adapters.Confirmation{}, err
 	}
@@ -236,6 +242,40 @@ func (a *Adapter) Confirmed(ctx context.Context, d adapters.Delivery) (adapters.
 
 // Changes implements adapters.Confirmer: the peer nudges the tracker, not the broker.
 func (a *Adapter) Changes() <-chan struct{} { return nil }
+
+// referencedParts are the attachments the package names by reference
+// (<Anlage ID="…" Referenz="cid:…">), each with the Content-ID the package gives
+// it: the next gateway's intake matches parts to Anlagen by it and checks each
+// against the size and SHA-256 in the signed package. Inline attachments travel
+// inside the package. The package was verified and parsed when it was accepted;
+// this only finds the references again.
+func referencedParts(pkg []byte, atts []adapters.Attachment) ([]federation.Part, error) {
+	if len(atts) == 0 {
+		return nil, nil
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(pkg); err != nil {
+		return nil, err
+	}
+	byID := make(map[string]adapters.Attachment, len(atts))
+	for _, a := range atts {
+		byID[a.ID] = a
+	}
+	var parts []federation.Part
+	for _, an := range doc.FindElements("//Anlage[@Referenz]") {
+		cid, err := paket.CID(an.SelectAttrValue("Referenz", ""))
+		if err != nil {
+			return nil, err
+		}
+		id := an.SelectAttrValue("ID", "")
+		a, ok := byID[id]
+		if !ok || a.Open == nil {
+			return nil, fmt.Errorf("attachment %q: referenced by the package, but not stored with it", id)
+		}
+		parts = append(parts, federation.Part{ContentID: cid, MimeType: a.MimeType, Open: a.Open})
+	}
+	return parts, nil
+}
 
 func hexSHA(b []byte) string {
 	s := sha256.Sum256(b)
