@@ -21,6 +21,12 @@ import (
 // reading and discarding the bytes before it, which costs time, not memory; and a
 // request for several ranges gets the whole content (200), which RFC 9110 allows,
 // because ranges out of order would need to read backwards.
+//
+// ServeBlob is exported for the other faces that hand out blobs (the web mailbox).
+func ServeBlob(w http.ResponseWriter, r *http.Request, rc io.Reader, size int64, digest string) {
+	serveBlob(w, r, rc, size, digest)
+}
+
 func serveBlob(w http.ResponseWriter, r *http.Request, rc io.Reader, size int64, digest string) {
 	if digest != "" {
 		w.Header().Set("ETag", `"`+digest+`"`)

@@ -37,7 +37,7 @@ func newClient(t testing.TB, h http.Handler) *client {
 	return &client{t: t, h: h, remote: "192.0.2.10:4711", cookies: map[string]string{}}
 }
 
-func (c *client) do(method, path string, form url.Values) *httptest.ResponseRecorder {
+func (c *client) do(method, path string, form url.Values, header ...string) *httptest.ResponseRecorder {
 	c.t.Helper()
 	var req *http.Request
 	if form != nil {
@@ -47,6 +47,9 @@ func (c *client) do(method, path string, form url.Values) *httptest.ResponseReco
 		req = httptest.NewRequest(method, path, nil)
 	}
 	req.RemoteAddr = c.remote
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
 	c.mu.Lock()
 	for k, v := range c.cookies {
 		req.AddCookie(&http.Cookie{Name: k, Value: v})

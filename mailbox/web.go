@@ -18,6 +18,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/amtsbote/amtsbote/api"
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/formview"
@@ -686,7 +687,7 @@ func (m *Mailbox) download(w http.ResponseWriter, r *http.Request, s session, id
 	if mt, _, err := mime.ParseMediaType(a.MimeType); err == nil && a.MimeType != "" {
 		ctype = mt
 	}
-	m.sendFile(w, r, rc, ctype, a.FileName, "anlage-"+aid, a.Size)
+	m.sendFile(w, r, rc, ctype, a.FileName, "anlage-"+aid, a.Size, a.SHA256)
 }
 
 func (m *Mailbox) pkg(w http.ResponseWriter, r *http.Request, s session, id string) {
@@ -697,23 +698,18 @@ func (m *Mailbox) pkg(w http.ResponseWriter, r *http.Request, s session, id stri
 	}
 	defer rc.Close()
 	m.opened(sub.ID, s)
-	m.sendFile(w, r, rc, "application/xml", "antragspaket-"+sub.ID+".xml", "antragspaket.xml", sub.PackageSize)
+	m.sendFile(w, r, rc, "application/xml", "antragspaket-"+sub.ID+".xml", "antragspaket.xml", sub.PackageSize, sub.PackageSHA256)
 }
 
-func (m *Mailbox) sendFile(w http.ResponseWriter, r *http.Request, rc io.Reader, ctype, name, fallback string, size int64) {
+// sendFile serves a download with HTTP ranges (api.ServeBlob: 206, If-Range on the
+// content's SHA-256), so a browser resumes a broken download of a big attachment
+// instead of starting over; the bytes are streamed, never held.
+func (m *Mailbox) sendFile(w http.ResponseWriter, r *http.Request, rc io.Reader, ctype, name, fallback string, size int64, digest string) {
 	h := w.Header()
 	h.Set("Content-Type", ctype)
 	h.Set("Content-Disposition", contentDisposition(name, fallback))
 	h.Set("Content-Security-Policy", "default-src 'none'; sandbox; frame-ancestors 'none'")
-	if size > 0 {
-		h.Set("Content-Length", strconv.FormatInt(size, 10))
-	}
-	if r.Method == http.MethodHead {
-		return
-	}
-	if _, err := io.Copy(w, rc); err != nil && !errors.Is(err, context.Canceled) {
-		m.log.Warn("send file", "err", err)
-	}
+	api.ServeBlob(w, r, rc, size, digest)
 }
 
 // safeFileName keeps the last path element of a portal-supplied name and drops what

@@ -132,6 +132,11 @@ func TestOfficeWorkflowWithBroker(t *testing.T) {
 	if ct := dl.Header().Get("Content-Type"); ct != "application/pdf" {
 		t.Errorf("Content-Type %q", ct)
 	}
+	// A broken download resumes: ranges (206), and If-Range on the content's digest.
+	part := anna.do(http.MethodGet, "/postfach/s/"+sub.ID+"/anlage/anlage-1", nil, "Range", "bytes=4-", "If-Range", dl.Header().Get("ETag"))
+	if part.Code != http.StatusPartialContent || !bytes.Equal(part.Body.Bytes(), dl.Body.Bytes()[4:]) || dl.Header().Get("Accept-Ranges") != "bytes" {
+		t.Errorf("range download: %d, %d bytes of %d, Accept-Ranges %q", part.Code, part.Body.Len(), dl.Body.Len()-4, dl.Header().Get("Accept-Ranges"))
+	}
 
 	// Reject: a reason is required.
 	csrf = csrfFrom(t, body)
