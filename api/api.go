@@ -564,7 +564,7 @@ func (s *Server) officeAttachment(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", ct)
 	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": meta.FileName}))
-	serveBlob(w, r, rc, meta.Size, meta.SHA256)
+	serveBlob(w, r, rc, meta.Size, meta.SHA256, Transfer{Window: s.opt.UploadWindow, MinRate: s.opt.UploadMinRate})
 }
 
 func (s *Server) officeDecide(outcome string) http.HandlerFunc {

@@ -22,12 +22,39 @@ import (
 // request for several ranges gets the whole content (200), which RFC 9110 allows,
 // because ranges out of order would need to read backwards.
 //
+// The server's WriteTimeout, a fixed deadline for every answer, would cut off any
+// download that takes longer (2 GiB over a 100 Mbit/s link take three minutes): a
+// blob is sent under a progress rule instead (Transfer), the counterpart of the
+// upload rule — every Window, Window×MinRate bytes must go out, or the write
+// deadline hits and the connection is closed.
+//
 // ServeBlob is exported for the other faces that hand out blobs (the web mailbox).
-func ServeBlob(w http.ResponseWriter, r *http.Request, rc io.Reader, size int64, digest string) {
-	serveBlob(w, r, rc, size, digest)
+func ServeBlob(w http.ResponseWriter, r *http.Request, rc io.Reader, size int64, digest string, pace Transfer) {
+	serveBlob(w, r, rc, size, digest, pace)
 }
 
-func serveBlob(w http.ResponseWriter, r *http.Request, rc io.Reader, size int64, digest string) {
+// Transfer is the progress rule of a long download; zero fields take 60 s and
+// 16 KiB/s (the defaults of http.read_timeout and http.upload_min_rate).
+type Transfer struct {
+	Window  time.Duration
+	MinRate int64 // bytes per second
+}
+
+func serveBlob(w http.ResponseWriter, r *http.Request, rc io.Reader, size int64, digest string, pace Transfer) {
+	if pace.Window <= 0 {
+		pace.Window = 60 * time.Second
+	}
+	if pace.MinRate <= 0 {
+		pace.MinRate = 16 << 10
+	}
+	pw := &paceWriter{ResponseWriter: w, rc: http.NewResponseController(w), window: pace.Window,
+		quota: max(1, int64(pace.Window.Seconds()*float64(pace.MinRate)))}
+	pw.extend()
+	// net/http reads the connection in the background while the answer is written,
+	// to notice a client that goes away; its read deadline (ReadTimeout from the
+	// request's start) would cancel a long download. The write rule bounds it.
+	_ = pw.rc.SetReadDeadline(time.Time{})
+	w = pw
 	if digest != "" {
 		w.Header().Set("ETag", `"`+digest+`"`)
 	}
@@ -45,6 +72,44 @@ func serveBlob(w http.ResponseWriter, r *http.Request, rc io.Reader, size int64,
 	// No modification time: content named by its digest never changes.
 	http.ServeContent(&rangeProblemWriter{ResponseWriter: w, r: r}, r, "", time.Time{}, rs)
 }
+
+// paceWriter moves the write deadline a window ahead whenever quota bytes went out
+// within the current window.
+type paceWriter struct {
+	http.ResponseWriter
+	rc     *http.ResponseController
+	window time.Duration
+	quota  int64
+	sent   int64 // bytes in the current window
+}
+
+func (p *paceWriter) extend() {
+	p.sent = 0
+	// Not every ResponseWriter supports deadlines (tests' recorders): then the
+	// server's own timeout stays.
+	_ = p.rc.SetWriteDeadline(time.Now().Add(p.window))
+}
+
+// Write writes b in pieces of at most quota bytes: a piece sent at the minimum
+// rate takes at most a window, so a client that keeps the rate never meets the
+// deadline in the middle of one large write.
+func (p *paceWriter) Write(b []byte) (int, error) {
+	done := 0
+	for done < len(b) {
+		piece := b[done:min(len(b), done+int(min(p.quota, 1<<30)))]
+		n, err := p.ResponseWriter.Write(piece)
+		done += n
+		if p.sent += int64(n); p.sent >= p.quota {
+			p.extend()
+		}
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+func (p *paceWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }
 
 // rangeProblemWriter turns the plain-text 416 of http.ServeContent into the API's
 // problem document; every other answer passes through.

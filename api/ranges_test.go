@@ -46,7 +46,7 @@ func TestServeBlobRanges(t *testing.T) {
 				req.Header.Set("Range", rng)
 			}
 			rec := httptest.NewRecorder()
-			serveBlob(rec, req, rc, int64(len(content)), strings.Repeat("ab", 32))
+			serveBlob(rec, req, rc, int64(len(content)), strings.Repeat("ab", 32), Transfer{})
 			return rec.Result()
 		}
 		t.Run(kind, func(t *testing.T) {

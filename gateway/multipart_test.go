@@ -309,6 +309,45 @@ func TestUploadOutlivesReadTimeout(t *testing.T) {
 	}
 }
 
+// TestDownloadOutlivesWriteTimeout: an office that downloads a big attachment more
+// slowly than the server's write timeout allows, but above the minimum rate, gets
+// all of it (the progress rule of api.Transfer instead of the fixed deadline).
+func TestDownloadOutlivesWriteTimeout(t *testing.T) {
+	f := start(t, func(c *config.Config) {
+		c.HTTP.ReadTimeout, c.HTTP.WriteTimeout = time.Second, time.Second
+		c.HTTP.UploadMinRate = 8 << 10
+	})
+	content := randomBytes(16 << 20) // more than the loopback socket buffers hold
+	a, _ := refAnlage("gross", content)
+	p := f.example()
+	p.Anlagen = append(p.Anlagen, a)
+	res, err := f.portal.SubmitParts(context.Background(), p, []portal.Part{{ContentID: "gross@portal.example",
+		Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(content)), nil }}})
+	if err != nil || res.Status != 201 {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	req, _ := http.NewRequest(http.MethodGet, f.g.URL()+wire.OfficeAttachmentPath(res.SubmissionID, "gross"), nil)
+	req.Header.Set("Authorization", "Bearer "+officeToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	// 64 KiB every 20 ms (~3 MB/s): the kernel wakes a blocked writer only when
+	// about half its send buffer is free, so far slower readers look stalled for
+	// seconds on loopback's multi-megabyte buffers; the real rule has a 60 s window.
+	start := time.Now()
+	var got bytes.Buffer
+	_, err = io.CopyBuffer(&got, &slowReader{r: resp.Body, pause: 20 * time.Millisecond}, make([]byte, 64<<10))
+	took := time.Since(start)
+	if err != nil || !bytes.Equal(got.Bytes(), content) {
+		t.Fatalf("slow download over %s: %d of %d bytes, %v", took, got.Len(), len(content), err)
+	}
+	if took < 4*time.Second {
+		t.Fatalf("the download took %s, not much longer than the write timeout: the test proves nothing", took)
+	}
+}
+
 // TestReferencedAttachmentForPeerAccepted: a package for another state's office
 // may reference attachments: the peer protocol carries them as parts after the
 // envelope (e2e.TestFederationAttachmentsByReference forwards one). At intake it

@@ -35,6 +35,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/amtsbote/amtsbote/api"
 	"github.com/amtsbote/amtsbote/broker"
 )
 
@@ -72,6 +73,8 @@ type Options struct {
 	SMTP      SMTPConfig
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// Downloads is the progress rule of downloads (api.Transfer); zero: its defaults.
+	Downloads api.Transfer
 
 	// Tunables for tests; zero values take the defaults.
 	noticeBackoff    time.Duration // first retry delay of a notice; default 30s

@@ -709,7 +709,7 @@ func (m *Mailbox) sendFile(w http.ResponseWriter, r *http.Request, rc io.Reader,
 	h.Set("Content-Type", ctype)
 	h.Set("Content-Disposition", contentDisposition(name, fallback))
 	h.Set("Content-Security-Policy", "default-src 'none'; sandbox; frame-ancestors 'none'")
-	api.ServeBlob(w, r, rc, size, digest)
+	api.ServeBlob(w, r, rc, size, digest, m.opts.Downloads)
 }
 
 // safeFileName keeps the last path element of a portal-supplied name and drops what

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strconv"
 	"time"
@@ -285,22 +286,148 @@ func (b *Blobs) finishDelete(ctx context.Context, digest, nuid string) error {
 }
 
 // Open streams a blob. Reading fails if the bytes do not match the digest.
+//
+// Why not ObjectStore.Get: it reads with a push consumer whose callback writes
+// into a pipe. While the reader is slower than the cluster (an office's download
+// over its link), the callback blocks and the client library buffers the chunks
+// the server keeps pushing — up to 64 MB per open blob, which made the gateway's
+// peak memory grow with every download (e2e.TestBigAttachmentBoundedMemoryJetStream:
+// VmHWM 152 MB for 512 MiB). Here each chunk (128 KiB) is fetched by its own
+// request when the reader has used up the last one: the next message of the
+// object's chunk subject after the last one read (a direct get, which any replica
+// answers), so no consumer is made and nothing is buffered ahead.
 func (b *Blobs) Open(ctx context.Context, digest string) (io.ReadCloser, error) {
 	if !store.IsHexDigest(digest) {
 		return nil, store.ErrBadDigest
 	}
 	var lastErr error
 	for attempt := 0; ; attempt++ {
-		r, err := b.obs.Get(ctx, digest)
+		c, cancel := context.WithTimeout(ctx, b.opts.RequestTimeout)
+		r, err := b.open1(c, digest)
+		cancel()
 		if err == nil {
+			r.ctx = ctx
 			return r, nil
 		}
-		if errors.Is(err, jetstream.ErrObjectNotFound) {
-			return nil, fmt.Errorf("blob %s: %w", digest, store.ErrNotFound)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("blob %s: %w", digest, err)
 		}
 		lastErr = err
 		if !transient(err) || attempt >= 20 || !sleep(ctx, backoff(attempt)) {
 			return nil, fmt.Errorf("jsstore: blob %s: %w", digest, lastErr)
 		}
 	}
+}
+
+func (b *Blobs) open1(ctx context.Context, digest string) (*chunkReader, error) {
+	bm, err := b.readMeta(ctx, digest)
+	if errors.Is(err, jetstream.ErrMsgNotFound) || (err == nil && !bm.live()) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	r := &chunkReader{digest: digest, left: int64(bm.info.Size), h: sha256.New(), wait: b.opts.RequestTimeout}
+	if r.left > 0 {
+		r.cons, err = b.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{b.chunkSubject(bm.info.NUID)}})
+	}
+	return r, err
+}
+
+// chunkReader reads an object's chunks one by one and checks the SHA-256 of all
+// of them against the digest at the end.
+type chunkReader struct {
+	ctx    context.Context
+	cons   jetstream.Consumer
+	batch  jetstream.MessageBatch // chunks fetched, not read yet
+	got    int                    // chunks of batch read
+	digest string
+	left   int64 // bytes still to come, by the object's meta message
+	buf    []byte
+	h      hash.Hash
+	wait   time.Duration
+	err    error
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		if r.left == 0 {
+			if hex.EncodeToString(r.h.Sum(nil)) != r.digest {
+				r.err = fmt.Errorf("jsstore: blob %s: the bytes read do not match the digest", r.digest)
+			} else {
+				r.err = io.EOF
+			}
+			continue
+		}
+		if err := r.ctx.Err(); err != nil {
+			r.err = err
+			continue
+		}
+		m, err := r.next()
+		if err != nil {
+			r.err = fmt.Errorf("jsstore: blob %s: read a chunk: %w", r.digest, err)
+			continue
+		}
+		d := m.Data()
+		if int64(len(d)) > r.left {
+			r.err = fmt.Errorf("jsstore: blob %s: more bytes than its size", r.digest)
+			continue
+		}
+		r.h.Write(d)
+		r.left -= int64(len(d))
+		r.buf = d
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+// chunksAhead is how many chunks (128 KiB each) one fetch asks for: few round trips,
+// bounded memory.
+const chunksAhead = 8
+
+// next returns the next chunk, fetching the next few when the last fetch is used
+// up. A new consumer of a replicated stream may not answer at once (no responders
+// while its leader is chosen), and a node may go down during a long read:
+// transient failures are retried, as every request of this store is.
+func (r *chunkReader) next() (jetstream.Msg, error) {
+	for attempt := 0; ; {
+		if r.batch != nil {
+			if m, ok := <-r.batch.Messages(); ok {
+				r.got++
+				return m, nil
+			}
+			err, got := r.batch.Error(), r.got
+			r.batch, r.got = nil, 0
+			if err != nil && !transient(err) {
+				return nil, err
+			}
+			// An empty fetch: the bytes the meta message promised are missing for
+			// now (a lagging replica, a leader election).
+			if got == 0 {
+				if attempt++; attempt > 20 || !sleep(r.ctx, backoff(attempt)) {
+					return nil, fmt.Errorf("no chunk after %d fetches: %v", attempt, err)
+				}
+			}
+		}
+		b, err := r.cons.Fetch(chunksAhead, jetstream.FetchMaxWait(r.wait))
+		if err == nil {
+			r.batch = b
+			continue
+		}
+		if attempt++; !transient(err) || attempt > 20 || !sleep(r.ctx, backoff(attempt)) {
+			return nil, err
+		}
+	}
+}
+
+// Close ends the read.
+func (r *chunkReader) Close() error {
+	if r.err == nil {
+		r.err = errors.New("jsstore: blob read after Close")
+	}
+	return nil
 }
