@@ -17,6 +17,7 @@ import (
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/wire"
 )
 
 // Problem types of the federation endpoint; they live with the API's others in
@@ -219,20 +220,11 @@ func writeParts(ctx context.Context, mw *multipart.Writer, envelope []byte, part
 		return err
 	}
 	for _, p := range parts {
-		mt := p.MimeType
-		if mt == "" {
-			mt = "application/octet-stream"
-		}
-		w, err := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {mt}, "Content-Id": {"<" + p.ContentID + ">"},
-			"Content-Transfer-Encoding": {"binary"}})
-		if err != nil {
-			return err
-		}
 		rc, err := p.Open(ctx)
 		if err != nil {
 			return fmt.Errorf("federation: part %s: %w", p.ContentID, err)
 		}
-		_, err = io.Copy(w, rc)
+		err = wire.WriteRelatedPart(mw, p.ContentID, p.MimeType, rc)
 		rc.Close()
 		if err != nil {
 			return fmt.Errorf("federation: part %s: %w", p.ContentID, err)

@@ -229,17 +229,7 @@ func TestTrustRefusesUntrustedRevokedAndSkewed(t *testing.T) {
 func TestReceiverRefusesBeforeIntake(t *testing.T) {
 	w := newWorld(t)
 	h := &Receiver{Trust: w.trustB, Signer: w.b.Signer}
-	post := func(doc []byte) (int, string) {
-		rec := httptest.NewRecorder()
-		req := httptest.NewRequest(http.MethodPost, PathForward, strings.NewReader(string(doc)))
-		req.Header.Set("Content-Type", ContentType)
-		h.ServeHTTP(rec, req)
-		var p struct {
-			Type string `json:"type"`
-		}
-		_ = json.Unmarshal(rec.Body.Bytes(), &p)
-		return rec.Code, p.Type
-	}
+	post := func(doc []byte) (int, string) { return forwardTo(h, ContentType, doc) }
 	env := w.envelope(t)
 	signWith := func(e Envelope, p *signingtest.Party) []byte {
 		doc, err := e.Sign(p.Signer)
@@ -397,17 +387,7 @@ func TestPinnedCertificateFile(t *testing.T) {
 func TestReceiverPartsRefusals(t *testing.T) {
 	w := newWorld(t)
 	h := &Receiver{Trust: w.trustB, Signer: w.b.Signer}
-	post := func(ctype string, body []byte) (int, string) {
-		rec := httptest.NewRecorder()
-		req := httptest.NewRequest(http.MethodPost, PathForward, bytes.NewReader(body))
-		req.Header.Set("Content-Type", ctype)
-		h.ServeHTTP(rec, req)
-		var p struct {
-			Type string `json:"type"`
-		}
-		_ = json.Unmarshal(rec.Body.Bytes(), &p)
-		return rec.Code, p.Type
-	}
+	post := func(ctype string, body []byte) (int, string) { return forwardTo(h, ctype, body) }
 	related := func(rootType string, root []byte) (string, []byte) {
 		var buf bytes.Buffer
 		mw := multipart.NewWriter(&buf)
@@ -433,4 +413,18 @@ func TestReceiverPartsRefusals(t *testing.T) {
 	if code, typ := post(related(ContentType, doc)); code != 403 || typ != TypeUntrustedPeer {
 		t.Errorf("untrusted envelope with parts: %d %s", code, typ)
 	}
+}
+
+// forwardTo posts body to h's forwarding endpoint and returns the status and the
+// problem type of the answer.
+func forwardTo(h *Receiver, ctype string, body []byte) (int, string) {
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, PathForward, bytes.NewReader(body))
+	req.Header.Set("Content-Type", ctype)
+	h.ServeHTTP(rec, req)
+	var p struct {
+		Type string `json:"type"`
+	}
+	_ = json.Unmarshal(rec.Body.Bytes(), &p)
+	return rec.Code, p.Type
 }

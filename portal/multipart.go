@@ -107,20 +107,11 @@ func writeParts(mw *multipart.Writer, raw []byte, parts []Part) error {
 		return err
 	}
 	for _, p := range parts {
-		mt := p.MimeType
-		if mt == "" {
-			mt = "application/octet-stream"
-		}
-		w, err := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {mt}, "Content-Id": {"<" + p.ContentID + ">"},
-			"Content-Transfer-Encoding": {"binary"}})
-		if err != nil {
-			return err
-		}
 		rc, err := p.Open()
 		if err != nil {
 			return fmt.Errorf("portal: part %s: %w", p.ContentID, err)
 		}
-		_, err = io.Copy(w, rc)
+		err = wire.WriteRelatedPart(mw, p.ContentID, p.MimeType, rc)
 		rc.Close()
 		if err != nil {
 			return fmt.Errorf("portal: part %s: %w", p.ContentID, err)
