@@ -237,36 +237,34 @@ func (h *Receiver) forwardParts(w http.ResponseWriter, r *http.Request, params m
 		return
 	}
 	mr := multipart.NewReader(api.UploadBody(w, r, u.MaxBytes, u.Window, u.MinRate), params["boundary"])
+	// Every answer from here on sets the write deadline the upload lifted.
+	w = &answering{ResponseWriter: w, timeout: u.WriteTimeout}
 	root, err := mr.NextRawPart()
 	if err == nil {
 		err = api.IdentityEncoding(root.Header)
 	}
 	if err != nil {
-		api.AnswerUpload(w, u.WriteTimeout)
 		h.fail(w, r, "", fmt.Errorf("%w: the envelope part: %w", intake.ErrPartRead, err))
 		return
 	}
 	if ct := root.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/xml") && !strings.HasPrefix(ct, "text/xml") {
-		api.AnswerUpload(w, u.WriteTimeout)
 		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia, "the first part must be the signed envelope as application/xml"))
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(root, h.maxBytes()+1))
 	if err != nil {
-		api.AnswerUpload(w, u.WriteTimeout)
 		h.fail(w, r, "", fmt.Errorf("%w: the envelope part: %w", intake.ErrPartRead, err))
 		return
 	}
 	if int64(len(body)) > h.maxBytes() {
-		api.AnswerUpload(w, u.WriteTimeout)
 		problem.Write(w, r, problem.New(http.StatusRequestEntityTooLarge, problem.TypeTooLarge, fmt.Sprintf("envelope larger than %d bytes", h.maxBytes())))
 		return
 	}
-	env, peer, ok := check(h, &answering{ResponseWriter: w, timeout: u.WriteTimeout}, r, body, "envelope", ParseEnvelope, envelopeHeader)
+	env, peer, ok := check(h, w, r, body, "envelope", ParseEnvelope, envelopeHeader)
 	if !ok {
 		return
 	}
-	h.receive(&answering{ResponseWriter: w, timeout: u.WriteTimeout}, r, env, peer, body, api.RelatedParts(mr))
+	h.receive(w, r, env, peer, body, api.RelatedParts(mr))
 }
 
 // answering sets the write deadline for the answer to an upload when the answer
