@@ -27,13 +27,15 @@ import (
 // compaction. Both kinds are read, walked and swept alike; content that is already
 // a file stays a file (a Put of it touches the file).
 //
-// Each value is the time it was written or put again (8 bytes, Unix nanoseconds,
-// big-endian), the blob's size (8 bytes) and the bytes as pack stores them
-// (deflated when that is smaller: an XML package shrinks to about a quarter, and
-// bbolt rewrites whole nodes of at least two values on every insert, so the
-// bytes written per package shrink with it). A Put of existing content rewrites the value
-// with the new time in a transaction, so DeleteIfOlder, in a transaction too, can
-// never remove content that a record committed a moment later needs.
+// Each value is kept alone under its digest (wbucket.PutAlone: a nested bucket, so
+// it has a page of its own and is written once, not again with its neighbours) and
+// is the time it was written or put again (8 bytes, Unix nanoseconds, big-endian),
+// the blob's size (8 bytes) and the bytes compressed when that is smaller (an XML
+// package shrinks to about a quarter, and its certificates to a token, known.go).
+// Builds before schema 2 stored the value plainly under the digest; getAlone reads
+// both. A Put of existing content rewrites the value with the new time in a
+// transaction, so DeleteIfOlder, in a transaction too, can never remove content
+// that a record committed a moment later needs.
 const InlineMax = 128 << 10
 
 var bucketBlobs = []byte("blobs")
