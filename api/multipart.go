@@ -109,9 +109,8 @@ func (s *Server) failUpload(w http.ResponseWriter, r *http.Request, rc *http.Res
 // federation's forwarding with attachments reads its uploads so, too.
 func UploadBody(w http.ResponseWriter, r *http.Request, maxBytes int64, window time.Duration, minRate int64) io.Reader {
 	rc := http.NewResponseController(w)
-	body := &progressReader{r: http.MaxBytesReader(w, r.Body, maxBytes), rc: rc,
-		window: window, quota: max(1, int64(window.Seconds()*float64(minRate)))}
-	body.start()
+	body := &progressReader{r: http.MaxBytesReader(w, r.Body, maxBytes), rc: rc, pace: newPace(window, minRate, rc.SetReadDeadline)}
+	body.restart()
 	// Not every ResponseWriter supports deadlines (tests' recorders): then the
 	// server's own timeouts stay, which only shortens what an upload may take.
 	_ = rc.SetWriteDeadline(time.Time{})
@@ -155,25 +154,43 @@ func (m *mpParts) Next() (string, io.Reader, error) {
 	return p.Header.Get("Content-Id"), p, nil
 }
 
-// progressReader enforces the progress rule of an upload: whenever quota bytes
-// arrived within the current window, the read deadline moves to a new window from
-// now. A request that sends less within a window meets the deadline.
-type progressReader struct {
-	r      io.Reader
-	rc     *http.ResponseController
+// pace is the progress rule of a long transfer: whenever quota bytes moved within
+// the current window, the deadline (set: the read or the write one) moves to a new
+// window from now. A transfer that moves less within a window meets the deadline.
+type pace struct {
+	set    func(time.Time) error
 	window time.Duration
 	quota  int64
-	got    int64 // bytes in the current window
+	moved  int64 // bytes in the current window
 }
 
-func (p *progressReader) start() {
-	p.got = 0
-	_ = p.rc.SetReadDeadline(time.Now().Add(p.window))
+func newPace(window time.Duration, minRate int64, set func(time.Time) error) pace {
+	return pace{set: set, window: window, quota: max(1, int64(window.Seconds()*float64(minRate)))}
+}
+
+func (p *pace) restart() {
+	p.moved = 0
+	// Not every ResponseWriter supports deadlines (tests' recorders): then the
+	// server's own timeouts stay.
+	_ = p.set(time.Now().Add(p.window))
+}
+
+// add counts n bytes moved and starts a new window when the quota is reached.
+func (p *pace) add(n int) {
+	if p.moved += int64(n); p.moved >= p.quota {
+		p.restart()
+	}
+}
+
+// progressReader enforces the progress rule of an upload on its read deadline.
+type progressReader struct {
+	r  io.Reader
+	rc *http.ResponseController
+	pace
 }
 
 func (p *progressReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
-	p.got += int64(n)
 	if err == io.EOF {
 		// The whole body is in. net/http now reads the connection in the background
 		// to notice a client that goes away, and a deadline hit there would cancel
@@ -182,8 +199,6 @@ func (p *progressReader) Read(b []byte) (int, error) {
 		_ = p.rc.SetReadDeadline(time.Time{})
 		return n, err
 	}
-	if p.got >= p.quota {
-		p.start()
-	}
+	p.add(n)
 	return n, err
 }

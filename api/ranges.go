@@ -29,8 +29,8 @@ import (
 // deadline hits and the connection is closed.
 //
 // ServeBlob is exported for the other faces that hand out blobs (the web mailbox).
-func ServeBlob(w http.ResponseWriter, r *http.Request, rc io.Reader, size int64, digest string, pace Transfer) {
-	serveBlob(w, r, rc, size, digest, pace)
+func ServeBlob(w http.ResponseWriter, r *http.Request, rc io.Reader, size int64, digest string, t Transfer) {
+	serveBlob(w, r, rc, size, digest, t)
 }
 
 // Transfer is the progress rule of a long download; zero fields take 60 s and
@@ -40,20 +40,20 @@ type Transfer struct {
 	MinRate int64 // bytes per second
 }
 
-func serveBlob(w http.ResponseWriter, r *http.Request, rc io.Reader, size int64, digest string, pace Transfer) {
-	if pace.Window <= 0 {
-		pace.Window = 60 * time.Second
+func serveBlob(w http.ResponseWriter, r *http.Request, rc io.Reader, size int64, digest string, t Transfer) {
+	if t.Window <= 0 {
+		t.Window = 60 * time.Second
 	}
-	if pace.MinRate <= 0 {
-		pace.MinRate = 16 << 10
+	if t.MinRate <= 0 {
+		t.MinRate = 16 << 10
 	}
-	pw := &paceWriter{ResponseWriter: w, rc: http.NewResponseController(w), window: pace.Window,
-		quota: max(1, int64(pace.Window.Seconds()*float64(pace.MinRate)))}
-	pw.extend()
+	ctl := http.NewResponseController(w)
+	pw := &paceWriter{ResponseWriter: w, pace: newPace(t.Window, t.MinRate, ctl.SetWriteDeadline)}
+	pw.restart()
 	// net/http reads the connection in the background while the answer is written,
 	// to notice a client that goes away; its read deadline (ReadTimeout from the
 	// request's start) would cancel a long download. The write rule bounds it.
-	_ = pw.rc.SetReadDeadline(time.Time{})
+	_ = ctl.SetReadDeadline(time.Time{})
 	w = pw
 	if digest != "" {
 		w.Header().Set("ETag", `"`+digest+`"`)
@@ -73,21 +73,10 @@ func serveBlob(w http.ResponseWriter, r *http.Request, rc io.Reader, size int64,
 	http.ServeContent(&rangeProblemWriter{ResponseWriter: w, r: r}, r, "", time.Time{}, rs)
 }
 
-// paceWriter moves the write deadline a window ahead whenever quota bytes went out
-// within the current window.
+// paceWriter enforces the progress rule of a download on its write deadline.
 type paceWriter struct {
 	http.ResponseWriter
-	rc     *http.ResponseController
-	window time.Duration
-	quota  int64
-	sent   int64 // bytes in the current window
-}
-
-func (p *paceWriter) extend() {
-	p.sent = 0
-	// Not every ResponseWriter supports deadlines (tests' recorders): then the
-	// server's own timeout stays.
-	_ = p.rc.SetWriteDeadline(time.Now().Add(p.window))
+	pace
 }
 
 // Write writes b in pieces of at most quota bytes: a piece sent at the minimum
@@ -99,9 +88,7 @@ func (p *paceWriter) Write(b []byte) (int, error) {
 		piece := b[done:min(len(b), done+int(min(p.quota, 1<<30)))]
 		n, err := p.ResponseWriter.Write(piece)
 		done += n
-		if p.sent += int64(n); p.sent >= p.quota {
-			p.extend()
-		}
+		p.add(n)
 		if err != nil {
 			return done, err
 		}
