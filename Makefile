@@ -36,6 +36,7 @@ test: tools vet unit bench-short fuzz-short
 vet:
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags xmlsec ./bench/xmlsec/
+	$(GO) vet -tags measure ./e2e/
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
@@ -71,7 +72,7 @@ bench-short:
 # JetStream on a nats-server, E2E_BIGFILE_JS_BYTES, 2 GiB here, about 2 min).
 # Needs 5 GiB free under $TMPDIR.
 bigfile:
-	E2E_RACE=0 E2E_BIGFILE_JS=1 E2E_BIGFILE_JS_BYTES=$${E2E_BIGFILE_JS_BYTES:-2147483648} $(GO) test -count=1 -timeout 30m -run '^TestBigAttachmentBoundedMemory(JetStream)?$$' -v ./e2e/ | grep -E 'bigfile:|^(---|ok|FAIL|PASS)'
+	E2E_RACE=0 E2E_BIGFILE_JS_BYTES=$${E2E_BIGFILE_JS_BYTES:-2147483648} $(GO) test -tags measure -count=1 -timeout 30m -run '^TestBigAttachmentBoundedMemory(JetStream)?$$' -v ./e2e/ | grep -E 'bigfile:|^(---|ok|FAIL|PASS)'
 
 soak:
 	E2E_RACE=0 SOAK_KILLS=50 SOAK_N=20000 $(GO) test -count=1 -timeout 120m -run '^TestSoak$$' -v ./e2e/ | grep -E 'soak:|^(---|ok|FAIL|PASS)'

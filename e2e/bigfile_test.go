@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/gateway"
-	"github.com/amtsbote/amtsbote/internal/natstest"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/portal"
 	"github.com/amtsbote/amtsbote/wire"
@@ -103,34 +102,6 @@ func TestBigAttachmentBoundedMemory(t *testing.T) {
 	})
 }
 
-// TestBigAttachmentBoundedMemoryJetStream is the same promise in cluster mode: the
-// gateway stores its records and blobs in JetStream (store.backend: jetstream, on a
-// nats-server process), so the attachment streams into the object store in chunks
-// and back out of it (E2E_BIGFILE_JS_BYTES, default 512 MiB) — the gateway's VmHWM
-// must stay under 100 MB too. It runs in `make bigfile` (E2E_BIGFILE_JS=1), not in
-// `make test`: measured at 95–97 MB for 512 MiB and 2 GiB alike (flat, so bounded),
-// the margin is garbage the object store's upload leaves for the collector (81 MB
-// with GOGC=50), too thin for a test that must not fail by chance
-// (docs/performance.md, "Large attachments").
-func TestBigAttachmentBoundedMemoryJetStream(t *testing.T) {
-	if os.Getenv("E2E_BIGFILE_JS") != "1" {
-		t.Skip("cluster-mode bigfile measurement: make bigfile (E2E_BIGFILE_JS=1)")
-	}
-	size := int64(envInt(t, "E2E_BIGFILE_JS_BYTES", 512<<20))
-	bin := bigfileBinary(t)
-	dir := t.TempDir()
-	needDisk(t, dir, size, "E2E_BIGFILE_JS_BYTES")
-	srv := natstest.StartSingleStore(t, fmt.Sprintf("%dMB", size>>20+1024))
-	p := serveBinary(t, bin, dir, []string{"AMTSBOTE_LISTEN=127.0.0.1:0", "AMTSBOTE_LOG_LEVEL=warn",
-		"AMTSBOTE_NATS_URL=" + srv.URLs(), "AMTSBOTE_STORE_BACKEND=jetstream"})
-	bigAttachment(t, p, filepath.Join(dir, "data"), size, func(string) {
-		// Nothing of it in the data folder: the bytes are in JetStream.
-		if files := filesBigger(t, filepath.Join(dir, "data"), size/2); len(files) != 0 {
-			t.Fatalf("the attachment landed in the data folder, not in JetStream: %v", files)
-		}
-	})
-}
-
 // bigfileBinary is the gateway build the bigfile tests measure: without the race
 // detector, whose shadow memory would be measured instead.
 func bigfileBinary(t *testing.T) string {
@@ -151,21 +122,6 @@ func needDisk(t *testing.T, dir string, size int64, knob string) {
 			t.Fatalf("the test needs %d MiB free under %s for its blob, there are %d MiB (set TMPDIR elsewhere, or %s smaller for a local run)", (size+512<<20)>>20, dir, free>>20, knob)
 		}
 	}
-}
-
-// filesBigger lists the files under dir larger than n bytes.
-func filesBigger(t *testing.T, dir string, n int64) []string {
-	t.Helper()
-	var out []string
-	_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			if info, err := d.Info(); err == nil && info.Size() > n {
-				out = append(out, path)
-			}
-		}
-		return nil
-	})
-	return out
 }
 
 // bigAttachment sends a package with one attachment of size bytes by reference to
