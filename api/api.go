@@ -379,7 +379,9 @@ func (s *Server) schema(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b)
 }
 
-func acceptsXML(ct string) bool {
+// AcceptsXML reports whether ct names an XML media type (application/xml,
+// text/xml, or a +xml type): the check for the signed root of a request.
+func AcceptsXML(ct string) bool {
 	if ct == "" {
 		return false
 	}
@@ -395,7 +397,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		s.submitMultipart(w, r, params)
 		return
 	}
-	if !acceptsXML(r.Header.Get("Content-Type")) {
+	if !AcceptsXML(r.Header.Get("Content-Type")) {
 		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia,
 			"send the signed Antragspaket as application/xml, or as the root part of multipart/related"))
 		return

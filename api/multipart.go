@@ -39,7 +39,7 @@ func (s *Server) submitMultipart(w http.ResponseWriter, r *http.Request, params 
 		problem.Write(w, r, problem.New(400, problem.TypeMalformed, "multipart/related needs a boundary parameter"))
 		return
 	}
-	if t := params["type"]; t != "" && !acceptsXML(t) {
+	if t := params["type"]; t != "" && !AcceptsXML(t) {
 		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia,
 			"the root part of multipart/related must be the signed Antragspaket (type=application/xml)"))
 		return
@@ -58,7 +58,7 @@ func (s *Server) submitMultipart(w http.ResponseWriter, r *http.Request, params 
 		s.failUpload(w, r, rc, fmt.Errorf("%w: start names %s, but the first part is %q; the root part must come first", intake.ErrParts, start, root.Header.Get("Content-Id")))
 		return
 	}
-	if !acceptsXML(root.Header.Get("Content-Type")) {
+	if !AcceptsXML(root.Header.Get("Content-Type")) {
 		_ = rc.SetWriteDeadline(time.Now().Add(s.opt.WriteTimeout))
 		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia,
 			"the root (first) part must be the signed Antragspaket as application/xml"))

@@ -247,7 +247,7 @@ func (h *Receiver) forwardParts(w http.ResponseWriter, r *http.Request, params m
 		h.fail(w, r, "", fmt.Errorf("%w: the envelope part: %w", intake.ErrPartRead, err))
 		return
 	}
-	if ct := root.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/xml") && !strings.HasPrefix(ct, "text/xml") {
+	if !api.AcceptsXML(root.Header.Get("Content-Type")) {
 		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia, "the first part must be the signed envelope as application/xml"))
 		return
 	}

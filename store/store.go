@@ -704,7 +704,7 @@ func putEncoded(tx *wtx, s *submission.Submission, v []byte) error {
 	}
 	// A Put dirties its page even when the key is there: set members already in
 	// place are left alone.
-	if k := officeKey(s.OfficeID, s.ID); s.OfficeID != "" && tx.Bucket(bucketByOffice).Get(k) == nil {
+	if k := officeKey(s.OfficeID, s.ID); s.OfficeID != "" && !keyExists(tx.Bucket(bucketByOffice).Cursor(), k) {
 		if err := tx.bucket(bucketByOffice).Put(k, nil); err != nil {
 			return err
 		}
