@@ -53,6 +53,11 @@ type Options struct {
 	// Trace, when set, receives an execution trace of the same span (go tool trace:
 	// where requests wait when the CPU is not the limit).
 	Trace io.Writer
+	// MemProfileBase and MemProfile, when set, receive the allocation profile at
+	// the first post and after the last delivery: `go tool pprof -sample_index=
+	// alloc_space -base BASE BINARY PROFILE` shows what the gateway's work allocated
+	// (what drives garbage collection), without the portal's signing before.
+	MemProfileBase, MemProfile io.Writer
 }
 
 // Result of one run.
@@ -72,6 +77,13 @@ type Result struct {
 	// target (≥ 0.5 with ≥ 5,000 packages).
 	DeliveredRatio float64
 	CPUs           int
+	// CPUPerPkg is the process's CPU time (gateway, bench client and office) from
+	// the first post to the last delivery, per delivered package. Steadier than a
+	// rate on a shared machine: other tenants slow a run down more than they add
+	// to its CPU time.
+	CPUPerPkg time.Duration
+	// VerifyCPUPerPkg is the baseline's CPU time per verified package.
+	VerifyCPUPerPkg time.Duration
 }
 
 // Run performs one measurement.
@@ -113,9 +125,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	res := &Result{N: o.N, Concurrency: o.Concurrency, PackageBytes: len(docs[0]), CPUs: runtime.GOMAXPROCS(0)}
 
 	// Baseline in the same run: verification alone, same packages, same concurrency.
+	v0 := processCPU()
 	if res.VerifyPerSec, err = b.verifyRate(docs, o.Concurrency); err != nil {
 		return nil, err
 	}
+	res.VerifyCPUPerPkg = (processCPU() - v0) / time.Duration(len(docs))
 
 	var delivered atomic.Int64
 	lastDelivery := atomic.Int64{}
@@ -143,7 +157,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		defer trace.Stop()
 	}
-	start := time.Now()
+	if o.MemProfileBase != nil {
+		if err := pprof.Lookup("allocs").WriteTo(o.MemProfileBase, 0); err != nil {
+			return nil, fmt.Errorf("memory profile: %w", err)
+		}
+	}
+	start, cpu0 := time.Now(), processCPU()
 	stopProgress := progress(o.Progress, start, o.N, &accepted, &delivered)
 	parallel(o.Concurrency, func() {
 		for ctx.Err() == nil {
@@ -172,7 +191,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	for delivered.Load() < accepted.Load() && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
+	cpu1 := processCPU()
 	stopProgress()
+	if o.MemProfile != nil {
+		if err := pprof.Lookup("allocs").WriteTo(o.MemProfile, 0); err != nil {
+			return nil, fmt.Errorf("memory profile: %w", err)
+		}
+	}
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("timed out with %d of %d delivered", delivered.Load(), accepted.Load())
 	}
@@ -188,6 +213,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	res.P50, res.P99, res.Max = lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)], lat[len(lat)-1]
 	res.Ratio = res.AcceptedPerSec / res.VerifyPerSec
 	res.DeliveredRatio = res.DeliveredPerSec / res.VerifyPerSec
+	if res.Delivered > 0 {
+		res.CPUPerPkg = (cpu1 - cpu0) / time.Duration(res.Delivered)
+	}
 	return res, nil
 }
 
@@ -381,4 +409,8 @@ func (r *Result) Report(w io.Writer) {
 	fmt.Fprintf(w, "  baseline (same run): signature verification alone %8.0f /s\n", r.VerifyPerSec)
 	fmt.Fprintf(w, "  ratio accepted/verify-only: %.2f\n", r.Ratio)
 	fmt.Fprintf(w, "  ratio delivered/verify-only: %.2f   (target >= 0.50 with >= 5000 packages)\n", r.DeliveredRatio)
+	if r.CPUPerPkg > 0 && r.VerifyCPUPerPkg > 0 {
+		fmt.Fprintf(w, "  CPU per package: %s end to end (gateway, client, office) against %s to verify one: %.2f verifications' worth\n",
+			r.CPUPerPkg.Round(time.Microsecond), r.VerifyCPUPerPkg.Round(time.Microsecond), float64(r.CPUPerPkg)/float64(r.VerifyCPUPerPkg))
+	}
 }

@@ -34,6 +34,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	batchDelay := fs.Duration("batch-delay", 0, "least time between two commits of the store (0: the gateway's default, store.batch_delay)")
 	cpuProfile := fs.String("cpuprofile", "", "closed loop: write a CPU profile of the gateway's work (first post to last delivery) to this file")
 	traceFile := fs.String("trace", "", "closed loop: write an execution trace of the same span to this file (go tool trace)")
+	memProfile := fs.String("memprofile", "", "closed loop: write the allocation profile after the last delivery to this file, and the one at the first post to this file + \".base\" (go tool pprof -sample_index=alloc_space -base)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -77,7 +78,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	for _, out := range []struct {
 		path string
 		w    *io.Writer
-	}{{*cpuProfile, &o.CPUProfile}, {*traceFile, &o.Trace}} {
+	}{{*cpuProfile, &o.CPUProfile}, {*traceFile, &o.Trace}, {*memProfile, &o.MemProfile}, {base(*memProfile), &o.MemProfileBase}} {
 		if out.path == "" {
 			continue
 		}
@@ -96,6 +97,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	res.Report(stdout)
 	return 0
+}
+
+// base is the name of the base profile next to a memory profile ("" for none).
+func base(profile string) string {
+	if profile == "" {
+		return ""
+	}
+	return profile + ".base"
 }
 
 func parseRates(s string) ([]float64, error) {
