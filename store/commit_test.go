@@ -149,9 +149,10 @@ func TestGroupCommitFull(t *testing.T) {
 	}
 }
 
-// TestReadsDeflatedValues: records, receipts and inline blobs that a build before
-// zstd wrote (deflate, marker 0x01) read back unchanged beside new ones.
-func TestReadsDeflatedValues(t *testing.T) {
+// TestReadsOlderValues: records, receipts and inline blobs that a build before
+// zstd wrote (deflate, marker 0x01), and receipts that a build before S2 wrote
+// (zstd, 0x02), read back unchanged beside new ones.
+func TestReadsOlderValues(t *testing.T) {
 	db := openCommitTest(t, 0, 0)
 	deflate := func(b []byte) []byte {
 		var buf bytes.Buffer
@@ -184,6 +185,9 @@ func TestReadsDeflatedValues(t *testing.T) {
 		if err := tx.Bucket(bucketReceipts).Put(receiptKey(sub.ID, "alt"), append([]byte{packedDeflate}, deflate(oldReceipt)...)); err != nil {
 			return err
 		}
+		if err := tx.Bucket(bucketReceipts).Put(receiptKey(sub.ID, "zstd"), packBig(oldReceipt)); err != nil {
+			return err
+		}
 		bv := make([]byte, inlineHeader)
 		binary.BigEndian.PutUint64(bv, uint64(time.Now().UnixNano()))
 		binary.BigEndian.PutUint64(bv[8:], uint64(len(oldBlob)))
@@ -203,6 +207,9 @@ func TestReadsDeflatedValues(t *testing.T) {
 	if got, err := db.Receipt(sub.ID, "alt"); err != nil || !bytes.Equal(got, oldReceipt) {
 		t.Fatalf("deflated receipt: %v", err)
 	}
+	if got, err := db.Receipt(sub.ID, "zstd"); err != nil || !bytes.Equal(got, oldReceipt) {
+		t.Fatalf("zstd receipt: %v", err)
+	}
 	if got, err := db.Receipt(sub.ID, "eingang"); err != nil || string(got) != "<Quittung>new</Quittung>" {
 		t.Fatalf("new receipt: %q %v", got, err)
 	}
@@ -215,13 +222,49 @@ func TestReadsDeflatedValues(t *testing.T) {
 	if !bytes.Equal(got, oldBlob) {
 		t.Fatal("deflated inline blob came back changed")
 	}
-	// New values are zstd and smaller than the deflated ones of the same bytes.
-	if v := pack(oldReceipt); v[0] != packedZstd || len(v) > 1+len(deflate(oldReceipt)) {
+	// New records and receipts are S2, new inline blobs zstd (store.go).
+	if v := pack(oldReceipt); v[0] != packedS2 || len(v) >= len(oldReceipt) {
 		t.Fatalf("pack: marker %#x, %d bytes", v[0], len(v))
 	}
+	if v := packBig(oldBlob); v[0] != packedZstd || len(v) > 1+len(deflate(oldBlob)) {
+		t.Fatalf("packBig: marker %#x, %d bytes", v[0], len(v))
+	}
+	_ = db.view(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketReceipts).Get(receiptKey(sub.ID, "eingang")); len(v) == 0 || (v[0] != packedS2 && v[0] != '<') {
+			t.Errorf("a new receipt stored with marker %#x", v[0])
+		}
+		return nil
+	})
 }
 
 func digestOf(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// TestUnpackRefusesDamagedValues: a damaged or hostile stored value is an error
+// for its reader, never a panic or an allocation of what its header claims.
+func TestUnpackRefusesDamagedValues(t *testing.T) {
+	db := openCommitTest(t, 0, 0)
+	huge := binary.AppendUvarint([]byte{packedS2}, 1<<40)
+	for name, v := range map[string][]byte{
+		"s2 claiming 1 TiB":     append(huge, 0, 1, 2),
+		"s2 cut short":          pack(bytes.Repeat([]byte("<Quittung/>"), 50))[:20],
+		"s2 certs cut short":    append([]byte{packedS2Certs}, pack(bytes.Repeat([]byte("<Quittung/>"), 50))[1:20]...),
+		"zstd garbage":          {packedZstd, 0x28, 0xb5, 0x2f, 0xfd, 0xff, 0xff},
+		"zstd certs garbage":    {packedZstdCerts, 1, 2, 3},
+		"deflate garbage":       {packedDeflate, 0xff, 0xff, 0xff},
+		"s2 with no length":     {packedS2},
+		"s2 certs, no contents": {packedS2Certs},
+	} {
+		if out, err := db.unpackCerts(v); err == nil {
+			t.Errorf("%s: read as %d bytes", name, len(out))
+		}
+	}
+	v := make([]byte, inlineHeader+3)
+	binary.BigEndian.PutUint64(v[8:], 3)
+	v[16] = 0x7f
+	if _, err := db.inlineBytes(v); err == nil {
+		t.Error("an inline blob with an unknown flag was read")
+	}
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"compress/flate"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -40,16 +39,17 @@ const InlineMax = 128 << 10
 
 var bucketBlobs = []byte("blobs")
 
-// inlineHeader: the time, the size and a flag (0: as it is, 1: deflated, 2: zstd,
-// 3: zstd with known certificates replaced, see known.go)
-// before an inline blob's bytes. The flag is explicit: unlike records and receipts,
-// a blob may start with any byte, so pack's marker alone could not tell.
+// inlineHeader: the time, the size and a flag (0: as it is, else the marker of
+// how it is packed, store.go: 1 deflated, 2 zstd, 3 zstd with known certificates
+// replaced, see known.go) before an inline blob's bytes. The flag is explicit:
+// unlike records and receipts, a blob may start with any byte, so pack's marker
+// alone could not tell.
 const inlineHeader = 17
 
 // inlineValue is the stored value of an inline blob, its time still to be set
 // (the first 8 bytes).
 func (db *DB) inlineValue(b []byte) []byte {
-	p := db.packCerts(b)
+	p := db.packCerts(b, packBig)
 	v := make([]byte, inlineHeader, inlineHeader+len(p))
 	binary.BigEndian.PutUint64(v[8:], uint64(len(b)))
 	if len(p) < len(b) { // packCerts returns b itself when compressing does not help
@@ -61,27 +61,24 @@ func (db *DB) inlineValue(b []byte) []byte {
 
 // inlineBytes is the blob in an inline value.
 func (db *DB) inlineBytes(v []byte) ([]byte, error) {
-	switch v[16] {
-	case 0:
+	flag := v[16]
+	if flag == 0 {
 		return append([]byte{}, v[inlineHeader:]...), nil
-	case packedZstdCerts:
-		if binary.BigEndian.Uint64(v[8:16]) > InlineMax {
-			return nil, fmt.Errorf("store: blob of %d bytes inline, more than an inline blob holds", binary.BigEndian.Uint64(v[8:16]))
-		}
-		return db.unpackCerts(append([]byte{packedZstdCerts}, v[inlineHeader:]...))
-	case packedZstd:
-		out, err := zdec.DecodeAll(v[inlineHeader:], make([]byte, 0, min(binary.BigEndian.Uint64(v[8:16]), InlineMax)))
-		if err != nil {
-			return nil, fmt.Errorf("store: decompress blob: %w", err)
-		}
-		if len(out) > InlineMax {
-			return nil, fmt.Errorf("store: decompress blob: %d bytes, more than an inline blob holds", len(out))
-		}
-		return out, nil
 	}
-	out, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(v[inlineHeader:])), InlineMax+1))
+	if n := binary.BigEndian.Uint64(v[8:16]); n > InlineMax {
+		return nil, fmt.Errorf("store: blob of %d bytes inline, more than an inline blob holds", n)
+	}
+	switch flag {
+	case packedDeflate, packedZstd, packedZstdCerts, packedS2, packedS2Certs:
+	default:
+		return nil, fmt.Errorf("store: blob packed as %#x, which this build does not know", flag)
+	}
+	out, err := db.unpackCerts(append([]byte{flag}, v[inlineHeader:]...))
 	if err != nil {
-		return nil, fmt.Errorf("store: inflate blob: %w", err)
+		return nil, fmt.Errorf("store: blob: %w", err)
+	}
+	if len(out) > InlineMax {
+		return nil, fmt.Errorf("store: decompress blob: %d bytes, more than an inline blob holds", len(out))
 	}
 	return out, nil
 }

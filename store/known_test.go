@@ -46,12 +46,19 @@ func TestKnownCertificatesRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	receipt := signedXML(known, other, known)
-	if short, long := db.packCerts(receipt), pack(receipt); short[0] != packedZstdCerts || len(short) > len(long)-800 {
-		// The certificate is 900 random bytes; zstd already finds its second copy.
-		t.Fatalf("a receipt with the known certificate twice: %d bytes packed, %d without the store's certificates", len(short), len(long))
-	}
-	if v := db.packCerts(signedXML(other)); v[0] == packedZstdCerts {
-		t.Fatal("a receipt without a known certificate is marked as having one")
+	// Receipts are packed with S2, inline blobs with zstd (store.go); both leave
+	// the known certificate out.
+	for _, c := range []struct {
+		pack   func([]byte) []byte
+		marker byte
+	}{{pack, packedS2Certs}, {packBig, packedZstdCerts}} {
+		if short, long := db.packCerts(receipt, c.pack), c.pack(receipt); short[0] != c.marker || len(short) > len(long)-800 {
+			// The certificate is 900 random bytes; the compressor already finds its second copy.
+			t.Fatalf("a receipt with the known certificate twice: marker %#x, %d bytes packed, %d without the store's certificates", short[0], len(short), len(long))
+		}
+		if v := db.packCerts(signedXML(other), c.pack); v[0] == c.marker {
+			t.Fatal("a receipt without a known certificate is marked as having one")
+		}
 	}
 	binary := append(append([]byte{0, 1, 2}, signedXML(known)...), 0)
 	if _, ok := db.known.shrink(binary); ok {
@@ -104,9 +111,9 @@ func TestKnownCertificatesRoundTrip(t *testing.T) {
 	check(db2, "reopened without the certificates")
 }
 
-// TestSchemaUpgrade: a file of schema 1 (before nested blobs and certificate
-// tokens) opens, keeps its data and is marked 2; a file of a newer schema is
-// refused instead of misread.
+// TestSchemaUpgrade: files of schema 1 (before nested blobs and certificate
+// tokens) and 2 (before S2 values) open, keep their data and are marked 3; a file
+// of a newer schema is refused instead of misread.
 func TestSchemaUpgrade(t *testing.T) {
 	dir := t.TempDir()
 	db, err := Open(dir, Options{})
@@ -126,22 +133,24 @@ func TestSchemaUpgrade(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	setSchema("1")
-	if db, err = Open(dir, Options{}); err != nil {
-		t.Fatalf("schema 1: %v", err)
-	}
-	if _, err := db.Get("s1"); err != nil {
-		t.Fatalf("schema 1's record: %v", err)
-	}
-	_ = db.view(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketMeta).Get([]byte("schema")); string(v) != schemaVersion {
-			t.Errorf("schema after the upgrade: %q, want %q", v, schemaVersion)
+	for _, old := range []string{"1", "2"} {
+		setSchema(old)
+		if db, err = Open(dir, Options{}); err != nil {
+			t.Fatalf("schema %s: %v", old, err)
 		}
-		return nil
-	})
-	setSchema("3")
+		if _, err := db.Get("s1"); err != nil {
+			t.Fatalf("schema %s's record: %v", old, err)
+		}
+		_ = db.view(func(tx *bolt.Tx) error {
+			if v := tx.Bucket(bucketMeta).Get([]byte("schema")); string(v) != schemaVersion {
+				t.Errorf("schema %s after the upgrade: %q, want %q", old, v, schemaVersion)
+			}
+			return nil
+		})
+	}
+	setSchema("4")
 	if db, err = Open(dir, Options{}); err == nil {
 		db.Close()
-		t.Fatal("a file of schema 3 was opened")
+		t.Fatal("a file of schema 4 was opened")
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/submission"
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 	bolt "go.etcd.io/bbolt"
 )
@@ -59,12 +60,13 @@ const DefaultBatchDelay = 10 * time.Millisecond
 
 // schemaVersion is written on first open; a later incompatible layout bumps it.
 // "2": inline blobs kept alone in nested buckets, certificate tokens (known.go).
-// This build reads version 1 files as they are and marks them 2, so that an older
-// build refuses the file instead of misreading what this one wrote.
-const schemaVersion = "2"
+// "3": records and receipts in S2 (pack).
+// This build reads files of versions 1 and 2 as they are and marks them 3, so that
+// an older build refuses the file instead of misreading what this one wrote.
+const schemaVersion = "3"
 
 // schemaReadable are the earlier versions this build opens (and upgrades).
-var schemaReadable = map[string]bool{"1": true}
+var schemaReadable = map[string]bool{"1": true, "2": true}
 
 // Options tune the bbolt file. Zero values take the defaults.
 type Options struct {
@@ -339,7 +341,7 @@ func (db *DB) CreateWithBlobs(ctx context.Context, sub *submission.Submission, e
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("store: create: %w", err)
 	}
-	packedReceipt := db.packCerts(receipt)
+	packedReceipt := db.packCerts(receipt, pack)
 	err = db.batch(func(tx *wtx) error {
 		// Batch may run this function twice; every write below is keyed so a rerun
 		// (after the first run's rollback) writes the same state.
@@ -436,7 +438,7 @@ func (db *DB) UpdateWithReceipt(id, kind string, receipt []byte, fn func(s *subm
 func (db *DB) change(id, kind string, receipt []byte, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, bool, error) {
 	var packedReceipt []byte
 	if receipt != nil {
-		packedReceipt = db.packCerts(receipt)
+		packedReceipt = db.packCerts(receipt, pack)
 	}
 	// The work is done outside the commit first: read the record, apply fn, encode
 	// the result. Transactions run one after another in the committer's goroutine,
@@ -779,22 +781,32 @@ func copyBytes(b []byte) []byte {
 // Receipts and submission records are stored compressed: a signed receipt is about
 // 2–3 KB of XML with a base64 signature and certificate, a record about 1.2 KB of
 // JSON, and together they were most of the ~17 KB a submission took in the file
-// (store.TestBytesPerSubmission, docs/performance.md). A value starting with
-// packedZstd is zstd (fastest level), one starting with packedDeflate deflate (what
-// builds before zstd wrote; still read); anything else (what earlier versions wrote:
-// '<' or '{') is stored as it is.
+// (store.TestBytesPerSubmission, docs/performance.md). The first byte of a stored
+// value says how: packedS2 and packedS2Certs for records and receipts (pack),
+// packedZstd and packedZstdCerts for what earlier builds wrote and for inline
+// blobs (whose flag byte sits in their header, inline.go), packedDeflate for what
+// builds before zstd wrote; anything else ('<' or '{', what the first versions
+// wrote) is stored as it is.
 //
-// Why zstd: deflate (BestSpeed) of records, receipts and inline packages was 13 %
-// of the gateway's CPU in the closed-loop bench. zstd's fastest level compresses a
-// 10 KB package ~2.5× faster and ~12 % smaller, and decompresses ~5× faster (every
-// record read pays that); s2 would be faster still but leaves a third more bytes,
-// and bytes are what bbolt rewrites on every commit (docs/performance.md).
+// Why two compressors: records and receipts are small values that share leaf
+// pages; the package is a big one kept alone on pages of its own (inline.go).
+// zstd's fastest level packs the ~12 KB package into one page where S2 needs two,
+// so the package stays zstd. For a 1–2 KB value zstd's fixed cost per call (its
+// entropy tables, a 256 KB match table that falls out of the cache between calls)
+// dominates: records and receipts were ~60 % of the gateway's zstd time, 6 % of its
+// CPU, for a few hundred bytes each that S2, at a fifth of the cost, leaves more —
+// 1.8 KiB per package in all against a bytes budget with 6 KiB to spare
+// (docs/performance.md, "Small values in S2").
 const (
 	packedDeflate = 0x01
 	packedZstd    = 0x02
 	// packedZstdCerts is zstd of the value with its known certificates replaced
-	// (known.go); only receipts and inline blobs are written so.
+	// (known.go); inline blobs are written so.
 	packedZstdCerts = 0x03
+	// packedS2 and packedS2Certs: S2 (github.com/klauspost/compress/s2), without
+	// and with known certificates replaced; records and receipts are written so.
+	packedS2      = 0x04
+	packedS2Certs = 0x05
 )
 
 // maxUnpacked bounds what a stored value may expand to: a corrupt or hostile value
@@ -808,8 +820,20 @@ var (
 	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxMemory(maxUnpacked))
 )
 
-// pack returns v compressed behind its marker, or v itself when that is not smaller.
+// pack returns a record or receipt compressed (S2) behind its marker, or v itself
+// when that is not smaller.
 func pack(v []byte) []byte {
+	out := make([]byte, 1+s2.MaxEncodedLen(len(v)))
+	out[0] = packedS2
+	out = out[:1+len(s2.Encode(out[1:], v))]
+	if len(out) >= len(v) {
+		return v
+	}
+	return out
+}
+
+// packBig is pack for a big value kept alone (an inline blob): zstd.
+func packBig(v []byte) []byte {
 	out := make([]byte, 1, 1+len(v)/2)
 	out[0] = packedZstd
 	out = zenc.EncodeAll(v, out)
@@ -819,25 +843,33 @@ func pack(v []byte) []byte {
 	return out
 }
 
-// packCerts is pack for a value that may hold known certificates (a receipt).
-func (db *DB) packCerts(v []byte) []byte {
+// certsMarker is the marker of a packed value whose known certificates are replaced.
+var certsMarker = map[byte]byte{packedS2: packedS2Certs, packedZstd: packedZstdCerts}
+
+// packCerts is pack (or packBig) for a value that may hold known certificates: a
+// receipt or a package.
+func (db *DB) packCerts(v []byte, pack func([]byte) []byte) []byte {
 	if short, ok := db.known.shrink(v); ok {
 		if p := pack(short); len(p) < len(short) {
-			p[0] = packedZstdCerts
+			p[0] = certsMarker[p[0]]
 			return p
 		}
 	}
 	return pack(v)
 }
 
-// unpackCerts reads what packCerts (or pack) wrote.
+// unpackCerts reads what packCerts (or pack, or packBig) wrote.
 func (db *DB) unpackCerts(v []byte) ([]byte, error) {
-	if len(v) == 0 || v[0] != packedZstdCerts {
+	if len(v) == 0 || (v[0] != packedZstdCerts && v[0] != packedS2Certs) {
 		return unpack(v)
 	}
-	short, err := zdec.DecodeAll(v[1:], nil)
+	inner := packedZstd
+	if v[0] == packedS2Certs {
+		inner = packedS2
+	}
+	short, err := unpack(append([]byte{byte(inner)}, v[1:]...))
 	if err != nil {
-		return nil, fmt.Errorf("store: decompress: %w", err)
+		return nil, err
 	}
 	return db.known.expand(short)
 }
@@ -847,6 +879,17 @@ func unpack(v []byte) ([]byte, error) {
 		return copyBytes(v), nil
 	}
 	switch v[0] {
+	case packedS2:
+		if n, err := s2.DecodedLen(v[1:]); err != nil {
+			return nil, fmt.Errorf("store: decompress: %w", err)
+		} else if n > maxUnpacked {
+			return nil, fmt.Errorf("store: decompress: %d bytes, more than a value may hold", n)
+		}
+		out, err := s2.Decode(nil, v[1:])
+		if err != nil {
+			return nil, fmt.Errorf("store: decompress: %w", err)
+		}
+		return out, nil
 	case packedZstd:
 		out, err := zdec.DecodeAll(v[1:], nil)
 		if err != nil {
