@@ -630,3 +630,39 @@ func (p *paced) position(office string) (pos, total int) {
 	}
 	return -1, len(p.order)
 }
+
+// beatMsg counts InProgress calls.
+type beatMsg struct {
+	jetstream.Msg
+	beats atomic.Int64
+}
+
+func (m *beatMsg) InProgress() error { m.beats.Add(1); return nil }
+
+// TestHeartbeatUntilStopped: an attempt longer than the beat interval keeps telling
+// JetStream it is in progress, again and again, and stops when the attempt ends.
+func TestHeartbeatUntilStopped(t *testing.T) {
+	m := &beatMsg{}
+	stop := heartbeat(m, 5*time.Millisecond)
+	deadline := time.Now().Add(30 * time.Second)
+	for m.beats.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if m.beats.Load() < 3 {
+		t.Fatalf("%d beats in 30 s, want at least 3", m.beats.Load())
+	}
+	stop()
+	time.Sleep(10 * time.Millisecond) // a beat already firing may still land
+	n := m.beats.Load()
+	time.Sleep(50 * time.Millisecond)
+	if got := m.beats.Load(); got != n {
+		t.Fatalf("%d beats after stop", got-n)
+	}
+	// An attempt that ends at once never beats.
+	quick := &beatMsg{}
+	heartbeat(quick, 20*time.Millisecond)()
+	time.Sleep(50 * time.Millisecond)
+	if quick.beats.Load() != 0 {
+		t.Fatal("a stopped heartbeat beat")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -378,21 +379,29 @@ const (
 )
 
 // heartbeat tells JetStream the message is still being worked on until stop is called.
+// A timer, not a goroutine with a ticker: nearly every attempt ends long before the
+// first beat, and a goroutine per attempt had to be scheduled just to exit (6 % of
+// the scheduler latency in an open-loop trace at 600 packages/s).
 func heartbeat(msg jetstream.Msg, every time.Duration) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(every, func() {
+		_ = msg.InProgress()
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			t.Reset(every)
 		}
-	}()
-	return func() { close(done) }
+	})
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
+	}
 }
 
 func (b *Broker) delivery(s *submission.Submission, t adapters.Target) adapters.Delivery {
