@@ -405,7 +405,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	if declaredTooLarge(w, r, s.opt.MaxBodyBytes) {
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opt.MaxBodyBytes))
+	body, err := ReadSized(http.MaxBytesReader(w, r.Body, s.opt.MaxBodyBytes), r.ContentLength)
 	if err != nil {
 		if isMaxBytes(err) {
 			s.fail(w, r, err)

@@ -118,7 +118,7 @@ func (h *Receiver) read(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 		return nil, false
 	}
 	max := h.maxBytes()
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	body, err := api.ReadSized(http.MaxBytesReader(w, r.Body, max), r.ContentLength)
 	if err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
