@@ -126,7 +126,7 @@ func (s *Signer) SignReceipt(r Receipt) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.Sign(el)
+	return s.signOwned(el)
 }
 
 // ParseReceipt reads a receipt from a verified root (Verified.Root). It rejects

@@ -188,6 +188,12 @@ func (s *Signer) Sign(root *etree.Element) ([]byte, error) {
 	}
 	el := root.Copy()
 	inheritNamespaces(el, root)
+	return s.signOwned(el)
+}
+
+// signOwned is Sign for an element nobody else holds (a receipt just built): it
+// signs el itself, which gains the Signature, instead of a copy.
+func (s *Signer) signOwned(el *etree.Element) ([]byte, error) {
 	id := ""
 	if a := rootIDAttr(el); a != nil {
 		id = a.Value
