@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"sync"
@@ -37,6 +38,9 @@ type OpenOptions struct {
 	Drain          time.Duration // after the ladder, wait this long at most for the backlog to be delivered (default 60 s)
 	DataDir        string        // empty: a temporary folder
 	Progress       io.Writer     // one line per second while running; nil: silent
+	// Trace, when set, receives an execution trace of the ladder (go tool trace;
+	// -pprof=sched, sync, syscall show where requests waited at a given rate).
+	Trace io.Writer
 }
 
 // OpenResult of an open-loop run.
@@ -320,6 +324,12 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 		return r.Status, nil
 	}}
 
+	if o.Trace != nil {
+		if err := trace.Start(o.Trace); err != nil {
+			return nil, fmt.Errorf("trace: %w", err)
+		}
+		defer trace.Stop()
+	}
 	for i, rate := range o.Rates {
 		if ctx.Err() != nil {
 			break

@@ -33,7 +33,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	drain := fs.Duration("drain", time.Minute, "open loop: after the ladder, wait this long at most for every package to be delivered")
 	batchDelay := fs.Duration("batch-delay", 0, "least time between two commits of the store (0: the gateway's default, store.batch_delay)")
 	cpuProfile := fs.String("cpuprofile", "", "closed loop: write a CPU profile of the gateway's work (first post to last delivery) to this file")
-	traceFile := fs.String("trace", "", "closed loop: write an execution trace of the same span to this file (go tool trace)")
+	traceFile := fs.String("trace", "", "write an execution trace to this file (go tool trace): closed loop, of the same span as -cpuprofile; open loop, of the ladder")
 	memProfile := fs.String("memprofile", "", "closed loop: write the allocation profile after the last delivery to this file, and the one at the first post to this file + \".base\" (go tool pprof -sample_index=alloc_space -base)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -57,12 +57,23 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if pe == 0 {
 			pe = -1
 		}
+		var traceOut io.Writer
+		if *traceFile != "" {
+			f, err := os.Create(*traceFile)
+			if err != nil {
+				fmt.Fprintln(stderr, "amtsbote bench:", err)
+				return 1
+			}
+			defer f.Close()
+			traceOut = f
+		}
 		rctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
 		fmt.Fprintf(stderr, "open loop: %s arrivals at %s/s for %s each, against a gateway on loopback...\n", *arrivals, *rates, *step)
 		res, err := loadtest.RunOpen(rctx, loadtest.OpenOptions{
 			Rates: ladder, Step: *step, Arrivals: *arrivals, Seed: *seed, MaxInFlight: *maxInFlight,
 			Elements: *elements, Workers: *workers, PerOffice: *perOffice, BatchDelay: *batchDelay, Floor: fl, ProbeEvery: pe, Drain: *drain, Progress: stderr,
+			Trace: traceOut,
 		})
 		if res != nil {
 			res.Report(stdout)
