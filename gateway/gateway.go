@@ -134,6 +134,18 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "amtsbote_store_commit_writes_total", Help: "Writes (intakes, state changes) carried by those commits."},
 				func() float64 { return float64(db.CommitStats().Writes) }))
 	}
+	if db, ok := g.db.(interface{ Stats() jsstore.Stats }); ok {
+		// Cluster mode: how often writes raced another gateway or lost their
+		// acknowledgement (a leader change, a killed node), and how many of those
+		// were found committed after all instead of being applied twice.
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "amtsbote_store_write_conflicts_total", Help: "JetStream store writes refused because another writer changed the key first (read again and rerun)."},
+				func() float64 { return float64(db.Stats().Conflicts) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "amtsbote_store_unacknowledged_writes_total", Help: "JetStream store writes without an acknowledgement (timeouts, leader changes)."},
+				func() float64 { return float64(db.Stats().Ambiguous) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "amtsbote_store_recognised_writes_total", Help: "Unacknowledged writes later found committed by their operation id, so not applied twice."},
+				func() float64 { return float64(db.Stats().Recognised) }))
+	}
 
 	g.adapters, err = newAdapters(cfg, log)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/amtsbote/amtsbote/api"
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/internal/natstest"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/portal"
 	"github.com/amtsbote/amtsbote/routing"
@@ -338,6 +340,47 @@ func TestLeastPrivilege(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := get(tc.path, tc.token); got != tc.want {
 				t.Fatalf("GET %s: %d, want %d", tc.path, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestStoreMetricsPerBackend: /metrics carries the counters of the store the
+// gateway runs on — group commits for bbolt, the retry loops' conflicts and lost
+// acknowledgements for the JetStream store (cluster mode) — and not the other's.
+func TestStoreMetricsPerBackend(t *testing.T) {
+	bbolt := []string{"amtsbote_store_commits_total", "amtsbote_store_commit_writes_total"}
+	js := []string{"amtsbote_store_write_conflicts_total", "amtsbote_store_unacknowledged_writes_total", "amtsbote_store_recognised_writes_total"}
+	for _, c := range []struct {
+		backend       string
+		want, notWant []string
+	}{{config.StoreBBolt, bbolt, js}, {config.StoreJetStream, js, bbolt}} {
+		t.Run(c.backend, func(t *testing.T) {
+			f := start(t, func(cfg *config.Config) {
+				cfg.Store.Backend = c.backend
+				if c.backend == config.StoreJetStream {
+					cfg.NATS.URL = natstest.StartSingle(t).URLs() // a nats-server process
+				}
+			})
+			res, err := f.portal.Submit(context.Background(), f.example())
+			if err != nil || res.Status != http.StatusCreated {
+				t.Fatalf("submit: %v %+v", err, res)
+			}
+			resp, err := http.Get(f.g.URL() + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, name := range c.want {
+				if !regexp.MustCompile(`(?m)^` + name + ` \d+$`).Match(body) {
+					t.Errorf("%s: no %s in /metrics", c.backend, name)
+				}
+			}
+			for _, name := range c.notWant {
+				if strings.Contains(string(body), name) {
+					t.Errorf("%s: %s in /metrics", c.backend, name)
+				}
 			}
 		})
 	}
