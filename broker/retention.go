@@ -35,6 +35,9 @@ type GCReport struct {
 	RecordsDeleted int   // submissions deleted for good
 	BlobsDeleted   int   // blob files removed
 	BlobBytesFreed int64 // their size
+	// LeftoverChunks: chunks of the JetStream blob store that no object named any
+	// more (left by a node that died mid-delete or mid-upload), purged.
+	LeftoverChunks uint64
 	// Compacted: the store's file was rewritten, FileBefore -> FileAfter bytes,
 	// with every operation waiting CompactPause for the swap.
 	Compacted             bool
@@ -160,6 +163,16 @@ func (b *Broker) sweepBlobs(ctx context.Context, now time.Time, r Retention, nee
 			rep.BlobBytesFreed += sizes[i]
 		}
 	}
+	// The cluster store's chunks that no object names: Walk cannot list them.
+	if ch, ok := b.db.Blobs().(interface {
+		SweepChunks(ctx context.Context, before time.Time) (int, uint64, error)
+	}); ok {
+		_, n, err := ch.SweepChunks(ctx, now.Add(-r.BlobGrace))
+		rep.LeftoverChunks = n
+		if err != nil {
+			return fmt.Errorf("broker: gc leftover chunks: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -176,9 +189,9 @@ func (b *Broker) applyRetention(r Retention) {
 		}
 		return
 	}
-	if rep.BytesRemoved+rep.RecordsDeleted+rep.BlobsDeleted > 0 || rep.Compacted {
+	if rep.BytesRemoved+rep.RecordsDeleted+rep.BlobsDeleted > 0 || rep.LeftoverChunks > 0 || rep.Compacted {
 		b.log.Info("retention applied", "bytes_removed", rep.BytesRemoved, "records_deleted", rep.RecordsDeleted,
-			"blobs_deleted", rep.BlobsDeleted, "freed", rep.BlobBytesFreed, "compacted", rep.Compacted,
+			"blobs_deleted", rep.BlobsDeleted, "freed", rep.BlobBytesFreed, "leftover_chunks", rep.LeftoverChunks, "compacted", rep.Compacted,
 			"file_before", rep.FileBefore, "file_after", rep.FileAfter, "compact_pause", rep.CompactPause.Round(time.Microsecond),
 			"took", time.Since(start).Round(time.Millisecond))
 	}

@@ -57,6 +57,9 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "bytes removed from %d submissions, %d records deleted, %d blobs deleted (%d bytes freed)\n",
 		rep.BytesRemoved, rep.RecordsDeleted, rep.BlobsDeleted, rep.BlobBytesFreed)
+	if rep.LeftoverChunks > 0 {
+		fmt.Fprintf(stdout, "%d leftover blob chunks purged (no object named them)\n", rep.LeftoverChunks)
+	}
 	if rep.Compacted {
 		fmt.Fprintf(stdout, "compacted the store file: %d -> %d bytes\n", rep.FileBefore, rep.FileAfter)
 	} else if *compact {

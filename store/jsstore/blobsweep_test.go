@@ -424,3 +424,58 @@ func TestDeleteLostAcknowledgementOfMarker(t *testing.T) {
 		t.Fatalf("second Delete: %v", err)
 	}
 }
+
+// TestSweepChunksPurgesOnlyLeftovers: chunks that no live object names — a deletion
+// marker whose purge never ran (a node died), an upload cut off before its meta
+// message — are purged once their last chunk is older than the cut-off; a live
+// object's chunks never are, and an upload's chunks newer than the cut-off (one that
+// may still be running) stay.
+func TestSweepChunksPurgesOnlyLeftovers(t *testing.T) {
+	bs := openEmbedded(t).blobs
+	ctx := context.Background()
+	live, err := bs.Put(bytes.Repeat([]byte("live "), 60000)) // 300 KB: three chunks
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, err := bs.Put(bytes.Repeat([]byte("dead "), 60000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadMeta := mustMeta(t, bs, dead)
+	if err := bs.mark(ctx, deadMeta); err != nil { // the marker, without the purge after it
+		t.Fatal(err)
+	}
+	cut := "UPLOADCUTOFF0000000000" // an upload that died before its meta message
+	for i := 0; i < 2; i++ {
+		if _, err := bs.nc.Request(bs.chunkSubject(cut), []byte("half an upload"), 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	liveNUID := mustMeta(t, bs, live).info.NUID
+	if n := chunkCount(t, bs, deadMeta.info.NUID); n != 3 {
+		t.Fatalf("%d chunks of the marked object before the sweep, want 3", n)
+	}
+
+	// A cut-off before every chunk: everything may still be in use.
+	if sets, n, err := bs.SweepChunks(ctx, time.Now().Add(-time.Hour)); err != nil || sets != 0 || n != 0 {
+		t.Fatalf("sweep with an early cut-off: %d sets, %d chunks, %v; want nothing", sets, n, err)
+	}
+	if chunkCount(t, bs, cut) != 2 || chunkCount(t, bs, deadMeta.info.NUID) != 3 {
+		t.Fatal("an early cut-off purged chunks")
+	}
+
+	sets, n, err := bs.SweepChunks(ctx, time.Now().Add(time.Minute))
+	if err != nil || sets != 2 || n != 5 {
+		t.Fatalf("sweep: %d sets, %d chunks, %v; want 2 sets, 5 chunks", sets, n, err)
+	}
+	if chunkCount(t, bs, cut) != 0 || chunkCount(t, bs, deadMeta.info.NUID) != 0 {
+		t.Fatal("leftover chunks survived the sweep")
+	}
+	if n := chunkCount(t, bs, liveNUID); n != 3 {
+		t.Fatalf("the live object has %d chunks after the sweep, want 3", n)
+	}
+	readBlob(t, bs, live)
+	if sets, n, err := bs.SweepChunks(ctx, time.Now().Add(time.Minute)); err != nil || sets != 0 || n != 0 {
+		t.Fatalf("second sweep: %d sets, %d chunks, %v", sets, n, err)
+	}
+}

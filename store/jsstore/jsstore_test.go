@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/bus"
 	"github.com/amtsbote/amtsbote/internal/natstest"
 	"github.com/amtsbote/amtsbote/store"
@@ -465,5 +467,40 @@ func TestOperatorsCanReadAsKV(t *testing.T) {
 	}
 	if len(outbox) != 1 || outbox[0] != "outbox.s1" {
 		t.Fatalf("kv keys outbox.>: %v (s2 left the outbox)", outbox)
+	}
+}
+
+// TestRetentionRunPurgesLeftoverChunks: the broker's retention run (what `amtsbote
+// gc` and the background job call) sweeps the cluster store's leftover chunks too,
+// which its walk over live blobs cannot see, and reports them.
+func TestRetentionRunPurgesLeftoverChunks(t *testing.T) {
+	b, err := bus.Start(context.Background(), bus.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	st, err := jsstore.Open(context.Background(), b.JS, jsstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := st.Blobs().Put(bytes.Repeat([]byte("needed? no, but young "), 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An upload that died before its meta message named its chunks.
+	if _, err := b.JS.Publish(context.Background(), "$O.amtsbote_blobs.C.DIEDMIDUPLOAD", []byte("chunk")); err != nil {
+		t.Fatal(err)
+	}
+	br := broker.New(broker.Config{GatewayID: "gc-test"}, st, nil, nil, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	rep, err := br.GC(context.Background(), time.Now(), broker.Retention{BlobGrace: time.Hour})
+	if err != nil || rep.LeftoverChunks != 0 {
+		t.Fatalf("a run within the grace period: %d leftover chunks purged, %v; want 0", rep.LeftoverChunks, err)
+	}
+	rep, err = br.GC(context.Background(), time.Now().Add(2*time.Hour), broker.Retention{BlobGrace: time.Hour})
+	if err != nil || rep.LeftoverChunks != 1 {
+		t.Fatalf("a run after the grace period: %d leftover chunks purged, %v; want 1", rep.LeftoverChunks, err)
+	}
+	if rep.BlobsDeleted != 1 {
+		t.Fatalf("%d unreferenced old blobs deleted, want 1 (%s)", rep.BlobsDeleted, kept)
 	}
 }

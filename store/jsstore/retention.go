@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/amtsbote/amtsbote/store"
@@ -215,4 +216,77 @@ func (b *Blobs) Walk(fn func(digest string, size int64, written time.Time) bool)
 		}
 		return fn(info.Name, int64(info.Size), stored), nil
 	})
+}
+
+// SweepChunks purges chunk subjects that no live object names and whose last chunk
+// was stored before the given time; it returns how many subjects (objects' chunk
+// sets) and chunks it purged.
+//
+// Walk lists live objects, so the blob sweep never finds what is left when a node
+// dies between a deletion marker and the purge of its chunks (DeleteIfOlder, nats.go's
+// Delete), between nats.go's Put of new content under an old name and its purge of
+// the old chunks, or in the middle of an upload, before the meta message that would
+// name its chunks. Those cost space, not data. The time condition keeps an upload in
+// progress safe: its chunks are named only when its meta message is written, right
+// after the last chunk, and a chunk written after the cut-off keeps the subject.
+// The chunk subjects are listed before the meta messages are read, so an object
+// uploaded between the two reads is either unlisted or named.
+func (b *Blobs) SweepChunks(ctx context.Context, before time.Time) (sets int, chunks uint64, err error) {
+	prefix := "$O." + b.bucket + ".C."
+	var subjects map[string]uint64
+	for attempt := 0; ; attempt++ {
+		c, cancel := context.WithTimeout(ctx, b.opts.Timeout)
+		info, err := b.stream.Info(c, jetstream.WithSubjectFilter(prefix+">"))
+		cancel()
+		if err == nil {
+			subjects = info.State.Subjects
+			break
+		}
+		if !transient(err) || !sleep(ctx, backoff(attempt)) {
+			return 0, 0, fmt.Errorf("jsstore: list chunks: %w", err)
+		}
+	}
+	if len(subjects) == 0 {
+		return 0, 0, nil
+	}
+	named := map[string]bool{}
+	err = eachIn(ctx, b.stream, b.opts, "$O."+b.bucket+".M.>", false, func(subject string, data []byte, _ time.Time) (bool, error) {
+		var info jetstream.ObjectInfo
+		if err := json.Unmarshal(data, &info); err != nil {
+			return false, fmt.Errorf("jsstore: blob meta %s: %w", subject, err)
+		}
+		if !info.Deleted && info.NUID != "" {
+			named[info.NUID] = true
+		}
+		return ctx.Err() == nil, nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, 0, err
+	}
+	for subject, n := range subjects {
+		nuid := strings.TrimPrefix(subject, prefix)
+		if named[nuid] || nuid == subject {
+			continue
+		}
+		c, cancel := context.WithTimeout(ctx, b.opts.RequestTimeout)
+		m, err := b.stream.GetLastMsgForSubject(c, subject)
+		cancel()
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			continue // purged meanwhile
+		case err != nil:
+			return sets, chunks, fmt.Errorf("jsstore: last chunk of %s: %w", nuid, err)
+		case !m.Time.Before(before):
+			continue
+		}
+		if err := b.purgeChunks(ctx, nuid); err != nil {
+			return sets, chunks, err
+		}
+		sets++
+		chunks += n
+	}
+	return sets, chunks, nil
 }
