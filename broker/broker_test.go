@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 	dto "github.com/prometheus/client_model/go"
@@ -664,5 +666,18 @@ func TestHeartbeatUntilStopped(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if quick.beats.Load() != 0 {
 		t.Fatal("a stopped heartbeat beat")
+	}
+}
+
+// TestReasonIsClipped: however long an adapter's error (an office's system may say
+// a lot), the texts that go into the event log are bounded and stay valid UTF-8.
+func TestReasonIsClipped(t *testing.T) {
+	long := errors.New(strings.Repeat("Zuständigkeit fehlt. ", 5000))
+	r := reasonOf(long)
+	if n := utf8.RuneCountInString(r.Internal); n != maxReasonRunes || !utf8.ValidString(r.Internal) || !strings.HasSuffix(r.Internal, "…") {
+		t.Fatalf("internal reason: %d runes, valid %v", n, utf8.ValidString(r.Internal))
+	}
+	if short := reasonOf(errors.New("HTTP 503")); short.Internal != "HTTP 503" {
+		t.Fatalf("a short reason changed: %q", short.Internal)
 	}
 }

@@ -367,9 +367,28 @@ func (b *Broker) process(msg jetstream.Msg) (record func()) {
 }
 
 // reasonOf splits a delivery error into what the portal may read and what only
-// operators see.
+// operators see. Both are clipped: they become event text in the submission's
+// record, kept for as long as the record (in cluster mode within one document of
+// bounded size), and an adapter's error may carry what an office's system said.
 func reasonOf(err error) submission.Reason {
-	return submission.Reason{Public: adapters.PublicReason(err), Internal: err.Error()}
+	return submission.Reason{Public: clip(adapters.PublicReason(err), maxReasonRunes), Internal: clip(err.Error(), maxReasonRunes)}
+}
+
+// maxReasonRunes bounds each text of a failed attempt's event: with at most
+// MaxAttempts attempts per channel, a record's event log stays far below the
+// cluster store's document limit (1 MiB by default) however talkative an office is.
+const maxReasonRunes = 2000
+
+// clip cuts s to at most n runes, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }
 
 // How a queue message for an unknown submission is retried before it is given up.
