@@ -68,12 +68,7 @@ func (db *DB) inlineBytes(v []byte) ([]byte, error) {
 	if n := binary.BigEndian.Uint64(v[8:16]); n > InlineMax {
 		return nil, fmt.Errorf("store: blob of %d bytes inline, more than an inline blob holds", n)
 	}
-	switch flag {
-	case packedDeflate, packedZstd, packedZstdCerts, packedS2, packedS2Certs:
-	default:
-		return nil, fmt.Errorf("store: blob packed as %#x, which this build does not know", flag)
-	}
-	out, err := db.unpackCerts(append([]byte{flag}, v[inlineHeader:]...))
+	out, err := db.unpackAs(flag, v[inlineHeader:])
 	if err != nil {
 		return nil, fmt.Errorf("store: blob: %w", err)
 	}

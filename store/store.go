@@ -860,48 +860,71 @@ func (db *DB) packCerts(v []byte, pack func([]byte) []byte) []byte {
 
 // unpackCerts reads what packCerts (or pack, or packBig) wrote.
 func (db *DB) unpackCerts(v []byte) ([]byte, error) {
-	if len(v) == 0 || (v[0] != packedZstdCerts && v[0] != packedS2Certs) {
-		return unpack(v)
-	}
-	inner := packedZstd
-	if v[0] == packedS2Certs {
-		inner = packedS2
-	}
-	short, err := unpack(append([]byte{byte(inner)}, v[1:]...))
-	if err != nil {
-		return nil, err
-	}
-	return db.known.expand(short)
-}
-
-func unpack(v []byte) ([]byte, error) {
 	if len(v) == 0 {
 		return copyBytes(v), nil
 	}
-	switch v[0] {
+	if isPacked(v[0]) {
+		return db.unpackAs(v[0], v[1:])
+	}
+	return copyBytes(v), nil // stored as it was
+}
+
+// unpack reads what pack (or packBig) wrote: a value without certificate tokens.
+func unpack(v []byte) ([]byte, error) {
+	if len(v) == 0 || !isPacked(v[0]) {
+		return copyBytes(v), nil
+	}
+	return unpackAs(v[0], v[1:])
+}
+
+// isPacked reports whether b is one of the markers above.
+func isPacked(b byte) bool { return b >= packedDeflate && b <= packedS2Certs }
+
+// unpackAs decompresses p, packed as marker says, and puts known certificates back.
+func (db *DB) unpackAs(marker byte, p []byte) ([]byte, error) {
+	switch marker {
+	case packedZstdCerts, packedS2Certs:
+		inner := byte(packedZstd)
+		if marker == packedS2Certs {
+			inner = packedS2
+		}
+		short, err := unpackAs(inner, p)
+		if err != nil {
+			return nil, err
+		}
+		return db.known.expand(short)
+	}
+	return unpackAs(marker, p)
+}
+
+// unpackAs decompresses p, packed as marker (packedS2, packedZstd, packedDeflate) says.
+func unpackAs(marker byte, p []byte) ([]byte, error) {
+	switch marker {
 	case packedS2:
-		if n, err := s2.DecodedLen(v[1:]); err != nil {
+		if n, err := s2.DecodedLen(p); err != nil {
 			return nil, fmt.Errorf("store: decompress: %w", err)
 		} else if n > maxUnpacked {
 			return nil, fmt.Errorf("store: decompress: %d bytes, more than a value may hold", n)
 		}
-		out, err := s2.Decode(nil, v[1:])
+		out, err := s2.Decode(nil, p)
 		if err != nil {
 			return nil, fmt.Errorf("store: decompress: %w", err)
 		}
 		return out, nil
 	case packedZstd:
-		out, err := zdec.DecodeAll(v[1:], nil)
+		out, err := zdec.DecodeAll(p, nil)
 		if err != nil {
 			return nil, fmt.Errorf("store: decompress: %w", err)
 		}
 		return out, nil
 	case packedDeflate:
-		out, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(v[1:])), maxUnpacked))
+		out, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(p)), maxUnpacked))
 		if err != nil {
 			return nil, fmt.Errorf("store: inflate: %w", err)
 		}
 		return out, nil
 	}
-	return copyBytes(v), nil
+	// packedZstdCerts and packedS2Certs in a value read without the certificates
+	// (a record): damage.
+	return nil, fmt.Errorf("store: value packed as %#x, which is not read here", marker)
 }
