@@ -654,10 +654,9 @@ func TestHeartbeatUntilStopped(t *testing.T) {
 		t.Fatalf("%d beats in 30 s, want at least 3", m.beats.Load())
 	}
 	stop()
-	time.Sleep(10 * time.Millisecond) // a beat already firing may still land
 	n := m.beats.Load()
-	time.Sleep(50 * time.Millisecond)
-	if got := m.beats.Load(); got != n {
+	time.Sleep(150 * time.Millisecond) // 30 intervals
+	if got := m.beats.Load(); got > n+1 { // one beat may have been firing as it stopped
 		t.Fatalf("%d beats after stop", got-n)
 	}
 	// An attempt that ends at once never beats.
