@@ -74,6 +74,10 @@ type Options struct {
 	// WriteTimeout is the server's write timeout, set again for the response of an
 	// upload that outlived it (default 60 s).
 	WriteTimeout time.Duration
+	// Backup writes a consistent copy of the store to w as a tar stream while the
+	// gateway runs (store.DB.Backup), served at GET /v1/admin/backup; nil when the
+	// store has none here (cluster mode: JetStream's own backups).
+	Backup func(ctx context.Context, w io.Writer) error
 }
 
 // MaxHeaderBytes is the default bound of request line plus headers.
@@ -170,6 +174,7 @@ func New(o Options) *Server {
 		r.Get("/submissions/{id}", s.adminGet)
 		r.Get("/endpoints", s.adminEndpoints)
 		r.Post("/endpoints/{office}/{channel}/enable", s.adminEnableEndpoint)
+		r.Get("/backup", s.adminBackup)
 	})
 	for prefix, h := range o.Mounts {
 		r.Mount(prefix, h)
@@ -694,6 +699,44 @@ func (s *Server) adminList(w http.ResponseWriter, r *http.Request) {
 		out = []map[string]any{}
 	}
 	writeJSON(w, 200, map[string]any{"submissions": out})
+}
+
+// adminBackup streams an online backup of the store (store/backup.go). A failure
+// after the first byte aborts the connection: the client sees a cut transfer, and
+// the stream lacks its manifest, never a whole-looking archive.
+func (s *Server) adminBackup(w http.ResponseWriter, r *http.Request) {
+	if s.opt.Backup == nil {
+		problem.Write(w, r, problem.New(http.StatusNotFound, problem.TypeNotFound,
+			"this gateway's store has no online backup: in cluster mode the records live in JetStream, back up its streams (docs/cluster.md)"))
+		return
+	}
+	at := time.Now().UTC()
+	w.Header().Set("Content-Type", "application/x-tar")
+	w.Header().Set("Content-Disposition", `attachment; filename="amtsbote-backup-`+at.Format("20060102T150405Z")+`.tar"`)
+	w.Header().Set("Cache-Control", "no-store")
+	cw := &countingWriter{w: paced(w, Transfer{Window: s.opt.UploadWindow, MinRate: s.opt.UploadMinRate})}
+	if err := s.opt.Backup(r.Context(), cw); err != nil {
+		if cw.n == 0 && r.Context().Err() == nil {
+			w.Header().Del("Content-Disposition")
+			s.fail(w, r, err)
+			return
+		}
+		s.log.Error("backup cut off", "err", err, "bytes", cw.n)
+		panic(http.ErrAbortHandler)
+	}
+	s.log.Info("backup sent", "bytes", cw.n, "took", time.Since(at).Round(time.Millisecond))
+}
+
+// countingWriter counts what went through.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
 }
 
 // adminEndpoints lists the offices' endpoints the broker knows: circuit breakers

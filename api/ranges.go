@@ -41,20 +41,7 @@ type Transfer struct {
 }
 
 func serveBlob(w http.ResponseWriter, r *http.Request, rc io.Reader, size int64, digest string, t Transfer) {
-	if t.Window <= 0 {
-		t.Window = 60 * time.Second
-	}
-	if t.MinRate <= 0 {
-		t.MinRate = 16 << 10
-	}
-	ctl := http.NewResponseController(w)
-	pw := &paceWriter{ResponseWriter: w, pace: newPace(t.Window, t.MinRate, ctl.SetWriteDeadline)}
-	pw.restart()
-	// net/http reads the connection in the background while the answer is written,
-	// to notice a client that goes away; its read deadline (ReadTimeout from the
-	// request's start) would cancel a long download. The write rule bounds it.
-	_ = ctl.SetReadDeadline(time.Time{})
-	w = pw
+	w = paced(w, t)
 	if digest != "" {
 		w.Header().Set("ETag", `"`+digest+`"`)
 	}
@@ -71,6 +58,25 @@ func serveBlob(w http.ResponseWriter, r *http.Request, rc io.Reader, size int64,
 	}
 	// No modification time: content named by its digest never changes.
 	http.ServeContent(&rangeProblemWriter{ResponseWriter: w, r: r}, r, "", time.Time{}, rs)
+}
+
+// paced returns w under the progress rule t instead of the server's fixed write
+// deadline, for an answer that may take long (a blob, a backup).
+func paced(w http.ResponseWriter, t Transfer) http.ResponseWriter {
+	if t.Window <= 0 {
+		t.Window = 60 * time.Second
+	}
+	if t.MinRate <= 0 {
+		t.MinRate = 16 << 10
+	}
+	ctl := http.NewResponseController(w)
+	pw := &paceWriter{ResponseWriter: w, pace: newPace(t.Window, t.MinRate, ctl.SetWriteDeadline)}
+	pw.restart()
+	// net/http reads the connection in the background while the answer is written,
+	// to notice a client that goes away; its read deadline (ReadTimeout from the
+	// request's start) would cancel a long download. The write rule bounds it.
+	_ = ctl.SetReadDeadline(time.Time{})
+	return pw
 }
 
 // paceWriter enforces the progress rule of a download on its write deadline.

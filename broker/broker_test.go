@@ -655,7 +655,7 @@ func TestHeartbeatUntilStopped(t *testing.T) {
 	}
 	stop()
 	n := m.beats.Load()
-	time.Sleep(150 * time.Millisecond) // 30 intervals
+	time.Sleep(150 * time.Millisecond)    // 30 intervals
 	if got := m.beats.Load(); got > n+1 { // one beat may have been firing as it stopped
 		t.Fatalf("%d beats after stop", got-n)
 	}

@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -217,8 +218,15 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 	for id, o := range cfg.Offices {
 		offices[id] = o.Token
 	}
+	var backup func(context.Context, io.Writer) error
+	if db, ok := g.db.(*store.DB); ok {
+		backup = func(ctx context.Context, w io.Writer) error {
+			_, err := db.Backup(ctx, w)
+			return err
+		}
+	}
 	handler := api.New(api.Options{
-		Pipeline: g.Pipeline, Broker: g.Broker, Directory: g.Directory,
+		Pipeline: g.Pipeline, Broker: g.Broker, Directory: g.Directory, Backup: backup,
 		Clients:      api.NewClients(cfg.AdminToken, portals, offices),
 		MaxBodyBytes: cfg.Limits.MaxBodyBytes, Logger: log, Registry: reg,
 		// A multipart upload: the root, every referenced part, and their framing.

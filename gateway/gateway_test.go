@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -26,6 +27,7 @@ import (
 	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/signing/signingtest"
+	"github.com/amtsbote/amtsbote/store"
 )
 
 type fixture struct {
@@ -345,10 +347,12 @@ func TestLeastPrivilege(t *testing.T) {
 	}
 }
 
-// TestStoreMetricsPerBackend: /metrics carries the counters of the store the
-// gateway runs on — group commits for bbolt, the retry loops' conflicts and lost
+// TestStoreMetricsAndBackupPerBackend: /metrics carries the counters of the store
+// the gateway runs on — group commits for bbolt, the retry loops' conflicts and lost
 // acknowledgements for the JetStream store (cluster mode) — and not the other's.
-func TestStoreMetricsPerBackend(t *testing.T) {
+// GET /v1/admin/backup streams a whole archive for bbolt (for the admin only) and
+// says why not, as a problem, in cluster mode.
+func TestStoreMetricsAndBackupPerBackend(t *testing.T) {
 	bbolt := []string{"amtsbote_store_commits_total", "amtsbote_store_commit_writes_total"}
 	js := []string{"amtsbote_store_write_conflicts_total", "amtsbote_store_unacknowledged_writes_total", "amtsbote_store_recognised_writes_total"}
 	for _, c := range []struct {
@@ -381,6 +385,56 @@ func TestStoreMetricsPerBackend(t *testing.T) {
 				if strings.Contains(string(body), name) {
 					t.Errorf("%s: %s in /metrics", c.backend, name)
 				}
+			}
+
+			backup := func(token string) *http.Response {
+				req, _ := http.NewRequest(http.MethodGet, f.g.URL()+"/v1/admin/backup", nil)
+				if token != "" {
+					req.Header.Set("Authorization", "Bearer "+token)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return resp
+			}
+			for _, token := range []string{"", officeToken} {
+				if resp := backup(token); resp.StatusCode != http.StatusUnauthorized {
+					resp.Body.Close()
+					t.Fatalf("backup with token %q: %d, want 401", token, resp.StatusCode)
+				}
+			}
+			resp = backup(adminToken)
+			defer resp.Body.Close()
+			if c.backend == config.StoreJetStream {
+				if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Content-Type") != "application/problem+json" {
+					t.Fatalf("cluster-mode backup: %d %s, want a 404 problem", resp.StatusCode, resp.Header.Get("Content-Type"))
+				}
+				return
+			}
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-tar" {
+				t.Fatalf("backup: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+			}
+			tr := tar.NewReader(resp.Body)
+			var names []string
+			var manifest store.BackupStats
+			for {
+				h, err := tr.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("backup archive: %v", err)
+				}
+				names = append(names, h.Name)
+				if h.Name == store.BackupManifest {
+					if err := json.NewDecoder(tr).Decode(&manifest); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if len(names) < 2 || names[0] != store.BackupDBName || names[len(names)-1] != store.BackupManifest || !manifest.Complete || manifest.DBBytes == 0 {
+				t.Fatalf("backup entries %v, manifest %+v", names, manifest)
 			}
 		})
 	}

@@ -1,0 +1,162 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/fachverfahren"
+	"github.com/amtsbote/amtsbote/gateway"
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/portal"
+	"github.com/amtsbote/amtsbote/store"
+)
+
+// TestBackupRestoresOnTheBinary: an online backup fetched from the running binary
+// (GET /v1/admin/backup) while portals keep submitting, unpacked with tar into an
+// empty data folder, gives a gateway that holds every package acknowledged before
+// the backup began: with the office down until then, they were all still waiting,
+// and the restored gateway delivers them — package and a 1 MiB attachment (a blob
+// file, not inline), each checked by the office against its digest — and returns
+// every Eingangsbestaetigung byte for byte.
+func TestBackupRestoresOnTheBinary(t *testing.T) {
+	tarBin, err := exec.LookPath("tar")
+	if err != nil {
+		t.Fatal("tar is needed to unpack the backup as an operator would: ", err)
+	}
+	dir := t.TempDir()
+	office, err := fachverfahren.Start(fachverfahren.Options{FailFirst: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer office.Close()
+	cfgPath := writeConfig(t, dir, office.URL())
+	dataDir := filepath.Join(dir, "data")
+	p := serve(t, dir, nil, "-config", cfgPath)
+	dc, err := gateway.LoadDevCredentials(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oc := dc.Offices[gateway.DemoOfficeID]
+	office.SetCredentials(oc.Token, oc.Channels[channel.Webhook].Secret)
+	client := portalClient(t, dataDir, p.url)
+	key := serviceKey(t, "Gewerbe anmelden")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	receipts := map[string][]byte{} // submission id -> Eingangsbestaetigung
+	for i := 0; i < 5; i++ {
+		res, err := client.Submit(ctx, paket.ExampleWith(key, paket.NewMessageID(), time.Now()))
+		if err != nil || res.Status != http.StatusCreated {
+			t.Fatalf("submit: %v %+v", err, res)
+		}
+		receipts[res.SubmissionID] = res.Receipt
+	}
+	const size = 1 << 20 // over the inline limit: a blob file
+	a, part, err := portal.StreamedAnlage("plan", "plan.bin", "application/octet-stream",
+		func() (io.ReadCloser, error) { return newPRNG(7, size), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk := paket.ExampleWith(key, paket.NewMessageID(), time.Now())
+	pk.Kopf.Ort = paket.Ort{PLZ: "01067"}
+	pk.Anlagen = append(pk.Anlagen, a)
+	res, err := client.SubmitParts(ctx, pk, []portal.Part{part})
+	if err != nil || res.Status != http.StatusCreated {
+		t.Fatalf("submit with attachment: %v %+v", err, res)
+	}
+	receipts[res.SubmissionID] = res.Receipt
+	withAttachment := res.SubmissionID
+
+	// Portals go on submitting during the backup.
+	var wg sync.WaitGroup
+	during, stopDuring := context.WithCancel(ctx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for during.Err() == nil {
+			_, _ = client.Submit(during, paket.ExampleWith(key, paket.NewMessageID(), time.Now()))
+		}
+	}()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.url+"/v1/admin/backup", nil)
+	req.Header.Set("Authorization", "Bearer "+dc.AdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(dir, "backup.tar")
+	f, err := os.Create(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(f, resp.Body)
+	resp.Body.Close()
+	f.Close()
+	stopDuring()
+	wg.Wait()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("backup: %d, %d bytes, %v\n%s", resp.StatusCode, n, err, p.stderr.String())
+	}
+	if err := p.terminate(t, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	// Restore: keys and credentials come from the operator's configuration, the
+	// store from the backup.
+	dir2 := t.TempDir()
+	data2 := filepath.Join(dir2, "data")
+	if err := os.MkdirAll(data2, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cp", "-a", filepath.Join(dataDir, "pki"), filepath.Join(dataDir, gateway.DevCredentialsFile), data2).CombinedOutput(); err != nil {
+		t.Fatalf("copy keys: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(tarBin, "-xf", archive, "-C", data2).CombinedOutput(); err != nil {
+		t.Fatalf("tar -x: %v\n%s", err, out)
+	}
+	var manifest store.BackupStats
+	if b, err := os.ReadFile(filepath.Join(data2, store.BackupManifest)); err != nil || json.Unmarshal(b, &manifest) != nil || !manifest.Complete || manifest.Blobs < 1 {
+		t.Fatalf("manifest %+v, %v", manifest, err)
+	}
+	office.SetFailFirst(0)
+	p2 := serve(t, dir2, nil, "-config", writeConfig(t, dir2, office.URL()))
+	client.BaseURL = p2.url
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		done, missing := office.Processed(), 0
+		for id := range receipts {
+			if o, ok := done[id]; !ok || !o.Accepted {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d packages from before the backup never reached the office from the restored gateway\n%s", missing, len(receipts), p2.stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for id, want := range receipts {
+		o := office.Processed()[id]
+		if o.Err != nil {
+			t.Fatalf("office on %s: %v", id, o.Err)
+		}
+		if id == withAttachment && o.Attachments != len(pk.Anlagen) {
+			t.Fatalf("the attachment package reached the office with %d of %d attachments", o.Attachments, len(pk.Anlagen))
+		}
+		got, err := client.Receipt(ctx, id, "eingang")
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("restored receipt of %s: %v, same bytes %v", id, err, bytes.Equal(got, want))
+		}
+	}
+}

@@ -1,0 +1,181 @@
+package store
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// unpackBackup writes a backup's tar stream into dir as `tar -x` would, refusing
+// names that leave dir; it fails on a stream without its end-of-archive marker.
+func unpackBackup(t *testing.T, stream []byte, dir string) []string {
+	t.Helper()
+	tr := tar.NewReader(bytes.NewReader(stream))
+	var names []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return names
+		}
+		if err != nil {
+			t.Fatalf("backup stream: %v", err)
+		}
+		if !filepath.IsLocal(h.Name) || h.Typeflag != tar.TypeReg {
+			t.Fatalf("backup entry %q (type %c)", h.Name, h.Typeflag)
+		}
+		p := filepath.Join(dir, h.Name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatalf("backup entry %s: %v", h.Name, err)
+		}
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, h.Name)
+	}
+}
+
+// TestBackupWhileWriting: a backup taken while writers commit restores into a store
+// that holds every submission committed before the backup began, its receipt, its
+// inline package and its attachment file, byte for byte; writes go on during the
+// backup and nothing of the running store changes.
+func TestBackupWhileWriting(t *testing.T) {
+	db := openCommitTest(t, 0, 0)
+	ctx := context.Background()
+	big := bytes.Repeat([]byte("Bauplan "), InlineMax/4) // over InlineMax: a blob file
+	bigDigest, err := db.Blobs().Put(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(i int) (string, []byte, []byte) {
+		id := fmt.Sprintf("01900000-0000-7000-8000-%012d", i)
+		pkg := []byte(fmt.Sprintf("<Antragspaket n=\"%d\">%s</Antragspaket>", i, bytes.Repeat([]byte("x"), 3000)))
+		receipt := []byte(fmt.Sprintf("<Eingangsbestaetigung>%d</Eingangsbestaetigung>", i))
+		s := &submission.Submission{ID: id, Sender: "amt24", MessageID: "m" + id, State: submission.StateQueued, PackageSHA256: digestOf(pkg),
+			Attachments: []submission.Attachment{{ID: "a", SHA256: bigDigest, Size: int64(len(big))}}}
+		if _, _, _, err := db.CreateWithBlobs(ctx, s, []submission.Event{{Type: submission.EventReceived}}, "eingang", receipt, []Blob{{SHA256: digestOf(pkg), Data: pkg}}); err != nil {
+			t.Fatal(err)
+		}
+		return id, pkg, receipt
+	}
+	type sub struct{ pkg, receipt []byte }
+	before := map[string]sub{}
+	for i := 0; i < 50; i++ {
+		id, pkg, receipt := create(i)
+		before[id] = sub{pkg, receipt}
+	}
+
+	// Writers go on during the backup.
+	var wg sync.WaitGroup
+	var stop atomic.Bool
+	var during atomic.Int64
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; !stop.Load(); i++ {
+				create(1000 + w*100000 + i)
+				during.Add(1)
+			}
+		}()
+	}
+	var stream bytes.Buffer
+	st, err := db.Backup(ctx, &stream)
+	stop.Store(true)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Blobs != 1 || st.BlobBytes != int64(len(big)) || st.DBBytes == 0 {
+		t.Fatalf("backup stats %+v: want the database and one blob file of %d bytes", st, len(big))
+	}
+	t.Logf("backup: %+v, %d submissions written meanwhile", st, during.Load())
+
+	dir := t.TempDir()
+	names := unpackBackup(t, stream.Bytes(), dir)
+	if len(names) != 3 || names[0] != BackupDBName || names[2] != BackupManifest {
+		t.Fatalf("backup entries %v", names)
+	}
+	var manifest BackupStats
+	if b, err := os.ReadFile(filepath.Join(dir, BackupManifest)); err != nil || json.Unmarshal(b, &manifest) != nil || !manifest.Complete || manifest != st {
+		t.Fatalf("manifest %+v, want %+v (%v)", manifest, st, err)
+	}
+	restored, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restored.Close()
+	for id, want := range before {
+		s, err := restored.Get(id)
+		if err != nil {
+			t.Fatalf("restored %s: %v", id, err)
+		}
+		if got, err := restored.Receipt(id, "eingang"); err != nil || !bytes.Equal(got, want.receipt) {
+			t.Fatalf("restored receipt of %s: %q %v", id, got, err)
+		}
+		for digest, content := range map[string][]byte{s.PackageSHA256: want.pkg, bigDigest: big} {
+			rc, err := restored.Blobs().Open(ctx, digest)
+			if err != nil {
+				t.Fatalf("restored blob %s: %v", digest[:12], err)
+			}
+			got, _ := io.ReadAll(rc)
+			rc.Close()
+			if !bytes.Equal(got, content) {
+				t.Fatalf("restored blob %s differs", digest[:12])
+			}
+		}
+	}
+	// The running store lost nothing either.
+	if _, err := db.Get("01900000-0000-7000-8000-000000000049"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBackupRefusesDamagedBlob: a blob file whose bytes no longer match its name
+// fails the backup, and the stream it leaves has no manifest, so it is never taken
+// for a whole backup.
+func TestBackupRefusesDamagedBlob(t *testing.T) {
+	db := openCommitTest(t, 0, 0)
+	big := bytes.Repeat([]byte("Bauplan "), InlineMax/4)
+	d, err := db.Blobs().Put(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := db.blobs.path(d)
+	if err := os.Chmod(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	damaged := append([]byte{}, big...)
+	damaged[len(damaged)/2] ^= 0xff
+	if err := os.WriteFile(p, damaged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stream bytes.Buffer
+	if _, err := db.Backup(context.Background(), &stream); !errors.Is(err, ErrBlobDamaged) {
+		t.Fatalf("backup of a damaged blob: %v, want ErrBlobDamaged", err)
+	}
+	tr := tar.NewReader(&stream)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			return
+		}
+		if h.Name == BackupManifest {
+			t.Fatal("the cut backup has a manifest")
+		}
+	}
+}
