@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -69,7 +70,7 @@ const (
 // entries without complaint, so the manifest is how a backup is known whole.
 func (db *DB) Backup(ctx context.Context, w io.Writer) (BackupStats, error) {
 	var st BackupStats
-	tmp, err := os.CreateTemp(db.dir, ".backup-*.db")
+	tmp, err := os.CreateTemp(db.dir, backupTempPattern)
 	if err != nil {
 		return st, fmt.Errorf("store: backup: %w", err)
 	}
@@ -135,6 +136,18 @@ func (db *DB) Backup(ctx context.Context, w io.Writer) (BackupStats, error) {
 		return st, fmt.Errorf("store: backup: %w", err)
 	}
 	return st, nil
+}
+
+// backupTempPattern names a backup's temporary copy of the database.
+const backupTempPattern = ".backup-*.db"
+
+// removeStaleBackups removes temporary copies a process that died during a backup
+// left in dir; Open calls it once it holds the file lock, so none is in use.
+func removeStaleBackups(dir string) {
+	stale, _ := filepath.Glob(filepath.Join(dir, backupTempPattern))
+	for _, f := range stale {
+		_ = os.Remove(f)
+	}
 }
 
 // backupOne writes one blob file into tw, checking its digest on the way.

@@ -179,3 +179,32 @@ func TestBackupRefusesDamagedBlob(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenRemovesStaleBackupCopies: the temporary copy of a backup that died with
+// its process is removed when the store is opened again, and nothing else is.
+func TestOpenRemovesStaleBackupCopies(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	stale := filepath.Join(dir, ".backup-123.db")
+	other := filepath.Join(dir, "notes.txt")
+	for _, f := range []string{stale, other} {
+		if err := os.WriteFile(f, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stale backup copy: %v", err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Fatalf("another file went: %v", err)
+	}
+}

@@ -252,6 +252,8 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open bbolt: %w", err)
 	}
+	// The file lock is ours: a backup's temporary copy left here is a dead process's.
+	removeStaleBackups(dir)
 	var known *knownSet
 	err = b.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketSubmissions, bucketEvents, bucketOutbox, bucketIdempotency, bucketReceipts, bucketByOffice, bucketMeta, bucketHandedOver, bucketBlobs} {
