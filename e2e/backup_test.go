@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amtsbote/amtsbote/channel"
-	"github.com/amtsbote/amtsbote/fachverfahren"
 	"github.com/amtsbote/amtsbote/gateway"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/portal"
@@ -33,23 +32,8 @@ func TestBackupRestoresOnTheBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal("tar is needed to unpack the backup as an operator would: ", err)
 	}
-	dir := t.TempDir()
-	office, err := fachverfahren.Start(fachverfahren.Options{FailFirst: 1 << 30})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer office.Close()
-	cfgPath := writeConfig(t, dir, office.URL())
-	dataDir := filepath.Join(dir, "data")
-	p := serve(t, dir, nil, "-config", cfgPath)
-	dc, err := gateway.LoadDevCredentials(dataDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	oc := dc.Offices[gateway.DemoOfficeID]
-	office.SetCredentials(oc.Token, oc.Channels[channel.Webhook].Secret)
-	client := portalClient(t, dataDir, p.url)
-	key := serviceKey(t, "Gewerbe anmelden")
+	g := startWithOfficeDown(t)
+	dir, office, dataDir, p, dc, client, key := g.dir, g.office, g.dataDir, g.p, g.dc, g.client, g.key
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
@@ -130,22 +114,7 @@ func TestBackupRestoresOnTheBinary(t *testing.T) {
 	office.SetFailFirst(0)
 	p2 := serve(t, dir2, nil, "-config", writeConfig(t, dir2, office.URL()))
 	client.BaseURL = p2.url
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		done, missing := office.Processed(), 0
-		for id := range receipts {
-			if o, ok := done[id]; !ok || !o.Accepted {
-				missing++
-			}
-		}
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d packages from before the backup never reached the office from the restored gateway\n%s", missing, len(receipts), p2.stderr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitAccepted(t, office, maps.Keys(receipts), 90*time.Second, p2)
 	for id, want := range receipts {
 		o := office.Processed()[id]
 		if o.Err != nil {

@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"iter"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -70,29 +72,68 @@ func portalClient(t *testing.T, dataDir, url string) *portal.Client {
 	return &portal.Client{BaseURL: url, Signer: signer, Token: dc.Portals["amt24"].Token, HTTP: nil}
 }
 
+// officeDown is a built gateway on the development setup whose one office, the
+// demo Fachverfahren, answers 503 until SetFailFirst(0): packages wait in the outbox.
+type officeDown struct {
+	dir, cfgPath, dataDir string
+	office                *fachverfahren.Office
+	p                     *proc
+	dc                    *gateway.DevCredentials
+	client                *portal.Client
+	key                   string // LeiKa key of "Gewerbe anmelden"
+}
+
+func startWithOfficeDown(t *testing.T) *officeDown {
+	t.Helper()
+	g := &officeDown{dir: t.TempDir()}
+	office, err := fachverfahren.Start(fachverfahren.Options{FailFirst: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { office.Close() })
+	g.office = office
+	g.cfgPath = writeConfig(t, g.dir, office.URL())
+	g.dataDir = filepath.Join(g.dir, "data")
+	g.p = serve(t, g.dir, nil, "-config", g.cfgPath)
+	if g.dc, err = gateway.LoadDevCredentials(g.dataDir); err != nil {
+		t.Fatal(err)
+	}
+	oc := g.dc.Offices[gateway.DemoOfficeID]
+	office.SetCredentials(oc.Token, oc.Channels[channel.Webhook].Secret)
+	g.client = portalClient(t, g.dataDir, g.p.url)
+	g.key = serviceKey(t, "Gewerbe anmelden")
+	return g
+}
+
+// waitAccepted waits until the office has fetched and accepted every submission.
+func waitAccepted(t *testing.T, office *fachverfahren.Office, ids iter.Seq[string], within time.Duration, p *proc) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		done, missing, n := office.Processed(), 0, 0
+		for id := range ids {
+			n++
+			if o, ok := done[id]; !ok || !o.Accepted {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d acknowledged packages never reached the office\n%s", missing, n, p.stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // TestKill9LosesNothing is promise 1: a 201 means durable. Portals submit
 // concurrently while the office is down; the gateway is killed with SIGKILL in the
 // middle; after a restart every package that got a 201 reaches the office and is
 // answered, and a retry of one of them gets the first receipt back.
 func TestKill9LosesNothing(t *testing.T) {
-	dir := t.TempDir()
-	office, err := fachverfahren.Start(fachverfahren.Options{FailFirst: 1 << 30})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer office.Close()
-	cfgPath := writeConfig(t, dir, office.URL())
-	dataDir := filepath.Join(dir, "data")
-
-	p := serve(t, dir, nil, "-config", cfgPath)
-	dc, err := gateway.LoadDevCredentials(dataDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	oc := dc.Offices[gateway.DemoOfficeID]
-	office.SetCredentials(oc.Token, oc.Channels[channel.Webhook].Secret)
-	client := portalClient(t, dataDir, p.url)
-	key := serviceKey(t, "Gewerbe anmelden")
+	g := startWithOfficeDown(t)
+	dir, office, cfgPath, p, client, key := g.dir, g.office, g.cfgPath, g.p, g.client, g.key
 
 	var mu sync.Mutex
 	accepted := map[string]string{} // submission id -> NachrichtID
@@ -144,23 +185,7 @@ func TestKill9LosesNothing(t *testing.T) {
 	office.SetFailFirst(0)
 	p2 := serve(t, dir, nil, "-config", cfgPath)
 	client.BaseURL = p2.url
-	deadline = time.Now().Add(90 * time.Second)
-	for {
-		done := office.Processed()
-		missing := 0
-		for id := range accepted {
-			if o, ok := done[id]; !ok || !o.Accepted {
-				missing++
-			}
-		}
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d acknowledged packages never reached the office\n%s", missing, len(accepted), p2.stderr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitAccepted(t, office, maps.Keys(accepted), 90*time.Second, p2)
 	for id, o := range office.Processed() {
 		if o.Err != nil {
 			t.Errorf("office failed on %s: %v", id, o.Err)

@@ -23,6 +23,21 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// openOnEmbedded opens the store on a fresh embedded server (bus.Start, R1).
+func openOnEmbedded(t *testing.T, o jsstore.Options) (*bus.Bus, *jsstore.Store) {
+	t.Helper()
+	b, err := bus.Start(context.Background(), bus.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	st, err := jsstore.Open(context.Background(), b.JS, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, st
+}
+
 // embeddedHarness runs the contract on the gateway's own embedded server (bus.Start,
 // single node, R1). Reopen restarts the server on the same store folder.
 func embeddedHarness() storetest.Harness {
@@ -376,19 +391,11 @@ func testOneWinnerAcrossNodes(t *testing.T, c *natstest.Cluster) {
 // TestRecordSizeLimit: a change that would make the submission document larger than
 // MaxRecordBytes fails with ErrTooLarge and writes nothing.
 func TestRecordSizeLimit(t *testing.T) {
-	b, err := bus.Start(context.Background(), bus.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	st, err := jsstore.Open(context.Background(), b.JS, jsstore.Options{MaxRecordBytes: 8 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, st := openOnEmbedded(t, jsstore.Options{MaxRecordBytes: 8 << 10})
 	if _, _, _, err := st.Create(context.Background(), storetest.NewSubmission("s1", "amt24", "m1"), threeEvents(), "in", []byte("r")); err != nil {
 		t.Fatal(err)
 	}
-	_, err = st.Update("s1", func(s *submission.Submission) ([]submission.Event, error) {
+	_, err := st.Update("s1", func(s *submission.Submission) ([]submission.Event, error) {
 		s.State = submission.StateHandedOver
 		return []submission.Event{{Type: "attempt_failed", Note: string(bytes.Repeat([]byte("x"), 10<<10))}}, nil
 	})
@@ -431,15 +438,7 @@ func testOpenRefusesToLowerReplicas(t *testing.T, c *natstest.Cluster) {
 // TestOperatorsCanReadAsKV: the stream is in KV layout, so the NATS KV API (and the
 // nats CLI: nats kv get amtsbote sub.<id>) reads submissions and lists the sets.
 func TestOperatorsCanReadAsKV(t *testing.T) {
-	b, err := bus.Start(context.Background(), bus.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	st, err := jsstore.Open(context.Background(), b.JS, jsstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, st := openOnEmbedded(t, jsstore.Options{})
 	for _, id := range []string{"s1", "s2"} {
 		if _, _, _, err := st.Create(context.Background(), storetest.NewSubmission(id, "amt24", id), threeEvents(), "in", []byte("r")); err != nil {
 			t.Fatal(err)
@@ -474,15 +473,7 @@ func TestOperatorsCanReadAsKV(t *testing.T) {
 // gc` and the background job call) sweeps the cluster store's leftover chunks too,
 // which its walk over live blobs cannot see, and reports them.
 func TestRetentionRunPurgesLeftoverChunks(t *testing.T) {
-	b, err := bus.Start(context.Background(), bus.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	st, err := jsstore.Open(context.Background(), b.JS, jsstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, st := openOnEmbedded(t, jsstore.Options{})
 	kept, err := st.Blobs().Put(bytes.Repeat([]byte("needed? no, but young "), 10))
 	if err != nil {
 		t.Fatal(err)
