@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,13 +21,15 @@ import (
 	"github.com/amtsbote/amtsbote/store"
 )
 
-// TestBackupRestoresOnTheBinary: an online backup fetched from the running binary
-// (GET /v1/admin/backup) while portals keep submitting, unpacked with tar into an
-// empty data folder, gives a gateway that holds every package acknowledged before
-// the backup began: with the office down until then, they were all still waiting,
-// and the restored gateway delivers them — package and a 1 MiB attachment (a blob
-// file, not inline), each checked by the office against its digest — and returns
-// every Eingangsbestaetigung byte for byte.
+// TestBackupRestoresOnTheBinary: online backups fetched from the running binary
+// while portals keep submitting — with plain HTTP (GET /v1/admin/backup, as curl
+// would; tar unpacks it, manifest last) and with `amtsbote store backup`, which
+// checks it as it arrives — and `amtsbote store restore` into an empty data folder
+// give a gateway that holds every package acknowledged before the backup began:
+// with the office down until then, they were all still waiting, and the restored
+// gateway delivers them — package and a 1 MiB attachment (a blob file, not inline),
+// each checked by the office against its digest — and returns every
+// Eingangsbestaetigung byte for byte. A second restore over it is refused.
 func TestBackupRestoresOnTheBinary(t *testing.T) {
 	tarBin, err := exec.LookPath("tar")
 	if err != nil {
@@ -71,6 +74,8 @@ func TestBackupRestoresOnTheBinary(t *testing.T) {
 			_, _ = client.Submit(during, paket.ExampleWith(key, paket.NewMessageID(), time.Now()))
 		}
 	}()
+	// As an operator with curl would, and with the binary's own command, which
+	// checks the backup as it arrives.
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.url+"/v1/admin/backup", nil)
 	req.Header.Set("Authorization", "Bearer "+dc.AdminToken)
 	resp, err := http.DefaultClient.Do(req)
@@ -85,17 +90,35 @@ func TestBackupRestoresOnTheBinary(t *testing.T) {
 	n, err := io.Copy(f, resp.Body)
 	resp.Body.Close()
 	f.Close()
-	stopDuring()
-	wg.Wait()
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("backup: %d, %d bytes, %v\n%s", resp.StatusCode, n, err, p.stderr.String())
+	}
+	checked := filepath.Join(dir, "checked.tar")
+	out, err := run(t, ctx, dir, "store", "backup", "-config", g.cfgPath, "-url", p.url, "-out", checked)
+	stopDuring()
+	wg.Wait()
+	if err != nil || !strings.Contains(out, "checked") {
+		t.Fatalf("amtsbote store backup: %v\n%s", err, out)
 	}
 	if err := p.terminate(t, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 
 	// Restore: keys and credentials come from the operator's configuration, the
-	// store from the backup.
+	// store from the backup. The curl archive unpacks with tar, manifest last; the
+	// checked one goes in with the binary's own command.
+	scratch := t.TempDir()
+	if out, err := exec.Command(tarBin, "-xf", archive, "-C", scratch).CombinedOutput(); err != nil {
+		t.Fatalf("tar -x: %v\n%s", err, out)
+	}
+	list, err := exec.Command(tarBin, "-tf", archive).Output()
+	if names := strings.Fields(string(list)); err != nil || len(names) < 3 || names[len(names)-1] != store.BackupManifest {
+		t.Fatalf("tar -t: %v, %q", err, list)
+	}
+	var manifest store.BackupStats
+	if b, err := os.ReadFile(filepath.Join(scratch, store.BackupManifest)); err != nil || json.Unmarshal(b, &manifest) != nil || !manifest.Complete || manifest.Blobs < 1 {
+		t.Fatalf("manifest %+v, %v", manifest, err)
+	}
 	dir2 := t.TempDir()
 	data2 := filepath.Join(dir2, "data")
 	if err := os.MkdirAll(data2, 0o700); err != nil {
@@ -104,15 +127,15 @@ func TestBackupRestoresOnTheBinary(t *testing.T) {
 	if out, err := exec.Command("cp", "-a", filepath.Join(dataDir, "pki"), filepath.Join(dataDir, gateway.DevCredentialsFile), data2).CombinedOutput(); err != nil {
 		t.Fatalf("copy keys: %v\n%s", err, out)
 	}
-	if out, err := exec.Command(tarBin, "-xf", archive, "-C", data2).CombinedOutput(); err != nil {
-		t.Fatalf("tar -x: %v\n%s", err, out)
+	cfg2 := writeConfig(t, dir2, office.URL())
+	if out, err := run(t, ctx, dir2, "store", "restore", "-config", cfg2, "-in", checked); err != nil || !strings.Contains(out, "restored into") {
+		t.Fatalf("amtsbote store restore: %v\n%s", err, out)
 	}
-	var manifest store.BackupStats
-	if b, err := os.ReadFile(filepath.Join(data2, store.BackupManifest)); err != nil || json.Unmarshal(b, &manifest) != nil || !manifest.Complete || manifest.Blobs < 1 {
-		t.Fatalf("manifest %+v, %v", manifest, err)
+	if out, err := run(t, ctx, dir2, "store", "restore", "-config", cfg2, "-in", checked); err == nil {
+		t.Fatalf("a second restore over the restored store succeeded:\n%s", out)
 	}
 	office.SetFailFirst(0)
-	p2 := serve(t, dir2, nil, "-config", writeConfig(t, dir2, office.URL()))
+	p2 := serve(t, dir2, nil, "-config", cfg2)
 	client.BaseURL = p2.url
 	waitAccepted(t, office, maps.Keys(receipts), 90*time.Second, p2)
 	for id, want := range receipts {

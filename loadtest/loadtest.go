@@ -31,6 +31,7 @@ import (
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/gateway"
+	"github.com/amtsbote/amtsbote/internal/progress"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/portal"
 	"github.com/amtsbote/amtsbote/signing"
@@ -163,7 +164,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	start, cpu0 := time.Now(), processCPU()
-	stopProgress := progress(o.Progress, start, o.N, &accepted, &delivered)
+	stopProgress := closedProgress(o.Progress, start, o.N, &accepted, &delivered)
 	parallel(o.Concurrency, func() {
 		for ctx.Err() == nil {
 			i := int(next.Add(1)) - 1
@@ -370,34 +371,10 @@ func parallel(n int, fn func()) {
 	wg.Wait()
 }
 
-func progress(w io.Writer, start time.Time, n int, accepted, delivered *atomic.Int64) (stop func()) {
-	return everySecond(w, func() string {
+func closedProgress(w io.Writer, start time.Time, n int, accepted, delivered *atomic.Int64) (stop func()) {
+	return progress.EverySecond(w, func() string {
 		return fmt.Sprintf("  %5.1fs  accepted %d/%d  delivered %d\n", time.Since(start).Seconds(), accepted.Load(), n, delivered.Load())
 	})
-}
-
-// everySecond writes line() to w once a second until stop is called (w nil: never).
-func everySecond(w io.Writer, line func() string) (stop func()) {
-	if w == nil {
-		return func() {}
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_, _ = io.WriteString(w, line())
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
 }
 
 // Report writes the result for people.

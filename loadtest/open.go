@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/amtsbote/amtsbote/internal/progress"
 	"github.com/amtsbote/amtsbote/portal"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -433,7 +434,7 @@ func progressf(w io.Writer, format string, args ...any) {
 }
 
 func openProgress(w io.Writer, start time.Time, i, n int, rate float64, rec *recorder, received, delivered *atomic.Int64) (stop func()) {
-	return everySecond(w, func() string {
+	return progress.EverySecond(w, func() string {
 		rec.mu.Lock()
 		inFlight, created := rec.inFlight, rec.created
 		rec.mu.Unlock()

@@ -141,12 +141,19 @@ func (db *DB) Backup(ctx context.Context, w io.Writer) (BackupStats, error) {
 // backupTempPattern names a backup's temporary copy of the database.
 const backupTempPattern = ".backup-*.db"
 
+// restoreTempPattern names the folder Restore unpacks into before it moves the
+// store into place.
+const restoreTempPattern = ".restore-*"
+
 // removeStaleBackups removes temporary copies a process that died during a backup
-// left in dir; Open calls it once it holds the file lock, so none is in use.
+// or a restore left in dir; Open calls it once it holds the file lock, so none is
+// in use.
 func removeStaleBackups(dir string) {
-	stale, _ := filepath.Glob(filepath.Join(dir, backupTempPattern))
-	for _, f := range stale {
-		_ = os.Remove(f)
+	for _, pattern := range []string{backupTempPattern, restoreTempPattern} {
+		stale, _ := filepath.Glob(filepath.Join(dir, pattern))
+		for _, f := range stale {
+			_ = os.RemoveAll(f)
+		}
 	}
 }
 
@@ -178,4 +185,204 @@ func (bs *Blobs) backupOne(ctx context.Context, tw *tar.Writer, digest string) (
 		return n, ErrBlobDamaged
 	}
 	return n, nil
+}
+
+// ErrNotEmpty is returned by Restore when the target folder already holds a store.
+var ErrNotEmpty = errors.New("store: the folder already holds a store")
+
+// ErrBackupIncomplete is returned when a backup stream lacks its manifest (it was
+// cut) or holds what a backup never holds.
+var ErrBackupIncomplete = errors.New("store: not a whole backup")
+
+// Restore unpacks a backup stream into dir, which must not hold a store yet. It
+// unpacks into a temporary folder inside dir first and moves amtsbote.db and the
+// blobs into place only when the stream ended with its manifest and every blob
+// matched its digest, so a cut or damaged backup leaves dir as it was. Entries
+// other than the store's are refused (a crafted archive cannot write elsewhere).
+// progress, if not nil, is called after each entry.
+func Restore(ctx context.Context, r io.Reader, dir string, progress func(BackupStats)) (BackupStats, error) {
+	if _, err := os.Stat(filepath.Join(dir, BackupDBName)); err == nil {
+		return BackupStats{}, fmt.Errorf("%w: %s", ErrNotEmpty, filepath.Join(dir, BackupDBName))
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return BackupStats{}, fmt.Errorf("store: restore: %w", err)
+	}
+	tmp, err := os.MkdirTemp(dir, restoreTempPattern)
+	if err != nil {
+		return BackupStats{}, fmt.Errorf("store: restore: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	st, err := readBackup(ctx, r, func(name, digest string, size int64, r io.Reader) (int64, error) {
+		return writeFile(ctx, filepath.Join(tmp, filepath.FromSlash(name)), r, size, digest)
+	}, progress)
+	if err != nil {
+		return st, err
+	}
+	// Into place: the blobs first, the database last, so that a store only ever
+	// appears with everything it names.
+	if err := moveTree(filepath.Join(tmp, BackupBlobDir), filepath.Join(dir, BackupBlobDir)); err != nil {
+		return st, err
+	}
+	if err := os.Rename(filepath.Join(tmp, BackupDBName), filepath.Join(dir, BackupDBName)); err != nil {
+		return st, fmt.Errorf("store: restore: %w", err)
+	}
+	return st, syncDir(dir)
+}
+
+// CheckBackup reads a backup stream to its end and checks what Restore checks (the
+// manifest at the end and matching, every blob's digest) without writing anything:
+// `amtsbote store backup` runs it on the stream it saves.
+func CheckBackup(ctx context.Context, r io.Reader, progress func(BackupStats)) (BackupStats, error) {
+	return readBackup(ctx, r, func(_, digest string, size int64, r io.Reader) (int64, error) {
+		return checkBytes(ctx, r, size, digest)
+	}, progress)
+}
+
+// readBackup walks a backup stream, handing each file of the store to put (name
+// slash-separated as in the archive; digest "" for the database), and returns its
+// manifest's account of it once the stream ended with the manifest and matched it.
+func readBackup(ctx context.Context, r io.Reader, put func(name, digest string, size int64, r io.Reader) (int64, error), progress func(BackupStats)) (BackupStats, error) {
+	var st BackupStats
+	tr := tar.NewReader(r)
+	var manifest *BackupStats
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return st, fmt.Errorf("%w: %w", ErrBackupIncomplete, err)
+		}
+		if manifest != nil {
+			return st, fmt.Errorf("%w: %q after the manifest", ErrBackupIncomplete, h.Name)
+		}
+		if h.Typeflag != tar.TypeReg || h.Size < 0 {
+			return st, fmt.Errorf("%w: entry %q is not a file", ErrBackupIncomplete, h.Name)
+		}
+		switch {
+		case h.Name == BackupManifest:
+			var m BackupStats
+			if err := json.NewDecoder(io.LimitReader(tr, 1<<20)).Decode(&m); err != nil || !m.Complete {
+				return st, fmt.Errorf("%w: manifest: %v", ErrBackupIncomplete, err)
+			}
+			manifest = &m
+		case h.Name == BackupDBName:
+			if st.DBBytes != 0 {
+				return st, fmt.Errorf("%w: two databases", ErrBackupIncomplete)
+			}
+			n, err := put(h.Name, "", h.Size, tr)
+			if err != nil {
+				return st, err
+			}
+			st.DBBytes = n
+		default:
+			d := path.Base(h.Name)
+			if h.Name != path.Join(BackupBlobDir, d[:min(2, len(d))], d) || !IsHexDigest(d) {
+				return st, fmt.Errorf("%w: entry %q is not part of a store", ErrBackupIncomplete, h.Name)
+			}
+			n, err := put(h.Name, d, h.Size, tr)
+			if err != nil {
+				return st, err
+			}
+			st.Blobs++
+			st.BlobBytes += n
+		}
+		if progress != nil {
+			progress(st)
+		}
+	}
+	if manifest == nil {
+		return st, fmt.Errorf("%w: no %s at its end (the transfer was cut)", ErrBackupIncomplete, BackupManifest)
+	}
+	if st.DBBytes != manifest.DBBytes || st.Blobs != manifest.Blobs || st.BlobBytes != manifest.BlobBytes {
+		return st, fmt.Errorf("%w: holds %+v, its manifest says %+v", ErrBackupIncomplete, st, *manifest)
+	}
+	st.At, st.Complete = manifest.At, true
+	return st, nil
+}
+
+// checkBytes reads size bytes of r; with a digest, they must match it.
+func checkBytes(ctx context.Context, r io.Reader, size int64, digest string) (int64, error) {
+	return writeFile(ctx, "", r, size, digest)
+}
+
+// writeFile writes size bytes of r to name, fsynced ("": nowhere); with a digest,
+// they must match it.
+func writeFile(ctx context.Context, name string, r io.Reader, size int64, digest string) (int64, error) {
+	f := discard
+	if name != "" {
+		if err := os.MkdirAll(filepath.Dir(name), 0o750); err != nil {
+			return 0, fmt.Errorf("store: restore: %w", err)
+		}
+		file, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return 0, fmt.Errorf("store: restore: %w", err)
+		}
+		defer file.Close()
+		f = file
+	}
+	h := sha256.New()
+	n, err := CopyLimited(ctx, io.MultiWriter(f, h), r, size)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return n, fmt.Errorf("%w: %s cut after %d bytes", ErrBackupIncomplete, filepath.Base(name), n)
+	}
+	if err != nil {
+		return n, fmt.Errorf("store: restore %s: %w", filepath.Base(name), err)
+	}
+	if n != size {
+		return n, fmt.Errorf("%w: %s: %d of %d bytes", ErrBackupIncomplete, filepath.Base(name), n, size)
+	}
+	if digest != "" && hex.EncodeToString(h.Sum(nil)) != digest {
+		return n, fmt.Errorf("%w: %s", ErrBlobDamaged, digest)
+	}
+	if err := f.Sync(); err != nil {
+		return n, fmt.Errorf("store: restore: %w", err)
+	}
+	return n, f.Close()
+}
+
+// discard is writeFile's file when it only checks.
+var discard syncWriteCloser = nopFile{}
+
+type syncWriteCloser interface {
+	io.Writer
+	Sync() error
+	Close() error
+}
+
+type nopFile struct{}
+
+func (nopFile) Write(b []byte) (int, error) { return len(b), nil }
+func (nopFile) Sync() error                 { return nil }
+func (nopFile) Close() error                { return nil }
+
+// moveTree moves the blob files under from into the same places under to, which
+// may exist (an empty blobs folder of a store never used).
+func moveTree(from, to string) error {
+	subs, err := os.ReadDir(from)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store: restore: %w", err)
+	}
+	for _, sub := range subs {
+		dst := filepath.Join(to, sub.Name())
+		if err := os.MkdirAll(dst, 0o750); err != nil {
+			return fmt.Errorf("store: restore: %w", err)
+		}
+		files, err := os.ReadDir(filepath.Join(from, sub.Name()))
+		if err != nil {
+			return fmt.Errorf("store: restore: %w", err)
+		}
+		for _, f := range files {
+			if err := os.Rename(filepath.Join(from, sub.Name(), f.Name()), filepath.Join(dst, f.Name())); err != nil {
+				return fmt.Errorf("store: restore: %w", err)
+			}
+		}
+		if err := syncDir(dst); err != nil {
+			return err
+		}
+	}
+	return syncDir(to)
 }

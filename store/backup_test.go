@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -105,14 +104,17 @@ func TestBackupWhileWriting(t *testing.T) {
 	}
 	t.Logf("backup: %+v, %d submissions written meanwhile", st, during.Load())
 
-	dir := t.TempDir()
-	names := unpackBackup(t, stream.Bytes(), dir)
+	names := unpackBackup(t, stream.Bytes(), t.TempDir())
 	if len(names) != 3 || names[0] != BackupDBName || names[2] != BackupManifest {
 		t.Fatalf("backup entries %v", names)
 	}
-	var manifest BackupStats
-	if b, err := os.ReadFile(filepath.Join(dir, BackupManifest)); err != nil || json.Unmarshal(b, &manifest) != nil || !manifest.Complete || manifest != st {
-		t.Fatalf("manifest %+v, want %+v (%v)", manifest, st, err)
+	dir := filepath.Join(t.TempDir(), "data")
+	rst, err := Restore(ctx, bytes.NewReader(stream.Bytes()), dir, nil)
+	if err != nil || rst != st {
+		t.Fatalf("restore: %+v, %v; want %+v", rst, err, st)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) != 0 {
+		t.Fatalf("restore left %v", left)
 	}
 	restored, err := Open(dir, Options{})
 	if err != nil {
@@ -206,5 +208,83 @@ func TestOpenRemovesStaleBackupCopies(t *testing.T) {
 	}
 	if _, err := os.Stat(other); err != nil {
 		t.Fatalf("another file went: %v", err)
+	}
+}
+
+// TestRestoreRefusesWhatIsNotAWholeBackup: a stream cut anywhere before its
+// manifest, a blob whose bytes changed, an entry outside the store's layout and a
+// folder that already holds a store are refused, and the folder is left without a
+// store (a cut restore can be run again).
+func TestRestoreRefusesWhatIsNotAWholeBackup(t *testing.T) {
+	db := openCommitTest(t, 0, 0)
+	ctx := context.Background()
+	big := bytes.Repeat([]byte("Bauplan "), InlineMax/4)
+	d, err := db.Blobs().Put(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &submission.Submission{ID: "01900000-0000-7000-8000-000000000001", Sender: "amt24", MessageID: "m1", State: submission.StateQueued}
+	if _, _, _, err := db.Create(ctx, s, nil, "eingang", []byte("<r/>")); err != nil {
+		t.Fatal(err)
+	}
+	var whole bytes.Buffer
+	if _, err := db.Backup(ctx, &whole); err != nil {
+		t.Fatal(err)
+	}
+	noStore := func(dir string) {
+		t.Helper()
+		if _, err := os.Stat(filepath.Join(dir, BackupDBName)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("a refused restore left a database: %v", err)
+		}
+	}
+	// Cut at every 4 KiB and just before the manifest.
+	manifestAt := bytes.Index(whole.Bytes(), []byte(BackupManifest))
+	for _, cut := range append([]int{manifestAt - 1, manifestAt + 600}, func() (c []int) {
+		for i := 0; i < manifestAt; i += 4096 {
+			c = append(c, i)
+		}
+		return c
+	}()...) {
+		dir := t.TempDir()
+		if _, err := Restore(ctx, bytes.NewReader(whole.Bytes()[:cut]), dir, nil); !errors.Is(err, ErrBackupIncomplete) {
+			t.Fatalf("cut at %d of %d: %v, want ErrBackupIncomplete", cut, whole.Len(), err)
+		}
+		noStore(dir)
+		if _, err := CheckBackup(ctx, bytes.NewReader(whole.Bytes()[:cut]), nil); !errors.Is(err, ErrBackupIncomplete) {
+			t.Fatalf("check, cut at %d of %d: %v, want ErrBackupIncomplete", cut, whole.Len(), err)
+		}
+	}
+	if st, err := CheckBackup(ctx, bytes.NewReader(whole.Bytes()), nil); err != nil || !st.Complete || st.Blobs != 1 {
+		t.Fatalf("check of the whole backup: %+v, %v", st, err)
+	}
+	damaged := bytes.Clone(whole.Bytes())
+	i := bytes.Index(damaged, []byte("Bauplan Bauplan"))
+	damaged[i] ^= 0x20
+	dir := t.TempDir()
+	if _, err := Restore(ctx, bytes.NewReader(damaged), dir, nil); !errors.Is(err, ErrBlobDamaged) {
+		t.Fatalf("a changed blob: %v, want ErrBlobDamaged", err)
+	}
+	if _, err := CheckBackup(ctx, bytes.NewReader(damaged), nil); !errors.Is(err, ErrBlobDamaged) {
+		t.Fatalf("check of a changed blob: %v, want ErrBlobDamaged", err)
+	}
+	noStore(dir)
+
+	var crafted bytes.Buffer
+	tw := tar.NewWriter(&crafted)
+	_ = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "blobs/../../" + d, Size: 1})
+	_, _ = tw.Write([]byte("x"))
+	_ = tw.Close()
+	dir = t.TempDir()
+	if _, err := Restore(ctx, &crafted, dir, nil); !errors.Is(err, ErrBackupIncomplete) {
+		t.Fatalf("a crafted entry: %v", err)
+	}
+	noStore(dir)
+
+	dir = t.TempDir()
+	if _, err := Restore(ctx, bytes.NewReader(whole.Bytes()), dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Restore(ctx, bytes.NewReader(whole.Bytes()), dir, nil); !errors.Is(err, ErrNotEmpty) {
+		t.Fatalf("restore over a store: %v, want ErrNotEmpty", err)
 	}
 }

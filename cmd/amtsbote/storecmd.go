@@ -5,10 +5,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/gateway"
+	"github.com/amtsbote/amtsbote/internal/progress"
+	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/store/migrate"
 )
 
@@ -19,8 +25,12 @@ import (
 // and back (docs/cluster.md).
 func runStore(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	usage := func() int {
-		fmt.Fprintln(stderr, "usage: amtsbote store export -config FILE -out DIR\n       amtsbote store import -config FILE -in DIR")
+		fmt.Fprintln(stderr, "usage: amtsbote store export -config FILE -out DIR\n       amtsbote store import -config FILE -in DIR\n"+
+			"       amtsbote store backup [-config FILE] [-url URL] -out FILE.tar\n       amtsbote store restore [-config FILE] [-data DIR] -in FILE.tar")
 		return 2
+	}
+	if len(args) > 0 && (args[0] == "backup" || args[0] == "restore") {
+		return runBackup(ctx, args[0], args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || (args[0] != "export" && args[0] != "import") {
 		return usage()
@@ -67,4 +77,132 @@ func runStore(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	fmt.Fprintf(stdout, "%s: %d submissions, %d blobs, %d already there (skipped)\n", verb, stats.Submissions, stats.Blobs, stats.Skipped)
 	return 0
+}
+
+// runBackup: `amtsbote store backup` fetches an online backup from a running single
+// node (GET /v1/admin/backup) into FILE, checking it as it arrives (the manifest at
+// the end, every blob's digest) and renaming it into place only when it is whole;
+// `amtsbote store restore` unpacks one into an empty data folder, checked the same
+// way, with the gateway stopped (docs/operations.md).
+func runBackup(ctx context.Context, verb string, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("store "+verb, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", os.Getenv("AMTSBOTE_CONFIG"), "the gateway's configuration (admin token, public URL, data folder)")
+	dataDir := fs.String("data", "", "data folder, overrides the configuration")
+	url := fs.String("url", "", "backup: the gateway's base URL (default: public_url of the configuration)")
+	out := fs.String("out", "", "backup: the file to write")
+	in := fs.String("in", "", "restore: the backup file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if (verb == "backup" && *out == "") || (verb == "restore" && *in == "") {
+		fmt.Fprintf(stderr, "amtsbote store %s: -%s is required\n", verb, map[string]string{"backup": "out", "restore": "in"}[verb])
+		return 2
+	}
+	cfg, err := config.Load(*cfgPath, os.Environ())
+	if err != nil {
+		fmt.Fprintln(stderr, "amtsbote store:", err)
+		return 2
+	}
+	if *dataDir != "" {
+		cfg.DataDir = *dataDir
+	}
+	var received atomic.Int64
+	var blobs atomic.Int64
+	stop := progress.EverySecond(stderr, func() string {
+		return fmt.Sprintf("  %.1f MiB, %d blob files\n", float64(received.Load())/(1<<20), blobs.Load())
+	})
+	onEntry := func(st store.BackupStats) { blobs.Store(int64(st.Blobs)) }
+	var st store.BackupStats
+	if verb == "restore" {
+		f, err := os.Open(*in)
+		if err != nil {
+			stop()
+			fmt.Fprintln(stderr, "amtsbote store restore:", err)
+			return 1
+		}
+		defer f.Close()
+		st, err = store.Restore(ctx, &countingReader{r: f, n: &received}, cfg.DataDir, onEntry)
+		stop()
+		if err != nil {
+			fmt.Fprintln(stderr, "amtsbote store restore:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "restored into %s: the store as of %s, %d bytes of database, %d blob files (%d bytes)\n",
+			cfg.DataDir, st.At.Format(time.RFC3339), st.DBBytes, st.Blobs, st.BlobBytes)
+		return 0
+	}
+	st, err = fetchBackup(ctx, cfg, *url, *out, &received, onEntry)
+	stop()
+	if err != nil {
+		fmt.Fprintln(stderr, "amtsbote store backup:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "backup %s: the store as of %s, %d bytes of database, %d blob files (%d bytes), checked\n",
+		*out, st.At.Format(time.RFC3339), st.DBBytes, st.Blobs, st.BlobBytes)
+	return 0
+}
+
+// fetchBackup streams the gateway's backup into out (via out.part), checking it on
+// the way; out appears only when the backup is whole.
+func fetchBackup(ctx context.Context, cfg config.Config, url, out string, received *atomic.Int64, progress func(store.BackupStats)) (store.BackupStats, error) {
+	var st store.BackupStats
+	if url == "" {
+		url = cfg.PublicURL
+	}
+	token := cfg.AdminToken
+	if token == "" {
+		if dc, err := gateway.LoadDevCredentials(cfg.DataDir); err == nil {
+			token = dc.AdminToken
+		}
+	}
+	if token == "" {
+		return st, fmt.Errorf("no admin token: set admin_token in the configuration (or AMTSBOTE_ADMIN_TOKEN)")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(url, "/")+"/v1/admin/backup", nil)
+	if err != nil {
+		return st, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return st, fmt.Errorf("%s answered %d: %s", url, resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	part := out + ".part"
+	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return st, err
+	}
+	defer func() {
+		f.Close()
+		os.Remove(part) // gone after the rename
+	}()
+	st, err = store.CheckBackup(ctx, io.TeeReader(&countingReader{r: resp.Body, n: received}, f), progress)
+	if err != nil {
+		return st, fmt.Errorf("%w (nothing written to %s)", err, out)
+	}
+	if err := f.Sync(); err != nil {
+		return st, err
+	}
+	if err := f.Close(); err != nil {
+		return st, err
+	}
+	return st, os.Rename(part, out)
+}
+
+// countingReader counts the bytes read, for progress lines.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n.Add(int64(n))
+	return n, err
 }
