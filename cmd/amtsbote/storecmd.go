@@ -48,13 +48,10 @@ func runStore(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if (verb == "export" && *out == "") || (verb == "import" && *in == "") {
 		return usage()
 	}
-	cfg, err := config.Load(*cfgPath, os.Environ())
+	cfg, err := storeConfig(*cfgPath, *dataDir)
 	if err != nil {
 		fmt.Fprintln(stderr, "amtsbote store:", err)
 		return 2
-	}
-	if *dataDir != "" {
-		cfg.DataDir = *dataDir
 	}
 	st, closeStore, err := gateway.OpenStore(ctx, cfg)
 	if err != nil {
@@ -99,13 +96,10 @@ func runBackup(ctx context.Context, verb string, args []string, stdout, stderr i
 		fmt.Fprintf(stderr, "amtsbote store %s: -%s is required\n", verb, map[string]string{"backup": "out", "restore": "in"}[verb])
 		return 2
 	}
-	cfg, err := config.Load(*cfgPath, os.Environ())
+	cfg, err := storeConfig(*cfgPath, *dataDir)
 	if err != nil {
 		fmt.Fprintln(stderr, "amtsbote store:", err)
 		return 2
-	}
-	if *dataDir != "" {
-		cfg.DataDir = *dataDir
 	}
 	var received atomic.Int64
 	var blobs atomic.Int64
@@ -205,4 +199,14 @@ func (c *countingReader) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
 	c.n.Add(int64(n))
 	return n, err
+}
+
+// storeConfig loads the configuration a store command works on; dataDir, if set,
+// overrides its data folder.
+func storeConfig(path, dataDir string) (config.Config, error) {
+	cfg, err := config.Load(path, os.Environ())
+	if err == nil && dataDir != "" {
+		cfg.DataDir = dataDir
+	}
+	return cfg, err
 }
