@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -97,6 +98,8 @@ type Server struct {
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+
+	backingUp atomic.Bool // one backup at a time
 }
 
 // New builds the handler.
@@ -710,6 +713,12 @@ func (s *Server) adminBackup(w http.ResponseWriter, r *http.Request) {
 			"this gateway's store has no online backup: in cluster mode the records live in JetStream, back up its streams (docs/cluster.md)"))
 		return
 	}
+	// One at a time: each takes a copy of the database on disk and reads every blob.
+	if !s.backingUp.CompareAndSwap(false, true) {
+		problem.Write(w, r, problem.New(http.StatusConflict, problem.TypeConflict, "a backup is running; one at a time"))
+		return
+	}
+	defer s.backingUp.Store(false)
 	at := time.Now().UTC()
 	w.Header().Set("Content-Type", "application/x-tar")
 	w.Header().Set("Content-Disposition", `attachment; filename="amtsbote-backup-`+at.Format("20060102T150405Z")+`.tar"`)

@@ -183,3 +183,46 @@ func TestProblemTypesDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestOneBackupAtATime: while a backup runs, another is refused with a 409 problem
+// (each takes a copy of the database on disk); afterwards the next one runs.
+func TestOneBackupAtATime(t *testing.T) {
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	s := New(Options{Clients: NewClients(testAdminToken, nil, nil), Backup: func(ctx context.Context, w io.Writer) error {
+		started <- struct{}{}
+		<-release
+		_, err := w.Write([]byte("archive"))
+		return err
+	}})
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	get := func() *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/admin/backup", nil)
+		req.Header.Set("Authorization", "Bearer "+testAdminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	first := make(chan *http.Response)
+	go func() { first <- get() }()
+	<-started
+	second := get()
+	second.Body.Close()
+	if second.StatusCode != http.StatusConflict || second.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("a second backup meanwhile: %d %s, want a 409 problem", second.StatusCode, second.Header.Get("Content-Type"))
+	}
+	close(release)
+	resp := <-first
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "archive" {
+		t.Fatalf("the first backup: %d %q", resp.StatusCode, body)
+	}
+	third := get()
+	third.Body.Close()
+	if third.StatusCode != http.StatusOK {
+		t.Fatalf("a backup after the first ended: %d", third.StatusCode)
+	}
+}
