@@ -100,6 +100,9 @@ type Server struct {
 	latency  *prometheus.HistogramVec
 
 	backingUp atomic.Bool // one backup at a time
+	// lastBackup and lastBackupBytes: when the last whole backup was sent, and its
+	// size, so that a missing nightly backup can be alerted on.
+	lastBackup, lastBackupBytes prometheus.Gauge
 }
 
 // New builds the handler.
@@ -134,8 +137,15 @@ func New(o Options) *Server {
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "amtsbote_http_request_seconds", Help: "HTTP request latency by route.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 3, 10)}, []string{"route"})
+	s.lastBackup = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "amtsbote_backup_last_success_timestamp_seconds", Help: "When the last whole online backup was sent (Unix time; 0: none since start)."})
+	s.lastBackupBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "amtsbote_backup_last_bytes", Help: "The size of the last whole online backup."})
 	if s.reg != nil {
 		s.reg.MustRegister(s.requests, s.latency)
+		if o.Backup != nil {
+			s.reg.MustRegister(s.lastBackup, s.lastBackupBytes)
+		}
 	}
 	r := chi.NewRouter()
 	r.Use(s.recoverer, s.observe, securityHeaders, s.limitHeaders)
@@ -733,6 +743,8 @@ func (s *Server) adminBackup(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("backup cut off", "err", err, "bytes", cw.n)
 		panic(http.ErrAbortHandler)
 	}
+	s.lastBackup.Set(float64(time.Now().Unix()))
+	s.lastBackupBytes.Set(float64(cw.n))
 	s.log.Info("backup sent", "bytes", cw.n, "took", time.Since(at).Round(time.Millisecond))
 }
 

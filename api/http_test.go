@@ -16,6 +16,8 @@ import (
 
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/routing"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // loopback serves h with a real http.Server configured as the gateway configures it.
@@ -188,7 +190,8 @@ func TestProblemTypesDocumented(t *testing.T) {
 // (each takes a copy of the database on disk); afterwards the next one runs.
 func TestOneBackupAtATime(t *testing.T) {
 	started, release := make(chan struct{}, 1), make(chan struct{})
-	s := New(Options{Clients: NewClients(testAdminToken, nil, nil), Backup: func(ctx context.Context, w io.Writer) error {
+	reg := prometheus.NewRegistry()
+	s := New(Options{Registry: reg, Clients: NewClients(testAdminToken, nil, nil), Backup: func(ctx context.Context, w io.Writer) error {
 		started <- struct{}{}
 		<-release
 		_, err := w.Write([]byte("archive"))
@@ -224,5 +227,17 @@ func TestOneBackupAtATime(t *testing.T) {
 	third.Body.Close()
 	if third.StatusCode != http.StatusOK {
 		t.Fatalf("a backup after the first ended: %d", third.StatusCode)
+	}
+	// The last whole backup is a metric, for an alert when the nightly one is missing.
+	value := func(g prometheus.Gauge) float64 {
+		var m dto.Metric
+		_ = g.Write(&m)
+		return m.GetGauge().GetValue()
+	}
+	if at := value(s.lastBackup); at < float64(time.Now().Add(-time.Minute).Unix()) {
+		t.Fatalf("last backup at %v", at)
+	}
+	if n := value(s.lastBackupBytes); n != float64(len("archive")) {
+		t.Fatalf("last backup size %v", n)
 	}
 }
