@@ -28,7 +28,7 @@ func TestBigAttachmentBoundedMemoryJetStream(t *testing.T) {
 	srv := natstest.StartSingleStore(t, fmt.Sprintf("%dMB", size>>20+1024))
 	p := serveBinary(t, bin, dir, []string{"AMTSBOTE_LISTEN=127.0.0.1:0", "AMTSBOTE_LOG_LEVEL=warn",
 		"AMTSBOTE_NATS_URL=" + srv.URLs(), "AMTSBOTE_STORE_BACKEND=jetstream"})
-	bigAttachment(t, p, filepath.Join(dir, "data"), size, func(string) {
+	bigAttachment(t, p, filepath.Join(dir, "data"), size, false, func(string) {
 		// Nothing of it in the data folder: the bytes are in JetStream.
 		if files := filesBigger(t, filepath.Join(dir, "data"), size/2); len(files) != 0 {
 			t.Fatalf("the attachment landed in the data folder, not in JetStream: %v", files)

@@ -22,6 +22,7 @@ import (
 	"github.com/amtsbote/amtsbote/gateway"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/portal"
+	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/wire"
 )
 
@@ -83,7 +84,8 @@ func vmHWM(t *testing.T, pid int) int64 {
 // sends a package with one attachment of E2E_BIGFILE_BYTES (default 2 GiB) by
 // reference as multipart/related to the real binary, the office
 // downloads it through the API (whole, and one range) and gets the signed digest,
-// and the gateway's peak RSS (VmHWM) stays under 100 MB all along. The gateway is
+// an online backup carries it whole (checked as it arrives), and the gateway's peak
+// RSS (VmHWM) stays under 100 MB all along. The gateway is
 // the build without the race detector (plainBinary): that is what is measured.
 // The 2 GiB blob lives in the test's data folder, removed at the end.
 func TestBigAttachmentBoundedMemory(t *testing.T) {
@@ -93,7 +95,7 @@ func TestBigAttachmentBoundedMemory(t *testing.T) {
 	needDisk(t, dir, size, "E2E_BIGFILE_BYTES")
 	p := serveBinary(t, bin, dir, []string{"AMTSBOTE_LISTEN=127.0.0.1:0", "AMTSBOTE_LOG_LEVEL=warn"})
 	dataDir := filepath.Join(dir, "data")
-	bigAttachment(t, p, dataDir, size, func(digest string) {
+	bigAttachment(t, p, dataDir, size, true, func(digest string) {
 		// The blob is where the store keeps it, complete.
 		blob := filepath.Join(dataDir, "blobs", digest[:2], digest)
 		if info, err := os.Stat(blob); err != nil || info.Size() != size {
@@ -126,8 +128,9 @@ func needDisk(t *testing.T, dir string, size int64, knob string) {
 
 // bigAttachment sends a package with one attachment of size bytes by reference to
 // the gateway p, lets the office download it (whole, and one range) and checks the
-// signed digest and the gateway's VmHWM; stored checks where the bytes are.
-func bigAttachment(t *testing.T, p *proc, dataDir string, size int64, stored func(digest string)) {
+// signed digest and the gateway's VmHWM; stored checks where the bytes are; with
+// backup, an online backup is taken and checked too (single node only).
+func bigAttachment(t *testing.T, p *proc, dataDir string, size int64, backup bool, stored func(digest string)) {
 	t.Helper()
 	pid := p.cmd.Process.Pid
 	idle := vmHWM(t, pid)
@@ -210,10 +213,28 @@ func bigAttachment(t *testing.T, p *proc, dataDir string, size int64, stored fun
 		t.Fatalf("range: %d %q, %d bytes, equal %v, %v", resp.StatusCode, resp.Header.Get("Content-Range"), len(got), bytes.Equal(got, want), err)
 	}
 
+	var backupTook time.Duration
+	if backup {
+		start = time.Now()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.url+"/v1/admin/backup", nil)
+		req.Header.Set("Authorization", "Bearer "+dc.AdminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := store.CheckBackup(ctx, resp.Body, nil)
+		resp.Body.Close()
+		backupTook = time.Since(start)
+		if err != nil || resp.StatusCode != http.StatusOK || st.Blobs != 1 || st.BlobBytes != size {
+			t.Fatalf("backup: %d, %+v, %v\n%s", resp.StatusCode, st, err, p.stderr.String())
+		}
+	}
+
 	peak := vmHWM(t, pid)
-	t.Logf("bigfile: %d MiB: VmHWM idle %.1f MB, after upload %.1f MB, after download %.1f MB; client hash pass %s, upload %s (%.0f MB/s), download+hash %s",
+	t.Logf("bigfile: %d MiB: VmHWM idle %.1f MB, after upload %.1f MB, after download and backup %.1f MB; client hash pass %s, upload %s (%.0f MB/s), download+hash %s, backup+check %s",
 		size>>20, float64(idle)/1e6, float64(afterUpload)/1e6, float64(peak)/1e6,
-		hashTook.Round(time.Millisecond), uploadTook.Round(time.Millisecond), float64(size)/1e6/uploadTook.Seconds(), downloadTook.Round(time.Millisecond))
+		hashTook.Round(time.Millisecond), uploadTook.Round(time.Millisecond), float64(size)/1e6/uploadTook.Seconds(), downloadTook.Round(time.Millisecond),
+		backupTook.Round(time.Millisecond))
 	if peak >= maxGatewayHWM {
 		t.Fatalf("gateway VmHWM %d bytes (%.1f MB), want < %d: memory grows with the attachment", peak, float64(peak)/1e6, maxGatewayHWM)
 	}
