@@ -292,10 +292,9 @@ func (b *Blobs) finishDelete(ctx context.Context, digest, nuid string) error {
 // over its link), the callback blocks and the client library buffers the chunks
 // the server keeps pushing — up to 64 MB per open blob, which made the gateway's
 // peak memory grow with every download (e2e.TestBigAttachmentBoundedMemoryJetStream:
-// VmHWM 152 MB for 512 MiB). Here each chunk (128 KiB) is fetched by its own
-// request when the reader has used up the last one: the next message of the
-// object's chunk subject after the last one read (a direct get, which any replica
-// answers), so no consumer is made and nothing is buffered ahead.
+// VmHWM 152 MB for 512 MiB). Here an ordered pull consumer of the object's chunk
+// subject fetches chunksAhead chunks (128 KiB each) when the reader has used up
+// the last ones, so at most that much is buffered; Close removes the consumer.
 func (b *Blobs) Open(ctx context.Context, digest string) (io.ReadCloser, error) {
 	if !store.IsHexDigest(digest) {
 		return nil, store.ErrBadDigest
@@ -327,7 +326,7 @@ func (b *Blobs) open1(ctx context.Context, digest string) (*chunkReader, error) 
 	if err != nil {
 		return nil, err
 	}
-	r := &chunkReader{digest: digest, left: int64(bm.info.Size), h: sha256.New(), wait: b.opts.RequestTimeout}
+	r := &chunkReader{stream: b.stream, digest: digest, left: int64(bm.info.Size), h: sha256.New(), wait: b.opts.RequestTimeout}
 	if r.left > 0 {
 		r.cons, err = b.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{b.chunkSubject(bm.info.NUID)}})
 	}
@@ -338,6 +337,7 @@ func (b *Blobs) open1(ctx context.Context, digest string) (*chunkReader, error) 
 // of them against the digest at the end.
 type chunkReader struct {
 	ctx    context.Context
+	stream jetstream.Stream
 	cons   jetstream.Consumer
 	batch  jetstream.MessageBatch // chunks fetched, not read yet
 	got    int                    // chunks of batch read
@@ -424,10 +424,20 @@ func (r *chunkReader) next() (jetstream.Msg, error) {
 	}
 }
 
-// Close ends the read.
+// Close ends the read and removes the consumer: left alone, the server would keep
+// it for its inactivity threshold (five minutes), one per download.
 func (r *chunkReader) Close() error {
 	if r.err == nil {
 		r.err = errors.New("jsstore: blob read after Close")
 	}
+	if r.cons == nil {
+		return nil
+	}
+	if info := r.cons.CachedInfo(); info != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), r.wait)
+		_ = r.stream.DeleteConsumer(ctx, info.Name) // best effort: it times out anyway
+		cancel()
+	}
+	r.cons = nil
 	return nil
 }

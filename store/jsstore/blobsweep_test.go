@@ -479,3 +479,44 @@ func TestSweepChunksPurgesOnlyLeftovers(t *testing.T) {
 		t.Fatalf("second sweep: %d sets, %d chunks, %v", sets, n, err)
 	}
 }
+
+// TestOpenLeavesNoConsumer: reading a blob fetches its chunks through a consumer of
+// its own; closing the reader removes it, so a gateway serving many downloads does
+// not leave one per download on the server until it times out.
+func TestOpenLeavesNoConsumer(t *testing.T) {
+	bs := openEmbedded(t).blobs
+	ctx := context.Background()
+	d, err := bs.Put(bytes.Repeat([]byte("Bauplan "), 60000)) // three chunks
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumers := func() int {
+		t.Helper()
+		n := 0
+		for range bs.stream.ListConsumers(ctx).Info() {
+			n++
+		}
+		return n
+	}
+	for _, whole := range []bool{true, false} {
+		rc, err := bs.Open(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if whole {
+			_, err = io.Copy(io.Discard, rc)
+		} else {
+			_, err = rc.Read(make([]byte, 10)) // an office that stops reading
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := consumers(); n != 1 {
+			t.Fatalf("%d consumers while reading, want 1", n)
+		}
+		rc.Close()
+		if n := consumers(); n != 0 {
+			t.Fatalf("%d consumers after Close (whole read %v)", n, whole)
+		}
+	}
+}
