@@ -27,7 +27,11 @@ func ProblemFor(err error) *problem.Problem {
 	var amb *routing.AmbiguousPlaceError
 	var fe *paket.FieldError
 	var le *paket.LimitError
+	var decided *problem.Problem
 	switch {
+	case errors.As(err, &decided):
+		// A check that already knows its answer (ReadRoot) returns it as the error.
+		return decided
 	case errors.Is(err, paket.ErrLimit), errors.Is(err, signing.ErrLimit), isMaxBytes(err):
 		p := problem.New(http.StatusRequestEntityTooLarge, problem.TypeTooLarge, err.Error())
 		if errors.As(err, &le) {

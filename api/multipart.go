@@ -58,24 +58,9 @@ func (s *Server) submitMultipart(w http.ResponseWriter, r *http.Request, params 
 		s.failUpload(w, r, rc, fmt.Errorf("%w: start names %s, but the first part is %q; the root part must come first", intake.ErrParts, start, root.Header.Get("Content-Id")))
 		return
 	}
-	if !AcceptsXML(root.Header.Get("Content-Type")) {
-		_ = rc.SetWriteDeadline(time.Now().Add(s.opt.WriteTimeout))
-		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia,
-			"the root (first) part must be the signed Antragspaket as application/xml"))
-		return
-	}
-	if err := IdentityEncoding(root.Header); err != nil {
-		s.failUpload(w, r, rc, err)
-		return
-	}
-	raw, err := io.ReadAll(io.LimitReader(root, s.opt.MaxBodyBytes+1))
+	raw, err := ReadRoot(root, s.opt.MaxBodyBytes, "the signed Antragspaket")
 	if err != nil {
-		s.failUpload(w, r, rc, fmt.Errorf("%w: the root part: %w", intake.ErrPartRead, err))
-		return
-	}
-	if int64(len(raw)) > s.opt.MaxBodyBytes {
-		_ = rc.SetWriteDeadline(time.Now().Add(s.opt.WriteTimeout))
-		problem.Write(w, r, problem.New(413, problem.TypeTooLarge, fmt.Sprintf("the root part exceeds the limit of %d bytes", s.opt.MaxBodyBytes)).With("max", s.opt.MaxBodyBytes))
+		s.failUpload(w, r, rc, err)
 		return
 	}
 	a, err := s.opt.Pipeline.SubmitParts(r.Context(), raw, RelatedParts(mr))
@@ -101,6 +86,30 @@ func startID(start string) string {
 func (s *Server) failUpload(w http.ResponseWriter, r *http.Request, rc *http.ResponseController, err error) {
 	_ = rc.SetWriteDeadline(time.Now().Add(s.opt.WriteTimeout))
 	s.fail(w, r, err)
+}
+
+// ReadRoot reads the root part of a multipart/related upload into memory: XML (what
+// names what it must be, for the answer), sent as it is, at most max bytes. The
+// parts after it stay unread. The portal's intake and the federation's forwarding
+// with attachments read their roots so; the errors are their answers (ErrPartRead,
+// or a 415 or 413 problem that ProblemFor passes on).
+func ReadRoot(root *multipart.Part, max int64, what string) ([]byte, error) {
+	if !AcceptsXML(root.Header.Get("Content-Type")) {
+		return nil, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia,
+			"the root (first) part must be "+what+" as application/xml")
+	}
+	if err := IdentityEncoding(root.Header); err != nil {
+		return nil, err
+	}
+	raw, err := io.ReadAll(io.LimitReader(root, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: the root part: %w", intake.ErrPartRead, err)
+	}
+	if int64(len(raw)) > max {
+		return nil, problem.New(http.StatusRequestEntityTooLarge, problem.TypeTooLarge,
+			fmt.Sprintf("the root part exceeds the limit of %d bytes", max)).With("max", max)
+	}
+	return raw, nil
 }
 
 // UploadBody is r's body, at most maxBytes, under the progress rule of uploads

@@ -240,24 +240,13 @@ func (h *Receiver) forwardParts(w http.ResponseWriter, r *http.Request, params m
 	// Every answer from here on sets the write deadline the upload lifted.
 	w = &answering{ResponseWriter: w, timeout: u.WriteTimeout}
 	root, err := mr.NextRawPart()
-	if err == nil {
-		err = api.IdentityEncoding(root.Header)
-	}
 	if err != nil {
 		h.fail(w, r, "", fmt.Errorf("%w: the envelope part: %w", intake.ErrPartRead, err))
 		return
 	}
-	if !api.AcceptsXML(root.Header.Get("Content-Type")) {
-		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia, "the first part must be the signed envelope as application/xml"))
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(root, h.maxBytes()+1))
+	body, err := api.ReadRoot(root, h.maxBytes(), "the signed envelope")
 	if err != nil {
-		h.fail(w, r, "", fmt.Errorf("%w: the envelope part: %w", intake.ErrPartRead, err))
-		return
-	}
-	if int64(len(body)) > h.maxBytes() {
-		problem.Write(w, r, problem.New(http.StatusRequestEntityTooLarge, problem.TypeTooLarge, fmt.Sprintf("envelope larger than %d bytes", h.maxBytes())))
+		h.fail(w, r, "", err)
 		return
 	}
 	env, peer, ok := check(h, w, r, body, "envelope", ParseEnvelope, envelopeHeader)
