@@ -173,18 +173,7 @@ func (bs *Blobs) backupOne(ctx context.Context, tw *tar.Writer, digest string) (
 	if err := tw.WriteHeader(hdr); err != nil {
 		return 0, err
 	}
-	h := sha256.New()
-	n, err := CopyLimited(ctx, io.MultiWriter(tw, h), f, info.Size())
-	if err != nil {
-		return n, err
-	}
-	if n != info.Size() {
-		return n, fmt.Errorf("%w: %d bytes read of %d", ErrBlobDamaged, n, info.Size())
-	}
-	if hex.EncodeToString(h.Sum(nil)) != digest {
-		return n, ErrBlobDamaged
-	}
-	return n, nil
+	return copyChecked(ctx, tw, f, info.Size(), digest, digest)
 }
 
 // ErrNotEmpty is returned by Restore when the target folder already holds a store.
@@ -233,8 +222,8 @@ func Restore(ctx context.Context, r io.Reader, dir string, progress func(BackupS
 // manifest at the end and matching, every blob's digest) without writing anything:
 // `amtsbote store backup` runs it on the stream it saves.
 func CheckBackup(ctx context.Context, r io.Reader, progress func(BackupStats)) (BackupStats, error) {
-	return readBackup(ctx, r, func(_, digest string, size int64, r io.Reader) (int64, error) {
-		return checkBytes(ctx, r, size, digest)
+	return readBackup(ctx, r, func(name, digest string, size int64, r io.Reader) (int64, error) {
+		return copyChecked(ctx, io.Discard, r, size, digest, path.Base(name))
 	}, progress)
 }
 
@@ -301,39 +290,19 @@ func readBackup(ctx context.Context, r io.Reader, put func(name, digest string, 
 	return st, nil
 }
 
-// checkBytes reads size bytes of r; with a digest, they must match it.
-func checkBytes(ctx context.Context, r io.Reader, size int64, digest string) (int64, error) {
-	return writeFile(ctx, "", r, size, digest)
-}
-
-// writeFile writes size bytes of r to name, fsynced ("": nowhere); with a digest,
-// they must match it.
+// writeFile writes size bytes of r to a new file name, fsynced (copyChecked).
 func writeFile(ctx context.Context, name string, r io.Reader, size int64, digest string) (int64, error) {
-	f := discard
-	if name != "" {
-		if err := os.MkdirAll(filepath.Dir(name), 0o750); err != nil {
-			return 0, fmt.Errorf("store: restore: %w", err)
-		}
-		file, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return 0, fmt.Errorf("store: restore: %w", err)
-		}
-		defer file.Close()
-		f = file
+	if err := os.MkdirAll(filepath.Dir(name), 0o750); err != nil {
+		return 0, fmt.Errorf("store: restore: %w", err)
 	}
-	h := sha256.New()
-	n, err := CopyLimited(ctx, io.MultiWriter(f, h), r, size)
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return n, fmt.Errorf("%w: %s cut after %d bytes", ErrBackupIncomplete, filepath.Base(name), n)
-	}
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return n, fmt.Errorf("store: restore %s: %w", filepath.Base(name), err)
+		return 0, fmt.Errorf("store: restore: %w", err)
 	}
-	if n != size {
-		return n, fmt.Errorf("%w: %s: %d of %d bytes", ErrBackupIncomplete, filepath.Base(name), n, size)
-	}
-	if digest != "" && hex.EncodeToString(h.Sum(nil)) != digest {
-		return n, fmt.Errorf("%w: %s", ErrBlobDamaged, digest)
+	defer f.Close()
+	n, err := copyChecked(ctx, f, r, size, digest, filepath.Base(name))
+	if err != nil {
+		return n, err
 	}
 	if err := f.Sync(); err != nil {
 		return n, fmt.Errorf("store: restore: %w", err)
@@ -341,20 +310,25 @@ func writeFile(ctx context.Context, name string, r io.Reader, size int64, digest
 	return n, f.Close()
 }
 
-// discard is writeFile's file when it only checks.
-var discard syncWriteCloser = nopFile{}
-
-type syncWriteCloser interface {
-	io.Writer
-	Sync() error
-	Close() error
+// copyChecked copies the size bytes of a backup entry (name, for errors) from r to
+// w; with a digest, they must match it. Backup, CheckBackup and Restore all move
+// bytes through it: a stream cut short is ErrBackupIncomplete, other bytes than
+// the digest names ErrBlobDamaged.
+func copyChecked(ctx context.Context, w io.Writer, r io.Reader, size int64, digest, name string) (int64, error) {
+	h := sha256.New()
+	n, err := CopyLimited(ctx, io.MultiWriter(w, h), r, size)
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return n, fmt.Errorf("%w: %s cut after %d bytes", ErrBackupIncomplete, name, n)
+	case err != nil:
+		return n, fmt.Errorf("store: %s: %w", name, err)
+	case n != size:
+		return n, fmt.Errorf("%w: %s: %d of %d bytes", ErrBlobDamaged, name, n, size)
+	case digest != "" && hex.EncodeToString(h.Sum(nil)) != digest:
+		return n, fmt.Errorf("%w: %s", ErrBlobDamaged, digest)
+	}
+	return n, nil
 }
-
-type nopFile struct{}
-
-func (nopFile) Write(b []byte) (int, error) { return len(b), nil }
-func (nopFile) Sync() error                 { return nil }
-func (nopFile) Close() error                { return nil }
 
 // moveTree moves the blob files under from into the same places under to, which
 // may exist (an empty blobs folder of a store never used).
