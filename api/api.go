@@ -584,7 +584,7 @@ func (s *Server) officeAttachment(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", ct)
 	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": meta.FileName}))
-	serveBlob(w, r, rc, meta.Size, meta.SHA256, Transfer{Window: s.opt.UploadWindow, MinRate: s.opt.UploadMinRate})
+	serveBlob(w, r, rc, meta.Size, meta.SHA256, s.transfer())
 }
 
 func (s *Server) officeDecide(outcome string) http.HandlerFunc {
@@ -733,7 +733,7 @@ func (s *Server) adminBackup(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-tar")
 	w.Header().Set("Content-Disposition", `attachment; filename="amtsbote-backup-`+at.Format("20060102T150405Z")+`.tar"`)
 	w.Header().Set("Cache-Control", "no-store")
-	cw := &countingWriter{w: paced(w, Transfer{Window: s.opt.UploadWindow, MinRate: s.opt.UploadMinRate})}
+	cw := &countingWriter{w: paced(w, s.transfer())}
 	if err := s.opt.Backup(r.Context(), cw); err != nil {
 		if cw.n == 0 && r.Context().Err() == nil {
 			w.Header().Del("Content-Disposition")
@@ -746,6 +746,12 @@ func (s *Server) adminBackup(w http.ResponseWriter, r *http.Request) {
 	s.lastBackup.Set(float64(time.Now().Unix()))
 	s.lastBackupBytes.Set(float64(cw.n))
 	s.log.Info("backup sent", "bytes", cw.n, "took", time.Since(at).Round(time.Millisecond))
+}
+
+// transfer is the progress rule of this server's long answers: the upload rule's
+// window and minimum rate, the other way.
+func (s *Server) transfer() Transfer {
+	return Transfer{Window: s.opt.UploadWindow, MinRate: s.opt.UploadMinRate}
 }
 
 // countingWriter counts what went through.
