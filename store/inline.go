@@ -68,7 +68,7 @@ func (db *DB) inlineBytes(v []byte) ([]byte, error) {
 	if n := binary.BigEndian.Uint64(v[8:16]); n > InlineMax {
 		return nil, fmt.Errorf("store: blob of %d bytes inline, more than an inline blob holds", n)
 	}
-	out, err := db.unpackAs(flag, v[inlineHeader:])
+	out, err := db.known.unpackAs(flag, v[inlineHeader:])
 	if err != nil {
 		return nil, fmt.Errorf("store: blob: %w", err)
 	}

@@ -354,7 +354,7 @@ func (db *DB) CreateWithBlobs(ctx context.Context, sub *submission.Submission, e
 				return err
 			}
 			stored = s
-			storedReceipt, err = db.unpackCerts(tx.Bucket(bucketReceipts).Get(receiptKey(s.ID, receiptKind)))
+			storedReceipt, err = db.known.unpack(tx.Bucket(bucketReceipts).Get(receiptKey(s.ID, receiptKind)))
 			if err != nil {
 				return err
 			}
@@ -530,7 +530,7 @@ func (db *DB) Receipt(id, kind string) ([]byte, error) {
 			return ErrNotFound
 		}
 		var err error
-		out, err = db.unpackCerts(v)
+		out, err = db.known.unpack(v)
 		return err
 	})
 	return out, err
@@ -845,7 +845,8 @@ func packBig(v []byte) []byte {
 	return out
 }
 
-// certsMarker is the marker of a packed value whose known certificates are replaced.
+// certsMarker is, for each packing, the marker of the same packing with known
+// certificates replaced.
 var certsMarker = map[byte]byte{packedS2: packedS2Certs, packedZstd: packedZstdCerts}
 
 // packCerts is pack (or packBig) for a value that may hold known certificates: a
@@ -860,41 +861,31 @@ func (db *DB) packCerts(v []byte, pack func([]byte) []byte) []byte {
 	return pack(v)
 }
 
-// unpackCerts reads what packCerts (or pack, or packBig) wrote.
-func (db *DB) unpackCerts(v []byte) ([]byte, error) {
-	if len(v) == 0 {
-		return copyBytes(v), nil
+// unpack reads what pack, packBig or packCerts wrote, putting back the known
+// certificates of ks (a nil ks for records, which never hold tokens).
+func (ks *knownSet) unpack(v []byte) ([]byte, error) {
+	if len(v) == 0 || !isPacked(v[0]) {
+		return copyBytes(v), nil // stored as it was
 	}
-	if isPacked(v[0]) {
-		return db.unpackAs(v[0], v[1:])
-	}
-	return copyBytes(v), nil // stored as it was
+	return ks.unpackAs(v[0], v[1:])
 }
 
-// unpack reads what pack (or packBig) wrote: a value without certificate tokens.
-func unpack(v []byte) ([]byte, error) {
-	if len(v) == 0 || !isPacked(v[0]) {
-		return copyBytes(v), nil
-	}
-	return unpackAs(v[0], v[1:])
-}
+// unpack reads a record.
+func unpack(v []byte) ([]byte, error) { return (*knownSet)(nil).unpack(v) }
 
 // isPacked reports whether b is one of the markers above.
 func isPacked(b byte) bool { return b >= packedDeflate && b <= packedS2Certs }
 
 // unpackAs decompresses p, packed as marker says, and puts known certificates back.
-func (db *DB) unpackAs(marker byte, p []byte) ([]byte, error) {
-	switch marker {
-	case packedZstdCerts, packedS2Certs:
-		inner := byte(packedZstd)
-		if marker == packedS2Certs {
-			inner = packedS2
+func (ks *knownSet) unpackAs(marker byte, p []byte) ([]byte, error) {
+	for plain, certs := range certsMarker {
+		if marker == certs {
+			short, err := unpackAs(plain, p)
+			if err != nil {
+				return nil, err
+			}
+			return ks.expand(short)
 		}
-		short, err := unpackAs(inner, p)
-		if err != nil {
-			return nil, err
-		}
-		return db.known.expand(short)
 	}
 	return unpackAs(marker, p)
 }
@@ -926,7 +917,5 @@ func unpackAs(marker byte, p []byte) ([]byte, error) {
 		}
 		return out, nil
 	}
-	// packedZstdCerts and packedS2Certs in a value read without the certificates
-	// (a record): damage.
-	return nil, fmt.Errorf("store: value packed as %#x, which is not read here", marker)
+	return nil, fmt.Errorf("store: value packed as %#x, which this build does not know", marker)
 }
