@@ -38,6 +38,18 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	o := loadtest.Options{N: *n, Concurrency: *c, Elements: *elements, PerOffice: *perOffice, BatchDelay: *batchDelay, Timeout: *timeout, Progress: stderr}
+	var traceOut io.Writer // both loops
+	outs := []output{{*traceFile, &traceOut}}
+	if !*open {
+		outs = append(outs, output{*cpuProfile, &o.CPUProfile}, output{*memProfile, &o.MemProfile}, output{base(*memProfile), &o.MemProfileBase})
+	}
+	closeOutputs, err := createOutputs(outs)
+	if err != nil {
+		fmt.Fprintln(stderr, "amtsbote bench:", err)
+		return 1
+	}
+	defer closeOutputs()
 	if *open {
 		ladder, err := parseRates(*rates)
 		if err != nil {
@@ -57,16 +69,6 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if pe == 0 {
 			pe = -1
 		}
-		var traceOut io.Writer
-		if *traceFile != "" {
-			f, err := os.Create(*traceFile)
-			if err != nil {
-				fmt.Fprintln(stderr, "amtsbote bench:", err)
-				return 1
-			}
-			defer f.Close()
-			traceOut = f
-		}
 		rctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
 		fmt.Fprintf(stderr, "open loop: %s arrivals at %s/s for %s each, against a gateway on loopback...\n", *arrivals, *rates, *step)
@@ -85,22 +87,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 0
 	}
 	fmt.Fprintf(stderr, "signing %d packages, then posting them with concurrency %d to a gateway on loopback...\n", *n, *c)
-	o := loadtest.Options{N: *n, Concurrency: *c, Elements: *elements, PerOffice: *perOffice, BatchDelay: *batchDelay, Timeout: *timeout, Progress: stderr}
-	for _, out := range []struct {
-		path string
-		w    *io.Writer
-	}{{*cpuProfile, &o.CPUProfile}, {*traceFile, &o.Trace}, {*memProfile, &o.MemProfile}, {base(*memProfile), &o.MemProfileBase}} {
-		if out.path == "" {
-			continue
-		}
-		f, err := os.Create(out.path)
-		if err != nil {
-			fmt.Fprintln(stderr, "amtsbote bench:", err)
-			return 1
-		}
-		defer f.Close()
-		*out.w = f
-	}
+	o.Trace = traceOut
 	res, err := loadtest.Run(ctx, o)
 	if err != nil {
 		fmt.Fprintln(stderr, "amtsbote bench:", err)
@@ -108,6 +95,35 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	res.Report(stdout)
 	return 0
+}
+
+// output is a file a flag names ("" for none) and the writer to point at it.
+type output struct {
+	path string
+	w    *io.Writer
+}
+
+// createOutputs creates the files of outs and sets their writers; close closes them.
+func createOutputs(outs []output) (close func(), err error) {
+	var files []*os.File
+	close = func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	for _, out := range outs {
+		if out.path == "" {
+			continue
+		}
+		f, err := os.Create(out.path)
+		if err != nil {
+			close()
+			return nil, err
+		}
+		files = append(files, f)
+		*out.w = f
+	}
+	return close, nil
 }
 
 // base is the name of the base profile next to a memory profile ("" for none).
