@@ -108,33 +108,31 @@ func runBackup(ctx context.Context, verb string, args []string, stdout, stderr i
 	})
 	onEntry := func(st store.BackupStats) { blobs.Store(int64(st.Blobs)) }
 	var st store.BackupStats
+	what := "backup " + *out + ", checked"
 	if verb == "restore" {
-		f, err := os.Open(*in)
-		if err != nil {
-			stop()
-			fmt.Fprintln(stderr, "amtsbote store restore:", err)
-			return 1
-		}
-		defer f.Close()
-		st, err = store.Restore(ctx, &countingReader{r: f, n: &received}, cfg.DataDir, onEntry)
-		stop()
-		if err != nil {
-			fmt.Fprintln(stderr, "amtsbote store restore:", err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "restored into %s: the store as of %s, %d bytes of database, %d blob files (%d bytes)\n",
-			cfg.DataDir, st.At.Format(time.RFC3339), st.DBBytes, st.Blobs, st.BlobBytes)
-		return 0
+		st, err = restoreFile(ctx, *in, cfg.DataDir, &received, onEntry)
+		what = "restored into " + cfg.DataDir
+	} else {
+		st, err = fetchBackup(ctx, cfg, *url, *out, &received, onEntry)
 	}
-	st, err = fetchBackup(ctx, cfg, *url, *out, &received, onEntry)
 	stop()
 	if err != nil {
-		fmt.Fprintln(stderr, "amtsbote store backup:", err)
+		fmt.Fprintf(stderr, "amtsbote store %s: %v\n", verb, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "backup %s: the store as of %s, %d bytes of database, %d blob files (%d bytes), checked\n",
-		*out, st.At.Format(time.RFC3339), st.DBBytes, st.Blobs, st.BlobBytes)
+	fmt.Fprintf(stdout, "%s: the store as of %s, %d bytes of database, %d blob files (%d bytes)\n",
+		what, st.At.Format(time.RFC3339), st.DBBytes, st.Blobs, st.BlobBytes)
 	return 0
+}
+
+// restoreFile restores the backup file in into the data folder dir.
+func restoreFile(ctx context.Context, in, dir string, received *atomic.Int64, onEntry func(store.BackupStats)) (store.BackupStats, error) {
+	f, err := os.Open(in)
+	if err != nil {
+		return store.BackupStats{}, err
+	}
+	defer f.Close()
+	return store.Restore(ctx, &countingReader{r: f, n: received}, dir, onEntry)
 }
 
 // fetchBackup streams the gateway's backup into out (via out.part), checking it on
