@@ -120,13 +120,13 @@ func New(o Options) *Server {
 		o.MaxUploadBytes = o.MaxBodyBytes + 4<<30 + 1<<20
 	}
 	if o.UploadWindow <= 0 {
-		o.UploadWindow = 60 * time.Second
+		o.UploadWindow = DefaultTransferWindow
 	}
 	if o.UploadMinRate <= 0 {
-		o.UploadMinRate = 16 << 10
+		o.UploadMinRate = DefaultTransferMinRate
 	}
 	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = 60 * time.Second
+		o.WriteTimeout = DefaultWriteTimeout
 	}
 	if o.Desk == nil && o.Broker != nil {
 		o.Desk = o.Broker

@@ -33,8 +33,17 @@ func ServeBlob(w http.ResponseWriter, r *http.Request, rc io.Reader, size int64,
 	serveBlob(w, r, rc, size, digest, t)
 }
 
-// Transfer is the progress rule of a long download; zero fields take 60 s and
-// 16 KiB/s (the defaults of http.read_timeout and http.upload_min_rate).
+// The defaults of the progress rule of long transfers (up and down) and of the
+// answer after an upload, those of http.read_timeout, http.upload_min_rate and
+// http.write_timeout; every face that streams (the API, the mailbox, the
+// federation endpoint) falls back to them.
+const (
+	DefaultTransferWindow  = 60 * time.Second
+	DefaultTransferMinRate = 16 << 10 // bytes per second: 128 kbit/s, a slow mobile link
+	DefaultWriteTimeout    = 60 * time.Second
+)
+
+// Transfer is the progress rule of a long download; zero fields take the defaults.
 type Transfer struct {
 	Window  time.Duration
 	MinRate int64 // bytes per second
@@ -64,10 +73,10 @@ func serveBlob(w http.ResponseWriter, r *http.Request, rc io.Reader, size int64,
 // deadline, for an answer that may take long (a blob, a backup).
 func paced(w http.ResponseWriter, t Transfer) http.ResponseWriter {
 	if t.Window <= 0 {
-		t.Window = 60 * time.Second
+		t.Window = DefaultTransferWindow
 	}
 	if t.MinRate <= 0 {
-		t.MinRate = 16 << 10
+		t.MinRate = DefaultTransferMinRate
 	}
 	ctl := http.NewResponseController(w)
 	pw := &paceWriter{ResponseWriter: w, pace: newPace(t.Window, t.MinRate, ctl.SetWriteDeadline)}

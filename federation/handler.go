@@ -53,9 +53,9 @@ type Receiver struct {
 // Uploads are the limits of a forwarding with attachments.
 type Uploads struct {
 	MaxBytes     int64         // the whole request; default MaxBytes + 4 GiB
-	Window       time.Duration // default 60 s
-	MinRate      int64         // bytes per second; default 16 KiB
-	WriteTimeout time.Duration // for the answer after the upload; default 60 s
+	Window       time.Duration // default api.DefaultTransferWindow
+	MinRate      int64         // bytes per second; default api.DefaultTransferMinRate
+	WriteTimeout time.Duration // for the answer after the upload; default api.DefaultWriteTimeout
 }
 
 func (h *Receiver) uploads() Uploads {
@@ -64,13 +64,13 @@ func (h *Receiver) uploads() Uploads {
 		u.MaxBytes = h.maxBytes() + 4<<30
 	}
 	if u.Window <= 0 {
-		u.Window = 60 * time.Second
+		u.Window = api.DefaultTransferWindow
 	}
 	if u.MinRate <= 0 {
-		u.MinRate = 16 << 10
+		u.MinRate = api.DefaultTransferMinRate
 	}
 	if u.WriteTimeout <= 0 {
-		u.WriteTimeout = 60 * time.Second
+		u.WriteTimeout = api.DefaultWriteTimeout
 	}
 	return u
 }
