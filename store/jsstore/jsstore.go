@@ -58,8 +58,9 @@ type Options struct {
 	Timeout time.Duration
 	// RequestTimeout bounds one request to the cluster. Default 5 s.
 	RequestTimeout time.Duration
-	// MaxRecordBytes bounds one submission document (record, events, receipts).
-	// Default: the server's max payload (1 MiB unless configured).
+	// MaxRecordBytes bounds one submission document (record, newest events,
+	// receipts) and, halved, one page of its older events. Default: the server's max
+	// payload (1 MiB unless configured).
 	MaxRecordBytes int
 	// MarkerTTL is how long a removal marker of an outbox or handed-over key stays
 	// before the server drops it. Default 1 h.
@@ -68,7 +69,8 @@ type Options struct {
 
 var errFewerReplicas = errors.New("refusing to lower replicas")
 
-// ErrTooLarge is returned when a submission document would exceed MaxRecordBytes.
+// ErrTooLarge is returned when a submission document would exceed MaxRecordBytes
+// even with its older events moved to pages, or one event alone would not fit a page.
 var ErrTooLarge = errors.New("jsstore: submission document too large")
 
 // Store is store.Store on JetStream. It is safe for concurrent use.
@@ -225,10 +227,13 @@ func (s *Store) Blobs() store.BlobStore { return s.blobs }
 
 // doc is what one sub.<id> key holds. It is bounded by MaxRecordBytes.
 type doc struct {
-	V        int                    `json:"v"`
-	Sub      *submission.Submission `json:"submission"`
-	Events   []submission.Event     `json:"events"`
-	Receipts map[string][]byte      `json:"receipts,omitempty"`
+	V   int                    `json:"v"`
+	Sub *submission.Submission `json:"submission"`
+	// Events are the newest events; the older ones are in Pages pages of their own
+	// (see encode), oldest first.
+	Events   []submission.Event `json:"events"`
+	Pages    int                `json:"pages,omitempty"`
+	Receipts map[string][]byte  `json:"receipts,omitempty"`
 	// Ops are the ids of the latest writes, so a write whose acknowledgement was lost
 	// (a server died after the commit) is recognised instead of applied twice.
 	Ops []string `json:"ops,omitempty"`
@@ -237,6 +242,9 @@ type doc struct {
 const (
 	docVersion = 1
 	keepOps    = 32
+	// spillEvents: a document whose receipts alone are large does not move every
+	// change's events to a page of their own.
+	spillEvents = 16
 )
 
 // keys
@@ -273,6 +281,11 @@ func (s *Store) subject(key string) string { return "$KV." + s.bucket + "." + ke
 
 func (s *Store) subKey(id string) string    { return s.subject("sub." + encodeKey(id)) }
 func (s *Store) outboxKey(id string) string { return s.subject("outbox." + encodeKey(id)) }
+
+// eventsKey holds page n (from 1) of a submission's older events.
+func (s *Store) eventsKey(id string, n int) string {
+	return s.subject("events." + encodeKey(id) + "." + strconv.Itoa(n))
+}
 func (s *Store) handedKey(id string) string { return s.subject("handed." + encodeKey(id)) }
 func (s *Store) officeKey(o, id string) string {
 	return s.subject("office." + encodeKey(o) + "." + encodeKey(id))
@@ -404,7 +417,26 @@ func (s *Store) Events(id string) ([]submission.Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	return d.Events, nil
+	if d.Pages == 0 {
+		return d.Events, nil
+	}
+	var all []submission.Event
+	for n := 1; n <= d.Pages; n++ {
+		m, err := s.last(ctx, s.eventsKey(id, n))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			// Pages are written with the document and removed with it: deleted since.
+			return nil, fmt.Errorf("submission %s: events page %d: %w", id, n, store.ErrNotFound)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("jsstore: read events of %s, page %d: %w", id, n, err)
+		}
+		var page []submission.Event
+		if err := json.Unmarshal(m.Data, &page); err != nil {
+			return nil, fmt.Errorf("jsstore: decode events of %s, page %d: %w", id, n, err)
+		}
+		all = append(all, page...)
+	}
+	return append(all, d.Events...), nil
 }
 
 // writes
@@ -421,18 +453,16 @@ func (s *Store) Create(ctx context.Context, sub *submission.Submission, events [
 	op := newID()
 	d := &doc{V: docVersion, Sub: sub, Receipts: map[string][]byte{receiptKind: receipt}, Ops: []string{op}}
 	appendEvents(d, events, time.Now().UTC())
-	data, err := json.Marshal(d)
+	data, pages, err := s.encode(d)
 	if err != nil {
 		return nil, nil, false, err
-	}
-	if len(data) > s.opts.MaxRecordBytes {
-		return nil, nil, false, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), s.opts.MaxRecordBytes)
 	}
 	idem := s.idemKey(sub.Sender, sub.MessageID)
 	msgs := []*nats.Msg{
 		expect(idem, []byte(sub.ID), 0),
 		expect(s.subKey(sub.ID), data, 0),
 	}
+	msgs = append(msgs, pages...)
 	if sub.OfficeID != "" {
 		msgs = append(msgs, put(s.officeKey(sub.OfficeID, sub.ID)))
 	}
@@ -546,14 +576,11 @@ func (s *Store) update(id, kind string, receipt []byte, fn func(s *submission.Su
 		if len(d.Ops) > keepOps {
 			d.Ops = d.Ops[len(d.Ops)-keepOps:]
 		}
-		data, err := json.Marshal(d)
+		data, pages, err := s.encode(d)
 		if err != nil {
 			return nil, false, err
 		}
-		if len(data) > s.opts.MaxRecordBytes {
-			return nil, false, fmt.Errorf("%w: submission %s would be %d bytes, limit %d", ErrTooLarge, id, len(data), s.opts.MaxRecordBytes)
-		}
-		msgs := []*nats.Msg{expect(s.subKey(id), data, seq)}
+		msgs := append([]*nats.Msg{expect(s.subKey(id), data, seq)}, pages...)
 		if isOutbox := d.Sub.State.Dispatchable(); isOutbox != wasOutbox {
 			msgs = append(msgs, s.setMember(s.outboxKey(id), isOutbox))
 		}
@@ -589,6 +616,59 @@ func newID() string {
 	var b [16]byte
 	_, _ = crand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// encode marshals d for the batch that writes it. A document past a quarter of
+// MaxRecordBytes with more than a few events (or past half of it with any) moves all
+// its events but the newest (which carries the sequence on) into new pages of at
+// most half of MaxRecordBytes each, returned as messages for the same batch: a
+// submission retried for weeks and redelivered by hand many times keeps recording
+// its changes, and what each change rewrites stays small. (Before, such a document
+// reached the limit, a delivery could no longer be recorded, and the package went
+// to the office again and again.)
+// Pages are written once and never changed, so the event log's promise holds: no
+// event is changed or removed while the submission exists.
+func (s *Store) encode(d *doc) ([]byte, []*nats.Msg, error) {
+	data, err := json.Marshal(d)
+	if err != nil {
+		return nil, nil, err
+	}
+	var pages []*nats.Msg
+	if n := len(d.Events); n > 1 && (len(data) > s.opts.MaxRecordBytes/4 && n > spillEvents || len(data) > s.opts.MaxRecordBytes/2) {
+		older := d.Events[:len(d.Events)-1]
+		limit := s.opts.MaxRecordBytes / 2
+		page := []byte{'['}
+		flush := func() {
+			page[len(page)-1] = ']'
+			m := nats.NewMsg(s.eventsKey(d.Sub.ID, d.Pages+len(pages)+1))
+			m.Data = page
+			pages = append(pages, m)
+			page = []byte{'['}
+		}
+		for _, e := range older {
+			b, err := json.Marshal(e)
+			if err != nil {
+				return nil, nil, err
+			}
+			if len(b)+2 > limit {
+				return nil, nil, fmt.Errorf("%w: submission %s: an event of %d bytes, page limit %d", ErrTooLarge, d.Sub.ID, len(b), limit)
+			}
+			if len(page)+len(b)+1 > limit {
+				flush()
+			}
+			page = append(append(page, b...), ',')
+		}
+		flush()
+		d.Pages += len(pages)
+		d.Events = d.Events[len(older):]
+		if data, err = json.Marshal(d); err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(data) > s.opts.MaxRecordBytes {
+		return nil, nil, fmt.Errorf("%w: submission %s would be %d bytes, limit %d", ErrTooLarge, d.Sub.ID, len(data), s.opts.MaxRecordBytes)
+	}
+	return data, pages, nil
 }
 
 func appendEvents(d *doc, evs []submission.Event, now time.Time) {

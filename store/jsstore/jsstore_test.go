@@ -495,3 +495,61 @@ func TestRetentionRunPurgesLeftoverChunks(t *testing.T) {
 		t.Fatalf("%d unreferenced old blobs deleted, want 1 (%s)", rep.BlobsDeleted, kept)
 	}
 }
+
+// TestEventPages: the older events of a long log move to pages of their own,
+// written with the change that moves them and removed with the submission; each
+// page and the document stay within their limits.
+func TestEventPages(t *testing.T) {
+	const limit = 16 << 10
+	b, st := openOnEmbedded(t, jsstore.Options{MaxRecordBytes: limit, Prefix: "pages"})
+	ctx := context.Background()
+	if _, _, _, err := st.Create(ctx, storetest.NewSubmission("s1", "amt24", "m1"), threeEvents(), "in", []byte("r")); err != nil {
+		t.Fatal(err)
+	}
+	note := string(bytes.Repeat([]byte("n"), 500))
+	for i := range 200 {
+		if _, err := st.Update("s1", func(*submission.Submission) ([]submission.Event, error) {
+			return []submission.Event{{Type: "attempt_failed", Attempt: i + 1, Note: note}}, nil
+		}); err != nil {
+			t.Fatalf("update %d: %v", i, err)
+		}
+	}
+	evs, err := st.Events("s1")
+	if err != nil || len(evs) != 203 || evs[202].Attempt != 200 || evs[202].Seq != 203 {
+		t.Fatalf("%d events, %v", len(evs), err)
+	}
+	kv, err := b.JS.Stream(ctx, "KV_pages")
+	if err != nil {
+		t.Fatal(err)
+	}
+	subjects := func() map[string]uint64 {
+		info, err := kv.Info(ctx, jetstream.WithSubjectFilter("$KV.pages.events.s1.*"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Subjects
+	}
+	pages := subjects()
+	if len(pages) < 100*500/(limit/2) {
+		t.Fatalf("%d pages for ~100 KB of events in pages of at most %d bytes", len(pages), limit/2)
+	}
+	for subj := range pages {
+		m, err := kv.GetLastMsgForSubject(ctx, subj)
+		if err != nil || len(m.Data) > limit/2 {
+			t.Fatalf("page %s: %d bytes, %v", subj, len(m.Data), err)
+		}
+	}
+	doc, err := kv.GetLastMsgForSubject(ctx, "$KV.pages.sub.s1")
+	if err != nil || len(doc.Data) > limit/2 {
+		t.Fatalf("document: %d bytes, %v", len(doc.Data), err)
+	}
+	if err := st.Delete("s1"); err != nil {
+		t.Fatal(err)
+	}
+	for subj := range subjects() {
+		m, err := kv.GetLastMsgForSubject(ctx, subj)
+		if err != nil || m.Header.Get("KV-Operation") != "DEL" || len(m.Data) != 0 {
+			t.Fatalf("page %s after Delete: %v %v, %d bytes", subj, m.Header, err, len(m.Data))
+		}
+	}
+}

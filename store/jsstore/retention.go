@@ -15,11 +15,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Delete removes a submission for good: its document (record, events, receipts),
-// its idempotency key (if it still names this submission), its office index key and
-// its outbox and handed-over keys, in ONE atomic batch. Every key gets a removal
-// marker that the server drops after MarkerTTL (a batch cannot purge); with one
-// message per subject the marker replaces the document, so the data is gone at once.
+// Delete removes a submission for good: its document (record, events, receipts), its
+// pages of older events, its idempotency key (if it still names this submission), its
+// office index key and its outbox and handed-over keys, in ONE atomic batch. Every
+// key gets a removal marker that the server drops after MarkerTTL (a batch cannot
+// purge); with one message per subject the marker replaces the document, so the data
+// is gone at once.
 //
 // The document's marker expects the sequence that was read, and the idempotency
 // key's marker the key's, so a concurrent Update or Create makes the batch fail and
@@ -91,6 +92,9 @@ func (s *Store) deleteBatch(ctx context.Context, id string, d *doc, seq uint64, 
 	}
 	if o := d.Sub.OfficeID; o != "" {
 		msgs = append(msgs, s.removal(s.officeKey(o, id), nil))
+	}
+	for n := 1; n <= d.Pages; n++ {
+		msgs = append(msgs, s.removal(s.eventsKey(id, n), nil))
 	}
 	// The sets follow the state in the same batches as the document, so the state
 	// read says which keys exist; a key present against it is removed as well. Any
