@@ -454,6 +454,76 @@ func TestOfficeSlotFreeWhileRecording(t *testing.T) {
 	}
 }
 
+// failingRecord is a store whose recording of a delivery fails the first fails times.
+type failingRecord struct {
+	store.Store
+	mu    sync.Mutex
+	fails int
+}
+
+func (s *failingRecord) UpdateWithReceipt(id, kind string, receipt []byte, fn func(*submission.Submission) ([]submission.Event, error)) (*submission.Submission, bool, error) {
+	s.mu.Lock()
+	fail := s.fails > 0
+	s.fails--
+	s.mu.Unlock()
+	if fail {
+		return nil, false, errors.New("disk on fire")
+	}
+	return s.Store.UpdateWithReceipt(id, kind, receipt, fn)
+}
+
+// TestUnrecordedDeliveryIsNotRepeated: the office has the package once its answer is
+// in, and a queue message sent back delivers it again. A store that fails to record
+// the outcome a few times gets tries of its own (one delivery in all); one that fails
+// every try sends the package back, and the office gets it a second time, counted.
+func TestUnrecordedDeliveryIsNotRepeated(t *testing.T) {
+	for _, tc := range []struct {
+		fails, deliveries, unrecorded int
+	}{
+		{fails: recordTries - 1, deliveries: 1, unrecorded: 0},
+		{fails: recordTries, deliveries: 2, unrecorded: 1},
+	} {
+		t.Run(fmt.Sprintf("fails=%d", tc.fails), func(t *testing.T) {
+			dir := t.TempDir()
+			db, err := store.Open(dir+"/store", store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			bs, err := bus.Start(context.Background(), bus.Options{StoreDir: dir + "/js"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer bs.Close()
+			rx := &scripted{channel: "primary"}
+			cfg := testConfig
+			cfg.ExclusiveConsumer, cfg.QueueInMemory = true, true
+			st := &failingRecord{Store: db, fails: tc.fails}
+			b := New(cfg, st, bs.JS, adapters.NewRegistry(rx), testChannels, fakeSigner{}, nil, nil)
+			if err := b.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = b.Stop(ctx)
+			}()
+			a, err := b.Receive(context.Background(), intake("unrecorded", "primary"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitState(t, b, a.Submission.ID, submission.StateDelivered)
+			if got := len(rx.deliveries()); got != tc.deliveries {
+				t.Fatalf("the office got the package %d times, want %d", got, tc.deliveries)
+			}
+			var m dto.Metric
+			if err := b.metrics.unrecorded.Write(&m); err != nil || int(m.GetCounter().GetValue()) != tc.unrecorded {
+				t.Fatalf("amtsbote_delivery_unrecorded_total = %v, want %d (%v)", m.GetCounter().GetValue(), tc.unrecorded, err)
+			}
+		})
+	}
+}
+
 // startBacklog runs a broker in dir whose office "office-a" hangs and gives it n
 // packages: they stay in the outbox as the backlog a later start finds.
 func startBacklog(t *testing.T, dir string, cfg Config, n int) *env {

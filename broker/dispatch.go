@@ -446,25 +446,64 @@ func toConfirmation(c adapters.Confirmation) submission.Confirmation {
 
 // delivered records the outcome of a successful attempt: the delivery with its
 // Zustellbestaetigung, or the hand-over when the office confirms later.
+//
+// The office has the package by now, and a Nak would have it delivered again. So a
+// store that fails to record the outcome gets recordTries tries here, with the
+// retry backoff between them (the heartbeat keeps the message ours), before the
+// message goes back; and it goes back with a delay that grows with each delivery of
+// it, so a store that stays broken costs the office a duplicate now and then, not
+// one every BackoffBase. amtsbote_delivery_unrecorded_total counts each time.
 func (b *Broker) delivered(msg jetstream.Msg, s *submission.Submission, c adapters.Confirmation) {
-	gen := s.Generation
-	var err error
-	if c.Pending {
-		err = b.change(s.ID, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
-			return cur.HandOver(now, gen, toConfirmation(c))
-		})
-	} else {
-		_, err = b.confirmSub(s.ID, s, toConfirmation(c), func(cur *submission.Submission, now time.Time, conf submission.Confirmation) ([]submission.Event, error) {
+	id, gen, snap := s.ID, s.Generation, s
+	record := func() error {
+		if c.Pending {
+			return b.change(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+				return cur.HandOver(now, gen, toConfirmation(c))
+			})
+		}
+		// The first try signs from the snapshot of the attempt (and changes it); a
+		// later one reads the record again.
+		_, err := b.confirmSub(id, snap, toConfirmation(c), func(cur *submission.Submission, now time.Time, conf submission.Confirmation) ([]submission.Event, error) {
 			return cur.Delivered(now, gen, conf)
 		})
+		snap = nil
+		return err
 	}
-	if err != nil {
-		b.log.Error("record delivery", "submission", s.ID, "err", err)
-		_ = msg.NakWithDelay(b.cfg.BackoffBase)
+	err := record()
+	if err == nil {
+		_ = msg.Ack()
 		return
 	}
-	_ = msg.Ack()
+	stopBeat := heartbeat(msg, ackWait/3)
+	for try := 1; err != nil && try < recordTries; try++ {
+		b.log.Warn("record delivery failed; trying again", "submission", id, "try", try, "err", err)
+		select {
+		case <-time.After(b.backoff(try)):
+		case <-b.ctx.Done():
+		}
+		if b.ctx.Err() != nil {
+			break
+		}
+		err = record()
+	}
+	stopBeat()
+	if err == nil {
+		_ = msg.Ack()
+		return
+	}
+	b.metrics.unrecorded.Inc()
+	n := recordTries
+	if md, mdErr := msg.Metadata(); mdErr == nil {
+		n += int(md.NumDelivered)
+	}
+	delay := b.backoff(n)
+	b.log.Error("record delivery failed; the office has the package and will get it again", "submission", id, "retry_in", delay, "err", err)
+	_ = msg.NakWithDelay(delay)
 }
+
+// recordTries is how often delivered tries to record an outcome before the package
+// goes back to the queue (and so to the office again).
+const recordTries = 4
 
 // change applies one lifecycle transition in one store transaction and tells the
 // observers. A stale outcome (the submission moved on meanwhile) changes nothing and

@@ -23,6 +23,9 @@ type Metrics struct {
 	// lineFull counts messages sent back to the queue with a delay because their
 	// office's line was full.
 	lineFull prometheus.Counter
+	// unrecorded counts successful attempts whose outcome the store did not take:
+	// their packages go to the office again later.
+	unrecorded prometheus.Counter
 }
 
 // NewMetrics creates the series and registers them with reg (nil: not registered).
@@ -43,9 +46,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "amtsbote_submissions_handed_over", Help: "Submissions handed to a channel, waiting for the office's confirmation."}),
 		lineFull: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "amtsbote_delivery_line_full_total", Help: "Packages sent back to the queue with a delay because their office's line of waiting packages was full."}),
+		unrecorded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "amtsbote_delivery_unrecorded_total", Help: "Successful delivery attempts whose outcome the store did not take after several tries; the package goes to the office again later."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.duration, m.held, m.handedOver, m.lineFull)
+		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.duration, m.held, m.handedOver, m.lineFull, m.unrecorded)
 	}
 	return m
 }
