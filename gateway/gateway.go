@@ -127,6 +127,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The backlog, counted from the store's outbox: the same number on every node of
+	// a cluster (alert on max, not sum). A scrape lists the outbox at most every 10 s.
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "amtsbote_submissions_waiting",
+		Help: "Submissions waiting for a delivery attempt (queued or retrying), counted from the store's outbox."},
+		countEvery(10*time.Second, g.db.Outbox)))
 	if db, ok := g.db.(interface{ CommitStats() store.CommitStats }); ok {
 		// How well group commit shares the disk's flushes: writes per commit.
 		reg.MustRegister(
@@ -378,4 +383,23 @@ func nodeID(dataDir string) (string, error) {
 // RetentionOf is the broker's retention from the configuration.
 func RetentionOf(cfg config.Config) broker.Retention {
 	return broker.Retention{PackageBytes: cfg.Retention.PackageBytes, Records: cfg.Retention.Records, CompactMinFree: cfg.Retention.CompactMinFree}
+}
+
+// countEvery returns a gauge function that reports how many ids list returns,
+// listing at most once per every; an error keeps the last count.
+func countEvery(every time.Duration, list func() ([]string, error)) func() float64 {
+	var mu sync.Mutex
+	var at time.Time
+	var n float64
+	return func() float64 {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(at) >= every {
+			at = time.Now()
+			if ids, err := list(); err == nil {
+				n = float64(len(ids))
+			}
+		}
+		return n
+	}
 }
