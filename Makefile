@@ -12,8 +12,13 @@ PKGS      := ./...
 MAILPIT_VERSION := v1.33.1
 MAILPIT   := $(CURDIR)/tools/bin/mailpit-$(MAILPIT_VERSION)
 export MAILPIT_BIN := $(MAILPIT)
+# promtool checks and unit-tests the alerting rules: Debian's (package prometheus,
+# installed by .ci/run) when on PATH, otherwise built once from the Go module proxy
+# (about 4 minutes; without the service discovery plugins promtool does not need here).
+PROMTOOL_VERSION := v0.316.0
+PROMTOOL  ?= $(shell command -v promtool 2>/dev/null || echo $(CURDIR)/tools/bin/promtool-$(PROMTOOL_VERSION))
 
-.PHONY: all build run demo test vet unit bench-short fuzz-short fuzz bench soak bench-soak cluster-soak cluster-measure bigfile lint tools clean
+.PHONY: all build run demo test vet unit deploy-check bench-short fuzz-short fuzz bench soak bench-soak cluster-soak cluster-measure bigfile lint tools clean
 
 all: build
 
@@ -30,8 +35,8 @@ demo: build
 
 # What CI runs: vet, all tests with the race detector (including the end-to-end
 # tests on the built binary and the interop tests with xmlsec1, xml-crypto and
-# standardwebhooks), then a short run of every fuzz target.
-test: tools vet unit bench-short fuzz-short
+# standardwebhooks), the checks of deploy/, then a short run of every fuzz target.
+test: tools vet unit deploy-check bench-short fuzz-short
 
 vet:
 	$(GO) vet $(PKGS)
@@ -40,6 +45,13 @@ vet:
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+# deploy/: the alerting rules checked and unit-tested with promtool, the systemd unit
+# verified and its sandbox scored with systemd-analyze.
+deploy-check: build $(PROMTOOL)
+	$(PROMTOOL) check rules deploy/prometheus/amtsbote-alerts.yml
+	cd deploy/prometheus && $(PROMTOOL) test rules amtsbote-alerts.test.yml
+	./scripts/check-systemd.sh
 
 # 30 s for the package parser and verifier, 10 s for the other parsers (make test).
 fuzz-short:
@@ -103,6 +115,10 @@ tools: tools/node/node_modules/.package-lock.json $(MAILPIT)
 $(MAILPIT):
 	@mkdir -p $(CURDIR)/tools/bin
 	cd $$(mktemp -d) && GOBIN=$$(mktemp -d) GOFLAGS= GOWORK=off sh -c '$(GO) install github.com/axllent/mailpit@$(MAILPIT_VERSION) && mv "$$GOBIN/mailpit" $(MAILPIT)'
+
+$(CURDIR)/tools/bin/promtool-$(PROMTOOL_VERSION):
+	@mkdir -p $(CURDIR)/tools/bin
+	cd $$(mktemp -d) && GOBIN=$$(mktemp -d) GOFLAGS= GOWORK=off sh -c '$(GO) install -tags remove_all_sd github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION) && mv "$$GOBIN/promtool" $@'
 
 tools/node/node_modules/.package-lock.json: tools/node/package.json tools/node/package-lock.json
 	cd tools/node && npm ci --no-audit --no-fund

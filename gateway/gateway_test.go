@@ -5,13 +5,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -349,16 +352,19 @@ func TestLeastPrivilege(t *testing.T) {
 
 // TestStoreMetricsAndBackupPerBackend: /metrics carries the counters of the store
 // the gateway runs on — group commits for bbolt, the retry loops' conflicts and lost
-// acknowledgements for the JetStream store (cluster mode) — and not the other's.
+// acknowledgements for the JetStream store (cluster mode) — and not the other's, and
+// on both the backlog counted from the outbox.
 // GET /v1/admin/backup streams a whole archive for bbolt (for the admin only) and
 // says why not, as a problem, in cluster mode.
 func TestStoreMetricsAndBackupPerBackend(t *testing.T) {
+	exposed := map[string]bool{} // by either backend
+	t.Cleanup(func() { checkAlertMetrics(t, exposed) })
 	bbolt := []string{"amtsbote_store_commits_total", "amtsbote_store_commit_writes_total"}
 	js := []string{"amtsbote_store_write_conflicts_total", "amtsbote_store_unacknowledged_writes_total", "amtsbote_store_recognised_writes_total"}
 	for _, c := range []struct {
 		backend       string
 		want, notWant []string
-	}{{config.StoreBBolt, bbolt, js}, {config.StoreJetStream, js, bbolt}} {
+	}{{config.StoreBBolt, append(bbolt, "amtsbote_submissions_waiting"), js}, {config.StoreJetStream, append(js, "amtsbote_submissions_waiting"), bbolt}} {
 		t.Run(c.backend, func(t *testing.T) {
 			f := start(t, func(cfg *config.Config) {
 				cfg.Store.Backend = c.backend
@@ -370,12 +376,20 @@ func TestStoreMetricsAndBackupPerBackend(t *testing.T) {
 			if err != nil || res.Status != http.StatusCreated {
 				t.Fatalf("submit: %v %+v", err, res)
 			}
-			resp, err := http.Get(f.g.URL() + "/metrics")
-			if err != nil {
-				t.Fatal(err)
+			// The attempt's series exist once the delivery attempt has ended.
+			var body []byte
+			waitFor(t, "the first delivery attempt in /metrics", func() bool {
+				resp, err := http.Get(f.g.URL() + "/metrics")
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ = io.ReadAll(resp.Body)
+				resp.Body.Close()
+				return bytes.Contains(body, []byte("# TYPE amtsbote_delivery_attempts_total ")) && bytes.Contains(body, []byte("# TYPE amtsbote_endpoint_breaker_state "))
+			})
+			for _, m := range regexp.MustCompile(`(?m)^# TYPE (amtsbote_\w+) `).FindAllSubmatch(body, -1) {
+				exposed[string(m[1])] = true
 			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
 			for _, name := range c.want {
 				if !regexp.MustCompile(`(?m)^` + name + ` \d+$`).Match(body) {
 					t.Errorf("%s: no %s in /metrics", c.backend, name)
@@ -404,7 +418,7 @@ func TestStoreMetricsAndBackupPerBackend(t *testing.T) {
 					t.Fatalf("backup with token %q: %d, want 401", token, resp.StatusCode)
 				}
 			}
-			resp = backup(adminToken)
+			resp := backup(adminToken)
 			defer resp.Body.Close()
 			if c.backend == config.StoreJetStream {
 				if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Content-Type") != "application/problem+json" {
@@ -437,5 +451,52 @@ func TestStoreMetricsAndBackupPerBackend(t *testing.T) {
 				t.Fatalf("backup entries %v, manifest %+v", names, manifest)
 			}
 		})
+	}
+}
+
+// TestCountEvery: a scrape lists at most once per period, and a failed listing
+// keeps the last count instead of reporting an empty backlog.
+func TestCountEvery(t *testing.T) {
+	calls := 0
+	var fail error
+	list := func() ([]string, error) {
+		calls++
+		return make([]string, calls), fail
+	}
+	cached := countEvery(time.Hour, list)
+	if a, b := cached(), cached(); a != 1 || b != 1 || calls != 1 {
+		t.Fatalf("cached: %v, %v after %d listings", a, b, calls)
+	}
+	fresh := countEvery(0, list)
+	if n := fresh(); n != 2 {
+		t.Fatalf("fresh: %v", n)
+	}
+	fail = errors.New("store closed")
+	if n := fresh(); n != 2 || calls != 3 {
+		t.Fatalf("after a failed listing: %v (%d listings), want the last count 2", n, calls)
+	}
+}
+
+// checkAlertMetrics: every amtsbote metric that deploy/prometheus/amtsbote-alerts.yml
+// names is one the gateway exposes (a histogram by its _bucket series), so a renamed
+// metric cannot leave an alert that never fires. (The rules' logic has its own unit
+// tests: make deploy-check.)
+func checkAlertMetrics(t *testing.T, exposed map[string]bool) {
+	if t.Failed() {
+		return
+	}
+	rules, err := os.ReadFile("../deploy/prometheus/amtsbote-alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := regexp.MustCompile(`amtsbote_\w+`).FindAll(rules, -1)
+	if len(names) < 10 {
+		t.Fatalf("only %d metric names in the alert rules", len(names))
+	}
+	for _, n := range names {
+		name := string(n)
+		if !exposed[name] && !exposed[strings.TrimSuffix(name, "_bucket")] {
+			t.Errorf("the alert rules use %s, which the gateway does not expose (exposed: %v)", name, slices.Sorted(maps.Keys(exposed)))
+		}
 	}
 }
