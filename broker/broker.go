@@ -545,20 +545,19 @@ func (b *Broker) backoff(n int) time.Duration {
 	return time.Duration(float64(d) * jitter)
 }
 
-// countStates sets the state gauges from the store once after start, in the
+// countStates sets the held gauge from the store once after start, in the
 // background (a scan of every record must not delay intake); from then on each
-// transition adjusts them. A transition that races with this first scan can be
-// counted twice or not at all until the next start: the gauges are for dashboards;
-// the admin list (GET /v1/admin/submissions?state=held) reads the store itself.
+// transition of this process adjusts it (held has no index to count from, unlike
+// the waiting and handed-over gauges the gateway counts). A transition that races
+// with this first scan can be counted twice or not at all until the next start: the
+// gauge is for dashboards; the admin list (GET /v1/admin/submissions?state=held)
+// reads the store itself.
 func (b *Broker) countStates() {
 	defer b.loops.Done()
-	var held, handed float64
+	var held float64
 	err := b.db.Scan(func(s *submission.Submission) bool {
-		switch s.State {
-		case submission.StateHeld:
+		if s.State == submission.StateHeld {
 			held++
-		case submission.StateHandedOver:
-			handed++
 		}
 		return b.ctx.Err() == nil
 	})
@@ -566,7 +565,6 @@ func (b *Broker) countStates() {
 		return
 	}
 	b.metrics.held.Add(held)
-	b.metrics.handedOver.Add(handed)
 }
 
 // settleFor bounds how long Start waits for a NATS cluster that is electing leaders

@@ -18,8 +18,6 @@ type Metrics struct {
 	// held counts submissions waiting for a person: every channel of the office
 	// failed for good (an operator looks at GET /v1/admin/submissions?state=held).
 	held prometheus.Gauge
-	// handedOver counts submissions a channel took whose office has not confirmed.
-	handedOver prometheus.Gauge
 	// lineFull counts messages sent back to the queue with a delay because their
 	// office's line was full.
 	lineFull prometheus.Counter
@@ -42,15 +40,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"channel"}),
 		held: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "amtsbote_submissions_held", Help: "Submissions waiting for a person: no channel of the office could deliver them."}),
-		handedOver: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "amtsbote_submissions_handed_over", Help: "Submissions handed to a channel, waiting for the office's confirmation."}),
 		lineFull: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "amtsbote_delivery_line_full_total", Help: "Packages sent back to the queue with a delay because their office's line of waiting packages was full."}),
 		unrecorded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "amtsbote_delivery_unrecorded_total", Help: "Successful delivery attempts whose outcome the store did not take after several tries; the package goes to the office again later."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.duration, m.held, m.handedOver, m.lineFull, m.unrecorded)
+		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.duration, m.held, m.lineFull, m.unrecorded)
 	}
 	return m
 }
@@ -68,21 +64,16 @@ func (m *Metrics) observeAttempt(channel string, err error, d time.Duration) {
 	m.duration.WithLabelValues(channel).Observe(d.Seconds())
 }
 
-// moved adjusts the state gauges for one submission that went from one state to
+// moved adjusts the held gauge for one submission that went from one state to
 // another (from is "" for a new submission).
 func (m *Metrics) moved(from, to submission.State) {
 	if from == to {
 		return
 	}
-	for _, g := range []struct {
-		st submission.State
-		g  prometheus.Gauge
-	}{{submission.StateHeld, m.held}, {submission.StateHandedOver, m.handedOver}} {
-		if from == g.st {
-			g.g.Dec()
-		}
-		if to == g.st {
-			g.g.Inc()
-		}
+	if from == submission.StateHeld {
+		m.held.Dec()
+	}
+	if to == submission.StateHeld {
+		m.held.Inc()
 	}
 }

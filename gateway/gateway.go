@@ -127,11 +127,16 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	// The backlog, counted from the store's outbox: the same number on every node of
-	// a cluster (alert on max, not sum). A scrape lists the outbox at most every 10 s.
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "amtsbote_submissions_waiting",
-		Help: "Submissions waiting for a delivery attempt (queued or retrying), counted from the store's outbox."},
-		countEvery(10*time.Second, g.db.Outbox)))
+	// The backlog and the packages waiting for an office's confirmation, counted from
+	// the store's indexes: the same numbers on every node of a cluster (alert on max,
+	// not sum). A scrape lists each at most every 10 s.
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "amtsbote_submissions_waiting",
+			Help: "Submissions waiting for a delivery attempt (queued or retrying), counted from the store's outbox."},
+			countEvery(10*time.Second, g.db.Outbox)),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "amtsbote_submissions_handed_over",
+			Help: "Submissions handed to a channel, waiting for the office's confirmation, counted from the store's index."},
+			countEvery(10*time.Second, g.db.HandedOver)))
 	if db, ok := g.db.(interface{ CommitStats() store.CommitStats }); ok {
 		// How well group commit shares the disk's flushes: writes per commit.
 		reg.MustRegister(
