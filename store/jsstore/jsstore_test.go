@@ -553,3 +553,54 @@ func TestEventPages(t *testing.T) {
 		}
 	}
 }
+
+// TestEventPagesUnderConcurrentChanges: writers racing on one submission move its
+// events to pages in their own batches; a batch that loses the race writes no page,
+// so the log comes back whole, every event once, in sequence.
+func TestEventPagesUnderConcurrentChanges(t *testing.T) {
+	_, st := openOnEmbedded(t, jsstore.Options{MaxRecordBytes: 16 << 10, Prefix: "pagerace"})
+	if _, _, _, err := st.Create(context.Background(), storetest.NewSubmission("s1", "amt24", "m1"), threeEvents(), "in", []byte("r")); err != nil {
+		t.Fatal(err)
+	}
+	note := string(bytes.Repeat([]byte("n"), 300))
+	const writers, each = 8, 30
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if _, err := st.Update("s1", func(*submission.Submission) ([]submission.Event, error) {
+					return []submission.Event{{Type: "attempt_failed", Actor: fmt.Sprintf("w%d", w), Attempt: i + 1, Note: note}}, nil
+				}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	evs, err := st.Events("s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 3+writers*each {
+		t.Fatalf("%d events, want %d", len(evs), 3+writers*each)
+	}
+	seen := map[string]bool{}
+	for i, e := range evs {
+		if e.Seq != uint64(i+1) {
+			t.Fatalf("event %d has seq %d", i, e.Seq)
+		}
+		key := fmt.Sprintf("%s/%d", e.Actor, e.Attempt)
+		if i >= 3 && seen[key] {
+			t.Fatalf("event %s twice", key)
+		}
+		seen[key] = true
+	}
+}
