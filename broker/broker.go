@@ -344,9 +344,8 @@ func (b *Broker) Start(ctx context.Context) error {
 	// The outbox is re-published in the background: a gateway with a large backlog
 	// (an office down for a day) must take packages again at once, not after reading
 	// every waiting record.
-	b.loops.Add(5)
+	b.loops.Add(4)
 	go b.republishAtStart()
-	go b.countStates()
 	go b.relay()
 	go b.every(ackWait/3, b.keepWaitingAlive)
 	go b.watchConfirmations()
@@ -543,28 +542,6 @@ func (b *Broker) backoff(n int) time.Duration {
 	}
 	jitter := 0.8 + 0.4*rand.Float64()
 	return time.Duration(float64(d) * jitter)
-}
-
-// countStates sets the held gauge from the store once after start, in the
-// background (a scan of every record must not delay intake); from then on each
-// transition of this process adjusts it (held has no index to count from, unlike
-// the waiting and handed-over gauges the gateway counts). A transition that races
-// with this first scan can be counted twice or not at all until the next start: the
-// gauge is for dashboards; the admin list (GET /v1/admin/submissions?state=held)
-// reads the store itself.
-func (b *Broker) countStates() {
-	defer b.loops.Done()
-	var held float64
-	err := b.db.Scan(func(s *submission.Submission) bool {
-		if s.State == submission.StateHeld {
-			held++
-		}
-		return b.ctx.Err() == nil
-	})
-	if err != nil || b.ctx.Err() != nil {
-		return
-	}
-	b.metrics.held.Add(held)
 }
 
 // settleFor bounds how long Start waits for a NATS cluster that is electing leaders

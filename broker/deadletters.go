@@ -2,9 +2,12 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -19,20 +22,39 @@ type DeadLetter struct {
 }
 
 // DeadLetters lists the held submissions, oldest first, optionally of one office and
-// held within [from, to) (zero times: no bound). At most limit (0: 1000).
+// held within [from, to) (zero times: no bound). At most limit (0: 1000). It reads
+// the held index, not every record.
 func (b *Broker) DeadLetters(ctx context.Context, f ReplayFilter, limit int) ([]DeadLetter, error) {
 	if limit <= 0 {
 		limit = 1000
 	}
+	ids, err := b.db.Held()
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(ids) // time-ordered ids: oldest first
 	var out []DeadLetter
-	err := b.db.Scan(func(s *submission.Submission) bool {
-		if ctx.Err() != nil || len(out) >= limit {
-			return false
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		if len(out) >= limit {
+			break
+		}
+		s, err := b.db.Get(id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // deleted since the index was listed (retention runs beside us)
+		}
+		if err != nil {
+			return out, err
 		}
 		if s.State != submission.StateHeld || (f.OfficeID != "" && s.OfficeID != f.OfficeID) {
-			return true
+			continue // redelivered since
 		}
 		d := DeadLetter{ID: s.ID, OfficeID: s.OfficeID, Attempts: s.TotalAttempts, ReceivedAt: s.ReceivedAt, HeldAt: s.UpdatedAt}
+		if !f.From.IsZero() && d.HeldAt.Before(f.From) || !f.To.IsZero() && !d.HeldAt.Before(f.To) {
+			continue
+		}
 		if evs, err := b.db.Events(s.ID); err == nil {
 			for i := len(evs) - 1; i >= 0; i-- {
 				if evs[i].Type == submission.EventChannelFailed {
@@ -41,13 +63,9 @@ func (b *Broker) DeadLetters(ctx context.Context, f ReplayFilter, limit int) ([]
 				}
 			}
 		}
-		if !f.From.IsZero() && d.HeldAt.Before(f.From) || !f.To.IsZero() && !d.HeldAt.Before(f.To) {
-			return true
-		}
 		out = append(out, d)
-		return true
-	})
-	return out, err
+	}
+	return out, nil
 }
 
 // ReplayFilter selects dead letters: by ids, or by office and/or the time they were

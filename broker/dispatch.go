@@ -521,15 +521,13 @@ func (b *Broker) changeSub(id string, fn func(cur *submission.Submission, now ti
 
 // commit runs one lifecycle transition in one store transaction, with a receipt of
 // the given kind when receipt is not nil (only the writer whose change wins leaves
-// its receipt), then counts the move and tells the observers. A stale outcome (the
+// its receipt), then tells the observers. A stale outcome (the
 // submission moved on meanwhile) changes nothing and is no error; an illegal one
 // is ErrConflict.
 func (b *Broker) commit(id, kind string, receipt []byte, fn func(cur *submission.Submission) ([]submission.Event, error)) (*submission.Submission, error) {
 	var applied []submission.Event
-	var from submission.State
 	write := func(cur *submission.Submission) ([]submission.Event, error) {
 		var err error
-		from = cur.State
 		applied, err = fn(cur)
 		return applied, err
 	}
@@ -549,7 +547,6 @@ func (b *Broker) commit(id, kind string, receipt []byte, fn func(cur *submission
 		return nil, asConflict(err)
 	}
 	if changed {
-		b.metrics.moved(from, s.State)
 		b.emit(s, applied)
 	}
 	return s, nil

@@ -6,7 +6,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/amtsbote/amtsbote/adapters"
-	"github.com/amtsbote/amtsbote/submission"
 )
 
 // Metrics are the broker's Prometheus series.
@@ -15,9 +14,6 @@ type Metrics struct {
 	duplicates prometheus.Counter
 	attempts   *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
-	// held counts submissions waiting for a person: every channel of the office
-	// failed for good (an operator looks at GET /v1/admin/submissions?state=held).
-	held prometheus.Gauge
 	// lineFull counts messages sent back to the queue with a delay because their
 	// office's line was full.
 	lineFull prometheus.Counter
@@ -38,15 +34,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "amtsbote_delivery_attempt_seconds", Help: "Duration of one delivery attempt.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"channel"}),
-		held: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "amtsbote_submissions_held", Help: "Submissions waiting for a person: no channel of the office could deliver them."}),
 		lineFull: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "amtsbote_delivery_line_full_total", Help: "Packages sent back to the queue with a delay because their office's line of waiting packages was full."}),
 		unrecorded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "amtsbote_delivery_unrecorded_total", Help: "Successful delivery attempts whose outcome the store did not take after several tries; the package goes to the office again later."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.duration, m.held, m.lineFull, m.unrecorded)
+		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.duration, m.lineFull, m.unrecorded)
 	}
 	return m
 }
@@ -62,18 +56,4 @@ func (m *Metrics) observeAttempt(channel string, err error, d time.Duration) {
 	}
 	m.attempts.WithLabelValues(channel, outcome).Inc()
 	m.duration.WithLabelValues(channel).Observe(d.Seconds())
-}
-
-// moved adjusts the held gauge for one submission that went from one state to
-// another (from is "" for a new submission).
-func (m *Metrics) moved(from, to submission.State) {
-	if from == to {
-		return
-	}
-	if from == submission.StateHeld {
-		m.held.Dec()
-	}
-	if to == submission.StateHeld {
-		m.held.Inc()
-	}
 }

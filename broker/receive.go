@@ -159,7 +159,6 @@ func (b *Broker) Receive(ctx context.Context, in Intake) (*Received, error) {
 		return &Received{Submission: stored, Receipt: storedReceipt}, nil
 	}
 	b.metrics.accepted.Inc()
-	b.metrics.moved("", stored.State)
 	b.emit(stored, evs)
 	if stored.State.Dispatchable() {
 		b.enqueue(stored.ID)

@@ -127,10 +127,14 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	// The backlog and the packages waiting for an office's confirmation, counted from
-	// the store's indexes: the same numbers on every node of a cluster (alert on max,
-	// not sum). A scrape lists each at most every 10 s.
+	// The backlog, the packages waiting for an office's confirmation and those
+	// waiting for a person, counted from the store's indexes: the same numbers on
+	// every node of a cluster (alert on max, not sum). A scrape lists each at most
+	// every 10 s.
 	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "amtsbote_submissions_held",
+			Help: "Submissions waiting for a person: no channel of the office could deliver them (counted from the store's index)."},
+			countEvery(10*time.Second, g.db.Held)),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "amtsbote_submissions_waiting",
 			Help: "Submissions waiting for a delivery attempt (queued or retrying), counted from the store's outbox."},
 			countEvery(10*time.Second, g.db.Outbox)),

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -266,5 +267,37 @@ func TestUnpackRefusesDamagedValues(t *testing.T) {
 	v[16] = 0x7f
 	if _, err := db.inlineBytes(v); err == nil {
 		t.Error("an inline blob with an unknown flag was read")
+	}
+}
+
+// TestHeldIndexBuiltForOlderFiles: a file written before the held index existed
+// gets it at the next open, from the records: the held submissions and no other.
+func TestHeldIndexBuiltForOlderFiles(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[submission.State]string{}
+	for i, st := range []submission.State{submission.StateHeld, submission.StateQueued, submission.StateDelivered} {
+		sub := &submission.Submission{ID: fmt.Sprintf("01900000-0000-7000-8000-00000000000%d", i), Sender: "portal", MessageID: string(st), State: st}
+		if _, _, _, err := db.Create(context.Background(), sub, []submission.Event{{Type: "received"}}, "eingang", []byte("r")); err != nil {
+			t.Fatal(err)
+		}
+		ids[st] = sub.ID
+	}
+	if err := db.bolt.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketHeld) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if db, err = Open(dir, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	held, err := db.Held()
+	if err != nil || !slices.Equal(held, []string{ids[submission.StateHeld]}) {
+		t.Fatalf("held after reopening an older file: %v %v, want [%s]", held, err, ids[submission.StateHeld])
 	}
 }

@@ -52,6 +52,9 @@ var (
 	// office confirmation is still to come, so the broker can ask after them without
 	// scanning every submission.
 	bucketHandedOver = []byte("handed_over")
+	// bucketHeld indexes submissions that wait for a person (every channel failed
+	// for good): the admin's list and the held gauge count them without a scan.
+	bucketHeld = []byte("held")
 )
 
 // DefaultBatchDelay is the least time between the starts of two group commits
@@ -98,7 +101,8 @@ type Options struct {
 //     writes nothing; fn may run more than once (a retried transaction), so it must
 //     not have side effects beyond the record;
 //   - the outbox holds a submission exactly while its state is dispatchable, the
-//     handed-over index exactly while it is handed_over;
+//     handed-over index exactly while it is handed_over, the held index exactly
+//     while it is held;
 //   - when a method returns without error, what it wrote is durable.
 type Store interface {
 	Create(ctx context.Context, sub *submission.Submission, events []submission.Event, receiptKind string, receipt []byte) (stored *submission.Submission, storedReceipt []byte, created bool, err error)
@@ -110,6 +114,7 @@ type Store interface {
 	Events(id string) ([]submission.Event, error)
 	Outbox() ([]string, error)
 	HandedOver() ([]string, error)
+	Held() ([]string, error)
 	WalkOffice(officeID, after string, fn func(*submission.Submission) bool) error
 	Scan(fn func(*submission.Submission) bool) error
 	// Delete removes a submission for good — record, events, receipts, idempotency
@@ -256,8 +261,14 @@ func Open(dir string, opts Options) (*DB, error) {
 	removeStaleBackups(dir)
 	var known *knownSet
 	err = b.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketSubmissions, bucketEvents, bucketOutbox, bucketIdempotency, bucketReceipts, bucketByOffice, bucketMeta, bucketHandedOver, bucketBlobs} {
+		noHeld := tx.Bucket(bucketHeld) == nil
+		for _, name := range [][]byte{bucketSubmissions, bucketEvents, bucketOutbox, bucketIdempotency, bucketReceipts, bucketByOffice, bucketMeta, bucketHandedOver, bucketHeld, bucketBlobs} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		if noHeld {
+			if err := indexHeld(tx); err != nil {
 				return err
 			}
 		}
@@ -564,6 +575,24 @@ func (db *DB) Outbox() ([]string, error) { return db.keys(bucketOutbox) }
 // not confirmed yet.
 func (db *DB) HandedOver() ([]string, error) { return db.keys(bucketHandedOver) }
 
+// Held lists the ids of submissions that wait for a person.
+func (db *DB) Held() ([]string, error) { return db.keys(bucketHeld) }
+
+// indexHeld fills the held index of a file written before it existed, once.
+func indexHeld(tx *bolt.Tx) error {
+	held := tx.Bucket(bucketHeld)
+	return tx.Bucket(bucketSubmissions).ForEach(func(k, v []byte) error {
+		s, err := decodeSubmission(string(k), v)
+		if err != nil {
+			return err
+		}
+		if s.State == submission.StateHeld {
+			return held.Put(copyBytes(k), nil)
+		}
+		return nil
+	})
+}
+
 func (db *DB) keys(bucket []byte) ([]string, error) {
 	var ids []string
 	err := db.view(func(tx *bolt.Tx) error {
@@ -621,7 +650,7 @@ func (db *DB) Delete(id string) error {
 				return err
 			}
 		}
-		for _, b := range [][]byte{bucketOutbox, bucketHandedOver} {
+		for _, b := range [][]byte{bucketOutbox, bucketHandedOver, bucketHeld} {
 			if err := tx.bucket(b).Delete([]byte(id)); err != nil {
 				return err
 			}
@@ -716,7 +745,10 @@ func putEncoded(tx *wtx, s *submission.Submission, v []byte) error {
 	if err := index(tx.bucket(bucketOutbox), s.ID, s.State.Dispatchable()); err != nil {
 		return err
 	}
-	return index(tx.bucket(bucketHandedOver), s.ID, s.State == submission.StateHandedOver)
+	if err := index(tx.bucket(bucketHandedOver), s.ID, s.State == submission.StateHandedOver); err != nil {
+		return err
+	}
+	return index(tx.bucket(bucketHeld), s.ID, s.State == submission.StateHeld)
 }
 
 // index keeps id in a set bucket exactly while in is true. It writes only what

@@ -175,7 +175,45 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("jsstore: open: %w", err)
 	}
+	if err := s.indexHeld(ctx); err != nil {
+		return nil, fmt.Errorf("jsstore: open: %w", err)
+	}
 	return s, nil
+}
+
+// indexHeld fills the held index of a bucket written before it existed, once: it
+// puts the key of every held submission, then the marker that says so. Nodes
+// opening at once do the same work and write the same keys. (Nodes of an older
+// build that still run beside this one do not keep the index: a package they hold
+// meanwhile is missing from it until the next such run, which only a bucket without
+// the marker gets — restart every node on the new build.)
+func (s *Store) indexHeld(ctx context.Context) error {
+	c, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	if _, err := s.last(c, s.heldIndexedKey()); err == nil {
+		return nil
+	} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("held index marker: %w", err)
+	}
+	var held []string
+	if err := s.Scan(func(sub *submission.Submission) bool {
+		if sub.State == submission.StateHeld {
+			held = append(held, sub.ID)
+		}
+		return true
+	}); err != nil {
+		return fmt.Errorf("index held submissions: %w", err)
+	}
+	for _, id := range append(held, "") {
+		subject := s.heldIndexedKey()
+		if id != "" {
+			subject = s.heldKey(id)
+		}
+		if err := s.write(c, []*nats.Msg{put(subject)}); err != nil {
+			return fmt.Errorf("index held submissions: %w", err)
+		}
+	}
+	return nil
 }
 
 func (s *Store) ensure(ctx context.Context, cfgs ...jetstream.StreamConfig) error {
@@ -287,6 +325,10 @@ func (s *Store) eventsKey(id string, n int) string {
 	return s.subject("events." + encodeKey(id) + "." + strconv.Itoa(n))
 }
 func (s *Store) handedKey(id string) string { return s.subject("handed." + encodeKey(id)) }
+func (s *Store) heldKey(id string) string   { return s.subject("held." + encodeKey(id)) }
+
+// heldIndexedKey marks a bucket whose held index is complete (see indexHeld).
+func (s *Store) heldIndexedKey() string { return s.subject("meta.held_indexed") }
 func (s *Store) officeKey(o, id string) string {
 	return s.subject("office." + encodeKey(o) + "." + encodeKey(id))
 }
@@ -472,6 +514,9 @@ func (s *Store) Create(ctx context.Context, sub *submission.Submission, events [
 	if sub.State == submission.StateHandedOver {
 		msgs = append(msgs, put(s.handedKey(sub.ID)))
 	}
+	if sub.State == submission.StateHeld {
+		msgs = append(msgs, put(s.heldKey(sub.ID)))
+	}
 	for attempt := 0; ; attempt++ {
 		werr := s.write(ctx, msgs)
 		if werr == nil {
@@ -555,7 +600,7 @@ func (s *Store) update(id, kind string, receipt []byte, fn func(s *submission.Su
 			s.stats.recognised.Add(1)
 			return d.Sub, true, nil // the earlier attempt was committed
 		}
-		wasOutbox, wasHanded, wasOffice := d.Sub.State.Dispatchable(), d.Sub.State == submission.StateHandedOver, d.Sub.OfficeID
+		wasOutbox, wasHanded, wasHeld, wasOffice := d.Sub.State.Dispatchable(), d.Sub.State == submission.StateHandedOver, d.Sub.State == submission.StateHeld, d.Sub.OfficeID
 		evs, err := fn(d.Sub)
 		if err != nil {
 			return nil, false, err
@@ -586,6 +631,9 @@ func (s *Store) update(id, kind string, receipt []byte, fn func(s *submission.Su
 		}
 		if isHanded := d.Sub.State == submission.StateHandedOver; isHanded != wasHanded {
 			msgs = append(msgs, s.setMember(s.handedKey(id), isHanded))
+		}
+		if isHeld := d.Sub.State == submission.StateHeld; isHeld != wasHeld {
+			msgs = append(msgs, s.setMember(s.heldKey(id), isHeld))
 		}
 		if o := d.Sub.OfficeID; o != "" && o != wasOffice {
 			msgs = append(msgs, put(s.officeKey(o, id)))

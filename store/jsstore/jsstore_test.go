@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -602,5 +603,40 @@ func TestEventPagesUnderConcurrentChanges(t *testing.T) {
 			t.Fatalf("event %s twice", key)
 		}
 		seen[key] = true
+	}
+}
+
+// TestHeldIndexBuiltForOlderBuckets: a bucket written before the held index existed
+// (no held keys, no marker) gets it when a node opens it, from the documents.
+func TestHeldIndexBuiltForOlderBuckets(t *testing.T) {
+	b, st := openOnEmbedded(t, jsstore.Options{Prefix: "oldheld"})
+	ctx := context.Background()
+	for i, state := range []submission.State{submission.StateHeld, submission.StateQueued, submission.StateHeld} {
+		sub := storetest.NewSubmission(fmt.Sprintf("s%d", i), "amt24", fmt.Sprintf("m%d", i))
+		sub.State = state
+		if _, _, _, err := st.Create(ctx, sub, threeEvents(), "in", []byte("r")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kv, err := b.JS.Stream(ctx, "KV_oldheld")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, subj := range []string{"$KV.oldheld.held.>", "$KV.oldheld.meta.>"} {
+		if err := kv.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if held, err := st.Held(); err != nil || len(held) != 0 {
+		t.Fatalf("held after purging the index: %v %v", held, err)
+	}
+	st2, err := jsstore.Open(ctx, b.JS, jsstore.Options{Prefix: "oldheld"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := st2.Held()
+	slices.Sort(held)
+	if err != nil || !slices.Equal(held, []string{"s0", "s2"}) {
+		t.Fatalf("held after opening an older bucket: %v %v, want [s0 s2]", held, err)
 	}
 }

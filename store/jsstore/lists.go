@@ -118,6 +118,9 @@ func (s *Store) Outbox() ([]string, error) { return s.ids(s.subject("outbox.*"))
 // not confirmed yet.
 func (s *Store) HandedOver() ([]string, error) { return s.ids(s.subject("handed.*")) }
 
+// Held lists the ids of submissions that wait for a person.
+func (s *Store) Held() ([]string, error) { return s.ids(s.subject("held.*")) }
+
 // WalkOffice calls fn for the submissions addressed to an office, oldest first (by
 // id; ids are time-ordered), starting after the id `after`, until fn returns false.
 // It lists the office's whole index on every call: pages cost O(office size).

@@ -528,6 +528,18 @@ func assertIndexed(t *testing.T, st store.Store, id string, outbox, handed bool)
 	if slices.Contains(ob, id) != outbox || slices.Contains(ho, id) != handed {
 		t.Fatalf("%s: in outbox=%v (want %v), in handed-over=%v (want %v)", id, slices.Contains(ob, id), outbox, slices.Contains(ho, id), handed)
 	}
+	// The held index follows the record: listed exactly while it is held.
+	hl, err := st.Held()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantHeld := false
+	if s, err := st.Get(id); err == nil {
+		wantHeld = s.State == submission.StateHeld
+	}
+	if got := count(hl, id); got != map[bool]int{false: 0, true: 1}[wantHeld] {
+		t.Fatalf("%s: listed %d times as held, want held=%v", id, got, wantHeld)
+	}
 	if n := count(ob, id); n > 1 {
 		t.Fatalf("%s listed %d times in the outbox", id, n)
 	}
@@ -571,6 +583,10 @@ func (s *suite) testIndexes(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertIndexed(t, st, b.ID, false, false)
+	if err := st.Delete(held.ID); err != nil {
+		t.Fatal(err)
+	}
+	assertIndexed(t, st, held.ID, false, false)
 	evs, _ := st.Events(a.ID)
 	want := []string{"received", "routed", "queued"}
 	for _, state := range steps {
