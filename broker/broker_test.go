@@ -390,6 +390,35 @@ func TestSlowOfficeCannotTakeEveryWorker(t *testing.T) {
 	}
 }
 
+// startOver runs a broker over real bbolt (seen through wrap) and embedded JetStream
+// in a fresh folder, stopped when the test ends.
+func startOver(t *testing.T, cfg Config, wrap func(*store.DB) store.Store, as ...adapters.Adapter) *Broker {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := store.Open(dir+"/store", store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := bus.Start(context.Background(), bus.Options{StoreDir: dir + "/js"})
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	cfg.ExclusiveConsumer, cfg.QueueInMemory = true, true
+	b := New(cfg, wrap(db), bs.JS, adapters.NewRegistry(as...), testChannels, fakeSigner{}, nil, nil)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = b.Stop(ctx)
+		_ = bs.Close()
+		_ = db.Close()
+	})
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // slowRecord is a store whose recording of a delivery (UpdateWithReceipt) waits
 // until the test lets it go.
 type slowRecord struct {
@@ -408,30 +437,14 @@ func (s slowRecord) UpdateWithReceipt(id, kind string, receipt []byte, fn func(*
 // package — before, the slot was held through the commit, and the per-office cap,
 // not the office, limited one office's deliveries.
 func TestOfficeSlotFreeWhileRecording(t *testing.T) {
-	dir := t.TempDir()
-	db, err := store.Open(dir+"/store", store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	bs, err := bus.Start(context.Background(), bus.Options{StoreDir: dir + "/js"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bs.Close()
 	rx := &scripted{channel: "primary"}
 	cfg := testConfig
-	cfg.PerOffice, cfg.ExclusiveConsumer, cfg.QueueInMemory = 1, true, true
-	st := slowRecord{Store: db, hold: make(chan struct{})}
-	b := New(cfg, st, bs.JS, adapters.NewRegistry(rx), testChannels, fakeSigner{}, nil, nil)
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = b.Stop(ctx)
-	}()
+	cfg.PerOffice = 1
+	var st slowRecord
+	b := startOver(t, cfg, func(db *store.DB) store.Store {
+		st = slowRecord{Store: db, hold: make(chan struct{})}
+		return st
+	}, rx)
 	var ids []string
 	for i := 0; i < 2; i++ {
 		a, err := b.Receive(context.Background(), intake(fmt.Sprintf("slot-%d", i), "primary"))
@@ -484,30 +497,8 @@ func TestUnrecordedDeliveryIsNotRepeated(t *testing.T) {
 		{fails: recordTries, deliveries: 2, unrecorded: 1},
 	} {
 		t.Run(fmt.Sprintf("fails=%d", tc.fails), func(t *testing.T) {
-			dir := t.TempDir()
-			db, err := store.Open(dir+"/store", store.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			bs, err := bus.Start(context.Background(), bus.Options{StoreDir: dir + "/js"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer bs.Close()
 			rx := &scripted{channel: "primary"}
-			cfg := testConfig
-			cfg.ExclusiveConsumer, cfg.QueueInMemory = true, true
-			st := &failingRecord{Store: db, fails: tc.fails}
-			b := New(cfg, st, bs.JS, adapters.NewRegistry(rx), testChannels, fakeSigner{}, nil, nil)
-			if err := b.Start(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			defer func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				_ = b.Stop(ctx)
-			}()
+			b := startOver(t, testConfig, func(db *store.DB) store.Store { return &failingRecord{Store: db, fails: tc.fails} }, rx)
 			a, err := b.Receive(context.Background(), intake("unrecorded", "primary"))
 			if err != nil {
 				t.Fatal(err)
