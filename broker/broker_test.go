@@ -96,6 +96,17 @@ func startWith(t *testing.T, dir string, cfg Config, as ...adapters.Adapter) *en
 
 func startWithChannels(t *testing.T, dir string, cfg Config, chans Channels, as ...adapters.Adapter) *env {
 	t.Helper()
+	return startEnv(t, dir, cfg, chans, nil, as...)
+}
+
+// startOver is startWith over a store the broker sees through wrap.
+func startOver(t *testing.T, dir string, cfg Config, wrap func(*store.DB) store.Store, as ...adapters.Adapter) *Broker {
+	t.Helper()
+	return startEnv(t, dir, cfg, testChannels, wrap, as...).b
+}
+
+func startEnv(t *testing.T, dir string, cfg Config, chans Channels, wrap func(*store.DB) store.Store, as ...adapters.Adapter) *env {
+	t.Helper()
 	db, err := store.Open(dir+"/store", store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -104,13 +115,17 @@ func startWithChannels(t *testing.T, dir string, cfg Config, chans Channels, as 
 	if err != nil {
 		t.Fatal(err)
 	}
+	var st store.Store = db
+	if wrap != nil {
+		st = wrap(db)
+	}
 	cfg.ExclusiveConsumer, cfg.QueueInMemory = true, true
-	b := New(cfg, db, bs.JS, adapters.NewRegistry(as...), chans, fakeSigner{}, nil, nil)
+	b := New(cfg, st, bs.JS, adapters.NewRegistry(as...), chans, fakeSigner{}, nil, nil)
+	e := &env{dir: dir, db: db, bus: bs, b: b}
+	t.Cleanup(e.stop)
 	if err := b.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{dir: dir, db: db, bus: bs, b: b}
-	t.Cleanup(e.stop)
 	return e
 }
 
@@ -390,35 +405,6 @@ func TestSlowOfficeCannotTakeEveryWorker(t *testing.T) {
 	}
 }
 
-// startOver runs a broker over real bbolt (seen through wrap) and embedded JetStream
-// in a fresh folder, stopped when the test ends.
-func startOver(t *testing.T, cfg Config, wrap func(*store.DB) store.Store, as ...adapters.Adapter) *Broker {
-	t.Helper()
-	dir := t.TempDir()
-	db, err := store.Open(dir+"/store", store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bs, err := bus.Start(context.Background(), bus.Options{StoreDir: dir + "/js"})
-	if err != nil {
-		db.Close()
-		t.Fatal(err)
-	}
-	cfg.ExclusiveConsumer, cfg.QueueInMemory = true, true
-	b := New(cfg, wrap(db), bs.JS, adapters.NewRegistry(as...), testChannels, fakeSigner{}, nil, nil)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = b.Stop(ctx)
-		_ = bs.Close()
-		_ = db.Close()
-	})
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // slowRecord is a store whose recording of a delivery (UpdateWithReceipt) waits
 // until the test lets it go.
 type slowRecord struct {
@@ -441,7 +427,7 @@ func TestOfficeSlotFreeWhileRecording(t *testing.T) {
 	cfg := testConfig
 	cfg.PerOffice = 1
 	var st slowRecord
-	b := startOver(t, cfg, func(db *store.DB) store.Store {
+	b := startOver(t, t.TempDir(), cfg, func(db *store.DB) store.Store {
 		st = slowRecord{Store: db, hold: make(chan struct{})}
 		return st
 	}, rx)
@@ -498,7 +484,7 @@ func TestUnrecordedDeliveryIsNotRepeated(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("fails=%d", tc.fails), func(t *testing.T) {
 			rx := &scripted{channel: "primary"}
-			b := startOver(t, testConfig, func(db *store.DB) store.Store { return &failingRecord{Store: db, fails: tc.fails} }, rx)
+			b := startOver(t, t.TempDir(), testConfig, func(db *store.DB) store.Store { return &failingRecord{Store: db, fails: tc.fails} }, rx)
 			a, err := b.Receive(context.Background(), intake("unrecorded", "primary"))
 			if err != nil {
 				t.Fatal(err)

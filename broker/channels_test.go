@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
-	"github.com/amtsbote/amtsbote/bus"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -313,29 +312,12 @@ func TestStartDoesNotWaitForTheBacklog(t *testing.T) {
 	}
 	e.stop()
 
-	db, err := store.Open(dir+"/store", store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	slow := &slowOutbox{Store: db, release: make(chan struct{}), asked: make(chan struct{}, 1)}
-	bs, err := bus.Start(context.Background(), bus.Options{StoreDir: dir + "/js"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	var slow *slowOutbox
 	rx := &scripted{channel: "primary"}
-	cfg := testConfig
-	cfg.ExclusiveConsumer, cfg.QueueInMemory = true, true
-	b := New(cfg, slow, bs.JS, adapters.NewRegistry(rx), testChannels, fakeSigner{}, nil, nil)
-	if err := b.Start(context.Background()); err != nil { // must not wait for Outbox
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = b.Stop(ctx)
-		_ = bs.Close()
-		_ = db.Close()
-	})
+	b := startOver(t, dir, testConfig, func(db *store.DB) store.Store { // Start must not wait for Outbox
+		slow = &slowOutbox{Store: db, release: make(chan struct{}), asked: make(chan struct{}, 1)}
+		return slow
+	}, rx)
 	<-slow.asked
 	a, err := b.Receive(context.Background(), intake("new", "primary"))
 	if err != nil {
