@@ -521,9 +521,8 @@ func (b *Broker) changeSub(id string, fn func(cur *submission.Submission, now ti
 
 // commit runs one lifecycle transition in one store transaction, with a receipt of
 // the given kind when receipt is not nil (only the writer whose change wins leaves
-// its receipt), then tells the observers. A stale outcome (the
-// submission moved on meanwhile) changes nothing and is no error; an illegal one
-// is ErrConflict.
+// its receipt), then tells the observers. A stale outcome (the submission moved on
+// meanwhile) changes nothing and is no error; an illegal one is ErrConflict.
 func (b *Broker) commit(id, kind string, receipt []byte, fn func(cur *submission.Submission) ([]submission.Event, error)) (*submission.Submission, error) {
 	var applied []submission.Event
 	write := func(cur *submission.Submission) ([]submission.Event, error) {
