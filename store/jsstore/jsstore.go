@@ -62,8 +62,8 @@ type Options struct {
 	// receipts) and, halved, one page of its older events. Default: the server's max
 	// payload (1 MiB unless configured).
 	MaxRecordBytes int
-	// MarkerTTL is how long a removal marker of an outbox or handed-over key stays
-	// before the server drops it. Default 1 h.
+	// MarkerTTL is how long a removal marker (of a set key, or of anything Delete
+	// removes) stays before the server drops it. Default 1 h.
 	MarkerTTL time.Duration
 }
 
@@ -189,8 +189,9 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 // the marker gets — restart every node on the new build.)
 func (s *Store) indexHeld(ctx context.Context) error {
 	c, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	defer cancel()
-	if _, err := s.last(c, s.heldIndexedKey()); err == nil {
+	_, err := s.last(c, s.heldIndexedKey())
+	cancel()
+	if err == nil {
 		return nil
 	} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return fmt.Errorf("held index marker: %w", err)
@@ -209,8 +210,16 @@ func (s *Store) indexHeld(ctx context.Context) error {
 		if id != "" {
 			subject = s.heldKey(id)
 		}
-		if err := s.write(c, []*nats.Msg{put(subject)}); err != nil {
-			return fmt.Errorf("index held submissions: %w", err)
+		// One request each, bounded by RequestTimeout (a large store's first open
+		// must not run out of one overall deadline); a put is safe to repeat.
+		for attempt := 0; ; attempt++ {
+			err := s.write(ctx, []*nats.Msg{put(subject)})
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, errAmbiguous) || attempt == 5 || !sleep(ctx, backoff(attempt)) {
+				return fmt.Errorf("index held submissions: %w", err)
+			}
 		}
 	}
 	return nil
@@ -319,16 +328,17 @@ func (s *Store) subject(key string) string { return "$KV." + s.bucket + "." + ke
 
 func (s *Store) subKey(id string) string    { return s.subject("sub." + encodeKey(id)) }
 func (s *Store) outboxKey(id string) string { return s.subject("outbox." + encodeKey(id)) }
+func (s *Store) handedKey(id string) string { return s.subject("handed." + encodeKey(id)) }
+func (s *Store) heldKey(id string) string   { return s.subject("held." + encodeKey(id)) }
 
 // eventsKey holds page n (from 1) of a submission's older events.
 func (s *Store) eventsKey(id string, n int) string {
 	return s.subject("events." + encodeKey(id) + "." + strconv.Itoa(n))
 }
-func (s *Store) handedKey(id string) string { return s.subject("handed." + encodeKey(id)) }
-func (s *Store) heldKey(id string) string   { return s.subject("held." + encodeKey(id)) }
 
 // heldIndexedKey marks a bucket whose held index is complete (see indexHeld).
 func (s *Store) heldIndexedKey() string { return s.subject("meta.held_indexed") }
+
 func (s *Store) officeKey(o, id string) string {
 	return s.subject("office." + encodeKey(o) + "." + encodeKey(id))
 }
@@ -674,6 +684,7 @@ func newID() string {
 // its changes, and what each change rewrites stays small. (Before, such a document
 // reached the limit, a delivery could no longer be recorded, and the package went
 // to the office again and again.)
+//
 // Pages are written once and never changed, so the event log's promise holds: no
 // event is changed or removed while the submission exists.
 func (s *Store) encode(d *doc) ([]byte, []*nats.Msg, error) {
