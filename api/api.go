@@ -697,11 +697,9 @@ func (s *Server) adminGet(w http.ResponseWriter, r *http.Request) {
 func (s *Server) adminList(w http.ResponseWriter, r *http.Request) {
 	want := submission.State(r.URL.Query().Get("state"))
 	var out []map[string]any
-	err := s.opt.Broker.Scan(func(sub *submission.Submission) bool {
-		if want == "" || sub.State == want {
-			out = append(out, map[string]any{"id": sub.ID, "state": sub.State, "office": sub.OfficeID,
-				"receivedAt": sub.ReceivedAt, "attempts": sub.TotalAttempts})
-		}
+	err := s.opt.Broker.InState(want, func(sub *submission.Submission) bool {
+		out = append(out, map[string]any{"id": sub.ID, "state": sub.State, "office": sub.OfficeID,
+			"receivedAt": sub.ReceivedAt, "attempts": sub.TotalAttempts})
 		return len(out) < 1000
 	})
 	if err != nil {

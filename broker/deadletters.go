@@ -2,12 +2,9 @@ package broker
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
 	"time"
 
-	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -28,32 +25,17 @@ func (b *Broker) DeadLetters(ctx context.Context, f ReplayFilter, limit int) ([]
 	if limit <= 0 {
 		limit = 1000
 	}
-	ids, err := b.db.Held()
-	if err != nil {
-		return nil, err
-	}
-	slices.Sort(ids) // time-ordered ids: oldest first
 	var out []DeadLetter
-	for _, id := range ids {
-		if err := ctx.Err(); err != nil {
-			return out, err
+	err := b.InState(submission.StateHeld, func(s *submission.Submission) bool {
+		if ctx.Err() != nil || len(out) >= limit {
+			return false
 		}
-		if len(out) >= limit {
-			break
-		}
-		s, err := b.db.Get(id)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // deleted since the index was listed (retention runs beside us)
-		}
-		if err != nil {
-			return out, err
-		}
-		if s.State != submission.StateHeld || (f.OfficeID != "" && s.OfficeID != f.OfficeID) {
-			continue // redelivered since
+		if f.OfficeID != "" && s.OfficeID != f.OfficeID {
+			return true
 		}
 		d := DeadLetter{ID: s.ID, OfficeID: s.OfficeID, Attempts: s.TotalAttempts, ReceivedAt: s.ReceivedAt, HeldAt: s.UpdatedAt}
 		if !f.From.IsZero() && d.HeldAt.Before(f.From) || !f.To.IsZero() && !d.HeldAt.Before(f.To) {
-			continue
+			return true
 		}
 		if evs, err := b.db.Events(s.ID); err == nil {
 			for i := len(evs) - 1; i >= 0; i-- {
@@ -64,8 +46,12 @@ func (b *Broker) DeadLetters(ctx context.Context, f ReplayFilter, limit int) ([]
 			}
 		}
 		out = append(out, d)
+		return true
+	})
+	if err == nil {
+		err = ctx.Err()
 	}
-	return out, nil
+	return out, err
 }
 
 // ReplayFilter selects dead letters: by ids, or by office and/or the time they were

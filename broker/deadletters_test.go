@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/amtsbote/amtsbote/adapters"
@@ -69,5 +70,36 @@ func TestDeadLettersAndReplay(t *testing.T) {
 	}
 	if rest, _ := e.b.DeadLetters(ctx, ReplayFilter{}, 0); len(rest) != 1 || rest[0].ID != ids[2] {
 		t.Fatalf("left: %+v", rest)
+	}
+}
+
+// TestInStateReadsIndexes: the admin's listing by state gives the same submissions
+// as a scan of every record, oldest first, whether the state has an index (held,
+// handed over, queued, retrying) or not.
+func TestInStateReadsIndexes(t *testing.T) {
+	e := start(t, t.TempDir())
+	states := []submission.State{submission.StateQueued, submission.StateRetrying, submission.StateHandedOver,
+		submission.StateHeld, submission.StateDelivered, submission.StateHeld, submission.StateRetrying}
+	for i, st := range states {
+		sub := &submission.Submission{ID: fmt.Sprintf("01900000-0000-7000-8000-0000000000%02d", len(states)-i), Sender: "amt24", MessageID: fmt.Sprintf("m%d", i), OfficeID: "office-a", State: st}
+		if _, _, _, err := e.db.Create(context.Background(), sub, []submission.Event{{Type: "received"}}, "in", []byte("r")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, st := range []submission.State{"", submission.StateQueued, submission.StateRetrying, submission.StateHandedOver, submission.StateHeld, submission.StateDelivered, submission.StateAccepted} {
+		var want, got []string
+		_ = e.db.Scan(func(s *submission.Submission) bool {
+			if st == "" || s.State == st {
+				want = append(want, s.ID)
+			}
+			return true
+		})
+		slices.Sort(want)
+		if err := e.b.InState(st, func(s *submission.Submission) bool { got = append(got, s.ID); return true }); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("InState(%q) = %v, want %v", st, got, want)
+		}
 	}
 }

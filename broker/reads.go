@@ -2,10 +2,13 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
+	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -75,3 +78,41 @@ func (b *Broker) Redeliver(id, actor string) (*submission.Submission, error) {
 
 // Scan walks all submissions (admin listings). fn returns false to stop.
 func (b *Broker) Scan(fn func(*submission.Submission) bool) error { return b.db.Scan(fn) }
+
+// InState walks the submissions in one state ("": all) until fn returns false. The
+// states the store indexes — held, handed over, queued and retrying (the outbox) —
+// are read through their index, oldest first, so what needs a person is listed
+// without reading every record; any other state scans.
+func (b *Broker) InState(state submission.State, fn func(*submission.Submission) bool) error {
+	var list func() ([]string, error)
+	switch {
+	case state == submission.StateHeld:
+		list = b.db.Held
+	case state == submission.StateHandedOver:
+		list = b.db.HandedOver
+	case state.Dispatchable():
+		list = b.db.Outbox
+	default:
+		return b.db.Scan(func(s *submission.Submission) bool {
+			return state != "" && s.State != state || fn(s)
+		})
+	}
+	ids, err := list()
+	if err != nil {
+		return err
+	}
+	slices.Sort(ids) // time-ordered ids
+	for _, id := range ids {
+		s, err := b.db.Get(id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // deleted since the index was listed (retention runs beside us)
+		}
+		if err != nil {
+			return err
+		}
+		if s.State == state && !fn(s) {
+			return nil
+		}
+	}
+	return nil
+}
