@@ -67,6 +67,10 @@ type Config struct {
 	// PerOffice caps the concurrent attempts to one office, so an office whose endpoint
 	// hangs cannot take every worker; default Workers/4, at least 1.
 	PerOffice int
+	// OfficeParallel sets the cap of single offices (by office id) apart from
+	// PerOffice: more for a Fachverfahren that takes many deliveries at once, fewer
+	// for one that does not. At most Workers.
+	OfficeParallel map[string]int
 	// Schedule is the delay before each retry on one channel (±10 % jitter): after
 	// len(Schedule)+1 attempts the package moves to the office's next channel. The
 	// gateway's default is StandardSchedule (about three days). nil: exponential
@@ -136,6 +140,14 @@ func (c *Config) defaults() {
 	if c.PerOffice <= 0 {
 		c.PerOffice = max(1, c.Workers/4)
 	}
+	// Lines are keyed by the office's subject token.
+	parallel := make(map[string]int, len(c.OfficeParallel))
+	for office, n := range c.OfficeParallel {
+		if n > 0 {
+			parallel[token(office)] = min(n, c.Workers)
+		}
+	}
+	c.OfficeParallel = parallel
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 8
 	}

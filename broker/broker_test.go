@@ -405,6 +405,46 @@ func TestSlowOfficeCannotTakeEveryWorker(t *testing.T) {
 	}
 }
 
+// TestOfficeParallel: an office's own cap replaces PerOffice for it alone — a
+// Fachverfahren that takes several deliveries at once gets them, the others keep
+// the common cap.
+func TestOfficeParallel(t *testing.T) {
+	for _, tc := range []struct {
+		office string
+		want   int64
+	}{{"office-big", 3}, {"office-slow", 1}} {
+		t.Run(tc.office, func(t *testing.T) {
+			rx := &hangs{slow: tc.office, byOffice: byOffice{ok: map[string]bool{}}}
+			cfg := Config{Workers: 4, PerOffice: 1, OfficeParallel: map[string]int{"office-big": 3}, MaxAttempts: 1000,
+				BackoffBase: time.Second, AttemptTimeout: 20 * time.Second, ExclusiveConsumer: true}
+			b := startWith(t, t.TempDir(), cfg, rx).b
+			for i := 0; i < 6; i++ {
+				in := intake(fmt.Sprintf("%s-%d", tc.office, i), "primary")
+				in.OfficeID = tc.office
+				if _, err := b.Receive(context.Background(), in); err != nil {
+					t.Fatal(err)
+				}
+			}
+			deadline := time.Now().Add(time.Minute)
+			for rx.active.Load() < tc.want { // the office's attempts hang: its cap fills
+				if time.Now().After(deadline) {
+					t.Fatalf("%d attempts at once for %s, want %d", rx.active.Load(), tc.office, tc.want)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			// Another office's package is delivered meanwhile: a worker is left for it.
+			a, err := b.Receive(context.Background(), intake("other-1", "primary"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitState(t, b, a.Submission.ID, submission.StateDelivered)
+			if p := rx.peak.Load(); p != tc.want {
+				t.Fatalf("%d attempts ran at once for %s, its cap is %d", p, tc.office, tc.want)
+			}
+		})
+	}
+}
+
 // slowRecord is a store whose recording of a delivery (UpdateWithReceipt) waits
 // until the test lets it go.
 type slowRecord struct {

@@ -19,12 +19,12 @@ import (
 
 // handle is the JetStream callback (called serially). It enforces two bounds: the
 // number of concurrent attempts (Workers, a semaphore that also pushes back on
-// consumption) and the attempts per office (PerOffice). A message for an office that
-// has its share running waits in that office's line, which the office's own
-// workers drain as they finish; only when the line is full does it go back to
-// JetStream with a delay. A fast office keeps its throughput, also through a
-// backlog (its line may be long); an office whose endpoint hangs holds at most
-// PerOffice workers and a short line.
+// consumption) and the attempts per office (PerOffice, or the office's own
+// OfficeParallel). A message for an office that has its share running waits in that
+// office's line, which the office's own workers drain as they finish; only when the
+// line is full does it go back to JetStream with a delay. A fast office keeps its
+// throughput, also through a backlog (its line may be long); an office whose
+// endpoint hangs holds at most its share of the workers and a short line.
 func (b *Broker) handle(msg jetstream.Msg) {
 	office := officeOf(msg.Subject())
 	if !b.admitOffice(office, msg) {
@@ -149,7 +149,7 @@ func (b *Broker) admitOffice(office string, msg jetstream.Msg) bool {
 		l = &officeLine{created: time.Now()}
 		b.lines[office] = l
 	}
-	if l.running < b.cfg.PerOffice {
+	if l.running < b.parallel(office) {
 		l.running++
 		b.officeMu.Unlock()
 		return true
@@ -166,6 +166,14 @@ func (b *Broker) admitOffice(office string, msg jetstream.Msg) bool {
 	b.metrics.lineFull.Inc()
 	_ = msg.NakWithDelay(min(delay, b.cfg.AttemptTimeout))
 	return false
+}
+
+// parallel is the cap of concurrent attempts to the office with this subject token.
+func (b *Broker) parallel(office string) int {
+	if n, ok := b.cfg.OfficeParallel[office]; ok {
+		return n
+	}
+	return b.cfg.PerOffice
 }
 
 // nextForOffice hands a finishing worker the office's next waiting message, or

@@ -208,6 +208,10 @@ type PortalClient struct {
 // OfficeClient is an office's credentials and its delivery channels.
 type OfficeClient struct {
 	Token string `yaml:"token"`
+	// Parallel caps the delivery attempts to this office at once (0: delivery.per_office;
+	// at most delivery.workers): more for a Fachverfahren that takes many deliveries
+	// at once and drains a backlog faster, fewer for one that does not.
+	Parallel int `yaml:"parallel,omitempty"`
 	// Channels configures the office's channels by name (channel.Webhook, ...): where
 	// the gateway delivers, with which secret and parameters. Endpoint, secret and
 	// parameters are read together at each delivery attempt.
@@ -353,6 +357,9 @@ func (c *Config) Validate() error {
 	}
 	for _, id := range sortedKeys(c.Offices) {
 		o := c.Offices[id]
+		if o.Parallel < 0 || o.Parallel > c.Delivery.Workers {
+			errs = append(errs, fmt.Errorf("offices.%s.parallel: %d (0 for delivery.per_office, at most delivery.workers = %d)", id, o.Parallel, c.Delivery.Workers))
+		}
 		if o.Webhook != nil {
 			errs = append(errs, fmt.Errorf("offices.%s: both webhook and channels.webhook are set; keep channels.webhook", id))
 		}

@@ -97,13 +97,20 @@ func TestValidate(t *testing.T) {
 	c.Offices = map[string]OfficeClient{
 		"x": {Channels: map[string]Channel{"carrier-pigeon": {}}},
 		"y": {Webhook: &Webhook{URL: "http://a/"}, Channels: map[string]Channel{"webhook": {Endpoint: "http://b/"}}},
+		"z": {Parallel: c.Delivery.Workers + 1},
+		"w": {Parallel: -1},
+		"v": {Parallel: c.Delivery.Workers}, // allowed
 	}
 	c.Resolve()
 	err := c.Validate()
-	for _, want := range []string{"listen", "log_format", "offices.x.channels.carrier-pigeon: unknown channel", "offices.y: both webhook and channels.webhook"} {
+	for _, want := range []string{"listen", "log_format", "offices.x.channels.carrier-pigeon: unknown channel", "offices.y: both webhook and channels.webhook",
+		"offices.z.parallel: 9", "offices.w.parallel: -1"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("validate: %v, want %s", err, want)
 		}
+	}
+	if strings.Contains(err.Error(), "offices.v.") {
+		t.Errorf("validate: %v; parallel = workers is allowed", err)
 	}
 }
 

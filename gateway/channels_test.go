@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -478,5 +479,40 @@ func TestReplyVisibleToThePortal(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("an office token read the portal's reply: %d", resp.StatusCode)
+	}
+}
+
+// TestOfficeParallelFromConfig: offices.<id>.parallel reaches the broker — an office
+// whose endpoint holds every request gets that many at once, not delivery.per_office.
+func TestOfficeParallelFromConfig(t *testing.T) {
+	var active, peak atomic.Int64
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := active.Add(1)
+		defer active.Add(-1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	f := start(t, func(c *config.Config) {
+		c.Delivery.PerOffice = 1
+		o := c.Offices[DemoOfficeID].WithChannel(channel.Webhook, config.Channel{Endpoint: srv.URL, Secret: secretA})
+		o.Parallel = 3
+		c.Offices[DemoOfficeID] = o
+	})
+	for range 5 {
+		if res, err := f.portal.Submit(context.Background(), f.example()); err != nil || !res.Accepted() {
+			t.Fatalf("submit: %v %+v", err, res)
+		}
+	}
+	waitFor(t, "three requests held at once", func() bool { return active.Load() == 3 })
+	time.Sleep(200 * time.Millisecond) // a fourth would have started by now
+	if p := peak.Load(); p != 3 {
+		t.Fatalf("%d requests at once, the office's cap is 3", p)
 	}
 }

@@ -176,8 +176,14 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 			return nil, err
 		}
 	}
+	parallel := map[string]int{}
+	for id, o := range cfg.Offices {
+		if o.Parallel > 0 {
+			parallel[id] = o.Parallel
+		}
+	}
 	g.Broker = broker.New(broker.Config{
-		GatewayID: cfg.GatewayID, Workers: cfg.Delivery.Workers, PerOffice: cfg.Delivery.PerOffice, MaxAttempts: cfg.Delivery.MaxAttempts,
+		GatewayID: cfg.GatewayID, Workers: cfg.Delivery.Workers, PerOffice: cfg.Delivery.PerOffice, OfficeParallel: parallel, MaxAttempts: cfg.Delivery.MaxAttempts,
 		BackoffBase: cfg.Delivery.BackoffBase, BackoffMax: cfg.Delivery.BackoffMax,
 		Schedule:         broker.ScheduleFor(cfg.Delivery.ScheduleSpec()),
 		BreakerThreshold: cfg.Delivery.BreakerThreshold, BreakerCooldown: cfg.Delivery.BreakerCooldown,
