@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -167,7 +168,25 @@ func TestClusterKillsLoseNothing(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d acknowledged packages never reached the office\n%s\n%s", missing, n, gws[0].stderr.String(), nodes.Logs())
+			// Say where each missing one stands: the gateways' record, the office's view.
+			var why strings.Builder
+			for id := range accepted {
+				if o, ok := done[id]; ok && o.Accepted {
+					continue
+				}
+				var rec struct {
+					Submission struct {
+						State string `json:"state"`
+					} `json:"submission"`
+					Events []struct {
+						Type, Channel, Detail, Note string
+					} `json:"events"`
+				}
+				err := getJSON(ctx, gws[0].url+"/v1/admin/submissions/"+id, "admin-token", &rec)
+				fmt.Fprintf(&why, "%s: office %+v; record %s (%v), events %+v\n", id, done[id], rec.Submission.State, err, rec.Events)
+			}
+			t.Fatalf("%d of %d acknowledged packages never reached the office\n%s\n--- gw0\n%s\n--- gw1\n%s\n--- gw2\n%s\n%s", missing, n,
+				why.String(), gws[0].stderr.String(), gws[1].stderr.String(), gws[2].stderr.String(), nodes.Logs())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
