@@ -36,10 +36,7 @@ func runStore(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return usage()
 	}
 	verb := args[0]
-	fs := flag.NewFlagSet("store "+verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", os.Getenv("AMTSBOTE_CONFIG"), "the configuration whose store is read or written")
-	dataDir := fs.String("data", "", "data folder, overrides the configuration")
+	fs, loadConfig := storeFlags(verb, stderr, "the configuration whose store is read or written")
 	out := fs.String("out", "", "export: the folder to create")
 	in := fs.String("in", "", "import: the folder an export wrote")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -48,7 +45,7 @@ func runStore(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if (verb == "export" && *out == "") || (verb == "import" && *in == "") {
 		return usage()
 	}
-	cfg, err := storeConfig(*cfgPath, *dataDir)
+	cfg, err := loadConfig()
 	if err != nil {
 		fmt.Fprintln(stderr, "amtsbote store:", err)
 		return 2
@@ -82,10 +79,7 @@ func runStore(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 // `amtsbote store restore` unpacks one into an empty data folder, checked the same
 // way, with the gateway stopped (docs/operations.md).
 func runBackup(ctx context.Context, verb string, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("store "+verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", os.Getenv("AMTSBOTE_CONFIG"), "the gateway's configuration (admin token, public URL, data folder)")
-	dataDir := fs.String("data", "", "data folder, overrides the configuration")
+	fs, loadConfig := storeFlags(verb, stderr, "the gateway's configuration (admin token, public URL, data folder)")
 	url := fs.String("url", "", "backup: the gateway's base URL (default: public_url of the configuration)")
 	out := fs.String("out", "", "backup: the file to write")
 	in := fs.String("in", "", "restore: the backup file")
@@ -96,7 +90,7 @@ func runBackup(ctx context.Context, verb string, args []string, stdout, stderr i
 		fmt.Fprintf(stderr, "amtsbote store %s: -%s is required\n", verb, map[string]string{"backup": "out", "restore": "in"}[verb])
 		return 2
 	}
-	cfg, err := storeConfig(*cfgPath, *dataDir)
+	cfg, err := loadConfig()
 	if err != nil {
 		fmt.Fprintln(stderr, "amtsbote store:", err)
 		return 2
@@ -199,12 +193,19 @@ func (c *countingReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// storeConfig loads the configuration a store command works on; dataDir, if set,
-// overrides its data folder.
-func storeConfig(path, dataDir string) (config.Config, error) {
-	cfg, err := config.Load(path, os.Environ())
-	if err == nil && dataDir != "" {
-		cfg.DataDir = dataDir
+// storeFlags starts the flag set of a store command with what every one takes:
+// -config (what it is for: configUse) and -data, which overrides the configuration's
+// data folder. loadConfig reads the configuration once the flags are parsed.
+func storeFlags(verb string, stderr io.Writer, configUse string) (fs *flag.FlagSet, loadConfig func() (config.Config, error)) {
+	fs = flag.NewFlagSet("store "+verb, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", os.Getenv("AMTSBOTE_CONFIG"), configUse)
+	dataDir := fs.String("data", "", "data folder, overrides the configuration")
+	return fs, func() (config.Config, error) {
+		cfg, err := config.Load(*cfgPath, os.Environ())
+		if err == nil && *dataDir != "" {
+			cfg.DataDir = *dataDir
+		}
+		return cfg, err
 	}
-	return cfg, err
 }
