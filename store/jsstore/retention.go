@@ -211,15 +211,23 @@ func (b *Blobs) Delete(digest string) error {
 // not named by a digest are skipped.
 func (b *Blobs) Walk(fn func(digest string, size int64, written time.Time) bool) error {
 	// Like Scan, no overall deadline (a large store takes long); each fetch has one.
-	return eachIn(context.Background(), b.stream, b.opts, "$O."+b.bucket+".M.>", false, func(subject string, data []byte, stored time.Time) (bool, error) {
+	return b.eachMeta(context.Background(), func(info jetstream.ObjectInfo, stored time.Time) bool {
+		if info.Deleted || !store.IsHexDigest(info.Name) {
+			return true
+		}
+		return fn(info.Name, int64(info.Size), stored)
+	})
+}
+
+// eachMeta calls fn with every object's meta message (deleted ones included) and the
+// time it was stored, until fn returns false.
+func (b *Blobs) eachMeta(ctx context.Context, fn func(info jetstream.ObjectInfo, stored time.Time) bool) error {
+	return eachIn(ctx, b.stream, b.opts, "$O."+b.bucket+".M.>", false, func(subject string, data []byte, stored time.Time) (bool, error) {
 		var info jetstream.ObjectInfo
 		if err := json.Unmarshal(data, &info); err != nil {
 			return false, fmt.Errorf("jsstore: blob meta %s: %w", subject, err)
 		}
-		if info.Deleted || !store.IsHexDigest(info.Name) {
-			return true, nil
-		}
-		return fn(info.Name, int64(info.Size), stored), nil
+		return fn(info, stored), nil
 	})
 }
 
@@ -255,15 +263,11 @@ func (b *Blobs) SweepChunks(ctx context.Context, before time.Time) (sets int, ch
 		return 0, 0, nil
 	}
 	named := map[string]bool{}
-	err = eachIn(ctx, b.stream, b.opts, "$O."+b.bucket+".M.>", false, func(subject string, data []byte, _ time.Time) (bool, error) {
-		var info jetstream.ObjectInfo
-		if err := json.Unmarshal(data, &info); err != nil {
-			return false, fmt.Errorf("jsstore: blob meta %s: %w", subject, err)
-		}
+	err = b.eachMeta(ctx, func(info jetstream.ObjectInfo, _ time.Time) bool {
 		if !info.Deleted && info.NUID != "" {
 			named[info.NUID] = true
 		}
-		return ctx.Err() == nil, nil
+		return ctx.Err() == nil
 	})
 	if err != nil {
 		return 0, 0, err
