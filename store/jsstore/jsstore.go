@@ -196,24 +196,23 @@ func (s *Store) indexHeld(ctx context.Context) error {
 	} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return fmt.Errorf("held index marker: %w", err)
 	}
-	var held []string
+	var msgs []*nats.Msg
 	if err := s.Scan(func(sub *submission.Submission) bool {
 		if sub.State == submission.StateHeld {
-			held = append(held, sub.ID)
+			msgs = append(msgs, put(s.heldKey(sub.ID)))
 		}
 		return true
 	}); err != nil {
 		return fmt.Errorf("index held submissions: %w", err)
 	}
-	for _, id := range append(held, "") {
-		subject := s.heldIndexedKey()
-		if id != "" {
-			subject = s.heldKey(id)
-		}
-		// One request each, bounded by RequestTimeout (a large store's first open
-		// must not run out of one overall deadline); a put is safe to repeat.
+	msgs = append(msgs, put(s.heldIndexedKey())) // last: the index is complete
+	// In atomic batches of at most heldBatch puts, each its own request bounded by
+	// RequestTimeout (a large store's first open must not run out of one overall
+	// deadline); a put is safe to repeat.
+	for len(msgs) > 0 {
+		batch := msgs[:min(len(msgs), heldBatch)]
 		for attempt := 0; ; attempt++ {
-			err := s.write(ctx, []*nats.Msg{put(subject)})
+			err := s.write(ctx, batch)
 			if err == nil {
 				break
 			}
@@ -221,9 +220,14 @@ func (s *Store) indexHeld(ctx context.Context) error {
 				return fmt.Errorf("index held submissions: %w", err)
 			}
 		}
+		msgs = msgs[len(batch):]
 	}
 	return nil
 }
+
+// heldBatch is how many held keys one batch of indexHeld puts (the server takes at
+// most 1000 messages in an atomic batch).
+const heldBatch = 500
 
 func (s *Store) ensure(ctx context.Context, cfgs ...jetstream.StreamConfig) error {
 	var objStream jetstream.Stream

@@ -611,7 +611,15 @@ func TestEventPagesUnderConcurrentChanges(t *testing.T) {
 func TestHeldIndexBuiltForOlderBuckets(t *testing.T) {
 	b, st := openOnEmbedded(t, jsstore.Options{Prefix: "oldheld"})
 	ctx := context.Background()
-	for i, state := range []submission.State{submission.StateHeld, submission.StateQueued, submission.StateHeld} {
+	// More held ones than one batch of the first fill puts.
+	states := []submission.State{submission.StateHeld, submission.StateQueued, submission.StateHeld}
+	want := []string{"s0", "s2"}
+	for i := range 600 {
+		states = append(states, submission.StateHeld)
+		want = append(want, fmt.Sprintf("s%d", i+3))
+	}
+	slices.Sort(want)
+	for i, state := range states {
 		sub := storetest.NewSubmission(fmt.Sprintf("s%d", i), "amt24", fmt.Sprintf("m%d", i))
 		sub.State = state
 		if _, _, _, err := st.Create(ctx, sub, threeEvents(), "in", []byte("r")); err != nil {
@@ -636,7 +644,7 @@ func TestHeldIndexBuiltForOlderBuckets(t *testing.T) {
 	}
 	held, err := st2.Held()
 	slices.Sort(held)
-	if err != nil || !slices.Equal(held, []string{"s0", "s2"}) {
-		t.Fatalf("held after opening an older bucket: %v %v, want [s0 s2]", held, err)
+	if err != nil || !slices.Equal(held, want) {
+		t.Fatalf("held after opening an older bucket: %d ids %v, want %d", len(held), err, len(want))
 	}
 }
