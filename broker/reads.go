@@ -76,9 +76,6 @@ func (b *Broker) Redeliver(id, actor string) (*submission.Submission, error) {
 	return s, nil
 }
 
-// Scan walks all submissions (admin listings). fn returns false to stop.
-func (b *Broker) Scan(fn func(*submission.Submission) bool) error { return b.db.Scan(fn) }
-
 // InState walks the submissions in one state ("": all) until fn returns false. The
 // states the store indexes — held, handed over, queued and retrying (the outbox) —
 // are read through their index, oldest first, so what needs a person is listed

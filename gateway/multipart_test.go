@@ -236,7 +236,7 @@ func TestMultipartRefusals(t *testing.T) {
 		}
 	})
 	n := 0
-	f.g.Broker.Scan(func(*storeSubmission) bool { n++; return true })
+	f.g.Broker.InState("", func(*storeSubmission) bool { n++; return true })
 	if n != 0 {
 		t.Fatalf("%d submissions stored from refused requests", n)
 	}
@@ -248,7 +248,7 @@ func TestMultipartRefusals(t *testing.T) {
 			t.Fatalf("start=%s: %d %s", start, resp.StatusCode, b)
 		}
 	}
-	f.g.Broker.Scan(func(*storeSubmission) bool { n++; return true })
+	f.g.Broker.InState("", func(*storeSubmission) bool { n++; return true })
 	if n != 2 {
 		t.Fatalf("%d submissions after two accepted", n)
 	}
