@@ -128,6 +128,10 @@ type Config struct {
 	// gc` runs it once).
 	Retention      Retention
 	RetentionEvery time.Duration
+	// QueueCheckEvery is how often the outbox is compared with the queue: an accepted
+	// package the queue holds no message for is published again (queuecheck.go).
+	// Default 2m; negative: never.
+	QueueCheckEvery time.Duration
 }
 
 func (c *Config) defaults() {
@@ -180,6 +184,9 @@ func (c *Config) defaults() {
 	}
 	if c.TimeScale <= 0 {
 		c.TimeScale = 1
+	}
+	if c.QueueCheckEvery == 0 {
+		c.QueueCheckEvery = 2 * time.Minute
 	}
 }
 
@@ -365,6 +372,10 @@ func (b *Broker) Start(ctx context.Context) error {
 		b.loops.Add(1)
 		go b.every(b.cfg.RetentionEvery, func() { b.applyRetention(b.cfg.Retention) })
 	}
+	if b.cfg.QueueCheckEvery > 0 {
+		b.loops.Add(1)
+		go b.every(b.cfg.QueueCheckEvery, b.checkQueue)
+	}
 	consume, err := cons.Consume(b.handle, jetstream.PullMaxMessages(b.cfg.Workers*2))
 	if err != nil {
 		return fmt.Errorf("broker: consume: %w", err)
@@ -414,9 +425,12 @@ type queueMsg struct {
 	Gen int    `json:"gen"`
 }
 
+// subjectFor is the queue subject of s: <root>.<channel>.<office>.<id>. The office
+// token keys the dispatcher's per-office lines; the id lets the queue check ask the
+// stream which accepted packages it holds a message for (queuecheck.go).
 func (b *Broker) subjectFor(s *submission.Submission) string {
 	t, _ := s.CurrentTarget()
-	return b.root + "." + token(t.Channel) + "." + token(s.OfficeID)
+	return b.root + "." + token(t.Channel) + "." + token(s.OfficeID) + "." + token(s.ID)
 }
 
 // token makes a string safe as one NATS subject token.
@@ -486,6 +500,9 @@ func (b *Broker) publishID(id string) error {
 	s, err := b.db.Get(id)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
+			// Removed since, or (cluster mode) a read served while the store's
+			// leader changed: if the record is there, the queue check publishes it.
+			b.log.Warn("record to publish not found; left to the queue check", "submission", id)
 			return nil
 		}
 		return err

@@ -20,6 +20,11 @@ type Metrics struct {
 	// unrecorded counts successful attempts whose outcome the store did not take:
 	// their packages go to the office again later.
 	unrecorded prometheus.Counter
+	// restored counts outbox entries the queue check found without a queue message
+	// and put back (queuecheck.go): each one is a package that would have waited.
+	restored prometheus.Counter
+	// checks counts queue checks by outcome (ok, failed).
+	checks *prometheus.CounterVec
 }
 
 // NewMetrics creates the series and registers them with reg (nil: not registered).
@@ -38,9 +43,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "amtsbote_delivery_line_full_total", Help: "Packages sent back to the queue with a delay because their office's line of waiting packages was full."}),
 		unrecorded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "amtsbote_delivery_unrecorded_total", Help: "Successful delivery attempts whose outcome the store did not take after several tries; the package goes to the office again later."}),
+		restored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "amtsbote_queue_restored_total", Help: "Accepted packages the periodic queue check found in the outbox without a queue message and put back on the queue."}),
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amtsbote_queue_checks_total", Help: "Queue checks (outbox against the work queue) by outcome: ok, failed."}, []string{"outcome"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.duration, m.lineFull, m.unrecorded)
+		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.duration, m.lineFull, m.unrecorded, m.restored, m.checks)
 	}
 	return m
 }

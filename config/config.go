@@ -142,6 +142,10 @@ type Delivery struct {
 	// long it stays open before one probe is let through (0: 1m).
 	BreakerThreshold int           `yaml:"breaker_threshold"`
 	BreakerCooldown  time.Duration `yaml:"breaker_cooldown"`
+	// QueueCheck is how often the outbox is compared with the work queue, and an
+	// accepted package the queue has no message for is put on it again (0: 2m;
+	// negative: never). See docs/operations.md, "The queue check".
+	QueueCheck time.Duration `yaml:"queue_check"`
 }
 
 // Schedule names (see Delivery.Schedule).
@@ -281,7 +285,7 @@ func Default() Config {
 			MaxAttachments: 100, MaxAttachmentBytes: 20 << 20,
 			MaxReferencedAttachmentBytes: 2 << 30, MaxReferencedPackageBytes: 4 << 30,
 		},
-		Delivery: Delivery{Workers: 8, MaxAttempts: 8, AttemptTimeout: 30 * time.Second},
+		Delivery: Delivery{Workers: 8, MaxAttempts: 8, AttemptTimeout: 30 * time.Second, QueueCheck: 2 * time.Minute},
 		HTTP:     HTTP{ReadTimeout: 60 * time.Second, WriteTimeout: 60 * time.Second, ShutdownTimeout: 20 * time.Second, UploadMinRate: 16 << 10},
 	}
 }
@@ -354,6 +358,10 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Delivery.checkSchedule(); err != nil {
 		errs = append(errs, err)
+	}
+	if q := c.Delivery.QueueCheck; q > 0 && q < time.Second {
+		// Each check lists the whole outbox and the queue's subjects.
+		errs = append(errs, fmt.Errorf("delivery.queue_check: %s (at least 1s; negative: never)", q))
 	}
 	for _, id := range sortedKeys(c.Offices) {
 		o := c.Offices[id]

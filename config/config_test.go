@@ -101,10 +101,11 @@ func TestValidate(t *testing.T) {
 		"w": {Parallel: -1},
 		"v": {Parallel: c.Delivery.Workers}, // allowed
 	}
+	c.Delivery.QueueCheck = 100 * time.Millisecond
 	c.Resolve()
 	err := c.Validate()
 	for _, want := range []string{"listen", "log_format", "offices.x.channels.carrier-pigeon: unknown channel", "offices.y: both webhook and channels.webhook",
-		"offices.z.parallel: 9", "offices.w.parallel: -1"} {
+		"offices.z.parallel: 9", "offices.w.parallel: -1", "delivery.queue_check: 100ms"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("validate: %v, want %s", err, want)
 		}

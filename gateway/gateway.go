@@ -190,7 +190,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		EndpointsFile: filepath.Join(cfg.DataDir, "endpoints.json"), Registerer: reg,
 		AttemptTimeout: cfg.Delivery.AttemptTimeout, TransferMinRate: cfg.Delivery.TransferMinRate, Replicas: cfg.NATS.Replicas,
 		ExclusiveConsumer: cfg.NATS.URL == "", QueueInMemory: cfg.NATS.URL == "", Queue: queue,
-		Retention: RetentionOf(cfg), RetentionEvery: cfg.Retention.Every,
+		Retention: RetentionOf(cfg), RetentionEvery: cfg.Retention.Every, QueueCheckEvery: cfg.Delivery.QueueCheck,
 	}, g.db, g.bus.JS, g.adapters, g.channels, broker.GatewaySigner{Signer: g.Signer, GatewayID: cfg.GatewayID}, log, broker.NewMetrics(reg))
 
 	base, err := routing.Builtin()

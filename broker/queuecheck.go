@@ -1,0 +1,111 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/amtsbote/amtsbote/store"
+)
+
+// The queue check is the safety net under the relay. The relay publishes every
+// accepted package once and retries a publish that failed, in memory; a restart
+// re-publishes the whole outbox. That leaves packages waiting unseen in two cases:
+//   - a process that is not restarted lost its retry (a record read during a NATS
+//     leader change answered "not found", or a crash between a channel's failure
+//     and the next channel's publish on a cluster node that stays down);
+//   - the queue lost a message (a NATS cluster that lost a replica's data).
+//
+// Neither is expected, and neither may leave an acknowledged package unseen: every
+// QueueCheckEvery the check lists the outbox, then asks the stream which package
+// ids it holds a message for (the id is the subject's last token), and publishes
+// again every outbox entry that is still waiting for an attempt and has none. Each
+// one is counted (amtsbote_queue_restored_total, an alert) and logged: a restore is
+// a defect to look into, healed before it cost a package.
+//
+// Races are harmless by construction: a message published or acked between the two
+// listings makes at most one extra queue message, which the dispatcher acks as done
+// or superseded (process), and a publish of a generation the relay published
+// within JetStream's duplicate window is dropped by the stream.
+
+// queueCheckGrace leaves a record just written to the relay: its publish (or a
+// retried one) is on the way.
+const queueCheckGrace = time.Minute
+
+// checkQueue runs restoreQueue for the background loop.
+func (b *Broker) checkQueue() {
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Minute)
+	defer cancel()
+	n, err := b.restoreQueue(ctx, time.Now().Add(-queueCheckGrace))
+	switch {
+	case err == nil:
+		b.metrics.checks.WithLabelValues("ok").Inc()
+	case b.ctx.Err() == nil:
+		b.metrics.checks.WithLabelValues("failed").Inc()
+		b.log.Warn("queue check did not finish; the next one tries again", "restored", n, "err", err)
+	}
+}
+
+// restoreQueue publishes again every outbox entry last changed before `before`
+// that is waiting for an attempt and has no queue message, and returns how many.
+func (b *Broker) restoreQueue(ctx context.Context, before time.Time) (int, error) {
+	// The outbox first: an entry added after this listing is the relay's, and an
+	// entry whose message is acked before the queue listing is no longer waiting.
+	ids, err := b.db.Outbox()
+	if err != nil {
+		return 0, fmt.Errorf("broker: queue check: outbox: %w", err)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	queued, err := b.queuedIDs(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		if queued[id] {
+			continue
+		}
+		s, err := b.db.Get(id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return n, fmt.Errorf("broker: queue check: %w", err)
+		}
+		if !s.State.Dispatchable() || !s.UpdatedAt.Before(before) {
+			continue
+		}
+		if err := b.publish(ctx, s); err != nil {
+			return n, fmt.Errorf("broker: queue check: publish %s: %w", id, err)
+		}
+		n++
+		b.metrics.restored.Inc()
+		b.log.Warn("accepted package had no queue message; put on the queue again", "submission", id, "state", s.State, "generation", s.Generation)
+	}
+	return n, nil
+}
+
+// queuedIDs returns the ids of the packages the work queue holds a message for.
+func (b *Broker) queuedIDs(ctx context.Context) (map[string]bool, error) {
+	st, err := b.js.Stream(ctx, b.stream)
+	if err != nil {
+		return nil, fmt.Errorf("broker: queue check: stream: %w", err)
+	}
+	// Subjects are <root>.<channel>.<office>.<id>; messages of older builds lack
+	// the id and are not listed, so their packages get one extra message here.
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(b.root+".*.*.*"))
+	if err != nil {
+		return nil, fmt.Errorf("broker: queue check: stream subjects: %w", err)
+	}
+	queued := make(map[string]bool, len(info.State.Subjects))
+	for subject := range info.State.Subjects {
+		queued[subject[strings.LastIndexByte(subject, '.')+1:]] = true
+	}
+	return queued, nil
+}

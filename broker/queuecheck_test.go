@@ -1,0 +1,159 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// staleReads is a store whose Get answers "not found" while stale is set, as a read
+// served by a NATS node that has not applied the latest writes can (cluster mode).
+type staleReads struct {
+	store.Store
+	stale  atomic.Bool
+	missed atomic.Int64
+}
+
+func (s *staleReads) Get(id string) (*submission.Submission, error) {
+	if s.stale.Load() {
+		s.missed.Add(1)
+		return nil, fmt.Errorf("submission %s: %w", id, store.ErrNotFound)
+	}
+	return s.Store.Get(id)
+}
+
+func restoredCount(t *testing.T, b *Broker) int {
+	t.Helper()
+	var m dto.Metric
+	if err := b.metrics.restored.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return int(m.GetCounter().GetValue())
+}
+
+// TestQueueCheckRestoresAStrandedPackage: the relay reads each accepted record
+// before it publishes; a read that says "not found" left the package in the outbox
+// with no queue message, unseen until the next restart. The queue check finds such
+// packages, puts them on the queue once, and each reaches the office once.
+func TestQueueCheckRestoresAStrandedPackage(t *testing.T) {
+	ctx := context.Background()
+	rx := &scripted{channel: "primary"}
+	st := &staleReads{}
+	cfg := testConfig
+	cfg.QueueCheckEvery = -1 // the test runs the check itself
+	b := startOver(t, t.TempDir(), cfg, func(db *store.DB) store.Store { st.Store = db; return st }, rx)
+	st.stale.Store(true)
+	var ids []string
+	for i := range 3 {
+		a, err := b.Receive(ctx, intake(fmt.Sprintf("stranded-%d", i), "primary"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, a.Submission.ID)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for st.missed.Load() < int64(len(ids)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the relay read %d of %d records", st.missed.Load(), len(ids))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	st.stale.Store(false)
+	time.Sleep(300 * time.Millisecond)
+	if n := len(rx.deliveries()); n != 0 {
+		t.Fatalf("%d packages delivered before the check: the test strands nothing", n)
+	}
+	// Records changed within the grace are the relay's: left alone.
+	if n, err := b.restoreQueue(ctx, time.Now().Add(-time.Minute)); err != nil || n != 0 {
+		t.Fatalf("check within the grace restored %d (%v), want 0", n, err)
+	}
+	if n, err := b.restoreQueue(ctx, time.Now()); err != nil || n != len(ids) {
+		t.Fatalf("check restored %d (%v), want %d", n, err, len(ids))
+	}
+	for _, id := range ids {
+		waitState(t, b, id, submission.StateDelivered)
+	}
+	if n := len(rx.deliveries()); n != len(ids) {
+		t.Fatalf("the office got %d deliveries, want %d", n, len(ids))
+	}
+	if n := restoredCount(t, b); n != len(ids) {
+		t.Fatalf("amtsbote_queue_restored_total = %d, want %d", n, len(ids))
+	}
+	if n, err := b.restoreQueue(ctx, time.Now()); err != nil || n != 0 {
+		t.Fatalf("second check restored %d (%v), want 0", n, err)
+	}
+}
+
+// TestQueueCheckLeavesQueuedPackagesAlone: packages with a queue message are not
+// published again, whether they are in an attempt, waiting in their office's line
+// or waiting for a retry, however old their record; each reaches the office once.
+func TestQueueCheckLeavesQueuedPackagesAlone(t *testing.T) {
+	ctx := context.Background()
+	hung := &scripted{channel: "primary", block: make(chan struct{})}
+	failing := &scripted{channel: "other", answers: []error{errors.New("office b is down")}}
+	cfg := testConfig
+	cfg.QueueCheckEvery = -1
+	cfg.PerOffice = 1
+	cfg.BackoffBase, cfg.BackoffMax = time.Hour, time.Hour
+	e := startWith(t, t.TempDir(), cfg, hung, failing)
+	var ids []string
+	for i := range 4 {
+		a, err := e.b.Receive(ctx, intake(fmt.Sprintf("queued-%d", i), "primary"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, a.Submission.ID)
+	}
+	in := intake("retrying", "other")
+	in.OfficeID = "office-b"
+	r, err := e.b.Receive(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, e.b, r.Submission.ID, submission.StateRetrying)
+	time.Sleep(200 * time.Millisecond) // the hung office's packages are pulled meanwhile
+	if n, err := e.b.restoreQueue(ctx, time.Now().Add(time.Hour)); err != nil || n != 0 {
+		t.Fatalf("check restored %d (%v), want 0", n, err)
+	}
+	close(hung.block)
+	for _, id := range ids {
+		waitState(t, e.b, id, submission.StateDelivered)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := len(hung.deliveries()); n != len(ids) {
+		t.Fatalf("the office got %d deliveries, want %d", n, len(ids))
+	}
+	if n := len(failing.deliveries()); n != 1 {
+		t.Fatalf("office b got %d attempts, want 1 (its retry is an hour away)", n)
+	}
+	if n := restoredCount(t, e.b); n != 0 {
+		t.Fatalf("amtsbote_queue_restored_total = %d, want 0", n)
+	}
+}
+
+// TestOfficeOfSubject: the office token is read from queue subjects with the id
+// and from those of earlier builds without it (a queue kept on disk across an
+// upgrade).
+func TestOfficeOfSubject(t *testing.T) {
+	b := &Broker{root: subjectRoot}
+	for subject, want := range map[string]string{
+		"deliver.webhook.office-a.0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b": "office-a",
+		"deliver.webhook.office-a":                                      "office-a",
+	} {
+		if got := b.officeOf(subject); got != want {
+			t.Errorf("officeOf(%q) = %q, want %q", subject, got, want)
+		}
+	}
+	q := &Broker{root: "dlv-node1"}
+	if got := q.officeOf("dlv-node1.xta.office-b.id"); got != "office-b" {
+		t.Errorf("officeOf with a queue of its own = %q", got)
+	}
+}
