@@ -5,10 +5,12 @@
 //
 // Durability: Accept returns only after the package bytes and the record are fsynced
 // (blob files, then one bbolt transaction). The JetStream queue is a work list derived
-// from the store's outbox; on Start every outbox entry is published again (JetStream
+// from the store's outbox; on Start, and every Config.QueueCheckEvery, every outbox
+// entry the queue holds no message for is published again (queuecheck.go; JetStream
 // dedups by Nats-Msg-Id within its window, and the dispatcher ignores stale messages),
 // so a crash at any point loses nothing and at worst repeats a delivery with the same
-// delivery id.
+// delivery id. A full queue refuses new messages rather than dropping old ones; the
+// outbox keeps what did not fit.
 //
 // Retries belong here, not in adapters: an adapter makes one attempt and says whether
 // its failure is permanent; the broker schedules the next attempt by its schedule
@@ -320,6 +322,10 @@ func (b *Broker) Start(ctx context.Context) error {
 		MaxMsgSize: 4 << 10, // ids only: a payload here is a bug
 		Duplicates: 2 * time.Minute,
 		Replicas:   b.cfg.Replicas,
+		// A full queue refuses the next message; the package stays in the outbox and
+		// the relay or the queue check publishes it when there is room. The default,
+		// DiscardOld, dropped the oldest waiting messages without a word.
+		Discard: jetstream.DiscardNew,
 	}
 	if b.cfg.QueueInMemory {
 		sc.Storage, sc.MaxBytes = jetstream.MemoryStorage, min(sc.MaxBytes, memoryQueueBytes)
@@ -411,8 +417,9 @@ func (b *Broker) Stop(ctx context.Context) error {
 	return err
 }
 
-// memoryQueueBytes caps the in-memory queue: ids only (about 100 bytes a message),
-// so a million waiting packages fit.
+// memoryQueueBytes caps the in-memory queue: ids only (about 230 bytes a message
+// with subject and Nats-Msg-Id), so some 140,000 waiting packages fit; beyond that
+// the outbox keeps them until the queue has room (Discard: DiscardNew).
 const memoryQueueBytes = 32 << 20
 
 // ackWait is how long JetStream waits for a message's ack; process sends InProgress
@@ -471,30 +478,59 @@ func (b *Broker) relay() {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var retry []string
+	var rescanWait time.Duration // grows while rescans fail (a full queue, NATS away)
+	var nextRescan time.Time
 	for {
 		select {
 		case <-b.ctx.Done():
 			return
 		case id := <-b.pending:
 			if err := b.publishID(id); err != nil {
+				if len(retry) == 0 {
+					b.log.Warn("publish to queue failed; will retry", "submission", id, "err", err)
+				}
 				retry = append(retry, id)
 			}
-		case <-tick.C:
-			if b.rescan.Swap(false) {
+		case now := <-tick.C:
+			if len(retry) > maxRetry {
+				// Many failed publishes (a full queue): one rescan publishes them
+				// all, oldest first, instead of one request per id every second.
+				retry = retry[:0]
+				b.rescan.Store(true)
+			}
+			if now.After(nextRescan) && b.rescan.Swap(false) {
 				if _, err := b.republishOutbox(b.ctx); err != nil {
 					b.rescan.Store(true)
+					rescanWait = min(max(2*rescanWait, time.Second), maxRescanWait)
+					nextRescan = now.Add(rescanWait)
+					b.log.Warn("publishing the outbox to the queue failed; tried again later", "in", rescanWait, "err", err)
+				} else {
+					rescanWait = 0
 				}
 			}
 			keep := retry[:0]
+			var lastErr error
 			for _, id := range retry {
 				if err := b.publishID(id); err != nil {
-					keep = append(keep, id)
+					keep, lastErr = append(keep, id), err
 				}
+			}
+			if lastErr != nil {
+				// One line a second, not one per package: a full queue fails them all.
+				b.log.Warn("publishes to queue failed; will retry", "waiting", len(keep), "err", lastErr)
 			}
 			retry = keep
 		}
 	}
 }
+
+// maxRetry bounds the relay's list of failed publishes; maxRescanWait the pause
+// between failing outbox rescans (each lists the outbox and the queue; a full queue
+// of some 140,000 messages does not run dry in that time).
+const (
+	maxRetry      = 1024
+	maxRescanWait = 10 * time.Second
+)
 
 func (b *Broker) publishID(id string) error {
 	s, err := b.db.Get(id)
@@ -513,8 +549,7 @@ func (b *Broker) publishID(id string) error {
 	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
 	defer cancel()
 	if err := b.publish(ctx, s); err != nil {
-		b.log.Warn("publish to queue failed; will retry", "submission", id, "err", err)
-		return err
+		return fmt.Errorf("publish %s: %w", id, err)
 	}
 	return nil
 }
@@ -537,23 +572,10 @@ func (b *Broker) republishAtStart() {
 	}
 }
 
+// republishOutbox publishes every outbox entry that waits for an attempt and has no
+// queue message, oldest first.
 func (b *Broker) republishOutbox(ctx context.Context) (int, error) {
-	ids, err := b.db.Outbox()
-	if err != nil {
-		return 0, fmt.Errorf("broker: outbox: %w", err)
-	}
-	n := 0
-	for _, id := range ids {
-		s, err := b.db.Get(id)
-		if err != nil {
-			continue
-		}
-		if err := b.publish(ctx, s); err != nil {
-			return n, fmt.Errorf("broker: re-publish %s: %w", id, err)
-		}
-		n++
-	}
-	return n, nil
+	return b.publishMissing(ctx, time.Time{}, nil)
 }
 
 // newID returns a time-ordered id, so listings come out oldest first.

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 // The queue check is the safety net under the relay. The relay publishes every
@@ -36,7 +37,7 @@ import (
 // retried one) is on the way.
 const queueCheckGrace = time.Minute
 
-// checkQueue runs restoreQueue for the background loop.
+// checkQueue is one queue check of the background loop.
 func (b *Broker) checkQueue() {
 	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Minute)
 	defer cancel()
@@ -50,14 +51,27 @@ func (b *Broker) checkQueue() {
 	}
 }
 
-// restoreQueue publishes again every outbox entry last changed before `before`
-// that is waiting for an attempt and has no queue message, and returns how many.
+// restoreQueue is publishMissing for entries last changed before `before`, each
+// one counted and logged as a restore.
 func (b *Broker) restoreQueue(ctx context.Context, before time.Time) (int, error) {
+	return b.publishMissing(ctx, before, func(s *submission.Submission) {
+		b.metrics.restored.Inc()
+		b.log.Warn("accepted package had no queue message; put on the queue again", "submission", s.ID, "state", s.State, "generation", s.Generation)
+	})
+}
+
+// publishMissing publishes every outbox entry that waits for an attempt, has no
+// queue message and (unless before is zero) was last changed before `before`,
+// oldest first, calling published for each; it returns how many. It is the start's
+// and the relay's re-publish as well as the check: an entry the queue holds is not
+// published again, so a restart of one cluster node does not double every waiting
+// package's message (the duplicate window is only two minutes).
+func (b *Broker) publishMissing(ctx context.Context, before time.Time, published func(*submission.Submission)) (int, error) {
 	// The outbox first: an entry added after this listing is the relay's, and an
 	// entry whose message is acked before the queue listing is no longer waiting.
 	ids, err := b.db.Outbox()
 	if err != nil {
-		return 0, fmt.Errorf("broker: queue check: outbox: %w", err)
+		return 0, fmt.Errorf("broker: outbox: %w", err)
 	}
 	if len(ids) == 0 {
 		return 0, nil
@@ -76,17 +90,18 @@ func (b *Broker) restoreQueue(ctx context.Context, before time.Time) (int, error
 			continue
 		}
 		if err != nil {
-			return n, fmt.Errorf("broker: queue check: %w", err)
+			return n, fmt.Errorf("broker: outbox entry %s: %w", id, err)
 		}
-		if !s.State.Dispatchable() || !s.UpdatedAt.Before(before) {
+		if !s.State.Dispatchable() || (!before.IsZero() && !s.UpdatedAt.Before(before)) {
 			continue
 		}
 		if err := b.publish(ctx, s); err != nil {
-			return n, fmt.Errorf("broker: queue check: publish %s: %w", id, err)
+			return n, fmt.Errorf("broker: publish %s: %w", id, err)
 		}
 		n++
-		b.metrics.restored.Inc()
-		b.log.Warn("accepted package had no queue message; put on the queue again", "submission", id, "state", s.State, "generation", s.Generation)
+		if published != nil {
+			published(s)
+		}
 	}
 	return n, nil
 }
@@ -95,13 +110,13 @@ func (b *Broker) restoreQueue(ctx context.Context, before time.Time) (int, error
 func (b *Broker) queuedIDs(ctx context.Context) (map[string]bool, error) {
 	st, err := b.js.Stream(ctx, b.stream)
 	if err != nil {
-		return nil, fmt.Errorf("broker: queue check: stream: %w", err)
+		return nil, fmt.Errorf("broker: queue: %w", err)
 	}
 	// Subjects are <root>.<channel>.<office>.<id>; messages of older builds lack
 	// the id and are not listed, so their packages get one extra message here.
 	info, err := st.Info(ctx, jetstream.WithSubjectFilter(b.root+".*.*.*"))
 	if err != nil {
-		return nil, fmt.Errorf("broker: queue check: stream subjects: %w", err)
+		return nil, fmt.Errorf("broker: queue subjects: %w", err)
 	}
 	queued := make(map[string]bool, len(info.State.Subjects))
 	for subject := range info.State.Subjects {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -155,5 +156,90 @@ func TestOfficeOfSubject(t *testing.T) {
 	q := &Broker{root: "dlv-node1"}
 	if got := q.officeOf("dlv-node1.xta.office-b.id"); got != "office-b" {
 		t.Errorf("officeOf with a queue of its own = %q", got)
+	}
+}
+
+// TestFullQueueKeepsPackagesInTheOutbox: a work queue at its size limit refuses the
+// next message instead of dropping its oldest ones (JetStream's default), so the
+// packages beyond the limit wait in the outbox and are published as room frees; with
+// the default, the packages whose messages were dropped waited unseen. The office
+// fails the first attempts so that messages wait in the queue for their retry.
+func TestFullQueueKeepsPackagesInTheOutbox(t *testing.T) {
+	const n, fails = 60, 40
+	rx := &scripted{channel: "primary", answers: make([]error, fails)}
+	for i := range rx.answers {
+		rx.answers[i] = errors.New("not yet")
+	}
+	cfg := testConfig
+	cfg.MaxAttempts = 100
+	cfg.BreakerThreshold = -1     // the failures are the test's, not an endpoint's
+	cfg.QueueCheckEvery = -1      // the relay alone
+	cfg.StreamMaxBytes = 20 * 230 // about 20 messages
+	e := startWith(t, t.TempDir(), cfg, rx)
+	ctx := context.Background()
+	var ids []string
+	for i := range n {
+		a, err := e.b.Receive(ctx, intake(fmt.Sprintf("full-%d", i), "primary"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, a.Submission.ID)
+	}
+	for _, id := range ids {
+		waitState(t, e.b, id, submission.StateDelivered)
+	}
+	time.Sleep(200 * time.Millisecond)
+	ok := map[string]int{}
+	for _, d := range rx.deliveries() {
+		ok[d.SubmissionID]++
+	}
+	if got := len(rx.deliveries()); got != n+fails || len(ok) != n {
+		t.Fatalf("%d attempts for %d packages, want %d for %d", got, len(ok), n+fails, n)
+	}
+}
+
+// TestFullQueueWithAThousandWaiting: more failed publishes than the relay keeps one
+// by one go to its rescan of the outbox, which publishes them as room frees.
+func TestFullQueueWithAThousandWaiting(t *testing.T) {
+	const n = 1600
+	rx := &scripted{channel: "primary", block: make(chan struct{})}
+	cfg := testConfig
+	cfg.QueueCheckEvery = -1
+	cfg.StreamMaxBytes = 400 * 230
+	e := startWith(t, t.TempDir(), cfg, rx)
+	ctx := context.Background()
+	ids := make([]string, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				a, err := e.b.Receive(ctx, intake(fmt.Sprintf("many-%d", i), "primary"))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ids[i] = a.Submission.ID
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	close(rx.block)
+	deadline := time.Now().Add(time.Minute)
+	for len(rx.deliveries()) < n && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	seen := map[string]int{}
+	for _, d := range rx.deliveries() {
+		seen[d.SubmissionID]++
+	}
+	if got := len(rx.deliveries()); got != n || len(seen) != n {
+		t.Fatalf("%d deliveries of %d packages, want %d of %d", got, len(seen), n, n)
 	}
 }
