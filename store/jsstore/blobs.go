@@ -292,9 +292,17 @@ func (b *Blobs) finishDelete(ctx context.Context, digest, nuid string) error {
 // over its link), the callback blocks and the client library buffers the chunks
 // the server keeps pushing — up to 64 MB per open blob, which made the gateway's
 // peak memory grow with every download (e2e.TestBigAttachmentBoundedMemoryJetStream:
-// VmHWM 152 MB for 512 MiB). Here an ordered pull consumer of the object's chunk
-// subject fetches chunksAhead chunks (128 KiB each) when the reader has used up
-// the last ones, so at most that much is buffered; Close removes the consumer.
+// VmHWM 152 MB for 512 MiB). Here each chunk (128 KiB) is read when the reader has
+// used up the last one, by a message get from the stream's leader: at most one
+// chunk is buffered.
+//
+// Why not an ordered pull consumer, as before: it has one replica, and the server
+// may place it on a node that restarted and is still catching up on the stream.
+// Such a consumer came up empty for minutes while every chunk was committed: an
+// office's package download timed out again and again after a NATS node's restart
+// (e2e.TestClusterKillsLoseNothing). The leader holds every chunk the meta message,
+// itself read from the leader, promises; and one get per chunk is fewer round trips
+// for a package (one chunk) than creating, fetching and deleting a consumer.
 func (b *Blobs) Open(ctx context.Context, digest string) (io.ReadCloser, error) {
 	if !store.IsHexDigest(digest) {
 		return nil, store.ErrBadDigest
@@ -302,14 +310,14 @@ func (b *Blobs) Open(ctx context.Context, digest string) (io.ReadCloser, error) 
 	var lastErr error
 	for attempt := 0; ; attempt++ {
 		c, cancel := context.WithTimeout(ctx, b.opts.RequestTimeout)
-		r, err := b.open1(c, digest)
+		bm, err := b.readMeta(c, digest)
 		cancel()
-		if err == nil {
-			r.ctx = ctx
-			return r, nil
+		if errors.Is(err, jetstream.ErrMsgNotFound) || (err == nil && !bm.live()) {
+			return nil, fmt.Errorf("blob %s: %w", digest, store.ErrNotFound)
 		}
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("blob %s: %w", digest, err)
+		if err == nil {
+			return &chunkReader{ctx: ctx, stream: b.stream, subject: b.chunkSubject(bm.info.NUID), digest: digest,
+				left: int64(bm.info.Size), h: sha256.New(), wait: b.opts.RequestTimeout}, nil
 		}
 		lastErr = err
 		if !transient(err) || attempt >= 20 || !sleep(ctx, backoff(attempt)) {
@@ -318,35 +326,19 @@ func (b *Blobs) Open(ctx context.Context, digest string) (io.ReadCloser, error) 
 	}
 }
 
-func (b *Blobs) open1(ctx context.Context, digest string) (*chunkReader, error) {
-	bm, err := b.readMeta(ctx, digest)
-	if errors.Is(err, jetstream.ErrMsgNotFound) || (err == nil && !bm.live()) {
-		return nil, store.ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	r := &chunkReader{stream: b.stream, digest: digest, left: int64(bm.info.Size), h: sha256.New(), wait: b.opts.RequestTimeout}
-	if r.left > 0 {
-		r.cons, err = b.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{b.chunkSubject(bm.info.NUID)}})
-	}
-	return r, err
-}
-
 // chunkReader reads an object's chunks one by one and checks the SHA-256 of all
 // of them against the digest at the end.
 type chunkReader struct {
-	ctx    context.Context
-	stream jetstream.Stream
-	cons   jetstream.Consumer
-	batch  jetstream.MessageBatch // chunks fetched, not read yet
-	got    int                    // chunks of batch read
-	digest string
-	left   int64 // bytes still to come, by the object's meta message
-	buf    []byte
-	h      hash.Hash
-	wait   time.Duration
-	err    error
+	ctx     context.Context
+	stream  jetstream.Stream
+	subject string // the object's chunk subject
+	seq     uint64 // the stream sequence to read the next chunk from
+	digest  string
+	left    int64 // bytes still to come, by the object's meta message
+	buf     []byte
+	h       hash.Hash
+	wait    time.Duration
+	err     error
 }
 
 func (r *chunkReader) Read(p []byte) (int, error) {
@@ -366,12 +358,11 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 			r.err = err
 			continue
 		}
-		m, err := r.next()
+		d, err := r.next()
 		if err != nil {
 			r.err = fmt.Errorf("jsstore: blob %s: read a chunk: %w", r.digest, err)
 			continue
 		}
-		d := m.Data()
 		if int64(len(d)) > r.left {
 			r.err = fmt.Errorf("jsstore: blob %s: more bytes than its size", r.digest)
 			continue
@@ -385,59 +376,30 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// chunksAhead is how many chunks (128 KiB each) one fetch asks for: few round trips,
-// bounded memory.
-const chunksAhead = 8
-
-// next returns the next chunk, fetching the next few when the last fetch is used
-// up. A new consumer of a replicated stream may not answer at once (no responders
-// while its leader is chosen), and a node may go down during a long read:
-// transient failures are retried, as every request of this store is.
-func (r *chunkReader) next() (jetstream.Msg, error) {
-	for attempt := 0; ; {
-		if r.batch != nil {
-			if m, ok := <-r.batch.Messages(); ok {
-				r.got++
-				return m, nil
-			}
-			err, got := r.batch.Error(), r.got
-			r.batch, r.got = nil, 0
-			if err != nil && !transient(err) {
-				return nil, err
-			}
-			// An empty fetch: the bytes the meta message promised are missing for
-			// now (a lagging replica, a leader election).
-			if got == 0 {
-				if attempt++; attempt > 20 || !sleep(r.ctx, backoff(attempt)) {
-					return nil, fmt.Errorf("no chunk after %d fetches: %v", attempt, err)
-				}
-			}
-		}
-		b, err := r.cons.Fetch(chunksAhead, jetstream.FetchMaxWait(r.wait))
+// next returns the next chunk: the first message on the chunk subject at or after
+// seq, from the leader. "Not found" for a chunk the meta message promised, and a
+// leader being chosen (a node went down during a long read), are retried, as
+// every request of this store is.
+func (r *chunkReader) next() ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		c, cancel := context.WithTimeout(r.ctx, r.wait)
+		m, err := r.stream.GetMsg(c, r.seq, jetstream.WithGetMsgSubject(r.subject))
+		cancel()
 		if err == nil {
-			r.batch = b
-			continue
+			r.seq = m.Sequence + 1
+			return m.Data, nil
 		}
-		if attempt++; !transient(err) || attempt > 20 || !sleep(r.ctx, backoff(attempt)) {
+		missing := errors.Is(err, jetstream.ErrMsgNotFound)
+		if !(missing || transient(err)) || attempt >= 20 || !sleep(r.ctx, backoff(attempt)) {
 			return nil, err
 		}
 	}
 }
 
-// Close ends the read and removes the consumer: left alone, the server would keep
-// it for its inactivity threshold (five minutes), one per download.
+// Close ends the read.
 func (r *chunkReader) Close() error {
 	if r.err == nil {
 		r.err = errors.New("jsstore: blob read after Close")
 	}
-	if r.cons == nil {
-		return nil
-	}
-	if info := r.cons.CachedInfo(); info != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), r.wait)
-		_ = r.stream.DeleteConsumer(ctx, info.Name) // best effort: it times out anyway
-		cancel()
-	}
-	r.cons = nil
 	return nil
 }
