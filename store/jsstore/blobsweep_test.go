@@ -480,18 +480,14 @@ func TestSweepChunksPurgesOnlyLeftovers(t *testing.T) {
 	}
 }
 
-// TestOpenReadsWithoutConsumers: a blob's chunks are read by message gets from the
-// stream's leader, so a read creates no consumer (one of one replica could land on
-// a node still catching up after a restart, and come up empty), whether the office
-// reads it whole or stops; the bytes and their digest are checked.
-func TestOpenReadsWithoutConsumers(t *testing.T) {
+// TestOpenReadsSmallBlobsWithoutConsumers: a package-sized blob's chunks are read
+// by message gets from the stream's leader, so the read creates no consumer; a big
+// blob's are fetched through one consumer, which closing the reader removes, whether
+// the office read it whole or stopped, so a gateway serving many downloads does not
+// leave one per download on the server until it times out.
+func TestOpenReadsSmallBlobsWithoutConsumers(t *testing.T) {
 	bs := openEmbedded(t).blobs
 	ctx := context.Background()
-	data := bytes.Repeat([]byte("Bauplan "), 60000) // three chunks
-	d, err := bs.Put(data)
-	if err != nil {
-		t.Fatal(err)
-	}
 	consumers := func() int {
 		t.Helper()
 		n := 0
@@ -500,24 +496,97 @@ func TestOpenReadsWithoutConsumers(t *testing.T) {
 		}
 		return n
 	}
-	for _, whole := range []bool{true, false} {
+	for _, c := range []struct {
+		name      string
+		data      []byte
+		consumers int
+	}{
+		{"three chunks", bytes.Repeat([]byte("Bauplan "), 60000), 0},
+		{"twelve chunks", bytes.Repeat([]byte("Bauplan "), 200000), 1},
+	} {
+		d, err := bs.Put(c.data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, whole := range []bool{true, false} {
+			rc, err := bs.Open(ctx, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if whole {
+				var got bytes.Buffer
+				if _, err = io.Copy(&got, rc); err == nil && !bytes.Equal(got.Bytes(), c.data) {
+					t.Fatalf("%s: read %d bytes, not the %d put", c.name, got.Len(), len(c.data))
+				}
+			} else {
+				_, err = rc.Read(make([]byte, 10)) // an office that stops reading
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := consumers(); n != c.consumers && !(whole && n == 0) {
+				t.Fatalf("%s: %d consumers while reading (whole read %v), want %d", c.name, n, whole, c.consumers)
+			}
+			rc.Close()
+			if n := consumers(); n != 0 {
+				t.Fatalf("%s: %d consumers after Close (whole read %v)", c.name, n, whole)
+			}
+		}
+	}
+}
+
+// emptyBatch is a fetch that came up empty: what a consumer placed on a node that
+// is still catching up returns for chunks the leader holds.
+type emptyBatch struct{ c chan jetstream.Msg }
+
+func (b emptyBatch) Messages() <-chan jetstream.Msg { return b.c }
+func (b emptyBatch) Error() error                   { return nil }
+
+// TestBlobReadOutlivesItsConsumer: when the consumer of a big blob's read comes up
+// empty or fails (one replica, placed on a node still catching up after a restart),
+// the read goes on by gets from the leader after the last chunk it delivered: all
+// bytes, each once, the digest checked; the consumer is removed.
+func TestBlobReadOutlivesItsConsumer(t *testing.T) {
+	bs := openEmbedded(t).blobs
+	ctx := context.Background()
+	data := make([]byte, 20*128<<10+777)
+	for i := range data {
+		data[i] = byte(i * 7 / 5)
+	}
+	d, err := bs.Put(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fail := range []error{nil, errors.New("no responders")} {
 		rc, err := bs.Open(ctx, d)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if whole {
-			var got bytes.Buffer
-			if _, err = io.Copy(&got, rc); err == nil && !bytes.Equal(got.Bytes(), data) {
-				t.Fatalf("read %d bytes, not the %d put", got.Len(), len(data))
+		r := rc.(*chunkReader)
+		fetches := 0
+		r.fetch = func(n int, opts ...jetstream.FetchOpt) (jetstream.MessageBatch, error) {
+			if fetches++; fetches == 1 {
+				return r.cons.Fetch(n, opts...)
 			}
-		} else {
-			_, err = rc.Read(make([]byte, 10)) // an office that stops reading
+			if fail != nil {
+				return nil, fail
+			}
+			c := make(chan jetstream.Msg)
+			close(c)
+			return emptyBatch{c}, nil
 		}
+		got, err := io.ReadAll(rc)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("read (second fetch %v): %v", fail, err)
 		}
-		if n := consumers(); n != 0 {
-			t.Fatalf("%d consumers while reading (whole read %v), want none", n, whole)
+		if !bytes.Equal(got, data) {
+			t.Fatalf("read %d bytes, want the %d put", len(got), len(data))
+		}
+		if fetches != 2 || r.cons != nil {
+			t.Fatalf("%d fetches, consumer kept %v: the read did not go on by gets", fetches, r.cons != nil)
+		}
+		for range bs.stream.ListConsumers(ctx).Info() {
+			t.Fatal("a consumer left after the read")
 		}
 		rc.Close()
 	}
