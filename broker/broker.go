@@ -546,7 +546,7 @@ func (b *Broker) publishID(id string) error {
 	if !s.State.Dispatchable() {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, publishTimeout)
 	defer cancel()
 	if err := b.publish(ctx, s); err != nil {
 		return fmt.Errorf("publish %s: %w", id, err)

@@ -33,9 +33,15 @@ import (
 // or superseded (process), and a publish of a generation the relay published
 // within JetStream's duplicate window is dropped by the stream.
 
-// queueCheckGrace leaves a record just written to the relay: its publish (or a
-// retried one) is on the way.
-const queueCheckGrace = time.Minute
+const (
+	// queueCheckGrace leaves a record just written to the relay: its publish (or a
+	// retried one) is on the way.
+	queueCheckGrace = time.Minute
+	// publishTimeout bounds one publish; listTimeout the listing of the queue's
+	// subjects (paged, some 100,000 a page).
+	publishTimeout = 5 * time.Second
+	listTimeout    = 30 * time.Second
+)
 
 // checkQueue is one queue check of the background loop.
 func (b *Broker) checkQueue() {
@@ -95,7 +101,10 @@ func (b *Broker) publishMissing(ctx context.Context, before time.Time, published
 		if !s.State.Dispatchable() || (!before.IsZero() && !s.UpdatedAt.Before(before)) {
 			continue
 		}
-		if err := b.publish(ctx, s); err != nil {
+		c, cancel := context.WithTimeout(ctx, publishTimeout)
+		err = b.publish(c, s)
+		cancel()
+		if err != nil {
 			return n, fmt.Errorf("broker: publish %s: %w", id, err)
 		}
 		n++
@@ -108,6 +117,10 @@ func (b *Broker) publishMissing(ctx context.Context, before time.Time, published
 
 // queuedIDs returns the ids of the packages the work queue holds a message for.
 func (b *Broker) queuedIDs(ctx context.Context) (map[string]bool, error) {
+	// A request whose server was just killed gets no answer at all: each one has
+	// its own deadline, so a check fails and the next one runs.
+	ctx, cancel := context.WithTimeout(ctx, listTimeout)
+	defer cancel()
 	st, err := b.js.Stream(ctx, b.stream)
 	if err != nil {
 		return nil, fmt.Errorf("broker: queue: %w", err)
