@@ -81,9 +81,15 @@ func (b *Blobs) putStream(ctx context.Context, r io.Reader, limit int64, want st
 	for attempt := 0; ; attempt++ {
 		c, cancel := context.WithTimeout(ctx, b.opts.RequestTimeout)
 		bm, err := b.readMeta(c, want)
+		live := err == nil && bm.live()
+		if live {
+			// See put1: a live meta message may name chunks a failed upload purged;
+			// such an object is uploaded again, not touched.
+			live, err = b.hasChunks(c, bm)
+		}
 		cancel()
 		switch {
-		case err == nil && bm.live():
+		case live:
 			in, err := src()
 			if err != nil {
 				return store.StreamPut{}, err
@@ -119,6 +125,8 @@ func (b *Blobs) putStream(ctx context.Context, r io.Reader, limit int64, want st
 				}
 			}
 			continue
+		case err == nil && bm.live():
+			// chunks missing: upload below
 		case err == nil && bm.info.Deleted && bm.info.NUID != "":
 			// See put1: finish a delete that stopped before its purge.
 			_ = b.stream.Purge(ctx, jetstream.WithPurgeSubject(b.chunkSubject(bm.info.NUID)))

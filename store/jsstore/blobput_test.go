@@ -1,0 +1,62 @@
+package jsstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestPutRepairsAnObjectWithoutChunks: nats.go's ObjectStore.Put purges the chunks
+// it wrote when the meta message's acknowledgement is lost, also when the meta
+// message was stored (a NATS node killed at that moment). Put and PutStream then
+// found a live object and touched it: the bytes of an acknowledged package were
+// gone. Now they upload it again, and it reads back whole.
+func TestPutRepairsAnObjectWithoutChunks(t *testing.T) {
+	bs := openEmbedded(t).blobs
+	ctx := context.Background()
+	for _, stream := range []bool{false, true} {
+		data := []byte(fmt.Sprintf("Antragspaket, stream %v: ", stream) + strings.Repeat("Bauantrag ", 30000))
+		put := func() string {
+			t.Helper()
+			if stream {
+				sum := sha256.Sum256(data)
+				p, err := bs.PutStream(ctx, bytes.NewReader(data), int64(len(data)), hex.EncodeToString(sum[:]))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return p.Digest
+			}
+			d, err := bs.Put(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}
+		d := put()
+		bm, err := bs.readMeta(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The state the lost acknowledgement leaves: the meta message, no chunks.
+		if err := bs.stream.Purge(ctx, jetstream.WithPurgeSubject(bs.chunkSubject(bm.info.NUID))); err != nil {
+			t.Fatal(err)
+		}
+		put() // the retry (or the portal's second try)
+		rc, err := bs.Open(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("stream %v: read %d bytes (%v), want the %d put", stream, len(got), err, len(data))
+		}
+	}
+}
