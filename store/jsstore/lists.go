@@ -24,10 +24,33 @@ func (s *Store) each(ctx context.Context, filter string, headersOnly bool, fn fu
 }
 
 // eachIn is each on any stream; fn also gets the time the message was stored.
+//
+// The listing consumer has one replica, and the server may place it on a node that
+// has restarted and has not caught up on the stream yet (see Blobs.Open). Such a
+// consumer used to be asked again and again until Timeout; now one that delivers
+// nothing within RequestTimeout while messages are pending is replaced by a new
+// one, placed anew, and the subjects already listed are skipped. The whole listing
+// gives up after Timeout without progress.
 func eachIn(ctx context.Context, stream jetstream.Stream, opts Options, filter string, headersOnly bool, fn func(subject string, data []byte, stored time.Time) (bool, error)) error {
+	seen := map[string]bool{}
+	progress := time.Now()
+	for round := 0; ; round++ {
+		done, err := eachRound(ctx, stream, opts, filter, headersOnly, seen, &progress, fn)
+		if done || err != nil {
+			return err
+		}
+		if time.Since(progress) > opts.Timeout || !sleep(ctx, backoff(round)) {
+			return fmt.Errorf("jsstore: list %s: no messages within %s from %d consumers", filter, opts.Timeout, round+1)
+		}
+	}
+}
+
+// eachRound lists through one consumer. It returns done=false, nil when the
+// consumer delivered nothing within RequestTimeout while messages were pending.
+func eachRound(ctx context.Context, stream jetstream.Stream, opts Options, filter string, headersOnly bool, seen map[string]bool,
+	progress *time.Time, fn func(subject string, data []byte, stored time.Time) (bool, error)) (bool, error) {
 	var cons jetstream.Consumer
 	var err error
-	deadline := time.Now().Add(opts.Timeout)
 	for attempt := 0; ; attempt++ {
 		c, cancel := context.WithTimeout(ctx, opts.RequestTimeout)
 		cons, err = stream.CreateConsumer(c, jetstream.ConsumerConfig{
@@ -43,8 +66,8 @@ func eachIn(ctx context.Context, stream jetstream.Stream, opts Options, filter s
 		if err == nil {
 			break
 		}
-		if !transient(err) || time.Now().After(deadline) || !sleep(ctx, backoff(attempt)) {
-			return fmt.Errorf("jsstore: list %s: %w", filter, err)
+		if !transient(err) || time.Since(*progress) > opts.Timeout || !sleep(ctx, backoff(attempt)) {
+			return false, fmt.Errorf("jsstore: list %s: %w", filter, err)
 		}
 	}
 	defer func() {
@@ -53,9 +76,6 @@ func eachIn(ctx context.Context, stream jetstream.Stream, opts Options, filter s
 		cancel()
 	}()
 	pending := cons.CachedInfo().NumPending
-	// A new consumer of a replicated stream may not answer at once (no responders);
-	// such errors are retried until Timeout passes without progress.
-	progress := time.Now()
 	for attempt := 0; pending > 0; attempt++ {
 		// Ask for exactly what is pending: Fetch returns when the batch is full.
 		batch, err := cons.Fetch(int(min(pending, 256)), jetstream.FetchMaxWait(opts.RequestTimeout))
@@ -65,33 +85,35 @@ func eachIn(ctx context.Context, stream jetstream.Stream, opts Options, filter s
 				got++
 				md, err := m.Metadata()
 				if err != nil {
-					return fmt.Errorf("jsstore: list %s: %w", filter, err)
+					return false, fmt.Errorf("jsstore: list %s: %w", filter, err)
 				}
 				pending = md.NumPending
+				if seen[m.Subject()] {
+					continue // listed through an earlier consumer
+				}
+				seen[m.Subject()] = true
 				if op := m.Headers().Get(hdrKVOp); op == "DEL" || op == "PURGE" {
 					continue
 				}
 				more, err := fn(m.Subject(), m.Data(), md.Timestamp)
 				if err != nil || !more {
-					return err
+					return true, err
 				}
 			}
 			err = batch.Error()
 		}
 		if got > 0 {
-			progress, attempt = time.Now(), 0
+			*progress, attempt = time.Now(), 0
+			continue
 		}
-		retry := err == nil || transient(err) || got > 0
-		if err == nil && got == 0 {
-			err = fmt.Errorf("no messages within %s, %d pending", opts.RequestTimeout, pending)
+		if err == nil || (transient(err) && attempt > 0) {
+			return false, nil // nothing from this consumer: a new one
 		}
-		if err != nil {
-			if !retry || time.Since(progress) > opts.Timeout || !sleep(ctx, backoff(attempt)) {
-				return fmt.Errorf("jsstore: list %s: %w", filter, err)
-			}
+		if !transient(err) || time.Since(*progress) > opts.Timeout || !sleep(ctx, backoff(attempt)) {
+			return false, fmt.Errorf("jsstore: list %s: %w", filter, err)
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // ids lists the decoded last tokens of the keys under filter.
