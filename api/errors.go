@@ -85,6 +85,8 @@ func ProblemFor(err error) *problem.Problem {
 		return problem.New(http.StatusConflict, problem.TypeConflict, err.Error())
 	case errors.Is(err, broker.ErrStopped):
 		return problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "the gateway is shutting down; retry")
+	case errors.Is(err, broker.ErrUnreadable):
+		return problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "the stored bytes cannot be read right now; retry later")
 	case errors.Is(err, broker.ErrUnavailable):
 		return problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "the gateway cannot store packages right now (storage full or failing); nothing was accepted; retry later")
 	}

@@ -42,6 +42,7 @@ func TestProblemFor(t *testing.T) {
 		{"not found", wrap(broker.ErrNotFound), 404, problem.TypeNotFound},
 		{"conflict", wrap(broker.ErrConflict), 409, problem.TypeConflict},
 		{"stopping", broker.ErrStopped, 503, problem.TypeUnavailable},
+		{"bytes unreadable", wrap(broker.ErrUnreadable), 503, problem.TypeUnavailable},
 		{"our own failure", errors.New("disk on fire"), 500, problem.TypeInternal},
 	}
 	for _, tc := range tests {

@@ -53,6 +53,9 @@ var (
 	// ErrUnavailable: the store cannot take the package now (a full disk, a write
 	// failure). Nothing was accepted; the sender should retry later.
 	ErrUnavailable = errors.New("storage cannot take writes now")
+	// ErrUnreadable: stored bytes (a package, an attachment) cannot be read now (a
+	// cluster that lost its quorum, a blob whose chunks are missing).
+	ErrUnreadable = errors.New("stored bytes cannot be read now")
 )
 
 // Stream and consumer names in JetStream.

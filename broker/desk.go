@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -205,7 +206,7 @@ func (b *Broker) openPackage(ctx context.Context, s *submission.Submission) (*su
 	}
 	rc, err := b.db.Blobs().Open(ctx, s.PackageSHA256)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, unreadable(err)
 	}
 	return s, rc, nil
 }
@@ -222,7 +223,7 @@ func (b *Broker) OpenAttachment(ctx context.Context, officeID, id, attID string)
 	for _, a := range s.Attachments {
 		if a.ID == attID {
 			rc, err := b.db.Blobs().Open(ctx, a.SHA256)
-			return a, rc, err
+			return a, rc, unreadable(err)
 		}
 	}
 	return submission.Attachment{}, nil, fmt.Errorf("attachment %s: %w", attID, ErrNotFound)
@@ -331,4 +332,13 @@ func (b *Broker) MarkProcessed(_ context.Context, officeID, id string, done bool
 	return b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
 		return cur.MarkProcessed(now, done, actor, channel)
 	})
+}
+
+// unreadable marks a failure to open stored bytes, other than their absence, as
+// ErrUnreadable: the faces answer "retry later" (503), not an internal error.
+func unreadable(err error) error {
+	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrUnreadable, err)
 }

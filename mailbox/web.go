@@ -391,6 +391,10 @@ func (m *Mailbox) fail(w http.ResponseWriter, r *http.Request, s *session, statu
 	case http.StatusMethodNotAllowed:
 		p.Title = "Nicht erlaubt"
 		p.Error = "Diese Aktion ist hier nicht möglich."
+	case http.StatusServiceUnavailable:
+		p.Title = "Vorübergehend nicht verfügbar"
+		p.Error = "Die Datei kann gerade nicht gelesen werden. Sie bleibt gespeichert; bitte versuchen Sie es in einigen Minuten noch einmal."
+		w.Header().Set("Retry-After", "60")
 	default:
 		p.Title = "Fehler"
 		p.Error = "Es ist ein Fehler aufgetreten. Bitte versuchen Sie es später noch einmal; besteht der Fehler fort, wenden Sie sich an Ihre IT."
@@ -418,6 +422,10 @@ func (m *Mailbox) deskError(w http.ResponseWriter, r *http.Request, s session, e
 		return
 	}
 	m.log.Error(what, "office", s.Office, "err", err)
+	if errors.Is(err, broker.ErrUnreadable) {
+		m.fail(w, r, &s, http.StatusServiceUnavailable)
+		return
+	}
 	m.fail(w, r, &s, http.StatusInternalServerError)
 }
 

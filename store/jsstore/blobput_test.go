@@ -17,7 +17,8 @@ import (
 // it wrote when the meta message's acknowledgement is lost, also when the meta
 // message was stored (a NATS node killed at that moment). Put and PutStream then
 // found a live object and touched it: the bytes of an acknowledged package were
-// gone. Now they upload it again, and it reads back whole.
+// gone. Now they upload it again, and it reads back whole; before that, Open says
+// the bytes cannot be read instead of handing out a reader that fails later.
 func TestPutRepairsAnObjectWithoutChunks(t *testing.T) {
 	bs := openEmbedded(t).blobs
 	ctx := context.Background()
@@ -47,6 +48,11 @@ func TestPutRepairsAnObjectWithoutChunks(t *testing.T) {
 		// The state the lost acknowledgement leaves: the meta message, no chunks.
 		if err := bs.stream.Purge(ctx, jetstream.WithPurgeSubject(bs.chunkSubject(bm.info.NUID))); err != nil {
 			t.Fatal(err)
+		}
+		// Reading it fails at Open, before an HTTP answer promised the bytes.
+		if rc, err := bs.Open(ctx, d); err == nil {
+			rc.Close()
+			t.Fatalf("stream %v: Open of an object without chunks succeeded", stream)
 		}
 		put() // the retry (or the portal's second try)
 		rc, err := bs.Open(ctx, d)

@@ -359,6 +359,12 @@ func (b *Blobs) Open(ctx context.Context, digest string) (io.ReadCloser, error) 
 				r.cons, _ = b.stream.OrderedConsumer(c, jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.subject}})
 				cancel()
 			}
+			// The first chunk now: a blob that cannot be read fails here, before an
+			// HTTP answer has promised its bytes with a 200 and a length.
+			if err := r.fill(); err != nil && err != io.EOF {
+				r.Close()
+				return nil, err
+			}
 			return r, nil
 		}
 		lastErr = err
@@ -396,9 +402,20 @@ type chunkReader struct {
 }
 
 func (r *chunkReader) Read(p []byte) (int, error) {
+	if err := r.fill(); err != nil {
+		return 0, err
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+// fill reads the next chunk into buf when buf is used up; it returns the reader's
+// error, io.EOF after the last chunk (whose digest then matched).
+func (r *chunkReader) fill() error {
 	for len(r.buf) == 0 {
 		if r.err != nil {
-			return 0, r.err
+			return r.err
 		}
 		if r.left == 0 {
 			if hex.EncodeToString(r.h.Sum(nil)) != r.digest {
@@ -425,9 +442,7 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 		r.left -= int64(len(d))
 		r.buf = d
 	}
-	n := copy(p, r.buf)
-	r.buf = r.buf[n:]
-	return n, nil
+	return nil
 }
 
 // next returns the next chunk: from the consumer's batch while it delivers,
@@ -447,8 +462,11 @@ func (r *chunkReader) next() ([]byte, error) {
 			r.seq = m.Sequence + 1
 			return m.Data, nil
 		}
+		// A chunk the meta message promised and the leader does not have: a leader
+		// still applying its log has it in a moment; chunks a failed upload purged
+		// never come (see put1), so "not found" gets a few tries only.
 		missing := errors.Is(err, jetstream.ErrMsgNotFound)
-		if !(missing || transient(err)) || attempt >= 20 || !sleep(r.ctx, backoff(attempt)) {
+		if !(missing || transient(err)) || (missing && attempt >= 5) || attempt >= 20 || !sleep(r.ctx, backoff(attempt)) {
 			return nil, err
 		}
 	}
