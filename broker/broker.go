@@ -435,12 +435,14 @@ type queueMsg struct {
 	Gen int    `json:"gen"`
 }
 
-// subjectFor is the queue subject of s: <root>.<channel>.<office>.<id>. The office
+// subjectFor is the queue subject of s: <root>.<channel>.<id>.<office>. The office
 // token keys the dispatcher's per-office lines; the id lets the queue check ask the
-// stream which accepted packages it holds a message for (queuecheck.go).
+// stream which accepted packages it holds a message for (queuecheck.go). The office
+// stays the last token, where builds before the id read it: in a cluster being
+// upgraded node by node, every node still finds the office of every message.
 func (b *Broker) subjectFor(s *submission.Submission) string {
 	t, _ := s.CurrentTarget()
-	return b.root + "." + token(t.Channel) + "." + token(s.OfficeID) + "." + token(s.ID)
+	return b.root + "." + token(t.Channel) + "." + token(s.ID) + "." + token(s.OfficeID)
 }
 
 // token makes a string safe as one NATS subject token.

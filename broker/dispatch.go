@@ -26,7 +26,7 @@ import (
 // throughput, also through a backlog (its line may be long); an office whose
 // endpoint hangs holds at most its share of the workers and a short line.
 func (b *Broker) handle(msg jetstream.Msg) {
-	office := b.officeOf(msg.Subject())
+	office := officeOf(msg.Subject())
 	if !b.admitOffice(office, msg) {
 		return
 	}
@@ -72,14 +72,10 @@ func (b *Broker) handle(msg jetstream.Msg) {
 	}()
 }
 
-// officeOf returns the office token of a queue subject <root>.<channel>.<office>.<id>
-// (or <root>.<channel>.<office>, as published by builds before the id was added).
-func (b *Broker) officeOf(subject string) string {
-	rest := strings.TrimPrefix(subject, b.root+".")
-	if parts := strings.SplitN(rest, ".", 3); len(parts) >= 2 {
-		return parts[1]
-	}
-	return rest
+// officeOf returns the office token of a queue subject <root>.<channel>.<id>.<office>
+// (or <root>.<channel>.<office>, as published by builds before the id): the last.
+func officeOf(subject string) string {
+	return subject[strings.LastIndexByte(subject, '.')+1:]
 }
 
 // An office's line of messages held in memory is short (maxWaitingPerOffice)

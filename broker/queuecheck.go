@@ -23,7 +23,7 @@ import (
 //
 // Neither is expected, and neither may leave an acknowledged package unseen: every
 // QueueCheckEvery the check lists the outbox, then asks the stream which package
-// ids it holds a message for (the id is the subject's last token), and publishes
+// ids it holds a message for (the id is a token of the subject), and publishes
 // again every outbox entry that is still waiting for an attempt and has none. Each
 // one is counted (amtsbote_queue_restored_total, an alert) and logged: a restore is
 // a defect to look into, healed before it cost a package.
@@ -125,7 +125,7 @@ func (b *Broker) queuedIDs(ctx context.Context) (map[string]bool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: queue: %w", err)
 	}
-	// Subjects are <root>.<channel>.<office>.<id>; messages of older builds lack
+	// Subjects are <root>.<channel>.<id>.<office>; messages of older builds lack
 	// the id and are not listed, so their packages get one extra message here.
 	info, err := st.Info(ctx, jetstream.WithSubjectFilter(b.root+".*.*.*"))
 	if err != nil {
@@ -133,7 +133,9 @@ func (b *Broker) queuedIDs(ctx context.Context) (map[string]bool, error) {
 	}
 	queued := make(map[string]bool, len(info.State.Subjects))
 	for subject := range info.State.Subjects {
-		queued[subject[strings.LastIndexByte(subject, '.')+1:]] = true
+		if tok := strings.Split(strings.TrimPrefix(subject, b.root+"."), "."); len(tok) == 3 {
+			queued[tok[1]] = true
+		}
 	}
 	return queued, nil
 }

@@ -140,22 +140,17 @@ func TestQueueCheckLeavesQueuedPackagesAlone(t *testing.T) {
 	}
 }
 
-// TestOfficeOfSubject: the office token is read from queue subjects with the id
-// and from those of earlier builds without it (a queue kept on disk across an
-// upgrade).
+// TestOfficeOfSubject: the office token is the last of a queue subject, with the
+// id before it and without (a queue kept on disk across an upgrade, and nodes of
+// an older build, which read the last token, in a cluster being upgraded).
 func TestOfficeOfSubject(t *testing.T) {
 	b := &Broker{root: subjectRoot}
-	for subject, want := range map[string]string{
-		"deliver.webhook.office-a.0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b": "office-a",
-		"deliver.webhook.office-a":                                      "office-a",
-	} {
-		if got := b.officeOf(subject); got != want {
-			t.Errorf("officeOf(%q) = %q, want %q", subject, got, want)
+	s := &submission.Submission{ID: "0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", OfficeID: "office-a",
+		Targets: []submission.Target{{Channel: "webhook"}}}
+	for _, subject := range []string{b.subjectFor(s), "deliver.webhook.office-a", "dlv-node1.webhook.0199a1b2.office-a"} {
+		if got := officeOf(subject); got != "office-a" {
+			t.Errorf("officeOf(%q) = %q, want office-a", subject, got)
 		}
-	}
-	q := &Broker{root: "dlv-node1"}
-	if got := q.officeOf("dlv-node1.xta.office-b.id"); got != "office-b" {
-		t.Errorf("officeOf with a queue of its own = %q", got)
 	}
 }
 
