@@ -181,13 +181,23 @@ func (b *Broker) Events(_ context.Context, officeID, id string) ([]submission.Ev
 	return b.db.Events(id)
 }
 
-// OpenPackage implements OfficeDesk.
+// OpenPackage implements OfficeDesk. The bytes are opened before the pickup is
+// recorded: a fetch that cannot read them (ErrUnreadable) does not count as the
+// office having the package.
 func (b *Broker) OpenPackage(ctx context.Context, officeID, id string, p Pickup) (*submission.Submission, io.ReadCloser, error) {
-	s, err := b.Confirm(ctx, officeID, id, p)
+	s, err := b.forOffice(officeID, id)
 	if err != nil {
 		return nil, nil, err
 	}
-	return b.openPackage(ctx, s)
+	_, rc, err := b.openPackage(ctx, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	if s, err = b.Confirm(ctx, officeID, id, p); err != nil {
+		rc.Close()
+		return nil, nil, err
+	}
+	return s, rc, nil
 }
 
 // OpenPackageNoPickup implements OfficeDesk.

@@ -21,8 +21,9 @@ func (brokenBlobStore) Open(context.Context, string) (io.ReadCloser, error) {
 }
 
 // TestUnreadableBytesAreUnavailable: bytes the store cannot read now are
-// ErrUnreadable (the faces answer 503 and "retry later"), not an internal error;
-// bytes that are not there stay ErrNotFound.
+// ErrUnreadable (the faces answer 503 and "retry later"), not an internal error,
+// and such a fetch does not record the office's pickup; bytes that are not there
+// stay ErrNotFound.
 func TestUnreadableBytesAreUnavailable(t *testing.T) {
 	ctx := context.Background()
 	b := startOver(t, t.TempDir(), testConfig, func(db *store.DB) store.Store { return brokenBlobs{db} }, &scripted{channel: "primary", block: make(chan struct{})})
@@ -34,6 +35,10 @@ func TestUnreadableBytesAreUnavailable(t *testing.T) {
 	}
 	if _, _, err := b.OpenPackage(ctx, "office-a", a.Submission.ID, Pickup{Channel: "api"}); !errors.Is(err, ErrUnreadable) {
 		t.Fatalf("OpenPackage: %v, want ErrUnreadable", err)
+	}
+	// A fetch that could not read the bytes is no pickup.
+	if s, err := b.Submission(a.Submission.ID); err != nil || s.DeliveredAt != nil {
+		t.Fatalf("after a failed fetch: delivered at %v (%v), want not delivered", s.DeliveredAt, err)
 	}
 	if _, _, err := b.OpenAttachment(ctx, "office-a", a.Submission.ID, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("OpenAttachment of no such attachment: %v, want ErrNotFound", err)
