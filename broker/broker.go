@@ -533,7 +533,7 @@ func (b *Broker) relay() {
 // between failing outbox rescans (each lists the outbox and the queue; a full queue
 // of some 140,000 messages does not run dry in that time).
 const (
-	maxRetry      = 1024
+	maxRetry      = 256
 	maxRescanWait = 10 * time.Second
 )
 
