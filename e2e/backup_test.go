@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -133,6 +134,10 @@ func TestBackupRestoresOnTheBinary(t *testing.T) {
 	}
 	if out, err := run(t, ctx, dir2, "store", "restore", "-config", cfg2, "-in", checked); err == nil {
 		t.Fatalf("a second restore over the restored store succeeded:\n%s", out)
+	}
+	// Every package and attachment of the restored store reads back whole.
+	if out, err := run(t, ctx, dir2, "store", "verify", "-config", cfg2); err != nil || !regexp.MustCompile(`verify: ([6-9]|\d\d+) submissions, \d+ blobs read, 0 unreadable`).MatchString(out) {
+		t.Fatalf("amtsbote store verify: %v\n%s", err, out)
 	}
 	office.SetFailFirst(0)
 	p2 := serve(t, dir2, nil, "-config", cfg2)

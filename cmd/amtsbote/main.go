@@ -30,7 +30,7 @@ func commands() []command {
 		{"verify", "check a signed receipt or package offline and say what it proves", runVerify},
 		{"keys", "create the development PKI and credentials (keys init)", runKeys},
 		{"gc", "apply the retention once: remove expired bytes and records, sweep unused blobs", runGC},
-		{"store", "back up, restore, or move the durable truth between stores (backup | restore | export | import)", runStore},
+		{"store", "back up, restore, check, or move the durable truth between stores (backup | restore | verify | export | import)", runStore},
 		{"mailbox", "web mailbox helpers (hash: print the password_hash for a user, password on stdin)", runMailbox},
 		{"bench", "measure intake and delivery throughput against a loopback gateway", runBench},
 		{"version", "print the version", func(_ context.Context, _ []string, out, _ io.Writer) int {

@@ -26,11 +26,15 @@ import (
 func runStore(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	usage := func() int {
 		fmt.Fprintln(stderr, "usage: amtsbote store export -config FILE -out DIR\n       amtsbote store import -config FILE -in DIR\n"+
-			"       amtsbote store backup [-config FILE] [-url URL] -out FILE.tar\n       amtsbote store restore [-config FILE] [-data DIR] -in FILE.tar")
+			"       amtsbote store backup [-config FILE] [-url URL] -out FILE.tar\n       amtsbote store restore [-config FILE] [-data DIR] -in FILE.tar\n"+
+			"       amtsbote store verify [-config FILE] [-data DIR]")
 		return 2
 	}
 	if len(args) > 0 && (args[0] == "backup" || args[0] == "restore") {
 		return runBackup(ctx, args[0], args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "verify" {
+		return runVerifyStore(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || (args[0] != "export" && args[0] != "import") {
 		return usage()
@@ -208,4 +212,42 @@ func storeFlags(verb string, stderr io.Writer, configUse string) (fs *flag.FlagS
 		}
 		return cfg, err
 	}
+}
+
+// runVerifyStore: `amtsbote store verify` reads every package, attachment and reply
+// the store's records name, checks each one's SHA-256 and names the submissions
+// whose bytes cannot be read (exit 1). For a cluster store written during NATS node
+// failures by a build before 2026-12-02 (docs/cluster.md, "Limits"), where it runs
+// beside the serving gateways; a single node's bbolt file must be free (stopped).
+func runVerifyStore(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs, loadConfig := storeFlags("verify", stderr, "the configuration whose store is checked")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		fmt.Fprintln(stderr, "amtsbote store:", err)
+		return 2
+	}
+	st, closeStore, err := gateway.OpenStore(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "amtsbote store:", err)
+		return 1
+	}
+	defer closeStore()
+	stats, bad, err := migrate.Check(ctx, st, func(s migrate.CheckStats) {
+		fmt.Fprintf(stderr, "  %d submissions, %d blobs read, %d unreadable\n", s.Submissions, s.Blobs, s.Unreadable)
+	})
+	for _, u := range bad {
+		fmt.Fprintf(stdout, "unreadable: submission %s, blob %s: %v\n", u.SubmissionID, u.Digest, u.Err)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "amtsbote store:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "verify: %d submissions, %d blobs read, %d unreadable\n", stats.Submissions, stats.Blobs, stats.Unreadable)
+	if len(bad) > 0 {
+		return 1
+	}
+	return 0
 }

@@ -231,3 +231,85 @@ func importRecord(ctx context.Context, dst store.Store, l line, from string) (bo
 	}
 	return true, nil
 }
+
+// Unreadable is a stored blob that Check could not read whole with its digest.
+type Unreadable struct {
+	SubmissionID, Digest string
+	Err                  error
+}
+
+// CheckStats counts what Check read.
+type CheckStats struct {
+	Submissions, Blobs, Unreadable int
+}
+
+// Check reads every blob the submissions of src name (package, attachments,
+// replies; not those the retention removed) to its end, checks its SHA-256, and
+// returns those it could not read whole. It is for a store that may hold damage the
+// gateway cannot see until an office asks for the bytes: a cluster store written
+// during NATS node failures by a build before 2026-12-02, whose object store could
+// keep a meta message whose chunks were purged (docs/cluster.md, "Limits").
+// progress, if set, is called every 1000 submissions.
+func Check(ctx context.Context, src store.Store, progress func(CheckStats)) (CheckStats, []Unreadable, error) {
+	var st CheckStats
+	var ids []string
+	if err := src.Scan(func(s *submission.Submission) bool {
+		ids = append(ids, s.ID)
+		return ctx.Err() == nil
+	}); err != nil {
+		return st, nil, fmt.Errorf("migrate: scan: %w", err)
+	}
+	var bad []Unreadable
+	read := map[string]error{} // digest -> result, for blobs shared by several submissions
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return st, bad, err
+		}
+		s, err := src.Get(id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // removed since the scan
+		}
+		if err != nil {
+			return st, bad, fmt.Errorf("migrate: %s: %w", id, err)
+		}
+		st.Submissions++
+		if s.BytesRemovedAt == nil {
+			for _, d := range s.Digests() {
+				err, seen := read[d]
+				if !seen {
+					err = readWhole(ctx, src, d)
+					if ctx.Err() != nil {
+						return st, bad, ctx.Err()
+					}
+					read[d] = err
+					st.Blobs++
+				}
+				if err != nil {
+					bad = append(bad, Unreadable{SubmissionID: id, Digest: d, Err: err})
+					st.Unreadable++
+				}
+			}
+		}
+		if progress != nil && st.Submissions%1000 == 0 {
+			progress(st)
+		}
+	}
+	return st, bad, nil
+}
+
+// readWhole reads a blob to its end and compares its SHA-256 with its name.
+func readWhole(ctx context.Context, src store.Store, digest string) error {
+	rc, err := src.Blobs().Open(ctx, digest)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, rc); err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != digest {
+		return fmt.Errorf("the bytes read have SHA-256 %s", got)
+	}
+	return nil
+}

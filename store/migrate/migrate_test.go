@@ -2,11 +2,13 @@ package migrate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,4 +166,53 @@ func TestBBoltToJetStreamAndBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	same(t, snap(t, src), snap(t, back))
+}
+
+// damaged is a store one of whose blobs cannot be read and another reads wrong.
+type damaged struct {
+	store.Store
+	gone, wrong string
+}
+
+func (d damaged) Blobs() store.BlobStore { return damagedBlobs{d.Store.Blobs(), d} }
+
+type damagedBlobs struct {
+	store.BlobStore
+	d damaged
+}
+
+func (b damagedBlobs) Open(ctx context.Context, digest string) (io.ReadCloser, error) {
+	switch digest {
+	case b.d.gone:
+		return nil, errors.New("jsstore: blob: no chunk")
+	case b.d.wrong:
+		return io.NopCloser(strings.NewReader("other bytes")), nil
+	}
+	return b.BlobStore.Open(ctx, digest)
+}
+
+// TestCheckNamesUnreadableBlobs: Check reads every blob the records name and
+// reports, per submission, the ones that cannot be read or whose bytes do not
+// match their name; a whole store passes.
+func TestCheckNamesUnreadableBlobs(t *testing.T) {
+	ctx := context.Background()
+	src, err := store.Open(filepath.Join(t.TempDir(), "src"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	fill(t, src, 5)
+	st, bad, err := Check(ctx, src, nil)
+	if err != nil || len(bad) != 0 || st.Submissions != 5 || st.Blobs != 10 {
+		t.Fatalf("whole store: %+v %v %v", st, bad, err)
+	}
+	s1, _ := src.Get("s001")
+	s3, _ := src.Get("s003")
+	st, bad, err = Check(ctx, damaged{Store: src, gone: s1.PackageSHA256, wrong: s3.Attachments[0].SHA256}, nil)
+	if err != nil || st.Unreadable != 2 || len(bad) != 2 {
+		t.Fatalf("damaged store: %+v %v %v", st, bad, err)
+	}
+	if bad[0].SubmissionID != "s001" || bad[0].Digest != s1.PackageSHA256 || bad[1].SubmissionID != "s003" || bad[1].Digest != s3.Attachments[0].SHA256 {
+		t.Fatalf("reported %+v", bad)
+	}
 }
