@@ -49,21 +49,16 @@ func runStore(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if (verb == "export" && *out == "") || (verb == "import" && *in == "") {
 		return usage()
 	}
-	cfg, err := loadConfig()
-	if err != nil {
-		fmt.Fprintln(stderr, "amtsbote store:", err)
-		return 2
-	}
-	st, closeStore, err := gateway.OpenStore(ctx, cfg)
-	if err != nil {
-		fmt.Fprintln(stderr, "amtsbote store:", err)
-		return 1
+	st, cfg, closeStore, code := openStore(ctx, loadConfig, stderr)
+	if st == nil {
+		return code
 	}
 	defer closeStore()
 	progress := func(s migrate.Stats) {
 		fmt.Fprintf(stderr, "  %d submissions, %d blobs, %d skipped\n", s.Submissions, s.Blobs, s.Skipped)
 	}
 	var stats migrate.Stats
+	var err error
 	if verb == "export" {
 		stats, err = migrate.Export(ctx, st, *out, progress)
 	} else {
@@ -224,15 +219,9 @@ func runVerifyStore(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := loadConfig()
-	if err != nil {
-		fmt.Fprintln(stderr, "amtsbote store:", err)
-		return 2
-	}
-	st, closeStore, err := gateway.OpenStore(ctx, cfg)
-	if err != nil {
-		fmt.Fprintln(stderr, "amtsbote store:", err)
-		return 1
+	st, _, closeStore, code := openStore(ctx, loadConfig, stderr)
+	if st == nil {
+		return code
 	}
 	defer closeStore()
 	stats, bad, err := migrate.Check(ctx, st, func(s migrate.CheckStats) {
@@ -250,4 +239,20 @@ func runVerifyStore(ctx context.Context, args []string, stdout, stderr io.Writer
 		return 1
 	}
 	return 0
+}
+
+// openStore loads the configuration and opens its store. On failure st is nil and
+// code the exit code: 2 for the configuration, 1 for the store.
+func openStore(ctx context.Context, loadConfig func() (config.Config, error), stderr io.Writer) (st store.Store, cfg config.Config, closeStore func(), code int) {
+	cfg, err := loadConfig()
+	if err != nil {
+		fmt.Fprintln(stderr, "amtsbote store:", err)
+		return nil, cfg, nil, 2
+	}
+	st, closeStore, err = gateway.OpenStore(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "amtsbote store:", err)
+		return nil, cfg, nil, 1
+	}
+	return st, cfg, closeStore, 0
 }
