@@ -84,26 +84,10 @@ func (b *Blobs) Put(data []byte) (string, error) {
 
 // put1 is one attempt of Put: touch the stored object, or upload it.
 func (b *Blobs) put1(ctx context.Context, digest string, data []byte) error {
-	bm, err := b.readMeta(ctx, digest)
-	if err == nil && bm.live() && bm.info.Size == uint64(len(data)) {
-		// nats.go's ObjectStore.Put purges the chunks it wrote when the meta message's
-		// acknowledgement is lost — also when the meta message was stored (a NATS node
-		// killed at that moment). The retry then found a live object, touched it and
-		// reported the blob stored: a 201 for a package whose bytes were gone
-		// (e2e.TestClusterKillsLoseNothing: the office's download failed for good).
-		// Only an object whose chunks are there is touched; otherwise it is uploaded
-		// again, and the new meta message replaces the broken one.
-		intact, err := b.hasChunks(ctx, bm)
-		if err != nil {
-			return err
-		}
-		if intact {
-			return b.touch(ctx, bm)
-		}
-	}
+	bm, intact, err := b.readStored(ctx, digest)
 	switch {
-	case err == nil && bm.live() && bm.info.Size == uint64(len(data)):
-		// chunks missing: upload below
+	case intact && bm.info.Size == uint64(len(data)):
+		return b.touch(ctx, bm)
 	case err == nil && bm.info.Deleted && bm.info.NUID != "":
 		// A delete may have stopped between its marker and the purge of the chunks,
 		// and the upload below does not purge the chunks of a deleted object: finish
@@ -115,24 +99,32 @@ func (b *Blobs) put1(ctx context.Context, digest string, data []byte) error {
 	default:
 		return err
 	}
-	// Missing, deleted or of another size: upload. A new NUID and a meta message
-	// written last (with rollup), so a DeleteIfOlder that read the earlier state fails
-	// its expectation against it.
+	// Missing, deleted, of another size or without its chunks: upload. A new NUID
+	// and a meta message written last (with rollup), so a DeleteIfOlder that read the
+	// earlier state fails its expectation against it.
 	_, err = b.obs.Put(ctx, jetstream.ObjectMeta{Name: digest}, bytes.NewReader(data))
 	return err
 }
 
-// hasChunks reports whether the object's last chunk is stored (a purge removes
-// them all).
-func (b *Blobs) hasChunks(ctx context.Context, bm *blobMeta) (bool, error) {
-	if bm.info.Size == 0 {
-		return true, nil
+// readStored reads a digest's meta message (readMeta) and reports whether it is a
+// live object with its chunks: only such an object may be touched instead of
+// uploaded. nats.go's ObjectStore.Put purges the chunks it wrote when the meta
+// message's acknowledgement is lost — also when the meta message was stored (a
+// NATS node killed at that moment). A retry then found a live object, touched it
+// and reported the blob stored: a 201 for a package whose bytes were gone
+// (e2e.TestClusterKillsLoseNothing: the office's download failed for good). Such
+// an object is uploaded again, and the new meta message replaces the broken one.
+// The last chunk is looked for: a purge removes them all.
+func (b *Blobs) readStored(ctx context.Context, digest string) (bm *blobMeta, intact bool, err error) {
+	bm, err = b.readMeta(ctx, digest)
+	if err != nil || !bm.live() || bm.info.Size == 0 {
+		return bm, err == nil && bm.live(), err
 	}
-	_, err := b.stream.GetLastMsgForSubject(ctx, b.chunkSubject(bm.info.NUID))
+	_, err = b.stream.GetLastMsgForSubject(ctx, b.chunkSubject(bm.info.NUID))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return false, nil
+		return bm, false, nil
 	}
-	return err == nil, err
+	return bm, err == nil, err
 }
 
 // blobMeta is the last message of an object's meta subject, read from the stream

@@ -80,16 +80,10 @@ func (b *Blobs) putStream(ctx context.Context, r io.Reader, limit int64, want st
 	}
 	for attempt := 0; ; attempt++ {
 		c, cancel := context.WithTimeout(ctx, b.opts.RequestTimeout)
-		bm, err := b.readMeta(c, want)
-		live := err == nil && bm.live()
-		if live {
-			// See put1: a live meta message may name chunks a failed upload purged;
-			// such an object is uploaded again, not touched.
-			live, err = b.hasChunks(c, bm)
-		}
+		bm, intact, err := b.readStored(c, want)
 		cancel()
 		switch {
-		case live:
+		case intact:
 			in, err := src()
 			if err != nil {
 				return store.StreamPut{}, err
