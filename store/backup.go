@@ -173,7 +173,7 @@ func (bs *Blobs) backupOne(ctx context.Context, tw *tar.Writer, digest string) (
 	if err := tw.WriteHeader(hdr); err != nil {
 		return 0, err
 	}
-	return copyChecked(ctx, tw, f, info.Size(), digest, digest)
+	return CopyChecked(ctx, tw, f, info.Size(), digest, digest)
 }
 
 // ErrNotEmpty is returned by Restore when the target folder already holds a store.
@@ -223,7 +223,7 @@ func Restore(ctx context.Context, r io.Reader, dir string, progress func(BackupS
 // `amtsbote store backup` runs it on the stream it saves.
 func CheckBackup(ctx context.Context, r io.Reader, progress func(BackupStats)) (BackupStats, error) {
 	return readBackup(ctx, r, func(name, digest string, size int64, r io.Reader) (int64, error) {
-		return copyChecked(ctx, io.Discard, r, size, digest, path.Base(name))
+		return CopyChecked(ctx, io.Discard, r, size, digest, path.Base(name))
 	}, progress)
 }
 
@@ -290,7 +290,7 @@ func readBackup(ctx context.Context, r io.Reader, put func(name, digest string, 
 	return st, nil
 }
 
-// writeFile writes size bytes of r to a new file name, fsynced (copyChecked).
+// writeFile writes size bytes of r to a new file name, fsynced (CopyChecked).
 func writeFile(ctx context.Context, name string, r io.Reader, size int64, digest string) (int64, error) {
 	if err := os.MkdirAll(filepath.Dir(name), 0o750); err != nil {
 		return 0, fmt.Errorf("store: restore: %w", err)
@@ -300,7 +300,7 @@ func writeFile(ctx context.Context, name string, r io.Reader, size int64, digest
 		return 0, fmt.Errorf("store: restore: %w", err)
 	}
 	defer f.Close()
-	n, err := copyChecked(ctx, f, r, size, digest, filepath.Base(name))
+	n, err := CopyChecked(ctx, f, r, size, digest, filepath.Base(name))
 	if err != nil {
 		return n, err
 	}
@@ -310,11 +310,12 @@ func writeFile(ctx context.Context, name string, r io.Reader, size int64, digest
 	return n, f.Close()
 }
 
-// copyChecked copies the size bytes of a backup entry (name, for errors) from r to
-// w; with a digest, they must match it. Backup, CheckBackup and Restore all move
-// bytes through it: a stream cut short is ErrBackupIncomplete, other bytes than
-// the digest names ErrBlobDamaged.
-func copyChecked(ctx context.Context, w io.Writer, r io.Reader, size int64, digest, name string) (int64, error) {
+// CopyChecked copies the size bytes of a backup entry or blob (name, for errors)
+// from r to w; with a digest, they must match it; size < 0: whatever r holds.
+// Backup, CheckBackup, Restore and migrate.Check all move bytes through it: a
+// stream cut short is ErrBackupIncomplete, other bytes than the digest names
+// ErrBlobDamaged.
+func CopyChecked(ctx context.Context, w io.Writer, r io.Reader, size int64, digest, name string) (int64, error) {
 	h := sha256.New()
 	n, err := CopyLimited(ctx, io.MultiWriter(w, h), r, size)
 	switch {
@@ -322,7 +323,7 @@ func copyChecked(ctx context.Context, w io.Writer, r io.Reader, size int64, dige
 		return n, fmt.Errorf("%w: %s cut after %d bytes", ErrBackupIncomplete, name, n)
 	case err != nil:
 		return n, fmt.Errorf("store: %s: %w", name, err)
-	case n != size:
+	case size >= 0 && n != size:
 		return n, fmt.Errorf("%w: %s: %d of %d bytes", ErrBlobDamaged, name, n, size)
 	case digest != "" && hex.EncodeToString(h.Sum(nil)) != digest:
 		return n, fmt.Errorf("%w: %s", ErrBlobDamaged, digest)

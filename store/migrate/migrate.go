@@ -64,12 +64,9 @@ func Export(ctx context.Context, src store.Store, dir string, progress func(Stat
 	defer f.Close()
 	w := bufio.NewWriter(f)
 	enc := json.NewEncoder(w)
-	var ids []string
-	if err := src.Scan(func(s *submission.Submission) bool {
-		ids = append(ids, s.ID)
-		return ctx.Err() == nil
-	}); err != nil {
-		return st, fmt.Errorf("migrate: scan: %w", err)
+	ids, err := scanIDs(ctx, src)
+	if err != nil {
+		return st, err
 	}
 	for _, id := range ids {
 		if err := ctx.Err(); err != nil {
@@ -252,12 +249,9 @@ type CheckStats struct {
 // progress, if set, is called every 1000 submissions.
 func Check(ctx context.Context, src store.Store, progress func(CheckStats)) (CheckStats, []Unreadable, error) {
 	var st CheckStats
-	var ids []string
-	if err := src.Scan(func(s *submission.Submission) bool {
-		ids = append(ids, s.ID)
-		return ctx.Err() == nil
-	}); err != nil {
-		return st, nil, fmt.Errorf("migrate: scan: %w", err)
+	ids, err := scanIDs(ctx, src)
+	if err != nil {
+		return st, nil, err
 	}
 	var bad []Unreadable
 	read := map[string]error{} // digest -> result, for blobs shared by several submissions
@@ -304,12 +298,19 @@ func readWhole(ctx context.Context, src store.Store, digest string) error {
 		return err
 	}
 	defer rc.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, rc); err != nil {
-		return err
+	_, err = store.CopyChecked(ctx, io.Discard, rc, -1, digest, digest)
+	return err
+}
+
+// scanIDs lists the ids of every submission of src; Export and Check then read
+// each submission on its own, outside the scan.
+func scanIDs(ctx context.Context, src store.Store) ([]string, error) {
+	var ids []string
+	if err := src.Scan(func(s *submission.Submission) bool {
+		ids = append(ids, s.ID)
+		return ctx.Err() == nil
+	}); err != nil {
+		return nil, fmt.Errorf("migrate: scan: %w", err)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != digest {
-		return fmt.Errorf("the bytes read have SHA-256 %s", got)
-	}
-	return nil
+	return ids, nil
 }
