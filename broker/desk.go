@@ -185,15 +185,11 @@ func (b *Broker) Events(_ context.Context, officeID, id string) ([]submission.Ev
 // recorded: a fetch that cannot read them (ErrUnreadable) does not count as the
 // office having the package.
 func (b *Broker) OpenPackage(ctx context.Context, officeID, id string, p Pickup) (*submission.Submission, io.ReadCloser, error) {
-	s, err := b.forOffice(officeID, id)
+	s, rc, err := b.openPackage(ctx, officeID, id)
 	if err != nil {
 		return nil, nil, err
 	}
-	_, rc, err := b.openPackage(ctx, s)
-	if err != nil {
-		return nil, nil, err
-	}
-	if s, err = b.Confirm(ctx, officeID, id, p); err != nil {
+	if s, err = b.pickedUp(s, p); err != nil {
 		rc.Close()
 		return nil, nil, err
 	}
@@ -202,15 +198,16 @@ func (b *Broker) OpenPackage(ctx context.Context, officeID, id string, p Pickup)
 
 // OpenPackageNoPickup implements OfficeDesk.
 func (b *Broker) OpenPackageNoPickup(ctx context.Context, officeID, id string) (*submission.Submission, io.ReadCloser, error) {
+	return b.openPackage(ctx, officeID, id)
+}
+
+// openPackage opens the package bytes of an office's submission, unless the
+// retention removed them.
+func (b *Broker) openPackage(ctx context.Context, officeID, id string) (*submission.Submission, io.ReadCloser, error) {
 	s, err := b.forOffice(officeID, id)
 	if err != nil {
 		return nil, nil, err
 	}
-	return b.openPackage(ctx, s)
-}
-
-// openPackage opens a submission's package bytes, unless the retention removed them.
-func (b *Broker) openPackage(ctx context.Context, s *submission.Submission) (*submission.Submission, io.ReadCloser, error) {
 	if s.BytesRemovedAt != nil {
 		return nil, nil, fmt.Errorf("submission %s: %w", s.ID, ErrBytesRemoved)
 	}
@@ -254,11 +251,16 @@ func (b *Broker) Confirm(_ context.Context, officeID, id string, p Pickup) (*sub
 	if err != nil {
 		return nil, err
 	}
+	return b.pickedUp(s, p)
+}
+
+// pickedUp records the office's pickup of s, read just before, unless it has one.
+func (b *Broker) pickedUp(s *submission.Submission, p Pickup) (*submission.Submission, error) {
 	if s.DeliveredAt != nil {
 		return s, nil
 	}
 	c := submission.Confirmation{Receiver: p.Receiver, At: time.Now().UTC()}
-	return b.confirmSub(id, nil, c, func(cur *submission.Submission, now time.Time, c submission.Confirmation) ([]submission.Event, error) {
+	return b.confirmSub(s.ID, nil, c, func(cur *submission.Submission, now time.Time, c submission.Confirmation) ([]submission.Event, error) {
 		return cur.Confirm(now, p.Channel, c)
 	})
 }
