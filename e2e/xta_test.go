@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"math/big"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -27,11 +26,11 @@ import (
 
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/gateway"
-	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/wire"
 	"github.com/amtsbote/amtsbote/xta/xtaclient"
+	"github.com/amtsbote/amtsbote/xta/xtatest"
 )
 
 // TestXTADemo: `amtsbote demo -channel xta` — the demo Fachverfahren pulls the
@@ -154,92 +153,13 @@ func strangerCert(t *testing.T, pkiDir string) (certFile, keyFile string) {
 	return certFile, keyFile
 }
 
-// xtaSchema writes a driver schema including the official message and exception
-// schemas (../shared/specs/xta2-v5 next to the repository).
-func xtaSchema(t *testing.T) string {
-	t.Helper()
-	testenv.Tool(t, "xmllint", "apt-get install -y libxml2-utils")
-	d := filepath.Join(testenv.RepoRoot(t), "..", "shared", "specs", "xta2-v5", "xsd")
-	if _, err := os.Stat(filepath.Join(d, "XTA-Webservice.xsd")); err != nil {
-		t.Fatalf("the official XTA schemas are expected at %s: %v", d, err)
-	}
-	p := filepath.Join(t.TempDir(), "xta-all.xsd")
-	s := `<?xml version="1.0" encoding="UTF-8"?>
-<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="` + xtaclient.NS + `" elementFormDefault="qualified">
-  <xs:include schemaLocation="` + filepath.Join(d, "XTA-Webservice.xsd") + `"/>
-  <xs:include schemaLocation="` + filepath.Join(d, "XTA-Webservice-Exceptions.xsd") + `"/>
-</xs:schema>
-`
-	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// xtaDocs cuts an answer into the documents the schema validates: every XTA
-// element of Header and Body and the exception in a Fault's Detail, with
-// xop:Include replaced by the base64 of its part (the XOP infoset).
-func xtaDocs(t *testing.T, r *xtaclient.Response) map[string][]byte {
-	t.Helper()
-	doc := etree.NewDocument()
-	if err := doc.ReadFromBytes(r.Root); err != nil {
-		t.Fatalf("answer is not XML: %v\n%s", err, r.Root)
-	}
-	env := doc.Root()
-	if env == nil || env.Tag != "Envelope" || env.NamespaceURI() != xtaclient.NSSoap12 {
-		t.Fatalf("answer is not a SOAP 1.2 envelope:\n%s", r.Root)
-	}
-	out := map[string][]byte{}
-	take := func(el *etree.Element) {
-		if el.NamespaceURI() != xtaclient.NS {
-			return
-		}
-		cp := el.Copy()
-		for _, a := range env.Attr {
-			if a.Space == "xmlns" && cp.SelectAttr("xmlns:"+a.Key) == nil {
-				cp.CreateAttr("xmlns:"+a.Key, a.Value)
-			}
-		}
-		for _, inc := range cp.FindElements("//Include") {
-			b, ok := r.Parts[strings.TrimPrefix(inc.SelectAttrValue("href", ""), "cid:")]
-			if !ok {
-				t.Fatalf("xop:Include names no part")
-			}
-			parent := inc.Parent()
-			parent.RemoveChild(inc)
-			parent.SetText(base64.StdEncoding.EncodeToString(b))
-		}
-		d := etree.NewDocument()
-		d.SetRoot(cp)
-		b, err := d.WriteToBytes()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[el.Tag] = b
-	}
-	for _, sec := range env.ChildElements() {
-		for _, el := range sec.ChildElements() {
-			if el.Tag == "Fault" {
-				if det := el.SelectElement("Detail"); det != nil {
-					for _, x := range det.ChildElements() {
-						take(x)
-					}
-				}
-				continue
-			}
-			take(el)
-		}
-	}
-	return out
-}
-
 // TestXTAReplayOnBinary replays requests in the style of the KoSIT SoapUI project
 // for the nine operations of the gateway's XTA ports against the running binary,
 // over TLS with the demo office's client certificate, and validates every answer
 // with xmllint against the official XTA 2 Version 5 schemas. A client certificate
 // of the same CA that no account pinned is refused with PermissionDeniedException.
 func TestXTAReplayOnBinary(t *testing.T) {
-	schema := xtaSchema(t)
+	v := xtatest.NewValidator(t)
 	dir := t.TempDir()
 	p, base := xtaGateway(t, dir)
 	dataDir := filepath.Join(dir, "data")
@@ -287,17 +207,6 @@ func TestXTAReplayOnBinary(t *testing.T) {
 	}
 	defer c.CloseIdleConnections()
 
-	var files, names []string
-	validate := func(name string, r *xtaclient.Response) {
-		t.Helper()
-		for tag, doc := range xtaDocs(t, r) {
-			f := filepath.Join(dir, fmt.Sprintf("answer-%03d.xml", len(files)))
-			if err := os.WriteFile(f, doc, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			files, names = append(files, f), append(names, name+"/"+tag)
-		}
-	}
 	// call posts one SoapUI-style request and validates the answer.
 	call := func(name, port, op, header, body string, wantFault string) *xtaclient.Response {
 		t.Helper()
@@ -311,7 +220,7 @@ func TestXTAReplayOnBinary(t *testing.T) {
 		case wantFault != "" && (r.Fault == nil || r.Fault.Exception != wantFault):
 			t.Fatalf("%s: want %s, got HTTP %d\n%s", name, wantFault, r.Status, r.Root)
 		}
-		validate(name, r)
+		v.AddMessage(name, r.Root, r.Parts)
 		return r
 	}
 	text := func(r *xtaclient.Response, path string) []string {
@@ -391,7 +300,7 @@ func TestXTAReplayOnBinary(t *testing.T) {
 	if err != nil || r.Fault != nil {
 		t.Fatalf("sendMessageSync: %v %v", err, r.Fault)
 	}
-	validate("sendMessageSync", r)
+	v.AddMessage("sendMessageSync", r.Root, r.Parts)
 	st := waitState(subs[0], wire.StateDelivered)
 	if len(st.Replies) != 2 {
 		t.Errorf("replies after sendMessage and sendMessageSync: %+v", st.Replies)
@@ -421,22 +330,13 @@ func TestXTAReplayOnBinary(t *testing.T) {
 		if r.Fault == nil || r.Fault.Exception != xtaclient.PermissionDenied || r.Status != 400 {
 			t.Fatalf("stranger %s: HTTP %d\n%s", op.op, r.Status, r.Root)
 		}
-		validate("stranger "+op.op, r)
+		v.AddMessage("stranger "+op.op, r.Root, r.Parts)
 	}
 	if l, err := c.GetStatusList(ctx, xtaclient.Query{}); err != nil || len(l.Messages) != 1 {
 		t.Errorf("after close one application waits, got %+v %v", l, err)
 	}
 
-	args := append([]string{"--noout", "--nonet", "--schema", schema}, files...)
-	out, err := exec.Command("xmllint", args...).CombinedOutput()
-	if err != nil {
-		msg := string(out)
-		for i, f := range files {
-			msg = strings.ReplaceAll(msg, f, names[i])
-		}
-		t.Fatalf("xmllint: %v\n%s", err, msg)
-	}
-	t.Logf("xmllint: %d answer documents of the running binary valid against the official XTA schemas", len(files))
+	v.Run() // every answer of the running binary against the official XTA schemas
 	if strings.Contains(p.stderr.String(), "DATA RACE") {
 		t.Errorf("race detected:\n%s", p.stderr.String())
 	}

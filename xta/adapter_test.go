@@ -23,6 +23,7 @@ import (
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/adapters/adaptertest"
 	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/xta/xtatest"
 )
 
 // reader is an office's own XTA reader endpoint (core.reader deliverMessage) on
@@ -221,7 +222,7 @@ func TestAdapterConformance(t *testing.T) {
 // TestDeliverMessageValidates: what the push adapter sends validates against the
 // official XSDs, inline and as MTOM.
 func TestDeliverMessageValidates(t *testing.T) {
-	v := newValidator(t)
+	v := xtatest.NewValidator(t)
 	for _, threshold := range []int64{-1, 256} {
 		a, err := NewAdapter(AdapterOptions{AuthorID: gatewayID, TLS: newPKI(t).clientTLS("gateway"), MTOMThreshold: threshold, Logger: discardLogger()})
 		if err != nil {
@@ -240,11 +241,11 @@ func TestDeliverMessageValidates(t *testing.T) {
 		if threshold > 0 && len(parts) == 0 {
 			t.Error("no XOP parts above the threshold")
 		}
-		for tag, doc := range xtaParts(t, root, parts) {
-			v.add(tag, doc)
+		for tag, doc := range xtatest.Documents(t, root, parts) {
+			v.Add(tag, doc)
 		}
 	}
-	v.run()
+	v.Run()
 }
 
 func TestAdapterPull(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/amtsbote/amtsbote/xta/xtaclient"
+	"github.com/amtsbote/amtsbote/xta/xtatest"
 )
 
 func (e *env) xtaClient(t testing.TB, cert, identifier string, threshold int64) *xtaclient.Client {
@@ -29,7 +30,7 @@ func (e *env) xtaClient(t testing.TB, cert, identifier string, threshold int64) 
 // server, inline and MTOM in both directions, and validates the requests it writes
 // against the official XSDs.
 func TestClient(t *testing.T) {
-	v := newValidator(t)
+	v := xtatest.NewValidator(t)
 	for _, tc := range []struct {
 		name      string
 		threshold int64 // server and client
@@ -165,9 +166,9 @@ func TestClient(t *testing.T) {
 		"getTransportReport": xtaclient.Envelope(p, "", xtaclient.ReportBody("urn:a")),
 		"sendMessage":        xtaclient.Envelope(p, xtaclient.MetaDataXML(md), "<ns:ContentContainer><ns:Message id=\"m\">QQ==</ns:Message></ns:ContentContainer>"),
 	} {
-		for tag, doc := range xtaParts(t, env, nil) {
-			v.add("request "+name+"/"+tag, doc)
+		for tag, doc := range xtatest.Documents(t, env, nil) {
+			v.Add("request "+name+"/"+tag, doc)
 		}
 	}
-	v.run()
+	v.Run()
 }

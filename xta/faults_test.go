@@ -9,11 +9,12 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/xta/xtatest"
 )
 
 // TestOfficeIsolation: an office sees only its own messages, whatever it claims.
 func TestOfficeIsolation(t *testing.T) {
-	v := newValidator(t)
+	v := xtatest.NewValidator(t)
 	e := startEnv(t, nil)
 	sub := e.submit(t, officeA, pkgBytes(300))
 	xtaID := MessageID("amtsbote", sub.ID)
@@ -64,13 +65,13 @@ func TestOfficeIsolation(t *testing.T) {
 		t.Errorf("office B lists %d messages of office A", n)
 	}
 	e.wait(t, sub.ID, submission.StateHandedOver)
-	v.run()
+	v.Run()
 }
 
 // TestFaults: malformed and unexpected requests get a SOAP fault with the
 // standard's code, never a panic or a bare 500.
 func TestFaults(t *testing.T) {
-	v := newValidator(t)
+	v := xtatest.NewValidator(t)
 	e := startEnv(t, func(o *Options) { o.MaxMessageBytes = 64 << 10 })
 	c := e.client("office-a")
 	rec := e.base + PathRecipient
@@ -160,5 +161,5 @@ func TestFaults(t *testing.T) {
 			t.Fatalf("GET: HTTP %d without a fault (%v)", resp.StatusCode, err)
 		}
 	})
-	v.run()
+	v.Run()
 }

@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,8 +18,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -33,7 +30,6 @@ import (
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/bus"
 	"github.com/amtsbote/amtsbote/channel"
-	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/amtsbote/amtsbote/xta/xtaclient"
@@ -121,136 +117,6 @@ func (p *testPKI) clientTLS(name string) *tls.Config {
 		c.Certificates = []tls.Certificate{p.clients[name]}
 	}
 	return c
-}
-
-// ---- xmllint against the official XSDs ----
-
-func specDir(t testing.TB) string {
-	t.Helper()
-	d := filepath.Join(testenv.RepoRoot(t), "..", "shared", "specs", "xta2-v5")
-	if _, err := os.Stat(filepath.Join(d, "xsd", "XTA-Webservice.xsd")); err != nil {
-		t.Fatalf("the official XTA schemas are expected at %s: %v", d, err)
-	}
-	return d
-}
-
-// schemaFile writes a driver schema that includes the message and exception schemas.
-func schemaFile(t testing.TB) string {
-	t.Helper()
-	d := specDir(t)
-	p := filepath.Join(t.TempDir(), "xta-all.xsd")
-	s := `<?xml version="1.0" encoding="UTF-8"?>
-<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="` + NS + `" elementFormDefault="qualified">
-  <xs:include schemaLocation="` + filepath.Join(d, "xsd", "XTA-Webservice.xsd") + `"/>
-  <xs:include schemaLocation="` + filepath.Join(d, "xsd", "XTA-Webservice-Exceptions.xsd") + `"/>
-</xs:schema>
-`
-	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// validator collects documents and validates them with one xmllint run.
-type validator struct {
-	t      testing.TB
-	dir    string
-	schema string
-	files  []string
-	names  []string
-}
-
-func newValidator(t testing.TB) *validator {
-	t.Helper()
-	testenv.Tool(t, "xmllint", "apt-get install -y libxml2-utils")
-	return &validator{t: t, dir: t.TempDir(), schema: schemaFile(t)}
-}
-
-func (v *validator) add(name string, doc []byte) {
-	p := filepath.Join(v.dir, fmt.Sprintf("%03d.xml", len(v.files)))
-	if err := os.WriteFile(p, doc, 0o644); err != nil {
-		v.t.Fatal(err)
-	}
-	v.files = append(v.files, p)
-	v.names = append(v.names, name)
-}
-
-func (v *validator) run() {
-	v.t.Helper()
-	if len(v.files) == 0 {
-		v.t.Fatal("validator: nothing to validate")
-	}
-	args := append([]string{"--noout", "--nonet", "--schema", v.schema}, v.files...)
-	out, err := exec.Command("xmllint", args...).CombinedOutput()
-	if err != nil {
-		msg := string(out)
-		for i, f := range v.files {
-			msg = strings.ReplaceAll(msg, f, v.names[i])
-		}
-		v.t.Fatalf("xmllint: %v\n%s", err, msg)
-	}
-	v.t.Logf("xmllint: %d documents valid against the official XTA schemas", len(v.files))
-	v.files, v.names = nil, nil
-}
-
-// xtaParts cuts an XTA SOAP message into the documents the schema can validate:
-// every XTA element under Header and Body, and the exception inside a Fault's
-// Detail. xop:Include is replaced by the base64 of the part it names (the XOP
-// infoset), so MTOM answers validate like inline ones.
-func xtaParts(t testing.TB, root []byte, parts map[string][]byte) map[string][]byte {
-	t.Helper()
-	doc := etree.NewDocument()
-	if err := doc.ReadFromBytes(root); err != nil {
-		t.Fatalf("answer is not XML: %v\n%s", err, root)
-	}
-	env := doc.Root()
-	if env == nil || env.Tag != "Envelope" || env.NamespaceURI() != NSSoap12 {
-		t.Fatalf("answer is not a SOAP 1.2 envelope:\n%s", root)
-	}
-	out := map[string][]byte{}
-	take := func(el *etree.Element) {
-		if el.NamespaceURI() != NS {
-			return
-		}
-		cp := el.Copy()
-		// Declarations made on the envelope only are carried over.
-		for _, a := range env.Attr {
-			if a.Space == "xmlns" && cp.SelectAttr("xmlns:"+a.Key) == nil {
-				cp.CreateAttr("xmlns:"+a.Key, a.Value)
-			}
-		}
-		for _, inc := range cp.FindElements("//Include") {
-			href := inc.SelectAttrValue("href", "")
-			b, ok := parts[strings.TrimPrefix(href, "cid:")]
-			if !ok {
-				t.Fatalf("xop:Include %q names no part", href)
-			}
-			parent := inc.Parent()
-			parent.RemoveChild(inc)
-			parent.SetText(base64.StdEncoding.EncodeToString(b))
-		}
-		d := etree.NewDocument()
-		d.SetRoot(cp)
-		b, err := d.WriteToBytes()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[el.Tag] = b
-	}
-	for _, sec := range env.ChildElements() {
-		for _, el := range sec.ChildElements() {
-			if el.Tag == "Fault" {
-				if det := el.SelectElement("Detail"); det != nil {
-					for _, x := range det.ChildElements() {
-						take(x)
-					}
-				}
-				continue
-			}
-			take(el)
-		}
-	}
-	return out
 }
 
 // ---- a SOAP client in the style of the KoSIT SoapUI requests ----

@@ -17,6 +17,7 @@ import (
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/amtsbote/amtsbote/xta/xtaclient"
+	"github.com/amtsbote/amtsbote/xta/xtatest"
 )
 
 func fetchBody(xtaID string) string { return xtaclient.FetchBody(xtaID) }
@@ -60,10 +61,10 @@ func replyHeader(replyID, author, caseXTAID, messageType string) string {
 }
 
 // validateAnswer puts every XTA part of an answer into v.
-func validateAnswer(t *testing.T, v *validator, name string, r *soapResp) {
+func validateAnswer(t *testing.T, v *xtatest.Validator, name string, r *soapResp) {
 	t.Helper()
-	for tag, doc := range xtaParts(t, r.root, r.parts) {
-		v.add(name+"/"+tag, doc)
+	for tag, doc := range xtatest.Documents(t, r.root, r.parts) {
+		v.Add(name+"/"+tag, doc)
 	}
 }
 
@@ -79,7 +80,7 @@ func mustOK(t *testing.T, op string, r *soapResp) {
 // a real http.Server on loopback with TLS client certificates and a real broker, and
 // validates every answer against the official XSDs.
 func TestReplayAllOperations(t *testing.T) {
-	v := newValidator(t)
+	v := xtatest.NewValidator(t)
 	for _, tc := range []struct {
 		name      string
 		threshold int64
@@ -264,12 +265,12 @@ func TestReplayAllOperations(t *testing.T) {
 			}
 		})
 	}
-	v.run()
+	v.Run()
 }
 
-func validateAnswerIfAny(t *testing.T, v *validator, name string, r *soapResp) {
+func validateAnswerIfAny(t *testing.T, v *xtatest.Validator, name string, r *soapResp) {
 	t.Helper()
-	if parts := xtaParts(t, r.root, r.parts); len(parts) > 0 {
+	if parts := xtatest.Documents(t, r.root, r.parts); len(parts) > 0 {
 		validateAnswer(t, v, name, r)
 	}
 }
