@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode/utf16"
 
+	"github.com/amtsbote/amtsbote/internal/pdffile"
 	"github.com/amtsbote/amtsbote/paket"
 )
 
@@ -273,20 +274,7 @@ func (w *pdfWriter) finish(title, messageID string) []byte {
 			fmt.Sprintf("<< /Length %d >>\nstream\n%sendstream", p.Len(), p.String()),
 		)
 	}
-	var b bytes.Buffer
-	b.WriteString("%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-	offsets := make([]int, len(objs))
-	for i, o := range objs {
-		offsets[i] = b.Len()
-		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", i+1, o)
-	}
-	xref := b.Len()
-	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(objs)+1)
-	for _, off := range offsets {
-		fmt.Fprintf(&b, "%010d 00000 n \n", off)
-	}
-	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R /Info 5 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(objs)+1, xref)
-	return b.Bytes()
+	return pdffile.Assemble(objs, "/Info 5 0 R")
 }
 
 // pdfTextString encodes s as a UTF-16BE text string (hex) for the document info.
