@@ -29,7 +29,7 @@ type OpenOptions struct {
 	Seed           uint64        // of the Poisson arrivals (default 1)
 	MaxInFlight    int           // safety cap on requests in flight (default 4096); arrivals beyond it are dropped and reported
 	Elements       int           // elements per package (~120 gives ~10 KB)
-	Workers        int           // delivery workers (default 16, as the closed loop with -c 16)
+	Workers        int           // delivery workers (0: the gateway's default, delivery.workers)
 	PerOffice      int           // attempts per office at once (0: the gateway's default)
 	BatchDelay     time.Duration // least time between two store commits (0: the gateway's default)
 	Floor          time.Duration // probe alone before the ladder (default 2 s; negative: none)
@@ -171,9 +171,6 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 	if o.Elements <= 0 {
 		o.Elements = 120
 	}
-	if o.Workers <= 0 {
-		o.Workers = 16
-	}
 	if o.Floor == 0 {
 		o.Floor = 2 * time.Second
 	}
@@ -210,7 +207,7 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 		o.DataDir = d
 	}
 	res := &OpenResult{Arrivals: o.Arrivals, Seed: o.Seed, Step: o.Step, CPUs: runtime.GOMAXPROCS(0), MaxInFlight: o.MaxInFlight,
-		Workers: o.Workers, LoadBefore: loadAvg()}
+		LoadBefore: loadAvg()}
 
 	// Store batch size and delay are the gateway's defaults: an open loop has no
 	// fixed number of clients to size them by.
@@ -220,6 +217,7 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 	}
 	defer b.close()
 	g := b.g
+	res.Workers = g.Config.Delivery.Workers
 
 	progressf(o.Progress, "signing %d packages...\n", total)
 	docs, err := b.sign(total, o.Elements, runtime.GOMAXPROCS(0))

@@ -27,7 +27,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	arrivals := fs.String("arrivals", loadtest.ArrivalPoisson, "open loop: arrival process, poisson or constant")
 	seed := fs.Uint64("seed", 1, "open loop: seed of the Poisson arrivals")
 	maxInFlight := fs.Int("max-inflight", 4096, "open loop: safety cap on requests in flight; arrivals beyond it are dropped and reported")
-	workers := fs.Int("workers", 16, "open loop: delivery workers of the gateway")
+	workers := fs.Int("workers", 0, "delivery workers of the gateway (0: its default, delivery.workers)")
 	floor := fs.Duration("floor", 2*time.Second, "open loop: run the write+fsync probe alone this long before the ladder (0: not at all)")
 	probeEvery := fs.Duration("probe", 10*time.Millisecond, "open loop: interval of the write+fsync probe of the data disk (0: no probe, to see what it costs)")
 	drain := fs.Duration("drain", time.Minute, "open loop: after the ladder, wait this long at most for every package to be delivered")
@@ -38,7 +38,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	o := loadtest.Options{N: *n, Concurrency: *c, Elements: *elements, PerOffice: *perOffice, BatchDelay: *batchDelay, Timeout: *timeout, Progress: stderr}
+	o := loadtest.Options{N: *n, Concurrency: *c, Elements: *elements, Workers: *workers, PerOffice: *perOffice, BatchDelay: *batchDelay, Timeout: *timeout, Progress: stderr}
 	var traceOut io.Writer // both loops
 	outs := []output{{*traceFile, &traceOut}}
 	if !*open {
