@@ -102,6 +102,7 @@ type Step struct {
 	MaxInFlight     int           // requests in flight at once, at most
 	CPU             float64       // CPU seconds of the whole process (gateway and bench) per second of the window
 	CPUPerPkg       time.Duration // CPU time of the process per 201; 0: none accepted
+	GCShare         float64       // the part of CPU the runtime counts as garbage collection
 	CPUWait, IOWait float64       // share of the window in which some task on the machine waited for CPU, for I/O (PSI "some"); -1: unknown
 	Ratio           float64       // DeliveredPerSec / VerifyPerSec
 	Limit           time.Duration // the p99 the latency target allows in this step
@@ -341,6 +342,7 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 		f0 := flushes()
 		b0, _ := procWriteBytes()
 		c0, pc0, pi0 := processCPU(), pressureSome("cpu"), pressureSome("io")
+		gc0, _ := gcStats()
 		r0, d0 := received.Load(), delivered.Load()
 		pr.start()
 		t0 := clk.Now()
@@ -355,6 +357,7 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 		f1 := flushes()
 		b1, _ := procWriteBytes()
 		c1, pc1, pi1 := processCPU(), pressureSome("cpu"), pressureSome("io")
+		gc1, _ := gcStats()
 		rss, _ := procStatusKB("VmHWM")
 		stopProgress()
 
@@ -366,6 +369,9 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 			Flushes: -1, FlushesPerPkg: math.NaN(), BytesPerPkg: math.NaN()}
 		accepted := float64(w1.created - w0.created)
 		s.CPU = (c1 - c0).Seconds() / secs
+		if c1 > c0 {
+			s.GCShare = float64(gc1-gc0) / float64(c1-c0)
+		}
 		s.CPUWait, s.IOWait = psiShare(pc0, pc1, secs), psiShare(pi0, pi1, secs)
 		if accepted > 0 {
 			s.CPUPerPkg = time.Duration(float64(c1-c0) / accepted)
@@ -505,15 +511,15 @@ func (r *OpenResult) Report(w io.Writer) {
 			fmt.Sprintf("%d→%d", s.BacklogStart, s.BacklogEnd), fmtDur(s.NoAnswerGap), fmtDur(s.DeliveryGap),
 			probe, verdict)
 	}
-	fmt.Fprintf(w, "  %7s %8s %9s %8s %6s %8s %8s %8s %9s %9s %9s %10s  %s\n",
-		"rate/s", "flushes", "flush/pkg", "KiB/pkg", "cpu", "cpu/pkg", "cpu-wait", "io-wait", "peak RSS", "in flight", "gen. lag", "dlv/verify", "errors")
+	fmt.Fprintf(w, "  %7s %8s %9s %8s %6s %8s %5s %8s %8s %9s %9s %9s %10s  %s\n",
+		"rate/s", "flushes", "flush/pkg", "KiB/pkg", "cpu", "cpu/pkg", "gc", "cpu-wait", "io-wait", "peak RSS", "in flight", "gen. lag", "dlv/verify", "errors")
 	for _, s := range r.Steps {
 		fl := "n/a"
 		if s.Flushes >= 0 {
 			fl = fmt.Sprint(s.Flushes)
 		}
-		fmt.Fprintf(w, "  %7g %8s %9s %8s %6.2f %8s %8s %8s %9s %9d %9s %10.3f  %s\n", s.Rate, fl, fmtFloat(s.FlushesPerPkg, 2), fmtFloat(s.BytesPerPkg/1024, 1),
-			s.CPU, fmtDur(s.CPUPerPkg), fmtPct(s.CPUWait), fmtPct(s.IOWait), fmt.Sprintf("%.0fM", float64(s.PeakRSS)/(1<<20)), s.MaxInFlight, fmtDur(s.MaxLag), s.Ratio, fmtErrors(s.Errors))
+		fmt.Fprintf(w, "  %7g %8s %9s %8s %6.2f %8s %5s %8s %8s %9s %9d %9s %10.3f  %s\n", s.Rate, fl, fmtFloat(s.FlushesPerPkg, 2), fmtFloat(s.BytesPerPkg/1024, 1),
+			s.CPU, fmtDur(s.CPUPerPkg), fmtPct(s.GCShare), fmtPct(s.CPUWait), fmtPct(s.IOWait), fmt.Sprintf("%.0fM", float64(s.PeakRSS)/(1<<20)), s.MaxInFlight, fmtDur(s.MaxLag), s.Ratio, fmtErrors(s.Errors))
 	}
 	fmt.Fprintf(w, "  flushes: %s\n", r.FlushNote)
 	if r.BytesNote != "" {
@@ -524,7 +530,7 @@ func (r *OpenResult) Report(w io.Writer) {
 	if budget := r.BytesBudget(); budget > 0 {
 		fmt.Fprintf(w, "  bytes target: KiB/pkg <= 3 x (package %d B + 2 receipts of %d B) = %.1f KiB\n", r.PackageBytes, r.ReceiptBytes, budget/1024)
 	}
-	fmt.Fprintln(w, "  cpu: CPU seconds of the whole process (gateway and bench) per second, and per 201; cpu-wait, io-wait: share of the step in which some task on the machine waited for CPU, for I/O (/proc/pressure, machine-wide: how busy the machine was)")
+	fmt.Fprintln(w, "  cpu: CPU seconds of the whole process (gateway and bench) per second, and per 201; gc: the runtime's share of it for garbage collection (the presigned packages are off the heap); cpu-wait, io-wait: share of the step in which some task on the machine waited for CPU, for I/O (/proc/pressure, machine-wide: how busy the machine was)")
 	fmt.Fprintf(w, "  memory: %s; gen. lag: how late the bench sent at worst (counted in latency all the same)\n", r.RSSNote)
 	for _, s := range r.Steps {
 		if s.Dropped > 0 {
