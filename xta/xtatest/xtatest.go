@@ -131,19 +131,13 @@ func (v *Validator) Add(name string, doc []byte) {
 	v.names = append(v.names, name)
 }
 
-// AddMessage queues every document of a SOAP message (Documents), as name/tag,
-// and says how many there were.
-func (v *Validator) AddMessage(name string, root []byte, parts map[string][]byte) int {
+// AddMessage queues every document of a SOAP message (Documents), as name/tag.
+func (v *Validator) AddMessage(name string, root []byte, parts map[string][]byte) {
 	v.t.Helper()
-	docs := Documents(v.t, root, parts)
-	for tag, doc := range docs {
+	for tag, doc := range Documents(v.t, root, parts) {
 		v.Add(name+"/"+tag, doc)
 	}
-	return len(docs)
 }
-
-// Len is the number of documents queued.
-func (v *Validator) Len() int { return len(v.files) }
 
 // Check validates what was queued and empties the queue. The error names each
 // failing document by the name it was added under.
