@@ -190,9 +190,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			t0 := time.Now()
 			r, err := client.SubmitRaw(ctx, docs[i])
 			lat[i] = time.Since(t0)
-			if err != nil {
-				pre.sent(i, err) // keeps the mapping: the transport may still read it
-			}
+			pre.sent(i, err)
 			if err != nil || r.Status != http.StatusCreated {
 				if err == nil {
 					err = fmt.Errorf("status %d: %+v", r.Status, r.Problem)
@@ -245,7 +243,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 // benchConfig is how the loopback gateway of a run is set up.
 type benchConfig struct {
 	DataDir    string
-	BatchSize  int           // store batch size (0: the gateway's default)
 	BatchDelay time.Duration // least time between two store commits (0: the gateway's default)
 	Workers    int           // delivery workers (0: the gateway's default)
 	PerOffice  int           // 0: the gateway's default
@@ -288,9 +285,6 @@ func startBench(ctx context.Context, c benchConfig) (_ *bench, err error) {
 	cfg := config.Default()
 	cfg.DataDir = c.DataDir
 	cfg.Listen = "127.0.0.1:0"
-	if c.BatchSize > 0 {
-		cfg.Store.BatchSize = c.BatchSize
-	}
 	if c.BatchDelay > 0 {
 		cfg.Store.BatchDelay = c.BatchDelay
 	}
