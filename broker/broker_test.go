@@ -674,12 +674,19 @@ func TestBacklogDoesNotHoldUpOtherOffices(t *testing.T) {
 	// under -race on a busy machine); the other office's package, queued last, must
 	// not wait for the whole backlog. Waiting in the callback put it at ~537.
 	rx := &paced{pause: 20 * time.Millisecond}
-	startWith(t, dir, cfg, rx)
+	start := time.Now()
+	e2 := startWith(t, dir, cfg, rx)
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		pos, total := rx.position("office-b")
 		if pos >= 0 {
-			t.Logf("office-b's package delivered as number %d", pos+1)
+			// Why, if it comes late: how long it took, and how many of the backlog's
+			// messages a full line sent back to the queue with a delay (a line that
+			// counted as slow before its office's first attempt ended).
+			var m dto.Metric
+			_ = e2.b.metrics.lineFull.Write(&m)
+			t.Logf("office-b's package delivered as number %d after %v; %v messages sent back by a full line",
+				pos+1, time.Since(start).Round(time.Millisecond), m.GetCounter().GetValue())
 			if pos > n/2 {
 				t.Fatalf("office-b's package was delivered as number %d, behind %d of the other office's backlog", pos+1, pos)
 			}
