@@ -68,10 +68,18 @@ func (b *Broker) restoreQueue(ctx context.Context, before time.Time) (int, error
 
 // publishMissing publishes every outbox entry that waits for an attempt, has no
 // queue message and (unless before is zero) was last changed before `before`,
-// oldest first, calling published for each; it returns how many. It is the start's
-// and the relay's re-publish as well as the check: an entry the queue holds is not
+// calling published for each; it returns how many. It is the start's and the
+// relay's re-publish as well as the check: an entry the queue holds is not
 // published again, so a restart of one cluster node does not double every waiting
 // package's message (the duplicate window is only two minutes).
+//
+// The order is fair between offices: one entry of each office in turn, each
+// office's own oldest first (fairOrder). Oldest first across all offices put an
+// office's single package behind another office's whole backlog (an office down
+// for a day): the queue is consumed in order, so that package waited until the
+// backlog had been re-published, one publish after another, while the backlog's
+// office was being served. Under load that was seconds
+// (TestBacklogDoesNotHoldUpOtherOffices failed now and then on a busy machine).
 func (b *Broker) publishMissing(ctx context.Context, before time.Time, published func(*submission.Submission)) (int, error) {
 	// The outbox first: an entry added after this listing is the relay's, and an
 	// entry whose message is acked before the queue listing is no longer waiting.
@@ -86,26 +94,36 @@ func (b *Broker) publishMissing(ctx context.Context, before time.Time, published
 	if err != nil {
 		return 0, err
 	}
-	n := 0
+	// Only ids and offices are held for the ordering (a backlog may be 100,000
+	// entries); each record is read again right before its publish, and skipped if
+	// it stopped waiting meanwhile.
+	var todo []outboxEntry
 	for _, id := range ids {
 		if queued[id] {
 			continue
 		}
-		s, err := b.db.Get(id)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
+		s, err := b.waitingEntry(id, before)
 		if err != nil {
-			return n, fmt.Errorf("broker: outbox entry %s: %w", id, err)
+			return 0, err
 		}
-		if !s.State.Dispatchable() || (!before.IsZero() && !s.UpdatedAt.Before(before)) {
+		if s != nil {
+			todo = append(todo, outboxEntry{id: id, office: s.OfficeID})
+		}
+	}
+	n := 0
+	for _, e := range fairOrder(todo) {
+		s, err := b.waitingEntry(e.id, before)
+		if err != nil {
+			return n, err
+		}
+		if s == nil {
 			continue
 		}
 		c, cancel := context.WithTimeout(ctx, publishTimeout)
 		err = b.publish(c, s)
 		cancel()
 		if err != nil {
-			return n, fmt.Errorf("broker: publish %s: %w", id, err)
+			return n, fmt.Errorf("broker: publish %s: %w", e.id, err)
 		}
 		n++
 		if published != nil {
@@ -113,6 +131,53 @@ func (b *Broker) publishMissing(ctx context.Context, before time.Time, published
 		}
 	}
 	return n, nil
+}
+
+// waitingEntry reads the outbox entry id; nil if it is gone, does not wait for an
+// attempt, or (unless before is zero) changed at or after before.
+func (b *Broker) waitingEntry(id string, before time.Time) (*submission.Submission, error) {
+	s, err := b.db.Get(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("broker: outbox entry %s: %w", id, err)
+	}
+	if !s.State.Dispatchable() || (!before.IsZero() && !s.UpdatedAt.Before(before)) {
+		return nil, nil
+	}
+	return s, nil
+}
+
+// outboxEntry is an outbox entry to publish, as far as the ordering needs it.
+type outboxEntry struct{ id, office string }
+
+// fairOrder interleaves the offices' entries: the first of every office (offices
+// in the order of their oldest entry), then the second of every office, and so on;
+// each office keeps its own order.
+func fairOrder(es []outboxEntry) []outboxEntry {
+	var offices []string
+	byOffice := map[string][]outboxEntry{}
+	for _, e := range es {
+		if _, ok := byOffice[e.office]; !ok {
+			offices = append(offices, e.office)
+		}
+		byOffice[e.office] = append(byOffice[e.office], e)
+	}
+	out := make([]outboxEntry, 0, len(es))
+	for len(offices) > 0 {
+		left := offices[:0] // offices with entries after this round
+		for _, o := range offices {
+			l := byOffice[o]
+			out = append(out, l[0])
+			if len(l) > 1 {
+				byOffice[o] = l[1:]
+				left = append(left, o)
+			}
+		}
+		offices = left
+	}
+	return out
 }
 
 // queuedIDs returns the ids of the packages the work queue holds a message for.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -236,5 +237,25 @@ func TestFullQueueWithAThousandWaiting(t *testing.T) {
 	}
 	if got := len(rx.deliveries()); got != n || len(seen) != n {
 		t.Fatalf("%d deliveries of %d packages, want %d of %d", got, len(seen), n, n)
+	}
+}
+
+// TestFairOrder: the re-publish takes one entry of each office in turn, each
+// office oldest first, offices in the order of their oldest entry.
+func TestFairOrder(t *testing.T) {
+	var in []outboxEntry
+	for i := range 5 {
+		in = append(in, outboxEntry{id: fmt.Sprintf("a%d", i), office: "a"})
+	}
+	in = append(in, outboxEntry{id: "b0", office: "b"}, outboxEntry{id: "c0", office: "c"}, outboxEntry{id: "b1", office: "b"})
+	var got []string
+	for _, e := range fairOrder(in) {
+		got = append(got, e.id)
+	}
+	if want := "a0 b0 c0 a1 b1 a2 a3 a4"; strings.Join(got, " ") != want {
+		t.Fatalf("order %q, want %q", strings.Join(got, " "), want)
+	}
+	if len(fairOrder(nil)) != 0 {
+		t.Fatal("entries from nothing")
 	}
 }
