@@ -13,6 +13,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/amtsbote/amtsbote/api"
@@ -140,11 +141,7 @@ func TestContractOverGateway(t *testing.T) {
 			if !strings.HasPrefix(tc.path, "/v1/admin/") && bytes.Contains(body, []byte(`"note"`)) {
 				t.Errorf("a note outside the admin API: %s", body)
 			}
-			in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
-				Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
-			out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
-				Body: io.NopCloser(bytes.NewReader(body)), Options: &openapi3filter.Options{IncludeResponseStatus: true}}
-			if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+			if err := conforms(req, route, params, resp, body); err != nil {
 				t.Fatalf("response breaks the contract: %v\n%s", err, body)
 			}
 		})
@@ -167,4 +164,64 @@ func TestContractOverGateway(t *testing.T) {
 	if err := doc.Components.Schemas["Problem"].Value.VisitJSON(pd); err != nil {
 		t.Fatalf("405 body is not a Problem: %v", err)
 	}
+
+	// Every verification slot taken for longer than the wait: 503 unavailable with
+	// Retry-After, in the contract, and nothing stored — the same package sent
+	// again once a slot is free is created then (201, not a repeat's 200).
+	slots := g.Pipeline.Slots
+	slots.MaxWait = 20 * time.Millisecond // no request has waited yet: no reader races this
+	var held []func()
+	for range slots.Size() {
+		release, err := slots.Acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, release)
+	}
+	p2 := paket.ExampleWith(svc.Key, paket.NewMessageID(), time.Now())
+	p2.Kopf.Ort = paket.Ort{PLZ: "01067"}
+	raw, err := client.Sign(p2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ = http.NewRequest(http.MethodPost, g.URL()+wire.SubmissionsPath, bytes.NewReader(raw))
+	req.Header.Set("Authorization", "Bearer "+portalToken)
+	req.Header.Set("Content-Type", "application/xml")
+	route, params, err := router.FindRoute(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var busy problem.Problem
+	_ = json.Unmarshal(body, &busy)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || busy.Type != problem.TypeUnavailable {
+		t.Fatalf("all slots taken: %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if err := conforms(req, route, params, resp, body); err != nil {
+		t.Fatalf("503 breaks the contract: %v\n%s", err, body)
+	}
+	if slots.Refused() != 1 {
+		t.Fatalf("%d refusals counted, want 1", slots.Refused())
+	}
+	for _, release := range held {
+		release()
+	}
+	again, err := client.SubmitRaw(context.Background(), raw)
+	if err != nil || again.Status != 201 {
+		t.Fatalf("the same package once a slot is free: %v %+v", err, again)
+	}
+}
+
+// conforms checks a response against the route of the contract it was found on.
+func conforms(req *http.Request, route *routers.Route, params map[string]string, resp *http.Response, body []byte) error {
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
+	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
+		Body: io.NopCloser(bytes.NewReader(body)), Options: &openapi3filter.Options{IncludeResponseStatus: true}}
+	return openapi3filter.ValidateResponse(context.Background(), out)
 }

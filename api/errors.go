@@ -87,6 +87,8 @@ func ProblemFor(err error) *problem.Problem {
 		return problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "the gateway is shutting down; retry")
 	case errors.Is(err, broker.ErrUnreadable):
 		return problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "the stored bytes cannot be read right now; retry later")
+	case errors.Is(err, intake.ErrBusy):
+		return problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "the gateway is busy verifying other packages; nothing was accepted; retry later")
 	case errors.Is(err, broker.ErrUnavailable):
 		return problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "the gateway cannot store packages right now (storage full or failing); nothing was accepted; retry later")
 	}
@@ -98,13 +100,13 @@ func isMaxBytes(err error) bool {
 	return errors.As(err, &mb)
 }
 
-// retryAfterSeconds is what a 503 suggests to a portal.
-const retryAfterSeconds = "30"
+// RetryAfterSeconds is what a 503 suggests to a portal (and to a peer gateway).
+const RetryAfterSeconds = "30"
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p := ProblemFor(err)
 	if p.Status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", retryAfterSeconds)
+		w.Header().Set("Retry-After", RetryAfterSeconds)
 	}
 	if p.Status >= 500 {
 		s.log.Error("request failed", "path", r.URL.Path, "err", err)

@@ -43,6 +43,7 @@ func TestProblemFor(t *testing.T) {
 		{"conflict", wrap(broker.ErrConflict), 409, problem.TypeConflict},
 		{"stopping", broker.ErrStopped, 503, problem.TypeUnavailable},
 		{"bytes unreadable", wrap(broker.ErrUnreadable), 503, problem.TypeUnavailable},
+		{"busy", wrap(intake.ErrBusy), 503, problem.TypeUnavailable},
 		{"our own failure", errors.New("disk on fire"), 500, problem.TypeInternal},
 	}
 	for _, tc := range tests {

@@ -113,6 +113,11 @@ type Limits struct {
 	// package. They are streamed to disk, not held in memory (413 beyond).
 	MaxReferencedAttachmentBytes int64 `yaml:"max_referenced_attachment_bytes"`
 	MaxReferencedPackageBytes    int64 `yaml:"max_referenced_package_bytes"`
+	// VerifyParallel bounds the packages pre-scanned, verified and parsed at once
+	// (0: one per CPU, GOMAXPROCS). A package that finds no slot free within 10 s
+	// is refused with 503 and Retry-After (intake/slots.go: without a bound,
+	// intake under overload starved delivery).
+	VerifyParallel int `yaml:"verify_parallel"`
 }
 
 // Delivery tunes the broker.

@@ -156,7 +156,12 @@ func (h *Receiver) fail(w http.ResponseWriter, r *http.Request, peer string, err
 	p := problemFor(err)
 	if p.Status >= 500 {
 		h.log().Error("federation request failed", "path", r.URL.Path, "peer", peer, "err", err)
-		p.Detail = "internal error; the package was not received"
+		if p.Status == http.StatusServiceUnavailable {
+			// Busy, stopping or storage failing: a fixed sentence, and when to retry.
+			w.Header().Set("Retry-After", api.RetryAfterSeconds)
+		} else {
+			p.Detail = "internal error; the package was not received"
+		}
 	} else {
 		h.log().Info("federation request refused", "path", r.URL.Path, "peer", peer, "type", p.Type, "status", p.Status)
 	}

@@ -216,8 +216,16 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 	})
 	g.Pipeline = &intake.Pipeline{
 		Limits: lim, Verifier: verifier, Directory: g.Directory, Broker: g.Broker, Channels: g.channels,
-		LastResort: channel.Mailbox,
+		LastResort: channel.Mailbox, Slots: intake.NewSlots(cfg.Limits.VerifyParallel),
 	}
+	slots := g.Pipeline.Slots
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "amtsbote_intake_waiting",
+			Help: "Packages waiting for a verification slot (limits.verify_parallel): intake is using every slot."},
+			func() float64 { return float64(slots.Waiting()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "amtsbote_intake_busy_total",
+			Help: "Packages refused with 503 because no verification slot came free in time (overload)."},
+			func() float64 { return float64(slots.Refused()) }))
 
 	if err := g.setupFaces(ctx); err != nil {
 		return nil, err

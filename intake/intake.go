@@ -36,6 +36,8 @@ type Pipeline struct {
 	// LastResort is the channel every office has as its last one (the mailbox), so no
 	// accepted package is left where no person sees it; "" = none.
 	LastResort string
+	// Slots bounds the packages verified at once (slots.go); nil: no bound.
+	Slots *Slots
 }
 
 func hasChannel(ts []submission.Target, name string) bool {
@@ -60,16 +62,20 @@ func (p *Pipeline) Submit(ctx context.Context, raw []byte) (*broker.Received, er
 // signature, sender and route are checked, so a package that would be refused
 // anyway costs no upload to disk. parts nil: a plain application/xml request.
 func (p *Pipeline) SubmitParts(ctx context.Context, raw []byte, parts Parts) (*broker.Received, error) {
-	if err := paket.Scan(raw, p.Limits); err != nil {
-		return nil, err
-	}
-	v, err := p.Verifier.Verify(raw, signing.RolePortal)
-	if err != nil {
-		return nil, err
-	}
-	// From here on only the verified element is read: anything outside the signed
-	// bytes could have been added by anyone.
-	pk, err := paket.Parse(v.Root, p.Limits)
+	var v *signing.Verified
+	var pk *paket.Paket
+	err := p.Slots.run(ctx, func() (err error) {
+		if err := paket.Scan(raw, p.Limits); err != nil {
+			return err
+		}
+		if v, err = p.Verifier.Verify(raw, signing.RolePortal); err != nil {
+			return err
+		}
+		// From here on only the verified element is read: anything outside the
+		// signed bytes could have been added by anyone.
+		pk, err = paket.Parse(v.Root, p.Limits)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
