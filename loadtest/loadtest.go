@@ -40,15 +40,18 @@ import (
 
 // Options of one run.
 type Options struct {
-	N           int           // packages to submit
-	Concurrency int           // concurrent portal connections
-	Elements    int           // elements per package (~120 gives ~10 KB)
-	Workers     int           // delivery workers (0: the gateway's default, delivery.workers)
-	PerOffice   int           // attempts per office at once (0: the gateway's default)
-	BatchDelay  time.Duration // least time between two store commits (0: the gateway's default)
-	DataDir     string        // empty: a temporary folder
-	Timeout     time.Duration // for the whole run
-	Progress    io.Writer     // one line per second while running; nil: silent
+	N           int // packages to submit
+	Concurrency int // concurrent portal connections
+	Elements    int // elements per package (~120 gives ~10 KB)
+	Workers     int // delivery workers (0: the gateway's default, delivery.workers)
+	// VerifyParallel: packages the gateway verifies at once (0: its default,
+	// limits.verify_parallel; negative: no bound, as before 2026-12-02).
+	VerifyParallel int
+	PerOffice      int           // attempts per office at once (0: the gateway's default)
+	BatchDelay     time.Duration // least time between two store commits (0: the gateway's default)
+	DataDir        string        // empty: a temporary folder
+	Timeout        time.Duration // for the whole run
+	Progress       io.Writer     // one line per second while running; nil: silent
 	// CPUProfile, when set, receives a CPU profile of the gateway's work: from the
 	// first post to the last delivery (the portal's signing before is left out).
 	CPUProfile io.Writer
@@ -80,6 +83,7 @@ type Result struct {
 	DeliveredRatio float64
 	CPUs           int
 	Workers        int // the gateway's delivery workers
+	VerifySlots    int // the gateway's verification slots (limits.verify_parallel)
 	// CPUPerPkg is the process's CPU time (gateway, bench client and office) from
 	// the first post to the last delivery, per delivered package. Steadier than a
 	// rate on a shared machine: other tenants slow a run down more than they add
@@ -121,7 +125,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	// The gateway on its defaults (issue #12: measured as operators run it); a
 	// closed loop sized its store batch and workers by the concurrency until
 	// 2026-12-02, with no gain measured for it (docs/performance.md).
-	b, err := startBench(ctx, benchConfig{DataDir: o.DataDir, BatchDelay: o.BatchDelay, Workers: o.Workers, PerOffice: o.PerOffice})
+	b, err := startBench(ctx, benchConfig{DataDir: o.DataDir, BatchDelay: o.BatchDelay, Workers: o.Workers, PerOffice: o.PerOffice, VerifyParallel: o.VerifyParallel})
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +142,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer pre.close()
 	docs = pre.docs
-	res := &Result{N: o.N, Concurrency: o.Concurrency, PackageBytes: len(docs[0]), CPUs: runtime.GOMAXPROCS(0), Workers: g.Config.Delivery.Workers}
+	res := &Result{N: o.N, Concurrency: o.Concurrency, PackageBytes: len(docs[0]), CPUs: runtime.GOMAXPROCS(0), Workers: g.Config.Delivery.Workers, VerifySlots: g.Pipeline.Slots.Size()}
 
 	// Baseline in the same run: verification alone, same packages, same concurrency.
 	v0 := processCPU()
@@ -246,7 +250,12 @@ type benchConfig struct {
 	BatchDelay time.Duration // least time between two store commits (0: the gateway's default)
 	Workers    int           // delivery workers (0: the gateway's default)
 	PerOffice  int           // 0: the gateway's default
+	// VerifyParallel: 0 the gateway's default; negative: no bound (unbounded below).
+	VerifyParallel int
 }
+
+// unbounded is as many verification slots as no bench ever has requests.
+const unbounded = 1 << 20
 
 // bench is a running loopback gateway with its office: a webhook receiver that
 // verifies both signature header sets on every delivery and answers 200.
@@ -292,6 +301,10 @@ func startBench(ctx context.Context, c benchConfig) (_ *bench, err error) {
 		cfg.Delivery.Workers = c.Workers
 	}
 	cfg.Delivery.PerOffice = c.PerOffice
+	cfg.Limits.VerifyParallel = c.VerifyParallel
+	if c.VerifyParallel < 0 {
+		cfg.Limits.VerifyParallel = unbounded
+	}
 	cfg.Delivery.BackoffBase = 100 * time.Millisecond
 	cfg.Offices = map[string]config.OfficeClient{gateway.DemoOfficeID: {Channels: map[string]config.Channel{channel.Webhook: {Endpoint: "http://" + ln.Addr().String() + "/hook"}}}}
 	g, err := gateway.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -378,6 +391,14 @@ func (b *bench) verifyRate(docs [][]byte, concurrency int) (float64, error) {
 	return float64(len(docs)) / time.Since(vStart).Seconds(), nil
 }
 
+// slotsText names the gateway's verification slots for the report.
+func slotsText(n int) string {
+	if n >= unbounded {
+		return "verification not bounded"
+	}
+	return fmt.Sprintf("%d verification slots", n)
+}
+
 func parallel(n int, fn func()) {
 	var wg sync.WaitGroup
 	for range n {
@@ -395,7 +416,7 @@ func closedProgress(w io.Writer, start time.Time, n int, accepted, delivered *at
 
 // Report writes the result for people.
 func (r *Result) Report(w io.Writer) {
-	fmt.Fprintf(w, "amtsbote bench: %d packages of %d bytes, concurrency %d, GOMAXPROCS %d, %d delivery workers\n", r.N, r.PackageBytes, r.Concurrency, r.CPUs, r.Workers)
+	fmt.Fprintf(w, "amtsbote bench: %d packages of %d bytes, concurrency %d, GOMAXPROCS %d, %d delivery workers, %s\n", r.N, r.PackageBytes, r.Concurrency, r.CPUs, r.Workers, slotsText(r.VerifySlots))
 	fmt.Fprintf(w, "  accepted   %6d   %8.0f /s   (201 = fsynced in bbolt, receipt signed)\n", r.Accepted, r.AcceptedPerSec)
 	fmt.Fprintf(w, "  delivered  %6d   %8.0f /s   (webhook confirmed, Zustellbestaetigung signed)\n", r.Delivered, r.DeliveredPerSec)
 	fmt.Fprintf(w, "  intake latency   p50 %s   p99 %s   max %s\n", r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Max.Round(10*time.Microsecond))

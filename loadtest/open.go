@@ -30,6 +30,7 @@ type OpenOptions struct {
 	MaxInFlight    int           // safety cap on requests in flight (default 4096); arrivals beyond it are dropped and reported
 	Elements       int           // elements per package (~120 gives ~10 KB)
 	Workers        int           // delivery workers (0: the gateway's default, delivery.workers)
+	VerifyParallel int           // packages verified at once (0: the gateway's default; negative: no bound)
 	PerOffice      int           // attempts per office at once (0: the gateway's default)
 	BatchDelay     time.Duration // least time between two store commits (0: the gateway's default)
 	Floor          time.Duration // probe alone before the ladder (default 2 s; negative: none)
@@ -56,6 +57,7 @@ type OpenResult struct {
 	CPUs           int
 	MaxInFlight    int
 	Workers        int
+	VerifySlots    int
 	LoadBefore     string // /proc/loadavg before signing
 	LoadAfter      string // after the ladder
 	VerifyPerSec   float64
@@ -212,13 +214,14 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 
 	// Store batch size and delay are the gateway's defaults: an open loop has no
 	// fixed number of clients to size them by.
-	b, err := startBench(ctx, benchConfig{DataDir: o.DataDir, Workers: o.Workers, PerOffice: o.PerOffice, BatchDelay: o.BatchDelay})
+	b, err := startBench(ctx, benchConfig{DataDir: o.DataDir, Workers: o.Workers, PerOffice: o.PerOffice, BatchDelay: o.BatchDelay, VerifyParallel: o.VerifyParallel})
 	if err != nil {
 		return nil, err
 	}
 	defer b.close()
 	g := b.g
 	res.Workers = g.Config.Delivery.Workers
+	res.VerifySlots = g.Pipeline.Slots.Size()
 
 	progressf(o.Progress, "signing %d packages...\n", total)
 	docs, err := b.sign(total, o.Elements, runtime.GOMAXPROCS(0))
@@ -476,8 +479,8 @@ func (r *OpenResult) BytesBudget() float64 {
 // Report writes the result for people: the setup, one row per step in two tables
 // (latency and flow; cost per package), and the verdict.
 func (r *OpenResult) Report(w io.Writer) {
-	fmt.Fprintf(w, "amtsbote bench -open: %s arrivals (seed %d), steps of %s, packages of %d bytes, GOMAXPROCS %d, %d delivery workers, cap %d in flight\n",
-		r.Arrivals, r.Seed, r.Step, r.PackageBytes, r.CPUs, r.Workers, r.MaxInFlight)
+	fmt.Fprintf(w, "amtsbote bench -open: %s arrivals (seed %d), steps of %s, packages of %d bytes, GOMAXPROCS %d, %d delivery workers, %s, cap %d in flight\n",
+		r.Arrivals, r.Seed, r.Step, r.PackageBytes, r.CPUs, r.Workers, slotsText(r.VerifySlots), r.MaxInFlight)
 	fmt.Fprintf(w, "  load average before %s, after %s; %.1f MiB of presigned packages in memory at the start (off the Go heap, released as sent)\n",
 		r.LoadBefore, r.LoadAfter, float64(r.PresignedBytes)/(1<<20))
 	fmt.Fprintf(w, "  baseline (same run): signature verification alone %.0f /s\n", r.VerifyPerSec)
