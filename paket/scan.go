@@ -206,7 +206,10 @@ func (s *scanner) xmlDecl() error {
 		q := s.b[s.i]
 		end := bytes.IndexByte(s.b[s.i+1:], q)
 		if end < 0 {
-			return s.fail(reasonEOF)
+			// The declaration is broken before the input ends: a malformed
+			// declaration (encoding/xml reads <?xml version='1.0?> loosely and
+			// accepts it, so the reason must be the documented stricter one).
+			return s.fail(reasonXMLDecl)
 		}
 		v := string(s.b[s.i+1 : s.i+1+end])
 		s.i += end + 2
