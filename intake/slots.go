@@ -25,15 +25,16 @@ const DefaultSlotWait = 10 * time.Second
 // the body before and storing the package after (waiting for the disk, streaming
 // attachments) hold no slot.
 //
-// Why: without a bound every request in flight competes for the CPU, and under
-// overload hundreds of runnable intake goroutines stood in the scheduler's queue
-// in front of each of the few delivery goroutines at every one of their wake-ups
-// (the office's answer, the commit, the ack). Delivery nearly stopped while
-// intake took everything — 400–470 delivered/s against 890–907 accepted/s at 900
-// arrivals/s on two cores (issue #12). With the bound, waiting requests are
-// parked, not runnable, and are served in arrival order instead of all slowing
-// down together; at 900/s delivery kept 780–860/s, and intake's p99 fell too
-// (docs/performance.md, "Verification slots").
+// Why: without a bound every request in flight competes for the CPU, and near
+// and past the machine's limit hundreds of runnable intake goroutines stood in
+// the scheduler's queue in front of each of the few delivery goroutines at every
+// one of their wake-ups (the office's answer, the commit, the ack). Delivery fell
+// to 13–52 % of the arrivals while intake kept acknowledging (issue #12). With
+// the bound, waiting requests are parked, not runnable, and get their slots in
+// arrival order (a channel's blocked senders are served first in, first out);
+// near the limit delivery kept 87–100 % of the arrivals, and intake's p99 fell
+// too. Far beyond the limit it does not help: slots turn over fast, so little
+// waits for them (docs/performance.md, "Verification slots").
 type Slots struct {
 	// MaxWait bounds the wait for a slot (NewSlots: DefaultSlotWait).
 	MaxWait time.Duration
