@@ -13,7 +13,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -147,6 +150,36 @@ func RetryAfter(err error) (time.Duration, bool) {
 		}
 	}
 	return 0, false
+}
+
+// MaxRetryAfter bounds what a receiver's Retry-After is taken as; the broker caps
+// its own wait at 24 hours anyway.
+const MaxRetryAfter = 7 * 24 * time.Hour
+
+// ParseRetryAfter reads an HTTP Retry-After header: delta seconds or an HTTP date
+// (RFC 9110 10.2.3). Absent, unreadable or in the past: 0. The channels that speak
+// HTTP (webhook, peer gateway) offer it through RetryAfter.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		if n > int64(MaxRetryAfter/time.Second) {
+			return MaxRetryAfter
+		}
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	if d <= 0 {
+		return 0
+	}
+	return min(d, MaxRetryAfter)
 }
 
 // Gone reports whether the receiver said its endpoint is gone for good (HTTP 410):

@@ -61,7 +61,14 @@ type StatusError struct {
 	Status int
 	Type   string
 	Detail string // the peer's words: operators only
+	// RetryAfterDelay is the peer's Retry-After (a busy or stopping gateway
+	// answers 503 with one); 0: none.
+	RetryAfterDelay time.Duration
 }
+
+// RetryAfter implements the adapters' Retry-After: the broker waits at least this
+// long before the next attempt to the peer.
+func (e *StatusError) RetryAfter() time.Duration { return e.RetryAfterDelay }
 
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("peer gateway %s answered HTTP %d %s: %s", e.Peer, e.Status, e.Type, e.Detail)
@@ -131,6 +138,8 @@ type problemDoc struct {
 	Type   string `json:"type"`
 	Title  string `json:"title"`
 	Detail string `json:"detail"`
+	// retryAfter is the answer's Retry-After header, not part of the JSON.
+	retryAfter time.Duration
 }
 
 // Part is an attachment forwarded by reference: a part of a multipart/related
@@ -189,6 +198,7 @@ func (c *Client) post(ctx context.Context, peer config.Peer, path string, body [
 		if p.Detail == "" {
 			p.Detail = clip(string(b), 300)
 		}
+		p.retryAfter = adapters.ParseRetryAfter(resp.Header.Get("Retry-After"), c.now())
 	}
 	return resp.StatusCode, b, p, nil
 }
@@ -196,7 +206,7 @@ func (c *Client) post(ctx context.Context, peer config.Peer, path string, body [
 func classify(peer string, status int, p problemDoc) error {
 	switch {
 	case status == 408 || status == 425 || status == 429 || status >= 500 || p.Type == TypeClockSkew:
-		return &StatusError{Peer: peer, Status: status, Type: p.Type, Detail: p.Detail}
+		return &StatusError{Peer: peer, Status: status, Type: p.Type, Detail: p.Detail, RetryAfterDelay: p.retryAfter}
 	default:
 		reason := p.Detail
 		if reason == "" {

@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +22,7 @@ import (
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/signing/signingtest"
@@ -338,6 +342,13 @@ func TestClientClassifiesAnswers(t *testing.T) {
 			t.Errorf("%s: %v must be transient", name, err)
 		}
 	}
+	// A busy receiver's Retry-After reaches the broker, which waits at least that long.
+	busy := problemAnswer(503, "https://amtsbote.de/problems/unavailable", "busy")
+	answer = func(rw http.ResponseWriter, r *http.Request) { rw.Header().Set("Retry-After", "30"); busy(rw, r) }
+	_, err = c.Forward(context.Background(), peer, w.envelope(t))
+	if d, ok := adapters.RetryAfter(err); !ok || d != 30*time.Second || adapters.IsPermanent(err) {
+		t.Errorf("503 with Retry-After 30: %v, %v %v", err, d, ok)
+	}
 	down := peer
 	down.BaseURL = "http://127.0.0.1:1"
 	_, err = c.Forward(context.Background(), down, w.envelope(t))
@@ -427,4 +438,24 @@ func forwardTo(h *Receiver, ctype string, body []byte) (int, string) {
 	}
 	_ = json.Unmarshal(rec.Body.Bytes(), &p)
 	return rec.Code, p.Type
+}
+
+// TestReceiverBusyAnswer: a receiving gateway without a free verification slot
+// answers 503 with Retry-After and says why; its own failures stay unexplained.
+func TestReceiverBusyAnswer(t *testing.T) {
+	h := &Receiver{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	r := httptest.NewRequest(http.MethodPost, PathForward, nil)
+	rec := httptest.NewRecorder()
+	h.fail(rec, r, "peer-x", fmt.Errorf("wrapped: %w", intake.ErrBusy))
+	var p problem.Problem
+	_ = json.Unmarshal(rec.Body.Bytes(), &p)
+	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" || p.Type != problem.TypeUnavailable || !strings.Contains(p.Detail, "busy") {
+		t.Fatalf("busy: %d Retry-After %q %+v", rec.Code, rec.Header().Get("Retry-After"), p)
+	}
+	rec = httptest.NewRecorder()
+	h.fail(rec, r, "peer-x", errors.New("disk on fire"))
+	_ = json.Unmarshal(rec.Body.Bytes(), &p)
+	if rec.Code != 500 || rec.Header().Get("Retry-After") != "" || strings.Contains(p.Detail, "fire") {
+		t.Fatalf("own failure: %d Retry-After %q %+v", rec.Code, rec.Header().Get("Retry-After"), p)
+	}
 }

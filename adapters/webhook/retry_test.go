@@ -11,29 +11,6 @@ import (
 	"github.com/amtsbote/amtsbote/adapters/adaptertest"
 )
 
-func TestRetryAfterHeader(t *testing.T) {
-	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	cases := []struct {
-		header string
-		want   time.Duration
-	}{
-		{"", 0},
-		{"120", 2 * time.Minute},
-		{" 5 ", 5 * time.Second},
-		{"0", 0},
-		{"-3", 0},
-		{"soon", 0},
-		{now.Add(90 * time.Minute).Format(http.TimeFormat), 90 * time.Minute},
-		{now.Add(-time.Hour).Format(http.TimeFormat), 0},
-		{"99999999999", maxRetryAfter},
-	}
-	for _, c := range cases {
-		if got := retryAfter(c.header, now); got != c.want {
-			t.Errorf("retryAfter(%q) = %s, want %s", c.header, got, c.want)
-		}
-	}
-}
-
 // TestRetryAfterReachesTheBroker: 429 and 503 carry the receiver's Retry-After in the
 // StatusError, read through adapters.RetryAfter; other answers carry none.
 func TestRetryAfterReachesTheBroker(t *testing.T) {

@@ -25,7 +25,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -272,7 +271,7 @@ func (a *Adapter) deliver(ctx context.Context, d adapters.Delivery) (adapters.Co
 		}, code, nil
 	case isTransientStatus(code):
 		se := a.statusError(code, head, secrets)
-		se.RetryAfterDelay = retryAfter(resp.Header.Get("Retry-After"), a.now())
+		se.RetryAfterDelay = adapters.ParseRetryAfter(resp.Header.Get("Retry-After"), a.now())
 		return adapters.Confirmation{}, code, fmt.Errorf("webhook: transient: %w", se)
 	case code == http.StatusGone:
 		return adapters.Confirmation{}, code, adapters.Permanent("endpoint gone (HTTP 410)", a.statusError(code, head, secrets))
@@ -292,35 +291,6 @@ func isTransientStatus(code int) bool {
 		return true
 	}
 	return false
-}
-
-// maxRetryAfter bounds what a receiver's Retry-After is taken as; the broker caps
-// its own wait at 24 hours anyway.
-const maxRetryAfter = 7 * 24 * time.Hour
-
-// retryAfter reads a Retry-After header: delta seconds or an HTTP date (RFC 9110
-// 10.2.3). Absent, unreadable or in the past: 0.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		if n > int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		d = time.Duration(n) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	if d <= 0 {
-		return 0
-	}
-	return min(d, maxRetryAfter)
 }
 
 // transportError classifies a failure to get any answer. All are transient (the
