@@ -442,7 +442,11 @@ type queueMsg struct {
 // upgraded node by node, every node still finds the office of every message.
 func (b *Broker) subjectFor(s *submission.Submission) string {
 	t, _ := s.CurrentTarget()
-	return b.root + "." + token(t.Channel) + "." + token(s.ID) + "." + token(s.OfficeID)
+	return b.subject(t.Channel, s.ID, s.OfficeID)
+}
+
+func (b *Broker) subject(channel, id, office string) string {
+	return b.root + "." + token(channel) + "." + token(id) + "." + token(office)
 }
 
 // token makes a string safe as one NATS subject token.
@@ -460,8 +464,13 @@ func token(s string) string {
 }
 
 func (b *Broker) publish(ctx context.Context, s *submission.Submission) error {
-	body, _ := json.Marshal(queueMsg{ID: s.ID, Gen: s.Generation})
-	_, err := b.js.Publish(ctx, b.subjectFor(s), body, jetstream.WithMsgID(b.root+"."+fmt.Sprintf("%s.%d", s.ID, s.Generation)))
+	return b.publishMsg(ctx, b.subjectFor(s), s.ID, s.Generation)
+}
+
+// publishMsg puts the queue message of generation gen of package id on subject.
+func (b *Broker) publishMsg(ctx context.Context, subject, id string, gen int) error {
+	body, _ := json.Marshal(queueMsg{ID: id, Gen: gen})
+	_, err := b.js.Publish(ctx, subject, body, jetstream.WithMsgID(b.root+"."+fmt.Sprintf("%s.%d", id, gen)))
 	return err
 }
 

@@ -60,9 +60,9 @@ func (b *Broker) checkQueue() {
 // restoreQueue is publishMissing for entries last changed before `before`, each
 // one counted and logged as a restore.
 func (b *Broker) restoreQueue(ctx context.Context, before time.Time) (int, error) {
-	return b.publishMissing(ctx, before, func(s *submission.Submission) {
+	return b.publishMissing(ctx, before, func(e outboxEntry) {
 		b.metrics.restored.Inc()
-		b.log.Warn("accepted package had no queue message; put on the queue again", "submission", s.ID, "state", s.State, "generation", s.Generation)
+		b.log.Warn("accepted package had no queue message; put on the queue again", "submission", e.id, "state", e.state, "generation", e.gen)
 	})
 }
 
@@ -80,7 +80,7 @@ func (b *Broker) restoreQueue(ctx context.Context, before time.Time) (int, error
 // backlog had been re-published, one publish after another, while the backlog's
 // office was being served. Under load that was seconds
 // (TestBacklogDoesNotHoldUpOtherOffices failed now and then on a busy machine).
-func (b *Broker) publishMissing(ctx context.Context, before time.Time, published func(*submission.Submission)) (int, error) {
+func (b *Broker) publishMissing(ctx context.Context, before time.Time, published func(outboxEntry)) (int, error) {
 	// The outbox first: an entry added after this listing is the relay's, and an
 	// entry whose message is acked before the queue listing is no longer waiting.
 	ids, err := b.db.Outbox()
@@ -94,9 +94,9 @@ func (b *Broker) publishMissing(ctx context.Context, before time.Time, published
 	if err != nil {
 		return 0, err
 	}
-	// Only ids and offices are held for the ordering (a backlog may be 100,000
-	// entries); each record is read again right before its publish, and skipped if
-	// it stopped waiting meanwhile.
+	// What a publish needs is kept for the ordering, not the records (a backlog
+	// may be 100,000 entries). A record that changes before its entry is published
+	// makes at most a stale message, which the dispatcher acks (see above).
 	var todo []outboxEntry
 	for _, id := range ids {
 		if queued[id] {
@@ -107,27 +107,21 @@ func (b *Broker) publishMissing(ctx context.Context, before time.Time, published
 			return 0, err
 		}
 		if s != nil {
-			todo = append(todo, outboxEntry{id: id, office: s.OfficeID})
+			t, _ := s.CurrentTarget()
+			todo = append(todo, outboxEntry{id: id, office: s.OfficeID, channel: t.Channel, gen: s.Generation, state: s.State})
 		}
 	}
 	n := 0
 	for _, e := range fairOrder(todo) {
-		s, err := b.waitingEntry(e.id, before)
-		if err != nil {
-			return n, err
-		}
-		if s == nil {
-			continue
-		}
 		c, cancel := context.WithTimeout(ctx, publishTimeout)
-		err = b.publish(c, s)
+		err := b.publishMsg(c, b.subject(e.channel, e.id, e.office), e.id, e.gen)
 		cancel()
 		if err != nil {
 			return n, fmt.Errorf("broker: publish %s: %w", e.id, err)
 		}
 		n++
 		if published != nil {
-			published(s)
+			published(e)
 		}
 	}
 	return n, nil
@@ -149,8 +143,13 @@ func (b *Broker) waitingEntry(id string, before time.Time) (*submission.Submissi
 	return s, nil
 }
 
-// outboxEntry is an outbox entry to publish, as far as the ordering needs it.
-type outboxEntry struct{ id, office string }
+// outboxEntry is an outbox entry to publish: what its queue message and the
+// ordering need.
+type outboxEntry struct {
+	id, office, channel string
+	gen                 int
+	state               submission.State
+}
 
 // fairOrder interleaves the offices' entries: the first of every office (offices
 // in the order of their oldest entry), then the second of every office, and so on;
