@@ -44,9 +44,13 @@ type Slots struct {
 	busy    atomic.Int64
 }
 
-// NewSlots returns n slots; n ≤ 0 means one per CPU the runtime uses (GOMAXPROCS).
+// NewSlots returns n slots; 0 means one per CPU the runtime uses (GOMAXPROCS),
+// a negative n no bound (nil: every package verifies at once, as before the slots).
 func NewSlots(n int) *Slots {
-	if n <= 0 {
+	if n < 0 {
+		return nil
+	}
+	if n == 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
 	return &Slots{MaxWait: DefaultSlotWait, ch: make(chan struct{}, n)}

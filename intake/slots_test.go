@@ -91,7 +91,10 @@ func TestSlotsDefaults(t *testing.T) {
 	if NewSlots(0).MaxWait != DefaultSlotWait {
 		t.Fatal("default wait not set")
 	}
-	var none *Slots // a Pipeline without slots runs at once
+	none := NewSlots(-1) // no bound: a Pipeline without slots runs at once
+	if none != nil || none.Size() != 0 || none.Waiting() != 0 {
+		t.Fatal("a negative count must mean no slots at all")
+	}
 	if err := none.run(context.Background(), func() error { return nil }); err != nil {
 		t.Fatal(err)
 	}
