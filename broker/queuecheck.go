@@ -102,14 +102,18 @@ func (b *Broker) publishMissing(ctx context.Context, before time.Time, published
 		if queued[id] {
 			continue
 		}
-		s, err := b.waitingEntry(id, before)
+		s, err := b.db.Get(id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
 		if err != nil {
-			return 0, err
+			return 0, fmt.Errorf("broker: outbox entry %s: %w", id, err)
 		}
-		if s != nil {
-			t, _ := s.CurrentTarget()
-			todo = append(todo, outboxEntry{id: id, office: s.OfficeID, channel: t.Channel, gen: s.Generation, state: s.State})
+		if !s.State.Dispatchable() || (!before.IsZero() && !s.UpdatedAt.Before(before)) {
+			continue
 		}
+		t, _ := s.CurrentTarget()
+		todo = append(todo, outboxEntry{id: id, office: s.OfficeID, channel: t.Channel, gen: s.Generation, state: s.State})
 	}
 	n := 0
 	for _, e := range fairOrder(todo) {
@@ -125,22 +129,6 @@ func (b *Broker) publishMissing(ctx context.Context, before time.Time, published
 		}
 	}
 	return n, nil
-}
-
-// waitingEntry reads the outbox entry id; nil if it is gone, does not wait for an
-// attempt, or (unless before is zero) changed at or after before.
-func (b *Broker) waitingEntry(id string, before time.Time) (*submission.Submission, error) {
-	s, err := b.db.Get(id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("broker: outbox entry %s: %w", id, err)
-	}
-	if !s.State.Dispatchable() || (!before.IsZero() && !s.UpdatedAt.Before(before)) {
-		return nil, nil
-	}
-	return s, nil
 }
 
 // outboxEntry is an outbox entry to publish: what its queue message and the

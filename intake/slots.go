@@ -41,7 +41,7 @@ type Slots struct {
 
 	ch      chan struct{}
 	waiting atomic.Int64
-	busy    atomic.Int64
+	refused atomic.Int64
 }
 
 // NewSlots returns n slots; 0 means one per CPU the runtime uses (GOMAXPROCS),
@@ -75,7 +75,7 @@ func (s *Slots) Acquire(ctx context.Context) (release func(), err error) {
 	case s.ch <- struct{}{}:
 		return s.release, nil
 	case <-t.C:
-		s.busy.Add(1)
+		s.refused.Add(1)
 		return nil, fmt.Errorf("%w: no verification slot free for %v", ErrBusy, s.MaxWait)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("intake: waiting for a verification slot: %w", ctx.Err())
@@ -107,7 +107,7 @@ func (s *Slots) Refused() int64 {
 	if s == nil {
 		return 0
 	}
-	return s.busy.Load()
+	return s.refused.Load()
 }
 
 // Size is the number of slots; 0 for none (no bound).
