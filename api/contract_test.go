@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -38,24 +39,7 @@ const (
 // the admin view of one submission, the 405 and 431 problems, and that the portal's
 // and office's views carry no note. gateway/contract_test.go covers the rest.
 func TestContractOverGateway(t *testing.T) {
-	pki := signingtest.NewPKI(t)
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.PKI = config.PKI{GatewayKey: pki.Gateway.KeyFile, GatewayCert: pki.Gateway.CertFile, TrustDir: pki.TrustDir}
-	cfg.GatewayID = pki.Gateway.Name
-	cfg.AdminToken = adminToken
-	cfg.Portals = map[string]config.PortalClient{"amt24": {Token: portalToken}}
-	cfg.Offices = map[string]config.OfficeClient{gateway.DemoOfficeID: {Token: officeToken}}
-	g, err := gateway.Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = g.Shutdown(ctx)
-	})
+	g, pki := startGateway(t)
 	d, _ := routing.Builtin()
 	svc, err := d.FindService("Gewerbe anmelden")
 	if err != nil {
@@ -215,6 +199,107 @@ func TestContractOverGateway(t *testing.T) {
 	if err != nil || again.Status != 201 {
 		t.Fatalf("the same package once a slot is free: %v %+v", err, again)
 	}
+}
+
+// startGateway starts a whole gateway on loopback with the test's clients.
+func startGateway(t *testing.T) (*gateway.Gateway, *signingtest.PKI) {
+	t.Helper()
+	pki := signingtest.NewPKI(t)
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.PKI = config.PKI{GatewayKey: pki.Gateway.KeyFile, GatewayCert: pki.Gateway.CertFile, TrustDir: pki.TrustDir}
+	cfg.GatewayID = pki.Gateway.Name
+	cfg.AdminToken = adminToken
+	cfg.Portals = map[string]config.PortalClient{"amt24": {Token: portalToken}}
+	cfg.Offices = map[string]config.OfficeClient{gateway.DemoOfficeID: {Token: officeToken}}
+	g, err := gateway.Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = g.Shutdown(ctx)
+	})
+	return g, pki
+}
+
+// TestClientGoneIsNoServerError: a portal that gives up while its package waits
+// for a verification slot (its own timeout, a closed connection) is counted as
+// 499, not as a 5xx — a 5xx fires the critical AmtsboteServerErrors alert, and
+// nothing failed in the gateway. The package is not stored: sent again once a
+// slot is free, it is created (201).
+func TestClientGoneIsNoServerError(t *testing.T) {
+	g, pki := startGateway(t)
+	d, _ := routing.Builtin()
+	svc, err := d.FindService("Gewerbe anmelden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots := g.Pipeline.Slots
+	var held []func()
+	for range slots.Size() {
+		release, err := slots.Acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, release)
+	}
+	p := paket.ExampleWith(svc.Key, paket.NewMessageID(), time.Now())
+	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
+	client := &portal.Client{BaseURL: g.URL(), Signer: pki.Portal.Signer, Token: portalToken}
+	raw, err := client.Sign(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for slots.Waiting() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel() // the package waits for a slot: the portal gives up
+	}()
+	if _, err := client.SubmitRaw(ctx, raw); !errors.Is(err, context.Canceled) {
+		t.Fatalf("submit with the portal giving up: %v", err)
+	}
+	var metrics string
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		resp, err := http.Get(g.URL() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		metrics = string(b)
+		if strings.Contains(metrics, `status="499"`) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(metrics, `amtsbote_http_requests_total{route="/v1/submissions",status="499"} 1`) {
+		t.Errorf("the portal that gave up is not counted as 499:\n%s", grepLines(metrics, "amtsbote_http_requests_total"))
+	}
+	if strings.Contains(metrics, `status="5`) {
+		t.Errorf("a 5xx counted:\n%s", grepLines(metrics, "amtsbote_http_requests_total"))
+	}
+	for _, release := range held {
+		release()
+	}
+	again, err := client.SubmitRaw(context.Background(), raw)
+	if err != nil || again.Status != 201 {
+		t.Fatalf("the same package once a slot is free: %v %+v", err, again)
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // conforms checks a response against the route of the contract it was found on.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -103,7 +104,22 @@ func isMaxBytes(err error) bool {
 // RetryAfterSeconds is what a 503 suggests to a portal (and to a peer gateway).
 const RetryAfterSeconds = "30"
 
+// StatusClientClosed is the status the metrics count for a request whose client
+// went away before its answer (nginx's 499): nobody reads an answer, and it is no
+// failure of the gateway, so it must not count as a 5xx (the AmtsboteServerErrors
+// alert) nor be logged as an error.
+const StatusClientClosed = 499
+
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && errors.Is(r.Context().Err(), context.Canceled) {
+		// The server cancels a request's context when its connection closes. The
+		// store checks the context before it queues a write and never abandons one it
+		// queued, so the package was either not stored or stored whole; a retry
+		// finds the latter by its idempotency key.
+		s.log.Info("client went away before the answer", "path", r.URL.Path)
+		w.WriteHeader(StatusClientClosed)
+		return
+	}
 	p := ProblemFor(err)
 	if p.Status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", RetryAfterSeconds)
