@@ -237,7 +237,7 @@ type Broker struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	consume  jetstream.ConsumeContext
-	pending  chan string
+	pending  chan outboxEntry
 	rescan   atomic.Bool
 	inflight sync.Map
 	attempts sync.WaitGroup
@@ -282,7 +282,7 @@ func New(cfg Config, db store.Store, js jetstream.JetStream, reg *adapters.Regis
 	return &Broker{
 		stream: stream, root: root,
 		cfg: cfg, db: db, js: js, adapters: reg, channels: channels, signer: signer, log: log, metrics: m,
-		pending:   make(chan string, 4096),
+		pending:   make(chan outboxEntry, 4096),
 		lines:     map[string]*officeLine{},
 		sem:       make(chan struct{}, cfg.Workers),
 		recording: make(chan struct{}, 4*cfg.Workers),
@@ -435,16 +435,11 @@ type queueMsg struct {
 	Gen int    `json:"gen"`
 }
 
-// subjectFor is the queue subject of s: <root>.<channel>.<id>.<office>. The office
-// token keys the dispatcher's per-office lines; the id lets the queue check ask the
-// stream which accepted packages it holds a message for (queuecheck.go). The office
-// stays the last token, where builds before the id read it: in a cluster being
-// upgraded node by node, every node still finds the office of every message.
-func (b *Broker) subjectFor(s *submission.Submission) string {
-	t, _ := s.CurrentTarget()
-	return b.subject(t.Channel, s.ID, s.OfficeID)
-}
-
+// subject is the queue subject of a package: <root>.<channel>.<id>.<office>. The
+// office token keys the dispatcher's per-office lines; the id lets the queue check
+// ask the stream which accepted packages it holds a message for (queuecheck.go). The
+// office stays the last token, where builds before the id read it: in a cluster
+// being upgraded node by node, every node still finds the office of every message.
 func (b *Broker) subject(channel, id, office string) string {
 	return b.root + "." + token(channel) + "." + token(id) + "." + token(office)
 }
@@ -463,22 +458,16 @@ func token(s string) string {
 	}, s)
 }
 
-func (b *Broker) publish(ctx context.Context, s *submission.Submission) error {
-	return b.publishMsg(ctx, b.subjectFor(s), s.ID, s.Generation)
-}
-
-// publishMsg puts the queue message of generation gen of package id on subject.
-func (b *Broker) publishMsg(ctx context.Context, subject, id string, gen int) error {
-	body, _ := json.Marshal(queueMsg{ID: id, Gen: gen})
-	_, err := b.js.Publish(ctx, subject, body, jetstream.WithMsgID(b.root+"."+fmt.Sprintf("%s.%d", id, gen)))
-	return err
-}
-
-// enqueue hands an id to the relay without blocking the caller; if the relay is
-// backed up it falls back to a full outbox scan.
-func (b *Broker) enqueue(id string) {
+// enqueue hands a package that waits for an attempt to the relay without blocking
+// the caller; if the relay is backed up it falls back to a full outbox scan. The
+// entry carries what the queue message needs, as the caller has just stored it, so
+// the relay does not read the record again (a quarter of a closed loop's record
+// decoding); should the record change before the publish, the message is stale,
+// which the dispatcher acks as done or superseded like any other.
+func (b *Broker) enqueue(s *submission.Submission) {
+	t, _ := s.CurrentTarget()
 	select {
-	case b.pending <- id:
+	case b.pending <- outboxEntry{id: s.ID, office: s.OfficeID, channel: t.Channel, gen: s.Generation, state: s.State}:
 	default:
 		b.rescan.Store(true)
 	}
@@ -491,19 +480,19 @@ func (b *Broker) relay() {
 	defer b.loops.Done()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	var retry []string
+	var retry []outboxEntry
 	var rescanWait time.Duration // grows while rescans fail (a full queue, NATS away)
 	var nextRescan time.Time
 	for {
 		select {
 		case <-b.ctx.Done():
 			return
-		case id := <-b.pending:
-			if err := b.publishID(id); err != nil {
+		case e := <-b.pending:
+			if _, err := b.publishEntry(b.ctx, e); err != nil {
 				if len(retry) == 0 {
-					b.log.Warn("publish to queue failed; will retry", "submission", id, "err", err)
+					b.log.Warn("publish to queue failed; will retry", "submission", e.id, "err", err)
 				}
-				retry = append(retry, id)
+				retry = append(retry, e)
 			}
 		case now := <-tick.C:
 			if len(retry) > maxRetry {
@@ -524,9 +513,9 @@ func (b *Broker) relay() {
 			}
 			keep := retry[:0]
 			var lastErr error
-			for _, id := range retry {
-				if err := b.publishID(id); err != nil {
-					keep, lastErr = append(keep, id), err
+			for _, e := range retry {
+				if _, err := b.publishEntry(b.ctx, e); err != nil {
+					keep, lastErr = append(keep, e), err
 				}
 			}
 			if lastErr != nil {
@@ -546,26 +535,19 @@ const (
 	maxRescanWait = 10 * time.Second
 )
 
-func (b *Broker) publishID(id string) error {
-	s, err := b.db.Get(id)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			// Removed since, or (cluster mode) a read served while the store's
-			// leader changed: if the record is there, the queue check publishes it.
-			b.log.Warn("record to publish not found; left to the queue check", "submission", id)
-			return nil
-		}
-		return err
-	}
-	if !s.State.Dispatchable() {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(b.ctx, publishTimeout)
+// publishEntry puts e's queue message on the queue, waiting at most publishTimeout.
+// The message id makes a second publish of the same generation within the
+// stream's duplicate window a no-op, which dup reports: the stream kept nothing.
+func (b *Broker) publishEntry(ctx context.Context, e outboxEntry) (dup bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
-	if err := b.publish(ctx, s); err != nil {
-		return fmt.Errorf("publish %s: %w", id, err)
+	body, _ := json.Marshal(queueMsg{ID: e.id, Gen: e.gen})
+	msgID := jetstream.WithMsgID(b.root + "." + fmt.Sprintf("%s.%d", e.id, e.gen))
+	ack, err := b.js.Publish(ctx, b.subject(e.channel, e.id, e.office), body, msgID)
+	if err != nil {
+		return false, fmt.Errorf("broker: publish %s: %w", e.id, err)
 	}
-	return nil
+	return ack.Duplicate, nil
 }
 
 // republishAtStart puts every outbox entry on the queue again, oldest first; a

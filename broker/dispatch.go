@@ -655,7 +655,7 @@ func (b *Broker) nextChannel(msg jetstream.Msg, s *submission.Submission, why su
 	b.log.Warn("delivery channel failed for good", "submission", s.ID, "channel", t.Channel, "reason", why.Internal)
 	_ = msg.Term()
 	if cur != nil && cur.State.Dispatchable() {
-		b.enqueue(cur.ID)
+		b.enqueue(cur)
 	}
 }
 

@@ -16,9 +16,8 @@ import (
 // The queue check is the safety net under the relay. The relay publishes every
 // accepted package once and retries a publish that failed, in memory; a restart
 // re-publishes the whole outbox. That leaves packages waiting unseen in two cases:
-//   - a process that is not restarted lost its retry (a record read during a NATS
-//     leader change answered "not found", or a crash between a channel's failure
-//     and the next channel's publish on a cluster node that stays down);
+//   - the process that accepted a package or moved it on to its next channel died
+//     between the commit and the publish (a cluster node that stays down);
 //   - the queue lost a message (a NATS cluster that lost a replica's data).
 //
 // Neither is expected, and neither may leave an acknowledged package unseen: every
@@ -31,7 +30,9 @@ import (
 // Races are harmless by construction: a message published or acked between the two
 // listings makes at most one extra queue message, which the dispatcher acks as done
 // or superseded (process), and a publish of a generation the relay published
-// within JetStream's duplicate window is dropped by the stream.
+// within JetStream's duplicate window is dropped by the stream. Such a drop is not
+// counted as a restore; if the relay's message was lost in the meantime, a check
+// after the window (two minutes) restores it.
 
 const (
 	// queueCheckGrace leaves a record just written to the relay: its publish (or a
@@ -117,11 +118,16 @@ func (b *Broker) publishMissing(ctx context.Context, before time.Time, published
 	}
 	n := 0
 	for _, e := range fairOrder(todo) {
-		c, cancel := context.WithTimeout(ctx, publishTimeout)
-		err := b.publishMsg(c, b.subject(e.channel, e.id, e.office), e.id, e.gen)
-		cancel()
+		dup, err := b.publishEntry(ctx, e)
 		if err != nil {
-			return n, fmt.Errorf("broker: publish %s: %w", e.id, err)
+			return n, err
+		}
+		if dup {
+			// The relay published this generation within the duplicate window: since
+			// the listing (a race), or before a message lost since. The stream kept
+			// nothing; a check after the window publishes it if it is still missing.
+			b.log.Info("outbox entry published within the queue's duplicate window; left to a later check", "submission", e.id, "generation", e.gen)
+			continue
 		}
 		n++
 		if published != nil {

@@ -72,7 +72,7 @@ func (b *Broker) Redeliver(id, actor string) (*submission.Submission, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.enqueue(s.ID)
+	b.enqueue(s)
 	return s, nil
 }
 

@@ -161,7 +161,7 @@ func (b *Broker) Receive(ctx context.Context, in Intake) (*Received, error) {
 	b.metrics.accepted.Inc()
 	b.emit(stored, evs)
 	if stored.State.Dispatchable() {
-		b.enqueue(stored.ID)
+		b.enqueue(stored)
 	}
 	return &Received{Submission: stored, Receipt: storedReceipt, Created: true}, nil
 }
