@@ -201,7 +201,7 @@ func TestParseLimits(t *testing.T) {
 		{"attachment bytes exact", Limits{MaxAttachmentBytes: maxAtt + 10}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse(root, tc.lim)
+			_, err := Parse(root.Copy(), tc.lim) // Parse takes the tree
 			if tc.limit == "" {
 				if err != nil {
 					t.Fatal(err)
