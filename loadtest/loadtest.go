@@ -95,6 +95,9 @@ type Result struct {
 	// collection, and GCCycles the collections in the same span.
 	GCCPUPerPkg time.Duration
 	GCCycles    uint64
+	// AllocPerPkg is what the whole process allocated on the heap per delivered
+	// package in the same span, VerifyAllocPerPkg the baseline's per verification.
+	AllocPerPkg, VerifyAllocPerPkg uint64
 }
 
 // Run performs one measurement.
@@ -145,11 +148,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	res := &Result{N: o.N, Concurrency: o.Concurrency, PackageBytes: len(docs[0]), CPUs: runtime.GOMAXPROCS(0), Workers: g.Config.Delivery.Workers, VerifySlots: g.Pipeline.Slots.Size()}
 
 	// Baseline in the same run: verification alone, same packages, same concurrency.
-	v0 := processCPU()
+	v0, va0 := processCPU(), gcStats().allocated
 	if res.VerifyPerSec, err = b.verifyRate(docs, o.Concurrency); err != nil {
 		return nil, err
 	}
 	res.VerifyCPUPerPkg = (processCPU() - v0) / time.Duration(len(docs))
+	res.VerifyAllocPerPkg = (gcStats().allocated - va0) / uint64(len(docs))
 
 	var delivered atomic.Int64
 	lastDelivery := atomic.Int64{}
@@ -183,7 +187,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	start, cpu0 := time.Now(), processCPU()
-	gcCPU0, gc0 := gcStats()
+	gc0 := gcStats()
 	stopProgress := closedProgress(o.Progress, start, o.N, &accepted, &delivered)
 	parallel(o.Concurrency, func() {
 		for ctx.Err() == nil {
@@ -214,7 +218,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	cpu1 := processCPU()
-	gcCPU1, gc1 := gcStats()
+	gc1 := gcStats()
 	stopProgress()
 	if o.MemProfile != nil {
 		if err := pprof.Lookup("allocs").WriteTo(o.MemProfile, 0); err != nil {
@@ -238,9 +242,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	res.DeliveredRatio = res.DeliveredPerSec / res.VerifyPerSec
 	if res.Delivered > 0 {
 		res.CPUPerPkg = (cpu1 - cpu0) / time.Duration(res.Delivered)
-		res.GCCPUPerPkg = (gcCPU1 - gcCPU0) / time.Duration(res.Delivered)
+		res.GCCPUPerPkg = (gc1.cpu - gc0.cpu) / time.Duration(res.Delivered)
+		res.AllocPerPkg = (gc1.allocated - gc0.allocated) / uint64(res.Delivered)
 	}
-	res.GCCycles = gc1 - gc0
+	res.GCCycles = gc1.cycles - gc0.cycles
 	return res, nil
 }
 
@@ -421,6 +426,10 @@ func (r *Result) Report(w io.Writer) {
 			r.CPUPerPkg.Round(time.Microsecond), r.VerifyCPUPerPkg.Round(time.Microsecond), float64(r.CPUPerPkg)/float64(r.VerifyCPUPerPkg))
 		fmt.Fprintf(w, "    of which garbage collection: %s (%.0f %%), %d collections (GOGC %s; the presigned packages are off the heap)\n",
 			r.GCCPUPerPkg.Round(time.Microsecond), 100*float64(r.GCCPUPerPkg)/float64(r.CPUPerPkg), r.GCCycles, gogc())
+	}
+	if r.AllocPerPkg > 0 && r.VerifyAllocPerPkg > 0 {
+		fmt.Fprintf(w, "  allocated per package: %d KiB end to end against %d KiB to verify one (steady from run to run, unlike the CPU figures)\n",
+			r.AllocPerPkg>>10, r.VerifyAllocPerPkg>>10)
 	}
 }
 

@@ -19,9 +19,13 @@ func TestShortRun(t *testing.T) {
 	if res.PackageBytes < 8<<10 || res.PackageBytes > 16<<10 {
 		t.Errorf("package is %d bytes, want about 10 KB", res.PackageBytes)
 	}
+	// The whole path allocates more than its verification does; both are counted.
+	if res.VerifyAllocPerPkg == 0 || res.AllocPerPkg <= res.VerifyAllocPerPkg {
+		t.Errorf("allocated per package %d, per verification %d", res.AllocPerPkg, res.VerifyAllocPerPkg)
+	}
 	var b strings.Builder
 	res.Report(&b)
-	for _, want := range []string{"accepted", "delivered", "p99", "baseline", "ratio"} {
+	for _, want := range []string{"accepted", "delivered", "p99", "baseline", "ratio", "allocated per package"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}

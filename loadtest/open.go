@@ -345,7 +345,7 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 		f0 := flushes()
 		b0, _ := procWriteBytes()
 		c0, pc0, pi0 := processCPU(), pressureSome("cpu"), pressureSome("io")
-		gc0, _ := gcStats()
+		gc0 := gcStats().cpu
 		r0, d0 := received.Load(), delivered.Load()
 		pr.start()
 		t0 := clk.Now()
@@ -360,7 +360,7 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 		f1 := flushes()
 		b1, _ := procWriteBytes()
 		c1, pc1, pi1 := processCPU(), pressureSome("cpu"), pressureSome("io")
-		gc1, _ := gcStats()
+		gc1 := gcStats().cpu
 		rss, _ := procStatusKB("VmHWM")
 		stopProgress()
 

@@ -237,18 +237,31 @@ func (p *probe) close() {
 	_ = os.Remove(name)
 }
 
-// gcStats reads the runtime's own accounting of garbage collection: CPU time
-// spent on it (marking, assists, pauses; estimated by the runtime) and completed
-// cycles. With the presigned packages off the heap (offheap.go) the figures are
-// the gateway's: how much of its CPU goes to collecting what it allocated.
-func gcStats() (cpu time.Duration, cycles uint64) {
-	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/gc/cycles/total:gc-cycles"}}
+// gcSample is the runtime's own accounting of garbage collection at one moment:
+// CPU time spent on it (marking, assists, pauses; estimated by the runtime),
+// completed cycles, and bytes allocated on the heap so far (what the collector has
+// to clean up; unlike a rate or a CPU time it does not depend on how busy the
+// machine is, so it shows small changes that a noisy machine's CPU figures hide).
+// With the presigned packages off the heap (offheap.go) the figures are the
+// gateway's.
+type gcSample struct {
+	cpu       time.Duration
+	cycles    uint64
+	allocated uint64
+}
+
+func gcStats() gcSample {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/gc/cycles/total:gc-cycles"}, {Name: "/gc/heap/allocs:bytes"}}
 	metrics.Read(s)
+	var g gcSample
 	if s[0].Value.Kind() == metrics.KindFloat64 {
-		cpu = time.Duration(s[0].Value.Float64() * float64(time.Second))
+		g.cpu = time.Duration(s[0].Value.Float64() * float64(time.Second))
 	}
 	if s[1].Value.Kind() == metrics.KindUint64 {
-		cycles = s[1].Value.Uint64()
+		g.cycles = s[1].Value.Uint64()
 	}
-	return cpu, cycles
+	if s[2].Value.Kind() == metrics.KindUint64 {
+		g.allocated = s[2].Value.Uint64()
+	}
+	return g
 }
