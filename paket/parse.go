@@ -95,7 +95,8 @@ func checkShape(root *etree.Element, lim Limits) error {
 		e     *etree.Element
 		depth int
 	}
-	stack := []item{{root, 1}}
+	stack := make([]item, 1, 64) // a form's siblings wait here: grown once, not 7 times
+	stack[0] = item{root, 1}
 	count := 0
 	for len(stack) > 0 {
 		it := stack[len(stack)-1]
@@ -540,7 +541,8 @@ func parseFachdaten(e *etree.Element) (Fachdaten, error) {
 // checkPrefixes refuses prefixes that no ancestor declares: a namespace-aware consumer
 // (an XSD validator, the office's software) could not read such form data.
 func checkPrefixes(top *etree.Element, path string) error {
-	stack := []*etree.Element{top}
+	stack := make([]*etree.Element, 1, 64)
+	stack[0] = top
 	for len(stack) > 0 {
 		e := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
@@ -581,6 +583,16 @@ func detach(e *etree.Element) *etree.Element {
 		}
 	}
 	var add []etree.Attr
+	unprefixed := -1 // usesDefault(e), once it is asked: -1 not yet, 0 no, 1 yes
+	usesDef := func() bool {
+		if unprefixed < 0 {
+			unprefixed = 0
+			if usesDefault(e) {
+				unprefixed = 1
+			}
+		}
+		return unprefixed == 1
+	}
 	for anc := e.Parent(); anc != nil; anc = anc.Parent() {
 		for _, a := range anc.Attr {
 			prefix, isDecl := "", false
@@ -588,7 +600,7 @@ func detach(e *etree.Element) *etree.Element {
 			case a.Space == "xmlns":
 				prefix, isDecl = a.Key, true
 			case a.Space == "" && a.Key == "xmlns":
-				isDecl = usesDefault(e)
+				isDecl = usesDef()
 			}
 			if !isDecl || declared[prefix] {
 				continue
@@ -597,7 +609,7 @@ func detach(e *etree.Element) *etree.Element {
 			add = append(add, a)
 		}
 	}
-	if !declared[""] && usesDefault(e) {
+	if !declared[""] && usesDef() {
 		// No default namespace anywhere above: keep unprefixed elements unqualified
 		// even when the element is later placed under a package element.
 		add = append(add, etree.Attr{Key: "xmlns"})
@@ -617,15 +629,14 @@ func detach(e *etree.Element) *etree.Element {
 
 // usesDefault reports whether any element in the subtree is unprefixed, i.e. depends
 // on the default namespace in scope.
-func usesDefault(top *etree.Element) bool {
-	stack := []*etree.Element{top}
-	for len(stack) > 0 {
-		e := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if e.Space == "" {
+func usesDefault(e *etree.Element) bool {
+	if e.Space == "" {
+		return true
+	}
+	for _, t := range e.Child {
+		if ce, ok := t.(*etree.Element); ok && usesDefault(ce) {
 			return true
 		}
-		stack = append(stack, e.ChildElements()...)
 	}
 	return false
 }
