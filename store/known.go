@@ -77,9 +77,9 @@ const tokenLen = 1 + knownIDLen
 
 var certTag = []byte("X509Certificate>")
 
-// shrink replaces known certificate texts in v by tokens; ok is false when it
-// replaced none (then v is returned as it is).
-func (ks *knownSet) shrink(v []byte) (out []byte, ok bool) {
+// shrink replaces known certificate texts in v by tokens, appending the result to
+// buf[:0]; ok is false when it replaced none (then v is returned as it is).
+func (ks *knownSet) shrink(buf, v []byte) (out []byte, ok bool) {
 	if ks == nil || len(ks.byText) == 0 || bytes.IndexByte(v, 0) >= 0 {
 		return v, false
 	}
@@ -97,7 +97,7 @@ func (ks *knownSet) shrink(v []byte) (out []byte, ok bool) {
 		end := start + n
 		if id, hit := ks.byText[string(v[start:end])]; hit {
 			if out == nil {
-				out = make([]byte, 0, len(v))
+				out = buf[:0]
 			}
 			out = append(append(append(out, v[copied:start]...), 0), id[:]...)
 			copied = end

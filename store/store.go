@@ -883,8 +883,17 @@ var certsMarker = map[byte]byte{packedS2: packedS2Certs, packedZstd: packedZstdC
 
 // packCerts is pack (or packBig) for a value that may hold known certificates: a
 // receipt or a package.
+//
+// The shrunk copy lives only until it is packed (pack never returns a buffer that
+// aliases its input unless it returns the input itself, which is not used), so it
+// is taken from a pool: it was 5 % of the gateway's allocations.
 func (db *DB) packCerts(v []byte, pack func([]byte) []byte) []byte {
-	if short, ok := db.known.shrink(v); ok {
+	bp := shrinkBufs.Get().(*[]byte)
+	defer shrinkBufs.Put(bp)
+	if short, ok := db.known.shrink(*bp, v); ok {
+		if cap(short) <= maxPooledShrink {
+			*bp = short[:0] // keep what append grew
+		}
 		if p := pack(short); len(p) < len(short) {
 			p[0] = certsMarker[p[0]]
 			return p
@@ -892,6 +901,11 @@ func (db *DB) packCerts(v []byte, pack func([]byte) []byte) []byte {
 	}
 	return pack(v)
 }
+
+var shrinkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return &b }}
+
+// maxPooledShrink: a buffer grown for a big inline package is left to the collector.
+const maxPooledShrink = 1 << 20
 
 // unpack reads what pack, packBig or packCerts wrote, putting back the known
 // certificates of ks (a nil ks for records, which never hold tokens).
