@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"sync"
 
 	"github.com/beevik/etree"
 
@@ -42,6 +43,7 @@ type Signer struct {
 	hash    crypto.Hash
 	ecSize  int // bytes of r and of s for ECDSA keys, 0 for RSA
 	certB64 []string
+	certLen int // the sum of certB64's lengths
 }
 
 // NewSigner checks that chain[0] belongs to key and that the key is strong enough.
@@ -77,6 +79,7 @@ func NewSigner(key crypto.Signer, chain []*x509.Certificate) (*Signer, error) {
 	}
 	for _, c := range chain {
 		s.certB64 = append(s.certB64, base64.StdEncoding.EncodeToString(c.Raw))
+		s.certLen += len(s.certB64[len(s.certB64)-1])
 	}
 	return s, nil
 }
@@ -206,10 +209,21 @@ func (s *Signer) signOwned(el *etree.Element) ([]byte, error) {
 			return nil, fmt.Errorf("%w: root is already signed", ErrMalformed)
 		}
 	}
-	var buf bytes.Buffer
-	if err := c14n.Canonicalize(&buf, el, c14n.Inclusive10, nil); err != nil {
+	// The first two canonical forms are only hashed: their buffer is pooled. The
+	// third is the result, allocated once at about its size.
+	bp := c14nBufs.Get().(*bytes.Buffer)
+	defer func() {
+		if bp.Cap() <= maxPooledC14n {
+			bp.Reset()
+			c14nBufs.Put(bp)
+		}
+	}()
+	buf := bp
+	buf.Reset()
+	if err := c14n.Canonicalize(buf, el, c14n.Inclusive10, nil); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
+	unsigned := buf.Len()
 	digest := crypto.SHA256.New()
 	digest.Write(buf.Bytes())
 
@@ -232,23 +246,32 @@ func (s *Signer) signOwned(el *etree.Element) ([]byte, error) {
 	}
 
 	buf.Reset()
-	if err := c14n.Canonicalize(&buf, si, c14n.Inclusive10, nil); err != nil {
+	if err := c14n.Canonicalize(buf, si, c14n.Inclusive10, nil); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
+	signedInfo := buf.Len()
 	value, err := s.signBytes(buf.Bytes())
 	if err != nil {
 		return nil, err
 	}
 	sv.SetText(base64.StdEncoding.EncodeToString(value))
 
-	buf.Reset()
-	buf.WriteString("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")
-	if err := c14n.Canonicalize(&buf, el, c14n.Inclusive10, nil); err != nil {
+	// The element, SignedInfo, the value and the certificates, plus the markup
+	// around them (some 300 bytes) and the declaration.
+	out := bytes.NewBuffer(make([]byte, 0, unsigned+signedInfo+base64.StdEncoding.EncodedLen(len(value))+s.certLen+512))
+	out.WriteString("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")
+	if err := c14n.Canonicalize(out, el, c14n.Inclusive10, nil); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	buf.WriteByte('\n')
-	return buf.Bytes(), nil
+	out.WriteByte('\n')
+	return out.Bytes(), nil
 }
+
+// c14nBufs holds the buffers signOwned hashes canonical forms in; one grown beyond
+// maxPooledC14n (a big signed package) is left to the collector.
+var c14nBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledC14n = 1 << 20
 
 // signBytes signs the canonical SignedInfo.
 func (s *Signer) signBytes(data []byte) ([]byte, error) {
