@@ -30,6 +30,7 @@ import (
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/intake"
+	"github.com/amtsbote/amtsbote/internal/httpbody"
 	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/amtsbote/amtsbote/wire"
@@ -423,7 +424,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	if declaredTooLarge(w, r, s.opt.MaxBodyBytes) {
 		return
 	}
-	body, err := ReadSized(http.MaxBytesReader(w, r.Body, s.opt.MaxBodyBytes), r.ContentLength)
+	body, err := httpbody.ReadAll(http.MaxBytesReader(w, r.Body, s.opt.MaxBodyBytes), r.ContentLength)
 	if err != nil {
 		if isMaxBytes(err) {
 			s.fail(w, r, err)
@@ -444,6 +445,9 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 // a repeat of a message accepted before.
 func writeIntake(w http.ResponseWriter, a *broker.Received) {
 	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+	// Declared, not chunked: net/http declares only bodies under 2 KB by itself,
+	// and a client that knows the length reads the receipt into one buffer.
+	w.Header().Set("Content-Length", strconv.Itoa(len(a.Receipt)))
 	w.Header().Set("Location", wire.SubmissionPath(a.Submission.ID))
 	w.Header().Set(wire.HeaderSubmissionID, a.Submission.ID)
 	status := http.StatusCreated

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,7 +16,9 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/routing"
+	"github.com/amtsbote/amtsbote/submission"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -239,5 +242,26 @@ func TestOneBackupAtATime(t *testing.T) {
 	}
 	if n := value(s.lastBackupBytes); n != float64(len("archive")) {
 		t.Fatalf("last backup size %v", n)
+	}
+}
+
+// TestReceiptLengthDeclared: the 201's receipt is sent with its length, not
+// chunked, whatever its size (net/http declares bodies under 2 KB by itself; a
+// receipt with a certificate chain is larger), so a portal reads it into one
+// buffer (internal/httpbody).
+func TestReceiptLengthDeclared(t *testing.T) {
+	receipt := bytes.Repeat([]byte("<Eingangsbestaetigung/>"), 300)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeIntake(w, &broker.Received{Submission: &submission.Submission{ID: "x"}, Receipt: receipt, Created: true})
+	}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 201 || !bytes.Equal(body, receipt) || resp.ContentLength != int64(len(receipt)) || len(resp.TransferEncoding) != 0 {
+		t.Fatalf("%d, Content-Length %d for %d bytes, Transfer-Encoding %v", resp.StatusCode, resp.ContentLength, len(receipt), resp.TransferEncoding)
 	}
 }

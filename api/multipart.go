@@ -211,32 +211,3 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	p.add(n)
 	return n, err
 }
-
-// presizeMax bounds the buffer ReadSized allocates before a byte has arrived: a
-// client may declare the body limit and then send nothing.
-const presizeMax = 1 << 20
-
-// ReadSized is io.ReadAll for a request body of declared length (Content-Length,
-// ≤ 0 when not declared): it reads into one buffer of that size (up to presizeMax)
-// instead of growing one from 512 bytes, which allocated the body twice more for
-// every package (docs/performance.md). A body longer than declared still reads
-// whole; limits are the caller's reader's (http.MaxBytesReader).
-func ReadSized(r io.Reader, declared int64) ([]byte, error) {
-	if declared <= 0 {
-		return io.ReadAll(r)
-	}
-	b := make([]byte, 0, min(declared, presizeMax)+1) // +1: room to see EOF without growing
-	for {
-		n, err := r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return b, err
-		}
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-	}
-}

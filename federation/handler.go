@@ -19,6 +19,7 @@ import (
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/intake"
+	"github.com/amtsbote/amtsbote/internal/httpbody"
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
@@ -118,7 +119,7 @@ func (h *Receiver) read(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 		return nil, false
 	}
 	max := h.maxBytes()
-	body, err := api.ReadSized(http.MaxBytesReader(w, r.Body, max), r.ContentLength)
+	body, err := httpbody.ReadAll(http.MaxBytesReader(w, r.Body, max), r.ContentLength)
 	if err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/amtsbote/amtsbote/internal/httpbody"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/wire"
 )
@@ -91,7 +92,7 @@ func (c *Client) SubmitRawParts(ctx context.Context, raw []byte, parts []Part) (
 	defer resp.Body.Close()
 	// A refusal may come before the body is sent: stop writing it.
 	pr.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	body, err := httpbody.ReadAll(io.LimitReader(resp.Body, 16<<20), resp.ContentLength)
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/internal/httpbody"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/wire"
@@ -105,7 +106,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) (*htt
 		return nil, nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	b, err := httpbody.ReadAll(io.LimitReader(resp.Body, 16<<20), resp.ContentLength)
 	if err != nil {
 		return nil, nil, err
 	}

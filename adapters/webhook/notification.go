@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/internal/httpbody"
 	"github.com/amtsbote/amtsbote/wire"
 )
 
@@ -131,7 +132,7 @@ func buildNotification(base string, d adapters.Delivery) Notification {
 // the notification. Answer 401 on a *VerifyError, 400 otherwise, and 2xx only after
 // the notification is stored.
 func ReadVerified(r *http.Request, secret string, now time.Time, tolerance time.Duration) (Notification, []byte, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxNotificationBytes+1))
+	body, err := httpbody.ReadAll(io.LimitReader(r.Body, MaxNotificationBytes+1), r.ContentLength)
 	if err != nil {
 		return Notification{}, nil, fmt.Errorf("webhook: read notification: %w", err)
 	}
