@@ -722,13 +722,31 @@ func decodeSubmission(id string, v []byte) (*submission.Submission, error) {
 // encodeSubmission is a record as it is stored. Callers that know the record
 // before the transaction encode it there: the transaction runs in the committer's
 // one goroutine, where every microsecond is spent serially.
+//
+// The JSON is only compressed, so it is written into a pooled buffer; the stored
+// bytes are pack's (or a copy, when packing does not help).
 func encodeSubmission(s *submission.Submission) ([]byte, error) {
-	v, err := json.Marshal(s)
-	if err != nil {
+	bp := jsonBufs.Get().(*bytes.Buffer)
+	defer func() {
+		if bp.Cap() <= maxPooledJSON {
+			jsonBufs.Put(bp)
+		}
+	}()
+	bp.Reset()
+	if err := json.NewEncoder(bp).Encode(s); err != nil { // as json.Marshal, plus a newline
 		return nil, err
 	}
-	return pack(v), nil
+	v := bytes.TrimSuffix(bp.Bytes(), []byte("\n"))
+	p := pack(v)
+	if len(p) == len(v) && &p[0] == &v[0] {
+		p = bytes.Clone(v)
+	}
+	return p, nil
 }
+
+var jsonBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledJSON = 256 << 10
 
 // putEncoded writes record s, encoded as v, with its index and set entries.
 func putEncoded(tx *wtx, s *submission.Submission, v []byte) error {
