@@ -87,11 +87,8 @@ func (d *placeSet) classify(a *Area) placeClass {
 // buildNameIndex indexes the areas (keys: all area keys, sorted).
 func (d *placeSet) buildNameIndex(keys []string) {
 	ix := &d.names
-	// About one key per area (16,433 and 16,480 for the built-in 15,970 areas): a
-	// map sized for four per area was four times too big, and the collector scans
-	// every slot of it in every cycle, the gateway's busiest moments included.
-	ix.byKey = make(map[string][]*Area, len(d.areas)+len(d.areas)/16)
-	ix.strict = make(map[string][]*Area, len(d.areas)+len(d.areas)/16)
+	ix.byKey = make(map[string][]*Area, len(d.areas)*4)
+	ix.strict = make(map[string][]*Area, len(d.areas)*4)
 	for _, k := range keys {
 		a := d.areas[k]
 		a.class = d.classify(a)
