@@ -13,6 +13,7 @@ func benchInputs() map[string][]byte {
 		"10KB-120el":       Big(120, 1).Marshal(),
 		"5000el-100att":    Big(5000, 100).Marshal(),
 		"20MiB-attachment": one.Marshal(),
+		"150000-wide-form": wideForm(150_000),
 	}
 }
 

@@ -532,6 +532,13 @@ func parseFachdaten(e *etree.Element) (Fachdaten, error) {
 			}
 			f.XML = append(f.XML, detach(k))
 		}
+		// Out of the tree in one pass from the end: etree renumbers the siblings
+		// after a removed child, so removing the form's elements one by one from the
+		// front took time quadratic in their number (150,000 of them, within the
+		// default limits: 97 s).
+		for i := len(e.Child) - 1; i >= 0; i-- {
+			e.RemoveChildAt(i)
+		}
 	default:
 		return f, &FieldError{Field: path + "/@" + atFormat, Reason: `must be "xml" or "json"`}
 	}
@@ -567,12 +574,12 @@ func checkPrefixes(top *etree.Element, path string) error {
 	return nil
 }
 
-// detach takes a form element out of its document and declares on it every namespace
-// its ancestors had in scope, so it means the same on its own (QNames in attribute
-// values such as xsi:type included, which is why all in-scope prefixes are declared,
-// not only used ones). It moves the element rather than copying it: Parse owns the
-// tree, and the copy was a sixth of intake's allocations outside verification
-// (docs/performance.md).
+// detach declares on a form element every namespace its ancestors had in scope, so
+// it means the same on its own once parseFachdaten has taken it out of the tree
+// (QNames in attribute values such as xsi:type included, which is why all in-scope
+// prefixes are declared, not only used ones). The element is moved rather than
+// copied: Parse owns the tree, and the copy was a sixth of intake's allocations
+// outside verification (docs/performance.md).
 func detach(e *etree.Element) *etree.Element {
 	declared := map[string]bool{}
 	for _, a := range e.Attr {
@@ -613,9 +620,6 @@ func detach(e *etree.Element) *etree.Element {
 		// No default namespace anywhere above: keep unprefixed elements unqualified
 		// even when the element is later placed under a package element.
 		add = append(add, etree.Attr{Key: "xmlns"})
-	}
-	if p := e.Parent(); p != nil {
-		p.RemoveChild(e)
 	}
 	for _, a := range add {
 		if a.Space == "xmlns" {

@@ -290,3 +290,39 @@ func TestFachdatenNamespacesDetached(t *testing.T) {
 		t.Fatal(d)
 	}
 }
+
+// wideForm is a package whose form has n elements side by side under Fachdaten.
+func wideForm(n int) []byte {
+	p := ExampleWith(testLeika, testMsgID, testTime)
+	els := make([]*etree.Element, n)
+	for i := range els {
+		els[i] = etree.NewElement("g:F")
+		els[i].CreateAttr("xmlns:g", BigFormNamespace)
+	}
+	p.Fachdaten = FachdatenXML(BigFormNamespace, els...)
+	return p.Marshal()
+}
+
+// TestParseWideForm: a form of 150,000 elements side by side, within the default
+// limits, parses whole, and Parse leaves none of them in the tree. Parse once took
+// them out of the tree one by one from the front, and etree renumbers the siblings
+// after each removal: 97 s for this package (minutes more under -race, past the
+// test timeout), a denial of service by one signed package. Now about 40 ms.
+func TestParseWideForm(t *testing.T) {
+	const n = 150_000
+	doc, err := ReadTree(wideForm(n), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fach := child(doc.Root(), "Fachdaten")
+	p, err := Parse(doc.Root(), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Fachdaten.XML) != n {
+		t.Fatalf("%d form elements, want %d", len(p.Fachdaten.XML), n)
+	}
+	if len(fach.Child) != 0 || p.Fachdaten.XML[0].Parent() != nil || p.Fachdaten.XML[n-1].Parent() != nil {
+		t.Fatalf("form elements left in the tree: %d tokens under Fachdaten", len(fach.Child))
+	}
+}
