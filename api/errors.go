@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 
 	"github.com/amtsbote/amtsbote/api/problem"
@@ -110,14 +111,25 @@ const RetryAfterSeconds = "30"
 // alert) nor be logged as an error.
 const StatusClientClosed = 499
 
+// ClientGone answers a request that failed because its client went away (the
+// server cancels a request's context when its connection closes): it logs that at
+// info and records StatusClientClosed, and reports true; for any other error it
+// does nothing and reports false. Every face that can keep a client waiting (the
+// REST API, the federation receiver; both wait for verification slots) answers
+// through it. Nothing is lost: the store checks the context before it queues a
+// write and never abandons one it queued, so a package was either not stored or
+// stored whole, and a retry finds the latter by its idempotency key.
+func ClientGone(w http.ResponseWriter, r *http.Request, err error, log *slog.Logger) bool {
+	if !errors.Is(err, context.Canceled) || !errors.Is(r.Context().Err(), context.Canceled) {
+		return false
+	}
+	log.Info("client went away before the answer", "path", r.URL.Path)
+	w.WriteHeader(StatusClientClosed)
+	return true
+}
+
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, context.Canceled) && errors.Is(r.Context().Err(), context.Canceled) {
-		// The server cancels a request's context when its connection closes. The
-		// store checks the context before it queues a write and never abandons one it
-		// queued, so the package was either not stored or stored whole; a retry
-		// finds the latter by its idempotency key.
-		s.log.Info("client went away before the answer", "path", r.URL.Path)
-		w.WriteHeader(StatusClientClosed)
+	if ClientGone(w, r, err, s.log) {
 		return
 	}
 	p := ProblemFor(err)

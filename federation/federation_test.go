@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/api"
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/intake"
@@ -457,5 +458,14 @@ func TestReceiverBusyAnswer(t *testing.T) {
 	_ = json.Unmarshal(rec.Body.Bytes(), &p)
 	if rec.Code != 500 || rec.Header().Get("Retry-After") != "" || strings.Contains(p.Detail, "fire") {
 		t.Fatalf("own failure: %d Retry-After %q %+v", rec.Code, rec.Header().Get("Retry-After"), p)
+	}
+	// A peer gateway that gave up waiting (its connection closed, so the request's
+	// context ended) is no failure of this one: 499 for the metrics, not a 5xx.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rec = httptest.NewRecorder()
+	h.fail(rec, r.WithContext(ctx), "peer-x", fmt.Errorf("intake: waiting for a verification slot: %w", ctx.Err()))
+	if rec.Code != api.StatusClientClosed || rec.Body.Len() != 0 {
+		t.Fatalf("peer gone: %d %q", rec.Code, rec.Body.String())
 	}
 }

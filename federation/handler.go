@@ -154,6 +154,9 @@ func problemFor(err error) *problem.Problem {
 }
 
 func (h *Receiver) fail(w http.ResponseWriter, r *http.Request, peer string, err error) {
+	if api.ClientGone(w, r, err, h.log()) {
+		return
+	}
 	p := problemFor(err)
 	if p.Status >= 500 {
 		h.log().Error("federation request failed", "path", r.URL.Path, "peer", peer, "err", err)
