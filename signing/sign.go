@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"math/big"
 	"os"
-	"sync"
 
 	"github.com/beevik/etree"
 
@@ -211,15 +210,8 @@ func (s *Signer) signOwned(el *etree.Element) ([]byte, error) {
 	}
 	// The first two canonical forms are only hashed: their buffer is pooled. The
 	// third is the result, allocated once at about its size.
-	bp := c14nBufs.Get().(*bytes.Buffer)
-	defer func() {
-		if bp.Cap() <= maxPooledC14n {
-			bp.Reset()
-			c14nBufs.Put(bp)
-		}
-	}()
-	buf := bp
-	buf.Reset()
+	buf := getBuf()
+	defer putBuf(buf)
 	if err := c14n.Canonicalize(buf, el, c14n.Inclusive10, nil); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
@@ -266,12 +258,6 @@ func (s *Signer) signOwned(el *etree.Element) ([]byte, error) {
 	out.WriteByte('\n')
 	return out.Bytes(), nil
 }
-
-// c14nBufs holds the buffers signOwned hashes canonical forms in; one grown beyond
-// maxPooledC14n (a big signed package) is left to the collector.
-var c14nBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-const maxPooledC14n = 1 << 20
 
 // signBytes signs the canonical SignedInfo.
 func (s *Signer) signBytes(data []byte) ([]byte, error) {

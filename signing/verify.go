@@ -61,7 +61,6 @@ func (o VerifyOptions) withDefaults() VerifyOptions {
 type Verifier struct {
 	ts   *TrustStore
 	opts VerifyOptions
-	bufs sync.Pool
 }
 
 // NewVerifier returns a Verifier; a nil trust store trusts nobody.
@@ -69,7 +68,7 @@ func NewVerifier(ts *TrustStore, opts VerifyOptions) *Verifier {
 	if ts == nil {
 		ts = NewTrustStore()
 	}
-	return &Verifier{ts: ts, opts: opts.withDefaults(), bufs: sync.Pool{New: func() any { return new(bytes.Buffer) }}}
+	return &Verifier{ts: ts, opts: opts.withDefaults()}
 }
 
 // Options returns the effective limits.
@@ -116,11 +115,10 @@ func (v *Verifier) Verify(doc []byte, roles ...Role) (res *Verified, err error) 
 		return nil, err
 	}
 
-	buf := v.bufs.Get().(*bytes.Buffer)
-	defer v.putBuf(buf)
+	buf := getBuf()
+	defer putBuf(buf)
 
 	// SignedInfo first: cheap, and a forged document usually fails here already.
-	buf.Reset()
 	if err := c14n.Canonicalize(buf, si.signedInfo, si.c14nMethod, nil); err != nil {
 		return nil, fmt.Errorf("%w: canonicalizing SignedInfo: %w", ErrMalformed, err)
 	}
@@ -147,9 +145,18 @@ func (v *Verifier) Verify(doc []byte, roles ...Role) (res *Verified, err error) 
 	return &Verified{Root: signed.Root(), Canonical: canonical, Signer: ident}, nil
 }
 
-func (v *Verifier) putBuf(b *bytes.Buffer) {
+// c14nBufs holds the buffers canonical forms are written into to be hashed or
+// checked, by the verifier and the signer alike; package-wide, so a Verifier made
+// per request (a peer's forwarded package) shares them too.
+var c14nBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func getBuf() *bytes.Buffer { return c14nBufs.Get().(*bytes.Buffer) }
+
+// putBuf keeps b for the next use unless a big document grew it beyond 4 MiB.
+func putBuf(b *bytes.Buffer) {
 	if b.Cap() <= 4<<20 {
-		v.bufs.Put(b)
+		b.Reset()
+		c14nBufs.Put(b)
 	}
 }
 
