@@ -723,20 +723,17 @@ func decodeSubmission(id string, v []byte) (*submission.Submission, error) {
 // before the transaction encode it there: the transaction runs in the committer's
 // one goroutine, where every microsecond is spent serially.
 //
-// The JSON is only compressed, so it is written into a pooled buffer; the stored
+// The JSON is only compressed, so it is written into a scratch buffer; the stored
 // bytes are pack's (or a copy, when packing does not help).
 func encodeSubmission(s *submission.Submission) ([]byte, error) {
-	bp := jsonBufs.Get().(*bytes.Buffer)
-	defer func() {
-		if bp.Cap() <= maxPooledJSON {
-			jsonBufs.Put(bp)
-		}
-	}()
-	bp.Reset()
-	if err := json.NewEncoder(bp).Encode(s); err != nil { // as json.Marshal, plus a newline
+	bp := scratch.Get().(*[]byte)
+	defer scratch.Put(bp)
+	buf := bytes.NewBuffer((*bp)[:0])
+	if err := json.NewEncoder(buf).Encode(s); err != nil { // as json.Marshal, plus a newline
 		return nil, err
 	}
-	v := bytes.TrimSuffix(bp.Bytes(), []byte("\n"))
+	keepScratch(bp, buf.Bytes())
+	v := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	p := pack(v)
 	if len(p) == len(v) && &p[0] == &v[0] {
 		p = bytes.Clone(v)
@@ -744,9 +741,17 @@ func encodeSubmission(s *submission.Submission) ([]byte, error) {
 	return p, nil
 }
 
-var jsonBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// scratch holds buffers for bytes that live only until they are packed: a
+// record's JSON, a value with its certificates replaced by tokens.
+var scratch = sync.Pool{New: func() any { return new([]byte) }}
 
-const maxPooledJSON = 256 << 10
+// keepScratch keeps b, the scratch buffer as its user grew it, for the next use;
+// one grown beyond 1 MiB (a big inline package) is left to the collector.
+func keepScratch(bp *[]byte, b []byte) {
+	if cap(b) <= 1<<20 {
+		*bp = b[:0]
+	}
+}
 
 // putEncoded writes record s, encoded as v, with its index and set entries.
 func putEncoded(tx *wtx, s *submission.Submission, v []byte) error {
@@ -904,14 +909,12 @@ var certsMarker = map[byte]byte{packedS2: packedS2Certs, packedZstd: packedZstdC
 //
 // The shrunk copy lives only until it is packed (pack never returns a buffer that
 // aliases its input unless it returns the input itself, which is not used), so it
-// is taken from a pool: it was 5 % of the gateway's allocations.
+// is a scratch buffer: it was 5 % of the gateway's allocations.
 func (db *DB) packCerts(v []byte, pack func([]byte) []byte) []byte {
-	bp := shrinkBufs.Get().(*[]byte)
-	defer shrinkBufs.Put(bp)
+	bp := scratch.Get().(*[]byte)
+	defer scratch.Put(bp)
 	if short, ok := db.known.shrink(*bp, v); ok {
-		if cap(short) <= maxPooledShrink {
-			*bp = short[:0] // keep what append grew
-		}
+		keepScratch(bp, short)
 		if p := pack(short); len(p) < len(short) {
 			p[0] = certsMarker[p[0]]
 			return p
@@ -919,11 +922,6 @@ func (db *DB) packCerts(v []byte, pack func([]byte) []byte) []byte {
 	}
 	return pack(v)
 }
-
-var shrinkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return &b }}
-
-// maxPooledShrink: a buffer grown for a big inline package is left to the collector.
-const maxPooledShrink = 1 << 20
 
 // unpack reads what pack, packBig or packCerts wrote, putting back the known
 // certificates of ks (a nil ks for records, which never hold tokens).
