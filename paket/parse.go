@@ -590,16 +590,7 @@ func detach(e *etree.Element) *etree.Element {
 		}
 	}
 	var add []etree.Attr
-	unprefixed := -1 // usesDefault(e), once it is asked: -1 not yet, 0 no, 1 yes
-	usesDef := func() bool {
-		if unprefixed < 0 {
-			unprefixed = 0
-			if usesDefault(e) {
-				unprefixed = 1
-			}
-		}
-		return unprefixed == 1
-	}
+	usesDef := usesDefault(e) // one walk, stopping at the first unprefixed element
 	for anc := e.Parent(); anc != nil; anc = anc.Parent() {
 		for _, a := range anc.Attr {
 			prefix, isDecl := "", false
@@ -607,7 +598,7 @@ func detach(e *etree.Element) *etree.Element {
 			case a.Space == "xmlns":
 				prefix, isDecl = a.Key, true
 			case a.Space == "" && a.Key == "xmlns":
-				isDecl = usesDef()
+				isDecl = usesDef
 			}
 			if !isDecl || declared[prefix] {
 				continue
@@ -616,7 +607,7 @@ func detach(e *etree.Element) *etree.Element {
 			add = append(add, a)
 		}
 	}
-	if !declared[""] && usesDef() {
+	if !declared[""] && usesDef {
 		// No default namespace anywhere above: keep unprefixed elements unqualified
 		// even when the element is later placed under a package element.
 		add = append(add, etree.Attr{Key: "xmlns"})
