@@ -21,6 +21,7 @@ import (
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/gateway"
+	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/portal"
 	"github.com/amtsbote/amtsbote/routing"
@@ -154,20 +155,8 @@ func TestContractOverGateway(t *testing.T) {
 	// again once a slot is free is created then (201, not a repeat's 200).
 	slots := g.Pipeline.Slots
 	slots.MaxWait = 20 * time.Millisecond // no request has waited yet: no reader races this
-	var held []func()
-	for range slots.Size() {
-		release, err := slots.Acquire(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, release)
-	}
-	p2 := paket.ExampleWith(svc.Key, paket.NewMessageID(), time.Now())
-	p2.Kopf.Ort = paket.Ort{PLZ: "01067"}
-	raw, err := client.Sign(p2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	releaseAll := holdSlots(t, slots)
+	raw := signedExample(t, client, svc.Key)
 	req, _ = http.NewRequest(http.MethodPost, g.URL()+wire.SubmissionsPath, bytes.NewReader(raw))
 	req.Header.Set("Authorization", "Bearer "+portalToken)
 	req.Header.Set("Content-Type", "application/xml")
@@ -192,9 +181,7 @@ func TestContractOverGateway(t *testing.T) {
 	if slots.Refused() != 1 {
 		t.Fatalf("%d refusals counted, want 1", slots.Refused())
 	}
-	for _, release := range held {
-		release()
-	}
+	releaseAll()
 	again, err := client.SubmitRaw(context.Background(), raw)
 	if err != nil || again.Status != 201 {
 		t.Fatalf("the same package once a slot is free: %v %+v", err, again)
@@ -238,21 +225,9 @@ func TestClientGoneIsNoServerError(t *testing.T) {
 		t.Fatal(err)
 	}
 	slots := g.Pipeline.Slots
-	var held []func()
-	for range slots.Size() {
-		release, err := slots.Acquire(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, release)
-	}
-	p := paket.ExampleWith(svc.Key, paket.NewMessageID(), time.Now())
-	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
+	releaseAll := holdSlots(t, slots)
 	client := &portal.Client{BaseURL: g.URL(), Signer: pki.Portal.Signer, Token: portalToken}
-	raw, err := client.Sign(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := signedExample(t, client, svc.Key)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		for slots.Waiting() == 0 {
@@ -283,9 +258,7 @@ func TestClientGoneIsNoServerError(t *testing.T) {
 	if strings.Contains(metrics, `status="5`) {
 		t.Errorf("a 5xx counted:\n%s", grepLines(metrics, "amtsbote_http_requests_total"))
 	}
-	for _, release := range held {
-		release()
-	}
+	releaseAll()
 	// Sent again: created (TestReceiptLengthDeclared covers receipts of any size).
 	req, _ := http.NewRequest(http.MethodPost, g.URL()+wire.SubmissionsPath, bytes.NewReader(raw))
 	req.Header.Set("Authorization", "Bearer "+portalToken)
@@ -300,6 +273,38 @@ func TestClientGoneIsNoServerError(t *testing.T) {
 		t.Fatalf("the same package once a slot is free: %d, Content-Length %d for %d bytes, Transfer-Encoding %v",
 			resp.StatusCode, resp.ContentLength, len(receipt), resp.TransferEncoding)
 	}
+}
+
+// holdSlots takes every verification slot of a running gateway; the returned
+// func gives them back.
+func holdSlots(t *testing.T, slots *intake.Slots) (releaseAll func()) {
+	t.Helper()
+	var held []func()
+	for range slots.Size() {
+		release, err := slots.Acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, release)
+	}
+	return func() {
+		for _, release := range held {
+			release()
+		}
+	}
+}
+
+// signedExample is a new example package for service leika in Dresden, signed by
+// the portal.
+func signedExample(t *testing.T, client *portal.Client, leika string) []byte {
+	t.Helper()
+	p := paket.ExampleWith(leika, paket.NewMessageID(), time.Now())
+	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
+	raw, err := client.Sign(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }
 
 func grepLines(s, sub string) string {

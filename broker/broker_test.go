@@ -154,6 +154,21 @@ func intake(msg string, channels ...string) Intake {
 	return in
 }
 
+// receiveN receives n test packages for the primary channel, messages
+// prefix-0 … prefix-(n-1), and returns their submission ids.
+func receiveN(t *testing.T, b *Broker, prefix string, n int) []string {
+	t.Helper()
+	ids := make([]string, 0, n)
+	for i := range n {
+		a, err := b.Receive(context.Background(), intake(fmt.Sprintf("%s-%d", prefix, i), "primary"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, a.Submission.ID)
+	}
+	return ids
+}
+
 func waitState(t *testing.T, b *Broker, id string, want submission.State) *submission.Submission {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -547,11 +562,7 @@ func startBacklog(t *testing.T, dir string, cfg Config, n int) *env {
 	t.Helper()
 	hung := &scripted{channel: "primary", block: make(chan struct{})}
 	e := startWith(t, dir, cfg, hung)
-	for i := range n {
-		if _, err := e.b.Receive(context.Background(), intake(fmt.Sprintf("backlog-%d", i), "primary")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	receiveN(t, e.b, "backlog", n)
 	return e
 }
 

@@ -56,14 +56,7 @@ func TestQueueCheckRestoresAStrandedPackage(t *testing.T) {
 	cfg.QueueCheckEvery = -1 // the test runs the check itself
 	b := startOver(t, t.TempDir(), cfg, func(db *store.DB) store.Store { st.Store = db; return st }, rx)
 	st.lose.Store(true)
-	var ids []string
-	for i := range 3 {
-		a, err := b.Receive(ctx, intake(fmt.Sprintf("stranded-%d", i), "primary"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, a.Submission.ID)
-	}
+	ids := receiveN(t, b, "stranded", 3)
 	st.lose.Store(false)
 	time.Sleep(300 * time.Millisecond)
 	if n := len(rx.deliveries()); n != 0 {
@@ -103,14 +96,7 @@ func TestQueueCheckCountsOnlyWhatTheStreamKept(t *testing.T) {
 	cfg.QueueCheckEvery = -1
 	cfg.BackoffBase, cfg.BackoffMax = time.Hour, time.Hour
 	b := startOver(t, t.TempDir(), cfg, nil, rx)
-	var ids []string
-	for i := range 3 {
-		a, err := b.Receive(ctx, intake(fmt.Sprintf("purged-%d", i), "primary"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, a.Submission.ID)
-	}
+	ids := receiveN(t, b, "purged", 3)
 	for _, id := range ids {
 		waitState(t, b, id, submission.StateRetrying)
 	}
@@ -145,14 +131,7 @@ func TestQueueCheckLeavesQueuedPackagesAlone(t *testing.T) {
 	cfg.PerOffice = 1
 	cfg.BackoffBase, cfg.BackoffMax = time.Hour, time.Hour
 	e := startWith(t, t.TempDir(), cfg, hung, failing)
-	var ids []string
-	for i := range 4 {
-		a, err := e.b.Receive(ctx, intake(fmt.Sprintf("queued-%d", i), "primary"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, a.Submission.ID)
-	}
+	ids := receiveN(t, e.b, "queued", 4)
 	in := intake("retrying", "other")
 	in.OfficeID = "office-b"
 	r, err := e.b.Receive(ctx, in)
@@ -211,15 +190,7 @@ func TestFullQueueKeepsPackagesInTheOutbox(t *testing.T) {
 	cfg.QueueCheckEvery = -1      // the relay alone
 	cfg.StreamMaxBytes = 20 * 230 // about 20 messages
 	e := startWith(t, t.TempDir(), cfg, rx)
-	ctx := context.Background()
-	var ids []string
-	for i := range n {
-		a, err := e.b.Receive(ctx, intake(fmt.Sprintf("full-%d", i), "primary"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, a.Submission.ID)
-	}
+	ids := receiveN(t, e.b, "full", n)
 	for _, id := range ids {
 		waitState(t, e.b, id, submission.StateDelivered)
 	}
