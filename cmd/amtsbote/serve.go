@@ -34,6 +34,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		cfg.DataDir = *dataDir
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	// SIGHUP is caught before the gateway starts, not after its "serving on" lines:
+	// a reload asked for once the gateway says it serves must not be lost (in that
+	// gap a SIGHUP ended the process, or under nohup was ignored without a word);
+	// one that comes during the start is served once it is done.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	g, err := gateway.Start(ctx, cfg, log)
 	if err != nil {
 		// The cause goes to stderr as a plain line too: a log handler at level error
@@ -55,9 +62,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stdout, "  web mailbox:        %s%s/ (user %q, password in the dev credentials)\n", g.URL(), gateway.MailboxPath, gateway.DemoMailboxUser)
 		fmt.Fprintf(stdout, "  try: amtsbote submit -url %s -data %s\n", g.URL(), shellQuote(g.Config.DataDir))
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-hup:
