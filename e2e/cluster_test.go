@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -68,7 +67,7 @@ func TestClusterKillsLoseNothing(t *testing.T) {
 	office.SetCredentials(clusterOfficeToken, clusterSecret)
 
 	// Fixed ports: a restarted gateway comes back where the links it sent point.
-	ports := freePorts(t, 3)
+	ports := natstest.FreePorts(t, 3)
 	writeCfg := func(i int) string {
 		return writeClusterGatewayConfig(t, filepath.Join(dir, fmt.Sprintf("gw%d", i)), ports[i],
 			fmt.Sprintf("nats: {url: %q, replicas: 3}\n", nodes.URLs()), "jetstream", pki, office.URL())
@@ -280,24 +279,6 @@ func getJSON(ctx context.Context, url, token string, v any) error {
 		return fmt.Errorf("GET %s: %d", url, resp.StatusCode)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var out []int
-	var ls []net.Listener
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return out
 }
 
 // TestTwoBBoltGatewaysOnOneNATS is the defect from the cluster issue: two gateways,

@@ -117,14 +117,14 @@ func TestMeasureClusterVsSingle(t *testing.T) {
 
 	// One node on its defaults.
 	single := newOffice(fachverfahren.Options{})
-	p := serve(t, dir, nil, "-config", cfgFor(0, freePorts(t, 1)[0], "", "bbolt", single.URL(), 1))
+	p := serve(t, dir, nil, "-config", cfgFor(0, natstest.FreePorts(t, 1)[0], "", "bbolt", single.URL(), 1))
 	load("one gateway (bbolt, embedded NATS)", []string{p.url}, single)
 	_ = p.terminate(t, 30*time.Second)
 
 	// Three gateways on three NATS nodes, R3.
 	nodes := natstest.StartCluster(t, 3)
 	three := newOffice(fachverfahren.Options{})
-	ports := freePorts(t, 3)
+	ports := natstest.FreePorts(t, 3)
 	var urls []string
 	var gws []*proc
 	for i := 0; i < 3; i++ {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 	"github.com/amtsbote/amtsbote/fachverfahren"
 	"github.com/amtsbote/amtsbote/federation"
 	"github.com/amtsbote/amtsbote/gateway"
+	"github.com/amtsbote/amtsbote/internal/natstest"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/portal"
 	"github.com/amtsbote/amtsbote/signing"
@@ -46,21 +46,11 @@ type fedGW struct {
 	p                  *proc
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // newFedGW prepares a gateway's folder and development PKI (the binary finds it).
 func newFedGW(t *testing.T, id string) *fedGW {
 	t.Helper()
 	dir := t.TempDir()
-	g := &fedGW{id: id, dir: dir, data: filepath.Join(dir, "data"), port: freePort(t)}
+	g := &fedGW{id: id, dir: dir, data: filepath.Join(dir, "data"), port: natstest.FreePorts(t, 1)[0]}
 	g.url = fmt.Sprintf("http://127.0.0.1:%d", g.port)
 	if _, err := signing.EnsureDevPKI(filepath.Join(g.data, "pki"), id); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/adapters/webhook"
 	"github.com/amtsbote/amtsbote/gateway"
+	"github.com/amtsbote/amtsbote/internal/natstest"
 	"github.com/amtsbote/amtsbote/paket"
 )
 
@@ -78,7 +79,7 @@ func TestSoak(t *testing.T) {
 	}))
 	defer office.Close()
 
-	port := freePorts(t, 1)[0]
+	port := natstest.FreePorts(t, 1)[0]
 	cfg := filepath.Join(dir, "amtsbote.yaml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: 127.0.0.1:%d
 data_dir: %s

@@ -18,6 +18,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/internal/freeport"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -63,14 +64,13 @@ func mailpitBinary(t *testing.T) string {
 	return bin
 }
 
+// freeAddr picks a port for mailpit to bind later (see package freeport).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
 	return addr
 }
 

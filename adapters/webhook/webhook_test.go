@@ -19,6 +19,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/adapters/adaptertest"
+	"github.com/amtsbote/amtsbote/internal/freeport"
 )
 
 const testBase = "https://amtsbote.example.de"
@@ -276,13 +277,11 @@ func TestNewRejectsBadOptions(t *testing.T) {
 }
 
 func TestConnectionFailuresAreTransient(t *testing.T) {
-	// A port that was just listening and is now closed: connection refused.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	// A port nobody listens on: connection refused.
+	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
 
 	release := make(chan struct{})
 	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

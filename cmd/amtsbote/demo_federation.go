@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/fachverfahren"
 	"github.com/amtsbote/amtsbote/gateway"
+	"github.com/amtsbote/amtsbote/internal/freeport"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/portal"
 	"github.com/amtsbote/amtsbote/signing"
@@ -33,15 +33,6 @@ const (
 	demoOfficeToken    = "demo-office-token-muenchen"
 	demoOfficeSecret   = "whsec_ZGVtby1zZWNyZXQtbXVlbmNoZW4tMTIzNDU2"
 )
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
 
 // demoState is one gateway of the demo before it starts.
 type demoState struct {
@@ -70,7 +61,7 @@ func runFederationDemo(ctx context.Context, stdout, stderr io.Writer, timeout ti
 	sn := &demoState{id: "amtsbote-sn", label: "sn gateway", dir: filepath.Join(root, "sn")}
 	by := &demoState{id: "amtsbote-by", label: "by gateway", dir: filepath.Join(root, "by")}
 	for _, s := range []*demoState{sn, by} {
-		if s.addr, err = freeAddr(); err != nil {
+		if s.addr, err = freeport.Addr(); err != nil {
 			return fail("%v", err)
 		}
 		if _, err := signing.EnsureDevPKI(filepath.Join(s.dir, "pki"), s.id); err != nil {

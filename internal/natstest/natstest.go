@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtsbote/amtsbote/internal/freeport"
 	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -99,7 +100,7 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 	tb.Helper()
 	bin := Binary(tb)
 	base := tb.TempDir()
-	ports := freePorts(tb, 2*n)
+	ports := FreePorts(tb, 2*n)
 	var routes []string
 	for i := range n {
 		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[n+i]))
@@ -324,20 +325,13 @@ func (l *lockedWriter) String() string {
 	return l.w.String()
 }
 
-func freePorts(tb testing.TB, n int) []int {
+// FreePorts picks n loopback ports for processes that bind them later (see package
+// freeport for why not port 0).
+func FreePorts(tb testing.TB, n int) []int {
 	tb.Helper()
-	var ls []net.Listener
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
+	ports, err := freeport.Pick(n)
+	if err != nil {
+		tb.Fatal(err)
 	}
 	return ports
 }

@@ -22,7 +22,7 @@ func StartSingleStore(tb testing.TB, maxFileStore string) *Cluster {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		tb.Fatal(err)
 	}
-	port := freePorts(tb, 1)[0]
+	port := FreePorts(tb, 1)[0]
 	conf := filepath.Join(dir, "nats.conf")
 	cfg := fmt.Sprintf("server_name: n1\nlisten: 127.0.0.1:%d\njetstream {\n  store_dir: %q\n  max_memory_store: 64MB\n  max_file_store: %s\n}\n", port, dir, maxFileStore)
 	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
