@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"time"
@@ -29,7 +30,10 @@ type Intake struct {
 	Targets []submission.Target
 	// Package is the exact signed bytes as received; they are stored and forwarded
 	// unchanged.
-	Package     []byte
+	Package []byte
+	// SignerCert is the DER of the certificate Package was verified with. It is in
+	// every package of that sender, so the store may keep it once (store.Blob).
+	SignerCert  []byte
 	Attachments []AttachmentIn
 	// Origin is set when a peer gateway forwarded the package (Portalverbund).
 	Origin *submission.Origin
@@ -93,16 +97,20 @@ func (b *Broker) Receive(ctx context.Context, in Intake) (*Received, error) {
 	// blobs are named by their content.
 	withBlobs, together := b.db.(blobCreator)
 	var blobs []store.Blob // together: what goes with the record
-	put := func(data []byte) (string, error) {
+	put := func(data []byte, recurring ...[]byte) (string, error) {
 		if together {
 			sum := sha256.Sum256(data)
 			d := hex.EncodeToString(sum[:])
-			blobs = append(blobs, store.Blob{SHA256: d, Data: data})
+			blobs = append(blobs, store.Blob{SHA256: d, Data: data, Recurring: recurring})
 			return d, nil
 		}
 		return b.db.Blobs().Put(data)
 	}
-	pkgDigest, err := put(in.Package)
+	var signerCert [][]byte
+	if len(in.SignerCert) > 0 { // as the text of <ds:X509Certificate>, unwrapped
+		signerCert = [][]byte{base64.StdEncoding.AppendEncode(nil, in.SignerCert)}
+	}
+	pkgDigest, err := put(in.Package, signerCert...)
 	if err != nil {
 		return nil, fmt.Errorf("broker: store package: %w: %w", ErrUnavailable, err)
 	}

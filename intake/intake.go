@@ -82,7 +82,7 @@ func (p *Pipeline) SubmitParts(ctx context.Context, raw []byte, parts Parts) (*b
 	if pk.Kopf.Absender != v.Signer.ID {
 		return nil, fmt.Errorf("%w: Absender %q, certificate %q", ErrSenderMismatch, pk.Kopf.Absender, v.Signer.ID)
 	}
-	return p.receive(ctx, pk, v.Signer.ID, raw, nil, nil, parts)
+	return p.receive(ctx, pk, v.Signer, raw, nil, nil, parts)
 }
 
 // receive is the part of intake after verification that a portal's package and a
@@ -90,7 +90,7 @@ func (p *Pipeline) SubmitParts(ctx context.Context, raw []byte, parts Parts) (*b
 // plan, the attachments and broker.Receive. onPeer, if set, may refuse a route that
 // goes on to another state's peer (loop and hop-limit guard); origin is the
 // forwarding record of a forwarded package.
-func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signerID string, raw []byte, onPeer func(*routing.Route) error, origin *submission.Origin, parts Parts) (*broker.Received, error) {
+func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.Identity, raw []byte, onPeer func(*routing.Route) error, origin *submission.Origin, parts Parts) (*broker.Received, error) {
 	// A retry of a message we already accepted gets its first receipt, even if the
 	// directory changed in between.
 	if a, err := p.Broker.Lookup(pk.Kopf.Absender, pk.Kopf.NachrichtID); err == nil {
@@ -103,9 +103,12 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signerID string
 		return nil, err
 	}
 	in := broker.Intake{
-		MessageID: pk.Kopf.NachrichtID, Sender: pk.Kopf.Absender, SignerID: signerID,
+		MessageID: pk.Kopf.NachrichtID, Sender: pk.Kopf.Absender, SignerID: signer.ID,
 		LeikaKey: route.Service.Key, ServiceName: route.Service.Name, Place: pk.Kopf.Ort.Query(),
 		Package: raw, Origin: origin,
+	}
+	if signer.Certificate != nil {
+		in.SignerCert = signer.Certificate.Raw
 	}
 	if route.Area != nil {
 		in.AreaARS, in.AreaName = route.Area.ARS, route.Area.Name

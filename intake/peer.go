@@ -113,5 +113,5 @@ func (p *Pipeline) SubmitForwarded(ctx context.Context, f Forwarded) (*broker.Re
 		return nil
 	}
 	origin := f.Origin
-	return p.receive(ctx, pk, v.Signer.ID, f.Package, onPeer, &origin, f.Parts)
+	return p.receive(ctx, pk, v.Signer, f.Package, onPeer, &origin, f.Parts)
 }

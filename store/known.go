@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"sync"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -26,15 +27,99 @@ import (
 // signatures over them stay valid), which TestKnownCertificatesRoundTrip checks.
 // Ids stay in the file for good: a value written under an older chain is read
 // with the chain it was written with.
+//
+// A sender's own certificate is learned as well. Senders are CA-issued as a rule,
+// so their leaf is in no trust store, yet it is in every package they send: ~1.2 KB
+// of base64 that kept the bench's package at 4.9 KB after S2, one byte over a
+// page, so every package cost two pages. The broker names the certificate intake
+// verified the package with (Blob.Recurring); the store keeps it once like the
+// others. Its row in the meta bucket is written in the same transaction as the
+// first values that use its token (so no committed value can name a certificate
+// the file lacks), and until such a transaction has committed no other value
+// uses the token (shrink's own). At most maxKnown certificates are kept: a
+// certificate beyond them simply stays in its values.
 
 var knownPrefix = []byte("known\x00")
 
 const knownIDLen = 8
 
+// maxKnown bounds the certificates a store keeps once (the texts given at Open
+// count too): a sender's certificate is learned only while fewer are kept.
+const maxKnown = 1024
+
 // knownSet maps certificate text to its id and back.
 type knownSet struct {
+	mu     sync.RWMutex
 	byText map[string][knownIDLen]byte // the certificates to replace when writing
 	byID   map[[knownIDLen]byte][]byte // every certificate the file has, for reading
+	// unsure are learned ids whose meta row no transaction has committed yet:
+	// only values written with the row may use their tokens.
+	unsure map[[knownIDLen]byte]bool
+}
+
+// learned is a certificate a write keeps once: its row goes into the write's
+// transaction unless the file has it already.
+type learned struct {
+	id   [knownIDLen]byte
+	text []byte
+}
+
+// learn adds a sender's certificate text (as in <ds:X509Certificate>) to the set.
+// ok is false when the text is no candidate or the set is full; row is true when
+// the caller's transaction must write the certificate's meta row (writeRow), and
+// then, after that transaction committed, call durable.
+func (ks *knownSet) learn(text []byte) (l learned, row, ok bool) {
+	if ks == nil || len(text) < 2*tokenLen || bytes.IndexAny(text, "\x00<") >= 0 {
+		return learned{}, false, false
+	}
+	ks.mu.RLock()
+	id, have := ks.byText[string(text)]
+	unsure := ks.unsure[id]
+	ks.mu.RUnlock()
+	if have {
+		return learned{id, text}, unsure, true
+	}
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if id, have := ks.byText[string(text)]; have { // learned meanwhile
+		return learned{id, text}, ks.unsure[id], true
+	}
+	if len(ks.byText) >= maxKnown {
+		return learned{}, false, false
+	}
+	id = knownID(text)
+	if old, in := ks.byID[id]; in && !bytes.Equal(old, text) {
+		return learned{}, false, false // a hash collision: keep the text in the value
+	}
+	t := copyBytes(text)
+	ks.byText[string(t)] = id
+	if _, in := ks.byID[id]; !in { // not in the file yet
+		ks.byID[id] = t
+		ks.unsure[id] = true
+	}
+	return learned{id, t}, ks.unsure[id], true
+}
+
+// writeRow writes l's meta row in tx (the same text under the same id as any other
+// write of it, so concurrent writers agree).
+func writeRow(tx *wtx, l learned) error {
+	k := append(append([]byte{}, knownPrefix...), l.id[:]...)
+	if v := tx.Bucket(bucketMeta).Get(k); v != nil {
+		return nil
+	}
+	return tx.bucket(bucketMeta).Put(k, l.text)
+}
+
+// durable marks rows that a committed transaction wrote: every value may use them.
+func (ks *knownSet) durable(ls []learned) {
+	if len(ls) == 0 {
+		return
+	}
+	ks.mu.Lock()
+	for _, l := range ls {
+		delete(ks.unsure, l.id)
+	}
+	ks.mu.Unlock()
 }
 
 func knownID(text []byte) (id [knownIDLen]byte) {
@@ -47,7 +132,7 @@ func knownID(text []byte) (id [knownIDLen]byte) {
 // reads every stored one, in the transaction that opens the store.
 func loadKnown(tx *bolt.Tx, texts [][]byte) (*knownSet, error) {
 	meta := tx.Bucket(bucketMeta)
-	ks := &knownSet{byText: map[string][knownIDLen]byte{}, byID: map[[knownIDLen]byte][]byte{}}
+	ks := &knownSet{byText: map[string][knownIDLen]byte{}, byID: map[[knownIDLen]byte][]byte{}, unsure: map[[knownIDLen]byte]bool{}}
 	for _, t := range texts {
 		if len(t) < 2*tokenLen || bytes.IndexAny(t, "\x00<") >= 0 {
 			continue // too short to gain anything, or not element text
@@ -68,7 +153,13 @@ func loadKnown(tx *bolt.Tx, texts [][]byte) (*knownSet, error) {
 		if len(k) != len(knownPrefix)+knownIDLen {
 			return nil, fmt.Errorf("store: meta key %q: not a known certificate", k)
 		}
-		ks.byID[[knownIDLen]byte(k[len(knownPrefix):])] = copyBytes(v)
+		id := [knownIDLen]byte(k[len(knownPrefix):])
+		ks.byID[id] = copyBytes(v)
+		if len(ks.byText) < maxKnown {
+			// Learned by an earlier run (or given to one): in the file for good, so
+			// values may use it from the start.
+			ks.byText[string(ks.byID[id])] = id
+		}
 	}
 	return ks, nil
 }
@@ -78,9 +169,16 @@ const tokenLen = 1 + knownIDLen
 var certTag = []byte("X509Certificate>")
 
 // shrink replaces known certificate texts in v by tokens, appending the result to
-// buf[:0]; ok is false when it replaced none (then v is returned as it is).
-func (ks *knownSet) shrink(buf, v []byte) (out []byte, ok bool) {
-	if ks == nil || len(ks.byText) == 0 || bytes.IndexByte(v, 0) >= 0 {
+// buf[:0]; ok is false when it replaced none (then v is returned as it is). own
+// are the learned certificates whose rows the caller's transaction writes: of the
+// certificates not yet durable, only those are replaced.
+func (ks *knownSet) shrink(buf, v []byte, own ...learned) (out []byte, ok bool) {
+	if ks == nil || bytes.IndexByte(v, 0) >= 0 {
+		return v, false
+	}
+	ks.mu.RLock()
+	defer ks.mu.RUnlock()
+	if len(ks.byText) == 0 {
 		return v, false
 	}
 	copied := 0 // v[:copied] is in out
@@ -95,7 +193,7 @@ func (ks *knownSet) shrink(buf, v []byte) (out []byte, ok bool) {
 			break
 		}
 		end := start + n
-		if id, hit := ks.byText[string(v[start:end])]; hit {
+		if id, hit := ks.byText[string(v[start:end])]; hit && (!ks.unsure[id] || owns(own, id)) {
 			if out == nil {
 				out = buf[:0]
 			}
@@ -123,7 +221,9 @@ func (ks *knownSet) expand(v []byte) ([]byte, error) {
 		}
 		var text []byte
 		if ks != nil {
+			ks.mu.RLock()
 			text = ks.byID[[knownIDLen]byte(v[i+1:i+tokenLen])]
+			ks.mu.RUnlock()
 		}
 		if text == nil {
 			return nil, fmt.Errorf("store: certificate %x: not in this file", v[i+1:i+tokenLen])
@@ -131,4 +231,13 @@ func (ks *knownSet) expand(v []byte) ([]byte, error) {
 		out = append(append(out, v[:i]...), text...)
 		v = v[i+tokenLen:]
 	}
+}
+
+func owns(own []learned, id [knownIDLen]byte) bool {
+	for _, l := range own {
+		if l.id == id {
+			return true
+		}
+	}
+	return false
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"testing"
 
@@ -46,8 +47,8 @@ func TestKnownCertificatesRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	receipt := signedXML(known, other, known)
-	// Receipts are packed with S2, inline blobs with zstd (store.go); both leave
-	// the known certificate out.
+	// Receipts are packed with S2, inline blobs of earlier builds with zstd
+	// (store.go); both leave the known certificate out.
 	for _, c := range []struct {
 		pack   func([]byte) []byte
 		marker byte
@@ -152,5 +153,92 @@ func TestSchemaUpgrade(t *testing.T) {
 	if db, err = Open(dir, Options{}); err == nil {
 		db.Close()
 		t.Fatal("a file of schema 4 was opened")
+	}
+}
+
+// TestLearnedCertificates: a sender's certificate named by Blob.Recurring is kept
+// once. Until a transaction that writes its row has committed, only that
+// transaction's values use its token (a value of another write committed first
+// would name a certificate the file lacks); a repeat of a message, which writes
+// nothing, does not make it durable; a store opened later reads the values and
+// uses the certificate from the start; and the set stops growing at maxKnown.
+func TestLearnedCertificates(t *testing.T) {
+	sender, fresh := certText(t), certText(t)
+	dir := t.TempDir()
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkg := signedXML(sender)
+	l, row, ok := db.known.learn(sender)
+	if !ok || !row {
+		t.Fatalf("learn: ok %v, row %v", ok, row)
+	}
+	if _, shrunk := db.known.shrink(nil, pkg); shrunk {
+		t.Fatal("a value that does not write the row used the token of a certificate not yet durable")
+	}
+	if _, shrunk := db.known.shrink(nil, pkg, l); !shrunk {
+		t.Fatal("the value that writes the row did not use the token")
+	}
+
+	blob := Blob{SHA256: digestOf(pkg), Data: pkg, Recurring: [][]byte{sender}}
+	s := &submission.Submission{ID: "s1", MessageID: "m1", Sender: "amt24", OfficeID: "o", State: submission.StateAccepted, Generation: 1}
+	if _, _, created, err := db.CreateWithBlobs(context.Background(), s, []submission.Event{{Type: submission.EventReceived}}, "in", []byte("r"), []Blob{blob}); err != nil || !created {
+		t.Fatalf("create: %v, created %v", err, created)
+	}
+	if _, row, _ := db.known.learn(sender); row {
+		t.Fatal("the row is still to be written after the commit that wrote it")
+	}
+	if _, shrunk := db.known.shrink(nil, pkg); !shrunk {
+		t.Fatal("a durable learned certificate is not used by other values")
+	}
+	// A repeat writes nothing, so a certificate it names stays unsure.
+	again := Blob{SHA256: digestOf(signedXML(fresh)), Data: signedXML(fresh), Recurring: [][]byte{fresh}}
+	if _, _, created, err := db.CreateWithBlobs(context.Background(), &submission.Submission{ID: "s2", MessageID: "m1", Sender: "amt24", Generation: 1}, nil, "in", []byte("r"), []Blob{again}); err != nil || created {
+		t.Fatalf("repeat: %v, created %v", err, created)
+	}
+	if _, row, _ := db.known.learn(fresh); !row {
+		t.Fatal("a repeat, which writes nothing, made a learned certificate durable")
+	}
+	read := func(db *DB, when string) {
+		t.Helper()
+		r, err := db.Blobs().Open(context.Background(), blob.SHA256)
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		got, _ := io.ReadAll(r)
+		r.Close()
+		if !bytes.Equal(got, pkg) {
+			t.Fatalf("%s: the package read back differs", when)
+		}
+	}
+	read(db, "written")
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db2, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	read(db2, "reopened")
+	if _, shrunk := db2.known.shrink(nil, pkg); !shrunk {
+		t.Fatal("reopened: the learned certificate is not used from the start")
+	}
+	if _, shrunk := db2.known.shrink(nil, signedXML(fresh)); shrunk {
+		t.Fatal("reopened: a certificate whose row was never written is used")
+	}
+
+	for i := 0; ; i++ {
+		_, _, ok := db2.known.learn(fmt.Appendf(nil, "MII%060d", i))
+		if !ok {
+			if n := len(db2.known.byText); n != maxKnown {
+				t.Fatalf("learning stopped at %d certificates, want %d", n, maxKnown)
+			}
+			break
+		}
+		if i > maxKnown {
+			t.Fatal("learning does not stop")
+		}
 	}
 }

@@ -323,6 +323,10 @@ func (db *DB) Create(ctx context.Context, sub *submission.Submission, events []s
 type Blob struct {
 	SHA256 string
 	Data   []byte
+	// Recurring are certificate texts in Data (the base64 of a
+	// <ds:X509Certificate>) that will recur in later blobs: the certificate intake
+	// verified a package with. The store may keep them once (known.go).
+	Recurring [][]byte
 }
 
 // CreateWithBlobs is Create that also stores the submission's bytes (package,
@@ -337,6 +341,7 @@ func (db *DB) CreateWithBlobs(ctx context.Context, sub *submission.Submission, e
 	}
 	type inline struct{ key, value []byte }
 	var small []inline
+	var rows []learned // certificates learned here whose rows this transaction writes
 	for _, b := range blobs {
 		if !IsHexDigest(b.SHA256) {
 			return nil, nil, false, fmt.Errorf("store: create: blob %q: %w", b.SHA256, ErrBadDigest)
@@ -347,7 +352,16 @@ func (db *DB) CreateWithBlobs(ctx context.Context, sub *submission.Submission, e
 			}
 			continue
 		}
-		small = append(small, inline{[]byte(b.SHA256), db.inlineValue(b.Data)})
+		var own []learned
+		for _, text := range b.Recurring {
+			if l, row, ok := db.known.learn(text); ok {
+				own = append(own, l)
+				if row {
+					rows = append(rows, l)
+				}
+			}
+		}
+		small = append(small, inline{[]byte(b.SHA256), db.inlineValue(b.Data, own...)})
 	}
 	idem := idempotencyKey(sub.Sender, sub.MessageID)
 	record, err := encodeSubmission(sub)
@@ -386,6 +400,11 @@ func (db *DB) CreateWithBlobs(ctx context.Context, sub *submission.Submission, e
 		if err := appendEvents(tx, sub.ID, events); err != nil {
 			return err
 		}
+		for _, l := range rows {
+			if err := writeRow(tx, l); err != nil {
+				return err
+			}
+		}
 		if len(small) > 0 {
 			now := uint64(time.Now().UnixNano())
 			for _, b := range small {
@@ -400,6 +419,9 @@ func (db *DB) CreateWithBlobs(ctx context.Context, sub *submission.Submission, e
 	})
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("store: create: %w", err)
+	}
+	if created { // a repeat returns before the rows are written
+		db.known.durable(rows)
 	}
 	return stored, storedReceipt, created, nil
 }
@@ -839,29 +861,30 @@ func copyBytes(b []byte) []byte {
 // 2–3 KB of XML with a base64 signature and certificate, a record about 1.2 KB of
 // JSON, and together they were most of the ~17 KB a submission took in the file
 // (store.TestBytesPerSubmission, docs/performance.md). The first byte of a stored
-// value says how: packedS2 and packedS2Certs for records and receipts (pack),
-// packedZstd and packedZstdCerts for what earlier builds wrote and for inline
-// blobs (whose flag byte sits in their header, inline.go), packedDeflate for what
+// value says how: packedS2 and packedS2Certs for records and receipts (pack) and,
+// in their header's flag byte, for inline blobs (inline.go); packedZstd and
+// packedZstdCerts for what builds before 2026-12-03 wrote, packedDeflate for what
 // builds before zstd wrote; anything else ('<' or '{', what the first versions
 // wrote) is stored as it is.
 //
-// Why two compressors: records and receipts are small values that share leaf
-// pages; the package is a big one kept alone on pages of its own (inline.go).
-// zstd's fastest level packs the ~12 KB package into one page where S2 needs two,
-// so the package stays zstd. For a 1–2 KB value zstd's fixed cost per call (its
-// entropy tables, a 256 KB match table that falls out of the cache between calls)
+// Why S2 and not zstd: for a 1–2 KB value zstd's fixed cost per call (its entropy
+// tables, a 256 KB match table that falls out of the cache between calls)
 // dominates: records and receipts were ~60 % of the gateway's zstd time, 6 % of its
-// CPU, for a few hundred bytes each that S2, at a fifth of the cost, leaves more —
-// 1.8 KiB per package in all against a bytes budget with 6 KiB to spare
-// (docs/performance.md, "Small values in S2").
+// CPU, for a few hundred bytes each that S2, at a fifth of the cost, leaves more
+// (docs/performance.md, "Small values in S2"). The package stayed zstd while that
+// packed it into one page where S2 needed two; with the sender's certificate kept
+// once (known.go) S2's package fits one page too, and zstd's ~90 µs per package,
+// the store's largest CPU cost, became ~15 (docs/performance.md, "The package in
+// S2").
 const (
 	packedDeflate = 0x01
 	packedZstd    = 0x02
 	// packedZstdCerts is zstd of the value with its known certificates replaced
-	// (known.go); inline blobs are written so.
+	// (known.go); inline blobs were written so before 2026-12-03.
 	packedZstdCerts = 0x03
 	// packedS2 and packedS2Certs: S2 (github.com/klauspost/compress/s2), without
-	// and with known certificates replaced; records and receipts are written so.
+	// and with known certificates replaced; records, receipts and inline blobs are
+	// written so.
 	packedS2      = 0x04
 	packedS2Certs = 0x05
 )
@@ -870,12 +893,9 @@ const (
 // must not take the process's memory.
 const maxUnpacked = 64 << 20
 
-// zenc and zdec are shared: EncodeAll and DecodeAll are safe for concurrent use
-// and keep their state in internal pools.
-var (
-	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false))
-	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxMemory(maxUnpacked))
-)
+// zdec reads the zstd values of earlier builds; DecodeAll is safe for concurrent
+// use and keeps its state in internal pools.
+var zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxMemory(maxUnpacked))
 
 // pack returns a record or receipt compressed (S2) behind its marker, or v itself
 // when that is not smaller.
@@ -889,22 +909,11 @@ func pack(v []byte) []byte {
 	return out
 }
 
-// packBig is pack for a big value kept alone (an inline blob): zstd.
-func packBig(v []byte) []byte {
-	out := make([]byte, 1, 1+len(v)/2)
-	out[0] = packedZstd
-	out = zenc.EncodeAll(v, out)
-	if len(out) >= len(v) {
-		return v
-	}
-	return out
-}
-
 // certsMarker is, for each packing, the marker of the same packing with known
 // certificates replaced.
 var certsMarker = map[byte]byte{packedS2: packedS2Certs, packedZstd: packedZstdCerts}
 
-// packCerts is pack (or packBig) for a value that may hold known certificates: a
+// packCerts is pack for a value that may hold known certificates: a
 // receipt or a package.
 //
 // The shrunk copy lives only until it is packed (pack never returns a buffer that
@@ -923,7 +932,7 @@ func (db *DB) packCerts(v []byte, pack func([]byte) []byte) []byte {
 	return pack(v)
 }
 
-// unpack reads what pack, packBig or packCerts wrote, putting back the known
+// unpack reads what pack or packCerts wrote (or zstd, as earlier builds did), putting back the known
 // certificates of ks (a nil ks for records, which never hold tokens).
 func (ks *knownSet) unpack(v []byte) ([]byte, error) {
 	if len(v) == 0 || !isPacked(v[0]) {
