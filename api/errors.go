@@ -1,15 +1,14 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/intake"
+	"github.com/amtsbote/amtsbote/internal/clientgone"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/signing"
@@ -105,31 +104,12 @@ func isMaxBytes(err error) bool {
 // RetryAfterSeconds is what a 503 suggests to a portal (and to a peer gateway).
 const RetryAfterSeconds = "30"
 
-// StatusClientClosed is the status the metrics count for a request whose client
-// went away before its answer (nginx's 499): nobody reads an answer, and it is no
-// failure of the gateway, so it must not count as a 5xx (the AmtsboteServerErrors
-// alert) nor be logged as an error.
-const StatusClientClosed = 499
-
-// ClientGone answers a request that failed because its client went away (the
-// server cancels a request's context when its connection closes): it logs that at
-// info and records StatusClientClosed, and reports true; for any other error it
-// does nothing and reports false. Every face that can keep a client waiting (the
-// REST API, the federation receiver; both wait for verification slots) answers
-// through it. Nothing is lost: the store checks the context before it queues a
-// write and never abandons one it queued, so a package was either not stored or
-// stored whole, and a retry finds the latter by its idempotency key.
-func ClientGone(w http.ResponseWriter, r *http.Request, err error, log *slog.Logger) bool {
-	if !errors.Is(err, context.Canceled) || !errors.Is(r.Context().Err(), context.Canceled) {
-		return false
-	}
-	log.Info("client went away before the answer", "path", r.URL.Path)
-	w.WriteHeader(StatusClientClosed)
-	return true
-}
+// StatusClientClosed is what the metrics count for a request whose client went
+// away before its answer (clientgone.Status).
+const StatusClientClosed = clientgone.Status
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	if ClientGone(w, r, err, s.log) {
+	if clientgone.Answer(w, r, err, s.log) {
 		return
 	}
 	p := ProblemFor(err)

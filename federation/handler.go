@@ -19,6 +19,7 @@ import (
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/intake"
+	"github.com/amtsbote/amtsbote/internal/clientgone"
 	"github.com/amtsbote/amtsbote/internal/httpbody"
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/store"
@@ -154,7 +155,7 @@ func problemFor(err error) *problem.Problem {
 }
 
 func (h *Receiver) fail(w http.ResponseWriter, r *http.Request, peer string, err error) {
-	if api.ClientGone(w, r, err, h.log()) {
+	if clientgone.Answer(w, r, err, h.log()) {
 		return
 	}
 	p := problemFor(err)

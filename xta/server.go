@@ -21,6 +21,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/internal/clientgone"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -253,13 +254,19 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	a, err := s.dispatch(c)
 	if err != nil {
 		written = true
+		// A Fachverfahren that gave up (its own timeout, a closed connection) reads
+		// no fault; a TechnicalProblem here was an HTTP 500 that fired the 5xx alert
+		// for what is no failure of the gateway.
+		if clientgone.Answer(rw, r, err, s.log) {
+			return
+		}
 		f := s.faultOf(c, err)
 		s.writeFault(rw, f, relatesTo)
 		s.log.Info("xta fault", "op", op, "office", c.officeID, "exception", string(f.Exception), "ms", time.Since(start).Milliseconds())
 		return
 	}
 	written = true
-	s.writeAnswer(rw, c, a, relatesTo)
+	s.writeAnswer(rw, r, c, a, relatesTo)
 	s.log.Debug("xta ok", "op", op, "office", c.officeID, "ms", time.Since(start).Milliseconds())
 }
 
@@ -409,7 +416,7 @@ func (s *Server) writeFault(rw http.ResponseWriter, f *Fault, relatesTo string) 
 	_, _ = rw.Write(w.Bytes())
 }
 
-func (s *Server) writeAnswer(rw http.ResponseWriter, c *call, a *answer, relatesTo string) {
+func (s *Server) writeAnswer(rw http.ResponseWriter, r *http.Request, c *call, a *answer, relatesTo string) {
 	defer closeParts(a.parts)
 	action := Action(c.port, c.op+"Response")
 	var w xw
@@ -427,7 +434,9 @@ func (s *Server) writeAnswer(rw http.ResponseWriter, c *call, a *answer, relates
 	} else {
 		w.open("env:Body")
 		if err := a.body(&w); err != nil {
-			s.writeFault(rw, s.faultOf(c, err), relatesTo)
+			if !clientgone.Answer(rw, r, err, s.log) {
+				s.writeFault(rw, s.faultOf(c, err), relatesTo)
+			}
 			return
 		}
 		w.end("env:Body")

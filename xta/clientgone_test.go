@@ -1,0 +1,115 @@
+package xta
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/internal/clientgone"
+)
+
+// slowDesk is the real desk whose List waits until the request's context ends,
+// as a store busy beyond the client's patience does.
+type slowDesk struct {
+	broker.OfficeDesk
+	entered chan struct{}
+}
+
+func (d slowDesk) List(ctx context.Context, officeID string, q broker.ListQuery) (broker.Page, error) {
+	close(d.entered)
+	<-ctx.Done()
+	return broker.Page{}, ctx.Err()
+}
+
+// answeredStatus records the status a handler answered with, as the API's metrics do.
+type answeredStatus struct {
+	h    http.Handler
+	mu   sync.Mutex
+	code int
+	done chan struct{}
+}
+
+func (s *answeredStatus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := &codeWriter{ResponseWriter: w, code: http.StatusOK}
+	s.h.ServeHTTP(rec, r)
+	s.mu.Lock()
+	s.code = rec.code
+	s.mu.Unlock()
+	close(s.done)
+}
+
+type codeWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (c *codeWriter) WriteHeader(code int) { c.code = code; c.ResponseWriter.WriteHeader(code) }
+
+// TestClientGoneIsNoTechnicalProblem: a Fachverfahren that gives up while its
+// request waits (its own timeout, a closed connection) is answered as the REST
+// face answers a portal that does: status 499 for the metrics, logged at info —
+// not a TechnicalProblemException with HTTP 500, which counted as a server
+// error and fired the AmtsboteServerErrors alert.
+func TestClientGoneIsNoTechnicalProblem(t *testing.T) {
+	entered := make(chan struct{})
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	e := startEnv(t, func(o *Options) {
+		o.Desk = slowDesk{OfficeDesk: o.Desk, entered: entered}
+		o.Logger = slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &logMu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	rec := &answeredStatus{h: e.xta, done: make(chan struct{})}
+	srv := httptest.NewUnstartedServer(rec)
+	srv.TLS = e.pki.serverTLS()
+	srv.StartTLS()
+	defer srv.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-entered
+		cancel() // the request waits in the desk: the Fachverfahren gives up
+	}()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+PathRecipient, strings.NewReader(string(soapUIRequest(xtaA, "", statusListBody(false, 10, time.Time{}, time.Time{})))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", actionCT(portRecipient, "getStatusList"))
+	if _, err := e.client("office-a").Do(req); !errors.Is(err, context.Canceled) {
+		t.Fatalf("request with the client giving up: %v", err)
+	}
+	select {
+	case <-rec.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server did not finish the request")
+	}
+	rec.mu.Lock()
+	code := rec.code
+	rec.mu.Unlock()
+	if code != clientgone.Status {
+		t.Errorf("a client that went away is answered with %d, want %d", code, clientgone.Status)
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	if out := logs.String(); !strings.Contains(out, "client went away") || strings.Contains(out, "level=ERROR") {
+		t.Errorf("log:\n%s", out)
+	}
+}
+
+type lockedWriter struct {
+	w  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
