@@ -287,7 +287,7 @@ func startEnvChans(t testing.TB, mutate func(*Options), push map[string]adapters
 	}
 	p := newPKI(t)
 	o := Options{
-		Desk: b, Peek: BlobPeeker{Desk: b, Open: db.Blobs().Open},
+		Desk: b,
 		Offices: Accounts{
 			{OfficeID: officeA, Identifier: xtaA, Scheme: "xoev", CertSHA256: []string{CertFingerprint(p.clients["office-a"].Leaf)}},
 			{OfficeID: officeB, Identifier: xtaB, Scheme: "xoev", CertSHA256: []string{CertFingerprint(p.clients["office-b"].Leaf)}},

@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -51,39 +50,11 @@ type OfficeResolver interface {
 	ResolveOffice(ctx context.Context, p Party, cert *x509.Certificate) (officeID string, err error)
 }
 
-// PackagePeeker reads the exact signed package bytes WITHOUT recording a pickup.
-// getMessage must not confirm: in XTA the office confirms by close.
-//
-// TEMPORARY: broker.OfficeDesk has no such method yet. NewServer uses Options.Peek,
-// or the Desk itself if it implements this interface. See BlobPeeker for a stopgap.
-type PackagePeeker interface {
-	OpenPackageNoPickup(ctx context.Context, officeID, id string) (*submission.Submission, io.ReadCloser, error)
-}
-
-// BlobPeeker implements PackagePeeker from the desk (which checks the office) and a
-// blob opener (store.DB.Blobs().Open), until the broker offers the method itself.
-type BlobPeeker struct {
-	Desk broker.OfficeDesk
-	Open func(ctx context.Context, digest string) (io.ReadCloser, error)
-}
-
-// OpenPackageNoPickup implements PackagePeeker.
-func (p BlobPeeker) OpenPackageNoPickup(ctx context.Context, officeID, id string) (*submission.Submission, io.ReadCloser, error) {
-	s, err := p.Desk.Get(ctx, officeID, id)
-	if err != nil {
-		return nil, nil, err
-	}
-	rc, err := p.Open(ctx, s.PackageSHA256)
-	if err != nil {
-		return nil, nil, err
-	}
-	return s, rc, nil
-}
-
 // Options configure the XTA server.
 type Options struct {
+	// Desk is the offices' side of the broker. getMessage reads a package with
+	// OpenPackageNoPickup: in XTA the office confirms by close, not by reading.
 	Desk    broker.OfficeDesk
-	Peek    PackagePeeker // nil: Desk must implement PackagePeeker
 	Offices OfficeResolver
 	// AuthorID is the XTA identifier of the gateway (the portal side): the Author of
 	// every message it hands out and the Reader an office's reply is addressed to.
@@ -110,9 +81,8 @@ type Options struct {
 
 // Server is the XTA SOAP service; it is an http.Handler for the three ports.
 type Server struct {
-	o    Options
-	peek PackagePeeker
-	log  *slog.Logger
+	o   Options
+	log *slog.Logger
 
 	mu      sync.Mutex
 	fetched map[string]time.Time // InitialFetch per submission (this process only)
@@ -128,14 +98,6 @@ func NewServer(o Options) (*Server, error) {
 	}
 	if strings.TrimSpace(o.AuthorID) == "" {
 		return nil, errors.New("xta: Options.AuthorID is required")
-	}
-	peek := o.Peek
-	if peek == nil {
-		p, ok := o.Desk.(PackagePeeker)
-		if !ok {
-			return nil, errors.New("xta: Options.Peek is required while the desk has no OpenPackageNoPickup")
-		}
-		peek = p
 	}
 	if o.ServerID == "" {
 		o.ServerID = "amtsbote"
@@ -158,7 +120,7 @@ func NewServer(o Options) (*Server, error) {
 	if o.MTOMThreshold == 0 {
 		o.MTOMThreshold = 64 << 10
 	}
-	return &Server{o: o, peek: peek, log: o.Logger.With("face", "xta"), fetched: map[string]time.Time{}}, nil
+	return &Server{o: o, log: o.Logger.With("face", "xta"), fetched: map[string]time.Time{}}, nil
 }
 
 // call is one authenticated request.
@@ -685,7 +647,7 @@ func (s *Server) getMessage(c *call) (*answer, error) {
 	if err != nil {
 		return nil, err
 	}
-	sub, rc, err := s.peek.OpenPackageNoPickup(c.ctx, c.officeID, id)
+	sub, rc, err := s.o.Desk.OpenPackageNoPickup(c.ctx, c.officeID, id)
 	if err != nil {
 		return nil, err
 	}
