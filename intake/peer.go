@@ -66,24 +66,27 @@ func (p *Pipeline) SubmitForwarded(ctx context.Context, f Forwarded) (*broker.Re
 	if f.MaxHops > 0 && len(chain)+1 > f.MaxHops {
 		return nil, fmt.Errorf("%w: the package passed %d gateways already (at most %d)", ErrHopLimit, len(chain), f.MaxHops)
 	}
+	// The vouched certificate is the only trust anchor for this package. Set up
+	// before the slot: a slot is for the CPU-heavy part only (slots.go).
+	if f.SenderCert == nil {
+		return nil, fmt.Errorf("%w: no certificate", ErrSenderNotVouched)
+	}
+	ts := signing.NewTrustStore()
+	if err := ts.Add(signing.RolePortal, f.SenderCert); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSenderNotVouched, err)
+	}
+	opts := signing.VerifyOptions{}
+	if p.Verifier != nil {
+		opts = p.Verifier.Options()
+	}
+	verifier := signing.NewVerifier(ts, opts)
 	var v *signing.Verified
 	var pk *paket.Paket
 	err := p.Slots.run(ctx, func() (err error) {
 		if err := paket.Scan(f.Package, p.Limits); err != nil {
 			return err
 		}
-		if f.SenderCert == nil {
-			return fmt.Errorf("%w: no certificate", ErrSenderNotVouched)
-		}
-		ts := signing.NewTrustStore()
-		if err := ts.Add(signing.RolePortal, f.SenderCert); err != nil {
-			return fmt.Errorf("%w: %w", ErrSenderNotVouched, err)
-		}
-		opts := signing.VerifyOptions{}
-		if p.Verifier != nil {
-			opts = p.Verifier.Options()
-		}
-		v, err = signing.NewVerifier(ts, opts).Verify(f.Package, signing.RolePortal)
+		v, err = verifier.Verify(f.Package, signing.RolePortal)
 		if err != nil {
 			if errors.Is(err, signing.ErrUntrustedSigner) {
 				return fmt.Errorf("%w: %w", ErrSenderNotVouched, err)
