@@ -99,34 +99,41 @@ func ReceiptElement(r Receipt) (*etree.Element, error) {
 	}
 	el := etree.NewElement(string(r.Kind))
 	el.CreateAttr("xmlns", NamespaceReceipt)
-	sum := sha256.Sum256([]byte(string(r.Kind) + "\x00" + r.SubmissionID + "\x00" + r.DeliveryID))
-	el.CreateAttr(idAttributeName, "Q"+hex.EncodeToString(sum[:10]))
+	el.CreateAttr(idAttributeName, receiptID(&r))
 	el.CreateAttr("Version", "1")
-	for _, f := range receiptFields {
-		if !applies(f.name, f.delivery, r.Kind) {
-			continue
-		}
-		var v string
-		if f.get == nil {
-			v = r.Time.UTC().Format(time.RFC3339Nano)
-		} else {
-			v = *f.get(&r)
-		}
-		if v == "" {
-			continue
-		}
-		el.CreateElement(f.name).SetText(v)
-	}
+	r.eachField(func(name, v string) { el.CreateElement(name).SetText(v) })
 	return el, nil
 }
 
-// SignReceipt builds and signs a receipt.
-func (s *Signer) SignReceipt(r Receipt) ([]byte, error) {
-	el, err := ReceiptElement(r)
-	if err != nil {
-		return nil, err
+// receiptID is a receipt's ID attribute: derived from kind, submission id and
+// delivery id, so the same receipt always gets the same ID.
+func receiptID(r *Receipt) string {
+	sum := sha256.Sum256([]byte(string(r.Kind) + "\x00" + r.SubmissionID + "\x00" + r.DeliveryID))
+	return "Q" + hex.EncodeToString(sum[:10])
+}
+
+// eachField calls f with each element of the receipt that has a value, in
+// document order.
+func (r *Receipt) eachField(f func(name, value string)) {
+	for _, fl := range receiptFields {
+		if !applies(fl.name, fl.delivery, r.Kind) {
+			continue
+		}
+		var v string
+		if fl.get == nil {
+			v = r.Time.UTC().Format(time.RFC3339Nano)
+		} else {
+			v = *fl.get(r)
+		}
+		if v != "" {
+			f(fl.name, v)
+		}
 	}
-	return s.signOwned(el)
+}
+
+// SignReceipt builds and signs a receipt (receiptwriter.go).
+func (s *Signer) SignReceipt(r Receipt) ([]byte, error) {
+	return s.writeReceipt(r, s.signBytes)
 }
 
 // ParseReceipt reads a receipt from a verified root (Verified.Root). It rejects

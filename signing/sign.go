@@ -190,12 +190,14 @@ func (s *Signer) Sign(root *etree.Element) ([]byte, error) {
 	}
 	el := root.Copy()
 	inheritNamespaces(el, root)
-	return s.signOwned(el)
+	return s.signOwned(el, s.signBytes)
 }
 
-// signOwned is Sign for an element nobody else holds (a receipt just built): it
-// signs el itself, which gains the Signature, instead of a copy.
-func (s *Signer) signOwned(el *etree.Element) ([]byte, error) {
+// signOwned is Sign for an element nobody else holds: it signs el itself, which
+// gains the Signature, instead of a copy. sign signs the canonical SignedInfo
+// (s.signBytes; a deterministic stand-in in the tests that compare this path
+// with the receipt writer's).
+func (s *Signer) signOwned(el *etree.Element, sign func([]byte) ([]byte, error)) ([]byte, error) {
 	id := ""
 	if a := rootIDAttr(el); a != nil {
 		id = a.Value
@@ -242,7 +244,7 @@ func (s *Signer) signOwned(el *etree.Element) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	signedInfo := buf.Len()
-	value, err := s.signBytes(buf.Bytes())
+	value, err := sign(buf.Bytes())
 	if err != nil {
 		return nil, err
 	}

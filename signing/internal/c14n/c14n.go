@@ -380,6 +380,14 @@ func escapeText(b *bytes.Buffer, s string) { escape(b, s, &textEscapeTable) }
 
 func escapeAttr(b *bytes.Buffer, s string) { escape(b, s, &attrEscapeTable) }
 
+// EscapeText and EscapeAttr append s escaped as canonical text or attribute value:
+// for a writer that produces a canonical form directly (signing's receipts) and
+// must escape exactly as Canonicalize does.
+func EscapeText(b *bytes.Buffer, s string) { escapeText(b, s) }
+
+// EscapeAttr: see EscapeText.
+func EscapeAttr(b *bytes.Buffer, s string) { escapeAttr(b, s) }
+
 // Lookup tables built from the maps above; indexing beats a map on this hot path.
 var textEscapeTable, attrEscapeTable = table(textEscapes), table(attrEscapes)
 
