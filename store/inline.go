@@ -11,7 +11,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/klauspost/compress/s2"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -49,38 +48,33 @@ var bucketBlobs = []byte("blobs")
 const inlineHeader = 17
 
 // inlineValue is the stored value of an inline blob, its time still to be set
-// (the first 8 bytes): S2 of the blob with its known certificates replaced.
+// (the first 8 bytes): S2 of the blob with its known certificates replaced
+// (packCerts), own being the learned ones this write's transaction records.
 //
 // S2, not zstd as before: in the gateway zstd's fastest level took ~90 µs of CPU
 // per 14 KB package (its 256 KB match table is cold between calls, and the hot
 // loop of a micro-benchmark, 17 µs, hides that), about 6 % of all the CPU a
 // package costs end to end; S2 takes ~15 µs. S2's output is about 60 % larger
-// (~3.3 against ~1.9 KB for the bench's package): still one page of its own, so
+// (~3.8 against ~2.6 KB for the bench's package): still one page of its own, so
 // the bytes written do not change (docs/performance.md, "The package in S2").
-// The packed bytes go into a scratch buffer and are copied once into a value of
-// the exact size, so S2's worst-case output buffer is not garbage per package.
+// The packed bytes go into a scratch buffer, since they are copied into the value
+// anyway: S2's worst-case output buffer is no garbage per package.
 func (db *DB) inlineValue(b []byte, own ...learned) []byte {
-	sp := scratch.Get().(*[]byte)
-	defer scratch.Put(sp)
-	src, flag := b, byte(packedS2)
-	if short, ok := db.known.shrink(*sp, b, own...); ok {
-		keepScratch(sp, short)
-		src, flag = short, packedS2Certs
-	}
 	op := scratch.Get().(*[]byte)
 	defer scratch.Put(op)
-	out := *op
-	if n := s2.MaxEncodedLen(len(src)); cap(out) < n {
-		out = make([]byte, n)
-	}
-	p := s2.Encode(out[:cap(out)], src)
-	keepScratch(op, out)
-	v := make([]byte, inlineHeader, inlineHeader+min(len(p), len(b)))
+	p := db.packCerts(b, func(v []byte) []byte {
+		p := packInto(*op, v)
+		if len(p) < len(v) {
+			keepScratch(op, p)
+		}
+		return p
+	}, own...)
+	v := make([]byte, inlineHeader, inlineHeader+len(p))
 	binary.BigEndian.PutUint64(v[8:], uint64(len(b)))
-	if len(p) >= len(b) { // compressing does not help: stored as it is, flag 0
-		return append(v, b...)
+	if len(p) < len(b) { // packCerts returns b itself when compressing does not help
+		v[16] = p[0]
+		p = p[1:] // pack's marker byte
 	}
-	v[16] = flag
 	return append(v, p...)
 }
 

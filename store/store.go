@@ -899,8 +899,16 @@ var zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecod
 
 // pack returns a record or receipt compressed (S2) behind its marker, or v itself
 // when that is not smaller.
-func pack(v []byte) []byte {
-	out := make([]byte, 1+s2.MaxEncodedLen(len(v)))
+func pack(v []byte) []byte { return packInto(nil, v) }
+
+// packInto is pack writing into buf's room (grown when short), for a caller that
+// copies the result and keeps buf for the next use (inlineValue).
+func packInto(buf, v []byte) []byte {
+	n := 1 + s2.MaxEncodedLen(len(v))
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	out := buf[:n]
 	out[0] = packedS2
 	out = out[:1+len(s2.Encode(out[1:], v))]
 	if len(out) >= len(v) {
@@ -919,10 +927,13 @@ var certsMarker = map[byte]byte{packedS2: packedS2Certs, packedZstd: packedZstdC
 // The shrunk copy lives only until it is packed (pack never returns a buffer that
 // aliases its input unless it returns the input itself, which is not used), so it
 // is a scratch buffer: it was 5 % of the gateway's allocations.
-func (db *DB) packCerts(v []byte, pack func([]byte) []byte) []byte {
+//
+// own are learned certificates whose rows the caller's transaction writes
+// (known.go): only those of the not yet durable ones are replaced.
+func (db *DB) packCerts(v []byte, pack func([]byte) []byte, own ...learned) []byte {
 	bp := scratch.Get().(*[]byte)
 	defer scratch.Put(bp)
-	if short, ok := db.known.shrink(*bp, v); ok {
+	if short, ok := db.known.shrink(*bp, v, own...); ok {
 		keepScratch(bp, short)
 		if p := pack(short); len(p) < len(short) {
 			p[0] = certsMarker[p[0]]
