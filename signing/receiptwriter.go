@@ -37,26 +37,29 @@ func (s *Signer) writeReceipt(r Receipt, sign func([]byte) ([]byte, error)) ([]b
 	buf := getBuf()
 	defer putBuf(buf)
 
+	// The unsigned receipt is the signed one up to its end tag, before which the
+	// Signature goes: written once, hashed, and copied into the output.
 	writeReceiptStart(buf, &r, id)
 	r.eachField(func(name, v string) { writeTextElement(buf, name, v) })
+	body := buf.Len()
 	writeEnd(buf, string(r.Kind))
-	unsigned := buf.Len()
 	digest := crypto.SHA256.New()
 	digest.Write(buf.Bytes())
 	digestB64 := base64.StdEncoding.EncodeToString(digest.Sum(nil))
 
+	// The output is sized for the body, SignedInfo (about as long again as the
+	// markup around it), the value and the certificates.
+	out := bytes.NewBuffer(make([]byte, 0, 2*buf.Len()+s.certLen+1024))
+	out.WriteString("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")
+	out.Write(buf.Bytes()[:body])
+
 	buf.Reset()
 	s.writeSignedInfo(buf, true, id, digestB64)
-	signedInfo := buf.Len()
 	value, err := sign(buf.Bytes())
 	if err != nil {
 		return nil, err
 	}
 
-	out := bytes.NewBuffer(make([]byte, 0, unsigned+signedInfo+base64.StdEncoding.EncodedLen(len(value))+s.certLen+512))
-	out.WriteString("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")
-	writeReceiptStart(out, &r, id)
-	r.eachField(func(name, v string) { writeTextElement(out, name, v) })
 	out.WriteString(`<ds:Signature xmlns:ds="`)
 	c14n.EscapeAttr(out, NamespaceDSig)
 	out.WriteString(`">`)
