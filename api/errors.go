@@ -104,10 +104,6 @@ func isMaxBytes(err error) bool {
 // RetryAfterSeconds is what a 503 suggests to a portal (and to a peer gateway).
 const RetryAfterSeconds = "30"
 
-// StatusClientClosed is what the metrics count for a request whose client went
-// away before its answer (clientgone.Status).
-const StatusClientClosed = clientgone.Status
-
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if clientgone.Answer(w, r, err, s.log) {
 		return

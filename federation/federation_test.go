@@ -20,10 +20,10 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
-	"github.com/amtsbote/amtsbote/api"
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/intake"
+	"github.com/amtsbote/amtsbote/internal/clientgone"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/signing/signingtest"
@@ -465,7 +465,7 @@ func TestReceiverBusyAnswer(t *testing.T) {
 	cancel()
 	rec = httptest.NewRecorder()
 	h.fail(rec, r.WithContext(ctx), "peer-x", fmt.Errorf("intake: waiting for a verification slot: %w", ctx.Err()))
-	if rec.Code != api.StatusClientClosed || rec.Body.Len() != 0 {
+	if rec.Code != clientgone.Status || rec.Body.Len() != 0 {
 		t.Fatalf("peer gone: %d %q", rec.Code, rec.Body.String())
 	}
 }

@@ -85,13 +85,7 @@ func TestKnownCertificatesRoundTrip(t *testing.T) {
 			}
 		}
 		for _, b := range blobs {
-			r, err := db.Blobs().Open(context.Background(), b.SHA256)
-			if err != nil {
-				t.Fatalf("%s: blob: %v", when, err)
-			}
-			got, _ := io.ReadAll(r)
-			r.Close()
-			if !bytes.Equal(got, b.Data) {
+			if got := blobBytes(t, db, b.SHA256, when); !bytes.Equal(got, b.Data) {
 				t.Fatalf("%s: blob of %d bytes read back as %d different ones", when, len(b.Data), len(got))
 			}
 		}
@@ -101,6 +95,25 @@ func TestKnownCertificatesRoundTrip(t *testing.T) {
 		}
 	}
 	check(db, "written")
+	check(reopen(t, db, dir), "reopened without the certificates")
+}
+
+// blobBytes reads a blob whole.
+func blobBytes(t *testing.T, db *DB, digest, when string) []byte {
+	t.Helper()
+	r, err := db.Blobs().Open(context.Background(), digest)
+	if err != nil {
+		t.Fatalf("%s: blob: %v", when, err)
+	}
+	defer r.Close()
+	got, _ := io.ReadAll(r)
+	return got
+}
+
+// reopen closes db and opens its folder again without the option of known
+// certificates: what the file holds must do.
+func reopen(t *testing.T, db *DB, dir string) *DB {
+	t.Helper()
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -108,8 +121,8 @@ func TestKnownCertificatesRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db2.Close()
-	check(db2, "reopened without the certificates")
+	t.Cleanup(func() { db2.Close() })
+	return db2
 }
 
 // TestSchemaUpgrade: files of schema 1 (before nested blobs and certificate
@@ -202,25 +215,12 @@ func TestLearnedCertificates(t *testing.T) {
 	}
 	read := func(db *DB, when string) {
 		t.Helper()
-		r, err := db.Blobs().Open(context.Background(), blob.SHA256)
-		if err != nil {
-			t.Fatalf("%s: %v", when, err)
-		}
-		got, _ := io.ReadAll(r)
-		r.Close()
-		if !bytes.Equal(got, pkg) {
+		if !bytes.Equal(blobBytes(t, db, blob.SHA256, when), pkg) {
 			t.Fatalf("%s: the package read back differs", when)
 		}
 	}
 	read(db, "written")
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db2, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db2.Close()
+	db2 := reopen(t, db, dir)
 	read(db2, "reopened")
 	if _, shrunk := db2.known.shrink(nil, pkg); !shrunk {
 		t.Fatal("reopened: the learned certificate is not used from the start")
