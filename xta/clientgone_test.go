@@ -80,7 +80,18 @@ func TestClientGoneIsNoTechnicalProblem(t *testing.T) {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", actionCT(portRecipient, "getStatusList"))
-	if _, err := e.client("office-a").Do(req); !errors.Is(err, context.Canceled) {
+	// The client's transport closes the connection when its context ends; the
+	// server's 499 may still race that close and be read (seen under -race), so a
+	// response is allowed here as long as it is that 499 — what must not happen is
+	// any other answer, and rec.code below checks what the server wrote.
+	resp, err := e.client("office-a").Do(req)
+	switch {
+	case err == nil:
+		resp.Body.Close()
+		if resp.StatusCode != clientgone.Status {
+			t.Fatalf("request with the client giving up: answered %d, want an error or %d", resp.StatusCode, clientgone.Status)
+		}
+	case !errors.Is(err, context.Canceled):
 		t.Fatalf("request with the client giving up: %v", err)
 	}
 	select {
