@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -200,7 +199,7 @@ func describe(e *etree.Element) string {
 	return "an element in a foreign namespace"
 }
 
-var reSafeName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]{0,40}$`)
+var reSafeName = mustPattern(`^[A-Za-z][A-Za-z0-9]{0,40}$`)
 
 // checkAttrs refuses attributes other than the allowed ones and namespace declarations.
 func checkAttrs(e *etree.Element, path string, allowed ...string) error {
@@ -278,7 +277,7 @@ func field(e *etree.Element, path string, rule func(string) string) (string, err
 
 func textRule(max int) func(string) string { return func(s string) string { return checkText(s, max) } }
 
-func patternRule(re *regexp.Regexp, what string) func(string) string {
+func patternRule(re *pattern, what string) func(string) string {
 	return func(s string) string { return checkPattern(s, re, what) }
 }
 
@@ -298,7 +297,7 @@ func optField(c *cursor, tag string, rule func(string) string) (string, error) {
 	return field(e, c.path+"/"+tag, rule)
 }
 
-var reDateTime = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$`)
+var reDateTime = mustPattern(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$`)
 
 func parseKopf(k *etree.Element, out *Kopf) error {
 	const path = elRoot + "/" + elKopf

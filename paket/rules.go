@@ -3,7 +3,6 @@ package paket
 import (
 	"net/mail"
 	"net/url"
-	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -14,29 +13,29 @@ import (
 // reason never carries attacker-chosen bytes into logs.
 
 var (
-	reLeika    = regexp.MustCompile(`^99\d{12}$`)
-	reARS      = regexp.MustCompile(`^\d{12}$`)
-	reAGS      = regexp.MustCompile(`^\d{8}$`)
-	rePLZ      = regexp.MustCompile(`^\d{5}$`)
-	reUUID     = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-	rePortalID = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+	reLeika    = mustPattern(`^99\d{12}$`)
+	reARS      = mustPattern(`^\d{12}$`)
+	reAGS      = mustPattern(`^\d{8}$`)
+	rePLZ      = mustPattern(`^\d{5}$`)
+	reUUID     = mustPattern(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	rePortalID = mustPattern(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 	// xs:NCName restricted to ASCII: the root ID is the signature's reference target
 	// and every XMLDSig tool must be able to find it.
-	reNCName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9._-]{0,127}$`)
-	reAnlageID  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9._-]{0,63}$`)
-	reSHA256    = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
-	reSize      = regexp.MustCompile(`^(0|[1-9][0-9]{0,17})$`)
-	reAmount    = regexp.MustCompile(`^(0|[1-9][0-9]{0,11})\.[0-9]{2}$`)
-	reCurrency  = regexp.MustCompile(`^[A-Z]{3}$`)
-	reCountry   = regexp.MustCompile(`^[A-Z]{2}$`)
-	reForeignPC = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 -]{0,11}$`)
+	reNCName    = mustPattern(`^[A-Za-z_][A-Za-z0-9._-]{0,127}$`)
+	reAnlageID  = mustPattern(`^[A-Za-z_][A-Za-z0-9._-]{0,63}$`)
+	reSHA256    = mustPattern(`^[0-9a-fA-F]{64}$`)
+	reSize      = mustPattern(`^(0|[1-9][0-9]{0,17})$`)
+	reAmount    = mustPattern(`^(0|[1-9][0-9]{0,11})\.[0-9]{2}$`)
+	reCurrency  = mustPattern(`^[A-Z]{3}$`)
+	reCountry   = mustPattern(`^[A-Z]{2}$`)
+	reForeignPC = mustPattern(`^[A-Za-z0-9][A-Za-z0-9 -]{0,11}$`)
 	// RFC 6838 restricted-name for type and subtype; parameters are not allowed because
 	// the transfer and mailbox channels use the value verbatim as a Content-Type.
-	reMimeType = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$`)
+	reMimeType = mustPattern(`^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$`)
 	// RFC 2392 cid URL; the Content-ID is url-encoded, so no spaces or brackets.
-	reCID = regexp.MustCompile(`^cid:[A-Za-z0-9!#$%&'*+./=?^_{|}~@-]{1,250}$`)
+	reCID = mustPattern(`^cid:[A-Za-z0-9!#$%&'*+./=?^_{|}~@-]{1,250}$`)
 	// A portal mailbox reference: "postfach:" + the portal's opaque mailbox id.
-	reMailbox = regexp.MustCompile(`^postfach:[A-Za-z0-9._~@:/-]{1,250}$`)
+	reMailbox = mustPattern(`^postfach:[A-Za-z0-9._~@:/-]{1,250}$`)
 )
 
 // Vertrauensniveau values (eIDAS levels of assurance, German names as in the
@@ -80,7 +79,7 @@ func checkText(s string, max int) string {
 	return ""
 }
 
-func checkPattern(s string, re *regexp.Regexp, what string) string {
+func checkPattern(s string, re *pattern, what string) string {
 	if !re.MatchString(s) {
 		return "must be " + what
 	}
