@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 )
@@ -23,9 +24,18 @@ func TestShortRun(t *testing.T) {
 	if res.VerifyAllocPerPkg == 0 || res.AllocPerPkg <= res.VerifyAllocPerPkg {
 		t.Errorf("allocated per package %d, per verification %d", res.AllocPerPkg, res.VerifyAllocPerPkg)
 	}
+	// The baseline is measured on both sides of the run, and the ratio is against
+	// their mean.
+	if len(res.VerifyRates) != 2 || res.VerifyRates[0] <= 0 || res.VerifyRates[1] <= 0 {
+		t.Fatalf("baseline measurements %v, want one before and one after the run", res.VerifyRates)
+	}
+	if mean := (res.VerifyRates[0] + res.VerifyRates[1]) / 2; math.Abs(res.VerifyPerSec-mean) > 1e-6*mean ||
+		math.Abs(res.DeliveredRatio-res.DeliveredPerSec/mean) > 1e-9 {
+		t.Errorf("baseline %v of %v, ratio %v", res.VerifyPerSec, res.VerifyRates, res.DeliveredRatio)
+	}
 	var b strings.Builder
 	res.Report(&b)
-	for _, want := range []string{"accepted", "delivered", "p99", "baseline", "ratio", "allocated per package"} {
+	for _, want := range []string{"accepted", "delivered", "p99", "baseline", "before the run", "ratio", "allocated per package"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
