@@ -394,13 +394,18 @@ func (bl *baseline) measure(b *bench, docs [][]byte, concurrency int) error {
 	return nil
 }
 
+func (bl *baseline) mean() float64 {
+	m := 0.0
+	for _, r := range bl.rates {
+		m += r / float64(len(bl.rates))
+	}
+	return m
+}
+
 // into sets the result's baseline figures: rates and CPU per verification as
 // the mean of both measurements.
 func (bl *baseline) into(res *Result) {
-	res.VerifyRates, res.VerifyPerSec = bl.rates, 0
-	for _, r := range bl.rates {
-		res.VerifyPerSec += r / float64(len(bl.rates))
-	}
+	res.VerifyRates, res.VerifyPerSec = bl.rates, bl.mean()
 	res.VerifyCPUPerPkg = bl.cpu / time.Duration(bl.pkg)
 	res.VerifyAllocPerPkg = bl.alloc / bl.pkg
 	res.Ratio = res.AcceptedPerSec / res.VerifyPerSec

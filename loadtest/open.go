@@ -58,10 +58,11 @@ type OpenResult struct {
 	MaxInFlight    int
 	Workers        int
 	VerifySlots    int
-	LoadBefore     string // /proc/loadavg before signing
-	LoadAfter      string // after the ladder
-	VerifyPerSec   float64
-	PresignedBytes int64 // the signed packages held in memory at the start of the ladder
+	LoadBefore     string    // /proc/loadavg before signing
+	LoadAfter      string    // after the ladder
+	VerifyPerSec   float64   // the mean of VerifyRates
+	VerifyRates    []float64 // the baseline before the ladder and after the drain
+	PresignedBytes int64     // the signed packages held in memory at the start of the ladder
 
 	Disk       string // data disk as in /proc/diskstats; empty: flushes not available
 	FlushNote  string // why flushes are not available, or what they include
@@ -239,10 +240,14 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 		res.PresignedBytes += int64(len(d))
 	}
 	// Baseline in the same run: verification alone, on (up to 2,000 of) the same
-	// packages, one goroutine per CPU.
-	if res.VerifyPerSec, err = b.verifyRate(docs[:min(len(docs), 2000)], runtime.GOMAXPROCS(0)); err != nil {
+	// packages, one goroutine per CPU; before the ladder and again after the drain
+	// (as the closed loop does: baseline).
+	var base baseline
+	keep := min(len(docs), 2000)
+	if err := base.measure(b, docs[:keep], runtime.GOMAXPROCS(0)); err != nil {
 		return nil, err
 	}
+	res.VerifyPerSec = base.rates[0]
 
 	clk := realClock{}
 	var received, delivered atomic.Int64
@@ -415,6 +420,26 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
+	// The ladder's packages gave their pages back as they were answered (peak RSS
+	// per step is the process's); the baseline after the drain verifies as many
+	// packages of the same shape, signed now and off the heap like the others.
+	again, err := b.sign(keep, o.Elements, runtime.GOMAXPROCS(0))
+	if err != nil {
+		return res, err
+	}
+	pre2, err := newPresigned(again)
+	if err != nil {
+		return res, err
+	}
+	defer pre2.close()
+	settle(2 * time.Second)
+	if err := base.measure(b, pre2.docs, runtime.GOMAXPROCS(0)); err != nil {
+		return res, err
+	}
+	res.VerifyRates, res.VerifyPerSec = base.rates, base.mean()
+	for i := range res.Steps {
+		res.Steps[i].Ratio = res.Steps[i].DeliveredPerSec / res.VerifyPerSec
+	}
 	return res, nil
 }
 
@@ -483,7 +508,7 @@ func (r *OpenResult) Report(w io.Writer) {
 		r.Arrivals, r.Seed, r.Step, r.PackageBytes, r.CPUs, r.Workers, slotsText(r.VerifySlots), r.MaxInFlight)
 	fmt.Fprintf(w, "  load average before %s, after %s; %.1f MiB of presigned packages in memory at the start (off the Go heap, released as sent)\n",
 		r.LoadBefore, r.LoadAfter, float64(r.PresignedBytes)/(1<<20))
-	fmt.Fprintf(w, "  baseline (same run): signature verification alone %.0f /s\n", r.VerifyPerSec)
+	fmt.Fprintf(w, "  baseline (same run): signature verification alone %.0f /s%s\n", r.VerifyPerSec, ratesText(r.VerifyRates))
 	switch {
 	case r.Floor.N > 0:
 		fmt.Fprintf(w, "  floor (probe alone before the ladder): write+fsync 4 KiB p50 %s p99 %s max %s", fmtDur(r.Floor.P50), fmtDur(r.Floor.P99), fmtDur(r.Floor.Max))

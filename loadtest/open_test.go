@@ -262,11 +262,19 @@ func TestOpenShortRun(t *testing.T) {
 	if res.VerifyPerSec <= 0 || res.PackageBytes < 8<<10 {
 		t.Errorf("baseline %v, package %d bytes", res.VerifyPerSec, res.PackageBytes)
 	}
+	if len(res.VerifyRates) != 2 || res.VerifyRates[1] <= 0 || math.Abs(res.VerifyPerSec-(res.VerifyRates[0]+res.VerifyRates[1])/2) > 1e-9*res.VerifyPerSec {
+		t.Errorf("baseline %v of %v: want the mean of one before the ladder and one after the drain", res.VerifyPerSec, res.VerifyRates)
+	}
+	for _, s := range res.Steps {
+		if want := s.DeliveredPerSec / res.VerifyPerSec; s.Ratio != want {
+			t.Errorf("step %v/s: dlv/verify %v, want %v (against the mean)", s.Rate, s.Ratio, want)
+		}
+	}
 	var b strings.Builder
 	res.Report(&b)
 	out := b.String()
 	t.Log("\n" + out)
-	for _, want := range []string{"-open", "poisson", "baseline", "floor", "p99.9", "no-ans", "dlv-gap", "probe p50/p99/max",
+	for _, want := range []string{"-open", "poisson", "baseline", "before the run", "floor", "p99.9", "no-ans", "dlv-gap", "probe p50/p99/max",
 		"flush/pkg", "KiB/pkg", "peak RSS", "dlv/verify", "drain:", "highest rate meeting the target:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q", want)
