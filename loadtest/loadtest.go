@@ -136,16 +136,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	defer b.close()
 	g, hookErrs := b.g, &b.hookErrs
 	// Sign every package up front: the portal's signing cost is not the gateway's.
-	docs, err := b.sign(o.N, o.Elements, 1)
-	if err != nil {
-		return nil, err
-	}
-	pre, err := newPresigned(docs)
+	pre, err := b.presign(o.N, o.Elements, 1)
 	if err != nil {
 		return nil, err
 	}
 	defer pre.close()
-	docs = pre.docs
+	docs := pre.docs
 	var base baseline
 	res := &Result{N: o.N, Concurrency: o.Concurrency, PackageBytes: len(docs[0]), CPUs: runtime.GOMAXPROCS(0), Workers: g.Config.Delivery.Workers, VerifySlots: g.Pipeline.Slots.Size()}
 
@@ -367,6 +363,16 @@ func (b *bench) sign(n, elements, workers int) ([][]byte, error) {
 		return nil, err
 	}
 	return docs, nil
+}
+
+// presign signs n packages with workers goroutines and moves them off the heap
+// (offheap.go), so that they do not change how often the gateway collects.
+func (b *bench) presign(n, elements, workers int) (*presigned, error) {
+	docs, err := b.sign(n, elements, workers)
+	if err != nil {
+		return nil, err
+	}
+	return newPresigned(docs)
 }
 
 // baseline is verification alone measured before the gateway's run and again

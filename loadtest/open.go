@@ -225,16 +225,12 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 	res.VerifySlots = g.Pipeline.Slots.Size()
 
 	progressf(o.Progress, "signing %d packages...\n", total)
-	docs, err := b.sign(total, o.Elements, runtime.GOMAXPROCS(0))
-	if err != nil {
-		return nil, err
-	}
-	pre, err := newPresigned(docs)
+	pre, err := b.presign(total, o.Elements, runtime.GOMAXPROCS(0))
 	if err != nil {
 		return nil, err
 	}
 	defer pre.close()
-	docs = pre.docs
+	docs := pre.docs
 	res.PackageBytes = len(docs[0])
 	for _, d := range docs {
 		res.PresignedBytes += int64(len(d))
@@ -423,11 +419,7 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 	// The ladder's packages gave their pages back as they were answered (peak RSS
 	// per step is the process's); the baseline after the drain verifies as many
 	// packages of the same shape, signed now and off the heap like the others.
-	again, err := b.sign(keep, o.Elements, runtime.GOMAXPROCS(0))
-	if err != nil {
-		return res, err
-	}
-	pre2, err := newPresigned(again)
+	pre2, err := b.presign(keep, o.Elements, runtime.GOMAXPROCS(0))
 	if err != nil {
 		return res, err
 	}
