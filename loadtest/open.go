@@ -243,7 +243,9 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 	if err := base.measure(b, docs[:keep], runtime.GOMAXPROCS(0)); err != nil {
 		return nil, err
 	}
-	res.VerifyPerSec = base.rates[0]
+	// Whatever ends the run from here, its report (printed on errors too) is
+	// against every baseline measured by then.
+	defer res.setBaseline(&base)
 
 	clk := realClock{}
 	var received, delivered atomic.Int64
@@ -389,9 +391,6 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 		if res.BytesNote == "" && accepted > 0 {
 			s.BytesPerPkg = float64(b1-b0-int64(len(plat)+perrs)*probeBytes) / accepted
 		}
-		if res.VerifyPerSec > 0 {
-			s.Ratio = s.DeliveredPerSec / res.VerifyPerSec
-		}
 		res.Steps = append(res.Steps, s)
 	}
 	disp.wait()
@@ -428,11 +427,16 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 	if err := base.measure(b, pre2.docs, runtime.GOMAXPROCS(0)); err != nil {
 		return res, err
 	}
-	res.VerifyRates, res.VerifyPerSec = base.rates, base.mean()
-	for i := range res.Steps {
-		res.Steps[i].Ratio = res.Steps[i].DeliveredPerSec / res.VerifyPerSec
-	}
 	return res, nil
+}
+
+// setBaseline sets the baseline figures and each step's delivered / verify-only
+// from the measurements in bl.
+func (r *OpenResult) setBaseline(bl *baseline) {
+	r.VerifyRates, r.VerifyPerSec = bl.rates, bl.mean()
+	for i := range r.Steps {
+		r.Steps[i].Ratio = r.Steps[i].DeliveredPerSec / r.VerifyPerSec
+	}
 }
 
 func psiShare(a, b int64, secs float64) float64 {
