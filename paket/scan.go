@@ -599,11 +599,10 @@ func (s *scanner) text() error {
 			}
 			i++
 		}
-		s.i = i
-		if i == len(s.b) {
+		if s.i = i; i == len(b) {
 			break
 		}
-		c := s.b[s.i]
+		c := b[i]
 		if c >= utf8.RuneSelf {
 			if err := s.nonASCII(); err != nil {
 				return err
@@ -611,12 +610,7 @@ func (s *scanner) text() error {
 			nonSpace++
 			continue
 		}
-		switch charClass[c] {
-		case ccPlain:
-			nonSpace++
-			s.i++
-		case ccSpace:
-			s.i++
+		switch charClass[c] { // plain bytes and space were taken above
 		case ccLt:
 			return s.countInhalt(nonSpace)
 		case ccAmp:
