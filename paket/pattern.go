@@ -64,22 +64,21 @@ func expand(re *syntax.Regexp) ([][]run, error) {
 	switch re.Op {
 	case syntax.OpEmptyMatch:
 		return [][]run{nil}, nil
-	case syntax.OpLiteral, syntax.OpCharClass:
+	case syntax.OpLiteral:
 		if re.Flags&syntax.FoldCase != 0 {
 			return nil, fmt.Errorf("case folding is not supported")
 		}
-		if re.Op == syntax.OpLiteral {
-			seq := make([]run, 0, len(re.Rune))
-			for _, c := range re.Rune {
-				r, err := classRun(&syntax.Regexp{Op: syntax.OpCharClass, Rune: []rune{c, c}}, 1, 1)
-				if err != nil {
-					return nil, err
-				}
-				seq = append(seq, r)
+		seq := make([]run, 0, len(re.Rune))
+		for _, c := range re.Rune {
+			r, err := classRun([]rune{c, c}, 1, 1)
+			if err != nil {
+				return nil, err
 			}
-			return [][]run{seq}, nil
+			seq = append(seq, r)
 		}
-		r, err := classRun(re, 1, 1)
+		return [][]run{seq}, nil
+	case syntax.OpCharClass:
+		r, err := classRun(re.Rune, 1, 1)
 		return [][]run{{r}}, err
 	case syntax.OpRepeat, syntax.OpStar, syntax.OpPlus, syntax.OpQuest:
 		min, max := re.Min, re.Max
@@ -94,15 +93,18 @@ func expand(re *syntax.Regexp) ([][]run, error) {
 		if re.Flags&syntax.NonGreedy != 0 {
 			return nil, fmt.Errorf("non-greedy repetition is not supported")
 		}
-		sub := re.Sub[0]
-		if sub.Op == syntax.OpCharClass || (sub.Op == syntax.OpLiteral && len(sub.Rune) == 1) {
-			r, err := classRun(sub, min, max)
+		switch sub := re.Sub[0]; {
+		case sub.Op == syntax.OpCharClass:
+			r, err := classRun(sub.Rune, min, max)
+			return [][]run{{r}}, err
+		case sub.Op == syntax.OpLiteral && len(sub.Rune) == 1 && sub.Flags&syntax.FoldCase == 0:
+			r, err := classRun([]rune{sub.Rune[0], sub.Rune[0]}, min, max)
 			return [][]run{{r}}, err
 		}
 		if re.Op != syntax.OpQuest {
 			return nil, fmt.Errorf("repetition of more than one character is not supported")
 		}
-		alts, err := expand(sub) // (x)? is x or nothing
+		alts, err := expand(re.Sub[0]) // (x)? is x or nothing
 		if err != nil {
 			return nil, err
 		}
@@ -145,14 +147,12 @@ func expand(re *syntax.Regexp) ([][]run, error) {
 	return nil, fmt.Errorf("%s is not supported", re.Op)
 }
 
-// classRun is the run of an ASCII character class (or single literal) re.
-func classRun(re *syntax.Regexp, min, max int) (run, error) {
+// classRun is the run of the ASCII character class ranges (lo, hi pairs, as
+// regexp/syntax gives them).
+func classRun(ranges []rune, min, max int) (run, error) {
 	r := run{min: min, max: max}
-	if re.Op == syntax.OpLiteral {
-		re = &syntax.Regexp{Op: syntax.OpCharClass, Rune: []rune{re.Rune[0], re.Rune[0]}}
-	}
-	for i := 0; i+1 < len(re.Rune); i += 2 {
-		lo, hi := re.Rune[i], re.Rune[i+1]
+	for i := 0; i+1 < len(ranges); i += 2 {
+		lo, hi := ranges[i], ranges[i+1]
 		if lo < 0 || hi > 127 {
 			return r, fmt.Errorf("only ASCII classes are supported")
 		}
@@ -208,5 +208,3 @@ func matchRuns(seq []run, s string) bool {
 	}
 	return i == len(s)
 }
-
-func (p *pattern) String() string { return p.expr }
