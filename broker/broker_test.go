@@ -652,6 +652,11 @@ func TestLongLineOnlyForAFastOffice(t *testing.T) {
 	if got := admit("slow", maxWaitingPerOffice+10); got != 10 {
 		t.Fatalf("slow office: %d sent back, want 10", got)
 	}
+	// What waits for the hung and the slow office is theirs, not this gateway's:
+	// Behind (which makes intake yield to delivery) does not count it.
+	if got := b.Behind(); got != 0 {
+		t.Fatalf("Behind = %d with only a hung and a slow office's lines, want 0", got)
+	}
 	// Fast: attempts finishing back to back.
 	admit("fast", 1+maxWaitingPerOffice)
 	for range 16 {
@@ -661,6 +666,9 @@ func TestLongLineOnlyForAFastOffice(t *testing.T) {
 	}
 	if got := admit("fast", maxWaitingFast-maxWaitingPerOffice+16+10); got != 10 {
 		t.Fatalf("fast office: %d sent back, want 10 (a long line)", got)
+	}
+	if got := b.Behind(); got != maxWaitingFast {
+		t.Fatalf("Behind = %d, want the fast office's full line (%d) and nothing of the others'", got, maxWaitingFast)
 	}
 }
 

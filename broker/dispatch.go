@@ -130,6 +130,24 @@ func (l *officeLine) capacity(now time.Time) int {
 	return maxWaitingPerOffice
 }
 
+// Behind is the number of packages waiting in this node's lines for offices
+// that take them fast (their lines are long, capacity above): work that waits for
+// this gateway, not for the office. A slow or unanswering office's line does not
+// count, nor do messages the queue still holds. intake.Yield reads it to give
+// delivery CPU when the two compete.
+func (b *Broker) Behind() int {
+	now := time.Now()
+	n := 0
+	b.officeMu.Lock()
+	for _, l := range b.lines {
+		if l.capacity(now) == maxWaitingFast {
+			n += len(l.waiting)
+		}
+	}
+	b.officeMu.Unlock()
+	return n
+}
+
 // finished notes that one of the office's attempts finished.
 func (l *officeLine) finished(now time.Time) {
 	if !l.progress.IsZero() {

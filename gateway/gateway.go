@@ -50,6 +50,7 @@ type Gateway struct {
 	Trust     *signing.TrustStore
 	Signer    *signing.Signer
 	Pipeline  *intake.Pipeline
+	Yield     *intake.Yield // nil: intake never leaves slots to delivery
 	Mailbox   *mailbox.Mailbox
 
 	db       store.Store
@@ -219,13 +220,27 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		LastResort: channel.Mailbox, Slots: intake.NewSlots(cfg.Limits.VerifyParallel),
 	}
 	slots := g.Pipeline.Slots
+	if cfg.Limits.YieldBacklog >= 0 {
+		high := cfg.Limits.YieldBacklog
+		if high == 0 {
+			high = intake.DefaultYieldBacklog
+		}
+		g.Yield = intake.NewYield(slots, g.Broker.Behind, high, log)
+	}
+	yield := g.Yield
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "amtsbote_intake_waiting",
 			Help: "Packages waiting for a verification slot (limits.verify_parallel): intake is using every slot."},
 			func() float64 { return float64(slots.Waiting()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "amtsbote_intake_busy_total",
 			Help: "Packages refused with 503 because no verification slot came free in time (overload)."},
-			func() float64 { return float64(slots.Refused()) }))
+			func() float64 { return float64(slots.Refused()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "amtsbote_intake_yielding",
+			Help: "Verification slots intake leaves to delivery now: packages wait for offices that answer fast while the CPU is full (limits.yield_backlog)."},
+			func() float64 { return float64(yield.Yielding()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "amtsbote_intake_yields_total",
+			Help: "How often intake started to leave verification slots to delivery."},
+			func() float64 { return float64(yield.Times()) }))
 
 	if err := g.setupFaces(ctx); err != nil {
 		return nil, err
@@ -237,6 +252,12 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 	}
 	if err := g.Broker.Start(ctx); err != nil {
 		return nil, err
+	}
+	if g.Yield != nil {
+		yctx, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); g.Yield.Run(yctx) }()
+		g.closers = append(g.closers, func() error { stop(); <-done; return nil })
 	}
 
 	portals, offices := map[string]string{}, map[string]string{}

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -24,6 +25,7 @@ import (
 	"github.com/amtsbote/amtsbote/api"
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/internal/natstest"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/portal"
@@ -499,6 +501,35 @@ func checkAlertMetrics(t *testing.T, exposed map[string]bool) {
 		base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_count"), "_sum")
 		if !exposed[name] && !exposed[base] {
 			t.Errorf("the alert rules use %s, which the gateway does not expose (exposed: %v)", name, slices.Sorted(maps.Keys(exposed)))
+		}
+	}
+}
+
+// TestIntakeYieldFollowsTheConfiguration: on the defaults intake may yield to
+// delivery (where there are two slots or more to share), with
+// limits.yield_backlog negative it never does; the metrics are there either way.
+func TestIntakeYieldFollowsTheConfiguration(t *testing.T) {
+	for _, c := range []struct {
+		backlog int
+		want    bool
+	}{{0, runtime.GOMAXPROCS(0) >= 2}, {-1, false}} {
+		f := start(t, func(cfg *config.Config) { cfg.Limits.YieldBacklog = c.backlog })
+		if got := f.g.Yield != nil; got != c.want {
+			t.Errorf("yield_backlog %d: intake yields %v, want %v", c.backlog, got, c.want)
+		}
+		if f.g.Yield != nil && f.g.Yield.High != intake.DefaultYieldBacklog {
+			t.Errorf("yield_backlog 0 yields above %d, want the default %d", f.g.Yield.High, intake.DefaultYieldBacklog)
+		}
+		resp, err := http.Get(f.g.URL() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, name := range []string{"amtsbote_intake_yielding", "amtsbote_intake_yields_total"} {
+			if !regexp.MustCompile(`(?m)^` + name + ` 0$`).Match(body) {
+				t.Errorf("yield_backlog %d: no %s 0 in /metrics", c.backlog, name)
+			}
 		}
 	}
 }

@@ -47,11 +47,14 @@ type Options struct {
 	// VerifyParallel: packages the gateway verifies at once (0: its default,
 	// limits.verify_parallel; negative: no bound, as before 2026-12-02).
 	VerifyParallel int
-	PerOffice      int           // attempts per office at once (0: the gateway's default)
-	BatchDelay     time.Duration // least time between two store commits (0: the gateway's default)
-	DataDir        string        // empty: a temporary folder
-	Timeout        time.Duration // for the whole run
-	Progress       io.Writer     // one line per second while running; nil: silent
+	// YieldBacklog: limits.yield_backlog (0: the gateway's default; negative:
+	// intake never yields to delivery).
+	YieldBacklog int
+	PerOffice    int           // attempts per office at once (0: the gateway's default)
+	BatchDelay   time.Duration // least time between two store commits (0: the gateway's default)
+	DataDir      string        // empty: a temporary folder
+	Timeout      time.Duration // for the whole run
+	Progress     io.Writer     // one line per second while running; nil: silent
 	// CPUProfile, when set, receives a CPU profile of the gateway's work: from the
 	// first post to the last delivery (the portal's signing before is left out).
 	CPUProfile io.Writer
@@ -85,6 +88,10 @@ type Result struct {
 	CPUs           int
 	Workers        int // the gateway's delivery workers
 	VerifySlots    int // the gateway's verification slots (limits.verify_parallel)
+	// Yields counts how often intake left slots to delivery (limits.yield_backlog);
+	// YieldOff: it never would.
+	Yields   int64
+	YieldOff bool
 	// CPUPerPkg is the process's CPU time (gateway, bench client and office) from
 	// the first post to the last delivery, per delivered package. Steadier than a
 	// rate on a shared machine: other tenants slow a run down more than they add
@@ -129,7 +136,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	// The gateway on its defaults (issue #12: measured as operators run it); a
 	// closed loop sized its store batch and workers by the concurrency until
 	// 2026-12-02, with no gain measured for it (docs/performance.md).
-	b, err := startBench(ctx, benchConfig{DataDir: o.DataDir, BatchDelay: o.BatchDelay, Workers: o.Workers, PerOffice: o.PerOffice, VerifyParallel: o.VerifyParallel})
+	b, err := startBench(ctx, benchConfig{DataDir: o.DataDir, BatchDelay: o.BatchDelay, Workers: o.Workers, PerOffice: o.PerOffice, VerifyParallel: o.VerifyParallel, YieldBacklog: o.YieldBacklog})
 	if err != nil {
 		return nil, err
 	}
@@ -233,6 +240,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	res.Accepted, res.Delivered = int(accepted.Load()), int(delivered.Load())
+	res.Yields, res.YieldOff = g.Yield.Times(), g.Yield == nil
 	res.IntakeSeconds = intakeEnd.Sub(start).Seconds()
 	res.DeliverSeconds = time.Unix(0, lastDelivery.Load()).Sub(start).Seconds()
 	res.AcceptedPerSec = float64(res.Accepted) / res.IntakeSeconds
@@ -256,6 +264,7 @@ type benchConfig struct {
 	Workers        int           // delivery workers (0: the gateway's default)
 	PerOffice      int           // 0: the gateway's default
 	VerifyParallel int           // limits.verify_parallel (0: the gateway's default; negative: no bound)
+	YieldBacklog   int           // limits.yield_backlog (0: the gateway's default; negative: never)
 }
 
 // bench is a running loopback gateway with its office: a webhook receiver that
@@ -303,6 +312,7 @@ func startBench(ctx context.Context, c benchConfig) (_ *bench, err error) {
 	}
 	cfg.Delivery.PerOffice = c.PerOffice
 	cfg.Limits.VerifyParallel = c.VerifyParallel
+	cfg.Limits.YieldBacklog = c.YieldBacklog
 	cfg.Delivery.BackoffBase = 100 * time.Millisecond
 	cfg.Offices = map[string]config.OfficeClient{gateway.DemoOfficeID: {Channels: map[string]config.Channel{channel.Webhook: {Endpoint: "http://" + ln.Addr().String() + "/hook"}}}}
 	g, err := gateway.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -470,6 +480,14 @@ func slotsText(n int) string {
 	return fmt.Sprintf("%d verification slots", n)
 }
 
+// yieldText says whether intake left verification slots to delivery in the run.
+func yieldText(off bool, n int64) string {
+	if off {
+		return "intake never yields to delivery"
+	}
+	return fmt.Sprintf("intake yielded to delivery %d times", n)
+}
+
 func parallel(n int, fn func()) {
 	var wg sync.WaitGroup
 	for range n {
@@ -487,7 +505,7 @@ func closedProgress(w io.Writer, start time.Time, n int, accepted, delivered *at
 
 // Report writes the result for people.
 func (r *Result) Report(w io.Writer) {
-	fmt.Fprintf(w, "amtsbote bench: %d packages of %d bytes, concurrency %d, GOMAXPROCS %d, %d delivery workers, %s\n", r.N, r.PackageBytes, r.Concurrency, r.CPUs, r.Workers, slotsText(r.VerifySlots))
+	fmt.Fprintf(w, "amtsbote bench: %d packages of %d bytes, concurrency %d, GOMAXPROCS %d, %d delivery workers, %s, %s\n", r.N, r.PackageBytes, r.Concurrency, r.CPUs, r.Workers, slotsText(r.VerifySlots), yieldText(r.YieldOff, r.Yields))
 	fmt.Fprintf(w, "  accepted   %6d   %8.0f /s   (201 = fsynced in bbolt, receipt signed)\n", r.Accepted, r.AcceptedPerSec)
 	fmt.Fprintf(w, "  delivered  %6d   %8.0f /s   (webhook confirmed, Zustellbestaetigung signed)\n", r.Delivered, r.DeliveredPerSec)
 	fmt.Fprintf(w, "  intake latency   p50 %s   p99 %s   max %s\n", r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Max.Round(10*time.Microsecond))

@@ -31,6 +31,7 @@ type OpenOptions struct {
 	Elements       int           // elements per package (~120 gives ~10 KB)
 	Workers        int           // delivery workers (0: the gateway's default, delivery.workers)
 	VerifyParallel int           // packages verified at once (0: the gateway's default; negative: no bound)
+	YieldBacklog   int           // limits.yield_backlog (0: the gateway's default; negative: intake never yields)
 	PerOffice      int           // attempts per office at once (0: the gateway's default)
 	BatchDelay     time.Duration // least time between two store commits (0: the gateway's default)
 	Floor          time.Duration // probe alone before the ladder (default 2 s; negative: none)
@@ -58,6 +59,8 @@ type OpenResult struct {
 	MaxInFlight    int
 	Workers        int
 	VerifySlots    int
+	Yields         int64     // how often intake left slots to delivery (limits.yield_backlog)
+	YieldOff       bool      // intake never would
 	LoadBefore     string    // /proc/loadavg before signing
 	LoadAfter      string    // after the ladder
 	VerifyPerSec   float64   // the mean of VerifyRates
@@ -215,7 +218,7 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 
 	// Store batch size and delay are the gateway's defaults: an open loop has no
 	// fixed number of clients to size them by.
-	b, err := startBench(ctx, benchConfig{DataDir: o.DataDir, Workers: o.Workers, PerOffice: o.PerOffice, BatchDelay: o.BatchDelay, VerifyParallel: o.VerifyParallel})
+	b, err := startBench(ctx, benchConfig{DataDir: o.DataDir, Workers: o.Workers, PerOffice: o.PerOffice, BatchDelay: o.BatchDelay, VerifyParallel: o.VerifyParallel, YieldBacklog: o.YieldBacklog})
 	if err != nil {
 		return nil, err
 	}
@@ -405,6 +408,7 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	res.DrainSeconds = time.Since(dStart).Seconds()
+	res.Yields, res.YieldOff = g.Yield.Times(), g.Yield == nil
 	res.FinalBacklog = received.Load() - delivered.Load()
 	res.Drained = res.FinalBacklog <= 0
 	res.LoadAfter = loadAvg()
@@ -500,8 +504,8 @@ func (r *OpenResult) BytesBudget() float64 {
 // Report writes the result for people: the setup, one row per step in two tables
 // (latency and flow; cost per package), and the verdict.
 func (r *OpenResult) Report(w io.Writer) {
-	fmt.Fprintf(w, "amtsbote bench -open: %s arrivals (seed %d), steps of %s, packages of %d bytes, GOMAXPROCS %d, %d delivery workers, %s, cap %d in flight\n",
-		r.Arrivals, r.Seed, r.Step, r.PackageBytes, r.CPUs, r.Workers, slotsText(r.VerifySlots), r.MaxInFlight)
+	fmt.Fprintf(w, "amtsbote bench -open: %s arrivals (seed %d), steps of %s, packages of %d bytes, GOMAXPROCS %d, %d delivery workers, %s, %s, cap %d in flight\n",
+		r.Arrivals, r.Seed, r.Step, r.PackageBytes, r.CPUs, r.Workers, slotsText(r.VerifySlots), yieldText(r.YieldOff, r.Yields), r.MaxInFlight)
 	fmt.Fprintf(w, "  load average before %s, after %s; %.1f MiB of presigned packages in memory at the start (off the Go heap, released as sent)\n",
 		r.LoadBefore, r.LoadAfter, float64(r.PresignedBytes)/(1<<20))
 	fmt.Fprintf(w, "  baseline (same run): signature verification alone %.0f /s%s\n", r.VerifyPerSec, ratesText(r.VerifyRates))

@@ -28,6 +28,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	seed := fs.Uint64("seed", 1, "open loop: seed of the Poisson arrivals")
 	maxInFlight := fs.Int("max-inflight", 4096, "open loop: safety cap on requests in flight; arrivals beyond it are dropped and reported")
 	workers := fs.Int("workers", 0, "delivery workers of the gateway (0: its default, delivery.workers)")
+	yieldBacklog := fs.Int("yield-backlog", 0, "packages waiting for the office above which intake leaves half its verification slots to delivery while the CPU is full (0: its default, limits.yield_backlog; -1: never)")
 	verifyParallel := fs.Int("verify-parallel", 0, "packages the gateway verifies at once (0: its default, limits.verify_parallel, one per CPU; -1: no bound, as before 2026-12-02)")
 	floor := fs.Duration("floor", 2*time.Second, "open loop: run the write+fsync probe alone this long before the ladder (0: not at all)")
 	probeEvery := fs.Duration("probe", 10*time.Millisecond, "open loop: interval of the write+fsync probe of the data disk (0: no probe, to see what it costs)")
@@ -39,7 +40,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	o := loadtest.Options{N: *n, Concurrency: *c, Elements: *elements, Workers: *workers, VerifyParallel: *verifyParallel, PerOffice: *perOffice, BatchDelay: *batchDelay, Timeout: *timeout, Progress: stderr}
+	o := loadtest.Options{N: *n, Concurrency: *c, Elements: *elements, Workers: *workers, VerifyParallel: *verifyParallel, YieldBacklog: *yieldBacklog, PerOffice: *perOffice, BatchDelay: *batchDelay, Timeout: *timeout, Progress: stderr}
 	var traceOut io.Writer // both loops
 	outs := []output{{*traceFile, &traceOut}}
 	if !*open {
@@ -75,7 +76,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "open loop: %s arrivals at %s/s for %s each, against a gateway on loopback...\n", *arrivals, *rates, *step)
 		res, err := loadtest.RunOpen(rctx, loadtest.OpenOptions{
 			Rates: ladder, Step: *step, Arrivals: *arrivals, Seed: *seed, MaxInFlight: *maxInFlight,
-			Elements: *elements, Workers: *workers, VerifyParallel: *verifyParallel, PerOffice: *perOffice, BatchDelay: *batchDelay, Floor: fl, ProbeEvery: pe, Drain: *drain, Progress: stderr,
+			Elements: *elements, Workers: *workers, VerifyParallel: *verifyParallel, YieldBacklog: *yieldBacklog, PerOffice: *perOffice, BatchDelay: *batchDelay, Floor: fl, ProbeEvery: pe, Drain: *drain, Progress: stderr,
 			Trace: traceOut,
 		})
 		if res != nil {

@@ -1,0 +1,185 @@
+package intake
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fakeCPU reports CPU time for a Yield: full (every CPU busy since it was made),
+// idle (none used) or unknown, switchable while the Yield runs.
+type fakeCPU struct {
+	start time.Time
+	mode  atomic.Int32 // 0 full, 1 idle, 2 unknown
+	idle  atomic.Int64 // CPU time frozen when it went idle
+}
+
+func newFakeCPU() *fakeCPU { return &fakeCPU{start: time.Now()} }
+
+func (f *fakeCPU) read() (time.Duration, bool) {
+	switch f.mode.Load() {
+	case 1:
+		return time.Duration(f.idle.Load()), true
+	case 2:
+		return 0, false
+	}
+	return time.Since(f.start) * time.Duration(runtime.GOMAXPROCS(0)), true
+}
+
+func (f *fakeCPU) goIdle() {
+	used, _ := f.read()
+	f.idle.Store(int64(used))
+	f.mode.Store(1)
+}
+
+// startYield runs a Yield over slots with a backlog the test sets, looking every
+// millisecond; looks counts how often it looked.
+func startYield(t *testing.T, slots *Slots, cpu *fakeCPU) (y *Yield, behind *atomic.Int64, looks *atomic.Int64) {
+	t.Helper()
+	behind, looks = new(atomic.Int64), new(atomic.Int64)
+	y = NewYield(slots, func() int { looks.Add(1); return int(behind.Load()) }, 256, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	y.Every = time.Millisecond
+	y.CPU = cpu.read
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); y.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return y, behind, looks
+}
+
+// afterLooks waits until the Yield has looked n more times.
+func afterLooks(t *testing.T, looks *atomic.Int64, n int64) {
+	t.Helper()
+	target := looks.Load() + n
+	waitFor(t, func() bool { return looks.Load() >= target }, "the yield looked again")
+}
+
+// TestYieldHoldsHalfTheSlotsWhileDeliveryIsBehind: above High packages behind
+// with the CPU full, half the slots are held; between Low and High they stay
+// held; below Low they go back.
+func TestYieldHoldsHalfTheSlotsWhileDeliveryIsBehind(t *testing.T) {
+	slots := NewSlots(4)
+	y, behind, looks := startYield(t, slots, newFakeCPU())
+
+	behind.Store(200) // below High: nothing happens
+	afterLooks(t, looks, 5)
+	if y.Yielding() != 0 || len(slots.ch) != 0 {
+		t.Fatalf("yielding %d, slots taken %d with 200 behind (High 256); want none", y.Yielding(), len(slots.ch))
+	}
+	behind.Store(300)
+	waitFor(t, func() bool { return y.Yielding() == 2 }, "two of four slots held")
+	if len(slots.ch) != 2 || y.Times() != 1 {
+		t.Fatalf("slots taken %d, times %d; want 2 and 1", len(slots.ch), y.Times())
+	}
+	// The two left still serve packages.
+	release, err := slots.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+
+	behind.Store(100) // between Low (64) and High: still held
+	afterLooks(t, looks, 5)
+	if y.Yielding() != 2 {
+		t.Fatalf("yielding %d with 100 behind; want 2 (hysteresis)", y.Yielding())
+	}
+	behind.Store(10)
+	waitFor(t, func() bool { return y.Yielding() == 0 && len(slots.ch) == 0 }, "the slots given back")
+	if y.Times() != 1 {
+		t.Fatalf("times %d, want 1", y.Times())
+	}
+}
+
+// TestYieldNotWhileTheCPUIsIdle: packages behind with the CPU not full is not
+// intake's doing (the office's share of attempts is the limit); intake keeps its
+// slots.
+func TestYieldNotWhileTheCPUIsIdle(t *testing.T) {
+	slots := NewSlots(2)
+	cpu := newFakeCPU()
+	cpu.goIdle()
+	y, behind, looks := startYield(t, slots, cpu)
+	behind.Store(5000)
+	afterLooks(t, looks, 20)
+	if y.Yielding() != 0 || y.Times() != 0 {
+		t.Fatalf("yielding %d (times %d) with the CPU idle; want none", y.Yielding(), y.Times())
+	}
+}
+
+// TestYieldEndsWhenTheCPUIsNoLongerFull: yielding that leaves the CPU idle did
+// not help delivery; the slots go back though packages are still behind.
+func TestYieldEndsWhenTheCPUIsNoLongerFull(t *testing.T) {
+	slots := NewSlots(2)
+	cpu := newFakeCPU()
+	y, behind, _ := startYield(t, slots, cpu)
+	behind.Store(5000)
+	waitFor(t, func() bool { return y.Yielding() == 1 }, "one of two slots held")
+	cpu.goIdle()
+	waitFor(t, func() bool { return y.Yielding() == 0 && len(slots.ch) == 0 }, "the slot given back")
+}
+
+// TestYieldByBacklogWhereCPUIsUnknown: without a CPU reading the backlog alone
+// decides, both ways.
+func TestYieldByBacklogWhereCPUIsUnknown(t *testing.T) {
+	slots := NewSlots(2)
+	cpu := newFakeCPU()
+	cpu.mode.Store(2)
+	y, behind, _ := startYield(t, slots, cpu)
+	behind.Store(300)
+	waitFor(t, func() bool { return y.Yielding() == 1 }, "one slot held")
+	behind.Store(0)
+	waitFor(t, func() bool { return y.Yielding() == 0 && len(slots.ch) == 0 }, "the slot given back")
+}
+
+// TestYieldGivesBackOnStop: a stopped Yield holds nothing, also when it was
+// still waiting for a slot behind packages.
+func TestYieldGivesBackOnStop(t *testing.T) {
+	slots := NewSlots(2)
+	y := NewYield(slots, func() int { return 1000 }, 256, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	y.Every, y.CPU = time.Millisecond, newFakeCPU().read
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); y.Run(ctx) }()
+	waitFor(t, func() bool { return y.Yielding() == 1 }, "one slot held")
+	cancel()
+	<-done
+	if len(slots.ch) != 0 || y.Yielding() != 0 {
+		t.Fatalf("after stop: %d slots taken, yielding %d", len(slots.ch), y.Yielding())
+	}
+
+	// Every slot busy with packages: the Yield waits in line, and gives up
+	// waiting when it is stopped.
+	r1, _ := slots.Acquire(context.Background())
+	r2, _ := slots.Acquire(context.Background())
+	ctx, cancel = context.WithCancel(context.Background())
+	done = make(chan struct{})
+	go func() { defer close(done); y.Run(ctx) }()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	<-done
+	r1()
+	r2()
+	if len(slots.ch) != 0 || y.Yielding() != 0 {
+		t.Fatalf("after a stop while waiting: %d slots taken, yielding %d", len(slots.ch), y.Yielding())
+	}
+}
+
+// TestNewYieldNeedsSlotsToGive: with no bound or a single slot there is
+// nothing to give (half of one is none).
+func TestNewYieldNeedsSlotsToGive(t *testing.T) {
+	for _, s := range []*Slots{nil, NewSlots(1)} {
+		if y := NewYield(s, func() int { return 0 }, 256, nil); y != nil {
+			t.Fatalf("NewYield over %d slots = %v, want nil", s.Size(), y)
+		}
+	}
+	if y := NewYield(NewSlots(2), func() int { return 0 }, 0, nil); y != nil {
+		t.Fatal("NewYield with High 0 is not nil")
+	}
+	var y *Yield
+	if y.Yielding() != 0 || y.Times() != 0 {
+		t.Fatal("a nil Yield reports yielding")
+	}
+}
