@@ -119,10 +119,11 @@ type Limits struct {
 	// is refused with 503 and Retry-After (intake/slots.go: without a bound,
 	// intake under overload starved delivery).
 	VerifyParallel int `yaml:"verify_parallel"`
-	// YieldBacklog: while more packages than this wait for offices that answer
-	// fast and the CPU is full, intake verifies in half its slots so that delivery
-	// keeps pace (intake/yield.go), until fewer than a quarter of it wait. 0: 256;
-	// negative: intake never yields.
+	// YieldBacklog: while packages wait for offices that answer fast and the CPU
+	// is full, intake leaves half its verification slots to delivery so that it
+	// keeps pace (intake/yield.go): all the time from this many waiting, for a
+	// part of it in proportion from a quarter of it on. 0: 256; negative: intake
+	// never yields.
 	YieldBacklog int `yaml:"yield_backlog"`
 }
 

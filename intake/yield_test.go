@@ -37,12 +37,12 @@ func (f *fakeCPU) goIdle() {
 }
 
 // startYield runs a Yield over slots with a backlog the test sets, looking every
-// millisecond; looks counts how often it looked.
-func startYield(t *testing.T, slots *Slots, cpu *fakeCPU) (y *Yield, behind *atomic.Int64, looks *atomic.Int64) {
+// period; looks counts how often it looked.
+func startYield(t *testing.T, slots *Slots, cpu *fakeCPU, every time.Duration) (y *Yield, behind *atomic.Int64, looks *atomic.Int64) {
 	t.Helper()
 	behind, looks = new(atomic.Int64), new(atomic.Int64)
 	y = NewYield(slots, func() int { looks.Add(1); return int(behind.Load()) }, 256, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	y.Every = time.Millisecond
+	y.Every = every
 	y.CPU = cpu.read
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -58,22 +58,25 @@ func afterLooks(t *testing.T, looks *atomic.Int64, n int64) {
 	waitFor(t, func() bool { return looks.Load() >= target }, "the yield looked again")
 }
 
-// TestYieldHoldsHalfTheSlotsWhileDeliveryIsBehind: above High packages behind
-// with the CPU full, half the slots are held; between Low and High they stay
-// held; below Low they go back.
-func TestYieldHoldsHalfTheSlotsWhileDeliveryIsBehind(t *testing.T) {
+// TestYieldFollowsTheBacklog: up to Low packages behind intake keeps every
+// slot; from High on half of them are held through every period; in between
+// for a part of each period in proportion; below Low they go back.
+func TestYieldFollowsTheBacklog(t *testing.T) {
 	slots := NewSlots(4)
-	y, behind, looks := startYield(t, slots, newFakeCPU())
+	y, behind, looks := startYield(t, slots, newFakeCPU(), 5*time.Millisecond)
 
-	behind.Store(200) // below High: nothing happens
+	behind.Store(60) // up to Low (64): nothing
 	afterLooks(t, looks, 5)
-	if y.Yielding() != 0 || len(slots.ch) != 0 {
-		t.Fatalf("yielding %d, slots taken %d with 200 behind (High 256); want none", y.Yielding(), len(slots.ch))
+	if y.Yielding() != 0 || len(slots.ch) != 0 || y.Times() != 0 {
+		t.Fatalf("yielding %v, slots taken %d with 60 behind (Low 64); want none", y.Yielding(), len(slots.ch))
 	}
-	behind.Store(300)
-	waitFor(t, func() bool { return y.Yielding() == 2 }, "two of four slots held")
-	if len(slots.ch) != 2 || y.Times() != 1 {
-		t.Fatalf("slots taken %d, times %d; want 2 and 1", len(slots.ch), y.Times())
+	behind.Store(300) // from High (256): two of four, all the time
+	waitFor(t, func() bool { return y.Yielding() == 2 && len(slots.ch) == 2 }, "two of four slots held")
+	for range 20 {
+		afterLooks(t, looks, 1)
+		if n := len(slots.ch); n != 2 {
+			t.Fatalf("%d slots taken while fully yielding, want 2 held through every period", n)
+		}
 	}
 	// The two left still serve packages.
 	release, err := slots.Acquire(context.Background())
@@ -82,15 +85,23 @@ func TestYieldHoldsHalfTheSlotsWhileDeliveryIsBehind(t *testing.T) {
 	}
 	release()
 
-	behind.Store(100) // between Low (64) and High: still held
-	afterLooks(t, looks, 5)
-	if y.Yielding() != 2 {
-		t.Fatalf("yielding %d with 100 behind; want 2 (hysteresis)", y.Yielding())
+	behind.Store(160) // half-way between Low and High: held half of each period
+	waitFor(t, func() bool { return y.Yielding() == 1 }, "half the share")
+	sawFree := false
+	for range 2000 { // at least 10 periods
+		if len(slots.ch) == 0 {
+			sawFree = true
+			break
+		}
+		time.Sleep(25 * time.Microsecond)
+	}
+	if !sawFree {
+		t.Fatal("slots never given back within a period at half the share")
 	}
 	behind.Store(10)
 	waitFor(t, func() bool { return y.Yielding() == 0 && len(slots.ch) == 0 }, "the slots given back")
 	if y.Times() != 1 {
-		t.Fatalf("times %d, want 1", y.Times())
+		t.Fatalf("started yielding %d times, want 1", y.Times())
 	}
 }
 
@@ -101,11 +112,11 @@ func TestYieldNotWhileTheCPUIsIdle(t *testing.T) {
 	slots := NewSlots(2)
 	cpu := newFakeCPU()
 	cpu.goIdle()
-	y, behind, looks := startYield(t, slots, cpu)
+	y, behind, looks := startYield(t, slots, cpu, time.Millisecond)
 	behind.Store(5000)
 	afterLooks(t, looks, 20)
 	if y.Yielding() != 0 || y.Times() != 0 {
-		t.Fatalf("yielding %d (times %d) with the CPU idle; want none", y.Yielding(), y.Times())
+		t.Fatalf("yielding %v (times %d) with the CPU idle; want none", y.Yielding(), y.Times())
 	}
 }
 
@@ -114,9 +125,9 @@ func TestYieldNotWhileTheCPUIsIdle(t *testing.T) {
 func TestYieldEndsWhenTheCPUIsNoLongerFull(t *testing.T) {
 	slots := NewSlots(2)
 	cpu := newFakeCPU()
-	y, behind, _ := startYield(t, slots, cpu)
+	y, behind, _ := startYield(t, slots, cpu, time.Millisecond)
 	behind.Store(5000)
-	waitFor(t, func() bool { return y.Yielding() == 1 }, "one of two slots held")
+	waitFor(t, func() bool { return y.Yielding() == 1 && len(slots.ch) == 1 }, "one of two slots held")
 	cpu.goIdle()
 	waitFor(t, func() bool { return y.Yielding() == 0 && len(slots.ch) == 0 }, "the slot given back")
 }
@@ -127,9 +138,9 @@ func TestYieldByBacklogWhereCPUIsUnknown(t *testing.T) {
 	slots := NewSlots(2)
 	cpu := newFakeCPU()
 	cpu.mode.Store(2)
-	y, behind, _ := startYield(t, slots, cpu)
+	y, behind, _ := startYield(t, slots, cpu, time.Millisecond)
 	behind.Store(300)
-	waitFor(t, func() bool { return y.Yielding() == 1 }, "one slot held")
+	waitFor(t, func() bool { return y.Yielding() == 1 && len(slots.ch) == 1 }, "one slot held")
 	behind.Store(0)
 	waitFor(t, func() bool { return y.Yielding() == 0 && len(slots.ch) == 0 }, "the slot given back")
 }
@@ -143,11 +154,11 @@ func TestYieldGivesBackOnStop(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); y.Run(ctx) }()
-	waitFor(t, func() bool { return y.Yielding() == 1 }, "one slot held")
+	waitFor(t, func() bool { return y.Yielding() == 1 && len(slots.ch) == 1 }, "one slot held")
 	cancel()
 	<-done
 	if len(slots.ch) != 0 || y.Yielding() != 0 {
-		t.Fatalf("after stop: %d slots taken, yielding %d", len(slots.ch), y.Yielding())
+		t.Fatalf("after stop: %d slots taken, yielding %v", len(slots.ch), y.Yielding())
 	}
 
 	// Every slot busy with packages: the Yield waits in line, and gives up
@@ -163,7 +174,7 @@ func TestYieldGivesBackOnStop(t *testing.T) {
 	r1()
 	r2()
 	if len(slots.ch) != 0 || y.Yielding() != 0 {
-		t.Fatalf("after a stop while waiting: %d slots taken, yielding %d", len(slots.ch), y.Yielding())
+		t.Fatalf("after a stop while waiting: %d slots taken, yielding %v", len(slots.ch), y.Yielding())
 	}
 }
 
