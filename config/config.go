@@ -120,10 +120,10 @@ type Limits struct {
 	// intake under overload starved delivery).
 	VerifyParallel int `yaml:"verify_parallel"`
 	// YieldBacklog: while packages wait for offices that answer fast and the CPU
-	// is full, intake leaves half its verification slots to delivery so that it
-	// keeps pace (intake/yield.go): all the time from this many waiting, for a
-	// part of it in proportion from a quarter of it on. 0: 256; negative: intake
-	// never yields.
+	// is full, intake leaves verification slots to delivery so that it keeps pace
+	// (intake/yield.go): from a quarter of this many waiting on, rising in
+	// proportion to half the slots at this many and three quarters at twice it.
+	// 0: 256; negative: intake never yields.
 	YieldBacklog int `yaml:"yield_backlog"`
 }
 

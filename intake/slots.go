@@ -42,6 +42,10 @@ type Slots struct {
 	ch      chan struct{}
 	waiting atomic.Int64
 	refused atomic.Int64
+	// owed counts slots a Yield waits for (takeAhead): a package's release hands
+	// its slot over through granted instead of to the next package in line.
+	owed    atomic.Int64
+	granted chan struct{}
 }
 
 // NewSlots returns n slots; 0 means one per CPU the runtime uses (GOMAXPROCS),
@@ -53,7 +57,7 @@ func NewSlots(n int) *Slots {
 	if n == 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	return &Slots{MaxWait: DefaultSlotWait, ch: make(chan struct{}, n)}
+	return &Slots{MaxWait: DefaultSlotWait, ch: make(chan struct{}, n), granted: make(chan struct{}, n)}
 }
 
 // Acquire takes a slot, waiting for one at most MaxWait (then ErrBusy) or until
@@ -82,7 +86,86 @@ func (s *Slots) Acquire(ctx context.Context) (release func(), err error) {
 	}
 }
 
-func (s *Slots) release() { <-s.ch }
+// release gives a package's slot back: to a Yield waiting for one first, else
+// to the next package in line.
+func (s *Slots) release() {
+	if s.cancelOwed(1) == 1 {
+		s.granted <- struct{}{} // the slot stays taken, now the Yield's
+		return
+	}
+	<-s.ch
+}
+
+// free gives back a slot the Yield held.
+func (s *Slots) free() { <-s.ch }
+
+// cancelOwed takes up to k off owed and returns how many it took.
+func (s *Slots) cancelOwed(k int64) int64 {
+	for {
+		o := s.owed.Load()
+		t := min(o, k)
+		if t <= 0 {
+			return 0
+		}
+		if s.owed.CompareAndSwap(o, o-t) {
+			return t
+		}
+	}
+}
+
+// takeAhead takes n slots for a Yield ahead of the packages waiting for one:
+// free ones at once, the rest as packages give theirs back (a Yield that
+// queued behind them waited seconds for its slots far past the machine's
+// limit, just when it was needed most). It reports false, holding nothing, if
+// ctx ends first. One taker at a time.
+func (s *Slots) takeAhead(ctx context.Context, n int) bool {
+	taken := 0
+	for taken < n && s.tryTake() {
+		taken++
+	}
+	if taken == n {
+		return true
+	}
+	s.owed.Add(int64(n - taken))
+	// A slot that came free before owed was raised stays free if no package
+	// waits; look for one now and then.
+	retry := time.NewTicker(time.Millisecond)
+	defer retry.Stop()
+	for taken < n {
+		select {
+		case <-s.granted:
+			taken++
+		case <-retry.C:
+			if s.tryTake() {
+				if s.cancelOwed(1) == 1 {
+					taken++
+				} else {
+					s.free() // every owed slot is granted already; the grant counts instead
+				}
+			}
+		case <-ctx.Done():
+			rest := int64(n - taken)
+			for range rest - s.cancelOwed(rest) { // granted meanwhile
+				<-s.granted
+				taken++
+			}
+			for range taken {
+				s.free()
+			}
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Slots) tryTake() bool {
+	select {
+	case s.ch <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
 
 // run runs fn in a slot (Acquire).
 func (s *Slots) run(ctx context.Context, fn func() error) error {

@@ -110,3 +110,64 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestTakeAheadOfWaitingPackages: a Yield gets the next slot a package gives
+// back, before packages that were waiting longer; given up, it leaves nothing
+// owed and nothing taken.
+func TestTakeAheadOfWaitingPackages(t *testing.T) {
+	s := NewSlots(2)
+	rA, _ := s.Acquire(context.Background())
+	rB, _ := s.Acquire(context.Background())
+	cGot := make(chan func(), 1)
+	go func() {
+		r, err := s.Acquire(context.Background())
+		if err != nil {
+			t.Error(err)
+		}
+		cGot <- r
+	}()
+	waitFor(t, func() bool { return s.Waiting() == 1 }, "a package waiting")
+	took := make(chan bool, 1)
+	go func() { took <- s.takeAhead(context.Background(), 1) }()
+	waitFor(t, func() bool { return s.owed.Load() == 1 }, "the yield owed a slot")
+	rA()
+	if !<-took {
+		t.Fatal("takeAhead gave up")
+	}
+	select {
+	case <-cGot:
+		t.Fatal("the waiting package got the slot the yield was owed")
+	case <-time.After(20 * time.Millisecond):
+	}
+	rB()
+	rC := <-cGot
+	if len(s.ch) != 2 || s.owed.Load() != 0 {
+		t.Fatalf("slots taken %d (want the yield's and the package's), owed %d", len(s.ch), s.owed.Load())
+	}
+	s.free()
+	rC()
+
+	// Given up while owed: nothing left behind.
+	rA, _ = s.Acquire(context.Background())
+	rB, _ = s.Acquire(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { took <- s.takeAhead(ctx, 2) }()
+	waitFor(t, func() bool { return s.owed.Load() == 2 }, "the yield owed two slots")
+	rA() // one granted, one still owed
+	waitFor(t, func() bool { return s.owed.Load() == 1 }, "one slot granted")
+	cancel()
+	if <-took {
+		t.Fatal("takeAhead reports success after its context ended")
+	}
+	rB()
+	if len(s.ch) != 0 || s.owed.Load() != 0 || len(s.granted) != 0 {
+		t.Fatalf("after giving up: %d slots taken, %d owed, %d grants unread", len(s.ch), s.owed.Load(), len(s.granted))
+	}
+
+	// A free slot is taken at once, with nothing owed.
+	if !s.takeAhead(context.Background(), 2) || len(s.ch) != 2 || s.owed.Load() != 0 {
+		t.Fatalf("free slots: %d taken, %d owed", len(s.ch), s.owed.Load())
+	}
+	s.free()
+	s.free()
+}

@@ -59,8 +59,9 @@ func afterLooks(t *testing.T, looks *atomic.Int64, n int64) {
 }
 
 // TestYieldFollowsTheBacklog: up to Low packages behind intake keeps every
-// slot; from High on half of them are held through every period; in between
-// for a part of each period in proportion; below Low they go back.
+// slot; at High half of them are held through every period, from twice High
+// three quarters; in between for a part of a period in proportion; below Low
+// they go back.
 func TestYieldFollowsTheBacklog(t *testing.T) {
 	slots := NewSlots(4)
 	y, behind, looks := startYield(t, slots, newFakeCPU(), 5*time.Millisecond)
@@ -70,38 +71,65 @@ func TestYieldFollowsTheBacklog(t *testing.T) {
 	if y.Yielding() != 0 || len(slots.ch) != 0 || y.Times() != 0 {
 		t.Fatalf("yielding %v, slots taken %d with 60 behind (Low 64); want none", y.Yielding(), len(slots.ch))
 	}
-	behind.Store(300) // from High (256): two of four, all the time
-	waitFor(t, func() bool { return y.Yielding() == 2 && len(slots.ch) == 2 }, "two of four slots held")
-	for range 20 {
-		afterLooks(t, looks, 1)
-		if n := len(slots.ch); n != 2 {
-			t.Fatalf("%d slots taken while fully yielding, want 2 held through every period", n)
+	// heldThrough checks that n slots stay taken look after look.
+	heldThrough := func(n int) {
+		t.Helper()
+		waitFor(t, func() bool { return y.Yielding() == float64(n) && len(slots.ch) == n }, "slots held")
+		for range 20 {
+			afterLooks(t, looks, 1)
+			if got := len(slots.ch); got != n {
+				t.Fatalf("%d slots taken, want %d held through every period", got, n)
+			}
 		}
 	}
-	// The two left still serve packages.
+	behind.Store(256) // High: two of four, all the time
+	heldThrough(2)
+	behind.Store(5000) // far past it: three of four, and the fourth still serves packages
+	heldThrough(3)
 	release, err := slots.Acquire(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	release()
 
-	behind.Store(160) // half-way between Low and High: held half of each period
-	waitFor(t, func() bool { return y.Yielding() == 1 }, "half the share")
-	sawFree := false
+	behind.Store(112) // a quarter of the way from Low to High: one slot, half of each period
+	waitFor(t, func() bool { return y.Yielding() == 0.5 }, "half a slot")
+	sawFree, sawHeld := false, false
 	for range 2000 { // at least 10 periods
-		if len(slots.ch) == 0 {
+		switch len(slots.ch) {
+		case 0:
 			sawFree = true
+		case 1:
+			sawHeld = true
+		}
+		if sawFree && sawHeld {
 			break
 		}
 		time.Sleep(25 * time.Microsecond)
 	}
-	if !sawFree {
-		t.Fatal("slots never given back within a period at half the share")
+	if !sawFree || !sawHeld {
+		t.Fatalf("at half a slot: seen free %v, seen held %v; want both within a few periods", sawFree, sawHeld)
 	}
 	behind.Store(10)
 	waitFor(t, func() bool { return y.Yielding() == 0 && len(slots.ch) == 0 }, "the slots given back")
 	if y.Times() != 1 {
 		t.Fatalf("started yielding %d times, want 1", y.Times())
+	}
+}
+
+// TestYieldAmount: how much is held at a given backlog, with Low 64 and High 256.
+func TestYieldAmount(t *testing.T) {
+	for _, c := range []struct {
+		slots, behind int
+		want          float64
+	}{
+		{2, 0, 0}, {2, 64, 0}, {2, 160, 0.5}, {2, 256, 1}, {2, 384, 1.25}, {2, 512, 1.5}, {2, 100000, 1.5},
+		{8, 64, 0}, {8, 160, 2}, {8, 256, 4}, {8, 512, 6}, {8, 100000, 6},
+	} {
+		y := NewYield(NewSlots(c.slots), nil, 256, nil)
+		if got := y.amountFor(c.behind); got != c.want {
+			t.Errorf("%d slots, %d behind: hold %v, want %v", c.slots, c.behind, got, c.want)
+		}
 	}
 }
 
@@ -126,7 +154,7 @@ func TestYieldEndsWhenTheCPUIsNoLongerFull(t *testing.T) {
 	slots := NewSlots(2)
 	cpu := newFakeCPU()
 	y, behind, _ := startYield(t, slots, cpu, time.Millisecond)
-	behind.Store(5000)
+	behind.Store(256)
 	waitFor(t, func() bool { return y.Yielding() == 1 && len(slots.ch) == 1 }, "one of two slots held")
 	cpu.goIdle()
 	waitFor(t, func() bool { return y.Yielding() == 0 && len(slots.ch) == 0 }, "the slot given back")
@@ -139,7 +167,7 @@ func TestYieldByBacklogWhereCPUIsUnknown(t *testing.T) {
 	cpu := newFakeCPU()
 	cpu.mode.Store(2)
 	y, behind, _ := startYield(t, slots, cpu, time.Millisecond)
-	behind.Store(300)
+	behind.Store(256)
 	waitFor(t, func() bool { return y.Yielding() == 1 && len(slots.ch) == 1 }, "one slot held")
 	behind.Store(0)
 	waitFor(t, func() bool { return y.Yielding() == 0 && len(slots.ch) == 0 }, "the slot given back")
@@ -149,7 +177,7 @@ func TestYieldByBacklogWhereCPUIsUnknown(t *testing.T) {
 // still waiting for a slot behind packages.
 func TestYieldGivesBackOnStop(t *testing.T) {
 	slots := NewSlots(2)
-	y := NewYield(slots, func() int { return 1000 }, 256, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	y := NewYield(slots, func() int { return 256 }, 256, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	y.Every, y.CPU = time.Millisecond, newFakeCPU().read
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
