@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"sync/atomic"
 	"time"
+
+	"github.com/amtsbote/amtsbote/internal/cputime"
 )
 
 // Yield gives delivery part of the CPU when the two compete for it and delivery
@@ -45,7 +47,7 @@ type Yield struct {
 	// Busy is the share of the process's CPUs (GOMAXPROCS) from which the CPU
 	// counts as full; once full, it counts so down to Idle.
 	Busy, Idle float64
-	// CPU returns the CPU time this process has used so far; nil: getrusage.
+	// CPU returns the CPU time this process has used so far; nil: cputime.Process.
 	// Where it is not available (ok false) only Behind counts.
 	CPU func() (used time.Duration, ok bool)
 	Log *slog.Logger
@@ -107,7 +109,7 @@ func (y *Yield) Times() int64 {
 func (y *Yield) Run(ctx context.Context) {
 	cpu := y.CPU
 	if cpu == nil {
-		cpu = processCPU
+		cpu = cputime.Process
 	}
 	tick := time.NewTicker(y.Every)
 	defer tick.Stop()

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/amtsbote/amtsbote/internal/cputime"
 )
 
 // procWriteBytes is write_bytes of /proc/self/io: bytes this process caused to be
@@ -172,13 +174,11 @@ func pressureSome(res string) int64 {
 	return -1
 }
 
-// processCPU is the user and system CPU time of this process so far.
+// processCPU is the user and system CPU time of this process so far (0 where
+// it cannot be read).
 func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	used, _ := cputime.Process()
+	return used
 }
 
 // start runs the probe until end; a nil probe does nothing.
