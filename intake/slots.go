@@ -127,22 +127,20 @@ func (s *Slots) takeAhead(ctx context.Context, n int) bool {
 		return true
 	}
 	s.owed.Add(int64(n - taken))
-	// A slot that came free before owed was raised stays free if no package
-	// waits; look for one now and then.
-	retry := time.NewTicker(time.Millisecond)
-	defer retry.Stop()
+	// From here every slot a package gives back comes to us. One given back
+	// between the look above and owed being raised went to the line instead,
+	// and is still free if nobody waited: take those once more.
+	for taken < n && s.tryTake() {
+		if s.cancelOwed(1) == 0 {
+			s.free() // every owed slot is granted already; the grants count instead
+			break
+		}
+		taken++
+	}
 	for taken < n {
 		select {
 		case <-s.granted:
 			taken++
-		case <-retry.C:
-			if s.tryTake() {
-				if s.cancelOwed(1) == 1 {
-					taken++
-				} else {
-					s.free() // every owed slot is granted already; the grant counts instead
-				}
-			}
 		case <-ctx.Done():
 			rest := int64(n - taken)
 			for range rest - s.cancelOwed(rest) { // granted meanwhile
