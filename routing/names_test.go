@@ -67,6 +67,7 @@ func TestResolveEverydayNames(t *testing.T) {
 		{"Bischofswerda 01877", "146255207040"},
 		{"Bischofswerda (01877)", "146255207040"},
 		{"D-01067 Dresden", "146120000000"},
+		{"01067\u00a0Dresden", "146120000000"},     // a no-break space, pasted from a web page
 		{"01099 Dresden Neustadt", "146120000000"}, // a district after the name
 		{"01001 Dresden", "146120000000"},          // a Postfach postcode the table lacks
 		{"09599 Freiberg", arsFreiberg},
@@ -207,6 +208,12 @@ func TestParsePlaceQuery(t *testing.T) {
 		{"Bischofswerda, 01877", qPostcodeName, "01877", "Bischofswerda"},
 		{"Halle (Saale)", qName, "", "Halle (Saale)"},
 		{"Arsdorf", qName, "", "Arsdorf"},
+		// Any kind of space is a space (pasted text; FuzzPlaceQuery found the \v).
+		{"01067\u00a0Dresden", qPostcodeName, "01067", "Dresden"},
+		{"Dresden\u2009(01067)", qPostcodeName, "01067", "Dresden"},
+		{"01067 \v,", qPostcode, "01067", ""},
+		{"14\u00a06\u00a025", qKey, "14625", ""},
+		{"Bad\u00a0Schandau", qName, "", "Bad Schandau"},
 	}
 	for _, tt := range tests {
 		q, err := parsePlaceQuery(tt.in)

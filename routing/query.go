@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode"
 )
 
 // The place query parser: what a portal or a citizen writes as a place, read by its
@@ -43,7 +44,7 @@ const urnPrefix = "urn:de:bund:destatis:bevoelkerungsstatistik:schluessel:"
 // parsePlaceQuery reads a place by its form. It fails only for input that cannot be a
 // place at all (empty, too long, a number of the wrong length).
 func parsePlaceQuery(s string) (placeQuery, error) {
-	p := strings.TrimSpace(s)
+	p := asciiSpaces(strings.TrimSpace(s))
 	q := placeQuery{original: p}
 	if p == "" {
 		return q, fmt.Errorf("%w: place is empty", ErrInvalidQuery)
@@ -114,6 +115,25 @@ func parsePlaceQuery(s string) (placeQuery, error) {
 	}
 	q.kind, q.name = qName, p
 	return q, nil
+}
+
+// asciiSpaces writes every kind of space as a plain one. The forms above match
+// spaces with `\s`, which is ASCII only, and what a citizen pastes from a web page
+// or a letter often has a no-break space between postcode and town ("01067\u00a0
+// Dresden" was an unknown place) or a stray vertical tab ("01067 \v," named a
+// place "\v" instead of taking the postcode alone).
+func asciiSpaces(s string) string {
+	for i, r := range s {
+		if r != ' ' && unicode.IsSpace(r) {
+			return s[:i] + strings.Map(func(r rune) rune {
+				if unicode.IsSpace(r) {
+					return ' '
+				}
+				return r
+			}, s[i:])
+		}
+	}
+	return s
 }
 
 // keyDigits reads a key written with separators ("14 6 25 020 020", "14-625-020",
