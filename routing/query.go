@@ -121,19 +121,15 @@ func parsePlaceQuery(s string) (placeQuery, error) {
 // spaces with `\s`, which is ASCII only, and what a citizen pastes from a web page
 // or a letter often has a no-break space between postcode and town ("01067\u00a0
 // Dresden" was an unknown place) or a stray vertical tab ("01067 \v," named a
-// place "\v" instead of taking the postcode alone).
+// place "\v" instead of taking the postcode alone). strings.Map returns s itself
+// when nothing changes, so the usual query costs no copy.
 func asciiSpaces(s string) string {
-	for i, r := range s {
-		if r != ' ' && unicode.IsSpace(r) {
-			return s[:i] + strings.Map(func(r rune) rune {
-				if unicode.IsSpace(r) {
-					return ' '
-				}
-				return r
-			}, s[i:])
+	return strings.Map(func(r rune) rune {
+		if unicode.IsSpace(r) {
+			return ' '
 		}
-	}
-	return s
+		return r
+	}, s)
 }
 
 // keyDigits reads a key written with separators ("14 6 25 020 020", "14-625-020",
