@@ -52,6 +52,7 @@ type Options struct {
 	YieldBacklog int
 	PerOffice    int           // attempts per office at once (0: the gateway's default)
 	BatchDelay   time.Duration // least time between two store commits (0: the gateway's default)
+	BatchSize    int           // writes that start a commit before BatchDelay is up (0: the gateway's default)
 	DataDir      string        // empty: a temporary folder
 	Timeout      time.Duration // for the whole run
 	Progress     io.Writer     // one line per second while running; nil: silent
@@ -136,7 +137,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	// The gateway on its defaults (issue #12: measured as operators run it); a
 	// closed loop sized its store batch and workers by the concurrency until
 	// 2026-12-02, with no gain measured for it (docs/performance.md).
-	b, err := startBench(ctx, benchConfig{DataDir: o.DataDir, BatchDelay: o.BatchDelay, Workers: o.Workers, PerOffice: o.PerOffice, VerifyParallel: o.VerifyParallel, YieldBacklog: o.YieldBacklog})
+	b, err := startBench(ctx, benchConfig{DataDir: o.DataDir, BatchDelay: o.BatchDelay, BatchSize: o.BatchSize, Workers: o.Workers, PerOffice: o.PerOffice, VerifyParallel: o.VerifyParallel, YieldBacklog: o.YieldBacklog})
 	if err != nil {
 		return nil, err
 	}
@@ -261,6 +262,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 type benchConfig struct {
 	DataDir        string
 	BatchDelay     time.Duration // least time between two store commits (0: the gateway's default)
+	BatchSize      int           // writes that start a commit before BatchDelay is up (0: the gateway's default)
 	Workers        int           // delivery workers (0: the gateway's default)
 	PerOffice      int           // 0: the gateway's default
 	VerifyParallel int           // limits.verify_parallel (0: the gateway's default; negative: no bound)
@@ -306,6 +308,9 @@ func startBench(ctx context.Context, c benchConfig) (_ *bench, err error) {
 	cfg.Listen = "127.0.0.1:0"
 	if c.BatchDelay > 0 {
 		cfg.Store.BatchDelay = c.BatchDelay
+	}
+	if c.BatchSize > 0 {
+		cfg.Store.BatchSize = c.BatchSize
 	}
 	if c.Workers > 0 {
 		cfg.Delivery.Workers = c.Workers

@@ -34,6 +34,7 @@ type OpenOptions struct {
 	YieldBacklog   int           // limits.yield_backlog (0: the gateway's default; negative: intake never yields)
 	PerOffice      int           // attempts per office at once (0: the gateway's default)
 	BatchDelay     time.Duration // least time between two store commits (0: the gateway's default)
+	BatchSize      int           // writes that start a commit before BatchDelay is up (0: the gateway's default)
 	Floor          time.Duration // probe alone before the ladder (default 2 s; negative: none)
 	ProbeEvery     time.Duration // write+fsync probe interval (default 10 ms; negative: no probe, to see what the probe costs)
 	RequestTimeout time.Duration // per request (default 30 s); an answer later counts as "timeout"
@@ -218,7 +219,7 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 
 	// Store batch size and delay are the gateway's defaults: an open loop has no
 	// fixed number of clients to size them by.
-	b, err := startBench(ctx, benchConfig{DataDir: o.DataDir, Workers: o.Workers, PerOffice: o.PerOffice, BatchDelay: o.BatchDelay, VerifyParallel: o.VerifyParallel, YieldBacklog: o.YieldBacklog})
+	b, err := startBench(ctx, benchConfig{DataDir: o.DataDir, Workers: o.Workers, PerOffice: o.PerOffice, BatchDelay: o.BatchDelay, BatchSize: o.BatchSize, VerifyParallel: o.VerifyParallel, YieldBacklog: o.YieldBacklog})
 	if err != nil {
 		return nil, err
 	}

@@ -34,13 +34,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	probeEvery := fs.Duration("probe", 10*time.Millisecond, "open loop: interval of the write+fsync probe of the data disk (0: no probe, to see what it costs)")
 	drain := fs.Duration("drain", time.Minute, "open loop: after the ladder, wait this long at most for every package to be delivered")
 	batchDelay := fs.Duration("batch-delay", 0, "least time between two commits of the store (0: the gateway's default, store.batch_delay)")
+	batchSize := fs.Int("batch-size", 0, "writes waiting that start a commit of the store before -batch-delay is up (0: the gateway's default, store.batch_size)")
 	cpuProfile := fs.String("cpuprofile", "", "closed loop: write a CPU profile of the gateway's work (first post to last delivery) to this file")
 	traceFile := fs.String("trace", "", "write an execution trace to this file (go tool trace): closed loop, of the same span as -cpuprofile; open loop, of the ladder")
 	memProfile := fs.String("memprofile", "", "closed loop: write the allocation profile after the last delivery to this file, and the one at the first post to this file + \".base\" (go tool pprof -sample_index=alloc_space -base)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	o := loadtest.Options{N: *n, Concurrency: *c, Elements: *elements, Workers: *workers, VerifyParallel: *verifyParallel, YieldBacklog: *yieldBacklog, PerOffice: *perOffice, BatchDelay: *batchDelay, Timeout: *timeout, Progress: stderr}
+	o := loadtest.Options{N: *n, Concurrency: *c, Elements: *elements, Workers: *workers, VerifyParallel: *verifyParallel, YieldBacklog: *yieldBacklog, PerOffice: *perOffice, BatchDelay: *batchDelay, BatchSize: *batchSize, Timeout: *timeout, Progress: stderr}
 	var traceOut io.Writer // both loops
 	outs := []output{{*traceFile, &traceOut}}
 	if !*open {
@@ -76,7 +77,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "open loop: %s arrivals at %s/s for %s each, against a gateway on loopback...\n", *arrivals, *rates, *step)
 		res, err := loadtest.RunOpen(rctx, loadtest.OpenOptions{
 			Rates: ladder, Step: *step, Arrivals: *arrivals, Seed: *seed, MaxInFlight: *maxInFlight,
-			Elements: *elements, Workers: *workers, VerifyParallel: *verifyParallel, YieldBacklog: *yieldBacklog, PerOffice: *perOffice, BatchDelay: *batchDelay, Floor: fl, ProbeEvery: pe, Drain: *drain, Progress: stderr,
+			Elements: *elements, Workers: *workers, VerifyParallel: *verifyParallel, YieldBacklog: *yieldBacklog, PerOffice: *perOffice, BatchDelay: *batchDelay, BatchSize: *batchSize, Floor: fl, ProbeEvery: pe, Drain: *drain, Progress: stderr,
 			Trace: traceOut,
 		})
 		if res != nil {
