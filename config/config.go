@@ -89,7 +89,7 @@ type NATS struct {
 type Store struct {
 	Backend string `yaml:"backend"`
 	// BatchSize and BatchDelay tune the bbolt store's group commit: commits start at
-	// least batch_delay apart and take up to batch_size writes (store.Options).
+	// least batch_delay apart, or sooner once batch_size writes wait (store.Options).
 	BatchSize  int           `yaml:"batch_size"`
 	BatchDelay time.Duration `yaml:"batch_delay"`
 }
@@ -290,7 +290,7 @@ func Default() Config {
 		LogLevel:  "info",
 		LogFormat: "text",
 		NATS:      NATS{MaxMemory: 64 << 20, MaxStore: 1 << 30, Replicas: 1},
-		Store:     Store{Backend: StoreBBolt, BatchSize: 64, BatchDelay: 10 * time.Millisecond},
+		Store:     Store{Backend: StoreBBolt, BatchSize: 16, BatchDelay: 10 * time.Millisecond},
 		Retention: Retention{PackageBytes: 90 * 24 * time.Hour, Records: 10 * 365 * 24 * time.Hour, Every: time.Hour},
 		Limits: Limits{
 			MaxBodyBytes: 32 << 20, MaxDepth: 64, MaxElements: 200_000, MaxAttributes: 64,

@@ -21,17 +21,29 @@ import (
 // 200 packages/s, docs/performance.md). The committer below instead spaces commits
 // out: a commit starts at once when the last one started at least Options.BatchDelay
 // ago (an idle store adds no latency), otherwise when that time is up or
-// Options.BatchSize writes wait, and it takes every write that came meanwhile.
-// Under load the flush rate is then bounded by 2 / BatchDelay (unless BatchSize
-// writes come sooner), and a write waits at most about one BatchDelay plus one
-// commit.
+// Options.BatchSize writes wait, and it takes every write that came meanwhile (up
+// to four times BatchSize, which bounds a transaction). Under load the flush rate
+// is then bounded by 2 / BatchDelay (unless BatchSize writes come sooner), and a
+// write waits at most about one BatchDelay plus one commit.
+//
+// Why BatchSize starts a commit early, and why 16 by default: once 16 writes
+// wait, the commit's two flushes cost each of them an eighth of a flush; waiting
+// out the delay for more saves little, while every client waiting for its 201 —
+// a portal's few connections — waits with the CPU idle. With 64 (before
+// 2026-12-03) a portal posting on 8 or 16 connections was paced by the delay
+// alone: `bench -c 8` delivered 670–734/s with 64 and 1,003–1,151/s with 16,
+// `-c 16` 1,080–1,308 against 1,176–1,499 (docs/performance.md, "Sixteen writes
+// start a commit"); at 200 arrivals/s, where fewer than 16 writes come within a
+// delay, nothing changes (0.94 flushes per package either way). Fewer than 16
+// costs more in commits than it saves in waiting (8: 1,049–1,324/s at `-c 16`).
 //
 // The contract is bbolt's Batch's: fn may run more than once (a batch is rolled
 // back and run again without a call whose fn failed; that call then runs alone and
 // gets its own error), so fn must have no effects beyond the transaction.
 type committer struct {
 	interval time.Duration
-	max      int
+	start    int // writes waiting that start a commit before interval is up
+	most     int // writes one commit takes at most
 
 	mu    sync.Mutex
 	queue []*commitCall
@@ -59,10 +71,11 @@ func (db *DB) CommitStats() CommitStats {
 	return CommitStats{Commits: db.commit.commits.Load(), Writes: db.commit.writes.Load()}
 }
 
-func newCommitter(interval time.Duration, max int) *committer {
+func newCommitter(interval time.Duration, start int) *committer {
 	return &committer{
 		interval: interval,
-		max:      max,
+		start:    start,
+		most:     4 * start,
 		wake:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -81,7 +94,7 @@ func (c *committer) do(fn func(*wtx) error) error {
 	c.queue = append(c.queue, call)
 	n := len(c.queue)
 	c.mu.Unlock()
-	if n == 1 || n >= c.max {
+	if n == 1 || n >= c.start {
 		select {
 		case c.wake <- struct{}{}:
 		default:
@@ -108,7 +121,7 @@ func (c *committer) run(db *DB) {
 			n := len(c.queue)
 			c.mu.Unlock()
 			wait := c.interval - time.Since(last)
-			if n == 0 || n >= c.max || wait <= 0 {
+			if n == 0 || n >= c.start || wait <= 0 {
 				break
 			}
 			timer.Reset(wait)
@@ -125,8 +138,8 @@ func (c *committer) run(db *DB) {
 		}
 		c.mu.Lock()
 		calls := c.queue
-		if len(calls) > c.max {
-			calls, c.queue = calls[:c.max:c.max], calls[c.max:]
+		if len(calls) > c.most {
+			calls, c.queue = calls[:c.most:c.most], calls[c.most:]
 			select { // the rest is the next commit's
 			case c.wake <- struct{}{}:
 			default:

@@ -125,7 +125,7 @@ func TestGroupCommitSpacing(t *testing.T) {
 }
 
 // TestGroupCommitFull: a batch that reaches BatchSize commits without waiting for
-// the delay, and the writes beyond it go to the next commit.
+// the delay, and the writes beyond four times that go to the next commit.
 func TestGroupCommitFull(t *testing.T) {
 	db := openCommitTest(t, time.Hour, 4)
 	// The first write commits at once (idle store); the next ones must not wait an
@@ -134,7 +134,8 @@ func TestGroupCommitFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	for i := range 8 {
+	const n = 40
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -147,6 +148,11 @@ func TestGroupCommitFull(t *testing.T) {
 	case <-done:
 	case <-time.After(time.Minute):
 		t.Fatal("full batches waited for the delay")
+	}
+	// A commit takes at most 16 (4 × 4) writes: the first write's commit and at
+	// least three for the 40.
+	if st := db.CommitStats(); st.Writes != n+1 || st.Commits < 4 {
+		t.Fatalf("commit stats %+v: want %d writes in at least 4 commits", st, n+1)
 	}
 }
 

@@ -61,6 +61,10 @@ var (
 // (docs/performance.md has the measurements behind it).
 const DefaultBatchDelay = 10 * time.Millisecond
 
+// DefaultBatchSize is how many waiting writes start a group commit before the
+// delay is up (commit.go says why 16).
+const DefaultBatchSize = 16
+
 // schemaVersion is written on first open; a later incompatible layout bumps it.
 // "2": inline blobs kept alone in nested buckets, certificate tokens (known.go).
 // "3": records and receipts in S2 (pack).
@@ -238,7 +242,7 @@ func (db *DB) Files() *Blobs { return db.blobs }
 // Open opens (creating if needed) the store under dir: dir/amtsbote.db and dir/blobs.
 func Open(dir string, opts Options) (*DB, error) {
 	if opts.BatchSize <= 0 {
-		opts.BatchSize = 64
+		opts.BatchSize = DefaultBatchSize
 	}
 	if opts.BatchDelay <= 0 {
 		opts.BatchDelay = DefaultBatchDelay
