@@ -40,22 +40,12 @@ import (
 
 // Options of one run.
 type Options struct {
-	N           int // packages to submit
-	Concurrency int // concurrent portal connections
-	Elements    int // elements per package (~120 gives ~10 KB)
-	Workers     int // delivery workers (0: the gateway's default, delivery.workers)
-	// VerifyParallel: packages the gateway verifies at once (0: its default,
-	// limits.verify_parallel; negative: no bound, as before 2026-12-02).
-	VerifyParallel int
-	// YieldBacklog: limits.yield_backlog (0: the gateway's default; negative:
-	// intake never yields to delivery).
-	YieldBacklog int
-	PerOffice    int           // attempts per office at once (0: the gateway's default)
-	BatchDelay   time.Duration // least time between two store commits (0: the gateway's default)
-	BatchSize    int           // writes that start a commit before BatchDelay is up (0: the gateway's default)
-	DataDir      string        // empty: a temporary folder
-	Timeout      time.Duration // for the whole run
-	Progress     io.Writer     // one line per second while running; nil: silent
+	N           int           // packages to submit
+	Concurrency int           // concurrent portal connections
+	Elements    int           // elements per package (~120 gives ~10 KB)
+	Gateway                   // the loopback gateway's settings
+	Timeout     time.Duration // for the whole run
+	Progress    io.Writer     // one line per second while running; nil: silent
 	// CPUProfile, when set, receives a CPU profile of the gateway's work: from the
 	// first post to the last delivery (the portal's signing before is left out).
 	CPUProfile io.Writer
@@ -137,7 +127,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	// The gateway on its defaults (issue #12: measured as operators run it); a
 	// closed loop sized its store batch and workers by the concurrency until
 	// 2026-12-02, with no gain measured for it (docs/performance.md).
-	b, err := startBench(ctx, benchConfig{DataDir: o.DataDir, BatchDelay: o.BatchDelay, BatchSize: o.BatchSize, Workers: o.Workers, PerOffice: o.PerOffice, VerifyParallel: o.VerifyParallel, YieldBacklog: o.YieldBacklog})
+	b, err := startBench(ctx, o.Gateway)
 	if err != nil {
 		return nil, err
 	}
@@ -258,15 +248,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	return res, nil
 }
 
-// benchConfig is how the loopback gateway of a run is set up.
-type benchConfig struct {
-	DataDir        string
-	BatchDelay     time.Duration // least time between two store commits (0: the gateway's default)
-	BatchSize      int           // writes that start a commit before BatchDelay is up (0: the gateway's default)
-	Workers        int           // delivery workers (0: the gateway's default)
-	PerOffice      int           // 0: the gateway's default
-	VerifyParallel int           // limits.verify_parallel (0: the gateway's default; negative: no bound)
-	YieldBacklog   int           // limits.yield_backlog (0: the gateway's default; negative: never)
+// Gateway is how the loopback gateway of a run (closed or open loop) is set up;
+// zero values leave the gateway's defaults, as operators run it.
+type Gateway struct {
+	DataDir        string        // empty: a temporary folder
+	BatchDelay     time.Duration // least time between two store commits (store.batch_delay)
+	BatchSize      int           // writes that start a commit before BatchDelay is up (store.batch_size)
+	Workers        int           // delivery workers (delivery.workers)
+	PerOffice      int           // attempts per office at once (delivery.per_office)
+	VerifyParallel int           // packages verified at once (limits.verify_parallel; negative: no bound, as before 2026-12-02)
+	YieldBacklog   int           // limits.yield_backlog (negative: intake never yields to delivery)
 }
 
 // bench is a running loopback gateway with its office: a webhook receiver that
@@ -279,7 +270,7 @@ type bench struct {
 	closers  []func()
 }
 
-func startBench(ctx context.Context, c benchConfig) (_ *bench, err error) {
+func startBench(ctx context.Context, c Gateway) (_ *bench, err error) {
 	b := &bench{}
 	defer func() {
 		if err != nil {

@@ -10,7 +10,7 @@ import (
 // TestShortRun is the short version of `make bench` inside `make test`: the whole
 // path under concurrent load, every package accepted and delivered, and a report.
 func TestShortRun(t *testing.T) {
-	res, err := Run(context.Background(), Options{N: 60, Concurrency: 6, DataDir: t.TempDir()})
+	res, err := Run(context.Background(), Options{N: 60, Concurrency: 6, Gateway: Gateway{DataDir: t.TempDir()}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,17 +29,11 @@ type OpenOptions struct {
 	Seed           uint64        // of the Poisson arrivals (default 1)
 	MaxInFlight    int           // safety cap on requests in flight (default 4096); arrivals beyond it are dropped and reported
 	Elements       int           // elements per package (~120 gives ~10 KB)
-	Workers        int           // delivery workers (0: the gateway's default, delivery.workers)
-	VerifyParallel int           // packages verified at once (0: the gateway's default; negative: no bound)
-	YieldBacklog   int           // limits.yield_backlog (0: the gateway's default; negative: intake never yields)
-	PerOffice      int           // attempts per office at once (0: the gateway's default)
-	BatchDelay     time.Duration // least time between two store commits (0: the gateway's default)
-	BatchSize      int           // writes that start a commit before BatchDelay is up (0: the gateway's default)
+	Gateway                      // the loopback gateway's settings
 	Floor          time.Duration // probe alone before the ladder (default 2 s; negative: none)
 	ProbeEvery     time.Duration // write+fsync probe interval (default 10 ms; negative: no probe, to see what the probe costs)
 	RequestTimeout time.Duration // per request (default 30 s); an answer later counts as "timeout"
 	Drain          time.Duration // after the ladder, wait this long at most for the backlog to be delivered (default 60 s)
-	DataDir        string        // empty: a temporary folder
 	Progress       io.Writer     // one line per second while running; nil: silent
 	// Trace, when set, receives an execution trace of the ladder (go tool trace;
 	// -pprof=sched, sync, syscall show where requests waited at a given rate).
@@ -217,9 +211,9 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 	res := &OpenResult{Arrivals: o.Arrivals, Seed: o.Seed, Step: o.Step, CPUs: runtime.GOMAXPROCS(0), MaxInFlight: o.MaxInFlight,
 		LoadBefore: loadAvg()}
 
-	// Store batch size and delay are the gateway's defaults: an open loop has no
-	// fixed number of clients to size them by.
-	b, err := startBench(ctx, benchConfig{DataDir: o.DataDir, Workers: o.Workers, PerOffice: o.PerOffice, BatchDelay: o.BatchDelay, BatchSize: o.BatchSize, VerifyParallel: o.VerifyParallel, YieldBacklog: o.YieldBacklog})
+	// Store batch size and delay stay the gateway's defaults unless set: an open
+	// loop has no fixed number of clients to size them by.
+	b, err := startBench(ctx, o.Gateway)
 	if err != nil {
 		return nil, err
 	}

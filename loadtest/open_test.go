@@ -234,7 +234,7 @@ func TestDiskstatsFlushField(t *testing.T) {
 func TestOpenShortRun(t *testing.T) {
 	res, err := RunOpen(context.Background(), OpenOptions{
 		Rates: []float64{5, 10}, Step: 2 * time.Second, Arrivals: ArrivalPoisson, Seed: 7,
-		Floor: 300 * time.Millisecond, DataDir: t.TempDir(), Drain: 30 * time.Second,
+		Floor: 300 * time.Millisecond, Gateway: Gateway{DataDir: t.TempDir()}, Drain: 30 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -41,7 +41,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	o := loadtest.Options{N: *n, Concurrency: *c, Elements: *elements, Workers: *workers, VerifyParallel: *verifyParallel, YieldBacklog: *yieldBacklog, PerOffice: *perOffice, BatchDelay: *batchDelay, BatchSize: *batchSize, Timeout: *timeout, Progress: stderr}
+	gw := loadtest.Gateway{Workers: *workers, VerifyParallel: *verifyParallel, YieldBacklog: *yieldBacklog, PerOffice: *perOffice, BatchDelay: *batchDelay, BatchSize: *batchSize}
+	o := loadtest.Options{N: *n, Concurrency: *c, Elements: *elements, Gateway: gw, Timeout: *timeout, Progress: stderr}
 	var traceOut io.Writer // both loops
 	outs := []output{{*traceFile, &traceOut}}
 	if !*open {
@@ -77,7 +78,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "open loop: %s arrivals at %s/s for %s each, against a gateway on loopback...\n", *arrivals, *rates, *step)
 		res, err := loadtest.RunOpen(rctx, loadtest.OpenOptions{
 			Rates: ladder, Step: *step, Arrivals: *arrivals, Seed: *seed, MaxInFlight: *maxInFlight,
-			Elements: *elements, Workers: *workers, VerifyParallel: *verifyParallel, YieldBacklog: *yieldBacklog, PerOffice: *perOffice, BatchDelay: *batchDelay, BatchSize: *batchSize, Floor: fl, ProbeEvery: pe, Drain: *drain, Progress: stderr,
+			Elements: *elements, Gateway: gw, Floor: fl, ProbeEvery: pe, Drain: *drain, Progress: stderr,
 			Trace: traceOut,
 		})
 		if res != nil {
