@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/store"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -290,7 +291,7 @@ func Default() Config {
 		LogLevel:  "info",
 		LogFormat: "text",
 		NATS:      NATS{MaxMemory: 64 << 20, MaxStore: 1 << 30, Replicas: 1},
-		Store:     Store{Backend: StoreBBolt, BatchSize: 16, BatchDelay: 10 * time.Millisecond},
+		Store:     Store{Backend: StoreBBolt, BatchSize: store.DefaultBatchSize, BatchDelay: store.DefaultBatchDelay},
 		Retention: Retention{PackageBytes: 90 * 24 * time.Hour, Records: 10 * 365 * 24 * time.Hour, Every: time.Hour},
 		Limits: Limits{
 			MaxBodyBytes: 32 << 20, MaxDepth: 64, MaxElements: 200_000, MaxAttributes: 64,
