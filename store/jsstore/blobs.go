@@ -527,7 +527,7 @@ func (r *chunkReader) fetched() ([]byte, bool) {
 }
 
 // endConsumer removes the consumer: left alone, the server would keep it for its
-// inactivity threshold (five minutes), one per download.
+// inactivity threshold (consumerIdle), one per download.
 func (r *chunkReader) endConsumer() {
 	if r.cons == nil {
 		return
