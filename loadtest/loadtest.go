@@ -215,6 +215,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	cpu1 := processCPU()
 	gc1 := gcStats()
 	stopProgress()
+	// The profile and trace end here, at the last delivery, as -cpuprofile
+	// promises: the deferred stops would let the baseline after the run into them
+	// (half of a profile's samples were the bench's own verification).
+	if o.CPUProfile != nil {
+		pprof.StopCPUProfile()
+	}
+	if o.Trace != nil {
+		trace.Stop()
+	}
 	if o.MemProfile != nil {
 		if err := pprof.Lookup("allocs").WriteTo(o.MemProfile, 0); err != nil {
 			return nil, fmt.Errorf("memory profile: %w", err)

@@ -1,7 +1,10 @@
 package loadtest
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"io"
 	"math"
 	"strings"
 	"testing"
@@ -44,5 +47,33 @@ func TestShortRun(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// TestProfileSpansTheRunOnly: -cpuprofile promises the gateway's work from the
+// first post to the last delivery. Until 2026-12-03 the profile was stopped when
+// Run returned, so the baseline measured after the run (verification alone, a
+// good half of the samples of a 5,000-package profile) was in it too. 400
+// packages give the baseline after the run about a tenth of a second of
+// verification on each CPU, so a profile that ran into it has its frames.
+func TestProfileSpansTheRunOnly(t *testing.T) {
+	var prof bytes.Buffer
+	if _, err := Run(context.Background(), Options{N: 400, Concurrency: 8, CPUProfile: &prof, Gateway: Gateway{DataDir: t.TempDir()}}); err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(&prof)
+	if err != nil {
+		t.Fatalf("profile: %v", err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("profile: %v", err)
+	}
+	// The profile's string table names every sampled function.
+	if !bytes.Contains(raw, []byte("intake.(*Pipeline).SubmitParts")) {
+		t.Error("the profile has no sample of the gateway's intake")
+	}
+	if bytes.Contains(raw, []byte("loadtest.(*bench).verifyRate")) {
+		t.Error("the profile has samples of the baseline measured after the run")
 	}
 }

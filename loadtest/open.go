@@ -392,6 +392,9 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 		res.Steps = append(res.Steps, s)
 	}
 	disp.wait()
+	if o.Trace != nil {
+		trace.Stop() // the ladder only: not the drain, nor the signing and baseline after it
+	}
 	for i := range res.Steps {
 		res.Steps[i].latencyStats = rec.stats(i)
 		res.Steps[i].judge()
