@@ -54,6 +54,7 @@ type Gateway struct {
 	Mailbox   *mailbox.Mailbox
 
 	db       store.Store
+	reg      *prometheus.Registry // what /metrics serves
 	bus      *bus.Bus
 	adapters *adapters.Registry
 	channels *officeChannels
@@ -68,6 +69,10 @@ type Gateway struct {
 	draining chan struct{}
 	once     sync.Once
 }
+
+// Metrics gathers what /metrics serves (the bench reads the gateway's own
+// histograms from it without going through HTTP).
+func (g *Gateway) Metrics() prometheus.Gatherer { return g.reg }
 
 // Start builds everything and starts serving HTTP. On error, whatever was started is
 // stopped again.
@@ -127,6 +132,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		cfg.PublicURL = g.Config.PublicURL
 	}
 	reg := prometheus.NewRegistry()
+	g.reg = reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The backlog, the packages waiting for an office's confirmation and those
 	// waiting for a person, counted from the store's indexes: the same numbers on
@@ -142,8 +148,13 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "amtsbote_submissions_handed_over",
 			Help: "Submissions handed to a channel, waiting for the office's confirmation, counted from the store's index."},
 			countEvery(10*time.Second, g.db.HandedOver)))
-	if db, ok := g.db.(interface{ CommitStats() store.CommitStats }); ok {
-		// How well group commit shares the disk's flushes: writes per commit.
+	if db, ok := g.db.(interface {
+		CommitStats() store.CommitStats
+		Collectors() []prometheus.Collector
+	}); ok {
+		// How well group commit shares the disk's flushes (writes per commit),
+		// and how long a write waits for it (commit.go).
+		reg.MustRegister(db.Collectors()...)
 		reg.MustRegister(
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "amtsbote_store_commits_total", Help: "Group commits of the bbolt store (two device flushes each)."},
 				func() float64 { return float64(db.CommitStats().Commits) }),
@@ -218,6 +229,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 	g.Pipeline = &intake.Pipeline{
 		Limits: lim, Verifier: verifier, Directory: g.Directory, Broker: g.Broker, Channels: g.channels,
 		LastResort: channel.Mailbox, Slots: intake.NewSlots(cfg.Limits.VerifyParallel),
+		Metrics: intake.NewMetrics(reg),
 	}
 	slots := g.Pipeline.Slots
 	if cfg.Limits.YieldBacklog >= 0 {

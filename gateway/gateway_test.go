@@ -361,7 +361,7 @@ func TestLeastPrivilege(t *testing.T) {
 func TestStoreMetricsAndBackupPerBackend(t *testing.T) {
 	exposed := map[string]bool{} // by either backend
 	t.Cleanup(func() { checkAlertMetrics(t, exposed) })
-	bbolt := []string{"amtsbote_store_commits_total", "amtsbote_store_commit_writes_total"}
+	bbolt := []string{"amtsbote_store_commits_total", "amtsbote_store_commit_writes_total", "amtsbote_store_commit_seconds_count", "amtsbote_store_write_wait_seconds_count"}
 	js := []string{"amtsbote_store_write_conflicts_total", "amtsbote_store_unacknowledged_writes_total", "amtsbote_store_recognised_writes_total"}
 	counted := []string{"amtsbote_submissions_waiting", "amtsbote_submissions_handed_over"}
 	for _, c := range []struct {
@@ -401,6 +401,13 @@ func TestStoreMetricsAndBackupPerBackend(t *testing.T) {
 			for _, name := range c.notWant {
 				if strings.Contains(string(body), name) {
 					t.Errorf("%s: %s in /metrics", c.backend, name)
+				}
+			}
+			// Intake's stages are timed on either store: the package above went
+			// through each of them once.
+			for _, stage := range []string{"slot_wait", "verify", "accept"} {
+				if !regexp.MustCompile(`(?m)^amtsbote_intake_stage_seconds_count\{stage="` + stage + `"\} 1$`).Match(body) {
+					t.Errorf("%s: stage %s of intake not timed once in /metrics", c.backend, stage)
 				}
 			}
 

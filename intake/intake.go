@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/paket"
@@ -38,6 +39,8 @@ type Pipeline struct {
 	LastResort string
 	// Slots bounds the packages verified at once (slots.go); nil: no bound.
 	Slots *Slots
+	// Metrics time intake's stages (metrics.go); nil: not timed.
+	Metrics *Metrics
 }
 
 func hasChannel(ts []submission.Target, name string) bool {
@@ -64,7 +67,7 @@ func (p *Pipeline) Submit(ctx context.Context, raw []byte) (*broker.Received, er
 func (p *Pipeline) SubmitParts(ctx context.Context, raw []byte, parts Parts) (*broker.Received, error) {
 	var v *signing.Verified
 	var pk *paket.Paket
-	err := p.Slots.run(ctx, func() (err error) {
+	err := p.checkInSlot(ctx, func() (err error) {
 		if err := paket.Scan(raw, p.Limits); err != nil {
 			return err
 		}
@@ -91,6 +94,7 @@ func (p *Pipeline) SubmitParts(ctx context.Context, raw []byte, parts Parts) (*b
 // goes on to another state's peer (loop and hop-limit guard); origin is the
 // forwarding record of a forwarded package.
 func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.Identity, raw []byte, onPeer func(*routing.Route) error, origin *submission.Origin, parts Parts) (*broker.Received, error) {
+	defer p.Metrics.since(stageAccept, time.Now())
 	// A retry of a message we already accepted gets its first receipt, even if the
 	// directory changed in between.
 	if a, err := p.Broker.Lookup(pk.Kopf.Absender, pk.Kopf.NachrichtID); err == nil {

@@ -82,7 +82,7 @@ func (p *Pipeline) SubmitForwarded(ctx context.Context, f Forwarded) (*broker.Re
 	verifier := signing.NewVerifier(ts, opts)
 	var v *signing.Verified
 	var pk *paket.Paket
-	err := p.Slots.run(ctx, func() (err error) {
+	err := p.checkInSlot(ctx, func() (err error) {
 		if err := paket.Scan(f.Package, p.Limits); err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -53,11 +54,16 @@ type committer struct {
 
 	commits atomic.Uint64
 	writes  atomic.Uint64
+	// took is the time of each commit (its transaction and two flushes); waited
+	// each write's time from queued to durable: the commit window, the commit
+	// before it if one ran, and its own. What a 201 waits for the disk.
+	took, waited prometheus.Histogram
 }
 
 type commitCall struct {
-	fn  func(*wtx) error
-	err chan error
+	fn     func(*wtx) error
+	err    chan error
+	queued time.Time
 }
 
 // CommitStats says how well group commit shares flushes: Commits transactions
@@ -71,6 +77,11 @@ func (db *DB) CommitStats() CommitStats {
 	return CommitStats{Commits: db.commit.commits.Load(), Writes: db.commit.writes.Load()}
 }
 
+// storeBuckets resolve what the commit window (10 ms by default) and a slow
+// disk's flushes do to a write: milliseconds near the window, then up to the
+// seconds of a stalled device.
+var storeBuckets = []float64{.0005, .001, .002, .003, .005, .0075, .01, .0125, .015, .02, .025, .03, .05, .075, .1, .25, .5, 1, 2.5, 5, 10}
+
 func newCommitter(interval time.Duration, start int) *committer {
 	return &committer{
 		interval: interval,
@@ -79,7 +90,17 @@ func newCommitter(interval time.Duration, start int) *committer {
 		wake:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
+		took: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "amtsbote_store_commit_seconds",
+			Help: "Time of one group commit of the bbolt store: its transaction and two device flushes.", Buckets: storeBuckets}),
+		waited: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "amtsbote_store_write_wait_seconds",
+			Help: "Time of one write from queued to durable: the commit window (store.batch_delay), a commit still running, its own commit.", Buckets: storeBuckets}),
 	}
+}
+
+// Collectors are the store's Prometheus histograms of commit and write times,
+// for the gateway to register.
+func (db *DB) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{db.commit.took, db.commit.waited}
 }
 
 // errPanicked wraps a panic in a write function: it fails that write, not the
@@ -89,7 +110,7 @@ var errPanicked = errors.New("store: write function panicked")
 // do queues fn and waits until the transaction that ran it is durable. The caller
 // holds db.sw shared, so the file is not swapped before the commit.
 func (c *committer) do(fn func(*wtx) error) error {
-	call := &commitCall{fn: fn, err: make(chan error, 1)}
+	call := &commitCall{fn: fn, err: make(chan error, 1), queued: time.Now()}
 	c.mu.Lock()
 	c.queue = append(c.queue, call)
 	n := len(c.queue)
@@ -153,6 +174,7 @@ func (c *committer) run(db *DB) {
 		}
 		last = time.Now()
 		c.commitAll(db, calls)
+		c.took.Observe(time.Since(last).Seconds())
 	}
 }
 
@@ -180,15 +202,19 @@ func (c *committer) commitAll(db *DB, calls []*commitCall) {
 		}
 		c.commits.Add(1)
 		c.writes.Add(uint64(len(calls)))
+		now := time.Now()
 		for _, call := range calls {
+			c.waited.Observe(now.Sub(call.queued).Seconds())
 			call.err <- err
 		}
 		break
 	}
 	for _, call := range solo {
-		call.err <- db.bolt.Update(func(tx *bolt.Tx) error {
+		err := db.bolt.Update(func(tx *bolt.Tx) error {
 			return safely(call.fn, &wtx{Tx: tx, dirty: db.dirty.Load()})
 		})
+		c.waited.Observe(time.Since(call.queued).Seconds())
+		call.err <- err
 	}
 }
 

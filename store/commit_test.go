@@ -15,8 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amtsbote/amtsbote/submission"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 func openCommitTest(t *testing.T, delay time.Duration, size int) *DB {
@@ -86,6 +89,23 @@ func TestGroupCommitShares(t *testing.T) {
 	if st.Writes != n-2 || st.Commits >= st.Writes/4 {
 		t.Fatalf("commit stats %+v: %d concurrent writes should share a few commits", st, n)
 	}
+	// The histograms an operator reads: every write's wait, the two that failed
+	// too (they waited as long), and every commit's time.
+	if waits, sum := histogram(t, db.commit.waited); waits != n || sum <= 0 {
+		t.Errorf("write waits: %d observed (sum %vs), want %d", waits, sum, n)
+	}
+	if commits, _ := histogram(t, db.commit.took); commits < st.Commits || commits > st.Commits+2 {
+		t.Errorf("commit times: %d observed for %d commits", commits, st.Commits)
+	}
+}
+
+func histogram(t *testing.T, h prometheus.Histogram) (count uint64, sum float64) {
+	t.Helper()
+	var m dto.Metric
+	if err := h.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
 }
 
 // TestGroupCommitSpacing: under a steady stream of writes the committer starts
