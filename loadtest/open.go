@@ -106,6 +106,7 @@ type Step struct {
 	GCShare         float64       // the part of CPU the runtime counts as garbage collection
 	CPUWait, IOWait float64       // share of the window in which some task on the machine waited for CPU, for I/O (PSI "some"); -1: unknown
 	Ratio           float64       // DeliveredPerSec / VerifyPerSec
+	Stages          []StageTimes  // inside the gateway over the step's window, from its own histograms (gwhist.go)
 	Limit           time.Duration // the p99 the latency target allows in this step
 	OK              bool          // the target holds
 	Why             []string      // why not
@@ -348,6 +349,7 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 		c0, pc0, pi0 := processCPU(), pressureSome("cpu"), pressureSome("io")
 		gc0 := gcStats().cpu
 		r0, d0 := received.Load(), delivered.Load()
+		h0, _ := snapHists(g.Metrics()) // without them the report has no stage table, nothing else
 		pr.start()
 		t0 := clk.Now()
 		stopProgress := openProgress(o.Progress, t0, i, len(o.Rates), rate, rec, &received, &delivered)
@@ -363,6 +365,7 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 		c1, pc1, pi1 := processCPU(), pressureSome("cpu"), pressureSome("io")
 		gc1 := gcStats().cpu
 		rss, _ := procStatusKB("VmHWM")
+		h1, _ := snapHists(g.Metrics())
 		stopProgress()
 
 		secs := t1.Sub(t0).Seconds()
@@ -370,7 +373,7 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 			AcceptedPerSec: float64(w1.created-w0.created) / secs, DeliveredPerSec: float64(d1-d0) / secs,
 			BacklogStart: r0 - d0, BacklogEnd: r1 - d1, NoAnswerGap: w1.noAnswerGap, DeliveryGap: dGap,
 			Probe: probeStats(plat, perrs), PeakRSS: rss, MaxInFlight: w1.maxInFlight,
-			Flushes: -1, FlushesPerPkg: math.NaN(), BytesPerPkg: math.NaN()}
+			Flushes: -1, FlushesPerPkg: math.NaN(), BytesPerPkg: math.NaN(), Stages: stageTimes(h0, h1)}
 		accepted := float64(w1.created - w0.created)
 		s.CPU = (c1 - c0).Seconds() / secs
 		if c1 > c0 {
@@ -547,6 +550,7 @@ func (r *OpenResult) Report(w io.Writer) {
 		fmt.Fprintf(w, "  %7g %8s %9s %8s %6.2f %8s %5s %8s %8s %9s %9d %9s %10.3f  %s\n", s.Rate, fl, fmtFloat(s.FlushesPerPkg, 2), fmtFloat(s.BytesPerPkg/1024, 1),
 			s.CPU, fmtDur(s.CPUPerPkg), fmtPct(s.GCShare), fmtPct(s.CPUWait), fmtPct(s.IOWait), fmt.Sprintf("%.0fM", float64(s.PeakRSS)/(1<<20)), s.MaxInFlight, fmtDur(s.MaxLag), s.Ratio, fmtErrors(s.Errors))
 	}
+	writeStages(w, r.Steps)
 	fmt.Fprintf(w, "  flushes: %s\n", r.FlushNote)
 	if r.BytesNote != "" {
 		fmt.Fprintf(w, "  bytes: %s\n", r.BytesNote)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -255,6 +256,18 @@ func TestOpenShortRun(t *testing.T) {
 		if s.Limit == 0 || s.Seconds < 1.9 {
 			t.Errorf("step %v/s: limit %v, %v s", s.Rate, s.Limit, s.Seconds)
 		}
+		// The gateway's own stage histograms over the step: each stage saw the
+		// step's packages (the store's writes are deliveries' too).
+		var names []string
+		for _, st := range s.Stages {
+			names = append(names, st.Name)
+			if st.N == 0 || st.P50 <= 0 || st.P50 > st.P99 {
+				t.Errorf("step %v/s: stage %+v", s.Rate, st)
+			}
+		}
+		if !slices.Equal(names, []string{"slot wait", "verify", "accept", "store wait"}) {
+			t.Errorf("step %v/s: stages %v", s.Rate, names)
+		}
 	}
 	if !res.Drained {
 		t.Errorf("%d packages not delivered", res.FinalBacklog)
@@ -275,7 +288,7 @@ func TestOpenShortRun(t *testing.T) {
 	out := b.String()
 	t.Log("\n" + out)
 	for _, want := range []string{"-open", "poisson", "baseline", "before the run", "floor", "p99.9", "no-ans", "dlv-gap", "probe p50/p99/max",
-		"flush/pkg", "KiB/pkg", "peak RSS", "dlv/verify", "drain:", "highest rate meeting the target:"} {
+		"flush/pkg", "KiB/pkg", "peak RSS", "dlv/verify", "store wait p50/p99", "stages:", "drain:", "highest rate meeting the target:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q", want)
 		}
@@ -286,7 +299,30 @@ func TestOpenShortRun(t *testing.T) {
 			rows++
 		}
 	}
-	if rows != 2 {
-		t.Errorf("want two table rows for 10/s, found %d", rows)
+	if rows != 3 {
+		t.Errorf("want three table rows for 10/s (latency, resources, stages), found %d", rows)
+	}
+}
+
+// TestBucketQuantile: the bench's quantiles from bucket counts are Prometheus's
+// histogram_quantile (the same figures as promtool gives for the alert tests).
+func TestBucketQuantile(t *testing.T) {
+	inf := math.Inf(1)
+	for _, c := range []struct {
+		q    float64
+		bs   []bucket
+		want time.Duration
+	}{
+		// 27 of 30 within 1 s, 3 in (1, 2.5]: rank 29.7 is 2.7 of 3 into that bucket.
+		{0.99, []bucket{{0.025, 27}, {1, 27}, {2.5, 30}, {inf, 30}}, 2350 * time.Millisecond},
+		{0.5, []bucket{{0.01, 0}, {0.02, 10}, {inf, 10}}, 15 * time.Millisecond},
+		{0.5, []bucket{{0.001, 4}, {0.002, 4}, {inf, 4}}, 500 * time.Microsecond},
+		// Beyond the last finite bound: that bound, as Prometheus says.
+		{0.99, []bucket{{0.01, 1}, {0.05, 1}, {inf, 10}}, 50 * time.Millisecond},
+		{0.99, []bucket{{0.01, 0}, {inf, 0}}, 0},
+	} {
+		if got := bucketQuantile(c.q, c.bs); (got - c.want).Abs() > time.Microsecond {
+			t.Errorf("q %v of %v: %v, want %v", c.q, c.bs, got, c.want)
+		}
 	}
 }
