@@ -148,13 +148,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "amtsbote_submissions_handed_over",
 			Help: "Submissions handed to a channel, waiting for the office's confirmation, counted from the store's index."},
 			countEvery(10*time.Second, g.db.HandedOver)))
-	if db, ok := g.db.(interface {
-		CommitStats() store.CommitStats
-		Collectors() []prometheus.Collector
-	}); ok {
-		// How well group commit shares the disk's flushes (writes per commit),
-		// and how long a write waits for it (commit.go).
-		reg.MustRegister(db.Collectors()...)
+	// How long a write takes to become durable, on either store; bbolt's commits too.
+	reg.MustRegister(g.db.Collectors()...)
+	if db, ok := g.db.(interface{ CommitStats() store.CommitStats }); ok {
+		// How well group commit shares the disk's flushes: writes per commit.
 		reg.MustRegister(
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "amtsbote_store_commits_total", Help: "Group commits of the bbolt store (two device flushes each)."},
 				func() float64 { return float64(db.CommitStats().Commits) }),

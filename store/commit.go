@@ -77,10 +77,17 @@ func (db *DB) CommitStats() CommitStats {
 	return CommitStats{Commits: db.commit.commits.Load(), Writes: db.commit.writes.Load()}
 }
 
-// storeBuckets resolve what the commit window (10 ms by default) and a slow
+// LatencyBuckets resolve what the commit window (10 ms by default) and a slow
 // disk's flushes do to a write: milliseconds near the window, then up to the
-// seconds of a stalled device.
-var storeBuckets = []float64{.0005, .001, .002, .003, .005, .0075, .01, .0125, .015, .02, .025, .03, .05, .075, .1, .25, .5, 1, 2.5, 5, 10}
+// seconds of a stalled device. For every store's WriteWaitMetric.
+var LatencyBuckets = []float64{.0005, .001, .002, .003, .005, .0075, .01, .0125, .015, .02, .025, .03, .05, .075, .1, .25, .5, 1, 2.5, 5, 10}
+
+// WriteWaitMetric is the histogram every store implementation keeps of its
+// writes' time until durable, under one name so that one alert
+// (AmtsboteStoreSlow) serves every backend; help says what durable means there.
+func WriteWaitMetric(help string) prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{Name: "amtsbote_store_write_wait_seconds", Help: help, Buckets: LatencyBuckets})
+}
 
 func newCommitter(interval time.Duration, start int) *committer {
 	return &committer{
@@ -91,9 +98,8 @@ func newCommitter(interval time.Duration, start int) *committer {
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		took: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "amtsbote_store_commit_seconds",
-			Help: "Time of one group commit of the bbolt store: its transaction and two device flushes.", Buckets: storeBuckets}),
-		waited: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "amtsbote_store_write_wait_seconds",
-			Help: "Time of one write from queued to durable: the commit window (store.batch_delay), a commit still running, its own commit.", Buckets: storeBuckets}),
+			Help: "Time of one group commit of the bbolt store: its transaction and two device flushes.", Buckets: LatencyBuckets}),
+		waited: WriteWaitMetric("Time of one write from queued to durable: the commit window (store.batch_delay), a commit still running, its own commit."),
 	}
 }
 

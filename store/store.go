@@ -25,6 +25,7 @@ import (
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
+	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -107,7 +108,9 @@ type Options struct {
 //   - the outbox holds a submission exactly while its state is dispatchable, the
 //     handed-over index exactly while it is handed_over, the held index exactly
 //     while it is held;
-//   - when a method returns without error, what it wrote is durable.
+//   - when a method returns without error, what it wrote is durable;
+//   - Collectors include amtsbote_store_write_wait_seconds (WriteWaitMetric),
+//     which times every write until durable: operators read the disk from it.
 type Store interface {
 	Create(ctx context.Context, sub *submission.Submission, events []submission.Event, receiptKind string, receipt []byte) (stored *submission.Submission, storedReceipt []byte, created bool, err error)
 	FindByMessage(sender, messageID string) (*submission.Submission, error)
@@ -128,6 +131,8 @@ type Store interface {
 	// is no such submission.
 	Delete(id string) error
 	Blobs() BlobStore
+	// Collectors are the store's Prometheus series, for the gateway to register.
+	Collectors() []prometheus.Collector
 	Close() error
 }
 

@@ -43,6 +43,7 @@ import (
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Options configure the store. Zero values take the defaults.
@@ -82,6 +83,9 @@ type Store struct {
 	blobs  *Blobs
 	opts   Options
 	stats  struct{ conflicts, ambiguous, recognised atomic.Int64 }
+	// waited times each write from sent to acknowledged (stored by the stream's
+	// quorum), whatever its outcome.
+	waited prometheus.Histogram
 	// loseAck, set by tests, turns a successful write into a lost acknowledgement.
 	loseAck func() bool
 }
@@ -97,6 +101,10 @@ type Stats struct {
 	// applied a second time.
 	Recognised int64
 }
+
+// Collectors are the store's Prometheus histogram of write times, for the
+// gateway to register.
+func (s *Store) Collectors() []prometheus.Collector { return []prometheus.Collector{s.waited} }
 
 // Stats returns the counters since Open.
 func (s *Store) Stats() Stats {
@@ -135,7 +143,8 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 			opts.MaxRecordBytes = 1 << 20
 		}
 	}
-	s := &Store{nc: nc, js: js, bucket: opts.Prefix, opts: opts}
+	s := &Store{nc: nc, js: js, bucket: opts.Prefix, opts: opts,
+		waited: store.WriteWaitMetric("Time of one write from sent to stored by the stream's quorum (cluster mode), or to its failure.")}
 	kvCfg := jetstream.StreamConfig{
 		Name:               "KV_" + s.bucket,
 		Description:        "amtsbote submissions, event logs, receipts, idempotency keys and indexes",
@@ -803,7 +812,9 @@ const (
 // write sends msgs as one message or one atomic batch and waits for the
 // acknowledgement, which comes after the stream's quorum stored the messages.
 func (s *Store) write(ctx context.Context, msgs []*nats.Msg) error {
+	t0 := time.Now()
 	err := s.write1(ctx, msgs)
+	s.waited.Observe(time.Since(t0).Seconds())
 	switch {
 	case err == nil && s.loseAck != nil && s.loseAck():
 		err = fmt.Errorf("%w: acknowledgement dropped by test", errAmbiguous)

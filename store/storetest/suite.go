@@ -26,6 +26,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Harness gives the suite stores to test.
@@ -77,6 +78,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ConcurrentDeleteAndUpdate", s.testConcurrentDeleteAndUpdate)
 	t.Run("BlobDeleteAndWalk", s.testBlobDeleteAndWalk)
 	t.Run("BlobPutStream", s.testBlobPutStream)
+	t.Run("WritesTimed", s.testWritesTimed)
 }
 
 type suite struct{ h Harness }
@@ -956,4 +958,40 @@ func waitGroup(t *testing.T, wg *sync.WaitGroup) {
 	case <-time.After(watchdog):
 		t.Fatalf("concurrent calls did not finish within %s", watchdog)
 	}
+}
+
+// testWritesTimed: every write is counted in amtsbote_store_write_wait_seconds,
+// the histogram the AmtsboteStoreSlow alert and the bench read.
+func (s *suite) testWritesTimed(t *testing.T) {
+	st := s.h.Open(t)
+	before := writeWaits(t, st)
+	sub := mustCreate(t, st, NewSubmission(uid("s"), uid("portal"), uid("m")), firstEvents(), "in")
+	if _, err := st.Update(sub.ID, setState(submission.StateHandedOver, "handed_over")); err != nil {
+		t.Fatal(err)
+	}
+	if got := writeWaits(t, st) - before; got < 2 {
+		t.Fatalf("%d writes timed in amtsbote_store_write_wait_seconds after a create and an update", got)
+	}
+}
+
+// writeWaits is the sample count of st's amtsbote_store_write_wait_seconds.
+func writeWaits(t *testing.T, st store.Store) uint64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	for _, c := range st.Collectors() {
+		if err := reg.Register(c); err != nil {
+			t.Fatalf("the store's collectors: %v", err)
+		}
+	}
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == "amtsbote_store_write_wait_seconds" && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	t.Fatal("the store's collectors have no amtsbote_store_write_wait_seconds histogram")
+	return 0
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // boltHarness runs the suite against store.DB, optionally wrapped with a defect.
@@ -352,6 +353,7 @@ func TestSeededDefectsFail(t *testing.T) {
 		"stream-keeps-mismatch":         "BlobPutStream",
 		"stream-ignores-limit":          "BlobPutStream",
 		"stream-discards-shared":        "BlobPutStream",
+		"untimed-writes":                "WritesTimed",
 	}
 	testenv.PlantedDefects(t, "STORETEST_DEFECT", "a store", cases)
 }
@@ -363,4 +365,13 @@ func TestDefectChild(t *testing.T) {
 		return
 	}
 	Run(t, boltHarness(defect))
+}
+
+// Collectors: the untimed-writes defect hands out a write-wait histogram that no
+// write ever reaches.
+func (d *defective) Collectors() []prometheus.Collector {
+	if d.defect == "untimed-writes" {
+		return []prometheus.Collector{store.WriteWaitMetric("never observed")}
+	}
+	return d.Store.Collectors()
 }
