@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/amtsbote/amtsbote/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -27,15 +28,13 @@ const (
 
 var stageNames = [...]string{stageSlotWait: "slot_wait", stageVerify: "verify", stageAccept: "accept"}
 
-// intakeBuckets: verification takes about a millisecond, acceptance waits for
-// the store's commit window (10 ms); slots and disks can stall for seconds.
-var intakeBuckets = []float64{.0005, .001, .002, .003, .005, .0075, .01, .0125, .015, .02, .025, .03, .05, .075, .1, .25, .5, 1, 2.5, 5, 10}
-
 // NewMetrics creates the series and registers them with reg (nil: not registered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	v := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "amtsbote_intake_stage_seconds",
-		Help:    "Time of one package in each stage of intake: slot_wait (for a verification slot), verify (pre-scan, signature, parse), accept (routing, attachments, durable write, receipt).",
-		Buckets: intakeBuckets}, []string{"stage"})
+		Help: "Time of one package in each stage of intake: slot_wait (for a verification slot), verify (pre-scan, signature, parse), accept (routing, attachments, durable write, receipt).",
+		// The store's: verification takes about a millisecond, acceptance waits for
+		// the commit window (10 ms); slots and disks can stall for seconds.
+		Buckets: store.LatencyBuckets}, []string{"stage"})
 	if reg != nil {
 		reg.MustRegister(v)
 	}
