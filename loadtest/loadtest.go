@@ -94,6 +94,9 @@ type Result struct {
 	// collection, and GCCycles the collections in the same span.
 	GCCPUPerPkg time.Duration
 	GCCycles    uint64
+	// Stages: inside the gateway from the first post to the last delivery, from
+	// its own histograms (gwhist.go).
+	Stages []StageTimes
 	// AllocPerPkg is what the whole process allocated on the heap per delivered
 	// package in the same span, VerifyAllocPerPkg the baseline's per verification.
 	AllocPerPkg, VerifyAllocPerPkg uint64
@@ -180,6 +183,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, fmt.Errorf("memory profile: %w", err)
 		}
 	}
+	h0, _ := snapHists(g.Metrics()) // without them the report has no stage line, nothing else
 	start, cpu0 := time.Now(), processCPU()
 	gc0 := gcStats()
 	stopProgress := closedProgress(o.Progress, start, o.N, &accepted, &delivered)
@@ -214,6 +218,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	cpu1 := processCPU()
 	gc1 := gcStats()
+	h1, _ := snapHists(g.Metrics())
 	stopProgress()
 	// The profile and trace end here, at the last delivery, as -cpuprofile
 	// promises: the deferred stops would let the baseline after the run into them
@@ -254,6 +259,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.AllocPerPkg = (gc1.allocated - gc0.allocated) / uint64(res.Delivered)
 	}
 	res.GCCycles = gc1.cycles - gc0.cycles
+	res.Stages = stageTimes(h0, h1)
 	return res, nil
 }
 
@@ -522,6 +528,13 @@ func (r *Result) Report(w io.Writer) {
 			r.CPUPerPkg.Round(time.Microsecond), r.VerifyCPUPerPkg.Round(time.Microsecond), float64(r.CPUPerPkg)/float64(r.VerifyCPUPerPkg))
 		fmt.Fprintf(w, "    of which garbage collection: %s (%.0f %%), %d collections (GOGC %s; the presigned packages are off the heap)\n",
 			r.GCCPUPerPkg.Round(time.Microsecond), 100*float64(r.GCCPUPerPkg)/float64(r.CPUPerPkg), r.GCCycles, gogc())
+	}
+	if len(r.Stages) > 0 {
+		fmt.Fprint(w, "  inside the gateway, p50/p99:")
+		for _, st := range r.Stages {
+			fmt.Fprintf(w, "  %s %s/%s", st.Name, st.fmt(st.P50), st.fmt(st.P99))
+		}
+		fmt.Fprintln(w, "   (its histograms: amtsbote_intake_stage_seconds, amtsbote_store_write_wait_seconds)")
 	}
 	if r.AllocPerPkg > 0 && r.VerifyAllocPerPkg > 0 {
 		fmt.Fprintf(w, "  allocated per package: %d KiB end to end against %d KiB to verify one (steady from run to run, unlike the CPU figures)\n",

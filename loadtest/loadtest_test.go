@@ -43,7 +43,16 @@ func TestShortRun(t *testing.T) {
 	if res.YieldOff != (res.VerifySlots < 2) {
 		t.Errorf("yield off %v with %d verification slots", res.YieldOff, res.VerifySlots)
 	}
-	for _, want := range []string{"accepted", "delivered", "p99", "baseline", "before the run", "ratio", "allocated per package", "yield"} {
+	// The gateway's own stage times: every package went through each stage.
+	for _, st := range res.Stages {
+		if st.N < 60 || st.P50 > st.P99 {
+			t.Errorf("stage %+v: want every package counted", st)
+		}
+	}
+	if len(res.Stages) != 4 {
+		t.Errorf("%d stages timed, want 4", len(res.Stages))
+	}
+	for _, want := range []string{"accepted", "delivered", "p99", "baseline", "before the run", "ratio", "allocated per package", "yield", "inside the gateway", "store wait"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
