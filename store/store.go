@@ -110,7 +110,8 @@ type Options struct {
 //     while it is held;
 //   - when a method returns without error, what it wrote is durable;
 //   - Collectors include amtsbote_store_write_wait_seconds (WriteWaitMetric),
-//     which times every write until durable: operators read the disk from it.
+//     which times every write of a record (create, update, delete) until
+//     durable: operators read the disk from it.
 type Store interface {
 	Create(ctx context.Context, sub *submission.Submission, events []submission.Event, receiptKind string, receipt []byte) (stored *submission.Submission, storedReceipt []byte, created bool, err error)
 	FindByMessage(sender, messageID string) (*submission.Submission, error)
