@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -133,7 +134,14 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 	}
 	reg := prometheus.NewRegistry()
 	g.reg = reg
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(
+		// Beside the usual Go series, go_sched_latencies_seconds: how long
+		// goroutines wait for a CPU once runnable. Its share above 1 or 10 ms says
+		// the node's CPUs are the limit before intake's slots do (the open loop
+		// found a 201's tail there, docs/performance.md).
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+			collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/sched/latencies:seconds$`)})),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The backlog, the packages waiting for an office's confirmation and those
 	// waiting for a person, counted from the store's indexes: the same numbers on
 	// every node of a cluster (alert on max, not sum). A scrape lists each at most

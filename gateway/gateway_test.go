@@ -405,6 +405,10 @@ func TestStoreMetricsAndBackupPerBackend(t *testing.T) {
 					t.Errorf("%s: %s in /metrics", c.backend, name)
 				}
 			}
+			// The scheduler's latencies, the CPUs' saturation, beside the Go series.
+			if !bytes.Contains(body, []byte("# TYPE go_sched_latencies_seconds histogram")) {
+				t.Errorf("%s: no go_sched_latencies_seconds in /metrics", c.backend)
+			}
 			// Intake's stages are timed on either store: the package above went
 			// through each of them once.
 			for _, stage := range []string{"slot_wait", "verify", "accept"} {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime/metrics"
 	"slices"
 	"time"
 
@@ -16,13 +17,20 @@ import (
 // and end, the difference is the step's. The client's p99 minus these is time
 // outside intake: HTTP on both sides and goroutines waiting to run.
 
-// The series the bench reads, by the name it prints.
+// The series the bench reads, by the name it prints. The last is the runtime's
+// own (runtime/metrics, read directly for its fine buckets; the gateway exposes
+// it as go_sched_latencies_seconds): how long goroutines waited for a CPU once
+// runnable — the process's, so the bench's goroutines too, which share the
+// scheduler.
 var stageSeries = []struct{ name, metric, stage string }{
 	{"slot wait", "amtsbote_intake_stage_seconds", "slot_wait"},
 	{"verify", "amtsbote_intake_stage_seconds", "verify"},
 	{"accept", "amtsbote_intake_stage_seconds", "accept"},
 	{"store wait", "amtsbote_store_write_wait_seconds", ""},
+	{"run queue", schedLatencies, ""},
 }
+
+const schedLatencies = "/sched/latencies:seconds"
 
 // histSnap holds the cumulative bucket counts of each series of stageSeries.
 type histSnap [][]bucket
@@ -39,6 +47,10 @@ func snapHists(g prometheus.Gatherer) (histSnap, error) {
 	}
 	snap := make(histSnap, len(stageSeries))
 	for i, s := range stageSeries {
+		if s.metric == schedLatencies {
+			snap[i] = runtimeHist(s.metric)
+			continue
+		}
 		for _, f := range fams {
 			if f.GetName() != s.metric {
 				continue
@@ -55,6 +67,23 @@ func snapHists(g prometheus.Gatherer) (histSnap, error) {
 		}
 	}
 	return snap, nil
+}
+
+// runtimeHist reads a histogram of runtime/metrics as cumulative buckets.
+func runtimeHist(name string) []bucket {
+	s := []metrics.Sample{{Name: name}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64Histogram {
+		return nil
+	}
+	h := s[0].Value.Float64Histogram()
+	out := make([]bucket, 0, len(h.Counts))
+	var n uint64
+	for k, c := range h.Counts {
+		n += c
+		out = append(out, bucket{h.Buckets[k+1], n})
+	}
+	return out
 }
 
 func label(m *dto.Metric, name string) string {
@@ -145,7 +174,7 @@ func writeStages(w io.Writer, steps []Step) {
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w, "  stages: inside the gateway over the step's window, from its histograms (amtsbote_intake_stage_seconds, amtsbote_store_write_wait_seconds; interpolated in buckets 2.5–5 ms wide near 10 ms): slot wait for a verification slot, verify (pre-scan, signature, parse), accept (routing, the durable write, the receipt), store wait (a write queued to durable, deliveries' writes too); the latency's p99 beyond them is HTTP and goroutines waiting to run")
+	fmt.Fprintln(w, "  stages: inside the gateway over the step's window, from its histograms (amtsbote_intake_stage_seconds, amtsbote_store_write_wait_seconds; interpolated in buckets 2.5–5 ms wide near 10 ms): slot wait for a verification slot, verify (pre-scan, signature, parse), accept (routing, the durable write, the receipt), store wait (a write queued to durable, deliveries' writes too), run queue (a goroutine's wait for a CPU once runnable, every goroutine of the process, the bench's too: runtime/metrics /sched/latencies); the latency's p99 beyond the gateway's stages is HTTP and such waits")
 }
 
 // fmt shows a quantile, or "<" the lowest bucket's bound when it is in that

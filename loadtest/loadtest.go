@@ -534,7 +534,7 @@ func (r *Result) Report(w io.Writer) {
 		for _, st := range r.Stages {
 			fmt.Fprintf(w, "  %s %s/%s", st.Name, st.fmt(st.P50), st.fmt(st.P99))
 		}
-		fmt.Fprintln(w, "   (its histograms: amtsbote_intake_stage_seconds, amtsbote_store_write_wait_seconds)")
+		fmt.Fprintln(w, "   (its histograms: amtsbote_intake_stage_seconds, amtsbote_store_write_wait_seconds; run queue: the process's goroutines' wait for a CPU, /sched/latencies)")
 	}
 	if r.AllocPerPkg > 0 && r.VerifyAllocPerPkg > 0 {
 		fmt.Fprintf(w, "  allocated per package: %d KiB end to end against %d KiB to verify one (steady from run to run, unlike the CPU figures)\n",

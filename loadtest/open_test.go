@@ -265,7 +265,7 @@ func TestOpenShortRun(t *testing.T) {
 				t.Errorf("step %v/s: stage %+v", s.Rate, st)
 			}
 		}
-		if !slices.Equal(names, []string{"slot wait", "verify", "accept", "store wait"}) {
+		if !slices.Equal(names, []string{"slot wait", "verify", "accept", "store wait", "run queue"}) {
 			t.Errorf("step %v/s: stages %v", s.Rate, names)
 		}
 	}
