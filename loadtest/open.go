@@ -589,6 +589,8 @@ func fmtDur(d time.Duration) string {
 	switch {
 	case d <= 0:
 		return "0"
+	case d < 100*time.Microsecond: // the run queue's median is microseconds
+		return fmt.Sprintf("%.1fµs", float64(d)/float64(time.Microsecond))
 	case d < 10*time.Millisecond:
 		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
 	case d < time.Second:
