@@ -40,10 +40,13 @@ type bucket struct {
 	n  uint64
 }
 
-func snapHists(g prometheus.Gatherer) (histSnap, error) {
+// snapHists reads every series of stageSeries now. If the gateway's metrics
+// cannot be gathered it returns nil, and the report has no stage times, nothing
+// else: they explain a run, they are not its measure.
+func snapHists(g prometheus.Gatherer) histSnap {
 	fams, err := g.Gather()
 	if err != nil {
-		return nil, fmt.Errorf("gather the gateway's metrics: %w", err)
+		return nil
 	}
 	snap := make(histSnap, len(stageSeries))
 	for i, s := range stageSeries {
@@ -66,7 +69,7 @@ func snapHists(g prometheus.Gatherer) (histSnap, error) {
 			}
 		}
 	}
-	return snap, nil
+	return snap
 }
 
 // runtimeHist reads a histogram of runtime/metrics as cumulative buckets.
@@ -110,7 +113,7 @@ func stageTimes(a, b histSnap) []StageTimes {
 	out := make([]StageTimes, 0, len(stageSeries))
 	for i, s := range stageSeries {
 		if i >= len(a) || i >= len(b) || len(a[i]) != len(b[i]) || len(b[i]) == 0 {
-			continue // not exposed (the JetStream store has no commit window)
+			continue // not gathered, or not exposed
 		}
 		d := make([]bucket, len(b[i]))
 		for k := range d {
@@ -129,6 +132,8 @@ func bucketQuantile(q float64, bs []bucket) time.Duration {
 	if total == 0 {
 		return 0
 	}
+	// The first bucket holding the rank; there is one, as rank ≤ total, and it
+	// holds at least one observation more than the bucket below.
 	rank := q * float64(total)
 	i, _ := slices.BinarySearchFunc(bs, rank, func(b bucket, r float64) int {
 		if float64(b.n) < r {
@@ -136,7 +141,6 @@ func bucketQuantile(q float64, bs []bucket) time.Duration {
 		}
 		return 1
 	})
-	i = min(i, len(bs)-1)
 	if math.IsInf(bs[i].le, 1) {
 		if i == 0 {
 			return 0
@@ -147,11 +151,7 @@ func bucketQuantile(q float64, bs []bucket) time.Duration {
 	if i > 0 {
 		lo, below = bs[i-1].le, bs[i-1].n
 	}
-	in := bs[i].n - below
-	if in == 0 {
-		return secs(bs[i].le)
-	}
-	return secs(lo + (bs[i].le-lo)*(rank-float64(below))/float64(in))
+	return secs(lo + (bs[i].le-lo)*(rank-float64(below))/float64(bs[i].n-below))
 }
 
 func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

@@ -183,7 +183,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, fmt.Errorf("memory profile: %w", err)
 		}
 	}
-	h0, _ := snapHists(g.Metrics()) // without them the report has no stage line, nothing else
+	h0 := snapHists(g.Metrics())
 	start, cpu0 := time.Now(), processCPU()
 	gc0 := gcStats()
 	stopProgress := closedProgress(o.Progress, start, o.N, &accepted, &delivered)
@@ -218,7 +218,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	cpu1 := processCPU()
 	gc1 := gcStats()
-	h1, _ := snapHists(g.Metrics())
+	h1 := snapHists(g.Metrics())
 	stopProgress()
 	// The profile and trace end here, at the last delivery, as -cpuprofile
 	// promises: the deferred stops would let the baseline after the run into them

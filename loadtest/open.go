@@ -349,7 +349,7 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 		c0, pc0, pi0 := processCPU(), pressureSome("cpu"), pressureSome("io")
 		gc0 := gcStats().cpu
 		r0, d0 := received.Load(), delivered.Load()
-		h0, _ := snapHists(g.Metrics()) // without them the report has no stage table, nothing else
+		h0 := snapHists(g.Metrics())
 		pr.start()
 		t0 := clk.Now()
 		stopProgress := openProgress(o.Progress, t0, i, len(o.Rates), rate, rec, &received, &delivered)
@@ -365,7 +365,7 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 		c1, pc1, pi1 := processCPU(), pressureSome("cpu"), pressureSome("io")
 		gc1 := gcStats().cpu
 		rss, _ := procStatusKB("VmHWM")
-		h1, _ := snapHists(g.Metrics())
+		h1 := snapHists(g.Metrics())
 		stopProgress()
 
 		secs := t1.Sub(t0).Seconds()
