@@ -49,7 +49,7 @@ const (
 	adminToken  = "admin-token"
 )
 
-func start(t *testing.T, mutate ...func(*config.Config)) *fixture {
+func start(t testing.TB, mutate ...func(*config.Config)) *fixture {
 	t.Helper()
 	pki := signingtest.NewPKI(t)
 	cfg := config.Default()
