@@ -118,7 +118,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		// so any gateway serves any submission and none holds the only copy.
 		g.db, err = jsstore.Open(ctx, g.bus.JS, jsstore.Options{Replicas: cfg.NATS.Replicas})
 	} else {
-		g.db, err = store.Open(cfg.DataDir, store.Options{BatchSize: cfg.Store.BatchSize, BatchDelay: cfg.Store.BatchDelay, Known: g.knownCertificates()})
+		g.db, err = store.Open(cfg.DataDir, store.Options{BatchSize: cfg.Store.BatchSize, BatchDelay: cfg.Store.BatchDelay, Known: g.knownCertificates(), Logger: log})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -234,7 +234,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 	g.Pipeline = &intake.Pipeline{
 		Limits: lim, Verifier: verifier, Directory: g.Directory, Broker: g.Broker, Channels: g.channels,
 		LastResort: channel.Mailbox, Slots: intake.NewSlots(cfg.Limits.VerifyParallel),
-		Metrics: intake.NewMetrics(reg),
+		Metrics: intake.NewMetrics(reg), Log: log,
 	}
 	slots := g.Pipeline.Slots
 	if cfg.Limits.YieldBacklog >= 0 {

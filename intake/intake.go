@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/amtsbote/amtsbote/broker"
@@ -41,6 +42,8 @@ type Pipeline struct {
 	Slots *Slots
 	// Metrics time intake's stages (metrics.go); nil: not timed.
 	Metrics *Metrics
+	// Log gets what intake must tell an operator outside an answer; nil: nothing.
+	Log *slog.Logger
 }
 
 func hasChannel(ts []submission.Target, name string) bool {

@@ -120,6 +120,13 @@ func (p *Pipeline) attachments(ctx context.Context, pk *paket.Paket, parts Parts
 	return atts, puts, nil
 }
 
+func (p *Pipeline) log() *slog.Logger {
+	if p.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return p.Log
+}
+
 func anlagePath(a paket.Anlage) string { return "Antragspaket/Anlagen/Anlage[@ID='" + a.ID + "']" }
 
 // discard removes the blobs this request created and no record references. Best
@@ -127,7 +134,7 @@ func anlagePath(a paket.Anlage) string { return "Antragspaket/Anlagen/Anlage[@ID
 func (p *Pipeline) discard(puts []store.StreamPut) {
 	for _, put := range puts {
 		if err := store.DiscardNew(p.Broker.Blobs(), put); err != nil {
-			slog.Warn("intake: could not remove the blob of a refused request; the retention sweep will", "digest", put.Digest, "err", err)
+			p.log().Warn("intake: could not remove the blob of a refused request; the retention sweep will", "digest", put.Digest, "err", err)
 		}
 	}
 }

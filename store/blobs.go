@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -23,6 +24,13 @@ type Blobs struct {
 	// time: a new record is about to reference it) against DeleteIfOlder, so the
 	// retention sweep can never remove bytes a record committed a moment later needs.
 	mu sync.Mutex
+	// grain is how finely the file system keeps a file's time (1ns on ext4 with
+	// large inodes, XFS, tmpfs; a second on ext4 with 128-byte inodes, ext3, HFS+;
+	// two on FAT). DeleteIfOlder must not take a time it cannot tell apart for an
+	// older one: with a coarse grain, a touch by a concurrent request in the same
+	// second as the discarded put would read as "before" it, and DiscardNew would
+	// remove bytes that request's record is about to reference.
+	grain time.Duration
 }
 
 // ErrBadDigest is returned when a blob name is not a SHA-256 hex digest.
@@ -33,7 +41,33 @@ func OpenBlobs(dir string) (*Blobs, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("store: blob dir: %w", err)
 	}
-	return &Blobs{dir: dir}, nil
+	return &Blobs{dir: dir, grain: fileTimeGrain(dir)}, nil
+}
+
+// coarseGrain is the grain assumed for a file system that does not keep the
+// nanoseconds of a file's time: FAT's two seconds cover every coarser one in use.
+const coarseGrain = 2 * time.Second
+
+// fileTimeGrain probes dir's file system: a file's time set with nanoseconds
+// reads back exactly, or the grain is taken as coarseGrain. A failed probe is
+// taken as coarse too (the safe side: refused uploads wait for the sweep).
+func fileTimeGrain(dir string) time.Duration {
+	f, err := os.CreateTemp(dir, ".tmp-probe-*")
+	if err != nil {
+		return coarseGrain
+	}
+	name := f.Name()
+	f.Close()
+	defer os.Remove(name)
+	t := time.Now().Truncate(time.Second).Add(123456789 * time.Nanosecond)
+	if err := os.Chtimes(name, t, t); err != nil {
+		return coarseGrain
+	}
+	info, err := os.Stat(name)
+	if err != nil || !info.ModTime().Equal(t) {
+		return coarseGrain
+	}
+	return time.Nanosecond
 }
 
 // Put stores b and returns its hex SHA-256.
@@ -202,13 +236,46 @@ func (bs *Blobs) DeleteIfOlder(digest string, before time.Time) (bool, error) {
 	} else if err != nil {
 		return false, fmt.Errorf("store: blob: %w", err)
 	}
-	if !info.ModTime().Before(before) {
+	// The last put was at or after the stored time and before it plus the grain:
+	// only if that whole span lies before the cut-off is the blob surely older.
+	if info.ModTime().Add(bs.grain).After(before) {
 		return false, nil
 	}
 	if err := os.Remove(bs.path(digest)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return false, fmt.Errorf("store: delete blob: %w", err)
 	}
 	return true, nil
+}
+
+// removeStale removes the temporary files of writes that died with their process
+// (a kill during a 2 GiB upload would otherwise leave 2 GiB behind for good). Only
+// the holder of the store's file lock may call it: a live process's uploads write
+// temporary files here too. It returns how many files and bytes it removed.
+func (bs *Blobs) removeStale() (files int, bytes int64) {
+	dirs := []string{bs.dir}
+	subs, _ := os.ReadDir(bs.dir)
+	for _, sub := range subs {
+		if sub.IsDir() && len(sub.Name()) == 2 {
+			dirs = append(dirs, filepath.Join(bs.dir, sub.Name()))
+		}
+	}
+	for _, d := range dirs {
+		entries, _ := os.ReadDir(d)
+		for _, e := range entries {
+			if e.IsDir() || !strings.HasPrefix(e.Name(), ".tmp-") {
+				continue
+			}
+			info, err := e.Info()
+			if err != nil {
+				continue
+			}
+			if os.Remove(filepath.Join(d, e.Name())) == nil {
+				files++
+				bytes += info.Size()
+			}
+		}
+	}
+	return files, bytes
 }
 
 // Delete removes a blob (the retention sweep).

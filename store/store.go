@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -91,6 +92,8 @@ type Options struct {
 	// recur in receipts and packages (the gateway's chain, trusted senders'): kept
 	// once in the file instead of in every value (known.go).
 	Known [][]byte
+	// Logger gets what opening the store cleaned up; nil: nothing.
+	Logger *slog.Logger
 }
 
 // Store is the gateway's durable truth as the broker uses it. DB (bbolt + blob files)
@@ -267,8 +270,12 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open bbolt: %w", err)
 	}
-	// The file lock is ours: a backup's temporary copy left here is a dead process's.
+	// The file lock is ours: a backup's temporary copy left here is a dead process's,
+	// and so is a blob's temporary file.
 	removeStaleBackups(dir)
+	if n, size := blobs.removeStale(); n > 0 && opts.Logger != nil {
+		opts.Logger.Info("store: removed temporary blob files of an earlier process", "files", n, "bytes", size)
+	}
 	var known *knownSet
 	err = b.Update(func(tx *bolt.Tx) error {
 		noHeld := tx.Bucket(bucketHeld) == nil

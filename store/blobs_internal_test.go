@@ -1,0 +1,126 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestFileTimeGrain: the probe reads back what it set on this machine's temporary
+// folder, and the grain it reports explains what the file system kept.
+func TestFileTimeGrain(t *testing.T) {
+	dir := t.TempDir()
+	g := fileTimeGrain(dir)
+	if g != time.Nanosecond && g != coarseGrain {
+		t.Fatalf("grain %v", g)
+	}
+	f := filepath.Join(dir, "probe")
+	if err := os.WriteFile(f, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	set := time.Now().Truncate(time.Second).Add(987654321 * time.Nanosecond)
+	if err := os.Chtimes(f, set, set); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := info.ModTime(); m.After(set) || !m.Add(g).After(set) {
+		t.Fatalf("set %v, kept %v: the grain %v does not cover it", set, m, g)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".tmp-*")); len(left) != 0 {
+		t.Fatalf("the probe left %v", left)
+	}
+}
+
+// TestDiscardKeepsATouchInTheSameTick: on a file system that keeps whole seconds,
+// request A streams new content, request B puts the same content a moment later
+// (its record is about to reference it), then A is refused and discards what it
+// created. The bytes must stay. With a grain of 1ns (what the code assumed before
+// it probed) they are removed: the planted defect.
+func TestDiscardKeepsATouchInTheSameTick(t *testing.T) {
+	for _, tc := range []struct {
+		grain time.Duration
+		kept  bool
+	}{{coarseGrain, true}, {time.Nanosecond, false}} {
+		bs, err := OpenBlobs(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		bs.grain = tc.grain
+		content := []byte("the same building plan in two requests")
+		sum := sha256.Sum256(content)
+		want := hex.EncodeToString(sum[:])
+		a, err := bs.PutStream(context.Background(), bytes.NewReader(content), -1, want)
+		if err != nil || !a.Created {
+			t.Fatalf("A: %+v %v", a, err)
+		}
+		b, err := bs.PutStream(context.Background(), bytes.NewReader(content), -1, want)
+		if err != nil || b.Created {
+			t.Fatalf("B: %+v %v", b, err)
+		}
+		// What a file system with whole seconds keeps of B's touch: the second it
+		// began in, which is not after A's put when both fall into the same second.
+		kept := a.Written.Truncate(time.Second)
+		if err := os.Chtimes(bs.path(want), kept, kept); err != nil {
+			t.Fatal(err)
+		}
+		if err := DiscardNew(bs, a); err != nil {
+			t.Fatal(err)
+		}
+		_, err = os.Stat(bs.path(want))
+		if got := err == nil; got != tc.kept {
+			t.Fatalf("grain %v: blob kept %v, want %v (%v)", tc.grain, got, tc.kept, err)
+		}
+	}
+}
+
+// TestOpenRemovesStaleBlobTemps: the temporary files of blob writes that died with
+// their process go when the store is opened again, blobs stay; a second process
+// that cannot get the file lock removes nothing (the first one's uploads are live).
+func TestOpenRemovesStaleBlobTemps(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest, err := db.blobs.Put(bytes.Repeat([]byte("plan "), 1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := filepath.Join(dir, "blobs", ".tmp-stream-1")
+	put := filepath.Join(dir, "blobs", digest[:2], ".tmp-2")
+	for _, f := range []string{stream, put} {
+		if err := os.WriteFile(f, make([]byte, 4096), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Open(dir, Options{OpenTimeout: 50 * time.Millisecond}); err == nil {
+		t.Fatal("a second Open got the lock")
+	}
+	if _, err := os.Stat(stream); err != nil {
+		t.Fatalf("a process without the lock removed a live upload: %v", err)
+	}
+	db.Close()
+
+	db, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, f := range []string{stream, put} {
+		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	if _, err := db.blobs.Read(digest); err != nil {
+		t.Fatalf("the blob went too: %v", err)
+	}
+}
