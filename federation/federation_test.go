@@ -45,7 +45,7 @@ type world struct {
 	clockOff time.Duration
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	pki := signingtest.NewPKI(t)
 	w := &world{pki: pki, a: pki.Gateway, b: pki.PortalECDSA, portal: pki.Portal}
@@ -73,7 +73,7 @@ func newWorld(t *testing.T) *world {
 	return w
 }
 
-func (w *world) envelope(t *testing.T) *Envelope {
+func (w *world) envelope(t testing.TB) *Envelope {
 	t.Helper()
 	cert, err := SignerCertificate(w.pkg)
 	if err != nil {
