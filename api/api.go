@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -601,6 +602,10 @@ func (s *Server) officeDecide(outcome string) http.HandlerFunc {
 		if r.ContentLength != 0 {
 			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 			if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+				if isMaxBytes(err) {
+					s.fail(w, r, err)
+					return
+				}
 				problem.Write(w, r, problem.New(400, problem.TypeMalformed, "body must be JSON: {\"reason\": \"...\"}"))
 				return
 			}
@@ -610,7 +615,9 @@ func (s *Server) officeDecide(outcome string) http.HandlerFunc {
 			problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "a rejection needs a reason").With("field", "reason"))
 			return
 		}
-		if len(body.Reason) > wire.MaxReasonLength {
+		// Characters, as the contract's maxLength and the mailbox count them: a
+		// reason in German is longer in bytes than in characters.
+		if utf8.RuneCountInString(body.Reason) > wire.MaxReasonLength {
 			problem.Write(w, r, problem.New(422, problem.TypeInvalidField, fmt.Sprintf("reason is longer than %d characters", wire.MaxReasonLength)).With("field", "reason"))
 			return
 		}

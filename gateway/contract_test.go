@@ -17,7 +17,7 @@ import (
 	"github.com/amtsbote/amtsbote/paket"
 )
 
-func contractRouter(t *testing.T) routers.Router {
+func contractRouter(t testing.TB) routers.Router {
 	t.Helper()
 	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI)
 	if err != nil {
@@ -101,7 +101,11 @@ func TestAPIContract(t *testing.T) {
 		{"office attachment range", "GET", "/v1/office/submissions/" + id + "/attachments/" + aid, officeToken, "", nil, 206},
 		{"office attachment range outside", "GET", "/v1/office/submissions/" + id + "/attachments/" + aid, officeToken, "", nil, 416},
 		{"office reject without reason", "POST", "/v1/office/submissions/" + id + "/reject", officeToken, "application/json", []byte(`{"reason":""}`), 422},
-		{"office accept", "POST", "/v1/office/submissions/" + id + "/accept", officeToken, "application/json", []byte(`{}`), 200},
+		{"office accept malformed", "POST", "/v1/office/submissions/" + id + "/accept", officeToken, "application/json", []byte(`{"reason":`), 400},
+		{"office accept too large", "POST", "/v1/office/submissions/" + id + "/accept", officeToken, "application/json", []byte(`{"reason":"` + strings.Repeat("x", 70<<10) + `"}`), 413},
+		{"office accept reason too long", "POST", "/v1/office/submissions/" + id + "/accept", officeToken, "application/json", []byte(`{"reason":"` + strings.Repeat("ä", 2001) + `"}`), 422},
+		{"office reject malformed", "POST", "/v1/office/submissions/" + id + "/reject", officeToken, "application/json", []byte(`[`), 400},
+		{"office accept", "POST", "/v1/office/submissions/" + id + "/accept", officeToken, "application/json", []byte(`{"reason":"` + strings.Repeat("ä", 2000) + `"}`), 200},
 		{"office reject after accept", "POST", "/v1/office/submissions/" + id + "/reject", officeToken, "application/json", []byte(`{"reason":"zu spät"}`), 409},
 		{"delivery receipt", "GET", "/v1/office/submissions/" + id + "/receipts/zustellung", officeToken, "", nil, 200},
 		{"admin list", "GET", "/v1/admin/submissions?state=accepted", adminToken, "", nil, 200},
