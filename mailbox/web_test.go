@@ -193,11 +193,11 @@ func htmlEscape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;").Replace(s)
 }
 
-func memMailbox(t *testing.T, desk *memDesk) *Mailbox {
+func memMailbox(t testing.TB, desk *memDesk) *Mailbox {
 	return memMailboxAt(t, desk, nil)
 }
 
-func memMailboxAt(t *testing.T, desk *memDesk, now func() time.Time) *Mailbox {
+func memMailboxAt(t testing.TB, desk *memDesk, now func() time.Time) *Mailbox {
 	t.Helper()
 	m, err := New(Options{Desk: desk, DataDir: t.TempDir(), Now: now, Users: []User{
 		{Name: "anna", Office: "amt-a", PasswordHash: fastHash(t, "anna-passwort")},
