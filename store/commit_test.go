@@ -12,6 +12,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,35 +145,78 @@ func TestGroupCommitSpacing(t *testing.T) {
 	}
 }
 
-// TestGroupCommitFull: a batch that reaches BatchSize commits without waiting for
-// the delay, and the writes beyond four times that go to the next commit.
+// TestGroupCommitFull: BatchSize waiting writes start a commit without waiting
+// for the delay, and a commit takes at most four times that; the rest go to the
+// next one. The test decides what is queued when: it holds bbolt's writer lock so
+// that the committer is caught in a commit while the next writes queue up. (Its
+// first version let 40 writers race and failed under load: when the last writers
+// came late, fewer than 4 were left, and they waited for the delay as they should.)
 func TestGroupCommitFull(t *testing.T) {
 	db := openCommitTest(t, time.Hour, 4)
-	// The first write commits at once (idle store); the next ones must not wait an
-	// hour: every 4 queued writes make a commit.
+	// The first write commits at once (idle store); from then on a commit waits for
+	// the delay (an hour) or for 4 writes.
 	if err := db.batch(func(tx *wtx) error { return tx.bucket(bucketMeta).Put([]byte("first"), nil) }); err != nil {
 		t.Fatal(err)
 	}
+	queued := func() int {
+		db.commit.mu.Lock()
+		defer db.commit.mu.Unlock()
+		return len(db.commit.queue)
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within a minute (%d queued, %+v)", what, queued(), db.CommitStats())
+			}
+		}
+	}
 	var wg sync.WaitGroup
-	const n = 40
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_ = db.batch(func(tx *wtx) error { return tx.bucket(bucketMeta).Put(fmt.Appendf(nil, "f%d", i), nil) })
-		}()
+	var committed atomic.Int64
+	write := func(n int, name string) {
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := db.batch(func(tx *wtx) error { return tx.bucket(bucketMeta).Put(fmt.Appendf(nil, "%s%d", name, i), nil) }); err != nil {
+					t.Error(err)
+				}
+				committed.Add(1)
+			}()
+		}
 	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(time.Minute):
-		t.Fatal("full batches waited for the delay")
+	// Catch the committer in its next commit: hold the writer lock it needs.
+	held, err := db.bolt.Begin(true)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// A commit takes at most 16 (4 × 4) writes: the first write's commit and at
-	// least three for the 40.
-	if st := db.CommitStats(); st.Writes != n+1 || st.Commits < 4 {
-		t.Fatalf("commit stats %+v: want %d writes in at least 4 commits", st, n+1)
+	t.Cleanup(func() {
+		// On a failure, free the committer and fill its queue so that no writer is
+		// left waiting for the delay: Close would wait for it for an hour.
+		_ = held.Rollback()
+		if t.Failed() {
+			write(4, "z")
+			wg.Wait()
+		}
+	})
+	write(3, "a")
+	waitFor("three writes queue", func() bool { return queued() == 3 })
+	time.Sleep(20 * time.Millisecond)
+	if queued() != 3 {
+		t.Fatal("a commit started with three writes waiting and the delay not up")
+	}
+	write(1, "b") // the fourth starts the commit, which blocks on the held lock
+	waitFor("four writes start a commit", func() bool { return queued() == 0 })
+	write(20, "c")
+	waitFor("twenty more queue", func() bool { return queued() == 20 })
+	if err := held.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	// 4 commit; of the 20, one commit takes 16 (4 × 4) and the 4 left start the next.
+	waitFor("every write committed", func() bool { return committed.Load() == 24 })
+	wg.Wait()
+	if st := db.CommitStats(); st.Writes != 25 || st.Commits != 4 {
+		t.Fatalf("commit stats %+v: want 25 writes in 4 commits (1, 4, 16, 4)", st)
 	}
 }
 
