@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"mime/multipart"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"slices"
 	"strings"
@@ -154,41 +152,27 @@ func (c fuzzCase) body(t *testing.T, f *fixture) (ctype string, body []byte, roo
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
+	parts := make([]mpPart, 0, len(c.parts))
 	for _, part := range c.parts {
-		h := textproto.MIMEHeader{}
 		if part.name == "root" {
-			h.Set("Content-Type", "application/xml")
-			h.Set("Content-Id", "<root@fuzz.example>")
-			part.body = rootXML
-		} else {
-			if !part.noCtype {
-				h.Set("Content-Type", "application/octet-stream")
-			}
-			if part.cid != "" {
-				h.Set("Content-Id", part.cid)
-			}
-			if part.cte != "" {
-				h.Set("Content-Transfer-Encoding", part.cte)
-			}
+			parts = append(parts, mpPart{ctype: "application/xml", cid: "<root@fuzz.example>", body: rootXML})
+			continue
 		}
-		w, err := mw.CreatePart(h)
-		if err != nil {
-			t.Fatal(err)
+		mp := mpPart{ctype: "application/octet-stream", cid: part.cid, cte: part.cte, body: part.body}
+		if part.noCtype {
+			mp.ctype = ""
 		}
-		_, _ = w.Write(part.body)
+		parts = append(parts, mp)
 	}
-	closing := buf.Len()
-	_ = mw.Close()
-	body = buf.Bytes()
+	ctype, body = mpBody(t, parts)
 	if c.cutAt != 0 {
 		// Cut before the closing delimiter: some part (or the root) never ends.
+		closing := bytes.LastIndex(body, []byte("\r\n--"))
 		body = body[:int(c.cutAt)*closing/65536]
 	} else {
 		body = append(body, c.epilog...)
 	}
-	return `multipart/related; type="application/xml"; boundary=` + mw.Boundary(), body, rootXML
+	return ctype, body, rootXML
 }
 
 // FuzzMultipart: whatever framing a portal sends around a signed package — parts

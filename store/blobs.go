@@ -33,6 +33,10 @@ type Blobs struct {
 	grain time.Duration
 }
 
+// tempPrefix starts the name of every temporary file in the blob folder, so that
+// removeStale finds the ones a dead process left.
+const tempPrefix = ".tmp-"
+
 // ErrBadDigest is returned when a blob name is not a SHA-256 hex digest.
 var ErrBadDigest = errors.New("not a sha-256 hex digest")
 
@@ -52,7 +56,7 @@ const coarseGrain = 2 * time.Second
 // reads back exactly, or the grain is taken as coarseGrain. A failed probe is
 // taken as coarse too (the safe side: refused uploads wait for the sweep).
 func fileTimeGrain(dir string) time.Duration {
-	f, err := os.CreateTemp(dir, ".tmp-probe-*")
+	f, err := os.CreateTemp(dir, tempPrefix+"probe-*")
 	if err != nil {
 		return coarseGrain
 	}
@@ -90,7 +94,7 @@ func (bs *Blobs) Put(b []byte) (string, error) {
 	if err := os.MkdirAll(sub, 0o750); err != nil {
 		return "", fmt.Errorf("store: blob: %w", err)
 	}
-	f, err := os.CreateTemp(sub, ".tmp-*")
+	f, err := os.CreateTemp(sub, tempPrefix+"*")
 	if err != nil {
 		return "", fmt.Errorf("store: blob: %w", err)
 	}
@@ -124,7 +128,7 @@ func (bs *Blobs) PutStream(ctx context.Context, r io.Reader, limit int64, want s
 	if want != "" && !IsHexDigest(want) {
 		return StreamPut{}, ErrBadDigest
 	}
-	f, err := os.CreateTemp(bs.dir, ".tmp-stream-*")
+	f, err := os.CreateTemp(bs.dir, tempPrefix+"stream-*")
 	if err != nil {
 		return StreamPut{}, fmt.Errorf("store: blob: %w", err)
 	}
@@ -262,7 +266,7 @@ func (bs *Blobs) removeStale() (files int, bytes int64) {
 	for _, d := range dirs {
 		entries, _ := os.ReadDir(d)
 		for _, e := range entries {
-			if e.IsDir() || !strings.HasPrefix(e.Name(), ".tmp-") {
+			if e.IsDir() || !strings.HasPrefix(e.Name(), tempPrefix) {
 				continue
 			}
 			info, err := e.Info()
