@@ -2,10 +2,16 @@ package federation
 
 import (
 	"bytes"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"testing"
 	"time"
 
+	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/signing"
 	"github.com/beevik/etree"
 )
 
@@ -104,4 +110,63 @@ func sameEnvelope(a, b *Envelope) bool {
 	x.SenderCert, y.SenderCert, x.Package, y.Package, x.Chain, y.Chain = nil, nil, nil, nil, nil, nil
 	x.At, y.At = time.Time{}, time.Time{}
 	return reflect.DeepEqual(x, y)
+}
+
+// FuzzReceiver: whatever reaches the peer endpoint — any path of it, any content
+// type, any body, forwardings and status questions signed by an untrusted gateway
+// or addressed to another one, and their mutations — is answered below 500 with a
+// problem of a documented type. (A receiver without an intake pipeline: a document
+// that got past trust and addressing would reach it and fail the test loudly.)
+func FuzzReceiver(f *testing.F) {
+	w := newWorld(f)
+	h := &Receiver{Trust: w.trustB, Signer: w.b.Signer, MaxBytes: 256 << 10, Log: slog.New(slog.DiscardHandler)}
+	untrusted := *w.envelope(f)
+	untrusted.From, untrusted.Chain = w.pki.Untrusted.Name, []Hop{{Gateway: w.pki.Untrusted.Name, SubmissionID: "s", At: time.Now()}}
+	elsewhere := *w.envelope(f)
+	elsewhere.To = "amtsbote-xx"
+	for _, d := range []struct {
+		e  Envelope
+		by *signing.Signer
+	}{{untrusted, w.pki.Untrusted.Signer}, {elsewhere, w.a.Signer}} {
+		doc, err := d.e.Sign(d.by)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(uint8(0), ContentType, doc)
+	}
+	q := &Query{From: w.a.Name, To: "amtsbote-xx", At: time.Now(), Refs: []Ref{{"amt24", "m-1"}}}
+	qDoc, err := q.Sign(w.a.Signer)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(uint8(1), ContentType, qDoc)
+	f.Add(uint8(0), "multipart/related; boundary=x", []byte("--x\r\nContent-Type: application/xml\r\n\r\n<x/>\r\n--x--\r\n"))
+	f.Add(uint8(2), "", []byte{})
+	f.Add(uint8(3), "text/plain", []byte("x"))
+	allowed := map[string]bool{}
+	for _, t := range problem.Types() {
+		allowed[t] = true
+	}
+	paths := []string{PathForward, PathStatus, PathNudge, PathSchema, PathPrefix + "/x"}
+	f.Fuzz(func(t *testing.T, path uint8, ctype string, body []byte) {
+		req := httptest.NewRequest(http.MethodPost, paths[int(path)%len(paths)], bytes.NewReader(body))
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("%s: %d %s", req.URL.Path, rec.Code, rec.Body.Bytes())
+		}
+		if rec.Code < 400 {
+			if req.URL.Path != PathNudge {
+				t.Fatalf("%s: %d without a trusted peer's document", req.URL.Path, rec.Code)
+			}
+			return
+		}
+		var p problem.Problem
+		if rec.Header().Get("Content-Type") != problem.ContentType || json.Unmarshal(rec.Body.Bytes(), &p) != nil || !allowed[p.Type] {
+			t.Fatalf("%s: %d %q %s: not a documented problem", req.URL.Path, rec.Code, rec.Header().Get("Content-Type"), rec.Body.Bytes())
+		}
+	})
 }
