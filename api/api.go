@@ -854,6 +854,10 @@ type replayBody struct {
 func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
 	var body replayBody
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&body); err != nil {
+		if isMaxBytes(err) {
+			s.fail(w, r, err)
+			return
+		}
 		problem.Write(w, r, problem.New(400, problem.TypeMalformed, `body must be JSON: {"ids": [...]} or {"office": "...", "from": "...", "to": "..."}`))
 		return
 	}

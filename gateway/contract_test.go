@@ -113,6 +113,8 @@ func TestAPIContract(t *testing.T) {
 		{"admin get unknown", "GET", "/v1/admin/submissions/nope", adminToken, "", nil, 404},
 		{"admin list handed over", "GET", "/v1/admin/submissions?state=handed_over", adminToken, "", nil, 200},
 		{"admin redeliver not held", "POST", "/v1/admin/submissions/" + id + "/redeliver", adminToken, "", nil, 409},
+		{"admin replay unknown id", "POST", "/v1/admin/dead-letters/replay", adminToken, "application/json", []byte(`{"ids":["nope"]}`), 404},
+		{"admin replay too large", "POST", "/v1/admin/dead-letters/replay", adminToken, "application/json", []byte(`{"ids":["` + strings.Repeat("x", 1<<20) + `"]}`), 413},
 		{"healthz", "GET", "/healthz", "", "", nil, 200},
 		{"readyz", "GET", "/readyz", "", "", nil, 200},
 		{"openapi", "GET", "/v1/openapi.yaml", "", "", nil, 200},
