@@ -599,16 +599,8 @@ func (s *Server) officeDecide(outcome string) http.HandlerFunc {
 			return
 		}
 		var body wire.DecisionRequest
-		if r.ContentLength != 0 {
-			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-			if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
-				if isMaxBytes(err) {
-					s.fail(w, r, err)
-					return
-				}
-				problem.Write(w, r, problem.New(400, problem.TypeMalformed, "body must be JSON: {\"reason\": \"...\"}"))
-				return
-			}
+		if !s.readJSON(w, r, 64<<10, &body, true, `{"reason": "..."}`) {
+			return
 		}
 		body.Reason = strings.TrimSpace(body.Reason)
 		if outcome == broker.OutcomeRejected && body.Reason == "" {
@@ -853,12 +845,7 @@ type replayBody struct {
 
 func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
 	var body replayBody
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&body); err != nil {
-		if isMaxBytes(err) {
-			s.fail(w, r, err)
-			return
-		}
-		problem.Write(w, r, problem.New(400, problem.TypeMalformed, `body must be JSON: {"ids": [...]} or {"office": "...", "from": "...", "to": "..."}`))
+	if !s.readJSON(w, r, 1<<20, &body, false, `{"ids": [...]} or {"office": "...", "from": "...", "to": "..."}`) {
 		return
 	}
 	if len(body.IDs) == 0 && body.Office == "" && body.From == "" && body.To == "" {
@@ -877,6 +864,23 @@ func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, 200, map[string]any{"replayed": n})
+}
+
+// readJSON decodes the request's JSON body, read to at most max bytes, into v. A
+// body over max is 413 too-large, one that is not JSON 400 malformed-request whose
+// detail shows shape; an empty body is accepted where emptyOK. It reports whether
+// the handler goes on; if not, it has answered.
+func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, max int64, v any, emptyOK bool, shape string) bool {
+	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, max)).Decode(v)
+	switch {
+	case err == nil, emptyOK && errors.Is(err, io.EOF):
+		return true
+	case isMaxBytes(err):
+		s.fail(w, r, err)
+	default:
+		problem.Write(w, r, problem.New(400, problem.TypeMalformed, "body must be JSON: "+shape))
+	}
+	return false
 }
 
 // declaredTooLarge answers 413 and reports true when the request declares a body
