@@ -108,16 +108,24 @@ func xmllint(t *testing.T, docs map[string][]byte) {
 	}
 }
 
-func TestWireFormatValidatesAndRoundTrips(t *testing.T) {
-	w := newWorld(t)
-	env := w.envelope(t)
-	envDoc, err := env.Sign(w.a.Signer)
-	if err != nil {
+// fromUntrusted is the envelope as the untrusted gateway would forward it (it
+// signs it itself).
+func (w *world) fromUntrusted(t testing.TB) Envelope {
+	e := *w.envelope(t)
+	e.From, e.Chain = w.pki.Untrusted.Name, []Hop{{Gateway: w.pki.Untrusted.Name, SubmissionID: "s", At: time.Now()}}
+	return e
+}
+
+// wireDocs signs one of each Portalverbund document between a and b: the
+// envelope, a question about two packages and an answer about three.
+func (w *world) wireDocs(t testing.TB) (envDoc, qDoc, rpDoc []byte) {
+	t.Helper()
+	var err error
+	if envDoc, err = w.envelope(t).Sign(w.a.Signer); err != nil {
 		t.Fatal(err)
 	}
 	q := &Query{From: w.a.Name, To: w.b.Name, At: time.Now(), Refs: []Ref{{"amt24", "m-1"}, {"amt24", "m-2"}}}
-	qDoc, err := q.Sign(w.a.Signer)
-	if err != nil {
+	if qDoc, err = q.Sign(w.a.Signer); err != nil {
 		t.Fatal(err)
 	}
 	at := time.Now().UTC()
@@ -127,10 +135,15 @@ func TestWireFormatValidatesAndRoundTrips(t *testing.T) {
 		{Ref: Ref{"amt24", "m-2"}, State: StateUnknown},
 		{Ref: Ref{"amt24", "m-3"}, State: "held", SubmissionID: "y", Note: "held: receiver answered HTTP 503"},
 	}}
-	rpDoc, err := rp.Sign(w.b.Signer)
-	if err != nil {
+	if rpDoc, err = rp.Sign(w.b.Signer); err != nil {
 		t.Fatal(err)
 	}
+	return envDoc, qDoc, rpDoc
+}
+
+func TestWireFormatValidatesAndRoundTrips(t *testing.T) {
+	w := newWorld(t)
+	envDoc, qDoc, rpDoc := w.wireDocs(t)
 	xmllint(t, map[string][]byte{"weiterleitung": envDoc, "statusabfrage": qDoc, "statusauskunft": rpDoc})
 	// The schema is not a rubber stamp: an envelope without its addressee fails.
 	dir := t.TempDir()
@@ -243,8 +256,7 @@ func TestReceiverRefusesBeforeIntake(t *testing.T) {
 		}
 		return doc
 	}
-	untr := *env
-	untr.From, untr.Chain = w.pki.Untrusted.Name, []Hop{{Gateway: w.pki.Untrusted.Name, SubmissionID: "s", At: time.Now()}}
+	untr := w.fromUntrusted(t)
 	if code, typ := post(signWith(untr, w.pki.Untrusted)); code != 403 || typ != TypeUntrustedPeer {
 		t.Errorf("untrusted: %d %s", code, typ)
 	}
@@ -413,8 +425,7 @@ func TestReceiverPartsRefusals(t *testing.T) {
 	if code, typ := post("multipart/related", []byte("x")); code != 400 || typ != problem.TypeMalformed {
 		t.Errorf("no boundary: %d %s", code, typ)
 	}
-	untr := *w.envelope(t)
-	untr.From, untr.Chain = w.pki.Untrusted.Name, []Hop{{Gateway: w.pki.Untrusted.Name, SubmissionID: "s", At: time.Now()}}
+	untr := w.fromUntrusted(t)
 	doc, err := untr.Sign(w.pki.Untrusted.Signer)
 	if err != nil {
 		t.Fatal(err)

@@ -23,26 +23,7 @@ import (
 // stores is what it would forward.
 func FuzzParseWire(f *testing.F) {
 	w := newWorld(f)
-	env := w.envelope(f)
-	envDoc, err := env.Sign(w.a.Signer)
-	if err != nil {
-		f.Fatal(err)
-	}
-	at := time.Now().UTC()
-	q := &Query{From: w.a.Name, To: w.b.Name, At: at, Refs: []Ref{{"amt24", "m-1"}, {"amt24", "m-2"}}}
-	qDoc, err := q.Sign(w.a.Signer)
-	if err != nil {
-		f.Fatal(err)
-	}
-	rp := &Report{From: w.b.Name, To: w.a.Name, At: at, Items: []Status{
-		{Ref: Ref{"amt24", "m-1"}, State: "accepted", SubmissionID: "x", Receiver: "Stadt München", DeliveredAt: &at,
-			Decision: &Decision{Outcome: "accepted", At: at, Actor: "office system", Reason: "ok"}},
-		{Ref: Ref{"amt24", "m-2"}, State: StateUnknown},
-	}}
-	rpDoc, err := rp.Sign(w.b.Signer)
-	if err != nil {
-		f.Fatal(err)
-	}
+	envDoc, qDoc, rpDoc := w.wireDocs(f)
 	for _, d := range []struct {
 		doc   []byte
 		trust *Trust
@@ -120,8 +101,7 @@ func sameEnvelope(a, b *Envelope) bool {
 func FuzzReceiver(f *testing.F) {
 	w := newWorld(f)
 	h := &Receiver{Trust: w.trustB, Signer: w.b.Signer, MaxBytes: 256 << 10, Log: slog.New(slog.DiscardHandler)}
-	untrusted := *w.envelope(f)
-	untrusted.From, untrusted.Chain = w.pki.Untrusted.Name, []Hop{{Gateway: w.pki.Untrusted.Name, SubmissionID: "s", At: time.Now()}}
+	untrusted := w.fromUntrusted(f)
 	elsewhere := *w.envelope(f)
 	elsewhere.To = "amtsbote-xx"
 	for _, d := range []struct {

@@ -14,7 +14,6 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/amtsbote/amtsbote/api"
-	"github.com/amtsbote/amtsbote/paket"
 )
 
 func contractRouter(t testing.TB) routers.Router {
@@ -45,10 +44,7 @@ func contractRouter(t testing.TB) routers.Router {
 func TestAPIContract(t *testing.T) {
 	f := start(t)
 	router := contractRouter(t)
-	valid, err := f.portal.Sign(f.example())
-	if err != nil {
-		t.Fatal(err)
-	}
+	valid := mustSign(t, f, f.example())
 	res, err := f.portal.SubmitRaw(context.Background(), valid)
 	if err != nil || res.Status != 201 {
 		t.Fatalf("setup submission: %v %+v", err, res)
@@ -60,18 +56,11 @@ func TestAPIContract(t *testing.T) {
 	byRef := f.example()
 	ra, rp := refAnlage("referenz", content)
 	byRef.Anlagen = append(byRef.Anlagen, ra)
-	signed := func(p *paket.Paket) []byte {
-		b, err := f.portal.Sign(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	root := mpPart{ctype: "application/xml", body: signed(byRef)}
+	root := mpPart{ctype: "application/xml", body: mustSign(t, f, byRef)}
 	mpType, mpBytes := mpBody(t, []mpPart{root, rp})
 	other := f.example() // another message: a repeat would get its first receipt
 	other.Anlagen = append(other.Anlagen, ra)
-	rootOnlyType, rootOnly := mpBody(t, []mpPart{{ctype: "application/xml", body: signed(other)}})
+	rootOnlyType, rootOnly := mpBody(t, []mpPart{{ctype: "application/xml", body: mustSign(t, f, other)}})
 	// Extra request headers by case name.
 	headers := map[string]http.Header{
 		"office attachment range":         {"Range": {"bytes=0-9"}},

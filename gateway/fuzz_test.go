@@ -148,10 +148,7 @@ func (c fuzzCase) body(t *testing.T, f *fixture) (ctype string, body []byte, roo
 		a.Referenz = "cid:" + fuzzCID(n)
 		p.Anlagen = append(p.Anlagen, a)
 	}
-	rootXML, err := f.pki.Portal.Signer.Sign(p.Element())
-	if err != nil {
-		t.Fatal(err)
-	}
+	rootXML = mustSign(t, f, p)
 	parts := make([]mpPart, 0, len(c.parts))
 	for _, part := range c.parts {
 		if part.name == "root" {
