@@ -94,7 +94,9 @@ func (bs *Blobs) Put(b []byte) (string, error) {
 	if err := os.MkdirAll(sub, 0o750); err != nil {
 		return "", fmt.Errorf("store: blob: %w", err)
 	}
-	f, err := os.CreateTemp(sub, tempPrefix+"*")
+	// The temporary file lives in the folder's root, as PutStream's does, so that
+	// removeStale finds a dead process's without listing every blob.
+	f, err := os.CreateTemp(bs.dir, tempPrefix+"*")
 	if err != nil {
 		return "", fmt.Errorf("store: blob: %w", err)
 	}
@@ -252,31 +254,24 @@ func (bs *Blobs) DeleteIfOlder(digest string, before time.Time) (bool, error) {
 }
 
 // removeStale removes the temporary files of writes that died with their process
-// (a kill during a 2 GiB upload would otherwise leave 2 GiB behind for good). Only
-// the holder of the store's file lock may call it: a live process's uploads write
-// temporary files here too. It returns how many files and bytes it removed.
+// (a kill during a 2 GiB upload would otherwise leave 2 GiB behind for good). Every
+// write keeps its temporary file in the folder's root, so start-up lists that and
+// not the blobs. Only the holder of the store's file lock may call it: a live
+// process's uploads write temporary files here too. It returns how many files and
+// bytes it removed.
 func (bs *Blobs) removeStale() (files int, bytes int64) {
-	dirs := []string{bs.dir}
-	subs, _ := os.ReadDir(bs.dir)
-	for _, sub := range subs {
-		if sub.IsDir() && len(sub.Name()) == 2 {
-			dirs = append(dirs, filepath.Join(bs.dir, sub.Name()))
+	entries, _ := os.ReadDir(bs.dir)
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasPrefix(e.Name(), tempPrefix) {
+			continue
 		}
-	}
-	for _, d := range dirs {
-		entries, _ := os.ReadDir(d)
-		for _, e := range entries {
-			if e.IsDir() || !strings.HasPrefix(e.Name(), tempPrefix) {
-				continue
-			}
-			info, err := e.Info()
-			if err != nil {
-				continue
-			}
-			if os.Remove(filepath.Join(d, e.Name())) == nil {
-				files++
-				bytes += info.Size()
-			}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		if os.Remove(filepath.Join(bs.dir, e.Name())) == nil {
+			files++
+			bytes += info.Size()
 		}
 	}
 	return files, bytes

@@ -96,7 +96,7 @@ func TestOpenRemovesStaleBlobTemps(t *testing.T) {
 		t.Fatal(err)
 	}
 	stream := filepath.Join(dir, "blobs", ".tmp-stream-1")
-	put := filepath.Join(dir, "blobs", digest[:2], ".tmp-2")
+	put := filepath.Join(dir, "blobs", ".tmp-2")
 	for _, f := range []string{stream, put} {
 		if err := os.WriteFile(f, make([]byte, 4096), 0o600); err != nil {
 			t.Fatal(err)
