@@ -858,12 +858,26 @@ func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.IDs = body.IDs
-	n, err := s.opt.Broker.Replay(r.Context(), f, "operator (admin API, replay)")
+	res, err := s.opt.Broker.Replay(r.Context(), f, "operator (admin API, replay)")
 	if err != nil {
+		// The operator must learn which id stopped the replay and how many went
+		// before it, or the list cannot be mended and sent again.
+		var re *broker.ReplayError
+		if errors.As(err, &re) && !errors.Is(err, context.Canceled) {
+			p := ProblemFor(err).With("id", re.ID).With("replayed", re.Replayed)
+			if errors.Is(err, broker.ErrNotFound) {
+				p.Detail = fmt.Sprintf("no submission has the id %q; nothing was queued", re.ID)
+			}
+			err = p
+		}
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, 200, map[string]any{"replayed": n})
+	skipped := make([]map[string]any, 0, len(res.Skipped))
+	for _, k := range res.Skipped {
+		skipped = append(skipped, map[string]any{"id": k.ID, "state": k.State})
+	}
+	writeJSON(w, 200, map[string]any{"replayed": res.Replayed, "skipped": skipped})
 }
 
 // readJSON decodes the request's JSON body, read to at most max bytes, into v. A

@@ -2,7 +2,9 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/amtsbote/amtsbote/submission"
@@ -63,28 +65,77 @@ type ReplayFilter struct {
 }
 
 // Replay queues dead letters again from their office's first channel (the operator
-// fixed the endpoint): one by id, all of an office, or those held in a time window.
-// Every replay is an event with the actor; the delivery id stays the same.
-func (b *Broker) Replay(ctx context.Context, f ReplayFilter, actor string) (int, error) {
+// fixed the endpoint): listed by id, all of an office, or those held in a time
+// window. Every replay is an event with the actor; the delivery id stays the same.
+//
+// Replaying is idempotent, because operators repeat what did not seem to work: an
+// id that is no longer a dead letter (a colleague replayed it, its office fetched
+// it from the mailbox) is skipped and named with its state, not an error that
+// stops the rest of the list. Ids are checked before anything is queued, so a
+// mistyped id in a list is a *ReplayError wrapping ErrNotFound with nothing
+// queued. Any other failure (the store, a shutdown) is a *ReplayError that says
+// how many were queued before it.
+func (b *Broker) Replay(ctx context.Context, f ReplayFilter, actor string) (ReplayResult, error) {
+	var res ReplayResult
 	ids := f.IDs
 	if len(ids) == 0 {
 		dls, err := b.DeadLetters(ctx, f, 1<<30)
 		if err != nil {
-			return 0, err
+			return res, err
 		}
 		for _, d := range dls {
 			ids = append(ids, d.ID)
 		}
+	} else {
+		ids = slices.Compact(slices.Sorted(slices.Values(ids))) // time-ordered ids: oldest first
+		for _, id := range ids {
+			if _, err := b.db.Get(id); err != nil {
+				return res, &ReplayError{ID: id, Err: err}
+			}
+		}
 	}
-	n := 0
 	for _, id := range ids {
 		if err := ctx.Err(); err != nil {
-			return n, err
+			return res, &ReplayError{ID: id, Replayed: res.Replayed, Err: err}
 		}
-		if _, err := b.Redeliver(id, actor); err != nil {
-			return n, fmt.Errorf("replay %s: %w", id, err)
+		_, err := b.Redeliver(id, actor)
+		if errors.Is(err, ErrConflict) {
+			if s, gerr := b.db.Get(id); gerr == nil && s.State != submission.StateHeld {
+				res.Skipped = append(res.Skipped, Skipped{ID: id, State: s.State})
+				continue
+			}
 		}
-		n++
+		if err != nil {
+			return res, &ReplayError{ID: id, Replayed: res.Replayed, Err: err}
+		}
+		res.Replayed++
 	}
-	return n, nil
+	return res, nil
 }
+
+// ReplayResult is what a replay did: how many dead letters it queued again, and
+// which of the named ones it left because they were no longer dead letters.
+type ReplayResult struct {
+	Replayed int
+	Skipped  []Skipped
+}
+
+// Skipped is a submission a replay left alone, with the state it was in.
+type Skipped struct {
+	ID    string
+	State submission.State
+}
+
+// ReplayError is a replay that stopped at submission ID after queuing Replayed
+// others; Err says why (ErrNotFound: no such id, and then nothing was queued).
+type ReplayError struct {
+	ID       string
+	Replayed int
+	Err      error
+}
+
+func (e *ReplayError) Error() string {
+	return fmt.Sprintf("replay %s (after %d queued again): %v", e.ID, e.Replayed, e.Err)
+}
+
+func (e *ReplayError) Unwrap() error { return e.Err }

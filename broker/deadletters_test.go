@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -46,11 +47,25 @@ func TestDeadLettersAndReplay(t *testing.T) {
 		t.Fatalf("office filter: %+v", b)
 	}
 	before, _ := e.b.Submission(ids[0])
-	if n, err := e.b.Replay(ctx, ReplayFilter{IDs: []string{ids[0]}}, "operator anna"); err != nil || n != 1 {
-		t.Fatalf("replay one: %d %v", n, err)
+	// A list with an unknown id queues nothing and names the id.
+	var re *ReplayError
+	if res, err := e.b.Replay(ctx, ReplayFilter{IDs: []string{ids[0], "nope"}}, "operator anna"); !errors.As(err, &re) || !errors.Is(err, ErrNotFound) || re.ID != "nope" || re.Replayed != 0 || res.Replayed != 0 {
+		t.Fatalf("replay with an unknown id: %+v %v", res, err)
 	}
-	if n, err := e.b.Replay(ctx, ReplayFilter{OfficeID: "office-a"}, "operator anna"); err != nil || n != 1 {
-		t.Fatalf("replay office-a (the other one is queued already): %d %v", n, err)
+	if s, _ := e.b.Submission(ids[0]); s.State != submission.StateHeld {
+		t.Fatalf("queued although the list had an unknown id: %s", s.State)
+	}
+	if res, err := e.b.Replay(ctx, ReplayFilter{IDs: []string{ids[0], ids[0]}}, "operator anna"); err != nil || res.Replayed != 1 || len(res.Skipped) != 0 {
+		t.Fatalf("replay one: %+v %v", res, err)
+	}
+	// The same list again: no longer a dead letter, so skipped with its state, and
+	// the rest of the list still goes.
+	res, err := e.b.Replay(ctx, ReplayFilter{IDs: []string{ids[0], ids[1]}}, "operator anna")
+	if err != nil || res.Replayed != 1 || len(res.Skipped) != 1 || res.Skipped[0].ID != ids[0] || res.Skipped[0].State == submission.StateHeld {
+		t.Fatalf("replay again: %+v %v", res, err)
+	}
+	if res, err := e.b.Replay(ctx, ReplayFilter{OfficeID: "office-a"}, "operator anna"); err != nil || res.Replayed != 0 {
+		t.Fatalf("replay office-a (both are queued already): %+v %v", res, err)
 	}
 	for _, id := range ids[:2] {
 		s := waitState(t, e.b, id, submission.StateDelivered)

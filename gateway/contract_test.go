@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -103,10 +104,16 @@ func TestAPIContract(t *testing.T) {
 		{"admin list handed over", "GET", "/v1/admin/submissions?state=handed_over", adminToken, "", nil, 200},
 		{"admin redeliver not held", "POST", "/v1/admin/submissions/" + id + "/redeliver", adminToken, "", nil, 409},
 		{"admin replay unknown id", "POST", "/v1/admin/dead-letters/replay", adminToken, "application/json", []byte(`{"ids":["nope"]}`), 404},
+		{"admin replay not a dead letter", "POST", "/v1/admin/dead-letters/replay", adminToken, "application/json", []byte(`{"ids":["` + id + `"]}`), 200},
 		{"admin replay too large", "POST", "/v1/admin/dead-letters/replay", adminToken, "application/json", []byte(`{"ids":["` + strings.Repeat("x", 1<<20) + `"]}`), 413},
 		{"healthz", "GET", "/healthz", "", "", nil, 200},
 		{"readyz", "GET", "/readyz", "", "", nil, 200},
 		{"openapi", "GET", "/v1/openapi.yaml", "", "", nil, 200},
+	}
+	// What an answer must say beyond its schema.
+	says := map[string]string{
+		"admin replay unknown id":        `"id":"nope"`,
+		"admin replay not a dead letter": `"skipped":[{"id":"` + id + `","state":"accepted"}]`,
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -134,6 +141,12 @@ func TestAPIContract(t *testing.T) {
 			resp.Body.Close()
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, body)
+			}
+			if want := says[tc.name]; want != "" {
+				var flat bytes.Buffer
+				if err := json.Compact(&flat, body); err != nil || !bytes.Contains(flat.Bytes(), []byte(want)) {
+					t.Fatalf("answer lacks %s: %v %s", want, err, body)
+				}
 			}
 			if tc.status < 400 {
 				in.Request.Body = io.NopCloser(bytes.NewReader(tc.body))
