@@ -1,14 +1,12 @@
 package broker
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -59,7 +57,7 @@ type endpoint struct {
 	probing   bool
 }
 
-// disabledEndpoint is one entry of the persisted file.
+// disabledEndpoint is one entry of the book of disabled endpoints.
 type disabledEndpoint struct {
 	Office  string    `json:"office"`
 	Channel string    `json:"channel"`
@@ -78,7 +76,8 @@ func endpointID(t adapters.Target) string {
 }
 
 // endpoints holds the per-endpoint circuit breakers (in memory: they restart closed)
-// and the disabled endpoints (persisted in file, when set, written atomically).
+// and the disabled endpoints (kept in memory as their book has them, see
+// disabledBook; the book is written outside mu, as it may be a network call).
 type endpoints struct {
 	threshold int           // consecutive failures that open a breaker; 0: no breaker
 	cooldown  time.Duration // real
@@ -89,7 +88,7 @@ type endpoints struct {
 	// Portalverbund kill test: the last of 16 packages came 40 s after the peer
 	// was back). 0: half the cool-down.
 	probeWait time.Duration
-	file      string
+	book      disabledBook // nil: memory only
 	gauge     *prometheus.GaugeVec
 
 	mu       sync.Mutex
@@ -99,7 +98,7 @@ type endpoints struct {
 
 func newEndpoints(threshold int, cooldown time.Duration, file string, reg prometheus.Registerer) *endpoints {
 	e := &endpoints{
-		threshold: threshold, cooldown: cooldown, file: file,
+		threshold: threshold, cooldown: cooldown,
 		m: map[endpointKey]*endpoint{}, disabled: map[endpointKey]disabledEndpoint{},
 		gauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "amtsbote_endpoint_breaker_state",
@@ -114,85 +113,73 @@ func newEndpoints(threshold int, cooldown time.Duration, file string, reg promet
 			}
 		}
 	}
+	if file != "" {
+		e.book = newFileBook(file)
+	}
 	return e
 }
 
-// load reads the disabled endpoints persisted by an earlier run.
-func (e *endpoints) load() error {
-	if e.file == "" {
+// load reads the disabled endpoints from the book, then follows the changes other
+// gateways make to it until ctx ends.
+func (e *endpoints) load(ctx context.Context) error {
+	if e.book == nil {
 		return nil
 	}
-	raw, err := os.ReadFile(e.file)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
+	list, err := e.book.load(ctx)
 	if err != nil {
-		return fmt.Errorf("broker: read disabled endpoints: %w", err)
-	}
-	var f struct {
-		Disabled []disabledEndpoint `json:"disabled"`
-	}
-	if err := json.Unmarshal(raw, &f); err != nil {
-		return fmt.Errorf("broker: read disabled endpoints %s: %w", e.file, err)
+		return err
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, d := range f.Disabled {
+	for _, d := range list {
 		k := endpointKey{d.Office, d.Channel}
 		e.disabled[k] = d
 		e.gauge.WithLabelValues(k.office, k.channel).Set(breakerGauge[EndpointDisabled])
 	}
+	e.mu.Unlock()
+	go e.book.watch(ctx, e.changed)
 	return nil
 }
 
-// saveLocked writes the disabled endpoints: a temporary file, fsynced, renamed over
-// the old one, the folder fsynced. Called with mu held.
-func (e *endpoints) saveLocked() error {
-	if e.file == "" {
+// changed applies a change of the book, which may be another gateway's: a 410 it
+// saw disables the channel here too; an operator's enable there (or a channel
+// moved to a new address) enables it here and closes the breaker, as enable does.
+func (e *endpoints) changed(d disabledEndpoint, removed bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	k := endpointKey{d.Office, d.Channel}
+	if !removed {
+		e.disabled[k] = d
+		e.gauge.WithLabelValues(k.office, k.channel).Set(breakerGauge[EndpointDisabled])
+		return
+	}
+	if _, ok := e.disabled[k]; !ok {
+		return
+	}
+	delete(e.disabled, k)
+	p := e.get(k)
+	p.state, p.failures, p.probing, p.notBefore, p.retryAt = EndpointClosed, 0, false, time.Time{}, time.Time{}
+	e.setGauge(k, p)
+}
+
+// bookTimeout bounds one write of the book (a round trip to the cluster).
+const bookTimeout = 10 * time.Second
+
+func (e *endpoints) put(d disabledEndpoint) error {
+	if e.book == nil {
 		return nil
 	}
-	list := make([]disabledEndpoint, 0, len(e.disabled))
-	for _, d := range e.disabled {
-		list = append(list, d)
+	ctx, cancel := context.WithTimeout(context.Background(), bookTimeout)
+	defer cancel()
+	return e.book.put(ctx, d)
+}
+
+func (e *endpoints) remove(k endpointKey) error {
+	if e.book == nil {
+		return nil
 	}
-	sort.Slice(list, func(i, j int) bool {
-		if list[i].Office != list[j].Office {
-			return list[i].Office < list[j].Office
-		}
-		return list[i].Channel < list[j].Channel
-	})
-	raw, err := json.MarshalIndent(map[string]any{"disabled": list}, "", "  ")
-	if err != nil {
-		return err
-	}
-	dir := filepath.Dir(e.file)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, ".endpoints-*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after the rename: nothing there
-	if _, err := tmp.Write(append(raw, '\n')); err != nil {
-		_ = tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), e.file); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
-	return nil
+	ctx, cancel := context.WithTimeout(context.Background(), bookTimeout)
+	defer cancel()
+	return e.book.remove(ctx, k.office, k.channel)
 }
 
 func (e *endpoints) get(k endpointKey) *endpoint {
@@ -212,17 +199,15 @@ func (e *endpoints) setGauge(k endpointKey, p *endpoint) {
 // configuration has moved to another address (addr) since is enabled again.
 func (e *endpoints) isDisabled(k endpointKey, addr string) (d disabledEndpoint, off bool, reenabled bool, err error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	d, ok := e.disabled[k]
-	if !ok {
-		return d, false, false, nil
-	}
-	if d.Endpoint == "" || d.Endpoint == addr {
-		return d, true, false, nil
+	if !ok || d.Endpoint == "" || d.Endpoint == addr {
+		e.mu.Unlock()
+		return d, ok, false, nil
 	}
 	delete(e.disabled, k)
 	e.gauge.WithLabelValues(k.office, k.channel).Set(breakerGauge[EndpointClosed])
-	return d, false, true, e.saveLocked()
+	e.mu.Unlock()
+	return d, false, true, e.remove(k)
 }
 
 // allow reports whether an attempt may go to the endpoint now; if not, wait is how
@@ -331,23 +316,25 @@ func (e *endpoints) release(k endpointKey) {
 // disable marks the endpoint gone until enable; persisted when a file is set.
 func (e *endpoints) disable(k endpointKey, addr string, now time.Time, reason string) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if _, ok := e.disabled[k]; ok {
+		e.mu.Unlock()
 		return nil
 	}
-	e.disabled[k] = disabledEndpoint{Office: k.office, Channel: k.channel, At: now.UTC(), Reason: reason, Endpoint: addr}
+	d := disabledEndpoint{Office: k.office, Channel: k.channel, At: now.UTC(), Reason: reason, Endpoint: addr}
+	e.disabled[k] = d
 	e.gauge.WithLabelValues(k.office, k.channel).Set(breakerGauge[EndpointDisabled])
-	return e.saveLocked()
+	e.mu.Unlock()
+	return e.put(d)
 }
 
 // enable lifts a disabled state and closes the breaker (an operator says the
 // endpoint works again). It reports whether anything was known of the endpoint.
 func (e *endpoints) enable(k endpointKey) (bool, error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	was, wasDisabled := e.disabled[k]
 	p, known := e.m[k]
 	if !wasDisabled && !known {
+		e.mu.Unlock()
 		return false, nil
 	}
 	if p == nil {
@@ -355,14 +342,18 @@ func (e *endpoints) enable(k endpointKey) (bool, error) {
 	}
 	p.state, p.failures, p.probing, p.notBefore, p.retryAt = EndpointClosed, 0, false, time.Time{}, time.Time{}
 	e.setGauge(k, p)
+	delete(e.disabled, k)
+	e.mu.Unlock()
 	if !wasDisabled {
 		return true, nil
 	}
-	delete(e.disabled, k)
-	if err := e.saveLocked(); err != nil {
-		// The file still says disabled: keep it so in memory too, so a restart agrees.
+	if err := e.remove(k); err != nil {
+		// The book still says disabled: keep it so in memory too, so a restart (and
+		// every other gateway) agrees.
+		e.mu.Lock()
 		e.disabled[k] = was
 		e.gauge.WithLabelValues(k.office, k.channel).Set(breakerGauge[EndpointDisabled])
+		e.mu.Unlock()
 		return true, err
 	}
 	return true, nil

@@ -97,6 +97,11 @@ type Config struct {
 	// EndpointsFile persists the endpoints disabled after a 410 Gone, so a restart
 	// keeps them disabled (a JSON file, written atomically). Empty: memory only.
 	EndpointsFile string
+	// SharedEndpoints keeps them in the JetStream bucket EndpointsBucket instead,
+	// shared by every gateway on the same JetStream store (cluster mode): a 410
+	// seen by one disables the channel on all, an operator's enable at one enables
+	// it on all. EndpointsFile is then not read.
+	SharedEndpoints bool
 	// TimeScale multiplies every delay the broker waits on its own account: retry
 	// schedule, Retry-After, breaker cool-down (tests compress a day into seconds).
 	// Events still state the nominal delay. Default 1.
@@ -312,10 +317,25 @@ func (b *Broker) emit(s *submission.Submission, evs []submission.Event) {
 // Start creates the stream and consumer if needed, re-publishes the outbox and starts
 // the relay and the dispatcher.
 func (b *Broker) Start(ctx context.Context) error {
-	if err := b.ends.load(); err != nil {
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	if err := b.start(ctx); err != nil {
+		b.cancel() // ends what start began (the endpoints' watch)
 		return err
 	}
-	b.ctx, b.cancel = context.WithCancel(context.Background())
+	return nil
+}
+
+func (b *Broker) start(ctx context.Context) error {
+	if b.cfg.SharedEndpoints {
+		book, err := openKVBook(ctx, b.js, b.cfg.Replicas)
+		if err != nil {
+			return err
+		}
+		b.ends.book = book
+	}
+	if err := b.ends.load(b.ctx); err != nil {
+		return err
+	}
 	sc := jetstream.StreamConfig{
 		Name:       b.stream,
 		Subjects:   []string{b.root + ".>"},

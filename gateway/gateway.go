@@ -204,7 +204,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		BackoffBase: cfg.Delivery.BackoffBase, BackoffMax: cfg.Delivery.BackoffMax,
 		Schedule:         broker.ScheduleFor(cfg.Delivery.ScheduleSpec()),
 		BreakerThreshold: cfg.Delivery.BreakerThreshold, BreakerCooldown: cfg.Delivery.BreakerCooldown,
-		EndpointsFile: filepath.Join(cfg.DataDir, "endpoints.json"), Registerer: reg,
+		EndpointsFile: filepath.Join(cfg.DataDir, "endpoints.json"), SharedEndpoints: cfg.Store.Backend == config.StoreJetStream, Registerer: reg,
 		AttemptTimeout: cfg.Delivery.AttemptTimeout, TransferMinRate: cfg.Delivery.TransferMinRate, Replicas: cfg.NATS.Replicas,
 		ExclusiveConsumer: cfg.NATS.URL == "", QueueInMemory: cfg.NATS.URL == "", Queue: queue,
 		Retention: RetentionOf(cfg), RetentionEvery: cfg.Retention.Every, QueueCheckEvery: cfg.Delivery.QueueCheck,
