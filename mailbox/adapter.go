@@ -131,4 +131,7 @@ func (a *adapter) Close() error {
 }
 
 // receiverName is how a mailbox user appears as the receiver of a delivery.
-func receiverName(user string) string { return user + " (Behördenpostfach)" }
+func receiverName(user string) string { return user + actorSuffix }
+
+// actorSuffix marks a person acting in the mailbox in receipts and the event log.
+const actorSuffix = " (Behördenpostfach)"

@@ -18,7 +18,6 @@ var (
 	bSessions = []byte("sessions") // sha256(token) hex -> session
 	bArrivals = []byte("arrivals") // submission id -> arrival
 	bOpened   = []byte("opened")   // submission id -> opening (first person who opened it)
-	bDone     = []byte("done")     // submission id -> mark ("erledigt")
 	bOutbox   = []byte("outbox")   // seq (8 bytes BE) -> notice
 )
 
@@ -32,7 +31,7 @@ func openStore(path string) (*mstore, error) {
 		return nil, fmt.Errorf("mailbox: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bSessions, bArrivals, bOpened, bDone, bOutbox} {
+		for _, b := range [][]byte{bSessions, bArrivals, bOpened, bOutbox} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -136,7 +135,7 @@ func (s *mstore) sweepSessions(now time.Time) error {
 	})
 }
 
-// --- arrivals, openings, marks ---
+// --- arrivals, openings ---
 
 // arrival is what the channel recorded of a submission handed to the mailbox.
 type arrival struct {
@@ -163,12 +162,6 @@ type opening struct {
 	OfficeID string    `json:"officeId"`
 	User     string    `json:"user"`
 	At       time.Time `json:"at"`
-}
-
-// mark is the mailbox-local "erledigt" (processed) mark.
-type mark struct {
-	User string    `json:"user"`
-	At   time.Time `json:"at"`
 }
 
 func (s *mstore) opened(id string) (opening, bool, error) {
@@ -203,35 +196,6 @@ func (s *mstore) arrivals() ([]arrival, error) {
 		})
 	})
 	return out, err
-}
-
-func (s *mstore) marks(ids []string) (map[string]mark, error) {
-	out := map[string]mark{}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		for _, id := range ids {
-			var mk mark
-			if err := get(tx, bDone, []byte(id), &mk); err == nil {
-				out[id] = mk
-			} else if !errors.Is(err, errNoRecord) {
-				return err
-			}
-		}
-		return nil
-	})
-	return out, err
-}
-
-// setMark sets or (done=false) clears the "erledigt" mark.
-func (s *mstore) setMark(id string, done bool, mk mark) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		if !done {
-			return tx.Bucket(bDone).Delete([]byte(id))
-		}
-		if tx.Bucket(bDone).Get([]byte(id)) != nil {
-			return nil
-		}
-		return put(tx, bDone, []byte(id), mk)
-	})
 }
 
 // --- notice outbox ---

@@ -97,6 +97,30 @@ type row struct {
 	Done bool
 }
 
+// mark is the "erledigt" (processed) mark as the pages show it.
+type mark struct {
+	User string
+	At   time.Time
+}
+
+// markOf is the submission's "erledigt" mark, from its record (Processed), with
+// who set it and when from its event log. The record is the one truth: every
+// gateway of a cluster reads the same, whoever marked it where. (The mark used to
+// be kept in mailbox.db too, which a cluster's other gateways never saw.)
+func markOf(s *submission.Submission, evs []submission.Event) *mark {
+	if s == nil || !s.Processed {
+		return nil
+	}
+	mk := &mark{}
+	for i := len(evs) - 1; i >= 0; i-- {
+		if evs[i].Type == submission.EventProcessed {
+			mk.User, mk.At = strings.TrimSuffix(evs[i].Actor, actorSuffix), evs[i].At
+			break
+		}
+	}
+	return mk
+}
+
 // The state filter of the inbox, in the words of the office.
 var stateFilters = []struct {
 	value, label string
@@ -578,13 +602,8 @@ func (m *Mailbox) inbox(w http.ResponseWriter, r *http.Request, s session) {
 	for i, it := range pg.Items {
 		ids[i] = it.ID
 	}
-	marks, err := m.db.marks(ids)
-	if err != nil {
-		m.log.Error("read marks", "err", err)
-	}
 	for _, it := range pg.Items {
-		_, done := marks[it.ID]
-		p.Rows = append(p.Rows, row{S: it, Done: done})
+		p.Rows = append(p.Rows, row{S: it, Done: it.Processed})
 	}
 	keep := url.Values{}
 	if text != "" {
@@ -660,11 +679,7 @@ func (m *Mailbox) detail(w http.ResponseWriter, r *http.Request, s session, id s
 		m.deskError(w, r, s, err, "read events")
 		return
 	}
-	if mk, err := m.db.marks([]string{id}); err == nil {
-		if v, ok := mk[id]; ok {
-			p.Mark = &v
-		}
-	}
+	p.Mark = markOf(p.Sub, p.Events)
 	p.Flash = flashes[r.URL.Query().Get("meldung")]
 	if strings.HasPrefix(r.URL.Query().Get("meldung"), "grund") || r.URL.Query().Get("meldung") == "ungueltig" || r.URL.Query().Get("meldung") == "konflikt" {
 		p.Error, p.Flash = p.Flash, ""
@@ -833,15 +848,10 @@ func (m *Mailbox) mark(w http.ResponseWriter, r *http.Request, s session, id str
 	}
 	done := r.PostFormValue("erledigt") == "ja"
 	// The mark is the office's own, but it is an action like any other: the event log
-	// keeps it with the user's name (the desk's rule); the mailbox keeps who and when
-	// for its pages.
-	if _, err := m.desk.MarkProcessed(r.Context(), s.Office, id, done, s.User+" (Behördenpostfach)", channel.Mailbox); err != nil {
+	// keeps it with the user's name (the desk's rule), and the pages read who and
+	// when from there (markOf).
+	if _, err := m.desk.MarkProcessed(r.Context(), s.Office, id, done, receiverName(s.User), channel.Mailbox); err != nil {
 		m.deskError(w, r, s, err, "mark")
-		return
-	}
-	if err := m.db.setMark(id, done, mark{User: s.User, At: m.now().UTC()}); err != nil {
-		m.log.Error("mark", "submission", id, "err", err)
-		m.fail(w, r, &s, http.StatusInternalServerError)
 		return
 	}
 	m.log.Info("mark", "submission", id, "user", s.User, "done", done)

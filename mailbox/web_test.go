@@ -329,3 +329,34 @@ func TestCSRFAndMethods(t *testing.T) {
 		t.Errorf("detail behind StripPrefix: %d", rec.Code)
 	}
 }
+
+// TestMarkSeenOnEveryGateway: two mailboxes over one desk, as the gateways of a
+// cluster over one store. A mark set at one is shown by the other with who set
+// it, and taken back at the other it is gone from the first. (The mark used to be
+// kept in each mailbox's own file: the other gateway never showed it.)
+func TestMarkSeenOnEveryGateway(t *testing.T) {
+	desk := newMemDesk()
+	desk.add(&submission.Submission{ID: "v1", OfficeID: "amt-a", ServiceName: "Gewerbe anmelden", State: submission.StateHandedOver, ReceivedAt: time.Now()}, []byte("<x/>"), nil)
+	one, two := newClient(t, memMailbox(t, desk).Handler()), newClient(t, memMailbox(t, desk).Handler())
+	one.mustLogin("anna", "anna-passwort")
+	two.mustLogin("anna", "anna-passwort")
+	shown := func(c *client) (inInbox bool, detail string) {
+		t.Helper()
+		d := c.get("/postfach/s/v1") // opening is the pickup: the office has it
+		return strings.Contains(c.get("/postfach/").Body.String(), "erledigt</span>"), normalize(d.Body.String())
+	}
+	_, page := shown(one)
+	if got := one.post("/postfach/s/v1/erledigt", url.Values{"csrf": {csrfFrom(t, page)}, "erledigt": {"ja"}}); got.Code != http.StatusSeeOther {
+		t.Fatalf("mark: %d", got.Code)
+	}
+	if in, page := shown(two); !in || !strings.Contains(page, "von anna.") {
+		t.Fatalf("the other gateway does not show the mark (inbox %v):\n%s", in, page)
+	}
+	_, page = shown(two)
+	if got := two.post("/postfach/s/v1/erledigt", url.Values{"csrf": {csrfFrom(t, page)}, "erledigt": {"nein"}}); got.Code != http.StatusSeeOther {
+		t.Fatalf("unmark: %d", got.Code)
+	}
+	if in, page := shown(one); in || strings.Contains(page, "Als erledigt markiert am") {
+		t.Fatalf("the first gateway still shows the mark taken back at the other (inbox %v)", in)
+	}
+}
