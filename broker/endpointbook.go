@@ -28,9 +28,11 @@ import (
 //     the book, one per office and channel;
 //   - put (replacing an entry of the same office and channel) and remove (of an
 //     entry that may not exist) are durable when they return nil;
-//   - watch calls fn, on one goroutine and in the book's order, for every change
-//     made after load, by this process or another, until ctx ends; a book nobody
-//     else writes may return at once.
+//   - watch calls fn on one goroutine, until ctx ends, so that whoever applies
+//     its calls to what load returned holds what the book holds, whichever process
+//     changed it after load: changes to one entry come in order, though a
+//     superseded one may be left out (a KV watcher that reconnects delivers the
+//     latest value of each key). A book nobody else writes may return at once.
 type disabledBook interface {
 	load(ctx context.Context) ([]disabledEndpoint, error)
 	put(ctx context.Context, d disabledEndpoint) error
@@ -272,7 +274,9 @@ func (b *kvBook) remove(ctx context.Context, office, channel string) error {
 
 // watch hands on the bucket's changes (its own included: applying them again
 // changes nothing) until ctx ends. The watcher is an ordered consumer, which
-// nats.go re-creates after a server or leader loss, so changes are not skipped.
+// nats.go re-creates after a gap (a server or leader loss, a missed heartbeat);
+// it then delivers each key's latest value, so what this gateway holds catches
+// up with the bucket, though a value superseded meanwhile is not seen.
 func (b *kvBook) watch(ctx context.Context, fn func(disabledEndpoint, bool)) {
 	if b.w == nil {
 		return
