@@ -33,9 +33,10 @@ type OfficeDesk interface {
 	Events(ctx context.Context, officeID, id string) ([]submission.Event, error)
 	// OpenPackage opens the exact signed package bytes; it records the pickup p first.
 	OpenPackage(ctx context.Context, officeID, id string, p Pickup) (*submission.Submission, io.ReadCloser, error)
-	// OpenPackageNoPickup opens the package bytes without recording a pickup: for a
-	// face whose office confirms separately (XTA: getMessage reads, close confirms).
-	OpenPackageNoPickup(ctx context.Context, officeID, id string) (*submission.Submission, io.ReadCloser, error)
+	// FetchPackage opens the package bytes without recording a pickup, for a face
+	// whose office confirms separately (XTA: getMessage reads, close confirms). The
+	// first fetch is recorded (FetchedAt, a fetched event on channel).
+	FetchPackage(ctx context.Context, officeID, id, channel string) (*submission.Submission, io.ReadCloser, error)
 	// OpenAttachment opens one attachment by its id.
 	OpenAttachment(ctx context.Context, officeID, id, attachmentID string) (submission.Attachment, io.ReadCloser, error)
 	// Receipt returns a signed receipt (ReceiptIntake or ReceiptDelivery).
@@ -196,9 +197,25 @@ func (b *Broker) OpenPackage(ctx context.Context, officeID, id string, p Pickup)
 	return s, rc, nil
 }
 
-// OpenPackageNoPickup implements OfficeDesk.
-func (b *Broker) OpenPackageNoPickup(ctx context.Context, officeID, id string) (*submission.Submission, io.ReadCloser, error) {
-	return b.openPackage(ctx, officeID, id)
+// FetchPackage implements OfficeDesk. The first fetch is written before the bytes
+// are handed out; a fetch that cannot be recorded fails, so that no office system
+// reads a package the others still list as new.
+func (b *Broker) FetchPackage(ctx context.Context, officeID, id, channel string) (*submission.Submission, io.ReadCloser, error) {
+	s, rc, err := b.openPackage(ctx, officeID, id)
+	if err != nil || s.FetchedAt != nil {
+		return s, rc, err
+	}
+	now, err := b.changeSub(id, func(cur *submission.Submission, at time.Time) ([]submission.Event, error) {
+		return cur.Fetched(at, channel)
+	})
+	if err != nil {
+		rc.Close()
+		return nil, nil, err
+	}
+	if now != nil {
+		s = now
+	}
+	return s, rc, nil
 }
 
 // openPackage opens the package bytes of an office's submission, unless the

@@ -143,13 +143,15 @@ func (d *memDesk) MarkProcessed(_ context.Context, office, id string, done bool,
 	return s, nil
 }
 
-func (d *memDesk) OpenPackageNoPickup(_ context.Context, office, id string) (*submission.Submission, io.ReadCloser, error) {
+func (d *memDesk) FetchPackage(_ context.Context, office, id, ch string) (*submission.Submission, io.ReadCloser, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s, err := d.forOffice(office, id)
 	if err != nil {
 		return nil, nil, err
 	}
+	evs, _ := s.Fetched(time.Now().UTC(), ch)
+	d.events[id] = append(d.events[id], evs...)
 	return s, io.NopCloser(bytes.NewReader(d.blobs["pkg:"+id])), nil
 }
 

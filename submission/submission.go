@@ -102,7 +102,11 @@ type Submission struct {
 	HandedOverAt *time.Time `json:"handedOverAt,omitempty"`
 	DeliveredAt  *time.Time `json:"deliveredAt,omitempty"`
 	Receiver     string     `json:"receiver,omitempty"`
-	Decision     *Decision  `json:"decision,omitempty"`
+	// FetchedAt is when the office's system first read the package without taking
+	// it (XTA getMessage; close takes it): XTA's InitialFetch, kept with the record
+	// so that a restarted gateway, and every gateway of a cluster, knows it.
+	FetchedAt *time.Time `json:"fetchedAt,omitempty"`
+	Decision  *Decision  `json:"decision,omitempty"`
 	// Replies are the office's messages back to the applicant (a Bescheid, a
 	// Rückfrage), oldest first; their bytes are blobs like the package's.
 	Replies []Reply `json:"replies,omitempty"`
@@ -211,6 +215,9 @@ const (
 	EventReopened  = "reopened"
 	// EventBytesRemoved: the retention period ended; the bytes are gone.
 	EventBytesRemoved = "bytes_removed"
+	// EventFetched: the office's system read the package for the first time
+	// without taking it yet (XTA getMessage); taking it is delivered.
+	EventFetched = "fetched"
 )
 
 // Params is what intake knows about a package it has verified and routed.
@@ -463,6 +470,18 @@ func (s *Submission) MarkProcessed(now time.Time, done bool, actor, channel stri
 		typ = EventReopened
 	}
 	return []Event{{At: now, Type: typ, Channel: channel, Actor: actor}}, nil
+}
+
+// Fetched records the first time the office's system read the package without
+// taking it (XTA getMessage). Later reads change nothing, so a system that reads
+// a package again and again writes once.
+func (s *Submission) Fetched(now time.Time, channel string) ([]Event, error) {
+	if s.FetchedAt != nil {
+		return nil, nil
+	}
+	at := now
+	s.FetchedAt = &at
+	return []Event{{At: now, Type: EventFetched, Channel: channel}}, nil
 }
 
 // RemoveBytes records that the package, attachment and reply bytes were removed

@@ -35,7 +35,7 @@ func (emptyDesk) Confirm(context.Context, string, string, broker.Pickup) (*submi
 func (emptyDesk) Reply(context.Context, string, string, broker.ReplyIn) (submission.Reply, error) {
 	return submission.Reply{}, broker.ErrNotFound
 }
-func (emptyDesk) OpenPackageNoPickup(context.Context, string, string) (*submission.Submission, io.ReadCloser, error) {
+func (emptyDesk) FetchPackage(context.Context, string, string, string) (*submission.Submission, io.ReadCloser, error) {
 	return nil, nil, broker.ErrNotFound
 }
 

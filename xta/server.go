@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -53,7 +52,7 @@ type OfficeResolver interface {
 // Options configure the XTA server.
 type Options struct {
 	// Desk is the offices' side of the broker. getMessage reads a package with
-	// OpenPackageNoPickup: in XTA the office confirms by close, not by reading.
+	// FetchPackage: in XTA the office confirms by close, not by reading.
 	Desk    broker.OfficeDesk
 	Offices OfficeResolver
 	// AuthorID is the XTA identifier of the gateway (the portal side): the Author of
@@ -83,9 +82,6 @@ type Options struct {
 type Server struct {
 	o   Options
 	log *slog.Logger
-
-	mu      sync.Mutex
-	fetched map[string]time.Time // InitialFetch per submission (this process only)
 }
 
 // open states: what is in an office's message box (not yet confirmed).
@@ -120,7 +116,7 @@ func NewServer(o Options) (*Server, error) {
 	if o.MTOMThreshold == 0 {
 		o.MTOMThreshold = 64 << 10
 	}
-	return &Server{o: o, log: o.Logger.With("face", "xta"), fetched: map[string]time.Time{}}, nil
+	return &Server{o: o, log: o.Logger.With("face", "xta")}, nil
 }
 
 // call is one authenticated request.
@@ -434,22 +430,13 @@ func (s *Server) author() Party {
 	return Party{Identifier: s.o.AuthorID, Scheme: "xoev", Name: s.o.AuthorName}
 }
 
-func (s *Server) initialFetch(id string) time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.fetched[id]
-}
-
-func (s *Server) markFetched(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.fetched[id]; ok {
-		return
+// initialFetch is XTA's InitialFetch: when the office's system first fetched the
+// message (zero: never).
+func initialFetch(sub *submission.Submission) time.Time {
+	if sub.FetchedAt == nil {
+		return time.Time{}
 	}
-	if len(s.fetched) >= 100_000 {
-		clear(s.fetched)
-	}
-	s.fetched[id] = s.o.Now().UTC()
+	return *sub.FetchedAt
 }
 
 func (s *Server) metaOf(sub *submission.Submission, reader Party) meta {
@@ -460,7 +447,7 @@ func (s *Server) metaOf(sub *submission.Submission, reader Party) meta {
 	m := meta{
 		xtaID: MessageID(s.o.ServerID, sub.ID), reader: reader, author: s.author(), q: s.qualifier(sub),
 		size: size, origin: sub.ReceivedAt, initialSend: sub.ReceivedAt, delivery: sub.ReceivedAt,
-		initialFetch: s.initialFetch(sub.ID), idSuffix: sub.ID,
+		initialFetch: initialFetch(sub), idSuffix: sub.ID,
 		props: [][2]string{{"amtsbote:submissionId", sub.ID}, {"amtsbote:state", string(sub.State)}},
 	}
 	if sub.PackageSHA256 != "" {
@@ -557,7 +544,7 @@ func (s *Server) getStatusList(c *call) (*answer, error) {
 			if !to.IsZero() && sub.ReceivedAt.After(to) {
 				return
 			}
-			if newOnly && !s.initialFetch(sub.ID).IsZero() {
+			if newOnly && sub.FetchedAt != nil {
 				return
 			}
 			if len(items) < limit {
@@ -647,7 +634,7 @@ func (s *Server) getMessage(c *call) (*answer, error) {
 	if err != nil {
 		return nil, err
 	}
-	sub, rc, err := s.o.Desk.OpenPackageNoPickup(c.ctx, c.officeID, id)
+	sub, rc, err := s.o.Desk.FetchPackage(c.ctx, c.officeID, id, channel.XTA)
 	if err != nil {
 		return nil, err
 	}
@@ -676,7 +663,6 @@ func (s *Server) getMessage(c *call) (*answer, error) {
 		closeParts(parts)
 		return nil, err
 	}
-	s.markFetched(sub.ID)
 	m := s.metaOf(sub, c.party)
 	return &answer{
 		header: func(w *xw) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"net/textproto"
 	"strconv"
 	"strings"
@@ -306,4 +307,54 @@ func mtomRequest(t testing.TB, env []byte, action string, parts map[string][]byt
 	mw.Close()
 	ct := fmt.Sprintf(`multipart/related; type="application/xop+xml"; start="<rootpart@office>"; start-info="application/soap+xml"; boundary=%q`, mw.Boundary())
 	return b.Bytes(), ct
+}
+
+// TestFetchIsKeptWithTheRecord: the first getMessage is recorded with the
+// submission (a fetched event, once however often the message is fetched), so
+// another XTA server over the same store — the gateway restarted, or another
+// gateway of a cluster behind the load balancer — leaves it out of NewEntry=true
+// and gives its InitialFetch. It used to be remembered by the process only.
+func TestFetchIsKeptWithTheRecord(t *testing.T) {
+	var opts Options
+	e := startEnv(t, func(o *Options) { opts = *o })
+	sub := e.submit(t, officeA, pkgBytes(500))
+	other := e.submit(t, officeA, pkgBytes(600))
+	xtaID := MessageID("amtsbote", sub.ID)
+	c := e.client("office-a")
+	for i := 0; i < 2; i++ {
+		r := post(t, c, e.base+PathRecipient, actionCT(portRecipient, "getMessage"), soapUIRequest(xtaA, "", fetchBody(xtaID)))
+		mustOK(t, "getMessage", r)
+	}
+	evs, err := e.b.Log(sub.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fetched []submission.Event
+	for _, ev := range evs {
+		if ev.Type == submission.EventFetched {
+			fetched = append(fetched, ev)
+		}
+	}
+	if len(fetched) != 1 || fetched[0].Channel != channel.XTA {
+		t.Fatalf("fetched events after two getMessage calls: %+v, want one on channel xta", fetched)
+	}
+
+	again, err := NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(again)
+	srv.TLS = e.pki.serverTLS()
+	srv.StartTLS()
+	defer srv.Close()
+	r := post(t, c, srv.URL+PathRecipient, actionCT(portRecipient, "getStatusList"), soapUIRequest(xtaA, "", statusListBody(true, 10, time.Time{}, time.Time{})))
+	mustOK(t, "getStatusList NewEntry at the other server", r)
+	if ids := texts(r, "//MessageStatusList/MessageMetaData/XTAMessageID"); len(ids) != 1 || ids[0] != MessageID("amtsbote", other.ID) {
+		t.Fatalf("the other server lists %v as new, want only %s", ids, other.ID)
+	}
+	r = post(t, c, srv.URL+PathRecipient, actionCT(portRecipient, "getStatusList"), soapUIRequest(xtaA, "", statusListBody(false, 10, time.Time{}, time.Time{})))
+	mustOK(t, "getStatusList at the other server", r)
+	if got := r.text("//MessageStatusList/MessageMetaData[XTAMessageID='" + xtaID + "']/DeliveryAttributes/InitialFetch"); got == "" {
+		t.Fatalf("the other server gives no InitialFetch for the fetched message:\n%s", r.root)
+	}
 }
