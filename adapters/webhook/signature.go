@@ -154,6 +154,19 @@ func sign(h http.Header, secrets []secret, id string, at time.Time, body []byte)
 	h.Set(HeaderCallbackTime, ts)
 }
 
+// Sign sets both signature header sets on h for body, as the channel signs its
+// notifications: for another sender of FIT-Connect-style callbacks (the portals'
+// new-events callback). secret is as for a Target; id names the message
+// (webhook-id), at its time.
+func Sign(h http.Header, secret, id string, at time.Time, body []byte) error {
+	secrets, err := parseSecrets(secret)
+	if err != nil {
+		return err
+	}
+	sign(h, secrets, id, at, body)
+	return nil
+}
+
 // Verify checks a received notification against secret: BOTH the Standard Webhooks
 // headers and the FIT-Connect callback headers must be present, within tolerance of
 // now (DefaultTolerance if tolerance <= 0) and match body under one of the secrets.

@@ -141,24 +141,39 @@ func New(o Options) (*Adapter, error) {
 		c := *o.Client
 		a.client = &c
 	} else {
-		tr := &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			ForceAttemptHTTP2:     true,
-			MaxIdleConns:          100,
-			MaxIdleConnsPerHost:   8,
-			IdleConnTimeout:       90 * time.Second,
-			TLSHandshakeTimeout:   10 * time.Second,
-			ResponseHeaderTimeout: a.timeout,
-			ExpectContinueTimeout: time.Second,
-		}
-		a.ownsTr = tr
-		a.client = &http.Client{Transport: tr}
+		a.client = NewClient(a.timeout)
+		a.ownsTr = a.client.Transport.(*http.Transport)
 	}
-	// A redirect would re-send a signed notification to an address nobody configured;
-	// the 3xx itself is the answer (permanent: the configuration is wrong).
-	a.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	a.client.CheckRedirect = noRedirects
 	return a, nil
+}
+
+// NewClient is the client the channel sends with, for other senders of signed
+// callbacks: bounded dials and handshakes, responseTimeout for the answer's
+// headers, and no redirects followed.
+func NewClient(responseTimeout time.Duration) *http.Client {
+	return &http.Client{CheckRedirect: noRedirects, Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   8,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: responseTimeout,
+		ExpectContinueTimeout: time.Second,
+	}}
+}
+
+// noRedirects: a redirect would re-send a signed notification to an address nobody
+// configured; the 3xx itself is the answer (permanent: the configuration is wrong).
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// CheckEndpoint reports whether s is usable as an endpoint: an absolute http(s) URL
+// without credentials. The error never quotes s (its query may hold a token).
+func CheckEndpoint(s string) error {
+	_, err := parseEndpoint(s)
+	return err
 }
 
 // Channel implements adapters.Adapter.
