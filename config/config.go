@@ -220,6 +220,16 @@ type HTTP struct {
 // PortalClient is a portal allowed to read the status of its own submissions.
 type PortalClient struct {
 	Token string `yaml:"token"`
+	// Callback, if set, is where the portal wants FIT-Connect new-events callbacks
+	// when its applications have news (package callback, docs/operations.md).
+	Callback *PortalCallback `yaml:"callback,omitempty"`
+}
+
+// PortalCallback is a portal's callback endpoint and its secret (one or more
+// "whsec_" keys, newest first), as for an office's webhook.
+type PortalCallback struct {
+	Endpoint string `yaml:"endpoint"`
+	Secret   string `yaml:"secret"`
 }
 
 // OfficeClient is an office's credentials and its delivery channels.

@@ -1,0 +1,322 @@
+// Package callback tells portals that their applications have news: FIT-Connect's
+// new-events callback, sent after the events are committed and signed like the
+// office webhook (FIT-Connect's callback-authentication and Standard Webhooks'
+// signature, so a portal can use either ecosystem's library).
+//
+// A callback is a hint, not the news: it names submission ids, and the portal reads
+// what happened (state, events, receipts, replies) through the status API with its
+// own token, as FIT-Connect's senders do. So the body carries nothing personal, a
+// forged or replayed callback can only make a portal ask, and a lost one loses
+// nothing: the portal's periodic status polling stays the safety net, the callback
+// only makes it fast. That is why callbacks wait in memory, not in a durable outbox
+// (the federation's nudge rests on the same argument, docs/federation.md): a crash
+// costs the portal one polling interval, not an application.
+//
+// Events of one portal are gathered for Window and sent as one callback of up to
+// MaxBatch ids; a portal that does not answer 2xx gets them again with a delay that
+// doubles up to MaxBackoff. At most MaxPending ids wait per portal; beyond that the
+// newest are dropped and counted (the portal's polling finds them).
+package callback
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/amtsbote/amtsbote/adapters/webhook"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// TypeNewEvents is the callback's type, FIT-Connect's for new events in the log.
+const TypeNewEvents = "https://schema.fitko.de/fit-connect/submission-api/callbacks/new-events"
+
+// Portal is one portal that wants callbacks: where, and with which secret (one or
+// more "whsec_" keys, newest first, as for an office's webhook).
+type Portal struct {
+	ID, Endpoint, Secret string
+}
+
+// Options configure the Notifier. Zero values take the defaults noted.
+type Options struct {
+	Portals    []Portal
+	Window     time.Duration // gathering time before a callback; default 1s
+	MaxBatch   int           // ids per callback; default 500
+	MaxPending int           // ids waiting per portal; default 100,000
+	Timeout    time.Duration // one POST; default 10s
+	MaxBackoff time.Duration // longest wait after failures; default 5m
+	Client     *http.Client  // default webhook.NewClient(Timeout)
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time
+}
+
+// ErrConfig is wrapped by New's errors; they name the portal, never the secret.
+var ErrConfig = errors.New("callback: invalid configuration")
+
+// Notifier sends the callbacks. Observe feeds it; Start and Close run it.
+type Notifier struct {
+	o       Options
+	log     *slog.Logger
+	portals map[string]*queue
+	sent    *prometheus.CounterVec
+	dropped *prometheus.CounterVec
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
+}
+
+// queue is what waits for one portal, oldest first.
+type queue struct {
+	p    Portal
+	mu   sync.Mutex
+	ids  []string
+	dest map[string]string // waiting id -> office id (FIT-Connect's destinationId)
+	wake chan struct{}
+	full bool // logged that it overflowed, until it drains
+}
+
+// New checks every portal's endpoint and secret.
+func New(o Options) (*Notifier, error) {
+	if o.Window <= 0 {
+		o.Window = time.Second
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 500
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = 100_000
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 5 * time.Minute
+	}
+	if o.Client == nil {
+		o.Client = webhook.NewClient(o.Timeout)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	n := &Notifier{
+		o: o, log: o.Logger.With("component", "portal-callback"), portals: map[string]*queue{}, stop: make(chan struct{}),
+		sent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "amtsbote_portal_callbacks_total",
+			Help: "New-events callbacks to portals by result: ok (2xx), failed (sent again later)."}, []string{"portal", "result"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "amtsbote_portal_callback_dropped_total",
+			Help: "Submission ids left out of a portal's callbacks because too many waited (the portal's polling finds them)."}, []string{"portal"}),
+	}
+	for _, p := range o.Portals {
+		if err := webhook.CheckEndpoint(p.Endpoint); err != nil {
+			return nil, fmt.Errorf("%w: portals.%s.callback.endpoint: %w", ErrConfig, p.ID, err)
+		}
+		if err := webhook.ValidateSecret(p.Secret); err != nil {
+			return nil, fmt.Errorf("%w: portals.%s.callback.secret: %w", ErrConfig, p.ID, err)
+		}
+		n.portals[p.ID] = &queue{p: p, dest: map[string]string{}, wake: make(chan struct{}, 1)}
+		n.sent.WithLabelValues(p.ID, "ok")
+		n.sent.WithLabelValues(p.ID, "failed")
+		n.dropped.WithLabelValues(p.ID)
+	}
+	if o.Registerer != nil {
+		for _, c := range []prometheus.Collector{n.sent, n.dropped} {
+			if err := o.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("callback: metrics: %w", err)
+			}
+		}
+	}
+	return n, nil
+}
+
+// Observe is the broker's observer: an event of a submission whose portal wants
+// callbacks puts its id in the portal's queue. It never blocks.
+func (n *Notifier) Observe(s *submission.Submission, _ submission.Event) {
+	q := n.portals[s.Sender]
+	if q == nil {
+		return
+	}
+	q.mu.Lock()
+	if _, waiting := q.dest[s.ID]; !waiting {
+		if len(q.ids) >= n.o.MaxPending {
+			full := q.full
+			q.full = true
+			q.mu.Unlock()
+			n.dropped.WithLabelValues(q.p.ID).Inc()
+			if !full {
+				n.log.Warn("portal callbacks overflow: ids are left out until the portal answers again", "portal", q.p.ID, "waiting", n.o.MaxPending)
+			}
+			return
+		}
+		q.ids = append(q.ids, s.ID)
+		q.dest[s.ID] = s.OfficeID
+	}
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Start runs one sender per portal until Close.
+func (n *Notifier) Start() {
+	for _, q := range n.portals {
+		n.wg.Add(1)
+		go n.run(q)
+	}
+}
+
+// Close stops the senders; what still waits is dropped (see the package comment).
+func (n *Notifier) Close() error {
+	n.once.Do(func() { close(n.stop) })
+	n.wg.Wait()
+	return nil
+}
+
+// sleep waits d, or until Close; it reports whether to go on.
+func (n *Notifier) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-n.stop:
+		return false
+	}
+}
+
+func (n *Notifier) run(q *queue) {
+	defer n.wg.Done()
+	backoff := time.Duration(0)
+	for {
+		select {
+		case <-q.wake:
+		case <-n.stop:
+			return
+		}
+		// Gather: the events of one submission's step come in a burst (received,
+		// routed, queued), and many submissions' steps in one second make one call.
+		if !n.sleep(n.o.Window) {
+			return
+		}
+		for {
+			batch, dest := q.take(n.o.MaxBatch)
+			if len(batch) == 0 {
+				break
+			}
+			if err := n.send(q.p, batch, dest); err != nil {
+				q.putBack(batch, dest)
+				n.sent.WithLabelValues(q.p.ID, "failed").Inc()
+				backoff = min(max(2*backoff, n.o.Window), n.o.MaxBackoff)
+				n.log.Warn("portal callback failed; sent again later", "portal", q.p.ID, "ids", len(batch), "retry_in", backoff, "err", err)
+				if !n.sleep(backoff) {
+					return
+				}
+				continue
+			}
+			n.sent.WithLabelValues(q.p.ID, "ok").Inc()
+			backoff = 0
+		}
+	}
+}
+
+// take removes up to max waiting ids, oldest first.
+func (q *queue) take(max int) ([]string, map[string]string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	k := min(max, len(q.ids))
+	batch := append([]string(nil), q.ids[:k]...)
+	q.ids = q.ids[k:]
+	dest := make(map[string]string, k)
+	for _, id := range batch {
+		dest[id] = q.dest[id]
+		delete(q.dest, id)
+	}
+	if len(q.ids) == 0 {
+		q.ids, q.full = nil, false // let the backing array go after a burst
+	}
+	return batch, dest
+}
+
+// putBack queues a batch that failed again, in front of what came meanwhile; ids
+// that came again meanwhile are there once.
+func (q *queue) putBack(batch []string, dest map[string]string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	keep := make([]string, 0, len(batch)+len(q.ids))
+	for _, id := range batch {
+		if _, again := q.dest[id]; !again {
+			keep = append(keep, id)
+			q.dest[id] = dest[id]
+		}
+	}
+	q.ids = append(keep, q.ids...)
+}
+
+// body is FIT-Connect's CallbackNewEvents; submissionIds is deprecated there but
+// still sent, as the office notification does, for receivers of the older form.
+type body struct {
+	Type          string    `json:"type"`
+	SubmissionIDs []string  `json:"submissionIds"`
+	Submissions   []subject `json:"submissions"`
+}
+
+type subject struct {
+	DestinationID string `json:"destinationId"`
+	SubmissionID  string `json:"submissionId"`
+	CaseID        string `json:"caseId"`
+}
+
+// maxAnswer bounds what is read of a portal's answer.
+const maxAnswer = 4 << 10
+
+func (n *Notifier) send(p Portal, ids []string, dest map[string]string) error {
+	b := body{Type: TypeNewEvents, SubmissionIDs: ids, Submissions: make([]subject, len(ids))}
+	for i, id := range ids {
+		b.Submissions[i] = subject{DestinationID: dest[id], SubmissionID: id, CaseID: id}
+	}
+	raw, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.o.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.Endpoint, bytes.NewReader(raw))
+	if err != nil {
+		return errors.New("callback: cannot build the request") // the error would quote the endpoint
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "amtsbote-callback/1")
+	var id [12]byte
+	_, _ = rand.Read(id[:])
+	if err := webhook.Sign(req.Header, p.Secret, "cb_"+hex.EncodeToString(id[:]), n.o.Now(), raw); err != nil {
+		return err
+	}
+	resp, err := n.o.Client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // *url.Error quotes the endpoint, whose query may hold a token
+		}
+		return fmt.Errorf("callback: %w", err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswer))
+	_ = resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("callback: the portal answered HTTP %d", resp.StatusCode)
+	}
+	return nil
+}

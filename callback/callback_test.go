@@ -1,0 +1,200 @@
+package callback
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/amtsbote/amtsbote/adapters/webhook"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// portalEnd is a portal's callback endpoint on loopback: it verifies both signature
+// sets with the webhook package's verifier and keeps the bodies it accepted.
+type portalEnd struct {
+	srv    *httptest.Server
+	secret string
+	refuse atomic.Int32 // answer 503 this many more times
+	mu     sync.Mutex
+	got    []body
+	bad    []string
+}
+
+func newPortalEnd(t *testing.T) *portalEnd {
+	p := &portalEnd{secret: webhook.NewSecret()}
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if err := webhook.Verify(r.Header, raw, p.secret, time.Now(), 0); err != nil {
+			p.bad = append(p.bad, err.Error())
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		if p.refuse.Add(-1) >= 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		var b body
+		if err := json.Unmarshal(raw, &b); err != nil {
+			p.bad = append(p.bad, err.Error())
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		p.got = append(p.got, b)
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+// ids returns every id received, in order, and the bodies.
+func (p *portalEnd) ids() ([]string, []body, []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ids []string
+	for _, b := range p.got {
+		ids = append(ids, b.SubmissionIDs...)
+	}
+	return ids, append([]body(nil), p.got...), append([]string(nil), p.bad...)
+}
+
+func (p *portalEnd) waitIDs(t *testing.T, n int) ([]string, []body) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		ids, bodies, bad := p.ids()
+		if len(bad) > 0 {
+			t.Fatalf("the portal refused callbacks: %v", bad)
+		}
+		if len(ids) >= n {
+			return ids, bodies
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the portal got %v within 10 s, want %d ids", ids, n)
+		}
+	}
+}
+
+func sub(id, portal, office string) *submission.Submission {
+	return &submission.Submission{ID: id, Sender: portal, OfficeID: office}
+}
+
+func start(t *testing.T, o Options) *Notifier {
+	t.Helper()
+	if o.Window == 0 {
+		o.Window = 20 * time.Millisecond
+	}
+	n, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Start()
+	t.Cleanup(func() { _ = n.Close() })
+	return n
+}
+
+// TestEventsMakeOneSignedCallback: the events of several submissions within the
+// window make one callback, each id once, with its office as destinationId, signed
+// so that the webhook verifier (both header sets) accepts it; another portal's
+// submissions are not in it.
+func TestEventsMakeOneSignedCallback(t *testing.T) {
+	p := newPortalEnd(t)
+	n := start(t, Options{Window: 200 * time.Millisecond, Portals: []Portal{{ID: "amt24", Endpoint: p.srv.URL + "/cb?token=x", Secret: p.secret}}})
+	for _, s := range []*submission.Submission{sub("a", "amt24", "dresden"), sub("b", "amt24", "leipzig"), sub("x", "other-portal", "dresden")} {
+		for _, typ := range []string{submission.EventReceived, submission.EventRouted, submission.EventQueued} {
+			n.Observe(s, submission.Event{Type: typ})
+		}
+	}
+	ids, bodies := p.waitIDs(t, 2)
+	time.Sleep(300 * time.Millisecond) // nothing more comes
+	if ids2, _, _ := p.ids(); len(bodies) != 1 || !slices.Equal(ids, []string{"a", "b"}) || len(ids2) != 2 {
+		t.Fatalf("callbacks %+v, want one with a and b", bodies)
+	}
+	b := bodies[0]
+	if b.Type != TypeNewEvents || len(b.Submissions) != 2 || b.Submissions[1] != (subject{DestinationID: "leipzig", SubmissionID: "b", CaseID: "b"}) {
+		t.Fatalf("callback body %+v", b)
+	}
+}
+
+// TestFailedCallbackComesAgain: a portal that answers 503 gets the same ids again,
+// with what came meanwhile, until it answers 2xx; the metrics count both.
+func TestFailedCallbackComesAgain(t *testing.T) {
+	p := newPortalEnd(t)
+	p.refuse.Store(2)
+	reg := prometheus.NewRegistry()
+	n := start(t, Options{Registerer: reg, Portals: []Portal{{ID: "amt24", Endpoint: p.srv.URL, Secret: p.secret}}})
+	n.Observe(sub("a", "amt24", "o"), submission.Event{})
+	for deadline := time.Now().Add(10 * time.Second); value(n.sent.WithLabelValues("amt24", "failed")) < 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no failed callback")
+		}
+	}
+	n.Observe(sub("b", "amt24", "o"), submission.Event{})
+	n.Observe(sub("a", "amt24", "o"), submission.Event{})
+	ids, _ := p.waitIDs(t, 2)
+	if !slices.Equal(ids, []string{"a", "b"}) {
+		t.Fatalf("after the failures the portal got %v, want a then b, each once", ids)
+	}
+	for deadline := time.Now().Add(10 * time.Second); value(n.sent.WithLabelValues("amt24", "ok")) < 1 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond) // counted once the answer is read
+	}
+	if f, ok := value(n.sent.WithLabelValues("amt24", "failed")), value(n.sent.WithLabelValues("amt24", "ok")); f != 2 || ok != 1 {
+		t.Fatalf("metrics: %v failed, %v ok; want 2 and 1", f, ok)
+	}
+}
+
+// TestTooManyWaitingAreDropped: beyond MaxPending ids the newest are left out and
+// counted; the portal gets the others.
+func TestTooManyWaitingAreDropped(t *testing.T) {
+	p := newPortalEnd(t)
+	n, err := New(Options{Window: 10 * time.Millisecond, MaxPending: 2, Portals: []Portal{{ID: "amt24", Endpoint: p.srv.URL, Secret: p.secret}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b", "c"} { // before Start: all three wait
+		n.Observe(sub(id, "amt24", "o"), submission.Event{})
+	}
+	n.Start()
+	defer n.Close()
+	if ids, _ := p.waitIDs(t, 2); !slices.Equal(ids, []string{"a", "b"}) {
+		t.Fatalf("the portal got %v", ids)
+	}
+	if d := value(n.dropped.WithLabelValues("amt24")); d != 1 {
+		t.Fatalf("dropped %v, want 1", d)
+	}
+}
+
+// TestBadConfigurationIsRefused: an endpoint that is not an absolute http(s) URL, or
+// a secret that is not a whsec_ key, stops the start, naming the portal and never
+// the secret.
+func TestBadConfigurationIsRefused(t *testing.T) {
+	for _, p := range []Portal{
+		{ID: "amt24", Endpoint: "ftp://portal.example/cb", Secret: webhook.NewSecret()},
+		{ID: "amt24", Endpoint: "https://user:pw@portal.example/cb", Secret: webhook.NewSecret()},
+		{ID: "amt24", Endpoint: "https://portal.example/cb", Secret: "geheimes-passwort"},
+	} {
+		_, err := New(Options{Portals: []Portal{p}})
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "portals.amt24.callback") || strings.Contains(err.Error(), "geheim") || strings.Contains(err.Error(), "pw@") {
+			t.Errorf("%+v: %v", p, err)
+		}
+	}
+}
+
+// value reads a counter.
+func value(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetCounter().GetValue()
+}
