@@ -176,7 +176,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "amtsbote_store_unacknowledged_writes_total", Help: "JetStream store writes without an acknowledgement (timeouts, leader changes)."},
 				func() float64 { return float64(db.Stats().Ambiguous) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "amtsbote_store_recognised_writes_total", Help: "Unacknowledged writes later found committed by their operation id, so not applied twice."},
-				func() float64 { return float64(db.Stats().Recognised) }))
+				func() float64 { return float64(db.Stats().Recognised) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "amtsbote_store_stale_listings_total", Help: "Index listings started again because the replica serving them lagged behind the latest writes."},
+				func() float64 { return float64(db.Stats().StaleListings) }))
 	}
 
 	g.adapters, err = newAdapters(cfg, log)

@@ -82,7 +82,7 @@ type Store struct {
 	bucket string
 	blobs  *Blobs
 	opts   Options
-	stats  struct{ conflicts, ambiguous, recognised atomic.Int64 }
+	stats  struct{ conflicts, ambiguous, recognised, staleListings atomic.Int64 }
 	// waited times each write from sent to acknowledged (stored by the stream's
 	// quorum), whatever its outcome.
 	waited prometheus.Histogram
@@ -100,6 +100,9 @@ type Stats struct {
 	// Recognised: ambiguous writes later found committed by their op id, so not
 	// applied a second time.
 	Recognised int64
+	// StaleListings: index listings started again because the replica that served
+	// them had not applied the latest writes yet (see ids).
+	StaleListings int64
 }
 
 // Collectors are the store's Prometheus histogram of write times, for the
@@ -108,7 +111,8 @@ func (s *Store) Collectors() []prometheus.Collector { return []prometheus.Collec
 
 // Stats returns the counters since Open.
 func (s *Store) Stats() Stats {
-	return Stats{Conflicts: s.stats.conflicts.Load(), Ambiguous: s.stats.ambiguous.Load(), Recognised: s.stats.recognised.Load()}
+	return Stats{Conflicts: s.stats.conflicts.Load(), Ambiguous: s.stats.ambiguous.Load(), Recognised: s.stats.recognised.Load(),
+		StaleListings: s.stats.staleListings.Load()}
 }
 
 var _ store.Store = (*Store)(nil)

@@ -18,56 +18,69 @@ import (
 // value; removed keys skipped), through a short-lived consumer. It ends at the keys
 // present when it started (and maybe some added since).
 func (s *Store) each(ctx context.Context, filter string, headersOnly bool, fn func(subject string, data []byte) (bool, error)) error {
-	return eachIn(ctx, s.kv, s.opts, filter, headersOnly, func(subject string, data []byte, _ time.Time) (bool, error) {
+	return eachIn(ctx, s.kv, s.opts, []string{filter}, headersOnly, nil, func(subject string, data []byte, _ *jetstream.MsgMetadata) (bool, error) {
 		return fn(subject, data)
 	})
 }
 
-// eachIn is each on any stream; fn also gets the time the message was stored.
+// eachIn is each on any stream, under one or more filters; fn also gets the
+// message's metadata (the time it was stored, its stream sequence).
 //
 // The listing consumer has one replica, and the server may place it on a node that
 // has restarted and has not caught up on the stream yet (see Blobs.Open). Such a
 // consumer used to be asked again and again until Timeout; now one that delivers
 // nothing within RequestTimeout while messages are pending is replaced by a new
-// one, placed anew, and the subjects already listed are skipped. The whole listing
-// gives up after Timeout without progress.
-func eachIn(ctx context.Context, stream jetstream.Stream, opts Options, filter string, headersOnly bool, fn func(subject string, data []byte, stored time.Time) (bool, error)) error {
+// one, placed anew. With reset nil the subjects already listed are skipped; with
+// reset set, the new consumer lists everything again after reset is called, so one
+// listing never mixes what two replicas held (ids relies on that). The whole
+// listing gives up after Timeout without progress.
+func eachIn(ctx context.Context, stream jetstream.Stream, opts Options, filters []string, headersOnly bool, reset func(),
+	fn func(subject string, data []byte, md *jetstream.MsgMetadata) (bool, error)) error {
 	seen := map[string]bool{}
 	progress := time.Now()
 	for round := 0; ; round++ {
-		done, err := eachRound(ctx, stream, opts, filter, headersOnly, seen, &progress, fn)
+		if round > 0 && reset != nil {
+			clear(seen)
+			reset()
+		}
+		done, err := eachRound(ctx, stream, opts, filters, headersOnly, seen, &progress, fn)
 		if done || err != nil {
 			return err
 		}
 		if time.Since(progress) > opts.Timeout || !sleep(ctx, backoff(round)) {
-			return fmt.Errorf("jsstore: list %s: no messages within %s from %d consumers", filter, opts.Timeout, round+1)
+			return fmt.Errorf("jsstore: list %s: no messages within %s from %d consumers", filters[0], opts.Timeout, round+1)
 		}
 	}
 }
 
 // eachRound lists through one consumer. It returns done=false, nil when the
 // consumer delivered nothing within RequestTimeout while messages were pending.
-func eachRound(ctx context.Context, stream jetstream.Stream, opts Options, filter string, headersOnly bool, seen map[string]bool,
-	progress *time.Time, fn func(subject string, data []byte, stored time.Time) (bool, error)) (bool, error) {
+func eachRound(ctx context.Context, stream jetstream.Stream, opts Options, filters []string, headersOnly bool, seen map[string]bool,
+	progress *time.Time, fn func(subject string, data []byte, md *jetstream.MsgMetadata) (bool, error)) (bool, error) {
+	cc := jetstream.ConsumerConfig{
+		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		HeadersOnly:       headersOnly,
+		InactiveThreshold: time.Minute,
+		MemoryStorage:     true,
+		Replicas:          1,
+	}
+	if len(filters) == 1 {
+		cc.FilterSubject = filters[0]
+	} else {
+		cc.FilterSubjects = filters
+	}
 	var cons jetstream.Consumer
 	var err error
 	for attempt := 0; ; attempt++ {
 		c, cancel := context.WithTimeout(ctx, opts.RequestTimeout)
-		cons, err = stream.CreateConsumer(c, jetstream.ConsumerConfig{
-			DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
-			AckPolicy:         jetstream.AckNonePolicy,
-			FilterSubject:     filter,
-			HeadersOnly:       headersOnly,
-			InactiveThreshold: time.Minute,
-			MemoryStorage:     true,
-			Replicas:          1,
-		})
+		cons, err = stream.CreateConsumer(c, cc)
 		cancel()
 		if err == nil {
 			break
 		}
 		if !transient(err) || time.Since(*progress) > opts.Timeout || !sleep(ctx, backoff(attempt)) {
-			return false, fmt.Errorf("jsstore: list %s: %w", filter, err)
+			return false, fmt.Errorf("jsstore: list %s: %w", filters[0], err)
 		}
 	}
 	defer func() {
@@ -85,7 +98,7 @@ func eachRound(ctx context.Context, stream jetstream.Stream, opts Options, filte
 				got++
 				md, err := m.Metadata()
 				if err != nil {
-					return false, fmt.Errorf("jsstore: list %s: %w", filter, err)
+					return false, fmt.Errorf("jsstore: list %s: %w", filters[0], err)
 				}
 				pending = md.NumPending
 				if seen[m.Subject()] {
@@ -95,7 +108,7 @@ func eachRound(ctx context.Context, stream jetstream.Stream, opts Options, filte
 				if op := m.Headers().Get(hdrKVOp); op == "DEL" || op == "PURGE" {
 					continue
 				}
-				more, err := fn(m.Subject(), m.Data(), md.Timestamp)
+				more, err := fn(m.Subject(), m.Data(), md)
 				if err != nil || !more {
 					return true, err
 				}
@@ -110,27 +123,73 @@ func eachRound(ctx context.Context, stream jetstream.Stream, opts Options, filte
 			return false, nil // nothing from this consumer: a new one
 		}
 		if !transient(err) || time.Since(*progress) > opts.Timeout || !sleep(ctx, backoff(attempt)) {
-			return false, fmt.Errorf("jsstore: list %s: %w", filter, err)
+			return false, fmt.Errorf("jsstore: list %s: %w", filters[0], err)
 		}
 	}
 	return true, nil
 }
 
-// ids lists the decoded last tokens of the keys under filter.
+// ids lists the decoded last tokens of the keys under filter, with every write
+// acknowledged before the call: an index read right after the write that changed
+// it (the office's listing after its webhook, the broker's outbox check) has it.
+//
+// A write is acknowledged once a quorum of the stream's replicas stored it, but
+// the listing consumer's one replica may be the one that has not yet: its listing
+// would be older than the write. So ids first writes a mark (listedKey) and lists
+// it with the keys: the replica that delivers the mark at the sequence the write
+// of it got has applied everything acknowledged before. An older mark, or none,
+// means a lagging replica, and the listing starts again on a new consumer.
 func (s *Store) ids(filter string) ([]string, error) {
 	ctx, cancel := s.ctx()
 	defer cancel()
-	var ids []string
-	err := s.each(ctx, filter, true, func(subject string, _ []byte) (bool, error) {
-		tok := subject[strings.LastIndexByte(subject, '.')+1:]
-		id, err := decodeKey(tok)
+	mark := s.subject(listedKey)
+	for round := 0; ; round++ {
+		at, err := s.markListing(ctx, mark)
 		if err != nil {
-			return false, fmt.Errorf("jsstore: key %s: %w", subject, err)
+			return nil, err
 		}
-		ids = append(ids, id)
-		return true, nil
-	})
-	return ids, err
+		var ids []string
+		fresh := false
+		err = eachIn(ctx, s.kv, s.opts, []string{filter, mark}, true, func() { ids, fresh = nil, false },
+			func(subject string, _ []byte, md *jetstream.MsgMetadata) (bool, error) {
+				if subject == mark {
+					fresh = md.Sequence.Stream >= at
+					return true, nil
+				}
+				tok := subject[strings.LastIndexByte(subject, '.')+1:]
+				id, err := decodeKey(tok)
+				if err != nil {
+					return false, fmt.Errorf("jsstore: key %s: %w", subject, err)
+				}
+				ids = append(ids, id)
+				return true, nil
+			})
+		if err != nil || fresh {
+			return ids, err
+		}
+		s.stats.staleListings.Add(1)
+		if !sleep(ctx, backoff(round)) {
+			return nil, fmt.Errorf("jsstore: list %s: no replica caught up within %s", filter, s.opts.Timeout)
+		}
+	}
+}
+
+// listedKey is the mark ids writes before it lists (a key outside every index).
+const listedKey = "meta.listed"
+
+// markListing writes the listing mark and returns the stream sequence it got.
+func (s *Store) markListing(ctx context.Context, subject string) (uint64, error) {
+	for attempt := 0; ; attempt++ {
+		rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+		ack, err := s.js.Publish(rctx, subject, nil)
+		cancel()
+		if err == nil {
+			return ack.Sequence, nil
+		}
+		if !transient(err) || !sleep(ctx, backoff(attempt)) {
+			return 0, fmt.Errorf("jsstore: listing mark: %w", err)
+		}
+	}
 }
 
 // Outbox lists the ids of submissions that still need a delivery attempt.
@@ -173,7 +232,11 @@ func (s *Store) WalkOffice(officeID, after string, fn func(*submission.Submissio
 }
 
 // Scan calls fn for every submission, in no particular order, until fn returns false.
-// It has no overall deadline (a large store takes long); each fetch has one.
+// It has no overall deadline (a large store takes long); each fetch has one. Unlike
+// the index listings (ids) it streams what it reads, so it cannot start again
+// when its replica lags: a write acknowledged just before may be missing. Its
+// callers walk the whole store (export, the admin's states without an index),
+// where that is the same as a write made just after.
 func (s *Store) Scan(fn func(*submission.Submission) bool) error {
 	return s.each(context.Background(), s.subject("sub.*"), false, func(subject string, data []byte) (bool, error) {
 		var d doc

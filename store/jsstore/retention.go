@@ -222,12 +222,12 @@ func (b *Blobs) Walk(fn func(digest string, size int64, written time.Time) bool)
 // eachMeta calls fn with every object's meta message (deleted ones included) and the
 // time it was stored, until fn returns false.
 func (b *Blobs) eachMeta(ctx context.Context, fn func(info jetstream.ObjectInfo, stored time.Time) bool) error {
-	return eachIn(ctx, b.stream, b.opts, "$O."+b.bucket+".M.>", false, func(subject string, data []byte, stored time.Time) (bool, error) {
+	return eachIn(ctx, b.stream, b.opts, []string{"$O." + b.bucket + ".M.>"}, false, nil, func(subject string, data []byte, md *jetstream.MsgMetadata) (bool, error) {
 		var info jetstream.ObjectInfo
 		if err := json.Unmarshal(data, &info); err != nil {
 			return false, fmt.Errorf("jsstore: blob meta %s: %w", subject, err)
 		}
-		return fn(info, stored), nil
+		return fn(info, md.Timestamp), nil
 	})
 }
 
