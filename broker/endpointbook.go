@@ -213,7 +213,7 @@ func (b *kvBook) load(ctx context.Context) ([]disabledEndpoint, error) {
 		select {
 		case e, ok := <-w.Updates():
 			if !ok {
-				return nil, fmt.Errorf("broker: watch disabled endpoints: %w", jetstream.ErrConsumerNotFound)
+				return nil, errors.New("broker: watch disabled endpoints: the watcher ended before the current values")
 			}
 			if e == nil { // the current values are all there
 				b.w = w
