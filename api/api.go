@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -516,7 +517,16 @@ func (s *Server) officeList(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	page, err := s.opt.Desk.List(r.Context(), officeOf(r), broker.ListQuery{After: r.URL.Query().Get("after"), Limit: limit})
+	// state: a Fachverfahren that pulls asks for what still waits for it
+	// (state=queued,retrying,handed_over,held) instead of paging through every
+	// case it ever had.
+	raw := r.URL.Query().Get("state")
+	states, ok := parseStates(raw)
+	if !ok {
+		problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "state must be a comma-separated list of states ("+stateNames()+")").With("field", "state"))
+		return
+	}
+	page, err := s.opt.Desk.List(r.Context(), officeOf(r), broker.ListQuery{After: r.URL.Query().Get("after"), Limit: limit, States: states})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -527,9 +537,33 @@ func (s *Server) officeList(w http.ResponseWriter, r *http.Request) {
 	}
 	resp.Count = len(resp.Submissions)
 	if page.Next != "" {
-		resp.Next = wire.OfficeListPath(page.Next, limit)
+		resp.Next = wire.OfficeListPath(page.Next, limit, raw)
 	}
 	writeJSON(w, 200, resp)
+}
+
+// parseStates reads a comma-separated list of states; "" is no filter.
+func parseStates(raw string) ([]submission.State, bool) {
+	if raw == "" {
+		return nil, true
+	}
+	var out []submission.State
+	for _, f := range strings.Split(raw, ",") {
+		st := submission.State(strings.TrimSpace(f))
+		if !slices.Contains(submission.States(), st) {
+			return nil, false
+		}
+		out = append(out, st)
+	}
+	return out, true
+}
+
+func stateNames() string {
+	names := make([]string, 0, len(submission.States()))
+	for _, st := range submission.States() {
+		names = append(names, string(st))
+	}
+	return strings.Join(names, ", ")
 }
 
 func (s *Server) officeSub(w http.ResponseWriter, r *http.Request) (*submission.Submission, bool) {

@@ -92,7 +92,7 @@ func TestContractOverGateway(t *testing.T) {
 		{"admin backup unauthenticated", "GET", "/v1/admin/backup", portalToken, "", 401, problem.TypeUnauthenticated},
 		{"status", "GET", wire.SubmissionPath(id), portalToken, "", 200, ""},
 		{"office get", "GET", wire.OfficeSubmissionPath(id), officeToken, "", 200, ""},
-		{"office list", "GET", wire.OfficeListPath("", 10), officeToken, "", 200, ""},
+		{"office list", "GET", wire.OfficeListPath("", 10, ""), officeToken, "", 200, ""},
 		{"headers too large", "GET", wire.SubmissionPath(id), portalToken, big, 431, problem.TypeHeadersTooLarge},
 		{"headers too large at intake", "POST", wire.SubmissionsPath, "", big, 431, problem.TypeHeadersTooLarge},
 	}

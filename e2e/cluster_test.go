@@ -229,7 +229,7 @@ func TestClusterKillsLoseNothing(t *testing.T) {
 	after := ""
 	for {
 		var page wire.OfficeList
-		if err := getJSON(ctx, gws[2].url+wire.OfficeListPath(after, 500), clusterOfficeToken, &page); err != nil {
+		if err := getJSON(ctx, gws[2].url+wire.OfficeListPath(after, 500, ""), clusterOfficeToken, &page); err != nil {
 			t.Fatal(err)
 		}
 		for _, s := range page.Submissions {

@@ -97,6 +97,9 @@ func TestAPIContract(t *testing.T) {
 		{"office reject malformed", "POST", "/v1/office/submissions/" + id + "/reject", officeToken, "application/json", []byte(`[`), 400},
 		{"office accept", "POST", "/v1/office/submissions/" + id + "/accept", officeToken, "application/json", []byte(`{"reason":"` + strings.Repeat("ä", 2000) + `"}`), 200},
 		{"office reject after accept", "POST", "/v1/office/submissions/" + id + "/reject", officeToken, "application/json", []byte(`{"reason":"zu spät"}`), 409},
+		{"office list accepted", "GET", "/v1/office/submissions?state=accepted,rejected", officeToken, "", nil, 200},
+		{"office list waiting", "GET", "/v1/office/submissions?state=queued,retrying,handed_over,held&limit=500", officeToken, "", nil, 200},
+		{"office list unknown state", "GET", "/v1/office/submissions?state=neu", officeToken, "", nil, 422},
 		{"delivery receipt", "GET", "/v1/office/submissions/" + id + "/receipts/zustellung", officeToken, "", nil, 200},
 		{"admin list", "GET", "/v1/admin/submissions?state=accepted", adminToken, "", nil, 200},
 		{"admin get", "GET", "/v1/admin/submissions/" + id, adminToken, "", nil, 200},
@@ -114,6 +117,12 @@ func TestAPIContract(t *testing.T) {
 	says := map[string]string{
 		"admin replay unknown id":        `"id":"nope"`,
 		"admin replay not a dead letter": `"skipped":[{"id":"` + id + `","state":"accepted"}]`,
+		"office list accepted":           `"id":"` + id + `"`,
+		"office list unknown state":      `"field":"state"`,
+	}
+	// What an answer must not say.
+	lacks := map[string]string{
+		"office list waiting": `"id":"` + id + `"`,
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -142,10 +151,13 @@ func TestAPIContract(t *testing.T) {
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, body)
 			}
-			if want := says[tc.name]; want != "" {
+			if want, not := says[tc.name], lacks[tc.name]; want != "" || not != "" {
 				var flat bytes.Buffer
 				if err := json.Compact(&flat, body); err != nil || !bytes.Contains(flat.Bytes(), []byte(want)) {
 					t.Fatalf("answer lacks %s: %v %s", want, err, body)
+				}
+				if not != "" && bytes.Contains(flat.Bytes(), []byte(not)) {
+					t.Fatalf("answer has %s: %s", not, body)
 				}
 			}
 			if tc.status < 400 {

@@ -57,14 +57,18 @@ func OfficeReceiptPath(id, kind string) string {
 	return OfficeSubmissionPath(id) + "/receipts/" + url.PathEscape(kind)
 }
 
-// OfficeListPath is a page of the office's list after the submission id after.
-func OfficeListPath(after string, limit int) string {
+// OfficeListPath is a page of the office's list after the submission id after,
+// of the states given (comma-separated; "": all).
+func OfficeListPath(after string, limit int, states string) string {
 	q := url.Values{}
 	if after != "" {
 		q.Set("after", after)
 	}
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
+	}
+	if states != "" {
+		q.Set("state", states)
 	}
 	if len(q) == 0 {
 		return OfficeSubmissionsPath

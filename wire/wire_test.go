@@ -24,8 +24,9 @@ func TestPaths(t *testing.T) {
 		{OfficeDecisionPath(id, OutcomeRejected), "/v1/office/submissions/" + id + "/reject"},
 		{OfficeDecisionPath(id, "maybe"), ""},
 		{OfficeReceiptPath(id, ReceiptZustellung), "/v1/office/submissions/" + id + "/receipts/zustellung"},
-		{OfficeListPath(id, 50), "/v1/office/submissions?after=" + id + "&limit=50"},
-		{OfficeListPath("", 0), "/v1/office/submissions"},
+		{OfficeListPath(id, 50, ""), "/v1/office/submissions?after=" + id + "&limit=50"},
+		{OfficeListPath(id, 50, "queued,held"), "/v1/office/submissions?after=" + id + "&limit=50&state=queued%2Cheld"},
+		{OfficeListPath("", 0, ""), "/v1/office/submissions"},
 		{AdminSubmissionPath(id), "/v1/admin/submissions/" + id},
 		{AdminRedeliverPath(id), "/v1/admin/submissions/" + id + "/redeliver"},
 		// Ids are path-escaped: a slash or question mark cannot change the route.
