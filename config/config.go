@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -215,6 +216,35 @@ type HTTP struct {
 	// which may take much longer than read_timeout: every read_timeout they must
 	// deliver read_timeout × upload_min_rate bytes (default 16 KiB/s).
 	UploadMinRate int64 `yaml:"upload_min_rate"`
+	// TrustedProxies are the reverse proxies and load balancers in front of the
+	// gateway (addresses or CIDR prefixes). Only a request that comes from one of them
+	// is believed about its client's address (X-Forwarded-For); the web mailbox's
+	// login limits count per client address, and behind a proxy without this every
+	// clerk would share the proxy's. Empty: no proxy is trusted.
+	TrustedProxies []string `yaml:"trusted_proxies,omitempty"`
+}
+
+// Proxies returns TrustedProxies as prefixes (a single address as a /32 or /128);
+// entries that do not parse are left out (Validate reports them).
+func (h HTTP) Proxies() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range h.TrustedProxies {
+		if p, err := parsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return p.Masked(), nil
 }
 
 // PortalClient is a portal allowed to read the status of its own submissions.
@@ -381,6 +411,11 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Delivery.checkSchedule(); err != nil {
 		errs = append(errs, err)
+	}
+	for _, p := range c.HTTP.TrustedProxies {
+		if _, err := parsePrefix(p); err != nil {
+			errs = append(errs, fmt.Errorf("http.trusted_proxies: %q is neither an address nor a CIDR prefix", p))
+		}
 	}
 	if q := c.Delivery.QueueCheck; q > 0 && q < time.Second {
 		// Each check lists the whole outbox and the queue's subjects.

@@ -25,7 +25,8 @@ func (g *Gateway) setupMailbox(ctx context.Context) error {
 		PublicURL: c.PublicURL + MailboxPath + "/", Logger: g.Log,
 		SMTP: mailbox.SMTPConfig{Addr: c.Mailbox.SMTP.Addr, From: c.Mailbox.SMTP.From, Username: c.Mailbox.SMTP.Username,
 			Password: c.Mailbox.SMTP.Password, RequireTLS: c.Mailbox.SMTP.RequireTLS},
-		Downloads: api.Transfer{Window: c.HTTP.ReadTimeout, MinRate: c.HTTP.UploadMinRate},
+		Downloads:      api.Transfer{Window: c.HTTP.ReadTimeout, MinRate: c.HTTP.UploadMinRate},
+		TrustedProxies: c.HTTP.Proxies(),
 	})
 	if err != nil {
 		return fmt.Errorf("mailbox: %w", err)

@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -141,10 +143,44 @@ func (l *limiter) clear(key string) {
 	delete(l.m, key)
 }
 
-func clientAddr(r *http.Request) string {
+// clientAddr is the address the login limits count: the peer's, or behind a
+// trusted proxy the client's as the proxies recorded it in X-Forwarded-For. The
+// list is read from the right, skipping trusted proxies; the first address a
+// trusted proxy did not write is the client (what a client puts in the header
+// itself is further left and never believed). A peer that is not a trusted proxy
+// is the client, whatever it sends.
+func (m *Mailbox) clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil || !m.trusted(peer) {
+		return host
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // a proxy would not write that: stop at the last good one
+		}
+		host = a.Unmap().String()
+		if !m.trusted(a) {
+			break
+		}
 	}
 	return host
+}
+
+func (m *Mailbox) trusted(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range m.opts.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }

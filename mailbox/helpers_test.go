@@ -28,6 +28,7 @@ type client struct {
 	t      testing.TB
 	h      http.Handler
 	remote string
+	header http.Header // sent with every request (a proxy's X-Forwarded-For)
 
 	mu      sync.Mutex
 	cookies map[string]string
@@ -47,6 +48,9 @@ func (c *client) do(method, path string, form url.Values, header ...string) *htt
 		req = httptest.NewRequest(method, path, nil)
 	}
 	req.RemoteAddr = c.remote
+	for k, v := range c.header {
+		req.Header[k] = v
+	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}

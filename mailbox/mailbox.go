@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -75,6 +76,9 @@ type Options struct {
 	Now       func() time.Time
 	// Downloads is the progress rule of downloads (api.Transfer); zero: its defaults.
 	Downloads api.Transfer
+	// TrustedProxies are the reverse proxies in front of the gateway, whose
+	// X-Forwarded-For names the client for the login limits (clientAddr).
+	TrustedProxies []netip.Prefix
 
 	// Tunables for tests; zero values take the defaults.
 	noticeBackoff    time.Duration // first retry delay of a notice; default 30s

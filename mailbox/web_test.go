@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -358,5 +359,48 @@ func TestMarkSeenOnEveryGateway(t *testing.T) {
 	}
 	if in, page := shown(one); in || strings.Contains(page, "Als erledigt markiert am") {
 		t.Fatalf("the first gateway still shows the mark taken back at the other (inbox %v)", in)
+	}
+}
+
+// TestLoginLimitsBehindAProxy: behind a trusted reverse proxy every request comes
+// from the proxy's address. The address limit counts the client the proxy names
+// in X-Forwarded-For, so one client's failures lock out that client, not every
+// clerk behind the proxy; a peer that is not a trusted proxy cannot escape the
+// limit by naming other addresses in the header.
+func TestLoginLimitsBehindAProxy(t *testing.T) {
+	desk := newMemDesk()
+	m, err := New(Options{Desk: desk, DataDir: t.TempDir(), TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")},
+		Users: []User{{Name: "anna", Office: "amt-a", PasswordHash: fastHash(t, "anna-passwort")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	behind := func(client string) *client {
+		c := newClient(t, m.Handler())
+		c.remote = "10.0.0.7:40000" // the load balancer
+		// The client's own claim on the left, what the two proxies wrote after it.
+		c.header = http.Header{"X-Forwarded-For": {"203.0.113.250, " + client + ", 10.0.0.3"}}
+		return c
+	}
+	guesser := behind("198.51.100.7")
+	for i := range freeFailuresAddr { // another name each time: the address limit, not the user's
+		if rec := guesser.login(fmt.Sprintf("niemand-%d", i), "falsch"); rec.Code != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d", i+1, rec.Code)
+		}
+	}
+	if rec := guesser.login("niemand-x", "falsch"); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("the guessing client is not limited: %d", rec.Code)
+	}
+	behind("198.51.100.8").mustLogin("anna", "anna-passwort") // a colleague behind the same proxy
+
+	for _, c := range []struct{ remote, xff, want string }{
+		{"192.0.2.99:5000", "198.51.100.100", "192.0.2.99"},          // not a proxy: its header is its own claim
+		{"10.0.0.7:1", "10.0.0.1, 10.0.0.2", "10.0.0.1"},             // only proxies: the leftmost
+		{"10.0.0.7:1", "198.51.100.9, kaputt, 10.0.0.2", "10.0.0.2"}, // garbage: stop at the last good hop
+		{"[::ffff:10.0.0.7]:1", "2001:db8::1", "2001:db8::1"},        // IPv4 in IPv6, an IPv6 client
+	} {
+		if got := m.clientAddr(&http.Request{RemoteAddr: c.remote, Header: http.Header{"X-Forwarded-For": {c.xff}}}); got != c.want {
+			t.Errorf("peer %s, X-Forwarded-For %q: %q, want %q", c.remote, c.xff, got, c.want)
+		}
 	}
 }
