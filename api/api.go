@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -856,17 +857,39 @@ func (s *Server) adminDeadLetters(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "from and to are RFC 3339 times").With("field", "from"))
 		return
 	}
-	dls, err := s.opt.Broker.DeadLetters(r.Context(), f, 1000)
+	limit := 1000
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "limit must be 1..1000").With("field", "limit"))
+			return
+		}
+		limit = n
+	}
+	f.After = q.Get("after")
+	dls, err := s.opt.Broker.DeadLetters(r.Context(), f, limit+1) // one more: is there a next page?
 	if err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	resp := map[string]any{}
+	if len(dls) > limit {
+		dls = dls[:limit]
+		next := url.Values{}
+		for k, v := range q {
+			next[k] = v
+		}
+		next.Set("after", dls[limit-1].ID)
+		next.Set("limit", strconv.Itoa(limit))
+		resp["next"] = "/v1/admin/dead-letters?" + next.Encode()
 	}
 	out := make([]map[string]any, 0, len(dls))
 	for _, d := range dls {
 		out = append(out, map[string]any{"id": d.ID, "office": d.OfficeID, "channel": d.Channel, "reason": d.Reason,
 			"note": d.Note, "attempts": d.Attempts, "receivedAt": d.ReceivedAt, "heldAt": d.HeldAt})
 	}
-	writeJSON(w, 200, map[string]any{"deadLetters": out})
+	resp["deadLetters"] = out
+	writeJSON(w, 200, resp)
 }
 
 // replayBody selects what /v1/admin/dead-letters/replay queues again.

@@ -20,9 +20,9 @@ type DeadLetter struct {
 	ReceivedAt, HeldAt    time.Time
 }
 
-// DeadLetters lists the held submissions, oldest first, optionally of one office and
-// held within [from, to) (zero times: no bound). At most limit (0: 1000). It reads
-// the held index, not every record.
+// DeadLetters lists the held submissions, oldest first, optionally of one office,
+// held within [from, to) (zero times: no bound) and after an id. At most limit (0:
+// 1000). It reads the held index, not every record.
 func (b *Broker) DeadLetters(ctx context.Context, f ReplayFilter, limit int) ([]DeadLetter, error) {
 	if limit <= 0 {
 		limit = 1000
@@ -32,7 +32,7 @@ func (b *Broker) DeadLetters(ctx context.Context, f ReplayFilter, limit int) ([]
 		if ctx.Err() != nil || len(out) >= limit {
 			return false
 		}
-		if f.OfficeID != "" && s.OfficeID != f.OfficeID {
+		if f.OfficeID != "" && s.OfficeID != f.OfficeID || f.After != "" && s.ID <= f.After {
 			return true
 		}
 		d := DeadLetter{ID: s.ID, OfficeID: s.OfficeID, Attempts: s.TotalAttempts, ReceivedAt: s.ReceivedAt, HeldAt: s.UpdatedAt}
@@ -62,6 +62,9 @@ type ReplayFilter struct {
 	IDs      []string
 	OfficeID string
 	From, To time.Time
+	// After pages a listing: only ids after it (ids are time-ordered). Replay
+	// ignores it.
+	After string
 }
 
 // Replay queues dead letters again from their office's first channel (the operator

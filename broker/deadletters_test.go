@@ -46,6 +46,12 @@ func TestDeadLettersAndReplay(t *testing.T) {
 	if b, _ := e.b.DeadLetters(ctx, ReplayFilter{OfficeID: "office-b"}, 0); len(b) != 1 || b[0].ID != ids[2] {
 		t.Fatalf("office filter: %+v", b)
 	}
+	// Pages: two, then the rest after the second.
+	if p1, _ := e.b.DeadLetters(ctx, ReplayFilter{}, 2); len(p1) != 2 || p1[1].ID != dls[1].ID {
+		t.Fatalf("first page: %+v", p1)
+	} else if p2, _ := e.b.DeadLetters(ctx, ReplayFilter{After: p1[1].ID}, 2); len(p2) != 1 || p2[0].ID != dls[2].ID {
+		t.Fatalf("page after %s: %+v", p1[1].ID, p2)
+	}
 	before, _ := e.b.Submission(ids[0])
 	// A list with an unknown id queues nothing and names the id.
 	var re *ReplayError

@@ -106,6 +106,8 @@ func TestAPIContract(t *testing.T) {
 		{"admin get unknown", "GET", "/v1/admin/submissions/nope", adminToken, "", nil, 404},
 		{"admin list handed over", "GET", "/v1/admin/submissions?state=handed_over", adminToken, "", nil, 200},
 		{"admin redeliver not held", "POST", "/v1/admin/submissions/" + id + "/redeliver", adminToken, "", nil, 409},
+		{"admin dead letters page", "GET", "/v1/admin/dead-letters?limit=1&after=0", adminToken, "", nil, 200},
+		{"admin dead letters bad limit", "GET", "/v1/admin/dead-letters?limit=0", adminToken, "", nil, 422},
 		{"admin replay unknown id", "POST", "/v1/admin/dead-letters/replay", adminToken, "application/json", []byte(`{"ids":["nope"]}`), 404},
 		{"admin replay not a dead letter", "POST", "/v1/admin/dead-letters/replay", adminToken, "application/json", []byte(`{"ids":["` + id + `"]}`), 200},
 		{"admin replay too large", "POST", "/v1/admin/dead-letters/replay", adminToken, "application/json", []byte(`{"ids":["` + strings.Repeat("x", 1<<20) + `"]}`), 413},
