@@ -80,6 +80,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *verbose {
 		level = "info"
 	}
+	cb, err := startDemoPortalCallback(out)
+	if err != nil {
+		return fail("portal callback: %v", err)
+	}
+	defer cb.close()
+	cfg.Portals = map[string]config.PortalClient{signing.DevPortalID: cb.portal()}
 	office, err := side(&demoEnv{out: out, dataDir: *dataDir, failFirst: *failFirst, cfg: &cfg})
 	if err != nil {
 		return fail("%v", err)
@@ -127,8 +133,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			case done <- s:
 			default:
 			}
+		case submission.EventFetched:
+			out.say("gateway", "fetched by %s: the office's system read the package; it takes it by confirming", e.Channel)
 		default:
-			out.say("gateway", "%s %s %s", e.Type, e.Channel, e.Detail)
+			out.say("gateway", "%s", strings.Join(strings.Fields(e.Type+" "+e.Channel+" "+e.Detail), " "))
 		}
 	})
 
@@ -162,6 +170,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err := office.check(res.SubmissionID); err != nil {
 		return fail("office: %v", err)
+	}
+	// Amt24 learns of the news by callback (gathered for a second), then reads the
+	// status; without a callback it would read at its next poll all the same.
+	if !cb.await(res.SubmissionID, 5*time.Second) {
+		out.say("Amt24", "no callback within 5 s; reading the status as at a poll")
 	}
 
 	// The portal reads the status and both receipts, and checks the gateway's signature.
