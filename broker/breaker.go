@@ -156,7 +156,12 @@ func (e *endpoints) changed(d disabledEndpoint, removed bool) {
 		return
 	}
 	delete(e.disabled, k)
-	p := e.get(k)
+	e.closeLocked(k, e.get(k))
+}
+
+// closeLocked closes the endpoint's breaker and forgets what it waited for: an
+// operator (here or at another gateway) says the endpoint works again.
+func (e *endpoints) closeLocked(k endpointKey, p *endpoint) {
 	p.state, p.failures, p.probing, p.notBefore, p.retryAt = EndpointClosed, 0, false, time.Time{}, time.Time{}
 	e.setGauge(k, p)
 }
@@ -340,8 +345,7 @@ func (e *endpoints) enable(k endpointKey) (bool, error) {
 	if p == nil {
 		p = e.get(k)
 	}
-	p.state, p.failures, p.probing, p.notBefore, p.retryAt = EndpointClosed, 0, false, time.Time{}, time.Time{}
-	e.setGauge(k, p)
+	e.closeLocked(k, p)
 	delete(e.disabled, k)
 	e.mu.Unlock()
 	if !wasDisabled {
