@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/internal/natstest"
+	"github.com/amtsbote/amtsbote/mailbox"
+	"github.com/amtsbote/amtsbote/mailbox/mailboxclient"
 )
 
 // TestClusterSharesDisabledEndpoints: two gateways on one JetStream store (a
@@ -83,5 +86,31 @@ func TestClusterSharesDisabledEndpoints(t *testing.T) {
 				return state(one) == "disabled" && state(two) == "disabled"
 			})
 		}
+	}
+}
+
+// TestClusterSharesMailboxSessions: two gateways on one JetStream store behind a
+// load balancer without sticky sessions. A clerk who logged in at one gateway is
+// logged in at the other. (Before, each kept its sessions in its own mailbox.db,
+// and every request that went elsewhere showed the login page.)
+func TestClusterSharesMailboxSessions(t *testing.T) {
+	hash, err := mailbox.HashPassword("pruefer-passwort")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := natstest.StartSingle(t).URLs()
+	cluster := func(cfg *config.Config) {
+		cfg.Store.Backend, cfg.NATS.URL = config.StoreJetStream, url
+		cfg.Mailbox.Users = []config.MailboxUser{{Name: "anna", Office: DemoOfficeID, PasswordHash: hash}}
+	}
+	one, two := start(t, cluster), start(t, cluster)
+	ctx := context.Background()
+	person := mailboxclient.New(one.g.URL() + MailboxPath + "/")
+	if page, err := person.Login(ctx, "anna", "pruefer-passwort"); err != nil {
+		t.Fatalf("login at the first gateway: %v\n%s", err, page)
+	}
+	person.Base = two.g.URL() + MailboxPath + "/" // the cookie jar keeps the session cookie (same host)
+	if page, err := person.Inbox(ctx, ""); err != nil || !strings.Contains(page, "Posteingang") {
+		t.Fatalf("the second gateway does not know the session: %v\n%s", err, page)
 	}
 }

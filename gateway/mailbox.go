@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/amtsbote/amtsbote/api"
+	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/mailbox"
 )
 
@@ -20,14 +21,20 @@ func (g *Gateway) setupMailbox(ctx context.Context) error {
 	for _, u := range c.Mailbox.Users {
 		users = append(users, mailbox.User{Name: u.Name, Office: u.Office, PasswordHash: u.PasswordHash})
 	}
-	mb, err := mailbox.New(mailbox.Options{
+	opts := mailbox.Options{
 		Desk: g.Broker, Users: users, DataDir: filepath.Join(c.DataDir, "mailbox"),
 		PublicURL: c.PublicURL + MailboxPath + "/", Logger: g.Log,
 		SMTP: mailbox.SMTPConfig{Addr: c.Mailbox.SMTP.Addr, From: c.Mailbox.SMTP.From, Username: c.Mailbox.SMTP.Username,
 			Password: c.Mailbox.SMTP.Password, RequireTLS: c.Mailbox.SMTP.RequireTLS},
 		Downloads:      api.Transfer{Window: c.HTTP.ReadTimeout, MinRate: c.HTTP.UploadMinRate},
 		TrustedProxies: c.HTTP.Proxies(),
-	})
+	}
+	if c.Store.Backend == config.StoreJetStream {
+		// A cluster: every gateway must know every session, or the load balancer
+		// would log clerks out whenever it picks another gateway.
+		opts.SharedSessions, opts.SessionReplicas = g.bus.JS, c.NATS.Replicas
+	}
+	mb, err := mailbox.New(opts)
 	if err != nil {
 		return fmt.Errorf("mailbox: %w", err)
 	}

@@ -56,13 +56,41 @@ func (m *Mailbox) checkPassword(name, pw string) (User, bool) {
 	return u, true
 }
 
+// session returns a live session and refreshes its LastSeen (at most once a minute,
+// so that reading pages does not write on every request).
+func (m *Mailbox) session(token string, now time.Time) (session, bool, error) {
+	key := tokenKey(token)
+	ss, ok, err := m.sessions.getSession(key)
+	if err != nil || !ok {
+		return session{}, false, err
+	}
+	if ss.expired(now) {
+		return session{}, false, m.sessions.removeSession(key)
+	}
+	if now.Sub(ss.LastSeen) > time.Minute {
+		ss.LastSeen = now
+		if err := m.sessions.putSession(key, ss); err != nil {
+			return session{}, false, err
+		}
+	}
+	return ss, true, nil
+}
+
+func (m *Mailbox) putSession(token string, ss session) error {
+	return m.sessions.putSession(tokenKey(token), ss)
+}
+
+func (m *Mailbox) deleteSession(token string) error {
+	return m.sessions.removeSession(tokenKey(token))
+}
+
 // current returns the logged-in session of the request.
 func (m *Mailbox) current(r *http.Request) (session, string, bool) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil || c.Value == "" {
 		return session{}, "", false
 	}
-	s, ok, err := m.db.session(c.Value, m.now())
+	s, ok, err := m.session(c.Value, m.now())
 	if err != nil {
 		m.log.Error("read session", "err", err)
 		return session{}, "", false
@@ -73,7 +101,7 @@ func (m *Mailbox) current(r *http.Request) (session, string, bool) {
 	// A user removed from the configuration (or moved to another office) loses the
 	// session at once.
 	if u, known := m.users[s.User]; !known || u.Office != s.Office {
-		_ = m.db.deleteSession(c.Value)
+		_ = m.deleteSession(c.Value)
 		return session{}, "", false
 	}
 	return s, c.Value, true

@@ -38,6 +38,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/api"
 	"github.com/amtsbote/amtsbote/broker"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // User is one office user of the mailbox.
@@ -79,6 +80,12 @@ type Options struct {
 	// TrustedProxies are the reverse proxies in front of the gateway, whose
 	// X-Forwarded-For names the client for the login limits (clientAddr).
 	TrustedProxies []netip.Prefix
+	// SharedSessions, when set, keeps the login sessions in the JetStream bucket
+	// SessionsBucket (SessionReplicas replicas) instead of mailbox.db, so that every
+	// gateway of a cluster knows every session and the load balancer needs no
+	// sticky sessions.
+	SharedSessions  jetstream.JetStream
+	SessionReplicas int
 
 	// Tunables for tests; zero values take the defaults.
 	noticeBackoff    time.Duration // first retry delay of a notice; default 30s
@@ -89,15 +96,17 @@ type Options struct {
 
 // Mailbox is the web mailbox. Create with New; Close when done.
 type Mailbox struct {
-	opts    Options
-	desk    broker.OfficeDesk
-	log     *slog.Logger
-	now     func() time.Time
-	db      *mstore
-	users   map[string]User
-	offices map[string]bool
-	base    *url.URL // PublicURL
-	secure  bool     // cookies Secure
+	opts Options
+	desk broker.OfficeDesk
+	log  *slog.Logger
+	now  func() time.Time
+	db   *mstore
+	// sessions is db, or with Options.SharedSessions the cluster's bucket.
+	sessions sessionBook
+	users    map[string]User
+	offices  map[string]bool
+	base     *url.URL // PublicURL
+	secure   bool     // cookies Secure
 
 	limiter *limiter
 	adapter *adapter
@@ -176,7 +185,13 @@ func New(opts Options) (*Mailbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.db = db
+	m.db, m.sessions = db, db
+	if opts.SharedSessions != nil {
+		if m.sessions, err = openKVSessions(opts.SharedSessions, opts.SessionReplicas); err != nil {
+			_ = db.close()
+			return nil, err
+		}
+	}
 	m.adapter = &adapter{m: m}
 	m.loops.Add(2)
 	go m.sendLoop()
@@ -221,7 +236,7 @@ func (m *Mailbox) sweepLoop() {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
 	for {
-		if err := m.db.sweepSessions(m.now()); err != nil {
+		if err := m.sessions.sweepSessions(m.now()); err != nil {
 			m.log.Warn("sweep sessions", "err", err)
 		}
 		select {

@@ -84,40 +84,43 @@ func (s session) expired(now time.Time) bool {
 }
 
 // Only the digest of a session token is stored: a copy of mailbox.db lets nobody in.
-func tokenKey(token string) []byte {
+func tokenKey(token string) string {
 	sum := sha256.Sum256([]byte(token))
-	return []byte(hex.EncodeToString(sum[:]))
+	return hex.EncodeToString(sum[:])
 }
 
-func (s *mstore) putSession(token string, ss session) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return put(tx, bSessions, tokenKey(token), ss) })
+// sessionBook keeps the login sessions by the digest of their token (tokenKey):
+// mailbox.db on a single gateway (mstore), a JetStream bucket the gateways of a
+// cluster share (kvSessions), so that the load balancer may send a clerk to any of
+// them. The contract, which sessionSuite checks for both:
+//   - getSession returns what the last putSession of the key stored, through any
+//     view of the book; an absent key is (zero, false, nil);
+//   - removeSession forgets the key (an absent key is no error);
+//   - sweepSessions removes the expired sessions (a book whose entries expire by
+//     themselves may leave that to them, as long as getSession of an expired one
+//     is then handled by the caller: Mailbox.session checks expiry itself).
+type sessionBook interface {
+	putSession(key string, ss session) error
+	getSession(key string) (session, bool, error)
+	removeSession(key string) error
+	sweepSessions(now time.Time) error
 }
 
-// session returns a live session and refreshes its LastSeen (at most once a minute,
-// so that reading pages does not write on every request).
-func (s *mstore) session(token string, now time.Time) (session, bool, error) {
+func (s *mstore) putSession(key string, ss session) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return put(tx, bSessions, []byte(key), ss) })
+}
+
+func (s *mstore) getSession(key string) (session, bool, error) {
 	var ss session
-	err := s.db.View(func(tx *bolt.Tx) error { return get(tx, bSessions, tokenKey(token), &ss) })
+	err := s.db.View(func(tx *bolt.Tx) error { return get(tx, bSessions, []byte(key), &ss) })
 	if errors.Is(err, errNoRecord) {
 		return session{}, false, nil
 	}
-	if err != nil {
-		return session{}, false, err
-	}
-	if ss.expired(now) {
-		return session{}, false, s.deleteSession(token)
-	}
-	if now.Sub(ss.LastSeen) > time.Minute {
-		ss.LastSeen = now
-		if err := s.putSession(token, ss); err != nil {
-			return session{}, false, err
-		}
-	}
-	return ss, true, nil
+	return ss, err == nil, err
 }
 
-func (s *mstore) deleteSession(token string) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bSessions).Delete(tokenKey(token)) })
+func (s *mstore) removeSession(key string) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bSessions).Delete([]byte(key)) })
 }
 
 func (s *mstore) sweepSessions(now time.Time) error {

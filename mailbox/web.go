@@ -531,13 +531,13 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	m.limiter.clear(userKey)
 	tok := newToken()
-	if err := m.db.putSession(tok, session{User: u.Name, Office: u.Office, CSRF: newToken(), Created: now, LastSeen: now}); err != nil {
+	if err := m.putSession(tok, session{User: u.Name, Office: u.Office, CSRF: newToken(), Created: now, LastSeen: now}); err != nil {
 		m.log.Error("store session", "err", err)
 		m.fail(w, r, nil, http.StatusInternalServerError)
 		return
 	}
 	if old, err := r.Cookie(sessionCookie); err == nil {
-		_ = m.db.deleteSession(old.Value)
+		_ = m.deleteSession(old.Value)
 	}
 	m.setCookie(w, sessionCookie, tok, int(sessionMax/time.Second))
 	m.setCookie(w, loginCookie, "", -1)
@@ -562,7 +562,7 @@ func (m *Mailbox) logout(w http.ResponseWriter, r *http.Request) {
 			m.fail(w, r, &s, http.StatusForbidden)
 			return
 		}
-		if err := m.db.deleteSession(tok); err != nil {
+		if err := m.deleteSession(tok); err != nil {
 			m.log.Error("delete session", "err", err)
 		}
 		m.log.Info("logout", "user", s.User)

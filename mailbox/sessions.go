@@ -1,0 +1,92 @@
+package mailbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// SessionsBucket is the JetStream key-value bucket of the login sessions when the
+// gateways of a cluster share them (`nats kv ls amtsbote_mailbox_sessions` lists
+// token digests, never tokens).
+const SessionsBucket = "amtsbote_mailbox_sessions"
+
+// sessionOpTimeout bounds one request to the bucket.
+const sessionOpTimeout = 5 * time.Second
+
+// kvSessions is the sessionBook of a cluster. Entries expire in the bucket after
+// sessionMax (the longest any session lives), so no sweep is needed; the idle rule
+// is Mailbox.session's, as with mailbox.db.
+type kvSessions struct{ kv jetstream.KeyValue }
+
+// openKVSessions creates or opens the bucket; a cluster electing its leaders gets
+// 30 s to answer.
+func openKVSessions(js jetstream.JetStream, replicas int) (*kvSessions, error) {
+	var kv jetstream.KeyValue
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), sessionOpTimeout)
+		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      SessionsBucket,
+			Description: "amtsbote web mailbox: login sessions by token digest",
+			History:     1,
+			TTL:         sessionMax,
+			Replicas:    max(replicas, 1),
+			Storage:     jetstream.FileStorage,
+		})
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mailbox: sessions bucket: %w", err)
+	}
+	return &kvSessions{kv: kv}, nil
+}
+
+func (k *kvSessions) putSession(key string, ss session) error {
+	raw, err := json.Marshal(ss)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), sessionOpTimeout)
+	defer cancel()
+	if _, err := k.kv.Put(ctx, key, raw); err != nil {
+		return fmt.Errorf("mailbox: store session: %w", err)
+	}
+	return nil
+}
+
+func (k *kvSessions) getSession(key string) (session, bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), sessionOpTimeout)
+	defer cancel()
+	e, err := k.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return session{}, false, nil
+	}
+	if err != nil {
+		return session{}, false, fmt.Errorf("mailbox: read session: %w", err)
+	}
+	var ss session
+	if err := json.Unmarshal(e.Value(), &ss); err != nil {
+		return session{}, false, fmt.Errorf("mailbox: read session: %w", err)
+	}
+	return ss, true, nil
+}
+
+func (k *kvSessions) removeSession(key string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), sessionOpTimeout)
+	defer cancel()
+	if err := k.kv.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("mailbox: remove session: %w", err)
+	}
+	return nil
+}
+
+// sweepSessions leaves expiry to the bucket's TTL.
+func (k *kvSessions) sweepSessions(time.Time) error { return nil }

@@ -1,0 +1,195 @@
+package mailbox
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/bus"
+	"github.com/amtsbote/amtsbote/internal/testenv"
+)
+
+// sessionSuite checks a sessionBook against the contract on the interface. views
+// opens one more view of one new, empty book (a restart, or another gateway).
+func sessionSuite(t *testing.T, views func(t *testing.T) func() sessionBook, sweeps bool) {
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	a := session{User: "anna", Office: "amt-a", CSRF: "c1", Created: now, LastSeen: now}
+	t.Run("PutGetRemove", func(t *testing.T) {
+		open := views(t)
+		v, w := open(), open()
+		if _, ok, err := v.getSession(tokenKey("nie")); ok || err != nil {
+			t.Fatalf("absent key: %v %v", ok, err)
+		}
+		if err := v.putSession(tokenKey("t1"), a); err != nil {
+			t.Fatal(err)
+		}
+		got, ok, err := w.getSession(tokenKey("t1"))
+		if err != nil || !ok || got.User != "anna" || got.CSRF != "c1" || !got.LastSeen.Equal(now) {
+			t.Fatalf("another view reads %+v %v %v", got, ok, err)
+		}
+		later := a
+		later.LastSeen = now.Add(5 * time.Minute)
+		if err := w.putSession(tokenKey("t1"), later); err != nil {
+			t.Fatal(err)
+		}
+		if got, _, _ := v.getSession(tokenKey("t1")); !got.LastSeen.Equal(later.LastSeen) {
+			t.Fatalf("after a second put: %+v", got)
+		}
+		for i := 0; i < 2; i++ {
+			if err := v.removeSession(tokenKey("t1")); err != nil {
+				t.Fatalf("remove #%d: %v", i+1, err)
+			}
+		}
+		if _, ok, _ := w.getSession(tokenKey("t1")); ok {
+			t.Fatal("a removed session is still there")
+		}
+	})
+	if !sweeps {
+		return
+	}
+	t.Run("SweepRemovesExpired", func(t *testing.T) {
+		v := views(t)()
+		old := a
+		old.LastSeen = now.Add(-2 * sessionIdle)
+		_ = v.putSession(tokenKey("old"), old)
+		_ = v.putSession(tokenKey("new"), a)
+		if err := v.sweepSessions(now); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, _ := v.getSession(tokenKey("old")); ok {
+			t.Error("an expired session survived the sweep")
+		}
+		if _, ok, _ := v.getSession(tokenKey("new")); !ok {
+			t.Error("a live session was swept")
+		}
+	})
+}
+
+func TestFileSessionsConform(t *testing.T) {
+	sessionSuite(t, func(t *testing.T) func() sessionBook {
+		db, err := openStore(filepath.Join(t.TempDir(), "mailbox.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.close() })
+		return func() sessionBook { return db } // one file: a gateway holds it alone
+	}, true)
+}
+
+func TestKVSessionsConform(t *testing.T) {
+	sessionSuite(t, func(t *testing.T) func() sessionBook {
+		bs := startBus(t)
+		return func() sessionBook {
+			k, err := openKVSessions(bs.JS, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return k
+		}
+	}, false)
+}
+
+func startBus(t *testing.T) *bus.Bus {
+	t.Helper()
+	bs, err := bus.Start(context.Background(), bus.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bs.Close() })
+	return bs
+}
+
+// TestSessionOnEveryGateway: two mailboxes sharing the cluster's session bucket, as
+// two gateways behind a load balancer without sticky sessions. A clerk logged in at
+// one is logged in at the other, and logged out at the other is logged out at the
+// first.
+func TestSessionOnEveryGateway(t *testing.T) {
+	bs := startBus(t)
+	desk := newMemDesk()
+	open := func() *Mailbox {
+		m, err := New(Options{Desk: desk, DataDir: t.TempDir(), SharedSessions: bs.JS, SessionReplicas: 1,
+			Users: []User{{Name: "anna", Office: "amt-a", PasswordHash: fastHash(t, "anna-passwort")}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = m.Close() })
+		return m
+	}
+	one, two := open(), open()
+	c := newClient(t, one.Handler())
+	c.mustLogin("anna", "anna-passwort")
+	c.h = two.Handler() // the load balancer sends the next request elsewhere
+	page := c.get("/postfach/")
+	if page.Code != http.StatusOK {
+		t.Fatalf("the other gateway does not know the session: %d", page.Code)
+	}
+	if got := c.post("/postfach/abmelden", map[string][]string{"csrf": {csrfFrom(t, page.Body.String())}}); got.Code != http.StatusSeeOther {
+		t.Fatalf("logout at the other gateway: %d", got.Code)
+	}
+	c.h = one.Handler()
+	if got := c.get("/postfach/"); got.Code != http.StatusSeeOther {
+		t.Fatalf("still logged in at the first gateway after logging out at the other: %d", got.Code)
+	}
+}
+
+// TestSessionSuiteCatchesDefects proves the suite has teeth: each defect, planted
+// in the bucket's book, must make the named case fail.
+func TestSessionSuiteCatchesDefects(t *testing.T) {
+	if os.Getenv("SESSIONS_DEFECT") != "" {
+		return // this is the child process itself
+	}
+	testenv.PlantedDefects(t, "SESSIONS_DEFECT", "a session book", map[string]string{
+		"remove-does-nothing": "PutGetRemove",
+		"put-in-this-view":    "PutGetRemove",
+	})
+}
+
+// TestDefectChild is the child of TestSessionSuiteCatchesDefects and does nothing
+// on its own.
+func TestDefectChild(t *testing.T) {
+	defect := os.Getenv("SESSIONS_DEFECT")
+	if defect == "" {
+		return
+	}
+	sessionSuite(t, func(t *testing.T) func() sessionBook {
+		bs := startBus(t)
+		return func() sessionBook {
+			k, err := openKVSessions(bs.JS, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return &defectiveSessions{sessionBook: k, defect: defect, mem: map[string]session{}}
+		}
+	}, false)
+}
+
+type defectiveSessions struct {
+	sessionBook
+	defect string
+	mem    map[string]session
+}
+
+func (d *defectiveSessions) putSession(key string, ss session) error {
+	if d.defect == "put-in-this-view" {
+		d.mem[key] = ss
+		return nil
+	}
+	return d.sessionBook.putSession(key, ss)
+}
+
+func (d *defectiveSessions) getSession(key string) (session, bool, error) {
+	if ss, ok := d.mem[key]; ok {
+		return ss, true, nil
+	}
+	return d.sessionBook.getSession(key)
+}
+
+func (d *defectiveSessions) removeSession(key string) error {
+	if d.defect == "remove-does-nothing" {
+		return nil
+	}
+	return d.sessionBook.removeSession(key)
+}
