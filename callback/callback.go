@@ -73,6 +73,8 @@ type Notifier struct {
 	sent    *prometheus.CounterVec
 	dropped *prometheus.CounterVec
 	stop    chan struct{}
+	ctx     context.Context // ends at Close: a POST in flight does not hold the shutdown
+	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	once    sync.Once
 }
@@ -120,6 +122,7 @@ func New(o Options) (*Notifier, error) {
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "amtsbote_portal_callback_dropped_total",
 			Help: "Submission ids left out of a portal's callbacks because too many waited (the portal's polling finds them)."}, []string{"portal"}),
 	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	for _, p := range o.Portals {
 		if err := webhook.CheckEndpoint(p.Endpoint); err != nil {
 			return nil, fmt.Errorf("%w: portals.%s.callback.endpoint: %w", ErrConfig, p.ID, err)
@@ -181,7 +184,10 @@ func (n *Notifier) Start() {
 
 // Close stops the senders; what still waits is dropped (see the package comment).
 func (n *Notifier) Close() error {
-	n.once.Do(func() { close(n.stop) })
+	n.once.Do(func() {
+		close(n.stop)
+		n.cancel()
+	})
 	n.wg.Wait()
 	return nil
 }
@@ -218,6 +224,9 @@ func (n *Notifier) run(q *queue) {
 				break
 			}
 			if err := n.send(q.p, batch, dest); err != nil {
+				if n.ctx.Err() != nil {
+					return // closing: the POST was cut short, not refused
+				}
 				q.putBack(batch, dest)
 				n.sent.WithLabelValues(q.p.ID, "failed").Inc()
 				backoff = min(max(2*backoff, n.o.Window), n.o.MaxBackoff)
@@ -292,7 +301,7 @@ func (n *Notifier) send(p Portal, ids []string, dest map[string]string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), n.o.Timeout)
+	ctx, cancel := context.WithTimeout(n.ctx, n.o.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.Endpoint, bytes.NewReader(raw))
 	if err != nil {

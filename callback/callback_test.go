@@ -198,3 +198,31 @@ func value(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestCloseDoesNotWaitForAPortal: a portal that does not answer holds neither the
+// sender nor the gateway's shutdown.
+func TestCloseDoesNotWaitForAPortal(t *testing.T) {
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(hang)
+	n, err := New(Options{Window: time.Millisecond, Timeout: time.Hour, Portals: []Portal{{ID: "amt24", Endpoint: srv.URL, Secret: webhook.NewSecret()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Start()
+	n.Observe(sub("a", "amt24", "o"), submission.Event{})
+	time.Sleep(100 * time.Millisecond) // the POST is in flight
+	done := make(chan struct{})
+	go func() { _ = n.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited for the portal's answer")
+	}
+}
