@@ -508,15 +508,25 @@ func (s *Server) portalReceipt(w http.ResponseWriter, r *http.Request, portal st
 	s.writeReceipt(w, r, func(kind string) ([]byte, error) { return s.opt.Broker.PortalReceipt(portal, id, kind) })
 }
 
+// queryLimit reads the page size of a listing: def when absent, 1..max, else it
+// answers 422 (field limit) and reports false.
+func queryLimit(w http.ResponseWriter, r *http.Request, def, max int) (int, bool) {
+	l := r.URL.Query().Get("limit")
+	if l == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(l)
+	if err != nil || n < 1 || n > max {
+		problem.Write(w, r, problem.New(422, problem.TypeInvalidField, fmt.Sprintf("limit must be 1..%d", max)).With("field", "limit"))
+		return 0, false
+	}
+	return n, true
+}
+
 func (s *Server) officeList(w http.ResponseWriter, r *http.Request) {
-	limit := 100
-	if l := r.URL.Query().Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 500 {
-			problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "limit must be 1..500").With("field", "limit"))
-			return
-		}
-		limit = n
+	limit, ok := queryLimit(w, r, 100, 500)
+	if !ok {
+		return
 	}
 	// state: a Fachverfahren that pulls asks for what still waits for it
 	// (state=queued,retrying,handed_over,held) instead of paging through every
@@ -857,14 +867,9 @@ func (s *Server) adminDeadLetters(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "from and to are RFC 3339 times").With("field", "from"))
 		return
 	}
-	limit := 1000
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "limit must be 1..1000").With("field", "limit"))
-			return
-		}
-		limit = n
+	limit, ok := queryLimit(w, r, 1000, 1000)
+	if !ok {
+		return
 	}
 	f.After = q.Get("after")
 	dls, err := s.opt.Broker.DeadLetters(r.Context(), f, limit+1) // one more: is there a next page?
