@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/amtsbote/amtsbote/adapters/webhook"
 	"github.com/amtsbote/amtsbote/api"
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/config"
@@ -376,6 +378,12 @@ func TestStoreMetricsAndBackupPerBackend(t *testing.T) {
 				if c.backend == config.StoreJetStream {
 					cfg.NATS.URL = natstest.StartSingle(t).URLs() // a nats-server process
 				}
+				// A portal with callbacks, so that their series are there too.
+				portal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+				t.Cleanup(portal.Close)
+				p := cfg.Portals["amt24"]
+				p.Callback = &config.PortalCallback{Endpoint: portal.URL, Secret: webhook.NewSecret()}
+				cfg.Portals["amt24"] = p
 			})
 			res, err := f.portal.Submit(context.Background(), f.example())
 			if err != nil || res.Status != http.StatusCreated {
