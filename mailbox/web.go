@@ -503,7 +503,8 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimSpace(r.PostForm.Get("benutzer"))
 	pw := r.PostForm.Get("passwort")
 	now := m.now()
-	userKey, addrKey := "u:"+strings.ToLower(name), "a:"+m.clientAddr(r)
+	addr := m.clientAddr(r)
+	userKey, addrKey := "u:"+strings.ToLower(name), "a:"+addr
 	if wait := max(m.limiter.blocked(userKey, now), m.limiter.blocked(addrKey, now)); wait > 0 {
 		p := m.loginPage(w, r.PostForm.Get("weiter"))
 		p.LoginName = name
@@ -514,7 +515,7 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request) {
 			p.Error = fmt.Sprintf("Zu viele fehlgeschlagene Anmeldungen. Bitte versuchen Sie es in %d Minuten erneut.", mins+1)
 		}
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		m.log.Warn("login refused: too many failures", "remote", m.clientAddr(r))
+		m.log.Warn("login refused: too many failures", "remote", addr)
 		m.render(w, "login", http.StatusTooManyRequests, p)
 		return
 	}
@@ -522,7 +523,7 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		m.limiter.fail(userKey, freeFailuresUser, now)
 		m.limiter.fail(addrKey, freeFailuresAddr, now)
-		m.log.Warn("login failed", "remote", m.clientAddr(r))
+		m.log.Warn("login failed", "remote", addr)
 		p := m.loginPage(w, r.PostForm.Get("weiter"))
 		p.LoginName = name
 		p.Error = "Benutzername oder Passwort ist falsch."
