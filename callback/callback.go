@@ -72,21 +72,19 @@ type Notifier struct {
 	portals map[string]*queue
 	sent    *prometheus.CounterVec
 	dropped *prometheus.CounterVec
-	stop    chan struct{}
-	ctx     context.Context // ends at Close: a POST in flight does not hold the shutdown
+	ctx     context.Context // ends at Close, a POST in flight with it
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
-	once    sync.Once
 }
 
 // queue is what waits for one portal, oldest first.
 type queue struct {
-	p    Portal
-	mu   sync.Mutex
-	ids  []string
-	dest map[string]string // waiting id -> office id (FIT-Connect's destinationId)
-	wake chan struct{}
-	full bool // logged that it overflowed, until it drains
+	p       Portal
+	mu      sync.Mutex
+	waiting []subject
+	in      map[string]bool // the submission ids in waiting
+	wake    chan struct{}
+	full    bool // logged that it overflowed, until it drains
 }
 
 // New checks every portal's endpoint and secret.
@@ -116,7 +114,7 @@ func New(o Options) (*Notifier, error) {
 		o.Now = time.Now
 	}
 	n := &Notifier{
-		o: o, log: o.Logger.With("component", "portal-callback"), portals: map[string]*queue{}, stop: make(chan struct{}),
+		o: o, log: o.Logger.With("component", "portal-callback"), portals: map[string]*queue{},
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "amtsbote_portal_callbacks_total",
 			Help: "New-events callbacks to portals by result: ok (2xx), failed (sent again later)."}, []string{"portal", "result"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "amtsbote_portal_callback_dropped_total",
@@ -130,7 +128,7 @@ func New(o Options) (*Notifier, error) {
 		if err := webhook.ValidateSecret(p.Secret); err != nil {
 			return nil, fmt.Errorf("%w: portals.%s.callback.secret: %w", ErrConfig, p.ID, err)
 		}
-		n.portals[p.ID] = &queue{p: p, dest: map[string]string{}, wake: make(chan struct{}, 1)}
+		n.portals[p.ID] = &queue{p: p, in: map[string]bool{}, wake: make(chan struct{}, 1)}
 		n.sent.WithLabelValues(p.ID, "ok")
 		n.sent.WithLabelValues(p.ID, "failed")
 		n.dropped.WithLabelValues(p.ID)
@@ -153,8 +151,8 @@ func (n *Notifier) Observe(s *submission.Submission, _ submission.Event) {
 		return
 	}
 	q.mu.Lock()
-	if _, waiting := q.dest[s.ID]; !waiting {
-		if len(q.ids) >= n.o.MaxPending {
+	if !q.in[s.ID] {
+		if len(q.waiting) >= n.o.MaxPending {
 			full := q.full
 			q.full = true
 			q.mu.Unlock()
@@ -164,8 +162,8 @@ func (n *Notifier) Observe(s *submission.Submission, _ submission.Event) {
 			}
 			return
 		}
-		q.ids = append(q.ids, s.ID)
-		q.dest[s.ID] = s.OfficeID
+		q.waiting = append(q.waiting, subject{DestinationID: s.OfficeID, SubmissionID: s.ID, CaseID: s.ID})
+		q.in[s.ID] = true
 	}
 	q.mu.Unlock()
 	select {
@@ -184,10 +182,7 @@ func (n *Notifier) Start() {
 
 // Close stops the senders; what still waits is dropped (see the package comment).
 func (n *Notifier) Close() error {
-	n.once.Do(func() {
-		close(n.stop)
-		n.cancel()
-	})
+	n.cancel()
 	n.wg.Wait()
 	return nil
 }
@@ -199,7 +194,7 @@ func (n *Notifier) sleep(d time.Duration) bool {
 	select {
 	case <-t.C:
 		return true
-	case <-n.stop:
+	case <-n.ctx.Done():
 		return false
 	}
 }
@@ -210,7 +205,7 @@ func (n *Notifier) run(q *queue) {
 	for {
 		select {
 		case <-q.wake:
-		case <-n.stop:
+		case <-n.ctx.Done():
 			return
 		}
 		// Gather: the events of one submission's step come in a burst (received,
@@ -219,15 +214,15 @@ func (n *Notifier) run(q *queue) {
 			return
 		}
 		for {
-			batch, dest := q.take(n.o.MaxBatch)
+			batch := q.take(n.o.MaxBatch)
 			if len(batch) == 0 {
 				break
 			}
-			if err := n.send(q.p, batch, dest); err != nil {
+			if err := n.send(q.p, batch); err != nil {
 				if n.ctx.Err() != nil {
 					return // closing: the POST was cut short, not refused
 				}
-				q.putBack(batch, dest)
+				q.putBack(batch)
 				n.sent.WithLabelValues(q.p.ID, "failed").Inc()
 				backoff = min(max(2*backoff, n.o.Window), n.o.MaxBackoff)
 				n.log.Warn("portal callback failed; sent again later", "portal", q.p.ID, "ids", len(batch), "retry_in", backoff, "err", err)
@@ -242,37 +237,35 @@ func (n *Notifier) run(q *queue) {
 	}
 }
 
-// take removes up to max waiting ids, oldest first.
-func (q *queue) take(max int) ([]string, map[string]string) {
+// take removes up to max waiting submissions, oldest first.
+func (q *queue) take(max int) []subject {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	k := min(max, len(q.ids))
-	batch := append([]string(nil), q.ids[:k]...)
-	q.ids = q.ids[k:]
-	dest := make(map[string]string, k)
-	for _, id := range batch {
-		dest[id] = q.dest[id]
-		delete(q.dest, id)
+	k := min(max, len(q.waiting))
+	batch := append([]subject(nil), q.waiting[:k]...)
+	q.waiting = q.waiting[k:]
+	for _, x := range batch {
+		delete(q.in, x.SubmissionID)
 	}
-	if len(q.ids) == 0 {
-		q.ids, q.full = nil, false // let the backing array go after a burst
+	if len(q.waiting) == 0 {
+		q.waiting, q.full = nil, false // let the backing array go after a burst
 	}
-	return batch, dest
+	return batch
 }
 
-// putBack queues a batch that failed again, in front of what came meanwhile; ids
-// that came again meanwhile are there once.
-func (q *queue) putBack(batch []string, dest map[string]string) {
+// putBack queues a batch that failed again, in front of what came meanwhile; a
+// submission that came again meanwhile is there once.
+func (q *queue) putBack(batch []subject) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	keep := make([]string, 0, len(batch)+len(q.ids))
-	for _, id := range batch {
-		if _, again := q.dest[id]; !again {
-			keep = append(keep, id)
-			q.dest[id] = dest[id]
+	keep := make([]subject, 0, len(batch)+len(q.waiting))
+	for _, x := range batch {
+		if !q.in[x.SubmissionID] {
+			keep = append(keep, x)
+			q.in[x.SubmissionID] = true
 		}
 	}
-	q.ids = append(keep, q.ids...)
+	q.waiting = append(keep, q.waiting...)
 }
 
 // body is FIT-Connect's CallbackNewEvents; submissionIds is deprecated there but
@@ -292,10 +285,10 @@ type subject struct {
 // maxAnswer bounds what is read of a portal's answer.
 const maxAnswer = 4 << 10
 
-func (n *Notifier) send(p Portal, ids []string, dest map[string]string) error {
-	b := body{Type: TypeNewEvents, SubmissionIDs: ids, Submissions: make([]subject, len(ids))}
-	for i, id := range ids {
-		b.Submissions[i] = subject{DestinationID: dest[id], SubmissionID: id, CaseID: id}
+func (n *Notifier) send(p Portal, batch []subject) error {
+	b := body{Type: TypeNewEvents, SubmissionIDs: make([]string, len(batch)), Submissions: batch}
+	for i, x := range batch {
+		b.SubmissionIDs[i] = x.SubmissionID
 	}
 	raw, err := json.Marshal(b)
 	if err != nil {
