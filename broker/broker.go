@@ -35,11 +35,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/bus"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -360,7 +360,7 @@ func (b *Broker) start(ctx context.Context) error {
 			}
 		}
 	}
-	if err := settle(ctx, func(c context.Context) error { _, err := b.js.CreateOrUpdateStream(c, sc); return err }); err != nil {
+	if err := bus.Settle(ctx, func(c context.Context) error { _, err := b.js.CreateOrUpdateStream(c, sc); return err }); err != nil {
 		return fmt.Errorf("broker: stream: %w", err)
 	}
 	if b.cfg.ExclusiveConsumer {
@@ -383,7 +383,7 @@ func (b *Broker) start(ctx context.Context) error {
 		MemoryStorage: b.cfg.QueueInMemory,
 	}
 	var cons jetstream.Consumer
-	if err := settle(ctx, func(c context.Context) (err error) {
+	if err := bus.Settle(ctx, func(c context.Context) (err error) {
 		cons, err = b.js.CreateOrUpdateConsumer(c, b.stream, cc)
 		return err
 	}); err != nil {
@@ -609,31 +609,4 @@ func (b *Broker) backoff(n int) time.Duration {
 	}
 	jitter := 0.8 + 0.4*rand.Float64()
 	return time.Duration(float64(d) * jitter)
-}
-
-// settleFor bounds how long Start waits for a NATS cluster that is electing leaders
-// (a node just restarted): its requests time out meanwhile.
-const settleFor = 90 * time.Second
-
-// settle runs op until it succeeds, fails for another reason than a timeout, or
-// settleFor has passed: a gateway started while its cluster settles waits for it
-// instead of refusing to start.
-func settle(ctx context.Context, op func(context.Context) error) error {
-	deadline := time.Now().Add(settleFor)
-	wait := 200 * time.Millisecond
-	for {
-		c, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := op(c)
-		cancel()
-		timedOut := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, nats.ErrNoResponders)
-		if err == nil || !timedOut || ctx.Err() != nil || time.Now().After(deadline) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 5*time.Second)
-	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/amtsbote/amtsbote/bus"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -170,16 +171,10 @@ type kvBook struct {
 // openKVBook creates or opens the bucket, waiting for a cluster that is electing
 // leaders as the queue's stream does.
 func openKVBook(ctx context.Context, js jetstream.JetStream, replicas int) (*kvBook, error) {
-	var kv jetstream.KeyValue
-	err := settle(ctx, func(c context.Context) (err error) {
-		kv, err = js.CreateOrUpdateKeyValue(c, jetstream.KeyValueConfig{
-			Bucket:      EndpointsBucket,
-			Description: "amtsbote: office channels disabled after a 410 Gone, until an operator enables them",
-			History:     1,
-			Replicas:    max(replicas, 1),
-			Storage:     jetstream.FileStorage,
-		})
-		return err
+	kv, err := bus.KeyValue(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      EndpointsBucket,
+		Description: "amtsbote: office channels disabled after a 410 Gone, until an operator enables them",
+		Replicas:    replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("broker: disabled endpoints bucket: %w", err)

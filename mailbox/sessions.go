@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/amtsbote/amtsbote/bus"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -23,26 +24,15 @@ const sessionOpTimeout = 5 * time.Second
 // is Mailbox.session's, as with mailbox.db.
 type kvSessions struct{ kv jetstream.KeyValue }
 
-// openKVSessions creates or opens the bucket; a cluster electing its leaders gets
-// 30 s to answer.
+// openKVSessions creates or opens the bucket, waiting for a cluster that is
+// electing leaders (bus.Settle).
 func openKVSessions(js jetstream.JetStream, replicas int) (*kvSessions, error) {
-	var kv jetstream.KeyValue
-	var err error
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
-		ctx, cancel := context.WithTimeout(context.Background(), sessionOpTimeout)
-		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      SessionsBucket,
-			Description: "amtsbote web mailbox: login sessions by token digest",
-			History:     1,
-			TTL:         sessionMax,
-			Replicas:    max(replicas, 1),
-			Storage:     jetstream.FileStorage,
-		})
-		cancel()
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-	}
+	kv, err := bus.KeyValue(context.Background(), js, jetstream.KeyValueConfig{
+		Bucket:      SessionsBucket,
+		Description: "amtsbote web mailbox: login sessions by token digest",
+		TTL:         sessionMax,
+		Replicas:    replicas,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("mailbox: sessions bucket: %w", err)
 	}
