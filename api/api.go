@@ -161,7 +161,7 @@ func New(o Options) *Server {
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	r.Get("/readyz", s.ready)
 	if s.reg != nil {
-		r.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+		r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	}
 	r.Get("/v1/schemas/{name}", s.schema)
 	r.Get("/v1/openapi.yaml", serveOpenAPI)

@@ -20,7 +20,6 @@ const Base = "https://amtsbote.de/problems/"
 const (
 	TypeMalformed           = Base + "malformed-request"     // 400: not parseable
 	TypeUnauthenticated     = Base + "unauthenticated"       // 401: missing or wrong credentials
-	TypeForbidden           = Base + "forbidden"             // 403: authenticated but not allowed
 	TypeUntrustedSigner     = Base + "untrusted-signer"      // 403: signer not in the trust store
 	TypeInvalidSignature    = Base + "invalid-signature"     // 403: signature does not verify
 	TypeSenderMismatch      = Base + "sender-mismatch"       // 403: Absender differs from signer
@@ -38,7 +37,6 @@ const (
 	TypeAttachmentDigest    = Base + "attachment-digest"     // 422: attachment differs from signed digest
 	TypeMultipartParts      = Base + "multipart-parts"       // 422: parts missing, unexpected or duplicated
 	TypeRangeNotSatisfiable = Base + "range-not-satisfiable" // 416: a Range outside the content
-	TypeRateLimited         = Base + "rate-limited"          // 429
 	TypeHeadersTooLarge     = Base + "headers-too-large"     // 431: request line and headers over the limit
 	TypeUnavailable         = Base + "unavailable"           // 503: shutting down or not ready
 	TypeInternal            = Base + "internal"              // 500: a bug or storage failure, never bad input
@@ -122,7 +120,6 @@ func Write(w http.ResponseWriter, r *http.Request, p *Problem) {
 var titles = map[string]string{
 	TypeMalformed:           "Malformed request",
 	TypeUnauthenticated:     "Authentication required",
-	TypeForbidden:           "Forbidden",
 	TypeUntrustedSigner:     "Signer not trusted",
 	TypeInvalidSignature:    "Invalid signature",
 	TypeSenderMismatch:      "Sender does not match signer",
@@ -140,7 +137,6 @@ var titles = map[string]string{
 	TypeAttachmentDigest:    "Attachment does not match its signed digest",
 	TypeMultipartParts:      "Parts do not match the package's attachment references",
 	TypeRangeNotSatisfiable: "Range not satisfiable",
-	TypeRateLimited:         "Too many requests",
 	TypeHeadersTooLarge:     "Request headers too large",
 	TypeUnavailable:         "Service unavailable",
 	TypeInternal:            "Internal error",
