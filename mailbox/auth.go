@@ -25,6 +25,12 @@ func newToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// isToken says whether s has the form newToken gives (32 random bytes).
+func isToken(s string) bool {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	return err == nil && len(b) == 32
+}
+
 func sameToken(a, b string) bool {
 	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
@@ -36,19 +42,12 @@ func (m *Mailbox) setCookie(w http.ResponseWriter, name, value string, maxAge in
 	})
 }
 
-// dummyHash is compared against when the user name is unknown, so that a login
-// attempt takes as long for an unknown name as for a wrong password.
-var dummyHash = sync.OnceValue(func() []byte {
-	h, _ := bcrypt.GenerateFromPassword([]byte("kein-gueltiges-passwort"), bcrypt.DefaultCost+2)
-	return h
-})
-
 // checkPassword returns the user if name and password match.
 func (m *Mailbox) checkPassword(name, pw string) (User, bool) {
 	u, ok := m.users[name]
 	hash := []byte(u.PasswordHash)
 	if !ok {
-		hash = dummyHash()
+		hash = m.unknownHash()
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(pw)) != nil || !ok {
 		return User{}, false
@@ -110,6 +109,12 @@ func (m *Mailbox) current(r *http.Request) (session, string, bool) {
 // limiter slows down password guessing: after a few failures for a user name or from
 // an address, further attempts are refused for a time that doubles with every failure
 // (up to an hour), whatever the password. A success clears the user's count.
+//
+// An attempt is counted before its password is checked, in the same locked step
+// that looks for a lockout (attempt), and a success gives it back (succeeded).
+// Counting after the check, as before 2026-12-04, let every request already in
+// flight through: bcrypt takes ~100 ms, and 60 guesses sent at once were all
+// checked against a limit of 5 (TestLoginLimitHoldsInParallel).
 type limiter struct {
 	mu sync.Mutex
 	m  map[string]*failures
@@ -121,6 +126,12 @@ type failures struct {
 	until time.Time
 }
 
+// limit is one count an attempt is held against: a user name's or an address's.
+type limit struct {
+	key  string
+	free int // failures before the first lockout
+}
+
 const (
 	freeFailuresUser = 5
 	freeFailuresAddr = 20
@@ -130,45 +141,63 @@ const (
 
 func newLimiter() *limiter { return &limiter{m: map[string]*failures{}} }
 
-// blocked says how long the key must still wait.
-func (l *limiter) blocked(key string, now time.Time) time.Duration {
+// attempt says how long the caller must still wait if any of limits is locked
+// (and counts nothing then); otherwise it counts the attempt against each of
+// them as a failure, which succeeded takes back.
+func (l *limiter) attempt(now time.Time, limits ...limit) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	f := l.m[key]
-	if f == nil || !now.Before(f.until) {
-		return 0
+	var wait time.Duration
+	for _, lm := range limits {
+		if f := l.m[lm.key]; f != nil && now.Before(f.until) {
+			wait = max(wait, f.until.Sub(now))
+		}
 	}
-	return f.until.Sub(now)
-}
-
-func (l *limiter) fail(key string, free int, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	if wait > 0 {
+		return wait
+	}
 	for k, f := range l.m { // forget old entries; the map stays small
 		if now.Sub(f.last) > failureMemory && !now.Before(f.until) {
 			delete(l.m, k)
 		}
 	}
-	f := l.m[key]
-	if f == nil {
-		f = &failures{}
-		l.m[key] = f
-	}
-	f.n++
-	f.last = now
-	if f.n >= free {
-		d := 30 * time.Second
-		for i := free; i < f.n && d < maxLockout; i++ {
-			d *= 2
+	for _, lm := range limits {
+		f := l.m[lm.key]
+		if f == nil {
+			f = &failures{}
+			l.m[lm.key] = f
 		}
-		f.until = now.Add(min(d, maxLockout))
+		f.n++
+		f.last = now
+		f.until = lockedUntil(f.n, lm.free, now)
+	}
+	return 0
+}
+
+// succeeded clears the user's count and takes the attempt back from the others.
+func (l *limiter) succeeded(now time.Time, user limit, others ...limit) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.m, user.key)
+	for _, lm := range others {
+		if f := l.m[lm.key]; f != nil && f.n > 0 {
+			f.n--
+			f.until = lockedUntil(f.n, lm.free, now)
+		}
 	}
 }
 
-func (l *limiter) clear(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.m, key)
+// lockedUntil is the end of the lockout after n failures: none below free, then
+// 30 s doubling with every further failure, at most maxLockout.
+func lockedUntil(n, free int, now time.Time) time.Time {
+	if n < free {
+		return time.Time{}
+	}
+	d := 30 * time.Second
+	for i := free; i < n && d < maxLockout; i++ {
+		d *= 2
+	}
+	return now.Add(min(d, maxLockout))
 }
 
 // clientAddr is the address the login limits count: the peer's, or behind a

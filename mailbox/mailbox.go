@@ -109,7 +109,12 @@ type Mailbox struct {
 	secure   bool     // cookies Secure
 
 	limiter *limiter
-	adapter *adapter
+	// unknownHash is checked against when the user name is unknown, so that a
+	// login takes as long for an unknown name as for a wrong password: a hash at
+	// the highest cost among the users' (a fixed cost 12 made unknown names
+	// slower than known ones wherever the users' hashes are cheaper).
+	unknownHash func() []byte
+	adapter     *adapter
 
 	changes chan struct{} // a person opened a package (Confirmer.Changes)
 	kick    chan struct{} // a notice was queued
@@ -165,6 +170,7 @@ func New(opts Options) (*Mailbox, error) {
 		limiter: newLimiter(),
 		changes: make(chan struct{}, 1), kick: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
+	cost := bcrypt.MinCost
 	for _, u := range opts.Users {
 		if u.Name == "" || u.Office == "" || u.PasswordHash == "" {
 			return nil, fmt.Errorf("mailbox: user %q: name, office and password hash are required", u.Name)
@@ -172,12 +178,18 @@ func New(opts Options) (*Mailbox, error) {
 		if _, dup := m.users[u.Name]; dup {
 			return nil, fmt.Errorf("mailbox: user %q configured twice", u.Name)
 		}
-		if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
+		c, err := bcrypt.Cost([]byte(u.PasswordHash))
+		if err != nil {
 			return nil, fmt.Errorf("mailbox: user %q: password hash is not a bcrypt hash (use mailbox.HashPassword)", u.Name)
 		}
+		cost = max(cost, c)
 		m.users[u.Name] = u
 		m.offices[u.Office] = true
 	}
+	m.unknownHash = sync.OnceValue(func() []byte {
+		h, _ := bcrypt.GenerateFromPassword([]byte("kein-gueltiges-passwort"), cost)
+		return h
+	})
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("mailbox: %w", err)
 	}

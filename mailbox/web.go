@@ -462,7 +462,7 @@ func (m *Mailbox) login(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, m.base.Path, http.StatusSeeOther)
 			return
 		}
-		p := m.loginPage(w, r.URL.Query().Get("weiter"))
+		p := m.loginPage(w, r, r.URL.Query().Get("weiter"))
 		if r.URL.Query().Get("abgemeldet") != "" {
 			p.Flash = flashes["abgemeldet"]
 		}
@@ -475,8 +475,15 @@ func (m *Mailbox) login(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (m *Mailbox) loginPage(w http.ResponseWriter, next string) *page {
+// loginPage is the login form. Its token (double-submit: cookie and hidden field)
+// is the browser's current one if it has one, so that login forms open in
+// several tabs all work; a new token for every page made all but the last
+// loaded form fail as "veraltet".
+func (m *Mailbox) loginPage(w http.ResponseWriter, r *http.Request, next string) *page {
 	tok := newToken()
+	if c, err := r.Cookie(loginCookie); err == nil && isToken(c.Value) {
+		tok = c.Value
+	}
 	m.setCookie(w, loginCookie, tok, 3600)
 	p := m.base1(nil, "./")
 	p.Title = "Anmeldung"
@@ -495,7 +502,7 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := r.Cookie(loginCookie)
 	if err != nil || !sameToken(r.PostForm.Get("csrf"), c.Value) {
-		p := m.loginPage(w, r.PostForm.Get("weiter"))
+		p := m.loginPage(w, r, r.PostForm.Get("weiter"))
 		p.Error = "Das Anmeldeformular war veraltet. Bitte melden Sie sich noch einmal an."
 		m.render(w, "login", http.StatusForbidden, p)
 		return
@@ -504,33 +511,30 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request) {
 	pw := r.PostForm.Get("passwort")
 	now := m.now()
 	addr := m.clientAddr(r)
-	userKey, addrKey := "u:"+strings.ToLower(name), "a:"+addr
-	if wait := max(m.limiter.blocked(userKey, now), m.limiter.blocked(addrKey, now)); wait > 0 {
-		p := m.loginPage(w, r.PostForm.Get("weiter"))
+	user, from := limit{"u:" + strings.ToLower(name), freeFailuresUser}, limit{"a:" + addr, freeFailuresAddr}
+	if wait := m.limiter.attempt(now, user, from); wait > 0 {
+		p := m.loginPage(w, r, r.PostForm.Get("weiter"))
 		p.LoginName = name
-		mins := int(wait.Round(time.Minute) / time.Minute)
-		if mins < 1 {
+		if mins := int((wait + time.Minute - 1) / time.Minute); mins <= 1 {
 			p.Error = "Zu viele fehlgeschlagene Anmeldungen. Bitte warten Sie eine Minute und versuchen Sie es dann erneut."
 		} else {
-			p.Error = fmt.Sprintf("Zu viele fehlgeschlagene Anmeldungen. Bitte versuchen Sie es in %d Minuten erneut.", mins+1)
+			p.Error = fmt.Sprintf("Zu viele fehlgeschlagene Anmeldungen. Bitte versuchen Sie es in %d Minuten erneut.", mins)
 		}
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
 		m.log.Warn("login refused: too many failures", "remote", addr)
 		m.render(w, "login", http.StatusTooManyRequests, p)
 		return
 	}
 	u, ok := m.checkPassword(name, pw)
 	if !ok {
-		m.limiter.fail(userKey, freeFailuresUser, now)
-		m.limiter.fail(addrKey, freeFailuresAddr, now)
 		m.log.Warn("login failed", "remote", addr)
-		p := m.loginPage(w, r.PostForm.Get("weiter"))
+		p := m.loginPage(w, r, r.PostForm.Get("weiter"))
 		p.LoginName = name
 		p.Error = "Benutzername oder Passwort ist falsch."
 		m.render(w, "login", http.StatusUnauthorized, p)
 		return
 	}
-	m.limiter.clear(userKey)
+	m.limiter.succeeded(now, user, from)
 	tok := newToken()
 	if err := m.putSession(tok, session{User: u.Name, Office: u.Office, CSRF: newToken(), Created: now, LastSeen: now}); err != nil {
 		m.log.Error("store session", "err", err)

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -240,6 +241,77 @@ func TestLoginSlowsDownGuessing(t *testing.T) {
 	bare := newClient(t, m.Handler())
 	if rec := bare.post("/postfach/login", url.Values{"csrf": {"abc"}, "benutzer": {"bert"}, "passwort": {"bert-passwort"}}); rec.Code != http.StatusForbidden {
 		t.Errorf("login without csrf cookie: %d", rec.Code)
+	}
+}
+
+// TestLoginLimitHoldsInParallel: guesses sent at once are held to the limit as
+// sequential ones are. The count was taken after the password check until
+// 2026-12-04, so every request already in flight got its check: 60 parallel
+// guesses for one name were all answered 401 (an audit found it), and the right
+// password sent just after a burst went through and wiped the burst's count.
+func TestLoginLimitHoldsInParallel(t *testing.T) {
+	m := memMailbox(t, newMemDesk())
+	const guesses = 60
+	clients, tokens := make([]*client, guesses), make([]string, guesses)
+	for i := range clients { // one address, a browser each (a tab each: same thing)
+		clients[i] = newClient(t, m.Handler())
+		tokens[i] = csrfFrom(t, clients[i].get("/postfach/login").Body.String())
+	}
+	codes := make([]int, guesses)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			codes[i] = c.post("/postfach/login", url.Values{"csrf": {tokens[i]}, "benutzer": {"anna"}, "passwort": {fmt.Sprintf("falsch-%d", i)}}).Code
+		}()
+	}
+	close(start)
+	wg.Wait()
+	checked := 0
+	for _, code := range codes {
+		switch code {
+		case http.StatusUnauthorized:
+			checked++
+		case http.StatusTooManyRequests:
+		default:
+			t.Fatalf("a guess answered %d", code)
+		}
+	}
+	if checked != freeFailuresUser {
+		t.Fatalf("%d of %d parallel guesses had their password checked, want %d", checked, guesses, freeFailuresUser)
+	}
+	if rec := newClient(t, m.Handler()).login("anna", "anna-passwort"); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("the right password after the burst: %d, want 429", rec.Code)
+	}
+}
+
+// TestLoginFormsInTwoTabs: a clerk whose session ran out in two tabs can log in
+// from either; each login page used to replace the form token of the last.
+func TestLoginFormsInTwoTabs(t *testing.T) {
+	m := memMailbox(t, newMemDesk())
+	c := newClient(t, m.Handler())
+	first := csrfFrom(t, c.get("/postfach/login").Body.String())
+	second := csrfFrom(t, c.get("/postfach/login").Body.String())
+	if first != second {
+		t.Fatal("the second login page changed the form token")
+	}
+	if rec := c.post("/postfach/login", url.Values{"csrf": {first}, "benutzer": {"anna"}, "passwort": {"anna-passwort"}}); rec.Code != http.StatusSeeOther {
+		t.Fatalf("login from the first tab: %d", rec.Code)
+	}
+}
+
+// TestLockoutMessageRoundsOnce: at the longest lockout the page says 60 minutes,
+// as Retry-After does (it said 61: rounded, then one added).
+func TestLockoutMessageRoundsOnce(t *testing.T) {
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	m := memMailboxAt(t, newMemDesk(), func() time.Time { return now })
+	m.limiter.m["u:anna"] = &failures{n: 20, last: now, until: now.Add(maxLockout)}
+	rec := newClient(t, m.Handler()).login("anna", "anna-passwort")
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "3600" || !strings.Contains(rec.Body.String(), "in 60 Minuten") {
+		t.Fatalf("%d Retry-After %q: %s", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
 	}
 }
 
