@@ -1,18 +1,13 @@
 package api_test
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/amtsbote/amtsbote/api"
+	"github.com/amtsbote/amtsbote/internal/constscan"
 )
 
 // TestEventTypesInContract: every event type the code can write (a constant
@@ -34,12 +29,9 @@ func TestEventTypesInContract(t *testing.T) {
 	for _, v := range ev.Value.Properties["type"].Value.Enum {
 		contract = append(contract, v.(string))
 	}
-	var code []string
-	for _, dir := range []string{"../submission", "../store/migrate"} {
-		code = append(code, eventConstants(t, dir)...)
-	}
-	if len(code) < 10 {
-		t.Fatalf("found only %v in the code: the scan is broken", code)
+	code, err := constscan.EventTypes("..")
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, c := range code {
 		if !slices.Contains(contract, c) {
@@ -51,42 +43,4 @@ func TestEventTypesInContract(t *testing.T) {
 			t.Errorf("the contract names event type %q, which no code writes", c)
 		}
 	}
-}
-
-// eventConstants returns the values of the string constants named Event… in the
-// non-test Go files of dir.
-func eventConstants(t *testing.T, dir string) []string {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	fset := token.NewFileSet()
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		file, err := parser.ParseFile(fset, f, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ast.Inspect(file, func(n ast.Node) bool {
-			vs, ok := n.(*ast.ValueSpec)
-			if !ok {
-				return true
-			}
-			for i, name := range vs.Names {
-				if !strings.HasPrefix(name.Name, "Event") || i >= len(vs.Values) {
-					continue
-				}
-				if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-					v, _ := strconv.Unquote(lit.Value)
-					out = append(out, v)
-				}
-			}
-			return true
-		})
-	}
-	return out
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/formview"
+	"github.com/amtsbote/amtsbote/store/migrate"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -176,6 +177,17 @@ var eventLabels = map[string]string{
 	submission.EventAccepted:      "Angenommen",
 	submission.EventRejected:      "Abgelehnt",
 	submission.EventRequeued:      "Erneut eingereiht",
+	submission.EventReplied:       "Antwort an das Portal gesendet",
+	submission.EventProcessed:     "Als erledigt markiert",
+	submission.EventReopened:      "Markierung „erledigt“ entfernt",
+	submission.EventBytesRemoved:  "Dateien nach Ablauf der Aufbewahrungsfrist gelöscht",
+	submission.EventFetched:       "Vom Fachverfahren abgerufen",
+
+	submission.EventForwarded:       "An Partner-Gateway weitergeleitet",
+	submission.EventPeerStatus:      "Stand beim Partner-Gateway",
+	submission.EventArrivedFromPeer: "Von Partner-Gateway eingegangen",
+
+	migrate.EventImported: "Aus anderem Speicher übernommen",
 }
 
 func eventLabel(t string) string {
@@ -415,6 +427,9 @@ func (m *Mailbox) fail(w http.ResponseWriter, r *http.Request, s *session, statu
 	case http.StatusMethodNotAllowed:
 		p.Title = "Nicht erlaubt"
 		p.Error = "Diese Aktion ist hier nicht möglich."
+	case http.StatusGone:
+		p.Title = "Gelöscht"
+		p.Error = "Die Dateien dieses Eingangs wurden nach Ablauf der Aufbewahrungsfrist gelöscht. Verlauf und Entscheidung bleiben im Postfach erhalten."
 	case http.StatusServiceUnavailable:
 		p.Title = "Vorübergehend nicht verfügbar"
 		p.Error = "Die Datei kann gerade nicht gelesen werden. Sie bleibt gespeichert; bitte versuchen Sie es in einigen Minuten noch einmal."
@@ -443,6 +458,10 @@ func (m *Mailbox) deskError(w http.ResponseWriter, r *http.Request, s session, e
 		return
 	}
 	if errors.Is(err, context.Canceled) {
+		return
+	}
+	if errors.Is(err, broker.ErrBytesRemoved) { // the retention, not a fault
+		m.fail(w, r, &s, http.StatusGone)
 		return
 	}
 	m.log.Error(what, "office", s.Office, "err", err)
@@ -655,7 +674,9 @@ func (m *Mailbox) detail(w http.ResponseWriter, r *http.Request, s session, id s
 	p := m.base1(&s, "../")
 	p.Title = sub.ServiceName
 	p.Sub = sub
-	if sub.DeliveredAt != nil {
+	if sub.BytesRemovedAt != nil {
+		p.ViewErr = "Formulardaten, Anlagen und Originalpaket dieses Eingangs wurden am " + when(sub.BytesRemovedAt) + " nach Ablauf der Aufbewahrungsfrist gelöscht. Verlauf und Entscheidung bleiben erhalten."
+	} else if sub.DeliveredAt != nil {
 		m.opened(sub.ID, s)
 		var rc io.ReadCloser
 		sub2, rc, err := m.desk.OpenPackage(ctx, s.Office, id, pickup)

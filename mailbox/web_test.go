@@ -2,6 +2,7 @@ package mailbox
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -12,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/internal/constscan"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -473,6 +476,59 @@ func TestLoginLimitsBehindAProxy(t *testing.T) {
 	} {
 		if got := m.clientAddr(&http.Request{RemoteAddr: c.remote, Header: http.Header{"X-Forwarded-For": {c.xff}}}); got != c.want {
 			t.Errorf("peer %s, X-Forwarded-For %q: %q, want %q", c.remote, c.xff, got, c.want)
+		}
+	}
+}
+
+// TestEveryEventHasALabel: the Verlauf shows every event the code can write in
+// German; processed, reopened, bytes_removed and the Portalverbund's events
+// showed as raw codes until an audit saw them (2026-12-04). The types are read
+// from the source, so a new one cannot be forgotten here.
+func TestEveryEventHasALabel(t *testing.T) {
+	types, err := constscan.EventTypes("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range types {
+		if l := eventLabel(typ); l == typ {
+			t.Errorf("event type %q has no label in the mailbox's Verlauf", typ)
+		}
+	}
+}
+
+// TestCaseAfterRetention: once the retention period removed a case's bytes, its
+// page says so and offers no downloads, and a download link kept from before
+// answers 410 with a page saying why — not a 500 and an error in the log.
+func TestCaseAfterRetention(t *testing.T) {
+	e := startBrokerEnv(t, t.TempDir(), Options{})
+	sub := e.receiveExample(t, officeDresden)
+	e.waitState(t, sub.ID, submission.StateHandedOver)
+	anna := newClient(t, e.mb.Handler())
+	anna.mustLogin("anna", "anna-passwort")
+	page := anna.get("/postfach/s/" + sub.ID).Body.String()
+	csrf := csrfFrom(t, page)
+	reason := "Zeile eins\nZeile zwei"
+	if got := anna.post("/postfach/s/"+sub.ID+"/entscheidung", url.Values{"csrf": {csrf}, "ergebnis": {"ablehnen"}, "begruendung": {reason}}); got.Code != http.StatusSeeOther {
+		t.Fatalf("reject: %d %s", got.Code, got.Body)
+	}
+	if rep, err := e.b.GC(context.Background(), time.Now().Add(48*time.Hour), broker.Retention{PackageBytes: 24 * time.Hour}); err != nil || rep.BytesRemoved != 1 {
+		t.Fatalf("GC: %+v %v", rep, err)
+	}
+	detail := anna.get("/postfach/s/" + sub.ID)
+	body := detail.Body.String()
+	if detail.Code != http.StatusOK || !strings.Contains(body, "nach Ablauf der Aufbewahrungsfrist gelöscht") {
+		t.Fatalf("detail after retention: %d\n%s", detail.Code, body)
+	}
+	if strings.Contains(body, "/anlage/") || strings.Contains(body, "/paket") {
+		t.Errorf("the page still offers downloads of removed bytes:\n%s", body)
+	}
+	if !strings.Contains(body, `class="mehrzeilig">Begründung: Zeile eins`+"\n"+`Zeile zwei`) {
+		t.Errorf("the reason's line break is not kept in a pre-line element:\n%s", body)
+	}
+	for _, path := range []string{"/postfach/s/" + sub.ID + "/paket", "/postfach/s/" + sub.ID + "/anlage/anlage-1"} {
+		got := anna.get(path)
+		if got.Code != http.StatusGone || !strings.Contains(got.Body.String(), "Aufbewahrungsfrist") {
+			t.Errorf("%s after retention: %d\n%s", path, got.Code, got.Body)
 		}
 	}
 }
