@@ -401,10 +401,32 @@ func (c *Config) Validate() error {
 	}
 	if u, err := url.Parse(c.PublicURL); c.PublicURL != "" && (err != nil || u.Scheme == "" || u.Host == "") {
 		errs = append(errs, fmt.Errorf("public_url: %q is not an absolute URL", c.PublicURL))
+	} else if err == nil && strings.Trim(u.Path, "/") != "" {
+		// Every face answers at fixed paths (/v1/…, /postfach/, the XTA and peer
+		// endpoints): behind a proxy that adds a prefix, its links and redirects
+		// would point past it (the mailbox's login redirect looped).
+		errs = append(errs, fmt.Errorf("public_url: %q has a path; the gateway is served at the root of its host", c.PublicURL))
 	}
-	if c.Limits.MaxBodyBytes <= 0 || c.Limits.MaxDepth <= 0 || c.Limits.MaxElements <= 0 || c.Limits.MaxAttachments < 0 ||
-		c.Limits.MaxReferencedAttachmentBytes < 0 || c.Limits.MaxReferencedPackageBytes < 0 || c.HTTP.UploadMinRate < 0 {
-		errs = append(errs, errors.New("limits: must be positive"))
+	for _, l := range []struct {
+		key      string
+		v        int64
+		positive bool // else 0 (the default) is allowed too
+	}{
+		{"limits.max_body_bytes", c.Limits.MaxBodyBytes, true},
+		{"limits.max_depth", int64(c.Limits.MaxDepth), true},
+		{"limits.max_elements", int64(c.Limits.MaxElements), true},
+		{"limits.max_attributes", int64(c.Limits.MaxAttributes), true},
+		{"limits.max_attachments", int64(c.Limits.MaxAttachments), false},
+		{"limits.max_attachment_bytes", c.Limits.MaxAttachmentBytes, false},
+		{"limits.max_referenced_attachment_bytes", c.Limits.MaxReferencedAttachmentBytes, false},
+		{"limits.max_referenced_package_bytes", c.Limits.MaxReferencedPackageBytes, false},
+		{"http.upload_min_rate", c.HTTP.UploadMinRate, false},
+	} {
+		if l.positive && l.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s: %d (must be positive)", l.key, l.v))
+		} else if l.v < 0 {
+			errs = append(errs, fmt.Errorf("%s: %d (must not be negative; 0 is the default)", l.key, l.v))
+		}
 	}
 	if c.Delivery.MaxAttempts <= 0 || c.Delivery.Workers <= 0 {
 		errs = append(errs, errors.New("delivery: workers and max_attempts must be positive"))
@@ -451,6 +473,11 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		errs = append(errs, fmt.Errorf("log_format: %q (want text or json)", c.LogFormat))
+	}
+	switch c.LogLevel {
+	case "", "debug", "info", "warn", "error":
+	default: // was quietly taken as info
+		errs = append(errs, fmt.Errorf("log_level: %q (want debug, info, warn or error)", c.LogLevel))
 	}
 	return errors.Join(errs...)
 }

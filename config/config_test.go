@@ -102,10 +102,17 @@ func TestValidate(t *testing.T) {
 		"v": {Parallel: c.Delivery.Workers}, // allowed
 	}
 	c.Delivery.QueueCheck = 100 * time.Millisecond
+	c.LogLevel = "verbose"
+	c.PublicURL = "https://amt.example/amtsbote/"
+	c.Limits.MaxAttributes = -1
+	c.Limits.MaxAttachmentBytes = -1
+	c.HTTP.UploadMinRate = -5
 	c.Resolve()
 	err := c.Validate()
 	for _, want := range []string{"listen", "log_format", "offices.x.channels.carrier-pigeon: unknown channel", "offices.y: both webhook and channels.webhook",
-		"offices.z.parallel: 9", "offices.w.parallel: -1", "delivery.queue_check: 100ms"} {
+		"offices.z.parallel: 9", "offices.w.parallel: -1", "delivery.queue_check: 100ms",
+		`log_level: "verbose"`, "public_url: \"https://amt.example/amtsbote\" has a path", "limits.max_attributes: -1 (must be positive)",
+		"limits.max_attachment_bytes: -1 (must not be negative", "http.upload_min_rate: -5 (must not be negative"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("validate: %v, want %s", err, want)
 		}
