@@ -41,6 +41,10 @@ func (c *Config) validateTLS() []error {
 	if (t.CertFile == "") != (t.KeyFile == "") {
 		errs = append(errs, errors.New("tls: cert_file and key_file go together"))
 	}
+	if (c.PKI.GatewayKey == "") != (c.PKI.GatewayCert == "") {
+		// Half a pair used to start on the development PKI, quietly replacing both.
+		errs = append(errs, errors.New("pki: gateway_key and gateway_cert go together (neither: the development PKI)"))
+	}
 	if t.REST && t.CertFile == "" {
 		errs = append(errs, errors.New("tls.rest: needs tls.cert_file and tls.key_file"))
 	}
