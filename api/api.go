@@ -7,6 +7,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -255,10 +256,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
-		route := "unmatched"
-		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
-			route = rc.RoutePattern()
-		}
+		route := routePattern(r)
 		if sw.status == 0 {
 			sw.status = 200
 		}
@@ -267,6 +265,14 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		s.latency.WithLabelValues(route).Observe(d.Seconds())
 		s.log.Debug("http", "method", r.Method, "route", route, "status", sw.status, "ms", d.Milliseconds())
 	})
+}
+
+// routePattern is the pattern of the route that served r ("unmatched" if none).
+func routePattern(r *http.Request) string {
+	if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+		return rc.RoutePattern()
+	}
+	return "unmatched"
 }
 
 func securityHeaders(next http.Handler) http.Handler {
@@ -314,9 +320,12 @@ var probeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, ht
 // methodNotAllowed answers a known path with a method it does not serve: 405 with
 // the methods it does serve in Allow (RFC 9110 §15.5.6).
 func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	// chi routes on the escaped path when it differs (an id with %2F in it); the
+	// probe must see the path the router saw, or Allow comes out empty.
+	path := cmp.Or(r.URL.RawPath, r.URL.Path)
 	var allowed []string
 	for _, m := range probeMethods {
-		if s.mux.Match(chi.NewRouteContext(), m, r.URL.Path) {
+		if s.mux.Match(chi.NewRouteContext(), m, path) {
 			allowed = append(allowed, m)
 		}
 	}
@@ -744,6 +753,10 @@ func (s *Server) adminGet(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) adminList(w http.ResponseWriter, r *http.Request) {
 	want := submission.State(r.URL.Query().Get("state"))
+	if want != "" && !slices.Contains(submission.States(), want) { // was an empty list
+		problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "state must be one of "+stateNames()).With("field", "state"))
+		return
+	}
 	var out []map[string]any
 	err := s.opt.Broker.InState(want, func(sub *submission.Submission) bool {
 		out = append(out, map[string]any{"id": sub.ID, "state": sub.State, "office": sub.OfficeID,
@@ -844,19 +857,33 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func deadLetterFilter(office, from, to string) (broker.ReplayFilter, error) {
 	f := broker.ReplayFilter{OfficeID: office}
 	for _, p := range []struct {
-		v   string
-		dst *time.Time
-	}{{from, &f.From}, {to, &f.To}} {
+		name, v string
+		dst     *time.Time
+	}{{"from", from, &f.From}, {"to", to, &f.To}} {
 		if p.v == "" {
 			continue
 		}
 		t, err := time.Parse(time.RFC3339, p.v)
 		if err != nil {
-			return f, err
+			return f, &timeFieldError{field: p.name}
 		}
 		*p.dst = t
 	}
 	return f, nil
+}
+
+// timeFieldError names the dead-letter parameter that is not an RFC 3339 time.
+type timeFieldError struct{ field string }
+
+func (e *timeFieldError) Error() string { return e.field + " is not an RFC 3339 time" }
+
+// badTimeField answers 422 for a deadLetterFilter error, naming its field.
+func badTimeField(w http.ResponseWriter, r *http.Request, err error) {
+	field := "from"
+	if fe, ok := errors.AsType[*timeFieldError](err); ok {
+		field = fe.field
+	}
+	problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "from and to are RFC 3339 times").With("field", field))
 }
 
 // adminDeadLetters lists held submissions with their reason and attempts.
@@ -864,7 +891,7 @@ func (s *Server) adminDeadLetters(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f, err := deadLetterFilter(q.Get("office"), q.Get("from"), q.Get("to"))
 	if err != nil {
-		problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "from and to are RFC 3339 times").With("field", "from"))
+		badTimeField(w, r, err)
 		return
 	}
 	limit, ok := queryLimit(w, r, 1000, 1000)
@@ -916,7 +943,7 @@ func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
 	}
 	f, err := deadLetterFilter(body.Office, body.From, body.To)
 	if err != nil {
-		problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "from and to are RFC 3339 times").With("field", "from"))
+		badTimeField(w, r, err)
 		return
 	}
 	f.IDs = body.IDs
@@ -947,7 +974,16 @@ func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
 // detail shows shape; an empty body is accepted where emptyOK. It reports whether
 // the handler goes on; if not, it has answered.
 func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, max int64, v any, emptyOK bool, shape string) bool {
-	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, max)).Decode(v)
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, max))
+	err := dec.Decode(v)
+	if err == nil {
+		// One JSON value and nothing after it: a decision that cannot be undone is
+		// not taken on a body that goes on after its object (it was, until an
+		// audit sent one).
+		if _, next := dec.Token(); next != io.EOF {
+			err = cmp.Or(next, errTrailingJSON)
+		}
+	}
 	switch {
 	case err == nil, emptyOK && errors.Is(err, io.EOF):
 		return true
@@ -958,6 +994,8 @@ func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, max int64, v a
 	}
 	return false
 }
+
+var errTrailingJSON = errors.New("more after the JSON value")
 
 // declaredTooLarge answers 413 and reports true when the request declares a body
 // longer than max (a body without a declared length is cut at max while read).

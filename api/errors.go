@@ -35,8 +35,11 @@ func ProblemFor(err error) *problem.Problem {
 		return decided
 	case errors.Is(err, paket.ErrLimit), errors.Is(err, signing.ErrLimit), isMaxBytes(err):
 		p := problem.New(http.StatusRequestEntityTooLarge, problem.TypeTooLarge, err.Error())
+		var mb *http.MaxBytesError
 		if errors.As(err, &le) {
 			p.With("limit", le.Limit).With("max", le.Max)
+		} else if errors.As(err, &mb) { // a body without a declared length, cut at the limit
+			p.With("max", mb.Limit)
 		}
 		return p
 	case errors.Is(err, paket.ErrMalformed), errors.Is(err, signing.ErrMalformed):
@@ -112,10 +115,13 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if p.Status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", RetryAfterSeconds)
 	}
+	// The route's pattern, not the path: a path may be 60 KB of an attacker's
+	// choosing (and holds ids), as observe's rule for the access log says.
+	route := routePattern(r)
 	if p.Status >= 500 {
-		s.log.Error("request failed", "path", r.URL.Path, "err", err)
+		s.log.Error("request failed", "route", route, "err", err)
 	} else {
-		s.log.Info("request refused", "path", r.URL.Path, "status", p.Status, "type", p.Type)
+		s.log.Info("request refused", "route", route, "status", p.Status, "type", p.Type)
 	}
 	problem.Write(w, r, p)
 }

@@ -1,0 +1,85 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/portal"
+	"github.com/amtsbote/amtsbote/routing"
+	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/wire"
+)
+
+// TestBodiesAndParametersRefusedPrecisely: requests an audit (2026-12-04) found
+// taken or answered loosely. A decision body with more after its JSON object was
+// acted on (the rejection cannot be undone); a bad "to" of the dead-letter list
+// was reported as field "from"; the admin list answered an unknown state with an
+// empty list; a body without a declared length cut at the limit had no "max".
+func TestBodiesAndParametersRefusedPrecisely(t *testing.T) {
+	g, pki := startGateway(t)
+	d, _ := routing.Builtin()
+	svc, err := d.FindService("Gewerbe anmelden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := paket.ExampleWith(svc.Key, paket.NewMessageID(), time.Now())
+	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
+	client := &portal.Client{BaseURL: g.URL(), Signer: pki.Portal.Signer, Token: portalToken}
+	res, err := client.Submit(context.Background(), p)
+	if err != nil || res.Status != 201 {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	id := res.SubmissionID
+
+	do := func(method, path, token string, body io.Reader) (*http.Response, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(method, g.URL()+path, body)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var pr map[string]any
+		b, _ := io.ReadAll(resp.Body)
+		_ = json.Unmarshal(b, &pr)
+		return resp, pr
+	}
+
+	resp, pr := do("POST", wire.OfficeSubmissionPath(id)+"/reject", officeToken, strings.NewReader(`{"reason":"unvollständig"} {"this is": not json`))
+	if resp.StatusCode != 400 || pr["type"] != problem.TypeMalformed {
+		t.Errorf("reject with more after its JSON: %d %+v", resp.StatusCode, pr)
+	}
+	if s, _ := g.Broker.Submission(id); s.Decision != nil || s.State == submission.StateRejected {
+		t.Fatalf("the rejection was taken: %+v", s.Decision)
+	}
+
+	resp, pr = do("GET", "/v1/admin/dead-letters?to=2026-13-01T00:00:00Z", adminToken, nil)
+	if resp.StatusCode != 422 || pr["field"] != "to" {
+		t.Errorf("dead letters with a bad to: %d %+v", resp.StatusCode, pr)
+	}
+	resp, pr = do("POST", "/v1/admin/dead-letters/replay", adminToken, strings.NewReader(`{"office":"x","to":"bad"}`))
+	if resp.StatusCode != 422 || pr["field"] != "to" {
+		t.Errorf("replay with a bad to: %d %+v", resp.StatusCode, pr)
+	}
+	for _, q := range []string{"bogus", "queued,held"} {
+		resp, pr = do("GET", "/v1/admin/submissions?state="+q, adminToken, nil)
+		if resp.StatusCode != 422 || pr["field"] != "state" {
+			t.Errorf("admin list state=%s: %d %+v", q, resp.StatusCode, pr)
+		}
+	}
+
+	// No Content-Length (chunked): the body is cut at 64 KiB while read.
+	resp, pr = do("POST", wire.OfficeSubmissionPath(id)+"/reject", officeToken, io.MultiReader(strings.NewReader(`{"reason":"`+strings.Repeat("x", 70<<10)+`"}`)))
+	if resp.StatusCode != 413 || pr["type"] != problem.TypeTooLarge || pr["max"] != float64(64<<10) {
+		t.Errorf("chunked body over the limit: %d %+v", resp.StatusCode, pr)
+	}
+}
