@@ -58,6 +58,14 @@ func serveBlob(w http.ResponseWriter, r *http.Request, rc io.Reader, size int64,
 		// ServeContent would sniff the type by reading ahead and seeking back.
 		w.Header().Set("Content-Type", "application/octet-stream")
 	}
+	rw := &rangeProblemWriter{ResponseWriter: w, r: r, size: size}
+	switch rangeOf(r, size) {
+	case rangeIgnored:
+		r.Header.Del("Range")
+	case rangeUnsatisfiable:
+		rw.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+		return
+	}
 	rs, ok := rc.(io.ReadSeeker)
 	if !ok {
 		rs = &skipSeeker{r: rc, size: size}
@@ -66,7 +74,39 @@ func serveBlob(w http.ResponseWriter, r *http.Request, rc io.Reader, size int64,
 		}
 	}
 	// No modification time: content named by its digest never changes.
-	http.ServeContent(&rangeProblemWriter{ResponseWriter: w, r: r}, r, "", time.Time{}, rs)
+	http.ServeContent(rw, r, "", time.Time{}, rs)
+}
+
+type rangeVerdict int
+
+const (
+	rangeAsIs          rangeVerdict = iota // none, or one for http.ServeContent
+	rangeIgnored                           // a unit other than bytes: the whole content
+	rangeUnsatisfiable                     // 416
+)
+
+// rangeOf applies what RFC 9110 asks of a Range header where http.ServeContent
+// does not: a range unit other than bytes is ignored (it answered 416), and a
+// suffix of zero bytes or any range of empty content cannot be satisfied (it
+// answered 206 with "bytes 200000-199999/200000" and "bytes 0--1/0").
+func rangeOf(r *http.Request, size int64) rangeVerdict {
+	h := r.Header.Get("Range")
+	if h == "" {
+		return rangeAsIs
+	}
+	unit, set, _ := strings.Cut(h, "=")
+	if !strings.EqualFold(strings.TrimSpace(unit), "bytes") {
+		return rangeIgnored
+	}
+	if size == 0 {
+		return rangeUnsatisfiable
+	}
+	for _, spec := range strings.Split(set, ",") {
+		if n, ok := strings.CutPrefix(strings.TrimSpace(spec), "-"); !ok || strings.Trim(n, "0") != "" || n == "" {
+			return rangeAsIs // not only empty suffixes: ServeContent judges
+		}
+	}
+	return rangeUnsatisfiable
 }
 
 // paced returns w under the progress rule t instead of the server's fixed write
@@ -118,6 +158,7 @@ func (p *paceWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }
 type rangeProblemWriter struct {
 	http.ResponseWriter
 	r       *http.Request
+	size    int64
 	swallow bool
 }
 
@@ -128,6 +169,9 @@ func (w *rangeProblemWriter) WriteHeader(code int) {
 	}
 	w.swallow = true
 	w.Header().Del("Content-Length")
+	// ServeContent names the size only for a range past the end; a malformed
+	// one (bytes=5-1) got none, though the 416 promises it (RFC 9110 15.5.17).
+	w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", w.size))
 	problem.Write(w.ResponseWriter, w.r, problem.New(code, problem.TypeRangeNotSatisfiable,
 		fmt.Sprintf("the range %q lies outside the content (Content-Range names its size)", w.r.Header.Get("Range"))))
 }

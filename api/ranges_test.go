@@ -74,14 +74,24 @@ func TestServeBlobRanges(t *testing.T) {
 					t.Errorf("Range %q: no Accept-Ranges: bytes", tc.rng)
 				}
 			}
-			res := get("bytes=200000-300000")
-			body, _ := io.ReadAll(res.Body)
-			var p problem.Problem
-			if res.StatusCode != 416 || res.Header.Get("Content-Type") != problem.ContentType || json.Unmarshal(body, &p) != nil || p.Type != problem.TypeRangeNotSatisfiable {
-				t.Fatalf("range outside: %d %q %s", res.StatusCode, res.Header.Get("Content-Type"), body)
+			// Outside the content, malformed, or an empty suffix (an audit saw 206
+			// "bytes 100000-99999/100000" for bytes=-0): 416 naming the size.
+			for _, rng := range []string{"bytes=200000-300000", "bytes=5-1", "bytes=abc", "bytes=-0", "bytes=-0, -00"} {
+				res := get(rng)
+				body, _ := io.ReadAll(res.Body)
+				var p problem.Problem
+				if res.StatusCode != 416 || res.Header.Get("Content-Type") != problem.ContentType || json.Unmarshal(body, &p) != nil || p.Type != problem.TypeRangeNotSatisfiable {
+					t.Fatalf("Range %q: %d %q %s", rng, res.StatusCode, res.Header.Get("Content-Type"), body)
+				}
+				if got := res.Header.Get("Content-Range"); got != "bytes */100000" {
+					t.Errorf("Range %q: 416 Content-Range %q", rng, got)
+				}
 			}
-			if got := res.Header.Get("Content-Range"); got != "bytes */100000" {
-				t.Errorf("416 Content-Range %q", got)
+			// A unit other than bytes is ignored (RFC 9110 14.2): the whole content.
+			res := get("items=0-1")
+			body, _ := io.ReadAll(res.Body)
+			if res.StatusCode != 200 || !bytes.Equal(body, content) {
+				t.Fatalf("Range items=0-1: %d with %d bytes, want 200 and all", res.StatusCode, len(body))
 			}
 			// Several ranges, the later one first: a file answers them, a stream
 			// sends everything rather than fail halfway.
@@ -98,5 +108,24 @@ func TestServeBlobRanges(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEmptyBlobRanges: no range of empty content can be satisfied; ServeContent
+// answered bytes=-1 with 206 "bytes 0--1/0".
+func TestEmptyBlobRanges(t *testing.T) {
+	for _, rng := range []string{"bytes=-1", "bytes=0-"} {
+		req := httptest.NewRequest(http.MethodGet, "/x", nil)
+		req.Header.Set("Range", rng)
+		rec := httptest.NewRecorder()
+		serveBlob(rec, req, bytes.NewReader(nil), 0, "", Transfer{})
+		if rec.Code != 416 || rec.Header().Get("Content-Range") != "bytes */0" {
+			t.Errorf("Range %q on empty content: %d Content-Range %q", rng, rec.Code, rec.Header().Get("Content-Range"))
+		}
+	}
+	rec := httptest.NewRecorder()
+	serveBlob(rec, httptest.NewRequest(http.MethodGet, "/x", nil), bytes.NewReader(nil), 0, "", Transfer{})
+	if rec.Code != 200 || rec.Body.Len() != 0 {
+		t.Errorf("empty content without Range: %d, %d bytes", rec.Code, rec.Body.Len())
 	}
 }
