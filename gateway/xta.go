@@ -100,6 +100,8 @@ func (g *Gateway) setupXTA(ctx context.Context) error {
 	srv, err := xta.NewServer(xta.Options{
 		Desk: g.Broker, Offices: accounts, AuthorID: c.XTA.AuthorID, AuthorName: c.XTA.AuthorName, ServerID: c.XTA.ServerID,
 		Logger: g.Log, MaxMessageBytes: c.XTA.MaxMessageBytes, MTOMThreshold: c.XTA.MTOMThreshold,
+		// Big messages in either direction keep the REST face's progress rule.
+		TransferWindow: c.HTTP.ReadTimeout, TransferMinRate: c.HTTP.UploadMinRate,
 	})
 	if err != nil {
 		return fmt.Errorf("xta: %w", err)
@@ -108,6 +110,10 @@ func (g *Gateway) setupXTA(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("xta.listen %s: %w", c.XTA.Listen, err)
 	}
+	// ReadTimeout and WriteTimeout bound a request until the XTA service takes it
+	// over: it reads every body and writes every answer under the progress rule
+	// (xta.Options.TransferWindow), as a getMessage or sendMessage of tens of
+	// megabytes outlives any fixed deadline. ReadHeaderTimeout bounds the headers.
 	mux := http.NewServeMux()
 	mux.Handle(XTAPath, srv)
 	hs := &http.Server{Handler: mux, TLSConfig: xta.ServerTLSConfig(cert, pool), ReadHeaderTimeout: 10 * time.Second,

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/amtsbote/amtsbote/api"
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/internal/clientgone"
@@ -76,6 +78,13 @@ type Options struct {
 	// MTOMThreshold: content above this many bytes is sent as an XOP part, smaller
 	// content inline as base64; default 64 KiB; negative: always inline.
 	MTOMThreshold int64
+	// TransferWindow and TransferMinRate are the progress rule every request body and
+	// every answer must keep instead of fixed deadlines (see pacedWriter): within
+	// every window, window × rate bytes; default api.DefaultTransferWindow and
+	// api.DefaultTransferMinRate, the gateway passes http.read_timeout and
+	// http.upload_min_rate, as for the REST face's uploads and downloads.
+	TransferWindow  time.Duration
+	TransferMinRate int64
 }
 
 // Server is the XTA SOAP service; it is an http.Handler for the three ports.
@@ -150,8 +159,10 @@ func (s *Server) portOf(path string) string {
 
 // ServeHTTP implements http.Handler. Every answer is a SOAP message; every failure a
 // SOAP fault with an XTA exception (or VersionMismatch), never a bare status.
-func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	window, rate := s.o.transfer()
+	rw := newPacedWriter(w, window, rate)
 	port := s.portOf(r.URL.Path)
 	op := ""
 	written := false
@@ -174,8 +185,16 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		s.writeFault(rw, fault(ParameterIsNotValid, "SOAP requests are POSTed"), "")
 		return
 	}
-	body := http.MaxBytesReader(rw, r.Body, s.o.MaxMessageBytes+1)
+	// The body under the progress rule, not the listener's fixed deadlines; w, not
+	// rw: http.MaxBytesReader tells the server itself to close the connection.
+	body := api.UploadBody(w, r, s.o.MaxMessageBytes+1, window, rate)
 	msg, err := parseMessage(r.Header.Get("Content-Type"), body, s.o.MaxMessageBytes)
+	if err == nil {
+		// An MTOM message ends with its closing delimiter, often before the body's
+		// last bytes: read them, so the body is seen whole (its read deadline goes,
+		// and net/http notices a client that leaves while the request is served).
+		_, _ = io.CopyN(io.Discard, body, 4<<10)
+	}
 	if err != nil {
 		written = true
 		var ve *errVersion

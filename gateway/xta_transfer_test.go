@@ -1,0 +1,247 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/portal"
+	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/xta"
+	"github.com/amtsbote/amtsbote/xta/xtaclient"
+)
+
+// xtaFixture is a gateway with its XTA listener and the demo office pulling by XTA
+// with the development client certificate.
+type xtaFixture struct {
+	*fixture
+	party xtaclient.Party
+	tls   *tls.Config
+}
+
+func startXTA(t *testing.T, mutate func(*config.Config)) *xtaFixture {
+	t.Helper()
+	pki, err := signing.EnsureDevPKI(filepath.Join(t.TempDir(), "pki"), "xta-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := signing.EnsureDevTLS(pki, DemoOfficeID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, err := certFingerprint(dev.ClientCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	party := xtaclient.Party{Identifier: "urn:de:amtsbote:test:xta:dresden", Scheme: "xoev"}
+	f := start(t, func(c *config.Config) {
+		c.XTA.Listen = "127.0.0.1:0"
+		c.TLS.CertFile, c.TLS.KeyFile, c.TLS.ClientCAFile = dev.ServerCert, dev.ServerKey, pki.CACert
+		c.Offices[DemoOfficeID] = c.Offices[DemoOfficeID].WithChannel(channel.XTA, config.Channel{Endpoint: party.Identifier,
+			Params: map[string]string{xta.ParamMode: xta.ModePull, ParamCertSHA256: fp}})
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+	cert, err := tls.LoadX509KeyPair(dev.ClientCert, dev.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots, err := certPool(pki.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &xtaFixture{fixture: f, party: party,
+		tls: &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, RootCAs: roots}}
+}
+
+// client is an HTTP client of the office; h2 forces HTTP/2 (as curl and most SOAP
+// stacks speak it over TLS), otherwise HTTP/1.1.
+func (x *xtaFixture) client(h2 bool) *http.Client {
+	tr := &http.Transport{TLSClientConfig: x.tls.Clone(), ForceAttemptHTTP2: h2}
+	if !h2 {
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
+	return &http.Client{Transport: tr, Timeout: 2 * time.Minute}
+}
+
+// throttled reads r at about rate bytes per second, whatever the size of the
+// reads (TLS records, a transport's buffer).
+type throttled struct {
+	r     io.Reader
+	rate  int64
+	start time.Time
+	n     int64
+}
+
+func (t *throttled) Read(p []byte) (int, error) {
+	if t.start.IsZero() {
+		t.start = time.Now()
+	}
+	n, err := t.r.Read(p[:min(len(p), 32<<10)])
+	t.n += int64(n)
+	time.Sleep(time.Until(t.start.Add(time.Duration(t.n * int64(time.Second) / t.rate))))
+	return n, err
+}
+
+// TestXTATransfersOutliveTheTimeouts: a big getMessage answer and a big sendMessage
+// request may take far longer than http.write_timeout and http.read_timeout as long
+// as they keep the minimum rate (read_timeout × upload_min_rate bytes per
+// read_timeout), as uploads and downloads of the REST face may; a request body that
+// stalls is still cut off after one window. The XTA listener used to give every
+// request the fixed deadlines, and cut off a 28 MB getMessage after 60 s.
+func TestXTATransfersOutliveTheTimeouts(t *testing.T) {
+	const window, writeTimeout = 3 * time.Second, time.Second
+	x := startXTA(t, func(c *config.Config) {
+		// The progress window (read_timeout) is wider than the fixed write timeout
+		// the download must outlive: a loaded machine must not fail the test.
+		c.HTTP.ReadTimeout, c.HTTP.WriteTimeout = window, writeTimeout
+		c.HTTP.UploadMinRate = 8 << 10
+	})
+	ctx := context.Background()
+	content := randomBytes(16 << 20) // more than the loopback socket buffers hold
+	a, _ := refAnlage("gross", content)
+	p := x.example()
+	p.Anlagen = append(p.Anlagen, a)
+	res, err := x.portal.SubmitParts(ctx, p, []portal.Part{{ContentID: "gross@portal.example",
+		Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(content)), nil }}})
+	if err != nil || res.Status != 201 {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	caseID := xta.MessageID(x.g.Config.XTA.ServerID, res.SubmissionID)
+	// The office has the case, so it may answer it.
+	if _, err := x.g.Broker.Confirm(ctx, DemoOfficeID, res.SubmissionID, broker.Pickup{Channel: channel.XTA, Receiver: "Fachverfahren"}); err != nil {
+		t.Fatal(err)
+	}
+	base := x.g.XTAURL()
+
+	for _, h2 := range []bool{false, true} {
+		name := "HTTP/1.1"
+		if h2 {
+			name = "HTTP/2"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c := x.client(h2)
+			t.Run("getMessage", func(t *testing.T) {
+				t.Parallel()
+				req, _ := http.NewRequest(http.MethodPost, base+"Recipient", bytes.NewReader(xtaclient.Envelope(x.party, "", xtaclient.FetchBody(caseID))))
+				req.Header.Set("Content-Type", xtaclient.ContentType(xtaclient.Action(xtaclient.PortRecipient, "getMessage")))
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				if wantProto := map[bool]int{false: 1, true: 2}[h2]; resp.ProtoMajor != wantProto {
+					t.Fatalf("answered over %s, want HTTP/%d", resp.Proto, wantProto)
+				}
+				// ~3 MB/s: see TestDownloadOutlivesWriteTimeout.
+				start := time.Now()
+				var got bytes.Buffer
+				_, err = got.ReadFrom(&throttled{r: resp.Body, rate: 3 << 20})
+				took := time.Since(start)
+				if err != nil || resp.StatusCode != 200 || !bytes.Contains(got.Bytes(), content) {
+					t.Fatalf("slow getMessage over %s: HTTP %d, %d bytes, %v", took, resp.StatusCode, got.Len(), err)
+				}
+				if took < 4*writeTimeout {
+					t.Fatalf("the answer took %s, not much longer than the write timeout: the test proves nothing", took)
+				}
+			})
+			t.Run("sendMessage", func(t *testing.T) {
+				t.Parallel()
+				replyID := xta.NewMessageID("fv-" + strings.ReplaceAll(name, "/", ""))
+				bescheid := randomBytes(5 << 20)
+				md := xtaclient.MetaData{XTAMessageID: replyID, Reader: xtaclient.Party{Identifier: x.g.Config.XTA.AuthorID, Scheme: "xoev"},
+					Author: x.party, BusinessScenario: "Antwort", MessageType: "Bescheid", MessageSchema: "urn:test:bescheid",
+					MessageSize: int64(len(bescheid)), Properties: []xtaclient.Property{{Key: "InReplyTo", Value: caseID}}}
+				env := xtaclient.Envelope(x.party, xtaclient.MetaDataXML(md), `
+      <ns:ContentContainer>
+         <ns:Message contentType="application/pdf" filename="bescheid.pdf" id="m1"><xop:Include xmlns:xop="`+xtaclient.NSXOP+`" href="cid:bescheid@fv"/></ns:Message>
+      </ns:ContentContainer>`)
+				ct, body := xtaclient.MTOM(env, xtaclient.Action(xtaclient.PortSender, "sendMessage"), map[string][]byte{"bescheid@fv": bescheid})
+				// ~1.2 MB/s, far above the minimum rate, yet the body takes longer
+				// than the read timeout.
+				req, _ := http.NewRequest(http.MethodPost, base+"Sender", &throttled{r: bytes.NewReader(body), rate: 1200 << 10})
+				req.ContentLength = int64(len(body))
+				req.Header.Set("Content-Type", ct)
+				start := time.Now()
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Fatalf("slow sendMessage after %s: %v", time.Since(start), err)
+				}
+				answer, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				took := time.Since(start)
+				if resp.StatusCode != 200 {
+					t.Fatalf("slow sendMessage over %s: HTTP %d\n%.2000s", took, resp.StatusCode, answer)
+				}
+				if took < window+time.Second {
+					t.Fatalf("the request took %s, not much longer than the read timeout: the test proves nothing", took)
+				}
+				s, err := x.g.Broker.Submission(res.SubmissionID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				found := false
+				for _, r := range s.Replies {
+					found = found || (r.MessageID == replyID && r.Size == int64(len(bescheid)))
+				}
+				if !found {
+					t.Fatalf("the reply %s is not stored whole: %+v", replyID, s.Replies)
+				}
+			})
+		})
+	}
+}
+
+// TestXTAStalledRequestIsCutOff: a request body that stops arriving is given up one
+// progress window (http.read_timeout) after its last bytes, as the REST face gives
+// up a stalled upload: the minimum rate bounds a slow body, not the client's patience.
+func TestXTAStalledRequestIsCutOff(t *testing.T) {
+	const window = 2 * time.Second
+	x := startXTA(t, func(c *config.Config) {
+		c.HTTP.ReadTimeout, c.HTTP.WriteTimeout = window, window
+		c.HTTP.UploadMinRate = 8 << 10
+	})
+	tc := x.tls.Clone()
+	tc.NextProtos = []string{"http/1.1"}
+	conn, err := tls.Dial("tcp", x.g.xtaAddr, tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	env := xtaclient.Envelope(x.party, "", xtaclient.FetchBody(xta.MessageID(x.g.Config.XTA.ServerID, "01a23e6d-c27e-7940-b16d-7e3f7348dd8c")))
+	// The headers and a few bytes of the body, then nothing.
+	start := time.Now()
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: xta\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s",
+		xta.PathRecipient, xtaclient.ContentType(xtaclient.Action(xtaclient.PortRecipient, "getMessage")), len(env), env[:100])
+	_ = conn.SetReadDeadline(time.Now().Add(5 * window))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	took := time.Since(start)
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		t.Fatalf("a stalled request still holds its connection after %s (window %s)", took, window)
+	case err == nil && resp.StatusCode == http.StatusOK:
+		t.Fatalf("a stalled request was answered 200")
+	case took < window/2:
+		t.Fatalf("a stalled request was given up after %s, before its window of %s: %v", took, window, err)
+	}
+	if err == nil {
+		resp.Body.Close()
+	}
+	t.Logf("given up after %s: %v", took, err)
+}
