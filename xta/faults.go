@@ -198,3 +198,55 @@ func asFault(err error) *Fault {
 	}
 	return fault(TechnicalProblem, "internal error")
 }
+
+// errActionMismatch: the wsa:Action of a message differs from the action its
+// transport names (the Content-Type action parameter, or a SOAPAction header).
+type errActionMismatch struct{ wsa, transport string }
+
+func (e *errActionMismatch) Error() string {
+	return fmt.Sprintf("wsa:Action %q differs from the transport's action %q", e.wsa, e.transport)
+}
+
+// ActionFaultWSA is the action of WS-Addressing's own faults (WS-Addressing 1.0
+// SOAP Binding, section 6).
+const ActionFaultWSA = NSWSA + "/fault"
+
+// actionMismatchFault is the fault WS-Addressing 1.0's SOAP binding (6.4.1,
+// Invalid Addressing Header, subsubcode ActionMismatch) defines for a message whose
+// [action] and SOAP action differ: env:Sender / wsa:InvalidAddressingHeader /
+// wsa:ActionMismatch, with both actions in wsa:ProblemAction. It is no XTA
+// exception: the message is refused before it reaches an operation.
+func actionMismatchFault(e *errActionMismatch, relatesTo string) []byte {
+	var w xw
+	w.envelopeOpen()
+	if relatesTo != "" {
+		w.open("env:Header")
+		w.wsaHeaders(ActionFaultWSA, relatesTo)
+		w.end("env:Header")
+	}
+	w.open("env:Body")
+	w.open("env:Fault")
+	w.open("env:Code")
+	w.leaf("env:Value", "env:Sender")
+	w.open("env:Subcode")
+	w.leaf("env:Value", "wsa:InvalidAddressingHeader")
+	w.open("env:Subcode")
+	w.leaf("env:Value", "wsa:ActionMismatch")
+	w.end("env:Subcode")
+	w.end("env:Subcode")
+	w.end("env:Code")
+	w.open("env:Reason")
+	w.leaf("env:Text", "wsa:Action und SOAP-Action des Transports stimmen nicht überein", "xml:lang", "de")
+	w.leaf("env:Text", "A header representing a Message Addressing Property is not valid and the message cannot be processed", "xml:lang", "en")
+	w.end("env:Reason")
+	w.open("env:Detail")
+	w.open("wsa:ProblemAction")
+	w.leaf("wsa:Action", e.wsa)
+	w.leaf("wsa:SoapAction", e.transport)
+	w.end("wsa:ProblemAction")
+	w.end("env:Detail")
+	w.end("env:Fault")
+	w.end("env:Body")
+	w.end("env:Envelope")
+	return w.Bytes()
+}

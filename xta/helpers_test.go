@@ -167,7 +167,19 @@ func splitMTOM(t testing.TB, ct string, body []byte) ([]byte, map[string][]byte)
 
 func post(t testing.TB, c *http.Client, url, contentType string, body []byte) *soapResp {
 	t.Helper()
-	resp, err := c.Post(url, contentType, bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	return do(t, c, req)
+}
+
+// do sends a request and reads the SOAP answer.
+func do(t testing.TB, c *http.Client, req *http.Request) *soapResp {
+	t.Helper()
+	url := req.URL.String()
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("POST %s: %v", url, err)
 	}

@@ -2,6 +2,7 @@ package xta
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -215,10 +216,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h := msg.env.Header; h != nil {
 		relatesTo = strings.TrimSpace(h.MessageID)
 	}
-	op, f := s.operation(port, msg, r.Header.Get("SOAPAction"))
-	if f != nil {
+	op, err = s.operation(port, msg, r.Header.Get("SOAPAction"))
+	if err != nil {
 		written = true
-		s.writeFault(rw, f, relatesTo)
+		var am *errActionMismatch
+		if errors.As(err, &am) {
+			s.writeActionMismatch(rw, am, relatesTo)
+		} else {
+			s.writeFault(rw, asFault(err), relatesTo)
+		}
+		s.log.Info("xta request refused", "port", port, "fault", err.Error())
 		return
 	}
 	c := &call{ctx: r.Context(), msg: msg, op: op, port: port}
@@ -248,15 +255,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // operation decides the operation from the SOAP action (Content-Type action,
-// wsa:Action or a SOAPAction header) and the body.
-func (s *Server) operation(port string, m *message, soapAction string) (string, *Fault) {
-	action := m.action
-	if action == "" && m.env.Header != nil {
-		action = strings.TrimSpace(m.env.Header.Action)
+// wsa:Action or a SOAPAction header) and the body. Where the message names its
+// action more than once, the names must agree: a wsa:Action that differs from the
+// action of the transport is refused as WS-Addressing's ActionMismatch, before
+// anything is done (the service would otherwise have to pick one of two operations
+// the client asked for, and did run the transport's).
+func (s *Server) operation(port string, m *message, soapAction string) (string, error) {
+	transport := strings.TrimSpace(m.action)
+	header := strings.Trim(soapAction, `" `)
+	wsa := ""
+	if m.env.Header != nil {
+		wsa = strings.TrimSpace(m.env.Header.Action)
 	}
-	if action == "" {
-		action = strings.Trim(soapAction, `" `)
+	for _, t := range []string{transport, header} {
+		if wsa != "" && t != "" && t != wsa {
+			return "", &errActionMismatch{wsa: wsa, transport: t}
+		}
 	}
+	if transport != "" && header != "" && transport != header {
+		return "", fault(ParameterIsNotValid, "the Content-Type action %q and the SOAPAction header %q differ", transport, header)
+	}
+	action := cmp.Or(transport, wsa, header)
 	if action != "" {
 		p, op, ok := strings.Cut(strings.TrimPrefix(action, ActionBase), "/")
 		if !ok || !strings.HasPrefix(action, ActionBase) {
@@ -374,6 +393,12 @@ func (s *Server) writeVersionMismatch(rw http.ResponseWriter, soap11 bool) {
 	rw.Header().Set("Content-Type", soapContentType(""))
 	rw.WriteHeader(http.StatusInternalServerError)
 	_, _ = rw.Write(versionMismatch12())
+}
+
+func (s *Server) writeActionMismatch(rw http.ResponseWriter, e *errActionMismatch, relatesTo string) {
+	rw.Header().Set("Content-Type", soapContentType(""))
+	rw.WriteHeader(http.StatusBadRequest)
+	_, _ = rw.Write(actionMismatchFault(e, relatesTo))
 }
 
 func (s *Server) writeFault(rw http.ResponseWriter, f *Fault, relatesTo string) {

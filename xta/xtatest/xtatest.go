@@ -22,8 +22,12 @@ import (
 	"github.com/amtsbote/amtsbote/xta/xtaclient"
 )
 
+// NSWSA is the WS-Addressing 1.0 namespace: its header blocks and fault details
+// are checked against the ws-addr.xsd of the schema bundle's external schemas.
+const NSWSA = "http://www.w3.org/2005/08/addressing"
+
 // SchemaFile writes a driver schema that includes the official message and
-// exception schemas, and returns its path.
+// exception schemas and imports WS-Addressing, and returns its path.
 func SchemaFile(t testing.TB) string {
 	t.Helper()
 	d := filepath.Join(testenv.RepoRoot(t), "..", "shared", "specs", "xta2-v5", "xsd")
@@ -35,6 +39,7 @@ func SchemaFile(t testing.TB) string {
 <xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="` + xtaclient.NS + `" elementFormDefault="qualified">
   <xs:include schemaLocation="` + filepath.Join(d, "XTA-Webservice.xsd") + `"/>
   <xs:include schemaLocation="` + filepath.Join(d, "XTA-Webservice-Exceptions.xsd") + `"/>
+  <xs:import namespace="` + NSWSA + `" schemaLocation="` + filepath.Join(d, "..", "externe_Schemata", "ws-addr.xsd") + `"/>
 </xs:schema>
 `
 	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
@@ -45,7 +50,8 @@ func SchemaFile(t testing.TB) string {
 
 // Documents cuts an XTA SOAP message into the documents the schema can validate:
 // every XTA element under Header and Body, and the exception inside a Fault's
-// Detail, keyed by local name. xop:Include is replaced by the base64 of the part
+// Detail, keyed by local name; WS-Addressing elements likewise, keyed "wsa:" and
+// their local name. xop:Include is replaced by the base64 of the part
 // it names (the XOP infoset), so MTOM messages validate like inline ones.
 func Documents(t testing.TB, root []byte, parts map[string][]byte) map[string][]byte {
 	t.Helper()
@@ -59,7 +65,12 @@ func Documents(t testing.TB, root []byte, parts map[string][]byte) map[string][]
 	}
 	out := map[string][]byte{}
 	take := func(el *etree.Element) {
-		if el.NamespaceURI() != xtaclient.NS {
+		key := el.Tag
+		switch el.NamespaceURI() {
+		case xtaclient.NS:
+		case NSWSA:
+			key = "wsa:" + el.Tag
+		default:
 			return
 		}
 		cp := el.Copy()
@@ -85,7 +96,7 @@ func Documents(t testing.TB, root []byte, parts map[string][]byte) map[string][]
 		if err != nil {
 			t.Fatal(err)
 		}
-		out[el.Tag] = b
+		out[key] = b
 	}
 	for _, sec := range env.ChildElements() {
 		for _, el := range sec.ChildElements() {

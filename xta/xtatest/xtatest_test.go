@@ -15,6 +15,7 @@ func TestValidatorRejects(t *testing.T) {
 	for name, doc := range map[string]string{
 		"metadata": `<xta:MessageMetaData xmlns:xta="` + xtaclient.NS + `"><xta:XTAMessageID id="a">urn:x</xta:XTAMessageID></xta:MessageMetaData>`,
 		"fault":    `<xta:PermissionDeniedException xmlns:xta="` + xtaclient.NS + `"><xta:Detail>x</xta:Detail></xta:PermissionDeniedException>`,
+		"wsa":      `<wsa:ProblemAction xmlns:wsa="` + NSWSA + `"><wsa:SoapAction>urn:a</wsa:SoapAction><wsa:Action>urn:b</wsa:Action></wsa:ProblemAction>`,
 	} {
 		v.Add(name, []byte(doc))
 		err := v.Check()
@@ -23,20 +24,21 @@ func TestValidatorRejects(t *testing.T) {
 		}
 	}
 	v.Add("ok", []byte(`<xta:XTAMessageID xmlns:xta="`+xtaclient.NS+`" id="m">urn:de:xta:messageid:amtsbote:1</xta:XTAMessageID>`))
+	v.Add("ok-wsa", []byte(`<wsa:ProblemAction xmlns:wsa="`+NSWSA+`"><wsa:Action>urn:b</wsa:Action><wsa:SoapAction>urn:a</wsa:SoapAction></wsa:ProblemAction>`))
 	v.Run()
 }
 
 // TestDocumentsResolvesXOP: an MTOM message's xop:Include becomes the base64 of
-// its part, a Fault's exception is taken from its Detail, and a non-XTA header
-// element is left out.
+// its part, a Fault's exception is taken from its Detail, a WS-Addressing header
+// is taken, and another non-XTA header element is left out.
 func TestDocumentsResolvesXOP(t *testing.T) {
 	env := `<soap:Envelope xmlns:soap="` + xtaclient.NSSoap12 + `" xmlns:xta="` + xtaclient.NS + `" xmlns:xop="http://www.w3.org/2004/08/xop/include">
-<soap:Header><other xmlns="urn:x"/></soap:Header>
+<soap:Header><other xmlns="urn:x"/><wsa:Action xmlns:wsa="` + NSWSA + `">urn:a</wsa:Action></soap:Header>
 <soap:Body><xta:GenericContentContainer><xta:ContentContainer><xta:Message contentType="text/plain" id="m"><xop:Include href="cid:p1"/></xta:Message></xta:ContentContainer></xta:GenericContentContainer>
 <soap:Fault><soap:Detail><xta:PermissionDeniedException><xta:ErrorCode/></xta:PermissionDeniedException></soap:Detail></soap:Fault></soap:Body></soap:Envelope>`
 	docs := Documents(t, []byte(env), map[string][]byte{"p1": []byte("AB")})
-	if len(docs) != 2 {
-		t.Fatalf("documents %v, want GenericContentContainer and PermissionDeniedException", keys(docs))
+	if len(docs) != 3 || docs["wsa:Action"] == nil {
+		t.Fatalf("documents %v, want wsa:Action, GenericContentContainer and PermissionDeniedException", keys(docs))
 	}
 	if c := string(docs["GenericContentContainer"]); !strings.Contains(c, ">QUI=<") || strings.Contains(c, "Include") {
 		t.Errorf("xop:Include not resolved to the part's base64:\n%s", c)
