@@ -3,6 +3,7 @@ package xta
 import (
 	"bytes"
 	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/amtsbote/amtsbote/submission"
@@ -69,5 +70,45 @@ func TestActionMismatchIsRefused(t *testing.T) {
 	r := do(t, c, req)
 	mustOK(t, "getMessage with agreeing actions", r)
 	v.AddMessage("agreeing", r.root, r.parts)
+	v.Run()
+}
+
+// listed asks getStatusList with the given MessageSelector content and returns the
+// XTAMessageIDs listed.
+func listed(t *testing.T, v *xtatest.Validator, e *env, name, selector string) []string {
+	t.Helper()
+	r := post(t, e.client("office-a"), e.base+PathRecipient, actionCT(portRecipient, "getStatusList"),
+		soapUIRequest(xtaA, "", `<ns:MessageSelector>`+selector+`</ns:MessageSelector>`))
+	mustOK(t, name, r)
+	v.AddMessage(name, r.root, r.parts)
+	return texts(r, "//MessageStatusList/MessageMetaData/XTAMessageID")
+}
+
+// TestNewEntryAbsentMeansNewOnly: OtherCriteria without NewEntry selects only new
+// messages (without InitialFetch), as the schema's documentation of NewEntry says;
+// it used to be read as NewEntry=false and listed fetched messages too.
+func TestNewEntryAbsentMeansNewOnly(t *testing.T) {
+	v := xtatest.NewValidator(t)
+	e := startEnv(t, nil)
+	fetched := e.submit(t, officeA, pkgBytes(300))
+	fresh := e.submit(t, officeA, pkgBytes(400))
+	mustOK(t, "getMessage", post(t, e.client("office-a"), e.base+PathRecipient, actionCT(portRecipient, "getMessage"),
+		soapUIRequest(xtaA, "", fetchBody(MessageID("amtsbote", fetched.ID)))))
+	only := []string{MessageID("amtsbote", fresh.ID)}
+	both := []string{MessageID("amtsbote", fetched.ID), MessageID("amtsbote", fresh.ID)}
+	for _, tc := range []struct {
+		name, criteria string
+		want           []string
+	}{
+		{"no NewEntry", `<ns:OtherCriteria><ns:MaxMessages>10</ns:MaxMessages></ns:OtherCriteria>`, only},
+		{"empty OtherCriteria", `<ns:OtherCriteria/>`, only},
+		{"NewEntry true", `<ns:OtherCriteria><ns:NewEntry>true</ns:NewEntry></ns:OtherCriteria>`, only},
+		{"NewEntry false", `<ns:OtherCriteria><ns:NewEntry> false </ns:NewEntry></ns:OtherCriteria>`, both},
+		{"NewEntry 0", `<ns:OtherCriteria><ns:NewEntry>0</ns:NewEntry></ns:OtherCriteria>`, both},
+	} {
+		if got := listed(t, v, e, tc.name, tc.criteria); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: listed %v, want %v", tc.name, got, tc.want)
+		}
+	}
 	v.Run()
 }

@@ -111,8 +111,8 @@ type xSelector struct {
 		IDs []xIDValue `xml:"https://xoev.de/transport/xta/core/3.1.1 XTAMessageID"`
 	} `xml:"https://xoev.de/transport/xta/core/3.1.1 XTAMessageIDs"`
 	OtherCriteria *struct {
-		NewEntry    string    `xml:"https://xoev.de/transport/xta/core/3.1.1 NewEntry"`
-		MaxMessages string    `xml:"https://xoev.de/transport/xta/core/3.1.1 MaxMessages"`
+		NewEntry    *string   `xml:"https://xoev.de/transport/xta/core/3.1.1 NewEntry"`
+		MaxMessages *string   `xml:"https://xoev.de/transport/xta/core/3.1.1 MaxMessages"`
 		From        string    `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageBoxEntryTimeFrom"`
 		To          string    `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageBoxEntryTimeTo"`
 		Extensions  *struct{} `xml:"https://xoev.de/transport/xta/core/3.1.1 Extensions"`

@@ -517,7 +517,7 @@ func parseBool(s string) (bool, error) {
 	switch strings.TrimSpace(s) {
 	case "true", "1":
 		return true, nil
-	case "false", "0", "":
+	case "false", "0":
 		return false, nil
 	}
 	return false, fmt.Errorf("%q is not an xs:boolean", s)
@@ -558,19 +558,25 @@ func (s *Server) getStatusList(c *call) (*answer, error) {
 		if oc.Extensions != nil {
 			return nil, fault(UnsupportedExtension, "OtherCriteria/Extensions")
 		}
-		newOnly, err := parseBool(oc.NewEntry)
-		if err != nil {
-			return nil, fault(ParameterIsNotValid, "NewEntry: %v", err)
+		// Without NewEntry only new messages are selected (those without
+		// InitialFetch), as the schema's documentation of NewEntry says.
+		newOnly := true
+		if oc.NewEntry != nil {
+			var err error
+			if newOnly, err = parseBool(*oc.NewEntry); err != nil {
+				return nil, fault(ParameterIsNotValid, "NewEntry: %v", err)
+			}
 		}
 		limit := 100
-		if strings.TrimSpace(oc.MaxMessages) != "" {
+		if oc.MaxMessages != nil {
 			var n int
-			if _, err := fmt.Sscan(strings.TrimSpace(oc.MaxMessages), &n); err != nil || n <= 0 {
+			if _, err := fmt.Sscan(strings.TrimSpace(*oc.MaxMessages), &n); err != nil || n <= 0 {
 				return nil, fault(ParameterIsNotValid, "MaxMessages must be a positive integer")
 			}
 			limit = min(n, maxStatusList)
 		}
 		var from, to time.Time
+		var err error
 		if strings.TrimSpace(oc.From) != "" {
 			if from, err = parseTime(oc.From); err != nil {
 				return nil, fault(ParameterIsNotValid, "MessageBoxEntryTimeFrom: %v", err)
