@@ -112,3 +112,23 @@ func TestNewEntryAbsentMeansNewOnly(t *testing.T) {
 	}
 	v.Run()
 }
+
+// TestStatusListByRepeatedIDs: an XTAMessageID asked for twice is listed once. It
+// was listed twice, with the same xs:ID values twice in one document, which the
+// schema refuses (the xmllint check below).
+func TestStatusListByRepeatedIDs(t *testing.T) {
+	v := xtatest.NewValidator(t)
+	e := startEnv(t, nil)
+	a := MessageID("amtsbote", e.submit(t, officeA, pkgBytes(300)).ID)
+	b := MessageID("amtsbote", e.submit(t, officeA, pkgBytes(400)).ID)
+	got := listed(t, v, e, "repeated ids", `<ns:XTAMessageIDs>
+         <ns:XTAMessageID id="s1">`+a+`</ns:XTAMessageID>
+         <ns:XTAMessageID id="s2">`+b+`</ns:XTAMessageID>
+         <ns:XTAMessageID id="s3"> `+a+` </ns:XTAMessageID>
+         <ns:XTAMessageID id="s4">`+b+`</ns:XTAMessageID>
+      </ns:XTAMessageIDs>`)
+	if want := []string{a, b}; !slices.Equal(got, want) {
+		t.Errorf("listed %v, want %v", got, want)
+	}
+	v.Run()
+}

@@ -537,11 +537,15 @@ func (s *Server) getStatusList(c *call) (*answer, error) {
 		if len(sel.XTAMessageIDs.IDs) > maxStatusList {
 			return nil, fault(ParameterIsNotValid, "at most %d XTAMessageIDs", maxStatusList)
 		}
+		seen := map[string]bool{}
 		for _, x := range sel.XTAMessageIDs.IDs {
 			id, ok := SubmissionID(s.o.ServerID, x.Value)
-			if !ok {
+			if !ok || seen[id] {
+				// An id asked for twice is listed once: twice would also repeat the
+				// metadata's xs:IDs, which must be unique in the document.
 				continue
 			}
+			seen[id] = true
 			sub, err := s.o.Desk.Get(c.ctx, c.officeID, id)
 			if errors.Is(err, broker.ErrNotFound) {
 				continue
