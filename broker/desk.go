@@ -55,10 +55,12 @@ type OfficeDesk interface {
 	OpenReply(ctx context.Context, officeID, id, replyID string) (submission.Reply, io.ReadCloser, error)
 }
 
-// ReplyIn is a reply as a face hands it in.
+// ReplyIn is a reply as a face hands it in. Its MessageID is kept apart per case
+// only: a face whose ids must name one message of the office (XTA) checks the
+// office's other cases itself.
 type ReplyIn struct {
 	Kind        string // "Bescheid", "Rueckfrage", or the XTA message type
-	MessageID   string // the office's own id for it; a repeat with the same id is stored once
+	MessageID   string // the office's own id for it; a repeat for the same case is stored once
 	ContentType string
 	Content     []byte
 	Actor       string

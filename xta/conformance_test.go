@@ -2,10 +2,14 @@ package xta
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"testing"
 
+	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/amtsbote/amtsbote/xta/xtatest"
 )
@@ -129,6 +133,74 @@ func TestStatusListByRepeatedIDs(t *testing.T) {
       </ns:XTAMessageIDs>`)
 	if want := []string{a, b}; !slices.Equal(got, want) {
 		t.Errorf("listed %v, want %v", got, want)
+	}
+	v.Run()
+}
+
+// sendReply sends a one-line Bescheid with the XTAMessageID replyID for the case
+// caseXTAID.
+func sendReply(t *testing.T, e *env, replyID, caseXTAID string) *soapResp {
+	t.Helper()
+	return post(t, e.client("office-a"), e.base+PathSender, actionCT(portSender, "sendMessage"),
+		soapUIRequest(xtaA, replyHeader(replyID, xtaA, caseXTAID, "Bescheid"), `
+      <ns:ContentContainer><ns:Message contentType="text/plain" filename="b.txt" id="m1">R2VuZWhtaWd0</ns:Message></ns:ContentContainer>`))
+}
+
+// TestReplyIDNamesOneMessage: an XTAMessageID of a reply names one message. A
+// repeat for the same case stays idempotent; the same id for another case, or the
+// id of an application, is refused (ParameterIsNotValidException, the fault the
+// WSDL declares for sendMessage's parameters). The desk keeps reply ids apart per
+// case only, so the id used to be stored again for the other case, and
+// getTransportReport then reported whichever case it met first.
+func TestReplyIDNamesOneMessage(t *testing.T) {
+	v := xtatest.NewValidator(t)
+	e := startEnv(t, nil)
+	ctx := context.Background()
+	var cases []string
+	for range 2 {
+		sub := e.submit(t, officeA, pkgBytes(300))
+		if _, err := e.b.Confirm(ctx, officeA, sub.ID, broker.Pickup{Channel: channel.XTA, Receiver: "test"}); err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, sub.ID)
+	}
+	caseA, caseB := MessageID("amtsbote", cases[0]), MessageID("amtsbote", cases[1])
+	replyID := NewMessageID("amtsbote")
+	for i := range 2 {
+		r := sendReply(t, e, replyID, caseA)
+		mustOK(t, fmt.Sprintf("sendMessage %d for case A", i+1), r)
+	}
+	for _, tc := range []struct{ name, id, caseID string }{
+		{"reply id again for case B", replyID, caseB},
+		{"application id as reply id", caseA, caseB},
+		{"own case's id as reply id", caseB, caseB},
+	} {
+		r := sendReply(t, e, tc.id, tc.caseID)
+		if code, exc := r.fault(); r.status != http.StatusBadRequest || code != "env:Sender" || exc != string(ParameterIsNotValid) {
+			t.Fatalf("%s: HTTP %d %s %s, want 400 env:Sender ParameterIsNotValidException\n%s", tc.name, r.status, code, exc, r.root)
+		}
+		v.AddMessage(tc.name, r.root, r.parts)
+	}
+	// One id sent for both cases at the same time: one of them gets it.
+	raced := NewMessageID("amtsbote")
+	statuses := make(chan int, 2)
+	for _, c := range []string{caseA, caseB} {
+		go func() { statuses <- sendReply(t, e, raced, c).status }()
+	}
+	if s1, s2 := <-statuses, <-statuses; s1+s2 != http.StatusOK+http.StatusBadRequest {
+		t.Errorf("one id sent for two cases at once: HTTP %d and %d, want one 200 and one 400", s1, s2)
+	}
+	a, _ := e.b.Submission(cases[0])
+	b, _ := e.b.Submission(cases[1])
+	if len(a.Replies)+len(b.Replies) != 2 || len(a.Replies) < 1 {
+		t.Fatalf("replies: case A %d, case B %d; want 2 in all, one of them the repeated one on A", len(a.Replies), len(b.Replies))
+	}
+	r := post(t, e.client("office-a"), e.base+PathTransportBase, actionCT(portTransportBase, "getTransportReport"),
+		soapUIRequest(xtaA, "", `<ns:XTAMessageID id="q">`+replyID+`</ns:XTAMessageID>`))
+	mustOK(t, "getTransportReport", r)
+	v.AddMessage("getTransportReport", r.root, r.parts)
+	if got := r.text("//TransportReport/MessageMetaData/MessageProperty[Key='InReplyTo']/Value"); got != caseA {
+		t.Errorf("the report of the reply names the case %q, want %q", got, caseA)
 	}
 	v.Run()
 }

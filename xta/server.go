@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -90,8 +91,9 @@ type Options struct {
 
 // Server is the XTA SOAP service; it is an http.Handler for the three ports.
 type Server struct {
-	o   Options
-	log *slog.Logger
+	o          Options
+	log        *slog.Logger
+	replyLocks sync.Map // office id → *sync.Mutex (lockReplies)
 }
 
 // open states: what is in an office's message box (not yet confirmed).
@@ -879,6 +881,13 @@ func (s *Server) sendMessage(c *call, sync bool) (*answer, error) {
 	if md.Qualifier != nil && strings.TrimSpace(md.Qualifier.MessageType.Value) != "" {
 		kind = strings.TrimSpace(md.Qualifier.MessageType.Value)
 	}
+	// The check and the store under one lock of the office: two replies with one id
+	// at once must not both pass it (on this gateway; see claimReplyID).
+	unlock := s.lockReplies(c.officeID)
+	defer unlock()
+	if err := s.claimReplyID(c, xtaID, caseID); err != nil {
+		return nil, err
+	}
 	r, err := s.o.Desk.Reply(c.ctx, c.officeID, caseID, broker.ReplyIn{Kind: kind, MessageID: xtaID, ContentType: contentType,
 		Content: content, Actor: "XTA account " + c.party.String(), Channel: channel.XTA})
 	if err != nil {
@@ -963,32 +972,79 @@ func (s *Server) getTransportReport(c *call) (*answer, error) {
 	}}, nil
 }
 
+// lockReplies serialises the office's sendMessage calls from claimReplyID to the
+// stored reply, and returns the unlock.
+func (s *Server) lockReplies(officeID string) func() {
+	m, _ := s.replyLocks.LoadOrStore(officeID, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+// claimReplyID checks that xtaID may name a reply to the case caseID. An
+// XTAMessageID names one message: getTransportReport finds a message by it alone.
+// So it must not be the id of one of the office's applications, nor of a reply to
+// another case; a repeat for the same case is the same message sent again, stored
+// once by the desk. The desk keeps reply ids apart per case only, so this face
+// checks the office's other cases itself. Two gateways of a cluster that take the
+// same id for two cases in the same instant are not caught (the lock is the
+// process's); a Fachverfahren that reuses its ids does so one call after another.
+//
+// The fault is ParameterIsNotValidException: the WSDL declares no
+// InvalidMessageIDException for sendMessage, and a used id is an invalid parameter.
+func (s *Server) claimReplyID(c *call, xtaID, caseID string) error {
+	if id, ok := SubmissionID(s.o.ServerID, xtaID); ok {
+		_, err := s.o.Desk.Get(c.ctx, c.officeID, id)
+		if err == nil {
+			return fault(ParameterIsNotValid, "XTAMessageID %s names an application, not a new message; ask createMessageID for an id", xtaID)
+		}
+		if !errors.Is(err, broker.ErrNotFound) {
+			return err
+		}
+	}
+	sub, _, found, err := s.lookupReply(c, xtaID)
+	if err != nil {
+		return err
+	}
+	if found && sub.ID != caseID {
+		return fault(ParameterIsNotValid, "XTAMessageID %s already names a reply to another case; ask createMessageID for a new id", xtaID)
+	}
+	return nil
+}
+
 // findReply looks for a reply of the office with this XTAMessageID among its cases.
 func (s *Server) findReply(c *call, xtaID string) (*submission.Submission, submission.Reply, error) {
-	var found *submission.Submission
-	var reply submission.Reply
+	sub, r, found, err := s.lookupReply(c, xtaID)
+	if err != nil {
+		return nil, r, err
+	}
+	if !found {
+		return nil, r, fault(InvalidMessageID, "unknown XTAMessageID")
+	}
+	return sub, r, nil
+}
+
+// lookupReply looks for a reply of the office with this XTAMessageID among its
+// cases (found=false: none).
+func (s *Server) lookupReply(c *call, xtaID string) (*submission.Submission, submission.Reply, bool, error) {
 	after := ""
-	for found == nil {
+	for {
 		page, err := s.o.Desk.List(c.ctx, c.officeID, broker.ListQuery{After: after, Limit: 1000})
 		if err != nil {
-			return nil, reply, err
+			return nil, submission.Reply{}, false, err
 		}
 		for _, sub := range page.Items {
 			for _, r := range sub.Replies {
 				if r.MessageID == xtaID {
-					found, reply = sub, r
+					return sub, r, true, nil
 				}
 			}
 		}
 		if page.Next == "" {
-			break
+			return nil, submission.Reply{}, false, nil
 		}
 		after = page.Next
 	}
-	if found == nil {
-		return nil, reply, fault(InvalidMessageID, "unknown XTAMessageID")
-	}
-	return found, reply, nil
 }
 
 // --- office accounts ---
