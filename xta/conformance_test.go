@@ -5,11 +5,15 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"testing"
 
+	"github.com/beevik/etree"
+
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/amtsbote/amtsbote/xta/xtatest"
 )
@@ -201,6 +205,60 @@ func TestReplyIDNamesOneMessage(t *testing.T) {
 	v.AddMessage("getTransportReport", r.root, r.parts)
 	if got := r.text("//TransportReport/MessageMetaData/MessageProperty[Key='InReplyTo']/Value"); got != caseA {
 		t.Errorf("the report of the reply names the case %q, want %q", got, caseA)
+	}
+	v.Run()
+}
+
+// wsdlFaultActions are the wsam:Action values of the faults the official WSDL
+// declares.
+func wsdlFaultActions(t *testing.T) map[string]bool {
+	t.Helper()
+	doc := etree.NewDocument()
+	if err := doc.ReadFromFile(filepath.Join(testenv.RepoRoot(t), "..", "shared", "specs", "xta2-v5", "wsdl", "xta-core.wsdl")); err != nil {
+		t.Fatalf("the official WSDL: %v", err)
+	}
+	out := map[string]bool{}
+	for _, f := range doc.FindElements("//portType/operation/fault") {
+		out[f.SelectAttrValue("wsam:Action", "")] = true
+	}
+	if len(out) < 20 {
+		t.Fatalf("only %d fault actions in the WSDL", len(out))
+	}
+	return out
+}
+
+// TestFaultActionIsTheWSDLs: a fault answered with WS-Addressing headers carries
+// the wsa:Action the WSDL gives the exception at the port type
+// (<ActionBase><porttype>/<Exception>); it carried <ActionBase>fault/<Exception>,
+// which the WSDL does not know.
+func TestFaultActionIsTheWSDLs(t *testing.T) {
+	v := xtatest.NewValidator(t)
+	declared := wsdlFaultActions(t)
+	e := startEnv(t, nil)
+	c := e.client("office-a")
+	const mid = "urn:uuid:6f1c2d3e-0000-4000-8000-00000000a006"
+	unknown := NewMessageID("amtsbote")
+	for _, tc := range []struct {
+		name, path, port, op, header, body string
+		want                               string
+	}{
+		{"getMessage", PathRecipient, portRecipient, "getMessage", "", fetchBody(unknown),
+			"https://xoev.de/transport/xta/core/core.recipient/InvalidMessageIDException"},
+		{"sendMessage", PathSender, portSender, "sendMessage", replyHeader(NewMessageID("x"), xtaB, unknown, "Bescheid"),
+			`<ns:ContentContainer><ns:Message id="m">QQ==</ns:Message></ns:ContentContainer>`,
+			"https://xoev.de/transport/xta/core/core.sender/PermissionDeniedException"},
+		{"getTransportReport", PathTransportBase, portTransportBase, "getTransportReport", "", `<ns:XTAMessageID id="q">` + unknown + `</ns:XTAMessageID>`,
+			"https://xoev.de/transport/xta/core/core.transport.base/InvalidMessageIDException"},
+	} {
+		r := post(t, c, e.base+tc.path, actionCT(tc.port, tc.op), soapUIRequest(xtaA, wsaHeader(Action(tc.port, tc.op), mid)+tc.header, tc.body))
+		got := r.text("//Header/Action")
+		if _, exc := r.fault(); exc == "" || got != tc.want || r.text("//Header/RelatesTo") != mid {
+			t.Errorf("%s: fault %q with wsa:Action %q, want %q\n%s", tc.name, exc, got, tc.want, r.root)
+		}
+		if !declared[got] {
+			t.Errorf("%s: the WSDL declares no fault with the action %q", tc.name, got)
+		}
+		v.AddMessage(tc.name, r.root, r.parts)
 	}
 	v.Run()
 }

@@ -173,19 +173,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if v := recover(); v != nil {
 			s.log.Error("xta: panic", "path", r.URL.Path, "op", op, "panic", fmt.Sprint(v))
 			if !written {
-				s.writeFault(rw, fault(TechnicalProblem, "internal error"), "")
+				s.writeFault(rw, port, fault(TechnicalProblem, "internal error"), "")
 			}
 		}
 	}()
 	if port == "" {
 		written = true
-		s.writeFault(rw, fault(NotImplemented, "no XTA port at %s", r.URL.Path), "")
+		s.writeFault(rw, port, fault(NotImplemented, "no XTA port at %s", r.URL.Path), "")
 		return
 	}
 	if r.Method != http.MethodPost {
 		written = true
 		rw.Header().Set("Allow", http.MethodPost)
-		s.writeFault(rw, fault(ParameterIsNotValid, "SOAP requests are POSTed"), "")
+		s.writeFault(rw, port, fault(ParameterIsNotValid, "SOAP requests are POSTed"), "")
 		return
 	}
 	// The body under the progress rule, not the listener's fixed deadlines; w, not
@@ -209,7 +209,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rw.WriteHeader(http.StatusInternalServerError)
 			_, _ = rw.Write(mustUnderstandFault(mu))
 		} else {
-			s.writeFault(rw, asFault(err), "")
+			s.writeFault(rw, port, asFault(err), "")
 		}
 		s.log.Info("xta request refused", "port", port, "fault", err.Error())
 		return
@@ -225,7 +225,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &am) {
 			s.writeActionMismatch(rw, am, relatesTo)
 		} else {
-			s.writeFault(rw, asFault(err), relatesTo)
+			s.writeFault(rw, port, asFault(err), relatesTo)
 		}
 		s.log.Info("xta request refused", "port", port, "fault", err.Error())
 		return
@@ -233,7 +233,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{ctx: r.Context(), msg: msg, op: op, port: port}
 	if f := s.authenticate(r, c); f != nil {
 		written = true
-		s.writeFault(rw, f, relatesTo)
+		s.writeFault(rw, port, f, relatesTo)
 		s.log.Warn("xta access refused", "op", op, "party", c.party.String(), "reason", f.Detail)
 		return
 	}
@@ -247,7 +247,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f := s.faultOf(c, err)
-		s.writeFault(rw, f, relatesTo)
+		s.writeFault(rw, port, f, relatesTo)
 		s.log.Info("xta fault", "op", op, "office", c.officeID, "exception", string(f.Exception), "ms", time.Since(start).Milliseconds())
 		return
 	}
@@ -403,12 +403,23 @@ func (s *Server) writeActionMismatch(rw http.ResponseWriter, e *errActionMismatc
 	_, _ = rw.Write(actionMismatchFault(e, relatesTo))
 }
 
-func (s *Server) writeFault(rw http.ResponseWriter, f *Fault, relatesTo string) {
+// FaultAction is the action of a fault: the WSDL's wsam:Action of the exception at
+// the port type, <ActionBase><porttype>/<Exception> (e.g.
+// https://xoev.de/transport/xta/core/core.recipient/InvalidMessageIDException). A
+// fault outside any port gets WS-Addressing's action for SOAP faults.
+func FaultAction(portType string, e Exception) string {
+	if portType == "" {
+		return NSWSA + "/soap/fault"
+	}
+	return Action(portType, string(e))
+}
+
+func (s *Server) writeFault(rw http.ResponseWriter, port string, f *Fault, relatesTo string) {
 	var w xw
 	w.envelopeOpen()
 	if relatesTo != "" {
 		w.open("env:Header")
-		w.wsaHeaders(ActionBase+"fault/"+string(f.Exception), relatesTo)
+		w.wsaHeaders(FaultAction(port, f.Exception), relatesTo)
 		w.end("env:Header")
 	}
 	w.open("env:Body")
@@ -439,7 +450,7 @@ func (s *Server) writeAnswer(rw http.ResponseWriter, r *http.Request, c *call, a
 		w.open("env:Body")
 		if err := a.body(&w); err != nil {
 			if !clientgone.Answer(rw, r, err, s.log) {
-				s.writeFault(rw, s.faultOf(c, err), relatesTo)
+				s.writeFault(rw, c.port, s.faultOf(c, err), relatesTo)
 			}
 			return
 		}
