@@ -262,3 +262,35 @@ func TestFaultActionIsTheWSDLs(t *testing.T) {
 	}
 	v.Run()
 }
+
+// TestMaxMessagesIsAPositiveInteger: MaxMessages is read as an xs:positiveInteger
+// — an optional "+", digits, leading zeros, whitespace around it — and a value
+// above the service's maximum (1000) is capped, however many digits it has;
+// anything else is refused. It was read with fmt.Sscan: "2abc" counted as 2, "1e3"
+// as 1, and a valid huge value was refused.
+func TestMaxMessagesIsAPositiveInteger(t *testing.T) {
+	v := xtatest.NewValidator(t)
+	e := startEnv(t, nil)
+	for range 3 {
+		e.submit(t, officeA, pkgBytes(300))
+	}
+	selector := func(max string) string {
+		return `<ns:OtherCriteria><ns:NewEntry>false</ns:NewEntry><ns:MaxMessages>` + max + `</ns:MaxMessages></ns:OtherCriteria>`
+	}
+	for max, want := range map[string]int{"2": 2, "+2": 2, "0002": 2, " 1\n": 1, "3": 3, "1000": 3,
+		"99999999999999999999999999999999": 3, "+000000000000000000000000000000001": 1} {
+		if got := listed(t, v, e, "MaxMessages "+max, selector(max)); len(got) != want {
+			t.Errorf("MaxMessages %q: %d listed, want %d", max, len(got), want)
+		}
+	}
+	for _, max := range []string{"2abc", "1e3", "0", "000", "-3", "+", "", "1.0", "0x10", "+-1", "1 2", "\u0663", "\u00a01"} {
+		r := post(t, e.client("office-a"), e.base+PathRecipient, actionCT(portRecipient, "getStatusList"),
+			soapUIRequest(xtaA, "", `<ns:MessageSelector>`+selector(max)+`</ns:MessageSelector>`))
+		if code, exc := r.fault(); r.status != http.StatusBadRequest || code != "env:Sender" || exc == "" {
+			t.Errorf("MaxMessages %q: HTTP %d %s %q, want a 400 env:Sender fault", max, r.status, code, exc)
+			continue
+		}
+		v.AddMessage("MaxMessages "+max, r.root, r.parts)
+	}
+	v.Run()
+}

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -538,6 +539,34 @@ func parseBool(s string) (bool, error) {
 
 const maxStatusList = 1000
 
+// parsePositiveInteger reads an xs:positiveInteger (whitespace around it, an
+// optional "+", decimal digits, leading zeros allowed, above zero) and returns it,
+// or capAt when it is larger (the value may have any number of digits).
+func parsePositiveInteger(s string, capAt int) (int, bool) {
+	s = strings.Trim(s, " \t\r\n")
+	s = strings.TrimPrefix(s, "+")
+	if s == "" {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	s = strings.TrimLeft(s, "0")
+	switch {
+	case s == "":
+		return 0, false // zero is not positive
+	case len(s) > len(strconv.Itoa(capAt)):
+		return capAt, true
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, false
+	}
+	return min(n, capAt), true
+}
+
 func (s *Server) getStatusList(c *call) (*answer, error) {
 	sel := c.msg.env.Body.MessageSelector
 	if sel == nil {
@@ -586,11 +615,11 @@ func (s *Server) getStatusList(c *call) (*answer, error) {
 		}
 		limit := 100
 		if oc.MaxMessages != nil {
-			var n int
-			if _, err := fmt.Sscan(strings.TrimSpace(*oc.MaxMessages), &n); err != nil || n <= 0 {
-				return nil, fault(ParameterIsNotValid, "MaxMessages must be a positive integer")
+			n, ok := parsePositiveInteger(*oc.MaxMessages, maxStatusList)
+			if !ok {
+				return nil, fault(ParameterIsNotValid, "MaxMessages %q is no xs:positiveInteger", *oc.MaxMessages)
 			}
-			limit = min(n, maxStatusList)
+			limit = n
 		}
 		var from, to time.Time
 		var err error
