@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/beevik/etree"
@@ -291,6 +292,86 @@ func TestMaxMessagesIsAPositiveInteger(t *testing.T) {
 			continue
 		}
 		v.AddMessage("MaxMessages "+max, r.root, r.parts)
+	}
+	v.Run()
+}
+
+// wsdlOperationFaults are the exceptions the official WSDL declares for each
+// operation of its port types.
+func wsdlOperationFaults(t *testing.T) map[string][]Exception {
+	t.Helper()
+	doc := etree.NewDocument()
+	if err := doc.ReadFromFile(filepath.Join(testenv.RepoRoot(t), "..", "shared", "specs", "xta2-v5", "wsdl", "xta-core.wsdl")); err != nil {
+		t.Fatalf("the official WSDL: %v", err)
+	}
+	out := map[string][]Exception{}
+	for _, pt := range doc.FindElements("//portType") {
+		if pt.SelectAttrValue("name", "") == portReader {
+			continue // deliverMessage: the office's endpoint, not this service
+		}
+		for _, op := range pt.SelectElements("operation") {
+			var es []Exception
+			for _, f := range op.SelectElements("fault") {
+				es = append(es, Exception(f.SelectAttrValue("name", "")))
+			}
+			out[op.SelectAttrValue("name", "")] = es
+		}
+	}
+	return out
+}
+
+// TestDeclaredFaults: every operation raises only the exceptions the WSDL declares
+// for it. getStatusList and getTransportReport declare no
+// ParameterIsNotValidException, which they raised for bad parameters: a selector
+// the service cannot read is now ParameterNotSupportedException, a missing
+// XTAMessageID of getTransportReport InvalidMessageIDException.
+func TestDeclaredFaults(t *testing.T) {
+	wsdl := wsdlOperationFaults(t)
+	if len(wsdl) != len(declaredFaults) {
+		t.Errorf("the WSDL has %d operations, the table %d", len(wsdl), len(declaredFaults))
+	}
+	for op, es := range wsdl {
+		got := slices.Clone(declaredFaults[op])
+		slices.Sort(got)
+		slices.Sort(es)
+		if !slices.Equal(got, es) {
+			t.Errorf("%s: the table declares %v, the WSDL %v", op, got, es)
+		}
+	}
+
+	v := xtatest.NewValidator(t)
+	e := startEnv(t, nil)
+	c := e.client("office-a")
+	many := `<ns:XTAMessageIDs>` + strings.Repeat(`<ns:XTAMessageID>urn:x</ns:XTAMessageID>`, maxStatusList+1) + `</ns:XTAMessageIDs>`
+	criteria := func(inner string) string {
+		return `<ns:MessageSelector><ns:OtherCriteria>` + inner + `</ns:OtherCriteria></ns:MessageSelector>`
+	}
+	for _, tc := range []struct {
+		name, path, port, op, body string
+		want                       Exception
+	}{
+		{"no selector", PathRecipient, portRecipient, "getStatusList", "", ParameterNotSupported},
+		{"empty selector", PathRecipient, portRecipient, "getStatusList", `<ns:MessageSelector/>`, ParameterNotSupported},
+		{"too many ids", PathRecipient, portRecipient, "getStatusList", `<ns:MessageSelector>` + many + `</ns:MessageSelector>`, ParameterNotSupported},
+		{"bad NewEntry", PathRecipient, portRecipient, "getStatusList", criteria(`<ns:NewEntry>yes</ns:NewEntry>`), ParameterNotSupported},
+		{"bad MaxMessages", PathRecipient, portRecipient, "getStatusList", criteria(`<ns:MaxMessages>2abc</ns:MaxMessages>`), ParameterNotSupported},
+		{"bad time from", PathRecipient, portRecipient, "getStatusList", criteria(`<ns:MessageBoxEntryTimeFrom>yesterday</ns:MessageBoxEntryTimeFrom>`), ParameterNotSupported},
+		{"bad time to", PathRecipient, portRecipient, "getStatusList", criteria(`<ns:MessageBoxEntryTimeTo>1.1.2026</ns:MessageBoxEntryTimeTo>`), ParameterNotSupported},
+		{"selector extension", PathRecipient, portRecipient, "getStatusList", criteria(`<ns:Extensions/>`), UnsupportedExtension},
+		{"report without id", PathTransportBase, portTransportBase, "getTransportReport", "", InvalidMessageID},
+		{"report with empty id", PathTransportBase, portTransportBase, "getTransportReport", `<ns:XTAMessageID id="q"> </ns:XTAMessageID>`, InvalidMessageID},
+		{"report of an unknown id", PathTransportBase, portTransportBase, "getTransportReport", `<ns:XTAMessageID id="q">urn:x</ns:XTAMessageID>`, InvalidMessageID},
+	} {
+		r := post(t, c, e.base+tc.path, actionCT(tc.port, tc.op), soapUIRequest(xtaA, "", tc.body))
+		code, exc := r.fault()
+		if r.status != http.StatusBadRequest || code != "env:Sender" || exc != string(tc.want) {
+			t.Errorf("%s: HTTP %d %s %q, want 400 env:Sender %s\n%.1500s", tc.name, r.status, code, exc, tc.want, r.root)
+			continue
+		}
+		if !slices.Contains(wsdl[tc.op], Exception(exc)) {
+			t.Errorf("%s: %s is not declared for %s", tc.name, exc, tc.op)
+		}
+		v.AddMessage(tc.name, r.root, r.parts)
 	}
 	v.Run()
 }

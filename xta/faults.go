@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 )
 
 // Exception names the XTA exception elements of XTA-Webservice-Exceptions.xsd.
@@ -68,6 +69,37 @@ func (f *Fault) Error() string {
 // Receiver reports whether the fault is the service's (env:Receiver), not the caller's.
 func (f *Fault) Receiver() bool {
 	return f.Exception == TechnicalProblem || f.Exception == ExternalServiceUnavailable
+}
+
+// declaredFaults are the exceptions the WSDL declares for each operation of the
+// service (the faults of its portType operations); TestDeclaredFaultsAreTheWSDLs
+// keeps the table in step with the official WSDL.
+var declaredFaults = map[string][]Exception{
+	"getStatusList":      {NotImplemented, ParameterNotSupported, PermissionDenied, TechnicalProblem, UnsupportedExtension},
+	"getMessage":         {InvalidMessageID, NotImplemented, ParameterIsNotValid, ParameterNotSupported, PermissionDenied, TechnicalProblem, UnsupportedExtension},
+	"close":              {InvalidMessageID, NotImplemented, ParameterIsNotValid, ParameterNotSupported, PermissionDenied, TechnicalProblem, UnsupportedExtension},
+	"createMessageID":    {NotImplemented, ParameterNotSupported, PermissionDenied, TechnicalProblem, UnsupportedExtension},
+	"lookupService":      {ExternalServiceUnavailable, NotImplemented, ParameterIsNotValid, ParameterNotSupported, PermissionDenied, TechnicalProblem, UnsupportedExtension},
+	"sendMessage":        {MessageSchemaViolation, MessageVirusDetection, NotImplemented, ParameterIsNotValid, ParameterNotSupported, PermissionDenied, SyncAsync, TechnicalProblem, UnsupportedExtension},
+	"sendMessageSync":    {ExternalServiceUnavailable, MessageSchemaViolation, MessageVirusDetection, NotImplemented, ParameterIsNotValid, ParameterNotSupported, PermissionDenied, SyncAsync, TechnicalProblem, UnsupportedExtension},
+	"checkAccountActive": {NotImplemented, ParameterNotSupported, PermissionDenied, TechnicalProblem, UnsupportedExtension},
+	"getTransportReport": {InvalidMessageID, NotImplemented, ParameterNotSupported, PermissionDenied, TechnicalProblem, UnsupportedExtension},
+}
+
+// declared returns f, or, when the WSDL does not declare f's exception for the
+// operation, the declared exception that stands for it: ParameterNotSupported for
+// ParameterIsNotValid (getStatusList, getTransportReport, createMessageID and
+// checkAccountActive declare no ParameterIsNotValidException). An operation not
+// yet known (a message refused before its action was read) keeps f.
+func declared(op string, f *Fault) *Fault {
+	ds, ok := declaredFaults[op]
+	if !ok || slices.Contains(ds, f.Exception) {
+		return f
+	}
+	if f.Exception == ParameterIsNotValid && slices.Contains(ds, ParameterNotSupported) {
+		return &Fault{Exception: ParameterNotSupported, Detail: f.Detail}
+	}
+	return f
 }
 
 func fault(e Exception, format string, a ...any) *Fault {

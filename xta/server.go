@@ -367,6 +367,10 @@ func (s *Server) dispatch(c *call) (*answer, error) {
 // faultOf maps a desk error to the exception the caller sees; the error itself is
 // logged, never sent.
 func (s *Server) faultOf(c *call, err error) *Fault {
+	return declared(c.op, s.exceptionOf(c, err))
+}
+
+func (s *Server) exceptionOf(c *call, err error) *Fault {
 	var f *Fault
 	if errors.As(err, &f) {
 		return f
@@ -567,17 +571,20 @@ func parsePositiveInteger(s string, capAt int) (int, bool) {
 	return min(n, capAt), true
 }
 
+// getStatusList answers a MessageSelector. The WSDL declares no
+// ParameterIsNotValidException for it: a selector the service cannot read is
+// refused with ParameterNotSupportedException, the parameter fault it declares.
 func (s *Server) getStatusList(c *call) (*answer, error) {
 	sel := c.msg.env.Body.MessageSelector
 	if sel == nil {
-		return nil, fault(ParameterIsNotValid, "MessageSelector is required")
+		return nil, fault(ParameterNotSupported, "MessageSelector is required")
 	}
 	var items []*submission.Submission
 	pending := 0
 	switch {
 	case sel.XTAMessageIDs != nil:
 		if len(sel.XTAMessageIDs.IDs) > maxStatusList {
-			return nil, fault(ParameterIsNotValid, "at most %d XTAMessageIDs", maxStatusList)
+			return nil, fault(ParameterNotSupported, "at most %d XTAMessageIDs", maxStatusList)
 		}
 		seen := map[string]bool{}
 		for _, x := range sel.XTAMessageIDs.IDs {
@@ -610,14 +617,14 @@ func (s *Server) getStatusList(c *call) (*answer, error) {
 		if oc.NewEntry != nil {
 			var err error
 			if newOnly, err = parseBool(*oc.NewEntry); err != nil {
-				return nil, fault(ParameterIsNotValid, "NewEntry: %v", err)
+				return nil, fault(ParameterNotSupported, "NewEntry: %v", err)
 			}
 		}
 		limit := 100
 		if oc.MaxMessages != nil {
 			n, ok := parsePositiveInteger(*oc.MaxMessages, maxStatusList)
 			if !ok {
-				return nil, fault(ParameterIsNotValid, "MaxMessages %q is no xs:positiveInteger", *oc.MaxMessages)
+				return nil, fault(ParameterNotSupported, "MaxMessages %q is no xs:positiveInteger", *oc.MaxMessages)
 			}
 			limit = n
 		}
@@ -625,12 +632,12 @@ func (s *Server) getStatusList(c *call) (*answer, error) {
 		var err error
 		if strings.TrimSpace(oc.From) != "" {
 			if from, err = parseTime(oc.From); err != nil {
-				return nil, fault(ParameterIsNotValid, "MessageBoxEntryTimeFrom: %v", err)
+				return nil, fault(ParameterNotSupported, "MessageBoxEntryTimeFrom: %v", err)
 			}
 		}
 		if strings.TrimSpace(oc.To) != "" {
 			if to, err = parseTime(oc.To); err != nil {
-				return nil, fault(ParameterIsNotValid, "MessageBoxEntryTimeTo: %v", err)
+				return nil, fault(ParameterNotSupported, "MessageBoxEntryTimeTo: %v", err)
 			}
 		}
 		err = s.walkOpen(c, func(sub *submission.Submission) {
@@ -653,7 +660,7 @@ func (s *Server) getStatusList(c *call) (*answer, error) {
 			return nil, err
 		}
 	default:
-		return nil, fault(ParameterIsNotValid, "MessageSelector needs XTAMessageIDs or OtherCriteria")
+		return nil, fault(ParameterNotSupported, "MessageSelector needs XTAMessageIDs or OtherCriteria")
 	}
 	reader := c.party
 	return &answer{
@@ -968,7 +975,9 @@ func statusOf(st submission.State) int {
 func (s *Server) getTransportReport(c *call) (*answer, error) {
 	x := c.msg.env.Body.XTAMessageID
 	if x == nil || strings.TrimSpace(x.Value) == "" {
-		return nil, fault(ParameterIsNotValid, "XTAMessageID is required")
+		// The WSDL declares no ParameterIsNotValidException for getTransportReport;
+		// a missing id is one the service has nothing about.
+		return nil, fault(InvalidMessageID, "XTAMessageID is required")
 	}
 	var m meta
 	status := 0
