@@ -375,3 +375,53 @@ func TestDeclaredFaults(t *testing.T) {
 	}
 	v.Run()
 }
+
+// TestHeaderBlocksForOtherRoles: a header block targeted at a role this node does
+// not play (env:role none, or an unknown role) is ignored altogether, as SOAP 1.2
+// part 1, 5.2.2 and 5.2.3 ask: its env:mustUnderstand does not count, and an XTA or
+// WS-Addressing block so targeted is not read. Blocks for next, for the ultimate
+// receiver or without a role count. Every mustUnderstand block used to count.
+func TestHeaderBlocksForOtherRoles(t *testing.T) {
+	v := xtatest.NewValidator(t)
+	e := startEnv(t, nil)
+	c := e.client("office-a")
+	tb := e.base + PathTransportBase
+	check := actionCT(portTransportBase, "checkAccountActive")
+	block := func(role string) string {
+		r := ""
+		if role != "" {
+			r = ` soap:role="` + role + `"`
+		}
+		return `<foo:Bar xmlns:foo="urn:foo" soap:mustUnderstand="true"` + r + `/>`
+	}
+	for _, tc := range []struct {
+		name, header, party string
+		status              int
+		code, exc           string
+	}{
+		{"mustUnderstand for role none", block(NSSoap12 + "/role/none"), xtaA, 200, "", ""},
+		{"mustUnderstand for another role", block("http://example.org/other"), xtaA, 200, "", ""},
+		{"mustUnderstand for next", block(NSSoap12 + "/role/next"), xtaA, 500, "env:MustUnderstand", ""},
+		{"mustUnderstand for the ultimate receiver", block(NSSoap12 + "/role/ultimateReceiver"), xtaA, 500, "env:MustUnderstand", ""},
+		{"mustUnderstand without role", block(""), xtaA, 500, "env:MustUnderstand", ""},
+		{"Party for role none only", "", "", 400, "env:Sender", string(PermissionDenied)},
+		{"wsa:Action for another role", `<wsa:Action xmlns:wsa="` + NSWSA + `" soap:role="http://example.org/other">` +
+			Action(portRecipient, "close") + `</wsa:Action>`, xtaA, 200, "", ""},
+	} {
+		req := soapUIRequest(tc.party, tc.header, "")
+		if tc.party == "" {
+			req = soapUIRequest(xtaA, "", "")
+			req = bytes.Replace(req, []byte("<ns:Party>"), []byte(`<ns:Party soap:role="`+NSSoap12+`/role/none">`), 1)
+		}
+		r := post(t, c, tb, check, req)
+		code, exc := r.fault()
+		if r.status != tc.status || code != tc.code || exc != tc.exc {
+			t.Errorf("%s: HTTP %d %s %q, want %d %s %q\n%.1500s", tc.name, r.status, code, exc, tc.status, tc.code, tc.exc, r.root)
+			continue
+		}
+		if tc.status == 200 || tc.exc != "" {
+			v.AddMessage(tc.name, r.root, r.parts)
+		}
+	}
+	v.Run()
+}

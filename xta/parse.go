@@ -133,6 +133,92 @@ type xAny struct {
 	XMLName xml.Name
 }
 
+// xHeader is the SOAP Header: the blocks this service reads, and the others. A
+// block targeted at a role this node does not play (env:role none, or any role
+// but next and ultimateReceiver) is left out altogether, as SOAP 1.2 (part 1,
+// 5.2.2 and 5.2.3) asks: it is neither read nor checked for mustUnderstand.
+type xHeader struct {
+	Party                *xParty
+	MessageMetaData      *xMetaData
+	MessageMetaDataReply *struct {
+		MessageMetaData *xMetaData `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageMetaData"`
+	}
+	MessageBoxStatus *struct {
+		MessagesRemaining struct {
+			NoMessageAvailable *string `xml:"https://xoev.de/transport/xta/core/3.1.1 NoMessageAvailable"`
+			MessagesPending    *string `xml:"https://xoev.de/transport/xta/core/3.1.1 MessagesPending"`
+		} `xml:"https://xoev.de/transport/xta/core/3.1.1 MessagesRemaining"`
+	}
+	Action    string         // wsa:Action
+	MessageID string         // wsa:MessageID
+	Any       []xHeaderBlock // blocks this service does not read
+}
+
+// The roles of SOAP 1.2 (part 1, 2.2). This node is the ultimate receiver, so it
+// plays next and ultimateReceiver; a block without env:role is for the ultimate
+// receiver.
+const (
+	RoleNext             = NSSoap12 + "/role/next"
+	RoleUltimateReceiver = NSSoap12 + "/role/ultimateReceiver"
+)
+
+// forThisNode reports whether a header block with these attributes is targeted at
+// this node.
+func forThisNode(attrs []xml.Attr) bool {
+	for _, a := range attrs {
+		if a.Name.Space == NSSoap12 && a.Name.Local == "role" {
+			switch strings.TrimSpace(a.Value) {
+			case "", RoleNext, RoleUltimateReceiver:
+				return true
+			}
+			return false
+		}
+	}
+	return true
+}
+
+// UnmarshalXML reads the header blocks targeted at this node and skips the others.
+func (h *xHeader) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return err
+		}
+		switch t := tok.(type) {
+		case xml.EndElement:
+			return nil
+		case xml.StartElement:
+			if !forThisNode(t.Attr) {
+				if err := d.Skip(); err != nil {
+					return err
+				}
+				continue
+			}
+			switch t.Name {
+			case xml.Name{Space: NS, Local: "Party"}:
+				err = d.DecodeElement(&h.Party, &t)
+			case xml.Name{Space: NS, Local: "MessageMetaData"}:
+				err = d.DecodeElement(&h.MessageMetaData, &t)
+			case xml.Name{Space: NS, Local: "MessageMetaDataReply"}:
+				err = d.DecodeElement(&h.MessageMetaDataReply, &t)
+			case xml.Name{Space: NS, Local: "MessageBoxStatus"}:
+				err = d.DecodeElement(&h.MessageBoxStatus, &t)
+			case xml.Name{Space: NSWSA, Local: "Action"}:
+				err = d.DecodeElement(&h.Action, &t)
+			case xml.Name{Space: NSWSA, Local: "MessageID"}:
+				err = d.DecodeElement(&h.MessageID, &t)
+			default:
+				var b xHeaderBlock
+				err = d.DecodeElement(&b, &t)
+				h.Any = append(h.Any, b)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+}
+
 // xHeaderBlock is a header block this service does not read.
 type xHeaderBlock struct {
 	XMLName xml.Name
@@ -164,22 +250,7 @@ const xtaCorePrefix = "https://xoev.de/transport/xta/core/"
 // envelope is a SOAP 1.2 envelope as far as XTA uses it, requests and answers.
 type envelope struct {
 	XMLName xml.Name
-	Header  *struct {
-		Party                *xParty    `xml:"https://xoev.de/transport/xta/core/3.1.1 Party"`
-		MessageMetaData      *xMetaData `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageMetaData"`
-		MessageMetaDataReply *struct {
-			MessageMetaData *xMetaData `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageMetaData"`
-		} `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageMetaDataReply"`
-		MessageBoxStatus *struct {
-			MessagesRemaining struct {
-				NoMessageAvailable *string `xml:"https://xoev.de/transport/xta/core/3.1.1 NoMessageAvailable"`
-				MessagesPending    *string `xml:"https://xoev.de/transport/xta/core/3.1.1 MessagesPending"`
-			} `xml:"https://xoev.de/transport/xta/core/3.1.1 MessagesRemaining"`
-		} `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageBoxStatus"`
-		Action    string         `xml:"http://www.w3.org/2005/08/addressing Action"`
-		MessageID string         `xml:"http://www.w3.org/2005/08/addressing MessageID"`
-		Any       []xHeaderBlock `xml:",any"`
-	} `xml:"Header"`
+	Header  *xHeader `xml:"Header"`
 	Body *struct {
 		MessageSelector       *xSelector  `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageSelector"`
 		MessageFetch          *xFetch     `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageFetch"`
