@@ -425,3 +425,42 @@ func TestHeaderBlocksForOtherRoles(t *testing.T) {
 	}
 	v.Run()
 }
+
+// TestNoDTDAnywhere: a message with a document type declaration is refused wherever
+// the declaration stands — SOAP 1.2 forbids a DTD in a SOAP message. The check used
+// to look only before the first "Envelope", so a DOCTYPE after a comment that named
+// the Envelope passed. Text that only looks like one (in a comment, a CDATA
+// section) is no declaration.
+func TestNoDTDAnywhere(t *testing.T) {
+	v := xtatest.NewValidator(t)
+	e := startEnv(t, nil)
+	c := e.client("office-a")
+	check := actionCT(portTransportBase, "checkAccountActive")
+	envelope := string(soapUIRequest(xtaA, "", ""))
+	for _, tc := range []struct {
+		name, msg string
+		refused   bool
+	}{
+		{"DOCTYPE after a comment", `<?xml version="1.0"?>` + "\n<!-- SOAP Envelope follows -->\n" + `<!DOCTYPE soap:Envelope [<!ENTITY a "b">]>` + "\n" + envelope, true},
+		{"DOCTYPE after a processing instruction", `<?xml version="1.0"?><?amtsbote Envelope?><!DOCTYPE soap:Envelope>` + envelope, true},
+		{"DOCTYPE after comments with markup", `<!-- <soap:Envelope> --><!-- --><!DOCTYPE soap:Envelope [<!ENTITY lol "lol">]>` + envelope, true},
+		{"entity declaration in the header", strings.Replace(envelope, "<soap:Header>", `<soap:Header><!ENTITY x "y">`, 1), true},
+		{"DOCTYPE in a comment", `<?xml version="1.0"?><!-- <!DOCTYPE soap:Envelope> -->` + envelope, false},
+		{"DOCTYPE in a CDATA section", strings.Replace(envelope, "<soap:Header>", `<soap:Header><x:Trace xmlns:x="urn:example:trace"><![CDATA[<!DOCTYPE x>]]></x:Trace>`, 1), false},
+	} {
+		r := post(t, c, e.base+PathTransportBase, check, []byte(tc.msg))
+		code, exc := r.fault()
+		switch {
+		case tc.refused && (r.status != http.StatusBadRequest || code != "env:Sender" || exc != string(ParameterIsNotValid)):
+			t.Errorf("%s: HTTP %d %s %q, want 400 env:Sender ParameterIsNotValidException\n%.1500s", tc.name, r.status, code, exc, r.root)
+			continue
+		case !tc.refused && r.status != http.StatusOK:
+			t.Errorf("%s: HTTP %d %s %q, want 200\n%.1500s", tc.name, r.status, code, exc, r.root)
+			continue
+		}
+		if tc.refused {
+			v.AddMessage(tc.name, r.root, r.parts)
+		}
+	}
+	v.Run()
+}

@@ -466,8 +466,8 @@ func (m *message) decode(root []byte) error {
 	if len(bytes.TrimSpace(root)) == 0 {
 		return malformed("empty message")
 	}
-	if hasDoctype(root) {
-		return malformed("a DOCTYPE is not allowed in a SOAP message")
+	if hasDTD(root) {
+		return malformed("a DOCTYPE (document type declaration) is not allowed in a SOAP message")
 	}
 	// The root element alone decides the version, before the rest is decoded.
 	d := xml.NewDecoder(bytes.NewReader(root))
@@ -476,6 +476,9 @@ func (m *message) decode(root []byte) error {
 		tok, err := d.Token()
 		if err != nil {
 			return malformed("not XML: %v", err)
+		}
+		if _, ok := tok.(xml.Directive); ok {
+			return malformed("a DOCTYPE (document type declaration) is not allowed in a SOAP message")
 		}
 		if se, ok := tok.(xml.StartElement); ok {
 			start = se
@@ -533,16 +536,44 @@ func (m *message) decode(root []byte) error {
 	return nil
 }
 
-func hasDoctype(b []byte) bool {
-	// A DOCTYPE can only come before the root element.
-	if i := bytes.IndexByte(b, '>'); i >= 0 {
-		head := b
-		if j := bytes.Index(b, []byte("Envelope")); j > 0 {
-			head = b[:j]
+// hasDTD reports whether the message holds a document type declaration, or any
+// markup declaration (<!DOCTYPE, <!ENTITY, …), wherever it is: before or after
+// comments and processing instructions in the prolog, or further on. SOAP 1.2
+// (part 1, 5) forbids a DTD in a SOAP message. Comments, CDATA sections and
+// processing instructions are skipped, so text in them does not count; a '<' can
+// start nothing else in well-formed XML (attribute values cannot hold one).
+func hasDTD(b []byte) bool {
+	skip := func(rest []byte, open, close string) ([]byte, bool) {
+		if !bytes.HasPrefix(rest, []byte(open)) {
+			return rest, false
 		}
-		return bytes.Contains(bytes.ToUpper(head), []byte("<!DOCTYPE"))
+		j := bytes.Index(rest[len(open):], []byte(close))
+		if j < 0 {
+			return nil, true // unterminated: the parser refuses it
+		}
+		return rest[len(open)+j+len(close):], true
 	}
-	return false
+	for {
+		i := bytes.IndexByte(b, '<')
+		if i < 0 {
+			return false
+		}
+		rest := b[i+1:]
+		var ok bool
+		if b, ok = skip(rest, "!--", "-->"); ok {
+			continue
+		}
+		if b, ok = skip(rest, "![CDATA[", "]]>"); ok {
+			continue
+		}
+		if b, ok = skip(rest, "?", "?>"); ok {
+			continue
+		}
+		if bytes.HasPrefix(rest, []byte("!")) {
+			return true
+		}
+		b = rest
+	}
 }
 
 // content returns the bytes of a ContentType element: its base64 text or the MIME
