@@ -3,12 +3,14 @@ package xta
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf16"
 
 	"github.com/beevik/etree"
 
@@ -461,6 +463,71 @@ func TestNoDTDAnywhere(t *testing.T) {
 		if tc.refused {
 			v.AddMessage(tc.name, r.root, r.parts)
 		}
+	}
+	v.Run()
+}
+
+// utf16Bytes encodes s as UTF-16 in the byte order, with a byte order mark if bom.
+func utf16Bytes(s string, order binary.AppendByteOrder, bom bool) []byte {
+	var out []byte
+	units := utf16.Encode([]rune(s))
+	if bom {
+		units = append([]uint16{0xFEFF}, units...)
+	}
+	for _, u := range units {
+		out = order.AppendUint16(out, u)
+	}
+	return out
+}
+
+// TestUTF16Requests: a request in UTF-16 (with a byte order mark, or without one
+// but starting with '<') is read as XML 1.0 asks every processor to; it was refused
+// as "invalid UTF-8". A broken UTF-16 message and an encoding the service does not
+// read get a clear fault; answers are UTF-8.
+func TestUTF16Requests(t *testing.T) {
+	v := xtatest.NewValidator(t)
+	e := startEnv(t, nil)
+	sub := e.submit(t, officeA, pkgBytes(300))
+	c := e.client("office-a")
+	const name = "Bauaufsichtsamt Dreßden € 𝄞" // 𝄞 is a surrogate pair in UTF-16
+	req := `<?xml version="1.0" encoding="UTF-16"?>` + strings.Replace(string(soapUIRequest(xtaA, "", statusListBody(false, 10, zeroTime, zeroTime))),
+		`name="Bauaufsichtsamt Dresden"`, `name="`+name+`"`, 1)
+	for _, tc := range []struct {
+		name string
+		body []byte
+	}{
+		{"UTF-16LE with BOM", utf16Bytes(req, binary.LittleEndian, true)},
+		{"UTF-16BE with BOM", utf16Bytes(req, binary.BigEndian, true)},
+		{"UTF-16LE without BOM", utf16Bytes(req, binary.LittleEndian, false)},
+	} {
+		r := post(t, c, e.base+PathRecipient, soapContentType(Action(portRecipient, "getStatusList")), tc.body)
+		mustOK(t, tc.name, r)
+		v.AddMessage(tc.name, r.root, r.parts)
+		if got := texts(r, "//MessageStatusList/MessageMetaData/XTAMessageID"); len(got) != 1 || got[0] != MessageID("amtsbote", sub.ID) {
+			t.Errorf("%s: listed %v", tc.name, got)
+		}
+		if el := r.doc.FindElement("//MessageStatusList/MessageMetaData/Reader/Identifier"); el == nil || el.SelectAttrValue("name", "") != name {
+			t.Errorf("%s: the Reader's name does not come back as sent:\n%s", tc.name, r.root)
+		}
+	}
+	broken := utf16Bytes(req, binary.LittleEndian, true)
+	broken = append(broken[:len(broken)-4], 0x00, 0xD8, '>', 0) // a high surrogate without its pair
+	for _, tc := range []struct {
+		name, detail string
+		body         []byte
+	}{
+		{"broken UTF-16", "surrogate", broken},
+		{"odd UTF-16", "odd", utf16Bytes(req, binary.LittleEndian, true)[:101]},
+		{"ISO-8859-1", "UTF-8", append([]byte(`<?xml version="1.0" encoding="ISO-8859-1"?>`), soapUIRequest(xtaA, "", "")...)},
+		{"UTF-16 declared in UTF-8", "byte order mark", []byte(req)},
+	} {
+		r := post(t, c, e.base+PathTransportBase, soapContentType(Action(portTransportBase, "checkAccountActive")), tc.body)
+		code, exc := r.fault()
+		if r.status != http.StatusBadRequest || code != "env:Sender" || exc != string(ParameterIsNotValid) || !strings.Contains(r.text("//Fault/Detail/*/Detail"), tc.detail) {
+			t.Errorf("%s: HTTP %d %s %q, want 400 env:Sender ParameterIsNotValidException naming %q\n%.1500s", tc.name, r.status, code, exc, tc.detail, r.root)
+			continue
+		}
+		v.AddMessage(tc.name, r.root, r.parts)
 	}
 	v.Run()
 }

@@ -3,6 +3,7 @@ package xta
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // The shapes read from SOAP messages. encoding/xml resolves prefixes, so a request
@@ -463,6 +466,10 @@ func readPart(p *multipart.Part) ([]byte, error) {
 }
 
 func (m *message) decode(root []byte) error {
+	root, isUTF16, err := fromUTF16(root)
+	if err != nil {
+		return err
+	}
 	if len(bytes.TrimSpace(root)) == 0 {
 		return malformed("empty message")
 	}
@@ -471,6 +478,15 @@ func (m *message) decode(root []byte) error {
 	}
 	// The root element alone decides the version, before the rest is decoded.
 	d := xml.NewDecoder(bytes.NewReader(root))
+	d.CharsetReader = func(label string, input io.Reader) (io.Reader, error) {
+		if isUTF16Label(label) {
+			if isUTF16 {
+				return input, nil // read as UTF-16, now UTF-8
+			}
+			return nil, fmt.Errorf("encoding %q declared, but the message does not start with a UTF-16 byte order mark", label)
+		}
+		return nil, fmt.Errorf("encoding %q is not supported; send UTF-8 (or UTF-16)", label)
+	}
 	var start xml.StartElement
 	for {
 		tok, err := d.Token()
@@ -534,6 +550,53 @@ func (m *message) decode(root []byte) error {
 	}
 	m.env = env
 	return nil
+}
+
+// fromUTF16 returns a message in UTF-16 as UTF-8, and reports that it was UTF-16;
+// other messages come back as they are. XML 1.0 (4.3.3) asks every processor to
+// read UTF-16 as well as UTF-8; a UTF-16 message is known by its byte order mark,
+// or, without one, by its first character '<' (XML 1.0, appendix F).
+func fromUTF16(b []byte) ([]byte, bool, error) {
+	var order binary.ByteOrder
+	switch {
+	case bytes.HasPrefix(b, []byte{0xFF, 0xFE}):
+		order, b = binary.LittleEndian, b[2:]
+	case bytes.HasPrefix(b, []byte{0xFE, 0xFF}):
+		order, b = binary.BigEndian, b[2:]
+	case bytes.HasPrefix(b, []byte{'<', 0}):
+		order = binary.LittleEndian
+	case bytes.HasPrefix(b, []byte{0, '<'}):
+		order = binary.BigEndian
+	default:
+		return b, false, nil
+	}
+	if len(b)%2 != 0 {
+		return nil, true, malformed("a UTF-16 message of an odd number of bytes")
+	}
+	out := make([]byte, 0, len(b)/2+len(b)/8)
+	for i := 0; i < len(b); i += 2 {
+		r := rune(order.Uint16(b[i:]))
+		if utf16.IsSurrogate(r) {
+			if i+3 >= len(b) {
+				return nil, true, malformed("a UTF-16 message ends inside a surrogate pair")
+			}
+			r = utf16.DecodeRune(r, rune(order.Uint16(b[i+2:])))
+			if r == utf8.RuneError {
+				return nil, true, malformed("invalid UTF-16 surrogate pair at byte %d", i)
+			}
+			i += 2
+		}
+		out = utf8.AppendRune(out, r)
+	}
+	return out, true, nil
+}
+
+func isUTF16Label(label string) bool {
+	switch strings.ToLower(strings.TrimSpace(label)) {
+	case "utf-16", "utf-16le", "utf-16be", "utf16":
+		return true
+	}
+	return false
 }
 
 // hasDTD reports whether the message holds a document type declaration, or any
