@@ -531,3 +531,44 @@ func TestUTF16Requests(t *testing.T) {
 	}
 	v.Run()
 }
+
+// TestDirectoryIsEchoedAsGiven: a party the request named (the caller's Party, a
+// lookupService Reader) comes back with its Directory's code list as given; its
+// listVersionID was rewritten to 1.0.
+func TestDirectoryIsEchoedAsGiven(t *testing.T) {
+	v := xtatest.NewValidator(t)
+	e := startEnv(t, nil)
+	e.submit(t, officeA, pkgBytes(300))
+	c := e.client("office-a")
+	const listURI = "urn:example:verzeichnisse"
+	dir := func(version string) string {
+		return `<ns:Directory listURI="` + listURI + `" listVersionID="` + version + `"><code>DVDV</code></ns:Directory>`
+	}
+	// The caller's Party, as the Reader of the messages listed.
+	req := bytes.Replace(soapUIRequest(xtaA, "", statusListBody(false, 10, zeroTime, zeroTime)),
+		[]byte(`listVersionID="1.0"`), []byte(`listVersionID="2.1"`), 1)
+	req = bytes.Replace(req, []byte(`listURI="`+ListDirectory+`"`), []byte(`listURI="`+listURI+`"`), 1)
+	r := post(t, c, e.base+PathRecipient, actionCT(portRecipient, "getStatusList"), req)
+	mustOK(t, "getStatusList", r)
+	v.AddMessage("getStatusList", r.root, r.parts)
+	if d := r.doc.FindElement("//MessageStatusList/MessageMetaData/Reader/Directory"); d == nil ||
+		d.SelectAttrValue("listVersionID", "") != "2.1" || d.SelectAttrValue("listURI", "") != listURI {
+		t.Errorf("the caller's Directory is not echoed as given:\n%s", r.root)
+	}
+	// lookupService's Readers.
+	r = post(t, c, e.base+PathSender, actionCT(portSender, "lookupService"), soapUIRequest(xtaA, "", `
+      <ns:LookupQuery>
+         <ns:LookupService><ns:Reader><ns:Identifier>`+gatewayID+`</ns:Identifier>`+dir("2.0")+`</ns:Reader></ns:LookupService>
+         <ns:LookupService><ns:Reader><ns:Identifier>other</ns:Identifier>`+dir("2024-01")+`</ns:Reader></ns:LookupService>
+      </ns:LookupQuery>`))
+	mustOK(t, "lookupService", r)
+	v.AddMessage("lookupService", r.root, r.parts)
+	var got []string
+	for _, d := range r.doc.FindElements("//LookupServiceResult/Reader/Directory") {
+		got = append(got, d.SelectAttrValue("listURI", "")+" "+d.SelectAttrValue("listVersionID", ""))
+	}
+	if want := []string{listURI + " 2.0", listURI + " 2024-01"}; !slices.Equal(got, want) {
+		t.Errorf("lookupService Readers' Directory %v, want %v", got, want)
+	}
+	v.Run()
+}

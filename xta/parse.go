@@ -39,6 +39,8 @@ func (p *xParty) party() Party {
 		Name: p.Identifier.Name, Category: p.Identifier.Category}
 	if p.Directory != nil {
 		out.Directory = strings.TrimSpace(p.Directory.Code)
+		out.DirectoryListURI = strings.TrimSpace(p.Directory.ListURI)
+		out.DirectoryListVersion = strings.TrimSpace(p.Directory.ListVersion)
 	}
 	return out
 }
@@ -254,7 +256,7 @@ const xtaCorePrefix = "https://xoev.de/transport/xta/core/"
 type envelope struct {
 	XMLName xml.Name
 	Header  *xHeader `xml:"Header"`
-	Body *struct {
+	Body    *struct {
 		MessageSelector       *xSelector  `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageSelector"`
 		MessageFetch          *xFetch     `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageFetch"`
 		ContentContainer      *xContainer `xml:"https://xoev.de/transport/xta/core/3.1.1 ContentContainer"`

@@ -2,6 +2,7 @@ package xta
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/xml"
 	"strconv"
 	"strings"
@@ -122,6 +123,10 @@ type Party struct {
 	Name       string // @name
 	Category   string // @organizationCategory
 	Directory  string // Directory/code, e.g. "DVDV" ("" leaves Directory out)
+	// DirectoryListURI and DirectoryListVersion are the Directory's code list as a
+	// request named it, echoed as given; empty: ListDirectory, DirectoryListVersion.
+	DirectoryListURI     string
+	DirectoryListVersion string
 }
 
 // String is the party for logs: scheme and identifier.
@@ -136,12 +141,14 @@ func (p Party) String() string {
 func (w *xw) writeParty(p Party) {
 	w.leaf("xta:Identifier", p.Identifier, "identifierScheme", p.Scheme, "name", p.Name, "organizationCategory", p.Category)
 	if p.Directory != "" {
-		w.open("xta:Directory", "listURI", ListDirectory, "listVersionID", DirectoryListVersion)
+		w.open("xta:Directory", "listURI", cmp.Or(p.DirectoryListURI, ListDirectory),
+			"listVersionID", cmp.Or(p.DirectoryListVersion, DirectoryListVersion))
 		w.leaf("code", p.Directory)
 		w.end("xta:Directory")
 	}
 }
 
 // DirectoryListVersion is the version of the directory code list written with
-// Directory codes.
+// the Directory codes of the gateway's own parties (a party a request named keeps
+// the version it was named with).
 const DirectoryListVersion = "1.0"
