@@ -49,8 +49,12 @@ type Options struct {
 	Directory    *routing.Store
 	Clients      *Clients
 	MaxBodyBytes int64
-	Logger       *slog.Logger
-	Registry     *prometheus.Registry // metrics are served from here
+	// BodyBudget bounds the bytes of packages held in memory at once, from reading
+	// a body to the end of its intake (nil: no bound; the gateway sets
+	// limits.body_memory).
+	BodyBudget *httpbody.Budget
+	Logger     *slog.Logger
+	Registry   *prometheus.Registry // metrics are served from here
 	// Reload re-reads the directory files (admin endpoint, SIGHUP).
 	Reload func() error
 	// Ready reports whether the gateway can take packages (an error: not at all, e.g.
@@ -436,7 +440,14 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	if declaredTooLarge(w, r, s.opt.MaxBodyBytes) {
 		return
 	}
+	lease, err := s.opt.BodyBudget.Acquire(r.Context(), cmp.Or(max(r.ContentLength, 0), s.opt.MaxBodyBytes))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	defer lease.Release()
 	body, err := httpbody.ReadAll(http.MaxBytesReader(w, r.Body, s.opt.MaxBodyBytes), r.ContentLength)
+	lease.Keep(int64(cap(body)))
 	if err != nil {
 		if isMaxBytes(err) {
 			s.fail(w, r, err)

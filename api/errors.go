@@ -9,6 +9,7 @@ import (
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/internal/clientgone"
+	"github.com/amtsbote/amtsbote/internal/httpbody"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/signing"
@@ -91,6 +92,8 @@ func ProblemFor(err error) *problem.Problem {
 		return problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "the gateway is shutting down; retry")
 	case errors.Is(err, broker.ErrUnreadable):
 		return problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "the stored bytes cannot be read right now; retry later")
+	case errors.Is(err, httpbody.ErrBusy):
+		return problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "the gateway holds as many packages in memory as it may (limits.body_memory); nothing was accepted; retry later")
 	case errors.Is(err, intake.ErrBusy):
 		return problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "the gateway is busy verifying other packages; nothing was accepted; retry later")
 	case errors.Is(err, broker.ErrUnavailable):

@@ -17,6 +17,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/internal/httpbody"
 	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/prometheus/client_golang/prometheus"
@@ -264,5 +265,49 @@ func TestReceiptLengthDeclared(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 201 || !bytes.Equal(body, receipt) || resp.ContentLength != int64(len(receipt)) || len(resp.TransferEncoding) != 0 {
 		t.Fatalf("%d, Content-Length %d for %d bytes, Transfer-Encoding %v", resp.StatusCode, resp.ContentLength, len(receipt), resp.TransferEncoding)
+	}
+}
+
+// TestBodyBudgetBoundsPackagesInMemory: a package is read whole before anyone
+// can tell who sent it, so the bytes held at once are bounded (limits.body_memory).
+// While one upload holds the budget (its body still coming), another is refused
+// with 503 and Retry-After after the wait, reading nothing — it was read into
+// memory however many came at once until 2026-12-04.
+func TestBodyBudgetBoundsPackagesInMemory(t *testing.T) {
+	s := New(Options{MaxBodyBytes: 1 << 20, BodyBudget: httpbody.NewBudget(1<<20, 50*time.Millisecond)})
+	base := loopback(t, s)
+
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	first, _ := http.NewRequest(http.MethodPost, base+"/v1/submissions", pr)
+	first.ContentLength = 1 << 20 // declared: takes the whole budget
+	first.Header.Set("Content-Type", "application/xml")
+	go func() {
+		if res, err := http.DefaultClient.Do(first); err == nil {
+			res.Body.Close()
+		}
+	}()
+	if _, err := pw.Write([]byte("<")); err != nil { // the server is reading it now
+		t.Fatal(err)
+	}
+	var res *http.Response
+	for range 200 { // until the first request holds the budget
+		var err error
+		res, err = http.Post(base+"/v1/submissions", "application/xml", strings.NewReader("<Antragspaket/>"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode == http.StatusServiceUnavailable {
+			break
+		}
+		res.Body.Close()
+		time.Sleep(5 * time.Millisecond)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("a second package while the first holds the budget: %d", res.StatusCode)
+	}
+	if p := decodeProblem(t, res); p.Type != problem.TypeUnavailable || !strings.Contains(p.Detail, "limits.body_memory") {
+		t.Fatalf("%+v", p)
 	}
 }

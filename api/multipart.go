@@ -58,7 +58,16 @@ func (s *Server) submitMultipart(w http.ResponseWriter, r *http.Request, params 
 		s.failUpload(w, r, rc, fmt.Errorf("%w: start names %s, but the first part is %q; the root part must come first", intake.ErrParts, start, root.Header.Get("Content-Id")))
 		return
 	}
+	// The root's length is unknown until read: it takes what the limit allows, and
+	// keeps what it needed while the attachments stream (they are not held).
+	lease, err := s.opt.BodyBudget.Acquire(r.Context(), s.opt.MaxBodyBytes)
+	if err != nil {
+		s.failUpload(w, r, rc, err)
+		return
+	}
+	defer lease.Release()
 	raw, err := ReadRoot(root, s.opt.MaxBodyBytes, "the signed Antragspaket")
+	lease.Keep(int64(cap(raw)))
 	if err != nil {
 		s.failUpload(w, r, rc, err)
 		return

@@ -127,6 +127,20 @@ type Limits struct {
 	// proportion to half the slots at this many and three quarters at twice it.
 	// 0: 256; negative: intake never yields.
 	YieldBacklog int `yaml:"yield_backlog"`
+	// BodyMemory bounds the bytes of packages held in memory at once, from reading
+	// a body to the end of its intake (a package is read whole before its
+	// signature can be checked, by anyone who can reach the port). A request that
+	// finds no room within 10 s is refused with 503. 0: four times
+	// max_body_bytes; at least max_body_bytes.
+	BodyMemory int64 `yaml:"body_memory"`
+}
+
+// BodyMemoryBytes is BodyMemory in effect.
+func (l Limits) BodyMemoryBytes() int64 {
+	if l.BodyMemory > 0 {
+		return l.BodyMemory
+	}
+	return 4 * l.MaxBodyBytes
 }
 
 // Delivery tunes the broker.
@@ -420,6 +434,7 @@ func (c *Config) Validate() error {
 		{"limits.max_attachment_bytes", c.Limits.MaxAttachmentBytes, false},
 		{"limits.max_referenced_attachment_bytes", c.Limits.MaxReferencedAttachmentBytes, false},
 		{"limits.max_referenced_package_bytes", c.Limits.MaxReferencedPackageBytes, false},
+		{"limits.body_memory", c.Limits.BodyMemory, false},
 		{"http.upload_min_rate", c.HTTP.UploadMinRate, false},
 	} {
 		if l.positive && l.v <= 0 {
@@ -427,6 +442,9 @@ func (c *Config) Validate() error {
 		} else if l.v < 0 {
 			errs = append(errs, fmt.Errorf("%s: %d (must not be negative; 0 is the default)", l.key, l.v))
 		}
+	}
+	if c.Limits.BodyMemory > 0 && c.Limits.BodyMemory < c.Limits.MaxBodyBytes {
+		errs = append(errs, fmt.Errorf("limits.body_memory: %d is less than limits.max_body_bytes (%d): a package of the largest size could never be taken", c.Limits.BodyMemory, c.Limits.MaxBodyBytes))
 	}
 	if c.Delivery.MaxAttempts <= 0 || c.Delivery.Workers <= 0 {
 		errs = append(errs, errors.New("delivery: workers and max_attempts must be positive"))

@@ -31,6 +31,7 @@ import (
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/intake"
+	"github.com/amtsbote/amtsbote/internal/httpbody"
 	"github.com/amtsbote/amtsbote/mailbox"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/routing"
@@ -296,7 +297,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 	handler := api.New(api.Options{
 		Pipeline: g.Pipeline, Broker: g.Broker, Directory: g.Directory, Backup: backup,
 		Clients:      api.NewClients(cfg.AdminToken, portals, offices),
-		MaxBodyBytes: cfg.Limits.MaxBodyBytes, Logger: log, Registry: reg,
+		MaxBodyBytes: cfg.Limits.MaxBodyBytes, BodyBudget: httpbody.NewBudget(cfg.Limits.BodyMemoryBytes(), intake.DefaultSlotWait),
+		Logger: log, Registry: reg,
 		// A multipart upload: the root, every referenced part, and their framing.
 		MaxUploadBytes: cfg.Limits.MaxBodyBytes + lim.Effective().MaxReferencedTotal + 1<<20,
 		UploadWindow:   cfg.HTTP.ReadTimeout, UploadMinRate: cfg.HTTP.UploadMinRate, WriteTimeout: cfg.HTTP.WriteTimeout,

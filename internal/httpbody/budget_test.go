@@ -1,0 +1,93 @@
+package httpbody
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestBudget: the budget never grants more than its size, serves waiters in
+// order, gives back what a lease does not keep, and refuses after the wait.
+func TestBudget(t *testing.T) {
+	ctx := context.Background()
+	b := NewBudget(100, time.Hour)
+	a, err := b.Acquire(ctx, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	granted := make(chan string, 2)
+	var wg sync.WaitGroup
+	for _, w := range []struct {
+		name string
+		n    int64
+	}{{"big", 80}, {"small", 30}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l, err := b.Acquire(ctx, w.n)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			granted <- w.name
+			l.Release()
+		}()
+		waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.waiters) >= 1 }) // big queues first
+		if w.name == "big" {
+			continue
+		}
+		waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.waiters) == 2 })
+	}
+	// 30 would fit beside 60, but the big one waits first: order, no starvation.
+	select {
+	case g := <-granted:
+		t.Fatalf("%s was granted before anything came free", g)
+	case <-time.After(20 * time.Millisecond):
+	}
+	a.Keep(30) // the body needed 30: 30 come free, not enough for 80 (and 30, which would fit, waits behind it)
+	select {
+	case g := <-granted:
+		t.Fatalf("%s was granted with 80 used", g)
+	case <-time.After(20 * time.Millisecond):
+	}
+	a.Release()
+	if first := <-granted; first != "big" {
+		t.Fatalf("%s was granted first", first)
+	}
+	wg.Wait()
+	if b.used != 0 {
+		t.Fatalf("%d bytes still counted after every lease was released", b.used)
+	}
+
+	short := NewBudget(10, 10*time.Millisecond)
+	l, _ := short.Acquire(ctx, 10)
+	if _, err := short.Acquire(ctx, 1); !errors.Is(err, ErrBusy) {
+		t.Fatalf("over the budget after the wait: %v", err)
+	}
+	l.Release()
+	l.Release() // twice: nothing more comes back
+	if short.used != 0 {
+		t.Fatalf("used %d after release", short.used)
+	}
+	if l, err := short.Acquire(ctx, 1000); err != nil || l.held != 10 {
+		t.Fatalf("a request over the whole budget takes all of it: %v %+v", err, l)
+	}
+	var nilBudget *Budget
+	if l, err := nilBudget.Acquire(ctx, 5); err != nil {
+		t.Fatal(err)
+	} else {
+		l.Release()
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("condition not reached")
+}
