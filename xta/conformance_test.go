@@ -18,6 +18,7 @@ import (
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/xta/xtaclient"
 	"github.com/amtsbote/amtsbote/xta/xtatest"
 )
 
@@ -570,5 +571,42 @@ func TestDirectoryIsEchoedAsGiven(t *testing.T) {
 	if want := []string{listURI + " 2.0", listURI + " 2024-01"}; !slices.Equal(got, want) {
 		t.Errorf("lookupService Readers' Directory %v, want %v", got, want)
 	}
+	v.Run()
+}
+
+// TestEnvelopeHoldsHeaderThenOneBody: SOAP 1.2 (part 1, 5.1) allows an optional
+// Header, then exactly one Body, and nothing else in the Envelope. A Header after
+// the Body, two Bodies (whose contents used to be merged), two Headers, a foreign
+// element, and a Body of another namespace are refused with an env:Sender fault.
+func TestEnvelopeHoldsHeaderThenOneBody(t *testing.T) {
+	v := xtatest.NewValidator(t)
+	e := startEnv(t, nil)
+	c := e.client("office-a")
+	party := xtaclient.PartyXML(xtaclient.Party{Identifier: xtaA, Scheme: "xoev"})
+	env := func(inner string) []byte {
+		return []byte(`<soap:Envelope xmlns:soap="` + NSSoap12 + `" xmlns:ns="` + NS + `">` + inner + `</soap:Envelope>`)
+	}
+	header := `<soap:Header>` + party + `</soap:Header>`
+	selector := `<soap:Body>` + statusListBody(false, 5, zeroTime, zeroTime) + `</soap:Body>`
+	for _, tc := range []struct{ name, inner string }{
+		{"Header after Body", selector + header},
+		{"two Bodies", header + selector + `<soap:Body>` + fetchBody("urn:x") + `</soap:Body>`},
+		{"two Headers", header + header + selector},
+		{"element after Body", header + selector + `<x:Extra xmlns:x="urn:x"/>`},
+		{"element before Header", `<x:Extra xmlns:x="urn:x"/>` + header + selector},
+		{"Body of another namespace", header + `<s11:Body xmlns:s11="` + NSSoap11 + `">` + statusListBody(false, 5, zeroTime, zeroTime) + `</s11:Body>`},
+		{"text in the Envelope", header + "text" + selector},
+	} {
+		r := post(t, c, e.base+PathRecipient, actionCT(portRecipient, "getStatusList"), env(tc.inner))
+		if code, exc := r.fault(); r.status != http.StatusBadRequest || code != "env:Sender" || exc != string(ParameterIsNotValid) {
+			t.Errorf("%s: HTTP %d %s %q, want 400 env:Sender ParameterIsNotValidException\n%.1500s", tc.name, r.status, code, exc, r.root)
+			continue
+		}
+		v.AddMessage(tc.name, r.root, r.parts)
+	}
+	// Header, then Body, with comments and whitespace between, is served.
+	r := post(t, c, e.base+PathRecipient, actionCT(portRecipient, "getStatusList"), env("\n<!-- h -->\n"+header+"\n<!-- b -->\n"+selector+"\n"))
+	mustOK(t, "Header, then Body", r)
+	v.AddMessage("Header, then Body", r.root, r.parts)
 	v.Run()
 }

@@ -255,21 +255,65 @@ const xtaCorePrefix = "https://xoev.de/transport/xta/core/"
 // envelope is a SOAP 1.2 envelope as far as XTA uses it, requests and answers.
 type envelope struct {
 	XMLName xml.Name
-	Header  *xHeader `xml:"Header"`
-	Body    *struct {
-		MessageSelector       *xSelector  `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageSelector"`
-		MessageFetch          *xFetch     `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageFetch"`
-		ContentContainer      *xContainer `xml:"https://xoev.de/transport/xta/core/3.1.1 ContentContainer"`
-		ContentContainerReply *struct {
-			ContentContainer *xContainer `xml:"https://xoev.de/transport/xta/core/3.1.1 ContentContainer"`
-		} `xml:"https://xoev.de/transport/xta/core/3.1.1 ContentContainerReply"`
-		LookupQuery *struct {
-			LookupService []xLookupService `xml:"https://xoev.de/transport/xta/core/3.1.1 LookupService"`
-		} `xml:"https://xoev.de/transport/xta/core/3.1.1 LookupQuery"`
-		XTAMessageID *xIDValue `xml:"https://xoev.de/transport/xta/core/3.1.1 XTAMessageID"`
-		Fault        *xFault   `xml:"http://www.w3.org/2003/05/soap-envelope Fault"`
-		Any          []xAny    `xml:",any"`
-	} `xml:"Body"`
+	Header  *xHeader
+	Body    *xBody
+}
+
+// UnmarshalXML reads the Envelope's children as SOAP 1.2 (part 1, 5.1) has them: an
+// optional env:Header, then exactly one env:Body, and nothing else. A Header after
+// the Body, a second Header or Body, or another element is refused: the Bodies of
+// such a message used to be merged.
+func (e *envelope) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
+	e.XMLName = start.Name
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return err
+		}
+		switch t := tok.(type) {
+		case xml.EndElement:
+			if e.Body == nil {
+				return errors.New("the Envelope has no Body")
+			}
+			return nil
+		case xml.CharData:
+			if len(bytes.TrimSpace(t)) > 0 {
+				return errors.New("text in the Envelope")
+			}
+		case xml.StartElement:
+			switch {
+			case t.Name == xml.Name{Space: NSSoap12, Local: "Header"} && e.Header == nil && e.Body == nil:
+				err = d.DecodeElement(&e.Header, &t)
+			case t.Name == xml.Name{Space: NSSoap12, Local: "Body"} && e.Body == nil:
+				err = d.DecodeElement(&e.Body, &t)
+			case t.Name == xml.Name{Space: NSSoap12, Local: "Header"} && e.Body != nil:
+				return errors.New("a Header after the Body; the Header, if any, comes first")
+			case t.Name.Space == NSSoap12 && (t.Name.Local == "Header" || t.Name.Local == "Body"):
+				return fmt.Errorf("a second %s; an Envelope has at most one Header and exactly one Body", t.Name.Local)
+			default:
+				return fmt.Errorf("element {%s}%s in the Envelope, which holds only an optional Header and a Body", t.Name.Space, t.Name.Local)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// xBody is the SOAP Body with the elements XTA messages carry in it.
+type xBody struct {
+	MessageSelector       *xSelector  `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageSelector"`
+	MessageFetch          *xFetch     `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageFetch"`
+	ContentContainer      *xContainer `xml:"https://xoev.de/transport/xta/core/3.1.1 ContentContainer"`
+	ContentContainerReply *struct {
+		ContentContainer *xContainer `xml:"https://xoev.de/transport/xta/core/3.1.1 ContentContainer"`
+	} `xml:"https://xoev.de/transport/xta/core/3.1.1 ContentContainerReply"`
+	LookupQuery *struct {
+		LookupService []xLookupService `xml:"https://xoev.de/transport/xta/core/3.1.1 LookupService"`
+	} `xml:"https://xoev.de/transport/xta/core/3.1.1 LookupQuery"`
+	XTAMessageID *xIDValue `xml:"https://xoev.de/transport/xta/core/3.1.1 XTAMessageID"`
+	Fault        *xFault   `xml:"http://www.w3.org/2003/05/soap-envelope Fault"`
+	Any          []xAny    `xml:",any"`
 }
 
 type xFault struct {
