@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -66,13 +67,31 @@ type Target struct {
 	Params   map[string]string // channel-specific extras
 }
 
-// LogValue keeps the secret out of structured logs.
+// LogValue keeps the secret out of structured logs, and the endpoint's query.
 func (t Target) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("channel", t.Channel), slog.String("endpoint", t.Endpoint))
+	return slog.GroupValue(slog.String("channel", t.Channel), slog.String("endpoint", SafeEndpoint(t.Endpoint)))
 }
 
-// String keeps the secret out of fmt output.
-func (t Target) String() string { return t.Channel + " " + t.Endpoint }
+// String keeps the secret out of fmt output, and the endpoint's query.
+func (t Target) String() string { return t.Channel + " " + SafeEndpoint(t.Endpoint) }
+
+// SafeEndpoint is an endpoint as logs and errors may show it: a URL without its
+// query, fragment and user info (offices put tokens there: every failed webhook
+// attempt logged one until an audit saw it), anything else (a folder, an XTA
+// identifier) as it is.
+func SafeEndpoint(e string) string {
+	u, err := url.Parse(e)
+	if err != nil {
+		// Not a URL Go reads, but it may still carry a query: cut it.
+		e, _, _ = strings.Cut(e, "?")
+		e, _, _ = strings.Cut(e, "#")
+		return e
+	}
+	if u.Scheme == "" || u.Host == "" {
+		return e
+	}
+	return u.Scheme + "://" + u.Host + u.EscapedPath()
+}
 
 // Confirmation is what the receiving side answered when it took the package over.
 type Confirmation struct {

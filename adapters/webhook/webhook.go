@@ -363,11 +363,8 @@ func parseEndpoint(s string) (*url.URL, error) {
 	return u, nil
 }
 
-// safeURL is the endpoint as logs and errors may show it: no query (offices put
-// tokens there), no user info (rejected anyway).
-func safeURL(u *url.URL) string {
-	return u.Scheme + "://" + u.Host + u.EscapedPath()
-}
+// safeURL is the endpoint as logs and errors may show it (adapters.SafeEndpoint).
+func safeURL(u *url.URL) string { return adapters.SafeEndpoint(u.String()) }
 
 func receiverName(t adapters.Target, u *url.URL) string {
 	if r := t.Params[ParamReceiver]; r != "" {
