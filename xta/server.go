@@ -193,12 +193,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// rw: http.MaxBytesReader tells the server itself to close the connection.
 	body := api.UploadBody(w, r, s.o.MaxMessageBytes+1, window, rate)
 	msg, err := parseMessage(r.Header.Get("Content-Type"), body, s.o.MaxMessageBytes)
-	if err == nil {
-		// An MTOM message ends with its closing delimiter, often before the body's
-		// last bytes: read them, so the body is seen whole (its read deadline goes,
-		// and net/http notices a client that leaves while the request is served).
-		_, _ = io.CopyN(io.Discard, body, 4<<10)
-	}
 	if err != nil {
 		written = true
 		var ve *errVersion
@@ -215,6 +209,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("xta request refused", "port", port, "fault", err.Error())
 		return
 	}
+	// An MTOM message ends with its closing delimiter, often before the body's last
+	// bytes: read them, so the body is seen whole (its read deadline goes, and
+	// net/http notices a client that leaves while the request is served).
+	_, _ = io.CopyN(io.Discard, body, 4<<10)
 	relatesTo := ""
 	if h := msg.env.Header; h != nil {
 		relatesTo = strings.TrimSpace(h.MessageID)
