@@ -109,8 +109,12 @@ func rangeOf(r *http.Request, size int64) rangeVerdict {
 	return rangeUnsatisfiable
 }
 
-// paced returns w under the progress rule t instead of the server's fixed write
-// deadline, for an answer that may take long (a blob, a backup).
+// Paced returns w under the progress rule t instead of the server's fixed write
+// deadline, for an answer that may take long (a blob, a backup, an XTA message of
+// tens of megabytes). The first window starts with the answer's first byte, so
+// what the handler does before answering is not counted against it.
+func Paced(w http.ResponseWriter, t Transfer) http.ResponseWriter { return paced(w, t) }
+
 func paced(w http.ResponseWriter, t Transfer) http.ResponseWriter {
 	if t.Window <= 0 {
 		t.Window = DefaultTransferWindow
@@ -120,7 +124,6 @@ func paced(w http.ResponseWriter, t Transfer) http.ResponseWriter {
 	}
 	ctl := http.NewResponseController(w)
 	pw := &paceWriter{ResponseWriter: w, pace: newPace(t.Window, t.MinRate, ctl.SetWriteDeadline)}
-	pw.restart()
 	// net/http reads the connection in the background while the answer is written,
 	// to notice a client that goes away; its read deadline (ReadTimeout from the
 	// request's start) would cancel a long download. The write rule bounds it.
@@ -132,12 +135,27 @@ func paced(w http.ResponseWriter, t Transfer) http.ResponseWriter {
 type paceWriter struct {
 	http.ResponseWriter
 	pace
+	started bool
+}
+
+// start begins the first window with the answer's first byte.
+func (p *paceWriter) start() {
+	if !p.started {
+		p.started = true
+		p.restart()
+	}
+}
+
+func (p *paceWriter) WriteHeader(code int) {
+	p.start()
+	p.ResponseWriter.WriteHeader(code)
 }
 
 // Write writes b in pieces of at most quota bytes: a piece sent at the minimum
 // rate takes at most a window, so a client that keeps the rate never meets the
 // deadline in the middle of one large write.
 func (p *paceWriter) Write(b []byte) (int, error) {
+	p.start()
 	done := 0
 	for done < len(b) {
 		piece := b[done:min(len(b), done+int(min(p.quota, 1<<30)))]

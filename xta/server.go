@@ -82,7 +82,7 @@ type Options struct {
 	// content inline as base64; default 64 KiB; negative: always inline.
 	MTOMThreshold int64
 	// TransferWindow and TransferMinRate are the progress rule every request body and
-	// every answer must keep instead of fixed deadlines (see pacedWriter): within
+	// every answer must keep instead of fixed deadlines (see api.Paced): within
 	// every window, window × rate bytes; default api.DefaultTransferWindow and
 	// api.DefaultTransferMinRate, the gateway passes http.read_timeout and
 	// http.upload_min_rate, as for the REST face's uploads and downloads.
@@ -166,7 +166,7 @@ func (s *Server) portOf(path string) string {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	window, rate := s.o.transfer()
-	rw := newPacedWriter(w, window, rate)
+	rw := api.Paced(w, api.Transfer{Window: window, MinRate: rate})
 	port := s.portOf(r.URL.Path)
 	op := ""
 	written := false
