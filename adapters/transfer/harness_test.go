@@ -50,10 +50,13 @@ func (h *harness) NewReceiver(t testing.TB, mode adaptertest.Mode) adaptertest.R
 	case adaptertest.ModeAccept:
 		r.dir = filepath.Join(base, "office")
 		mustMkdir(t, r.dir)
+		prepareOffice(t, r.dir)
 		mustMkdir(t, r.importDir)
 	case adaptertest.ModeTransient:
-		// The share is not there (unmounted, network down): it may come back.
-		r.dir = filepath.Join(base, "not-mounted")
+		// The share is not mounted: its mount point is an empty folder of the local
+		// disk, without the ledger folder. The share may come back.
+		r.dir = filepath.Join(base, "mount-point")
+		mustMkdir(t, r.dir)
 	case adaptertest.ModePermanent:
 		// Configured to a file: no retry can make it a folder.
 		r.dir = filepath.Join(base, "a-file")
@@ -64,6 +67,20 @@ func (h *harness) NewReceiver(t testing.TB, mode adaptertest.Mode) adaptertest.R
 		t.Fatalf("transfer has no receiver that can %s", mode)
 	}
 	return r
+}
+
+// prepareOffice runs the gateway's start-up check on dir, which creates the ledger
+// folder in a new (empty) office folder.
+func prepareOffice(t testing.TB, dir string) {
+	t.Helper()
+	a, err := New(Options{Logger: slog.New(slog.DiscardHandler), NoWatch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.CheckTarget(adapters.Target{Channel: Channel, Endpoint: dir}); err != nil {
+		t.Fatalf("start-up check of %s: %v", dir, err)
+	}
 }
 
 func mustMkdir(t testing.TB, p string) {

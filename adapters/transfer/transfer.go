@@ -12,6 +12,20 @@
 // between) can never count as imported, and a repeated Deliver of a delivery that was
 // already handed over (or even imported) creates no second case.
 //
+// Nothing is written into an office folder that lacks the ledger folder .amtsbote/:
+// Deliver then fails transiently ("transfer folder missing") and never creates it.
+// That is how the adapter tells a share from the bare mount point under it: with the
+// share unmounted, the endpoint is an empty folder of the local disk, and a case
+// written there would be reported as handed over and then hidden by the share once it
+// is mounted again: never imported, never retried. The ledger folder is created only
+// by the start-up check (CheckTarget), and only in an empty folder (a new office
+// folder); a folder with content but without the ledger is refused, for an operator
+// to look at (the share not mounted over a mount point that holds something, the
+// wrong folder, or the gateway's records deleted). The folder's device number
+// (st_dev) is deliberately not recorded as its identity: network file systems (NFS,
+// SMB) get a new one at every mount, so it would raise a false alarm after every
+// reboot, and the ledger's presence already says what it would.
+//
 // The office confirms by moving or deleting the case folder, or by creating the marker
 // "<case folder>.ok" next to it. Confirmed reports that; Changes signals early through
 // fsnotify, but fsnotify misses events on network shares (SMB, NFS), so the broker's
@@ -307,8 +321,12 @@ func officeDir(t adapters.Target) (string, error) {
 	return filepath.Clean(ep), nil
 }
 
+// errNoLedger is the detail of an office folder without its ledger folder.
+var errNoLedger = errors.New("no " + LedgerDir + "/ in the office folder (share not mounted?)")
+
 // statOffice classifies the office folder: missing or unreachable is transient (the
-// share may come back), not a folder is permanent.
+// share may come back), not a folder is permanent. A folder without the ledger folder
+// counts as missing: it is what an unmounted share leaves (see the package comment).
 func statOffice(dir string) error {
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -317,11 +335,28 @@ func statOffice(dir string) error {
 	if !st.IsDir() {
 		return adapters.Permanent(ReasonNotFolder, nil)
 	}
+	return statLedger(dir)
+}
+
+// statLedger checks that dir holds the ledger folder, itself and not a link to one.
+func statLedger(dir string) error {
+	st, err := os.Lstat(filepath.Join(dir, LedgerDir))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return &Error{Reason: ReasonMissing, Err: errNoLedger}
+	case err != nil:
+		return classify("ledger folder", err)
+	case !st.IsDir():
+		return &Error{Reason: ReasonMissing, Err: errors.New(LedgerDir + " in the office folder is not a folder")}
+	}
 	return nil
 }
 
-// CheckTarget implements adapters.Checker: the folder must exist, be a folder and be
-// writable (checked by creating and removing a probe file in .amtsbote/).
+// CheckTarget implements adapters.Checker: the folder must exist, be a folder, hold
+// the ledger folder .amtsbote/ and be writable (checked by creating and removing a
+// probe file in .amtsbote/). In an empty folder, a new office folder, it creates
+// .amtsbote/; a folder with content but without it is refused (see the package
+// comment).
 func (a *Adapter) CheckTarget(t adapters.Target) error {
 	ep := t.Endpoint
 	if ep == "" || !filepath.IsAbs(ep) || strings.ContainsRune(ep, 0) {
@@ -337,6 +372,18 @@ func (a *Adapter) CheckTarget(t adapters.Target) error {
 	case !st.IsDir():
 		return &adapters.TargetError{Field: "endpoint", Reason: dir + " is not a folder"}
 	}
+	ld := filepath.Join(dir, LedgerDir)
+	lst, err := os.Lstat(ld)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := a.prepare(dir); err != nil {
+			return err
+		}
+	case err != nil:
+		return &adapters.TargetError{Field: "endpoint", Reason: "folder " + ld + " cannot be read: " + stripPath(err).Error()}
+	case !lst.IsDir():
+		return &adapters.TargetError{Field: "endpoint", Reason: ld + " is not a folder"}
+	}
 	if err := probe(dir); err != nil {
 		return &adapters.TargetError{Field: "endpoint", Reason: "folder " + dir + " is not writable: " + stripPath(err).Error()}
 	}
@@ -344,11 +391,36 @@ func (a *Adapter) CheckTarget(t adapters.Target) error {
 	return nil
 }
 
+// prepare creates the ledger folder in an empty office folder, and refuses one with
+// content: its ledger is missing, so it is not the folder as the gateway left it.
+func (a *Adapter) prepare(dir string) error {
+	ld := filepath.Join(dir, LedgerDir)
+	f, err := os.Open(dir)
+	if err != nil {
+		return &adapters.TargetError{Field: "endpoint", Reason: "folder " + dir + " cannot be read: " + stripPath(err).Error()}
+	}
+	names, err := f.Readdirnames(1)
+	f.Close()
+	if len(names) > 0 {
+		return &adapters.TargetError{Field: "endpoint", Reason: "folder " + dir + " has content but no " + LedgerDir +
+			"/ (the gateway's records): is the share mounted? If this is the office's transfer folder, create " +
+			ld + " as the gateway's user (docs/transfer.md, \"The folder's .amtsbote/\")"}
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return &adapters.TargetError{Field: "endpoint", Reason: "folder " + dir + " cannot be read: " + stripPath(err).Error()}
+	}
+	if err := os.Mkdir(ld, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
+		return &adapters.TargetError{Field: "endpoint", Reason: "folder " + dir + " is not writable: " + stripPath(err).Error()}
+	}
+	if err := syncDir(dir); err != nil {
+		return &adapters.TargetError{Field: "endpoint", Reason: "folder " + dir + " is not writable: " + stripPath(err).Error()}
+	}
+	a.log.Info("transfer: new office folder, created its ledger folder", "folder", dir, "ledger", LedgerDir)
+	return nil
+}
+
 func probe(dir string) error {
 	ld := filepath.Join(dir, LedgerDir)
-	if err := os.Mkdir(ld, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	p := filepath.Join(ld, ".probe-"+hex.EncodeToString(b[:]))
@@ -704,15 +776,9 @@ func writeLedger(dir, fid string, r *ledgerRecord) error {
 	if err != nil {
 		return err
 	}
-	ld := filepath.Join(dir, LedgerDir)
-	if err := os.Mkdir(ld, 0o750); err == nil {
-		if err := syncDir(dir); err != nil {
-			return err
-		}
-	} else if !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	return writeFileAtomic(ld, fid+".json", b)
+	// The ledger folder must be there already (never created here): without it this
+	// is not the office folder the start-up check saw, e.g. a share unmounted since.
+	return writeFileAtomic(filepath.Join(dir, LedgerDir), fid+".json", b)
 }
 
 // noteHandover records a repeated hand-over of an existing case (best effort: the

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -37,6 +38,7 @@ func officeFolder(t testing.TB) string {
 	t.Helper()
 	d := filepath.Join(t.TempDir(), "office")
 	mustMkdir(t, d)
+	prepareOffice(t, d)
 	return d
 }
 
@@ -384,11 +386,16 @@ func TestCheckTarget(t *testing.T) {
 		t.Errorf("good folder: %v", err)
 	}
 	// A read-only folder (root ignores permission bits, so a read-only mount).
+	// The share was prepared (it holds .amtsbote/) and is mounted read-only now.
 	ro := filepath.Join(base, "ro")
 	mustMkdir(t, ro)
-	if !mount(t, ro, "ro,size=64k") {
-		t.Log("cannot mount a read-only tmpfs (not root?): the unwritable case is not covered here")
+	if !mount(t, ro, "size=64k") {
+		t.Log("cannot mount a tmpfs (not root?): the unwritable case is not covered here")
 		return
+	}
+	prepareOffice(t, ro)
+	if out, err := exec.Command("mount", "-o", "remount,ro", ro).CombinedOutput(); err != nil {
+		t.Fatalf("remount read-only: %v %s", err, out)
 	}
 	err := a.CheckTarget(adapters.Target{Channel: Channel, Endpoint: ro})
 	var te *adapters.TargetError
@@ -426,6 +433,7 @@ func TestFullDisk(t *testing.T) {
 	if !mount(t, dir, "size=1m") {
 		t.Fatal("cannot mount a 1 MiB tmpfs: the full-disk test needs root (CI runs as root)")
 	}
+	prepareOffice(t, dir)
 	a := newAdapter(t)
 	big := bytes.Repeat([]byte("0123456789abcdef"), 2<<20/16) // 2 MiB > 1 MiB
 	d := realDelivery(dir, "dlv-full", "4c1f0e52-0000-4000-8000-00000000000e", att{"small.txt", []byte("s")}, att{"big.bin", big})
@@ -499,6 +507,146 @@ func TestNoConfirmationWithoutLedger(t *testing.T) {
 	}
 	if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
 		t.Fatalf("share back, case still there: ok=%v err=%v", ok, err)
+	}
+}
+
+// TestUnmountedShareGetsNothing: with the share unmounted, the endpoint is the bare
+// mount point, an empty folder of the local disk. A case written there would count as
+// handed over and vanish under the share once it is mounted again: never imported,
+// never retried, never sent to the office's next channel. The bare mount point lacks
+// the ledger folder, so the attempt fails as "transfer folder missing", transiently,
+// and writes nothing; with the share back, the retry delivers.
+func TestUnmountedShareGetsNothing(t *testing.T) {
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	before := realDelivery(dir, "dlv-before", "4c1f0e52-0000-4000-8000-000000000020")
+	if _, err := a.Deliver(t.Context(), before); err != nil {
+		t.Fatal(err)
+	}
+	share := dir + "-share"
+	if err := os.Rename(dir, share); err != nil { // umount
+		t.Fatal(err)
+	}
+	mustMkdir(t, dir)
+	d := realDelivery(dir, "dlv-unmounted", "4c1f0e52-0000-4000-8000-000000000021")
+	_, err := a.Deliver(t.Context(), d)
+	if err == nil || adapters.IsPermanent(err) || adapters.PublicReason(err) != ReasonMissing {
+		t.Fatalf("Deliver to the bare mount point: %v (reason %q), want transient %q", err, adapters.PublicReason(err), ReasonMissing)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("written into the bare mount point: %v", ents)
+	}
+	// A repeated delivery of a case handed over before answers no hand-over either.
+	if _, err := a.Deliver(t.Context(), before); adapters.PublicReason(err) != ReasonMissing {
+		t.Fatalf("repeated Deliver to the bare mount point: %v", err)
+	}
+	if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
+		t.Fatalf("confirmed: %v %v", ok, err)
+	}
+	if err := os.Remove(dir); err != nil { // mount again
+		t.Fatal(err)
+	}
+	if err := os.Rename(share, dir); err != nil {
+		t.Fatal(err)
+	}
+	d.Attempt = 2
+	c, err := a.Deliver(t.Context(), d)
+	if err != nil {
+		t.Fatalf("share back: %v", err)
+	}
+	checkCase(t, dir, c.Reference, d)
+	if got := cases(t, dir); len(got) != 2 {
+		t.Errorf("cases %v", got)
+	}
+}
+
+// TestLedgerFolderVanished: the share is mounted but someone deleted .amtsbote/ (the
+// gateway's records). Deliver does not create it behind the operator's back: the
+// attempt fails transiently and writes nothing, and the start-up check, which sees a
+// folder with content and no ledger, refuses it until an operator looked.
+func TestLedgerFolderVanished(t *testing.T) {
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	first := realDelivery(dir, "dlv-first", "4c1f0e52-0000-4000-8000-000000000022")
+	if _, err := a.Deliver(t.Context(), first); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, LedgerDir)); err != nil {
+		t.Fatal(err)
+	}
+	d := realDelivery(dir, "dlv-second", "4c1f0e52-0000-4000-8000-000000000023")
+	_, err := a.Deliver(t.Context(), d)
+	if err == nil || adapters.IsPermanent(err) || adapters.PublicReason(err) != ReasonMissing {
+		t.Fatalf("Deliver without the ledger folder: %v (reason %q), want transient %q", err, adapters.PublicReason(err), ReasonMissing)
+	}
+	if got := cases(t, dir); len(got) != 1 || len(temps(t, dir)) != 0 {
+		t.Fatalf("cases %v temps %v", got, temps(t, dir))
+	}
+	if _, err := os.Lstat(filepath.Join(dir, LedgerDir)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("ledger folder recreated by Deliver: %v", err)
+	}
+	err = a.CheckTarget(adapters.Target{Channel: Channel, Endpoint: dir})
+	var te *adapters.TargetError
+	if !errors.As(err, &te) || te.Field != "endpoint" || !strings.Contains(te.Reason, "has content but no "+LedgerDir) {
+		t.Fatalf("start-up check of a folder with content and no ledger: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, LedgerDir)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("ledger folder recreated by the start-up check: %v", err)
+	}
+	// The operator looked and creates it: the folder works again.
+	mustMkdir(t, filepath.Join(dir, LedgerDir))
+	if err := a.CheckTarget(adapters.Target{Channel: Channel, Endpoint: dir}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Deliver(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCheckTargetLedgerFolder: the start-up check creates the ledger folder only in an
+// empty folder (a new office folder). A bare mount point that holds something (an
+// operator's "not mounted" file) is refused, and so is a ledger that is not a folder.
+func TestCheckTargetLedgerFolder(t *testing.T) {
+	a := newAdapter(t)
+	fresh := filepath.Join(t.TempDir(), "office")
+	mustMkdir(t, fresh)
+	if err := a.CheckTarget(adapters.Target{Channel: Channel, Endpoint: fresh}); err != nil {
+		t.Fatalf("new office folder: %v", err)
+	}
+	if st, err := os.Lstat(filepath.Join(fresh, LedgerDir)); err != nil || !st.IsDir() {
+		t.Fatalf("no ledger folder in the new office folder: %v", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(fresh, LedgerDir)); len(ents) != 0 {
+		t.Errorf("probe left behind: %v", ents)
+	}
+
+	bare := filepath.Join(t.TempDir(), "mount-point")
+	mustMkdir(t, bare)
+	if err := os.WriteFile(filepath.Join(bare, "NOT-MOUNTED"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := a.CheckTarget(adapters.Target{Channel: Channel, Endpoint: bare})
+	var te *adapters.TargetError
+	if !errors.As(err, &te) || te.Field != "endpoint" || !strings.Contains(te.Reason, "is the share mounted?") {
+		t.Fatalf("bare mount point with a file: %v", err)
+	}
+	if ents, _ := os.ReadDir(bare); len(ents) != 1 {
+		t.Fatalf("the check wrote into the bare mount point: %v", ents)
+	}
+	if _, err := a.Deliver(t.Context(), realDelivery(bare, "dlv-bare", "4c1f0e52-0000-4000-8000-000000000024")); adapters.PublicReason(err) != ReasonMissing {
+		t.Fatalf("Deliver to the bare mount point: %v", err)
+	}
+
+	odd := filepath.Join(t.TempDir(), "office")
+	mustMkdir(t, odd)
+	if err := os.WriteFile(filepath.Join(odd, LedgerDir), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CheckTarget(adapters.Target{Channel: Channel, Endpoint: odd}); !errors.As(err, &te) || te.Field != "endpoint" {
+		t.Fatalf("%s as a file: %v", LedgerDir, err)
+	}
+	if _, err := a.Deliver(t.Context(), realDelivery(odd, "dlv-odd", "4c1f0e52-0000-4000-8000-000000000025")); adapters.PublicReason(err) != ReasonMissing {
+		t.Fatalf("Deliver with %s as a file: %v", LedgerDir, err)
 	}
 }
 
