@@ -189,6 +189,9 @@ func TestStartRefusesUnusableChannels(t *testing.T) {
 		{"bad secret", map[string]config.Channel{channel.Webhook: {Endpoint: "http://127.0.0.1:9/hook", Secret: "hunter2"}}, "offices.o1.channels.webhook.secret"},
 		{"no adapter", map[string]config.Channel{channel.Peer: {Endpoint: "https://peer.example"}}, "offices.o1.channels.peer: this gateway has no peer channel"},
 		{"unknown name", map[string]config.Channel{"fax": {}}, "offices.o1.channels.fax: unknown channel"},
+		// Pull needs the XTA server; without xta.listen nobody could fetch (the
+		// packages waited in a message box nobody could reach).
+		{"xta pull without a server", map[string]config.Channel{channel.XTA: {Endpoint: "urn:de:xta:o1"}}, "offices.o1.channels.xta.params.mode"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

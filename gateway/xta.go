@@ -49,7 +49,7 @@ func newXTAAdapter(d channelDeps) (adapters.Adapter, error) {
 		tc.RootCAs = pool
 	}
 	return xta.NewAdapter(xta.AdapterOptions{AuthorID: c.AuthorID, AuthorName: c.AuthorName, ServerID: c.ServerID,
-		TLS: tc, MTOMThreshold: c.MTOMThreshold, Logger: d.log})
+		TLS: tc, MTOMThreshold: c.MTOMThreshold, NoServer: c.Listen == "", Logger: d.log})
 }
 
 func certPool(file string) (*x509.CertPool, error) {
@@ -154,7 +154,9 @@ func (g *Gateway) xtaAccounts() (xta.Accounts, error) {
 	var out xta.Accounts
 	for _, id := range ids {
 		ch, ok := g.Config.Offices[id].Channel(channel.XTA)
-		if !ok || strings.EqualFold(ch.Params[xta.ParamMode], xta.ModePush) {
+		// The adapter's rule, so an https endpoint without params.mode is push here
+		// too (it was taken for a pull account and asked for a certificate pin).
+		if !ok || xta.ModeOf(adapters.Target{Endpoint: ch.Endpoint, Params: ch.Params}) != xta.ModePull {
 			continue
 		}
 		var pins []string

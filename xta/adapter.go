@@ -45,8 +45,12 @@ type AdapterOptions struct {
 	MTOMThreshold int64 // as Options.MTOMThreshold
 	// MaxResponseBytes bounds an office's answer; default 16 MiB.
 	MaxResponseBytes int64
-	Logger           *slog.Logger
-	Now              func() time.Time
+	// NoServer: this gateway runs no XTA server (xta.listen is empty), so no office
+	// can pull; a pull target is then misconfigured. Without this check such an
+	// office's packages were handed over to a message box nobody could reach.
+	NoServer bool
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Adapter is the channel.XTA delivery adapter.
@@ -101,6 +105,11 @@ func NewAdapter(o AdapterOptions) (*Adapter, error) {
 // Channel implements adapters.Adapter.
 func (a *Adapter) Channel() string { return channel.XTA }
 
+// ModeOf is the mode of an XTA target: params.mode, or push for an https
+// endpoint (the office's deliverMessage URL) and pull for anything else (the
+// office's XTA identifier).
+func ModeOf(t adapters.Target) string { return modeOf(t) }
+
 func modeOf(t adapters.Target) string {
 	if m := strings.ToLower(strings.TrimSpace(t.Params[ParamMode])); m != "" {
 		return m
@@ -122,6 +131,9 @@ func (a *Adapter) CheckTarget(t adapters.Target) error {
 	case ModePull:
 		if strings.TrimSpace(t.Endpoint) == "" {
 			return &adapters.TargetError{Field: "endpoint", Reason: "pull mode needs the office's XTA identifier"}
+		}
+		if a.o.NoServer {
+			return &adapters.TargetError{Field: "params." + ParamMode, Reason: "pull mode needs the gateway's XTA server (xta.listen), which is off: no office could fetch the message"}
 		}
 	default:
 		return &adapters.TargetError{Field: "params." + ParamMode, Reason: "must be push or pull"}

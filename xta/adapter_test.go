@@ -280,6 +280,24 @@ func TestAdapterPull(t *testing.T) {
 			t.Errorf("Deliver to %v: %v, want permanent", bad, err)
 		}
 	}
+
+	// A gateway without an XTA server cannot serve a pull office: its packages
+	// went to a message box nobody could reach. Push still works there.
+	off, err := NewAdapter(AdapterOptions{AuthorID: gatewayID, NoServer: true, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer off.Close()
+	var te *adapters.TargetError
+	if err := off.CheckTarget(tgt); !errors.As(err, &te) || !strings.Contains(te.Reason, "xta.listen") {
+		t.Fatalf("pull without a server: %v", err)
+	}
+	if _, err := off.Deliver(t.Context(), adaptertest.NewDelivery(tgt)); !adapters.IsPermanent(err) {
+		t.Fatalf("Deliver to pull without a server: %v, want permanent (next channel)", err)
+	}
+	if err := off.CheckTarget(adapters.Target{Endpoint: "https://fv.example/xta"}); err != nil {
+		t.Fatalf("push without a server: %v", err)
+	}
 }
 
 // TestPushThroughBroker: a push office gets the package from the broker's dispatcher
