@@ -707,8 +707,21 @@ func (a *Adapter) Confirmed(ctx context.Context, d adapters.Delivery) (adapters.
 	}
 	caseDir := filepath.Join(dir, rec.Case)
 	if mi, err := os.Lstat(caseDir + MarkerSuffix); err == nil && !mi.IsDir() {
+		// The marker's time is the office's clock, or a copy tool's, and goes into the
+		// signed Zustellbestaetigung: never before the hand-over, never after now.
+		now := a.now()
+		at := clampTime(mi.ModTime(), rec.WrittenAt, now)
+		if at.Sub(mi.ModTime()).Abs() > markerSlack {
+			a.log.Warn("transfer: marker time lies outside hand-over and now, the confirmation names the nearest",
+				"delivery", d.ID, "office", d.OfficeID, "case", rec.Case, "marker_time", mi.ModTime().UTC(),
+				"handed_over", rec.WrittenAt.UTC(), "now", now.UTC(), "confirmed_at", at.UTC())
+		}
+		rec.ConfirmedAt = at
+		if err := writeLedger(dir, fid, rec); err != nil {
+			a.log.Warn("transfer: cannot record the confirmation in the ledger", "delivery", d.ID, "err", stripPath(err))
+		}
 		a.log.Info("transfer: import confirmed by marker", "delivery", d.ID, "office", d.OfficeID, "case", rec.Case)
-		return adapters.Confirmation{Receiver: receiver, At: mi.ModTime(), Reference: rec.Case}, true, nil
+		return adapters.Confirmation{Receiver: receiver, At: at, Reference: rec.Case}, true, nil
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return adapters.Confirmation{}, false, classify("look for marker", err)
 	}
@@ -729,6 +742,22 @@ func (a *Adapter) Confirmed(ctx context.Context, d adapters.Delivery) (adapters.
 	}
 	a.log.Info("transfer: import confirmed, case folder gone", "delivery", d.ID, "office", d.OfficeID, "case", rec.Case)
 	return adapters.Confirmation{Receiver: receiver, At: at, Reference: rec.Case}, true, nil
+}
+
+// markerSlack is how far a marker's time may lie outside [hand-over, now] before the
+// clamping is worth a warning: file systems store coarse times (FAT-style shares two
+// seconds, Linux the last timer tick) and the office's clocks drift a little.
+const markerSlack = time.Minute
+
+// clampTime bounds t to [lo, hi]; hi wins should the gateway's clock have gone back.
+func clampTime(t, lo, hi time.Time) time.Time {
+	if t.Before(lo) {
+		t = lo
+	}
+	if t.After(hi) {
+		t = hi
+	}
+	return t
 }
 
 // ledgerRecord is .amtsbote/<delivery>.json: the adapter's proof that it handed a

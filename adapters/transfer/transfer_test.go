@@ -185,7 +185,8 @@ func TestImportConfirms(t *testing.T) {
 			r := &folderReceiver{dir: dir, importDir: filepath.Join(t.TempDir(), "imported"), importBy: by, seen: map[string]*seenCase{}}
 			mustMkdir(t, r.importDir)
 			d := realDelivery(dir, "dlv-"+by, "4c1f0e52-0000-4000-8000-00000000000"+fmt.Sprint(len(by)))
-			if _, err := a.Deliver(t.Context(), d); err != nil {
+			handed, err := a.Deliver(t.Context(), d)
+			if err != nil {
 				t.Fatal(err)
 			}
 			if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
@@ -197,6 +198,12 @@ func TestImportConfirms(t *testing.T) {
 			}
 			now = now.Add(time.Hour)
 			r.Confirm(t, d.ID)
+			if by == "marker" { // written between the hand-over and now, by this test's clock
+				mt := now.Add(-20 * time.Minute)
+				if err := os.Chtimes(filepath.Join(dir, handed.Reference+MarkerSuffix), mt, mt); err != nil {
+					t.Fatal(err)
+				}
+			}
 			select {
 			case <-a.Changes():
 			case <-time.After(10 * time.Second):
@@ -234,6 +241,79 @@ func TestImportConfirms(t *testing.T) {
 			}
 			if n := len(cases(t, dir)); n != want {
 				t.Errorf("%d case folders after a repeated delivery, want %d", n, want)
+			}
+		})
+	}
+}
+
+// TestMarkerTimeClamped: the marker's modification time is the office's (an SMB
+// server with a wrong clock, a copy tool keeping times) and goes into the signed
+// Zustellbestaetigung. A marker dated before the hand-over or after the moment the
+// gateway noticed it must not make the receipt say so: the time is bounded to the
+// hand-over and now, a warning names the case folder, and every later answer names
+// the same time.
+func TestMarkerTimeClamped(t *testing.T) {
+	handover := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name   string
+		marker time.Time
+		want   time.Time // relative to handover, noticed one hour later
+		warn   bool
+	}{
+		{"1970", time.Date(1970, 1, 2, 0, 0, 0, 0, time.UTC), handover, true},
+		{"2031", time.Date(2031, 6, 1, 0, 0, 0, 0, time.UTC), handover.Add(time.Hour), true},
+		{"in between", handover.Add(10 * time.Minute), handover.Add(10 * time.Minute), false},
+		{"a coarse clock's second early", handover.Add(-time.Second), handover, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := officeFolder(t)
+			now := handover
+			var logs bytes.Buffer
+			a, err := New(Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Now: func() time.Time { return now }, NoWatch: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = a.Close() })
+			d := realDelivery(dir, "dlv-marker", "4c1f0e52-0000-4000-8000-000000000030")
+			c, err := a.Deliver(t.Context(), d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			marker := filepath.Join(dir, c.Reference+MarkerSuffix)
+			if err := os.WriteFile(marker, nil, 0o640); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(marker, tc.marker, tc.marker); err != nil {
+				t.Fatal(err)
+			}
+			now = handover.Add(time.Hour)
+			got, ok, err := a.Confirmed(t.Context(), d)
+			if err != nil || !ok {
+				t.Fatalf("not confirmed: %v %v", ok, err)
+			}
+			if !got.At.Equal(tc.want) {
+				t.Errorf("At %v for a marker dated %v, want %v", got.At, tc.marker, tc.want)
+			}
+			warned := strings.Contains(logs.String(), "level=WARN")
+			if warned != tc.warn {
+				t.Errorf("warning logged: %v, want %v:\n%s", warned, tc.warn, logs.String())
+			}
+			if warned && !strings.Contains(logs.String(), "case="+c.Reference) {
+				t.Errorf("the warning does not name the case folder:\n%s", logs.String())
+			}
+			for _, at := range d.Attachments {
+				if strings.Contains(logs.String(), at.FileName) {
+					t.Errorf("log carries the attachment name %q", at.FileName)
+				}
+			}
+			// Later answers name the same time, even after the marker is touched again.
+			now = now.Add(time.Hour)
+			later := now.Add(time.Minute)
+			if err := os.Chtimes(marker, later, later); err != nil {
+				t.Fatal(err)
+			}
+			if c2, ok, _ := a.Confirmed(t.Context(), d); !ok || !c2.At.Equal(got.At) {
+				t.Errorf("second answer %v %v, first %v", c2.At, ok, got.At)
 			}
 		})
 	}
