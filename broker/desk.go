@@ -243,11 +243,13 @@ func (b *Broker) OpenAttachment(ctx context.Context, officeID, id, attID string)
 	if err != nil {
 		return submission.Attachment{}, nil, err
 	}
-	if s.BytesRemovedAt != nil {
-		return submission.Attachment{}, nil, fmt.Errorf("submission %s: %w", id, ErrBytesRemoved)
-	}
+	// The record keeps its attachments' names after the retention: an id it never
+	// had is 404, as before the retention, and only a real one is 410.
 	for _, a := range s.Attachments {
 		if a.ID == attID {
+			if s.BytesRemovedAt != nil {
+				return submission.Attachment{}, nil, fmt.Errorf("submission %s: %w", id, ErrBytesRemoved)
+			}
 			rc, err := b.db.Blobs().Open(ctx, a.SHA256)
 			return a, rc, unreadable(err)
 		}
@@ -343,11 +345,11 @@ func (b *Broker) OpenReply(ctx context.Context, officeID, id, replyID string) (s
 }
 
 func (b *Broker) openReply(ctx context.Context, s *submission.Submission, replyID string) (submission.Reply, io.ReadCloser, error) {
-	if s.BytesRemovedAt != nil {
-		return submission.Reply{}, nil, fmt.Errorf("submission %s: %w", s.ID, ErrBytesRemoved)
-	}
-	for _, r := range s.Replies {
+	for _, r := range s.Replies { // as OpenAttachment: 404 for an id never had
 		if r.ID == replyID {
+			if s.BytesRemovedAt != nil {
+				return submission.Reply{}, nil, fmt.Errorf("submission %s: %w", s.ID, ErrBytesRemoved)
+			}
 			rc, err := b.db.Blobs().Open(ctx, r.SHA256)
 			return r, rc, err
 		}

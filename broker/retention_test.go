@@ -69,6 +69,20 @@ func TestRetention(t *testing.T) {
 	if _, _, err := e.b.OpenPackage(ctx, "office-a", answered[0], Pickup{Channel: "api"}); !errors.Is(err, ErrBytesRemoved) {
 		t.Fatalf("package after retention: %v", err)
 	}
+	// A real attachment is gone (410); an id the case never had is not found,
+	// as before the retention (it was 410 too, which told a prober nothing false
+	// but broke the contract's 404).
+	if _, _, err := e.b.OpenAttachment(ctx, "office-a", answered[0], "a1"); !errors.Is(err, ErrBytesRemoved) {
+		t.Fatalf("attachment after retention: %v", err)
+	}
+	for _, err := range []error{
+		func() error { _, _, err := e.b.OpenAttachment(ctx, "office-a", answered[0], "no-such-attachment"); return err }(),
+		func() error { _, _, err := e.b.OpenReply(ctx, "office-a", answered[0], "no-such-reply"); return err }(),
+	} {
+		if !errors.Is(err, ErrNotFound) {
+			t.Fatalf("an unknown id after retention: %v, want not found", err)
+		}
+	}
 	if _, _, err := e.b.OpenAttachment(ctx, "office-a", open[0], "a1"); err != nil {
 		t.Fatalf("an open case lost its attachment (shared blob swept?): %v", err)
 	}
