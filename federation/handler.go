@@ -28,8 +28,9 @@ import (
 )
 
 // PathNudge is where a peer tells the forwarding gateway that something changed, so
-// it asks now instead of at its next poll. It carries nothing and needs no
-// authentication: all it can do is trigger a signed status question.
+// it asks soon instead of at its next poll. It carries nothing and needs no
+// authentication: all it can do is trigger a signed status question, and however
+// many come, at most one early question per peer per NudgeGap.
 const PathNudge = PathPrefix + "/hinweis"
 
 // Receiver is the receiving gateway's HTTP face of the Portalverbund, mounted at
@@ -47,7 +48,7 @@ type Receiver struct {
 	Uploads Uploads
 	// NextPeer says which peer a place goes to from here (loop check before storing).
 	NextPeer func(ars string) (string, bool)
-	// Nudged is called when a peer nudges (the tracker asks at once); may be nil.
+	// Nudged is called when a peer nudges (Tracker.Kick: the tracker asks soon); may be nil.
 	Nudged func()
 	Log    *slog.Logger
 }

@@ -14,9 +14,9 @@ import (
 // Tracker is the forwarding gateway's side of "events back": it asks each peer, with
 // a signed status question, about the packages forwarded to it whose office has not
 // decided yet, and records what the peer reports (delivered, accepted, rejected, or a
-// peer_status event). The question is repeated at the peer's poll interval and at
-// once when the peer nudges; after a restart the open packages are found in the
-// store again. Nothing is lost when either gateway is down: the receiving gateway's
+// peer_status event). The question is repeated at the peer's poll interval and early
+// when the peer nudges (at most once per NudgeGap); after a restart the open
+// packages are found in the store again. Nothing is lost when either gateway is down: the receiving gateway's
 // record is the truth, and the forwarding gateway keeps asking until it is final.
 type Tracker struct {
 	Client  *Client
@@ -47,7 +47,8 @@ func (t *Tracker) Observe(s *submission.Submission, e submission.Event) {
 	t.Kick()
 }
 
-// Kick asks the peers now (coalesced).
+// Kick asks the peers soon: at once, or when a NudgeGap has passed since a peer's
+// last question (coalesced).
 func (t *Tracker) Kick() {
 	t.mu.Lock()
 	if t.kick == nil {
@@ -111,11 +112,25 @@ func (t *Tracker) tick() time.Duration {
 	return max(d, 50*time.Millisecond)
 }
 
+// NudgeGap is the least time between two questions to one peer that a kick (a
+// peer's nudge, a new forwarding) may cause: however many nudges come, a peer is
+// asked early at most once per gap (or per its poll interval, if that is shorter).
+// The nudge needs no credentials, so it must not be worth more than that; a second
+// is still quick for a decision to reach the portal. A kick within the gap is
+// not lost: the early question follows when the gap has passed.
+const NudgeGap = time.Second
+
+func nudgeGap(p config.Peer) time.Duration { return min(NudgeGap, p.Poll()) }
+
 func (t *Tracker) run(ctx context.Context) {
 	defer t.wg.Done()
 	tk := time.NewTicker(t.tick())
 	defer tk.Stop()
 	last := map[string]time.Time{}
+	early := map[string]bool{} // peers kicked since their last question
+	wake := time.NewTimer(time.Hour)
+	wake.Stop()
+	defer wake.Stop()
 	for {
 		t.mu.Lock()
 		kick := t.kick
@@ -124,15 +139,22 @@ func (t *Tracker) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tk.C:
-			t.pollDue(ctx, last, false)
+		case <-wake.C:
 		case <-kick:
-			t.pollDue(ctx, last, true)
+			for _, p := range t.Peers {
+				early[p.ID] = true
+			}
+		}
+		if next := t.pollDue(ctx, last, early); !next.IsZero() {
+			wake.Reset(time.Until(next))
 		}
 	}
 }
 
-// pollDue asks every peer whose interval has passed (all of them when kicked).
-func (t *Tracker) pollDue(ctx context.Context, last map[string]time.Time, all bool) {
+// pollDue asks every peer whose interval has passed, and every kicked one whose
+// last question is a gap ago; it returns when the next kicked peer's gap ends
+// (zero: none waits).
+func (t *Tracker) pollDue(ctx context.Context, last map[string]time.Time, early map[string]bool) time.Time {
 	t.mu.Lock()
 	byPeer := map[string][]string{}
 	for id, peer := range t.open {
@@ -140,17 +162,31 @@ func (t *Tracker) pollDue(ctx context.Context, last map[string]time.Time, all bo
 	}
 	t.mu.Unlock()
 	now := time.Now()
+	var next time.Time
+	for peerID := range early {
+		if len(byPeer[peerID]) == 0 {
+			delete(early, peerID) // nothing to ask about
+		}
+	}
 	for peerID, ids := range byPeer {
 		p, ok := t.Client.Trust.Peer(peerID)
 		if !ok {
 			continue // a peer no longer configured: its packages stay as they are
 		}
-		if !all && now.Sub(last[peerID]) < p.Poll() {
+		since := now.Sub(last[peerID])
+		if since < p.Poll() && (!early[peerID] || since < nudgeGap(p)) {
+			if early[peerID] {
+				if at := last[peerID].Add(nudgeGap(p)); next.IsZero() || at.Before(next) {
+					next = at
+				}
+			}
 			continue
 		}
 		last[peerID] = now
+		delete(early, peerID)
 		t.poll(ctx, p, ids)
 	}
+	return next
 }
 
 // Poll asks one peer about the given submissions once (also used by tests).

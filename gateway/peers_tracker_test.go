@@ -1,0 +1,74 @@
+package gateway
+
+import (
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/federation"
+	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/wire"
+)
+
+// TestPeerNudgeFloodAsksAtMostOncePerGap: the nudge (POST /federation/v1/hinweis)
+// needs no credentials, so anyone can send thousands. Each one used to make the
+// forwarding gateway sign a status question to every peer at once; now all the
+// nudges of one federation.NudgeGap are worth one early question per peer. The
+// nudge still does its job: with a poll interval of an hour, the office's decision
+// at the peer reaches the portal's gateway only through the peer's nudge.
+func TestPeerNudgeFloodAsksAtMostOncePerGap(t *testing.T) {
+	sn, by := newFedNode(t, "amtsbote-sn"), newFedNode(t, "amtsbote-by")
+	fedTrust(t, sn, by)
+	by.office("09", "09162", "muenchen-kvr", fedHook(t))
+	by.peer(sn, "", time.Hour, "14")
+	by.start(t)
+	proxy := newFedProxy(t, by.url())
+	sn.peer(by, proxy.srv.URL, time.Hour, "09") // asked only when kicked or nudged
+	sn.start(t)
+
+	id := sn.submit(t, fedMuenchenARS)
+	// by's office took it (webhook) and by nudged sn: sn asked and knows it.
+	s := sn.waitState(t, id, submission.StateDelivered)
+
+	before := proxy.count(federation.PathStatus)
+	began := time.Now()
+	const workers, each = 8, 300
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			c := &http.Client{}
+			for range each {
+				resp, err := c.Post(sn.url()+federation.PathNudge, "", nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusNoContent {
+					t.Errorf("nudge: %d", resp.StatusCode)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// The early question a nudge within the gap scheduled comes one gap later.
+	time.Sleep(federation.NudgeGap + federation.NudgeGap/2)
+	asked := proxy.count(federation.PathStatus) - before
+	elapsed := time.Since(began)
+	// One question per gap (the first may come at once), and one that was on its way.
+	allowed := int64(elapsed/federation.NudgeGap) + 2
+	t.Logf("%d nudges in %s: %d status questions to the peer (at most %d allowed)", workers*each, elapsed.Round(time.Millisecond), asked, allowed)
+	if asked > allowed {
+		t.Fatalf("%d nudges made %d status questions to the peer within %s; at most %d (one per %s)", workers*each, asked, elapsed, allowed, federation.NudgeGap)
+	}
+	if asked == 0 {
+		t.Fatal("the nudges made no status question at all")
+	}
+
+	// Right after a question, the office decides at by and by nudges sn: the nudge
+	// is not lost in the gap, sn asks once the gap has passed.
+	by.decide(t, s.Sender, s.MessageID, wire.OutcomeAccepted)
+	sn.waitState(t, id, submission.StateAccepted)
+}
