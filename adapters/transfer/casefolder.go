@@ -73,9 +73,21 @@ const (
 	RoleSummary    = "summary"
 )
 
+// Modes of what a case consists of, before the umask. Once handed over, a case is
+// the office's: its import may read it, move it (which, for a folder moved to
+// another parent, needs write permission on the folder itself) or delete it (which
+// needs write permission on every folder in it). So the group may do what the owner
+// does, and the gateway's umask, or a default ACL on the office folder, decides what
+// the import's group gets (docs/transfer.md, "Permissions"). The ledger stays the
+// gateway's: 0750 and 0640.
+const (
+	caseDirMode  = 0o770
+	caseFileMode = 0o660
+)
+
 // writeCase writes the whole case into tmp (which must not exist) and fsyncs it.
 func (a *Adapter) writeCase(ctx context.Context, tmp, name, dir string, d adapters.Delivery, at time.Time) error {
-	if err := os.Mkdir(tmp, 0o750); err != nil {
+	if err := os.Mkdir(tmp, caseDirMode); err != nil {
 		return classify("create temporary folder", err)
 	}
 	ix := &Index{
@@ -113,7 +125,7 @@ func (a *Adapter) writeCase(ctx context.Context, tmp, name, dir string, d adapte
 	// Attachments under safe, unique names.
 	if len(d.Attachments) > 0 {
 		ad := filepath.Join(tmp, AttachmentsDir)
-		if err := os.Mkdir(ad, 0o750); err != nil {
+		if err := os.Mkdir(ad, caseDirMode); err != nil {
 			return classify("create attachments folder", err)
 		}
 		names := make([]string, len(d.Attachments))
@@ -200,7 +212,7 @@ func fallbackView(d adapters.Delivery) *formview.View {
 }
 
 func writeFileSync(p string, b []byte) error {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, caseFileMode)
 	if err != nil {
 		return err
 	}
@@ -224,7 +236,7 @@ func copyAttachment(ctx context.Context, p string, at adapters.Attachment) (int6
 		return 0, "", sourceErr("open attachment "+at.ID, err)
 	}
 	defer rc.Close()
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, caseFileMode)
 	if err != nil {
 		return 0, "", classify("create attachment "+at.ID, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -486,6 +487,120 @@ func TestCheckTarget(t *testing.T) {
 	if err == nil || adapters.IsPermanent(err) || adapters.PublicReason(err) != ReasonNotWritable {
 		t.Errorf("read-only folder: Deliver err %v (reason %q), want transient %q", err, adapters.PublicReason(err), ReasonNotWritable)
 	}
+}
+
+// TestImportGroupPermissions: with the documented setup (office folder in the
+// import's group, setgid, chmod 2770), an import that runs as another user in that
+// group can read every case and write the marker; with the gateway's umask at 0007
+// (or a default ACL on the office folder) it can also move a case folder to its
+// archive and delete one, the two other confirmations docs/transfer.md offers. The
+// import runs as a child process under uid 65534 and the group, so the kernel's
+// permission checks are the real ones.
+func TestImportGroupPermissions(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run the import as another user (CI runs as root)")
+	}
+	const importGID = 4242
+	for _, tc := range []struct {
+		umask      int
+		acl        bool // a default ACL on the office folder gives the group rwx
+		moveDelete bool
+	}{{0o027, false, false}, {0o007, false, true}, {0o027, true, true}} {
+		t.Run(fmt.Sprintf("umask %04o acl %v", tc.umask, tc.acl), func(t *testing.T) {
+			old := syscall.Umask(tc.umask)
+			t.Cleanup(func() { syscall.Umask(old) })
+			base := t.TempDir()
+			for _, p := range []string{filepath.Dir(base), base} { // let the import in
+				if err := os.Chmod(p, 0o711); err != nil {
+					t.Fatal(err)
+				}
+			}
+			office, archive := filepath.Join(base, "office"), filepath.Join(base, "archive")
+			for _, p := range []string{office, archive} {
+				mustMkdir(t, p)
+				if err := os.Chown(p, 0, importGID); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(p, 0o770|os.ModeSetgid); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.acl {
+				// setfacl -m g:4242:rwx -d -m g:4242:rwx office
+				for _, name := range []string{"system.posix_acl_access", "system.posix_acl_default"} {
+					if err := syscall.Setxattr(office, name, groupACL(importGID), 0); err != nil {
+						t.Skipf("no POSIX ACLs on this file system: %v", err)
+					}
+				}
+			}
+			prepareOffice(t, office)
+			a := newAdapter(t)
+			var refs []string
+			var ds []adapters.Delivery
+			for i := range 3 {
+				d := realDelivery(office, fmt.Sprintf("dlv-perm-%d", i), fmt.Sprintf("4c1f0e52-0000-4000-8000-00000000004%d", i))
+				c, err := a.Deliver(t.Context(), d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				refs, ds = append(refs, c.Reference), append(ds, d)
+			}
+			asImport := func(args ...string) error {
+				cmd := exec.Command(args[0], args[1:]...)
+				cmd.Dir = "/"
+				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: importGID, Groups: []uint32{}}}
+				out, err := cmd.CombinedOutput()
+				if err != nil {
+					return fmt.Errorf("%v: %v: %s", args, err, out)
+				}
+				return nil
+			}
+			c0 := filepath.Join(office, refs[0])
+			if err := asImport("cat", filepath.Join(c0, PackageFile), filepath.Join(c0, IndexJSONFile),
+				filepath.Join(c0, AttachmentsDir, "Lageplan.pdf")); err != nil {
+				t.Fatalf("the import cannot read a case: %v", err)
+			}
+			if err := asImport("touch", c0+MarkerSuffix); err != nil {
+				t.Fatalf("the import cannot write the marker: %v", err)
+			}
+			if _, ok, err := a.Confirmed(t.Context(), ds[0]); !ok || err != nil {
+				t.Fatalf("marker: %v %v", ok, err)
+			}
+			if !tc.moveDelete {
+				return
+			}
+			if err := asImport("mv", filepath.Join(office, refs[1]), archive+"/"); err != nil {
+				t.Fatalf("the import cannot move a case folder to its archive: %v", err)
+			}
+			if err := asImport("rm", "-r", filepath.Join(office, refs[2])); err != nil {
+				t.Fatalf("the import cannot delete a case folder: %v", err)
+			}
+			for _, d := range ds[1:] {
+				if _, ok, err := a.Confirmed(t.Context(), d); !ok || err != nil {
+					t.Errorf("%s: %v %v", d.ID, ok, err)
+				}
+			}
+			// The gateway's records stay out of the import's reach.
+			if err := asImport("touch", filepath.Join(office, LedgerDir, "x")); err == nil {
+				t.Error("the import can write into " + LedgerDir)
+			}
+		})
+	}
+}
+
+// groupACL is the xattr form of the ACL "u::rwx g::r-x g:<gid>:rwx m::rwx o::---".
+func groupACL(gid uint32) []byte {
+	const undef = 0xffffffff
+	b := binary.LittleEndian.AppendUint32(nil, 2) // version
+	for _, e := range []struct {
+		tag, perm uint16
+		id        uint32
+	}{{0x01, 7, undef}, {0x04, 5, undef}, {0x08, 7, gid}, {0x10, 7, undef}, {0x20, 0, undef}} {
+		b = binary.LittleEndian.AppendUint16(b, e.tag)
+		b = binary.LittleEndian.AppendUint16(b, e.perm)
+		b = binary.LittleEndian.AppendUint32(b, e.id)
+	}
+	return b
 }
 
 // mount mounts a tmpfs on dir (and unmounts it on cleanup); false if that is not
