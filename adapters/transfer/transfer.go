@@ -21,13 +21,18 @@
 // by the start-up check (CheckTarget), and only in an empty folder (a new office
 // folder); a folder with content but without the ledger is refused, for an operator
 // to look at (the share not mounted over a mount point that holds something, the
-// wrong folder, or the gateway's records deleted). The folder's device number
+// wrong folder, or the gateway's records deleted). An empty bare mount point at start
+// is the one case this cannot tell from a new office folder; docs/transfer.md has
+// operators mount shares before the gateway starts, or leave a file in the bare mount
+// point, which turns it into a refusal. The folder's device number
 // (st_dev) is deliberately not recorded as its identity: network file systems (NFS,
 // SMB) get a new one at every mount, so it would raise a false alarm after every
 // reboot, and the ledger's presence already says what it would.
 //
 // The office confirms by moving or deleting the case folder, or by creating the marker
-// "<case folder>.ok" next to it. Confirmed reports that; Changes signals early through
+// "<case folder>.ok" next to it. Confirmed reports that, with the time it noticed the
+// folder gone, or the marker's modification time bounded to the hand-over and now
+// (the office's clock goes into the signed receipt); Changes signals early through
 // fsnotify, but fsnotify misses events on network shares (SMB, NFS), so the broker's
 // polling of Confirmed is the truth.
 package transfer
