@@ -16,8 +16,13 @@ import (
 // decided yet, and records what the peer reports (delivered, accepted, rejected, or a
 // peer_status event). The question is repeated at the peer's poll interval and early
 // when the peer nudges (at most once per NudgeGap); after a restart the open
-// packages are found in the store again. Nothing is lost when either gateway is down: the receiving gateway's
-// record is the truth, and the forwarding gateway keeps asking until it is final.
+// packages are found in the store again. Nothing is lost when either gateway is
+// down: the receiving gateway's record is the truth, and the forwarding gateway
+// keeps asking until it is final.
+//
+// Every configured peer has a goroutine of its own, with at most one question in
+// flight: a peer that hangs (up to QuestionTimeout per batch) delays only the
+// packages forwarded to it. Close cancels the questions in flight and waits.
 type Tracker struct {
 	Client  *Client
 	Broker  *broker.Broker
@@ -26,14 +31,31 @@ type Tracker struct {
 	Log     *slog.Logger
 
 	mu    sync.Mutex
-	open  map[string]string // submission id -> peer id
-	kick  chan struct{}
+	open  map[string]string        // submission id -> peer id
+	kicks map[string]chan struct{} // peer id -> its loop's kick (coalesced)
 	wg    sync.WaitGroup
 	stop  context.CancelFunc
-	begun bool
 }
 
-// Observe is registered with broker.Observe: a forwarded package becomes open.
+// QuestionTimeout bounds one status question (a batch of up to MaxQuery packages).
+const QuestionTimeout = 30 * time.Second
+
+// NudgeGap is the least time between two questions to one peer that a kick (a
+// peer's nudge, a new forwarding) may cause: however many nudges come, a peer is
+// asked early at most once per gap (or per its poll interval, if that is shorter).
+// The nudge needs no credentials, so it must not be worth more than that; a second
+// is still quick for a decision to reach the portal. A kick within the gap is
+// not lost: the early question follows when the gap has passed.
+const NudgeGap = time.Second
+
+// minPoll is the shortest poll interval the tracker keeps.
+const minPoll = 50 * time.Millisecond
+
+func pollOf(p config.Peer) time.Duration   { return max(p.Poll(), minPoll) }
+func nudgeGap(p config.Peer) time.Duration { return min(NudgeGap, pollOf(p)) }
+
+// Observe is registered with broker.Observe: a forwarded package becomes open, and
+// its peer is asked soon.
 func (t *Tracker) Observe(s *submission.Submission, e submission.Event) {
 	if e.Type != submission.EventForwarded || s.Forward == nil {
 		return
@@ -44,25 +66,40 @@ func (t *Tracker) Observe(s *submission.Submission, e submission.Event) {
 	}
 	t.open[s.ID] = s.Forward.Peer
 	t.mu.Unlock()
-	t.Kick()
+	t.kickPeer(s.Forward.Peer)
 }
 
-// Kick asks the peers soon: at once, or when a NudgeGap has passed since a peer's
-// last question (coalesced).
+// Kick asks every peer soon: at once, or when a NudgeGap has passed since its last
+// question (coalesced). A nudge names no peer, so it kicks them all.
 func (t *Tracker) Kick() {
-	t.mu.Lock()
-	if t.kick == nil {
-		t.kick = make(chan struct{}, 1)
+	for _, p := range t.Peers {
+		t.kickPeer(p.ID)
 	}
-	k := t.kick
-	t.mu.Unlock()
+}
+
+func (t *Tracker) kickPeer(id string) {
 	select {
-	case k <- struct{}{}:
+	case t.kickOf(id) <- struct{}{}:
 	default:
 	}
 }
 
-// Start loads the open packages and starts asking. Close stops.
+func (t *Tracker) kickOf(id string) chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.kicks == nil {
+		t.kicks = map[string]chan struct{}{}
+	}
+	k := t.kicks[id]
+	if k == nil {
+		k = make(chan struct{}, 1)
+		t.kicks[id] = k
+	}
+	return k
+}
+
+// Start loads the open packages and starts asking, one goroutine per peer. Close
+// stops.
 func (t *Tracker) Start(ctx context.Context) error {
 	if t.Log == nil {
 		t.Log = slog.Default()
@@ -75,18 +112,16 @@ func (t *Tracker) Start(ctx context.Context) error {
 	if t.open == nil {
 		t.open = map[string]string{}
 	}
-	if t.kick == nil {
-		t.kick = make(chan struct{}, 1)
-	}
 	for _, s := range subs {
 		t.open[s.ID] = s.Forward.Peer
 	}
-	t.begun = true
 	t.mu.Unlock()
 	runCtx, cancel := context.WithCancel(context.Background())
 	t.stop = cancel
-	t.wg.Add(1)
-	go t.run(runCtx)
+	for _, p := range t.Peers {
+		t.wg.Add(1)
+		go t.follow(runCtx, p, t.kickOf(p.ID))
+	}
 	return nil
 }
 
@@ -99,94 +134,49 @@ func (t *Tracker) Close() error {
 	return nil
 }
 
-func (t *Tracker) tick() time.Duration {
-	d := time.Duration(0)
-	for _, p := range t.Peers {
-		if d == 0 || p.Poll() < d {
-			d = p.Poll()
-		}
-	}
-	if d <= 0 {
-		d = config.DefaultPeerPollInterval
-	}
-	return max(d, 50*time.Millisecond)
-}
-
-// NudgeGap is the least time between two questions to one peer that a kick (a
-// peer's nudge, a new forwarding) may cause: however many nudges come, a peer is
-// asked early at most once per gap (or per its poll interval, if that is shorter).
-// The nudge needs no credentials, so it must not be worth more than that; a second
-// is still quick for a decision to reach the portal. A kick within the gap is
-// not lost: the early question follows when the gap has passed.
-const NudgeGap = time.Second
-
-func nudgeGap(p config.Peer) time.Duration { return min(NudgeGap, p.Poll()) }
-
-func (t *Tracker) run(ctx context.Context) {
+// follow asks one peer about its open packages at its poll interval, and early
+// when kicked, but not within a NudgeGap of the last question.
+func (t *Tracker) follow(ctx context.Context, p config.Peer, kick <-chan struct{}) {
 	defer t.wg.Done()
-	tk := time.NewTicker(t.tick())
-	defer tk.Stop()
-	last := map[string]time.Time{}
-	early := map[string]bool{} // peers kicked since their last question
-	wake := time.NewTimer(time.Hour)
-	wake.Stop()
-	defer wake.Stop()
+	var last time.Time // when the last question began
+	early := false     // kicked since
+	timer := time.NewTimer(pollOf(p))
+	defer timer.Stop()
 	for {
-		t.mu.Lock()
-		kick := t.kick
-		t.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return
-		case <-tk.C:
-		case <-wake.C:
 		case <-kick:
-			for _, p := range t.Peers {
-				early[p.ID] = true
-			}
+			early = true
+		case <-timer.C:
 		}
-		if next := t.pollDue(ctx, last, early); !next.IsZero() {
-			wake.Reset(time.Until(next))
+		due := last.Add(pollOf(p))
+		if early {
+			due = last.Add(nudgeGap(p))
 		}
+		if wait := time.Until(due); wait > 0 {
+			timer.Reset(wait)
+			continue
+		}
+		last, early = time.Now(), false
+		if ids := t.openOf(p.ID); len(ids) > 0 {
+			t.poll(ctx, p, ids)
+		}
+		timer.Reset(time.Until(last.Add(pollOf(p))))
 	}
 }
 
-// pollDue asks every peer whose interval has passed, and every kicked one whose
-// last question is a gap ago; it returns when the next kicked peer's gap ends
-// (zero: none waits).
-func (t *Tracker) pollDue(ctx context.Context, last map[string]time.Time, early map[string]bool) time.Time {
+// openOf lists the open packages forwarded to the peer.
+func (t *Tracker) openOf(peer string) []string {
 	t.mu.Lock()
-	byPeer := map[string][]string{}
-	for id, peer := range t.open {
-		byPeer[peer] = append(byPeer[peer], id)
-	}
-	t.mu.Unlock()
-	now := time.Now()
-	var next time.Time
-	for peerID := range early {
-		if len(byPeer[peerID]) == 0 {
-			delete(early, peerID) // nothing to ask about
+	defer t.mu.Unlock()
+	var ids []string
+	for id, p := range t.open {
+		if p == peer {
+			ids = append(ids, id)
 		}
 	}
-	for peerID, ids := range byPeer {
-		p, ok := t.Client.Trust.Peer(peerID)
-		if !ok {
-			continue // a peer no longer configured: its packages stay as they are
-		}
-		since := now.Sub(last[peerID])
-		if since < p.Poll() && (!early[peerID] || since < nudgeGap(p)) {
-			if early[peerID] {
-				if at := last[peerID].Add(nudgeGap(p)); next.IsZero() || at.Before(next) {
-					next = at
-				}
-			}
-			continue
-		}
-		last[peerID] = now
-		delete(early, peerID)
-		t.poll(ctx, p, ids)
-	}
-	return next
+	return ids
 }
 
 // Poll asks one peer about the given submissions once (also used by tests).
@@ -208,7 +198,7 @@ func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
 		if len(refs) == 0 {
 			continue
 		}
-		qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		qctx, cancel := context.WithTimeout(ctx, QuestionTimeout)
 		rp, err := t.Client.Status(qctx, p, refs)
 		cancel()
 		if err != nil {

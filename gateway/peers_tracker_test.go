@@ -72,3 +72,46 @@ func TestPeerNudgeFloodAsksAtMostOncePerGap(t *testing.T) {
 	by.decide(t, s.Sender, s.MessageID, wire.OutcomeAccepted)
 	sn.waitState(t, id, submission.StateAccepted)
 }
+
+// TestPeerThatHangsDelaysNoOtherPeer: the tracker asked its peers one after
+// another, so a peer that took a status question and never answered held back the
+// news of every other peer for the question's timeout (30 s) each round. Now every
+// peer is asked on its own: while by holds sn's question, the decision at nw
+// reaches sn at once.
+func TestPeerThatHangsDelaysNoOtherPeer(t *testing.T) {
+	sn, by, nw := newFedNode(t, "amtsbote-sn"), newFedNode(t, "amtsbote-by"), newFedNode(t, "amtsbote-nw")
+	fedTrust(t, sn, by)
+	fedTrust(t, sn, nw)
+	hook := fedHook(t)
+	by.office("09", "09162", "muenchen-kvr", hook)
+	by.peer(sn, "", time.Hour, "14")
+	nw.office("05", "05315", "koeln-amt", hook)
+	nw.peer(sn, "", time.Hour, "14")
+	by.start(t)
+	nw.start(t)
+	byProxy := newFedProxy(t, by.url())
+	sn.peer(by, byProxy.srv.URL, 200*time.Millisecond, "09")
+	sn.peer(nw, "", time.Hour, "05") // asked only when nw nudges
+	sn.start(t)
+
+	toBy, toNW := sn.submit(t, fedMuenchenARS), sn.submit(t, fedKoelnARS)
+	sn.waitState(t, toBy, submission.StateDelivered)
+	k := sn.waitState(t, toNW, submission.StateDelivered)
+
+	// by takes the next question and keeps it.
+	byProxy.hang.Store(true)
+	<-byProxy.hanging
+	nw.decide(t, k.Sender, k.MessageID, wire.OutcomeAccepted)
+	// Within a third of the hanging question's timeout: had sn waited for by, it
+	// would be stuck until the timeout ends.
+	deadline := time.Now().Add(federation.QuestionTimeout / 3)
+	for sn.sub(t, toNW).State != submission.StateAccepted {
+		if time.Now().After(deadline) {
+			t.Fatalf("nw's decision did not reach sn while by held a status question (%d held)", byProxy.count(federation.PathStatus))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s := sn.sub(t, toBy); s.State != submission.StateDelivered {
+		t.Errorf("by's package: %s", s.State)
+	}
+}
