@@ -114,15 +114,24 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 	if err != nil {
 		return nil, err
 	}
+	// Each opened store goes into g.db only when it opened: a nil *store.DB in the
+	// interface is not a nil interface, and closing it on the way out panicked,
+	// hiding why the store did not open (locked by another gateway, a newer
+	// schema, no permission).
 	if cfg.Store.Backend == config.StoreJetStream {
 		// Cluster mode: the records and bytes live in replicated JetStream storage,
 		// so any gateway serves any submission and none holds the only copy.
-		g.db, err = jsstore.Open(ctx, g.bus.JS, jsstore.Options{Replicas: cfg.NATS.Replicas})
+		js, err := jsstore.Open(ctx, g.bus.JS, jsstore.Options{Replicas: cfg.NATS.Replicas})
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		g.db = js
 	} else {
-		g.db, err = store.Open(cfg.DataDir, store.Options{BatchSize: cfg.Store.BatchSize, BatchDelay: cfg.Store.BatchDelay, Known: g.knownCertificates(), Logger: log})
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		db, err := store.Open(cfg.DataDir, store.Options{BatchSize: cfg.Store.BatchSize, BatchDelay: cfg.Store.BatchDelay, Known: g.knownCertificates(), Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("store in %s: %w", cfg.DataDir, err)
+		}
+		g.db = db
 	}
 	g.ln, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/beevik/etree"
 
 	"github.com/amtsbote/amtsbote/adapters/webhook"
@@ -552,5 +554,61 @@ func TestIntakeYieldFollowsTheConfiguration(t *testing.T) {
 				t.Errorf("yield_backlog %d: no %s 0 in /metrics", c.backlog, name)
 			}
 		}
+	}
+}
+
+// TestStoreThatDoesNotOpenIsAnError: a store that cannot be opened (here one a
+// newer build wrote; likewise one another gateway holds, or one without
+// permission) is a start error that says why. The opened *store.DB went into the
+// store interface even when nil, and closing it on the way out panicked, hiding
+// the cause (an operator audit, 2026-12-04).
+func TestStoreThatDoesNotOpenIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	db, err := bolt.Open(filepath.Join(dir, "amtsbote.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("meta"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("schema"), []byte("99"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.DataDir = dir
+	cfg.Listen = "127.0.0.1:0"
+	g, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil {
+		_ = g.Shutdown(context.Background())
+		t.Fatal("started on a store of a newer schema")
+	}
+	if !strings.Contains(err.Error(), `schema version "99"`) {
+		t.Fatalf("the error does not say why: %v", err)
+	}
+}
+
+// TestGatewayIDMustBeTheCertificates: receipts name gateway_id and are signed
+// with pki.gateway_cert; an operator's certificate for another name started
+// without a word and signed receipts as someone else (an operator audit).
+func TestGatewayIDMustBeTheCertificates(t *testing.T) {
+	pki := signingtest.NewPKI(t)
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.PKI = config.PKI{GatewayKey: pki.Gateway.KeyFile, GatewayCert: pki.Gateway.CertFile, TrustDir: pki.TrustDir}
+	cfg.GatewayID = pki.Gateway.Name + "-by"
+	g, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil {
+		_ = g.Shutdown(context.Background())
+		t.Fatal("started with a certificate for another gateway")
+	}
+	if !strings.Contains(err.Error(), "pki.gateway_cert") || !strings.Contains(err.Error(), cfg.GatewayID) {
+		t.Fatalf("the error does not say what differs: %v", err)
 	}
 }

@@ -51,6 +51,12 @@ func (g *Gateway) setupKeys() error {
 	if err != nil {
 		return fmt.Errorf("gateway key: %w", err)
 	}
+	// Receipts name gateway_id and are signed by this certificate; peers check its
+	// CN against the id. The development PKI refuses another id; an operator's
+	// certificate started with any CN and signed receipts as someone else.
+	if cn := signer.Certificate().Subject.CommonName; cn != c.GatewayID {
+		return fmt.Errorf("pki.gateway_cert: the certificate is for %q, but gateway_id is %q; receipts would name one and be signed by the other", cn, c.GatewayID)
+	}
 	g.Log.Info("receipts and federation documents are signed with the gateway key",
 		"key", signer.KeyDescription(), "signature_method", signer.SignatureMethod(), "cert", c.PKI.GatewayCert)
 	trust, err := signing.LoadTrustStore(c.PKI.TrustDir)
