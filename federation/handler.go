@@ -134,6 +134,17 @@ func (h *Receiver) read(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	return body, true
 }
 
+// ErrTaken: a forwarded package whose sender and NachrichtID name a package this
+// gateway holds from elsewhere: its own portal, another peer, or the same peer with
+// other bytes. Only a repeat of the same package by the same peer is idempotent.
+var ErrTaken = errors.New("federation: the NachrichtID names another package at this gateway; a NachrichtID names one package")
+
+// sameHop: s, found under the envelope's sender and NachrichtID, is this peer's
+// earlier forwarding of the same package.
+func sameHop(s *submission.Submission, peer string, env *Envelope) bool {
+	return s.Origin != nil && s.Origin.Gateway == peer && s.PackageSHA256 == env.PackageSHA256()
+}
+
 // problemFor maps the federation's own errors, then the intake's.
 func problemFor(err error) *problem.Problem {
 	switch {
@@ -147,6 +158,8 @@ func problemFor(err error) *problem.Problem {
 		return problem.New(http.StatusConflict, TypeLoop, err.Error())
 	case errors.Is(err, intake.ErrHopLimit):
 		return problem.New(http.StatusConflict, TypeHopLimit, err.Error())
+	case errors.Is(err, ErrTaken):
+		return problem.New(http.StatusConflict, problem.TypeConflict, err.Error())
 	case errors.Is(err, intake.ErrSenderNotVouched):
 		return problem.New(http.StatusForbidden, problem.TypeUntrustedSigner, err.Error())
 	case errors.Is(err, ErrMalformed):
@@ -293,7 +306,9 @@ func (a *answering) Write(b []byte) (int, error) {
 func (a *answering) Unwrap() http.ResponseWriter { return a.ResponseWriter }
 
 // receive hands a verified envelope's package (and its attachment parts) to the
-// intake and answers with the signed Eingangsbestaetigung.
+// intake and answers with the signed Eingangsbestaetigung: 201 for a new package,
+// 200 and the first receipt for a repeat (the same package from the same peer),
+// 409 when the sender's NachrichtID names another package here.
 func (h *Receiver) receive(w http.ResponseWriter, r *http.Request, env *Envelope, peer config.Peer, body []byte, parts intake.Parts) {
 	chain := make([]submission.Hop, len(env.Chain))
 	for i, hp := range env.Chain {
@@ -310,10 +325,13 @@ func (h *Receiver) receive(w http.ResponseWriter, r *http.Request, env *Envelope
 		h.fail(w, r, peer.ID, err)
 		return
 	}
-	if rec.Submission.Origin == nil || rec.Submission.Origin.Gateway != peer.ID {
-		// The same package came here before on another way: the same submission, but
-		// only its own forwarder may follow it. Still the same receipt: never twice.
-		h.log().Warn("forwarded package known from another peer", "submission", rec.Submission.ID, "peer", peer.ID)
+	if !rec.Created && !sameHop(rec.Submission, peer.ID, env) {
+		// The NachrichtID names a package this peer did not send here (this
+		// gateway's own portal's, another peer's, or other bytes): its receipt is
+		// not this peer's to read, and the peer's package is not taken.
+		h.log().Warn("forwarded package refused: its NachrichtID names another package here", "submission", rec.Submission.ID, "peer", peer.ID)
+		h.fail(w, r, peer.ID, fmt.Errorf("%w: Absender %q, NachrichtID %q", ErrTaken, env.Sender, env.MessageID))
+		return
 	}
 	w.Header().Set("Content-Type", ContentType)
 	w.Header().Set("X-Submission-Id", rec.Submission.ID)

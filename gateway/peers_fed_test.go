@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -282,4 +283,57 @@ func (p *fedProxy) count(path string) int64 {
 		return 0
 	}
 	return c.(*atomic.Int64).Load()
+}
+
+// gatewaySigner is n's gateway key, the one it signs federation documents with.
+func (n *fedNode) gatewaySigner(t *testing.T) *signing.Signer {
+	t.Helper()
+	pki := filepath.Join(n.dir, "pki")
+	s, err := signing.LoadSigner(filepath.Join(pki, "gateway-key.pem"), filepath.Join(pki, "gateway.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// signedPackage is a package of n's development portal amt24 for the place.
+func (n *fedNode) signedPackage(t *testing.T, messageID string, place paket.Ort) []byte {
+	t.Helper()
+	pki := filepath.Join(n.dir, "pki")
+	s, err := signing.LoadSigner(filepath.Join(pki, "portal-amt24-key.pem"), filepath.Join(pki, "portal-amt24.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := paket.ExampleWith(fedService, messageID, time.Now().UTC().Truncate(time.Second))
+	p.Kopf.Ort = place
+	raw, err := s.Sign(p.Element())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// forwardRaw posts pkg to to's federation endpoint in an envelope n signs, the way
+// any implementation of docs/federation.md would, and returns the answer.
+func (n *fedNode) forwardRaw(t *testing.T, to *fedNode, messageID string, pkg []byte) (int, []byte) {
+	t.Helper()
+	cert, err := federation.SignerCertificate(pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	env := &federation.Envelope{ForwardingID: "d-" + paket.NewMessageID(), From: n.id, To: to.id, At: now, Sender: "amt24", MessageID: messageID,
+		LeikaKey: fedService, ReceiptSHA256: strings.Repeat("0", 64), SenderCert: cert, Package: pkg,
+		Chain: []federation.Hop{{Gateway: n.id, SubmissionID: "s-" + paket.NewMessageID(), At: now}}}
+	doc, err := env.Sign(n.gatewaySigner(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(to.url()+federation.PathForward, federation.ContentType, bytes.NewReader(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
 }
