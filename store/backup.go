@@ -59,7 +59,7 @@ var ErrBlobDamaged = errors.New("store: blob file does not match its digest")
 // BackupDBName and BackupBlobDir are the names in a backup's tar stream, those of
 // the data folder; BackupManifest is its last entry, the BackupStats as JSON.
 const (
-	BackupDBName   = "amtsbote.db"
+	BackupDBName   = FileName
 	BackupBlobDir  = "blobs"
 	BackupManifest = "amtsbote-backup.json"
 )

@@ -68,7 +68,7 @@ type CompactReport struct {
 func (db *DB) FreeBytes() (free, size int64, err error) {
 	db.sw.RLock()
 	defer db.sw.RUnlock()
-	info, err := os.Stat(filepath.Join(db.dir, "amtsbote.db"))
+	info, err := os.Stat(filepath.Join(db.dir, FileName))
 	if err != nil {
 		return 0, 0, fmt.Errorf("store: %w", err)
 	}
@@ -90,7 +90,7 @@ func (db *DB) Compact(ctx context.Context) (rep CompactReport, err error) {
 	db.compacting.Lock()
 	defer db.compacting.Unlock()
 	start := time.Now()
-	path := filepath.Join(db.dir, "amtsbote.db")
+	path := filepath.Join(db.dir, FileName)
 	tmp := path + ".compact"
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return rep, fmt.Errorf("store: compact: %w", err)

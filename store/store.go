@@ -63,6 +63,9 @@ var (
 // (docs/performance.md has the measurements behind it).
 const DefaultBatchDelay = 10 * time.Millisecond
 
+// FileName is the bbolt file in the data folder.
+const FileName = "amtsbote.db"
+
 // DefaultBatchSize is how many waiting writes start a group commit before the
 // delay is up (commit.go says why 16).
 const DefaultBatchSize = 16
@@ -266,7 +269,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := bolt.Open(filepath.Join(dir, "amtsbote.db"), 0o600, &bolt.Options{Timeout: opts.OpenTimeout})
+	b, err := bolt.Open(filepath.Join(dir, FileName), 0o600, &bolt.Options{Timeout: opts.OpenTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("store: open bbolt: %w", err)
 	}

@@ -43,7 +43,7 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	st, closeStore, err := gateway.OpenStore(ctx, cfg)
+	st, closeStore, err := gateway.OpenExistingStore(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "amtsbote gc:", err)
 		return 1

@@ -49,7 +49,7 @@ func runStore(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if (verb == "export" && *out == "") || (verb == "import" && *in == "") {
 		return usage()
 	}
-	st, cfg, closeStore, code := openStore(ctx, loadConfig, stderr)
+	st, cfg, closeStore, code := openStore(ctx, loadConfig, verb == "import", stderr)
 	if st == nil {
 		return code
 	}
@@ -205,6 +205,9 @@ func storeFlags(verb string, stderr io.Writer, configUse string) (fs *flag.FlagS
 		if err == nil && *dataDir != "" {
 			cfg.DataDir = *dataDir
 		}
+		// Defaults that follow from others, as serve has them: public_url from
+		// listen (store backup calls it; it failed with no public_url set).
+		cfg.Resolve()
 		return cfg, err
 	}
 }
@@ -219,7 +222,7 @@ func runVerifyStore(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	st, _, closeStore, code := openStore(ctx, loadConfig, stderr)
+	st, _, closeStore, code := openStore(ctx, loadConfig, false, stderr)
 	if st == nil {
 		return code
 	}
@@ -241,15 +244,20 @@ func runVerifyStore(ctx context.Context, args []string, stdout, stderr io.Writer
 	return 0
 }
 
-// openStore loads the configuration and opens its store. On failure st is nil and
-// code the exit code: 2 for the configuration, 1 for the store.
-func openStore(ctx context.Context, loadConfig func() (config.Config, error), stderr io.Writer) (st store.Store, cfg config.Config, closeStore func(), code int) {
+// openStore loads the configuration and opens its store, which must exist unless
+// create. On failure st is nil and code the exit code: 2 for the configuration,
+// 1 for the store.
+func openStore(ctx context.Context, loadConfig func() (config.Config, error), create bool, stderr io.Writer) (st store.Store, cfg config.Config, closeStore func(), code int) {
 	cfg, err := loadConfig()
 	if err != nil {
 		fmt.Fprintln(stderr, "amtsbote store:", err)
 		return nil, cfg, nil, 2
 	}
-	st, closeStore, err = gateway.OpenStore(ctx, cfg)
+	open := gateway.OpenExistingStore
+	if create {
+		open = gateway.OpenStore
+	}
+	st, closeStore, err = open(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "amtsbote store:", err)
 		return nil, cfg, nil, 1
