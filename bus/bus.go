@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -86,10 +87,12 @@ func Start(ctx context.Context, o Options) (*Bus, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bus: new server: %w", err)
 		}
+		nl := &serverLog{log: o.Logger}
+		srv.SetLoggerV2(nl, false, false, false)
 		go srv.Start()
-		if !srv.ReadyForConnections(30 * time.Second) {
+		if err := awaitReady(srv, nl, 30*time.Second); err != nil {
 			srv.Shutdown()
-			return nil, ErrNotReady
+			return nil, err
 		}
 		b.srv = srv
 		copts = append(copts, nats.InProcessServer(srv))
@@ -150,3 +153,56 @@ func splitHostPort(hp string) (string, int, error) {
 	}
 	return host, port, nil
 }
+
+// awaitReady waits until the embedded server takes connections. A server that
+// cannot start (its JetStream folder not writable, say) logs why and never gets
+// ready: that error ends the wait at once and names the cause. Before, the
+// server's log was off, and a start failed after 30 s with "not ready" alone.
+func awaitReady(srv *server.Server, nl *serverLog, max time.Duration) error {
+	for end := time.Now().Add(max); time.Now().Before(end); {
+		if srv.ReadyForConnections(100 * time.Millisecond) {
+			return nil
+		}
+		if msg := nl.failure(); msg != "" {
+			return fmt.Errorf("%w: %s", ErrNotReady, msg)
+		}
+	}
+	return ErrNotReady
+}
+
+// serverLog is the embedded NATS server's logger: its warnings and errors go to
+// the gateway's log, and the first error is kept for awaitReady. Notices, debug
+// and trace lines are dropped (the server's chatter at start).
+type serverLog struct {
+	log *slog.Logger
+
+	mu    sync.Mutex
+	first string
+}
+
+func (l *serverLog) failure() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.first
+}
+
+func (l *serverLog) keep(msg string) {
+	l.mu.Lock()
+	if l.first == "" {
+		l.first = msg
+	}
+	l.mu.Unlock()
+}
+
+func (l *serverLog) Noticef(string, ...any) {}
+func (l *serverLog) Debugf(string, ...any)  {}
+func (l *serverLog) Tracef(string, ...any)  {}
+func (l *serverLog) Warnf(format string, v ...any) {
+	l.log.Warn("nats server: " + fmt.Sprintf(format, v...))
+}
+func (l *serverLog) Errorf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	l.keep(msg)
+	l.log.Error("nats server: " + msg)
+}
+func (l *serverLog) Fatalf(format string, v ...any) { l.Errorf(format, v...) }
