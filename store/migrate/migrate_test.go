@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -125,8 +126,9 @@ func TestBBoltToJetStreamAndBack(t *testing.T) {
 	defer src.Close()
 	fill(t, src, 12)
 
-	if _, err := Export(ctx, src, filepath.Join(dir, "export1"), nil); err != nil {
-		t.Fatal(err)
+	exp, err := Export(ctx, src, filepath.Join(dir, "export1"), nil)
+	if err != nil || exp.Blobs == 0 {
+		t.Fatalf("export: %+v %v", exp, err)
 	}
 	b, err := bus.Start(ctx, bus.Options{StoreDir: filepath.Join(dir, "js")})
 	if err != nil {
@@ -139,14 +141,14 @@ func TestBBoltToJetStreamAndBack(t *testing.T) {
 	}
 	defer js.Close()
 	st, err := Import(ctx, js, filepath.Join(dir, "export1"), "test", nil)
-	if err != nil || st.Submissions != 12 {
-		t.Fatalf("import: %+v %v", st, err)
+	if err != nil || st.Submissions != 12 || st.Blobs != exp.Blobs { // Blobs stayed 0 until 2026-12-04
+		t.Fatalf("import: %+v %v (export wrote %d blobs)", st, err, exp.Blobs)
 	}
 	same(t, snap(t, src), snap(t, js))
 	if a, b := outbox(t, src), outbox(t, js); !reflect.DeepEqual(a, b) || len(a) != 8 {
 		t.Fatalf("outbox %v vs %v", a, b)
 	}
-	if st, err := Import(ctx, js, filepath.Join(dir, "export1"), "test", nil); err != nil || st.Skipped != 12 || st.Submissions != 0 {
+	if st, err := Import(ctx, js, filepath.Join(dir, "export1"), "test", nil); err != nil || st.Skipped != 12 || st.Submissions != 0 || st.Blobs != 0 {
 		t.Fatalf("second import: %+v %v", st, err)
 	}
 	evs, _ := js.Events("s000")
@@ -166,6 +168,24 @@ func TestBBoltToJetStreamAndBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	same(t, snap(t, src), snap(t, back))
+
+	// A blob of the export changed on its way is refused; streamed now, it is
+	// still checked against its name before it is kept.
+	blobs, _ := filepath.Glob(filepath.Join(dir, "export2", "blobs", "*"))
+	if len(blobs) == 0 {
+		t.Fatal("the export has no blobs")
+	}
+	if err := os.WriteFile(blobs[0], []byte("changed"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := store.Open(filepath.Join(dir, "fresh"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if _, err := Import(ctx, fresh, filepath.Join(dir, "export2"), "test", nil); err == nil || !strings.Contains(err.Error(), "differ from their digest") {
+		t.Fatalf("import of a changed blob: %v", err)
+	}
 }
 
 // damaged is a store one of whose blobs cannot be read and another reads wrong.
