@@ -12,6 +12,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/amtsbote/amtsbote/api"
@@ -21,6 +22,7 @@ import (
 	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/internal/clientgone"
 	"github.com/amtsbote/amtsbote/internal/httpbody"
+	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
@@ -40,9 +42,18 @@ type Receiver struct {
 	Signer   *signing.Signer
 	Pipeline *intake.Pipeline
 	Broker   *broker.Broker
-	// MaxBytes bounds one request body (an envelope holds the package in base64),
-	// and the envelope part of a forwarding with attachments.
+	// MaxBytes bounds the body of a forwarding (an envelope holds the package in
+	// base64), and the envelope part of a forwarding with attachments: what the
+	// envelope of a package of the gateway's largest size needs (EnvelopeBytes).
+	// Default: EnvelopeBytes of paket's default package limit.
 	MaxBytes int64
+	// Bodies bounds the bytes of request bodies held in memory at once: an
+	// envelope is read whole before its signature can be checked, by anyone who
+	// reaches the port. A request takes its declared length (the limit when it
+	// declares none) before reading, and waits at most BodyWait for room; then it
+	// is answered 503 with Retry-After. Default: room for two envelopes of
+	// MaxBytes (DefaultBodies).
+	Bodies *httpbody.Budget
 	// Uploads bound a forwarding with attachments (multipart/related): its whole
 	// size and the progress rule its body must keep (api.UploadBody).
 	Uploads Uploads
@@ -51,6 +62,8 @@ type Receiver struct {
 	// Nudged is called when a peer nudges (Tracker.Kick: the tracker asks soon); may be nil.
 	Nudged func()
 	Log    *slog.Logger
+
+	bodiesOnce sync.Once
 }
 
 // Uploads are the limits of a forwarding with attachments.
@@ -80,9 +93,55 @@ func (h *Receiver) uploads() Uploads {
 
 func (h *Receiver) maxBytes() int64 {
 	if h.MaxBytes <= 0 {
-		return 2*signing.DefaultMaxBytes + 1<<20
+		return EnvelopeBytes(paket.DefaultLimits().MaxBytes)
 	}
 	return h.MaxBytes
+}
+
+// EnvelopeOverhead bounds what a forwarding envelope holds besides the package's
+// base64: the elements the receiver reads (ParseEnvelope's limits: 2,054
+// characters of head fields and up to 2×MaxHops stations of 764, under 8,200
+// characters in all, at most 6 bytes each as written: ~49 KB), the portal's
+// certificate (at most 64 KiB of base64) and the signature (SignedInfo, the value
+// and the signer's certificate chain in KeyInfo: a few KiB, 64 KiB allowed);
+// rounded up.
+const EnvelopeOverhead = 256 << 10
+
+// EnvelopeBytes is the largest envelope a package of at most maxPackage bytes
+// needs: the package travels as unwrapped base64 (4 bytes per 3, the last group
+// padded) plus EnvelopeOverhead. A receiving gateway takes packages up to its own
+// limits.max_body_bytes whatever the way they came (intake checks the decoded
+// package again), so a larger envelope can only be refused. 32 MiB packages make
+// envelopes of at most 42.9 MiB (it was 2 × 32 MiB + 1 MiB before).
+func EnvelopeBytes(maxPackage int64) int64 {
+	return 4*((maxPackage+2)/3) + EnvelopeOverhead
+}
+
+// MaxQueryBytes bounds a status question: at most MaxQuery packages, each named by
+// Absender and NachrichtID of at most 500 characters (6 bytes each as written,
+// with their tags), plus the head and the signature as in EnvelopeOverhead. About
+// 3 MiB; real questions name UUIDs and stay under 100 KiB.
+const MaxQueryBytes = MaxQuery*(2*500*6+128) + 128<<10
+
+// BodyWait is how long a request waits for room in Bodies before it is answered
+// 503: briefly, since a forwarding gateway retries anyway.
+const BodyWait = 2 * time.Second
+
+// DefaultBodies is the default of Receiver.Bodies for envelopes of at most
+// maxBytes: two envelopes of the largest size at once, or many ordinary ones (a
+// package is typically 10-50 KB). Each envelope read takes a few times its size
+// until intake is done with it (the parsed document, the decoded package).
+func DefaultBodies(maxBytes int64) *httpbody.Budget {
+	return httpbody.NewBudget(2*maxBytes, BodyWait)
+}
+
+func (h *Receiver) bodies() *httpbody.Budget {
+	h.bodiesOnce.Do(func() {
+		if h.Bodies == nil {
+			h.Bodies = DefaultBodies(h.maxBytes())
+		}
+	})
+	return h.Bodies
 }
 
 func (h *Receiver) log() *slog.Logger {
@@ -115,23 +174,44 @@ func (h *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (h *Receiver) read(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+// read reads a request body of at most max bytes into memory, within the body
+// budget: it takes the declared length (or max) before reading and keeps what the
+// body needed; the caller releases the lease when it is done with the body. A body
+// declared larger than max is refused before a byte of it is read.
+func (h *Receiver) read(w http.ResponseWriter, r *http.Request, max int64) ([]byte, *httpbody.Lease, bool) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/xml") && !strings.HasPrefix(ct, "text/xml") {
 		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia, "send application/xml"))
-		return nil, false
+		return nil, nil, false
 	}
-	max := h.maxBytes()
-	body, err := httpbody.ReadAll(http.MaxBytesReader(w, r.Body, max), r.ContentLength)
+	tooLarge := func() {
+		problem.Write(w, r, problem.New(http.StatusRequestEntityTooLarge, problem.TypeTooLarge, fmt.Sprintf("body larger than %d bytes", max)).With("max", max))
+	}
+	if r.ContentLength > max {
+		tooLarge()
+		return nil, nil, false
+	}
+	n := r.ContentLength
+	if n <= 0 {
+		n = max
+	}
+	lease, err := h.bodies().Acquire(r.Context(), n)
 	if err != nil {
+		h.fail(w, r, "", err)
+		return nil, nil, false
+	}
+	body, err := httpbody.ReadAll(http.MaxBytesReader(w, r.Body, max), r.ContentLength)
+	lease.Keep(int64(cap(body)))
+	if err != nil {
+		lease.Release()
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
-			problem.Write(w, r, problem.New(http.StatusRequestEntityTooLarge, problem.TypeTooLarge, fmt.Sprintf("body larger than %d bytes", max)))
+			tooLarge()
 		} else {
 			problem.Write(w, r, problem.New(http.StatusBadRequest, problem.TypeMalformed, "body could not be read"))
 		}
-		return nil, false
+		return nil, nil, false
 	}
-	return body, true
+	return body, lease, true
 }
 
 // ErrTaken: a forwarded package whose sender and NachrichtID name a package this
@@ -158,6 +238,8 @@ func problemFor(err error) *problem.Problem {
 		return problem.New(http.StatusConflict, TypeLoop, err.Error())
 	case errors.Is(err, intake.ErrHopLimit):
 		return problem.New(http.StatusConflict, TypeHopLimit, err.Error())
+	case errors.Is(err, httpbody.ErrBusy):
+		return problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "the gateway holds as many forwarded packages in memory as it may; nothing was received; retry later")
 	case errors.Is(err, ErrTaken):
 		return problem.New(http.StatusConflict, problem.TypeConflict, err.Error())
 	case errors.Is(err, intake.ErrSenderNotVouched):
@@ -187,21 +269,9 @@ func (h *Receiver) fail(w http.ResponseWriter, r *http.Request, peer string, err
 	problem.Write(w, r, p)
 }
 
-// authentic reads a signed document of a peer and accepts it only if a trusted peer
-// signed it, it names that peer as its sender and this gateway as its addressee, and
-// its time is within the clock-skew window; otherwise it answers the problem itself.
-func authentic[T any](h *Receiver, w http.ResponseWriter, r *http.Request, what string,
-	parse func(*etree.Element) (T, error), header func(T) (from, to string, at time.Time)) (doc T, peer config.Peer, body []byte, ok bool) {
-	var zero T
-	body, ok = h.read(w, r)
-	if !ok {
-		return zero, peer, nil, false
-	}
-	doc, peer, ok = check(h, w, r, body, what, parse, header)
-	return doc, peer, body, ok
-}
-
-// check is authentic for a body already read.
+// check accepts a signed document of a peer only if a trusted peer signed it, it
+// names that peer as its sender and this gateway as its addressee, and its time is
+// within the clock-skew window; otherwise it answers the problem itself.
 func check[T any](h *Receiver, w http.ResponseWriter, r *http.Request, body []byte, what string,
 	parse func(*etree.Element) (T, error), header func(T) (from, to string, at time.Time)) (doc T, peer config.Peer, ok bool) {
 	var zero T
@@ -235,7 +305,12 @@ func (h *Receiver) forward(w http.ResponseWriter, r *http.Request) {
 		h.forwardParts(w, r, params)
 		return
 	}
-	env, peer, body, ok := authentic(h, w, r, "envelope", ParseEnvelope, envelopeHeader)
+	body, lease, ok := h.read(w, r, h.maxBytes())
+	if !ok {
+		return
+	}
+	defer lease.Release()
+	env, peer, ok := check(h, w, r, body, "envelope", ParseEnvelope, envelopeHeader)
 	if !ok {
 		return
 	}
@@ -268,7 +343,16 @@ func (h *Receiver) forwardParts(w http.ResponseWriter, r *http.Request, params m
 		h.fail(w, r, "", fmt.Errorf("%w: the envelope part: %w", intake.ErrPartRead, err))
 		return
 	}
+	// The envelope's length is unknown until read: it takes what the limit allows
+	// and keeps what it needed while the attachments stream (they are not held).
+	lease, err := h.bodies().Acquire(r.Context(), h.maxBytes())
+	if err != nil {
+		h.fail(w, r, "", err)
+		return
+	}
+	defer lease.Release()
 	body, err := api.ReadRoot(root, h.maxBytes(), "the signed envelope")
+	lease.Keep(int64(cap(body)))
 	if err != nil {
 		h.fail(w, r, "", err)
 		return
@@ -347,7 +431,12 @@ func (h *Receiver) receive(w http.ResponseWriter, r *http.Request, env *Envelope
 // status answers a signed status question about packages the asking peer forwarded
 // here; any other package is "unbekannt", whether it exists or not.
 func (h *Receiver) status(w http.ResponseWriter, r *http.Request) {
-	q, peer, _, ok := authentic(h, w, r, "question", ParseQuery, func(q *Query) (string, string, time.Time) { return q.From, q.To, q.At })
+	body, lease, ok := h.read(w, r, MaxQueryBytes)
+	if !ok {
+		return
+	}
+	defer lease.Release()
+	q, peer, ok := check(h, w, r, body, "question", ParseQuery, func(q *Query) (string, string, time.Time) { return q.From, q.To, q.At })
 	if !ok {
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/signing"
 )
 
@@ -46,7 +47,8 @@ type TrustOptions struct {
 	// signing.RolePeer (its peers/ folder, or the certificate files of the
 	// configuration, which NewTrust adds).
 	Store *signing.TrustStore
-	// MaxBytes bounds one document (an envelope carries a whole package in base64).
+	// MaxBytes bounds one document (an envelope carries a whole package in base64;
+	// default EnvelopeBytes of paket's default package limit).
 	MaxBytes int64
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -83,7 +85,7 @@ func NewTrust(o TrustOptions) (*Trust, error) {
 	}
 	max := o.MaxBytes
 	if max <= 0 {
-		max = 2*signing.DefaultMaxBytes + 1<<20
+		max = EnvelopeBytes(paket.DefaultLimits().MaxBytes)
 	}
 	t.verifier = signing.NewVerifier(o.Store, signing.VerifyOptions{MaxBytes: max, Now: o.Now})
 	return t, nil

@@ -28,7 +28,9 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 	if len(cfg.Peers) == 0 {
 		return nil
 	}
-	maxBytes := 2*cfg.Limits.MaxBodyBytes + 1<<20
+	// What the envelope of a package of the largest size needs (the package is
+	// base64 in it); the receiving side refuses larger bodies before reading them.
+	maxBytes := federation.EnvelopeBytes(cfg.Limits.MaxBodyBytes)
 	trust, err := federation.NewTrust(federation.TrustOptions{Self: cfg.GatewayID, Peers: cfg.Peers, Store: g.Trust, MaxBytes: maxBytes})
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
@@ -68,6 +70,9 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 	g.mounts[federation.PathPrefix] = &federation.Receiver{
 		Trust: trust, Signer: g.Signer, Pipeline: g.Pipeline, Broker: g.Broker,
 		MaxBytes: maxBytes, NextPeer: nextPeer, Nudged: tracker.Kick, Log: g.Log,
+		// Bodies held in memory at once, before and while they are checked: two
+		// envelopes of the largest size, or many ordinary ones; beyond, 503.
+		Bodies: federation.DefaultBodies(maxBytes),
 		// A forwarding with attachments: the envelope, every referenced part, and
 		// their framing, under the portal API's progress rule.
 		Uploads: federation.Uploads{MaxBytes: maxBytes + g.Pipeline.Limits.Effective().MaxReferencedTotal + 1<<20,

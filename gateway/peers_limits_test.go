@@ -1,0 +1,167 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/federation"
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/signing"
+)
+
+// TestPeerEndpointBoundsBodiesInMemory: the federation endpoint read bodies of up to
+// 2 × max_body_bytes + 1 MiB whole before any signature check, as many at once as
+// anyone sent (an audit took a gateway from 288 MB to 5.7 GB with 24 parallel junk
+// posts). Now a body is limited to what the envelope of a package of the largest
+// size needs, and the bodies in memory at once to two of those: a request that
+// finds no room is answered 503 with Retry-After, never read.
+func TestPeerEndpointBoundsBodiesInMemory(t *testing.T) {
+	const maxBody = 256 << 10
+	sn, by := newFedNode(t, "amtsbote-sn"), newFedNode(t, "amtsbote-by")
+	fedTrust(t, sn, by)
+	by.office("09", "09162", "muenchen-kvr", fedHook(t))
+	by.peer(sn, "", time.Hour, "14")
+	by.cfg.Limits.MaxBodyBytes = maxBody
+	by.start(t)
+	limit := federation.EnvelopeBytes(maxBody)
+
+	// A package of the largest size still fits its envelope.
+	msg := paket.NewMessageID()
+	pkg := packageOfSize(t, sn, msg, maxBody)
+	if code, body := sn.forwardRaw(t, by, msg, pkg); code != http.StatusCreated {
+		t.Fatalf("a forwarded package of %d bytes (the limit): %d %.300s", len(pkg), code, body)
+	}
+
+	// One byte more than that envelope needs is refused before it is read.
+	if code, p := postJunk(t, by.url()+federation.PathForward, limit+1); code != http.StatusRequestEntityTooLarge || p.Type != problem.TypeTooLarge {
+		t.Errorf("a body of %d bytes (limit %d): %d %s", limit+1, limit, code, p.Type)
+	}
+
+	// Two uploads of the largest envelope that have begun (the gateway asked for
+	// their bodies: 100 Continue) and stall: every other request waits for room,
+	// and is answered 503 with Retry-After instead of being read.
+	var stalled []net.Conn
+	for range 2 {
+		stalled = append(stalled, stallUpload(t, by.addr, federation.PathForward, limit))
+	}
+	code, p, retry := postJunkFull(t, by.url()+federation.PathForward, 1000)
+	if code != http.StatusServiceUnavailable || p.Type != problem.TypeUnavailable || retry == "" {
+		t.Errorf("with two largest envelopes in memory: %d %s, Retry-After %q; want 503 %s with Retry-After", code, p.Type, retry, problem.TypeUnavailable)
+	}
+	for _, c := range stalled {
+		c.Close()
+	}
+	// Their room is given back when they end.
+	if code, p := postJunk(t, by.url()+federation.PathForward, 1000); code == http.StatusServiceUnavailable {
+		t.Errorf("after the stalled uploads ended: %d %s", code, p.Detail)
+	}
+
+	// A status question has a limit of its own, far below an envelope's.
+	sn.peer(by, "", time.Hour, "09")
+	sn.start(t)
+	if code, p := postJunk(t, sn.url()+federation.PathStatus, federation.MaxQueryBytes+1); code != http.StatusRequestEntityTooLarge || p.Type != problem.TypeTooLarge {
+		t.Errorf("a status question of %d bytes: %d %s", federation.MaxQueryBytes+1, code, p.Type)
+	}
+}
+
+// packageOfSize is a package of n's portal of exactly size bytes (or up to 3 less:
+// base64 grows in steps of 4), made so by an inline attachment.
+func packageOfSize(t *testing.T, n *fedNode, messageID string, size int) []byte {
+	t.Helper()
+	signer, err := signing.LoadSigner(n.dir+"/pki/portal-amt24-key.pem", n.dir+"/pki/portal-amt24.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := make([]byte, 0, size)
+	build := func(l int) []byte {
+		for len(content) < l {
+			b := make([]byte, l-len(content))
+			_, _ = rand.Read(b)
+			content = append(content, b...)
+		}
+		p := paket.ExampleWith(fedService, messageID, time.Now().UTC().Truncate(time.Second))
+		p.Kopf.Ort = paket.Ort{ARS: fedMuenchenARS}
+		p.Anlagen = append(p.Anlagen, paket.NewAnlage("gross", "gross.bin", "application/octet-stream", content[:l]))
+		raw, err := signer.Sign(p.Element())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	l := 0
+	for range 20 {
+		raw := build(l)
+		switch d := size - len(raw); {
+		case d >= 0 && d < 4:
+			return raw
+		case d > 0:
+			l += max(d*3/4, 1)
+		default:
+			l -= max(-d*3/4, 1)
+		}
+	}
+	t.Fatalf("no package of %d bytes", size)
+	return nil
+}
+
+func postJunk(t *testing.T, url string, n int64) (int, problem.Problem) {
+	t.Helper()
+	code, p, _ := postJunkFull(t, url, n)
+	return code, p
+}
+
+// postJunkFull posts n bytes that are no envelope, with their length declared.
+func postJunkFull(t *testing.T, url string, n int64) (int, problem.Problem, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, io.LimitReader(junk{}, n))
+	req.ContentLength = n
+	req.Header.Set("Content-Type", federation.ContentType)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var p problem.Problem
+	b, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(b, &p)
+	return resp.StatusCode, p, resp.Header.Get("Retry-After")
+}
+
+type junk struct{}
+
+func (junk) Read(b []byte) (int, error) {
+	for i := range b {
+		b[i] = 'x'
+	}
+	return len(b), nil
+}
+
+// stallUpload starts a POST of n declared bytes that asks first (Expect:
+// 100-continue), so the gateway's 100 Continue says its handler reads the body;
+// then it sends a little and stalls.
+func stallUpload(t *testing.T, addr, path string, n int64) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/xml\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", path, addr, n)
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+		t.Fatalf("a stalled upload: %q %v, want 100 Continue", line, err)
+	}
+	_, _ = io.Copy(c, bytes.NewReader(bytes.Repeat([]byte("x"), 1000)))
+	return c
+}
