@@ -134,6 +134,21 @@ func (e *untrustedAnswer) PublicReason() string {
 	return fmt.Sprintf("the answer of gateway %s is not signed by a trusted certificate", e.Peer)
 }
 
+// untrustedPeer is a peer none of whose certificates is trusted now (Trust.CheckPeer):
+// nothing was sent to it.
+type untrustedPeer struct {
+	Peer string
+	Err  error
+}
+
+func (e *untrustedPeer) Error() string {
+	return fmt.Sprintf("nothing sent to peer gateway %s: %v", e.Peer, e.Err)
+}
+func (e *untrustedPeer) Unwrap() error { return e.Err }
+func (e *untrustedPeer) PublicReason() string {
+	return fmt.Sprintf("gateway %s is not a trusted peer now (its certificate is revoked, expired or no longer installed); the package was not sent to it", e.Peer)
+}
+
 type problemDoc struct {
 	Type   string `json:"type"`
 	Title  string `json:"title"`
@@ -248,6 +263,12 @@ func writeParts(ctx context.Context, mw *multipart.Writer, envelope []byte, part
 // not verify) or transient (unreachable, 5xx, clock skew). Attachments the package
 // references (Referenz="cid:...") go along as parts, streamed.
 func (c *Client) Forward(ctx context.Context, peer config.Peer, env *Envelope, parts ...Part) (*Answer, error) {
+	if err := c.Trust.CheckPeer(peer); err != nil {
+		// Its receipt could not be taken: the package would stay with a gateway this
+		// one no longer trusts, and the portal would never learn of it.
+		u := &untrustedPeer{Peer: peer.ID, Err: err}
+		return nil, adapters.Permanent(u.PublicReason(), u)
+	}
 	env.From, env.To, env.At = c.Self, peer.ID, c.now().UTC()
 	doc, err := env.Sign(c.Signer)
 	if err != nil {
@@ -280,6 +301,9 @@ func (c *Client) Forward(ctx context.Context, peer config.Peer, env *Envelope, p
 
 // Status asks the peer about packages forwarded to it and returns its verified answer.
 func (c *Client) Status(ctx context.Context, peer config.Peer, refs []Ref) (*Report, error) {
+	if err := c.Trust.CheckPeer(peer); err != nil {
+		return nil, &untrustedPeer{Peer: peer.ID, Err: err}
+	}
 	q := &Query{From: c.Self, To: peer.ID, At: c.now().UTC(), Refs: refs}
 	doc, err := q.Sign(c.Signer)
 	if err != nil {

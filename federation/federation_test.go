@@ -328,11 +328,6 @@ func TestClientClassifiesAnswers(t *testing.T) {
 	if !adapters.IsPermanent(err) || !strings.Contains(adapters.PublicReason(err), "not signed by a trusted certificate") {
 		t.Errorf("untrusted receipt: %v / %s", err, adapters.PublicReason(err))
 	}
-	_ = w.storeA.Revoke(w.b.Cert)
-	answer = receiptBy(w.b, w.b.Name, env)
-	if _, err = c.Forward(context.Background(), peer, w.envelope(t)); !adapters.IsPermanent(err) {
-		t.Errorf("revoked peer's receipt: %v", err)
-	}
 
 	// The peer refuses: permanent, its reason public.
 	answer = problemAnswer(422, "https://amtsbote.de/problems/unknown-service", "routing: unknown service: 99123000000001")
@@ -367,6 +362,31 @@ func TestClientClassifiesAnswers(t *testing.T) {
 	_, err = c.Forward(context.Background(), down, w.envelope(t))
 	if err == nil || adapters.IsPermanent(err) || !strings.Contains(adapters.PublicReason(err), "not reachable") {
 		t.Errorf("unreachable: %v / %s", err, adapters.PublicReason(err))
+	}
+
+	// Revoked while the package was on its way: the receipt is not taken.
+	sent := 0
+	signed := receiptBy(w.b, w.b.Name, env)
+	answer = func(rw http.ResponseWriter, r *http.Request) {
+		sent++
+		if err := w.storeA.Revoke(w.b.Cert); err != nil {
+			t.Error(err)
+		}
+		signed(rw, r)
+	}
+	if _, err = c.Forward(context.Background(), peer, env); !adapters.IsPermanent(err) || !strings.Contains(adapters.PublicReason(err), "not signed by a trusted certificate") {
+		t.Errorf("revoked peer's receipt: %v", err)
+	}
+	// Revoked before: nothing is sent to it, neither a package nor a question.
+	_, err = c.Forward(context.Background(), peer, w.envelope(t))
+	if !adapters.IsPermanent(err) || !errors.Is(err, ErrUntrustedPeer) || !strings.Contains(adapters.PublicReason(err), "not sent") {
+		t.Errorf("forwarding to a revoked peer: %v / %s", err, adapters.PublicReason(err))
+	}
+	if _, err := c.Status(context.Background(), peer, []Ref{{"amt24", "m-1"}}); !errors.Is(err, ErrUntrustedPeer) {
+		t.Errorf("asking a revoked peer: %v", err)
+	}
+	if sent != 1 {
+		t.Errorf("the revoked peer was sent %d requests, want 1 (before it was revoked)", sent)
 	}
 }
 
@@ -478,5 +498,60 @@ func TestReceiverBusyAnswer(t *testing.T) {
 	h.fail(rec, r.WithContext(ctx), "peer-x", fmt.Errorf("intake: waiting for a verification slot: %w", ctx.Err()))
 	if rec.Code != clientgone.Status || rec.Body.Len() != 0 {
 		t.Fatalf("peer gone: %d %q", rec.Code, rec.Body.String())
+	}
+}
+
+// TestCheckPeer: before anything goes to a peer, some certificate it may answer
+// with must be trusted for the peer role now.
+func TestCheckPeer(t *testing.T) {
+	w := newWorld(t)
+	pki := w.pki
+	trust := func(store *signing.TrustStore, peers ...config.Peer) *Trust {
+		t.Helper()
+		tr, err := NewTrust(TrustOptions{Self: w.a.Name, Peers: peers, Store: store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	if err := w.trustA.CheckPeer(w.peerOfA); err != nil {
+		t.Errorf("a peer whose leaf is in peers/: %v", err)
+	}
+	if err := trust(signing.NewTrustStore(), w.peerOfA).CheckPeer(w.peerOfA); !errors.Is(err, ErrUntrustedPeer) {
+		t.Errorf("a peer the trust store does not hold: %v", err)
+	}
+	portalOnly := signing.NewTrustStore()
+	_ = portalOnly.Add(signing.RolePortal, w.b.Cert)
+	if err := trust(portalOnly, w.peerOfA).CheckPeer(w.peerOfA); !errors.Is(err, ErrUntrustedPeer) {
+		t.Errorf("a certificate trusted as a portal's only: %v", err)
+	}
+	expired := signing.NewTrustStore()
+	_ = expired.Add(signing.RolePeer, pki.Expired.Cert)
+	old := config.Peer{ID: pki.Expired.Name, BaseURL: "http://x.invalid"}
+	if err := trust(expired, old).CheckPeer(old); !errors.Is(err, ErrUntrustedPeer) || !strings.Contains(err.Error(), "not valid") {
+		t.Errorf("an expired peer certificate: %v", err)
+	}
+	// A CA for the peer role: the peer's certificate is known only from its answer.
+	withCA := signing.NewTrustStore()
+	_ = withCA.Add(signing.RolePeer, pki.CA)
+	other := config.Peer{ID: pki.Untrusted.Name, BaseURL: "http://x.invalid"} // no certificate of it in the store
+	if err := trust(withCA, other).CheckPeer(other); err != nil {
+		t.Errorf("a peer CA: %v", err)
+	}
+	// The configured certificate: it, and only it.
+	pinned := w.peerOfA
+	pinned.Certificate = w.b.CertFile
+	store := signing.NewTrustStore()
+	tr := trust(store, pinned)
+	if err := tr.CheckPeer(pinned); err != nil {
+		t.Errorf("a peer with its configured certificate: %v", err)
+	}
+	_ = store.Revoke(w.b.Cert)
+	if err := tr.CheckPeer(pinned); !errors.Is(err, ErrUntrustedPeer) || !strings.Contains(err.Error(), "revoked") {
+		t.Errorf("a peer whose configured certificate is revoked: %v", err)
+	}
+	_ = w.storeA.Revoke(w.b.Cert)
+	if err := w.trustA.CheckPeer(w.peerOfA); !errors.Is(err, ErrUntrustedPeer) || !strings.Contains(err.Error(), "revoked") {
+		t.Errorf("a peer whose leaf is revoked: %v", err)
 	}
 }

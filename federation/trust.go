@@ -35,6 +35,7 @@ type Trust struct {
 	self     string
 	peers    map[string]config.Peer
 	pinned   map[string]*x509.Certificate
+	store    *signing.TrustStore
 	verifier *signing.Verifier
 	now      func() time.Time
 }
@@ -57,7 +58,7 @@ type TrustOptions struct {
 // NewTrust loads the peers' certificate files (adding them to the store for the peer
 // role) and returns the checker.
 func NewTrust(o TrustOptions) (*Trust, error) {
-	t := &Trust{self: o.Self, peers: map[string]config.Peer{}, pinned: map[string]*x509.Certificate{}, now: o.Now}
+	t := &Trust{self: o.Self, peers: map[string]config.Peer{}, pinned: map[string]*x509.Certificate{}, store: o.Store, now: o.Now}
 	if t.now == nil {
 		t.now = time.Now
 	}
@@ -122,6 +123,46 @@ func (t *Trust) Verify(doc []byte, want string) (*signing.Verified, config.Peer,
 		return nil, config.Peer{}, fmt.Errorf("%w: %q signed with another certificate than the configured one", ErrUntrustedPeer, p.ID)
 	}
 	return v, p, nil
+}
+
+// CheckPeer is asked before anything is sent to p: can an answer of p verify now?
+// Its answers must be signed with a certificate the trust store holds for the peer
+// role, so a peer none of whose certificates is trusted now — revoked, expired, or
+// removed from the trust store's peers/ folder and reloaded — gets nothing: not a
+// package it could keep, not a question about one.
+//
+// A peer with a configured certificate (peers[].certificate) must sign with that
+// one, so that one must be trusted. Otherwise some certificate the store holds with
+// the peer's id as its CommonName must be trusted for the peer role; when the role
+// has a CA (a CA in peers/, which docs/federation.md advises against) the peer's
+// certificate may be one that CA issued and is known only from its answer, which is
+// checked as before.
+func (t *Trust) CheckPeer(p config.Peer) error {
+	now := t.now()
+	if pin := t.pinned[p.ID]; pin != nil {
+		if _, err := t.store.VerifyCertificate(pin, nil, now, signing.RolePeer); err != nil {
+			return fmt.Errorf("%w: the configured certificate of %s: %w", ErrUntrustedPeer, p.ID, err)
+		}
+		return nil
+	}
+	var last error
+	for _, c := range t.store.Certificates() {
+		if c.Subject.CommonName != p.ID {
+			continue
+		}
+		_, err := t.store.VerifyCertificate(c, nil, now, signing.RolePeer)
+		if err == nil {
+			return nil
+		}
+		last = err
+	}
+	if cas, _ := t.store.Count(signing.RolePeer); cas > 0 {
+		return nil
+	}
+	if last != nil {
+		return fmt.Errorf("%w: no certificate of %s is trusted for the peer role now: %w", ErrUntrustedPeer, p.ID, last)
+	}
+	return fmt.Errorf("%w: the trust store holds no certificate of %s for the peer role", ErrUntrustedPeer, p.ID)
 }
 
 // CheckTime accepts at if it lies within the peer's clock skew of now.
