@@ -134,6 +134,8 @@ func (w *world) wireDocs(t testing.TB) (envDoc, qDoc, rpDoc []byte) {
 			Decision: &Decision{Outcome: "accepted", At: at, Actor: "office system", Reason: strings.Repeat("lang ", 200)}},
 		{Ref: Ref{"amt24", "m-2"}, State: StateUnknown},
 		{Ref: Ref{"amt24", "m-3"}, State: "held", SubmissionID: "y", Note: "held: receiver answered HTTP 503"},
+		{Ref: Ref{"amt24", "m-4"}, State: "delivered", SubmissionID: "z", Receiver: "office koeln (webhook) at gateway amtsbote-nw",
+			ReceiverGateway: "amtsbote-nw", DeliveredAt: &at},
 	}}
 	if rpDoc, err = rp.Sign(w.b.Signer); err != nil {
 		t.Fatal(err)
@@ -175,7 +177,8 @@ func TestWireFormatValidatesAndRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(back.Items) != 3 || back.Items[0].Decision == nil || back.Items[0].Decision.Outcome != "accepted" || back.Items[1].State != StateUnknown {
+	if len(back.Items) != 4 || back.Items[0].Decision == nil || back.Items[0].Decision.Outcome != "accepted" || back.Items[1].State != StateUnknown ||
+		back.Items[0].ReceiverGateway != "" || back.Items[3].ReceiverGateway != "amtsbote-nw" {
 		t.Errorf("report round trip: %+v", back)
 	}
 	// Anything changed in the signed envelope fails.

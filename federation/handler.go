@@ -483,6 +483,15 @@ func StatusOf(s *submission.Submission) Status {
 		if st.Receiver == "" {
 			st.Receiver = s.OfficeName
 		}
+		if f := s.Forward; f != nil {
+			// It went on from here: the office is at the gateway the package was
+			// forwarded to (or further on, as that one reported).
+			st.ReceiverGateway = f.ReceiverGateway
+			if st.ReceiverGateway == "" {
+				st.ReceiverGateway = f.Peer
+			}
+			st.Receiver = submission.ReceiverAt(st.Receiver, st.ReceiverGateway)
+		}
 	}
 	if d := s.Decision; d != nil {
 		st.Decision = &Decision{Outcome: d.Outcome, At: d.At, Actor: d.Actor, Reason: d.Reason}

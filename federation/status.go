@@ -43,9 +43,14 @@ type Status struct {
 	State        string // a submission state, or StateUnknown
 	SubmissionID string
 	Receiver     string
-	DeliveredAt  *time.Time
-	Decision     *Decision
-	Note         string // public: why it is held, where it went on
+	// ReceiverGateway is where the receiver is when that is not the answering
+	// gateway (it forwarded the package on); Receiver then names it too. On the
+	// wire the attribute Gateway of Empfaenger, which readers of version 1 that
+	// predate it ignore.
+	ReceiverGateway string
+	DeliveredAt     *time.Time
+	Decision        *Decision
+	Note            string // public: why it is held, where it went on
 }
 
 // Report is the answer (Statusauskunft).
@@ -104,7 +109,10 @@ func (rp *Report) Sign(s *signing.Signer) ([]byte, error) {
 			add(v, "EinreichungID", it.SubmissionID)
 		}
 		if it.Receiver != "" {
-			add(v, "Empfaenger", clip(it.Receiver, 500))
+			e := add(v, "Empfaenger", clip(it.Receiver, 500))
+			if it.ReceiverGateway != "" {
+				e.CreateAttr("Gateway", it.ReceiverGateway)
+			}
 		}
 		if it.DeliveredAt != nil {
 			add(v, "ZugestelltAm", ts(*it.DeliveredAt))
@@ -143,7 +151,14 @@ func ParseReport(root *etree.Element) (*Report, error) {
 		it := Status{Ref: readRef(v)}
 		it.State = v.text("Zustand", 20)
 		it.SubmissionID = v.opt("EinreichungID", 500)
-		it.Receiver = v.opt("Empfaenger", 500)
+		if v.peek("Empfaenger") {
+			gw := v.kids[v.i].SelectAttrValue("Gateway", "")
+			it.Receiver = v.text("Empfaenger", 500)
+			if gw != "" && !validGatewayID(gw) {
+				return nil, fmt.Errorf("%w: Empfaenger/@Gateway %q is no gateway id", ErrMalformed, gw)
+			}
+			it.ReceiverGateway = gw
+		}
 		if v.peek("ZugestelltAm") {
 			t := v.time("ZugestelltAm")
 			it.DeliveredAt = &t
@@ -200,6 +215,20 @@ func readHead(r *reader) (from, to string, at time.Time) {
 
 func readRef(v *reader) Ref {
 	return Ref{Sender: v.text("Absender", 500), MessageID: v.text("NachrichtID", 500)}
+}
+
+// validGatewayID: the schema's GatewayID (and config's peer id rule).
+func validGatewayID(s string) bool {
+	if s == "" || len(s) > 200 {
+		return false
+	}
+	for i, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || i > 0 && (r == '.' || r == '_' || r == '-')
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func checkQuerySize(n int) error {

@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"sync"
@@ -212,7 +213,13 @@ func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
 			if !ok || it.State == StateUnknown || it.State == "" {
 				continue
 			}
-			u := submission.PeerStatus{Peer: p.ID, State: submission.State(it.State), Receiver: it.Receiver, DeliveredAt: it.DeliveredAt, Detail: it.Note}
+			u := submission.PeerStatus{Peer: p.ID, State: submission.State(it.State), Gateway: it.ReceiverGateway, DeliveredAt: it.DeliveredAt, Detail: it.Note}
+			switch u.State {
+			case submission.StateDelivered, submission.StateAccepted, submission.StateRejected:
+				// The office has it: named with the gateway where it is, in this
+				// gateway's Zustellbestaetigung as in its record.
+				u.Receiver = submission.ReceiverAt(it.Receiver, cmp.Or(it.ReceiverGateway, p.ID))
+			}
 			if it.Decision != nil {
 				u.Decision = &submission.Decision{Outcome: it.Decision.Outcome, Reason: it.Decision.Reason, At: it.Decision.At, Actor: it.Decision.Actor}
 			}

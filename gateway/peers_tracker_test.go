@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -113,5 +114,56 @@ func TestPeerThatHangsDelaysNoOtherPeer(t *testing.T) {
 	}
 	if s := sn.sub(t, toBy); s.State != submission.StateDelivered {
 		t.Errorf("by's package: %s", s.State)
+	}
+}
+
+// TestPeerTwoHopsNameTheOfficesGateway: sn → by → nw. The office is at nw, but sn's
+// delivered event and its Zustellbestaetigung named it "at gateway amtsbote-by",
+// and the decision's actor came out as "… at amtsbote-nw at amtsbote-by". by now
+// says in its status answer where the office is (Empfaenger/@Gateway), and every
+// gateway on the way names the office once, at nw.
+func TestPeerTwoHopsNameTheOfficesGateway(t *testing.T) {
+	sn, by, nw := newFedNode(t, "amtsbote-sn"), newFedNode(t, "amtsbote-by"), newFedNode(t, "amtsbote-nw")
+	fedTrust(t, sn, by)
+	fedTrust(t, by, nw)
+	nw.office("05", "05315", "koeln-amt", fedHook(t))
+	nw.peer(by, "", 200*time.Millisecond, "09")
+	by.offices = "homeLands: [\"09\"]\n"
+	by.peer(sn, "", 200*time.Millisecond, "14")
+	by.peer(nw, "", 200*time.Millisecond, "05")
+	sn.peer(by, "", 200*time.Millisecond, "05") // sn reaches NRW through Bavaria
+	nw.start(t)
+	by.start(t)
+	sn.start(t)
+
+	id := sn.submit(t, fedKoelnARS)
+	s := sn.waitState(t, id, submission.StateDelivered)
+	nw.decide(t, s.Sender, s.MessageID, wire.OutcomeAccepted)
+	s = sn.waitState(t, id, submission.StateAccepted)
+	t.Logf("sn: receiver %q, decided by %q", s.Receiver, s.Decision.Actor)
+
+	if !strings.HasSuffix(s.Receiver, " at gateway amtsbote-nw") || strings.Count(s.Receiver, " at gateway ") != 1 {
+		t.Errorf("sn names the receiver %q", s.Receiver)
+	}
+	if s.Decision == nil || !strings.HasSuffix(s.Decision.Actor, " at amtsbote-nw") || strings.Contains(s.Decision.Actor, "amtsbote-by") {
+		t.Errorf("sn names the deciding office %+v", s.Decision)
+	}
+	evs, err := sn.g.Broker.Log(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		if e.Type == submission.EventDelivered && (!strings.Contains(e.Detail, "at gateway amtsbote-nw") || !strings.Contains(e.Detail, "by gateway amtsbote-by")) {
+			t.Errorf("sn's delivered event: %q", e.Detail)
+		}
+	}
+	zb, err := sn.portal(t).Receipt(t.Context(), id, "zustellung")
+	if err != nil || !strings.Contains(string(zb), "at gateway amtsbote-nw</Empfaenger>") {
+		t.Errorf("sn's Zustellbestaetigung: %v\n%.600s", err, zb)
+	}
+	// by, in between, names it so in its own record too.
+	bs, err := by.g.Broker.FindMessage(s.Sender, s.MessageID)
+	if err != nil || !strings.HasSuffix(bs.Receiver, " at gateway amtsbote-nw") {
+		t.Errorf("by names the receiver %q (%v)", bs.Receiver, err)
 	}
 }

@@ -72,13 +72,21 @@ type Forward struct {
 	// PeerState is the state the peer last reported; PeerCheckedAt when.
 	PeerState     State     `json:"peerState,omitempty"`
 	PeerCheckedAt time.Time `json:"peerCheckedAt,omitempty"`
+	// ReceiverGateway is the gateway where the office that took the package is:
+	// Peer, or a gateway the peer forwarded it on to (its report says which).
+	ReceiverGateway string `json:"receiverGateway,omitempty"`
 }
 
 // PeerStatus is what a peer reports about a package forwarded to it.
 type PeerStatus struct {
-	Peer        string
-	State       State
-	Receiver    string     // who took the package at the peer (delivered and later)
+	Peer  string
+	State State
+	// Receiver is who took the package (delivered and later), named with the
+	// gateway where it is (ReceiverAt); a name without it is taken as at Gateway.
+	Receiver string
+	// Gateway is where the receiver is when that is not the peer: the peer
+	// forwarded the package on (two hops). "" is the peer itself.
+	Gateway     string
 	DeliveredAt *time.Time // when the peer's office had it
 	Decision    *Decision  // the office's decision, when it decided
 	Detail      string     // a short public note (why it is held, where it went on)
@@ -114,6 +122,20 @@ func (s *Submission) Forwarded(now time.Time, f Forward) ([]Event, error) {
 		Detail: fmt.Sprintf("to gateway %s, its submission %s", f.Peer, f.PeerSubmissionID)}}, nil
 }
 
+// ReceiverAt names who took a forwarded package together with the gateway where
+// it is ("office koeln-amt (webhook) at gateway amtsbote-nw"); a name that ends so
+// already is kept, so each gateway on a longer way names the office's gateway
+// once. An empty name is "office".
+func ReceiverAt(receiver, gateway string) string {
+	if receiver == "" {
+		receiver = "office"
+	}
+	if strings.HasSuffix(receiver, " at gateway "+gateway) {
+		return receiver
+	}
+	return receiver + " at gateway " + gateway
+}
+
 // ImpliesDelivery reports whether applying u would record the delivery (the peer's
 // office has the package and this record does not know it yet).
 func (s *Submission) ImpliesDelivery(u PeerStatus) bool {
@@ -126,8 +148,9 @@ func peerHasIt(st State) bool {
 
 // PeerUpdate applies what the peer reported about a forwarded package: the delivery
 // when its office has it, the decision when it decided (both as the peer says, with
-// the peer's office as the receiver), and any other new state as a peer_status
-// event. A report that says nothing new changes nothing.
+// the office named at the gateway where it is: the peer, or the gateway the peer
+// forwarded the package on to), and any other new state as a peer_status event. A
+// report that says nothing new changes nothing.
 func (s *Submission) PeerUpdate(now time.Time, u PeerStatus) ([]Event, error) {
 	if s.Forward == nil {
 		return nil, fmt.Errorf("%w: peer status for a submission that was not forwarded", ErrIllegal)
@@ -137,16 +160,21 @@ func (s *Submission) PeerUpdate(now time.Time, u PeerStatus) ([]Event, error) {
 	}
 	var evs []Event
 	peer := s.Forward.Peer
+	gw := u.Gateway // where the office is
+	if gw == "" {
+		gw = peer
+	}
 	if s.DeliveredAt == nil && peerHasIt(u.State) {
-		c := Confirmation{Receiver: u.Receiver, At: now}
+		c := Confirmation{Receiver: ReceiverAt(u.Receiver, gw), At: now}
 		if u.DeliveredAt != nil {
 			c.At = *u.DeliveredAt
 		}
-		if c.Receiver == "" {
-			c.Receiver = "office at " + peer
-		}
 		d := s.deliver(now, "peer", 0, c)
-		d[0].Detail = fmt.Sprintf("at gateway %s: %s", peer, c.detail())
+		d[0].Detail = c.detail()
+		if gw != peer {
+			d[0].Detail += ", forwarded there by gateway " + peer
+		}
+		s.Forward.ReceiverGateway = gw
 		evs = append(evs, d...)
 	}
 	if u.Decision != nil && (u.State == StateAccepted || u.State == StateRejected) {
@@ -159,7 +187,9 @@ func (s *Submission) PeerUpdate(now time.Time, u PeerStatus) ([]Event, error) {
 			if actor == "" {
 				actor = "office"
 			}
-			actor += " at " + peer
+			if !strings.HasSuffix(actor, " at "+gw) {
+				actor += " at " + gw // named so already by a gateway on the way
+			}
 			de, err := s.Decide(now, u.Decision.Outcome, u.Decision.Reason, actor)
 			if err != nil {
 				return nil, err

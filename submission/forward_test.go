@@ -68,3 +68,36 @@ func TestForwardedOnlyWhileWaiting(t *testing.T) {
 		t.Errorf("peer status without forwarding: %v", err)
 	}
 }
+
+// TestPeerUpdateNamesTheOfficesGateway: a peer that forwarded the package on says
+// where the office is; the receiver and the deciding office are named at that
+// gateway, once, however many gateways already named it.
+func TestPeerUpdateNamesTheOfficesGateway(t *testing.T) {
+	now := time.Unix(100, 0).UTC()
+	s := forwardable(t)
+	if _, err := s.Forwarded(now, Forward{Peer: "by", PeerSubmissionID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	u := PeerStatus{Peer: "by", State: StateDelivered, Gateway: "nw", Receiver: "office koeln (webhook) at gateway nw"}
+	evs, err := s.PeerUpdate(now, u)
+	if err != nil || len(evs) != 1 || evs[0].Type != EventDelivered {
+		t.Fatalf("delivered: %v %+v", err, evs)
+	}
+	if s.Receiver != "office koeln (webhook) at gateway nw" || s.Forward.ReceiverGateway != "nw" ||
+		evs[0].Detail != "receiver office koeln (webhook) at gateway nw, forwarded there by gateway by" {
+		t.Errorf("receiver %q at %q: %q", s.Receiver, s.Forward.ReceiverGateway, evs[0].Detail)
+	}
+	u.State, u.Decision = StateAccepted, &Decision{Outcome: OutcomeAccepted, Actor: "office koeln at nw"}
+	if _, err := s.PeerUpdate(now, u); err != nil || s.Decision.Actor != "office koeln at nw" {
+		t.Errorf("decided: %v %+v", err, s.Decision)
+	}
+	// One hop: the peer itself, named so.
+	one := forwardable(t)
+	_, _ = one.Forwarded(now, Forward{Peer: "by", PeerSubmissionID: "y"})
+	if _, err := one.PeerUpdate(now, PeerStatus{Peer: "by", State: StateDelivered}); err != nil || one.Receiver != "office at gateway by" {
+		t.Errorf("one hop, no name: %v %q", err, one.Receiver)
+	}
+	if got := ReceiverAt(ReceiverAt("KVR", "by"), "by"); got != "KVR at gateway by" {
+		t.Errorf("ReceiverAt twice: %q", got)
+	}
+}

@@ -234,7 +234,11 @@ func (a *Adapter) Confirmed(ctx context.Context, d adapters.Delivery) (adapters.
 			if it.DeliveredAt != nil {
 				at = *it.DeliveredAt
 			}
-			return adapters.Confirmation{Receiver: it.Receiver + " at " + p.ID, At: at, Reference: it.SubmissionID}, true, nil
+			gw := it.ReceiverGateway
+			if gw == "" {
+				gw = p.ID
+			}
+			return adapters.Confirmation{Receiver: submission.ReceiverAt(it.Receiver, gw), At: at, Reference: it.SubmissionID}, true, nil
 		}
 	}
 	return adapters.Confirmation{}, false, nil
