@@ -541,6 +541,13 @@ func TestCheckPeer(t *testing.T) {
 	if err := trust(withCA, other).CheckPeer(other); err != nil {
 		t.Errorf("a peer CA: %v", err)
 	}
+	// ... but a leaf of the peer in the store that is revoked is not outweighed by
+	// a CA that might have issued it another one.
+	_ = withCA.Add(signing.RolePeer, w.b.Cert)
+	_ = withCA.Revoke(w.b.Cert)
+	if err := trust(withCA, w.peerOfA).CheckPeer(w.peerOfA); !errors.Is(err, ErrUntrustedPeer) {
+		t.Errorf("a revoked leaf with a peer CA in the store: %v", err)
+	}
 	// The configured certificate: it, and only it.
 	pinned := w.peerOfA
 	pinned.Certificate = w.b.CertFile

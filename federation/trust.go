@@ -132,11 +132,11 @@ func (t *Trust) Verify(doc []byte, want string) (*signing.Verified, config.Peer,
 // package it could keep, not a question about one.
 //
 // A peer with a configured certificate (peers[].certificate) must sign with that
-// one, so that one must be trusted. Otherwise some certificate the store holds with
-// the peer's id as its CommonName must be trusted for the peer role; when the role
-// has a CA (a CA in peers/, which docs/federation.md advises against) the peer's
-// certificate may be one that CA issued and is known only from its answer, which is
-// checked as before.
+// one, so that one must be trusted. Otherwise, if the store holds certificates with
+// the peer's id as their CommonName (its leaf in peers/), one of them must be
+// trusted for the peer role now. If it holds none, the peer can only be trusted
+// through a CA of the peer role (a CA in peers/, which docs/federation.md advises
+// against): then its certificate is known only from its answer, checked as before.
 func (t *Trust) CheckPeer(p config.Peer) error {
 	now := t.now()
 	if pin := t.pinned[p.ID]; pin != nil {
@@ -156,11 +156,11 @@ func (t *Trust) CheckPeer(p config.Peer) error {
 		}
 		last = err
 	}
-	if cas, _ := t.store.Count(signing.RolePeer); cas > 0 {
-		return nil
-	}
 	if last != nil {
 		return fmt.Errorf("%w: no certificate of %s is trusted for the peer role now: %w", ErrUntrustedPeer, p.ID, last)
+	}
+	if cas, _ := t.store.Count(signing.RolePeer); cas > 0 {
+		return nil
 	}
 	return fmt.Errorf("%w: the trust store holds no certificate of %s for the peer role", ErrUntrustedPeer, p.ID)
 }
