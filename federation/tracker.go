@@ -159,10 +159,15 @@ func (t *Tracker) follow(ctx context.Context, p config.Peer, kick <-chan struct{
 			timer.Reset(wait)
 			continue
 		}
-		last, early = time.Now(), false
-		if ids := t.openOf(p.ID); len(ids) > 0 {
-			t.poll(ctx, p, ids)
+		early = false
+		ids := t.openOf(p.ID)
+		if len(ids) == 0 {
+			// Nothing to ask about: no question, and no gap for the next kick.
+			timer.Reset(pollOf(p))
+			continue
 		}
+		last = time.Now()
+		t.poll(ctx, p, ids)
 		timer.Reset(time.Until(last.Add(pollOf(p))))
 	}
 }
