@@ -704,7 +704,10 @@ func (s *Server) adminReload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.opt.Reload(); err != nil {
-		p := problem.New(422, problem.TypeInvalidField, "directory not reloaded, the old one stays: "+err.Error())
+		// The directory and the trust store reload each on its own: the part named
+		// in the error keeps its previous version, the other was reloaded (this
+		// said "directory not reloaded" when only the trust store failed).
+		p := problem.New(422, problem.TypeInvalidField, "not reloaded, the previous version stays in use: "+err.Error())
 		var de *routing.DataError
 		if errors.As(err, &de) {
 			p.With("file", de.File).With("line", de.Line)

@@ -256,7 +256,13 @@ func (h *Receiver) fail(w http.ResponseWriter, r *http.Request, peer string, err
 	}
 	p := problemFor(err)
 	if p.Status >= 500 {
-		h.log().Error("federation request failed", "path", r.URL.Path, "peer", peer, "err", err)
+		if p.Status == http.StatusServiceUnavailable {
+			// Busy or stopping is the answer, not a fault: a flood of posts must
+			// not flood the error log.
+			h.log().Warn("federation request refused for now", "path", r.URL.Path, "peer", peer, "err", err)
+		} else {
+			h.log().Error("federation request failed", "path", r.URL.Path, "peer", peer, "err", err)
+		}
 		if p.Status == http.StatusServiceUnavailable {
 			// Busy, stopping or storage failing: a fixed sentence, and when to retry.
 			w.Header().Set("Retry-After", api.RetryAfterSeconds)
