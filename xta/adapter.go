@@ -108,9 +108,7 @@ func (a *Adapter) Channel() string { return channel.XTA }
 // ModeOf is the mode of an XTA target: params.mode, or push for an https
 // endpoint (the office's deliverMessage URL) and pull for anything else (the
 // office's XTA identifier).
-func ModeOf(t adapters.Target) string { return modeOf(t) }
-
-func modeOf(t adapters.Target) string {
+func ModeOf(t adapters.Target) string {
 	if m := strings.ToLower(strings.TrimSpace(t.Params[ParamMode])); m != "" {
 		return m
 	}
@@ -122,7 +120,7 @@ func modeOf(t adapters.Target) string {
 
 // CheckTarget implements adapters.Checker.
 func (a *Adapter) CheckTarget(t adapters.Target) error {
-	switch modeOf(t) {
+	switch ModeOf(t) {
 	case ModePush:
 		u, err := url.Parse(t.Endpoint)
 		if err != nil || u.Scheme != "https" || u.Host == "" {
@@ -155,7 +153,7 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Co
 		return adapters.Confirmation{}, adapters.Permanent("XTA target misconfigured", err)
 	}
 	xtaID := MessageID(a.o.ServerID, d.SubmissionID)
-	if modeOf(d.Target) == ModePull {
+	if ModeOf(d.Target) == ModePull {
 		return adapters.Confirmation{Pending: true, Receiver: "XTA message box of " + strings.TrimSpace(d.Target.Endpoint),
 			At: a.o.Now().UTC(), Reference: xtaID}, nil
 	}
