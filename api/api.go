@@ -806,7 +806,7 @@ func (s *Server) adminBackup(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-tar")
 	w.Header().Set("Content-Disposition", `attachment; filename="amtsbote-backup-`+at.Format("20060102T150405Z")+`.tar"`)
 	w.Header().Set("Cache-Control", "no-store")
-	cw := &countingWriter{w: paced(w, s.transfer())}
+	cw := &countingWriter{w: Paced(w, s.transfer())}
 	if err := s.opt.Backup(r.Context(), cw); err != nil {
 		if cw.n == 0 && r.Context().Err() == nil {
 			w.Header().Del("Content-Disposition")

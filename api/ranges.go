@@ -50,7 +50,7 @@ type Transfer struct {
 }
 
 func serveBlob(w http.ResponseWriter, r *http.Request, rc io.Reader, size int64, digest string, t Transfer) {
-	w = paced(w, t)
+	w = Paced(w, t)
 	if digest != "" {
 		w.Header().Set("ETag", `"`+digest+`"`)
 	}
@@ -113,9 +113,7 @@ func rangeOf(r *http.Request, size int64) rangeVerdict {
 // deadline, for an answer that may take long (a blob, a backup, an XTA message of
 // tens of megabytes). The first window starts with the answer's first byte, so
 // what the handler does before answering is not counted against it.
-func Paced(w http.ResponseWriter, t Transfer) http.ResponseWriter { return paced(w, t) }
-
-func paced(w http.ResponseWriter, t Transfer) http.ResponseWriter {
+func Paced(w http.ResponseWriter, t Transfer) http.ResponseWriter {
 	if t.Window <= 0 {
 		t.Window = DefaultTransferWindow
 	}
