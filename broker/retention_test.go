@@ -76,7 +76,10 @@ func TestRetention(t *testing.T) {
 		t.Fatalf("attachment after retention: %v", err)
 	}
 	for _, err := range []error{
-		func() error { _, _, err := e.b.OpenAttachment(ctx, "office-a", answered[0], "no-such-attachment"); return err }(),
+		func() error {
+			_, _, err := e.b.OpenAttachment(ctx, "office-a", answered[0], "no-such-attachment")
+			return err
+		}(),
 		func() error { _, _, err := e.b.OpenReply(ctx, "office-a", answered[0], "no-such-reply"); return err }(),
 	} {
 		if !errors.Is(err, ErrNotFound) {
