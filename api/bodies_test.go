@@ -1,18 +1,13 @@
 package api_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/amtsbote/amtsbote/api/problem"
-	"github.com/amtsbote/amtsbote/paket"
-	"github.com/amtsbote/amtsbote/portal"
-	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/amtsbote/amtsbote/wire"
 )
@@ -23,20 +18,8 @@ import (
 // was reported as field "from"; the admin list answered an unknown state with an
 // empty list; a body without a declared length cut at the limit had no "max".
 func TestBodiesAndParametersRefusedPrecisely(t *testing.T) {
-	g, pki := startGateway(t)
-	d, _ := routing.Builtin()
-	svc, err := d.FindService("Gewerbe anmelden")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := paket.ExampleWith(svc.Key, paket.NewMessageID(), time.Now())
-	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
-	client := &portal.Client{BaseURL: g.URL(), Signer: pki.Portal.Signer, Token: portalToken}
-	res, err := client.Submit(context.Background(), p)
-	if err != nil || res.Status != 201 {
-		t.Fatalf("submit: %v %+v", err, res)
-	}
-	id := res.SubmissionID
+	ex := submitExample(t)
+	g, id := ex.g, ex.res.SubmissionID
 
 	do := func(method, path, token string, body io.Reader) (*http.Response, map[string]any) {
 		t.Helper()

@@ -41,20 +41,8 @@ const (
 // the admin view of one submission, the 405 and 431 problems, and that the portal's
 // and office's views carry no note. gateway/contract_test.go covers the rest.
 func TestContractOverGateway(t *testing.T) {
-	g, pki := startGateway(t)
-	d, _ := routing.Builtin()
-	svc, err := d.FindService("Gewerbe anmelden")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := paket.ExampleWith(svc.Key, paket.NewMessageID(), time.Now())
-	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
-	client := &portal.Client{BaseURL: g.URL(), Signer: pki.Portal.Signer, Token: portalToken}
-	res, err := client.Submit(context.Background(), p)
-	if err != nil || res.Status != 201 {
-		t.Fatalf("submit: %v %+v", err, res)
-	}
-	id := res.SubmissionID
+	ex := submitExample(t)
+	g, client, res, id := ex.g, ex.client, ex.res, ex.res.SubmissionID
 	if res.Location != wire.SubmissionPath(id) {
 		t.Errorf("Location %q", res.Location)
 	}
@@ -157,7 +145,7 @@ func TestContractOverGateway(t *testing.T) {
 	slots := g.Pipeline.Slots
 	slots.MaxWait = 20 * time.Millisecond // no request has waited yet: no reader races this
 	releaseAll := holdSlots(t, slots)
-	raw := signedExample(t, client, svc.Key)
+	raw := signedExample(t, client, ex.leika)
 	req, _ = http.NewRequest(http.MethodPost, g.URL()+wire.SubmissionsPath, bytes.NewReader(raw))
 	req.Header.Set("Authorization", "Bearer "+portalToken)
 	req.Header.Set("Content-Type", "application/xml")
@@ -298,6 +286,33 @@ func holdSlots(t *testing.T, slots *intake.Slots) (releaseAll func()) {
 			release()
 		}
 	}
+}
+
+// example is a gateway on loopback with one example package for "Gewerbe
+// anmelden" in Dresden submitted through the portal's client.
+type example struct {
+	g      *gateway.Gateway
+	client *portal.Client
+	leika  string
+	res    *portal.Result
+}
+
+func submitExample(t *testing.T) example {
+	t.Helper()
+	g, pki := startGateway(t)
+	d, _ := routing.Builtin()
+	svc, err := d.FindService("Gewerbe anmelden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &portal.Client{BaseURL: g.URL(), Signer: pki.Portal.Signer, Token: portalToken}
+	p := paket.ExampleWith(svc.Key, paket.NewMessageID(), time.Now())
+	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
+	res, err := client.Submit(context.Background(), p)
+	if err != nil || res.Status != 201 {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	return example{g: g, client: client, leika: svc.Key, res: res}
 }
 
 // signedExample is a new example package for service leika in Dresden, signed by
