@@ -184,7 +184,7 @@ func (n *fedNode) sub(t *testing.T, id string) *submission.Submission {
 func (n *fedNode) waitState(t *testing.T, id string, want submission.State) *submission.Submission {
 	t.Helper()
 	var s *submission.Submission
-	fedWait(t, fmt.Sprintf("%s at %s to be %s", id, n.id, want), func() bool {
+	waitFor(t, fmt.Sprintf("%s at %s to be %s", id, n.id, want), func() bool {
 		s = n.sub(t, id)
 		return s.State == want
 	})
@@ -212,16 +212,6 @@ func (n *fedNode) decide(t *testing.T, sender, messageID, outcome string) {
 	}
 }
 
-func fedWait(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // fedHook is an office system's webhook endpoint that takes every notification
 // and decides later, through the office API (fedNode.decide).
