@@ -212,7 +212,6 @@ func (n *fedNode) decide(t *testing.T, sender, messageID, outcome string) {
 	}
 }
 
-
 // fedHook is an office system's webhook endpoint that takes every notification
 // and decides later, through the office API (fedNode.decide).
 func fedHook(t *testing.T) string {
