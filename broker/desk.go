@@ -53,11 +53,15 @@ type OfficeDesk interface {
 	Reply(ctx context.Context, officeID, id string, r ReplyIn) (submission.Reply, error)
 	// OpenReply opens the bytes of one reply.
 	OpenReply(ctx context.Context, officeID, id, replyID string) (submission.Reply, io.ReadCloser, error)
+	// FindReply returns the office's case that holds a reply with this message id
+	// (ReplyIn.MessageID), and the reply; ErrNotFound if none. It reads an index,
+	// not the office's cases: a face can ask it on every call.
+	FindReply(ctx context.Context, officeID, messageID string) (*submission.Submission, submission.Reply, error)
 }
 
 // ReplyIn is a reply as a face hands it in. Its MessageID is kept apart per case
 // only: a face whose ids must name one message of the office (XTA) checks the
-// office's other cases itself.
+// office's other cases itself, with FindReply.
 type ReplyIn struct {
 	Kind        string // "Bescheid", "Rueckfrage", or the XTA message type
 	MessageID   string // the office's own id for it; a repeat for the same case is stored once
@@ -355,6 +359,32 @@ func (b *Broker) openReply(ctx context.Context, s *submission.Submission, replyI
 		}
 	}
 	return submission.Reply{}, nil, fmt.Errorf("reply %s: %w", replyID, ErrNotFound)
+}
+
+// FindReply implements OfficeDesk. Cases of other offices that use the same id
+// are passed over, as if they did not exist.
+func (b *Broker) FindReply(_ context.Context, officeID, messageID string) (*submission.Submission, submission.Reply, error) {
+	if messageID == "" {
+		return nil, submission.Reply{}, fmt.Errorf("reply without a message id: %w", ErrNotFound)
+	}
+	ids, err := b.db.RepliesByMessage(messageID)
+	if err != nil {
+		return nil, submission.Reply{}, err
+	}
+	for _, id := range ids {
+		s, err := b.forOffice(officeID, id)
+		if errors.Is(err, ErrNotFound) {
+			continue // another office's, or deleted since the index was read
+		} else if err != nil {
+			return nil, submission.Reply{}, err
+		}
+		for _, r := range s.Replies {
+			if r.MessageID == messageID {
+				return s, r, nil
+			}
+		}
+	}
+	return nil, submission.Reply{}, fmt.Errorf("reply %s: %w", messageID, ErrNotFound)
 }
 
 // MarkProcessed implements OfficeDesk.

@@ -216,3 +216,7 @@ func (d *memDesk) Reply(_ context.Context, office, id string, _ broker.ReplyIn) 
 func (d *memDesk) OpenReply(_ context.Context, office, id, _ string) (submission.Reply, io.ReadCloser, error) {
 	return submission.Reply{}, nil, broker.ErrNotFound
 }
+
+func (d *memDesk) FindReply(_ context.Context, office, _ string) (*submission.Submission, submission.Reply, error) {
+	return nil, submission.Reply{}, broker.ErrNotFound
+}

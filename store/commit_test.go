@@ -371,3 +371,32 @@ func TestHeldIndexBuiltForOlderFiles(t *testing.T) {
 		t.Fatalf("held after reopening an older file: %v %v, want [%s]", held, err, ids[submission.StateHeld])
 	}
 }
+
+// TestReplyIndexBuiltForOlderFiles: a file written before the reply index existed
+// gets it at the next open, from the records' replies.
+func TestReplyIndexBuiltForOlderFiles(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := &submission.Submission{ID: "01900000-0000-7000-8000-000000000001", Sender: "portal", MessageID: "m", State: submission.StateDelivered,
+		Replies: []submission.Reply{{ID: "r1", MessageID: "xta-1"}, {ID: "r2"}}}
+	if _, _, _, err := db.Create(context.Background(), sub, []submission.Event{{Type: "received"}}, "eingang", []byte("r")); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.bolt.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketReplies) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if db, err = Open(dir, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ids, err := db.RepliesByMessage("xta-1")
+	if err != nil || !slices.Equal(ids, []string{sub.ID}) {
+		t.Fatalf("replies after reopening an older file: %v %v, want [%s]", ids, err, sub.ID)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -57,6 +58,10 @@ var (
 	// bucketHeld indexes submissions that wait for a person (every channel failed
 	// for good): the admin's list and the held gauge count them without a scan.
 	bucketHeld = []byte("held")
+	// bucketReplies indexes the replies that carry the office's own message id
+	// (XTA's XTAMessageID): key SHA-256(message id) then submission id, so a face
+	// finds a reply by that id alone without reading every case of the office.
+	bucketReplies = []byte("replies")
 )
 
 // DefaultBatchDelay is the least time between the starts of two group commits
@@ -121,6 +126,11 @@ type Options struct {
 type Store interface {
 	Create(ctx context.Context, sub *submission.Submission, events []submission.Event, receiptKind string, receipt []byte) (stored *submission.Submission, storedReceipt []byte, created bool, err error)
 	FindByMessage(sender, messageID string) (*submission.Submission, error)
+	// RepliesByMessage returns the ids of the submissions that hold a reply with
+	// this message id (Reply.MessageID: the office's own id for it), in id order;
+	// none is an empty list, not an error. The index follows the records: a reply
+	// is found as soon as the write that added it returned, and not after Delete.
+	RepliesByMessage(messageID string) ([]string, error)
 	Get(id string) (*submission.Submission, error)
 	Update(id string, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, error)
 	UpdateWithReceipt(id, kind string, receipt []byte, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, bool, error)
@@ -281,14 +291,19 @@ func Open(dir string, opts Options) (*DB, error) {
 	}
 	var known *knownSet
 	err = b.Update(func(tx *bolt.Tx) error {
-		noHeld := tx.Bucket(bucketHeld) == nil
-		for _, name := range [][]byte{bucketSubmissions, bucketEvents, bucketOutbox, bucketIdempotency, bucketReceipts, bucketByOffice, bucketMeta, bucketHandedOver, bucketHeld, bucketBlobs} {
+		noHeld, noReplies := tx.Bucket(bucketHeld) == nil, tx.Bucket(bucketReplies) == nil
+		for _, name := range [][]byte{bucketSubmissions, bucketEvents, bucketOutbox, bucketIdempotency, bucketReceipts, bucketByOffice, bucketMeta, bucketHandedOver, bucketHeld, bucketReplies, bucketBlobs} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
 		}
 		if noHeld {
 			if err := indexHeld(tx); err != nil {
+				return err
+			}
+		}
+		if noReplies {
+			if err := indexReplies(tx); err != nil {
 				return err
 			}
 		}
@@ -635,6 +650,54 @@ func indexHeld(tx *bolt.Tx) error {
 	})
 }
 
+// indexReplies fills the reply index of a file written before it existed.
+func indexReplies(tx *bolt.Tx) error {
+	replies := tx.Bucket(bucketReplies)
+	return tx.Bucket(bucketSubmissions).ForEach(func(k, v []byte) error {
+		s, err := decodeSubmission(string(k), v)
+		if err != nil {
+			return err
+		}
+		for _, r := range s.Replies {
+			if r.MessageID != "" {
+				if err := replies.Put(replyKey(r.MessageID, s.ID), nil); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// replyKey is a reply's key in bucketReplies: the message id hashed, so any id
+// (XTA sets no bound on its length) makes a key of one size that no id can
+// confuse with another, then the submission id.
+func replyKey(messageID, id string) []byte {
+	h := ReplyIndexHash(messageID)
+	return append(h[:], id...)
+}
+
+// ReplyIndexHash is how both store implementations name a message id in their
+// reply index.
+func ReplyIndexHash(messageID string) [sha256.Size]byte {
+	return sha256.Sum256([]byte("reply\x00" + messageID))
+}
+
+// RepliesByMessage returns the ids of the submissions that hold a reply with
+// this message id (Reply.MessageID), in id order; none: an empty list.
+func (db *DB) RepliesByMessage(messageID string) ([]string, error) {
+	var ids []string
+	err := db.view(func(tx *bolt.Tx) error {
+		h := ReplyIndexHash(messageID)
+		c := tx.Bucket(bucketReplies).Cursor()
+		for k, _ := c.Seek(h[:]); k != nil && bytes.HasPrefix(k, h[:]); k, _ = c.Next() {
+			ids = append(ids, string(k[len(h):]))
+		}
+		return nil
+	})
+	return ids, err
+}
+
 func (db *DB) keys(bucket []byte) ([]string, error) {
 	var ids []string
 	err := db.view(func(tx *bolt.Tx) error {
@@ -700,6 +763,13 @@ func (db *DB) Delete(id string) error {
 		if s.OfficeID != "" {
 			if err := tx.bucket(bucketByOffice).Delete(officeKey(s.OfficeID, id)); err != nil {
 				return err
+			}
+		}
+		for _, r := range s.Replies {
+			if r.MessageID != "" {
+				if err := tx.bucket(bucketReplies).Delete(replyKey(r.MessageID, id)); err != nil {
+					return err
+				}
 			}
 		}
 		for _, bucket := range [][]byte{bucketEvents, bucketReceipts} {
@@ -805,6 +875,13 @@ func putEncoded(tx *wtx, s *submission.Submission, v []byte) error {
 	if k := officeKey(s.OfficeID, s.ID); s.OfficeID != "" && !keyExists(tx.Bucket(bucketByOffice).Cursor(), k) {
 		if err := tx.bucket(bucketByOffice).Put(k, nil); err != nil {
 			return err
+		}
+	}
+	for _, r := range s.Replies { // replies are never removed from a record
+		if k := replyKey(r.MessageID, s.ID); r.MessageID != "" && !keyExists(tx.Bucket(bucketReplies).Cursor(), k) {
+			if err := tx.bucket(bucketReplies).Put(k, nil); err != nil {
+				return err
+			}
 		}
 	}
 	if err := index(tx.bucket(bucketOutbox), s.ID, s.State.Dispatchable()); err != nil {

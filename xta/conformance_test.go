@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"unicode/utf16"
 
@@ -211,6 +212,50 @@ func TestReplyIDNamesOneMessage(t *testing.T) {
 		t.Errorf("the report of the reply names the case %q, want %q", got, caseA)
 	}
 	v.Run()
+}
+
+// listingDesk counts the desk's listings of an office's cases.
+type listingDesk struct {
+	broker.OfficeDesk
+	lists *atomic.Int64
+}
+
+func (d listingDesk) List(ctx context.Context, office string, q broker.ListQuery) (broker.Page, error) {
+	d.lists.Add(1)
+	return d.OfficeDesk.List(ctx, office, q)
+}
+
+// TestReplyIDsAreLookedUpNotScanned: sendMessage's check that a reply id is new,
+// and getTransportReport of a reply, read the desk's reply index. They listed
+// all of the office's cases, every call: with years of cases behind an office,
+// each Bescheid its Fachverfahren sent read the office's whole history.
+func TestReplyIDsAreLookedUpNotScanned(t *testing.T) {
+	lists := new(atomic.Int64)
+	e := startEnv(t, func(o *Options) { o.Desk = listingDesk{OfficeDesk: o.Desk, lists: lists} })
+	ctx := context.Background()
+	var cases []string
+	for range 2 {
+		sub := e.submit(t, officeA, pkgBytes(300))
+		if _, err := e.b.Confirm(ctx, officeA, sub.ID, broker.Pickup{Channel: channel.XTA, Receiver: "test"}); err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, MessageID("amtsbote", sub.ID))
+	}
+	replyID := NewMessageID("amtsbote")
+	mustOK(t, "sendMessage", sendReply(t, e, replyID, cases[0]))
+	mustOK(t, "sendMessage again", sendReply(t, e, replyID, cases[0]))
+	if r := sendReply(t, e, replyID, cases[1]); r.status != http.StatusBadRequest {
+		t.Fatalf("the reply id for another case: HTTP %d, want 400", r.status)
+	}
+	r := post(t, e.client("office-a"), e.base+PathTransportBase, actionCT(portTransportBase, "getTransportReport"),
+		soapUIRequest(xtaA, "", `<ns:XTAMessageID id="q">`+replyID+`</ns:XTAMessageID>`))
+	mustOK(t, "getTransportReport", r)
+	if got := r.text("//TransportReport/MessageMetaData/MessageProperty[Key='InReplyTo']/Value"); got != cases[0] {
+		t.Errorf("the report of the reply names the case %q, want %q", got, cases[0])
+	}
+	if n := lists.Load(); n != 0 {
+		t.Errorf("the office's cases were listed %d times for reply ids", n)
+	}
 }
 
 // wsdlFaultActions are the wsam:Action values of the faults the official WSDL

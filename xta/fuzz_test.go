@@ -35,6 +35,9 @@ func (emptyDesk) Confirm(context.Context, string, string, broker.Pickup) (*submi
 func (emptyDesk) Reply(context.Context, string, string, broker.ReplyIn) (submission.Reply, error) {
 	return submission.Reply{}, broker.ErrNotFound
 }
+func (emptyDesk) FindReply(context.Context, string, string) (*submission.Submission, submission.Reply, error) {
+	return nil, submission.Reply{}, broker.ErrNotFound
+}
 func (emptyDesk) FetchPackage(context.Context, string, string, string) (*submission.Submission, io.ReadCloser, error) {
 	return nil, nil, broker.ErrNotFound
 }

@@ -1059,7 +1059,7 @@ func (s *Server) claimReplyID(c *call, xtaID, caseID string) error {
 	return nil
 }
 
-// findReply looks for a reply of the office with this XTAMessageID among its cases.
+// findReply looks for a reply of the office with this XTAMessageID.
 func (s *Server) findReply(c *call, xtaID string) (*submission.Submission, submission.Reply, error) {
 	sub, r, found, err := s.lookupReply(c, xtaID)
 	if err != nil {
@@ -1071,27 +1071,18 @@ func (s *Server) findReply(c *call, xtaID string) (*submission.Submission, submi
 	return sub, r, nil
 }
 
-// lookupReply looks for a reply of the office with this XTAMessageID among its
-// cases (found=false: none).
+// lookupReply looks for a reply of the office with this XTAMessageID (found=false:
+// none). The desk reads an index: before it, every sendMessage and report read
+// all of the office's cases, which grew with the office's history.
 func (s *Server) lookupReply(c *call, xtaID string) (*submission.Submission, submission.Reply, bool, error) {
-	after := ""
-	for {
-		page, err := s.o.Desk.List(c.ctx, c.officeID, broker.ListQuery{After: after, Limit: 1000})
-		if err != nil {
-			return nil, submission.Reply{}, false, err
-		}
-		for _, sub := range page.Items {
-			for _, r := range sub.Replies {
-				if r.MessageID == xtaID {
-					return sub, r, true, nil
-				}
-			}
-		}
-		if page.Next == "" {
-			return nil, submission.Reply{}, false, nil
-		}
-		after = page.Next
+	sub, r, err := s.o.Desk.FindReply(c.ctx, c.officeID, xtaID)
+	if errors.Is(err, broker.ErrNotFound) {
+		return nil, r, false, nil
 	}
+	if err != nil {
+		return nil, r, false, err
+	}
+	return sub, r, true, nil
 }
 
 // --- office accounts ---

@@ -191,6 +191,9 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 	if err := s.indexHeld(ctx); err != nil {
 		return nil, fmt.Errorf("jsstore: open: %w", err)
 	}
+	if err := s.indexReplies(ctx); err != nil {
+		return nil, fmt.Errorf("jsstore: open: %w", err)
+	}
 	return s, nil
 }
 
@@ -201,24 +204,40 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 // meanwhile is missing from it until the next such run, which only a bucket without
 // the marker gets — restart every node on the new build.)
 func (s *Store) indexHeld(ctx context.Context) error {
+	return s.indexOnce(ctx, s.heldIndexedKey(), "held submissions", func(sub *submission.Submission) []*nats.Msg {
+		if sub.State == submission.StateHeld {
+			return []*nats.Msg{put(s.heldKey(sub.ID))}
+		}
+		return nil
+	})
+}
+
+// indexReplies fills the reply index the same way (see indexHeld).
+func (s *Store) indexReplies(ctx context.Context) error {
+	return s.indexOnce(ctx, s.repliesIndexedKey(), "replies", func(sub *submission.Submission) []*nats.Msg {
+		return s.replyPuts(sub, nil)
+	})
+}
+
+// indexOnce writes keys(sub) of every submission and then marker, unless marker
+// is there already.
+func (s *Store) indexOnce(ctx context.Context, marker, what string, keys func(*submission.Submission) []*nats.Msg) error {
 	c, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	_, err := s.last(c, s.heldIndexedKey())
+	_, err := s.last(c, marker)
 	cancel()
 	if err == nil {
 		return nil
 	} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return fmt.Errorf("held index marker: %w", err)
+		return fmt.Errorf("%s index marker: %w", what, err)
 	}
 	var msgs []*nats.Msg
 	if err := s.Scan(func(sub *submission.Submission) bool {
-		if sub.State == submission.StateHeld {
-			msgs = append(msgs, put(s.heldKey(sub.ID)))
-		}
+		msgs = append(msgs, keys(sub)...)
 		return true
 	}); err != nil {
-		return fmt.Errorf("index held submissions: %w", err)
+		return fmt.Errorf("index %s: %w", what, err)
 	}
-	msgs = append(msgs, put(s.heldIndexedKey())) // last: the index is complete
+	msgs = append(msgs, put(marker)) // last: the index is complete
 	// In atomic batches of at most heldBatch puts, each its own request bounded by
 	// RequestTimeout (a large store's first open must not run out of one overall
 	// deadline); a put is safe to repeat.
@@ -230,7 +249,7 @@ func (s *Store) indexHeld(ctx context.Context) error {
 				break
 			}
 			if !errors.Is(err, errAmbiguous) || attempt == 5 || !sleep(ctx, backoff(attempt)) {
-				return fmt.Errorf("index held submissions: %w", err)
+				return fmt.Errorf("index %s: %w", what, err)
 			}
 		}
 		msgs = msgs[len(batch):]
@@ -356,6 +375,32 @@ func (s *Store) eventsKey(id string, n int) string {
 // heldIndexedKey marks a bucket whose held index is complete (see indexHeld).
 func (s *Store) heldIndexedKey() string { return s.subject("meta.held_indexed") }
 
+// repliesIndexedKey marks a bucket whose reply index is complete (indexReplies).
+func (s *Store) repliesIndexedKey() string { return s.subject("meta.replies_indexed") }
+
+// replyKey is a reply's key in the reply index: the message id hashed (one
+// token of one size for any id), then the submission id.
+func (s *Store) replyKey(messageID, id string) string {
+	return s.replyPrefix(messageID) + encodeKey(id)
+}
+
+func (s *Store) replyPrefix(messageID string) string {
+	h := store.ReplyIndexHash(messageID)
+	return s.subject("reply." + hex.EncodeToString(h[:]) + ".")
+}
+
+// replyPuts are the index keys of sub's replies with a message id that are not
+// in had (message ids indexed before).
+func (s *Store) replyPuts(sub *submission.Submission, had map[string]bool) []*nats.Msg {
+	var msgs []*nats.Msg
+	for _, r := range sub.Replies {
+		if r.MessageID != "" && !had[r.MessageID] {
+			msgs = append(msgs, put(s.replyKey(r.MessageID, sub.ID)))
+		}
+	}
+	return msgs
+}
+
 func (s *Store) officeKey(o, id string) string {
 	return s.subject("office." + encodeKey(o) + "." + encodeKey(id))
 }
@@ -460,6 +505,14 @@ func (s *Store) FindByMessage(sender, messageID string) (*submission.Submission,
 	return d.Sub, nil
 }
 
+// RepliesByMessage returns the ids of the submissions that hold a reply with
+// this message id, in id order.
+func (s *Store) RepliesByMessage(messageID string) ([]string, error) {
+	ids, err := s.ids(s.replyPrefix(messageID) + "*")
+	slices.Sort(ids)
+	return ids, err
+}
+
 // Receipt returns a stored receipt.
 func (s *Store) Receipt(id, kind string) ([]byte, error) {
 	ctx, cancel := s.ctx()
@@ -544,6 +597,7 @@ func (s *Store) Create(ctx context.Context, sub *submission.Submission, events [
 	if sub.State == submission.StateHeld {
 		msgs = append(msgs, put(s.heldKey(sub.ID)))
 	}
+	msgs = append(msgs, s.replyPuts(sub, nil)...) // an imported record has its replies
 	for attempt := 0; ; attempt++ {
 		werr := s.write(ctx, msgs)
 		if werr == nil {
@@ -628,6 +682,10 @@ func (s *Store) update(id, kind string, receipt []byte, fn func(s *submission.Su
 			return d.Sub, true, nil // the earlier attempt was committed
 		}
 		wasOutbox, wasHanded, wasHeld, wasOffice := d.Sub.State.Dispatchable(), d.Sub.State == submission.StateHandedOver, d.Sub.State == submission.StateHeld, d.Sub.OfficeID
+		hadReplies := map[string]bool{}
+		for _, r := range d.Sub.Replies {
+			hadReplies[r.MessageID] = true
+		}
 		evs, err := fn(d.Sub)
 		if err != nil {
 			return nil, false, err
@@ -665,6 +723,7 @@ func (s *Store) update(id, kind string, receipt []byte, fn func(s *submission.Su
 		if o := d.Sub.OfficeID; o != "" && o != wasOffice {
 			msgs = append(msgs, put(s.officeKey(o, id)))
 		}
+		msgs = append(msgs, s.replyPuts(d.Sub, hadReplies)...)
 		err = s.write(ctx, msgs)
 		switch {
 		case err == nil:

@@ -648,3 +648,34 @@ func TestHeldIndexBuiltForOlderBuckets(t *testing.T) {
 		t.Fatalf("held after opening an older bucket: %d ids %v, want %d", len(held), err, len(want))
 	}
 }
+
+// TestReplyIndexBuiltForOlderBuckets: a bucket written before the reply index
+// existed gets it when a node opens it, from the documents' replies.
+func TestReplyIndexBuiltForOlderBuckets(t *testing.T) {
+	b, st := openOnEmbedded(t, jsstore.Options{Prefix: "oldreplies"})
+	ctx := context.Background()
+	sub := storetest.NewSubmission("s1", "amt24", "m1")
+	sub.Replies = []submission.Reply{{ID: "r1", MessageID: "xta-1"}, {ID: "r2"}}
+	if _, _, _, err := st.Create(ctx, sub, threeEvents(), "in", []byte("r")); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := b.JS.Stream(ctx, "KV_oldreplies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, subj := range []string{"$KV.oldreplies.reply.>", "$KV.oldreplies.meta.>"} {
+		if err := kv.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ids, err := st.RepliesByMessage("xta-1"); err != nil || len(ids) != 0 {
+		t.Fatalf("replies after purging the index: %v %v", ids, err)
+	}
+	st2, err := jsstore.Open(ctx, b.JS, jsstore.Options{Prefix: "oldreplies"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := st2.RepliesByMessage("xta-1"); err != nil || !slices.Equal(ids, []string{"s1"}) {
+		t.Fatalf("replies after opening an older bucket: %v %v, want [s1]", ids, err)
+	}
+}

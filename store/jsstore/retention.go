@@ -96,6 +96,11 @@ func (s *Store) deleteBatch(ctx context.Context, id string, d *doc, seq uint64, 
 	for n := 1; n <= d.Pages; n++ {
 		msgs = append(msgs, s.removal(s.eventsKey(id, n), nil))
 	}
+	for _, r := range d.Sub.Replies {
+		if r.MessageID != "" {
+			msgs = append(msgs, s.removal(s.replyKey(r.MessageID, id), nil))
+		}
+	}
 	// The sets follow the state in the same batches as the document, so the state
 	// read says which keys exist; a key present against it is removed as well. Any
 	// change of the sets after the read also changed the document and fails the batch.

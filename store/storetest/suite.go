@@ -65,6 +65,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("UpdateErrorAborts", s.testUpdateError)
 	t.Run("UpdateWithReceiptOnlyWinnerWrites", s.testUpdateWithReceipt)
 	t.Run("IndexesFollowState", s.testIndexes)
+	t.Run("RepliesByMessage", s.testRepliesByMessage)
 	t.Run("WalkOffice", s.testWalkOffice)
 	t.Run("Scan", s.testScan)
 	t.Run("EventsOrderAndSeq", s.testEventsOrder)
@@ -597,6 +598,54 @@ func (s *suite) testIndexes(t *testing.T) {
 	if !slices.Equal(eventTypes(evs), want) {
 		t.Fatalf("events %v, want %v", eventTypes(evs), want)
 	}
+}
+
+// addReply is an Update fn that adds a reply carrying the office's message id.
+func addReply(messageID string) func(*submission.Submission) ([]submission.Event, error) {
+	return func(s *submission.Submission) ([]submission.Event, error) {
+		s.Replies = append(s.Replies, submission.Reply{ID: uid("r"), Kind: "Bescheid", MessageID: messageID, Channel: "xta"})
+		return []submission.Event{{Type: "reply_sent"}}, nil
+	}
+}
+
+// testRepliesByMessage: the reply index finds every record holding a reply with a
+// message id — across records, after a reopen, for a record created with its
+// replies (an import) — and follows Delete.
+func (s *suite) testRepliesByMessage(t *testing.T) {
+	st := s.h.Open(t)
+	m1, m2, m3 := uid("xta-"), uid("xta-"), uid("never")
+	a := mustCreate(t, st, NewSubmission(uid("a"), uid("p"), uid("m")), firstEvents(), "r")
+	b := mustCreate(t, st, NewSubmission(uid("b"), uid("p"), uid("m")), firstEvents(), "r")
+	imported := NewSubmission(uid("c"), uid("p"), uid("m"))
+	imported.Replies = []submission.Reply{{ID: uid("r"), Kind: "Bescheid", MessageID: m2, Channel: "xta"}}
+	mustCreate(t, st, imported, firstEvents(), "r")
+	for _, step := range []struct{ id, messageID string }{{a.ID, m1}, {a.ID, m2}, {b.ID, m1}, {b.ID, ""}} {
+		if _, err := st.Update(step.id, addReply(step.messageID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(st store.Store, messageID string, want ...string) {
+		t.Helper()
+		got, err := st.RepliesByMessage(messageID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(want)
+		if !slices.Equal(got, want) && len(got)+len(want) > 0 {
+			t.Fatalf("RepliesByMessage(%q) = %v, want %v", messageID, got, want)
+		}
+	}
+	check(st, m1, a.ID, b.ID)
+	check(st, m2, a.ID, imported.ID)
+	check(st, m3)
+	check(st, "") // a reply without an id of its own is not indexed
+	st = s.h.Reopen(t, st)
+	check(st, m1, a.ID, b.ID)
+	if err := st.Delete(a.ID); err != nil {
+		t.Fatal(err)
+	}
+	check(st, m1, b.ID)
+	check(st, m2, imported.ID)
 }
 
 func (s *suite) testWalkOffice(t *testing.T) {

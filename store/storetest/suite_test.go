@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -57,6 +58,7 @@ type defective struct {
 	// message id → deleted id) or outbox entries.
 	ghostKeys   map[string]string
 	ghostOutbox []string
+	seenReplies map[string][]string
 }
 
 func (d *defective) Delete(id string) error {
@@ -230,6 +232,28 @@ func (d *defective) Outbox() ([]string, error) {
 	return d.Store.Outbox()
 }
 
+// RepliesByMessage: the replies-stale-after-delete defect remembers what it
+// found once, as an index that Delete does not reach would.
+func (d *defective) RepliesByMessage(messageID string) ([]string, error) {
+	ids, err := d.Store.RepliesByMessage(messageID)
+	if d.defect != "replies-stale-after-delete" || err != nil {
+		return ids, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.seenReplies == nil {
+		d.seenReplies = map[string][]string{}
+	}
+	for _, id := range d.seenReplies[messageID] {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	d.seenReplies[messageID] = ids
+	return ids, nil
+}
+
 func (d *defective) WalkOffice(office, after string, fn func(*submission.Submission) bool) error {
 	if d.defect == "walk-by-prefix" {
 		// A prefix match instead of the office's own key lets office-a see office-ab.
@@ -343,6 +367,7 @@ func TestSeededDefectsFail(t *testing.T) {
 		"ignores-fn-error":              "UpdateErrorAborts",
 		"outbox-ignores-state":          "IndexesFollowState",
 		"walk-by-prefix":                "WalkOffice",
+		"replies-stale-after-delete":    "RepliesByMessage",
 		"blob-not-found-unwrapped":      "Blobs",
 		"forgets-on-reopen":             "Durable",
 		"delete-leaves-idempotency-key": "DeleteFreesIdempotencyKey",
