@@ -22,9 +22,11 @@
 // folder); a folder with content but without the ledger is refused, for an operator
 // to look at (the share not mounted over a mount point that holds something, the
 // wrong folder, or the gateway's records deleted). An empty bare mount point at start
-// is the one case this cannot tell from a new office folder; docs/transfer.md has
-// operators mount shares before the gateway starts, or leave a file in the bare mount
-// point, which turns it into a refusal. The folder's device number
+// looks like a new office folder to the ledger; the check tells them apart by the
+// system's mount tables (mounts.go): an empty folder under an /etc/fstab or systemd
+// mount point that is not mounted now is refused. A share mounted by other means
+// (by hand, by a script) is not in them; docs/transfer.md has operators leave a file
+// in the bare mount point, which turns it into a refusal too. The folder's device number
 // (st_dev) is deliberately not recorded as its identity: network file systems (NFS,
 // SMB) get a new one at every mount, so it would raise a false alarm after every
 // reboot, and the ledger's presence already says what it would.
@@ -413,6 +415,11 @@ func (a *Adapter) prepare(dir string) error {
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		return &adapters.TargetError{Field: "endpoint", Reason: "folder " + dir + " cannot be read: " + stripPath(err).Error()}
+	}
+	if where, what, ok := unmountedShare(dir); ok {
+		return &adapters.TargetError{Field: "endpoint", Reason: "folder " + dir + " is empty and lies under " + where +
+			", which the system mounts (" + what + ") but which is not mounted now: mount it, then start again" +
+			" (docs/transfer.md, \"The folder's .amtsbote/\")"}
 	}
 	if err := os.Mkdir(ld, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
 		return &adapters.TargetError{Field: "endpoint", Reason: "folder " + dir + " is not writable: " + stripPath(err).Error()}

@@ -1034,3 +1034,63 @@ func TestFileIDAndCaseName(t *testing.T) {
 		t.Errorf("caseBase = %q", got)
 	}
 }
+
+// TestCheckTargetUnmountedShare: an empty office folder that lies under a mount
+// point the system mounts (an /etc/fstab line, a systemd .mount unit) while that
+// is not mounted is the bare mount point of an unmounted share, not a new office
+// folder: the start-up check refuses it and writes nothing there. Before, it made
+// the ledger there, and every case went to the local disk, hidden by the share
+// once mounted. The tables are files in their real formats (mounting needs
+// privileges a test has not); the machine's own tables accept a temporary folder.
+func TestCheckTargetUnmountedShare(t *testing.T) {
+	a := newAdapter(t)
+	if err := a.CheckTarget(adapters.Target{Channel: Channel, Endpoint: officeFolder(t)}); err != nil {
+		t.Fatalf("a new office folder, with this machine's own mount tables: %v", err)
+	}
+
+	root := t.TempDir()
+	share := filepath.Join(root, "share with space")
+	viaUnit := filepath.Join(root, "unit")
+	bound := filepath.Join(root, "bound")
+	for _, d := range []string{filepath.Join(share, "bauamt"), viaUnit, filepath.Join(bound, "office")} {
+		mustMkdir(t, d)
+	}
+	tables := t.TempDir()
+	esc := strings.ReplaceAll(share, " ", `\040`)
+	fstab := "# /etc/fstab\nUUID=1234 / ext4 defaults 0 1\n/dev/sdb1 none swap sw 0 0\n" +
+		"//fileserver/transfer " + esc + " cifs credentials=/etc/amtsbote/smb,_netdev 0 0\n" +
+		"//fileserver/bound " + bound + " cifs _netdev 0 0\n"
+	mountinfo, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// bound is not mounted, but a file system is mounted deeper, at bound/office.
+	mountinfo = append(mountinfo, []byte("9999 1 0:99 / "+filepath.Join(bound, "office")+" rw - tmpfs tmpfs rw\n")...)
+	unit := "[Unit]\nDescription=transfer\n\n[Mount]\nWhat=fileserver:/export/unit\nWhere=" + viaUnit + "\nType=nfs\n"
+	units := filepath.Join(tables, "units")
+	mustMkdir(t, units)
+	for name, data := range map[string]string{"fstab": fstab, "mountinfo": string(mountinfo), "units/x-unit.mount": unit} {
+		if err := os.WriteFile(filepath.Join(tables, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func(f, m string, u []string) { fstabPath, mountinfoPath, mountUnitsDirs = f, m, u }(fstabPath, mountinfoPath, mountUnitsDirs)
+	fstabPath, mountinfoPath, mountUnitsDirs = filepath.Join(tables, "fstab"), filepath.Join(tables, "mountinfo"), []string{units}
+
+	for _, tc := range []struct{ dir, want string }{
+		{filepath.Join(share, "bauamt"), "//fileserver/transfer"},
+		{viaUnit, "fileserver:/export/unit"},
+	} {
+		err := a.CheckTarget(adapters.Target{Channel: Channel, Endpoint: tc.dir})
+		var te *adapters.TargetError
+		if !errors.As(err, &te) || te.Field != "endpoint" || !strings.Contains(te.Reason, "not mounted now") || !strings.Contains(te.Reason, tc.want) {
+			t.Fatalf("%s under an unmounted share: %v", tc.dir, err)
+		}
+		if ents, _ := os.ReadDir(tc.dir); len(ents) != 0 {
+			t.Fatalf("the check wrote into the bare mount point: %v", ents)
+		}
+	}
+	if err := a.CheckTarget(adapters.Target{Channel: Channel, Endpoint: filepath.Join(bound, "office")}); err != nil {
+		t.Fatalf("a folder on a file system mounted below the unmounted one: %v", err)
+	}
+}
