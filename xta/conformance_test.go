@@ -86,6 +86,41 @@ func TestActionMismatchIsRefused(t *testing.T) {
 	v.Run()
 }
 
+// TestDuplicateHeaderBlocksAreRefused: a header block the service reads, twice,
+// is refused before anything is done — a WS-Addressing header with the binding's
+// InvalidCardinality fault, an XTA header with ParameterIsNotValidException. The
+// second block used to be merged into the first, field by field (or replaced
+// it), so the service acted on a message nobody sent.
+func TestDuplicateHeaderBlocksAreRefused(t *testing.T) {
+	v := xtatest.NewValidator(t)
+	e := startEnv(t, nil)
+	sub := e.submit(t, officeA, pkgBytes(300))
+	xtaID := MessageID("amtsbote", sub.ID)
+	c := e.client("office-a")
+	getMessage := Action(portRecipient, "getMessage")
+	const mid = "urn:uuid:6f1c2d3e-0000-4000-8000-00000000a002"
+	party := xtaclient.PartyXML(xtaclient.Party{Identifier: xtaA, Scheme: "xoev", Name: "Bauaufsichtsamt Dresden", Directory: "DVDV"})
+
+	r := post(t, c, e.base+PathRecipient, actionCT(portRecipient, "getMessage"),
+		soapUIRequest(xtaA, wsaHeader(getMessage, mid)+`<wsa:Action xmlns:wsa="`+NSWSA+`">`+getMessage+`</wsa:Action>`, fetchBody(xtaID)))
+	if r.status != http.StatusBadRequest || r.text("//Fault/Code/Subcode/Value") != "wsa:InvalidAddressingHeader" ||
+		r.text("//Fault/Code/Subcode/Subcode/Value") != "wsa:InvalidCardinality" || r.text("//Fault/Detail/ProblemHeaderQName") != "wsa:Action" {
+		t.Fatalf("wsa:Action twice: HTTP %d, want 400 wsa:InvalidAddressingHeader/wsa:InvalidCardinality naming wsa:Action\n%s", r.status, r.doc.Root().Tag+" "+r.text("//Fault/Reason/Text")+" "+r.text("//Fault/Code/Subcode/Value"))
+	}
+	v.AddMessage("wsa:Action twice", r.root, r.parts)
+
+	r = post(t, c, e.base+PathRecipient, actionCT(portRecipient, "getMessage"), soapUIRequest(xtaA, party, fetchBody(xtaID)))
+	if code, exc := r.fault(); r.status != http.StatusBadRequest || code != "env:Sender" || exc != string(ParameterIsNotValid) {
+		t.Fatalf("xta:Party twice: HTTP %d %s %s, want 400 env:Sender ParameterIsNotValidException\n%s", r.status, code, exc, r.root)
+	}
+	v.AddMessage("xta:Party twice", r.root, r.parts)
+
+	if s := e.wait(t, sub.ID, submission.StateHandedOver); s.FetchedAt != nil {
+		t.Fatalf("a refused request fetched the message at %v", s.FetchedAt)
+	}
+	v.Run()
+}
+
 // listed asks getStatusList with the given MessageSelector content and returns the
 // XTAMessageIDs listed.
 func listed(t *testing.T, v *xtatest.Validator, e *env, name, selector string) []string {

@@ -1,6 +1,7 @@
 package xta
 
 import (
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"net/http"
@@ -249,6 +250,26 @@ const ActionFaultWSA = NSWSA + "/fault"
 // wsa:ActionMismatch, with both actions in wsa:ProblemAction. It is no XTA
 // exception: the message is refused before it reaches an operation.
 func actionMismatchFault(e *errActionMismatch, relatesTo string) []byte {
+	return invalidAddressingFault("wsa:ActionMismatch", "wsa:Action und SOAP-Action des Transports stimmen nicht überein", relatesTo, func(w *xw) {
+		w.open("wsa:ProblemAction")
+		w.leaf("wsa:Action", e.wsa)
+		w.leaf("wsa:SoapAction", e.transport)
+		w.end("wsa:ProblemAction")
+	})
+}
+
+// invalidCardinalityFault is WS-Addressing's fault (6.4.1, subsubcode
+// InvalidCardinality) for an addressing header that occurs twice, naming it in
+// wsa:ProblemHeaderQName.
+func invalidCardinalityFault(name xml.Name, relatesTo string) []byte {
+	return invalidAddressingFault("wsa:InvalidCardinality", "Ein WS-Addressing-Header kommt mehrfach vor", relatesTo, func(w *xw) {
+		w.leaf("wsa:ProblemHeaderQName", "wsa:"+name.Local)
+	})
+}
+
+// invalidAddressingFault is env:Sender / wsa:InvalidAddressingHeader / subsub with
+// detail's elements in env:Detail.
+func invalidAddressingFault(subsub, reasonDE, relatesTo string, detail func(w *xw)) []byte {
 	var w xw
 	w.envelopeOpen()
 	if relatesTo != "" {
@@ -263,19 +284,16 @@ func actionMismatchFault(e *errActionMismatch, relatesTo string) []byte {
 	w.open("env:Subcode")
 	w.leaf("env:Value", "wsa:InvalidAddressingHeader")
 	w.open("env:Subcode")
-	w.leaf("env:Value", "wsa:ActionMismatch")
+	w.leaf("env:Value", subsub)
 	w.end("env:Subcode")
 	w.end("env:Subcode")
 	w.end("env:Code")
 	w.open("env:Reason")
-	w.leaf("env:Text", "wsa:Action und SOAP-Action des Transports stimmen nicht überein", "xml:lang", "de")
+	w.leaf("env:Text", reasonDE, "xml:lang", "de")
 	w.leaf("env:Text", "A header representing a Message Addressing Property is not valid and the message cannot be processed", "xml:lang", "en")
 	w.end("env:Reason")
 	w.open("env:Detail")
-	w.open("wsa:ProblemAction")
-	w.leaf("wsa:Action", e.wsa)
-	w.leaf("wsa:SoapAction", e.transport)
-	w.end("wsa:ProblemAction")
+	detail(&w)
 	w.end("env:Detail")
 	w.end("env:Fault")
 	w.end("env:Body")

@@ -184,6 +184,7 @@ func forThisNode(attrs []xml.Attr) bool {
 
 // UnmarshalXML reads the header blocks targeted at this node and skips the others.
 func (h *xHeader) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
+	seen := map[xml.Name]bool{}
 	for {
 		tok, err := d.Token()
 		if err != nil {
@@ -198,6 +199,14 @@ func (h *xHeader) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
 					return err
 				}
 				continue
+			}
+			if known[t.Name] {
+				// A second block would have been merged into the first, field by
+				// field, or replaced it: the service would act on a message nobody sent.
+				if seen[t.Name] {
+					return &errDuplicateHeader{t.Name}
+				}
+				seen[t.Name] = true
 			}
 			switch t.Name {
 			case xml.Name{Space: NS, Local: "Party"}:
@@ -222,6 +231,20 @@ func (h *xHeader) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
 			}
 		}
 	}
+}
+
+// known are the header blocks this service reads; each may occur once.
+var known = map[xml.Name]bool{
+	{Space: NS, Local: "Party"}: true, {Space: NS, Local: "MessageMetaData"}: true,
+	{Space: NS, Local: "MessageMetaDataReply"}: true, {Space: NS, Local: "MessageBoxStatus"}: true,
+	{Space: NSWSA, Local: "Action"}: true, {Space: NSWSA, Local: "MessageID"}: true,
+}
+
+// errDuplicateHeader: a header block this service reads, targeted at it twice.
+type errDuplicateHeader struct{ name xml.Name }
+
+func (e *errDuplicateHeader) Error() string {
+	return fmt.Sprintf("header block {%s}%s twice", e.name.Space, e.name.Local)
 }
 
 // xHeaderBlock is a header block this service does not read.
@@ -555,6 +578,9 @@ func (m *message) decode(root []byte) error {
 	}
 	env := &envelope{}
 	if err := d.DecodeElement(env, &start); err != nil {
+		if dup := (*errDuplicateHeader)(nil); errors.As(err, &dup) {
+			return dup
+		}
 		return malformed("malformed SOAP envelope: %v", err)
 	}
 	// Nothing but whitespace, comments and PIs may follow.

@@ -197,12 +197,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		written = true
 		var ve *errVersion
 		var mu *errMustUnderstand
+		var dup *errDuplicateHeader
 		if errors.As(err, &ve) {
 			s.writeVersionMismatch(rw, ve.soap11)
 		} else if errors.As(err, &mu) {
 			rw.Header().Set("Content-Type", soapContentType(""))
 			rw.WriteHeader(http.StatusInternalServerError)
 			_, _ = rw.Write(mustUnderstandFault(mu))
+		} else if errors.As(err, &dup) && dup.name.Space == NSWSA {
+			rw.Header().Set("Content-Type", soapContentType(""))
+			rw.WriteHeader(http.StatusBadRequest)
+			_, _ = rw.Write(invalidCardinalityFault(dup.name, ""))
+		} else if errors.As(err, &dup) {
+			s.writeFault(rw, port, fault(ParameterIsNotValid, "the header block xta:%s occurs twice", dup.name.Local), "")
 		} else {
 			s.writeFault(rw, port, asFault(err), "")
 		}
