@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 	"unicode/utf16"
 
 	"github.com/beevik/etree"
@@ -118,6 +119,34 @@ func TestDuplicateHeaderBlocksAreRefused(t *testing.T) {
 	if s := e.wait(t, sub.ID, submission.StateHandedOver); s.FetchedAt != nil {
 		t.Fatalf("a refused request fetched the message at %v", s.FetchedAt)
 	}
+	v.Run()
+}
+
+// TestProcessingInstructionsAreRefused: SOAP 1.2 (part 1, 5) forbids processing
+// instructions in a SOAP message, and a receiver SHOULD answer one with an
+// env:Sender fault. encoding/xml skipped them without a word, so a message that
+// relied on one (a stylesheet, an application's own instruction) was served as
+// if it had none. The XML declaration is no processing instruction, and "<?" in
+// a comment is text.
+func TestProcessingInstructionsAreRefused(t *testing.T) {
+	v := xtatest.NewValidator(t)
+	e := startEnv(t, nil)
+	c := e.client("office-a")
+	env := string(soapUIRequest(xtaA, "", statusListBody(false, 10, time.Time{}, time.Time{})))
+	for _, tc := range []struct{ name, msg string }{
+		{"in the prolog", `<?xml-stylesheet type="text/xsl" href="x.xsl"?>` + env},
+		{"in the header", strings.Replace(env, "<soap:Header>", "<soap:Header><?app do-this?>", 1)},
+		{"in the body", strings.Replace(env, "<soap:Body>", "<soap:Body><?app do-this?>", 1)},
+		{"after the envelope", env + "<?app do-this?>"},
+	} {
+		r := post(t, c, e.base+PathRecipient, actionCT(portRecipient, "getStatusList"), []byte(tc.msg))
+		if code, exc := r.fault(); r.status != http.StatusBadRequest || code != "env:Sender" || exc != string(ParameterIsNotValid) {
+			t.Fatalf("a processing instruction %s: HTTP %d %s %s, want 400 env:Sender ParameterIsNotValidException", tc.name, r.status, code, exc)
+		}
+		v.AddMessage(tc.name, r.root, r.parts)
+	}
+	ok := `<?xml version="1.0" encoding="UTF-8"?>` + strings.Replace(env, "<soap:Body>", "<soap:Body><!-- <?not an instruction?> -->", 1)
+	mustOK(t, "the XML declaration and <? in a comment", post(t, c, e.base+PathRecipient, actionCT(portRecipient, "getStatusList"), []byte(ok)))
 	v.Run()
 }
 

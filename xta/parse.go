@@ -542,8 +542,12 @@ func (m *message) decode(root []byte) error {
 	if len(bytes.TrimSpace(root)) == 0 {
 		return malformed("empty message")
 	}
-	if hasDTD(root) {
+	dtd, pi := scanMarkup(root)
+	if dtd {
 		return malformed("a DOCTYPE (document type declaration) is not allowed in a SOAP message")
+	}
+	if pi {
+		return malformed("a processing instruction is not allowed in a SOAP message")
 	}
 	// The root element alone decides the version, before the rest is decoded.
 	d := xml.NewDecoder(bytes.NewReader(root))
@@ -583,7 +587,7 @@ func (m *message) decode(root []byte) error {
 		}
 		return malformed("malformed SOAP envelope: %v", err)
 	}
-	// Nothing but whitespace, comments and PIs may follow.
+	// Nothing but whitespace and comments may follow (scanMarkup refused PIs).
 	for {
 		tok, err := d.Token()
 		if err == io.EOF {
@@ -671,13 +675,15 @@ func isUTF16Label(label string) bool {
 	return false
 }
 
-// hasDTD reports whether the message holds a document type declaration, or any
-// markup declaration (<!DOCTYPE, <!ENTITY, …), wherever it is: before or after
-// comments and processing instructions in the prolog, or further on. SOAP 1.2
-// (part 1, 5) forbids a DTD in a SOAP message. Comments, CDATA sections and
-// processing instructions are skipped, so text in them does not count; a '<' can
-// start nothing else in well-formed XML (attribute values cannot hold one).
-func hasDTD(b []byte) bool {
+// scanMarkup reports whether the message holds a document type declaration, or
+// any markup declaration (<!DOCTYPE, <!ENTITY, …), and whether it holds a
+// processing instruction (the XML declaration is none), wherever they are. SOAP
+// 1.2 (part 1, 5) forbids a DTD in a SOAP message, and says a receiver SHOULD
+// answer a processing instruction with an env:Sender fault; encoding/xml skips
+// those inside an element without a word. Comments and CDATA sections are
+// skipped, so text in them does not count; a '<' can start nothing else in
+// well-formed XML (attribute values cannot hold one).
+func scanMarkup(b []byte) (dtd, pi bool) {
 	skip := func(rest []byte, open, close string) ([]byte, bool) {
 		if !bytes.HasPrefix(rest, []byte(open)) {
 			return rest, false
@@ -691,7 +697,7 @@ func hasDTD(b []byte) bool {
 	for {
 		i := bytes.IndexByte(b, '<')
 		if i < 0 {
-			return false
+			return dtd, pi
 		}
 		rest := b[i+1:]
 		var ok bool
@@ -701,11 +707,18 @@ func hasDTD(b []byte) bool {
 		if b, ok = skip(rest, "![CDATA[", "]]>"); ok {
 			continue
 		}
-		if b, ok = skip(rest, "?", "?>"); ok {
+		if bytes.HasPrefix(rest, []byte("?")) {
+			// The target ends at white space or "?>"; "xml" is the declaration.
+			target := rest[1:]
+			if j := bytes.IndexAny(target, " \t\r\n?"); j >= 0 {
+				target = target[:j]
+			}
+			pi = pi || string(target) != "xml"
+			b, _ = skip(rest, "?", "?>")
 			continue
 		}
 		if bytes.HasPrefix(rest, []byte("!")) {
-			return true
+			dtd = true
 		}
 		b = rest
 	}
