@@ -142,3 +142,22 @@ peers:
 		t.Errorf("Leipzig with a Saxon peer: %+v, %v", rt, err)
 	}
 }
+
+// A homeLands entry that is no Land is an error with file and line, and a reload with
+// it keeps the old directory.
+func TestHomeLandsMustBeLaender(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "home.yaml")
+	if err := os.WriteFile(p, []byte("# Bremen\nhomeLands: [\"14\", \"4\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := builtinT(t)
+	st := NewStore(base)
+	err := st.ReloadFiles(p)
+	var de *DataError
+	if !errors.As(err, &de) || de.File != p || de.Line != 2 || !strings.Contains(de.Msg, `"4"`) {
+		t.Fatalf("err = %v (%+v), want %s:2 naming \"4\"", err, de, p)
+	}
+	if st.Current() != base {
+		t.Fatal("a bad homeLands replaced the directory")
+	}
+}
