@@ -161,3 +161,27 @@ func TestHomeLandsMustBeLaender(t *testing.T) {
 		t.Fatal("a bad homeLands replaced the directory")
 	}
 }
+
+// The postal abbreviations of a qualifier name the place that bears it, not every
+// same-named place in a Kreis or Land that starts with the same letters.
+func TestQualifierAbbreviationPrefersOwnName(t *testing.T) {
+	d := builtinT(t)
+	for place, want := range map[string]string{
+		"Neustadt/Sa.":     "146280260260", // not also Neustadt/Vogtl. (in Sachsen) and Neustadt an der Orla (Saale-Orla-Kreis)
+		"Neustadt i. Sa.":  "146280260260",
+		"Neustadt (Sachs)": "146280260260",
+		"Neustadt Sa":      "146280260260",
+		"Halle Westfalen":  "057540012012",
+	} {
+		a, err := d.Place(place)
+		if err != nil || a.ARS != want {
+			t.Errorf("%s: %v, %v; want %s", place, a, err, want)
+		}
+	}
+	// Words that only the Land has still narrow to the places in that Land.
+	_, err := d.Place("Lichtenberg Sachsen")
+	var amb *AmbiguousPlaceError
+	if !errors.As(err, &amb) || len(amb.Candidates) != 2 {
+		t.Fatalf("Lichtenberg Sachsen: %v, want the two Saxon Lichtenbergs", err)
+	}
+}

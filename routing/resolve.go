@@ -282,7 +282,10 @@ func (d *Directory) nameLookup(name string, allow classMask) (cands, also []*Are
 }
 
 // narrow keeps the candidates whose own name, Kreis or Land has every word of quals
-// (as a word prefix, or abbreviated: "westf" for "Westfalen").
+// (as a word prefix, or abbreviated: "westf" for "Westfalen"). Candidates whose own
+// name has the words win over those whose Kreis has them, and those over the ones
+// whose Land has them: "Neustadt/Sa." is Neustadt in Sachsen, not also Neustadt/Vogtl.
+// (in Sachsen) and Neustadt an der Orla (Saale-Orla-Kreis).
 func (d *Directory) narrow(cands []*Area, quals []string) []*Area {
 	var ws []string
 	for _, w := range quals {
@@ -294,32 +297,51 @@ func (d *Directory) narrow(cands []*Area, quals []string) []*Area {
 		return nil
 	}
 	var out []*Area
+	best := len(levels) // the rank of out: 0 own name, 1 Kreis, 2 Land
 	for _, a := range cands {
-		var names []string
+		// names[r] are the words of the rank-r name: the place's own, its Kreis, its Land.
+		var names [3][]string
 		for x := a; x != nil; x = x.Parent {
-			if x == a || x.Level == LevelKreis || x.Level == LevelLand {
-				names = append(names, strings.Fields(fold(x.Name))...)
+			switch {
+			case x == a:
+				names[0] = strings.Fields(fold(x.Name))
+			case x.Level == LevelKreis:
+				names[1] = append(names[1], strings.Fields(fold(x.Name))...)
+			case x.Level == LevelLand:
+				names[2] = append(names[2], strings.Fields(fold(x.Name))...)
 			}
 		}
-		ok := true
+		rank := 0 // the worst rank any word needed
 		for _, w := range ws {
-			hit := false
-			for _, n := range names {
-				if strings.HasPrefix(n, w) || len(n) >= 3 && strings.HasPrefix(w, n) {
-					hit = true
-					break
-				}
+			r := 0
+			for r < len(names) && !hasWord(names[r], w) {
+				r++
 			}
-			if !hit {
-				ok = false
+			rank = max(rank, r)
+			if rank == len(names) {
 				break
 			}
 		}
-		if ok {
+		switch {
+		case rank == len(names) || rank > best:
+		case rank < best:
+			out, best = []*Area{a}, rank
+		default:
 			out = append(out, a)
 		}
 	}
 	return out
+}
+
+// hasWord: one of names starts with w, or w starts with a name of three letters or
+// more ("westfalen" has "westf").
+func hasWord(names []string, w string) bool {
+	for _, n := range names {
+		if strings.HasPrefix(n, w) || len(n) >= 3 && strings.HasPrefix(w, n) {
+			return true
+		}
+	}
+	return false
 }
 
 // postcodeAndName narrows a postcode's municipalities by a name ("01877 Bischofswerda").
