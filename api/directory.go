@@ -344,23 +344,39 @@ func (h *directory) routes(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	routes := []routeJSON{}
+	// The route of the area, or, where its municipalities have different offices for
+	// the service (a Kreis for a municipal service, a Kreis where one town does the
+	// task itself), the route of each municipality, largest first; offset and limit
+	// page through them.
+	var all []*routing.Route
 	rt, err := d.ResolveArea(svc, area)
+	var amb *routing.AmbiguousPlaceError
 	switch {
 	case err == nil:
-		routes = append(routes, h.routeOf(rt))
+		all = append(all, rt)
+	case errors.As(err, &amb):
+		for _, a := range amb.Candidates {
+			rt, err := d.ResolveArea(svc, a)
+			if errors.Is(err, routing.ErrNoResponsibleOffice) {
+				continue // a municipality nobody serves has no route
+			} else if err != nil {
+				h.fail(w, r, err)
+				return
+			}
+			all = append(all, rt)
+		}
 	case errors.Is(err, routing.ErrNoResponsibleOffice):
 		// FIT-Connect answers an unserved area with an empty result, not an error.
 	default:
 		h.fail(w, r, err)
 		return
 	}
-	total := len(routes)
-	if offset >= len(routes) {
-		routes = routes[:0]
-	} else {
-		routes = routes[offset:min(len(routes), offset+limit)]
+	page := all[min(offset, len(all)):min(len(all), offset+limit)]
+	routes := make([]routeJSON, 0, len(page))
+	for _, rt := range page {
+		routes = append(routes, h.routeOf(rt))
 	}
+	total := len(all)
 	writeCompactJSON(w, http.StatusOK, routeResult{Count: len(routes), Offset: offset, TotalCount: total, Routes: routes})
 }
 

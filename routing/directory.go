@@ -92,6 +92,11 @@ func build(src *Source, places *placeSet) (*Directory, error) {
 		return nil, err
 	}
 	for _, l := range src.HomeLands {
+		// A typo ("4" for Bremen, "41") would silently send the state's own places
+		// to a peer or leave them unrouted; say so when the file is loaded.
+		if a, ok := d.areas[l]; !ok || a.Level != LevelLand {
+			return nil, &DataError{File: src.origin("homeLand", l), Msg: fmt.Sprintf("homeLands: %q is not a Land key (2 digits, 01 to 16)", l)}
+		}
 		d.home[l] = true
 	}
 	d.peersFirst = src.PeersFirst

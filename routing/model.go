@@ -232,8 +232,15 @@ type AmbiguousPlaceError struct {
 }
 
 func (e *AmbiguousPlaceError) Error() string {
-	names := make([]string, 0, len(e.Candidates))
-	for _, c := range e.Candidates {
+	// A Kreis or Land too coarse to route lists hundreds of municipalities; the message
+	// (logs, a peer's answer) names the first ones, the list is in Candidates.
+	const shown = 20
+	names := make([]string, 0, min(len(e.Candidates), shown+1))
+	for i, c := range e.Candidates {
+		if i == shown {
+			names = append(names, "and "+itoa(len(e.Candidates)-shown)+" more")
+			break
+		}
 		names = append(names, c.Name+" ("+c.ARS+")")
 	}
 	return "routing: ambiguous place " + quote(e.Query) + ": " + strings.Join(names, "; ")

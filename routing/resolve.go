@@ -3,6 +3,7 @@ package routing
 import (
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 )
 
@@ -68,15 +69,23 @@ func (d *Directory) route(si int32, area *Area) (*Route, error) {
 		chain = &c
 	}
 	svc := d.svcList[si]
-	tabs := &d.rt.tabs[si]
-	for li, node := range chain {
-		if node < 0 || tabs[li] == nil {
-			continue
+	land := area.Key[:2]
+	// Outside the home lands of an operator who named them, sample offices (the
+	// built-in Saxon data) are no answer: a 201 for a package that lands in a generated
+	// mailbox nobody reads would be a broken promise.
+	noSample := d.peersFirst && !d.home[land]
+	li, node, v := d.climb(si, chain, noSample)
+	if area.Level != LevelGemeinde && (v != 0 || d.home[land] || d.peers[land] == nil) {
+		one, err := d.sameBelow(si, area, v, noSample)
+		if err != nil {
+			return nil, err
 		}
-		v := tabs[li][node]
-		if v == 0 {
-			continue
+		if one != nil {
+			// A kreisfreie Stadt's Kreis is the city itself: nothing to choose.
+			return d.route(si, one)
 		}
+	}
+	if v != 0 {
 		as := &d.rt.assign[v&^generatedBit-1]
 		return &Route{
 			Service:     svc,
@@ -89,7 +98,6 @@ func (d *Directory) route(si int32, area *Area) (*Route, error) {
 			Note:        area.note,
 		}, nil
 	}
-	land := area.Key[:2]
 	if !d.home[land] {
 		if p, ok := d.peers[land]; ok {
 			return &Route{
@@ -105,6 +113,58 @@ func (d *Directory) route(si int32, area *Area) (*Route, error) {
 		}
 	}
 	return nil, fmt.Errorf("%w: %s (%s) in %s %s", ErrNoResponsibleOffice, svc.Name, svc.Key, area.Name, area.ARS)
+}
+
+// climb finds the first responsibility for service si along chain (the area's level,
+// then up to the Land): its level index, node and table element, v 0 when there is
+// none. With noSample, offices marked as sample data are passed over.
+func (d *Directory) climb(si int32, chain *[len(levels)]int32, noSample bool) (li int, node int32, v uint32) {
+	tabs := &d.rt.tabs[si]
+	for li, node := range chain {
+		if node < 0 || tabs[li] == nil {
+			continue
+		}
+		v := tabs[li][node]
+		if v == 0 || noSample && d.rt.assign[v&^generatedBit-1].office.Sample {
+			continue
+		}
+		return li, node, v
+	}
+	return 0, 0, 0
+}
+
+// sameBelow checks that an area above the municipalities (a Kreis, a Land, a
+// Gemeindeverband) has one answer for service si: every municipality in it must climb
+// to the same office and role as the area itself (v, 0 for none). Otherwise the place
+// is too coarse to route ("Landkreis Bautzen" for Wohnsitz anmelden, or a Kreis where
+// one town does the Kreis's task itself), and the error lists the municipalities to
+// choose from, so the portal asks the citizen instead of the gateway guessing.
+// A Kreis with a single municipality (a kreisfreie Stadt) returns that municipality.
+func (d *Directory) sameBelow(si int32, area *Area, v uint32, noSample bool) (*Area, error) {
+	gi := levelIndex(LevelGemeinde)
+	keys := d.nodes.keys[gi] // sorted: nodes are numbered in key order
+	lo := sort.SearchStrings(keys, area.Key)
+	differs := false
+	var ms []*Area
+	for n := lo; n < len(keys) && strings.HasPrefix(keys[n], area.Key); n++ {
+		m := d.nodes.areas[gi][n]
+		if m == nil {
+			continue
+		}
+		ms = append(ms, m)
+		if !differs {
+			_, _, vm := d.climb(si, &m.chain, noSample)
+			differs = vm&^generatedBit != v&^generatedBit
+		}
+	}
+	if !differs {
+		return nil, nil
+	}
+	if len(ms) == 1 {
+		return ms[0], nil
+	}
+	sortAreas(ms)
+	return nil, &AmbiguousPlaceError{Query: d.placeLabel(area), Candidates: ms}
 }
 
 // Place turns what a citizen or portal gave as a place into one area, or explains why
@@ -222,7 +282,10 @@ func (d *Directory) nameLookup(name string, allow classMask) (cands, also []*Are
 }
 
 // narrow keeps the candidates whose own name, Kreis or Land has every word of quals
-// (as a word prefix, or abbreviated: "westf" for "Westfalen").
+// (as a word prefix, or abbreviated: "westf" for "Westfalen"). Candidates whose own
+// name has the words win over those whose Kreis has them, and those over the ones
+// whose Land has them: "Neustadt/Sa." is Neustadt in Sachsen, not also Neustadt/Vogtl.
+// (in Sachsen) and Neustadt an der Orla (Saale-Orla-Kreis).
 func (d *Directory) narrow(cands []*Area, quals []string) []*Area {
 	var ws []string
 	for _, w := range quals {
@@ -234,32 +297,51 @@ func (d *Directory) narrow(cands []*Area, quals []string) []*Area {
 		return nil
 	}
 	var out []*Area
+	best := len(levels) // the rank of out: 0 own name, 1 Kreis, 2 Land
 	for _, a := range cands {
-		var names []string
+		// names[r] are the words of the rank-r name: the place's own, its Kreis, its Land.
+		var names [3][]string
 		for x := a; x != nil; x = x.Parent {
-			if x == a || x.Level == LevelKreis || x.Level == LevelLand {
-				names = append(names, strings.Fields(fold(x.Name))...)
+			switch {
+			case x == a:
+				names[0] = strings.Fields(fold(x.Name))
+			case x.Level == LevelKreis:
+				names[1] = append(names[1], strings.Fields(fold(x.Name))...)
+			case x.Level == LevelLand:
+				names[2] = append(names[2], strings.Fields(fold(x.Name))...)
 			}
 		}
-		ok := true
+		rank := 0 // the worst rank any word needed
 		for _, w := range ws {
-			hit := false
-			for _, n := range names {
-				if strings.HasPrefix(n, w) || len(n) >= 3 && strings.HasPrefix(w, n) {
-					hit = true
-					break
-				}
+			r := 0
+			for r < len(names) && !hasWord(names[r], w) {
+				r++
 			}
-			if !hit {
-				ok = false
+			rank = max(rank, r)
+			if rank == len(names) {
 				break
 			}
 		}
-		if ok {
+		switch {
+		case rank == len(names) || rank > best:
+		case rank < best:
+			out, best = []*Area{a}, rank
+		default:
 			out = append(out, a)
 		}
 	}
 	return out
+}
+
+// hasWord: one of names starts with w, or w starts with a name of three letters or
+// more ("westfalen" has "westf").
+func hasWord(names []string, w string) bool {
+	for _, n := range names {
+		if strings.HasPrefix(n, w) || len(n) >= 3 && strings.HasPrefix(w, n) {
+			return true
+		}
+	}
+	return false
 }
 
 // postcodeAndName narrows a postcode's municipalities by a name ("01877 Bischofswerda").

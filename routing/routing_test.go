@@ -20,6 +20,7 @@ const (
 	keyWohnsitz  = "99115005104000"
 	keyWohngeld  = "99107023037000"
 	keyApotheke  = "99004002005000"
+	keyMaengel   = "99999001000000" // only Dresden has an office for it
 	arsDresden   = "146120000000"
 	arsJahnatal  = "145220275275"
 	arsFreiberg  = "145220180180"
@@ -194,7 +195,9 @@ func TestResolveErrors(t *testing.T) {
 		{"odd number", keyGewerbe, "1234567", ErrInvalidQuery},
 		{"ambiguous name", keyGewerbe, "Neuenkirchen", ErrAmbiguousPlace},
 		{"ambiguous postcode", keyGewerbe, "01561", ErrAmbiguousPlace},
-		{"no office for Kreis-level place", keyWohnsitz, "145220000000", ErrNoResponsibleOffice},
+		// A Kreis for a municipal service: which municipality? (TestCoarsePlace)
+		{"Kreis-level place for a municipal service", keyWohnsitz, "145220000000", ErrAmbiguousPlace},
+		{"no office anywhere in the Kreis", keyMaengel, "145220000000", ErrNoResponsibleOffice},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -160,6 +160,9 @@ func ParseYAML(name string, r io.Reader) (*Source, error) {
 		return name
 	}
 	src := &Source{HomeLands: f.HomeLands}
+	for _, l := range f.HomeLands {
+		src.setOrigin("homeLand", l, name+":"+strconv.Itoa(keyLine(data, "homeLands")))
+	}
 	for i, s := range f.Services {
 		sv := &Service{
 			Key: strings.TrimSpace(s.Key), Name: strings.TrimSpace(s.Name), Synonyms: s.Synonyms,
@@ -247,6 +250,16 @@ func ParseYAML(name string, r io.Reader) (*Source, error) {
 		}
 	}
 	return src, nil
+}
+
+// keyLine is the line of a top-level key ("homeLands:"), 0 when it is not found.
+func keyLine(data []byte, key string) int {
+	for i, l := range bytes.Split(data, []byte("\n")) {
+		if bytes.HasPrefix(l, []byte(key+":")) {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // scanRecordLines finds the line of each item of the top-level lists without parsing:

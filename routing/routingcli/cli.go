@@ -79,6 +79,12 @@ func Lookup(ctx context.Context, load Loader, args []string, stdout, stderr io.W
 		return ExitFailed
 	}
 	area, err := d.Place(*place)
+	var rt *routing.Route
+	if err == nil {
+		// A Kreis or Land is ambiguous here when its municipalities have different
+		// offices for the service.
+		rt, err = d.ResolveArea(svc, area)
+	}
 	if err != nil {
 		var amb *routing.AmbiguousPlaceError
 		if errors.As(err, &amb) {
@@ -88,11 +94,6 @@ func Lookup(ctx context.Context, load Loader, args []string, stdout, stderr io.W
 			}
 			return ExitAmbiguous
 		}
-		fmt.Fprintln(stderr, "lookup:", err)
-		return ExitFailed
-	}
-	rt, err := d.ResolveArea(svc, area)
-	if err != nil {
 		fmt.Fprintln(stderr, "lookup:", err)
 		return ExitFailed
 	}
@@ -207,9 +208,20 @@ func Directory(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	switch args[0] {
 	case "check":
-		files := args[1:]
+		// A FlagSet, although check has no flags: "-h" asks for help and "--" ends the
+		// options, so neither is read as a file name.
+		fs := flag.NewFlagSet("directory check", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		fs.Usage = func() {
+			fmt.Fprintln(stderr, "usage: amtsbote directory check FILE...\n\nChecks XZuFi 2.2 (.xml) and YAML overlay files over the built-in directory without\ntouching a running gateway; exit 0 ok, 1 with file:line: reason.")
+		}
+		if err := fs.Parse(args[1:]); err != nil {
+			return ExitUsage
+		}
+		files := fs.Args()
 		if len(files) == 0 {
-			return usage()
+			fs.Usage()
+			return ExitUsage
 		}
 		base, err := routing.Builtin()
 		if err != nil {

@@ -118,3 +118,35 @@ func TestDirectoryCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectoryCheckHelp: "-h" asks for the usage, it is no file name; "--" ends the
+// options for a file that starts with a dash.
+func TestDirectoryCheckHelp(t *testing.T) {
+	for _, h := range []string{"-h", "-help", "--help"} {
+		var out, errb bytes.Buffer
+		code := Directory(context.Background(), []string{"check", h}, &out, &errb)
+		if code != ExitUsage || !strings.Contains(errb.String(), "usage: amtsbote directory check FILE") || strings.Contains(errb.String(), "no such file") {
+			t.Errorf("check %s: exit %d, stderr %q", h, code, errb.String())
+		}
+	}
+	dir := t.TempDir()
+	dash := filepath.Join(dir, "-overlay.yaml")
+	if err := os.WriteFile(dash, []byte("homeLands: [\"14\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	var out, errb bytes.Buffer
+	if code := Directory(context.Background(), []string{"check", "--", "-overlay.yaml"}, &out, &errb); code != ExitOK {
+		t.Errorf("check -- -overlay.yaml: exit %d, %s", code, errb.String())
+	}
+}
+
+// TestLookupKreisForMunicipalService: a Kreis is no answer for a municipal service;
+// lookup lists the municipalities to choose from, as for an ambiguous name.
+func TestLookupKreisForMunicipalService(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := Lookup(context.Background(), loader(store(t)), []string{"--service", "Wohnsitz anmelden", "--place", "Landkreis Bautzen"}, &out, &errb)
+	if code != ExitAmbiguous || !strings.Contains(out.String(), "146250240240  Hoyerswerda") {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
+	}
+}

@@ -1,0 +1,187 @@
+package routing
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// withOverlay is the built-in directory with one YAML overlay written to a temp file.
+func withOverlay(t *testing.T, yaml string) *Directory {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "overlay.yaml")
+	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := BuildWithFiles(builtinT(t), p)
+	if err != nil {
+		t.Fatalf("BuildWithFiles: %v", err)
+	}
+	return d
+}
+
+// municipalitiesIn counts the municipalities whose ARS starts with prefix.
+func municipalitiesIn(d *Directory, prefix string) int {
+	n := 0
+	for k, a := range d.areas {
+		if a.Level == LevelGemeinde && strings.HasPrefix(k, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// A Kreis or Land named for a municipal service cannot be routed: the citizen must say
+// which municipality. The error lists all of them (largest first), and each resolves.
+func TestCoarsePlaceAsksForMunicipality(t *testing.T) {
+	d := builtinT(t)
+	for _, tt := range []struct{ place, prefix, first string }{
+		{"Landkreis Bautzen", "14625", "146250020020"},
+		{"145220000000", "14522", "145220180180"},
+		{"Land Sachsen", "14", "147130000000"},
+	} {
+		t.Run(tt.place, func(t *testing.T) {
+			_, err := d.Resolve(keyWohnsitz, tt.place)
+			var amb *AmbiguousPlaceError
+			if !errors.As(err, &amb) || !errors.Is(err, ErrAmbiguousPlace) {
+				t.Fatalf("err = %v, want an AmbiguousPlaceError", err)
+			}
+			if want := municipalitiesIn(d, tt.prefix); len(amb.Candidates) != want {
+				t.Errorf("%d candidates, want the %d municipalities of %s", len(amb.Candidates), want, tt.prefix)
+			}
+			if amb.Candidates[0].ARS != tt.first {
+				t.Errorf("first candidate %s, want the largest %s", amb.Candidates[0].ARS, tt.first)
+			}
+			for _, c := range amb.Candidates[:5] {
+				if rt, err := d.ResolveArea(wohnsitzT(t, d), c); err != nil || rt.Office == nil {
+					t.Errorf("candidate %s: %v", c.ARS, err)
+				}
+			}
+			if len(err.Error()) > 2000 {
+				t.Errorf("message of %d bytes; it should name the first candidates only", len(err.Error()))
+			}
+		})
+	}
+	// The area itself decides where its municipalities agree: a Kreis-level service.
+	rt, err := d.Resolve(keyWohngeld, "Landkreis Bautzen")
+	if err != nil || rt.Office == nil || rt.Office.ID != "kreis-14625" {
+		t.Fatalf("Wohngeld in Landkreis Bautzen: %+v, %v", rt, err)
+	}
+}
+
+func wohnsitzT(t *testing.T, d *Directory) *Service {
+	t.Helper()
+	s, ok := d.Service(keyWohnsitz)
+	if !ok {
+		t.Fatal("no Wohnsitz service")
+	}
+	return s
+}
+
+// A town that does a Kreis task itself (a Große Kreisstadt) makes its Kreis ambiguous
+// for that task: a package naming only the Kreis must not go to the Landratsamt.
+func TestCoarsePlaceWithOwnOfficeBelow(t *testing.T) {
+	d := withOverlay(t, `
+offices:
+  - id: hoyerswerda-wohngeld
+    name: "Stadt Hoyerswerda, Wohngeldstelle"
+    kanaele: [{kind: mailbox}]
+responsibilities:
+  - {leistung: "`+keyWohngeld+`", gebiet: "146250240240", stelle: hoyerswerda-wohngeld}
+`)
+	if rt, err := d.Resolve(keyWohngeld, "Hoyerswerda"); err != nil || rt.Office.ID != "hoyerswerda-wohngeld" {
+		t.Fatalf("Hoyerswerda: %+v, %v", rt, err)
+	}
+	_, err := d.Resolve(keyWohngeld, "Landkreis Bautzen")
+	var amb *AmbiguousPlaceError
+	if !errors.As(err, &amb) {
+		t.Fatalf("Landkreis Bautzen: err = %v, want ambiguous (Hoyerswerda has its own office)", err)
+	}
+	// Other Kreise are unchanged.
+	if rt, err := d.Resolve(keyWohngeld, "Landkreis Görlitz"); err != nil || rt.Office.ID != "kreis-14626" {
+		t.Fatalf("Landkreis Görlitz: %+v, %v", rt, err)
+	}
+}
+
+// The Kreis of a kreisfreie Stadt is the city: nothing to choose.
+func TestKreisOfKreisfreieStadt(t *testing.T) {
+	d := builtinT(t)
+	for _, place := range []string{"ARS 14612", "14 6 12"} {
+		rt, err := d.Resolve(keyWohnsitz, place)
+		if err != nil || rt.Office == nil || rt.Office.ID != "gemeinde-"+arsDresden {
+			t.Fatalf("%s: %+v, %v", place, rt, err)
+		}
+	}
+}
+
+// A gateway of another state (homeLands ["09"]) must not accept a Saxon place into the
+// built-in sample offices: without a peer for Saxony it has no office there.
+func TestSampleOfficesOnlyInHomeLands(t *testing.T) {
+	d := withOverlay(t, `homeLands: ["09"]`)
+	for _, place := range []string{"Leipzig", "Landkreis Bautzen", "Jahnatal"} {
+		for _, key := range []string{keyWohnsitz, keyWohngeld, keyApotheke} {
+			rt, err := d.Resolve(key, place)
+			if !errors.Is(err, ErrNoResponsibleOffice) {
+				t.Errorf("%s at %s: %+v, %v; want no responsible office", key, place, rt, err)
+			}
+		}
+	}
+	// The explicit, real record (the Amt24 example office) still counts.
+	if rt, err := d.Resolve(keyGewerbe, arsDresden); err != nil || rt.Office.ID != dresdenOffID {
+		t.Errorf("Gewerbe in Dresden: %+v, %v", rt, err)
+	}
+	// With a peer for Saxony the peer decides, as before.
+	d = withOverlay(t, `
+homeLands: ["09"]
+peers:
+  - {land: "14", name: Sachsen, gatewayId: gateway-sn, baseUrl: "https://gateway-sn.example"}
+`)
+	if rt, err := d.Resolve(keyWohnsitz, "Leipzig"); err != nil || rt.Peer == nil || rt.Peer.Land != "14" {
+		t.Errorf("Leipzig with a Saxon peer: %+v, %v", rt, err)
+	}
+}
+
+// A homeLands entry that is no Land is an error with file and line, and a reload with
+// it keeps the old directory.
+func TestHomeLandsMustBeLaender(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "home.yaml")
+	if err := os.WriteFile(p, []byte("# Bremen\nhomeLands: [\"14\", \"4\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := builtinT(t)
+	st := NewStore(base)
+	err := st.ReloadFiles(p)
+	var de *DataError
+	if !errors.As(err, &de) || de.File != p || de.Line != 2 || !strings.Contains(de.Msg, `"4"`) {
+		t.Fatalf("err = %v (%+v), want %s:2 naming \"4\"", err, de, p)
+	}
+	if st.Current() != base {
+		t.Fatal("a bad homeLands replaced the directory")
+	}
+}
+
+// The postal abbreviations of a qualifier name the place that bears it, not every
+// same-named place in a Kreis or Land that starts with the same letters.
+func TestQualifierAbbreviationPrefersOwnName(t *testing.T) {
+	d := builtinT(t)
+	for place, want := range map[string]string{
+		"Neustadt/Sa.":     "146280260260", // not also Neustadt/Vogtl. (in Sachsen) and Neustadt an der Orla (Saale-Orla-Kreis)
+		"Neustadt i. Sa.":  "146280260260",
+		"Neustadt (Sachs)": "146280260260",
+		"Neustadt Sa":      "146280260260",
+		"Halle Westfalen":  "057540012012",
+	} {
+		a, err := d.Place(place)
+		if err != nil || a.ARS != want {
+			t.Errorf("%s: %v, %v; want %s", place, a, err, want)
+		}
+	}
+	// Words that only the Land has still narrow to the places in that Land.
+	_, err := d.Place("Lichtenberg Sachsen")
+	var amb *AmbiguousPlaceError
+	if !errors.As(err, &amb) || len(amb.Candidates) != 2 {
+		t.Fatalf("Lichtenberg Sachsen: %v, want the two Saxon Lichtenbergs", err)
+	}
+}
