@@ -475,6 +475,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, c.validateTokens()...)
 	errs = append(errs, c.validatePeers()...)
 	errs = append(errs, c.validateMailbox()...)
 	errs = append(errs, c.validateTLS()...)
@@ -498,6 +499,35 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log_level: %q (want debug, info, warn or error)", c.LogLevel))
 	}
 	return errors.Join(errs...)
+}
+
+// validateTokens refuses a bearer token configured for more than one client. The
+// API looks a request's client up by its token, so a shared token authenticates
+// as only one of them, whichever the table took last: an office copied from
+// another read the other's packages through the pull API, and an office or portal
+// token equal to admin_token opened /v1/admin. The error names the settings,
+// never the token.
+func (c *Config) validateTokens() []error {
+	seen := map[string]string{} // token -> the setting that has it
+	var errs []error
+	claim := func(key, tok string) {
+		if tok == "" {
+			return // that client cannot log in
+		}
+		if first, dup := seen[tok]; dup {
+			errs = append(errs, fmt.Errorf("%s: the same token as %s; every client needs a token of its own", key, first))
+			return
+		}
+		seen[tok] = key
+	}
+	claim("admin_token", c.AdminToken)
+	for _, id := range sortedKeys(c.Portals) {
+		claim("portals."+id+".token", c.Portals[id].Token)
+	}
+	for _, id := range sortedKeys(c.Offices) {
+		claim("offices."+id+".token", c.Offices[id].Token)
+	}
+	return errs
 }
 
 func sortedKeys[V any](m map[string]V) []string {

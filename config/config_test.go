@@ -161,3 +161,44 @@ func TestEnvNamesCoverNestedFields(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenServesOneClient: a bearer token names exactly one client. The token
+// table is keyed by the token, so a token configured twice went to whichever
+// client came last (map order): a second office's pull API read the first
+// office's packages, a portal another portal's, and an office token that was also
+// the admin token opened /v1/admin. The gateway refused none of these at start.
+func TestTokenServesOneClient(t *testing.T) {
+	base := func() Config {
+		c := Default()
+		c.AdminToken = "T0K-admin"
+		c.Portals = map[string]PortalClient{"amt24": {Token: "T0K-pa"}, "portal-b": {Token: "T0K-pb"}}
+		c.Offices = map[string]OfficeClient{"office-a": {Token: "T0K-oa"}, "office-b": {Token: "T0K-ob"}, "office-c": {}, "office-d": {}}
+		c.Resolve()
+		return c
+	}
+	if c := base(); c.Validate() != nil {
+		t.Fatalf("distinct tokens (and offices without one): %v", c.Validate())
+	}
+	for name, tc := range map[string]struct {
+		mod  func(*Config)
+		want string
+	}{
+		"two portals":       {func(c *Config) { c.Portals["portal-b"] = PortalClient{Token: "T0K-pa"} }, "portals.portal-b.token: the same token as portals.amt24.token"},
+		"two offices":       {func(c *Config) { c.Offices["office-b"] = OfficeClient{Token: "T0K-oa"} }, "offices.office-b.token: the same token as offices.office-a.token"},
+		"portal and office": {func(c *Config) { c.Offices["office-b"] = OfficeClient{Token: "T0K-pb"} }, "offices.office-b.token: the same token as portals.portal-b.token"},
+		"admin and office":  {func(c *Config) { c.Offices["office-a"] = OfficeClient{Token: "T0K-admin"} }, "offices.office-a.token: the same token as admin_token"},
+		"admin and portal":  {func(c *Config) { c.Portals["amt24"] = PortalClient{Token: "T0K-admin"} }, "portals.amt24.token: the same token as admin_token"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := base()
+			tc.mod(&c)
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error with %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "T0K") {
+				t.Errorf("the error shows the token: %v", err)
+			}
+		})
+	}
+}

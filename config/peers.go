@@ -189,6 +189,13 @@ func (c *Config) validatePeers() []error {
 			errs = append(errs, fmt.Errorf("offices.%s: ids starting with peer- name the peer gateways of other states", id))
 		}
 	}
+	// The peer offices hold what this gateway forwarded to other states: a mailbox
+	// user of one would see every such application and be offered a decision on it.
+	for i, u := range c.Mailbox.Users {
+		if strings.HasPrefix(u.Office, "peer-") && len(c.Peers) > 0 {
+			errs = append(errs, fmt.Errorf("mailbox.users[%d].office: %s names the peer gateway of another state, whose offices decide there", i, u.Office))
+		}
+	}
 	return errs
 }
 

@@ -50,3 +50,28 @@ func TestValidatePeers(t *testing.T) {
 		t.Error("defaults")
 	}
 }
+
+// TestMailboxUserOfAPeerOffice: the peer-<Land> offices hold the packages this
+// gateway forwarded to other states. A mailbox user configured for one (a typo,
+// a copied entry) logged in and saw every application forwarded to that state —
+// service, place, portal, attachment names — and got a decision form for it, so
+// such a user is refused like an office id of that form.
+func TestMailboxUserOfAPeerOffice(t *testing.T) {
+	c := Default()
+	c.Peers = []Peer{{ID: "amtsbote-by", Lands: []string{"09"}, BaseURL: "https://gw.by.example"}}
+	c.Mailbox.Users = []MailboxUser{
+		{Name: "anna", Office: "dresden-allgemeine-verwaltung", PasswordHash: "$2a$12$x"},
+		{Name: "carl", Office: "peer-09", PasswordHash: "$2a$12$x"},
+	}
+	err := c.Validate()
+	if want := "mailbox.users[1].office: peer-09 names the peer gateway of another state"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+	if strings.Contains(err.Error(), "users[0]") {
+		t.Errorf("an ordinary office refused: %v", err)
+	}
+	c.Mailbox.Users = c.Mailbox.Users[:1]
+	if err := c.Validate(); err != nil {
+		t.Errorf("ordinary user: %v", err)
+	}
+}

@@ -1,0 +1,78 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/intake"
+	"github.com/amtsbote/amtsbote/portal"
+	"github.com/amtsbote/amtsbote/routing"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// TestForwardedPackageIsNotTheLocalPortals: a package another state's gateway
+// forwarded here keeps its portal's id as sender, and portal ids are one
+// namespace across states (every development PKI's portal is "amt24"). The
+// portal of this gateway with that id did not send it: its status, events and
+// receipts answer 404 as for any other portal's, while its own package still
+// reads. Until this test the local portal read the other state's application.
+func TestForwardedPackageIsNotTheLocalPortals(t *testing.T) {
+	g, pki := startGateway(t)
+	d, _ := routing.Builtin()
+	svc, err := d.FindService("Gewerbe anmelden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &portal.Client{BaseURL: g.URL(), Signer: pki.Portal.Signer, Token: portalToken}
+	own, err := client.SubmitRaw(context.Background(), signedExample(t, client, svc.Key))
+	if err != nil || own.Status != 201 {
+		t.Fatalf("the portal's own package: %v %+v", err, own)
+	}
+	now := time.Now().UTC()
+	fw, err := g.Pipeline.SubmitForwarded(context.Background(), intake.Forwarded{
+		Package: signedExample(t, client, svc.Key), Sender: pki.Portal.Name, SenderCert: pki.Portal.Cert,
+		Origin: submission.Origin{Gateway: "amtsbote-by", SubmissionID: "by-1", ForwardedAt: now,
+			Chain: []submission.Hop{{Gateway: "amtsbote-by", SubmissionID: "by-1", At: now}}},
+		Self: g.Config.GatewayID, MaxHops: 4,
+	})
+	if err != nil || !fw.Created || fw.Submission.Sender != pki.Portal.Name {
+		t.Fatalf("the forwarded package: %v %+v", err, fw)
+	}
+	get := func(path string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, g.URL()+path, nil)
+		req.Header.Set("Authorization", "Bearer "+portalToken)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		var p problem.Problem
+		if res.StatusCode != http.StatusOK {
+			if err := json.Unmarshal(body, &p); err != nil || res.Header.Get("Content-Type") != problem.ContentType {
+				t.Fatalf("GET %s: %d %q: %s", path, res.StatusCode, res.Header.Get("Content-Type"), body)
+			}
+		}
+		return res.StatusCode, p.Type
+	}
+	for _, path := range []string{"/v1/submissions/" + own.SubmissionID, "/v1/submissions/" + own.SubmissionID + "/receipts/eingang"} {
+		if st, typ := get(path); st != 200 {
+			t.Errorf("GET %s (the portal's own): %d %s", path, st, typ)
+		}
+	}
+	for _, path := range []string{
+		"/v1/submissions/" + fw.Submission.ID,
+		"/v1/submissions/" + fw.Submission.ID + "/receipts/eingang",
+		"/v1/submissions/" + fw.Submission.ID + "/replies/r1",
+	} {
+		if st, typ := get(path); st != http.StatusNotFound || typ != problem.TypeNotFound {
+			t.Errorf("GET %s (forwarded from another state): %d %s, want 404 %s", path, st, typ, problem.TypeNotFound)
+		}
+	}
+}
