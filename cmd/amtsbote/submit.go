@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/gateway"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/portal"
@@ -146,7 +147,7 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 1
 	}
 	if !res.Accepted() {
-		fmt.Fprintf(stderr, "refused: %d %s\n  %s\n", res.Status, res.Problem.Type, res.Problem.Detail)
+		printRefusal(stderr, res)
 		return 1
 	}
 	state := "accepted"
@@ -165,6 +166,43 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return waitAndPrint(ctx, c, res.SubmissionID, *wait, stdout, stderr)
 	}
 	return 0
+}
+
+// printRefusal says why the gateway refused, with what the problem's extension
+// members add: which field, which limit, and for an ambiguous place the candidates
+// to choose from (their ARS goes into -place).
+func printRefusal(w io.Writer, res *portal.Result) {
+	p := res.Problem
+	fmt.Fprintf(w, "refused: %d %s\n  %s\n", res.Status, p.Type, p.Detail)
+	if f, ok := p.Extra["field"].(string); ok {
+		fmt.Fprintf(w, "  field: %s\n", f)
+	}
+	l, _ := p.Extra["limit"].(string)
+	m, hasMax := p.Extra["max"].(float64)
+	switch {
+	case l != "" && hasMax:
+		fmt.Fprintf(w, "  limit: %s (max %.0f)\n", l, m)
+	case l != "":
+		fmt.Fprintf(w, "  limit: %s\n", l)
+	case hasMax:
+		fmt.Fprintf(w, "  max: %.0f\n", m)
+	}
+	if p.Type == problem.TypeTooLarge {
+		fmt.Fprintln(w, "  (a big file goes by reference, outside the XML: lower -inline-max)")
+	}
+	if cs := portal.Candidates(p); len(cs) > 0 {
+		fmt.Fprintln(w, "  choose one with -place ARS:")
+		for _, c := range cs {
+			if c.Kreis != "" {
+				fmt.Fprintf(w, "    %s  %s (%s)\n", c.ARS, c.Name, c.Kreis)
+			} else {
+				fmt.Fprintf(w, "    %s  %s\n", c.ARS, c.Name)
+			}
+		}
+	}
+	if ra := res.RetryAfter; ra != "" {
+		fmt.Fprintf(w, "  retry after %s s with the same NachrichtID (-message-id)\n", ra)
+	}
 }
 
 func serviceName(key string) (string, error) {
