@@ -194,10 +194,21 @@ func (c *Client) get(ctx context.Context, path string) ([]byte, error) {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		p := decodeProblem(resp, body)
-		return nil, fmt.Errorf("GET %s: %d %s: %s", path, resp.StatusCode, p.Type, p.Detail)
+		return nil, &ReadError{Path: path, Problem: decodeProblem(resp, body)}
 	}
 	return body, nil
+}
+
+// ReadError is the gateway's refusal of a read (status, receipt): errors.As gives
+// the problem document, e.g. to tell a wrong token (401) from a receipt that does
+// not exist yet (404).
+type ReadError struct {
+	Path    string
+	Problem *problem.Problem
+}
+
+func (e *ReadError) Error() string {
+	return fmt.Sprintf("GET %s: %d %s: %s", e.Path, e.Problem.Status, e.Problem.Type, e.Problem.Detail)
 }
 
 func (c *Client) getJSON(ctx context.Context, path string, v any) error {

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"mime"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -76,7 +78,8 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "amtsbote submit:", err)
 		return 1
 	}
-	if *keyFile == "" || *certFile == "" {
+	devKeys := *keyFile == "" || *certFile == ""
+	if devKeys {
 		*keyFile, *certFile = devPortalFiles(*dataDir)
 	}
 	signer, err := signing.LoadSigner(*keyFile, *certFile)
@@ -160,7 +163,13 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			fmt.Fprintln(stderr, "amtsbote submit:", err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "  receipt: %s (check it with: amtsbote verify -data %s %s)\n", *out, shellQuote(*dataDir), shellQuote(*out))
+		if devKeys {
+			fmt.Fprintf(stdout, "  receipt: %s (check it with: amtsbote verify -data %s %s)\n", *out, shellQuote(*dataDir), shellQuote(*out))
+		} else {
+			// Not a development gateway: its certificate comes from its operator, not
+			// from a data folder here.
+			fmt.Fprintf(stdout, "  receipt: %s (check it with: amtsbote verify -cert GATEWAY-CERT.pem %s, the certificate from the gateway's operator)\n", *out, shellQuote(*out))
+		}
 	}
 	if *wait > 0 {
 		return waitAndPrint(ctx, c, res.SubmissionID, *wait, stdout, stderr)
@@ -242,6 +251,9 @@ func waitAndPrint(ctx context.Context, c *portal.Client, id string, d time.Durat
 		v, err := c.Status(ctx, id)
 		if err != nil {
 			fmt.Fprintln(stderr, "amtsbote submit: status:", err)
+			if re := (*portal.ReadError)(nil); errors.As(err, &re) && re.Problem.Status == http.StatusUnauthorized {
+				fmt.Fprintln(stderr, "  (the package was accepted; reading its status needs the portal's token from the gateway's configuration: -token; without it the one in the development credentials under -data is used)")
+			}
 			return 1
 		}
 		for _, e := range v.Events[seen:] {
