@@ -39,7 +39,8 @@ type Result struct {
 	Location     string
 	Duplicate    bool
 	Receipt      []byte           // signed Eingangsbestaetigung (201/200)
-	Problem      *problem.Problem // the refusal otherwise
+	Problem      *problem.Problem // the refusal otherwise, extension members in Extra
+	RetryAfter   string           // Retry-After of a 503: when to send the same package again
 }
 
 // Accepted reports whether the gateway took (or had already taken) the package.
@@ -75,7 +76,7 @@ func (c *Client) SubmitRaw(ctx context.Context, raw []byte) (*Result, error) {
 
 // submitResult reads the gateway's answer to a submission, inline or multipart.
 func submitResult(resp *http.Response, body []byte) *Result {
-	res := &Result{Status: resp.StatusCode, Location: resp.Header.Get("Location"),
+	res := &Result{Status: resp.StatusCode, Location: resp.Header.Get("Location"), RetryAfter: resp.Header.Get("Retry-After"),
 		SubmissionID: resp.Header.Get(wire.HeaderSubmissionID), Duplicate: resp.Header.Get(wire.HeaderDuplicate) == "true"}
 	if res.Accepted() {
 		res.Receipt = body
@@ -113,14 +114,64 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) (*htt
 	return resp, b, nil
 }
 
+// decodeProblem reads a refusal. The extension members (field, limit, max,
+// candidates, …; docs/problems.md) land in Extra: a portal needs them to act, e.g.
+// to let the citizen choose among an ambiguous place's candidates.
 func decodeProblem(resp *http.Response, body []byte) *problem.Problem {
 	p := &problem.Problem{Status: resp.StatusCode}
 	if err := json.Unmarshal(body, p); err != nil || p.Type == "" {
 		p.Type = "about:blank"
 		p.Title = http.StatusText(resp.StatusCode)
 		p.Detail = strings.TrimSpace(string(body))
+		return p
+	}
+	var members map[string]json.RawMessage
+	if json.Unmarshal(body, &members) != nil {
+		return p
+	}
+	for k, raw := range members {
+		switch k {
+		case "type", "title", "status", "detail", "instance":
+			continue
+		}
+		var v any
+		if json.Unmarshal(raw, &v) == nil {
+			if p.Extra == nil {
+				p.Extra = map[string]any{}
+			}
+			p.Extra[k] = v
+		}
 	}
 	return p
+}
+
+// Place is one candidate of an ambiguous-place refusal, as GET /v1/places shows it.
+type Place struct {
+	ARS      string `json:"ars"` // send the package again with this Ort/ARS
+	AGS      string `json:"ags,omitempty"`
+	Name     string `json:"name"`
+	Level    string `json:"level"`
+	Postcode string `json:"postcode,omitempty"`
+	Label    string `json:"label,omitempty"`
+	Kreis    string `json:"kreis,omitempty"`
+	Land     string `json:"land"`
+}
+
+// Candidates returns the places an ambiguous-place refusal offers (the
+// "candidates" member), each with its ARS to send again; nil for other problems.
+func Candidates(p *problem.Problem) []Place {
+	if p == nil || p.Extra["candidates"] == nil {
+		return nil
+	}
+	raw, err := json.Marshal(p.Extra["candidates"])
+	if err != nil {
+		return nil
+	}
+	var out []Place
+	if json.Unmarshal(raw, &out) != nil {
+		return nil
+	}
+	return out
 }
 
 // Status reads a submission's state and event log.
@@ -143,10 +194,21 @@ func (c *Client) get(ctx context.Context, path string) ([]byte, error) {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		p := decodeProblem(resp, body)
-		return nil, fmt.Errorf("GET %s: %d %s: %s", path, resp.StatusCode, p.Type, p.Detail)
+		return nil, &ReadError{Path: path, Problem: decodeProblem(resp, body)}
 	}
 	return body, nil
+}
+
+// ReadError is the gateway's refusal of a read (status, receipt): errors.As gives
+// the problem document, e.g. to tell a wrong token (401) from a receipt that does
+// not exist yet (404).
+type ReadError struct {
+	Path    string
+	Problem *problem.Problem
+}
+
+func (e *ReadError) Error() string {
+	return fmt.Sprintf("GET %s: %d %s: %s", e.Path, e.Problem.Status, e.Problem.Type, e.Problem.Detail)
 }
 
 func (c *Client) getJSON(ctx context.Context, path string, v any) error {

@@ -98,21 +98,25 @@ func LoadTrustStore(dir string) (*TrustStore, error) {
 
 // TrustStoreFromPEM builds an in-memory store for role from PEM data: the
 // "just give me the gateway certificate" trust source of offline verification.
-// If the first certificate is a leaf, exactly that certificate is pinned and any
-// chain certificates after it are ignored — otherwise a gateway.pem that carries
-// its CA would make everything that CA issued (portal certificates too) trusted.
+// If the first certificate is a leaf, every leaf certificate in the data is pinned
+// and the CA certificates are ignored — otherwise a gateway.pem that carries its CA
+// would make everything that CA issued (portal certificates too) trusted. Pinning
+// every leaf, not just the first, is what a key rotation needs: a portal keeps one
+// file with the gateway's current and earlier certificates (each maybe followed by
+// its chain), and receipts signed with an earlier key still verify against it.
 // If the data holds only CA certificates, they all become anchors.
 func TrustStoreFromPEM(role Role, pemData []byte) (*TrustStore, error) {
 	certs, err := ParseCertificatesPEM(pemData)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTrustConfig, err)
 	}
-	if !certs[0].IsCA {
-		certs = certs[:1]
-	}
 	ts := NewTrustStore()
+	leaves := !certs[0].IsCA
 	for _, c := range certs {
-		if c.IsCA != certs[0].IsCA {
+		switch {
+		case leaves && c.IsCA:
+			continue // a chain certificate after a leaf: never an anchor here
+		case !leaves && !c.IsCA:
 			return nil, fmt.Errorf("%w: PEM data mixes CA certificates into a CA list", ErrTrustConfig)
 		}
 		if err := ts.Add(role, c); err != nil {

@@ -295,3 +295,58 @@ func TestTrustStoreSelfSignedCAAndCAKey(t *testing.T) {
 		t.Fatalf("pinned self-signed CA:TRUE: %+v %v", res, err)
 	}
 }
+
+// TestGatewayPEMKeepsEarlierKeys: after the gateway's receipt key is rotated, a
+// portal trusts one file with the new and the old gateway certificate (each as
+// gateway.pem has it: leaf, then CA). Receipts of both keys verify against it, and
+// the CAs in the file still make no portal certificate a receipt signer.
+func TestGatewayPEMKeepsEarlierKeys(t *testing.T) {
+	type gen struct {
+		gateway, portal *signing.Signer
+		pem             []byte
+	}
+	load := func() gen {
+		p, err := signing.EnsureDevPKI(t.TempDir(), "gw-dev")
+		if err != nil {
+			t.Fatal(err)
+		}
+		gw, err := signing.LoadSigner(p.GatewayKey, p.GatewayCert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		portal, err := signing.LoadSigner(p.PortalKey, p.PortalCert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(p.GatewayCert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return gen{gw, portal, b}
+	}
+	old, cur := load(), load()
+	ts, err := signing.TrustStoreFromPEM(signing.RoleGateway, append(append([]byte(nil), cur.pem...), old.pem...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := sampleReceipts()[0]
+	r.GatewayID = "gw-dev"
+	for name, s := range map[string]*signing.Signer{"new key": cur.gateway, "old key": old.gateway} {
+		receipt, err := s.SignReceipt(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep, err := signing.VerifyOffline(receipt, ts, signing.VerifyOptions{}); err != nil || rep.Signer.Role != signing.RoleGateway {
+			t.Errorf("receipt of the %s against new+old gateway.pem: %+v %v", name, rep, err)
+		}
+	}
+	for name, s := range map[string]*signing.Signer{"new CA's portal": cur.portal, "old CA's portal": old.portal} {
+		forged, err := s.SignReceipt(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := signing.VerifyOffline(forged, ts, signing.VerifyOptions{}); !errors.Is(err, signing.ErrUntrustedSigner) {
+			t.Errorf("receipt signed by the %s: %v, want ErrUntrustedSigner", name, err)
+		}
+	}
+}

@@ -2,16 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"mime"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
 
+	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/gateway"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/portal"
@@ -75,7 +78,8 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "amtsbote submit:", err)
 		return 1
 	}
-	if *keyFile == "" || *certFile == "" {
+	devKeys := *keyFile == "" || *certFile == ""
+	if devKeys {
 		*keyFile, *certFile = devPortalFiles(*dataDir)
 	}
 	signer, err := signing.LoadSigner(*keyFile, *certFile)
@@ -146,7 +150,7 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 1
 	}
 	if !res.Accepted() {
-		fmt.Fprintf(stderr, "refused: %d %s\n  %s\n", res.Status, res.Problem.Type, res.Problem.Detail)
+		printRefusal(stderr, res)
 		return 1
 	}
 	state := "accepted"
@@ -159,12 +163,55 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			fmt.Fprintln(stderr, "amtsbote submit:", err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "  receipt: %s (check it with: amtsbote verify -data %s %s)\n", *out, shellQuote(*dataDir), shellQuote(*out))
+		if devKeys {
+			fmt.Fprintf(stdout, "  receipt: %s (check it with: amtsbote verify -data %s %s)\n", *out, shellQuote(*dataDir), shellQuote(*out))
+		} else {
+			// Not a development gateway: its certificate comes from its operator, not
+			// from a data folder here.
+			fmt.Fprintf(stdout, "  receipt: %s (check it with: amtsbote verify -cert GATEWAY-CERT.pem %s, the certificate from the gateway's operator)\n", *out, shellQuote(*out))
+		}
 	}
 	if *wait > 0 {
 		return waitAndPrint(ctx, c, res.SubmissionID, *wait, stdout, stderr)
 	}
 	return 0
+}
+
+// printRefusal says why the gateway refused, with what the problem's extension
+// members add: which field, which limit, and for an ambiguous place the candidates
+// to choose from (their ARS goes into -place).
+func printRefusal(w io.Writer, res *portal.Result) {
+	p := res.Problem
+	fmt.Fprintf(w, "refused: %d %s\n  %s\n", res.Status, p.Type, p.Detail)
+	if f, ok := p.Extra["field"].(string); ok {
+		fmt.Fprintf(w, "  field: %s\n", f)
+	}
+	l, _ := p.Extra["limit"].(string)
+	m, hasMax := p.Extra["max"].(float64)
+	switch {
+	case l != "" && hasMax:
+		fmt.Fprintf(w, "  limit: %s (max %.0f)\n", l, m)
+	case l != "":
+		fmt.Fprintf(w, "  limit: %s\n", l)
+	case hasMax:
+		fmt.Fprintf(w, "  max: %.0f\n", m)
+	}
+	if p.Type == problem.TypeTooLarge {
+		fmt.Fprintln(w, "  (a big file goes by reference, outside the XML: lower -inline-max)")
+	}
+	if cs := portal.Candidates(p); len(cs) > 0 {
+		fmt.Fprintln(w, "  choose one with -place ARS:")
+		for _, c := range cs {
+			if c.Kreis != "" {
+				fmt.Fprintf(w, "    %s  %s (%s)\n", c.ARS, c.Name, c.Kreis)
+			} else {
+				fmt.Fprintf(w, "    %s  %s\n", c.ARS, c.Name)
+			}
+		}
+	}
+	if ra := res.RetryAfter; ra != "" {
+		fmt.Fprintf(w, "  retry after %s s with the same NachrichtID (-message-id)\n", ra)
+	}
 }
 
 func serviceName(key string) (string, error) {
@@ -204,6 +251,9 @@ func waitAndPrint(ctx context.Context, c *portal.Client, id string, d time.Durat
 		v, err := c.Status(ctx, id)
 		if err != nil {
 			fmt.Fprintln(stderr, "amtsbote submit: status:", err)
+			if re := (*portal.ReadError)(nil); errors.As(err, &re) && re.Problem.Status == http.StatusUnauthorized {
+				fmt.Fprintln(stderr, "  (the package was accepted; reading its status needs the portal's token from the gateway's configuration: -token; without it the one in the development credentials under -data is used)")
+			}
 			return 1
 		}
 		for _, e := range v.Events[seen:] {

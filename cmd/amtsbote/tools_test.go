@@ -7,6 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/signing/signingtest"
 )
 
 // TestKeysInitReceiptKey: `keys init` makes an ECDSA receipt key by default and
@@ -46,5 +50,46 @@ func TestKeysInitReceiptKey(t *testing.T) {
 	}
 	if rc, _, errs := run("init", "-data", t.TempDir(), "-receipt-key", "dsa"); rc != 2 || !strings.Contains(errs, "dsa") {
 		t.Fatalf("unknown type: rc %d, %s", rc, errs)
+	}
+}
+
+// TestVerifyAtTheReceiptsTime: a receipt whose gateway certificate has expired
+// since it was signed is refused on today's clock, with a hint, and verifies with
+// -at a time inside the certificate's validity; a tampered one never does.
+func TestVerifyAtTheReceiptsTime(t *testing.T) {
+	pki := signingtest.NewPKI(t)
+	gw := pki.Expired // its validity ended a year ago
+	signedAt := gw.Cert.NotBefore.Add(gw.Cert.NotAfter.Sub(gw.Cert.NotBefore) / 2).UTC()
+	receipt, err := gw.Signer.SignReceipt(signing.Receipt{Kind: signing.KindEingang, SubmissionID: "sub-1",
+		MessageID: "0b7e6f0c-5a5e-4c1e-9d55-000000000001", Sender: "amt24", LeikaKey: "99050012104000",
+		OfficeID: "office-1", GatewayID: gw.Name, Time: signedAt, PackageSHA256: strings.Repeat("ab", 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	file, tampered := filepath.Join(dir, "eingang.xml"), filepath.Join(dir, "tampered.xml")
+	if err := os.WriteFile(file, receipt, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tampered, bytes.Replace(receipt, []byte("office-1"), []byte("office-2"), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		rc := runVerify(context.Background(), args, &out, &errb)
+		return rc, out.String() + errb.String()
+	}
+	if rc, out := run("-cert", gw.CertFile, file); rc != 1 || !strings.Contains(out, "not valid at") || !strings.Contains(out, "-at TIME") {
+		t.Fatalf("expired certificate, today's clock: rc %d\n%s", rc, out)
+	}
+	at := signedAt.Format(time.RFC3339)
+	if rc, out := run("-cert", gw.CertFile, "-at", at, file); rc != 0 || !strings.Contains(out, "OK (Eingangsbestaetigung") || !strings.Contains(out, "as of "+at) {
+		t.Fatalf("-at %s: rc %d\n%s", at, rc, out)
+	}
+	if rc, out := run("-cert", gw.CertFile, "-at", at, tampered); rc != 1 || !strings.Contains(out, "NOT VERIFIED") {
+		t.Fatalf("tampered receipt with -at: rc %d\n%s", rc, out)
+	}
+	if rc, out := run("-cert", gw.CertFile, "-at", "yesterday", file); rc != 2 || !strings.Contains(out, "RFC 3339") {
+		t.Fatalf("-at yesterday: rc %d\n%s", rc, out)
 	}
 }

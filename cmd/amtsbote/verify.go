@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/amtsbote/amtsbote/signing"
 )
@@ -17,12 +19,25 @@ func runVerify(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	certFile := fs.String("cert", "", "trust exactly this gateway certificate (PEM)")
 	trustDir := fs.String("trust", "", "trust store folder (default: the development trust store under -data)")
 	dataDir := fs.String("data", "./data", "data folder of a development gateway")
+	at := fs.String("at", "", "check the certificates' validity at this time (RFC 3339, e.g. the receipt's Zeitpunkt) instead of now: for a receipt signed before its gateway certificate expired")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if fs.NArg() == 0 {
-		fmt.Fprintln(stderr, "usage: amtsbote verify [-cert gateway.pem | -trust DIR] FILE...")
+		fmt.Fprintln(stderr, "usage: amtsbote verify [-cert gateway.pem | -trust DIR] [-at TIME] FILE...")
 		return 2
+	}
+	var opts signing.VerifyOptions
+	if *at != "" {
+		// A receipt proves what the gateway said when it signed; a certificate that
+		// expired since does not undo that, but only the relying party may decide to
+		// look at that time, so it is asked for, never taken from the unverified file.
+		t, err := time.Parse(time.RFC3339, *at)
+		if err != nil {
+			fmt.Fprintf(stderr, "amtsbote verify: -at: %v (want RFC 3339, e.g. 2026-11-28T09:30:00Z)\n", err)
+			return 2
+		}
+		opts.Now = func() time.Time { return t }
 	}
 	var ts *signing.TrustStore
 	var err error
@@ -51,13 +66,20 @@ func runVerify(_ context.Context, args []string, stdout, stderr io.Writer) int {
 			rc = 1
 			continue
 		}
-		rep, err := signing.VerifyOffline(b, ts, signing.VerifyOptions{})
+		rep, err := signing.VerifyOffline(b, ts, opts)
 		if err != nil {
 			fmt.Fprintf(stdout, "%s: NOT VERIFIED: %v\n", f, err)
+			if errors.Is(err, signing.ErrUntrustedSigner) && *at == "" {
+				fmt.Fprintln(stdout, "  (signed with an earlier gateway key? trust its certificate too: -trust DIR with it in gateways/, or -cert FILE holding every gateway certificate;"+
+					" expired since? check at the receipt's Zeitpunkt: -at TIME; docs/signing.md, \"Receipts after a key rotation\")")
+			}
 			rc = 1
 			continue
 		}
 		fmt.Fprintf(stdout, "%s: OK (%s, file SHA-256 %s)\n  %s\n", f, rep.Kind, rep.FileSHA256, rep.Statement)
+		if *at != "" {
+			fmt.Fprintf(stdout, "  (certificates checked as of %s, as asked by -at, not now)\n", *at)
+		}
 	}
 	return rc
 }
