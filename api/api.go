@@ -482,26 +482,8 @@ func writeIntake(w http.ResponseWriter, a *broker.Received) {
 	_, _ = w.Write(a.Receipt)
 }
 
-// portalSubmission returns the submission id if the requesting portal sent it to
-// this gateway, and a not-found error otherwise. A package a peer gateway
-// forwarded here carries the sender id of another state's portal, and portal ids
-// are one namespace across states (every development PKI's portal is "amt24"):
-// the portal of this gateway that has the same id did not send it and must not
-// read it (it had read its status, events and receipts). The portal that did
-// reads them at its own gateway.
-func (s *Server) portalSubmission(portal, id string) (*submission.Submission, error) {
-	sub, err := s.opt.Broker.ForPortal(portal, id)
-	if err != nil {
-		return nil, err
-	}
-	if sub.Origin != nil {
-		return nil, fmt.Errorf("submission %s: forwarded by gateway %s, not sent by portal %s: %w", id, sub.Origin.Gateway, portal, broker.ErrNotFound)
-	}
-	return sub, nil
-}
-
 func (s *Server) status(w http.ResponseWriter, r *http.Request, portal string) {
-	sub, err := s.portalSubmission(portal, chi.URLParam(r, "id"))
+	sub, err := s.opt.Broker.ForPortal(portal, chi.URLParam(r, "id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -543,12 +525,7 @@ func (s *Server) writeReceipt(w http.ResponseWriter, r *http.Request, read func(
 
 func (s *Server) portalReceipt(w http.ResponseWriter, r *http.Request, portal string) {
 	id := chi.URLParam(r, "id")
-	s.writeReceipt(w, r, func(kind string) ([]byte, error) {
-		if _, err := s.portalSubmission(portal, id); err != nil {
-			return nil, err
-		}
-		return s.opt.Broker.PortalReceipt(portal, id, kind)
-	})
+	s.writeReceipt(w, r, func(kind string) ([]byte, error) { return s.opt.Broker.PortalReceipt(portal, id, kind) })
 }
 
 // queryLimit reads the page size of a listing: def when absent, 1..max, else it
@@ -752,10 +729,6 @@ func (s *Server) adminRedeliver(w http.ResponseWriter, r *http.Request) {
 
 // portalReply serves the bytes of one reply of the office to the portal.
 func (s *Server) portalReply(w http.ResponseWriter, r *http.Request, portal string) {
-	if _, err := s.portalSubmission(portal, chi.URLParam(r, "id")); err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	rep, rc, err := s.opt.Broker.PortalReply(r.Context(), portal, chi.URLParam(r, "id"), chi.URLParam(r, "rid"))
 	if err != nil {
 		s.fail(w, r, err)

@@ -20,7 +20,8 @@ import (
 // namespace across states (every development PKI's portal is "amt24"). The
 // portal of this gateway with that id did not send it: its status, events and
 // receipts answer 404 as for any other portal's, while its own package still
-// reads. Until this test the local portal read the other state's application.
+// reads, and a post of its NachrichtID is no repeat. Until this test the local
+// portal read the other state's application.
 func TestForwardedPackageIsNotTheLocalPortals(t *testing.T) {
 	g, pki := startGateway(t)
 	d, _ := routing.Builtin()
@@ -34,8 +35,9 @@ func TestForwardedPackageIsNotTheLocalPortals(t *testing.T) {
 		t.Fatalf("the portal's own package: %v %+v", err, own)
 	}
 	now := time.Now().UTC()
+	fwRaw := signedExample(t, client, svc.Key)
 	fw, err := g.Pipeline.SubmitForwarded(context.Background(), intake.Forwarded{
-		Package: signedExample(t, client, svc.Key), Sender: pki.Portal.Name, SenderCert: pki.Portal.Cert,
+		Package: fwRaw, Sender: pki.Portal.Name, SenderCert: pki.Portal.Cert,
 		Origin: submission.Origin{Gateway: "amtsbote-by", SubmissionID: "by-1", ForwardedAt: now,
 			Chain: []submission.Hop{{Gateway: "amtsbote-by", SubmissionID: "by-1", At: now}}},
 		Self: g.Config.GatewayID, MaxHops: 4,
@@ -74,5 +76,11 @@ func TestForwardedPackageIsNotTheLocalPortals(t *testing.T) {
 		if st, typ := get(path); st != http.StatusNotFound || typ != problem.TypeNotFound {
 			t.Errorf("GET %s (forwarded from another state): %d %s, want 404 %s", path, st, typ, problem.TypeNotFound)
 		}
+	}
+	// Nor is the forwarded package a repeat of the local portal's: posting one with
+	// the same Absender and NachrichtID got 200 and the other state's receipt.
+	res, err := client.SubmitRaw(context.Background(), fwRaw)
+	if err != nil || res.Status != http.StatusConflict || res.Problem == nil || res.Problem.Type != problem.TypeConflict {
+		t.Errorf("the local portal posting the forwarded package's NachrichtID: %v, HTTP %d %+v, want 409 %s", err, res.Status, res.Problem, problem.TypeConflict)
 	}
 }

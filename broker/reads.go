@@ -30,6 +30,13 @@ func (b *Broker) ForPortal(portal, id string) (*submission.Submission, error) {
 	if portal == "" || s.Sender != portal {
 		return nil, fmt.Errorf("submission %s: %w", id, ErrNotFound)
 	}
+	// A package a peer gateway forwarded here keeps the sender id of another
+	// state's portal, and portal ids are one namespace across states (every
+	// development PKI's portal is "amt24"): this gateway's portal with the same id
+	// did not send it. The portal that did reads it at its own gateway.
+	if s.Origin != nil {
+		return nil, fmt.Errorf("submission %s: forwarded by gateway %s, not sent by a portal of this gateway: %w", id, s.Origin.Gateway, ErrNotFound)
+	}
 	return s, nil
 }
 

@@ -147,7 +147,9 @@ func New(o Options) (*Notifier, error) {
 // callbacks puts its id in the portal's queue. It never blocks.
 func (n *Notifier) Observe(s *submission.Submission, _ submission.Event) {
 	q := n.portals[s.Sender]
-	if q == nil {
+	if q == nil || s.Origin != nil {
+		// A package a peer forwarded carries another state's portal id: the
+		// portal here with the same id did not send it and may not read it.
 		return
 	}
 	q.mu.Lock()

@@ -106,11 +106,14 @@ func start(t *testing.T, o Options) *Notifier {
 // TestEventsMakeOneSignedCallback: the events of several submissions within the
 // window make one callback, each id once, with its office as destinationId, signed
 // so that the webhook verifier (both header sets) accepts it; another portal's
-// submissions are not in it.
+// submissions are not in it, nor a package another state's gateway forwarded here
+// under the same portal id (every development PKI's portal is "amt24"; it was).
 func TestEventsMakeOneSignedCallback(t *testing.T) {
 	p := newPortalEnd(t)
 	n := start(t, Options{Window: 200 * time.Millisecond, Portals: []Portal{{ID: "amt24", Endpoint: p.srv.URL + "/cb?token=x", Secret: p.secret}}})
-	for _, s := range []*submission.Submission{sub("a", "amt24", "dresden"), sub("b", "amt24", "leipzig"), sub("x", "other-portal", "dresden")} {
+	forwarded := sub("f", "amt24", "dresden")
+	forwarded.Origin = &submission.Origin{Gateway: "amtsbote-by", SubmissionID: "by-1"}
+	for _, s := range []*submission.Submission{sub("a", "amt24", "dresden"), sub("b", "amt24", "leipzig"), sub("x", "other-portal", "dresden"), forwarded} {
 		for _, typ := range []string{submission.EventReceived, submission.EventRouted, submission.EventQueued} {
 			n.Observe(s, submission.Event{Type: typ})
 		}

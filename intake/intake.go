@@ -22,6 +22,12 @@ import (
 // ErrSenderMismatch: the package's Absender is not the identity of its signer.
 var ErrSenderMismatch = errors.New("intake: Absender does not match the signing certificate")
 
+// ErrMessageIDTaken: a portal's package whose Absender and NachrichtID name a
+// package another state's gateway forwarded here (portal ids are one namespace
+// across states). It is no repeat of the portal's own: its receipt is not the
+// portal's to read, and the portal's package is not taken.
+var ErrMessageIDTaken = fmt.Errorf("%w: the NachrichtID names a package another state's gateway forwarded here under the same Absender; send the package with a new NachrichtID", broker.ErrConflict)
+
 // Channels says which channels of an office this gateway can deliver on: the
 // channel has an adapter and the office's configuration for it (see broker.Channels).
 type Channels interface {
@@ -101,6 +107,9 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 	// A retry of a message we already accepted gets its first receipt, even if the
 	// directory changed in between.
 	if a, err := p.Broker.Lookup(pk.Kopf.Absender, pk.Kopf.NachrichtID); err == nil {
+		if origin == nil && a.Submission.Origin != nil {
+			return nil, ErrMessageIDTaken
+		}
 		return a, nil
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
@@ -153,6 +162,9 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 		// No record references the streamed blobs: remove what this request created.
 		p.discard(puts)
 		return nil, err
+	}
+	if !rec.Created && origin == nil && rec.Submission.Origin != nil {
+		return nil, ErrMessageIDTaken // the forwarded package came in between
 	}
 	return rec, nil
 }
