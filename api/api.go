@@ -342,8 +342,7 @@ func (s *Server) portalOnly(h func(w http.ResponseWriter, r *http.Request, porta
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, ok := s.opt.Clients.Portal(r)
 		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="amtsbote"`)
-			problem.Write(w, r, problem.New(401, problem.TypeUnauthenticated, "a portal bearer token is required"))
+			unauthenticated(w, r, "amtsbote", "a portal's")
 			return
 		}
 		h(w, r, id)
@@ -358,12 +357,25 @@ func (s *Server) officeAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, ok := s.opt.Clients.Office(r)
 		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="amtsbote"`)
-			problem.Write(w, r, problem.New(401, problem.TypeUnauthenticated, "an office bearer token is required"))
+			unauthenticated(w, r, "amtsbote", "an office's")
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), officeKey, id)))
 	})
+}
+
+// unauthenticated answers 401 for a route that takes whose bearer token. A
+// request with a token that is not one says so (RFC 6750, error="invalid_token"):
+// "a token is required" sent a client with a mistyped or rotated token looking for
+// a missing header. Which client a token belongs to, if any, is not revealed.
+func unauthenticated(w http.ResponseWriter, r *http.Request, realm, whose string) {
+	if _, sent := bearer(r); sent {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+realm+`", error="invalid_token"`)
+		problem.Write(w, r, problem.New(401, problem.TypeUnauthenticated, "the bearer token is not "+whose+" token here"))
+		return
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="`+realm+`"`)
+	problem.Write(w, r, problem.New(401, problem.TypeUnauthenticated, "a bearer token is required: "+whose+" token"))
 }
 
 func officeOf(r *http.Request) string { v, _ := r.Context().Value(officeKey).(string); return v }
@@ -371,8 +383,7 @@ func officeOf(r *http.Request) string { v, _ := r.Context().Value(officeKey).(st
 func (s *Server) adminAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.opt.Clients.Admin(r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="amtsbote-admin"`)
-			problem.Write(w, r, problem.New(401, problem.TypeUnauthenticated, "the admin bearer token is required"))
+			unauthenticated(w, r, "amtsbote-admin", "the admin")
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -84,3 +84,33 @@ func TestForwardedPackageIsNotTheLocalPortals(t *testing.T) {
 		t.Errorf("the local portal posting the forwarded package's NachrichtID: %v, HTTP %d %+v, want 409 %s", err, res.Status, res.Problem, problem.TypeConflict)
 	}
 }
+
+// TestWrongTokenIsNotAMissingOne: a request with a bearer token that is not one
+// of the route's clients is told so (RFC 6750's invalid_token); it was told a
+// token is required, which sent a client with a mistyped or rotated token looking
+// for a missing header. Without a token the answer still asks for one.
+func TestWrongTokenIsNotAMissingOne(t *testing.T) {
+	g, _ := startGateway(t)
+	for _, tc := range []struct{ path, token, wantAuth, wantDetail string }{
+		{"/v1/submissions/x", "", `Bearer realm="amtsbote"`, "a bearer token is required: a portal's token"},
+		{"/v1/submissions/x", "not-a-token", `Bearer realm="amtsbote", error="invalid_token"`, "the bearer token is not a portal's token here"},
+		{"/v1/office/submissions", portalToken, `Bearer realm="amtsbote", error="invalid_token"`, "the bearer token is not an office's token here"},
+		{"/v1/admin/submissions", officeToken, `Bearer realm="amtsbote-admin", error="invalid_token"`, "the bearer token is not the admin token here"},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, g.URL()+tc.path, nil)
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p problem.Problem
+		err = json.NewDecoder(res.Body).Decode(&p)
+		res.Body.Close()
+		if err != nil || res.StatusCode != http.StatusUnauthorized || p.Type != problem.TypeUnauthenticated ||
+			res.Header.Get("WWW-Authenticate") != tc.wantAuth || p.Detail != tc.wantDetail {
+			t.Errorf("GET %s with %q: %d %q %q %v, want 401 %q %q", tc.path, tc.token, res.StatusCode, res.Header.Get("WWW-Authenticate"), p.Detail, err, tc.wantAuth, tc.wantDetail)
+		}
+	}
+}
