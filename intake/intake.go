@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/amtsbote/amtsbote/broker"
@@ -114,13 +115,15 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	route, err := p.Directory.Current().Resolve(pk.Kopf.Leistung.Schluessel, pk.Kopf.Ort.Query())
+	dir := p.Directory.Current()
+	place := placeOf(dir, pk.Kopf.Ort)
+	route, err := dir.Resolve(pk.Kopf.Leistung.Schluessel, place)
 	if err != nil {
 		return nil, err
 	}
 	in := broker.Intake{
 		MessageID: pk.Kopf.NachrichtID, Sender: pk.Kopf.Absender, SignerID: signer.ID,
-		LeikaKey: route.Service.Key, ServiceName: route.Service.Name, Place: pk.Kopf.Ort.Query(),
+		LeikaKey: route.Service.Key, ServiceName: route.Service.Name, Place: place,
 		Package: raw, Origin: origin,
 	}
 	if signer.Certificate != nil {
@@ -167,6 +170,35 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 		return nil, ErrMessageIDTaken // the forwarded package came in between
 	}
 	return rec, nil
+}
+
+// placeOf is the place the package names, as one query for the directory: its
+// most precise field (paket.Ort.Query), except where a postcode comes with a name.
+// A postcode several municipalities share is narrowed by the name ("01877
+// Bischofswerda"), when the directory knows the pair; otherwise the postcode's
+// candidates go back for the citizen to choose. And a name that is another
+// municipality than the postcode's is read with it: the directory refuses a pair
+// that does not fit ("01067 Leipzig"), where the postcode alone had silently won.
+func placeOf(d *routing.Directory, o paket.Ort) string {
+	q := o.Query()
+	if o.ARS != "" || o.AGS != "" || o.PLZ == "" || strings.TrimSpace(o.Name) == "" {
+		return q
+	}
+	both := o.PLZ + " " + strings.TrimSpace(o.Name)
+	byPLZ, err := d.Place(o.PLZ)
+	switch {
+	case errors.Is(err, routing.ErrAmbiguousPlace):
+		if _, err := d.Place(both); err == nil {
+			return both
+		}
+		return q
+	case err != nil:
+		return q
+	}
+	if byName, err := d.Place(o.Name); err == nil && byName != byPLZ {
+		return both
+	}
+	return q
 }
 
 // targets is the channel plan: the office's channels in the directory's order of

@@ -1,0 +1,49 @@
+package intake
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/routing"
+)
+
+// TestPostcodeAndNameAreReadTogether: a package that gives a postcode and a name
+// is routed by both where the postcode alone is not enough or contradicts the
+// name. The postcode alone decided: 01877 with "Bischofswerda" was refused as
+// five places, and 01067 (Dresden) with "Leipzig" went to Dresden.
+func TestPostcodeAndNameAreReadTogether(t *testing.T) {
+	d, err := routing.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := d.FindService("Gewerbe anmelden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		ort      paket.Ort
+		wantArea string // "" with wantErr
+		wantErr  error
+	}{
+		{paket.Ort{PLZ: "01877", Name: "Bischofswerda"}, "Bischofswerda, Stadt", nil},
+		{paket.Ort{PLZ: "01877", Name: "Rammenau"}, "Rammenau", nil},
+		{paket.Ort{PLZ: "01877"}, "", routing.ErrAmbiguousPlace},
+		{paket.Ort{PLZ: "01877", Name: "Putzkau"}, "", routing.ErrAmbiguousPlace}, // an Ortsteil: the postcode's choices
+		{paket.Ort{PLZ: "01067", Name: "Leipzig"}, "", routing.ErrUnknownPlace},
+		{paket.Ort{PLZ: "01067", Name: "Dresden-Altstadt"}, "Dresden, Stadt", nil},
+		{paket.Ort{PLZ: "01067", Name: "Irgendwo"}, "Dresden, Stadt", nil}, // no municipality: the postcode decides
+		{paket.Ort{ARS: "146120000000", Name: "Leipzig"}, "Dresden, Stadt", nil}, // a key is never second-guessed
+	} {
+		q := placeOf(d, tc.ort)
+		r, err := d.Resolve(svc.Key, q)
+		switch {
+		case tc.wantErr != nil:
+			if !errors.Is(err, tc.wantErr) {
+				t.Errorf("%+v (query %q): %v, want %v", tc.ort, q, err, tc.wantErr)
+			}
+		case err != nil || r.Area == nil || r.Area.Name != tc.wantArea:
+			t.Errorf("%+v (query %q): %+v %v, want %s", tc.ort, q, r, err, tc.wantArea)
+		}
+	}
+}
