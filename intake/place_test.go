@@ -32,7 +32,7 @@ func TestPostcodeAndNameAreReadTogether(t *testing.T) {
 		{paket.Ort{PLZ: "01877", Name: "Putzkau"}, "", routing.ErrAmbiguousPlace}, // an Ortsteil: the postcode's choices
 		{paket.Ort{PLZ: "01067", Name: "Leipzig"}, "", routing.ErrUnknownPlace},
 		{paket.Ort{PLZ: "01067", Name: "Dresden-Altstadt"}, "Dresden, Stadt", nil},
-		{paket.Ort{PLZ: "01067", Name: "Irgendwo"}, "Dresden, Stadt", nil}, // no municipality: the postcode decides
+		{paket.Ort{PLZ: "01067", Name: "Irgendwo"}, "Dresden, Stadt", nil},       // no municipality: the postcode decides
 		{paket.Ort{ARS: "146120000000", Name: "Leipzig"}, "Dresden, Stadt", nil}, // a key is never second-guessed
 	} {
 		q := placeOf(d, tc.ort)
