@@ -285,13 +285,13 @@ func (a *Adapter) deliver(ctx context.Context, d adapters.Delivery) (adapters.Co
 			Reference: reference(resp.Header, head),
 		}, code, nil
 	case isTransientStatus(code):
-		se := a.statusError(code, head, secrets)
+		se := a.statusError(code, head, secrets, endpoint)
 		se.RetryAfterDelay = adapters.ParseRetryAfter(resp.Header.Get("Retry-After"), a.now())
 		return adapters.Confirmation{}, code, fmt.Errorf("webhook: transient: %w", se)
 	case code == http.StatusGone:
-		return adapters.Confirmation{}, code, adapters.Permanent("endpoint gone (HTTP 410)", a.statusError(code, head, secrets))
+		return adapters.Confirmation{}, code, adapters.Permanent("endpoint gone (HTTP 410)", a.statusError(code, head, secrets, endpoint))
 	default:
-		return adapters.Confirmation{}, code, adapters.Permanent(fmt.Sprintf("receiver refused with HTTP %d", code), a.statusError(code, head, secrets))
+		return adapters.Confirmation{}, code, adapters.Permanent(fmt.Sprintf("receiver refused with HTTP %d", code), a.statusError(code, head, secrets, endpoint))
 	}
 }
 
@@ -324,13 +324,42 @@ func (a *Adapter) transportError(ctx context.Context, endpoint *url.URL, err err
 	return fmt.Errorf("webhook: POST %s: %w", safeURL(endpoint), err)
 }
 
-func (a *Adapter) statusError(code int, body []byte, secrets []secret) *StatusError {
-	return &StatusError{StatusCode: code, Snippet: snippet(body, secrets)}
+func (a *Adapter) statusError(code int, body []byte, secrets []secret, endpoint *url.URL) *StatusError {
+	return &StatusError{StatusCode: code, Snippet: snippet(body, secrets, queryValues(endpoint)...)}
+}
+
+// queryValues are the values in the endpoint's query, raw and decoded: an office
+// may have put an API key there, which the logs never show (SafeEndpoint) and an
+// endpoint that echoes its own URL must not bring back. Values shorter than four
+// characters are no keys, and scrubbing them would blank every "1" of a body.
+func queryValues(u *url.URL) []string {
+	if u == nil || u.RawQuery == "" {
+		return nil
+	}
+	var out []string
+	for _, pair := range strings.Split(u.RawQuery, "&") {
+		_, raw, _ := strings.Cut(pair, "=")
+		for _, v := range []string{raw, unescapeQuery(raw)} {
+			if len(v) >= 4 {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+func unescapeQuery(s string) string {
+	v, err := url.QueryUnescape(s)
+	if err != nil {
+		return s
+	}
+	return v
 }
 
 // snippet keeps the printable start of a response body for the operator, with any
-// configured secret scrubbed in case an endpoint echoes what it was given.
-func snippet(body []byte, secrets []secret) string {
+// configured secret (and the endpoint's query values, also) scrubbed in case an
+// endpoint echoes what it was given.
+func snippet(body []byte, secrets []secret, also ...string) string {
 	s := strings.ToValidUTF8(string(body), "")
 	s = strings.Map(func(r rune) rune {
 		if unicode.IsPrint(r) {
@@ -341,6 +370,9 @@ func snippet(body []byte, secrets []secret) string {
 	for _, sec := range secrets {
 		s = strings.ReplaceAll(s, sec.raw, "[secret]")
 		s = strings.ReplaceAll(s, strings.TrimPrefix(sec.raw, SecretPrefix), "[secret]")
+	}
+	for _, v := range also {
+		s = strings.ReplaceAll(s, v, "[secret]")
 	}
 	s = strings.Join(strings.Fields(s), " ")
 	if r := []rune(s); len(r) > maxSnippetLen {

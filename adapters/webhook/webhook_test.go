@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -485,6 +486,27 @@ func TestHugeResponseIsBounded(t *testing.T) {
 	}
 	if n := len([]rune(se.Snippet)); n > maxSnippetLen+1 {
 		t.Errorf("snippet has %d runes, want at most %d", n, maxSnippetLen+1)
+	}
+}
+
+// TestEchoedQueryIsScrubbed: an office's endpoint may carry an API key in its
+// query, which the logs never show. A receiver that echoed its own URL in an
+// error page brought the key into the WARN log and the admin's event note.
+func TestEchoedQueryIsScrubbed(t *testing.T) {
+	const key = "WH+QUERY/SECRET=1"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, "bad request to "+r.URL.String()+" (apikey "+r.URL.Query().Get("apikey")+")")
+	}))
+	t.Cleanup(srv.Close)
+	a := newAdapter(t, Options{})
+	_, err := a.Deliver(t.Context(), adaptertest.NewDelivery(adapters.Target{Endpoint: srv.URL + "/wh?tenant=a&apikey=" + url.QueryEscape(key), Secret: NewSecret()}))
+	var se *StatusError
+	if !errors.As(err, &se) || se.StatusCode != 400 {
+		t.Fatalf("err = %v, want *StatusError 400", err)
+	}
+	if strings.Contains(err.Error(), key) || strings.Contains(err.Error(), url.QueryEscape(key)) || !strings.Contains(se.Snippet, "bad request to /wh") {
+		t.Errorf("the echoed query: %q", se.Snippet)
 	}
 }
 
