@@ -152,6 +152,10 @@ func (g *Gateway) xtaAccounts() (xta.Accounts, error) {
 	}
 	sort.Strings(ids)
 	var out xta.Accounts
+	// An identifier names one account: the server takes the first account of an
+	// identifier, so the second office's Fachverfahren was refused ("certificate
+	// not registered") and never pulled.
+	owner := map[string]string{}
 	for _, id := range ids {
 		ch, ok := g.Config.Offices[id].Channel(channel.XTA)
 		// The adapter's rule, so an https endpoint without params.mode is push here
@@ -175,6 +179,10 @@ func (g *Gateway) xtaAccounts() (xta.Accounts, error) {
 		if len(pins) == 0 {
 			return nil, fmt.Errorf("offices.%s.channels.xta.params.%s: pin the office's client certificate (hex SHA-256)", id, ParamCertSHA256)
 		}
+		if other, taken := owner[ch.Endpoint]; taken {
+			return nil, fmt.Errorf("offices.%s.channels.xta.endpoint: the XTA identifier %q is office %s's already; one identifier names one account", id, ch.Endpoint, other)
+		}
+		owner[ch.Endpoint] = id
 		out = append(out, xta.Account{OfficeID: id, Identifier: ch.Endpoint, CertSHA256: pins})
 	}
 	return out, nil

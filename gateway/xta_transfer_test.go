@@ -245,3 +245,21 @@ func TestXTAStalledRequestIsCutOff(t *testing.T) {
 	}
 	t.Logf("given up after %s: %v", took, err)
 }
+
+// TestXTAIdentifierNamesOneAccount: two offices that pull by XTA under the same
+// identifier are refused at start. The server took the first account of an
+// identifier, so the second office's Fachverfahren was refused ("certificate not
+// registered") and never pulled, without a word at start.
+func TestXTAIdentifierNamesOneAccount(t *testing.T) {
+	pull := func(pin string) config.OfficeClient {
+		return config.OfficeClient{}.WithChannel(channel.XTA, config.Channel{Endpoint: "urn:de:amtsbote:test:xta:shared",
+			Params: map[string]string{xta.ParamMode: xta.ModePull, ParamCertSHA256: pin}})
+	}
+	g := &Gateway{Config: config.Config{Offices: map[string]config.OfficeClient{
+		"office-a": pull(strings.Repeat("a", 64)), "office-b": pull(strings.Repeat("b", 64)),
+	}}}
+	_, err := g.xtaAccounts()
+	if err == nil || !strings.Contains(err.Error(), "offices.office-b.channels.xta.endpoint") || !strings.Contains(err.Error(), "office office-a's") {
+		t.Fatalf("two pull accounts of one identifier: %v", err)
+	}
+}

@@ -272,7 +272,9 @@ func (a *Adapter) push(ctx context.Context, d adapters.Delivery, xtaID string) (
 		if ctx.Err() != nil {
 			return adapters.Confirmation{}, fmt.Errorf("xta: deliverMessage to %s: %w", u.Host, ctx.Err())
 		}
-		if writeErr != nil {
+		// The transport closes the body when it gives up, and the writer then
+		// fails with ErrClosedPipe: that is the endpoint's failure, not ours.
+		if writeErr != nil && !errors.Is(writeErr, io.ErrClosedPipe) {
 			return adapters.Confirmation{}, fmt.Errorf("xta: building deliverMessage: %w", writeErr)
 		}
 		return adapters.Confirmation{}, &DeliverError{Public: "XTA endpoint unreachable", Err: err}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -245,6 +246,33 @@ func TestDeliverMessageValidates(t *testing.T) {
 		v.AddMessage(fmt.Sprintf("deliverMessage (XOP threshold %d)", threshold), root, parts)
 	}
 	v.Run()
+}
+
+// TestUnreachableEndpointSaysSo: a push endpoint that refuses the connection is
+// reported as unreachable, with the dial's error. It was reported as
+// "xta: building deliverMessage: io: read/write on closed pipe": the transport
+// closed the body it had not read, and the writer's error was taken for the cause.
+func TestUnreachableEndpointSaysSo(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	a, err := NewAdapter(AdapterOptions{AuthorID: gatewayID, TLS: newPKI(t).clientTLS("gateway"), Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	tg := newReader(t, adaptertest.ModeAccept).Target()
+	tg.Endpoint = "https://" + addr + "/xta"
+	for range 3 {
+		_, err = a.Deliver(t.Context(), adaptertest.NewDelivery(tg))
+		var de *DeliverError
+		if !errors.As(err, &de) || de.Public != "XTA endpoint unreachable" || strings.Contains(err.Error(), "closed pipe") || adapters.IsPermanent(err) {
+			t.Fatalf("Deliver to a closed port: %v, want a transient \"XTA endpoint unreachable\" with the dial's error", err)
+		}
+	}
 }
 
 func TestAdapterPull(t *testing.T) {
