@@ -118,7 +118,7 @@ func New(o Options) (*Notifier, error) {
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "amtsbote_portal_callbacks_total",
 			Help: "New-events callbacks to portals by result: ok (2xx), failed (sent again later)."}, []string{"portal", "result"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "amtsbote_portal_callback_dropped_total",
-			Help: "Submission ids left out of a portal's callbacks because too many waited (the portal's polling finds them)."}, []string{"portal"}),
+			Help: "Events whose submission id was left out of a portal's callbacks because too many ids waited (the portal's polling finds them)."}, []string{"portal"}),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	for _, p := range o.Portals {
@@ -224,7 +224,9 @@ func (n *Notifier) run(q *queue) {
 				if n.ctx.Err() != nil {
 					return // closing: the POST was cut short, not refused
 				}
-				q.putBack(batch)
+				if lost := q.putBack(batch, n.o.MaxPending); lost > 0 {
+					n.dropped.WithLabelValues(q.p.ID).Add(float64(lost))
+				}
 				n.sent.WithLabelValues(q.p.ID, "failed").Inc()
 				backoff = min(max(2*backoff, n.o.Window), n.o.MaxBackoff)
 				n.log.Warn("portal callback failed; sent again later", "portal", q.p.ID, "ids", len(batch), "retry_in", backoff, "err", err)
@@ -257,7 +259,10 @@ func (q *queue) take(max int) []subject {
 
 // putBack queues a batch that failed again, in front of what came meanwhile; a
 // submission that came again meanwhile is there once.
-func (q *queue) putBack(batch []subject) {
+// putBack puts a failed batch in front of what came meanwhile, keeping at most
+// max ids waiting (the newest beyond it are left out, as Observe leaves them), and
+// returns how many it left out.
+func (q *queue) putBack(batch []subject, max int) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	keep := make([]subject, 0, len(batch)+len(q.waiting))
@@ -268,6 +273,15 @@ func (q *queue) putBack(batch []subject) {
 		}
 	}
 	q.waiting = append(keep, q.waiting...)
+	lost := 0
+	if len(q.waiting) > max {
+		for _, x := range q.waiting[max:] {
+			delete(q.in, x.SubmissionID)
+		}
+		lost = len(q.waiting) - max
+		q.waiting = q.waiting[:max:max]
+	}
+	return lost
 }
 
 // body is FIT-Connect's CallbackNewEvents; submissionIds is deprecated there but

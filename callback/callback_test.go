@@ -229,3 +229,22 @@ func TestCloseDoesNotWaitForAPortal(t *testing.T) {
 		t.Fatal("Close waited for the portal's answer")
 	}
 }
+
+// TestPutBackKeepsTheBound: a failed batch goes back in front of what came
+// meanwhile, and what is beyond MaxPending then is left out and counted; the
+// failed batch could push the queue past it by a whole batch.
+func TestPutBackKeepsTheBound(t *testing.T) {
+	q := &queue{in: map[string]bool{}}
+	for _, id := range []string{"c", "d"} {
+		q.waiting = append(q.waiting, subject{SubmissionID: id})
+		q.in[id] = true
+	}
+	lost := q.putBack([]subject{{SubmissionID: "a"}, {SubmissionID: "b"}, {SubmissionID: "c"}}, 3)
+	var ids []string
+	for _, x := range q.waiting {
+		ids = append(ids, x.SubmissionID)
+	}
+	if !slices.Equal(ids, []string{"a", "b", "c"}) || lost != 1 || q.in["d"] {
+		t.Fatalf("after putting a, b, c back before c, d with room for 3: %v, %d left out, d still marked %v", ids, lost, q.in["d"])
+	}
+}
