@@ -49,6 +49,7 @@ func ParsePlaces(name string, r io.Reader) (*Source, error) {
 		br = bufio.NewReader(io.LimitReader(zr, maxFileSize))
 	}
 	src := &Source{Postcodes: map[string][]string{}}
+	byKey := map[string]*Area{}
 	sc := bufio.NewScanner(br)
 	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
 	line := 0
@@ -81,6 +82,16 @@ func ParsePlaces(name string, r io.Reader) (*Source, error) {
 				a.Type = f[5]
 			}
 			src.Areas = append(src.Areas, a)
+			byKey[a.Key] = a
+		case "N":
+			a := byKey[f[min(1, len(f)-1)]]
+			switch {
+			case len(f) != 3 || strings.TrimSpace(f[2]) == "":
+				return nil, bad("other-name line: want N<TAB>area key<TAB>name")
+			case a == nil || len(a.Key) != 12:
+				return nil, bad("other name " + quote(f[2]) + " of " + quote(f[1]) + ", which is no municipality above it in the file")
+			}
+			a.OtherNames = append(a.OtherNames, f[2])
 		case "P":
 			if len(f) != 3 || len(f[1]) != 5 || !isDigits(f[1]) {
 				return nil, bad("postcode line: want P<TAB>5 digits<TAB>keys")

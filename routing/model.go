@@ -77,6 +77,12 @@ type Area struct {
 	// "Landkreis", "Kreis", "kreisfreie Stadt", "Stadt", "Gemeinde", "Markt",
 	// "gemeindefreies Gebiet", ...; empty when unknown.
 	Type string
+	// OtherNames are names people use for the municipality that are not its own: a
+	// city state's Bezirke and Ortsteile ("Spandau", "Berlin-Spandau"), the
+	// municipalities merged into it ("Ostrau" for Jahnatal). They find it like its
+	// name does, so a name one of them shares with another municipality is
+	// ambiguous ("Harburg": Harburg (Schwaben), or Hamburg's Bezirk).
+	OtherNames []string
 
 	// Filled by Build; a snapshot owns its areas.
 	owner     *placeSet

@@ -99,6 +99,9 @@ func (d *placeSet) buildNameIndex(keys []string) {
 		switch a.Level {
 		case LevelGemeinde:
 			forms = nameForms(a.Name)
+			for _, n := range a.OtherNames {
+				forms = append(forms, nameForms(n)...)
+			}
 		case LevelKreis:
 			forms = kreisForms(a)
 		default:
@@ -159,12 +162,14 @@ func (d *placeSet) buildNameIndex(keys []string) {
 
 	// Same names across levels, for the notes on routes: the Kreis or Land that also
 	// bears a municipality's name.
-	for i, a := range ix.areas {
+	for _, a := range ix.areas {
 		if a.Level != LevelGemeinde {
 			continue
 		}
-		for _, k := range ix.keys[i] {
-			for _, o := range ix.byKey[k] {
+		// Only its own name: a district's name that is a Kreis's (Hamburg's
+		// Bezirk Harburg) says nothing about the city.
+		for _, f := range nameForms(a.Name) {
+			for _, o := range ix.byKey[keyOfFolded(fold(f))] {
 				switch {
 				case o.class == classKreis && betterKreis(a, o, a.alsoKreis):
 					a.alsoKreis = o

@@ -362,10 +362,13 @@ func (d *Directory) postcodeAndName(plz, name string) []*Area {
 	}
 	f := fold(name)
 	for _, a := range inPLZ {
-		for _, form := range nameForms(a.Name) {
-			if ff := fold(form); strings.HasPrefix(f, ff+" ") {
-				found = append(found, a)
-				break
+	forms:
+		for _, n := range append([]string{a.Name}, a.OtherNames...) {
+			for _, form := range nameForms(n) {
+				if ff := fold(form); strings.HasPrefix(f, ff+" ") {
+					found = append(found, a)
+					break forms
+				}
 			}
 		}
 	}

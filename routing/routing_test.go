@@ -80,13 +80,24 @@ func TestBuiltinPlaces(t *testing.T) {
 	if j.Parent == nil || j.Parent.Key != "145220275" {
 		t.Errorf("Jahnatal's Gemeindeverband: %+v", j.Parent)
 	}
+	// The merged municipalities are gone as areas; their names find Jahnatal. The
+	// city states' districts find their city, or are asked about where a
+	// municipality bears the name too.
+	for q, want := range map[string]string{"Spandau": "110000000000", "Berlin-Spandau": "110000000000",
+		"Hamburg-Harburg": "020000000000", "St. Pauli": "020000000000", "Vegesack": "040110000000"} {
+		if a, err := d.Place(q); err != nil || a.ARS != want {
+			t.Errorf("district %s: %v %v, want %s", q, a, err, want)
+		}
+	}
+	if _, err := d.Place("Harburg"); !errors.Is(err, ErrAmbiguousPlace) {
+		t.Errorf("Harburg (Hamburg's Bezirk, and Harburg (Schwaben)): %v, want ambiguous", err)
+	}
+	if a, err := d.Place("Osterholz"); err != nil || a.Key != "03356" {
+		t.Errorf("Osterholz, a Kreis and a district of Bremen: %v %v, want the Kreis", a, err)
+	}
 	for _, gone := range []string{"Ostrau", "Zschaitz-Ottewig"} {
-		if as, err := d.Places(gone); err == nil {
-			for _, a := range as {
-				if a.Land() == "14" {
-					t.Errorf("predecessor %s still present: %s", gone, a.ARS)
-				}
-			}
+		if a, err := d.Place(gone); err != nil || a.ARS != arsJahnatal {
+			t.Errorf("predecessor %s: %v %v, want Jahnatal", gone, a, err)
 		}
 	}
 	// The postcode of former Ostrau now leads to Jahnatal.
@@ -538,6 +549,8 @@ func TestParsePlacesErrors(t *testing.T) {
 		{"A\t1x\t\tName\t\n", "not a number"},
 		{"P\t123\t14\n", "postcode line"},
 		{"A\t14\t\tSachsen\tmany\n", "population"},
+		{"N\t146120000000\tNeustadt\n", "no municipality above it"},
+		{"N\t146120000000\n", "other-name line"},
 	}
 	for _, tt := range tests {
 		_, err := ParsePlaces("t.tsv", strings.NewReader(tt.in))

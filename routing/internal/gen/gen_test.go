@@ -36,7 +36,11 @@ func writeShared(t *testing.T) string {
 			[3]string{"146120000000", "Dresden, Stadt", ""},
 			[3]string{"145220275275", "Jahnatal", ""},
 			[3]string{"145225102060", "Burgstädt, Stadt", ""},
-			[3]string{"021010101101", "Hamburg-Altstadt, OT 101", "Stadt-/Ortsteil bzw. Stadtbezirk"}),
+			[3]string{"021010101101", "Hamburg-Altstadt, OT 101", "Stadt-/Ortsteil bzw. Stadtbezirk"},
+			// Districts of a city: the name alone and after the city's; one named like a
+			// Kreis and no municipality only after the city's.
+			[3]string{"146120001001", "Neustadt, OT 1", "Stadt-/Ortsteil bzw. Stadtbezirk"},
+			[3]string{"146120002002", "Mittelsachsen, OT 2", "Stadt-/Ortsteil bzw. Stadtbezirk"}),
 		"codelists/AGS_2026-04-30.xml":        codeList([3]string{"14612000", "Dresden, Stadt", ""}, [3]string{"14522275", "Jahnatal", ""}),
 		"codelists/Kreis_2026-01-31.xml":      codeList([3]string{"14612", "Dresden, Stadt", ""}, [3]string{"14522", "Mittelsachsen", ""}, [3]string{"99999", "Alt", "Stadt-/Ortsteil bzw. Stadtbezirk"}),
 		"codelists/Bundesland_2010-04-01.xml": codeList([3]string{"14", "Sachsen", ""}),
@@ -95,14 +99,19 @@ func TestRun(t *testing.T) {
 		"A\t14612\t\tDresden, Stadt\t\tkreisfreie Stadt\n",
 		"A\t14\t\tSachsen\t\tLand\n",
 		"P\t01067\t146120000000\n",
-		"P\t04749\t145220275275\n", // Ostrau's postcode moved to Jahnatal
+		"P\t04749\t145220275275\n",  // Ostrau's postcode moved to Jahnatal
+		"N\t145220275275\tOstrau\n", // and its name finds Jahnatal
+		"N\t145220275275\tZschaitz-Ottewig\n",
+		"N\t146120000000\tDresden-Mittelsachsen\n",
+		"N\t146120000000\tDresden-Neustadt\n",
+		"N\t146120000000\tNeustadt\n",
 		"OpenStreetMap contributors, ODbL",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}
 	}
-	for _, unwanted := range []string{"Hamburg-Altstadt", "99999", "04999"} {
+	for _, unwanted := range []string{"Hamburg-Altstadt", "99999", "04999", "N\t146120000000\tMittelsachsen\n"} {
 		if strings.Contains(text, unwanted) {
 			t.Errorf("output has %q", unwanted)
 		}

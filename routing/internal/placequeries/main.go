@@ -52,6 +52,7 @@ type muni struct {
 	names               []string // everyday names as written (German first)
 	sorbian             []string // the parts of a bilingual name after the first
 	qualified           []string // names with their qualifier: "Frankfurt am Main"
+	others              []string // other names: a city state's districts, merged municipalities
 	postcodes           []string
 }
 
@@ -84,6 +85,7 @@ func run(shared, out string) error {
 			m := &muni{ars: a.Key, ags: a.AGS, name: a.Name, typ: a.Type, pop: a.Population,
 				populated: a.Type != "gemeindefreies Gebiet" && !strings.Contains(a.Name, "gemfr.")}
 			m.names, m.sorbian, m.qualified = everyday(a.Name, a.Key)
+			m.others = a.OtherNames
 			munis = append(munis, m)
 			byARS[a.Key] = m
 		case 5:
@@ -109,7 +111,7 @@ func run(shared, out string) error {
 	// The name index of this program: key -> municipalities, Kreise.
 	byName := map[string][]*muni{}
 	for _, m := range munis {
-		for _, n := range append(append(append([]string{m.name}, m.names...), m.sorbian...), m.qualified...) {
+		for _, n := range append(append(append(append([]string{m.name}, m.names...), m.sorbian...), m.qualified...), m.others...) {
 			k := key(n)
 			if !containsMuni(byName[k], m) {
 				byName[k] = append(byName[k], m)
@@ -121,7 +123,7 @@ func run(shared, out string) error {
 	// "Neunkirchen" is not Neuenkirchen).
 	byExact := map[string][]*muni{}
 	for _, m := range munis {
-		for _, n := range append(append(append([]string{m.name}, m.names...), m.sorbian...), m.qualified...) {
+		for _, n := range append(append(append(append([]string{m.name}, m.names...), m.sorbian...), m.qualified...), m.others...) {
 			k := exactKey(n)
 			if !containsMuni(byExact[k], m) {
 				byExact[k] = append(byExact[k], m)
@@ -325,6 +327,14 @@ func run(shared, out string) error {
 				add("case", strings.ToUpper(n))
 				add("case", strings.ToLower(n))
 			}
+		}
+	}
+	// 4b. Every other name: a city state's district (alone and after the city's
+	// name) and a municipality merged into another, which answers for it, or
+	// with the municipalities of that name where they share it.
+	for _, m := range munis {
+		for _, n := range m.others {
+			add("other", n)
 		}
 	}
 	// 5. Postcode and name, as on an envelope: every Saxon municipality with each of
