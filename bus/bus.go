@@ -61,7 +61,9 @@ func Start(ctx context.Context, o Options) (*Bus, error) {
 	// restarted, even after that server was fixed or the others were reachable.
 	copts := []nats.Option{nats.Name("amtsbote"), nats.MaxReconnects(-1), nats.IgnoreAuthErrorAbort(),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("nats: disconnected; reconnecting", "err", err)
+			if err != nil { // nil: our own Close or Drain
+				log.Warn("nats: disconnected; reconnecting", "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats: reconnected", "server", nc.ConnectedUrlRedacted())
