@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
@@ -61,18 +62,28 @@ type Received struct {
 
 // Lookup returns an earlier submission of the same message by the same sender, so a
 // retrying portal gets its first receipt back without routing again. A hit is
-// counted as a duplicate submission.
+// counted as a duplicate submission. A store that cannot be read (a NATS cluster
+// without quorum or out of reach) is ErrUnavailable, as a store that cannot be
+// written is in Receive: the portal is told to retry (503), not that the gateway
+// failed (500).
 func (b *Broker) Lookup(sender, messageID string) (*Received, error) {
 	s, err := b.db.FindByMessage(sender, messageID)
 	if err != nil {
-		return nil, err
+		return nil, lookupFailed(err)
 	}
 	r, err := b.db.Receipt(s.ID, ReceiptIntake)
 	if err != nil {
-		return nil, err
+		return nil, lookupFailed(err)
 	}
 	b.metrics.duplicates.Inc()
 	return &Received{Submission: s, Receipt: r}, nil
+}
+
+func lookupFailed(err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return fmt.Errorf("broker: look up the message: %w: %w", ErrUnavailable, err)
 }
 
 // blobCreator is a store that stores a new submission's bytes with its record.

@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,9 +55,29 @@ func Start(ctx context.Context, o Options) (*Bus, error) {
 		o.Logger = slog.Default()
 	}
 	b := &Bus{log: o.Logger}
-	var copts []nats.Option
+	log := o.Logger
+	// IgnoreAuthErrorAbort: without it nats.go closes the connection for good when
+	// one server refuses it twice in a row, and the gateway stayed unready until
+	// restarted, even after that server was fixed or the others were reachable.
+	copts := []nats.Option{nats.Name("amtsbote"), nats.MaxReconnects(-1), nats.IgnoreAuthErrorAbort(),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil { // nil: our own Close or Drain
+				log.Warn("nats: disconnected; reconnecting", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("nats: reconnected", "server", nc.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if sub != nil {
+				log.Error("nats: asynchronous error", "subject", sub.Subject, "err", err)
+				return
+			}
+			log.Error("nats: asynchronous error", "err", err)
+		}),
+	}
+	copts = append(copts, sharedCredentials(o.URL)...)
 	url := o.URL
-	copts = append(copts, nats.Name("amtsbote"), nats.MaxReconnects(-1))
 	if url == "" {
 		if o.StoreDir == "" {
 			return nil, errors.New("bus: StoreDir required for the embedded server")
@@ -110,6 +132,26 @@ func Start(ctx context.Context, o Options) (*Bus, error) {
 	}
 	b.NC, b.JS = nc, js
 	return b, nil
+}
+
+// sharedCredentials returns the credentials of the first server URL in a
+// comma-separated list that carries any (user and password, or a token) as options,
+// so the servers named without them get the same. nats.go uses a URL's own
+// user info and otherwise the options: with the list the docs show
+// ("nats://user:pw@nats-1:4222,nats://nats-2:4222,…") only nats-1 got a password, and
+// when nats-1 died every gateway was refused by the others and stopped for good.
+func sharedCredentials(urls string) []nats.Option {
+	for _, s := range strings.Split(urls, ",") {
+		u, err := url.Parse(strings.TrimSpace(s))
+		if err != nil || u.User == nil {
+			continue
+		}
+		if pass, ok := u.User.Password(); ok {
+			return []nats.Option{nats.UserInfo(u.User.Username(), pass)}
+		}
+		return []nats.Option{nats.Token(u.User.Username())}
+	}
+	return nil
 }
 
 // Close drains the connection and stops the embedded server, waiting for it.

@@ -1,13 +1,22 @@
 package bus
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/internal/natstest"
 )
 
 // TestEmbeddedServerThatCannotStartSaysWhy: an embedded server whose JetStream
@@ -27,4 +36,155 @@ func TestEmbeddedServerThatCannotStartSaysWhy(t *testing.T) {
 	if !errors.Is(err, ErrNotReady) || !strings.Contains(err.Error(), "storage directory is not a directory") {
 		t.Fatalf("the error does not say why: %v", err)
 	}
+}
+
+// authServer is a standalone nats-server process that takes only the user
+// amtsbote with one password.
+type authServer struct {
+	addr, conf string
+	done       chan struct{}
+	cmd        *exec.Cmd
+	log        *syncBuffer // the server's output: it logs each refused client
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// refusals counts the clients the server refused so far.
+func (s *syncBuffer) refusals() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Count(s.b.String(), "authentication error")
+}
+
+// startAuthServer starts a nats-server that takes the user amtsbote with password
+// pw, killed in cleanup.
+func startAuthServer(t *testing.T, pw string) *authServer {
+	t.Helper()
+	s := &authServer{addr: fmt.Sprintf("127.0.0.1:%d", natstest.FreePorts(t, 1)[0]), conf: filepath.Join(t.TempDir(), "nats.conf"), log: &syncBuffer{}}
+	cfg := fmt.Sprintf("listen: %s\nauthorization { user: amtsbote, password: %q }\n", s.addr, pw)
+	if err := os.WriteFile(s.conf, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.kill)
+	s.start(t)
+	return s
+}
+
+// start starts the process (again) and waits until it listens.
+func (s *authServer) start(t *testing.T) {
+	t.Helper()
+	s.cmd = exec.Command(natstest.Binary(t), "-c", s.conf)
+	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func(cmd *exec.Cmd) { _ = cmd.Wait(); close(done) }(s.cmd)
+	s.done = done
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if c, err := net.DialTimeout("tcp", s.addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nats-server does not listen on %s", s.addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// kill sends SIGKILL and waits until the process is gone.
+func (s *authServer) kill() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.done
+	s.cmd = nil
+}
+
+// TestCredentialsOfTheFirstURLServeEveryServer: docs/cluster.md writes the NATS
+// password into the first URL of nats.url only. The other servers then got no
+// password: when the first server died, every gateway was refused by the others,
+// nats.go closed the connection for good, and the whole cluster of gateways stayed
+// unready (503) until restarted, even after the server came back; a gateway
+// started meanwhile did not start at all (an outside audit).
+func TestCredentialsOfTheFirstURLServeEveryServer(t *testing.T) {
+	srvA, srvB := startAuthServer(t, "s3cret"), startAuthServer(t, "s3cret")
+	a, b := srvA.addr, srvB.addr
+	urls := "nats://amtsbote:s3cret@" + a + ",nats://" + b
+	bs, err := Start(context.Background(), Options{URL: urls, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("start with both servers up: %v", err)
+	}
+	defer bs.Close()
+	// nats.go picks a server at random; make the first one the connected one.
+	for !strings.HasSuffix(bs.NC.ConnectedUrl(), a) {
+		if err := bs.NC.ForceReconnect(); err != nil {
+			t.Fatal(err)
+		}
+		waitConnected(t, bs)
+	}
+	srvA.kill()
+	waitConnected(t, bs)
+	if got := bs.NC.ConnectedUrl(); !strings.HasSuffix(got, b) {
+		t.Fatalf("connected to %s, want %s", got, b)
+	}
+	// A gateway starting while the first server is down.
+	bs2, err := Start(context.Background(), Options{URL: urls, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("start with the first server down: %v", err)
+	}
+	bs2.Close()
+}
+
+// waitConnected waits until the bus is connected, failing the test when it is
+// closed for good or still not connected after a minute.
+func waitConnected(t *testing.T, b *Bus) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !b.NC.IsConnected(); {
+		if b.NC.IsClosed() {
+			t.Fatalf("the connection was closed for good: %v", b.NC.LastError())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not connected after a minute: %v", b.NC.LastError())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestServerThatRefusesDoesNotEndTheConnection: one node whose password was not
+// changed with the others' refuses the gateway. nats.go closed the connection for
+// good after the second refusal by the same server, so when the node the gateway
+// was connected to restarted, the gateway never came back even after that node was
+// up again.
+func TestServerThatRefusesDoesNotEndTheConnection(t *testing.T) {
+	good, stale := startAuthServer(t, "new-password"), startAuthServer(t, "old-password")
+	urls := "nats://amtsbote:new-password@" + good.addr + ",nats://amtsbote:new-password@" + stale.addr
+	bs, err := Start(context.Background(), Options{URL: urls, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bs.Close()
+	before := stale.log.refusals()
+	good.kill()
+	// Only the refusing server is up: the client is refused by it twice (nats.go
+	// gave up at the second).
+	for deadline := time.Now().Add(time.Minute); stale.log.refusals() < before+2 && !bs.NC.IsClosed(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("not refused twice by the stale server: %v", bs.NC.LastError())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	good.start(t)
+	waitConnected(t, bs)
 }

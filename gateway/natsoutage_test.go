@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/internal/natstest"
@@ -66,5 +67,34 @@ func TestNATSOutage(t *testing.T) {
 	got, bad := hook.seen()
 	if bad != 0 || len(got) < len(ids) {
 		t.Fatalf("office saw %d (bad %d), want %d", len(got), bad, len(ids))
+	}
+}
+
+// TestClusterOutageAsksPortalsToRetry: a cluster-mode gateway whose NATS cluster is
+// out of reach (or without quorum) cannot store a package. The portal must hear
+// "retry later" (503 unavailable), as docs/cluster.md and docs/problems.md promise;
+// it got 500 internal, since intake's look-up of an earlier submission of the same
+// message failed first and nothing marked that failure as the store's (an outside
+// audit).
+func TestClusterOutageAsksPortalsToRetry(t *testing.T) {
+	cluster := natstest.StartSingle(t)
+	f := start(t, func(c *config.Config) {
+		c.Store.Backend, c.NATS.URL = config.StoreJetStream, cluster.URLs()
+	})
+	ctx := context.Background()
+	if res, err := f.portal.Submit(ctx, f.example()); err != nil || res.Status != http.StatusCreated {
+		t.Fatalf("before: %v %+v", err, res)
+	}
+	cluster.Kill(t, 0)
+	waitFor(t, "the gateway to see NATS gone", func() bool {
+		code, _ := readyStatus(t, f.g.URL())
+		return code == http.StatusServiceUnavailable
+	})
+	res, err := f.portal.Submit(ctx, f.example())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != http.StatusServiceUnavailable || res.Problem == nil || res.Problem.Type != problem.TypeUnavailable {
+		t.Fatalf("intake without its store: %d %+v, want 503 %s", res.Status, res.Problem, problem.TypeUnavailable)
 	}
 }

@@ -66,3 +66,42 @@ func TestPutRepairsAnObjectWithoutChunks(t *testing.T) {
 		}
 	}
 }
+
+// smallReads hands out at most 4 KiB per Read, as an HTTP request body does.
+type smallReads struct{ r io.Reader }
+
+func (s smallReads) Read(p []byte) (int, error) { return s.r.Read(p[:min(len(p), 4096)]) }
+
+// TestStreamedUploadUsesWholeChunks: nats.go's ObjectStore.Put sends one chunk per
+// Read, and intake streams attachments from the request body, which reads a few
+// KiB at a time. A 20 MB attachment became ~4,900 chunks instead of 153, and
+// uploads of that size to three gateways at once failed with "stalled with too
+// many outstanding async published messages" (an outside audit). The chunks of a
+// streamed upload are now whole 128 KiB chunks, whatever the reader hands out.
+func TestStreamedUploadUsesWholeChunks(t *testing.T) {
+	bs := openEmbedded(t).blobs
+	ctx := context.Background()
+	data := bytes.Repeat([]byte("Anlage zum Bauantrag, Seite 1 von 3. "), 100000) // 3.7 MB
+	sum := sha256.Sum256(data)
+	p, err := bs.PutStream(ctx, smallReads{bytes.NewReader(data)}, int64(len(data)), hex.EncodeToString(sum[:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bm, err := bs.readMeta(ctx, p.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const chunk = 128 << 10
+	if want := (len(data) + chunk - 1) / chunk; int(bm.info.Chunks) != want {
+		t.Fatalf("%d bytes stored in %d chunks, want %d of 128 KiB", len(data), bm.info.Chunks, want)
+	}
+	rc, err := bs.Open(ctx, p.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes (%v), want the %d put", len(got), err, len(data))
+	}
+}

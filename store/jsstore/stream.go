@@ -139,7 +139,7 @@ func (b *Blobs) putStream(ctx context.Context, r io.Reader, limit int64, want st
 		// obs.Put gets a context the request's end does not cancel: on a failing
 		// reader (including the request's end, which checkedReader reports) it purges
 		// the chunks sent so far, and that purge needs a live context.
-		if _, err := b.obs.Put(context.WithoutCancel(ctx), jetstream.ObjectMeta{Name: want}, cr); err != nil {
+		if _, err := b.obs.Put(context.WithoutCancel(ctx), jetstream.ObjectMeta{Name: want}, fullReads{cr}); err != nil {
 			if cr.err != nil {
 				return store.StreamPut{}, cr.err
 			}
@@ -154,6 +154,23 @@ func (b *Blobs) putStream(ctx context.Context, r io.Reader, limit int64, want st
 		}
 		return put, nil
 	}
+}
+
+// fullReads fills every Read's buffer unless the stream ends. nats.go's
+// ObjectStore.Put publishes one chunk per Read of its 128 KiB buffer, and an HTTP
+// body (a multipart part of intake) hands out a few KiB per Read: a 20 MB
+// attachment became ~4,900 chunks instead of 153, a message each to acknowledge by
+// the quorum and to fetch again on every download, and more than nats.go's 4,000
+// unacknowledged publishes, so concurrent uploads failed with "stalled with too
+// many outstanding async published messages" (503 to the portal).
+type fullReads struct{ r io.Reader }
+
+func (f fullReads) Read(p []byte) (int, error) {
+	n, err := io.ReadFull(f.r, p)
+	if err == io.ErrUnexpectedEOF {
+		err = io.EOF
+	}
+	return n, err
 }
 
 // checkedReader passes r through, counting and hashing. It fails instead of ending
