@@ -90,6 +90,8 @@ func ProblemFor(err error) *problem.Problem {
 		return problem.New(http.StatusConflict, problem.TypeConflict, err.Error())
 	case errors.Is(err, broker.ErrStopped):
 		return problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "the gateway is shutting down; retry")
+	case errors.Is(err, broker.ErrStoreUnavailable):
+		return problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "the gateway's store cannot be reached right now (cluster mode: the NATS cluster is out of reach or has no quorum); retry later")
 	case errors.Is(err, broker.ErrUnreadable):
 		return problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "the stored bytes cannot be read right now; retry later")
 	case errors.Is(err, httpbody.ErrBusy):

@@ -56,6 +56,10 @@ var (
 	// ErrUnreadable: stored bytes (a package, an attachment) cannot be read now (a
 	// cluster that lost its quorum, a blob whose chunks are missing).
 	ErrUnreadable = errors.New("stored bytes cannot be read now")
+	// ErrStoreUnavailable: the store cannot be reached now (store.ErrUnavailable:
+	// cluster mode without quorum or connection); a read or change may be tried
+	// again later.
+	ErrStoreUnavailable = store.ErrUnavailable
 )
 
 // Stream and consumer names in JetStream.

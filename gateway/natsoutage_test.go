@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/internal/natstest"
+	"github.com/amtsbote/amtsbote/portal"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -82,19 +84,32 @@ func TestClusterOutageAsksPortalsToRetry(t *testing.T) {
 		c.Store.Backend, c.NATS.URL = config.StoreJetStream, cluster.URLs()
 	})
 	ctx := context.Background()
-	if res, err := f.portal.Submit(ctx, f.example()); err != nil || res.Status != http.StatusCreated {
-		t.Fatalf("before: %v %+v", err, res)
+	first, err := f.portal.Submit(ctx, f.example())
+	if err != nil || first.Status != http.StatusCreated {
+		t.Fatalf("before: %v %+v", err, first)
 	}
 	cluster.Kill(t, 0)
 	waitFor(t, "the gateway to see NATS gone", func() bool {
 		code, _ := readyStatus(t, f.g.URL())
 		return code == http.StatusServiceUnavailable
 	})
+	// Reads too (the status of a package accepted before was 500 internal), asked
+	// at the same time: each waits out the store's timeout.
+	statusErr := make(chan error, 1)
+	go func() {
+		_, err := f.portal.Status(ctx, first.SubmissionID)
+		statusErr <- err
+	}()
 	res, err := f.portal.Submit(ctx, f.example())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Status != http.StatusServiceUnavailable || res.Problem == nil || res.Problem.Type != problem.TypeUnavailable {
 		t.Fatalf("intake without its store: %d %+v, want 503 %s", res.Status, res.Problem, problem.TypeUnavailable)
+	}
+	err = <-statusErr
+	var re *portal.ReadError
+	if !errors.As(err, &re) || re.Problem.Status != http.StatusServiceUnavailable || re.Problem.Type != problem.TypeUnavailable {
+		t.Fatalf("status without the store: %v, want 503 %s", err, problem.TypeUnavailable)
 	}
 }

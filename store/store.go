@@ -34,6 +34,10 @@ import (
 // Sentinel errors at the package boundary.
 var (
 	ErrNotFound = errors.New("not found")
+	// ErrUnavailable: the store cannot be reached now (cluster mode: the NATS
+	// cluster is out of reach or has no quorum); a later try may succeed. Faces
+	// answer it as a 503 with Retry-After, not as a failure of the gateway.
+	ErrUnavailable = errors.New("store cannot be reached now")
 	// ErrConflict means the requested change does not fit the record's current state.
 	ErrConflict = errors.New("conflict")
 	// ErrTooLarge: PutStream read more than its limit; nothing was stored.

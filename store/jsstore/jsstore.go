@@ -449,12 +449,21 @@ func (s *Store) lastRaw(ctx context.Context, subject string) (*jetstream.RawStre
 		}
 		lastErr = err
 		if !transient(err) || ctx.Err() != nil {
-			return nil, err
+			return nil, unavailable(err)
 		}
 		if !sleep(ctx, backoff(attempt)) {
-			return nil, fmt.Errorf("%w (last error: %v)", ctx.Err(), lastErr)
+			return nil, fmt.Errorf("%w: %w (last error: %v)", store.ErrUnavailable, ctx.Err(), lastErr)
 		}
 	}
+}
+
+// unavailable marks an error that a later try may not have (a timeout, no
+// responders, a connection between servers) as store.ErrUnavailable.
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, store.ErrUnavailable) || !(transient(err) || errors.Is(err, nats.ErrConnectionClosed)) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 }
 
 func (s *Store) readDoc(ctx context.Context, id string) (*doc, uint64, error) {
@@ -737,10 +746,11 @@ func (s *Store) update(id, kind string, receipt []byte, fn func(s *submission.Su
 			ambiguous = true
 			lastErr = err
 			if !sleep(ctx, backoff(attempt)) {
-				return nil, false, fmt.Errorf("jsstore: update %s: %w (last: %v)", id, ctx.Err(), lastErr)
+				// Not known whether it was written: the cluster did not answer.
+				return nil, false, fmt.Errorf("jsstore: update %s: %w: %w (last: %v)", id, store.ErrUnavailable, ctx.Err(), lastErr)
 			}
 		default:
-			return nil, false, fmt.Errorf("jsstore: update %s: %w", id, err)
+			return nil, false, fmt.Errorf("jsstore: update %s: %w", id, unavailable(err))
 		}
 	}
 }

@@ -165,11 +165,11 @@ func (s *Store) ids(filter string) ([]string, error) {
 				return true, nil
 			})
 		if err != nil || fresh {
-			return ids, err
+			return ids, unavailable(err)
 		}
 		s.stats.staleListings.Add(1)
 		if !sleep(ctx, backoff(round)) {
-			return nil, fmt.Errorf("jsstore: list %s: no replica caught up within %s", filter, s.opts.Timeout)
+			return nil, fmt.Errorf("jsstore: list %s: %w: no replica caught up within %s", filter, store.ErrUnavailable, s.opts.Timeout)
 		}
 	}
 }
@@ -187,7 +187,7 @@ func (s *Store) markListing(ctx context.Context, subject string) (uint64, error)
 			return ack.Sequence, nil
 		}
 		if !transient(err) || !sleep(ctx, backoff(attempt)) {
-			return 0, fmt.Errorf("jsstore: listing mark: %w", err)
+			return 0, fmt.Errorf("jsstore: listing mark: %w", unavailable(err))
 		}
 	}
 }
