@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -70,6 +71,9 @@ type Gateway struct {
 	serveErr chan error
 	draining chan struct{}
 	once     sync.Once
+	// storeDown is why the cluster's store did not answer the last probe, nil
+	// while it does (cluster mode only; watchStore).
+	storeDown atomic.Pointer[error]
 }
 
 // Metrics gathers what /metrics serves (the bench reads the gateway's own
@@ -93,6 +97,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 	parts := g
 	defer func() {
 		if err != nil {
+			close(parts.draining) // ends the store's probe, if it runs
 			parts.closeParts(context.Background())
 		}
 	}()
@@ -126,6 +131,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 			return nil, fmt.Errorf("store: %w", err)
 		}
 		g.db = js
+		go g.watchStore(js)
 	} else {
 		db, err := store.Open(cfg.DataDir, store.Options{BatchSize: cfg.Store.BatchSize, BatchDelay: cfg.Store.BatchDelay, Known: g.knownCertificates(), Logger: log})
 		if err != nil {
@@ -386,10 +392,48 @@ func (g *Gateway) ready() (api.Readiness, error) {
 		// In cluster mode the store is in NATS: without it no package can be taken.
 		return r, errors.New("not connected to the NATS cluster that holds the store")
 	}
+	if p := g.storeDown.Load(); p != nil && g.Config.Store.Backend == config.StoreJetStream {
+		// Connected, but the store's stream has no leader (a cluster that lost its
+		// quorum): every request would wait out the store's timeout.
+		return r, fmt.Errorf("the NATS cluster does not answer for the store: %v", *p)
+	}
 	if !g.bus.Healthy() {
 		r.Degraded = append(r.Degraded, "message bus not connected: packages are accepted and wait in the outbox; delivery resumes when it is back")
 	}
 	return r, nil
+}
+
+// storeProbeEvery is how often watchStore asks the cluster's store; a probe
+// that has no answer within it counts as failed.
+const storeProbeEvery = 2 * time.Second
+
+// watchStore probes the cluster's store until the gateway drains, so that
+// readiness says when the cluster has no quorum: the connection alone says
+// nothing about that, and /readyz said ready while every request waited out
+// the store's timeout and failed.
+func (g *Gateway) watchStore(js *jsstore.Store) {
+	t := time.NewTicker(storeProbeEvery)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), storeProbeEvery)
+		err := js.Reachable(ctx)
+		cancel()
+		switch was := g.storeDown.Load(); {
+		case err != nil && was == nil:
+			g.storeDown.Store(&err)
+			g.Log.Warn("the cluster's store does not answer: not ready", "err", err)
+		case err != nil:
+			g.storeDown.Store(&err)
+		case was != nil:
+			g.storeDown.Store(nil)
+			g.Log.Info("the cluster's store answers again: ready")
+		}
+		select {
+		case <-g.draining:
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Shutdown drains: stop taking requests (in-flight ones finish), let running delivery

@@ -113,3 +113,32 @@ func TestClusterOutageAsksPortalsToRetry(t *testing.T) {
 		t.Fatalf("status without the store: %v, want 503 %s", err, problem.TypeUnavailable)
 	}
 }
+
+// TestClusterWithoutQuorumIsNotReady: a cluster-mode gateway still connected to
+// one of three NATS servers, the other two gone, has a connection but no store
+// (its R3 stream has no leader). /readyz said ready while every request waited out
+// the store's timeout; it now says not ready, and ready again once a second server
+// is back.
+func TestClusterWithoutQuorumIsNotReady(t *testing.T) {
+	cluster := natstest.StartCluster(t, 3)
+	f := start(t, func(c *config.Config) {
+		c.Store.Backend, c.NATS.URL, c.NATS.Replicas = config.StoreJetStream, cluster.URLs(), 3
+	})
+	if code, st := readyStatus(t, f.g.URL()); code != http.StatusOK || st != "ready" {
+		t.Fatalf("before: %d %s", code, st)
+	}
+	cluster.Kill(t, 1)
+	cluster.Kill(t, 2)
+	waitFor(t, "the gateway to see the store gone", func() bool {
+		code, _ := readyStatus(t, f.g.URL())
+		return code == http.StatusServiceUnavailable
+	})
+	if !f.g.bus.Healthy() {
+		t.Fatal("the gateway lost its connection too; the test wants a connection without quorum")
+	}
+	cluster.Restart(t, 1)
+	waitFor(t, "the gateway to be ready again", func() bool {
+		code, _ := readyStatus(t, f.g.URL())
+		return code == http.StatusOK
+	})
+}

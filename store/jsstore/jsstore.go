@@ -457,6 +457,16 @@ func (s *Store) lastRaw(ctx context.Context, subject string) (*jetstream.RawStre
 	}
 }
 
+// Reachable asks the leader of the store's stream for its state: with the
+// cluster out of reach or without quorum (no leader) it fails, and a gateway is
+// not ready. It is one small request, for a probe every few seconds.
+func (s *Store) Reachable(ctx context.Context) error {
+	if _, err := s.kv.Info(ctx); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
 // unavailable marks an error that a later try may not have (a timeout, no
 // responders, a connection between servers) as store.ErrUnavailable.
 func unavailable(err error) error {
