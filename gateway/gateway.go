@@ -147,6 +147,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		// Listen may name port 0; links in notifications need the real one.
 		g.Config.PublicURL = g.scheme() + "://" + g.ln.Addr().String()
 		cfg.PublicURL = g.Config.PublicURL
+		if cfg.Store.Backend == config.StoreJetStream {
+			// Every link an office gets then names this gateway, not the load
+			// balancer: while it is down, the office's fetches wait for it.
+			log.Warn("cluster mode without public_url: links in office notifications name this gateway; set public_url to the load balancer's address (docs/cluster.md)", "public_url", cfg.PublicURL)
+		}
 	}
 	reg := prometheus.NewRegistry()
 	g.reg = reg

@@ -55,6 +55,12 @@ const (
 
 func start(t testing.TB, mutate ...func(*config.Config)) *fixture {
 	t.Helper()
+	return startLogged(t, slog.New(slog.NewTextHandler(io.Discard, nil)), mutate...)
+}
+
+// startLogged is start with the gateway's log going to log.
+func startLogged(t testing.TB, log *slog.Logger, mutate ...func(*config.Config)) *fixture {
+	t.Helper()
 	pki := signingtest.NewPKI(t)
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
@@ -70,7 +76,7 @@ func start(t testing.TB, mutate ...func(*config.Config)) *fixture {
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	g, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	g, err := Start(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,14 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/amtsbote/amtsbote/api/problem"
@@ -141,4 +145,43 @@ func TestClusterWithoutQuorumIsNotReady(t *testing.T) {
 		code, _ := readyStatus(t, f.g.URL())
 		return code == http.StatusOK
 	})
+}
+
+// TestClusterWithoutPublicURLWarns: in cluster mode the links in office
+// notifications must name the load balancer; left at its default, public_url
+// names the gateway itself, and an office's fetch waited while that gateway was
+// down. The start says so.
+func TestClusterWithoutPublicURLWarns(t *testing.T) {
+	url := natstest.StartSingle(t).URLs()
+	for _, publicURL := range []string{"", "https://amtsbote.sachsen.example"} {
+		var logs lockedBuffer
+		startLogged(t, slog.New(slog.NewTextHandler(&logs, nil)), func(c *config.Config) {
+			c.Store.Backend, c.NATS.URL = config.StoreJetStream, url
+			if publicURL != "" {
+				c.PublicURL = publicURL
+			}
+		})
+		if warned := strings.Contains(logs.String(), "cluster mode without public_url"); warned != (publicURL == "") {
+			t.Errorf("public_url %q: warned %v\n%s", publicURL, warned, logs.String())
+		}
+	}
+}
+
+// lockedBuffer is a log buffer the gateway's goroutines may write while a test
+// reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
