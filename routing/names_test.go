@@ -60,6 +60,9 @@ func TestResolveEverydayNames(t *testing.T) {
 		{"Burgstädt", "145225102060"}, // not also Bürgstadt: spelt as typed wins
 		{"Harz", "150850000000"},      // the Landkreis, not the unpopulated forests called Harz
 		{"Stadt Leipzig", "147130000000"},
+		{"Kurort Oberwiesenthal", "145210440440"}, // "Oberwiesenthal, Kurort, Stadt"
+		{"Kurort Jonsdorf", "146265227210"},
+		{"Kurort Seiffen", "145215132570"},
 		{"Kreis Leipzig", "147290000000"},
 		{"Land Sachsen", "140000000000"},
 		{"Regierungsbezirk Stuttgart", "081000000000"},

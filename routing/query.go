@@ -184,6 +184,7 @@ var designationWords = []struct {
 	{[]string{"stadt"}, municipalityClass},
 	{[]string{"gemeinde"}, municipalityClass},
 	{[]string{"markt"}, municipalityClass},
+	{[]string{"kurort"}, municipalityClass}, // "Kurort Oberwiesenthal": the official name ends "…, Kurort"
 	{[]string{"hansestadt"}, municipalityClass},
 	{[]string{"lutherstadt"}, municipalityClass},
 	{[]string{"universitatsstadt"}, municipalityClass},
