@@ -430,9 +430,12 @@ func (m *Mailbox) fail(w http.ResponseWriter, r *http.Request, s *session, statu
 	case http.StatusGone:
 		p.Title = "Gelöscht"
 		p.Error = "Die Dateien dieses Eingangs wurden nach Ablauf der Aufbewahrungsfrist gelöscht. Verlauf und Entscheidung bleiben im Postfach erhalten."
+	case http.StatusConflict:
+		p.Title = "Nicht möglich"
+		p.Error = "Der Stand dieses Eingangs erlaubt das nicht (mehr). Bitte laden Sie den Eingang neu, um den aktuellen Stand zu sehen."
 	case http.StatusServiceUnavailable:
 		p.Title = "Vorübergehend nicht verfügbar"
-		p.Error = "Die Datei kann gerade nicht gelesen werden. Sie bleibt gespeichert; bitte versuchen Sie es in einigen Minuten noch einmal."
+		p.Error = "Der Eingang kann gerade nicht gelesen werden. Er bleibt gespeichert; bitte versuchen Sie es in einigen Minuten noch einmal."
 		w.Header().Set("Retry-After", "60")
 	default:
 		p.Title = "Fehler"
@@ -464,8 +467,13 @@ func (m *Mailbox) deskError(w http.ResponseWriter, r *http.Request, s session, e
 		m.fail(w, r, &s, http.StatusGone)
 		return
 	}
+	if errors.Is(err, broker.ErrConflict) { // the case's state does not allow it
+		m.fail(w, r, &s, http.StatusConflict)
+		return
+	}
 	m.log.Error(what, "office", s.Office, "err", err)
-	if errors.Is(err, broker.ErrUnreadable) {
+	if errors.Is(err, broker.ErrUnreadable) || errors.Is(err, broker.ErrStoreUnavailable) {
+		// A cluster without quorum, a blob that cannot be read now: a later try may work.
 		m.fail(w, r, &s, http.StatusServiceUnavailable)
 		return
 	}

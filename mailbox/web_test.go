@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -202,7 +203,7 @@ func memMailbox(t testing.TB, desk *memDesk) *Mailbox {
 	return memMailboxAt(t, desk, nil)
 }
 
-func memMailboxAt(t testing.TB, desk *memDesk, now func() time.Time) *Mailbox {
+func memMailboxAt(t testing.TB, desk broker.OfficeDesk, now func() time.Time) *Mailbox {
 	t.Helper()
 	m, err := New(Options{Desk: desk, DataDir: t.TempDir(), Now: now, Users: []User{
 		{Name: "anna", Office: "amt-a", PasswordHash: fastHash(t, "anna-passwort")},
@@ -529,6 +530,44 @@ func TestCaseAfterRetention(t *testing.T) {
 		got := anna.get(path)
 		if got.Code != http.StatusGone || !strings.Contains(got.Body.String(), "Aufbewahrungsfrist") {
 			t.Errorf("%s after retention: %d\n%s", path, got.Code, got.Body)
+		}
+	}
+}
+
+// failingDesk answers every package download with err.
+type failingDesk struct {
+	*memDesk
+	err error
+}
+
+func (d failingDesk) OpenPackage(context.Context, string, string, broker.Pickup) (*submission.Submission, io.ReadCloser, error) {
+	return nil, nil, d.err
+}
+
+// TestStoreTroubleIsNoFailureOfTheMailbox: a store that cannot be reached now (a
+// cluster without quorum) is "try again shortly" (503, Retry-After), and a case
+// whose state does not allow the action is a conflict (409); both were the page
+// of a failure (500) that sent a clerk to the IT.
+func TestStoreTroubleIsNoFailureOfTheMailbox(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		code int
+		text string
+	}{
+		{fmt.Errorf("jsstore: read: %w", broker.ErrStoreUnavailable), http.StatusServiceUnavailable, "Vorübergehend nicht verfügbar"},
+		{fmt.Errorf("forwarded: %w", broker.ErrConflict), http.StatusConflict, "erlaubt das nicht"},
+	} {
+		desk := newMemDesk()
+		desk.add(&submission.Submission{ID: "vorgang-1", OfficeID: "amt-a", ServiceName: "Gewerbe anmelden", Place: "Dresden",
+			Sender: "amt24", State: submission.StateHandedOver, ReceivedAt: time.Now()}, []byte("<Antragspaket/>"), nil)
+		c := newClient(t, memMailboxAt(t, failingDesk{desk, tc.err}, nil).Handler())
+		c.mustLogin("anna", "anna-passwort")
+		got := c.get("/postfach/s/vorgang-1/paket")
+		if got.Code != tc.code || !strings.Contains(got.Body.String(), tc.text) {
+			t.Errorf("%v: %d, want %d with %q\n%s", tc.err, got.Code, tc.code, tc.text, got.Body)
+		}
+		if tc.code == http.StatusServiceUnavailable && got.Header().Get("Retry-After") == "" {
+			t.Errorf("%v: no Retry-After", tc.err)
 		}
 	}
 }
