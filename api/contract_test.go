@@ -6,11 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/amtsbote/amtsbote/internal/gatewaytest"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -179,26 +180,11 @@ func TestContractOverGateway(t *testing.T) {
 
 // startGateway starts a whole gateway on loopback with the test's clients.
 func startGateway(t *testing.T) (*gateway.Gateway, *signingtest.PKI) {
-	t.Helper()
-	pki := signingtest.NewPKI(t)
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.PKI = config.PKI{GatewayKey: pki.Gateway.KeyFile, GatewayCert: pki.Gateway.CertFile, TrustDir: pki.TrustDir}
-	cfg.GatewayID = pki.Gateway.Name
-	cfg.AdminToken = adminToken
-	cfg.Portals = map[string]config.PortalClient{"amt24": {Token: portalToken}}
-	cfg.Offices = map[string]config.OfficeClient{gateway.DemoOfficeID: {Token: officeToken}}
-	g, err := gateway.Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = g.Shutdown(ctx)
+	return gatewaytest.Start(t, func(c *config.Config) {
+		c.AdminToken = adminToken
+		c.Portals = map[string]config.PortalClient{"amt24": {Token: portalToken}}
+		c.Offices = map[string]config.OfficeClient{gateway.DemoOfficeID: {Token: officeToken}}
 	})
-	return g, pki
 }
 
 // TestClientGoneIsNoServerError: a portal that gives up while its package waits

@@ -1,7 +1,6 @@
 package bus
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,12 +10,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/amtsbote/amtsbote/internal/natstest"
+	"github.com/amtsbote/amtsbote/internal/testenv"
 )
 
 // TestEmbeddedServerThatCannotStartSaysWhy: an embedded server whose JetStream
@@ -44,32 +43,19 @@ type authServer struct {
 	addr, conf string
 	done       chan struct{}
 	cmd        *exec.Cmd
-	log        *syncBuffer // the server's output: it logs each refused client
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
+	log        *testenv.Buffer // the server's output: it logs each refused client
 }
 
 // refusals counts the clients the server refused so far.
-func (s *syncBuffer) refusals() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Count(s.b.String(), "authentication error")
+func (s *authServer) refusals() int {
+	return strings.Count(s.log.String(), "authentication error")
 }
 
 // startAuthServer starts a nats-server that takes the user amtsbote with password
 // pw, killed in cleanup.
 func startAuthServer(t *testing.T, pw string) *authServer {
 	t.Helper()
-	s := &authServer{addr: fmt.Sprintf("127.0.0.1:%d", natstest.FreePorts(t, 1)[0]), conf: filepath.Join(t.TempDir(), "nats.conf"), log: &syncBuffer{}}
+	s := &authServer{addr: fmt.Sprintf("127.0.0.1:%d", natstest.FreePorts(t, 1)[0]), conf: filepath.Join(t.TempDir(), "nats.conf"), log: &testenv.Buffer{}}
 	cfg := fmt.Sprintf("listen: %s\nauthorization { user: amtsbote, password: %q }\n", s.addr, pw)
 	if err := os.WriteFile(s.conf, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -175,11 +161,11 @@ func TestServerThatRefusesDoesNotEndTheConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bs.Close()
-	before := stale.log.refusals()
+	before := stale.refusals()
 	good.kill()
 	// Only the refusing server is up: the client is refused by it twice (nats.go
 	// gave up at the second).
-	for deadline := time.Now().Add(time.Minute); stale.log.refusals() < before+2 && !bs.NC.IsClosed(); {
+	for deadline := time.Now().Add(time.Minute); stale.refusals() < before+2 && !bs.NC.IsClosed(); {
 		if time.Now().After(deadline) {
 			t.Fatalf("not refused twice by the stale server: %v", bs.NC.LastError())
 		}

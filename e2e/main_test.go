@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/amtsbote/amtsbote/internal/testenv"
 )
 
 var binary string
@@ -83,26 +85,9 @@ func TestMain(m *testing.M) {
 type proc struct {
 	cmd    *exec.Cmd
 	url    string
-	stderr *syncBuffer
-	stdout *syncBuffer
+	stderr *testenv.Buffer
+	stdout *testenv.Buffer
 	exited chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 var servingRe = regexp.MustCompile(`serving on (http://\S+)`)
@@ -123,7 +108,7 @@ func serveBinary(t *testing.T, bin, dir string, env []string, args ...string) *p
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, stderr: &syncBuffer{}, stdout: &syncBuffer{}, exited: make(chan error, 1)}
+	p := &proc{cmd: cmd, stderr: &testenv.Buffer{}, stdout: &testenv.Buffer{}, exited: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,20 +1,19 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/internal/natstest"
+	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/portal"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -154,7 +153,7 @@ func TestClusterWithoutQuorumIsNotReady(t *testing.T) {
 func TestClusterWithoutPublicURLWarns(t *testing.T) {
 	url := natstest.StartSingle(t).URLs()
 	for _, publicURL := range []string{"", "https://amtsbote.sachsen.example"} {
-		var logs lockedBuffer
+		var logs testenv.Buffer
 		startLogged(t, slog.New(slog.NewTextHandler(&logs, nil)), func(c *config.Config) {
 			c.Store.Backend, c.NATS.URL = config.StoreJetStream, url
 			if publicURL != "" {
@@ -165,23 +164,4 @@ func TestClusterWithoutPublicURLWarns(t *testing.T) {
 			t.Errorf("public_url %q: warned %v\n%s", publicURL, warned, logs.String())
 		}
 	}
-}
-
-// lockedBuffer is a log buffer the gateway's goroutines may write while a test
-// reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

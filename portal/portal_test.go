@@ -2,11 +2,10 @@ package portal_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"testing"
-	"time"
+
+	"github.com/amtsbote/amtsbote/internal/gatewaytest"
 
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/config"
@@ -19,27 +18,12 @@ import (
 
 // startGateway runs a whole gateway on loopback that trusts the test PKI's portal.
 func startGateway(t *testing.T, edit func(*config.Config)) (*gateway.Gateway, *signingtest.PKI) {
-	t.Helper()
-	pki := signingtest.NewPKI(t)
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.PKI = config.PKI{GatewayKey: pki.Gateway.KeyFile, GatewayCert: pki.Gateway.CertFile, TrustDir: pki.TrustDir}
-	cfg.GatewayID = pki.Gateway.Name
-	cfg.Portals = map[string]config.PortalClient{"amt24": {Token: "portal-token"}}
-	if edit != nil {
-		edit(&cfg)
-	}
-	g, err := gateway.Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = g.Shutdown(ctx)
+	return gatewaytest.Start(t, func(c *config.Config) {
+		c.Portals = map[string]config.PortalClient{"amt24": {Token: "portal-token"}}
+		if edit != nil {
+			edit(c)
+		}
 	})
-	return g, pki
 }
 
 // TestRefusalKeepsItsExtensionMembers: a portal on this client learns from a

@@ -1,19 +1,18 @@
 package xta
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/internal/clientgone"
+	"github.com/amtsbote/amtsbote/internal/testenv"
 )
 
 // slowDesk is the real desk whose List waits until the request's context ends,
@@ -58,11 +57,10 @@ func (c *codeWriter) WriteHeader(code int) { c.code = code; c.ResponseWriter.Wri
 // error and fired the AmtsboteServerErrors alert.
 func TestClientGoneIsNoTechnicalProblem(t *testing.T) {
 	entered := make(chan struct{})
-	var logs bytes.Buffer
-	var logMu sync.Mutex
+	var logs testenv.Buffer
 	e := startEnv(t, func(o *Options) {
 		o.Desk = slowDesk{OfficeDesk: o.Desk, entered: entered}
-		o.Logger = slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &logMu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
 	rec := &answeredStatus{h: e.xta, done: make(chan struct{})}
 	srv := httptest.NewUnstartedServer(rec)
@@ -102,20 +100,7 @@ func TestClientGoneIsNoTechnicalProblem(t *testing.T) {
 	if rec.code != clientgone.Status {
 		t.Errorf("a client that went away is answered with %d, want %d", rec.code, clientgone.Status)
 	}
-	logMu.Lock()
-	defer logMu.Unlock()
 	if out := logs.String(); !strings.Contains(out, "client went away") || strings.Contains(out, "level=ERROR") {
 		t.Errorf("log:\n%s", out)
 	}
-}
-
-type lockedWriter struct {
-	w  *bytes.Buffer
-	mu *sync.Mutex
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

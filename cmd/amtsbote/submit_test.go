@@ -3,16 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/amtsbote/amtsbote/internal/gatewaytest"
 
 	"github.com/amtsbote/amtsbote/config"
-	"github.com/amtsbote/amtsbote/gateway"
-	"github.com/amtsbote/amtsbote/signing/signingtest"
 )
 
 // TestSubmitSaysWhatToDoNext: against a gateway with its own PKI and portal token
@@ -20,21 +17,8 @@ import (
 // candidates of an ambiguous place, the token when a status read is refused after
 // the 201, and how to check the receipt without a development data folder.
 func TestSubmitSaysWhatToDoNext(t *testing.T) {
-	pki := signingtest.NewPKI(t)
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.PKI = config.PKI{GatewayKey: pki.Gateway.KeyFile, GatewayCert: pki.Gateway.CertFile, TrustDir: pki.TrustDir}
-	cfg.GatewayID = pki.Gateway.Name
-	cfg.Portals = map[string]config.PortalClient{"amt24": {Token: "portal-token"}}
-	g, err := gateway.Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = g.Shutdown(ctx)
+	g, pki := gatewaytest.Start(t, func(c *config.Config) {
+		c.Portals = map[string]config.PortalClient{"amt24": {Token: "portal-token"}}
 	})
 	run := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer

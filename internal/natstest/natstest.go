@@ -7,7 +7,6 @@
 package natstest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -80,7 +79,7 @@ type Server struct {
 	ClientURL string
 	conf      string
 	dir       string
-	log       *lockedWriter
+	log       *testenv.Buffer
 	mu        sync.Mutex
 	cmd       *exec.Cmd
 	done      chan struct{}
@@ -170,7 +169,7 @@ func (c *Cluster) start(s *Server) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.log == nil {
-		s.log = &lockedWriter{}
+		s.log = &testenv.Buffer{Limit: 1 << 20} // bounded: the start is what explains failures
 	}
 	fmt.Fprintf(s.log, "=== start %s\n", time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(c.bin, "-c", s.conf)
@@ -303,26 +302,6 @@ func (c *Cluster) Logs() string {
 		s.mu.Unlock()
 	}
 	return b.String()
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.w.Len() > 1<<20 { // keep memory bounded; the start is what explains failures
-		return len(p), nil
-	}
-	return l.w.Write(p)
-}
-
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.String()
 }
 
 // FreePorts picks n loopback ports for processes that bind them later (see package
