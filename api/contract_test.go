@@ -278,6 +278,7 @@ func holdSlots(t *testing.T, slots *intake.Slots) (releaseAll func()) {
 // anmelden" in Dresden submitted through the portal's client.
 type example struct {
 	g      *gateway.Gateway
+	pki    *signingtest.PKI
 	client *portal.Client
 	leika  string
 	res    *portal.Result
@@ -285,20 +286,27 @@ type example struct {
 
 func submitExample(t *testing.T) example {
 	t.Helper()
+	e := startPortal(t)
+	p := paket.ExampleWith(e.leika, paket.NewMessageID(), time.Now())
+	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
+	res, err := e.client.Submit(context.Background(), p)
+	if err != nil || res.Status != 201 {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	e.res = res
+	return e
+}
+
+// startPortal is a gateway on loopback and the portal's client, nothing submitted.
+func startPortal(t *testing.T) example {
+	t.Helper()
 	g, pki := startGateway(t)
 	d, _ := routing.Builtin()
 	svc, err := d.FindService("Gewerbe anmelden")
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := &portal.Client{BaseURL: g.URL(), Signer: pki.Portal.Signer, Token: portalToken}
-	p := paket.ExampleWith(svc.Key, paket.NewMessageID(), time.Now())
-	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
-	res, err := client.Submit(context.Background(), p)
-	if err != nil || res.Status != 201 {
-		t.Fatalf("submit: %v %+v", err, res)
-	}
-	return example{g: g, client: client, leika: svc.Key, res: res}
+	return example{g: g, pki: pki, client: &portal.Client{BaseURL: g.URL(), Signer: pki.Portal.Signer, Token: portalToken}, leika: svc.Key}
 }
 
 // signedExample is a new example package for service leika in Dresden, signed by

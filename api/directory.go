@@ -22,6 +22,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/routing"
+	"github.com/amtsbote/amtsbote/wire"
 )
 
 // directory serves the jurisdiction directory.
@@ -77,17 +78,9 @@ func intParam(r *http.Request, name string, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
-type placeJSON struct {
-	ARS        string `json:"ars"`
-	AGS        string `json:"ags,omitempty"`
-	Name       string `json:"name"`
-	Level      string `json:"level"`
-	Postcode   string `json:"postcode,omitempty"`
-	Label      string `json:"label,omitempty"`
-	Kreis      string `json:"kreis,omitempty"`
-	Land       string `json:"land"`
-	Population int    `json:"population,omitempty"`
-}
+// placeJSON is a place as the directory API shows it (wire.Place, shared with
+// the portal client).
+type placeJSON = wire.Place
 
 func placeOf(a *routing.Area, postcode string) placeJSON {
 	p := placeJSON{ARS: a.ARS, AGS: a.AGS, Name: a.Name, Level: a.Level.String(), Postcode: postcode, Land: a.Land(), Population: a.Population}

@@ -10,8 +10,6 @@ import (
 
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/intake"
-	"github.com/amtsbote/amtsbote/portal"
-	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -23,19 +21,14 @@ import (
 // reads, and a post of its NachrichtID is no repeat. Until this test the local
 // portal read the other state's application.
 func TestForwardedPackageIsNotTheLocalPortals(t *testing.T) {
-	g, pki := startGateway(t)
-	d, _ := routing.Builtin()
-	svc, err := d.FindService("Gewerbe anmelden")
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := &portal.Client{BaseURL: g.URL(), Signer: pki.Portal.Signer, Token: portalToken}
-	own, err := client.SubmitRaw(context.Background(), signedExample(t, client, svc.Key))
+	e := startPortal(t)
+	g, client, pki := e.g, e.client, e.pki
+	own, err := client.SubmitRaw(context.Background(), signedExample(t, client, e.leika))
 	if err != nil || own.Status != 201 {
 		t.Fatalf("the portal's own package: %v %+v", err, own)
 	}
 	now := time.Now().UTC()
-	fwRaw := signedExample(t, client, svc.Key)
+	fwRaw := signedExample(t, client, e.leika)
 	fw, err := g.Pipeline.SubmitForwarded(context.Background(), intake.Forwarded{
 		Package: fwRaw, Sender: pki.Portal.Name, SenderCert: pki.Portal.Cert,
 		Origin: submission.Origin{Gateway: "amtsbote-by", SubmissionID: "by-1", ForwardedAt: now,

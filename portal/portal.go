@@ -146,16 +146,7 @@ func decodeProblem(resp *http.Response, body []byte) *problem.Problem {
 }
 
 // Place is one candidate of an ambiguous-place refusal, as GET /v1/places shows it.
-type Place struct {
-	ARS      string `json:"ars"` // send the package again with this Ort/ARS
-	AGS      string `json:"ags,omitempty"`
-	Name     string `json:"name"`
-	Level    string `json:"level"`
-	Postcode string `json:"postcode,omitempty"`
-	Label    string `json:"label,omitempty"`
-	Kreis    string `json:"kreis,omitempty"`
-	Land     string `json:"land"`
-}
+type Place = wire.Place
 
 // Candidates returns the places an ambiguous-place refusal offers (the
 // "candidates" member), each with its ARS to send again; nil for other problems.

@@ -163,3 +163,17 @@ type DecisionRequest struct {
 
 // MaxReasonLength bounds DecisionRequest.Reason.
 const MaxReasonLength = 2000
+
+// Place is one place of the directory as GET /v1/places answers it, and one
+// candidate of an ambiguous-place refusal (the problem's "candidates").
+type Place struct {
+	ARS        string `json:"ars"` // send the package again with this Ort/ARS
+	AGS        string `json:"ags,omitempty"`
+	Name       string `json:"name"`
+	Level      string `json:"level"`
+	Postcode   string `json:"postcode,omitempty"`
+	Label      string `json:"label,omitempty"`
+	Kreis      string `json:"kreis,omitempty"`
+	Land       string `json:"land"`
+	Population int    `json:"population,omitempty"`
+}
