@@ -340,6 +340,24 @@ func TestUnpackRefusesDamagedValues(t *testing.T) {
 	}
 }
 
+// reopenWithout removes bucket from db's file, as a build before it wrote the
+// file, and opens it again (closed when the test ends).
+func reopenWithout(t *testing.T, db *DB, dir string, bucket []byte) *DB {
+	t.Helper()
+	if err := db.bolt.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucket) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // TestHeldIndexBuiltForOlderFiles: a file written before the held index existed
 // gets it at the next open, from the records: the held submissions and no other.
 func TestHeldIndexBuiltForOlderFiles(t *testing.T) {
@@ -356,16 +374,7 @@ func TestHeldIndexBuiltForOlderFiles(t *testing.T) {
 		}
 		ids[st] = sub.ID
 	}
-	if err := db.bolt.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketHeld) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if db, err = Open(dir, Options{}); err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db = reopenWithout(t, db, dir, bucketHeld)
 	held, err := db.Held()
 	if err != nil || !slices.Equal(held, []string{ids[submission.StateHeld]}) {
 		t.Fatalf("held after reopening an older file: %v %v, want [%s]", held, err, ids[submission.StateHeld])
@@ -385,16 +394,7 @@ func TestReplyIndexBuiltForOlderFiles(t *testing.T) {
 	if _, _, _, err := db.Create(context.Background(), sub, []submission.Event{{Type: "received"}}, "eingang", []byte("r")); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.bolt.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketReplies) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if db, err = Open(dir, Options{}); err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db = reopenWithout(t, db, dir, bucketReplies)
 	ids, err := db.RepliesByMessage("xta-1")
 	if err != nil || !slices.Equal(ids, []string{sub.ID}) {
 		t.Fatalf("replies after reopening an older file: %v %v, want [%s]", ids, err, sub.ID)
