@@ -8,7 +8,6 @@ package api
 import (
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -462,10 +461,9 @@ func (h *directory) routeOf(rt *routing.Route) routeJSON {
 		k := placeOf(rt.AlsoKreis, "")
 		j.AlsoKreis = &k
 	}
-	var destKey string
 	if rt.Office != nil {
 		o := rt.Office
-		destKey = "office:" + o.ID
+		j.DestinationID = wire.OfficeDestinationID(o.ID)
 		j.DestinationName = o.Name
 		j.OfficeID = o.ID
 		j.Sample = o.Sample
@@ -477,12 +475,11 @@ func (h *directory) routeOf(rt *routing.Route) routeJSON {
 		}
 	} else if rt.Peer != nil {
 		p := rt.Peer
-		destKey = "peer:" + p.Land
+		j.DestinationID = wire.PeerDestinationID(p.Land)
 		j.DestinationName = "Gateway " + p.Name
 		j.Peer = &peerJSON{Land: p.Land, Name: p.Name, GatewayID: p.GatewayID, BaseURL: p.BaseURL, Sample: p.Sample}
 		j.Sample = p.Sample
 	}
-	j.DestinationID = nameUUID(destKey)
 	payload, _ := json.Marshal(map[string]any{
 		"destinationId": j.DestinationID,
 		"leistungID":    "urn:de:fim:leika:leistung:" + rt.Service.Key,
@@ -493,17 +490,6 @@ func (h *directory) routeOf(rt *routing.Route) routeJSON {
 		j.DestinationSignature = sig
 	}
 	return j
-}
-
-// nameUUID derives a stable UUID (version 5 layout, SHA-1 over a fixed namespace) from
-// an office or peer id, so the same office always has the same destinationId.
-func nameUUID(name string) string {
-	ns := []byte("amtsbote.de/directory/destination/")
-	sum := sha1.Sum(append(ns, name...))
-	b := sum[:16]
-	b[6] = (b[6] & 0x0f) | 0x50
-	b[8] = (b[8] & 0x3f) | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // hmacSigner makes compact JWS (HS256) over the payload.

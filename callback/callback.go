@@ -36,7 +36,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/amtsbote/amtsbote/adapters/webhook"
+	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/wire"
 )
 
 // TypeNewEvents is the callback's type, FIT-Connect's for new events in the log.
@@ -164,7 +166,8 @@ func (n *Notifier) Observe(s *submission.Submission, _ submission.Event) {
 			}
 			return
 		}
-		q.waiting = append(q.waiting, subject{DestinationID: s.OfficeID, SubmissionID: s.ID, CaseID: s.ID})
+		q.waiting = append(q.waiting, subject{DestinationID: wire.DestinationID(s.OfficeID, toPeer(s)),
+			SubmissionID: s.ID, CaseID: s.ID, OfficeID: s.OfficeID})
 		q.in[s.ID] = true
 	}
 	q.mu.Unlock()
@@ -172,6 +175,17 @@ func (n *Notifier) Observe(s *submission.Submission, _ submission.Event) {
 	case q.wake <- struct{}{}:
 	default:
 	}
+}
+
+// toPeer reports whether s goes to another state's gateway: then its destinationId
+// is the peer gateway's, as /v1/routes named it to the portal.
+func toPeer(s *submission.Submission) bool {
+	for _, t := range s.Targets {
+		if t.Channel == channel.Peer {
+			return true
+		}
+	}
+	return false
 }
 
 // Start runs one sender per portal until Close.
@@ -292,10 +306,14 @@ type body struct {
 	Submissions   []subject `json:"submissions"`
 }
 
+// subject is FIT-Connect's SubmissionForNewEvents: DestinationID is a UUID, the
+// destinationId /v1/routes gave the portal for the office (wire.DestinationID), and
+// OfficeID (amtsbote's, beside FIT-Connect's members) the readable office id.
 type subject struct {
 	DestinationID string `json:"destinationId"`
 	SubmissionID  string `json:"submissionId"`
 	CaseID        string `json:"caseId"`
+	OfficeID      string `json:"officeId"`
 }
 
 // maxAnswer bounds what is read of a portal's answer.

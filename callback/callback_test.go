@@ -18,6 +18,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/adapters/webhook"
 	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/wire"
 )
 
 // portalEnd is a portal's callback endpoint on loopback: it verifies both signature
@@ -28,6 +29,7 @@ type portalEnd struct {
 	refuse atomic.Int32 // answer 503 this many more times
 	mu     sync.Mutex
 	got    []body
+	raw    [][]byte // the accepted bodies as received
 	bad    []string
 }
 
@@ -53,6 +55,7 @@ func newPortalEnd(t *testing.T) *portalEnd {
 			return
 		}
 		p.got = append(p.got, b)
+		p.raw = append(p.raw, raw)
 	}))
 	t.Cleanup(p.srv.Close)
 	return p
@@ -104,7 +107,7 @@ func start(t *testing.T, o Options) *Notifier {
 }
 
 // TestEventsMakeOneSignedCallback: the events of several submissions within the
-// window make one callback, each id once, with its office as destinationId, signed
+// window make one callback, each id once, with its office's destinationId, signed
 // so that the webhook verifier (both header sets) accepts it; another portal's
 // submissions are not in it, nor a package another state's gateway forwarded here
 // under the same portal id (every development PKI's portal is "amt24"; it was).
@@ -124,7 +127,7 @@ func TestEventsMakeOneSignedCallback(t *testing.T) {
 		t.Fatalf("callbacks %+v, want one with a and b", bodies)
 	}
 	b := bodies[0]
-	if b.Type != TypeNewEvents || len(b.Submissions) != 2 || b.Submissions[1] != (subject{DestinationID: "leipzig", SubmissionID: "b", CaseID: "b"}) {
+	if b.Type != TypeNewEvents || len(b.Submissions) != 2 || b.Submissions[1] != (subject{DestinationID: wire.OfficeDestinationID("leipzig"), SubmissionID: "b", CaseID: "b", OfficeID: "leipzig"}) {
 		t.Fatalf("callback body %+v", b)
 	}
 }

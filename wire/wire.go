@@ -140,6 +140,14 @@ type Attachment struct {
 // (GET /v1/office/submissions/{id}, and the answer to a decision).
 type OfficeSubmission struct {
 	StatusView
+	// SubmissionID, CaseID and DestinationID are FIT-Connect's names of a submission
+	// ready for pickup (SubmissionForPickup), so an entry of the office's list
+	// carries what FIT-Connect's pickup list does: SubmissionID and CaseID equal ID
+	// (one submission per case), DestinationID is the office's destination UUID
+	// (OfficeDestinationID), the one the webhook notification names.
+	SubmissionID  string       `json:"submissionId"`
+	CaseID        string       `json:"caseId"`
+	DestinationID string       `json:"destinationId"`
 	DeliveryID    string       `json:"deliveryId"`
 	Sender        string       `json:"sender"`
 	PackageSHA256 string       `json:"packageSha256"`

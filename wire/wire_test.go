@@ -72,7 +72,7 @@ func TestFieldNames(t *testing.T) {
 	if got := keys(t, sv); !reflect.DeepEqual(got, status) {
 		t.Errorf("status members %v, want %v", got, status)
 	}
-	office := append(slices.Clone(status), "attachments", "deliveryId", "packageSha256", "packageSize", "sender")
+	office := append(slices.Clone(status), "attachments", "caseId", "deliveryId", "destinationId", "packageSha256", "packageSize", "sender", "submissionId")
 	slices.Sort(office)
 	if got := keys(t, OfficeSubmission{StatusView: sv}); !reflect.DeepEqual(got, office) {
 		t.Errorf("office members %v, want %v", got, office)

@@ -31,7 +31,9 @@ type Notification struct {
 	// SubmissionIDs is FIT-Connect's (deprecated there, still widely read) list.
 	SubmissionIDs []string `json:"submissionIds"`
 	// Submissions is FIT-Connect's SubmissionForPickup list. DestinationID is the
-	// office id and CaseID the submission id: amtsbote has one submission per case.
+	// office's destinationId (wire.OfficeDestinationID: a UUID, as FIT-Connect
+	// requires, the same /v1/routes gives; the readable id is OfficeID) and CaseID
+	// the submission id: amtsbote has one submission per case.
 	Submissions []SubmissionForPickup `json:"submissions"`
 
 	// DeliveryID is stable across every attempt of this submission (= webhook-id);
@@ -101,7 +103,7 @@ func buildNotification(base string, d adapters.Delivery) Notification {
 	n := Notification{
 		Type:          TypeNewSubmissions,
 		SubmissionIDs: []string{d.SubmissionID},
-		Submissions:   []SubmissionForPickup{{DestinationID: d.OfficeID, SubmissionID: d.SubmissionID, CaseID: d.SubmissionID}},
+		Submissions:   []SubmissionForPickup{{DestinationID: wire.OfficeDestinationID(d.OfficeID), SubmissionID: d.SubmissionID, CaseID: d.SubmissionID}},
 		DeliveryID:    d.ID,
 		SubmissionID:  d.SubmissionID,
 		MessageID:     d.MessageID,

@@ -21,6 +21,7 @@ import (
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/adapters/adaptertest"
 	"github.com/amtsbote/amtsbote/internal/freeport"
+	"github.com/amtsbote/amtsbote/wire"
 )
 
 const testBase = "https://amtsbote.example.de"
@@ -381,7 +382,7 @@ func TestNotificationContentAndHeaders(t *testing.T) {
 	want := Notification{
 		Type:          TypeNewSubmissions,
 		SubmissionIDs: []string{d.SubmissionID},
-		Submissions:   []SubmissionForPickup{{DestinationID: d.OfficeID, SubmissionID: d.SubmissionID, CaseID: d.SubmissionID}},
+		Submissions:   []SubmissionForPickup{{DestinationID: wire.OfficeDestinationID(d.OfficeID), SubmissionID: d.SubmissionID, CaseID: d.SubmissionID}},
 		DeliveryID:    d.ID, SubmissionID: d.SubmissionID, MessageID: d.MessageID, Sender: d.Sender,
 		OfficeID: d.OfficeID, OfficeName: d.OfficeName, LeikaKey: d.LeikaKey, ServiceName: d.ServiceName,
 		Attempt: 3, CreatedAt: d.CreatedAt,
