@@ -559,6 +559,12 @@ func (s *Server) officeList(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// FIT-Connect's clients page by offset; this list pages by the next link. An
+	// offset was ignored, so such a client read the first page forever.
+	if o := r.URL.Query().Get("offset"); o != "" && o != "0" {
+		problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "this list pages by its next link (after=<last id>), not by offset; follow \"next\"").With("field", "offset"))
+		return
+	}
 	// state: a Fachverfahren that pulls asks for what still waits for it
 	// (state=queued,retrying,handed_over,held) instead of paging through every
 	// case it ever had.

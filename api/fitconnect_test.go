@@ -65,7 +65,11 @@ func TestOfficeAPIConformsToFITConnect(t *testing.T) {
 		{wire.OfficeSubmissionsPath, "", 401},
 		{wire.OfficeSubmissionPath("00000000-0000-4000-8000-000000000000"), officeToken, 404},
 		{wire.OfficeSubmissionsPath + "?state=bogus", officeToken, 422},
+		// FIT-Connect's clients page by offset; it was ignored, so they read the
+		// first page forever. 0 is the first page.
+		{wire.OfficeSubmissionsPath + "?offset=100", officeToken, 422},
 	} {
 		fitconnecttest.Validate(t, "Error", get(p.path, p.token, p.status))
 	}
+	fitconnecttest.Validate(t, "SubmissionsForPickup", get(wire.OfficeSubmissionsPath+"?offset=0", officeToken, 200))
 }
