@@ -158,3 +158,37 @@ func TestWaitingListReadsTheIndexNotTheHistory(t *testing.T) {
 		t.Fatalf("accepted list: %d items, %v", len(pg.Items), err)
 	}
 }
+
+// TestRetentionSharesCommits: a retention run's writes share the store's group
+// commits. One after another, each removal of bytes, each deletion and each blob
+// swept waited for a commit (two flushes) of its own: 22,000 of them took 245 s
+// on a store with three years of history, with the gateway stopped for
+// `amtsbote gc`.
+func TestRetentionSharesCommits(t *testing.T) {
+	dir := t.TempDir()
+	const answered, blobs = 400, 200
+	fillHistory(t, dir, "office-a", answered, nil)
+	e := start(t, dir)
+	for i := range blobs { // bytes no record needs, for the sweep
+		if _, err := e.db.Blobs().Put([]byte(fmt.Sprintf("unreferenced %d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := e.db.CommitStats()
+	rep, err := e.b.GC(context.Background(), time.Now().Add(91*24*time.Hour), Retention{PackageBytes: 90 * 24 * time.Hour, CompactMinFree: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.BytesRemoved != answered || rep.BlobsDeleted != blobs {
+		t.Fatalf("GC = %+v, want the bytes of %d cases removed and %d blobs swept", rep, answered, blobs)
+	}
+	after := e.db.CommitStats()
+	writes, commits := after.Writes-before.Writes, after.Commits-before.Commits
+	t.Logf("%d writes in %d commits", writes, commits)
+	if writes < answered+blobs {
+		t.Fatalf("%d group-committed writes, want the %d removals and the %d blob deletions among them", writes, answered, blobs)
+	}
+	if commits*4 > writes {
+		t.Fatalf("%d writes took %d commits: they did not share them", writes, commits)
+	}
+}
