@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -128,6 +130,14 @@ func (b *Broker) forOffice(officeID, id string) (*submission.Submission, error) 
 }
 
 // List implements OfficeDesk.
+//
+// A listing of states the store indexes only — what still waits: queued,
+// retrying, handed over, held; the filter a pulling Fachverfahren, the XTA
+// status list and the mailbox's "Neu" use on every poll — reads the records the
+// indexes name, not the office's cases: an office with tens of thousands of
+// answered cases would otherwise have every one of them read to find the few
+// that wait (docs/performance.md, "A gateway with years of data"). Any other
+// listing walks the office's cases.
 func (b *Broker) List(ctx context.Context, officeID string, q ListQuery) (Page, error) {
 	limit := q.Limit
 	if limit <= 0 {
@@ -140,10 +150,10 @@ func (b *Broker) List(ctx context.Context, officeID string, q ListQuery) (Page, 
 	}
 	text := strings.ToLower(strings.TrimSpace(q.Text))
 	var page Page
-	// Filtering happens while walking the office's index, so a page is full even when
-	// most submissions do not match; meeting one more match than the limit tells that
+	// Filtering happens while walking, so a page is full even when most
+	// submissions do not match; meeting one more match than the limit tells that
 	// a next page exists.
-	err := b.db.WalkOffice(officeID, q.After, func(s *submission.Submission) bool {
+	keep := func(s *submission.Submission) bool {
 		if ctx.Err() != nil {
 			return false
 		}
@@ -159,11 +169,87 @@ func (b *Broker) List(ctx context.Context, officeID string, q ListQuery) (Page, 
 		}
 		page.Items = append(page.Items, s)
 		return true
-	})
+	}
+	ids, indexed, err := b.waitingIDs(q.States)
+	switch {
+	case err != nil:
+	case indexed:
+		err = b.walkIDs(officeID, q.After, ids, keep)
+	default:
+		err = b.db.WalkOffice(officeID, q.After, keep)
+	}
 	if err != nil {
 		return Page{}, err
 	}
 	return page, ctx.Err()
+}
+
+// maxIndexedList bounds the records an indexed listing reads: the indexes hold
+// every office's waiting submissions, and while a backlog of more than this
+// waits (an outage of many offices) walking the office's own cases reads fewer.
+const maxIndexedList = 10000
+
+// waitingIDs returns the ids, sorted, that the store's indexes hold for states,
+// and whether they cover them: every state is one the store indexes and the
+// indexes hold at most maxIndexedList ids. No states (every state) is not covered.
+func (b *Broker) waitingIDs(states []submission.State) ([]string, bool, error) {
+	if len(states) == 0 {
+		return nil, false, nil
+	}
+	lists := map[string]func() ([]string, error){}
+	for _, st := range states {
+		switch {
+		case st == submission.StateHeld:
+			lists["held"] = b.db.Held
+		case st == submission.StateHandedOver:
+			lists["handed_over"] = b.db.HandedOver
+		case st.Dispatchable():
+			lists["outbox"] = b.db.Outbox
+		default:
+			return nil, false, nil
+		}
+	}
+	var ids []string
+	for _, list := range lists {
+		some, err := list()
+		if err != nil {
+			return nil, false, err
+		}
+		ids = append(ids, some...)
+	}
+	if len(ids) > maxIndexedList {
+		return nil, false, nil
+	}
+	slices.Sort(ids) // time-ordered ids: oldest first, as WalkOffice
+	// A submission that moved from one index to another between the listings is
+	// named twice.
+	return slices.Compact(ids), true, nil
+}
+
+// walkIDs is WalkOffice over the sorted ids of waitingIDs: fn gets those of the
+// office after the id `after`, oldest first, until it returns false. fn checks
+// the state: a submission may have moved on since the index was listed.
+func (b *Broker) walkIDs(officeID, after string, ids []string, fn func(*submission.Submission) bool) error {
+	i := 0
+	if after != "" {
+		i, _ = slices.BinarySearch(ids, after)
+	}
+	for _, id := range ids[i:] {
+		if id == after {
+			continue
+		}
+		s, err := b.db.Get(id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // deleted since the index was listed (retention runs beside us)
+		}
+		if err != nil {
+			return err
+		}
+		if s.OfficeID == officeID && !fn(s) {
+			return nil
+		}
+	}
+	return nil
 }
 
 func matches(s *submission.Submission, text string) bool {

@@ -184,7 +184,11 @@ func (bs dbBlobs) DeleteIfOlder(digest string, before time.Time) (bool, error) {
 		return false, ErrBadDigest
 	}
 	found, gone := false, false
-	err := bs.db.update(func(tx *wtx) error {
+	// Group-committed: a retention sweep deletes many blobs at once (broker.GC),
+	// and each in a commit of its own waited for two flushes of its own. fn may
+	// run again after a rolled-back batch, so it starts from nothing.
+	err := bs.db.batch(func(tx *wtx) error {
+		found, gone = false, false
 		b := tx.bucket(bucketBlobs)
 		v := getAlone(b.b, []byte(digest))
 		if found = v != nil; !found || len(v) < inlineHeader {
