@@ -670,7 +670,7 @@ func (b *Broker) nextChannel(msg jetstream.Msg, s *submission.Submission, why su
 		_ = msg.NakWithDelay(b.cfg.BackoffBase)
 		return
 	}
-	b.log.Warn("delivery channel failed for good", "submission", s.ID, "channel", t.Channel, "reason", why.Internal)
+	b.log.Warn("delivery channel failed for good", "submission", s.ID, "channel", t.Channel, "reason", why.ForOperator())
 	_ = msg.Term()
 	if cur != nil && cur.State.Dispatchable() {
 		b.enqueue(cur)

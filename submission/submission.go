@@ -279,6 +279,15 @@ type Reason struct {
 	NextIn time.Duration
 }
 
+// ForOperator is what the log says: the internal reason, or the public one where
+// that is all there is (a channel the gateway does not have).
+func (r Reason) ForOperator() string {
+	if r.Internal != "" {
+		return r.Internal
+	}
+	return r.Public
+}
+
 // AttemptFailed records a transient failure of the attempt of generation gen and
 // schedules the next attempt at retryAt.
 func (s *Submission) AttemptFailed(now time.Time, gen int, why Reason, retryAt time.Time) ([]Event, error) {

@@ -255,3 +255,15 @@ func TestReplyOnceAndBounded(t *testing.T) {
 		t.Fatalf("want ErrIllegal, got %v", err)
 	}
 }
+
+// TestReasonForOperator: the log's reason is the internal one, or the public one
+// where there is no other; the broker logged "reason=" for a channel the gateway
+// does not have, whose reason is public only.
+func TestReasonForOperator(t *testing.T) {
+	if got := (Reason{Public: "channel x is not available"}).ForOperator(); got != "channel x is not available" {
+		t.Errorf("public only: %q", got)
+	}
+	if got := (Reason{Public: "receiver refused", Internal: "HTTP 400: bad"}).ForOperator(); got != "HTTP 400: bad" {
+		t.Errorf("both: %q", got)
+	}
+}
