@@ -183,16 +183,25 @@ func TestBrowser(t *testing.T) {
 	}
 	run("blur", chromedp.Blur(chromedp.CSS("a.skip")))
 
+	// The inbox is the office's work: what is not decided; "Alle" has the rest.
 	inbox := text("main")
-	for _, id := range []string{older.ID, open.ID, sub.ID} {
+	for _, id := range []string{open.ID, sub.ID} {
 		if !strings.Contains(inbox, id) {
 			t.Errorf("inbox lacks %s", id)
 		}
+	}
+	if strings.Contains(inbox, older.ID) {
+		t.Errorf("the inbox lists the accepted %s among the open ones", older.ID)
 	}
 	if strings.Contains(inbox, leipzig.ID) {
 		t.Error("anna's inbox lists Leipzig's submission")
 	}
 	shot("postfach-eingang.png")
+	nav("all cases", chromedp.Navigate(base+"?status=alle"))
+	if all := text("main"); !strings.Contains(all, older.ID) || !strings.Contains(all, sub.ID) {
+		t.Errorf("\"Alle\" lacks the accepted or an open case:\n%s", all)
+	}
+	nav("back to the inbox", chromedp.Navigate(base))
 
 	// Find it by its case number.
 	run("type search", chromedp.SendKeys(chromedp.CSS("#q"), sub.ID))

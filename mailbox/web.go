@@ -122,12 +122,17 @@ func markOf(s *submission.Submission, evs []submission.Event) *mark {
 	return mk
 }
 
-// The state filter of the inbox, in the words of the office.
+// The state filter of the inbox, in the words of the office. Without one the
+// inbox is the office's work: what is not decided yet, oldest first. It was every
+// case the office ever had, oldest first, so after a few years a clerk's first
+// page was cases decided long ago and today's arrivals were hundreds of pages on.
 var stateFilters = []struct {
 	value, label string
 	states       []submission.State
 }{
-	{"", "Alle", nil},
+	{"", "Offen (neu oder geöffnet, nicht entschieden)", []submission.State{submission.StateQueued, submission.StateRetrying,
+		submission.StateHandedOver, submission.StateHeld, submission.StateDelivered}},
+	{"alle", "Alle", nil},
 	{"neu", "Neu (noch nicht geöffnet)", []submission.State{submission.StateQueued, submission.StateRetrying, submission.StateHandedOver, submission.StateHeld}},
 	{"geoeffnet", "Geöffnet, nicht entschieden", []submission.State{submission.StateDelivered}},
 	{"angenommen", "Angenommen", []submission.State{submission.StateAccepted}},

@@ -178,8 +178,8 @@ func TestOfficeWorkflowWithBroker(t *testing.T) {
 	if got := anna.post("/postfach/s/"+sub.ID+"/erledigt", url.Values{"csrf": {csrf}, "erledigt": {"ja"}}); got.Code != http.StatusSeeOther {
 		t.Errorf("mark: %d", got.Code)
 	}
-	if !strings.Contains(anna.get("/postfach/").Body.String(), "erledigt</span>") {
-		t.Error("inbox does not show the mark")
+	if !strings.Contains(anna.get("/postfach/?status=alle").Body.String(), "erledigt</span>") {
+		t.Error("the list of all cases does not show the mark")
 	}
 	evs, _ = e.b.Log(sub.ID)
 	if last := evs[len(evs)-1]; last.Type != submission.EventProcessed || !strings.Contains(last.Actor, "anna") {
