@@ -457,12 +457,24 @@ func (s *Store) lastRaw(ctx context.Context, subject string) (*jetstream.RawStre
 	}
 }
 
-// Reachable asks the leader of the store's stream for its state: with the
-// cluster out of reach or without quorum (no leader) it fails, and a gateway is
-// not ready. It is one small request, for a probe every few seconds.
+// ErrNoLeader: the store's stream has no leader (a cluster without quorum).
+var ErrNoLeader = errors.New("the store's stream has no leader")
+
+// Reachable asks the store's stream for its state: with the cluster out of reach
+// or without quorum (no leader) it fails, and a gateway is not ready. It is one
+// small request, for a probe every few seconds.
+//
+// An answer alone does not say the stream has a leader: once a replica has been
+// without one for a while (about 10 s), the server answers the info request
+// itself, from its own copy, with an empty leader. Only a named leader counts.
+// A stream of one replica, or on a server without a cluster, names the server.
 func (s *Store) Reachable(ctx context.Context) error {
-	if _, err := s.kv.Info(ctx); err != nil {
+	info, err := s.kv.Info(ctx)
+	if err != nil {
 		return unavailable(err)
+	}
+	if info.Cluster != nil && info.Cluster.Leader == "" {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, ErrNoLeader)
 	}
 	return nil
 }

@@ -679,3 +679,74 @@ func TestReplyIndexBuiltForOlderBuckets(t *testing.T) {
 		t.Fatalf("replies after opening an older bucket: %v %v, want [s1]", ids, err)
 	}
 }
+
+// TestReachableWithoutQuorum: with two of three servers gone the store's stream
+// has no leader, and Reachable says so for as long as that lasts. The server the
+// client is connected to answers a stream info request itself once its replica
+// has been leaderless for about ten seconds (an answer with an empty leader);
+// a probe that took any answer for reachability called the store back after
+// that, and a gateway turned ready again without quorum (the CI failure of
+// gateway.TestClusterWithoutQuorumIsNotReady).
+func TestReachableWithoutQuorum(t *testing.T) {
+	c := natstest.StartCluster(t, 3)
+	nc := c.Connect(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := jsstore.Open(ctx, js, jsstore.Options{Replicas: 3, Prefix: "quorum", Timeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := st.Create(ctx, storetest.NewSubmission("quorum-1", "amt24", "m1"), threeEvents(), "in", []byte("r")); err != nil {
+		t.Fatal(err)
+	}
+	probe := func() error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		return st.Reachable(ctx)
+	}
+	if err := probe(); err != nil {
+		t.Fatalf("all up: %v", err)
+	}
+	kept := c.Index(nc.ConnectedServerName())
+	var killed []int
+	for i := range c.Servers {
+		if i != kept {
+			c.Kill(t, i)
+			killed = append(killed, i)
+		}
+	}
+	at := time.Now()
+	// Past the server's own threshold for answering as a leaderless replica.
+	for time.Since(at) < 25*time.Second {
+		time.Sleep(500 * time.Millisecond)
+	}
+	if err := probe(); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("25 s without quorum: Reachable = %v, want store.ErrUnavailable", err)
+	}
+	if nc.ConnectedServerName() != c.Servers[kept].Name {
+		t.Fatalf("the client moved to %s; the test wants it on the surviving server", nc.ConnectedServerName())
+	}
+	// Every call says the same (the API answers 503, not 500): a listing
+	// used to return its consumer's error as it came.
+	for name, call := range map[string]func() error{
+		"Get":    func() error { _, err := st.Get("quorum-1"); return err },
+		"Scan":   func() error { return st.Scan(func(*submission.Submission) bool { return true }) },
+		"Outbox": func() error { _, err := st.Outbox(); return err },
+		"Update": func() error { _, err := st.Update("quorum-1", handOver); return err },
+	} {
+		if err := call(); !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%s without quorum: %v, want store.ErrUnavailable", name, err)
+		}
+	}
+	c.Restart(t, killed[0])
+	deadline := time.Now().Add(60 * time.Second)
+	for probe() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("quorum back: Reachable = %v", probe())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -48,7 +48,7 @@ func eachIn(ctx context.Context, stream jetstream.Stream, opts Options, filters 
 			return err
 		}
 		if time.Since(progress) > opts.Timeout || !sleep(ctx, backoff(round)) {
-			return fmt.Errorf("jsstore: list %s: no messages within %s from %d consumers", filters[0], opts.Timeout, round+1)
+			return fmt.Errorf("jsstore: list %s: %w: no messages within %s from %d consumers", filters[0], store.ErrUnavailable, opts.Timeout, round+1)
 		}
 	}
 }
@@ -80,7 +80,7 @@ func eachRound(ctx context.Context, stream jetstream.Stream, opts Options, filte
 			break
 		}
 		if !transient(err) || time.Since(*progress) > opts.Timeout || !sleep(ctx, backoff(attempt)) {
-			return false, fmt.Errorf("jsstore: list %s: %w", filters[0], err)
+			return false, fmt.Errorf("jsstore: list %s: %w", filters[0], unavailable(err))
 		}
 	}
 	defer func() {
@@ -123,7 +123,7 @@ func eachRound(ctx context.Context, stream jetstream.Stream, opts Options, filte
 			return false, nil // nothing from this consumer: a new one
 		}
 		if !transient(err) || time.Since(*progress) > opts.Timeout || !sleep(ctx, backoff(attempt)) {
-			return false, fmt.Errorf("jsstore: list %s: %w", filters[0], err)
+			return false, fmt.Errorf("jsstore: list %s: %w", filters[0], unavailable(err))
 		}
 	}
 	return true, nil
