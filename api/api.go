@@ -60,6 +60,10 @@ type Options struct {
 	// Ready reports whether the gateway can take packages (an error: not at all, e.g.
 	// draining) and what is degraded.
 	Ready func() (Readiness, error)
+	// StoreDown, if set, says why the store is known to be out of reach now (nil:
+	// it answers). The portal, office and admin routes then answer 503 at once
+	// instead of waiting out the store's timeout (storeGate).
+	StoreDown func() error
 	// Schemas are served under /v1/schemas/{name}.
 	Schemas map[string][]byte
 	// Mounts are the other faces of the gateway (the web mailbox, the XTA service,
@@ -171,13 +175,13 @@ func New(o Options) *Server {
 	r.Get("/v1/schemas/{name}", s.schema)
 	r.Get("/v1/openapi.yaml", serveOpenAPI)
 
-	r.Post("/v1/submissions", s.submit)
-	r.Get("/v1/submissions/{id}", s.portalOnly(s.status))
-	r.Get("/v1/submissions/{id}/receipts/{kind}", s.portalOnly(s.portalReceipt))
-	r.Get("/v1/submissions/{id}/replies/{rid}", s.portalOnly(s.portalReply))
+	r.With(s.storeGate).Post("/v1/submissions", s.submit)
+	r.Get("/v1/submissions/{id}", s.portalOnly(s.gated(s.status)))
+	r.Get("/v1/submissions/{id}/receipts/{kind}", s.portalOnly(s.gated(s.portalReceipt)))
+	r.Get("/v1/submissions/{id}/replies/{rid}", s.portalOnly(s.gated(s.portalReply)))
 
 	r.Route("/v1/office", func(r chi.Router) {
-		r.Use(s.officeAuth)
+		r.Use(s.officeAuth, s.storeGate)
 		r.Get("/submissions", s.officeList)
 		r.Get("/submissions/{id}", s.officeGet)
 		r.Get("/submissions/{id}/package", s.officePackage)
@@ -187,7 +191,7 @@ func New(o Options) *Server {
 		r.Get("/submissions/{id}/receipts/{kind}", s.officeReceipt)
 	})
 	r.Route("/v1/admin", func(r chi.Router) {
-		r.Use(s.adminAuth)
+		r.Use(s.adminAuth, s.storeGate)
 		r.Post("/directory/reload", s.adminReload)
 		r.Post("/submissions/{id}/redeliver", s.adminRedeliver)
 		r.Get("/submissions", s.adminList)
@@ -212,6 +216,31 @@ func New(o Options) *Server {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // --- middleware ---
+
+// storeGate answers 503 at once while the store is known to be out of reach (a
+// cluster without quorum, Options.StoreDown). A request let through would hold
+// its verification slot and its body budget for the store's whole timeout (30 s
+// in cluster mode) and fail all the same.
+func (s *Server) storeGate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.opt.StoreDown != nil {
+			if err := s.opt.StoreDown(); err != nil {
+				w.Header().Set("Retry-After", RetryAfterSeconds)
+				problem.Write(w, r, problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable,
+					"the gateway's store does not answer now ("+err.Error()+"); nothing was done; retry later"))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// gated is storeGate for a portal handler.
+func (s *Server) gated(h func(w http.ResponseWriter, r *http.Request, portal string)) func(w http.ResponseWriter, r *http.Request, portal string) {
+	return func(w http.ResponseWriter, r *http.Request, portal string) {
+		s.storeGate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h(w, r, portal) })).ServeHTTP(w, r)
+	}
+}
 
 type statusWriter struct {
 	http.ResponseWriter

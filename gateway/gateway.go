@@ -322,7 +322,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		// A multipart upload: the root, every referenced part, and their framing.
 		MaxUploadBytes: cfg.Limits.MaxBodyBytes + lim.Effective().MaxReferencedTotal + 1<<20,
 		UploadWindow:   cfg.HTTP.ReadTimeout, UploadMinRate: cfg.HTTP.UploadMinRate, WriteTimeout: cfg.HTTP.WriteTimeout,
-		Reload: g.Reload, Ready: g.ready, Schemas: schemas(), Mounts: g.mounts,
+		Reload: g.Reload, Ready: g.ready, StoreDown: g.storeUnreachable, Schemas: schemas(), Mounts: g.mounts,
 	})
 	// ReadTimeout and WriteTimeout bound every ordinary request. A multipart upload of
 	// gigabytes outlives them by far (2 GiB at 50 Mbit/s: six minutes): its handler
@@ -393,19 +393,31 @@ func (g *Gateway) ready() (api.Readiness, error) {
 	default:
 	}
 	var r api.Readiness
-	if !g.bus.Healthy() && g.Config.Store.Backend == config.StoreJetStream {
-		// In cluster mode the store is in NATS: without it no package can be taken.
-		return r, errors.New("not connected to the NATS cluster that holds the store")
-	}
-	if p := g.storeDown.Load(); p != nil && g.Config.Store.Backend == config.StoreJetStream {
-		// Connected, but the store's stream has no leader (a cluster that lost its
-		// quorum): every request would wait out the store's timeout.
-		return r, fmt.Errorf("the NATS cluster does not answer for the store: %v", *p)
+	// In cluster mode the store is in NATS: without a connection, or connected but
+	// without a leader for the store's stream (a cluster that lost its quorum), no
+	// package can be taken.
+	if err := g.storeUnreachable(); err != nil {
+		return r, err
 	}
 	if !g.bus.Healthy() {
 		r.Degraded = append(r.Degraded, "message bus not connected: packages are accepted and wait in the outbox; delivery resumes when it is back")
 	}
 	return r, nil
+}
+
+// storeUnreachable is why the cluster's store is out of reach now, or nil (always
+// nil for a single node, whose store is its own file).
+func (g *Gateway) storeUnreachable() error {
+	if g.Config.Store.Backend != config.StoreJetStream {
+		return nil
+	}
+	if !g.bus.Healthy() {
+		return errors.New("not connected to the NATS cluster that holds the store")
+	}
+	if p := g.storeDown.Load(); p != nil {
+		return fmt.Errorf("the NATS cluster does not answer for the store: %w", *p)
+	}
+	return nil
 }
 
 // storeProbeEvery is how often watchStore asks the cluster's store; a probe

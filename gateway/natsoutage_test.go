@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -138,6 +139,26 @@ func TestClusterWithoutQuorumIsNotReady(t *testing.T) {
 	})
 	if !f.g.bus.Healthy() {
 		t.Fatal("the gateway lost its connection too; the test wants a connection without quorum")
+	}
+	// The portal, office and admin routes answer at once (api.storeGate) instead
+	// of holding the request for the store's 30 s timeout.
+	for _, c := range []struct{ path, token string }{
+		{"/v1/submissions/00000000-0000-4000-8000-000000000000", portalToken},
+		{"/v1/office/submissions", officeToken},
+		{"/v1/admin/submissions", adminToken},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, f.g.URL()+c.path, nil)
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+			!strings.Contains(string(body), "does not answer now") {
+			t.Errorf("%s without quorum: %d Retry-After=%q %s", c.path, resp.StatusCode, resp.Header.Get("Retry-After"), body)
+		}
 	}
 	cluster.Restart(t, 1)
 	waitFor(t, "the gateway to be ready again", func() bool {
