@@ -225,14 +225,21 @@ func (s *Server) storeGate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.opt.StoreDown != nil {
 			if err := s.opt.StoreDown(); err != nil {
-				w.Header().Set("Retry-After", RetryAfterSeconds)
-				problem.Write(w, r, problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable,
-					"the gateway's store does not answer now ("+err.Error()+"); nothing was done; retry later"))
+				WriteStoreDown(w, r, err)
 				return
 			}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// WriteStoreDown answers a request that came while the store is known to be
+// down (why): 503 unavailable with Retry-After. The federation's receiver
+// answers with it too.
+func WriteStoreDown(w http.ResponseWriter, r *http.Request, why error) {
+	w.Header().Set("Retry-After", RetryAfterSeconds)
+	problem.Write(w, r, problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable,
+		"the gateway's store does not answer now ("+why.Error()+"); nothing was done; retry later"))
 }
 
 // gated is storeGate for a portal handler.

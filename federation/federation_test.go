@@ -565,3 +565,46 @@ func TestCheckPeer(t *testing.T) {
 		t.Errorf("a peer whose leaf is revoked: %v", err)
 	}
 }
+
+// readCounter is a request body that counts the bytes read from it.
+type readCounter struct {
+	r io.Reader
+	n int
+}
+
+func (c *readCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// TestReceiverStoreDown: while the gateway knows its store is out of reach
+// (Receiver.StoreDown), a forwarding and a status request are answered 503 with
+// Retry-After at once, before a byte of the body is read or held; a nudge and
+// the schema need no store and are served.
+func TestReceiverStoreDown(t *testing.T) {
+	h := &Receiver{Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		StoreDown: func() error { return errors.New("the NATS cluster does not answer for the store") }}
+	for _, path := range []string{PathForward, PathStatus} {
+		body := &readCounter{r: strings.NewReader(strings.Repeat("x", 1<<20))}
+		req := httptest.NewRequest(http.MethodPost, path, body)
+		req.Header.Set("Content-Type", "application/xml")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		var p problem.Problem
+		_ = json.Unmarshal(rec.Body.Bytes(), &p)
+		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || p.Type != problem.TypeUnavailable || body.n != 0 {
+			t.Errorf("%s with the store down: %d Retry-After %q %+v, %d body bytes read", path, rec.Code, rec.Header().Get("Retry-After"), p, body.n)
+		}
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, PathNudge, nil))
+	if rec.Code != http.StatusNoContent {
+		t.Errorf("nudge with the store down: %d", rec.Code)
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, PathSchema, nil))
+	if rec.Code != http.StatusOK {
+		t.Errorf("schema with the store down: %d", rec.Code)
+	}
+}

@@ -61,7 +61,12 @@ type Receiver struct {
 	NextPeer func(ars string) (string, bool)
 	// Nudged is called when a peer nudges (Tracker.Kick: the tracker asks soon); may be nil.
 	Nudged func()
-	Log    *slog.Logger
+	// StoreDown, if set, says why the gateway's store is known to be out of reach
+	// now (a cluster without quorum); nil: it answers. A forwarding or a status
+	// request is then answered 503 at once, before its body is read, instead of
+	// holding body memory for the store's timeout (30 s).
+	StoreDown func() error
+	Log       *slog.Logger
 
 	bodiesOnce sync.Once
 }
@@ -153,6 +158,12 @@ func (h *Receiver) log() *slog.Logger {
 
 // ServeHTTP implements http.Handler.
 func (h *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if (r.URL.Path == PathForward || r.URL.Path == PathStatus) && r.Method == http.MethodPost && h.StoreDown != nil {
+		if err := h.StoreDown(); err != nil {
+			api.WriteStoreDown(w, r, err)
+			return
+		}
+	}
 	switch {
 	case r.URL.Path == PathForward && r.Method == http.MethodPost:
 		h.forward(w, r)

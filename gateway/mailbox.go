@@ -28,6 +28,7 @@ func (g *Gateway) setupMailbox(ctx context.Context) error {
 			Password: c.Mailbox.SMTP.Password, RequireTLS: c.Mailbox.SMTP.RequireTLS},
 		Downloads:      api.Transfer{Window: c.HTTP.ReadTimeout, MinRate: c.HTTP.UploadMinRate},
 		TrustedProxies: c.HTTP.Proxies(),
+		StoreDown:      g.storeUnreachable,
 	}
 	if c.Store.Backend == config.StoreJetStream {
 		// A cluster: every gateway must know every session, or the load balancer

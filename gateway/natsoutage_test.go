@@ -160,6 +160,16 @@ func TestClusterWithoutQuorumIsNotReady(t *testing.T) {
 			t.Errorf("%s without quorum: %d Retry-After=%q %s", c.path, resp.StatusCode, resp.Header.Get("Retry-After"), body)
 		}
 	}
+	// The mailbox too, in its own words (mailbox.Options.StoreDown).
+	if resp, err := http.Get(f.g.URL() + MailboxPath + "/login"); err != nil {
+		t.Fatal(err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "antwortet nicht") {
+			t.Errorf("mailbox login without quorum: %d\n%s", resp.StatusCode, body)
+		}
+	}
 	cluster.Restart(t, 1)
 	waitFor(t, "the gateway to be ready again", func() bool {
 		code, _ := readyStatus(t, f.g.URL())

@@ -69,7 +69,7 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 	}
 	g.mounts[federation.PathPrefix] = &federation.Receiver{
 		Trust: trust, Signer: g.Signer, Pipeline: g.Pipeline, Broker: g.Broker,
-		MaxBytes: maxBytes, NextPeer: nextPeer, Nudged: tracker.Kick, Log: g.Log,
+		MaxBytes: maxBytes, NextPeer: nextPeer, Nudged: tracker.Kick, Log: g.Log, StoreDown: g.storeUnreachable,
 		// Bodies held in memory at once, before and while they are checked: two
 		// envelopes of the largest size, or many ordinary ones; beyond, 503.
 		Bodies: federation.DefaultBodies(maxBytes),

@@ -86,6 +86,10 @@ type Options struct {
 	// sticky sessions.
 	SharedSessions  jetstream.JetStream
 	SessionReplicas int
+	// StoreDown, if set, says why the gateway's store is known to be out of reach
+	// now (a cluster without quorum); nil: it answers. Every page but the style
+	// sheet then says so at once, instead of after the store's timeout (30 s).
+	StoreDown func() error
 
 	// Tunables for tests; zero values take the defaults.
 	noticeBackoff    time.Duration // first retry delay of a notice; default 30s

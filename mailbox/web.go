@@ -298,6 +298,10 @@ func (m *Mailbox) serve(w http.ResponseWriter, r *http.Request) {
 		p = strings.TrimPrefix(p, "/")
 	}
 
+	if p != "static/style.css" && m.opts.StoreDown != nil && m.opts.StoreDown() != nil {
+		m.storeDown(w, r)
+		return
+	}
 	switch p {
 	case "static/style.css":
 		m.static(w, r, "static/style.css", "text/css; charset=utf-8")
@@ -447,6 +451,18 @@ func (m *Mailbox) fail(w http.ResponseWriter, r *http.Request, s *session, statu
 		p.Error = "Es ist ein Fehler aufgetreten. Bitte versuchen Sie es später noch einmal; besteht der Fehler fort, wenden Sie sich an Ihre IT."
 	}
 	m.render(w, "error", status, p)
+}
+
+// storeDown is the page while the gateway's store does not answer (a cluster
+// without quorum): no page can be built, not even the login (the sessions are
+// in the store too).
+func (m *Mailbox) storeDown(w http.ResponseWriter, r *http.Request) {
+	p := m.base1(nil, rootFor(r, m.base.Path))
+	p.Status = http.StatusServiceUnavailable
+	p.Title = "Vorübergehend nicht verfügbar"
+	p.Error = "Das Postfach ist gerade nicht erreichbar: der Speicher des Gateways antwortet nicht. Es geht nichts verloren; bitte versuchen Sie es in einigen Minuten noch einmal."
+	w.Header().Set("Retry-After", "60")
+	m.render(w, "error", http.StatusServiceUnavailable, p)
 }
 
 // rootFor is the relative path from the request's page back to the mailbox root.

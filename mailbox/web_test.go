@@ -3,6 +3,7 @@ package mailbox
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -569,5 +570,42 @@ func TestStoreTroubleIsNoFailureOfTheMailbox(t *testing.T) {
 		if tc.code == http.StatusServiceUnavailable && got.Header().Get("Retry-After") == "" {
 			t.Errorf("%v: no Retry-After", tc.err)
 		}
+	}
+}
+
+// TestStoreDownAnswersAtOnce: while the gateway knows its store is out of reach
+// (Options.StoreDown), every page says so at once, the login too (its sessions
+// are in the store in a cluster); the style sheet is still served, so the page
+// looks like the mailbox. When the store is back, the clerk's session works on.
+func TestStoreDownAnswersAtOnce(t *testing.T) {
+	var down atomic.Bool
+	desk := newMemDesk()
+	m, err := New(Options{Desk: desk, DataDir: t.TempDir(), Users: []User{{Name: "anna", Office: "amt-a", PasswordHash: fastHash(t, "anna-passwort")}},
+		StoreDown: func() error {
+			if down.Load() {
+				return errors.New("the NATS cluster does not answer for the store")
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	c := newClient(t, m.Handler())
+	c.mustLogin("anna", "anna-passwort")
+	down.Store(true)
+	for _, path := range []string{"/postfach/", "/postfach/login", "/postfach/s/vorgang-1"} {
+		got := c.get(path)
+		if got.Code != http.StatusServiceUnavailable || got.Header().Get("Retry-After") == "" ||
+			!strings.Contains(got.Body.String(), "antwortet nicht") || strings.Contains(got.Body.String(), "NATS") {
+			t.Errorf("%s with the store down: %d Retry-After=%q\n%s", path, got.Code, got.Header().Get("Retry-After"), got.Body)
+		}
+	}
+	if got := c.get("/postfach/static/style.css"); got.Code != http.StatusOK {
+		t.Errorf("style sheet with the store down: %d", got.Code)
+	}
+	down.Store(false)
+	if got := c.get("/postfach/"); got.Code != http.StatusOK {
+		t.Errorf("inbox with the store back: %d\n%s", got.Code, got.Body)
 	}
 }

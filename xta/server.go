@@ -88,6 +88,11 @@ type Options struct {
 	// http.upload_min_rate, as for the REST face's uploads and downloads.
 	TransferWindow  time.Duration
 	TransferMinRate int64
+	// StoreDown, if set, says why the gateway's store is known to be out of reach
+	// now (a cluster without quorum); nil: it answers. Every operation is then
+	// answered with a TechnicalProblemException at once, instead of after the
+	// store's timeout (30 s) with the same fault.
+	StoreDown func() error
 }
 
 // Server is the XTA SOAP service; it is an http.Handler for the three ports.
@@ -243,6 +248,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("xta access refused", "op", op, "party", c.party.String(), "reason", f.Detail)
 		return
 	}
+	if s.o.StoreDown != nil {
+		if down := s.o.StoreDown(); down != nil {
+			written = true
+			s.writeFault(rw, port, declared(op, storeDownFault()), relatesTo)
+			s.log.Info("xta fault", "op", op, "office", c.officeID, "exception", string(TechnicalProblem), "reason", down.Error())
+			return
+		}
+	}
 	a, err := s.dispatch(c)
 	if err != nil {
 		written = true
@@ -390,9 +403,18 @@ func (s *Server) exceptionOf(c *call, err error) *Fault {
 		return fault(ParameterIsNotValid, "not possible in the message's current state")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fault(TechnicalProblem, "the request was cancelled")
+	case errors.Is(err, broker.ErrStoreUnavailable):
+		s.log.Warn("xta: the store does not answer", "op", c.op, "office", c.officeID, "err", err)
+		return storeDownFault()
 	}
 	s.log.Error("xta: desk error", "op", c.op, "office", c.officeID, "err", err)
 	return fault(TechnicalProblem, "internal error")
+}
+
+// storeDownFault: the gateway's store does not answer (a cluster without
+// quorum). Nothing was done; the same call later may work.
+func storeDownFault() *Fault {
+	return fault(TechnicalProblem, "the gateway's store does not answer now; nothing was done; retry later")
 }
 
 func (s *Server) writeVersionMismatch(rw http.ResponseWriter, soap11 bool) {
