@@ -202,3 +202,56 @@ func TestTokenServesOneClient(t *testing.T) {
 		})
 	}
 }
+
+// TestExposedSecretsWarning: a configuration file that every user can read and that
+// holds tokens or secrets is named with its settings (never the values); one
+// readable by owner and group only, or without secrets, is not.
+func TestExposedSecretsWarning(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const body = "admin_token: adm-0123456789abcdef\nportals:\n  amt24: {token: portal-0123456789abcdef}\n" +
+		"offices:\n  o1:\n    token: office-0123456789abcdef\n    channels: {webhook: {endpoint: 'https://fv.example/in', secret: whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0}}\n"
+	for _, tc := range []struct {
+		name, body string
+		mode       os.FileMode
+		want       bool
+	}{
+		{"world-readable with tokens", body, 0o644, true},
+		{"group-readable with tokens", body, 0o640, false},
+		{"world-readable without secrets", "listen: 127.0.0.1:8080\n", 0o644, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := write(strings.ReplaceAll(tc.name, " ", "-")+".yaml", tc.body, tc.mode)
+			c, err := Load(p, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := ExposedSecretsWarning(p, &c)
+			if !tc.want {
+				if w != "" {
+					t.Fatalf("warned: %s", w)
+				}
+				return
+			}
+			for _, s := range []string{p, "mode 0644", "admin_token", "portals.amt24.token", "offices.o1.token", "and 1 more", "chmod 0640"} {
+				if !strings.Contains(w, s) {
+					t.Errorf("warning %q does not say %q", w, s)
+				}
+			}
+			for _, secret := range []string{"adm-0123", "portal-0123", "office-0123", "whsec_"} {
+				if strings.Contains(w, secret) {
+					t.Errorf("warning shows a value: %s", w)
+				}
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -47,9 +48,20 @@ func (g *Gateway) setupKeys() error {
 	// Whatever the key's type (an operator's RSA or ECDSA key, or the dev PKI's), the
 	// signer picks the matching SignatureMethod; the log says which, because relying
 	// parties' tools differ (npm xml-crypto verifies RSA only, see docs/signing.md).
-	signer, err := signing.LoadSigner(c.PKI.GatewayKey, c.PKI.GatewayCert)
+	var signer *signing.Signer
+	var err error
+	if g.PKI == nil {
+		signer, err = loadOperatorSigner(c.PKI.GatewayKey, c.PKI.GatewayCert)
+	} else if signer, err = signing.LoadSigner(c.PKI.GatewayKey, c.PKI.GatewayCert); err != nil {
+		err = fmt.Errorf("gateway key: %w", err)
+	}
 	if err != nil {
-		return fmt.Errorf("gateway key: %w", err)
+		return err
+	}
+	// A certificate outside its validity, or without digitalSignature, signs receipts
+	// that every verifier refuses: each 201 would come with a worthless receipt.
+	if err := checkCertificateInUse("pki.gateway_cert", c.PKI.GatewayCert, signer.Certificate(), true, time.Now(), g.Log); err != nil {
+		return err
 	}
 	// Receipts name gateway_id and are signed by this certificate; peers check its
 	// CN against the id. The development PKI refuses another id; an operator's
@@ -64,7 +76,8 @@ func (g *Gateway) setupKeys() error {
 		return fmt.Errorf("trust store: %w", err)
 	}
 	g.Signer, g.Trust = signer, trust
-	return nil
+	g.warnEmptyTrust()
+	return g.checkTLSFiles(time.Now())
 }
 
 // DevCredentials are the tokens and secrets a development gateway generates on

@@ -43,6 +43,14 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	if cfg.Store.Backend != config.StoreJetStream {
+		// A compaction writes a new store file: as another user than the gateway's,
+		// the gateway could not open it at its next start.
+		if err := checkDataOwner(cfg.DataDir, "gc"); err != nil {
+			fmt.Fprintln(stderr, "amtsbote gc:", err)
+			return 1
+		}
+	}
 	st, closeStore, err := gateway.OpenExistingStore(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "amtsbote gc:", err)

@@ -34,6 +34,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		cfg.DataDir = *dataDir
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	// The file holds every client's token: world-readable, any local user could
+	// call /v1/admin or read an office's packages. Said at each start, not refused,
+	// so that an upgrade does not stop a running installation.
+	if w := config.ExposedSecretsWarning(*cfgPath, &cfg); w != "" {
+		log.Warn(w)
+	}
 	// SIGHUP is caught before the gateway starts, not after its "serving on" lines:
 	// a reload asked for once the gateway says it serves must not be lost (in that
 	// gap a SIGHUP ended the process, or under nohup was ignored without a word);

@@ -49,6 +49,17 @@ func runStore(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if (verb == "export" && *out == "") || (verb == "import" && *in == "") {
 		return usage()
 	}
+	if verb == "import" {
+		// The import writes into the local bbolt store: as another user than the
+		// gateway's, its files would not be the gateway's to read.
+		cfg, err := loadConfig()
+		if err == nil && cfg.Store.Backend != config.StoreJetStream {
+			if err := checkDataOwner(cfg.DataDir, "store import"); err != nil {
+				fmt.Fprintln(stderr, "amtsbote store import:", err)
+				return 1
+			}
+		}
+	}
 	st, cfg, closeStore, code := openStore(ctx, loadConfig, verb == "import", stderr)
 	if st == nil {
 		return code
@@ -103,6 +114,11 @@ func runBackup(ctx context.Context, verb string, args []string, stdout, stderr i
 	var st store.BackupStats
 	what := "backup " + *out + ", checked"
 	if verb == "restore" {
+		if err := checkDataOwner(cfg.DataDir, "store restore"); err != nil {
+			stop()
+			fmt.Fprintln(stderr, "amtsbote store restore:", err)
+			return 1
+		}
 		st, err = restoreFile(ctx, *in, cfg.DataDir, &received, onEntry)
 		what = "restored into " + cfg.DataDir
 	} else {

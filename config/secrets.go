@@ -1,0 +1,69 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
+// SecretSettings names the settings of c that hold a bearer token, a signing
+// secret or a password (never their values), in a stable order.
+func (c *Config) SecretSettings() []string {
+	var out []string
+	if c.AdminToken != "" {
+		out = append(out, "admin_token")
+	}
+	for _, id := range sortedKeys(c.Portals) {
+		p := c.Portals[id]
+		if p.Token != "" {
+			out = append(out, "portals."+id+".token")
+		}
+		if p.Callback != nil && p.Callback.Secret != "" {
+			out = append(out, "portals."+id+".callback.secret")
+		}
+	}
+	for _, id := range sortedKeys(c.Offices) {
+		o := c.Offices[id]
+		if o.Token != "" {
+			out = append(out, "offices."+id+".token")
+		}
+		for _, name := range sortedKeys(o.Channels) {
+			if o.Channels[name].Secret != "" {
+				out = append(out, "offices."+id+".channels."+name+".secret")
+			}
+		}
+		if o.Webhook != nil && o.Webhook.Secret != "" {
+			out = append(out, "offices."+id+".webhook.secret")
+		}
+	}
+	if c.Mailbox.SMTP.Password != "" {
+		out = append(out, "mailbox.smtp.password")
+	}
+	return out
+}
+
+// ExposedSecretsWarning says what is wrong when the configuration file at path,
+// which c was read from, holds tokens, secrets or passwords while every user of
+// the machine may read it: whoever can log in could then call /v1/admin or read
+// an office's packages. It names the settings, never their values, and is ""
+// when the file is protected, holds none, or cannot be inspected.
+func ExposedSecretsWarning(path string, c *Config) string {
+	if path == "" {
+		return ""
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o004 == 0 {
+		return ""
+	}
+	keys := c.SecretSettings()
+	if len(keys) == 0 {
+		return ""
+	}
+	more := ""
+	if len(keys) > 3 {
+		more = fmt.Sprintf(" and %d more", len(keys)-3)
+		keys = keys[:3]
+	}
+	return fmt.Sprintf("configuration file %s is readable by every user of this machine (mode %04o) and holds %s%s; restrict it: chmod 0640 %s (owner root, group of the service user)",
+		path, fi.Mode().Perm(), strings.Join(keys, ", "), more, path)
+}
