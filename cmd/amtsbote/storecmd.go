@@ -148,23 +148,17 @@ func restoreFile(ctx context.Context, in, dir string, received *atomic.Int64, on
 // the way; out appears only when the backup is whole.
 func fetchBackup(ctx context.Context, cfg config.Config, url, out string, received *atomic.Int64, progress func(store.BackupStats)) (store.BackupStats, error) {
 	var st store.BackupStats
-	if url == "" {
-		url = cfg.PublicURL
-	}
-	token := cfg.AdminToken
-	if token == "" {
-		if dc, err := gateway.LoadDevCredentials(cfg.DataDir); err == nil {
-			token = dc.AdminToken
-		}
-	}
-	if token == "" {
-		return st, fmt.Errorf("no admin token: set admin_token in the configuration (or AMTSBOTE_ADMIN_TOKEN)")
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(url, "/")+"/v1/admin/backup", nil)
+	c, err := newAdminClient(cfg, url)
 	if err != nil {
 		return st, err
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
+	url = c.base
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/admin/backup", nil)
+	if err != nil {
+		return st, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	// No overall timeout: a backup of gigabytes takes minutes.
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return st, err

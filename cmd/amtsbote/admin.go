@@ -1,0 +1,510 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/amtsbote/amtsbote/api"
+	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/gateway"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// adminVerbs are the verbs of `amtsbote admin`: the admin API for the person on
+// call, who would otherwise assemble curl lines with a bearer token at night.
+// Each is one or a few requests to /v1/admin; the answer is printed as a table
+// (or with -json as the API gave it).
+var adminVerbs = []struct{ name, args, use string }{
+	{"held", "[-office ID] [-from T] [-to T]", "list the packages that wait for a person (dead letters), oldest first"},
+	{"show", "ID", "one submission: where it is, its channels and its whole event log with the receivers' notes"},
+	{"replay", "ID... | -office ID | -from T -to T", "queue held packages again at their office's first channel (after mending the cause)"},
+	{"list", "-state STATE", "submissions in one state (at most 1000)"},
+	{"endpoints", "", "circuit breakers and channels disabled after a 410 Gone"},
+	{"enable", "OFFICE CHANNEL", "enable a disabled channel again"},
+	{"reload", "", "re-read the directory files and the trust store"},
+}
+
+func adminUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: amtsbote admin [-config FILE] [-url URL] [-json] <verb> [args]")
+	fmt.Fprintln(w, "\nThe admin token comes from the configuration (admin_token, AMTSBOTE_ADMIN_TOKEN)")
+	fmt.Fprintln(w, "or, on the development PKI, from <data_dir>/dev-credentials.yaml; never from the")
+	fmt.Fprintln(w, "command line, where other users of the machine could read it.")
+	fmt.Fprintln(w, "\nverbs:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, v := range adminVerbs {
+		fmt.Fprintf(tw, "  %s %s\t%s\n", v.name, v.args, v.use)
+	}
+	tw.Flush()
+}
+
+// errAdminUsage marks a command line that names no verb or wrong arguments (exit 2).
+var errAdminUsage = errors.New("usage")
+
+func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("admin", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { adminUsage(stderr); fmt.Fprintln(stderr, "\nflags:"); fs.PrintDefaults() }
+	cfgPath := fs.String("config", os.Getenv("AMTSBOTE_CONFIG"), "the gateway's configuration (admin token, public URL, data folder)")
+	dataDir := fs.String("data", "", "data folder, overrides the configuration (where dev-credentials.yaml is)")
+	base := fs.String("url", "", "the gateway's base URL (default: public_url of the configuration)")
+	raw := fs.Bool("json", false, "print the API's JSON instead of a table")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		adminUsage(stderr)
+		return 2
+	}
+	cfg, err := config.Load(*cfgPath, os.Environ())
+	if err != nil {
+		fmt.Fprintln(stderr, "amtsbote admin:", err)
+		return 2
+	}
+	if *dataDir != "" {
+		cfg.DataDir = *dataDir
+	}
+	cfg.Resolve()
+	c, err := newAdminClient(cfg, *base)
+	if err != nil {
+		fmt.Fprintln(stderr, "amtsbote admin:", err)
+		return 2
+	}
+	c.raw = *raw
+	verb, rest := fs.Arg(0), fs.Args()[1:]
+	err = c.run(ctx, verb, rest, stdout, stderr)
+	switch {
+	case errors.Is(err, errAdminUsage):
+		adminUsage(stderr)
+		return 2
+	case err != nil:
+		fmt.Fprintln(stderr, "amtsbote admin "+verb+":", err)
+		return 1
+	}
+	return 0
+}
+
+// adminClient calls the admin API of one gateway.
+type adminClient struct {
+	base, token string
+	http        *http.Client
+	raw         bool
+}
+
+// newAdminClient finds the gateway's address and the admin token: url, or the
+// configuration's public_url; admin_token, or the development credentials in
+// the data folder.
+func newAdminClient(cfg config.Config, base string) (*adminClient, error) {
+	if base == "" {
+		base = cfg.PublicURL
+	}
+	token := cfg.AdminToken
+	if token == "" {
+		if dc, err := gateway.LoadDevCredentials(cfg.DataDir); err == nil {
+			token = dc.AdminToken
+		}
+	}
+	if token == "" {
+		return nil, fmt.Errorf("no admin token: set admin_token in the configuration (or AMTSBOTE_ADMIN_TOKEN); on the development PKI, point -config or -data at the gateway's data folder")
+	}
+	return &adminClient{base: strings.TrimSuffix(base, "/"), token: token, http: &http.Client{Timeout: 2 * time.Minute}}, nil
+}
+
+// apiError is a problem+json answer, or any other answer that is not a success.
+type apiError struct {
+	Status int
+	Type   string
+	Detail string
+	ID     string
+}
+
+func (e *apiError) Error() string {
+	s := fmt.Sprintf("the gateway answered %d", e.Status)
+	if e.Type != "" {
+		s += " (" + e.Type[strings.LastIndex(e.Type, "/")+1:] + ")"
+	}
+	if e.Detail != "" {
+		s += ": " + e.Detail
+	}
+	return s
+}
+
+// do sends one request and decodes a JSON answer into out; the raw body is
+// returned for -json.
+func (c *adminClient) do(ctx context.Context, method, path string, body any, out any) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("reading the answer of %s: %w", c.base, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		e := &apiError{Status: resp.StatusCode}
+		var p struct {
+			Type, Detail, ID string
+		}
+		if json.Unmarshal(b, &p) == nil {
+			e.Type, e.Detail, e.ID = p.Type, p.Detail, p.ID
+		} else {
+			e.Detail = strings.TrimSpace(string(b[:min(len(b), 300)]))
+		}
+		if resp.StatusCode == http.StatusUnauthorized {
+			e.Detail += " (is the admin token the one this gateway has?)"
+		}
+		return b, e
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return b, fmt.Errorf("the answer of %s is not what this version reads: %w", c.base, err)
+		}
+	}
+	return b, nil
+}
+
+func (c *adminClient) run(ctx context.Context, verb string, args []string, stdout, stderr io.Writer) error {
+	switch verb {
+	case "held":
+		return c.held(ctx, args, stdout, stderr)
+	case "show":
+		if len(args) != 1 {
+			return errAdminUsage
+		}
+		return c.show(ctx, args[0], stdout)
+	case "replay":
+		return c.replay(ctx, args, stdout, stderr)
+	case "list":
+		return c.list(ctx, args, stdout, stderr)
+	case "endpoints":
+		if len(args) != 0 {
+			return errAdminUsage
+		}
+		return c.endpoints(ctx, stdout)
+	case "enable":
+		if len(args) != 2 {
+			return errAdminUsage
+		}
+		return c.enable(ctx, args[0], args[1], stdout)
+	case "reload":
+		if len(args) != 0 {
+			return errAdminUsage
+		}
+		return c.reload(ctx, stdout)
+	}
+	return fmt.Errorf("%w: no verb %q", errAdminUsage, verb)
+}
+
+// windowFlags are -office, -from and -to of held and replay.
+func windowFlags(name string, stderr io.Writer) (*flag.FlagSet, *string, *string, *string) {
+	fs := flag.NewFlagSet("admin "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	office := fs.String("office", "", "only this office's")
+	from := fs.String("from", "", "held at or after this time (RFC 3339)")
+	to := fs.String("to", "", "held before this time (RFC 3339)")
+	return fs, office, from, to
+}
+
+type deadLetter struct {
+	ID         string    `json:"id"`
+	Office     string    `json:"office"`
+	Channel    string    `json:"channel"`
+	Reason     string    `json:"reason"`
+	Note       string    `json:"note"`
+	Attempts   int       `json:"attempts"`
+	ReceivedAt time.Time `json:"receivedAt"`
+	HeldAt     time.Time `json:"heldAt"`
+}
+
+func (c *adminClient) held(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, office, from, to := windowFlags("held", stderr)
+	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
+		return errAdminUsage
+	}
+	q := url.Values{}
+	for k, v := range map[string]string{"office": *office, "from": *from, "to": *to} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	path := "/v1/admin/dead-letters?" + q.Encode()
+	var all []deadLetter
+	var raws []json.RawMessage
+	for path != "" {
+		var page struct {
+			DeadLetters []deadLetter `json:"deadLetters"`
+			Next        string       `json:"next"`
+		}
+		b, err := c.do(ctx, http.MethodGet, path, nil, &page)
+		if err != nil {
+			return err
+		}
+		raws = append(raws, b)
+		all = append(all, page.DeadLetters...)
+		path = page.Next
+	}
+	if c.raw {
+		for _, b := range raws {
+			stdout.Write(b)
+		}
+		return nil
+	}
+	if len(all) == 0 {
+		fmt.Fprintln(stdout, "no package waits for a person")
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "HELD SINCE\tID\tOFFICE\tCHANNEL\tATTEMPTS\tREASON")
+	for _, d := range all {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", d.HeldAt.Local().Format("2006-01-02 15:04"), d.ID, d.Office, d.Channel, d.Attempts, oneLine(d.Reason, 80))
+	}
+	tw.Flush()
+	fmt.Fprintf(stdout, "%d held. `amtsbote admin show ID` shows what the receiver said; mend the cause, then `amtsbote admin replay`.\n", len(all))
+	return nil
+}
+
+func (c *adminClient) show(ctx context.Context, id string, stdout io.Writer) error {
+	var v api.AdminSubmission
+	b, err := c.do(ctx, http.MethodGet, "/v1/admin/submissions/"+url.PathEscape(id), nil, &v)
+	if err != nil {
+		return err
+	}
+	if c.raw {
+		_, err := stdout.Write(b)
+		return err
+	}
+	s := v.Submission
+	if s == nil {
+		return errors.New("the answer names no submission")
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "%s\t%s\n", k, v)
+		}
+	}
+	row("submission", s.ID)
+	row("state", string(s.State))
+	row("office", s.OfficeID+" ("+s.OfficeName+")")
+	row("service", s.LeikaKey+" "+s.ServiceName)
+	row("from", s.Sender+", message "+s.MessageID)
+	row("received", s.ReceivedAt.Local().Format(time.RFC3339))
+	var chans []string
+	for i, t := range s.Targets {
+		mark := ""
+		if i == s.TargetIndex {
+			mark = " (current)"
+		}
+		chans = append(chans, t.Channel+mark)
+	}
+	row("channels", strings.Join(chans, ", "))
+	if s.TotalAttempts > 0 {
+		row("attempts", fmt.Sprint(s.TotalAttempts))
+	}
+	if s.Forward != nil || s.State == submission.StateForwarded {
+		row("forwarded", "to another state's gateway")
+	}
+	tw.Flush()
+	fmt.Fprintln(stdout, "\nevents:")
+	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	for _, e := range v.Events {
+		what := e.Detail
+		if e.Note != "" {
+			what = strings.TrimSpace(what + " — receiver: " + e.Note)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", e.At.Local().Format("2006-01-02 15:04:05"), e.Type, e.Channel, oneLine(what, 160))
+	}
+	return tw.Flush()
+}
+
+func (c *adminClient) replay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, office, from, to := windowFlags("replay", stderr)
+	if err := fs.Parse(args); err != nil {
+		return errAdminUsage
+	}
+	body := map[string]any{}
+	if ids := fs.Args(); len(ids) > 0 {
+		body["ids"] = ids
+	}
+	for k, v := range map[string]string{"office": *office, "from": *from, "to": *to} {
+		if v != "" {
+			body[k] = v
+		}
+	}
+	if len(body) == 0 {
+		return fmt.Errorf("%w: name ids, -office or a window -from/-to", errAdminUsage)
+	}
+	var res struct {
+		Replayed int `json:"replayed"`
+		Skipped  []struct {
+			ID    string `json:"id"`
+			State string `json:"state"`
+		} `json:"skipped"`
+	}
+	b, err := c.do(ctx, http.MethodPost, "/v1/admin/dead-letters/replay", body, &res)
+	if err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) && ae.ID != "" {
+			return fmt.Errorf("%w (at id %s)", err, ae.ID)
+		}
+		return err
+	}
+	if c.raw {
+		_, err := stdout.Write(b)
+		return err
+	}
+	fmt.Fprintf(stdout, "replayed %d\n", res.Replayed)
+	for _, k := range res.Skipped {
+		fmt.Fprintf(stdout, "skipped %s: %s, no longer held\n", k.ID, k.State)
+	}
+	return nil
+}
+
+func (c *adminClient) list(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("admin list", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	state := fs.String("state", "", "the state: "+strings.Join(stateNames(), ", "))
+	if err := fs.Parse(args); err != nil || fs.NArg() != 0 || *state == "" {
+		return errAdminUsage
+	}
+	var v struct {
+		Submissions []struct {
+			ID         string    `json:"id"`
+			State      string    `json:"state"`
+			Office     string    `json:"office"`
+			ReceivedAt time.Time `json:"receivedAt"`
+			Attempts   int       `json:"attempts"`
+		} `json:"submissions"`
+	}
+	b, err := c.do(ctx, http.MethodGet, "/v1/admin/submissions?state="+url.QueryEscape(*state), nil, &v)
+	if err != nil {
+		return err
+	}
+	if c.raw {
+		_, err := stdout.Write(b)
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RECEIVED\tID\tOFFICE\tATTEMPTS")
+	for _, s := range v.Submissions {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", s.ReceivedAt.Local().Format("2006-01-02 15:04"), s.ID, s.Office, s.Attempts)
+	}
+	tw.Flush()
+	more := ""
+	if len(v.Submissions) == 1000 {
+		more = " (the first 1000)"
+	}
+	fmt.Fprintf(stdout, "%d %s%s\n", len(v.Submissions), *state, more)
+	return nil
+}
+
+func stateNames() []string {
+	var out []string
+	for _, s := range submission.States() {
+		out = append(out, string(s))
+	}
+	return out
+}
+
+func (c *adminClient) endpoints(ctx context.Context, stdout io.Writer) error {
+	var v struct {
+		Endpoints []broker.EndpointState `json:"endpoints"`
+	}
+	b, err := c.do(ctx, http.MethodGet, "/v1/admin/endpoints", nil, &v)
+	if err != nil {
+		return err
+	}
+	if c.raw {
+		_, err := stdout.Write(b)
+		return err
+	}
+	if len(v.Endpoints) == 0 {
+		fmt.Fprintln(stdout, "every endpoint the gateway has called answers (no breaker open, none disabled)")
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "OFFICE\tCHANNEL\tSTATE\tFAILURES\tNEXT TRY\tREASON")
+	for _, e := range v.Endpoints {
+		next := ""
+		if e.RetryAt != nil {
+			next = e.RetryAt.Local().Format("15:04:05")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", e.Office, e.Channel, e.State, e.Failures, next, oneLine(e.Reason, 80))
+	}
+	return tw.Flush()
+}
+
+func (c *adminClient) enable(ctx context.Context, office, channel string, stdout io.Writer) error {
+	var st broker.EndpointState
+	b, err := c.do(ctx, http.MethodPost, "/v1/admin/endpoints/"+url.PathEscape(office)+"/"+url.PathEscape(channel)+"/enable", nil, &st)
+	if err != nil {
+		return err
+	}
+	if c.raw {
+		_, err := stdout.Write(b)
+		return err
+	}
+	fmt.Fprintf(stdout, "%s %s: %s\n", st.Office, st.Channel, st.State)
+	return nil
+}
+
+func (c *adminClient) reload(ctx context.Context, stdout io.Writer) error {
+	var v struct {
+		Status string         `json:"status"`
+		Counts map[string]int `json:"counts"`
+	}
+	b, err := c.do(ctx, http.MethodPost, "/v1/admin/directory/reload", nil, &v)
+	if err != nil {
+		return err
+	}
+	if c.raw {
+		_, err := stdout.Write(b)
+		return err
+	}
+	fmt.Fprint(stdout, v.Status)
+	for _, k := range slices.Sorted(maps.Keys(v.Counts)) {
+		fmt.Fprintf(stdout, ", %d %s", v.Counts[k], k)
+	}
+	fmt.Fprintln(stdout)
+	return nil
+}
+
+// oneLine folds s to one line of at most n runes.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/internal/gatewaytest"
+)
+
+// TestAdminCommands: the person on call works through the admin API with the
+// CLI alone: what waits for a person, one package's story, the replay, the
+// endpoints, a state's list; a wrong token and a reload without directory files
+// say what happened; the token never comes from the command line.
+func TestAdminCommands(t *testing.T) {
+	g, pki := gatewaytest.Start(t, func(c *config.Config) {
+		c.Portals = map[string]config.PortalClient{"amt24": {Token: "portal-token"}}
+		c.AdminToken = "admin-token-of-the-test"
+	})
+	// The example goes to Dresden, whose office here has no channel and no
+	// mailbox user: it is held.
+	var out, errb bytes.Buffer
+	if rc := runSubmit(context.Background(), []string{"-url", g.URL(), "-data", t.TempDir(), "-key", pki.Portal.KeyFile, "-cert", pki.Portal.CertFile,
+		"-token", "portal-token", "-wait", "2s"}, &out, &errb); rc != 0 {
+		t.Fatalf("submit: rc %d\n%s%s", rc, out.String(), errb.String())
+	}
+	id := regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f-]{27}`).FindString(out.String())
+	if id == "" {
+		t.Fatalf("no submission id in\n%s", out.String())
+	}
+	admin := func(token string, args ...string) (int, string, string) {
+		t.Helper()
+		t.Setenv("AMTSBOTE_ADMIN_TOKEN", token)
+		var out, errb bytes.Buffer
+		rc := runAdmin(context.Background(), append([]string{"-url", g.URL(), "-data", t.TempDir()}, args...), &out, &errb)
+		return rc, out.String(), errb.String()
+	}
+	const token = "admin-token-of-the-test"
+	waitHeld := func() string {
+		t.Helper()
+		var last string
+		for range 100 {
+			rc, out, errs := admin(token, "held")
+			if rc != 0 {
+				t.Fatalf("held: rc %d\n%s", rc, errs)
+			}
+			if strings.Contains(out, id) {
+				return out
+			}
+			last = out
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("the package is not listed as held:\n%s", last)
+		return ""
+	}
+	held := waitHeld()
+	t.Logf("amtsbote admin held:\n%s", held)
+	if !strings.Contains(held, "1 held") || !strings.Contains(held, "HELD SINCE") {
+		t.Errorf("held:\n%s", held)
+	}
+	rc, out2, _ := admin(token, "show", id)
+	t.Logf("amtsbote admin show: rc %d\n%s", rc, out2)
+	if rc, out, errs := admin(token, "show", id); rc != 0 || !strings.Contains(out, "state") || !strings.Contains(out, "held") ||
+		!strings.Contains(out, "received") || !strings.Contains(out, "events:") {
+		t.Errorf("show: rc %d\n%s%s", rc, out, errs)
+	}
+	if rc, out, errs := admin(token, "list", "-state", "held"); rc != 0 || !strings.Contains(out, id) || !strings.Contains(out, "1 held") {
+		t.Errorf("list: rc %d\n%s%s", rc, out, errs)
+	}
+	if rc, out, errs := admin(token, "replay", id); rc != 0 || !strings.Contains(out, "replayed 1") {
+		t.Errorf("replay: rc %d\n%s%s", rc, out, errs)
+	}
+	if rc, out, errs := admin(token, "endpoints"); rc != 0 || out == "" {
+		t.Errorf("endpoints: rc %d\n%s%s", rc, out, errs)
+	}
+	if rc, out, errs := admin(token, "-json", "show", id); rc != 0 || !strings.Contains(out, `"submission"`) {
+		t.Errorf("show -json: rc %d\n%s%s", rc, out, errs)
+	}
+	// What goes wrong says so, and exits 1 (2: the command line).
+	if rc, _, errs := admin(token, "replay", "no-such-id"); rc != 1 || !strings.Contains(errs, "404") || !strings.Contains(errs, "no-such-id") {
+		t.Errorf("replay of an unknown id: rc %d\n%s", rc, errs)
+	}
+	if rc, out, errs := admin(token, "reload"); rc != 0 || !strings.HasPrefix(out, "reloaded, ") {
+		t.Errorf("reload: rc %d\n%s%s", rc, out, errs)
+	}
+	if rc, _, errs := admin("a-wrong-token", "held"); rc != 1 || !strings.Contains(errs, "401") || !strings.Contains(errs, "admin token") ||
+		strings.Contains(errs, "a-wrong-token") {
+		t.Errorf("wrong token: rc %d\n%s", rc, errs)
+	}
+	if rc, _, errs := admin(token, "show"); rc != 2 || !strings.Contains(errs, "usage") {
+		t.Errorf("show without an id: rc %d\n%s", rc, errs)
+	}
+	if rc, _, errs := admin(token, "frobnicate"); rc != 2 || !strings.Contains(errs, "usage") {
+		t.Errorf("unknown verb: rc %d\n%s", rc, errs)
+	}
+	if rc, _, errs := admin("", "held"); rc != 2 || !strings.Contains(errs, "no admin token") {
+		t.Errorf("no token: rc %d\n%s", rc, errs)
+	}
+}
