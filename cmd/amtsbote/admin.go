@@ -11,7 +11,6 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -55,11 +54,8 @@ func adminUsage(w io.Writer) {
 var errAdminUsage = errors.New("usage")
 
 func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("admin", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs, loadConfig := configFlags("admin", stderr, "the gateway's configuration (admin token, public URL, data folder)")
 	fs.Usage = func() { adminUsage(stderr); fmt.Fprintln(stderr, "\nflags:"); fs.PrintDefaults() }
-	cfgPath := fs.String("config", os.Getenv("AMTSBOTE_CONFIG"), "the gateway's configuration (admin token, public URL, data folder)")
-	dataDir := fs.String("data", "", "data folder, overrides the configuration (where dev-credentials.yaml is)")
 	base := fs.String("url", "", "the gateway's base URL (default: public_url of the configuration)")
 	raw := fs.Bool("json", false, "print the API's JSON instead of a table")
 	if err := fs.Parse(args); err != nil {
@@ -69,15 +65,11 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		adminUsage(stderr)
 		return 2
 	}
-	cfg, err := config.Load(*cfgPath, os.Environ())
+	cfg, err := loadConfig()
 	if err != nil {
 		fmt.Fprintln(stderr, "amtsbote admin:", err)
 		return 2
 	}
-	if *dataDir != "" {
-		cfg.DataDir = *dataDir
-	}
-	cfg.Resolve()
 	c, err := newAdminClient(cfg, *base)
 	if err != nil {
 		fmt.Fprintln(stderr, "amtsbote admin:", err)

@@ -206,7 +206,12 @@ func (c *countingReader) Read(b []byte) (int, error) {
 // -config (what it is for: configUse) and -data, which overrides the configuration's
 // data folder. loadConfig reads the configuration once the flags are parsed.
 func storeFlags(verb string, stderr io.Writer, configUse string) (fs *flag.FlagSet, loadConfig func() (config.Config, error)) {
-	fs = flag.NewFlagSet("store "+verb, flag.ContinueOnError)
+	return configFlags("store "+verb, stderr, configUse)
+}
+
+// configFlags is storeFlags for any command named name.
+func configFlags(name string, stderr io.Writer, configUse string) (fs *flag.FlagSet, loadConfig func() (config.Config, error)) {
+	fs = flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", os.Getenv("AMTSBOTE_CONFIG"), configUse)
 	dataDir := fs.String("data", "", "data folder, overrides the configuration")
