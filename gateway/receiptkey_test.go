@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/signing/signingtest"
 )
 
 // TestReceiptKeyOfTheDevPKI: a gateway on a new development PKI signs its receipts
@@ -45,9 +48,16 @@ func TestReceiptKeyOfTheDevPKI(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			// The gateway key comes from the dev PKI; portals are still trusted through
-			// the test PKI's trust directory, so the fixture's portal can submit.
-			f := start(t, func(c *config.Config) { c.PKI = config.PKI{Dir: pkiDir, TrustDir: c.PKI.TrustDir} })
+			// Everything comes from the dev PKI, the portal's key too (an operator's
+			// trust_dir without a gateway key is refused: TestDevPKIOnlyWithoutTrustDir).
+			f := start(t, func(c *config.Config) { c.PKI = config.PKI{Dir: pkiDir} })
+			if f.g.PKI != nil {
+				ps, err := signing.LoadSigner(f.g.PKI.PortalKey, f.g.PKI.PortalCert)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.portal.Signer = ps
+			}
 			if f.g.PKI == nil || f.g.PKI.ReceiptKey != tc.wantKey || f.g.Signer.KeyDescription() != tc.wantKey {
 				t.Fatalf("gateway key %q (dev PKI %+v), want %s", f.g.Signer.KeyDescription(), f.g.PKI, tc.wantKey)
 			}
@@ -101,5 +111,29 @@ func TestReceiptKeyOfTheDevPKI(t *testing.T) {
 				t.Fatalf("xml-crypto does not verify the %s receipt (npm ci in tools/node?): %v\n%s", tc.wantKey, err, out)
 			}
 		})
+	}
+}
+
+// TestDevPKIOnlyWithoutTrustDir: an operator's trust store without the gateway's
+// own key and certificate is a production set-up missing two settings, not a
+// development one: the start is refused and says which, instead of making a
+// development key (and credentials, and a mailbox login) next to the
+// operator's trust.
+func TestDevPKIOnlyWithoutTrustDir(t *testing.T) {
+	pki := signingtest.NewPKI(t)
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.PKI = config.PKI{TrustDir: pki.TrustDir}
+	g, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil {
+		_ = g.Shutdown(context.Background())
+		t.Fatal("started with an operator's trust_dir and a development gateway key")
+	}
+	if !strings.Contains(err.Error(), "pki.gateway_key and pki.gateway_cert") {
+		t.Fatalf("the error does not name the settings: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "pki")); !os.IsNotExist(err) {
+		t.Fatalf("a development PKI was made anyway: %v", err)
 	}
 }

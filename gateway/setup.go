@@ -27,15 +27,20 @@ const DemoOfficeID = "dresden-allgemeine-verwaltung"
 func (g *Gateway) setupKeys() error {
 	c := &g.Config
 	if c.PKI.GatewayKey == "" || c.PKI.GatewayCert == "" {
+		if c.PKI.TrustDir != "" {
+			// The operator's own trust store is a production set-up: the fallback to
+			// a development gateway key (and development credentials and a mailbox
+			// login with it) started without a word but WARN lines, and signed
+			// receipts no portal trusts. An audit of the first install found it.
+			return fmt.Errorf("pki.trust_dir is set (%s), but pki.gateway_key and pki.gateway_cert are not: set both to the gateway's own key and certificate (docs/signing.md); a development PKI is made only when all three are empty", c.PKI.TrustDir)
+		}
 		pki, err := signing.EnsureDevPKI(c.PKI.Dir, c.GatewayID)
 		if err != nil {
 			return fmt.Errorf("dev pki: %w", err)
 		}
 		g.PKI = pki
 		c.PKI.GatewayKey, c.PKI.GatewayCert = pki.GatewayKey, pki.GatewayCert
-		if c.PKI.TrustDir == "" {
-			c.PKI.TrustDir = pki.TrustDir
-		}
+		c.PKI.TrustDir = pki.TrustDir
 		if pki.Created {
 			g.Log.Warn("created a DEVELOPMENT PKI; do not use it in production",
 				"dir", pki.Dir, "gateway_cert", pki.GatewayCert, "receipt_key", pki.ReceiptKey,
