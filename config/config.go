@@ -369,7 +369,7 @@ func Load(path string, environ []string) (Config, error) {
 		dec := yaml.NewDecoder(bytes.NewReader(b))
 		dec.KnownFields(true)
 		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // an empty file is fine
-			return c, fmt.Errorf("config: %s: %w", path, err)
+			return c, fmt.Errorf("config: %s: %w", path, readableYAMLError(err))
 		}
 	}
 	if err := applyEnv(&c, environ); err != nil {

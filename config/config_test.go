@@ -255,3 +255,24 @@ func TestExposedSecretsWarning(t *testing.T) {
 		})
 	}
 }
+
+// TestUnknownSettingNamesThePath: a mistyped key is named by its place in the
+// file and the setting it was probably meant to be, not by the Go type that
+// holds it ("field gateway_kye not found in type config.PKI").
+func TestUnknownSettingNamesThePath(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"pki:\n  gateway_kye: /x\n", "line 2: pki.gateway_kye is not a setting (did you mean pki.gateway_key?)"},
+		{"listn: 127.0.0.1:8080\n", "line 1: listn is not a setting (did you mean listen?)"},
+		{"offices:\n  amt:\n    channels:\n      webhook:\n        endpont: https://x\n", "line 5: offices.<id>.channels.<id>.endpont is not a setting (did you mean offices.<id>.channels.<id>.endpoint?)"},
+		{"frobnicate: 1\n", "line 1: frobnicate is not a setting"},
+	} {
+		f := filepath.Join(t.TempDir(), "c.yaml")
+		if err := os.WriteFile(f, []byte(tc.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(f, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "config.") {
+			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}
