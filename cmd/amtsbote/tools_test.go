@@ -92,4 +92,8 @@ func TestVerifyAtTheReceiptsTime(t *testing.T) {
 	if rc, out := run("-cert", gw.CertFile, "-at", "yesterday", file); rc != 2 || !strings.Contains(out, "RFC 3339") {
 		t.Fatalf("-at yesterday: rc %d\n%s", rc, out)
 	}
+	// Away from a development data folder, without -cert or -trust: say what to pass.
+	if rc, out := run("-data", t.TempDir(), file); rc != 2 || !strings.Contains(out, "-cert gateway.pem") || !strings.Contains(out, "-trust DIR") {
+		t.Fatalf("no trust given: rc %d\n%s", rc, out)
+	}
 }

@@ -53,6 +53,12 @@ func runVerify(_ context.Context, args []string, stdout, stderr io.Writer) int {
 			dir = filepath.Join(*dataDir, "pki", "trust")
 		}
 		ts, err = signing.LoadTrustStore(dir)
+		if err != nil && *trustDir == "" {
+			// No flag named the trust: the development default was tried. On a
+			// production host (or away from the gateway) there is none, and the
+			// folder's name alone did not say what to pass instead.
+			err = fmt.Errorf("%w\n  no -cert or -trust given, and no development trust store under -data %s: pass the gateway's certificate (-cert gateway.pem) or the trust store folder (-trust DIR)", err, *dataDir)
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "amtsbote verify: trust:", err)
