@@ -312,6 +312,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		g.closers = append(g.closers, func() error { stop(); <-done; return nil })
 	}
 
+	// After the faces: on the development PKI setupXTA chose the TLS files.
+	if err := g.registerCertificateExpiry(reg); err != nil {
+		return nil, err
+	}
+
 	portals, offices := map[string]string{}, map[string]string{}
 	for id, p := range cfg.Portals {
 		portals[id] = p.Token
