@@ -25,6 +25,11 @@ type Metrics struct {
 	restored prometheus.Counter
 	// checks counts queue checks by outcome (ok, failed).
 	checks *prometheus.CounterVec
+	// retention counts runs of the background retention job by outcome (ok,
+	// failed), and retentionOK is when the last one succeeded: a job that fails
+	// every hour only logged it, and personal data outlived its period unseen.
+	retention   *prometheus.CounterVec
+	retentionOK prometheus.Gauge
 }
 
 // NewMetrics creates the series and registers them with reg (nil: not registered).
@@ -47,11 +52,29 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "amtsbote_queue_restored_total", Help: "Accepted packages the periodic queue check found in the outbox without a queue message and put back on the queue."}),
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "amtsbote_queue_checks_total", Help: "Queue checks (outbox against the work queue) by outcome: ok, failed."}, []string{"outcome"}),
+		retention: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amtsbote_retention_runs_total", Help: "Runs of the background retention job (retention.every) by outcome: ok, failed."}, []string{"outcome"}),
+		retentionOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "amtsbote_retention_last_success_timestamp_seconds", Help: "When the background retention job last finished a run (Unix time; 0: none since start)."}),
 	}
+	// Both outcomes from the start, so that a job that never succeeds shows a
+	// series at 0 for "ok" (an alert cannot compare with a series that is absent).
+	m.retention.WithLabelValues("ok")
+	m.retention.WithLabelValues("failed")
 	if reg != nil {
-		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.duration, m.lineFull, m.unrecorded, m.restored, m.checks)
+		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.duration, m.lineFull, m.unrecorded, m.restored, m.checks, m.retention, m.retentionOK)
 	}
 	return m
+}
+
+// observeRetention counts one run of the background retention job.
+func (m *Metrics) observeRetention(err error, at time.Time) {
+	if err != nil {
+		m.retention.WithLabelValues("failed").Inc()
+		return
+	}
+	m.retention.WithLabelValues("ok").Inc()
+	m.retentionOK.Set(float64(at.Unix()))
 }
 
 func (m *Metrics) observeAttempt(channel string, err error, d time.Duration) {

@@ -244,9 +244,11 @@ func (b *Broker) applyRetention(r Retention) {
 	if err != nil {
 		if b.ctx.Err() == nil {
 			b.log.Error("retention run failed", "err", err)
+			b.metrics.observeRetention(err, time.Now())
 		}
 		return
 	}
+	b.metrics.observeRetention(nil, time.Now())
 	if rep.BytesRemoved+rep.RecordsDeleted+rep.BlobsDeleted > 0 || rep.LeftoverChunks > 0 || rep.Compacted {
 		b.log.Info("retention applied", "bytes_removed", rep.BytesRemoved, "records_deleted", rep.RecordsDeleted,
 			"blobs_deleted", rep.BlobsDeleted, "freed", rep.BlobBytesFreed, "leftover_chunks", rep.LeftoverChunks, "compacted", rep.Compacted,

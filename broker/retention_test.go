@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -170,5 +173,48 @@ func TestRetentionCompactsTheFile(t *testing.T) {
 	// A second run finds nothing worth compacting.
 	if rep, err := e.b.GC(ctx, later, on); err != nil || rep.Compacted {
 		t.Fatalf("compacted again without anything freed: %+v %v", rep, err)
+	}
+}
+
+// TestRetentionRunsAreCounted: every run of the background job shows on /metrics,
+// a failed one too. A job that failed every hour (here: the blob folder is gone,
+// as after a botched restore) only logged it, and no series told the operator
+// that personal data was kept beyond its period.
+func TestRetentionRunsAreCounted(t *testing.T) {
+	dir := t.TempDir()
+	e := start(t, dir)
+	r := Retention{PackageBytes: 90 * 24 * time.Hour, Records: 10 * 365 * 24 * time.Hour}
+	value := func(c prometheus.Metric) float64 {
+		var m dto.Metric
+		if err := c.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+	}
+	runs := func(outcome string) float64 { return value(e.b.metrics.retention.WithLabelValues(outcome)) }
+	if runs("ok") != 0 || runs("failed") != 0 || value(e.b.metrics.retentionOK) != 0 {
+		t.Fatal("retention counted before any run")
+	}
+	before := time.Now().Unix()
+	e.b.applyRetention(r)
+	if runs("ok") != 1 || runs("failed") != 0 {
+		t.Fatalf("after a good run: ok %v, failed %v", runs("ok"), runs("failed"))
+	}
+	if at := value(e.b.metrics.retentionOK); at < float64(before) {
+		t.Fatalf("last success %v, want at least %d", at, before)
+	}
+	blobs := filepath.Join(dir, "store", "blobs")
+	if err := os.RemoveAll(blobs); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(blobs, []byte("not a folder"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.b.GC(context.Background(), time.Now(), r); err == nil {
+		t.Fatal("GC over a blob folder that is a file did not fail")
+	}
+	e.b.applyRetention(r)
+	if runs("ok") != 1 || runs("failed") != 1 {
+		t.Fatalf("after a failed run: ok %v, failed %v", runs("ok"), runs("failed"))
 	}
 }

@@ -177,6 +177,18 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "amtsbote_submissions_handed_over",
 			Help: "Submissions handed to a channel, waiting for the office's confirmation, counted from the store's index."},
 			countEvery(10*time.Second, g.db.HandedOver)))
+	// The bus carries the work queue: without it packages are still accepted
+	// (into the outbox) but none is delivered, and /readyz says only "degraded"
+	// with 200, which no load balancer or scrape of the other series shows. An
+	// alert needs a series of its own (AmtsboteBusDisconnected).
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "amtsbote_bus_connected",
+		Help: "1 while the gateway is connected to its NATS server (the work queue; in cluster mode also the store), 0 while not: packages wait in the outbox and none is delivered."},
+		func() float64 {
+			if g.bus.Healthy() {
+				return 1
+			}
+			return 0
+		}))
 	// How long a write takes to become durable, on either store; bbolt's commits too.
 	reg.MustRegister(g.db.Collectors()...)
 	if db, ok := g.db.(interface{ CommitStats() store.CommitStats }); ok {
@@ -298,6 +310,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		done := make(chan struct{})
 		go func() { defer close(done); g.Yield.Run(yctx) }()
 		g.closers = append(g.closers, func() error { stop(); <-done; return nil })
+	}
+
+	// After the faces: on the development PKI setupXTA chose the TLS files.
+	if err := g.registerCertificateExpiry(reg); err != nil {
+		return nil, err
 	}
 
 	portals, offices := map[string]string{}, map[string]string{}

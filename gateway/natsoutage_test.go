@@ -47,11 +47,18 @@ func TestNATSOutage(t *testing.T) {
 	if code, st := readyStatus(t, f.g.URL()); code != 200 || st != "ready" {
 		t.Fatalf("before: %d %s", code, st)
 	}
+	// /metrics says it too, for the alert: /readyz answers 200 either way.
+	if v := scrapeValue(t, f.g.URL(), "amtsbote_bus_connected"); v != "1" {
+		t.Fatalf("amtsbote_bus_connected before the outage: %q, want 1", v)
+	}
 	cluster.Kill(t, 0)
 	waitFor(t, "the bus to be seen down", func() bool {
 		_, st := readyStatus(t, f.g.URL())
 		return st == "degraded"
 	})
+	if v := scrapeValue(t, f.g.URL(), "amtsbote_bus_connected"); v != "0" {
+		t.Fatalf("amtsbote_bus_connected during the outage: %q, want 0", v)
+	}
 	var ids []string
 	for i := 0; i < 5; i++ {
 		res, err := f.portal.Submit(ctx, f.example())
@@ -74,6 +81,30 @@ func TestNATSOutage(t *testing.T) {
 	if bad != 0 || len(got) < len(ids) {
 		t.Fatalf("office saw %d (bad %d), want %d", len(got), bad, len(ids))
 	}
+	if v := scrapeValue(t, f.g.URL(), "amtsbote_bus_connected"); v != "1" {
+		t.Fatalf("amtsbote_bus_connected after the outage: %q, want 1", v)
+	}
+}
+
+// scrapeValue is the value of the series named exactly so (name and labels as
+// /metrics writes them) in the gateway's /metrics, or "" if it is not there.
+func scrapeValue(t *testing.T, url, series string) string {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // TestClusterOutageAsksPortalsToRetry: a cluster-mode gateway whose NATS cluster is

@@ -1,0 +1,71 @@
+package gateway
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"log/slog"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/internal/testenv"
+)
+
+// TestCertificateExpiryOnMetrics: a gateway certificate that ends in five days
+// started without a word, and nothing on /metrics said when it would end; after
+// that every receipt the gateway signs is refused by portals and peers. The end
+// is exported for the alert (AmtsboteCertificateExpiring) and named in the log at
+// start.
+func TestCertificateExpiryOnMetrics(t *testing.T) {
+	dir := t.TempDir()
+	end := time.Now().Add(5 * 24 * time.Hour).Truncate(time.Second)
+	var logs testenv.Buffer
+	f := startLogged(t, slog.New(slog.NewTextHandler(&logs, nil)), func(c *config.Config) {
+		c.PKI.GatewayKey, c.PKI.GatewayCert = shortLivedCert(t, dir, c.GatewayID, end)
+	})
+	got := scrapeValue(t, f.g.URL(), `amtsbote_certificate_expiry_timestamp_seconds{certificate="gateway"}`)
+	want := strconv.FormatInt(end.Unix(), 10)
+	if v, err := strconv.ParseFloat(got, 64); err != nil || int64(v) != end.Unix() {
+		t.Fatalf("gateway certificate's end on /metrics: %q, want %s", got, want)
+	}
+	if l := logs.String(); !strings.Contains(l, "a certificate in use ends soon") || !strings.Contains(l, "certificate=gateway") {
+		t.Fatalf("the start does not name the certificate that ends soon:\n%s", l)
+	}
+}
+
+// shortLivedCert writes a self-signed ECDSA key and certificate for cn that end
+// at end, and returns their files.
+func shortLivedCert(t *testing.T, dir, cn string, end time.Time) (keyFile, certFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: end, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile, certFile = filepath.Join(dir, "gateway-key.pem"), filepath.Join(dir, "gateway.pem")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return keyFile, certFile
+}
