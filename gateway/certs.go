@@ -11,10 +11,6 @@ import (
 	"github.com/amtsbote/amtsbote/signing"
 )
 
-// certificateWarning is how long before its end a certificate in use is named in
-// the log at start (the alert, AmtsboteCertificateExpiring, says it in time too).
-const certificateWarning = 30 * 24 * time.Hour
-
 // registerCertificateExpiry exports when each certificate the gateway presents
 // ends: the gateway certificate that signs receipts and federation documents,
 // the TLS server certificate (XTA listener, REST with tls.rest) and the XTA
@@ -45,12 +41,10 @@ func (g *Gateway) registerCertificateExpiry(reg prometheus.Registerer) error {
 		}
 		ends[name] = earliestEnd(chain)
 	}
+	// The log's warning at start is checkCertificateInUse's, which names the
+	// setting and the file.
 	for name, end := range ends {
 		gauge.WithLabelValues(name).Set(float64(end.Unix()))
-		if left := time.Until(end); left < certificateWarning {
-			g.Log.Warn("a certificate in use ends soon: replace it and restart", "certificate", name,
-				"not_after", end.UTC().Format(time.RFC3339), "days_left", int(left.Hours()/24))
-		}
 	}
 	return reg.Register(gauge)
 }

@@ -37,7 +37,7 @@ func TestCertificateExpiryOnMetrics(t *testing.T) {
 	if v, err := strconv.ParseFloat(got, 64); err != nil || int64(v) != end.Unix() {
 		t.Fatalf("gateway certificate's end on /metrics: %q, want %s", got, want)
 	}
-	if l := logs.String(); !strings.Contains(l, "a certificate in use ends soon") || !strings.Contains(l, "certificate=gateway") {
+	if l := logs.String(); strings.Count(l, "expires soon") != 1 || !strings.Contains(l, "setting=pki.gateway_cert") {
 		t.Fatalf("the start does not name the certificate that ends soon:\n%s", l)
 	}
 }
