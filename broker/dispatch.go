@@ -653,7 +653,7 @@ func (b *Broker) failed(msg jetstream.Msg, s *submission.Submission, cause error
 		_ = msg.NakWithDelay(delay)
 		return
 	}
-	b.log.Info("delivery attempt failed", "submission", s.ID, "channel", t.Channel, "attempt", s.Attempts+1, "retry_in", nominal, "err", cause)
+	b.log.Info("delivery attempt failed", "submission", s.ID, "channel", t.Channel, "attempt", s.Attempts+1, "retry_in", nominal.String(), "err", cause)
 	_ = msg.NakWithDelay(delay)
 }
 

@@ -2,13 +2,16 @@ package webhook
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/adapters/adaptertest"
+	"github.com/amtsbote/amtsbote/internal/testenv"
 )
 
 // TestRetryAfterReachesTheBroker: 429 and 503 carry the receiver's Retry-After in the
@@ -67,6 +70,24 @@ func TestGoneIsItsOwnClass(t *testing.T) {
 		}
 		if c.gone && adapters.PublicReason(err) != "receiver answered HTTP 410" {
 			t.Errorf("public reason %q", adapters.PublicReason(err))
+		}
+	}
+}
+
+// TestFailedAttemptIsTheBrokersToLog: the broker logs every failed attempt with
+// its cause and the next try; the adapter's own WARN said it a second time. At
+// info the adapter says nothing about an attempt, at debug it gives its details.
+func TestFailedAttemptIsTheBrokersToLog(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }))
+	t.Cleanup(srv.Close)
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		var logs testenv.Buffer
+		a := newAdapter(t, Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: level}))})
+		if _, err := a.Deliver(t.Context(), adaptertest.NewDelivery(adapters.Target{Channel: Channel, Endpoint: srv.URL, Secret: NewSecret()})); err == nil {
+			t.Fatal("503 delivered")
+		}
+		if got := strings.Contains(logs.String(), "webhook delivery failed"); got != (level == slog.LevelDebug) {
+			t.Errorf("log level %s: %q", level, logs.String())
 		}
 	}
 }

@@ -211,7 +211,9 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Co
 		return c, nil
 	}
 	attrs = append(attrs, slog.Bool("permanent", adapters.IsPermanent(err)), slog.String("error", err.Error()))
-	a.log.LogAttrs(ctx, slog.LevelWarn, "webhook delivery failed", attrs...)
+	// Debug too: the broker logs every failed attempt with its cause and the next
+	// try ("delivery attempt failed"); a WARN here said it twice per attempt.
+	a.log.LogAttrs(ctx, slog.LevelDebug, "webhook delivery failed", attrs...)
 	return c, err
 }
 
