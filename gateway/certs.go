@@ -59,3 +59,39 @@ func earliestEnd(chain []*x509.Certificate) time.Time {
 	}
 	return end
 }
+
+// trustCollector exports, at every scrape, what the trust store in use holds
+// (after a reload too): when each CRL's issuer promised the next one, and per
+// role the earliest end of a trusted certificate. A CRL past its next update
+// is still used, so revocations since are not known; a portals' CA that ends
+// turns every package of its portals into a 403. Labels: the CRL's file name
+// in crl/ (the operator's own, few) and the role (four).
+type trustCollector struct {
+	trust    *signing.TrustStore
+	crl, end *prometheus.Desc
+}
+
+func newTrustCollector(ts *signing.TrustStore) *trustCollector {
+	return &trustCollector{trust: ts,
+		crl: prometheus.NewDesc("amtsbote_trust_crl_next_update_timestamp_seconds",
+			"When the issuer of a CRL in the trust store's crl/ promised the next one (Unix time); after it, revocations since are unknown until a fresh CRL is put there and the store reloaded.",
+			[]string{"file", "issuer"}, nil),
+		end: prometheus.NewDesc("amtsbote_trust_certificate_expiry_timestamp_seconds",
+			"The earliest end (Unix time) of a certificate the trust store trusts for a role (portals, peers, offices, gateways).",
+			[]string{"role"}, nil),
+	}
+}
+
+func (c *trustCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.crl; ch <- c.end }
+
+func (c *trustCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, info := range c.trust.CRLs() {
+		if info.NextUpdate.IsZero() {
+			continue // a CRL that promises nothing cannot be late
+		}
+		ch <- prometheus.MustNewConstMetric(c.crl, prometheus.GaugeValue, float64(info.NextUpdate.Unix()), info.File, info.Issuer)
+	}
+	for role, end := range c.trust.EarliestEnd() {
+		ch <- prometheus.MustNewConstMetric(c.end, prometheus.GaugeValue, float64(end.Unix()), role.Dir())
+	}
+}

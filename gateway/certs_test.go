@@ -69,3 +69,43 @@ func shortLivedCert(t *testing.T, dir, cn string, end time.Time) (keyFile, certF
 	}
 	return keyFile, certFile
 }
+
+// TestTrustStoreDatesOnMetrics: a CRL past its next update is still used, so
+// revocations since are unknown, and a trusted CA that ends turns its portals'
+// packages into 403s; neither showed anywhere. Both are on /metrics for the
+// alerts (AmtsboteCRLOutdated, AmtsboteTrustedCertificateExpiring), and follow
+// a reload of the trust store.
+func TestTrustStoreDatesOnMetrics(t *testing.T) {
+	f := start(t)
+	series := `amtsbote_trust_crl_next_update_timestamp_seconds{file="ca.pem",issuer="signingtest CA"}`
+	value := func(series string) time.Time {
+		t.Helper()
+		v, err := strconv.ParseFloat(scrapeValue(t, f.g.URL(), series), 64)
+		if err != nil {
+			t.Fatalf("%s: %v", series, err)
+		}
+		return time.Unix(int64(v), 0)
+	}
+	if next := value(series); !next.After(time.Now()) {
+		t.Fatalf("the test PKI's CRL: next update %s, want in the future", next)
+	}
+	if end := value(`amtsbote_trust_certificate_expiry_timestamp_seconds{role="portals"}`); !end.After(time.Now()) {
+		t.Fatalf("portals' trust ends %s", end)
+	}
+	// The CA's CRL of yesterday, due yesterday: the operator forgot to fetch it.
+	stale := time.Now().Add(-24 * time.Hour).Truncate(time.Second)
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(2),
+		ThisUpdate: stale.Add(-24 * time.Hour), NextUpdate: stale}, f.pki.CA, f.pki.CAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(f.pki.TrustDir, "crl", "ca.pem"), pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if next := value(series); !next.Equal(stale) {
+		t.Fatalf("after the reload: next update %s, want %s", next, stale)
+	}
+}

@@ -313,6 +313,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 	}
 
 	// After the faces: on the development PKI setupXTA chose the TLS files.
+	if err := reg.Register(newTrustCollector(g.Trust)); err != nil {
+		return nil, err
+	}
 	if err := g.registerCertificateExpiry(reg); err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,6 +65,7 @@ type roleTrust struct {
 type trustSnapshot struct {
 	roles   map[Role]*roleTrust
 	revoked map[string]bool
+	crls    []CRLInfo
 	// cache of successful chain checks keyed by leaf certificate and role (not by the
 	// intermediates presented: a chain once proven stays proven, and keying by them
 	// would let anyone grow the cache with junk intermediates); it lives
@@ -269,9 +271,11 @@ func (ts *TrustStore) rebuild() error {
 			cas = append(cas, rt.cas...)
 		}
 		for _, f := range files {
-			if err := loadCRLFile(f, cas, snap.revoked); err != nil {
+			infos, err := loadCRLFile(f, cas, snap.revoked)
+			if err != nil {
 				return err
 			}
+			snap.crls = append(snap.crls, infos...)
 		}
 	}
 	ts.cur.Store(snap)
@@ -295,12 +299,12 @@ func pemFiles(dir string) ([]string, error) {
 	return out, nil
 }
 
-func loadCRLFile(path string, cas []*x509.Certificate, revoked map[string]bool) error {
+func loadCRLFile(path string, cas []*x509.Certificate, revoked map[string]bool) ([]CRLInfo, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrTrustConfig, err)
+		return nil, fmt.Errorf("%w: %w", ErrTrustConfig, err)
 	}
-	n := 0
+	var infos []CRLInfo
 	for {
 		var block *pem.Block
 		block, data = pem.Decode(data)
@@ -310,10 +314,9 @@ func loadCRLFile(path string, cas []*x509.Certificate, revoked map[string]bool) 
 		if block.Type != "X509 CRL" {
 			continue
 		}
-		n++
 		crl, err := x509.ParseRevocationList(block.Bytes)
 		if err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrTrustConfig, path, err)
+			return nil, fmt.Errorf("%w: %s: %w", ErrTrustConfig, path, err)
 		}
 		var issuer *x509.Certificate
 		for _, ca := range cas {
@@ -323,16 +326,53 @@ func loadCRLFile(path string, cas []*x509.Certificate, revoked map[string]bool) 
 			}
 		}
 		if issuer == nil {
-			return fmt.Errorf("%w: %s: CRL of %q is not signed by any trusted CA", ErrTrustConfig, path, crl.Issuer.String())
+			return nil, fmt.Errorf("%w: %s: CRL of %q is not signed by any trusted CA", ErrTrustConfig, path, crl.Issuer.String())
 		}
 		for _, e := range crl.RevokedCertificateEntries {
 			revoked[revocation{issuer.RawSubject, e.SerialNumber}.key()] = true
 		}
+		infos = append(infos, CRLInfo{File: filepath.Base(path), Issuer: issuer.Subject.CommonName, NextUpdate: crl.NextUpdate})
 	}
-	if n == 0 {
-		return fmt.Errorf("%w: %s: no X509 CRL block", ErrTrustConfig, path)
+	if len(infos) == 0 {
+		return nil, fmt.Errorf("%w: %s: no X509 CRL block", ErrTrustConfig, path)
 	}
-	return nil
+	return infos, nil
+}
+
+// CRLInfo is one CRL the trust store uses.
+type CRLInfo struct {
+	File   string // its file in crl/
+	Issuer string // the CA's common name
+	// NextUpdate is when the CA promises the next CRL (zero: the CRL names none).
+	// After it the store still uses this one: revocations the CA made since are
+	// not known here until a fresh CRL is put in crl/ and the store reloaded.
+	NextUpdate time.Time
+}
+
+// CRLs lists the CRLs in use now.
+func (ts *TrustStore) CRLs() []CRLInfo {
+	return slices.Clone(ts.cur.Load().crls)
+}
+
+// EarliestEnd is, per role, the earliest NotAfter among the certificates the
+// store trusts for it (CAs and pinned certificates); roles without any are
+// missing. When that certificate ends, what chains to it alone is refused.
+func (ts *TrustStore) EarliestEnd() map[Role]time.Time {
+	out := map[Role]time.Time{}
+	for role, rt := range ts.cur.Load().roles {
+		consider := func(c *x509.Certificate) {
+			if end, ok := out[role]; !ok || c.NotAfter.Before(end) {
+				out[role] = c.NotAfter
+			}
+		}
+		for _, c := range rt.cas {
+			consider(c)
+		}
+		for _, c := range rt.pinned {
+			consider(c)
+		}
+	}
+	return out
 }
 
 // VerifyCertificate decides whether leaf (with optional intermediates from the
