@@ -22,8 +22,12 @@ PROMTOOL  ?= $(shell command -v promtool 2>/dev/null || echo $(CURDIR)/tools/bin
 
 all: build
 
+# The version the binary reports (serve's banner, `amtsbote version`, the metric
+# amtsbote_build_info): the Git commit, "-dirty" with uncommitted changes.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/amtsbote
+	$(GO) build -trimpath -ldflags "-X github.com/amtsbote/amtsbote/internal/buildstamp.version=$(VERSION)" -o $(BIN) ./cmd/amtsbote
 
 # The gateway on its embedded defaults: HTTP 127.0.0.1:8080, data under ./data.
 run: build

@@ -7,8 +7,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"log/slog"
 	"math/big"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -108,4 +110,22 @@ func TestTrustStoreDatesOnMetrics(t *testing.T) {
 	if next := value(series); !next.Equal(stale) {
 		t.Fatalf("after the reload: next update %s, want %s", next, stale)
 	}
+}
+
+// TestBuildInfoOnMetrics: which build runs on a node is on /metrics
+// (amtsbote_build_info), for a rolling upgrade of a cluster.
+func TestBuildInfoOnMetrics(t *testing.T) {
+	f := start(t)
+	resp, err := http.Get(f.g.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "amtsbote_build_info{") && strings.Contains(line, `version="dev"`) && strings.HasSuffix(line, " 1") {
+			return
+		}
+	}
+	t.Fatalf("no amtsbote_build_info with version=\"dev\" on /metrics")
 }

@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/amtsbote/amtsbote/internal/buildstamp"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -163,6 +165,14 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
 			collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/sched/latencies:seconds$`)})),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Which build runs here: in a rolling upgrade of a cluster, which node is on
+	// which (the usual *_build_info convention: constant 1, the facts as labels).
+	bi := buildstamp.Read()
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "amtsbote_build_info",
+		Help:        "The build of the running gateway: version (release or Git commit), revision (Go's VCS stamp, if any), goversion. Always 1.",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion}},
+		func() float64 { return 1 }))
+	log.Info("amtsbote starting", "version", bi.String(), "go", bi.GoVersion, "store", cfg.Store.Backend)
 	// The backlog, the packages waiting for an office's confirmation and those
 	// waiting for a person, counted from the store's indexes: the same numbers on
 	// every node of a cluster (alert on max, not sum). A scrape lists each at most

@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/amtsbote/amtsbote/internal/buildstamp"
 )
 
 type command struct {
@@ -35,13 +37,11 @@ func commands() []command {
 		{"mailbox", "web mailbox helpers (hash: print the password_hash for a user, password on stdin)", runMailbox},
 		{"bench", "measure intake and delivery throughput against a loopback gateway", runBench},
 		{"version", "print the version", func(_ context.Context, _ []string, out, _ io.Writer) int {
-			fmt.Fprintln(out, "amtsbote", version)
+			fmt.Fprintln(out, "amtsbote", buildstamp.Read())
 			return 0
 		}},
 	}
 }
-
-var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

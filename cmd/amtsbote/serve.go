@@ -9,6 +9,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/amtsbote/amtsbote/internal/buildstamp"
+
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/gateway"
 )
@@ -55,7 +57,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "amtsbote: cannot start:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "amtsbote %s serving on %s\n", version, g.URL())
+	fmt.Fprintf(stdout, "amtsbote %s serving on %s\n", buildstamp.Read(), g.URL())
 	if u := g.XTAURL(); u != "" {
 		fmt.Fprintf(stdout, "  xta:                %s\n", u)
 	}
