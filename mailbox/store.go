@@ -83,6 +83,16 @@ func (s session) expired(now time.Time) bool {
 	return now.Sub(s.LastSeen) > sessionIdle || now.Sub(s.Created) > sessionMax
 }
 
+// ends is when the session expires unless a request comes before: the idle end,
+// or the hard end if that is sooner. LastSeen is refreshed at most once a minute,
+// so this may be up to a minute early, never late.
+func (s session) ends() time.Time {
+	if idle, hard := s.LastSeen.Add(sessionIdle), s.Created.Add(sessionMax); hard.Before(idle) {
+		return hard
+	}
+	return s.LastSeen.Add(sessionIdle)
+}
+
 // Only the digest of a session token is stored: a copy of mailbox.db lets nobody in.
 func tokenKey(token string) string {
 	sum := sha256.Sum256([]byte(token))

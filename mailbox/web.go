@@ -55,17 +55,25 @@ var pages = func() map[string]*template.Template {
 
 // page is what every template gets.
 type page struct {
-	Title  string
-	Root   string // relative path to the mailbox root: "./" or "../"
-	User   string
-	Office string
-	CSRF   string
-	Flash  string
-	Error  string
+	Title string
+	// TitleNote goes in front of the title: "Fehler" on every page with an error,
+	// the outcome of the action just done ("Angenommen") after a redirect. The title
+	// is what a screen reader reads first on a new page; a message in the page that
+	// was there when the page loaded is not announced, and without JavaScript there
+	// is no other way to say "saved" or "failed" at once.
+	TitleNote string
+	Root      string // relative path to the mailbox root: "./" or "../"
+	User      string
+	Office    string
+	CSRF      string
+	Flash     string
+	Error     string
 
 	// login
 	LoginName string
 	LoginNext string
+	// LoginInvalid marks the fields as wrong (aria-invalid) after a failed login.
+	LoginInvalid bool
 
 	// inbox
 	Query    string
@@ -82,7 +90,15 @@ type page struct {
 	ViewErr string
 	Events  []submission.Event
 	Mark    *mark
-	Reason  string
+	// ReasonMissing and ChoiceMissing tie the decision's error to its field (the
+	// message next to it, aria-invalid, aria-describedby) and keep "Ablehnen"
+	// chosen, so a screen reader user hears the error where the cursor is.
+	ReasonMissing bool
+	ChoiceMissing bool
+	// SessionEnds is when the session ends if the clerk sends nothing before
+	// ("15:04 Uhr"): the decision form warns of it, as there is no script that could
+	// warn just before (WCAG 2.2.1).
+	SessionEnds string
 
 	// error
 	Status int
@@ -248,7 +264,8 @@ func humanSize(n int64) string {
 }
 
 // Flash messages are named in the query after a POST (post/redirect/get); only these
-// fixed texts can appear.
+// fixed texts can appear. flashTitles are their short forms for the page title
+// (page.TitleNote); the errors among them get "Fehler".
 var flashes = map[string]string{
 	"angenommen":  "Der Antrag wurde angenommen. Das Portal erhält die Entscheidung.",
 	"abgelehnt":   "Der Antrag wurde abgelehnt. Das Portal erhält die Entscheidung mit Ihrer Begründung.",
@@ -258,6 +275,20 @@ var flashes = map[string]string{
 	"konflikt":    "Über diesen Antrag wurde bereits anders entschieden; die Entscheidung ist endgültig.",
 	"grund-fehlt": "Bitte geben Sie für eine Ablehnung eine Begründung an.",
 	"ungueltig":   "Bitte wählen Sie „Annehmen“ oder „Ablehnen“.",
+}
+
+// sessionEnded is the login page's message after a form was sent without a live
+// session.
+const sessionEnded = "Ihre Anmeldung ist abgelaufen (nach 30 Minuten ohne Seitenaufruf oder nach 10 Stunden); " +
+	"was Sie zuletzt abgeschickt haben, wurde nicht gespeichert. Bitte melden Sie sich wieder an: " +
+	"danach kommen Sie zurück zum Eingang."
+
+var flashTitles = map[string]string{
+	"angenommen": "Angenommen",
+	"abgelehnt":  "Abgelehnt",
+	"erledigt":   "Als erledigt markiert",
+	"offen":      "Markierung entfernt",
+	"abgemeldet": "Abgemeldet",
 }
 
 // Handler returns the mailbox's pages. Mount it at the path of PublicURL (e.g.
@@ -273,6 +304,8 @@ var (
 	rePackage  = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})/paket$`)
 	reDecide   = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})/entscheidung$`)
 	reMark     = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})/erledigt$`)
+	// reCaseAction is every form of a case's page.
+	reCaseAction = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})/(?:entscheidung|erledigt)$`)
 )
 
 func (m *Mailbox) serve(w http.ResponseWriter, r *http.Request) {
@@ -322,6 +355,14 @@ func (m *Mailbox) serve(w http.ResponseWriter, r *http.Request) {
 				target += "?weiter=" + url.QueryEscape(p)
 			}
 			http.Redirect(w, r, target, http.StatusSeeOther)
+			return
+		}
+		if mt := reCaseAction.FindStringSubmatch(p); r.Method == http.MethodPost && mt != nil {
+			// The session ended while the clerk was on the case's page (30 minutes
+			// without a request, e.g. writing a long reason). Say so, and lead back to
+			// the case after the login, instead of an error page whose only way on
+			// is the inbox.
+			http.Redirect(w, r, m.base.Path+"login?abgelaufen=1&weiter="+url.QueryEscape("s/"+mt[1]), http.StatusSeeOther)
 			return
 		}
 		m.fail(w, r, nil, http.StatusForbidden)
@@ -402,6 +443,9 @@ func (m *Mailbox) static(w http.ResponseWriter, r *http.Request, name, ctype str
 
 // render writes a page; a template error becomes a plain 500 (the buffer is not sent).
 func (m *Mailbox) render(w http.ResponseWriter, name string, status int, p *page) {
+	if p.Error != "" {
+		p.TitleNote = "Fehler"
+	}
 	var buf bytes.Buffer
 	if err := pages[name].Execute(&buf, p); err != nil {
 		m.log.Error("render page", "page", name, "err", err)
@@ -512,7 +556,10 @@ func (m *Mailbox) login(w http.ResponseWriter, r *http.Request) {
 		}
 		p := m.loginPage(w, r, r.URL.Query().Get("weiter"))
 		if r.URL.Query().Get("abgemeldet") != "" {
-			p.Flash = flashes["abgemeldet"]
+			p.Flash, p.TitleNote = flashes["abgemeldet"], flashTitles["abgemeldet"]
+		}
+		if r.URL.Query().Get("abgelaufen") != "" {
+			p.Error = sessionEnded
 		}
 		m.render(w, "login", http.StatusOK, p)
 	case http.MethodPost:
@@ -577,7 +624,7 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		m.log.Warn("login failed", "remote", addr)
 		p := m.loginPage(w, r, r.PostForm.Get("weiter"))
-		p.LoginName = name
+		p.LoginName, p.LoginInvalid = name, true
 		p.Error = "Benutzername oder Passwort ist falsch."
 		m.render(w, "login", http.StatusUnauthorized, p)
 		return
@@ -701,8 +748,11 @@ func (m *Mailbox) detail(w http.ResponseWriter, r *http.Request, s session, id s
 		return
 	}
 	p := m.base1(&s, "../")
-	p.Title = sub.ServiceName
+	// Every case of a service has the same name: the case number tells the tabs
+	// (and a screen reader's list of windows) apart.
+	p.Title = sub.ServiceName + " – Vorgang " + sub.ID
 	p.Sub = sub
+	p.SessionEnds = s.ends().In(berlin).Format("15:04 Uhr")
 	if sub.BytesRemovedAt != nil {
 		p.ViewErr = "Formulardaten, Anlagen und Originalpaket dieses Eingangs wurden am " + when(sub.BytesRemovedAt) + " nach Ablauf der Aufbewahrungsfrist gelöscht. Verlauf und Entscheidung bleiben erhalten."
 	} else if sub.DeliveredAt != nil {
@@ -735,9 +785,12 @@ func (m *Mailbox) detail(w http.ResponseWriter, r *http.Request, s session, id s
 		return
 	}
 	p.Mark = markOf(p.Sub, p.Events)
-	p.Flash = flashes[r.URL.Query().Get("meldung")]
-	if strings.HasPrefix(r.URL.Query().Get("meldung"), "grund") || r.URL.Query().Get("meldung") == "ungueltig" || r.URL.Query().Get("meldung") == "konflikt" {
+	msg := r.URL.Query().Get("meldung")
+	p.Flash, p.TitleNote = flashes[msg], flashTitles[msg]
+	switch msg {
+	case "grund-fehlt", "ungueltig", "konflikt":
 		p.Error, p.Flash = p.Flash, ""
+		p.ReasonMissing, p.ChoiceMissing = msg == "grund-fehlt", msg == "ungueltig"
 	}
 	m.render(w, "detail", http.StatusOK, p)
 }
