@@ -133,7 +133,16 @@ func testSigner(t testing.TB) *signing.Signer {
 // full litter bin, with its PDF) for office over the mailbox channel.
 func (e *brokerEnv) receiveExample(t testing.TB, office string) *submission.Submission {
 	t.Helper()
+	return e.receiveNamed(t, office, "")
+}
+
+// receiveNamed is receiveExample with the attachment's file name set (if not empty).
+func (e *brokerEnv) receiveNamed(t testing.TB, office, fileName string) *submission.Submission {
+	t.Helper()
 	p := paket.Example(exampleLeika)
+	if fileName != "" {
+		p.Anlagen[0].Dateiname = fileName
+	}
 	raw, err := testSigner(t).Sign(p.Element())
 	if err != nil {
 		t.Fatal(err)

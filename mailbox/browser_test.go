@@ -54,7 +54,6 @@ func screenshotDir(t *testing.T) string {
 // with a reason and sees the state change; lars (Leipzig) cannot open it, not even by
 // URL (404 page). It writes screenshots of the pages.
 func TestBrowser(t *testing.T) {
-	chrome := chromiumPath(t)
 	shots := screenshotDir(t)
 
 	// The server's address must be known before the mailbox is built (PublicURL).
@@ -80,28 +79,7 @@ func TestBrowser(t *testing.T) {
 	leipzig := e.receiveExample(t, officeLeipzig)
 	e.waitState(t, leipzig.ID, submission.StateHandedOver)
 
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chrome),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("lang", "de-DE"),
-	)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
-	// Start the browser without a timeout (a timeout on the first Run ends the browser).
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
+	ctx := startChromium(t)
 	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		c, stop := context.WithTimeout(ctx, 30*time.Second)

@@ -1,0 +1,406 @@
+package mailbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/accessibility"
+	"github.com/chromedp/chromedp"
+
+	"github.com/amtsbote/amtsbote/internal/testenv"
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// startChromium starts headless Chromium (Debian's, or $CHROMIUM_BIN) for a test and
+// returns its tab; the browser ends with the test.
+func startChromium(t *testing.T) context.Context {
+	t.Helper()
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("lang", "de-DE"),
+	)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancel)
+	// Start the browser without a timeout (a timeout on the first Run ends the browser).
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// axeSource is axe-core's browser bundle from tools/node (npm ci there, or make
+// tools). The test fails without it: an accessibility check that is not run must not
+// pass.
+func axeSource(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(testenv.RepoRoot(t), "tools", "node", "node_modules", "axe-core", "axe.min.js")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("axe-core is required by this test: run `npm ci` in tools/node (or make tools): %v", err)
+	}
+	return string(b)
+}
+
+// axeViolation is the part of an axe-core result a failure message needs.
+type axeViolation struct {
+	ID     string `json:"id"`
+	Impact string `json:"impact"`
+	Help   string `json:"help"`
+	Nodes  []struct {
+		Target  []any  `json:"target"`
+		Summary string `json:"failureSummary"`
+	} `json:"nodes"`
+}
+
+// The rules of WCAG 2.1 A and AA, which BITV 2.0 requires through EN 301 549.
+const axeRun = `axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}, resultTypes: ['violations']})
+	.then(r => JSON.stringify(r.violations))`
+
+// TestAccessibility walks through the mailbox the way a clerk works in it — login
+// (also with a wrong password and locked out), the inbox with its filter and pages,
+// a case, a rejection without and with reason, an acceptance by keyboard only, the
+// "erledigt" mark, the error pages (404, 503), the logout and a session that ends
+// while a form is open — and checks every page with axe-core against WCAG 2.1 A and
+// AA, at desktop width and at 320 CSS pixels (400 % zoom, reflow), plus what axe
+// cannot see: the title says where one is and what just happened (what a screen
+// reader reads first), one h1, no sideways scrolling, errors on the focused field,
+// table headers kept when narrow, the session's end told in advance.
+func TestAccessibility(t *testing.T) {
+	axe := axeSource(t)
+	ctx := startChromium(t)
+
+	var down atomic.Bool
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	mux := http.NewServeMux()
+	ts := httptest.NewUnstartedServer(mux)
+	base := "http://" + ts.Listener.Addr().String() + "/postfach/"
+	e := startBrokerEnv(t, t.TempDir(), Options{
+		PublicURL: base,
+		Now:       func() time.Time { return time.Unix(0, clock.Load()) },
+		StoreDown: func() error {
+			if down.Load() {
+				return errors.New("no quorum")
+			}
+			return nil
+		},
+	})
+	mux.Handle("/postfach/", e.mb.Handler())
+	ts.Start()
+	t.Cleanup(ts.Close)
+
+	// More open cases than fit on one page, so the inbox has its page links.
+	// The first has an attachment whose long name has no place to break a line.
+	subs := []*submission.Submission{e.receiveNamed(t, officeDresden, strings.Repeat("Bauantrag_Unterlagen_", 4)+"final.pdf")}
+	for range pageSize + 1 {
+		subs = append(subs, e.receiveExample(t, officeDresden))
+	}
+	for _, s := range subs {
+		e.waitState(t, s.ID, submission.StateHandedOver)
+	}
+
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		c, stop := context.WithTimeout(ctx, 30*time.Second)
+		defer stop()
+		if err := chromedp.Do(c, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	eval := func(what, js string, out any) {
+		t.Helper()
+		c, stop := context.WithTimeout(ctx, 60*time.Second)
+		defer stop()
+		s, err := chromedp.Run(c, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if err := json.Unmarshal([]byte(s), out); err != nil {
+			t.Fatalf("%s: %v (%s)", what, err, s)
+		}
+	}
+	nav := func(what string, steps ...chromedp.Action[chromedp.Void]) int64 {
+		t.Helper()
+		c, stop := context.WithTimeout(ctx, 30*time.Second)
+		defer stop()
+		resp, err := chromedp.RunResponse(c, steps...)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return resp.Status
+	}
+	open := func(url string) int64 {
+		t.Helper()
+		return nav("open "+url, chromedp.Navigate(url))
+	}
+	// pageFacts is what the checks read from a page in one go.
+	type pageFacts struct {
+		Title, Lang   string
+		H1            int
+		ScrollWidth   int
+		ClientWidth   int
+		Main, Skip    bool
+		Active        string // id of the focused element
+		ActiveInvalid string
+		ActiveDesc    string // the text its aria-describedby points to
+	}
+	facts := func(what string) pageFacts {
+		t.Helper()
+		var f pageFacts
+		eval(what+": facts", `(() => {
+			const a = document.activeElement;
+			const desc = (a && a.getAttribute('aria-describedby') || '').split(/\s+/).filter(Boolean)
+				.map(id => (document.getElementById(id) || {}).textContent || '').join(' ');
+			return JSON.stringify({
+				Title: document.title, Lang: document.documentElement.lang,
+				H1: document.querySelectorAll('h1').length,
+				ScrollWidth: document.documentElement.scrollWidth, ClientWidth: document.documentElement.clientWidth,
+				Main: !!document.querySelector('main'), Skip: !!document.querySelector('a.skip[href="#inhalt"]'),
+				Active: a && a.id || '', ActiveInvalid: a && a.getAttribute('aria-invalid') || '', ActiveDesc: desc.trim(),
+			});
+		})()`, &f)
+		return f
+	}
+	// check runs axe and the structural checks on the page shown, at desktop width
+	// and at 320 CSS pixels, and returns the page's facts (at desktop width).
+	check := func(name, wantTitle string) pageFacts {
+		t.Helper()
+		var f pageFacts
+		for _, width := range []int64{1280, 320} {
+			do(name+": viewport", chromedp.EmulateViewport(width, 800))
+			var loaded bool
+			eval(name+": axe loaded", `JSON.stringify(typeof axe !== 'undefined')`, &loaded)
+			if !loaded {
+				do(name+": inject axe", chromedp.Evaluate[chromedp.Void](axe))
+			}
+			var vs []axeViolation
+			eval(name+": axe.run", axeRun, &vs)
+			for _, v := range vs {
+				var nodes []string
+				for _, n := range v.Nodes {
+					nodes = append(nodes, fmt.Sprintf("%v: %s", n.Target, n.Summary))
+				}
+				t.Errorf("%s at %d px: axe %s (%s): %s\n  %s", name, width, v.ID, v.Impact, v.Help, strings.Join(nodes, "\n  "))
+			}
+			ff := facts(name)
+			if width == 320 && ff.ScrollWidth > ff.ClientWidth {
+				t.Errorf("%s at 320 px: scrolls sideways (content %d px wide; WCAG 1.4.10 reflow)", name, ff.ScrollWidth)
+			}
+			if width == 1280 {
+				f = ff
+			}
+		}
+		do(name+": viewport back", chromedp.EmulateViewport(1280, 900))
+		if f.Lang != "de" || f.H1 != 1 || !f.Main || !f.Skip {
+			t.Errorf("%s: lang %q, %d h1, main %v, skip link %v; want de, 1, true, true", name, f.Lang, f.H1, f.Main, f.Skip)
+		}
+		if !strings.HasPrefix(f.Title, wantTitle) || !strings.HasSuffix(f.Title, " – Behördenpostfach") {
+			t.Errorf("%s: title %q, want it to start with %q", name, f.Title, wantTitle)
+		}
+		return f
+	}
+	// narrowTable checks the page's table at 320 px: its column headers are still in
+	// the browser's accessibility tree (what a screen reader reads), and every cell
+	// shows the name of its column, as the header row is out of sight there.
+	narrowTable := func(name string) {
+		t.Helper()
+		do(name+": narrow", chromedp.EmulateViewport(320, 800))
+		defer do(name+": wide", chromedp.EmulateViewport(1280, 900))
+		c, stop := context.WithTimeout(ctx, 30*time.Second)
+		defer stop()
+		tree, err := chromedp.Call(c, accessibility.GetFullAXTree, accessibility.GetFullAXTreeParams{})
+		if err != nil {
+			t.Fatalf("%s: accessibility tree: %v", name, err)
+		}
+		headers := 0
+		for _, n := range tree.Nodes {
+			if !n.Ignored && n.Role != nil && fmt.Sprint(n.Role.Value) == `"columnheader"` {
+				headers++
+			}
+		}
+		var want int
+		var unlabelled []string
+		eval(name+": cell labels", `(() => {
+			const t = document.querySelector('table.liste');
+			const heads = [...t.querySelectorAll('thead th')].map(th => th.textContent.trim());
+			const bad = [];
+			for (const tr of t.querySelectorAll('tbody tr')) {
+				[...tr.cells].forEach((td, i) => {
+					const c = getComputedStyle(td, '::before').content;
+					if (!c.includes(heads[i])) bad.push(heads[i] + ': ' + c);
+				});
+			}
+			return JSON.stringify([heads.length, bad.slice(0, 3)]);
+		})()`, &[]any{&want, &unlabelled})
+		if headers != want || len(unlabelled) > 0 {
+			t.Errorf("%s at 320 px: %d of %d column headers in the accessibility tree; cells without their column's name: %q",
+				name, headers, want, unlabelled)
+		}
+	}
+	submit := func(what, sel string) int64 {
+		t.Helper()
+		return nav(what, chromedp.Click(chromedp.CSS(sel)))
+	}
+	loginAs := func(user, pw string) int64 {
+		t.Helper()
+		do("login form", chromedp.Navigate(base+"login"), chromedp.WaitVisible(chromedp.CSS("#benutzer")),
+			chromedp.Evaluate[chromedp.Void](`document.getElementById('benutzer').value = ''`), chromedp.SendKeys(chromedp.CSS("#benutzer"), user),
+			chromedp.SendKeys(chromedp.CSS("#passwort"), pw))
+		return submit("log in as "+user, "form.karte button[type=submit]")
+	}
+
+	// Login.
+	open(base)
+	check("login", "Anmeldung")
+
+	// A wrong password: the title says so, and the field the cursor is put in
+	// tells why (a screen reader reads the focused field, not an alert that was
+	// on the page before it started reading).
+	if code := loginAs("anna", "falsch"); code != http.StatusUnauthorized {
+		t.Fatalf("wrong password: HTTP %d", code)
+	}
+	f := check("login, wrong password", "Fehler: Anmeldung")
+	if f.Active != "passwort" || f.ActiveInvalid != "true" || !strings.Contains(f.ActiveDesc, "Passwort ist falsch") {
+		t.Errorf("wrong password: focus on %q (aria-invalid %q) described as %q; want the password field, invalid, with the error",
+			f.Active, f.ActiveInvalid, f.ActiveDesc)
+	}
+
+	// Locked out (an unknown name, so that anna can still log in).
+	for range freeFailuresUser {
+		loginAs("gast", "falsch")
+	}
+	if code := loginAs("gast", "falsch"); code != http.StatusTooManyRequests {
+		t.Fatalf("lockout: HTTP %d", code)
+	}
+	f = check("login, locked out", "Fehler: Anmeldung")
+	if !strings.Contains(f.ActiveDesc, "Zu viele fehlgeschlagene Anmeldungen") {
+		t.Errorf("locked out: the focused field %q is described as %q, want the wait", f.Active, f.ActiveDesc)
+	}
+
+	// The inbox, its second page, and a search that finds nothing.
+	if code := loginAs("anna", "anna-passwort"); code != http.StatusOK {
+		t.Fatalf("login: HTTP %d", code)
+	}
+	check("inbox", "Posteingang")
+	narrowTable("inbox")
+	submit("next page", `a[rel="next"]`)
+	check("inbox, page 2", "Posteingang")
+	open(base + "?q=gibt-es-nicht&status=alle")
+	check("inbox, nothing found", "Posteingang")
+
+	// A case: open it, reject it without a reason (an error), then with one.
+	sub := subs[0]
+	open(base + "s/" + sub.ID)
+	caseTitle := paket.ExampleServiceName + " – Vorgang " + sub.ID
+	check("case", caseTitle)
+	narrowTable("case")
+	// The session's end is said where a long reason is written (no script can warn
+	// just before it).
+	var warn string
+	eval("session warning", `JSON.stringify((document.getElementById('sitzung-hinweis') || {}).textContent || '')`, &warn)
+	if end := time.Unix(0, clock.Load()).Add(sessionIdle).In(berlin).Format("15:04 Uhr"); !strings.Contains(warn, end) {
+		t.Errorf("the decision form does not say when the session ends (%s): %q", end, warn)
+	}
+	do("reject without reason", chromedp.Click(chromedp.CSS("#ablehnen")))
+	submit("reject without reason", "#entscheidung button[type=submit]")
+	check("case, reason missing", "Fehler: "+caseTitle)
+	var dec struct {
+		Checked       bool
+		Invalid, Desc string
+	}
+	eval("reason field", `(() => {
+		const ta = document.getElementById('begruendung');
+		const desc = (ta.getAttribute('aria-describedby') || '').split(/\s+/).filter(Boolean)
+			.map(id => (document.getElementById(id) || {}).textContent || '').join(' ');
+		return JSON.stringify({Checked: document.getElementById('ablehnen').checked,
+			Invalid: ta.getAttribute('aria-invalid') || '', Desc: desc});
+	})()`, &dec)
+	if !dec.Checked || dec.Invalid != "true" || !strings.Contains(dec.Desc, "Begründung an") {
+		t.Errorf("after a rejection without reason: Ablehnen chosen %v, reason field aria-invalid %q, described as %q; "+
+			"want the choice kept and the error tied to the field", dec.Checked, dec.Invalid, dec.Desc)
+	}
+	do("reason", chromedp.Click(chromedp.CSS("#ablehnen")), chromedp.SendKeys(chromedp.CSS("#begruendung"), "Bitte melden Sie das der Verkehrsgesellschaft."))
+	submit("reject", "#entscheidung button[type=submit]")
+	check("case, rejected", "Abgelehnt: "+caseTitle)
+
+	submit("mark done", `section[aria-labelledby="h-erledigt"] button`)
+	check("case, marked done", "Als erledigt markiert: "+caseTitle)
+
+	// The next one by keyboard only: Tab from the top of the page to the decision,
+	// Space to choose, Tab to the button, Enter.
+	open(base + "s/" + subs[1].ID)
+	tabTo := func(sel string) {
+		t.Helper()
+		for range 80 {
+			do("tab", chromedp.KeyEvent("\t"))
+			var at bool
+			eval("focus", `JSON.stringify(!!document.activeElement && document.activeElement.matches('`+sel+`'))`, &at)
+			if at {
+				return
+			}
+		}
+		t.Fatalf("Tab does not reach %s", sel)
+	}
+	tabTo("#annehmen")
+	do("choose", chromedp.KeyEvent(" "))
+	tabTo("#entscheidung button[type=submit]")
+	nav("accept by keyboard", chromedp.KeyEvent("\r"))
+	check("case, accepted", "Angenommen: "+paket.ExampleServiceName+" – Vorgang "+subs[1].ID)
+
+	// Error pages.
+	if code := open(base + "s/gibt-es-nicht"); code != http.StatusNotFound {
+		t.Errorf("unknown case: HTTP %d", code)
+	}
+	check("404", "Fehler: Nicht gefunden")
+	down.Store(true)
+	if code := open(base); code != http.StatusServiceUnavailable {
+		t.Errorf("store down: HTTP %d", code)
+	}
+	check("503", "Fehler: Vorübergehend nicht verfügbar")
+	down.Store(false)
+
+	// Logout: the login page says one is logged out.
+	open(base)
+	submit("logout", "header form button")
+	check("logged out", "Abgemeldet: Anmeldung")
+
+	// The session ends while a clerk writes a reason: the login page says what
+	// happened and leads back to the case.
+	loginAs("anna", "anna-passwort")
+	open(base + "s/" + subs[2].ID)
+	clock.Add(int64(sessionIdle + time.Minute))
+	do("accept late", chromedp.Click(chromedp.CSS("#annehmen")))
+	submit("accept late", "#entscheidung button[type=submit]")
+	f = check("session ended", "Fehler: Anmeldung")
+	if !strings.Contains(f.ActiveDesc, "abgelaufen") {
+		t.Errorf("after the session ended, the login's field is described as %q; want that the session ended", f.ActiveDesc)
+	}
+	do("log in again", chromedp.SendKeys(chromedp.CSS("#benutzer"), "anna"), chromedp.SendKeys(chromedp.CSS("#passwort"), "anna-passwort"))
+	submit("log in again", "form.karte button[type=submit]")
+	if loc, err := chromedp.Run(ctx, chromedp.Location()); err != nil || !strings.HasSuffix(loc, "/s/"+subs[2].ID) {
+		t.Errorf("after logging in again: at %s (%v), want back at the case", loc, err)
+	}
+}
