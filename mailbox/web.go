@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +37,7 @@ var pages = func() map[string]*template.Template {
 		"when":       when,
 		"size":       humanSize,
 		"indent":     func(d int) int { return min(d, 8) },
+		"groupsOf":   groupsOf,
 		"pathEscape": url.PathEscape,
 		"eventLabel": eventLabel,
 		"channelLabel": func(c string) string {
@@ -495,6 +497,27 @@ func (m *Mailbox) fail(w http.ResponseWriter, r *http.Request, s *session, statu
 		p.Error = "Es ist ein Fehler aufgetreten. Bitte versuchen Sie es später noch einmal; besteht der Fehler fort, wenden Sie sich an Ihre IT."
 	}
 	m.render(w, "error", status, p)
+}
+
+// groupsOf names the groups field i of fields sits in ("Anschrift › Wohnsitz"),
+// outermost first: the page shows nesting only by indentation, which a screen
+// reader does not announce, so a clerk who jumps from field to field heard
+// "Straße" without knowing whose (an accessibility audit). The name goes into a
+// hidden prefix of the field's label.
+func groupsOf(fields []formview.Field, i int) string {
+	if i < 0 || i >= len(fields) {
+		return ""
+	}
+	var names []string
+	depth := fields[i].Depth
+	for j := i - 1; j >= 0 && depth > 0; j-- {
+		if fields[j].Depth < depth {
+			names = append(names, fields[j].Label)
+			depth = fields[j].Depth
+		}
+	}
+	slices.Reverse(names)
+	return strings.Join(names, " › ")
 }
 
 // storeDown is the page while the gateway's store does not answer (a cluster

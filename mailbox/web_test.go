@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/formview"
 	"github.com/amtsbote/amtsbote/internal/constscan"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/submission"
@@ -607,5 +609,27 @@ func TestStoreDownAnswersAtOnce(t *testing.T) {
 	down.Store(false)
 	if got := c.get("/postfach/"); got.Code != http.StatusOK {
 		t.Errorf("inbox with the store back: %d\n%s", got.Code, got.Body)
+	}
+}
+
+// TestNestedFieldsNameTheirGroup: the case page shows a group's members only by
+// indentation, which a screen reader does not announce; each member's label
+// carries the groups it sits in as a hidden prefix (an accessibility audit).
+func TestNestedFieldsNameTheirGroup(t *testing.T) {
+	e := startBrokerEnv(t, t.TempDir(), Options{})
+	sub := e.receiveExample(t, officeDresden)
+	e.waitState(t, sub.ID, submission.StateHandedOver)
+	c := newClient(t, e.mb.Handler())
+	c.mustLogin("anna", "anna-passwort")
+	page := c.get("/postfach/s/" + sub.ID).Body.String()
+	if !regexp.MustCompile(`<dt><span class="unsichtbar">Anschrift: </span>PLZ und Ort</dt><dd>01067 Dresden</dd>`).MatchString(page) {
+		t.Fatalf("the postcode's label does not name its group:\n%s", page)
+	}
+	fields := []formview.Field{{Label: "Anschrift"}, {Label: "Wohnsitz", Depth: 1}, {Label: "Straße", Value: "Altmarkt", Depth: 2},
+		{Label: "Ort", Value: "Dresden", Depth: 1}, {Label: "E-Mail", Value: "x@example.org"}}
+	for i, want := range []string{"", "Anschrift", "Anschrift › Wohnsitz", "Anschrift", ""} {
+		if got := groupsOf(fields, i); got != want {
+			t.Errorf("groupsOf(%d) = %q, want %q", i, got, want)
+		}
 	}
 }
