@@ -24,6 +24,33 @@ import (
 
 // startChromium starts headless Chromium (Debian's, or $CHROMIUM_BIN) for a test and
 // returns its tab; the browser ends with the test.
+// browserSteps gives a test its two ways of driving the page in ctx, each
+// bounded to 30 s and failing the test with what it was doing: do runs steps
+// on the page as it is; nav runs steps that load a new page (a link, a form)
+// and waits for that page, whose status it returns (a WaitVisible alone could
+// match the old page while the new one loads).
+func browserSteps(t *testing.T, ctx context.Context) (do func(string, ...chromedp.Action[chromedp.Void]), nav func(string, ...chromedp.Action[chromedp.Void]) int64) {
+	do = func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		c, stop := context.WithTimeout(ctx, 30*time.Second)
+		defer stop()
+		if err := chromedp.Do(c, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	nav = func(what string, steps ...chromedp.Action[chromedp.Void]) int64 {
+		t.Helper()
+		c, stop := context.WithTimeout(ctx, 30*time.Second)
+		defer stop()
+		resp, err := chromedp.RunResponse(c, steps...)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return resp.Status
+	}
+	return do, nav
+}
+
 func startChromium(t *testing.T) context.Context {
 	t.Helper()
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
@@ -122,14 +149,7 @@ func TestAccessibility(t *testing.T) {
 		e.waitState(t, s.ID, submission.StateHandedOver)
 	}
 
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		c, stop := context.WithTimeout(ctx, 30*time.Second)
-		defer stop()
-		if err := chromedp.Do(c, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	do, nav := browserSteps(t, ctx)
 	eval := func(what, js string, out any) {
 		t.Helper()
 		c, stop := context.WithTimeout(ctx, 60*time.Second)
@@ -141,16 +161,6 @@ func TestAccessibility(t *testing.T) {
 		if err := json.Unmarshal([]byte(s), out); err != nil {
 			t.Fatalf("%s: %v (%s)", what, err, s)
 		}
-	}
-	nav := func(what string, steps ...chromedp.Action[chromedp.Void]) int64 {
-		t.Helper()
-		c, stop := context.WithTimeout(ctx, 30*time.Second)
-		defer stop()
-		resp, err := chromedp.RunResponse(c, steps...)
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		return resp.Status
 	}
 	open := func(url string) int64 {
 		t.Helper()

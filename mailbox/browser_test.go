@@ -80,26 +80,7 @@ func TestBrowser(t *testing.T) {
 	e.waitState(t, leipzig.ID, submission.StateHandedOver)
 
 	ctx := startChromium(t)
-	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		c, stop := context.WithTimeout(ctx, 30*time.Second)
-		defer stop()
-		if err := chromedp.Do(c, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	// nav runs steps that load a new page (a link, a form) and waits for that page:
-	// a WaitVisible alone could match the old page while the new one loads.
-	nav := func(what string, steps ...chromedp.Action[chromedp.Void]) int64 {
-		t.Helper()
-		c, stop := context.WithTimeout(ctx, 30*time.Second)
-		defer stop()
-		resp, err := chromedp.RunResponse(c, steps...)
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		return resp.Status
-	}
+	run, nav := browserSteps(t, ctx)
 	text := func(sel string) string {
 		t.Helper()
 		c, stop := context.WithTimeout(ctx, 30*time.Second)
