@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
@@ -194,6 +195,7 @@ func New(o Options) *Server {
 		r.Use(s.adminAuth, s.storeGate)
 		r.Post("/directory/reload", s.adminReload)
 		r.Post("/submissions/{id}/redeliver", s.adminRedeliver)
+		r.Post("/submissions/{id}/erase", s.adminErase)
 		r.Get("/submissions", s.adminList)
 		r.Get("/dead-letters", s.adminDeadLetters)
 		r.Post("/dead-letters/replay", s.adminReplay)
@@ -778,6 +780,54 @@ func (s *Server) adminRedeliver(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, 200, map[string]any{"id": sub.ID, "state": sub.State})
+}
+
+// EraseRequest is the optional body of POST /v1/admin/submissions/{id}/erase.
+type EraseRequest struct {
+	// Operator names the person who erases (the admin token is shared by the
+	// operators, so the event log could not name them otherwise).
+	Operator string `json:"operator"`
+	// Note says why, e.g. the file number of the erasure request; operators only.
+	Note string `json:"note"`
+}
+
+// Limits of EraseRequest's fields, in characters.
+const (
+	maxOperatorLength = 100
+	maxEraseNote      = 500
+)
+
+// adminErase removes one submission's package, attachment and reply bytes on
+// request before its retention ends (broker.Erase); the record, event log and
+// receipts stay.
+func (s *Server) adminErase(w http.ResponseWriter, r *http.Request) {
+	var body EraseRequest
+	if !s.readJSON(w, r, 16<<10, &body, true, `{"operator": "...", "note": "..."}`) {
+		return
+	}
+	body.Operator, body.Note = strings.TrimSpace(body.Operator), strings.TrimSpace(body.Note)
+	for _, f := range []struct {
+		name, v string
+		max     int
+	}{{"operator", body.Operator, maxOperatorLength}, {"note", body.Note, maxEraseNote}} {
+		if utf8.RuneCountInString(f.v) > f.max || strings.ContainsFunc(f.v, unicode.IsControl) {
+			problem.Write(w, r, problem.New(422, problem.TypeInvalidField,
+				fmt.Sprintf("%s: at most %d characters, no control characters", f.name, f.max)).With("field", f.name))
+			return
+		}
+	}
+	actor := "operator (admin API)"
+	if body.Operator != "" {
+		actor = body.Operator + " (admin API)"
+	}
+	res, err := s.opt.Broker.Erase(r.Context(), chi.URLParam(r, "id"), actor, body.Note)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	sub := res.Submission
+	writeJSON(w, 200, map[string]any{"id": sub.ID, "state": sub.State, "bytesRemovedAt": sub.BytesRemovedAt,
+		"alreadyRemoved": res.Already, "blobsDeleted": res.BlobsDeleted})
 }
 
 // portalReply serves the bytes of one reply of the office to the portal.

@@ -83,7 +83,7 @@ func ProblemFor(err error) *problem.Problem {
 	case errors.Is(err, routing.ErrInvalidQuery):
 		return problem.New(http.StatusUnprocessableEntity, problem.TypeInvalidField, err.Error())
 	case errors.Is(err, broker.ErrBytesRemoved):
-		return problem.New(http.StatusGone, problem.TypeBytesRemoved, "the package bytes were removed after the retention period; the record and the receipts remain")
+		return problem.New(http.StatusGone, problem.TypeBytesRemoved, "the package bytes were removed (the retention period after the office's answer ended, or an operator erased them on request); the record and the receipts remain")
 	case errors.Is(err, broker.ErrNotFound):
 		return problem.New(http.StatusNotFound, problem.TypeNotFound, "no such resource")
 	case errors.Is(err, broker.ErrConflict):

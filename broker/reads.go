@@ -74,6 +74,11 @@ func (b *Broker) PortalReply(ctx context.Context, portal, id, replyID string) (s
 // replay after fixing an office's endpoint).
 func (b *Broker) Redeliver(id, actor string) (*submission.Submission, error) {
 	s, err := b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		// A held case whose bytes were erased has nothing left to deliver; queued
+		// again, every attempt would fail on the missing package.
+		if cur.BytesRemovedAt != nil {
+			return nil, fmt.Errorf("%w: its package bytes were removed (%s); there is nothing to deliver", submission.ErrIllegal, cur.BytesRemovedAt.Format(time.RFC3339))
+		}
 		return cur.Requeue(now, actor)
 	})
 	if err != nil {

@@ -107,7 +107,26 @@ func (b *Broker) GC(ctx context.Context, now time.Time, r Retention) (GCReport, 
 	if err := b.compact(ctx, r, &rep); err != nil {
 		return rep, err
 	}
+	// What the run removed is gone from the records, but bbolt leaves the old
+	// pages as they were until it reuses them: the file (and every backup of it)
+	// would still hold the removed packages and the deleted records. A compaction
+	// wrote a new file without them; otherwise the free pages are overwritten.
+	if !rep.Compacted && rep.BytesRemoved+rep.RecordsDeleted+rep.BlobsDeleted > 0 {
+		if err := b.wipeFree(); err != nil {
+			return rep, fmt.Errorf("broker: gc: %w", err)
+		}
+	}
 	return rep, nil
+}
+
+// wipeFree overwrites the store's free pages where the store keeps removed data
+// in its file until the space is reused (store.DB; JetStream purges its own).
+func (b *Broker) wipeFree() error {
+	if w, ok := b.db.(interface{ WipeFree() (int, error) }); ok {
+		_, err := w.WipeFree()
+		return err
+	}
+	return nil
 }
 
 // compact rewrites the store's file when the retention freed enough of it.
@@ -234,7 +253,8 @@ func gcEach(ctx context.Context, ids []string, fn func(id string) (bool, error))
 	return int(done.Load()), context.Cause(ctx)
 }
 
-// ErrBytesRemoved: the retention period of the bytes ended; the record remains.
+// ErrBytesRemoved: the retention period of the bytes ended, or an operator erased
+// them (Erase); the record remains.
 var ErrBytesRemoved = errors.New("the package bytes were removed after the retention period")
 
 // applyRetention is one run of the background retention job (Config.RetentionEvery).

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -216,5 +218,68 @@ func TestRetentionRunsAreCounted(t *testing.T) {
 	e.b.applyRetention(r)
 	if runs("ok") != 1 || runs("failed") != 1 {
 		t.Fatalf("after a failed run: ok %v, failed %v", runs("ok"), runs("failed"))
+	}
+}
+
+// inFile reports whether the store's bbolt file holds s anywhere, free pages
+// included: what `strings amtsbote.db` or a backup of the file would show.
+func inFile(t *testing.T, e *env, s string) bool {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.dir, "store", store.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Contains(b, []byte(s))
+}
+
+// TestRetentionLeavesNoPersonalDataInTheFile: what the retention removed is gone
+// from the bbolt file itself, not only from the records. bbolt frees a deleted
+// value's pages without overwriting them, so before the fix an expired package
+// and a deleted record's rejection reason stayed readable in amtsbote.db (and in
+// every backup, which copies the file) until some later write reused the page.
+func TestRetentionLeavesNoPersonalDataInTheFile(t *testing.T) {
+	e := start(t, t.TempDir())
+	ctx := context.Background()
+	const (
+		answeredName = "Erika-Mustermann-Heidestrasse-17"
+		openName     = "Max-Mustermann-Lindenallee-3"
+		reason       = "Ausweis-von-Erika-Mustermann-abgelaufen"
+	)
+	in := intake("answered")
+	in.Package = []byte("<Antragspaket><Name>" + answeredName + "</Name></Antragspaket>")
+	a, err := e.b.Receive(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.b.Decide(ctx, "office-a", a.Submission.ID, Decision{Outcome: OutcomeRejected, Reason: reason, Actor: "test", Channel: "api"}); err != nil {
+		t.Fatal(err)
+	}
+	in = intake("open")
+	in.Package = []byte("<Antragspaket><Name>" + openName + "</Name></Antragspaket>")
+	if _, err := e.b.Receive(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if !inFile(t, e, answeredName) || !inFile(t, e, reason) {
+		t.Fatal("the test's names are not in the file as they are: the check below would prove nothing")
+	}
+
+	r := Retention{PackageBytes: 90 * 24 * time.Hour, Records: 10 * 365 * 24 * time.Hour, CompactMinFree: -1}
+	if rep, err := e.b.GC(ctx, time.Now().Add(91*24*time.Hour), r); err != nil || rep.BytesRemoved != 1 {
+		t.Fatalf("after 91 days: %+v %v", rep, err)
+	}
+	if inFile(t, e, answeredName) {
+		t.Error("the removed package is still in amtsbote.db (a free page nobody overwrote)")
+	}
+	if !inFile(t, e, openName) {
+		t.Error("the open case's package is gone from the file")
+	}
+	if rep, err := e.b.GC(ctx, time.Now().Add(11*365*24*time.Hour), r); err != nil || rep.RecordsDeleted != 1 {
+		t.Fatalf("after 11 years: %+v %v", rep, err)
+	}
+	if inFile(t, e, reason) {
+		t.Error("the deleted record's rejection reason is still in amtsbote.db")
+	}
+	if _, _, err := e.b.OpenPackage(ctx, "office-a", a.Submission.ID, Pickup{Channel: "api"}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted record: %v", err)
 	}
 }

@@ -111,6 +111,14 @@ func TestAPIContract(t *testing.T) {
 		{"admin replay unknown id", "POST", "/v1/admin/dead-letters/replay", adminToken, "application/json", []byte(`{"ids":["nope"]}`), 404},
 		{"admin replay not a dead letter", "POST", "/v1/admin/dead-letters/replay", adminToken, "application/json", []byte(`{"ids":["` + id + `"]}`), 200},
 		{"admin replay too large", "POST", "/v1/admin/dead-letters/replay", adminToken, "application/json", []byte(`{"ids":["` + strings.Repeat("x", 1<<20) + `"]}`), 413},
+		{"admin erase unauthenticated", "POST", "/v1/admin/submissions/" + id + "/erase", officeToken, "", nil, 401},
+		{"admin erase unknown", "POST", "/v1/admin/submissions/nope/erase", adminToken, "", nil, 404},
+		{"admin erase malformed", "POST", "/v1/admin/submissions/" + id + "/erase", adminToken, "application/json", []byte(`{"operator":`), 400},
+		{"admin erase operator too long", "POST", "/v1/admin/submissions/" + id + "/erase", adminToken, "application/json", []byte(`{"operator":"` + strings.Repeat("ä", 101) + `"}`), 422},
+		{"admin erase", "POST", "/v1/admin/submissions/" + id + "/erase", adminToken, "application/json", []byte(`{"operator":"m.meier","note":"Az. DS-2026-17"}`), 200},
+		{"admin erase again", "POST", "/v1/admin/submissions/" + id + "/erase", adminToken, "", nil, 200},
+		{"office package erased", "GET", "/v1/office/submissions/" + id + "/package", officeToken, "", nil, 410},
+		{"office attachment erased", "GET", "/v1/office/submissions/" + id + "/attachments/" + aid, officeToken, "", nil, 410},
 		{"healthz", "GET", "/healthz", "", "", nil, 200},
 		{"readyz", "GET", "/readyz", "", "", nil, 200},
 		{"openapi", "GET", "/v1/openapi.yaml", "", "", nil, 200},
@@ -121,6 +129,10 @@ func TestAPIContract(t *testing.T) {
 		"admin replay not a dead letter": `"skipped":[{"id":"` + id + `","state":"accepted"}]`,
 		"office list accepted":           `"id":"` + id + `"`,
 		"office list unknown state":      `"field":"state"`,
+		"admin erase":                    `"alreadyRemoved":false`,
+		"admin erase again":              `"alreadyRemoved":true`,
+		"admin erase operator too long":  `"field":"operator"`,
+		"office package erased":          `bytes-removed`,
 	}
 	// What an answer must not say.
 	lacks := map[string]string{

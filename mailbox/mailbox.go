@@ -246,14 +246,24 @@ func (m *Mailbox) detailURL(id string) string {
 	return u.String()
 }
 
-// sweepLoop removes expired sessions now and then.
+// sweepLoop removes expired sessions now and then, and once an hour what the
+// mailbox keeps of cases the gateway deleted (forgetGone).
 func (m *Mailbox) sweepLoop() {
 	defer m.loops.Done()
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
-	for {
+	for round := 0; ; round++ {
 		if err := m.sessions.sweepSessions(m.now()); err != nil {
 			m.log.Warn("sweep sessions", "err", err)
+		}
+		if round%6 == 0 {
+			ctx, cancel := m.ctxStop()
+			if n, err := m.forgetGone(ctx); err != nil {
+				m.log.Warn("mailbox: forget deleted cases", "err", err, "forgotten", n)
+			} else if n > 0 {
+				m.log.Info("mailbox: forgot the arrivals and openings of cases the retention deleted", "cases", n)
+			}
+			cancel()
 		}
 		select {
 		case <-m.stop:
@@ -261,6 +271,39 @@ func (m *Mailbox) sweepLoop() {
 		case <-t.C:
 		}
 	}
+}
+
+// forgetGone removes the arrival record and the opening (who opened it first: a
+// clerk's name) of every case the gateway's store no longer holds. The store's
+// retention deletes a record after retention.records; without this, mailbox.db
+// kept what it knew of the case for good, outliving the record it belongs to.
+// A store that cannot answer now (cluster without quorum) stops the round; the
+// next one tries again.
+func (m *Mailbox) forgetGone(ctx context.Context) (int, error) {
+	cases, err := m.db.cases()
+	if err != nil {
+		return 0, fmt.Errorf("mailbox: %w", err)
+	}
+	var gone []string
+	for id, office := range cases {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		_, err := m.desk.Get(ctx, office, id)
+		switch {
+		case errors.Is(err, broker.ErrNotFound):
+			gone = append(gone, id)
+		case err != nil:
+			return 0, fmt.Errorf("mailbox: %w", err)
+		}
+	}
+	if len(gone) == 0 {
+		return 0, nil
+	}
+	if err := m.db.forget(gone); err != nil {
+		return 0, fmt.Errorf("mailbox: %w", err)
+	}
+	return len(gone), nil
 }
 
 func (m *Mailbox) signalOpened() {

@@ -211,6 +211,46 @@ func (s *mstore) arrivals() ([]arrival, error) {
 	return out, err
 }
 
+// cases lists every submission the mailbox keeps something of (an arrival, an
+// opening) with its office.
+func (s *mstore) cases() (map[string]string, error) {
+	out := map[string]string{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bArrivals).ForEach(func(k, v []byte) error {
+			var a arrival
+			if json.Unmarshal(v, &a) == nil {
+				out[string(k)] = a.OfficeID
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Bucket(bOpened).ForEach(func(k, v []byte) error {
+			var o opening
+			if _, ok := out[string(k)]; !ok && json.Unmarshal(v, &o) == nil {
+				out[string(k)] = o.OfficeID
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// forget removes the arrivals and openings of the submissions ids.
+func (s *mstore) forget(ids []string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, id := range ids {
+			if err := tx.Bucket(bArrivals).Delete([]byte(id)); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bOpened).Delete([]byte(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // --- notice outbox ---
 
 type notice struct {

@@ -236,6 +236,12 @@ type DB struct {
 	compacting sync.Mutex
 	// commit group-commits the writes of batch (commit.go).
 	commit *committer
+	// wiped are the free pages of the file of bolt `of` that WipeFree zeroed
+	// (wipe.go); guarded by compacting and sw together.
+	wiped struct {
+		of    *bolt.DB
+		pages map[int]bool
+	}
 }
 
 // view, update and batch run a bbolt transaction on the current file.

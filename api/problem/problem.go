@@ -124,7 +124,7 @@ var titles = map[string]string{
 	TypeInvalidSignature:    "Invalid signature",
 	TypeSenderMismatch:      "Sender does not match signer",
 	TypeNotFound:            "Not found",
-	TypeBytesRemoved:        "Removed after the retention period",
+	TypeBytesRemoved:        "Bytes removed (retention or erasure)",
 	TypeMethodNotAllowed:    "Method not allowed",
 	TypeConflict:            "Conflict",
 	TypeTooLarge:            "Request too large",

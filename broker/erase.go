@@ -1,0 +1,119 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// Erasure of one case on request.
+//
+// The retention removes a case's bytes a fixed time after the office's answer. A
+// data subject's erasure request (Art. 17 DSGVO), or an application the portal
+// withdraws, cannot wait for that, and a case the office never answers is never
+// reached by the retention at all. Erase does for one case what the retention does,
+// at once and whatever the office decided: the package, attachment and reply bytes
+// go, the record, its event log and the receipts stay (they prove what happened
+// and hold no form content), and the removal is a bytes_removed event naming the
+// operator. Its blobs are deleted right away instead of at the next sweep, unless
+// another case holds the same bytes.
+
+// ErasedDetail is the bytes_removed event's detail of an erasure, as the portal
+// reads it.
+const ErasedDetail = "erased on request before the end of the retention period"
+
+// EraseResult says what Erase did.
+type EraseResult struct {
+	Submission *submission.Submission
+	// Already: the bytes had been removed before (by the retention or an earlier
+	// erasure); nothing was changed but the blobs were looked at again.
+	Already bool
+	// BlobsDeleted counts the blobs of the case that were removed now; a blob
+	// another case still references stays.
+	BlobsDeleted int
+}
+
+// Erase removes one submission's package, attachment and reply bytes now (see
+// above). actor names the operator, note (operators only) says why. A submission
+// still waiting for a delivery attempt (queued, retrying) is ErrConflict: its
+// bytes are about to be read; erase it once it is delivered or held. Asking again
+// is safe and deletes blobs a racing case had kept.
+func (b *Broker) Erase(ctx context.Context, id, actor, note string) (EraseResult, error) {
+	var res EraseResult
+	s, err := b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		if cur.BytesRemovedAt != nil {
+			res.Already = true
+			return nil, nil
+		}
+		if cur.State.Dispatchable() {
+			return nil, fmt.Errorf("%w: the package waits for a delivery attempt (%s); erase it once it is delivered or held", submission.ErrIllegal, cur.State)
+		}
+		at := now
+		cur.BytesRemovedAt = &at
+		return []submission.Event{{At: now, Type: submission.EventBytesRemoved, Actor: actor, Detail: ErasedDetail, Note: note}}, nil
+	})
+	if err != nil {
+		return res, err
+	}
+	res.Submission = s
+	res.BlobsDeleted, err = b.deleteUnsharedBlobs(ctx, s)
+	if err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// deleteUnsharedBlobs deletes the blobs of s that no other record references.
+// The scan reads every record (a few seconds on a store of hundreds of thousands),
+// which is fine for an operator's request. A blob put again after the scan began
+// (a portal sending the same attachment for a new case) is kept: DeleteIfOlder
+// checks its time, as the retention's sweep does.
+func (b *Broker) deleteUnsharedBlobs(ctx context.Context, s *submission.Submission) (int, error) {
+	cond, ok := b.db.Blobs().(interface {
+		DeleteIfOlder(digest string, before time.Time) (bool, error)
+	})
+	if !ok {
+		return 0, nil // left to the retention's sweep
+	}
+	began := time.Now()
+	mine := map[string]bool{}
+	for _, d := range s.Digests() {
+		if d != "" {
+			mine[d] = true
+		}
+	}
+	err := b.db.Scan(func(o *submission.Submission) bool {
+		if o.ID != s.ID && o.BytesRemovedAt == nil {
+			for _, d := range o.Digests() {
+				delete(mine, d)
+			}
+		}
+		return ctx.Err() == nil && len(mine) > 0
+	})
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("broker: erase %s: scan: %w", s.ID, err)
+	}
+	n := 0
+	for d := range mine {
+		gone, err := cond.DeleteIfOlder(d, began)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return n, fmt.Errorf("broker: erase %s: blob %s: %w", s.ID, d, err)
+		}
+		if gone {
+			n++
+		}
+	}
+	if n > 0 {
+		if err := b.wipeFree(); err != nil {
+			return n, fmt.Errorf("broker: erase %s: %w", s.ID, err)
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,110 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// blocks holds every attempt on channel "primary" until its context ends, so a
+// package stays queued with its attempt running.
+type blocks struct{}
+
+func (blocks) Channel() string { return "primary" }
+func (blocks) Deliver(ctx context.Context, _ adapters.Delivery) (adapters.Confirmation, error) {
+	<-ctx.Done()
+	return adapters.Confirmation{}, ctx.Err()
+}
+func (blocks) Close() error { return nil }
+
+// TestEraseOneCase: an operator erases one case's bytes on request before its
+// retention ends, whether or not the office answered. The package, attachment and
+// reply bytes go now (blobs too, from the file), the record, event log and
+// receipts stay, the event names the operator; a blob another case shares stays.
+// A package still waiting for an attempt is refused, and an erased held package
+// cannot be redelivered.
+func TestEraseOneCase(t *testing.T) {
+	e := start(t, t.TempDir(), blocks{})
+	ctx := context.Background()
+	const name = "Erika-Mustermann-geb-12-08-1964"
+	in := intake("erase-me", "unconfigured") // no adapter for it: held after one attempt
+	in.Package = []byte("<Antragspaket><Name>" + name + "</Name></Antragspaket>")
+	a, err := e.b.Receive(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := a.Submission.ID
+	waitState(t, e.b, id, submission.StateHeld)
+	other, err := e.b.Receive(ctx, intake("keeps-the-shared-attachment"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !inFile(t, e, name) {
+		t.Fatal("the name is not in the file as it is: the check below would prove nothing")
+	}
+
+	res, err := e.b.Erase(ctx, id, "m.meier (admin API)", "Art. 17 request, Az. DS-2026-17")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Already || res.BlobsDeleted != 1 || res.Submission.BytesRemovedAt == nil {
+		t.Fatalf("erase: %+v (want the package's blob deleted, the shared attachment kept)", res)
+	}
+	if _, _, err := e.b.OpenPackage(ctx, "office-a", id, Pickup{Channel: "api"}); !errors.Is(err, ErrBytesRemoved) {
+		t.Fatalf("package after erasure: %v", err)
+	}
+	if _, _, err := e.b.OpenAttachment(ctx, "office-a", id, "a1"); !errors.Is(err, ErrBytesRemoved) {
+		t.Fatalf("attachment after erasure: %v", err)
+	}
+	_, rc, err := e.b.OpenAttachment(ctx, "office-a", other.Submission.ID, "a1")
+	if err != nil {
+		t.Fatalf("the other case lost the attachment it shares: %v", err)
+	}
+	rc.Close()
+	if _, err := e.db.Blobs().Open(ctx, a.Submission.PackageSHA256); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the erased package's blob is still there: %v", err)
+	}
+	if inFile(t, e, name) {
+		t.Error("the erased package is still in amtsbote.db (a free page nobody overwrote)")
+	}
+	if r, err := e.db.Receipt(id, ReceiptIntake); err != nil || len(r) == 0 {
+		t.Fatalf("the receipt must outlive the bytes: %v", err)
+	}
+	evs, err := e.b.Log(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := evs[len(evs)-1]
+	if last.Type != submission.EventBytesRemoved || last.Actor != "m.meier (admin API)" || last.Detail != ErasedDetail || last.Note == "" {
+		t.Fatalf("last event %+v, want bytes_removed naming the operator", last)
+	}
+
+	again, err := e.b.Erase(ctx, id, "m.meier (admin API)", "")
+	if err != nil || !again.Already {
+		t.Fatalf("erasing again: %+v %v, want Already and no error", again, err)
+	}
+	if n := len(eventTypes(t, e.b, id)); n != len(evs) {
+		t.Fatalf("erasing again added events: %d, want %d", n, len(evs))
+	}
+	if _, err := e.b.Redeliver(id, "operator"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("redeliver an erased package: %v, want a conflict", err)
+	}
+	if _, err := e.b.Erase(ctx, "01a00000-0000-7000-8000-000000000000", "op", ""); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("erase an unknown id: %v", err)
+	}
+
+	waiting, err := e.b.Receive(ctx, intake("waiting", "primary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.b.Erase(ctx, waiting.Submission.ID, "op", ""); !errors.Is(err, ErrConflict) {
+		t.Fatalf("erase a package waiting for its attempt: %v, want a conflict", err)
+	}
+	if _, _, err := e.b.OpenPackage(ctx, "office-a", waiting.Submission.ID, Pickup{Channel: "api"}); err != nil && errors.Is(err, ErrBytesRemoved) {
+		t.Fatal("the refused erasure removed the bytes")
+	}
+}
