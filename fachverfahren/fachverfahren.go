@@ -249,7 +249,7 @@ func (o *Office) process(n webhook.Notification, token string) Outcome {
 			return out
 		}
 		out.Attachments++
-		o.logf("attachment fetched: %s (%s, %d bytes), SHA-256 matches", a.FileName, a.MimeType, len(b))
+		o.logf("attachment fetched: %s (%s, %d bytes), SHA-256 matches", a.ID, a.MimeType, len(b))
 	}
 	accept, reason := true, ""
 	if o.opt.Decide != nil {

@@ -69,10 +69,12 @@ type PackageRef struct {
 	Href   string `json:"href"`
 }
 
-// AttachmentRef announces one Anlage.
+// AttachmentRef announces one Anlage. Without its file name: the citizen chose
+// it ("ausweis_erika_mustermann.pdf") and it is personal data, while the
+// notification discloses ids only (docs/webhook.md); the office reads the name
+// from the submission it fetches with its token (a data protection audit).
 type AttachmentRef struct {
 	ID       string `json:"id"`
-	FileName string `json:"fileName,omitempty"`
 	MimeType string `json:"mimeType,omitempty"`
 	Size     int64  `json:"size"`
 	SHA256   string `json:"sha256"`
@@ -122,7 +124,7 @@ func buildNotification(base string, d adapters.Delivery) Notification {
 	}
 	for _, a := range d.Attachments {
 		n.Attachments = append(n.Attachments, AttachmentRef{
-			ID: a.ID, FileName: a.FileName, MimeType: a.MimeType, Size: a.Size, SHA256: a.SHA256,
+			ID: a.ID, MimeType: a.MimeType, Size: a.Size, SHA256: a.SHA256,
 			Href: base + wire.OfficeAttachmentPath(id, a.ID),
 		})
 	}

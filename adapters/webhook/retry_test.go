@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -89,5 +90,20 @@ func TestFailedAttemptIsTheBrokersToLog(t *testing.T) {
 		if got := strings.Contains(logs.String(), "webhook delivery failed"); got != (level == slog.LevelDebug) {
 			t.Errorf("log level %s: %q", level, logs.String())
 		}
+	}
+}
+
+// TestNotificationCarriesNoFileNames: an attachment's file name is the citizen's
+// choice and may name them ("ausweis_erika_mustermann.pdf"); the notification
+// discloses ids only, so it carries ids, types, sizes and digests, never names.
+func TestNotificationCarriesNoFileNames(t *testing.T) {
+	d := adaptertest.NewDelivery(adapters.Target{Channel: Channel})
+	d.Attachments = []adapters.Attachment{{ID: "a1", FileName: "ausweis_erika_mustermann.pdf", MimeType: "application/pdf", Size: 3, SHA256: "ab"}}
+	b, err := json.Marshal(buildNotification("https://gw.example", d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "mustermann") || !strings.Contains(string(b), `"id":"a1"`) {
+		t.Fatalf("notification: %s", b)
 	}
 }

@@ -390,7 +390,7 @@ func TestNotificationContentAndHeaders(t *testing.T) {
 		Links:   Links{Submission: sub, Package: sub + "/package", Accept: sub + "/accept", Reject: sub + "/reject"},
 	}
 	for _, at := range d.Attachments {
-		want.Attachments = append(want.Attachments, AttachmentRef{ID: at.ID, FileName: at.FileName, MimeType: at.MimeType,
+		want.Attachments = append(want.Attachments, AttachmentRef{ID: at.ID, MimeType: at.MimeType,
 			Size: at.Size, SHA256: at.SHA256, Href: sub + "/attachments/" + at.ID})
 	}
 	gotJSON, _ := json.MarshalIndent(n, "", " ")
