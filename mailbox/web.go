@@ -40,6 +40,7 @@ var pages = func() map[string]*template.Template {
 		"groupsOf":   groupsOf,
 		"pathEscape": url.PathEscape,
 		"eventLabel": eventLabel,
+		"eventText":  eventText,
 		"channelLabel": func(c string) string {
 			if l, ok := channelLabels[c]; ok {
 				return l
@@ -211,6 +212,27 @@ var eventLabels = map[string]string{
 	submission.EventArrivedFromPeer: "Von Partner-Gateway eingegangen",
 
 	migrate.EventImported: "Aus anderem Speicher übernommen",
+}
+
+// eventText is the history's wording of e: an erasure on request is not the
+// retention's removal, though both are bytes_removed (a data protection audit
+// found erased cases labelled as expired).
+func eventText(e submission.Event) string {
+	if e.Type == submission.EventBytesRemoved && e.Detail == broker.ErasedDetail {
+		return "Dateien auf Anordnung gelöscht (vor Ablauf der Aufbewahrungsfrist)"
+	}
+	return eventLabel(e.Type)
+}
+
+// erasedOnRequest reports whether the case's bytes went by an erasure, not the
+// retention.
+func erasedOnRequest(evs []submission.Event) bool {
+	for _, e := range evs {
+		if e.Type == submission.EventBytesRemoved && e.Detail == broker.ErasedDetail {
+			return true
+		}
+	}
+	return false
 }
 
 func eventLabel(t string) string {
@@ -484,7 +506,7 @@ func (m *Mailbox) fail(w http.ResponseWriter, r *http.Request, s *session, statu
 		p.Error = "Diese Aktion ist hier nicht möglich."
 	case http.StatusGone:
 		p.Title = "Gelöscht"
-		p.Error = "Die Dateien dieses Eingangs wurden nach Ablauf der Aufbewahrungsfrist gelöscht. Verlauf und Entscheidung bleiben im Postfach erhalten."
+		p.Error = "Die Dateien dieses Eingangs wurden gelöscht (nach Ablauf der Aufbewahrungsfrist oder auf Anordnung). Verlauf und Entscheidung bleiben im Postfach erhalten."
 	case http.StatusConflict:
 		p.Title = "Nicht möglich"
 		p.Error = "Der Stand dieses Eingangs erlaubt das nicht (mehr). Bitte laden Sie den Eingang neu, um den aktuellen Stand zu sehen."
@@ -777,7 +799,7 @@ func (m *Mailbox) detail(w http.ResponseWriter, r *http.Request, s session, id s
 	p.Sub = sub
 	p.SessionEnds = s.ends().In(berlin).Format("15:04 Uhr")
 	if sub.BytesRemovedAt != nil {
-		p.ViewErr = "Formulardaten, Anlagen und Originalpaket dieses Eingangs wurden am " + when(sub.BytesRemovedAt) + " nach Ablauf der Aufbewahrungsfrist gelöscht. Verlauf und Entscheidung bleiben erhalten."
+		p.ViewErr = "" // after the events are read: retention or erasure
 	} else if sub.DeliveredAt != nil {
 		m.opened(sub.ID, s)
 		var rc io.ReadCloser
@@ -808,6 +830,13 @@ func (m *Mailbox) detail(w http.ResponseWriter, r *http.Request, s session, id s
 		return
 	}
 	p.Mark = markOf(p.Sub, p.Events)
+	if sub.BytesRemovedAt != nil {
+		how := "nach Ablauf der Aufbewahrungsfrist"
+		if erasedOnRequest(p.Events) {
+			how = "auf Anordnung vor Ablauf der Aufbewahrungsfrist"
+		}
+		p.ViewErr = "Formulardaten, Anlagen und Originalpaket dieses Eingangs wurden am " + when(sub.BytesRemovedAt) + " " + how + " gelöscht. Verlauf und Entscheidung bleiben erhalten."
+	}
 	msg := r.URL.Query().Get("meldung")
 	p.Flash, p.TitleNote = flashes[msg], flashTitles[msg]
 	switch msg {

@@ -633,3 +633,24 @@ func TestNestedFieldsNameTheirGroup(t *testing.T) {
 		}
 	}
 }
+
+// TestCaseAfterErasure: a case whose bytes were erased on request is not said to
+// have reached the end of its retention period, on the page nor in its history.
+func TestCaseAfterErasure(t *testing.T) {
+	e := startBrokerEnv(t, t.TempDir(), Options{})
+	sub := e.receiveExample(t, officeDresden)
+	e.waitState(t, sub.ID, submission.StateHandedOver)
+	if _, err := e.b.Erase(context.Background(), sub.ID, "operator (admin API)", "Antrag der Betroffenen"); err != nil {
+		t.Fatal(err)
+	}
+	anna := newClient(t, e.mb.Handler())
+	anna.mustLogin("anna", "anna-passwort")
+	body := anna.get("/postfach/s/" + sub.ID).Body.String()
+	if !strings.Contains(body, "auf Anordnung vor Ablauf der Aufbewahrungsfrist gelöscht") ||
+		!strings.Contains(body, "Dateien auf Anordnung gelöscht") || strings.Contains(body, "nach Ablauf der Aufbewahrungsfrist") {
+		t.Fatalf("detail after erasure:\n%s", body)
+	}
+	if strings.Contains(body, "Antrag der Betroffenen") {
+		t.Errorf("the operator's note reached the office's page:\n%s", body)
+	}
+}
