@@ -31,6 +31,7 @@ var adminVerbs = []struct{ name, args, use string }{
 	{"held", "[-office ID] [-from T] [-to T]", "list the packages that wait for a person (dead letters), oldest first"},
 	{"show", "ID", "one submission: where it is, its channels and its whole event log with the receivers' notes"},
 	{"replay", "ID... | -office ID | -from T -to T", "queue held packages again at their office's first channel (after mending the cause)"},
+	{"erase", "-operator NAME [-note TEXT] ID", "remove one case's package, attachments and replies now, on request (record, history and receipts stay)"},
 	{"list", "-state STATE", "submissions in one state (at most 1000)"},
 	{"endpoints", "", "circuit breakers and channels disabled after a 410 Gone"},
 	{"enable", "OFFICE CHANNEL", "enable a disabled channel again"},
@@ -199,6 +200,8 @@ func (c *adminClient) run(ctx context.Context, verb string, args []string, stdou
 		return c.replay(ctx, args, stdout, stderr)
 	case "list":
 		return c.list(ctx, args, stdout, stderr)
+	case "erase":
+		return c.erase(ctx, args, stdout, stderr)
 	case "endpoints":
 		if len(args) != 0 {
 			return errAdminUsage
@@ -332,8 +335,13 @@ func (c *adminClient) show(ctx context.Context, id string, stdout io.Writer) err
 	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	for _, e := range v.Events {
 		what := e.Detail
+		if e.Actor != "" {
+			what = strings.TrimSpace(what + " [by " + e.Actor + "]")
+		}
 		if e.Note != "" {
-			what = strings.TrimSpace(what + " — receiver: " + e.Note)
+			// The receiver's own words on a failure, the operator's on an erasure:
+			// operators only, never shown to portals.
+			what = strings.TrimSpace(what + " — note: " + e.Note)
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", e.At.Local().Format("2006-01-02 15:04:05"), e.Type, e.Channel, oneLine(what, 160))
 	}
@@ -380,6 +388,40 @@ func (c *adminClient) replay(ctx context.Context, args []string, stdout, stderr 
 	for _, k := range res.Skipped {
 		fmt.Fprintf(stdout, "skipped %s: %s, no longer held\n", k.ID, k.State)
 	}
+	return nil
+}
+
+// erase removes one case's bytes at once (GDPR Art. 17). The operator's name is
+// required here: the event log is the record of who ordered it.
+func (c *adminClient) erase(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("admin erase", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	operator := fs.String("operator", "", "who orders the erasure (recorded in the case's history)")
+	note := fs.String("note", "", "why, e.g. the request's reference (operators only)")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 || strings.TrimSpace(*operator) == "" {
+		return fmt.Errorf("%w: erase -operator NAME [-note TEXT] ID", errAdminUsage)
+	}
+	var res struct {
+		ID             string     `json:"id"`
+		State          string     `json:"state"`
+		BytesRemovedAt *time.Time `json:"bytesRemovedAt"`
+		AlreadyRemoved bool       `json:"alreadyRemoved"`
+		BlobsDeleted   int        `json:"blobsDeleted"`
+	}
+	b, err := c.do(ctx, http.MethodPost, "/v1/admin/submissions/"+url.PathEscape(fs.Arg(0))+"/erase",
+		map[string]string{"operator": *operator, "note": *note}, &res)
+	if err != nil {
+		return err
+	}
+	if c.raw {
+		_, err := stdout.Write(b)
+		return err
+	}
+	if res.AlreadyRemoved {
+		fmt.Fprintf(stdout, "%s: its bytes were removed before; %d files deleted now\n", res.ID, res.BlobsDeleted)
+		return nil
+	}
+	fmt.Fprintf(stdout, "%s erased: %d files deleted (a file another case shares stays until that case goes); record, history and receipts stay. Backups taken before still hold it.\n", res.ID, res.BlobsDeleted)
 	return nil
 }
 

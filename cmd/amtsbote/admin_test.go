@@ -23,15 +23,20 @@ func TestAdminCommands(t *testing.T) {
 	})
 	// The example goes to Dresden, whose office here has no channel and no
 	// mailbox user: it is held.
-	var out, errb bytes.Buffer
-	if rc := runSubmit(context.Background(), []string{"-url", g.URL(), "-data", t.TempDir(), "-key", pki.Portal.KeyFile, "-cert", pki.Portal.CertFile,
-		"-token", "portal-token", "-wait", "2s"}, &out, &errb); rc != 0 {
-		t.Fatalf("submit: rc %d\n%s%s", rc, out.String(), errb.String())
+	submit := func() string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if rc := runSubmit(context.Background(), []string{"-url", g.URL(), "-data", t.TempDir(), "-key", pki.Portal.KeyFile, "-cert", pki.Portal.CertFile,
+			"-token", "portal-token", "-wait", "2s"}, &out, &errb); rc != 0 {
+			t.Fatalf("submit: rc %d\n%s%s", rc, out.String(), errb.String())
+		}
+		id := regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f-]{27}`).FindString(out.String())
+		if id == "" {
+			t.Fatalf("no submission id in\n%s", out.String())
+		}
+		return id
 	}
-	id := regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f-]{27}`).FindString(out.String())
-	if id == "" {
-		t.Fatalf("no submission id in\n%s", out.String())
-	}
+	id, erased := submit(), submit()
 	admin := func(token string, args ...string) (int, string, string) {
 		t.Helper()
 		t.Setenv("AMTSBOTE_ADMIN_TOKEN", token)
@@ -48,7 +53,7 @@ func TestAdminCommands(t *testing.T) {
 			if rc != 0 {
 				t.Fatalf("held: rc %d\n%s", rc, errs)
 			}
-			if strings.Contains(out, id) {
+			if strings.Contains(out, id) && strings.Contains(out, erased) {
 				return out
 			}
 			last = out
@@ -59,7 +64,7 @@ func TestAdminCommands(t *testing.T) {
 	}
 	held := waitHeld()
 	t.Logf("amtsbote admin held:\n%s", held)
-	if !strings.Contains(held, "1 held") || !strings.Contains(held, "HELD SINCE") {
+	if !strings.Contains(held, "2 held") || !strings.Contains(held, "HELD SINCE") {
 		t.Errorf("held:\n%s", held)
 	}
 	rc, out2, _ := admin(token, "show", id)
@@ -68,11 +73,24 @@ func TestAdminCommands(t *testing.T) {
 		!strings.Contains(out, "received") || !strings.Contains(out, "events:") {
 		t.Errorf("show: rc %d\n%s%s", rc, out, errs)
 	}
-	if rc, out, errs := admin(token, "list", "-state", "held"); rc != 0 || !strings.Contains(out, id) || !strings.Contains(out, "1 held") {
+	if rc, out, errs := admin(token, "list", "-state", "held"); rc != 0 || !strings.Contains(out, id) || !strings.Contains(out, "2 held") {
 		t.Errorf("list: rc %d\n%s%s", rc, out, errs)
 	}
 	if rc, out, errs := admin(token, "replay", id); rc != 0 || !strings.Contains(out, "replayed 1") {
 		t.Errorf("replay: rc %d\n%s%s", rc, out, errs)
+	}
+	if rc, _, errs := admin(token, "erase", erased); rc != 2 || !strings.Contains(errs, "-operator") {
+		t.Errorf("erase without -operator: rc %d\n%s", rc, errs)
+	}
+	if rc, out, errs := admin(token, "erase", "-operator", "Datenschutz (Frau Weber)", "-note", "Antrag 2026-17", erased); rc != 0 || !strings.Contains(out, erased+" erased") {
+		t.Errorf("erase: rc %d\n%s%s", rc, out, errs)
+	}
+	if rc, out, errs := admin(token, "show", erased); rc != 0 || !strings.Contains(out, "Datenschutz (Frau Weber) (admin API)") {
+		t.Errorf("show after erase: rc %d\n%s%s", rc, out, errs)
+	}
+	if rc, out, errs := admin(token, "erase", "-operator", "Datenschutz", erased); rc != 0 || !strings.Contains(out, "removed before") {
+		_, show, _ := admin(token, "show", erased)
+		t.Errorf("erase again: rc %d\n%s%s\n%s", rc, out, errs, show)
 	}
 	if rc, out, errs := admin(token, "endpoints"); rc != 0 || out == "" {
 		t.Errorf("endpoints: rc %d\n%s%s", rc, out, errs)
