@@ -52,8 +52,7 @@ func (b *Broker) Erase(ctx context.Context, id, actor, note string) (EraseResult
 		if cur.State.Dispatchable() {
 			return nil, fmt.Errorf("%w: the package waits for a delivery attempt (%s); erase it once it is delivered or held", submission.ErrIllegal, cur.State)
 		}
-		at := now
-		cur.BytesRemovedAt = &at
+		cur.BytesGone(now)
 		return []submission.Event{{At: now, Type: submission.EventBytesRemoved, Actor: actor, Detail: ErasedDetail, Note: note}}, nil
 	})
 	if err != nil {

@@ -503,9 +503,21 @@ func (s *Submission) RemoveBytes(now time.Time, why string) ([]Event, error) {
 	if s.Decision == nil {
 		return nil, fmt.Errorf("%w: remove the bytes of a submission the office has not answered (%s)", ErrIllegal, s.State)
 	}
+	s.BytesGone(now)
+	return []Event{{At: now, Type: EventBytesRemoved, Detail: why}}, nil
+}
+
+// BytesGone marks the package, attachment and reply bytes removed at now (by the
+// retention or an erasure), and forgets the attachments' file names with them:
+// the citizen chose those ("ausweis_erika_mustermann.pdf") and they may name
+// them, while the record, kept for years as the proof of what happened, needs
+// only the id, type, size and digest its receipts name (a data protection audit).
+func (s *Submission) BytesGone(now time.Time) {
 	at := now
 	s.BytesRemovedAt = &at
-	return []Event{{At: now, Type: EventBytesRemoved, Detail: why}}, nil
+	for i := range s.Attachments {
+		s.Attachments[i].FileName = ""
+	}
 }
 
 // Digests lists the blobs a submission references: package, attachments, replies.

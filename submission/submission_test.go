@@ -267,3 +267,17 @@ func TestReasonForOperator(t *testing.T) {
 		t.Errorf("both: %q", got)
 	}
 }
+
+// TestRemovedBytesTakeTheFileNames: once the bytes are gone, the record keeps an
+// attachment's id, type, size and digest, not the name the citizen gave it.
+func TestRemovedBytesTakeTheFileNames(t *testing.T) {
+	now := time.Now()
+	s := &Submission{ID: "s", Decision: &Decision{Outcome: "accepted"},
+		Attachments: []Attachment{{ID: "a1", FileName: "ausweis_erika_mustermann.pdf", MimeType: "application/pdf", Size: 3, SHA256: "ab"}}}
+	if _, err := s.RemoveBytes(now, "retention"); err != nil {
+		t.Fatal(err)
+	}
+	if a := s.Attachments[0]; a.FileName != "" || a.ID != "a1" || a.SHA256 != "ab" || s.BytesRemovedAt == nil {
+		t.Fatalf("after RemoveBytes: %+v", a)
+	}
+}
