@@ -256,7 +256,12 @@ func (m *Mailbox) sweepLoop() {
 		if err := m.sessions.sweepSessions(m.now()); err != nil {
 			m.log.Warn("sweep sessions", "err", err)
 		}
-		if round%6 == 0 {
+		// Ten minutes after the start, then daily: the round asks the store about
+		// every case the mailbox has seen (in cluster mode one request each), and
+		// the retention deletes records years after their answer, so a day's
+		// delay costs nothing while an hourly round would cost a state's gateway
+		// a steady trickle of reads.
+		if round%forgetEvery == 1 {
 			ctx, cancel := m.ctxStop()
 			if n, err := m.forgetGone(ctx); err != nil {
 				m.log.Warn("mailbox: forget deleted cases", "err", err, "forgotten", n)
@@ -272,6 +277,10 @@ func (m *Mailbox) sweepLoop() {
 		}
 	}
 }
+
+// forgetEvery is how many sweep rounds (10 minutes each) lie between two runs of
+// forgetGone: a day.
+const forgetEvery = 144
 
 // forgetGone removes the arrival record and the opening (who opened it first: a
 // clerk's name) of every case the gateway's store no longer holds. The store's
