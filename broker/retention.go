@@ -19,6 +19,12 @@ type Retention struct {
 	PackageBytes time.Duration
 	// Records: the record, its event log and its receipts (the proof of what happened).
 	Records time.Duration
+	// Unanswered: the bytes of a case delivered to its office and never answered
+	// go this long after the delivery (0: never). Without it such a case kept
+	// the applicant's data for good: storage limitation (Art. 5 (1) e DSGVO)
+	// needs an end, and an office that only takes a transfer folder cannot
+	// answer at all (a data protection audit).
+	Unanswered time.Duration
 	// BlobGrace: a blob no record references is removed only when it is older than
 	// this, so a package whose record is being committed right now is never swept.
 	BlobGrace time.Duration
@@ -59,7 +65,11 @@ func (b *Broker) GC(ctx context.Context, now time.Time, r Retention) (GCReport, 
 	expired := func(s *submission.Submission, keep time.Duration) bool {
 		return keep > 0 && s.Decision != nil && !s.Decision.At.Add(keep).After(now)
 	}
-	var strip, drop []string
+	unanswered := func(s *submission.Submission) bool {
+		return r.Unanswered > 0 && s.Decision == nil && s.State == submission.StateDelivered &&
+			s.DeliveredAt != nil && !s.DeliveredAt.Add(r.Unanswered).After(now)
+	}
+	var strip, drop, stripUnanswered []string
 	needed := map[string]bool{}
 	err := b.db.Scan(func(s *submission.Submission) bool {
 		switch {
@@ -68,6 +78,8 @@ func (b *Broker) GC(ctx context.Context, now time.Time, r Retention) (GCReport, 
 		case s.BytesRemovedAt != nil:
 		case expired(s, r.PackageBytes):
 			strip = append(strip, s.ID)
+		case unanswered(s):
+			stripUnanswered = append(stripUnanswered, s.ID)
 		default:
 			for _, d := range s.Digests() {
 				needed[d] = true
@@ -88,6 +100,19 @@ func (b *Broker) GC(ctx context.Context, now time.Time, r Retention) (GCReport, 
 		return true, nil
 	})
 	rep.BytesRemoved = n
+	if err != nil {
+		return rep, err
+	}
+	whyUnanswered := fmt.Sprintf("retention: %s after the delivery, without an answer of the office", r.Unanswered)
+	n, err = gcEach(ctx, stripUnanswered, func(id string) (bool, error) {
+		if _, err := b.changeSub(id, func(cur *submission.Submission, t time.Time) ([]submission.Event, error) {
+			return cur.RemoveUnansweredBytes(t, whyUnanswered)
+		}); err != nil {
+			return false, fmt.Errorf("broker: gc %s: %w", id, err)
+		}
+		return true, nil
+	})
+	rep.BytesRemoved += n
 	if err != nil {
 		return rep, err
 	}

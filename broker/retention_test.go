@@ -283,3 +283,45 @@ func TestRetentionLeavesNoPersonalDataInTheFile(t *testing.T) {
 		t.Fatalf("deleted record: %v", err)
 	}
 }
+
+// TestRetentionOfUnansweredCases: a case the office has and never answers (a
+// transfer-only office cannot) kept the applicant's data for good. With
+// Retention.Unanswered its bytes go that long after the delivery; a held case
+// (no office has it) and an answered one keep their own rules, and without the
+// setting nothing changes.
+func TestRetentionOfUnansweredCases(t *testing.T) {
+	e := start(t, t.TempDir(), &scripted{channel: "primary"})
+	ctx := context.Background()
+	delivered, err := e.b.Receive(ctx, intake("unanswered", "primary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, e.b, delivered.Submission.ID, submission.StateDelivered)
+	held, err := e.b.Receive(ctx, intake("held"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, e.b, held.Submission.ID, submission.StateHeld)
+	year := 365 * 24 * time.Hour
+	later := time.Now().Add(year + 24*time.Hour)
+	if rep, err := e.b.GC(ctx, later, Retention{PackageBytes: 90 * 24 * time.Hour}); err != nil || rep.BytesRemoved != 0 {
+		t.Fatalf("without retention.unanswered: %+v %v", rep, err)
+	}
+	r := Retention{PackageBytes: 90 * 24 * time.Hour, Unanswered: year}
+	if rep, err := e.b.GC(ctx, time.Now().Add(year-24*time.Hour), r); err != nil || rep.BytesRemoved != 0 {
+		t.Fatalf("a day before the year is over: %+v %v", rep, err)
+	}
+	if rep, err := e.b.GC(ctx, later, r); err != nil || rep.BytesRemoved != 1 {
+		t.Fatalf("a year after the delivery: %+v %v", rep, err)
+	}
+	if _, _, err := e.b.OpenPackage(ctx, "office-a", delivered.Submission.ID, Pickup{Channel: "api"}); !errors.Is(err, ErrBytesRemoved) {
+		t.Fatalf("package of the unanswered case: %v", err)
+	}
+	if s, err := e.b.Submission(held.Submission.ID); err != nil || s.BytesRemovedAt != nil {
+		t.Fatalf("the held case was touched: %v %+v", err, s)
+	}
+	evs, _ := e.b.Log(delivered.Submission.ID)
+	if last := evs[len(evs)-1]; last.Type != submission.EventBytesRemoved || last.Detail == "" {
+		t.Fatalf("last event %+v", last)
+	}
+}

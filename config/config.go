@@ -67,7 +67,11 @@ type Config struct {
 type Retention struct {
 	PackageBytes time.Duration `yaml:"package_bytes"` // default 90 days
 	Records      time.Duration `yaml:"records"`       // default 10 years
-	Every        time.Duration `yaml:"every"`         // default 1h; 0 = no background job
+	// Unanswered: the bytes of a case the office has but never answered (a
+	// transfer-only office, a system that never decides) are removed this long
+	// after its delivery; default 0: kept until an answer or an erasure.
+	Unanswered time.Duration `yaml:"unanswered"`
+	Every      time.Duration `yaml:"every"` // default 1h; 0 = no background job
 	// CompactMinFree: the bbolt file is rewritten while the gateway runs when at
 	// least this many bytes and at least half of it are free (default 64 MiB;
 	// negative: never).

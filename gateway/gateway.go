@@ -547,7 +547,8 @@ func nodeID(dataDir string) (string, error) {
 
 // RetentionOf is the broker's retention from the configuration.
 func RetentionOf(cfg config.Config) broker.Retention {
-	return broker.Retention{PackageBytes: cfg.Retention.PackageBytes, Records: cfg.Retention.Records, CompactMinFree: cfg.Retention.CompactMinFree}
+	return broker.Retention{PackageBytes: cfg.Retention.PackageBytes, Records: cfg.Retention.Records, Unanswered: cfg.Retention.Unanswered,
+		CompactMinFree: cfg.Retention.CompactMinFree}
 }
 
 // countEvery returns a gauge function that reports how many ids list returns,

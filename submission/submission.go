@@ -507,6 +507,20 @@ func (s *Submission) RemoveBytes(now time.Time, why string) ([]Event, error) {
 	return []Event{{At: now, Type: EventBytesRemoved, Detail: why}}, nil
 }
 
+// RemoveUnansweredBytes records that the bytes of a case delivered to its office
+// and never answered were removed (retention.unanswered). A case the office has
+// not taken yet, or has answered, is not one; doing it twice changes nothing.
+func (s *Submission) RemoveUnansweredBytes(now time.Time, why string) ([]Event, error) {
+	if s.BytesRemovedAt != nil {
+		return nil, nil
+	}
+	if s.Decision != nil || s.State != StateDelivered {
+		return nil, fmt.Errorf("%w: remove the bytes of an unanswered case that is %s", ErrIllegal, s.State)
+	}
+	s.BytesGone(now)
+	return []Event{{At: now, Type: EventBytesRemoved, Detail: why}}, nil
+}
+
 // BytesGone marks the package, attachment and reply bytes removed at now (by the
 // retention or an erasure), and forgets the attachments' file names with them:
 // the citizen chose those ("ausweis_erika_mustermann.pdf") and they may name
