@@ -225,14 +225,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // in cluster mode) and fail all the same.
 func (s *Server) storeGate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.opt.StoreDown != nil {
-			if err := s.opt.StoreDown(); err != nil {
-				WriteStoreDown(w, r, err)
-				return
-			}
+		if !s.storeIsDown(w, r) {
+			next.ServeHTTP(w, r)
 		}
-		next.ServeHTTP(w, r)
 	})
+}
+
+// storeIsDown answers 503 and reports true while the store is known to be out
+// of reach; storeGate and gated share it.
+func (s *Server) storeIsDown(w http.ResponseWriter, r *http.Request) bool {
+	if s.opt.StoreDown == nil {
+		return false
+	}
+	if err := s.opt.StoreDown(); err != nil {
+		WriteStoreDown(w, r, err)
+		return true
+	}
+	return false
 }
 
 // WriteStoreDown answers a request that came while the store is known to be
@@ -247,7 +256,9 @@ func WriteStoreDown(w http.ResponseWriter, r *http.Request, why error) {
 // gated is storeGate for a portal handler.
 func (s *Server) gated(h func(w http.ResponseWriter, r *http.Request, portal string)) func(w http.ResponseWriter, r *http.Request, portal string) {
 	return func(w http.ResponseWriter, r *http.Request, portal string) {
-		s.storeGate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h(w, r, portal) })).ServeHTTP(w, r)
+		if !s.storeIsDown(w, r) {
+			h(w, r, portal)
+		}
 	}
 }
 
