@@ -137,6 +137,21 @@ func (e *apiError) Error() string {
 
 // do sends one request and decodes a JSON answer into out; the raw body is
 // returned for -json.
+// print is do for a command that shows the answer: it is done when the call
+// failed or, with -json, once the answer is written as it came; otherwise the
+// command formats out itself.
+func (c *adminClient) print(ctx context.Context, method, path string, body, out any, stdout io.Writer) (done bool, err error) {
+	b, err := c.do(ctx, method, path, body, out)
+	if err != nil {
+		return true, err
+	}
+	if c.raw {
+		_, err = stdout.Write(b)
+		return true, err
+	}
+	return false, nil
+}
+
 func (c *adminClient) do(ctx context.Context, method, path string, body any, out any) ([]byte, error) {
 	var rd io.Reader
 	if body != nil {
@@ -291,12 +306,7 @@ func (c *adminClient) held(ctx context.Context, args []string, stdout, stderr io
 
 func (c *adminClient) show(ctx context.Context, id string, stdout io.Writer) error {
 	var v api.AdminSubmission
-	b, err := c.do(ctx, http.MethodGet, "/v1/admin/submissions/"+url.PathEscape(id), nil, &v)
-	if err != nil {
-		return err
-	}
-	if c.raw {
-		_, err := stdout.Write(b)
+	if done, err := c.print(ctx, http.MethodGet, "/v1/admin/submissions/"+url.PathEscape(id), nil, &v, stdout); done {
 		return err
 	}
 	s := v.Submission
@@ -408,13 +418,8 @@ func (c *adminClient) erase(ctx context.Context, args []string, stdout, stderr i
 		AlreadyRemoved bool       `json:"alreadyRemoved"`
 		BlobsDeleted   int        `json:"blobsDeleted"`
 	}
-	b, err := c.do(ctx, http.MethodPost, "/v1/admin/submissions/"+url.PathEscape(fs.Arg(0))+"/erase",
-		map[string]string{"operator": *operator, "note": *note}, &res)
-	if err != nil {
-		return err
-	}
-	if c.raw {
-		_, err := stdout.Write(b)
+	if done, err := c.print(ctx, http.MethodPost, "/v1/admin/submissions/"+url.PathEscape(fs.Arg(0))+"/erase",
+		map[string]string{"operator": *operator, "note": *note}, &res, stdout); done {
 		return err
 	}
 	if res.AlreadyRemoved {
@@ -441,12 +446,7 @@ func (c *adminClient) list(ctx context.Context, args []string, stdout, stderr io
 			Attempts   int       `json:"attempts"`
 		} `json:"submissions"`
 	}
-	b, err := c.do(ctx, http.MethodGet, "/v1/admin/submissions?state="+url.QueryEscape(*state), nil, &v)
-	if err != nil {
-		return err
-	}
-	if c.raw {
-		_, err := stdout.Write(b)
+	if done, err := c.print(ctx, http.MethodGet, "/v1/admin/submissions?state="+url.QueryEscape(*state), nil, &v, stdout); done {
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
@@ -475,12 +475,7 @@ func (c *adminClient) endpoints(ctx context.Context, stdout io.Writer) error {
 	var v struct {
 		Endpoints []broker.EndpointState `json:"endpoints"`
 	}
-	b, err := c.do(ctx, http.MethodGet, "/v1/admin/endpoints", nil, &v)
-	if err != nil {
-		return err
-	}
-	if c.raw {
-		_, err := stdout.Write(b)
+	if done, err := c.print(ctx, http.MethodGet, "/v1/admin/endpoints", nil, &v, stdout); done {
 		return err
 	}
 	if len(v.Endpoints) == 0 {
@@ -501,12 +496,7 @@ func (c *adminClient) endpoints(ctx context.Context, stdout io.Writer) error {
 
 func (c *adminClient) enable(ctx context.Context, office, channel string, stdout io.Writer) error {
 	var st broker.EndpointState
-	b, err := c.do(ctx, http.MethodPost, "/v1/admin/endpoints/"+url.PathEscape(office)+"/"+url.PathEscape(channel)+"/enable", nil, &st)
-	if err != nil {
-		return err
-	}
-	if c.raw {
-		_, err := stdout.Write(b)
+	if done, err := c.print(ctx, http.MethodPost, "/v1/admin/endpoints/"+url.PathEscape(office)+"/"+url.PathEscape(channel)+"/enable", nil, &st, stdout); done {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s %s: %s\n", st.Office, st.Channel, st.State)
@@ -518,12 +508,7 @@ func (c *adminClient) reload(ctx context.Context, stdout io.Writer) error {
 		Status string         `json:"status"`
 		Counts map[string]int `json:"counts"`
 	}
-	b, err := c.do(ctx, http.MethodPost, "/v1/admin/directory/reload", nil, &v)
-	if err != nil {
-		return err
-	}
-	if c.raw {
-		_, err := stdout.Write(b)
+	if done, err := c.print(ctx, http.MethodPost, "/v1/admin/directory/reload", nil, &v, stdout); done {
 		return err
 	}
 	fmt.Fprint(stdout, v.Status)
