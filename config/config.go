@@ -120,7 +120,7 @@ type Limits struct {
 	MaxReferencedAttachmentBytes int64 `yaml:"max_referenced_attachment_bytes"`
 	MaxReferencedPackageBytes    int64 `yaml:"max_referenced_package_bytes"`
 	// VerifyParallel bounds the packages pre-scanned, verified and parsed at once
-	// (0: one per CPU, GOMAXPROCS; negative: no bound, every request verifies at
+	// (0: one per CPU, internal/procs; negative: no bound, every request verifies at
 	// once as before the slots). A package that finds no slot free within 10 s
 	// is refused with 503 and Retry-After (intake/slots.go: without a bound,
 	// intake under overload starved delivery).

@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync/atomic"
 	"time"
+
+	"github.com/amtsbote/amtsbote/internal/procs"
 )
 
 // ErrBusy: every verification slot stayed taken for the longest wait; nothing
@@ -48,14 +49,15 @@ type Slots struct {
 	granted chan struct{}
 }
 
-// NewSlots returns n slots; 0 means one per CPU the runtime uses (GOMAXPROCS),
+// NewSlots returns n slots; 0 means one per CPU (procs.CPUs: GOMAXPROCS may be
+// one more, for the store's flushes),
 // a negative n no bound (nil: every package verifies at once, as before the slots).
 func NewSlots(n int) *Slots {
 	if n < 0 {
 		return nil
 	}
 	if n == 0 {
-		n = runtime.GOMAXPROCS(0)
+		n = procs.CPUs()
 	}
 	return &Slots{MaxWait: DefaultSlotWait, ch: make(chan struct{}, n), granted: make(chan struct{}, n)}
 }

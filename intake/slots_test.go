@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/amtsbote/amtsbote/internal/procs"
 )
 
 // TestSlotsBoundTheWork: with two slots, a third package waits (and is counted as
@@ -85,8 +87,13 @@ func TestSlotsStopWaitingForAGoneClient(t *testing.T) {
 }
 
 func TestSlotsDefaults(t *testing.T) {
-	if n := NewSlots(0).Size(); n != runtime.GOMAXPROCS(0) {
-		t.Fatalf("%d slots by default, want GOMAXPROCS %d", n, runtime.GOMAXPROCS(0))
+	// One per CPU, not per processor: a gateway runs on one processor more than
+	// it has CPUs (internal/procs), and a third slot on two CPUs verified more
+	// at once than the CPUs can, taking them from delivery.
+	before := runtime.GOMAXPROCS(procs.CPUs() + 1)
+	defer runtime.GOMAXPROCS(before)
+	if n := NewSlots(0).Size(); n != procs.CPUs() {
+		t.Fatalf("%d slots by default with GOMAXPROCS %d, want one per CPU, %d", n, runtime.GOMAXPROCS(0), procs.CPUs())
 	}
 	if NewSlots(0).MaxWait != DefaultSlotWait {
 		t.Fatal("default wait not set")

@@ -4,9 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"math"
-	"runtime"
 	"sync/atomic"
 	"time"
+
+	"github.com/amtsbote/amtsbote/internal/procs"
 
 	"github.com/amtsbote/amtsbote/internal/cputime"
 )
@@ -44,7 +45,7 @@ type Yield struct {
 	High, Low int
 	// Every is the period: how often Behind and the CPU are looked at.
 	Every time.Duration
-	// Busy is the share of the process's CPUs (GOMAXPROCS) from which the CPU
+	// Busy is the share of the process's CPUs (procs.CPUs) from which the CPU
 	// counts as full; once full, it counts so down to Idle.
 	Busy, Idle float64
 	// CPU returns the CPU time this process has used so far; nil: cputime.Process.
@@ -65,8 +66,8 @@ const DefaultYieldBacklog = 256
 
 // NewYield returns a Yield for slots with its defaults: half the slots at high
 // packages behind, none up to high/4, a period of 50 ms, the CPU full from 85 %
-// of GOMAXPROCS and no longer full below 80 %. Nil when there is nothing to
-// give: no slots, or one only.
+// of the CPUs (procs.CPUs) and no longer full below 80 %. Nil when there is
+// nothing to give: no slots, or one only.
 //
 // Why 80 %: yielding is for when intake and delivery compete for the CPU; with
 // a fifth of it idle they do not, and delivery's pace is then the offices' or
@@ -134,7 +135,7 @@ func (y *Yield) Run(ctx context.Context) {
 		now := time.Now()
 		if ok && cpuOK {
 			if wall := now.Sub(lastAt); wall > 0 {
-				b := float64(used-lastCPU) / (float64(wall) * float64(runtime.GOMAXPROCS(0)))
+				b := float64(used-lastCPU) / (float64(wall) * float64(procs.CPUs()))
 				// Smoothed over a few periods: one period is a few scheduler
 				// time slices.
 				if busy < 0 {

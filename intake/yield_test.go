@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/amtsbote/amtsbote/internal/procs"
 )
 
 // fakeCPU reports CPU time for a Yield: full (every CPU busy since it was made),
@@ -27,7 +29,7 @@ func (f *fakeCPU) read() (time.Duration, bool) {
 	case 2:
 		return 0, false
 	}
-	return time.Since(f.start) * time.Duration(runtime.GOMAXPROCS(0)), true
+	return time.Since(f.start) * time.Duration(procs.CPUs()), true // every CPU busy
 }
 
 func (f *fakeCPU) goIdle() {
@@ -115,6 +117,20 @@ func TestYieldFollowsTheBacklog(t *testing.T) {
 	if y.Times() != 1 {
 		t.Fatalf("started yielding %d times, want 1", y.Times())
 	}
+}
+
+// TestYieldCountsCPUsNotProcessors: a gateway runs on one processor more than
+// it has CPUs (internal/procs); every CPU busy is a full CPU all the same. Taken
+// against GOMAXPROCS, two busy CPUs of three processors were 67 %, never full,
+// and intake never yielded: in the open loop delivery fell to an eighth of
+// intake's pace.
+func TestYieldCountsCPUsNotProcessors(t *testing.T) {
+	before := runtime.GOMAXPROCS(procs.CPUs() + 1)
+	defer runtime.GOMAXPROCS(before)
+	slots := NewSlots(4)
+	y, behind, _ := startYield(t, slots, newFakeCPU(), 5*time.Millisecond)
+	behind.Store(256)
+	waitFor(t, func() bool { return y.Yielding() == 2 }, "half the slots held with every CPU busy")
 }
 
 // TestYieldAmount: how much is held at a given backlog, with Low 64 and High 256.

@@ -27,6 +27,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/amtsbote/amtsbote/internal/procs"
+
 	"github.com/amtsbote/amtsbote/adapters/webhook"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
@@ -76,7 +78,7 @@ type Result struct {
 	// DeliveredRatio is DeliveredPerSec / VerifyPerSec: the end-to-end
 	// target (≥ 0.5 with ≥ 5,000 packages).
 	DeliveredRatio float64
-	CPUs           int
+	CPUs, Procs    int // procs.CPUs and GOMAXPROCS (one more: internal/procs)
 	Workers        int // the gateway's delivery workers
 	VerifySlots    int // the gateway's verification slots (limits.verify_parallel)
 	// Yields counts how often intake left slots to delivery (limits.yield_backlog);
@@ -137,14 +139,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	defer b.close()
 	g, hookErrs := b.g, &b.hookErrs
 	// Sign every package up front: the portal's signing cost is not the gateway's.
-	pre, err := b.presign(o.N, o.Elements, 1)
+	pre, err := b.presign(o.N, o.Elements, procs.CPUs())
 	if err != nil {
 		return nil, err
 	}
 	defer pre.close()
 	docs := pre.docs
 	var base baseline
-	res := &Result{N: o.N, Concurrency: o.Concurrency, PackageBytes: len(docs[0]), CPUs: runtime.GOMAXPROCS(0), Workers: g.Config.Delivery.Workers, VerifySlots: g.Pipeline.Slots.Size()}
+	res := &Result{N: o.N, Concurrency: o.Concurrency, PackageBytes: len(docs[0]), CPUs: procs.CPUs(), Procs: runtime.GOMAXPROCS(0), Workers: g.Config.Delivery.Workers, VerifySlots: g.Pipeline.Slots.Size()}
 
 	// Baseline in the same run: verification alone, same packages, same concurrency;
 	// measured before the gateway's run and again after it (baseline below).
@@ -516,7 +518,7 @@ func closedProgress(w io.Writer, start time.Time, n int, accepted, delivered *at
 
 // Report writes the result for people.
 func (r *Result) Report(w io.Writer) {
-	fmt.Fprintf(w, "amtsbote bench: %d packages of %d bytes, concurrency %d, GOMAXPROCS %d, %d delivery workers, %s, %s\n", r.N, r.PackageBytes, r.Concurrency, r.CPUs, r.Workers, slotsText(r.VerifySlots), yieldText(r.YieldOff, r.Yields))
+	fmt.Fprintf(w, "amtsbote bench: %d packages of %d bytes, concurrency %d, GOMAXPROCS %d on %d CPUs, %d delivery workers, %s, %s\n", r.N, r.PackageBytes, r.Concurrency, r.Procs, r.CPUs, r.Workers, slotsText(r.VerifySlots), yieldText(r.YieldOff, r.Yields))
 	fmt.Fprintf(w, "  accepted   %6d   %8.0f /s   (201 = fsynced in bbolt, receipt signed)\n", r.Accepted, r.AcceptedPerSec)
 	fmt.Fprintf(w, "  delivered  %6d   %8.0f /s   (webhook confirmed, Zustellbestaetigung signed)\n", r.Delivered, r.DeliveredPerSec)
 	fmt.Fprintf(w, "  intake latency   p50 %s   p99 %s   max %s\n", r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Max.Round(10*time.Microsecond))

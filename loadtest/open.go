@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/amtsbote/amtsbote/internal/procs"
+
 	"github.com/amtsbote/amtsbote/internal/progress"
 	"github.com/amtsbote/amtsbote/portal"
 	"github.com/amtsbote/amtsbote/submission"
@@ -50,7 +52,7 @@ type OpenResult struct {
 	// Zustellbestaetigung is the same document with one field more); the issue's
 	// budget for bytes written is 3 × (package + both receipts).
 	ReceiptBytes   int
-	CPUs           int
+	CPUs, Procs    int // procs.CPUs and GOMAXPROCS (one more: internal/procs)
 	MaxInFlight    int
 	Workers        int
 	VerifySlots    int
@@ -209,7 +211,7 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 		defer os.RemoveAll(d)
 		o.DataDir = d
 	}
-	res := &OpenResult{Arrivals: o.Arrivals, Seed: o.Seed, Step: o.Step, CPUs: runtime.GOMAXPROCS(0), MaxInFlight: o.MaxInFlight,
+	res := &OpenResult{Arrivals: o.Arrivals, Seed: o.Seed, Step: o.Step, CPUs: procs.CPUs(), Procs: runtime.GOMAXPROCS(0), MaxInFlight: o.MaxInFlight,
 		LoadBefore: loadAvg()}
 
 	// Store batch size and delay stay the gateway's defaults unless set: an open
@@ -224,7 +226,7 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 	res.VerifySlots = g.Pipeline.Slots.Size()
 
 	progressf(o.Progress, "signing %d packages...\n", total)
-	pre, err := b.presign(total, o.Elements, runtime.GOMAXPROCS(0))
+	pre, err := b.presign(total, o.Elements, procs.CPUs())
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +241,7 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 	// (as the closed loop does: baseline).
 	var base baseline
 	keep := min(len(docs), 2000)
-	if err := base.measure(b, docs[:keep], runtime.GOMAXPROCS(0)); err != nil {
+	if err := base.measure(b, docs[:keep], procs.CPUs()); err != nil {
 		return nil, err
 	}
 	// Whatever ends the run from here, its report (printed on errors too) is
@@ -423,13 +425,13 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 	// The ladder's packages gave their pages back as they were answered (peak RSS
 	// per step is the process's); the baseline after the drain verifies as many
 	// packages of the same shape, signed now and off the heap like the others.
-	pre2, err := b.presign(keep, o.Elements, runtime.GOMAXPROCS(0))
+	pre2, err := b.presign(keep, o.Elements, procs.CPUs())
 	if err != nil {
 		return res, err
 	}
 	defer pre2.close()
 	settle(2 * time.Second)
-	if err := base.measure(b, pre2.docs, runtime.GOMAXPROCS(0)); err != nil {
+	if err := base.measure(b, pre2.docs, procs.CPUs()); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -505,8 +507,8 @@ func (r *OpenResult) BytesBudget() float64 {
 // Report writes the result for people: the setup, one row per step in two tables
 // (latency and flow; cost per package), and the verdict.
 func (r *OpenResult) Report(w io.Writer) {
-	fmt.Fprintf(w, "amtsbote bench -open: %s arrivals (seed %d), steps of %s, packages of %d bytes, GOMAXPROCS %d, %d delivery workers, %s, %s, cap %d in flight\n",
-		r.Arrivals, r.Seed, r.Step, r.PackageBytes, r.CPUs, r.Workers, slotsText(r.VerifySlots), yieldText(r.YieldOff, r.Yields), r.MaxInFlight)
+	fmt.Fprintf(w, "amtsbote bench -open: %s arrivals (seed %d), steps of %s, packages of %d bytes, GOMAXPROCS %d on %d CPUs, %d delivery workers, %s, %s, cap %d in flight\n",
+		r.Arrivals, r.Seed, r.Step, r.PackageBytes, r.Procs, r.CPUs, r.Workers, slotsText(r.VerifySlots), yieldText(r.YieldOff, r.Yields), r.MaxInFlight)
 	fmt.Fprintf(w, "  load average before %s, after %s; %.1f MiB of presigned packages in memory at the start (off the Go heap, released as sent)\n",
 		r.LoadBefore, r.LoadAfter, float64(r.PresignedBytes)/(1<<20))
 	fmt.Fprintf(w, "  baseline (same run): signature verification alone %.0f /s%s\n", r.VerifyPerSec, ratesText(r.VerifyRates))

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/amtsbote/amtsbote/internal/procs"
+
 	"github.com/amtsbote/amtsbote/loadtest"
 )
 
@@ -41,6 +43,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	// As serve runs the gateway (GOMAXPROCS=N in the environment measures without
+	// the spare processor).
+	procs.SpareForFlushes()
 	gw := loadtest.Gateway{Workers: *workers, VerifyParallel: *verifyParallel, YieldBacklog: *yieldBacklog, PerOffice: *perOffice, BatchDelay: *batchDelay, BatchSize: *batchSize}
 	o := loadtest.Options{N: *n, Concurrency: *c, Elements: *elements, Gateway: gw, Timeout: *timeout, Progress: stderr}
 	var traceOut io.Writer // both loops

@@ -9,6 +9,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/amtsbote/amtsbote/internal/procs"
+
 	"github.com/amtsbote/amtsbote/internal/buildstamp"
 
 	"github.com/amtsbote/amtsbote/config"
@@ -49,6 +51,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// One Go processor more than CPUs, so that a commit's flush does not idle a
+	// CPU (internal/procs).
+	log.Debug("go processors", "gomaxprocs", procs.SpareForFlushes(), "cpus", procs.CPUs())
 	g, err := gateway.Start(ctx, cfg, log)
 	if err != nil {
 		// The cause goes to stderr as a plain line too: a log handler at level error
