@@ -236,6 +236,8 @@ type DB struct {
 	compacting sync.Mutex
 	// commit group-commits the writes of batch (commit.go).
 	commit *committer
+	// recent holds the records read last, decoded (recent.go).
+	recent *recent
 	// wiped are the free pages of the file of bolt `of` that WipeFree zeroed
 	// (wipe.go); guarded by compacting and sw together.
 	wiped struct {
@@ -333,7 +335,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		_ = b.Close()
 		return nil, fmt.Errorf("store: init: %w", err)
 	}
-	db := &DB{dir: dir, opts: opts, bolt: b, blobs: blobs, known: known, commit: newCommitter(opts.BatchDelay, opts.BatchSize)}
+	db := &DB{dir: dir, opts: opts, bolt: b, blobs: blobs, known: known, commit: newCommitter(opts.BatchDelay, opts.BatchSize), recent: newRecent(recentRecords)}
 	go db.commit.run(db)
 	return db, nil
 }
@@ -491,7 +493,7 @@ func (db *DB) Get(id string) (*submission.Submission, error) {
 	var s *submission.Submission
 	err := db.view(func(tx *bolt.Tx) error {
 		var err error
-		s, err = getSubmission(tx, id)
+		s, err = db.record(tx, id)
 		return err
 	})
 	return s, err
@@ -540,9 +542,12 @@ func (db *DB) change(id, kind string, receipt []byte, fn func(s *submission.Subm
 	if err != nil {
 		return nil, false, err
 	}
-	s, err := decodeSubmission(id, raw)
-	if err != nil {
-		return nil, false, err
+	s := db.recent.get(id, raw)
+	if s == nil {
+		if s, err = decodeSubmission(id, raw); err != nil {
+			return nil, false, err
+		}
+		db.recent.put(id, raw, s) // a clone: fn changes s
 	}
 	evs, err := fn(s)
 	if err != nil {
@@ -567,7 +572,7 @@ func (db *DB) change(id, kind string, receipt []byte, fn func(s *submission.Subm
 		cur, curEvs, curEnc := s, evs, enc
 		if v := tx.Bucket(bucketSubmissions).Get([]byte(id)); !bytes.Equal(v, raw) {
 			var err error
-			if cur, err = getSubmission(tx.Tx, id); err != nil {
+			if cur, err = db.record(tx.Tx, id); err != nil {
 				return err
 			}
 			if curEvs, err = fn(cur); err != nil {

@@ -20,6 +20,7 @@ package submission
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -544,4 +545,34 @@ func (s *Submission) Digests() []string {
 		out = append(out, r.SHA256)
 	}
 	return out
+}
+
+// Clone returns a deep copy of s: nothing in it shares memory with s, so either
+// may be changed without the other. For the store's cache of records it has just
+// written (store.recent), which hands out a clone on every read.
+func (s *Submission) Clone() *Submission {
+	c := *s
+	c.Targets = slices.Clone(s.Targets)
+	c.Attachments = slices.Clone(s.Attachments)
+	c.Replies = slices.Clone(s.Replies)
+	c.HandedOverAt = clonePtr(s.HandedOverAt)
+	c.DeliveredAt = clonePtr(s.DeliveredAt)
+	c.FetchedAt = clonePtr(s.FetchedAt)
+	c.BytesRemovedAt = clonePtr(s.BytesRemovedAt)
+	c.Decision = clonePtr(s.Decision)
+	c.Forward = clonePtr(s.Forward)
+	if s.Origin != nil {
+		o := *s.Origin
+		o.Chain = slices.Clone(o.Chain)
+		c.Origin = &o
+	}
+	return &c
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }
