@@ -96,6 +96,14 @@ type Result struct {
 	// collection, and GCCycles the collections in the same span.
 	GCCPUPerPkg time.Duration
 	GCCycles    uint64
+	// CPUsUsed is the process's CPU time over the same span's wall time: how
+	// many of its CPUs it kept busy. Machine is how the machine's CPU time
+	// divided meanwhile (/proc/stat; MachineOK false where unreadable): iowait
+	// is CPU idle while a flush was in flight (docs/performance.md, "A
+	// processor held by the flush").
+	CPUsUsed  float64
+	Machine   cpuSplit
+	MachineOK bool
 	// Stages: inside the gateway from the first post to the last delivery, from
 	// its own histograms (gwhist.go).
 	Stages []StageTimes
@@ -186,7 +194,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	h0 := snapHists(g.Metrics())
-	start, cpu0 := time.Now(), processCPU()
+	start, cpu0, m0 := time.Now(), processCPU(), machineCPU()
 	gc0 := gcStats()
 	stopProgress := closedProgress(o.Progress, start, o.N, &accepted, &delivered)
 	parallel(o.Concurrency, func() {
@@ -218,7 +226,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	for delivered.Load() < accepted.Load() && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
-	cpu1 := processCPU()
+	cpu1, m1, end := processCPU(), machineCPU(), time.Now()
 	gc1 := gcStats()
 	h1 := snapHists(g.Metrics())
 	stopProgress()
@@ -261,6 +269,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.AllocPerPkg = (gc1.allocated - gc0.allocated) / uint64(res.Delivered)
 	}
 	res.GCCycles = gc1.cycles - gc0.cycles
+	if wall := end.Sub(start); wall > 0 {
+		res.CPUsUsed = float64(cpu1-cpu0) / float64(wall)
+	}
+	res.Machine, res.MachineOK = splitOf(m0, m1)
 	res.Stages = stageTimes(h0, h1)
 	return res, nil
 }
@@ -530,6 +542,15 @@ func (r *Result) Report(w io.Writer) {
 			r.CPUPerPkg.Round(time.Microsecond), r.VerifyCPUPerPkg.Round(time.Microsecond), float64(r.CPUPerPkg)/float64(r.VerifyCPUPerPkg))
 		fmt.Fprintf(w, "    of which garbage collection: %s (%.0f %%), %d collections (GOGC %s; the presigned packages are off the heap)\n",
 			r.GCCPUPerPkg.Round(time.Microsecond), 100*float64(r.GCCPUPerPkg)/float64(r.CPUPerPkg), r.GCCycles, gogc())
+	}
+	if r.CPUsUsed > 0 {
+		fmt.Fprintf(w, "  CPUs kept busy by the process: %.2f of %d", r.CPUsUsed, r.CPUs)
+		if r.MachineOK {
+			m := r.Machine
+			fmt.Fprintf(w, "; the machine meanwhile %.0f %% busy, %.0f %% idle, %.0f %% idle in iowait (a flush in flight), %.0f %% stolen (/proc/stat)",
+				100*m.Busy, 100*m.Idle, 100*m.IOWait, 100*m.Steal)
+		}
+		fmt.Fprintln(w)
 	}
 	if len(r.Stages) > 0 {
 		fmt.Fprint(w, "  inside the gateway, p50/p99:")

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -324,5 +325,29 @@ func TestBucketQuantile(t *testing.T) {
 		if got := bucketQuantile(c.q, c.bs); (got - c.want).Abs() > time.Microsecond {
 			t.Errorf("q %v of %v: %v, want %v", c.q, c.bs, got, c.want)
 		}
+	}
+}
+
+// TestProcStat: the machine's CPU split from /proc/stat's first line, and
+// nothing made up from a line it does not know.
+func TestProcStat(t *testing.T) {
+	a := parseProcStat("cpu  100 0 20 500 10 0 5 0 0 0\ncpu0 50 0 10 250 5 0 2 0 0 0\n")
+	b := parseProcStat("cpu  250 10 40 520 60 0 15 5 0 0\n")
+	got, ok := splitOf(a, b)
+	// busy: user+nice+system+irq+softirq 150+10+20+0+10 = 190; idle 20; iowait 50; steal 5
+	want := cpuSplit{Busy: 190.0 / 265, Idle: 20.0 / 265, IOWait: 50.0 / 265, Steal: 5.0 / 265}
+	if !ok || got != want {
+		t.Fatalf("split %+v %v, want %+v", got, ok, want)
+	}
+	for _, bad := range []string{"", "intr 1 2 3", "cpu 1 2 x 4 5 6 7 8", "cpu 1 2 3"} {
+		if parseProcStat(bad).ok {
+			t.Errorf("%q read as CPU times", bad)
+		}
+	}
+	if _, ok := splitOf(a, cpuTimes{}); ok {
+		t.Error("a split from an unreadable reading")
+	}
+	if m := machineCPU(); runtime.GOOS == "linux" && !m.ok {
+		t.Error("/proc/stat not read on Linux")
 	}
 }

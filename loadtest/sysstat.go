@@ -265,3 +265,54 @@ func gcStats() gcSample {
 	}
 	return g
 }
+
+// cpuTimes is the machine's CPU time by kind, summed over its CPUs, from the
+// "cpu" line of /proc/stat (in clock ticks); ok false where it cannot be read.
+type cpuTimes struct {
+	busy, idle, iowait, steal uint64
+	ok                        bool
+}
+
+func machineCPU() cpuTimes {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}
+	}
+	return parseProcStat(string(b))
+}
+
+// parseProcStat reads the first line: cpu user nice system idle iowait irq
+// softirq steal (guest time is counted in user already).
+func parseProcStat(s string) cpuTimes {
+	line, _, _ := strings.Cut(s, "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return cpuTimes{}
+	}
+	var v [8]uint64
+	for i := range v {
+		n, err := strconv.ParseUint(f[i+1], 10, 64)
+		if err != nil {
+			return cpuTimes{}
+		}
+		v[i] = n
+	}
+	return cpuTimes{busy: v[0] + v[1] + v[2] + v[5] + v[6], idle: v[3], iowait: v[4], steal: v[7], ok: true}
+}
+
+// cpuSplit is how the machine's CPU time between a and b divided: the shares
+// busy, idle, waiting for I/O (idle while a flush was in flight) and stolen by
+// the hypervisor.
+type cpuSplit struct{ Busy, Idle, IOWait, Steal float64 }
+
+func splitOf(a, b cpuTimes) (cpuSplit, bool) {
+	if !a.ok || !b.ok {
+		return cpuSplit{}, false
+	}
+	busy, idle, iow, steal := float64(b.busy-a.busy), float64(b.idle-a.idle), float64(b.iowait-a.iowait), float64(b.steal-a.steal)
+	total := busy + idle + iow + steal
+	if total <= 0 {
+		return cpuSplit{}, false
+	}
+	return cpuSplit{busy / total, idle / total, iow / total, steal / total}, true
+}
