@@ -72,7 +72,16 @@ func (r *recent) get(id string, v []byte) *submission.Submission {
 	return e.s.Clone()
 }
 
-// record is getSubmission through the cache of recent writes.
+// forget drops id's entry: its record was written or deleted. Not needed for
+// correctness (a stale entry never matches), but an erased or deleted case's
+// personal data should not wait in memory for eviction.
+func (r *recent) forget(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.byID, id) // its ring slot is reused in turn
+}
+
+// record is getSubmission through the cache of recent reads.
 func (db *DB) record(tx *bolt.Tx, id string) (*submission.Submission, error) {
 	v := tx.Bucket(bucketSubmissions).Get([]byte(id))
 	if v == nil {

@@ -80,6 +80,18 @@ func TestRecentRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("after Update")
+	if _, err := db.Update("s1", func(s *submission.Submission) ([]submission.Event, error) {
+		s.Attempts++
+		return []submission.Event{{Type: submission.EventAttemptFailed}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A write drops the entry at once (an erased case's data does not wait in
+	// memory for eviction); the next read makes it again.
+	if _, kept := db.recent.byID["s1"]; kept {
+		t.Fatal("the record's entry outlived its write")
+	}
+	check("read after the write")
 
 	// A write that does not pass the cache (as a restore or an older build
 	// would): the next read sees it.
@@ -94,6 +106,14 @@ func TestRecentRecords(t *testing.T) {
 	}
 	if got, _ := db.Get("s1"); got.Receiver != "written around the cache" {
 		t.Fatalf("read %q after a write around the cache: stale", got.Receiver)
+	}
+
+	// Deleted (retention): the entry goes with the record.
+	if err := db.Delete("s1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, kept := db.recent.byID["s1"]; kept {
+		t.Fatal("a deleted record's entry stayed in memory")
 	}
 }
 

@@ -601,6 +601,9 @@ func (db *DB) change(id, kind string, receipt []byte, fn func(s *submission.Subm
 	if err != nil {
 		return nil, false, err
 	}
+	if changed {
+		db.recent.forget(id)
+	}
 	return out, changed, nil
 }
 
@@ -757,6 +760,7 @@ func (db *DB) WalkOffice(officeID, after string, fn func(*submission.Submission)
 // records at once; the transaction only removes keys, so running it again after a
 // rolled-back batch is harmless.
 func (db *DB) Delete(id string) error {
+	defer db.recent.forget(id)
 	return db.batch(func(tx *wtx) error {
 		s, err := getSubmission(tx.Tx, id)
 		if err != nil {
