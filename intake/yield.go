@@ -7,9 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/amtsbote/amtsbote/internal/procs"
-
 	"github.com/amtsbote/amtsbote/internal/cputime"
+	"github.com/amtsbote/amtsbote/internal/procs"
 )
 
 // Yield gives delivery part of the CPU when the two compete for it and delivery

@@ -27,12 +27,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/amtsbote/amtsbote/internal/procs"
-
 	"github.com/amtsbote/amtsbote/adapters/webhook"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/gateway"
+	"github.com/amtsbote/amtsbote/internal/procs"
 	"github.com/amtsbote/amtsbote/internal/progress"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/portal"

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/internal/procs"
-
 	"github.com/amtsbote/amtsbote/internal/progress"
 	"github.com/amtsbote/amtsbote/portal"
 	"github.com/amtsbote/amtsbote/submission"

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/internal/procs"
-
 	"github.com/amtsbote/amtsbote/loadtest"
 )
 

@@ -9,9 +9,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/amtsbote/amtsbote/internal/procs"
-
 	"github.com/amtsbote/amtsbote/internal/buildstamp"
+	"github.com/amtsbote/amtsbote/internal/procs"
 
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/gateway"
