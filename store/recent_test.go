@@ -73,19 +73,18 @@ func TestRecentRecords(t *testing.T) {
 	}
 	check("after a failed update")
 
-	if _, err := db.Update("s1", func(s *submission.Submission) ([]submission.Event, error) {
-		s.Attempts++
-		return []submission.Event{{Type: submission.EventAttemptFailed}}, nil
-	}); err != nil {
-		t.Fatal(err)
+	attempt := func() {
+		t.Helper()
+		if _, err := db.Update("s1", func(s *submission.Submission) ([]submission.Event, error) {
+			s.Attempts++
+			return []submission.Event{{Type: submission.EventAttemptFailed}}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
+	attempt()
 	check("after Update")
-	if _, err := db.Update("s1", func(s *submission.Submission) ([]submission.Event, error) {
-		s.Attempts++
-		return []submission.Event{{Type: submission.EventAttemptFailed}}, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	attempt()
 	// A write drops the entry at once (an erased case's data does not wait in
 	// memory for eviction); the next read makes it again.
 	if _, kept := db.recent.byID["s1"]; kept {
