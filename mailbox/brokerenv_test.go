@@ -136,6 +136,23 @@ func (e *brokerEnv) receiveExample(t testing.TB, office string) *submission.Subm
 	return e.receiveNamed(t, office, "")
 }
 
+// receiveHandedOver is receiveExample, waiting until the broker has handed the
+// case to the mailbox (the state a clerk sees it in).
+func (e *brokerEnv) receiveHandedOver(t testing.TB, office string) *submission.Submission {
+	t.Helper()
+	sub := e.receiveExample(t, office)
+	e.waitState(t, sub.ID, submission.StateHandedOver)
+	return sub
+}
+
+// login is a browser of the mailbox logged in as user.
+func (e *brokerEnv) login(t testing.TB, user, password string) *client {
+	t.Helper()
+	c := newClient(t, e.mb.Handler())
+	c.mustLogin(user, password)
+	return c
+}
+
 // receiveNamed is receiveExample with the attachment's file name set (if not empty).
 func (e *brokerEnv) receiveNamed(t testing.TB, office, fileName string) *submission.Submission {
 	t.Helper()

@@ -278,8 +278,7 @@ func TestNoticeRequireTLS(t *testing.T) {
 		SMTP:          SMTPConfig{Addr: smtpAddr, From: "postfach@gateway.example", RequireTLS: true},
 		noticeBackoff: 100 * time.Millisecond, noticeBackoffMax: 200 * time.Millisecond,
 	})
-	sub := e.receiveExample(t, officeDresden)
-	e.waitState(t, sub.ID, submission.StateHandedOver)
+	e.receiveHandedOver(t, officeDresden)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		ob := e.mb.outbox(t)

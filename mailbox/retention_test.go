@@ -16,10 +16,8 @@ import (
 func TestForgetsCasesTheRetentionDeleted(t *testing.T) {
 	e := startBrokerEnv(t, t.TempDir(), Options{PublicURL: "https://gateway.example/postfach/"})
 	ctx := context.Background()
-	old := e.receiveExample(t, officeDresden)
-	e.waitState(t, old.ID, submission.StateHandedOver)
-	anna := newClient(t, e.mb.Handler())
-	anna.mustLogin("anna", "anna-passwort")
+	old := e.receiveHandedOver(t, officeDresden)
+	anna := e.login(t, "anna", "anna-passwort")
 	anna.get("/postfach/s/" + old.ID) // the opening: the pickup, with anna's name
 	e.waitState(t, old.ID, submission.StateDelivered)
 	if _, err := e.b.Decide(ctx, officeDresden, old.ID, broker.Decision{Outcome: broker.OutcomeAccepted, Actor: "anna", Channel: "mailbox"}); err != nil {

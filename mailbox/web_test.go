@@ -30,8 +30,7 @@ import (
 // it.
 func TestOfficeWorkflowWithBroker(t *testing.T) {
 	e := startBrokerEnv(t, t.TempDir(), Options{PublicURL: "https://gateway.example/postfach/"})
-	sub := e.receiveExample(t, officeDresden)
-	e.waitState(t, sub.ID, submission.StateHandedOver)
+	sub := e.receiveHandedOver(t, officeDresden)
 	h := e.mb.Handler()
 
 	anon := newClient(t, h)
@@ -505,10 +504,8 @@ func TestEveryEventHasALabel(t *testing.T) {
 // answers 410 with a page saying why — not a 500 and an error in the log.
 func TestCaseAfterRetention(t *testing.T) {
 	e := startBrokerEnv(t, t.TempDir(), Options{})
-	sub := e.receiveExample(t, officeDresden)
-	e.waitState(t, sub.ID, submission.StateHandedOver)
-	anna := newClient(t, e.mb.Handler())
-	anna.mustLogin("anna", "anna-passwort")
+	sub := e.receiveHandedOver(t, officeDresden)
+	anna := e.login(t, "anna", "anna-passwort")
 	page := anna.get("/postfach/s/" + sub.ID).Body.String()
 	csrf := csrfFrom(t, page)
 	reason := "Zeile eins\nZeile zwei"
@@ -617,10 +614,8 @@ func TestStoreDownAnswersAtOnce(t *testing.T) {
 // carries the groups it sits in as a hidden prefix (an accessibility audit).
 func TestNestedFieldsNameTheirGroup(t *testing.T) {
 	e := startBrokerEnv(t, t.TempDir(), Options{})
-	sub := e.receiveExample(t, officeDresden)
-	e.waitState(t, sub.ID, submission.StateHandedOver)
-	c := newClient(t, e.mb.Handler())
-	c.mustLogin("anna", "anna-passwort")
+	sub := e.receiveHandedOver(t, officeDresden)
+	c := e.login(t, "anna", "anna-passwort")
 	page := c.get("/postfach/s/" + sub.ID).Body.String()
 	if !regexp.MustCompile(`<dt><span class="unsichtbar">Anschrift: </span>PLZ und Ort</dt><dd>01067 Dresden</dd>`).MatchString(page) {
 		t.Fatalf("the postcode's label does not name its group:\n%s", page)
@@ -638,13 +633,11 @@ func TestNestedFieldsNameTheirGroup(t *testing.T) {
 // have reached the end of its retention period, on the page nor in its history.
 func TestCaseAfterErasure(t *testing.T) {
 	e := startBrokerEnv(t, t.TempDir(), Options{})
-	sub := e.receiveExample(t, officeDresden)
-	e.waitState(t, sub.ID, submission.StateHandedOver)
+	sub := e.receiveHandedOver(t, officeDresden)
 	if _, err := e.b.Erase(context.Background(), sub.ID, "operator (admin API)", "Antrag der Betroffenen"); err != nil {
 		t.Fatal(err)
 	}
-	anna := newClient(t, e.mb.Handler())
-	anna.mustLogin("anna", "anna-passwort")
+	anna := e.login(t, "anna", "anna-passwort")
 	body := anna.get("/postfach/s/" + sub.ID).Body.String()
 	if !strings.Contains(body, "auf Anordnung vor Ablauf der Aufbewahrungsfrist gelöscht") ||
 		!strings.Contains(body, "Dateien auf Anordnung gelöscht") || strings.Contains(body, "nach Ablauf der Aufbewahrungsfrist") {
