@@ -69,7 +69,7 @@ func (b *Broker) GC(ctx context.Context, now time.Time, r Retention) (GCReport, 
 		return r.Unanswered > 0 && s.Decision == nil && s.State == submission.StateDelivered &&
 			s.DeliveredAt != nil && !s.DeliveredAt.Add(r.Unanswered).After(now)
 	}
-	var strip, drop, stripUnanswered []string
+	var stripAnswered, drop, stripUnanswered []string
 	needed := map[string]bool{}
 	err := b.db.Scan(func(s *submission.Submission) bool {
 		switch {
@@ -77,7 +77,7 @@ func (b *Broker) GC(ctx context.Context, now time.Time, r Retention) (GCReport, 
 			drop = append(drop, s.ID)
 		case s.BytesRemovedAt != nil:
 		case expired(s, r.PackageBytes):
-			strip = append(strip, s.ID)
+			stripAnswered = append(stripAnswered, s.ID)
 		case unanswered(s):
 			stripUnanswered = append(stripUnanswered, s.ID)
 		default:
@@ -90,27 +90,26 @@ func (b *Broker) GC(ctx context.Context, now time.Time, r Retention) (GCReport, 
 	if err != nil {
 		return rep, fmt.Errorf("broker: gc scan: %w", err)
 	}
+	// strip removes the bytes of each case in ids with remove (the record stays).
+	strip := func(ids []string, remove func(cur *submission.Submission, t time.Time) ([]submission.Event, error)) (int, error) {
+		return gcEach(ctx, ids, func(id string) (bool, error) {
+			if _, err := b.changeSub(id, remove); err != nil {
+				return false, fmt.Errorf("broker: gc %s: %w", id, err)
+			}
+			return true, nil
+		})
+	}
 	why := fmt.Sprintf("retention: %s after the office's answer", r.PackageBytes)
-	n, err := gcEach(ctx, strip, func(id string) (bool, error) {
-		if _, err := b.changeSub(id, func(cur *submission.Submission, t time.Time) ([]submission.Event, error) {
-			return cur.RemoveBytes(t, why)
-		}); err != nil {
-			return false, fmt.Errorf("broker: gc %s: %w", id, err)
-		}
-		return true, nil
+	n, err := strip(stripAnswered, func(cur *submission.Submission, t time.Time) ([]submission.Event, error) {
+		return cur.RemoveBytes(t, why)
 	})
 	rep.BytesRemoved = n
 	if err != nil {
 		return rep, err
 	}
 	whyUnanswered := fmt.Sprintf("retention: %s after the delivery, without an answer of the office", r.Unanswered)
-	n, err = gcEach(ctx, stripUnanswered, func(id string) (bool, error) {
-		if _, err := b.changeSub(id, func(cur *submission.Submission, t time.Time) ([]submission.Event, error) {
-			return cur.RemoveUnansweredBytes(t, whyUnanswered)
-		}); err != nil {
-			return false, fmt.Errorf("broker: gc %s: %w", id, err)
-		}
-		return true, nil
+	n, err = strip(stripUnanswered, func(cur *submission.Submission, t time.Time) ([]submission.Event, error) {
+		return cur.RemoveUnansweredBytes(t, whyUnanswered)
 	})
 	rep.BytesRemoved += n
 	if err != nil {
@@ -147,7 +146,7 @@ func (b *Broker) GC(ctx context.Context, now time.Time, r Retention) (GCReport, 
 // wipeFree overwrites the store's free pages where the store keeps removed data
 // in its file until the space is reused (store.DB; JetStream purges its own).
 func (b *Broker) wipeFree() error {
-	if w, ok := b.db.(interface{ WipeFree() (int, error) }); ok {
+	if w, ok := b.db.(store.FreeWiper); ok {
 		_, err := w.WipeFree()
 		return err
 	}

@@ -54,6 +54,15 @@ type Compactor interface {
 
 var _ Compactor = (*DB)(nil)
 
+// FreeWiper is a store whose file keeps removed data in its free pages until
+// they are reused, and can overwrite them (wipe.go). The retention calls it
+// after a run that removed data and did not compact.
+type FreeWiper interface {
+	WipeFree() (pages int, err error)
+}
+
+var _ FreeWiper = (*DB)(nil)
+
 // CompactReport says what a compaction did.
 type CompactReport struct {
 	Before, After int64         // file size before and after

@@ -548,8 +548,8 @@ func (s *Submission) Digests() []string {
 }
 
 // Clone returns a deep copy of s: nothing in it shares memory with s, so either
-// may be changed without the other. For the store's cache of records it has just
-// written (store.recent), which hands out a clone on every read.
+// may be changed without the other. For the store's cache of records it has
+// just read (store.recent), which hands out a clone on every read.
 func (s *Submission) Clone() *Submission {
 	c := *s
 	c.Targets = slices.Clone(s.Targets)
