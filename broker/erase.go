@@ -72,9 +72,7 @@ func (b *Broker) Erase(ctx context.Context, id, actor, note string) (EraseResult
 // (a portal sending the same attachment for a new case) is kept: DeleteIfOlder
 // checks its time, as the retention's sweep does.
 func (b *Broker) deleteUnsharedBlobs(ctx context.Context, s *submission.Submission) (int, error) {
-	cond, ok := b.db.Blobs().(interface {
-		DeleteIfOlder(digest string, before time.Time) (bool, error)
-	})
+	cond, ok := b.db.Blobs().(store.CondDeleter)
 	if !ok {
 		return 0, nil // left to the retention's sweep
 	}

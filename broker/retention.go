@@ -183,9 +183,7 @@ func (b *Broker) sweepBlobs(ctx context.Context, now time.Time, r Retention, nee
 	// Only a store that can delete a blob on condition that nobody put it again since
 	// is swept: a record committed after the scan may reference an old blob whose
 	// content a portal sent again, and Put refreshes its time.
-	cond, ok := b.db.Blobs().(interface {
-		DeleteIfOlder(digest string, before time.Time) (bool, error)
-	})
+	cond, ok := b.db.Blobs().(store.CondDeleter)
 	if !ok {
 		return nil
 	}

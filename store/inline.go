@@ -266,3 +266,8 @@ func (bs dbBlobs) PutStream(ctx context.Context, r io.Reader, limit int64, want 
 	}
 	return StreamPut{Digest: p.Digest, Size: p.Size, Created: false, Written: now}, nil
 }
+
+var (
+	_ CondDeleter = dbBlobs{}
+	_ CondDeleter = (*Blobs)(nil)
+)

@@ -193,6 +193,14 @@ type StreamPut struct {
 	Written time.Time
 }
 
+// CondDeleter is a blob store that deletes a blob only if nobody put the same
+// content again since before (Put refreshes a blob's time): what the retention's
+// sweep, an erasure and DiscardNew need, so that a blob a concurrent request
+// references is kept. A store without it leaves blobs to the sweep.
+type CondDeleter interface {
+	DeleteIfOlder(digest string, before time.Time) (deleted bool, err error)
+}
+
 // DiscardNew removes a blob this request created (p.Created) and that no record
 // references, because the request failed after PutStream: an attachment whose
 // package was refused must leave no bytes behind. It deletes only if nobody put the
@@ -203,9 +211,7 @@ func DiscardNew(bs BlobStore, p StreamPut) error {
 	if !p.Created {
 		return nil
 	}
-	cond, ok := bs.(interface {
-		DeleteIfOlder(digest string, before time.Time) (bool, error)
-	})
+	cond, ok := bs.(CondDeleter)
 	if !ok {
 		return nil
 	}

@@ -548,3 +548,6 @@ func (r *chunkReader) Close() error {
 	r.endConsumer()
 	return nil
 }
+
+// The retention, an erasure and DiscardNew delete blobs only through it.
+var _ store.CondDeleter = (*Blobs)(nil)
