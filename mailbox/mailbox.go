@@ -246,7 +246,7 @@ func (m *Mailbox) detailURL(id string) string {
 	return u.String()
 }
 
-// sweepLoop removes expired sessions now and then, and once an hour what the
+// sweepLoop removes expired sessions now and then, and once a day what the
 // mailbox keeps of cases the gateway deleted (forgetGone).
 func (m *Mailbox) sweepLoop() {
 	defer m.loops.Done()

@@ -87,10 +87,11 @@ func (s session) expired(now time.Time) bool {
 // or the hard end if that is sooner. LastSeen is refreshed at most once a minute,
 // so this may be up to a minute early, never late.
 func (s session) ends() time.Time {
-	if idle, hard := s.LastSeen.Add(sessionIdle), s.Created.Add(sessionMax); hard.Before(idle) {
+	idle, hard := s.LastSeen.Add(sessionIdle), s.Created.Add(sessionMax)
+	if hard.Before(idle) {
 		return hard
 	}
-	return s.LastSeen.Add(sessionIdle)
+	return idle
 }
 
 // Only the digest of a session token is stored: a copy of mailbox.db lets nobody in.

@@ -218,7 +218,7 @@ var eventLabels = map[string]string{
 // retention's removal, though both are bytes_removed (a data protection audit
 // found erased cases labelled as expired).
 func eventText(e submission.Event) string {
-	if e.Type == submission.EventBytesRemoved && e.Detail == broker.ErasedDetail {
+	if isErasure(e) {
 		return "Dateien auf Anordnung gelöscht (vor Ablauf der Aufbewahrungsfrist)"
 	}
 	return eventLabel(e.Type)
@@ -226,13 +226,11 @@ func eventText(e submission.Event) string {
 
 // erasedOnRequest reports whether the case's bytes went by an erasure, not the
 // retention.
-func erasedOnRequest(evs []submission.Event) bool {
-	for _, e := range evs {
-		if e.Type == submission.EventBytesRemoved && e.Detail == broker.ErasedDetail {
-			return true
-		}
-	}
-	return false
+func erasedOnRequest(evs []submission.Event) bool { return slices.ContainsFunc(evs, isErasure) }
+
+// isErasure: e is the removal of the bytes by broker.Erase.
+func isErasure(e submission.Event) bool {
+	return e.Type == submission.EventBytesRemoved && e.Detail == broker.ErasedDetail
 }
 
 func eventLabel(t string) string {
