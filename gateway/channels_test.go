@@ -20,7 +20,6 @@ import (
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
-	"github.com/amtsbote/amtsbote/mailbox"
 	"github.com/amtsbote/amtsbote/mailbox/mailboxclient"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/signing"
@@ -286,10 +285,7 @@ func TestWebhookGoneFallsBackToTheMailbox(t *testing.T) {
 	gone := newHookRecv(t, secretA, http.StatusGone)
 	f := start(t, func(c *config.Config) {
 		c.Offices[DemoOfficeID] = c.Offices[DemoOfficeID].WithChannel(channel.Webhook, config.Channel{Endpoint: gone.srv.URL, Secret: secretA})
-		hash, err := mailbox.HashPassword("pruefer-passwort")
-		if err != nil {
-			t.Fatal(err)
-		}
+		hash := cheapHash(t, "pruefer-passwort")
 		c.Mailbox.Users = []config.MailboxUser{{Name: "anna", Office: DemoOfficeID, PasswordHash: hash}}
 	})
 	ctx := context.Background()
@@ -354,10 +350,7 @@ func eventTypes(evs []wire.Event) []string {
 // the package in its web mailbox, and the Eingangsbestaetigung says so at the 201.
 // An office with nobody who could log in holds it for the operator instead.
 func TestNoChannelGoesToTheMailboxAtOnce(t *testing.T) {
-	hash, err := mailbox.HashPassword("pruefer-passwort")
-	if err != nil {
-		t.Fatal(err)
-	}
+	hash := cheapHash(t, "pruefer-passwort")
 	f := start(t, func(c *config.Config) {
 		c.Mailbox.Users = []config.MailboxUser{{Name: "anna", Office: DemoOfficeID, PasswordHash: hash}}
 	})

@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/amtsbote/amtsbote/config"
-	"github.com/amtsbote/amtsbote/mailbox"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -53,10 +52,7 @@ func fill(t *testing.T, path string) {
 // before is delivered.
 func TestDiskFullAnswers503AndRecovers(t *testing.T) {
 	data := smallFS(t, "24m")
-	hash, err := mailbox.HashPassword("pruefer-passwort")
-	if err != nil {
-		t.Fatal(err)
-	}
+	hash := cheapHash(t, "pruefer-passwort")
 	f := start(t, func(c *config.Config) {
 		c.DataDir = data
 		c.Mailbox.Users = []config.MailboxUser{{Name: "anna", Office: DemoOfficeID, PasswordHash: hash}}

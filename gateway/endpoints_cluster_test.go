@@ -11,7 +11,6 @@ import (
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/internal/natstest"
-	"github.com/amtsbote/amtsbote/mailbox"
 	"github.com/amtsbote/amtsbote/mailbox/mailboxclient"
 )
 
@@ -94,10 +93,7 @@ func TestClusterSharesDisabledEndpoints(t *testing.T) {
 // logged in at the other. (Before, each kept its sessions in its own mailbox.db,
 // and every request that went elsewhere showed the login page.)
 func TestClusterSharesMailboxSessions(t *testing.T) {
-	hash, err := mailbox.HashPassword("pruefer-passwort")
-	if err != nil {
-		t.Fatal(err)
-	}
+	hash := cheapHash(t, "pruefer-passwort")
 	url := natstest.StartSingle(t).URLs()
 	cluster := func(cfg *config.Config) {
 		cfg.Store.Backend, cfg.NATS.URL = config.StoreJetStream, url

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/beevik/etree"
 
@@ -38,6 +39,18 @@ import (
 	"github.com/amtsbote/amtsbote/signing/signingtest"
 	"github.com/amtsbote/amtsbote/store"
 )
+
+// cheapHash is a mailbox password hash at bcrypt's lowest cost: the gateway
+// accepts any bcrypt hash, and the full cost of mailbox.HashPassword took seconds
+// per test under the race detector.
+func cheapHash(t testing.TB, pw string) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}
 
 type fixture struct {
 	g      *Gateway

@@ -152,8 +152,8 @@ func (g *Gateway) setupCredentials() error {
 	}
 	if len(dc.Mailbox) == 0 {
 		// Also for a credentials file written before the mailbox existed.
-		pw := randomToken()[:20]
-		hash, err := mailbox.HashPassword(pw)
+		pw := randomToken()[:20] // 80 random bits
+		hash, err := mailbox.HashGeneratedPassword(pw)
 		if err != nil {
 			return fmt.Errorf("dev credentials: %w", err)
 		}
