@@ -31,6 +31,7 @@ type conditional interface {
 // TestBlobSweepCluster: the retention sweep of blobs on a three-process cluster (R3),
 // with gateways on different servers.
 func TestBlobSweepCluster(t *testing.T) {
+	t.Parallel() // its own three servers; the cluster tests mostly wait (elections, restarts), so two share the time
 	c := natstest.StartCluster(t, 3)
 	t.Run("PutRacesSweep", func(t *testing.T) { testPutRacesSweep(t, c) })
 	t.Run("BrokerGC", func(t *testing.T) { testBrokerGCSweepsBlobs(t, c) })

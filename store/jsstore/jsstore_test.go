@@ -137,6 +137,7 @@ func dropBuckets(c *natstest.Cluster, prefix string) {
 
 // TestContractCluster runs the contract and the cross-node race on one cluster.
 func TestContractCluster(t *testing.T) {
+	t.Parallel() // its own three servers; the cluster tests mostly wait (elections, restarts), so two share the time
 	c := natstest.StartCluster(t, 3)
 	t.Run("Suite", func(t *testing.T) { storetest.Run(t, clusterHarness(c)) })
 	t.Run("OneWinnerAcrossNodes", func(t *testing.T) { testOneWinnerAcrossNodes(t, c) })
@@ -158,6 +159,7 @@ type acked struct {
 // written while the first was down must now be served from the restarted one.
 // Nothing acknowledged is lost at any stage.
 func TestClusterSurvivesKill(t *testing.T) {
+	t.Parallel() // its own three servers; the cluster tests mostly wait (elections, restarts), so two share the time
 	c := natstest.StartCluster(t, 3)
 	nc := c.Connect(t)
 	js, err := jetstream.New(nc)
@@ -688,6 +690,7 @@ func TestReplyIndexBuiltForOlderBuckets(t *testing.T) {
 // that, and a gateway turned ready again without quorum (the CI failure of
 // gateway.TestClusterWithoutQuorumIsNotReady).
 func TestReachableWithoutQuorum(t *testing.T) {
+	t.Parallel() // its own three servers; the cluster tests mostly wait (elections, restarts), so two share the time
 	c := natstest.StartCluster(t, 3)
 	nc := c.Connect(t)
 	js, err := jetstream.New(nc)

@@ -24,6 +24,7 @@ import (
 // replica and was started again (amtsbote_store_stale_listings_total), so the
 // scenario it is about did happen.
 func TestListingSeesTheLatestWrite(t *testing.T) {
+	t.Parallel() // its own three servers; the cluster tests mostly wait (elections, restarts), so two share the time
 	c := natstest.StartCluster(t, 3)
 	st, _ := openOn(t, c.Servers[0], "lag")
 	ctx := context.Background()
