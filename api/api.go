@@ -200,6 +200,7 @@ func New(o Options) *Server {
 		r.Get("/dead-letters", s.adminDeadLetters)
 		r.Post("/dead-letters/replay", s.adminReplay)
 		r.Get("/submissions/{id}", s.adminGet)
+		r.Get("/offices", s.adminOffices)
 		r.Get("/endpoints", s.adminEndpoints)
 		r.Post("/endpoints/{office}/{channel}/enable", s.adminEnableEndpoint)
 		r.Get("/backup", s.adminBackup)
@@ -961,6 +962,24 @@ func (s *Server) adminEndpoints(w http.ResponseWriter, r *http.Request) {
 		eps = []broker.EndpointState{}
 	}
 	writeJSON(w, 200, map[string]any{"endpoints": eps})
+}
+
+// backlogReadLimit bounds the records one GET /v1/admin/offices reads: about a
+// second's reading on a bbolt store, and a week's arrivals at a large portal.
+const backlogReadLimit = 100_000
+
+// adminOffices answers which offices packages wait for: the backlog gauges say
+// that something waits, this says for whom and since when.
+func (s *Server) adminOffices(w http.ResponseWriter, r *http.Request) {
+	offices, read, complete, err := s.opt.Broker.Backlog(backlogReadLimit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if offices == nil {
+		offices = []broker.OfficeBacklog{}
+	}
+	writeJSON(w, 200, map[string]any{"offices": offices, "waiting": read, "complete": complete})
 }
 
 // adminEnableEndpoint enables a disabled office channel again and closes its breaker.

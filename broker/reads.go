@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/amtsbote/amtsbote/store"
@@ -106,9 +107,18 @@ func (b *Broker) InState(state submission.State, fn func(*submission.Submission)
 			return state != "" && s.State != state || fn(s)
 		})
 	}
+	_, err := b.walkIndex(list, func(s submission.State) bool { return s == state }, fn)
+	return err
+}
+
+// walkIndex reads the records an index names, oldest first, and hands fn those
+// whose state keep accepts (a record that moved on since the listing is passed
+// over: the index of its new state has it) until fn returns false, which ends the
+// walk with stopped set.
+func (b *Broker) walkIndex(list func() ([]string, error), keep func(submission.State) bool, fn func(*submission.Submission) bool) (stopped bool, err error) {
 	ids, err := list()
 	if err != nil {
-		return err
+		return false, err
 	}
 	slices.Sort(ids) // time-ordered ids
 	for _, id := range ids {
@@ -117,11 +127,86 @@ func (b *Broker) InState(state submission.State, fn func(*submission.Submission)
 			continue // deleted since the index was listed (retention runs beside us)
 		}
 		if err != nil {
-			return err
+			return false, err
 		}
-		if s.State == state && !fn(s) {
-			return nil
+		if keep(s.State) && !fn(s) {
+			return true, nil
 		}
 	}
-	return nil
+	return false, nil
+}
+
+// OfficeBacklog is what waits for one office: packages not yet handed to its
+// system (queued, retrying), handed over but not confirmed (a case folder not
+// imported, an XTA message not fetched, a mailbox case not opened), and held for
+// a person; WaitingSince is when the oldest of them was received.
+type OfficeBacklog struct {
+	Office       string    `json:"office"`
+	Queued       int       `json:"queued"`
+	Retrying     int       `json:"retrying"`
+	HandedOver   int       `json:"handedOver"`
+	Held         int       `json:"held"`
+	WaitingSince time.Time `json:"waitingSince"`
+}
+
+// Backlog counts what waits, per office, from the store's outbox, handed-over and
+// held indexes: each waiting record is read once, however many cases the store
+// holds. It reads at most limit records (complete is false if more wait). Offices
+// come oldest wait first: the one that has kept a citizen waiting longest is the
+// one to call. The backlog gauge says that something waits; this says for whom.
+func (b *Broker) Backlog(limit int) (offices []OfficeBacklog, read int, complete bool, err error) {
+	by := map[string]*OfficeBacklog{}
+	count := func(s *submission.Submission) bool {
+		if read == limit {
+			return false
+		}
+		read++
+		o := by[s.OfficeID]
+		if o == nil {
+			o = &OfficeBacklog{Office: s.OfficeID, WaitingSince: s.ReceivedAt}
+			by[s.OfficeID] = o
+		}
+		switch s.State {
+		case submission.StateQueued:
+			o.Queued++
+		case submission.StateRetrying:
+			o.Retrying++
+		case submission.StateHandedOver:
+			o.HandedOver++
+		case submission.StateHeld:
+			o.Held++
+		}
+		if s.ReceivedAt.Before(o.WaitingSince) {
+			o.WaitingSince = s.ReceivedAt
+		}
+		return true
+	}
+	complete = true
+	for _, ix := range []struct {
+		list func() ([]string, error)
+		keep func(submission.State) bool
+	}{
+		{b.db.Outbox, submission.State.Dispatchable},
+		{b.db.HandedOver, func(s submission.State) bool { return s == submission.StateHandedOver }},
+		{b.db.Held, func(s submission.State) bool { return s == submission.StateHeld }},
+	} {
+		stopped, err := b.walkIndex(ix.list, ix.keep, count)
+		if err != nil {
+			return nil, 0, false, err
+		}
+		if stopped {
+			complete = false
+			break
+		}
+	}
+	for _, o := range by {
+		offices = append(offices, *o)
+	}
+	slices.SortFunc(offices, func(a, b OfficeBacklog) int {
+		if c := a.WaitingSince.Compare(b.WaitingSince); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Office, b.Office)
+	})
+	return offices, read, complete, nil
 }

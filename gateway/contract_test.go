@@ -105,6 +105,8 @@ func TestAPIContract(t *testing.T) {
 		{"admin get", "GET", "/v1/admin/submissions/" + id, adminToken, "", nil, 200},
 		{"admin get unknown", "GET", "/v1/admin/submissions/nope", adminToken, "", nil, 404},
 		{"admin list handed over", "GET", "/v1/admin/submissions?state=handed_over", adminToken, "", nil, 200},
+		{"admin offices", "GET", "/v1/admin/offices", adminToken, "", nil, 200},
+		{"admin offices as an office", "GET", "/v1/admin/offices", officeToken, "", nil, 401},
 		{"admin redeliver not held", "POST", "/v1/admin/submissions/" + id + "/redeliver", adminToken, "", nil, 409},
 		{"admin dead letters page", "GET", "/v1/admin/dead-letters?limit=1&after=0", adminToken, "", nil, 200},
 		{"admin dead letters bad limit", "GET", "/v1/admin/dead-letters?limit=0", adminToken, "", nil, 422},

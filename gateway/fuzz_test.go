@@ -256,6 +256,7 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"GET", "/v1/admin/endpoints"},
 	{"POST", "/v1/admin/endpoints/{id}/{a}/enable"},
 	{"POST", "/v1/submissions"},
+	{"GET", "/v1/admin/offices"}, // after the others: the corpus names routes by index
 }
 
 // FuzzAPIContract: any operation of the API, with any path values, query, body,

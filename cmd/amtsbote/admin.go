@@ -33,6 +33,7 @@ var adminVerbs = []struct{ name, args, use string }{
 	{"replay", "ID... | -office ID | -from T -to T", "queue held packages again at their office's first channel (after mending the cause)"},
 	{"erase", "-operator NAME [-note TEXT] ID", "remove one case's package, attachments and replies now, on request (record, history and receipts stay)"},
 	{"list", "-state STATE", "submissions in one state (at most 1000)"},
+	{"offices", "", "what waits for which office (queued, retrying, handed over, held), the longest waiting first"},
 	{"endpoints", "", "circuit breakers and channels disabled after a 410 Gone"},
 	{"enable", "OFFICE CHANNEL", "enable a disabled channel again"},
 	{"reload", "", "re-read the directory files and the trust store"},
@@ -217,6 +218,11 @@ func (c *adminClient) run(ctx context.Context, verb string, args []string, stdou
 		return c.list(ctx, args, stdout, stderr)
 	case "erase":
 		return c.erase(ctx, args, stdout, stderr)
+	case "offices":
+		if len(args) != 0 {
+			return errAdminUsage
+		}
+		return c.offices(ctx, stdout)
 	case "endpoints":
 		if len(args) != 0 {
 			return errAdminUsage
@@ -469,6 +475,41 @@ func stateNames() []string {
 		out = append(out, string(s))
 	}
 	return out
+}
+
+func (c *adminClient) offices(ctx context.Context, stdout io.Writer) error {
+	var v struct {
+		Offices  []broker.OfficeBacklog `json:"offices"`
+		Waiting  int                    `json:"waiting"`
+		Complete bool                   `json:"complete"`
+	}
+	if done, err := c.print(ctx, http.MethodGet, "/v1/admin/offices", nil, &v, stdout); done {
+		return err
+	}
+	if len(v.Offices) == 0 {
+		fmt.Fprintln(stdout, "nothing waits: every package has reached its office's system or a person")
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "WAITING SINCE\tOFFICE\tQUEUED\tRETRYING\tHANDED OVER\tHELD")
+	for _, o := range v.Offices {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\n", o.WaitingSince.Local().Format("2006-01-02 15:04"), o.Office, o.Queued, o.Retrying, o.HandedOver, o.Held)
+	}
+	tw.Flush()
+	more := ""
+	if !v.Complete {
+		more = " (the first read; more wait)"
+	}
+	fmt.Fprintf(stdout, "%s wait for %s%s. Retrying: `amtsbote admin endpoints`; handed over: the office has not imported or opened them; held: `amtsbote admin held`.\n", counted(v.Waiting, "package"), counted(len(v.Offices), "office"), more)
+	return nil
+}
+
+// counted is "1 office", "2 offices".
+func counted(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func (c *adminClient) endpoints(ctx context.Context, stdout io.Writer) error {

@@ -14,7 +14,7 @@ import (
 
 // TestAdminCommands: the person on call works through the admin API with the
 // CLI alone: what waits for a person, one package's story, the replay, the
-// endpoints, a state's list; a wrong token and a reload without directory files
+// endpoints, a state's list, what waits per office; a wrong token and a reload without directory files
 // say what happened; the token never comes from the command line.
 func TestAdminCommands(t *testing.T) {
 	g, pki := gatewaytest.Start(t, func(c *config.Config) {
@@ -75,6 +75,17 @@ func TestAdminCommands(t *testing.T) {
 	}
 	if rc, out, errs := admin(token, "list", "-state", "held"); rc != 0 || !strings.Contains(out, id) || !strings.Contains(out, "2 held") {
 		t.Errorf("list: rc %d\n%s%s", rc, out, errs)
+	}
+	// For whom it waits: both held packages, one office, received when the first was.
+	rc, offices, _ := admin(token, "offices")
+	t.Logf("amtsbote admin offices: rc %d\n%s", rc, offices)
+	if rc, out, errs := admin(token, "offices"); rc != 0 || !strings.Contains(out, "HELD") ||
+		!regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\d \d\d:\d\d +\S+ +0 +0 +0 +2 *$`).MatchString(out) ||
+		!strings.Contains(out, "2 packages wait for 1 office.") {
+		t.Errorf("offices: rc %d\n%s%s", rc, out, errs)
+	}
+	if rc, out, errs := admin(token, "-json", "offices"); rc != 0 || !regexp.MustCompile(`"held":\s*2`).MatchString(out) || !regexp.MustCompile(`"complete":\s*true`).MatchString(out) {
+		t.Errorf("offices -json: rc %d\n%s%s", rc, out, errs)
 	}
 	if rc, out, errs := admin(token, "replay", id); rc != 0 || !strings.Contains(out, "replayed 1") {
 		t.Errorf("replay: rc %d\n%s%s", rc, out, errs)
