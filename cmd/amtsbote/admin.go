@@ -486,16 +486,12 @@ func (c *adminClient) offices(ctx context.Context, stdout io.Writer) error {
 	if done, err := c.print(ctx, http.MethodGet, "/v1/admin/offices", nil, &v, stdout); done {
 		return err
 	}
-	if len(v.Offices) == 0 {
-		fmt.Fprintln(stdout, "nothing waits: every package has reached its office's system or a person")
+	if !printRows(stdout, v.Offices, "nothing waits: every package has reached its office's system or a person",
+		"WAITING SINCE\tOFFICE\tQUEUED\tRETRYING\tHANDED OVER\tHELD", func(o broker.OfficeBacklog) string {
+			return fmt.Sprintf("%s\t%s\t%d\t%d\t%d\t%d", o.WaitingSince.Local().Format("2006-01-02 15:04"), o.Office, o.Queued, o.Retrying, o.HandedOver, o.Held)
+		}) {
 		return nil
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "WAITING SINCE\tOFFICE\tQUEUED\tRETRYING\tHANDED OVER\tHELD")
-	for _, o := range v.Offices {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\n", o.WaitingSince.Local().Format("2006-01-02 15:04"), o.Office, o.Queued, o.Retrying, o.HandedOver, o.Held)
-	}
-	tw.Flush()
 	more := ""
 	if !v.Complete {
 		more = " (the first read; more wait)"
@@ -512,6 +508,22 @@ func counted(n int, noun string) string {
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
+// printRows prints rows as a table under header (tab-separated columns), or the
+// sentence empty when there are none; it reports whether there were rows.
+func printRows[T any](stdout io.Writer, rows []T, empty, header string, line func(T) string) bool {
+	if len(rows) == 0 {
+		fmt.Fprintln(stdout, empty)
+		return false
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, r := range rows {
+		fmt.Fprintln(tw, line(r))
+	}
+	tw.Flush()
+	return true
+}
+
 func (c *adminClient) endpoints(ctx context.Context, stdout io.Writer) error {
 	var v struct {
 		Endpoints []broker.EndpointState `json:"endpoints"`
@@ -519,20 +531,15 @@ func (c *adminClient) endpoints(ctx context.Context, stdout io.Writer) error {
 	if done, err := c.print(ctx, http.MethodGet, "/v1/admin/endpoints", nil, &v, stdout); done {
 		return err
 	}
-	if len(v.Endpoints) == 0 {
-		fmt.Fprintln(stdout, "every endpoint the gateway has called answers (no breaker open, none disabled)")
-		return nil
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "OFFICE\tCHANNEL\tSTATE\tFAILURES\tNEXT TRY\tREASON")
-	for _, e := range v.Endpoints {
-		next := ""
-		if e.RetryAt != nil {
-			next = e.RetryAt.Local().Format("15:04:05")
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", e.Office, e.Channel, e.State, e.Failures, next, oneLine(e.Reason, 80))
-	}
-	return tw.Flush()
+	printRows(stdout, v.Endpoints, "every endpoint the gateway has called answers (no breaker open, none disabled)",
+		"OFFICE\tCHANNEL\tSTATE\tFAILURES\tNEXT TRY\tREASON", func(e broker.EndpointState) string {
+			next := ""
+			if e.RetryAt != nil {
+				next = e.RetryAt.Local().Format("15:04:05")
+			}
+			return fmt.Sprintf("%s\t%s\t%s\t%d\t%s\t%s", e.Office, e.Channel, e.State, e.Failures, next, oneLine(e.Reason, 80))
+		})
+	return nil
 }
 
 func (c *adminClient) enable(ctx context.Context, office, channel string, stdout io.Writer) error {
