@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -366,8 +369,9 @@ func TestNoChannelGoesToTheMailboxAtOnce(t *testing.T) {
 	if err != nil || r.Channel != channel.Mailbox {
 		t.Fatalf("receipt names channel %q: %v", r.Channel, err)
 	}
+	mailboxID := res.SubmissionID
 	waitFor(t, "the hand-over to the mailbox", func() bool {
-		s, err := f.g.Broker.Submission(res.SubmissionID)
+		s, err := f.g.Broker.Submission(mailboxID)
 		return err == nil && s.State == submission.StateHandedOver
 	})
 
@@ -401,6 +405,24 @@ func TestNoChannelGoesToTheMailboxAtOnce(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(body), "amtsbote_submissions_held 1") {
 		t.Fatalf("metric amtsbote_submissions_held is not 1")
+	}
+	// And since when each waits: the mailbox case, the held one; nothing in the
+	// outbox (NaN, so an alert on the age stays silent).
+	handedOver, _ := f.g.Broker.Submission(mailboxID)
+	held, _ := f.g.Broker.Submission(res.SubmissionID)
+	for state, want := range map[string]float64{
+		"handed_over": float64(handedOver.ReceivedAt.UnixNano()) / 1e9,
+		"held":        float64(held.ReceivedAt.UnixNano()) / 1e9,
+		"waiting":     math.NaN(),
+	} {
+		m := regexp.MustCompile(`(?m)^amtsbote_submissions_oldest_received_timestamp_seconds\{state="` + state + `"\} (\S+)$`).FindSubmatch(body)
+		if m == nil {
+			t.Fatalf("no oldest received time for %s in /metrics", state)
+		}
+		got, err := strconv.ParseFloat(string(m[1]), 64)
+		if err != nil || math.IsNaN(want) != math.IsNaN(got) || !math.IsNaN(want) && math.Abs(got-want) > 0.001 {
+			t.Errorf("oldest %s received at %s, want %v", state, m[1], want)
+		}
 	}
 }
 

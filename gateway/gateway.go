@@ -177,16 +177,20 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 	// waiting for a person, counted from the store's indexes: the same numbers on
 	// every node of a cluster (alert on max, not sum). A scrape lists each at most
 	// every 10 s.
+	held := &indexWatch{state: "held", list: g.db.Held, get: g.db.Get, every: 10 * time.Second}
+	waiting := &indexWatch{state: "waiting", list: g.db.Outbox, get: g.db.Get, every: 10 * time.Second}
+	handedOver := &indexWatch{state: "handed_over", list: g.db.HandedOver, get: g.db.Get, every: 10 * time.Second}
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "amtsbote_submissions_held",
 			Help: "Submissions waiting for a person: no channel of the office could deliver them (counted from the store's index)."},
-			countEvery(10*time.Second, g.db.Held)),
+			held.count),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "amtsbote_submissions_waiting",
 			Help: "Submissions waiting for a delivery attempt (queued or retrying), counted from the store's outbox."},
-			countEvery(10*time.Second, g.db.Outbox)),
+			waiting.count),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "amtsbote_submissions_handed_over",
 			Help: "Submissions handed to a channel, waiting for the office's confirmation, counted from the store's index."},
-			countEvery(10*time.Second, g.db.HandedOver)))
+			handedOver.count),
+		newOldestCollector(waiting, handedOver, held))
 	// The bus carries the work queue: without it packages are still accepted
 	// (into the outbox) but none is delivered, and /readyz says only "degraded"
 	// with 200, which no load balancer or scrape of the other series shows. An
@@ -551,21 +555,3 @@ func RetentionOf(cfg config.Config) broker.Retention {
 		CompactMinFree: cfg.Retention.CompactMinFree}
 }
 
-// countEvery returns a gauge function that reports how many ids list returns,
-// listing at most once per every; an error keeps the last count.
-func countEvery(every time.Duration, list func() ([]string, error)) func() float64 {
-	var mu sync.Mutex
-	var at time.Time
-	var n float64
-	return func() float64 {
-		mu.Lock()
-		defer mu.Unlock()
-		if time.Since(at) >= every {
-			at = time.Now()
-			if ids, err := list(); err == nil {
-				n = float64(len(ids))
-			}
-		}
-		return n
-	}
-}

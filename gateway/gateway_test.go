@@ -38,6 +38,7 @@ import (
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/signing/signingtest"
 	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 // cheapHash is a mailbox password hash at bcrypt's lowest cost: the gateway
@@ -499,26 +500,35 @@ func TestStoreMetricsAndBackupPerBackend(t *testing.T) {
 	}
 }
 
-// TestCountEvery: a scrape lists at most once per period, and a failed listing
-// keeps the last count instead of reporting an empty backlog.
-func TestCountEvery(t *testing.T) {
-	calls := 0
+// TestIndexWatch: a scrape lists an index at most once per period, a failed
+// listing keeps the last figures instead of reporting an empty backlog, the
+// oldest is the smallest (time-ordered) id's record, read alone, and an empty
+// index has no oldest.
+func TestIndexWatch(t *testing.T) {
+	calls, reads := 0, 0
 	var fail error
-	list := func() ([]string, error) {
-		calls++
-		return make([]string, calls), fail
+	ids := []string{"0193-c", "0193-a", "0193-b"}
+	received := map[string]time.Time{"0193-a": time.Unix(1_700_000_000, 0), "0193-b": time.Unix(1_700_000_100, 0), "0193-c": time.Unix(1_700_000_200, 0)}
+	list := func() ([]string, error) { calls++; return ids, fail }
+	get := func(id string) (*submission.Submission, error) {
+		reads++
+		return &submission.Submission{ID: id, ReceivedAt: received[id]}, nil
 	}
-	cached := countEvery(time.Hour, list)
-	if a, b := cached(), cached(); a != 1 || b != 1 || calls != 1 {
+	cached := &indexWatch{list: list, get: get, every: time.Hour}
+	if a, b := cached.count(), cached.count(); a != 3 || b != 3 || calls != 1 {
 		t.Fatalf("cached: %v, %v after %d listings", a, b, calls)
 	}
-	fresh := countEvery(0, list)
-	if n := fresh(); n != 2 {
-		t.Fatalf("fresh: %v", n)
+	fresh := &indexWatch{list: list, get: get}
+	if n, oldest := fresh.read(); n != 3 || !oldest.Equal(received["0193-a"]) || reads != 2 {
+		t.Fatalf("fresh: %d, oldest %v, %d records read (want 3, the oldest's time, one read per listing)", n, oldest, reads)
 	}
 	fail = errors.New("store closed")
-	if n := fresh(); n != 2 || calls != 3 {
-		t.Fatalf("after a failed listing: %v (%d listings), want the last count 2", n, calls)
+	if n, oldest := fresh.read(); n != 3 || !oldest.Equal(received["0193-a"]) || calls != 3 {
+		t.Fatalf("after a failed listing: %d, %v (%d listings), want the last figures", n, oldest, calls)
+	}
+	fail, ids = nil, nil
+	if n, oldest := fresh.read(); n != 0 || !oldest.IsZero() {
+		t.Fatalf("empty: %d, %v", n, oldest)
 	}
 }
 
