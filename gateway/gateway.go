@@ -554,4 +554,3 @@ func RetentionOf(cfg config.Config) broker.Retention {
 	return broker.Retention{PackageBytes: cfg.Retention.PackageBytes, Records: cfg.Retention.Records, Unanswered: cfg.Retention.Unanswered,
 		CompactMinFree: cfg.Retention.CompactMinFree}
 }
-
