@@ -80,7 +80,7 @@ func TestBacklogPerOffice(t *testing.T) {
 	}
 	for i := range want {
 		if got := offices[i]; got.Office != want[i].Office || got.Queued != want[i].Queued || got.Retrying != want[i].Retrying ||
-			got.HandedOver != want[i].HandedOver || got.Held != want[i].Held || !got.WaitingSince.Equal(want[i].WaitingSince) {
+			got.HandedOver != want[i].HandedOver || got.Held != want[i].Held || !got.WaitingSince.Equal(want[i].WaitingSince) || got.Name != got.Office {
 			t.Errorf("office %d: %+v, want %+v", i, got, want[i])
 		}
 	}

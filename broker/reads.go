@@ -142,6 +142,7 @@ func (b *Broker) walkIndex(list func() ([]string, error), keep func(submission.S
 // a person; WaitingSince is when the oldest of them was received.
 type OfficeBacklog struct {
 	Office       string    `json:"office"`
+	Name         string    `json:"name,omitempty"` // as the directory named it when the oldest was received
 	Queued       int       `json:"queued"`
 	Retrying     int       `json:"retrying"`
 	HandedOver   int       `json:"handedOver"`
@@ -163,7 +164,7 @@ func (b *Broker) Backlog(limit int) (offices []OfficeBacklog, read int, complete
 		read++
 		o := by[s.OfficeID]
 		if o == nil {
-			o = &OfficeBacklog{Office: s.OfficeID, WaitingSince: s.ReceivedAt}
+			o = &OfficeBacklog{Office: s.OfficeID, Name: s.OfficeName, WaitingSince: s.ReceivedAt}
 			by[s.OfficeID] = o
 		}
 		switch s.State {
@@ -177,7 +178,7 @@ func (b *Broker) Backlog(limit int) (offices []OfficeBacklog, read int, complete
 			o.Held++
 		}
 		if s.ReceivedAt.Before(o.WaitingSince) {
-			o.WaitingSince = s.ReceivedAt
+			o.WaitingSince, o.Name = s.ReceivedAt, s.OfficeName
 		}
 		return true
 	}

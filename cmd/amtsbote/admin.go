@@ -487,8 +487,8 @@ func (c *adminClient) offices(ctx context.Context, stdout io.Writer) error {
 		return err
 	}
 	if !printRows(stdout, v.Offices, "nothing waits: every package has reached its office's system or a person",
-		"WAITING SINCE\tOFFICE\tQUEUED\tRETRYING\tHANDED OVER\tHELD", func(o broker.OfficeBacklog) string {
-			return fmt.Sprintf("%s\t%s\t%d\t%d\t%d\t%d", o.WaitingSince.Local().Format("2006-01-02 15:04"), o.Office, o.Queued, o.Retrying, o.HandedOver, o.Held)
+		"WAITING SINCE\tOFFICE\tQUEUED\tRETRYING\tHANDED OVER\tHELD\tNAME", func(o broker.OfficeBacklog) string {
+			return fmt.Sprintf("%s\t%s\t%d\t%d\t%d\t%d\t%s", o.WaitingSince.Local().Format("2006-01-02 15:04"), o.Office, o.Queued, o.Retrying, o.HandedOver, o.Held, oneLine(o.Name, 60))
 		}) {
 		return nil
 	}
