@@ -94,21 +94,35 @@ func (b *Broker) Redeliver(id, actor string) (*submission.Submission, error) {
 // are read through their index, oldest first, so what needs a person is listed
 // without reading every record; any other state scans.
 func (b *Broker) InState(state submission.State, fn func(*submission.Submission) bool) error {
-	var list func() ([]string, error)
-	switch {
-	case state == submission.StateHeld:
-		list = b.db.Held
-	case state == submission.StateHandedOver:
-		list = b.db.HandedOver
-	case state.Dispatchable():
-		list = b.db.Outbox
-	default:
-		return b.db.Scan(func(s *submission.Submission) bool {
-			return state != "" && s.State != state || fn(s)
-		})
+	for _, ix := range b.waitingIndexes() {
+		if state != "" && ix.holds(state) {
+			_, err := b.walkIndex(ix.list, func(s submission.State) bool { return s == state }, fn)
+			return err
+		}
 	}
-	_, err := b.walkIndex(list, func(s submission.State) bool { return s == state }, fn)
-	return err
+	return b.db.Scan(func(s *submission.Submission) bool {
+		return state != "" && s.State != state || fn(s)
+	})
+}
+
+// waitingIndex is one of the store's indexes of submissions that wait, and the
+// states whose submissions it names.
+type waitingIndex struct {
+	list  func() ([]string, error)
+	holds func(submission.State) bool
+}
+
+// waitingIndexes are the outbox (queued, retrying), the handed-over and the held
+// index: InState reads one of them, Backlog all three.
+func (b *Broker) waitingIndexes() []waitingIndex {
+	is := func(want submission.State) func(submission.State) bool {
+		return func(s submission.State) bool { return s == want }
+	}
+	return []waitingIndex{
+		{b.db.Outbox, submission.State.Dispatchable},
+		{b.db.HandedOver, is(submission.StateHandedOver)},
+		{b.db.Held, is(submission.StateHeld)},
+	}
 }
 
 // walkIndex reads the records an index names, oldest first, and hands fn those
@@ -183,15 +197,8 @@ func (b *Broker) Backlog(limit int) (offices []OfficeBacklog, read int, complete
 		return true
 	}
 	complete = true
-	for _, ix := range []struct {
-		list func() ([]string, error)
-		keep func(submission.State) bool
-	}{
-		{b.db.Outbox, submission.State.Dispatchable},
-		{b.db.HandedOver, func(s submission.State) bool { return s == submission.StateHandedOver }},
-		{b.db.Held, func(s submission.State) bool { return s == submission.StateHeld }},
-	} {
-		stopped, err := b.walkIndex(ix.list, ix.keep, count)
+	for _, ix := range b.waitingIndexes() {
+		stopped, err := b.walkIndex(ix.list, ix.holds, count)
 		if err != nil {
 			return nil, 0, false, err
 		}
