@@ -177,9 +177,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 	// waiting for a person, counted from the store's indexes: the same numbers on
 	// every node of a cluster (alert on max, not sum). A scrape lists each at most
 	// every 10 s.
-	held := &indexWatch{state: "held", list: g.db.Held, get: g.db.Get, every: 10 * time.Second}
-	waiting := &indexWatch{state: "waiting", list: g.db.Outbox, get: g.db.Get, every: 10 * time.Second}
-	handedOver := &indexWatch{state: "handed_over", list: g.db.HandedOver, get: g.db.Get, every: 10 * time.Second}
+	watch := func(state string, list func() ([]string, error)) *indexWatch {
+		return &indexWatch{state: state, list: list, get: g.db.Get, every: 10 * time.Second}
+	}
+	held, waiting, handedOver := watch("held", g.db.Held), watch("waiting", g.db.Outbox), watch("handed_over", g.db.HandedOver)
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "amtsbote_submissions_held",
 			Help: "Submissions waiting for a person: no channel of the office could deliver them (counted from the store's index)."},
