@@ -24,7 +24,7 @@ import (
 // OpenOptions of an open-loop run: a ladder of fixed arrival rates against one
 // loopback gateway.
 type OpenOptions struct {
-	Rates          []float64     // arrivals per second, one step each, in this order
+	Rates          []Rate        // one step each, in this order (ParseRates)
 	Step           time.Duration // length of each step (default 20 s)
 	Arrivals       string        // ArrivalConstant or ArrivalPoisson (default)
 	Seed           uint64        // of the Poisson arrivals (default 1)
@@ -87,7 +87,8 @@ type ProbeStats struct {
 // Step is one rate of the ladder. Latencies are of the arrivals scheduled in the
 // step (answered whenever); rates, gaps and counters are of the step's window.
 type Step struct {
-	Rate            float64
+	Rate            float64 // arrivals per second
+	Share           float64 // the share of the baseline before the ladder that Rate is; 0: a fixed rate
 	Seconds         float64
 	latencyStats                  // Scheduled, Sent, Dropped, Created, P50…Max, Errors, MaxLag
 	AcceptedPerSec  float64       // 201 answers received in the window
@@ -187,20 +188,14 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 	if o.Drain <= 0 {
 		o.Drain = 60 * time.Second
 	}
-	// The whole schedule first: it says how many packages to sign.
-	rng := rand.New(rand.NewPCG(o.Seed, 0x616d7473626f7465))
-	plan := make([][]time.Duration, len(o.Rates))
-	total := 0
-	for i, r := range o.Rates {
-		offs, err := arrivalOffsets(o.Arrivals, r, o.Step, rng)
-		if err != nil {
-			return nil, err
-		}
-		plan[i] = offs
-		total += len(offs)
+	if o.Arrivals != ArrivalConstant && o.Arrivals != ArrivalPoisson {
+		return nil, fmt.Errorf("arrivals %q: want %s or %s", o.Arrivals, ArrivalConstant, ArrivalPoisson)
 	}
-	if total == 0 {
-		return nil, fmt.Errorf("open loop: no arrivals in the ladder (rates × step < 1)")
+	// Packages for the baseline: as many as the ladder sends, at most 2,000 (and
+	// 2,000 when a step is a share of the baseline, whose size is not known yet).
+	keep := 2000
+	if !slices.ContainsFunc(o.Rates, func(r Rate) bool { return r.Share > 0 }) {
+		keep = max(1, min(keep, expectedArrivals(o.Rates, o.Step)))
 	}
 	if o.DataDir == "" {
 		d, err := os.MkdirTemp("", "amtsbote-bench-")
@@ -224,7 +219,47 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 	res.Workers = g.Config.Delivery.Workers
 	res.VerifySlots = g.Pipeline.Slots.Size()
 
-	progressf(o.Progress, "signing %d packages...\n", total)
+	// Baseline in the same run: verification alone, one goroutine per CPU, on
+	// packages of the ladder's shape signed for it and off the heap like the
+	// ladder's; before the ladder and again after the drain (as the closed loop
+	// does: baseline). The ladder is planned after it: a step may be a share of it.
+	progressf(o.Progress, "signing %d packages for the baseline...\n", keep)
+	basePre, err := b.presign(keep, o.Elements, procs.CPUs())
+	if err != nil {
+		return nil, err
+	}
+	var base baseline
+	err = base.measure(b, basePre.docs, procs.CPUs())
+	basePre.close()
+	if err != nil {
+		return nil, err
+	}
+	// Whatever ends the run from here, its report (printed on errors too) is
+	// against every baseline measured by then.
+	defer res.setBaseline(&base)
+
+	// The whole schedule: it says how many packages to sign.
+	rng := rand.New(rand.NewPCG(o.Seed, 0x616d7473626f7465))
+	plan := make([][]time.Duration, len(o.Rates))
+	rates := make([]float64, len(o.Rates))
+	total := 0
+	for i, r := range o.Rates {
+		// A share is rounded up to whole arrivals per second, never below it.
+		rates[i] = r.PerSec
+		if r.Share > 0 {
+			rates[i] = max(1, math.Ceil(r.perSec(base.rates[0])))
+		}
+		offs, err := arrivalOffsets(o.Arrivals, rates[i], o.Step, rng)
+		if err != nil {
+			return nil, err
+		}
+		plan[i] = offs
+		total += len(offs)
+	}
+	if total == 0 {
+		return nil, fmt.Errorf("open loop: no arrivals in the ladder (rates × step < 1)")
+	}
+	progressf(o.Progress, "signing %d packages for the ladder %s/s...\n", total, ratesLine(rates))
 	pre, err := b.presign(total, o.Elements, procs.CPUs())
 	if err != nil {
 		return nil, err
@@ -235,17 +270,6 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 	for _, d := range docs {
 		res.PresignedBytes += int64(len(d))
 	}
-	// Baseline in the same run: verification alone, on (up to 2,000 of) the same
-	// packages, one goroutine per CPU; before the ladder and again after the drain
-	// (as the closed loop does: baseline).
-	var base baseline
-	keep := min(len(docs), 2000)
-	if err := base.measure(b, docs[:keep], procs.CPUs()); err != nil {
-		return nil, err
-	}
-	// Whatever ends the run from here, its report (printed on errors too) is
-	// against every baseline measured by then.
-	defer res.setBaseline(&base)
 
 	clk := realClock{}
 	var received, delivered atomic.Int64
@@ -337,7 +361,7 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 		}
 		defer trace.Stop()
 	}
-	for i, rate := range o.Rates {
+	for i, rate := range rates {
 		if ctx.Err() != nil {
 			break
 		}
@@ -370,7 +394,7 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 		stopProgress()
 
 		secs := t1.Sub(t0).Seconds()
-		s := Step{Rate: rate, Seconds: secs,
+		s := Step{Rate: rate, Share: o.Rates[i].Share, Seconds: secs,
 			AcceptedPerSec: float64(w1.created-w0.created) / secs, DeliveredPerSec: float64(d1-d0) / secs,
 			BacklogStart: r0 - d0, BacklogEnd: r1 - d1, NoAnswerGap: w1.noAnswerGap, DeliveryGap: dGap,
 			Probe: probeStats(plat, perrs), PeakRSS: rss, MaxInFlight: w1.maxInFlight,
@@ -583,6 +607,57 @@ func (r *OpenResult) Report(w io.Writer) {
 		fmt.Fprintf(w, "highest rate meeting the target: %g/s (%s), but lower rates failed: %v\n", rate, crit, lower)
 	default:
 		fmt.Fprintf(w, "highest rate meeting the target: %g/s (%s)\n", rate, crit)
+	}
+	if line := r.targetLine(); line != "" {
+		fmt.Fprintln(w, line)
+	}
+}
+
+// TargetRate is issue #12's open-loop rate for this run: TargetShare of the
+// baseline measured before the ladder (the one the ladder's shares are of); 0
+// before that baseline exists.
+func (r *OpenResult) TargetRate() float64 {
+	if len(r.VerifyRates) == 0 {
+		return 0
+	}
+	return TargetShare * r.VerifyRates[0]
+}
+
+// TargetMet says whether a step at TargetRate or above met the latency target,
+// and which: the first that did, else the first that ran there (nil: none did).
+func (r *OpenResult) TargetMet() (bool, *Step) {
+	t := r.TargetRate()
+	var first *Step
+	for i := range r.Steps {
+		s := &r.Steps[i]
+		if t <= 0 || s.Rate < t {
+			continue
+		}
+		if s.OK {
+			return true, s
+		}
+		if first == nil {
+			first = s
+		}
+	}
+	return false, first
+}
+
+// targetLine is the report's last line: the issue's open-loop target, judged.
+func (r *OpenResult) targetLine() string {
+	t := r.TargetRate()
+	if t <= 0 {
+		return ""
+	}
+	head := fmt.Sprintf("open-loop target (issue #12) at >= %g x the baseline before the ladder (%.0f/s) = %.0f/s:", TargetShare, r.VerifyRates[0], t)
+	met, s := r.TargetMet()
+	switch {
+	case met:
+		return fmt.Sprintf("%s met at %g/s (p99 %s)", head, s.Rate, fmtDur(s.P99))
+	case s != nil:
+		return fmt.Sprintf("%s NOT met at %g/s (%s)", head, s.Rate, strings.Join(s.Why, ", "))
+	default:
+		return fmt.Sprintf("%s no step at that rate (add %gx to -rates)", head, TargetShare)
 	}
 }
 

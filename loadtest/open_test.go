@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -217,6 +218,64 @@ func TestJudge(t *testing.T) {
 	}
 }
 
+// TestParseRates: fixed rates and shares of the baseline, and what is refused.
+func TestParseRates(t *testing.T) {
+	got, err := ParseRates(" 50, 200 ,0.25x,1.5x,")
+	want := []Rate{{PerSec: 50}, {PerSec: 200}, {Share: 0.25}, {Share: 1.5}}
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("got %v, %v; want %v", got, err, want)
+	}
+	if s := fmt.Sprint(got); s != "[50 200 0.25x 1.5x]" {
+		t.Errorf("printed %s", s)
+	}
+	for _, bad := range []string{"", ",", "0", "-5", "x", "0x", "-0.25x", "abc", "11x", "NaN", "Inf", "0.25xx", "1e400"} {
+		if r, err := ParseRates(bad); err == nil {
+			t.Errorf("%q: accepted as %v", bad, r)
+		}
+	}
+}
+
+// TestTargetVerdict: the issue's open-loop target is judged at TargetShare of the
+// baseline before the ladder, by the first step at or above that rate that met
+// the latency target.
+func TestTargetVerdict(t *testing.T) {
+	line := func(r *OpenResult) string {
+		var b strings.Builder
+		r.Report(&b)
+		out := strings.TrimSpace(b.String())
+		return out[strings.LastIndex(out, "\n")+1:]
+	}
+	for _, c := range []struct {
+		name  string
+		steps []Step
+		met   bool
+		want  string
+	}{
+		{"met", []Step{{Rate: 200, OK: true}, {Rate: 1000, Share: 0.25, OK: true, latencyStats: latencyStats{P99: 21 * time.Millisecond}}},
+			true, "= 1000/s: met at 1000/s (p99 21ms)"},
+		{"met above", []Step{{Rate: 1000, Why: []string{"p99 27ms > 25ms"}}, {Rate: 1200, OK: true}},
+			true, "met at 1200/s"},
+		{"not met", []Step{{Rate: 400, OK: true}, {Rate: 1000, Why: []string{"p99 42ms > 25ms"}}},
+			false, "NOT met at 1000/s (p99 42ms > 25ms)"},
+		{"below", []Step{{Rate: 400, OK: true}, {Rate: 999, OK: true}},
+			false, "no step at that rate (add 0.25x to -rates)"},
+	} {
+		r := &OpenResult{VerifyRates: []float64{4000, 3000}, VerifyPerSec: 3500, Steps: c.steps}
+		if got := r.TargetRate(); got != 1000 {
+			t.Errorf("%s: target rate %v, want 0.25 x the baseline before the ladder", c.name, got)
+		}
+		if met, _ := r.TargetMet(); met != c.met {
+			t.Errorf("%s: met %v", c.name, met)
+		}
+		if l := line(r); !strings.HasPrefix(l, "open-loop target (issue #12)") || !strings.Contains(l, c.want) {
+			t.Errorf("%s: last line %q, want it to contain %q", c.name, l, c.want)
+		}
+	}
+	if l := line(&OpenResult{Steps: []Step{{Rate: 5, OK: true}}}); strings.HasPrefix(l, "open-loop target") {
+		t.Errorf("no baseline, yet a target line: %q", l)
+	}
+}
+
 func TestDiskstatsFlushField(t *testing.T) {
 	stats := []byte(" 254       0 vda 173796 16329 5854954 74487 189480 123159 13842752 156569 0 61936 267523 112503 17 11341248 22614 33886 13851\n" +
 		" 254       1 vdb 1 2 3 4 5 6 7 8 9 10 11\n")
@@ -235,7 +294,7 @@ func TestDiskstatsFlushField(t *testing.T) {
 // timings (the machine is shared).
 func TestOpenShortRun(t *testing.T) {
 	res, err := RunOpen(context.Background(), OpenOptions{
-		Rates: []float64{5, 10}, Step: 2 * time.Second, Arrivals: ArrivalPoisson, Seed: 7,
+		Rates: []Rate{{PerSec: 5}, {Share: 0.02}}, Step: 2 * time.Second, Arrivals: ArrivalPoisson, Seed: 7,
 		Floor: 300 * time.Millisecond, Gateway: Gateway{DataDir: t.TempDir()}, Drain: 30 * time.Second,
 	})
 	if err != nil {
@@ -243,6 +302,11 @@ func TestOpenShortRun(t *testing.T) {
 	}
 	if len(res.Steps) != 2 {
 		t.Fatalf("%d steps, want 2", len(res.Steps))
+	}
+	// The second step is a share of the baseline measured before the ladder,
+	// rounded up to whole arrivals per second.
+	if s := res.Steps[1]; s.Share != 0.02 || s.Rate != math.Ceil(0.02*res.VerifyRates[0]) || res.Steps[0].Share != 0 || res.Steps[0].Rate != 5 {
+		t.Errorf("steps %v/s (share %v) and %v/s (share %v); baseline before %v", res.Steps[0].Rate, res.Steps[0].Share, s.Rate, s.Share, res.VerifyRates[0])
 	}
 	for _, s := range res.Steps {
 		if s.Sent == 0 || s.Sent != s.Scheduled || s.Created+errCount(s.Errors) != s.Sent {
@@ -289,19 +353,27 @@ func TestOpenShortRun(t *testing.T) {
 	out := b.String()
 	t.Log("\n" + out)
 	for _, want := range []string{"-open", "poisson", "baseline", "before the run", "floor", "p99.9", "no-ans", "dlv-gap", "probe p50/p99/max",
-		"flush/pkg", "KiB/pkg", "peak RSS", "dlv/verify", "store wait p50/p99", "stages:", "drain:", "highest rate meeting the target:"} {
+		"flush/pkg", "KiB/pkg", "peak RSS", "dlv/verify", "store wait p50/p99", "stages:", "drain:", "highest rate meeting the target:", "open-loop target (issue #12)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q", want)
 		}
 	}
-	rows := 0
-	for line := range strings.SplitSeq(out, "\n") {
-		if f := strings.Fields(line); len(f) > 0 && f[0] == "10" {
-			rows++
+	for _, s := range res.Steps {
+		rows, rate := 0, fmt.Sprint(s.Rate)
+		for line := range strings.SplitSeq(out, "\n") {
+			if f := strings.Fields(line); len(f) > 0 && f[0] == rate {
+				rows++
+			}
 		}
-	}
-	if rows != 3 {
-		t.Errorf("want three table rows for 10/s (latency, resources, stages), found %d", rows)
+		same := 0 // steps of the same rate (the share's may round to 5/s)
+		for _, o := range res.Steps {
+			if o.Rate == s.Rate {
+				same++
+			}
+		}
+		if rows != 3*same {
+			t.Errorf("want three table rows per step of %s/s (latency, resources, stages), found %d", rate, rows)
+		}
 	}
 }
 

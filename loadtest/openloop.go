@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -27,6 +28,86 @@ const (
 	ArrivalConstant = "constant" // one arrival every 1/rate
 	ArrivalPoisson  = "poisson"  // exponential inter-arrival times with mean 1/rate
 )
+
+// TargetShare is where issue #12 puts the open loop's latency target: at an
+// arrival rate of a quarter of the verification-only baseline of the same run.
+const TargetShare = 0.25
+
+// maxShare bounds a step given as a share of the baseline: ten times what the
+// machine verifies is no measurement, only a queue.
+const maxShare = 10
+
+// Rate is one step of the ladder: PerSec arrivals per second, or, with Share set,
+// that share of the verification-only baseline measured before the ladder. A
+// fixed rate means something else on every machine (1,000/s is a quarter of one
+// quiet VM's baseline and most of a slow one's); "0.25x" is the issue's target
+// rate wherever the bench runs.
+type Rate struct {
+	PerSec float64
+	Share  float64
+}
+
+func (r Rate) String() string {
+	if r.Share > 0 {
+		return strconv.FormatFloat(r.Share, 'g', -1, 64) + "x"
+	}
+	return strconv.FormatFloat(r.PerSec, 'g', -1, 64)
+}
+
+// perSec is the step's arrivals per second against baseline (verifications per
+// second before the ladder).
+func (r Rate) perSec(baseline float64) float64 {
+	if r.Share > 0 {
+		return r.Share * baseline
+	}
+	return r.PerSec
+}
+
+// ParseRates reads a ladder written as on the command line: comma-separated
+// arrivals per second ("200") or shares of the baseline ("0.25x").
+func ParseRates(s string) ([]Rate, error) {
+	var out []Rate
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		num, share := strings.CutSuffix(f, "x")
+		v, err := strconv.ParseFloat(num, 64)
+		switch {
+		case err != nil || !(v > 0) || math.IsInf(v, 0):
+			return nil, fmt.Errorf("%q is neither a positive rate nor a share of the baseline like 0.25x", f)
+		case share && v > maxShare:
+			return nil, fmt.Errorf("%q: a share of the baseline above %dx is no measurement", f, maxShare)
+		case share:
+			out = append(out, Rate{Share: v})
+		default:
+			out = append(out, Rate{PerSec: v})
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no rates")
+	}
+	return out, nil
+}
+
+// ratesLine is a ladder's rates as the command line writes them: 50,100,333.
+func ratesLine(rates []float64) string {
+	out := make([]string, len(rates))
+	for i, r := range rates {
+		out[i] = strconv.FormatFloat(r, 'g', -1, 64)
+	}
+	return strings.Join(out, ",")
+}
+
+// expectedArrivals is how many packages a ladder of fixed rates sends, on average.
+func expectedArrivals(rates []Rate, step time.Duration) int {
+	n := 0.0
+	for _, r := range rates {
+		n += r.PerSec * step.Seconds()
+	}
+	return int(math.Ceil(n))
+}
 
 // arrivalOffsets returns the scheduled send times of one step, as offsets from the
 // step's start, all before d.

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/amtsbote/amtsbote/internal/procs"
@@ -23,7 +21,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long (open loop: default the ladder plus 10 minutes)")
 	perOffice := fs.Int("per-office", 0, "concurrent delivery attempts per office (0: the default, workers/4); all packages go to one office")
 	open := fs.Bool("open", false, "open loop: fixed arrival rates, latency from the scheduled send time, one request per arrival")
-	rates := fs.String("rates", "50,100,200,400", "open loop: the rate ladder, arrivals per second, comma-separated")
+	rates := fs.String("rates", "50,100,200,400,0.25x", "open loop: the rate ladder, comma-separated: arrivals per second, or a share of the verification-only baseline measured before the ladder (0.25x: issue #12's target rate)")
 	step := fs.Duration("step", 20*time.Second, "open loop: length of each rate step")
 	arrivals := fs.String("arrivals", loadtest.ArrivalPoisson, "open loop: arrival process, poisson or constant")
 	seed := fs.Uint64("seed", 1, "open loop: seed of the Poisson arrivals")
@@ -59,7 +57,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	defer closeOutputs()
 	if *open {
-		ladder, err := parseRates(*rates)
+		ladder, err := loadtest.ParseRates(*rates)
 		if err != nil {
 			fmt.Fprintln(stderr, "amtsbote bench: -rates:", err)
 			return 2
@@ -79,7 +77,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		rctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
-		fmt.Fprintf(stderr, "open loop: %s arrivals at %s/s for %s each, against a gateway on loopback...\n", *arrivals, *rates, *step)
+		fmt.Fprintf(stderr, "open loop: %s arrivals at %s (per second; x: of the baseline) for %s each, against a gateway on loopback...\n", *arrivals, *rates, *step)
 		res, err := loadtest.RunOpen(rctx, loadtest.OpenOptions{
 			Rates: ladder, Step: *step, Arrivals: *arrivals, Seed: *seed, MaxInFlight: *maxInFlight,
 			Elements: *elements, Gateway: gw, Floor: fl, ProbeEvery: pe, Drain: *drain, Progress: stderr,
@@ -140,23 +138,4 @@ func base(profile string) string {
 		return ""
 	}
 	return profile + ".base"
-}
-
-func parseRates(s string) ([]float64, error) {
-	var out []float64
-	for f := range strings.SplitSeq(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		r, err := strconv.ParseFloat(f, 64)
-		if err != nil || r <= 0 {
-			return nil, fmt.Errorf("%q is not a positive rate", f)
-		}
-		out = append(out, r)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no rates")
-	}
-	return out, nil
 }
