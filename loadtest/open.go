@@ -244,11 +244,7 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 	rates := make([]float64, len(o.Rates))
 	total := 0
 	for i, r := range o.Rates {
-		// A share is rounded up to whole arrivals per second, never below it.
-		rates[i] = r.PerSec
-		if r.Share > 0 {
-			rates[i] = max(1, math.Ceil(r.perSec(base.rates[0])))
-		}
+		rates[i] = r.perSec(base.rates[0])
 		offs, err := arrivalOffsets(o.Arrivals, rates[i], o.Step, rng)
 		if err != nil {
 			return nil, err

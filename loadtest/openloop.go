@@ -55,10 +55,11 @@ func (r Rate) String() string {
 }
 
 // perSec is the step's arrivals per second against baseline (verifications per
-// second before the ladder).
+// second before the ladder). A share is rounded up to whole arrivals per second:
+// the step runs at the target's rate or just above it, never below.
 func (r Rate) perSec(baseline float64) float64 {
 	if r.Share > 0 {
-		return r.Share * baseline
+		return max(1, math.Ceil(r.Share*baseline))
 	}
 	return r.PerSec
 }
