@@ -228,6 +228,20 @@ func TestParseRates(t *testing.T) {
 	if s := fmt.Sprint(got); s != "[50 200 0.25x 1.5x]" {
 		t.Errorf("printed %s", s)
 	}
+	for _, c := range []struct {
+		r        Rate
+		baseline float64
+		want     float64
+	}{
+		{Rate{Share: 0.25}, 1333, 334}, // rounded up: the step is at the target's rate or above
+		{Rate{Share: 0.25}, 1332, 333},
+		{Rate{Share: 0.001}, 100, 1}, // never below one arrival a second
+		{Rate{PerSec: 12.5}, 1333, 12.5},
+	} {
+		if got := c.r.perSec(c.baseline); got != c.want {
+			t.Errorf("%v of %v: %v/s, want %v", c.r, c.baseline, got, c.want)
+		}
+	}
 	for _, bad := range []string{"", ",", "0", "-5", "x", "0x", "-0.25x", "abc", "11x", "NaN", "Inf", "0.25xx", "1e400"} {
 		if r, err := ParseRates(bad); err == nil {
 			t.Errorf("%q: accepted as %v", bad, r)
