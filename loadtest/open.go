@@ -620,23 +620,29 @@ func (r *OpenResult) TargetRate() float64 {
 }
 
 // TargetMet says whether a step at TargetRate or above met the latency target,
-// and which: the first that did, else the first that ran there (nil: none did).
+// and which step the verdict is about: of the steps at or above that rate, the
+// slowest that met it, else the slowest that ran there (the one nearest the
+// target, whatever the ladder's order); nil when none ran there.
 func (r *OpenResult) TargetMet() (bool, *Step) {
 	t := r.TargetRate()
-	var first *Step
+	var met, failed *Step
 	for i := range r.Steps {
 		s := &r.Steps[i]
 		if t <= 0 || s.Rate < t {
 			continue
 		}
+		best := &failed
 		if s.OK {
-			return true, s
+			best = &met
 		}
-		if first == nil {
-			first = s
+		if *best == nil || s.Rate < (*best).Rate {
+			*best = s
 		}
 	}
-	return false, first
+	if met != nil {
+		return true, met
+	}
+	return false, failed
 }
 
 // targetLine is the report's last line: the open-loop target, judged.

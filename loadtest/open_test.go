@@ -271,6 +271,12 @@ func TestTargetVerdict(t *testing.T) {
 			true, "met at 1200/s"},
 		{"not met", []Step{{Rate: 400, OK: true}, {Rate: 1000, Why: []string{"p99 42ms > 25ms"}}},
 			false, "NOT met at 1000/s (p99 42ms > 25ms)"},
+		// The default ladder runs 400/s before 0.25x: on a slow machine the
+		// verdict is about the step nearest the target, not the first above it.
+		{"nearest step", []Step{{Rate: 1200, Why: []string{"p99 65ms > 25ms"}}, {Rate: 1000, Share: 0.25, Why: []string{"p99 53ms > 25ms"}}},
+			false, "NOT met at 1000/s (p99 53ms > 25ms)"},
+		{"met at the slowest", []Step{{Rate: 1200, OK: true}, {Rate: 1000, Share: 0.25, OK: true}},
+			true, "met at 1000/s"},
 		{"below", []Step{{Rate: 400, OK: true}, {Rate: 999, OK: true}},
 			false, "no step at that rate (add 0.25x to -rates)"},
 	} {
