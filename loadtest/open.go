@@ -35,7 +35,12 @@ type OpenOptions struct {
 	ProbeEvery     time.Duration // write+fsync probe interval (default 10 ms; negative: no probe, to see what the probe costs)
 	RequestTimeout time.Duration // per request (default 30 s); an answer later counts as "timeout"
 	Drain          time.Duration // after the ladder, wait this long at most for the backlog to be delivered (default 60 s)
-	Progress       io.Writer     // one line per second while running; nil: silent
+	// BaselinePackages bounds the packages verified for each of the two
+	// baselines (default 2,000; fewer when a ladder of fixed rates sends fewer).
+	// Tests set it low: signing and verifying 4,000 under the race detector took
+	// a minute.
+	BaselinePackages int
+	Progress         io.Writer // one line per second while running; nil: silent
 	// Trace, when set, receives an execution trace of the ladder (go tool trace;
 	// -pprof=sched, sync, syscall show where requests waited at a given rate).
 	Trace io.Writer
@@ -194,6 +199,9 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 	// Packages for the baseline: as many as the ladder sends, at most 2,000 (and
 	// 2,000 when a step is a share of the baseline, whose size is not known yet).
 	keep := 2000
+	if o.BaselinePackages > 0 {
+		keep = o.BaselinePackages
+	}
 	if !slices.ContainsFunc(o.Rates, func(r Rate) bool { return r.Share > 0 }) {
 		keep = max(1, min(keep, expectedArrivals(o.Rates, o.Step)))
 	}

@@ -316,6 +316,7 @@ func TestOpenShortRun(t *testing.T) {
 	res, err := RunOpen(context.Background(), OpenOptions{
 		Rates: []Rate{{PerSec: 5}, {Share: 0.02}}, Step: 2 * time.Second, Arrivals: ArrivalPoisson, Seed: 7,
 		Floor: 300 * time.Millisecond, Gateway: Gateway{DataDir: t.TempDir()}, Drain: 30 * time.Second,
+		BaselinePackages: 100,
 	})
 	if err != nil {
 		t.Fatal(err)
