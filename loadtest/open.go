@@ -193,8 +193,10 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 	if o.Drain <= 0 {
 		o.Drain = 60 * time.Second
 	}
-	if o.Arrivals != ArrivalConstant && o.Arrivals != ArrivalPoisson {
-		return nil, fmt.Errorf("arrivals %q: want %s or %s", o.Arrivals, ArrivalConstant, ArrivalPoisson)
+	// Refused before the gateway starts and the baseline runs: the ladder is
+	// planned after the baseline.
+	if err := checkArrivals(o.Arrivals); err != nil {
+		return nil, err
 	}
 	// Packages for the baseline: as many as the ladder sends, at most 2,000 (and
 	// 2,000 when a step is a share of the baseline, whose size is not known yet).

@@ -110,6 +110,16 @@ func expectedArrivals(rates []Rate, step time.Duration) int {
 	return int(math.Ceil(n))
 }
 
+// checkArrivals refuses an arrival process that is neither of the two ("" is
+// constant arrivals).
+func checkArrivals(kind string) error {
+	switch kind {
+	case ArrivalConstant, ArrivalPoisson, "":
+		return nil
+	}
+	return fmt.Errorf("arrivals %q: want %s or %s", kind, ArrivalConstant, ArrivalPoisson)
+}
+
 // arrivalOffsets returns the scheduled send times of one step, as offsets from the
 // step's start, all before d.
 func arrivalOffsets(kind string, rate float64, d time.Duration, rng *rand.Rand) ([]time.Duration, error) {
@@ -136,7 +146,7 @@ func arrivalOffsets(kind string, rate float64, d time.Duration, rng *rand.Rand) 
 			offs = append(offs, off)
 		}
 	default:
-		return nil, fmt.Errorf("arrivals %q: want %s or %s", kind, ArrivalConstant, ArrivalPoisson)
+		return nil, checkArrivals(kind)
 	}
 	return offs, nil
 }
