@@ -296,16 +296,12 @@ func (c *adminClient) held(ctx context.Context, args []string, stdout, stderr io
 		}
 		return nil
 	}
-	if len(all) == 0 {
-		fmt.Fprintln(stdout, "no package waits for a person")
+	if !printRows(stdout, all, "no package waits for a person",
+		"HELD SINCE\tID\tOFFICE\tCHANNEL\tATTEMPTS\tREASON", func(d deadLetter) string {
+			return fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s", d.HeldAt.Local().Format("2006-01-02 15:04"), d.ID, d.Office, d.Channel, d.Attempts, oneLine(d.Reason, 80))
+		}) {
 		return nil
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "HELD SINCE\tID\tOFFICE\tCHANNEL\tATTEMPTS\tREASON")
-	for _, d := range all {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", d.HeldAt.Local().Format("2006-01-02 15:04"), d.ID, d.Office, d.Channel, d.Attempts, oneLine(d.Reason, 80))
-	}
-	tw.Flush()
 	fmt.Fprintf(stdout, "%d held. `amtsbote admin show ID` shows what the receiver said; mend the cause, then `amtsbote admin replay`.\n", len(all))
 	return nil
 }
