@@ -296,16 +296,16 @@ func TestTargetVerdict(t *testing.T) {
 	}
 }
 
-func TestDiskstatsFlushField(t *testing.T) {
+func TestDiskstatsFields(t *testing.T) {
 	stats := []byte(" 254       0 vda 173796 16329 5854954 74487 189480 123159 13842752 156569 0 61936 267523 112503 17 11341248 22614 33886 13851\n" +
 		" 254       1 vdb 1 2 3 4 5 6 7 8 9 10 11\n")
-	if n, err := diskFlushesFrom(stats, "vda"); err != nil || n != 33886 {
-		t.Errorf("vda: %d, %v; want 33886", n, err)
+	if c, err := diskStatsFrom(stats, "vda"); err != nil || c.Flushes != 33886 || c.Bytes != 13842752*512 {
+		t.Errorf("vda: %+v, %v; want 33886 flushes and %d bytes", c, err, 13842752*512)
 	}
-	if _, err := diskFlushesFrom(stats, "vdb"); err == nil {
+	if _, err := diskStatsFrom(stats, "vdb"); err == nil {
 		t.Error("old kernel format: no error")
 	}
-	if _, err := diskFlushesFrom(stats, "sda"); err == nil {
+	if _, err := diskStatsFrom(stats, "sda"); err == nil {
 		t.Error("missing disk: no error")
 	}
 }

@@ -2,8 +2,8 @@ package loadtest
 
 // What the open-loop mode reads from the machine: the process's bytes written
 // (/proc/self/io), its peak RSS (/proc/self/status VmHWM, reset per step through
-// /proc/self/clear_refs), the data disk's completed flush requests
-// (/proc/diskstats, kernel ≥ 5.5), the load average, and a write+fsync probe of the
+// /proc/self/clear_refs), the data disk's completed flush requests and bytes
+// written (/proc/diskstats, kernel ≥ 5.5), the load average, and a write+fsync probe of the
 // data folder as the machine's own floor. Everything is best effort: what cannot
 // be read is reported as unavailable, never guessed.
 
@@ -100,28 +100,48 @@ func dataDisk(dir string) (string, error) {
 	return filepath.Base(real), nil
 }
 
-// diskFlushes is the "flush requests completed" field of disk in /proc/diskstats
-// (the 19th field of the line counting major, minor and name; kernel ≥ 5.5).
-func diskFlushes(disk string) (int64, error) {
-	b, err := os.ReadFile("/proc/diskstats")
-	if err != nil {
-		return 0, err
-	}
-	return diskFlushesFrom(b, disk)
+// diskCounters are two of a disk's counters in /proc/diskstats.
+type diskCounters struct {
+	Flushes int64 // flush requests completed (kernel ≥ 5.5)
+	// Bytes written to the device (sectors written × 512). Unlike a process's
+	// write_bytes in /proc/PID/io it counts what reached the disk: on kernels
+	// whose page cache keeps a file in large folios (ext4 since 6.16), a write
+	// that dirties a clean folio charges the process the whole folio — up to
+	// 2 MiB for one 4 KiB page (docs/performance.md, "Bytes from the disk").
+	Bytes int64
 }
 
-func diskFlushesFrom(b []byte, disk string) (int64, error) {
+// diskStats reads disk's counters from /proc/diskstats.
+func diskStats(disk string) (diskCounters, error) {
+	b, err := os.ReadFile("/proc/diskstats")
+	if err != nil {
+		return diskCounters{}, err
+	}
+	return diskStatsFrom(b, disk)
+}
+
+// diskStatsFrom parses a /proc/diskstats line: major, minor, name, then the
+// counters, of which the 7th is sectors written and the 16th flushes completed.
+func diskStatsFrom(b []byte, disk string) (diskCounters, error) {
 	for line := range strings.SplitSeq(string(b), "\n") {
 		f := strings.Fields(line)
 		if len(f) < 3 || f[2] != disk {
 			continue
 		}
 		if len(f) < 20 {
-			return 0, fmt.Errorf("/proc/diskstats has no flush fields for %s (kernel < 5.5)", disk)
+			return diskCounters{}, fmt.Errorf("/proc/diskstats has no flush fields for %s (kernel < 5.5)", disk)
 		}
-		return strconv.ParseInt(f[18], 10, 64)
+		sectors, err := strconv.ParseInt(f[9], 10, 64)
+		if err != nil {
+			return diskCounters{}, fmt.Errorf("/proc/diskstats: %s: sectors written: %w", disk, err)
+		}
+		flushes, err := strconv.ParseInt(f[18], 10, 64)
+		if err != nil {
+			return diskCounters{}, fmt.Errorf("/proc/diskstats: %s: flushes: %w", disk, err)
+		}
+		return diskCounters{Flushes: flushes, Bytes: sectors * 512}, nil
 	}
-	return 0, fmt.Errorf("%s not in /proc/diskstats", disk)
+	return diskCounters{}, fmt.Errorf("%s not in /proc/diskstats", disk)
 }
 
 // probe writes 4 KiB and fsyncs them to a file in the data folder at a fixed
