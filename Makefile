@@ -18,7 +18,7 @@ export MAILPIT_BIN := $(MAILPIT)
 PROMTOOL_VERSION := v0.316.0
 PROMTOOL  ?= $(shell command -v promtool 2>/dev/null || echo $(CURDIR)/tools/bin/promtool-$(PROMTOOL_VERSION))
 
-.PHONY: all build run demo test vet unit deploy-check bench-short fuzz-short fuzz bench soak bench-soak cluster-soak cluster-measure bigfile lint tools clean
+.PHONY: all build run demo test vet unit deploy-check bench-short fuzz-short fuzz bench soak bench-soak bench-history cluster-soak cluster-measure bigfile lint tools clean
 
 all: build
 
@@ -105,6 +105,17 @@ soak:
 # Load for a long time (closed loop).
 bench-soak: build
 	./$(BIN) bench -n 50000 -c 32
+
+# Bytes and latency on a store with a history: bbolt rewrites every level of a
+# changed tree on each commit, so an empty store flatters (docs/performance.md,
+# "Bytes from the disk"). 100,000 submissions written by internal/scalegen (about a
+# minute), then the open loop at 200/s on that folder, which is removed after.
+HISTORY_DIR ?= /tmp/amtsbote-bench-history
+bench-history: build
+	rm -rf $(HISTORY_DIR)
+	$(GO) run ./internal/scalegen -data $(HISTORY_DIR) -n 100000 -offices 50 -big 20000 -waiting 0
+	./$(BIN) bench -open -rates 200 -step 30s -data $(HISTORY_DIR)
+	rm -rf $(HISTORY_DIR)
 
 # The long cluster run: three nats-server and three amtsbote processes, 2,000
 # submissions with kills (the short version runs in make test), and the store's own

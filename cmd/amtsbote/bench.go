@@ -36,6 +36,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	batchSize := fs.Int("batch-size", 0, "writes waiting that start a commit of the store before -batch-delay is up (0: the gateway's default, store.batch_size)")
 	cpuProfile := fs.String("cpuprofile", "", "closed loop: write a CPU profile of the gateway's work (first post to last delivery) to this file")
 	traceFile := fs.String("trace", "", "write an execution trace to this file (go tool trace): closed loop, of the same span as -cpuprofile; open loop, of the ladder")
+	dataDir := fs.String("data", "", "run the gateway on this data folder and leave it there (e.g. one internal/scalegen filled with a history: bbolt rewrites more pages per commit as its trees grow); empty: a temporary one, removed after")
 	memProfile := fs.String("memprofile", "", "closed loop: write the allocation profile after the last delivery to this file, and the one at the first post to this file + \".base\" (go tool pprof -sample_index=alloc_space -base)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -43,7 +44,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	// As serve runs the gateway (GOMAXPROCS=N in the environment measures without
 	// the spare processor).
 	procs.SpareForFlushes()
-	gw := loadtest.Gateway{Workers: *workers, VerifyParallel: *verifyParallel, YieldBacklog: *yieldBacklog, PerOffice: *perOffice, BatchDelay: *batchDelay, BatchSize: *batchSize}
+	gw := loadtest.Gateway{Workers: *workers, VerifyParallel: *verifyParallel, YieldBacklog: *yieldBacklog, PerOffice: *perOffice, BatchDelay: *batchDelay, BatchSize: *batchSize, DataDir: *dataDir}
 	o := loadtest.Options{N: *n, Concurrency: *c, Elements: *elements, Gateway: gw, Timeout: *timeout, Progress: stderr}
 	var traceOut io.Writer // both loops
 	outs := []output{{*traceFile, &traceOut}}

@@ -4,8 +4,8 @@
 // known ones) and writes each submission with Create and Update, the way
 // broker.Receive and delivery do, with real signed receipts.
 //
-// Usage (the data folder must hold the development PKI: start `amtsbote serve` on
-// it once first):
+// Usage (a data folder without the development PKI gets one, as `amtsbote serve`
+// would make it):
 //
 //	go run ./internal/scalegen -data DIR [-n 300000] [-offices 50] [-big 20000]
 //
@@ -33,6 +33,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
@@ -53,6 +54,11 @@ func main() {
 		log.Fatal("-data is required")
 	}
 	pki := filepath.Join(*data, "pki")
+	// The gateway's own: serve and bench on this folder sign with what was
+	// signed with here.
+	if _, err := signing.EnsureDevPKI(pki, config.Default().GatewayID); err != nil {
+		log.Fatal(err)
+	}
 	signer, err := signing.LoadSigner(filepath.Join(pki, "gateway-key.pem"), filepath.Join(pki, "gateway.pem"))
 	if err != nil {
 		log.Fatal(err)
