@@ -245,18 +245,18 @@ func TestReadsOlderValues(t *testing.T) {
 	var raw []byte
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
 		// The record as the old build stored it: the same JSON, deflated.
-		v, err := unpack(tx.Bucket(bucketSubmissions).Get([]byte(sub.ID)))
+		v, err := unpack(tx.Bucket(bucketCases).Get(recordKey(sub.ID)))
 		if err != nil {
 			return err
 		}
 		raw = v
-		if err := tx.Bucket(bucketSubmissions).Put([]byte(sub.ID), append([]byte{packedDeflate}, deflate(v)...)); err != nil {
+		if err := tx.Bucket(bucketCases).Put(recordKey(sub.ID), append([]byte{packedDeflate}, deflate(v)...)); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketReceipts).Put(receiptKey(sub.ID, "alt"), append([]byte{packedDeflate}, deflate(oldReceipt)...)); err != nil {
+		if err := tx.Bucket(bucketCases).Put(receiptKey(sub.ID, "alt"), append([]byte{packedDeflate}, deflate(oldReceipt)...)); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketReceipts).Put(receiptKey(sub.ID, "zstd"), packBig(oldReceipt)); err != nil {
+		if err := tx.Bucket(bucketCases).Put(receiptKey(sub.ID, "zstd"), packBig(oldReceipt)); err != nil {
 			return err
 		}
 		bv := make([]byte, inlineHeader)
@@ -301,7 +301,7 @@ func TestReadsOlderValues(t *testing.T) {
 		t.Fatalf("packBig: marker %#x, %d bytes", v[0], len(v))
 	}
 	_ = db.view(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketReceipts).Get(receiptKey(sub.ID, "eingang")); len(v) == 0 || (v[0] != packedS2 && v[0] != '<') {
+		if v := tx.Bucket(bucketCases).Get(receiptKey(sub.ID, "eingang")); len(v) == 0 || (v[0] != packedS2 && v[0] != '<') {
 			t.Errorf("a new receipt stored with marker %#x", v[0])
 		}
 		return nil

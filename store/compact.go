@@ -339,13 +339,14 @@ func (tx *wtx) bucket(name []byte) wbucket {
 	return wbucket{b: b, name: name, dirty: tx.dirty}
 }
 
-// appendOrdered are the buckets whose keys start with a submission id, a UUIDv7 that
+// appendOrdered are the buckets whose keys start with a submission id (in
+// bucketCases after its length), a UUIDv7 that
 // grows with time: new keys land at the end. Their pages are split full, not half
 // full (bbolt's default, right for random keys): a page left behind is not written
 // again, and full pages keep the trees a level lower — bbolt rewrites every level
 // of a changed path on every commit.
 var appendOrdered = map[string]bool{
-	string(bucketSubmissions): true, string(bucketEvents): true, string(bucketReceipts): true,
+	string(bucketCases): true, string(bucketSubmissions): true, string(bucketEvents): true, string(bucketReceipts): true,
 	string(bucketOutbox): true, string(bucketHandedOver): true, string(bucketHeld): true,
 	string(bucketByOffice): true, // office, then id: at the end of each office's range
 }

@@ -126,8 +126,9 @@ func reopen(t *testing.T, db *DB, dir string) *DB {
 }
 
 // TestSchemaUpgrade: files of schema 1 (before nested blobs and certificate
-// tokens) and 2 (before S2 values) open, keep their data and are marked 3; a file
-// of a newer schema is refused instead of misread.
+// tokens), 2 (before S2 values) and 3 (before one tree per case) open, keep their
+// data and are marked 4; a file of a newer schema is refused instead of misread.
+// (upgrade_test.go moves a file of the old layout.)
 func TestSchemaUpgrade(t *testing.T) {
 	dir := t.TempDir()
 	db, err := Open(dir, Options{})
@@ -147,7 +148,7 @@ func TestSchemaUpgrade(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, old := range []string{"1", "2"} {
+	for _, old := range []string{"1", "2", "3"} {
 		setSchema(old)
 		if db, err = Open(dir, Options{}); err != nil {
 			t.Fatalf("schema %s: %v", old, err)
@@ -162,10 +163,10 @@ func TestSchemaUpgrade(t *testing.T) {
 			return nil
 		})
 	}
-	setSchema("4")
+	setSchema("5")
 	if db, err = Open(dir, Options{}); err == nil {
 		db.Close()
-		t.Fatal("a file of schema 4 was opened")
+		t.Fatal("a file of schema 5 was opened")
 	}
 }
 

@@ -83,7 +83,7 @@ func (r *recent) forget(id string) {
 
 // record is getSubmission through the cache of recent reads.
 func (db *DB) record(tx *bolt.Tx, id string) (*submission.Submission, error) {
-	v := tx.Bucket(bucketSubmissions).Get([]byte(id))
+	v := tx.Bucket(bucketCases).Get(recordKey(id))
 	if v == nil {
 		return nil, fmt.Errorf("submission %s: %w", id, ErrNotFound)
 	}

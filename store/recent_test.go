@@ -16,7 +16,7 @@ func stored(t *testing.T, db *DB, id string) ([]byte, *submission.Submission) {
 	t.Helper()
 	var raw []byte
 	if err := db.view(func(tx *bolt.Tx) error {
-		raw = copyBytes(tx.Bucket(bucketSubmissions).Get([]byte(id)))
+		raw = copyBytes(tx.Bucket(bucketCases).Get(recordKey(id)))
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -100,7 +100,7 @@ func TestRecentRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketSubmissions).Put([]byte("s1"), enc) }); err != nil {
+	if err := db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketCases).Put(recordKey("s1"), enc) }); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := db.Get("s1"); got.Receiver != "written around the cache" {

@@ -48,6 +48,17 @@ var (
 )
 
 var (
+	// bucketCases holds every submission's record, event log and receipts side
+	// by side, under one time-ordered key space (caseKey). Until schema 4 they
+	// were three buckets (bucketSubmissions, bucketEvents, bucketReceipts), and
+	// bbolt rewrites every level of each tree a commit touches: with 100,000
+	// submissions each of the three was four levels deep, and an intake and a
+	// delivery wrote the same three paths twice over (docs/performance.md, "One
+	// tree per case").
+	bucketCases = []byte("cases")
+	// bucketSubmissions and bucketReceipts are read only to upgrade a file of
+	// schema 3 or older (upgradeCases). bucketEvents stays: its sequence numbers
+	// the events, in every file.
 	bucketSubmissions = []byte("submissions")
 	bucketEvents      = []byte("events")
 	bucketOutbox      = []byte("outbox")
@@ -82,12 +93,14 @@ const DefaultBatchSize = 16
 // schemaVersion is written on first open; a later incompatible layout bumps it.
 // "2": inline blobs kept alone in nested buckets, certificate tokens (known.go).
 // "3": records and receipts in S2 (pack).
-// This build reads files of versions 1 and 2 as they are and marks them 3, so that
-// an older build refuses the file instead of misreading what this one wrote.
-const schemaVersion = "3"
+// "4": records, events and receipts in one bucket (bucketCases).
+// This build moves the cases of files of versions 1 to 3 into bucketCases when
+// it opens them (upgradeCases) and marks them 4, so that an older build refuses
+// the file instead of misreading what this one wrote.
+const schemaVersion = "4"
 
 // schemaReadable are the earlier versions this build opens (and upgrades).
-var schemaReadable = map[string]bool{"1": true, "2": true}
+var schemaReadable = map[string]bool{"1": true, "2": true, "3": true}
 
 // Options tune the bbolt file. Zero values take the defaults.
 type Options struct {
@@ -307,10 +320,14 @@ func Open(dir string, opts Options) (*DB, error) {
 	if n, size := blobs.removeStale(); n > 0 && opts.Logger != nil {
 		opts.Logger.Info("store: removed temporary blob files of an earlier process", "files", n, "bytes", size)
 	}
+	if err := upgradeCases(b, opts.Logger); err != nil {
+		_ = b.Close()
+		return nil, fmt.Errorf("store: upgrade: %w", err)
+	}
 	var known *knownSet
 	err = b.Update(func(tx *bolt.Tx) error {
 		noHeld, noReplies := tx.Bucket(bucketHeld) == nil, tx.Bucket(bucketReplies) == nil
-		for _, name := range [][]byte{bucketSubmissions, bucketEvents, bucketOutbox, bucketIdempotency, bucketReceipts, bucketByOffice, bucketMeta, bucketHandedOver, bucketHeld, bucketReplies, bucketBlobs} {
+		for _, name := range [][]byte{bucketCases, bucketEvents, bucketOutbox, bucketIdempotency, bucketByOffice, bucketMeta, bucketHandedOver, bucketHeld, bucketReplies, bucketBlobs} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -432,13 +449,13 @@ func (db *DB) CreateWithBlobs(ctx context.Context, sub *submission.Submission, e
 				return err
 			}
 			stored = s
-			storedReceipt, err = db.known.unpack(tx.Bucket(bucketReceipts).Get(receiptKey(s.ID, receiptKind)))
+			storedReceipt, err = db.known.unpack(tx.Bucket(bucketCases).Get(receiptKey(s.ID, receiptKind)))
 			if err != nil {
 				return err
 			}
 			return nil
 		}
-		if tx.Bucket(bucketSubmissions).Get([]byte(sub.ID)) != nil {
+		if tx.Bucket(bucketCases).Get(recordKey(sub.ID)) != nil {
 			return fmt.Errorf("%w: submission id %s exists", ErrConflict, sub.ID)
 		}
 		if err := putEncoded(tx, sub, record); err != nil {
@@ -447,7 +464,7 @@ func (db *DB) CreateWithBlobs(ctx context.Context, sub *submission.Submission, e
 		if err := tx.bucket(bucketIdempotency).Put(idem, []byte(sub.ID)); err != nil {
 			return err
 		}
-		if err := tx.bucket(bucketReceipts).Put(receiptKey(sub.ID, receiptKind), packedReceipt); err != nil {
+		if err := tx.bucket(bucketCases).Put(receiptKey(sub.ID, receiptKind), packedReceipt); err != nil {
 			return err
 		}
 		if err := appendEvents(tx, sub.ID, events); err != nil {
@@ -538,7 +555,7 @@ func (db *DB) change(id, kind string, receipt []byte, fn func(s *submission.Subm
 	// as of that read, with no commit to wait for.
 	var raw []byte
 	err := db.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketSubmissions).Get([]byte(id))
+		v := tx.Bucket(bucketCases).Get(recordKey(id))
 		if v == nil {
 			return fmt.Errorf("submission %s: %w", id, ErrNotFound)
 		}
@@ -576,7 +593,7 @@ func (db *DB) change(id, kind string, receipt []byte, fn func(s *submission.Subm
 	err = db.batch(func(tx *wtx) error {
 		out, changed = nil, false
 		cur, curEvs, curEnc := s, evs, enc
-		if v := tx.Bucket(bucketSubmissions).Get([]byte(id)); !bytes.Equal(v, raw) {
+		if v := tx.Bucket(bucketCases).Get(recordKey(id)); !bytes.Equal(v, raw) {
 			var err error
 			if cur, err = db.record(tx.Tx, id); err != nil {
 				return err
@@ -598,7 +615,7 @@ func (db *DB) change(id, kind string, receipt []byte, fn func(s *submission.Subm
 			return err
 		}
 		if receipt != nil {
-			if err := tx.bucket(bucketReceipts).Put(receiptKey(id, kind), packedReceipt); err != nil {
+			if err := tx.bucket(bucketCases).Put(receiptKey(id, kind), packedReceipt); err != nil {
 				return err
 			}
 		}
@@ -617,7 +634,7 @@ func (db *DB) change(id, kind string, receipt []byte, fn func(s *submission.Subm
 func (db *DB) Receipt(id, kind string) ([]byte, error) {
 	var out []byte
 	err := db.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketReceipts).Get(receiptKey(id, kind))
+		v := tx.Bucket(bucketCases).Get(receiptKey(id, kind))
 		if v == nil {
 			return ErrNotFound
 		}
@@ -632,11 +649,12 @@ func (db *DB) Receipt(id, kind string) ([]byte, error) {
 func (db *DB) Events(id string) ([]submission.Event, error) {
 	var out []submission.Event
 	err := db.view(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketSubmissions).Get([]byte(id)) == nil {
+		cases := tx.Bucket(bucketCases)
+		if cases.Get(recordKey(id)) == nil {
 			return ErrNotFound
 		}
-		prefix := append([]byte(id), 0)
-		c := tx.Bucket(bucketEvents).Cursor()
+		prefix := caseKey(id, tagEvent)
+		c := cases.Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			var e submission.Event
 			if err := json.Unmarshal(v, &e); err != nil {
@@ -662,13 +680,13 @@ func (db *DB) Held() ([]string, error) { return db.keys(bucketHeld) }
 // indexHeld fills the held index of a file written before it existed, once.
 func indexHeld(tx *bolt.Tx) error {
 	held := tx.Bucket(bucketHeld)
-	return tx.Bucket(bucketSubmissions).ForEach(func(k, v []byte) error {
-		s, err := decodeSubmission(string(k), v)
+	return forEachRecord(tx, func(id string, v []byte) error {
+		s, err := decodeSubmission(id, v)
 		if err != nil {
 			return err
 		}
 		if s.State == submission.StateHeld {
-			return held.Put(copyBytes(k), nil)
+			return held.Put([]byte(id), nil)
 		}
 		return nil
 	})
@@ -677,8 +695,8 @@ func indexHeld(tx *bolt.Tx) error {
 // indexReplies fills the reply index of a file written before it existed.
 func indexReplies(tx *bolt.Tx) error {
 	replies := tx.Bucket(bucketReplies)
-	return tx.Bucket(bucketSubmissions).ForEach(func(k, v []byte) error {
-		s, err := decodeSubmission(string(k), v)
+	return forEachRecord(tx, func(id string, v []byte) error {
+		s, err := decodeSubmission(id, v)
 		if err != nil {
 			return err
 		}
@@ -772,9 +790,6 @@ func (db *DB) Delete(id string) error {
 		if err != nil {
 			return err
 		}
-		if err := tx.bucket(bucketSubmissions).Delete([]byte(id)); err != nil {
-			return err
-		}
 		if v := tx.Bucket(bucketIdempotency).Get(idempotencyKey(s.Sender, s.MessageID)); string(v) == id {
 			if err := tx.bucket(bucketIdempotency).Delete(idempotencyKey(s.Sender, s.MessageID)); err != nil {
 				return err
@@ -797,17 +812,16 @@ func (db *DB) Delete(id string) error {
 				}
 			}
 		}
-		for _, bucket := range [][]byte{bucketEvents, bucketReceipts} {
-			prefix := append([]byte(id), 0)
-			c := tx.Bucket(bucket).Cursor()
-			var keys [][]byte
-			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-				keys = append(keys, copyBytes(k))
-			}
-			for _, k := range keys {
-				if err := tx.bucket(bucket).Delete(k); err != nil {
-					return err
-				}
+		// The record, its events and its receipts: every key of the case.
+		prefix := casePrefix(id)
+		c := tx.Bucket(bucketCases).Cursor()
+		var keys [][]byte
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			keys = append(keys, copyBytes(k))
+		}
+		for _, k := range keys {
+			if err := tx.bucket(bucketCases).Delete(k); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -816,27 +830,31 @@ func (db *DB) Delete(id string) error {
 
 // Scan calls fn for every submission (admin listings, statistics). fn must not block.
 func (db *DB) Scan(fn func(*submission.Submission) bool) error {
-	return db.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketSubmissions).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
+	errStop := errors.New("stop")
+	err := db.view(func(tx *bolt.Tx) error {
+		return forEachRecord(tx, func(id string, v []byte) error {
 			var s submission.Submission
 			raw, err := unpack(v)
 			if err != nil {
-				return fmt.Errorf("store: submission %s: %w", k, err)
+				return fmt.Errorf("store: submission %s: %w", id, err)
 			}
 			if err := json.Unmarshal(raw, &s); err != nil {
-				return fmt.Errorf("store: submission %s: %w", k, err)
+				return fmt.Errorf("store: submission %s: %w", id, err)
 			}
 			if !fn(&s) {
-				return nil
+				return errStop
 			}
-		}
-		return nil
+			return nil
+		})
 	})
+	if errors.Is(err, errStop) {
+		return nil
+	}
+	return err
 }
 
 func getSubmission(tx *bolt.Tx, id string) (*submission.Submission, error) {
-	v := tx.Bucket(bucketSubmissions).Get([]byte(id))
+	v := tx.Bucket(bucketCases).Get(recordKey(id))
 	if v == nil {
 		return nil, fmt.Errorf("submission %s: %w", id, ErrNotFound)
 	}
@@ -892,7 +910,7 @@ func keepScratch(bp *[]byte, b []byte) {
 
 // putEncoded writes record s, encoded as v, with its index and set entries.
 func putEncoded(tx *wtx, s *submission.Submission, v []byte) error {
-	if err := tx.bucket(bucketSubmissions).Put([]byte(s.ID), v); err != nil {
+	if err := tx.bucket(bucketCases).Put(recordKey(s.ID), v); err != nil {
 		return err
 	}
 	// A Put dirties its page even when the key is there: set members already in
@@ -938,9 +956,9 @@ func keyExists(c *bolt.Cursor, k []byte) bool {
 }
 
 func appendEvents(tx *wtx, id string, evs []submission.Event) error {
-	b := tx.bucket(bucketEvents)
+	b, numbers := tx.bucket(bucketCases), tx.Bucket(bucketEvents)
 	for i := range evs {
-		seq, err := b.NextSequence()
+		seq, err := numbers.NextSequence()
 		if err != nil {
 			return err
 		}
@@ -954,10 +972,7 @@ func appendEvents(tx *wtx, id string, evs []submission.Event) error {
 		if err != nil {
 			return err
 		}
-		k := make([]byte, 0, len(id)+9)
-		k = append(append(k, id...), 0)
-		k = binary.BigEndian.AppendUint64(k, seq)
-		if err := b.Put(k, v); err != nil {
+		if err := b.Put(binary.BigEndian.AppendUint64(caseKey(id, tagEvent), seq), v); err != nil {
 			return err
 		}
 	}
@@ -968,7 +983,60 @@ func idempotencyKey(sender, messageID string) []byte {
 	return []byte(sender + "\x00" + messageID)
 }
 
-func receiptKey(id, kind string) []byte { return []byte(id + "\x00" + kind) }
+// A case's keys in bucketCases: the id's length (a uvarint: one byte below
+// 128), the id, a tag, and for an event its sequence number (8 bytes,
+// big-endian), for a receipt its kind. The length first makes the id's end
+// unambiguous whatever bytes follow it; ids are UUIDv7s of one length, so the
+// keys stay in time order and a new case lands at the end of the tree, its
+// record, events and receipts on one path.
+const (
+	tagRecord  byte = 0
+	tagEvent   byte = 1
+	tagReceipt byte = 2
+)
+
+// casePrefix is what every key of case id starts with.
+func casePrefix(id string) []byte {
+	k := make([]byte, 0, binary.MaxVarintLen64+len(id)+9)
+	return append(binary.AppendUvarint(k, uint64(len(id))), id...)
+}
+
+func caseKey(id string, tag byte) []byte { return append(casePrefix(id), tag) }
+
+func recordKey(id string) []byte { return caseKey(id, tagRecord) }
+
+func receiptKey(id, kind string) []byte { return append(caseKey(id, tagReceipt), kind...) }
+
+// splitCaseKey returns the id and tag of a key in bucketCases.
+func splitCaseKey(k []byte) (id []byte, tag byte, rest []byte, err error) {
+	n, w := binary.Uvarint(k)
+	if w <= 0 || uint64(len(k)-w) < n+1 {
+		return nil, 0, nil, fmt.Errorf("store: malformed case key %x", k)
+	}
+	end := w + int(n)
+	return k[w:end], k[end], k[end+1:], nil
+}
+
+// forEachRecord calls fn with every record in bucketCases, in id order, skipping
+// each case's events and receipts with one seek. v lives as long as tx.
+func forEachRecord(tx *bolt.Tx, fn func(id string, v []byte) error) error {
+	c := tx.Bucket(bucketCases).Cursor()
+	for k, v := c.First(); k != nil; {
+		idb, tag, rest, err := splitCaseKey(k)
+		if err != nil {
+			return err
+		}
+		id := string(idb)
+		if tag == tagRecord && len(rest) == 0 {
+			if err := fn(id, v); err != nil {
+				return err
+			}
+		}
+		// The next case: past every key with this id's prefix.
+		k, v = c.Seek(append(casePrefix(id), 0xff))
+	}
+	return nil
+}
 
 func officeKey(office, id string) []byte { return []byte(office + "\x00" + id) }
 
