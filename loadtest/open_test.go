@@ -343,10 +343,17 @@ func TestOpenShortRun(t *testing.T) {
 			t.Errorf("step %v/s: limit %v, %v s", s.Rate, s.Limit, s.Seconds)
 		}
 		// The gateway's own stage histograms over the step: each stage saw the
-		// step's packages (the store's writes are deliveries' too).
+		// step's packages (the store's writes are deliveries' too) — unless the
+		// machine stalled so long that none of them got through in the window
+		// (make test on two busy cores once saw fsyncs of 300 ms and no 201 in a
+		// 2 s step): then only the order of what was seen is checked.
 		var names []string
 		for _, st := range s.Stages {
 			names = append(names, st.Name)
+			if st.N == 0 && s.AcceptedPerSec == 0 {
+				t.Logf("step %v/s: no package accepted in the window, stage %s empty", s.Rate, st.Name)
+				continue
+			}
 			if st.N == 0 || st.P50 <= 0 || st.P50 > st.P99 {
 				t.Errorf("step %v/s: stage %+v", s.Rate, st)
 			}
