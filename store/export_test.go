@@ -55,3 +55,13 @@ func dump(db *bolt.DB) (map[string]string, error) {
 	})
 	return m, err
 }
+
+// WipeWalked reports whether the last WipeFree found the free pages by walking
+// every page rather than from the freelist page.
+func (db *DB) WipeWalked() bool { return db.wiped.walked }
+
+// WipeByWalk makes WipeFree walk every page; it returns the function that undoes it.
+func WipeByWalk() (undo func()) {
+	wipeByWalk = true
+	return func() { wipeByWalk = false }
+}

@@ -262,6 +262,9 @@ type DB struct {
 	wiped struct {
 		of    *bolt.DB
 		pages map[int]bool
+		// walked: the last WipeFree found the free pages by the walk, not
+		// from the freelist page (wipe.go).
+		walked bool
 	}
 }
 

@@ -20,8 +20,22 @@ import (
 // writers put and delete blobs and readers read them, and never a page anyone
 // still reads: every blob that was not deleted reads back whole, and bbolt's own
 // consistency check passes on the file afterwards. Deleted content is gone from
-// the file.
+// the file. Both ways of finding the free pages run it: from the freelist page
+// (which every call must have used, or the walk would have passed it) and by
+// the walk over every page.
 func TestWipeFreeUnderLoad(t *testing.T) {
+	for _, walk := range []bool{false, true} {
+		name := map[bool]string{false: "freelist", true: "walk"}[walk]
+		t.Run(name, func(t *testing.T) {
+			if walk {
+				defer store.WipeByWalk()()
+			}
+			wipeUnderLoad(t, walk)
+		})
+	}
+}
+
+func wipeUnderLoad(t *testing.T, walk bool) {
 	dir := t.TempDir()
 	db, err := store.Open(dir, store.Options{})
 	if err != nil {
@@ -97,6 +111,9 @@ func TestWipeFreeUnderLoad(t *testing.T) {
 			if err != nil {
 				fail <- err
 			}
+			if db.WipeWalked() != walk {
+				fail <- fmt.Errorf("WipeFree walked every page: %v, want %v", db.WipeWalked(), walk)
+			}
 			total += n
 		}
 	}()
@@ -109,6 +126,9 @@ func TestWipeFreeUnderLoad(t *testing.T) {
 	}
 	if _, err := db.WipeFree(); err != nil {
 		t.Fatal(err)
+	}
+	if db.WipeWalked() != walk {
+		t.Fatalf("the last WipeFree walked every page: %v, want %v", db.WipeWalked(), walk)
 	}
 	for d, b := range kept {
 		rc, err := db.Blobs().Open(ctx, d)
