@@ -1,0 +1,92 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// TestScanInChunks: Scan reads its cases in read transactions of scanChunk
+// cases, and between two of them no reader is open, so a commit that grows the
+// file (and bbolt's memory map with it) goes through in the middle of a scan
+// instead of waiting for its end. Every case is seen once, in id order, and a
+// stop ends the scan. With one transaction for the whole scan (the build before,
+// scanChunk 0) the hook below never runs and the test fails.
+func TestScanInChunks(t *testing.T) {
+	defer func(n int) { scanChunk = n }(scanChunk)
+	scanChunk = 3
+	db, err := Open(t.TempDir(), Options{BatchDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	const cases = 20
+	for i := range cases {
+		id := fmt.Sprintf("01900000-%04d-7000-8000-000000000000", i)
+		s, evs := submission.New(submission.Params{ID: id, DeliveryID: "d" + id, MessageID: "m" + id, Sender: "amt24", SignerID: "amt24",
+			OfficeID: "o", OfficeName: "o", PackageSHA256: fmt.Sprintf("%064x", i), PackageSize: 10}, time.Now().UTC())
+		if _, _, _, err := db.Create(ctx, s, evs, "Eingangsbestaetigung", []byte("<r/>")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	between, grown := 0, 0 // pauses between chunks; those in which the file grew
+	defer func() { scanBetween = nil }()
+	scanBetween = func() {
+		between++
+		if n := db.bolt.Stats().OpenTxN; n != 0 {
+			t.Errorf("%d read transactions open between two chunks", n)
+		}
+		// A commit that grows the file by a few MiB: bbolt maps it anew, which
+		// waits for every open reader.
+		before := fileSize(t, db)
+		for range 8 {
+			b := make([]byte, 120<<10)
+			_, _ = rand.Read(b)
+			if _, err := db.Blobs().Put(b); err != nil {
+				t.Error(err)
+			}
+		}
+		if fileSize(t, db) > before {
+			grown++
+		}
+	}
+	var seen []string
+	if err := db.Scan(func(s *submission.Submission) bool { seen = append(seen, s.ID); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != cases {
+		t.Fatalf("saw %d cases, want %d", len(seen), cases)
+	}
+	for i, id := range seen {
+		if want := fmt.Sprintf("01900000-%04d-7000-8000-000000000000", i); id != want {
+			t.Fatalf("case %d is %s, want %s", i, id, want)
+		}
+	}
+	if want := (cases - 1) / scanChunk; between != want {
+		t.Fatalf("%d pauses between chunks, want %d", between, want)
+	}
+	if grown == 0 {
+		t.Fatal("the writes between chunks never grew the file: they prove nothing")
+	}
+	t.Logf("the file grew (and bbolt mapped it anew) in %d of %d pauses", grown, between)
+	n := 0
+	if err := db.Scan(func(*submission.Submission) bool { n++; return n < 5 }); err != nil || n != 5 {
+		t.Fatalf("a scan stopped at the 5th case called fn %d times (%v)", n, err)
+	}
+}
+
+func fileSize(t *testing.T, db *DB) int64 {
+	t.Helper()
+	fi, err := os.Stat(filepath.Join(db.dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
