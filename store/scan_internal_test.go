@@ -12,8 +12,8 @@ import (
 	"github.com/amtsbote/amtsbote/submission"
 )
 
-// TestScanInChunks: Scan reads its cases in read transactions of scanChunk
-// cases, and between two of them no reader is open, so a commit that grows the
+// TestScanInChunks: Scan and WalkOffice read their cases in read transactions
+// of scanChunk cases, and between two of them no reader is open, so a commit that grows the
 // file (and bbolt's memory map with it) goes through in the middle of a scan
 // instead of waiting for its end. Every case is seen once, in id order, and a
 // stop ends the scan. With one transaction for the whole scan (the build before,
@@ -21,6 +21,7 @@ import (
 func TestScanInChunks(t *testing.T) {
 	defer func(n int) { scanChunk = n }(scanChunk)
 	scanChunk = 3
+	defer func() { scanBetween = nil }()
 	db, err := Open(t.TempDir(), Options{BatchDelay: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -36,49 +37,54 @@ func TestScanInChunks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	between, grown := 0, 0 // pauses between chunks; those in which the file grew
-	defer func() { scanBetween = nil }()
-	scanBetween = func() {
-		between++
-		if n := db.bolt.Stats().OpenTxN; n != 0 {
-			t.Errorf("%d read transactions open between two chunks", n)
-		}
-		// A commit that grows the file by a few MiB: bbolt maps it anew, which
-		// waits for every open reader.
-		before := fileSize(t, db)
-		for range 8 {
-			b := make([]byte, 120<<10)
-			_, _ = rand.Read(b)
-			if _, err := db.Blobs().Put(b); err != nil {
-				t.Error(err)
+	for name, walk := range map[string]func(func(*submission.Submission) bool) error{
+		"Scan":       db.Scan,
+		"WalkOffice": func(fn func(*submission.Submission) bool) error { return db.WalkOffice("o", "", fn) },
+	} {
+		between, grown := 0, 0 // pauses between chunks; those in which the file grew
+		scanBetween = func() {
+			between++
+			if n := db.bolt.Stats().OpenTxN; n != 0 {
+				t.Errorf("%s: %d read transactions open between two chunks", name, n)
+			}
+			// A commit that grows the file by a few MiB: bbolt maps it anew, which
+			// waits for every open reader.
+			before := fileSize(t, db)
+			for range 8 {
+				b := make([]byte, 120<<10)
+				_, _ = rand.Read(b)
+				if _, err := db.Blobs().Put(b); err != nil {
+					t.Error(err)
+				}
+			}
+			if fileSize(t, db) > before {
+				grown++
 			}
 		}
-		if fileSize(t, db) > before {
-			grown++
+		var seen []string
+		if err := walk(func(s *submission.Submission) bool { seen = append(seen, s.ID); return true }); err != nil {
+			t.Fatal(err)
 		}
-	}
-	var seen []string
-	if err := db.Scan(func(s *submission.Submission) bool { seen = append(seen, s.ID); return true }); err != nil {
-		t.Fatal(err)
-	}
-	if len(seen) != cases {
-		t.Fatalf("saw %d cases, want %d", len(seen), cases)
-	}
-	for i, id := range seen {
-		if want := fmt.Sprintf("01900000-%04d-7000-8000-000000000000", i); id != want {
-			t.Fatalf("case %d is %s, want %s", i, id, want)
+		if len(seen) != cases {
+			t.Fatalf("%s saw %d cases, want %d", name, len(seen), cases)
 		}
-	}
-	if want := (cases - 1) / scanChunk; between != want {
-		t.Fatalf("%d pauses between chunks, want %d", between, want)
-	}
-	if grown == 0 {
-		t.Fatal("the writes between chunks never grew the file: they prove nothing")
-	}
-	t.Logf("the file grew (and bbolt mapped it anew) in %d of %d pauses", grown, between)
-	n := 0
-	if err := db.Scan(func(*submission.Submission) bool { n++; return n < 5 }); err != nil || n != 5 {
-		t.Fatalf("a scan stopped at the 5th case called fn %d times (%v)", n, err)
+		for i, id := range seen {
+			if want := fmt.Sprintf("01900000-%04d-7000-8000-000000000000", i); id != want {
+				t.Fatalf("%s: case %d is %s, want %s", name, i, id, want)
+			}
+		}
+		if want := (cases - 1) / scanChunk; between != want {
+			t.Fatalf("%s: %d pauses between chunks, want %d", name, between, want)
+		}
+		if grown == 0 {
+			t.Fatalf("%s: the writes between chunks never grew the file: they prove nothing", name)
+		}
+		t.Logf("%s: the file grew (and bbolt mapped it anew) in %d of %d pauses", name, grown, between)
+		scanBetween = nil
+		n := 0
+		if err := walk(func(*submission.Submission) bool { n++; return n < 5 }); err != nil || n != 5 {
+			t.Fatalf("%s stopped at the 5th case called fn %d times (%v)", name, n, err)
+		}
 	}
 }
 

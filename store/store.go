@@ -156,6 +156,9 @@ type Store interface {
 	Outbox() ([]string, error)
 	HandedOver() ([]string, error)
 	Held() ([]string, error)
+	// WalkOffice calls fn for the office's submissions after the id after (""
+	// from the first), oldest first, until fn returns false; like Scan it need
+	// not be a snapshot.
 	WalkOffice(officeID, after string, fn func(*submission.Submission) bool) error
 	// Scan calls fn for every submission until fn returns false. It need not be
 	// a snapshot (a store may read in parts, so as not to hold back writers): a
@@ -762,28 +765,46 @@ func (db *DB) keys(bucket []byte) ([]string, error) {
 // WalkOffice calls fn for the submissions addressed to an office, oldest first,
 // starting after the submission id `after` (for paging), until fn returns false.
 func (db *DB) WalkOffice(officeID, after string, fn func(*submission.Submission) bool) error {
-	return db.view(func(tx *bolt.Tx) error {
-		prefix := append([]byte(officeID), 0)
-		c := tx.Bucket(bucketByOffice).Cursor()
-		start := prefix
-		if after != "" {
-			start = append(append([]byte{}, prefix...), []byte(after)...)
+	// In chunks of scanChunk cases, one read transaction each, as Scan: a
+	// search of an office's list that matches little reads all its cases.
+	prefix := append([]byte(officeID), 0)
+	for {
+		more, stop := false, false
+		err := db.view(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bucketByOffice).Cursor()
+			start := prefix
+			if after != "" {
+				start = append(append([]byte{}, prefix...), []byte(after)...)
+			}
+			n := 0
+			for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+				id := string(k[len(prefix):])
+				if id == after {
+					continue
+				}
+				if scanChunk > 0 && n == scanChunk {
+					more = true
+					return nil
+				}
+				s, err := getSubmission(tx, id)
+				if err != nil {
+					return err
+				}
+				after, n = id, n+1
+				if !fn(s) {
+					stop = true
+					return nil
+				}
+			}
+			return nil
+		})
+		if err != nil || stop || !more {
+			return err
 		}
-		for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			id := string(k[len(prefix):])
-			if id == after {
-				continue
-			}
-			s, err := getSubmission(tx, id)
-			if err != nil {
-				return err
-			}
-			if !fn(s) {
-				return nil
-			}
+		if scanBetween != nil {
+			scanBetween()
 		}
-		return nil
-	})
+	}
 }
 
 // Delete implements Store.
