@@ -104,7 +104,8 @@ func (db *DB) Compact(ctx context.Context) (rep CompactReport, err error) {
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return rep, fmt.Errorf("store: compact: %w", err)
 	}
-	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: db.opts.OpenTimeout, NoSync: true})
+	// The new file becomes the store: its map has the old file's room (initialMap).
+	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: db.opts.OpenTimeout, NoSync: true, InitialMmapSize: initialMap(path)})
 	if err != nil {
 		return rep, fmt.Errorf("store: compact: %w", err)
 	}

@@ -96,3 +96,51 @@ func fileSize(t *testing.T, db *DB) int64 {
 	}
 	return fi.Size()
 }
+
+// TestLongReaderDoesNotHoldBackWriters: while one read transaction stays open
+// for good (a backup's, a compaction's copy), writes that grow the file by
+// megabytes still commit: the map has room (initialMap), so bbolt need not map
+// the file anew, which would wait for the reader. With bbolt's default map (a
+// planted defect: initialMap returning 0) the writes wait until the reader ends.
+// (The files of the store's other tests are below mapRoomFrom and keep bbolt's
+// default map.)
+func TestLongReaderDoesNotHoldBackWriters(t *testing.T) {
+	defer func(n int64) { mapRoomFrom = n }(mapRoomFrom)
+	mapRoomFrom = 0 // the test's file is small; a big one's would get the room
+	db, err := Open(t.TempDir(), Options{BatchDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	before := fileSize(t, db)
+	reader, err := db.bolt.Begin(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		for range 200 { // 24 MB: past the 16 MB bbolt grows the file by at once
+			b := make([]byte, 120<<10)
+			_, _ = rand.Read(b)
+			if _, err := db.Blobs().Put(b); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		_ = reader.Rollback()
+		<-done
+		t.Fatal("the writes waited for the open reader")
+	}
+	_ = reader.Rollback()
+	if after := fileSize(t, db); after < before+8<<20 {
+		t.Fatalf("the file grew from %d to %d bytes only: the writes prove nothing", before, after)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -303,6 +304,35 @@ func (db *DB) Blobs() BlobStore { return dbBlobs{db} }
 // Files returns the blob files with their file-level extras (Read).
 func (db *DB) Files() *Blobs { return db.blobs }
 
+// initialMap is the memory map bbolt opens the file at path with: for a file of
+// mapRoomFrom or more, room for it to double, at least 1 GiB. bbolt can map a
+// grown file only while no read transaction is open, and a backup (one read
+// transaction over the whole file) or a compaction's copy takes as long as
+// reading the file — on a million submissions not in memory, minutes, during
+// which every commit that needed a bigger map would wait (docs/performance.md,
+// "The retention's scan in chunks"; bbolt's own advice for long readers). The
+// map is address space, not memory: only pages read count toward the process's
+// RSS. A smaller file keeps bbolt's default: it is read in seconds, and with a
+// map above 16 MiB bbolt grows a file by 16 MiB at a time, so even a test's
+// store would take 16 MiB on disk. A 32-bit build keeps the default too,
+// having no address space to spare.
+func initialMap(path string) int {
+	if strconv.IntSize < 64 {
+		return 0
+	}
+	var size int64
+	if fi, err := os.Stat(path); err == nil {
+		size = fi.Size()
+	}
+	if size < mapRoomFrom {
+		return 0
+	}
+	return int(max(2*size, 1<<30))
+}
+
+// mapRoomFrom is the file size from which initialMap gives room (a variable for tests).
+var mapRoomFrom int64 = 64 << 20
+
 // Open opens (creating if needed) the store under dir: dir/amtsbote.db and dir/blobs.
 func Open(dir string, opts Options) (*DB, error) {
 	if opts.BatchSize <= 0 {
@@ -321,7 +351,8 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := bolt.Open(filepath.Join(dir, FileName), 0o600, &bolt.Options{Timeout: opts.OpenTimeout})
+	b, err := bolt.Open(filepath.Join(dir, FileName), 0o600, &bolt.Options{Timeout: opts.OpenTimeout,
+		InitialMmapSize: initialMap(filepath.Join(dir, FileName))})
 	if err != nil {
 		return nil, fmt.Errorf("store: open bbolt: %w", err)
 	}
