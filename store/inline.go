@@ -210,23 +210,51 @@ func (bs dbBlobs) DeleteIfOlder(digest string, before time.Time) (bool, error) {
 }
 
 // Walk calls fn for every blob, inline ones first, until fn returns false.
+// The inline ones are read scanChunk at a time, one read transaction each, for
+// the reason Scan gives: the retention's sweep walks them all every hour.
 func (bs dbBlobs) Walk(fn func(digest string, size int64, written time.Time) bool) error {
 	stopped := false
-	err := bs.db.view(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketBlobs)
-		return b.ForEach(func(k, v []byte) error {
-			if v == nil {
-				v = getAlone(b, k)
+	var after []byte
+	for {
+		more := false
+		err := bs.db.view(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketBlobs)
+			c := b.Cursor()
+			k, v := c.First()
+			if after != nil {
+				if k, v = c.Seek(after); bytes.Equal(k, after) {
+					k, v = c.Next()
+				}
 			}
-			if stopped || len(v) < inlineHeader {
-				return nil
+			for n := 0; k != nil; k, v = c.Next() {
+				if scanChunk > 0 && n == scanChunk {
+					more = true
+					return nil
+				}
+				n++
+				after = append(after[:0], k...)
+				if v == nil {
+					v = getAlone(b, k)
+				}
+				if len(v) < inlineHeader {
+					continue
+				}
+				if !fn(string(k), int64(binary.BigEndian.Uint64(v[8:])), time.Unix(0, int64(binary.BigEndian.Uint64(v)))) {
+					stopped = true
+					return nil
+				}
 			}
-			stopped = !fn(string(k), int64(binary.BigEndian.Uint64(v[8:])), time.Unix(0, int64(binary.BigEndian.Uint64(v))))
 			return nil
 		})
-	})
-	if err != nil || stopped {
-		return err
+		if err != nil || stopped {
+			return err
+		}
+		if !more {
+			break
+		}
+		if scanBetween != nil {
+			scanBetween()
+		}
 	}
 	return bs.db.blobs.Walk(fn)
 }

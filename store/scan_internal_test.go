@@ -144,3 +144,62 @@ func TestLongReaderDoesNotHoldBackWriters(t *testing.T) {
 		t.Fatalf("the file grew from %d to %d bytes only: the writes prove nothing", before, after)
 	}
 }
+
+// TestBlobWalkInChunks: the blob walk of the retention's sweep reads the inline
+// blobs scanChunk at a time, with no reader open in between, and sees each blob
+// that was there before it once, whatever is put meanwhile. With one read
+// transaction (a planted defect) there is no pause and the test fails.
+func TestBlobWalkInChunks(t *testing.T) {
+	defer func(n int) { scanChunk = n }(scanChunk)
+	scanChunk = 3
+	defer func() { scanBetween = nil }()
+	db, err := Open(t.TempDir(), Options{BatchDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	before := map[string]bool{}
+	for range 20 {
+		b := make([]byte, 3000)
+		_, _ = rand.Read(b)
+		d, err := db.Blobs().Put(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[d] = true
+	}
+	pauses := 0
+	scanBetween = func() {
+		pauses++
+		if n := db.bolt.Stats().OpenTxN; n != 0 {
+			t.Errorf("%d read transactions open between two chunks", n)
+		}
+		b := make([]byte, 3000) // a put meanwhile: seen or not, never twice
+		_, _ = rand.Read(b)
+		if _, err := db.Blobs().Put(b); err != nil {
+			t.Error(err)
+		}
+	}
+	seen := map[string]int{}
+	if err := db.Blobs().Walk(func(d string, _ int64, _ time.Time) bool { seen[d]++; return true }); err != nil {
+		t.Fatal(err)
+	}
+	for d := range before {
+		if seen[d] != 1 {
+			t.Errorf("blob %s seen %d times", d, seen[d])
+		}
+	}
+	for d, n := range seen {
+		if n != 1 {
+			t.Errorf("blob %s seen %d times", d, n)
+		}
+	}
+	if pauses < (len(before)-1)/scanChunk {
+		t.Fatalf("%d pauses between chunks for %d blobs in chunks of %d", pauses, len(before), scanChunk)
+	}
+	scanBetween = nil
+	n := 0
+	if err := db.Blobs().Walk(func(string, int64, time.Time) bool { n++; return n < 5 }); err != nil || n != 5 {
+		t.Fatalf("a walk stopped at the 5th blob called fn %d times (%v)", n, err)
+	}
+}
