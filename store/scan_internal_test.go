@@ -19,14 +19,7 @@ import (
 // stop ends the scan. With one transaction for the whole scan (the build before,
 // scanChunk 0) the hook below never runs and the test fails.
 func TestScanInChunks(t *testing.T) {
-	defer func(n int) { scanChunk = n }(scanChunk)
-	scanChunk = 3
-	defer func() { scanBetween = nil }()
-	db, err := Open(t.TempDir(), Options{BatchDelay: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := chunkedStore(t)
 	ctx := context.Background()
 	const cases = 20
 	for i := range cases {
@@ -150,14 +143,7 @@ func TestLongReaderDoesNotHoldBackWriters(t *testing.T) {
 // that was there before it once, whatever is put meanwhile. With one read
 // transaction (a planted defect) there is no pause and the test fails.
 func TestBlobWalkInChunks(t *testing.T) {
-	defer func(n int) { scanChunk = n }(scanChunk)
-	scanChunk = 3
-	defer func() { scanBetween = nil }()
-	db, err := Open(t.TempDir(), Options{BatchDelay: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := chunkedStore(t)
 	before := map[string]bool{}
 	for range 20 {
 		b := make([]byte, 3000)
@@ -202,4 +188,19 @@ func TestBlobWalkInChunks(t *testing.T) {
 	if err := db.Blobs().Walk(func(string, int64, time.Time) bool { n++; return n < 5 }); err != nil || n != 5 {
 		t.Fatalf("a walk stopped at the 5th blob called fn %d times (%v)", n, err)
 	}
+}
+
+// chunkedStore opens a store in a temporary folder whose passes read three
+// cases (or blobs) per read transaction, and undoes that and the hook after the test.
+func chunkedStore(t *testing.T) *DB {
+	t.Helper()
+	n := scanChunk
+	scanChunk = 3
+	t.Cleanup(func() { scanChunk, scanBetween = n, nil })
+	db, err := Open(t.TempDir(), Options{BatchDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
 }
