@@ -215,46 +215,35 @@ func (bs dbBlobs) DeleteIfOlder(digest string, before time.Time) (bool, error) {
 func (bs dbBlobs) Walk(fn func(digest string, size int64, written time.Time) bool) error {
 	stopped := false
 	var after []byte
-	for {
-		more := false
-		err := bs.db.view(func(tx *bolt.Tx) error {
-			b := tx.Bucket(bucketBlobs)
-			c := b.Cursor()
-			k, v := c.First()
-			if after != nil {
-				if k, v = c.Seek(after); bytes.Equal(k, after) {
-					k, v = c.Next()
-				}
+	err := bs.db.viewInChunks(func(tx *bolt.Tx) (bool, error) {
+		b := tx.Bucket(bucketBlobs)
+		c := b.Cursor()
+		k, v := c.First()
+		if after != nil {
+			if k, v = c.Seek(after); bytes.Equal(k, after) {
+				k, v = c.Next()
 			}
-			for n := 0; k != nil; k, v = c.Next() {
-				if scanChunk > 0 && n == scanChunk {
-					more = true
-					return nil
-				}
-				n++
-				after = append(after[:0], k...)
-				if v == nil {
-					v = getAlone(b, k)
-				}
-				if len(v) < inlineHeader {
-					continue
-				}
-				if !fn(string(k), int64(binary.BigEndian.Uint64(v[8:])), time.Unix(0, int64(binary.BigEndian.Uint64(v)))) {
-					stopped = true
-					return nil
-				}
+		}
+		for n := 0; k != nil; k, v = c.Next() {
+			if scanChunk > 0 && n == scanChunk {
+				return true, nil
 			}
-			return nil
-		})
-		if err != nil || stopped {
-			return err
+			n++
+			after = append(after[:0], k...)
+			if v == nil {
+				v = getAlone(b, k)
+			}
+			if len(v) < inlineHeader {
+				continue
+			}
+			if stopped = !fn(string(k), int64(binary.BigEndian.Uint64(v[8:])), time.Unix(0, int64(binary.BigEndian.Uint64(v)))); stopped {
+				return false, nil
+			}
 		}
-		if !more {
-			break
-		}
-		if scanBetween != nil {
-			scanBetween()
-		}
+		return false, nil
+	})
+	if err != nil || stopped {
+		return err
 	}
 	return bs.db.blobs.Walk(fn)
 }

@@ -103,6 +103,16 @@ const schemaVersion = "4"
 // schemaReadable are the earlier versions this build opens (and upgrades).
 var schemaReadable = map[string]bool{"1": true, "2": true, "3": true}
 
+// schemaRefused is the error for a file marked with schema version v that this
+// build cannot read (nil v: a file not marked yet, a new one or the first
+// version's).
+func schemaRefused(v []byte) error {
+	if v == nil || string(v) == schemaVersion || schemaReadable[string(v)] {
+		return nil
+	}
+	return fmt.Errorf("schema version %q, this build reads %q", v, schemaVersion)
+}
+
 // Options tune the bbolt file. Zero values take the defaults.
 type Options struct {
 	// BatchSize and BatchDelay tune group commit (commit.go): a commit starts
@@ -351,8 +361,8 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := bolt.Open(filepath.Join(dir, FileName), 0o600, &bolt.Options{Timeout: opts.OpenTimeout,
-		InitialMmapSize: initialMap(filepath.Join(dir, FileName))})
+	file := filepath.Join(dir, FileName)
+	b, err := bolt.Open(file, 0o600, &bolt.Options{Timeout: opts.OpenTimeout, InitialMmapSize: initialMap(file)})
 	if err != nil {
 		return nil, fmt.Errorf("store: open bbolt: %w", err)
 	}
@@ -385,12 +395,14 @@ func Open(dir string, opts Options) (*DB, error) {
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
-		if v := meta.Get([]byte("schema")); v == nil || schemaReadable[string(v)] {
+		v := meta.Get([]byte("schema"))
+		if err := schemaRefused(v); err != nil {
+			return err
+		}
+		if string(v) != schemaVersion {
 			if err := meta.Put([]byte("schema"), []byte(schemaVersion)); err != nil {
 				return err
 			}
-		} else if string(v) != schemaVersion {
-			return fmt.Errorf("schema version %q, this build reads %q", v, schemaVersion)
 		}
 		var err error
 		known, err = loadKnown(tx, opts.Known)
@@ -796,46 +808,31 @@ func (db *DB) keys(bucket []byte) ([]string, error) {
 // WalkOffice calls fn for the submissions addressed to an office, oldest first,
 // starting after the submission id `after` (for paging), until fn returns false.
 func (db *DB) WalkOffice(officeID, after string, fn func(*submission.Submission) bool) error {
-	// In chunks of scanChunk cases, one read transaction each, as Scan: a
-	// search of an office's list that matches little reads all its cases.
-	prefix := append([]byte(officeID), 0)
-	for {
-		more, stop := false, false
-		err := db.view(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bucketByOffice).Cursor()
-			start := prefix
-			if after != "" {
-				start = append(append([]byte{}, prefix...), []byte(after)...)
+	// In chunks of scanChunk cases, as Scan: a search of an office's list that
+	// matches little reads all its cases.
+	prefix := officeKey(officeID, "")
+	return db.viewInChunks(func(tx *bolt.Tx) (bool, error) {
+		c := tx.Bucket(bucketByOffice).Cursor()
+		n := 0
+		for k, _ := c.Seek(officeKey(officeID, after)); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			id := string(k[len(prefix):])
+			if id == after {
+				continue
 			}
-			n := 0
-			for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-				id := string(k[len(prefix):])
-				if id == after {
-					continue
-				}
-				if scanChunk > 0 && n == scanChunk {
-					more = true
-					return nil
-				}
-				s, err := getSubmission(tx, id)
-				if err != nil {
-					return err
-				}
-				after, n = id, n+1
-				if !fn(s) {
-					stop = true
-					return nil
-				}
+			if scanChunk > 0 && n == scanChunk {
+				return true, nil
 			}
-			return nil
-		})
-		if err != nil || stop || !more {
-			return err
+			s, err := getSubmission(tx, id)
+			if err != nil {
+				return false, err
+			}
+			after, n = id, n+1
+			if !fn(s) {
+				return false, nil
+			}
 		}
-		if scanBetween != nil {
-			scanBetween()
-		}
-	}
+		return false, nil
+	})
 }
 
 // Delete implements Store.
@@ -901,39 +898,48 @@ func (db *DB) Delete(id string) error {
 func (db *DB) Scan(fn func(*submission.Submission) bool) error {
 	errStop := errors.New("stop")
 	var from []byte
-	for first := true; first || from != nil; first = false {
+	err := db.viewInChunks(func(tx *bolt.Tx) (bool, error) {
+		var err error
+		from, err = forRecordsFrom(tx, from, scanChunk, func(id string, v []byte) error {
+			s, err := decodeSubmission(id, v)
+			if err != nil {
+				return err
+			}
+			if !fn(s) {
+				return errStop
+			}
+			return nil
+		})
+		return from != nil, err
+	})
+	if errors.Is(err, errStop) {
+		return nil
+	}
+	return err
+}
+
+// viewInChunks runs step in one read transaction after another until it reports
+// that nothing more is to be read: how Scan, WalkOffice and the blob walk read a
+// whole bucket without holding back writers (Scan says why). step keeps its own
+// place between calls.
+func (db *DB) viewInChunks(step func(tx *bolt.Tx) (more bool, err error)) error {
+	for {
+		var more bool
 		err := db.view(func(tx *bolt.Tx) error {
 			var err error
-			from, err = forRecordsFrom(tx, from, scanChunk, func(id string, v []byte) error {
-				var s submission.Submission
-				raw, err := unpack(v)
-				if err != nil {
-					return fmt.Errorf("store: submission %s: %w", id, err)
-				}
-				if err := json.Unmarshal(raw, &s); err != nil {
-					return fmt.Errorf("store: submission %s: %w", id, err)
-				}
-				if !fn(&s) {
-					return errStop
-				}
-				return nil
-			})
+			more, err = step(tx)
 			return err
 		})
-		if errors.Is(err, errStop) {
-			return nil
-		}
-		if err != nil {
+		if err != nil || !more {
 			return err
 		}
-		if scanBetween != nil && from != nil {
+		if scanBetween != nil {
 			scanBetween()
 		}
 	}
-	return nil
 }
 
-// scanBetween, when set (tests), runs between two of Scan's read transactions.
+// scanBetween, when set (tests), runs between two read transactions of viewInChunks.
 var scanBetween func()
 
 // scanChunk is how many cases one read transaction of Scan reads: a few

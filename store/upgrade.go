@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"fmt"
 	"log/slog"
 
 	bolt "go.etcd.io/bbolt"
@@ -26,8 +25,8 @@ func upgradeCases(b *bolt.DB, log *slog.Logger) error {
 	todo := -1
 	if err := b.View(func(tx *bolt.Tx) error {
 		if meta := tx.Bucket(bucketMeta); meta != nil {
-			if v := meta.Get([]byte("schema")); v != nil && string(v) != schemaVersion && !schemaReadable[string(v)] {
-				return fmt.Errorf("schema version %q, this build reads %q", v, schemaVersion)
+			if err := schemaRefused(meta.Get([]byte("schema"))); err != nil {
+				return err
 			}
 		}
 		if subs := tx.Bucket(bucketSubmissions); subs != nil {
