@@ -320,14 +320,12 @@ func RunOpen(ctx context.Context, o OpenOptions) (*OpenResult, error) {
 		res.FlushNote = "flush requests completed on " + res.Disk + " (/proc/diskstats): the whole disk, so other processes count too; per package after subtracting the floor's rate (the disk's flushes/s before the ladder, probe running alone)"
 	}
 	disk := func() diskCounters {
-		if res.Disk == "" {
-			return diskCounters{-1, -1}
+		if res.Disk != "" {
+			if c, err := diskStats(res.Disk); err == nil {
+				return c
+			}
 		}
-		c, err := diskStats(res.Disk)
-		if err != nil {
-			return diskCounters{-1, -1}
-		}
-		return c
+		return diskCounters{-1, -1} // unknown
 	}
 	if _, ok := procWriteBytes(); !ok {
 		res.BytesNote = "/proc/self/io unreadable: bytes written unknown"
