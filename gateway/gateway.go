@@ -85,6 +85,15 @@ func (g *Gateway) Metrics() prometheus.Gatherer { return g.reg }
 // Start builds everything and starts serving HTTP. On error, whatever was started is
 // stopped again.
 func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway, err error) {
+	return startOn(ctx, cfg, log, nil)
+}
+
+// startOn is Start serving on ln when it is not nil (then cfg.Listen must name ln's
+// address). Tests whose gateways must know each other's addresses before either
+// starts hold a listener from the beginning: a port picked, closed and bound seconds
+// later (keys, NATS and the store come first) was taken in between under CI's
+// parallel packages ("bind: address already in use", CI 2026-12-05).
+func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Listener) (g *Gateway, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -141,8 +150,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (g *Gateway
 		}
 		g.db = db
 	}
-	g.ln, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
+	if ln != nil {
+		g.ln = ln
+	} else if g.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	if g.Config.PublicURL == g.scheme()+"://"+cfg.Listen {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -20,7 +21,6 @@ import (
 
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/federation"
-	"github.com/amtsbote/amtsbote/internal/freeport"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/portal"
 	"github.com/amtsbote/amtsbote/signing"
@@ -43,6 +43,7 @@ const (
 // fedNode is one gateway of a test federation, configured before it starts.
 type fedNode struct {
 	id, dir, addr string
+	ln            net.Listener // held from newFedNode until the first start
 	cfg           config.Config
 	offices       string   // directory overlay: homeLands, offices, responsibilities
 	dirPeers      []string // directory overlay: its peers entries
@@ -52,10 +53,15 @@ type fedNode struct {
 func newFedNode(t *testing.T, id string) *fedNode {
 	t.Helper()
 	n := &fedNode{id: id, dir: t.TempDir()}
-	var err error
-	if n.addr, err = freeport.Addr(); err != nil {
+	// The address must be known before the node starts (its peers name it), so the
+	// listener is opened now and handed to the gateway: nobody can take the port in
+	// between, as happened to a picked-and-closed one under CI's parallel packages.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { ln.Close() }) // a no-op once the gateway served and closed it
+	n.ln, n.addr = ln, ln.Addr().String()
 	if _, err := signing.EnsureDevPKI(filepath.Join(n.dir, "pki"), id); err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +143,9 @@ func (n *fedNode) start(t *testing.T) {
 		}
 		n.cfg.Directory.Files = []string{f}
 	}
-	g, err := Start(context.Background(), n.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ln := n.ln
+	n.ln = nil // a restart binds the address itself
+	g, err := startOn(context.Background(), n.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), ln)
 	if err != nil {
 		t.Fatalf("start %s: %v", n.id, err)
 	}

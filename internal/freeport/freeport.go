@@ -7,7 +7,11 @@
 // its directory first), and under CI's parallel test packages some client connection
 // took exactly that port: "bind: address already in use" (CI, 2026-12-02). Ports
 // below the ephemeral range are never handed out automatically, so only another
-// picker could take one; it picks at random among thousands, so that is rare.
+// picker could take one. Pickers in different processes (go test runs packages in
+// parallel) did collide all the same, once in a CI run (2026-12-05: a federation
+// test's gateway and some other package's process got the same port), so each pick
+// is also claimed with a file in a directory all pickers of this user share; another
+// picker skips a port claimed in the last claimFor.
 package freeport
 
 import (
@@ -16,8 +20,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ErrNone means no free port was found after many tries.
@@ -54,11 +60,54 @@ func pickIn(n, lo, hi int) ([]int, error) {
 		if err != nil {
 			continue // taken, or in TIME_WAIT: try another
 		}
+		if !claim(claimDir, p) {
+			l.Close() // free now, but another picker will bind it soon
+			continue
+		}
 		// Held open until all n are chosen, so the same port is never picked twice.
 		ls = append(ls, l)
 		ports = append(ports, p)
 	}
 	return ports, nil
+}
+
+// claimFor is how long a picked port stays off limits to other pickers: longer
+// than any test keeps a picked port unbound, short enough that the claims of a
+// finished run do not pile up across a day of runs.
+const claimFor = 10 * time.Minute
+
+// claimDir holds one empty file per claimed port; "" turns claims off.
+var claimDir = filepath.Join(os.TempDir(), "amtsbote-freeport-"+strconv.Itoa(os.Getuid()))
+
+// claim reports whether port p was claimed for this picker in dir: true if its file
+// was created now, or an old claim was taken over. Where no file can be written at
+// all, the listen check alone decides (true). Two pickers taking over the same stale
+// claim at the same moment could both win; that needs the same port out of
+// thousands within microseconds, after ten minutes of nobody picking it.
+func claim(dir string, p int) bool {
+	if dir == "" {
+		return true
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return true
+	}
+	f := filepath.Join(dir, strconv.Itoa(p))
+	for range 2 {
+		fh, err := os.OpenFile(f, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err == nil {
+			fh.Close()
+			return true
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return true
+		}
+		st, err := os.Stat(f)
+		if err == nil && time.Since(st.ModTime()) < claimFor {
+			return false
+		}
+		_ = os.Remove(f) // stale (or gone meanwhile): try once more
+	}
+	return false
 }
 
 // Addr is one picked port as "127.0.0.1:port".

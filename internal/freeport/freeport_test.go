@@ -3,11 +3,16 @@ package freeport
 import (
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 )
 
 func TestPickIsOutsideTheEphemeralRange(t *testing.T) {
+	defer func(d string) { claimDir = d }(claimDir)
+	claimDir = t.TempDir()
 	elo, ehi := ephemeralRange()
 	lo, hi := window()
 	if lo <= ehi && hi >= elo && !(elo-1-lowest < 1000 && 65535-(ehi+1) < 1000) {
@@ -39,6 +44,8 @@ func TestPickIsOutsideTheEphemeralRange(t *testing.T) {
 // TestPickSkipsTakenPorts holds all but one port of a five-port window: the free one
 // is the only answer, and with all five held there is none.
 func TestPickSkipsTakenPorts(t *testing.T) {
+	defer func(d string) { claimDir = d }(claimDir)
+	claimDir = "" // the same port is picked 20 times below
 	lo, hi := window()
 	var block []net.Listener
 	base := 0
@@ -80,4 +87,51 @@ func TestPickSkipsTakenPorts(t *testing.T) {
 			t.Fatalf("picked %d, only %d is free", p[0], base+2)
 		}
 	}
+}
+
+// TestClaimKeepsOtherPickersOff: in a window of two free ports, one claimed by
+// another picker (its file in the shared directory), the other is the only answer;
+// then both are claimed and there is none; a claim older than claimFor is taken over.
+func TestClaimKeepsOtherPickersOff(t *testing.T) {
+	defer func(d string) { claimDir = d }(claimDir)
+	claimDir = t.TempDir()
+	lo, hi := window()
+	base := 0
+	for b := lo; b+1 <= hi && base == 0; b += 89 {
+		if free(b) && free(b+1) {
+			base = b
+		}
+	}
+	if base == 0 {
+		t.Fatal("no two free ports in a row")
+	}
+	if !claim(claimDir, base) {
+		t.Fatal("first claim refused")
+	}
+	p, err := pickIn(1, base, base+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p[0] != base+1 {
+		t.Fatalf("picked %d, the claimed %d's neighbour %d is the only answer", p[0], base, base+1)
+	}
+	if _, err := pickIn(1, base, base+1); !errors.Is(err, ErrNone) {
+		t.Fatalf("both claimed: %v, want ErrNone", err)
+	}
+	old := time.Now().Add(-claimFor - time.Minute)
+	if err := os.Chtimes(filepath.Join(claimDir, strconv.Itoa(base)), old, old); err != nil {
+		t.Fatal(err)
+	}
+	if p, err = pickIn(1, base, base+1); err != nil || p[0] != base {
+		t.Fatalf("stale claim of %d: picked %v, %v", base, p, err)
+	}
+}
+
+func free(p int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
 }
