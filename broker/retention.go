@@ -53,11 +53,60 @@ type GCReport struct {
 	CompactPause          time.Duration
 }
 
+// GCPhase is the step a GC run is in.
+type GCPhase int32
+
+// A GC run's steps, in order.
+const (
+	GCScan    GCPhase = iota // reading every record
+	GCRemove                 // removing bytes and deleting records that fell due
+	GCBlobs                  // walking the blobs and sweeping those nothing needs
+	GCCompact                // rewriting the store's file
+	GCWipe                   // overwriting the file's free pages
+)
+
+// GCProgress counts a GC run's work while it goes, for `amtsbote gc`'s progress
+// line: on a store with years of data a run reads millions of records and can
+// take minutes (docs/performance.md, "A gateway with years of data"). Every field
+// may be read at any time during the run.
+type GCProgress struct {
+	Phase       atomic.Int32 // a GCPhase
+	Scanned     atomic.Int64 // records read
+	Due         atomic.Int64 // cases found due (bytes to remove, records to delete)
+	Done        atomic.Int64 // of them handled
+	BlobsWalked atomic.Int64 // blobs looked at
+	BlobsSwept  atomic.Int64 // blobs removed
+}
+
+// Line is the progress as one line for a terminal.
+func (p *GCProgress) Line() string {
+	switch GCPhase(p.Phase.Load()) {
+	case GCScan:
+		return fmt.Sprintf("  reading records: %d, %d due so far\n", p.Scanned.Load(), p.Due.Load())
+	case GCRemove:
+		return fmt.Sprintf("  %d records read; removing what fell due: %d of %d\n", p.Scanned.Load(), p.Done.Load(), p.Due.Load())
+	case GCBlobs:
+		return fmt.Sprintf("  %d of %d due cases done; blobs: %d looked at, %d removed\n", p.Done.Load(), p.Due.Load(), p.BlobsWalked.Load(), p.BlobsSwept.Load())
+	case GCCompact:
+		return "  rewriting the store file without its free pages\n"
+	default:
+		return "  overwriting the store file's free pages\n"
+	}
+}
+
 // GC applies the retention: removes the bytes of answered cases whose PackageBytes
 // period ended (event bytes_removed), deletes records whose Records period ended, and
 // sweeps blobs no remaining record needs. It runs beside intake and delivery (each
 // step is an ordinary store transaction), so it needs no pause.
 func (b *Broker) GC(ctx context.Context, now time.Time, r Retention) (GCReport, error) {
+	return b.GCWithProgress(ctx, now, r, nil)
+}
+
+// GCWithProgress is GC counting its work in p (nil: not counted).
+func (b *Broker) GCWithProgress(ctx context.Context, now time.Time, r Retention, p *GCProgress) (GCReport, error) {
+	if p == nil {
+		p = new(GCProgress)
+	}
 	var rep GCReport
 	if r.BlobGrace <= 0 {
 		r.BlobGrace = time.Hour
@@ -71,15 +120,20 @@ func (b *Broker) GC(ctx context.Context, now time.Time, r Retention) (GCReport, 
 	}
 	var stripAnswered, drop, stripUnanswered []string
 	needed := map[string]bool{}
+	p.Phase.Store(int32(GCScan))
 	err := b.db.Scan(func(s *submission.Submission) bool {
+		p.Scanned.Add(1)
 		switch {
 		case expired(s, r.Records):
 			drop = append(drop, s.ID)
+			p.Due.Add(1)
 		case s.BytesRemovedAt != nil:
 		case expired(s, r.PackageBytes):
 			stripAnswered = append(stripAnswered, s.ID)
+			p.Due.Add(1)
 		case unanswered(s):
 			stripUnanswered = append(stripUnanswered, s.ID)
+			p.Due.Add(1)
 		default:
 			for _, d := range s.Digests() {
 				needed[d] = true
@@ -90,12 +144,14 @@ func (b *Broker) GC(ctx context.Context, now time.Time, r Retention) (GCReport, 
 	if err != nil {
 		return rep, fmt.Errorf("broker: gc scan: %w", err)
 	}
+	p.Phase.Store(int32(GCRemove))
 	// strip removes the bytes of each case in ids with remove (the record stays).
 	strip := func(ids []string, remove func(cur *submission.Submission, t time.Time) ([]submission.Event, error)) (int, error) {
 		return gcEach(ctx, ids, func(id string) (bool, error) {
 			if _, err := b.changeSub(id, remove); err != nil {
 				return false, fmt.Errorf("broker: gc %s: %w", id, err)
 			}
+			p.Done.Add(1)
 			return true, nil
 		})
 	}
@@ -119,16 +175,18 @@ func (b *Broker) GC(ctx context.Context, now time.Time, r Retention) (GCReport, 
 		if err := b.db.Delete(id); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return false, fmt.Errorf("broker: gc delete %s: %w", id, err)
 		}
+		p.Done.Add(1)
 		return true, nil
 	})
 	rep.RecordsDeleted = n
 	if err != nil {
 		return rep, err
 	}
-	if err := b.sweepBlobs(ctx, now, r, needed, &rep); err != nil {
+	p.Phase.Store(int32(GCBlobs))
+	if err := b.sweepBlobs(ctx, now, r, needed, &rep, p); err != nil {
 		return rep, err
 	}
-	if err := b.compact(ctx, r, &rep); err != nil {
+	if err := b.compact(ctx, r, &rep, p); err != nil {
 		return rep, err
 	}
 	// What the run removed is gone from the records, but bbolt leaves the old
@@ -136,6 +194,7 @@ func (b *Broker) GC(ctx context.Context, now time.Time, r Retention) (GCReport, 
 	// would still hold the removed packages and the deleted records. A compaction
 	// wrote a new file without them; otherwise the free pages are overwritten.
 	if !rep.Compacted && rep.BytesRemoved+rep.RecordsDeleted+rep.BlobsDeleted > 0 {
+		p.Phase.Store(int32(GCWipe))
 		if err := b.wipeFree(); err != nil {
 			return rep, fmt.Errorf("broker: gc: %w", err)
 		}
@@ -154,7 +213,7 @@ func (b *Broker) wipeFree() error {
 }
 
 // compact rewrites the store's file when the retention freed enough of it.
-func (b *Broker) compact(ctx context.Context, r Retention, rep *GCReport) error {
+func (b *Broker) compact(ctx context.Context, r Retention, rep *GCReport, p *GCProgress) error {
 	c, ok := b.db.(store.Compactor)
 	if !ok || r.CompactMinFree < 0 {
 		return nil // JetStream compacts its own files
@@ -170,6 +229,7 @@ func (b *Broker) compact(ctx context.Context, r Retention, rep *GCReport) error 
 	if free < minFree || free*2 < size {
 		return nil
 	}
+	p.Phase.Store(int32(GCCompact))
 	cr, err := c.Compact(ctx)
 	if err != nil {
 		return fmt.Errorf("broker: gc: %w", err)
@@ -179,7 +239,7 @@ func (b *Broker) compact(ctx context.Context, r Retention, rep *GCReport) error 
 }
 
 // sweepBlobs removes blobs no record needs that are older than the grace period.
-func (b *Broker) sweepBlobs(ctx context.Context, now time.Time, r Retention, needed map[string]bool, rep *GCReport) error {
+func (b *Broker) sweepBlobs(ctx context.Context, now time.Time, r Retention, needed map[string]bool, rep *GCReport, p *GCProgress) error {
 	// Only a store that can delete a blob on condition that nobody put it again since
 	// is swept: a record committed after the scan may reference an old blob whose
 	// content a portal sent again, and Put refreshes its time.
@@ -190,6 +250,7 @@ func (b *Broker) sweepBlobs(ctx context.Context, now time.Time, r Retention, nee
 	var sweep []string
 	sizes := map[string]int64{}
 	if err := b.db.Blobs().Walk(func(d string, size int64, written time.Time) bool {
+		p.BlobsWalked.Add(1)
 		if !needed[d] && written.Before(now.Add(-r.BlobGrace)) {
 			sweep = append(sweep, d)
 			sizes[d] = size
@@ -206,6 +267,7 @@ func (b *Broker) sweepBlobs(ctx context.Context, now time.Time, r Retention, nee
 		}
 		if gone {
 			freed.Add(sizes[d])
+			p.BlobsSwept.Add(1)
 		}
 		return gone, nil
 	})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,9 +63,30 @@ func TestRetention(t *testing.T) {
 	if rep, err := e.b.GC(ctx, time.Now().Add(24*time.Hour), r); err != nil || rep.BytesRemoved+rep.RecordsDeleted+rep.BlobsDeleted != 0 {
 		t.Fatalf("nothing is due after a day: %+v %v", rep, err)
 	}
-	rep, err := e.b.GC(ctx, time.Now().Add(91*24*time.Hour), r)
+	var p GCProgress
+	rep, err := e.b.GCWithProgress(ctx, time.Now().Add(91*24*time.Hour), r, &p)
 	if err != nil || rep.BytesRemoved != 4 || rep.RecordsDeleted != 0 || rep.BlobsDeleted != 4 {
 		t.Fatalf("after 91 days: %+v %v (want the 4 answered packages' bytes; the shared attachment stays)", rep, err)
+	}
+	// What `amtsbote gc` shows while it runs counted the same work: six records
+	// read, four due and done, every blob looked at (six packages, one shared
+	// attachment), four swept, and the run ended wiping the free pages.
+	if p.Scanned.Load() != 6 || p.Due.Load() != 4 || p.Done.Load() != 4 || p.BlobsWalked.Load() != 7 ||
+		p.BlobsSwept.Load() != 4 || GCPhase(p.Phase.Load()) != GCWipe {
+		t.Fatalf("progress: phase %d, scanned %d, due %d, done %d, blobs walked %d, swept %d", p.Phase.Load(),
+			p.Scanned.Load(), p.Due.Load(), p.Done.Load(), p.BlobsWalked.Load(), p.BlobsSwept.Load())
+	}
+	for phase, want := range map[GCPhase]string{
+		GCScan:    "reading records: 6, 4 due so far",
+		GCRemove:  "6 records read; removing what fell due: 4 of 4",
+		GCBlobs:   "4 of 4 due cases done; blobs: 7 looked at, 4 removed",
+		GCCompact: "rewriting the store file",
+		GCWipe:    "overwriting the store file's free pages",
+	} {
+		p.Phase.Store(int32(phase))
+		if line := p.Line(); !strings.Contains(line, want) || !strings.HasSuffix(line, "\n") {
+			t.Errorf("phase %d: line %q, want %q", phase, line, want)
+		}
 	}
 	after := dirSize(t, blobs)
 	if after >= before || before-after < 4*200<<10 {

@@ -11,6 +11,7 @@ import (
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/gateway"
+	"github.com/amtsbote/amtsbote/internal/progress"
 	"github.com/amtsbote/amtsbote/store"
 )
 
@@ -58,7 +59,12 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer closeStore()
 	b := broker.New(broker.Config{GatewayID: cfg.GatewayID}, st, nil, nil, nil, nil, newLogger(stderr, cfg.LogLevel, cfg.LogFormat), nil)
-	rep, err := b.GC(ctx, now, gateway.RetentionOf(cfg))
+	// A run on a store with years of data reads millions of records: a line a
+	// second on stderr says how far it got.
+	var p broker.GCProgress
+	stop := progress.EverySecond(stderr, p.Line)
+	rep, err := b.GCWithProgress(ctx, now, gateway.RetentionOf(cfg), &p)
+	stop()
 	if err != nil {
 		fmt.Fprintln(stderr, "amtsbote gc:", err)
 		return 1
@@ -76,7 +82,10 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "amtsbote gc: -compact is for the bbolt store; JetStream compacts its own files")
 			return 2
 		}
+		p.Phase.Store(int32(broker.GCCompact))
+		stop := progress.EverySecond(stderr, p.Line)
 		cr, err := c.Compact(ctx)
+		stop()
 		if err != nil {
 			fmt.Fprintln(stderr, "amtsbote gc:", err)
 			return 1
