@@ -37,8 +37,9 @@ type Retention struct {
 // DefaultCompactMinFree is Retention.CompactMinFree's default.
 const DefaultCompactMinFree = 64 << 20
 
-// GCReport is what one GC run removed.
+// GCReport is what one GC run removed (with DryRun: would remove).
 type GCReport struct {
+	DryRun         bool
 	BytesRemoved   int   // submissions whose bytes were removed
 	RecordsDeleted int   // submissions deleted for good
 	BlobsDeleted   int   // blob files removed
@@ -99,15 +100,27 @@ func (p *GCProgress) Line() string {
 // sweeps blobs no remaining record needs. It runs beside intake and delivery (each
 // step is an ordinary store transaction), so it needs no pause.
 func (b *Broker) GC(ctx context.Context, now time.Time, r Retention) (GCReport, error) {
-	return b.GCWithProgress(ctx, now, r, nil)
+	return b.GCWith(ctx, now, r, GCOptions{})
 }
 
-// GCWithProgress is GC counting its work in p (nil: not counted).
-func (b *Broker) GCWithProgress(ctx context.Context, now time.Time, r Retention, p *GCProgress) (GCReport, error) {
+// GCOptions changes how one GC run goes.
+type GCOptions struct {
+	// Progress counts the run's work while it goes (nil: not counted).
+	Progress *GCProgress
+	// DryRun finds what the run would remove and reports it, and changes nothing:
+	// no bytes removed, no record deleted, no blob swept, the file neither
+	// compacted nor wiped. An operator asking "what would a date remove" (`amtsbote
+	// gc -dry-run -now DATE`) must not lose the cases that answer the question.
+	DryRun bool
+}
+
+// GCWith is GC with options.
+func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOptions) (GCReport, error) {
+	p := o.Progress
 	if p == nil {
 		p = new(GCProgress)
 	}
-	var rep GCReport
+	rep := GCReport{DryRun: o.DryRun}
 	if r.BlobGrace <= 0 {
 		r.BlobGrace = time.Hour
 	}
@@ -143,6 +156,23 @@ func (b *Broker) GCWithProgress(ctx context.Context, now time.Time, r Retention,
 	})
 	if err != nil {
 		return rep, fmt.Errorf("broker: gc scan: %w", err)
+	}
+	if o.DryRun {
+		rep.BytesRemoved = len(stripAnswered) + len(stripUnanswered)
+		rep.RecordsDeleted = len(drop)
+		if _, ok := b.db.Blobs().(store.CondDeleter); !ok {
+			return rep, nil // a store whose blobs the run does not sweep
+		}
+		p.Phase.Store(int32(GCBlobs))
+		sweep, sizes, err := b.unneededBlobs(ctx, now, r, needed, p)
+		if err != nil {
+			return rep, err
+		}
+		rep.BlobsDeleted = len(sweep)
+		for _, d := range sweep {
+			rep.BlobBytesFreed += sizes[d]
+		}
+		return rep, nil
 	}
 	p.Phase.Store(int32(GCRemove))
 	// strip removes the bytes of each case in ids with remove (the record stays).
@@ -247,17 +277,9 @@ func (b *Broker) sweepBlobs(ctx context.Context, now time.Time, r Retention, nee
 	if !ok {
 		return nil
 	}
-	var sweep []string
-	sizes := map[string]int64{}
-	if err := b.db.Blobs().Walk(func(d string, size int64, written time.Time) bool {
-		p.BlobsWalked.Add(1)
-		if !needed[d] && written.Before(now.Add(-r.BlobGrace)) {
-			sweep = append(sweep, d)
-			sizes[d] = size
-		}
-		return ctx.Err() == nil
-	}); err != nil {
-		return fmt.Errorf("broker: gc walk blobs: %w", err)
+	sweep, sizes, err := b.unneededBlobs(ctx, now, r, needed, p)
+	if err != nil {
+		return err
 	}
 	var freed atomic.Int64
 	n, err := gcEach(ctx, sweep, func(d string) (bool, error) {
@@ -286,6 +308,24 @@ func (b *Broker) sweepBlobs(ctx context.Context, now time.Time, r Retention, nee
 		}
 	}
 	return nil
+}
+
+// unneededBlobs lists the blobs older than the grace period that needed does not
+// name, with their sizes.
+func (b *Broker) unneededBlobs(ctx context.Context, now time.Time, r Retention, needed map[string]bool, p *GCProgress) ([]string, map[string]int64, error) {
+	var sweep []string
+	sizes := map[string]int64{}
+	if err := b.db.Blobs().Walk(func(d string, size int64, written time.Time) bool {
+		p.BlobsWalked.Add(1)
+		if !needed[d] && written.Before(now.Add(-r.BlobGrace)) {
+			sweep = append(sweep, d)
+			sizes[d] = size
+		}
+		return ctx.Err() == nil
+	}); err != nil {
+		return nil, nil, fmt.Errorf("broker: gc walk blobs: %w", err)
+	}
+	return sweep, sizes, nil
 }
 
 // gcWriters is how many of a retention run's writes wait for the disk at once.

@@ -63,10 +63,22 @@ func TestRetention(t *testing.T) {
 	if rep, err := e.b.GC(ctx, time.Now().Add(24*time.Hour), r); err != nil || rep.BytesRemoved+rep.RecordsDeleted+rep.BlobsDeleted != 0 {
 		t.Fatalf("nothing is due after a day: %+v %v", rep, err)
 	}
+	// A dry run counts what the real one below removes, blobs and their bytes
+	// included, and changes nothing.
+	dry, err := e.b.GCWith(ctx, time.Now().Add(91*24*time.Hour), r, GCOptions{DryRun: true})
+	if err != nil || !dry.DryRun || dry.BytesRemoved != 4 || dry.RecordsDeleted != 0 || dry.BlobsDeleted != 4 || dry.BlobBytesFreed < 4*200<<10 {
+		t.Fatalf("dry run after 91 days: %+v %v", dry, err)
+	}
+	if _, _, err := e.b.OpenPackage(ctx, "office-a", answered[0], Pickup{Channel: "api"}); err != nil || dirSize(t, blobs) != before {
+		t.Fatalf("the dry run changed something: package %v, blobs folder %d -> %d bytes", err, before, dirSize(t, blobs))
+	}
 	var p GCProgress
-	rep, err := e.b.GCWithProgress(ctx, time.Now().Add(91*24*time.Hour), r, &p)
+	rep, err := e.b.GCWith(ctx, time.Now().Add(91*24*time.Hour), r, GCOptions{Progress: &p})
 	if err != nil || rep.BytesRemoved != 4 || rep.RecordsDeleted != 0 || rep.BlobsDeleted != 4 {
 		t.Fatalf("after 91 days: %+v %v (want the 4 answered packages' bytes; the shared attachment stays)", rep, err)
+	}
+	if rep.BlobBytesFreed != dry.BlobBytesFreed {
+		t.Fatalf("freed %d bytes, the dry run said %d", rep.BlobBytesFreed, dry.BlobBytesFreed)
 	}
 	// What `amtsbote gc` shows while it runs counted the same work: six records
 	// read, four due and done, every blob looked at (six packages, one shared

@@ -19,14 +19,21 @@ import (
 // does the same every retention.every): the bytes of answered cases past
 // retention.package_bytes, the records past retention.records, and the blobs nothing
 // references. For a bbolt store the gateway must be stopped (the file is locked).
+// -dry-run only counts: "-now" alone once read as a preview but removed what a
+// future date makes due.
 func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("gc", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", os.Getenv("AMTSBOTE_CONFIG"), "the gateway's configuration (its store and retention)")
 	dataDir := fs.String("data", "", "data folder, overrides the configuration")
-	at := fs.String("now", "", "apply the retention as of this time (RFC 3339; default now) — to see what a date would remove")
+	at := fs.String("now", "", "apply the retention as of this time (RFC 3339; default now); it removes what is due by then — with -dry-run it only counts it")
+	dry := fs.Bool("dry-run", false, "count what the run would remove (bytes, records, blobs) and change nothing")
 	compact := fs.Bool("compact", false, "rewrite the bbolt file without its free pages even when less than retention.compact_min_free is free (the background job does it by itself above that)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *dry && *compact {
+		fmt.Fprintln(stderr, "amtsbote gc: -dry-run changes nothing, -compact rewrites the file: choose one")
 		return 2
 	}
 	cfg, err := config.Load(*cfgPath, os.Environ())
@@ -63,11 +70,16 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// second on stderr says how far it got.
 	var p broker.GCProgress
 	stop := progress.EverySecond(stderr, p.Line)
-	rep, err := b.GCWithProgress(ctx, now, gateway.RetentionOf(cfg), &p)
+	rep, err := b.GCWith(ctx, now, gateway.RetentionOf(cfg), broker.GCOptions{Progress: &p, DryRun: *dry})
 	stop()
 	if err != nil {
 		fmt.Fprintln(stderr, "amtsbote gc:", err)
 		return 1
+	}
+	if rep.DryRun {
+		fmt.Fprintf(stdout, "dry run as of %s, nothing changed: would remove the bytes of %d submissions, delete %d records and %d blobs (%d bytes)\n",
+			now.Format(time.RFC3339), rep.BytesRemoved, rep.RecordsDeleted, rep.BlobsDeleted, rep.BlobBytesFreed)
+		return 0
 	}
 	fmt.Fprintf(stdout, "bytes removed from %d submissions, %d records deleted, %d blobs deleted (%d bytes freed)\n",
 		rep.BytesRemoved, rep.RecordsDeleted, rep.BlobsDeleted, rep.BlobBytesFreed)

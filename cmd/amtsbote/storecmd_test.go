@@ -7,8 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/store/storetest"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 // TestStoreCommandsNeedAStore: verify, export and gc read or maintain a store; on
@@ -123,5 +126,70 @@ func TestDataCommandsRefuseAnotherUsersFolder(t *testing.T) {
 	e.Reset()
 	if rc := runStore(ctx, []string{"restore", "-data", restoreDir, "-in", tarFile}, &o, &e); rc != 0 {
 		t.Fatalf("restore as the owner: rc %d %s", rc, e.String())
+	}
+}
+
+// TestGCDryRunChangesNothing: `amtsbote gc -dry-run -now DATE` counts what DATE
+// makes due and leaves it where it is; the same command without -dry-run removes
+// it. (-now alone had read as a preview in its help, and removed.)
+func TestGCDryRunChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	decided := storetest.NewSubmission("gc-decided", "amt24", "m1")
+	decided.State = submission.StateAccepted
+	decided.Decision = &submission.Decision{Outcome: submission.OutcomeAccepted, At: time.Now().UTC(), Actor: "test"}
+	for _, s := range []*submission.Submission{decided, storetest.NewSubmission("gc-open", "amt24", "m2")} {
+		if _, _, _, err := db.Create(ctx, s, []submission.Event{{Type: submission.EventReceived}}, "in", []byte("<r/>")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AMTSBOTE_CONFIG", "")
+	// The defaults: bytes 90 days after the answer, records 10 years.
+	later := time.Now().UTC().Add(11 * 365 * 24 * time.Hour).Format(time.RFC3339)
+	gc := func(args ...string) string {
+		t.Helper()
+		var o, e bytes.Buffer
+		if rc := runGC(ctx, append([]string{"-data", dir, "-now", later}, args...), &o, &e); rc != 0 {
+			t.Fatalf("gc %v: rc %d\n%s%s", args, rc, o.String(), e.String())
+		}
+		return o.String()
+	}
+	records := func() int {
+		t.Helper()
+		db, err := store.Open(dir, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		n := 0
+		if err := db.Scan(func(*submission.Submission) bool { n++; return true }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for range 2 {
+		if out := gc("-dry-run"); !strings.Contains(out, "nothing changed") || !strings.Contains(out, "delete 1 records") {
+			t.Fatalf("dry run: %s", out)
+		}
+		if n := records(); n != 2 {
+			t.Fatalf("after a dry run %d records, want 2", n)
+		}
+	}
+	if out := gc(); !strings.Contains(out, "1 records deleted") {
+		t.Fatalf("gc: %s", out)
+	}
+	if n := records(); n != 1 {
+		t.Fatalf("after gc %d records, want 1 (the open case)", n)
+	}
+	var o, e bytes.Buffer
+	if rc := runGC(ctx, []string{"-data", dir, "-dry-run", "-compact"}, &o, &e); rc != 2 || !strings.Contains(e.String(), "choose one") {
+		t.Fatalf("-dry-run -compact: rc %d %s", rc, e.String())
 	}
 }
