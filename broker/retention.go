@@ -158,6 +158,9 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 		return rep, fmt.Errorf("broker: gc scan: %w", err)
 	}
 	if o.DryRun {
+		if err := ctx.Err(); err != nil {
+			return rep, err // the scan stopped early: its counts are not the answer
+		}
 		rep.BytesRemoved = len(stripAnswered) + len(stripUnanswered)
 		rep.RecordsDeleted = len(drop)
 		if _, ok := b.db.Blobs().(store.CondDeleter); !ok {
@@ -172,7 +175,7 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 		for _, d := range sweep {
 			rep.BlobBytesFreed += sizes[d]
 		}
-		return rep, nil
+		return rep, ctx.Err()
 	}
 	p.Phase.Store(int32(GCRemove))
 	// strip removes the bytes of each case in ids with remove (the record stays).
