@@ -30,6 +30,12 @@ type Metrics struct {
 	// every hour only logged it, and personal data outlived its period unseen.
 	retention   *prometheus.CounterVec
 	retentionOK prometheus.Gauge
+	// retentionTook and retentionRecords are the last successful run's length and
+	// the records it read: the run reads every record, so both grow with the
+	// store's history (a million submissions: about two minutes from a cold disk),
+	// and an operator sees that coming before the job overlaps itself.
+	retentionTook    prometheus.Gauge
+	retentionRecords prometheus.Gauge
 }
 
 // NewMetrics creates the series and registers them with reg (nil: not registered).
@@ -56,25 +62,32 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "amtsbote_retention_runs_total", Help: "Runs of the background retention job (retention.every) by outcome: ok, failed."}, []string{"outcome"}),
 		retentionOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "amtsbote_retention_last_success_timestamp_seconds", Help: "When the background retention job last finished a run (Unix time; 0: none since start)."}),
+		retentionTook: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "amtsbote_retention_last_duration_seconds", Help: "How long the background retention job's last successful run took."}),
+		retentionRecords: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "amtsbote_retention_last_records_scanned", Help: "Records the background retention job's last successful run read (it reads every record)."}),
 	}
 	// Both outcomes from the start, so that a job that never succeeds shows a
 	// series at 0 for "ok" (an alert cannot compare with a series that is absent).
 	m.retention.WithLabelValues("ok")
 	m.retention.WithLabelValues("failed")
 	if reg != nil {
-		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.duration, m.lineFull, m.unrecorded, m.restored, m.checks, m.retention, m.retentionOK)
+		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.duration, m.lineFull, m.unrecorded, m.restored, m.checks, m.retention, m.retentionOK, m.retentionTook, m.retentionRecords)
 	}
 	return m
 }
 
-// observeRetention counts one run of the background retention job.
-func (m *Metrics) observeRetention(err error, at time.Time) {
+// observeRetention counts one run of the background retention job, which
+// began at began, read records records and ended at end.
+func (m *Metrics) observeRetention(err error, began, end time.Time, records int64) {
 	if err != nil {
 		m.retention.WithLabelValues("failed").Inc()
 		return
 	}
 	m.retention.WithLabelValues("ok").Inc()
-	m.retentionOK.Set(float64(at.Unix()))
+	m.retentionOK.Set(float64(end.Unix()))
+	m.retentionTook.Set(end.Sub(began).Seconds())
+	m.retentionRecords.Set(float64(records))
 }
 
 func (m *Metrics) observeAttempt(channel string, err error, d time.Duration) {

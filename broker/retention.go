@@ -387,15 +387,16 @@ var ErrBytesRemoved = errors.New("the package bytes were removed after the reten
 // applyRetention is one run of the background retention job (Config.RetentionEvery).
 func (b *Broker) applyRetention(r Retention) {
 	start := time.Now()
-	rep, err := b.GC(b.ctx, time.Now().UTC(), r)
+	var p GCProgress
+	rep, err := b.GCWith(b.ctx, time.Now().UTC(), r, GCOptions{Progress: &p})
 	if err != nil {
 		if b.ctx.Err() == nil {
 			b.log.Error("retention run failed", "err", err)
-			b.metrics.observeRetention(err, time.Now())
+			b.metrics.observeRetention(err, start, time.Now(), p.Scanned.Load())
 		}
 		return
 	}
-	b.metrics.observeRetention(nil, time.Now())
+	b.metrics.observeRetention(nil, start, time.Now(), p.Scanned.Load())
 	if rep.BytesRemoved+rep.RecordsDeleted+rep.BlobsDeleted > 0 || rep.LeftoverChunks > 0 || rep.Compacted {
 		b.log.Info("retention applied", "bytes_removed", rep.BytesRemoved, "records_deleted", rep.RecordsDeleted,
 			"blobs_deleted", rep.BlobsDeleted, "freed", rep.BlobBytesFreed, "leftover_chunks", rep.LeftoverChunks, "compacted", rep.Compacted,

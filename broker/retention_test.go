@@ -231,6 +231,11 @@ func TestRetentionRunsAreCounted(t *testing.T) {
 	if runs("ok") != 0 || runs("failed") != 0 || value(e.b.metrics.retentionOK) != 0 {
 		t.Fatal("retention counted before any run")
 	}
+	for i := range 3 {
+		if _, err := e.b.Receive(context.Background(), intake(fmt.Sprintf("counted-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
 	before := time.Now().Unix()
 	e.b.applyRetention(r)
 	if runs("ok") != 1 || runs("failed") != 0 {
@@ -238,6 +243,10 @@ func TestRetentionRunsAreCounted(t *testing.T) {
 	}
 	if at := value(e.b.metrics.retentionOK); at < float64(before) {
 		t.Fatalf("last success %v, want at least %d", at, before)
+	}
+	// What grows with the history: the records the run read, and its length.
+	if n, took := value(e.b.metrics.retentionRecords), value(e.b.metrics.retentionTook); n != 3 || took <= 0 {
+		t.Fatalf("last run: %v records read in %v s, want 3 records and a length", n, took)
 	}
 	blobs := filepath.Join(dir, "store", "blobs")
 	if err := os.RemoveAll(blobs); err != nil {
