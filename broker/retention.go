@@ -77,6 +77,7 @@ type GCProgress struct {
 	Done        atomic.Int64 // of them handled
 	BlobsWalked atomic.Int64 // blobs looked at
 	BlobsSwept  atomic.Int64 // blobs removed
+	DryRun      atomic.Bool  // the run only counts (GCOptions.DryRun)
 }
 
 // Line is the progress as one line for a terminal.
@@ -87,6 +88,9 @@ func (p *GCProgress) Line() string {
 	case GCRemove:
 		return fmt.Sprintf("  %d records read; removing what fell due: %d of %d\n", p.Scanned.Load(), p.Done.Load(), p.Due.Load())
 	case GCBlobs:
+		if p.DryRun.Load() {
+			return fmt.Sprintf("  %d records read, %d due; blobs: %d looked at\n", p.Scanned.Load(), p.Due.Load(), p.BlobsWalked.Load())
+		}
 		return fmt.Sprintf("  %d of %d due cases done; blobs: %d looked at, %d removed\n", p.Done.Load(), p.Due.Load(), p.BlobsWalked.Load(), p.BlobsSwept.Load())
 	case GCCompact:
 		return "  rewriting the store file without its free pages\n"
@@ -121,6 +125,7 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 		p = new(GCProgress)
 	}
 	rep := GCReport{DryRun: o.DryRun}
+	p.DryRun.Store(o.DryRun)
 	if r.BlobGrace <= 0 {
 		r.BlobGrace = time.Hour
 	}

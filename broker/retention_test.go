@@ -100,6 +100,12 @@ func TestRetention(t *testing.T) {
 			t.Errorf("phase %d: line %q, want %q", phase, line, want)
 		}
 	}
+	// A dry run's blob phase does not speak of cases done.
+	p.Phase.Store(int32(GCBlobs))
+	p.DryRun.Store(true)
+	if line, want := p.Line(), "6 records read, 4 due; blobs: 7 looked at"; !strings.Contains(line, want) {
+		t.Errorf("dry run: line %q, want %q", line, want)
+	}
 	after := dirSize(t, blobs)
 	if after >= before || before-after < 4*200<<10 {
 		t.Fatalf("blobs folder %d -> %d bytes", before, after)
