@@ -59,7 +59,13 @@ func (b *Broker) Erase(ctx context.Context, id, actor, note string) (EraseResult
 		return res, err
 	}
 	res.Submission = s
-	res.BlobsDeleted, err = b.deleteUnsharedBlobs(ctx, s)
+	// The bytes are gone from the record now; their blobs go in the same request,
+	// whether or not its client still waits. The scan below reads every record
+	// (a million: minutes from a cold disk), longer than an operator's curl or
+	// the server's write timeout may wait; with the request's context a client
+	// hanging up stopped it, the erasure answered with an error and the blobs
+	// stayed until the next hourly sweep.
+	res.BlobsDeleted, err = b.deleteUnsharedBlobs(context.WithoutCancel(ctx), s)
 	if err != nil {
 		return res, err
 	}

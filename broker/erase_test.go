@@ -27,6 +27,28 @@ func (blocks) Close() error { return nil }
 // receipts stay, the event names the operator; a blob another case shares stays.
 // A package still waiting for an attempt is refused, and an erased held package
 // cannot be redelivered.
+// TestEraseOutlivesItsClient: the client of an erasure hangs up (its context ends)
+// while the gateway looks for other cases sharing the blobs. The erasure goes on:
+// the package's blob is deleted now, not at the next hourly sweep.
+func TestEraseOutlivesItsClient(t *testing.T) {
+	e := start(t, t.TempDir(), blocks{})
+	in := intake("erase-gone-client", "unconfigured")
+	a, err := e.b.Receive(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, e.b, a.Submission.ID, submission.StateHeld)
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	res, err := e.b.Erase(gone, a.Submission.ID, "test", "")
+	if err != nil || res.BlobsDeleted != 2 {
+		t.Fatalf("erase with its client gone: %+v %v, want the package's and the attachment's blobs deleted", res, err)
+	}
+	if _, err := e.db.Blobs().Open(context.Background(), a.Submission.PackageSHA256); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the erased package's blob is still there: %v", err)
+	}
+}
+
 func TestEraseOneCase(t *testing.T) {
 	e := start(t, t.TempDir(), blocks{})
 	ctx := context.Background()
