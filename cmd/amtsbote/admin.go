@@ -422,6 +422,13 @@ func (c *adminClient) erase(ctx context.Context, args []string, stdout, stderr i
 	}
 	if done, err := c.print(ctx, http.MethodPost, "/v1/admin/submissions/"+url.PathEscape(fs.Arg(0))+"/erase",
 		map[string]string{"operator": *operator, "note": *note}, &res, stdout); done {
+		var answered *apiError
+		if err != nil && !errors.As(err, &answered) {
+			// No answer (a timeout, a dropped connection): on a big store the
+			// gateway's search for shared files can outlast the wait, and it
+			// finishes an erasure whose client left.
+			return fmt.Errorf("%w\nthe gateway may have erased it all the same: `amtsbote admin show %s` lists bytes_removed in its history if so; erasing again is safe", err, fs.Arg(0))
+		}
 		return err
 	}
 	if res.AlreadyRemoved {

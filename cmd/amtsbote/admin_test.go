@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -128,5 +130,37 @@ func TestAdminCommands(t *testing.T) {
 	}
 	if rc, _, errs := admin("", "held"); rc != 2 || !strings.Contains(errs, "no admin token") {
 		t.Errorf("no token: rc %d\n%s", rc, errs)
+	}
+}
+
+// TestAdminEraseWithoutAnAnswer: when the connection ends without an answer (the
+// server's write timeout while it searches a big store for shared files), the
+// gateway finishes the erasure all the same; the command says so and how to
+// check, where it used to print only "EOF". A problem answer gets no such hint.
+func TestAdminEraseWithoutAnAnswer(t *testing.T) {
+	drop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/refused/erase") {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusConflict)
+			_, _ = w.Write([]byte(`{"type": "https://amtsbote.example/problems/conflict", "detail": "waits for a delivery attempt"}`))
+			return
+		}
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	defer drop.Close()
+	t.Setenv("AMTSBOTE_ADMIN_TOKEN", "token")
+	erase := func(id string) (int, string) {
+		var out, errb bytes.Buffer
+		rc := runAdmin(context.Background(), []string{"-url", drop.URL, "-data", t.TempDir(), "erase", "-operator", "Frau Weber", id}, &out, &errb)
+		return rc, errb.String()
+	}
+	if rc, errs := erase("01a2-dropped"); rc != 1 || !strings.Contains(errs, "amtsbote admin show 01a2-dropped") || !strings.Contains(errs, "erasing again is safe") {
+		t.Fatalf("dropped connection: rc %d\n%s", rc, errs)
+	}
+	if rc, errs := erase("refused"); rc != 1 || !strings.Contains(errs, "409") || strings.Contains(errs, "admin show") {
+		t.Fatalf("a problem answer: rc %d\n%s", rc, errs)
 	}
 }
