@@ -59,7 +59,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "amtsbote_queue_checks_total", Help: "Queue checks (outbox against the work queue) by outcome: ok, failed."}, []string{"outcome"}),
 		retention: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "amtsbote_retention_runs_total", Help: "Runs of the background retention job (retention.every) by outcome: ok, failed."}, []string{"outcome"}),
+			Name: "amtsbote_retention_runs_total", Help: "Runs of the background retention job (retention.every) by outcome: ok, failed, skipped (cluster: another gateway ran this period)."}, []string{"outcome"}),
 		retentionOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "amtsbote_retention_last_success_timestamp_seconds", Help: "When the background retention job last finished a run (Unix time; 0: none since start)."}),
 		retentionTook: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -71,6 +71,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	// series at 0 for "ok" (an alert cannot compare with a series that is absent).
 	m.retention.WithLabelValues("ok")
 	m.retention.WithLabelValues("failed")
+	m.retention.WithLabelValues("skipped")
 	if reg != nil {
 		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.duration, m.lineFull, m.unrecorded, m.restored, m.checks, m.retention, m.retentionOK, m.retentionTook, m.retentionRecords)
 	}

@@ -390,7 +390,38 @@ func gcEach(ctx context.Context, ids []string, fn func(id string) (bool, error))
 var ErrBytesRemoved = errors.New("the package bytes were removed after the retention period")
 
 // applyRetention is one run of the background retention job (Config.RetentionEvery).
+//
+// On a store several gateways share (store.Leaser: the cluster) the first gateway
+// of each period runs it and the others skip that period: each run reads every
+// record, and with every gateway doing it the store was read once per gateway. A
+// run that fails gives its period back, so that a gateway whose run fails every
+// time (its blob folder gone, say) does not keep the others from the work.
 func (b *Broker) applyRetention(r Retention) {
+	if l, ok := b.db.(store.Leaser); ok && b.cfg.RetentionEvery > 0 {
+		slot := time.Now().UTC().Truncate(b.cfg.RetentionEvery)
+		held, release, err := l.TryLease(b.ctx, "retention", slot, 2*b.cfg.RetentionEvery)
+		switch {
+		case err != nil:
+			// Without an answer from the store, run: repeated work is safe
+			// (every removal is compare-and-set), skipped work is data kept
+			// beyond its period.
+			b.log.Warn("retention: could not ask the store who runs this period; running here", "err", err)
+		case !held:
+			b.metrics.retention.WithLabelValues("skipped").Inc()
+			b.log.Debug("retention: another gateway runs this period", "period", slot)
+			return
+		default:
+			if err := b.runRetention(r); err != nil {
+				release()
+			}
+			return
+		}
+	}
+	_ = b.runRetention(r)
+}
+
+// runRetention runs the retention once, counts and logs the run.
+func (b *Broker) runRetention(r Retention) error {
 	start := time.Now()
 	var p GCProgress
 	rep, err := b.GCWith(b.ctx, time.Now().UTC(), r, GCOptions{Progress: &p})
@@ -399,7 +430,7 @@ func (b *Broker) applyRetention(r Retention) {
 			b.log.Error("retention run failed", "err", err)
 			b.metrics.observeRetention(err, start, time.Now(), p.Scanned.Load())
 		}
-		return
+		return err
 	}
 	b.metrics.observeRetention(nil, start, time.Now(), p.Scanned.Load())
 	if rep.BytesRemoved+rep.RecordsDeleted+rep.BlobsDeleted > 0 || rep.LeftoverChunks > 0 || rep.Compacted {
@@ -408,4 +439,5 @@ func (b *Broker) applyRetention(r Retention) {
 			"file_before", rep.FileBefore, "file_after", rep.FileAfter, "compact_pause", rep.CompactPause.Round(time.Microsecond),
 			"took", time.Since(start).Round(time.Millisecond))
 	}
+	return nil
 }

@@ -233,6 +233,19 @@ type CondDeleter interface {
 	DeleteIfOlder(digest string, before time.Time) (deleted bool, err error)
 }
 
+// Leaser is a store that several gateways share (the JetStream store) and that
+// can hand one of them a piece of periodic work for one period: the retention
+// job reads every record, and N gateways each doing it read the store N times a
+// period. TryLease reports whether this caller got name for the period that
+// begins at slot (the first caller of the slot gets it; the lease lasts at least
+// ttl). release gives it back so that another gateway may take the same slot, as
+// a holder whose run failed does: a gateway that fails every time must not keep
+// the work from the others. A store without it (bbolt, one gateway) runs the
+// work itself.
+type Leaser interface {
+	TryLease(ctx context.Context, name string, slot time.Time, ttl time.Duration) (held bool, release func(), err error)
+}
+
 // DiscardNew removes a blob this request created (p.Created) and that no record
 // references, because the request failed after PutStream: an attachment whose
 // package was refused must leave no bytes behind. It deletes only if nobody put the
