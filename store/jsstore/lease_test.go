@@ -2,6 +2,8 @@ package jsstore_test
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,5 +65,37 @@ func TestLeaseOnePerSlot(t *testing.T) {
 	n := 0
 	if err := a.Scan(func(*submission.Submission) bool { n++; return true }); err != nil || n != 1 {
 		t.Fatalf("scan after leases: %d records, %v; want 1", n, err)
+	}
+}
+
+// TestLeaseRace: eight gateways ask for the same period at once; exactly one
+// gets it.
+func TestLeaseRace(t *testing.T) {
+	b, first := openOnEmbedded(t, jsstore.Options{})
+	stores := []*jsstore.Store{first}
+	for range 7 {
+		st, err := jsstore.Open(context.Background(), b.JS, jsstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stores = append(stores, st)
+	}
+	slot := time.Date(2026, 12, 5, 4, 0, 0, 0, time.UTC)
+	var wg sync.WaitGroup
+	var held atomic.Int32
+	for _, st := range stores {
+		wg.Go(func() {
+			ok, _, err := st.TryLease(context.Background(), "retention", slot, time.Hour)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				held.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if held.Load() != 1 {
+		t.Fatalf("%d gateways got the period, want 1", held.Load())
 	}
 }
