@@ -26,6 +26,11 @@ var _ store.Leaser = (*Store)(nil)
 
 // TryLease implements store.Leaser.
 func (s *Store) TryLease(ctx context.Context, name string, slot time.Time, ttl time.Duration) (bool, func(), error) {
+	// Bounded like every other operation of the store: the caller's context may
+	// have no end (the broker's), and a cluster without quorum must not hold the
+	// periodic job for good.
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
 	subject := s.subject("lease." + encodeKey(name) + "." + strconv.FormatInt(slot.Unix(), 10))
 	var last uint64
 	m, err := s.lastRaw(ctx, subject)
