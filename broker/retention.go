@@ -168,17 +168,9 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 		}
 		rep.BytesRemoved = len(stripAnswered) + len(stripUnanswered)
 		rep.RecordsDeleted = len(drop)
-		if _, ok := b.db.Blobs().(store.CondDeleter); !ok {
-			return rep, nil // a store whose blobs the run does not sweep
-		}
 		p.Phase.Store(int32(GCBlobs))
-		sweep, sizes, err := b.unneededBlobs(ctx, now, r, needed, p)
-		if err != nil {
+		if err := b.sweepBlobs(ctx, now, r, needed, &rep, p, true); err != nil {
 			return rep, err
-		}
-		rep.BlobsDeleted = len(sweep)
-		for _, d := range sweep {
-			rep.BlobBytesFreed += sizes[d]
 		}
 		return rep, ctx.Err()
 	}
@@ -221,7 +213,7 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 		return rep, err
 	}
 	p.Phase.Store(int32(GCBlobs))
-	if err := b.sweepBlobs(ctx, now, r, needed, &rep, p); err != nil {
+	if err := b.sweepBlobs(ctx, now, r, needed, &rep, p, false); err != nil {
 		return rep, err
 	}
 	if err := b.compact(ctx, r, &rep, p); err != nil {
@@ -276,8 +268,9 @@ func (b *Broker) compact(ctx context.Context, r Retention, rep *GCReport, p *GCP
 	return nil
 }
 
-// sweepBlobs removes blobs no record needs that are older than the grace period.
-func (b *Broker) sweepBlobs(ctx context.Context, now time.Time, r Retention, needed map[string]bool, rep *GCReport, p *GCProgress) error {
+// sweepBlobs removes blobs no record needs that are older than the grace period;
+// with dry, it only counts them in rep.
+func (b *Broker) sweepBlobs(ctx context.Context, now time.Time, r Retention, needed map[string]bool, rep *GCReport, p *GCProgress, dry bool) error {
 	// Only a store that can delete a blob on condition that nobody put it again since
 	// is swept: a record committed after the scan may reference an old blob whose
 	// content a portal sent again, and Put refreshes its time.
@@ -285,9 +278,24 @@ func (b *Broker) sweepBlobs(ctx context.Context, now time.Time, r Retention, nee
 	if !ok {
 		return nil
 	}
-	sweep, sizes, err := b.unneededBlobs(ctx, now, r, needed, p)
-	if err != nil {
-		return err
+	var sweep []string
+	sizes := map[string]int64{}
+	if err := b.db.Blobs().Walk(func(d string, size int64, written time.Time) bool {
+		p.BlobsWalked.Add(1)
+		if !needed[d] && written.Before(now.Add(-r.BlobGrace)) {
+			sweep = append(sweep, d)
+			sizes[d] = size
+		}
+		return ctx.Err() == nil
+	}); err != nil {
+		return fmt.Errorf("broker: gc walk blobs: %w", err)
+	}
+	if dry {
+		rep.BlobsDeleted = len(sweep)
+		for _, d := range sweep {
+			rep.BlobBytesFreed += sizes[d]
+		}
+		return nil
 	}
 	var freed atomic.Int64
 	n, err := gcEach(ctx, sweep, func(d string) (bool, error) {
@@ -316,24 +324,6 @@ func (b *Broker) sweepBlobs(ctx context.Context, now time.Time, r Retention, nee
 		}
 	}
 	return nil
-}
-
-// unneededBlobs lists the blobs older than the grace period that needed does not
-// name, with their sizes.
-func (b *Broker) unneededBlobs(ctx context.Context, now time.Time, r Retention, needed map[string]bool, p *GCProgress) ([]string, map[string]int64, error) {
-	var sweep []string
-	sizes := map[string]int64{}
-	if err := b.db.Blobs().Walk(func(d string, size int64, written time.Time) bool {
-		p.BlobsWalked.Add(1)
-		if !needed[d] && written.Before(now.Add(-r.BlobGrace)) {
-			sweep = append(sweep, d)
-			sizes[d] = size
-		}
-		return ctx.Err() == nil
-	}); err != nil {
-		return nil, nil, fmt.Errorf("broker: gc walk blobs: %w", err)
-	}
-	return sweep, sizes, nil
 }
 
 // gcWriters is how many of a retention run's writes wait for the disk at once.
