@@ -192,18 +192,22 @@ func freelistOnDisk(f *os.File, tx *bolt.Tx, st bolt.Stats, size int) ([]int, bo
 	if !found || freelist == boltNoFreelist || freelist < 2 || freelist > uint64(tx.Size())/uint64(size) {
 		return nil, false
 	}
-	head := make([]byte, boltPageHeader)
-	if _, err := f.ReadAt(head, int64(freelist)*int64(size)); err != nil {
+	// The first page, and the overflow pages only if the header names any.
+	off := int64(freelist) * int64(size)
+	body := make([]byte, size)
+	if _, err := f.ReadAt(body, off); err != nil {
 		return nil, false
 	}
-	flags, count := binary.NativeEndian.Uint16(head[8:]), int(binary.NativeEndian.Uint16(head[10:]))
-	span := (int64(binary.NativeEndian.Uint32(head[12:])) + 1) * int64(size)
-	if flags != boltFreelistFlag || int64(freelist)*int64(size)+span > tx.Size() {
+	flags, count := binary.NativeEndian.Uint16(body[8:]), int(binary.NativeEndian.Uint16(body[10:]))
+	span := (int64(binary.NativeEndian.Uint32(body[12:])) + 1) * int64(size)
+	if flags != boltFreelistFlag || off+span > tx.Size() {
 		return nil, false
 	}
-	body := make([]byte, span)
-	if _, err := f.ReadAt(body, int64(freelist)*int64(size)); err != nil {
-		return nil, false
+	if span > int64(size) {
+		body = append(body, make([]byte, span-int64(size))...)
+		if _, err := f.ReadAt(body[size:], off+int64(size)); err != nil {
+			return nil, false
+		}
 	}
 	ids, ok := parseFreelist(body[boltPageHeader:], count)
 	if !ok || len(ids) != st.FreePageN+st.PendingPageN {

@@ -17,34 +17,7 @@ import (
 // every page finds; and each cross-check refuses a freelist that does not add
 // up (planted defects), so the walk takes over rather than a page being missed.
 func TestFreelistOnDiskIsTheWalk(t *testing.T) {
-	dir := t.TempDir()
-	db, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var digests []string
-	for i := range 40 {
-		b := make([]byte, 500+i*700) // up to ~28 KB: values over several pages
-		_, _ = rand.Read(b)          // S2 keeps it as it is
-		d, err := db.Blobs().Put(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		digests = append(digests, d)
-	}
-	for i, d := range digests {
-		if i%3 != 0 {
-			if err := db.Blobs().Delete(d); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	f, err := os.OpenFile(filepath.Join(dir, FileName), os.O_RDONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	db, f := withFreePages(t, 40, 700) // values up to ~28 KB: over several pages
 	size := db.bolt.Info().PageSize
 	errDone := os.ErrClosed
 	_ = db.bolt.Update(func(tx *bolt.Tx) error {
@@ -103,4 +76,62 @@ func TestFreelistOnDiskIsTheWalk(t *testing.T) {
 			t.Errorf("%s: taken", name)
 		}
 	}
+}
+
+// withFreePages returns a store whose file has free pages of many runs: n blobs
+// of 500 + i*step random bytes (S2 keeps them as they are) put, two of each three
+// deleted again; and the file opened for reading.
+func withFreePages(t *testing.T, n, step int) (*DB, *os.File) {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	var digests []string
+	for i := range n {
+		b := make([]byte, 500+i*step)
+		_, _ = rand.Read(b)
+		d, err := db.Blobs().Put(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, d)
+	}
+	for i, d := range digests {
+		if i%3 != 0 {
+			if err := db.Blobs().Delete(d); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(dir, FileName), os.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return db, f
+}
+
+// TestFreelistOnDiskOverflowPages: a freelist longer than one page (more than
+// 510 ids on 4 KiB pages) is read over its overflow pages too.
+func TestFreelistOnDiskOverflowPages(t *testing.T) {
+	db, f := withFreePages(t, 60, 2000) // up to ~118 KB each: over a thousand free pages
+	size := db.bolt.Info().PageSize
+	_ = db.bolt.Update(func(tx *bolt.Tx) error {
+		st := db.bolt.Stats()
+		walked, err := freeByWalk(tx, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(walked) <= (size-boltPageHeader)/8 {
+			t.Fatalf("only %d free pages: the freelist fits one page", len(walked))
+		}
+		read, ok := freelistOnDisk(f, tx, st, size)
+		if !ok || !slices.Equal(read, walked) {
+			t.Fatalf("freelist over several pages: %v (%d ids), walk %d ids", ok, len(read), len(walked))
+		}
+		return os.ErrClosed // nothing to commit
+	})
 }
