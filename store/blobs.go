@@ -253,6 +253,24 @@ func (bs *Blobs) DeleteIfOlder(digest string, before time.Time) (bool, error) {
 	return true, nil
 }
 
+// Refresh implements Refresher: the file's time becomes now, under the lock
+// DeleteIfOlder takes, so a deletion either came first (ErrNotFound) or sees the
+// new time.
+func (bs *Blobs) Refresh(_ context.Context, digest string) (time.Time, error) {
+	if !IsHexDigest(digest) {
+		return time.Time{}, ErrBadDigest
+	}
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	now := time.Now()
+	if err := os.Chtimes(bs.path(digest), now, now); errors.Is(err, os.ErrNotExist) {
+		return time.Time{}, fmt.Errorf("store: blob %s: %w", digest, ErrNotFound)
+	} else if err != nil {
+		return time.Time{}, fmt.Errorf("store: blob refresh: %w", err)
+	}
+	return now, nil
+}
+
 // removeStale removes the temporary files of writes that died with their process
 // (a kill during a 2 GiB upload would otherwise leave 2 GiB behind for good). Every
 // write keeps its temporary file in the folder's root, so start-up lists that and

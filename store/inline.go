@@ -284,7 +284,38 @@ func (bs dbBlobs) PutStream(ctx context.Context, r io.Reader, limit int64, want 
 	return StreamPut{Digest: p.Digest, Size: p.Size, Created: false, Written: now}, nil
 }
 
+// Refresh implements Refresher: an inline blob's time is rewritten in a
+// transaction (the one DeleteIfOlder's batch is ordered with), a file's by the
+// file store.
+func (bs dbBlobs) Refresh(ctx context.Context, digest string) (time.Time, error) {
+	if !IsHexDigest(digest) {
+		return time.Time{}, ErrBadDigest
+	}
+	inline := false
+	var now time.Time
+	err := bs.db.update(func(tx *wtx) error {
+		b := tx.bucket(bucketBlobs)
+		v := getAlone(b.b, []byte(digest))
+		if inline = len(v) >= inlineHeader; !inline {
+			return nil
+		}
+		now = time.Now()
+		nv := append([]byte{}, v...)
+		binary.BigEndian.PutUint64(nv, uint64(now.UnixNano()))
+		return b.PutAlone([]byte(digest), nv)
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("store: blob refresh: %w", err)
+	}
+	if inline {
+		return now, nil
+	}
+	return bs.db.blobs.Refresh(ctx, digest)
+}
+
 var (
 	_ CondDeleter = dbBlobs{}
 	_ CondDeleter = (*Blobs)(nil)
+	_ Refresher   = dbBlobs{}
+	_ Refresher   = (*Blobs)(nil)
 )

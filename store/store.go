@@ -233,6 +233,30 @@ type CondDeleter interface {
 	DeleteIfOlder(digest string, before time.Time) (deleted bool, err error)
 }
 
+// Refresher is a blob store that can move a stored blob's time to now without
+// touching its bytes: what a request does for the blobs it has stored and whose
+// record is not committed yet. A multipart upload stores its first attachment
+// long before its record commits (the later parts may take hours at the upload's
+// minimum rate), and every deleter — the retention's sweep, an erasure — decides
+// from records committed before it looked and from the blob's time: without
+// fresh times the blob of an upload still under way looked unreferenced and old,
+// was removed, and the package was then acknowledged without it. Refresh returns
+// the blob's new time (a later DeleteIfOlder with an earlier cut-off keeps it),
+// ErrNotFound when the blob is gone.
+type Refresher interface {
+	Refresh(ctx context.Context, digest string) (time.Time, error)
+}
+
+// HoldRefresh is how often a request refreshes the blobs it holds until its
+// record is committed (Refresher), and HoldGrace how far in the past every
+// deleter's cut-off must lie: three refreshes, so a slow disk or a busy cluster
+// delaying one refresh does not expose a held blob. The retention's sweep keeps
+// an hour (broker.Retention.BlobGrace), an erasure HoldGrace.
+const (
+	HoldRefresh = 5 * time.Minute
+	HoldGrace   = 3 * HoldRefresh
+)
+
 // Leaser is a store that several gateways share (the JetStream store) and that
 // can hand one of them a piece of periodic work for one period: the retention
 // job reads every record, and N gateways each doing it read the store N times a

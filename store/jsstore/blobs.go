@@ -181,6 +181,50 @@ func (b *Blobs) touch(ctx context.Context, bm *blobMeta) error {
 	return request(ctx, b.nc, metaMsg(bm, bm.data))
 }
 
+// Refresh implements store.Refresher: the meta message is touched as a Put of
+// stored content touches it (on condition that it is still the last one), so a
+// DeleteIfOlder on any node that read the older time fails its expectation, and
+// one that comes later sees the new time. A blob that is gone, or whose chunks
+// are, is store.ErrNotFound: the caller's bytes are not there to refresh.
+func (b *Blobs) Refresh(ctx context.Context, digest string) (time.Time, error) {
+	if !store.IsHexDigest(digest) {
+		return time.Time{}, store.ErrBadDigest
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.opts.Timeout)
+	defer cancel()
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		c, cancelAttempt := context.WithTimeout(ctx, b.opts.RequestTimeout)
+		bm, intact, err := b.readStored(c, digest)
+		if err == nil && intact {
+			if err = b.touch(c, bm); err == nil {
+				var bm2 *blobMeta
+				if bm2, err = b.readMeta(c, digest); err == nil {
+					cancelAttempt()
+					return bm2.stored, nil
+				}
+			}
+		}
+		cancelAttempt()
+		switch {
+		case err == nil || errors.Is(err, jetstream.ErrMsgNotFound):
+			return time.Time{}, fmt.Errorf("jsstore: blob %s: %w", digest, store.ErrNotFound)
+		case errors.Is(err, errConflict):
+			lastErr = err // touched or deleted meanwhile: read again at once
+			if !sleep(ctx, jitter(attempt)) {
+				return time.Time{}, fmt.Errorf("jsstore: blob refresh %s: %w", digest, lastErr)
+			}
+		case transient(err):
+			lastErr = err
+			if !sleep(ctx, backoff(attempt)) {
+				return time.Time{}, fmt.Errorf("jsstore: blob refresh %s: %w", digest, lastErr)
+			}
+		default:
+			return time.Time{}, fmt.Errorf("jsstore: blob refresh %s: %w", digest, err)
+		}
+	}
+}
+
 // mark replaces bm by a deletion marker as nats.go's ObjectStore.Delete writes it
 // (the same info with Deleted set, size, chunks and digest cleared and no time);
 // errConflict if bm is no longer the last message of its subject. The chunks stay
@@ -550,4 +594,6 @@ func (r *chunkReader) Close() error {
 }
 
 // The retention, an erasure and DiscardNew delete blobs only through it.
+var _ store.Refresher = (*Blobs)(nil)
+
 var _ store.CondDeleter = (*Blobs)(nil)

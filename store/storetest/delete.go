@@ -344,3 +344,63 @@ func (s *suite) testBlobDeleteAndWalk(t *testing.T) {
 		t.Fatalf("Walk after Put again: %+v", w)
 	}
 }
+
+// testBlobRefresh is the contract of Refresher, which every store that deletes
+// blobs on condition (CondDeleter) must have: a request holding blobs whose
+// record is not committed yet refreshes them, and a deleter whose cut-off lies
+// before the refresh keeps them — inline-sized and big ones alike. A blob that
+// is gone is ErrNotFound, so the request learns that its bytes are not there.
+func (s *suite) testBlobRefresh(t *testing.T) {
+	st := s.h.Open(t)
+	bs := st.Blobs()
+	cond, ok := bs.(store.CondDeleter)
+	if !ok {
+		t.Skip("the store never deletes a blob on its own (no CondDeleter): nothing to hold blobs against")
+	}
+	ref, ok := bs.(store.Refresher)
+	if !ok {
+		t.Fatalf("%T deletes blobs on condition (CondDeleter) but has no Refresh: an upload's blobs cannot be held", bs)
+	}
+	ctx := context.Background()
+	big := make([]byte, 300<<10) // a file or several chunks
+	_, _ = rand.Read(big)
+	for _, content := range [][]byte{[]byte("held " + uid("")), big} {
+		d, err := bs.Put(content)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+		cut := time.Now()
+		time.Sleep(20 * time.Millisecond)
+		at, err := ref.Refresh(ctx, d)
+		if err != nil {
+			t.Fatalf("Refresh of a stored blob (%d bytes): %v", len(content), err)
+		}
+		if at.Before(cut.Add(-time.Minute)) {
+			t.Errorf("Refresh returned %s, before the cut-off %s", at, cut)
+		}
+		if gone, err := cond.DeleteIfOlder(d, cut); err != nil || gone {
+			t.Fatalf("DeleteIfOlder with a cut-off before the refresh: deleted=%v err=%v; the held blob (%d bytes) must stay", gone, err, len(content))
+		}
+		if _, err := bs.Open(ctx, d); err != nil {
+			t.Fatalf("the held blob is not readable: %v", err)
+		}
+		if gone, err := cond.DeleteIfOlder(d, time.Now().Add(time.Minute)); err != nil || !gone {
+			t.Fatalf("DeleteIfOlder with a cut-off after the refresh: deleted=%v err=%v", gone, err)
+		}
+		if _, err := ref.Refresh(ctx, d); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("Refresh of a deleted blob: %v, want ErrNotFound", err)
+		}
+	}
+	if _, err := ref.Refresh(ctx, hexOf([]byte(uid("never")))); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Refresh of a blob never put: %v, want ErrNotFound", err)
+	}
+	if _, err := ref.Refresh(ctx, "../x"); !errors.Is(err, store.ErrBadDigest) {
+		t.Fatalf("Refresh of a malformed digest: %v, want ErrBadDigest", err)
+	}
+}
+
+func hexOf(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}

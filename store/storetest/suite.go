@@ -79,6 +79,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ConcurrentDeleteAndUpdate", s.testConcurrentDeleteAndUpdate)
 	t.Run("BlobDeleteAndWalk", s.testBlobDeleteAndWalk)
 	t.Run("BlobPutStream", s.testBlobPutStream)
+	t.Run("BlobRefresh", s.testBlobRefresh)
 	t.Run("WritesTimed", s.testWritesTimed)
 }
 

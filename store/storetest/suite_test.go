@@ -279,7 +279,7 @@ func (d *defective) WalkOffice(office, after string, fn func(*submission.Submiss
 func (d *defective) Blobs() store.BlobStore {
 	switch d.defect {
 	case "blob-not-found-unwrapped", "walk-skips-blobs", "blob-delete-keeps-bytes",
-		"stream-keeps-mismatch", "stream-ignores-limit", "stream-discards-shared":
+		"stream-keeps-mismatch", "stream-ignores-limit", "stream-discards-shared", "refresh-does-nothing":
 		return badBlobs{d.Store.Blobs(), d.defect}
 	}
 	return d.Store.Blobs()
@@ -336,6 +336,22 @@ func (b badBlobs) PutStream(ctx context.Context, r io.Reader, limit int64, want 
 	return b.BlobStore.PutStream(ctx, r, limit, want)
 }
 
+// Refresh: the refresh-does-nothing defect says a blob is refreshed and leaves
+// its time as it was, so a deleter takes a blob an upload still holds.
+func (b badBlobs) Refresh(ctx context.Context, digest string) (time.Time, error) {
+	if b.defect == "refresh-does-nothing" {
+		if _, err := b.BlobStore.Open(ctx, digest); err != nil {
+			return time.Time{}, err
+		}
+		return time.Now(), nil
+	}
+	return b.BlobStore.(store.Refresher).Refresh(ctx, digest)
+}
+
+func (b badBlobs) DeleteIfOlder(digest string, before time.Time) (bool, error) {
+	return b.BlobStore.(store.CondDeleter).DeleteIfOlder(digest, before)
+}
+
 func (b badBlobs) Open(ctx context.Context, digest string) (io.ReadCloser, error) {
 	rc, err := b.BlobStore.Open(ctx, digest)
 	if b.defect == "blob-not-found-unwrapped" && errors.Is(err, store.ErrNotFound) {
@@ -378,6 +394,7 @@ func TestSeededDefectsFail(t *testing.T) {
 		"stream-keeps-mismatch":         "BlobPutStream",
 		"stream-ignores-limit":          "BlobPutStream",
 		"stream-discards-shared":        "BlobPutStream",
+		"refresh-does-nothing":          "BlobRefresh",
 		"untimed-writes":                "WritesTimed",
 	}
 	testenv.PlantedDefects(t, "STORETEST_DEFECT", "a store", cases)
