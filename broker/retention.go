@@ -26,7 +26,9 @@ type Retention struct {
 	// answer at all (a data protection audit).
 	Unanswered time.Duration
 	// BlobGrace: a blob no record references is removed only when it is older than
-	// this, so a package whose record is being committed right now is never swept.
+	// this, so a package whose record is being committed right now is never swept
+	// (default an hour; at least store.HoldGrace, since a request under way keeps
+	// its blobs only that fresh: intake's holding).
 	BlobGrace time.Duration
 	// CompactMinFree: a store that can rewrite its file while in use (store.DB)
 	// does so after a run that left at least this many bytes, and at least half of

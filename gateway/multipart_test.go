@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/portal"
@@ -374,5 +375,138 @@ func TestReferencedAttachmentForPeerAccepted(t *testing.T) {
 	sub, err := f.g.Broker.Submission(res.SubmissionID)
 	if err != nil || sub.OfficeID != "peer-09" {
 		t.Fatalf("routed to %q (%v), want the Bavarian peer", sub.OfficeID, err)
+	}
+}
+
+// gatedReader yields its content up to at, then waits for open to close before
+// the rest: a client whose upload of one part stalls for as long as a test needs.
+type gatedReader struct {
+	r       io.Reader
+	at      int
+	n       int
+	open    chan struct{}
+	reached chan struct{}
+	once    bool
+}
+
+func (g *gatedReader) Read(p []byte) (int, error) {
+	if g.n >= g.at && !g.once {
+		g.once = true
+		close(g.reached)
+		<-g.open
+	}
+	if g.n < g.at && len(p) > g.at-g.n {
+		p = p[:g.at-g.n]
+	}
+	n, err := g.r.Read(p)
+	g.n += n
+	return n, err
+}
+
+func (g *gatedReader) Close() error { return nil }
+
+// TestUploadHoldsItsBlobsAgainstTheSweep: a multipart upload stores its first
+// attachment long before its record commits — the later parts may take hours at
+// the upload's minimum rate. The retention's sweep meanwhile found the stored
+// blob unreferenced and older than its grace and removed it, and the package was
+// then acknowledged with a 201 whose attachment the office could never fetch.
+// The request refreshes what it holds (store.Refresher), so the sweep keeps it.
+// The times are scaled down: a refresh every 50 ms against a sweep grace of
+// 400 ms stands for 5 minutes against an hour.
+func TestUploadHoldsItsBlobsAgainstTheSweep(t *testing.T) {
+	f := start(t)
+	f.g.Pipeline.HoldRefresh = 50 * time.Millisecond
+	first := randomBytes(200 << 10) // a blob file of its own, above InlineMax
+	second := randomBytes(300 << 10)
+	a1, _ := refAnlage("erst", first)
+	a2, _ := refAnlage("zweit", second)
+	p := f.example()
+	p.Anlagen = append(p.Anlagen, a1, a2)
+	gate := &gatedReader{r: bytes.NewReader(second), at: 1000, open: make(chan struct{}), reached: make(chan struct{})}
+	type result struct {
+		res *portal.Result
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := f.portal.SubmitParts(context.Background(), p, []portal.Part{
+			{ContentID: "erst@portal.example", Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(first)), nil }},
+			{ContentID: "zweit@portal.example", Open: func() (io.ReadCloser, error) { return gate, nil }},
+		})
+		done <- result{res, err}
+	}()
+	select {
+	case <-gate.reached:
+	case r := <-done:
+		t.Fatalf("the upload ended before its second part: %v %+v", r.err, r.res)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the upload did not reach its second part")
+	}
+	// The first part is stored once the server reads the second one's bytes.
+	waitFor(t, "the first part stored", func() bool { d, _ := blobState(t, f); return d[sha256hex(first)] })
+	const grace = 400 * time.Millisecond
+	time.Sleep(2 * grace)
+	rep, err := f.g.Broker.GC(context.Background(), time.Now(), broker.Retention{BlobGrace: grace, CompactMinFree: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(gate.open)
+	r := <-done
+	if r.err != nil || r.res.Status != 201 {
+		t.Fatalf("submit: %v %+v", r.err, r.res)
+	}
+	if rep.BlobsDeleted != 0 {
+		t.Errorf("the sweep during the upload deleted %d blobs", rep.BlobsDeleted)
+	}
+	req, _ := http.NewRequest(http.MethodGet, f.g.URL()+wire.OfficeAttachmentPath(r.res.SubmissionID, "erst"), nil)
+	req.Header.Set("Authorization", "Bearer "+officeToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !bytes.Equal(got, first) {
+		t.Fatalf("the office's download of the acknowledged attachment: %d, %d bytes of %d", resp.StatusCode, len(got), len(first))
+	}
+}
+
+// TestUploadWhoseBlobVanishedIsNotAcknowledged: should an upload's stored part be
+// gone when its record is about to commit (removed by hand, a deleter with a
+// wrong clock), the request fails with a 503 to send again — never a 201 for
+// bytes the gateway does not have.
+func TestUploadWhoseBlobVanishedIsNotAcknowledged(t *testing.T) {
+	f := start(t)
+	first := randomBytes(200 << 10)
+	second := randomBytes(300 << 10)
+	a1, _ := refAnlage("erst", first)
+	a2, _ := refAnlage("zweit", second)
+	p := f.example()
+	p.Anlagen = append(p.Anlagen, a1, a2)
+	gate := &gatedReader{r: bytes.NewReader(second), at: 1000, open: make(chan struct{}), reached: make(chan struct{})}
+	type result struct {
+		res *portal.Result
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := f.portal.SubmitParts(context.Background(), p, []portal.Part{
+			{ContentID: "erst@portal.example", Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(first)), nil }},
+			{ContentID: "zweit@portal.example", Open: func() (io.ReadCloser, error) { return gate, nil }},
+		})
+		done <- result{res, err}
+	}()
+	<-gate.reached
+	waitFor(t, "the first part stored", func() bool { d, _ := blobState(t, f); return d[sha256hex(first)] })
+	if err := f.g.Broker.Blobs().Delete(sha256hex(first)); err != nil {
+		t.Fatal(err)
+	}
+	close(gate.open)
+	r := <-done
+	if r.err != nil || r.res.Status != http.StatusServiceUnavailable {
+		t.Fatalf("submit after its stored part vanished: %v %+v, want 503", r.err, r.res)
+	}
+	if _, err := f.g.Broker.Lookup(p.Kopf.Absender, p.Kopf.NachrichtID); err == nil {
+		t.Fatal("a record was committed for the package whose part is gone")
 	}
 }

@@ -51,6 +51,9 @@ type Pipeline struct {
 	Metrics *Metrics
 	// Log gets what intake must tell an operator outside an answer; nil: nothing.
 	Log *slog.Logger
+	// HoldRefresh is how often a request refreshes the attachment blobs it has
+	// stored until its record commits (parts.go); 0: store.HoldRefresh.
+	HoldRefresh time.Duration
 }
 
 func hasChannel(ts []submission.Target, name string) bool {
@@ -154,18 +157,29 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 		// whose other channels all fail for good still reaches the office.
 		in.Targets = append(in.Targets, submission.Target{Channel: p.LastResort})
 	}
-	atts, puts, err := p.attachments(ctx, pk, parts)
+	atts, held, err := p.attachments(ctx, pk, parts)
 	if err != nil {
-		p.discard(puts)
+		p.discard(held)
 		return nil, err
 	}
 	in.Attachments = atts
+	// The streamed blobs are fresh for every deleter until Receive has committed
+	// (holding says why); one gone meanwhile is a retry, never a 201 without it.
+	if err := held.refresh(ctx); err != nil {
+		p.discard(held)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("intake: %w", err)
+		}
+		// %v: a blob's ErrNotFound is not the client's resource missing (404).
+		return nil, fmt.Errorf("intake: %w: a stored attachment is gone before its record committed, send the package again: %v", broker.ErrUnavailable, err)
+	}
 	rec, err := p.Broker.Receive(ctx, in)
 	if err != nil {
 		// No record references the streamed blobs: remove what this request created.
-		p.discard(puts)
+		p.discard(held)
 		return nil, err
 	}
+	held.end()
 	if !rec.Created && origin == nil && rec.Submission.Origin != nil {
 		return nil, ErrMessageIDTaken // the forwarded package came in between
 	}
