@@ -839,7 +839,7 @@ func (s *Server) adminErase(w http.ResponseWriter, r *http.Request) {
 	}
 	sub := res.Submission
 	writeJSON(w, 200, map[string]any{"id": sub.ID, "state": sub.State, "bytesRemovedAt": sub.BytesRemovedAt,
-		"alreadyRemoved": res.Already, "blobsDeleted": res.BlobsDeleted})
+		"alreadyRemoved": res.Already, "blobsDeleted": res.BlobsDeleted, "blobsLeft": res.BlobsLeft})
 }
 
 // portalReply serves the bytes of one reply of the office to the portal.

@@ -20,7 +20,8 @@ import (
 // go, the record, its event log and the receipts stay (they prove what happened
 // and hold no form content), and the removal is a bytes_removed event naming the
 // operator. Its blobs are deleted right away instead of at the next sweep, unless
-// another case holds the same bytes.
+// another case holds the same bytes or they are less than store.HoldGrace old
+// (deleteUnsharedBlobs says why; the sweep takes those within the hour after).
 
 // ErasedDetail is the bytes_removed event's detail of an erasure, as the portal
 // reads it.
@@ -35,7 +36,16 @@ type EraseResult struct {
 	// BlobsDeleted counts the blobs of the case that were removed now; a blob
 	// another case still references stays.
 	BlobsDeleted int
+	// BlobsLeft counts the blobs of the case that no other case references but
+	// that were written or refreshed within store.HoldGrace: a request under way
+	// may be about to commit a record that references them, so they are left to
+	// the retention's sweep, which removes them once they are older than its grace.
+	BlobsLeft int
 }
+
+// eraseGrace is how recent a blob an erasure leaves to the sweep (store.HoldGrace;
+// tests of what an erasure deletes set it to zero for cases seconds old).
+var eraseGrace = store.HoldGrace
 
 // Erase removes one submission's package, attachment and reply bytes now (see
 // above). actor names the operator, note (operators only) says why. A submission
@@ -65,22 +75,29 @@ func (b *Broker) Erase(ctx context.Context, id, actor, note string) (EraseResult
 	// the server's write timeout may wait; with the request's context a client
 	// hanging up stopped it, the erasure answered with an error and the blobs
 	// stayed until the next hourly sweep.
-	res.BlobsDeleted, err = b.deleteUnsharedBlobs(context.WithoutCancel(ctx), s)
+	res.BlobsDeleted, res.BlobsLeft, err = b.deleteUnsharedBlobs(context.WithoutCancel(ctx), s)
 	if err != nil {
 		return res, err
 	}
 	return res, nil
 }
 
-// deleteUnsharedBlobs deletes the blobs of s that no other record references.
+// deleteUnsharedBlobs deletes the blobs of s that no other record references and
+// returns how many it deleted and how many it left because they are recent.
 // The scan reads every record (a few seconds on a store of hundreds of thousands),
-// which is fine for an operator's request. A blob put again after the scan began
-// (a portal sending the same attachment for a new case) is kept: DeleteIfOlder
-// checks its time, as the retention's sweep does.
-func (b *Broker) deleteUnsharedBlobs(ctx context.Context, s *submission.Submission) (int, error) {
+// which is fine for an operator's request. Why the cut-off lies eraseGrace before
+// the scan, not at its start: a request that will reference the same content (a
+// portal sending the same attachment again, for a new case) stores or refreshes
+// the blob before its record commits — a multipart upload its first part maybe
+// hours before. A record committed after the scan read the records is not seen,
+// and a cut-off at the scan's start deleted the blob that request had stored a
+// moment before: its package was acknowledged without it. Such a request keeps
+// its blobs refreshed until it commits (store.HoldRefresh, intake's holding), so
+// a blob of it is never older than store.HoldGrace.
+func (b *Broker) deleteUnsharedBlobs(ctx context.Context, s *submission.Submission) (deleted, left int, err error) {
 	cond, ok := b.db.Blobs().(store.CondDeleter)
 	if !ok {
-		return 0, nil // left to the retention's sweep
+		return 0, 0, nil // left to the retention's sweep
 	}
 	began := time.Now()
 	mine := map[string]bool{}
@@ -89,7 +106,7 @@ func (b *Broker) deleteUnsharedBlobs(ctx context.Context, s *submission.Submissi
 			mine[d] = true
 		}
 	}
-	err := b.db.Scan(func(o *submission.Submission) bool {
+	err = b.db.Scan(func(o *submission.Submission) bool {
 		if o.ID != s.ID && o.BytesRemovedAt == nil {
 			for _, d := range o.Digests() {
 				delete(mine, d)
@@ -101,22 +118,25 @@ func (b *Broker) deleteUnsharedBlobs(ctx context.Context, s *submission.Submissi
 		err = ctx.Err()
 	}
 	if err != nil {
-		return 0, fmt.Errorf("broker: erase %s: scan: %w", s.ID, err)
+		return 0, 0, fmt.Errorf("broker: erase %s: scan: %w", s.ID, err)
 	}
-	n := 0
+	cut := began.Add(-eraseGrace)
 	for d := range mine {
-		gone, err := cond.DeleteIfOlder(d, began)
+		gone, err := cond.DeleteIfOlder(d, cut)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return n, fmt.Errorf("broker: erase %s: blob %s: %w", s.ID, d, err)
+			return deleted, left, fmt.Errorf("broker: erase %s: blob %s: %w", s.ID, d, err)
 		}
 		if gone {
-			n++
+			deleted++
+		} else if rc, err := b.db.Blobs().Open(ctx, d); err == nil {
+			rc.Close()
+			left++
 		}
 	}
-	if n > 0 {
+	if deleted > 0 {
 		if err := b.wipeFree(); err != nil {
-			return n, fmt.Errorf("broker: erase %s: %w", s.ID, err)
+			return deleted, left, fmt.Errorf("broker: erase %s: %w", s.ID, err)
 		}
 	}
-	return n, nil
+	return deleted, left, nil
 }

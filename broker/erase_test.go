@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -31,6 +32,7 @@ func (blocks) Close() error { return nil }
 // while the gateway looks for other cases sharing the blobs. The erasure goes on:
 // the package's blob is deleted now, not at the next hourly sweep.
 func TestEraseOutlivesItsClient(t *testing.T) {
+	noEraseGrace(t)
 	e := start(t, t.TempDir(), blocks{})
 	in := intake("erase-gone-client", "unconfigured")
 	a, err := e.b.Receive(context.Background(), in)
@@ -50,6 +52,7 @@ func TestEraseOutlivesItsClient(t *testing.T) {
 }
 
 func TestEraseOneCase(t *testing.T) {
+	noEraseGrace(t)
 	e := start(t, t.TempDir(), blocks{})
 	ctx := context.Background()
 	const name = "Erika-Mustermann-geb-12-08-1964"
@@ -129,4 +132,59 @@ func TestEraseOneCase(t *testing.T) {
 	if _, _, err := e.b.OpenPackage(ctx, "office-a", waiting.Submission.ID, Pickup{Channel: "api"}); err != nil && errors.Is(err, ErrBytesRemoved) {
 		t.Fatal("the refused erasure removed the bytes")
 	}
+}
+
+// noEraseGrace lets an erasure delete blobs of cases seconds old, for the tests
+// of what it deletes; TestEraseLeavesABlobARequestIsAboutToReference keeps the
+// grace.
+func noEraseGrace(t *testing.T) {
+	old := eraseGrace
+	eraseGrace = 0
+	t.Cleanup(func() { eraseGrace = old })
+}
+
+// TestEraseLeavesABlobARequestIsAboutToReference: an operator erases case A while
+// a request for case B stores the same attachment and has not committed its record
+// yet (a portal sending the file again, with a multipart upload maybe hours
+// before its last part). The erasure's scan cannot see B; with its cut-off at the
+// scan's start it deleted the blob B had just stored, and B was acknowledged
+// without it. The erasure now leaves blobs younger than store.HoldGrace to the
+// sweep and says so (BlobsLeft); A's bytes are gone from its record all the same.
+func TestEraseLeavesABlobARequestIsAboutToReference(t *testing.T) {
+	e := start(t, t.TempDir(), blocks{})
+	ctx := context.Background()
+	inA := intake("erase-a", "unconfigured")
+	inA.Attachments[0].Content = bytes.Repeat([]byte("Bauplan "), 40<<10) // a blob file
+	a, err := e.b.Receive(ctx, inA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, e.b, a.Submission.ID, submission.StateHeld)
+	digest := a.Submission.Attachments[0].SHA256
+	// B's request stores the same content, as intake's PutStream does before the
+	// record; then the erasure runs; then B commits.
+	put, err := e.db.Blobs().PutStream(ctx, bytes.NewReader(inA.Attachments[0].Content), -1, digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.b.Erase(ctx, a.Submission.ID, "op", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Submission.BytesRemovedAt == nil || res.BlobsLeft == 0 {
+		t.Fatalf("erase: %+v, want A's bytes removed and the recent blobs left to the sweep", res)
+	}
+	inB := intake("erase-b", "unconfigured")
+	inB.Attachments[0].Content = nil
+	inB.Attachments[0].Stored = true
+	inB.Attachments[0].Meta.SHA256, inB.Attachments[0].Meta.Size = put.Digest, put.Size
+	b, err := e.b.Receive(ctx, inB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rc, err := e.b.OpenAttachment(ctx, "office-a", b.Submission.ID, b.Submission.Attachments[0].ID)
+	if err != nil {
+		t.Fatalf("B, acknowledged, lost its attachment to A's erasure: %v", err)
+	}
+	rc.Close()
 }

@@ -419,6 +419,7 @@ func (c *adminClient) erase(ctx context.Context, args []string, stdout, stderr i
 		BytesRemovedAt *time.Time `json:"bytesRemovedAt"`
 		AlreadyRemoved bool       `json:"alreadyRemoved"`
 		BlobsDeleted   int        `json:"blobsDeleted"`
+		BlobsLeft      int        `json:"blobsLeft"`
 	}
 	if done, err := c.print(ctx, http.MethodPost, "/v1/admin/submissions/"+url.PathEscape(fs.Arg(0))+"/erase",
 		map[string]string{"operator": *operator, "note": *note}, &res, stdout); done {
@@ -436,6 +437,9 @@ func (c *adminClient) erase(ctx context.Context, args []string, stdout, stderr i
 		return nil
 	}
 	fmt.Fprintf(stdout, "%s erased: %d files deleted (a file another case shares stays until that case goes); record, history and receipts stay. Backups taken before still hold it.\n", res.ID, res.BlobsDeleted)
+	if res.BlobsLeft > 0 {
+		fmt.Fprintf(stdout, "%d files were written in the last 15 minutes and stay for now (a request under way may be about to use the same content); the retention's hourly sweep removes them once they are an hour old.\n", res.BlobsLeft)
+	}
 	return nil
 }
 
