@@ -232,6 +232,26 @@ func (m *Mailbox) clientAddr(r *http.Request) string {
 	return host
 }
 
+// addrKey is what the address limit counts for a client address: an IPv4 address
+// itself, an IPv6 address by its /64 network. A provider gives an IPv6 client a
+// whole /64 and the client picks its address in it freely (privacy extensions
+// change it by themselves), so counted per address, anyone could send each guess
+// from the next address and the limit held nobody.
+func addrKey(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	if a = a.Unmap(); a.Is4() {
+		return a.String()
+	}
+	p, err := a.WithZone("").Prefix(64)
+	if err != nil {
+		return addr
+	}
+	return p.String()
+}
+
 func (m *Mailbox) trusted(a netip.Addr) bool {
 	a = a.Unmap()
 	for _, p := range m.opts.TrustedProxies {

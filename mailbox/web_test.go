@@ -647,3 +647,28 @@ func TestCaseAfterErasure(t *testing.T) {
 		t.Errorf("the operator's note reached the office's page:\n%s", body)
 	}
 }
+
+// TestLoginLimitCountsIPv6Networks: an IPv6 client is given a whole /64 network by
+// its provider and picks any address in it for each connection (privacy
+// extensions do so by themselves). Counted per address, the limit of 20 failures
+// held nobody who sent each guess from the next address of the network: a
+// password tried against every user name, 21 names from 21 addresses of one /64,
+// was checked every time.
+func TestLoginLimitCountsIPv6Networks(t *testing.T) {
+	m := memMailbox(t, newMemDesk())
+	from := func(remote string) *client {
+		c := newClient(t, m.Handler())
+		c.remote = remote
+		return c
+	}
+	for i := range freeFailuresAddr { // another name and another address of the network each time
+		if rec := from(fmt.Sprintf("[2001:db8:1:2::%x]:4711", i+1)).login(fmt.Sprintf("niemand-%d", i), "falsch"); rec.Code != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d", i+1, rec.Code)
+		}
+	}
+	if rec := from("[2001:db8:1:2:ffff:ffff:ffff:ffff]:4711").login("niemand-x", "falsch"); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("a guess from the same /64 after %d failures: %d, want 429", freeFailuresAddr, rec.Code)
+	}
+	from("[2001:db8:1:3::1]:4711").mustLogin("anna", "anna-passwort") // the next network is someone else
+	from("192.0.2.77:4711").mustLogin("bert", "bert-passwort")
+}
