@@ -2,8 +2,10 @@ package mailbox
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"net"
 	"net/http"
 	"net/netip"
@@ -133,6 +135,9 @@ type limit struct {
 }
 
 const (
+	// maxLimitName bounds what the user limit keeps of a name: a longer one is
+	// kept as its digest (userKey).
+	maxLimitName     = 64
 	freeFailuresUser = 5
 	freeFailuresAddr = 20
 	failureMemory    = time.Hour
@@ -230,6 +235,19 @@ func (m *Mailbox) clientAddr(r *http.Request) string {
 		}
 	}
 	return host
+}
+
+// userKey is what the user limit counts for a name typed into the login form:
+// the name in lower case, or the digest of a name longer than maxLimitName. The
+// limiter remembers every failed name for an hour; kept as typed, up to the form's
+// 16 KiB, names no user has held megabytes per second of a guesser's garbage.
+func userKey(name string) string {
+	name = strings.ToLower(name)
+	if len(name) <= maxLimitName {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	return "#" + hex.EncodeToString(sum[:16])
 }
 
 // addrKey is what the address limit counts for a client address: an IPv4 address

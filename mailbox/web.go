@@ -649,7 +649,7 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request) {
 	pw := r.PostForm.Get("passwort")
 	now := m.now()
 	addr := m.clientAddr(r)
-	user, from := limit{"u:" + strings.ToLower(name), freeFailuresUser}, limit{"a:" + addrKey(addr), freeFailuresAddr}
+	user, from := limit{"u:" + userKey(name), freeFailuresUser}, limit{"a:" + addrKey(addr), freeFailuresAddr}
 	if wait := m.limiter.attempt(now, user, from); wait > 0 {
 		p := m.loginPage(w, r, r.PostForm.Get("weiter"))
 		p.LoginName = name

@@ -672,3 +672,31 @@ func TestLoginLimitCountsIPv6Networks(t *testing.T) {
 	from("[2001:db8:1:3::1]:4711").mustLogin("anna", "anna-passwort") // the next network is someone else
 	from("192.0.2.77:4711").mustLogin("bert", "bert-passwort")
 }
+
+// TestLoginLimitKeepsNoLongNames: the user limit remembers a failed name for an
+// hour. It kept the name as typed, up to the form's 16 KiB, so a guesser with
+// many addresses made the gateway hold megabytes per second of garbage names;
+// what it keeps of a name is bounded now, and a long name is still limited.
+func TestLoginLimitKeepsNoLongNames(t *testing.T) {
+	m := memMailbox(t, newMemDesk())
+	long := strings.Repeat("x", 15<<10)
+	for i := range freeFailuresUser {
+		c := newClient(t, m.Handler())
+		c.remote = fmt.Sprintf("198.51.100.%d:4711", i+1)
+		if rec := c.login(long, "falsch"); rec.Code != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d", i+1, rec.Code)
+		}
+	}
+	m.limiter.mu.Lock()
+	for k := range m.limiter.m {
+		if len(k) > 2+maxLimitName {
+			t.Errorf("the limiter keeps a key of %d bytes", len(k))
+		}
+	}
+	m.limiter.mu.Unlock()
+	c := newClient(t, m.Handler())
+	c.remote = "198.51.100.200:4711"
+	if rec := c.login(long, "falsch"); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("the long name after %d failures: %d, want 429", freeFailuresUser, rec.Code)
+	}
+}
