@@ -571,6 +571,17 @@ func (a *Adapter) deliver(ctx context.Context, dir string, d adapters.Delivery) 
 		_ = os.RemoveAll(tmp)
 		return adapters.Confirmation{}, fmt.Errorf("transfer: %w", err)
 	}
+	// The ledger folder again, just before the case becomes visible: the check at
+	// the start of the attempt is long past (the wait for the delivery's lock, the
+	// writing of the case), and a share unmounted meanwhile leaves the bare mount
+	// point, where the temporary folder was then written. Renamed there, the case
+	// would lie on the local disk under the share, never imported. A share that
+	// goes away after this check takes the temporary folder with it, so the rename
+	// fails.
+	if err := statLedger(dir); err != nil {
+		_ = os.RemoveAll(tmp)
+		return adapters.Confirmation{}, err
+	}
 	if a.beforeRename != nil {
 		a.beforeRename(tmp)
 	}
