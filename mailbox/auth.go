@@ -99,9 +99,10 @@ func (m *Mailbox) current(r *http.Request) (session, string, bool) {
 	if !ok {
 		return session{}, "", false
 	}
-	// A user removed from the configuration (or moved to another office) loses the
-	// session at once.
-	if u, known := m.users[s.User]; !known || u.Office != s.Office {
+	// A user removed from the configuration, moved to another office or given a
+	// new password loses the session at once: the operator who changes a leaked
+	// password means to shut out whoever logged in with it.
+	if u, known := m.users[s.User]; !known || u.Office != s.Office || s.Cred != credOf(u) {
 		_ = m.deleteSession(c.Value)
 		return session{}, "", false
 	}
@@ -235,6 +236,14 @@ func (m *Mailbox) clientAddr(r *http.Request) string {
 		}
 	}
 	return host
+}
+
+// credOf names the password a session was opened with: a digest of the user's
+// bcrypt hash (8 bytes: it only has to change when the hash does; it tells nothing
+// of the password, whose salt is in the hash).
+func credOf(u User) string {
+	sum := sha256.Sum256([]byte(u.PasswordHash))
+	return hex.EncodeToString(sum[:8])
 }
 
 // userKey is what the user limit counts for a name typed into the login form:

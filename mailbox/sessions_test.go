@@ -109,9 +109,10 @@ func startBus(t *testing.T) *bus.Bus {
 func TestSessionOnEveryGateway(t *testing.T) {
 	bs := startBus(t)
 	desk := newMemDesk()
+	hash := fastHash(t, "anna-passwort") // the gateways of a cluster share one configuration
 	open := func() *Mailbox {
 		m, err := New(Options{Desk: desk, DataDir: t.TempDir(), SharedSessions: bs.JS, SessionReplicas: 1,
-			Users: []User{{Name: "anna", Office: "amt-a", PasswordHash: fastHash(t, "anna-passwort")}}})
+			Users: []User{{Name: "anna", Office: "amt-a", PasswordHash: hash}}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -71,6 +71,9 @@ type session struct {
 	CSRF     string    `json:"csrf"`
 	Created  time.Time `json:"created"`
 	LastSeen time.Time `json:"lastSeen"`
+	// Cred is credOf the user's password hash at the login: a session ends when the
+	// operator gives the user a new password.
+	Cred string `json:"cred"`
 }
 
 // Sessions end after this long without a request, and after sessionMax in any case.

@@ -674,7 +674,7 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	m.limiter.succeeded(now, user, from)
 	tok := newToken()
-	if err := m.putSession(tok, session{User: u.Name, Office: u.Office, CSRF: newToken(), Created: now, LastSeen: now}); err != nil {
+	if err := m.putSession(tok, session{User: u.Name, Office: u.Office, CSRF: newToken(), Created: now, LastSeen: now, Cred: credOf(u)}); err != nil {
 		m.log.Error("store session", "err", err)
 		m.fail(w, r, nil, http.StatusInternalServerError)
 		return

@@ -700,3 +700,50 @@ func TestLoginLimitKeepsNoLongNames(t *testing.T) {
 		t.Fatalf("the long name after %d failures: %d, want 429", freeFailuresUser, rec.Code)
 	}
 }
+
+// TestPasswordChangeEndsSessions: an operator who gives a user a new password
+// (her old one leaked) and restarts the gateway expects whoever logged in with
+// the old one to be out. The sessions outlive a restart (mailbox.db, or the
+// cluster's bucket) and were checked only for the user and her office, so a
+// session opened with the leaked password stayed valid for up to ten hours.
+func TestPasswordChangeEndsSessions(t *testing.T) {
+	desk := newMemDesk()
+	dataDir := t.TempDir()
+	open := func(hash string) *Mailbox {
+		m, err := New(Options{Desk: desk, DataDir: dataDir, Users: []User{{Name: "anna", Office: "amt-a", PasswordHash: hash}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = m.Close() })
+		return m
+	}
+	first := open(fastHash(t, "altes-passwort"))
+	c := newClient(t, first.Handler())
+	c.mustLogin("anna", "altes-passwort")
+	kept := newClient(t, first.Handler())
+	kept.mustLogin("anna", "altes-passwort")
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A restart with the same configuration keeps the sessions.
+	same := open(first.users["anna"].PasswordHash)
+	kept.h = same.Handler()
+	if rec := kept.get("/postfach/"); rec.Code != http.StatusOK {
+		t.Fatalf("session after a restart with the same password: %d", rec.Code)
+	}
+	if err := same.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A restart with a new password ends them.
+	changed := open(fastHash(t, "neues-passwort"))
+	c.h = changed.Handler()
+	if rec := c.get("/postfach/"); rec.Code != http.StatusSeeOther || !strings.Contains(rec.Header().Get("Location"), "login") {
+		t.Fatalf("session opened with the old password, after the change: %d %s", rec.Code, rec.Header().Get("Location"))
+	}
+	c.mustLogin("anna", "neues-passwort")
+	if rec := c.get("/postfach/"); rec.Code != http.StatusOK {
+		t.Fatalf("session with the new password: %d", rec.Code)
+	}
+}
