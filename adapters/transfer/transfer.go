@@ -658,12 +658,22 @@ func caseOwner(caseDir string) (string, error) {
 	return ix.DeliveryID, nil
 }
 
+// readFileLimited reads a plain file of at most max bytes. The office's import
+// can write where some of these files lie (a case folder is the office's once
+// handed over) and put anything there: a named pipe, opened the usual way, waits
+// for a writer for good, deaf to every deadline. So it is opened without waiting
+// and refused unless it is a regular file (a link to one is followed).
 func readFileLimited(p string, max int64) ([]byte, error) {
-	f, err := os.Open(p)
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
 	b, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {
 		return nil, err

@@ -1157,3 +1157,54 @@ func waitForStack(t *testing.T, fn string) {
 	}
 	t.Fatalf("no goroutine reached %s", fn)
 }
+
+// TestOfficeFilesDoNotHangDelivery: a case folder left in place (confirmed by
+// marker) is the office's, and so is what is in it. When an operator redelivers
+// the submission, the attempt reads that folder's index.json to tell whether it
+// wrote it. The import (or anyone with the office's rights) had made it a named
+// pipe: opening it waited for a writer that never came, so the attempt hung for
+// good, deaf to its deadline, holding the delivery's lock, a worker and the
+// gateway's shutdown. What is not a plain file is not the gateway's index.
+func TestOfficeFilesDoNotHangDelivery(t *testing.T) {
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	first := realDelivery(dir, "dlv-fifo-1", "4c1f0e52-0000-4000-8000-000000000031")
+	c, err := a.Deliver(t.Context(), first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	index := filepath.Join(dir, c.Reference, IndexJSONFile)
+	if err := os.Remove(index); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(index, 0o660); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // let a reader still waiting for a writer go
+		if f, err := os.OpenFile(index, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	d := realDelivery(dir, "dlv-fifo-2", first.SubmissionID) // the operator's redelivery
+	done := make(chan error, 1)
+	var got adapters.Confirmation
+	go func() {
+		var err error
+		got, err = a.Deliver(ctx, d)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("redelivery: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the redelivery hangs on the office's named pipe")
+	}
+	if got.Reference != c.Reference+"-2" {
+		t.Errorf("redelivered case %q, want %q", got.Reference, c.Reference+"-2")
+	}
+	checkCase(t, dir, got.Reference, d)
+}
