@@ -70,7 +70,8 @@ func (m *Mailbox) session(token string, now time.Time) (session, bool, error) {
 	}
 	if now.Sub(ss.LastSeen) > time.Minute {
 		ss.LastSeen = now
-		if err := m.sessions.putSession(key, ss); err != nil {
+		// touch, not put: a logout since the read above must stay a logout.
+		if err := m.sessions.touchSession(key, ss); err != nil {
 			return session{}, false, err
 		}
 	}
