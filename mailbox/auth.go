@@ -142,6 +142,7 @@ const (
 	maxLimitName     = 64
 	freeFailuresUser = 5
 	freeFailuresAddr = 20
+	freeFailuresNet  = 100 // an IPv6 /64 (loginLimits)
 	failureMemory    = time.Hour
 	maxLockout       = time.Hour
 )
@@ -260,24 +261,21 @@ func userKey(name string) string {
 	return "#" + hex.EncodeToString(sum[:16])
 }
 
-// addrKey is what the address limit counts for a client address: an IPv4 address
-// itself, an IPv6 address by its /64 network. A provider gives an IPv6 client a
-// whole /64 and the client picks its address in it freely (privacy extensions
-// change it by themselves), so counted per address, anyone could send each guess
-// from the next address and the limit held nobody.
-func addrKey(addr string) string {
-	a, err := netip.ParseAddr(addr)
-	if err != nil {
-		return addr
+// loginLimits are the counts a login attempt of name from the client address
+// addr is held against: the user's first, then the address's, and for an IPv6
+// address also its /64 network's. A provider gives an IPv6 client a whole /64,
+// and the client picks its address in it at will (privacy extensions change it by
+// themselves): counted per address alone, anyone could send each guess from the
+// next address and the address limit held nobody. The network's budget is larger
+// (freeFailuresNet), as the clerks of an office LAN are one /64 too.
+func loginLimits(name, addr string) []limit {
+	limits := []limit{{"u:" + userKey(name), freeFailuresUser}, {"a:" + addr, freeFailuresAddr}}
+	if a, err := netip.ParseAddr(addr); err == nil && !a.Unmap().Is4() {
+		if p, err := a.WithZone("").Prefix(64); err == nil {
+			limits = append(limits, limit{"n:" + p.String(), freeFailuresNet})
+		}
 	}
-	if a = a.Unmap(); a.Is4() {
-		return a.String()
-	}
-	p, err := a.WithZone("").Prefix(64)
-	if err != nil {
-		return addr
-	}
-	return p.String()
+	return limits
 }
 
 func (m *Mailbox) trusted(a netip.Addr) bool {

@@ -652,8 +652,9 @@ func TestCaseAfterErasure(t *testing.T) {
 // its provider and picks any address in it for each connection (privacy
 // extensions do so by themselves). Counted per address, the limit of 20 failures
 // held nobody who sent each guess from the next address of the network: a
-// password tried against every user name, 21 names from 21 addresses of one /64,
-// was checked every time.
+// password tried against every user name, each name from another address of one
+// /64, was checked every time. The network has its own, larger budget; one
+// address keeps its own limit of 20.
 func TestLoginLimitCountsIPv6Networks(t *testing.T) {
 	m := memMailbox(t, newMemDesk())
 	from := func(remote string) *client {
@@ -661,16 +662,26 @@ func TestLoginLimitCountsIPv6Networks(t *testing.T) {
 		c.remote = remote
 		return c
 	}
-	for i := range freeFailuresAddr { // another name and another address of the network each time
+	for i := range freeFailuresNet { // another name and another address of the network each time
 		if rec := from(fmt.Sprintf("[2001:db8:1:2::%x]:4711", i+1)).login(fmt.Sprintf("niemand-%d", i), "falsch"); rec.Code != http.StatusUnauthorized {
 			t.Fatalf("failure %d: %d", i+1, rec.Code)
 		}
 	}
 	if rec := from("[2001:db8:1:2:ffff:ffff:ffff:ffff]:4711").login("niemand-x", "falsch"); rec.Code != http.StatusTooManyRequests {
-		t.Fatalf("a guess from the same /64 after %d failures: %d, want 429", freeFailuresAddr, rec.Code)
+		t.Fatalf("a guess from the same /64 after %d failures: %d, want 429", freeFailuresNet, rec.Code)
 	}
 	from("[2001:db8:1:3::1]:4711").mustLogin("anna", "anna-passwort") // the next network is someone else
 	from("192.0.2.77:4711").mustLogin("bert", "bert-passwort")
+
+	one := from("[2001:db8:1:4::1]:4711") // one IPv6 address alone
+	for i := range freeFailuresAddr {
+		if rec := one.login(fmt.Sprintf("niemand-%d", i), "falsch"); rec.Code != http.StatusUnauthorized {
+			t.Fatalf("failure %d from one IPv6 address: %d", i+1, rec.Code)
+		}
+	}
+	if rec := one.login("niemand-x", "falsch"); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("one IPv6 address after %d failures: %d, want 429", freeFailuresAddr, rec.Code)
+	}
 }
 
 // TestLoginLimitKeepsNoLongNames: the user limit remembers a failed name for an
