@@ -2,8 +2,10 @@ package mailbox
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"net"
 	"net/http"
 	"net/netip"
@@ -68,7 +70,8 @@ func (m *Mailbox) session(token string, now time.Time) (session, bool, error) {
 	}
 	if now.Sub(ss.LastSeen) > time.Minute {
 		ss.LastSeen = now
-		if err := m.sessions.putSession(key, ss); err != nil {
+		// touch, not put: a logout since the read above must stay a logout.
+		if err := m.sessions.touchSession(key, ss); err != nil {
 			return session{}, false, err
 		}
 	}
@@ -97,9 +100,10 @@ func (m *Mailbox) current(r *http.Request) (session, string, bool) {
 	if !ok {
 		return session{}, "", false
 	}
-	// A user removed from the configuration (or moved to another office) loses the
-	// session at once.
-	if u, known := m.users[s.User]; !known || u.Office != s.Office {
+	// A user removed from the configuration, moved to another office or given a
+	// new password loses the session at once: the operator who changes a leaked
+	// password means to shut out whoever logged in with it.
+	if u, known := m.users[s.User]; !known || u.Office != s.Office || s.Cred != credOf(u) {
 		_ = m.deleteSession(c.Value)
 		return session{}, "", false
 	}
@@ -133,8 +137,12 @@ type limit struct {
 }
 
 const (
+	// maxLimitName bounds what the user limit keeps of a name: a longer one is
+	// kept as its digest (userKey).
+	maxLimitName     = 64
 	freeFailuresUser = 5
 	freeFailuresAddr = 20
+	freeFailuresNet  = 100 // an IPv6 /64 (loginLimits)
 	failureMemory    = time.Hour
 	maxLockout       = time.Hour
 )
@@ -230,6 +238,44 @@ func (m *Mailbox) clientAddr(r *http.Request) string {
 		}
 	}
 	return host
+}
+
+// credOf names the password a session was opened with: a digest of the user's
+// bcrypt hash (8 bytes: it only has to change when the hash does; it tells nothing
+// of the password, whose salt is in the hash).
+func credOf(u User) string {
+	sum := sha256.Sum256([]byte(u.PasswordHash))
+	return hex.EncodeToString(sum[:8])
+}
+
+// userKey is what the user limit counts for a name typed into the login form:
+// the name in lower case, or the digest of a name longer than maxLimitName. The
+// limiter remembers every failed name for an hour; kept as typed, up to the form's
+// 16 KiB, names no user has held megabytes per second of a guesser's garbage.
+func userKey(name string) string {
+	name = strings.ToLower(name)
+	if len(name) <= maxLimitName {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	return "#" + hex.EncodeToString(sum[:16])
+}
+
+// loginLimits are the counts a login attempt of name from the client address
+// addr is held against: the user's first, then the address's, and for an IPv6
+// address also its /64 network's. A provider gives an IPv6 client a whole /64,
+// and the client picks its address in it at will (privacy extensions change it by
+// themselves): counted per address alone, anyone could send each guess from the
+// next address and the address limit held nobody. The network's budget is larger
+// (freeFailuresNet), as the clerks of an office LAN are one /64 too.
+func loginLimits(name, addr string) []limit {
+	limits := []limit{{"u:" + userKey(name), freeFailuresUser}, {"a:" + addr, freeFailuresAddr}}
+	if a, err := netip.ParseAddr(addr); err == nil && !a.Unmap().Is4() {
+		if p, err := a.WithZone("").Prefix(64); err == nil {
+			limits = append(limits, limit{"n:" + p.String(), freeFailuresNet})
+		}
+	}
+	return limits
 }
 
 func (m *Mailbox) trusted(a netip.Addr) bool {

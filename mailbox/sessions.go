@@ -69,6 +69,29 @@ func (k *kvSessions) getSession(key string) (session, bool, error) {
 	return ss, true, nil
 }
 
+// touchSession writes ss only over the entry it finds, by its revision: a
+// logout (a delete) or another refresh in between makes the write fail, and the
+// session stays as the other left it.
+func (k *kvSessions) touchSession(key string, ss session) error {
+	raw, err := json.Marshal(ss)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), sessionOpTimeout)
+	defer cancel()
+	e, err := k.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil // logged out meanwhile
+	}
+	if err != nil {
+		return fmt.Errorf("mailbox: refresh session: %w", err)
+	}
+	if _, err := k.kv.Update(ctx, key, raw, e.Revision()); err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return fmt.Errorf("mailbox: refresh session: %w", err)
+	}
+	return nil
+}
+
 func (k *kvSessions) removeSession(key string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), sessionOpTimeout)
 	defer cancel()

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,6 +46,36 @@ func sessionSuite(t *testing.T, views func(t *testing.T) func() sessionBook, swe
 		}
 		if _, ok, _ := w.getSession(tokenKey("t1")); ok {
 			t.Fatal("a removed session is still there")
+		}
+	})
+	t.Run("TouchDoesNotRevive", func(t *testing.T) {
+		open := views(t)
+		v, w := open(), open()
+		later := a
+		later.LastSeen = now.Add(2 * time.Minute)
+		if err := v.touchSession(tokenKey("nie"), later); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, _ := w.getSession(tokenKey("nie")); ok {
+			t.Fatal("touch created a session")
+		}
+		if err := v.putSession(tokenKey("t2"), a); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.touchSession(tokenKey("t2"), later); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok, _ := v.getSession(tokenKey("t2")); !ok || !got.LastSeen.Equal(later.LastSeen) {
+			t.Fatalf("after a touch: %+v %v", got, ok)
+		}
+		if err := v.removeSession(tokenKey("t2")); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.touchSession(tokenKey("t2"), later); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, _ := v.getSession(tokenKey("t2")); ok {
+			t.Fatal("a touch brought back a removed session")
 		}
 	})
 	if !sweeps {
@@ -109,9 +140,10 @@ func startBus(t *testing.T) *bus.Bus {
 func TestSessionOnEveryGateway(t *testing.T) {
 	bs := startBus(t)
 	desk := newMemDesk()
+	hash := fastHash(t, "anna-passwort") // the gateways of a cluster share one configuration
 	open := func() *Mailbox {
 		m, err := New(Options{Desk: desk, DataDir: t.TempDir(), SharedSessions: bs.JS, SessionReplicas: 1,
-			Users: []User{{Name: "anna", Office: "amt-a", PasswordHash: fastHash(t, "anna-passwort")}}})
+			Users: []User{{Name: "anna", Office: "amt-a", PasswordHash: hash}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,6 +176,7 @@ func TestSessionSuiteCatchesDefects(t *testing.T) {
 	testenv.PlantedDefects(t, "SESSIONS_DEFECT", "a session book", map[string]string{
 		"remove-does-nothing": "PutGetRemove",
 		"put-in-this-view":    "PutGetRemove",
+		"touch-is-put":        "TouchDoesNotRevive",
 	})
 }
 
@@ -180,6 +213,13 @@ func (d *defectiveSessions) putSession(key string, ss session) error {
 	return d.sessionBook.putSession(key, ss)
 }
 
+func (d *defectiveSessions) touchSession(key string, ss session) error {
+	if d.defect == "touch-is-put" {
+		return d.sessionBook.putSession(key, ss)
+	}
+	return d.sessionBook.touchSession(key, ss)
+}
+
 func (d *defectiveSessions) getSession(key string) (session, bool, error) {
 	if ss, ok := d.mem[key]; ok {
 		return ss, true, nil
@@ -192,4 +232,40 @@ func (d *defectiveSessions) removeSession(key string) error {
 		return nil
 	}
 	return d.sessionBook.removeSession(key)
+}
+
+// TestLogoutIsNotUndoneByARefresh: a page request reads its session and, a minute
+// after the last refresh, writes it back with the new LastSeen. A logout that
+// removed the session in between (another tab, another gateway of the cluster)
+// was undone by that write: the session was back, valid for whoever held the
+// token, though the clerk had logged out. The refresh now only renews a session
+// that is still there.
+func TestLogoutIsNotUndoneByARefresh(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC).UnixNano())
+	m := memMailboxAt(t, newMemDesk(), func() time.Time { return time.Unix(0, now.Load()).UTC() })
+	c := newClient(t, m.Handler())
+	c.mustLogin("anna", "anna-passwort")
+	token := c.cookies[sessionCookie]
+	now.Add(int64(2 * time.Minute)) // the next request refreshes LastSeen
+	book := m.sessions
+	m.sessions = &logoutMeanwhile{sessionBook: book}
+	if rec := c.get("/postfach/"); rec.Code != http.StatusOK {
+		t.Fatalf("inbox: %d", rec.Code)
+	}
+	if _, ok, err := book.getSession(tokenKey(token)); ok || err != nil {
+		t.Fatalf("the session removed by the logout is back after the refresh (err %v)", err)
+	}
+}
+
+// logoutMeanwhile removes every session just after it was read: a logout
+// between a request's read of its session and the refresh.
+type logoutMeanwhile struct{ sessionBook }
+
+func (l *logoutMeanwhile) getSession(key string) (session, bool, error) {
+	ss, ok, err := l.sessionBook.getSession(key)
+	if ok {
+		_ = l.sessionBook.removeSession(key)
+	}
+	return ss, ok, err
 }

@@ -71,6 +71,9 @@ type session struct {
 	CSRF     string    `json:"csrf"`
 	Created  time.Time `json:"created"`
 	LastSeen time.Time `json:"lastSeen"`
+	// Cred is credOf the user's password hash at the login: a session ends when the
+	// operator gives the user a new password.
+	Cred string `json:"cred"`
 }
 
 // Sessions end after this long without a request, and after sessionMax in any case.
@@ -107,6 +110,9 @@ func tokenKey(token string) string {
 //   - getSession returns what the last putSession of the key stored, through any
 //     view of the book; an absent key is (zero, false, nil);
 //   - removeSession forgets the key (an absent key is no error);
+//   - touchSession stores a session only while the key holds one: a request's
+//     refresh must not bring back a session a logout removed since the request
+//     read it (in another tab, at another gateway);
 //   - sweepSessions removes the expired sessions (a book whose entries expire by
 //     themselves may leave that to them, as long as getSession of an expired one
 //     is then handled by the caller: Mailbox.session checks expiry itself).
@@ -114,6 +120,7 @@ type sessionBook interface {
 	putSession(key string, ss session) error
 	getSession(key string) (session, bool, error)
 	removeSession(key string) error
+	touchSession(key string, ss session) error
 	sweepSessions(now time.Time) error
 }
 
@@ -128,6 +135,15 @@ func (s *mstore) getSession(key string) (session, bool, error) {
 		return session{}, false, nil
 	}
 	return ss, err == nil, err
+}
+
+func (s *mstore) touchSession(key string, ss session) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bSessions).Get([]byte(key)) == nil {
+			return nil // logged out meanwhile
+		}
+		return put(tx, bSessions, []byte(key), ss)
+	})
 }
 
 func (s *mstore) removeSession(key string) error {

@@ -649,8 +649,8 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request) {
 	pw := r.PostForm.Get("passwort")
 	now := m.now()
 	addr := m.clientAddr(r)
-	user, from := limit{"u:" + strings.ToLower(name), freeFailuresUser}, limit{"a:" + addr, freeFailuresAddr}
-	if wait := m.limiter.attempt(now, user, from); wait > 0 {
+	limits := loginLimits(name, addr)
+	if wait := m.limiter.attempt(now, limits...); wait > 0 {
 		p := m.loginPage(w, r, r.PostForm.Get("weiter"))
 		p.LoginName = name
 		if mins := int((wait + time.Minute - 1) / time.Minute); mins <= 1 {
@@ -672,9 +672,9 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request) {
 		m.render(w, "login", http.StatusUnauthorized, p)
 		return
 	}
-	m.limiter.succeeded(now, user, from)
+	m.limiter.succeeded(now, limits[0], limits[1:]...)
 	tok := newToken()
-	if err := m.putSession(tok, session{User: u.Name, Office: u.Office, CSRF: newToken(), Created: now, LastSeen: now}); err != nil {
+	if err := m.putSession(tok, session{User: u.Name, Office: u.Office, CSRF: newToken(), Created: now, LastSeen: now, Cred: credOf(u)}); err != nil {
 		m.log.Error("store session", "err", err)
 		m.fail(w, r, nil, http.StatusInternalServerError)
 		return

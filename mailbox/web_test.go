@@ -647,3 +647,114 @@ func TestCaseAfterErasure(t *testing.T) {
 		t.Errorf("the operator's note reached the office's page:\n%s", body)
 	}
 }
+
+// TestLoginLimitCountsIPv6Networks: an IPv6 client is given a whole /64 network by
+// its provider and picks any address in it for each connection (privacy
+// extensions do so by themselves). Counted per address, the limit of 20 failures
+// held nobody who sent each guess from the next address of the network: a
+// password tried against every user name, each name from another address of one
+// /64, was checked every time. The network has its own, larger budget; one
+// address keeps its own limit of 20.
+func TestLoginLimitCountsIPv6Networks(t *testing.T) {
+	m := memMailbox(t, newMemDesk())
+	from := func(remote string) *client {
+		c := newClient(t, m.Handler())
+		c.remote = remote
+		return c
+	}
+	for i := range freeFailuresNet { // another name and another address of the network each time
+		if rec := from(fmt.Sprintf("[2001:db8:1:2::%x]:4711", i+1)).login(fmt.Sprintf("niemand-%d", i), "falsch"); rec.Code != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d", i+1, rec.Code)
+		}
+	}
+	if rec := from("[2001:db8:1:2:ffff:ffff:ffff:ffff]:4711").login("niemand-x", "falsch"); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("a guess from the same /64 after %d failures: %d, want 429", freeFailuresNet, rec.Code)
+	}
+	from("[2001:db8:1:3::1]:4711").mustLogin("anna", "anna-passwort") // the next network is someone else
+	from("192.0.2.77:4711").mustLogin("bert", "bert-passwort")
+
+	one := from("[2001:db8:1:4::1]:4711") // one IPv6 address alone
+	for i := range freeFailuresAddr {
+		if rec := one.login(fmt.Sprintf("niemand-%d", i), "falsch"); rec.Code != http.StatusUnauthorized {
+			t.Fatalf("failure %d from one IPv6 address: %d", i+1, rec.Code)
+		}
+	}
+	if rec := one.login("niemand-x", "falsch"); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("one IPv6 address after %d failures: %d, want 429", freeFailuresAddr, rec.Code)
+	}
+}
+
+// TestLoginLimitKeepsNoLongNames: the user limit remembers a failed name for an
+// hour. It kept the name as typed, up to the form's 16 KiB, so a guesser with
+// many addresses made the gateway hold megabytes per second of garbage names;
+// what it keeps of a name is bounded now, and a long name is still limited.
+func TestLoginLimitKeepsNoLongNames(t *testing.T) {
+	m := memMailbox(t, newMemDesk())
+	long := strings.Repeat("x", 15<<10)
+	for i := range freeFailuresUser {
+		c := newClient(t, m.Handler())
+		c.remote = fmt.Sprintf("198.51.100.%d:4711", i+1)
+		if rec := c.login(long, "falsch"); rec.Code != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d", i+1, rec.Code)
+		}
+	}
+	m.limiter.mu.Lock()
+	for k := range m.limiter.m {
+		if len(k) > 2+maxLimitName {
+			t.Errorf("the limiter keeps a key of %d bytes", len(k))
+		}
+	}
+	m.limiter.mu.Unlock()
+	c := newClient(t, m.Handler())
+	c.remote = "198.51.100.200:4711"
+	if rec := c.login(long, "falsch"); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("the long name after %d failures: %d, want 429", freeFailuresUser, rec.Code)
+	}
+}
+
+// TestPasswordChangeEndsSessions: an operator who gives a user a new password
+// (her old one leaked) and restarts the gateway expects whoever logged in with
+// the old one to be out. The sessions outlive a restart (mailbox.db, or the
+// cluster's bucket) and were checked only for the user and her office, so a
+// session opened with the leaked password stayed valid for up to ten hours.
+func TestPasswordChangeEndsSessions(t *testing.T) {
+	desk := newMemDesk()
+	dataDir := t.TempDir()
+	open := func(hash string) *Mailbox {
+		m, err := New(Options{Desk: desk, DataDir: dataDir, Users: []User{{Name: "anna", Office: "amt-a", PasswordHash: hash}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = m.Close() })
+		return m
+	}
+	first := open(fastHash(t, "altes-passwort"))
+	c := newClient(t, first.Handler())
+	c.mustLogin("anna", "altes-passwort")
+	kept := newClient(t, first.Handler())
+	kept.mustLogin("anna", "altes-passwort")
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A restart with the same configuration keeps the sessions.
+	same := open(first.users["anna"].PasswordHash)
+	kept.h = same.Handler()
+	if rec := kept.get("/postfach/"); rec.Code != http.StatusOK {
+		t.Fatalf("session after a restart with the same password: %d", rec.Code)
+	}
+	if err := same.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A restart with a new password ends them.
+	changed := open(fastHash(t, "neues-passwort"))
+	c.h = changed.Handler()
+	if rec := c.get("/postfach/"); rec.Code != http.StatusSeeOther || !strings.Contains(rec.Header().Get("Location"), "login") {
+		t.Fatalf("session opened with the old password, after the change: %d %s", rec.Code, rec.Header().Get("Location"))
+	}
+	c.mustLogin("anna", "neues-passwort")
+	if rec := c.get("/postfach/"); rec.Code != http.StatusOK {
+		t.Fatalf("session with the new password: %d", rec.Code)
+	}
+}

@@ -571,6 +571,17 @@ func (a *Adapter) deliver(ctx context.Context, dir string, d adapters.Delivery) 
 		_ = os.RemoveAll(tmp)
 		return adapters.Confirmation{}, fmt.Errorf("transfer: %w", err)
 	}
+	// The ledger folder again, just before the case becomes visible: the check at
+	// the start of the attempt is long past (the wait for the delivery's lock, the
+	// writing of the case), and a share unmounted meanwhile leaves the bare mount
+	// point, where the temporary folder was then written. Renamed there, the case
+	// would lie on the local disk under the share, never imported. A share that
+	// goes away after this check takes the temporary folder with it, so the rename
+	// fails.
+	if err := statLedger(dir); err != nil {
+		_ = os.RemoveAll(tmp)
+		return adapters.Confirmation{}, err
+	}
 	if a.beforeRename != nil {
 		a.beforeRename(tmp)
 	}
@@ -647,12 +658,22 @@ func caseOwner(caseDir string) (string, error) {
 	return ix.DeliveryID, nil
 }
 
+// readFileLimited reads a plain file of at most max bytes. The office's import
+// can write where some of these files lie (a case folder is the office's once
+// handed over) and put anything there: a named pipe, opened the usual way, waits
+// for a writer for good, deaf to every deadline. So it is opened without waiting
+// and refused unless it is a regular file (a link to one is followed).
 func readFileLimited(p string, max int64) ([]byte, error) {
-	f, err := os.Open(p)
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
 	b, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {
 		return nil, err

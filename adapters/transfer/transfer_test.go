@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -1093,4 +1094,117 @@ func TestCheckTargetUnmountedShare(t *testing.T) {
 	if err := a.CheckTarget(adapters.Target{Channel: Channel, Endpoint: filepath.Join(bound, "office")}); err != nil {
 		t.Fatalf("a folder on a file system mounted below the unmounted one: %v", err)
 	}
+}
+
+// TestShareUnmountedDuringAttempt: the share goes away after the attempt looked
+// for the ledger folder and before it wrote (here while it waits for its
+// delivery's lock, which an earlier attempt of the same delivery still holds).
+// The attempt wrote its case into the bare mount point all the same, found no
+// ledger folder only after the rename and failed: the case stayed on the local
+// disk, hidden by the share once mounted again, with the applicant's data in it.
+// Nothing may be written into a folder that has no ledger.
+func TestShareUnmountedDuringAttempt(t *testing.T) {
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	d := realDelivery(dir, "dlv-unmounted-meanwhile", "4c1f0e52-0000-4000-8000-000000000030")
+	unlock := a.lock(d.ID) // an earlier attempt of the same delivery is still running
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Deliver(t.Context(), d)
+		done <- err
+	}()
+	waitForStack(t, "transfer.(*Adapter).lock") // past the check, waiting for the lock
+	share := dir + "-share"
+	if err := os.Rename(dir, share); err != nil { // umount
+		t.Fatal(err)
+	}
+	mustMkdir(t, dir) // the bare mount point, writable by the gateway
+	unlock()
+	err := <-done
+	if err == nil || adapters.IsPermanent(err) || adapters.PublicReason(err) != ReasonMissing {
+		t.Fatalf("Deliver: %v (reason %q), want transient %q", err, adapters.PublicReason(err), ReasonMissing)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("written into the bare mount point: %v", names)
+	}
+	// Mounted again, the retry delivers.
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(share, dir); err != nil {
+		t.Fatal(err)
+	}
+	d.Attempt = 2
+	c, err := a.Deliver(t.Context(), d)
+	if err != nil {
+		t.Fatalf("share back: %v", err)
+	}
+	checkCase(t, dir, c.Reference, d)
+}
+
+// waitForStack waits until some goroutine's stack holds fn.
+func waitForStack(t *testing.T, fn string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if strings.Contains(string(buf[:runtime.Stack(buf, true)]), fn) {
+			return
+		}
+	}
+	t.Fatalf("no goroutine reached %s", fn)
+}
+
+// TestOfficeFilesDoNotHangDelivery: a case folder left in place (confirmed by
+// marker) is the office's, and so is what is in it. When an operator redelivers
+// the submission, the attempt reads that folder's index.json to tell whether it
+// wrote it. The import (or anyone with the office's rights) had made it a named
+// pipe: opening it waited for a writer that never came, so the attempt hung for
+// good, deaf to its deadline, holding the delivery's lock, a worker and the
+// gateway's shutdown. What is not a plain file is not the gateway's index.
+func TestOfficeFilesDoNotHangDelivery(t *testing.T) {
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	first := realDelivery(dir, "dlv-fifo-1", "4c1f0e52-0000-4000-8000-000000000031")
+	c, err := a.Deliver(t.Context(), first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	index := filepath.Join(dir, c.Reference, IndexJSONFile)
+	if err := os.Remove(index); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(index, 0o660); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // let a reader still waiting for a writer go
+		if f, err := os.OpenFile(index, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	d := realDelivery(dir, "dlv-fifo-2", first.SubmissionID) // the operator's redelivery
+	done := make(chan error, 1)
+	var got adapters.Confirmation
+	go func() {
+		var err error
+		got, err = a.Deliver(ctx, d)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("redelivery: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the redelivery hangs on the office's named pipe")
+	}
+	if got.Reference != c.Reference+"-2" {
+		t.Errorf("redelivered case %q, want %q", got.Reference, c.Reference+"-2")
+	}
+	checkCase(t, dir, got.Reference, d)
 }
