@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
@@ -36,8 +37,31 @@ type Client struct {
 	Self   string
 	Signer *signing.Signer
 	Trust  *Trust
-	HTTP   *http.Client
-	Now    func() time.Time
+	// HTTP sends the requests; it is copied once and its CheckRedirect replaced:
+	// redirects are never followed (NoRedirects). Nil: http.DefaultClient's copy.
+	HTTP *http.Client
+	Now  func() time.Time
+
+	hcOnce sync.Once
+	hc     *http.Client
+}
+
+// NoRedirects is the CheckRedirect of every client that talks to a peer: a
+// redirect would send the package (or a question about it) to an address no
+// operator configured, so the 3xx itself is the answer.
+func NoRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// client is HTTP with NoRedirects, made once.
+func (c *Client) client() *http.Client {
+	c.hcOnce.Do(func() {
+		hc := http.Client{}
+		if c.HTTP != nil {
+			hc = *c.HTTP
+		}
+		hc.CheckRedirect = NoRedirects
+		c.hc = &hc
+	})
+	return c.hc
 }
 
 func (c *Client) now() time.Time {
@@ -171,10 +195,7 @@ type Part struct {
 func (c *Client) post(ctx context.Context, peer config.Peer, path string, body []byte, parts []Part) (int, []byte, problemDoc, error) {
 	var rd io.Reader = bytes.NewReader(body)
 	ctype := ContentType
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
+	hc := c.client()
 	if len(parts) > 0 {
 		// The envelope first, then each attachment, written while sent: memory does
 		// not grow with the attachments. Gigabytes take longer than the client's
@@ -220,6 +241,12 @@ func (c *Client) post(ctx context.Context, peer config.Peer, path string, body [
 
 func classify(peer string, status int, p problemDoc) error {
 	switch {
+	case status >= 300 && status < 400:
+		// Not followed (NoRedirects): the peer's base_url is not where it answers.
+		// Its body would name the other address; the portal reads the status only.
+		r := &RefusedError{Peer: peer, Status: status, Type: p.Type,
+			Reason: fmt.Sprintf("HTTP %d, a redirect, which is not followed: the peer's base_url is not where its federation endpoint answers", status)}
+		return adapters.Permanent(fmt.Sprintf("peer gateway %s answered HTTP %d (a redirect, not followed)", peer, status), r)
 	case status == 408 || status == 425 || status == 429 || status >= 500 || p.Type == TypeClockSkew:
 		return &StatusError{Peer: peer, Status: status, Type: p.Type, Detail: p.Detail, RetryAfterDelay: p.retryAfter}
 	default:

@@ -113,19 +113,39 @@ func add(parent *etree.Element, tag, text string) *etree.Element {
 
 func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-// clip keeps s within n runes and free of control characters (schema type Text).
+// clip keeps s within n runes, free of control characters and of runes XML cannot
+// carry (U+FFFE, U+FFFF), and trimmed (schema type Text). Cleaned first, then
+// trimmed, so what the reader trims is gone here already: a text of nothing but
+// such characters comes out empty, and a writer leaves the optional element out
+// (an empty one would make the receiver refuse the whole document).
 func clip(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
+	s = strings.TrimSpace(strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || !xmlChar(r) {
 			return ' '
 		}
 		return r
-	}, strings.TrimSpace(s))
+	}, s))
 	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
 	r := []rune(s)
-	return string(r[:n-1]) + "…"
+	return strings.TrimSpace(string(r[:n-1])) + "…"
+}
+
+// xmlChar is XML 1.0's Char production (a Go string's invalid bytes are
+// utf8.RuneError, U+FFFD, which is one).
+func xmlChar(r rune) bool {
+	return r == 0x9 || r == 0xA || r == 0xD || r >= 0x20 && r <= 0xD7FF || r >= 0xE000 && r <= 0xFFFD || r >= 0x10000 && r <= 0x10FFFF
+}
+
+// addText adds an optional Text element: s cleaned and clipped to n runes, or
+// nothing when nothing is left of it.
+func addText(parent *etree.Element, tag, s string, n int) *etree.Element {
+	s = clip(s, n)
+	if s == "" {
+		return nil
+	}
+	return add(parent, tag, s)
 }
 
 // Element builds the unsigned envelope.

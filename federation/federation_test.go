@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -606,5 +607,76 @@ func TestReceiverStoreDown(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, PathSchema, nil))
 	if rec.Code != http.StatusOK {
 		t.Errorf("schema with the store down: %d", rec.Code)
+	}
+}
+
+// TestReportCarriesOnlyXMLText: the texts of a status answer come from office
+// systems (a decision's reason and actor, a receiver's name, a held note). One
+// that was only a control character went out as an element the reader refuses
+// as empty, and U+FFFF went out raw, which no XML parser reads: the asking
+// gateway refused the whole answer, for every package it named. Now each
+// answer validates and reads back, whatever the texts.
+func TestReportCarriesOnlyXMLText(t *testing.T) {
+	w := newWorld(t)
+	at := time.Now().UTC()
+	docs := map[string][]byte{}
+	for name, txt := range map[string]string{"control": "\u0001", "nonchar": "fehlt\uffff", "nul": "\x00", "nbsp": "\u00a0\u0002", "badutf8": "a\xffb"} {
+		rp := &Report{From: w.b.Name, To: w.a.Name, At: at, Items: []Status{
+			{Ref: Ref{"amt24", "m-1"}, State: "rejected", SubmissionID: "x", Receiver: txt, DeliveredAt: &at,
+				Decision: &Decision{Outcome: "rejected", At: at, Actor: txt, Reason: txt}, Note: txt},
+		}}
+		doc, err := rp.Sign(w.b.Signer)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		docs[name] = doc
+		v, _, err := w.trustA.Verify(doc, w.b.Name)
+		if err != nil {
+			t.Errorf("%s: the answer does not verify: %v", name, err)
+			continue
+		}
+		back, err := ParseReport(v.Root)
+		if err != nil || len(back.Items) != 1 || back.Items[0].Decision == nil {
+			t.Errorf("%s: the answer does not read back: %v", name, err)
+		}
+	}
+	xmllint(t, docs)
+}
+
+// TestClientFollowsNoRedirect: the forwarding client followed the peer's
+// redirects like any http.Client: a 307 or 308 from the peer's base URL (a
+// proxy, a moved host, a hostile answer) re-sent the portal's package, personal
+// data and all, to whatever address the answer named — an address no operator
+// configured. Now a redirect is the answer: a permanent refusal that names the
+// status (the configuration is wrong), and nothing goes anywhere else.
+func TestClientFollowsNoRedirect(t *testing.T) {
+	w := newWorld(t)
+	var elsewhere atomic.Int64
+	other := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		elsewhere.Add(n + 1)
+		rw.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer other.Close()
+	for _, code := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect, http.StatusFound} {
+		srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			http.Redirect(rw, r, other.URL+r.URL.Path, code)
+		}))
+		peer := w.peerOfA
+		peer.BaseURL = srv.URL
+		c := &Client{Self: w.a.Name, Signer: w.a.Signer, Trust: w.trustA, HTTP: &http.Client{Timeout: 10 * time.Second}}
+		_, err := c.Forward(context.Background(), peer, w.envelope(t))
+		if !adapters.IsPermanent(err) || !strings.Contains(adapters.PublicReason(err), fmt.Sprint(code)) ||
+			strings.Contains(adapters.PublicReason(err), other.URL) {
+			t.Errorf("forwarding answered %d: %v / public %q, want a permanent refusal naming the status only", code, err, adapters.PublicReason(err))
+		}
+		if _, err := c.Status(context.Background(), peer, []Ref{{"amt24", "m-1"}}); err == nil {
+			t.Errorf("status question answered %d: no error", code)
+		}
+		srv.Close()
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Errorf("the redirect target got %d requests' worth of bytes: the package went where nobody configured it", n)
 	}
 }

@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 
@@ -109,7 +110,8 @@ func (rp *Report) Sign(s *signing.Signer) ([]byte, error) {
 			add(v, "EinreichungID", it.SubmissionID)
 		}
 		if it.Receiver != "" {
-			e := add(v, "Empfaenger", clip(it.Receiver, 500))
+			// A name of nothing XML can carry is the reader's default for no name.
+			e := add(v, "Empfaenger", cmp.Or(clip(it.Receiver, 500), "office"))
 			if it.ReceiverGateway != "" {
 				e.CreateAttr("Gateway", it.ReceiverGateway)
 			}
@@ -121,16 +123,12 @@ func (rp *Report) Sign(s *signing.Signer) ([]byte, error) {
 			de := v.CreateElement("Entscheidung")
 			add(de, "Ergebnis", d.Outcome)
 			add(de, "Zeitpunkt", ts(d.At))
-			if d.Actor != "" {
-				add(de, "Akteur", clip(d.Actor, 500))
-			}
-			if d.Reason != "" {
-				add(de, "Grund", clip(d.Reason, 500))
-			}
+			// Office systems write these: what XML cannot carry is left out, never
+			// sent to make the whole answer unreadable for the asking gateway.
+			addText(de, "Akteur", d.Actor, 500)
+			addText(de, "Grund", d.Reason, 500)
 		}
-		if it.Note != "" {
-			add(v, "Hinweis", clip(it.Note, 500))
-		}
+		addText(v, "Hinweis", it.Note, 500)
 	}
 	return s.Sign(root)
 }

@@ -99,7 +99,7 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		hc := &http.Client{Timeout: 5 * time.Second}
+		hc := &http.Client{Timeout: 5 * time.Second, CheckRedirect: federation.NoRedirects}
 		for {
 			select {
 			case <-nctx.Done():

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/paket"
@@ -78,6 +79,21 @@ func (p *Pipeline) SubmitForwarded(ctx context.Context, f Forwarded) (*broker.Re
 	opts := signing.VerifyOptions{}
 	if p.Verifier != nil {
 		opts = p.Verifier.Options()
+	}
+	// The certificate must have been valid when the first gateway took the package
+	// and gave the portal its 201, not now: a hop comes later when the peer was down
+	// or the package held and redelivered, and an application accepted then must not
+	// become undeliverable because the portal's certificate expired meanwhile. The
+	// time is the first station of the way, the peer's word like the certificate
+	// itself; never later than this gateway's clock.
+	if first := f.Origin.Chain; len(first) > 0 && !first[0].At.IsZero() {
+		clock := opts.Now
+		if clock == nil {
+			clock = time.Now
+		}
+		if at := first[0].At; at.Before(clock()) {
+			opts.Now = func() time.Time { return at }
+		}
 	}
 	verifier := signing.NewVerifier(ts, opts)
 	var v *signing.Verified

@@ -265,8 +265,26 @@ func referencedParts(pkg []byte, atts []adapters.Attachment) ([]federation.Part,
 	for _, a := range atts {
 		byID[a.ID] = a
 	}
+	root := doc.Root()
+	if root == nil {
+		return nil, errors.New("the package has no root element")
+	}
+	// Only the package's own Anlagen (Antragspaket/Anlagen/Anlage, in its
+	// namespace): the portal's form data may hold elements of any name, an
+	// "Anlage" with a "Referenz" among them, which are no attachments.
+	var refs []*etree.Element
+	for _, as := range root.ChildElements() {
+		if as.Tag != "Anlagen" || as.NamespaceURI() != paket.Namespace {
+			continue
+		}
+		for _, an := range as.ChildElements() {
+			if an.Tag == "Anlage" && an.NamespaceURI() == paket.Namespace && an.SelectAttr("Referenz") != nil {
+				refs = append(refs, an)
+			}
+		}
+	}
 	var parts []federation.Part
-	for _, an := range doc.FindElements("//Anlage[@Referenz]") {
+	for _, an := range refs {
 		cid, err := paket.CID(an.SelectAttrValue("Referenz", ""))
 		if err != nil {
 			return nil, err

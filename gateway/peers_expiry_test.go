@@ -1,0 +1,94 @@
+package gateway
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"io"
+	"math/big"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/federation"
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/signing"
+)
+
+// TestPeerPackageOfACertificateExpiredSinceIntake: the receiving gateway checked
+// the portal's certificate, which the forwarding gateway vouches for, against its
+// own clock at the hop. A package the first gateway took (201) while the
+// certificate was valid became undeliverable when it expired before the hop —
+// the peer down for a while, a held package redelivered later: 403
+// untrusted-signer, a permanent refusal, the application never reached its
+// office. Now the certificate must have been valid when the first gateway took
+// the package (the first station of the envelope's way, the peer's word like the
+// certificate itself); one that was not valid even then is still refused.
+func TestPeerPackageOfACertificateExpiredSinceIntake(t *testing.T) {
+	sn, by := newFedNode(t, "amtsbote-sn"), newFedNode(t, "amtsbote-by")
+	fedTrust(t, sn, by)
+	by.office("09", "09162", "muenchen-kvr", fedHook(t))
+	by.peer(sn, "", time.Hour, "14")
+	by.start(t)
+
+	// amt24's certificate of last year, expired a minute ago.
+	now := time.Now().UTC()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "amt24"},
+		NotBefore: now.AddDate(-1, 0, 0), NotAfter: now.Add(-time.Minute), KeyUsage: x509.KeyUsageDigitalSignature, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	portalSigner, err := signing.NewSigner(key, []*x509.Certificate{cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	hop := func(receivedAt time.Time) (int, string) {
+		t.Helper()
+		p := paket.ExampleWith(fedService, paket.NewMessageID(), receivedAt.Truncate(time.Second))
+		p.Kopf.Ort = paket.Ort{ARS: fedMuenchenARS}
+		pkg, err := portalSigner.Sign(p.Element())
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := &federation.Envelope{ForwardingID: "d-" + p.Kopf.NachrichtID, From: sn.id, To: by.id, At: time.Now().UTC(),
+			Sender: "amt24", MessageID: p.Kopf.NachrichtID, LeikaKey: fedService, ReceiptSHA256: strings.Repeat("0", 64),
+			SenderCert: cert, Package: pkg, Chain: []federation.Hop{{Gateway: sn.id, SubmissionID: "s-" + p.Kopf.NachrichtID, At: receivedAt}}}
+		doc, err := env.Sign(sn.gatewaySigner(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Post(by.url()+federation.PathForward, federation.ContentType, bytes.NewReader(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var pr problem.Problem
+		_ = json.Unmarshal(b, &pr)
+		return resp.StatusCode, pr.Type + " " + pr.Detail
+	}
+	// Taken at sn an hour ago, while the certificate was valid.
+	if code, why := hop(now.Add(-time.Hour)); code != http.StatusCreated {
+		t.Errorf("a package taken while its certificate was valid: %d %s, want 201", code, why)
+	}
+	// Taken at sn (it says) after the certificate had expired: refused as before.
+	if code, why := hop(now); code != http.StatusForbidden || !strings.Contains(why, problem.TypeUntrustedSigner) {
+		t.Errorf("a package taken after its certificate expired: %d %s, want 403 %s", code, why, problem.TypeUntrustedSigner)
+	}
+}

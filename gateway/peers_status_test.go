@@ -1,0 +1,81 @@
+package gateway
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/wire"
+)
+
+// decideWith lets the office at n decide with a reason, through the office API.
+func (n *fedNode) decideWith(t *testing.T, sender, messageID, outcome, reasonJSON string) {
+	t.Helper()
+	s, err := n.g.Broker.FindMessage(sender, messageID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, n.url()+wire.OfficeDecisionPath(s.ID, outcome), strings.NewReader(`{"reason":`+reasonJSON+`}`))
+	req.Header.Set("Authorization", "Bearer "+fedOfficeToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("office at %s decides %s with %s: %d", n.id, outcome, reasonJSON, resp.StatusCode)
+	}
+}
+
+// TestPeerStatusSurvivesAnOfficesOddText: the office API takes a reason that is
+// only a control character, or one with U+FFFF (no XML character). The receiving
+// gateway's Statusauskunft carried it as <Grund> </Grund> or raw, which the
+// forwarding gateway cannot read: the whole answer was refused, for every package
+// of the question (up to 500), at every poll, so no decision of that peer's
+// offices reached the portals any more. Now the answer names only what XML can
+// carry and leaves out what is empty, and every decision comes through.
+func TestPeerStatusSurvivesAnOfficesOddText(t *testing.T) {
+	sn, by := newFedNode(t, "amtsbote-sn"), newFedNode(t, "amtsbote-by")
+	fedTrust(t, sn, by)
+	by.office("09", "09162", "muenchen-kvr", fedHook(t))
+	by.peer(sn, "", time.Hour, "14")
+	by.start(t)
+	sn.peer(by, "", 100*time.Millisecond, "09")
+	sn.start(t)
+
+	reasons := map[string]string{ // JSON strings, as an office system sends them
+		"control":  `"\u0001"`,
+		"nonchar":  `"Nachweis fehlt \uffff"`,
+		"nbsp":     `"\u00a0\u0002"`,
+		"accepted": `""`,
+	}
+	ids := map[string]string{}
+	for name := range reasons {
+		ids[name] = sn.submit(t, fedMuenchenARS)
+	}
+	for name, id := range ids {
+		s := sn.waitState(t, id, submission.StateDelivered)
+		outcome := wire.OutcomeRejected
+		if name == "accepted" {
+			outcome = wire.OutcomeAccepted
+		}
+		by.decideWith(t, s.Sender, s.MessageID, outcome, reasons[name])
+	}
+	// The plain acceptance first: it was held back by the others in the same question.
+	sn.waitState(t, ids["accepted"], submission.StateAccepted)
+	for name, id := range ids {
+		if name == "accepted" {
+			continue
+		}
+		s := sn.waitState(t, id, submission.StateRejected)
+		if strings.ContainsAny(s.Decision.Reason, "\u0001\u0002\uffff") {
+			t.Errorf("%s: sn records the reason %q", name, s.Decision.Reason)
+		}
+	}
+	if s := sn.sub(t, ids["nonchar"]); !strings.HasPrefix(s.Decision.Reason, "Nachweis fehlt") {
+		t.Errorf("the reason with a non-character: %q", s.Decision.Reason)
+	}
+}
