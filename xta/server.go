@@ -54,6 +54,14 @@ type OfficeResolver interface {
 	ResolveOffice(ctx context.Context, p Party, cert *x509.Certificate) (officeID string, err error)
 }
 
+// CertificateChecker is an OfficeResolver that can tell from the certificate alone
+// whether it belongs to any account. The service asks it before it reads a
+// request's body: the Party header, which names the account, is in the body, and a
+// body may be MaxMessageBytes long, held in memory while it is parsed.
+type CertificateChecker interface {
+	KnownCertificate(cert *x509.Certificate) bool
+}
+
 // Options configure the XTA server.
 type Options struct {
 	// Desk is the offices' side of the broker. getMessage reads a package with
@@ -192,6 +200,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		written = true
 		rw.Header().Set("Allow", http.MethodPost)
 		s.writeFault(rw, port, fault(ParameterIsNotValid, "SOAP requests are POSTed"), "")
+		return
+	}
+	// Who calls is known from the handshake: a caller without a certificate of an
+	// account is refused before a byte of the body is read. Before, the body was
+	// read and parsed first, so anyone who could open a TLS connection made the
+	// gateway hold up to MaxMessageBytes per connection.
+	if f := s.knownCaller(r); f != nil {
+		written = true
+		// The connection goes with the answer: net/http would otherwise read up to
+		// 256 KiB of the unread body before it writes the answer, and wait for them.
+		rw.Header().Set("Connection", "close")
+		s.writeFault(rw, port, f, "")
+		s.log.Warn("xta access refused", "port", port, "reason", f.Detail)
 		return
 	}
 	// The body under the progress rule, not the listener's fixed deadlines; w, not
@@ -335,6 +356,18 @@ func (s *Server) operation(port string, m *message, soapAction string) (string, 
 		return "getTransportReport", nil
 	}
 	return "", fault(ParameterIsNotValid, "cannot tell the operation: no SOAP action and an unexpected body")
+}
+
+// knownCaller refuses a request whose TLS client certificate is missing or, where
+// the resolver can tell, belongs to no account; nil lets it on to authenticate.
+func (s *Server) knownCaller(r *http.Request) *Fault {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return fault(PermissionDenied, "a TLS client certificate is required")
+	}
+	if cc, ok := s.o.Offices.(CertificateChecker); ok && !cc.KnownCertificate(r.TLS.PeerCertificates[0]) {
+		return fault(PermissionDenied, "the certificate is not registered for any account")
+	}
+	return nil
 }
 
 // authenticate checks the TLS client certificate and the Party header and names the
@@ -1149,6 +1182,23 @@ func (as Accounts) ResolveOffice(_ context.Context, p Party, cert *x509.Certific
 		return "", errors.New("certificate not registered for the account")
 	}
 	return "", errors.New("unknown account")
+}
+
+// KnownCertificate implements CertificateChecker: the certificate is registered
+// for some account.
+func (as Accounts) KnownCertificate(cert *x509.Certificate) bool {
+	if cert == nil {
+		return false
+	}
+	fp := CertFingerprint(cert)
+	for _, a := range as {
+		for _, want := range a.CertSHA256 {
+			if strings.EqualFold(strings.ReplaceAll(want, ":", ""), fp) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // CertFingerprint is the hex SHA-256 of a certificate, as Account.CertSHA256 wants it.
