@@ -113,6 +113,13 @@ type Server struct {
 // open states: what is in an office's message box (not yet confirmed).
 var openStates = []submission.State{submission.StateQueued, submission.StateRetrying, submission.StateHandedOver, submission.StateHeld}
 
+// inBox reports whether sub waits in its office's message box: not yet confirmed,
+// and with its bytes. A message whose bytes an operator erased cannot be fetched:
+// listed, it was fetched and failed on every poll of the office's system.
+func inBox(sub *submission.Submission) bool {
+	return slices.Contains(openStates, sub.State) && sub.BytesRemovedAt == nil
+}
+
 // NewServer checks the options and returns the service.
 func NewServer(o Options) (*Server, error) {
 	if o.Desk == nil || o.Offices == nil {
@@ -432,6 +439,10 @@ func (s *Server) exceptionOf(c *call, err error) *Fault {
 			return fault(ParameterIsNotValid, "the case this message refers to is unknown")
 		}
 		return fault(InvalidMessageID, "unknown XTAMessageID")
+	case errors.Is(err, broker.ErrBytesRemoved):
+		// Not the gateway's failure, and no later call will find the bytes: a
+		// TechnicalProblem (HTTP 500) told the office's system to try again.
+		return fault(InvalidMessageID, "the message's content was removed (retention period or erasure); it can no longer be fetched")
 	case errors.Is(err, broker.ErrConflict):
 		return fault(ParameterIsNotValid, "not possible in the message's current state")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -662,7 +673,7 @@ func (s *Server) getStatusList(c *call) (*answer, error) {
 			if err != nil {
 				return nil, err
 			}
-			if slices.Contains(openStates, sub.State) {
+			if inBox(sub) {
 				items = append(items, sub)
 			}
 		}
@@ -736,7 +747,8 @@ func (s *Server) getStatusList(c *call) (*answer, error) {
 	}, nil
 }
 
-// walkOpen calls fn for every open submission of the office, oldest first.
+// walkOpen calls fn for every submission in the office's message box (inBox),
+// oldest first.
 func (s *Server) walkOpen(c *call, fn func(*submission.Submission)) error {
 	after := ""
 	for {
@@ -745,7 +757,9 @@ func (s *Server) walkOpen(c *call, fn func(*submission.Submission)) error {
 			return err
 		}
 		for _, sub := range page.Items {
-			fn(sub)
+			if inBox(sub) {
+				fn(sub)
+			}
 		}
 		if page.Next == "" {
 			return nil
