@@ -99,7 +99,12 @@ func NewAdapter(o AdapterOptions) (*Adapter, error) {
 	}
 	tr := &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 8,
 		IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 15 * time.Second}
-	return &Adapter{o: o, tr: tr, client: &http.Client{Transport: tr}, log: o.Logger.With("channel", channel.XTA)}, nil
+	// No redirect is followed: net/http turned a 301/302/303 into a GET without
+	// body to the Location, with the gateway's client certificate, and a SOAP
+	// answer there counted as the reader's confirmation of a message it never got.
+	// A redirect is the endpoint's answer (HTTP 3xx: permanent), as for webhooks.
+	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &Adapter{o: o, tr: tr, client: client, log: o.Logger.With("channel", channel.XTA)}, nil
 }
 
 // Channel implements adapters.Adapter.

@@ -54,6 +54,14 @@ type OfficeResolver interface {
 	ResolveOffice(ctx context.Context, p Party, cert *x509.Certificate) (officeID string, err error)
 }
 
+// CertificateChecker is an OfficeResolver that can tell from the certificate alone
+// whether it belongs to any account. The service asks it before it reads a
+// request's body: the Party header, which names the account, is in the body, and a
+// body may be MaxMessageBytes long, held in memory while it is parsed.
+type CertificateChecker interface {
+	KnownCertificate(cert *x509.Certificate) bool
+}
+
 // Options configure the XTA server.
 type Options struct {
 	// Desk is the offices' side of the broker. getMessage reads a package with
@@ -104,6 +112,13 @@ type Server struct {
 
 // open states: what is in an office's message box (not yet confirmed).
 var openStates = []submission.State{submission.StateQueued, submission.StateRetrying, submission.StateHandedOver, submission.StateHeld}
+
+// inBox reports whether sub waits in its office's message box: not yet confirmed,
+// and with its bytes. A message whose bytes an operator erased cannot be fetched:
+// listed, it was fetched and failed on every poll of the office's system.
+func inBox(sub *submission.Submission) bool {
+	return slices.Contains(openStates, sub.State) && sub.BytesRemovedAt == nil
+}
 
 // NewServer checks the options and returns the service.
 func NewServer(o Options) (*Server, error) {
@@ -192,6 +207,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		written = true
 		rw.Header().Set("Allow", http.MethodPost)
 		s.writeFault(rw, port, fault(ParameterIsNotValid, "SOAP requests are POSTed"), "")
+		return
+	}
+	// Who calls is known from the handshake: a caller without a certificate of an
+	// account is refused before a byte of the body is read. Before, the body was
+	// read and parsed first, so anyone who could open a TLS connection made the
+	// gateway hold up to MaxMessageBytes per connection.
+	if f := s.knownCaller(r); f != nil {
+		written = true
+		// The connection goes with the answer: net/http would otherwise read up to
+		// 256 KiB of the unread body before it writes the answer, and wait for them.
+		rw.Header().Set("Connection", "close")
+		s.writeFault(rw, port, f, "")
+		s.log.Warn("xta access refused", "port", port, "reason", f.Detail)
 		return
 	}
 	// The body under the progress rule, not the listener's fixed deadlines; w, not
@@ -337,6 +365,18 @@ func (s *Server) operation(port string, m *message, soapAction string) (string, 
 	return "", fault(ParameterIsNotValid, "cannot tell the operation: no SOAP action and an unexpected body")
 }
 
+// knownCaller refuses a request whose TLS client certificate is missing or, where
+// the resolver can tell, belongs to no account; nil lets it on to authenticate.
+func (s *Server) knownCaller(r *http.Request) *Fault {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return fault(PermissionDenied, "a TLS client certificate is required")
+	}
+	if cc, ok := s.o.Offices.(CertificateChecker); ok && !cc.KnownCertificate(r.TLS.PeerCertificates[0]) {
+		return fault(PermissionDenied, "the certificate is not registered for any account")
+	}
+	return nil
+}
+
 // authenticate checks the TLS client certificate and the Party header and names the
 // office.
 func (s *Server) authenticate(r *http.Request, c *call) *Fault {
@@ -399,6 +439,10 @@ func (s *Server) exceptionOf(c *call, err error) *Fault {
 			return fault(ParameterIsNotValid, "the case this message refers to is unknown")
 		}
 		return fault(InvalidMessageID, "unknown XTAMessageID")
+	case errors.Is(err, broker.ErrBytesRemoved):
+		// Not the gateway's failure, and no later call will find the bytes: a
+		// TechnicalProblem (HTTP 500) told the office's system to try again.
+		return fault(InvalidMessageID, "the message's content was removed (retention period or erasure); it can no longer be fetched")
 	case errors.Is(err, broker.ErrConflict):
 		return fault(ParameterIsNotValid, "not possible in the message's current state")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -629,7 +673,7 @@ func (s *Server) getStatusList(c *call) (*answer, error) {
 			if err != nil {
 				return nil, err
 			}
-			if slices.Contains(openStates, sub.State) {
+			if inBox(sub) {
 				items = append(items, sub)
 			}
 		}
@@ -703,7 +747,8 @@ func (s *Server) getStatusList(c *call) (*answer, error) {
 	}, nil
 }
 
-// walkOpen calls fn for every open submission of the office, oldest first.
+// walkOpen calls fn for every submission in the office's message box (inBox),
+// oldest first.
 func (s *Server) walkOpen(c *call, fn func(*submission.Submission)) error {
 	after := ""
 	for {
@@ -712,7 +757,9 @@ func (s *Server) walkOpen(c *call, fn func(*submission.Submission)) error {
 			return err
 		}
 		for _, sub := range page.Items {
-			fn(sub)
+			if inBox(sub) {
+				fn(sub)
+			}
 		}
 		if page.Next == "" {
 			return nil
@@ -1149,6 +1196,23 @@ func (as Accounts) ResolveOffice(_ context.Context, p Party, cert *x509.Certific
 		return "", errors.New("certificate not registered for the account")
 	}
 	return "", errors.New("unknown account")
+}
+
+// KnownCertificate implements CertificateChecker: the certificate is registered
+// for some account.
+func (as Accounts) KnownCertificate(cert *x509.Certificate) bool {
+	if cert == nil {
+		return false
+	}
+	fp := CertFingerprint(cert)
+	for _, a := range as {
+		for _, want := range a.CertSHA256 {
+			if strings.EqualFold(strings.ReplaceAll(want, ":", ""), fp) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // CertFingerprint is the hex SHA-256 of a certificate, as Account.CertSHA256 wants it.

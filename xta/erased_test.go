@@ -1,0 +1,54 @@
+package xta
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"testing"
+
+	"github.com/amtsbote/amtsbote/xta/xtatest"
+)
+
+// TestErasedMessageLeavesTheBox: an operator erases the bytes of a case that waits
+// in the office's message box (docs/operations.md, erasure on request). The
+// message could not be fetched any more, but it stayed in getStatusList, and
+// getMessage answered TechnicalProblemException with HTTP 500 ("internal error",
+// logged as a desk error): the Fachverfahren, told to try again later, listed and
+// fetched it on every poll, for ever. Now it is no longer listed, and getMessage
+// answers InvalidMessageIDException (env:Sender), as for a message that is not
+// there; its transport report stays.
+func TestErasedMessageLeavesTheBox(t *testing.T) {
+	v := xtatest.NewValidator(t)
+	e := startEnv(t, nil)
+	erased := e.submit(t, officeA, pkgBytes(300), []byte("%PDF-1.7 Anlage"))
+	kept := e.submit(t, officeA, pkgBytes(400))
+	if _, err := e.b.Erase(context.Background(), erased.ID, "operator", "request of the applicant"); err != nil {
+		t.Fatal(err)
+	}
+	erasedID, keptID := MessageID("amtsbote", erased.ID), MessageID("amtsbote", kept.ID)
+	for _, tc := range []struct{ name, selector string }{
+		{"new entries", `<ns:OtherCriteria><ns:NewEntry>true</ns:NewEntry></ns:OtherCriteria>`},
+		{"every entry", `<ns:OtherCriteria><ns:NewEntry>false</ns:NewEntry></ns:OtherCriteria>`},
+		{"by id", `<ns:XTAMessageIDs><ns:XTAMessageID>` + erasedID + `</ns:XTAMessageID><ns:XTAMessageID>` + keptID + `</ns:XTAMessageID></ns:XTAMessageIDs>`},
+	} {
+		if got := listed(t, v, e, tc.name, tc.selector); !slices.Equal(got, []string{keptID}) {
+			t.Errorf("getStatusList (%s) lists %v, want only %s", tc.name, got, keptID)
+		}
+	}
+	r := post(t, e.client("office-a"), e.base+PathRecipient, actionCT(portRecipient, "getMessage"), soapUIRequest(xtaA, "", fetchBody(erasedID)))
+	v.AddMessage("getMessage of an erased message", r.root, r.parts)
+	if code, exc := r.fault(); r.status != http.StatusBadRequest || code != "env:Sender" || exc != string(InvalidMessageID) {
+		t.Errorf("getMessage of an erased message: HTTP %d %s %s, want 400 env:Sender InvalidMessageIDException\n%s", r.status, code, exc, r.root)
+	}
+	r = post(t, e.client("office-a"), e.base+PathRecipient, actionCT(portRecipient, "getMessage"), soapUIRequest(xtaA, "", fetchBody(keptID)))
+	mustOK(t, "getMessage of the other message", r)
+	if got := r.text("//MessageBoxStatus/MessagesRemaining/MessagesPending"); got != "0" {
+		t.Errorf("getMessage of the other message: MessagesPending %q, want 0 (the erased message is not waiting)", got)
+	}
+	v.AddMessage("getMessage of the other message", r.root, r.parts)
+	r = post(t, e.client("office-a"), e.base+PathTransportBase, actionCT(portTransportBase, "getTransportReport"),
+		soapUIRequest(xtaA, "", `<ns:XTAMessageID id="q">`+erasedID+`</ns:XTAMessageID>`))
+	mustOK(t, "getTransportReport of the erased message", r)
+	v.AddMessage("getTransportReport of the erased message", r.root, r.parts)
+	v.Run()
+}
