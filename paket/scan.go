@@ -141,7 +141,10 @@ type scanner struct {
 	// its binding in scope; nil while ns has at most nsLinear bindings.
 	byPrefix map[string]int32
 	attrs    []attrSpan
-	names    map[string]bool // non-ASCII names already checked with encoding/xml
+	// runes holds what encoding/xml said of a non-ASCII name character: bit
+	// runeFirst/runeLater set if asked at the start of a name/further in,
+	// runeFirstOK/runeLaterOK if it took the character there.
+	runes map[rune]uint8
 
 	elements    int
 	attachments int
@@ -970,19 +973,55 @@ func (s *scanner) qnameGeneral() ([]byte, int, error) {
 // decoderAcceptsName asks encoding/xml, which the tree builder uses, whether it takes
 // a non-ASCII name: its character tables are XML 1.0 fourth edition, narrower than
 // the fifth edition rules above, and Scan must not pass what the tree builder then
-// refuses. Answers are cached per name; ASCII names never get here.
+// refuses. Its rule is one of characters (the first of a name, and the others), so
+// it is asked per character, and its answers are kept per character, not per name:
+// a sender can write millions of different names, but only some 36,000 characters
+// that the decoder takes (a name with any other is refused at once). Kept per name,
+// a body of 32 MiB of different names cost 10 s and 1.7 GB of allocations here.
+// ASCII characters never get here: Scan's own rules for them are the decoder's or
+// stricter.
 func (s *scanner) decoderAcceptsName(name []byte) bool {
-	if ok, seen := s.names[string(name)]; seen {
-		return ok
+	for i, first := 0, true; i < len(name); first = false {
+		r, size := utf8.DecodeRune(name[i:])
+		i += size
+		if r >= utf8.RuneSelf && !s.decoderAcceptsRune(r, first) {
+			return false
+		}
 	}
-	doc := make([]byte, 0, len(name)+3)
-	doc = append(append(append(doc, '<'), name...), "/>"...)
-	_, err := xml.NewDecoder(bytes.NewReader(doc)).RawToken()
-	if s.names == nil {
-		s.names = map[string]bool{}
+	return true
+}
+
+// Bits of scanner.runes.
+const (
+	runeFirst = 1 << iota
+	runeFirstOK
+	runeLater
+	runeLaterOK
+)
+
+func (s *scanner) decoderAcceptsRune(r rune, first bool) bool {
+	asked, ok := uint8(runeLater), uint8(runeLaterOK)
+	if first {
+		asked, ok = runeFirst, runeFirstOK
 	}
-	s.names[string(name)] = err == nil
-	return err == nil
+	known := s.runes[r]
+	if known&asked != 0 {
+		return known&ok != 0
+	}
+	doc := make([]byte, 0, 8)
+	if doc = append(doc, '<'); !first {
+		doc = append(doc, 'a')
+	}
+	doc = append(utf8.AppendRune(doc, r), "/>"...)
+	if s.runes == nil {
+		s.runes = map[rune]uint8{}
+	}
+	known |= asked
+	if _, err := xml.NewDecoder(bytes.NewReader(doc)).RawToken(); err == nil {
+		known |= ok
+	}
+	s.runes[r] = known
+	return known&ok != 0
 }
 
 func (s *scanner) skipSpace() int {
