@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
+	"hash/maphash"
 	"unicode/utf8"
 )
 
@@ -95,13 +96,39 @@ type openElement struct {
 type nsBinding struct {
 	prefix []byte // empty for the default namespace
 	uri    []byte // decoded value; empty undeclares the default namespace
+	// sum is uri's hash: two attributes' namespaces are compared by it first, so
+	// that long URIs that differ only at their end are not compared byte by byte
+	// for every pair of attributes (checkAttrNames).
+	sum uint64
+	// shadows is the index in scanner.ns of the binding of the same prefix this
+	// one hides, -1 if none; kept only while scanner.byPrefix is in use.
+	shadows int32
 }
+
+// nsLinear is how many bindings in scope lookup walks one by one. Real packages
+// have a handful (the package's, ds, the form's); past this many, scanner.byPrefix
+// takes over, so that a document declaring thousands of prefixes (64 on each of
+// 64 levels) does not make every prefixed name walk all of them.
+const nsLinear = 16
+
+// uriSeed keys the namespace URI hashes: random per process, so a sender cannot
+// choose URIs whose hashes collide.
+var uriSeed = maphash.MakeSeed()
+
+// The binding index of names lookupIndex resolves without a binding.
+const (
+	nsNone = -1 // no prefix, or an unprefixed name without a default namespace
+	nsXML  = -2 // the xml prefix, bound by definition
+)
+
+var xmlBinding = nsBinding{prefix: []byte("xml"), uri: []byte(xmlNamespace), sum: maphash.Bytes(uriSeed, []byte(xmlNamespace)), shadows: -1}
 
 type attrSpan struct {
 	name   []byte
 	colon  int // index of ':' in name, -1 if none
 	value  []byte
 	hasRef bool
+	ns     int // the binding of its prefix (index in scanner.ns, nsXML), nsNone if unprefixed
 }
 
 type scanner struct {
@@ -110,8 +137,14 @@ type scanner struct {
 	lim   Limits
 	stack []openElement
 	ns    []nsBinding
-	attrs []attrSpan
-	names map[string]bool // non-ASCII names already checked with encoding/xml
+	// byPrefix maps a prefix ("" the default namespace) to the index in ns of
+	// its binding in scope; nil while ns has at most nsLinear bindings.
+	byPrefix map[string]int32
+	attrs    []attrSpan
+	// runes holds what encoding/xml said of a non-ASCII name character: bit
+	// runeFirst/runeLater set if asked at the start of a name/further in,
+	// runeFirstOK/runeLaterOK if it took the character there.
+	runes map[rune]uint8
 
 	elements    int
 	attachments int
@@ -395,7 +428,7 @@ func (s *scanner) startTag() (selfClosed bool, err error) {
 		s.b64 = 0
 	}
 	if selfClosed {
-		s.ns = s.ns[:nsMark]
+		s.popNS(nsMark)
 		return true, nil
 	}
 	s.stack = append(s.stack, openElement{name: name, nsMark: nsMark, kind: kind})
@@ -473,9 +506,49 @@ func (s *scanner) declare() error {
 			string(uri) == xmlnsNamespace:
 			return s.fail(reasonNSDecl)
 		}
-		s.ns = append(s.ns, nsBinding{prefix: prefix, uri: uri})
+		s.push(nsBinding{prefix: prefix, uri: uri, sum: maphash.Bytes(uriSeed, uri), shadows: -1})
 	}
 	return nil
+}
+
+// push brings b into scope.
+func (s *scanner) push(b nsBinding) {
+	s.ns = append(s.ns, b)
+	switch {
+	case s.byPrefix != nil:
+		s.index(len(s.ns) - 1)
+	case len(s.ns) > nsLinear:
+		s.byPrefix = make(map[string]int32, 2*nsLinear)
+		for i := range s.ns {
+			s.index(i)
+		}
+	}
+}
+
+// index makes s.ns[i] the binding byPrefix finds for its prefix.
+func (s *scanner) index(i int) {
+	b := &s.ns[i]
+	if prev, ok := s.byPrefix[string(b.prefix)]; ok {
+		b.shadows = prev
+	} else {
+		b.shadows = -1
+	}
+	s.byPrefix[string(b.prefix)] = int32(i)
+}
+
+// popNS takes the bindings from mark on out of scope, giving each prefix back
+// the binding it hid.
+func (s *scanner) popNS(mark int) {
+	if s.byPrefix != nil {
+		for i := len(s.ns) - 1; i >= mark; i-- {
+			if b := s.ns[i]; b.shadows >= 0 {
+				s.byPrefix[string(b.prefix)] = b.shadows
+			} else {
+				delete(s.byPrefix, string(b.prefix))
+			}
+		}
+	}
+	s.ns = s.ns[:mark]
 }
 
 const (
@@ -503,16 +576,41 @@ func (s *scanner) attrValue(a attrSpan) []byte {
 	return out
 }
 
-func (s *scanner) lookup(prefix []byte) ([]byte, bool) {
+// lookupIndex returns the binding of prefix in scope: its index in s.ns, or nsXML
+// for the xml prefix; ok false if the prefix is not declared. An empty prefix
+// without a default namespace in scope is nsNone and ok (the name has no namespace).
+func (s *scanner) lookupIndex(prefix []byte) (int, bool) {
 	if string(prefix) == "xml" {
-		return []byte(xmlNamespace), true
+		return nsXML, true
+	}
+	if s.byPrefix != nil {
+		if i, ok := s.byPrefix[string(prefix)]; ok {
+			return int(i), true
+		}
+		return nsNone, len(prefix) == 0
 	}
 	for i := len(s.ns) - 1; i >= 0; i-- {
 		if bytes.Equal(s.ns[i].prefix, prefix) && (len(prefix) > 0) == (s.ns[i].prefix != nil) {
-			return s.ns[i].uri, true
+			return i, true
 		}
 	}
-	return nil, len(prefix) == 0 // no default namespace: the element has none
+	return nsNone, len(prefix) == 0 // no default namespace: the element has none
+}
+
+// binding returns the binding lookupIndex returned (not nsNone).
+func (s *scanner) binding(i int) *nsBinding {
+	if i == nsXML {
+		return &xmlBinding
+	}
+	return &s.ns[i]
+}
+
+func (s *scanner) lookup(prefix []byte) ([]byte, bool) {
+	i, ok := s.lookupIndex(prefix)
+	if !ok || i == nsNone {
+		return nil, ok
+	}
+	return s.binding(i).uri, true
 }
 
 func (s *scanner) resolveElement(name []byte, colon int) ([]byte, error) {
@@ -532,12 +630,17 @@ func (s *scanner) resolveElement(name []byte, colon int) ([]byte, error) {
 
 // checkAttrNames refuses undeclared attribute prefixes and duplicates, both as written
 // and after namespace expansion (a:x and b:x with a and b bound to the same URI).
+//
+// Each prefix is looked up once, and namespaces are compared by their hashes
+// before their bytes: a pair of attributes then costs the comparison of their
+// names, whatever the bindings in scope and the length of their URIs.
 func (s *scanner) checkAttrNames() error {
-	for i, a := range s.attrs {
-		var uri []byte
+	for i := range s.attrs {
+		a := &s.attrs[i]
+		a.ns = nsNone
 		if a.colon >= 0 && string(a.name[:a.colon]) != "xmlns" {
 			var ok bool
-			if uri, ok = s.lookup(a.name[:a.colon]); !ok {
+			if a.ns, ok = s.lookupIndex(a.name[:a.colon]); !ok {
 				return s.fail(reasonPrefix)
 			}
 		}
@@ -545,9 +648,8 @@ func (s *scanner) checkAttrNames() error {
 			if bytes.Equal(a.name, b.name) {
 				return s.fail(reasonDupAttr)
 			}
-			if uri != nil && b.colon >= 0 && bytes.Equal(a.name[a.colon+1:], b.name[b.colon+1:]) &&
-				string(b.name[:b.colon]) != "xmlns" {
-				if buri, _ := s.lookup(b.name[:b.colon]); bytes.Equal(uri, buri) {
+			if a.ns != nsNone && b.ns != nsNone && bytes.Equal(a.name[a.colon+1:], b.name[b.colon+1:]) {
+				if x, y := s.binding(a.ns), s.binding(b.ns); x.sum == y.sum && bytes.Equal(x.uri, y.uri) {
 					return s.fail(reasonDupAttr)
 				}
 			}
@@ -575,7 +677,7 @@ func (s *scanner) endTag() error {
 	}
 	s.i++
 	s.stack = s.stack[:len(s.stack)-1]
-	s.ns = s.ns[:top.nsMark]
+	s.popNS(top.nsMark)
 	return nil
 }
 
@@ -871,19 +973,55 @@ func (s *scanner) qnameGeneral() ([]byte, int, error) {
 // decoderAcceptsName asks encoding/xml, which the tree builder uses, whether it takes
 // a non-ASCII name: its character tables are XML 1.0 fourth edition, narrower than
 // the fifth edition rules above, and Scan must not pass what the tree builder then
-// refuses. Answers are cached per name; ASCII names never get here.
+// refuses. Its rule is one of characters (the first of a name, and the others), so
+// it is asked per character, and its answers are kept per character, not per name:
+// a sender can write millions of different names, but only some 36,000 characters
+// that the decoder takes (a name with any other is refused at once). Kept per name,
+// a body of 32 MiB of different names cost 10 s and 1.7 GB of allocations here.
+// ASCII characters never get here: Scan's own rules for them are the decoder's or
+// stricter.
 func (s *scanner) decoderAcceptsName(name []byte) bool {
-	if ok, seen := s.names[string(name)]; seen {
-		return ok
+	for i, first := 0, true; i < len(name); first = false {
+		r, size := utf8.DecodeRune(name[i:])
+		i += size
+		if r >= utf8.RuneSelf && !s.decoderAcceptsRune(r, first) {
+			return false
+		}
 	}
-	doc := make([]byte, 0, len(name)+3)
-	doc = append(append(append(doc, '<'), name...), "/>"...)
-	_, err := xml.NewDecoder(bytes.NewReader(doc)).RawToken()
-	if s.names == nil {
-		s.names = map[string]bool{}
+	return true
+}
+
+// Bits of scanner.runes.
+const (
+	runeFirst = 1 << iota
+	runeFirstOK
+	runeLater
+	runeLaterOK
+)
+
+func (s *scanner) decoderAcceptsRune(r rune, first bool) bool {
+	asked, ok := uint8(runeLater), uint8(runeLaterOK)
+	if first {
+		asked, ok = runeFirst, runeFirstOK
 	}
-	s.names[string(name)] = err == nil
-	return err == nil
+	known := s.runes[r]
+	if known&asked != 0 {
+		return known&ok != 0
+	}
+	doc := make([]byte, 0, 8)
+	if doc = append(doc, '<'); !first {
+		doc = append(doc, 'a')
+	}
+	doc = append(utf8.AppendRune(doc, r), "/>"...)
+	if s.runes == nil {
+		s.runes = map[rune]uint8{}
+	}
+	known |= asked
+	if _, err := xml.NewDecoder(bytes.NewReader(doc)).RawToken(); err == nil {
+		known |= ok
+	}
+	s.runes[r] = known
+	return known&ok != 0
 }
 
 func (s *scanner) skipSpace() int {

@@ -5,8 +5,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestScanAcceptsBuilderOutput(t *testing.T) {
@@ -167,5 +169,173 @@ func TestDefaultLimits(t *testing.T) {
 	copy(huge, minimalHead)
 	if err := Scan(huge, Limits{}); !errors.Is(err, ErrLimit) {
 		t.Fatalf("33 MiB body: %v", err)
+	}
+}
+
+// TestScanNamespaceCost: what namespaces cost Scan must not depend on where a
+// prefix was declared or how long its URI is. Each attack document is compared
+// with a twin of the same size and shape that differs only there; before, Scan
+// walked every binding in scope for each prefixed name (64 declarations on each of
+// 64 levels) and compared the URIs of every pair of same-named attributes byte by
+// byte, so that one 32 MiB body held a verification slot for minutes.
+func TestScanNamespaceCost(t *testing.T) {
+	attrs := func(format string) string {
+		var b strings.Builder
+		b.WriteString("<a")
+		for i := range 62 {
+			fmt.Fprintf(&b, format, i)
+		}
+		return b.String() + "/>"
+	}
+	// Long URIs that differ at their end (attack) or at their start (twin):
+	// 62 attributes p0:x … p61:x in 62 namespaces, 1,891 pairs per element.
+	longURIs := func(differAtEnd bool) []byte {
+		var b strings.Builder
+		b.WriteString(`<Antragspaket xmlns="urn:amtsbote:antragspaket:1"`)
+		pad := strings.Repeat("a", 64<<10)
+		for i := range 62 {
+			if differAtEnd {
+				fmt.Fprintf(&b, ` xmlns:p%d="urn:%s%02d"`, i, pad, i)
+			} else {
+				fmt.Fprintf(&b, ` xmlns:p%d="urn:%02d%s"`, i, i, pad)
+			}
+		}
+		b.WriteString(">" + strings.Repeat(attrs(` p%d:x=""`), 200) + "</Antragspaket>")
+		return []byte(b.String())
+	}
+	// 62 levels of 63 declarations each; the prefix the elements use is declared
+	// at the root, under all of them (attack), or on the innermost level (twin).
+	deep := func(atRoot bool) []byte {
+		outer, inner := `xmlns:p="urn:p"`, `xmlns:z="urn:z"`
+		if !atRoot {
+			outer, inner = inner, outer
+		}
+		var b strings.Builder
+		b.WriteString(`<Antragspaket xmlns="urn:amtsbote:antragspaket:1" ` + outer + ">")
+		for d := range 62 {
+			b.WriteString("<e")
+			for k := range 63 {
+				fmt.Fprintf(&b, ` xmlns:q%02d%02d="urn:q"`, d, k)
+			}
+			if d == 61 {
+				b.WriteString(" " + inner)
+			}
+			b.WriteString(">")
+		}
+		b.WriteString(strings.Repeat(strings.Replace(attrs(` p:a%02d=""`), "<a", "<p:a", 1), 1000))
+		b.WriteString(strings.Repeat("</e>", 62) + "</Antragspaket>")
+		return []byte(b.String())
+	}
+	fastest := func(doc []byte) time.Duration {
+		best := time.Duration(math.MaxInt64)
+		for range 3 {
+			t0 := time.Now()
+			if err := Scan(doc, Limits{}); err != nil {
+				t.Fatal(err)
+			}
+			best = min(best, time.Since(t0))
+		}
+		return best
+	}
+	for _, tc := range []struct {
+		name         string
+		attack, twin []byte
+	}{
+		{"long URIs differing at their end", longURIs(true), longURIs(false)},
+		{"prefix declared under 3,906 others", deep(true), deep(false)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if len(tc.attack) != len(tc.twin) {
+				t.Fatalf("the twins differ in size: %d, %d", len(tc.attack), len(tc.twin))
+			}
+			attack, twin := fastest(tc.attack), fastest(tc.twin)
+			t.Logf("%d bytes: %v, twin %v", len(tc.attack), attack, twin)
+			if attack > 4*twin+5*time.Millisecond {
+				t.Errorf("Scan took %v, its twin of the same size %v: the cost depends on the namespaces' declarations", attack, twin)
+			}
+		})
+	}
+}
+
+// TestScanManyBindings runs the namespace rules with more bindings in scope than
+// Scan walks one by one, where it looks prefixes up in a map.
+func TestScanManyBindings(t *testing.T) {
+	var pad strings.Builder
+	for i := range 40 {
+		fmt.Fprintf(&pad, ` xmlns:n%d="urn:n%d"`, i, i)
+	}
+	head := `<Antragspaket xmlns="urn:amtsbote:antragspaket:1"` + pad.String() + ">"
+	for _, tc := range []struct {
+		name, body string
+		ok         bool
+	}{
+		{"prefixes bound", `<n3:a n7:k="1" n39:k="2"/>`, true},
+		{"duplicate via prefixes", `<a xmlns:x="urn:u" xmlns:y="urn:u" x:k="1" y:k="2"/>`, false},
+		{"duplicate via an outer prefix", `<a xmlns:x="urn:n5" x:k="1" n5:k="2"/>`, false},
+		{"shadowed, then given back", `<a xmlns:n1="urn:other" n1:k="1" n2:k="2"><b xmlns:n2="urn:x"/></a><c n1:k="1" n2:k="2"/>`, true},
+		{"given back, then duplicate", `<a xmlns:n1="urn:n2"><b n1:k="1" n2:k="2" xmlns:n2="urn:x"/></a><c xmlns:n1="urn:n2" n1:k="1" n2:k="2"/>`, false},
+		{"out of scope after its element", `<a xmlns:q="urn:q"/><q:b/>`, false},
+		{"default namespace undeclared and back", `<a xmlns=""><b/></a><Kopf/>`, true},
+		{"undeclared prefix", `<a q:k="1"/>`, false},
+		{"xml prefix", `<a xml:lang="de" n1:lang="x"/>`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := []byte(head + tc.body + "</Antragspaket>")
+			err := Scan(doc, Limits{})
+			_, std := ReadTree(doc, Limits{MaxAttributes: -1})
+			switch {
+			case tc.ok && err != nil:
+				t.Fatalf("refused: %v", err)
+			case !tc.ok && !errors.Is(err, ErrMalformed):
+				t.Fatalf("want ErrMalformed, got %v", err)
+			case tc.ok && std != nil:
+				t.Fatalf("Scan accepts, the tree builder refuses: %v", std)
+			}
+		})
+	}
+}
+
+// TestScanNonASCIINamesCost: Scan asks encoding/xml about non-ASCII names, and
+// what it asks must not grow with the number of different names. Asked per
+// name, a body of 32 MiB of different names (é0, é1, …) cost 10 s and 1.7 GB
+// of allocations before any signature was looked at.
+func TestScanNonASCIINamesCost(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(minimalHead)
+	n := 0
+	for range 100 {
+		b.WriteString("<Größe")
+		for range 60 {
+			fmt.Fprintf(&b, ` é%x="ü"`, n)
+			n++
+		}
+		b.WriteString("/>")
+	}
+	b.WriteString("</Antragspaket>")
+	doc := []byte(b.String())
+	if _, err := ReadTree(doc, Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(3, func() {
+		if err := Scan(doc, Limits{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 50 {
+		t.Errorf("Scan of %d different non-ASCII names: %.0f allocations", n+1, allocs)
+	}
+	// Per character, at the start of a name and further in: encoding/xml takes
+	// é (U+00E9) in both places, the combining acute (U+0301) only further in,
+	// and not 𐀀 (U+10000), which XML 1.0 fifth edition allows.
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{{"é", true}, {"aé", true}, {"é\u0301", true}, {"\u0301", false}, {"a𐀀", false}, {"𐀀", false}} {
+		doc := []byte(minimalHead + "<" + tc.name + "/></Antragspaket>")
+		err := Scan(doc, Limits{})
+		_, std := ReadTree(doc, Limits{})
+		if (err == nil) != tc.ok || (err == nil && std != nil) {
+			t.Errorf("<%s/>: Scan %v, tree builder %v; want accepted %v", tc.name, err, std, tc.ok)
+		}
 	}
 }
