@@ -72,6 +72,22 @@ func (l Limits) effective() Limits {
 }
 
 // over reports whether got exceeds max, treating a negative max as "no limit".
+// AttrsPerElement bounds the attributes of a whole document, namespace
+// declarations included, at this many per element MaxElements allows. Why: a tree
+// holds an attribute in some 150 bytes, and MaxAttributes alone (per element)
+// let a 32 MiB body of three million empty attributes pass Scan; the signature
+// check then built a tree of 1.15 GB before it found no signature — for a body
+// anyone may post. Real packages carry fewer attributes than elements.
+const AttrsPerElement = 2
+
+// attrsTotal is the document's attribute bound under lim (negative: none).
+func attrsTotal(lim Limits) int {
+	if lim.MaxElements < 0 {
+		return -1
+	}
+	return AttrsPerElement * lim.MaxElements
+}
+
 func over[T int | int64](got, max T) bool { return max >= 0 && got > max }
 
 func limitErr[T int | int64](name string, max, got T) error {

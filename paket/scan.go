@@ -14,7 +14,8 @@ import (
 // attachment costs no memory), and refuses:
 //
 //   - more than lim.MaxBytes bytes, nesting deeper than lim.MaxDepth, more than
-//     lim.MaxElements elements, more than lim.MaxAttributes attributes on one element,
+//     lim.MaxElements elements, more than lim.MaxAttributes attributes on one element
+//     or AttrsPerElement × lim.MaxElements in the whole document,
 //     more than lim.MaxAttachments Anlage elements, and an inline Inhalt whose base64
 //     text decodes to more than lim.MaxAttachmentBytes (*LimitError, ErrLimit);
 //   - DOCTYPE and every other <!...> declaration (so no entity can be defined or
@@ -147,6 +148,7 @@ type scanner struct {
 	runes map[rune]uint8
 
 	elements    int
+	attributes  int // in the whole document so far
 	attachments int
 	b64         int64 // non-space characters in the current Inhalt
 }
@@ -381,6 +383,10 @@ func (s *scanner) startTag() (selfClosed bool, err error) {
 		}
 	}
 
+	s.attributes += len(s.attrs)
+	if max := attrsTotal(s.lim); over(s.attributes, max) {
+		return false, limitErr("MaxAttributesTotal", max, s.attributes)
+	}
 	s.elements++
 	if over(s.elements, s.lim.MaxElements) {
 		return false, limitErr("MaxElements", s.lim.MaxElements, s.elements)

@@ -26,6 +26,7 @@ func scanStd(raw []byte, lim Limits) error {
 	var (
 		stack       []xml.Name // open elements
 		elements    int
+		attributes  int
 		attachments int
 		b64         int64 // non-space base64 characters in the current Inhalt
 		inInhalt    bool
@@ -57,6 +58,10 @@ func scanStd(raw []byte, lim Limits) error {
 			}
 			if over(len(t.Attr), lim.MaxAttributes) {
 				return limitErr("MaxAttributes", lim.MaxAttributes, len(t.Attr))
+			}
+			attributes += len(t.Attr)
+			if max := attrsTotal(lim); over(attributes, max) {
+				return limitErr("MaxAttributesTotal", max, attributes)
 			}
 			if stdDupAttr(t.Attr) {
 				return fmt.Errorf("%w: duplicate attribute", ErrMalformed)

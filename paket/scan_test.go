@@ -61,6 +61,7 @@ func TestScanRefuses(t *testing.T) {
 		fmt.Fprintf(&attrs, ` a%d="x"`, i)
 	}
 	manyAttrs := minimalHead + "<a" + attrs.String() + "/></Antragspaket>"
+	attrsDoc := minimalHead + strings.Repeat(`<a b="1" c="2" d="3"/>`, 10) + "</Antragspaket>"
 	anlagen := minimalHead + "<Anlagen>" + strings.Repeat("<Anlage/>", 101) + "</Anlagen></Antragspaket>"
 	// 1 KiB of base64 decodes to 768 bytes.
 	bigInhalt := minimalHead + "<Anlagen><Anlage><Inhalt>" + wrap76(base64.StdEncoding.EncodeToString(make([]byte, 800))) + "</Inhalt></Anlage></Anlagen></Antragspaket>"
@@ -123,6 +124,9 @@ func TestScanRefuses(t *testing.T) {
 		{"elements", many, Limits{MaxElements: 1000}, "MaxElements"},
 		{"elements exact", many, Limits{MaxElements: 1002}, "ok"},
 		{"attributes", manyAttrs, Limits{}, "MaxAttributes"},
+		// The root's 3 and 10 × 3: 33 attributes in 11 elements.
+		{"attributes in the whole document", attrsDoc, Limits{MaxElements: 16}, "MaxAttributesTotal"},
+		{"attributes in the whole document within", attrsDoc, Limits{MaxElements: 17}, "ok"},
 		{"attachments", anlagen, Limits{}, "MaxAttachments"},
 		{"attachments exact", anlagen, Limits{MaxAttachments: 101}, "ok"},
 		{"attachment bytes", bigInhalt, Limits{MaxAttachmentBytes: 700}, "MaxAttachmentBytes"},
