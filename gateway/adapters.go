@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -173,5 +174,41 @@ func checkChannels(offices map[string]config.OfficeClient, reg *adapters.Registr
 			}
 		}
 	}
+	errs = append(errs, sharedFolders(offices, ids)...)
 	return errors.Join(errs...)
+}
+
+// sharedFolders refuses two offices whose transfer folders are one folder, or one
+// inside the other (also through a symbolic link): each office's import takes every
+// case folder it finds there, so one authority would get the other's applications,
+// and the other would never see them. ids are the offices in order.
+func sharedFolders(offices map[string]config.OfficeClient, ids []string) []error {
+	type folder struct{ field, path string }
+	var seen []folder
+	var errs []error
+	for _, id := range ids {
+		ch, ok := offices[id].Channels[channel.Transfer]
+		if !ok || !filepath.IsAbs(ch.Endpoint) {
+			continue // CheckTarget names a missing or relative path
+		}
+		p := filepath.Clean(ch.Endpoint)
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
+		f := folder{"offices." + id + ".channels." + channel.Transfer + ".endpoint", p}
+		for _, o := range seen {
+			if within(o.path, f.path) || within(f.path, o.path) {
+				errs = append(errs, fmt.Errorf("%s and %s: one folder, or one inside the other (%s, %s): each office's import would take the other's cases",
+					o.field, f.field, o.path, f.path))
+			}
+		}
+		seen = append(seen, f)
+	}
+	return errs
+}
+
+// within reports whether path is dir or lies inside it.
+func within(dir, path string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }

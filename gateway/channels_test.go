@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtsbote/amtsbote/adapters/transfer"
 	"github.com/amtsbote/amtsbote/adapters/webhook"
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
@@ -195,12 +196,34 @@ func TestStartRefusesUnusableChannels(t *testing.T) {
 		// packages waited in a message box nobody could reach).
 		{"xta pull without a server", map[string]config.Channel{channel.XTA: {Endpoint: "urn:de:xta:o1"}}, "offices.o1.channels.xta.params.mode"},
 	}
+	// Two offices in one transfer folder (or one inside the other): each import
+	// would take the other authority's cases.
+	share := t.TempDir()
+	for _, sub := range []string{"", "o2"} {
+		if err := os.MkdirAll(filepath.Join(share, sub, transfer.LedgerDir), 0o750); err != nil {
+			t.Fatal(err)
+		}
+	}
+	linked := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(share, linked); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, other string }{{"same transfer folder", share}, {"nested transfer folder", filepath.Join(share, "o2")}, {"transfer folder by a link", linked}} {
+		tests = append(tests, struct {
+			name string
+			ch   map[string]config.Channel
+			want string
+		}{tc.name, map[string]config.Channel{channel.Transfer: {Endpoint: tc.other}}, "offices.o0.channels.transfer.endpoint and offices.o1.channels.transfer.endpoint"})
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := config.Default()
 			cfg.DataDir = t.TempDir()
 			cfg.Listen = "127.0.0.1:0"
 			cfg.Offices = map[string]config.OfficeClient{"o1": {Channels: tc.ch}}
+			if _, ok := tc.ch[channel.Transfer]; ok {
+				cfg.Offices["o0"] = config.OfficeClient{Channels: map[string]config.Channel{channel.Transfer: {Endpoint: share}}}
+			}
 			g, err := Start(context.Background(), cfg, nil)
 			if err == nil {
 				_ = g.Shutdown(context.Background())
