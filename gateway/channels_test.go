@@ -239,6 +239,31 @@ func TestStartRefusesUnusableChannels(t *testing.T) {
 	}
 }
 
+// TestPeerServingPartOfALandRefusesTheRestBefore201: a peer that serves only a
+// Kreis of a Land (areas) gives the Land's peer office its channel; a place of
+// that Land outside the Kreis was acknowledged and then held ("no peer gateway is
+// configured for the place"). It is a 422 now, and a place inside still goes.
+func TestPeerServingPartOfALandRefusesTheRestBefore201(t *testing.T) {
+	f := start(t, func(c *config.Config) {
+		c.Peers = []config.Peer{{ID: "gw-muc", Name: "München", Areas: []string{"09162"}, BaseURL: "http://127.0.0.1:1"}}
+	})
+	inside := f.example()
+	inside.Kopf.Ort = paket.Ort{PLZ: "80331"} // München, Kreis 09162
+	res, err := f.portal.Submit(context.Background(), inside)
+	if err != nil || res.Status != 201 {
+		t.Fatalf("a place the peer serves: %v %+v", err, res)
+	}
+	outside := f.example()
+	outside.Kopf.Ort = paket.Ort{PLZ: "90402"} // Nürnberg, Kreis 09564
+	res, err = f.portal.Submit(context.Background(), outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != http.StatusUnprocessableEntity || !strings.HasSuffix(res.Problem.Type, "no-responsible-office") {
+		t.Fatalf("a place of the Land no peer serves: %d %+v, want 422 no-responsible-office", res.Status, res.Problem)
+	}
+}
+
 // TestPeerWithoutConnectionIsRefusedBefore201: a place in another state whose
 // gateway this one cannot reach is a 422 at intake, not a package nobody will get.
 func TestPeerWithoutConnectionIsRefusedBefore201(t *testing.T) {

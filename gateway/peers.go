@@ -60,6 +60,12 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 	}
 	sort.Strings(peerOffices)
 	g.channels.set(offices)
+	// Intake refuses a place no peer serves (a Land only partly served: areas)
+	// before its 201, as the adapter would find no peer for it afterwards.
+	g.Pipeline.PeerServes = func(ars, officeID string) bool {
+		_, ok := peer.PeerFor(cfg.Peers, ars, officeID)
+		return ok
+	}
 
 	tracker := &federation.Tracker{Client: client, Broker: g.Broker, Peers: cfg.Peers, Offices: peerOffices, Log: g.Log}
 	g.Broker.Observe(tracker.Observe)

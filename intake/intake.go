@@ -51,6 +51,10 @@ type Pipeline struct {
 	Metrics *Metrics
 	// Log gets what intake must tell an operator outside an answer; nil: nothing.
 	Log *slog.Logger
+	// PeerServes reports whether a configured peer gateway serves the place (its
+	// ARS) of a package for another state's office ("peer-<Land>"); nil: every
+	// place of a Land whose office has the peer channel.
+	PeerServes func(ars, officeID string) bool
 	// HoldRefresh is how often a request refreshes the attachment blobs it has
 	// stored until its record commits (parts.go); 0: store.HoldRefresh.
 	HoldRefresh time.Duration
@@ -146,10 +150,13 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 		in.OfficeID, in.OfficeName = "peer-"+route.Peer.Land, "Peer gateway "+route.Peer.GatewayID
 	}
 	in.Targets = p.targets(in.OfficeID, route)
-	if route.Peer != nil && len(in.Targets) == 0 {
+	if route.Peer != nil && (len(in.Targets) == 0 || p.PeerServes != nil && !p.PeerServes(in.AreaARS, in.OfficeID)) {
 		// Never acknowledge what cannot be routed: a package for another state's office
-		// with no way to that state's gateway would wait for nobody.
-		return nil, fmt.Errorf("%w: the responsible office for %s in %s is in Land %s (%s), and this gateway has no connection to that state's gateway",
+		// with no way to that state's gateway would wait for nobody. The office
+		// "peer-<Land>" has the peer channel when a peer serves any of the Land, but
+		// one that serves only some Kreise (areas) does not serve the others: such a
+		// package was acknowledged, then held after a permanent failure.
+		return nil, fmt.Errorf("%w: the responsible office for %s in %s is in Land %s (%s), and this gateway has no connection to that state's gateway for this place",
 			routing.ErrNoResponsibleOffice, route.Service.Name, route.Area.Name, route.Peer.Land, route.Peer.Name)
 	}
 	if p.LastResort != "" && route.Office != nil && !hasChannel(in.Targets, p.LastResort) {
