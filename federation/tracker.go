@@ -215,7 +215,11 @@ func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
 		}
 		for _, it := range rp.Items {
 			s, ok := subs[it.Ref]
-			if !ok || it.State == StateUnknown || it.State == "" {
+			if !ok || it.State == "" {
+				continue
+			}
+			if it.State == StateUnknown {
+				t.unknown(p, s)
 				continue
 			}
 			u := submission.PeerStatus{Peer: p.ID, State: submission.State(it.State), Gateway: it.ReceiverGateway, DeliveredAt: it.DeliveredAt, Detail: it.Note}
@@ -237,6 +241,26 @@ func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
 				t.done(s.ID)
 			}
 		}
+	}
+}
+
+// unknown records, once, that the peer does not know a package it acknowledged
+// with its signed receipt: it lost it (a restore from an older backup, a store
+// replaced) or forgot it too early. It was skipped, and the package stayed
+// "delivered" here with nothing more ever coming, seen by nobody. Now its event
+// log says so (the portal reads it), the operator's log warns once, and the
+// peer is still asked (it may find it again). Within two poll intervals of the
+// receipt an answer "unknown" is taken for a peer still settling, not a loss.
+func (t *Tracker) unknown(p config.Peer, s *submission.Submission) {
+	if s.Forward.PeerState == StateUnknown || time.Since(s.Forward.At) < 2*pollOf(p) {
+		return
+	}
+	t.Log.Warn("a peer gateway does not know a package it acknowledged: ask its operator (the package's bytes stay here until the retention removes them)",
+		"peer", p.ID, "submission", s.ID, "peer_submission", s.Forward.PeerSubmissionID)
+	u := submission.PeerStatus{Peer: p.ID, State: StateUnknown,
+		Detail: "the gateway does not know this package although it acknowledged it on " + s.Forward.At.UTC().Format(time.RFC3339)}
+	if _, err := t.Broker.RecordPeerStatus(s.ID, u); err != nil {
+		t.Log.Error("record the peer's status", "submission", s.ID, "peer", p.ID, "err", err)
 	}
 }
 

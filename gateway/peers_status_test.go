@@ -79,3 +79,59 @@ func TestPeerStatusSurvivesAnOfficesOddText(t *testing.T) {
 		t.Errorf("the reason with a non-character: %q", s.Decision.Reason)
 	}
 }
+
+// TestPeerThatLostAPackageSaysSo: the receiving gateway acknowledged a package
+// with its signed receipt and then lost it (a restore from an older backup). Its
+// status answers say "unbekannt", which the forwarding gateway skipped: the
+// package stayed "delivered" there with nothing more ever coming, and nobody was
+// told. Now its event log says so once, for the portal and the operator.
+func TestPeerThatLostAPackageSaysSo(t *testing.T) {
+	sn, by := newFedNode(t, "amtsbote-sn"), newFedNode(t, "amtsbote-by")
+	fedTrust(t, sn, by)
+	by.office("09", "09162", "muenchen-kvr", fedHook(t))
+	by.peer(sn, "", time.Hour, "14")
+	by.start(t)
+	sn.peer(by, "", 100*time.Millisecond, "09")
+	sn.start(t)
+
+	id := sn.submit(t, fedMuenchenARS)
+	s := sn.waitState(t, id, submission.StateDelivered)
+	lost, err := by.g.Broker.FindMessage(s.Sender, s.MessageID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := by.g.db.Delete(lost.ID); err != nil {
+		t.Fatal(err)
+	}
+	var said []submission.Event
+	waitFor(t, "the peer's unknown in the event log", func() bool {
+		evs, err := sn.g.Broker.Log(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		said = said[:0]
+		for _, e := range evs {
+			if e.Type == submission.EventPeerStatus && strings.Contains(e.Detail, "unbekannt") {
+				said = append(said, e)
+			}
+		}
+		return len(said) > 0
+	})
+	time.Sleep(500 * time.Millisecond) // five more polls
+	evs, err := sn.g.Broker.Log(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range evs {
+		if e.Type == submission.EventPeerStatus && strings.Contains(e.Detail, "unbekannt") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d events say the peer does not know the package, want one", n)
+	}
+	if got := sn.sub(t, id).State; got != submission.StateDelivered {
+		t.Fatalf("state %s, want delivered kept", got)
+	}
+}
