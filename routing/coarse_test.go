@@ -143,6 +143,28 @@ peers:
 	}
 }
 
+// TestNamesXMLCannotHoldAreRefused: an office, service or area name goes into
+// the signed receipts; one with a character XML cannot hold (here a YAML "\v")
+// made every receipt of the office unreadable. Loading refuses it, naming the file.
+func TestNamesXMLCannotHoldAreRefused(t *testing.T) {
+	for _, tc := range []struct{ name, yaml string }{
+		{"office", "offices:\n  - {id: amt-x, name: \"Amt\\vX\", kanaele: [{kind: mailbox, endpoint: amt-x}]}\n"},
+		{"service", "services:\n  - {key: \"99000000000123\", name: \"Antrag\\u0001\"}\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "bad.yaml")
+			if err := os.WriteFile(p, []byte(tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := BuildWithFiles(builtinT(t), p)
+			var de *DataError
+			if !errors.As(err, &de) || !strings.Contains(de.Msg, "a character XML cannot hold") {
+				t.Fatalf("err = %v, want a DataError about the character", err)
+			}
+		})
+	}
+}
+
 // A homeLands entry that is no Land is an error with file and line, and a reload with
 // it keeps the old directory.
 func TestHomeLandsMustBeLaender(t *testing.T) {

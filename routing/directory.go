@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Directory is an immutable snapshot of the jurisdiction directory. All methods are
@@ -144,6 +145,9 @@ func buildPlaces(src *Source) (*placeSet, error) {
 		if strings.TrimSpace(a.Name) == "" {
 			return nil, &DataError{File: src.origin("area", a.Key), Msg: fmt.Sprintf("area %s has no name", a.Key)}
 		}
+		if r, bad := notXMLText(a.Name); bad {
+			return nil, &DataError{File: src.origin("area", a.Key), Msg: fmt.Sprintf("area %s: its name has %U, a character XML cannot hold", a.Key, r)}
+		}
 		c := *a
 		c.Level = Level(len(a.Key))
 		c.ARS = (a.Key + "000000000000")[:12]
@@ -231,6 +235,9 @@ func (d *Directory) buildServices(src *Source) error {
 		if strings.TrimSpace(s.Name) == "" {
 			return &DataError{File: src.origin("service", s.Key), Msg: fmt.Sprintf("service %s has no name", s.Key)}
 		}
+		if r, bad := notXMLText(s.Name); bad {
+			return &DataError{File: src.origin("service", s.Key), Msg: fmt.Sprintf("service %s: its name has %U, a character XML cannot hold", s.Key, r)}
+		}
 		if _, dup := d.services[s.Key]; dup {
 			return &DataError{File: src.origin("service", s.Key), Msg: fmt.Sprintf("service %s defined twice", s.Key)}
 		}
@@ -258,6 +265,9 @@ func (d *Directory) buildOffices(offices []*Office, src *Source) error {
 		}
 		if strings.TrimSpace(o.Name) == "" {
 			return &DataError{File: where, Msg: fmt.Sprintf("office %s has no name", o.ID)}
+		}
+		if r, bad := notXMLText(o.ID + o.Name); bad {
+			return &DataError{File: where, Msg: fmt.Sprintf("office %s: its id or name has %U, a character XML cannot hold", o.ID, r)}
 		}
 		if _, dup := d.offices[o.ID]; dup {
 			return &DataError{File: where, Msg: fmt.Sprintf("office %s defined twice", o.ID)}
@@ -451,3 +461,22 @@ func (d *Directory) Peers() []*Peer {
 
 // Source returns the raw material the snapshot was built from, for overlays.
 func (d *Directory) Source() *Source { return d.src }
+
+// notXMLText returns the first character of s that an XML document cannot hold
+// (XML 1.0 Char: control characters but tab and line ends, U+FFFE, U+FFFF, bytes
+// that are no UTF-8), and whether there is one. Names of areas, services and
+// offices go into the signed receipts, the XTA metadata and the peers' envelopes:
+// one such character (a YAML escape such as "\v" in an operator's file) made
+// every Eingangsbestaetigung of the office a document no XML parser reads.
+func notXMLText(s string) (rune, bool) {
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			return r, true
+		case r == '\t' || r == '\n' || r == '\r':
+		case r < 0x20, r == 0xFFFE, r == 0xFFFF:
+			return r, true
+		}
+	}
+	return 0, false
+}
