@@ -405,6 +405,48 @@ func (g *gatedReader) Read(p []byte) (int, error) {
 
 func (g *gatedReader) Close() error { return nil }
 
+// upload is a multipart submission under way (stalledUpload).
+type upload struct {
+	first []byte // the first part's content, stored
+	p     *paket.Paket
+	gate  *gatedReader // close gate.open to let the second part go on
+	done  chan uploadResult
+}
+
+type uploadResult struct {
+	res *portal.Result
+	err error
+}
+
+// stalledUpload starts a submission of two attachments by reference and returns
+// once the first part is in the blob store and the second has stalled.
+func stalledUpload(t *testing.T, f *fixture) upload {
+	t.Helper()
+	u := upload{first: randomBytes(200 << 10), p: f.example(), done: make(chan uploadResult, 1)} // a blob file of its own, above InlineMax
+	second := randomBytes(300 << 10)
+	a1, _ := refAnlage("erst", u.first)
+	a2, _ := refAnlage("zweit", second)
+	u.p.Anlagen = append(u.p.Anlagen, a1, a2)
+	u.gate = &gatedReader{r: bytes.NewReader(second), at: 1000, open: make(chan struct{}), reached: make(chan struct{})}
+	go func() {
+		res, err := f.portal.SubmitParts(context.Background(), u.p, []portal.Part{
+			{ContentID: "erst@portal.example", Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(u.first)), nil }},
+			{ContentID: "zweit@portal.example", Open: func() (io.ReadCloser, error) { return u.gate, nil }},
+		})
+		u.done <- uploadResult{res, err}
+	}()
+	select {
+	case <-u.gate.reached:
+	case r := <-u.done:
+		t.Fatalf("the upload ended before its second part: %v %+v", r.err, r.res)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the upload did not reach its second part")
+	}
+	// The first part is stored once the server reads the second one's bytes.
+	waitFor(t, "the first part stored", func() bool { d, _ := blobState(t, f); return d[sha256hex(u.first)] })
+	return u
+}
+
 // TestUploadHoldsItsBlobsAgainstTheSweep: a multipart upload stores its first
 // attachment long before its record commits — the later parts may take hours at
 // the upload's minimum rate. The retention's sweep meanwhile found the stored
@@ -416,34 +458,8 @@ func (g *gatedReader) Close() error { return nil }
 func TestUploadHoldsItsBlobsAgainstTheSweep(t *testing.T) {
 	f := start(t)
 	f.g.Pipeline.HoldRefresh = 50 * time.Millisecond
-	first := randomBytes(200 << 10) // a blob file of its own, above InlineMax
-	second := randomBytes(300 << 10)
-	a1, _ := refAnlage("erst", first)
-	a2, _ := refAnlage("zweit", second)
-	p := f.example()
-	p.Anlagen = append(p.Anlagen, a1, a2)
-	gate := &gatedReader{r: bytes.NewReader(second), at: 1000, open: make(chan struct{}), reached: make(chan struct{})}
-	type result struct {
-		res *portal.Result
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		res, err := f.portal.SubmitParts(context.Background(), p, []portal.Part{
-			{ContentID: "erst@portal.example", Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(first)), nil }},
-			{ContentID: "zweit@portal.example", Open: func() (io.ReadCloser, error) { return gate, nil }},
-		})
-		done <- result{res, err}
-	}()
-	select {
-	case <-gate.reached:
-	case r := <-done:
-		t.Fatalf("the upload ended before its second part: %v %+v", r.err, r.res)
-	case <-time.After(30 * time.Second):
-		t.Fatal("the upload did not reach its second part")
-	}
-	// The first part is stored once the server reads the second one's bytes.
-	waitFor(t, "the first part stored", func() bool { d, _ := blobState(t, f); return d[sha256hex(first)] })
+	u := stalledUpload(t, f)
+	first, gate, done := u.first, u.gate, u.done
 	const grace = 400 * time.Millisecond
 	time.Sleep(2 * grace)
 	rep, err := f.g.Broker.GC(context.Background(), time.Now(), broker.Retention{BlobGrace: grace, CompactMinFree: -1})
@@ -477,27 +493,8 @@ func TestUploadHoldsItsBlobsAgainstTheSweep(t *testing.T) {
 // bytes the gateway does not have.
 func TestUploadWhoseBlobVanishedIsNotAcknowledged(t *testing.T) {
 	f := start(t)
-	first := randomBytes(200 << 10)
-	second := randomBytes(300 << 10)
-	a1, _ := refAnlage("erst", first)
-	a2, _ := refAnlage("zweit", second)
-	p := f.example()
-	p.Anlagen = append(p.Anlagen, a1, a2)
-	gate := &gatedReader{r: bytes.NewReader(second), at: 1000, open: make(chan struct{}), reached: make(chan struct{})}
-	type result struct {
-		res *portal.Result
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		res, err := f.portal.SubmitParts(context.Background(), p, []portal.Part{
-			{ContentID: "erst@portal.example", Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(first)), nil }},
-			{ContentID: "zweit@portal.example", Open: func() (io.ReadCloser, error) { return gate, nil }},
-		})
-		done <- result{res, err}
-	}()
-	<-gate.reached
-	waitFor(t, "the first part stored", func() bool { d, _ := blobState(t, f); return d[sha256hex(first)] })
+	u := stalledUpload(t, f)
+	first, p, gate, done := u.first, u.p, u.gate, u.done
 	if err := f.g.Broker.Blobs().Delete(sha256hex(first)); err != nil {
 		t.Fatal(err)
 	}

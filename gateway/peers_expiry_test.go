@@ -31,10 +31,8 @@ import (
 // the package (the first station of the envelope's way, the peer's word like the
 // certificate itself); one that was not valid even then is still refused.
 func TestPeerPackageOfACertificateExpiredSinceIntake(t *testing.T) {
-	sn, by := newFedNode(t, "amtsbote-sn"), newFedNode(t, "amtsbote-by")
-	fedTrust(t, sn, by)
-	by.office("09", "09162", "muenchen-kvr", fedHook(t))
-	by.peer(sn, "", time.Hour, "14")
+	sn := newFedNode(t, "amtsbote-sn")
+	by := newMunichPeer(t, sn)
 	by.start(t)
 
 	// amt24's certificate of last year, expired a minute ago.

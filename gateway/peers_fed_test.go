@@ -334,3 +334,26 @@ func (n *fedNode) forwardRaw(t *testing.T, to *fedNode, messageID string, pkg []
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, b
 }
+
+// newMunichPeer returns the Bavarian node "amtsbote-by", not started: the Munich
+// office (a webhook), sn and it trusting each other, sn its peer for Saxony.
+func newMunichPeer(t *testing.T, sn *fedNode) *fedNode {
+	t.Helper()
+	by := newFedNode(t, "amtsbote-by")
+	fedTrust(t, sn, by)
+	by.office("09", "09162", "muenchen-kvr", fedHook(t))
+	by.peer(sn, "", time.Hour, "14")
+	return by
+}
+
+// snAndBy starts Saxony and Bavaria (newMunichPeer); Saxony forwards Bavarian
+// places to it and asks about them every 100 ms.
+func snAndBy(t *testing.T) (sn, by *fedNode) {
+	t.Helper()
+	sn = newFedNode(t, "amtsbote-sn")
+	by = newMunichPeer(t, sn)
+	by.start(t)
+	sn.peer(by, "", 100*time.Millisecond, "09")
+	sn.start(t)
+	return sn, by
+}

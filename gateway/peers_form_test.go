@@ -23,13 +23,7 @@ import (
 // are attachments: the form's element goes along as form data, the package's
 // attachment by reference as a part.
 func TestPeerFormWithAnAnlageElementIsForwarded(t *testing.T) {
-	sn, by := newFedNode(t, "amtsbote-sn"), newFedNode(t, "amtsbote-by")
-	fedTrust(t, sn, by)
-	by.office("09", "09162", "muenchen-kvr", fedHook(t))
-	by.peer(sn, "", time.Hour, "14")
-	by.start(t)
-	sn.peer(by, "", 100*time.Millisecond, "09")
-	sn.start(t)
+	sn, by := snAndBy(t)
 
 	p := paket.ExampleWith(fedService, paket.NewMessageID(), time.Now().UTC().Truncate(time.Second))
 	p.Kopf.Ort = paket.Ort{ARS: fedMuenchenARS}

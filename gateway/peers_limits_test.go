@@ -27,10 +27,8 @@ import (
 // finds no room is answered 503 with Retry-After, never read.
 func TestPeerEndpointBoundsBodiesInMemory(t *testing.T) {
 	const maxBody = 256 << 10
-	sn, by := newFedNode(t, "amtsbote-sn"), newFedNode(t, "amtsbote-by")
-	fedTrust(t, sn, by)
-	by.office("09", "09162", "muenchen-kvr", fedHook(t))
-	by.peer(sn, "", time.Hour, "14")
+	sn := newFedNode(t, "amtsbote-sn")
+	by := newMunichPeer(t, sn)
 	by.cfg.Limits.MaxBodyBytes = maxBody
 	by.start(t)
 	limit := federation.EnvelopeBytes(maxBody)

@@ -38,13 +38,7 @@ func (n *fedNode) decideWith(t *testing.T, sender, messageID, outcome, reasonJSO
 // offices reached the portals any more. Now the answer names only what XML can
 // carry and leaves out what is empty, and every decision comes through.
 func TestPeerStatusSurvivesAnOfficesOddText(t *testing.T) {
-	sn, by := newFedNode(t, "amtsbote-sn"), newFedNode(t, "amtsbote-by")
-	fedTrust(t, sn, by)
-	by.office("09", "09162", "muenchen-kvr", fedHook(t))
-	by.peer(sn, "", time.Hour, "14")
-	by.start(t)
-	sn.peer(by, "", 100*time.Millisecond, "09")
-	sn.start(t)
+	sn, by := snAndBy(t)
 
 	reasons := map[string]string{ // JSON strings, as an office system sends them
 		"control":  `"\u0001"`,
@@ -86,13 +80,7 @@ func TestPeerStatusSurvivesAnOfficesOddText(t *testing.T) {
 // package stayed "delivered" there with nothing more ever coming, and nobody was
 // told. Now its event log says so once, for the portal and the operator.
 func TestPeerThatLostAPackageSaysSo(t *testing.T) {
-	sn, by := newFedNode(t, "amtsbote-sn"), newFedNode(t, "amtsbote-by")
-	fedTrust(t, sn, by)
-	by.office("09", "09162", "muenchen-kvr", fedHook(t))
-	by.peer(sn, "", time.Hour, "14")
-	by.start(t)
-	sn.peer(by, "", 100*time.Millisecond, "09")
-	sn.start(t)
+	sn, by := snAndBy(t)
 
 	id := sn.submit(t, fedMuenchenARS)
 	s := sn.waitState(t, id, submission.StateDelivered)

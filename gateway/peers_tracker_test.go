@@ -19,10 +19,8 @@ import (
 // nudge still does its job: with a poll interval of an hour, the office's decision
 // at the peer reaches the portal's gateway only through the peer's nudge.
 func TestPeerNudgeFloodAsksAtMostOncePerGap(t *testing.T) {
-	sn, by := newFedNode(t, "amtsbote-sn"), newFedNode(t, "amtsbote-by")
-	fedTrust(t, sn, by)
-	by.office("09", "09162", "muenchen-kvr", fedHook(t))
-	by.peer(sn, "", time.Hour, "14")
+	sn := newFedNode(t, "amtsbote-sn")
+	by := newMunichPeer(t, sn)
 	by.start(t)
 	proxy := newFedProxy(t, by.url())
 	sn.peer(by, proxy.srv.URL, time.Hour, "09") // asked only when kicked or nudged

@@ -51,10 +51,8 @@ func TestPeerRevokedIsSentNothing(t *testing.T) {
 // counts what it is sent; by's office takes them by webhook.
 func trustedPair(t *testing.T) (sn, by *fedNode, proxy *fedProxy) {
 	t.Helper()
-	sn, by = newFedNode(t, "amtsbote-sn"), newFedNode(t, "amtsbote-by")
-	fedTrust(t, sn, by)
-	by.office("09", "09162", "muenchen-kvr", fedHook(t))
-	by.peer(sn, "", time.Hour, "14")
+	sn = newFedNode(t, "amtsbote-sn")
+	by = newMunichPeer(t, sn)
 	by.start(t)
 	proxy = newFedProxy(t, by.url())
 	sn.peer(by, proxy.srv.URL, time.Hour, "09")
