@@ -25,7 +25,6 @@ import (
 	"github.com/amtsbote/amtsbote/portal"
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/submission"
-	"github.com/amtsbote/amtsbote/wire"
 )
 
 // The Portalverbund in one test process: gateways of their own (data folder,
@@ -203,21 +202,7 @@ func (n *fedNode) waitState(t *testing.T, id string, want submission.State) *sub
 // office API.
 func (n *fedNode) decide(t *testing.T, sender, messageID, outcome string) {
 	t.Helper()
-	s, err := n.g.Broker.FindMessage(sender, messageID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, _ := http.NewRequest(http.MethodPost, n.url()+wire.OfficeDecisionPath(s.ID, outcome), strings.NewReader("{}"))
-	req.Header.Set("Authorization", "Bearer "+fedOfficeToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("office at %s decides %s: %d", n.id, outcome, resp.StatusCode)
-	}
+	n.decideWith(t, sender, messageID, outcome, "")
 }
 
 // fedHook is an office system's webhook endpoint that takes every notification

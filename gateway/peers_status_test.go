@@ -10,14 +10,19 @@ import (
 	"github.com/amtsbote/amtsbote/wire"
 )
 
-// decideWith lets the office at n decide with a reason, through the office API.
+// decideWith lets the office at n decide with a reason (JSON; "": none), through
+// the office API.
 func (n *fedNode) decideWith(t *testing.T, sender, messageID, outcome, reasonJSON string) {
 	t.Helper()
 	s, err := n.g.Broker.FindMessage(sender, messageID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodPost, n.url()+wire.OfficeDecisionPath(s.ID, outcome), strings.NewReader(`{"reason":`+reasonJSON+`}`))
+	body := "{}"
+	if reasonJSON != "" {
+		body = `{"reason":` + reasonJSON + `}`
+	}
+	req, _ := http.NewRequest(http.MethodPost, n.url()+wire.OfficeDecisionPath(s.ID, outcome), strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+fedOfficeToken)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)

@@ -739,18 +739,7 @@ func TestUnmountedShareGetsNothing(t *testing.T) {
 	if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
 		t.Fatalf("confirmed: %v %v", ok, err)
 	}
-	if err := os.Remove(dir); err != nil { // mount again
-		t.Fatal(err)
-	}
-	if err := os.Rename(share, dir); err != nil {
-		t.Fatal(err)
-	}
-	d.Attempt = 2
-	c, err := a.Deliver(t.Context(), d)
-	if err != nil {
-		t.Fatalf("share back: %v", err)
-	}
-	checkCase(t, dir, c.Reference, d)
+	remountAndRetry(t, a, share, dir, &d) // mount again
 	if got := cases(t, dir); len(got) != 2 {
 		t.Errorf("cases %v", got)
 	}
@@ -1131,19 +1120,7 @@ func TestShareUnmountedDuringAttempt(t *testing.T) {
 		}
 		t.Fatalf("written into the bare mount point: %v", names)
 	}
-	// Mounted again, the retry delivers.
-	if err := os.Remove(dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(share, dir); err != nil {
-		t.Fatal(err)
-	}
-	d.Attempt = 2
-	c, err := a.Deliver(t.Context(), d)
-	if err != nil {
-		t.Fatalf("share back: %v", err)
-	}
-	checkCase(t, dir, c.Reference, d)
+	remountAndRetry(t, a, share, dir, &d) // mounted again, the retry delivers
 }
 
 // waitForStack waits until some goroutine's stack holds fn.
@@ -1207,4 +1184,22 @@ func TestOfficeFilesDoNotHangDelivery(t *testing.T) {
 		t.Errorf("redelivered case %q, want %q", got.Reference, c.Reference+"-2")
 	}
 	checkCase(t, dir, got.Reference, d)
+}
+
+// remountAndRetry puts the share back on its mount point (dir) and delivers d
+// again as its second attempt, which must write its case.
+func remountAndRetry(t *testing.T, a *Adapter, share, dir string, d *adapters.Delivery) {
+	t.Helper()
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(share, dir); err != nil {
+		t.Fatal(err)
+	}
+	d.Attempt = 2
+	c, err := a.Deliver(t.Context(), *d)
+	if err != nil {
+		t.Fatalf("share back: %v", err)
+	}
+	checkCase(t, dir, c.Reference, *d)
 }
