@@ -50,5 +50,15 @@ func TestErasedMessageLeavesTheBox(t *testing.T) {
 		soapUIRequest(xtaA, "", `<ns:XTAMessageID id="q">`+erasedID+`</ns:XTAMessageID>`))
 	mustOK(t, "getTransportReport of the erased message", r)
 	v.AddMessage("getTransportReport of the erased message", r.root, r.parts)
+	// Closing the erased message, never fetched, would record a delivery (and sign
+	// a Zustellbestaetigung) for bytes no office had.
+	r = post(t, e.client("office-a"), e.base+PathRecipient, actionCT(portRecipient, "close"), soapUIRequest(xtaA, "", fetchBody(erasedID)))
+	v.AddMessage("close of an erased message", r.root, r.parts)
+	if code, exc := r.fault(); r.status != http.StatusBadRequest || code != "env:Sender" || exc != string(InvalidMessageID) {
+		t.Errorf("close of an erased message never fetched: HTTP %d %s %s, want 400 env:Sender InvalidMessageIDException\n%s", r.status, code, exc, r.root)
+	}
+	if s, err := e.b.Submission(erased.ID); err != nil || s.DeliveredAt != nil {
+		t.Errorf("the erased message was recorded as delivered: %+v %v", s, err)
+	}
 	v.Run()
 }
