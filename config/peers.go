@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -174,8 +175,14 @@ func (c *Config) validatePeers() []error {
 			areas[a] = p.ID
 		}
 		u, err := url.Parse(p.BaseURL)
-		if p.BaseURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		switch {
+		case p.BaseURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 			errs = append(errs, fmt.Errorf("%s.base_url: %q must be an absolute http(s) URL", field, p.BaseURL))
+		case u.Scheme == "http" && !loopbackHost(u.Hostname()):
+			// The envelope's signature keeps the package from being changed on
+			// the way, not from being read: applications with personal data cross
+			// state borders here.
+			errs = append(errs, fmt.Errorf("%s.base_url: %q: a peer gateway is reached over https (plain http only on this machine, for tests)", field, p.BaseURL))
 		}
 		if p.ClockSkew < 0 || p.ClockSkew > 24*time.Hour {
 			errs = append(errs, fmt.Errorf("%s.clock_skew: %s is outside 0..24h", field, p.ClockSkew))
@@ -226,3 +233,13 @@ func (c *Config) PeerFor(ars string) (Peer, bool) {
 
 // ErrNoPeer: no configured peer serves a place.
 var ErrNoPeer = errors.New("no peer gateway serves the place")
+
+// loopbackHost reports whether host names this machine: "localhost" or a
+// loopback address.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

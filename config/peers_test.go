@@ -12,6 +12,7 @@ func TestValidatePeers(t *testing.T) {
 		{ID: "amtsbote-by", Lands: []string{"09"}, BaseURL: "https://gw.by.example"},
 		{ID: "amtsbote-by", Lands: []string{"09", "17"}, Areas: []string{"0916"}, BaseURL: "ftp://x"},
 		{ID: "amtsbote-sn", BaseURL: "https://self"},
+		{ID: "amtsbote-nw", Lands: []string{"05"}, BaseURL: "http://gw.nw.example"},
 	}
 	c.Offices = map[string]OfficeClient{"peer-09": {}}
 	err := c.Validate()
@@ -25,6 +26,7 @@ func TestValidatePeers(t *testing.T) {
 		`peers[1] (amtsbote-by).areas[0]: "0916" is not an ARS prefix`,
 		`peers[1] (amtsbote-by).base_url: "ftp://x" must be an absolute http(s) URL`,
 		`peers[2] (amtsbote-sn).id: "amtsbote-sn" is this gateway's own id`,
+		`peers[3] (amtsbote-nw).base_url: "http://gw.nw.example": a peer gateway is reached over https`,
 		"peers[2] (amtsbote-sn): lands or areas must name what the peer serves",
 		"offices.peer-09: ids starting with peer- name the peer gateways",
 	} {
