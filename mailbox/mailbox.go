@@ -11,8 +11,9 @@
 //     backoff while the SMTP server is down, and never holds the package back.
 //   - the pages (Handler): server-rendered German HTML for the office's staff: login,
 //     inbox with search, state filter and paging, the detail page that shows the form
-//     as a readable form, attachment downloads, accept or reject with a reason, and a
-//     mailbox-local "erledigt" mark. Every read and every decision goes through the
+//     as a readable form, attachment downloads, accept or reject with a reason, and an
+//     "erledigt" mark (kept in the case's record, Processed, with its events, so that
+//     every gateway of a cluster shows it). Every read and every decision goes through the
 //     broker.OfficeDesk with the office of the logged-in user, so a user sees only
 //     the submissions of their own office; any other id is a 404.
 //
@@ -64,8 +65,8 @@ type SMTPConfig struct {
 type Options struct {
 	Desk  broker.OfficeDesk
 	Users []User
-	// DataDir holds the mailbox's own state: mailbox.db (sessions, arrivals, the
-	// "erledigt" marks and the notice outbox).
+	// DataDir holds the mailbox's own state: mailbox.db (sessions, arrivals and the
+	// notice outbox; the "erledigt" mark is the case record's, Processed).
 	DataDir string
 	// PublicURL is the address under which staff reach the mailbox, including its
 	// prefix, e.g. "https://gateway.example.de/postfach/". Notice links point below
