@@ -501,16 +501,17 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	if declaredTooLarge(w, r, s.opt.MaxBodyBytes) {
 		return
 	}
-	lease, err := s.opt.BodyBudget.Acquire(r.Context(), cmp.Or(max(r.ContentLength, 0), s.opt.MaxBodyBytes))
+	// The budget grows with the bytes that arrive (httpbody.FirstBytes says why).
+	lease, err := s.opt.BodyBudget.Acquire(r.Context(), httpbody.First(r.ContentLength))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	defer lease.Release()
-	body, err := httpbody.ReadAll(http.MaxBytesReader(w, r.Body, s.opt.MaxBodyBytes), r.ContentLength)
+	body, err := httpbody.ReadAll(lease.Reader(r.Context(), http.MaxBytesReader(w, r.Body, s.opt.MaxBodyBytes), s.opt.MaxBodyBytes), r.ContentLength)
 	lease.Keep(int64(cap(body)))
 	if err != nil {
-		if isMaxBytes(err) {
+		if isMaxBytes(err) || errors.Is(err, httpbody.ErrBusy) {
 			s.fail(w, r, err)
 			return
 		}

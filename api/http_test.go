@@ -280,14 +280,16 @@ func TestBodyBudgetBoundsPackagesInMemory(t *testing.T) {
 	pr, pw := io.Pipe()
 	defer pw.Close()
 	first, _ := http.NewRequest(http.MethodPost, base+"/v1/submissions", pr)
-	first.ContentLength = 1 << 20 // declared: takes the whole budget
+	first.ContentLength = 1 << 20
 	first.Header.Set("Content-Type", "application/xml")
 	go func() {
 		if res, err := http.DefaultClient.Do(first); err == nil {
 			res.Body.Close()
 		}
 	}()
-	if _, err := pw.Write([]byte("<")); err != nil { // the server is reading it now
+	// All but its last byte: in memory now, the whole budget (a body takes what
+	// has arrived, not what it declares: TestTricklingBodiesDoNotHoldTheBudget).
+	if _, err := pw.Write(append([]byte("<"), make([]byte, 1<<20-2)...)); err != nil {
 		t.Fatal(err)
 	}
 	var res *http.Response
@@ -310,4 +312,36 @@ func TestBodyBudgetBoundsPackagesInMemory(t *testing.T) {
 	if p := decodeProblem(t, res); p.Type != problem.TypeUnavailable || !strings.Contains(p.Detail, "limits.body_memory") {
 		t.Fatalf("%+v", p)
 	}
+}
+
+// TestTricklingBodiesDoNotHoldTheBudget: a body took its declared length from
+// the budget before its first byte, so a few clients declaring the limit and then
+// sending a byte now and then held all of it for the server's read timeout, and
+// every portal's package got a 503 (an endpoint anyone may post to). A body now
+// holds what has arrived, plus one step.
+func TestTricklingBodiesDoNotHoldTheBudget(t *testing.T) {
+	budget := httpbody.NewBudget(1<<20, 50*time.Millisecond)
+	s := New(Options{MaxBodyBytes: 1 << 20, BodyBudget: budget})
+	base := loopback(t, s)
+	for range 4 { // four times the budget, declared
+		pr, pw := io.Pipe()
+		t.Cleanup(func() { pw.Close() })
+		req, _ := http.NewRequest(http.MethodPost, base+"/v1/submissions", pr)
+		req.ContentLength = 1 << 20
+		req.Header.Set("Content-Type", "application/xml")
+		go func() {
+			if res, err := http.DefaultClient.Do(req); err == nil {
+				res.Body.Close()
+			}
+		}()
+		if _, err := pw.Write([]byte("<")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // all four are reading
+	l, err := budget.Acquire(context.Background(), 512<<10)
+	if err != nil {
+		t.Fatalf("half the budget while four bodies of one byte are read: %v", err)
+	}
+	l.Release()
 }

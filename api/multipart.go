@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/intake"
+	"github.com/amtsbote/amtsbote/internal/httpbody"
 	"github.com/amtsbote/amtsbote/paket"
 )
 
@@ -58,15 +60,16 @@ func (s *Server) submitMultipart(w http.ResponseWriter, r *http.Request, params 
 		s.failUpload(w, r, rc, fmt.Errorf("%w: start names %s, but the first part is %q; the root part must come first", intake.ErrParts, start, root.Header.Get("Content-Id")))
 		return
 	}
-	// The root's length is unknown until read: it takes what the limit allows, and
-	// keeps what it needed while the attachments stream (they are not held).
-	lease, err := s.opt.BodyBudget.Acquire(r.Context(), s.opt.MaxBodyBytes)
+	// The root's length is unknown until read: its lease grows with the bytes that
+	// arrive (httpbody.FirstBytes says why), and keeps what it needed while the
+	// attachments stream (they are not held).
+	lease, err := s.opt.BodyBudget.Acquire(r.Context(), httpbody.FirstBytes)
 	if err != nil {
 		s.failUpload(w, r, rc, err)
 		return
 	}
 	defer lease.Release()
-	raw, err := ReadRoot(root, s.opt.MaxBodyBytes, "the signed Antragspaket")
+	raw, err := ReadRoot(root, lease.Reader(r.Context(), root, s.opt.MaxBodyBytes), s.opt.MaxBodyBytes, "the signed Antragspaket")
 	lease.Keep(int64(cap(raw)))
 	if err != nil {
 		s.failUpload(w, r, rc, err)
@@ -102,7 +105,7 @@ func (s *Server) failUpload(w http.ResponseWriter, r *http.Request, rc *http.Res
 // parts after it stay unread. The portal's intake and the federation's forwarding
 // with attachments read their roots so; the errors are their answers (ErrPartRead,
 // or a 415 or 413 problem that ProblemFor passes on).
-func ReadRoot(root *multipart.Part, max int64, what string) ([]byte, error) {
+func ReadRoot(root *multipart.Part, body io.Reader, max int64, what string) ([]byte, error) {
 	if !AcceptsXML(root.Header.Get("Content-Type")) {
 		return nil, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia,
 			"the root (first) part must be "+what+" as application/xml")
@@ -110,7 +113,10 @@ func ReadRoot(root *multipart.Part, max int64, what string) ([]byte, error) {
 	if err := IdentityEncoding(root.Header); err != nil {
 		return nil, err
 	}
-	raw, err := io.ReadAll(io.LimitReader(root, max+1))
+	raw, err := io.ReadAll(io.LimitReader(body, max+1))
+	if errors.Is(err, httpbody.ErrBusy) {
+		return nil, err // the gateway's memory, not the client's body: 503
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: the root part: %w", intake.ErrPartRead, err)
 	}

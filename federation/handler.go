@@ -201,21 +201,20 @@ func (h *Receiver) read(w http.ResponseWriter, r *http.Request, max int64) ([]by
 		tooLarge()
 		return nil, nil, false
 	}
-	n := r.ContentLength
-	if n <= 0 {
-		n = max
-	}
-	lease, err := h.bodies().Acquire(r.Context(), n)
+	// The budget grows with the bytes that arrive (httpbody.FirstBytes says why).
+	lease, err := h.bodies().Acquire(r.Context(), httpbody.First(r.ContentLength))
 	if err != nil {
 		h.fail(w, r, "", err)
 		return nil, nil, false
 	}
-	body, err := httpbody.ReadAll(http.MaxBytesReader(w, r.Body, max), r.ContentLength)
+	body, err := httpbody.ReadAll(lease.Reader(r.Context(), http.MaxBytesReader(w, r.Body, max), max), r.ContentLength)
 	lease.Keep(int64(cap(body)))
 	if err != nil {
 		lease.Release()
 		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
+		if errors.Is(err, httpbody.ErrBusy) {
+			h.fail(w, r, "", err)
+		} else if errors.As(err, &mb) {
 			tooLarge()
 		} else {
 			problem.Write(w, r, problem.New(http.StatusBadRequest, problem.TypeMalformed, "body could not be read"))
@@ -360,15 +359,16 @@ func (h *Receiver) forwardParts(w http.ResponseWriter, r *http.Request, params m
 		h.fail(w, r, "", fmt.Errorf("%w: the envelope part: %w", intake.ErrPartRead, err))
 		return
 	}
-	// The envelope's length is unknown until read: it takes what the limit allows
-	// and keeps what it needed while the attachments stream (they are not held).
-	lease, err := h.bodies().Acquire(r.Context(), h.maxBytes())
+	// The envelope's length is unknown until read: its lease grows with the bytes
+	// that arrive (httpbody.FirstBytes says why) and keeps what it needed while
+	// the attachments stream (they are not held).
+	lease, err := h.bodies().Acquire(r.Context(), httpbody.FirstBytes)
 	if err != nil {
 		h.fail(w, r, "", err)
 		return
 	}
 	defer lease.Release()
-	body, err := api.ReadRoot(root, h.maxBytes(), "the signed envelope")
+	body, err := api.ReadRoot(root, lease.Reader(r.Context(), root, h.maxBytes()), h.maxBytes(), "the signed envelope")
 	lease.Keep(int64(cap(body)))
 	if err != nil {
 		h.fail(w, r, "", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 )
@@ -122,3 +123,83 @@ func (l *Lease) Keep(n int64) {
 
 // Release gives back everything held; later calls do nothing.
 func (l *Lease) Release() { l.Keep(0) }
+
+// FirstBytes is what a request takes from the budget before its first byte has
+// arrived (or its declared length, when that is less); Reader takes the rest as
+// the bytes come, GrowStep at a time.
+//
+// Why not the declared length at once, as before: a client that declares the
+// limit (32 MiB) and then sends a byte now and then held 32 MiB of the budget
+// for as long as the server's read timeout (a minute) or, for the root part of a
+// multipart upload, the progress rule (16 KiB/s: half an hour) allowed. Four
+// such connections, idle, took the whole default budget (4 × the body limit),
+// and every portal's package waited and got a 503 — on an endpoint anyone may
+// post to (found by the fourth round's federation audit). Now a connection
+// holds what it has sent, plus at most one step: blocking intake costs sending
+// the budget's bytes, again every read timeout.
+const (
+	FirstBytes = 64 << 10
+	GrowStep   = 256 << 10
+)
+
+// First is the size of the lease a body of the declared length (≤ 0: unknown)
+// starts with: FirstBytes, or less when less was declared.
+func First(declared int64) int64 {
+	if declared > 0 && declared < FirstBytes {
+		return declared
+	}
+	return FirstBytes
+}
+
+// Reader returns r, taking from the budget what r yields beyond what the lease
+// holds, GrowStep at a time up to limit (the body's limit, which r itself must
+// enforce), waiting for it as Acquire does; a read that cannot get its bytes
+// fails with ErrBusy (or ctx's error). A lease of no budget reads r as it is.
+func (l *Lease) Reader(ctx context.Context, r io.Reader, limit int64) io.Reader {
+	if l.b == nil {
+		return r
+	}
+	return &growingReader{ctx: ctx, l: l, r: r, limit: limit}
+}
+
+type growingReader struct {
+	ctx   context.Context
+	l     *Lease
+	r     io.Reader
+	limit int64
+	read  int64
+}
+
+func (g *growingReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return g.r.Read(p)
+	}
+	g.l.mu.Lock()
+	room := g.l.held - g.read
+	g.l.mu.Unlock()
+	// A read of one byte at the lease's end is ReadAll looking for the end of a
+	// body of declared length: it needs no step (a 14 KB package took 256 KiB
+	// more for it, per request).
+	if room <= 0 && len(p) > 1 {
+		g.l.mu.Lock()
+		step := min(GrowStep, g.limit-g.l.held)
+		g.l.mu.Unlock()
+		if step > 0 {
+			more, err := g.l.b.Acquire(g.ctx, step)
+			if err != nil {
+				return 0, err
+			}
+			g.l.mu.Lock()
+			g.l.held += more.held
+			room = g.l.held - g.read
+			g.l.mu.Unlock()
+		}
+	}
+	// At the limit (room ≤ 0 still) the read goes on: r's own limit ends it.
+	if room > 0 && int64(len(p)) > room {
+		p = p[:room]
+	}
+	n, err := g.r.Read(p)
+	g.read += int64(n)
+	return n, err
+}

@@ -1,8 +1,10 @@
 package httpbody
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -90,4 +92,56 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 	}
 	t.Fatal("condition not reached")
+}
+
+// TestReaderTakesWhatArrives: a lease read through Reader takes from the budget
+// as the bytes come, a step at a time and never beyond the limit, and a read
+// whose step does not come free fails with ErrBusy.
+func TestReaderTakesWhatArrives(t *testing.T) {
+	ctx := context.Background()
+	b := NewBudget(1<<20, 20*time.Millisecond)
+	l, err := b.Acquire(ctx, First(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("x"), 700<<10)
+	got, err := io.ReadAll(l.Reader(ctx, bytes.NewReader(body), 1<<20))
+	if err != nil || len(got) != len(body) {
+		t.Fatalf("read %d bytes, %v", len(got), err)
+	}
+	if held := used(b); held < int64(len(body)) || held > int64(len(body))+GrowStep {
+		t.Fatalf("the lease holds %d bytes for %d read, want at most one step more", held, len(body))
+	}
+	// The rest of the budget is another's: the next step cannot come.
+	other, err := b.Acquire(ctx, 1<<20-used(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(l.Reader(ctx, bytes.NewReader(make([]byte, 1<<20)), 4<<20))
+	if !errors.Is(err, ErrBusy) {
+		t.Fatalf("a read beyond the budget: %v, want ErrBusy", err)
+	}
+	l.Release()
+	other.Release()
+	if u := used(b); u != 0 {
+		t.Fatalf("%d bytes still used after every release", u)
+	}
+	if First(1000) != 1000 || First(0) != FirstBytes || First(10<<20) != FirstBytes {
+		t.Fatal("First")
+	}
+	// A package of declared length takes that much, not a step more to see its end.
+	small, err := b.Acquire(ctx, First(14000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadAll(small.Reader(ctx, bytes.NewReader(make([]byte, 14000)), 1<<20), 14000); err != nil || len(got) != 14000 || used(b) != 14000 {
+		t.Fatalf("a 14,000-byte body: %d bytes read, %v, %d bytes of the budget used", len(got), err, used(b))
+	}
+	small.Release()
+}
+
+func used(b *Budget) int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
 }

@@ -7,8 +7,10 @@ package httpbody
 import "io"
 
 // presizeMax bounds the buffer ReadAll allocates before a byte has arrived: a
-// client may declare the body limit and then send nothing.
-const presizeMax = 1 << 20
+// client may declare the body limit and then send nothing. It is what a request
+// takes from a Budget before its first byte (FirstBytes), so the buffer is
+// always covered by the lease.
+const presizeMax = FirstBytes
 
 // ReadAll is io.ReadAll for an HTTP body of declared length (Content-Length,
 // ≤ 0 when not declared): it reads into one buffer of that size (up to presizeMax)
