@@ -16,6 +16,8 @@ import (
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/amtsbote/amtsbote/internal/httpbody"
 )
 
 // The shapes read from SOAP messages. encoding/xml resolves prefixes, so a request
@@ -447,6 +449,9 @@ func parseMessage(contentType string, body io.Reader, limit int64) (*message, er
 func readErr(err error, limit int64) error {
 	if errors.Is(err, errLimit) {
 		return &errTooLarge{limit}
+	}
+	if errors.Is(err, httpbody.ErrBusy) {
+		return busyFault()
 	}
 	return malformed("reading the request: %v", err)
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/internal/clientgone"
+	"github.com/amtsbote/amtsbote/internal/httpbody"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -108,7 +109,20 @@ type Server struct {
 	o          Options
 	log        *slog.Logger
 	replyLocks sync.Map // office id → *sync.Mutex (lockReplies)
+	// bodies bounds the request bytes in memory at once (bodyMemory): a message is
+	// read whole, up to MaxMessageBytes, and parsed; several at once from an
+	// office's system, each held several times over while it is decoded, had no
+	// bound but the connections it opened.
+	bodies *httpbody.Budget
 }
+
+// bodyMemory is the Server's budget of request bytes in memory at once, in
+// messages of the largest size, and bodyWait how long a request waits for room
+// before it is answered with a TechnicalProblemException (retry later).
+const (
+	bodyMemory = 2
+	bodyWait   = 2 * time.Second
+)
 
 // open states: what is in an office's message box (not yet confirmed).
 var openStates = []submission.State{submission.StateQueued, submission.StateRetrying, submission.StateHandedOver, submission.StateHeld}
@@ -149,7 +163,7 @@ func NewServer(o Options) (*Server, error) {
 	if o.MTOMThreshold == 0 {
 		o.MTOMThreshold = 64 << 10
 	}
-	return &Server{o: o, log: o.Logger.With("face", "xta")}, nil
+	return &Server{o: o, log: o.Logger.With("face", "xta"), bodies: httpbody.NewBudget(bodyMemory*o.MaxMessageBytes, bodyWait)}, nil
 }
 
 // call is one authenticated request.
@@ -222,10 +236,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("xta access refused", "port", port, "reason", f.Detail)
 		return
 	}
+	// The bytes in memory at once are bounded (bodies), taken as they arrive.
+	lease, err := s.bodies.Acquire(r.Context(), httpbody.First(r.ContentLength))
+	if err != nil {
+		written = true
+		s.writeFault(rw, port, busyFault(), "")
+		s.log.Warn("xta request refused: too many request bytes in memory", "port", port, "err", err)
+		return
+	}
+	defer lease.Release()
 	// The body under the progress rule, not the listener's fixed deadlines; w, not
 	// rw: http.MaxBytesReader tells the server itself to close the connection.
 	body := api.UploadBody(w, r, s.o.MaxMessageBytes+1, window, rate)
-	msg, err := parseMessage(r.Header.Get("Content-Type"), body, s.o.MaxMessageBytes)
+	msg, err := parseMessage(r.Header.Get("Content-Type"), lease.Reader(r.Context(), body, s.o.MaxMessageBytes), s.o.MaxMessageBytes)
 	if err != nil {
 		written = true
 		var ve *errVersion
@@ -453,6 +476,12 @@ func (s *Server) exceptionOf(c *call, err error) *Fault {
 	}
 	s.log.Error("xta: desk error", "op", c.op, "office", c.officeID, "err", err)
 	return fault(TechnicalProblem, "internal error")
+}
+
+// busyFault: the request bytes in memory at once are at their bound (bodies);
+// nothing was done, the same call a little later may work.
+func busyFault() *Fault {
+	return fault(TechnicalProblem, "too many messages are being read at once; nothing was done; retry later")
 }
 
 // storeDownFault: the gateway's store does not answer (a cluster without

@@ -54,3 +54,59 @@ func TestStrangerIsRefusedBeforeTheBody(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestBytesAreBounded: a message is read whole and parsed, held several
+// times over while it is decoded; an office's system sending big messages in
+// parallel had no bound but the connections it opened. The bytes in memory at
+// once are bounded now (two messages of the largest size, taken as they arrive):
+// a request that finds no room within bodyWait gets a TechnicalProblemException
+// (retry later) without being read, and one that came after the others ended is
+// served.
+func TestRequestBytesAreBounded(t *testing.T) {
+	const limit = 256 << 10
+	e := startEnv(t, func(o *Options) { o.MaxMessageBytes = limit })
+	head := string(soapUIRequest(xtaA, "", `<ns:ContentContainer><ns:Message id="m">`))
+	var pipes []*io.PipeWriter
+	for range bodyMemory {
+		pr, pw := io.Pipe()
+		pipes = append(pipes, pw)
+		req, err := http.NewRequest(http.MethodPost, e.base+PathSender, pr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = limit
+		req.Header.Set("Content-Type", actionCT(portSender, "sendMessage"))
+		go func() {
+			if res, err := e.client("office-a").Do(req); err == nil {
+				res.Body.Close()
+			}
+		}()
+		// All but the last byte: in memory, as much as a message may be.
+		if _, err := pw.Write([]byte(head + strings.Repeat("Q", limit-1-len(head)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	busy := func() *soapResp {
+		return post(t, e.client("office-a"), e.base+PathRecipient, actionCT(portRecipient, "getStatusList"),
+			soapUIRequest(xtaA, "", `<ns:MessageSelector><ns:OtherCriteria/></ns:MessageSelector>`))
+	}
+	var r *soapResp
+	for range 50 { // until the server has read what the two sent
+		if r = busy(); r.status != http.StatusOK {
+			break
+		}
+	}
+	if code, exc := r.fault(); exc != string(TechnicalProblem) || code != "env:Receiver" || !strings.Contains(string(r.root), "retry later") {
+		t.Fatalf("a request while two messages of the largest size are read: HTTP %d %s %s, want a TechnicalProblemException to retry\n%s", r.status, code, exc, r.root)
+	}
+	for _, pw := range pipes {
+		pw.CloseWithError(io.ErrUnexpectedEOF)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for busy().status != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("the budget did not come free after the two messages ended")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
