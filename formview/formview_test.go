@@ -2,14 +2,8 @@ package formview
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +13,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/signing/signingtest"
 	"github.com/beevik/etree"
 )
 
@@ -160,25 +155,7 @@ func TestHumanize(t *testing.T) {
 // selfSigned returns a signer with a throwaway ECDSA P-256 certificate.
 func selfSigned(t *testing.T) *signing.Signer {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "amt24"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := signing.NewSigner(key, []*x509.Certificate{cert})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _ := signingtest.SelfSigned(t, "amt24", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	return s
 }
 

@@ -2,14 +2,8 @@ package gateway
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"io"
-	"math/big"
 	"net/http"
 	"strings"
 	"testing"
@@ -18,7 +12,7 @@ import (
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/federation"
 	"github.com/amtsbote/amtsbote/paket"
-	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/signing/signingtest"
 )
 
 // TestPeerPackageOfACertificateExpiredSinceIntake: the receiving gateway checked
@@ -37,24 +31,7 @@ func TestPeerPackageOfACertificateExpiredSinceIntake(t *testing.T) {
 
 	// amt24's certificate of last year, expired a minute ago.
 	now := time.Now().UTC()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "amt24"},
-		NotBefore: now.AddDate(-1, 0, 0), NotAfter: now.Add(-time.Minute), KeyUsage: x509.KeyUsageDigitalSignature, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	portalSigner, err := signing.NewSigner(key, []*x509.Certificate{cert})
-	if err != nil {
-		t.Fatal(err)
-	}
+	portalSigner, cert := signingtest.SelfSigned(t, "amt24", now.AddDate(-1, 0, 0), now.Add(-time.Minute))
 
 	hop := func(receivedAt time.Time) (int, string) {
 		t.Helper()

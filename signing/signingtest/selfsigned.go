@@ -1,0 +1,40 @@
+package signingtest
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/signing"
+)
+
+// SelfSigned returns a signer with a throwaway self-signed ECDSA P-256 certificate
+// for cn, valid from notBefore to notAfter, and that certificate: a signer the
+// test PKI does not know, or one whose validity a test chooses.
+func SelfSigned(tb testing.TB, cn string, notBefore, notAfter time.Time) (*signing.Signer, *x509.Certificate) {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s, err := signing.NewSigner(key, []*x509.Certificate{cert})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s, cert
+}
