@@ -258,18 +258,7 @@ func (bs dbBlobs) PutStream(ctx context.Context, r io.Reader, limit int64, want 
 	if err != nil {
 		return p, err
 	}
-	inline := false
-	now := time.Now()
-	err = bs.db.update(func(tx *wtx) error {
-		b := tx.bucket(bucketBlobs)
-		v := getAlone(b.b, []byte(p.Digest))
-		if inline = len(v) >= inlineHeader; !inline {
-			return nil
-		}
-		nv := append([]byte{}, v...)
-		binary.BigEndian.PutUint64(nv, uint64(now.UnixNano()))
-		return b.PutAlone([]byte(p.Digest), nv)
-	})
+	inline, now, err := bs.touchInline(p.Digest)
 	if err != nil {
 		return StreamPut{}, fmt.Errorf("store: blob: %w", err)
 	}
@@ -291,19 +280,7 @@ func (bs dbBlobs) Refresh(ctx context.Context, digest string) (time.Time, error)
 	if !IsHexDigest(digest) {
 		return time.Time{}, ErrBadDigest
 	}
-	inline := false
-	var now time.Time
-	err := bs.db.update(func(tx *wtx) error {
-		b := tx.bucket(bucketBlobs)
-		v := getAlone(b.b, []byte(digest))
-		if inline = len(v) >= inlineHeader; !inline {
-			return nil
-		}
-		now = time.Now()
-		nv := append([]byte{}, v...)
-		binary.BigEndian.PutUint64(nv, uint64(now.UnixNano()))
-		return b.PutAlone([]byte(digest), nv)
-	})
+	inline, now, err := bs.touchInline(digest)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("store: blob refresh: %w", err)
 	}
@@ -311,6 +288,33 @@ func (bs dbBlobs) Refresh(ctx context.Context, digest string) (time.Time, error)
 		return now, nil
 	}
 	return bs.db.blobs.Refresh(ctx, digest)
+}
+
+// touchInline moves the time of digest's inline blob to now, in a transaction
+// that DeleteIfOlder's batch is ordered with, and reports whether there is one.
+// A read comes first: a blob kept as a file (every streamed attachment but
+// content stored inline before) costs no commit, which waited for the commit
+// window and two flushes per part and per refresh.
+func (bs dbBlobs) touchInline(digest string) (inline bool, at time.Time, err error) {
+	err = bs.db.view(func(tx *bolt.Tx) error {
+		inline = len(getAlone(tx.Bucket(bucketBlobs), []byte(digest))) >= inlineHeader
+		return nil
+	})
+	if err != nil || !inline {
+		return false, at, err
+	}
+	err = bs.db.update(func(tx *wtx) error {
+		b := tx.bucket(bucketBlobs)
+		v := getAlone(b.b, []byte(digest))
+		if inline = len(v) >= inlineHeader; !inline {
+			return nil // deleted since the read: the file store's answer stands
+		}
+		at = time.Now()
+		nv := append([]byte{}, v...)
+		binary.BigEndian.PutUint64(nv, uint64(at.UnixNano()))
+		return b.PutAlone([]byte(digest), nv)
+	})
+	return inline, at, err
 }
 
 var (
