@@ -353,9 +353,11 @@ func (s *suite) testBlobDeleteAndWalk(t *testing.T) {
 func (s *suite) testBlobRefresh(t *testing.T) {
 	st := s.h.Open(t)
 	bs := st.Blobs()
+	// Every store of the project deletes blobs on condition (the retention's
+	// sweep, erasure, DiscardNew), so it must be able to hold them too.
 	cond, ok := bs.(store.CondDeleter)
 	if !ok {
-		t.Skip("the store never deletes a blob on its own (no CondDeleter): nothing to hold blobs against")
+		t.Fatalf("%T has no DeleteIfOlder (CondDeleter): the sweep, erasure and DiscardNew cannot remove its blobs safely", bs)
 	}
 	ref, ok := bs.(store.Refresher)
 	if !ok {
