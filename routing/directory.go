@@ -469,12 +469,11 @@ func (d *Directory) Source() *Source { return d.src }
 // one such character (a YAML escape such as "\v" in an operator's file) made
 // every Eingangsbestaetigung of the office a document no XML parser reads.
 func notXMLText(s string) (rune, bool) {
-	for i, r := range s {
-		switch {
-		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
-			return r, true
-		case r == '\t' || r == '\n' || r == '\r':
-		case r < 0x20, r == 0xFFFE, r == 0xFFFF:
+	if !utf8.ValidString(s) {
+		return utf8.RuneError, true
+	}
+	for _, r := range s {
+		if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0xFFFE || r == 0xFFFF {
 			return r, true
 		}
 	}
