@@ -20,7 +20,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -167,6 +169,15 @@ type Store interface {
 	Outbox() ([]string, error)
 	HandedOver() ([]string, error)
 	Held() ([]string, error)
+	// Waiting lists the entries of the three indexes above whose submission is
+	// addressed to officeID, each id once, in id order (oldest first), with
+	// whether an erasure removed its bytes — and the entries that do not say
+	// (Known false: written before the indexes kept it). What an office's listing
+	// of its waiting submissions and XTA's MessagesPending need, from the indexes
+	// alone: reading every waiting record to find one office's cost each poll of
+	// each office the whole gateway's backlog. Like the three it reflects every
+	// write that returned before the call.
+	Waiting(officeID string) ([]Waiting, error)
 	// WalkOffice calls fn for the office's submissions after the id after (""
 	// from the first), oldest first, until fn returns false; like Scan it need
 	// not be a snapshot.
@@ -291,6 +302,47 @@ func DiscardNew(bs BlobStore, p StreamPut) error {
 }
 
 var _ Store = (*DB)(nil)
+
+// Waiting is one entry of the waiting indexes (Store.Waiting).
+type Waiting struct {
+	ID string
+	// Known: the entry names Office and Erased. An entry written by a version
+	// before the index kept them does not (its record tells); each store writes
+	// them whenever it writes the entry.
+	Known  bool
+	Office string // the submission's OfficeID ("" if it has none)
+	Erased bool   // BytesRemovedAt is set: an erasure removed the package's bytes
+}
+
+// WaitingValue is the value both store implementations keep with an entry of
+// the waiting indexes: a flag byte (1: known, 2: erased), then the office id.
+// Before it the value was empty, which reads as not known.
+func WaitingValue(s *submission.Submission) []byte {
+	flags := byte(waitingKnown)
+	if s.BytesRemovedAt != nil {
+		flags |= waitingErased
+	}
+	return append([]byte{flags}, s.OfficeID...)
+}
+
+const (
+	waitingKnown  = 1
+	waitingErased = 2
+)
+
+// WaitingFor reports whether an entry's value names officeID or names none
+// (not known): the entries Store.Waiting returns.
+func WaitingFor(v []byte, officeID string) bool {
+	return len(v) == 0 || v[0]&waitingKnown == 0 || string(v[1:]) == officeID
+}
+
+// ParseWaiting reads an entry's value as WaitingValue wrote it.
+func ParseWaiting(id string, v []byte) Waiting {
+	if len(v) == 0 || v[0]&waitingKnown == 0 {
+		return Waiting{ID: id}
+	}
+	return Waiting{ID: id, Known: true, Office: string(v[1:]), Erased: v[0]&waitingErased != 0}
+}
 
 // DB is the single-node store. It is safe for concurrent use.
 type DB struct {
@@ -768,6 +820,29 @@ func (db *DB) HandedOver() ([]string, error) { return db.keys(bucketHandedOver) 
 // Held lists the ids of submissions that wait for a person.
 func (db *DB) Held() ([]string, error) { return db.keys(bucketHeld) }
 
+// Waiting implements Store: the three indexes read in one transaction, so an
+// entry that moved from one to another meanwhile is not named twice. Other
+// offices' entries are compared in place, not copied.
+func (db *DB) Waiting(officeID string) ([]Waiting, error) {
+	var out []Waiting
+	err := db.view(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketOutbox, bucketHandedOver, bucketHeld} {
+			if err := tx.Bucket(name).ForEach(func(k, v []byte) error {
+				if WaitingFor(v, officeID) {
+					out = append(out, ParseWaiting(string(k), v))
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	// An id is in at most one index at a time; sorted, the three lists are one.
+	slices.SortFunc(out, func(a, b Waiting) int { return strings.Compare(a.ID, b.ID) })
+	return out, err
+}
+
 // indexHeld fills the held index of a file written before it existed, once.
 func indexHeld(tx *bolt.Tx) error {
 	held := tx.Bucket(bucketHeld)
@@ -777,7 +852,7 @@ func indexHeld(tx *bolt.Tx) error {
 			return err
 		}
 		if s.State == submission.StateHeld {
-			return held.Put([]byte(id), nil)
+			return held.Put([]byte(id), WaitingValue(s))
 		}
 		return nil
 	})
@@ -1057,24 +1132,29 @@ func putEncoded(tx *wtx, s *submission.Submission, v []byte) error {
 			}
 		}
 	}
-	if err := index(tx.bucket(bucketOutbox), s.ID, s.State.Dispatchable()); err != nil {
+	wv := WaitingValue(s)
+	if err := index(tx.bucket(bucketOutbox), s.ID, s.State.Dispatchable(), wv); err != nil {
 		return err
 	}
-	if err := index(tx.bucket(bucketHandedOver), s.ID, s.State == submission.StateHandedOver); err != nil {
+	if err := index(tx.bucket(bucketHandedOver), s.ID, s.State == submission.StateHandedOver, wv); err != nil {
 		return err
 	}
-	return index(tx.bucket(bucketHeld), s.ID, s.State == submission.StateHeld)
+	return index(tx.bucket(bucketHeld), s.ID, s.State == submission.StateHeld, wv)
 }
 
-// index keeps id in a set bucket exactly while in is true. It writes only what
-// changes: a Put or Delete dirties the key's page, present or not.
-func index(b wbucket, id string, in bool) error {
+// index keeps id in a set bucket exactly while in is true, with the value v. It
+// writes only what changes: a Put or Delete dirties the key's page, present or
+// not, and the value changes only on an erasure (or once for an entry written
+// before values were kept).
+func index(b wbucket, id string, in bool, v []byte) error {
 	k := []byte(id)
-	if c := b.b.Cursor(); in == keyExists(c, k) {
+	ck, cv := b.b.Cursor().Seek(k)
+	there := ck != nil && bytes.Equal(ck, k)
+	switch {
+	case in && there && bytes.Equal(cv, v), !in && !there:
 		return nil
-	}
-	if in {
-		return b.Put(k, nil)
+	case in:
+		return b.Put(k, v)
 	}
 	return b.Delete(k)
 }

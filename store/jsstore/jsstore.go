@@ -7,7 +7,9 @@
 //     key), so `nats kv get <prefix> sub.<id>` works for operators. Keys:
 //     sub.<id> the submission document (record + event log + receipts),
 //     idem.<sha256(sender, message id)> the id created for a message,
-//     office.<office>.<id> the office index, outbox.<id> and handed.<id> the sets;
+//     office.<office>.<id> the office index, outbox.<id>, handed.<id> and held.<id>
+//     the waiting sets (each value names the office and an erasure,
+//     store.WaitingValue: an office's count of what waits reads no document);
 //   - every change that touches more than one key is ONE atomic batch (JetStream
 //     atomic batch publish, nats-server ≥ 2.12): all of its messages are stored or
 //     none. Creates carry "expected last subject sequence 0" on the idempotency key
@@ -23,6 +25,7 @@
 package jsstore
 
 import (
+	"bytes"
 	"context"
 	crand "crypto/rand"
 	"crypto/sha256"
@@ -206,7 +209,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 func (s *Store) indexHeld(ctx context.Context) error {
 	return s.indexOnce(ctx, s.heldIndexedKey(), "held submissions", func(sub *submission.Submission) []*nats.Msg {
 		if sub.State == submission.StateHeld {
-			return []*nats.Msg{put(s.heldKey(sub.ID))}
+			return []*nats.Msg{putValue(s.heldKey(sub.ID), store.WaitingValue(sub))}
 		}
 		return nil
 	})
@@ -619,14 +622,15 @@ func (s *Store) Create(ctx context.Context, sub *submission.Submission, events [
 	if sub.OfficeID != "" {
 		msgs = append(msgs, put(s.officeKey(sub.OfficeID, sub.ID)))
 	}
+	wv := store.WaitingValue(sub)
 	if sub.State.Dispatchable() {
-		msgs = append(msgs, put(s.outboxKey(sub.ID)))
+		msgs = append(msgs, putValue(s.outboxKey(sub.ID), wv))
 	}
 	if sub.State == submission.StateHandedOver {
-		msgs = append(msgs, put(s.handedKey(sub.ID)))
+		msgs = append(msgs, putValue(s.handedKey(sub.ID), wv))
 	}
 	if sub.State == submission.StateHeld {
-		msgs = append(msgs, put(s.heldKey(sub.ID)))
+		msgs = append(msgs, putValue(s.heldKey(sub.ID), wv))
 	}
 	msgs = append(msgs, s.replyPuts(sub, nil)...) // an imported record has its replies
 	for attempt := 0; ; attempt++ {
@@ -713,6 +717,7 @@ func (s *Store) update(id, kind string, receipt []byte, fn func(s *submission.Su
 			return d.Sub, true, nil // the earlier attempt was committed
 		}
 		wasOutbox, wasHanded, wasHeld, wasOffice := d.Sub.State.Dispatchable(), d.Sub.State == submission.StateHandedOver, d.Sub.State == submission.StateHeld, d.Sub.OfficeID
+		wasValue := store.WaitingValue(d.Sub)
 		hadReplies := map[string]bool{}
 		for _, r := range d.Sub.Replies {
 			hadReplies[r.MessageID] = true
@@ -742,14 +747,24 @@ func (s *Store) update(id, kind string, receipt []byte, fn func(s *submission.Su
 			return nil, false, err
 		}
 		msgs := append([]*nats.Msg{expect(s.subKey(id), data, seq)}, pages...)
-		if isOutbox := d.Sub.State.Dispatchable(); isOutbox != wasOutbox {
-			msgs = append(msgs, s.setMember(s.outboxKey(id), isOutbox))
-		}
-		if isHanded := d.Sub.State == submission.StateHandedOver; isHanded != wasHanded {
-			msgs = append(msgs, s.setMember(s.handedKey(id), isHanded))
-		}
-		if isHeld := d.Sub.State == submission.StateHeld; isHeld != wasHeld {
-			msgs = append(msgs, s.setMember(s.heldKey(id), isHeld))
+		// A set key is written when the submission enters or leaves the set, and
+		// again when its value changes while in it (an erasure).
+		wv := store.WaitingValue(d.Sub)
+		changed := !bytes.Equal(wv, wasValue)
+		for _, set := range []struct {
+			key     string
+			was, is bool
+		}{
+			{s.outboxKey(id), wasOutbox, d.Sub.State.Dispatchable()},
+			{s.handedKey(id), wasHanded, d.Sub.State == submission.StateHandedOver},
+			{s.heldKey(id), wasHeld, d.Sub.State == submission.StateHeld},
+		} {
+			switch {
+			case set.is && (!set.was || changed):
+				msgs = append(msgs, putValue(set.key, wv))
+			case set.was && !set.is:
+				msgs = append(msgs, s.setMember(set.key, false))
+			}
 		}
 		if o := d.Sub.OfficeID; o != "" && o != wasOffice {
 			msgs = append(msgs, put(s.officeKey(o, id)))
@@ -863,6 +878,13 @@ func expect(subject string, data []byte, lastSeq uint64) *nats.Msg {
 
 func put(subject string) *nats.Msg {
 	m := nats.NewMsg(subject)
+	return m
+}
+
+// putValue puts a key with a value (a waiting set's, store.WaitingValue).
+func putValue(subject string, v []byte) *nats.Msg {
+	m := nats.NewMsg(subject)
+	m.Data = v
 	return m
 }
 

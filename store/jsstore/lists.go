@@ -140,18 +140,29 @@ func eachRound(ctx context.Context, stream jetstream.Stream, opts Options, filte
 // of it got has applied everything acknowledged before. An older mark, or none,
 // means a lagging replica, and the listing starts again on a new consumer.
 func (s *Store) ids(filter string) ([]string, error) {
+	var ids []string
+	err := s.keysUnder([]string{filter}, false, func() { ids = nil }, func(id string, _ []byte) {
+		ids = append(ids, id)
+	})
+	return ids, err
+}
+
+// keysUnder is ids with the values (withValues) and under several filters: add
+// gets each key's decoded last token and value, reset is called when a listing
+// starts again.
+func (s *Store) keysUnder(filters []string, withValues bool, reset func(), add func(id string, v []byte)) error {
 	ctx, cancel := s.ctx()
 	defer cancel()
 	mark := s.subject(listedKey)
 	for round := 0; ; round++ {
 		at, err := s.markListing(ctx, mark)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		var ids []string
 		fresh := false
-		err = eachIn(ctx, s.kv, s.opts, []string{filter, mark}, true, func() { ids, fresh = nil, false },
-			func(subject string, _ []byte, md *jetstream.MsgMetadata) (bool, error) {
+		reset()
+		err = eachIn(ctx, s.kv, s.opts, append(slices.Clone(filters), mark), !withValues, func() { reset(); fresh = false },
+			func(subject string, data []byte, md *jetstream.MsgMetadata) (bool, error) {
 				if subject == mark {
 					fresh = md.Sequence.Stream >= at
 					return true, nil
@@ -161,15 +172,15 @@ func (s *Store) ids(filter string) ([]string, error) {
 				if err != nil {
 					return false, fmt.Errorf("jsstore: key %s: %w", subject, err)
 				}
-				ids = append(ids, id)
+				add(id, data)
 				return true, nil
 			})
 		if err != nil || fresh {
-			return ids, unavailable(err)
+			return unavailable(err)
 		}
 		s.stats.staleListings.Add(1)
 		if !sleep(ctx, backoff(round)) {
-			return nil, fmt.Errorf("jsstore: list %s: %w: no replica caught up within %s", filter, store.ErrUnavailable, s.opts.Timeout)
+			return fmt.Errorf("jsstore: list %s: %w: no replica caught up within %s", filters[0], store.ErrUnavailable, s.opts.Timeout)
 		}
 	}
 }
@@ -201,6 +212,25 @@ func (s *Store) HandedOver() ([]string, error) { return s.ids(s.subject("handed.
 
 // Held lists the ids of submissions that wait for a person.
 func (s *Store) Held() ([]string, error) { return s.ids(s.subject("held.*")) }
+
+// Waiting implements store.Store: the three sets in one listing (so one replica's
+// view), with their values (store.WaitingValue).
+func (s *Store) Waiting(officeID string) ([]store.Waiting, error) {
+	var out []store.Waiting
+	err := s.keysUnder([]string{s.subject("outbox.*"), s.subject("handed.*"), s.subject("held.*")}, true,
+		func() { out = nil }, func(id string, v []byte) {
+			if store.WaitingFor(v, officeID) {
+				out = append(out, store.ParseWaiting(id, v))
+			}
+		})
+	if err != nil {
+		return nil, err
+	}
+	// An update moves an id from one set to another in one atomic batch, so a
+	// listing of one replica names it once; sorted, the three lists are one.
+	slices.SortFunc(out, func(a, b store.Waiting) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
 
 // WalkOffice calls fn for the submissions addressed to an office, oldest first (by
 // id; ids are time-ordered), starting after the id `after`, until fn returns false.

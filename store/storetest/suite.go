@@ -65,6 +65,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("UpdateErrorAborts", s.testUpdateError)
 	t.Run("UpdateWithReceiptOnlyWinnerWrites", s.testUpdateWithReceipt)
 	t.Run("IndexesFollowState", s.testIndexes)
+	t.Run("WaitingNamesOfficeAndErasure", s.testWaiting)
 	t.Run("RepliesByMessage", s.testRepliesByMessage)
 	t.Run("WalkOffice", s.testWalkOffice)
 	t.Run("Scan", s.testScan)
@@ -546,6 +547,97 @@ func assertIndexed(t *testing.T, st store.Store, id string, outbox, handed bool)
 	}
 	if n := count(ob, id); n > 1 {
 		t.Fatalf("%s listed %d times in the outbox", id, n)
+	}
+	// Waiting lists the three together, once each, with what the record says.
+	// Waiting lists the three together, once each, with what the record says,
+	// for the record's office only.
+	office := ""
+	if s, err := st.Get(id); err == nil {
+		office = s.OfficeID
+	}
+	for _, o := range []string{office, office + "-other"} {
+		w, err := st.Waiting(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []store.Waiting
+		for _, e := range w {
+			if e.Known && e.Office != o {
+				t.Fatalf("Waiting(%q) lists an entry of office %q: %+v", o, e.Office, e)
+			}
+			if e.ID == id {
+				got = append(got, e)
+			}
+		}
+		wantIn := (outbox || handed || wantHeld) && o == office
+		if len(got) != map[bool]int{false: 0, true: 1}[wantIn] {
+			t.Fatalf("%s: Waiting(%q) names it %d times (%+v), want in=%v", id, o, len(got), got, wantIn)
+		}
+		if wantIn {
+			s, err := st.Get(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := (store.Waiting{ID: id, Known: true, Office: s.OfficeID, Erased: s.BytesRemovedAt != nil}); got[0] != want {
+				t.Fatalf("Waiting entry %+v, want %+v", got[0], want)
+			}
+		}
+		if !slices.IsSortedFunc(w, func(a, b store.Waiting) int { return strings.Compare(a.ID, b.ID) }) {
+			t.Fatal("Waiting is not in id order")
+		}
+	}
+}
+
+// testWaiting: the waiting entries name the office and follow an erasure, for
+// every waiting state, without reading a record (the XTA face counts
+// MessagesPending from them on every getMessage).
+func (s *suite) testWaiting(t *testing.T) {
+	st := s.h.Open(t)
+	officeB := uid("office-b")
+	var ids []string
+	for i, state := range []submission.State{submission.StateQueued, submission.StateRetrying, submission.StateHandedOver, submission.StateHeld} {
+		sub := NewSubmission(uid("w"), uid("p"), uid("m"))
+		sub.State = state
+		if i%2 == 1 {
+			sub.OfficeID = officeB
+		}
+		mustCreate(t, st, sub, firstEvents(), "r")
+		ids = append(ids, sub.ID)
+		assertIndexed(t, st, sub.ID, state.Dispatchable(), state == submission.StateHandedOver)
+	}
+	// An erasure of a waiting submission's bytes changes no state: its entry says so.
+	for _, id := range ids {
+		if _, err := st.Update(id, func(x *submission.Submission) ([]submission.Event, error) {
+			now := time.Now().UTC()
+			x.BytesRemovedAt = &now
+			return []submission.Event{{Type: submission.EventBytesRemoved}}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		x, _ := st.Get(id)
+		assertIndexed(t, st, id, x.State.Dispatchable(), x.State == submission.StateHandedOver)
+	}
+	// Moving on keeps the erasure in the entry; leaving the waiting states ends it.
+	if _, err := st.Update(ids[0], setState(submission.StateHandedOver, "handed_over")); err != nil {
+		t.Fatal(err)
+	}
+	assertIndexed(t, st, ids[0], false, true)
+	if _, err := st.Update(ids[2], setState(submission.StateDelivered, "delivered")); err != nil {
+		t.Fatal(err)
+	}
+	assertIndexed(t, st, ids[2], false, false)
+	w, err := st.Waiting(officeB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range w {
+		if e.Erased {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Fatalf("%d erased entries of office %s, want 2: %+v", n, officeB, w)
 	}
 }
 

@@ -85,6 +85,18 @@ func (d *defective) Delete(id string) error {
 	return nil
 }
 
+// Waiting: the waiting-misses-erasure defect keeps the value an entry got when it
+// entered its set, as a store that writes set keys only on entering would.
+func (d *defective) Waiting(officeID string) ([]store.Waiting, error) {
+	w, err := d.Store.Waiting(officeID)
+	if d.defect == "waiting-misses-erasure" {
+		for i := range w {
+			w[i].Erased = false
+		}
+	}
+	return w, err
+}
+
 // ghostKey is the deleted id a leftover idempotency key still names.
 func (d *defective) ghostKey(sender, messageID string) (string, bool) {
 	d.mu.Lock()
@@ -395,6 +407,7 @@ func TestSeededDefectsFail(t *testing.T) {
 		"stream-ignores-limit":          "BlobPutStream",
 		"stream-discards-shared":        "BlobPutStream",
 		"refresh-does-nothing":          "BlobRefresh",
+		"waiting-misses-erasure":        "WaitingNamesOfficeAndErasure",
 		"untimed-writes":                "WritesTimed",
 	}
 	testenv.PlantedDefects(t, "STORETEST_DEFECT", "a store", cases)
