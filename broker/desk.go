@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"time"
 
@@ -39,6 +38,11 @@ type OfficeDesk interface {
 	// whose office confirms separately (XTA: getMessage reads, close confirms). The
 	// first fetch is recorded (FetchedAt, a fetched event on channel).
 	FetchPackage(ctx context.Context, officeID, id, channel string) (*submission.Submission, io.ReadCloser, error)
+	// Waiting returns the ids of the office's submissions that wait for it with
+	// their bytes — queued, retrying, handed over or held, not erased — oldest
+	// first. It reads the store's indexes, not the records: a face can ask it on
+	// every call (XTA's MessagesPending on every getMessage).
+	Waiting(ctx context.Context, officeID string) ([]string, error)
 	// OpenAttachment opens one attachment by its id.
 	OpenAttachment(ctx context.Context, officeID, id, attachmentID string) (submission.Attachment, io.ReadCloser, error)
 	// Receipt returns a signed receipt (ReceiptIntake or ReceiptDelivery).
@@ -133,11 +137,13 @@ func (b *Broker) forOffice(officeID, id string) (*submission.Submission, error) 
 //
 // A listing of states the store indexes only — what still waits: queued,
 // retrying, handed over, held; the filter a pulling Fachverfahren, the XTA
-// status list and the mailbox's "Neu" use on every poll — reads the records the
-// indexes name, not the office's cases: an office with tens of thousands of
-// answered cases would otherwise have every one of them read to find the few
-// that wait (docs/performance.md, "A gateway with years of data"). Any other
-// listing walks the office's cases.
+// status list and the mailbox's "Neu" use on every poll — reads the records of
+// the office's waiting entries (store.Waiting), not the office's cases: an
+// office with tens of thousands of answered cases would otherwise have every one
+// of them read to find the few that wait (docs/performance.md, "A gateway with
+// years of data"), nor the other offices' waiting records, which the indexes
+// alone named until they kept the office. Any other listing walks the office's
+// cases.
 func (b *Broker) List(ctx context.Context, officeID string, q ListQuery) (Page, error) {
 	limit := q.Limit
 	if limit <= 0 {
@@ -170,12 +176,10 @@ func (b *Broker) List(ctx context.Context, officeID string, q ListQuery) (Page, 
 		page.Items = append(page.Items, s)
 		return true
 	}
-	ids, indexed, err := b.waitingIDs(q.States)
-	switch {
-	case err != nil:
-	case indexed:
-		err = b.walkIDs(officeID, q.After, ids, keep)
-	default:
+	var err error
+	if waitingOnly(q.States) {
+		err = b.walkWaiting(officeID, q.After, keep)
+	} else {
 		err = b.db.WalkOffice(officeID, q.After, keep)
 	}
 	if err != nil {
@@ -184,61 +188,38 @@ func (b *Broker) List(ctx context.Context, officeID string, q ListQuery) (Page, 
 	return page, ctx.Err()
 }
 
-// maxIndexedList bounds the records an indexed listing reads: the indexes hold
-// every office's waiting submissions, and while a backlog of more than this
-// waits (an outage of many offices) walking the office's own cases reads fewer.
-const maxIndexedList = 10000
-
-// waitingIDs returns the ids, sorted, that the store's indexes hold for states,
-// and whether they cover them: every state is one the store indexes and the
-// indexes hold at most maxIndexedList ids. No states (every state) is not covered.
-func (b *Broker) waitingIDs(states []submission.State) ([]string, bool, error) {
-	if len(states) == 0 {
-		return nil, false, nil
-	}
-	lists := map[string]func() ([]string, error){}
+// waitingOnly reports whether states are all ones the store's waiting indexes
+// hold (no states is every state: not).
+func waitingOnly(states []submission.State) bool {
 	for _, st := range states {
-		switch {
-		case st == submission.StateHeld:
-			lists["held"] = b.db.Held
-		case st == submission.StateHandedOver:
-			lists["handed_over"] = b.db.HandedOver
-		case st.Dispatchable():
-			lists["outbox"] = b.db.Outbox
-		default:
-			return nil, false, nil
+		if !waitingState(st) {
+			return false
 		}
 	}
-	var ids []string
-	for _, list := range lists {
-		some, err := list()
-		if err != nil {
-			return nil, false, err
-		}
-		ids = append(ids, some...)
-	}
-	if len(ids) > maxIndexedList {
-		return nil, false, nil
-	}
-	slices.Sort(ids) // time-ordered ids: oldest first, as WalkOffice
-	// A submission that moved from one index to another between the listings is
-	// named twice.
-	return slices.Compact(ids), true, nil
+	return len(states) > 0
 }
 
-// walkIDs is WalkOffice over the sorted ids of waitingIDs: fn gets those of the
-// office after the id `after`, oldest first, until it returns false. fn checks
-// the state: a submission may have moved on since the index was listed.
-func (b *Broker) walkIDs(officeID, after string, ids []string, fn func(*submission.Submission) bool) error {
-	i := 0
-	if after != "" {
-		i, _ = slices.BinarySearch(ids, after)
+// waitingState: the states of the store's waiting indexes (outbox, handed over,
+// held).
+func waitingState(st submission.State) bool {
+	return st.Dispatchable() || st == submission.StateHandedOver || st == submission.StateHeld
+}
+
+// walkWaiting is WalkOffice over the office's waiting entries: fn gets those
+// after the id `after`, oldest first, until it returns false. fn checks the
+// state: a submission may have moved on since the index was listed. An entry
+// that does not name its office (written before the indexes kept it) is read
+// and kept if it is the office's.
+func (b *Broker) walkWaiting(officeID, after string, fn func(*submission.Submission) bool) error {
+	entries, err := b.db.Waiting(officeID)
+	if err != nil {
+		return err
 	}
-	for _, id := range ids[i:] {
-		if id == after {
+	for _, e := range entries {
+		if after != "" && e.ID <= after {
 			continue
 		}
-		s, err := b.db.Get(id)
+		s, err := b.db.Get(e.ID)
 		if errors.Is(err, store.ErrNotFound) {
 			continue // deleted since the index was listed (retention runs beside us)
 		}
@@ -250,6 +231,38 @@ func (b *Broker) walkIDs(officeID, after string, ids []string, fn func(*submissi
 		}
 	}
 	return nil
+}
+
+// Waiting implements OfficeDesk. Only an entry that does not name its office
+// (written before the indexes kept it) is read.
+func (b *Broker) Waiting(ctx context.Context, officeID string) ([]string, error) {
+	entries, err := b.db.Waiting(officeID)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if !e.Known {
+			s, err := b.db.Get(e.ID)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			if !waitingState(s.State) {
+				continue
+			}
+			e = store.Waiting{ID: e.ID, Known: true, Office: s.OfficeID, Erased: s.BytesRemovedAt != nil}
+		}
+		if e.Office == officeID && !e.Erased {
+			ids = append(ids, e.ID)
+		}
+	}
+	return ids, nil
 }
 
 func matches(s *submission.Submission, text string) bool {

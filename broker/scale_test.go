@@ -12,6 +12,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
+	bolt "go.etcd.io/bbolt"
 )
 
 // readCounting is the real store, counting the records the broker reads from it.
@@ -156,6 +157,103 @@ func TestWaitingListReadsTheIndexNotTheHistory(t *testing.T) {
 	// A state no index holds still walks the office's cases.
 	if pg, err := b.List(ctx, "office-a", ListQuery{States: []submission.State{submission.StateAccepted}, Limit: 1000}); err != nil || len(pg.Items) != 600 {
 		t.Fatalf("accepted list: %d items, %v", len(pg.Items), err)
+	}
+}
+
+// TestWaitingReadsOnlyTheOfficesOwn: the waiting list of one office reads its
+// own waiting records, not the other offices' (the indexes named every waiting
+// submission, and a poll of an office with 3 waiting read all 203 while another
+// office had 200 held); Waiting, what XTA counts MessagesPending from on every
+// getMessage, reads none. An erased submission still lists and no longer
+// counts; an index entry written before the indexes named the office is read
+// once to learn it.
+func TestWaitingReadsOnlyTheOfficesOwn(t *testing.T) {
+	dir := t.TempDir()
+	held := fillHistory(t, dir, "office-a", 0, map[string]int{"office-a": 3, "office-b": 200})
+	// Two of office-b's entries as a file of the version before wrote them:
+	// without a value, so the office is not known from the index.
+	forgetWaitingValues(t, dir+"/store/"+store.FileName, held["office-b"][:2])
+	var st *readCounting
+	b := startOver(t, dir, testConfig, func(db *store.DB) store.Store { st = &readCounting{Store: db}; return st })
+	ctx := context.Background()
+	waiting := []submission.State{submission.StateQueued, submission.StateRetrying, submission.StateHandedOver, submission.StateHeld}
+
+	st.reads.Store(0)
+	pg, err := b.List(ctx, "office-a", ListQuery{States: waiting})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(pg.Items); !slices.Equal(got, held["office-a"]) {
+		t.Fatalf("office-a's waiting list = %v, want %v", got, held["office-a"])
+	}
+	if n := st.reads.Load(); n > 3+2 {
+		t.Fatalf("office-a's waiting list read %d records, want its 3 and the 2 entries without an office", n)
+	}
+	st.reads.Store(0)
+	w, err := b.Waiting(ctx, "office-a")
+	if err != nil || !slices.Equal(w, held["office-a"]) {
+		t.Fatalf("Waiting(office-a) = %v, %v; want %v", w, err, held["office-a"])
+	}
+	if n := st.reads.Load(); n > 2 {
+		t.Fatalf("Waiting read %d records, want only the 2 entries without an office", n)
+	}
+	if w, err := b.Waiting(ctx, "office-b"); err != nil || !slices.Equal(w, held["office-b"]) {
+		t.Fatalf("Waiting(office-b) has %d ids, %v; want its 200", len(w), err)
+	}
+
+	// An erasure of a waiting package: listed still (the office sees the case),
+	// counted no more (nothing to fetch).
+	erased := held["office-a"][1]
+	if _, err := st.Update(erased, func(s *submission.Submission) ([]submission.Event, error) {
+		now := time.Now().UTC()
+		s.BytesRemovedAt = &now
+		return []submission.Event{{Type: submission.EventBytesRemoved}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st.reads.Store(0)
+	w, err = b.Waiting(ctx, "office-a")
+	if want := []string{held["office-a"][0], held["office-a"][2]}; err != nil || !slices.Equal(w, want) {
+		t.Fatalf("Waiting after an erasure = %v, %v; want %v", w, err, want)
+	}
+	if n := st.reads.Load(); n > 2 {
+		t.Fatalf("Waiting read %d records after the erasure", n)
+	}
+	if pg, err := b.List(ctx, "office-a", ListQuery{States: waiting}); err != nil || len(pg.Items) != 3 {
+		t.Fatalf("the waiting list after an erasure: %d items, %v", len(pg.Items), err)
+	}
+}
+
+func ids(subs []*submission.Submission) []string {
+	var out []string
+	for _, s := range subs {
+		out = append(out, s.ID)
+	}
+	return out
+}
+
+// forgetWaitingValues empties the waiting index values of ids in the bbolt file.
+func forgetWaitingValues(t *testing.T, file string, ids []string) {
+	t.Helper()
+	db, err := bolt.Open(file, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error {
+		for _, name := range []string{"outbox", "handed_over", "held"} {
+			b := tx.Bucket([]byte(name))
+			for _, id := range ids {
+				if b.Get([]byte(id)) != nil {
+					if err := b.Put([]byte(id), nil); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -61,6 +61,21 @@ func (d *memDesk) record(id string, evs []submission.Event) {
 	d.events[id] = append(d.events[id], evs...)
 }
 
+func (d *memDesk) Waiting(_ context.Context, office string) ([]string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var ids []string
+	for _, id := range d.order {
+		s := d.subs[id]
+		w := s.State.Dispatchable() || s.State == submission.StateHandedOver || s.State == submission.StateHeld
+		if s.OfficeID == office && w && s.BytesRemovedAt == nil {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
 func (d *memDesk) List(_ context.Context, office string, q broker.ListQuery) (broker.Page, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
