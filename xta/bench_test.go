@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 // benchPost sends one request and reads the whole answer, failing on a fault.
@@ -93,4 +95,31 @@ func BenchmarkOperations(b *testing.B) {
 			report(b, start)
 		})
 	}
+}
+
+// BenchmarkGetMessageWithBacklog: getMessage of one message while 1,000 wait in
+// the office's box and 1,000 in another office's. MessagesPending is counted on
+// every call; it read every waiting record of the gateway until the store's
+// waiting entries named the office (docs/performance.md, "XTA with a backlog").
+func BenchmarkGetMessageWithBacklog(b *testing.B) {
+	e := startEnv(b, nil)
+	var ids []string
+	for range 1000 {
+		ids = append(ids, e.receive(b, officeA, pkgBytes(2000)))
+		e.receive(b, officeB, pkgBytes(2000))
+	}
+	sub := e.wait(b, ids[len(ids)-1], submission.StateHandedOver)
+	for _, id := range ids {
+		e.wait(b, id, submission.StateHandedOver)
+	}
+	c := e.client("office-a")
+	req := soapUIRequest(xtaA, "", fetchBody(MessageID("amtsbote", sub.ID)))
+	url, ct := e.base+PathRecipient, actionCT(portRecipient, "getMessage")
+	benchPost(b, c, url, ct, req)
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		benchPost(b, c, url, ct, req)
+	}
+	report(b, start)
 }

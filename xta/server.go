@@ -860,14 +860,16 @@ func (s *Server) getMessage(c *call) (*answer, error) {
 			p.cid = fmt.Sprintf("part%d.%s@amtsbote", i+1, sub.ID)
 		}
 	}
-	pending := 0
-	if err := s.walkOpen(c, func(o *submission.Submission) {
-		if o.ID != sub.ID {
-			pending++
-		}
-	}); err != nil {
+	// MessagesPending from the store's indexes alone: reading the waiting records
+	// on every getMessage made draining a box of N messages cost N² reads.
+	waiting, err := s.o.Desk.Waiting(c.ctx, c.officeID)
+	if err != nil {
 		closeParts(parts)
 		return nil, err
+	}
+	pending := len(waiting)
+	if slices.Contains(waiting, sub.ID) {
+		pending--
 	}
 	m := s.metaOf(sub, c.party)
 	return &answer{
