@@ -313,7 +313,13 @@ func startPortal(t *testing.T) example {
 // the portal.
 func signedExample(t *testing.T, client *portal.Client, leika string) []byte {
 	t.Helper()
-	p := paket.ExampleWith(leika, paket.NewMessageID(), time.Now())
+	return signedExampleOf(t, client, leika, paket.NewMessageID())
+}
+
+// signedExampleOf is signedExample with the NachrichtID given.
+func signedExampleOf(t *testing.T, client *portal.Client, leika, messageID string) []byte {
+	t.Helper()
+	p := paket.ExampleWith(leika, messageID, time.Now())
 	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
 	raw, err := client.Sign(p)
 	if err != nil {

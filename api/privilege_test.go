@@ -10,6 +10,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/intake"
+	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -28,9 +29,10 @@ func TestForwardedPackageIsNotTheLocalPortals(t *testing.T) {
 		t.Fatalf("the portal's own package: %v %+v", err, own)
 	}
 	now := time.Now().UTC()
-	fwRaw := signedExample(t, client, e.leika)
+	fwID := paket.NewMessageID()
+	fwRaw := signedExampleOf(t, client, e.leika, fwID)
 	fw, err := g.Pipeline.SubmitForwarded(context.Background(), intake.Forwarded{
-		Package: fwRaw, Sender: pki.Portal.Name, SenderCert: pki.Portal.Cert,
+		Package: fwRaw, Sender: pki.Portal.Name, SenderCert: pki.Portal.Cert, MessageID: fwID, LeikaKey: e.leika,
 		Origin: submission.Origin{Gateway: "amtsbote-by", SubmissionID: "by-1", ForwardedAt: now,
 			Chain: []submission.Hop{{Gateway: "amtsbote-by", SubmissionID: "by-1", At: now}}},
 		Self: g.Config.GatewayID, MaxHops: 4,

@@ -29,6 +29,9 @@ const (
 	TypeClockSkew     = problem.TypeFederationClockSkew
 	TypeMisdirected   = problem.TypeFederationMisdirected
 	TypeUntrustedPeer = problem.TypeFederationUntrustedPeer
+	// TypeEnvelopeMismatch: the envelope's NachrichtID or LeiKa key is not the
+	// package's (intake.ErrEnvelopeMismatch).
+	TypeEnvelopeMismatch = problem.TypeFederationEnvelopeMismatch
 )
 
 // Client is the forwarding side: it sends envelopes and status questions to peers

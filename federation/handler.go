@@ -252,6 +252,8 @@ func problemFor(err error) *problem.Problem {
 		return problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "the gateway holds as many forwarded packages in memory as it may; nothing was received; retry later")
 	case errors.Is(err, ErrTaken):
 		return problem.New(http.StatusConflict, problem.TypeConflict, err.Error())
+	case errors.Is(err, intake.ErrEnvelopeMismatch):
+		return problem.New(http.StatusUnprocessableEntity, TypeEnvelopeMismatch, err.Error())
 	case errors.Is(err, intake.ErrSenderNotVouched):
 		return problem.New(http.StatusForbidden, problem.TypeUntrustedSigner, err.Error())
 	case errors.Is(err, ErrMalformed):
@@ -417,7 +419,7 @@ func (h *Receiver) receive(w http.ResponseWriter, r *http.Request, env *Envelope
 	}
 	sum := sha256.Sum256(body)
 	rec, err := h.Pipeline.SubmitForwarded(r.Context(), intake.Forwarded{
-		Package: env.Package, Sender: env.Sender, SenderCert: env.SenderCert,
+		Package: env.Package, Sender: env.Sender, SenderCert: env.SenderCert, MessageID: env.MessageID, LeikaKey: env.LeikaKey,
 		Origin: submission.Origin{Gateway: env.From, SubmissionID: env.Chain[len(env.Chain)-1].SubmissionID, Chain: chain,
 			ReceiptSHA256: env.ReceiptSHA256, ForwardedAt: env.At, EnvelopeSHA256: hex.EncodeToString(sum[:])},
 		Self: h.Trust.Self(), MaxHops: MaxHops, NextPeer: h.NextPeer, Parts: parts,

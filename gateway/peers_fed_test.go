@@ -297,7 +297,7 @@ func (n *fedNode) signedPackage(t *testing.T, messageID string, place paket.Ort)
 
 // forwardRaw posts pkg to to's federation endpoint in an envelope n signs, the way
 // any implementation of docs/federation.md would, and returns the answer.
-func (n *fedNode) forwardRaw(t *testing.T, to *fedNode, messageID string, pkg []byte) (int, []byte) {
+func (n *fedNode) forwardRaw(t *testing.T, to *fedNode, messageID string, pkg []byte, edit ...func(*federation.Envelope)) (int, []byte) {
 	t.Helper()
 	cert, err := federation.SignerCertificate(pkg)
 	if err != nil {
@@ -307,6 +307,9 @@ func (n *fedNode) forwardRaw(t *testing.T, to *fedNode, messageID string, pkg []
 	env := &federation.Envelope{ForwardingID: "d-" + paket.NewMessageID(), From: n.id, To: to.id, At: now, Sender: "amt24", MessageID: messageID,
 		LeikaKey: fedService, ReceiptSHA256: strings.Repeat("0", 64), SenderCert: cert, Package: pkg,
 		Chain: []federation.Hop{{Gateway: n.id, SubmissionID: "s-" + paket.NewMessageID(), At: now}}}
+	for _, e := range edit {
+		e(env)
+	}
 	doc, err := env.Sign(n.gatewaySigner(t))
 	if err != nil {
 		t.Fatal(err)

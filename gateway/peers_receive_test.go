@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/federation"
 	"github.com/amtsbote/amtsbote/paket"
 )
 
@@ -72,4 +73,35 @@ func TestPeerRepeatOnlyForTheSamePeerAndPackage(t *testing.T) {
 	}
 	code, body = sn.forwardRaw(t, by, mine, sn.signedPackage(t, mine, paket.Ort{PLZ: "80331"})) // München too
 	refused("other bytes under a NachrichtID sn forwarded before", code, body)
+}
+
+// TestPeerEnvelopeMustNameItsPackage: a peer's envelope that names another
+// NachrichtID or LeiKa key than the signed package it carries was taken: the
+// package was received under its own name while the forwarding gateway tracked
+// (and its operator looked for) it under the envelope's. Now it is a 422
+// federation/envelope-mismatch and nothing is received; the honest envelope of
+// the same package is taken afterwards.
+func TestPeerEnvelopeMustNameItsPackage(t *testing.T) {
+	sn := newFedNode(t, "amtsbote-sn")
+	by := newMunichPeer(t, sn)
+	by.start(t) // sn does not run: it only signs envelopes here
+	id := paket.NewMessageID()
+	pkg := sn.signedPackage(t, id, paket.Ort{ARS: fedMuenchenARS})
+	for what, edit := range map[string]func(*federation.Envelope){
+		"another NachrichtID": func(e *federation.Envelope) { e.MessageID = paket.NewMessageID() },
+		"another LeiKa key":   func(e *federation.Envelope) { e.LeikaKey = "99010003001006" },
+	} {
+		code, body := sn.forwardRaw(t, by, id, pkg, edit)
+		var p problem.Problem
+		_ = json.Unmarshal(body, &p)
+		if code != http.StatusUnprocessableEntity || p.Type != federation.TypeEnvelopeMismatch {
+			t.Errorf("%s: %d %.300s, want 422 %s", what, code, body, federation.TypeEnvelopeMismatch)
+		}
+	}
+	if s, err := by.g.Broker.FindMessage("amt24", id); err == nil {
+		t.Fatalf("a mismatched envelope's package was received: %s", s.ID)
+	}
+	if code, body := sn.forwardRaw(t, by, id, pkg); code != http.StatusCreated {
+		t.Fatalf("the honest envelope: %d %.300s", code, body)
+	}
 }

@@ -20,6 +20,11 @@ import (
 	"github.com/amtsbote/amtsbote/submission"
 )
 
+// ErrEnvelopeMismatch: a forwarded package's envelope names another NachrichtID
+// or LeiKa key than the signed package it carries (a peer's defect, or a hostile
+// peer's: the package would be tracked under one name and be another).
+var ErrEnvelopeMismatch = errors.New("intake: the forwarding envelope does not name the package it carries")
+
 // ErrSenderMismatch: the package's Absender is not the identity of its signer.
 var ErrSenderMismatch = errors.New("intake: Absender does not match the signing certificate")
 

@@ -37,6 +37,11 @@ type Forwarded struct {
 	// certificate, and the peer's signature on the envelope vouches for it.
 	Sender     string
 	SenderCert *x509.Certificate
+	// MessageID and LeikaKey are the envelope's word on the package it carries
+	// (its NachrichtID and LeiKa key). They must be the package's own: the
+	// forwarding gateway asks about the package's status, and its operator looks
+	// for it, by what its envelope said (ErrEnvelopeMismatch).
+	MessageID, LeikaKey string
 	// Origin names the forwarding gateway and the chain of gateways passed so far.
 	Origin submission.Origin
 	// Self is this gateway's id; MaxHops bounds the chain (this gateway included).
@@ -117,6 +122,10 @@ func (p *Pipeline) SubmitForwarded(ctx context.Context, f Forwarded) (*broker.Re
 	}
 	if pk.Kopf.Absender != v.Signer.ID || pk.Kopf.Absender != f.Sender {
 		return nil, fmt.Errorf("%w: Absender %q, certificate %q, vouched sender %q", ErrSenderMismatch, pk.Kopf.Absender, v.Signer.ID, f.Sender)
+	}
+	if pk.Kopf.NachrichtID != f.MessageID || pk.Kopf.Leistung.Schluessel != f.LeikaKey {
+		return nil, fmt.Errorf("%w: the envelope names NachrichtID %q and LeiKa key %q, the package %q and %q",
+			ErrEnvelopeMismatch, f.MessageID, f.LeikaKey, pk.Kopf.NachrichtID, pk.Kopf.Leistung.Schluessel)
 	}
 	// Onward to a third state only if that closes no loop and stays within the limit.
 	onPeer := func(route *routing.Route) error {

@@ -47,6 +47,8 @@ const (
 	TypeFederationClockSkew     = Base + "federation/clock-skew"     // 400: the envelope's time is outside the window
 	TypeFederationMisdirected   = Base + "federation/misdirected"    // 421: the envelope names another gateway
 	TypeFederationUntrustedPeer = Base + "federation/untrusted-peer" // 403: the forwarding gateway is not a trusted peer
+	// 422: the envelope's NachrichtID or LeiKa key is not the signed package's
+	TypeFederationEnvelopeMismatch = Base + "federation/envelope-mismatch"
 )
 
 // Problem is one problem document. Extension members go into Extra.
@@ -141,9 +143,10 @@ var titles = map[string]string{
 	TypeUnavailable:         "Service unavailable",
 	TypeInternal:            "Internal error",
 
-	TypeFederationLoop:          "Forwarding loop",
-	TypeFederationHopLimit:      "Hop limit reached",
-	TypeFederationClockSkew:     "Clock skew too large",
-	TypeFederationMisdirected:   "Envelope addressed to another gateway",
-	TypeFederationUntrustedPeer: "Peer gateway not trusted",
+	TypeFederationLoop:             "Forwarding loop",
+	TypeFederationHopLimit:         "Hop limit reached",
+	TypeFederationClockSkew:        "Clock skew too large",
+	TypeFederationMisdirected:      "Envelope addressed to another gateway",
+	TypeFederationUntrustedPeer:    "Peer gateway not trusted",
+	TypeFederationEnvelopeMismatch: "Envelope does not name the package it carries",
 }
