@@ -51,17 +51,35 @@ func (b *Broker) watchConfirmations() {
 	}
 }
 
-// checkHandedOver asks once about each handed-over submission.
+// confirmsLater reports whether the channel's adapter is an adapters.Confirmer.
+func (b *Broker) confirmsLater(channel string) bool {
+	a, ok := b.adapters.Get(channel)
+	if !ok {
+		return false
+	}
+	_, ok = a.(adapters.Confirmer)
+	return ok
+}
+
+// checkHandedOver asks once about each submission handed over to a channel
+// that confirms later. The index entry names the channel, so the records of the
+// others are not read: a gateway whose mailboxes and XTA boxes hold tens of
+// thousands of handed-over packages read every one of them every ConfirmEvery,
+// and again on every change a folder signalled.
 func (b *Broker) checkHandedOver() {
-	ids, err := b.db.HandedOver()
+	entries, err := b.db.HandedOver()
 	if err != nil {
 		b.log.Error("list handed-over submissions", "err", err)
 		return
 	}
-	for _, id := range ids {
+	for _, e := range entries {
 		if b.ctx.Err() != nil {
 			return
 		}
+		if e.Known && !b.confirmsLater(e.Channel) {
+			continue
+		}
+		id := e.ID
 		s, err := b.db.Get(id)
 		if err != nil || s.State != submission.StateHandedOver {
 			continue

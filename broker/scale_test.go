@@ -295,3 +295,56 @@ func TestRetentionSharesCommits(t *testing.T) {
 		t.Fatalf("%d writes took %d commits: they did not share them", writes, commits)
 	}
 }
+
+// TestConfirmationReadsOnlyChannelsThatConfirmLater: the broker asks the
+// channels that confirm later (a folder, a peer) about their handed-over
+// packages, every ConfirmEvery and on every change a folder signals. It read
+// every handed-over record to find them — a mailbox's and an XTA box's too,
+// which no adapter confirms: with 200 such waiting beside 2 in a folder, each
+// round read 202 records. The index entry names the channel now.
+func TestConfirmationReadsOnlyChannelsThatConfirmLater(t *testing.T) {
+	dir := t.TempDir()
+	db, err := store.Open(dir+"/store", store.Options{BatchDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handOver := func(i int, channel string) {
+		id := fmt.Sprintf("01900000-%04d-7000-8000-000000000000", i)
+		s, evs := submission.New(submission.Params{ID: id, DeliveryID: "d" + id, MessageID: "m" + id, Sender: "amt24", SignerID: "amt24",
+			LeikaKey: "99000000000000", ServiceName: "Test", Place: "Dresden", AreaName: "Dresden", OfficeID: "office-a", OfficeName: "Amt",
+			Targets: []submission.Target{{Channel: channel}}, PackageSHA256: fmt.Sprintf("%064x", i), PackageSize: 10}, time.Now().UTC())
+		if _, _, _, err := db.Create(context.Background(), s, evs, ReceiptIntake, []byte("<r/>")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Update(id, func(c *submission.Submission) ([]submission.Event, error) {
+			return c.HandOver(time.Now().UTC(), c.Generation, submission.Confirmation{Receiver: channel})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 200 {
+		handOver(i, "mailbox")
+	}
+	handOver(200, "transfer")
+	handOver(201, "transfer")
+	db.Close()
+
+	cfg := testConfig
+	cfg.ConfirmEvery = time.Hour // the round at start, then the ones this test runs
+	l := &later{scripted: scripted{channel: "transfer"}, confirmed: map[string]bool{}, changes: make(chan struct{}, 1)}
+	var st *readCounting
+	b := startOver(t, dir, cfg, func(db *store.DB) store.Store { st = &readCounting{Store: db}; return st }, l, &scripted{channel: "mailbox"})
+	deadline := time.Now().Add(30 * time.Second)
+	for l.asked.Load() < 2 { // the round at start is done
+		if time.Now().After(deadline) {
+			t.Fatal("the folder was never asked")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	st.reads.Store(0)
+	l.asked.Store(0)
+	b.checkHandedOver()
+	if n, asked := st.reads.Load(), l.asked.Load(); n != 2 || asked != 2 {
+		t.Fatalf("a confirmation round read %d records and asked %d times, want the folder's 2 both times", n, asked)
+	}
+}

@@ -167,7 +167,10 @@ type Store interface {
 	Receipt(id, kind string) ([]byte, error)
 	Events(id string) ([]submission.Event, error)
 	Outbox() ([]string, error)
-	HandedOver() ([]string, error)
+	// HandedOver lists the handed-over index with each entry's value (Waiting):
+	// the broker asks only the channels that confirm later about their packages,
+	// and reads no record of the others' (a mailbox's or an XTA box's thousands).
+	HandedOver() ([]Waiting, error)
 	Held() ([]string, error)
 	// Waiting lists the entries of the three indexes above whose submission is
 	// addressed to officeID, each id once, in id order (oldest first), with
@@ -312,17 +315,29 @@ type Waiting struct {
 	Known  bool
 	Office string // the submission's OfficeID ("" if it has none)
 	Erased bool   // BytesRemovedAt is set: an erasure removed the package's bytes
+	// Channel is the channel of the submission's current target ("" if none).
+	Channel string
 }
 
 // WaitingValue is the value both store implementations keep with an entry of
-// the waiting indexes: a flag byte (1: known, 2: erased), then the office id.
-// Before it the value was empty, which reads as not known.
+// the waiting indexes: a flag byte (1: known, 2: erased), the length of the
+// channel name in a byte and the name, then the office id. Before it the value
+// was empty, which reads as not known.
 func WaitingValue(s *submission.Submission) []byte {
 	flags := byte(waitingKnown)
 	if s.BytesRemovedAt != nil {
 		flags |= waitingErased
 	}
-	return append([]byte{flags}, s.OfficeID...)
+	t, _ := s.CurrentTarget()
+	ch := t.Channel
+	if len(ch) > 255 {
+		flags &^= waitingKnown // no such channel name; the record tells
+		ch = ""
+	}
+	v := make([]byte, 0, 2+len(ch)+len(s.OfficeID))
+	v = append(v, flags, byte(len(ch)))
+	v = append(v, ch...)
+	return append(v, s.OfficeID...)
 }
 
 const (
@@ -330,18 +345,38 @@ const (
 	waitingErased = 2
 )
 
+// IDs returns the ids of entries, in their order.
+func IDs(entries []Waiting) []string {
+	ids := make([]string, len(entries))
+	for i, e := range entries {
+		ids[i] = e.ID
+	}
+	return ids
+}
+
 // WaitingFor reports whether an entry's value names officeID or names none
 // (not known): the entries Store.Waiting returns.
 func WaitingFor(v []byte, officeID string) bool {
-	return len(v) == 0 || v[0]&waitingKnown == 0 || string(v[1:]) == officeID
+	_, office, ok := splitWaiting(v)
+	return !ok || string(office) == officeID
+}
+
+// splitWaiting returns the channel and office of a value WaitingValue wrote;
+// ok is false for a value that names neither.
+func splitWaiting(v []byte) (channel, office []byte, ok bool) {
+	if len(v) < 2 || v[0]&waitingKnown == 0 || len(v) < 2+int(v[1]) {
+		return nil, nil, false
+	}
+	return v[2 : 2+int(v[1])], v[2+int(v[1]):], true
 }
 
 // ParseWaiting reads an entry's value as WaitingValue wrote it.
 func ParseWaiting(id string, v []byte) Waiting {
-	if len(v) == 0 || v[0]&waitingKnown == 0 {
+	ch, office, ok := splitWaiting(v)
+	if !ok {
 		return Waiting{ID: id}
 	}
-	return Waiting{ID: id, Known: true, Office: string(v[1:]), Erased: v[0]&waitingErased != 0}
+	return Waiting{ID: id, Known: true, Office: string(office), Channel: string(ch), Erased: v[0]&waitingErased != 0}
 }
 
 // DB is the single-node store. It is safe for concurrent use.
@@ -813,9 +848,18 @@ func (db *DB) Events(id string) ([]submission.Event, error) {
 // Outbox lists the ids of submissions that still need a delivery attempt.
 func (db *DB) Outbox() ([]string, error) { return db.keys(bucketOutbox) }
 
-// HandedOver lists the ids of submissions handed over to a channel whose office has
-// not confirmed yet.
-func (db *DB) HandedOver() ([]string, error) { return db.keys(bucketHandedOver) }
+// HandedOver lists the submissions handed over to a channel whose office has
+// not confirmed yet, with their entries' values.
+func (db *DB) HandedOver() ([]Waiting, error) {
+	var out []Waiting
+	err := db.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketHandedOver).ForEach(func(k, v []byte) error {
+			out = append(out, ParseWaiting(string(k), v))
+			return nil
+		})
+	})
+	return out, err
+}
 
 // Held lists the ids of submissions that wait for a person.
 func (db *DB) Held() ([]string, error) { return db.keys(bucketHeld) }

@@ -214,7 +214,7 @@ func TestClusterSurvivesKill(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: handed over: %v", stage, err)
 		}
-		inOutbox, inHanded := set(outbox), set(handed)
+		inOutbox, inHanded := set(outbox), set(store.IDs(handed))
 		for _, a := range all {
 			s, err := st.Get(a.id)
 			if err != nil {

@@ -206,9 +206,15 @@ func (s *Store) markListing(ctx context.Context, subject string) (uint64, error)
 // Outbox lists the ids of submissions that still need a delivery attempt.
 func (s *Store) Outbox() ([]string, error) { return s.ids(s.subject("outbox.*")) }
 
-// HandedOver lists the ids of submissions handed over to a channel whose office has
-// not confirmed yet.
-func (s *Store) HandedOver() ([]string, error) { return s.ids(s.subject("handed.*")) }
+// HandedOver lists the submissions handed over to a channel whose office has not
+// confirmed yet, with their keys' values (store.WaitingValue).
+func (s *Store) HandedOver() ([]store.Waiting, error) {
+	var out []store.Waiting
+	err := s.keysUnder([]string{s.subject("handed.*")}, true, func() { out = nil }, func(id string, v []byte) {
+		out = append(out, store.ParseWaiting(id, v))
+	})
+	return out, err
+}
 
 // Held lists the ids of submissions that wait for a person.
 func (s *Store) Held() ([]string, error) { return s.ids(s.subject("held.*")) }

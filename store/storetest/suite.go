@@ -526,9 +526,22 @@ func assertIndexed(t *testing.T, st store.Store, id string, outbox, handed bool)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ho, err := st.HandedOver()
+	hoe, err := st.HandedOver()
 	if err != nil {
 		t.Fatal(err)
+	}
+	var ho []string
+	for _, e := range hoe {
+		ho = append(ho, e.ID)
+		if e.ID == id {
+			s, err := st.Get(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := waitingEntry(s); e != want {
+				t.Fatalf("handed-over entry %+v, want %+v", e, want)
+			}
+		}
 	}
 	if slices.Contains(ob, id) != outbox || slices.Contains(ho, id) != handed {
 		t.Fatalf("%s: in outbox=%v (want %v), in handed-over=%v (want %v)", id, slices.Contains(ob, id), outbox, slices.Contains(ho, id), handed)
@@ -578,7 +591,7 @@ func assertIndexed(t *testing.T, st store.Store, id string, outbox, handed bool)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := (store.Waiting{ID: id, Known: true, Office: s.OfficeID, Erased: s.BytesRemovedAt != nil}); got[0] != want {
+			if want := waitingEntry(s); got[0] != want {
 				t.Fatalf("Waiting entry %+v, want %+v", got[0], want)
 			}
 		}
@@ -586,6 +599,12 @@ func assertIndexed(t *testing.T, st store.Store, id string, outbox, handed bool)
 			t.Fatal("Waiting is not in id order")
 		}
 	}
+}
+
+// waitingEntry is the entry the waiting indexes must hold for s.
+func waitingEntry(s *submission.Submission) store.Waiting {
+	t, _ := s.CurrentTarget()
+	return store.Waiting{ID: s.ID, Known: true, Office: s.OfficeID, Erased: s.BytesRemovedAt != nil, Channel: t.Channel}
 }
 
 // testWaiting: the waiting entries name the office and follow an erasure, for
