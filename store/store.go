@@ -309,9 +309,10 @@ var _ Store = (*DB)(nil)
 // Waiting is one entry of the waiting indexes (Store.Waiting).
 type Waiting struct {
 	ID string
-	// Known: the entry names Office and Erased. An entry written by a version
-	// before the index kept them does not (its record tells); each store writes
-	// them whenever it writes the entry.
+	// Known: the entry names Office, Erased and Channel. An entry written by a
+	// version before the index kept them does not (its record tells); each store
+	// writes them whenever it writes the entry, and again when one of them
+	// changes while the entry stays (an erasure, a fallback to another channel).
 	Known  bool
 	Office string // the submission's OfficeID ("" if it has none)
 	Erased bool   // BytesRemovedAt is set: an erasure removed the package's bytes
