@@ -636,6 +636,14 @@ func (s *suite) testWaiting(t *testing.T) {
 		x, _ := st.Get(id)
 		assertIndexed(t, st, id, x.State.Dispatchable(), x.State == submission.StateHandedOver)
 	}
+	// A fallback to the next channel while waiting: the entry names it.
+	if _, err := st.Update(ids[1], func(x *submission.Submission) ([]submission.Event, error) {
+		x.TargetIndex = 1
+		return []submission.Event{{Type: submission.EventFallback, Channel: x.Targets[1].Channel}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	assertIndexed(t, st, ids[1], true, false)
 	// Moving on keeps the erasure in the entry; leaving the waiting states ends it.
 	if _, err := st.Update(ids[0], setState(submission.StateHandedOver, "handed_over")); err != nil {
 		t.Fatal(err)
