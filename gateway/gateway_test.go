@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -256,7 +258,61 @@ func TestAcceptedOnceWithSignedReceipt(t *testing.T) {
 // our library is accepted.
 func TestXmlsec1SignedPackageIsAccepted(t *testing.T) {
 	f := start(t)
-	p := f.example()
+	signed := f.xmlsec1Sign(t, f.xmlsec1Template(f.example()))
+	res, err := f.portal.SubmitRaw(context.Background(), signed)
+	if err != nil || res.Status != 201 {
+		t.Fatalf("xmlsec1-signed package: %v %+v %+v", err, res, res.Problem)
+	}
+}
+
+// TestAttributeWhitespaceAsXMLProcessorsReadIt: an attribute value with a
+// literal line break and tab (a form engine writing its XML from a template, or
+// a signer that keeps the bytes it was given) is spaces to every XML processor
+// (XML 1.0 §3.3.3): such a package and the one with spaces are the same
+// document, with the same signature, and xmlsec1 verifies both. Go's parser
+// kept the characters, the digest differed, and the package was refused as 403
+// invalid-signature. Now it is accepted, and the office gets the exact bytes
+// the portal signed.
+func TestAttributeWhitespaceAsXMLProcessorsReadIt(t *testing.T) {
+	f := start(t)
+	tmpl := f.xmlsec1Template(f.example())
+	const spaced = "Zeile eins  Zeile zwei"
+	note := `<n:Bemerkung xmlns:n="urn:example:bemerkung" text="` + spaced + `&#10;drei"/>`
+	at := bytes.Index(tmpl, []byte(`Format="xml">`))
+	if at < 0 {
+		t.Fatal("no XML form in the example")
+	}
+	at += len(`Format="xml">`)
+	tmpl = append(tmpl[:at:at], append([]byte(note), tmpl[at:]...)...)
+	signed := f.xmlsec1Sign(t, tmpl)
+	// CR LF is one line end, so one space; the tab the other.
+	literal := bytes.Replace(signed, []byte(spaced), []byte("Zeile eins\r\n\tZeile zwei"), 1)
+	if bytes.Equal(literal, signed) {
+		t.Fatalf("the form's attribute is not in xmlsec1's output:\n%s", signed)
+	}
+	file := filepath.Join(t.TempDir(), "literal.xml")
+	if err := os.WriteFile(file, literal, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := exec.Command("xmlsec1", "--verify", "--trusted-pem", f.pki.CAFile,
+		"--id-attr:ID", paket.Namespace+":Antragspaket", file).CombinedOutput(); err != nil {
+		t.Fatalf("xmlsec1 does not verify the package with the literal characters either: %v\n%s", err, b)
+	}
+	res, err := f.portal.SubmitRaw(context.Background(), literal)
+	if err != nil || res.Status != 201 {
+		t.Fatalf("package with whitespace in an attribute: %v %+v %+v", err, res, res.Problem)
+	}
+	s, err := f.g.Broker.Submission(res.SubmissionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := sha256.Sum256(literal); s.PackageSHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatal("the stored package is not the bytes the portal signed")
+	}
+}
+
+// xmlsec1Template is p with an empty enveloped signature for xmlsec1 --sign.
+func (f *fixture) xmlsec1Template(p *paket.Paket) []byte {
 	root := p.Element()
 	doc := etree.NewDocument()
 	doc.SetRoot(root)
@@ -275,6 +331,12 @@ func TestXmlsec1SignedPackageIsAccepted(t *testing.T) {
 	sig.CreateElement("ds:SignatureValue")
 	sig.CreateElement("ds:KeyInfo").CreateElement("ds:X509Data").CreateElement("ds:X509Certificate")
 	tmpl, _ := doc.WriteToBytes()
+	return tmpl
+}
+
+// xmlsec1Sign signs a template of xmlsec1Template with the portal's key.
+func (f *fixture) xmlsec1Sign(t *testing.T, tmpl []byte) []byte {
+	t.Helper()
 	dir := t.TempDir()
 	tp := filepath.Join(dir, "tmpl.xml")
 	os.WriteFile(tp, tmpl, 0o600)
@@ -285,10 +347,7 @@ func TestXmlsec1SignedPackageIsAccepted(t *testing.T) {
 		t.Fatalf("xmlsec1 --sign (installed by .ci/run): %v\n%s", err, b)
 	}
 	signed, _ := os.ReadFile(out)
-	res, err := f.portal.SubmitRaw(context.Background(), signed)
-	if err != nil || res.Status != 201 {
-		t.Fatalf("xmlsec1-signed package: %v %+v %+v", err, res, res.Problem)
-	}
+	return signed
 }
 
 // refusedEarlier lists corpus variants that the intake refuses before any signature

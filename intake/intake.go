@@ -90,10 +90,13 @@ func (p *Pipeline) SubmitParts(ctx context.Context, raw []byte, parts Parts) (*b
 	var v *signing.Verified
 	var pk *paket.Paket
 	err := p.checkInSlot(ctx, func() (err error) {
-		if err := paket.Scan(raw, p.Limits); err != nil {
+		// The signature is checked on the document as XML processors read it
+		// (ScanNormalized); the bytes stored and handed on are raw.
+		doc, err := paket.ScanNormalized(raw, p.Limits)
+		if err != nil {
 			return err
 		}
-		if v, err = p.Verifier.Verify(raw, signing.RolePortal); err != nil {
+		if v, err = p.Verifier.Verify(doc, signing.RolePortal); err != nil {
 			return err
 		}
 		// From here on only the verified element is read: anything outside the

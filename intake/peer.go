@@ -104,10 +104,11 @@ func (p *Pipeline) SubmitForwarded(ctx context.Context, f Forwarded) (*broker.Re
 	var v *signing.Verified
 	var pk *paket.Paket
 	err := p.checkInSlot(ctx, func() (err error) {
-		if err := paket.Scan(f.Package, p.Limits); err != nil {
+		doc, err := paket.ScanNormalized(f.Package, p.Limits) // as SubmitParts
+		if err != nil {
 			return err
 		}
-		v, err = verifier.Verify(f.Package, signing.RolePortal)
+		v, err = verifier.Verify(doc, signing.RolePortal)
 		if err != nil {
 			if errors.Is(err, signing.ErrUntrustedSigner) {
 				return fmt.Errorf("%w: %w", ErrSenderNotVouched, err)

@@ -30,12 +30,50 @@ import (
 //
 // Scan does not validate fields; Parse does, on the verified tree.
 func Scan(raw []byte, lim Limits) error {
+	_, err := ScanNormalized(raw, lim)
+	return err
+}
+
+// ScanNormalized is Scan, and returns the document as every XML processor must
+// read its attribute values (XML 1.0 §3.3.3): a literal tab, line feed or
+// carriage return in an attribute value is a space there (CR LF one space), a
+// character reference (&#10;) stays the character. Go's encoding/xml, which the
+// signature check builds its tree with, keeps them as they are, so a package
+// whose signer (libxml2 as in xmlsec1, Java, .NET) canonicalised such a value
+// had a digest that never matched here, and one signed the Go way would fail
+// at an office verifying it with those tools. The intake verifies and parses
+// what this returns and stores raw unchanged: raw itself when no attribute
+// value holds such a character (the rule for text is the same in both), a
+// normalised copy otherwise.
+func ScanNormalized(raw []byte, lim Limits) ([]byte, error) {
 	lim = lim.effective()
 	if over(int64(len(raw)), lim.MaxBytes) {
-		return limitErr("MaxBytes", lim.MaxBytes, int64(len(raw)))
+		return nil, limitErr("MaxBytes", lim.MaxBytes, int64(len(raw)))
 	}
 	s := scanner{b: raw, lim: lim}
-	return s.document()
+	if err := s.document(); err != nil {
+		return nil, err
+	}
+	if len(s.wsValues) == 0 {
+		return raw, nil
+	}
+	out := make([]byte, 0, len(raw))
+	at := 0
+	for _, v := range s.wsValues {
+		out = append(out, raw[at:v[0]]...)
+		for i := v[0]; i < v[1]; i++ {
+			switch c := raw[i]; {
+			case c == '\r' && i+1 < v[1] && raw[i+1] == '\n':
+				// CR LF is one line end, so one space
+			case c == '\t' || c == '\n' || c == '\r':
+				out = append(out, ' ')
+			default:
+				out = append(out, c)
+			}
+		}
+		at = v[1]
+	}
+	return append(out, raw[at:]...), nil
 }
 
 // Reasons of Scan's ErrMalformed errors (the detail after the sentinel's text).
@@ -129,7 +167,8 @@ type attrSpan struct {
 	colon  int // index of ':' in name, -1 if none
 	value  []byte
 	hasRef bool
-	ns     int // the binding of its prefix (index in scanner.ns, nsXML), nsNone if unprefixed
+	ws     bool // a literal tab, line feed or carriage return (read as a space)
+	ns     int  // the binding of its prefix (index in scanner.ns, nsXML), nsNone if unprefixed
 }
 
 type scanner struct {
@@ -146,6 +185,10 @@ type scanner struct {
 	// runeFirst/runeLater set if asked at the start of a name/further in,
 	// runeFirstOK/runeLaterOK if it took the character there.
 	runes map[rune]uint8
+
+	// wsValues are the byte ranges of the attribute values that hold a literal
+	// tab, line feed or carriage return (ScanNormalized).
+	wsValues [][2]int
 
 	elements    int
 	attributes  int // in the whole document so far
@@ -461,7 +504,7 @@ func (s *scanner) attribute() error {
 		return s.fail(reasonAttr)
 	}
 	s.i++
-	start, hasRef := s.i, false
+	start, hasRef, ws := s.i, false, false
 	for {
 		if s.i >= len(s.b) {
 			return s.fail(reasonEOF)
@@ -469,7 +512,10 @@ func (s *scanner) attribute() error {
 		c := s.b[s.i]
 		switch {
 		case c == q:
-			s.attrs = append(s.attrs, attrSpan{name: name, colon: colon, value: s.b[start:s.i], hasRef: hasRef})
+			s.attrs = append(s.attrs, attrSpan{name: name, colon: colon, value: s.b[start:s.i], hasRef: hasRef, ws: ws})
+			if ws {
+				s.wsValues = append(s.wsValues, [2]int{start, s.i})
+			}
 			s.i++
 			return nil
 		case c == '<':
@@ -483,6 +529,7 @@ func (s *scanner) attribute() error {
 			if charClass[c] == ccInvalid {
 				return s.fail(reasonChar)
 			}
+			ws = ws || c == '\t' || c == '\n' || c == '\r'
 			s.i++
 		default:
 			if err := s.nonASCII(); err != nil {
@@ -565,13 +612,21 @@ const (
 // attrValue returns the value with references replaced (namespace URIs are compared
 // after decoding). Values without references alias the input.
 func (s *scanner) attrValue(a attrSpan) []byte {
-	if !a.hasRef {
+	if !a.hasRef && !a.ws {
 		return a.value
 	}
 	out := make([]byte, 0, len(a.value))
 	for i := 0; i < len(a.value); {
-		if a.value[i] != '&' {
-			out = append(out, a.value[i])
+		switch c := a.value[i]; {
+		case c == '\r' && i+1 < len(a.value) && a.value[i+1] == '\n':
+			i++ // CR LF is one space, as ScanNormalized writes it
+			continue
+		case c == '\t' || c == '\n' || c == '\r':
+			out = append(out, ' ')
+			i++
+			continue
+		case c != '&':
+			out = append(out, c)
 			i++
 			continue
 		}

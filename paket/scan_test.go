@@ -343,3 +343,33 @@ func TestScanNonASCIINamesCost(t *testing.T) {
 		}
 	}
 }
+
+// TestScanNormalizedAttributeWhitespace: ScanNormalized gives the document as
+// XML processors read attribute values — literal tab, line feed and carriage
+// return are spaces there, CR LF one space, references stay — and raw itself
+// when no value needs it; text is left alone (its line ends are Go's business
+// and the same as everyone's).
+func TestScanNormalizedAttributeWhitespace(t *testing.T) {
+	plain := []byte(minimalHead + "<a>x\r\ny\tz</a></Antragspaket>")
+	got, err := ScanNormalized(plain, Limits{})
+	if err != nil || &got[0] != &plain[0] || len(got) != len(plain) {
+		t.Fatalf("a document without such values: %v, a copy: %v", err, err == nil && &got[0] != &plain[0])
+	}
+	raw := []byte(`<Antragspaket xmlns="urn:amtsbote:antragspaket:1" ID="p" Version="1" x="a` + "\r\n" + `b` + "\t" + `c` + "\n\r" + `d&#10;e&#9;f">` +
+		"<a y='1\r\n2'>t\r\n\tu</a></Antragspaket>")
+	want := `<Antragspaket xmlns="urn:amtsbote:antragspaket:1" ID="p" Version="1" x="a b c  d&#10;e&#9;f">` +
+		"<a y='1 2'>t\r\n\tu</a></Antragspaket>"
+	got, err = ScanNormalized(raw, Limits{})
+	if err != nil || string(got) != want {
+		t.Fatalf("normalised:\n%q, %v\nwant\n%q", got, err, want)
+	}
+	if !strings.Contains(string(raw), "\r\n") {
+		t.Fatal("raw was changed")
+	}
+	// Two prefixes whose namespace names differ only by a literal tab and a
+	// space are one namespace: an attribute under both is a duplicate.
+	dup := []byte(`<Antragspaket xmlns="urn:amtsbote:antragspaket:1" ID="p" Version="1" xmlns:p="urn:x y" xmlns:q="urn:x` + "\t" + `y" p:a="1" q:a="2"/>`)
+	if _, err := ScanNormalized(dup, Limits{}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("duplicate attribute after normalisation: %v, want ErrMalformed", err)
+	}
+}
