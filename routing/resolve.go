@@ -408,7 +408,11 @@ func (d *Directory) FindService(q string) (*Service, error) {
 	if len(hits) == 0 {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownService, quote(q))
 	}
-	if hits[0].Exact || len(hits) == 1 {
+	// An exact name or synonym identifies the service only if no other service has it
+	// as well ("Sterbeurkunde" is a synonym of two services): hits are sorted by score
+	// and then by name, so taking the first of a tie would be a guess by the alphabet.
+	exactTie := len(hits) > 1 && hits[1].Exact && hits[1].Score == hits[0].Score
+	if hits[0].Exact && !exactTie || len(hits) == 1 {
 		return hits[0].Service, nil
 	}
 	cs := make([]*Service, len(hits))

@@ -611,3 +611,32 @@ func TestWatchReloadsOnSignal(t *testing.T) {
 		t.Fatalf("after SIGHUP: %+v %v", r, err)
 	}
 }
+
+// TestFindServiceSharedSynonymIsAmbiguous: "Sterbeurkunde" is a synonym of two
+// services (the copy of a death certificate and the registration of a death).
+// FindService took the one whose name sorts first and routed the citizen's request
+// for a Sterbeurkunde as a Sterbefallbeurkundung; a term that two services bear
+// equally must be asked, not guessed.
+func TestFindServiceSharedSynonymIsAmbiguous(t *testing.T) {
+	d := builtinT(t)
+	var amb *AmbiguousServiceError
+	_, err := d.FindService("Sterbeurkunde")
+	if !errors.As(err, &amb) {
+		t.Fatalf("FindService(Sterbeurkunde) = %v, want *AmbiguousServiceError", err)
+	}
+	keys := map[string]bool{}
+	for _, c := range amb.Candidates {
+		keys[c.Key] = true
+	}
+	if !keys["99101011261000"] || !keys["99101004012000"] {
+		t.Errorf("candidates %v, want both services that have the synonym", keys)
+	}
+	// A name that equals the query still wins over another service's synonym, and a
+	// synonym only one service has still identifies it.
+	for q, want := range map[string]string{"Sterbefallbeurkundung": "99101011261000", "Sterberegister Auszug": "", "Gewerbeschein": keyGewerbe} {
+		s, err := d.FindService(q)
+		if err != nil || want != "" && s.Key != want {
+			t.Errorf("FindService(%q) = %v, %v; want %s", q, s, err, want)
+		}
+	}
+}
