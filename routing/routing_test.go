@@ -640,3 +640,31 @@ func TestFindServiceSharedSynonymIsAmbiguous(t *testing.T) {
 		}
 	}
 }
+
+// TestGenerateRuleErrors: a generate rule made sample offices without checking its
+// Land or its channels. Without "land" (or with a typo like "4") it either matched
+// every municipality of Germany, so places of other states went to generated
+// sample mailboxes instead of their peers, or matched none and generated nothing;
+// a channel kind the gateway does not know ("fax") gave every generated office an
+// unusable channel. Each must be an error naming file and line, as for an office.
+func TestGenerateRuleErrors(t *testing.T) {
+	base := builtinT(t)
+	dir := t.TempDir()
+	for _, tt := range []struct{ name, body, wantMsg string }{
+		{"no land", "generate:\n  - {ebene: gemeinde, leistungen: [\"99050012104000\"]}\n", "land"},
+		{"land typo", "generate:\n  - {ebene: gemeinde, land: \"4\", leistungen: [\"99050012104000\"]}\n", "land"},
+		{"unknown channel", "generate:\n  - {ebene: kreis, land: \"14\", leistungen: [\"99107023037000\"], kanaele: [{kind: fax}]}\n", "unknown channel kind"},
+		{"channel level", "generate:\n  - {ebene: kreis, land: \"14\", leistungen: [\"99107023037000\"], kanaele: [{kind: xta, level: 9}]}\n", "level"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(dir, "gen.yaml")
+			if err := os.WriteFile(p, []byte("# rules\n"+tt.body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := BuildWithFiles(base, p)
+			if !errors.Is(err, ErrInvalidData) || !strings.Contains(err.Error(), "gen.yaml:3") || !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Fatalf("err = %v, want ErrInvalidData at gen.yaml:3 saying %q", err, tt.wantMsg)
+			}
+		})
+	}
+}
