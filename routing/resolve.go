@@ -117,20 +117,32 @@ func (d *Directory) route(si int32, area *Area) (*Route, error) {
 
 // climb finds the first responsibility for service si along chain (the area's level,
 // then up to the Land): its level index, node and table element, v 0 when there is
-// none. With noSample, offices marked as sample data are passed over.
+// none. A responsible office ("zustaendig") wins over one that only takes part, also
+// when it is recorded higher up (the Landratsamt at the Kreis over a municipality's
+// Annahmestelle); the first other record is the answer only when no responsible
+// office is found. With noSample, offices marked as sample data are passed over.
 func (d *Directory) climb(si int32, chain *[len(levels)]int32, noSample bool) (li int, node int32, v uint32) {
 	tabs := &d.rt.tabs[si]
-	for li, node := range chain {
-		if node < 0 || tabs[li] == nil {
+	for l, n := range chain {
+		if n < 0 || tabs[l] == nil {
 			continue
 		}
-		v := tabs[li][node]
-		if v == 0 || noSample && d.rt.assign[v&^generatedBit-1].office.Sample {
+		x := tabs[l][n]
+		if x == 0 {
 			continue
 		}
-		return li, node, v
+		as := &d.rt.assign[x&^generatedBit-1]
+		if noSample && as.office.Sample {
+			continue
+		}
+		if primaryRole(as.role) {
+			return l, n, x
+		}
+		if v == 0 {
+			li, node, v = l, n, x
+		}
 	}
-	return 0, 0, 0
+	return li, node, v
 }
 
 // sameBelow checks that an area above the municipalities (a Kreis, a Land, a

@@ -668,3 +668,39 @@ func TestGenerateRuleErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestResponsibleOfficeWinsAcrossLevels: "zustaendig wins over others" held only
+// for records of the same area. The resolver climbed from the municipality and took
+// the first record of any role, so a municipality that only takes part (rolle
+// mitwirkend, e.g. an Annahmestelle for Wohngeld) got the applications for which
+// the Landratsamt, recorded at the Kreis, is the responsible office. A participating
+// office is the answer only where no responsible one is found on the way up.
+func TestResponsibleOfficeWinsAcrossLevels(t *testing.T) {
+	base := builtinT(t)
+	p := filepath.Join(t.TempDir(), "roles.yaml")
+	body := `offices:
+  - {id: annahme-bautzen, name: "Annahmestelle Bautzen", kanaele: [{kind: mailbox}]}
+  - {id: lra-bautzen, name: "Landratsamt Bautzen, Wohngeldstelle", kanaele: [{kind: mailbox}]}
+responsibilities:
+  - {leistung: "` + keyWohngeld + `", gebiet: "14625", stelle: lra-bautzen, rolle: zustaendig}
+  - {leistung: "` + keyWohngeld + `", gebiet: "146250020020", stelle: annahme-bautzen, rolle: mitwirkend}
+  - {leistung: "` + keyMaengel + `", gebiet: "146250020020", stelle: annahme-bautzen, rolle: mitwirkend}
+`
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := BuildWithFiles(base, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := d.Resolve(keyWohngeld, "Bautzen")
+	if err != nil || r.Office.ID != "lra-bautzen" || r.Role != "zustaendig" || r.MatchedArea.Key != "14625" {
+		t.Errorf("Wohngeld in Bautzen: %+v %v; want the responsible lra-bautzen found at the Kreis", r, err)
+	}
+	// Without a responsible office anywhere up the chain, the participating one is
+	// still the answer (as before).
+	r, err = d.Resolve(keyMaengel, "Bautzen")
+	if err != nil || r.Office.ID != "annahme-bautzen" || r.Role != "mitwirkend" {
+		t.Errorf("Mängel in Bautzen: %+v %v; want the participating office", r, err)
+	}
+}
