@@ -316,11 +316,11 @@ func (d *Directory) narrow(cands []*Area, quals []string) []*Area {
 		for x := a; x != nil; x = x.Parent {
 			switch {
 			case x == a:
-				names[0] = strings.Fields(fold(x.Name))
+				names[0] = nameWords(x.Name)
 			case x.Level == LevelKreis:
-				names[1] = append(names[1], strings.Fields(fold(x.Name))...)
+				names[1] = append(names[1], nameWords(x.Name)...)
 			case x.Level == LevelLand:
-				names[2] = append(names[2], strings.Fields(fold(x.Name))...)
+				names[2] = append(names[2], nameWords(x.Name)...)
 			}
 		}
 		rank := 0 // the worst rank any word needed
@@ -343,6 +343,31 @@ func (d *Directory) narrow(cands []*Area, quals []string) []*Area {
 		}
 	}
 	return out
+}
+
+// regionAbbrevs are the regions that official names abbreviate in a way that is no
+// prefix of the word ("Weiden i.d.OPf.", "Hofheim i.UFr.", "Reichenbach/O.L."), so
+// hasWord alone did not match the names people write out ("Weiden in der
+// Oberpfalz", "Reichenbach (Oberlausitz)").
+var regionAbbrevs = map[string]string{"opf": "oberpfalz", "ofr": "oberfranken", "ufr": "unterfranken",
+	"mfr": "mittelfranken", "obb": "oberbayern", "ndb": "niederbayern", "ol": "oberlausitz"}
+
+// nameWords are the folded words of a name for narrow, with its region abbreviations
+// also spelt out; "O.L." folds to two one-letter words, so adjacent ones are joined.
+func nameWords(name string) []string {
+	ws := strings.Fields(fold(name))
+	n := len(ws)
+	for i := 0; i < n; i++ {
+		if e, ok := regionAbbrevs[ws[i]]; ok {
+			ws = append(ws, e)
+		}
+		if i+1 < n && len(ws[i]) == 1 && len(ws[i+1]) == 1 {
+			if e, ok := regionAbbrevs[ws[i]+ws[i+1]]; ok {
+				ws = append(ws, ws[i]+ws[i+1], e)
+			}
+		}
+	}
+	return ws
 }
 
 // hasWord: one of names starts with w, or w starts with a name of three letters or
