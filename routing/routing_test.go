@@ -704,3 +704,24 @@ responsibilities:
 		t.Errorf("Mängel in Bautzen: %+v %v; want the participating office", r, err)
 	}
 }
+
+// TestParseTooLargeXZuFi: a loader reads at most maxFileSize bytes. A YAML file over
+// it said so, but an XZuFi export was cut at the limit and reported as "not
+// well-formed XML: unexpected EOF" at its last line, sending the operator of a
+// large state's export to look for a syntax error that is not there.
+func TestParseTooLargeXZuFi(t *testing.T) {
+	body := io.MultiReader(strings.NewReader("<schreibe>"), io.LimitReader(spaces{}, maxFileSize))
+	_, err := Parse("export.xml", body)
+	if !errors.Is(err, ErrInvalidData) || !strings.Contains(err.Error(), "larger than") || !strings.Contains(err.Error(), "export.xml") {
+		t.Fatalf("err = %v, want a DataError saying the file is larger than the limit", err)
+	}
+}
+
+type spaces struct{}
+
+func (spaces) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = ' '
+	}
+	return len(p), nil
+}
