@@ -120,7 +120,8 @@ func (d *Directory) route(si int32, area *Area) (*Route, error) {
 // none. A responsible office ("zustaendig") wins over one that only takes part, also
 // when it is recorded higher up (the Landratsamt at the Kreis over a municipality's
 // Annahmestelle); the first other record is the answer only when no responsible
-// office is found. With noSample, offices marked as sample data are passed over.
+// office is found, or only a generated one. With noSample, offices marked as sample
+// data are passed over.
 func (d *Directory) climb(si int32, chain *[len(levels)]int32, noSample bool) (li int, node int32, v uint32) {
 	tabs := &d.rt.tabs[si]
 	for l, n := range chain {
@@ -136,6 +137,11 @@ func (d *Directory) climb(si int32, chain *[len(levels)]int32, noSample bool) (l
 			continue
 		}
 		if primaryRole(as.role) {
+			if v != 0 && x&generatedBit != 0 {
+				// A generated sample office is no responsible office to prefer over
+				// the operator's own record below it.
+				return li, node, v
+			}
 			return l, n, x
 		}
 		if v == 0 {

@@ -703,6 +703,23 @@ responsibilities:
 	if err != nil || r.Office.ID != "annahme-bautzen" || r.Role != "mitwirkend" {
 		t.Errorf("Mängel in Bautzen: %+v %v; want the participating office", r, err)
 	}
+	// A generated sample office up the chain is no responsible office to prefer: the
+	// operator's own record below it stays the answer.
+	body = `offices:
+  - {id: annahme-bautzen, name: "Annahmestelle Bautzen", kanaele: [{kind: mailbox}]}
+responsibilities:
+  - {leistung: "` + keyWohngeld + `", gebiet: "146250020020", stelle: annahme-bautzen, rolle: mitwirkend}
+`
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if d, err = BuildWithFiles(base, p); err != nil {
+		t.Fatal(err)
+	}
+	r, err = d.Resolve(keyWohngeld, "Bautzen")
+	if err != nil || r.Office.ID != "annahme-bautzen" {
+		t.Errorf("Wohngeld in Bautzen with a generated Landratsamt: %+v %v; want the operator's office", r, err)
+	}
 }
 
 // TestParseTooLargeXZuFi: a loader reads at most maxFileSize bytes. A YAML file over
