@@ -245,7 +245,13 @@ func strconvQuote(s string) string {
 func (h *directory) resolve(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	d := h.store.Current()
-	svc, err := d.FindService(q.Get("leikaKey") + q.Get("service"))
+	// The key, when given, names the service; a name beside it (for the portal's
+	// logs) is not glued to it ("99050012104000Gewerbe anmelden" is no service).
+	which := q.Get("leikaKey")
+	if strings.TrimSpace(which) == "" {
+		which = q.Get("service")
+	}
+	svc, err := d.FindService(which)
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -265,3 +265,20 @@ func FuzzRoutesQuery(f *testing.F) {
 		}
 	})
 }
+
+// TestResolveKeyWithServiceName: /v1/resolve read its service as leikaKey and service
+// glued together, so a portal that sends the key and, for its logs, the name
+// ("leikaKey=99050012104000&service=Gewerbe anmelden") was refused as the unknown
+// service "99050012104000Gewerbe anmelden", and "leikaKey=9905&service=0012104000"
+// was taken as a key. The key, when given, says which service is meant.
+func TestResolveKeyWithServiceName(t *testing.T) {
+	srv, _ := newServer(t)
+	res, body := get(t, srv, "/v1/resolve?leikaKey=99050012104000&service=Gewerbe%20anmelden&place=Dresden")
+	if res.StatusCode != 200 || !bytes.Contains(body, []byte(`"officeId":"dresden-allgemeine-verwaltung"`)) {
+		t.Errorf("key and name: %d %s", res.StatusCode, body)
+	}
+	res, body = get(t, srv, "/v1/resolve?leikaKey=9905&service=0012104000&place=Dresden")
+	if res.StatusCode != 422 || !bytes.Contains(body, []byte(problem.TypeUnknownService)) {
+		t.Errorf("a key in two halves: %d %s", res.StatusCode, body)
+	}
+}

@@ -334,9 +334,25 @@ func (d *Directory) applyRule(rule Rule) error {
 		}
 		sis[i] = si
 	}
+	// The Land selects the areas by key prefix: an empty or mistyped one matched every
+	// municipality of Germany (sample offices instead of the other states' peers) or
+	// none, so it must name a Land.
+	if a, ok := d.areas[rule.Land]; !ok || a.Level != LevelLand {
+		return &DataError{File: rule.Origin, Msg: fmt.Sprintf("generate: land %q is not a Land key (2 digits, 01 to 16)", rule.Land)}
+	}
 	channels := rule.Channels
 	if len(channels) == 0 {
 		channels = []Channel{{Kind: KindMailbox, Level: 1}}
+	}
+	// The generated offices get these channels as they are; check them as buildOffices
+	// checks an office's.
+	for _, ch := range channels {
+		if _, ok := kindLevel[ch.Kind]; !ok {
+			return &DataError{File: rule.Origin, Msg: fmt.Sprintf("generate: unknown channel kind %q (want webhook, xta, transfer or mailbox)", ch.Kind)}
+		}
+		if ch.Level < 0 || ch.Level > 4 {
+			return &DataError{File: rule.Origin, Msg: fmt.Sprintf("generate: channel %s level %d out of range 1..4", ch.Kind, ch.Level)}
+		}
 	}
 	li := levelIndex(rule.Level)
 	for node, a := range d.nodes.areas[li] {

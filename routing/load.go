@@ -26,6 +26,11 @@ func Parse(name string, r io.Reader) (*Source, error) {
 	if err != nil {
 		return nil, &DataError{File: name, Msg: "read", Err: err}
 	}
+	if len(data) > maxFileSize {
+		// Say so for both formats: cut at the limit, an XZuFi export read as "not
+		// well-formed XML" at its last line.
+		return nil, &DataError{File: name, Msg: fmt.Sprintf("file larger than %d bytes", maxFileSize)}
+	}
 	switch strings.ToLower(filepath.Ext(name)) {
 	case ".xml":
 		return ParseXZuFi(name, bytes.NewReader(data))

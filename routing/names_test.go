@@ -361,3 +361,29 @@ func TestBuiltinServicesCiteTheirSource(t *testing.T) {
 		}
 	}
 }
+
+// TestRegionAbbreviationsSpeltOut: the official names abbreviate their region in ways
+// that are no prefix of the word ("Reichenbach/O.L." for Oberlausitz, "Weiden
+// i.d.OPf." for Oberpfalz, "Hofheim i.UFr."), so the qualifier filter found no
+// place for the names people write out — "Reichenbach (Oberlausitz)", "Weiden in
+// der Oberpfalz" — and refused them as unknown places, six of them in Saxony.
+func TestRegionAbbreviationsSpeltOut(t *testing.T) {
+	d := builtinT(t)
+	for q, want := range map[string]string{
+		"Reichenbach (Oberlausitz)":      "146265232450",
+		"Reichenbach/Oberlausitz":        "146265232450",
+		"Reichenbach OL":                 "146265232450",
+		"Weißwasser Oberlausitz":         "146265242600",
+		"Boxberg/Oberlausitz":            "146260060060",
+		"Krauschwitz in der Oberlausitz": "146260250250",
+		"Weiden in der Oberpfalz":        "093630000000",
+		"Neumarkt in der Oberpfalz":      "093730147147",
+		"Hofheim in Unterfranken":        "096745612149",
+		"Heiligenstadt in Oberfranken":   "094710142142",
+	} {
+		a, err := d.Place(q)
+		if err != nil || a.Key != want {
+			t.Errorf("Place(%q) = %v, %v; want %s", q, a, err, want)
+		}
+	}
+}

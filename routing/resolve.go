@@ -117,20 +117,38 @@ func (d *Directory) route(si int32, area *Area) (*Route, error) {
 
 // climb finds the first responsibility for service si along chain (the area's level,
 // then up to the Land): its level index, node and table element, v 0 when there is
-// none. With noSample, offices marked as sample data are passed over.
+// none. A responsible office ("zustaendig") wins over one that only takes part, also
+// when it is recorded higher up (the Landratsamt at the Kreis over a municipality's
+// Annahmestelle); the first other record is the answer only when no responsible
+// office is found, or only a generated one. With noSample, offices marked as sample
+// data are passed over.
 func (d *Directory) climb(si int32, chain *[len(levels)]int32, noSample bool) (li int, node int32, v uint32) {
 	tabs := &d.rt.tabs[si]
-	for li, node := range chain {
-		if node < 0 || tabs[li] == nil {
+	for l, n := range chain {
+		if n < 0 || tabs[l] == nil {
 			continue
 		}
-		v := tabs[li][node]
-		if v == 0 || noSample && d.rt.assign[v&^generatedBit-1].office.Sample {
+		x := tabs[l][n]
+		if x == 0 {
 			continue
 		}
-		return li, node, v
+		as := &d.rt.assign[x&^generatedBit-1]
+		if noSample && as.office.Sample {
+			continue
+		}
+		if primaryRole(as.role) {
+			if v != 0 && x&generatedBit != 0 {
+				// A generated sample office is no responsible office to prefer over
+				// the operator's own record below it.
+				return li, node, v
+			}
+			return l, n, x
+		}
+		if v == 0 {
+			li, node, v = l, n, x
+		}
 	}
-	return 0, 0, 0
+	return li, node, v
 }
 
 // sameBelow checks that an area above the municipalities (a Kreis, a Land, a
@@ -304,11 +322,11 @@ func (d *Directory) narrow(cands []*Area, quals []string) []*Area {
 		for x := a; x != nil; x = x.Parent {
 			switch {
 			case x == a:
-				names[0] = strings.Fields(fold(x.Name))
+				names[0] = nameWords(x.Name)
 			case x.Level == LevelKreis:
-				names[1] = append(names[1], strings.Fields(fold(x.Name))...)
+				names[1] = append(names[1], nameWords(x.Name)...)
 			case x.Level == LevelLand:
-				names[2] = append(names[2], strings.Fields(fold(x.Name))...)
+				names[2] = append(names[2], nameWords(x.Name)...)
 			}
 		}
 		rank := 0 // the worst rank any word needed
@@ -331,6 +349,31 @@ func (d *Directory) narrow(cands []*Area, quals []string) []*Area {
 		}
 	}
 	return out
+}
+
+// regionAbbrevs are the regions that official names abbreviate in a way that is no
+// prefix of the word ("Weiden i.d.OPf.", "Hofheim i.UFr.", "Reichenbach/O.L."), so
+// hasWord alone did not match the names people write out ("Weiden in der
+// Oberpfalz", "Reichenbach (Oberlausitz)").
+var regionAbbrevs = map[string]string{"opf": "oberpfalz", "ofr": "oberfranken", "ufr": "unterfranken",
+	"mfr": "mittelfranken", "obb": "oberbayern", "ndb": "niederbayern", "ol": "oberlausitz"}
+
+// nameWords are the folded words of a name for narrow, with its region abbreviations
+// also spelt out; "O.L." folds to two one-letter words, so adjacent ones are joined.
+func nameWords(name string) []string {
+	ws := strings.Fields(fold(name))
+	n := len(ws)
+	for i := 0; i < n; i++ {
+		if e, ok := regionAbbrevs[ws[i]]; ok {
+			ws = append(ws, e)
+		}
+		if i+1 < n && len(ws[i]) == 1 && len(ws[i+1]) == 1 {
+			if e, ok := regionAbbrevs[ws[i]+ws[i+1]]; ok {
+				ws = append(ws, ws[i]+ws[i+1], e)
+			}
+		}
+	}
+	return ws
 }
 
 // hasWord: one of names starts with w, or w starts with a name of three letters or
@@ -408,7 +451,11 @@ func (d *Directory) FindService(q string) (*Service, error) {
 	if len(hits) == 0 {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownService, quote(q))
 	}
-	if hits[0].Exact || len(hits) == 1 {
+	// An exact name or synonym identifies the service only if no other service has it
+	// as well ("Sterbeurkunde" is a synonym of two services): hits are sorted by score
+	// and then by name, so taking the first of a tie would be a guess by the alphabet.
+	exactTie := len(hits) > 1 && hits[1].Exact && hits[1].Score == hits[0].Score
+	if hits[0].Exact && !exactTie || len(hits) == 1 {
 		return hits[0].Service, nil
 	}
 	cs := make([]*Service, len(hits))

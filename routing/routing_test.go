@@ -611,3 +611,134 @@ func TestWatchReloadsOnSignal(t *testing.T) {
 		t.Fatalf("after SIGHUP: %+v %v", r, err)
 	}
 }
+
+// TestFindServiceSharedSynonymIsAmbiguous: "Sterbeurkunde" is a synonym of two
+// services (the copy of a death certificate and the registration of a death).
+// FindService took the one whose name sorts first and routed the citizen's request
+// for a Sterbeurkunde as a Sterbefallbeurkundung; a term that two services bear
+// equally must be asked, not guessed.
+func TestFindServiceSharedSynonymIsAmbiguous(t *testing.T) {
+	d := builtinT(t)
+	var amb *AmbiguousServiceError
+	_, err := d.FindService("Sterbeurkunde")
+	if !errors.As(err, &amb) {
+		t.Fatalf("FindService(Sterbeurkunde) = %v, want *AmbiguousServiceError", err)
+	}
+	keys := map[string]bool{}
+	for _, c := range amb.Candidates {
+		keys[c.Key] = true
+	}
+	if !keys["99101011261000"] || !keys["99101004012000"] {
+		t.Errorf("candidates %v, want both services that have the synonym", keys)
+	}
+	// A name that equals the query still wins over another service's synonym, and a
+	// synonym only one service has still identifies it.
+	for q, want := range map[string]string{"Sterbefallbeurkundung": "99101011261000", "Sterberegister Auszug": "", "Gewerbeschein": keyGewerbe} {
+		s, err := d.FindService(q)
+		if err != nil || want != "" && s.Key != want {
+			t.Errorf("FindService(%q) = %v, %v; want %s", q, s, err, want)
+		}
+	}
+}
+
+// TestGenerateRuleErrors: a generate rule made sample offices without checking its
+// Land or its channels. Without "land" (or with a typo like "4") it either matched
+// every municipality of Germany, so places of other states went to generated
+// sample mailboxes instead of their peers, or matched none and generated nothing;
+// a channel kind the gateway does not know ("fax") gave every generated office an
+// unusable channel. Each must be an error naming file and line, as for an office.
+func TestGenerateRuleErrors(t *testing.T) {
+	base := builtinT(t)
+	dir := t.TempDir()
+	for _, tt := range []struct{ name, body, wantMsg string }{
+		{"no land", "generate:\n  - {ebene: gemeinde, leistungen: [\"99050012104000\"]}\n", "land"},
+		{"land typo", "generate:\n  - {ebene: gemeinde, land: \"4\", leistungen: [\"99050012104000\"]}\n", "land"},
+		{"unknown channel", "generate:\n  - {ebene: kreis, land: \"14\", leistungen: [\"99107023037000\"], kanaele: [{kind: fax}]}\n", "unknown channel kind"},
+		{"channel level", "generate:\n  - {ebene: kreis, land: \"14\", leistungen: [\"99107023037000\"], kanaele: [{kind: xta, level: 9}]}\n", "level"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(dir, "gen.yaml")
+			if err := os.WriteFile(p, []byte("# rules\n"+tt.body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := BuildWithFiles(base, p)
+			if !errors.Is(err, ErrInvalidData) || !strings.Contains(err.Error(), "gen.yaml:3") || !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Fatalf("err = %v, want ErrInvalidData at gen.yaml:3 saying %q", err, tt.wantMsg)
+			}
+		})
+	}
+}
+
+// TestResponsibleOfficeWinsAcrossLevels: "zustaendig wins over others" held only
+// for records of the same area. The resolver climbed from the municipality and took
+// the first record of any role, so a municipality that only takes part (rolle
+// mitwirkend, e.g. an Annahmestelle for Wohngeld) got the applications for which
+// the Landratsamt, recorded at the Kreis, is the responsible office. A participating
+// office is the answer only where no responsible one is found on the way up.
+func TestResponsibleOfficeWinsAcrossLevels(t *testing.T) {
+	base := builtinT(t)
+	p := filepath.Join(t.TempDir(), "roles.yaml")
+	body := `offices:
+  - {id: annahme-bautzen, name: "Annahmestelle Bautzen", kanaele: [{kind: mailbox}]}
+  - {id: lra-bautzen, name: "Landratsamt Bautzen, Wohngeldstelle", kanaele: [{kind: mailbox}]}
+responsibilities:
+  - {leistung: "` + keyWohngeld + `", gebiet: "14625", stelle: lra-bautzen, rolle: zustaendig}
+  - {leistung: "` + keyWohngeld + `", gebiet: "146250020020", stelle: annahme-bautzen, rolle: mitwirkend}
+  - {leistung: "` + keyMaengel + `", gebiet: "146250020020", stelle: annahme-bautzen, rolle: mitwirkend}
+`
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := BuildWithFiles(base, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := d.Resolve(keyWohngeld, "Bautzen")
+	if err != nil || r.Office.ID != "lra-bautzen" || r.Role != "zustaendig" || r.MatchedArea.Key != "14625" {
+		t.Errorf("Wohngeld in Bautzen: %+v %v; want the responsible lra-bautzen found at the Kreis", r, err)
+	}
+	// Without a responsible office anywhere up the chain, the participating one is
+	// still the answer (as before).
+	r, err = d.Resolve(keyMaengel, "Bautzen")
+	if err != nil || r.Office.ID != "annahme-bautzen" || r.Role != "mitwirkend" {
+		t.Errorf("Mängel in Bautzen: %+v %v; want the participating office", r, err)
+	}
+	// A generated sample office up the chain is no responsible office to prefer: the
+	// operator's own record below it stays the answer.
+	body = `offices:
+  - {id: annahme-bautzen, name: "Annahmestelle Bautzen", kanaele: [{kind: mailbox}]}
+responsibilities:
+  - {leistung: "` + keyWohngeld + `", gebiet: "146250020020", stelle: annahme-bautzen, rolle: mitwirkend}
+`
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if d, err = BuildWithFiles(base, p); err != nil {
+		t.Fatal(err)
+	}
+	r, err = d.Resolve(keyWohngeld, "Bautzen")
+	if err != nil || r.Office.ID != "annahme-bautzen" {
+		t.Errorf("Wohngeld in Bautzen with a generated Landratsamt: %+v %v; want the operator's office", r, err)
+	}
+}
+
+// TestParseTooLargeXZuFi: a loader reads at most maxFileSize bytes. A YAML file over
+// it said so, but an XZuFi export was cut at the limit and reported as "not
+// well-formed XML: unexpected EOF" at its last line, sending the operator of a
+// large state's export to look for a syntax error that is not there.
+func TestParseTooLargeXZuFi(t *testing.T) {
+	body := io.MultiReader(strings.NewReader("<schreibe>"), io.LimitReader(spaces{}, maxFileSize))
+	_, err := Parse("export.xml", body)
+	if !errors.Is(err, ErrInvalidData) || !strings.Contains(err.Error(), "larger than") || !strings.Contains(err.Error(), "export.xml") {
+		t.Fatalf("err = %v, want a DataError saying the file is larger than the limit", err)
+	}
+}
+
+type spaces struct{}
+
+func (spaces) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = ' '
+	}
+	return len(p), nil
+}
