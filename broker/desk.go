@@ -379,12 +379,22 @@ func (b *Broker) Confirm(_ context.Context, officeID, id string, p Pickup) (*sub
 }
 
 // pickedUp records the office's pickup of s, read just before, unless it has one.
+//
+// A case whose bytes were erased before the office's system ever read them
+// (FetchedAt) is no pickup: the office cannot have the package, and recording one
+// signed a Zustellbestaetigung for an application no office had — a clerk
+// opening the erased case in the mailbox, a decision through the pull API. It is
+// ErrConflict and ErrBytesRemoved. A channel that handed the bytes over itself (a
+// case folder) confirms through its Confirmer, not here.
 func (b *Broker) pickedUp(s *submission.Submission, p Pickup) (*submission.Submission, error) {
 	if s.DeliveredAt != nil {
 		return s, nil
 	}
 	c := submission.Confirmation{Receiver: p.Receiver, At: time.Now().UTC()}
 	return b.confirmSub(s.ID, nil, c, func(cur *submission.Submission, now time.Time, c submission.Confirmation) ([]submission.Event, error) {
+		if cur.DeliveredAt == nil && cur.BytesRemovedAt != nil && cur.FetchedAt == nil {
+			return nil, fmt.Errorf("%w: submission %s: %w before the office had it", submission.ErrIllegal, cur.ID, ErrBytesRemoved)
+		}
 		return cur.Confirm(now, p.Channel, c)
 	})
 }
