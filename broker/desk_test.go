@@ -79,3 +79,45 @@ func TestErasedBeforePickupIsNoDelivery(t *testing.T) {
 		t.Fatalf("a Zustellbestaetigung was signed for bytes no office had: %q %v", r, err)
 	}
 }
+
+// TestReplyAfterTheBytesWereRemoved: a reply to a case whose bytes were removed
+// (the retention after the answer, or an erasure) can never be read — the
+// portal's fetch is 410, the retention's sweep takes its blob — so it is refused
+// with ErrBytesRemoved instead of being acknowledged to the office and lost. A
+// repeat of a reply stored before still answers with that reply.
+func TestReplyAfterTheBytesWereRemoved(t *testing.T) {
+	noEraseGrace(t)
+	e := start(t, t.TempDir())
+	ctx := context.Background()
+	a, err := e.b.Receive(ctx, intake("reply-after-erasure"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := a.Submission.ID
+	if _, err := e.b.Decide(ctx, "office-a", id, Decision{Outcome: OutcomeAccepted, Actor: "office system", Channel: "api"}); err != nil {
+		t.Fatal(err)
+	}
+	first := ReplyIn{Kind: "Bescheid", MessageID: "bescheid-1", ContentType: "application/pdf", Content: []byte("%PDF Bescheid"), Actor: "Fachverfahren", Channel: "api"}
+	r1, err := e.b.Reply(ctx, "office-a", id, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.b.Erase(ctx, id, "operator", "Art. 17"); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := e.b.Reply(ctx, "office-a", id, first); err != nil || again.ID != r1.ID {
+		t.Fatalf("repeat of a reply stored before the erasure: %+v %v, want %s", again, err, r1.ID)
+	}
+	late := ReplyIn{Kind: "Bescheid", MessageID: "bescheid-2", ContentType: "application/pdf", Content: []byte("%PDF Änderungsbescheid"), Actor: "Fachverfahren", Channel: "api"}
+	r2, err := e.b.Reply(ctx, "office-a", id, late)
+	if !errors.Is(err, ErrBytesRemoved) {
+		if err == nil {
+			_, _, perr := e.b.PortalReply(ctx, "amt24", id, r2.ID)
+			t.Fatalf("a reply after the erasure was acknowledged (%s); the portal reads it: %v", r2.ID, perr)
+		}
+		t.Fatalf("a reply after the erasure: %v, want ErrBytesRemoved", err)
+	}
+	if s, _ := e.b.Submission(id); len(s.Replies) != 1 {
+		t.Fatalf("replies %+v, want the one from before the erasure", s.Replies)
+	}
+}
