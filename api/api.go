@@ -1112,7 +1112,11 @@ func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
 	}
 	skipped := make([]map[string]any, 0, len(res.Skipped))
 	for _, k := range res.Skipped {
-		skipped = append(skipped, map[string]any{"id": k.ID, "state": k.State})
+		m := map[string]any{"id": k.ID, "state": k.State}
+		if k.Reason != "" { // still held: why it cannot be replayed
+			m["reason"] = k.Reason
+		}
+		skipped = append(skipped, m)
 	}
 	writeJSON(w, 200, map[string]any{"replayed": res.Replayed, "skipped": skipped})
 }

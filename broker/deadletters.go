@@ -74,14 +74,18 @@ type ReplayFilter struct {
 // Replaying is idempotent, because operators repeat what did not seem to work: an
 // id that is no longer a dead letter (a colleague replayed it, its office fetched
 // it from the mailbox) is skipped and named with its state, not an error that
-// stops the rest of the list. Ids are checked before anything is queued, so a
+// stops the rest of the list. A replay by office or window also skips, with a
+// Reason, the held packages it cannot queue again (an office without a channel
+// on this gateway, bytes that were erased); a list of ids that names one stops
+// there with ErrConflict, since the operator asked for it. Ids are checked before anything is queued, so a
 // mistyped id in a list is a *ReplayError wrapping ErrNotFound with nothing
 // queued. Any other failure (the store, a shutdown) is a *ReplayError that says
 // how many were queued before it.
 func (b *Broker) Replay(ctx context.Context, f ReplayFilter, actor string) (ReplayResult, error) {
 	var res ReplayResult
 	ids := f.IDs
-	if len(ids) == 0 {
+	byFilter := len(ids) == 0
+	if byFilter {
 		dls, err := b.DeadLetters(ctx, f, 1<<30)
 		if err != nil {
 			return res, err
@@ -106,6 +110,13 @@ func (b *Broker) Replay(ctx context.Context, f ReplayFilter, actor string) (Repl
 			if s, gerr := b.db.Get(id); gerr == nil && s.State != submission.StateHeld {
 				res.Skipped = append(res.Skipped, Skipped{ID: id, State: s.State})
 				continue
+			} else if gerr == nil && byFilter {
+				// Held, and nothing to replay it to: an office that only pulls (no
+				// channel), or bytes an operator erased. The window or office did not
+				// name it; stopping here stopped every later dead letter at every
+				// repeat of the request, so it is named and passed over.
+				res.Skipped = append(res.Skipped, Skipped{ID: id, State: s.State, Reason: unreplayable(s)})
+				continue
 			}
 		}
 		if err != nil {
@@ -116,6 +127,17 @@ func (b *Broker) Replay(ctx context.Context, f ReplayFilter, actor string) (Repl
 	return res, nil
 }
 
+// unreplayable says why a held submission cannot be queued again.
+func unreplayable(s *submission.Submission) string {
+	switch {
+	case len(s.Targets) == 0:
+		return "the office has no channel on this gateway; the package waits for its pickup"
+	case s.BytesRemovedAt != nil:
+		return "its package bytes were removed; there is nothing to deliver"
+	}
+	return "it cannot be queued again"
+}
+
 // ReplayResult is what a replay did: how many dead letters it queued again, and
 // which of the named ones it left because they were no longer dead letters.
 type ReplayResult struct {
@@ -123,10 +145,12 @@ type ReplayResult struct {
 	Skipped  []Skipped
 }
 
-// Skipped is a submission a replay left alone, with the state it was in.
+// Skipped is a submission a replay left alone, with the state it was in, and
+// Reason when that state is still held (see Replay).
 type Skipped struct {
-	ID    string
-	State submission.State
+	ID     string
+	State  submission.State
+	Reason string
 }
 
 // ReplayError is a replay that stopped at submission ID after queuing Replayed

@@ -124,3 +124,59 @@ func TestInStateReadsIndexes(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayByFilterPassesOverWhatCannotBeReplayed: a replay of every dead letter
+// of a window or an office meets held packages that have nothing to be replayed
+// to — one of an office that only pulls (no channel at all) and one whose bytes an
+// operator erased. They are named as skipped, with why; the dead letters after
+// them are queued again. The replay stopped at the first of them (oldest first),
+// and sent again it stopped there again: no dead letter held after a pull-only
+// office's package could ever be replayed by window.
+func TestReplayByFilterPassesOverWhatCannotBeReplayed(t *testing.T) {
+	noEraseGrace(t)
+	gone := &scripted{channel: "primary", answers: []error{adapters.Permanent("receiver answered HTTP 410", nil)}}
+	e := start(t, t.TempDir(), gone)
+	ctx := context.Background()
+	pull, err := e.b.Receive(ctx, intake("pull-only")) // no channel: held for the office's pickup
+	if err != nil {
+		t.Fatal(err)
+	}
+	erased, err := e.b.Receive(ctx, intake("erased", "unconfigured"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, e.b, erased.Submission.ID, submission.StateHeld)
+	if _, err := e.b.Erase(ctx, erased.Submission.ID, "operator", "withdrawn"); err != nil {
+		t.Fatal(err)
+	}
+	failed, err := e.b.Receive(ctx, intake("failed", "primary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, e.b, failed.Submission.ID, submission.StateHeld)
+
+	for _, f := range []ReplayFilter{{}, {OfficeID: "office-a"}} {
+		res, err := e.b.Replay(ctx, f, "operator anna")
+		if err != nil {
+			t.Fatalf("replay %+v: %v", f, err)
+		}
+		if f.OfficeID == "" && res.Replayed != 1 {
+			t.Fatalf("replay of every dead letter: %+v, want the failed package queued again", res)
+		}
+		skipped := map[string]Skipped{}
+		for _, k := range res.Skipped {
+			skipped[k.ID] = k
+		}
+		for _, id := range []string{pull.Submission.ID, erased.Submission.ID} {
+			if k, ok := skipped[id]; !ok || k.State != submission.StateHeld || k.Reason == "" {
+				t.Fatalf("replay %+v: %s not named as skipped with a reason: %+v", f, id, res.Skipped)
+			}
+		}
+	}
+	waitState(t, e.b, failed.Submission.ID, submission.StateDelivered)
+	for _, id := range []string{pull.Submission.ID, erased.Submission.ID} {
+		if s, _ := e.b.Submission(id); s.State != submission.StateHeld {
+			t.Fatalf("%s: %s, want held", id, s.State)
+		}
+	}
+}

@@ -379,12 +379,22 @@ func (b *Broker) Confirm(_ context.Context, officeID, id string, p Pickup) (*sub
 }
 
 // pickedUp records the office's pickup of s, read just before, unless it has one.
+//
+// A case whose bytes were erased before the office's system ever read them
+// (FetchedAt) is no pickup: the office cannot have the package, and recording one
+// signed a Zustellbestaetigung for an application no office had — a clerk
+// opening the erased case in the mailbox, a decision through the pull API. It is
+// ErrConflict and ErrBytesRemoved. A channel that handed the bytes over itself (a
+// case folder) confirms through its Confirmer, not here.
 func (b *Broker) pickedUp(s *submission.Submission, p Pickup) (*submission.Submission, error) {
 	if s.DeliveredAt != nil {
 		return s, nil
 	}
 	c := submission.Confirmation{Receiver: p.Receiver, At: time.Now().UTC()}
 	return b.confirmSub(s.ID, nil, c, func(cur *submission.Submission, now time.Time, c submission.Confirmation) ([]submission.Event, error) {
+		if cur.DeliveredAt == nil && cur.BytesRemovedAt != nil && cur.FetchedAt == nil {
+			return nil, fmt.Errorf("%w: submission %s: %w before the office had it", submission.ErrIllegal, cur.ID, ErrBytesRemoved)
+		}
 		return cur.Confirm(now, p.Channel, c)
 	})
 }
@@ -409,9 +419,19 @@ const maxReplyBytes = 64 << 20
 
 // Reply implements OfficeDesk: the bytes are fsynced as a blob, then the reply is
 // recorded with its event in one transaction.
+//
+// A case whose bytes were removed (the retention, an erasure) takes no new reply,
+// ErrBytesRemoved: nobody could read it — the portal's fetch is refused like every
+// byte of the case, and the retention's sweep deletes a blob such a record names —
+// yet the office was told it was stored. A repeat of a reply stored before still
+// returns it.
 func (b *Broker) Reply(_ context.Context, officeID, id string, in ReplyIn) (submission.Reply, error) {
-	if _, err := b.forOffice(officeID, id); err != nil {
+	s, err := b.forOffice(officeID, id)
+	if err != nil {
 		return submission.Reply{}, err
+	}
+	if err := acceptsReply(s, "", in.MessageID); err != nil {
+		return submission.Reply{}, err // before its bytes are stored
 	}
 	if len(in.Content) > maxReplyBytes {
 		return submission.Reply{}, fmt.Errorf("%w: reply of %d bytes exceeds %d", ErrConflict, len(in.Content), maxReplyBytes)
@@ -422,7 +442,10 @@ func (b *Broker) Reply(_ context.Context, officeID, id string, in ReplyIn) (subm
 	}
 	r := submission.Reply{ID: newID(), Kind: in.Kind, MessageID: in.MessageID, ContentType: in.ContentType,
 		Size: int64(len(in.Content)), SHA256: digest, Channel: in.Channel, Actor: in.Actor}
-	s, err := b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+	s, err = b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		if err := acceptsReply(cur, r.ID, r.MessageID); err != nil {
+			return nil, err
+		}
 		r.At = now
 		return cur.AddReply(now, r)
 	})
@@ -431,11 +454,31 @@ func (b *Broker) Reply(_ context.Context, officeID, id string, in ReplyIn) (subm
 	}
 	// A repeat returns the reply stored the first time.
 	for _, have := range s.Replies {
-		if have.ID == r.ID || (r.MessageID != "" && have.MessageID == r.MessageID) {
+		if sameReply(have, r.ID, r.MessageID) {
 			return have, nil
 		}
 	}
 	return r, nil
+}
+
+// sameReply reports whether have is the reply with this id or office message id
+// (as submission.AddReply tells a repeat).
+func sameReply(have submission.Reply, id, messageID string) bool {
+	return have.ID == id || (messageID != "" && have.MessageID == messageID)
+}
+
+// acceptsReply refuses a new reply to a case whose bytes were removed (see Reply);
+// a repeat of one it holds passes.
+func acceptsReply(s *submission.Submission, id, messageID string) error {
+	if s.BytesRemovedAt == nil {
+		return nil
+	}
+	for _, have := range s.Replies {
+		if sameReply(have, id, messageID) {
+			return nil
+		}
+	}
+	return fmt.Errorf("submission %s: a reply to it could not be read: %w", s.ID, ErrBytesRemoved)
 }
 
 // OpenReply implements OfficeDesk.

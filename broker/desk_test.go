@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 // brokenBlobs is a store whose blobs cannot be opened: a cluster without quorum.
@@ -42,5 +43,81 @@ func TestUnreadableBytesAreUnavailable(t *testing.T) {
 	}
 	if _, _, err := b.OpenAttachment(ctx, "office-a", a.Submission.ID, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("OpenAttachment of no such attachment: %v, want ErrNotFound", err)
+	}
+}
+
+// TestErasedBeforePickupIsNoDelivery: an operator erased a held case's bytes
+// before the office had them. A pickup the office's face records without the
+// bytes — a clerk opening the case page in the mailbox, a decision through the
+// pull API — is no delivery: no delivered state and no signed
+// Zustellbestaetigung for an application no office had (the XTA face refuses
+// its close for the same reason). It is ErrConflict, and ErrBytesRemoved.
+func TestErasedBeforePickupIsNoDelivery(t *testing.T) {
+	noEraseGrace(t)
+	e := start(t, t.TempDir())
+	ctx := context.Background()
+	a, err := e.b.Receive(ctx, intake("erased-before-pickup", "unconfigured"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := a.Submission.ID
+	waitState(t, e.b, id, submission.StateHeld)
+	if _, err := e.b.Erase(ctx, id, "operator", "withdrawn by the applicant"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.b.Confirm(ctx, "office-a", id, Pickup{Channel: "mailbox", Receiver: "user anna (mailbox)"}); !errors.Is(err, ErrConflict) || !errors.Is(err, ErrBytesRemoved) {
+		t.Errorf("confirm of an erased case never fetched: %v, want ErrConflict and ErrBytesRemoved", err)
+	}
+	if _, err := e.b.Decide(ctx, "office-a", id, Decision{Outcome: OutcomeAccepted, Actor: "office system", Channel: "api"}); !errors.Is(err, ErrConflict) {
+		t.Errorf("decision on an erased case never fetched: %v, want ErrConflict", err)
+	}
+	s, err := e.b.Submission(id)
+	if err != nil || s.DeliveredAt != nil || s.State != submission.StateHeld {
+		t.Fatalf("erased case after the pickups: %+v %v, want held and not delivered", s, err)
+	}
+	if r, err := e.db.Receipt(id, ReceiptDelivery); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a Zustellbestaetigung was signed for bytes no office had: %q %v", r, err)
+	}
+}
+
+// TestReplyAfterTheBytesWereRemoved: a reply to a case whose bytes were removed
+// (the retention after the answer, or an erasure) can never be read — the
+// portal's fetch is 410, the retention's sweep takes its blob — so it is refused
+// with ErrBytesRemoved instead of being acknowledged to the office and lost. A
+// repeat of a reply stored before still answers with that reply.
+func TestReplyAfterTheBytesWereRemoved(t *testing.T) {
+	noEraseGrace(t)
+	e := start(t, t.TempDir())
+	ctx := context.Background()
+	a, err := e.b.Receive(ctx, intake("reply-after-erasure"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := a.Submission.ID
+	if _, err := e.b.Decide(ctx, "office-a", id, Decision{Outcome: OutcomeAccepted, Actor: "office system", Channel: "api"}); err != nil {
+		t.Fatal(err)
+	}
+	first := ReplyIn{Kind: "Bescheid", MessageID: "bescheid-1", ContentType: "application/pdf", Content: []byte("%PDF Bescheid"), Actor: "Fachverfahren", Channel: "api"}
+	r1, err := e.b.Reply(ctx, "office-a", id, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.b.Erase(ctx, id, "operator", "Art. 17"); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := e.b.Reply(ctx, "office-a", id, first); err != nil || again.ID != r1.ID {
+		t.Fatalf("repeat of a reply stored before the erasure: %+v %v, want %s", again, err, r1.ID)
+	}
+	late := ReplyIn{Kind: "Bescheid", MessageID: "bescheid-2", ContentType: "application/pdf", Content: []byte("%PDF Änderungsbescheid"), Actor: "Fachverfahren", Channel: "api"}
+	r2, err := e.b.Reply(ctx, "office-a", id, late)
+	if !errors.Is(err, ErrBytesRemoved) {
+		if err == nil {
+			_, _, perr := e.b.PortalReply(ctx, "amt24", id, r2.ID)
+			t.Fatalf("a reply after the erasure was acknowledged (%s); the portal reads it: %v", r2.ID, perr)
+		}
+		t.Fatalf("a reply after the erasure: %v, want ErrBytesRemoved", err)
+	}
+	if s, _ := e.b.Submission(id); len(s.Replies) != 1 {
+		t.Fatalf("replies %+v, want the one from before the erasure", s.Replies)
 	}
 }

@@ -178,9 +178,30 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 	}
 	p.Phase.Store(int32(GCRemove))
 	// strip removes the bytes of each case in ids with remove (the record stays).
+	//
+	// A case may stop being due between the scan and its removal: the office
+	// answers a case the scan found unanswered too long. remove refuses it
+	// (ErrConflict); the case is passed over and its blobs are noted as needed,
+	// since the scan left them out and the sweep below would take them. The
+	// conflict ended the whole run before, with no sweep, compaction or wipe in
+	// that period.
+	var neededMu sync.Mutex
 	strip := func(ids []string, remove func(cur *submission.Submission, t time.Time) ([]submission.Event, error)) (int, error) {
 		return gcEach(ctx, ids, func(id string) (bool, error) {
-			if _, err := b.changeSub(id, remove); err != nil {
+			_, err := b.changeSub(id, remove)
+			if errors.Is(err, ErrConflict) {
+				cur, gerr := b.db.Get(id)
+				if gerr != nil {
+					return false, fmt.Errorf("broker: gc %s: %w (then: %w)", id, err, gerr)
+				}
+				neededMu.Lock()
+				for _, d := range cur.Digests() {
+					needed[d] = true
+				}
+				neededMu.Unlock()
+				return false, nil
+			}
+			if err != nil {
 				return false, fmt.Errorf("broker: gc %s: %w", id, err)
 			}
 			p.Done.Add(1)

@@ -374,3 +374,59 @@ func TestRetentionOfUnansweredCases(t *testing.T) {
 		t.Fatalf("last event %+v", last)
 	}
 }
+
+// answersDuringScan is a store on which the office answers one case just after the
+// retention's scan has read it: a decision on an old unanswered case while a run
+// (minutes on a large store) is under way.
+type answersDuringScan struct {
+	store.Store
+	id string
+}
+
+func (s *answersDuringScan) Scan(fn func(*submission.Submission) bool) error {
+	if err := s.Store.Scan(fn); err != nil {
+		return err
+	}
+	_, err := s.Store.Update(s.id, func(cur *submission.Submission) ([]submission.Event, error) {
+		return cur.Decide(time.Now().UTC(), submission.OutcomeAccepted, "", "office system")
+	})
+	return err
+}
+
+// TestRetentionRunSurvivesAnAnswerDuringTheRun: a case the scan found unanswered
+// for longer than retention.unanswered is answered before its bytes go. It is no
+// longer due: the run passes over it and goes on, and its bytes stay, blobs
+// included. The run failed with a conflict there, so the sweep, the compaction
+// and the wipe of the whole period were skipped; passing over it without noting
+// its blobs as needed would have swept the bytes of an answered case.
+func TestRetentionRunSurvivesAnAnswerDuringTheRun(t *testing.T) {
+	answers := &answersDuringScan{}
+	e := startEnv(t, t.TempDir(), testConfig, testChannels, func(db *store.DB) store.Store {
+		answers.Store = db
+		return answers
+	}, &scripted{channel: "primary"})
+	ctx := context.Background()
+	a, err := e.b.Receive(ctx, intake("answered-during-the-run", "primary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := a.Submission.ID
+	waitState(t, e.b, id, submission.StateDelivered)
+	answers.id = id // read by Scan only, which the GC below calls
+	year := 365 * 24 * time.Hour
+	rep, err := e.b.GC(ctx, time.Now().Add(year+24*time.Hour), Retention{Unanswered: year, BlobGrace: time.Nanosecond, CompactMinFree: -1})
+	if err != nil {
+		t.Fatalf("a run during which the office answered a due case: %v", err)
+	}
+	s, err := e.b.Submission(id)
+	if err != nil || s.State != submission.StateAccepted || s.BytesRemovedAt != nil {
+		t.Fatalf("the answered case: %+v %v, want accepted with its bytes", s, err)
+	}
+	for _, d := range s.Digests() {
+		rc, err := e.db.Blobs().Open(ctx, d)
+		if err != nil {
+			t.Fatalf("blob %s of the answered case: %v (report %+v)", d, err, rep)
+		}
+		rc.Close()
+	}
+}

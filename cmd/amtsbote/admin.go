@@ -380,8 +380,9 @@ func (c *adminClient) replay(ctx context.Context, args []string, stdout, stderr 
 	var res struct {
 		Replayed int `json:"replayed"`
 		Skipped  []struct {
-			ID    string `json:"id"`
-			State string `json:"state"`
+			ID     string `json:"id"`
+			State  string `json:"state"`
+			Reason string `json:"reason"`
 		} `json:"skipped"`
 	}
 	b, err := c.do(ctx, http.MethodPost, "/v1/admin/dead-letters/replay", body, &res)
@@ -398,6 +399,10 @@ func (c *adminClient) replay(ctx context.Context, args []string, stdout, stderr 
 	}
 	fmt.Fprintf(stdout, "replayed %d\n", res.Replayed)
 	for _, k := range res.Skipped {
+		if k.Reason != "" {
+			fmt.Fprintf(stdout, "skipped %s: %s, %s\n", k.ID, k.State, k.Reason)
+			continue
+		}
 		fmt.Fprintf(stdout, "skipped %s: %s, no longer held\n", k.ID, k.State)
 	}
 	return nil
