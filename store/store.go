@@ -321,9 +321,11 @@ type Waiting struct {
 }
 
 // WaitingValue is the value both store implementations keep with an entry of
-// the waiting indexes: a flag byte (1: known, 2: erased), the length of the
+// the waiting indexes: a flag byte (4: known, 2: erased), the length of the
 // channel name in a byte and the name, then the office id. Before it the value
-// was empty, which reads as not known.
+// was empty, which reads as not known, and so does the first form of it (flag
+// 1, no channel; written by builds of 2026-12-05 morning only): an office id
+// read as a channel length would have named another office.
 func WaitingValue(s *submission.Submission) []byte {
 	flags := byte(waitingKnown)
 	if s.BytesRemovedAt != nil {
@@ -342,8 +344,8 @@ func WaitingValue(s *submission.Submission) []byte {
 }
 
 const (
-	waitingKnown  = 1
 	waitingErased = 2
+	waitingKnown  = 4 // 1 was the first form's (see WaitingValue)
 )
 
 // IDs returns the ids of entries, in their order.

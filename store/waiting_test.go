@@ -34,3 +34,14 @@ func TestWaitingValueRoundTrip(t *testing.T) {
 		t.Error("WaitingFor does not follow the office")
 	}
 }
+
+// TestWaitingValueOfTheFirstFormIsNotKnown: the value's first form (flag 1,
+// then the office id, no channel) reads as not known, not as a channel length
+// and another office.
+func TestWaitingValueOfTheFirstFormIsNotKnown(t *testing.T) {
+	for _, v := range [][]byte{append([]byte{1}, "5office-with-a-digit-first"...), append([]byte{3}, "office-a"...)} {
+		if got := store.ParseWaiting("x", v); got.Known {
+			t.Errorf("first-form value %q read as %+v", v, got)
+		}
+	}
+}
