@@ -99,7 +99,7 @@ func ProblemFor(err error) *problem.Problem {
 	case errors.Is(err, intake.ErrBusy):
 		return problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "the gateway is busy verifying other packages; nothing was accepted; retry later")
 	case errors.Is(err, broker.ErrUnavailable):
-		return problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "the gateway cannot store packages right now (storage full or failing); nothing was accepted; retry later")
+		return problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "the gateway cannot write right now (storage full or failing); nothing was accepted or recorded; retry later")
 	}
 	return problem.New(http.StatusInternalServerError, problem.TypeInternal, "internal error; the request was not accepted")
 }

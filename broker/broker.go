@@ -50,8 +50,9 @@ var (
 	ErrConflict  = store.ErrConflict
 	ErrForbidden = errors.New("not addressed to this office")
 	ErrStopped   = errors.New("broker stopped")
-	// ErrUnavailable: the store cannot take the package now (a full disk, a write
-	// failure). Nothing was accepted; the sender should retry later.
+	// ErrUnavailable: the store cannot take the package, or a change of a
+	// submission, now (a full disk, a write failure). Nothing was accepted or
+	// recorded; the caller should retry later.
 	ErrUnavailable = errors.New("storage cannot take writes now")
 	// ErrUnreadable: stored bytes (a package, an attachment) cannot be read now (a
 	// cluster that lost its quorum, a blob whose chunks are missing).

@@ -121,3 +121,64 @@ func TestReplyAfterTheBytesWereRemoved(t *testing.T) {
 		t.Fatalf("replies %+v, want the one from before the erasure", s.Replies)
 	}
 }
+
+// fullDisk is a store whose writes of changes fail after the change itself
+// was fine, as bbolt's commit does on a full disk.
+type fullDisk struct {
+	store.Store
+	full bool
+}
+
+func (s *fullDisk) Update(id string, fn func(*submission.Submission) ([]submission.Event, error)) (*submission.Submission, error) {
+	if !s.full {
+		return s.Store.Update(id, fn)
+	}
+	cur, err := s.Store.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := fn(cur); err != nil {
+		return nil, err
+	}
+	return nil, errors.New("write amtsbote.db: no space left on device")
+}
+
+func (s *fullDisk) UpdateWithReceipt(id, kind string, receipt []byte, fn func(*submission.Submission) ([]submission.Event, error)) (*submission.Submission, bool, error) {
+	if !s.full {
+		return s.Store.UpdateWithReceipt(id, kind, receipt, fn)
+	}
+	_, err := s.Update(id, fn)
+	return nil, false, err
+}
+
+// TestOfficeWriteOnAFullDiskIsUnavailable: an office's decision, pickup or
+// reply that the store cannot write is ErrUnavailable (503, "retry later"), as
+// the portal's intake of the same failure is — it was an untyped error, a 500
+// "internal error" at every office face. A change that is itself refused stays
+// what it is (ErrConflict), and so does an unknown case (ErrNotFound).
+func TestOfficeWriteOnAFullDiskIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	var st *fullDisk
+	b := startOver(t, t.TempDir(), testConfig, func(db *store.DB) store.Store { st = &fullDisk{Store: db}; return st })
+	a, err := b.Receive(ctx, intake("full-disk", "unconfigured")) // held: no channel
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Decide(ctx, "office-a", a.Submission.ID, Decision{Outcome: OutcomeAccepted, Actor: "clerk", Channel: "api"}); err != nil {
+		t.Fatal(err)
+	}
+	st.full = true
+	if _, err := b.MarkProcessed(ctx, "office-a", a.Submission.ID, true, "clerk", "api"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("a mark on a full disk: %v, want ErrUnavailable", err)
+	}
+	if _, err := b.Decide(ctx, "office-a", a.Submission.ID, Decision{Outcome: OutcomeRejected, Reason: "unvollständig", Actor: "clerk", Channel: "api"}); !errors.Is(err, ErrConflict) || errors.Is(err, ErrUnavailable) {
+		t.Fatalf("a decision against the first: %v, want ErrConflict", err)
+	}
+	if _, err := b.MarkProcessed(ctx, "office-a", "no-such-case", true, "clerk", "api"); !errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnavailable) {
+		t.Fatalf("a mark on no case: %v, want ErrNotFound", err)
+	}
+	st.full = false
+	if s, err := b.Submission(a.Submission.ID); err != nil || s.Processed {
+		t.Fatalf("after the failed write: processed %v, %v", s.Processed, err)
+	}
+}

@@ -549,10 +549,10 @@ func (b *Broker) changeSub(id string, fn func(cur *submission.Submission, now ti
 // meanwhile) changes nothing and is no error; an illegal one is ErrConflict.
 func (b *Broker) commit(id, kind string, receipt []byte, fn func(cur *submission.Submission) ([]submission.Event, error)) (*submission.Submission, error) {
 	var applied []submission.Event
+	var fnErr error
 	write := func(cur *submission.Submission) ([]submission.Event, error) {
-		var err error
-		applied, err = fn(cur)
-		return applied, err
+		applied, fnErr = fn(cur)
+		return applied, fnErr
 	}
 	var s *submission.Submission
 	var changed bool
@@ -565,6 +565,13 @@ func (b *Broker) commit(id, kind string, receipt []byte, fn func(cur *submission
 	}
 	if errors.Is(err, submission.ErrStale) {
 		return s, nil
+	}
+	if err != nil && fnErr == nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrUnavailable) {
+		// The change was fine and the store could not write it (a full disk, a
+		// failing write): nothing was recorded, and the same call later may work.
+		// An office's decision, pickup or reply answered 500 "internal error"
+		// here, where the portal's intake of the same failure answers 503.
+		return nil, fmt.Errorf("broker: record %s: %w: %w", id, ErrUnavailable, err)
 	}
 	if err != nil {
 		return nil, asConflict(err)
