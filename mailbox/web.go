@@ -580,8 +580,9 @@ func (m *Mailbox) deskError(w http.ResponseWriter, r *http.Request, s session, e
 		return
 	}
 	m.log.Error(what, "office", s.Office, "err", err)
-	if errors.Is(err, broker.ErrUnreadable) || errors.Is(err, broker.ErrStoreUnavailable) {
-		// A cluster without quorum, a blob that cannot be read now: a later try may work.
+	if errors.Is(err, broker.ErrUnreadable) || errors.Is(err, broker.ErrStoreUnavailable) || errors.Is(err, broker.ErrUnavailable) {
+		// A cluster without quorum, a blob that cannot be read now, a write that
+		// failed (a full disk): a later try may work.
 		m.fail(w, r, &s, http.StatusServiceUnavailable)
 		return
 	}

@@ -470,7 +470,7 @@ func (s *Server) exceptionOf(c *call, err error) *Fault {
 		return fault(ParameterIsNotValid, "not possible in the message's current state")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fault(TechnicalProblem, "the request was cancelled")
-	case errors.Is(err, broker.ErrStoreUnavailable):
+	case errors.Is(err, broker.ErrStoreUnavailable), errors.Is(err, broker.ErrUnavailable):
 		s.log.Warn("xta: the store does not answer", "op", c.op, "office", c.officeID, "err", err)
 		return storeDownFault()
 	}
