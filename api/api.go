@@ -706,7 +706,10 @@ func (s *Server) officePackage(w http.ResponseWriter, r *http.Request) {
 		// RFC 9530: structured-field byte sequence, base64 between colons.
 		w.Header().Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(raw)+":")
 	}
-	_, _ = io.Copy(w, rc)
+	// A package of max_body_bytes over a slow link outlasts the server's fixed
+	// write deadline, and a cut one has no Range to resume: under the progress
+	// rule, as an attachment and an XTA message are (it was cut after write_timeout).
+	_, _ = io.Copy(Paced(w, s.transfer()), rc)
 }
 
 func (s *Server) officeAttachment(w http.ResponseWriter, r *http.Request) {
@@ -857,7 +860,8 @@ func (s *Server) portalReply(w http.ResponseWriter, r *http.Request, portal stri
 	}
 	w.Header().Set("Content-Type", ct)
 	w.Header().Set("Content-Length", strconv.FormatInt(rep.Size, 10))
-	_, _ = io.Copy(w, rc)
+	// A reply may have 64 MiB: under the progress rule, as the office's package.
+	_, _ = io.Copy(Paced(w, s.transfer()), rc)
 }
 
 // AdminSubmission is the operator's view: the whole record and the whole event log,
