@@ -735,7 +735,7 @@ func (s *Server) officeDecide(outcome string) http.HandlerFunc {
 			return
 		}
 		var body wire.DecisionRequest
-		if !s.readJSON(w, r, 64<<10, &body, true, `{"reason": "..."}`) {
+		if !s.readJSON(w, r, 64<<10, &body, true, false, `{"reason": "..."}`) {
 			return
 		}
 		body.Reason = strings.TrimSpace(body.Reason)
@@ -818,7 +818,7 @@ const (
 // receipts stay.
 func (s *Server) adminErase(w http.ResponseWriter, r *http.Request) {
 	var body EraseRequest
-	if !s.readJSON(w, r, 16<<10, &body, true, `{"operator": "...", "note": "..."}`) {
+	if !s.readJSON(w, r, 16<<10, &body, true, true, `{"operator": "...", "note": "..."}`) {
 		return
 	}
 	body.Operator, body.Note = strings.TrimSpace(body.Operator), strings.TrimSpace(body.Note)
@@ -1086,7 +1086,7 @@ type replayBody struct {
 
 func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
 	var body replayBody
-	if !s.readJSON(w, r, 1<<20, &body, false, `{"ids": [...]} or {"office": "...", "from": "...", "to": "..."}`) {
+	if !s.readJSON(w, r, 1<<20, &body, false, true, `{"ids": [...]} or {"office": "...", "from": "...", "to": "..."}`) {
 		return
 	}
 	if len(body.IDs) == 0 && body.Office == "" && body.From == "" && body.To == "" {
@@ -1123,10 +1123,17 @@ func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
 
 // readJSON decodes the request's JSON body, read to at most max bytes, into v. A
 // body over max is 413 too-large, one that is not JSON 400 malformed-request whose
-// detail shows shape; an empty body is accepted where emptyOK. It reports whether
-// the handler goes on; if not, it has answered.
-func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, max int64, v any, emptyOK bool, shape string) bool {
+// detail shows shape; an empty body is accepted where emptyOK. Where strict, a
+// member v does not have is 400 too, its name in the detail: the operator's
+// bodies (erase, replay) drive what cannot be taken back, and a mistyped member
+// was ignored (an erasure without the operator's name, a replay of every office's
+// dead letters instead of one's). It reports whether the handler goes on; if
+// not, it has answered.
+func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, max int64, v any, emptyOK, strict bool, shape string) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, max))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	err := dec.Decode(v)
 	if err == nil {
 		// One JSON value and nothing after it: a decision that cannot be undone is
@@ -1141,6 +1148,9 @@ func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, max int64, v a
 		return true
 	case isMaxBytes(err):
 		s.fail(w, r, err)
+	case strings.HasPrefix(err.Error(), "json: unknown field "): // encoding/json has no type for it
+		problem.Write(w, r, problem.New(400, problem.TypeMalformed,
+			"unknown member "+strings.TrimPrefix(err.Error(), "json: unknown field ")+"; body must be JSON: "+shape))
 	default:
 		problem.Write(w, r, problem.New(400, problem.TypeMalformed, "body must be JSON: "+shape))
 	}
