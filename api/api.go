@@ -489,6 +489,15 @@ func AcceptsXML(ct string) bool {
 }
 
 func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
+	// The signature and the digests are over the bytes as signed, and the gateway
+	// decodes no content coding: a gzipped body was parsed as it came and refused
+	// as malformed XML, which sent the portal looking for a fault in its package.
+	if ce := r.Header.Values("Content-Encoding"); len(ce) > 0 && (len(ce) > 1 || !strings.EqualFold(strings.TrimSpace(ce[0]), "identity")) {
+		w.Header().Set("Accept-Encoding", "identity")
+		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia,
+			"send the package without a Content-Encoding: the gateway checks the bytes as they were signed"))
+		return
+	}
 	if mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && mt == "multipart/related" {
 		s.submitMultipart(w, r, params)
 		return
