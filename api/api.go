@@ -628,7 +628,10 @@ func (s *Server) officeList(w http.ResponseWriter, r *http.Request) {
 	// state: a Fachverfahren that pulls asks for what still waits for it
 	// (state=queued,retrying,handed_over,held) instead of paging through every
 	// case it ever had.
-	raw := r.URL.Query().Get("state")
+	// Repeated (state=queued&state=held, how OpenAPI clients send an array) counts
+	// as comma-separated: only the first value was read, and the others' cases were
+	// left out of a 200.
+	raw := strings.Join(r.URL.Query()["state"], ",")
 	states, ok := parseStates(raw)
 	if !ok {
 		problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "state must be a comma-separated list of states ("+stateNames()+")").With("field", "state"))
