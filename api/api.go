@@ -492,7 +492,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	// The signature and the digests are over the bytes as signed, and the gateway
 	// decodes no content coding: a gzipped body was parsed as it came and refused
 	// as malformed XML, which sent the portal looking for a fault in its package.
-	if ce := r.Header.Values("Content-Encoding"); len(ce) > 0 && (len(ce) > 1 || !strings.EqualFold(strings.TrimSpace(ce[0]), "identity")) {
+	if contentCoded(r.Header) {
 		w.Header().Set("Accept-Encoding", "identity")
 		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia,
 			"send the package without a Content-Encoding: the gateway checks the bytes as they were signed"))
@@ -533,6 +533,19 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeIntake(w, a)
+}
+
+// contentCoded reports whether h names a content coding other than identity (an
+// empty Content-Encoding, which some clients send, names none).
+func contentCoded(h http.Header) bool {
+	for _, v := range h.Values("Content-Encoding") {
+		for _, c := range strings.Split(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // writeIntake answers an accepted package: 201 with the signed receipt, or 200 for

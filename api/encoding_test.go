@@ -38,16 +38,19 @@ func TestCompressedIntakeIsUnsupportedMedia(t *testing.T) {
 			t.Errorf("%s, gzip: %d Accept-Encoding %q %s", ct, res.StatusCode, res.Header.Get("Accept-Encoding"), body)
 		}
 	}
-	// identity is no coding at all.
-	req, _ := http.NewRequest(http.MethodPost, ex.g.URL()+wire.SubmissionsPath, bytes.NewReader(raw))
-	req.Header.Set("Content-Type", "application/xml")
-	req.Header.Set("Content-Encoding", "identity")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != 201 {
-		t.Fatalf("Content-Encoding identity: %d", res.StatusCode)
+	// identity is no coding at all, nor is an empty header; a coding after
+	// identity is one.
+	for ce, want := range map[string]int{"identity": 201, "": 201, "identity, gzip": 415} {
+		req, _ := http.NewRequest(http.MethodPost, ex.g.URL()+wire.SubmissionsPath, bytes.NewReader(signedExample(t, ex.client, ex.leika)))
+		req.Header.Set("Content-Type", "application/xml")
+		req.Header["Content-Encoding"] = []string{ce}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("Content-Encoding %q: %d, want %d", ce, res.StatusCode, want)
+		}
 	}
 }
