@@ -489,6 +489,15 @@ func AcceptsXML(ct string) bool {
 }
 
 func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
+	// The signature and the digests are over the bytes as signed, and the gateway
+	// decodes no content coding: a gzipped body was parsed as it came and refused
+	// as malformed XML, which sent the portal looking for a fault in its package.
+	if contentCoded(r.Header) {
+		w.Header().Set("Accept-Encoding", "identity")
+		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia,
+			"send the package without a Content-Encoding: the gateway checks the bytes as they were signed"))
+		return
+	}
 	if mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && mt == "multipart/related" {
 		s.submitMultipart(w, r, params)
 		return
@@ -524,6 +533,19 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeIntake(w, a)
+}
+
+// contentCoded reports whether h names a content coding other than identity (an
+// empty Content-Encoding, which some clients send, names none).
+func contentCoded(h http.Header) bool {
+	for _, v := range h.Values("Content-Encoding") {
+		for _, c := range strings.Split(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // writeIntake answers an accepted package: 201 with the signed receipt, or 200 for
@@ -619,7 +641,10 @@ func (s *Server) officeList(w http.ResponseWriter, r *http.Request) {
 	// state: a Fachverfahren that pulls asks for what still waits for it
 	// (state=queued,retrying,handed_over,held) instead of paging through every
 	// case it ever had.
-	raw := r.URL.Query().Get("state")
+	// Repeated (state=queued&state=held, how OpenAPI clients send an array) counts
+	// as comma-separated: only the first value was read, and the others' cases were
+	// left out of a 200.
+	raw := strings.Join(r.URL.Query()["state"], ",")
 	states, ok := parseStates(raw)
 	if !ok {
 		problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "state must be a comma-separated list of states ("+stateNames()+")").With("field", "state"))
@@ -706,7 +731,10 @@ func (s *Server) officePackage(w http.ResponseWriter, r *http.Request) {
 		// RFC 9530: structured-field byte sequence, base64 between colons.
 		w.Header().Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(raw)+":")
 	}
-	_, _ = io.Copy(w, rc)
+	// A package of max_body_bytes over a slow link outlasts the server's fixed
+	// write deadline, and a cut one has no Range to resume: under the progress
+	// rule, as an attachment and an XTA message are (it was cut after write_timeout).
+	_, _ = io.Copy(Paced(w, s.transfer()), rc)
 }
 
 func (s *Server) officeAttachment(w http.ResponseWriter, r *http.Request) {
@@ -732,7 +760,7 @@ func (s *Server) officeDecide(outcome string) http.HandlerFunc {
 			return
 		}
 		var body wire.DecisionRequest
-		if !s.readJSON(w, r, 64<<10, &body, true, `{"reason": "..."}`) {
+		if !s.readJSON(w, r, 64<<10, &body, true, false, `{"reason": "..."}`) {
 			return
 		}
 		body.Reason = strings.TrimSpace(body.Reason)
@@ -815,7 +843,7 @@ const (
 // receipts stay.
 func (s *Server) adminErase(w http.ResponseWriter, r *http.Request) {
 	var body EraseRequest
-	if !s.readJSON(w, r, 16<<10, &body, true, `{"operator": "...", "note": "..."}`) {
+	if !s.readJSON(w, r, 16<<10, &body, true, true, `{"operator": "...", "note": "..."}`) {
 		return
 	}
 	body.Operator, body.Note = strings.TrimSpace(body.Operator), strings.TrimSpace(body.Note)
@@ -857,7 +885,8 @@ func (s *Server) portalReply(w http.ResponseWriter, r *http.Request, portal stri
 	}
 	w.Header().Set("Content-Type", ct)
 	w.Header().Set("Content-Length", strconv.FormatInt(rep.Size, 10))
-	_, _ = io.Copy(w, rc)
+	// A reply may have 64 MiB: under the progress rule, as the office's package.
+	_, _ = io.Copy(Paced(w, s.transfer()), rc)
 }
 
 // AdminSubmission is the operator's view: the whole record and the whole event log,
@@ -1082,7 +1111,7 @@ type replayBody struct {
 
 func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
 	var body replayBody
-	if !s.readJSON(w, r, 1<<20, &body, false, `{"ids": [...]} or {"office": "...", "from": "...", "to": "..."}`) {
+	if !s.readJSON(w, r, 1<<20, &body, false, true, `{"ids": [...]} or {"office": "...", "from": "...", "to": "..."}`) {
 		return
 	}
 	if len(body.IDs) == 0 && body.Office == "" && body.From == "" && body.To == "" {
@@ -1123,10 +1152,17 @@ func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
 
 // readJSON decodes the request's JSON body, read to at most max bytes, into v. A
 // body over max is 413 too-large, one that is not JSON 400 malformed-request whose
-// detail shows shape; an empty body is accepted where emptyOK. It reports whether
-// the handler goes on; if not, it has answered.
-func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, max int64, v any, emptyOK bool, shape string) bool {
+// detail shows shape; an empty body is accepted where emptyOK. Where strict, a
+// member v does not have is 400 too, its name in the detail: the operator's
+// bodies (erase, replay) drive what cannot be taken back, and a mistyped member
+// was ignored (an erasure without the operator's name, a replay of every office's
+// dead letters instead of one's). It reports whether the handler goes on; if
+// not, it has answered.
+func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, max int64, v any, emptyOK, strict bool, shape string) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, max))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	err := dec.Decode(v)
 	if err == nil {
 		// One JSON value and nothing after it: a decision that cannot be undone is
@@ -1141,6 +1177,9 @@ func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, max int64, v a
 		return true
 	case isMaxBytes(err):
 		s.fail(w, r, err)
+	case strings.HasPrefix(err.Error(), "json: unknown field "): // encoding/json has no type for it
+		problem.Write(w, r, problem.New(400, problem.TypeMalformed,
+			"unknown member "+strings.TrimPrefix(err.Error(), "json: unknown field ")+"; body must be JSON: "+shape))
 	default:
 		problem.Write(w, r, problem.New(400, problem.TypeMalformed, "body must be JSON: "+shape))
 	}

@@ -17,18 +17,22 @@ type Clients struct {
 }
 
 // NewClients builds the token table. Empty tokens are ignored (that client cannot log in).
+//
+// A token is taken without the whitespace around it, as bearer reads the one a
+// client sends (and HTTP strips a header value's ends): one configured with a
+// trailing newline (a YAML block scalar, a copy from a file) never matched.
 func NewClients(adminToken string, portals, offices map[string]string) *Clients {
 	c := &Clients{portals: map[[32]byte]string{}, offices: map[[32]byte]string{}}
-	if adminToken != "" {
-		c.admin, c.hasAdm = sha256.Sum256([]byte(adminToken)), true
+	if tok := strings.TrimSpace(adminToken); tok != "" {
+		c.admin, c.hasAdm = sha256.Sum256([]byte(tok)), true
 	}
 	for id, tok := range portals {
-		if tok != "" {
+		if tok = strings.TrimSpace(tok); tok != "" {
 			c.portals[sha256.Sum256([]byte(tok))] = id
 		}
 	}
 	for id, tok := range offices {
-		if tok != "" {
+		if tok = strings.TrimSpace(tok); tok != "" {
 			c.offices[sha256.Sum256([]byte(tok))] = id
 		}
 	}

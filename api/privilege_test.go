@@ -9,7 +9,10 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/gateway"
 	"github.com/amtsbote/amtsbote/intake"
+	"github.com/amtsbote/amtsbote/internal/gatewaytest"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -106,6 +109,35 @@ func TestWrongTokenIsNotAMissingOne(t *testing.T) {
 		if err != nil || res.StatusCode != http.StatusUnauthorized || p.Type != problem.TypeUnauthenticated ||
 			res.Header.Get("WWW-Authenticate") != tc.wantAuth || p.Detail != tc.wantDetail {
 			t.Errorf("GET %s with %q: %d %q %q %v, want 401 %q %q", tc.path, tc.token, res.StatusCode, res.Header.Get("WWW-Authenticate"), p.Detail, err, tc.wantAuth, tc.wantDetail)
+		}
+	}
+}
+
+// TestTokenWithSurroundingSpaceLogsIn: a token written in the configuration with
+// whitespace around it (a YAML block scalar "token: |" ends it with a newline, a
+// copy from a file or a mail adds one) could never log in: the gateway trims what
+// the client sends after "Bearer" (and HTTP strips a header value's ends anyway),
+// but kept the configured token as written. Both sides are trimmed now.
+func TestTokenWithSurroundingSpaceLogsIn(t *testing.T) {
+	g, _ := gatewaytest.Start(t, func(c *config.Config) {
+		c.AdminToken = " " + adminToken + "\n"
+		c.Portals = map[string]config.PortalClient{"amt24": {Token: portalToken + "\n"}}
+		c.Offices = map[string]config.OfficeClient{gateway.DemoOfficeID: {Token: "\t" + officeToken + "\r\n"}}
+	})
+	for path, tok := range map[string]string{
+		"/v1/office/submissions":      officeToken,
+		"/v1/admin/submissions":       adminToken,
+		"/v1/submissions/no-such-one": portalToken, // 404 after authentication, not 401
+	} {
+		req, _ := http.NewRequest(http.MethodGet, g.URL()+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode == http.StatusUnauthorized {
+			t.Errorf("GET %s with the configured token: 401", path)
 		}
 	}
 }

@@ -59,6 +59,11 @@ func serveBlob(w http.ResponseWriter, r *http.Request, rc io.Reader, size int64,
 		w.Header().Set("Content-Type", "application/octet-stream")
 	}
 	rw := &rangeProblemWriter{ResponseWriter: w, r: r, size: size}
+	// Range units ignore case (RFC 9110 14.1), http.ServeContent knows only
+	// "bytes=": "Bytes=0-9" got 416 "outside the content".
+	if unit, set, ok := strings.Cut(r.Header.Get("Range"), "="); ok && unit != "bytes" && strings.EqualFold(strings.TrimSpace(unit), "bytes") {
+		r.Header.Set("Range", "bytes="+set)
+	}
 	switch rangeOf(r, size) {
 	case rangeIgnored:
 		r.Header.Del("Range")

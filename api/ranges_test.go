@@ -129,3 +129,20 @@ func TestEmptyBlobRanges(t *testing.T) {
 		t.Errorf("empty content without Range: %d, %d bytes", rec.Code, rec.Body.Len())
 	}
 }
+
+// TestRangeUnitIgnoresCase: range units are case-insensitive (RFC 9110 14.1), so
+// "Bytes=0-9" asks for the first ten bytes. http.ServeContent knows only the
+// lower-case form and answered 416, "the range lies outside the content", for
+// a range well inside it.
+func TestRangeUnitIgnoresCase(t *testing.T) {
+	content := []byte("0123456789abcdefghij")
+	for _, rng := range []string{"Bytes=0-9", "BYTES=0-9"} {
+		req := httptest.NewRequest(http.MethodGet, "/x", nil)
+		req.Header.Set("Range", rng)
+		rec := httptest.NewRecorder()
+		serveBlob(rec, req, bytes.NewReader(content), int64(len(content)), "", Transfer{})
+		if rec.Code != 206 || rec.Body.String() != "0123456789" || rec.Header().Get("Content-Range") != "bytes 0-9/20" {
+			t.Errorf("Range %q: %d %q Content-Range %q", rng, rec.Code, rec.Body.String(), rec.Header().Get("Content-Range"))
+		}
+	}
+}

@@ -30,6 +30,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -243,8 +245,14 @@ func (n *Notifier) run(q *queue) {
 				}
 				n.sent.WithLabelValues(q.p.ID, "failed").Inc()
 				backoff = min(max(2*backoff, n.o.Window), n.o.MaxBackoff)
-				n.log.Warn("portal callback failed; sent again later", "portal", q.p.ID, "ids", len(batch), "retry_in", backoff, "err", err)
-				if !n.sleep(backoff) {
+				// A portal that said when to come back (503 in a maintenance window,
+				// 429) is not asked again before: it came again after 1 s, 2 s, …
+				wait := backoff
+				if ref, ok := errors.AsType[*refusal](err); ok && ref.retryAfter > wait {
+					wait = min(ref.retryAfter, n.o.MaxBackoff)
+				}
+				n.log.Warn("portal callback failed; sent again later", "portal", q.p.ID, "ids", len(batch), "retry_in", wait, "err", err)
+				if !n.sleep(wait) {
 					return
 				}
 				continue
@@ -352,7 +360,36 @@ func (n *Notifier) send(p Portal, batch []subject) error {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswer))
 	_ = resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("callback: the portal answered HTTP %d", resp.StatusCode)
+		return &refusal{status: resp.StatusCode, retryAfter: retryAfter(resp.Header.Get("Retry-After"), n.o.Now())}
 	}
 	return nil
+}
+
+// refusal is a portal's answer other than 2xx, with the wait its Retry-After
+// asked for (0: none).
+type refusal struct {
+	status     int
+	retryAfter time.Duration
+}
+
+func (r *refusal) Error() string {
+	return fmt.Sprintf("callback: the portal answered HTTP %d", r.status)
+}
+
+// retryAfter reads a Retry-After value, seconds or an HTTP date (RFC 9110
+// 10.2.3); 0 when there is none or it cannot be read.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v = strings.TrimSpace(v); v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if s <= 0 {
+			return 0
+		}
+		return time.Duration(min(s, int64(24*time.Hour/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -249,5 +250,57 @@ func TestPutBackKeepsTheBound(t *testing.T) {
 	}
 	if !slices.Equal(ids, []string{"a", "b", "c"}) || lost != 1 || q.in["d"] {
 		t.Fatalf("after putting a, b, c back before c, d with room for 3: %v, %d left out, d still marked %v", ids, lost, q.in["d"])
+	}
+}
+
+// syncBuffer is a log sink the sender goroutine and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRetryAfterIsHeeded: a portal that answers 503 or 429 with Retry-After (a
+// maintenance window, a rate limit) said when to come back. The callback came
+// again after 1 s, 2 s, 4 s … all the same, a request the portal had asked not to
+// get; the wait is now at least what it asked for (at most MaxBackoff).
+func TestRetryAfterIsHeeded(t *testing.T) {
+	for _, tc := range []struct {
+		status     int
+		retryAfter string
+		want       string
+	}{
+		{http.StatusServiceUnavailable, "120", "retry_in=2m0s"},
+		{http.StatusTooManyRequests, time.Now().Add(10 * time.Minute).UTC().Format(http.TimeFormat), "retry_in=5m0s"}, // capped at MaxBackoff
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", tc.retryAfter)
+			w.WriteHeader(tc.status)
+		}))
+		t.Cleanup(srv.Close)
+		var logs syncBuffer
+		n := start(t, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+			Portals: []Portal{{ID: "amt24", Endpoint: srv.URL, Secret: webhook.NewSecret()}}})
+		n.Observe(sub("a", "amt24", "o"), submission.Event{})
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "portal callback failed"); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("no failed callback logged")
+			}
+		}
+		if line := logs.String(); !strings.Contains(line, tc.want) {
+			t.Errorf("%d with Retry-After %s: %s, want %s", tc.status, tc.retryAfter, line, tc.want)
+		}
+		_ = n.Close()
 	}
 }

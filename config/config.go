@@ -515,6 +515,8 @@ func (c *Config) validateTokens() []error {
 	seen := map[string]string{} // token -> the setting that has it
 	var errs []error
 	claim := func(key, tok string) {
+		// As the API takes them (api.NewClients): "T" and "T\n" are one token.
+		tok = strings.TrimSpace(tok)
 		if tok == "" {
 			return // that client cannot log in
 		}

@@ -188,6 +188,8 @@ func TestTokenServesOneClient(t *testing.T) {
 		"portal and office": {func(c *Config) { c.Offices["office-b"] = OfficeClient{Token: "T0K-pb"} }, "offices.office-b.token: the same token as portals.portal-b.token"},
 		"admin and office":  {func(c *Config) { c.Offices["office-a"] = OfficeClient{Token: "T0K-admin"} }, "offices.office-a.token: the same token as admin_token"},
 		"admin and portal":  {func(c *Config) { c.Portals["amt24"] = PortalClient{Token: "T0K-admin"} }, "portals.amt24.token: the same token as admin_token"},
+		// The API takes tokens without the whitespace around them.
+		"one with a newline": {func(c *Config) { c.Offices["office-b"] = OfficeClient{Token: "T0K-oa\n"} }, "offices.office-b.token: the same token as offices.office-a.token"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := base()
