@@ -295,7 +295,8 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.log.Error("panic in handler", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				// The route's pattern, as observe logs it: the path names the case.
+				s.log.Error("panic in handler", "route", routePattern(r), "panic", fmt.Sprint(v))
 				problem.Write(w, r, problem.New(500, problem.TypeInternal, "internal error"))
 			}
 		}()

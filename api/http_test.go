@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -344,4 +345,27 @@ func TestTricklingBodiesDoNotHoldTheBudget(t *testing.T) {
 		t.Fatalf("half the budget while four bodies of one byte are read: %v", err)
 	}
 	l.Release()
+}
+
+// TestPanicLogNamesTheRoute: a handler's panic is logged with the route
+// pattern, as every other request log is, not with the path: a path names the
+// submission, office or reply it was about.
+func TestPanicLogNamesTheRoute(t *testing.T) {
+	var logs bytes.Buffer
+	s := New(Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Clients: NewClients("", nil, map[string]string{"dd": testOfficeToken})})
+	base := loopback(t, s) // no broker: the office's handler panics
+	req, _ := http.NewRequest(http.MethodGet, base+"/v1/office/submissions/01a2-secret-case", nil)
+	req.Header.Set("Authorization", "Bearer "+testOfficeToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("status %d, want the 500 of a panic", res.StatusCode)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "panic in handler") || strings.Contains(out, "01a2-secret-case") || !strings.Contains(out, "/v1/office/submissions/{id}") {
+		t.Fatalf("panic log:\n%s", out)
+	}
 }
