@@ -90,3 +90,37 @@ func TestStoreDownIsInTheContract(t *testing.T) {
 }
 
 func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
+
+// TestReloadWithoutFilesIsInTheContract: a gateway without directory files
+// answers a reload with 409 conflict, which the contract did not list.
+func TestReloadWithoutFilesIsInTheContract(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc.Servers = nil
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(api.Options{Clients: api.NewClients(adminToken, nil, nil)}))
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/admin/directory/reload", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	rt, params, err := router.FindRoute(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(string(body), problem.TypeConflict) {
+		t.Fatalf("reload without files: %d %s", resp.StatusCode, body)
+	}
+	if err := conforms(req, rt, params, resp, body); err != nil {
+		t.Fatalf("409 breaks the contract: %v", firstLine(err.Error()))
+	}
+}
