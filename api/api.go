@@ -911,17 +911,27 @@ func (s *Server) adminGet(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, AdminSubmission{Submission: sub, Events: evs})
 }
 
+// adminListMax bounds the admin list of submissions.
+var adminListMax = 1000
+
 func (s *Server) adminList(w http.ResponseWriter, r *http.Request) {
 	want := submission.State(r.URL.Query().Get("state"))
 	if want != "" && !slices.Contains(submission.States(), want) { // was an empty list
 		problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "state must be one of "+stateNames()).With("field", "state"))
 		return
 	}
+	// At most adminListMax; complete says whether that was all of them (an
+	// operator could not tell 1000 from the first 1000 of more).
 	var out []map[string]any
+	complete := true
 	err := s.opt.Broker.InState(want, func(sub *submission.Submission) bool {
+		if len(out) == adminListMax {
+			complete = false
+			return false
+		}
 		out = append(out, map[string]any{"id": sub.ID, "state": sub.State, "office": sub.OfficeID,
 			"receivedAt": sub.ReceivedAt, "attempts": sub.TotalAttempts})
-		return len(out) < 1000
+		return true
 	})
 	if err != nil {
 		s.fail(w, r, err)
@@ -930,7 +940,7 @@ func (s *Server) adminList(w http.ResponseWriter, r *http.Request) {
 	if out == nil {
 		out = []map[string]any{}
 	}
-	writeJSON(w, 200, map[string]any{"submissions": out})
+	writeJSON(w, 200, map[string]any{"submissions": out, "complete": complete})
 }
 
 // adminBackup streams an online backup of the store (store/backup.go). A failure

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtsbote/amtsbote/api"
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/gateway"
@@ -139,5 +140,43 @@ func TestTokenWithSurroundingSpaceLogsIn(t *testing.T) {
 		if res.StatusCode == http.StatusUnauthorized {
 			t.Errorf("GET %s with the configured token: 401", path)
 		}
+	}
+}
+
+// TestAdminListSaysWhetherItIsComplete: the admin list of submissions stops at
+// its bound, and said nothing about it: an operator could not tell all of them
+// from the first of more. complete says so.
+func TestAdminListSaysWhetherItIsComplete(t *testing.T) {
+	e := startPortal(t)
+	for range 3 {
+		if res, err := e.client.SubmitRaw(context.Background(), signedExample(t, e.client, e.leika)); err != nil || res.Status != 201 {
+			t.Fatalf("submit: %v %+v", err, res)
+		}
+	}
+	list := func() (int, bool) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, e.g.URL()+"/v1/admin/submissions", nil)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var v struct {
+			Submissions []json.RawMessage `json:"submissions"`
+			Complete    *bool             `json:"complete"`
+		}
+		if err := json.NewDecoder(res.Body).Decode(&v); err != nil || v.Complete == nil {
+			t.Fatalf("admin list: %v, complete %v", err, v.Complete)
+		}
+		return len(v.Submissions), *v.Complete
+	}
+	api.SetAdminListMax(t, 2)
+	if n, complete := list(); n != 2 || complete {
+		t.Fatalf("bound 2 of 3: %d listed, complete %v", n, complete)
+	}
+	api.SetAdminListMax(t, 3)
+	if n, complete := list(); n != 3 || !complete {
+		t.Fatalf("bound 3 of 3: %d listed, complete %v", n, complete)
 	}
 }

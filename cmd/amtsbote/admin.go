@@ -463,6 +463,7 @@ func (c *adminClient) list(ctx context.Context, args []string, stdout, stderr io
 			ReceivedAt time.Time `json:"receivedAt"`
 			Attempts   int       `json:"attempts"`
 		} `json:"submissions"`
+		Complete *bool `json:"complete"` // nil from a gateway before it
 	}
 	if done, err := c.print(ctx, http.MethodGet, "/v1/admin/submissions?state="+url.QueryEscape(*state), nil, &v, stdout); done {
 		return err
@@ -474,8 +475,8 @@ func (c *adminClient) list(ctx context.Context, args []string, stdout, stderr io
 	}
 	tw.Flush()
 	more := ""
-	if len(v.Submissions) == 1000 {
-		more = " (the first 1000)"
+	if v.Complete != nil && !*v.Complete || v.Complete == nil && len(v.Submissions) == 1000 {
+		more = fmt.Sprintf(" (the first %d; more are %s)", len(v.Submissions), *state)
 	}
 	fmt.Fprintf(stdout, "%d %s%s\n", len(v.Submissions), *state, more)
 	return nil
