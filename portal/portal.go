@@ -114,6 +114,21 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) (*htt
 	return resp, b, nil
 }
 
+// maxForeignDetail bounds the Detail taken from an answer that is no problem
+// document (a proxy's HTML error page, up to 16 MiB was read): it is shown to
+// people, on a terminal by amtsbote submit.
+const maxForeignDetail = 500
+
+// foreignDetail is the start of such an answer, as one line of valid UTF-8,
+// saying how long it was when it is cut.
+func foreignDetail(body []byte) string {
+	s := strings.Join(strings.Fields(strings.ToValidUTF8(string(body[:min(len(body), 4*maxForeignDetail)]), "\uFFFD")), " ")
+	if r := []rune(s); len(r) > maxForeignDetail || len(body) > 4*maxForeignDetail {
+		s = string(r[:min(len(r), maxForeignDetail)]) + fmt.Sprintf(" … (%d bytes, no problem document)", len(body))
+	}
+	return s
+}
+
 // decodeProblem reads a refusal. The extension members (field, limit, max,
 // candidates, …; docs/problems.md) land in Extra: a portal needs them to act, e.g.
 // to let the citizen choose among an ambiguous place's candidates.
@@ -122,7 +137,7 @@ func decodeProblem(resp *http.Response, body []byte) *problem.Problem {
 	if err := json.Unmarshal(body, p); err != nil || p.Type == "" {
 		p.Type = "about:blank"
 		p.Title = http.StatusText(resp.StatusCode)
-		p.Detail = strings.TrimSpace(string(body))
+		p.Detail = foreignDetail(body)
 		return p
 	}
 	var members map[string]json.RawMessage

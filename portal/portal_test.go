@@ -2,7 +2,10 @@ package portal_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/amtsbote/amtsbote/internal/gatewaytest"
@@ -83,5 +86,29 @@ func TestRefusalKeepsItsExtensionMembers(t *testing.T) {
 	}
 	if _, ok := res.Problem.Extra["type"]; ok {
 		t.Fatalf("a standard member counted as an extension: %v", res.Problem.Extra)
+	}
+}
+
+// TestForeignRefusalIsShortened: an answer that is no problem document (a
+// proxy's HTML error page) became the Detail whole — up to 16 MiB printed to the
+// portal operator's terminal by amtsbote submit. It is its start now, on one
+// line, with its length.
+func TestForeignRefusalIsShortened(t *testing.T) {
+	page := "<html>\n<body>" + strings.Repeat("Bad Gateway ", 100_000) + "</body></html>"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = w.Write([]byte(page))
+	}))
+	defer srv.Close()
+	pki := signingtest.NewPKI(t)
+	c := &portal.Client{BaseURL: srv.URL, Signer: pki.Portal.Signer, Token: "portal-token"}
+	res, err := c.SubmitRaw(context.Background(), []byte("<Antragspaket/>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := res.Problem.Detail
+	if res.Status != http.StatusBadGateway || len(d) > 1000 || strings.Contains(d, "\n") || !strings.HasPrefix(d, "<html> <body>Bad Gateway") || !strings.Contains(d, fmt.Sprintf("(%d bytes", len(page))) {
+		t.Fatalf("status %d, detail of %d bytes: %.300q", res.Status, len(d), d)
 	}
 }
