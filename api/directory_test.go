@@ -282,3 +282,27 @@ func TestResolveKeyWithServiceName(t *testing.T) {
 		t.Errorf("a key in two halves: %d %s", res.StatusCode, body)
 	}
 }
+
+// TestResolveAmbiguousServiceListsCandidates: a name several services bear
+// ("Sterbeurkunde") identifies none; the refusal said so only in its detail
+// text. It lists the services to choose from, with their LeiKa keys, as an
+// ambiguous place lists its places.
+func TestResolveAmbiguousServiceListsCandidates(t *testing.T) {
+	srv, _ := newServer(t)
+	res, body := get(t, srv, "/v1/resolve?service=Sterbeurkunde&place=Dresden")
+	var p struct {
+		Type       string `json:"type"`
+		Candidates []struct {
+			LeikaKey string `json:"leikaKey"`
+			Name     string `json:"name"`
+		} `json:"candidates"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil || res.StatusCode != 422 || p.Type != problem.TypeUnknownService || len(p.Candidates) < 2 {
+		t.Fatalf("ambiguous service: %d %s", res.StatusCode, body)
+	}
+	for _, c := range p.Candidates {
+		if len(c.LeikaKey) != 14 || c.Name == "" {
+			t.Fatalf("candidate %+v", c)
+		}
+	}
+}

@@ -27,6 +27,7 @@ import (
 // cannot be read at all.
 func ProblemFor(err error) *problem.Problem {
 	var amb *routing.AmbiguousPlaceError
+	var ambSvc *routing.AmbiguousServiceError
 	var fe *paket.FieldError
 	var le *paket.LimitError
 	var decided *problem.Problem
@@ -74,6 +75,15 @@ func ProblemFor(err error) *problem.Problem {
 		}
 		return problem.New(http.StatusUnprocessableEntity, problem.TypeAmbiguousPlace,
 			fmt.Sprintf("%q names %d places; choose one by its ARS", amb.Query, len(amb.Candidates))).With("candidates", cands)
+	case errors.As(err, &ambSvc):
+		// A name several services bear ("Sterbeurkunde"): no single one, so
+		// unknown-service, with the services to choose from by their key.
+		cands := make([]serviceJSON, 0, len(ambSvc.Candidates))
+		for _, s := range ambSvc.Candidates {
+			cands = append(cands, serviceJSON{LeikaKey: s.Key, Name: s.Name})
+		}
+		return problem.New(http.StatusUnprocessableEntity, problem.TypeUnknownService,
+			fmt.Sprintf("%q names %d services; choose one by its LeiKa key", ambSvc.Query, len(ambSvc.Candidates))).With("candidates", cands)
 	case errors.Is(err, routing.ErrUnknownService):
 		return problem.New(http.StatusUnprocessableEntity, problem.TypeUnknownService, err.Error())
 	case errors.Is(err, routing.ErrUnknownPlace):
