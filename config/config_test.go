@@ -278,3 +278,23 @@ func TestUnknownSettingNamesThePath(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPTimeoutsMustBePositive: http.read_timeout, http.write_timeout and
+// http.shutdown_timeout of 0 or less were taken as they are. A server timeout of
+// 0 is none at all in net/http (a client that sends a header a byte a minute
+// holds its connection for ever), and a shutdown_timeout of 0
+// (AMTSBOTE_HTTP_SHUTDOWN_TIMEOUT=0) cut every running request and delivery
+// attempt off at each stop and made it exit 1.
+func TestHTTPTimeoutsMustBePositive(t *testing.T) {
+	c, err := Load("", []string{"AMTSBOTE_HTTP_READ_TIMEOUT=0", "AMTSBOTE_HTTP_WRITE_TIMEOUT=-1s", "AMTSBOTE_HTTP_SHUTDOWN_TIMEOUT=0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Resolve()
+	err = c.Validate()
+	for _, want := range []string{"http.read_timeout: 0s (must be positive)", "http.write_timeout: -1s (must be positive)", "http.shutdown_timeout: 0s (must be positive)"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("validate: %v, want %s", err, want)
+		}
+	}
+}
