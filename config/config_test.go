@@ -298,3 +298,29 @@ func TestHTTPTimeoutsMustBePositive(t *testing.T) {
 		}
 	}
 }
+
+// TestNATSPasswordIsASecret: nats.url carries the NATS cluster's password
+// (docs/cluster.md: nats://amtsbote:…@nats-1:4222,…), which lets whoever has it
+// read and write the whole store in cluster mode. SecretSettings left it out,
+// so a world-readable configuration with it was not warned about.
+func TestNATSPasswordIsASecret(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "amtsbote.yaml")
+	yaml := "nats:\n  url: nats://amtsbote:pw@nats-1:4222,nats://nats-2:4222\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	c, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := ExposedSecretsWarning(path, &c); !strings.Contains(w, "nats.url") || strings.Contains(w, "pw") {
+		t.Fatalf("warning %q, want one naming nats.url, without the password", w)
+	}
+	c.NATS.URL = "nats://nats-1:4222,nats://nats-2:4222" // no credentials: nothing to warn about
+	if w := ExposedSecretsWarning(path, &c); w != "" {
+		t.Fatalf("warning %q for a URL without credentials", w)
+	}
+}
