@@ -411,6 +411,12 @@ func (c *Config) Resolve() {
 // Validate reports every problem at once, naming the field.
 func (c *Config) Validate() error {
 	var errs []error
+	if !validGatewayID(c.GatewayID) {
+		// The CN of the gateway certificate and, towards peers, the federation
+		// schema's GatewayID: another id signed, and every forwarding was refused
+		// by the peer's schema check.
+		errs = append(errs, fmt.Errorf("gateway_id: %q: letters, digits, '.', '_' and '-' only, starting with a letter or digit", c.GatewayID))
+	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("listen: %w", err))
 	}

@@ -324,3 +324,26 @@ func TestNATSPasswordIsASecret(t *testing.T) {
 		t.Fatalf("warning %q for a URL without credentials", w)
 	}
 }
+
+// TestGatewayIDIsChecked: gateway_id is the CN of the gateway certificate, the
+// signer its receipts name and, towards peer gateways, the GatewayID of the
+// federation schema (letters, digits, '.', '_', '-'). Anything went, and an id
+// such as "Amtsbote Sachsen" or an empty AMTSBOTE_GATEWAY_ID started, signed,
+// and had every forwarding refused by the peer's schema check; peers[].id had
+// the rule already.
+func TestGatewayIDIsChecked(t *testing.T) {
+	for _, id := range []string{"", "Amtsbote Sachsen", "-sn", "amtsbote/sn"} {
+		c := Default()
+		c.GatewayID = id
+		c.Resolve()
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "gateway_id:") {
+			t.Errorf("gateway_id %q: %v, want an error naming gateway_id", id, err)
+		}
+	}
+	c := Default()
+	c.GatewayID = "amtsbote-sn.2_b"
+	c.Resolve()
+	if err := c.Validate(); err != nil {
+		t.Errorf("gateway_id %q: %v", c.GatewayID, err)
+	}
+}
