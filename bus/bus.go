@@ -76,6 +76,9 @@ func Start(ctx context.Context, o Options) (*Bus, error) {
 			log.Error("nats: asynchronous error", "err", err)
 		}),
 	}
+	if err := checkURLs(o.URL); err != nil {
+		return nil, err
+	}
 	copts = append(copts, sharedCredentials(o.URL)...)
 	url := o.URL
 	if url == "" {
@@ -132,6 +135,36 @@ func Start(ctx context.Context, o Options) (*Bus, error) {
 	}
 	b.NC, b.JS = nc, js
 	return b, nil
+}
+
+// checkURLs parses the comma-separated server URLs as nats.go does (a URL without
+// a scheme gets nats://) and names the first that does not parse by its place in
+// the list and its host, never quoting it: the URL carries the NATS password, and
+// the parse error of one whose password has a character a URL reserves ("%" not
+// followed by two hex digits, "#", "/", "?") quoted the URL up to the password
+// or whole, into the start error on stderr and the journal.
+func checkURLs(urls string) error {
+	if urls == "" {
+		return nil
+	}
+	list := strings.Split(urls, ",")
+	for i, s := range list {
+		s = strings.TrimSpace(s)
+		if !strings.Contains(s, "://") {
+			s = "nats://" + s
+		}
+		_, err := url.Parse(s)
+		if err == nil {
+			continue
+		}
+		rest := s[strings.Index(s, "://")+3:]
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+			return fmt.Errorf("bus: nats.url: server URL %d of %d (…@%s) does not parse; percent-encode the characters %% # / ? @ : in its user and password (the parse error is not shown, it would quote the password)",
+				i+1, len(list), rest[at+1:])
+		}
+		return fmt.Errorf("bus: nats.url: server URL %d of %d does not parse: %w", i+1, len(list), err)
+	}
+	return nil
 }
 
 // sharedCredentials returns the credentials of the first server URL in a

@@ -180,3 +180,28 @@ func TestServerThatRefusesDoesNotEndTheConnection(t *testing.T) {
 	good.start(t)
 	waitConnected(t, bs)
 }
+
+// TestURLThatDoesNotParseKeepsItsPassword: nats.url carries the NATS password
+// (docs/cluster.md), and a password with a character a URL reserves ("%" not
+// followed by two hex digits, "#", "/", "?") made nats.go's parse error quote
+// the URL whole: the password went into the start error on stderr and into the
+// journal, of `serve`, `gc` and the store commands alike. The error now says
+// which URL of the list and what to do, without the user part.
+func TestURLThatDoesNotParseKeepsItsPassword(t *testing.T) {
+	for _, u := range []string{
+		"nats://amtsbote:s3cr%zzet@127.0.0.1:1",
+		"nats://127.0.0.1:1,nats://amtsbote:s3cr#et@127.0.0.1:2",
+		"nats://amtsbote:s3cr/et@127.0.0.1:1",
+	} {
+		_, err := Start(context.Background(), Options{URL: u, Logger: slog.New(slog.DiscardHandler)})
+		if err == nil {
+			t.Fatalf("%s: started", u)
+		}
+		if strings.Contains(err.Error(), "s3cr") || strings.Contains(err.Error(), "et@") {
+			t.Errorf("the error shows the password: %v", err)
+		}
+		if !strings.Contains(err.Error(), "percent-encode") {
+			t.Errorf("the error does not say what to do: %v", err)
+		}
+	}
+}

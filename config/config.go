@@ -411,6 +411,12 @@ func (c *Config) Resolve() {
 // Validate reports every problem at once, naming the field.
 func (c *Config) Validate() error {
 	var errs []error
+	if !validGatewayID(c.GatewayID) {
+		// The CN of the gateway certificate and, towards peers, the federation
+		// schema's GatewayID: another id signed, and every forwarding was refused
+		// by the peer's schema check.
+		errs = append(errs, fmt.Errorf("gateway_id: %q: letters, digits, '.', '_' and '-' only, starting with a letter or digit", c.GatewayID))
+	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("listen: %w", err))
 	}
@@ -449,6 +455,21 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.BodyMemory > 0 && c.Limits.BodyMemory < c.Limits.MaxBodyBytes {
 		errs = append(errs, fmt.Errorf("limits.body_memory: %d is less than limits.max_body_bytes (%d): a package of the largest size could never be taken", c.Limits.BodyMemory, c.Limits.MaxBodyBytes))
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		// net/http takes 0 as no timeout at all (a client sending a header a byte
+		// a minute keeps its connection), and a shutdown deadline of 0 has passed
+		// before the drain begins: every running request and attempt is cut off.
+		{"http.read_timeout", c.HTTP.ReadTimeout},
+		{"http.write_timeout", c.HTTP.WriteTimeout},
+		{"http.shutdown_timeout", c.HTTP.ShutdownTimeout},
+	} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s: %s (must be positive)", d.key, d.v))
+		}
 	}
 	if c.Delivery.MaxAttempts <= 0 || c.Delivery.Workers <= 0 {
 		errs = append(errs, errors.New("delivery: workers and max_attempts must be positive"))

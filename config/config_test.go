@@ -278,3 +278,72 @@ func TestUnknownSettingNamesThePath(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPTimeoutsMustBePositive: http.read_timeout, http.write_timeout and
+// http.shutdown_timeout of 0 or less were taken as they are. A server timeout of
+// 0 is none at all in net/http (a client that sends a header a byte a minute
+// holds its connection for ever), and a shutdown_timeout of 0
+// (AMTSBOTE_HTTP_SHUTDOWN_TIMEOUT=0) cut every running request and delivery
+// attempt off at each stop and made it exit 1.
+func TestHTTPTimeoutsMustBePositive(t *testing.T) {
+	c, err := Load("", []string{"AMTSBOTE_HTTP_READ_TIMEOUT=0", "AMTSBOTE_HTTP_WRITE_TIMEOUT=-1s", "AMTSBOTE_HTTP_SHUTDOWN_TIMEOUT=0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Resolve()
+	err = c.Validate()
+	for _, want := range []string{"http.read_timeout: 0s (must be positive)", "http.write_timeout: -1s (must be positive)", "http.shutdown_timeout: 0s (must be positive)"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("validate: %v, want %s", err, want)
+		}
+	}
+}
+
+// TestNATSPasswordIsASecret: nats.url carries the NATS cluster's password
+// (docs/cluster.md: nats://amtsbote:…@nats-1:4222,…), which lets whoever has it
+// read and write the whole store in cluster mode. SecretSettings left it out,
+// so a world-readable configuration with it was not warned about.
+func TestNATSPasswordIsASecret(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "amtsbote.yaml")
+	yaml := "nats:\n  url: nats://amtsbote:pw@nats-1:4222,nats://nats-2:4222\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	c, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := ExposedSecretsWarning(path, &c); !strings.Contains(w, "nats.url") || strings.Contains(w, "pw") {
+		t.Fatalf("warning %q, want one naming nats.url, without the password", w)
+	}
+	c.NATS.URL = "nats://nats-1:4222,nats://nats-2:4222" // no credentials: nothing to warn about
+	if w := ExposedSecretsWarning(path, &c); w != "" {
+		t.Fatalf("warning %q for a URL without credentials", w)
+	}
+}
+
+// TestGatewayIDIsChecked: gateway_id is the CN of the gateway certificate, the
+// signer its receipts name and, towards peer gateways, the GatewayID of the
+// federation schema (letters, digits, '.', '_', '-'). Anything went, and an id
+// such as "Amtsbote Sachsen" or an empty AMTSBOTE_GATEWAY_ID started, signed,
+// and had every forwarding refused by the peer's schema check; peers[].id had
+// the rule already.
+func TestGatewayIDIsChecked(t *testing.T) {
+	for _, id := range []string{"", "Amtsbote Sachsen", "-sn", "amtsbote/sn"} {
+		c := Default()
+		c.GatewayID = id
+		c.Resolve()
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "gateway_id:") {
+			t.Errorf("gateway_id %q: %v, want an error naming gateway_id", id, err)
+		}
+	}
+	c := Default()
+	c.GatewayID = "amtsbote-sn.2_b"
+	c.Resolve()
+	if err := c.Validate(); err != nil {
+		t.Errorf("gateway_id %q: %v", c.GatewayID, err)
+	}
+}

@@ -36,6 +36,11 @@ func (c *Config) SecretSettings() []string {
 			out = append(out, "offices."+id+".webhook.secret")
 		}
 	}
+	// A NATS URL's user part is the cluster's password or token (user:pw@host):
+	// in cluster mode whoever has it reads and writes the whole store.
+	if strings.Contains(c.NATS.URL, "@") {
+		out = append(out, "nats.url")
+	}
 	if c.Mailbox.SMTP.Password != "" {
 		out = append(out, "mailbox.smtp.password")
 	}

@@ -105,10 +105,12 @@ func newAdminClient(cfg config.Config, base string) (*adminClient, error) {
 	if base == "" {
 		base = cfg.PublicURL
 	}
-	token := cfg.AdminToken
+	// Trimmed as the gateway trims it (api.NewClients): a token from a secret file
+	// ends in a newline, and "Bearer T\n" is no valid header value.
+	token := strings.TrimSpace(cfg.AdminToken)
 	if token == "" {
 		if dc, err := gateway.LoadDevCredentials(cfg.DataDir); err == nil {
-			token = dc.AdminToken
+			token = strings.TrimSpace(dc.AdminToken)
 		}
 	}
 	if token == "" {

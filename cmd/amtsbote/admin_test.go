@@ -164,3 +164,17 @@ func TestAdminEraseWithoutAnAnswer(t *testing.T) {
 		t.Fatalf("a problem answer: rc %d\n%s", rc, errs)
 	}
 }
+
+// TestAdminTokenAsTheGatewayTakesIt: the gateway trims its tokens (a token
+// from a secret file or a Kubernetes secret ends in a newline), and the CLI sent
+// admin_token as it came: "Bearer T\n" is no valid header value, so admin and
+// store backup failed before the request with "invalid header field value"
+// while the gateway would have taken the token.
+func TestAdminTokenAsTheGatewayTakesIt(t *testing.T) {
+	g, _ := gatewaytest.Start(t, func(c *config.Config) { c.AdminToken = "admin-token-of-the-test" })
+	t.Setenv("AMTSBOTE_ADMIN_TOKEN", "admin-token-of-the-test\n")
+	var out, errb bytes.Buffer
+	if rc := runAdmin(context.Background(), []string{"-url", g.URL(), "-data", t.TempDir(), "endpoints"}, &out, &errb); rc != 0 {
+		t.Fatalf("admin endpoints with a token ending in a newline: rc %d\n%s%s", rc, out.String(), errb.String())
+	}
+}

@@ -60,7 +60,8 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	dataDir := fs.String("data", "./data", "data folder of a development gateway (for the demo portal key and token)")
 	keyFile := fs.String("key", "", "portal signing key (PEM); default: the dev portal key under -data")
 	certFile := fs.String("cert", "", "portal certificate (PEM); default: the dev portal certificate under -data")
-	token := fs.String("token", "", "portal bearer token for status reads; default: from the dev credentials")
+	token := fs.String("token", "", "portal bearer token for status reads (visible to every user in the process list: prefer -token-file); default: from the dev credentials")
+	tokenFile := fs.String("token-file", "", "file holding the portal bearer token for status reads (one line)")
 	service := fs.String("service", exampleServiceName, "LeiKa key or service name")
 	place := fs.String("place", "Dresden", "place: ARS (12 digits), AGS (8), postcode (5) or name")
 	sender := fs.String("sender", signing.DevPortalID, "Absender (must match the certificate)")
@@ -72,6 +73,22 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	inlineMax := fs.Int64("inline-max", 4<<20, "largest file sent inline (base64 in the package); larger ones are sent by reference (cid:), streamed from disk")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	// A token on the command line is in the process list (ps, /proc/PID/cmdline)
+	// for every user of the machine as long as submit runs, -wait included.
+	switch {
+	case *tokenFile != "" && *token != "":
+		fmt.Fprintln(stderr, "amtsbote submit: -token and -token-file: give one")
+		return 2
+	case *tokenFile != "":
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "amtsbote submit: -token-file:", err)
+			return 2
+		}
+		*token = strings.TrimSpace(string(b))
+	case *token != "":
+		fmt.Fprintln(stderr, "amtsbote submit: warning: -token is readable by every user of this machine in the process list; use -token-file FILE")
 	}
 	key, err := serviceKey(*service)
 	if err != nil {
@@ -252,7 +269,7 @@ func waitAndPrint(ctx context.Context, c *portal.Client, id string, d time.Durat
 		if err != nil {
 			fmt.Fprintln(stderr, "amtsbote submit: status:", err)
 			if re := (*portal.ReadError)(nil); errors.As(err, &re) && re.Problem.Status == http.StatusUnauthorized {
-				fmt.Fprintln(stderr, "  (the package was accepted; reading its status needs the portal's token from the gateway's configuration: -token; without it the one in the development credentials under -data is used)")
+				fmt.Fprintln(stderr, "  (the package was accepted; reading its status needs the portal's token from the gateway's configuration: -token-file; without it the one in the development credentials under -data is used)")
 			}
 			return 1
 		}

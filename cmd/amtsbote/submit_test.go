@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -45,5 +46,38 @@ func TestSubmitSaysWhatToDoNext(t *testing.T) {
 	}
 	if rc, out, errs := run("-token", "portal-token", "-wait", "100ms"); rc != 0 {
 		t.Fatalf("with the token: rc %d\n%s%s", rc, out, errs)
+	}
+}
+
+// TestSubmitTokenFromAFile: the portal's bearer token could be given only as
+// -token on the command line, where every user of the machine reads it in the
+// process list (ps, /proc/PID/cmdline) while submit waits. -token-file reads it
+// from a file (a trailing newline is no part of it); -token still works, with a
+// warning that says why not.
+func TestSubmitTokenFromAFile(t *testing.T) {
+	g, pki := gatewaytest.Start(t, func(c *config.Config) {
+		c.Portals = map[string]config.PortalClient{"amt24": {Token: "portal-token"}}
+	})
+	run := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		base := []string{"-url", g.URL(), "-data", t.TempDir(), "-key", pki.Portal.KeyFile, "-cert", pki.Portal.CertFile, "-wait", "100ms"}
+		rc := runSubmit(context.Background(), append(base, args...), &out, &errb)
+		return rc, out.String(), errb.String()
+	}
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte("portal-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rc, out, errs := run("-token-file", file); rc != 0 || strings.Contains(errs, "process list") {
+		t.Fatalf("-token-file: rc %d\n%s%s", rc, out, errs)
+	}
+	if rc, out, errs := run("-token", "portal-token"); rc != 0 || !strings.Contains(errs, "-token-file") {
+		t.Fatalf("-token: rc %d, want 0 and a warning naming -token-file\n%s%s", rc, out, errs)
+	}
+	if rc, _, errs := run("-token-file", filepath.Join(t.TempDir(), "missing")); rc != 2 || !strings.Contains(errs, "-token-file") {
+		t.Fatalf("missing token file: rc %d, want 2\n%s", rc, errs)
+	}
+	if rc, _, errs := run("-token-file", file, "-token", "x"); rc != 2 {
+		t.Fatalf("both -token and -token-file: rc %d, want 2\n%s", rc, errs)
 	}
 }
