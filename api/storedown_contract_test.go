@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/go-chi/chi/v5"
 
@@ -22,15 +23,7 @@ import (
 // of those operations only, so a client generated from it had no branch for the
 // answer every other one gives then, and the contract test could not check it.
 func TestStoreDownIsInTheContract(t *testing.T) {
-	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc.Servers = nil
-	router, err := gorillamux.NewRouter(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	router := contractRouter(t)
 	s := api.New(api.Options{
 		Clients:   api.NewClients(adminToken, map[string]string{"amt24": portalToken}, map[string]string{"office-a": officeToken}),
 		StoreDown: func() error { return errors.New("the NATS cluster has no quorum") },
@@ -38,7 +31,7 @@ func TestStoreDownIsInTheContract(t *testing.T) {
 	srv := httptest.NewServer(s)
 	defer srv.Close()
 	n := 0
-	err = chi.Walk(s.Routes(), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+	err := chi.Walk(s.Routes(), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
 		token := ""
 		switch {
 		case strings.HasPrefix(route, "/v1/office/"):
@@ -94,15 +87,7 @@ func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
 // TestReloadWithoutFilesIsInTheContract: a gateway without directory files
 // answers a reload with 409 conflict, which the contract did not list.
 func TestReloadWithoutFilesIsInTheContract(t *testing.T) {
-	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc.Servers = nil
-	router, err := gorillamux.NewRouter(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	router := contractRouter(t)
 	srv := httptest.NewServer(api.New(api.Options{Clients: api.NewClients(adminToken, nil, nil)}))
 	defer srv.Close()
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/admin/directory/reload", nil)
@@ -123,4 +108,19 @@ func TestReloadWithoutFilesIsInTheContract(t *testing.T) {
 	if err := conforms(req, rt, params, resp, body); err != nil {
 		t.Fatalf("409 breaks the contract: %v", firstLine(err.Error()))
 	}
+}
+
+// contractRouter finds a request's operation in api/openapi.yaml.
+func contractRouter(t *testing.T) routers.Router {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc.Servers = nil
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return router
 }
