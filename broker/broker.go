@@ -269,6 +269,10 @@ type Broker struct {
 	observers []func(*submission.Submission, submission.Event)
 
 	ends *endpoints // circuit breakers and disabled endpoints (breaker.go)
+
+	// asking holds the office and channel pairs (askKey) whose confirmation
+	// question has not returned (confirm.go checkHandedOver).
+	asking sync.Map
 }
 
 // New builds a broker. Nothing runs until Start.

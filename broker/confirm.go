@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
@@ -51,6 +52,50 @@ func (b *Broker) watchConfirmations() {
 	}
 }
 
+// askKey names an office's channel for the confirmation questions.
+type askKey struct{ office, channel string }
+
+// errStillAsking: the question did not return within the attempt timeout, or
+// an earlier one to the same office and channel has not returned yet.
+var errStillAsking = errors.New("broker: a confirmation question to this office and channel has not returned")
+
+// ask puts one confirmation question, bounded by the attempt timeout whether or
+// not the adapter heeds its context: a transfer folder's stat on a share whose
+// server hangs blocks in the kernel, and one office's hung share held every
+// other office's confirmations for as long (for ever on a hard mount). A
+// question that does not return in time goes on alone; until it has returned,
+// no other question goes to the same office and channel, so a hung share costs
+// one goroutine, not one per package per round.
+func (b *Broker) ask(c adapters.Confirmer, key askKey, d adapters.Delivery) (adapters.Confirmation, bool, error) {
+	if _, busy := b.asking.LoadOrStore(key, true); busy {
+		return adapters.Confirmation{}, false, errStillAsking
+	}
+	type answer struct {
+		conf adapters.Confirmation
+		done bool
+		err  error
+	}
+	got := make(chan answer, 1)
+	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.AttemptTimeout)
+	defer cancel()
+	go func() {
+		conf, done, err := c.Confirmed(ctx, d)
+		b.asking.Delete(key) // before the answer: the caller's next question may be to the same pair
+		got <- answer{conf, done, err}
+	}()
+	select {
+	case a := <-got:
+		return a.conf, a.done, a.err
+	case <-ctx.Done():
+		select {
+		case a := <-got: // it came with the deadline
+			return a.conf, a.done, a.err
+		default:
+			return adapters.Confirmation{}, false, errStillAsking
+		}
+	}
+}
+
 // confirmsLater reports whether the channel's adapter is an adapters.Confirmer.
 func (b *Broker) confirmsLater(channel string) bool {
 	a, ok := b.adapters.Get(channel)
@@ -72,11 +117,14 @@ func (b *Broker) checkHandedOver() {
 		b.log.Error("list handed-over submissions", "err", err)
 		return
 	}
+	// The pairs of office and channel whose question did not come back in time
+	// this round: their other packages wait for the next round.
+	hung := map[askKey]bool{}
 	for _, e := range entries {
 		if b.ctx.Err() != nil {
 			return
 		}
-		if e.Known && !b.confirmsLater(e.Channel) {
+		if e.Known && (!b.confirmsLater(e.Channel) || hung[askKey{e.Office, e.Channel}]) {
 			continue
 		}
 		id := e.ID
@@ -93,10 +141,18 @@ func (b *Broker) checkHandedOver() {
 		if !ok {
 			continue
 		}
+		key := askKey{s.OfficeID, ref.Channel}
+		if hung[key] {
+			continue
+		}
 		target, _ := b.channels.Target(s.OfficeID, ref.Channel)
-		ctx, cancel := context.WithTimeout(b.ctx, b.cfg.AttemptTimeout)
-		conf, done, err := c.Confirmed(ctx, b.delivery(s, target))
-		cancel()
+		conf, done, err := b.ask(c, key, b.delivery(s, target))
+		if errors.Is(err, errStillAsking) {
+			hung[key] = true
+			b.log.Warn("confirmation question does not return; the office's other handed-over packages wait for a later round",
+				"office", s.OfficeID, "channel", ref.Channel, "submission", id)
+			continue
+		}
 		if err != nil {
 			b.log.Warn("ask channel for confirmation", "submission", id, "channel", ref.Channel, "err", err)
 			continue

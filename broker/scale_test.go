@@ -3,6 +3,8 @@ package broker
 import (
 	"context"
 	"fmt"
+
+	"github.com/amtsbote/amtsbote/adapters"
 	"maps"
 	"slices"
 	"sync"
@@ -308,25 +310,11 @@ func TestConfirmationReadsOnlyChannelsThatConfirmLater(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	handOver := func(i int, channel string) {
-		id := fmt.Sprintf("01900000-%04d-7000-8000-000000000000", i)
-		s, evs := submission.New(submission.Params{ID: id, DeliveryID: "d" + id, MessageID: "m" + id, Sender: "amt24", SignerID: "amt24",
-			LeikaKey: "99000000000000", ServiceName: "Test", Place: "Dresden", AreaName: "Dresden", OfficeID: "office-a", OfficeName: "Amt",
-			Targets: []submission.Target{{Channel: channel}}, PackageSHA256: fmt.Sprintf("%064x", i), PackageSize: 10}, time.Now().UTC())
-		if _, _, _, err := db.Create(context.Background(), s, evs, ReceiptIntake, []byte("<r/>")); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.Update(id, func(c *submission.Submission) ([]submission.Event, error) {
-			return c.HandOver(time.Now().UTC(), c.Generation, submission.Confirmation{Receiver: channel})
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for i := range 200 {
-		handOver(i, "mailbox")
+		handOverIn(t, db, i, "office-a", "mailbox")
 	}
-	handOver(200, "transfer")
-	handOver(201, "transfer")
+	handOverIn(t, db, 200, "office-a", "transfer")
+	handOverIn(t, db, 201, "office-a", "transfer")
 	db.Close()
 
 	cfg := testConfig
@@ -347,4 +335,114 @@ func TestConfirmationReadsOnlyChannelsThatConfirmLater(t *testing.T) {
 	if n, asked := st.reads.Load(), l.asked.Load(); n != 2 || asked != 2 {
 		t.Fatalf("a confirmation round read %d records and asked %d times, want the folder's 2 both times", n, asked)
 	}
+}
+
+// handOverIn writes a submission of office handed over to channel, the i-th of
+// the test (its id grows with i), into db.
+func handOverIn(t *testing.T, db *store.DB, i int, office, channel string) string {
+	t.Helper()
+	id := fmt.Sprintf("01900000-%04d-7000-8000-000000000000", i)
+	s, evs := submission.New(submission.Params{ID: id, DeliveryID: "d" + id, MessageID: "m" + id, Sender: "amt24", SignerID: "amt24",
+		LeikaKey: "99000000000000", ServiceName: "Test", Place: "Dresden", AreaName: "Dresden", OfficeID: office, OfficeName: "Amt",
+		Targets: []submission.Target{{Channel: channel}}, PackageSHA256: fmt.Sprintf("%064x", i), PackageSize: 10}, time.Now().UTC())
+	if _, _, _, err := db.Create(context.Background(), s, evs, ReceiptIntake, []byte("<r/>")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Update(id, func(c *submission.Submission) ([]submission.Event, error) {
+		return c.HandOver(time.Now().UTC(), c.Generation, submission.Confirmation{Receiver: channel})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// hungShare is a folder channel whose share hangs for one office: its question
+// blocks until released, whatever the context says (a stat on a hung SMB or NFS
+// server waits in the kernel).
+type hungShare struct {
+	scripted
+	hungOffice string
+	release    chan struct{}
+	asked      sync.Map // office -> *atomic.Int64
+}
+
+func (h *hungShare) Confirmed(_ context.Context, d adapters.Delivery) (adapters.Confirmation, bool, error) {
+	n, _ := h.asked.LoadOrStore(d.OfficeID, new(atomic.Int64))
+	n.(*atomic.Int64).Add(1)
+	if d.OfficeID == h.hungOffice {
+		<-h.release
+	}
+	return adapters.Confirmation{}, false, nil
+}
+
+func (h *hungShare) Changes() <-chan struct{} { return nil }
+
+func (h *hungShare) count(office string) int64 {
+	n, _ := h.asked.LoadOrStore(office, new(atomic.Int64))
+	return n.(*atomic.Int64).Load()
+}
+
+// TestHungShareHoldsNoOtherOffice: the confirmation rounds asked one package
+// after another and waited for each answer. A folder on a share whose server
+// hangs does not heed the context (the stat waits in the kernel), so one
+// office's hung share held every other office's confirmations for as long as
+// it hung — for ever on a hard mount. Now a question that does not return
+// within the attempt timeout goes on alone, the office's other packages wait
+// for a later round, and no second question goes to the hung share until the
+// first returns.
+func TestHungShareHoldsNoOtherOffice(t *testing.T) {
+	dir := t.TempDir()
+	db, err := store.Open(dir+"/store", store.Options{BatchDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		handOverIn(t, db, i, "office-hung", "transfer")
+	}
+	handOverIn(t, db, 3, "office-b", "transfer")
+	db.Close()
+
+	cfg := testConfig
+	cfg.ConfirmEvery = time.Hour // the round at start, then the ones this test runs
+	cfg.AttemptTimeout = 50 * time.Millisecond
+	h := &hungShare{scripted: scripted{channel: "transfer"}, hungOffice: "office-hung", release: make(chan struct{})}
+	t.Cleanup(func() {
+		select {
+		case <-h.release:
+		default:
+			close(h.release)
+		}
+	})
+	b := startOver(t, dir, cfg, nil, h)
+	deadline := time.Now().Add(30 * time.Second)
+	for h.count("office-b") < 1 { // the round at start got past the hung share
+		if time.Now().After(deadline) {
+			t.Fatalf("office-b was never asked: the hung share held the round (office-hung asked %d times)", h.count("office-hung"))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := h.count("office-hung"); n != 1 {
+		t.Fatalf("the hung share was asked %d times in a round, want once", n)
+	}
+	b.checkHandedOver() // still hung: nothing more goes to it
+	if n, m := h.count("office-hung"), h.count("office-b"); n != 1 || m != 2 {
+		t.Fatalf("second round: hung share asked %d times in all, office-b %d; want 1 and 2", n, m)
+	}
+	close(h.release)
+	for h.asking(b) { // the first question has come back
+		if time.Now().After(deadline) {
+			t.Fatal("the released question never returned")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.checkHandedOver()
+	if n := h.count("office-hung"); n != 4 {
+		t.Fatalf("after the share came back: asked %d times in all, want 1 + its 3 packages", n)
+	}
+}
+
+// asking reports whether b still waits for a question to the hung office.
+func (h *hungShare) asking(b *Broker) bool {
+	_, busy := b.asking.Load(askKey{h.hungOffice, "transfer"})
+	return busy
 }
