@@ -49,7 +49,12 @@ type BackupStats struct {
 	DBBytes   int64     `json:"dbBytes"`   // the bbolt file
 	Blobs     int       `json:"blobs"`     // blob files
 	BlobBytes int64     `json:"blobBytes"` // their bytes
-	Complete  bool      `json:"complete"`  // true in every manifest
+	// DBSHA256 is the database's SHA-256 (hex), so that a restore checks the
+	// database as it checks every blob: without it a changed byte of amtsbote.db
+	// passed the check and was put in place. Empty in the manifests of builds
+	// before 2026-12-05, whose backups are taken without that check.
+	DBSHA256 string `json:"dbSHA256,omitempty"`
+	Complete bool   `json:"complete"` // true in every manifest
 }
 
 // ErrBlobDamaged is returned by Backup when a blob file's content does not match its
@@ -95,9 +100,11 @@ func (db *DB) Backup(ctx context.Context, w io.Writer) (BackupStats, error) {
 	if err := tw.WriteHeader(hdr); err != nil {
 		return st, fmt.Errorf("store: backup: %w", err)
 	}
-	if _, err := CopyLimited(ctx, tw, tmp, st.DBBytes); err != nil {
+	dbHash := sha256.New()
+	if _, err := CopyLimited(ctx, io.MultiWriter(tw, dbHash), tmp, st.DBBytes); err != nil {
 		return st, fmt.Errorf("store: backup: send the database: %w", err)
 	}
+	st.DBSHA256 = hex.EncodeToString(dbHash.Sum(nil))
 
 	var digests []string
 	if err := db.blobs.Walk(func(d string, _ int64, _ time.Time) bool {
@@ -186,7 +193,7 @@ var ErrBackupIncomplete = errors.New("store: not a whole backup")
 // Restore unpacks a backup stream into dir, which must not hold a store yet. It
 // unpacks into a temporary folder inside dir first and moves amtsbote.db and the
 // blobs into place only when the stream ended with its manifest and every blob
-// matched its digest, so a cut or damaged backup leaves dir as it was. Entries
+// (and the database, when the manifest has its digest) matched its digest, so a cut or damaged backup leaves dir as it was. Entries
 // other than the store's are refused (a crafted archive cannot write elsewhere).
 // progress, if not nil, is called after each entry.
 func Restore(ctx context.Context, r io.Reader, dir string, progress func(BackupStats)) (BackupStats, error) {
@@ -219,7 +226,7 @@ func Restore(ctx context.Context, r io.Reader, dir string, progress func(BackupS
 }
 
 // CheckBackup reads a backup stream to its end and checks what Restore checks (the
-// manifest at the end and matching, every blob's digest) without writing anything:
+// manifest at the end and matching, every blob's digest and the database's) without writing anything:
 // `amtsbote store backup` runs it on the stream it saves.
 func CheckBackup(ctx context.Context, r io.Reader, progress func(BackupStats)) (BackupStats, error) {
 	return readBackup(ctx, r, func(name, digest string, size int64, r io.Reader) (int64, error) {
@@ -259,11 +266,12 @@ func readBackup(ctx context.Context, r io.Reader, put func(name, digest string, 
 			if st.DBBytes != 0 {
 				return st, fmt.Errorf("%w: two databases", ErrBackupIncomplete)
 			}
-			n, err := put(h.Name, "", h.Size, tr)
+			dbHash := sha256.New()
+			n, err := put(h.Name, "", h.Size, io.TeeReader(tr, dbHash))
 			if err != nil {
 				return st, err
 			}
-			st.DBBytes = n
+			st.DBBytes, st.DBSHA256 = n, hex.EncodeToString(dbHash.Sum(nil))
 		default:
 			d := path.Base(h.Name)
 			if h.Name != path.Join(BackupBlobDir, d[:min(2, len(d))], d) || !IsHexDigest(d) {
@@ -285,6 +293,10 @@ func readBackup(ctx context.Context, r io.Reader, put func(name, digest string, 
 	}
 	if st.DBBytes != manifest.DBBytes || st.Blobs != manifest.Blobs || st.BlobBytes != manifest.BlobBytes {
 		return st, fmt.Errorf("%w: holds %+v, its manifest says %+v", ErrBackupIncomplete, st, *manifest)
+	}
+	if manifest.DBSHA256 != "" && st.DBSHA256 != manifest.DBSHA256 {
+		return st, fmt.Errorf("%w: the database's SHA-256 is %s, its manifest says %s (changed since the backup)",
+			ErrBackupIncomplete, st.DBSHA256, manifest.DBSHA256)
 	}
 	st.At, st.Complete = manifest.At, true
 	return st, nil

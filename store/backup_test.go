@@ -288,3 +288,61 @@ func TestRestoreRefusesWhatIsNotAWholeBackup(t *testing.T) {
 		t.Fatalf("restore over a store: %v, want ErrNotEmpty", err)
 	}
 }
+
+// TestRestoreRefusesADamagedDatabase: a backup whose database bytes changed on the
+// way (a flipped bit on tape, a truncated copy padded again) is refused by Restore
+// and CheckBackup like a damaged blob is, before anything is in place: the manifest
+// carries the database's SHA-256.
+func TestRestoreRefusesADamagedDatabase(t *testing.T) {
+	db := openCommitTest(t, 0, 0)
+	ctx := context.Background()
+	s := &submission.Submission{ID: "01900000-0000-7000-8000-000000000001", Sender: "amt24", MessageID: "m1", State: submission.StateQueued}
+	if _, _, _, err := db.Create(ctx, s, nil, "eingang", []byte("<r/>")); err != nil {
+		t.Fatal(err)
+	}
+	var whole bytes.Buffer
+	if _, err := db.Backup(ctx, &whole); err != nil {
+		t.Fatal(err)
+	}
+	// The same archive, entry for entry, with one byte of the database changed.
+	var damaged bytes.Buffer
+	tr, tw := tar.NewReader(bytes.NewReader(whole.Bytes())), tar.NewWriter(&damaged)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Name == BackupDBName {
+			b[len(b)/2] ^= 0x01
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CheckBackup(ctx, bytes.NewReader(damaged.Bytes()), nil); !errors.Is(err, ErrBackupIncomplete) {
+		t.Fatalf("check of a changed database: %v, want ErrBackupIncomplete", err)
+	}
+	dir := t.TempDir()
+	if _, err := Restore(ctx, bytes.NewReader(damaged.Bytes()), dir, nil); !errors.Is(err, ErrBackupIncomplete) {
+		t.Fatalf("restore of a changed database: %v, want ErrBackupIncomplete", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, BackupDBName)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a refused restore left a database: %v", err)
+	}
+	if st, err := Restore(ctx, bytes.NewReader(whole.Bytes()), t.TempDir(), nil); err != nil || st.DBSHA256 == "" {
+		t.Fatalf("restore of the whole backup: %+v, %v", st, err)
+	}
+}
