@@ -14,8 +14,6 @@ import (
 	"path"
 	"path/filepath"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Online backup.
@@ -84,11 +82,24 @@ func (db *DB) Backup(ctx context.Context, w io.Writer) (BackupStats, error) {
 		os.Remove(tmp.Name())
 	}()
 	st.At = time.Now().UTC()
-	err = db.view(func(tx *bolt.Tx) error {
-		n, err := tx.WriteTo(tmp)
-		st.DBBytes = n
-		return err
-	})
+	// The swap lock is held only to begin the read transaction, as a compaction
+	// takes its snapshot: held shared for the whole copy (minutes on a big store),
+	// a WipeFree or a compaction asking for it exclusively would wait behind the
+	// copy, and every operation behind them — intake stopped until the copy ended.
+	// The compaction lock keeps both out instead: neither may swap the file or
+	// zero free pages under the copy's snapshot.
+	db.compacting.Lock()
+	db.sw.RLock()
+	tx, err := db.bolt.Begin(false)
+	db.sw.RUnlock()
+	if err == nil {
+		st.DBBytes, err = tx.WriteTo(tmp)
+		if backupCopying != nil {
+			backupCopying()
+		}
+		_ = tx.Rollback()
+	}
+	db.compacting.Unlock()
 	if err != nil {
 		return st, fmt.Errorf("store: backup: copy the database: %w", err)
 	}
@@ -144,6 +155,9 @@ func (db *DB) Backup(ctx context.Context, w io.Writer) (BackupStats, error) {
 	}
 	return st, nil
 }
+
+// backupCopying, if set (by a test), runs while Backup copies the database.
+var backupCopying func()
 
 // backupTempPattern names a backup's temporary copy of the database.
 const backupTempPattern = ".backup-*.db"

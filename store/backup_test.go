@@ -346,3 +346,51 @@ func TestRestoreRefusesADamagedDatabase(t *testing.T) {
 		t.Fatalf("restore of the whole backup: %+v, %v", st, err)
 	}
 }
+
+// TestBackupCopyHoldsNoSwapLock: while a backup copies the database (minutes on a
+// big store), it must not hold the swap lock: a WipeFree (hourly, by the
+// retention) or a compaction asking for it exclusively would otherwise wait
+// behind the copy, and every operation asking after them would wait too — intake
+// stopped until the copy ends. It holds the compaction lock instead, so neither
+// can swap the file or zero pages of its snapshot meanwhile (the wipe runs after).
+func TestBackupCopyHoldsNoSwapLock(t *testing.T) {
+	db := openCommitTest(t, 0, 0)
+	ctx := context.Background()
+	s := &submission.Submission{ID: "01900000-0000-7000-8000-000000000001", Sender: "amt24", MessageID: "m1", State: submission.StateQueued}
+	if _, _, _, err := db.Create(ctx, s, nil, "eingang", []byte("<r/>")); err != nil {
+		t.Fatal(err)
+	}
+	wiped := make(chan error, 1)
+	backupCopying = func() {
+		if !db.sw.TryLock() {
+			t.Error("the backup's copy holds the swap lock: a compaction or wipe waiting for it stops every operation")
+		} else {
+			db.sw.Unlock()
+		}
+		if db.compacting.TryLock() {
+			db.compacting.Unlock()
+			t.Error("a compaction or wipe could run during the backup's copy")
+		}
+		go func() { _, err := db.WipeFree(); wiped <- err }()
+	}
+	defer func() { backupCopying = nil }()
+	var out bytes.Buffer
+	if _, err := db.Backup(ctx, &out); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-wiped; err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if _, err := Restore(ctx, bytes.NewReader(out.Bytes()), dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Close()
+	if _, err := back.Get(s.ID); err != nil {
+		t.Fatalf("restored: %v", err)
+	}
+}
