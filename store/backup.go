@@ -233,7 +233,14 @@ func Restore(ctx context.Context, r io.Reader, dir string, progress func(BackupS
 	if err := moveTree(filepath.Join(tmp, BackupBlobDir), filepath.Join(dir, BackupBlobDir)); err != nil {
 		return st, err
 	}
-	if err := os.Rename(filepath.Join(tmp, BackupDBName), filepath.Join(dir, BackupDBName)); err != nil {
+	// A link, not a rename: a rename replaces what is there, and the check at the
+	// start is minutes old by now — a store that appeared meanwhile (a second
+	// restore, a gateway started too early and already answering 201) would be
+	// swapped for the backup's without a word. A link fails where a file exists.
+	final := filepath.Join(dir, BackupDBName)
+	if err := os.Link(filepath.Join(tmp, BackupDBName), final); errors.Is(err, fs.ErrExist) {
+		return st, fmt.Errorf("%w: %s (appeared during the restore)", ErrNotEmpty, final)
+	} else if err != nil {
 		return st, fmt.Errorf("store: restore: %w", err)
 	}
 	return st, syncDir(dir)

@@ -394,3 +394,37 @@ func TestBackupCopyHoldsNoSwapLock(t *testing.T) {
 		t.Fatalf("restored: %v", err)
 	}
 }
+
+// TestRestoreNeverReplacesAStore: a store that appears in the folder while a
+// restore unpacks (a second restore into the same folder, a gateway started too
+// early) is not replaced by the restored database: the check at the start is not
+// the last word, the database is put in place only where none is.
+func TestRestoreNeverReplacesAStore(t *testing.T) {
+	db := openCommitTest(t, 0, 0)
+	ctx := context.Background()
+	s := &submission.Submission{ID: "01900000-0000-7000-8000-000000000001", Sender: "amt24", MessageID: "m1", State: submission.StateQueued}
+	if _, _, _, err := db.Create(ctx, s, nil, "eingang", []byte("<r/>")); err != nil {
+		t.Fatal(err)
+	}
+	var whole bytes.Buffer
+	if _, err := db.Backup(ctx, &whole); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	other := []byte("the database of another store, written meanwhile")
+	appeared := false
+	_, err := Restore(ctx, bytes.NewReader(whole.Bytes()), dir, func(st BackupStats) {
+		if !appeared {
+			appeared = true
+			if err := os.WriteFile(filepath.Join(dir, BackupDBName), other, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	if !errors.Is(err, ErrNotEmpty) {
+		t.Fatalf("restore while a store appeared: %v, want ErrNotEmpty", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, BackupDBName)); err != nil || !bytes.Equal(b, other) {
+		t.Fatalf("the store that appeared was replaced: %q, %v", b, err)
+	}
+}
