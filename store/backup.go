@@ -166,11 +166,12 @@ const backupTempPattern = ".backup-*.db"
 // store into place.
 const restoreTempPattern = ".restore-*"
 
-// removeStaleBackups removes temporary copies a process that died during a backup
-// or a restore left in dir; Open calls it once it holds the file lock, so none is
-// in use.
+// removeStaleBackups removes temporary copies a process that died during a backup,
+// a restore or a compaction (compactSuffix) left in dir; Open calls it once it
+// holds the file lock, so none is in use. A compaction's copy is as big as the
+// store, and the next compaction, which would remove it too, may be months away.
 func removeStaleBackups(dir string) {
-	for _, pattern := range []string{backupTempPattern, restoreTempPattern} {
+	for _, pattern := range []string{backupTempPattern, restoreTempPattern, FileName + compactSuffix} {
 		stale, _ := filepath.Glob(filepath.Join(dir, pattern))
 		for _, f := range stale {
 			_ = os.RemoveAll(f)

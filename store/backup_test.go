@@ -428,3 +428,28 @@ func TestRestoreNeverReplacesAStore(t *testing.T) {
 		t.Fatalf("the store that appeared was replaced: %q, %v", b, err)
 	}
 }
+
+// TestOpenRemovesACompactionsLeftover: a compaction killed before its rename
+// leaves amtsbote.db.compact, up to the size of the store; the next open (which
+// holds the file lock, so no compaction of another process runs) removes it
+// rather than leaving it to a compaction that may not come for months.
+func TestOpenRemovesACompactionsLeftover(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	left := filepath.Join(dir, FileName+".compact")
+	if err := os.WriteFile(left, bytes.Repeat([]byte{1}, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a killed compaction's file is still there: %v", err)
+	}
+}
