@@ -9,7 +9,8 @@
 // follows the state, so packages still waiting for delivery are delivered by the
 // gateway that runs on the target. Each imported record gets one more event,
 // "imported", saying when and from where. Importing the same export twice changes
-// nothing the second time (Create is idempotent by sender and message id).
+// nothing the second time (Create is idempotent by sender and message id), and one
+// that an earlier run left half-written gets the receipts it lacks.
 package migrate
 
 import (
@@ -191,11 +192,21 @@ func importBlob(ctx context.Context, dst store.Store, dir, digest string) (bool,
 	return p.Created, err
 }
 
+// importRecord writes one line into dst and reports whether it wrote anything.
+//
+// Create and the further receipts are separate writes: a run that stopped in
+// between (killed, the target out of reach) left a record without its delivery
+// receipt, and the next run, finding the record, skipped it — the receipt was
+// lost for good. So a record dst already holds under the same id gets the
+// receipts of the line it lacks (a record complete before is left as it is).
 func importRecord(ctx context.Context, dst store.Store, l line, from string) (bool, error) {
 	intake := receiptKinds[0]
 	stored, _, created, err := dst.Create(ctx, l.Submission, l.Events, intake, l.Receipts[intake])
-	if err != nil || !created {
+	if err != nil {
 		return false, err
+	}
+	if !created && (stored == nil || stored.ID != l.Submission.ID) {
+		return false, nil // another record of the same sender and message id
 	}
 	now := time.Now().UTC()
 	ev := submission.Event{At: now, Type: EventImported, Detail: "imported from " + from}
@@ -204,6 +215,13 @@ func importRecord(ctx context.Context, dst store.Store, l line, from string) (bo
 		r, ok := l.Receipts[k]
 		if !ok {
 			continue
+		}
+		if !created {
+			if _, err := dst.Receipt(stored.ID, k); err == nil {
+				continue
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return false, err
+			}
 		}
 		// Each further receipt is written with a change; the first carries the
 		// "imported" event, the others a note that the receipt came along.
@@ -217,6 +235,9 @@ func importRecord(ctx context.Context, dst store.Store, l line, from string) (bo
 		}); err != nil {
 			return false, err
 		}
+	}
+	if !created {
+		return !first, nil
 	}
 	if first {
 		if _, err := dst.Update(stored.ID, func(*submission.Submission) ([]submission.Event, error) {

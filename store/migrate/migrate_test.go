@@ -283,3 +283,53 @@ func TestExportAfterRetention(t *testing.T) {
 		t.Fatalf("the aged record after the import: %+v %v", got, err)
 	}
 }
+
+// TestImportFinishesARecordAnEarlierRunLeftHalfWritten: Import writes a record with
+// Create and its further receipts with later changes. A run that stopped in
+// between (killed, the cluster out of reach) left the record without its delivery
+// receipt; running the import again, as an operator does after a failure, must
+// write it, not skip the record as already there. The state such a run leaves is
+// made here with the very Create the import issues.
+func TestImportFinishesARecordAnEarlierRunLeftHalfWritten(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	src, err := store.Open(filepath.Join(dir, "src"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	fill(t, src, 4) // s000 and s003 delivered, with a Zustellbestaetigung
+	if _, err := Export(ctx, src, filepath.Join(dir, "export"), nil); err != nil {
+		t.Fatal(err)
+	}
+	dst, err := store.Open(filepath.Join(dir, "dst"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	// The first run: s000's blobs and Create, then it stopped.
+	s, _ := src.Get("s000")
+	evs, _ := src.Events("s000")
+	intake, _ := src.Receipt("s000", receiptKinds[0])
+	for _, d := range s.Digests() {
+		if _, err := importBlob(ctx, dst, filepath.Join(dir, "export"), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, created, err := dst.Create(ctx, s, evs, receiptKinds[0], intake); err != nil || !created {
+		t.Fatalf("create: %v %v", created, err)
+	}
+	imp, err := Import(ctx, dst, filepath.Join(dir, "export"), "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := dst.Receipt("s000", "Zustellbestaetigung"); err != nil {
+		t.Fatalf("the half-written record's delivery receipt after the second run: %q, %v (%+v)", r, err, imp)
+	}
+	same(t, snap(t, src), snap(t, dst))
+	// A third run finds everything there and changes nothing.
+	again, err := Import(ctx, dst, filepath.Join(dir, "export"), "test", nil)
+	if err != nil || again.Submissions != 0 || again.Skipped != 4 {
+		t.Fatalf("third run: %+v %v", again, err)
+	}
+}
