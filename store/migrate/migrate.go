@@ -197,16 +197,19 @@ func importBlob(ctx context.Context, dst store.Store, dir, digest string) (bool,
 // Create and the further receipts are separate writes: a run that stopped in
 // between (killed, the target out of reach) left a record without its delivery
 // receipt, and the next run, finding the record, skipped it — the receipt was
-// lost for good. So a record dst already holds under the same id gets the
-// receipts of the line it lacks (a record complete before is left as it is).
+// lost for good. So a record dst already holds under the same id, in the state
+// of the line, gets the receipts of the line it lacks (a record complete before
+// is left as it is).
 func importRecord(ctx context.Context, dst store.Store, l line, from string) (bool, error) {
 	intake := receiptKinds[0]
 	stored, _, created, err := dst.Create(ctx, l.Submission, l.Events, intake, l.Receipts[intake])
 	if err != nil {
 		return false, err
 	}
-	if !created && (stored == nil || stored.ID != l.Submission.ID) {
-		return false, nil // another record of the same sender and message id
+	if !created && (stored == nil || stored.ID != l.Submission.ID || stored.State != l.Submission.State || stored.Generation != l.Submission.Generation) {
+		// Another record of the same sender and message id, or this one moved on
+		// in dst since (a receipt of the export would not match its event log).
+		return false, nil
 	}
 	now := time.Now().UTC()
 	ev := submission.Event{At: now, Type: EventImported, Detail: "imported from " + from}

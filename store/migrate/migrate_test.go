@@ -327,6 +327,26 @@ func TestImportFinishesARecordAnEarlierRunLeftHalfWritten(t *testing.T) {
 		t.Fatalf("the half-written record's delivery receipt after the second run: %q, %v (%+v)", r, err, imp)
 	}
 	same(t, snap(t, src), snap(t, dst))
+	// A record that moved on in the target since is not given the export's
+	// receipts: they would not match its event log.
+	s3, _ := src.Get("s003")
+	evs3, _ := src.Events("s003")
+	intake3, _ := src.Receipt("s003", receiptKinds[0])
+	s3.State, s3.Generation = submission.StateQueued, s3.Generation+1
+	other, err := store.Open(filepath.Join(dir, "other"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, _, _, err := other.Create(ctx, s3, evs3, receiptKinds[0], intake3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Import(ctx, other, filepath.Join(dir, "export"), "test", nil); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := other.Receipt("s003", "Zustellbestaetigung"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a record in another state got the export's delivery receipt: %q, %v", r, err)
+	}
 	// A third run finds everything there and changes nothing.
 	again, err := Import(ctx, dst, filepath.Join(dir, "export"), "test", nil)
 	if err != nil || again.Submissions != 0 || again.Skipped != 4 {
