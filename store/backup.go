@@ -14,8 +14,6 @@ import (
 	"path"
 	"path/filepath"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Online backup.
@@ -49,7 +47,12 @@ type BackupStats struct {
 	DBBytes   int64     `json:"dbBytes"`   // the bbolt file
 	Blobs     int       `json:"blobs"`     // blob files
 	BlobBytes int64     `json:"blobBytes"` // their bytes
-	Complete  bool      `json:"complete"`  // true in every manifest
+	// DBSHA256 is the database's SHA-256 (hex), so that a restore checks the
+	// database as it checks every blob: without it a changed byte of amtsbote.db
+	// passed the check and was put in place. Empty in the manifests of builds
+	// before 2026-12-05, whose backups are taken without that check.
+	DBSHA256 string `json:"dbSHA256,omitempty"`
+	Complete bool   `json:"complete"` // true in every manifest
 }
 
 // ErrBlobDamaged is returned by Backup when a blob file's content does not match its
@@ -79,11 +82,24 @@ func (db *DB) Backup(ctx context.Context, w io.Writer) (BackupStats, error) {
 		os.Remove(tmp.Name())
 	}()
 	st.At = time.Now().UTC()
-	err = db.view(func(tx *bolt.Tx) error {
-		n, err := tx.WriteTo(tmp)
-		st.DBBytes = n
-		return err
-	})
+	// The swap lock is held only to begin the read transaction, as a compaction
+	// takes its snapshot: held shared for the whole copy (minutes on a big store),
+	// a WipeFree or a compaction asking for it exclusively would wait behind the
+	// copy, and every operation behind them — intake stopped until the copy ended.
+	// The compaction lock keeps both out instead: neither may swap the file or
+	// zero free pages under the copy's snapshot.
+	db.compacting.Lock()
+	db.sw.RLock()
+	tx, err := db.bolt.Begin(false)
+	db.sw.RUnlock()
+	if err == nil {
+		st.DBBytes, err = tx.WriteTo(tmp)
+		if backupCopying != nil {
+			backupCopying()
+		}
+		_ = tx.Rollback()
+	}
+	db.compacting.Unlock()
 	if err != nil {
 		return st, fmt.Errorf("store: backup: copy the database: %w", err)
 	}
@@ -95,9 +111,11 @@ func (db *DB) Backup(ctx context.Context, w io.Writer) (BackupStats, error) {
 	if err := tw.WriteHeader(hdr); err != nil {
 		return st, fmt.Errorf("store: backup: %w", err)
 	}
-	if _, err := CopyLimited(ctx, tw, tmp, st.DBBytes); err != nil {
+	dbHash := sha256.New()
+	if _, err := CopyLimited(ctx, io.MultiWriter(tw, dbHash), tmp, st.DBBytes); err != nil {
 		return st, fmt.Errorf("store: backup: send the database: %w", err)
 	}
+	st.DBSHA256 = hex.EncodeToString(dbHash.Sum(nil))
 
 	var digests []string
 	if err := db.blobs.Walk(func(d string, _ int64, _ time.Time) bool {
@@ -138,6 +156,9 @@ func (db *DB) Backup(ctx context.Context, w io.Writer) (BackupStats, error) {
 	return st, nil
 }
 
+// backupCopying, if set (by a test), runs while Backup copies the database.
+var backupCopying func()
+
 // backupTempPattern names a backup's temporary copy of the database.
 const backupTempPattern = ".backup-*.db"
 
@@ -145,11 +166,12 @@ const backupTempPattern = ".backup-*.db"
 // store into place.
 const restoreTempPattern = ".restore-*"
 
-// removeStaleBackups removes temporary copies a process that died during a backup
-// or a restore left in dir; Open calls it once it holds the file lock, so none is
-// in use.
+// removeStaleBackups removes temporary copies a process that died during a backup,
+// a restore or a compaction (compactSuffix) left in dir; Open calls it once it
+// holds the file lock, so none is in use. A compaction's copy is as big as the
+// store, and the next compaction, which would remove it too, may be months away.
 func removeStaleBackups(dir string) {
-	for _, pattern := range []string{backupTempPattern, restoreTempPattern} {
+	for _, pattern := range []string{backupTempPattern, restoreTempPattern, FileName + compactSuffix} {
 		stale, _ := filepath.Glob(filepath.Join(dir, pattern))
 		for _, f := range stale {
 			_ = os.RemoveAll(f)
@@ -186,7 +208,7 @@ var ErrBackupIncomplete = errors.New("store: not a whole backup")
 // Restore unpacks a backup stream into dir, which must not hold a store yet. It
 // unpacks into a temporary folder inside dir first and moves amtsbote.db and the
 // blobs into place only when the stream ended with its manifest and every blob
-// matched its digest, so a cut or damaged backup leaves dir as it was. Entries
+// (and the database, when the manifest has its digest) matched its digest, so a cut or damaged backup leaves dir as it was. Entries
 // other than the store's are refused (a crafted archive cannot write elsewhere).
 // progress, if not nil, is called after each entry.
 func Restore(ctx context.Context, r io.Reader, dir string, progress func(BackupStats)) (BackupStats, error) {
@@ -212,14 +234,21 @@ func Restore(ctx context.Context, r io.Reader, dir string, progress func(BackupS
 	if err := moveTree(filepath.Join(tmp, BackupBlobDir), filepath.Join(dir, BackupBlobDir)); err != nil {
 		return st, err
 	}
-	if err := os.Rename(filepath.Join(tmp, BackupDBName), filepath.Join(dir, BackupDBName)); err != nil {
+	// A link, not a rename: a rename replaces what is there, and the check at the
+	// start is minutes old by now — a store that appeared meanwhile (a second
+	// restore, a gateway started too early and already answering 201) would be
+	// swapped for the backup's without a word. A link fails where a file exists.
+	final := filepath.Join(dir, BackupDBName)
+	if err := os.Link(filepath.Join(tmp, BackupDBName), final); errors.Is(err, fs.ErrExist) {
+		return st, fmt.Errorf("%w: %s (appeared during the restore)", ErrNotEmpty, final)
+	} else if err != nil {
 		return st, fmt.Errorf("store: restore: %w", err)
 	}
 	return st, syncDir(dir)
 }
 
 // CheckBackup reads a backup stream to its end and checks what Restore checks (the
-// manifest at the end and matching, every blob's digest) without writing anything:
+// manifest at the end and matching, every blob's digest and the database's) without writing anything:
 // `amtsbote store backup` runs it on the stream it saves.
 func CheckBackup(ctx context.Context, r io.Reader, progress func(BackupStats)) (BackupStats, error) {
 	return readBackup(ctx, r, func(name, digest string, size int64, r io.Reader) (int64, error) {
@@ -259,11 +288,12 @@ func readBackup(ctx context.Context, r io.Reader, put func(name, digest string, 
 			if st.DBBytes != 0 {
 				return st, fmt.Errorf("%w: two databases", ErrBackupIncomplete)
 			}
-			n, err := put(h.Name, "", h.Size, tr)
+			dbHash := sha256.New()
+			n, err := put(h.Name, "", h.Size, io.TeeReader(tr, dbHash))
 			if err != nil {
 				return st, err
 			}
-			st.DBBytes = n
+			st.DBBytes, st.DBSHA256 = n, hex.EncodeToString(dbHash.Sum(nil))
 		default:
 			d := path.Base(h.Name)
 			if h.Name != path.Join(BackupBlobDir, d[:min(2, len(d))], d) || !IsHexDigest(d) {
@@ -285,6 +315,10 @@ func readBackup(ctx context.Context, r io.Reader, put func(name, digest string, 
 	}
 	if st.DBBytes != manifest.DBBytes || st.Blobs != manifest.Blobs || st.BlobBytes != manifest.BlobBytes {
 		return st, fmt.Errorf("%w: holds %+v, its manifest says %+v", ErrBackupIncomplete, st, *manifest)
+	}
+	if manifest.DBSHA256 != "" && st.DBSHA256 != manifest.DBSHA256 {
+		return st, fmt.Errorf("%w: the database's SHA-256 is %s, its manifest says %s (changed since the backup)",
+			ErrBackupIncomplete, st.DBSHA256, manifest.DBSHA256)
 	}
 	st.At, st.Complete = manifest.At, true
 	return st, nil

@@ -288,3 +288,168 @@ func TestRestoreRefusesWhatIsNotAWholeBackup(t *testing.T) {
 		t.Fatalf("restore over a store: %v, want ErrNotEmpty", err)
 	}
 }
+
+// TestRestoreRefusesADamagedDatabase: a backup whose database bytes changed on the
+// way (a flipped bit on tape, a truncated copy padded again) is refused by Restore
+// and CheckBackup like a damaged blob is, before anything is in place: the manifest
+// carries the database's SHA-256.
+func TestRestoreRefusesADamagedDatabase(t *testing.T) {
+	db := openCommitTest(t, 0, 0)
+	ctx := context.Background()
+	s := &submission.Submission{ID: "01900000-0000-7000-8000-000000000001", Sender: "amt24", MessageID: "m1", State: submission.StateQueued}
+	if _, _, _, err := db.Create(ctx, s, nil, "eingang", []byte("<r/>")); err != nil {
+		t.Fatal(err)
+	}
+	var whole bytes.Buffer
+	if _, err := db.Backup(ctx, &whole); err != nil {
+		t.Fatal(err)
+	}
+	// The same archive, entry for entry, with one byte of the database changed.
+	var damaged bytes.Buffer
+	tr, tw := tar.NewReader(bytes.NewReader(whole.Bytes())), tar.NewWriter(&damaged)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Name == BackupDBName {
+			b[len(b)/2] ^= 0x01
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CheckBackup(ctx, bytes.NewReader(damaged.Bytes()), nil); !errors.Is(err, ErrBackupIncomplete) {
+		t.Fatalf("check of a changed database: %v, want ErrBackupIncomplete", err)
+	}
+	dir := t.TempDir()
+	if _, err := Restore(ctx, bytes.NewReader(damaged.Bytes()), dir, nil); !errors.Is(err, ErrBackupIncomplete) {
+		t.Fatalf("restore of a changed database: %v, want ErrBackupIncomplete", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, BackupDBName)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a refused restore left a database: %v", err)
+	}
+	if st, err := Restore(ctx, bytes.NewReader(whole.Bytes()), t.TempDir(), nil); err != nil || st.DBSHA256 == "" {
+		t.Fatalf("restore of the whole backup: %+v, %v", st, err)
+	}
+}
+
+// TestBackupCopyHoldsNoSwapLock: while a backup copies the database (minutes on a
+// big store), it must not hold the swap lock: a WipeFree (hourly, by the
+// retention) or a compaction asking for it exclusively would otherwise wait
+// behind the copy, and every operation asking after them would wait too — intake
+// stopped until the copy ends. It holds the compaction lock instead, so neither
+// can swap the file or zero pages of its snapshot meanwhile (the wipe runs after).
+func TestBackupCopyHoldsNoSwapLock(t *testing.T) {
+	db := openCommitTest(t, 0, 0)
+	ctx := context.Background()
+	s := &submission.Submission{ID: "01900000-0000-7000-8000-000000000001", Sender: "amt24", MessageID: "m1", State: submission.StateQueued}
+	if _, _, _, err := db.Create(ctx, s, nil, "eingang", []byte("<r/>")); err != nil {
+		t.Fatal(err)
+	}
+	wiped := make(chan error, 1)
+	backupCopying = func() {
+		if !db.sw.TryLock() {
+			t.Error("the backup's copy holds the swap lock: a compaction or wipe waiting for it stops every operation")
+		} else {
+			db.sw.Unlock()
+		}
+		if db.compacting.TryLock() {
+			db.compacting.Unlock()
+			t.Error("a compaction or wipe could run during the backup's copy")
+		}
+		go func() { _, err := db.WipeFree(); wiped <- err }()
+	}
+	defer func() { backupCopying = nil }()
+	var out bytes.Buffer
+	if _, err := db.Backup(ctx, &out); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-wiped; err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if _, err := Restore(ctx, bytes.NewReader(out.Bytes()), dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Close()
+	if _, err := back.Get(s.ID); err != nil {
+		t.Fatalf("restored: %v", err)
+	}
+}
+
+// TestRestoreNeverReplacesAStore: a store that appears in the folder while a
+// restore unpacks (a second restore into the same folder, a gateway started too
+// early) is not replaced by the restored database: the check at the start is not
+// the last word, the database is put in place only where none is.
+func TestRestoreNeverReplacesAStore(t *testing.T) {
+	db := openCommitTest(t, 0, 0)
+	ctx := context.Background()
+	s := &submission.Submission{ID: "01900000-0000-7000-8000-000000000001", Sender: "amt24", MessageID: "m1", State: submission.StateQueued}
+	if _, _, _, err := db.Create(ctx, s, nil, "eingang", []byte("<r/>")); err != nil {
+		t.Fatal(err)
+	}
+	var whole bytes.Buffer
+	if _, err := db.Backup(ctx, &whole); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	other := []byte("the database of another store, written meanwhile")
+	appeared := false
+	_, err := Restore(ctx, bytes.NewReader(whole.Bytes()), dir, func(st BackupStats) {
+		if !appeared {
+			appeared = true
+			if err := os.WriteFile(filepath.Join(dir, BackupDBName), other, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	if !errors.Is(err, ErrNotEmpty) {
+		t.Fatalf("restore while a store appeared: %v, want ErrNotEmpty", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, BackupDBName)); err != nil || !bytes.Equal(b, other) {
+		t.Fatalf("the store that appeared was replaced: %q, %v", b, err)
+	}
+}
+
+// TestOpenRemovesACompactionsLeftover: a compaction killed before its rename
+// leaves amtsbote.db.compact, up to the size of the store; the next open (which
+// holds the file lock, so no compaction of another process runs) removes it
+// rather than leaving it to a compaction that may not come for months.
+func TestOpenRemovesACompactionsLeftover(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	left := filepath.Join(dir, FileName+".compact")
+	if err := os.WriteFile(left, bytes.Repeat([]byte{1}, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a killed compaction's file is still there: %v", err)
+	}
+}

@@ -80,7 +80,10 @@ func (bs *Blobs) Put(b []byte) (string, error) {
 	digest := hex.EncodeToString(sum[:])
 	final := bs.path(digest)
 	bs.mu.Lock()
-	if _, err := os.Stat(final); err == nil {
+	// A file of another size than the content is cut (a `tar -x` of a cut backup,
+	// a disk error): touched, it would stay what a new record names. It is
+	// written again below, the rename replacing it.
+	if info, err := os.Stat(final); err == nil && info.Size() == int64(len(b)) {
 		now := time.Now()
 		err := os.Chtimes(final, now, now)
 		bs.mu.Unlock()
@@ -165,11 +168,17 @@ func (bs *Blobs) PutStream(ctx context.Context, r io.Reader, limit int64, want s
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
 	now := time.Now()
-	if _, err := os.Stat(final); err == nil {
-		if err := os.Chtimes(final, now, now); err != nil {
-			return StreamPut{}, fmt.Errorf("store: blob touch: %w", err)
+	repaired := false
+	if info, err := os.Stat(final); err == nil {
+		if info.Size() == n {
+			if err := os.Chtimes(final, now, now); err != nil {
+				return StreamPut{}, fmt.Errorf("store: blob touch: %w", err)
+			}
+			return StreamPut{Digest: digest, Size: n, Written: now}, nil
 		}
-		return StreamPut{Digest: digest, Size: n, Written: now}, nil
+		// Cut (see Put): replaced below, and not reported as created, since
+		// records named it before (DiscardNew must not remove it).
+		repaired = true
 	}
 	// The file's time is set before the rename, so Written is exactly the time a
 	// DeleteIfOlder compares, and any later Put of the same content is newer.
@@ -182,7 +191,7 @@ func (bs *Blobs) PutStream(ctx context.Context, r io.Reader, limit int64, want s
 	if err := syncDir(sub); err != nil {
 		return StreamPut{}, err
 	}
-	return StreamPut{Digest: digest, Size: n, Created: true, Written: now}, nil
+	return StreamPut{Digest: digest, Size: n, Created: !repaired, Written: now}, nil
 }
 
 // CopyLimited copies r to w until EOF, at most limit bytes (limit < 0: no limit),

@@ -35,8 +35,11 @@ import (
 // store (a second for a million keys), the noted keys are what changed.
 //
 // A crash at any point leaves either the old file (the rename is the commit point;
-// a leftover amtsbote.db.compact is removed by the next compaction) or the new one,
-// which holds everything committed before the swap.
+// a leftover amtsbote.db.compact is removed by the next open or compaction) or the
+// new one, which holds everything committed before the swap.
+
+// compactSuffix names the new file beside the store while a compaction writes it.
+const compactSuffix = ".compact"
 
 // compactHooks are for the tests only: check compares the two files under the swap
 // lock, skipDelta plants the defect the check must catch.
@@ -100,7 +103,7 @@ func (db *DB) Compact(ctx context.Context) (rep CompactReport, err error) {
 	defer db.compacting.Unlock()
 	start := time.Now()
 	path := filepath.Join(db.dir, FileName)
-	tmp := path + ".compact"
+	tmp := path + compactSuffix
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return rep, fmt.Errorf("store: compact: %w", err)
 	}

@@ -397,7 +397,8 @@ type DB struct {
 	// dirty, while a compaction copies the file, notes every key a write changes,
 	// so the keys written during the copy are copied again under the swap lock.
 	dirty atomic.Pointer[dirtyKeys]
-	// compacting serialises compactions.
+	// compacting serialises compactions, WipeFree and a backup's copy of the
+	// file (backup.go says why the copy does not hold sw).
 	compacting sync.Mutex
 	// commit group-commits the writes of batch (commit.go).
 	commit *committer

@@ -51,10 +51,10 @@ func upgradeCases(b *bolt.DB, log *slog.Logger) error {
 			return err
 		}
 		moved, dropped = moved+n, dropped+d
-		if n == 0 {
+		if n == 0 && d == 0 {
 			break
 		}
-		if log != nil && moved%100_000 < upgradeChunk {
+		if log != nil && n > 0 && moved%100_000 < upgradeChunk {
 			log.Info("store: moving cases", "moved", moved, "of", todo)
 		}
 	}
@@ -65,8 +65,9 @@ func upgradeCases(b *bolt.DB, log *slog.Logger) error {
 }
 
 // upgradeStep moves up to upgradeChunk cases in one transaction and returns how
-// many; when none was left it removes the old buckets instead and returns how
-// many keys without a case they still held.
+// many; when none was left it drops up to upgradeChunk events without a case
+// instead, and once those are gone it removes the old buckets, and returns how
+// many keys it dropped. A step that moved and dropped nothing found nothing to do.
 func upgradeStep(b *bolt.DB) (moved, dropped int, err error) {
 	err = b.Update(func(tx *bolt.Tx) error {
 		moved, dropped = 0, 0
@@ -113,15 +114,29 @@ func upgradeStep(b *bolt.DB) (moved, dropped int, err error) {
 			return nil
 		}
 		// Every record moved: what is left in the old buckets belongs to no case.
-		// The events bucket stays, empty: its sequence numbers the events.
+		// The events bucket stays, empty: its sequence numbers the events. Its
+		// orphans go upgradeChunk per transaction too: a store with years of them
+		// deleted them in one, whose dirty pages (the whole events tree) stayed in
+		// memory until it committed. The old buckets go last, whole (their pages
+		// are freed, not rewritten), so a kill before leaves a file that the next
+		// Open upgrades on.
 		var left [][]byte
-		_ = events.ForEach(func(k, _ []byte) error { left = append(left, copyBytes(k)); return nil })
+		c := events.Cursor()
+		for k, _ := c.First(); k != nil && len(left) <= upgradeChunk; k, _ = c.Next() {
+			left = append(left, copyBytes(k))
+		}
+		more := len(left) > upgradeChunk
+		if more {
+			left = left[:upgradeChunk]
+		}
 		for _, k := range left {
 			if err := events.Delete(k); err != nil {
 				return err
 			}
 		}
-		dropped = len(left)
+		if dropped = len(left); more {
+			return nil
+		}
 		for _, name := range [][]byte{bucketSubmissions, bucketReceipts} {
 			if bk := tx.Bucket(name); bk != nil {
 				dropped += bk.Stats().KeyN

@@ -203,3 +203,82 @@ func TestCaseKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestUpgradeDropsOrphansInChunks: events an old build left without a record are
+// dropped at the end of the upgrade, and like the cases they go upgradeChunk per
+// transaction: a store with years of them deleted them all in one, which held
+// every page of the events tree in memory until it committed. A kill between
+// those steps leaves a file the next Open finishes.
+func TestUpgradeDropsOrphansInChunks(t *testing.T) {
+	defer func(n int) { upgradeChunk = n }(upgradeChunk)
+	upgradeChunk = 3
+	dir := t.TempDir()
+	path := filepath.Join(dir, FileName)
+	writeOldLayout(t, path, []string{"01900000-0000-7000-8000-000000000001"})
+	b, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const orphans = 20
+	err = b.Update(func(tx *bolt.Tx) error {
+		evb := tx.Bucket(bucketEvents)
+		for i := range orphans {
+			seq, _ := evb.NextSequence()
+			if err := evb.Put(binary.BigEndian.AppendUint64([]byte(fmt.Sprintf("old%02d\x00", i)), seq), []byte(`{"type":"received"}`)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := upgradeStep(b); err != nil || n != 1 {
+		t.Fatalf("the case: moved %d, %v", n, err)
+	}
+	// The orphans: the fixture's one event and receipt and the ones above.
+	steps, dropped := 0, 0
+	for {
+		n, d, err := upgradeStep(b)
+		if err != nil || n != 0 {
+			t.Fatalf("moved %d, %v", n, err)
+		}
+		if d == 0 {
+			break
+		}
+		// The receipts bucket goes whole (freed, not rewritten): its one orphan
+		// may come on top of a chunk.
+		if d > upgradeChunk+1 {
+			t.Fatalf("one transaction dropped %d keys, at most %d wanted", d, upgradeChunk+1)
+		}
+		steps++
+		dropped += d
+		if steps == 2 { // a "kill" between two steps
+			b.Close()
+			if b, err = bolt.Open(path, 0o600, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	b.Close()
+	if dropped != orphans+2 {
+		t.Fatalf("dropped %d keys, want %d", dropped, orphans+2)
+	}
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Get("01900000-0000-7000-8000-000000000001"); err != nil {
+		t.Fatal(err)
+	}
+	_ = db.view(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketSubmissions) != nil || tx.Bucket(bucketReceipts) != nil {
+			t.Error("an old bucket is left")
+		}
+		if k, _ := tx.Bucket(bucketEvents).Cursor().First(); k != nil {
+			t.Errorf("the events bucket still holds %q", k)
+		}
+		return nil
+	})
+}

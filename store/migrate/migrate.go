@@ -9,7 +9,8 @@
 // follows the state, so packages still waiting for delivery are delivered by the
 // gateway that runs on the target. Each imported record gets one more event,
 // "imported", saying when and from where. Importing the same export twice changes
-// nothing the second time (Create is idempotent by sender and message id).
+// nothing the second time (Create is idempotent by sender and message id), and one
+// that an earlier run left half-written gets the receipts it lacks.
 package migrate
 
 import (
@@ -191,11 +192,24 @@ func importBlob(ctx context.Context, dst store.Store, dir, digest string) (bool,
 	return p.Created, err
 }
 
+// importRecord writes one line into dst and reports whether it wrote anything.
+//
+// Create and the further receipts are separate writes: a run that stopped in
+// between (killed, the target out of reach) left a record without its delivery
+// receipt, and the next run, finding the record, skipped it — the receipt was
+// lost for good. So a record dst already holds under the same id, in the state
+// of the line, gets the receipts of the line it lacks (a record complete before
+// is left as it is).
 func importRecord(ctx context.Context, dst store.Store, l line, from string) (bool, error) {
 	intake := receiptKinds[0]
 	stored, _, created, err := dst.Create(ctx, l.Submission, l.Events, intake, l.Receipts[intake])
-	if err != nil || !created {
+	if err != nil {
 		return false, err
+	}
+	if !created && (stored == nil || stored.ID != l.Submission.ID || stored.State != l.Submission.State || stored.Generation != l.Submission.Generation) {
+		// Another record of the same sender and message id, or this one moved on
+		// in dst since (a receipt of the export would not match its event log).
+		return false, nil
 	}
 	now := time.Now().UTC()
 	ev := submission.Event{At: now, Type: EventImported, Detail: "imported from " + from}
@@ -204,6 +218,13 @@ func importRecord(ctx context.Context, dst store.Store, l line, from string) (bo
 		r, ok := l.Receipts[k]
 		if !ok {
 			continue
+		}
+		if !created {
+			if _, err := dst.Receipt(stored.ID, k); err == nil {
+				continue
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return false, err
+			}
 		}
 		// Each further receipt is written with a change; the first carries the
 		// "imported" event, the others a note that the receipt came along.
@@ -217,6 +238,9 @@ func importRecord(ctx context.Context, dst store.Store, l line, from string) (bo
 		}); err != nil {
 			return false, err
 		}
+	}
+	if !created {
+		return !first, nil
 	}
 	if first {
 		if _, err := dst.Update(stored.ID, func(*submission.Submission) ([]submission.Event, error) {
@@ -240,8 +264,8 @@ type CheckStats struct {
 }
 
 // Check reads every blob the submissions of src name (package, attachments,
-// replies; not those the retention removed) to its end, checks its SHA-256, and
-// returns those it could not read whole. It is for a store that may hold damage the
+// replies; not those the retention removed, also not while Check ran) to its
+// end, checks its SHA-256, and returns those it could not read whole. It is for a store that may hold damage the
 // gateway cannot see until an office asks for the bytes: a cluster store written
 // during NATS node failures by a build before 2026-12-02, whose object store could
 // keep a meta message whose chunks were purged (docs/cluster.md, "Limits").
@@ -267,6 +291,7 @@ func Check(ctx context.Context, src store.Store, progress func(CheckStats)) (Che
 		}
 		st.Submissions++
 		if s.BytesRemovedAt == nil {
+			var failed []Unreadable
 			for _, d := range s.Digests() {
 				err, seen := read[d]
 				if !seen {
@@ -278,16 +303,33 @@ func Check(ctx context.Context, src store.Store, progress func(CheckStats)) (Che
 					st.Blobs++
 				}
 				if err != nil {
-					bad = append(bad, Unreadable{SubmissionID: id, Digest: d, Err: err})
-					st.Unreadable++
+					failed = append(failed, Unreadable{SubmissionID: id, Digest: d, Err: err})
 				}
 			}
+			if len(failed) > 0 && gone(src, id) {
+				// The retention (or an erasure) removed the bytes while they were
+				// read: in cluster mode Check runs beside the serving gateways. No
+				// damage; another record that names the same bytes reads them anew.
+				for _, u := range failed {
+					delete(read, u.Digest)
+				}
+				failed = nil
+			}
+			bad = append(bad, failed...)
+			st.Unreadable += len(failed)
 		}
 		if progress != nil && st.Submissions%1000 == 0 {
 			progress(st)
 		}
 	}
 	return st, bad, nil
+}
+
+// gone reports whether the record id no longer names bytes: deleted, or its
+// bytes removed since Check read it.
+func gone(src store.Store, id string) bool {
+	s, err := src.Get(id)
+	return errors.Is(err, store.ErrNotFound) || (err == nil && s.BytesRemovedAt != nil)
 }
 
 // readWhole reads a blob to its end and compares its SHA-256 with its name.
