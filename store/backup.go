@@ -215,8 +215,16 @@ func Restore(ctx context.Context, r io.Reader, dir string, progress func(BackupS
 	if _, err := os.Stat(filepath.Join(dir, BackupDBName)); err == nil {
 		return BackupStats{}, fmt.Errorf("%w: %s", ErrNotEmpty, filepath.Join(dir, BackupDBName))
 	}
+	_, statErr := os.Stat(dir)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return BackupStats{}, fmt.Errorf("store: restore: %w", err)
+	}
+	if statErr != nil {
+		// A data folder made here is an entry of its parent: durable too, or a
+		// power cut after "restored" could take the whole store with it.
+		if err := syncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
+			return BackupStats{}, fmt.Errorf("store: restore: %w", err)
+		}
 	}
 	tmp, err := os.MkdirTemp(dir, restoreTempPattern)
 	if err != nil {

@@ -31,6 +31,8 @@ type Blobs struct {
 	// second as the discarded put would read as "before" it, and DiscardNew would
 	// remove bytes that request's record is about to reference.
 	grain time.Duration
+	// subs are the subfolders this process made durable in dir (mkSub).
+	subs sync.Map
 }
 
 // tempPrefix starts the name of every temporary file in the blob folder, so that
@@ -94,8 +96,8 @@ func (bs *Blobs) Put(b []byte) (string, error) {
 	}
 	bs.mu.Unlock()
 	sub := filepath.Dir(final)
-	if err := os.MkdirAll(sub, 0o750); err != nil {
-		return "", fmt.Errorf("store: blob: %w", err)
+	if err := bs.mkSub(sub); err != nil {
+		return "", err
 	}
 	// The temporary file lives in the folder's root, as PutStream's does, so that
 	// removeStale finds a dead process's without listing every blob.
@@ -159,8 +161,8 @@ func (bs *Blobs) PutStream(ctx context.Context, r io.Reader, limit int64, want s
 	}
 	final := bs.path(digest)
 	sub := filepath.Dir(final)
-	if err := os.MkdirAll(sub, 0o750); err != nil {
-		return StreamPut{}, fmt.Errorf("store: blob: %w", err)
+	if err := bs.mkSub(sub); err != nil {
+		return StreamPut{}, err
 	}
 	// Under the lock DeleteIfOlder takes: the existence check, the touch or the
 	// rename, and the time the caller may later pass to DeleteIfOlder (DiscardNew)
@@ -358,6 +360,25 @@ func (bs *Blobs) Read(digest string) ([]byte, error) {
 	return io.ReadAll(rc)
 }
 
+// mkSub makes a blob's subfolder (the digest's first two hex digits) and, the
+// first time this process uses it, makes its entry in the blob folder durable:
+// the blob's own rename is fsynced in the subfolder, but a subfolder created
+// and not fsynced in its parent could be gone after a power cut, with the
+// acknowledged blob in it. At most 256 such fsyncs per process.
+func (bs *Blobs) mkSub(sub string) error {
+	if _, ok := bs.subs.Load(sub); ok {
+		return nil
+	}
+	if err := os.MkdirAll(sub, 0o750); err != nil {
+		return fmt.Errorf("store: blob: %w", err)
+	}
+	if err := syncDir(bs.dir); err != nil {
+		return err
+	}
+	bs.subs.Store(sub, true)
+	return nil
+}
+
 func (bs *Blobs) path(digest string) string {
 	return filepath.Join(bs.dir, digest[:2], digest)
 }
@@ -375,7 +396,17 @@ func IsHexDigest(s string) bool {
 	return true
 }
 
+// SyncDir fsyncs a folder, so that the entries created, renamed or removed in
+// it are durable (after a rename into place, before saying it is done).
+func SyncDir(dir string) error { return syncDir(dir) }
+
+// dirSynced, if set (by a test), learns every folder syncDir fsyncs.
+var dirSynced func(dir string)
+
 func syncDir(dir string) error {
+	if dirSynced != nil {
+		dirSynced(dir)
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("store: sync dir: %w", err)

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -165,4 +167,71 @@ func TestPutRepairsACutBlobFile(t *testing.T) {
 		t.Fatalf("stream again: %+v, %v", p, err)
 	}
 	whole("PutStream")
+}
+
+// TestNewBlobFolderIsDurable: a blob's rename is fsynced in its subfolder, but
+// the subfolder itself, when the put created it, was never fsynced in the blob
+// folder: after a power cut the folder, and the acknowledged blob in it, could
+// be gone. The first put into a subfolder fsyncs the blob folder too, and a
+// restore into a new data folder fsyncs that folder's parent.
+func TestNewBlobFolderIsDurable(t *testing.T) {
+	var mu sync.Mutex
+	synced := map[string]int{}
+	dirSynced = func(dir string) {
+		mu.Lock()
+		synced[filepath.Clean(dir)]++
+		mu.Unlock()
+	}
+	t.Cleanup(func() { dirSynced = nil })
+	root := t.TempDir()
+	bs, err := OpenBlobs(filepath.Join(root, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := bs.Put([]byte("a blob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Dir(bs.path(d))
+	mu.Lock()
+	parent, own := synced[filepath.Clean(bs.dir)], synced[sub]
+	mu.Unlock()
+	if parent != 1 || own != 1 {
+		t.Fatalf("first blob in a new subfolder: blob folder fsynced %d times, subfolder %d; want 1 and 1", parent, own)
+	}
+	p, err := bs.PutStream(context.Background(), strings.NewReader("a blob, streamed"), -1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(bs.path(p.Digest)) != sub {
+		mu.Lock()
+		parent = synced[filepath.Clean(bs.dir)]
+		mu.Unlock()
+		if parent != 2 {
+			t.Fatalf("a streamed blob in a second new subfolder: blob folder fsynced %d times in all, want 2", parent)
+		}
+	}
+
+	// A restore into a data folder that does not exist yet.
+	var backup bytes.Buffer
+	db, err := Open(filepath.Join(root, "data"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Backup(context.Background(), &backup); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	into := filepath.Join(root, "new-parent", "restored")
+	if err := os.MkdirAll(filepath.Dir(into), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Restore(context.Background(), &backup, into, nil); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if synced[filepath.Dir(into)] == 0 || synced[into] == 0 {
+		t.Fatalf("restore into a new folder: its parent fsynced %d times, the folder %d", synced[filepath.Dir(into)], synced[into])
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -187,7 +188,12 @@ func fetchBackup(ctx context.Context, cfg config.Config, url, out string, receiv
 	if err := f.Close(); err != nil {
 		return st, err
 	}
-	return st, os.Rename(part, out)
+	if err := os.Rename(part, out); err != nil {
+		return st, err
+	}
+	// The rename is durable only with its folder: without, a power cut after
+	// "backup written" could leave the .part name, or none.
+	return st, store.SyncDir(filepath.Dir(out))
 }
 
 // countingReader counts the bytes read, for progress lines.
