@@ -294,12 +294,8 @@ func TestRestoreRefusesWhatIsNotAWholeBackup(t *testing.T) {
 // and CheckBackup like a damaged blob is, before anything is in place: the manifest
 // carries the database's SHA-256.
 func TestRestoreRefusesADamagedDatabase(t *testing.T) {
-	db := openCommitTest(t, 0, 0)
+	db, _ := storeOfOne(t)
 	ctx := context.Background()
-	s := &submission.Submission{ID: "01900000-0000-7000-8000-000000000001", Sender: "amt24", MessageID: "m1", State: submission.StateQueued}
-	if _, _, _, err := db.Create(ctx, s, nil, "eingang", []byte("<r/>")); err != nil {
-		t.Fatal(err)
-	}
 	var whole bytes.Buffer
 	if _, err := db.Backup(ctx, &whole); err != nil {
 		t.Fatal(err)
@@ -354,12 +350,8 @@ func TestRestoreRefusesADamagedDatabase(t *testing.T) {
 // stopped until the copy ends. It holds the compaction lock instead, so neither
 // can swap the file or zero pages of its snapshot meanwhile (the wipe runs after).
 func TestBackupCopyHoldsNoSwapLock(t *testing.T) {
-	db := openCommitTest(t, 0, 0)
+	db, s := storeOfOne(t)
 	ctx := context.Background()
-	s := &submission.Submission{ID: "01900000-0000-7000-8000-000000000001", Sender: "amt24", MessageID: "m1", State: submission.StateQueued}
-	if _, _, _, err := db.Create(ctx, s, nil, "eingang", []byte("<r/>")); err != nil {
-		t.Fatal(err)
-	}
 	wiped := make(chan error, 1)
 	backupCopying = func() {
 		if !db.sw.TryLock() {
@@ -400,12 +392,8 @@ func TestBackupCopyHoldsNoSwapLock(t *testing.T) {
 // early) is not replaced by the restored database: the check at the start is not
 // the last word, the database is put in place only where none is.
 func TestRestoreNeverReplacesAStore(t *testing.T) {
-	db := openCommitTest(t, 0, 0)
+	db, _ := storeOfOne(t)
 	ctx := context.Background()
-	s := &submission.Submission{ID: "01900000-0000-7000-8000-000000000001", Sender: "amt24", MessageID: "m1", State: submission.StateQueued}
-	if _, _, _, err := db.Create(ctx, s, nil, "eingang", []byte("<r/>")); err != nil {
-		t.Fatal(err)
-	}
 	var whole bytes.Buffer
 	if _, err := db.Backup(ctx, &whole); err != nil {
 		t.Fatal(err)
@@ -452,4 +440,15 @@ func TestOpenRemovesACompactionsLeftover(t *testing.T) {
 	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a killed compaction's file is still there: %v", err)
 	}
+}
+
+// storeOfOne is a fresh store holding one queued submission.
+func storeOfOne(t *testing.T) (*DB, *submission.Submission) {
+	t.Helper()
+	db := openCommitTest(t, 0, 0)
+	s := &submission.Submission{ID: "01900000-0000-7000-8000-000000000001", Sender: "amt24", MessageID: "m1", State: submission.StateQueued}
+	if _, _, _, err := db.Create(context.Background(), s, nil, "eingang", []byte("<r/>")); err != nil {
+		t.Fatal(err)
+	}
+	return db, s
 }
