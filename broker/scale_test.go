@@ -306,16 +306,7 @@ func TestRetentionSharesCommits(t *testing.T) {
 // round read 202 records. The index entry names the channel now.
 func TestConfirmationReadsOnlyChannelsThatConfirmLater(t *testing.T) {
 	dir := t.TempDir()
-	db, err := store.Open(dir+"/store", store.Options{BatchDelay: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 200 {
-		handOverIn(t, db, i, "office-a", "mailbox")
-	}
-	handOverIn(t, db, 200, "office-a", "transfer")
-	handOverIn(t, db, 201, "office-a", "transfer")
-	db.Close()
+	handedOver(t, dir, handed{"office-a", "mailbox", 200}, handed{"office-a", "transfer", 2})
 
 	cfg := testConfig
 	cfg.ConfirmEvery = time.Hour // the round at start, then the ones this test runs
@@ -334,6 +325,30 @@ func TestConfirmationReadsOnlyChannelsThatConfirmLater(t *testing.T) {
 	b.checkHandedOver()
 	if n, asked := st.reads.Load(), l.asked.Load(); n != 2 || asked != 2 {
 		t.Fatalf("a confirmation round read %d records and asked %d times, want the folder's 2 both times", n, asked)
+	}
+}
+
+// handed is n submissions of an office handed over to a channel.
+type handed struct {
+	office, channel string
+	n               int
+}
+
+// handedOver writes the submissions of plan, in its order (ids growing), into
+// the store under dir, before the broker starts on it.
+func handedOver(t *testing.T, dir string, plan ...handed) {
+	t.Helper()
+	db, err := store.Open(dir+"/store", store.Options{BatchDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	i := 0
+	for _, h := range plan {
+		for range h.n {
+			handOverIn(t, db, i, h.office, h.channel)
+			i++
+		}
 	}
 }
 
@@ -392,15 +407,7 @@ func (h *hungShare) count(office string) int64 {
 // first returns.
 func TestHungShareHoldsNoOtherOffice(t *testing.T) {
 	dir := t.TempDir()
-	db, err := store.Open(dir+"/store", store.Options{BatchDelay: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 3 {
-		handOverIn(t, db, i, "office-hung", "transfer")
-	}
-	handOverIn(t, db, 3, "office-b", "transfer")
-	db.Close()
+	handedOver(t, dir, handed{"office-hung", "transfer", 3}, handed{"office-b", "transfer", 1})
 
 	cfg := testConfig
 	cfg.ConfirmEvery = time.Hour // the round at start, then the ones this test runs
