@@ -38,11 +38,12 @@ type OfficeDesk interface {
 	// whose office confirms separately (XTA: getMessage reads, close confirms). The
 	// first fetch is recorded (FetchedAt, a fetched event on channel).
 	FetchPackage(ctx context.Context, officeID, id, channel string) (*submission.Submission, io.ReadCloser, error)
-	// Waiting returns the ids of the office's submissions that wait for it with
-	// their bytes — queued, retrying, handed over or held, not erased — oldest
-	// first. It reads the store's indexes, not the records: a face can ask it on
-	// every call (XTA's MessagesPending on every getMessage).
-	Waiting(ctx context.Context, officeID string) ([]string, error)
+	// Waiting returns the office's submissions that wait for it with their bytes
+	// — queued, retrying, handed over or held, not erased — oldest first, and
+	// whether its system read each once. It reads the store's indexes, not the
+	// records: a face can ask it on every call (XTA's MessagesPending on every
+	// getMessage, its status list on every poll).
+	Waiting(ctx context.Context, officeID string) ([]WaitingEntry, error)
 	// OpenAttachment opens one attachment by its id.
 	OpenAttachment(ctx context.Context, officeID, id, attachmentID string) (submission.Attachment, io.ReadCloser, error)
 	// Receipt returns a signed receipt (ReceiptIntake or ReceiptDelivery).
@@ -78,6 +79,12 @@ type ReplyIn struct {
 }
 
 var _ OfficeDesk = (*Broker)(nil)
+
+// WaitingEntry is one submission OfficeDesk.Waiting names.
+type WaitingEntry struct {
+	ID      string
+	Fetched bool // the office's system read the package once (FetchedAt)
+}
 
 // ListQuery selects and pages an office's submissions.
 type ListQuery struct {
@@ -235,12 +242,12 @@ func (b *Broker) walkWaiting(officeID, after string, fn func(*submission.Submiss
 
 // Waiting implements OfficeDesk. Only an entry that does not name its office
 // (written before the indexes kept it) is read.
-func (b *Broker) Waiting(ctx context.Context, officeID string) ([]string, error) {
+func (b *Broker) Waiting(ctx context.Context, officeID string) ([]WaitingEntry, error) {
 	entries, err := b.db.Waiting(officeID)
 	if err != nil {
 		return nil, err
 	}
-	var ids []string
+	var out []WaitingEntry
 	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -256,13 +263,13 @@ func (b *Broker) Waiting(ctx context.Context, officeID string) ([]string, error)
 			if !waitingState(s.State) {
 				continue
 			}
-			e = store.Waiting{ID: e.ID, Known: true, Office: s.OfficeID, Erased: s.BytesRemovedAt != nil}
+			e = store.Waiting{ID: e.ID, Known: true, Office: s.OfficeID, Erased: s.BytesRemovedAt != nil, Fetched: s.FetchedAt != nil}
 		}
 		if e.Office == officeID && !e.Erased {
-			ids = append(ids, e.ID)
+			out = append(out, WaitingEntry{ID: e.ID, Fetched: e.Fetched})
 		}
 	}
-	return ids, nil
+	return out, nil
 }
 
 func matches(s *submission.Submission, text string) bool {

@@ -186,14 +186,14 @@ func TestWaitingReadsOnlyTheOfficesOwn(t *testing.T) {
 		t.Fatalf("office-a's waiting list read %d records, want its 3 and the 2 entries without an office", n)
 	}
 	st.reads.Store(0)
-	w, err := b.Waiting(ctx, "office-a")
+	w, err := waitingIDs(b.Waiting(ctx, "office-a"))
 	if err != nil || !slices.Equal(w, held["office-a"]) {
 		t.Fatalf("Waiting(office-a) = %v, %v; want %v", w, err, held["office-a"])
 	}
 	if n := st.reads.Load(); n > 2 {
 		t.Fatalf("Waiting read %d records, want only the 2 entries without an office", n)
 	}
-	if w, err := b.Waiting(ctx, "office-b"); err != nil || !slices.Equal(w, held["office-b"]) {
+	if w, err := waitingIDs(b.Waiting(ctx, "office-b")); err != nil || !slices.Equal(w, held["office-b"]) {
 		t.Fatalf("Waiting(office-b) has %d ids, %v; want its 200", len(w), err)
 	}
 
@@ -208,7 +208,7 @@ func TestWaitingReadsOnlyTheOfficesOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.reads.Store(0)
-	w, err = b.Waiting(ctx, "office-a")
+	w, err = waitingIDs(b.Waiting(ctx, "office-a"))
 	if want := []string{held["office-a"][0], held["office-a"][2]}; err != nil || !slices.Equal(w, want) {
 		t.Fatalf("Waiting after an erasure = %v, %v; want %v", w, err, want)
 	}
@@ -229,6 +229,15 @@ func countingBroker(t *testing.T, dir string) (*Broker, *readCounting) {
 	var st *readCounting
 	b := startOver(t, dir, testConfig, func(db *store.DB) store.Store { st = &readCounting{Store: db}; return st })
 	return b, st
+}
+
+// waitingIDs are the ids of Waiting's entries.
+func waitingIDs(entries []WaitingEntry, err error) ([]string, error) {
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.ID)
+	}
+	return out, err
 }
 
 func ids(subs []*submission.Submission) []string {

@@ -61,19 +61,19 @@ func (d *memDesk) record(id string, evs []submission.Event) {
 	d.events[id] = append(d.events[id], evs...)
 }
 
-func (d *memDesk) Waiting(_ context.Context, office string) ([]string, error) {
+func (d *memDesk) Waiting(_ context.Context, office string) ([]broker.WaitingEntry, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var ids []string
+	var out []broker.WaitingEntry
 	for _, id := range d.order {
 		s := d.subs[id]
 		w := s.State.Dispatchable() || s.State == submission.StateHandedOver || s.State == submission.StateHeld
 		if s.OfficeID == office && w && s.BytesRemovedAt == nil {
-			ids = append(ids, id)
+			out = append(out, broker.WaitingEntry{ID: id, Fetched: s.FetchedAt != nil})
 		}
 	}
-	sort.Strings(ids)
-	return ids, nil
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
 }
 
 func (d *memDesk) List(_ context.Context, office string, q broker.ListQuery) (broker.Page, error) {

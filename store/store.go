@@ -318,10 +318,13 @@ type Waiting struct {
 	Erased bool   // BytesRemovedAt is set: an erasure removed the package's bytes
 	// Channel is the channel of the submission's current target ("" if none).
 	Channel string
+	// Fetched: the office's system read the package once (FetchedAt; XTA's
+	// getMessage), so the status list of new messages leaves it out.
+	Fetched bool
 }
 
 // WaitingValue is the value both store implementations keep with an entry of
-// the waiting indexes: a flag byte (4: known, 2: erased), the length of the
+// the waiting indexes: a flag byte (4: known, 2: erased, 8: fetched), the length of the
 // channel name in a byte and the name, then the office id. Before it the value
 // was empty, which reads as not known, and so does the first form of it (flag
 // 1, no channel; written by builds of 2026-12-05 morning only): an office id
@@ -330,6 +333,9 @@ func WaitingValue(s *submission.Submission) []byte {
 	flags := byte(waitingKnown)
 	if s.BytesRemovedAt != nil {
 		flags |= waitingErased
+	}
+	if s.FetchedAt != nil {
+		flags |= waitingFetched
 	}
 	t, _ := s.CurrentTarget()
 	ch := t.Channel
@@ -344,8 +350,9 @@ func WaitingValue(s *submission.Submission) []byte {
 }
 
 const (
-	waitingErased = 2
-	waitingKnown  = 4 // 1 was the first form's (see WaitingValue)
+	waitingErased  = 2
+	waitingKnown   = 4 // 1 was the first form's (see WaitingValue)
+	waitingFetched = 8
 )
 
 // IDs returns the ids of entries, in their order.
@@ -379,7 +386,7 @@ func ParseWaiting(id string, v []byte) Waiting {
 	if !ok {
 		return Waiting{ID: id}
 	}
-	return Waiting{ID: id, Known: true, Office: string(office), Channel: string(ch), Erased: v[0]&waitingErased != 0}
+	return Waiting{ID: id, Known: true, Office: string(office), Channel: string(ch), Erased: v[0]&waitingErased != 0, Fetched: v[0]&waitingFetched != 0}
 }
 
 // DB is the single-node store. It is safe for concurrent use.

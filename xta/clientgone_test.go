@@ -28,6 +28,13 @@ func (d slowDesk) List(ctx context.Context, officeID string, q broker.ListQuery)
 	return broker.Page{}, ctx.Err()
 }
 
+// Waiting waits as List does: the status list reads the index with it.
+func (d slowDesk) Waiting(ctx context.Context, officeID string) ([]broker.WaitingEntry, error) {
+	close(d.entered)
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
 // answeredStatus records the status a handler answered with, as the API's metrics
 // do; code is read after done is closed.
 type answeredStatus struct {

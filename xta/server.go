@@ -740,22 +740,29 @@ func (s *Server) getStatusList(c *call) (*answer, error) {
 				return nil, fault(ParameterNotSupported, "MessageBoxEntryTimeTo: %v", err)
 			}
 		}
-		err = s.walkOpen(c, func(sub *submission.Submission) {
-			if !from.IsZero() && sub.ReceivedAt.Before(from) {
-				return
-			}
-			if !to.IsZero() && sub.ReceivedAt.After(to) {
-				return
-			}
-			if newOnly && sub.FetchedAt != nil {
-				return
-			}
-			if len(items) < limit {
-				items = append(items, sub)
-			} else {
-				pending++
-			}
-		})
+		if from.IsZero() && to.IsZero() {
+			// The usual poll: the records of the messages listed are read, the rest
+			// is counted from the store's indexes (Desk.Waiting knows what was
+			// fetched). Every waiting record was read on every poll.
+			items, pending, err = s.listWaiting(c, newOnly, limit)
+		} else {
+			err = s.walkOpen(c, func(sub *submission.Submission) {
+				if !from.IsZero() && sub.ReceivedAt.Before(from) {
+					return
+				}
+				if !to.IsZero() && sub.ReceivedAt.After(to) {
+					return
+				}
+				if newOnly && sub.FetchedAt != nil {
+					return
+				}
+				if len(items) < limit {
+					items = append(items, sub)
+				} else {
+					pending++
+				}
+			})
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -774,6 +781,37 @@ func (s *Server) getStatusList(c *call) (*answer, error) {
 			return nil
 		},
 	}, nil
+}
+
+// listWaiting returns the first limit messages of the office's box (only those
+// never fetched where newOnly), oldest first, and how many more there are,
+// reading only the records it returns. A message that moved on between the
+// index and its record (closed, erased meanwhile) is passed over.
+func (s *Server) listWaiting(c *call, newOnly bool, limit int) (items []*submission.Submission, pending int, err error) {
+	entries, err := s.o.Desk.Waiting(c.ctx, c.officeID)
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, e := range entries {
+		if newOnly && e.Fetched {
+			continue
+		}
+		if len(items) == limit {
+			pending++
+			continue
+		}
+		sub, err := s.o.Desk.Get(c.ctx, c.officeID, e.ID)
+		if errors.Is(err, broker.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		if inBox(sub) && !(newOnly && sub.FetchedAt != nil) {
+			items = append(items, sub)
+		}
+	}
+	return items, pending, nil
 }
 
 // walkOpen calls fn for every submission in the office's message box (inBox),
@@ -868,7 +906,7 @@ func (s *Server) getMessage(c *call) (*answer, error) {
 		return nil, err
 	}
 	pending := len(waiting)
-	if slices.Contains(waiting, sub.ID) {
+	if slices.ContainsFunc(waiting, func(e broker.WaitingEntry) bool { return e.ID == sub.ID }) {
 		pending--
 	}
 	m := s.metaOf(sub, c.party)

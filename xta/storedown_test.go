@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 // countingDesk is the real desk that counts its List calls and answers them with
@@ -28,6 +29,15 @@ func (d countingDesk) List(ctx context.Context, officeID string, q broker.ListQu
 		return broker.Page{}, d.err
 	}
 	return d.OfficeDesk.List(ctx, officeID, q)
+}
+
+// Waiting counts and fails as List does: the status list reads the index with it.
+func (d countingDesk) Waiting(ctx context.Context, officeID string) ([]broker.WaitingEntry, error) {
+	d.lists.Add(1)
+	if d.err != nil {
+		return nil, d.err
+	}
+	return d.OfficeDesk.Waiting(ctx, officeID)
 }
 
 // TestStoreDownIsATechnicalProblem: while the gateway knows its store is out of
@@ -70,5 +80,67 @@ func TestStoreDownIsATechnicalProblem(t *testing.T) {
 				t.Errorf("the desk was asked %d times, want %d", n, tc.wantLists)
 			}
 		})
+	}
+}
+
+// gettingDesk is the real desk, counting the records the face reads one by one
+// (Get) and its listings (List).
+type gettingDesk struct {
+	broker.OfficeDesk
+	gets, lists *atomic.Int32
+}
+
+func (d gettingDesk) Get(ctx context.Context, officeID, id string) (*submission.Submission, error) {
+	d.gets.Add(1)
+	return d.OfficeDesk.Get(ctx, officeID, id)
+}
+
+func (d gettingDesk) List(ctx context.Context, officeID string, q broker.ListQuery) (broker.Page, error) {
+	d.lists.Add(1)
+	return d.OfficeDesk.List(ctx, officeID, q)
+}
+
+// TestStatusListReadsWhatItLists: the usual poll (OtherCriteria without a time
+// window) read every waiting record of the office to count MessagesPending; a
+// box of thousands cost thousands of reads per poll. It reads the records it
+// lists and counts the rest from the store's indexes, which know what was
+// fetched: new entries only by default, every entry with NewEntry=false.
+func TestStatusListReadsWhatItLists(t *testing.T) {
+	var gets, lists atomic.Int32
+	e := startEnv(t, func(o *Options) { o.Desk = gettingDesk{OfficeDesk: o.Desk, gets: &gets, lists: &lists} })
+	var ids []string
+	for range 12 {
+		ids = append(ids, e.receive(t, officeA, pkgBytes(300)))
+	}
+	for _, id := range ids {
+		e.wait(t, id, submission.StateHandedOver)
+	}
+	c := e.client("office-a")
+	rec := e.base + PathRecipient
+	// One fetched: a new-entries list leaves it out.
+	mustOK(t, "getMessage", post(t, c, rec, actionCT(portRecipient, "getMessage"), soapUIRequest(xtaA, "", fetchBody(MessageID("amtsbote", ids[0])))))
+	for _, tc := range []struct {
+		name     string
+		selector string
+		first    string
+		pending  string
+	}{
+		{"new entries (default)", `<ns:OtherCriteria><ns:MaxMessages>3</ns:MaxMessages></ns:OtherCriteria>`, ids[1], "8"},
+		{"every entry", `<ns:OtherCriteria><ns:NewEntry>false</ns:NewEntry><ns:MaxMessages>3</ns:MaxMessages></ns:OtherCriteria>`, ids[0], "9"},
+	} {
+		gets.Store(0)
+		lists.Store(0)
+		r := post(t, c, rec, actionCT(portRecipient, "getStatusList"), soapUIRequest(xtaA, "", `<ns:MessageSelector>`+tc.selector+`</ns:MessageSelector>`))
+		mustOK(t, tc.name, r)
+		listed := r.doc.FindElements("//MessageStatusList/MessageMetaData")
+		if len(listed) != 3 || r.text("//MessageStatusList/MessageMetaData/XTAMessageID") != MessageID("amtsbote", tc.first) {
+			t.Errorf("%s: %d listed, first %s; want 3, first %s", tc.name, len(listed), r.text("//MessageStatusList/MessageMetaData/XTAMessageID"), MessageID("amtsbote", tc.first))
+		}
+		if got := r.text("//MessageBoxStatus/MessagesRemaining/MessagesPending"); got != tc.pending {
+			t.Errorf("%s: MessagesPending %q, want %s", tc.name, got, tc.pending)
+		}
+		if g, l := gets.Load(), lists.Load(); g != 3 || l != 0 {
+			t.Errorf("%s: %d records read one by one and %d listings, want the 3 listed and none", tc.name, g, l)
+		}
 	}
 }

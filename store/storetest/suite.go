@@ -604,7 +604,7 @@ func assertIndexed(t *testing.T, st store.Store, id string, outbox, handed bool)
 // waitingEntry is the entry the waiting indexes must hold for s.
 func waitingEntry(s *submission.Submission) store.Waiting {
 	t, _ := s.CurrentTarget()
-	return store.Waiting{ID: s.ID, Known: true, Office: s.OfficeID, Erased: s.BytesRemovedAt != nil, Channel: t.Channel}
+	return store.Waiting{ID: s.ID, Known: true, Office: s.OfficeID, Erased: s.BytesRemovedAt != nil, Channel: t.Channel, Fetched: s.FetchedAt != nil}
 }
 
 // testWaiting: the waiting entries name the office and follow an erasure, for
@@ -644,6 +644,15 @@ func (s *suite) testWaiting(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertIndexed(t, st, ids[1], true, false)
+	// A first fetch by the office's system (XTA getMessage): the entry says so.
+	if _, err := st.Update(ids[2], func(x *submission.Submission) ([]submission.Event, error) {
+		now := time.Now().UTC()
+		x.FetchedAt = &now
+		return []submission.Event{{Type: submission.EventFetched, Channel: "xta"}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	assertIndexed(t, st, ids[2], false, true)
 	// Moving on keeps the erasure in the entry; leaving the waiting states ends it.
 	if _, err := st.Update(ids[0], setState(submission.StateHandedOver, "handed_over")); err != nil {
 		t.Fatal(err)
