@@ -216,12 +216,7 @@ func (b damagedBlobs) Open(ctx context.Context, digest string) (io.ReadCloser, e
 // match their name; a whole store passes.
 func TestCheckNamesUnreadableBlobs(t *testing.T) {
 	ctx := context.Background()
-	src, err := store.Open(filepath.Join(t.TempDir(), "src"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	fill(t, src, 5)
+	src := filledStore(t, 5)
 	st, bad, err := Check(ctx, src, nil)
 	if err != nil || len(bad) != 0 || st.Submissions != 5 || st.Blobs != 10 {
 		t.Fatalf("whole store: %+v %v %v", st, bad, err)
@@ -396,12 +391,7 @@ func (b retiringBlobs) Open(ctx context.Context, digest string) (io.ReadCloser, 
 // unreadable, and `store verify` failed on a healthy store.
 func TestCheckIgnoresBytesTheRetentionRemovedMeanwhile(t *testing.T) {
 	ctx := context.Background()
-	src, err := store.Open(filepath.Join(t.TempDir(), "src"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	fill(t, src, 3)
+	src := filledStore(t, 3)
 	st, bad, err := Check(ctx, retiring{Store: src, t: t, id: "s000"}, nil)
 	if err != nil || len(bad) != 0 || st.Unreadable != 0 || st.Submissions != 3 {
 		t.Fatalf("a store whose retention ran during the check: %+v %v %v", st, bad, err)
@@ -409,4 +399,16 @@ func TestCheckIgnoresBytesTheRetentionRemovedMeanwhile(t *testing.T) {
 	if s, _ := src.Get("s000"); s.BytesRemovedAt == nil {
 		t.Fatal("the retention did not run: the test tests nothing")
 	}
+}
+
+// filledStore is a bbolt store with n submissions of fill, closed after the test.
+func filledStore(t *testing.T, n int) *store.DB {
+	t.Helper()
+	src, err := store.Open(filepath.Join(t.TempDir(), "src"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	fill(t, src, n)
+	return src
 }
