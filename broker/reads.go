@@ -120,15 +120,9 @@ func (b *Broker) waitingIndexes() []waitingIndex {
 	}
 	return []waitingIndex{
 		{b.db.Outbox, submission.State.Dispatchable},
-		{b.handedOverIDs, is(submission.StateHandedOver)},
+		{store.IDsOf(b.db.HandedOver), is(submission.StateHandedOver)},
 		{b.db.Held, is(submission.StateHeld)},
 	}
-}
-
-// handedOverIDs lists the handed-over index's ids.
-func (b *Broker) handedOverIDs() ([]string, error) {
-	entries, err := b.db.HandedOver()
-	return store.IDs(entries), err
 }
 
 // walkIndex reads the records an index names, oldest first, and hands fn those

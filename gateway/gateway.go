@@ -190,11 +190,7 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 	watch := func(state string, list func() ([]string, error)) *indexWatch {
 		return &indexWatch{state: state, list: list, get: g.db.Get, every: 10 * time.Second}
 	}
-	handedOverIDs := func() ([]string, error) {
-		entries, err := g.db.HandedOver()
-		return store.IDs(entries), err
-	}
-	held, waiting, handedOver := watch("held", g.db.Held), watch("waiting", g.db.Outbox), watch("handed_over", handedOverIDs)
+	held, waiting, handedOver := watch("held", g.db.Held), watch("waiting", g.db.Outbox), watch("handed_over", store.IDsOf(g.db.HandedOver))
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "amtsbote_submissions_held",
 			Help: "Submissions waiting for a person: no channel of the office could deliver them (counted from the store's index)."},

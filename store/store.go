@@ -364,6 +364,15 @@ func IDs(entries []Waiting) []string {
 	return ids
 }
 
+// IDsOf turns a listing of entries (Store.HandedOver) into one of their ids,
+// for what counts or walks an index by id.
+func IDsOf(list func() ([]Waiting, error)) func() ([]string, error) {
+	return func() ([]string, error) {
+		entries, err := list()
+		return IDs(entries), err
+	}
+}
+
 // WaitingFor reports whether an entry's value names officeID or names none
 // (not known): the entries Store.Waiting returns.
 func WaitingFor(v []byte, officeID string) bool {
@@ -1187,7 +1196,12 @@ func putEncoded(tx *wtx, s *submission.Submission, v []byte) error {
 			}
 		}
 	}
-	wv := WaitingValue(s)
+	// The value only for a record in one of the sets (index writes it only then):
+	// the writes of a delivered or answered case need none.
+	var wv []byte
+	if st := s.State; st.Dispatchable() || st == submission.StateHandedOver || st == submission.StateHeld {
+		wv = WaitingValue(s)
+	}
 	if err := index(tx.bucket(bucketOutbox), s.ID, s.State.Dispatchable(), wv); err != nil {
 		return err
 	}
