@@ -6,9 +6,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"testing"
 	"time"
 
@@ -79,21 +76,7 @@ func receiptSigner(b *testing.B, gen func() (crypto.Signer, error)) (*signing.Si
 	if err != nil {
 		b.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: sampleReceipts()[0].GatewayID},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := signing.NewSigner(key, []*x509.Certificate{cert})
-	if err != nil {
-		b.Fatal(err)
-	}
+	s, _ := signingtest.SelfSignedWith(b, key, sampleReceipts()[0].GatewayID, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	signed, err := s.SignReceipt(sampleReceipts()[0])
 	if err != nil {
 		b.Fatal(err)

@@ -1,6 +1,7 @@
 package signingtest
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -22,9 +23,15 @@ func SelfSigned(tb testing.TB, cn string, notBefore, notAfter time.Time) (*signi
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return SelfSignedWith(tb, key, cn, notBefore, notAfter)
+}
+
+// SelfSignedWith is SelfSigned for a key of the caller's (RSA, another curve).
+func SelfSignedWith(tb testing.TB, key crypto.Signer, cn string, notBefore, notAfter time.Time) (*signing.Signer, *x509.Certificate) {
+	tb.Helper()
 	tpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
 		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
+	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, key.Public(), key)
 	if err != nil {
 		tb.Fatal(err)
 	}
