@@ -119,12 +119,7 @@ func outbox(t *testing.T, st store.Store) []string {
 func TestBBoltToJetStreamAndBack(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	src, err := store.Open(filepath.Join(dir, "src"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	fill(t, src, 12)
+	src := filledStore(t, 12)
 
 	exp, err := Export(ctx, src, filepath.Join(dir, "export1"), nil)
 	if err != nil || exp.Blobs == 0 {
@@ -240,12 +235,7 @@ func TestCheckNamesUnreadableBlobs(t *testing.T) {
 func TestExportAfterRetention(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	src, err := store.Open(filepath.Join(dir, "src"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	fill(t, src, 3)
+	src := filledStore(t, 3)
 	aged, err := src.Update("s000", func(s *submission.Submission) ([]submission.Event, error) {
 		evs, err := s.Decide(time.Now().UTC(), "accepted", "", "office")
 		if err != nil {
@@ -288,12 +278,7 @@ func TestExportAfterRetention(t *testing.T) {
 func TestImportFinishesARecordAnEarlierRunLeftHalfWritten(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	src, err := store.Open(filepath.Join(dir, "src"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	fill(t, src, 4) // s000 and s003 delivered, with a Zustellbestaetigung
+	src := filledStore(t, 4) // s000 and s003 delivered, with a Zustellbestaetigung
 	if _, err := Export(ctx, src, filepath.Join(dir, "export"), nil); err != nil {
 		t.Fatal(err)
 	}
