@@ -925,13 +925,9 @@ func (s *Server) close(c *call) (*answer, error) {
 	if err != nil {
 		return nil, err
 	}
-	// close says the office's system has the message. One whose bytes an operator
-	// erased before any getMessage took them never reached it: recorded as
-	// delivered, the portal got a signed Zustellbestaetigung for an application
-	// no office had.
-	if sub, err := s.o.Desk.Get(c.ctx, c.officeID, id); err == nil && sub.BytesRemovedAt != nil && sub.FetchedAt == nil && sub.DeliveredAt == nil {
-		return nil, fault(InvalidMessageID, "the message was erased before it was fetched")
-	}
+	// A message whose bytes an operator erased before any getMessage took them
+	// never reached the office's system: the desk refuses that pickup in the
+	// confirmation's own transaction (ErrBytesRemoved: InvalidMessageIDException).
 	if _, err := s.o.Desk.Confirm(c.ctx, c.officeID, id, broker.Pickup{Channel: channel.XTA, Receiver: "XTA account " + c.party.String() + " (close)"}); err != nil {
 		return nil, err
 	}
