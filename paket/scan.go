@@ -61,19 +61,27 @@ func ScanNormalized(raw []byte, lim Limits) ([]byte, error) {
 	at := 0
 	for _, v := range s.wsValues {
 		out = append(out, raw[at:v[0]]...)
-		for i := v[0]; i < v[1]; i++ {
-			switch c := raw[i]; {
-			case c == '\r' && i+1 < v[1] && raw[i+1] == '\n':
-				// CR LF is one line end, so one space
-			case c == '\t' || c == '\n' || c == '\r':
-				out = append(out, ' ')
-			default:
-				out = append(out, c)
-			}
+		val := raw[v[0]:v[1]]
+		for i := range val {
+			out = appendLiteral(out, val, i)
 		}
 		at = v[1]
 	}
 	return append(out, raw[at:]...), nil
+}
+
+// appendLiteral appends the attribute value's byte v[i], written literally (not
+// a reference), as an XML processor reads it (XML 1.0 §3.3.3): a tab, line feed
+// or carriage return is a space, CR LF one line end and so one space.
+func appendLiteral(out, v []byte, i int) []byte {
+	switch c := v[i]; {
+	case c == '\r' && i+1 < len(v) && v[i+1] == '\n':
+		return out
+	case c == '\t' || c == '\n' || c == '\r':
+		return append(out, ' ')
+	default:
+		return append(out, c)
+	}
 }
 
 // Reasons of Scan's ErrMalformed errors (the detail after the sentinel's text).
@@ -617,16 +625,8 @@ func (s *scanner) attrValue(a attrSpan) []byte {
 	}
 	out := make([]byte, 0, len(a.value))
 	for i := 0; i < len(a.value); {
-		switch c := a.value[i]; {
-		case c == '\r' && i+1 < len(a.value) && a.value[i+1] == '\n':
-			i++ // CR LF is one space, as ScanNormalized writes it
-			continue
-		case c == '\t' || c == '\n' || c == '\r':
-			out = append(out, ' ')
-			i++
-			continue
-		case c != '&':
-			out = append(out, c)
+		if a.value[i] != '&' {
+			out = appendLiteral(out, a.value, i) // as ScanNormalized writes it
 			i++
 			continue
 		}

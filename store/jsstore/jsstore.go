@@ -8,8 +8,8 @@
 //     sub.<id> the submission document (record + event log + receipts),
 //     idem.<sha256(sender, message id)> the id created for a message,
 //     office.<office>.<id> the office index, outbox.<id>, handed.<id> and held.<id>
-//     the waiting sets (each value names the office and an erasure,
-//     store.WaitingValue: an office's count of what waits reads no document);
+//     the waiting sets (each value is store.WaitingValue: office, channel, erasure,
+//     first fetch — an office's count of what waits reads no document);
 //   - every change that touches more than one key is ONE atomic batch (JetStream
 //     atomic batch publish, nats-server ≥ 2.12): all of its messages are stored or
 //     none. Creates carry "expected last subject sequence 0" on the idempotency key
@@ -748,7 +748,8 @@ func (s *Store) update(id, kind string, receipt []byte, fn func(s *submission.Su
 		}
 		msgs := append([]*nats.Msg{expect(s.subKey(id), data, seq)}, pages...)
 		// A set key is written when the submission enters or leaves the set, and
-		// again when its value changes while in it (an erasure).
+		// again when its value changes while in it (an erasure, a fallback, a first
+		// fetch).
 		wv := store.WaitingValue(d.Sub)
 		changed := !bytes.Equal(wv, wasValue)
 		for _, set := range []struct {
