@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -60,17 +61,8 @@ func (s *Server) submitMultipart(w http.ResponseWriter, r *http.Request, params 
 		s.failUpload(w, r, rc, fmt.Errorf("%w: start names %s, but the first part is %q; the root part must come first", intake.ErrParts, start, root.Header.Get("Content-Id")))
 		return
 	}
-	// The root's length is unknown until read: its lease grows with the bytes that
-	// arrive (httpbody.FirstBytes says why), and keeps what it needed while the
-	// attachments stream (they are not held).
-	lease, err := s.opt.BodyBudget.Acquire(r.Context(), httpbody.FirstBytes)
-	if err != nil {
-		s.failUpload(w, r, rc, err)
-		return
-	}
-	defer lease.Release()
-	raw, err := ReadRoot(root, lease.Reader(r.Context(), root, s.opt.MaxBodyBytes), s.opt.MaxBodyBytes, "the signed Antragspaket")
-	lease.Keep(int64(cap(raw)))
+	raw, release, err := ReadRoot(r.Context(), s.opt.BodyBudget, root, s.opt.MaxBodyBytes, "the signed Antragspaket")
+	defer release()
 	if err != nil {
 		s.failUpload(w, r, rc, err)
 		return
@@ -104,8 +96,23 @@ func (s *Server) failUpload(w http.ResponseWriter, r *http.Request, rc *http.Res
 // names what it must be, for the answer), sent as it is, at most max bytes. The
 // parts after it stay unread. The portal's intake and the federation's forwarding
 // with attachments read their roots so; the errors are their answers (ErrPartRead,
-// or a 415 or 413 problem that ProblemFor passes on).
-func ReadRoot(root *multipart.Part, body io.Reader, max int64, what string) ([]byte, error) {
+// httpbody.ErrBusy, or a 415 or 413 problem that ProblemFor passes on).
+//
+// The root's length is unknown until read: its bytes are taken from budget as
+// they arrive (httpbody.FirstBytes says why), and what it needed is kept while
+// the attachments stream (they are not held) until release, which the caller
+// defers whatever the error.
+func ReadRoot(ctx context.Context, budget *httpbody.Budget, root *multipart.Part, max int64, what string) (raw []byte, release func(), err error) {
+	lease, err := budget.Acquire(ctx, httpbody.FirstBytes)
+	if err != nil {
+		return nil, func() {}, err
+	}
+	raw, err = readRoot(root, lease.Reader(ctx, root, max), max, what)
+	lease.Keep(int64(cap(raw)))
+	return raw, lease.Release, err
+}
+
+func readRoot(root *multipart.Part, body io.Reader, max int64, what string) ([]byte, error) {
 	if !AcceptsXML(root.Header.Get("Content-Type")) {
 		return nil, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia,
 			"the root (first) part must be "+what+" as application/xml")

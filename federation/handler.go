@@ -361,17 +361,8 @@ func (h *Receiver) forwardParts(w http.ResponseWriter, r *http.Request, params m
 		h.fail(w, r, "", fmt.Errorf("%w: the envelope part: %w", intake.ErrPartRead, err))
 		return
 	}
-	// The envelope's length is unknown until read: its lease grows with the bytes
-	// that arrive (httpbody.FirstBytes says why) and keeps what it needed while
-	// the attachments stream (they are not held).
-	lease, err := h.bodies().Acquire(r.Context(), httpbody.FirstBytes)
-	if err != nil {
-		h.fail(w, r, "", err)
-		return
-	}
-	defer lease.Release()
-	body, err := api.ReadRoot(root, lease.Reader(r.Context(), root, h.maxBytes()), h.maxBytes(), "the signed envelope")
-	lease.Keep(int64(cap(body)))
+	body, release, err := api.ReadRoot(r.Context(), h.bodies(), root, h.maxBytes(), "the signed envelope")
+	defer release()
 	if err != nil {
 		h.fail(w, r, "", err)
 		return
