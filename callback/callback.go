@@ -30,13 +30,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/adapters/webhook"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/submission"
@@ -360,7 +359,7 @@ func (n *Notifier) send(p Portal, batch []subject) error {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswer))
 	_ = resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return &refusal{status: resp.StatusCode, retryAfter: retryAfter(resp.Header.Get("Retry-After"), n.o.Now())}
+		return &refusal{status: resp.StatusCode, retryAfter: adapters.ParseRetryAfter(resp.Header.Get("Retry-After"), n.o.Now())}
 	}
 	return nil
 }
@@ -374,22 +373,4 @@ type refusal struct {
 
 func (r *refusal) Error() string {
 	return fmt.Sprintf("callback: the portal answered HTTP %d", r.status)
-}
-
-// retryAfter reads a Retry-After value, seconds or an HTTP date (RFC 9110
-// 10.2.3); 0 when there is none or it cannot be read.
-func retryAfter(v string, now time.Time) time.Duration {
-	if v = strings.TrimSpace(v); v == "" {
-		return 0
-	}
-	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if s <= 0 {
-			return 0
-		}
-		return time.Duration(min(s, int64(24*time.Hour/time.Second))) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }
