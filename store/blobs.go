@@ -82,19 +82,14 @@ func (bs *Blobs) Put(b []byte) (string, error) {
 	digest := hex.EncodeToString(sum[:])
 	final := bs.path(digest)
 	bs.mu.Lock()
-	// A file of another size than the content is cut (a `tar -x` of a cut backup,
-	// a disk error): touched, it would stay what a new record names. It is
-	// written again below, the rename replacing it.
-	if info, err := os.Stat(final); err == nil && info.Size() == int64(len(b)) {
-		now := time.Now()
-		err := os.Chtimes(final, now, now)
-		bs.mu.Unlock()
-		if err != nil {
-			return "", fmt.Errorf("store: blob touch: %w", err)
-		}
+	whole, _, err := touchWhole(final, int64(len(b)), time.Now())
+	bs.mu.Unlock()
+	if err != nil {
+		return "", err
+	}
+	if whole {
 		return digest, nil
 	}
-	bs.mu.Unlock()
 	sub := filepath.Dir(final)
 	if err := bs.mkSub(sub); err != nil {
 		return "", err
@@ -170,18 +165,15 @@ func (bs *Blobs) PutStream(ctx context.Context, r io.Reader, limit int64, want s
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
 	now := time.Now()
-	repaired := false
-	if info, err := os.Stat(final); err == nil {
-		if info.Size() == n {
-			if err := os.Chtimes(final, now, now); err != nil {
-				return StreamPut{}, fmt.Errorf("store: blob touch: %w", err)
-			}
-			return StreamPut{Digest: digest, Size: n, Written: now}, nil
-		}
-		// Cut (see Put): replaced below, and not reported as created, since
-		// records named it before (DiscardNew must not remove it).
-		repaired = true
+	whole, repaired, err := touchWhole(final, n, now)
+	if err != nil {
+		return StreamPut{}, err
 	}
+	if whole {
+		return StreamPut{Digest: digest, Size: n, Written: now}, nil
+	}
+	// A cut file is replaced below and not reported as created, since records
+	// named it before (DiscardNew must not remove it).
 	// The file's time is set before the rename, so Written is exactly the time a
 	// DeleteIfOlder compares, and any later Put of the same content is newer.
 	if err := os.Chtimes(tmp, now, now); err != nil {
@@ -358,6 +350,25 @@ func (bs *Blobs) Read(digest string) ([]byte, error) {
 	}
 	defer rc.Close()
 	return io.ReadAll(rc)
+}
+
+// touchWhole moves the time of the blob file final to now if it is there whole
+// (size bytes): content that comes again is not written twice. A file of
+// another size is cut (a `tar -x` of a cut backup, a disk error): touched, it
+// would stay what a new record names, so it is reported (cut) to be written
+// again, the rename replacing it. The caller holds bs.mu.
+func touchWhole(final string, size int64, now time.Time) (whole, cut bool, err error) {
+	info, err := os.Stat(final)
+	if err != nil {
+		return false, false, nil
+	}
+	if info.Size() != size {
+		return false, true, nil
+	}
+	if err := os.Chtimes(final, now, now); err != nil {
+		return false, false, fmt.Errorf("store: blob touch: %w", err)
+	}
+	return true, false, nil
 }
 
 // mkSub makes a blob's subfolder (the digest's first two hex digits) and, the
