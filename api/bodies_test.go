@@ -23,18 +23,7 @@ func TestBodiesAndParametersRefusedPrecisely(t *testing.T) {
 
 	do := func(method, path, token string, body io.Reader) (*http.Response, map[string]any) {
 		t.Helper()
-		req, _ := http.NewRequest(method, g.URL()+path, body)
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var pr map[string]any
-		b, _ := io.ReadAll(resp.Body)
-		_ = json.Unmarshal(b, &pr)
-		return resp, pr
+		return requestJSON(t, method, g.URL()+path, token, body)
 	}
 
 	resp, pr := do("POST", wire.OfficeSubmissionPath(id)+"/reject", officeToken, strings.NewReader(`{"reason":"unvollständig"} {"this is": not json`))
@@ -65,4 +54,22 @@ func TestBodiesAndParametersRefusedPrecisely(t *testing.T) {
 	if resp.StatusCode != 413 || pr["type"] != problem.TypeTooLarge || pr["max"] != float64(64<<10) {
 		t.Errorf("chunked body over the limit: %d %+v", resp.StatusCode, pr)
 	}
+}
+
+// requestJSON sends a JSON body with a bearer token and returns the answer and
+// its JSON object (nil if it is none).
+func requestJSON(t *testing.T, method, url, token string, body io.Reader) (*http.Response, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, body)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	b, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(b, &m)
+	return resp, m
 }

@@ -1,8 +1,6 @@
 package api_test
 
 import (
-	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -22,17 +20,7 @@ func TestOperatorBodiesRefuseUnknownMembers(t *testing.T) {
 	g, id := ex.g, ex.res.SubmissionID
 	post := func(path, token, body string) (int, map[string]any) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, g.URL()+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		var m map[string]any
-		_ = json.Unmarshal(b, &m)
+		res, m := requestJSON(t, http.MethodPost, g.URL()+path, token, strings.NewReader(body))
 		return res.StatusCode, m
 	}
 	if st, m := post(wire.OfficeDecisionPath(id, wire.OutcomeAccepted), officeToken, `{}`); st != 200 {
