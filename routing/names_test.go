@@ -387,3 +387,37 @@ func TestRegionAbbreviationsSpeltOut(t *testing.T) {
 		}
 	}
 }
+
+// TestPartsOfDoubleNames: the towns merged into a double-named municipality are
+// still what their people write. "Aue" folded to "Au" and offered three villages in
+// Bavaria and Baden-Württemberg instead of Aue-Bad Schlema; "Bad Schlema" was
+// unknown. A part keeps out of the way of a place that bears it as its own name,
+// and a landscape or an adjective is no town.
+func TestPartsOfDoubleNames(t *testing.T) {
+	d := builtinT(t)
+	for _, tc := range []struct{ place, want string }{
+		{"Aue", "145210035035"},           // Aue-Bad Schlema, not Au (Breisgau) & co.
+		{"Bad Schlema", "145210035035"},   // Aue-Bad Schlema
+		{"Partenkirchen", "091800117117"}, // Garmisch-Partenkirchen
+		{"Rauxel", "055620004004"},        // Castrop-Rauxel
+		{"Roßlau", "150010000000"},        // Dessau-Roßlau
+		{"Ludwigshafen", "073140000000"},  // Ludwigshafen am Rhein, not also Bodman-Ludwigshafen
+		{"Walldorf", "082260095095"},      // Walldorf (Baden), not also Mörfelden-Walldorf
+		{"Flörsheim", "064360004004"},     // Flörsheim am Main, not also Flörsheim-Dalsheim
+		{"St. Peter", "083155013095"},     // St. Peter (Schwarzwald), not also Sankt Peter-Ording
+	} {
+		a, err := d.Place(tc.place)
+		if err != nil || a.ARS != tc.want {
+			t.Errorf("Place(%q) = %v, %v; want %s", tc.place, a, err, tc.want)
+		}
+	}
+	for _, none := range []string{"Alt", "Neu", "Gau", "Koog", "Wilhelm"} {
+		if a, err := d.Place(none); err == nil {
+			t.Errorf("Place(%q) = %s %s: an adjective or a landscape is no town", none, a.ARS, a.Name)
+		}
+	}
+	// Search offers what resolution accepts.
+	if hits := d.SearchPlaces("Aue", 3); len(hits) == 0 || hits[0].Area.ARS != "145210035035" {
+		t.Errorf("SearchPlaces(Aue) = %v", hitARS(hits))
+	}
+}

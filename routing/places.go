@@ -113,7 +113,11 @@ func (d *placeSet) buildNameIndex(keys []string) {
 		for i, f := range forms {
 			folded[i] = fold(f)
 			fk[i] = keyOfFolded(folded[i])
-			ix.byKey[fk[i]] = append(ix.byKey[fk[i]], a)
+			// Two forms of one area can share a key ("Neukirchen b.Sulzbach" and its
+			// other name "Neukirchen b. Sulzbach"): the area is one candidate.
+			if l := ix.byKey[fk[i]]; len(l) == 0 || l[len(l)-1] != a {
+				ix.byKey[fk[i]] = append(l, a)
+			}
 			sk[i] = strictKey(f)
 			if l := ix.strict[sk[i]]; len(l) == 0 || l[len(l)-1] != a {
 				ix.strict[sk[i]] = append(l, a)

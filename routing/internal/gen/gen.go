@@ -26,9 +26,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Config says where to read and write. Empty fields are found from the working
@@ -250,7 +253,12 @@ func addOtherNames(areas map[string]*Area, ars []codeRow, agsToKey map[string]st
 			if i := strings.IndexAny(n, "(/"); i > 0 {
 				n = strings.TrimSpace(n[:i])
 			}
-			munis[strings.ToLower(n)] = true
+			munis[saintAsSt(strings.ToLower(n))] = true
+			// And without its connected qualifier: "Ludwigshafen am Rhein" is a
+			// Ludwigshafen, so Bodman-Ludwigshafen's part does not take the name.
+			if m := qualifiedRE.FindStringSubmatch(n); m != nil {
+				munis[saintAsSt(strings.ToLower(m[1]))] = true
+			}
 		case 5:
 			n := shortName(a.Name)
 			for _, p := range []string{"Landkreis ", "Kreis ", "Stadtkreis ", "Regionalverband "} {
@@ -298,9 +306,82 @@ func addOtherNames(areas map[string]*Area, ars []codeRow, agsToKey map[string]st
 			}
 		}
 	}
+	for k, a := range areas {
+		if len(k) == 12 && a.Population > 0 {
+			for _, p := range doubleNameParts(shortName(a.Name)) {
+				if l := saintAsSt(strings.ToLower(p)); !munis[l] && !kreise[l] {
+					add(a, p)
+				}
+			}
+		}
+	}
 	for _, a := range areas {
 		sort.Strings(a.OtherNames)
 	}
+}
+
+// doubleNameParts returns the place names inside a double name, which are mostly
+// the towns merged into it and still what their people call home: "Aue" and "Bad
+// Schlema" of Aue-Bad Schlema, "Partenkirchen" of Garmisch-Partenkirchen. Without
+// them "Aue" folds to "Au" and finds three Bavarian and Swabian villages, and "Bad
+// Schlema" finds nothing. addOtherNames leaves out a part that is a municipality's
+// or a Kreis's own name ("Walldorf" of Mörfelden-Walldorf, "Mölln" of Alt-Mölln):
+// that name keeps meaning that place alone.
+//
+// Not parts: a leading adjective ("Alt-Mölln", "Neu-Anspach", "Groß
+// Schacksdorf-Simmersdorf" keeps "Groß Schacksdorf"); and none of a name that ends
+// in a landscape word, where German puts the head of a compound: "Selke-Aue" is the
+// Aue of the river Selke, not a town called Aue, "Kaiser-Wilhelm-Koog" a polder and
+// no towns "Kaiser" and "Wilhelm". A part needs a capital letter and three letters
+// ("Bedburg-Hau" has "Hau").
+func doubleNameParts(name string) []string {
+	if strings.IndexByte(name, '-') < 0 || strings.ContainsAny(name, "(/") {
+		return nil
+	}
+	parts := strings.Split(name, "-")
+	if landscapeWords[strings.TrimSpace(parts[len(parts)-1])] {
+		return nil // one compound: "Werra-Suhl-Tal", "Kaiser-Wilhelm-Koog"
+	}
+	var out []string
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		first, _ := utf8.DecodeRuneInString(p)
+		switch {
+		case utf8.RuneCountInString(p) < 3 || !unicode.IsUpper(first):
+		case i < len(parts)-1 && nameAdjectives[p]:
+		default:
+			out = append(out, p)
+		}
+	}
+	if len(out) < 2 {
+		return nil // "Neu-Anspach" is not a town "Anspach" and one "Neu"
+	}
+	return out
+}
+
+// saintAsSt writes "sankt " as "st. ": "Sankt Peter" of Sankt Peter-Ording is the
+// name of St. Peter (Schwarzwald).
+func saintAsSt(l string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(" "+l, " sankt ", " st. "), " st ", " st. ")[1:]
+}
+
+// qualifiedRE finds the name before a connected qualifier: "Frankfurt am Main",
+// "Neuburg a.d.Donau", "Sachsen b.Ansbach", "Auerbach i.d.OPf.".
+var qualifiedRE = regexp.MustCompile(`^(.+?)\s+(?:(?:an der|an den|am|an|in der|im|in|auf der|auf den|auf|bei|ob der|ob|unter der|unter den|unter|vor der|vorm|vor)\s|[abiouv]\.\s?d\.|[abiov]\.)`)
+
+// nameAdjectives start a name without being one: "Alt-Mölln" is the old Mölln.
+var nameAdjectives = map[string]bool{
+	"Alt": true, "Neu": true, "Klein": true, "Groß": true, "Gross": true, "Hohen": true,
+	"Nieder": true, "Ober": true, "Unter": true, "Mittel": true, "Deutsch": true,
+	"Wendisch": true, "Märkisch": true, "Frei": true, "Ost": true, "West": true,
+	"Nord": true, "Süd": true, "Fränkisch": true, "Bayerisch": true, "Gau": true,
+}
+
+// landscapeWords end a compound that names a landscape, not a second town.
+var landscapeWords = map[string]bool{
+	"Aue": true, "Tal": true, "Land": true, "Heide": true, "Grund": true, "Höhe": true,
+	"Mark": true, "Bruch": true, "Ried": true, "Urstromtal": true, "Seen": true,
+	"Koog": true, "Marsch": true, "Moor": true, "Wald": true,
 }
 
 // fillMunicipalities gives every municipality its population and type. The

@@ -36,13 +36,15 @@ func writeShared(t *testing.T) string {
 			[3]string{"146120000000", "Dresden, Stadt", ""},
 			[3]string{"145220275275", "Jahnatal", ""},
 			[3]string{"145225102060", "Burgstädt, Stadt", ""},
+			[3]string{"145210035035", "Aue-Bad Schlema, Stadt", ""},
+			[3]string{"145210036036", "Wiesen-Aue", ""},
 			[3]string{"021010101101", "Hamburg-Altstadt, OT 101", "Stadt-/Ortsteil bzw. Stadtbezirk"},
 			// Districts of a city: the name alone and after the city's; one named like a
 			// Kreis and no municipality only after the city's.
 			[3]string{"146120001001", "Neustadt, OT 1", "Stadt-/Ortsteil bzw. Stadtbezirk"},
 			[3]string{"146120002002", "Mittelsachsen, OT 2", "Stadt-/Ortsteil bzw. Stadtbezirk"}),
 		"codelists/AGS_2026-04-30.xml":        codeList([3]string{"14612000", "Dresden, Stadt", ""}, [3]string{"14522275", "Jahnatal", ""}),
-		"codelists/Kreis_2026-01-31.xml":      codeList([3]string{"14612", "Dresden, Stadt", ""}, [3]string{"14522", "Mittelsachsen", ""}, [3]string{"99999", "Alt", "Stadt-/Ortsteil bzw. Stadtbezirk"}),
+		"codelists/Kreis_2026-01-31.xml":      codeList([3]string{"14612", "Dresden, Stadt", ""}, [3]string{"14522", "Mittelsachsen", ""}, [3]string{"14521", "Erzgebirgskreis", ""}, [3]string{"99999", "Alt", "Stadt-/Ortsteil bzw. Stadtbezirk"}),
 		"codelists/Bundesland_2010-04-01.xml": codeList([3]string{"14", "Sachsen", ""}),
 		"gv/AuszugGV4QAktuell.csv": "\ufeffsatzart,textkennzeichen,land,rb,kreis,vb,gemeinde,gemeindename,flaeche,bevoelkerung\n" +
 			"50,50,14,6,12,0000,,\"Dresden, Stadt\",,\n" +
@@ -50,7 +52,10 @@ func writeShared(t *testing.T) string {
 			"40,44,14,5,22,,,Mittelsachsen,,\n" +
 			"60,64,14,5,22,0450,450,Ostrau, 51.40, 3 400\n" +
 			"60,64,14,5,22,0620,620,Zschaitz-Ottewig, 20.10, 1 100\n" +
-			"60,63,14,5,22,5999,060,\"Burgstädt, Stadt\", 20.10, 10 643\n", // an older Gemeindeverband key: found by AGS
+			"60,63,14,5,22,5999,060,\"Burgstädt, Stadt\", 20.10, 10 643\n" + // an older Gemeindeverband key: found by AGS
+			"40,44,14,5,21,,,Erzgebirgskreis,,\n" +
+			"60,63,14,5,21,0035,035,\"Aue-Bad Schlema, Stadt\", 20.10, 20 000\n" +
+			"60,64,14,5,21,0036,036,Wiesen-Aue, 20.10, 1 000\n",
 		"plz/zuordnung_plz_ort_landkreis.csv": "osm_id,ags,ort,plz,landkreis,bundesland\n" +
 			"1,14612000,Dresden,01067,,Sachsen\n" +
 			"2,14522450,Ostrau,04749,Landkreis Mittelsachsen,Sachsen\n" +
@@ -76,7 +81,7 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Municipalities != 3 || res.Postcodes != 2 {
+	if res.Municipalities != 5 || res.Postcodes != 2 {
 		t.Errorf("result %+v", res)
 	}
 	f, err := os.Open(res.File)
@@ -105,13 +110,15 @@ func TestRun(t *testing.T) {
 		"N\t146120000000\tDresden-Mittelsachsen\n",
 		"N\t146120000000\tDresden-Neustadt\n",
 		"N\t146120000000\tNeustadt\n",
+		"N\t145210035035\tAue\n", // the towns in a double name
+		"N\t145210035035\tBad Schlema\n",
 		"OpenStreetMap contributors, ODbL",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}
 	}
-	for _, unwanted := range []string{"Hamburg-Altstadt", "99999", "04999", "N\t146120000000\tMittelsachsen\n"} {
+	for _, unwanted := range []string{"Hamburg-Altstadt", "99999", "04999", "N\t146120000000\tMittelsachsen\n", "N\t145210036036\t"} {
 		if strings.Contains(text, unwanted) {
 			t.Errorf("output has %q", unwanted)
 		}
