@@ -8,11 +8,14 @@ package bus
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,7 +38,61 @@ type Options struct {
 	MaxStore  int64
 	// Listen, if set ("127.0.0.1:4222"), lets other processes reach the embedded server.
 	Listen string
+	// TLS secures the connection to an external server (URL set).
+	TLS    TLSFiles
 	Logger *slog.Logger
+}
+
+// TLSFiles name the PEM files of a TLS connection to external NATS servers: the CA
+// that issued their certificates (empty: the system's roots) and the gateway's
+// client certificate and key for servers that verify clients (both or neither).
+// They are read again at every (re)connect, so a renewed certificate is used
+// without a restart.
+type TLSFiles struct {
+	CAFile, CertFile, KeyFile string
+}
+
+func (t TLSFiles) set() bool { return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" }
+
+// ErrTLSFiles wraps a TLS file the bus cannot use.
+var ErrTLSFiles = errors.New("bus: nats tls")
+
+// options are the nats.go options of t: TLS 1.2 at least, the servers' names
+// checked against their certificates (nats.go sets each server's host as the
+// name), the files read once now so a wrong path fails the start, not the first
+// reconnect.
+func (t TLSFiles) options() ([]nats.Option, error) {
+	if !t.set() {
+		return nil, nil
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return nil, fmt.Errorf("%w: cert_file and key_file go together", ErrTLSFiles)
+	}
+	var certCB nats.TLSCertHandler
+	if t.CertFile != "" {
+		certCB = func() (tls.Certificate, error) {
+			c, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+			if err != nil {
+				return c, fmt.Errorf("%w: client certificate %s: %w", ErrTLSFiles, t.CertFile, err)
+			}
+			return c, nil
+		}
+	}
+	var rootsCB nats.RootCAsHandler
+	if t.CAFile != "" {
+		rootsCB = func() (*x509.CertPool, error) {
+			pem, err := os.ReadFile(t.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("%w: ca_file: %w", ErrTLSFiles, err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("%w: ca_file %s holds no PEM certificate", ErrTLSFiles, t.CAFile)
+			}
+			return pool, nil
+		}
+	}
+	return []nats.Option{nats.Secure(&tls.Config{MinVersion: tls.VersionTLS12}), nats.ClientTLSConfig(certCB, rootsCB)}, nil
 }
 
 // Bus is a running connection (and maybe server).
@@ -80,6 +137,16 @@ func Start(ctx context.Context, o Options) (*Bus, error) {
 		return nil, err
 	}
 	copts = append(copts, sharedCredentials(o.URL)...)
+	if o.TLS.set() {
+		if o.URL == "" {
+			return nil, fmt.Errorf("%w: the embedded server has no network port to secure; set the URL of an external server", ErrTLSFiles)
+		}
+		topts, err := o.TLS.options()
+		if err != nil {
+			return nil, err
+		}
+		copts = append(copts, topts...)
+	}
 	url := o.URL
 	if url == "" {
 		if o.StoreDir == "" {

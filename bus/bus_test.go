@@ -2,6 +2,8 @@ package bus
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/internal/natstest"
 	"github.com/amtsbote/amtsbote/internal/testenv"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestEmbeddedServerThatCannotStartSaysWhy: an embedded server whose JetStream
@@ -204,4 +207,129 @@ func TestURLThatDoesNotParseKeepsItsPassword(t *testing.T) {
 			t.Errorf("the error does not say what to do: %v", err)
 		}
 	}
+}
+
+// TestTLSToTheDeployedCluster runs the three configurations of deploy/nats (TLS on
+// the client port, routes authenticated by certificate) and connects as a gateway
+// does: with nats.tls.ca_file the bus connects to every node and an R3 stream
+// takes writes, so the routes formed over TLS. A gateway without the CA, or with
+// no TLS settings at all, is refused rather than talking plain text; a route
+// without a certificate of the cluster's CA is refused.
+func TestTLSToTheDeployedCluster(t *testing.T) {
+	c, files := natstest.StartDeployCluster(t, "route-and-client-test")
+	urls := strings.Replace(c.URLs(), "tls://", "tls://amtsbote:route-and-client-test@", 1)
+	ctx := context.Background()
+	quiet := slog.New(slog.DiscardHandler)
+
+	b, err := Start(ctx, Options{URL: urls, TLS: TLSFiles{CAFile: files.CA}, Logger: quiet})
+	if err != nil {
+		t.Fatalf("connect with the CA: %v\n%s", err, c.Logs())
+	}
+	defer b.Close()
+	if !b.NC.TLSRequired() {
+		t.Error("the connection is not TLS")
+	}
+	st, err := b.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "TLS_R3", Subjects: []string{"tls.r3"}, Replicas: 3})
+	if err != nil {
+		t.Fatalf("an R3 stream over TLS routes: %v\n%s", err, c.Logs())
+	}
+	if _, err := b.JS.Publish(ctx, "tls.r3", []byte("x")); err != nil {
+		t.Fatalf("publish to the R3 stream: %v", err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil || len(info.Cluster.Replicas) != 2 {
+		t.Fatalf("the stream's replicas: %+v %v", info, err)
+	}
+
+	// nats:// URLs with the CA: still TLS (the servers demand it, the bus requires it).
+	plainScheme := strings.ReplaceAll(urls, "tls://", "nats://")
+	if b2, err := Start(ctx, Options{URL: plainScheme, TLS: TLSFiles{CAFile: files.CA}, Logger: quiet}); err != nil {
+		t.Errorf("nats:// URLs with nats.tls: %v", err)
+	} else {
+		if !b2.NC.TLSRequired() {
+			t.Error("nats:// URLs with nats.tls: not TLS")
+		}
+		b2.Close()
+	}
+	// Without the CA the servers' certificates are not trusted.
+	if b3, err := Start(ctx, Options{URL: urls, TLS: TLSFiles{CAFile: writeOtherCA(t)}, Logger: quiet}); err == nil {
+		b3.Close()
+		t.Error("connected although the CA did not issue the servers' certificates")
+	} else if !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("refused, but not for the certificate: %v", err)
+	}
+	// Without any TLS setting the connection is refused, not made in plain text.
+	if b4, err := Start(ctx, Options{URL: plainScheme, Logger: quiet}); err == nil {
+		b4.Close()
+		t.Error("connected without TLS")
+	}
+	// A CA file that holds no certificate fails the start and names the setting.
+	empty := filepath.Join(t.TempDir(), "empty.pem")
+	if err := os.WriteFile(empty, []byte("not a certificate"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Start(ctx, Options{URL: urls, TLS: TLSFiles{CAFile: empty}, Logger: quiet}); !errors.Is(err, ErrTLSFiles) {
+		t.Errorf("a CA file without a certificate: %v", err)
+	}
+
+	// The route port: a client with no certificate, or one the cluster's CA did not
+	// issue, is refused in the TLS handshake.
+	addr := c.RouteAddr(t, 0)
+	if err := dialRoute(addr, files.CA, nil); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("a route without a client certificate: %v", err)
+	}
+	stranger := natstest.WriteDeployTLS(t, t.TempDir())
+	pair, err := tls.LoadX509KeyPair(stranger.ServerCert, stranger.ServerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dialRoute(addr, files.CA, &pair); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("a route with another CA's certificate: %v", err)
+	}
+	// And the cluster's own certificate is taken (the test's control).
+	own, err := tls.LoadX509KeyPair(files.ServerCert, files.ServerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dialRoute(addr, files.CA, &own); err != nil {
+		t.Errorf("a route with the cluster's certificate: %v", err)
+	}
+}
+
+// dialRoute speaks to a NATS route port as a joining node would: a TLS handshake
+// first (the server starts with it on a TLS route port) with the client
+// certificate (nil: none), then one read; a refused certificate shows as the
+// server's TLS alert there (TLS 1.3 sends it after the client's Finished).
+// Anything read, or a timeout, is success: the server waits for the route's
+// CONNECT.
+func dialRoute(addr, caFile string, cert *tls.Certificate) error {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	cfg := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// writeOtherCA writes the certificate of a CA that issued nothing in the cluster.
+func writeOtherCA(t *testing.T) string {
+	return natstest.WriteDeployTLS(t, t.TempDir()).CA
 }

@@ -80,12 +80,27 @@ type Retention struct {
 
 // NATS configures the bus.
 type NATS struct {
-	URL       string `yaml:"url"` // external server; empty = embedded
-	Listen    string `yaml:"listen"`
-	MaxMemory int64  `yaml:"max_memory"`
-	MaxStore  int64  `yaml:"max_store"`
-	Replicas  int    `yaml:"replicas"`
+	URL       string  `yaml:"url"` // external server; empty = embedded
+	Listen    string  `yaml:"listen"`
+	MaxMemory int64   `yaml:"max_memory"`
+	MaxStore  int64   `yaml:"max_store"`
+	Replicas  int     `yaml:"replicas"`
+	TLS       NATSTLS `yaml:"tls"`
 }
+
+// NATSTLS secures the connection to an external NATS cluster whose client port
+// speaks TLS (deploy/nats): the CA that issued the servers' certificates (empty:
+// the system's roots), and a client certificate for servers that ask for one
+// (tls { verify: true }). The URLs may then say tls:// or nats://; either way the
+// connection is TLS and the servers' names are checked.
+type NATSTLS struct {
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Set reports whether any TLS setting is given.
+func (t NATSTLS) Set() bool { return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" }
 
 // Store chooses where the durable truth lives and tunes it. Backend "bbolt" (the
 // default) is one file and blob files under data_dir, for a single node;

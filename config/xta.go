@@ -45,6 +45,14 @@ func (c *Config) validateTLS() []error {
 		// Half a pair used to start on the development PKI, quietly replacing both.
 		errs = append(errs, errors.New("pki: gateway_key and gateway_cert go together (neither: the development PKI)"))
 	}
+	if n := c.NATS.TLS; n.Set() {
+		if c.NATS.URL == "" {
+			errs = append(errs, errors.New("nats.tls: needs nats.url (the embedded server has no network port to secure)"))
+		}
+		if (n.CertFile == "") != (n.KeyFile == "") {
+			errs = append(errs, errors.New("nats.tls: cert_file and key_file go together"))
+		}
+	}
 	if t.REST && t.CertFile == "" {
 		errs = append(errs, errors.New("tls.rest: needs tls.cert_file and tls.key_file"))
 	}

@@ -13,21 +13,21 @@ import (
 
 // registerCertificateExpiry exports when each certificate the gateway presents
 // ends: the gateway certificate that signs receipts and federation documents,
-// the TLS server certificate (XTA listener, REST with tls.rest) and the XTA
-// client certificate. They are read once at start, so the values are those in
+// the TLS server certificate (XTA listener, REST with tls.rest), the XTA
+// client certificate and the NATS client certificate. They are read once at start, so the values are those in
 // use. An expired gateway certificate makes every receipt one that portals and
 // peers refuse, an expired TLS certificate locks the offices out; without a
 // series nothing told the operator beforehand. The label names the setting, so
-// it has at most three values.
+// it has at most four values.
 func (g *Gateway) registerCertificateExpiry(reg prometheus.Registerer) error {
 	gauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "amtsbote_certificate_expiry_timestamp_seconds",
-		Help: "When a certificate the gateway presents ends (Unix time; the earliest end of its chain): gateway (pki.gateway_cert), tls (tls.cert_file), xta_client (xta.client_cert_file)."},
+		Help: "When a certificate the gateway presents ends (Unix time; the earliest end of its chain): gateway (pki.gateway_cert), tls (tls.cert_file), xta_client (xta.client_cert_file), nats_client (nats.tls.cert_file)."},
 		[]string{"certificate"})
 	ends := map[string]time.Time{}
 	if g.Signer != nil {
 		ends["gateway"] = earliestEnd(g.Signer.Chain())
 	}
-	for name, file := range map[string]string{"tls": g.Config.TLS.CertFile, "xta_client": g.Config.XTA.ClientCertFile} {
+	for name, file := range map[string]string{"tls": g.Config.TLS.CertFile, "xta_client": g.Config.XTA.ClientCertFile, "nats_client": g.Config.NATS.TLS.CertFile} {
 		if file == "" {
 			continue
 		}

@@ -125,7 +125,7 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 
 	g.bus, err = bus.Start(ctx, bus.Options{
 		URL: cfg.NATS.URL, Listen: cfg.NATS.Listen, StoreDir: filepath.Join(cfg.DataDir, "jetstream"),
-		MaxMemory: cfg.NATS.MaxMemory, MaxStore: cfg.NATS.MaxStore, Logger: log,
+		MaxMemory: cfg.NATS.MaxMemory, MaxStore: cfg.NATS.MaxStore, TLS: natsTLS(cfg), Logger: log,
 	})
 	if err != nil {
 		return nil, err

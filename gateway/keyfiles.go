@@ -148,8 +148,8 @@ func checkCertificateInUse(setting, file string, c *x509.Certificate, digitalSig
 	return nil
 }
 
-// checkTLSFiles loads the TLS key pairs the configuration names (the server's, and
-// the XTA push client's) before anything else starts: a mistake there used to be
+// checkTLSFiles loads the TLS key pairs the configuration names (the server's, the
+// XTA push client's, and the NATS client's) before anything else starts: a mistake there used to be
 // found only after the store and the bus were open, and an expired certificate was
 // served without a word.
 func (g *Gateway) checkTLSFiles(now time.Time) error {
@@ -157,6 +157,7 @@ func (g *Gateway) checkTLSFiles(now time.Time) error {
 	for _, p := range []struct{ certSetting, keySetting, cert, key string }{
 		{"tls.cert_file", "tls.key_file", c.TLS.CertFile, c.TLS.KeyFile},
 		{"xta.client_cert_file", "xta.client_key_file", c.XTA.ClientCertFile, c.XTA.ClientKeyFile},
+		{"nats.tls.cert_file", "nats.tls.key_file", c.NATS.TLS.CertFile, c.NATS.TLS.KeyFile},
 	} {
 		if p.cert == "" || p.key == "" {
 			continue

@@ -233,3 +233,37 @@ func TestClusterWithoutPublicURLWarns(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterModeOverTLS: a gateway in cluster mode on the three nodes of
+// deploy/nats (TLS client port, routes by certificate), configured as
+// docs/cluster.md says (tls:// URLs, nats.tls with the CA and a client
+// certificate): ready, a package accepted into the R3 store and delivered, and
+// the client certificate's end on /metrics.
+func TestClusterModeOverTLS(t *testing.T) {
+	cluster, files := natstest.StartDeployCluster(t, "gateway-over-tls")
+	hook := newHookRecv(t, secretA, 200)
+	f := start(t, func(c *config.Config) {
+		c.Store.Backend, c.NATS.Replicas = config.StoreJetStream, 3
+		c.NATS.URL = strings.Replace(cluster.URLs(), "tls://", "tls://amtsbote:gateway-over-tls@", 1)
+		c.NATS.TLS = config.NATSTLS{CAFile: files.CA, CertFile: files.ClientCert, KeyFile: files.ClientKey}
+		c.PublicURL = "https://amtsbote.sachsen.example"
+		c.Offices[DemoOfficeID] = c.Offices[DemoOfficeID].WithChannel(channel.Webhook, config.Channel{Endpoint: hook.srv.URL, Secret: secretA})
+	})
+	if code, st := readyStatus(t, f.g.URL()); code != http.StatusOK || st != "ready" {
+		t.Fatalf("ready: %d %s", code, st)
+	}
+	if !f.g.bus.NC.TLSRequired() {
+		t.Fatal("the gateway's NATS connection is not TLS")
+	}
+	res, err := f.portal.Submit(context.Background(), f.example())
+	if err != nil || res.Status != http.StatusCreated {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	waitFor(t, "delivery", func() bool {
+		s, err := f.g.Broker.Submission(res.SubmissionID)
+		return err == nil && s.State == submission.StateDelivered
+	})
+	if v := scrapeValue(t, f.g.URL(), `amtsbote_certificate_expiry_timestamp_seconds{certificate="nats_client"}`); v == "" {
+		t.Error("no expiry series for nats.tls.cert_file")
+	}
+}

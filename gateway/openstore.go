@@ -51,7 +51,7 @@ func openStore(ctx context.Context, cfg config.Config, existing bool) (st store.
 	if cfg.NATS.URL == "" {
 		return nil, nil, fmt.Errorf("store.backend jetstream needs nats.url")
 	}
-	b, err := bus.Start(ctx, bus.Options{URL: cfg.NATS.URL})
+	b, err := bus.Start(ctx, bus.Options{URL: cfg.NATS.URL, TLS: natsTLS(cfg)})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -61,4 +61,10 @@ func openStore(ctx context.Context, cfg config.Config, existing bool) (st store.
 		return nil, nil, err
 	}
 	return js, func() { _ = js.Close(); _ = b.Close() }, nil
+}
+
+// natsTLS names the files of the connection to an external NATS cluster.
+func natsTLS(cfg config.Config) bus.TLSFiles {
+	t := cfg.NATS.TLS
+	return bus.TLSFiles{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile}
 }

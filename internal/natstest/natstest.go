@@ -90,6 +90,8 @@ type Cluster struct {
 	Servers []*Server
 	bin     string
 	tb      testing.TB
+	env     []string      // added to the servers' environment
+	opts    []nats.Option // added to Connect's options (credentials, TLS)
 }
 
 // StartCluster starts an n-node cluster (JetStream on, file store under a temp
@@ -156,8 +158,8 @@ func (c *Cluster) URLs() string {
 // Connect connects to the cluster with reconnects to any server, closed in cleanup.
 func (c *Cluster) Connect(tb testing.TB) *nats.Conn {
 	tb.Helper()
-	nc, err := nats.Connect(c.URLs(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond),
-		nats.RetryOnFailedConnect(false), nats.Name(tb.Name()))
+	nc, err := nats.Connect(c.URLs(), append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond),
+		nats.RetryOnFailedConnect(false), nats.Name(tb.Name())}, c.opts...)...)
 	if err != nil {
 		tb.Fatalf("natstest: connect: %v", err)
 	}
@@ -173,6 +175,7 @@ func (c *Cluster) start(s *Server) error {
 	}
 	fmt.Fprintf(s.log, "=== start %s\n", time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(c.bin, "-c", s.conf)
+	cmd.Env = append(os.Environ(), c.env...)
 	cmd.Stdout, cmd.Stderr = s.log, s.log
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("natstest: start %s: %w", s.Name, err)
@@ -180,7 +183,7 @@ func (c *Cluster) start(s *Server) error {
 	s.cmd = cmd
 	s.done = make(chan struct{})
 	go func(done chan struct{}) { _ = cmd.Wait(); close(done) }(s.done)
-	addr := strings.TrimPrefix(s.ClientURL, "nats://")
+	addr := s.ClientURL[strings.Index(s.ClientURL, "://")+3:] // nats:// or tls://
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		select {

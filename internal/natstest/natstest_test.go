@@ -6,29 +6,35 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/amtsbote/amtsbote/internal/testenv"
 )
 
 // TestDeployConfigsAreValid checks the three-node example in deploy/nats with the
-// server's own configuration test (nats-server -t), and that the nodes differ only in
-// their names.
+// server's own configuration test (nats-server -t, which loads the TLS files: they
+// are written for the test and the configurations' /etc/nats/tls/ points there),
+// and that the nodes differ only in their names. bus.TestTLSToTheDeployedCluster
+// runs them.
 func TestDeployConfigsAreValid(t *testing.T) {
 	bin := Binary(t)
-	files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(t), "deploy", "nats", "nats-*.conf"))
-	if err != nil || len(files) != 3 {
-		t.Fatalf("want three node configurations in deploy/nats, found %v (%v)", files, err)
-	}
+	files := DeployConfigs(t)
+	tlsDir := t.TempDir()
+	WriteDeployTLS(t, tlsDir)
 	var first string
 	for i, f := range files {
-		cmd := exec.Command(bin, "-t", "-c", f)
-		cmd.Env = append(os.Environ(), "AMTSBOTE_NATS_PASSWORD=test-only")
-		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "is valid") {
-			t.Errorf("%s: %v\n%s", f, err, out)
-		}
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), `"/etc/nats/tls/`) {
+			t.Fatalf("%s: no TLS files under /etc/nats/tls", f)
+		}
+		conf := filepath.Join(t.TempDir(), filepath.Base(f))
+		if err := os.WriteFile(conf, []byte(strings.ReplaceAll(string(b), `"/etc/nats/tls/`, `"`+tlsDir+`/`)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "-t", "-c", conf)
+		cmd.Env = append(os.Environ(), "NATS_AMTSBOTE_PASSWORD=test-only")
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "is valid") {
+			t.Errorf("%s: %v\n%s", f, err, out)
 		}
 		var kept []string
 		for _, line := range strings.Split(string(b), "\n") {
