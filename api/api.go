@@ -162,7 +162,7 @@ func New(o Options) *Server {
 		}
 	}
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.observe, securityHeaders, s.limitHeaders)
+	r.Use(s.recoverer, s.observe, securityHeaders, s.limitHeaders, s.headAsGet)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(http.StatusNotFound, problem.TypeNotFound, "no such endpoint"))
 	})
@@ -203,7 +203,7 @@ func New(o Options) *Server {
 		r.Get("/offices", s.adminOffices)
 		r.Get("/endpoints", s.adminEndpoints)
 		r.Post("/endpoints/{office}/{channel}/enable", s.adminEnableEndpoint)
-		r.Get("/backup", s.adminBackup)
+		r.Get(strings.TrimPrefix(backupPath, "/v1/admin"), s.adminBackup)
 	})
 	for prefix, h := range o.Mounts {
 		r.Mount(prefix, h)
@@ -369,6 +369,32 @@ func (s *Server) limitHeaders(next http.Handler) http.Handler {
 	})
 }
 
+// headAsGet answers HEAD where GET is served (RFC 9110 §9.3.2: the status and
+// header fields of a GET, no content; net/http drops what the handler writes,
+// http.ServeContent does not even read it). Uptime monitors check /healthz with
+// HEAD, and download tools ask a file's size and Accept-Ranges first; both got 405.
+// The handlers see r.Method HEAD: the office's package is not counted as fetched
+// by it (officePackage). Not the backup, which would be made in full to be thrown
+// away (and count as the last backup): HEAD there stays 405.
+func (s *Server) headAsGet(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			if rctx := chi.RouteContext(r.Context()); rctx != nil && s.headServed(cmp.Or(r.URL.RawPath, r.URL.Path)) {
+				rctx.RouteMethod = http.MethodGet
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// headServed reports whether HEAD is answered at path: where GET is, but the backup.
+func (s *Server) headServed(path string) bool {
+	return path != backupPath && s.mux.Match(chi.NewRouteContext(), http.MethodGet, path)
+}
+
+// backupPath streams a whole online backup (adminBackup).
+const backupPath = "/v1/admin/backup"
+
 // probeMethods are the methods a 405's Allow header is computed from.
 var probeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions}
 
@@ -380,7 +406,7 @@ func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	path := cmp.Or(r.URL.RawPath, r.URL.Path)
 	var allowed []string
 	for _, m := range probeMethods {
-		if s.mux.Match(chi.NewRouteContext(), m, path) {
+		if s.mux.Match(chi.NewRouteContext(), m, path) || m == http.MethodHead && s.headServed(path) {
 			allowed = append(allowed, m)
 		}
 	}
@@ -720,22 +746,41 @@ func pullPickup(office string) broker.Pickup {
 
 func (s *Server) officePackage(w http.ResponseWriter, r *http.Request) {
 	office := officeOf(r)
+	if r.Method == http.MethodHead {
+		// The size and digest, without counting as the office's fetch: a tool that
+		// looks before it downloads has not picked the package up.
+		sub, ok := s.officeSub(w, r)
+		if !ok {
+			return
+		}
+		if sub.BytesRemovedAt != nil {
+			s.fail(w, r, fmt.Errorf("submission %s: %w", sub.ID, broker.ErrBytesRemoved))
+			return
+		}
+		packageHeaders(w, sub)
+		return
+	}
 	sub, rc, err := s.opt.Desk.OpenPackage(r.Context(), office, chi.URLParam(r, "id"), pullPickup(office))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	defer rc.Close()
+	packageHeaders(w, sub)
+	// A package of max_body_bytes over a slow link outlasts the server's fixed
+	// write deadline, and a cut one has no Range to resume: under the progress
+	// rule, as an attachment and an XTA message are (it was cut after write_timeout).
+	_, _ = io.Copy(Paced(w, s.transfer()), rc)
+}
+
+// packageHeaders are the header fields of an office's package download.
+func packageHeaders(w http.ResponseWriter, sub *submission.Submission) {
 	w.Header().Set("Content-Type", "application/xml")
 	w.Header().Set("Content-Length", strconv.FormatInt(sub.PackageSize, 10))
 	if raw, err := hex.DecodeString(sub.PackageSHA256); err == nil {
 		// RFC 9530: structured-field byte sequence, base64 between colons.
 		w.Header().Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(raw)+":")
 	}
-	// A package of max_body_bytes over a slow link outlasts the server's fixed
-	// write deadline, and a cut one has no Range to resume: under the progress
-	// rule, as an attachment and an XTA message are (it was cut after write_timeout).
-	_, _ = io.Copy(Paced(w, s.transfer()), rc)
 }
 
 func (s *Server) officeAttachment(w http.ResponseWriter, r *http.Request) {

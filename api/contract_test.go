@@ -133,7 +133,7 @@ func TestContractOverGateway(t *testing.T) {
 	resp.Body.Close()
 	var pd map[string]any
 	_ = json.Unmarshal(body, &pd)
-	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET" || pd["type"] != problem.TypeMethodNotAllowed {
+	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, HEAD" || pd["type"] != problem.TypeMethodNotAllowed {
 		t.Fatalf("405: %d Allow %q %s", resp.StatusCode, resp.Header.Get("Allow"), body)
 	}
 	if err := doc.Components.Schemas["Problem"].Value.VisitJSON(pd); err != nil {
