@@ -781,8 +781,15 @@ const maxViewBytes = 256 << 20
 func (m *Mailbox) detail(w http.ResponseWriter, r *http.Request, s session, id string) {
 	ctx := r.Context()
 	pickup := broker.Pickup{Channel: channel.Mailbox, Receiver: receiverName(s.User)}
-	// Opening the page is the pickup: the office has the package now.
-	sub, err := m.desk.Confirm(ctx, s.Office, id, pickup)
+	// Opening the page is the pickup: the office has the package now. A HEAD
+	// opens nothing (RFC 9110: HEAD is safe), so it confirms nothing either.
+	var sub *submission.Submission
+	var err error
+	if r.Method == http.MethodHead {
+		sub, err = m.desk.Get(ctx, s.Office, id)
+	} else {
+		sub, err = m.desk.Confirm(ctx, s.Office, id, pickup)
+	}
 	if errors.Is(err, broker.ErrConflict) {
 		// A state that cannot be confirmed (forwarded to a peer): show what there is.
 		sub, err = m.desk.Get(ctx, s.Office, id)
@@ -873,6 +880,21 @@ func (m *Mailbox) download(w http.ResponseWriter, r *http.Request, s session, id
 }
 
 func (m *Mailbox) pkg(w http.ResponseWriter, r *http.Request, s session, id string) {
+	if r.Method == http.MethodHead {
+		// Size and type without the pickup the download is.
+		sub, err := m.desk.Get(r.Context(), s.Office, id)
+		if err == nil && sub.BytesRemovedAt != nil {
+			err = fmt.Errorf("submission %s: %w", sub.ID, broker.ErrBytesRemoved)
+		}
+		if err != nil {
+			m.deskError(w, r, s, err, "open package")
+			return
+		}
+		// No content is read for a HEAD; the reader only stands in (not a seeker, so
+		// the size comes from the record).
+		m.sendFile(w, r, io.MultiReader(), "application/xml", "antragspaket-"+sub.ID+".xml", "antragspaket.xml", sub.PackageSize, sub.PackageSHA256)
+		return
+	}
 	sub, rc, err := m.desk.OpenPackage(r.Context(), s.Office, id, broker.Pickup{Channel: channel.Mailbox, Receiver: receiverName(s.User)})
 	if err != nil {
 		m.deskError(w, r, s, err, "open package")

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -756,5 +757,31 @@ func TestPasswordChangeEndsSessions(t *testing.T) {
 	c.mustLogin("anna", "neues-passwort")
 	if rec := c.get("/postfach/"); rec.Code != http.StatusOK {
 		t.Fatalf("session with the new password: %d", rec.Code)
+	}
+}
+
+// TestHeadConfirmsNothing: opening a case's page and downloading its package are
+// the office's pickup (a delivery receipt is signed); a HEAD of either is not
+// (RFC 9110: HEAD is safe). It confirmed, as the GET it was handled like did.
+func TestHeadConfirmsNothing(t *testing.T) {
+	e := startBrokerEnv(t, t.TempDir(), Options{})
+	sub := e.receiveHandedOver(t, officeDresden)
+	anna := e.login(t, "anna", "anna-passwort")
+	for _, path := range []string{"/postfach/s/" + sub.ID + "/paket", "/postfach/s/" + sub.ID} {
+		rec := anna.do(http.MethodHead, path, nil)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("HEAD %s: %d", path, rec.Code)
+		}
+		if now, err := e.b.Submission(sub.ID); err != nil || now.State != submission.StateHandedOver || now.DeliveredAt != nil {
+			t.Fatalf("HEAD %s confirmed the pickup: %v %s", path, err, now.State)
+		}
+	}
+	if rec := anna.do(http.MethodHead, "/postfach/s/"+sub.ID+"/paket", nil); rec.Header().Get("Content-Length") != strconv.FormatInt(sub.PackageSize, 10) {
+		t.Errorf("HEAD of the package: Content-Length %q, want %d", rec.Header().Get("Content-Length"), sub.PackageSize)
+	}
+	// The control: the page's GET is the pickup.
+	anna.get("/postfach/s/" + sub.ID)
+	if now, _ := e.b.Submission(sub.ID); now.DeliveredAt == nil {
+		t.Fatal("the GET did not confirm either: the HEAD checks prove nothing")
 	}
 }
