@@ -222,7 +222,9 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "amtsbote_store_commits_total", Help: "Group commits of the bbolt store (two device flushes each)."},
 				func() float64 { return float64(db.CommitStats().Commits) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "amtsbote_store_commit_writes_total", Help: "Writes (intakes, state changes) carried by those commits."},
-				func() float64 { return float64(db.CommitStats().Writes) }))
+				func() float64 { return float64(db.CommitStats().Writes) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "amtsbote_store_commit_failures_total", Help: "Commits of the bbolt store the data file refused (no space, I/O error): their writers got an error and nothing of them was stored."},
+				func() float64 { return float64(db.CommitStats().Failed) }))
 	}
 	if db, ok := g.db.(interface{ Stats() jsstore.Stats }); ok {
 		// Cluster mode: how often writes raced another gateway or lost their

@@ -445,7 +445,7 @@ func TestLeastPrivilege(t *testing.T) {
 func TestStoreMetricsAndBackupPerBackend(t *testing.T) {
 	exposed := map[string]bool{} // by either backend
 	t.Cleanup(func() { checkAlertMetrics(t, exposed) })
-	bbolt := []string{"amtsbote_store_commits_total", "amtsbote_store_commit_writes_total", "amtsbote_store_commit_seconds_count"}
+	bbolt := []string{"amtsbote_store_commits_total", "amtsbote_store_commit_writes_total", "amtsbote_store_commit_failures_total", "amtsbote_store_commit_seconds_count"}
 	js := []string{"amtsbote_store_write_conflicts_total", "amtsbote_store_unacknowledged_writes_total", "amtsbote_store_recognised_writes_total", "amtsbote_store_stale_listings_total"}
 	// Either store: the backlog counted from its indexes, its writes' times.
 	both := []string{"amtsbote_submissions_waiting", "amtsbote_submissions_handed_over", "amtsbote_store_write_wait_seconds_count"}

@@ -54,6 +54,7 @@ type committer struct {
 
 	commits atomic.Uint64
 	writes  atomic.Uint64
+	failed  atomic.Uint64
 	// took is the time of each commit (its transaction and two flushes); waited
 	// each write's time from queued to durable: the commit window, the commit
 	// before it if one ran, and its own. What a 201 waits for the disk.
@@ -67,14 +68,16 @@ type commitCall struct {
 }
 
 // CommitStats says how well group commit shares flushes: Commits transactions
-// written by the committer for Writes group-committed writes.
+// written by the committer for Writes group-committed writes. Failed counts the
+// transactions whose commit the file refused (no space left, an I/O error, the
+// size limit): their writers got the error and none of their writes is stored.
 type CommitStats struct {
-	Commits, Writes uint64
+	Commits, Writes, Failed uint64
 }
 
 // CommitStats returns the counts since Open.
 func (db *DB) CommitStats() CommitStats {
-	return CommitStats{Commits: db.commit.commits.Load(), Writes: db.commit.writes.Load()}
+	return CommitStats{Commits: db.commit.commits.Load(), Writes: db.commit.writes.Load(), Failed: db.commit.failed.Load()}
 }
 
 // LatencyBuckets resolve what the commit window (10 ms by default) and a slow
@@ -209,9 +212,15 @@ func (c *committer) commitAll(db *DB, calls []*commitCall) {
 		// The commit's time is observed before its writers are told: a writer that
 		// reads the metrics after its write finds the commit in them.
 		now := time.Now()
-		c.took.Observe(now.Sub(began).Seconds())
-		c.commits.Add(1)
-		c.writes.Add(uint64(len(calls)))
+		if err != nil {
+			// Every fn ran, so bbolt's commit itself failed: nothing was written,
+			// and it is no commit that shared a flush.
+			c.failed.Add(1)
+		} else {
+			c.took.Observe(now.Sub(began).Seconds())
+			c.commits.Add(1)
+			c.writes.Add(uint64(len(calls)))
+		}
 		for _, call := range calls {
 			c.waited.Observe(now.Sub(call.queued).Seconds())
 			call.err <- err
@@ -219,9 +228,15 @@ func (c *committer) commitAll(db *DB, calls []*commitCall) {
 		break
 	}
 	for _, call := range solo {
+		fnFailed := false
 		err := db.bolt.Update(func(tx *bolt.Tx) error {
-			return safely(call.fn, &wtx{Tx: tx, dirty: db.dirty.Load()})
+			err := safely(call.fn, &wtx{Tx: tx, dirty: db.dirty.Load()})
+			fnFailed = err != nil
+			return err
 		})
+		if err != nil && !fnFailed {
+			c.failed.Add(1)
+		}
 		c.waited.Observe(time.Since(call.queued).Seconds())
 		call.err <- err
 	}

@@ -400,3 +400,33 @@ func TestReplyIndexBuiltForOlderFiles(t *testing.T) {
 		t.Fatalf("replies after reopening an older file: %v %v, want [%s]", ids, err, sub.ID)
 	}
 }
+
+// TestFailedCommitIsNoCommit: a transaction the file refuses (here bbolt's size
+// limit, as a full disk does) fails its writers, stores nothing, and counts as a
+// failed commit, not as a commit that carried writes: amtsbote_store_commits_total
+// had counted it, and nothing counted the failure.
+func TestFailedCommitIsNoCommit(t *testing.T) {
+	db := openCommitTest(t, time.Millisecond, 16)
+	put := func(v []byte) error {
+		return db.batch(func(tx *wtx) error { return tx.bucket(bucketMeta).Put([]byte("failed-commit"), v) })
+	}
+	if err := put([]byte("small")); err != nil {
+		t.Fatal(err)
+	}
+	before := db.CommitStats()
+	db.bolt.MaxSize = 1 // the file cannot grow
+	if err := put(make([]byte, 8<<20)); err == nil {
+		t.Fatal("a write that needs the file to grow committed past the size limit")
+	}
+	after := db.CommitStats()
+	if after.Commits != before.Commits || after.Writes != before.Writes || after.Failed != before.Failed+1 {
+		t.Fatalf("after a refused commit: %+v, before %+v", after, before)
+	}
+	db.bolt.MaxSize = 0
+	if err := put([]byte("again")); err != nil {
+		t.Fatal(err)
+	}
+	if st := db.CommitStats(); st.Commits != after.Commits+1 || st.Failed != after.Failed {
+		t.Fatalf("after the limit is gone: %+v", st)
+	}
+}
