@@ -11,12 +11,15 @@ const (
 	Webhook  = "webhook"  // level 3: signed notification, then the office pulls by API
 	XTA      = "xta"      // level 4: XTA 2 Version 5 (push or pull)
 	Peer     = "peer"     // another state's gateway (Portalverbund)
-	// API is not a push channel: it names deliveries that happened because the office
-	// fetched the package through the pull API before any push was confirmed.
+	// API (level 3): the office's system fetches its packages through the pull API,
+	// and nobody is notified: an office network that takes no inbound connection
+	// polls, as a FIT-Connect subscriber does. The package waits as handed over
+	// until the first fetch, which is the delivery. The name also marks deliveries
+	// of other channels that the office's fetch confirmed first.
 	API = "api"
 )
 
-var levels = map[string]int{Mailbox: 1, Transfer: 2, Webhook: 3, XTA: 4, Peer: 0}
+var levels = map[string]int{Mailbox: 1, Transfer: 2, Webhook: 3, API: 3, XTA: 4, Peer: 0}
 
 // Level returns the maturity level an office needs for the channel (0 for peer).
 func Level(name string) int { return levels[name] }
@@ -25,4 +28,4 @@ func Level(name string) int { return levels[name] }
 func Known(name string) bool { _, ok := levels[name]; return ok }
 
 // All lists the channels an office can list, by level (peer last).
-func All() []string { return []string{Mailbox, Transfer, Webhook, XTA, Peer} }
+func All() []string { return []string{Mailbox, Transfer, Webhook, API, XTA, Peer} }

@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
 
 	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/adapters/pull"
 	"github.com/amtsbote/amtsbote/adapters/transfer"
 	"github.com/amtsbote/amtsbote/adapters/webhook"
 	"github.com/amtsbote/amtsbote/channel"
@@ -43,6 +46,7 @@ var channelTable = []channelRow{
 		return transfer.New(transfer.Options{Logger: d.log})
 	}},
 	{name: channel.XTA, build: newXTAAdapter},
+	{name: channel.API, build: func(channelDeps) (adapters.Adapter, error) { return pull.New(), nil }},
 	// Registered by setupMailbox; every office has it, its endpoint (the address for
 	// arrival notices) is optional.
 	{name: channel.Mailbox, implicit: true},
@@ -211,4 +215,22 @@ func sharedFolders(offices map[string]config.OfficeClient, ids []string) []error
 func within(dir, path string) bool {
 	rel, err := filepath.Rel(dir, path)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// warnTokenOnly names at start each office with a token but no channel and no
+// mailbox user: every package for it is held, a dead letter with its alert, until
+// its system fetches it. Most such offices poll the pull API and want the api
+// channel, which hands their packages over instead (docs/operations.md).
+func warnTokenOnly(cfg config.Config, log *slog.Logger) {
+	people := map[string]bool{}
+	for _, u := range cfg.Mailbox.Users {
+		people[u.Office] = true
+	}
+	for _, id := range slices.Sorted(maps.Keys(cfg.Offices)) {
+		o := cfg.Offices[id]
+		if o.Token != "" && len(o.Channels) == 0 && !people[id] {
+			log.Warn("office has a token but no channel and no mailbox user: its packages are held until its system fetches them; "+
+				"if it polls the pull API, give it channels.api (and kind api in the directory)", "office", id)
+		}
+	}
 }

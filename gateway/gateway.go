@@ -329,6 +329,7 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 	if err := checkChannels(cfg.Offices, g.adapters); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
+	warnTokenOnly(cfg, log)
 	if err := g.Broker.Start(ctx); err != nil {
 		return nil, err
 	}

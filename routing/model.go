@@ -148,8 +148,8 @@ type Contact struct {
 
 // Channel is one delivery channel of an office, with its e-government maturity level.
 type Channel struct {
-	Kind     string // "webhook", "xta", "transfer", "mailbox", "peer"
-	Level    int    // 1 mailbox, 2 transfer, 3 webhook, 4 xta; 0 for peer
+	Kind     string // "webhook", "api", "xta", "transfer", "mailbox", "peer"
+	Level    int    // 1 mailbox, 2 transfer, 3 webhook and api, 4 xta; 0 for peer
 	Endpoint string // URL, folder, XTA identifier or mailbox name
 }
 
@@ -157,13 +157,14 @@ type Channel struct {
 // package channel.
 const (
 	KindWebhook  = channel.Webhook
+	KindAPI      = channel.API
 	KindXTA      = channel.XTA
 	KindTransfer = channel.Transfer
 	KindMailbox  = channel.Mailbox
 	KindPeer     = channel.Peer
 )
 
-var kindLevel = map[string]int{KindMailbox: channel.Level(KindMailbox), KindTransfer: channel.Level(KindTransfer), KindWebhook: channel.Level(KindWebhook), KindXTA: channel.Level(KindXTA)}
+var kindLevel = map[string]int{KindMailbox: channel.Level(KindMailbox), KindTransfer: channel.Level(KindTransfer), KindWebhook: channel.Level(KindWebhook), KindAPI: channel.Level(KindAPI), KindXTA: channel.Level(KindXTA)}
 
 // Office is an Organisationseinheit (a zuständige Stelle).
 type Office struct {

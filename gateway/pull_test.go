@@ -1,0 +1,124 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+const (
+	pullOffice  = "sn-abruf-amt"
+	pullToken   = "office-token-abruf"
+	pullService = "99123456789013"
+)
+
+// pullDirectory is a directory overlay with one office that only polls: channel
+// api, responsible for pullService in all of Saxony.
+func pullDirectory(t *testing.T) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "abruf.yaml")
+	if err := os.WriteFile(f, []byte(`services:
+  - {key: "`+pullService+`", name: "Abruftest", quelle: "test"}
+offices:
+  - id: `+pullOffice+`
+    name: "Amt mit Abruf"
+    kanaele: [{kind: api, level: 3}]
+responsibilities:
+  - {leistung: "`+pullService+`", gebiet: "14", stelle: `+pullOffice+`}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestPullOfficeGetsItsPackagesHandedOver: an office whose system polls the pull
+// API and takes no notification (channel api) has each package handed over at
+// once, listed for it as handed_over, and delivered by its first fetch, with the
+// Zustellbestaetigung. Before, such an office had no channel: each package was
+// held, a dead letter with the operator's alert, although nothing had failed.
+func TestPullOfficeGetsItsPackagesHandedOver(t *testing.T) {
+	f := start(t, func(c *config.Config) {
+		c.Directory.Files = []string{pullDirectory(t)}
+		c.Offices[pullOffice] = config.OfficeClient{Token: pullToken, Channels: map[string]config.Channel{channel.API: {}}}
+	})
+	p := paket.ExampleWith(pullService, paket.NewMessageID(), time.Now())
+	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
+	res, err := f.portal.Submit(context.Background(), p)
+	if err != nil || res.Status != http.StatusCreated {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	id := res.SubmissionID
+	waitFor(t, "the hand-over to the pull API", func() bool {
+		s, err := f.g.Broker.Submission(id)
+		return err == nil && s.State == submission.StateHandedOver
+	})
+	if v := scrapeValue(t, f.g.URL(), "amtsbote_submissions_held"); v != "0" {
+		t.Errorf("held: %s, want 0", v)
+	}
+	if status, body := officeGet(t, f.g.URL()+"/v1/office/submissions?state=handed_over", pullToken); status != http.StatusOK || !strings.Contains(body, id) {
+		t.Fatalf("the office's list of what waits for it: %d %s", status, body)
+	}
+	if status, body := officeGet(t, f.g.URL()+"/v1/admin/dead-letters", adminToken); status != http.StatusOK || strings.Contains(body, id) {
+		t.Fatalf("a dead letter: %d %s", status, body)
+	}
+	// The first fetch is the delivery.
+	if status, body := officeGet(t, f.g.URL()+"/v1/office/submissions/"+id+"/package", pullToken); status != http.StatusOK || !strings.Contains(body, "Antragspaket") {
+		t.Fatalf("fetch: %d %.200s", status, body)
+	}
+	s, err := f.g.Broker.Submission(id)
+	if err != nil || s.State != submission.StateDelivered {
+		t.Fatalf("after the fetch: %v %+v", err, s)
+	}
+	if status, body := officeGet(t, f.g.URL()+"/v1/office/submissions/"+id+"/receipts/zustellung", pullToken); status != http.StatusOK || !strings.Contains(body, "Zustellbestaetigung") {
+		t.Fatalf("the Zustellbestaetigung: %d %.300s", status, body)
+	}
+}
+
+// TestPullChannelNeedsAToken: an office with the api channel and no token could
+// never fetch; the configuration is refused, naming the office. So is an address
+// for the channel (most likely a webhook's URL under the wrong name).
+func TestPullChannelNeedsAToken(t *testing.T) {
+	c := config.Default()
+	c.Offices = map[string]config.OfficeClient{pullOffice: {Channels: map[string]config.Channel{channel.API: {}}}}
+	c.Resolve()
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "offices."+pullOffice+".channels.api: the office fetches through the pull API and needs offices."+pullOffice+".token") {
+		t.Fatalf("validate: %v", err)
+	}
+	_, err := Start(context.Background(), func() config.Config {
+		cfg := c
+		cfg.DataDir = t.TempDir()
+		cfg.Listen = "127.0.0.1:0"
+		cfg.Offices = map[string]config.OfficeClient{pullOffice: {Token: pullToken, Channels: map[string]config.Channel{channel.API: {Endpoint: "https://fachverfahren.example/hook"}}}}
+		return cfg
+	}(), quietLog())
+	if err == nil || !strings.Contains(err.Error(), "offices."+pullOffice+".channels.api.endpoint") {
+		t.Fatalf("start with an address for the pull channel: %v", err)
+	}
+}
+
+// officeGet is a GET with a bearer token, answered with status and body.
+func officeGet(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
