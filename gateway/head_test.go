@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -26,17 +25,7 @@ func TestHeadAnswersAsGetWould(t *testing.T) {
 	}
 	do := func(method, path, token string) (*http.Response, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest(method, f.g.URL()+path, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return resp, b
+		return authed(t, method, f.g.URL()+path, token)
 	}
 	pkg := "/v1/office/submissions/" + id + "/package"
 	// The package first: HEAD, then the record must still wait for the office.

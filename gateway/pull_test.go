@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -110,14 +109,7 @@ func TestPullChannelNeedsAToken(t *testing.T) {
 // officeGet is a GET with a bearer token, answered with status and body.
 func officeGet(t *testing.T, url, token string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := authed(t, http.MethodGet, url, token)
 	return resp.StatusCode, string(b)
 }
 

@@ -18,15 +18,25 @@ import (
 
 func adminPost(t *testing.T, url string) (int, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url, nil)
-	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, b := authed(t, http.MethodPost, url, adminToken)
+	return resp.StatusCode, b
+}
+
+// authed sends a request without a body, with the bearer token unless it is "",
+// and reads the whole answer.
+func authed(t *testing.T, method, url, token string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return resp, b
 }
 
 func serviceStatus(t *testing.T, base, key string) int {

@@ -170,17 +170,7 @@ func StartDeployCluster(tb testing.TB, password string) (*Cluster, *DeployTLS) {
 		}
 		c.Servers = append(c.Servers, &Server{Name: name, ClientURL: fmt.Sprintf("tls://127.0.0.1:%d", ports[i].Client), conf: conf, dir: dir})
 	}
-	tb.Cleanup(func() {
-		for _, s := range c.Servers {
-			s.kill()
-		}
-	})
-	for _, s := range c.Servers {
-		if err := c.start(s); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	c.WaitReady(tb, 60*time.Second)
+	c.startAll(tb)
 	return c, t
 }
 

@@ -132,6 +132,14 @@ cluster {
 		}
 		c.Servers = append(c.Servers, &Server{Name: name, ClientURL: fmt.Sprintf("nats://127.0.0.1:%d", ports[i]), conf: conf, dir: dir})
 	}
+	c.startAll(tb)
+	return c
+}
+
+// startAll starts every server (killed in cleanup) and waits until JetStream has
+// a meta leader.
+func (c *Cluster) startAll(tb testing.TB) {
+	tb.Helper()
 	tb.Cleanup(func() {
 		for _, s := range c.Servers {
 			s.kill()
@@ -143,7 +151,6 @@ cluster {
 		}
 	}
 	c.WaitReady(tb, 60*time.Second)
-	return c
 }
 
 // URLs is every server's client URL, comma separated, for nats.Connect.
