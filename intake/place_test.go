@@ -29,7 +29,8 @@ func TestPostcodeAndNameAreReadTogether(t *testing.T) {
 		{paket.Ort{PLZ: "01877", Name: "Bischofswerda"}, "Bischofswerda, Stadt", nil},
 		{paket.Ort{PLZ: "01877", Name: "Rammenau"}, "Rammenau", nil},
 		{paket.Ort{PLZ: "01877"}, "", routing.ErrAmbiguousPlace},
-		{paket.Ort{PLZ: "01877", Name: "Putzkau"}, "", routing.ErrAmbiguousPlace}, // an Ortsteil: the postcode's choices
+		{paket.Ort{PLZ: "01877", Name: "Weickersdorf"}, "", routing.ErrAmbiguousPlace}, // an Ortsteil: the postcode's choices
+		{paket.Ort{PLZ: "01877", Name: "Putzkau"}, "Schmölln-Putzkau", nil},            // a town in a double name
 		{paket.Ort{PLZ: "01067", Name: "Leipzig"}, "", routing.ErrUnknownPlace},
 		{paket.Ort{PLZ: "01067", Name: "Dresden-Altstadt"}, "Dresden, Stadt", nil},
 		{paket.Ort{PLZ: "01067", Name: "Irgendwo"}, "Dresden, Stadt", nil},       // no municipality: the postcode decides
