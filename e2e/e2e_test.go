@@ -306,6 +306,9 @@ func TestDemo(t *testing.T) {
 // an office without a webhook can have, and exits 0.
 func TestDemoChannels(t *testing.T) {
 	for ch, wants := range map[string][]string{
+		"api": {"takes no webhook", "handed over by api: receiver pull API of office", "poll found submission",
+			"delivered by api", "portal signature verified", "office answered: accepted", "to be delivered over api",
+			"demo complete: the application reached Stadt Dresden by api and is accepted"},
 		"transfer": {"handed over by transfer", "import found case", "antrag.xml", "zusammenfassung.pdf", "delivered by transfer",
 			"to be delivered over transfer", "Zustellbestaetigung signature valid", "demo complete: the application reached Stadt Dresden by transfer"},
 		"mailbox": {"clerk \"dresden\" logged into", "handed over by mailbox", "clerk opens case", "Der Papierkorb an der Bushaltestelle ist voll.",

@@ -1,6 +1,7 @@
 // Package fachverfahren is a small but real office system (Fachverfahren) at
 // maturity level 3: it receives the gateway's webhook, checks both signature header
-// sets, fetches the signed package and its attachments with its bearer token, checks
+// sets (or, behind a firewall, polls the pull API for what waits: Poll), fetches
+// the signed package and its attachments with its bearer token, checks
 // every digest (and, given a verifier, the portal's signature), and answers accept or
 // reject. The demo runs it for Stadt Dresden; the end-to-end tests use it as the
 // receiving side, so the protocol is exercised by a client that is not the gateway.
@@ -269,7 +270,11 @@ func (o *Office) process(n webhook.Notification, token string) Outcome {
 }
 
 func (o *Office) get(url, token string) ([]byte, error) {
-	req, err := http.NewRequest(http.MethodGet, url, nil)
+	return o.getCtx(context.Background(), url, token)
+}
+
+func (o *Office) getCtx(ctx context.Context, url, token string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -291,6 +296,66 @@ func (o *Office) get(url, token string) ([]byte, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// Poll is one round of an office system that takes no webhook (channel api,
+// behind a firewall that lets nothing in): it lists what waits for the office
+// (state handed_over) at the gateway's base URL, and fetches, checks and decides
+// each package as it would after a notification — the first fetch is the
+// delivery. It returns how many it processed; what failed on the way is tried
+// again in the next round.
+func (o *Office) Poll(ctx context.Context, base string) (int, error) {
+	o.mu.Lock()
+	token := o.opt.Token
+	o.mu.Unlock()
+	raw, err := o.getCtx(ctx, base+wire.OfficeListPath("", 100, string(wire.StateHandedOver)), token)
+	if err != nil {
+		return 0, err
+	}
+	var list wire.OfficeList
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return 0, fmt.Errorf("office list: %w", err)
+	}
+	n := 0
+	for _, s := range list.Submissions {
+		o.mu.Lock()
+		dup := o.seen[s.DeliveryID]
+		o.mu.Unlock()
+		if dup {
+			continue
+		}
+		o.logf("poll found submission %s waiting for the office", s.ID)
+		out := o.process(pollNotification(base, s), token)
+		var te *transientError
+		if out.Err != nil && errors.As(out.Err, &te) {
+			o.logf("fetch or answer for %s failed (%v); next round", s.ID, out.Err)
+			continue
+		}
+		o.mu.Lock()
+		o.seen[s.DeliveryID] = true
+		o.done[s.ID] = out
+		o.mu.Unlock()
+		select {
+		case o.ch <- out:
+		default:
+		}
+		n++
+	}
+	return n, nil
+}
+
+// pollNotification is what a notification would have said of s: the office's
+// links at base, the digests the list gives.
+func pollNotification(base string, s wire.OfficeSubmission) webhook.Notification {
+	n := webhook.Notification{SubmissionID: s.ID, DeliveryID: s.DeliveryID,
+		Package: webhook.PackageRef{SHA256: s.PackageSHA256, Size: s.PackageSize, Href: base + wire.OfficePackagePath(s.ID)},
+		Links: webhook.Links{Submission: base + wire.OfficeSubmissionPath(s.ID), Package: base + wire.OfficePackagePath(s.ID),
+			Accept: base + wire.OfficeDecisionPath(s.ID, wire.OutcomeAccepted), Reject: base + wire.OfficeDecisionPath(s.ID, wire.OutcomeRejected)}}
+	for _, a := range s.Attachments {
+		n.Attachments = append(n.Attachments, webhook.AttachmentRef{ID: a.ID, MimeType: a.MimeType, Size: a.Size, SHA256: a.SHA256,
+			Href: base + wire.OfficeAttachmentPath(s.ID, a.ID)})
+	}
+	return n
 }
 
 // transientError is a failure on the way to the gateway that a retry can cure.

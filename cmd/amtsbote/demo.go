@@ -43,7 +43,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	failFirst := fs.Int("fail-first", 1, "the Fachverfahren answers 503 to the first N webhooks, to show a retry")
 	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
 	verbose := fs.Bool("v", false, "show the gateway's logs")
-	via := fs.String("channel", channel.Webhook, "how Stadt Dresden takes the application: webhook, transfer, mailbox, xta")
+	via := fs.String("channel", channel.Webhook, "how Stadt Dresden takes the application: webhook, api (its system polls), transfer, mailbox, xta")
 	federation := fs.Bool("federation", false, "two gateways (Saxony, Bavaria) in one process: an application crosses the state border")
 	if err := fs.Parse(args); err != nil {
 		return 2

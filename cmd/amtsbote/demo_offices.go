@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -42,6 +43,7 @@ type demoOffice interface {
 
 var demoOffices = map[string]func(*demoEnv) (demoOffice, error){
 	channel.Webhook:  newWebhookOffice,
+	channel.API:      newPullOffice,
 	channel.Transfer: newTransferOffice,
 	channel.Mailbox:  newMailboxOffice,
 	channel.XTA:      newXTAOffice,
@@ -143,6 +145,53 @@ func (w *webhookOffice) decides() bool { return true }
 func (w *webhookOffice) check(id string) error { return w.fv.Processed()[id].Err }
 
 func (w *webhookOffice) close() { _ = w.fv.Close() }
+
+// --- api: the Fachverfahren takes no webhook; it polls the pull API ---
+
+type pullOffice struct {
+	poller
+	fv  *fachverfahren.Office
+	out *printer
+}
+
+func newPullOffice(e *demoEnv) (demoOffice, error) {
+	var tok [16]byte
+	if _, err := rand.Read(tok[:]); err != nil {
+		return nil, err
+	}
+	token := hex.EncodeToString(tok[:])
+	fv, err := fachverfahren.Start(fachverfahren.Options{Token: token, Logf: func(f string, a ...any) { e.out.say("Fachverfahren", f, a...) }})
+	if err != nil {
+		return nil, err
+	}
+	if err := useDemoChannels(e, channel.API, channel.Mailbox); err != nil {
+		_ = fv.Close()
+		return nil, err
+	}
+	e.cfg.Offices = map[string]config.OfficeClient{gateway.DemoOfficeID: {Token: token, Channels: map[string]config.Channel{channel.API: {}}}}
+	e.out.say("Fachverfahren", "Stadt Dresden's office system takes no webhook (its network lets nothing in): it polls the pull API every 200 ms")
+	return &pullOffice{fv: fv, out: e.out}, nil
+}
+
+func (p *pullOffice) start(ctx context.Context, g *gateway.Gateway) error {
+	p.fv.SetVerifier(signing.NewVerifier(g.Trust, signing.VerifyOptions{}))
+	base := g.URL()
+	p.run(ctx, 200*time.Millisecond, func(ctx context.Context) {
+		if _, err := p.fv.Poll(ctx, base); err != nil && ctx.Err() == nil {
+			p.out.say("Fachverfahren", "poll failed: %v", err)
+		}
+	})
+	return nil
+}
+
+func (p *pullOffice) decides() bool { return true }
+
+func (p *pullOffice) check(id string) error { return p.fv.Processed()[id].Err }
+
+func (p *pullOffice) close() {
+	p.stop()
+	_ = p.fv.Close()
+}
 
 // --- transfer: a case folder in a shared folder; the office's import takes it ---
 
