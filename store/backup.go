@@ -117,23 +117,29 @@ func (db *DB) Backup(ctx context.Context, w io.Writer) (BackupStats, error) {
 	}
 	st.DBSHA256 = hex.EncodeToString(dbHash.Sum(nil))
 
-	var digests []string
+	// Each blob is copied as the walk finds it, so the backup holds one blob
+	// folder's listing at a time (a 256th of the files), not the names of all
+	// of them: those grew with the store, by some 100 bytes a file, inside the
+	// serving gateway.
+	var copyErr error
 	if err := db.blobs.Walk(func(d string, _ int64, _ time.Time) bool {
-		digests = append(digests, d)
+		n, err := db.blobs.backupOne(ctx, tw, d)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			// swept meanwhile: unreferenced (see above)
+		case err != nil:
+			copyErr = fmt.Errorf("store: backup: blob %s: %w", d, err)
+			return false
+		default:
+			st.Blobs++
+			st.BlobBytes += n
+		}
 		return ctx.Err() == nil
 	}); err != nil {
 		return st, fmt.Errorf("store: backup: %w", err)
 	}
-	for _, d := range digests {
-		n, err := db.blobs.backupOne(ctx, tw, d)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // swept meanwhile: unreferenced (see above)
-		}
-		if err != nil {
-			return st, fmt.Errorf("store: backup: blob %s: %w", d, err)
-		}
-		st.Blobs++
-		st.BlobBytes += n
+	if copyErr != nil {
+		return st, copyErr
 	}
 	if err := ctx.Err(); err != nil {
 		return st, err
