@@ -333,3 +333,31 @@ func dialRoute(addr, caFile string, cert *tls.Certificate) error {
 func writeOtherCA(t *testing.T) string {
 	return natstest.WriteDeployTLS(t, t.TempDir()).CA
 }
+
+// TestClientCertificateWhereTheClusterAsksForOne: the example's commented
+// `verify: true` on the client port, switched on: a gateway with
+// nats.tls.cert_file and key_file connects, one without a client certificate is
+// refused in the handshake.
+func TestClientCertificateWhereTheClusterAsksForOne(t *testing.T) {
+	c, files := natstest.StartDeployClusterWith(t, "client-cert-test", func(conf string) string {
+		const commented = "  # verify: true\n"
+		if !strings.Contains(conf, commented) {
+			t.Fatalf("the example no longer has %q to switch on", commented)
+		}
+		return strings.Replace(conf, commented, "  verify: true\n", 1)
+	})
+	urls := strings.Replace(c.URLs(), "tls://", "tls://amtsbote:client-cert-test@", 1)
+	quiet := slog.New(slog.DiscardHandler)
+	b, err := Start(context.Background(), Options{URL: urls, TLS: TLSFiles{CAFile: files.CA, CertFile: files.ClientCert, KeyFile: files.ClientKey}, Logger: quiet})
+	if err != nil {
+		t.Fatalf("with the client certificate: %v\n%s", err, c.Logs())
+	}
+	b.Close()
+	if b, err := Start(context.Background(), Options{URL: urls, TLS: TLSFiles{CAFile: files.CA}, Logger: quiet}); err == nil {
+		b.Close()
+		t.Fatal("connected without a client certificate to servers that require one")
+	}
+	if _, err := Start(context.Background(), Options{URL: urls, TLS: TLSFiles{CAFile: files.CA, CertFile: files.ClientCert}, Logger: quiet}); !errors.Is(err, ErrTLSFiles) {
+		t.Errorf("a certificate without its key: %v", err)
+	}
+}

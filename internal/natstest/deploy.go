@@ -144,8 +144,17 @@ func RewriteDeployConfig(tb testing.TB, file, tlsDir, storeDir string, self int,
 // StartDeployCluster runs the three configurations of deploy/nats (rewritten by
 // RewriteDeployConfig) as three nats-server processes with the gateways' password
 // in their environment, and waits until JetStream is ready. The Cluster's URLs
-// are tls:// URLs; its Connect uses the password and the CA.
+// are tls:// URLs; its Connect uses the password, the CA and the client
+// certificate.
 func StartDeployCluster(tb testing.TB, password string) (*Cluster, *DeployTLS) {
+	tb.Helper()
+	return StartDeployClusterWith(tb, password, nil)
+}
+
+// StartDeployClusterWith is StartDeployCluster with edit applied to each
+// rewritten configuration (nil: none), for a variant the example describes in a
+// comment, e.g. client certificates required.
+func StartDeployClusterWith(tb testing.TB, password string, edit func(conf string) string) (*Cluster, *DeployTLS) {
 	tb.Helper()
 	bin := Binary(tb)
 	base := tb.TempDir()
@@ -157,7 +166,7 @@ func StartDeployCluster(tb testing.TB, password string) (*Cluster, *DeployTLS) {
 	pick := FreePorts(tb, 9)
 	ports := []DeployPorts{{pick[0], pick[1], pick[2]}, {pick[3], pick[4], pick[5]}, {pick[6], pick[7], pick[8]}}
 	c := &Cluster{bin: bin, tb: tb, env: []string{"NATS_AMTSBOTE_PASSWORD=" + password},
-		opts: []nats.Option{nats.UserInfo("amtsbote", password), nats.RootCAs(t.CA)}}
+		opts: []nats.Option{nats.UserInfo("amtsbote", password), nats.RootCAs(t.CA), nats.ClientCert(t.ClientCert, t.ClientKey)}}
 	for i, f := range DeployConfigs(tb) {
 		name := fmt.Sprintf("nats-%d", i+1)
 		dir := filepath.Join(base, name)
@@ -165,7 +174,11 @@ func StartDeployCluster(tb testing.TB, password string) (*Cluster, *DeployTLS) {
 			tb.Fatal(err)
 		}
 		conf := filepath.Join(dir, "nats.conf")
-		if err := os.WriteFile(conf, []byte(RewriteDeployConfig(tb, f, tlsDir, dir, i, ports)), 0o644); err != nil {
+		text := RewriteDeployConfig(tb, f, tlsDir, dir, i, ports)
+		if edit != nil {
+			text = edit(text)
+		}
+		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 			tb.Fatal(err)
 		}
 		c.Servers = append(c.Servers, &Server{Name: name, ClientURL: fmt.Sprintf("tls://127.0.0.1:%d", ports[i].Client), conf: conf, dir: dir})
