@@ -95,8 +95,8 @@ func TestPullChannelNeedsAToken(t *testing.T) {
 		t.Fatalf("validate: %v", err)
 	}
 	_, err := Start(context.Background(), func() config.Config {
-		cfg := c
-		cfg.DataDir = t.TempDir()
+		cfg := config.Default()
+		cfg.DataDir = t.TempDir() // the development PKI goes there, not into the source tree
 		cfg.Listen = "127.0.0.1:0"
 		cfg.Offices = map[string]config.OfficeClient{pullOffice: {Token: pullToken, Channels: map[string]config.Channel{channel.API: {Endpoint: "https://fachverfahren.example/hook"}}}}
 		return cfg

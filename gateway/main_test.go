@@ -1,0 +1,23 @@
+package gateway
+
+import (
+	"fmt"
+	"os"
+	"testing"
+)
+
+// TestMain fails the package when a test left a data folder in the source tree:
+// a configuration resolved without a DataDir puts the development PKI, private
+// keys included, into ./data/pki, and one such run was committed.
+func TestMain(m *testing.M) {
+	_, before := os.Stat("data")
+	code := m.Run()
+	if _, after := os.Stat("data"); before != nil && after == nil {
+		fmt.Fprintln(os.Stderr, "a test wrote ./data into the source tree (a configuration without DataDir): set cfg.DataDir to t.TempDir()")
+		_ = os.RemoveAll("data")
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
