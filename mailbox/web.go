@@ -785,7 +785,8 @@ func (m *Mailbox) detail(w http.ResponseWriter, r *http.Request, s session, id s
 	// opens nothing (RFC 9110: HEAD is safe), so it confirms nothing either.
 	var sub *submission.Submission
 	var err error
-	if r.Method == http.MethodHead {
+	head := r.Method == http.MethodHead
+	if head {
 		sub, err = m.desk.Get(ctx, s.Office, id)
 	} else {
 		sub, err = m.desk.Confirm(ctx, s.Office, id, pickup)
@@ -806,6 +807,9 @@ func (m *Mailbox) detail(w http.ResponseWriter, r *http.Request, s session, id s
 	p.SessionEnds = s.ends().In(berlin).Format("15:04 Uhr")
 	if sub.BytesRemovedAt != nil {
 		p.ViewErr = "" // after the events are read: retention or erasure
+	} else if head {
+		// Nothing of the package is read for a page whose body is dropped, and
+		// nobody is recorded as having opened it.
 	} else if sub.DeliveredAt != nil {
 		m.opened(sub.ID, s)
 		var rc io.ReadCloser

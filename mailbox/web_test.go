@@ -784,4 +784,21 @@ func TestHeadConfirmsNothing(t *testing.T) {
 	if now, _ := e.b.Submission(sub.ID); now.DeliveredAt == nil {
 		t.Fatal("the GET did not confirm either: the HEAD checks prove nothing")
 	}
+
+	// A case another channel delivered (the office's system fetched it): a HEAD
+	// of its page records nobody as its first reader; a GET does.
+	other := e.receiveHandedOver(t, officeDresden)
+	if _, err := e.b.Confirm(context.Background(), officeDresden, other.ID, broker.Pickup{Channel: channel.API, Receiver: "office system"}); err != nil {
+		t.Fatal(err)
+	}
+	if rec := anna.do(http.MethodHead, "/postfach/s/"+other.ID, nil); rec.Code != http.StatusOK {
+		t.Fatalf("HEAD of a delivered case: %d", rec.Code)
+	}
+	if _, ok, err := e.mb.db.opened(other.ID); err != nil || ok {
+		t.Fatalf("a HEAD recorded an opening: %v %v", ok, err)
+	}
+	anna.get("/postfach/s/" + other.ID)
+	if o, ok, _ := e.mb.db.opened(other.ID); !ok || o.User != "anna" {
+		t.Fatalf("the GET recorded no opening: %+v %v", o, ok)
+	}
 }
