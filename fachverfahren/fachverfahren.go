@@ -67,7 +67,8 @@ type Office struct {
 	srv       *http.Server
 	ln        net.Listener
 	mu        sync.Mutex
-	seen      map[string]bool // delivery ids: duplicates are acknowledged, not processed again
+	seen      map[string]bool                  // delivery ids: duplicates are acknowledged, not processed again
+	again     map[string]wire.OfficeSubmission // Poll: fetched (so no longer listed) but not decided yet
 	done      map[string]Outcome
 	hits      int
 	wg        sync.WaitGroup
@@ -85,7 +86,7 @@ func Start(opt Options) (*Office, error) {
 	if opt.Client == nil {
 		opt.Client = &http.Client{Timeout: 30 * time.Second}
 	}
-	o := &Office{opt: opt, ln: ln, seen: map[string]bool{}, done: map[string]Outcome{}, ch: make(chan Outcome, 1024), stop: make(chan struct{})}
+	o := &Office{opt: opt, ln: ln, seen: map[string]bool{}, again: map[string]wire.OfficeSubmission{}, done: map[string]Outcome{}, ch: make(chan Outcome, 1024), stop: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /hook", o.hook)
 	o.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -302,11 +303,16 @@ func (o *Office) getCtx(ctx context.Context, url, token string) ([]byte, error) 
 // behind a firewall that lets nothing in): it lists what waits for the office
 // (state handed_over) at the gateway's base URL, and fetches, checks and decides
 // each package as it would after a notification — the first fetch is the
-// delivery. It returns how many it processed; what failed on the way is tried
-// again in the next round.
+// delivery. It returns how many it processed. What failed on the way is tried
+// again in the next round: a package not fetched is listed again, one fetched
+// (delivered, so no longer listed) but not decided is kept here until it is.
 func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 	o.mu.Lock()
 	token := o.opt.Token
+	var todo []wire.OfficeSubmission
+	for _, s := range o.again {
+		todo = append(todo, s)
+	}
 	o.mu.Unlock()
 	raw, err := o.getCtx(ctx, base+wire.OfficeListPath("", 100, string(wire.StateHandedOver)), token)
 	if err != nil {
@@ -317,21 +323,30 @@ func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 		return 0, fmt.Errorf("office list: %w", err)
 	}
 	n := 0
-	for _, s := range list.Submissions {
+	for _, s := range append(todo, list.Submissions...) {
 		o.mu.Lock()
+		_, retry := o.again[s.ID]
 		dup := o.seen[s.DeliveryID]
 		o.mu.Unlock()
 		if dup {
 			continue
 		}
-		o.logf("poll found submission %s waiting for the office", s.ID)
+		if !retry {
+			o.logf("poll found submission %s waiting for the office", s.ID)
+		}
 		out := o.process(pollNotification(base, s), token)
 		var te *transientError
 		if out.Err != nil && errors.As(out.Err, &te) {
 			o.logf("fetch or answer for %s failed (%v); next round", s.ID, out.Err)
+			if out.PackageBytes > 0 { // fetched: the list will not name it again
+				o.mu.Lock()
+				o.again[s.ID] = s
+				o.mu.Unlock()
+			}
 			continue
 		}
 		o.mu.Lock()
+		delete(o.again, s.ID)
 		o.seen[s.DeliveryID] = true
 		o.done[s.ID] = out
 		o.mu.Unlock()

@@ -2,16 +2,19 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/fachverfahren"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -114,3 +117,61 @@ func officeGet(t *testing.T, url, token string) (int, string) {
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// failFirstPost is a transport that loses the first POST on the way, as a
+// dropped connection does.
+type failFirstPost struct {
+	mu   sync.Mutex
+	left int
+}
+
+func (f *failFirstPost) RoundTrip(r *http.Request) (*http.Response, error) {
+	f.mu.Lock()
+	fail := r.Method == http.MethodPost && f.left > 0
+	if fail {
+		f.left--
+	}
+	f.mu.Unlock()
+	if fail {
+		return nil, errors.New("connection reset (simulated)")
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestPollingOfficeDecidesAfterALostAnswer: fachverfahren.Office.Poll fetches a
+// package (the delivery: it is no longer listed as waiting) and its answer is
+// lost on the way. The next round decides it all the same; it had been dropped
+// for good, since the list names only what waits.
+func TestPollingOfficeDecidesAfterALostAnswer(t *testing.T) {
+	f := start(t, func(c *config.Config) {
+		c.Directory.Files = []string{pullDirectory(t)}
+		c.Offices[pullOffice] = config.OfficeClient{Token: pullToken, Channels: map[string]config.Channel{channel.API: {}}}
+	})
+	p := paket.ExampleWith(pullService, paket.NewMessageID(), time.Now())
+	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
+	res, err := f.portal.Submit(context.Background(), p)
+	if err != nil || res.Status != http.StatusCreated {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	waitFor(t, "the hand-over", func() bool {
+		s, err := f.g.Broker.Submission(res.SubmissionID)
+		return err == nil && s.State == submission.StateHandedOver
+	})
+	fv, err := fachverfahren.Start(fachverfahren.Options{Token: pullToken, Client: &http.Client{Transport: &failFirstPost{left: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fv.Close()
+	if n, err := fv.Poll(context.Background(), f.g.URL()); err != nil || n != 0 {
+		t.Fatalf("first round (answer lost): %d %v", n, err)
+	}
+	if s, _ := f.g.Broker.Submission(res.SubmissionID); s.State != submission.StateDelivered {
+		t.Fatalf("after the fetch: %s, want delivered", s.State)
+	}
+	if n, err := fv.Poll(context.Background(), f.g.URL()); err != nil || n != 1 {
+		t.Fatalf("second round: %d %v", n, err)
+	}
+	if s, _ := f.g.Broker.Submission(res.SubmissionID); s.State != submission.StateAccepted {
+		t.Fatalf("after the second round: %s, want accepted", s.State)
+	}
+}
