@@ -514,7 +514,7 @@ func (c *Config) Validate() error {
 				errs = append(errs, fmt.Errorf("offices.%s.channels.%s: unknown channel (known: %s)", id, name, strings.Join(channel.All(), ", ")))
 			}
 		}
-		if _, pulls := o.Channels[channel.API]; pulls && o.Token == "" {
+		if _, pulls := o.Channels[channel.API]; pulls && strings.TrimSpace(o.Token) == "" {
 			// Its packages would wait for a fetch that cannot come.
 			errs = append(errs, fmt.Errorf("offices.%s.channels.%s: the office fetches through the pull API and needs offices.%s.token", id, channel.API, id))
 		}

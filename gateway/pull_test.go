@@ -91,11 +91,13 @@ func TestPullOfficeGetsItsPackagesHandedOver(t *testing.T) {
 // never fetch; the configuration is refused, naming the office. So is an address
 // for the channel (most likely a webhook's URL under the wrong name).
 func TestPullChannelNeedsAToken(t *testing.T) {
-	c := config.Default()
-	c.Offices = map[string]config.OfficeClient{pullOffice: {Channels: map[string]config.Channel{channel.API: {}}}}
-	c.Resolve()
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "offices."+pullOffice+".channels.api: the office fetches through the pull API and needs offices."+pullOffice+".token") {
-		t.Fatalf("validate: %v", err)
+	for _, token := range []string{"", "  "} { // blank: no client signs in with it
+		c := config.Default()
+		c.Offices = map[string]config.OfficeClient{pullOffice: {Token: token, Channels: map[string]config.Channel{channel.API: {}}}}
+		c.Resolve()
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "offices."+pullOffice+".channels.api: the office fetches through the pull API and needs offices."+pullOffice+".token") {
+			t.Fatalf("validate with token %q: %v", token, err)
+		}
 	}
 	_, err := Start(context.Background(), func() config.Config {
 		cfg := config.Default()
