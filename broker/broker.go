@@ -40,6 +40,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/bus"
+	"github.com/amtsbote/amtsbote/internal/repeatlimit"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -515,14 +516,14 @@ func (b *Broker) relay() {
 	// While NATS is away every publish fails, for hours perhaps: the log says so
 	// once a minute (amtsbote_bus_connected and its alert say it all the time),
 	// not every tick, which was 17,000 lines a day (an observability audit).
-	warned := repeatLimit{every: time.Minute}
+	warned := &repeatlimit.Limit{Every: time.Minute}
 	for {
 		select {
 		case <-b.ctx.Done():
 			return
 		case e := <-b.pending:
 			if _, err := b.publishEntry(b.ctx, e); err != nil {
-				if len(retry) == 0 && warned.allow(time.Now()) {
+				if len(retry) == 0 && warned.Allow(time.Now()) {
 					b.log.Warn("publish to queue failed; will retry", "submission", e.id, "err", err)
 				}
 				retry = append(retry, e)
@@ -539,7 +540,7 @@ func (b *Broker) relay() {
 					b.rescan.Store(true)
 					rescanWait = min(max(2*rescanWait, time.Second), maxRescanWait)
 					nextRescan = now.Add(rescanWait)
-					if warned.allow(now) {
+					if warned.Allow(now) {
 						b.log.Warn("publishing the outbox to the queue failed; tried again later", "in", rescanWait.String(), "err", err)
 					}
 				} else {
@@ -553,32 +554,17 @@ func (b *Broker) relay() {
 					keep, lastErr = append(keep, e), err
 				}
 			}
-			if lastErr != nil && warned.allow(now) {
+			if lastErr != nil && warned.Allow(now) {
 				// One line, not one per package: a full queue fails them all.
 				b.log.Warn("publishes to queue failed; will retry", "waiting", len(keep), "err", lastErr)
 			}
 			if lastErr == nil && len(retry) > 0 {
 				b.log.Info("publishes to the queue go through again", "published", len(retry))
-				warned = repeatLimit{every: warned.every}
+				warned.Reset()
 			}
 			retry = keep
 		}
 	}
-}
-
-// repeatLimit lets a warning that repeats while a fault lasts through at most once
-// per every.
-type repeatLimit struct {
-	every time.Duration
-	last  time.Time
-}
-
-func (r *repeatLimit) allow(now time.Time) bool {
-	if !r.last.IsZero() && now.Sub(r.last) < r.every {
-		return false
-	}
-	r.last = now
-	return true
 }
 
 // maxRetry bounds the relay's list of failed publishes; maxRescanWait the pause

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/amtsbote/amtsbote/internal/repeatlimit"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -113,6 +114,7 @@ func Start(ctx context.Context, o Options) (*Bus, error) {
 	}
 	b := &Bus{log: o.Logger}
 	log := o.Logger
+	reconnectErrs := &repeatlimit.Limit{Every: time.Minute}
 	// IgnoreAuthErrorAbort: without it nats.go closes the connection for good when
 	// one server refuses it twice in a row, and the gateway stayed unready until
 	// restarted, even after that server was fixed or the others were reachable.
@@ -124,6 +126,13 @@ func Start(ctx context.Context, o Options) (*Bus, error) {
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats: reconnected", "server", nc.ConnectedUrlRedacted())
+		}),
+		// Why reconnecting fails (a refused password, a renewed certificate that
+		// does not load or verify): said once a minute, not at every attempt.
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil && reconnectErrs.Allow(time.Now()) {
+				log.Warn("nats: reconnect failed; trying again", "err", err)
+			}
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			if sub != nil {
