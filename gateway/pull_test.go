@@ -44,12 +44,10 @@ responsibilities:
 	return f
 }
 
-// TestPullOfficeGetsItsPackagesHandedOver: an office whose system polls the pull
-// API and takes no notification (channel api) has each package handed over at
-// once, listed for it as handed_over, and delivered by its first fetch, with the
-// Zustellbestaetigung. Before, such an office had no channel: each package was
-// held, a dead letter with the operator's alert, although nothing had failed.
-func TestPullOfficeGetsItsPackagesHandedOver(t *testing.T) {
+// startPullHandedOver starts a gateway with the pull office of pullDirectory,
+// submits one package for it and waits until it is handed over.
+func startPullHandedOver(t *testing.T) (*fixture, string) {
+	t.Helper()
 	f := start(t, func(c *config.Config) {
 		c.Directory.Files = []string{pullDirectory(t)}
 		c.Offices[pullOffice] = config.OfficeClient{Token: pullToken, Channels: map[string]config.Channel{channel.API: {}}}
@@ -60,11 +58,20 @@ func TestPullOfficeGetsItsPackagesHandedOver(t *testing.T) {
 	if err != nil || res.Status != http.StatusCreated {
 		t.Fatalf("submit: %v %+v", err, res)
 	}
-	id := res.SubmissionID
 	waitFor(t, "the hand-over to the pull API", func() bool {
-		s, err := f.g.Broker.Submission(id)
+		s, err := f.g.Broker.Submission(res.SubmissionID)
 		return err == nil && s.State == submission.StateHandedOver
 	})
+	return f, res.SubmissionID
+}
+
+// TestPullOfficeGetsItsPackagesHandedOver: an office whose system polls the pull
+// API and takes no notification (channel api) has each package handed over at
+// once, listed for it as handed_over, and delivered by its first fetch, with the
+// Zustellbestaetigung. Before, such an office had no channel: each package was
+// held, a dead letter with the operator's alert, although nothing had failed.
+func TestPullOfficeGetsItsPackagesHandedOver(t *testing.T) {
+	f, id := startPullHandedOver(t)
 	if v := scrapeValue(t, f.g.URL(), "amtsbote_submissions_held"); v != "0" {
 		t.Errorf("held: %s, want 0", v)
 	}
@@ -145,20 +152,7 @@ func (f *failFirstPost) RoundTrip(r *http.Request) (*http.Response, error) {
 // lost on the way. The next round decides it all the same; it had been dropped
 // for good, since the list names only what waits.
 func TestPollingOfficeDecidesAfterALostAnswer(t *testing.T) {
-	f := start(t, func(c *config.Config) {
-		c.Directory.Files = []string{pullDirectory(t)}
-		c.Offices[pullOffice] = config.OfficeClient{Token: pullToken, Channels: map[string]config.Channel{channel.API: {}}}
-	})
-	p := paket.ExampleWith(pullService, paket.NewMessageID(), time.Now())
-	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
-	res, err := f.portal.Submit(context.Background(), p)
-	if err != nil || res.Status != http.StatusCreated {
-		t.Fatalf("submit: %v %+v", err, res)
-	}
-	waitFor(t, "the hand-over", func() bool {
-		s, err := f.g.Broker.Submission(res.SubmissionID)
-		return err == nil && s.State == submission.StateHandedOver
-	})
+	f, id := startPullHandedOver(t)
 	fv, err := fachverfahren.Start(fachverfahren.Options{Token: pullToken, Client: &http.Client{Transport: &failFirstPost{left: 1}}})
 	if err != nil {
 		t.Fatal(err)
@@ -167,13 +161,13 @@ func TestPollingOfficeDecidesAfterALostAnswer(t *testing.T) {
 	if n, err := fv.Poll(context.Background(), f.g.URL()); err != nil || n != 0 {
 		t.Fatalf("first round (answer lost): %d %v", n, err)
 	}
-	if s, _ := f.g.Broker.Submission(res.SubmissionID); s.State != submission.StateDelivered {
+	if s, _ := f.g.Broker.Submission(id); s.State != submission.StateDelivered {
 		t.Fatalf("after the fetch: %s, want delivered", s.State)
 	}
 	if n, err := fv.Poll(context.Background(), f.g.URL()); err != nil || n != 1 {
 		t.Fatalf("second round: %d %v", n, err)
 	}
-	if s, _ := f.g.Broker.Submission(res.SubmissionID); s.State != submission.StateAccepted {
+	if s, _ := f.g.Broker.Submission(id); s.State != submission.StateAccepted {
 		t.Fatalf("after the second round: %s, want accepted", s.State)
 	}
 }
