@@ -67,8 +67,8 @@ type Office struct {
 	srv       *http.Server
 	ln        net.Listener
 	mu        sync.Mutex
-	seen      map[string]bool                  // delivery ids: duplicates are acknowledged, not processed again
-	again     map[string]wire.OfficeSubmission // Poll: fetched (so no longer listed) but not decided yet
+	seen      map[string]bool      // delivery ids: duplicates are acknowledged, not processed again
+	again     map[string]pollRetry // Poll: failed on the way, tried again in the next rounds
 	done      map[string]Outcome
 	hits      int
 	wg        sync.WaitGroup
@@ -86,7 +86,7 @@ func Start(opt Options) (*Office, error) {
 	if opt.Client == nil {
 		opt.Client = &http.Client{Timeout: 30 * time.Second}
 	}
-	o := &Office{opt: opt, ln: ln, seen: map[string]bool{}, again: map[string]wire.OfficeSubmission{}, done: map[string]Outcome{}, ch: make(chan Outcome, 1024), stop: make(chan struct{})}
+	o := &Office{opt: opt, ln: ln, seen: map[string]bool{}, again: map[string]pollRetry{}, done: map[string]Outcome{}, ch: make(chan Outcome, 1024), stop: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /hook", o.hook)
 	o.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -196,7 +196,7 @@ func (o *Office) hook(w http.ResponseWriter, r *http.Request) {
 		// Like a real office system, retry what failed for reasons on the way (the
 		// gateway restarting, a 5xx) for a while; a wrong digest or signature is final.
 		var out Outcome
-		for wait, give := 200*time.Millisecond, time.Now().Add(2*time.Minute); ; wait = min(2*wait, 5*time.Second) {
+		for wait, give := 200*time.Millisecond, time.Now().Add(retryFor); ; wait = min(2*wait, 5*time.Second) {
 			out = o.process(n, token)
 			var te *transientError
 			if out.Err == nil || !errors.As(out.Err, &te) || time.Now().After(give) || o.closing() {
@@ -303,15 +303,17 @@ func (o *Office) getCtx(ctx context.Context, url, token string) ([]byte, error) 
 // behind a firewall that lets nothing in): it lists what waits for the office
 // (state handed_over) at the gateway's base URL, and fetches, checks and decides
 // each package as it would after a notification — the first fetch is the
-// delivery. It returns how many it processed. What failed on the way is tried
-// again in the next round: a package not fetched is listed again, one fetched
-// (delivered, so no longer listed) but not decided is kept here until it is.
+// delivery. It returns how many it finished. What failed on the way for a
+// reason a retry can cure is kept and tried again in the next rounds, whether
+// or not the list still names it (a fetch cut off after the gateway counted it
+// is a delivery too), for retryFor as after a notification; then its
+// outcome is the error.
 func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 	o.mu.Lock()
 	token := o.opt.Token
 	var todo []wire.OfficeSubmission
-	for _, s := range o.again {
-		todo = append(todo, s)
+	for _, a := range o.again {
+		todo = append(todo, a.s)
 	}
 	o.mu.Unlock()
 	raw, err := o.getCtx(ctx, base+wire.OfficeListPath("", 100, string(wire.StateHandedOver)), token)
@@ -323,26 +325,27 @@ func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 		return 0, fmt.Errorf("office list: %w", err)
 	}
 	n := 0
+	round := map[string]bool{}
 	for _, s := range append(todo, list.Submissions...) {
 		o.mu.Lock()
-		_, retry := o.again[s.ID]
-		dup := o.seen[s.DeliveryID]
+		first, retry := o.again[s.ID]
+		dup := o.seen[s.DeliveryID] || round[s.ID]
 		o.mu.Unlock()
 		if dup {
 			continue
 		}
+		round[s.ID] = true
 		if !retry {
 			o.logf("poll found submission %s waiting for the office", s.ID)
+			first.since = time.Now()
 		}
 		out := o.process(pollNotification(base, s), token)
 		var te *transientError
-		if out.Err != nil && errors.As(out.Err, &te) {
+		if out.Err != nil && errors.As(out.Err, &te) && time.Since(first.since) < retryFor && ctx.Err() == nil {
 			o.logf("fetch or answer for %s failed (%v); next round", s.ID, out.Err)
-			if out.PackageBytes > 0 { // fetched: the list will not name it again
-				o.mu.Lock()
-				o.again[s.ID] = s
-				o.mu.Unlock()
-			}
+			o.mu.Lock()
+			o.again[s.ID] = pollRetry{s: s, since: first.since}
+			o.mu.Unlock()
 			continue
 		}
 		o.mu.Lock()
@@ -357,6 +360,16 @@ func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// retryFor is how long the office keeps trying a package that fails on the way
+// (the gateway restarting, a 5xx), after a notification and in Poll alike.
+const retryFor = 2 * time.Minute
+
+// pollRetry is a package Poll tries again: since its first failure.
+type pollRetry struct {
+	s     wire.OfficeSubmission
+	since time.Time
 }
 
 // pollNotification is what a notification would have said of s: the office's

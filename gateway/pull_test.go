@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -127,47 +128,66 @@ func officeGet(t *testing.T, url, token string) (int, string) {
 
 func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// failFirstPost is a transport that loses the first POST on the way, as a
-// dropped connection does.
-type failFirstPost struct {
-	mu   sync.Mutex
-	left int
+// loseFirst is a transport that loses the first request matching its method
+// and path suffix, as a dropped connection does: before sending it, or (cut)
+// after the gateway has answered, so the gateway did its part and the client
+// learns nothing of it.
+type loseFirst struct {
+	method, suffix string
+	cut            bool
+	mu             sync.Mutex
+	left           int
 }
 
-func (f *failFirstPost) RoundTrip(r *http.Request) (*http.Response, error) {
-	f.mu.Lock()
-	fail := r.Method == http.MethodPost && f.left > 0
-	if fail {
-		f.left--
+func (l *loseFirst) RoundTrip(r *http.Request) (*http.Response, error) {
+	l.mu.Lock()
+	lose := r.Method == l.method && strings.HasSuffix(r.URL.Path, l.suffix) && l.left > 0
+	if lose {
+		l.left--
 	}
-	f.mu.Unlock()
-	if fail {
-		return nil, errors.New("connection reset (simulated)")
+	l.mu.Unlock()
+	if !lose {
+		return http.DefaultTransport.RoundTrip(r)
 	}
-	return http.DefaultTransport.RoundTrip(r)
+	if l.cut {
+		resp, err := http.DefaultTransport.RoundTrip(r)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	return nil, errors.New("connection reset (simulated)")
 }
 
 // TestPollingOfficeDecidesAfterALostAnswer: fachverfahren.Office.Poll fetches a
-// package (the delivery: it is no longer listed as waiting) and its answer is
-// lost on the way. The next round decides it all the same; it had been dropped
-// for good, since the list names only what waits.
+// package — the delivery: it is no longer listed as waiting — and then its
+// answer is lost on the way, or the fetch itself is cut off after the gateway
+// counted it. The next round decides it all the same; it had been dropped for
+// good, since the list names only what waits.
 func TestPollingOfficeDecidesAfterALostAnswer(t *testing.T) {
-	f, id := startPullHandedOver(t)
-	fv, err := fachverfahren.Start(fachverfahren.Options{Token: pullToken, Client: &http.Client{Transport: &failFirstPost{left: 1}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fv.Close()
-	if n, err := fv.Poll(context.Background(), f.g.URL()); err != nil || n != 0 {
-		t.Fatalf("first round (answer lost): %d %v", n, err)
-	}
-	if s, _ := f.g.Broker.Submission(id); s.State != submission.StateDelivered {
-		t.Fatalf("after the fetch: %s, want delivered", s.State)
-	}
-	if n, err := fv.Poll(context.Background(), f.g.URL()); err != nil || n != 1 {
-		t.Fatalf("second round: %d %v", n, err)
-	}
-	if s, _ := f.g.Broker.Submission(id); s.State != submission.StateAccepted {
-		t.Fatalf("after the second round: %s, want accepted", s.State)
+	for _, lost := range []*loseFirst{
+		{method: http.MethodPost, suffix: "/accept", left: 1},
+		{method: http.MethodGet, suffix: "/package", cut: true, left: 1},
+	} {
+		t.Run(lost.method+lost.suffix, func(t *testing.T) {
+			f, id := startPullHandedOver(t)
+			fv, err := fachverfahren.Start(fachverfahren.Options{Token: pullToken, Client: &http.Client{Transport: lost}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fv.Close()
+			if n, err := fv.Poll(context.Background(), f.g.URL()); err != nil || n != 0 {
+				t.Fatalf("first round (lost on the way): %d %v", n, err)
+			}
+			if s, _ := f.g.Broker.Submission(id); s.State != submission.StateDelivered {
+				t.Fatalf("after the fetch: %s, want delivered", s.State)
+			}
+			if n, err := fv.Poll(context.Background(), f.g.URL()); err != nil || n != 1 {
+				t.Fatalf("second round: %d %v", n, err)
+			}
+			if s, _ := f.g.Broker.Submission(id); s.State != submission.StateAccepted {
+				t.Fatalf("after the second round: %s, want accepted", s.State)
+			}
+		})
 	}
 }
