@@ -102,6 +102,9 @@ type Bus struct {
 	NC  *nats.Conn
 	JS  jetstream.JetStream
 	log *slog.Logger
+
+	stopWatch chan struct{} // closed by Close: ends watchReconnects
+	watching  sync.WaitGroup
 }
 
 // ErrNotReady is returned when the embedded server does not come up in time.
@@ -114,7 +117,9 @@ func Start(ctx context.Context, o Options) (*Bus, error) {
 	}
 	b := &Bus{log: o.Logger}
 	log := o.Logger
-	reconnectErrs := &repeatlimit.Limit{Every: time.Minute}
+	// Two sources of reasons, each said at most once a minute: failed dials
+	// (ReconnectErrHandler) and failed handshakes (watchReconnects).
+	dialErrs, handshakeErrs := &repeatlimit.Limit{Every: time.Minute}, &repeatlimit.Limit{Every: time.Minute}
 	// IgnoreAuthErrorAbort: without it nats.go closes the connection for good when
 	// one server refuses it twice in a row, and the gateway stayed unready until
 	// restarted, even after that server was fixed or the others were reachable.
@@ -126,11 +131,13 @@ func Start(ctx context.Context, o Options) (*Bus, error) {
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats: reconnected", "server", nc.ConnectedUrlRedacted())
+			dialErrs.Reset() // the next fault is news
+			handshakeErrs.Reset()
 		}),
-		// Why reconnecting fails (a refused password, a renewed certificate that
-		// does not load or verify): said once a minute, not at every attempt.
+		// A dial that fails; a TLS handshake or a CONNECT that fails
+		// reaches no callback and is watchReconnects' to say.
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil && reconnectErrs.Allow(time.Now()) {
+			if err != nil && dialErrs.Allow(time.Now()) {
 				log.Warn("nats: reconnect failed; trying again", "err", err)
 			}
 		}),
@@ -210,7 +217,40 @@ func Start(ctx context.Context, o Options) (*Bus, error) {
 		return nil, fmt.Errorf("bus: jetstream: %w", err)
 	}
 	b.NC, b.JS = nc, js
+	if o.URL != "" {
+		b.stopWatch = make(chan struct{})
+		b.watching.Add(1)
+		go b.watchReconnects(handshakeErrs)
+	}
 	return b, nil
+}
+
+// watchEvery is how often watchReconnects looks (a variable for tests).
+var watchEvery = 10 * time.Second
+
+// watchReconnects says, at most once a minute, why the connection to external
+// servers does not come back: nats.go hands only a failed dial to
+// ReconnectErrHandler, while a TLS handshake that fails (a renewed certificate
+// that does not load, a CA that did not issue the server's, a name that does not
+// match) or a refused CONNECT is only the connection's last error. Without this
+// the log said "disconnected; reconnecting" and then nothing, however long.
+func (b *Bus) watchReconnects(limit *repeatlimit.Limit) {
+	defer b.watching.Done()
+	tick := time.NewTicker(watchEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-b.stopWatch:
+			return
+		case <-tick.C:
+		}
+		if b.NC.Status() != nats.RECONNECTING {
+			continue
+		}
+		if err := b.NC.LastError(); err != nil && limit.Allow(time.Now()) {
+			b.log.Warn("nats: still reconnecting; the last attempt failed", "err", err)
+		}
+	}
 }
 
 // checkURLs parses the comma-separated server URLs as nats.go does (a URL without
@@ -266,6 +306,11 @@ func sharedCredentials(urls string) []nats.Option {
 // Close drains the connection and stops the embedded server, waiting for it.
 func (b *Bus) Close() error {
 	var err error
+	if b.stopWatch != nil {
+		close(b.stopWatch)
+		b.watching.Wait()
+		b.stopWatch = nil
+	}
 	if b.NC != nil {
 		done := make(chan struct{})
 		b.NC.SetClosedHandler(func(*nats.Conn) { close(done) })

@@ -361,3 +361,54 @@ func TestClientCertificateWhereTheClusterAsksForOne(t *testing.T) {
 		t.Errorf("a certificate without its key: %v", err)
 	}
 }
+
+// TestReconnectThatFailsSaysWhy: the cluster restarts and the gateway's CA file
+// was replaced by one that did not issue the servers' certificates (a renewal
+// gone wrong). nats.go reports such a failed handshake to no callback; the log
+// said "disconnected; reconnecting" and then nothing. Now it says why.
+func TestReconnectThatFailsSaysWhy(t *testing.T) {
+	defer func(d time.Duration) { watchEvery = d }(watchEvery)
+	watchEvery = 50 * time.Millisecond
+	c, files := natstest.StartDeployCluster(t, "reconnect-test")
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	pem, err := os.ReadFile(files.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ca, pem, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs testenv.Buffer
+	urls := strings.Replace(c.URLs(), "tls://", "tls://amtsbote:reconnect-test@", 1)
+	b, err := Start(context.Background(), Options{URL: urls, TLS: TLSFiles{CAFile: ca}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	other, err := os.ReadFile(writeOtherCA(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ca, other, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := range c.Servers {
+		c.Kill(t, i)
+	}
+	for i := range c.Servers {
+		c.Restart(t, i)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs.String(), "still reconnecting; the last attempt failed") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reason in the log:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if l := logs.String(); !strings.Contains(l, "certificate") {
+		t.Errorf("the reason does not name the certificate:\n%s", l)
+	}
+	if b.Healthy() {
+		t.Error("connected with a CA that did not issue the servers' certificates")
+	}
+}
