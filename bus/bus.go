@@ -119,7 +119,7 @@ func Start(ctx context.Context, o Options) (*Bus, error) {
 	log := o.Logger
 	// Two sources of reasons, each said at most once a minute: failed dials
 	// (ReconnectErrHandler) and failed handshakes (watchReconnects).
-	dialErrs, handshakeErrs := &repeatlimit.Limit{Every: time.Minute}, &repeatlimit.Limit{Every: time.Minute}
+	dialErrs, handshakeErrs := &repeatlimit.Limit{Every: reasonEvery}, &repeatlimit.Limit{Every: reasonEvery}
 	// IgnoreAuthErrorAbort: without it nats.go closes the connection for good when
 	// one server refuses it twice in a row, and the gateway stayed unready until
 	// restarted, even after that server was fixed or the others were reachable.
@@ -225,32 +225,54 @@ func Start(ctx context.Context, o Options) (*Bus, error) {
 	return b, nil
 }
 
-// watchEvery is how often watchReconnects looks (a variable for tests).
-var watchEvery = 10 * time.Second
+// watchEvery is how often watchReconnects looks, reasonEvery how often a
+// reason may be said (variables for tests).
+var (
+	watchEvery  = 10 * time.Second
+	reasonEvery = time.Minute
+)
 
 // watchReconnects says, at most once a minute, why the connection to external
 // servers does not come back: nats.go hands only a failed dial to
 // ReconnectErrHandler, while a TLS handshake that fails (a renewed certificate
 // that does not load, a CA that did not issue the server's, a name that does not
-// match) or a refused CONNECT is only the connection's last error. Without this
-// the log said "disconnected; reconnecting" and then nothing, however long.
+// match) is only the connection's last error. Without this the log said
+// "disconnected; reconnecting" and then nothing, however long. A refused
+// password is the ErrorHandler's (nats.go hands it there) and not said again. An
+// error is said only when two looks in a row find it: the status turns to
+// reconnecting before the error of the time before is cleared.
 func (b *Bus) watchReconnects(limit *repeatlimit.Limit) {
 	defer b.watching.Done()
 	tick := time.NewTicker(watchEvery)
 	defer tick.Stop()
+	var prev string
 	for {
 		select {
 		case <-b.stopWatch:
 			return
 		case <-tick.C:
 		}
-		if b.NC.Status() != nats.RECONNECTING {
+		err := b.NC.LastError()
+		if b.NC.Status() != nats.RECONNECTING || err == nil || refused(err) {
+			prev = ""
 			continue
 		}
-		if err := b.NC.LastError(); err != nil && limit.Allow(time.Now()) {
+		if err.Error() == prev && limit.Allow(time.Now()) {
 			b.log.Warn("nats: still reconnecting; the last attempt failed", "err", err)
 		}
+		prev = err.Error()
 	}
+}
+
+// refused reports the server's refusal of the credentials, which nats.go reports
+// to the ErrorHandler itself.
+func refused(err error) bool {
+	for _, e := range []error{nats.ErrAuthorization, nats.ErrAuthExpired, nats.ErrAuthRevoked, nats.ErrAccountAuthExpired} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkURLs parses the comma-separated server URLs as nats.go does (a URL without

@@ -47,6 +47,10 @@ type Options struct {
 	PickupDelay time.Duration
 	// Client calls the gateway; nil uses a client with a timeout.
 	Client *http.Client
+	// RetryFor is how long the office keeps trying a package that fails on the
+	// way (the gateway restarting, a 5xx), after a notification and in Poll
+	// alike; 0 is 2 minutes.
+	RetryFor time.Duration
 }
 
 // Outcome is what the office did with one submission.
@@ -196,7 +200,7 @@ func (o *Office) hook(w http.ResponseWriter, r *http.Request) {
 		// Like a real office system, retry what failed for reasons on the way (the
 		// gateway restarting, a 5xx) for a while; a wrong digest or signature is final.
 		var out Outcome
-		for wait, give := 200*time.Millisecond, time.Now().Add(retryFor); ; wait = min(2*wait, 5*time.Second) {
+		for wait, give := 200*time.Millisecond, time.Now().Add(o.retryFor()); ; wait = min(2*wait, 5*time.Second) {
 			out = o.process(n, token)
 			var te *transientError
 			if out.Err == nil || !errors.As(out.Err, &te) || time.Now().After(give) || o.closing() {
@@ -306,7 +310,7 @@ func (o *Office) getCtx(ctx context.Context, url, token string) ([]byte, error) 
 // delivery. It returns how many it finished. What failed on the way for a
 // reason a retry can cure is kept and tried again in the next rounds, whether
 // or not the list still names it (a fetch cut off after the gateway counted it
-// is a delivery too), for retryFor as after a notification; then its
+// is a delivery too), for Options.RetryFor as after a notification; then its
 // outcome is the error.
 func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 	o.mu.Lock()
@@ -316,13 +320,14 @@ func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 		todo = append(todo, a.s)
 	}
 	o.mu.Unlock()
-	raw, err := o.getCtx(ctx, base+wire.OfficeListPath("", 100, string(wire.StateHandedOver)), token)
-	if err != nil {
-		return 0, err
-	}
+	// The packages kept from earlier rounds are tried even when the list
+	// cannot be read: their two minutes run all the same.
 	var list wire.OfficeList
-	if err := json.Unmarshal(raw, &list); err != nil {
-		return 0, fmt.Errorf("office list: %w", err)
+	raw, listErr := o.getCtx(ctx, base+wire.OfficeListPath("", 100, string(wire.StateHandedOver)), token)
+	if listErr == nil {
+		if err := json.Unmarshal(raw, &list); err != nil {
+			listErr = fmt.Errorf("office list: %w", err)
+		}
 	}
 	n := 0
 	round := map[string]bool{}
@@ -341,7 +346,7 @@ func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 		}
 		out := o.process(pollNotification(base, s), token)
 		var te *transientError
-		if out.Err != nil && errors.As(out.Err, &te) && time.Since(first.since) < retryFor && ctx.Err() == nil {
+		if out.Err != nil && errors.As(out.Err, &te) && time.Since(first.since) < o.retryFor() && ctx.Err() == nil {
 			o.logf("fetch or answer for %s failed (%v); next round", s.ID, out.Err)
 			o.mu.Lock()
 			o.again[s.ID] = pollRetry{s: s, since: first.since}
@@ -350,7 +355,11 @@ func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 		}
 		o.mu.Lock()
 		delete(o.again, s.ID)
-		o.seen[s.DeliveryID] = true
+		if out.Err == nil || !errors.As(out.Err, &te) {
+			// Done for good. A package given up on for a curable reason is not:
+			// if the list still names it, the next round starts it again.
+			o.seen[s.DeliveryID] = true
+		}
 		o.done[s.ID] = out
 		o.mu.Unlock()
 		select {
@@ -359,12 +368,16 @@ func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 		}
 		n++
 	}
-	return n, nil
+	return n, listErr
 }
 
-// retryFor is how long the office keeps trying a package that fails on the way
-// (the gateway restarting, a 5xx), after a notification and in Poll alike.
-const retryFor = 2 * time.Minute
+// retryFor is Options.RetryFor, 2 minutes by default.
+func (o *Office) retryFor() time.Duration {
+	if o.opt.RetryFor > 0 {
+		return o.opt.RetryFor
+	}
+	return 2 * time.Minute
+}
 
 // pollRetry is a package Poll tries again: since its first failure.
 type pollRetry struct {

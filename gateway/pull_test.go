@@ -191,3 +191,31 @@ func TestPollingOfficeDecidesAfterALostAnswer(t *testing.T) {
 		})
 	}
 }
+
+// TestPollingOfficeStartsAgainAfterGivingUp: a package whose fetch keeps failing
+// for a curable reason is given up after RetryFor (its outcome the error), but
+// not forgotten: while the list names it, a later round starts it again. It had
+// been skipped for good as a duplicate.
+func TestPollingOfficeStartsAgainAfterGivingUp(t *testing.T) {
+	f, id := startPullHandedOver(t)
+	lost := &loseFirst{method: http.MethodGet, suffix: "/package", left: 2}
+	fv, err := fachverfahren.Start(fachverfahren.Options{Token: pullToken, RetryFor: 50 * time.Millisecond, Client: &http.Client{Transport: lost}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fv.Close()
+	ctx := context.Background()
+	if n, err := fv.Poll(ctx, f.g.URL()); err != nil || n != 0 {
+		t.Fatalf("first round: %d %v", n, err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n, err := fv.Poll(ctx, f.g.URL()); err != nil || n != 1 || fv.Processed()[id].Err == nil {
+		t.Fatalf("second round (given up): %d %v %+v", n, err, fv.Processed()[id])
+	}
+	if n, err := fv.Poll(ctx, f.g.URL()); err != nil || n != 1 || fv.Processed()[id].Err != nil {
+		t.Fatalf("third round (started again): %d %v %+v", n, err, fv.Processed()[id])
+	}
+	if s, _ := f.g.Broker.Submission(id); s.State != submission.StateAccepted {
+		t.Fatalf("after the third round: %s, want accepted", s.State)
+	}
+}
