@@ -1,6 +1,10 @@
 package adapters
 
-import "sync"
+import (
+	"context"
+	"fmt"
+	"sync"
+)
 
 // Gate is the part of the Adapter contract every adapter shares: after Close a
 // Deliver fails with ErrClosed, and Close returns only when the calls that got in
@@ -21,6 +25,20 @@ func (g *Gate) Enter() bool {
 	}
 	g.inside.Add(1)
 	return true
+}
+
+// Begin is how every Deliver starts: after Close it fails with ErrClosed, with
+// a context that is done already with the context's error under the channel's
+// name (no attempt is made). A nil error must be followed by Leave.
+func (g *Gate) Begin(ctx context.Context, channel string) error {
+	if !g.Enter() {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		g.Leave()
+		return fmt.Errorf("%s: %w", channel, err)
+	}
+	return nil
 }
 
 // Leave ends a call that Enter let in.

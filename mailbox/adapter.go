@@ -57,15 +57,12 @@ func noticeAddress(s string) (string, error) {
 }
 
 func (a *adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Confirmation, error) {
-	if !a.gate.Enter() {
-		return adapters.Confirmation{}, adapters.ErrClosed
+	if err := a.gate.Begin(ctx, "mailbox"); err != nil {
+		return adapters.Confirmation{}, err
 	}
 	defer a.gate.Leave()
 
 	m := a.m
-	if err := ctx.Err(); err != nil {
-		return adapters.Confirmation{}, fmt.Errorf("mailbox: %w", err)
-	}
 	if d.SubmissionID == "" || d.OfficeID == "" {
 		return adapters.Confirmation{}, adapters.Permanent("delivery without submission or office id", nil)
 	}

@@ -147,13 +147,10 @@ func (a *Adapter) CheckTarget(t adapters.Target) error {
 // Deliver implements adapters.Adapter: one deliverMessage call (push), or the
 // hand-over to the office's message box (pull: Pending until the office's close).
 func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Confirmation, error) {
-	if !a.gate.Enter() {
-		return adapters.Confirmation{}, adapters.ErrClosed
+	if err := a.gate.Begin(ctx, "xta"); err != nil {
+		return adapters.Confirmation{}, err
 	}
 	defer a.gate.Leave()
-	if err := ctx.Err(); err != nil {
-		return adapters.Confirmation{}, fmt.Errorf("xta: %w", err)
-	}
 	if err := a.CheckTarget(d.Target); err != nil {
 		return adapters.Confirmation{}, adapters.Permanent("XTA target misconfigured", err)
 	}

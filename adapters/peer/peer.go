@@ -125,13 +125,10 @@ func (a *Adapter) target(d adapters.Delivery, s *submission.Submission) (config.
 
 // Deliver implements adapters.Adapter: one hop.
 func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Confirmation, error) {
-	if !a.gate.Enter() {
-		return adapters.Confirmation{}, adapters.ErrClosed
+	if err := a.gate.Begin(ctx, "peer"); err != nil {
+		return adapters.Confirmation{}, err
 	}
 	defer a.gate.Leave()
-	if err := ctx.Err(); err != nil {
-		return adapters.Confirmation{}, fmt.Errorf("peer: %w", err)
-	}
 	var s *submission.Submission
 	if a.opt.Records != nil {
 		var err error

@@ -19,7 +19,6 @@ package pull
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -57,13 +56,10 @@ func (a *Adapter) CheckTarget(t adapters.Target) error {
 // Deliver implements adapters.Adapter: the hand-over to the pull API. It never
 // reads the package.
 func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Confirmation, error) {
-	if !a.gate.Enter() {
-		return adapters.Confirmation{}, adapters.ErrClosed
+	if err := a.gate.Begin(ctx, "pull"); err != nil {
+		return adapters.Confirmation{}, err
 	}
 	defer a.gate.Leave()
-	if err := ctx.Err(); err != nil {
-		return adapters.Confirmation{}, fmt.Errorf("pull: %w", err)
-	}
 	if err := a.CheckTarget(d.Target); err != nil {
 		return adapters.Confirmation{}, adapters.Permanent("pull target misconfigured", err)
 	}

@@ -473,13 +473,10 @@ func fileID(id string) string {
 // Deliver implements adapters.Adapter: it writes the case folder and answers Pending
 // (the office confirms by its import, see Confirmed).
 func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Confirmation, error) {
-	if !a.gate.Enter() {
-		return adapters.Confirmation{}, adapters.ErrClosed
+	if err := a.gate.Begin(ctx, "transfer"); err != nil {
+		return adapters.Confirmation{}, err
 	}
 	defer a.gate.Leave()
-	if err := ctx.Err(); err != nil {
-		return adapters.Confirmation{}, fmt.Errorf("transfer: %w", err)
-	}
 	dir, err := officeDir(d.Target)
 	if err != nil {
 		return adapters.Confirmation{}, err
