@@ -181,28 +181,19 @@ func StartDeployClusterWith(tb testing.TB, password string, edit func(conf strin
 		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 			tb.Fatal(err)
 		}
-		c.Servers = append(c.Servers, &Server{Name: name, ClientURL: fmt.Sprintf("tls://127.0.0.1:%d", ports[i].Client), conf: conf, dir: dir})
+		c.Servers = append(c.Servers, &Server{Name: name, ClientURL: fmt.Sprintf("tls://127.0.0.1:%d", ports[i].Client), conf: conf, dir: dir,
+			routeAddr: fmt.Sprintf("127.0.0.1:%d", ports[i].Route)})
 	}
 	c.startAll(tb)
 	return c, t
 }
 
 // RouteAddr is the loopback address of server i's route port in a cluster from
-// StartDeployCluster (read from its configuration).
+// StartDeployCluster.
 func (c *Cluster) RouteAddr(tb testing.TB, i int) string {
 	tb.Helper()
-	b, err := os.ReadFile(c.Servers[i].conf)
-	if err != nil {
-		tb.Fatal(err)
+	if c.Servers[i].routeAddr == "" {
+		tb.Fatalf("natstest: %s has no route address (not a cluster of StartDeployCluster)", c.Servers[i].Name)
 	}
-	_, rest, ok := strings.Cut(string(b), "cluster {")
-	if !ok {
-		tb.Fatalf("%s: no cluster block", c.Servers[i].conf)
-	}
-	_, rest, ok = strings.Cut(rest, "listen: ")
-	if !ok {
-		tb.Fatalf("%s: no cluster listen", c.Servers[i].conf)
-	}
-	addr, _, _ := strings.Cut(rest, "\n")
-	return strings.TrimSpace(addr)
+	return c.Servers[i].routeAddr
 }

@@ -79,6 +79,7 @@ type Server struct {
 	ClientURL string
 	conf      string
 	dir       string
+	routeAddr string // StartDeployCluster: the route port's address
 	log       *testenv.Buffer
 	mu        sync.Mutex
 	cmd       *exec.Cmd
