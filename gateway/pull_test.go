@@ -113,7 +113,7 @@ func TestPullChannelNeedsAToken(t *testing.T) {
 		cfg.Listen = "127.0.0.1:0"
 		cfg.Offices = map[string]config.OfficeClient{pullOffice: {Token: pullToken, Channels: map[string]config.Channel{channel.API: {Endpoint: "https://fachverfahren.example/hook"}}}}
 		return cfg
-	}(), quietLog())
+	}(), slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "offices."+pullOffice+".channels.api.endpoint") {
 		t.Fatalf("start with an address for the pull channel: %v", err)
 	}
@@ -125,8 +125,6 @@ func officeGet(t *testing.T, url, token string) (int, string) {
 	resp, b := authed(t, http.MethodGet, url, token)
 	return resp.StatusCode, string(b)
 }
-
-func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // loseFirst is a transport that loses the first request matching its method
 // and path suffix, as a dropped connection does: before sending it, or (cut)

@@ -60,9 +60,14 @@ func startDemoPortalCallback(out *printer) (*demoPortalCallback, error) {
 
 // portal is Amt24's client configuration with this callback endpoint.
 func (d *demoPortalCallback) portal() config.PortalClient {
+	return config.PortalClient{Token: demoToken(), Callback: &config.PortalCallback{Endpoint: d.url, Secret: d.secret}}
+}
+
+// demoToken is a bearer token for one demo run (128 random bits, hex).
+func demoToken() string {
 	var tok [16]byte
-	_, _ = rand.Read(tok[:])
-	return config.PortalClient{Token: hex.EncodeToString(tok[:]), Callback: &config.PortalCallback{Endpoint: d.url, Secret: d.secret}}
+	_, _ = rand.Read(tok[:]) // crypto/rand does not fail (Go 1.24)
+	return hex.EncodeToString(tok[:])
 }
 
 func (d *demoPortalCallback) close() { _ = d.srv.Close() }

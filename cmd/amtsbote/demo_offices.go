@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -155,11 +154,7 @@ type pullOffice struct {
 }
 
 func newPullOffice(e *demoEnv) (demoOffice, error) {
-	var tok [16]byte
-	if _, err := rand.Read(tok[:]); err != nil {
-		return nil, err
-	}
-	token := hex.EncodeToString(tok[:])
+	token := demoToken()
 	fv, err := fachverfahren.Start(fachverfahren.Options{Token: token, Logf: func(f string, a ...any) { e.out.say("Fachverfahren", f, a...) }})
 	if err != nil {
 		return nil, err
