@@ -753,8 +753,8 @@ func (s *Server) officePackage(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			return
 		}
-		if sub.BytesRemovedAt != nil {
-			s.fail(w, r, fmt.Errorf("submission %s: %w", sub.ID, broker.ErrBytesRemoved))
+		if err := broker.PackageGone(sub); err != nil {
+			s.fail(w, r, err)
 			return
 		}
 		packageHeaders(w, sub)

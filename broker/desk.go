@@ -330,6 +330,16 @@ func (b *Broker) FetchPackage(ctx context.Context, officeID, id, channel string)
 	return s, rc, nil
 }
 
+// PackageGone is ErrBytesRemoved (naming s) when the retention or an erasure
+// removed s's package bytes, else nil: what a face answers for the package
+// without opening it (a HEAD) is what opening it would answer.
+func PackageGone(s *submission.Submission) error {
+	if s.BytesRemovedAt != nil {
+		return fmt.Errorf("submission %s: %w", s.ID, ErrBytesRemoved)
+	}
+	return nil
+}
+
 // openPackage opens the package bytes of an office's submission, unless the
 // retention removed them.
 func (b *Broker) openPackage(ctx context.Context, officeID, id string) (*submission.Submission, io.ReadCloser, error) {
@@ -337,8 +347,8 @@ func (b *Broker) openPackage(ctx context.Context, officeID, id string) (*submiss
 	if err != nil {
 		return nil, nil, err
 	}
-	if s.BytesRemovedAt != nil {
-		return nil, nil, fmt.Errorf("submission %s: %w", s.ID, ErrBytesRemoved)
+	if err := PackageGone(s); err != nil {
+		return nil, nil, err
 	}
 	rc, err := b.db.Blobs().Open(ctx, s.PackageSHA256)
 	if err != nil {

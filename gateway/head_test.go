@@ -71,6 +71,16 @@ func TestHeadAnswersAsGetWould(t *testing.T) {
 	if now, _ := f.g.Broker.Submission(id); now.DeliveredAt == nil {
 		t.Fatal("the GET of the package did not count as the fetch either; the HEAD check above proves nothing")
 	}
+	// An erased package: HEAD says 410 as GET does, from the record alone.
+	if _, err := f.g.Broker.Erase(context.Background(), id, "operator (test)", "Antrag der Betroffenen"); err != nil {
+		t.Fatal(err)
+	}
+	if head, _ := do(http.MethodHead, pkg, officeToken); head.StatusCode != http.StatusGone {
+		t.Errorf("HEAD of an erased package: %d, want 410", head.StatusCode)
+	}
+	if get, _ := do(http.MethodGet, pkg, officeToken); get.StatusCode != http.StatusGone {
+		t.Errorf("GET of an erased package: %d, want 410", get.StatusCode)
+	}
 	// The backup: 405, and Allow says so; elsewhere Allow names HEAD beside GET.
 	if resp, _ := do(http.MethodHead, "/v1/admin/backup", adminToken); resp.StatusCode != http.StatusMethodNotAllowed || strings.Contains(resp.Header.Get("Allow"), "HEAD") {
 		t.Errorf("HEAD of the backup: %d Allow %q", resp.StatusCode, resp.Header.Get("Allow"))

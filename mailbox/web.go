@@ -887,8 +887,8 @@ func (m *Mailbox) pkg(w http.ResponseWriter, r *http.Request, s session, id stri
 	if r.Method == http.MethodHead {
 		// Size and type without the pickup the download is.
 		sub, err := m.desk.Get(r.Context(), s.Office, id)
-		if err == nil && sub.BytesRemovedAt != nil {
-			err = fmt.Errorf("submission %s: %w", sub.ID, broker.ErrBytesRemoved)
+		if err == nil {
+			err = broker.PackageGone(sub)
 		}
 		if err != nil {
 			m.deskError(w, r, s, err, "open package")
