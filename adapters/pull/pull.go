@@ -14,7 +14,7 @@
 // operator, with the alert for one, although nothing had failed.
 //
 // There is no Confirmer: nothing but the office's fetch can confirm, and the
-// fetch tells the broker itself.
+// fetch tells the broker itself. docs/pull.md is the page for the office's IT.
 package pull
 
 import (
