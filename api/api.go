@@ -162,7 +162,7 @@ func New(o Options) *Server {
 		}
 	}
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.observe, securityHeaders, s.limitHeaders, s.headAsGet)
+	r.Use(s.recoverer, s.observe, securityHeaders, s.limitHeaders, readableQuery, s.headAsGet)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(http.StatusNotFound, problem.TypeNotFound, "no such endpoint"))
 	})
@@ -369,6 +369,30 @@ func (s *Server) limitHeaders(next http.Handler) http.Handler {
 	})
 }
 
+// readableQuery answers 400 malformed-request when the query string of a REST
+// path cannot be parsed. url.Values drops what it cannot read ("state=held;x",
+// "office=%zz"), so a filter that should have narrowed a listing vanished and the
+// client got a 200 with more than it asked for (every office's dead letters, every
+// state). The other faces mounted beside the API (web mailbox, federation) answer
+// in their own formats and read their queries themselves.
+func readableQuery(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.RawQuery != "" && restPath(r.URL.Path) {
+			if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+				problem.Write(w, r, problem.New(http.StatusBadRequest, problem.TypeMalformed,
+					"the query string cannot be read: "+err.Error()))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// restPath: the API's own paths (the faces in Options.Mounts are not under /v1/).
+func restPath(p string) bool {
+	return strings.HasPrefix(p, "/v1/") || p == "/healthz" || p == "/readyz" || p == "/metrics"
+}
+
 // headAsGet answers HEAD where GET is served (RFC 9110 §9.3.2: the status and
 // header fields of a GET, no content; net/http drops what the handler writes,
 // http.ServeContent does not even read it). Uptime monitors check /healthz with
@@ -409,6 +433,13 @@ func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 		if s.mux.Match(chi.NewRouteContext(), m, path) || m == http.MethodHead && s.headServed(path) {
 			allowed = append(allowed, m)
 		}
+	}
+	// chi sends a method it does not know (FOO, PROPFIND) here for any path; where
+	// no method is served the path does not exist, and that is a 404, not a 405
+	// with an empty Allow.
+	if len(allowed) == 0 {
+		problem.Write(w, r, problem.New(http.StatusNotFound, problem.TypeNotFound, "no such endpoint"))
+		return
 	}
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
 	problem.Write(w, r, problem.New(http.StatusMethodNotAllowed, problem.TypeMethodNotAllowed,
@@ -481,6 +512,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	if s.opt.Ready != nil {
 		var err error
 		if rd, err = s.opt.Ready(); err != nil {
+			w.Header().Set("Retry-After", RetryAfterSeconds) // as every unavailable answer (docs/problems.md)
 			problem.Write(w, r, problem.New(503, problem.TypeUnavailable, err.Error()))
 			return
 		}
@@ -639,6 +671,20 @@ func (s *Server) portalReceipt(w http.ResponseWriter, r *http.Request, portal st
 	s.writeReceipt(w, r, func(kind string) ([]byte, error) { return s.opt.Broker.PortalReceipt(portal, id, kind) })
 }
 
+// singleValued answers 422 invalid-field and reports false when one of names is
+// given more than once in the query: each is read as one value, and the second
+// was dropped without a word (state=held&state=queued listed only the held ones).
+func singleValued(w http.ResponseWriter, r *http.Request, names ...string) bool {
+	q := r.URL.Query()
+	for _, n := range names {
+		if len(q[n]) > 1 {
+			problem.Write(w, r, problem.New(422, problem.TypeInvalidField, n+" is given more than once; it takes one value").With("field", n))
+			return false
+		}
+	}
+	return true
+}
+
 // queryLimit reads the page size of a listing: def when absent, 1..max, else it
 // answers 422 (field limit) and reports false.
 func queryLimit(w http.ResponseWriter, r *http.Request, def, max int) (int, bool) {
@@ -655,6 +701,9 @@ func queryLimit(w http.ResponseWriter, r *http.Request, def, max int) (int, bool
 }
 
 func (s *Server) officeList(w http.ResponseWriter, r *http.Request) {
+	if !singleValued(w, r, "limit", "after", "offset") {
+		return
+	}
 	limit, ok := queryLimit(w, r, 100, 500)
 	if !ok {
 		return
@@ -960,6 +1009,9 @@ func (s *Server) adminGet(w http.ResponseWriter, r *http.Request) {
 var adminListMax = 1000
 
 func (s *Server) adminList(w http.ResponseWriter, r *http.Request) {
+	if !singleValued(w, r, "state") {
+		return
+	}
 	want := submission.State(r.URL.Query().Get("state"))
 	if want != "" && !slices.Contains(submission.States(), want) { // was an empty list
 		problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "state must be one of "+stateNames()).With("field", "state"))
@@ -1121,6 +1173,9 @@ func badTimeField(w http.ResponseWriter, r *http.Request, err error) {
 
 // adminDeadLetters lists held submissions with their reason and attempts.
 func (s *Server) adminDeadLetters(w http.ResponseWriter, r *http.Request) {
+	if !singleValued(w, r, "office", "from", "to", "after", "limit") {
+		return
+	}
 	q := r.URL.Query()
 	f, err := deadLetterFilter(q.Get("office"), q.Get("from"), q.Get("to"))
 	if err != nil {

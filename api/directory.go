@@ -92,14 +92,16 @@ func placeOf(a *routing.Area, postcode string) placeJSON {
 }
 
 func (h *directory) places(w http.ResponseWriter, r *http.Request) {
+	if !singleValued(w, r, "q", "limit") {
+		return
+	}
 	q := r.URL.Query().Get("q")
 	if strings.TrimSpace(q) == "" {
 		dirBadRequest(w, r, "query parameter q is required")
 		return
 	}
-	limit, err := intParam(r, "limit", 10, 1, 500)
-	if err != nil {
-		dirBadRequest(w, r, "%v", err)
+	limit, ok := queryLimit(w, r, 10, 500)
+	if !ok {
 		return
 	}
 	hits := h.store.Current().SearchPlaces(q, limit)
@@ -134,9 +136,11 @@ func serviceOf(s *routing.Service, full bool) serviceJSON {
 }
 
 func (h *directory) services(w http.ResponseWriter, r *http.Request) {
-	limit, err := intParam(r, "limit", 10, 1, 500)
-	if err != nil {
-		dirBadRequest(w, r, "%v", err)
+	if !singleValued(w, r, "q", "limit") {
+		return
+	}
+	limit, ok := queryLimit(w, r, 10, 500)
+	if !ok {
 		return
 	}
 	d := h.store.Current()
@@ -162,7 +166,8 @@ func (h *directory) services(w http.ResponseWriter, r *http.Request) {
 func (h *directory) service(w http.ResponseWriter, r *http.Request) {
 	key := chi.URLParam(r, "leikaKey")
 	if len(key) != 14 || strings.Trim(key, "0123456789") != "" {
-		dirBadRequest(w, r, "LeiKa key must have 14 digits")
+		// A key that was read and breaks its rule: 422 as in /v1/resolve and at intake.
+		h.fail(w, r, fmt.Errorf("%w: LeiKa key %s must have 14 digits", routing.ErrInvalidQuery, strconvQuote(key)))
 		return
 	}
 	s, ok := h.store.Current().Service(key)
@@ -243,6 +248,9 @@ func strconvQuote(s string) string {
 // resolve is the gateway's own lookup: any place form (ARS, AGS, postcode, name), with
 // the candidates of an ambiguous place in the problem document.
 func (h *directory) resolve(w http.ResponseWriter, r *http.Request) {
+	if !singleValued(w, r, "leikaKey", "service", "place") {
+		return
+	}
 	q := r.URL.Query()
 	d := h.store.Current()
 	// The key, when given, names the service; a name beside it (for the portal's

@@ -141,6 +141,87 @@ func TestMethodNotAllowed(t *testing.T) {
 	}
 }
 
+// TestQueriesAreReadWholeOrRefused: url.Values drops the pairs it cannot read, so
+// "state=accepted;held" listed every state and "office=x;y" every office's dead
+// letters: a filter vanished and the client got a 200 with more than it asked
+// for. A query that cannot be read is 400; a single-valued parameter given twice
+// is 422 (the second value had been dropped); a limit out of range is 422
+// invalid-field on every listing (the directory's was 400); a LeiKa key that
+// cannot be one is 422 invalid-field on every route (was 400 in /v1/services/{key}
+// and unknown-service in /v1/resolve); a method on a path that does not exist is
+// 404 (was 405 with an empty Allow).
+func TestQueriesAreReadWholeOrRefused(t *testing.T) {
+	s, _ := directoryServer(t)
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	for _, tc := range []struct {
+		method, path, token string
+		status              int
+		typ, field          string
+	}{
+		{"GET", "/v1/office/submissions?state=accepted;held", testOfficeToken, 400, problem.TypeMalformed, ""},
+		{"GET", "/v1/office/submissions?state=accepted%zz", testOfficeToken, 400, problem.TypeMalformed, ""},
+		{"GET", "/v1/admin/submissions?state=accepted;x", testAdminToken, 400, problem.TypeMalformed, ""},
+		{"GET", "/v1/admin/dead-letters?office=x;y", testAdminToken, 400, problem.TypeMalformed, ""},
+		{"GET", "/v1/admin/dead-letters?limit=%zz", testAdminToken, 400, problem.TypeMalformed, ""},
+		{"GET", "/v1/places?q=Dresden;x", "", 400, problem.TypeMalformed, ""},
+		{"GET", "/v1/admin/submissions?state=held&state=queued", testAdminToken, 422, problem.TypeInvalidField, "state"},
+		{"GET", "/v1/admin/dead-letters?office=a&office=b", testAdminToken, 422, problem.TypeInvalidField, "office"},
+		{"GET", "/v1/office/submissions?limit=5&limit=6", testOfficeToken, 422, problem.TypeInvalidField, "limit"},
+		{"GET", "/v1/resolve?place=Dresden&place=Leipzig&leikaKey=99050012104000", "", 422, problem.TypeInvalidField, "place"},
+		{"GET", "/v1/places?q=Dresden&limit=0", "", 422, problem.TypeInvalidField, "limit"},
+		{"GET", "/v1/places?q=Dresden&limit=99999", "", 422, problem.TypeInvalidField, "limit"},
+		{"GET", "/v1/services?limit=zwei", "", 422, problem.TypeInvalidField, "limit"},
+		{"GET", "/v1/office/submissions?limit=0", testOfficeToken, 422, problem.TypeInvalidField, "limit"},
+		{"GET", "/v1/services/123", "", 422, problem.TypeInvalidField, ""},
+		{"GET", "/v1/resolve?leikaKey=123&place=01067", "", 422, problem.TypeInvalidField, ""},
+		{"FOO", "/nope", "", 404, problem.TypeNotFound, ""},
+		{"PROPFIND", "/v1/whatever", "", 404, problem.TypeNotFound, ""},
+		{"FOO", "/v1/office/nope", testOfficeToken, 404, problem.TypeNotFound, ""},
+		{"FOO", "/healthz", "", 405, problem.TypeMethodNotAllowed, ""}, // the path exists
+	} {
+		req, _ := http.NewRequest(tc.method, srv.URL+tc.path, nil)
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != tc.status {
+			body, _ := io.ReadAll(res.Body)
+			t.Errorf("%s %s: %d %s, want %d", tc.method, tc.path, res.StatusCode, body, tc.status)
+			res.Body.Close()
+			continue
+		}
+		var p map[string]any
+		if ct := res.Header.Get("Content-Type"); ct != problem.ContentType || json.NewDecoder(res.Body).Decode(&p) != nil {
+			t.Errorf("%s %s: %d %s is no problem document", tc.method, tc.path, res.StatusCode, ct)
+		}
+		res.Body.Close()
+		if p["type"] != tc.typ || tc.field != "" && p["field"] != tc.field {
+			t.Errorf("%s %s: %v field %v, want %s field %q", tc.method, tc.path, p["type"], p["field"], tc.typ, tc.field)
+		}
+	}
+	// A well-formed query still works (the control).
+	if res, body := get(t, srv, "/v1/places?q=Dresden&limit=3"); res.StatusCode != 200 {
+		t.Fatalf("a readable query: %d %s", res.StatusCode, body)
+	}
+}
+
+// TestReadyzUnavailableSaysWhenToComeBack: a 503 unavailable comes with
+// Retry-After, also from /readyz (docs/problems.md; load balancers read it).
+func TestReadyzUnavailableSaysWhenToComeBack(t *testing.T) {
+	s := New(Options{Clients: NewClients(testAdminToken, nil, nil), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Ready: func() (Readiness, error) { return Readiness{}, fmt.Errorf("draining") }})
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	res, _ := get(t, srv, "/readyz")
+	if res.StatusCode != 503 || res.Header.Get("Retry-After") != RetryAfterSeconds {
+		t.Fatalf("/readyz while not ready: %d Retry-After %q", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+}
+
 // TestInvalidQueryIsOneProblem: routing.ErrInvalidQuery is the same status and type
 // whether intake meets it (a package's place) or the directory API does (a query
 // parameter): both go through ProblemFor.

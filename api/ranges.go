@@ -106,12 +106,23 @@ func rangeOf(r *http.Request, size int64) rangeVerdict {
 	if size == 0 {
 		return rangeUnsatisfiable
 	}
-	for _, spec := range strings.Split(set, ",") {
+	// An empty suffix ("-0") cannot be satisfied; beside others it is dropped
+	// (RFC 9110 14.1.1: the satisfiable ones are served), where ServeContent made
+	// it a part "bytes 961-960/961" of a multipart answer.
+	specs := strings.Split(set, ",")
+	kept := specs[:0:0]
+	for _, spec := range specs {
 		if n, ok := strings.CutPrefix(strings.TrimSpace(spec), "-"); !ok || strings.Trim(n, "0") != "" || n == "" {
-			return rangeAsIs // not only empty suffixes: ServeContent judges
+			kept = append(kept, spec)
 		}
 	}
-	return rangeUnsatisfiable
+	switch {
+	case len(kept) == 0:
+		return rangeUnsatisfiable
+	case len(kept) < len(specs):
+		r.Header.Set("Range", "bytes="+strings.Join(kept, ","))
+	}
+	return rangeAsIs
 }
 
 // Paced returns w under the progress rule t instead of the server's fixed write
@@ -174,8 +185,8 @@ func (p *paceWriter) Write(b []byte) (int, error) {
 
 func (p *paceWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }
 
-// rangeProblemWriter turns the plain-text 416 of http.ServeContent into the API's
-// problem document; every other answer passes through.
+// rangeProblemWriter turns the plain-text 416 and 412 of http.ServeContent into
+// the API's problem documents; every other answer passes through.
 type rangeProblemWriter struct {
 	http.ResponseWriter
 	r       *http.Request
@@ -184,6 +195,15 @@ type rangeProblemWriter struct {
 }
 
 func (w *rangeProblemWriter) WriteHeader(code int) {
+	if code == http.StatusPreconditionFailed {
+		// An If-Match that names another ETag: ServeContent answers with the
+		// content's own Content-Type and nothing else.
+		w.swallow = true
+		w.Header().Del("Content-Length")
+		problem.Write(w.ResponseWriter, w.r, problem.New(code, problem.TypePreconditionFailed,
+			"If-Match or If-Unmodified-Since does not hold for these bytes (the ETag is their SHA-256)"))
+		return
+	}
 	if code != http.StatusRequestedRangeNotSatisfiable {
 		w.ResponseWriter.WriteHeader(code)
 		return

@@ -87,9 +87,37 @@ func TestServeBlobRanges(t *testing.T) {
 					t.Errorf("Range %q: 416 Content-Range %q", rng, got)
 				}
 			}
-			// A unit other than bytes is ignored (RFC 9110 14.2): the whole content.
-			res := get("items=0-1")
+			// An empty suffix beside a satisfiable range is dropped: the range
+			// alone (it was a multipart part "bytes 100000-99999/100000").
+			res := get("bytes=0-5,-0")
 			body, _ := io.ReadAll(res.Body)
+			if res.StatusCode != 206 || res.Header.Get("Content-Range") != "bytes 0-5/100000" || !bytes.Equal(body, content[:6]) {
+				t.Fatalf("Range bytes=0-5,-0: %d %q %q, %d bytes", res.StatusCode, res.Header.Get("Content-Type"), res.Header.Get("Content-Range"), len(body))
+			}
+			// If-Match with another ETag: 412 as a problem document (it was the
+			// blob's Content-Type over an empty body); with the blob's own, 206.
+			req := httptest.NewRequest(http.MethodGet, "/x", nil)
+			req.Header.Set("If-Match", `"nope"`)
+			req.Header.Set("Range", "bytes=0-1")
+			rec := httptest.NewRecorder()
+			rc := o()
+			serveBlob(rec, req, rc, int64(len(content)), strings.Repeat("ab", 32), Transfer{})
+			rc.Close()
+			var p problem.Problem
+			if rec.Code != 412 || rec.Header().Get("Content-Type") != problem.ContentType || json.Unmarshal(rec.Body.Bytes(), &p) != nil || p.Type != problem.TypePreconditionFailed {
+				t.Fatalf("If-Match of another ETag: %d %q %s", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+			}
+			req.Header.Set("If-Match", `"`+strings.Repeat("ab", 32)+`"`)
+			rec = httptest.NewRecorder()
+			rc = o()
+			serveBlob(rec, req, rc, int64(len(content)), strings.Repeat("ab", 32), Transfer{})
+			rc.Close()
+			if rec.Code != 206 {
+				t.Fatalf("If-Match of the blob's ETag: %d", rec.Code)
+			}
+			// A unit other than bytes is ignored (RFC 9110 14.2): the whole content.
+			res = get("items=0-1")
+			body, _ = io.ReadAll(res.Body)
 			if res.StatusCode != 200 || !bytes.Equal(body, content) {
 				t.Fatalf("Range items=0-1: %d with %d bytes, want 200 and all", res.StatusCode, len(body))
 			}

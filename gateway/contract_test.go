@@ -52,6 +52,12 @@ func TestAPIContract(t *testing.T) {
 	}
 	id := res.SubmissionID
 	aid := f.example().Anlagen[0].ID
+	// A case erased before the office decided: its decision is 410.
+	undecided, err := f.portal.SubmitRaw(context.Background(), mustSign(t, f, f.example()))
+	if err != nil || undecided.Status != 201 {
+		t.Fatalf("setup submission: %v %+v", err, undecided)
+	}
+	id2 := undecided.SubmissionID
 	// A package with an attachment by reference, as multipart/related.
 	content := bytes.Repeat([]byte("Anlage per Referenz. "), 1000)
 	byRef := f.example()
@@ -66,6 +72,7 @@ func TestAPIContract(t *testing.T) {
 	headers := map[string]http.Header{
 		"office attachment range":         {"Range": {"bytes=0-9"}},
 		"office attachment range outside": {"Range": {"bytes=999999-"}},
+		"office attachment if-match":      {"If-Match": {`"not-its-digest"`}},
 	}
 	openapi3filter.RegisterBodyDecoder("multipart/related", openapi3filter.FileBodyDecoder)
 	tests := []struct {
@@ -90,6 +97,9 @@ func TestAPIContract(t *testing.T) {
 		{"office attachment", "GET", "/v1/office/submissions/" + id + "/attachments/" + aid, officeToken, "", nil, 200},
 		{"office attachment range", "GET", "/v1/office/submissions/" + id + "/attachments/" + aid, officeToken, "", nil, 206},
 		{"office attachment range outside", "GET", "/v1/office/submissions/" + id + "/attachments/" + aid, officeToken, "", nil, 416},
+		{"office attachment if-match", "GET", "/v1/office/submissions/" + id + "/attachments/" + aid, officeToken, "", nil, 412},
+		{"office list unreadable query", "GET", "/v1/office/submissions?state=held;accepted", officeToken, "", nil, 400},
+		{"office list limit twice", "GET", "/v1/office/submissions?limit=1&limit=2", officeToken, "", nil, 422},
 		{"office reject without reason", "POST", "/v1/office/submissions/" + id + "/reject", officeToken, "application/json", []byte(`{"reason":""}`), 422},
 		{"office accept malformed", "POST", "/v1/office/submissions/" + id + "/accept", officeToken, "application/json", []byte(`{"reason":`), 400},
 		{"office accept too large", "POST", "/v1/office/submissions/" + id + "/accept", officeToken, "application/json", []byte(`{"reason":"` + strings.Repeat("x", 70<<10) + `"}`), 413},
@@ -121,6 +131,10 @@ func TestAPIContract(t *testing.T) {
 		{"admin erase again", "POST", "/v1/admin/submissions/" + id + "/erase", adminToken, "", nil, 200},
 		{"office package erased", "GET", "/v1/office/submissions/" + id + "/package", officeToken, "", nil, 410},
 		{"office attachment erased", "GET", "/v1/office/submissions/" + id + "/attachments/" + aid, officeToken, "", nil, 410},
+		{"admin erase undecided", "POST", "/v1/admin/submissions/" + id2 + "/erase", adminToken, "application/json", []byte(`{"operator":"m.meier"}`), 200},
+		{"office reject erased", "POST", "/v1/office/submissions/" + id2 + "/reject", officeToken, "application/json", []byte(`{"reason":"weg"}`), 410},
+		{"office accept erased", "POST", "/v1/office/submissions/" + id2 + "/accept", officeToken, "application/json", []byte(`{}`), 410},
+		{"admin list state twice", "GET", "/v1/admin/submissions?state=held&state=queued", adminToken, "", nil, 422},
 		{"healthz", "GET", "/healthz", "", "", nil, 200},
 		{"readyz", "GET", "/readyz", "", "", nil, 200},
 		{"openapi", "GET", "/v1/openapi.yaml", "", "", nil, 200},

@@ -442,6 +442,11 @@ func (d *Directory) FindService(q string) (*Service, error) {
 		return nil, fmt.Errorf("%w: service is empty", ErrInvalidQuery)
 	}
 	if isDigits(q) {
+		// A number is a LeiKa key; one that cannot be one is a malformed query, as
+		// in Resolve and at intake, not an unknown service.
+		if len(q) != 14 {
+			return nil, fmt.Errorf("%w: LeiKa key %s must have 14 digits", ErrInvalidQuery, quote(q))
+		}
 		if s, ok := d.services[q]; ok {
 			return s, nil
 		}

@@ -37,6 +37,7 @@ const (
 	TypeAttachmentDigest    = Base + "attachment-digest"     // 422: attachment differs from signed digest
 	TypeMultipartParts      = Base + "multipart-parts"       // 422: parts missing, unexpected or duplicated
 	TypeRangeNotSatisfiable = Base + "range-not-satisfiable" // 416: a Range outside the content
+	TypePreconditionFailed  = Base + "precondition-failed"   // 412: If-Match or If-Unmodified-Since does not hold
 	TypeHeadersTooLarge     = Base + "headers-too-large"     // 431: request line and headers over the limit
 	TypeUnavailable         = Base + "unavailable"           // 503: shutting down or not ready
 	TypeInternal            = Base + "internal"              // 500: a bug or storage failure, never bad input
@@ -139,6 +140,7 @@ var titles = map[string]string{
 	TypeAttachmentDigest:    "Attachment does not match its signed digest",
 	TypeMultipartParts:      "Parts do not match the package's attachment references",
 	TypeRangeNotSatisfiable: "Range not satisfiable",
+	TypePreconditionFailed:  "Precondition failed",
 	TypeHeadersTooLarge:     "Request headers too large",
 	TypeUnavailable:         "Service unavailable",
 	TypeInternal:            "Internal error",
