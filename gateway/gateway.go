@@ -237,7 +237,7 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 				func() float64 { return float64(db.Stats().Ambiguous) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "amtsbote_store_recognised_writes_total", Help: "Unacknowledged writes later found committed by their operation id, so not applied twice."},
 				func() float64 { return float64(db.Stats().Recognised) }),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "amtsbote_store_stale_listings_total", Help: "Index listings started again because the replica serving them lagged behind the latest writes."},
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "amtsbote_store_stale_listings_total", Help: "Index listings started again, and blob listings completed from the stream leader, because the replica serving them lagged behind the latest writes."},
 				func() float64 { return float64(db.Stats().StaleListings) }))
 	}
 

@@ -12,6 +12,7 @@ import (
 	"hash"
 	"io"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/amtsbote/amtsbote/store"
@@ -35,6 +36,7 @@ type Blobs struct {
 	stream jetstream.Stream // OBJ_<bucket>: Walk, meta reads, chunk purges
 	bucket string
 	opts   Options
+	stale  *atomic.Int64 // the store's StaleListings
 	// beforeMark, set by tests, runs in DeleteIfOlder between reading the meta
 	// message and publishing the deletion marker: the window a racing Put hits.
 	beforeMark func(digest string)

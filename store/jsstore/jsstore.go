@@ -104,7 +104,8 @@ type Stats struct {
 	// applied a second time.
 	Recognised int64
 	// StaleListings: index listings started again because the replica that served
-	// them had not applied the latest writes yet (see ids).
+	// them had not applied the latest writes yet (see ids), and blob listings the
+	// stream's leader completed for the same reason (see Blobs.eachMeta).
 	StaleListings int64
 }
 
@@ -301,7 +302,7 @@ func (s *Store) ensure(ctx context.Context, cfgs ...jetstream.StreamConfig) erro
 	if err != nil {
 		return err
 	}
-	s.blobs = &Blobs{obs: obs, nc: s.nc, stream: objStream, bucket: s.bucket + "_blobs", opts: s.opts}
+	s.blobs = &Blobs{obs: obs, nc: s.nc, stream: objStream, bucket: s.bucket + "_blobs", opts: s.opts, stale: &s.stats.staleListings}
 	return nil
 }
 

@@ -226,14 +226,77 @@ func (b *Blobs) Walk(fn func(digest string, size int64, written time.Time) bool)
 
 // eachMeta calls fn with every object's meta message (deleted ones included) and the
 // time it was stored, until fn returns false.
+//
+// The listing consumer has one replica, which may be behind the stream's leader (a
+// node that restarted and is catching up, or one a quorum acknowledged a Put
+// without): it lists what it holds. So the leader is asked afterwards which meta
+// subjects exist, and those the consumer did not list are read from it one by one.
+// A consumer that missed objects made Walk miss a blob just written (the contract
+// suite saw it under load) and, worse, could have let SweepChunks take the chunks
+// of a live object for left-overs; the time condition there only covers recent ones.
 func (b *Blobs) eachMeta(ctx context.Context, fn func(info jetstream.ObjectInfo, stored time.Time) bool) error {
-	return eachIn(ctx, b.stream, b.opts, []string{"$O." + b.bucket + ".M.>"}, false, nil, func(subject string, data []byte, md *jetstream.MsgMetadata) (bool, error) {
+	filter := "$O." + b.bucket + ".M.>"
+	listed := map[string]bool{}
+	stopped := false
+	err := eachIn(ctx, b.stream, b.opts, []string{filter}, false, nil, func(subject string, data []byte, md *jetstream.MsgMetadata) (bool, error) {
+		listed[subject] = true
 		var info jetstream.ObjectInfo
 		if err := json.Unmarshal(data, &info); err != nil {
 			return false, fmt.Errorf("jsstore: blob meta %s: %w", subject, err)
 		}
-		return fn(info, md.Timestamp), nil
+		stopped = !fn(info, md.Timestamp)
+		return !stopped, nil
 	})
+	if err != nil || stopped {
+		return err
+	}
+	subjects, err := b.subjectsUnder(ctx, filter)
+	if err != nil {
+		return err
+	}
+	counted := false
+	for subject := range subjects {
+		if listed[subject] {
+			continue
+		}
+		if !counted && b.stale != nil {
+			b.stale.Add(1)
+			counted = true
+		}
+		c, cancel := context.WithTimeout(ctx, b.opts.RequestTimeout)
+		m, err := b.stream.GetLastMsgForSubject(c, subject)
+		cancel()
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			continue // purged meanwhile
+		case err != nil:
+			return fmt.Errorf("jsstore: blob meta %s: %w", subject, unavailable(err))
+		}
+		var info jetstream.ObjectInfo
+		if err := json.Unmarshal(m.Data, &info); err != nil {
+			return fmt.Errorf("jsstore: blob meta %s: %w", subject, err)
+		}
+		if !fn(info, m.Time) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// subjectsUnder asks the stream's leader which subjects under filter hold
+// messages, and how many each.
+func (b *Blobs) subjectsUnder(ctx context.Context, filter string) (map[string]uint64, error) {
+	for attempt := 0; ; attempt++ {
+		c, cancel := context.WithTimeout(ctx, b.opts.Timeout)
+		info, err := b.stream.Info(c, jetstream.WithSubjectFilter(filter))
+		cancel()
+		if err == nil {
+			return info.State.Subjects, nil
+		}
+		if !transient(err) || !sleep(ctx, backoff(attempt)) {
+			return nil, fmt.Errorf("jsstore: list %s: %w", filter, unavailable(err))
+		}
+	}
 }
 
 // SweepChunks purges chunk subjects that no live object names and whose last chunk
@@ -251,18 +314,9 @@ func (b *Blobs) eachMeta(ctx context.Context, fn func(info jetstream.ObjectInfo,
 // uploaded between the two reads is either unlisted or named.
 func (b *Blobs) SweepChunks(ctx context.Context, before time.Time) (sets int, chunks uint64, err error) {
 	prefix := "$O." + b.bucket + ".C."
-	var subjects map[string]uint64
-	for attempt := 0; ; attempt++ {
-		c, cancel := context.WithTimeout(ctx, b.opts.Timeout)
-		info, err := b.stream.Info(c, jetstream.WithSubjectFilter(prefix+">"))
-		cancel()
-		if err == nil {
-			subjects = info.State.Subjects
-			break
-		}
-		if !transient(err) || !sleep(ctx, backoff(attempt)) {
-			return 0, 0, fmt.Errorf("jsstore: list chunks: %w", err)
-		}
+	subjects, err := b.subjectsUnder(ctx, prefix+">")
+	if err != nil {
+		return 0, 0, err
 	}
 	if len(subjects) == 0 {
 		return 0, 0, nil
