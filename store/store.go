@@ -423,8 +423,6 @@ type DB struct {
 	// wiped are the free pages of the file of bolt `of` that WipeFree zeroed
 	// (wipe.go); guarded by compacting and sw together.
 	wiped struct {
-		of    *bolt.DB
-		pages map[int]bool
 		// walked: the last WipeFree found the free pages by the walk, not
 		// from the freelist page (wipe.go).
 		walked bool
