@@ -387,8 +387,18 @@ func Load(path string, environ []string) (Config, error) {
 		}
 		dec := yaml.NewDecoder(bytes.NewReader(b))
 		dec.KnownFields(true)
-		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // an empty file is fine
-			return c, fmt.Errorf("config: %s: %w", path, readableYAMLError(err))
+		err = dec.Decode(&c)
+		if err != nil && !errors.Is(err, io.EOF) { // an empty file is fine
+			err = readableYAMLError(err)
+		}
+		if errors.Is(err, errOnlyOffDurations) {
+			// Every refusal was a bare 0 or negative number for a duration
+			// (durations.go): read the file again with those as seconds.
+			c = Default()
+			err = decodeWithOffDurations(b, &c)
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return c, fmt.Errorf("config: %s: %w", path, err)
 		}
 	}
 	if err := applyEnv(&c, environ); err != nil {

@@ -281,6 +281,43 @@ func TestUnknownSettingNamesThePath(t *testing.T) {
 	}
 }
 
+// TestDurationOffValuesAsTheDocsWriteThem: the documentation's retention block
+// (`unanswered: 0`, `every: 0`) stopped the gateway at start — the YAML library
+// reads a duration only with its unit — while AMTSBOTE_RETENTION_EVERY=0 was
+// fine. A bare 0 or negative number is read as that many seconds, also inside
+// maps (an office's channels) and next to an unknown key, which is still named; a
+// positive bare number is still refused, with the unit to write.
+func TestDurationOffValuesAsTheDocsWriteThem(t *testing.T) {
+	load := func(y string) (Config, error) {
+		t.Helper()
+		f := filepath.Join(t.TempDir(), "c.yaml")
+		if err := os.WriteFile(f, []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return Load(f, nil)
+	}
+	c, err := load("retention:\n  package_bytes: 2160h\n  unanswered: 0\n  every: 0\ndelivery:\n  queue_check: -1\n  workers: 3\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Retention.Unanswered != 0 || c.Retention.Every != 0 || c.Delivery.QueueCheck != -time.Second ||
+		c.Retention.PackageBytes != 2160*time.Hour || c.Delivery.Workers != 3 {
+		t.Fatalf("read as %+v %+v", c.Retention, c.Delivery)
+	}
+	// The defaults of what the file does not name stay (the file is read twice).
+	if c.HTTP.ReadTimeout != Default().HTTP.ReadTimeout {
+		t.Fatalf("http.read_timeout %s, want the default", c.HTTP.ReadTimeout)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"retention:\n  every: 30\n", "line 2: a duration needs its unit: write 30s"},
+		{"retention:\n  every: 0\n  evrey: 1h\n", "line 3: retention.evrey is not a setting"},
+	} {
+		if _, err := load(tc.yaml); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}
+
 // TestHTTPTimeoutsMustBePositive: http.read_timeout, http.write_timeout and
 // http.shutdown_timeout of 0 or less were taken as they are. A server timeout of
 // 0 is none at all in net/http (a client that sends a header a byte a minute

@@ -25,7 +25,17 @@ func readableYAMLError(err error) error {
 	}
 	paths := settingPaths()
 	lines := make([]string, 0, len(te.Errors))
+	offOnly := true
 	for _, e := range te.Errors {
+		if m := reBareDuration.FindStringSubmatch(e); m != nil {
+			if offDuration(m[2]) {
+				continue // read as seconds (durations.go)
+			}
+			offOnly = false
+			lines = append(lines, fmt.Sprintf("line %s: a duration needs its unit: write %ss (or 15m, 720h)", m[1], m[2]))
+			continue
+		}
+		offOnly = false
 		m := reUnknownField.FindStringSubmatch(e)
 		if m == nil {
 			lines = append(lines, e)
@@ -44,6 +54,9 @@ func readableYAMLError(err error) error {
 			msg += " of " + parent.path
 		}
 		lines = append(lines, msg)
+	}
+	if offOnly {
+		return errOnlyOffDurations
 	}
 	return errors.New(strings.Join(lines, "; "))
 }
