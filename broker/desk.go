@@ -217,13 +217,18 @@ func waitingState(st submission.State) bool {
 // state: a submission may have moved on since the index was listed. An entry
 // that does not name its office (written before the indexes kept it) is read
 // and kept if it is the office's.
+//
+// A case whose bytes an operator erased before the office took them waits for
+// nothing: it can be neither fetched nor decided (410), so it is not listed. It
+// was, and an office's Fachverfahren that pages through what waits met a first
+// page of such cases on every poll and never reached the live ones behind them.
 func (b *Broker) walkWaiting(officeID, after string, fn func(*submission.Submission) bool) error {
 	entries, err := b.db.Waiting(officeID)
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
-		if after != "" && e.ID <= after {
+		if after != "" && e.ID <= after || e.Known && e.Erased {
 			continue
 		}
 		s, err := b.db.Get(e.ID)
@@ -233,7 +238,7 @@ func (b *Broker) walkWaiting(officeID, after string, fn func(*submission.Submiss
 		if err != nil {
 			return err
 		}
-		if s.OfficeID == officeID && !fn(s) {
+		if s.OfficeID == officeID && s.BytesRemovedAt == nil && !fn(s) {
 			return nil
 		}
 	}

@@ -176,6 +176,9 @@ func (b *Broker) Backlog(limit int) (offices []OfficeBacklog, read int, complete
 			return false
 		}
 		read++
+		if s.BytesRemovedAt != nil {
+			return true // erased before the office took it: waits for nothing (walkWaiting)
+		}
 		o := by[s.OfficeID]
 		if o == nil {
 			o = &OfficeBacklog{Office: s.OfficeID, Name: s.OfficeName, WaitingSince: s.ReceivedAt}

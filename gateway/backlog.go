@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -85,5 +86,14 @@ func (c *oldestCollector) Collect(ch chan<- prometheus.Metric) {
 			v = float64(t.UnixNano()) / 1e9
 		}
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, w.state)
+	}
+}
+
+// notErased leaves out of an index's listing the entries that say an erasure
+// removed their bytes (an entry that does not say is kept).
+func notErased(list func() ([]store.Waiting, error)) func() ([]store.Waiting, error) {
+	return func() ([]store.Waiting, error) {
+		entries, err := list()
+		return slices.DeleteFunc(entries, func(e store.Waiting) bool { return e.Known && e.Erased }), err
 	}
 }

@@ -217,3 +217,43 @@ func TestPollingOfficeStartsAgainAfterGivingUp(t *testing.T) {
 		t.Fatalf("after the third round: %s, want accepted", s.State)
 	}
 }
+
+// TestErasedCaseWaitsForNothing: a case whose bytes an operator erased before
+// the office fetched it can be neither fetched nor decided (410); it stayed
+// listed as waiting for the office, counted as handed over (the gauge, so
+// AmtsboteUnconfirmedForDays fired for it for ever) and in the admin backlog.
+// An office's Fachverfahren paging through what waits met such cases first on
+// every poll. Now none of them names it; a live case beside it stays listed.
+func TestErasedCaseWaitsForNothing(t *testing.T) {
+	f, erased := startPullHandedOver(t)
+	p := paket.ExampleWith(pullService, paket.NewMessageID(), time.Now())
+	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
+	res, err := f.portal.Submit(context.Background(), p)
+	if err != nil || res.Status != http.StatusCreated {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	live := res.SubmissionID
+	waitFor(t, "the second hand-over", func() bool {
+		s, err := f.g.Broker.Submission(live)
+		return err == nil && s.State == submission.StateHandedOver
+	})
+	if _, err := f.g.Broker.Erase(context.Background(), erased, "operator (test)", "Antrag der Betroffenen"); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"?state=handed_over", "?state=queued,retrying,handed_over,held", "?state=handed_over&limit=1"} {
+		status, body := officeGet(t, f.g.URL()+"/v1/office/submissions"+q, pullToken)
+		if status != http.StatusOK || strings.Contains(body, erased) || !strings.Contains(body, live) {
+			t.Fatalf("the office's list %s: %d, erased case listed %v, live case listed %v: %s", q, status, strings.Contains(body, erased), strings.Contains(body, live), body)
+		}
+	}
+	if v := scrapeValue(t, f.g.URL(), "amtsbote_submissions_handed_over"); v != "1" {
+		t.Errorf("amtsbote_submissions_handed_over %s, want 1 (the live case)", v)
+	}
+	if status, body := officeGet(t, f.g.URL()+"/v1/admin/offices", adminToken); status != http.StatusOK || !strings.Contains(body, `"handedOver": 1`) && !strings.Contains(body, `"handedOver":1`) {
+		t.Errorf("the admin backlog: %d %s", status, body)
+	}
+	// The erased case itself is still there to read (its record, its receipts).
+	if status, body := officeGet(t, f.g.URL()+"/v1/office/submissions/"+erased, pullToken); status != http.StatusOK || !strings.Contains(body, erased) {
+		t.Errorf("the erased case's record: %d %s", status, body)
+	}
+}
