@@ -157,6 +157,22 @@ func PublicReason(err error) string {
 	return "the delivery attempt failed"
 }
 
+// LogReason is what the gateway's log may say of a delivery failure: the error
+// without the receiver's own words. An office's validator or error page can quote
+// the application ("Antrag von Erika Mustermann, geb. …: Pflichtfeld fehlt"), and
+// the log goes where neither the retention nor an erasure reaches, so the words
+// stay in the record's event (the admin console shows them). Errors that carry
+// such words implement interface{ LogReason() string }, the first in the chain
+// answers; other errors (network, TLS, timeouts, the adapters' own refusals) are
+// the gateway's own words and are logged whole.
+func LogReason(err error) string {
+	var lr interface{ LogReason() string }
+	if errors.As(err, &lr) {
+		return lr.LogReason()
+	}
+	return err.Error()
+}
+
 // RetryAfter reports how long the receiver asked the sender to wait before the next
 // attempt (an HTTP Retry-After on a 429 or 503, or its like in another channel).
 // Errors offer it by implementing interface{ RetryAfter() time.Duration }; a zero or

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -372,6 +373,7 @@ func (b *Broker) process(msg jetstream.Msg) (record func()) {
 		// The portal's detail stays the receiver's status; the operator's note says
 		// what follows (later packages' events say the channel is disabled).
 		why.Internal = "endpoint gone: channel " + ref.Channel + " disabled for the office until an operator enables it; " + why.Internal
+		why.Log = "endpoint gone: channel " + ref.Channel + " disabled for the office until an operator enables it; " + why.Log
 		b.nextChannel(msg, s, why)
 	case adapters.IsPermanent(err):
 		b.ends.release(key)
@@ -395,7 +397,8 @@ func (b *Broker) process(msg jetstream.Msg) (record func()) {
 // record, kept for as long as the record (in cluster mode within one document of
 // bounded size), and an adapter's error may carry what an office's system said.
 func reasonOf(err error) submission.Reason {
-	return submission.Reason{Public: clip(adapters.PublicReason(err), maxReasonRunes), Internal: clip(err.Error(), maxReasonRunes)}
+	return submission.Reason{Public: clip(adapters.PublicReason(err), maxReasonRunes), Internal: clip(err.Error(), maxReasonRunes),
+		Log: clip(adapters.LogReason(err), maxReasonRunes)}
 }
 
 // maxReasonRunes bounds each text of a failed attempt's event: with at most
@@ -660,7 +663,7 @@ func (b *Broker) failed(msg jetstream.Msg, s *submission.Submission, cause error
 		_ = msg.NakWithDelay(delay)
 		return
 	}
-	b.log.Info("delivery attempt failed", "submission", s.ID, "channel", t.Channel, "attempt", s.Attempts+1, "retry_in", nominal.String(), "err", cause)
+	b.log.Info("delivery attempt failed", "submission", s.ID, "channel", t.Channel, "attempt", s.Attempts+1, "retry_in", nominal.String(), "err", adapters.LogReason(cause))
 	_ = msg.NakWithDelay(delay)
 }
 
@@ -677,7 +680,7 @@ func (b *Broker) nextChannel(msg jetstream.Msg, s *submission.Submission, why su
 		_ = msg.NakWithDelay(b.cfg.BackoffBase)
 		return
 	}
-	b.log.Warn("delivery channel failed for good", "submission", s.ID, "channel", t.Channel, "reason", why.ForOperator())
+	b.log.Warn("delivery channel failed for good", "submission", s.ID, "channel", t.Channel, "reason", cmp.Or(why.Log, why.Public))
 	_ = msg.Term()
 	if cur != nil && cur.State.Dispatchable() {
 		b.enqueue(cur)

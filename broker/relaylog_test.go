@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/adapters/webhook"
 	"github.com/amtsbote/amtsbote/bus"
 	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 // TestBusAwayIsLoggedOnce: while NATS is away every publish fails, and the relay
@@ -46,5 +48,63 @@ func TestBusAwayIsLoggedOnce(t *testing.T) {
 	out := logs.String()
 	if n := strings.Count(out, "queue failed"); n != 1 {
 		t.Fatalf("%d warnings about failed publishes in 4.5 s, want 1:\n%s", n, out)
+	}
+}
+
+// TestReceiversWordsStayOutOfTheLog: an office's answer can quote the
+// application (a validator: "Antrag von Erika Mustermann, geb. …: Pflichtfeld
+// fehlt"), and the broker logged the whole error of a failed attempt and of a
+// channel given up — into the log, where neither the retention nor an erasure
+// reaches. The log names the status; the words stay in the case's events, where
+// the admin console shows them and an erasure or the retention ends them.
+func TestReceiversWordsStayOutOfTheLog(t *testing.T) {
+	dir := t.TempDir()
+	db, err := store.Open(dir+"/store", store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	bs, err := bus.Start(context.Background(), bus.Options{StoreDir: dir + "/js"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bs.Close()
+	const words = "Antrag von Erika Mustermann, geb. 12.08.1964, Heidestrasse 17"
+	office := &scripted{channel: "primary", answers: []error{
+		&webhook.StatusError{StatusCode: 503, Snippet: words + ": bitte später"},
+		adapters.Permanent("receiver answered HTTP 422", &webhook.StatusError{StatusCode: 422, Snippet: words + ": Pflichtfeld fehlt"}),
+	}}
+	var logs testenv.Buffer
+	b := New(Config{ExclusiveConsumer: true, QueueInMemory: true, Workers: 2, MaxAttempts: 3, BackoffBase: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond,
+		AttemptTimeout: 2 * time.Second}, db, bs.JS, adapters.NewRegistry(office), testChannels, fakeSigner{}, slog.New(slog.NewTextHandler(&logs, nil)), nil)
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = b.Stop(ctx)
+	}()
+	id := receiveN(t, b, "words", 1)[0]
+	waitState(t, b, id, submission.StateHeld)
+	out := logs.String()
+	if strings.Contains(out, "Mustermann") {
+		t.Fatalf("the receiver's words are in the log:\n%s", out)
+	}
+	for _, want := range []string{"HTTP 503", "HTTP 422"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("the log does not say %s (the check above proves nothing):\n%s", want, out)
+		}
+	}
+	evs, err := b.Log(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := false
+	for _, e := range evs {
+		kept = kept || strings.Contains(e.Note, "Mustermann")
+	}
+	if !kept {
+		t.Fatalf("the receiver's words are not in the events either: %+v", evs)
 	}
 }

@@ -101,6 +101,12 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("peer gateway %s answered HTTP %d %s: %s", e.Peer, e.Status, e.Type, e.Detail)
 }
 
+// LogReason implements the interface read by adapters.LogReason: without the
+// peer's detail, which may quote the package.
+func (e *StatusError) LogReason() string {
+	return fmt.Sprintf("peer gateway %s answered HTTP %d %s", e.Peer, e.Status, e.Type)
+}
+
 // PublicReason implements the adapters' public reason: the status code only.
 func (e *StatusError) PublicReason() string {
 	if e.Type == TypeClockSkew {

@@ -274,14 +274,19 @@ func (s *Submission) current(gen int) error {
 type Reason struct {
 	Public   string
 	Internal string
+	// Log is what the gateway's log may say (adapters.LogReason: Internal without
+	// the receiver's own words, which can quote the application); "" falls back to
+	// Public. Not stored: the log outlives every retention and erasure.
+	Log string
 	// NextIn, when set, is the delay AttemptFailed states ("next attempt in ...")
 	// instead of retryAt-now: a gateway running on a compressed test clock
 	// (broker.Config.TimeScale) states the schedule's delay, not the scaled wait.
 	NextIn time.Duration
 }
 
-// ForOperator is what the log says: the internal reason, or the public one where
-// that is all there is (a channel the gateway does not have).
+// ForOperator is the operator's whole reason (the admin console): the internal
+// reason, or the public one where that is all there is (a channel the gateway
+// does not have).
 func (r Reason) ForOperator() string {
 	if r.Internal != "" {
 		return r.Internal

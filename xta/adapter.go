@@ -316,6 +316,18 @@ type DeliverError struct {
 	Status    int
 	Exception Exception
 	Err       error
+	// fault: Err holds the reader's SOAP fault text, its own words.
+	fault bool
+}
+
+// LogReason implements the interface read by adapters.LogReason: of a SOAP fault,
+// the exception and not the reader's reason and detail, which a validator fills
+// with the application's fields (XTA push sends the whole package).
+func (e *DeliverError) LogReason() string {
+	if e.fault {
+		return "xta: " + e.Public + " (the fault's text is in the case's events)"
+	}
+	return e.Error()
 }
 
 func (e *DeliverError) Error() string {
@@ -339,7 +351,7 @@ func classifyFault(f *xFault, status int) error {
 		detail = f.Detail.Inner[0].Detail
 	}
 	reason := strings.Join(f.Reason, " ")
-	e := &DeliverError{Status: status, Exception: exc, Err: fmt.Errorf("%s %s: %s %s", f.Code.Value, exc, reason, detail)}
+	e := &DeliverError{Status: status, Exception: exc, Err: fmt.Errorf("%s %s: %s %s", f.Code.Value, exc, reason, detail), fault: true}
 	receiverFault := strings.HasSuffix(f.Code.Value, ":Receiver") || f.Code.Value == "Receiver"
 	switch {
 	case exc == TechnicalProblem || exc == ExternalServiceUnavailable:

@@ -109,6 +109,12 @@ func (e *StatusError) PublicReason() string {
 	return fmt.Sprintf("receiver answered HTTP %d", e.StatusCode)
 }
 
+// LogReason implements the interface read by adapters.LogReason: the status, not
+// the receiver's body, which may quote the application.
+func (e *StatusError) LogReason() string {
+	return fmt.Sprintf("webhook: receiver answered HTTP %d (its answer is in the case's events)", e.StatusCode)
+}
+
 func (e *StatusError) Error() string {
 	s := fmt.Sprintf("webhook: receiver answered HTTP %d", e.StatusCode)
 	if e.Snippet != "" {
