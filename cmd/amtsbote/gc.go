@@ -59,13 +59,20 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	st, closeStore, err := gateway.OpenExistingStore(ctx, cfg)
+	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	// A dry run changes nothing, so it must not upgrade an older store either
+	// (an older build refuses the upgraded file); a real run may, and logs it.
+	open := gateway.OpenExistingStore
+	if *dry {
+		open = gateway.OpenStoreToRead
+	}
+	st, closeStore, err := open(ctx, cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "amtsbote gc:", err)
 		return 1
 	}
 	defer closeStore()
-	b := broker.New(broker.Config{GatewayID: cfg.GatewayID}, st, nil, nil, nil, nil, newLogger(stderr, cfg.LogLevel, cfg.LogFormat), nil)
+	b := broker.New(broker.Config{GatewayID: cfg.GatewayID}, st, nil, nil, nil, nil, log, nil)
 	// A run on a store with years of data reads millions of records: a line a
 	// second on stderr says how far it got.
 	var p broker.GCProgress

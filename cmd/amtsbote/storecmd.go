@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -61,7 +62,12 @@ func runStore(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			}
 		}
 	}
-	st, cfg, closeStore, code := openStore(ctx, loadConfig, verb == "import", stderr)
+	// export only reads: it must not upgrade an older store for good (OpenStoreToRead).
+	open := gateway.OpenStoreToRead
+	if verb == "import" {
+		open = gateway.OpenStore
+	}
+	st, cfg, closeStore, code := openStore(ctx, loadConfig, open, stderr)
 	if st == nil {
 		return code
 	}
@@ -243,7 +249,7 @@ func runVerifyStore(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	st, _, closeStore, code := openStore(ctx, loadConfig, false, stderr)
+	st, _, closeStore, code := openStore(ctx, loadConfig, gateway.OpenStoreToRead, stderr)
 	if st == nil {
 		return code
 	}
@@ -265,20 +271,19 @@ func runVerifyStore(ctx context.Context, args []string, stdout, stderr io.Writer
 	return 0
 }
 
-// openStore loads the configuration and opens its store, which must exist unless
-// create. On failure st is nil and code the exit code: 2 for the configuration,
-// 1 for the store.
-func openStore(ctx context.Context, loadConfig func() (config.Config, error), create bool, stderr io.Writer) (st store.Store, cfg config.Config, closeStore func(), code int) {
+// openStore loads the configuration and opens its store with open (one of
+// gateway's OpenStore, OpenExistingStore, OpenStoreToRead), which logs to stderr
+// what opening does to the file. On failure st is nil and code the exit code: 2 for
+// the configuration, 1 for the store.
+func openStore(ctx context.Context, loadConfig func() (config.Config, error),
+	open func(context.Context, config.Config, *slog.Logger) (store.Store, func(), error), stderr io.Writer,
+) (st store.Store, cfg config.Config, closeStore func(), code int) {
 	cfg, err := loadConfig()
 	if err != nil {
 		fmt.Fprintln(stderr, "amtsbote store:", err)
 		return nil, cfg, nil, 2
 	}
-	open := gateway.OpenExistingStore
-	if create {
-		open = gateway.OpenStore
-	}
-	st, closeStore, err = open(ctx, cfg)
+	st, closeStore, err = open(ctx, cfg, newLogger(stderr, cfg.LogLevel, cfg.LogFormat))
 	if err != nil {
 		fmt.Fprintln(stderr, "amtsbote store:", err)
 		return nil, cfg, nil, 1
