@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/amtsbote/amtsbote/broker"
@@ -19,6 +20,8 @@ import (
 // does the same every retention.every): the bytes of answered cases past
 // retention.package_bytes, the records past retention.records, and the blobs nothing
 // references. For a bbolt store the gateway must be stopped (the file is locked).
+// Without -config it only counts (-dry-run): the built-in retention is not the
+// gateway's. It prints the retention it applies.
 // -dry-run only counts: "-now" alone once read as a preview but removed what a
 // future date makes due.
 func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -41,6 +44,20 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "amtsbote gc:", err)
 		return 2
 	}
+	// Without the gateway's configuration the retention is the built-in one, and
+	// a run deleted bytes and records by it, not by what the operator set.
+	from := "from " + *cfgPath
+	if *cfgPath == "" {
+		from = "built-in defaults: no -config"
+		if retentionFromEnv(os.Environ()) {
+			from = "built-in defaults and AMTSBOTE_RETENTION_*: no -config"
+		} else if !*dry {
+			fmt.Fprintln(stderr, "amtsbote gc: no -config (or AMTSBOTE_CONFIG): the retention would be the built-in one ("+
+				retentionLine(cfg.Retention)+"), not the gateway's, and gc deletes by it. Name the gateway's configuration, or see what it would remove with -dry-run")
+			return 2
+		}
+	}
+	fmt.Fprintf(stdout, "retention (%s): %s\n", from, retentionLine(cfg.Retention))
 	if *dataDir != "" {
 		cfg.DataDir = *dataDir
 	}
@@ -112,4 +129,30 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "compacted the store file: %d -> %d bytes\n", cr.Before, cr.After)
 	}
 	return 0
+}
+
+// retentionFromEnv says whether environ sets a retention.* setting: a gateway
+// configured by the environment alone has its retention there.
+func retentionFromEnv(environ []string) bool {
+	for _, kv := range environ {
+		if strings.HasPrefix(kv, "AMTSBOTE_RETENTION_") {
+			return true
+		}
+	}
+	return false
+}
+
+// retentionLine says what a retention removes when, for gc's output.
+func retentionLine(r config.Retention) string {
+	after := func(d time.Duration, event string) string {
+		if d <= 0 {
+			return "kept"
+		}
+		if d%(24*time.Hour) == 0 {
+			return fmt.Sprintf("%d days after %s", d/(24*time.Hour), event)
+		}
+		return d.String() + " after " + event
+	}
+	return fmt.Sprintf("bytes %s, records %s, bytes of unanswered cases %s",
+		after(r.PackageBytes, "the answer"), after(r.Records, "the answer"), after(r.Unanswered, "the delivery"))
 }

@@ -31,7 +31,9 @@ func TestStoreCommandsNeedAStore(t *testing.T) {
 		{"store export", func(dir string, o, e *bytes.Buffer) int {
 			return runStore(ctx, []string{"export", "-data", dir, "-out", filepath.Join(t.TempDir(), "x")}, o, e)
 		}},
-		{"gc", func(dir string, o, e *bytes.Buffer) int { return runGC(ctx, []string{"-data", dir}, o, e) }},
+		{"gc", func(dir string, o, e *bytes.Buffer) int {
+			return runGC(ctx, []string{"-config", emptyConfig(t), "-data", dir}, o, e)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "typo")
@@ -107,7 +109,9 @@ func TestDataCommandsRefuseAnotherUsersFolder(t *testing.T) {
 		{"store import", restoreDir, func(o, e *bytes.Buffer) int {
 			return runStore(ctx, []string{"import", "-data", restoreDir, "-in", exportDir}, o, e)
 		}},
-		{"gc", src, func(o, e *bytes.Buffer) int { return runGC(ctx, []string{"-data", src, "-compact"}, o, e) }},
+		{"gc", src, func(o, e *bytes.Buffer) int {
+			return runGC(ctx, []string{"-config", emptyConfig(t), "-data", src, "-compact"}, o, e)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before, _ := os.ReadDir(tc.dir)
@@ -137,46 +141,20 @@ func TestDataCommandsRefuseAnotherUsersFolder(t *testing.T) {
 // it. (-now alone had read as a preview in its help, and removed.)
 func TestGCDryRunChangesNothing(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	db, err := store.Open(dir, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	decided := storetest.NewSubmission("gc-decided", "amt24", "m1")
-	decided.State = submission.StateAccepted
-	decided.Decision = &submission.Decision{Outcome: submission.OutcomeAccepted, At: time.Now().UTC(), Actor: "test"}
-	for _, s := range []*submission.Submission{decided, storetest.NewSubmission("gc-open", "amt24", "m2")} {
-		if _, _, _, err := db.Create(ctx, s, []submission.Event{{Type: submission.EventReceived}}, "in", []byte("<r/>")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir := gcStore(t)
 	t.Setenv("AMTSBOTE_CONFIG", "")
+	cfg := emptyConfig(t)
 	// The defaults: bytes 90 days after the answer, records 10 years.
 	later := time.Now().UTC().Add(11 * 365 * 24 * time.Hour).Format(time.RFC3339)
 	gc := func(args ...string) string {
 		t.Helper()
 		var o, e bytes.Buffer
-		if rc := runGC(ctx, append([]string{"-data", dir, "-now", later}, args...), &o, &e); rc != 0 {
+		if rc := runGC(ctx, append([]string{"-config", cfg, "-data", dir, "-now", later}, args...), &o, &e); rc != 0 {
 			t.Fatalf("gc %v: rc %d\n%s%s", args, rc, o.String(), e.String())
 		}
 		return o.String()
 	}
-	records := func() int {
-		t.Helper()
-		db, err := store.Open(dir, store.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		n := 0
-		if err := db.Scan(func(*submission.Submission) bool { n++; return true }); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	records := func() int { return countRecords(t, dir) }
 	for range 2 {
 		if out := gc("-dry-run"); !strings.Contains(out, "nothing changed") || !strings.Contains(out, "delete 1 records") {
 			t.Fatalf("dry run: %s", out)
@@ -309,5 +287,82 @@ func TestReadingCommandsLeaveAnOldStoreAlone(t *testing.T) {
 	e.Reset()
 	if rc := runStore(ctx, []string{"verify", "-data", dir}, &o, &e); rc != 0 || !strings.Contains(o.String(), "verify: 1 submissions, 1 blobs read, 0 unreadable") {
 		t.Fatalf("verify after the upgrade: rc %d\n%s%s", rc, o.String(), e.String())
+	}
+}
+
+// gcStore makes a store with two cases: one answered now, one open.
+func gcStore(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	decided := storetest.NewSubmission("gc-decided", "amt24", "m1")
+	decided.State = submission.StateAccepted
+	decided.Decision = &submission.Decision{Outcome: submission.OutcomeAccepted, At: time.Now().UTC(), Actor: "test"}
+	for _, s := range []*submission.Submission{decided, storetest.NewSubmission("gc-open", "amt24", "m2")} {
+		if _, _, _, err := db.Create(context.Background(), s, []submission.Event{{Type: submission.EventReceived}}, "in", []byte("<r/>")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// countRecords counts the records of the store in dir.
+func countRecords(t *testing.T, dir string) int {
+	t.Helper()
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	n := 0
+	if err := db.Scan(func(*submission.Submission) bool { n++; return true }); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestGCNeedsTheGatewaysRetention: gc without -config applied the built-in
+// retention (records 10 years) and deleted against the operator's (here 20
+// years). Without -config it now refuses unless -dry-run and deletes nothing; it
+// prints the retention it applies, and with the configuration it keeps what that
+// configuration keeps.
+func TestGCNeedsTheGatewaysRetention(t *testing.T) {
+	ctx := context.Background()
+	t.Setenv("AMTSBOTE_CONFIG", "")
+	dir := gcStore(t)
+	later := time.Now().UTC().Add(11 * 365 * 24 * time.Hour).Format(time.RFC3339)
+	gc := func(args ...string) (int, string, string) {
+		var o, e bytes.Buffer
+		rc := runGC(ctx, append([]string{"-data", dir, "-now", later}, args...), &o, &e)
+		return rc, o.String(), e.String()
+	}
+	if rc, out, errs := gc(); rc != 2 || !strings.Contains(errs, "no -config") || !strings.Contains(errs, "records 3650 days after the answer") {
+		t.Fatalf("without -config: rc %d\n%s%s", rc, out, errs)
+	}
+	if n := countRecords(t, dir); n != 2 {
+		t.Fatalf("gc without -config left %d records, want 2", n)
+	}
+	if rc, out, errs := gc("-dry-run"); rc != 0 || !strings.Contains(out, "retention (built-in defaults: no -config): bytes 90 days after the answer, records 3650 days after the answer") ||
+		!strings.Contains(out, "delete 1 records") {
+		t.Fatalf("-dry-run without -config: rc %d\n%s%s", rc, out, errs)
+	}
+
+	cfg := filepath.Join(t.TempDir(), "amtsbote.yaml")
+	if err := os.WriteFile(cfg, []byte("retention:\n  package_bytes: 240h\n  records: 175200h\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rc, out, errs := gc("-config", cfg)
+	if rc != 0 || !strings.Contains(out, "retention (from "+cfg+"): bytes 10 days after the answer, records 7300 days after the answer") ||
+		!strings.Contains(out, "0 records deleted") {
+		t.Fatalf("with -config: rc %d\n%s%s", rc, out, errs)
+	}
+	if n := countRecords(t, dir); n != 2 {
+		t.Fatalf("gc with records kept 20 years left %d records, want 2", n)
 	}
 }
