@@ -366,3 +366,51 @@ func TestGCNeedsTheGatewaysRetention(t *testing.T) {
 		t.Fatalf("gc with records kept 20 years left %d records, want 2", n)
 	}
 }
+
+// TestImportChecksTheExportFirst: `store import -in` a folder that is no export
+// failed, but only after opening the store, which created an empty amtsbote.db in
+// the new data folder; a restore into that folder then refused it ("already holds
+// a store"). The import now looks at -in first and leaves the data folder as it
+// was, so the restore goes through.
+func TestImportChecksTheExportFirst(t *testing.T) {
+	ctx := context.Background()
+	t.Setenv("AMTSBOTE_CONFIG", "")
+	noBlobs := t.TempDir()
+	if err := os.WriteFile(filepath.Join(noBlobs, "records.jsonl"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	newDir := filepath.Join(t.TempDir(), "new")
+	for _, in := range []string{filepath.Join(t.TempDir(), "nonexist"), noBlobs} {
+		var o, e bytes.Buffer
+		rc := runStore(ctx, []string{"import", "-data", newDir, "-in", in}, &o, &e)
+		if _, err := os.Stat(filepath.Join(newDir, store.FileName)); !os.IsNotExist(err) {
+			t.Fatalf("import -in %s left a store behind: %v", in, err)
+		}
+		if rc != 1 || !strings.Contains(e.String(), "is no export") {
+			t.Fatalf("import -in %s: rc %d\n%s%s", in, rc, o.String(), e.String())
+		}
+	}
+
+	src := gcStore(t)
+	db, err := store.Open(src, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tarFile := filepath.Join(t.TempDir(), "backup.tar")
+	f, err := os.Create(tarFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Backup(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	db.Close()
+	var o, e bytes.Buffer
+	if rc := runStore(ctx, []string{"restore", "-data", newDir, "-in", tarFile}, &o, &e); rc != 0 {
+		t.Fatalf("restore after the failed import: rc %d\n%s%s", rc, o.String(), e.String())
+	}
+	if n := countRecords(t, newDir); n != 2 {
+		t.Fatalf("restored %d records, want 2", n)
+	}
+}
