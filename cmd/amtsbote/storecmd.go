@@ -141,6 +141,16 @@ func runBackup(ctx context.Context, verb string, args []string, stdout, stderr i
 	var st store.BackupStats
 	what := "backup " + *out + ", checked"
 	if verb == "restore" {
+		if cfg.Store.Backend == config.StoreJetStream {
+			// A restore writes a single node's bbolt file, which a cluster's gateways
+			// never read: it reported success and restored nothing they see.
+			stop()
+			fmt.Fprintln(stderr, "amtsbote store restore: this configuration's store.backend is jetstream, and a restore writes a single node's store "+
+				"(amtsbote.db and blobs/ in "+cfg.DataDir+"), which the cluster's gateways never read. A cluster's store is backed up and restored by NATS "+
+				"(nats stream backup, nats stream restore; docs/cluster.md, \"Backups\"). To bring a single node's backup into the cluster, restore it "+
+				"into an empty folder without -config (-data DIR), then move it with store export and store import -config (docs/cluster.md)")
+			return 2
+		}
 		if err := checkDataOwner(cfg.DataDir, "store restore"); err != nil {
 			stop()
 			fmt.Fprintln(stderr, "amtsbote store restore:", err)

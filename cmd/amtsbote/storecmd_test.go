@@ -391,26 +391,52 @@ func TestImportChecksTheExportFirst(t *testing.T) {
 		}
 	}
 
-	src := gcStore(t)
-	db, err := store.Open(src, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tarFile := filepath.Join(t.TempDir(), "backup.tar")
-	f, err := os.Create(tarFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Backup(ctx, f); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	db.Close()
+	tarFile := backupFile(t, gcStore(t))
 	var o, e bytes.Buffer
 	if rc := runStore(ctx, []string{"restore", "-data", newDir, "-in", tarFile}, &o, &e); rc != 0 {
 		t.Fatalf("restore after the failed import: rc %d\n%s%s", rc, o.String(), e.String())
 	}
 	if n := countRecords(t, newDir); n != 2 {
 		t.Fatalf("restored %d records, want 2", n)
+	}
+}
+
+// backupFile writes a backup of the store in dir into a file and returns its name.
+func backupFile(t *testing.T, dir string) string {
+	t.Helper()
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var archive bytes.Buffer
+	if _, err := db.Backup(context.Background(), &archive); err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Join(t.TempDir(), "backup.tar")
+	if err := os.WriteFile(name, archive.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// TestRestoreRefusesAClusterConfiguration: with store.backend jetstream, `store
+// restore` reported success and wrote a bbolt store the cluster's gateways never
+// read. It now refuses, names NATS's own stream backup, and writes nothing.
+func TestRestoreRefusesAClusterConfiguration(t *testing.T) {
+	t.Setenv("AMTSBOTE_CONFIG", "")
+	tarFile := backupFile(t, gcStore(t))
+	cfg := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(cfg, []byte("nats:\n  url: nats://127.0.0.1:1\nstore:\n  backend: jetstream\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "data")
+	var o, e bytes.Buffer
+	rc := runStore(context.Background(), []string{"restore", "-config", cfg, "-data", dir, "-in", tarFile}, &o, &e)
+	if _, err := os.Stat(filepath.Join(dir, store.FileName)); !os.IsNotExist(err) {
+		t.Fatalf("the restore wrote a store the cluster never reads: %v\n%s%s", err, o.String(), e.String())
+	}
+	if rc != 2 || !strings.Contains(e.String(), "jetstream") || !strings.Contains(e.String(), "nats stream restore") {
+		t.Fatalf("rc %d\n%s%s", rc, o.String(), e.String())
 	}
 }
