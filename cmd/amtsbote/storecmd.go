@@ -190,6 +190,20 @@ func fetchBackup(ctx context.Context, cfg config.Config, url, out string, receiv
 		return st, err
 	}
 	url = c.base
+	// The file first: the gateway copies its whole database for a backup, and
+	// with an -out that could not be written it did so for nothing.
+	if fi, err := os.Stat(out); err == nil && fi.IsDir() {
+		return st, fmt.Errorf("-out %s is a folder: name the file to write, e.g. %s", out, filepath.Join(out, "amtsbote-"+time.Now().Format("2006-01-02")+".tar"))
+	}
+	part := out + ".part"
+	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return st, fmt.Errorf("-out: %w (the gateway was not asked)", err)
+	}
+	defer func() {
+		f.Close()
+		os.Remove(part) // gone after the rename
+	}()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/admin/backup", nil)
 	if err != nil {
 		return st, err
@@ -205,15 +219,6 @@ func fetchBackup(ctx context.Context, cfg config.Config, url, out string, receiv
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return st, fmt.Errorf("%s answered %d: %s", url, resp.StatusCode, strings.TrimSpace(string(b)))
 	}
-	part := out + ".part"
-	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return st, err
-	}
-	defer func() {
-		f.Close()
-		os.Remove(part) // gone after the rename
-	}()
 	st, err = store.CheckBackup(ctx, io.TeeReader(&countingReader{r: resp.Body, n: received}, f), progress)
 	if err != nil {
 		return st, fmt.Errorf("%w (nothing written to %s)", err, out)

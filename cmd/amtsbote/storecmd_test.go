@@ -5,9 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -438,5 +441,55 @@ func TestRestoreRefusesAClusterConfiguration(t *testing.T) {
 	}
 	if rc != 2 || !strings.Contains(e.String(), "jetstream") || !strings.Contains(e.String(), "nats stream restore") {
 		t.Fatalf("rc %d\n%s%s", rc, o.String(), e.String())
+	}
+}
+
+// TestBackupChecksTheFileFirst: `store backup -out` a file that cannot be
+// written (its folder missing) or a folder asked the gateway for the backup
+// first, and the gateway copied its whole database for nothing ("backup cut
+// off" in its log). Now neither reaches the gateway; a writable -out gets the
+// backup, whole, and no .part is left.
+func TestBackupChecksTheFileFirst(t *testing.T) {
+	t.Setenv("AMTSBOTE_CONFIG", "")
+	t.Setenv("AMTSBOTE_ADMIN_TOKEN", "admin-token-of-the-test")
+	tarFile := backupFile(t, gcStore(t))
+	archive, err := os.ReadFile(tarFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asked atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		if r.URL.Path != "/v1/admin/backup" || r.Header.Get("Authorization") != "Bearer admin-token-of-the-test" {
+			http.Error(w, "not here", http.StatusNotFound)
+			return
+		}
+		_, _ = w.Write(archive)
+	}))
+	defer srv.Close()
+	backup := func(out string) (int, string) {
+		var o, e bytes.Buffer
+		rc := runStore(context.Background(), []string{"backup", "-data", t.TempDir(), "-url", srv.URL, "-out", out}, &o, &e)
+		return rc, o.String() + e.String()
+	}
+	folder := t.TempDir()
+	for _, out := range []string{filepath.Join(t.TempDir(), "nonexistent", "b.tar"), folder} {
+		if rc, msg := backup(out); rc != 1 || asked.Load() != 0 || !strings.Contains(msg, "-out") {
+			t.Fatalf("-out %s: rc %d, the gateway asked %d times\n%s", out, rc, asked.Load(), msg)
+		}
+	}
+	if entries, _ := os.ReadDir(folder); len(entries) != 0 {
+		t.Fatalf("-out a folder left %d entries in it", len(entries))
+	}
+
+	out := filepath.Join(folder, "b.tar")
+	if rc, msg := backup(out); rc != 0 || asked.Load() != 1 {
+		t.Fatalf("-out %s: rc %d, asked %d\n%s", out, rc, asked.Load(), msg)
+	}
+	if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, archive) {
+		t.Fatalf("the backup file differs from what the gateway sent: %v", err)
+	}
+	if _, err := os.Stat(out + ".part"); !os.IsNotExist(err) {
+		t.Fatalf("%s.part left: %v", out, err)
 	}
 }
