@@ -55,6 +55,33 @@ func adminUsage(w io.Writer) {
 // errAdminUsage marks a command line that names no verb or wrong arguments (exit 2).
 var errAdminUsage = errors.New("usage")
 
+// usagef is errAdminUsage with the reason, which runAdmin prints before the
+// usage: the usage alone left the operator to guess which part was wrong.
+func usagef(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errAdminUsage}, args...)...)
+}
+
+// parseFlagsAnywhere parses args with fs, taking flags after the arguments as
+// well (the flag package stops at the first argument): `erase ID -operator NAME`
+// read -operator as a second id. An argument "--" ends the flags as usual.
+func parseFlagsAnywhere(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
 func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, loadConfig := configFlags("admin", stderr, "the gateway's configuration (admin token, public URL, data folder)")
 	fs.Usage = func() { adminUsage(stderr); fmt.Fprintln(stderr, "\nflags:"); fs.PrintDefaults() }
@@ -64,6 +91,13 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	if fs.NArg() == 0 {
+		adminUsage(stderr)
+		return 2
+	}
+	verb, rest := fs.Arg(0), fs.Args()[1:]
+	// Before the configuration and the token: a mistyped verb is told as such.
+	if !slices.ContainsFunc(adminVerbs, func(v struct{ name, args, use string }) bool { return v.name == verb }) {
+		fmt.Fprintf(stderr, "amtsbote admin: no verb %q\n\n", verb)
 		adminUsage(stderr)
 		return 2
 	}
@@ -78,10 +112,14 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	c.raw = *raw
-	verb, rest := fs.Arg(0), fs.Args()[1:]
 	err = c.run(ctx, verb, rest, stdout, stderr)
 	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0 // the verb's flags are printed, as asked
 	case errors.Is(err, errAdminUsage):
+		if reason, ok := strings.CutPrefix(err.Error(), errAdminUsage.Error()+": "); ok {
+			fmt.Fprintf(stderr, "amtsbote admin %s: %s\n\n", verb, reason)
+		}
 		adminUsage(stderr)
 		return 2
 	case err != nil:
@@ -211,7 +249,7 @@ func (c *adminClient) run(ctx context.Context, verb string, args []string, stdou
 		return c.held(ctx, args, stdout, stderr)
 	case "show":
 		if len(args) != 1 {
-			return errAdminUsage
+			return usagef("show takes one submission id, not %d arguments", len(args))
 		}
 		return c.show(ctx, args[0], stdout)
 	case "replay":
@@ -222,26 +260,26 @@ func (c *adminClient) run(ctx context.Context, verb string, args []string, stdou
 		return c.erase(ctx, args, stdout, stderr)
 	case "offices":
 		if len(args) != 0 {
-			return errAdminUsage
+			return usagef("offices takes no arguments, got %q", args)
 		}
 		return c.offices(ctx, stdout)
 	case "endpoints":
 		if len(args) != 0 {
-			return errAdminUsage
+			return usagef("endpoints takes no arguments, got %q", args)
 		}
 		return c.endpoints(ctx, stdout)
 	case "enable":
 		if len(args) != 2 {
-			return errAdminUsage
+			return usagef("enable takes OFFICE CHANNEL, got %q", args)
 		}
 		return c.enable(ctx, args[0], args[1], stdout)
 	case "reload":
 		if len(args) != 0 {
-			return errAdminUsage
+			return usagef("reload takes no arguments, got %q", args)
 		}
 		return c.reload(ctx, stdout)
 	}
-	return fmt.Errorf("%w: no verb %q", errAdminUsage, verb)
+	return usagef("no verb %q", verb)
 }
 
 // windowFlags are -office, -from and -to of held and replay.
@@ -265,10 +303,22 @@ type deadLetter struct {
 	HeldAt     time.Time `json:"heldAt"`
 }
 
+// parseError is what a verb returns when its flags do not parse: the flag package
+// printed the reason and the verb's flags already; -h asked for just that.
+func parseError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return errAdminUsage
+}
+
 func (c *adminClient) held(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, office, from, to := windowFlags("held", stderr)
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
-		return errAdminUsage
+	if err := fs.Parse(args); err != nil {
+		return parseError(err)
+	}
+	if fs.NArg() != 0 {
+		return usagef("held takes no arguments besides -office, -from and -to, got %q", fs.Args())
 	}
 	q := url.Values{}
 	for k, v := range map[string]string{"office": *office, "from": *from, "to": *to} {
@@ -365,7 +415,7 @@ func (c *adminClient) show(ctx context.Context, id string, stdout io.Writer) err
 func (c *adminClient) replay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, office, from, to := windowFlags("replay", stderr)
 	if err := fs.Parse(args); err != nil {
-		return errAdminUsage
+		return parseError(err)
 	}
 	body := map[string]any{}
 	if ids := fs.Args(); len(ids) > 0 {
@@ -377,7 +427,7 @@ func (c *adminClient) replay(ctx context.Context, args []string, stdout, stderr 
 		}
 	}
 	if len(body) == 0 {
-		return fmt.Errorf("%w: name ids, -office or a window -from/-to", errAdminUsage)
+		return usagef("name ids, -office or a window -from/-to")
 	}
 	var res struct {
 		Replayed int `json:"replayed"`
@@ -417,8 +467,14 @@ func (c *adminClient) erase(ctx context.Context, args []string, stdout, stderr i
 	fs.SetOutput(stderr)
 	operator := fs.String("operator", "", "who orders the erasure (recorded in the case's history)")
 	note := fs.String("note", "", "why, e.g. the request's reference (operators only)")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 || strings.TrimSpace(*operator) == "" {
-		return fmt.Errorf("%w: erase -operator NAME [-note TEXT] ID", errAdminUsage)
+	ids, err := parseFlagsAnywhere(fs, args)
+	switch {
+	case err != nil:
+		return parseError(err)
+	case len(ids) != 1:
+		return usagef("erase takes one submission id, got %q", ids)
+	case strings.TrimSpace(*operator) == "":
+		return usagef("erase needs -operator NAME: who orders the erasure, recorded in the case's history")
 	}
 	var res struct {
 		ID             string     `json:"id"`
@@ -428,14 +484,14 @@ func (c *adminClient) erase(ctx context.Context, args []string, stdout, stderr i
 		BlobsDeleted   int        `json:"blobsDeleted"`
 		BlobsLeft      int        `json:"blobsLeft"`
 	}
-	if done, err := c.print(ctx, http.MethodPost, "/v1/admin/submissions/"+url.PathEscape(fs.Arg(0))+"/erase",
+	if done, err := c.print(ctx, http.MethodPost, "/v1/admin/submissions/"+url.PathEscape(ids[0])+"/erase",
 		map[string]string{"operator": *operator, "note": *note}, &res, stdout); done {
 		var answered *apiError
 		if err != nil && !errors.As(err, &answered) {
 			// No answer (a timeout, a dropped connection): on a big store the
 			// gateway's search for shared files can outlast the wait, and it
 			// finishes an erasure whose client left.
-			return fmt.Errorf("%w\nthe gateway may have erased it all the same: `amtsbote admin show %s` lists bytes_removed in its history if so; erasing again is safe", err, fs.Arg(0))
+			return fmt.Errorf("%w\nthe gateway may have erased it all the same: `amtsbote admin show %s` lists bytes_removed in its history if so; erasing again is safe", err, ids[0])
 		}
 		return err
 	}
@@ -454,8 +510,11 @@ func (c *adminClient) list(ctx context.Context, args []string, stdout, stderr io
 	fs := flag.NewFlagSet("admin list", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	state := fs.String("state", "", "the state: "+strings.Join(stateNames(), ", "))
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 || *state == "" {
-		return errAdminUsage
+	if err := fs.Parse(args); err != nil {
+		return parseError(err)
+	}
+	if fs.NArg() != 0 || *state == "" {
+		return usagef("list takes -state STATE and nothing else")
 	}
 	var v struct {
 		Submissions []struct {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -176,5 +177,63 @@ func TestAdminTokenAsTheGatewayTakesIt(t *testing.T) {
 	var out, errb bytes.Buffer
 	if rc := runAdmin(context.Background(), []string{"-url", g.URL(), "-data", t.TempDir(), "endpoints"}, &out, &errb); rc != 0 {
 		t.Fatalf("admin endpoints with a token ending in a newline: rc %d\n%s%s", rc, out.String(), errb.String())
+	}
+}
+
+// TestAdminSaysWhatIsWrong: a command line admin cannot use printed only the
+// general usage, and the reason it had built (a mistyped verb, an -operator
+// missing) was dropped; `erase ID -operator NAME` read -operator as a second id.
+// Now the reason comes first, and erase takes its flags after the id too.
+func TestAdminSaysWhatIsWrong(t *testing.T) {
+	var erased []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct{ Operator, Note string }
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		erased = append(erased, r.Method+" "+r.URL.Path+" "+body.Operator+"/"+body.Note)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id": "case-1", "state": "delivered", "blobsDeleted": 2}`))
+	}))
+	defer srv.Close()
+	t.Setenv("AMTSBOTE_CONFIG", "")
+	t.Setenv("AMTSBOTE_ADMIN_TOKEN", "token")
+	admin := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		rc := runAdmin(context.Background(), append([]string{"-url", srv.URL, "-data", t.TempDir()}, args...), &out, &errb)
+		return rc, out.String(), errb.String()
+	}
+	for _, tc := range []struct {
+		args   []string
+		reason string
+	}{
+		{[]string{"helt"}, `amtsbote admin: no verb "helt"`},
+		{[]string{"erase", "case-1"}, "amtsbote admin erase: erase needs -operator NAME"},
+		{[]string{"erase", "-operator", "Frau Weber", "case-1", "case-2"}, `amtsbote admin erase: erase takes one submission id, got ["case-1" "case-2"]`},
+		{[]string{"show"}, "amtsbote admin show: show takes one submission id"},
+		{[]string{"held", "amt-01"}, `amtsbote admin held: held takes no arguments besides -office, -from and -to, got ["amt-01"]`},
+		{[]string{"list"}, "amtsbote admin list: list takes -state STATE"},
+	} {
+		rc, out, errs := admin(tc.args...)
+		reason, usage := strings.Index(errs, tc.reason), strings.Index(errs, "usage: amtsbote admin")
+		if rc != 2 || reason < 0 || usage < reason {
+			t.Errorf("%q: rc %d, want 2 with the reason %q before the usage\n%s%s", tc.args, rc, tc.reason, out, errs)
+		}
+	}
+	if len(erased) != 0 {
+		t.Fatalf("a wrong command line reached the gateway: %q", erased)
+	}
+
+	// The flags after the id, or before it, or a "--" before an id that looks like a flag.
+	for _, args := range [][]string{
+		{"erase", "case-1", "-operator", "Frau Weber", "-note", "Antrag 17"},
+		{"erase", "-operator", "Frau Weber", "case-1", "-note", "Antrag 17"},
+		{"erase", "-operator", "Frau Weber", "-note", "Antrag 17", "--", "case-1"},
+	} {
+		if rc, out, errs := admin(args...); rc != 0 || !strings.Contains(out, "case-1 erased") {
+			t.Errorf("%q: rc %d\n%s%s", args, rc, out, errs)
+		}
+	}
+	want := "POST /v1/admin/submissions/case-1/erase Frau Weber/Antrag 17"
+	if len(erased) != 3 || erased[0] != want || erased[1] != want || erased[2] != want {
+		t.Fatalf("the gateway got %q, want 3 × %q", erased, want)
 	}
 }
