@@ -88,7 +88,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	base := fs.String("url", "", "the gateway's base URL (default: public_url of the configuration)")
 	raw := fs.Bool("json", false, "print the API's JSON instead of a table")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return usageExit(err)
 	}
 	if fs.NArg() == 0 {
 		adminUsage(stderr)
@@ -100,6 +100,18 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "amtsbote admin: no verb %q\n\n", verb)
 		adminUsage(stderr)
 		return 2
+	}
+	if len(rest) > 0 && isHelp(rest[0]) {
+		// Help needs no gateway and no token (without one, `admin erase -h` said
+		// "no admin token"): the verbs with flags print theirs before any request,
+		// the others have their line in the usage.
+		switch verb {
+		case "held", "replay", "erase", "list":
+			_ = (&adminClient{}).run(ctx, verb, rest, stdout, stderr)
+		default:
+			adminUsage(stderr)
+		}
+		return 0
 	}
 	cfg, err := loadConfig()
 	if err != nil {

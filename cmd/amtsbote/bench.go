@@ -39,7 +39,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	dataDir := fs.String("data", "", "run the gateway on this data folder and leave it there (e.g. one internal/scalegen filled with a history: bbolt rewrites more pages per commit as its trees grow); empty: a temporary one, removed after")
 	memProfile := fs.String("memprofile", "", "closed loop: write the allocation profile after the last delivery to this file, and the one at the first post to this file + \".base\" (go tool pprof -sample_index=alloc_space -base)")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return usageExit(err)
 	}
 	// As serve runs the gateway (GOMAXPROCS=N in the environment measures without
 	// the spare processor).

@@ -46,7 +46,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	via := fs.String("channel", channel.Webhook, "how Stadt Dresden takes the application: webhook, api (its system polls), transfer, mailbox, xta")
 	federation := fs.Bool("federation", false, "two gateways (Saxony, Bavaria) in one process: an application crosses the state border")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return usageExit(err)
 	}
 	if *federation {
 		return runFederationDemo(ctx, stdout, stderr, *timeout, *verbose)

@@ -33,7 +33,7 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	dry := fs.Bool("dry-run", false, "count what the run would remove (bytes, records, blobs) and change nothing")
 	compact := fs.Bool("compact", false, "rewrite the bbolt file without its free pages even when less than retention.compact_min_free is free (the background job does it by itself above that)")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return usageExit(err)
 	}
 	if *dry && *compact {
 		fmt.Fprintln(stderr, "amtsbote gc: -dry-run changes nothing, -compact rewrites the file: choose one")

@@ -17,6 +17,9 @@ import (
 func runMailbox(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) != 1 || args[0] != "hash" {
 		fmt.Fprintln(stderr, "usage: amtsbote mailbox hash < password-file")
+		if len(args) == 1 && isHelp(args[0]) {
+			return 0
+		}
 		return 2
 	}
 	line, err := bufio.NewReader(io.LimitReader(os.Stdin, 1024)).ReadString('\n')

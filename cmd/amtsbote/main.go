@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -65,6 +67,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "amtsbote: unknown command %q\n\n", args[0])
 	usage(stderr)
 	return 2
+}
+
+// usageExit is the exit code of a command whose flags did not parse: 0 when they
+// asked for help (-h, -help, --help; the flag set printed the flags, as asked,
+// and `amtsbote -h` exits 0 too), otherwise 2.
+func usageExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
+}
+
+// isHelp says whether arg asks for help the way the flag package takes it, for
+// commands that print their usage before any flag set sees the arguments.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "--h"
 }
 
 func usage(w io.Writer) {

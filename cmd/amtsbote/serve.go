@@ -23,7 +23,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	listen := fs.String("listen", "", "HTTP address, overrides the configuration (e.g. 127.0.0.1:8080)")
 	dataDir := fs.String("data", "", "data folder, overrides the configuration")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return usageExit(err)
 	}
 	cfg, err := config.Load(*cfgPath, os.Environ())
 	if err != nil {

@@ -39,14 +39,18 @@ func runStore(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return runVerifyStore(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || (args[0] != "export" && args[0] != "import") {
-		return usage()
+		code := usage()
+		if len(args) > 0 && isHelp(args[0]) {
+			return 0
+		}
+		return code
 	}
 	verb := args[0]
 	fs, loadConfig := storeFlags(verb, stderr, "the configuration whose store is read or written")
 	out := fs.String("out", "", "export: the folder to create")
 	in := fs.String("in", "", "import: the folder an export wrote")
 	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+		return usageExit(err)
 	}
 	if (verb == "export" && *out == "") || (verb == "import" && *in == "") {
 		return usage()
@@ -121,7 +125,7 @@ func runBackup(ctx context.Context, verb string, args []string, stdout, stderr i
 	out := fs.String("out", "", "backup: the file to write")
 	in := fs.String("in", "", "restore: the backup file")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return usageExit(err)
 	}
 	if (verb == "backup" && *out == "") || (verb == "restore" && *in == "") {
 		fmt.Fprintf(stderr, "amtsbote store %s: -%s is required\n", verb, map[string]string{"backup": "out", "restore": "in"}[verb])
@@ -282,7 +286,7 @@ func configFlags(name string, stderr io.Writer, configUse string) (fs *flag.Flag
 func runVerifyStore(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, loadConfig := storeFlags("verify", stderr, "the configuration whose store is checked")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return usageExit(err)
 	}
 	st, _, closeStore, code := openStore(ctx, loadConfig, gateway.OpenStoreToRead, stderr)
 	if st == nil {

@@ -72,7 +72,7 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.Var(&attach, "attach", "attach a file (repeatable); replaces the example PDF. Files over -inline-max go as multipart/related parts, streamed")
 	inlineMax := fs.Int64("inline-max", 4<<20, "largest file sent inline (base64 in the package); larger ones are sent by reference (cid:), streamed from disk")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return usageExit(err)
 	}
 	// A token on the command line is in the process list (ps, /proc/PID/cmdline)
 	// for every user of the machine as long as submit runs, -wait included.

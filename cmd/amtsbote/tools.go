@@ -16,7 +16,24 @@ import (
 )
 
 func runLookup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return routingcli.Lookup(ctx, lookupLoader, args, stdout, stderr)
+	return helpExit(args, routingcli.Lookup(ctx, lookupLoader, args, stdout, stderr))
+}
+
+// helpExit is 0 for the usage exit of a routingcli command (which prints its
+// usage on -h) that was asked for help, as every other command exits on -h.
+func helpExit(args []string, code int) int {
+	if code != routingcli.ExitUsage {
+		return code
+	}
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if isHelp(a) {
+			return 0
+		}
+	}
+	return code
 }
 
 // lookupLoader loads the directory and the channel configuration the way `serve` does
@@ -43,7 +60,7 @@ func lookupLoader(path string) (*routing.Store, routingcli.Usable, error) {
 }
 
 func runDirectory(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return routingcli.Directory(ctx, args, stdout, stderr)
+	return helpExit(args, routingcli.Directory(ctx, args, stdout, stderr))
 }
 
 func runKeys(_ context.Context, args []string, stdout, stderr io.Writer) int {
@@ -56,10 +73,13 @@ func runKeys(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	const usage = "usage: amtsbote keys init [-data DIR] [-gateway-id ID] [-receipt-key ecdsa|rsa]"
 	if len(args) == 0 || args[0] != "init" {
 		fmt.Fprintln(stderr, usage)
+		if len(args) > 0 && isHelp(args[0]) {
+			return 0
+		}
 		return 2
 	}
 	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+		return usageExit(err)
 	}
 	kt, err := signing.ParseKeyType(*receiptKey)
 	if err != nil {

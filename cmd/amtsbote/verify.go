@@ -21,7 +21,7 @@ func runVerify(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	dataDir := fs.String("data", "./data", "data folder of a development gateway")
 	at := fs.String("at", "", "check the certificates' validity at this time (RFC 3339, e.g. the receipt's Zeitpunkt) instead of now: for a receipt signed before its gateway certificate expired")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return usageExit(err)
 	}
 	if fs.NArg() == 0 {
 		fmt.Fprintln(stderr, "usage: amtsbote verify [-cert gateway.pem | -trust DIR] [-at TIME] FILE...")
