@@ -56,7 +56,9 @@ func Export(ctx context.Context, src store.Store, dir string, progress func(Stat
 	if err := os.Mkdir(filepath.Join(dir, "blobs"), 0o750); err != nil {
 		return st, fmt.Errorf("migrate: %w", err)
 	}
-	f, err := os.Create(filepath.Join(dir, "records.jsonl"))
+	// 0600 as the store and its backups: the export holds every applicant's data,
+	// and os.Create's 0666 left it readable to every user of the machine.
+	f, err := os.OpenFile(filepath.Join(dir, "records.jsonl"), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return st, fmt.Errorf("migrate: %w", err)
 	}
@@ -118,7 +120,7 @@ func exportBlob(ctx context.Context, src store.Store, dir, digest string) (int, 
 		return 0, err
 	}
 	defer rc.Close()
-	f, err := os.Create(path)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return 0, err
 	}

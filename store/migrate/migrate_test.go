@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -255,6 +256,19 @@ func TestExportAfterRetention(t *testing.T) {
 	exp, err := Export(ctx, src, filepath.Join(dir, "export"), nil)
 	if err != nil || exp.Submissions != 3 {
 		t.Fatalf("export after retention: %+v %v", exp, err)
+	}
+	// The export holds the applicants' data: its files are the owner's alone, as
+	// the store's and the backups' (they were 0644 under the usual umask).
+	if err := filepath.WalkDir(filepath.Join(dir, "export"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if fi, err := d.Info(); err != nil || fi.Mode().Perm()&0o077 != 0 {
+			return fmt.Errorf("%s: mode %v (%v)", p, fi.Mode().Perm(), err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	dst, err := store.Open(filepath.Join(dir, "dst"), store.Options{})
 	if err != nil {
