@@ -15,32 +15,41 @@ import (
 	"github.com/amtsbote/amtsbote/submission"
 )
 
-// TestBusAwayIsLoggedOnce: while NATS is away every publish fails, and the relay
-// said so every second (some 17,000 lines a day of an outage, an observability
-// audit found; amtsbote_bus_connected and its alert carry the state). It says
-// so once a minute now.
-func TestBusAwayIsLoggedOnce(t *testing.T) {
+// startLogged runs a broker over real bbolt and embedded JetStream whose log the
+// test reads; it is stopped, and the bus closed, at the test's end.
+func startLogged(t *testing.T, cfg Config, as ...adapters.Adapter) (*Broker, *bus.Bus, *testenv.Buffer) {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := store.Open(dir+"/store", store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { _ = db.Close() })
 	bs, err := bus.Start(context.Background(), bus.Options{StoreDir: dir + "/js"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs testenv.Buffer
-	b := New(Config{ExclusiveConsumer: true, QueueInMemory: true}, db, bs.JS, adapters.NewRegistry(), testChannels, fakeSigner{},
-		slog.New(slog.NewTextHandler(&logs, nil)), nil)
+	t.Cleanup(func() { _ = bs.Close() })
+	logs := &testenv.Buffer{}
+	cfg.ExclusiveConsumer, cfg.QueueInMemory = true, true
+	b := New(cfg, db, bs.JS, adapters.NewRegistry(as...), testChannels, fakeSigner{}, slog.New(slog.NewTextHandler(logs, nil)), nil)
 	if err := b.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = b.Stop(ctx)
-	}()
+	})
+	return b, bs, logs
+}
+
+// TestBusAwayIsLoggedOnce: while NATS is away every publish fails, and the relay
+// said so every second (some 17,000 lines a day of an outage, an observability
+// audit found; amtsbote_bus_connected and its alert carry the state). It says
+// so once a minute now.
+func TestBusAwayIsLoggedOnce(t *testing.T) {
+	b, bs, logs := startLogged(t, Config{})
 	_ = bs.Close() // NATS away
 	receiveN(t, b, "away", 3)
 	// Long enough for the relay's one-second tick to try again four times.
@@ -58,33 +67,13 @@ func TestBusAwayIsLoggedOnce(t *testing.T) {
 // reaches. The log names the status; the words stay in the case's events, where
 // the admin console shows them and an erasure or the retention ends them.
 func TestReceiversWordsStayOutOfTheLog(t *testing.T) {
-	dir := t.TempDir()
-	db, err := store.Open(dir+"/store", store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	bs, err := bus.Start(context.Background(), bus.Options{StoreDir: dir + "/js"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bs.Close()
 	const words = "Antrag von Erika Mustermann, geb. 12.08.1964, Heidestrasse 17"
 	office := &scripted{channel: "primary", answers: []error{
 		&webhook.StatusError{StatusCode: 503, Snippet: words + ": bitte später"},
 		adapters.Permanent("receiver answered HTTP 422", &webhook.StatusError{StatusCode: 422, Snippet: words + ": Pflichtfeld fehlt"}),
 	}}
-	var logs testenv.Buffer
-	b := New(Config{ExclusiveConsumer: true, QueueInMemory: true, Workers: 2, MaxAttempts: 3, BackoffBase: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond,
-		AttemptTimeout: 2 * time.Second}, db, bs.JS, adapters.NewRegistry(office), testChannels, fakeSigner{}, slog.New(slog.NewTextHandler(&logs, nil)), nil)
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = b.Stop(ctx)
-	}()
+	b, _, logs := startLogged(t, Config{Workers: 2, MaxAttempts: 3, BackoffBase: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond,
+		AttemptTimeout: 2 * time.Second}, office)
 	id := receiveN(t, b, "words", 1)[0]
 	waitState(t, b, id, submission.StateHeld)
 	out := logs.String()

@@ -65,15 +65,9 @@ func markOffDurations(n *yaml.Node, t reflect.Type) bool {
 		case reflect.Struct:
 			fields := map[string]reflect.Type{}
 			for i := range t.NumField() {
-				f := t.Field(i)
-				name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-				if name == "-" || !f.IsExported() {
-					continue
+				if name, ok := yamlKey(t.Field(i)); ok {
+					fields[name] = t.Field(i).Type
 				}
-				if name == "" {
-					name = strings.ToLower(f.Name)
-				}
-				fields[name] = f.Type
 			}
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				if ft, ok := fields[n.Content[i].Value]; ok {

@@ -96,21 +96,31 @@ func settingPaths() map[string]settingNode {
 		n := settingNode{path: path}
 		out[t.Name()] = n
 		for i := range t.NumField() {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if name == "-" || !f.IsExported() {
+			name, ok := yamlKey(t.Field(i))
+			if !ok {
 				continue
 			}
-			if name == "" {
-				name = strings.ToLower(f.Name)
-			}
 			n.keys = append(n.keys, name)
-			walk(f.Type, join(path, name))
+			walk(t.Field(i).Type, join(path, name))
 		}
 		out[t.Name()] = n
 	}
 	walk(reflect.TypeFor[Config](), "")
 	return out
+}
+
+// yamlKey is the key a struct field has in the YAML file, as the YAML library
+// reads it (its tag, or its lower-cased name); ok is false for a field the file
+// cannot set.
+func yamlKey(f reflect.StructField) (name string, ok bool) {
+	name, _, _ = strings.Cut(f.Tag.Get("yaml"), ",")
+	if name == "-" || !f.IsExported() {
+		return "", false
+	}
+	if name == "" {
+		name = strings.ToLower(f.Name)
+	}
+	return name, true
 }
 
 // nearest is the key of keys closest to key by edit distance, if it is close

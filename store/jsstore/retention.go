@@ -263,14 +263,12 @@ func (b *Blobs) eachMeta(ctx context.Context, fn func(info jetstream.ObjectInfo,
 			b.stale.Add(1)
 			counted = true
 		}
-		c, cancel := context.WithTimeout(ctx, b.opts.RequestTimeout)
-		m, err := b.stream.GetLastMsgForSubject(c, subject)
-		cancel()
+		m, ok, err := b.lastOf(ctx, subject)
 		switch {
-		case errors.Is(err, jetstream.ErrMsgNotFound):
-			continue // purged meanwhile
 		case err != nil:
 			return fmt.Errorf("jsstore: blob meta %s: %w", subject, unavailable(err))
+		case !ok:
+			continue // purged meanwhile
 		}
 		var info jetstream.ObjectInfo
 		if err := json.Unmarshal(m.Data, &info); err != nil {
@@ -281,6 +279,18 @@ func (b *Blobs) eachMeta(ctx context.Context, fn func(info jetstream.ObjectInfo,
 		}
 	}
 	return nil
+}
+
+// lastOf reads the last message of subject from the stream's leader; ok is false
+// when the subject has none (purged meanwhile).
+func (b *Blobs) lastOf(ctx context.Context, subject string) (m *jetstream.RawStreamMsg, ok bool, err error) {
+	c, cancel := context.WithTimeout(ctx, b.opts.RequestTimeout)
+	defer cancel()
+	m, err = b.stream.GetLastMsgForSubject(c, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, false, nil
+	}
+	return m, err == nil, err
 }
 
 // subjectsUnder asks the stream's leader which subjects under filter hold
@@ -339,14 +349,12 @@ func (b *Blobs) SweepChunks(ctx context.Context, before time.Time) (sets int, ch
 		if named[nuid] || nuid == subject {
 			continue
 		}
-		c, cancel := context.WithTimeout(ctx, b.opts.RequestTimeout)
-		m, err := b.stream.GetLastMsgForSubject(c, subject)
-		cancel()
+		m, ok, err := b.lastOf(ctx, subject)
 		switch {
-		case errors.Is(err, jetstream.ErrMsgNotFound):
-			continue // purged meanwhile
 		case err != nil:
 			return sets, chunks, fmt.Errorf("jsstore: last chunk of %s: %w", nuid, err)
+		case !ok:
+			continue // purged meanwhile
 		case !m.Time.Before(before):
 			continue
 		}
