@@ -17,14 +17,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters/webhook"
+	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/wire"
 )
@@ -45,8 +49,17 @@ type Options struct {
 	// PickupDelay is how long a notification waits in the office's queue before it is
 	// processed (real systems process asynchronously; 0 processes at once).
 	PickupDelay time.Duration
-	// Client calls the gateway; nil uses a client with a timeout.
+	// Client calls the gateway; nil uses a client without an overall timeout
+	// (IdleTimeout bounds each request instead). A Timeout of its own bounds every
+	// download as a whole, however large the attachment: leave it 0.
 	Client *http.Client
+	// IdleTimeout is how long a request to the gateway may wait for its next byte
+	// before it is cut (a download is then resumed where it stopped); 0 is 30
+	// seconds. There is no limit on the whole: an attachment of 2 GiB takes long.
+	IdleTimeout time.Duration
+	// TempDir holds attachments while they download (and, cut off, until they
+	// are resumed); "" is os.TempDir().
+	TempDir string
 	// RetryFor is how long the office keeps trying a package that fails on the
 	// way (the gateway restarting, a 5xx), after a notification and in Poll
 	// alike; 0 is 2 minutes.
@@ -74,6 +87,7 @@ type Office struct {
 	seen      map[string]bool      // delivery ids: duplicates are acknowledged, not processed again
 	again     map[string]pollRetry // Poll: failed on the way, tried again in the next rounds
 	done      map[string]Outcome
+	partial   map[string]*download // attachments cut off on the way, by submission and attachment id: resumed
 	hits      int
 	wg        sync.WaitGroup
 	ch        chan Outcome
@@ -88,9 +102,12 @@ func Start(opt Options) (*Office, error) {
 		return nil, err
 	}
 	if opt.Client == nil {
-		opt.Client = &http.Client{Timeout: 30 * time.Second}
+		// No overall Timeout: 30 s cut every download that took longer, and each
+		// retry started from zero. send's idle timeout cuts what stalls.
+		opt.Client = &http.Client{}
 	}
-	o := &Office{opt: opt, ln: ln, seen: map[string]bool{}, again: map[string]pollRetry{}, done: map[string]Outcome{}, ch: make(chan Outcome, 1024), stop: make(chan struct{})}
+	o := &Office{opt: opt, ln: ln, seen: map[string]bool{}, again: map[string]pollRetry{}, done: map[string]Outcome{},
+		partial: map[string]*download{}, ch: make(chan Outcome, 1024), stop: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /hook", o.hook)
 	o.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -152,6 +169,12 @@ func (o *Office) Close() error {
 	defer cancel()
 	err := o.srv.Shutdown(ctx)
 	o.wg.Wait()
+	o.mu.Lock()
+	for k, d := range o.partial {
+		d.discard()
+		delete(o.partial, k)
+	}
+	o.mu.Unlock()
 	return err
 }
 
@@ -201,7 +224,7 @@ func (o *Office) hook(w http.ResponseWriter, r *http.Request) {
 		// gateway restarting, a 5xx) for a while; a wrong digest or signature is final.
 		var out Outcome
 		for wait, give := 200*time.Millisecond, time.Now().Add(o.retryFor()); ; wait = min(2*wait, 5*time.Second) {
-			out = o.process(n, token)
+			out = o.process(context.Background(), n, token)
 			var te *transientError
 			if out.Err == nil || !errors.As(out.Err, &te) || time.Now().After(give) || o.closing() {
 				break
@@ -219,9 +242,17 @@ func (o *Office) hook(w http.ResponseWriter, r *http.Request) {
 	}()
 }
 
-func (o *Office) process(n webhook.Notification, token string) Outcome {
-	out := Outcome{SubmissionID: n.SubmissionID, DeliveryID: n.DeliveryID}
-	pkg, err := o.get(n.Package.Href, token)
+func (o *Office) process(ctx context.Context, n webhook.Notification, token string) (out Outcome) {
+	out = Outcome{SubmissionID: n.SubmissionID, DeliveryID: n.DeliveryID}
+	defer func() {
+		// A download cut off is kept for the next try; once the package is done
+		// with, for good either way, nothing is resumed any more.
+		var te *transientError
+		if out.Err == nil || !errors.As(out.Err, &te) {
+			o.dropPartials(n.SubmissionID)
+		}
+	}()
+	pkg, err := o.fetch(ctx, n.Package.Href, token, n.Package.Size)
 	if err != nil {
 		out.Err = err
 		return out
@@ -243,19 +274,20 @@ func (o *Office) process(n webhook.Notification, token string) Outcome {
 		}
 		out.Signer = v.Signer.ID
 		o.logf("portal signature verified: signed by %q", v.Signer.ID)
-	}
-	for _, a := range n.Attachments {
-		b, err := o.get(a.Href, token)
-		if err != nil {
+		// The sizes and digests the attachments are checked against are then the
+		// portal's, not only the gateway's word.
+		if err := matchDeclared(v, n.Attachments); err != nil {
 			out.Err = err
 			return out
 		}
-		if digest(b) != a.SHA256 {
-			out.Err = fmt.Errorf("attachment %s digest differs", a.ID)
+	}
+	for _, a := range n.Attachments {
+		if err := o.download(ctx, n.SubmissionID, a, token); err != nil {
+			out.Err = err
 			return out
 		}
 		out.Attachments++
-		o.logf("attachment fetched: %s (%s, %d bytes), SHA-256 matches", a.ID, a.MimeType, len(b))
+		o.logf("attachment fetched: %s (%s, %d bytes), SHA-256 matches", a.ID, a.MimeType, a.Size)
 	}
 	accept, reason := true, ""
 	if o.opt.Decide != nil {
@@ -266,7 +298,7 @@ func (o *Office) process(n webhook.Notification, token string) Outcome {
 		link, decision.Reason = n.Links.Reject, reason
 	}
 	body, _ := json.Marshal(decision)
-	if err := o.post(link, token, body); err != nil {
+	if err := o.post(ctx, link, token, body); err != nil {
 		out.Err = err
 		return out
 	}
@@ -274,33 +306,324 @@ func (o *Office) process(n webhook.Notification, token string) Outcome {
 	return out
 }
 
-func (o *Office) get(url, token string) ([]byte, error) {
-	return o.getCtx(context.Background(), url, token)
+// matchDeclared checks the attachments the gateway announces against those
+// the portal's verified package declares: the same ids, sizes and digests. A
+// gateway that announced others would have them checked against its own word.
+func matchDeclared(v *signing.Verified, announced []webhook.AttachmentRef) error {
+	// No limits: the package is signed, its digest checked, and already in
+	// memory; the gateway parsed it under its own (possibly raised) limits.
+	pk, err := paket.Parse(v.Root, paket.Limits{MaxBytes: -1, MaxDepth: -1, MaxElements: -1, MaxAttributes: -1,
+		MaxAttachments: -1, MaxAttachmentBytes: -1, MaxReferencedBytes: -1, MaxReferencedTotal: -1})
+	if err != nil {
+		return fmt.Errorf("signed package: %w", err)
+	}
+	declared := make(map[string]paket.Anlage, len(pk.Anlagen))
+	for _, a := range pk.Anlagen {
+		declared[a.ID] = a
+	}
+	for _, a := range announced {
+		d, ok := declared[a.ID]
+		switch {
+		case !ok:
+			return fmt.Errorf("attachment %s is announced but not declared in the signed package", a.ID)
+		case d.Groesse != a.Size || !strings.EqualFold(d.SHA256, a.SHA256):
+			return fmt.Errorf("attachment %s is announced with %d bytes and SHA-256 %s, the signed package declares %d bytes and %s",
+				a.ID, a.Size, a.SHA256, d.Groesse, d.SHA256)
+		}
+		delete(declared, a.ID)
+	}
+	for id := range declared {
+		return fmt.Errorf("attachment %s is declared in the signed package but not announced", id)
+	}
+	return nil
 }
 
-func (o *Office) getCtx(ctx context.Context, url, token string) ([]byte, error) {
+// maxUnsized bounds an answer whose size nobody announced (a list page, a
+// package announced without its size): beyond it the answer is refused, not cut.
+const maxUnsized = 256 << 20
+
+// fetch GETs url whole into memory: a list page (size 0), or a package of the
+// size announced. An answer longer than that is an error, never cut to fit (a
+// cut package showed only as a wrong digest).
+func (o *Office) fetch(ctx context.Context, url, token string, size int64) ([]byte, error) {
+	limit := size
+	if limit <= 0 {
+		limit = maxUnsized
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := o.opt.Client.Do(req)
+	resp, err := o.send(req)
 	if err != nil {
-		return nil, &transientError{err}
+		return nil, &transientError{fmt.Errorf("GET %s: %w", url, err)}
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, &transientError{err}
-	}
 	if resp.StatusCode != http.StatusOK {
-		err := fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, strings.TrimSpace(string(b)))
-		if resp.StatusCode >= 500 {
-			return nil, &transientError{err}
+		return nil, statusError(req, resp)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, &transientError{fmt.Errorf("GET %s: %w", url, err)}
+	}
+	if int64(len(b)) > limit {
+		if size > 0 {
+			return nil, fmt.Errorf("GET %s: the answer is longer than the %d bytes announced", url, size)
 		}
-		return nil, err
+		return nil, fmt.Errorf("GET %s: the answer is longer than %d bytes", url, limit)
 	}
 	return b, nil
+}
+
+// statusError is the error of an answer other than the one expected: a 5xx is
+// transient, anything else is not.
+func statusError(req *http.Request, resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	err := fmt.Errorf("%s %s: %d %s", req.Method, req.URL, resp.StatusCode, strings.TrimSpace(string(b)))
+	if resp.StatusCode >= 500 {
+		return &transientError{err}
+	}
+	return err
+}
+
+// download is an attachment on its way: the bytes so far in a temporary file
+// and their hash, so a cut download goes on where it stopped.
+type download struct {
+	f *os.File
+	h hash.Hash
+	n int64
+}
+
+// reset starts the download over.
+func (d *download) reset() {
+	d.discard()
+	d.h.Reset()
+	d.n = 0
+}
+
+// discard removes the temporary file.
+func (d *download) discard() {
+	if d.f != nil {
+		name := d.f.Name()
+		_ = d.f.Close()
+		_ = os.Remove(name)
+		d.f = nil
+	}
+}
+
+// partialKey names a download in Office.partial.
+func partialKey(submissionID, attachmentID string) string {
+	return submissionID + "\x00" + attachmentID
+}
+
+// dropPartials discards the cut downloads of a submission.
+func (o *Office) dropPartials(submissionID string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for k, d := range o.partial {
+		if strings.HasPrefix(k, submissionID+"\x00") {
+			d.discard()
+			delete(o.partial, k)
+		}
+	}
+}
+
+// download fetches one attachment into a temporary file, hashing it on the
+// way, and checks it against the size and SHA-256 announced (and, given a
+// verifier, declared in the signed package): memory does not grow with the
+// attachment, which may be 2 GiB. A download cut off after some progress is
+// resumed at once with Range and If-Range; one cut off without progress is
+// kept, and the next try of the package resumes it. This sample discards the
+// checked file; a real system files it with the case here.
+func (o *Office) download(ctx context.Context, submissionID string, a webhook.AttachmentRef, token string) error {
+	key := partialKey(submissionID, a.ID)
+	o.mu.Lock()
+	d := o.partial[key]
+	delete(o.partial, key) // taken while in use: a concurrent try starts its own
+	o.mu.Unlock()
+	if d == nil {
+		d = &download{h: sha256.New()}
+	}
+	for {
+		before := d.n
+		err := o.downloadOnce(ctx, a, d, token)
+		var te *transientError
+		switch {
+		case err == nil:
+			d.discard()
+			return nil
+		case !errors.As(err, &te):
+			d.discard()
+			return err
+		case d.n > before && ctx.Err() == nil && !o.closing():
+			o.logf("download of attachment %s cut after %d of %d bytes (%v); resuming", a.ID, d.n, a.Size, err)
+			continue
+		}
+		o.mu.Lock()
+		if d.n > 0 && !o.closing() {
+			o.partial[key] = d
+		} else {
+			d.discard()
+		}
+		o.mu.Unlock()
+		return err
+	}
+}
+
+// downloadOnce is one request of a download: the rest of the attachment after
+// the d.n bytes it has.
+func (o *Office) downloadOnce(ctx context.Context, a webhook.AttachmentRef, d *download, token string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.Href, nil)
+	if err != nil {
+		return fmt.Errorf("attachment %s: %w", a.ID, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if d.n > 0 {
+		// The rest, if the content is still the one named by its digest (the
+		// gateway's ETag); otherwise the gateway answers it whole.
+		req.Header.Set("Range", "bytes="+strconv.FormatInt(d.n, 10)+"-")
+		req.Header.Set("If-Range", `"`+a.SHA256+`"`)
+	}
+	resp, err := o.send(req)
+	if err != nil {
+		return &transientError{fmt.Errorf("GET %s: %w", a.Href, err)}
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		if d.n > 0 {
+			o.logf("attachment %s answered whole instead of from byte %d: starting over", a.ID, d.n)
+			d.reset()
+		}
+	case resp.StatusCode == http.StatusPartialContent:
+		if first, total, ok := contentRange(resp.Header.Get("Content-Range")); !ok || first != d.n || total != a.Size {
+			d.reset()
+			return &transientError{fmt.Errorf("GET %s: asked for the bytes from %d of %d, answered %q; starting over",
+				a.Href, d.n, a.Size, resp.Header.Get("Content-Range"))}
+		}
+	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && d.n > 0:
+		d.reset()
+		return &transientError{fmt.Errorf("GET %s: the bytes from %d are not satisfiable; starting over", a.Href, d.n)}
+	default:
+		return statusError(req, resp)
+	}
+	if d.f == nil {
+		f, err := os.CreateTemp(o.opt.TempDir, "fachverfahren-*.part")
+		if err != nil {
+			return &transientError{fmt.Errorf("attachment %s: %w", a.ID, err)}
+		}
+		d.f = f
+	}
+	buf := make([]byte, 64<<10)
+	for {
+		k, rerr := resp.Body.Read(buf)
+		if k > 0 {
+			if d.n+int64(k) > a.Size {
+				return fmt.Errorf("attachment %s: the gateway sends more than the %d bytes announced", a.ID, a.Size)
+			}
+			if _, err := d.f.Write(buf[:k]); err != nil {
+				d.reset() // the file and the hash part ways: nothing to resume
+				return &transientError{fmt.Errorf("attachment %s: %w", a.ID, err)}
+			}
+			d.h.Write(buf[:k])
+			d.n += int64(k)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return &transientError{fmt.Errorf("GET %s: after %d of %d bytes: %w", a.Href, d.n, a.Size, rerr)}
+		}
+	}
+	if d.n < a.Size {
+		err := fmt.Errorf("attachment %s: the gateway sends %d of the %d bytes announced", a.ID, d.n, a.Size)
+		if resp.ContentLength < 0 {
+			// No length of its own: the connection's end cannot be told from the
+			// body's, so it may have been cut.
+			return &transientError{err}
+		}
+		return err
+	}
+	if hex.EncodeToString(d.h.Sum(nil)) != strings.ToLower(a.SHA256) {
+		return fmt.Errorf("attachment %s digest differs", a.ID)
+	}
+	return nil
+}
+
+// contentRange reads "bytes first-last/total" (RFC 9110 14.4).
+func contentRange(h string) (first, total int64, ok bool) {
+	rest, ok := strings.CutPrefix(h, "bytes ")
+	if !ok {
+		return 0, 0, false
+	}
+	span, size, ok := strings.Cut(rest, "/")
+	if !ok {
+		return 0, 0, false
+	}
+	from, _, ok := strings.Cut(span, "-")
+	if !ok {
+		return 0, 0, false
+	}
+	first, err1 := strconv.ParseInt(from, 10, 64)
+	total, err2 := strconv.ParseInt(size, 10, 64)
+	return first, total, err1 == nil && err2 == nil
+}
+
+// errStalled is the cause of a request cut by the idle timeout.
+var errStalled = errors.New("stalled")
+
+// send does req with the idle timeout: it is cut when no byte arrives for
+// IdleTimeout, while waiting for the answer or between reads of its body, and
+// never for taking long as a whole.
+func (o *Office) send(req *http.Request) (*http.Response, error) {
+	idle := o.opt.IdleTimeout
+	if idle <= 0 {
+		idle = 30 * time.Second
+	}
+	ctx, cancel := context.WithCancelCause(req.Context())
+	stalled := fmt.Errorf("%w: nothing arrived from the gateway for %s", errStalled, idle)
+	t := time.AfterFunc(idle, func() { cancel(stalled) })
+	resp, err := o.opt.Client.Do(req.WithContext(ctx))
+	if err != nil {
+		t.Stop()
+		if errors.Is(context.Cause(ctx), errStalled) {
+			err = fmt.Errorf("%w: %w", stalled, err)
+		}
+		cancel(nil)
+		return nil, err
+	}
+	resp.Body = &watchedBody{ReadCloser: resp.Body, ctx: ctx, cancel: cancel, t: t, idle: idle}
+	return resp, nil
+}
+
+// watchedBody restarts the idle timeout at every byte that arrives.
+type watchedBody struct {
+	io.ReadCloser
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	t      *time.Timer
+	idle   time.Duration
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.t.Reset(b.idle)
+	}
+	if err != nil && err != io.EOF {
+		if c := context.Cause(b.ctx); errors.Is(c, errStalled) {
+			err = fmt.Errorf("%w: %w", c, err)
+		}
+	}
+	return n, err
+}
+
+func (b *watchedBody) Close() error {
+	b.t.Stop()
+	err := b.ReadCloser.Close()
+	b.cancel(nil)
+	return err
 }
 
 // Poll is one round of an office system that takes no webhook (channel api,
@@ -323,7 +646,7 @@ func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 	// The packages kept from earlier rounds are tried even when the list
 	// cannot be read: their two minutes run all the same.
 	var list wire.OfficeList
-	raw, listErr := o.getCtx(ctx, base+wire.OfficeListPath("", 100, string(wire.StateHandedOver)), token)
+	raw, listErr := o.fetch(ctx, base+wire.OfficeListPath("", 100, string(wire.StateHandedOver)), token, 0)
 	if listErr == nil {
 		if err := json.Unmarshal(raw, &list); err != nil {
 			listErr = fmt.Errorf("office list: %w", err)
@@ -344,7 +667,7 @@ func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 			o.logf("poll found submission %s waiting for the office", s.ID)
 			first.since = time.Now()
 		}
-		out := o.process(pollNotification(base, s), token)
+		out := o.process(ctx, pollNotification(base, s), token)
 		var te *transientError
 		if out.Err != nil && errors.As(out.Err, &te) && time.Since(first.since) < o.retryFor() && ctx.Err() == nil {
 			o.logf("fetch or answer for %s failed (%v); next round", s.ID, out.Err)
@@ -405,26 +728,23 @@ type transientError struct{ err error }
 func (e *transientError) Error() string { return e.err.Error() }
 func (e *transientError) Unwrap() error { return e.err }
 
-func (o *Office) post(url, token string, body []byte) error {
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+func (o *Office) post(ctx context.Context, url, token string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := o.opt.Client.Do(req)
+	resp, err := o.send(req)
 	if err != nil {
-		return &transientError{err}
+		return &transientError{fmt.Errorf("POST %s: %w", url, err)}
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode != http.StatusOK {
-		err := fmt.Errorf("POST %s: %d %s", url, resp.StatusCode, strings.TrimSpace(string(b)))
-		if resp.StatusCode >= 500 {
-			return &transientError{err}
-		}
-		return err
+		return statusError(req, resp)
 	}
+	// Read to its end, so the connection is used again.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	return nil
 }
 

@@ -1,0 +1,218 @@
+package fachverfahren_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/fachverfahren"
+	"github.com/amtsbote/amtsbote/portal"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// bigSize is over the 64 MiB every download was cut to.
+const bigSize = 65 << 20
+
+// generated is bigSize bytes of the same seeded noise at every call: made on the
+// fly, as a portal streams a scan, never held whole by the test.
+func generated() io.ReadCloser {
+	return io.NopCloser(io.LimitReader(rand.NewChaCha8([32]byte{'f', 'v'}), bigSize))
+}
+
+// attachmentRequest is what the office asked of one attachment and got.
+type attachmentRequest struct {
+	rangeHdr, ifRange string
+	status            int
+	bytes             int64
+	took              time.Duration // from the request to the body's end
+}
+
+// throttle is a transport that passes the downloads of one attachment slowly,
+// pausing at every 8 MiB (so the whole takes long, no gap does), and stalls the first one after cutAt bytes until the request is given
+// up: a connection that stops delivering without breaking. It records each request.
+type throttle struct {
+	suffix string
+	cutAt  int64
+	pause  time.Duration
+	mu     sync.Mutex
+	reqs   []*attachmentRequest
+}
+
+func (th *throttle) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil || !strings.HasSuffix(r.URL.Path, th.suffix) {
+		return resp, err
+	}
+	th.mu.Lock()
+	rec := &attachmentRequest{rangeHdr: r.Header.Get("Range"), ifRange: r.Header.Get("If-Range"), status: resp.StatusCode}
+	th.reqs = append(th.reqs, rec)
+	cut := int64(-1)
+	if len(th.reqs) == 1 {
+		cut = th.cutAt
+	}
+	th.mu.Unlock()
+	resp.Body = &slowBody{rc: resp.Body, th: th, rec: rec, cut: cut, ctx: r.Context(), start: time.Now()}
+	return resp, nil
+}
+
+func (th *throttle) requests() []attachmentRequest {
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	out := make([]attachmentRequest, 0, len(th.reqs))
+	for _, r := range th.reqs {
+		out = append(out, *r)
+	}
+	return out
+}
+
+type slowBody struct {
+	rc    io.ReadCloser
+	th    *throttle
+	rec   *attachmentRequest
+	cut   int64 // stall after this many bytes; -1 never
+	ctx   context.Context
+	start time.Time
+}
+
+func (b *slowBody) Read(p []byte) (int, error) {
+	b.th.mu.Lock()
+	got := b.rec.bytes
+	b.th.mu.Unlock()
+	if b.cut >= 0 && got >= b.cut {
+		// Stalled: nothing more comes. The bound only ends the test of a client
+		// that never gives up.
+		select {
+		case <-b.ctx.Done():
+			return 0, b.ctx.Err()
+		case <-time.After(20 * time.Second):
+			return 0, errors.New("stalled for 20 s (test bound)")
+		}
+	}
+	if b.cut >= 0 && int64(len(p)) > b.cut-got {
+		p = p[:b.cut-got]
+	}
+	n, err := b.rc.Read(p)
+	if got/(8<<20) != (got+int64(n))/(8<<20) {
+		time.Sleep(b.th.pause)
+	}
+	b.th.mu.Lock()
+	b.rec.bytes += int64(n)
+	if err == io.EOF {
+		b.rec.took = time.Since(b.start)
+	}
+	b.th.mu.Unlock()
+	return n, err
+}
+
+func (b *slowBody) Close() error { return b.rc.Close() }
+
+// TestAttachmentOver64MiBIsStreamedAndResumed: an attachment of 65 MiB sent by
+// reference reaches a decision, its digest checked against the signed package's
+// declaration. Its download stalls after 20 MiB: the idle timeout cuts it, and it
+// is resumed from there with Range and If-Range (206), not fetched again from
+// zero; the resumption takes longer than the idle timeout, which bounds only gaps.
+// The heap stays far below the attachment's size, and no temporary file is left.
+// Before, every download was cut at 64 MiB and the attachment reported as
+// tampered, and a client timeout of 30 s bounded each download as a whole.
+func TestAttachmentOver64MiBIsStreamedAndResumed(t *testing.T) {
+	f := startGateway(t, channel.API, config.Channel{})
+	a, part, err := portal.StreamedAnlage("scan", "scan.bin", "application/octet-stream", func() (io.ReadCloser, error) { return generated(), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := example()
+	p.Anlagen = append(p.Anlagen, a)
+	id := f.submit(t, p, part)
+	f.waitState(t, id, submission.StateHandedOver, 30*time.Second)
+
+	const idle = 2 * time.Second
+	th := &throttle{suffix: "/attachments/scan", cutAt: 20 << 20, pause: 400 * time.Millisecond}
+	tmp := t.TempDir()
+	var logMu sync.Mutex
+	var log []string
+	fv, err := fachverfahren.Start(fachverfahren.Options{Token: testToken, Client: &http.Client{Transport: th},
+		IdleTimeout: idle, TempDir: tmp, Logf: func(format string, args ...any) {
+			logMu.Lock()
+			log = append(log, fmt.Sprintf(format, args...))
+			logMu.Unlock()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fv.Close()
+	fv.SetVerifier(f.verifier())
+
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+	peak := make(chan uint64)
+	stop := make(chan struct{})
+	go func() {
+		var m runtime.MemStats
+		var most uint64
+		for {
+			runtime.ReadMemStats(&m)
+			most = max(most, m.HeapInuse)
+			select {
+			case <-stop:
+				peak <- most
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	n, err := fv.Poll(context.Background(), f.g.URL())
+	close(stop)
+	heap := <-peak
+	out := fv.Processed()[id]
+	if err != nil || n != 1 || out.Err != nil || !out.Accepted || out.Attachments != len(p.Anlagen) {
+		t.Fatalf("poll: %d %v, outcome %+v\n%s", n, err, out, strings.Join(log, "\n"))
+	}
+	if st := f.state(t, id); st != submission.StateAccepted {
+		t.Fatalf("at the gateway: %s, want accepted", st)
+	}
+	sum := sha256.New()
+	if _, err := io.Copy(sum, generated()); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("attachment fetched: scan (application/octet-stream, %d bytes), SHA-256 matches", bigSize)
+	if a.SHA256 != hex.EncodeToString(sum.Sum(nil)) || !strings.Contains(strings.Join(log, "\n"), want) {
+		t.Errorf("no log line %q:\n%s", want, strings.Join(log, "\n"))
+	}
+
+	reqs := th.requests()
+	if len(reqs) != 2 {
+		t.Fatalf("requests of the attachment: %+v, want the first and its resumption", reqs)
+	}
+	if r := reqs[0]; r.rangeHdr != "" || r.status != http.StatusOK || r.bytes != th.cutAt {
+		t.Errorf("first request: %+v, want the whole asked for and %d bytes delivered before the stall", r, th.cutAt)
+	}
+	if r := reqs[1]; r.rangeHdr != fmt.Sprintf("bytes=%d-", th.cutAt) || r.ifRange != `"`+a.SHA256+`"` ||
+		r.status != http.StatusPartialContent || r.bytes != bigSize-th.cutAt {
+		t.Errorf("resumption: %+v, want bytes=%d- if still %s, 206 with the rest", r, th.cutAt, a.SHA256)
+	}
+	// 6 pauses of 400 ms: longer than the idle timeout, and not cut.
+	if took := reqs[1].took; took <= idle {
+		t.Errorf("the resumption took %s, not longer than the idle timeout: it does not show that only gaps are bounded", took)
+	}
+	t.Logf("heap in use at most %d MiB (%d MiB before)", heap>>20, base.HeapInuse>>20)
+	if heap > base.HeapInuse+32<<20 {
+		t.Errorf("heap in use rose to %d MiB from %d MiB while a %d MiB attachment was downloaded: it is held in memory", heap>>20, base.HeapInuse>>20, bigSize>>20)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+}
