@@ -628,13 +628,13 @@ func (b *watchedBody) Close() error {
 
 // Poll is one round of an office system that takes no webhook (channel api,
 // behind a firewall that lets nothing in): it lists what waits for the office
-// (state handed_over) at the gateway's base URL, and fetches, checks and decides
-// each package as it would after a notification — the first fetch is the
-// delivery. It returns how many it finished. What failed on the way for a
-// reason a retry can cure is kept and tried again in the next rounds, whether
-// or not the list still names it (a fetch cut off after the gateway counted it
-// is a delivery too), for Options.RetryFor as after a notification; then its
-// outcome is the error.
+// (state handed_over) at the gateway's base URL, page after page as far as the
+// list's next links go, and fetches, checks and decides each package as it
+// would after a notification — the first fetch is the delivery. It returns how
+// many it finished. What failed on the way for a reason a retry can cure is
+// kept and tried again in the next rounds, whether or not the list still names
+// it (a fetch cut off after the gateway counted it is a delivery too), for
+// Options.RetryFor as after a notification; then its outcome is the error.
 func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 	o.mu.Lock()
 	token := o.opt.Token
@@ -643,18 +643,41 @@ func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 		todo = append(todo, a.s)
 	}
 	o.mu.Unlock()
+	round := map[string]bool{}
 	// The packages kept from earlier rounds are tried even when the list
 	// cannot be read: their two minutes run all the same.
-	var list wire.OfficeList
-	raw, listErr := o.fetch(ctx, base+wire.OfficeListPath("", 100, string(wire.StateHandedOver)), token, 0)
-	if listErr == nil {
-		if err := json.Unmarshal(raw, &list); err != nil {
-			listErr = fmt.Errorf("office list: %w", err)
+	n := o.pollEach(ctx, base, token, todo, round)
+	// Every page, not the first only: a first page full of cases that cannot be
+	// finished now (kept for the next round, or failed for good and waiting for
+	// a person) hid every later case, round after round.
+	for page, read := wire.OfficeListPath("", 100, string(wire.StateHandedOver)), map[string]bool{}; page != "" && ctx.Err() == nil; {
+		if read[page] {
+			return n, fmt.Errorf("office list: the next link %s leads back to a page already read", page)
 		}
+		read[page] = true
+		url := page
+		if strings.HasPrefix(page, "/") {
+			url = base + page
+		}
+		var list wire.OfficeList
+		raw, err := o.fetch(ctx, url, token, 0)
+		if err == nil {
+			err = json.Unmarshal(raw, &list)
+		}
+		if err != nil {
+			return n, fmt.Errorf("office list: %w", err)
+		}
+		n += o.pollEach(ctx, base, token, list.Submissions, round)
+		page = list.Next
 	}
+	return n, nil
+}
+
+// pollEach fetches, checks and decides each of subs not yet taken in this
+// round, and returns how many it finished.
+func (o *Office) pollEach(ctx context.Context, base, token string, subs []wire.OfficeSubmission, round map[string]bool) int {
 	n := 0
-	round := map[string]bool{}
-	for _, s := range append(todo, list.Submissions...) {
+	for _, s := range subs {
 		o.mu.Lock()
 		first, retry := o.again[s.ID]
 		dup := o.seen[s.DeliveryID] || round[s.ID]
@@ -691,7 +714,7 @@ func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 		}
 		n++
 	}
-	return n, listErr
+	return n
 }
 
 // retryFor is Options.RetryFor, 2 minutes by default.

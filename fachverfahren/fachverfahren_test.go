@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +23,7 @@ import (
 	"github.com/amtsbote/amtsbote/fachverfahren"
 	"github.com/amtsbote/amtsbote/portal"
 	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/wire"
 )
 
 // bigSize is over the 64 MiB every download was cut to.
@@ -214,5 +217,105 @@ func TestAttachmentOver64MiBIsStreamedAndResumed(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(tmp); len(left) != 0 {
 		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+// lossy is a transport that loses every fetch of the packages named in fail
+// (a connection reset before the request is sent, so the gateway never counts
+// it, or, with cut, after the gateway has answered it) until left such losses
+// are spent (left < 0: never), and, with pageSize set, asks the office list for
+// pages of that many entries, as a gateway answers that gives fewer than asked.
+type lossy struct {
+	pageSize int
+	cut      bool
+	mu       sync.Mutex
+	fail     map[string]bool
+	left     int
+	lost     int
+}
+
+func (l *lossy) RoundTrip(r *http.Request) (*http.Response, error) {
+	if l.pageSize > 0 && r.Method == http.MethodGet && r.URL.Path == wire.OfficeSubmissionsPath {
+		q := r.URL.Query()
+		q.Set("limit", strconv.Itoa(l.pageSize))
+		r = r.Clone(r.Context())
+		r.URL.RawQuery = q.Encode()
+	}
+	l.mu.Lock()
+	lose := false
+	for id := range l.fail {
+		if r.Method == http.MethodGet && r.URL.Path == wire.OfficePackagePath(id) && l.left != 0 {
+			lose = true
+			l.left--
+			l.lost++
+		}
+	}
+	l.mu.Unlock()
+	if !lose {
+		return http.DefaultTransport.RoundTrip(r)
+	}
+	if l.cut {
+		if resp, err := http.DefaultTransport.RoundTrip(r); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	return nil, errors.New("connection reset (simulated)")
+}
+
+// officeList is the ids the office's list names in state st, in its order.
+func officeList(t *testing.T, f *fixture, st submission.State) []string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, f.g.URL()+wire.OfficeListPath("", 100, string(st)), nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list wire.OfficeList
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("office list: %d %v", resp.StatusCode, err)
+	}
+	var ids []string
+	for _, s := range list.Submissions {
+		ids = append(ids, s.ID)
+	}
+	return ids
+}
+
+// TestPollFollowsNextPastStuckCases: the list comes in pages of one entry, and
+// the first case cannot be fetched now (kept for the next round). One round
+// follows the next links and decides the two cases behind it. Before, a round
+// read the first page only: the stuck case hid the others, round after round.
+func TestPollFollowsNextPastStuckCases(t *testing.T) {
+	f := startGateway(t, channel.API, config.Channel{})
+	var ids []string
+	for range 3 {
+		id := f.submit(t, example())
+		f.waitState(t, id, submission.StateHandedOver, 30*time.Second)
+		ids = append(ids, id)
+	}
+	order := officeList(t, f, submission.StateHandedOver)
+	if len(order) != 3 {
+		t.Fatalf("listed: %v, want %v", order, ids)
+	}
+	stuck := order[0]
+	lost := &lossy{pageSize: 1, fail: map[string]bool{stuck: true}, left: -1}
+	fv, err := fachverfahren.Start(fachverfahren.Options{Token: testToken, Client: &http.Client{Transport: lost}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fv.Close()
+	if n, err := fv.Poll(context.Background(), f.g.URL()); err != nil || n != 2 {
+		t.Fatalf("one round: %d finished, %v; want 2", n, err)
+	}
+	for _, id := range order[1:] {
+		if st := f.state(t, id); st != submission.StateAccepted {
+			t.Errorf("%s is %s, want accepted", id, st)
+		}
+	}
+	if st := f.state(t, stuck); st != submission.StateHandedOver || lost.lost != 1 {
+		t.Errorf("the stuck %s is %s after %d tries, want handed_over after 1", stuck, st, lost.lost)
 	}
 }
