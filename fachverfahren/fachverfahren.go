@@ -60,9 +60,12 @@ type Options struct {
 	// TempDir holds attachments while they download (and, cut off, until they
 	// are resumed); "" is os.TempDir().
 	TempDir string
-	// RetryFor is how long the office keeps trying a package that fails on the
-	// way (the gateway restarting, a 5xx), after a notification and in Poll
-	// alike; 0 is 2 minutes.
+	// RetryFor is how long the office tries a package that fails on the way (the
+	// gateway restarting, a 5xx), after a notification and in Poll alike, before
+	// it reports the error as the package's outcome; 0 is 2 minutes. It keeps the
+	// package all the same and goes on trying, less often, until it has decided
+	// it or it fails for good: once fetched it is no longer listed as waiting,
+	// and no notification comes again.
 	RetryFor time.Duration
 }
 
@@ -85,7 +88,8 @@ type Office struct {
 	ln        net.Listener
 	mu        sync.Mutex
 	seen      map[string]bool      // delivery ids: duplicates are acknowledged, not processed again
-	again     map[string]pollRetry // Poll: failed on the way, tried again in the next rounds
+	again     map[string]pollRetry // Poll: failed on the way, tried again in the next rounds until done
+	swept     bool                 // Poll: the office's delivered cases were listed once
 	done      map[string]Outcome
 	partial   map[string]*download // attachments cut off on the way, by submission and attachment id: resumed
 	hits      int
@@ -221,25 +225,49 @@ func (o *Office) hook(w http.ResponseWriter, r *http.Request) {
 		defer o.wg.Done()
 		time.Sleep(o.opt.PickupDelay)
 		// Like a real office system, retry what failed for reasons on the way (the
-		// gateway restarting, a 5xx) for a while; a wrong digest or signature is final.
+		// gateway restarting, a 5xx); a wrong digest or signature is final. After
+		// RetryFor the error is reported, but the package is not dropped: the
+		// notification was answered, so the gateway counts it delivered and sends
+		// no other, and nothing but this office would ever decide it.
 		var out Outcome
-		for wait, give := 200*time.Millisecond, time.Now().Add(o.retryFor()); ; wait = min(2*wait, 5*time.Second) {
+		reported := false
+		for wait, give := 200*time.Millisecond, time.Now().Add(o.retryFor()); ; {
 			out = o.process(context.Background(), n, token)
 			var te *transientError
-			if out.Err == nil || !errors.As(out.Err, &te) || time.Now().After(give) || o.closing() {
+			if out.Err == nil || !errors.As(out.Err, &te) || o.closing() {
 				break
 			}
+			if !reported && time.Now().After(give) {
+				o.finish(out)
+				reported = true
+			}
 			o.logf("fetch or answer for %s failed (%v); retrying", n.SubmissionID, out.Err)
-			time.Sleep(wait)
+			select {
+			case <-o.stop:
+			case <-time.After(wait):
+			}
+			if o.closing() {
+				break
+			}
+			if reported {
+				wait = min(2*wait, time.Minute)
+			} else {
+				wait = min(2*wait, 5*time.Second)
+			}
 		}
-		o.mu.Lock()
-		o.done[n.SubmissionID] = out
-		o.mu.Unlock()
-		select {
-		case o.ch <- out:
-		default:
-		}
+		o.finish(out)
 	}()
+}
+
+// finish records out as the submission's outcome and yields it.
+func (o *Office) finish(out Outcome) {
+	o.mu.Lock()
+	o.done[out.SubmissionID] = out
+	o.mu.Unlock()
+	select {
+	case o.ch <- out:
+	default:
+	}
 }
 
 func (o *Office) process(ctx context.Context, n webhook.Notification, token string) (out Outcome) {
@@ -631,13 +659,16 @@ func (b *watchedBody) Close() error {
 // (state handed_over) at the gateway's base URL, page after page as far as the
 // list's next links go, and fetches, checks and decides each package as it
 // would after a notification — the first fetch is the delivery. It returns how
-// many it finished. What failed on the way for a reason a retry can cure is
-// kept and tried again in the next rounds, whether or not the list still names
-// it (a fetch cut off after the gateway counted it is a delivery too), for
-// Options.RetryFor as after a notification; then its outcome is the error.
+// many it finished (a package given up on after RetryFor counts once with its
+// error). What failed on the way for a reason a retry can cure is kept and
+// tried again in every later round until it is decided or fails for good
+// (a fetch cut off after the gateway counted it is a delivery too, and the
+// package is no longer listed as waiting). The first round also lists the
+// office's delivered cases: those fetched before this office started, by a
+// run that stopped before it decided them.
 func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 	o.mu.Lock()
-	token := o.opt.Token
+	token, sweep := o.opt.Token, !o.swept
 	var todo []wire.OfficeSubmission
 	for _, a := range o.again {
 		todo = append(todo, a.s)
@@ -645,12 +676,33 @@ func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 	o.mu.Unlock()
 	round := map[string]bool{}
 	// The packages kept from earlier rounds are tried even when the list
-	// cannot be read: their two minutes run all the same.
+	// cannot be read.
 	n := o.pollEach(ctx, base, token, todo, round)
-	// Every page, not the first only: a first page full of cases that cannot be
-	// finished now (kept for the next round, or failed for good and waiting for
-	// a person) hid every later case, round after round.
-	for page, read := wire.OfficeListPath("", 100, string(wire.StateHandedOver)), map[string]bool{}; page != "" && ctx.Err() == nil; {
+	var errs []error
+	if sweep {
+		// Once, not every round: the gateway answers the waiting states from its
+		// indexes, delivered only by reading the office's cases. What this office
+		// fetches itself it keeps until it is done with it.
+		k, err := o.pollList(ctx, base, token, wire.StateDelivered, round)
+		n += k
+		if err == nil {
+			o.mu.Lock()
+			o.swept = true
+			o.mu.Unlock()
+		}
+		errs = append(errs, err)
+	}
+	k, err := o.pollList(ctx, base, token, wire.StateHandedOver, round)
+	return n + k, errors.Join(append(errs, err)...)
+}
+
+// pollList fetches, checks and decides the office's cases in state st, every
+// page of the list. Every page, not the first only: a first page full of cases
+// that cannot be finished now (kept for the next round, or failed for good and
+// waiting for a person) hid every later case, round after round.
+func (o *Office) pollList(ctx context.Context, base, token string, st wire.State, round map[string]bool) (int, error) {
+	n := 0
+	for page, read := wire.OfficeListPath("", 100, string(st)), map[string]bool{}; page != "" && ctx.Err() == nil; {
 		if read[page] {
 			return n, fmt.Errorf("office list: the next link %s leads back to a page already read", page)
 		}
@@ -688,30 +740,30 @@ func (o *Office) pollEach(ctx context.Context, base, token string, subs []wire.O
 		round[s.ID] = true
 		if !retry {
 			o.logf("poll found submission %s waiting for the office", s.ID)
-			first.since = time.Now()
+			first = pollRetry{s: s, since: time.Now()}
 		}
 		out := o.process(ctx, pollNotification(base, s), token)
 		var te *transientError
-		if out.Err != nil && errors.As(out.Err, &te) && time.Since(first.since) < o.retryFor() && ctx.Err() == nil {
+		if out.Err != nil && errors.As(out.Err, &te) {
+			// Kept, also after RetryFor: fetched once, the package is no longer
+			// listed as waiting, so a package dropped here was never decided.
 			o.logf("fetch or answer for %s failed (%v); next round", s.ID, out.Err)
+			report := !first.reported && time.Since(first.since) >= o.retryFor() && ctx.Err() == nil
+			first.reported = first.reported || report
 			o.mu.Lock()
-			o.again[s.ID] = pollRetry{s: s, since: first.since}
+			o.again[s.ID] = first
 			o.mu.Unlock()
+			if report {
+				o.finish(out)
+				n++
+			}
 			continue
 		}
 		o.mu.Lock()
 		delete(o.again, s.ID)
-		if out.Err == nil || !errors.As(out.Err, &te) {
-			// Done for good. A package given up on for a curable reason is not:
-			// if the list still names it, the next round starts it again.
-			o.seen[s.DeliveryID] = true
-		}
-		o.done[s.ID] = out
+		o.seen[s.DeliveryID] = true // done for good: decided, or failed for a reason no retry cures
 		o.mu.Unlock()
-		select {
-		case o.ch <- out:
-		default:
-		}
+		o.finish(out)
 		n++
 	}
 	return n
@@ -725,10 +777,12 @@ func (o *Office) retryFor() time.Duration {
 	return 2 * time.Minute
 }
 
-// pollRetry is a package Poll tries again: since its first failure.
+// pollRetry is a package Poll tries again: since its first try, and whether
+// its error was reported after RetryFor.
 type pollRetry struct {
-	s     wire.OfficeSubmission
-	since time.Time
+	s        wire.OfficeSubmission
+	since    time.Time
+	reported bool
 }
 
 // pollNotification is what a notification would have said of s: the office's

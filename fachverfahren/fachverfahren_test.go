@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtsbote/amtsbote/adapters/webhook"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/fachverfahren"
@@ -221,7 +222,7 @@ func TestAttachmentOver64MiBIsStreamedAndResumed(t *testing.T) {
 }
 
 // lossy is a transport that loses every fetch of the packages named in fail
-// (a connection reset before the request is sent, so the gateway never counts
+// (nil: of any package; a connection reset before the request is sent, so the gateway never counts
 // it, or, with cut, after the gateway has answered it) until left such losses
 // are spent (left < 0: never), and, with pageSize set, asks the office list for
 // pages of that many entries, as a gateway answers that gives fewer than asked.
@@ -243,8 +244,11 @@ func (l *lossy) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	l.mu.Lock()
 	lose := false
-	for id := range l.fail {
-		if r.Method == http.MethodGet && r.URL.Path == wire.OfficePackagePath(id) && l.left != 0 {
+	if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/package") && l.left != 0 {
+		for id := range l.fail {
+			lose = lose || r.URL.Path == wire.OfficePackagePath(id)
+		}
+		if lose || l.fail == nil {
 			lose = true
 			l.left--
 			l.lost++
@@ -317,5 +321,109 @@ func TestPollFollowsNextPastStuckCases(t *testing.T) {
 	}
 	if st := f.state(t, stuck); st != submission.StateHandedOver || lost.lost != 1 {
 		t.Errorf("the stuck %s is %s after %d tries, want handed_over after 1", stuck, st, lost.lost)
+	}
+}
+
+// TestPollDecidesAFetchedCaseAfterGivingUp: the first fetch of a package is cut
+// off after the gateway counted it (delivered: no longer listed as waiting), and
+// the next try fails as well, after RetryFor: the office reports the error, but
+// keeps the package, and a later round decides it. Before, the package was
+// dropped when given up, and no later round named it again: it stayed
+// undecided for ever.
+func TestPollDecidesAFetchedCaseAfterGivingUp(t *testing.T) {
+	f := startGateway(t, channel.API, config.Channel{})
+	id := f.submit(t, example())
+	f.waitState(t, id, submission.StateHandedOver, 30*time.Second)
+	lost := &lossy{fail: map[string]bool{id: true}, cut: true, left: 2}
+	fv, err := fachverfahren.Start(fachverfahren.Options{Token: testToken, RetryFor: 50 * time.Millisecond, Client: &http.Client{Transport: lost}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fv.Close()
+	ctx := context.Background()
+	if n, err := fv.Poll(ctx, f.g.URL()); err != nil || n != 0 {
+		t.Fatalf("first round (cut off): %d %v", n, err)
+	}
+	if st := f.state(t, id); st != submission.StateDelivered {
+		t.Fatalf("after the first fetch: %s, want delivered", st)
+	}
+	time.Sleep(100 * time.Millisecond) // beyond RetryFor
+	if n, err := fv.Poll(ctx, f.g.URL()); err != nil || n != 1 || fv.Processed()[id].Err == nil {
+		t.Fatalf("second round (given up): %d %v %+v", n, err, fv.Processed()[id])
+	}
+	if n, err := fv.Poll(ctx, f.g.URL()); err != nil || n != 1 || fv.Processed()[id].Err != nil || !fv.Processed()[id].Accepted {
+		t.Fatalf("third round: %d %v %+v, want it decided", n, err, fv.Processed()[id])
+	}
+	if st := f.state(t, id); st != submission.StateAccepted {
+		t.Fatalf("after the third round: %s, want accepted", st)
+	}
+}
+
+// TestPollFirstRoundDecidesWhatWasFetchedBefore: a package was fetched (the
+// delivery) by an office system that then stopped before it decided — a crash,
+// a restart. The office's first round finds it among the delivered cases and
+// decides it. Before, only waiting cases were listed: it stayed undecided.
+func TestPollFirstRoundDecidesWhatWasFetchedBefore(t *testing.T) {
+	f := startGateway(t, channel.API, config.Channel{})
+	id := f.submit(t, example())
+	f.waitState(t, id, submission.StateHandedOver, 30*time.Second)
+	req, _ := http.NewRequest(http.MethodGet, f.g.URL()+wire.OfficePackagePath(id), nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if st := f.state(t, id); resp.StatusCode != http.StatusOK || st != submission.StateDelivered {
+		t.Fatalf("the earlier fetch: %d, %s", resp.StatusCode, st)
+	}
+	fv, err := fachverfahren.Start(fachverfahren.Options{Token: testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fv.Close()
+	if n, err := fv.Poll(context.Background(), f.g.URL()); err != nil || n != 1 || !fv.Processed()[id].Accepted {
+		t.Fatalf("first round: %d %v %+v", n, err, fv.Processed()[id])
+	}
+	if st := f.state(t, id); st != submission.StateAccepted {
+		t.Fatalf("after the first round: %s, want accepted", st)
+	}
+}
+
+// TestWebhookOfficeDecidesAfterGivingUp: after a notification (answered, so
+// the gateway counts the package delivered and sends no other) the fetches fail
+// beyond RetryFor. The office reports the error and keeps trying, less often,
+// until it has decided. Before, it gave up for good: the package stayed
+// delivered and undecided.
+func TestWebhookOfficeDecidesAfterGivingUp(t *testing.T) {
+	lost := &lossy{left: 3}
+	fv, err := fachverfahren.Start(fachverfahren.Options{RetryFor: 50 * time.Millisecond, Client: &http.Client{Transport: lost}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fv.Close()
+	secret := webhook.NewSecret()
+	f := startGateway(t, channel.Webhook, config.Channel{Endpoint: fv.URL(), Secret: secret})
+	fv.SetCredentials(testToken, secret)
+	id := f.submit(t, example())
+	next := func() fachverfahren.Outcome {
+		t.Helper()
+		select {
+		case out := <-fv.Outcomes():
+			return out
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no outcome; at the gateway %s", f.state(t, id))
+			return fachverfahren.Outcome{}
+		}
+	}
+	if out := next(); out.SubmissionID != id || out.Err == nil {
+		t.Fatalf("first outcome: %+v, want the error it gave up with", out)
+	}
+	if out := next(); out.SubmissionID != id || out.Err != nil || !out.Accepted {
+		t.Fatalf("second outcome: %+v, want accepted", out)
+	}
+	if st := f.state(t, id); st != submission.StateAccepted {
+		t.Fatalf("at the gateway: %s, want accepted", st)
 	}
 }
