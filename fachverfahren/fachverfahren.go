@@ -91,7 +91,7 @@ type Office struct {
 	again     map[string]pollRetry // Poll: failed on the way, tried again in the next rounds until done
 	swept     bool                 // Poll: the office's delivered cases were listed once
 	done      map[string]Outcome
-	partial   map[string]*download // attachments cut off on the way, by submission and attachment id: resumed
+	partial   map[string]*download // attachments cut off (resumed) or checked (not fetched again), until the package is done with
 	hits      int
 	wg        sync.WaitGroup
 	ch        chan Outcome
@@ -416,11 +416,14 @@ func statusError(req *http.Request, resp *http.Response) error {
 }
 
 // download is an attachment on its way: the bytes so far in a temporary file
-// and their hash, so a cut download goes on where it stopped.
+// and their hash, so a cut download goes on where it stopped; or, checked, one
+// the office has, which a later try of the package (after a lost decision,
+// say) does not fetch again.
 type download struct {
-	f *os.File
-	h hash.Hash
-	n int64
+	f       *os.File
+	h       hash.Hash
+	n       int64
+	checked bool
 }
 
 // reset starts the download over.
@@ -445,7 +448,7 @@ func partialKey(submissionID, attachmentID string) string {
 	return submissionID + "\x00" + attachmentID
 }
 
-// dropPartials discards the cut downloads of a submission.
+// dropPartials forgets the cut and the checked downloads of a submission.
 func (o *Office) dropPartials(submissionID string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -468,6 +471,10 @@ func (o *Office) download(ctx context.Context, submissionID string, a webhook.At
 	key := partialKey(submissionID, a.ID)
 	o.mu.Lock()
 	d := o.partial[key]
+	if d != nil && d.checked {
+		o.mu.Unlock()
+		return nil
+	}
 	delete(o.partial, key) // taken while in use: a concurrent try starts its own
 	o.mu.Unlock()
 	if d == nil {
@@ -480,6 +487,12 @@ func (o *Office) download(ctx context.Context, submissionID string, a webhook.At
 		switch {
 		case err == nil:
 			d.discard()
+			d.checked = true
+			o.mu.Lock()
+			if !o.closing() {
+				o.partial[key] = d
+			}
+			o.mu.Unlock()
 			return nil
 		case !errors.As(err, &te):
 			d.discard()
@@ -535,6 +548,10 @@ func (o *Office) downloadOnce(ctx context.Context, a webhook.AttachmentRef, d *d
 		return &transientError{fmt.Errorf("GET %s: the bytes from %d are not satisfiable; starting over", a.Href, d.n)}
 	default:
 		return statusError(req, resp)
+	}
+	if resp.ContentLength >= 0 && resp.ContentLength != a.Size-d.n {
+		// Not what was announced: refused before its bytes are read.
+		return fmt.Errorf("attachment %s: the gateway sends %d bytes from byte %d, announced are %d in all", a.ID, resp.ContentLength, d.n, a.Size)
 	}
 	if d.f == nil {
 		f, err := os.CreateTemp(o.opt.TempDir, "fachverfahren-*.part")

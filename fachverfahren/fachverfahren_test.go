@@ -427,3 +427,117 @@ func TestWebhookOfficeDecidesAfterGivingUp(t *testing.T) {
 		t.Fatalf("at the gateway: %s, want accepted", st)
 	}
 }
+
+// answerLost is a transport that loses the first decision (before it is sent)
+// and counts the fetches of attachments.
+type answerLost struct {
+	mu                sync.Mutex
+	lost, attachments int
+}
+
+func (l *answerLost) RoundTrip(r *http.Request) (*http.Response, error) {
+	l.mu.Lock()
+	lose := r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/accept") && l.lost == 0
+	if lose {
+		l.lost++
+	}
+	if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/attachments/") {
+		l.attachments++
+	}
+	l.mu.Unlock()
+	if lose {
+		return nil, errors.New("connection reset (simulated)")
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestLostDecisionFetchesNoAttachmentAgain: the decision is lost on the way,
+// after every attachment was fetched and checked. The next round decides the
+// package without fetching its attachments again. Before, every try fetched
+// them all anew: after a lost answer, gigabytes again.
+func TestLostDecisionFetchesNoAttachmentAgain(t *testing.T) {
+	f := startGateway(t, channel.API, config.Channel{})
+	p := example()
+	id := f.submit(t, p)
+	f.waitState(t, id, submission.StateHandedOver, 30*time.Second)
+	lost := &answerLost{}
+	fv, err := fachverfahren.Start(fachverfahren.Options{Token: testToken, Client: &http.Client{Transport: lost}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fv.Close()
+	ctx := context.Background()
+	if n, err := fv.Poll(ctx, f.g.URL()); err != nil || n != 0 || lost.lost != 1 {
+		t.Fatalf("first round (answer lost): %d %v", n, err)
+	}
+	if n, err := fv.Poll(ctx, f.g.URL()); err != nil || n != 1 || !fv.Processed()[id].Accepted || fv.Processed()[id].Attachments != len(p.Anlagen) {
+		t.Fatalf("second round: %d %v %+v", n, err, fv.Processed()[id])
+	}
+	if lost.attachments != len(p.Anlagen) {
+		t.Errorf("%d fetches of attachments for %d attachments", lost.attachments, len(p.Anlagen))
+	}
+	if st := f.state(t, id); st != submission.StateAccepted {
+		t.Fatalf("after the second round: %s, want accepted", st)
+	}
+}
+
+// padded is a transport that answers every attachment with bytes appended, as
+// a gateway serving the wrong content would: with a length that says so, or
+// without one (chunked).
+type padded struct{ withLength bool }
+
+const padding = "appended"
+
+func (p padded) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil || !strings.Contains(r.URL.Path, "/attachments/") {
+		return resp, err
+	}
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(resp.Body, strings.NewReader(padding)), resp.Body}
+	if p.withLength {
+		resp.ContentLength += int64(len(padding))
+		resp.Header.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	} else {
+		resp.ContentLength = -1
+		resp.Header.Del("Content-Length")
+	}
+	return resp, nil
+}
+
+// TestAttachmentLongerThanAnnouncedIsRefused: an attachment answered with more
+// bytes than announced fails for good with an error that says so — before its
+// bytes are read when the answer's length tells — and leaves no temporary file.
+// Before, an answer was cut silently (at 64 MiB) and only its digest told.
+func TestAttachmentLongerThanAnnouncedIsRefused(t *testing.T) {
+	for _, withLength := range []bool{false, true} {
+		t.Run(fmt.Sprintf("length=%v", withLength), func(t *testing.T) {
+			f := startGateway(t, channel.API, config.Channel{})
+			p := example()
+			id := f.submit(t, p)
+			f.waitState(t, id, submission.StateHandedOver, 30*time.Second)
+			tmp := t.TempDir()
+			fv, err := fachverfahren.Start(fachverfahren.Options{Token: testToken, TempDir: tmp, Client: &http.Client{Transport: padded{withLength}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fv.Close()
+			a := p.Anlagen[0]
+			want := fmt.Sprintf("attachment %s: the gateway sends more than the %d bytes announced", a.ID, a.Groesse)
+			if withLength {
+				want = fmt.Sprintf("attachment %s: the gateway sends %d bytes from byte 0, announced are %d in all", a.ID, a.Groesse+int64(len(padding)), a.Groesse)
+			}
+			if n, err := fv.Poll(context.Background(), f.g.URL()); err != nil || n != 1 || fv.Processed()[id].Err == nil || fv.Processed()[id].Err.Error() != want {
+				t.Fatalf("poll: %d %v %+v, want the error %q", n, err, fv.Processed()[id], want)
+			}
+			if st := f.state(t, id); st != submission.StateDelivered {
+				t.Errorf("at the gateway: %s, want delivered (not decided)", st)
+			}
+			if left, _ := os.ReadDir(tmp); len(left) != 0 {
+				t.Errorf("temporary files left: %v", left)
+			}
+		})
+	}
+}
