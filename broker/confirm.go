@@ -154,7 +154,7 @@ func (b *Broker) checkHandedOver() {
 			continue
 		}
 		if err != nil {
-			b.log.Warn("ask channel for confirmation", "submission", id, "channel", ref.Channel, "err", err)
+			b.log.Warn("ask channel for confirmation", "submission", id, "channel", ref.Channel, "err", adapters.LogReason(err))
 			continue
 		}
 		if !done {

@@ -173,6 +173,13 @@ func (b *Broker) List(ctx context.Context, officeID string, q ListQuery) (Page, 
 		if len(want) > 0 && !want[s.State] {
 			return true
 		}
+		// Asked by state, a case erased before the office took it is not one that
+		// waits (walkWaiting), whichever other states the query names: the pull
+		// API's handed_over,delivered and the mailbox's "Offen" showed it, while
+		// handed_over alone and "Neu" did not. The office's whole list shows it.
+		if len(want) > 0 && waitingState(s.State) && s.BytesRemovedAt != nil {
+			return true
+		}
 		if text != "" && !matches(s, text) {
 			return true
 		}

@@ -223,6 +223,12 @@ func TestWaitingReadsOnlyTheOfficesOwn(t *testing.T) {
 	if pg, err := b.List(ctx, "office-a", ListQuery{Limit: 1000}); err != nil || !slices.Contains(ids(pg.Items), erased) {
 		t.Fatalf("the office's whole list after an erasure lacks the case: %v", err)
 	}
+	// Asked with a state no index holds beside the waiting ones, the list walks
+	// the office's cases: the erased one is left out there too.
+	mixed := append(slices.Clone(waitingStates), submission.StateDelivered)
+	if pg, err := b.List(ctx, "office-a", ListQuery{States: mixed, Limit: 1000}); err != nil || slices.Contains(ids(pg.Items), erased) {
+		t.Fatalf("the list of waiting and delivered cases names the erased one: %v", err)
+	}
 }
 
 // waitingStates are the states of the store's waiting indexes, as the faces ask for them.

@@ -143,7 +143,10 @@ func (o *Office) SetFailFirst(n int) {
 	o.mu.Unlock()
 }
 
-// Outcomes yields each processed submission once.
+// Outcomes yields each processed submission once it is decided or has failed for
+// good. A submission whose fetch or answer keeps failing on the way is yielded
+// with that error after Options.RetryFor, and once more when a later try decides
+// it (it is kept until then: nothing but this office would ever decide it).
 func (o *Office) Outcomes() <-chan Outcome { return o.ch }
 
 // Processed returns what was processed so far, by submission id.
@@ -223,6 +226,17 @@ func (o *Office) hook(w http.ResponseWriter, r *http.Request) {
 	o.wg.Add(1)
 	go func() {
 		defer o.wg.Done()
+		// Close must not wait for a download of gigabytes to end (the client has no
+		// overall timeout any more, only one between bytes): stop cancels it.
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-o.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
 		time.Sleep(o.opt.PickupDelay)
 		// Like a real office system, retry what failed for reasons on the way (the
 		// gateway restarting, a 5xx); a wrong digest or signature is final. After
@@ -232,7 +246,7 @@ func (o *Office) hook(w http.ResponseWriter, r *http.Request) {
 		var out Outcome
 		reported := false
 		for wait, give := 200*time.Millisecond, time.Now().Add(o.retryFor()); ; {
-			out = o.process(context.Background(), n, token)
+			out = o.process(ctx, n, token)
 			var te *transientError
 			if out.Err == nil || !errors.As(out.Err, &te) || o.closing() {
 				break
@@ -254,6 +268,12 @@ func (o *Office) hook(w http.ResponseWriter, r *http.Request) {
 			} else {
 				wait = min(2*wait, 5*time.Second)
 			}
+		}
+		// Reported already and still failing on the way (the office closes while
+		// it retries): not yielded a second time.
+		var te *transientError
+		if reported && out.Err != nil && errors.As(out.Err, &te) {
+			return
 		}
 		o.finish(out)
 	}()

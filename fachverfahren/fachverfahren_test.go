@@ -541,3 +541,63 @@ func TestAttachmentLongerThanAnnouncedIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// trickle is a transport whose attachment downloads never end: a few bytes,
+// then nothing until the request's context ends (the test sets an idle timeout
+// far beyond its guard). It says on started when the first one began.
+type trickle struct {
+	once    sync.Once
+	started chan struct{}
+	sent    int // one download at a time here
+}
+
+func (tr *trickle) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method != http.MethodGet || !strings.Contains(r.URL.Path, "/attachments/") {
+		return http.DefaultTransport.RoundTrip(r)
+	}
+	tr.once.Do(func() { close(tr.started) })
+	return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, ContentLength: -1, Request: r,
+		Body: io.NopCloser(readerFunc(func(p []byte) (int, error) {
+			if tr.sent < 16 {
+				tr.sent++
+				p[0] = 'x'
+				return 1, nil
+			}
+			<-r.Context().Done()
+			return 0, r.Context().Err()
+		}))}, nil
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// TestCloseEndsADownloadUnderWay: after a notification, the office's download
+// of an attachment still under way (stalled, its idle timeout an hour off) is
+// cancelled by Close. Close waited for it: the default client has no overall
+// timeout any more (a 2 GiB attachment takes minutes), so a stop of the office's
+// system waited as long as the download. The guard is liveness only: this
+// download would never end.
+func TestCloseEndsADownloadUnderWay(t *testing.T) {
+	tr := &trickle{started: make(chan struct{})}
+	fv, err := fachverfahren.Start(fachverfahren.Options{Client: &http.Client{Transport: tr}, IdleTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := webhook.NewSecret()
+	f := startGateway(t, channel.Webhook, config.Channel{Endpoint: fv.URL(), Secret: secret})
+	fv.SetCredentials(testToken, secret)
+	f.submit(t, example())
+	select {
+	case <-tr.started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the office never began downloading the attachment")
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- fv.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close still waits for a download that never ends")
+	}
+}

@@ -216,7 +216,7 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Co
 		a.log.LogAttrs(ctx, slog.LevelDebug, "webhook delivered", attrs...)
 		return c, nil
 	}
-	attrs = append(attrs, slog.Bool("permanent", adapters.IsPermanent(err)), slog.String("error", err.Error()))
+	attrs = append(attrs, slog.Bool("permanent", adapters.IsPermanent(err)), slog.String("error", adapters.LogReason(err)))
 	// Debug too: the broker logs every failed attempt with its cause and the next
 	// try ("delivery attempt failed"); a WARN here said it twice per attempt.
 	a.log.LogAttrs(ctx, slog.LevelDebug, "webhook delivery failed", attrs...)

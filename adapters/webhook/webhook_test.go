@@ -532,3 +532,23 @@ func TestDeliverHonoursCallerDeadlineOverTimeout(t *testing.T) {
 		t.Fatalf("err = %v, want transient wrapping DeadlineExceeded", err)
 	}
 }
+
+// TestReceiversWordsStayOutOfTheDebugLog: the adapter's own line for a failed
+// attempt (debug level) carried the whole error, the office's answer included,
+// which can quote the application. It names the status; the error itself keeps
+// the words for the case's events (adapters.LogReason).
+func TestReceiversWordsStayOutOfTheDebugLog(t *testing.T) {
+	var logs bytes.Buffer
+	a := newAdapter(t, Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "Antrag von Erika Mustermann, geb. 12.08.1964: Pflichtfeld fehlt", http.StatusUnprocessableEntity)
+	}))
+	t.Cleanup(srv.Close)
+	_, err := a.Deliver(t.Context(), adaptertest.NewDelivery(adapters.Target{Channel: Channel, Endpoint: srv.URL, Secret: NewSecret()}))
+	if err == nil || !strings.Contains(err.Error(), "Mustermann") {
+		t.Fatalf("the error lacks the office's answer (the check below proves nothing): %v", err)
+	}
+	if out := logs.String(); strings.Contains(out, "Mustermann") || !strings.Contains(out, "HTTP 422") {
+		t.Fatalf("the debug log:\n%s", out)
+	}
+}

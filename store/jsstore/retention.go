@@ -236,6 +236,15 @@ func (b *Blobs) Walk(fn func(digest string, size int64, written time.Time) bool)
 // of a live object for left-overs; the time condition there only covers recent ones.
 func (b *Blobs) eachMeta(ctx context.Context, fn func(info jetstream.ObjectInfo, stored time.Time) bool) error {
 	filter := "$O." + b.bucket + ".M.>"
+	// A subject the consumer missed whose message is at most the stream's last
+	// sequence before the listing was missed by a lagging replica; a later one was
+	// only put while the listing ran (steady intake), which is no lag to count.
+	before := ^uint64(0)
+	c, cancel := context.WithTimeout(ctx, b.opts.RequestTimeout)
+	if info, err := b.stream.Info(c); err == nil {
+		before = info.State.LastSeq
+	}
+	cancel()
 	listed := map[string]bool{}
 	stopped := false
 	err := eachIn(ctx, b.stream, b.opts, []string{filter}, false, nil, func(subject string, data []byte, md *jetstream.MsgMetadata) (bool, error) {
@@ -259,16 +268,16 @@ func (b *Blobs) eachMeta(ctx context.Context, fn func(info jetstream.ObjectInfo,
 		if listed[subject] {
 			continue
 		}
-		if !counted && b.stale != nil {
-			b.stale.Add(1)
-			counted = true
-		}
 		m, ok, err := b.lastOf(ctx, subject)
 		switch {
 		case err != nil:
 			return fmt.Errorf("jsstore: blob meta %s: %w", subject, unavailable(err))
 		case !ok:
 			continue // purged meanwhile
+		}
+		if !counted && b.stale != nil && m.Sequence <= before {
+			b.stale.Add(1)
+			counted = true
 		}
 		var info jetstream.ObjectInfo
 		if err := json.Unmarshal(m.Data, &info); err != nil {
