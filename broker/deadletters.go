@@ -35,6 +35,9 @@ func (b *Broker) DeadLetters(ctx context.Context, f ReplayFilter, limit int) ([]
 		if f.OfficeID != "" && s.OfficeID != f.OfficeID || f.After != "" && s.ID <= f.After {
 			return true
 		}
+		if s.BytesRemovedAt != nil {
+			return true // erased while held: nothing left to replay, nobody to wait for
+		}
 		d := DeadLetter{ID: s.ID, OfficeID: s.OfficeID, Attempts: s.TotalAttempts, ReceivedAt: s.ReceivedAt, HeldAt: s.UpdatedAt}
 		if !f.From.IsZero() && d.HeldAt.Before(f.From) || !f.To.IsZero() && !d.HeldAt.Before(f.To) {
 			return true

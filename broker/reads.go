@@ -121,7 +121,7 @@ func (b *Broker) waitingIndexes() []waitingIndex {
 	return []waitingIndex{
 		{b.db.Outbox, submission.State.Dispatchable},
 		{store.IDsOf(b.db.HandedOver), is(submission.StateHandedOver)},
-		{b.db.Held, is(submission.StateHeld)},
+		{store.IDsOf(b.db.Held), is(submission.StateHeld)},
 	}
 }
 

@@ -190,10 +190,11 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 	watch := func(state string, list func() ([]string, error)) *indexWatch {
 		return &indexWatch{state: state, list: list, get: g.db.Get, every: 10 * time.Second}
 	}
-	// A handed-over case whose bytes an operator erased waits for nothing (the
-	// office can no longer fetch it): not counted, or AmtsboteUnconfirmedForDays
-	// would fire for it for ever.
-	held, waiting, handedOver := watch("held", g.db.Held), watch("waiting", g.db.Outbox), watch("handed_over", store.IDsOf(notErased(g.db.HandedOver)))
+	// A handed-over or held case whose bytes an operator erased waits for nothing
+	// (the office can no longer fetch it, a replay has nothing to send): not
+	// counted, or AmtsboteUnconfirmedForDays and AmtsbotePackagesHeld would fire
+	// for it for ever.
+	held, waiting, handedOver := watch("held", store.IDsOf(notErased(g.db.Held))), watch("waiting", g.db.Outbox), watch("handed_over", store.IDsOf(notErased(g.db.HandedOver)))
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "amtsbote_submissions_held",
 			Help: "Submissions waiting for a person: no channel of the office could deliver them (counted from the store's index)."},

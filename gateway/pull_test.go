@@ -257,3 +257,35 @@ func TestErasedCaseWaitsForNothing(t *testing.T) {
 		t.Errorf("the erased case's record: %d %s", status, body)
 	}
 }
+
+// TestErasedHeldCaseIsNoDeadLetter: a held package whose bytes an operator erased
+// has nothing left to replay and nobody to wait for; it stayed in the held gauge
+// (AmtsbotePackagesHeld fired for ever: the retention never removes a record
+// without an answer) and among the dead letters. The held list still names it.
+func TestErasedHeldCaseIsNoDeadLetter(t *testing.T) {
+	f := start(t)
+	res, err := f.portal.Submit(context.Background(), f.example())
+	if err != nil || res.Status != http.StatusCreated {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	id := res.SubmissionID
+	waitFor(t, "the package held", func() bool {
+		s, err := f.g.Broker.Submission(id)
+		return err == nil && s.State == submission.StateHeld
+	})
+	if status, body := officeGet(t, f.g.URL()+"/v1/admin/dead-letters", adminToken); status != http.StatusOK || !strings.Contains(body, id) {
+		t.Fatalf("before the erasure the package is no dead letter (the checks below prove nothing): %d %s", status, body)
+	}
+	if _, err := f.g.Broker.Erase(context.Background(), id, "operator (test)", "Antrag zurückgezogen"); err != nil {
+		t.Fatal(err)
+	}
+	if v := scrapeValue(t, f.g.URL(), "amtsbote_submissions_held"); v != "0" {
+		t.Errorf("amtsbote_submissions_held %s, want 0", v)
+	}
+	if status, body := officeGet(t, f.g.URL()+"/v1/admin/dead-letters", adminToken); status != http.StatusOK || strings.Contains(body, id) {
+		t.Errorf("the dead letters after the erasure: %d %s", status, body)
+	}
+	if status, body := officeGet(t, f.g.URL()+"/v1/admin/submissions?state=held", adminToken); status != http.StatusOK || !strings.Contains(body, id) {
+		t.Errorf("the held list after the erasure: %d %s", status, body)
+	}
+}

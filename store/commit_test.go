@@ -375,7 +375,7 @@ func TestHeldIndexBuiltForOlderFiles(t *testing.T) {
 		ids[st] = sub.ID
 	}
 	db = reopenWithout(t, db, dir, bucketHeld)
-	held, err := db.Held()
+	held, err := IDsOf(db.Held)()
 	if err != nil || !slices.Equal(held, []string{ids[submission.StateHeld]}) {
 		t.Fatalf("held after reopening an older file: %v %v, want [%s]", held, err, ids[submission.StateHeld])
 	}

@@ -171,7 +171,10 @@ type Store interface {
 	// the broker asks only the channels that confirm later about their packages,
 	// and reads no record of the others' (a mailbox's or an XTA box's thousands).
 	HandedOver() ([]Waiting, error)
-	Held() ([]string, error)
+	// Held lists the held index with each entry's value (Waiting), as HandedOver:
+	// a case erased while held waits for nobody, and the held gauge, the backlog
+	// and the dead letters leave it out without reading its record.
+	Held() ([]Waiting, error)
 	// Waiting lists the entries of the three indexes above whose submission is
 	// addressed to officeID, each id once, in id order (oldest first), with
 	// whether an erasure removed its bytes — and the entries that do not say
@@ -879,8 +882,17 @@ func (db *DB) HandedOver() ([]Waiting, error) {
 	return out, err
 }
 
-// Held lists the ids of submissions that wait for a person.
-func (db *DB) Held() ([]string, error) { return db.keys(bucketHeld) }
+// Held lists the submissions that wait for a person, with each entry's value.
+func (db *DB) Held() ([]Waiting, error) {
+	var out []Waiting
+	err := db.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketHeld).ForEach(func(k, v []byte) error {
+			out = append(out, ParseWaiting(string(k), v))
+			return nil
+		})
+	})
+	return out, err
+}
 
 // Waiting implements Store: the three indexes read in one transaction, so an
 // entry that moved from one to another meanwhile is not named twice. Other

@@ -216,8 +216,14 @@ func (s *Store) HandedOver() ([]store.Waiting, error) {
 	return out, err
 }
 
-// Held lists the ids of submissions that wait for a person.
-func (s *Store) Held() ([]string, error) { return s.ids(s.subject("held.*")) }
+// Held lists the submissions that wait for a person, with each entry's value.
+func (s *Store) Held() ([]store.Waiting, error) {
+	var out []store.Waiting
+	err := s.keysUnder([]string{s.subject("held.*")}, true, func() { out = nil }, func(id string, v []byte) {
+		out = append(out, store.ParseWaiting(id, v))
+	})
+	return out, err
+}
 
 // Waiting implements store.Store: the three sets in one listing (so one replica's
 // view), with their values (store.WaitingValue).

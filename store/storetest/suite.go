@@ -547,7 +547,7 @@ func assertIndexed(t *testing.T, st store.Store, id string, outbox, handed bool)
 		t.Fatalf("%s: in outbox=%v (want %v), in handed-over=%v (want %v)", id, slices.Contains(ob, id), outbox, slices.Contains(ho, id), handed)
 	}
 	// The held index follows the record: listed exactly while it is held.
-	hl, err := st.Held()
+	hl, err := store.IDsOf(st.Held)()
 	if err != nil {
 		t.Fatal(err)
 	}
