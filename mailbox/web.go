@@ -783,16 +783,23 @@ func (m *Mailbox) detail(w http.ResponseWriter, r *http.Request, s session, id s
 	pickup := broker.Pickup{Channel: channel.Mailbox, Receiver: receiverName(s.User)}
 	// Opening the page is the pickup: the office has the package now. A HEAD
 	// opens nothing (RFC 9110: HEAD is safe), so it confirms nothing either.
+	//
+	// The package is opened first and the pickup recorded only once its bytes
+	// could be read (broker.OpenPackage): the page confirmed before it read them,
+	// so a package out of reach (a cluster's blob on a node that is down, a disk
+	// fault) was signed as delivered to the clerk who saw only an error.
 	var sub *submission.Submission
-	var err error
+	var pkg io.ReadCloser
+	var err, unread error
 	head := r.Method == http.MethodHead
 	if head {
 		sub, err = m.desk.Get(ctx, s.Office, id)
-	} else {
-		sub, err = m.desk.Confirm(ctx, s.Office, id, pickup)
-	}
-	if errors.Is(err, broker.ErrConflict) {
-		// A state that cannot be confirmed (forwarded to a peer): show what there is.
+	} else if sub, pkg, err = m.desk.OpenPackage(ctx, s.Office, id, pickup); err == nil {
+		defer pkg.Close()
+	} else if errors.Is(err, broker.ErrConflict) || errors.Is(err, broker.ErrBytesRemoved) || errors.Is(err, broker.ErrUnreadable) {
+		// Forwarded to a peer, erased before the office had it, or its bytes out
+		// of reach now: show the record, record no pickup.
+		unread = err
 		sub, err = m.desk.Get(ctx, s.Office, id)
 	}
 	if err != nil {
@@ -810,19 +817,11 @@ func (m *Mailbox) detail(w http.ResponseWriter, r *http.Request, s session, id s
 	} else if head {
 		// Nothing of the package is read for a page whose body is dropped, and
 		// nobody is recorded as having opened it.
-	} else if sub.DeliveredAt != nil {
+	} else if pkg != nil {
 		m.opened(sub.ID, s)
-		var rc io.ReadCloser
-		sub2, rc, err := m.desk.OpenPackage(ctx, s.Office, id, pickup)
+		b, err := io.ReadAll(io.LimitReader(pkg, maxViewBytes))
 		if err == nil {
-			pkg, rerr := io.ReadAll(io.LimitReader(rc, maxViewBytes))
-			rc.Close()
-			p.Sub = sub2
-			if rerr == nil {
-				p.View, err = formview.Read(pkg)
-			} else {
-				err = rerr
-			}
+			p.View, err = formview.Read(b)
 		}
 		if err != nil {
 			if errors.Is(err, context.Canceled) {
@@ -831,6 +830,9 @@ func (m *Mailbox) detail(w http.ResponseWriter, r *http.Request, s session, id s
 			m.log.Warn("form view", "submission", id, "err", err)
 			p.ViewErr = "Die Formulardaten können hier nicht dargestellt werden. Laden Sie das Originalpaket herunter oder wenden Sie sich an Ihre IT."
 		}
+	} else if errors.Is(unread, broker.ErrUnreadable) {
+		m.log.Warn("open package", "submission", id, "err", unread)
+		p.ViewErr = "Das Antragspaket kann gerade nicht gelesen werden; der Eingang gilt noch nicht als zugestellt. Bitte versuchen Sie es in einigen Minuten erneut."
 	} else {
 		p.ViewErr = "Dieser Eingang kann hier nicht geöffnet werden."
 	}

@@ -802,3 +802,36 @@ func TestHeadConfirmsNothing(t *testing.T) {
 		t.Fatalf("the GET recorded no opening: %+v %v", o, ok)
 	}
 }
+
+// unreadableDesk is the broker with every package's bytes out of reach (a
+// cluster's blob on a node that is down, a disk fault).
+type unreadableDesk struct{ broker.OfficeDesk }
+
+func (unreadableDesk) OpenPackage(context.Context, string, string, broker.Pickup) (*submission.Submission, io.ReadCloser, error) {
+	return nil, nil, fmt.Errorf("%w: blob out of reach (test)", broker.ErrUnreadable)
+}
+
+// TestOpeningAnUnreadablePackageIsNoPickup: the case page recorded the pickup
+// (the office has it, a Zustellbestaetigung signed, the portal told) before it
+// read the package; when the bytes could not be read the clerk saw only an
+// error, and the case counted as delivered to her. Now the pickup waits until
+// the bytes are read, and the page says the case is not yet delivered.
+func TestOpeningAnUnreadablePackageIsNoPickup(t *testing.T) {
+	e := startBrokerEnv(t, t.TempDir(), Options{})
+	sub := e.receiveHandedOver(t, officeDresden)
+	e.mb.desk = unreadableDesk{e.mb.desk}
+	anna := e.login(t, "anna", "anna-passwort")
+	rec := anna.get("/postfach/s/" + sub.ID)
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "noch nicht als zugestellt") {
+		t.Fatalf("the page of an unreadable case: %d %s", rec.Code, rec.Body)
+	}
+	if now, err := e.b.Submission(sub.ID); err != nil || now.DeliveredAt != nil || now.State != submission.StateHandedOver {
+		t.Fatalf("an unreadable package counted as picked up: %v %s", err, now.State)
+	}
+	// The control: with the bytes back, opening the page is the pickup.
+	e.mb.desk = e.b
+	anna.get("/postfach/s/" + sub.ID)
+	if now, _ := e.b.Submission(sub.ID); now.DeliveredAt == nil {
+		t.Fatal("opening a readable package is no pickup either: the check above proves nothing")
+	}
+}
