@@ -40,7 +40,12 @@ func sameToken(a, b string) bool {
 func (m *Mailbox) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{
 		Name: name, Value: value, Path: m.base.Path, MaxAge: maxAge,
-		HttpOnly: true, Secure: m.secure, SameSite: http.SameSiteStrictMode,
+		// Lax, not Strict: a clerk opens cases from the notice's link in her
+		// webmail, another site; with Strict that first request came without the
+		// session, she signed in again, and the new session made every form open
+		// in her other windows stale. Lax still keeps the cookie off requests
+		// other sites send by POST; every form also carries the session's token.
+		HttpOnly: true, Secure: m.secure, SameSite: http.SameSiteLaxMode,
 	})
 }
 

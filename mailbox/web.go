@@ -98,6 +98,11 @@ type page struct {
 	// chosen, so a screen reader user hears the error where the cursor is.
 	ReasonMissing bool
 	ChoiceMissing bool
+	// Draft and DraftChoice are a decision sent with a form token that is no
+	// longer the session's (the clerk signed in again in another window): the
+	// form shows them again instead of losing the typed reason.
+	Draft       string
+	DraftChoice string
 	// SessionEnds is when the session ends if the clerk sends nothing before
 	// ("15:04 Uhr"): the decision form warns of it, as there is no script that could
 	// warn just before (WCAG 2.2.1).
@@ -394,6 +399,14 @@ func (m *Mailbox) serve(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	}
 	if r.Method == http.MethodPost && !sameToken(r.PostFormValue("csrf"), s.CSRF) {
+		if mt := reCaseAction.FindStringSubmatch(p); mt != nil {
+			// A form of the case's page from before the clerk signed in again
+			// (another window, a notice's link): its token is the old session's.
+			// The case's page again, with what was typed and the new token; the
+			// refusal was a dead end whose reload sent the same stale form.
+			m.detailWithDraft(w, r, s, mt[1], &page{Draft: r.PostFormValue("begruendung"), DraftChoice: r.PostFormValue("ergebnis")})
+			return
+		}
 		m.fail(w, r, &s, http.StatusForbidden)
 		return
 	}
@@ -779,6 +792,12 @@ func (m *Mailbox) inbox(w http.ResponseWriter, r *http.Request, s session) {
 const maxViewBytes = 256 << 20
 
 func (m *Mailbox) detail(w http.ResponseWriter, r *http.Request, s session, id string) {
+	m.detailWithDraft(w, r, s, id, nil)
+}
+
+// detailWithDraft is the case's page; draft, when set, carries a decision sent
+// with a stale form token, shown again in the form with a note.
+func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s session, id string, draft *page) {
 	ctx := r.Context()
 	pickup := broker.Pickup{Channel: channel.Mailbox, Receiver: receiverName(s.User)}
 	// Opening the page is the pickup: the office has the package now. A HEAD
@@ -792,6 +811,13 @@ func (m *Mailbox) detail(w http.ResponseWriter, r *http.Request, s session, id s
 	var pkg io.ReadCloser
 	var err, unread error
 	head := r.Method == http.MethodHead
+	if draft != nil {
+		// A refused POST changes nothing: the page shows the package only if the
+		// office has it already (the clerk had it open), and records no pickup.
+		if sub, err = m.desk.Get(ctx, s.Office, id); err == nil && sub.DeliveredAt == nil {
+			head = true
+		}
+	}
 	if head {
 		sub, err = m.desk.Get(ctx, s.Office, id)
 	} else if sub, pkg, err = m.desk.OpenPackage(ctx, s.Office, id, pickup); err == nil {
@@ -818,7 +844,9 @@ func (m *Mailbox) detail(w http.ResponseWriter, r *http.Request, s session, id s
 		// Nothing of the package is read for a page whose body is dropped, and
 		// nobody is recorded as having opened it.
 	} else if pkg != nil {
-		m.opened(sub.ID, s)
+		if draft == nil {
+			m.opened(sub.ID, s)
+		}
 		b, err := io.ReadAll(io.LimitReader(pkg, maxViewBytes))
 		if err == nil {
 			p.View, err = formview.Read(b)
@@ -856,7 +884,14 @@ func (m *Mailbox) detail(w http.ResponseWriter, r *http.Request, s session, id s
 		p.Error, p.Flash = p.Flash, ""
 		p.ReasonMissing, p.ChoiceMissing = msg == "grund-fehlt", msg == "ungueltig"
 	}
-	m.render(w, "detail", http.StatusOK, p)
+	status := http.StatusOK
+	if draft != nil {
+		p.Draft, p.DraftChoice = draft.Draft, draft.DraftChoice
+		p.Error = "Nichts gespeichert: Sie haben sich inzwischen neu angemeldet (zum Beispiel in einem anderen Fenster), und das Formular gehörte zur alten Anmeldung. Ihre Eingabe steht unten; bitte prüfen Sie sie und speichern Sie erneut."
+		p.Flash = ""
+		status = http.StatusForbidden // refused; the page is the way on
+	}
+	m.render(w, "detail", status, p)
 }
 
 // opened keeps the first opening in mailbox.db (the channel's own confirmation
