@@ -173,6 +173,9 @@ func (v *Verifier) parse(doc []byte) (*etree.Element, error) {
 	// A UTF-8 byte order mark (Windows tools write one) is not content; etree would
 	// report it as text before the XML declaration.
 	doc = bytes.TrimPrefix(doc, []byte("\xEF\xBB\xBF"))
+	if err := precount(doc, v.opts.MaxElements, v.opts.MaxAttributes); err != nil {
+		return nil, err
+	}
 	d := etree.NewDocument()
 	d.ReadSettings = etree.ReadSettings{
 		PreserveDuplicateAttrs: true,
