@@ -1,6 +1,7 @@
 package mailbox
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -47,6 +48,30 @@ func (m *Mailbox) setCookie(w http.ResponseWriter, name, value string, maxAge in
 		// other sites send by POST; every form also carries the session's token.
 		HttpOnly: true, Secure: m.secure, SameSite: http.SameSiteLaxMode,
 	})
+}
+
+// checkWait is how long a login waits for a password check slot (Mailbox.checks)
+// before it is answered 503: a burst of clerks signing in at 8 o'clock queues
+// briefly, a flood does not pile up.
+var checkWait = 2 * time.Second
+
+// checkSlot takes a slot of Mailbox.checks, waiting up to checkWait; false: none
+// came free (or the client went away). The caller gives it back.
+func (m *Mailbox) checkSlot(ctx context.Context) bool {
+	select {
+	case m.checks <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(checkWait)
+	defer t.Stop()
+	select {
+	case m.checks <- struct{}{}:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 // checkPassword returns the user if name and password match.

@@ -32,6 +32,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"runtime"
 	"sync"
 	"time"
 
@@ -114,6 +115,13 @@ type Mailbox struct {
 	secure   bool     // cookies Secure
 
 	limiter *limiter
+	// checks bounds the password checks running at once (bcrypt: some 250 ms of
+	// CPU each). The limiter counts per name, address and /64 network; a guesser
+	// with a fresh name per try and many networks (a free IPv6 /48 is 65,536 of
+	// them) got a check each and could keep every CPU of the gateway busy —
+	// intake and delivery included. Beyond this many at once, a login waits a
+	// moment and is then answered 503.
+	checks chan struct{}
 	// unknownHash is checked against when the user name is unknown, so that a
 	// login takes as long for an unknown name as for a wrong password: a hash at
 	// the highest cost among the users' (a fixed cost 12 made unknown names
@@ -172,7 +180,7 @@ func New(opts Options) (*Mailbox, error) {
 	m := &Mailbox{
 		opts: opts, desk: opts.Desk, log: opts.Logger.With("component", "mailbox"), now: opts.Now,
 		users: map[string]User{}, offices: map[string]bool{}, base: base, secure: base.Scheme == "https",
-		limiter: newLimiter(),
+		limiter: newLimiter(), checks: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
 		changes: make(chan struct{}, 1), kick: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
 	cost := bcrypt.MinCost

@@ -663,6 +663,16 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request) {
 	pw := r.PostForm.Get("passwort")
 	now := m.now()
 	addr := m.clientAddr(r)
+	if !m.checkSlot(r.Context()) {
+		p := m.loginPage(w, r, r.PostForm.Get("weiter"))
+		p.LoginName = name
+		p.Error = "Das Postfach ist gerade stark ausgelastet. Bitte versuchen Sie es in einigen Sekunden erneut."
+		w.Header().Set("Retry-After", "5")
+		m.log.Warn("login refused: too many password checks at once", "remote", addr)
+		m.render(w, "login", http.StatusServiceUnavailable, p)
+		return
+	}
+	defer func() { <-m.checks }()
 	limits := loginLimits(name, addr)
 	if wait := m.limiter.attempt(now, limits...); wait > 0 {
 		p := m.loginPage(w, r, r.PostForm.Get("weiter"))

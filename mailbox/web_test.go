@@ -873,3 +873,31 @@ func TestStaleFormKeepsTheTypedDecision(t *testing.T) {
 		t.Fatalf("the decision after sending it again: %+v", now.Decision)
 	}
 }
+
+// TestPasswordChecksAtOnceAreBounded: each login runs a bcrypt check (some
+// 250 ms of CPU), and the limits count per name, address and network, so a
+// guesser with fresh names from many networks got a check each and could keep
+// every CPU busy. With every check slot taken a login waits briefly and is
+// answered 503 with Retry-After, and is not counted as a failure; once a slot
+// is free the same login goes through.
+func TestPasswordChecksAtOnceAreBounded(t *testing.T) {
+	old := checkWait
+	checkWait = 50 * time.Millisecond
+	t.Cleanup(func() { checkWait = old })
+	m := memMailbox(t, newMemDesk())
+	for range cap(m.checks) {
+		m.checks <- struct{}{} // every slot busy with another check
+	}
+	c := newClient(t, m.Handler())
+	rec := c.login("anna", "anna-passwort")
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "ausgelastet") {
+		t.Fatalf("a login with every check slot taken: %d Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	for range cap(m.checks) {
+		<-m.checks
+	}
+	c.mustLogin("anna", "anna-passwort")
+	if n := len(m.checks); n != 0 {
+		t.Fatalf("%d check slots still taken after the logins", n)
+	}
+}
