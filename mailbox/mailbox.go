@@ -31,8 +31,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
