@@ -11,6 +11,7 @@ import (
 	"mime"
 	"mime/quotedprintable"
 	"net"
+	"net/mail"
 	"net/smtp"
 	"strings"
 	"time"
@@ -217,7 +218,15 @@ func (m *Mailbox) message(n notice) []byte {
 	var id [12]byte
 	_, _ = rand.Read(id[:])
 	h := func(k, v string) { b.WriteString(k + ": " + v + "\r\n") }
-	h("From", m.opts.SMTP.From)
+	// The configured address may have a display name with umlauts
+	// ("Behördenpostfach <postfach@…>"); written as it was, raw 8-bit in a header,
+	// servers without SMTPUTF8 refused the notice or showed "BehÃ¶rdenpostfach".
+	// mail.Address encodes the name (RFC 2047); New checked that it parses.
+	from := m.opts.SMTP.From
+	if a, err := mail.ParseAddress(from); err == nil {
+		from = a.String()
+	}
+	h("From", from)
 	h("To", n.To)
 	h("Subject", mime.QEncoding.Encode("utf-8", n.Subject))
 	h("Date", n.Created.Format(time.RFC1123Z))

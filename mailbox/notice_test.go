@@ -1,12 +1,14 @@
 package mailbox
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	netmail "net/mail"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -296,5 +298,27 @@ func TestNoticeRequireTLS(t *testing.T) {
 	err := e.mb.sendMail(t.Context(), notice{To: noticeAddr, Subject: "x", Body: "x"})
 	if !errors.Is(err, errNoTLS) {
 		t.Errorf("sendMail without STARTTLS: %v, want errNoTLS", err)
+	}
+}
+
+// TestNoticeFromIsSevenBit: the configured sender with an umlaut in its display
+// name ("Behördenpostfach <…>", as docs/mailbox.md shows it) went into the From
+// header as raw UTF-8, which servers without SMTPUTF8 refuse or garble. It is
+// encoded (RFC 2047) and reads back as configured.
+func TestNoticeFromIsSevenBit(t *testing.T) {
+	m := &Mailbox{opts: Options{SMTP: SMTPConfig{From: "Behördenpostfach <postfach@gateway.example>"}}}
+	msg, err := netmail.ReadMessage(bytes.NewReader(m.message(notice{SubmissionID: "s1", To: "anna@amt.example", Subject: "Neuer Antrag", Body: "x", Created: time.Now()})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := msg.Header.Get("From")
+	for i := range len(raw) {
+		if raw[i] >= 0x80 {
+			t.Fatalf("From header with 8-bit bytes: %q", raw)
+		}
+	}
+	a, err := netmail.ParseAddress(raw)
+	if err != nil || a.Name != "Behördenpostfach" || a.Address != "postfach@gateway.example" {
+		t.Fatalf("From %q reads back as %+v, %v", raw, a, err)
 	}
 }

@@ -150,10 +150,13 @@ func markOf(s *submission.Submission, evs []submission.Event) *mark {
 // inbox is the office's work: what is not decided yet, oldest first. It was every
 // case the office ever had, oldest first, so after a few years a clerk's first
 // page was cases decided long ago and today's arrivals were hundreds of pages on.
-var stateFilters = []struct {
+// stateFilter is one choice of the inbox's state menu.
+type stateFilter struct {
 	value, label string
 	states       []submission.State
-}{
+}
+
+var stateFilters = []stateFilter{
 	{"", "Offen (neu oder geöffnet, nicht entschieden)", []submission.State{submission.StateQueued, submission.StateRetrying,
 		submission.StateHandedOver, submission.StateHeld, submission.StateDelivered}},
 	{"alle", "Alle", nil},
@@ -749,6 +752,11 @@ func (m *Mailbox) inbox(w http.ResponseWriter, r *http.Request, s session) {
 		text = string([]rune(text)[:200])
 	}
 	state := q.Get("status")
+	// A value no filter has (an old bookmark, a typo) is the default, "Offen":
+	// it listed every case while the menu showed "Offen" chosen.
+	if !slices.ContainsFunc(stateFilters, func(f stateFilter) bool { return f.value == state }) {
+		state = ""
+	}
 	lq := broker.ListQuery{After: q.Get("nach"), Limit: pageSize, Text: text}
 	p := m.base1(&s, "./")
 	p.Title = "Posteingang"

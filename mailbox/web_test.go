@@ -901,3 +901,20 @@ func TestPasswordChecksAtOnceAreBounded(t *testing.T) {
 		t.Fatalf("%d check slots still taken after the logins", n)
 	}
 }
+
+// TestUnknownStatusFilterIsOpen: an inbox address with a status no filter has
+// (an old bookmark, a typo) listed every case, decided ones included, while the
+// menu showed "Offen" chosen. It lists what "Offen" lists.
+func TestUnknownStatusFilterIsOpen(t *testing.T) {
+	desk := newMemDesk()
+	desk.add(&submission.Submission{ID: "offen1", OfficeID: "amt-a", ServiceName: "S", State: submission.StateHandedOver, ReceivedAt: time.Now()}, nil, nil)
+	desk.add(&submission.Submission{ID: "fertig1", OfficeID: "amt-a", ServiceName: "S", State: submission.StateAccepted, ReceivedAt: time.Now()}, nil, nil)
+	c := newClient(t, memMailbox(t, desk).Handler())
+	c.mustLogin("anna", "anna-passwort")
+	for _, q := range []string{"", "?status=unbekannt"} {
+		body := c.get("/postfach/" + q).Body.String()
+		if !strings.Contains(body, "offen1") || strings.Contains(body, "fertig1") {
+			t.Errorf("inbox %q: open case listed %v, decided case listed %v", q, strings.Contains(body, "offen1"), strings.Contains(body, "fertig1"))
+		}
+	}
+}
