@@ -297,14 +297,15 @@ func humanSize(n int64) string {
 // fixed texts can appear. flashTitles are their short forms for the page title
 // (page.TitleNote); the errors among them get "Fehler".
 var flashes = map[string]string{
-	"angenommen":  "Der Antrag wurde angenommen. Das Portal erhält die Entscheidung.",
-	"abgelehnt":   "Der Antrag wurde abgelehnt. Das Portal erhält die Entscheidung mit Ihrer Begründung.",
-	"erledigt":    "Der Eingang ist als erledigt markiert.",
-	"offen":       "Die Markierung „erledigt“ wurde entfernt.",
-	"abgemeldet":  "Sie sind abgemeldet.",
-	"konflikt":    "Über diesen Antrag wurde bereits anders entschieden; die Entscheidung ist endgültig.",
-	"grund-fehlt": "Bitte geben Sie für eine Ablehnung eine Begründung an.",
-	"ungueltig":   "Bitte wählen Sie „Annehmen“ oder „Ablehnen“.",
+	"angenommen":        "Der Antrag wurde angenommen. Das Portal erhält die Entscheidung.",
+	"abgelehnt":         "Der Antrag wurde abgelehnt. Das Portal erhält die Entscheidung mit Ihrer Begründung.",
+	"erledigt":          "Der Eingang ist als erledigt markiert.",
+	"offen":             "Die Markierung „erledigt“ wurde entfernt.",
+	"abgemeldet":        "Sie sind abgemeldet.",
+	"konflikt":          "Über diesen Antrag wurde bereits anders entschieden; die Entscheidung ist endgültig.",
+	"schon-entschieden": "Nichts gespeichert: Über diesen Antrag war bereits so entschieden (siehe unten); das Portal erhält jene Entscheidung. Ihre Begründung wurde nicht übernommen.",
+	"grund-fehlt":       "Bitte geben Sie für eine Ablehnung eine Begründung an.",
+	"ungueltig":         "Bitte wählen Sie „Annehmen“ oder „Ablehnen“.",
 }
 
 // sessionEnded is the login page's message after a form was sent without a live
@@ -898,7 +899,7 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 	msg := r.URL.Query().Get("meldung")
 	p.Flash, p.TitleNote = flashes[msg], flashTitles[msg]
 	switch msg {
-	case "grund-fehlt", "ungueltig", "konflikt":
+	case "grund-fehlt", "ungueltig", "konflikt", "schon-entschieden":
 		p.Error, p.Flash = p.Flash, ""
 		p.ReasonMissing, p.ChoiceMissing = msg == "grund-fehlt", msg == "ungueltig"
 	}
@@ -1063,13 +1064,26 @@ func (m *Mailbox) decide(w http.ResponseWriter, r *http.Request, s session, id s
 		http.Redirect(w, r, back+"?meldung=grund-fehlt#entscheidung", http.StatusSeeOther)
 		return
 	}
-	_, err := m.desk.Decide(r.Context(), s.Office, id, broker.Decision{Outcome: outcome, Reason: reason, Actor: s.User, Channel: channel.Mailbox})
+	sub, err := m.desk.Decide(r.Context(), s.Office, id, broker.Decision{Outcome: outcome, Reason: reason, Actor: s.User, Channel: channel.Mailbox})
+	if errors.Is(err, broker.ErrBytesRemoved) {
+		// Erased before the office had it: no decision on it (410), not "decided
+		// otherwise", which was untrue.
+		m.deskError(w, r, s, err, "decide")
+		return
+	}
 	if errors.Is(err, broker.ErrConflict) {
 		http.Redirect(w, r, back+"?meldung=konflikt", http.StatusSeeOther)
 		return
 	}
 	if err != nil {
 		m.deskError(w, r, s, err, "decide")
+		return
+	}
+	if d := sub.Decision; d != nil && (d.Actor != s.User || d.Reason != reason) {
+		// The same outcome, decided before by someone else or with other words
+		// (two clerks on one case): the desk takes it as a repeat and keeps the
+		// first. It was reported as sent with this clerk's reason.
+		http.Redirect(w, r, back+"?meldung=schon-entschieden#entscheidung", http.StatusSeeOther)
 		return
 	}
 	m.opened(id, s)

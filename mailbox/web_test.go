@@ -918,3 +918,52 @@ func TestUnknownStatusFilterIsOpen(t *testing.T) {
 		}
 	}
 }
+
+// TestSecondClerksDecisionIsNotReportedAsSent: two clerks have one case open;
+// the first rejects with her reason, the second with another. The desk keeps
+// the first (the same outcome is a repeat), and the second was told "the portal
+// gets the decision with your reason". He is told nothing was saved.
+func TestSecondClerksDecisionIsNotReportedAsSent(t *testing.T) {
+	e := startBrokerEnv(t, t.TempDir(), Options{Users: []User{{Name: "bernd", Office: officeDresden, PasswordHash: fastHash(t, "bernd-passwort")}}})
+	sub := e.receiveHandedOver(t, officeDresden)
+	anna, bernd := e.login(t, "anna", "anna-passwort"), e.login(t, "bernd", "bernd-passwort")
+	annaTok := csrfFrom(t, anna.get("/postfach/s/"+sub.ID).Body.String())
+	berndTok := csrfFrom(t, bernd.get("/postfach/s/"+sub.ID).Body.String())
+	if rec := anna.post("/postfach/s/"+sub.ID+"/entscheidung", url.Values{"csrf": {annaTok}, "ergebnis": {"ablehnen"}, "begruendung": {"Grund A"}}); !strings.Contains(rec.Header().Get("Location"), "meldung=abgelehnt") {
+		t.Fatalf("the first decision: %d %s", rec.Code, rec.Header().Get("Location"))
+	}
+	rec := bernd.post("/postfach/s/"+sub.ID+"/entscheidung", url.Values{"csrf": {berndTok}, "ergebnis": {"ablehnen"}, "begruendung": {"Grund B"}})
+	if loc := rec.Header().Get("Location"); !strings.Contains(loc, "meldung=schon-entschieden") {
+		t.Fatalf("the second clerk's decision: %d %s", rec.Code, loc)
+	}
+	if page := bernd.get("/postfach/s/" + sub.ID + "?meldung=schon-entschieden").Body.String(); !strings.Contains(page, "Nichts gespeichert") || !strings.Contains(page, "Grund A") {
+		t.Fatalf("the page after it:\n%s", page)
+	}
+	if now, _ := e.b.Submission(sub.ID); now.Decision == nil || now.Decision.Reason != "Grund A" || now.Decision.Actor != "anna" {
+		t.Fatalf("the decision kept: %+v", now.Decision)
+	}
+	// The same clerk sending her decision twice (a double click) is no conflict.
+	if rec := anna.post("/postfach/s/"+sub.ID+"/entscheidung", url.Values{"csrf": {annaTok}, "ergebnis": {"ablehnen"}, "begruendung": {"Grund A"}}); !strings.Contains(rec.Header().Get("Location"), "meldung=abgelehnt") {
+		t.Fatalf("the first clerk's repeat: %d %s", rec.Code, rec.Header().Get("Location"))
+	}
+}
+
+// TestNoDecisionOnACaseTheOfficeNeverHad: a case erased before the office took
+// it showed the decision form; sending it said "decided otherwise", which was
+// untrue. The page says why there is nothing to decide, and a decision sent
+// anyway is 410.
+func TestNoDecisionOnACaseTheOfficeNeverHad(t *testing.T) {
+	e := startBrokerEnv(t, t.TempDir(), Options{})
+	sub := e.receiveHandedOver(t, officeDresden)
+	if _, err := e.b.Erase(context.Background(), sub.ID, "operator", "zurückgezogen"); err != nil {
+		t.Fatal(err)
+	}
+	anna := e.login(t, "anna", "anna-passwort")
+	page := anna.get("/postfach/s/" + sub.ID).Body.String()
+	if strings.Contains(page, "Entscheidung speichern") || strings.Contains(page, "Als erledigt markieren") || !strings.Contains(page, "nicht entschieden werden") {
+		t.Fatalf("the page of a case the office never had:\n%s", page)
+	}
+	if rec := anna.post("/postfach/s/"+sub.ID+"/entscheidung", url.Values{"csrf": {csrfFrom(t, anna.get("/postfach/").Body.String())}, "ergebnis": {"annehmen"}}); rec.Code != http.StatusGone {
+		t.Fatalf("a decision on it: %d %s", rec.Code, rec.Header().Get("Location"))
+	}
+}
