@@ -163,6 +163,8 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 			// Every link an office gets then names this gateway, not the load
 			// balancer: while it is down, the office's fetches wait for it.
 			log.Warn("cluster mode without public_url: links in office notifications name this gateway; set public_url to the load balancer's address (docs/cluster.md)", "public_url", cfg.PublicURL)
+		} else if why := unusableLinks(g.ln.Addr(), cfg); why != "" {
+			log.Warn("no public_url: "+why+"; set public_url to the address offices and clerks reach (docs/operations.md)", "public_url", cfg.PublicURL)
 		}
 	}
 	reg := prometheus.NewRegistry()
@@ -455,6 +457,24 @@ func (g *Gateway) ready() (api.Readiness, error) {
 		r.Degraded = append(r.Degraded, "message bus not connected: packages are accepted and wait in the outbox; delivery resumes when it is back")
 	}
 	return r, nil
+}
+
+// unusableLinks says why links built from the listen address addr (no
+// public_url) do not work for those who get them, or "". A wildcard address
+// (0.0.0.0, [::]) is no address to open; a loopback one opens only on this
+// machine, which a clerk reading a mailbox notice in her webmail is not on.
+func unusableLinks(addr net.Addr, cfg config.Config) string {
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return ""
+	}
+	switch {
+	case ta.IP.IsUnspecified():
+		return "links in office notifications and mailbox notices name " + ta.String() + ", which opens nowhere"
+	case ta.IP.IsLoopback() && cfg.Mailbox.SMTP.Addr != "":
+		return "the mailbox notices' links name " + ta.String() + ", which opens only on this machine"
+	}
+	return ""
 }
 
 // storeUnreachable is why the cluster's store is out of reach now, or nil (always

@@ -11,8 +11,10 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -698,5 +700,33 @@ func TestGatewayIDMustBeTheCertificates(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "pki.gateway_cert") || !strings.Contains(err.Error(), cfg.GatewayID) {
 		t.Fatalf("the error does not say what differs: %v", err)
+	}
+}
+
+// TestLinksWithoutPublicURLAreWarnedOf: without public_url the gateway builds
+// its links from the listen address. On a wildcard address they open nowhere,
+// and on loopback a mailbox notice's link opens only on the gateway's machine;
+// clerks got such links without a word at start.
+func TestLinksWithoutPublicURLAreWarnedOf(t *testing.T) {
+	smtp := config.Default()
+	smtp.Mailbox.SMTP.Addr = "mail.example:587"
+	for _, tc := range []struct {
+		addr string
+		cfg  config.Config
+		warn bool
+	}{
+		{"0.0.0.0:8080", config.Default(), true},
+		{"[::]:8080", config.Default(), true},
+		{"127.0.0.1:8080", smtp, true},
+		{"127.0.0.1:8080", config.Default(), false}, // a single machine's demo: links work there
+		{"10.0.0.5:8080", smtp, false},
+	} {
+		ap, err := netip.ParseAddrPort(tc.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := unusableLinks(net.TCPAddrFromAddrPort(ap), tc.cfg); (got != "") != tc.warn {
+			t.Errorf("%s (smtp %q): %q, want a warning %v", tc.addr, tc.cfg.Mailbox.SMTP.Addr, got, tc.warn)
+		}
 	}
 }
