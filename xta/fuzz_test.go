@@ -17,8 +17,33 @@ import (
 	"github.com/amtsbote/amtsbote/submission"
 )
 
-// emptyDesk is an office desk without submissions.
-type emptyDesk struct{ broker.OfficeDesk }
+// emptyDesk is an office desk without submissions. It implements every method
+// itself (no embedded interface): a method it lacked was a nil call, which the
+// server's recovery turned into an "internal error" fault, and the fuzzer
+// reported that as the server's failure (getStatusList's count through Waiting).
+type emptyDesk struct{}
+
+var _ broker.OfficeDesk = emptyDesk{}
+
+func (emptyDesk) Events(context.Context, string, string) ([]submission.Event, error) {
+	return nil, broker.ErrNotFound
+}
+func (emptyDesk) OpenPackage(context.Context, string, string, broker.Pickup) (*submission.Submission, io.ReadCloser, error) {
+	return nil, nil, broker.ErrNotFound
+}
+func (emptyDesk) Waiting(context.Context, string) ([]broker.WaitingEntry, error) { return nil, nil }
+func (emptyDesk) Receipt(context.Context, string, string, string) ([]byte, error) {
+	return nil, broker.ErrNotFound
+}
+func (emptyDesk) Decide(context.Context, string, string, broker.Decision) (*submission.Submission, error) {
+	return nil, broker.ErrNotFound
+}
+func (emptyDesk) MarkProcessed(context.Context, string, string, bool, string, string) (*submission.Submission, error) {
+	return nil, broker.ErrNotFound
+}
+func (emptyDesk) OpenReply(context.Context, string, string, string) (submission.Reply, io.ReadCloser, error) {
+	return submission.Reply{}, nil, broker.ErrNotFound
+}
 
 func (emptyDesk) List(context.Context, string, broker.ListQuery) (broker.Page, error) {
 	return broker.Page{}, nil
