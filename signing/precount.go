@@ -39,15 +39,18 @@ func precount(doc []byte, maxElements, maxAttrs int) error {
 			}
 			return nil
 		case c == '!':
-			end := []byte(">")
+			// The end is looked for after the opener, as the parser does: in
+			// "<!-->" the opener's own dashes are no end ("-->" from the '!' was,
+			// and what followed counted as outside the comment).
+			from, end := 1, []byte(">")
 			switch {
 			case bytes.HasPrefix(doc[i:], []byte("!--")):
-				end = []byte("-->")
+				from, end = 3, []byte("-->")
 			case bytes.HasPrefix(doc[i:], []byte("![CDATA[")):
-				end = []byte("]]>")
+				from, end = 8, []byte("]]>")
 			}
-			if k := bytes.Index(doc[i:], end); k >= 0 {
-				i += k + len(end)
+			if k := bytes.Index(doc[i+from:], end); k >= 0 {
+				i += from + k + len(end)
 				continue
 			}
 			return nil

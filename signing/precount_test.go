@@ -79,6 +79,9 @@ var precountSeeds = []string{
 	"\n<r>\n<a\nb\n=\n'1'\n/>\n</r>",
 	`<r><a/><a/><a/><a/><a/><a/><a/><a/><a/></r>`,
 	`<r a="1" b="2" c="3" d="4"/>`,
+	`<r><!--><a/><a/><a/><a/><a/><a/><a/><a/><a/>--><x/></r>`, // a comment of "><a/>…": its opener is no end
+	`<r><!---><b c="1" d="2" e="3" f="4"/>--></r>`,
+	`<r><![CDATA[]]><a/></r>`,
 }
 
 func TestPrecountCountsWhatTheTreeHas(t *testing.T) {
