@@ -32,25 +32,32 @@ func TestPrecountRefusesBeforeTheTree(t *testing.T) {
 }
 
 // treeCounts is what the tree walk sees: the elements, and the largest number
-// of attributes on one, or ok false where etree cannot read the document.
+// of attributes on one, or ok false where the verifier refuses the document
+// whatever its counts: etree cannot read it, or it holds a directive ("<!…>"
+// other than a comment or CDATA; the parser reads one across nested brackets,
+// and parse and the walk refuse it as malformed).
 func treeCounts(doc []byte) (elements, maxAttrs int, ok bool) {
 	d := etree.NewDocument()
 	d.ReadSettings = etree.ReadSettings{PreserveDuplicateAttrs: true}
 	if d.ReadFromBytes(doc) != nil {
 		return 0, 0, false
 	}
-	var walk func(*etree.Element)
-	walk = func(el *etree.Element) {
-		elements++
-		maxAttrs = max(maxAttrs, len(el.Attr))
-		for _, c := range el.ChildElements() {
-			walk(c)
+	ok = true
+	var walk func(tokens []etree.Token)
+	walk = func(tokens []etree.Token) {
+		for _, t := range tokens {
+			switch t := t.(type) {
+			case *etree.Directive:
+				ok = false
+			case *etree.Element:
+				elements++
+				maxAttrs = max(maxAttrs, len(t.Attr))
+				walk(t.Child)
+			}
 		}
 	}
-	for _, c := range d.ChildElements() {
-		walk(c)
-	}
-	return elements, maxAttrs, true
+	walk(d.Child)
+	return elements, maxAttrs, ok
 }
 
 // precountAgrees fails when precount refuses a document the tree walk would
