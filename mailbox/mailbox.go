@@ -40,6 +40,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/api"
 	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/internal/repeatlimit"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -121,7 +122,8 @@ type Mailbox struct {
 	// them) got a check each and could keep every CPU of the gateway busy —
 	// intake and delivery included. Beyond this many at once, a login waits a
 	// moment and is then answered 503.
-	checks chan struct{}
+	checks  chan struct{}
+	busyLog repeatlimit.Limit // the log line of a login refused for want of a slot
 	// unknownHash is checked against when the user name is unknown, so that a
 	// login takes as long for an unknown name as for a wrong password: a hash at
 	// the highest cost among the users' (a fixed cost 12 made unknown names
@@ -180,7 +182,7 @@ func New(opts Options) (*Mailbox, error) {
 	m := &Mailbox{
 		opts: opts, desk: opts.Desk, log: opts.Logger.With("component", "mailbox"), now: opts.Now,
 		users: map[string]User{}, offices: map[string]bool{}, base: base, secure: base.Scheme == "https",
-		limiter: newLimiter(), checks: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
+		limiter: newLimiter(), checks: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))), busyLog: repeatlimit.Limit{Every: time.Minute},
 		changes: make(chan struct{}, 1), kick: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
 	cost := bcrypt.MinCost

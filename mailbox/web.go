@@ -672,13 +672,15 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request) {
 		p.LoginName = name
 		p.Error = "Das Postfach ist gerade stark ausgelastet. Bitte versuchen Sie es in einigen Sekunden erneut."
 		w.Header().Set("Retry-After", "5")
-		m.log.Warn("login refused: too many password checks at once", "remote", addr)
+		if m.busyLog.Allow(now) { // once a minute while a flood lasts, not a line per guess
+			m.log.Warn("login refused: too many password checks at once", "remote", addr)
+		}
 		m.render(w, "login", http.StatusServiceUnavailable, p)
 		return
 	}
-	defer func() { <-m.checks }()
 	limits := loginLimits(name, addr)
 	if wait := m.limiter.attempt(now, limits...); wait > 0 {
+		<-m.checks
 		p := m.loginPage(w, r, r.PostForm.Get("weiter"))
 		p.LoginName = name
 		if mins := int((wait + time.Minute - 1) / time.Minute); mins <= 1 {
@@ -692,6 +694,7 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, ok := m.checkPassword(name, pw)
+	<-m.checks
 	if !ok {
 		m.log.Warn("login failed", "remote", addr)
 		p := m.loginPage(w, r, r.PostForm.Get("weiter"))
@@ -833,7 +836,7 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 	if draft != nil {
 		// A refused POST changes nothing: the page shows the package only if the
 		// office has it already (the clerk had it open), and records no pickup.
-		if sub, err = m.desk.Get(ctx, s.Office, id); err == nil && sub.DeliveredAt == nil {
+		if sub, err = m.desk.Get(ctx, s.Office, id); err != nil || sub.DeliveredAt == nil {
 			head = true
 		}
 	}
@@ -846,6 +849,14 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 		// of reach now: show the record, record no pickup.
 		unread = err
 		sub, err = m.desk.Get(ctx, s.Office, id)
+		if err == nil && sub.DeliveredAt == nil && sub.FetchedAt != nil && errors.Is(unread, broker.ErrBytesRemoved) {
+			// The office's system fetched the package (XTA's getMessage) before
+			// the erasure: the office has it, and a clerk opening the case is its
+			// pickup, as before the bytes went (the desk allows exactly this).
+			if now, cerr := m.desk.Confirm(ctx, s.Office, id, pickup); cerr == nil {
+				sub = now
+			}
+		}
 	}
 	if err != nil {
 		m.deskError(w, r, s, err, "open submission")

@@ -967,3 +967,29 @@ func TestNoDecisionOnACaseTheOfficeNeverHad(t *testing.T) {
 		t.Fatalf("a decision on it: %d %s", rec.Code, rec.Header().Get("Location"))
 	}
 }
+
+// TestCaseFetchedBeforeItsErasureCanBeDecided: the office's own system fetched
+// the package (XTA's getMessage) and then an operator erased its bytes; the
+// office has the case. Opening it in the mailbox recorded no pickup and said
+// the office never had it, while a decision sent anyway was taken. Opening it is
+// the pickup, and the page offers the decision.
+func TestCaseFetchedBeforeItsErasureCanBeDecided(t *testing.T) {
+	e := startBrokerEnv(t, t.TempDir(), Options{})
+	sub := e.receiveHandedOver(t, officeDresden)
+	_, rc, err := e.b.FetchPackage(context.Background(), officeDresden, sub.ID, channel.XTA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	if _, err := e.b.Erase(context.Background(), sub.ID, "operator", "zurückgezogen"); err != nil {
+		t.Fatal(err)
+	}
+	anna := e.login(t, "anna", "anna-passwort")
+	page := anna.get("/postfach/s/" + sub.ID).Body.String()
+	if !strings.Contains(page, "Entscheidung speichern") || strings.Contains(page, "nicht entschieden werden") {
+		t.Fatalf("the page of a case the office fetched before its erasure:\n%s", page)
+	}
+	if now, _ := e.b.Submission(sub.ID); now.DeliveredAt == nil {
+		t.Fatal("opening the fetched case recorded no pickup")
+	}
+}
