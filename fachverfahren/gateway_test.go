@@ -2,8 +2,6 @@ package fachverfahren_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,10 +10,10 @@ import (
 
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/gateway"
+	"github.com/amtsbote/amtsbote/internal/gatewaytest"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/portal"
 	"github.com/amtsbote/amtsbote/signing"
-	"github.com/amtsbote/amtsbote/signing/signingtest"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -38,7 +36,6 @@ type fixture struct {
 // channel kind ("api" or "webhook") configured in ch.
 func startGateway(t *testing.T, kind string, ch config.Channel) *fixture {
 	t.Helper()
-	pki := signingtest.NewPKI(t)
 	dir := filepath.Join(t.TempDir(), "office.yaml")
 	if err := os.WriteFile(dir, []byte(`services:
   - {key: "`+testService+`", name: "Fachverfahrenstest", quelle: "test"}
@@ -51,22 +48,10 @@ responsibilities:
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.PKI = config.PKI{GatewayKey: pki.Gateway.KeyFile, GatewayCert: pki.Gateway.CertFile, TrustDir: pki.TrustDir}
-	cfg.GatewayID = pki.Gateway.Name
-	cfg.Portals = map[string]config.PortalClient{"amt24": {Token: portalToken}}
-	cfg.Directory.Files = []string{dir}
-	cfg.Offices = map[string]config.OfficeClient{testOffice: {Token: testToken, Channels: map[string]config.Channel{kind: ch}}}
-	g, err := gateway.Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = g.Shutdown(ctx)
+	g, pki := gatewaytest.Start(t, func(cfg *config.Config) {
+		cfg.Portals = map[string]config.PortalClient{"amt24": {Token: portalToken}}
+		cfg.Directory.Files = []string{dir}
+		cfg.Offices = map[string]config.OfficeClient{testOffice: {Token: testToken, Channels: map[string]config.Channel{kind: ch}}}
 	})
 	return &fixture{g: g, portal: &portal.Client{BaseURL: g.URL(), Signer: pki.Portal.Signer, Token: portalToken}}
 }

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/amtsbote/amtsbote/internal/httpbody"
+	"github.com/amtsbote/amtsbote/internal/xmlscan"
 )
 
 // The shapes read from SOAP messages. encoding/xml resolves prefixes, so a request
@@ -705,75 +706,12 @@ type markup struct {
 // processing instruction (the XML declaration is none), wherever they are. SOAP
 // 1.2 (part 1, 5) forbids a DTD in a SOAP message, and says a receiver SHOULD
 // answer a processing instruction with an env:Sender fault; encoding/xml skips
-// those inside an element without a word. Comments and CDATA sections are
-// skipped, so text in them does not count; a '<' can start nothing else in
-// well-formed XML (attribute values cannot hold one). It counts the elements and
-// attributes as well, and stops once either is above its bound.
+// those inside an element without a word. It counts the elements and attributes
+// as well (internal/xmlscan, the verifier's pre-count too), and stops once either
+// is above its bound.
 func scanMarkup(b []byte) markup {
-	var mk markup
-	dtd, pi := &mk.dtd, &mk.pi
-	skip := func(rest []byte, open, close string) ([]byte, bool) {
-		if !bytes.HasPrefix(rest, []byte(open)) {
-			return rest, false
-		}
-		j := bytes.Index(rest[len(open):], []byte(close))
-		if j < 0 {
-			return nil, true // unterminated: the parser refuses it
-		}
-		return rest[len(open)+j+len(close):], true
-	}
-	for {
-		i := bytes.IndexByte(b, '<')
-		if i < 0 || mk.elements > maxElements || mk.attributes > maxAttributes {
-			return mk
-		}
-		rest := b[i+1:]
-		var ok bool
-		if b, ok = skip(rest, "!--", "-->"); ok {
-			continue
-		}
-		if b, ok = skip(rest, "![CDATA[", "]]>"); ok {
-			continue
-		}
-		if bytes.HasPrefix(rest, []byte("?")) {
-			// The target ends at white space or "?>"; "xml" is the declaration.
-			target := rest[1:]
-			if j := bytes.IndexAny(target, " \t\r\n?"); j >= 0 {
-				target = target[:j]
-			}
-			*pi = *pi || string(target) != "xml"
-			b, _ = skip(rest, "?", "?>")
-			continue
-		}
-		if bytes.HasPrefix(rest, []byte("!")) {
-			*dtd = true
-		}
-		if len(rest) > 0 && rest[0] != '!' && rest[0] != '/' {
-			// A start tag: one '=' outside the quoted values per attribute; it
-			// ends at the first '>' outside them.
-			mk.elements++
-			var quote byte
-			j := 0
-		tag:
-			for ; j < len(rest); j++ {
-				c := rest[j]
-				switch {
-				case quote != 0:
-					if c == quote {
-						quote = 0
-					}
-				case c == '"' || c == '\'':
-					quote = c
-				case c == '=':
-					mk.attributes++
-				case c == '>':
-					break tag
-				}
-			}
-			rest = rest[j:]
-		}
-		b = rest
-	}
+	c := xmlscan.Scan(b, func(c xmlscan.Counts) bool { return c.Elements > maxElements || c.Attributes > maxAttributes })
+	return markup{dtd: c.Declaration, pi: c.PI, elements: c.Elements, attributes: c.Attributes}
 }
 
 // content returns the bytes of a ContentType element: its base64 text or the MIME
