@@ -36,6 +36,7 @@ import (
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/internal/httpbody"
+	"github.com/amtsbote/amtsbote/internal/repeatlimit"
 	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/amtsbote/amtsbote/wire"
@@ -113,6 +114,11 @@ type Server struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 
+	// refusedLog: the log line of a 503 comes once a minute (per kind), not once
+	// per request: an overloaded gateway refuses hundreds a second, and the line
+	// then drowned everything else (docs/operations.md "Overload").
+	busyLog, unavailableLog repeatlimit.Limit
+
 	backingUp atomic.Bool // one backup at a time
 	// lastBackup and lastBackupBytes: when the last whole backup was sent, and its
 	// size, so that a missing nightly backup can be alerted on.
@@ -145,7 +151,8 @@ func New(o Options) *Server {
 	if o.Desk == nil && o.Broker != nil {
 		o.Desk = o.Broker
 	}
-	s := &Server{opt: o, log: o.Logger, reg: o.Registry}
+	s := &Server{opt: o, log: o.Logger, reg: o.Registry,
+		busyLog: repeatlimit.Limit{Every: time.Minute}, unavailableLog: repeatlimit.Limit{Every: time.Minute}}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "amtsbote_http_requests_total", Help: "HTTP requests by route and status."}, []string{"route", "status"})
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -162,7 +169,9 @@ func New(o Options) *Server {
 		}
 	}
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.observe, securityHeaders, s.limitHeaders, readableQuery, s.headAsGet)
+	// observe outside recoverer: a panic's 500 is counted (amtsbote_http_requests_total,
+	// AmtsboteServerErrors); inside, the panic skipped the counting.
+	r.Use(s.observe, s.recoverer, securityHeaders, s.limitHeaders, readableQuery, s.headAsGet)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(http.StatusNotFound, problem.TypeNotFound, "no such endpoint"))
 	})

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/broker"
@@ -133,9 +134,22 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	// The route's pattern, not the path: a path may be 60 KB of an attacker's
 	// choosing (and holds ids), as observe's rule for the access log says.
 	route := routePattern(r)
-	if p.Status >= 500 {
+	switch {
+	case p.Status == http.StatusServiceUnavailable && (errors.Is(err, intake.ErrBusy) || errors.Is(err, httpbody.ErrBusy) || errors.Is(err, broker.ErrStopped)):
+		// Overload or a stop: the answer, not a fault, and under load hundreds
+		// a second (the busy counters and their alert say how many).
+		if s.busyLog.Allow(time.Now()) {
+			s.log.Info("requests refused for now (busy or stopping; at most one such line a minute)", "route", route, "err", err)
+		}
+	case p.Status == http.StatusServiceUnavailable:
+		// The store cannot take writes or cannot be reached: a fault the operator
+		// must see, once a minute while it lasts, not once per request.
+		if s.unavailableLog.Allow(time.Now()) {
+			s.log.Warn("requests refused: the store cannot be written or reached (at most one such line a minute)", "route", route, "err", err)
+		}
+	case p.Status >= 500:
 		s.log.Error("request failed", "route", route, "err", err)
-	} else {
+	default:
 		s.log.Info("request refused", "route", route, "status", p.Status, "type", p.Type)
 	}
 	problem.Write(w, r, p)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/internal/httpbody"
 	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/submission"
@@ -451,5 +453,65 @@ func TestPanicLogNamesTheRoute(t *testing.T) {
 	out := logs.String()
 	if !strings.Contains(out, "panic in handler") || strings.Contains(out, "01a2-secret-case") || !strings.Contains(out, "/v1/office/submissions/{id}") {
 		t.Fatalf("panic log:\n%s", out)
+	}
+}
+
+// TestPanicIsCountedAsServerError: the recoverer ran outside the request counter,
+// so a handler's panic answered 500 and counted nothing: AmtsboteServerErrors
+// could not see handlers that crash.
+func TestPanicIsCountedAsServerError(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := New(Options{Registry: reg, Clients: NewClients(testAdminToken, nil, nil), Logger: slog.New(slog.DiscardHandler),
+		Mounts: map[string]http.Handler{"/kaputt": http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("a bug") })}})
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	if res, _ := get(t, srv, "/kaputt/x"); res.StatusCode != 500 {
+		t.Fatalf("a panicking handler: %d", res.StatusCode)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "amtsbote_http_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "status" && l.GetValue() == "500" && m.GetCounter().GetValue() == 1 {
+					return
+				}
+			}
+		}
+	}
+	t.Fatal("the panic's 500 is not in amtsbote_http_requests_total")
+}
+
+// TestBusyRefusalsLogOnceAMinute: every 503 of an overloaded or stopping gateway
+// was an ERROR line, hundreds a second under load, exactly when the log is read;
+// the overload is the answer, not a fault. A store that cannot take writes is a
+// fault: a WARN, also at most once a minute while it lasts. A real 500 stays an
+// ERROR each time.
+func TestBusyRefusalsLogOnceAMinute(t *testing.T) {
+	var logs bytes.Buffer
+	s := New(Options{Clients: NewClients(testAdminToken, nil, nil), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	fail := func(err error) {
+		req := httptest.NewRequest(http.MethodPost, "/v1/submissions", nil)
+		s.fail(httptest.NewRecorder(), req, err)
+	}
+	for range 5 {
+		fail(intake.ErrBusy)
+		fail(broker.ErrUnavailable)
+		fail(errors.New("a bug"))
+	}
+	out := logs.String()
+	if n := strings.Count(out, "level=ERROR"); n != 5 {
+		t.Errorf("%d ERROR lines for 5 real failures:\n%s", n, out)
+	}
+	if n := strings.Count(out, "busy or stopping"); n != 1 {
+		t.Errorf("%d lines for 5 busy refusals, want 1:\n%s", n, out)
+	}
+	if n := strings.Count(out, "level=WARN"); n != 1 {
+		t.Errorf("%d WARN lines for 5 refusals of a failing store, want 1:\n%s", n, out)
 	}
 }

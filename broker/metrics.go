@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/channel"
 )
 
 // Metrics are the broker's Prometheus series.
@@ -72,6 +73,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.retention.WithLabelValues("ok")
 	m.retention.WithLabelValues("failed")
 	m.retention.WithLabelValues("skipped")
+	// Every channel's outcomes from the start, at 0: a series first seen at 1
+	// has no increase for Prometheus, so after a restart at night the first
+	// delivery attempt went uncounted while the first package was counted, and
+	// AmtsboteDeliveriesStalled paged for a package delivered at once.
+	for _, ch := range channel.All() {
+		for _, outcome := range []string{"ok", "transient", "permanent"} {
+			m.attempts.WithLabelValues(ch, outcome)
+		}
+	}
 	if reg != nil {
 		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.duration, m.lineFull, m.unrecorded, m.restored, m.checks, m.retention, m.retentionOK, m.retentionTook, m.retentionRecords)
 	}

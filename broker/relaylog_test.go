@@ -7,9 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/adapters/webhook"
 	"github.com/amtsbote/amtsbote/bus"
+	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
@@ -99,5 +102,44 @@ func TestReceiversWordsStayOutOfTheLog(t *testing.T) {
 	}
 	if !kept {
 		t.Fatalf("the receiver's words are not in the events either: %+v", evs)
+	}
+}
+
+// TestAttemptSeriesExistFromTheStart: every channel's attempt outcomes are
+// series at 0 before the first attempt. A series first seen at 1 has no
+// increase for Prometheus: after a restart the first delivery went uncounted
+// while the first package was counted, and AmtsboteDeliveriesStalled paged
+// (the rule's promtool test "a restart at night" shows the rule's side).
+func TestAttemptSeriesExistFromTheStart(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	NewMetrics(reg)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, mf := range mfs {
+		if mf.GetName() != "amtsbote_delivery_attempts_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var ch, outcome string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "channel":
+					ch = l.GetValue()
+				case "outcome":
+					outcome = l.GetValue()
+				}
+			}
+			got[ch+"/"+outcome] = m.GetCounter().GetValue() == 0
+		}
+	}
+	for _, ch := range channel.All() {
+		for _, outcome := range []string{"ok", "transient", "permanent"} {
+			if !got[ch+"/"+outcome] {
+				t.Errorf("no series at 0 for channel %s, outcome %s", ch, outcome)
+			}
+		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/internal/clientgone"
 	"github.com/amtsbote/amtsbote/internal/httpbody"
+	"github.com/amtsbote/amtsbote/internal/repeatlimit"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/store"
@@ -69,6 +70,10 @@ type Receiver struct {
 	Log       *slog.Logger
 
 	bodiesOnce sync.Once
+	// refusedLog lets the line of a 503 through once a minute: a flood of
+	// posts must not flood the log (set up once, on first use).
+	refusedLog  repeatlimit.Limit
+	refusedOnce sync.Once
 }
 
 // Uploads are the limits of a forwarding with attachments.
@@ -270,8 +275,11 @@ func (h *Receiver) fail(w http.ResponseWriter, r *http.Request, peer string, err
 	if p.Status >= 500 {
 		if p.Status == http.StatusServiceUnavailable {
 			// Busy or stopping is the answer, not a fault: a flood of posts must
-			// not flood the error log.
-			h.log().Warn("federation request refused for now", "path", r.URL.Path, "peer", peer, "err", err)
+			// not flood the log either.
+			h.refusedOnce.Do(func() { h.refusedLog.Every = time.Minute })
+			if h.refusedLog.Allow(time.Now()) {
+				h.log().Warn("federation requests refused for now (at most one such line a minute)", "path", r.URL.Path, "peer", peer, "err", err)
+			}
 		} else {
 			h.log().Error("federation request failed", "path", r.URL.Path, "peer", peer, "err", err)
 		}

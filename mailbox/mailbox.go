@@ -124,6 +124,8 @@ type Mailbox struct {
 	// moment and is then answered 503.
 	checks  chan struct{}
 	busyLog repeatlimit.Limit // the log line of a login refused for want of a slot
+	// limitedLog: the log line of a login refused by the failure limits.
+	limitedLog repeatlimit.Limit
 	// unknownHash is checked against when the user name is unknown, so that a
 	// login takes as long for an unknown name as for a wrong password: a hash at
 	// the highest cost among the users' (a fixed cost 12 made unknown names
@@ -182,7 +184,7 @@ func New(opts Options) (*Mailbox, error) {
 	m := &Mailbox{
 		opts: opts, desk: opts.Desk, log: opts.Logger.With("component", "mailbox"), now: opts.Now,
 		users: map[string]User{}, offices: map[string]bool{}, base: base, secure: base.Scheme == "https",
-		limiter: newLimiter(), checks: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))), busyLog: repeatlimit.Limit{Every: time.Minute},
+		limiter: newLimiter(), checks: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))), busyLog: repeatlimit.Limit{Every: time.Minute}, limitedLog: repeatlimit.Limit{Every: time.Minute},
 		changes: make(chan struct{}, 1), kick: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
 	cost := bcrypt.MinCost

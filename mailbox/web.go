@@ -689,7 +689,9 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request) {
 			p.Error = fmt.Sprintf("Zu viele fehlgeschlagene Anmeldungen. Bitte versuchen Sie es in %d Minuten erneut.", mins)
 		}
 		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
-		m.log.Warn("login refused: too many failures", "remote", addr)
+		if m.limitedLog.Allow(now) { // once a minute during a guessing run, not a line per guess
+			m.log.Warn("login refused: too many failures (at most one such line a minute)", "remote", addr)
+		}
 		m.render(w, "login", http.StatusTooManyRequests, p)
 		return
 	}
