@@ -304,8 +304,25 @@ func (e *endpoints) failure(k endpointKey, now time.Time, retryAfter time.Durati
 		}
 		p.state, p.retryAt = EndpointOpen, now.Add(e.cooldown)
 		e.setGauge(k, p)
+		e.halfOpenAfterCooldown(k, p, p.retryAt)
 	}
 	return opened
+}
+
+// halfOpenAfterCooldown shows the breaker as half-open in the gauge once its
+// cool-down is over. The state itself moves only when an attempt comes due
+// (allow), and with nothing waiting for the endpoint (the office's packages
+// went on to its mailbox, or the next retry is hours off) none comes: the gauge
+// said open for ever, and AmtsboteEndpointFailing fired for an endpoint nobody
+// had tried since, also after the office mended it.
+func (e *endpoints) halfOpenAfterCooldown(k endpointKey, p *endpoint, retryAt time.Time) {
+	time.AfterFunc(time.Until(retryAt), func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if _, off := e.disabled[k]; !off && e.m[k] == p && p.state == EndpointOpen && p.retryAt.Equal(retryAt) {
+			e.gauge.WithLabelValues(k.office, k.channel).Set(breakerGauge[EndpointHalfOpen])
+		}
+	})
 }
 
 // release ends a probe that said nothing about the endpoint's health (a permanent
@@ -379,6 +396,9 @@ func (e *endpoints) list(now time.Time) []EndpointState {
 	for k, p := range e.m {
 		seen[k] = true
 		st := EndpointState{Office: k.office, Channel: k.channel, State: p.state, Failures: p.failures, Opened: p.opened}
+		if p.state == EndpointOpen && !now.Before(p.retryAt) {
+			st.State = EndpointHalfOpen // the cool-down is over: the next attempt is a probe (as the gauge says)
+		}
 		if p.state != EndpointClosed {
 			st.OpenedAt = ptr(p.openedAt)
 		}

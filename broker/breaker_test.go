@@ -542,3 +542,45 @@ func TestBreakerStates(t *testing.T) {
 		t.Fatal("a new address inherited the old one's breaker")
 	}
 }
+
+// TestBreakerGaugeShowsTheCooldownEnd: the breaker moves from open to half-open
+// only when an attempt for the endpoint comes due; with nothing waiting (the
+// office's packages went on to its mailbox) none comes, and the gauge said open
+// for ever — AmtsboteEndpointFailing fired for an endpoint nobody had tried
+// since, also after the office had mended it. Once the cool-down is over the
+// gauge and the admin list say half-open.
+func TestBreakerGaugeShowsTheCooldownEnd(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e := newEndpoints(1, 50*time.Millisecond, "", reg)
+	k := endpointKey{office: "office-a", channel: "webhook"}
+	if !e.failure(k, time.Now(), 0) {
+		t.Fatal("one failure at threshold 1 did not open the breaker")
+	}
+	value := func() float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "amtsbote_endpoint_breaker_state" && len(mf.GetMetric()) == 1 {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatal("no amtsbote_endpoint_breaker_state series")
+		return 0
+	}
+	if v := value(); v != breakerGauge[EndpointOpen] {
+		t.Fatalf("gauge %v right after opening, want open", v)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for value() != breakerGauge[EndpointHalfOpen] {
+		if time.Now().After(deadline) {
+			t.Fatalf("gauge %v long after the cool-down, want half-open", value())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := e.list(time.Now()); len(st) != 1 || st[0].State != EndpointHalfOpen {
+		t.Fatalf("the admin list after the cool-down: %+v", st)
+	}
+}
