@@ -83,20 +83,22 @@ type Outcome struct {
 
 // Office is a running office system.
 type Office struct {
-	opt       Options
-	srv       *http.Server
-	ln        net.Listener
-	mu        sync.Mutex
-	seen      map[string]bool      // delivery ids: duplicates are acknowledged, not processed again
-	again     map[string]pollRetry // Poll: failed on the way, tried again in the next rounds until done
-	swept     bool                 // Poll: the office's delivered cases were listed once
-	done      map[string]Outcome
-	partial   map[string]*download // attachments cut off (resumed) or checked (not fetched again), until the package is done with
-	hits      int
-	wg        sync.WaitGroup
-	ch        chan Outcome
-	stop      chan struct{} // closed by Close: retries give up
-	closeOnce sync.Once
+	opt     Options
+	srv     *http.Server
+	ln      net.Listener
+	mu      sync.Mutex
+	seen    map[string]bool      // delivery ids: duplicates are acknowledged, not processed again
+	again   map[string]pollRetry // Poll: failed on the way, tried again in the next rounds until done
+	swept   bool                 // Poll: the office's delivered cases were listed once
+	done    map[string]Outcome
+	partial map[string]*download // attachments cut off (resumed) or checked (not fetched again), until the package is done with
+	hits    int
+	wg      sync.WaitGroup
+	ch      chan Outcome
+	// ctx ends with Close: retries give up, and a download under way is cut
+	// (the client has no overall timeout, and Close must not wait for gigabytes).
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // Start listens on a loopback port and serves the webhook at /hook.
@@ -111,7 +113,8 @@ func Start(opt Options) (*Office, error) {
 		opt.Client = &http.Client{}
 	}
 	o := &Office{opt: opt, ln: ln, seen: map[string]bool{}, again: map[string]pollRetry{}, done: map[string]Outcome{},
-		partial: map[string]*download{}, ch: make(chan Outcome, 1024), stop: make(chan struct{})}
+		partial: map[string]*download{}, ch: make(chan Outcome, 1024)}
+	o.ctx, o.cancel = context.WithCancel(context.Background())
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /hook", o.hook)
 	o.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -160,18 +163,14 @@ func (o *Office) Processed() map[string]Outcome {
 	return out
 }
 
-// Close stops the server and waits for running work.
+// closing reports whether Close has begun.
 func (o *Office) closing() bool {
-	select {
-	case <-o.stop:
-		return true
-	default:
-		return false
-	}
+	return o.ctx.Err() != nil
 }
 
+// Close stops the server and waits for running work.
 func (o *Office) Close() error {
-	o.closeOnce.Do(func() { close(o.stop) })
+	o.cancel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := o.srv.Shutdown(ctx)
@@ -226,17 +225,7 @@ func (o *Office) hook(w http.ResponseWriter, r *http.Request) {
 	o.wg.Add(1)
 	go func() {
 		defer o.wg.Done()
-		// Close must not wait for a download of gigabytes to end (the client has no
-		// overall timeout any more, only one between bytes): stop cancels it.
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go func() {
-			select {
-			case <-o.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
+		ctx := o.ctx // Close cuts a download under way
 		time.Sleep(o.opt.PickupDelay)
 		// Like a real office system, retry what failed for reasons on the way (the
 		// gateway restarting, a 5xx); a wrong digest or signature is final. After
@@ -247,8 +236,7 @@ func (o *Office) hook(w http.ResponseWriter, r *http.Request) {
 		reported := false
 		for wait, give := 200*time.Millisecond, time.Now().Add(o.retryFor()); ; {
 			out = o.process(ctx, n, token)
-			var te *transientError
-			if out.Err == nil || !errors.As(out.Err, &te) || o.closing() {
+			if !transient(out.Err) || o.closing() {
 				break
 			}
 			if !reported && time.Now().After(give) {
@@ -257,7 +245,7 @@ func (o *Office) hook(w http.ResponseWriter, r *http.Request) {
 			}
 			o.logf("fetch or answer for %s failed (%v); retrying", n.SubmissionID, out.Err)
 			select {
-			case <-o.stop:
+			case <-ctx.Done():
 			case <-time.After(wait):
 			}
 			if o.closing() {
@@ -271,8 +259,7 @@ func (o *Office) hook(w http.ResponseWriter, r *http.Request) {
 		}
 		// Reported already and still failing on the way (the office closes while
 		// it retries): not yielded a second time.
-		var te *transientError
-		if reported && out.Err != nil && errors.As(out.Err, &te) {
+		if reported && transient(out.Err) {
 			return
 		}
 		o.finish(out)
@@ -295,8 +282,7 @@ func (o *Office) process(ctx context.Context, n webhook.Notification, token stri
 	defer func() {
 		// A download cut off is kept for the next try; once the package is done
 		// with, for good either way, nothing is resumed any more.
-		var te *transientError
-		if out.Err == nil || !errors.As(out.Err, &te) {
+		if !transient(out.Err) {
 			o.dropPartials(n.SubmissionID)
 		}
 	}()
@@ -503,7 +489,6 @@ func (o *Office) download(ctx context.Context, submissionID string, a webhook.At
 	for {
 		before := d.n
 		err := o.downloadOnce(ctx, a, d, token)
-		var te *transientError
 		switch {
 		case err == nil:
 			d.discard()
@@ -514,7 +499,7 @@ func (o *Office) download(ctx context.Context, submissionID string, a webhook.At
 			}
 			o.mu.Unlock()
 			return nil
-		case !errors.As(err, &te):
+		case !transient(err):
 			d.discard()
 			return err
 		case d.n > before && ctx.Err() == nil && !o.closing():
@@ -780,8 +765,7 @@ func (o *Office) pollEach(ctx context.Context, base, token string, subs []wire.O
 			first = pollRetry{s: s, since: time.Now()}
 		}
 		out := o.process(ctx, pollNotification(base, s), token)
-		var te *transientError
-		if out.Err != nil && errors.As(out.Err, &te) {
+		if transient(out.Err) {
 			// Kept, also after RetryFor: fetched once, the package is no longer
 			// listed as waiting, so a package dropped here was never decided.
 			o.logf("fetch or answer for %s failed (%v); next round", s.ID, out.Err)
@@ -838,6 +822,12 @@ func pollNotification(base string, s wire.OfficeSubmission) webhook.Notification
 
 // transientError is a failure on the way to the gateway that a retry can cure.
 type transientError struct{ err error }
+
+// transient reports whether err is a transientError (nil is not).
+func transient(err error) bool {
+	var te *transientError
+	return errors.As(err, &te)
+}
 
 func (e *transientError) Error() string { return e.err.Error() }
 func (e *transientError) Unwrap() error { return e.err }
