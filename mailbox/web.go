@@ -837,13 +837,15 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 	head := r.Method == http.MethodHead
 	if draft != nil {
 		// A refused POST changes nothing: the page shows the package only if the
-		// office has it already (the clerk had it open), and records no pickup.
-		if sub, err = m.desk.Get(ctx, s.Office, id); err != nil || sub.DeliveredAt == nil {
-			head = true
-		}
+		// office has it already (the clerk had it open), and records no pickup;
+		// otherwise the record read here is the page's.
+		sub, err = m.desk.Get(ctx, s.Office, id)
+		head = err != nil || sub.DeliveredAt == nil
+	} else if head {
+		sub, err = m.desk.Get(ctx, s.Office, id)
 	}
 	if head {
-		sub, err = m.desk.Get(ctx, s.Office, id)
+		// The record read above is all the page shows.
 	} else if sub, pkg, err = m.desk.OpenPackage(ctx, s.Office, id, pickup); err == nil {
 		defer pkg.Close()
 	} else if errors.Is(err, broker.ErrConflict) || errors.Is(err, broker.ErrBytesRemoved) || errors.Is(err, broker.ErrUnreadable) {
