@@ -60,12 +60,13 @@ func OpenStoreToRead(ctx context.Context, cfg config.Config, log *slog.Logger) (
 
 func openStore(ctx context.Context, cfg config.Config, mode openMode, log *slog.Logger) (st store.Store, close func(), err error) {
 	cfg.Resolve()
-	if mode != openCreate && cfg.Store.Backend != config.StoreJetStream {
+	bbolt := cfg.Store.Backend != config.StoreJetStream
+	if mode != openCreate && bbolt {
 		if _, err := os.Stat(filepath.Join(cfg.DataDir, store.FileName)); errors.Is(err, fs.ErrNotExist) {
 			return nil, nil, fmt.Errorf("%w: %s holds no %s (check -data or data_dir)", ErrNoStore, cfg.DataDir, store.FileName)
 		}
 	}
-	if mode == openToRead && cfg.Store.Backend != config.StoreJetStream {
+	if mode == openToRead && bbolt {
 		v, upgrade, err := store.SchemaOf(cfg.DataDir)
 		if err != nil {
 			return nil, nil, fmt.Errorf("store in %s (is a gateway running on it?): %w", cfg.DataDir, err)
@@ -77,7 +78,7 @@ func openStore(ctx context.Context, cfg config.Config, mode openMode, log *slog.
 				"after a backup if you may go back (docs/operations.md, \"Upgrading\")", ErrOldSchema, filepath.Join(cfg.DataDir, store.FileName), v)
 		}
 	}
-	if cfg.Store.Backend != config.StoreJetStream {
+	if bbolt {
 		db, err := store.Open(cfg.DataDir, store.Options{BatchSize: cfg.Store.BatchSize, BatchDelay: cfg.Store.BatchDelay, Logger: log})
 		if err != nil {
 			return nil, nil, fmt.Errorf("store in %s (is a gateway running on it?): %w", cfg.DataDir, err)

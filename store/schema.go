@@ -39,7 +39,9 @@ func SchemaOf(dir string) (version string, upgrade bool, err error) {
 		case old:
 			version = "1"
 		}
-		upgrade = version != "" && version != schemaVersion && schemaRefused(v) == nil
+		// The old buckets also after the mark: an upgrade cut off by a kill
+		// (upgradeCases marks the file first), which Open finishes.
+		upgrade = schemaRefused(v) == nil && (old || version != "" && version != schemaVersion)
 		return nil
 	})
 	if err != nil {
