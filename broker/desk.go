@@ -174,9 +174,9 @@ func (b *Broker) List(ctx context.Context, officeID string, q ListQuery) (Page, 
 			return true
 		}
 		// Asked by state, a case erased before the office took it is not one that
-		// waits (walkWaiting), whichever other states the query names: the pull
-		// API's handed_over,delivered and the mailbox's "Offen" showed it, while
-		// handed_over alone and "Neu" did not. The office's whole list shows it.
+		// waits: it can be neither fetched nor decided (410). Listed, it was met
+		// first on every poll by an office that pages through what waits, before
+		// the live cases behind it. The office's whole list shows it.
 		if len(want) > 0 && waitingState(s.State) && s.BytesRemovedAt != nil {
 			return true
 		}
@@ -226,9 +226,8 @@ func waitingState(st submission.State) bool {
 // and kept if it is the office's.
 //
 // A case whose bytes an operator erased before the office took them waits for
-// nothing: it can be neither fetched nor decided (410), so it is not listed. It
-// was, and an office's Fachverfahren that pages through what waits met a first
-// page of such cases on every poll and never reached the live ones behind them.
+// nothing (List's rule); an entry that says so is passed over without reading
+// its record.
 func (b *Broker) walkWaiting(officeID, after string, fn func(*submission.Submission) bool) error {
 	entries, err := b.db.Waiting(officeID)
 	if err != nil {
@@ -245,7 +244,7 @@ func (b *Broker) walkWaiting(officeID, after string, fn func(*submission.Submiss
 		if err != nil {
 			return err
 		}
-		if s.OfficeID == officeID && s.BytesRemovedAt == nil && !fn(s) {
+		if s.OfficeID == officeID && !fn(s) {
 			return nil
 		}
 	}
