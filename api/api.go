@@ -114,7 +114,7 @@ type Server struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 
-	// refusedLog: the log line of a 503 comes once a minute (per kind), not once
+	// busyLog, unavailableLog: the log line of a 503 comes once a minute (per kind), not once
 	// per request: an overloaded gateway refuses hundreds a second, and the line
 	// then drowned everything else (docs/operations.md "Overload").
 	busyLog, unavailableLog repeatlimit.Limit
@@ -172,9 +172,7 @@ func New(o Options) *Server {
 	// observe outside recoverer: a panic's 500 is counted (amtsbote_http_requests_total,
 	// AmtsboteServerErrors); inside, the panic skipped the counting.
 	r.Use(s.observe, s.recoverer, securityHeaders, s.limitHeaders, readableQuery, s.headAsGet)
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		problem.Write(w, r, problem.New(http.StatusNotFound, problem.TypeNotFound, "no such endpoint"))
-	})
+	r.NotFound(notFound)
 	r.MethodNotAllowed(s.methodNotAllowed)
 
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
@@ -428,6 +426,11 @@ func (s *Server) headServed(path string) bool {
 // backupPath streams a whole online backup (adminBackup).
 const backupPath = "/v1/admin/backup"
 
+// notFound answers a path the API does not have.
+func notFound(w http.ResponseWriter, r *http.Request) {
+	problem.Write(w, r, problem.New(http.StatusNotFound, problem.TypeNotFound, "no such endpoint"))
+}
+
 // probeMethods are the methods a 405's Allow header is computed from.
 var probeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions}
 
@@ -447,7 +450,7 @@ func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	// no method is served the path does not exist, and that is a 404, not a 405
 	// with an empty Allow.
 	if len(allowed) == 0 {
-		problem.Write(w, r, problem.New(http.StatusNotFound, problem.TypeNotFound, "no such endpoint"))
+		notFound(w, r)
 		return
 	}
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
