@@ -154,14 +154,18 @@ func (b *Blobs) chunkSubject(nuid string) string { return "$O." + b.bucket + ".C
 // readMeta reads the last meta message of a digest (one request, no retries).
 // jetstream.ErrMsgNotFound: never stored (or purged).
 func (b *Blobs) readMeta(ctx context.Context, digest string) (*blobMeta, error) {
-	subject := b.metaSubject(digest)
+	return b.readMetaAt(ctx, b.metaSubject(digest))
+}
+
+// readMetaAt is readMeta by the meta subject (a listing's, which names no digest).
+func (b *Blobs) readMetaAt(ctx context.Context, subject string) (*blobMeta, error) {
 	m, err := b.stream.GetLastMsgForSubject(ctx, subject)
 	if err != nil {
 		return nil, err
 	}
 	bm := &blobMeta{subject: subject, seq: m.Sequence, stored: m.Time, data: m.Data}
 	if err := json.Unmarshal(m.Data, &bm.info); err != nil {
-		return nil, fmt.Errorf("jsstore: blob meta %s: %w", digest, err)
+		return nil, fmt.Errorf("jsstore: blob meta %s: %w", subject, err)
 	}
 	return bm, nil
 }

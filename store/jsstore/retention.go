@@ -268,22 +268,20 @@ func (b *Blobs) eachMeta(ctx context.Context, fn func(info jetstream.ObjectInfo,
 		if listed[subject] {
 			continue
 		}
-		m, ok, err := b.lastOf(ctx, subject)
+		c, cancel := context.WithTimeout(ctx, b.opts.RequestTimeout)
+		bm, err := b.readMetaAt(c, subject)
+		cancel()
 		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			continue // purged meanwhile
 		case err != nil:
 			return fmt.Errorf("jsstore: blob meta %s: %w", subject, unavailable(err))
-		case !ok:
-			continue // purged meanwhile
 		}
-		if !counted && b.stale != nil && m.Sequence <= before {
+		if !counted && b.stale != nil && bm.seq <= before {
 			b.stale.Add(1)
 			counted = true
 		}
-		var info jetstream.ObjectInfo
-		if err := json.Unmarshal(m.Data, &info); err != nil {
-			return fmt.Errorf("jsstore: blob meta %s: %w", subject, err)
-		}
-		if !fn(info, m.Time) {
+		if !fn(bm.info, bm.stored) {
 			return nil
 		}
 	}
