@@ -282,7 +282,10 @@ func (e *endpoints) success(k endpointKey) {
 
 // failure counts a transient failure; threshold failures in a row, or a failed
 // probe, open the breaker for a cool-down. retryAfter (real, 0: none) keeps every
-// attempt away from the endpoint as long as the receiver asked.
+// attempt away from the endpoint as long as the receiver asked. opened says the
+// breaker opened from closed: a failed probe reopens it (counted in Opened) but
+// is not news — the caller warned when it first opened, and a dead endpoint with
+// a backlog would otherwise log a warning every cool-down for as long as it is down.
 func (e *endpoints) failure(k endpointKey, now time.Time, retryAfter time.Duration) (opened bool) {
 	if e.threshold <= 0 {
 		return false
@@ -300,7 +303,7 @@ func (e *endpoints) failure(k endpointKey, now time.Time, retryAfter time.Durati
 		if p.state != EndpointOpen {
 			p.opened++
 			p.openedAt = now
-			opened = true
+			opened = p.state == EndpointClosed
 		}
 		p.state, p.retryAt = EndpointOpen, now.Add(e.cooldown)
 		e.setGauge(k, p)

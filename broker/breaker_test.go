@@ -521,7 +521,9 @@ func TestBreakerStates(t *testing.T) {
 		t.Fatalf("waiting for a probe with a 5s attempt timeout: ok %v, wait %s", ok, wait)
 	}
 	e.probeWait = 0
-	e.failure(k, probeAt, 0)
+	if e.failure(k, probeAt, 0) {
+		t.Fatal("a failed probe reported as a newly opened breaker (a warning per cool-down while the endpoint is down)")
+	}
 	if ok, _ := e.allow(k, addr, probeAt.Add(time.Second)); ok {
 		t.Fatal("a failed probe did not reopen the breaker")
 	}
