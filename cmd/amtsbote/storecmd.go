@@ -58,7 +58,7 @@ func runStore(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if verb == "import" {
 		// Before the store is opened, which creates it: a mistyped -in left an
 		// empty store in the new data folder, in the way of a later restore.
-		if err := checkExportDir(*in); err != nil {
+		if err := migrate.CheckExport(*in); err != nil {
 			fmt.Fprintln(stderr, "amtsbote store import:", err)
 			return 1
 		}
@@ -98,20 +98,6 @@ func runStore(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	fmt.Fprintf(stdout, "%s: %d submissions, %d blobs, %d already there (skipped)\n", verb, stats.Submissions, stats.Blobs, stats.Skipped)
 	return 0
-}
-
-// checkExportDir says why dir is not a folder `store export` wrote: import reads
-// its records.jsonl and the blobs/ beside it.
-func checkExportDir(dir string) error {
-	f, err := os.Open(filepath.Join(dir, "records.jsonl"))
-	if err != nil {
-		return fmt.Errorf("-in %s is no export (store export writes records.jsonl and blobs/ there): %w", dir, err)
-	}
-	f.Close()
-	if fi, err := os.Stat(filepath.Join(dir, "blobs")); err != nil || !fi.IsDir() {
-		return fmt.Errorf("-in %s is no export: it has records.jsonl but no blobs/ folder beside it", dir)
-	}
-	return nil
 }
 
 // runBackup: `amtsbote store backup` fetches an online backup from a running single

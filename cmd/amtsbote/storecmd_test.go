@@ -382,14 +382,32 @@ func TestImportChecksTheExportFirst(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(noBlobs, "records.jsonl"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A file that is no export's (a backup's tar, another tool's JSON lines), and a
+	// first record whose bytes are not beside it (blobs/ not copied along): the
+	// import failed on its first line after creating the empty store.
+	notRecords := t.TempDir()
+	if err := os.Mkdir(filepath.Join(notRecords, "blobs"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(notRecords, "records.jsonl"), []byte("ustar\x00 not json\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	blobsMissing := t.TempDir()
+	if err := os.Mkdir(filepath.Join(blobsMissing, "blobs"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	rec := `{"submission":{"id":"0190a3c4-0000-7000-8000-000000000001","packageSha256":"` + strings.Repeat("ab", 32) + `"},"events":[],"receipts":{}}` + "\n"
+	if err := os.WriteFile(filepath.Join(blobsMissing, "records.jsonl"), []byte(rec), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	newDir := filepath.Join(t.TempDir(), "new")
-	for _, in := range []string{filepath.Join(t.TempDir(), "nonexist"), noBlobs} {
+	for _, in := range []string{filepath.Join(t.TempDir(), "nonexist"), noBlobs, notRecords, blobsMissing} {
 		var o, e bytes.Buffer
 		rc := runStore(ctx, []string{"import", "-data", newDir, "-in", in}, &o, &e)
 		if _, err := os.Stat(filepath.Join(newDir, store.FileName)); !os.IsNotExist(err) {
 			t.Fatalf("import -in %s left a store behind: %v", in, err)
 		}
-		if rc != 1 || !strings.Contains(e.String(), "is no export") {
+		if rc != 1 || !strings.Contains(e.String(), "not an export") {
 			t.Fatalf("import -in %s: rc %d\n%s%s", in, rc, o.String(), e.String())
 		}
 	}

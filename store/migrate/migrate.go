@@ -131,6 +131,43 @@ func exportBlob(ctx context.Context, src store.Store, dir, digest string) (int, 
 	return 1, f.Sync()
 }
 
+// ErrNotExport says a folder is not one Export wrote, or its first record cannot
+// be read.
+var ErrNotExport = errors.New("migrate: not an export")
+
+// CheckExport says why dir is not a folder Export wrote, before anything is
+// written: records.jsonl with blobs/ beside it, and a first record that decodes
+// and names its submission with the blobs it needs (an empty records.jsonl is
+// the export of an empty store). An operator calls it before opening the
+// target, which creates an empty store: a wrong folder, or a file that is no
+// export's, left that store in the way of a later restore. Damage further down
+// the file is found by Import, which can be run again once it is mended.
+func CheckExport(dir string) error {
+	f, err := os.Open(filepath.Join(dir, "records.jsonl"))
+	if err != nil {
+		return fmt.Errorf("%w: %s (store export writes records.jsonl and blobs/ there): %w", ErrNotExport, dir, err)
+	}
+	defer f.Close()
+	if fi, err := os.Stat(filepath.Join(dir, "blobs")); err != nil || !fi.IsDir() {
+		return fmt.Errorf("%w: %s has records.jsonl but no blobs/ folder beside it", ErrNotExport, dir)
+	}
+	var l line
+	switch err := json.NewDecoder(bufio.NewReader(f)).Decode(&l); {
+	case errors.Is(err, io.EOF):
+		return nil
+	case err != nil:
+		return fmt.Errorf("%w: the first line of %s/records.jsonl is no exported record: %w", ErrNotExport, dir, err)
+	case l.Submission == nil || l.Submission.ID == "":
+		return fmt.Errorf("%w: the first line of %s/records.jsonl names no submission", ErrNotExport, dir)
+	}
+	for _, d := range bytesOf(l.Submission) {
+		if _, err := os.Stat(filepath.Join(dir, "blobs", d)); err != nil {
+			return fmt.Errorf("%w: the first record's blob %s is not in %s/blobs: %w", ErrNotExport, d, dir, err)
+		}
+	}
+	return nil
+}
+
 // Import writes the export in dir into dst. A submission dst already holds (same
 // sender and message id) is skipped. Blob bytes are checked against their digest.
 func Import(ctx context.Context, dst store.Store, dir, from string, progress func(Stats)) (Stats, error) {
