@@ -58,6 +58,9 @@ var (
 	// ErrUnreadable: stored bytes (a package, an attachment) cannot be read now (a
 	// cluster that lost its quorum, a blob whose chunks are missing).
 	ErrUnreadable = errors.New("stored bytes cannot be read now")
+	// ErrTooLarge: stored bytes larger than the caller said it would read whole
+	// (ReadPackage); nothing was read or recorded.
+	ErrTooLarge = errors.New("stored bytes larger than the caller reads whole")
 	// ErrStoreUnavailable: the store cannot be reached now (store.ErrUnavailable:
 	// cluster mode without quorum or connection); a read or change may be tried
 	// again later.

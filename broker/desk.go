@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +36,12 @@ type OfficeDesk interface {
 	Events(ctx context.Context, officeID, id string) ([]submission.Event, error)
 	// OpenPackage opens the exact signed package bytes; it records the pickup p first.
 	OpenPackage(ctx context.Context, officeID, id string, p Pickup) (*submission.Submission, io.ReadCloser, error)
+	// ReadPackage reads the whole package, at most max bytes (ErrTooLarge beyond),
+	// checks it against its SHA-256, and only then records the pickup p: for a face
+	// that shows the package itself (the mailbox's case page), where the pickup is a
+	// person having read it, not the bytes having opened. Bytes that end early or
+	// differ are ErrUnreadable, with no pickup.
+	ReadPackage(ctx context.Context, officeID, id string, max int64, p Pickup) (*submission.Submission, []byte, error)
 	// FetchPackage opens the package bytes without recording a pickup, for a face
 	// whose office confirms separately (XTA: getMessage reads, close confirms). The
 	// first fetch is recorded (FetchedAt, a fetched event on channel).
@@ -318,6 +326,37 @@ func (b *Broker) OpenPackage(ctx context.Context, officeID, id string, p Pickup)
 		return nil, nil, err
 	}
 	return s, rc, nil
+}
+
+// ReadPackage implements OfficeDesk.
+func (b *Broker) ReadPackage(ctx context.Context, officeID, id string, max int64, p Pickup) (*submission.Submission, []byte, error) {
+	s, err := b.forOffice(officeID, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := PackageGone(s); err != nil {
+		return nil, nil, err
+	}
+	if s.PackageSize > max {
+		return nil, nil, fmt.Errorf("submission %s: package of %d bytes: %w", id, s.PackageSize, ErrTooLarge)
+	}
+	rc, err := b.db.Blobs().Open(ctx, s.PackageSHA256)
+	if err != nil {
+		return nil, nil, unreadable(err)
+	}
+	defer rc.Close()
+	// One byte more than the record says: a longer blob is as wrong as a shorter one.
+	pkg, err := io.ReadAll(io.LimitReader(rc, s.PackageSize+1))
+	if err != nil {
+		return nil, nil, unreadable(err)
+	}
+	if sum := sha256.Sum256(pkg); int64(len(pkg)) != s.PackageSize || hex.EncodeToString(sum[:]) != s.PackageSHA256 {
+		return nil, nil, unreadable(fmt.Errorf("package of %s: %d bytes read, not the %d with the recorded SHA-256", id, len(pkg), s.PackageSize))
+	}
+	if s, err = b.pickedUp(s, p); err != nil {
+		return nil, nil, err
+	}
+	return s, pkg, nil
 }
 
 // FetchPackage implements OfficeDesk. The first fetch is written before the bytes

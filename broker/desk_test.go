@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -19,6 +20,72 @@ type brokenBlobStore struct{ store.BlobStore }
 
 func (brokenBlobStore) Open(context.Context, string) (io.ReadCloser, error) {
 	return nil, errors.New("jsstore: blob: no chunk after 5 fetches")
+}
+
+// shortBlobs is a store whose blobs open but end early: a cluster blob whose
+// first chunk is there and a later one is not, a file cut short by a disk fault.
+type shortBlobs struct{ store.Store }
+
+func (s shortBlobs) Blobs() store.BlobStore { return shortBlobStore{s.Store.Blobs()} }
+
+type shortBlobStore struct{ store.BlobStore }
+
+func (s shortBlobStore) Open(ctx context.Context, digest string) (io.ReadCloser, error) {
+	rc, err := s.BlobStore.Open(ctx, digest)
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		return nil, err
+	}
+	return io.NopCloser(bytes.NewReader(b[:len(b)/2])), nil
+}
+
+// TestReadPackageRecordsThePickupOnlyForTheWholePackage: the mailbox's case page
+// recorded the pickup (a signed Zustellbestaetigung) once the package had opened,
+// and a package whose bytes then ended early counted as delivered to a clerk who
+// saw only an error. ReadPackage reads and checks the whole package first.
+func TestReadPackageRecordsThePickupOnlyForTheWholePackage(t *testing.T) {
+	ctx := context.Background()
+	b := startOver(t, t.TempDir(), testConfig, func(db *store.DB) store.Store { return shortBlobs{db} }, &scripted{channel: "primary", block: make(chan struct{})})
+	in := intake("short", "primary")
+	in.Attachments = nil
+	a, err := b.Receive(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := a.Submission.ID
+	if _, _, err := b.ReadPackage(ctx, "office-a", id, 1<<20, Pickup{Channel: "mailbox", Receiver: "anna"}); !errors.Is(err, ErrUnreadable) {
+		t.Fatalf("ReadPackage of bytes cut short: %v, want ErrUnreadable", err)
+	}
+	if s, err := b.Submission(id); err != nil || s.DeliveredAt != nil {
+		t.Fatalf("bytes cut short counted as picked up: delivered at %v (%v)", s.DeliveredAt, err)
+	}
+	if _, _, err := b.ReadPackage(ctx, "office-a", id, 10, Pickup{Channel: "mailbox"}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("ReadPackage with a 10-byte limit: %v, want ErrTooLarge", err)
+	}
+	if _, _, err := b.ReadPackage(ctx, "office-b", id, 1<<20, Pickup{Channel: "mailbox"}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("another office's ReadPackage: %v, want ErrNotFound", err)
+	}
+}
+
+// TestReadPackageReadsAndPicksUp is the control: the whole package is returned,
+// byte for byte, and its reading is the pickup.
+func TestReadPackageReadsAndPicksUp(t *testing.T) {
+	ctx := context.Background()
+	b := startOver(t, t.TempDir(), testConfig, func(db *store.DB) store.Store { return db }, &scripted{channel: "primary", block: make(chan struct{})})
+	in := intake("whole", "primary")
+	in.Attachments = nil
+	a, err := b.Receive(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, pkg, err := b.ReadPackage(ctx, "office-a", a.Submission.ID, 1<<20, Pickup{Channel: "mailbox", Receiver: "anna"})
+	if err != nil || !bytes.Equal(pkg, in.Package) || s.DeliveredAt == nil {
+		t.Fatalf("ReadPackage: %v, %d bytes (want %d), delivered at %v", err, len(pkg), len(in.Package), s.DeliveredAt)
+	}
 }
 
 // TestUnreadableBytesAreUnavailable: bytes the store cannot read now are

@@ -143,6 +143,20 @@ func (d *memDesk) OpenPackage(ctx context.Context, office, id string, p broker.P
 	return s, io.NopCloser(bytes.NewReader(d.blobs["pkg:"+id])), nil
 }
 
+func (d *memDesk) ReadPackage(ctx context.Context, office, id string, max int64, p broker.Pickup) (*submission.Submission, []byte, error) {
+	d.mu.Lock()
+	b := d.blobs["pkg:"+id]
+	d.mu.Unlock()
+	if int64(len(b)) > max {
+		return nil, nil, broker.ErrTooLarge
+	}
+	s, err := d.Confirm(ctx, office, id, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, append([]byte(nil), b...), nil
+}
+
 func (d *memDesk) MarkProcessed(_ context.Context, office, id string, done bool, actor, ch string) (*submission.Submission, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

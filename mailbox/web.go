@@ -827,12 +827,13 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 	// Opening the page is the pickup: the office has the package now. A HEAD
 	// opens nothing (RFC 9110: HEAD is safe), so it confirms nothing either.
 	//
-	// The package is opened first and the pickup recorded only once its bytes
-	// could be read (broker.OpenPackage): the page confirmed before it read them,
-	// so a package out of reach (a cluster's blob on a node that is down, a disk
-	// fault) was signed as delivered to the clerk who saw only an error.
+	// The package is read whole and checked against its SHA-256 before the pickup
+	// is recorded (broker.ReadPackage): the page confirmed before it read the
+	// bytes, and later once their first chunk had opened, so a package out of
+	// reach or cut short (a cluster's blob on a node that is down, a disk fault)
+	// was signed as delivered to the clerk who saw only an error.
 	var sub *submission.Submission
-	var pkg io.ReadCloser
+	var pkg []byte
 	var err, unread error
 	head := r.Method == http.MethodHead
 	if draft != nil {
@@ -846,11 +847,12 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 	}
 	if head {
 		// The record read above is all the page shows.
-	} else if sub, pkg, err = m.desk.OpenPackage(ctx, s.Office, id, pickup); err == nil {
-		defer pkg.Close()
-	} else if errors.Is(err, broker.ErrConflict) || errors.Is(err, broker.ErrBytesRemoved) || errors.Is(err, broker.ErrUnreadable) {
-		// Forwarded to a peer, erased before the office had it, or its bytes out
-		// of reach now: show the record, record no pickup.
+	} else if sub, pkg, err = m.desk.ReadPackage(ctx, s.Office, id, maxViewBytes, pickup); err == nil {
+		// Read whole: the page shows it.
+	} else if errors.Is(err, broker.ErrConflict) || errors.Is(err, broker.ErrBytesRemoved) || errors.Is(err, broker.ErrUnreadable) || errors.Is(err, broker.ErrTooLarge) {
+		// Forwarded to a peer, erased before the office had it, its bytes out of
+		// reach now, or too big for the page (its download is the pickup): show
+		// the record, record no pickup.
 		unread = err
 		sub, err = m.desk.Get(ctx, s.Office, id)
 		if err == nil && sub.DeliveredAt == nil && sub.FetchedAt != nil && errors.Is(unread, broker.ErrBytesRemoved) {
@@ -881,20 +883,15 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 		if draft == nil {
 			m.opened(sub.ID, s)
 		}
-		b, err := io.ReadAll(io.LimitReader(pkg, maxViewBytes))
-		if err == nil {
-			p.View, err = formview.Read(b)
-		}
-		if err != nil {
-			if errors.Is(err, context.Canceled) {
-				return
-			}
+		if p.View, err = formview.Read(pkg); err != nil {
 			m.log.Warn("form view", "submission", id, "err", err)
 			p.ViewErr = "Die Formulardaten können hier nicht dargestellt werden. Laden Sie das Originalpaket herunter oder wenden Sie sich an Ihre IT."
 		}
 	} else if errors.Is(unread, broker.ErrUnreadable) {
 		m.log.Warn("open package", "submission", id, "err", unread)
 		p.ViewErr = "Das Antragspaket kann gerade nicht gelesen werden; der Eingang gilt noch nicht als zugestellt. Bitte versuchen Sie es in einigen Minuten erneut."
+	} else if errors.Is(unread, broker.ErrTooLarge) {
+		p.ViewErr = "Das Antragspaket ist zu groß, um es hier darzustellen. Laden Sie das Originalpaket herunter; der Download gilt als Abholung."
 	} else {
 		p.ViewErr = "Dieser Eingang kann hier nicht geöffnet werden."
 	}

@@ -548,6 +548,10 @@ func (d failingDesk) OpenPackage(context.Context, string, string, broker.Pickup)
 	return nil, nil, d.err
 }
 
+func (d failingDesk) ReadPackage(context.Context, string, string, int64, broker.Pickup) (*submission.Submission, []byte, error) {
+	return nil, nil, d.err
+}
+
 // TestStoreTroubleIsNoFailureOfTheMailbox: a store that cannot be reached now (a
 // cluster without quorum) is "try again shortly" (503, Retry-After), and a case
 // whose state does not allow the action is a conflict (409); both were the page
@@ -811,6 +815,10 @@ func TestHeadConfirmsNothing(t *testing.T) {
 type unreadableDesk struct{ broker.OfficeDesk }
 
 func (unreadableDesk) OpenPackage(context.Context, string, string, broker.Pickup) (*submission.Submission, io.ReadCloser, error) {
+	return nil, nil, fmt.Errorf("%w: blob out of reach (test)", broker.ErrUnreadable)
+}
+
+func (unreadableDesk) ReadPackage(context.Context, string, string, int64, broker.Pickup) (*submission.Submission, []byte, error) {
 	return nil, nil, fmt.Errorf("%w: blob out of reach (test)", broker.ErrUnreadable)
 }
 
