@@ -235,11 +235,21 @@ func (s *Store) indexOnce(ctx context.Context, marker, what string, keys func(*s
 		return fmt.Errorf("%s index marker: %w", what, err)
 	}
 	var msgs []*nats.Msg
-	if err := s.Scan(func(sub *submission.Submission) bool {
-		msgs = append(msgs, keys(sub)...)
-		return true
-	}); err != nil {
-		return fmt.Errorf("index %s: %w", what, err)
+	// A stale listing (a node catching up) would write the marker over an index
+	// that lacks the records it missed, for good: list again, within Timeout.
+	began := time.Now()
+	for round := 0; ; round++ {
+		msgs = msgs[:0]
+		err := s.Scan(func(sub *submission.Submission) bool {
+			msgs = append(msgs, keys(sub)...)
+			return true
+		})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrStaleListing) || time.Since(began) > s.opts.Timeout || !sleep(ctx, backoff(round)) {
+			return fmt.Errorf("index %s: %w", what, err)
+		}
 	}
 	msgs = append(msgs, put(marker)) // last: the index is complete
 	// In atomic batches of at most heldBatch puts, each its own request bounded by

@@ -274,17 +274,46 @@ func (s *Store) WalkOffice(officeID, after string, fn func(*submission.Submissio
 }
 
 // Scan calls fn for every submission, in no particular order, until fn returns false.
-// It has no overall deadline (a large store takes long); each fetch has one. Unlike
-// the index listings (ids) it streams what it reads, so it cannot start again
-// when its replica lags: a write acknowledged just before may be missing. Its
-// callers walk the whole store (export, the admin's states without an index),
-// where that is the same as a write made just after.
+// It has no overall deadline (a large store takes long); each fetch has one.
+//
+// Its one-replica consumer may sit on a node that restarted and has not caught up
+// (see ids): such a listing lacks every record written while the node was away.
+// The retention's sweep keeps only the blobs the scanned records name, so a short
+// listing deleted the bytes of acknowledged, open cases; an export or `store
+// verify` left them out and said all was well. Scan cannot start again (fn has
+// seen what was listed), so like ids it writes the listing mark first and lists it
+// with the records: a listing that ends without the mark of this call is stale,
+// and Scan reports ErrStaleListing (store.ErrUnavailable) after it — callers drop
+// what they gathered and try again later. A listing fn stops early is not judged.
 func (s *Store) Scan(fn func(*submission.Submission) bool) error {
-	return s.each(context.Background(), s.subject("sub.*"), false, func(subject string, data []byte) (bool, error) {
-		var d doc
-		if err := json.Unmarshal(data, &d); err != nil || d.Sub == nil {
-			return false, fmt.Errorf("jsstore: decode %s: %v", subject, err)
-		}
-		return fn(d.Sub), nil
-	})
+	mctx, cancel := s.ctx()
+	mark := s.subject(listedKey)
+	at, err := s.markListing(mctx, mark)
+	cancel()
+	if err != nil {
+		return err
+	}
+	fresh, stopped := false, false
+	err = eachIn(context.Background(), s.kv, s.opts, []string{s.subject("sub.*"), mark}, false, nil,
+		func(subject string, data []byte, md *jetstream.MsgMetadata) (bool, error) {
+			if subject == mark {
+				fresh = md.Sequence.Stream >= at
+				return true, nil
+			}
+			var d doc
+			if err := json.Unmarshal(data, &d); err != nil || d.Sub == nil {
+				return false, fmt.Errorf("jsstore: decode %s: %v", subject, err)
+			}
+			stopped = !fn(d.Sub)
+			return !stopped, nil
+		})
+	if err != nil || stopped || fresh {
+		return unavailable(err)
+	}
+	s.stats.staleListings.Add(1)
+	return fmt.Errorf("jsstore: scan: %w", ErrStaleListing)
 }
+
+// ErrStaleListing: a full listing came from a replica that had not caught up with
+// the stream (a node restarted lately). It is store.ErrUnavailable: try again.
+var ErrStaleListing = fmt.Errorf("%w: the replica that listed the records had not caught up (a NATS node restarted lately)", store.ErrUnavailable)
