@@ -32,6 +32,9 @@ type Intake struct {
 	// Package is the exact signed bytes as received; they are stored and forwarded
 	// unchanged.
 	Package []byte
+	// ContentDigest names the package's signed content (signing.Verified): a later
+	// package under the same sender and message id is a repeat only if it matches.
+	ContentDigest string
 	// SignerCert is the DER of the certificate Package was verified with. It is in
 	// every package of that sender, so the store may keep it once (store.Blob).
 	SignerCert  []byte
@@ -146,6 +149,7 @@ func (b *Broker) Receive(ctx context.Context, in Intake) (*Received, error) {
 		LeikaKey: in.LeikaKey, ServiceName: in.ServiceName, Place: in.Place,
 		AreaARS: in.AreaARS, AreaName: in.AreaName, OfficeID: in.OfficeID, OfficeName: in.OfficeName,
 		Targets: in.Targets, PackageSHA256: pkgDigest, PackageSize: int64(len(in.Package)), Attachments: metas,
+		ContentDigest: in.ContentDigest,
 	}, now)
 	if in.Origin != nil {
 		o := *in.Origin

@@ -6,6 +6,8 @@ package intake
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +35,24 @@ var ErrSenderMismatch = errors.New("intake: Absender does not match the signing 
 // across states). It is no repeat of the portal's own: its receipt is not the
 // portal's to read, and the portal's package is not taken.
 var ErrMessageIDTaken = fmt.Errorf("%w: the NachrichtID names a package another state's gateway forwarded here under the same Absender; send the package with a new NachrichtID", broker.ErrConflict)
+
+// ErrMessageIDReused: a package whose Absender and NachrichtID name an earlier
+// package of other content. It got the earlier package's 200 and receipt, and
+// was stored nowhere: a portal that reused a NachrichtID (a counter reset, a bug)
+// lost a citizen's application while it read "accepted". A repeat is the same
+// content — byte for byte, or the same signed content signed anew.
+var ErrMessageIDReused = fmt.Errorf("%w: the NachrichtID names an earlier package of this Absender with other content; a NachrichtID names one application: send this one with a new NachrichtID", broker.ErrConflict)
+
+// sameApplication says whether a package (its signed content, its bytes) is a
+// repeat of the stored submission s. Records written before the content digest
+// was kept compare the bytes.
+func sameApplication(s *submission.Submission, content string, raw []byte) bool {
+	if s.ContentDigest != "" && content != "" {
+		return s.ContentDigest == content
+	}
+	sum := sha256.Sum256(raw)
+	return s.PackageSHA256 == hex.EncodeToString(sum[:])
+}
 
 // Channels says which channels of an office this gateway can deliver on: the
 // channel has an adapter and the office's configuration for it (see broker.Channels).
@@ -110,21 +130,25 @@ func (p *Pipeline) SubmitParts(ctx context.Context, raw []byte, parts Parts) (*b
 	if pk.Kopf.Absender != v.Signer.ID {
 		return nil, fmt.Errorf("%w: Absender %q, certificate %q", ErrSenderMismatch, pk.Kopf.Absender, v.Signer.ID)
 	}
-	return p.receive(ctx, pk, v.Signer, raw, nil, nil, parts)
+	return p.receive(ctx, pk, v.Signer, raw, v.ContentDigest, nil, nil, parts)
 }
 
 // receive is the part of intake after verification that a portal's package and a
 // package forwarded by a peer share: the idempotency fast path, routing, the channel
 // plan, the attachments and broker.Receive. onPeer, if set, may refuse a route that
 // goes on to another state's peer (loop and hop-limit guard); origin is the
-// forwarding record of a forwarded package.
-func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.Identity, raw []byte, onPeer func(*routing.Route) error, origin *submission.Origin, parts Parts) (*broker.Received, error) {
+// forwarding record of a forwarded package; content names its signed content
+// (signing.Verified.ContentDigest).
+func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.Identity, raw []byte, content string, onPeer func(*routing.Route) error, origin *submission.Origin, parts Parts) (*broker.Received, error) {
 	defer p.Metrics.since(stageAccept, time.Now())
 	// A retry of a message we already accepted gets its first receipt, even if the
 	// directory changed in between.
 	if a, err := p.Broker.Lookup(pk.Kopf.Absender, pk.Kopf.NachrichtID); err == nil {
 		if origin == nil && a.Submission.Origin != nil {
 			return nil, ErrMessageIDTaken
+		}
+		if !sameApplication(a.Submission, content, raw) {
+			return nil, ErrMessageIDReused
 		}
 		return a, nil
 	} else if !errors.Is(err, store.ErrNotFound) {
@@ -139,7 +163,7 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 	in := broker.Intake{
 		MessageID: pk.Kopf.NachrichtID, Sender: pk.Kopf.Absender, SignerID: signer.ID,
 		LeikaKey: route.Service.Key, ServiceName: route.Service.Name, Place: place,
-		Package: raw, Origin: origin,
+		Package: raw, ContentDigest: content, Origin: origin,
 	}
 	if signer.Certificate != nil {
 		in.SignerCert = signer.Certificate.Raw
@@ -197,6 +221,9 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 	held.end()
 	if !rec.Created && origin == nil && rec.Submission.Origin != nil {
 		return nil, ErrMessageIDTaken // the forwarded package came in between
+	}
+	if !rec.Created && !sameApplication(rec.Submission, content, raw) {
+		return nil, ErrMessageIDReused // another package under the same id came in between
 	}
 	return rec, nil
 }

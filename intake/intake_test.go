@@ -1,10 +1,13 @@
 package intake
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"testing"
 
 	"github.com/amtsbote/amtsbote/routing"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 type usable map[string]bool
@@ -38,5 +41,21 @@ func TestTargetsFollowTheDirectoryLimitedToUsableChannels(t *testing.T) {
 				t.Fatalf("targets %s, want %s", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestSameApplicationOfAnOlderRecord: a record written before the content digest
+// was kept is compared by its bytes; one with the digest by the digest alone (a
+// repeat signed anew has other bytes).
+func TestSameApplicationOfAnOlderRecord(t *testing.T) {
+	raw := []byte("<Antragspaket>eins</Antragspaket>")
+	sum := sha256.Sum256(raw)
+	old := &submission.Submission{PackageSHA256: hex.EncodeToString(sum[:])}
+	if !sameApplication(old, "SHA-256:aa", raw) || sameApplication(old, "SHA-256:aa", []byte("<Antragspaket>zwei</Antragspaket>")) {
+		t.Fatal("an older record is not compared by its bytes")
+	}
+	now := &submission.Submission{PackageSHA256: "other bytes", ContentDigest: "SHA-256:aa"}
+	if !sameApplication(now, "SHA-256:aa", raw) || sameApplication(now, "SHA-256:bb", raw) {
+		t.Fatal("a record with a content digest is not compared by it")
 	}
 }

@@ -95,6 +95,11 @@ type Submission struct {
 	PackageSHA256 string       `json:"packageSha256"`
 	PackageSize   int64        `json:"packageSize"`
 	Attachments   []Attachment `json:"attachments,omitempty"`
+	// ContentDigest names the signed content (the signature's reference digest,
+	// "SHA-256:<hex>"): a package under the same Absender and NachrichtID is a repeat
+	// of this one only if its content is the same, even when signed anew. Empty in
+	// records written before 2026-12-05 (their repeats compare PackageSHA256).
+	ContentDigest string `json:"contentDigest,omitempty"`
 
 	State      State     `json:"state"`
 	ReceivedAt time.Time `json:"receivedAt"`
@@ -228,7 +233,7 @@ type Params struct {
 	LeikaKey, ServiceName, Place            string
 	AreaARS, AreaName, OfficeID, OfficeName string
 	Targets                                 []Target
-	PackageSHA256                           string
+	PackageSHA256, ContentDigest            string
 	PackageSize                             int64
 	Attachments                             []Attachment
 }
@@ -244,7 +249,8 @@ func New(p Params, now time.Time) (*Submission, []Event) {
 		AreaARS: p.AreaARS, AreaName: p.AreaName, OfficeID: p.OfficeID, OfficeName: p.OfficeName,
 		Targets: p.Targets, Generation: 1,
 		PackageSHA256: p.PackageSHA256, PackageSize: p.PackageSize, Attachments: p.Attachments,
-		ReceivedAt: now, UpdatedAt: now,
+		ContentDigest: p.ContentDigest,
+		ReceivedAt:    now, UpdatedAt: now,
 	}
 	evs := []Event{
 		{At: now, Type: EventReceived, Detail: fmt.Sprintf("signed by %s, %d bytes, sha256 %s", p.SignerID, p.PackageSize, p.PackageSHA256)},

@@ -1,0 +1,60 @@
+package api_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/paket"
+)
+
+// TestOtherContentUnderAUsedMessageIDIsAConflict: a package whose Absender and
+// NachrichtID named an earlier package of other content got the earlier
+// package's 200 and receipt and was stored nowhere — a portal that reused a
+// NachrichtID (a counter reset, a bug) lost a citizen's application while it read
+// "accepted" (an audit, 2026-12-05). Now that is 409 conflict; the same package
+// again, byte for byte or built and signed anew, is still the repeat it was.
+func TestOtherContentUnderAUsedMessageIDIsAConflict(t *testing.T) {
+	e := startPortal(t)
+	ctx := context.Background()
+	id := paket.NewMessageID()
+	created := time.Now()
+	build := func(plz string) *paket.Paket {
+		p := paket.ExampleWith(e.leika, id, created)
+		p.Kopf.Ort = paket.Ort{PLZ: plz}
+		return p
+	}
+	first, err := e.client.Sign(build("01067"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.client.SubmitRaw(ctx, first)
+	if err != nil || res.Status != http.StatusCreated {
+		t.Fatalf("first: %v %+v", err, res)
+	}
+	again, err := e.client.SubmitRaw(ctx, first)
+	if err != nil || res.Status != http.StatusCreated || again.Status != http.StatusOK || again.SubmissionID != res.SubmissionID {
+		t.Fatalf("the same bytes again: %v %+v", err, again)
+	}
+	resigned, err := e.client.Sign(build("01067"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := e.client.SubmitRaw(ctx, resigned); err != nil || r.Status != http.StatusOK || r.SubmissionID != res.SubmissionID {
+		t.Fatalf("the same content signed anew: %v %+v", err, r)
+	}
+	other, err := e.client.Sign(build("01069"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.client.SubmitRaw(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != http.StatusConflict || r.Problem == nil || r.Problem.Type != problem.TypeConflict || !strings.Contains(r.Problem.Detail, "new NachrichtID") {
+		t.Fatalf("another application under the used NachrichtID: %d %+v, want 409 conflict", r.Status, r.Problem)
+	}
+}
