@@ -391,7 +391,14 @@ func (a *Adapter) CheckTarget(t adapters.Target) error {
 	case !lst.IsDir():
 		return &adapters.TargetError{Field: "endpoint", Reason: ld + " is not a folder"}
 	}
-	if err := probe(dir); err != nil {
+	if err := probe(dir); errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		// Full or over quota now: the office's share, out of the operator's reach,
+		// and transient — deliveries into it are retried (ReasonFull) and wait until
+		// its import makes room. Refusing the start for it kept the whole gateway
+		// down after a restart, every office and every portal, for one full share.
+		a.log.Warn("transfer: office folder is full now; deliveries into it wait and are retried until it has room",
+			"folder", dir, "err", stripPath(err))
+	} else if err != nil {
 		return &adapters.TargetError{Field: "endpoint", Reason: "folder " + dir + " is not writable: " + stripPath(err).Error()}
 	}
 	a.watch(dir)

@@ -490,6 +490,57 @@ func TestCheckTarget(t *testing.T) {
 	}
 }
 
+// TestFullShareDoesNotStopTheStart: a share that is full (or over quota) when the
+// gateway starts was a start error for the whole configuration — after a kill -9
+// and systemd's restart the gateway stayed down, for every office and portal,
+// until the office's import made room (an audit, 2026-12-05). It is transient: the
+// check passes with a warning, deliveries into it fail as "full" and are retried,
+// and once there is room they go through.
+func TestFullShareDoesNotStopTheStart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "office")
+	mustMkdir(t, dir)
+	if !mount(t, dir, "size=256k") {
+		t.Fatal("cannot mount a tmpfs: the full-share test needs root (CI runs as root)")
+	}
+	prepareOffice(t, dir)
+	filler := filepath.Join(dir, "import-in-progress.bin")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := f.Write(make([]byte, 4096)); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	f.Close()
+	var logs bytes.Buffer
+	a, err := New(Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	if err := a.CheckTarget(adapters.Target{Channel: Channel, Endpoint: dir}); err != nil {
+		t.Fatalf("a full share refused at the start: %v", err)
+	}
+	if !strings.Contains(logs.String(), "office folder is full now") {
+		t.Errorf("no warning for the full share:\n%s", logs.String())
+	}
+	d := realDelivery(dir, "dlv-fullstart", "4c1f0e52-0000-4000-8000-00000000001f", att{"antrag.pdf", bytes.Repeat([]byte("x"), 8192)})
+	if _, err := a.Deliver(t.Context(), d); err == nil || adapters.IsPermanent(err) || adapters.PublicReason(err) != ReasonFull {
+		t.Fatalf("delivery into the full share: %v (reason %q), want transient %q", err, adapters.PublicReason(err), ReasonFull)
+	}
+	if err := os.Remove(filler); err != nil { // the import took its file
+		t.Fatal(err)
+	}
+	if _, err := a.Deliver(t.Context(), d); err != nil {
+		t.Fatalf("delivery once the share has room: %v", err)
+	}
+}
+
 // TestImportGroupPermissions: with the documented setup (office folder in the
 // import's group, setgid, chmod 2770), an import that runs as another user in that
 // group can read every case and write the marker; with the gateway's umask at 0007
