@@ -277,6 +277,9 @@ type Broker struct {
 	// asking holds the office and channel pairs (askKey) whose confirmation
 	// question has not returned (confirm.go checkHandedOver).
 	asking sync.Map
+	// withdrawnTold holds the office and channel pairs (askKey) whose forwarded
+	// packages were said, once, to wait on a channel no longer configured.
+	withdrawnTold sync.Map
 }
 
 // New builds a broker. Nothing runs until Start.

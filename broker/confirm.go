@@ -106,6 +106,37 @@ func (b *Broker) confirmsLater(channel string) bool {
 	return ok
 }
 
+// withdrawn moves a case handed over to a channel the office no longer has on to
+// its next channel, as a package waiting for such a channel is (dispatch): the
+// office may have it from the channel already (a clerk may then see it twice),
+// but no confirmation can come from there any more, and a case that waits for
+// one for ever reaches no one. A package forwarded to a peer gateway is that
+// gateway's to deliver (Forward): it stays, and the log says why its status no
+// longer moves.
+func (b *Broker) withdrawn(s *submission.Submission, channel string) {
+	if s.Forward != nil {
+		if _, told := b.withdrawnTold.LoadOrStore(askKey{s.OfficeID, channel}, true); !told {
+			b.log.Warn("channel no longer configured for the office: the status of packages forwarded on it no longer moves",
+				"office", s.OfficeID, "channel", channel)
+		}
+		return
+	}
+	why := submission.Reason{Public: "channel " + channel + " is no longer configured for the office; its confirmation cannot be asked for",
+		Internal: "handed over to " + channel + " before the channel was taken from the office's configuration; the office may have the package from there already"}
+	cur, err := b.changeSub(s.ID, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		return cur.ChannelWithdrawn(now, why)
+	})
+	if err != nil {
+		b.log.Error("record withdrawn channel", "submission", s.ID, "err", err)
+		return
+	}
+	b.log.Warn("channel no longer configured for the office: a package handed over on it goes on to the office's next channel",
+		"submission", s.ID, "office", s.OfficeID, "channel", channel)
+	if cur != nil && cur.State.Dispatchable() {
+		b.enqueue(cur)
+	}
+}
+
 // checkHandedOver asks once about each submission handed over to a channel
 // that confirms later. The index entry names the channel, so the records of the
 // others are not read: a gateway whose mailboxes and XTA boxes hold tens of
@@ -145,7 +176,15 @@ func (b *Broker) checkHandedOver() {
 		if hung[key] {
 			continue
 		}
-		target, _ := b.channels.Target(s.OfficeID, ref.Channel)
+		target, ok := b.channels.Target(s.OfficeID, ref.Channel)
+		if !ok {
+			// The operator took the channel from the office's configuration. It was
+			// asked with an empty address, and every round logged a reason nobody had
+			// configured ("not an absolute folder path") for every such case, which
+			// waited handed over for ever.
+			b.withdrawn(s, ref.Channel)
+			continue
+		}
 		conf, done, err := b.ask(c, key, b.delivery(s, target))
 		if errors.Is(err, errStillAsking) {
 			hung[key] = true

@@ -473,3 +473,72 @@ func (h *hungShare) asking(b *Broker) bool {
 	_, busy := b.asking.Load(askKey{h.hungOffice, "transfer"})
 	return busy
 }
+
+// TestHandedOverOnAWithdrawnChannelGoesOn: an office moved from its transfer
+// folder to its mailbox (the folder channel taken from its configuration) while
+// cases waited handed over in the folder for the import's confirmation. The
+// confirmation round asked the folder adapter with an empty address, logged "not
+// an absolute folder path" for every such case every round, and the cases waited
+// handed over for ever, with no Zustellbestaetigung (an audit, 2026-12-05). Now
+// such a case goes on to the office's next channel, as a package still waiting
+// for a removed channel does; a case on a channel still configured is asked as
+// before, and one forwarded to a peer stays (the peer delivers it).
+func TestHandedOverOnAWithdrawnChannelGoesOn(t *testing.T) {
+	dir := t.TempDir()
+	handedOver(t, dir, handed{"office-a", "transfer", 2}, handed{"office-b", "transfer", 1})
+	cfg := testConfig
+	cfg.ConfirmEvery = time.Hour
+	l := &later{scripted: scripted{channel: "transfer"}, confirmed: map[string]bool{}, changes: make(chan struct{}, 1)}
+	box := &scripted{channel: "mailbox"}
+	// office-a's folder is gone from the configuration; office-b keeps its own.
+	chans := ChannelsFunc(func(office, ch string) (adapters.Target, bool) {
+		if office == "office-a" && ch == "transfer" {
+			return adapters.Target{}, false
+		}
+		return testChannels(office, ch)
+	})
+	// The cases were handed over with the folder first; the mailbox is the office's
+	// next channel (intake adds it last to every plan).
+	db, err := store.Open(dir+"/store", store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		id := fmt.Sprintf("01900000-%04d-7000-8000-000000000000", i)
+		if _, err := db.Update(id, func(c *submission.Submission) ([]submission.Event, error) {
+			c.Targets = append(c.Targets, submission.Target{Channel: "mailbox"})
+			return []submission.Event{{At: time.Now().UTC(), Type: "note"}}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e := startEnv(t, dir, cfg, chans, nil, l, box)
+	e.b.checkHandedOver()
+	deadline := time.Now().Add(30 * time.Second)
+	for i := range 2 {
+		id := fmt.Sprintf("01900000-%04d-7000-8000-000000000000", i)
+		for {
+			s, err := e.b.Submission(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.State == submission.StateDelivered {
+				if ref, _ := s.CurrentTarget(); ref.Channel != "mailbox" {
+					t.Fatalf("%s delivered on %s, want the mailbox", id, ref.Channel)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				evs, _ := e.b.Log(id)
+				t.Fatalf("%s is %s, want delivered by the office's next channel: %+v", id, s.State, evs)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if s, _ := e.b.Submission("01900000-0002-7000-8000-000000000000"); s.State != submission.StateHandedOver {
+		t.Fatalf("office-b's case on its configured folder is %s, want still handed over", s.State)
+	}
+}

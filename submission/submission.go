@@ -328,7 +328,27 @@ func (s *Submission) ChannelFailed(now time.Time, gen int, why Reason) ([]Event,
 	}
 	t, _ := s.CurrentTarget()
 	s.TotalAttempts++
-	evs := []Event{{At: now, Type: EventChannelFailed, Channel: t.Channel, Attempt: s.Attempts + 1, Detail: why.Public, Note: why.Internal}}
+	return s.moveOn(now, []Event{{At: now, Type: EventChannelFailed, Channel: t.Channel, Attempt: s.Attempts + 1, Detail: why.Public, Note: why.Internal}}), nil
+}
+
+// ChannelWithdrawn moves a package handed over to a channel that the office no
+// longer has (the operator took it from the office's configuration) on to the
+// office's next channel, as a package still waiting for such a channel is: its
+// confirmation can no longer be asked for (the channel's address went with the
+// configuration), and the case waited handed over for ever, with no
+// Zustellbestaetigung though the office may well have it.
+func (s *Submission) ChannelWithdrawn(now time.Time, why Reason) ([]Event, error) {
+	if s.State != StateHandedOver {
+		return nil, fmt.Errorf("%w: %s is %s, not handed over", ErrStale, s.ID, s.State)
+	}
+	t, _ := s.CurrentTarget()
+	return s.moveOn(now, []Event{{At: now, Type: EventChannelFailed, Channel: t.Channel, Detail: why.Public, Note: why.Internal}}), nil
+}
+
+// moveOn goes on to the office's next channel after evs, or holds the package
+// when none is left.
+func (s *Submission) moveOn(now time.Time, evs []Event) []Event {
+	t, _ := s.CurrentTarget()
 	s.TargetIndex++
 	s.Attempts = 0
 	s.NextAttemptAt = time.Time{}
@@ -340,7 +360,7 @@ func (s *Submission) ChannelFailed(now time.Time, gen int, why Reason) ([]Event,
 		s.State = StateHeld
 		evs = append(evs, Event{At: now, Type: EventHeld, Detail: "no channel left; ready for pickup by the office"})
 	}
-	return evs, nil
+	return evs
 }
 
 // Confirmation is what the receiving side said when it took the package over.
