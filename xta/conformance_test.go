@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -275,6 +278,110 @@ func TestReplyIDNamesOneMessage(t *testing.T) {
 	if got := r.text("//TransportReport/MessageMetaData/MessageProperty[Key='InReplyTo']/Value"); got != caseA {
 		t.Errorf("the report of the reply names the case %q, want %q", got, caseA)
 	}
+	v.Run()
+}
+
+// TestReplyPartHeadersAreChecked: the contentType and filename attributes of a
+// reply's content elements become the MIME part headers of the multipart/mixed
+// bundle the portal reads. They went in unchecked: CR LF, which XML keeps as
+// character references, ended the Content-Type header and began one of the
+// office's own (the portal read harmlos.txt as evil.exe), a name ending in a
+// backslash came out as no name, a quote was dropped and an umlaut went out as
+// raw 8-bit header bytes. A contentType that is no media type, or a filename with
+// control characters, is now refused with ParameterIsNotValidException and nothing
+// is stored; any other name reaches a MIME reader as sent.
+func TestReplyPartHeadersAreChecked(t *testing.T) {
+	v := xtatest.NewValidator(t)
+	e := startEnv(t, nil)
+	ctx := context.Background()
+	newCase := func(t *testing.T) string {
+		sub := e.submit(t, officeA, pkgBytes(300))
+		if _, err := e.b.Confirm(ctx, officeA, sub.ID, broker.Pickup{Channel: channel.XTA, Receiver: "test"}); err != nil {
+			t.Fatal(err)
+		}
+		return sub.ID
+	}
+	send := func(t *testing.T, id, container string) *soapResp {
+		return post(t, e.client("office-a"), e.base+PathSender, actionCT(portSender, "sendMessage"),
+			soapUIRequest(xtaA, replyHeader(NewMessageID("amtsbote"), xtaA, MessageID("amtsbote", id), "Bescheid"), `
+      <ns:ContentContainer>`+container+`</ns:ContentContainer>`))
+	}
+	msg := `<ns:Message contentType="text/plain" filename="b.txt" id="m1">R2VuZWhtaWd0</ns:Message>`
+	att := func(id, contentType, filename string) string {
+		return `<ns:Attachment contentType="` + contentType + `" filename="` + filename + `" id="` + id + `">eA==</ns:Attachment>`
+	}
+
+	t.Run("refused", func(t *testing.T) {
+		id := newCase(t)
+		for _, tc := range []struct{ name, container string }{
+			{"CR LF in an attachment's contentType", msg + att("a1", `text/plain&#13;&#10;Content-Disposition: attachment; filename=&quot;evil.exe&quot;`, "harmlos.txt")},
+			{"CR LF in the message's contentType", `<ns:Message contentType="text/plain&#13;&#10;X-Evil: 1" id="m1">R2VuZWhtaWd0</ns:Message>`},
+			{"contentType without a subtype", msg + att("a1", "pdf", "a.pdf")},
+			{"CR LF in a filename", msg + att("a1", "application/pdf", `a.pdf&#13;&#10;Content-Type: text/html`)},
+			{"tab in a filename", msg + att("a1", "application/pdf", "a&#9;b.pdf")},
+			{"C1 control in a filename", msg + att("a1", "application/pdf", "a&#x85;b.pdf")},
+		} {
+			r := send(t, id, tc.container)
+			if code, exc := r.fault(); r.status != http.StatusBadRequest || code != "env:Sender" || exc != string(ParameterIsNotValid) {
+				t.Errorf("%s: HTTP %d %s %s, want 400 env:Sender ParameterIsNotValidException\n%.2000s", tc.name, r.status, code, exc, r.root)
+				continue
+			}
+			v.AddMessage(tc.name, r.root, r.parts)
+		}
+		if s, _ := e.b.Submission(id); len(s.Replies) != 0 {
+			t.Errorf("%d refused replies were stored", len(s.Replies))
+		}
+	})
+
+	t.Run("names round-trip", func(t *testing.T) {
+		id := newCase(t)
+		wants := []struct{ mediaType, fileName string }{
+			{"text/plain", "b.txt"},
+			{"application/pdf", "Bescheid Müller.pdf"},
+			{"application/pdf", `C:\Bescheide\Bescheid.pdf`},
+			{"application/pdf", `Anlage\`},
+			{"text/plain", `Plan "final".txt`},
+		}
+		container := msg + att("a1", "application/pdf", "Bescheid Müller.pdf") + att("a2", "application/pdf", `C:\Bescheide\Bescheid.pdf`) +
+			att("a3", "application/pdf", `Anlage\`) + att("a4", "text/plain; charset=UTF-8", "Plan &quot;final&quot;.txt")
+		mustOK(t, "sendMessage with attachments", send(t, id, container))
+		s, _ := e.b.Submission(id)
+		if len(s.Replies) != 1 {
+			t.Fatalf("replies: %+v", s.Replies)
+		}
+		mt, params, err := mime.ParseMediaType(s.Replies[0].ContentType)
+		if err != nil || mt != "multipart/mixed" {
+			t.Fatalf("reply Content-Type %q: %q, %v", s.Replies[0].ContentType, mt, err)
+		}
+		_, rc, err := e.b.OpenReply(ctx, officeA, id, s.Replies[0].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		mr := multipart.NewReader(rc, params["boundary"])
+		for i, w := range wants {
+			p, err := mr.NextPart()
+			if err != nil {
+				t.Fatalf("part %d: %v", i, err)
+			}
+			for k, vs := range p.Header {
+				for _, v := range vs {
+					if strings.ContainsFunc(v, func(r rune) bool { return r >= 0x80 }) {
+						t.Errorf("part %d: header %s %q is not 7-bit", i, k, v)
+					}
+				}
+			}
+			if got, _, err := mime.ParseMediaType(p.Header.Get("Content-Type")); err != nil || got != w.mediaType {
+				t.Errorf("part %d: Content-Type %q, want %s", i, p.Header.Get("Content-Type"), w.mediaType)
+			}
+			if got := p.FileName(); got != w.fileName {
+				t.Errorf("part %d: FileName() %q, want %q (Content-Disposition %q)", i, got, w.fileName, p.Header.Get("Content-Disposition"))
+			}
+		}
+		if _, err := mr.NextPart(); err != io.EOF {
+			t.Errorf("after the last attachment: %v, want io.EOF", err)
+		}
+	})
 	v.Run()
 }
 

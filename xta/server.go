@@ -12,12 +12,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/google/uuid"
 
@@ -1047,25 +1049,27 @@ func (s *Server) sendMessage(c *call, sync bool) (*answer, error) {
 	if cc.Extensions != nil {
 		return nil, fault(UnsupportedExtension, "ContentContainer/Extensions")
 	}
-	msgBytes, err := c.msg.content(cc.Message)
+	msg, err := replyPart("Message", cc.Message)
 	if err != nil {
+		return nil, err
+	}
+	if msg.content, err = c.msg.content(cc.Message); err != nil {
 		return nil, asFault(err)
 	}
-	contentType := cc.Message.ContentType
-	if contentType == "" {
-		contentType = "application/octet-stream"
-	}
-	content := msgBytes
+	contentType, content := msg.contentType, msg.content
 	if len(cc.Attachment) > 0 {
 		var atts []bundlePart
 		for i := range cc.Attachment {
-			b, err := c.msg.content(&cc.Attachment[i])
+			a, err := replyPart("Attachment", &cc.Attachment[i])
 			if err != nil {
+				return nil, err
+			}
+			if a.content, err = c.msg.content(&cc.Attachment[i]); err != nil {
 				return nil, asFault(err)
 			}
-			atts = append(atts, bundlePart{cc.Attachment[i].ContentType, cc.Attachment[i].Filename, b})
+			atts = append(atts, a)
 		}
-		content, contentType, err = bundle(bundlePart{contentType, cc.Message.Filename, msgBytes}, atts)
+		content, contentType, err = bundle(msg, atts)
 		if err != nil {
 			return nil, err
 		}
@@ -1300,28 +1304,81 @@ type bundlePart struct {
 	content               []byte
 }
 
+// replyPart checks the contentType and filename attributes of a reply's content
+// element, which become MIME part headers of the reply bundle (and the message's
+// contentType the reply's media type), and refuses with ParameterIsNotValid what
+// cannot be written there: XML keeps character references for CR LF, so an
+// unchecked value ended the header and started the office's own, and the portal
+// read the part under another name and type.
+func replyPart(elem string, c *xContent) (bundlePart, error) {
+	ct, err := mediaType(c.ContentType)
+	if err != nil {
+		return bundlePart{}, fault(ParameterIsNotValid, "%s/@contentType: %v", elem, err)
+	}
+	if err := checkFilename(c.Filename); err != nil {
+		return bundlePart{}, fault(ParameterIsNotValid, "%s/@filename: %v", elem, err)
+	}
+	return bundlePart{contentType: ct, filename: c.Filename}, nil
+}
+
+// mediaType returns a contentType as a MIME header writes it (RFC 2045
+// type/subtype with parameters; application/octet-stream when none is given), or
+// an error when it is not one.
+func mediaType(ct string) (string, error) {
+	if strings.TrimSpace(ct) == "" {
+		return "application/octet-stream", nil
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return "", fmt.Errorf("%q is not a media type: %w", ct, err)
+	}
+	out := mime.FormatMediaType(mt, params)
+	if !strings.Contains(mt, "/") || out == "" {
+		return "", fmt.Errorf("%q is not a media type type/subtype", ct)
+	}
+	return out, nil
+}
+
+// checkFilename refuses control characters in a file name: FormatMediaType would
+// percent-encode them, but the portal would then show or save a name with a line
+// break or tab in it, which no office system means to send.
+func checkFilename(name string) error {
+	if strings.ContainsFunc(name, unicode.IsControl) {
+		return fmt.Errorf("%q has control characters", name)
+	}
+	return nil
+}
+
 // bundle keeps a reply with attachments as one multipart/mixed document: the
-// message first, then each attachment with its file name.
+// message first, then each attachment. Each part's Content-Type and
+// Content-Disposition (with the file name, RFC 2231 filename* when it is not
+// ASCII) are written by mime.FormatMediaType, so that a MIME reader gives back the
+// names and types as the office sent them.
 func bundle(msg bundlePart, atts []bundlePart) ([]byte, string, error) {
 	var b bytes.Buffer
 	boundary := "amtsbote-reply-" + randHex(12)
-	write := func(p bundlePart) {
-		ct := p.contentType
-		if ct == "" {
-			ct = "application/octet-stream"
+	write := func(p bundlePart) error {
+		ct, err := mediaType(p.contentType)
+		if err != nil {
+			return err
+		}
+		if err := checkFilename(p.filename); err != nil {
+			return err
 		}
 		b.WriteString("--" + boundary + "\r\n")
 		b.WriteString("Content-Type: " + ct + "\r\n")
 		if p.filename != "" {
-			b.WriteString(`Content-Disposition: attachment; filename="` + strings.NewReplacer(`"`, "", "\r", "", "\n", "").Replace(p.filename) + "\"\r\n")
+			b.WriteString("Content-Disposition: " + mime.FormatMediaType("attachment", map[string]string{"filename": p.filename}) + "\r\n")
 		}
 		b.WriteString("Content-Transfer-Encoding: binary\r\n\r\n")
 		b.Write(p.content)
 		b.WriteString("\r\n")
+		return nil
 	}
-	write(msg)
-	for _, a := range atts {
-		write(a)
+	for _, p := range append([]bundlePart{msg}, atts...) {
+		if err := write(p); err != nil {
+			return nil, "", fmt.Errorf("xta: reply bundle: %w", err)
+		}
 	}
 	b.WriteString("--" + boundary + "--\r\n")
 	return b.Bytes(), `multipart/mixed; boundary="` + boundary + `"`, nil
