@@ -89,11 +89,21 @@ func (c *oldestCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// notErased leaves out of an index's listing the entries that say an erasure
-// removed their bytes (an entry that does not say is kept).
-func notErased(list func() ([]store.Waiting, error)) func() ([]store.Waiting, error) {
+// notErased leaves out of an index's listing the entries whose bytes an erasure
+// removed. An entry an older build wrote does not say (not Known): its record
+// is read. Such entries were kept, and a case erased before an upgrade stayed in
+// the held or handed-over gauge for ever (an audit, 2026-12-05); they stay in the
+// index as long as the case waits, but only cases from before the upgrade have
+// them, so a scrape reads few records, if any.
+func notErased(get func(id string) (*submission.Submission, error), list func() ([]store.Waiting, error)) func() ([]store.Waiting, error) {
 	return func() ([]store.Waiting, error) {
 		entries, err := list()
-		return slices.DeleteFunc(entries, func(e store.Waiting) bool { return e.Known && e.Erased }), err
+		return slices.DeleteFunc(entries, func(e store.Waiting) bool {
+			if e.Known {
+				return e.Erased
+			}
+			s, err := get(e.ID)
+			return err == nil && s.BytesRemovedAt != nil
+		}), err
 	}
 }

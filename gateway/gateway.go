@@ -196,7 +196,8 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 	// (the office can no longer fetch it, a replay has nothing to send): not
 	// counted, or AmtsboteUnconfirmedForDays and AmtsbotePackagesHeld would fire
 	// for it for ever.
-	held, waiting, handedOver := watch("held", store.IDsOf(notErased(g.db.Held))), watch("waiting", g.db.Outbox), watch("handed_over", store.IDsOf(notErased(g.db.HandedOver)))
+	held, waiting, handedOver := watch("held", store.IDsOf(notErased(g.db.Get, g.db.Held))), watch("waiting", g.db.Outbox),
+		watch("handed_over", store.IDsOf(notErased(g.db.Get, g.db.HandedOver)))
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "amtsbote_submissions_held",
 			Help: "Submissions waiting for a person: no channel of the office could deliver them (counted from the store's index)."},

@@ -1,0 +1,91 @@
+package gateway
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/store/storetest"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// TestErasedCaseOfAnOlderBuildIsNotCounted: a held and a handed-over case whose
+// bytes were erased by a build before the index entries said so (their value is
+// empty, as every build before 2026-12-05 wrote it) stayed in the held and
+// handed-over gauges after the upgrade: AmtsbotePackagesHeld and
+// AmtsboteUnconfirmedForDays fired for ever (an audit). Such an entry's record is
+// read; a waiting case's entry of the same kind is still counted.
+func TestErasedCaseOfAnOlderBuildIsNotCounted(t *testing.T) {
+	dir := t.TempDir()
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type entry struct {
+		id     string
+		bucket string
+	}
+	var entries []entry
+	for i, c := range []struct {
+		state  submission.State
+		bucket string
+		erased bool
+	}{{submission.StateHeld, "held", true}, {submission.StateHandedOver, "handed_over", true}, {submission.StateHeld, "held", false}} {
+		sub := storetest.NewSubmission("01a2-older-"+string(rune('a'+i)), "amt24", "m"+string(rune('a'+i)))
+		sub.State = c.state
+		if _, _, _, err := db.Create(context.Background(), sub, []submission.Event{{Type: submission.EventReceived}}, "in", []byte("r")); err != nil {
+			t.Fatal(err)
+		}
+		if c.erased {
+			if _, err := db.Update(sub.ID, func(x *submission.Submission) ([]submission.Event, error) {
+				now := time.Now().UTC()
+				x.BytesRemovedAt = &now
+				return []submission.Event{{Type: submission.EventBytesRemoved}}, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		entries = append(entries, entry{sub.ID, c.bucket})
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// What an older build left in the file: the index entries with empty values.
+	b, err := bolt.Open(filepath.Join(dir, store.FileName), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Update(func(tx *bolt.Tx) error {
+		for _, e := range entries {
+			if err := tx.Bucket([]byte(e.bucket)).Put([]byte(e.id), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err = store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	held, err := notErased(db.Get, db.Held)()
+	if err != nil {
+		t.Fatal(err)
+	}
+	handed, err := notErased(db.Get, db.HandedOver)()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(held) != 1 || held[0].ID != entries[2].id || len(handed) != 0 {
+		t.Fatalf("held %+v, handed over %+v: want only the case that was not erased", held, handed)
+	}
+}
