@@ -151,6 +151,12 @@ type Config struct {
 	// package the queue holds no message for is published again (queuecheck.go).
 	// Default 2m; negative: never.
 	QueueCheckEvery time.Duration
+	// Plan, when set, is the office's channel plan as intake would make it now
+	// (the directory's channels, limited to those configured, the mailbox last);
+	// nil when the office is not in the directory. A replay (Redeliver) takes it:
+	// the plan fixed at intake held a package again whose office the operator had
+	// just given the channel it lacked.
+	Plan func(officeID string) []submission.Target
 }
 
 func (c *Config) defaults() {

@@ -72,7 +72,8 @@ func (b *Broker) PortalReply(ctx context.Context, portal, id, replyID string) (s
 }
 
 // Redeliver queues a held submission again from its first channel (the operator's
-// replay after fixing an office's endpoint).
+// replay after fixing an office's endpoint), with the office's channel plan as
+// it is now (Config.Plan) when there is one.
 func (b *Broker) Redeliver(id, actor string) (*submission.Submission, error) {
 	s, err := b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
 		// A held case whose bytes were erased has nothing left to deliver; queued
@@ -80,7 +81,11 @@ func (b *Broker) Redeliver(id, actor string) (*submission.Submission, error) {
 		if cur.BytesRemovedAt != nil {
 			return nil, fmt.Errorf("%w: its package bytes were removed (%s); there is nothing to deliver", submission.ErrIllegal, cur.BytesRemovedAt.Format(time.RFC3339))
 		}
-		return cur.Requeue(now, actor)
+		var plan []submission.Target
+		if b.cfg.Plan != nil {
+			plan = b.cfg.Plan(cur.OfficeID)
+		}
+		return cur.Requeue(now, actor, plan)
 	})
 	if err != nil {
 		return nil, err

@@ -582,3 +582,59 @@ func TestOfficeParallelFromConfig(t *testing.T) {
 		t.Fatalf("%d requests at once, the office's cap is 3", p)
 	}
 }
+
+// TestReplayTakesTheOfficesChannelsAsTheyAreNow: an office without a channel on
+// the gateway (a misspelt office id in the configuration) had its packages held;
+// the operator mended the configuration, restarted and replayed them — and they
+// were held again, because the replay kept the channel plan fixed at intake
+// (the mailbox alone) while the office's webhook stayed unused (an audit,
+// 2026-12-05). The replay now takes the office's plan as intake makes it now.
+func TestReplayTakesTheOfficesChannelsAsTheyAreNow(t *testing.T) {
+	dir := t.TempDir()
+	f := start(t, func(c *config.Config) { c.DataDir = dir })
+	res, err := f.portal.Submit(context.Background(), f.example())
+	if err != nil || res.Status != http.StatusCreated {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	waitFor(t, "the package held (no channel, no mailbox user)", func() bool {
+		s, err := f.g.Broker.Submission(res.SubmissionID)
+		return err == nil && s.State == submission.StateHeld
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.g.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hook := newHookRecv(t, secretA, 200)
+	f2 := start(t, func(c *config.Config) {
+		c.DataDir = dir
+		c.Offices[DemoOfficeID] = c.Offices[DemoOfficeID].WithChannel(channel.Webhook, config.Channel{Endpoint: hook.srv.URL, Secret: secretA})
+	})
+	req, _ := http.NewRequest(http.MethodPost, f2.g.URL()+"/v1/admin/dead-letters/replay", strings.NewReader(`{"ids":["`+res.SubmissionID+`"]}`))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("replay: %d", resp.StatusCode)
+	}
+	waitFor(t, "the replayed package delivered by the office's webhook", func() bool {
+		s, err := f2.g.Broker.Submission(res.SubmissionID)
+		return err == nil && s.State == submission.StateDelivered
+	})
+	if got, bad := hook.seen(); len(got) != 1 || got[0] != res.SubmissionID || bad != 0 {
+		t.Fatalf("the webhook got %v (%d badly signed)", got, bad)
+	}
+	evs, err := f2.g.Broker.Log(res.SubmissionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		if e.Type == submission.EventRequeued && !strings.Contains(e.Detail, "channels now webhook, mailbox (were mailbox)") {
+			t.Errorf("the requeued event does not name the plans: %q", e.Detail)
+		}
+	}
+}

@@ -41,6 +41,7 @@ import (
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/store/jsstore"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 // Gateway is one running process. Create with Start; stop with Shutdown.
@@ -277,6 +278,9 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 		AttemptTimeout: cfg.Delivery.AttemptTimeout, TransferMinRate: cfg.Delivery.TransferMinRate, Replicas: cfg.NATS.Replicas,
 		ExclusiveConsumer: cfg.NATS.URL == "", QueueInMemory: cfg.NATS.URL == "", Queue: queue,
 		Retention: RetentionOf(cfg), RetentionEvery: cfg.Retention.Every, QueueCheckEvery: cfg.Delivery.QueueCheck,
+		// A replay takes the office's plan as intake makes it now (the pipeline is
+		// built below; a replay comes only once the gateway serves).
+		Plan: func(office string) []submission.Target { return g.Pipeline.Plan(office) },
 	}, g.db, g.bus.JS, g.adapters, g.channels, broker.GatewaySigner{Signer: g.Signer, GatewayID: cfg.GatewayID}, log, broker.NewMetrics(reg))
 
 	base, err := routing.Builtin()

@@ -191,10 +191,8 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 		return nil, fmt.Errorf("%w: the responsible office for %s in %s is in Land %s (%s), and this gateway has no connection to that state's gateway for this place",
 			routing.ErrNoResponsibleOffice, route.Service.Name, route.Area.Name, route.Peer.Land, route.Peer.Name)
 	}
-	if p.LastResort != "" && route.Office != nil && !hasChannel(in.Targets, p.LastResort) {
-		// Every office's last channel reaches a person (the web mailbox): a package
-		// whose other channels all fail for good still reaches the office.
-		in.Targets = append(in.Targets, submission.Target{Channel: p.LastResort})
+	if route.Office != nil {
+		in.Targets = p.lastResort(in.Targets)
 	}
 	atts, held, err := p.attachments(ctx, pk, parts)
 	if err != nil {
@@ -255,6 +253,29 @@ func placeOf(d *routing.Directory, o paket.Ort) string {
 		return both
 	}
 	return q
+}
+
+// lastResort ends an office's plan with the channel that reaches a person (the
+// web mailbox): a package whose other channels all fail for good still reaches
+// the office.
+func (p *Pipeline) lastResort(ts []submission.Target) []submission.Target {
+	if p.LastResort != "" && !hasChannel(ts, p.LastResort) {
+		ts = append(ts, submission.Target{Channel: p.LastResort})
+	}
+	return ts
+}
+
+// Plan is an office's channel plan as intake makes it now, from the current
+// directory and configuration; nil when the directory does not know the office
+// (a peer gateway's "peer-<Land>"). An operator's replay takes it
+// (broker.Config.Plan), so a package held for a channel its office lacked
+// goes to the channel the operator has given the office since.
+func (p *Pipeline) Plan(officeID string) []submission.Target {
+	o, ok := p.Directory.Current().Office(officeID)
+	if !ok {
+		return nil
+	}
+	return p.lastResort(p.targets(officeID, &routing.Route{Office: o, Channels: o.Channels}))
 }
 
 // targets is the channel plan: the office's channels in the directory's order of

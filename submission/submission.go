@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -459,15 +460,40 @@ func (s *Submission) Decide(now time.Time, outcome, reason, actor string) ([]Eve
 
 // Requeue starts delivery again from the office's first channel (an operator's
 // replay after fixing an office's endpoint). Only a held submission can be requeued.
-func (s *Submission) Requeue(now time.Time, actor string) ([]Event, error) {
-	if s.State != StateHeld || len(s.Targets) == 0 {
-		return nil, fmt.Errorf("%w: requeue a submission that is %s with %d channels", ErrIllegal, s.State, len(s.Targets))
+//
+// plan, when not empty, is the office's channel plan as it is now and replaces the
+// one made at intake: the operator's replay follows a mended configuration (an
+// office given the channel it lacked), and the event names both plans.
+func (s *Submission) Requeue(now time.Time, actor string, plan []Target) ([]Event, error) {
+	targets := s.Targets
+	if len(plan) > 0 {
+		targets = plan
+	}
+	if s.State != StateHeld || len(targets) == 0 {
+		return nil, fmt.Errorf("%w: requeue a submission that is %s with %d channels", ErrIllegal, s.State, len(targets))
+	}
+	detail := "requeued by operator"
+	if !slices.Equal(targets, s.Targets) {
+		detail += "; channels now " + channelNames(targets) + " (were " + channelNames(s.Targets) + ")"
+		s.Targets = slices.Clone(targets)
 	}
 	s.TargetIndex, s.Attempts = 0, 0
 	s.Generation++
 	s.State = StateQueued
 	s.NextAttemptAt = time.Time{}
-	return []Event{{At: now, Type: EventRequeued, Channel: s.Targets[0].Channel, Actor: actor, Detail: "requeued by operator"}}, nil
+	return []Event{{At: now, Type: EventRequeued, Channel: s.Targets[0].Channel, Actor: actor, Detail: detail}}, nil
+}
+
+// channelNames lists a plan's channels for an event ("none" for an empty plan).
+func channelNames(ts []Target) string {
+	if len(ts) == 0 {
+		return "none"
+	}
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		names[i] = t.Channel
+	}
+	return strings.Join(names, ", ")
 }
 
 // maxReplies bounds the replies to one case, so one office system in a loop cannot
