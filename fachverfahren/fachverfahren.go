@@ -221,7 +221,7 @@ func (o *Office) hook(w http.ResponseWriter, r *http.Request) {
 	if dup {
 		return
 	}
-	o.logf("webhook received: submission %s, signatures (FIT-Connect HMAC-SHA512, Standard Webhooks) valid", n.SubmissionID)
+	o.logf("webhook received: submission %s, signatures (Standard Webhooks, FIT-Connect) verified", n.SubmissionID)
 	o.wg.Add(1)
 	go func() {
 		defer o.wg.Done()

@@ -132,9 +132,12 @@ func buildNotification(base string, d adapters.Delivery) Notification {
 }
 
 // ReadVerified is the receiver's one call: it reads r's body (at most
-// MaxNotificationBytes), checks both signature header sets with Verify and decodes
-// the notification. Answer 401 on a *VerifyError, 400 otherwise, and 2xx only after
-// the notification is stored.
+// MaxNotificationBytes), checks the signature header sets with Verify (one that
+// verifies suffices, so a receiver on either secret of a rotating sender keeps
+// working) and decodes the notification. Answer 401 on a *VerifyError, 500 on
+// ErrInvalidSecret (the receiver's own secret is missing or invalid: the gateway
+// retries a 5xx, and gives a 4xx up), 400 otherwise, and 2xx only after the
+// notification is stored.
 func ReadVerified(r *http.Request, secret string, now time.Time, tolerance time.Duration) (Notification, []byte, error) {
 	body, err := httpbody.ReadAll(io.LimitReader(r.Body, MaxNotificationBytes+1), r.ContentLength)
 	if err != nil {

@@ -167,9 +167,19 @@ func Sign(h http.Header, secret, id string, at time.Time, body []byte) error {
 	return nil
 }
 
-// Verify checks a received notification against secret: BOTH the Standard Webhooks
-// headers and the FIT-Connect callback headers must be present, within tolerance of
-// now (DefaultTolerance if tolerance <= 0) and match body under one of the secrets.
+// Verify checks a received notification against secret. Of the two header sets
+// (Standard Webhooks' webhook-* and FIT-Connect's callback-*), each is
+// sufficient on its own, as docs/webhook.md promises: the notification is
+// authentic when one set matches body under one of the secrets with its
+// timestamp within tolerance of now (DefaultTolerance if tolerance <= 0), and
+// the other set is absent as a whole, verifies too, or is the FIT-Connect set
+// failing only because its single MAC is keyed with a secret the receiver does
+// not hold (a sender rotating keys; its timestamp must then equal the verified
+// webhook-timestamp). Every other failure of a set that is present fails Verify:
+// a set only partly there, malformed or out of tolerance, and a Standard
+// Webhooks set that does not match while the FIT-Connect set does — the sender
+// signs webhook-signature with every secret it has, so that never happens in a
+// rotation, and only the Standard Webhooks MAC covers webhook-id.
 //
 // secret may hold several whitespace-separated "whsec_" secrets, so a receiver can
 // accept the old and the new one while the sender rotates. Comparisons are constant
@@ -182,10 +192,47 @@ func Verify(h http.Header, body []byte, secret string, now time.Time, tolerance 
 	if tolerance <= 0 {
 		tolerance = DefaultTolerance
 	}
-	if err := verifyStandard(h, body, secrets, now, tolerance); err != nil {
-		return err
+	stdErr := verifyStandard(h, body, secrets, now, tolerance)
+	fitErr := verifyFITConnect(h, body, secrets, now, tolerance)
+	stdAbsent := absent(h, HeaderWebhookID, HeaderWebhookTimestamp, HeaderWebhookSignature)
+	fitAbsent := absent(h, HeaderCallbackAuth, HeaderCallbackTime)
+	switch {
+	case stdErr == nil && (fitErr == nil || fitAbsent):
+		return nil
+	case stdErr == nil && errors.Is(fitErr, ErrSignatureMismatch):
+		// The gateway keys its one callback-authentication with one of its secrets
+		//: during a rotation a receiver holding another one sees it
+		// mismatch while webhook-signature, carrying all of them, verifies. The
+		// set is passed over only with the timestamp the verified set vouches for,
+		// so no header Verify accepted says anything unauthenticated.
+		wts, _ := header(h, HeaderWebhookTimestamp)
+		cts, _ := header(h, HeaderCallbackTime)
+		if cts == wts {
+			return nil
+		}
+		return fitErr
+	case stdErr == nil:
+		return fitErr
+	case stdAbsent && fitErr == nil:
+		return nil // a FIT-Connect-only sender
+	case stdAbsent && !fitAbsent:
+		return fitErr
+	default:
+		return stdErr
 	}
-	return verifyFITConnect(h, body, secrets, now, tolerance)
+}
+
+// absent reports whether none of the headers is in h (in any spelling), i.e. the
+// sender did not send that header set at all.
+func absent(h http.Header, names ...string) bool {
+	for k := range h {
+		for _, n := range names {
+			if strings.EqualFold(k, n) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func header(h http.Header, name string) (string, error) {

@@ -69,7 +69,11 @@ func TestVerify(t *testing.T) {
 			h.Set(HeaderWebhookTimestamp, "1795000060")
 			return h
 		}, wantErr: ErrSignatureMismatch, wantHdr: HeaderWebhookSignature},
-		{name: "fit-connect MAC tampered", header: func() http.Header {
+		// A callback-authentication that does not match beside a webhook-signature that
+		// does is what a receiver holding another of the sender's secrets sees during a
+		// rotation; it cannot tell it from a tampered MAC, and need not: the verified
+		// set covers body, id and timestamp.
+		{name: "fit-connect MAC tampered beside a valid standard set", header: func() http.Header {
 			h := good()
 			mac := []byte(h.Get(HeaderCallbackAuth))
 			if mac[0] == '0' {
@@ -79,13 +83,59 @@ func TestVerify(t *testing.T) {
 			}
 			h.Set(HeaderCallbackAuth, string(mac))
 			return h
-		}, wantErr: ErrSignatureMismatch, wantHdr: HeaderCallbackAuth},
+		}},
 		{name: "fit-connect MAC not hex", header: func() http.Header { h := good(); h.Set(HeaderCallbackAuth, "zz"); return h }, wantErr: ErrMalformedHeader, wantHdr: HeaderCallbackAuth},
-		{name: "fit-connect MAC of other secret", header: func() http.Header {
+		{name: "fit-connect MAC of other secret beside a valid standard set", header: func() http.Header {
 			h := good()
 			h.Set(HeaderCallbackAuth, signedHeader(t, other, "dlv-1", now, body).Get(HeaderCallbackAuth))
 			return h
+		}},
+		{name: "fit-connect MAC of other secret and a timestamp of its own", header: func() http.Header {
+			h := good()
+			o := signedHeader(t, other, "dlv-1", now.Add(time.Second), body)
+			h.Set(HeaderCallbackAuth, o.Get(HeaderCallbackAuth))
+			h.Set(HeaderCallbackTime, o.Get(HeaderCallbackTime))
+			return h
 		}, wantErr: ErrSignatureMismatch, wantHdr: HeaderCallbackAuth},
+		{name: "fit-connect set alone", header: func() http.Header {
+			h := good()
+			h.Del(HeaderWebhookID)
+			h.Del(HeaderWebhookTimestamp)
+			h.Del(HeaderWebhookSignature)
+			return h
+		}},
+		{name: "standard set alone", header: func() http.Header {
+			h := good()
+			h.Del(HeaderCallbackAuth)
+			h.Del(HeaderCallbackTime)
+			return h
+		}},
+		{name: "fit-connect set alone, tampered body", header: func() http.Header {
+			h := good()
+			h.Del(HeaderWebhookID)
+			h.Del(HeaderWebhookTimestamp)
+			h.Del(HeaderWebhookSignature)
+			return h
+		}, body: []byte(strings.Replace(string(body), "dlv-1", "dlv-2", 1)), wantErr: ErrSignatureMismatch, wantHdr: HeaderCallbackAuth},
+		{name: "fit-connect set alone, stale", header: func() http.Header {
+			h := signedHeader(t, secret, "dlv-1", now.Add(-time.Hour), body)
+			h.Del(HeaderWebhookID)
+			h.Del(HeaderWebhookTimestamp)
+			h.Del(HeaderWebhookSignature)
+			return h
+		}, wantErr: ErrTimestampOutOfTolerance, wantHdr: HeaderCallbackTime},
+		{name: "fit-connect set alone, with a stray webhook-id", header: func() http.Header {
+			h := good()
+			h.Del(HeaderWebhookTimestamp)
+			h.Del(HeaderWebhookSignature)
+			return h
+		}, wantErr: ErrMissingHeader, wantHdr: HeaderWebhookTimestamp},
+		{name: "no headers at all", header: func() http.Header { return http.Header{} }, wantErr: ErrMissingHeader, wantHdr: HeaderWebhookID},
+		{name: "fit-connect set stale beside a valid standard set", header: func() http.Header {
+			h := good()
+			h.Set(HeaderCallbackTime, "1794990000")
+			return h
+		}, wantErr: ErrTimestampOutOfTolerance, wantHdr: HeaderCallbackTime},
 		{name: "fit-connect timestamp moved", header: func() http.Header { h := good(); h.Set(HeaderCallbackTime, "1795000001"); return h }, wantErr: ErrSignatureMismatch, wantHdr: HeaderCallbackAuth},
 		{name: "fit-connect stale alone", header: func() http.Header {
 			h := good()
@@ -178,6 +228,35 @@ func TestSenderRotation(t *testing.T) {
 	want := fitConnectMAC(newS, h.Get(HeaderCallbackTime), body)
 	if h.Get(HeaderCallbackAuth) != hex.EncodeToString(want) {
 		t.Error("callback-authentication is not keyed with the first (newest) secret")
+	}
+}
+
+// TestVerifyThroughSenderFirstRotation: with the sender on "whsec_NEW whsec_OLD",
+// Verify accepts for a receiver on either secret. It required both header sets to
+// verify, and the single callback-authentication is keyed with one secret only, so
+// a Go receiver on the other one refused every notification with 401 (permanent
+// at the gateway) and the office's packages left the webhook channel for good.
+func TestVerifyThroughSenderFirstRotation(t *testing.T) {
+	oldS, newS := NewSecret(), NewSecret()
+	now := time.Unix(1_795_000_000, 0)
+	body := []byte(`{"type":"` + TypeNewSubmissions + `","deliveryId":"dlv-1"}`)
+	h := signedHeader(t, newS+" "+oldS, "dlv-1", now, body)
+	for name, s := range map[string]string{"old": oldS, "new": newS, "both": newS + " " + oldS} {
+		if err := Verify(h, body, s, now, 0); err != nil {
+			t.Errorf("receiver on the %s secret: %v", name, err)
+		}
+		r, err := http.NewRequest(http.MethodPost, "http://office/cb", strings.NewReader(string(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Header = h.Clone()
+		if _, _, err := ReadVerified(r, s, now, 0); err != nil {
+			t.Errorf("ReadVerified, receiver on the %s secret: %v", name, err)
+		}
+	}
+	// Neither secret of the sender: still refused.
+	if err := Verify(h, body, NewSecret(), now, 0); !errors.Is(err, ErrSignatureMismatch) {
+		t.Errorf("receiver on a third secret: err = %v, want ErrSignatureMismatch", err)
 	}
 }
 
