@@ -289,7 +289,8 @@ type PortalClient struct {
 }
 
 // PortalCallback is a portal's callback endpoint and its secret (one or more
-// "whsec_" keys, newest first), as for an office's webhook.
+// "whsec_" keys, newest first; callback-authentication uses the last), as for an
+// office's webhook.
 type PortalCallback struct {
 	Endpoint string `yaml:"endpoint"`
 	Secret   string `yaml:"secret"`
@@ -313,9 +314,13 @@ type OfficeClient struct {
 
 // Channel is one configured channel of an office.
 type Channel struct {
-	Endpoint string            `yaml:"endpoint,omitempty"` // URL, folder, XTA identifier, e-mail address: the channel says
-	Secret   string            `yaml:"secret,omitempty"`   // never logged
-	Params   map[string]string `yaml:"params,omitempty"`
+	Endpoint string `yaml:"endpoint,omitempty"` // URL, folder, XTA identifier, e-mail address: the channel says
+	// Secret is never logged. For the webhook channel: one or more "whsec_" keys
+	// separated by spaces, newest first during a rotation; webhook-signature
+	// carries a signature under each, callback-authentication under the last
+	// (oldest) only (docs/webhook.md, "Key rotation").
+	Secret string            `yaml:"secret,omitempty"`
+	Params map[string]string `yaml:"params,omitempty"`
 }
 
 // Webhook is the older form of an office's webhook channel.

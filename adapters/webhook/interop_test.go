@@ -113,6 +113,11 @@ func TestInteropStandardWebhooksRotation(t *testing.T) {
 			t.Errorf("receiver with the %s secret rejected a request signed during rotation: %s", name, out)
 		}
 	}
+	// FIT-Connect's single MAC is keyed with the old secret, which a FIT-Connect
+	// receiver holds until the gateway drops it: adding the new one breaks nobody.
+	if out, ok := runNode(t, "standardwebhooks-fitconnect.js", oldS, r); !ok {
+		t.Errorf("a FIT-Connect check with the old secret rejected a request signed during rotation: %s", out)
+	}
 }
 
 func TestInteropFITConnectMACMatchesNodeCrypto(t *testing.T) {

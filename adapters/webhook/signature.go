@@ -139,8 +139,13 @@ func fitConnectMAC(raw, ts string, body []byte) []byte {
 }
 
 // sign sets both header sets on h. Standard Webhooks gets one v1 signature per secret
-// (receivers accept any, which is how a sender-side key rotation overlaps);
-// FIT-Connect's header is single-valued, so it uses the first (newest) secret only.
+// (receivers accept any, which is how a sender-side key rotation overlaps).
+// FIT-Connect's header is single-valued (its receivers compare one MAC), so it uses
+// one secret: the last (oldest), the one every receiver held before the rotation
+// began. With the newest, adding a secret at the sender broke every receiver that
+// checks callback-authentication alone at once; now the sender's change alone
+// breaks nobody, and such a receiver moves when the sender drops the old secret
+// (or accepts both meanwhile).
 func sign(h http.Header, secrets []secret, id string, at time.Time, body []byte) {
 	ts := strconv.FormatInt(at.Unix(), 10)
 	sigs := make([]string, len(secrets))
@@ -150,7 +155,7 @@ func sign(h http.Header, secrets []secret, id string, at time.Time, body []byte)
 	h.Set(HeaderWebhookID, id)
 	h.Set(HeaderWebhookTimestamp, ts)
 	h.Set(HeaderWebhookSignature, strings.Join(sigs, " "))
-	h.Set(HeaderCallbackAuth, hex.EncodeToString(fitConnectMAC(secrets[0].raw, ts, body)))
+	h.Set(HeaderCallbackAuth, hex.EncodeToString(fitConnectMAC(secrets[len(secrets)-1].raw, ts, body)))
 	h.Set(HeaderCallbackTime, ts)
 }
 
@@ -201,7 +206,7 @@ func Verify(h http.Header, body []byte, secret string, now time.Time, tolerance 
 		return nil
 	case stdErr == nil && errors.Is(fitErr, ErrSignatureMismatch):
 		// The gateway keys its one callback-authentication with one of its secrets
-		//: during a rotation a receiver holding another one sees it
+		// (the oldest): during a rotation a receiver holding another one sees it
 		// mismatch while webhook-signature, carrying all of them, verifies. The
 		// set is passed over only with the timestamp the verified set vouches for,
 		// so no header Verify accepted says anything unauthenticated.

@@ -210,7 +210,9 @@ func TestVerify(t *testing.T) {
 }
 
 // A sender rotating keys signs with new and old secret; a Standard Webhooks receiver
-// still on the old one keeps working, and FIT-Connect's single MAC uses the new one.
+// still on the old one keeps working, and FIT-Connect's single MAC uses the old
+// one. It used the new one, so adding a secret at the sender broke every receiver
+// that checks callback-authentication alone (FIT-Connect SDKs) at once.
 func TestSenderRotation(t *testing.T) {
 	oldS, newS := NewSecret(), NewSecret()
 	now := time.Unix(1_795_000_000, 0)
@@ -225,9 +227,22 @@ func TestSenderRotation(t *testing.T) {
 	if err := Verify(h, body, newS, now, 0); err != nil {
 		t.Errorf("new secret: %v", err)
 	}
-	want := fitConnectMAC(newS, h.Get(HeaderCallbackTime), body)
+	want := fitConnectMAC(oldS, h.Get(HeaderCallbackTime), body)
 	if h.Get(HeaderCallbackAuth) != hex.EncodeToString(want) {
-		t.Error("callback-authentication is not keyed with the first (newest) secret")
+		t.Error("callback-authentication is not keyed with the last (oldest) secret")
+	}
+	ss, err := parseSecrets(oldS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := verifyFITConnect(h, body, ss, now, DefaultTolerance); err != nil {
+		t.Errorf("a FIT-Connect-only receiver still on the old secret: %v", err)
+	}
+	// Three secrets (a rotation begun before the last one ended): still the oldest.
+	thirdS := NewSecret()
+	h = signedHeader(t, thirdS+" "+newS+"\n"+oldS, "dlv-1", now, body)
+	if h.Get(HeaderCallbackAuth) != hex.EncodeToString(fitConnectMAC(oldS, h.Get(HeaderCallbackTime), body)) {
+		t.Error("with three secrets, callback-authentication is not keyed with the last one")
 	}
 }
 
