@@ -199,12 +199,19 @@ func (o *Office) hook(w http.ResponseWriter, r *http.Request) {
 	n, _, err := webhook.ReadVerified(r, secret, time.Now(), 5*time.Minute)
 	if err != nil {
 		var ve *webhook.VerifyError
-		if errors.As(err, &ve) {
+		switch {
+		case errors.As(err, &ve):
 			o.logf("webhook refused: %v", err)
 			http.Error(w, "signature", http.StatusUnauthorized)
-			return
+		case errors.Is(err, webhook.ErrInvalidSecret):
+			// Our own secret is missing (SetCredentials not called yet) or broken:
+			// a 5xx, which the gateway retries. A 4xx is permanent there, and the
+			// package left the webhook channel for a fault of ours.
+			o.logf("webhook not checked, the office's secret is not usable: %v", err)
+			http.Error(w, "misconfigured", http.StatusInternalServerError)
+		default:
+			http.Error(w, "bad notification", http.StatusBadRequest)
 		}
-		http.Error(w, "bad notification", http.StatusBadRequest)
 		return
 	}
 	if fail {

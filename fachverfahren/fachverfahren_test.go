@@ -601,3 +601,54 @@ func TestCloseEndsADownloadUnderWay(t *testing.T) {
 		t.Fatal("Close still waits for a download that never ends")
 	}
 }
+
+// TestWebhookWithoutSecretAnswers5xx: a notification that reaches the office before
+// its secret is set (SetCredentials comes later) is answered 500, which the gateway
+// retries, as docs/webhook.md step 1 says. It was answered 400, which the gateway
+// takes as permanent: the package left the webhook channel for the office's own
+// missing configuration. Once the secret is set, the same notification is taken.
+func TestWebhookWithoutSecretAnswers5xx(t *testing.T) {
+	fv, err := fachverfahren.Start(fachverfahren.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fv.Close()
+	secret := webhook.NewSecret()
+	body := []byte(`{"type":"` + webhook.TypeNewSubmissions + `","deliveryId":"dlv-1","submissionId":"s1"}`)
+	post := func() int {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, fv.URL(), strings.NewReader(string(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := webhook.Sign(req.Header, secret, "dlv-1", time.Now(), body); err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(); code != http.StatusInternalServerError {
+		t.Fatalf("office without a secret answered %d, want 500 (a 4xx is permanent at the gateway)", code)
+	}
+	// Set, but not a whsec_ key: the office's fault too.
+	fv.SetCredentials(testToken, "geheim")
+	if code := post(); code != http.StatusInternalServerError {
+		t.Fatalf("office with an invalid secret answered %d, want 500", code)
+	}
+	// A notification under another secret is still refused as unauthenticated.
+	fv.SetCredentials(testToken, webhook.NewSecret())
+	if code := post(); code != http.StatusUnauthorized {
+		t.Fatalf("office with another secret answered %d, want 401", code)
+	}
+	// The retry after the secret is set is taken. (The office then tries to fetch
+	// from links that lead nowhere; Close ends that.)
+	fv.SetCredentials(testToken, secret)
+	if code := post(); code != http.StatusOK {
+		t.Fatalf("office with its secret answered %d, want 200", code)
+	}
+}
