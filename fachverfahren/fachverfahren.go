@@ -90,6 +90,7 @@ type Office struct {
 	seen    map[string]bool      // delivery ids: duplicates are acknowledged, not processed again
 	again   map[string]pollRetry // Poll: failed on the way, tried again in the next rounds until done
 	swept   bool                 // Poll: the office's delivered cases were listed once
+	queued  map[string]bool      // Poll: the ids the last round's list named queued
 	done    map[string]Outcome
 	partial map[string]*download // attachments cut off (resumed) or checked (not fetched again), until the package is done with
 	hits    int
@@ -684,10 +685,12 @@ func (b *watchedBody) Close() error {
 }
 
 // Poll is one round of an office system that takes no webhook (channel api,
-// behind a firewall that lets nothing in): it lists what waits for the office
-// (state handed_over) at the gateway's base URL, page after page as far as the
-// list's next links go, and fetches, checks and decides each package as it
-// would after a notification — the first fetch is the delivery. It returns how
+// behind a firewall that lets nothing in), or of one catching up after it was
+// down: it lists what has not reached the office (waitingStates: queued,
+// retrying, handed_over, held) at the gateway's base URL, page after page as
+// far as the list's next links go, from the first page in every round, and
+// fetches, checks and decides each package as it would after a notification —
+// the first fetch is the delivery, whatever the gateway was still trying. It returns how
 // many it finished (a package given up on after RetryFor counts once with its
 // error). What failed on the way for a reason a retry can cure is kept and
 // tried again in every later round until it is decided or fails for good
@@ -702,17 +705,22 @@ func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 	for _, a := range o.again {
 		todo = append(todo, a.s)
 	}
+	r := &pollRound{taken: map[string]bool{}, queuedBefore: o.queued, queued: map[string]bool{}}
 	o.mu.Unlock()
-	round := map[string]bool{}
+	defer func() {
+		o.mu.Lock()
+		o.queued = r.queued
+		o.mu.Unlock()
+	}()
 	// The packages kept from earlier rounds are tried even when the list
 	// cannot be read.
-	n := o.pollEach(ctx, base, token, todo, round)
+	n := o.pollEach(ctx, base, token, todo, r)
 	var errs []error
 	if sweep {
 		// Once, not every round: the gateway answers the waiting states from its
 		// indexes, delivered only by reading the office's cases. What this office
 		// fetches itself it keeps until it is done with it.
-		k, err := o.pollList(ctx, base, token, wire.StateDelivered, round)
+		k, err := o.pollList(ctx, base, token, string(wire.StateDelivered), r)
 		n += k
 		if err == nil {
 			o.mu.Lock()
@@ -721,17 +729,41 @@ func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 		}
 		errs = append(errs, err)
 	}
-	k, err := o.pollList(ctx, base, token, wire.StateHandedOver, round)
+	k, err := o.pollList(ctx, base, token, waitingStates, r)
 	return n + k, errors.Join(append(errs, err)...)
 }
 
-// pollList fetches, checks and decides the office's cases in state st, every
-// page of the list. Every page, not the first only: a first page full of cases
-// that cannot be finished now (kept for the next round, or failed for good and
-// waiting for a person) hid every later case, round after round.
-func (o *Office) pollList(ctx context.Context, base, token string, st wire.State, round map[string]bool) (int, error) {
+// pollRound is what one Poll round knows: the ids it took (or passed over as
+// taken), and the ids listed queued in this round and in the one before.
+type pollRound struct {
+	taken                map[string]bool
+	queuedBefore, queued map[string]bool
+}
+
+// waitingStates is what Poll lists every round: every state of a package the
+// office does not have yet, as docs/pull.md and docs/webhook.md tell a system
+// catching up to ask. Poll listed handed_over only, so a package held (its
+// webhook refused, no channel left) or still queued or retrying for an
+// unreachable endpoint was never fetched by a polling office. Fetching one is
+// the pickup: the gateway records it delivered and makes no further attempt,
+// and a notification already under way is a duplicate by its deliveryId (or,
+// racing the fetch, repeats the same decision, which the gateway accepts).
+// A queued package is taken when the next round lists it queued still: the
+// gateway is about to notify or hand it over (moments, not a round), and
+// taking it at once raced that first attempt; one left queued a round later is
+// stuck (an open circuit breaker keeps packages queued) and is fetched.
+var waitingStates = strings.Join([]string{string(wire.StateQueued), string(wire.StateRetrying),
+	string(wire.StateHandedOver), string(wire.StateHeld)}, ",")
+
+// pollList fetches, checks and decides the office's cases in states (comma-
+// separated), every page of the list. Every page, not the first only: a first
+// page full of cases that cannot be finished now (kept for the next round, or
+// failed for good and waiting for a person) hid every later case, round after
+// round. Always from the first page: a next link is no cursor to resume from in
+// a later round, since a case can enter a waiting state behind it.
+func (o *Office) pollList(ctx context.Context, base, token, states string, r *pollRound) (int, error) {
 	n := 0
-	for page, read := wire.OfficeListPath("", 100, string(st)), map[string]bool{}; page != "" && ctx.Err() == nil; {
+	for page, read := wire.OfficeListPath("", 100, states), map[string]bool{}; page != "" && ctx.Err() == nil; {
 		if read[page] {
 			return n, fmt.Errorf("office list: the next link %s leads back to a page already read", page)
 		}
@@ -748,25 +780,30 @@ func (o *Office) pollList(ctx context.Context, base, token string, st wire.State
 		if err != nil {
 			return n, fmt.Errorf("office list: %w", err)
 		}
-		n += o.pollEach(ctx, base, token, list.Submissions, round)
+		n += o.pollEach(ctx, base, token, list.Submissions, r)
 		page = list.Next
 	}
 	return n, nil
 }
 
 // pollEach fetches, checks and decides each of subs not yet taken in this
-// round, and returns how many it finished.
-func (o *Office) pollEach(ctx context.Context, base, token string, subs []wire.OfficeSubmission, round map[string]bool) int {
+// round (a queued one only if the last round listed it queued too, see
+// waitingStates), and returns how many it finished.
+func (o *Office) pollEach(ctx context.Context, base, token string, subs []wire.OfficeSubmission, r *pollRound) int {
 	n := 0
 	for _, s := range subs {
 		o.mu.Lock()
 		first, retry := o.again[s.ID]
-		dup := o.seen[s.DeliveryID] || round[s.ID]
+		dup := o.seen[s.DeliveryID] || r.taken[s.ID]
 		o.mu.Unlock()
 		if dup {
 			continue
 		}
-		round[s.ID] = true
+		if !retry && s.State == wire.StateQueued && !r.queuedBefore[s.ID] {
+			r.queued[s.ID] = true
+			continue
+		}
+		r.taken[s.ID] = true
 		if !retry {
 			o.logf("poll found submission %s waiting for the office", s.ID)
 			first = pollRetry{s: s, since: time.Now()}

@@ -652,3 +652,91 @@ func TestWebhookWithoutSecretAnswers5xx(t *testing.T) {
 		t.Fatalf("office with its secret answered %d, want 200", code)
 	}
 }
+
+// deliveredEvents counts the delivered events of a submission: one, however
+// many ways the package had to the office.
+func deliveredEvents(t *testing.T, f *fixture, id string) int {
+	t.Helper()
+	evs, err := f.g.Broker.Events(t.Context(), testOffice, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range evs {
+		if e.Type == submission.EventDelivered {
+			n++
+		}
+	}
+	return n
+}
+
+// TestPollTakesAHeldPackage: the office's endpoint refused the notification
+// (401: a wrong secret), the office has no other channel, and the package is
+// held until its system fetches it. Poll, as docs/pull.md and docs/webhook.md
+// tell a system catching up to, lists held packages and decides this one.
+// Poll listed handed_over only: the held package was never fetched.
+func TestPollTakesAHeldPackage(t *testing.T) {
+	sec := webhook.NewSecret()
+	fv, err := fachverfahren.Start(fachverfahren.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fv.Close()
+	f := startGateway(t, channel.Webhook, config.Channel{Endpoint: fv.URL(), Secret: sec})
+	fv.SetCredentials(testToken, webhook.NewSecret()) // not the gateway's: 401, permanent
+	id := f.submit(t, example())
+	f.waitState(t, id, submission.StateHeld, 30*time.Second)
+	if n, err := fv.Poll(t.Context(), f.g.URL()); err != nil || n != 1 || !fv.Processed()[id].Accepted {
+		t.Fatalf("one round: %d finished, %v, %+v; want the held package decided", n, err, fv.Processed()[id])
+	}
+	if st := f.state(t, id); st != submission.StateAccepted {
+		t.Fatalf("after the round the held package is %s, want accepted", st)
+	}
+	if n := deliveredEvents(t, f, id); n != 1 {
+		t.Errorf("%d delivered events, want 1", n)
+	}
+}
+
+// TestPollTakesRetryingAndStuckQueuedPackages: the office's endpoint answers 503
+// and the breaker opens after one failure, so the first package is retrying and
+// a second stays queued (no attempt while the breaker is open). One Poll round
+// takes the retrying package; the queued one it takes in the next round, when it
+// is queued still (a package queued for moments is about to be notified, and
+// taking it at once raced that). Both are delivered once and decided, and the
+// gateway makes no further attempt. Poll listed handed_over only: neither was
+// ever fetched while the endpoint stayed down.
+func TestPollTakesRetryingAndStuckQueuedPackages(t *testing.T) {
+	sec := webhook.NewSecret()
+	fv, err := fachverfahren.Start(fachverfahren.Options{Token: testToken, Secret: sec, FailFirst: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fv.Close()
+	f := startGateway(t, channel.Webhook, config.Channel{Endpoint: fv.URL(), Secret: sec}, func(cfg *config.Config) {
+		cfg.Delivery.BreakerThreshold = 1
+		cfg.Delivery.BreakerCooldown = time.Hour
+	})
+	retrying := f.submit(t, example())
+	f.waitState(t, retrying, submission.StateRetrying, 30*time.Second)
+	queued := f.submit(t, example())
+	if st := f.state(t, queued); st != submission.StateQueued {
+		t.Fatalf("the second package is %s, want queued behind the open breaker", st)
+	}
+	if n, err := fv.Poll(t.Context(), f.g.URL()); err != nil || n != 1 || !fv.Processed()[retrying].Accepted {
+		t.Fatalf("first round: %d finished, %v, %+v; want the retrying package decided", n, err, fv.Processed()[retrying])
+	}
+	if st := f.state(t, queued); st != submission.StateQueued {
+		t.Fatalf("after the first round the queued package is %s, want it left queued for one round", st)
+	}
+	if n, err := fv.Poll(t.Context(), f.g.URL()); err != nil || n != 1 || !fv.Processed()[queued].Accepted {
+		t.Fatalf("second round: %d finished, %v, %+v; want the queued package decided", n, err, fv.Processed()[queued])
+	}
+	for _, id := range []string{retrying, queued} {
+		if st := f.state(t, id); st != submission.StateAccepted {
+			t.Errorf("%s is %s, want accepted", id, st)
+		}
+		if n := deliveredEvents(t, f, id); n != 1 {
+			t.Errorf("%s: %d delivered events, want 1", id, n)
+		}
+	}
+}

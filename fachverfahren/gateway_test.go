@@ -33,8 +33,9 @@ type fixture struct {
 }
 
 // startGateway starts a gateway whose testOffice takes its packages by the
-// channel kind ("api" or "webhook") configured in ch.
-func startGateway(t *testing.T, kind string, ch config.Channel) *fixture {
+// channel kind ("api" or "webhook") configured in ch; edit changes the rest of
+// the configuration.
+func startGateway(t *testing.T, kind string, ch config.Channel, edit ...func(*config.Config)) *fixture {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "office.yaml")
 	if err := os.WriteFile(dir, []byte(`services:
@@ -52,6 +53,9 @@ responsibilities:
 		cfg.Portals = map[string]config.PortalClient{"amt24": {Token: portalToken}}
 		cfg.Directory.Files = []string{dir}
 		cfg.Offices = map[string]config.OfficeClient{testOffice: {Token: testToken, Channels: map[string]config.Channel{kind: ch}}}
+		for _, e := range edit {
+			e(cfg)
+		}
 	})
 	return &fixture{g: g, portal: &portal.Client{BaseURL: g.URL(), Signer: pki.Portal.Signer, Token: portalToken}}
 }
