@@ -681,6 +681,28 @@ func TestStoreThatDoesNotOpenIsAnError(t *testing.T) {
 	if !strings.Contains(err.Error(), `schema version "99"`) {
 		t.Fatalf("the error does not say why: %v", err)
 	}
+	// A newer build's file is no lock: the hint "is a gateway running on it?" sent
+	// an operator back from a failed upgrade to look for one (an audit, 2026-12-05).
+	if !errors.Is(err, store.ErrNewerSchema) || strings.Contains(err.Error(), "gateway running") || !strings.Contains(err.Error(), "backup taken before the upgrade") {
+		t.Fatalf("a newer build's store: %v", err)
+	}
+	if _, _, err := OpenStoreToRead(context.Background(), cfg, slog.New(slog.DiscardHandler)); !errors.Is(err, store.ErrNewerSchema) {
+		t.Fatalf("a newer build's store opened to read: %v", err)
+	}
+}
+
+// TestStoreHeldByAnotherProcessSaysSo: the hint belongs to a file another
+// process holds.
+func TestStoreHeldByAnotherProcessSaysSo(t *testing.T) {
+	dir := t.TempDir()
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := store.Open(dir, store.Options{OpenTimeout: 100 * time.Millisecond}); !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), "gateway running") {
+		t.Fatalf("a store another process holds: %v", err)
+	}
 }
 
 // TestGatewayIDMustBeTheCertificates: receipts name gateway_id and are signed

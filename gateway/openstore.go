@@ -69,7 +69,7 @@ func openStore(ctx context.Context, cfg config.Config, mode openMode, log *slog.
 	if mode == openToRead && bbolt {
 		v, upgrade, err := store.SchemaOf(cfg.DataDir)
 		if err != nil {
-			return nil, nil, fmt.Errorf("store in %s (is a gateway running on it?): %w", cfg.DataDir, err)
+			return nil, nil, fmt.Errorf("store in %s: %w", cfg.DataDir, err)
 		}
 		if upgrade {
 			return nil, nil, fmt.Errorf("%w: %s is of schema version %s; opening it with this build upgrades it for good "+
@@ -81,7 +81,7 @@ func openStore(ctx context.Context, cfg config.Config, mode openMode, log *slog.
 	if bbolt {
 		db, err := store.Open(cfg.DataDir, store.Options{BatchSize: cfg.Store.BatchSize, BatchDelay: cfg.Store.BatchDelay, Logger: log})
 		if err != nil {
-			return nil, nil, fmt.Errorf("store in %s (is a gateway running on it?): %w", cfg.DataDir, err)
+			return nil, nil, fmt.Errorf("store in %s: %w", cfg.DataDir, err)
 		}
 		return db, func() { _ = db.Close() }, nil
 	}

@@ -24,7 +24,7 @@ func SchemaOf(dir string) (version string, upgrade bool, err error) {
 	// a gateway that holds the file.
 	b, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
 	if err != nil {
-		return "", false, fmt.Errorf("store: read the schema of %s: %w", path, err)
+		return "", false, fmt.Errorf("store: read the schema of %s: %w", path, lockErr(err))
 	}
 	defer b.Close()
 	err = b.View(func(tx *bolt.Tx) error {

@@ -112,7 +112,25 @@ func schemaRefused(v []byte) error {
 	if v == nil || string(v) == schemaVersion || schemaReadable[string(v)] {
 		return nil
 	}
-	return fmt.Errorf("schema version %q, this build reads %q", v, schemaVersion)
+	return fmt.Errorf("%w: schema version %q, this build reads %q: run the build that wrote it, "+
+		"or go back with the backup taken before the upgrade (docs/operations.md, \"Upgrading\")", ErrNewerSchema, v, schemaVersion)
+}
+
+// ErrNewerSchema: the file was written by a newer build, which this one cannot
+// read. (The start had said "is a gateway running on it?", sending an operator
+// who went back to an older build after a failed upgrade to look for a lock.)
+var ErrNewerSchema = errors.New("store: written by a newer build")
+
+// ErrLocked: another process holds the store's file (a gateway running on it);
+// nothing was opened.
+var ErrLocked = errors.New("store: another process holds the file (is a gateway running on it?)")
+
+// lockErr names a lock held by another process as ErrLocked.
+func lockErr(err error) error {
+	if errors.Is(err, bolt.ErrTimeout) {
+		return fmt.Errorf("%w: %w", ErrLocked, err)
+	}
+	return err
 }
 
 // Options tune the bbolt file. Zero values take the defaults.
@@ -509,7 +527,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	file := filepath.Join(dir, FileName)
 	b, err := bolt.Open(file, 0o600, &bolt.Options{Timeout: opts.OpenTimeout, InitialMmapSize: initialMap(file)})
 	if err != nil {
-		return nil, fmt.Errorf("store: open bbolt: %w", err)
+		return nil, fmt.Errorf("store: open bbolt: %w", lockErr(err))
 	}
 	// The file lock is ours: a backup's temporary copy left here is a dead process's,
 	// and so is a blob's temporary file.
