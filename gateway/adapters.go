@@ -17,6 +17,7 @@ import (
 	"github.com/amtsbote/amtsbote/adapters/webhook"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/routing"
 )
 
 // channelDeps is what a channel's constructor may use.
@@ -215,6 +216,43 @@ func sharedFolders(offices map[string]config.OfficeClient, ids []string) []error
 func within(dir, path string) bool {
 	rel, err := filepath.Rel(dir, path)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// directoryMismatches says where the configuration names what the directory does
+// not have: an office (or a mailbox user's office) the directory has no entry
+// for — a misspelt id: no package is ever routed to it, and the real office's
+// packages are held — and a channel the office's directory entry does not list,
+// which is never planned. Each was accepted without a word; the packages were
+// held and the held alert said so a quarter of an hour later (an audit,
+// 2026-12-05). The mailbox is every office's last channel and needs no entry.
+func directoryMismatches(cfg config.Config, d *routing.Directory) []string {
+	var out []string
+	for _, id := range slices.Sorted(maps.Keys(cfg.Offices)) {
+		o, ok := d.Office(id)
+		if !ok {
+			out = append(out, fmt.Sprintf("offices.%s: the directory has no office %q: no package is routed to it (a misspelt id? GET /v1/offices/{id} shows an office the directory has; GET /v1/routes which office a service and place go to)", id, id))
+			continue
+		}
+		for _, name := range slices.Sorted(maps.Keys(cfg.Offices[id].Channels)) {
+			if name == channel.Mailbox || slices.ContainsFunc(o.Channels, func(c routing.Channel) bool { return c.Kind == name }) {
+				continue
+			}
+			kinds := make([]string, 0, len(o.Channels))
+			for _, c := range o.Channels {
+				kinds = append(kinds, c.Kind)
+			}
+			out = append(out, fmt.Sprintf("offices.%s.channels.%s: the office's directory entry does not list %s (it lists %v): the channel is never used; add {kind: %s} to the entry",
+				id, name, name, kinds, name))
+		}
+	}
+	seen := map[string]bool{}
+	for _, u := range cfg.Mailbox.Users {
+		if _, ok := d.Office(u.Office); !ok && !seen[u.Office] {
+			seen[u.Office] = true
+			out = append(out, fmt.Sprintf("mailbox.users: office %q (of user %s) is not in the directory: its users see no package", u.Office, u.Name))
+		}
+	}
+	return out
 }
 
 // warnTokenOnly names at start each office with a token but no channel and no

@@ -341,6 +341,9 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	warnTokenOnly(cfg, log)
+	for _, w := range directoryMismatches(cfg, g.Directory.Current()) {
+		log.Warn("configuration and directory disagree: " + w)
+	}
 	if err := g.Broker.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -434,6 +437,12 @@ func (g *Gateway) Reload() error {
 	if len(g.Config.Directory.Files) > 0 {
 		if err := g.Directory.ReloadFiles(g.Config.Directory.Files...); err != nil {
 			errs = append(errs, fmt.Errorf("directory: %w", err))
+		} else {
+			// A new directory may have dropped or renamed an office the
+			// configuration still names.
+			for _, w := range directoryMismatches(g.Config, g.Directory.Current()) {
+				g.Log.Warn("configuration and directory disagree: " + w)
+			}
 		}
 	}
 	if err := g.Trust.Reload(); err != nil {
