@@ -279,18 +279,21 @@ func runVerifyStore(ctx context.Context, args []string, stdout, stderr io.Writer
 		return code
 	}
 	defer closeStore()
-	stats, bad, err := migrate.Check(ctx, st, func(s migrate.CheckStats) {
+	stats, bad, faults, err := migrate.Check(ctx, st, func(s migrate.CheckStats) {
 		fmt.Fprintf(stderr, "  %d submissions, %d blobs read, %d unreadable\n", s.Submissions, s.Blobs, s.Unreadable)
 	})
 	for _, u := range bad {
 		fmt.Fprintf(stdout, "unreadable: submission %s, blob %s: %v\n", u.SubmissionID, u.Digest, u.Err)
 	}
+	for _, f := range faults {
+		fmt.Fprintf(stdout, "index: %s\n", f)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "amtsbote store:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "verify: %d submissions, %d blobs read, %d unreadable\n", stats.Submissions, stats.Blobs, stats.Unreadable)
-	if len(bad) > 0 {
+	fmt.Fprintf(stdout, "verify: %d submissions, %d blobs read, %d unreadable, %d index faults\n", stats.Submissions, stats.Blobs, stats.Unreadable, stats.IndexFaults)
+	if len(bad) > 0 || len(faults) > 0 {
 		return 1
 	}
 	return 0

@@ -299,7 +299,7 @@ type Unreadable struct {
 
 // CheckStats counts what Check read.
 type CheckStats struct {
-	Submissions, Blobs, Unreadable int
+	Submissions, Blobs, Unreadable, IndexFaults int
 }
 
 // Check reads every blob the submissions of src name (package, attachments,
@@ -309,26 +309,53 @@ type CheckStats struct {
 // during NATS node failures by a build before 2026-12-02, whose object store could
 // keep a meta message whose chunks were purged (docs/cluster.md, "Limits").
 // progress, if set, is called every 1000 submissions.
-func Check(ctx context.Context, src store.Store, progress func(CheckStats)) (CheckStats, []Unreadable, error) {
+//
+// It also compares each record with the waiting indexes (outbox, handed over,
+// held: membership by state, and the entry's value) and returns what disagrees
+// on a second look (IndexFault): the check an operator runs after an upgrade or a
+// disk fault, which docs/architecture.md promised and which read only blobs.
+func Check(ctx context.Context, src store.Store, progress func(CheckStats)) (CheckStats, []Unreadable, []IndexFault, error) {
+	st, bad, view, faults, err := check(ctx, src, progress)
+	if err != nil {
+		return st, bad, nil, err
+	}
+	more, err := view.dangling(src)
+	if err != nil {
+		return st, bad, nil, fmt.Errorf("migrate: index entries: %w", err)
+	}
+	if faults, err = confirmFaults(src, append(faults, more...)); err != nil {
+		return st, bad, nil, fmt.Errorf("migrate: index entries: %w", err)
+	}
+	st.IndexFaults = len(faults)
+	return st, bad, faults, nil
+}
+
+func check(ctx context.Context, src store.Store, progress func(CheckStats)) (CheckStats, []Unreadable, *indexView, []IndexFault, error) {
 	var st CheckStats
+	view, err := readIndexes(src)
+	if err != nil {
+		return st, nil, nil, nil, err
+	}
 	ids, err := scanIDs(ctx, src)
 	if err != nil {
-		return st, nil, err
+		return st, nil, nil, nil, err
 	}
+	var faults []IndexFault
 	var bad []Unreadable
 	read := map[string]error{} // digest -> result, for blobs shared by several submissions
 	for _, id := range ids {
 		if err := ctx.Err(); err != nil {
-			return st, bad, err
+			return st, bad, nil, nil, err
 		}
 		s, err := src.Get(id)
 		if errors.Is(err, store.ErrNotFound) {
 			continue // removed since the scan
 		}
 		if err != nil {
-			return st, bad, fmt.Errorf("migrate: %s: %w", id, err)
+			return st, bad, nil, nil, fmt.Errorf("migrate: %s: %w", id, err)
 		}
 		st.Submissions++
+		faults = append(faults, view.faultsOf(s)...)
 		if s.BytesRemovedAt == nil {
 			var failed []Unreadable
 			for _, d := range s.Digests() {
@@ -336,7 +363,7 @@ func Check(ctx context.Context, src store.Store, progress func(CheckStats)) (Che
 				if !seen {
 					err = readWhole(ctx, src, d)
 					if ctx.Err() != nil {
-						return st, bad, ctx.Err()
+						return st, bad, nil, nil, ctx.Err()
 					}
 					read[d] = err
 					st.Blobs++
@@ -361,7 +388,7 @@ func Check(ctx context.Context, src store.Store, progress func(CheckStats)) (Che
 			progress(st)
 		}
 	}
-	return st, bad, nil
+	return st, bad, view, faults, nil
 }
 
 // gone reports whether the record id no longer names bytes: deleted, or its

@@ -213,13 +213,13 @@ func (b damagedBlobs) Open(ctx context.Context, digest string) (io.ReadCloser, e
 func TestCheckNamesUnreadableBlobs(t *testing.T) {
 	ctx := context.Background()
 	src := filledStore(t, 5)
-	st, bad, err := Check(ctx, src, nil)
+	st, bad, _, err := Check(ctx, src, nil)
 	if err != nil || len(bad) != 0 || st.Submissions != 5 || st.Blobs != 10 {
 		t.Fatalf("whole store: %+v %v %v", st, bad, err)
 	}
 	s1, _ := src.Get("s001")
 	s3, _ := src.Get("s003")
-	st, bad, err = Check(ctx, damaged{Store: src, gone: s1.PackageSHA256, wrong: s3.Attachments[0].SHA256}, nil)
+	st, bad, _, err = Check(ctx, damaged{Store: src, gone: s1.PackageSHA256, wrong: s3.Attachments[0].SHA256}, nil)
 	if err != nil || st.Unreadable != 2 || len(bad) != 2 {
 		t.Fatalf("damaged store: %+v %v %v", st, bad, err)
 	}
@@ -391,7 +391,7 @@ func (b retiringBlobs) Open(ctx context.Context, digest string) (io.ReadCloser, 
 func TestCheckIgnoresBytesTheRetentionRemovedMeanwhile(t *testing.T) {
 	ctx := context.Background()
 	src := filledStore(t, 3)
-	st, bad, err := Check(ctx, retiring{Store: src, t: t, id: "s000"}, nil)
+	st, bad, _, err := Check(ctx, retiring{Store: src, t: t, id: "s000"}, nil)
 	if err != nil || len(bad) != 0 || st.Unreadable != 0 || st.Submissions != 3 {
 		t.Fatalf("a store whose retention ran during the check: %+v %v %v", st, bad, err)
 	}

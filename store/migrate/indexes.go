@@ -1,0 +1,155 @@
+package migrate
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// IndexFault is a submission whose place in the waiting indexes disagrees with its
+// record: the rule that every state change writes its index entries in the same
+// transaction (store.Store) was broken — by a fault, a bug, or an upgrade that
+// left an entry behind. A case missing from the held index waits where no
+// operator's list shows it; one left in the outbox is delivered again.
+type IndexFault struct {
+	SubmissionID string
+	Index        string // "outbox", "handed_over" or "held"
+	Problem      string
+}
+
+func (f IndexFault) String() string {
+	return fmt.Sprintf("submission %s, index %s: %s", f.SubmissionID, f.Index, f.Problem)
+}
+
+// indexView is what the three waiting indexes held when listed: the outbox's
+// ids, the handed-over and held entries with their values.
+type indexView struct {
+	outbox        map[string]bool
+	handed, held  map[string]store.Waiting
+	seenByRecords map[string]bool
+}
+
+func readIndexes(src store.Store) (*indexView, error) {
+	v := &indexView{outbox: map[string]bool{}, handed: map[string]store.Waiting{}, held: map[string]store.Waiting{}, seenByRecords: map[string]bool{}}
+	ids, err := src.Outbox()
+	if err != nil {
+		return nil, fmt.Errorf("migrate: outbox: %w", err)
+	}
+	for _, id := range ids {
+		v.outbox[id] = true
+	}
+	for _, ix := range []struct {
+		list func() ([]store.Waiting, error)
+		into map[string]store.Waiting
+		name string
+	}{{src.HandedOver, v.handed, "handed_over"}, {src.Held, v.held, "held"}} {
+		ws, err := ix.list()
+		if err != nil {
+			return nil, fmt.Errorf("migrate: %s: %w", ix.name, err)
+		}
+		for _, w := range ws {
+			ix.into[w.ID] = w
+		}
+	}
+	return v, nil
+}
+
+// faultsOf compares one record with the indexes as listed.
+func (v *indexView) faultsOf(s *submission.Submission) []IndexFault {
+	v.seenByRecords[s.ID] = true
+	var out []IndexFault
+	member := func(name string, in, want bool) {
+		switch {
+		case in && !want:
+			out = append(out, IndexFault{s.ID, name, fmt.Sprintf("listed, but the case is %s", s.State)})
+		case !in && want:
+			out = append(out, IndexFault{s.ID, name, fmt.Sprintf("not listed, but the case is %s", s.State)})
+		}
+	}
+	member("outbox", v.outbox[s.ID], s.State.Dispatchable())
+	for _, ix := range []struct {
+		name  string
+		m     map[string]store.Waiting
+		state submission.State
+	}{{"handed_over", v.handed, submission.StateHandedOver}, {"held", v.held, submission.StateHeld}} {
+		w, in := ix.m[s.ID]
+		member(ix.name, in, s.State == ix.state)
+		if in && w.Known && s.State == ix.state {
+			if want := store.ParseWaiting(s.ID, store.WaitingValue(s)); want.Known && want != w {
+				out = append(out, IndexFault{s.ID, ix.name, fmt.Sprintf("its entry says %+v, the record %+v", w, want)})
+			}
+		}
+	}
+	return out
+}
+
+// dangling are the entries no record of the scan accounted for whose record does
+// not exist.
+func (v *indexView) dangling(src store.Store) ([]IndexFault, error) {
+	var out []IndexFault
+	check := func(name, id string) error {
+		if v.seenByRecords[id] {
+			return nil
+		}
+		if _, err := src.Get(id); errors.Is(err, store.ErrNotFound) {
+			out = append(out, IndexFault{id, name, "an entry without a record"})
+		} else if err != nil {
+			return err
+		}
+		return nil
+	}
+	for id := range v.outbox {
+		if err := check("outbox", id); err != nil {
+			return nil, err
+		}
+	}
+	for name, m := range map[string]map[string]store.Waiting{"handed_over": v.handed, "held": v.held} {
+		for id := range m {
+			if err := check(name, id); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// confirmFaults keeps of faults those that a second look still finds: in cluster
+// mode Check runs beside serving gateways, and a case that moved between the
+// listing of the indexes and the reading of its record is no fault.
+func confirmFaults(src store.Store, faults []IndexFault) ([]IndexFault, error) {
+	if len(faults) == 0 {
+		return nil, nil
+	}
+	v, err := readIndexes(src)
+	if err != nil {
+		return nil, err
+	}
+	again := map[IndexFault]bool{}
+	for _, f := range faults {
+		s, err := src.Get(f.SubmissionID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			if v.outbox[f.SubmissionID] || has(v.handed, f.SubmissionID) || has(v.held, f.SubmissionID) {
+				again[IndexFault{f.SubmissionID, f.Index, "an entry without a record"}] = true
+			}
+		case err != nil:
+			return nil, err
+		default:
+			for _, g := range v.faultsOf(s) {
+				again[g] = true
+			}
+		}
+	}
+	var out []IndexFault
+	for _, f := range faults {
+		if again[f] {
+			out = append(out, f)
+			delete(again, f)
+		}
+	}
+	return out, nil
+}
+
+func has(m map[string]store.Waiting, id string) bool { _, ok := m[id]; return ok }

@@ -1,0 +1,104 @@
+package migrate_test
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/store/migrate"
+	"github.com/amtsbote/amtsbote/store/storetest"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// TestCheckNamesIndexFaults: `store verify` read only blobs, though
+// docs/architecture.md said it checks the index rule (an entry exactly while the
+// case is in the state); a delivered case in the held index, a held case missing
+// from it, an entry whose value names another office and an entry without a
+// record all passed (an audit, 2026-12-05). Check names each; a sound store has
+// none.
+func TestCheckNamesIndexFaults(t *testing.T) {
+	dir := t.TempDir()
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(id string, st submission.State) *submission.Submission {
+		s := storetest.NewSubmission(id, "amt24", "m-"+id)
+		d, err := db.Blobs().Put([]byte("package of " + id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.PackageSHA256, s.Attachments, s.State = d, nil, st
+		if _, _, _, err := db.Create(context.Background(), s, []submission.Event{{Type: submission.EventReceived}}, "in", []byte("r")); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	delivered := mk("01a2-delivered", submission.StateDelivered)
+	held := mk("01a2-held", submission.StateHeld)
+	handed := mk("01a2-handed", submission.StateHandedOver)
+	mk("01a2-queued", submission.StateQueued)
+	if _, _, faults, err := migrate.Check(context.Background(), db, nil); err != nil || len(faults) != 0 {
+		t.Fatalf("a sound store: %v %v", faults, err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := bolt.Open(filepath.Join(dir, store.FileName), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := *handed
+	other.OfficeID = "another-office"
+	if err := b.Update(func(tx *bolt.Tx) error {
+		h := tx.Bucket([]byte("held"))
+		if err := h.Put([]byte(delivered.ID), store.WaitingValue(delivered)); err != nil {
+			return err
+		}
+		if err := h.Delete([]byte(held.ID)); err != nil {
+			return err
+		}
+		if err := tx.Bucket([]byte("handed_over")).Put([]byte(handed.ID), store.WaitingValue(&other)); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("outbox")).Put([]byte("01a2-gone"), nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err = store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	st, _, faults, err := migrate.Check(context.Background(), db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range faults {
+		got = append(got, f.String())
+	}
+	slices.Sort(got)
+	all := strings.Join(got, "\n")
+	for _, want := range []string{
+		"submission 01a2-delivered, index held: listed, but the case is delivered",
+		"submission 01a2-held, index held: not listed, but the case is held",
+		"submission 01a2-handed, index handed_over: its entry says",
+		"submission 01a2-gone, index outbox: an entry without a record",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("missing %q in:\n%s", want, all)
+		}
+	}
+	if len(faults) != 4 || st.IndexFaults != 4 {
+		t.Errorf("%d faults (stats %d), want 4:\n%s", len(faults), st.IndexFaults, all)
+	}
+}
