@@ -77,6 +77,8 @@ var fieldCases = []struct {
 	{"Dateiname trailing dot", func(p *Paket) { p.Anlagen[0].Dateiname = "a.pdf." }, "Antragspaket/Anlagen/Anlage[1]/Dateiname", true, false},
 	{"Dateiname device", func(p *Paket) { p.Anlagen[0].Dateiname = "con.pdf" }, "Antragspaket/Anlagen/Anlage[1]/Dateiname", false, false},
 	{"Dateiname too long", func(p *Paket) { p.Anlagen[0].Dateiname = strings.Repeat("a", 252) + ".pdf" }, "Antragspaket/Anlagen/Anlage[1]/Dateiname", true, false},
+	// 256 characters in 508 bytes: the limit counts characters, like the XSD.
+	{"Dateiname too long in characters", func(p *Paket) { p.Anlagen[0].Dateiname = strings.Repeat("ж", 252) + ".pdf" }, "Antragspaket/Anlagen/Anlage[1]/Dateiname", true, false},
 	{"Dateiname empty", func(p *Paket) { p.Anlagen[0].Dateiname = "" }, "Antragspaket/Anlagen/Anlage[1]/Dateiname", true, false},
 	{"MimeType no subtype", func(p *Paket) { p.Anlagen[0].MimeType = "application" }, "Antragspaket/Anlagen/Anlage[1]/MimeType", true, false},
 	{"MimeType parameters", func(p *Paket) { p.Anlagen[0].MimeType = "text/plain; charset=utf-8" }, "Antragspaket/Anlagen/Anlage[1]/MimeType", true, false},
@@ -158,6 +160,9 @@ func TestFieldRulesAccept(t *testing.T) {
 		{"no Anlagen", func(p *Paket) { p.Anlagen = nil }},
 		{"empty attachment", func(p *Paket) { p.Anlagen[0] = NewAnlage("leer", "leer.txt", "text/plain", []byte{}) }},
 		{"umlaut file name", func(p *Paket) { p.Anlagen[0].Dateiname = "Mängel Foto (2).pdf" }},
+		// 255 characters, 506 bytes: the XSD's maxLength counts characters, and Parse
+		// once refused this by counting bytes.
+		{"max length file name in characters", func(p *Paket) { p.Anlagen[0].Dateiname = strings.Repeat("ж", 251) + ".pdf" }},
 		{"hidden-looking file name", func(p *Paket) { p.Anlagen[0].Dateiname = ".profil.pdf" }},
 		{"upper-case digest", func(p *Paket) { p.Anlagen[0].SHA256 = strings.ToUpper(p.Anlagen[0].SHA256) }},
 		{"mime with plus", func(p *Paket) { p.Anlagen[0].MimeType = "application/vnd.oasis.opendocument.text+xml" }},

@@ -152,16 +152,19 @@ var windowsReserved = map[string]bool{
 
 // checkFileName makes a Dateiname safe to use as one path element on any file system a
 // channel may write to: no separators or traversal, no control/format characters, no
-// characters Windows refuses, no trailing dot or space, no device names, <= 255 bytes.
+// characters Windows refuses, no trailing dot or space, no device names, <= 255
+// characters. The limit counts characters like the XSD's maxLength, not bytes: counting
+// bytes refused a 150-character Cyrillic name the published XSD accepts. Channels that
+// write files shorten names to what their file system takes (transfer.SafeName).
 func checkFileName(s string) string {
 	if s == "" {
 		return "must not be empty"
 	}
-	if len(s) > 255 {
-		return "is longer than 255 bytes"
-	}
 	if !utf8.ValidString(s) {
 		return "is not valid UTF-8"
+	}
+	if utf8.RuneCountInString(s) > 255 {
+		return "is longer than 255 characters"
 	}
 	if s == "." || s == ".." {
 		return "must not be . or .."
