@@ -14,6 +14,9 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode"
+
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/formview"
@@ -289,8 +292,9 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 // traversal, no control or Windows-forbidden characters (<>:"/\|?*), no reserved
 // Windows device names (CON, PRN, AUX, NUL, COM0-9, LPT0-9, also with an extension),
 // no leading dots (hidden files), no trailing dots or spaces, at most MaxNameBytes
-// bytes with the extension kept, and unique regardless of case (SMB and NTFS are
-// case-insensitive): a clash gets " (2)", " (3)", ... before the extension.
+// bytes with the extension kept, in Unicode NFC, and unique regardless of case and
+// normalization (SMB and NTFS are case-insensitive, macOS shares normalization-
+// insensitive): a clash gets " (2)", " (3)", ... before the extension.
 func SafeNames(names []string) []string {
 	out := make([]string, len(names))
 	seen := map[string]bool{}
@@ -298,24 +302,46 @@ func SafeNames(names []string) []string {
 		s := SafeName(n, i+1)
 		stem, ext := splitExt(s)
 		cand := s
-		for k := 2; seen[strings.ToLower(cand)]; k++ {
+		for k := 2; seen[nameKey(cand)]; k++ {
 			suffix := fmt.Sprintf(" (%d)", k)
 			cand = truncBytes(stem, MaxNameBytes-len(ext)-len(suffix)) + suffix + ext
 		}
-		seen[strings.ToLower(cand)] = true
+		seen[nameKey(cand)] = true
 		out[i] = cand
 	}
 	return out
+}
+
+// nameKey is what a share compares when it decides two names are the same file: NFC
+// (APFS and HFS+ behind SMB ignore normalization, so composed and decomposed "Ü" are
+// one name) and case folded over each character's whole simple case-fold orbit, which
+// includes what NTFS's upper-casing makes equal ("σ" and "ς" are both "Σ"). A plain
+// strings.ToLower kept such pairs apart, and the second O_EXCL create failed on every
+// retry. Folding wider than a given share only costs an unneeded " (2)".
+func nameKey(s string) string {
+	return strings.Map(foldRune, norm.NFC.String(s))
+}
+
+// foldRune maps r to the smallest rune of its simple case-fold orbit (k, K and the
+// Kelvin sign K all map to K).
+func foldRune(r rune) rune {
+	m := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		m = min(m, f)
+	}
+	return m
 }
 
 // MaxNameBytes bounds one file name (UTF-8 bytes). Windows allows 255 UTF-16 units
 // per name and classic tools 260 per whole path, so names stay well below.
 const MaxNameBytes = 120
 
-// SafeName makes one file name safe (see SafeNames; uniqueness is SafeNames' job). n is
-// the attachment's position, used for a name that is empty after cleaning.
+// SafeName makes one file name safe and NFC (see SafeNames; uniqueness is SafeNames'
+// job). n is the attachment's position, used for a name that is empty after cleaning.
 func SafeName(name string, n int) string {
-	name = strings.ToValidUTF8(name, "_")
+	// NFC, so that a name a macOS portal sent decomposed is written the way Windows
+	// and Linux tools type and show it (and compares equal to it on every share).
+	name = norm.NFC.String(strings.ToValidUTF8(name, "_"))
 	var sb strings.Builder
 	for _, r := range name {
 		switch {

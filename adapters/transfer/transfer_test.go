@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -418,6 +419,54 @@ func TestHostileFileNames(t *testing.T) {
 	}
 	if n := got[5]; len(n) > MaxNameBytes || !strings.HasSuffix(n, ".pdf") || !strings.HasPrefix(n, "ää") {
 		t.Errorf("long name %q (%d bytes)", n, len(n))
+	}
+}
+
+// Names a share takes for one file get told apart: a macOS portal sends "Übersicht.pdf"
+// decomposed (NFD), which APFS behind SMB and every clerk's eye take for the composed
+// one, and NTFS upper-cases "σ" and "ς" (and "ſ" and "s") alike. Lower-casing alone
+// kept each pair apart, and the second O_EXCL create failed on every retry.
+func TestSafeNamesNormalizationAndCaseFold(t *testing.T) {
+	for _, tc := range []struct{ in, want []string }{
+		{[]string{"\u00dcbersicht.pdf", "U\u0308bersicht.pdf"}, []string{"\u00dcbersicht.pdf", "\u00dcbersicht (2).pdf"}},
+		{[]string{"U\u0308bersicht.pdf", "\u00fcbersicht.PDF"}, []string{"\u00dcbersicht.pdf", "\u00fcbersicht (2).PDF"}},
+		{[]string{"\u03c3.pdf", "\u03c2.pdf"}, []string{"\u03c3.pdf", "\u03c2 (2).pdf"}},
+		{[]string{"s.txt", "\u017f.txt"}, []string{"s.txt", "\u017f (2).txt"}},
+		{[]string{"Stra\u00dfe.pdf", "Strasse.pdf"}, []string{"Stra\u00dfe.pdf", "Strasse.pdf"}},
+	} {
+		if got := SafeNames(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("SafeNames(%+q) = %+q, want %+q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// The file is written under the NFC name; index.json keeps the name as the portal sent it.
+func TestDecomposedFileNameWrittenNFC(t *testing.T) {
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	nfd := "Mu\u0308ller Nachweis.pdf"
+	d := realDelivery(dir, "dlv-nfd", "4c1f0e52-0000-4000-8000-000000000040", att{nfd, []byte("nachweis")})
+	c, err := a.Deliver(t.Context(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCase(t, dir, c.Reference, d)
+	if _, err := os.Stat(filepath.Join(dir, c.Reference, AttachmentsDir, "M\u00fcller Nachweis.pdf")); err != nil {
+		t.Errorf("attachment not written under its NFC name: %v", err)
+	}
+	var ix Index
+	b, _ := os.ReadFile(filepath.Join(dir, c.Reference, IndexJSONFile))
+	if err := json.Unmarshal(b, &ix); err != nil {
+		t.Fatal(err)
+	}
+	var originals []string
+	for _, f := range ix.Files {
+		if f.OriginalName != "" {
+			originals = append(originals, f.OriginalName)
+		}
+	}
+	if !slices.Contains(originals, nfd) {
+		t.Errorf("index.json original names %+q, want %+q among them", originals, nfd)
 	}
 }
 
