@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Place names as people type them.
@@ -125,9 +127,10 @@ func keyOfFolded(f string) string {
 // "burgstädt", "Bürgstadt" is "bürgstadt". Among the places a name matches
 // regardless of umlauts, those spelt as typed come first (see nameIndex.lookup), so
 // the citizen of Burgstädt who types "Burgstädt" is not asked whether she means
-// Bürgstadt; "Burgstadt" still offers both.
+// Bürgstadt; "Burgstadt" still offers both. The name is NFC first: decomposed, the
+// combining mark of "Burgsta\u0308dt" split it into "burgsta dt", which matched no form.
 func strictKey(s string) string {
-	s = umlautReplacer.Replace(strings.ToLower(s))
+	s = umlautReplacer.Replace(strings.ToLower(norm.NFC.String(s)))
 	ws := strings.FieldsFunc(s, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
 	for i, w := range ws {
 		if w == "sankt" {

@@ -57,8 +57,10 @@ func TestResolveEverydayNames(t *testing.T) {
 		{"Garmisch Partenkirchen", "091800117117"},
 		{"Sankt Ingbert", "100450117117"},
 		{"Chóśebuz", "120520000000"},
-		{"Burgstädt", "145225102060"}, // not also Bürgstadt: spelt as typed wins
-		{"Harz", "150850000000"},      // the Landkreis, not the unpopulated forests called Harz
+		{"Burgstädt", "145225102060"},       // not also Bürgstadt: spelt as typed wins
+		{"Burgsta\u0308dt", "145225102060"}, // the same, decomposed (NFD) as macOS sends it
+		{"Bu\u0308rgstadt", "096765626116"},
+		{"Harz", "150850000000"}, // the Landkreis, not the unpopulated forests called Harz
 		{"Stadt Leipzig", "147130000000"},
 		{"Kurort Oberwiesenthal", "145210440440"}, // "Oberwiesenthal, Kurort, Stadt"
 		{"Kurort Jonsdorf", "146265227210"},
@@ -94,6 +96,22 @@ func TestResolveEverydayNames(t *testing.T) {
 		}
 		if a.ARS != tt.want {
 			t.Errorf("Place(%q) = %s %s, want %s", tt.place, a.ARS, a.Name, tt.want)
+		}
+	}
+}
+
+// Decomposed text (NFD, as macOS and browsers on it send) searches like composed: the
+// first hit for "Burgsta\u0308dt" is Burgstädt, as for "Burgstädt". strictKey once
+// split NFD at the combining mark ("burgsta dt"), so spelt-as-typed never matched.
+func TestSearchDecomposedSpeltAsTyped(t *testing.T) {
+	d := builtinT(t)
+	for _, tc := range []struct{ q, want string }{
+		{"Burgsta\u0308dt", "145225102060"},
+		{"Bu\u0308rgstadt", "096765626116"},
+	} {
+		res := d.SearchPlaces(tc.q, 5)
+		if len(res) == 0 || res[0].Area.ARS != tc.want {
+			t.Errorf("SearchPlaces(%+q) = %v, want %s first", tc.q, res, tc.want)
 		}
 	}
 }
