@@ -23,6 +23,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/beevik/etree"
+	"golang.org/x/text/unicode/norm"
 )
 
 // View is a package made readable.
@@ -400,13 +401,15 @@ func Humanize(name string) string {
 	return strings.Join(words, " ")
 }
 
-// clean makes s safe and bounded for display: valid UTF-8, control characters other
-// than newline and tab replaced by a space, at most max runes (then "…").
+// clean makes s safe and bounded for display: valid UTF-8, Unicode NFC, control
+// characters other than newline and tab replaced by a space, at most max runes (then
+// "…"). NFC because portals on macOS send umlauts decomposed ("u" + U+0308), which the
+// PDF's WinAnsi mapping printed as "u?"; every text of the view and the PDF passes here.
 func clean(s string, max int) string {
 	if len(s) > 4*max+16 {
 		s = s[:4*max+16]
 	}
-	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = norm.NFC.String(strings.ToValidUTF8(s, "\uFFFD"))
 	var sb strings.Builder
 	n := 0
 	for _, r := range s {

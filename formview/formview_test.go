@@ -290,6 +290,30 @@ func TestPDFReadableWithUmlauts(t *testing.T) {
 	}
 }
 
+// Umlauts a portal on macOS sends decomposed (NFD: "u" + U+0308) print as umlauts, in
+// values, labels and file names; the WinAnsi mapping once printed them as "u?".
+func TestPDFDecomposedUmlauts(t *testing.T) {
+	v, err := Read(readSample(t, "voll-mit-cid-anlage.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Applicant = append(v.Applicant, Field{Label: "Gru\u0308nde", Value: "Hu\u0308bner Stra\u00dfe Go\u0308rlitz"})
+	v.Attachments = append(v.Attachments, Attachment{ID: "nfd", FileName: "A\u0308nderung.pdf", MimeType: "application/pdf", Size: 1})
+	pdf, err := PDF(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := pdftotext(t, pdf)
+	for _, want := range []string{"Gründe", "Hübner Straße Görlitz", "Änderung.pdf"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("pdftotext output lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "?") {
+		t.Errorf("pdftotext output has a '?' (a character the PDF could not map):\n%s", text)
+	}
+}
+
 func writeTemp(t *testing.T, b []byte) string {
 	p := filepath.Join(t.TempDir(), "f.pdf")
 	if err := os.WriteFile(p, b, 0o600); err != nil {

@@ -15,8 +15,8 @@ import (
 // PDF renders v as a PDF 1.4 summary on A4 pages: title, service, place, date, message
 // id, applicant, form fields and the attachment list. It uses the standard fonts
 // Helvetica and Helvetica-Bold with WinAnsiEncoding, which every viewer has (nothing
-// is embedded): German umlauts, ß, € and typographic quotes print correctly;
-// characters outside Windows-1252 print as '?'. The output is bounded (MaxPages);
+// is embedded): German umlauts (composed or decomposed), ß, € and typographic quotes
+// print correctly; characters outside Windows-1252 print as '?'. The output is bounded (MaxPages);
 // a summary that does not fit ends with a note pointing at the signed package.
 //
 // The summary is for reading only: the signed antrag.xml is what counts.
