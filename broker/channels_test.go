@@ -157,6 +157,38 @@ func TestLateConfirmation(t *testing.T) {
 	}
 }
 
+// The office list's text search finds a case the way people type the place or the
+// service (as the directory's search does: "goerlitz", "strassen"), and finds a place
+// a portal sent decomposed (NFD). Lower-casing alone found none of these. What it
+// found before it still finds: folding is not substring-faithful ("Quelle" folds to
+// "qulle"), so the text as typed still counts.
+func TestDeskListTextFolds(t *testing.T) {
+	e := start(t, t.TempDir())
+	ctx := context.Background()
+	in := intake("m-place")
+	in.ServiceName = "Sondernutzung \u00f6ffentlicher Stra\u00dfen (Quelle)"
+	in.Place, in.AreaName = "02826 Go\u0308rlitz", "G\u00f6rlitz, Stadt"
+	if _, err := e.b.Receive(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.b.Receive(ctx, intake("m-other")); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"goerlitz", "Gorlitz", "strassen", "oeffentlicher", "02826 g\u00f6rlitz", "02826 go\u0308rlitz", "elle", "Stra\u00dfen"} {
+		page, err := e.b.List(ctx, "office-a", ListQuery{Text: q})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Items) != 1 || page.Items[0].MessageID != "m-place" {
+			var got []string
+			for _, s := range page.Items {
+				got = append(got, s.MessageID)
+			}
+			t.Errorf("search %+q found %v, want [m-place]", q, got)
+		}
+	}
+}
+
 // TestDeskListsFiltersAndPages: the office side lists only its own submissions,
 // filters by state and text, and pages.
 func TestDeskListsFiltersAndPages(t *testing.T) {

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/text/unicode/norm"
+
+	"github.com/amtsbote/amtsbote/internal/textfold"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -100,7 +103,9 @@ type ListQuery struct {
 	Limit  int                // at most this many (0: 100; capped at 1000)
 	States []submission.State // only these states (none: all)
 	// Text keeps submissions whose id, message id, service, place or sender contain
-	// it, case-insensitively.
+	// it, insensitive to case and Unicode normalization, and also when both fold
+	// alike the way the directory's search folds (umlauts as "ae", ß as "ss",
+	// accents dropped: "goerlitz" finds Görlitz).
 	Text string
 }
 
@@ -169,7 +174,7 @@ func (b *Broker) List(ctx context.Context, officeID string, q ListQuery) (Page, 
 	for _, st := range q.States {
 		want[st] = true
 	}
-	text := strings.ToLower(strings.TrimSpace(q.Text))
+	text := newTextQuery(q.Text)
 	var page Page
 	// Filtering happens while walking, so a page is full even when most
 	// submissions do not match; meeting one more match than the limit tells that
@@ -188,7 +193,7 @@ func (b *Broker) List(ctx context.Context, officeID string, q ListQuery) (Page, 
 		if len(want) > 0 && waitingState(s.State) && s.BytesRemovedAt != nil {
 			return true
 		}
-		if text != "" && !matches(s, text) {
+		if text.lower != "" && !text.matches(s) {
 			return true
 		}
 		if len(page.Items) == limit {
@@ -291,9 +296,30 @@ func (b *Broker) Waiting(ctx context.Context, officeID string) ([]WaitingEntry, 
 	return out, nil
 }
 
-func matches(s *submission.Submission, text string) bool {
+// textQuery is ListQuery.Text made ready for matching: lower case and NFC, and folded
+// the way the directory folds place names (textfold).
+type textQuery struct {
+	lower  string // "" matches everything
+	folded string // "" when the text folds to nothing (only punctuation)
+}
+
+func newTextQuery(text string) textQuery {
+	lower := strings.ToLower(norm.NFC.String(strings.TrimSpace(text)))
+	return textQuery{lower: lower, folded: textfold.Fold(lower)}
+}
+
+// matches reports whether one of the case's fields contains the text, either as
+// typed (ignoring case) or folded: a clerk who types "goerlitz", "strassen" or
+// "oeffentlicher", or whose case came from a portal that sent the place decomposed
+// (NFD), found nothing with lower-casing alone. The as-typed comparison stays because
+// folding is not substring-faithful ("Quelle" folds to "qulle", which no longer
+// contains "elle").
+func (q textQuery) matches(s *submission.Submission) bool {
 	for _, f := range []string{s.ID, s.MessageID, s.ServiceName, s.LeikaKey, s.Place, s.AreaName, s.Sender} {
-		if strings.Contains(strings.ToLower(f), text) {
+		if strings.Contains(strings.ToLower(norm.NFC.String(f)), q.lower) {
+			return true
+		}
+		if q.folded != "" && strings.Contains(textfold.Fold(f), q.folded) {
 			return true
 		}
 	}

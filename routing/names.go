@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/amtsbote/amtsbote/internal/textfold"
 )
 
 // Place names as people type them.
@@ -19,90 +21,10 @@ import (
 // search (word prefixes) both use these forms, so what search offers is what
 // resolution accepts.
 
-// fold makes text comparable the way people type it: lower case, umlauts and their
-// transcriptions alike ("Mängel", "Maengel" and "Mangel" fold to "mangel"), ß as ss,
-// accents and the diacritics of Sorbian, Danish and other Latin letters dropped
-// ("Budyšin" = "budysin", "Běła" = "bela"), punctuation as single spaces. Index and
-// query go through the same function, and a prefix of a word folds to a prefix of the
-// folded word, which is what search-as-you-type needs.
-func fold(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
-	space := true // drop leading spaces
-	var prev rune
-	for _, r := range s {
-		if r >= utf8.RuneSelf {
-			if unicode.Is(unicode.Mn, r) {
-				continue // a combining accent (decomposed input): "a\u0308" is "ä"
-			}
-			r = unicode.ToLower(r)
-			if r == 'ß' {
-				b.WriteString("ss")
-				space, prev = false, 's'
-				continue
-			}
-			if base, ok := latinBase[r]; ok {
-				r = base
-			}
-		} else if 'A' <= r && r <= 'Z' {
-			r += 'a' - 'A'
-		}
-		if r == 'e' && (prev == 'a' || prev == 'o' || prev == 'u') {
-			// "ae", "oe", "ue" are the ASCII spelling of ä, ö, ü: keep only the vowel.
-			prev = 0
-			continue
-		}
-		if r < utf8.RuneSelf && ('a' <= r && r <= 'z' || '0' <= r && r <= '9') {
-			b.WriteByte(byte(r))
-			space, prev = false, r
-			continue
-		}
-		if r >= utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r)) {
-			b.WriteRune(r)
-			space, prev = false, r
-			continue
-		}
-		if !space {
-			b.WriteByte(' ')
-			space = true
-		}
-		prev = 0
-	}
-	return strings.TrimRight(b.String(), " ")
-}
-
-// latinBase maps the accented Latin letters of place names (Latin-1 and Latin
-// Extended-A: German, Sorbian, Danish, Frisian, Polish, Czech) to their base letter.
-// æ and œ become a and o, which is what "ae" and "oe" fold to anyway.
-var latinBase = func() map[rune]rune {
-	m := map[rune]rune{}
-	for base, letters := range map[rune]string{
-		'a': "àáâãäåæāăą",
-		'c': "çćĉċč",
-		'd': "ďđð",
-		'e': "èéêëēĕėęě",
-		'g': "ĝğġģ",
-		'h': "ĥħ",
-		'i': "ìíîïĩīĭįı",
-		'j': "ĵ",
-		'k': "ķ",
-		'l': "ĺļľŀł",
-		'n': "ñńņňŉ",
-		'o': "òóôõöøōŏőœ",
-		'r': "ŕŗř",
-		's': "śŝşš",
-		't': "ţťŧ",
-		'u': "ùúûüũūŭůűų",
-		'w': "ŵ",
-		'y': "ýÿŷ",
-		'z': "źżž",
-	} {
-		for _, r := range letters {
-			m[r] = base
-		}
-	}
-	return m
-}()
+// fold is textfold.Fold: lower case, umlauts and their transcriptions alike, ß as
+// ss, Latin diacritics dropped, punctuation as single spaces. It lives in a package of
+// its own so that the office list's search (broker) folds the way the directory does.
+func fold(s string) string { return textfold.Fold(s) }
 
 // placeKey is the exact-match key of a place name: folded, and "Sankt" written "St",
 // so "Garmisch-Partenkirchen" and "garmisch partenkirchen" are one key, and so are
