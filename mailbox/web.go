@@ -280,7 +280,23 @@ func when(t any) string {
 	if tt.IsZero() {
 		return ""
 	}
-	return tt.In(berlin).Format("02.01.2006, 15:04 Uhr")
+	tt = tt.In(berlin)
+	return tt.Format("02.01.2006, 15:04 Uhr") + " " + zoneAbbrev(tt)
+}
+
+// zoneAbbrev names the zone of a Berlin time the German way, MEZ or MESZ. Every time
+// carries it: in the hour the clocks go back (the last Sunday of October, 02:00-02:59
+// twice) two instants an hour apart read alike without it, and the event list of a
+// case seemed to go back in time. A deadline is measured from the Eingang time.
+func zoneAbbrev(t time.Time) string {
+	switch name, _ := t.Zone(); name {
+	case "CET":
+		return "MEZ"
+	case "CEST":
+		return "MESZ"
+	default:
+		return name // UTC, when the host has no zone data for Berlin
+	}
 }
 
 func humanSize(n int64) string {

@@ -367,6 +367,40 @@ func TestInboxPagingAndFilter(t *testing.T) {
 	}
 }
 
+// Times name their zone (MEZ/MESZ): on 2026-10-25 the clocks go back from 03:00 MESZ
+// to 02:00 MEZ, and 00:30Z and 01:30Z both read "02:30 Uhr" without it, so an
+// Eingang and the events of a case could not be told apart or seemed out of order.
+func TestTimesNameTheirZone(t *testing.T) {
+	for _, tc := range []struct {
+		at   time.Time
+		want string
+	}{
+		{time.Date(2026, 10, 25, 0, 30, 0, 0, time.UTC), "25.10.2026, 02:30 Uhr MESZ"},
+		{time.Date(2026, 10, 25, 1, 30, 0, 0, time.UTC), "25.10.2026, 02:30 Uhr MEZ"},
+		{time.Date(2026, 12, 5, 13, 4, 0, 0, time.UTC), "05.12.2026, 14:04 Uhr MEZ"},
+		{time.Date(2026, 7, 1, 6, 0, 0, 0, time.UTC), "01.07.2026, 08:00 Uhr MESZ"},
+	} {
+		if got := when(tc.at); got != tc.want {
+			t.Errorf("when(%s) = %q, want %q", tc.at, got, tc.want)
+		}
+	}
+	// The inbox shows the two Eingänge of the repeated hour apart.
+	desk := newMemDesk()
+	for i, at := range []time.Time{time.Date(2026, 10, 25, 0, 30, 0, 0, time.UTC), time.Date(2026, 10, 25, 1, 30, 0, 0, time.UTC)} {
+		desk.add(&submission.Submission{ID: fmt.Sprintf("vorgang-%02d", i), OfficeID: "amt-a", ServiceName: "Leistung",
+			Place: "Dresden", Sender: "amt24", State: submission.StateHandedOver, ReceivedAt: at}, nil, nil)
+	}
+	m := memMailbox(t, desk)
+	c := newClient(t, m.Handler())
+	c.mustLogin("anna", "anna-passwort")
+	inbox := c.get("/postfach/").Body.String()
+	for _, want := range []string{"25.10.2026, 02:30 Uhr MESZ", "25.10.2026, 02:30 Uhr MEZ"} {
+		if !strings.Contains(inbox, want) {
+			t.Errorf("inbox lacks %q", want)
+		}
+	}
+}
+
 func TestSafeFileName(t *testing.T) {
 	for in, want := range map[string]string{
 		"Lageplan.pdf":             "Lageplan.pdf",
