@@ -262,7 +262,9 @@ func New(p Params, now time.Time) (*Submission, []Event) {
 		evs = append(evs, Event{At: now, Type: EventQueued, Channel: t.Channel})
 	} else {
 		s.State = StateHeld
-		evs = append(evs, Event{At: now, Type: EventHeld, Detail: "office has no channel on this gateway; ready for pickup"})
+		// "ready for pickup" promised what an office without pull access or a
+		// mailbox user cannot do (an audit): the portal reads this text.
+		evs = append(evs, Event{At: now, Type: EventHeld, Detail: heldDetail("office has no channel on this gateway")})
 	}
 	return s, evs
 }
@@ -346,6 +348,13 @@ func (s *Submission) ChannelWithdrawn(now time.Time, why Reason) ([]Event, error
 	return s.moveOn(now, []Event{{At: now, Type: EventChannelFailed, Channel: t.Channel, Detail: why.Public, Note: why.Internal}}), nil
 }
 
+// heldDetail is the text of a held event: why, and what it waits for — the office
+// fetching it (pull API, mailbox), or an operator who connects the office and
+// replays it (docs/operations.md, "Held packages").
+func heldDetail(why string) string {
+	return why + "; waits for the office to fetch it, or for an operator to connect the office and send it again"
+}
+
 // moveOn goes on to the office's next channel after evs, or holds the package
 // when none is left.
 func (s *Submission) moveOn(now time.Time, evs []Event) []Event {
@@ -359,7 +368,7 @@ func (s *Submission) moveOn(now time.Time, evs []Event) []Event {
 		evs = append(evs, Event{At: now, Type: EventFallback, Channel: next.Channel, Detail: "falling back from " + t.Channel})
 	} else {
 		s.State = StateHeld
-		evs = append(evs, Event{At: now, Type: EventHeld, Detail: "no channel left; ready for pickup by the office"})
+		evs = append(evs, Event{At: now, Type: EventHeld, Detail: heldDetail("no channel left")})
 	}
 	return evs
 }
