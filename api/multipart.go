@@ -15,6 +15,7 @@ import (
 	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/internal/httpbody"
 	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 // submitMultipart takes a package as multipart/related (RFC 2387): the root part is
@@ -36,6 +37,14 @@ import (
 // must keep sending at the minimum rate, and MaxUploadBytes caps the total), and
 // ReadHeaderTimeout still bounds the headers. The write deadline is lifted during
 // the upload and set to WriteTimeout again for the response.
+//
+// An answer may come before the body's end: a repeat is answered with its parts
+// unread, a refusal where it is found. net/http would then close the connection
+// with the rest unread, and the kernel resets it: a client that sends the whole
+// body before it reads the answer (curl, Java's HttpURLConnection) saw "connection
+// reset" instead, and took a repeat or a refusal for a failure to retry. So such an
+// answer closes the connection (Connection: close) only after the rest is read and
+// discarded (drainUpload).
 func (s *Server) submitMultipart(w http.ResponseWriter, r *http.Request, params map[string]string) {
 	boundary := params["boundary"]
 	if boundary == "" {
@@ -51,29 +60,58 @@ func (s *Server) submitMultipart(w http.ResponseWriter, r *http.Request, params 
 		return
 	}
 	rc := http.NewResponseController(w)
-	mr := multipart.NewReader(UploadBody(w, r, s.opt.MaxUploadBytes, s.opt.UploadWindow, s.opt.UploadMinRate), boundary)
+	// The body is read on after an early answer (drainUpload); without this,
+	// net/http would read at most 256 KiB of it before the answer and then close.
+	// Not every ResponseWriter has it (tests' recorders; HTTP/2 needs none).
+	_ = rc.EnableFullDuplex()
+	body := uploadBody(w, r, s.opt.MaxUploadBytes, s.opt.UploadWindow, s.opt.UploadMinRate)
+	mr := multipart.NewReader(body, boundary)
 	root, err := mr.NextRawPart()
 	if err != nil {
-		s.failUpload(w, r, rc, fmt.Errorf("%w: the root part: %w", intake.ErrPartRead, err))
+		s.failUpload(w, r, rc, body, fmt.Errorf("%w: the root part: %w", intake.ErrPartRead, err))
 		return
 	}
 	if start := params["start"]; start != "" && startID(start) != paket.ContentID(root.Header.Get("Content-Id")) {
-		s.failUpload(w, r, rc, fmt.Errorf("%w: start names %s, but the first part is %q; the root part must come first", intake.ErrParts, start, root.Header.Get("Content-Id")))
+		s.failUpload(w, r, rc, body, fmt.Errorf("%w: start names %s, but the first part is %q; the root part must come first", intake.ErrParts, start, root.Header.Get("Content-Id")))
 		return
 	}
 	raw, release, err := ReadRoot(r.Context(), s.opt.BodyBudget, root, s.opt.MaxBodyBytes, "the signed Antragspaket")
 	defer release()
 	if err != nil {
-		s.failUpload(w, r, rc, err)
+		s.failUpload(w, r, rc, body, err)
 		return
 	}
 	a, err := s.opt.Pipeline.SubmitParts(r.Context(), raw, RelatedParts(mr))
 	if err != nil {
-		s.failUpload(w, r, rc, err)
+		s.failUpload(w, r, rc, body, err)
 		return
 	}
 	_ = rc.SetWriteDeadline(time.Now().Add(s.opt.WriteTimeout))
+	if a.Created {
+		// Every part was read: what may follow the closing delimiter is net/http's
+		// to read or to close the connection on.
+		writeIntake(w, a)
+		return
+	}
+	// A repeat, its parts unread: a portal's package whose signature was checked
+	// again, so the rest may be what its signed sizes declare (plus the parts'
+	// framing) — what its first upload was allowed, under the same progress rule.
+	closeAfter(w, r)
 	writeIntake(w, a)
+	drainUpload(rc, r, body, declaredBytes(a.Submission.Attachments)+uploadFraming, time.Time{})
+}
+
+// uploadFraming is what the parts of a multipart/related upload may add to their
+// contents: delimiters and part headers (as MaxUploadBytes allows for).
+const uploadFraming = 1 << 20
+
+// declaredBytes is the sum of the attachments' signed sizes.
+func declaredBytes(atts []submission.Attachment) int64 {
+	var n int64
+	for _, a := range atts {
+		n += max(a.Size, 0)
+	}
+	return n
 }
 
 // startID is the Content-ID the start parameter names: "<id>" as RFC 2387 writes
@@ -85,11 +123,51 @@ func startID(start string) string {
 	return strings.TrimSpace(start)
 }
 
-// failUpload answers a refused upload. The rest of the body is not read: net/http
-// closes the connection after the answer instead of draining gigabytes.
-func (s *Server) failUpload(w http.ResponseWriter, r *http.Request, rc *http.ResponseController, err error) {
+// failUpload answers a refused upload and closes the connection. The rest of the
+// body is read and discarded first, so that the client can read the answer
+// (submitMultipart says why), but no more than a refusal is worth: at most
+// MaxBodyBytes (what any plain request may send) within one UploadWindow (the
+// server's read timeout), under the progress rule — not the gigabytes an upload
+// may have, which at the minimum rate would hold the connection for days. A
+// client that reads the answer while it sends (curl, Go) stops within a round
+// trip; one that sends everything first gets the answer if the rest fits.
+func (s *Server) failUpload(w http.ResponseWriter, r *http.Request, rc *http.ResponseController, body *progressReader, err error) {
 	_ = rc.SetWriteDeadline(time.Now().Add(s.opt.WriteTimeout))
+	closeAfter(w, r)
 	s.fail(w, r, err)
+	drainUpload(rc, r, body, s.opt.MaxBodyBytes, time.Now().Add(s.opt.UploadWindow))
+}
+
+// closeAfter has an HTTP/1 answer close the connection (Connection: close): the
+// rest of its body may be left unread (drainUpload), and the next request could
+// not be told from it. HTTP/2 ends the stream instead, and forbids the header.
+func closeAfter(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
+}
+
+// drainUpload sends the answer written and then reads and discards the rest of an
+// HTTP/1 upload's body until its end, at most maxBytes and, unless until is zero,
+// until then; the progress rule of body still applies. Closed with unread bytes,
+// a TCP connection is reset, and a reset can destroy the answer in the client's
+// receive buffer before the client has read it.
+func drainUpload(rc *http.ResponseController, r *http.Request, body *progressReader, maxBytes int64, until time.Time) {
+	if r.ProtoMajor != 1 || body.failed || r.Context().Err() != nil {
+		// HTTP/2 resets the stream, not the connection; a body that failed (the
+		// progress rule, the size limit) or a client gone has no rest to read.
+		return
+	}
+	if err := rc.Flush(); err != nil {
+		return
+	}
+	body.until = until
+	body.restart()
+	if _, err := io.CopyN(io.Discard, body, maxBytes); err != io.EOF {
+		// Cut short (a cap, the progress rule, the client gone): net/http closes
+		// the connection; it must not wait for more of the body first.
+		_ = rc.SetReadDeadline(time.Now())
+	}
 }
 
 // ReadRoot reads the root part of a multipart/related upload into memory: XML (what
@@ -139,6 +217,10 @@ func readRoot(root *multipart.Part, body io.Reader, max int64, what string) ([]b
 // write deadline is lifted until AnswerUpload sets it for the answer. The
 // federation's forwarding with attachments reads its uploads so, too.
 func UploadBody(w http.ResponseWriter, r *http.Request, maxBytes int64, window time.Duration, minRate int64) io.Reader {
+	return uploadBody(w, r, maxBytes, window, minRate)
+}
+
+func uploadBody(w http.ResponseWriter, r *http.Request, maxBytes int64, window time.Duration, minRate int64) *progressReader {
 	rc := http.NewResponseController(w)
 	body := &progressReader{r: http.MaxBytesReader(w, r.Body, maxBytes), rc: rc, pace: newPace(window, minRate, rc.SetReadDeadline)}
 	body.restart()
@@ -188,11 +270,13 @@ func (m *mpParts) Next() (string, io.Reader, error) {
 // pace is the progress rule of a long transfer: whenever quota bytes moved within
 // the current window, the deadline (set: the read or the write one) moves to a new
 // window from now. A transfer that moves less within a window meets the deadline.
+// A deadline never moves past until, if set.
 type pace struct {
 	set    func(time.Time) error
 	window time.Duration
 	quota  int64
 	moved  int64 // bytes in the current window
+	until  time.Time
 }
 
 func newPace(window time.Duration, minRate int64, set func(time.Time) error) pace {
@@ -203,7 +287,11 @@ func (p *pace) restart() {
 	p.moved = 0
 	// Not every ResponseWriter supports deadlines (tests' recorders): then the
 	// server's own timeouts stay.
-	_ = p.set(time.Now().Add(p.window))
+	d := time.Now().Add(p.window)
+	if !p.until.IsZero() && p.until.Before(d) {
+		d = p.until
+	}
+	_ = p.set(d)
 }
 
 // add counts n bytes moved and starts a new window when the quota is reached.
@@ -218,10 +306,14 @@ type progressReader struct {
 	r  io.Reader
 	rc *http.ResponseController
 	pace
+	failed bool // a read failed (not EOF): a deadline, the size limit, the connection
 }
 
 func (p *progressReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
+	if err != nil && err != io.EOF {
+		p.failed = true
+	}
 	if err == io.EOF {
 		// The whole body is in. net/http now reads the connection in the background
 		// to notice a client that goes away, and a deadline hit there would cancel

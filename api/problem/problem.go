@@ -5,9 +5,11 @@
 package problem
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"sort"
+	"strconv"
 )
 
 // ContentType is the media type of a problem document.
@@ -114,10 +116,16 @@ func Write(w http.ResponseWriter, r *http.Request, p *Problem) {
 	if p.Instance == "" && r != nil {
 		p.Instance = r.URL.Path
 	}
+	var body bytes.Buffer
+	_ = json.NewEncoder(&body).Encode(p)
 	w.Header().Set("Content-Type", ContentType)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	// Declared, not chunked: an answer sent while the request's body still
+	// arrives (a refused upload) is complete for the client when its bytes are,
+	// not only when the connection closes; curl stops sending only then.
+	w.Header().Set("Content-Length", strconv.Itoa(body.Len()))
 	w.WriteHeader(p.Status)
-	_ = json.NewEncoder(w).Encode(p)
+	_, _ = w.Write(body.Bytes())
 }
 
 var titles = map[string]string{
