@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -15,6 +16,8 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/amtsbote/amtsbote/api"
+	"github.com/amtsbote/amtsbote/intake"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 func contractRouter(t testing.TB) routers.Router {
@@ -68,6 +71,19 @@ func TestAPIContract(t *testing.T) {
 	other := f.example() // another message: a repeat would get its first receipt
 	other.Anlagen = append(other.Anlagen, ra)
 	rootOnlyType, rootOnly := mpBody(t, []mpPart{{ctype: "application/xml", body: mustSign(t, f, other)}})
+	// A portal package whose NachrichtID names one another state's gateway forwarded
+	// here (portal ids are one namespace across states): 409, not the first receipt.
+	fw := f.example()
+	taken := mustSign(t, f, fw)
+	now := time.Now().UTC()
+	if _, err := f.g.Pipeline.SubmitForwarded(context.Background(), intake.Forwarded{
+		Package: taken, Sender: f.pki.Portal.Name, SenderCert: f.pki.Portal.Cert, MessageID: fw.Kopf.NachrichtID, LeikaKey: f.key,
+		Origin: submission.Origin{Gateway: "amtsbote-by", SubmissionID: "by-1", ForwardedAt: now,
+			Chain: []submission.Hop{{Gateway: "amtsbote-by", SubmissionID: "by-1", At: now}}},
+		Self: f.g.Config.GatewayID, MaxHops: 4,
+	}); err != nil {
+		t.Fatalf("setup forwarded package: %v", err)
+	}
 	// Extra request headers by case name.
 	headers := map[string]http.Header{
 		"office attachment range":         {"Range": {"bytes=0-9"}},
@@ -86,6 +102,7 @@ func TestAPIContract(t *testing.T) {
 		{"submit multipart", "POST", "/v1/submissions", "", mpType, mpBytes, 201},
 		{"submit multipart again", "POST", "/v1/submissions", "", mpType, mpBytes, 200},
 		{"submit multipart part missing", "POST", "/v1/submissions", "", rootOnlyType, rootOnly, 422},
+		{"submit NachrichtID of a forwarded package", "POST", "/v1/submissions", "", "application/xml", taken, 409},
 		{"status", "GET", "/v1/submissions/" + id, portalToken, "", nil, 200},
 		{"status unauthenticated", "GET", "/v1/submissions/" + id, "", "", nil, 401},
 		{"status unknown", "GET", "/v1/submissions/nope", portalToken, "", nil, 404},
@@ -204,6 +221,18 @@ func TestAPIContract(t *testing.T) {
 				Body: io.NopCloser(bytes.NewReader(body)), Options: &openapi3filter.Options{IncludeResponseStatus: true}}
 			if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
 				t.Fatalf("response breaks the contract: %v\n%s", err, body)
+			}
+			// The gateway's own headers are the contract's, too: the validator checks
+			// only the headers a response declares, and a repeat's 200 carried
+			// Amtsbote-Submission-Id undeclared.
+			declared := map[string]bool{}
+			for name := range route.Operation.Responses.Status(resp.StatusCode).Value.Headers {
+				declared[http.CanonicalHeaderKey(name)] = true
+			}
+			for name := range resp.Header {
+				if strings.HasPrefix(name, "Amtsbote-") && !declared[name] {
+					t.Errorf("the answer %d sends %s, which api/openapi.yaml does not declare for it", resp.StatusCode, name)
+				}
 			}
 		})
 	}
