@@ -356,21 +356,14 @@ func (b *Broker) OpenPackage(ctx context.Context, officeID, id string, p Pickup)
 
 // ReadPackage implements OfficeDesk.
 func (b *Broker) ReadPackage(ctx context.Context, officeID, id string, max int64, p Pickup) (*submission.Submission, []byte, error) {
-	s, err := b.forOffice(officeID, id)
+	s, rc, err := b.openPackage(ctx, officeID, id)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := PackageGone(s); err != nil {
-		return nil, nil, err
-	}
+	defer rc.Close()
 	if s.PackageSize > max {
 		return nil, nil, fmt.Errorf("submission %s: package of %d bytes: %w", id, s.PackageSize, ErrTooLarge)
 	}
-	rc, err := b.db.Blobs().Open(ctx, s.PackageSHA256)
-	if err != nil {
-		return nil, nil, unreadable(err)
-	}
-	defer rc.Close()
 	// One byte more than the record says: a longer blob is as wrong as a shorter one.
 	pkg, err := io.ReadAll(io.LimitReader(rc, s.PackageSize+1))
 	if err != nil {

@@ -6,8 +6,6 @@ package intake
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,15 +41,14 @@ var ErrMessageIDTaken = fmt.Errorf("%w: the NachrichtID names a package another 
 // content — byte for byte, or the same signed content signed anew.
 var ErrMessageIDReused = fmt.Errorf("%w: the NachrichtID names an earlier package of this Absender with other content; a NachrichtID names one application: send this one with a new NachrichtID", broker.ErrConflict)
 
-// sameApplication says whether a package (its signed content, its bytes) is a
-// repeat of the stored submission s. Records written before the content digest
-// was kept compare the bytes.
-func sameApplication(s *submission.Submission, content string, raw []byte) bool {
-	if s.ContentDigest != "" && content != "" {
-		return s.ContentDigest == content
-	}
-	sum := sha256.Sum256(raw)
-	return s.PackageSHA256 == hex.EncodeToString(sum[:])
+// sameApplication says whether a package (its signed content) is a repeat of the
+// stored submission s. A record written before the content digest was kept
+// (builds before 2026-12-05) cannot tell: its repeat is answered as that build
+// did, with the first receipt — a 409 there would tell a portal whose retry was
+// signed anew (other bytes, same content) to send the application again under a
+// new NachrichtID, and the office would get it twice.
+func sameApplication(s *submission.Submission, content string) bool {
+	return s.ContentDigest == "" || content == "" || s.ContentDigest == content
 }
 
 // Channels says which channels of an office this gateway can deliver on: the
@@ -147,7 +144,7 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 		if origin == nil && a.Submission.Origin != nil {
 			return nil, ErrMessageIDTaken
 		}
-		if !sameApplication(a.Submission, content, raw) {
+		if !sameApplication(a.Submission, content) {
 			return nil, ErrMessageIDReused
 		}
 		return a, nil
@@ -220,7 +217,7 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 	if !rec.Created && origin == nil && rec.Submission.Origin != nil {
 		return nil, ErrMessageIDTaken // the forwarded package came in between
 	}
-	if !rec.Created && !sameApplication(rec.Submission, content, raw) {
+	if !rec.Created && !sameApplication(rec.Submission, content) {
 		return nil, ErrMessageIDReused // another package under the same id came in between
 	}
 	return rec, nil
