@@ -99,7 +99,7 @@ type Submission struct {
 	// ContentDigest names the signed content (the signature's reference digest,
 	// "SHA-256:<hex>"): a package under the same Absender and NachrichtID is a repeat
 	// of this one only if its content is the same, even when signed anew. Empty in
-	// records written before 2026-12-05 (their repeats compare PackageSHA256).
+	// records written before 2026-12-05 (every repeat of those is answered as one).
 	ContentDigest string `json:"contentDigest,omitempty"`
 
 	State      State     `json:"state"`
