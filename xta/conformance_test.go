@@ -316,7 +316,7 @@ func TestReplyPartHeadersAreChecked(t *testing.T) {
 		for _, tc := range []struct{ name, container string }{
 			{"CR LF in an attachment's contentType", msg + att("a1", `text/plain&#13;&#10;Content-Disposition: attachment; filename=&quot;evil.exe&quot;`, "harmlos.txt")},
 			{"CR LF in the message's contentType", `<ns:Message contentType="text/plain&#13;&#10;X-Evil: 1" id="m1">R2VuZWhtaWd0</ns:Message>`},
-			{"contentType without a subtype", msg + att("a1", "pdf", "a.pdf")},
+			{"bidi override in a filename", msg + att("a1", "application/pdf", "Bescheid&#x202E;fdp.exe")},
 			{"CR LF in a filename", msg + att("a1", "application/pdf", `a.pdf&#13;&#10;Content-Type: text/html`)},
 			{"tab in a filename", msg + att("a1", "application/pdf", "a&#9;b.pdf")},
 			{"C1 control in a filename", msg + att("a1", "application/pdf", "a&#x85;b.pdf")},
@@ -335,15 +335,18 @@ func TestReplyPartHeadersAreChecked(t *testing.T) {
 
 	t.Run("names round-trip", func(t *testing.T) {
 		id := newCase(t)
+		// "PDF" is no media type, but office systems write such: the part is typed
+		// application/octet-stream, not the reply refused.
 		wants := []struct{ mediaType, fileName string }{
 			{"text/plain", "b.txt"},
 			{"application/pdf", "Bescheid Müller.pdf"},
 			{"application/pdf", `C:\Bescheide\Bescheid.pdf`},
 			{"application/pdf", `Anlage\`},
 			{"text/plain", `Plan "final".txt`},
+			{"application/octet-stream", "scan.pdf"},
 		}
 		container := msg + att("a1", "application/pdf", "Bescheid Müller.pdf") + att("a2", "application/pdf", `C:\Bescheide\Bescheid.pdf`) +
-			att("a3", "application/pdf", `Anlage\`) + att("a4", "text/plain; charset=UTF-8", "Plan &quot;final&quot;.txt")
+			att("a3", "application/pdf", `Anlage\`) + att("a4", "text/plain; charset=UTF-8", "Plan &quot;final&quot;.txt") + att("a5", "PDF", "scan.pdf")
 		mustOK(t, "sendMessage with attachments", send(t, id, container))
 		s, _ := e.b.Submission(id)
 		if len(s.Replies) != 1 {

@@ -1322,29 +1322,34 @@ func replyPart(elem string, c *xContent) (bundlePart, error) {
 }
 
 // mediaType returns a contentType as a MIME header writes it (RFC 2045
-// type/subtype with parameters; application/octet-stream when none is given), or
-// an error when it is not one.
+// type/subtype with parameters). One with control characters is an error: it
+// could only end the header and start another. Anything else that is no media
+// type — nothing, or what office systems write there ("PDF", "xml") — is
+// application/octet-stream, as the REST API serves a reply it cannot type:
+// refusing it refused replies of office systems that had always been taken
+// (a review, 2026-12-05).
 func mediaType(ct string) (string, error) {
-	if strings.TrimSpace(ct) == "" {
-		return "application/octet-stream", nil
+	if strings.ContainsFunc(ct, unicode.IsControl) {
+		return "", fmt.Errorf("%q has control characters", ct)
 	}
 	mt, params, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return "", fmt.Errorf("%q is not a media type: %w", ct, err)
+	if err != nil || !strings.Contains(mt, "/") {
+		return "application/octet-stream", nil
 	}
-	out := mime.FormatMediaType(mt, params)
-	if !strings.Contains(mt, "/") || out == "" {
-		return "", fmt.Errorf("%q is not a media type type/subtype", ct)
+	if out := mime.FormatMediaType(mt, params); out != "" {
+		return out, nil
 	}
-	return out, nil
+	return "application/octet-stream", nil
 }
 
-// checkFilename refuses control characters in a file name: FormatMediaType would
-// percent-encode them, but the portal would then show or save a name with a line
-// break or tab in it, which no office system means to send.
+// checkFilename refuses control and format characters in a file name:
+// FormatMediaType would percent-encode them, but the portal would then show or
+// save a name with a line break or tab in it, or one whose bidi override
+// (U+202E) shows "Bescheid‮fdp.exe" as "Bescheidexe.pdf", which no office system
+// means to send.
 func checkFilename(name string) error {
-	if strings.ContainsFunc(name, unicode.IsControl) {
-		return fmt.Errorf("%q has control characters", name)
+	if strings.ContainsFunc(name, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }) {
+		return fmt.Errorf("%q has control or format characters", name)
 	}
 	return nil
 }
