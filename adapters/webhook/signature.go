@@ -172,19 +172,19 @@ func Sign(h http.Header, secret, id string, at time.Time, body []byte) error {
 	return nil
 }
 
-// Verify checks a received notification against secret. Of the two header sets
-// (Standard Webhooks' webhook-* and FIT-Connect's callback-*), each is
-// sufficient on its own, as docs/webhook.md promises: the notification is
-// authentic when one set matches body under one of the secrets with its
-// timestamp within tolerance of now (DefaultTolerance if tolerance <= 0), and
-// the other set is absent as a whole, verifies too, or is the FIT-Connect set
-// failing only because its single MAC is keyed with a secret the receiver does
-// not hold (a sender rotating keys; its timestamp must then equal the verified
-// webhook-timestamp). Every other failure of a set that is present fails Verify:
-// a set only partly there, malformed or out of tolerance, and a Standard
-// Webhooks set that does not match while the FIT-Connect set does — the sender
-// signs webhook-signature with every secret it has, so that never happens in a
-// rotation, and only the Standard Webhooks MAC covers webhook-id.
+// Verify checks a received notification against secret: the Standard Webhooks
+// set (webhook-*) must match body under one of the secrets with its timestamp
+// within tolerance of now (DefaultTolerance if tolerance <= 0); the FIT-Connect
+// set (callback-*) must be absent as a whole, verify too, or fail only because
+// its single MAC is keyed with a secret the receiver does not hold (a sender
+// rotating keys; its timestamp must then equal the verified webhook-timestamp).
+// The sender signs webhook-signature with every secret it has, so a rotation
+// never makes that set fail, and only its MAC covers webhook-id, by which a
+// receiver recognises a replay: a notification with the FIT-Connect set alone is
+// refused — accepted, a captured one could be sent again within the tolerance
+// with its webhook-* headers stripped, past a receiver's webhook-id check (a
+// review, 2026-12-05). (Receivers that check only callback-authentication, as
+// FIT-Connect SDKs do, read that set themselves.)
 //
 // secret may hold several whitespace-separated "whsec_" secrets, so a receiver can
 // accept the old and the new one while the sender rotates. Comparisons are constant
@@ -198,8 +198,10 @@ func Verify(h http.Header, body []byte, secret string, now time.Time, tolerance 
 		tolerance = DefaultTolerance
 	}
 	stdErr := verifyStandard(h, body, secrets, now, tolerance)
+	if stdErr != nil {
+		return stdErr
+	}
 	fitErr := verifyFITConnect(h, body, secrets, now, tolerance)
-	stdAbsent := absent(h, HeaderWebhookID, HeaderWebhookTimestamp, HeaderWebhookSignature)
 	fitAbsent := absent(h, HeaderCallbackAuth, HeaderCallbackTime)
 	switch {
 	case stdErr == nil && (fitErr == nil || fitAbsent):
@@ -216,14 +218,8 @@ func Verify(h http.Header, body []byte, secret string, now time.Time, tolerance 
 			return nil
 		}
 		return fitErr
-	case stdErr == nil:
-		return fitErr
-	case stdAbsent && fitErr == nil:
-		return nil // a FIT-Connect-only sender
-	case stdAbsent && !fitAbsent:
-		return fitErr
 	default:
-		return stdErr
+		return fitErr
 	}
 }
 
