@@ -293,9 +293,16 @@ func (s *Store) Scan(fn func(*submission.Submission) bool) error {
 	if err != nil {
 		return err
 	}
-	fresh, stopped := false, false
-	err = eachIn(context.Background(), s.kv, s.opts, []string{s.subject("sub.*"), mark}, false, nil,
+	// A consumer that stalls is replaced by one placed anew, which lists
+	// everything again (reset): the records handed on so far may be a lagging
+	// replica's older versions, and the new replica's mark would not say so. Such
+	// a listing stops at once and is stale too.
+	fresh, stopped, replaced := false, false, false
+	err = eachIn(context.Background(), s.kv, s.opts, []string{s.subject("sub.*"), mark}, false, func() { replaced = true },
 		func(subject string, data []byte, md *jetstream.MsgMetadata) (bool, error) {
+			if replaced {
+				return false, nil
+			}
 			if subject == mark {
 				fresh = md.Sequence.Stream >= at
 				return true, nil
@@ -307,7 +314,7 @@ func (s *Store) Scan(fn func(*submission.Submission) bool) error {
 			stopped = !fn(d.Sub)
 			return !stopped, nil
 		})
-	if err != nil || stopped || fresh {
+	if err != nil || stopped || fresh && !replaced {
 		return unavailable(err)
 	}
 	s.stats.staleListings.Add(1)
