@@ -317,9 +317,11 @@ func SafeNames(names []string) []string {
 // one name) and case folded over each character's whole simple case-fold orbit, which
 // includes what NTFS's upper-casing makes equal ("σ" and "ς" are both "Σ"). A plain
 // strings.ToLower kept such pairs apart, and the second O_EXCL create failed on every
-// retry. Folding wider than a given share only costs an unneeded " (2)".
+// retry. Each rune is upper-cased first: the dotless "ı" upper-cases to "I" (as NTFS
+// compares) but lies outside I's fold orbit, so "Işık" and "IşIk" were kept apart
+// (a review). Folding wider than a given share only costs an unneeded " (2)".
 func nameKey(s string) string {
-	return strings.Map(foldRune, norm.NFC.String(s))
+	return strings.Map(func(r rune) rune { return foldRune(unicode.ToUpper(r)) }, norm.NFC.String(s))
 }
 
 // foldRune maps r to the smallest rune of its simple case-fold orbit (k, K and the

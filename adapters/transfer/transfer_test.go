@@ -432,6 +432,8 @@ func TestSafeNamesNormalizationAndCaseFold(t *testing.T) {
 		{[]string{"U\u0308bersicht.pdf", "\u00fcbersicht.PDF"}, []string{"\u00dcbersicht.pdf", "\u00fcbersicht (2).PDF"}},
 		{[]string{"\u03c3.pdf", "\u03c2.pdf"}, []string{"\u03c3.pdf", "\u03c2 (2).pdf"}},
 		{[]string{"s.txt", "\u017f.txt"}, []string{"s.txt", "\u017f (2).txt"}},
+		// NTFS upper-cases the dotless ı to I, outside I's fold orbit (a review).
+		{[]string{"I\u015f\u0131k.pdf", "I\u015fIk.pdf"}, []string{"I\u015f\u0131k.pdf", "I\u015fIk (2).pdf"}},
 		{[]string{"Stra\u00dfe.pdf", "Strasse.pdf"}, []string{"Stra\u00dfe.pdf", "Strasse.pdf"}},
 	} {
 		if got := SafeNames(tc.in); !slices.Equal(got, tc.want) {
