@@ -16,8 +16,9 @@ import (
 // NachrichtID named an earlier package of other content got the earlier
 // package's 200 and receipt and was stored nowhere — a portal that reused a
 // NachrichtID (a counter reset, a bug) lost a citizen's application while it read
-// "accepted" (an audit, 2026-12-05). Now that is 409 conflict; the same package
-// again, byte for byte or built and signed anew, is still the repeat it was.
+// "accepted" (an audit, 2026-12-05). Now that is 409 conflict; the same
+// application again — byte for byte, in other bytes, or built anew with another
+// Erstellt after a time-out — is still the repeat it was.
 func TestOtherContentUnderAUsedMessageIDIsAConflict(t *testing.T) {
 	e := startPortal(t)
 	ctx := context.Background()
@@ -54,6 +55,15 @@ func TestOtherContentUnderAUsedMessageIDIsAConflict(t *testing.T) {
 	}
 	if r, err := e.client.SubmitRaw(ctx, resigned); err != nil || r.Status != http.StatusOK || r.SubmissionID != res.SubmissionID {
 		t.Fatalf("the same content in other bytes: %v %+v", err, r)
+	}
+	// Built again after a time-out: another Erstellt, the same application.
+	created = created.Add(3 * time.Minute)
+	rebuilt, err := e.client.Sign(build("01067"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := e.client.SubmitRaw(ctx, rebuilt); err != nil || r.Status != http.StatusOK || r.SubmissionID != res.SubmissionID {
+		t.Fatalf("the same application built again with another Erstellt: %v %+v", err, r)
 	}
 	other, err := e.client.Sign(build("01069"))
 	if err != nil {

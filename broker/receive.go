@@ -32,8 +32,9 @@ type Intake struct {
 	// Package is the exact signed bytes as received; they are stored and forwarded
 	// unchanged.
 	Package []byte
-	// ContentDigest names the package's signed content (signing.Verified): a later
-	// package under the same sender and message id is a repeat only if it matches.
+	// ContentDigest names the application the package carries
+	// (intake.ApplicationDigest): a later package under the same sender and message
+	// id is a repeat only if it matches.
 	ContentDigest string
 	// SignerCert is the DER of the certificate Package was verified with. It is in
 	// every package of that sender, so the store may keep it once (store.Blob).

@@ -5,7 +5,10 @@
 package intake
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,11 +38,35 @@ var ErrSenderMismatch = errors.New("intake: Absender does not match the signing 
 var ErrMessageIDTaken = fmt.Errorf("%w: the NachrichtID names a package another state's gateway forwarded here under the same Absender; send the package with a new NachrichtID", broker.ErrConflict)
 
 // ErrMessageIDReused: a package whose Absender and NachrichtID name an earlier
-// package of other content. It got the earlier package's 200 and receipt, and
-// was stored nowhere: a portal that reused a NachrichtID (a counter reset, a bug)
-// lost a citizen's application while it read "accepted". A repeat is the same
-// content — byte for byte, or the same signed content signed anew.
+// package of another application. It got the earlier package's 200 and receipt,
+// and was stored nowhere: a portal that reused a NachrichtID (a counter reset, a
+// bug) lost a citizen's application while it read "accepted". A repeat is the
+// same application (ApplicationDigest): signed anew, or built anew with another
+// Erstellt, it is still the repeat.
 var ErrMessageIDReused = fmt.Errorf("%w: the NachrichtID names an earlier package of this Absender with other content; a NachrichtID names one application: send this one with a new NachrichtID", broker.ErrConflict)
+
+// ApplicationDigest names the application a verified package carries: the SHA-256
+// of its canonical signed bytes from Kopf/Leistung on — service, place, the
+// citizen's data, Fachdaten and attachments — leaving out what a portal's retry may
+// make anew: the root's ID, NachrichtID (the key itself), Erstellt and Absender (the
+// sender is the other key), and the signature, which the canonical bytes never hold.
+// A portal that timed out and built the package again (a new Erstellt, an ECDSA
+// signature that differs every time) sends the same application; one that reused
+// a NachrichtID for another citizen's does not. canonical is the verifier's
+// (signing.Verified.Canonical): in C14N a ">" in text is "&gt;", so the first
+// "Leistung>" is the start tag of Kopf's Leistung, the element after Absender.
+func ApplicationDigest(canonical []byte) string {
+	i := bytes.Index(canonical, []byte("Leistung>"))
+	if i < 0 {
+		return ""
+	}
+	start := bytes.LastIndexByte(canonical[:i], '<')
+	if start < 0 {
+		return ""
+	}
+	sum := sha256.Sum256(canonical[start:])
+	return "SHA-256:" + hex.EncodeToString(sum[:])
+}
 
 // sameApplication says whether a package (its signed content) is a repeat of the
 // stored submission s. A record written before the content digest was kept
@@ -127,7 +154,7 @@ func (p *Pipeline) SubmitParts(ctx context.Context, raw []byte, parts Parts) (*b
 	if pk.Kopf.Absender != v.Signer.ID {
 		return nil, fmt.Errorf("%w: Absender %q, certificate %q", ErrSenderMismatch, pk.Kopf.Absender, v.Signer.ID)
 	}
-	return p.receive(ctx, pk, v.Signer, raw, v.ContentDigest, nil, nil, parts)
+	return p.receive(ctx, pk, v.Signer, raw, ApplicationDigest(v.Canonical), nil, nil, parts)
 }
 
 // receive is the part of intake after verification that a portal's package and a
@@ -135,7 +162,7 @@ func (p *Pipeline) SubmitParts(ctx context.Context, raw []byte, parts Parts) (*b
 // plan, the attachments and broker.Receive. onPeer, if set, may refuse a route that
 // goes on to another state's peer (loop and hop-limit guard); origin is the
 // forwarding record of a forwarded package; content names its signed content
-// (signing.Verified.ContentDigest).
+// (ApplicationDigest).
 func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.Identity, raw []byte, content string, onPeer func(*routing.Route) error, origin *submission.Origin, parts Parts) (*broker.Received, error) {
 	defer p.Metrics.since(stageAccept, time.Now())
 	// A retry of a message we already accepted gets its first receipt, even if the

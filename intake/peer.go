@@ -142,5 +142,5 @@ func (p *Pipeline) SubmitForwarded(ctx context.Context, f Forwarded) (*broker.Re
 		return nil
 	}
 	origin := f.Origin
-	return p.receive(ctx, pk, v.Signer, f.Package, v.ContentDigest, onPeer, &origin, f.Parts)
+	return p.receive(ctx, pk, v.Signer, f.Package, ApplicationDigest(v.Canonical), onPeer, &origin, f.Parts)
 }

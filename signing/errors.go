@@ -72,10 +72,5 @@ type Verified struct {
 	Root *etree.Element
 	// Canonical is exactly the digested byte sequence Root was parsed from.
 	Canonical []byte
-	// ContentDigest names the signed content: the reference's digest algorithm and
-	// the DigestValue it verified ("SHA-256:<hex>"). The same content signed again
-	// (a portal that builds and signs its retry anew) has the same one; other
-	// content has another. It costs no hashing: the verification computed it.
-	ContentDigest string
-	Signer        Identity
+	Signer    Identity
 }

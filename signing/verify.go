@@ -8,7 +8,6 @@ import (
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -143,8 +142,7 @@ func (v *Verifier) Verify(doc []byte, roles ...Role) (res *Verified, err error) 
 		// Cannot happen for output of our own canonicalizer; refuse rather than guess.
 		return nil, fmt.Errorf("%w: canonical form does not re-parse: %v", ErrMalformed, err)
 	}
-	return &Verified{Root: signed.Root(), Canonical: canonical, Signer: ident,
-		ContentDigest: si.digestHash.String() + ":" + hex.EncodeToString(si.digestValue)}, nil
+	return &Verified{Root: signed.Root(), Canonical: canonical, Signer: ident}, nil
 }
 
 // c14nBufs holds the buffers canonical forms are written into to be hashed or

@@ -96,9 +96,10 @@ type Submission struct {
 	PackageSHA256 string       `json:"packageSha256"`
 	PackageSize   int64        `json:"packageSize"`
 	Attachments   []Attachment `json:"attachments,omitempty"`
-	// ContentDigest names the signed content (the signature's reference digest,
-	// "SHA-256:<hex>"): a package under the same Absender and NachrichtID is a repeat
-	// of this one only if its content is the same, even when signed anew. Empty in
+	// ContentDigest names the application the package carries
+	// (intake.ApplicationDigest, "SHA-256:<hex>"): a package under the same Absender
+	// and NachrichtID is a repeat of this one only if it carries the same one, even
+	// when built and signed anew. Empty in
 	// records written before 2026-12-05 (every repeat of those is answered as one).
 	ContentDigest string `json:"contentDigest,omitempty"`
 
