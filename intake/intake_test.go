@@ -57,3 +57,23 @@ func TestSameApplicationOfAnOlderRecord(t *testing.T) {
 		t.Fatal("a record with a content digest is not compared by it")
 	}
 }
+
+// TestApplicationDigestLeavesOutWhatARetryMakesAnew: the root's ID, NachrichtID,
+// Erstellt and Absender are left out, with or without a namespace prefix; the
+// service and everything after it count.
+func TestApplicationDigestLeavesOutWhatARetryMakesAnew(t *testing.T) {
+	doc := func(id, erstellt, fach string) []byte {
+		return []byte(`<p:Antragspaket xmlns:p="urn:amtsbote:antragspaket:1" ID="` + id + `"><p:Kopf><p:NachrichtID>m1</p:NachrichtID><p:Erstellt>` + erstellt +
+			`</p:Erstellt><p:Absender>amt24</p:Absender><p:Leistung><p:Schluessel>99</p:Schluessel></p:Leistung></p:Kopf><p:Fachdaten>` + fach + `</p:Fachdaten></p:Antragspaket>`)
+	}
+	first := ApplicationDigest(doc("paket-1", "2026-12-05T10:00:00Z", "Laterne defekt"))
+	if first == "" || ApplicationDigest(doc("paket-2", "2026-12-05T10:03:00Z", "Laterne defekt")) != first {
+		t.Fatal("a package built anew (ID, Erstellt) is another application")
+	}
+	if ApplicationDigest(doc("paket-1", "2026-12-05T10:00:00Z", "Papierkorb voll")) == first {
+		t.Fatal("other Fachdaten are the same application")
+	}
+	if ApplicationDigest([]byte("<Antragspaket/>")) != "" {
+		t.Fatal("a document without Leistung has a digest")
+	}
+}
