@@ -366,7 +366,11 @@ func (b *Broker) process(msg jetstream.Msg) (record func()) {
 	case adapters.Gone(err):
 		b.ends.release(key)
 		why := reasonOf(err)
-		if perr := b.ends.disable(key, addr, time.Now(), why.Internal); perr != nil {
+		// The book keeps what the log may say (the status), not the receiver's
+		// words: endpoints.json, or the cluster's bucket, is reached by no
+		// retention or erasure, and a 410 body may quote the applicant (an
+		// audit, 2026-12-05). The words are in the case's event.
+		if perr := b.ends.disable(key, addr, time.Now(), why.Log); perr != nil {
 			b.log.Error("persist disabled endpoint; it is disabled until this process ends", "office", s.OfficeID, "channel", ref.Channel, "err", perr)
 		}
 		b.log.Warn("endpoint gone: channel disabled until an operator enables it", "office", s.OfficeID, "channel", ref.Channel)

@@ -69,6 +69,12 @@ func (b *Broker) Erase(ctx context.Context, id, actor, note string) (EraseResult
 		return res, err
 	}
 	res.Submission = s
+	if !res.Already {
+		// Outside the store too: after a restore from a backup taken before it,
+		// the operator repeats the erasures made since (docs/operations.md), and
+		// the store that says which they were is the one the restore replaced.
+		b.log.Info("case erased: package, attachments and replies removed", "submission", s.ID, "office", s.OfficeID, "actor", actor)
+	}
 	// The bytes are gone from the record now; their blobs go in the same request,
 	// whether or not its client still waits. The scan below reads every record
 	// (a million: minutes from a cold disk), longer than an operator's curl or

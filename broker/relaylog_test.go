@@ -3,6 +3,8 @@ package broker
 import (
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +143,56 @@ func TestAttemptSeriesExistFromTheStart(t *testing.T) {
 				t.Errorf("no series at 0 for channel %s, outcome %s", ch, outcome)
 			}
 		}
+	}
+}
+
+// TestGoneKeepsNoReceiversWordsInTheEndpointBook: a 410's body may quote the
+// applicant; the book of disabled endpoints (endpoints.json, or the cluster's
+// bucket) kept it word for word, where no retention or erasure reaches (an
+// audit, 2026-12-05). It keeps the status; the words are in the case's event.
+func TestGoneKeepsNoReceiversWordsInTheEndpointBook(t *testing.T) {
+	const words = "Antrag von Erika Mustermann, geb. 12.08.1964: Verfahren eingestellt"
+	office := &scripted{channel: "primary", answers: []error{
+		adapters.Permanent("endpoint gone (HTTP 410)", &webhook.StatusError{StatusCode: 410, Snippet: words}),
+	}}
+	dir := t.TempDir()
+	cfg := testConfig
+	cfg.EndpointsFile = filepath.Join(dir, "endpoints.json")
+	e := startWith(t, dir, cfg, office)
+	a, err := e.b.Receive(context.Background(), intake("gone-words", "primary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, e.b, a.Submission.ID, submission.StateHeld)
+	raw, err := os.ReadFile(cfg.EndpointsFile)
+	if err != nil || strings.Contains(string(raw), "Mustermann") || !strings.Contains(string(raw), "410") {
+		t.Fatalf("endpoints.json: %v\n%s", err, raw)
+	}
+	evs, _ := e.b.Log(a.Submission.ID)
+	kept := false
+	for _, ev := range evs {
+		kept = kept || strings.Contains(ev.Note, "Mustermann")
+	}
+	if !kept {
+		t.Fatalf("the receiver's words are not in the event either (the check above proves nothing): %+v", evs)
+	}
+}
+
+// TestErasureIsLogged: an erasure left no trace outside the store, so after a
+// restore from a backup taken before it the operator could not tell which
+// erasures to repeat (docs/operations.md asks for that; an audit, 2026-12-05).
+// The log says which case, whose office and by whom — not the note, which may
+// name the applicant.
+func TestErasureIsLogged(t *testing.T) {
+	office := &scripted{channel: "primary", answers: []error{adapters.Permanent("receiver answered HTTP 422", nil)}}
+	b, _, logs := startLogged(t, Config{Workers: 1, MaxAttempts: 1, AttemptTimeout: 2 * time.Second}, office)
+	id := receiveN(t, b, "erase-log", 1)[0]
+	waitState(t, b, id, submission.StateHeld)
+	if _, err := b.Erase(context.Background(), id, "m.meier (admin API)", "Löschantrag von Erika Mustermann"); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "case erased") || !strings.Contains(out, id) || !strings.Contains(out, "m.meier") || strings.Contains(out, "Mustermann") {
+		t.Fatalf("the erasure's log line:\n%s", out)
 	}
 }
