@@ -215,6 +215,14 @@ func (c *Client) post(ctx context.Context, peer config.Peer, path string, body [
 		go func() { pw.CloseWithError(writeParts(ctx, mw, body, parts)) }()
 		defer pr.Close()
 		rd, ctype = pr, `multipart/related; type="`+ContentType+`"; boundary=`+mw.Boundary()
+	}
+	if path == PathForward {
+		// A forwarding, inline or with parts, is bounded by ctx alone: the broker
+		// gives the attempt its time by the package's size. The inline path kept
+		// the client's fixed timeout (attempt_timeout), so a 32 MiB package (43 MiB
+		// of envelope) below ~11 Mbit/s was cut mid-upload on every attempt, and one
+		// whose answer came late was stored at the peer and held here (an audit,
+		// 2026-12-05). Status questions keep the client's timeout.
 		long := *hc
 		long.Timeout = 0
 		hc = &long

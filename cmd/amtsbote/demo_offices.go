@@ -67,6 +67,11 @@ func useDemoChannels(e *demoEnv, kinds ...string) error {
 	for _, k := range kinds {
 		fmt.Fprintf(&b, "      - {kind: %s, level: %d}\n", k, channel.Level(k))
 	}
+	// -data names a folder that need not exist yet (the webhook and transfer demos
+	// made it; these wrote into it first and failed).
+	if err := os.MkdirAll(e.dataDir, 0o750); err != nil {
+		return err
+	}
 	path := filepath.Join(e.dataDir, "demo-directory.yaml")
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		return err
