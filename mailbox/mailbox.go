@@ -131,7 +131,9 @@ type Mailbox struct {
 	// the highest cost among the users' (a fixed cost 12 made unknown names
 	// slower than known ones wherever the users' hashes are cheaper).
 	unknownHash func() []byte
-	adapter     *adapter
+	unknownCost int // unknownHash's cost: the highest of the users'
+
+	adapter *adapter
 
 	changes chan struct{} // a person opened a package (Confirmer.Changes)
 	kick    chan struct{} // a notice was queued
@@ -203,6 +205,7 @@ func New(opts Options) (*Mailbox, error) {
 		m.users[u.Name] = u
 		m.offices[u.Office] = true
 	}
+	m.unknownCost = cost
 	m.unknownHash = sync.OnceValue(func() []byte {
 		h, _ := bcrypt.GenerateFromPassword([]byte("kein-gueltiges-passwort"), cost)
 		return h
