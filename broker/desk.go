@@ -46,9 +46,14 @@ type OfficeDesk interface {
 	// differ are ErrUnreadable, with no pickup.
 	ReadPackage(ctx context.Context, officeID, id string, max int64, p Pickup) (*submission.Submission, []byte, error)
 	// FetchPackage opens the package bytes without recording a pickup, for a face
-	// whose office confirms separately (XTA: getMessage reads, close confirms). The
-	// first fetch is recorded (FetchedAt, a fetched event on channel).
+	// whose office confirms separately (XTA: getMessage reads, close confirms). It
+	// records nothing: the face calls RecordFetch once the bytes reached the
+	// office's system.
 	FetchPackage(ctx context.Context, officeID, id, channel string) (*submission.Submission, io.ReadCloser, error)
+	// RecordFetch records the office system's first fetch of the package at at
+	// (FetchedAt, a fetched event on channel; later ones change nothing): from
+	// then on the package is no longer new for that office's polls.
+	RecordFetch(ctx context.Context, officeID, id, channel string, at time.Time) (*submission.Submission, error)
 	// Waiting returns the office's submissions that wait for it with their bytes
 	// — queued, retrying, handed over or held, not erased — oldest first, and
 	// whether its system read each once. It reads the store's indexes, not the
@@ -378,25 +383,33 @@ func (b *Broker) ReadPackage(ctx context.Context, officeID, id string, max int64
 	return s, pkg, nil
 }
 
-// FetchPackage implements OfficeDesk. The first fetch is written before the bytes
-// are handed out; a fetch that cannot be recorded fails, so that no office system
-// reads a package the others still list as new.
+// FetchPackage implements OfficeDesk. It records nothing: the first fetch was
+// written before the bytes were handed out, and a getMessage whose answer never
+// reached the office's system (a time-out, a broken connection during a large
+// message) took the package out of the office's "new" polls for good — an
+// application with its 201 that no office system would fetch again by default (an
+// audit, 2026-12-05). The face records the fetch once it has sent the bytes
+// (RecordFetch); one sent twice meanwhile is a repeat XTA's message id tells.
 func (b *Broker) FetchPackage(ctx context.Context, officeID, id, channel string) (*submission.Submission, io.ReadCloser, error) {
-	s, rc, err := b.openPackage(ctx, officeID, id)
+	return b.openPackage(ctx, officeID, id)
+}
+
+// RecordFetch implements OfficeDesk.
+func (b *Broker) RecordFetch(_ context.Context, officeID, id, channel string, at time.Time) (*submission.Submission, error) {
+	s, err := b.forOffice(officeID, id)
 	if err != nil || s.FetchedAt != nil {
-		return s, rc, err
+		return s, err
 	}
-	now, err := b.changeSub(id, func(cur *submission.Submission, at time.Time) ([]submission.Event, error) {
-		return cur.Fetched(at, channel)
+	now, err := b.changeSub(id, func(cur *submission.Submission, _ time.Time) ([]submission.Event, error) {
+		return cur.Fetched(at.UTC(), channel)
 	})
 	if err != nil {
-		rc.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	if now != nil {
 		s = now
 	}
-	return s, rc, nil
+	return s, nil
 }
 
 // PackageGone is ErrBytesRemoved (naming s) when the retention or an erasure

@@ -179,9 +179,19 @@ func (d *memDesk) FetchPackage(_ context.Context, office, id, ch string) (*submi
 	if err != nil {
 		return nil, nil, err
 	}
-	evs, _ := s.Fetched(time.Now().UTC(), ch)
-	d.events[id] = append(d.events[id], evs...)
 	return s, io.NopCloser(bytes.NewReader(d.blobs["pkg:"+id])), nil
+}
+
+func (d *memDesk) RecordFetch(_ context.Context, office, id, ch string, at time.Time) (*submission.Submission, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, err := d.forOffice(office, id)
+	if err != nil {
+		return nil, err
+	}
+	evs, _ := s.Fetched(at.UTC(), ch)
+	d.events[id] = append(d.events[id], evs...)
+	return s, nil
 }
 
 func (d *memDesk) OpenAttachment(_ context.Context, office, id, aid string) (submission.Attachment, io.ReadCloser, error) {

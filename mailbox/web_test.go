@@ -1023,6 +1023,9 @@ func TestCaseFetchedBeforeItsErasureCanBeDecided(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc.Close()
+	if _, err := e.b.RecordFetch(context.Background(), officeDresden, sub.ID, channel.XTA, time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.b.Erase(context.Background(), sub.ID, "operator", "zurückgezogen"); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/beevik/etree"
 
@@ -65,6 +66,9 @@ func (emptyDesk) Reply(context.Context, string, string, broker.ReplyIn) (submiss
 }
 func (emptyDesk) FindReply(context.Context, string, string) (*submission.Submission, submission.Reply, error) {
 	return nil, submission.Reply{}, broker.ErrNotFound
+}
+func (emptyDesk) RecordFetch(context.Context, string, string, string, time.Time) (*submission.Submission, error) {
+	return nil, broker.ErrNotFound
 }
 func (emptyDesk) FetchPackage(context.Context, string, string, string) (*submission.Submission, io.ReadCloser, error) {
 	return nil, nil, broker.ErrNotFound

@@ -183,6 +183,8 @@ type answer struct {
 	header func(w *xw)
 	body   func(w *xw) error // nil: empty body
 	parts  []*part
+	// sent, if set, runs once the whole answer was written to the connection.
+	sent func()
 }
 
 func (s *Server) portOf(path string) string {
@@ -233,7 +235,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		written = true
 		// The connection goes with the answer: net/http would otherwise read up to
 		// 256 KiB of the unread body before it writes the answer, and wait for them.
-		rw.Header().Set("Connection", "close")
+		// HTTP/1 only: on HTTP/2 the header makes Go's server shut the whole
+		// connection down while the client still uploads, and curl and other
+		// clients got a 400 with no body instead of the fault (an audit,
+		// 2026-12-05); there the unread body is dropped for this stream alone.
+		if r.ProtoMajor == 1 {
+			rw.Header().Set("Connection", "close")
+		}
 		s.writeFault(rw, port, f, "")
 		s.log.Warn("xta access refused", "port", port, "reason", f.Detail)
 		return
@@ -570,6 +578,10 @@ func (s *Server) writeAnswer(rw http.ResponseWriter, r *http.Request, c *call, a
 	if err := out.writeTo(rw); err != nil {
 		// Headers are out: the client sees a truncated message and must retry.
 		s.log.Error("xta: writing the answer failed", "op", c.op, "office", c.officeID, "err", err)
+		return
+	}
+	if a.sent != nil {
+		a.sent()
 	}
 }
 
@@ -911,6 +923,14 @@ func (s *Server) getMessage(c *call) (*answer, error) {
 	if slices.ContainsFunc(waiting, func(e broker.WaitingEntry) bool { return e.ID == sub.ID }) {
 		pending--
 	}
+	// The first fetch is this one: the answer says when (InitialFetch), and the
+	// same time is recorded once the answer is out.
+	fetchedAt := time.Now().UTC()
+	if sub.FetchedAt == nil {
+		cp := *sub
+		cp.FetchedAt = &fetchedAt
+		sub = &cp
+	}
 	m := s.metaOf(sub, c.party)
 	return &answer{
 		header: func(w *xw) {
@@ -919,6 +939,13 @@ func (s *Server) getMessage(c *call) (*answer, error) {
 		},
 		body:  func(w *xw) error { return w.writeContainer("xta:ContentContainer", parts, true) },
 		parts: parts,
+		// The fetch counts once the message is out (FetchPackage says why); the
+		// request's context may have ended with the last byte.
+		sent: func() {
+			if _, err := s.o.Desk.RecordFetch(context.WithoutCancel(c.ctx), c.officeID, sub.ID, channel.XTA, fetchedAt); err != nil {
+				s.log.Warn("xta: record the fetch; the message stays new for the office's polls", "office", c.officeID, "submission", sub.ID, "err", err)
+			}
+		},
 	}, nil
 }
 
