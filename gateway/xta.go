@@ -166,9 +166,19 @@ func (g *Gateway) xtaAccounts() (xta.Accounts, error) {
 		}
 		var pins []string
 		for _, p := range strings.Split(ch.Params[ParamCertSHA256], ",") {
-			if p = strings.ToLower(strings.TrimSpace(p)); p != "" {
-				pins = append(pins, p)
+			if p = strings.ToLower(strings.TrimSpace(p)); p == "" {
+				continue
 			}
+			// A pin that can never match started without a word and refused the
+			// office on every call: openssl's whole output line pasted, a SHA-1
+			// fingerprint (openssl x509 -fingerprint without -sha256), a typo (an
+			// audit, 2026-12-05). During a two-pin rotation a wrong new pin showed
+			// only when the old certificate ended.
+			if hexPin := strings.ReplaceAll(p, ":", ""); len(hexPin) != 64 || strings.Trim(hexPin, "0123456789abcdef") != "" {
+				return nil, fmt.Errorf("offices.%s.channels.xta.params.%s: %q is no SHA-256 fingerprint (64 hex digits, colons allowed; openssl x509 -noout -fingerprint -sha256 -in cert.pem prints one after \"=\")",
+					id, ParamCertSHA256, p)
+			}
+			pins = append(pins, p)
 		}
 		if len(pins) == 0 && g.DevTLS != nil && id == DemoOfficeID {
 			fp, err := certFingerprint(g.DevTLS.ClientCert)

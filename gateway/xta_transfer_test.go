@@ -265,3 +265,26 @@ func TestXTAIdentifierNamesOneAccount(t *testing.T) {
 		t.Fatalf("two pull accounts of one identifier: %v", err)
 	}
 }
+
+// TestXTAPinThatCannotMatchIsRefused: a cert_sha256 that is no SHA-256
+// fingerprint started without a word, and the office was refused on every call
+// (an audit, 2026-12-05): openssl's whole output line, a SHA-1 fingerprint, a
+// typo — also as the second pin of a rotation. Colons and capitals are fine.
+func TestXTAPinThatCannotMatchIsRefused(t *testing.T) {
+	pull := func(pin string) *Gateway {
+		return &Gateway{Config: config.Config{Offices: map[string]config.OfficeClient{"office-a": config.OfficeClient{}.WithChannel(channel.XTA,
+			config.Channel{Endpoint: "urn:de:amtsbote:test:xta:a", Params: map[string]string{xta.ParamMode: xta.ModePull, ParamCertSHA256: pin}})}}}
+	}
+	good := strings.Repeat("ab", 32)
+	colons := strings.ToUpper(strings.Join(strings.SplitAfterN(strings.Repeat("ab:", 32), ":", 32), ""))[:95]
+	for _, pin := range []string{good, colons, good + ", " + strings.Repeat("cd", 32)} {
+		if _, err := pull(pin).xtaAccounts(); err != nil {
+			t.Errorf("pin %q refused: %v", pin, err)
+		}
+	}
+	for _, pin := range []string{"sha256 Fingerprint=AB:CD:EF", strings.Repeat("5f", 20), "not-a-digest", good + ",sha1=" + strings.Repeat("5f", 20)} {
+		if _, err := pull(pin).xtaAccounts(); err == nil || !strings.Contains(err.Error(), "offices.office-a.channels.xta.params.cert_sha256") {
+			t.Errorf("pin %q: %v, want a start error naming the field", pin, err)
+		}
+	}
+}
