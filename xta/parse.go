@@ -754,8 +754,21 @@ func decodeBase64(s string) ([]byte, error) {
 }
 
 // parseTime reads an xs:dateTime (with or without zone; without counts as UTC).
+// "24:00:00" is the end of its day, the next day's 00:00:00 (XML Schema 1.0,
+// 3.2.7): a selector for a whole day up to T24:00:00 was refused (an audit).
 func parseTime(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
+	if day, rest, ok := strings.Cut(s, "T24:00:00"); ok {
+		if strings.HasPrefix(rest, ".") {
+			rest = strings.TrimLeft(rest[1:], "0") // T24:00:00.000: only zeros may follow
+		}
+		if rest == "" || !strings.ContainsAny(rest[:1], "0123456789") {
+			if d, err := parseTime(day + "T00:00:00" + rest); err == nil {
+				return d.AddDate(0, 0, 1), nil
+			}
+		}
+		return time.Time{}, fmt.Errorf("%q is not an xs:dateTime", s)
+	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02T15:04:05"} {
 		if t, err := time.Parse(layout, s); err == nil {
 			return t, nil
