@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -75,5 +76,16 @@ func TestOtherContentUnderAUsedMessageIDIsAConflict(t *testing.T) {
 	}
 	if r.Status != http.StatusConflict || r.Problem == nil || r.Problem.Type != problem.TypeConflict || !strings.Contains(r.Problem.Detail, "new NachrichtID") {
 		t.Fatalf("another application under the used NachrichtID: %d %+v, want 409 conflict", r.Status, r.Problem)
+	}
+	// Three repeats answered with the first receipt; the refused one is none (it
+	// was counted as one, by the store's lookup, before intake refused it).
+	resp, err := http.Get(e.g.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), "\namtsbote_submissions_duplicate_total 3\n") {
+		t.Errorf("amtsbote_submissions_duplicate_total is not 3:\n%s", grepLines(string(metrics), "duplicate"))
 	}
 }

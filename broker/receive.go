@@ -65,8 +65,9 @@ type Received struct {
 }
 
 // Lookup returns an earlier submission of the same message by the same sender, so a
-// retrying portal gets its first receipt back without routing again. A hit is
-// counted as a duplicate submission. A store that cannot be read (a NATS cluster
+// retrying portal gets its first receipt back without routing again. The caller
+// decides whether it is a repeat (the same application) and says so with
+// Repeated. A store that cannot be read (a NATS cluster
 // without quorum or out of reach) is ErrUnavailable, as a store that cannot be
 // written is in Receive: the portal is told to retry (503), not that the gateway
 // failed (500).
@@ -79,9 +80,14 @@ func (b *Broker) Lookup(sender, messageID string) (*Received, error) {
 	if err != nil {
 		return nil, lookupFailed(err)
 	}
-	b.metrics.duplicates.Inc()
 	return &Received{Submission: s, Receipt: r}, nil
 }
+
+// Repeated counts a repeat answered with its first receipt
+// (amtsbote_submissions_duplicate_total). The caller counts it, not Lookup or
+// Receive: a package under a used NachrichtID that is another application, or a
+// forwarded one's, is refused (409) and was counted as a repeat.
+func (b *Broker) Repeated() { b.metrics.duplicates.Inc() }
 
 func lookupFailed(err error) error {
 	if errors.Is(err, ErrNotFound) {
@@ -179,7 +185,6 @@ func (b *Broker) Receive(ctx context.Context, in Intake) (*Received, error) {
 		return nil, fmt.Errorf("broker: %w: %w", ErrUnavailable, err)
 	}
 	if !created {
-		b.metrics.duplicates.Inc()
 		return &Received{Submission: stored, Receipt: storedReceipt}, nil
 	}
 	b.metrics.accepted.Inc()

@@ -174,6 +174,7 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 		if !sameApplication(a.Submission, content) {
 			return nil, ErrMessageIDReused
 		}
+		p.Broker.Repeated()
 		return a, nil
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
@@ -246,6 +247,9 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 	}
 	if !rec.Created && !sameApplication(rec.Submission, content) {
 		return nil, ErrMessageIDReused // another package under the same id came in between
+	}
+	if !rec.Created {
+		p.Broker.Repeated()
 	}
 	return rec, nil
 }
