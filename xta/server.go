@@ -243,6 +243,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rw.Header().Set("Connection", "close")
 		}
 		s.writeFault(rw, port, f, "")
+		if r.ProtoMajor == 2 {
+			// Out before the handler returns: then the server resets the stream
+			// (the body unread), and its write scheduler sends that reset ahead of
+			// DATA frames still queued, so a client got the headers and not the
+			// fault (seen with curl under -race).
+			_ = http.NewResponseController(rw).Flush()
+		}
 		s.log.Warn("xta access refused", "port", port, "reason", f.Detail)
 		return
 	}
