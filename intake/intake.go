@@ -53,29 +53,114 @@ var ErrMessageIDReused = fmt.Errorf("%w: the NachrichtID names an earlier packag
 // A portal that timed out and built the package again (a new Erstellt, an ECDSA
 // signature that differs every time) sends the same application; one that reused
 // a NachrichtID for another citizen's does not. canonical is the verifier's
-// (signing.Verified.Canonical): in C14N a ">" in text is "&gt;", so the first
-// "Leistung>" is the start tag of Kopf's Leistung, the element after Absender.
+// (signing.Verified.Canonical); "" when it has no Kopf/Leistung.
+//
+// Leistung is found by structure, not by searching for its name: a namespace
+// declaration on the element, or a URI holding "Leistung>", made a byte search
+// start at the end tag (the service left out: another service under a used id was
+// answered as the repeat) or in the root's start tag (a review, 2026-12-05).
 func ApplicationDigest(canonical []byte) string {
-	i := bytes.Index(canonical, []byte("Leistung>"))
-	if i < 0 {
-		return ""
-	}
-	start := bytes.LastIndexByte(canonical[:i], '<')
+	start := kopfLeistung(canonical)
 	if start < 0 {
 		return ""
 	}
 	sum := sha256.Sum256(canonical[start:])
-	return "SHA-256:" + hex.EncodeToString(sum[:])
+	return applicationDigestPrefix + hex.EncodeToString(sum[:])
 }
 
-// sameApplication says whether a package (its signed content) is a repeat of the
-// stored submission s. A record written before the content digest was kept
-// (builds before 2026-12-05) cannot tell: its repeat is answered as that build
-// did, with the first receipt — a 409 there would tell a portal whose retry was
-// signed anew (other bytes, same content) to send the application again under a
-// new NachrichtID, and the office would get it twice.
+// applicationDigestPrefix marks the digest of ApplicationDigest. Records of the
+// builds of 2026-12-05 afternoon kept another digest as "SHA-256:…"; a repeat of
+// such a record is not compared by it (sameApplication).
+const applicationDigestPrefix = "app-sha256:"
+
+// kopfLeistung is the offset of the start tag of the root's Kopf's first Leistung
+// child in canonical XML, or -1. Canonical XML (C14N, with or without comments
+// removed) has no CDATA, DTD or references beyond the five entities; "<" occurs
+// only as markup, and attribute values are in double quotes that they never hold.
+func kopfLeistung(b []byte) int {
+	depth, inKopf := 0, false
+	for i := 0; i < len(b); {
+		lt := bytes.IndexByte(b[i:], '<')
+		if lt < 0 {
+			return -1
+		}
+		i += lt
+		switch {
+		case bytes.HasPrefix(b[i:], []byte("</")):
+			depth--
+			if depth == 1 {
+				inKopf = false
+			}
+			gt := bytes.IndexByte(b[i:], '>')
+			if gt < 0 {
+				return -1
+			}
+			i += gt + 1
+			continue
+		case bytes.HasPrefix(b[i:], []byte("<?")), bytes.HasPrefix(b[i:], []byte("<!--")):
+			end := []byte("?>")
+			if b[i+1] == '!' {
+				end = []byte("-->")
+			}
+			e := bytes.Index(b[i:], end)
+			if e < 0 {
+				return -1
+			}
+			i += e + len(end)
+			continue
+		}
+		// A start tag: its name, then attributes up to ">" or "/>" outside quotes.
+		name := i + 1
+		for name < len(b) && !isSpaceOrEnd(b[name]) {
+			name++
+		}
+		local := b[i+1 : name]
+		if c := bytes.IndexByte(local, ':'); c >= 0 {
+			local = local[c+1:]
+		}
+		j, quoted := name, false
+		for ; j < len(b); j++ {
+			if b[j] == '"' {
+				quoted = !quoted
+			} else if b[j] == '>' && !quoted {
+				break
+			}
+		}
+		if j >= len(b) {
+			return -1
+		}
+		empty := b[j-1] == '/'
+		depth++
+		switch {
+		case depth == 2 && string(local) == "Kopf":
+			inKopf = true
+		case depth == 3 && inKopf && string(local) == "Leistung":
+			return i
+		}
+		if empty {
+			depth--
+		}
+		i = j + 1
+	}
+	return -1
+}
+
+func isSpaceOrEnd(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '>' || c == '/'
+}
+
+// sameApplication says whether a package (its application, ApplicationDigest) is
+// a repeat of the stored submission s. A record without such a digest — written
+// before 2026-12-05, or by a build of that afternoon that kept the signature's
+// digest ("SHA-256:…") — cannot tell: its repeat is answered as its build did,
+// with the first receipt. A 409 there would tell a portal whose retry was built or
+// signed anew to send the application again under a new NachrichtID, and the
+// office would get it twice.
 func sameApplication(s *submission.Submission, content string) bool {
-	return s.ContentDigest == "" || content == "" || s.ContentDigest == content
+	if !strings.HasPrefix(s.ContentDigest, applicationDigestPrefix) || content == "" {
+		return true
+	}
+	return s.ContentDigest == content
 }
 
 // Channels says which channels of an office this gateway can deliver on: the

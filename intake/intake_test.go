@@ -52,9 +52,13 @@ func TestSameApplicationOfAnOlderRecord(t *testing.T) {
 	if !sameApplication(old, "SHA-256:aa") {
 		t.Fatal("a repeat of an older record is refused")
 	}
-	now := &submission.Submission{PackageSHA256: "other bytes", ContentDigest: "SHA-256:aa"}
-	if !sameApplication(now, "SHA-256:aa") || sameApplication(now, "SHA-256:bb") {
-		t.Fatal("a record with a content digest is not compared by it")
+	interim := &submission.Submission{PackageSHA256: "bytes of the first", ContentDigest: "SHA-256:aa"}
+	if !sameApplication(interim, applicationDigestPrefix+"bb") {
+		t.Fatal("a repeat of a record with the afternoon's signature digest is refused (a review: the same bytes got 409)")
+	}
+	now := &submission.Submission{PackageSHA256: "other bytes", ContentDigest: applicationDigestPrefix + "aa"}
+	if !sameApplication(now, applicationDigestPrefix+"aa") || sameApplication(now, applicationDigestPrefix+"bb") {
+		t.Fatal("a record with an application digest is not compared by it")
 	}
 }
 
@@ -73,7 +77,25 @@ func TestApplicationDigestLeavesOutWhatARetryMakesAnew(t *testing.T) {
 	if ApplicationDigest(doc("paket-1", "2026-12-05T10:00:00Z", "Papierkorb voll")) == first {
 		t.Fatal("other Fachdaten are the same application")
 	}
-	if ApplicationDigest([]byte("<Antragspaket/>")) != "" {
+	if ApplicationDigest([]byte("<Antragspaket></Antragspaket>")) != "" {
 		t.Fatal("a document without Leistung has a digest")
+	}
+	// Found by structure (a review, 2026-12-05): a namespace declaration on
+	// Leistung, or a URI holding "Leistung>" in the root's start tag, made a byte
+	// search start at the end tag (the service left out) or in the root.
+	withService := func(root, leistung, key, erstellt string) string {
+		return ApplicationDigest([]byte(`<p:Antragspaket xmlns:p="urn:amtsbote:antragspaket:1"` + root + ` ID="x"><p:Kopf><p:NachrichtID>m1</p:NachrichtID><p:Erstellt>` + erstellt +
+			`</p:Erstellt><p:Absender>amt24</p:Absender><p:Leistung` + leistung + `><p:Schluessel>` + key + `</p:Schluessel></p:Leistung></p:Kopf><p:Fachdaten>f</p:Fachdaten></p:Antragspaket>`))
+	}
+	decl := ` xmlns:x="urn:portal:x"`
+	if withService("", decl, "99050012104000", "t1") == withService("", decl, "99102013104000", "t1") {
+		t.Fatal("with a declaration on Leistung, another service is the same application")
+	}
+	uri := ` xmlns:z="urn:x-portal:Leistung>v2"`
+	if withService(uri, "", "99050012104000", "t1") != withService(uri, "", "99050012104000", "t2") {
+		t.Fatal("with a URI holding Leistung> on the root, a package built anew is another application")
+	}
+	if got := ApplicationDigest([]byte(`<A><Kopf><XLeistung>1</XLeistung><Leistung>2</Leistung></Kopf></A>`)); got != ApplicationDigest([]byte(`<A><Kopf><XLeistung>9</XLeistung><Leistung>2</Leistung></Kopf></A>`)) {
+		t.Fatal("an element whose name ends in Leistung was taken for Leistung")
 	}
 }
