@@ -97,10 +97,11 @@ type Submission struct {
 	PackageSize   int64        `json:"packageSize"`
 	Attachments   []Attachment `json:"attachments,omitempty"`
 	// ContentDigest names the application the package carries
-	// (intake.ApplicationDigest, "SHA-256:<hex>"): a package under the same Absender
-	// and NachrichtID is a repeat of this one only if it carries the same one, even
-	// when built and signed anew. Empty in
-	// records written before 2026-12-05 (every repeat of those is answered as one).
+	// (intake.ApplicationDigest, "app-sha256:<hex>"): a package under the same
+	// Absender and NachrichtID is a repeat of this one only if it carries the same
+	// one, even when built and signed anew. Empty in records written before
+	// 2026-12-05, and another digest ("SHA-256:…") in those of that afternoon's
+	// builds: every repeat of those is answered as one.
 	ContentDigest string `json:"contentDigest,omitempty"`
 
 	State      State     `json:"state"`
