@@ -588,6 +588,18 @@ func (s *Server) writeAnswer(rw http.ResponseWriter, r *http.Request, c *call, a
 		return
 	}
 	if a.sent != nil {
+		// Written means handed to buffers: flushed, and the caller still there
+		// (a Fachverfahren that timed out closed its connection, which cancels the
+		// request's context), or the answer does not count as received. A client
+		// that goes after this is not seen; its close confirms, not the fetch.
+		if err := http.NewResponseController(rw).Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			s.log.Info("xta: answer not flushed; not recorded as received", "op", c.op, "office", c.officeID, "err", err)
+			return
+		}
+		if r.Context().Err() != nil {
+			s.log.Info("xta: the caller went away while the answer was written; not recorded as received", "op", c.op, "office", c.officeID)
+			return
+		}
 		a.sent()
 	}
 }
