@@ -253,14 +253,7 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 	// A retry of a message we already accepted gets its first receipt, even if the
 	// directory changed in between.
 	if a, err := p.Broker.Lookup(pk.Kopf.Absender, pk.Kopf.NachrichtID); err == nil {
-		if origin == nil && a.Submission.Origin != nil {
-			return nil, ErrMessageIDTaken
-		}
-		if !sameApplication(a.Submission, content) {
-			return nil, ErrMessageIDReused
-		}
-		p.Broker.Repeated()
-		return a, nil
+		return p.repeat(a, origin, content)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
@@ -327,16 +320,26 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 		return nil, err
 	}
 	held.end()
-	if !rec.Created && origin == nil && rec.Submission.Origin != nil {
-		return nil, ErrMessageIDTaken // the forwarded package came in between
-	}
-	if !rec.Created && !sameApplication(rec.Submission, content) {
-		return nil, ErrMessageIDReused // another package under the same id came in between
-	}
 	if !rec.Created {
-		p.Broker.Repeated()
+		// Another package under the same id came in between.
+		return p.repeat(rec, origin, content)
 	}
 	return rec, nil
+}
+
+// repeat answers a package whose sender and NachrichtID name a stored
+// submission: its first receipt when it is a repeat of it (counted), a 409 when
+// the id names a package another state's gateway forwarded here (a portal's own
+// package then) or another application.
+func (p *Pipeline) repeat(first *broker.Received, origin *submission.Origin, content string) (*broker.Received, error) {
+	if origin == nil && first.Submission.Origin != nil {
+		return nil, ErrMessageIDTaken
+	}
+	if !sameApplication(first.Submission, content) {
+		return nil, ErrMessageIDReused
+	}
+	p.Broker.Repeated()
+	return first, nil
 }
 
 // placeOf is the place the package names, as one query for the directory: its
