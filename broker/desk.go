@@ -397,10 +397,16 @@ func (b *Broker) FetchPackage(ctx context.Context, officeID, id, channel string)
 // RecordFetch implements OfficeDesk.
 func (b *Broker) RecordFetch(_ context.Context, officeID, id, channel string, at time.Time) (*submission.Submission, error) {
 	s, err := b.forOffice(officeID, id)
-	if err != nil || s.FetchedAt != nil {
+	if err != nil || s.FetchedAt != nil || s.DeliveredAt != nil {
 		return s, err
 	}
 	now, err := b.changeSub(id, func(cur *submission.Submission, _ time.Time) ([]submission.Event, error) {
+		if cur.DeliveredAt != nil {
+			// The office confirmed meanwhile (a close on another connection as
+			// soon as the bytes were there): a fetch after the delivery says
+			// nothing, and its event would stand after it in the log.
+			return nil, nil
+		}
 		return cur.Fetched(at.UTC(), channel)
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
@@ -247,5 +248,39 @@ func TestOfficeWriteOnAFullDiskIsUnavailable(t *testing.T) {
 	st.full = false
 	if s, err := b.Submission(a.Submission.ID); err != nil || s.Processed {
 		t.Fatalf("after the failed write: processed %v, %v", s.Processed, err)
+	}
+}
+
+// TestRecordFetchAfterTheDeliveryChangesNothing: XTA records the fetch once its
+// answer is out; a close sent on another connection as soon as the bytes arrived
+// may confirm the case first. A fetch after the delivery says nothing, and its
+// event stood after the delivery in the log (a review, 2026-12-05). Before the
+// delivery, the fetch is recorded with the time given.
+func TestRecordFetchAfterTheDeliveryChangesNothing(t *testing.T) {
+	e := start(t, t.TempDir())
+	ctx := context.Background()
+	fetched, err := e.b.Receive(ctx, intake("fetch-first", "unconfigured"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed, err := e.b.Receive(ctx, intake("close-first", "unconfigured"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, e.b, fetched.Submission.ID, submission.StateHeld)
+	waitState(t, e.b, closed.Submission.ID, submission.StateHeld)
+	at := time.Date(2026, 12, 5, 15, 0, 0, 0, time.UTC)
+	if s, err := e.b.RecordFetch(ctx, "office-a", fetched.Submission.ID, "xta", at); err != nil || s.FetchedAt == nil || !s.FetchedAt.Equal(at) {
+		t.Fatalf("the fetch before the delivery: %v %+v", err, s)
+	}
+	if _, err := e.b.Confirm(ctx, "office-a", closed.Submission.ID, Pickup{Channel: "xta", Receiver: "close"}); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := e.b.RecordFetch(ctx, "office-a", closed.Submission.ID, "xta", at); err != nil || s.FetchedAt != nil {
+		t.Fatalf("a fetch after the delivery was recorded: %v %+v", err, s)
+	}
+	evs, _ := e.b.Log(closed.Submission.ID)
+	if len(ofType(evs, submission.EventFetched)) != 0 {
+		t.Fatalf("a fetched event after the delivery: %+v", evs)
 	}
 }
