@@ -73,7 +73,11 @@ func (b *Broker) Erase(ctx context.Context, id, actor, note string) (EraseResult
 		// Outside the store too: after a restore from a backup taken before it,
 		// the operator repeats the erasures made since (docs/operations.md), and
 		// the store that says which they were is the one the restore replaced.
-		b.log.Info("case erased: package, attachments and replies removed", "submission", s.ID, "office", s.OfficeID, "actor", actor)
+		// Logged once the blobs are dealt with, with how that went.
+		defer func() {
+			b.log.Info("case erased: package, attachments and replies removed from the record", "submission", s.ID, "office", s.OfficeID,
+				"actor", actor, "blobs_deleted", res.BlobsDeleted, "blobs_left_to_the_sweep", res.BlobsLeft, "err", err)
+		}()
 	}
 	// The bytes are gone from the record now; their blobs go in the same request,
 	// whether or not its client still waits. The scan below reads every record

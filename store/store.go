@@ -535,7 +535,12 @@ func Open(dir string, opts Options) (*DB, error) {
 	if n, size := blobs.removeStale(); n > 0 && opts.Logger != nil {
 		opts.Logger.Info("store: removed temporary blob files of an earlier process", "files", n, "bytes", size)
 	}
-	if err := upgradeCases(b, opts.Logger); err != nil {
+	if err := upgradeCases(b, opts.Logger); errors.Is(err, ErrNewerSchema) {
+		// Nothing was upgraded: "upgrade" here read as if this build changed the
+		// newer file, which is what the message rules out (an audit).
+		_ = b.Close()
+		return nil, err
+	} else if err != nil {
 		_ = b.Close()
 		return nil, fmt.Errorf("store: upgrade: %w", err)
 	}

@@ -77,12 +77,26 @@ func (v *indexView) faultsOf(s *submission.Submission) []IndexFault {
 		w, in := ix.m[s.ID]
 		member(ix.name, in, s.State == ix.state)
 		if in && w.Known && s.State == ix.state {
-			if want := store.ParseWaiting(s.ID, store.WaitingValue(s)); want.Known && want != w {
-				out = append(out, IndexFault{s.ID, ix.name, fmt.Sprintf("its entry says %+v, the record %+v", w, want)})
+			// Office, channel and erasure: what the views of what waits rely on.
+			// Not Fetched: entries of the morning builds of 2026-12-05 carry no such
+			// bit, nothing rewrites them, and a store that is sound otherwise was
+			// reported damaged (an audit); the bit only marks an XTA message as
+			// new until the office closes it.
+			if want := store.ParseWaiting(s.ID, store.WaitingValue(s)); want.Known && (want.Office != w.Office || want.Channel != w.Channel || want.Erased != w.Erased) {
+				out = append(out, IndexFault{s.ID, ix.name, fmt.Sprintf("its entry names %s, the record %s", waitingWords(w), waitingWords(want))})
 			}
 		}
 	}
 	return out
+}
+
+// waitingWords is what an index entry says, for an operator.
+func waitingWords(w store.Waiting) string {
+	s := fmt.Sprintf("office %q, channel %q", w.Office, w.Channel)
+	if w.Erased {
+		s += ", erased"
+	}
+	return s
 }
 
 // dangling are the entries no record of the scan accounted for whose record does

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -43,6 +44,20 @@ func TestCheckNamesIndexFaults(t *testing.T) {
 	held := mk("01a2-held", submission.StateHeld)
 	handed := mk("01a2-handed", submission.StateHandedOver)
 	mk("01a2-queued", submission.StateQueued)
+	// An XTA message fetched and not yet closed, whose entry a morning build of
+	// 2026-12-05 wrote without the fetched bit: sound (an audit: it was a fault).
+	xta := storetest.NewSubmission("01a2-fetched", "amt24", "m-01a2-fetched")
+	xta.Attachments, xta.State = nil, submission.StateHandedOver
+	xta.PackageSHA256, _ = db.Blobs().Put([]byte("package of 01a2-fetched"))
+	if _, _, _, err := db.Create(context.Background(), xta, []submission.Event{{Type: submission.EventReceived}}, "in", []byte("r")); err != nil {
+		t.Fatal(err)
+	}
+	notFetched := *xta
+	if _, err := db.Update(xta.ID, func(x *submission.Submission) ([]submission.Event, error) {
+		return x.Fetched(time.Now().UTC(), "xta")
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, faults, err := migrate.Check(context.Background(), db, nil); err != nil || len(faults) != 0 {
 		t.Fatalf("a sound store: %v %v", faults, err)
 	}
@@ -64,6 +79,9 @@ func TestCheckNamesIndexFaults(t *testing.T) {
 			return err
 		}
 		if err := tx.Bucket([]byte("handed_over")).Put([]byte(handed.ID), store.WaitingValue(&other)); err != nil {
+			return err
+		}
+		if err := tx.Bucket([]byte("handed_over")).Put([]byte(xta.ID), store.WaitingValue(&notFetched)); err != nil {
 			return err
 		}
 		return tx.Bucket([]byte("outbox")).Put([]byte("01a2-gone"), nil)
@@ -91,7 +109,7 @@ func TestCheckNamesIndexFaults(t *testing.T) {
 	for _, want := range []string{
 		"submission 01a2-delivered, index held: listed, but the case is delivered",
 		"submission 01a2-held, index held: not listed, but the case is held",
-		"submission 01a2-handed, index handed_over: its entry says",
+		`submission 01a2-handed, index handed_over: its entry names office "another-office"`,
 		"submission 01a2-gone, index outbox: an entry without a record",
 	} {
 		if !strings.Contains(all, want) {
