@@ -794,12 +794,22 @@ func (o *Office) pollEach(ctx context.Context, base, token string, subs []wire.O
 	for _, s := range subs {
 		o.mu.Lock()
 		first, retry := o.again[s.ID]
-		dup := o.seen[s.DeliveryID] || r.taken[s.ID]
+		// A package kept for another try was claimed by this Poll already.
+		dup := (!retry && o.seen[s.DeliveryID]) || r.taken[s.ID]
+		later := !dup && !retry && s.State == wire.StateQueued && !r.queuedBefore[s.ID]
+		if !dup && !later {
+			// Claimed before it is fetched: a notification of the same delivery
+			// that arrives meanwhile (a retried webhook of a package listed as
+			// retrying) is answered as the duplicate it is. It was marked only
+			// once Poll had finished, and the office decided the package twice
+			// (an audit, 2026-12-05).
+			o.seen[s.DeliveryID] = true
+		}
 		o.mu.Unlock()
 		if dup {
 			continue
 		}
-		if !retry && s.State == wire.StateQueued && !r.queuedBefore[s.ID] {
+		if later {
 			r.queued[s.ID] = true
 			continue
 		}
