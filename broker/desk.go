@@ -1,9 +1,8 @@
 package broker
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -369,18 +368,15 @@ func (b *Broker) ReadPackage(ctx context.Context, officeID, id string, max int64
 	if s.PackageSize > max {
 		return nil, nil, fmt.Errorf("submission %s: package of %d bytes: %w", id, s.PackageSize, ErrTooLarge)
 	}
-	// One byte more than the record says: a longer blob is as wrong as a shorter one.
-	pkg, err := io.ReadAll(io.LimitReader(rc, s.PackageSize+1))
-	if err != nil {
+	var pkg bytes.Buffer
+	pkg.Grow(int(s.PackageSize))
+	if _, err := store.CopyChecked(ctx, &pkg, rc, s.PackageSize, s.PackageSHA256, "package of "+id); err != nil {
 		return nil, nil, unreadable(err)
-	}
-	if sum := sha256.Sum256(pkg); int64(len(pkg)) != s.PackageSize || hex.EncodeToString(sum[:]) != s.PackageSHA256 {
-		return nil, nil, unreadable(fmt.Errorf("package of %s: %d bytes read, not the %d with the recorded SHA-256", id, len(pkg), s.PackageSize))
 	}
 	if s, err = b.pickedUp(s, p); err != nil {
 		return nil, nil, err
 	}
-	return s, pkg, nil
+	return s, pkg.Bytes(), nil
 }
 
 // FetchPackage implements OfficeDesk. It records nothing: the first fetch was
