@@ -233,23 +233,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// gateway hold up to MaxMessageBytes per connection.
 	if f := s.knownCaller(r); f != nil {
 		written = true
-		// The connection goes with the answer: net/http would otherwise read up to
-		// 256 KiB of the unread body before it writes the answer, and wait for them.
-		// HTTP/1 only: on HTTP/2 the header makes Go's server shut the whole
-		// connection down while the client still uploads, and curl and other
-		// clients got a 400 with no body instead of the fault (an audit,
-		// 2026-12-05); there the unread body is dropped for this stream alone.
-		if r.ProtoMajor == 1 {
-			rw.Header().Set("Connection", "close")
-		}
+		// The connection goes with the answer (HTTP/1; on HTTP/2 the stream, and
+		// the fault is flushed first: api.CloseAfter, api.SendEarly say why):
+		// net/http would otherwise read up to 256 KiB of the unread body before it
+		// writes the answer, and wait for them.
+		api.CloseAfter(rw, r)
 		s.writeFault(rw, port, f, "")
-		if r.ProtoMajor == 2 {
-			// Out before the handler returns: then the server resets the stream
-			// (the body unread), and its write scheduler sends that reset ahead of
-			// DATA frames still queued, so a client got the headers and not the
-			// fault (seen with curl under -race).
-			_ = http.NewResponseController(rw).Flush()
-		}
+		api.SendEarly(rw, r)
 		s.log.Warn("xta access refused", "port", port, "reason", f.Detail)
 		return
 	}
