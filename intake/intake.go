@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/internal/xmlscan"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/signing"
@@ -74,79 +75,39 @@ func ApplicationDigest(canonical []byte) string {
 const applicationDigestPrefix = "app-sha256:"
 
 // kopfLeistung is the offset of the start tag of the root's Kopf's first Leistung
-// child in canonical XML, or -1. Canonical XML (C14N, with or without comments
-// removed) has no CDATA, DTD or references beyond the five entities; "<" occurs
-// only as markup, and attribute values are in double quotes that they never hold.
+// child in canonical XML, or -1, by xmlscan's walk of the markup (canonical XML
+// has no CDATA or DTD; its attribute values never hold a '"').
 func kopfLeistung(b []byte) int {
-	depth, inKopf := 0, false
-	for i := 0; i < len(b); {
-		lt := bytes.IndexByte(b[i:], '<')
-		if lt < 0 {
-			return -1
-		}
-		i += lt
-		switch {
-		case bytes.HasPrefix(b[i:], []byte("</")):
+	depth, inKopf, at := 0, false, -1
+	xmlscan.Walk(b, func(t xmlscan.Tag) bool {
+		switch t.Kind {
+		case xmlscan.End:
 			depth--
-			if depth == 1 {
-				inKopf = false
+			inKopf = inKopf && depth > 1
+		case xmlscan.Start:
+			depth++
+			switch local := localName(t.Name); {
+			case depth == 2 && local == "Kopf":
+				inKopf = true
+			case depth == 3 && inKopf && local == "Leistung":
+				at = t.Offset
+				return false
 			}
-			gt := bytes.IndexByte(b[i:], '>')
-			if gt < 0 {
-				return -1
-			}
-			i += gt + 1
-			continue
-		case bytes.HasPrefix(b[i:], []byte("<?")), bytes.HasPrefix(b[i:], []byte("<!--")):
-			end := []byte("?>")
-			if b[i+1] == '!' {
-				end = []byte("-->")
-			}
-			e := bytes.Index(b[i:], end)
-			if e < 0 {
-				return -1
-			}
-			i += e + len(end)
-			continue
-		}
-		// A start tag: its name, then attributes up to ">" or "/>" outside quotes.
-		name := i + 1
-		for name < len(b) && !isSpaceOrEnd(b[name]) {
-			name++
-		}
-		local := b[i+1 : name]
-		if c := bytes.IndexByte(local, ':'); c >= 0 {
-			local = local[c+1:]
-		}
-		j, quoted := name, false
-		for ; j < len(b); j++ {
-			if b[j] == '"' {
-				quoted = !quoted
-			} else if b[j] == '>' && !quoted {
-				break
+			if t.Empty {
+				depth--
 			}
 		}
-		if j >= len(b) {
-			return -1
-		}
-		empty := b[j-1] == '/'
-		depth++
-		switch {
-		case depth == 2 && string(local) == "Kopf":
-			inKopf = true
-		case depth == 3 && inKopf && string(local) == "Leistung":
-			return i
-		}
-		if empty {
-			depth--
-		}
-		i = j + 1
-	}
-	return -1
+		return true
+	})
+	return at
 }
 
-func isSpaceOrEnd(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '>' || c == '/'
+// localName is name without its namespace prefix.
+func localName(name []byte) string {
+	if c := bytes.IndexByte(name, ':'); c >= 0 {
+		name = name[c+1:]
+	}
+	return string(name)
 }
 
 // sameApplication says whether a package (its application, ApplicationDigest) is

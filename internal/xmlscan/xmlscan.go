@@ -28,6 +28,50 @@ type Counts struct {
 // ends when stop reports true (a bound is passed: the rest need not be read).
 func Scan(b []byte, stop func(Counts) bool) Counts {
 	var c Counts
+	Walk(b, func(t Tag) bool {
+		switch t.Kind {
+		case PI:
+			c.PI = c.PI || string(t.Name) != "xml"
+		case Declaration:
+			c.Declaration = true
+		case Start:
+			c.Elements++
+			c.Attributes += t.Attrs
+			c.MaxAttributes = max(c.MaxAttributes, t.Attrs)
+			return stop == nil || !stop(c)
+		}
+		return true
+	})
+	return c
+}
+
+// Kind is what a Tag is.
+type Kind uint8
+
+// The kinds of markup Walk reports (comments and CDATA sections it skips).
+const (
+	Start       Kind = iota // <name …> or <name …/>
+	End                     // </name>
+	PI                      // <?target …?>
+	Declaration             // <!…> other than a comment or CDATA section
+)
+
+// Tag is one piece of markup Walk found.
+type Tag struct {
+	Kind   Kind
+	Offset int    // of its '<' in the document
+	Name   []byte // the element's name as written (prefix included), the PI's target; nil for a declaration
+	Empty  bool   // a start tag that ends with "/>"
+	Attrs  int    // a start tag's attributes
+}
+
+// Walk calls fn for the markup of b in order, until fn returns false, by the
+// rules of the package comment: the one byte scan behind Scan's counts and any
+// other look at a document's structure before (or instead of) a parser's — the
+// intake's application digest finds Kopf/Leistung in canonical XML with it. A
+// declaration's and an end tag's insides are read on as text (no '<' can occur
+// there in a well-formed document).
+func Walk(b []byte, fn func(Tag) bool) {
 	skip := func(rest []byte, open, end string) ([]byte, bool) {
 		if !bytes.HasPrefix(rest, []byte(open)) {
 			return rest, false
@@ -38,12 +82,14 @@ func Scan(b []byte, stop func(Counts) bool) Counts {
 		}
 		return rest[len(open)+j+len(end):], true
 	}
+	doc := b
 	for {
 		i := bytes.IndexByte(b, '<')
 		if i < 0 {
-			return c
+			return
 		}
 		rest := b[i+1:]
+		at := len(doc) - len(b) + i
 		var ok bool
 		if b, ok = skip(rest, "!--", "-->"); ok {
 			continue
@@ -51,21 +97,29 @@ func Scan(b []byte, stop func(Counts) bool) Counts {
 		if b, ok = skip(rest, "![CDATA[", "]]>"); ok {
 			continue
 		}
-		if bytes.HasPrefix(rest, []byte("?")) {
+		switch {
+		case len(rest) == 0:
+			return
+		case rest[0] == '?':
 			// The target ends at white space or "?>"; "xml" is the declaration.
 			target := rest[1:]
 			if j := bytes.IndexAny(target, " \t\r\n?"); j >= 0 {
 				target = target[:j]
 			}
-			c.PI = c.PI || string(target) != "xml"
 			b, _ = skip(rest, "?", "?>")
+			if !fn(Tag{Kind: PI, Offset: at, Name: target}) {
+				return
+			}
 			continue
-		}
-		if bytes.HasPrefix(rest, []byte("!")) {
-			c.Declaration = true
-		}
-		if len(rest) > 0 && rest[0] != '!' && rest[0] != '/' {
-			c.Elements++
+		case rest[0] == '!':
+			if !fn(Tag{Kind: Declaration, Offset: at}) {
+				return
+			}
+		case rest[0] == '/':
+			if !fn(Tag{Kind: End, Offset: at, Name: rest[1:nameEnd(rest, 1)]}) {
+				return
+			}
+		default:
 			attrs := 0
 			var quote byte
 			j := 0
@@ -84,13 +138,24 @@ func Scan(b []byte, stop func(Counts) bool) Counts {
 					break tag
 				}
 			}
-			c.Attributes += attrs
-			c.MaxAttributes = max(c.MaxAttributes, attrs)
+			t := Tag{Kind: Start, Offset: at, Name: rest[:nameEnd(rest, 0)], Attrs: attrs, Empty: j > 0 && j < len(rest) && rest[j-1] == '/'}
 			rest = rest[j:]
-			if stop != nil && stop(c) {
-				return c
+			if !fn(t) {
+				return
 			}
 		}
 		b = rest
 	}
+}
+
+// nameEnd is where the name starting at rest[from] ends.
+func nameEnd(rest []byte, from int) int {
+	j := from
+	for ; j < len(rest); j++ {
+		switch rest[j] {
+		case ' ', '\t', '\r', '\n', '/', '>':
+			return j
+		}
+	}
+	return j
 }

@@ -1,6 +1,10 @@
 package xmlscan
 
-import "testing"
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
 
 func TestScanCountsWhatTheParserFinds(t *testing.T) {
 	for _, tc := range []struct {
@@ -20,5 +24,20 @@ func TestScanCountsWhatTheParserFinds(t *testing.T) {
 	// stop ends the scan at the first element that passes the bound.
 	if got := Scan([]byte(`<r><a/><a/><a/><a/></r>`), func(c Counts) bool { return c.Elements > 2 }); got.Elements != 3 {
 		t.Errorf("stopped at %d elements, want 3", got.Elements)
+	}
+}
+
+// TestWalkReportsTagsInOrder: the tags Walk reports, with their offsets and names,
+// past what it skips (comments, CDATA, a '>' in a quoted value).
+func TestWalkReportsTagsInOrder(t *testing.T) {
+	doc := `<?xml version="1.0"?><p:A xmlns:p="u:Leistung>"><!-- <B> --><p:K><![CDATA[<C>]]><L a='>' b="2"/></p:K></p:A>`
+	var got []string
+	Walk([]byte(doc), func(tg Tag) bool {
+		got = append(got, fmt.Sprintf("%d:%d:%s:%v:%d", tg.Kind, tg.Offset, tg.Name, tg.Empty, tg.Attrs))
+		return true
+	})
+	want := []string{"2:0:xml:false:0", "0:21:p:A:false:1", "0:60:p:K:false:0", "0:80:L:true:2", "1:96:p:K:false:0", "1:102:p:A:false:0"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("Walk reported\n%v, want\n%v", got, want)
 	}
 }
