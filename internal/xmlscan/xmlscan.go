@@ -3,7 +3,8 @@
 // instructions. A parser that builds a tree (etree: some 40 times the document's
 // bytes) or decodes into structures has spent the memory before its own limits
 // can refuse a document; this scan allocates nothing and can stop as soon as a
-// bound is passed.
+// bound is passed. Walk is the scan itself, tag by tag, for any other look at a
+// document's structure that need not build a tree.
 //
 // It counts what a parser will find in a well-formed document: comments and
 // CDATA sections are skipped from after their opener to their first end ("-->",
