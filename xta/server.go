@@ -1105,10 +1105,7 @@ func (s *Server) sendMessage(c *call, sync bool) (*answer, error) {
 			}
 			atts = append(atts, a)
 		}
-		content, contentType, err = bundle(msg, atts)
-		if err != nil {
-			return nil, err
-		}
+		content, contentType = bundle(msg, atts)
 	}
 	kind := "Bescheid"
 	if md.Qualifier != nil && strings.TrimSpace(md.Qualifier.MessageType.Value) != "" {
@@ -1394,35 +1391,26 @@ func checkFilename(name string) error {
 // message first, then each attachment. Each part's Content-Type and
 // Content-Disposition (with the file name, RFC 2231 filename* when it is not
 // ASCII) are written by mime.FormatMediaType, so that a MIME reader gives back the
-// names and types as the office sent them.
-func bundle(msg bundlePart, atts []bundlePart) ([]byte, string, error) {
+// names and types as the office sent them. The parts are replyPart's: their
+// types written as media types, their names checked.
+func bundle(msg bundlePart, atts []bundlePart) ([]byte, string) {
 	var b bytes.Buffer
 	boundary := "amtsbote-reply-" + randHex(12)
-	write := func(p bundlePart) error {
-		ct, err := mediaType(p.contentType)
-		if err != nil {
-			return err
-		}
-		if err := checkFilename(p.filename); err != nil {
-			return err
-		}
+	write := func(p bundlePart) {
 		b.WriteString("--" + boundary + "\r\n")
-		b.WriteString("Content-Type: " + ct + "\r\n")
+		b.WriteString("Content-Type: " + p.contentType + "\r\n")
 		if p.filename != "" {
 			b.WriteString("Content-Disposition: " + mime.FormatMediaType("attachment", map[string]string{"filename": p.filename}) + "\r\n")
 		}
 		b.WriteString("Content-Transfer-Encoding: binary\r\n\r\n")
 		b.Write(p.content)
 		b.WriteString("\r\n")
-		return nil
 	}
 	for _, p := range append([]bundlePart{msg}, atts...) {
-		if err := write(p); err != nil {
-			return nil, "", fmt.Errorf("xta: reply bundle: %w", err)
-		}
+		write(p)
 	}
 	b.WriteString("--" + boundary + "--\r\n")
-	return b.Bytes(), `multipart/mixed; boundary="` + boundary + `"`, nil
+	return b.Bytes(), `multipart/mixed; boundary="` + boundary + `"`
 }
 
 func uuidString() string { return uuid.NewString() }
