@@ -75,6 +75,12 @@ func (b *Broker) PortalReply(ctx context.Context, portal, id, replyID string) (s
 // replay after fixing an office's endpoint), with the office's channel plan as
 // it is now (Config.Plan) when there is one.
 func (b *Broker) Redeliver(id, actor string) (*submission.Submission, error) {
+	return b.RedeliverBecause(id, actor, "requeued by operator")
+}
+
+// RedeliverBecause is Redeliver for the gateway's own reasons: why is the
+// requeued event's detail, which the portal reads.
+func (b *Broker) RedeliverBecause(id, actor, why string) (*submission.Submission, error) {
 	s, err := b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
 		// A held case whose bytes were erased has nothing left to deliver; queued
 		// again, every attempt would fail on the missing package.
@@ -85,7 +91,7 @@ func (b *Broker) Redeliver(id, actor string) (*submission.Submission, error) {
 		if b.cfg.Plan != nil {
 			plan = b.cfg.Plan(cur.OfficeID)
 		}
-		return cur.Requeue(now, actor, plan)
+		return cur.Requeue(now, actor, why, plan)
 	})
 	if err != nil {
 		return nil, err

@@ -4,10 +4,13 @@ import (
 	"cmp"
 	"context"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -24,15 +27,30 @@ import (
 // Every configured peer has a goroutine of its own, with at most one question in
 // flight: a peer that hangs (up to QuestionTimeout per batch) delays only the
 // packages forwarded to it. Close cancels the questions in flight and waits.
+//
+// It also asks about packages held here after their peer channel failed
+// (PeerOf set): a forwarding whose every answer was lost — the peer stored the
+// package and acknowledged it, and each answer arrived after the attempt's time
+// or not at all — ends held here while the peer's office works on it, and the
+// portal saw "held" and never the office's decision. Every HeldEvery poll
+// intervals those packages are named in the next question to their peer; one
+// the peer knows (it forwarded it there, so the peer answers with its state) is
+// delivered again, which the peer answers with its first receipt: the package
+// is forwarded here as it is there, and followed as every other. One the peer
+// does not know stays held for the operator.
 type Tracker struct {
 	Client  *Client
 	Broker  *broker.Broker
 	Peers   []config.Peer
 	Offices []string // the peer offices ("peer-<Land>") whose submissions are forwarded
 	Log     *slog.Logger
+	// PeerOf names the peer a package's peer channel forwards it to (the peer
+	// adapter's choice, peer.PeerFor); nil leaves held packages alone.
+	PeerOf func(s *submission.Submission) (config.Peer, bool)
 
 	mu    sync.Mutex
 	open  map[string]string        // submission id -> peer id
+	held  map[string]string        // held here after a peer channel: submission id -> peer id, asked once
 	kicks map[string]chan struct{} // peer id -> its loop's kick (coalesced)
 	wg    sync.WaitGroup
 	stop  context.CancelFunc
@@ -51,6 +69,15 @@ const NudgeGap = time.Second
 
 // minPoll is the shortest poll interval the tracker keeps.
 const minPoll = 50 * time.Millisecond
+
+// HeldEvery is how many of the shortest poll interval pass between two looks at
+// the packages held after a peer channel (at the default interval of 10 s: every
+// 100 s). Such a package is rare and waits for a person anyway; the look reads
+// the held packages' records.
+const HeldEvery = 10
+
+// maxHeldAsked bounds the held packages named in one round of questions.
+const maxHeldAsked = 4 * MaxQuery
 
 func pollOf(p config.Peer) time.Duration   { return max(p.Poll(), minPoll) }
 func nudgeGap(p config.Peer) time.Duration { return min(NudgeGap, pollOf(p)) }
@@ -123,7 +150,63 @@ func (t *Tracker) Start(ctx context.Context) error {
 		t.wg.Add(1)
 		go t.follow(runCtx, p, t.kickOf(p.ID))
 	}
+	if t.PeerOf != nil && len(t.Peers) > 0 {
+		t.wg.Add(1)
+		go t.watchHeld(runCtx)
+	}
 	return nil
+}
+
+// watchHeld looks at the held packages every HeldEvery shortest poll intervals
+// (the first time at once: a package held before a restart).
+func (t *Tracker) watchHeld(ctx context.Context) {
+	defer t.wg.Done()
+	every := time.Duration(HeldEvery) * pollOf(t.Peers[0])
+	for _, p := range t.Peers[1:] {
+		every = min(every, time.Duration(HeldEvery)*pollOf(p))
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		t.findHeld(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// findHeld notes the packages held after a peer channel that were never recorded
+// as forwarded, with their peer, and kicks those peers.
+func (t *Tracker) findHeld(ctx context.Context) {
+	found := map[string]string{}
+	err := t.Broker.InState(submission.StateHeld, func(s *submission.Submission) bool {
+		if s.Forward == nil && s.BytesRemovedAt == nil && slices.ContainsFunc(s.Targets, func(tg submission.Target) bool { return tg.Channel == channel.Peer }) {
+			if p, ok := t.PeerOf(s); ok {
+				found[s.ID] = p.ID
+			}
+		}
+		return len(found) < maxHeldAsked && ctx.Err() == nil
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			t.Log.Warn("listing the packages held after a peer channel failed; will look again", "err", err)
+		}
+		return
+	}
+	if len(found) == 0 {
+		return
+	}
+	t.mu.Lock()
+	if t.held == nil {
+		t.held = map[string]string{}
+	}
+	maps.Copy(t.held, found)
+	t.mu.Unlock()
+	for _, peer := range found {
+		t.kickPeer(peer)
+	}
 }
 
 // Close stops the tracker and waits for it.
@@ -172,14 +255,17 @@ func (t *Tracker) follow(ctx context.Context, p config.Peer, kick <-chan struct{
 	}
 }
 
-// openOf lists the open packages forwarded to the peer.
+// openOf lists the open packages forwarded to the peer, and those held here that
+// it may have (findHeld).
 func (t *Tracker) openOf(peer string) []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var ids []string
-	for id, p := range t.open {
-		if p == peer {
-			ids = append(ids, id)
+	for _, m := range []map[string]string{t.open, t.held} {
+		for id, p := range m {
+			if p == peer {
+				ids = append(ids, id)
+			}
 		}
 	}
 	return ids
@@ -193,6 +279,14 @@ func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
 		var refs []Ref
 		for _, id := range batch {
 			s, err := t.Broker.Submission(id)
+			if err == nil && s.Forward == nil && t.askHeld(id) {
+				if s.State == submission.StateHeld {
+					ref := Ref{Sender: s.Sender, MessageID: s.MessageID}
+					subs[ref] = s
+					refs = append(refs, ref)
+				}
+				continue
+			}
 			if err != nil || s.Forward == nil || s.State.Final() {
 				t.done(id)
 				continue
@@ -216,6 +310,10 @@ func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
 		for _, it := range rp.Items {
 			s, ok := subs[it.Ref]
 			if !ok || it.State == "" {
+				continue
+			}
+			if s.Forward == nil {
+				t.heldThere(p, s, it.State)
 				continue
 			}
 			if it.State == StateUnknown {
@@ -268,6 +366,32 @@ func (t *Tracker) done(id string) {
 	t.mu.Lock()
 	delete(t.open, id)
 	t.mu.Unlock()
+}
+
+// askHeld takes a held package off the list to ask about (it is named in one
+// question; the next look at the held packages names it again if it is still
+// held), and says whether it was on it.
+func (t *Tracker) askHeld(id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.held[id]
+	delete(t.held, id)
+	return ok
+}
+
+// heldThere acts on the peer's answer about a package held here after its peer
+// channel: if the peer has it (any state but unknown), it is delivered again, and
+// the peer answers the repeated forwarding with its first receipt.
+func (t *Tracker) heldThere(p config.Peer, s *submission.Submission, state string) {
+	if state == StateUnknown || state == "" {
+		return
+	}
+	t.Log.Info("a package held here is at the peer gateway (a forwarding's answer was lost): forwarding it again for the peer's receipt",
+		"submission", s.ID, "peer", p.ID, "peer_state", state)
+	if _, err := t.Broker.RedeliverBecause(s.ID, "gateway "+t.Client.Trust.Self(),
+		"requeued: gateway "+p.ID+" has the package (an earlier forwarding's answer did not arrive); forwarded again for its receipt"); err != nil {
+		t.Log.Warn("could not deliver again a held package the peer gateway has; an operator's redeliver does it", "submission", s.ID, "peer", p.ID, "err", err)
+	}
 }
 
 // Open reports how many forwarded packages wait for their peer's decision.

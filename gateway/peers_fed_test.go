@@ -221,11 +221,16 @@ func fedHook(t *testing.T) string {
 // fedProxy stands between a gateway and its peer: it counts the requests per
 // federation path and can hold status questions (a peer that hangs).
 type fedProxy struct {
-	srv     *httptest.Server
-	counts  sync.Map // path -> *atomic.Int64
-	hang    atomic.Bool
-	hanging chan struct{} // a held question arrived
-	release chan struct{}
+	srv    *httptest.Server
+	counts sync.Map // path -> *atomic.Int64
+	hang   atomic.Bool
+	// loseForwardings: a forwarding reaches the peer, and its answer is lost on
+	// the way back (502 instead).
+	loseForwardings atomic.Bool
+	// refuseForwardings: a forwarding never reaches the peer (503).
+	refuseForwardings atomic.Bool
+	hanging           chan struct{} // a held question arrived
+	release           chan struct{}
 }
 
 func newFedProxy(t *testing.T, target string) *fedProxy {
@@ -248,6 +253,16 @@ func newFedProxy(t *testing.T, target string) *fedProxy {
 			case <-r.Context().Done():
 			case <-p.release:
 			}
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, federation.PathForward) && p.refuseForwardings.Load() {
+			_, _ = io.Copy(io.Discard, r.Body)
+			http.Error(w, "not now", http.StatusServiceUnavailable)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, federation.PathForward) && p.loseForwardings.Load() {
+			rp.ServeHTTP(httptest.NewRecorder(), r)
+			http.Error(w, "the peer's answer was lost", http.StatusBadGateway)
 			return
 		}
 		rp.ServeHTTP(w, r)

@@ -165,3 +165,85 @@ func TestPeerTwoHopsNameTheOfficesGateway(t *testing.T) {
 		t.Errorf("by names the receiver %q (%v)", bs.Receiver, err)
 	}
 }
+
+// TestPeerHeldAfterLostAnswersIsForwardedAgain: every forwarding reached the peer,
+// which stored the package and gave it to its office, and every answer was lost on
+// the way back. The package ended held here — the portal read "held" while the
+// office at the peer worked on it, and the office's decision never came back,
+// since only forwarded packages were asked about. Now the tracker asks the peer
+// about packages held after their peer channel; the peer knows this one, so it is
+// forwarded again, the peer answers with its first receipt, and the decision
+// reaches the portal. The peer keeps one submission.
+func TestPeerHeldAfterLostAnswersIsForwardedAgain(t *testing.T) {
+	sn := newFedNode(t, "amtsbote-sn")
+	by := newMunichPeer(t, sn)
+	by.start(t)
+	proxy := newFedProxy(t, by.url())
+	proxy.loseForwardings.Store(true)
+	sn.peer(by, proxy.srv.URL, 100*time.Millisecond, "09")
+	sn.cfg.Delivery.MaxAttempts = 2
+	sn.start(t)
+
+	id := sn.submit(t, fedMuenchenARS)
+	s := sn.waitState(t, id, submission.StateHeld)
+	bs, err := by.g.Broker.FindMessage(s.Sender, s.MessageID)
+	if err != nil {
+		t.Fatalf("the peer does not have the package whose answers were lost: %v", err)
+	}
+	proxy.loseForwardings.Store(false)
+
+	s = sn.waitState(t, id, submission.StateDelivered)
+	if s.Forward == nil || s.Forward.PeerSubmissionID != bs.ID {
+		t.Fatalf("sn's record of the forwarding: %+v (the peer's submission is %s)", s.Forward, bs.ID)
+	}
+	evs, err := sn.g.Broker.Log(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	requeued := false
+	for _, e := range evs {
+		if e.Type == submission.EventRequeued && strings.Contains(e.Detail, "gateway amtsbote-by has the package") {
+			requeued = true
+		}
+	}
+	if !requeued {
+		t.Errorf("no requeued event says why: %+v", evs)
+	}
+	by.decide(t, s.Sender, s.MessageID, wire.OutcomeAccepted)
+	sn.waitState(t, id, submission.StateAccepted)
+
+	var n int
+	if err := by.g.Broker.InState("", func(*submission.Submission) bool { n++; return true }); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("the peer has %d submissions, want 1", n)
+	}
+}
+
+// TestPeerHeldThatThePeerLacksStaysHeld: a package held after its peer channel
+// that the peer does not know (it never got it: the peer was down) is asked
+// about and stays held for the operator; nothing forwards it on its own.
+func TestPeerHeldThatThePeerLacksStaysHeld(t *testing.T) {
+	sn := newFedNode(t, "amtsbote-sn")
+	by := newMunichPeer(t, sn)
+	by.start(t)
+	proxy := newFedProxy(t, by.url())
+	sn.peer(by, proxy.srv.URL, 100*time.Millisecond, "09")
+	sn.cfg.Delivery.MaxAttempts = 2
+	// No route to the peer's forwarding path: every forwarding fails before it
+	// reaches the peer, and status questions still get through.
+	proxy.refuseForwardings.Store(true)
+	sn.start(t)
+
+	id := sn.submit(t, fedMuenchenARS)
+	sn.waitState(t, id, submission.StateHeld)
+	asked := proxy.count(federation.PathStatus)
+	waitFor(t, "two status questions naming the held package", func() bool { return proxy.count(federation.PathStatus) >= asked+2 })
+	if s := sn.sub(t, id); s.State != submission.StateHeld {
+		t.Fatalf("a package the peer does not know left held: %s", s.State)
+	}
+	if got := proxy.count(federation.PathForward); got != 2 {
+		t.Errorf("%d forwardings reached the proxy, want the 2 attempts", got)
+	}
+}

@@ -471,11 +471,12 @@ func (s *Submission) Decide(now time.Time, outcome, reason, actor string) ([]Eve
 
 // Requeue starts delivery again from the office's first channel (an operator's
 // replay after fixing an office's endpoint). Only a held submission can be requeued.
+// why is the event's public detail ("requeued by operator").
 //
 // plan, when not empty, is the office's channel plan as it is now and replaces the
 // one made at intake: the operator's replay follows a mended configuration (an
 // office given the channel it lacked), and the event names both plans.
-func (s *Submission) Requeue(now time.Time, actor string, plan []Target) ([]Event, error) {
+func (s *Submission) Requeue(now time.Time, actor, why string, plan []Target) ([]Event, error) {
 	targets := s.Targets
 	if len(plan) > 0 {
 		targets = plan
@@ -483,7 +484,7 @@ func (s *Submission) Requeue(now time.Time, actor string, plan []Target) ([]Even
 	if s.State != StateHeld || len(targets) == 0 {
 		return nil, fmt.Errorf("%w: requeue a submission that is %s with %d channels", ErrIllegal, s.State, len(targets))
 	}
-	detail := "requeued by operator"
+	detail := why
 	if !slices.Equal(targets, s.Targets) {
 		detail += "; channels now " + channelNames(targets) + " (were " + channelNames(s.Targets) + ")"
 		s.Targets = slices.Clone(targets)

@@ -118,7 +118,7 @@ func TestEveryTransitionFromEveryState(t *testing.T) {
 			StateAccepted: ok(StateAccepted, EventBytesRemoved), StateRejected: ok(StateRejected, EventBytesRemoved),
 			StateQueued: illegal, StateRetrying: illegal, StateHandedOver: illegal, StateDelivered: illegal, StateHeld: illegal, StateForwarded: illegal,
 		}},
-		{"Requeue", func(s *Submission) ([]Event, error) { return s.Requeue(t0, "operator", nil) }, map[State]result{
+		{"Requeue", func(s *Submission) ([]Event, error) { return s.Requeue(t0, "operator", "requeued by operator", nil) }, map[State]result{
 			StateHeld:   ok(StateQueued, EventRequeued),
 			StateQueued: illegal, StateRetrying: illegal, StateHandedOver: illegal, StateDelivered: illegal,
 			StateAccepted: illegal, StateRejected: illegal, StateForwarded: illegal,
@@ -210,7 +210,7 @@ func TestFallbackWalksThePlanThenHolds(t *testing.T) {
 	if s.State != StateHeld || evs[1].Type != EventHeld {
 		t.Fatalf("held: %s %v", s.State, types(evs))
 	}
-	if _, err := s.Requeue(t0, "op", nil); err != nil || s.TargetIndex != 0 || s.Generation != 3 {
+	if _, err := s.Requeue(t0, "op", "requeued by operator", nil); err != nil || s.TargetIndex != 0 || s.Generation != 3 {
 		t.Fatalf("requeue: %v %+v", err, s)
 	}
 }
