@@ -106,6 +106,20 @@ type Confirmation struct {
 	Pending bool
 }
 
+// Reacher is implemented by a channel whose handed-over packages wait where the
+// office fetches them (an XTA message box, the web mailbox). Reaches says whether
+// the office, with the target as configured now, still fetches there. When it no
+// longer does — an XTA office moved from pull to push has no message box to poll,
+// an office whose last mailbox user was removed has nobody to open it — the
+// broker delivers such a package again on the channel as configured now (a push,
+// or the mailbox's refusal and the office's next channel): otherwise it waited
+// handed over for ever, reaching no one. The broker calls it for every
+// handed-over package of the channel each confirmation round, so it must be a
+// look-up, not I/O.
+type Reacher interface {
+	Reaches(officeID string, t Target) bool
+}
+
 // Confirmer is implemented by adapters whose receiver confirms after Deliver has
 // returned with Confirmation.Pending. The broker asks it about every delivery of the
 // channel that is handed over and not yet confirmed — after a restart too, since the

@@ -137,11 +137,60 @@ func (b *Broker) withdrawn(s *submission.Submission, channel string) {
 	}
 }
 
+// reach is how a channel a package waits on handed over stands for its office now.
+type reach int
+
+const (
+	reaches     reach = iota // configured, and the office fetches there (or it confirms later)
+	reachGone                // taken from the office's configuration, or from the gateway
+	reachMoved               // configured, but the office no longer fetches where the package waits
+)
+
+// reachOf says how the channel ch stands for the office, with its target as
+// configured now. Map look-ups only: it runs for every handed-over package.
+func (b *Broker) reachOf(office, ch string) (adapters.Target, reach) {
+	target, ok := b.channels.Target(office, ch)
+	if !ok {
+		return target, reachGone
+	}
+	a, ok := b.adapters.Get(ch)
+	if !ok {
+		return target, reachGone
+	}
+	if r, ok := a.(adapters.Reacher); ok && !r.Reaches(office, target) {
+		return target, reachMoved
+	}
+	return target, reaches
+}
+
+// reoffer delivers a package handed over on a channel that no longer reaches
+// its office (adapters.Reacher) again on that channel as configured now.
+func (b *Broker) reoffer(s *submission.Submission, channel string) {
+	why := submission.Reason{Public: "channel " + channel + " no longer reaches the office where the package waited; delivered again as the channel is configured now",
+		Internal: "handed over to " + channel + " before its configuration changed (an XTA office moved to push, the office's mailbox users removed); the office may have fetched it from there already"}
+	cur, err := b.changeSub(s.ID, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		return cur.Reoffer(now, why)
+	})
+	if err != nil {
+		b.log.Error("record a package offered again", "submission", s.ID, "err", err)
+		return
+	}
+	b.log.Warn("channel no longer reaches the office where a handed-over package waits: delivering it again as configured now",
+		"submission", s.ID, "office", s.OfficeID, "channel", channel)
+	if cur != nil && cur.State.Dispatchable() {
+		b.enqueue(cur)
+	}
+}
+
 // checkHandedOver asks once about each submission handed over to a channel
-// that confirms later. The index entry names the channel, so the records of the
-// others are not read: a gateway whose mailboxes and XTA boxes hold tens of
-// thousands of handed-over packages read every one of them every ConfirmEvery,
-// and again on every change a folder signalled.
+// that confirms later. The index entry names the office and the channel, so
+// the records of the others are not read: a gateway whose mailboxes and XTA
+// boxes hold tens of thousands of handed-over packages read every one of them
+// every ConfirmEvery, and again on every change a folder signalled. A package
+// whose channel no longer reaches its office (taken from the configuration, an
+// XTA office moved to push, the office's mailbox users removed) goes on, on
+// every channel, whether it confirms later or not: the office's fetch was
+// the only way on for those that do not, and it cannot come.
 func (b *Broker) checkHandedOver() {
 	entries, err := b.db.HandedOver()
 	if err != nil {
@@ -155,8 +204,10 @@ func (b *Broker) checkHandedOver() {
 		if b.ctx.Err() != nil {
 			return
 		}
-		if e.Known && (!b.confirmsLater(e.Channel) || hung[askKey{e.Office, e.Channel}]) {
-			continue
+		if e.Known {
+			if _, r := b.reachOf(e.Office, e.Channel); r == reaches && (!b.confirmsLater(e.Channel) || hung[askKey{e.Office, e.Channel}]) {
+				continue
+			}
 		}
 		id := e.ID
 		s, err := b.db.Get(id)
@@ -164,25 +215,26 @@ func (b *Broker) checkHandedOver() {
 			continue
 		}
 		ref, _ := s.CurrentTarget()
-		a, ok := b.adapters.Get(ref.Channel)
-		if !ok {
+		target, r := b.reachOf(s.OfficeID, ref.Channel)
+		switch r {
+		case reachGone:
+			// The operator took the channel from the office's configuration. It was
+			// asked with an empty address, and every round logged a reason nobody had
+			// configured ("not an absolute folder path") for every such case, which
+			// waited handed over for ever.
+			b.withdrawn(s, ref.Channel)
+			continue
+		case reachMoved:
+			b.reoffer(s, ref.Channel)
 			continue
 		}
+		a, _ := b.adapters.Get(ref.Channel)
 		c, ok := a.(adapters.Confirmer)
 		if !ok {
 			continue
 		}
 		key := askKey{s.OfficeID, ref.Channel}
 		if hung[key] {
-			continue
-		}
-		target, ok := b.channels.Target(s.OfficeID, ref.Channel)
-		if !ok {
-			// The operator took the channel from the office's configuration. It was
-			// asked with an empty address, and every round logged a reason nobody had
-			// configured ("not an absolute folder path") for every such case, which
-			// waited handed over for ever.
-			b.withdrawn(s, ref.Channel)
 			continue
 		}
 		conf, done, err := b.ask(c, key, b.delivery(s, target))

@@ -107,6 +107,12 @@ func (a *adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Co
 	return adapters.Confirmation{Receiver: "Behördenpostfach " + d.OfficeID, At: now, Pending: true}, nil
 }
 
+var _ adapters.Reacher = (*adapter)(nil)
+
+// Reaches implements adapters.Reacher: a package in the mailbox of an office
+// without a user waits for nobody.
+func (a *adapter) Reaches(officeID string, _ adapters.Target) bool { return a.m.offices[officeID] }
+
 // Confirmed implements adapters.Confirmer: the package is confirmed once a person of
 // the office opened it in the mailbox.
 func (a *adapter) Confirmed(_ context.Context, d adapters.Delivery) (adapters.Confirmation, bool, error) {

@@ -350,6 +350,22 @@ func (s *Submission) ChannelWithdrawn(now time.Time, why Reason) ([]Event, error
 	return s.moveOn(now, []Event{{At: now, Type: EventChannelFailed, Channel: t.Channel, Detail: why.Public, Note: why.Internal}}), nil
 }
 
+// Reoffer delivers a handed-over package again on the channel it waits on, as
+// the channel is configured now: the office no longer fetches from where it
+// waits (an XTA office moved from pull to push, the office's last mailbox user
+// removed; adapters.Reacher). The requeued event says why, by the gateway.
+func (s *Submission) Reoffer(now time.Time, why Reason) ([]Event, error) {
+	if s.State != StateHandedOver {
+		return nil, fmt.Errorf("%w: %s is %s, not handed over", ErrStale, s.ID, s.State)
+	}
+	t, _ := s.CurrentTarget()
+	s.State = StateQueued
+	s.Attempts = 0
+	s.NextAttemptAt = time.Time{}
+	s.Generation++
+	return []Event{{At: now, Type: EventRequeued, Channel: t.Channel, Actor: "gateway", Detail: why.Public, Note: why.Internal}}, nil
+}
+
 // heldDetail is the text of a held event: why, and what it waits for — the office
 // fetching it (pull API, mailbox), or an operator who connects the office and
 // replays it (docs/operations.md, "Held packages").

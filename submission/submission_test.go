@@ -118,6 +118,18 @@ func TestEveryTransitionFromEveryState(t *testing.T) {
 			StateAccepted: ok(StateAccepted, EventBytesRemoved), StateRejected: ok(StateRejected, EventBytesRemoved),
 			StateQueued: illegal, StateRetrying: illegal, StateHandedOver: illegal, StateDelivered: illegal, StateHeld: illegal, StateForwarded: illegal,
 		}},
+		{"Reoffer", func(s *Submission) ([]Event, error) { return s.Reoffer(t0, Reason{Public: "moved", Internal: "note"}) }, map[State]result{
+			StateHandedOver: ok(StateQueued, EventRequeued),
+			StateQueued:     stale, StateRetrying: stale, StateDelivered: stale, StateHeld: stale,
+			StateAccepted: stale, StateRejected: stale, StateForwarded: stale,
+		}},
+		{"ChannelWithdrawn", func(s *Submission) ([]Event, error) {
+			return s.ChannelWithdrawn(t0, Reason{Public: "gone", Internal: "note"})
+		}, map[State]result{
+			StateHandedOver: ok(StateQueued, EventChannelFailed, EventFallback),
+			StateQueued:     stale, StateRetrying: stale, StateDelivered: stale, StateHeld: stale,
+			StateAccepted: stale, StateRejected: stale, StateForwarded: stale,
+		}},
 		{"Requeue", func(s *Submission) ([]Event, error) { return s.Requeue(t0, "operator", "requeued by operator", nil) }, map[State]result{
 			StateHeld:   ok(StateQueued, EventRequeued),
 			StateQueued: illegal, StateRetrying: illegal, StateHandedOver: illegal, StateDelivered: illegal,

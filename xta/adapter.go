@@ -144,6 +144,15 @@ func (a *Adapter) CheckTarget(t adapters.Target) error {
 	return nil
 }
 
+var _ adapters.Reacher = (*Adapter)(nil)
+
+// Reaches implements adapters.Reacher: a message handed over in pull mode waits
+// in the office's message box, which an office configured for push (or a gateway
+// whose XTA server is off) no longer has.
+func (a *Adapter) Reaches(_ string, t adapters.Target) bool {
+	return ModeOf(t) == ModePull && !a.o.NoServer
+}
+
 // Deliver implements adapters.Adapter: one deliverMessage call (push), or the
 // hand-over to the office's message box (pull: Pending until the office's close).
 func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Confirmation, error) {

@@ -1,0 +1,207 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/xta"
+)
+
+// A package handed over on a channel that no longer reaches its office after a
+// restart with a changed configuration goes on (broker: reachOf, withdrawn,
+// reoffer). Before, only a channel that confirms later (a transfer folder) was
+// looked at: packages waiting for the office's pull API, its XTA box or its
+// mailbox stayed handed over for ever when the office left that channel — no
+// dead letter, no alert for days, and the portal read "handed over" (an audit,
+// 2026-12-05 evening).
+
+func stopFixture(t *testing.T, f *fixture) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.g.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitLeaves waits until the submission is no longer handed over, and returns it.
+func waitLeaves(t *testing.T, f *fixture, id string) *submission.Submission {
+	t.Helper()
+	var s *submission.Submission
+	waitFor(t, "the package to leave handed_over", func() bool {
+		var err error
+		s, err = f.g.Broker.Submission(id)
+		return err == nil && s.State != submission.StateHandedOver
+	})
+	return s
+}
+
+// TestHandedOverToThePullAPIGoesOnWhenTheChannelIsRemoved: the office moved from
+// polling the pull API to its mailbox; the api channel is taken from its
+// configuration. Its waiting package goes on to the mailbox.
+func TestHandedOverToThePullAPIGoesOnWhenTheChannelIsRemoved(t *testing.T) {
+	dir := t.TempDir()
+	overlay := pullDirectory(t)
+	users := []config.MailboxUser{{Name: "paula", Office: pullOffice, PasswordHash: cheapHash(t, "pw")}}
+	f := start(t, func(c *config.Config) {
+		c.DataDir = dir
+		c.Directory.Files = []string{overlay}
+		c.Offices[pullOffice] = config.OfficeClient{Token: pullToken, Channels: map[string]config.Channel{channel.API: {}}}
+		c.Mailbox.Users = users
+	})
+	p := paket.ExampleWith(pullService, paket.NewMessageID(), time.Now())
+	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
+	res, err := f.portal.Submit(context.Background(), p)
+	if err != nil || res.Status != http.StatusCreated {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	waitFor(t, "hand-over to the pull API", func() bool {
+		s, err := f.g.Broker.Submission(res.SubmissionID)
+		return err == nil && s.State == submission.StateHandedOver
+	})
+	stopFixture(t, f)
+
+	f2 := start(t, func(c *config.Config) {
+		c.DataDir = dir
+		c.Directory.Files = []string{overlay}
+		c.Offices[pullOffice] = config.OfficeClient{Token: pullToken}
+		c.Mailbox.Users = users
+	})
+	// It passes through queued quickly: wait for where it ends.
+	waitFor(t, "the package in the mailbox", func() bool {
+		s, _ := f2.g.Broker.Submission(res.SubmissionID)
+		ref, _ := s.CurrentTarget()
+		return s.State == submission.StateHandedOver && ref.Channel == channel.Mailbox
+	})
+}
+
+// TestHandedOverToAMailboxWithoutUsersIsHeld: the office's last mailbox user is
+// removed. A package waiting in its mailbox is offered again, which the mailbox
+// refuses (nobody could open it): held, a dead letter the operator sees, as a
+// package arriving now is.
+func TestHandedOverToAMailboxWithoutUsersIsHeld(t *testing.T) {
+	dir := t.TempDir()
+	f := start(t, func(c *config.Config) {
+		c.DataDir = dir
+		c.Mailbox.Users = []config.MailboxUser{{Name: "anna", Office: DemoOfficeID, PasswordHash: cheapHash(t, "pw")}}
+	})
+	res, err := f.portal.Submit(context.Background(), f.example())
+	if err != nil || !res.Accepted() {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	waitFor(t, "hand-over to the mailbox", func() bool {
+		s, err := f.g.Broker.Submission(res.SubmissionID)
+		return err == nil && s.State == submission.StateHandedOver
+	})
+	stopFixture(t, f)
+
+	f2 := start(t, func(c *config.Config) { c.DataDir = dir })
+	s := waitLeaves(t, f2, res.SubmissionID)
+	waitFor(t, "the package held", func() bool {
+		s, _ = f2.g.Broker.Submission(res.SubmissionID)
+		return s.State == submission.StateHeld
+	})
+	evs, err := f2.g.Broker.Log(res.SubmissionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var said bool
+	for _, e := range evs {
+		said = said || e.Type == submission.EventRequeued && strings.Contains(e.Detail, "no longer reaches the office")
+	}
+	if !said {
+		t.Errorf("no requeued event says why: %+v", evs)
+	}
+	if status, body := officeGet(t, f2.g.URL()+"/v1/admin/dead-letters", adminToken); status != http.StatusOK || !strings.Contains(body, res.SubmissionID) {
+		t.Errorf("dead letters: %d %s", status, body)
+	}
+}
+
+// TestHandedOverToAnXTABoxIsPushedWhenTheOfficeMovesToPush: an XTA office moved
+// from pull to push has no message box to poll any more; its waiting message is
+// pushed to its deliverMessage endpoint.
+func TestHandedOverToAnXTABoxIsPushedWhenTheOfficeMovesToPush(t *testing.T) {
+	dir := t.TempDir()
+	pki, err := signing.EnsureDevPKI(filepath.Join(t.TempDir(), "pki"), "xta-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := signing.EnsureDevTLS(pki, DemoOfficeID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, err := certFingerprint(dev.ClientCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const xOffice, xService = "sn-xta-amt", "99123456789014"
+	overlay := filepath.Join(t.TempDir(), "xta.yaml")
+	if err := os.WriteFile(overlay, []byte(`services:
+  - {key: "`+xService+`", name: "XTA-Test", quelle: "test"}
+offices:
+  - id: `+xOffice+`
+    name: "Amt mit XTA"
+    kanaele: [{kind: xta, level: 4}]
+responsibilities:
+  - {leistung: "`+xService+`", gebiet: "14", stelle: `+xOffice+`}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	xtaOn := func(c *config.Config, ch config.Channel) {
+		c.DataDir = dir
+		c.Directory.Files = []string{overlay}
+		c.XTA.Listen = "127.0.0.1:0"
+		c.TLS.CertFile, c.TLS.KeyFile, c.TLS.ClientCAFile = dev.ServerCert, dev.ServerKey, pki.CACert
+		c.Offices[xOffice] = config.OfficeClient{Token: "xta-office-token", Channels: map[string]config.Channel{channel.XTA: ch}}
+	}
+	f := start(t, func(c *config.Config) {
+		xtaOn(c, config.Channel{Endpoint: "urn:de:amtsbote:test:xta:dresden", Params: map[string]string{xta.ParamMode: xta.ModePull, ParamCertSHA256: fp}})
+	})
+	xp := paket.ExampleWith(xService, paket.NewMessageID(), time.Now())
+	xp.Kopf.Ort = paket.Ort{PLZ: "01067"}
+	res, err := f.portal.Submit(context.Background(), xp)
+	if err != nil || !res.Accepted() {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	waitFor(t, "hand-over to the XTA box", func() bool {
+		s, err := f.g.Broker.Submission(res.SubmissionID)
+		return err == nil && s.State == submission.StateHandedOver
+	})
+	stopFixture(t, f)
+
+	office := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	defer office.Close()
+	f2 := start(t, func(c *config.Config) {
+		xtaOn(c, config.Channel{Endpoint: office.URL + "/xta", Params: map[string]string{xta.ParamMode: xta.ModePush}})
+	})
+	waitLeaves(t, f2, res.SubmissionID)
+	// The test's office has a certificate the gateway does not trust: the push
+	// fails in the handshake, and the event says so on the xta channel.
+	waitFor(t, "a push attempt to the office's endpoint", func() bool {
+		evs, err := f2.g.Broker.Log(res.SubmissionID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		requeued := false
+		for _, e := range evs {
+			requeued = requeued || e.Type == submission.EventRequeued
+			if requeued && e.Type == submission.EventAttemptFailed && e.Channel == channel.XTA {
+				return true
+			}
+		}
+		return false
+	})
+}
