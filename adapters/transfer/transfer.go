@@ -10,7 +10,13 @@
 // the office folder. The ledger is how the adapter knows it wrote a case: Confirmed
 // answers from it, so a case folder that was never renamed into place (a crash in
 // between) can never count as imported, and a repeated Deliver of a delivery that was
-// already handed over (or even imported) creates no second case.
+// already handed over (or even imported) creates no second case. Just before the
+// rename the same file holds a pending record, naming the case folder; after it
+// the temporary folder goes only by that rename or after the pending record, so an
+// attempt that finds the pending record tells by the temporary folder whether the
+// rename happened. A hand-over whose final record could not be written (the share
+// full or gone just then, a crash) is thus recorded by the retry, also when the
+// import took the case folder in between, instead of writing the case twice.
 //
 // Nothing is written into an office folder that lacks the ledger folder .amtsbote/:
 // Deliver then fails transiently ("transfer folder missing") and never creates it.
@@ -455,11 +461,25 @@ func probe(dir string) error {
 
 // lock serialises work on one delivery id inside this process.
 func (a *Adapter) lock(id string) func() {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(id))
-	m := &a.locks[h.Sum32()%uint32(len(a.locks))]
+	m := a.lockOf(id)
 	m.Lock()
 	return m.Unlock
+}
+
+// tryLock takes the lock of delivery id if it is free (never waiting, so work on
+// other deliveries may use it while holding a lock: the locks are shared by hash).
+func (a *Adapter) tryLock(id string) (func(), bool) {
+	m := a.lockOf(id)
+	if !m.TryLock() {
+		return nil, false
+	}
+	return m.Unlock, true
+}
+
+func (a *Adapter) lockOf(id string) *sync.Mutex {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id))
+	return &a.locks[h.Sum32()%uint32(len(a.locks))]
 }
 
 // fileID is the delivery id as a file name: itself when it is plainly safe, else a
@@ -513,14 +533,22 @@ func (a *Adapter) deliver(ctx context.Context, dir string, d adapters.Delivery) 
 	fid := fileID(d.ID)
 	// 1. Already handed over (the ledger says so): no second case, whether the office
 	//    imported the first one or not.
+	//    A pending record is a hand-over an earlier attempt began and did not record:
+	//    settled first (resolvePending).
 	rec, err := readLedger(dir, fid)
 	switch {
-	case err == nil && rec.DeliveryID == d.ID:
+	case err == nil && rec.DeliveryID != d.ID:
+		return adapters.Confirmation{}, &Error{Reason: ReasonWrite, Err: errors.New("ledger record belongs to another delivery id")}
+	case err == nil && rec.PendingCase != "":
+		c, handed, err := a.resolvePending(dir, fid, rec, d)
+		if err != nil || handed {
+			return c, err
+		}
+		// Not renamed: nothing was handed over; write the case afresh.
+	case err == nil:
 		a.noteHandover(dir, fid, rec, d.Attempt)
 		a.log.Info("transfer: already handed over", "delivery", d.ID, "office", d.OfficeID, "case", rec.Case, "attempt", d.Attempt)
 		return a.confirmation(dir, rec.Case, rec.WrittenAt), nil
-	case err == nil:
-		return adapters.Confirmation{}, &Error{Reason: ReasonWrite, Err: errors.New("ledger record belongs to another delivery id")}
 	case !errors.Is(err, fs.ErrNotExist):
 		return adapters.Confirmation{}, classify("read ledger", err)
 	}
@@ -586,12 +614,29 @@ func (a *Adapter) deliver(ctx context.Context, dir string, d adapters.Delivery) 
 		_ = os.RemoveAll(tmp)
 		return adapters.Confirmation{}, err
 	}
+	// 4. The pending record, durable before the rename: from here on the ledger says
+	//    a hand-over of this case began, and the temporary folder says whether the
+	//    rename happened. It is removed only by the rename, or after the pending
+	//    record (abandon); so a retry that finds the record without the folder knows
+	//    the case was handed over, even if the import took it before the hand-over
+	//    was recorded (resolvePending).
+	if err := writeLedger(dir, fid, &ledgerRecord{DeliveryID: d.ID, SubmissionID: d.SubmissionID, PendingCase: name,
+		WrittenAt: at}); err != nil {
+		// It may be in place all the same (written, then the folder's fsync failed).
+		abandon(dir, fid, tmp)
+		return adapters.Confirmation{}, classify("write pending ledger record", err)
+	}
 	if a.beforeRename != nil {
 		a.beforeRename(tmp)
 	}
 	final := filepath.Join(dir, name)
 	if err := os.Rename(tmp, final); err != nil {
-		_ = os.RemoveAll(tmp)
+		// Only a temporary folder still there proves the rename did not happen (a
+		// network file system may report a rename it did as failed): then the
+		// attempt is given up. Otherwise both stay for the retry to settle.
+		if _, serr := os.Lstat(tmp); serr == nil {
+			abandon(dir, fid, tmp)
+		}
 		if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY) {
 			return adapters.Confirmation{}, &Error{Reason: ReasonWrite, Err: errors.New("case folder name taken while writing")}
 		}
@@ -603,9 +648,10 @@ func (a *Adapter) deliver(ctx context.Context, dir string, d adapters.Delivery) 
 	if a.afterRename != nil {
 		a.afterRename(final)
 	}
-	// 4. Record the hand-over. Should this fail, the attempt fails and the retry adopts
-	//    the case folder (step 2), or writes it again if the office imported it in
-	//    between (then the office sees the delivery id twice, see docs/transfer.md).
+	// 5. Record the hand-over, over the pending record. Should this fail (the share
+	//    full or gone just now), the attempt fails and the retry finds the pending
+	//    record without the temporary folder: handed over, whether the case folder
+	//    is still there or the import took it meanwhile; never a second case.
 	if err := writeLedger(dir, fid, &ledgerRecord{DeliveryID: d.ID, SubmissionID: d.SubmissionID, Case: name,
 		WrittenAt: at, Handovers: []handover{{Attempt: d.Attempt, At: at}}}); err != nil {
 		return adapters.Confirmation{}, classify("write ledger", err)
@@ -614,6 +660,70 @@ func (a *Adapter) deliver(ctx context.Context, dir string, d adapters.Delivery) 
 		"attempt", d.Attempt, "attachments", len(d.Attachments))
 	a.removeStaleTemps(dir)
 	return a.confirmation(dir, name, at), nil
+}
+
+// resolvePending settles a hand-over that an earlier attempt began (its pending
+// record was written) and did not record, through a failure or a crash between the
+// pending record and the final one. The temporary folder tells whether the rename
+// happened: once the pending record is written, the adapter removes that folder
+// only by renaming it to the case folder, or after removing the pending record
+// (abandon). handed reports that the case was handed over; c is then the answer.
+// Otherwise the pending record is gone and the caller writes the case afresh.
+func (a *Adapter) resolvePending(dir, fid string, rec *ledgerRecord, d adapters.Delivery) (c adapters.Confirmation, handed bool, err error) {
+	tmp := filepath.Join(dir, TempPrefix+fid)
+	_, err = os.Lstat(tmp)
+	switch {
+	case err == nil:
+		// Not renamed: nothing was handed over. The pending record goes first, and
+		// durably, so that the temporary folder may go after it.
+		if err := dropPending(dir, fid); err != nil {
+			return adapters.Confirmation{}, false, classify("remove pending ledger record", err)
+		}
+		a.log.Info("transfer: hand-over begun before did not happen, writing the case again", "delivery", d.ID,
+			"office", d.OfficeID, "attempt", d.Attempt)
+		return adapters.Confirmation{}, false, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return adapters.Confirmation{}, false, classify("look for temporary folder", err)
+	}
+	// Renamed: the case was handed over. Its folder is there, or the import took it
+	// before the hand-over was recorded; or the share went away since the record
+	// was read, and then the ledger folder is gone too.
+	name := rec.PendingCase
+	how := "case folder there"
+	if _, err := os.Lstat(filepath.Join(dir, name)); errors.Is(err, fs.ErrNotExist) {
+		if err := statLedger(dir); err != nil {
+			return adapters.Confirmation{}, false, err
+		}
+		how = "case folder taken by the import already"
+	} else if err != nil {
+		return adapters.Confirmation{}, false, classify("look for case folder", err)
+	}
+	if err := writeLedger(dir, fid, &ledgerRecord{DeliveryID: d.ID, SubmissionID: d.SubmissionID, Case: name,
+		WrittenAt: rec.WrittenAt, Handovers: []handover{{Attempt: d.Attempt, At: a.now()}}}); err != nil {
+		return adapters.Confirmation{}, false, classify("write ledger", err)
+	}
+	a.log.Info("transfer: recorded a hand-over begun before", "delivery", d.ID, "office", d.OfficeID, "case", name,
+		"attempt", d.Attempt, "found", how)
+	return a.confirmation(dir, name, rec.WrittenAt), true, nil
+}
+
+// dropPending removes a pending ledger record and makes that durable. In a folder
+// without the ledger folder (a share unmounted meanwhile) it fails.
+func dropPending(dir, fid string) error {
+	if err := os.Remove(ledgerPath(dir, fid)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return syncDir(filepath.Join(dir, LedgerDir))
+}
+
+// abandon gives up an attempt that may have written its pending record and did
+// not rename its case: the record goes first, then the temporary folder. Should
+// the record stay, so does the folder, and the next attempt finds both and starts
+// afresh; the record without the folder would say the case was handed over.
+func abandon(dir, fid, tmp string) {
+	if dropPending(dir, fid) == nil {
+		_ = os.RemoveAll(tmp)
+	}
 }
 
 // caseBase is "<YYYYMMDD>-<submission id>", the date of acceptance in German time, so
@@ -689,7 +799,9 @@ func readFileLimited(p string, max int64) ([]byte, error) {
 }
 
 // removeStaleTemps removes temporary folders of other deliveries left by a crash long
-// ago (best effort).
+// ago (best effort). One whose delivery has a pending ledger record goes only after
+// that record, under the delivery's lock: the record without the folder would say
+// the case was handed over (resolvePending).
 func (a *Adapter) removeStaleTemps(dir string) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -703,9 +815,31 @@ func (a *Adapter) removeStaleTemps(dir string) {
 		if err != nil || a.now().Sub(info.ModTime()) < staleTemp {
 			continue
 		}
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err == nil {
-			a.log.Info("transfer: removed stale temporary folder", "folder", dir, "name", e.Name())
+		tmp := filepath.Join(dir, e.Name())
+		fid := strings.TrimPrefix(e.Name(), TempPrefix)
+		rec, err := readLedger(dir, fid)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) || err == nil && rec.PendingCase == "":
+			if err := os.RemoveAll(tmp); err != nil {
+				continue
+			}
+		case err == nil:
+			unlock, ok := a.tryLock(rec.DeliveryID)
+			if !ok {
+				continue // an attempt of it is running (or this one shares its lock)
+			}
+			err := dropPending(dir, fid)
+			if err == nil {
+				err = os.RemoveAll(tmp)
+			}
+			unlock()
+			if err != nil {
+				continue
+			}
+		default:
+			continue
 		}
+		a.log.Info("transfer: removed stale temporary folder", "folder", dir, "name", e.Name())
 	}
 }
 
@@ -734,7 +868,9 @@ func (a *Adapter) Confirmed(ctx context.Context, d adapters.Delivery) (adapters.
 	if err != nil {
 		return adapters.Confirmation{}, false, classify("read ledger", err)
 	}
-	if rec.DeliveryID != d.ID {
+	if rec.DeliveryID != d.ID || rec.PendingCase != "" {
+		// Another delivery's, or a hand-over not recorded yet (the next attempt of
+		// the delivery settles it): not handed over, so not confirmed either.
 		return adapters.Confirmation{}, false, nil
 	}
 	a.watch(dir)
@@ -798,11 +934,17 @@ func clampTime(t, lo, hi time.Time) time.Time {
 }
 
 // ledgerRecord is .amtsbote/<delivery>.json: the adapter's proof that it handed a
-// case folder over.
+// case folder over, or, pending, that it began to.
 type ledgerRecord struct {
-	DeliveryID    string     `json:"delivery_id"`
-	SubmissionID  string     `json:"submission_id"`
-	Case          string     `json:"case"`
+	DeliveryID   string `json:"delivery_id"`
+	SubmissionID string `json:"submission_id"`
+	Case         string `json:"case"`
+	// PendingCase names the case folder of a hand-over begun and not yet recorded:
+	// written just before the temporary folder is renamed to it (deliver). Case is
+	// then empty, so that a gateway of an older version, which knows no pending
+	// records, refuses the record (and retries) instead of taking it for a
+	// hand-over.
+	PendingCase   string     `json:"pending_case,omitempty"`
 	WrittenAt     time.Time  `json:"written_at"`
 	HandoverCount int        `json:"handover_count"`
 	Handovers     []handover `json:"handovers"` // the last maxHandovers
@@ -825,7 +967,14 @@ func readLedger(dir, fid string) (*ledgerRecord, error) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("ledger record: %w", err)
 	}
-	if r.Case == "" || strings.ContainsAny(r.Case, `/\`) || r.Case == "." || r.Case == ".." {
+	name := r.Case
+	if r.PendingCase != "" {
+		if r.Case != "" {
+			return nil, errors.New("ledger record: both pending and handed over")
+		}
+		name = r.PendingCase
+	}
+	if name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
 		return nil, errors.New("ledger record: bad case folder name")
 	}
 	return &r, nil

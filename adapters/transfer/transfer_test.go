@@ -1063,14 +1063,14 @@ func TestCrashAfterRenameBeforeLedger(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("cases after a crash after the rename: %v", got)
 	}
-	if _, err := os.Stat(ledgerPath(dir, fileID(d.ID))); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("ledger exists: %v", err)
+	if p := pendingCase(dir, d.ID); p != got[0] {
+		t.Fatalf("ledger after a crash after the rename: pending %q, want a pending record of %s", p, got[0])
 	}
 	a := newAdapter(t)
 	// Deliver never returned, so the broker does not count it as handed over; nor
 	// does Confirmed, even when the case folder vanishes.
 	if _, ok, _ := a.Confirmed(t.Context(), d); ok {
-		t.Fatal("confirmed without a ledger record")
+		t.Fatal("confirmed without a final ledger record")
 	}
 	d.Attempt = 2
 	c, err := a.Deliver(t.Context(), d)
@@ -1089,6 +1089,195 @@ func TestCrashAfterRenameBeforeLedger(t *testing.T) {
 	}
 }
 
+// pendingCase reads the case folder a pending ledger record of delivery id names
+// ("" without one), from the file as it is on disk.
+func pendingCase(dir, id string) string {
+	b, err := os.ReadFile(ledgerPath(dir, fileID(id)))
+	if err != nil {
+		return ""
+	}
+	var rec struct {
+		Case        string `json:"case"`
+		PendingCase string `json:"pending_case"`
+	}
+	if json.Unmarshal(b, &rec) != nil || rec.Case != "" {
+		return ""
+	}
+	return rec.PendingCase
+}
+
+// TestCrashAfterRenameImportedBeforeRetry: the gateway dies between renaming the
+// case into place and recording the hand-over, and the office's import takes the
+// case before the retry. The retry found neither a record nor the case folder and
+// wrote the case a second time: the office imported the application twice. The
+// pending record written before the rename, with the temporary folder gone, says
+// the case was handed over.
+func TestCrashAfterRenameImportedBeforeRetry(t *testing.T) {
+	dir := officeFolder(t)
+	runChildAndKill(t, "after", dir)
+	d := crashDelivery(dir)
+	got := cases(t, dir)
+	if len(got) != 1 {
+		t.Fatalf("cases after a crash after the rename: %v", got)
+	}
+	imported := filepath.Join(filepath.Dir(dir), "imported")
+	mustMkdir(t, imported)
+	if err := os.Rename(filepath.Join(dir, got[0]), filepath.Join(imported, got[0])); err != nil { // the import
+		t.Fatal(err)
+	}
+	a := newAdapter(t)
+	d.Attempt = 2
+	c, err := a.Deliver(t.Context(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(cases(t, dir)) + len(cases(t, imported)); n != 1 || c.Reference != got[0] {
+		t.Fatalf("the office got %d cases (%v, imported %v), reference %q; want the one written before the crash",
+			n, cases(t, dir), cases(t, imported), c.Reference)
+	}
+	if _, ok, err := a.Confirmed(t.Context(), d); !ok || err != nil {
+		t.Fatalf("imported case not confirmed: %v %v", ok, err)
+	}
+}
+
+// TestLedgerWriteFailsAfterRename: the record of the hand-over, written after the
+// case folder was renamed into place, fails (the share filled up just then, or
+// went away). The retry adopted the case folder if it was still there, but if the
+// office's import had taken it in between, it wrote the case a second time and
+// the office imported the same application twice. Whichever happened, the office
+// must get the case once, and the import must count as its confirmation.
+func TestLedgerWriteFailsAfterRename(t *testing.T) {
+	for _, fault := range []string{"full", "unmounted"} {
+		for _, imported := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/imported=%v", fault, imported), func(t *testing.T) {
+				base := t.TempDir()
+				if fault == "full" {
+					base = filepath.Join(base, "share")
+					mustMkdir(t, base)
+					if !mount(t, base, "size=1m") {
+						t.Fatal("cannot mount a 1 MiB tmpfs: the full-share test needs root (CI runs as root)")
+					}
+				}
+				dir, importDir := filepath.Join(base, "office"), filepath.Join(base, "imported")
+				mustMkdir(t, dir)
+				mustMkdir(t, importDir)
+				prepareOffice(t, dir)
+				share := dir + "-share"
+				a := newAdapter(t)
+				d := realDelivery(dir, "dlv-ledger-fails", "4c1f0e52-0000-4000-8000-000000000040")
+				filler := filepath.Join(base, "filler")
+				a.afterRename = func(final string) {
+					a.afterRename = nil
+					root := dir
+					switch fault {
+					case "full": // the share fills up: the record's few hundred bytes find no room
+						err := os.WriteFile(filler, make([]byte, 2<<20), 0o600)
+						if !errors.Is(err, syscall.ENOSPC) {
+							t.Errorf("filling the share: %v", err)
+						}
+					case "unmounted":
+						if err := os.Rename(dir, share); err != nil {
+							t.Error(err)
+						}
+						mustMkdir(t, dir) // the bare mount point
+						root = share
+					}
+					if imported { // the import, on the file server, takes the case at once
+						name := filepath.Base(final)
+						if err := os.Rename(filepath.Join(root, name), filepath.Join(importDir, name)); err != nil {
+							t.Error(err)
+						}
+					}
+				}
+				if _, err := a.Deliver(t.Context(), d); err == nil || adapters.IsPermanent(err) {
+					t.Fatalf("Deliver with the ledger write failing: %v, want a transient error", err)
+				}
+				switch fault {
+				case "full":
+					if err := os.Remove(filler); err != nil { // the office makes room
+						t.Fatal(err)
+					}
+				case "unmounted":
+					if err := os.Remove(dir); err != nil { // mounted again
+						t.Fatal(err)
+					}
+					if err := os.Rename(share, dir); err != nil {
+						t.Fatal(err)
+					}
+				}
+				got := append(cases(t, dir), cases(t, importDir)...)
+				if len(got) != 1 {
+					t.Fatalf("cases after the failed attempt: %v", got)
+				}
+				first := got[0]
+				d.Attempt = 2
+				c, err := a.Deliver(t.Context(), d)
+				if err != nil {
+					t.Fatalf("retry: %v", err)
+				}
+				inOffice, inImport := cases(t, dir), cases(t, importDir)
+				if len(inOffice)+len(inImport) != 1 || c.Reference != first {
+					t.Fatalf("the office got the case %d times (folder %v, imported %v), reference %q, want once as %q",
+						len(inOffice)+len(inImport), inOffice, inImport, c.Reference, first)
+				}
+				if len(temps(t, dir)) != 0 {
+					t.Errorf("temporary folders left: %v", temps(t, dir))
+				}
+				_, ok, err := a.Confirmed(t.Context(), d)
+				if err != nil || ok != imported {
+					t.Fatalf("Confirmed: %v %v, want %v", ok, err, imported)
+				}
+				// A third attempt finds the final record: still one case.
+				d.Attempt = 3
+				if c, err := a.Deliver(t.Context(), d); err != nil || c.Reference != first ||
+					len(cases(t, dir))+len(cases(t, importDir)) != 1 {
+					t.Fatalf("third attempt: %+v %v, cases %v %v", c, err, cases(t, dir), cases(t, importDir))
+				}
+			})
+		}
+	}
+}
+
+// TestRenameFailsKeepsNoPending: a rename that fails (here: the case folder's name
+// taken while the case was written) gives the attempt up. Its pending record must
+// go with its temporary folder, the record first: a pending record without the
+// temporary folder would make the retry take the case for handed over, and the
+// office would never get it.
+func TestRenameFailsKeepsNoPending(t *testing.T) {
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	d := realDelivery(dir, "dlv-taken", "4c1f0e52-0000-4000-8000-000000000041")
+	a.beforeRename = func(tmp string) {
+		a.beforeRename = nil
+		if pendingCase(dir, d.ID) != caseBase(d) {
+			t.Errorf("no pending record before the rename")
+		}
+		taken := filepath.Join(dir, caseBase(d))
+		mustMkdir(t, taken)
+		if err := os.WriteFile(filepath.Join(taken, "x"), nil, 0o600); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := a.Deliver(t.Context(), d); err == nil {
+		t.Fatal("Deliver into a name taken while writing succeeded")
+	}
+	if _, err := os.Lstat(ledgerPath(dir, fileID(d.ID))); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("ledger record after a failed rename: %v", err)
+	}
+	if tm := temps(t, dir); len(tm) != 0 {
+		t.Fatalf("temporary folders after a failed rename: %v", tm)
+	}
+	d.Attempt = 2
+	c, err := a.Deliver(t.Context(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Reference != caseBase(d)+"-2" {
+		t.Errorf("retry wrote %q", c.Reference)
+	}
+	checkCase(t, dir, c.Reference, d)
+}
+
 func TestStaleTempRemoved(t *testing.T) {
 	dir := officeFolder(t)
 	old := filepath.Join(dir, TempPrefix+"dlv-gone")
@@ -1099,7 +1288,24 @@ func TestStaleTempRemoved(t *testing.T) {
 	}
 	fresh := filepath.Join(dir, TempPrefix+"dlv-running")
 	mustMkdir(t, fresh)
+	// Stale, with a pending record (a crash before the rename, never retried here):
+	// the folder may go only after the record, which without it would say the case
+	// was handed over. The second one's delivery is being worked on: both stay.
 	a := newAdapter(t)
+	pending := map[string]string{}
+	for _, id := range []string{"dlv-pending-gone", "dlv-pending-busy"} {
+		p := filepath.Join(dir, TempPrefix+id)
+		mustMkdir(t, p)
+		if err := os.Chtimes(p, past, past); err != nil {
+			t.Fatal(err)
+		}
+		if err := writeLedger(dir, id, &ledgerRecord{DeliveryID: id, PendingCase: "20261129-" + id, WrittenAt: past}); err != nil {
+			t.Fatal(err)
+		}
+		pending[id] = p
+	}
+	unlock := a.lock("dlv-pending-busy")
+	defer unlock()
 	if _, err := a.Deliver(t.Context(), realDelivery(dir, "dlv-x", "4c1f0e52-0000-4000-8000-000000000012")); err != nil {
 		t.Fatal(err)
 	}
@@ -1108,6 +1314,17 @@ func TestStaleTempRemoved(t *testing.T) {
 	}
 	if _, err := os.Stat(fresh); err != nil {
 		t.Error("a fresh temporary folder (another delivery being written) was removed")
+	}
+	if _, err := os.Stat(pending["dlv-pending-gone"]); !errors.Is(err, os.ErrNotExist) {
+		t.Error("stale temporary folder with a pending record kept")
+	}
+	if _, err := os.Stat(ledgerPath(dir, "dlv-pending-gone")); !errors.Is(err, os.ErrNotExist) {
+		t.Error("pending record of a removed temporary folder kept: a retry would take the case for handed over")
+	}
+	for _, p := range []string{pending["dlv-pending-busy"], ledgerPath(dir, "dlv-pending-busy")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s of a delivery being worked on removed: %v", filepath.Base(p), err)
+		}
 	}
 }
 
