@@ -56,6 +56,8 @@ type Config struct {
 	Mailbox Mailbox `yaml:"mailbox"`
 	TLS     TLS     `yaml:"tls"`
 	XTA     XTA     `yaml:"xta"`
+	// Transfer tunes the transfer-folder channel (docs/transfer.md).
+	Transfer Transfer `yaml:"transfer"`
 	// Retention: how long what is kept after the office's final answer.
 	Retention Retention `yaml:"retention"`
 }
@@ -77,6 +79,20 @@ type Retention struct {
 	// negative: never).
 	CompactMinFree int64 `yaml:"compact_min_free"`
 }
+
+// Transfer tunes the transfer-folder channel (adapters/transfer, docs/transfer.md).
+type Transfer struct {
+	// LedgerKeep: the gateway's record of a case handed over into an office
+	// folder (.amtsbote/<delivery id>.json) is removed this long after the
+	// gateway noticed the import's confirmation; kept for ever, one file per
+	// case slowed every listing of the folder. At least MinLedgerKeep (the
+	// broker must have recorded the confirmation long before); 0: 30 days;
+	// negative: kept for ever.
+	LedgerKeep time.Duration `yaml:"ledger_keep"`
+}
+
+// MinLedgerKeep is the shortest transfer.ledger_keep taken.
+const MinLedgerKeep = 24 * time.Hour
 
 // NATS configures the bus.
 type NATS struct {
@@ -371,6 +387,7 @@ func Default() Config {
 		NATS:      NATS{MaxMemory: 64 << 20, MaxStore: 1 << 30, Replicas: 1},
 		Store:     Store{Backend: StoreBBolt, BatchSize: store.DefaultBatchSize, BatchDelay: store.DefaultBatchDelay},
 		Retention: Retention{PackageBytes: 90 * 24 * time.Hour, Records: 10 * 365 * 24 * time.Hour, Every: time.Hour},
+		Transfer:  Transfer{LedgerKeep: 30 * 24 * time.Hour},
 		Limits: Limits{
 			MaxBodyBytes: 32 << 20, MaxDepth: 64, MaxElements: 200_000, MaxAttributes: 64,
 			MaxAttachments: 100, MaxAttachmentBytes: 20 << 20,
@@ -511,6 +528,12 @@ func (c *Config) Validate() error {
 		if _, err := parsePrefix(p); err != nil {
 			errs = append(errs, fmt.Errorf("http.trusted_proxies: %q is neither an address nor a CIDR prefix", p))
 		}
+	}
+	if k := c.Transfer.LedgerKeep; k > 0 && k < MinLedgerKeep {
+		// A record pruned before the broker recorded the office's confirmation
+		// leaves the case unconfirmed for good, and a repeated delivery of it
+		// writes it again.
+		errs = append(errs, fmt.Errorf("transfer.ledger_keep: %s (at least %s; 0: 720h; negative: kept for ever)", k, MinLedgerKeep))
 	}
 	if q := c.Delivery.QueueCheck; q > 0 && q < time.Second {
 		// Each check lists the whole outbox and the queue's subjects.

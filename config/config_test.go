@@ -386,3 +386,30 @@ func TestGatewayIDIsChecked(t *testing.T) {
 		t.Errorf("gateway_id %q: %v", c.GatewayID, err)
 	}
 }
+
+// TestTransferLedgerKeep: transfer.ledger_keep bounds how long the transfer
+// channel's records of confirmed cases stay in an office folder. A keep shorter
+// than a day could remove a record before the broker recorded the confirmation
+// it was asked about; it is refused, naming the setting. 0 (the adapter's 30
+// days) and negative (kept for ever) are taken, also from the environment.
+func TestTransferLedgerKeep(t *testing.T) {
+	if k := Default().Transfer.LedgerKeep; k != 30*24*time.Hour {
+		t.Fatalf("default transfer.ledger_keep %s, want 720h", k)
+	}
+	for _, tc := range []struct {
+		env string
+		ok  bool
+	}{{"1h", false}, {"23h59m", false}, {"24h", true}, {"0", true}, {"-1s", true}, {"2160h", true}} {
+		c, err := Load("", []string{"AMTSBOTE_TRANSFER_LEDGER_KEEP=" + tc.env})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.env, err)
+		}
+		err = c.Validate()
+		if tc.ok && err != nil {
+			t.Errorf("%s refused: %v", tc.env, err)
+		}
+		if !tc.ok && (err == nil || !strings.Contains(err.Error(), "transfer.ledger_keep")) {
+			t.Errorf("%s: %v, want a refusal naming transfer.ledger_keep", tc.env, err)
+		}
+	}
+}

@@ -44,7 +44,7 @@ var channelTable = []channelRow{
 		return webhook.New(webhook.Options{PublicBaseURL: d.cfg.PublicURL, Timeout: d.cfg.Delivery.AttemptTimeout, Logger: d.log})
 	}},
 	{name: channel.Transfer, build: func(d channelDeps) (adapters.Adapter, error) {
-		return transfer.New(transfer.Options{Logger: d.log})
+		return transfer.New(transfer.Options{Logger: d.log, LedgerKeep: d.cfg.Transfer.LedgerKeep})
 	}},
 	{name: channel.XTA, build: newXTAAdapter},
 	{name: channel.API, build: func(channelDeps) (adapters.Adapter, error) { return pull.New(), nil }},

@@ -16,7 +16,9 @@
 // attempt that finds the pending record tells by the temporary folder whether the
 // rename happened. A hand-over whose final record could not be written (the share
 // full or gone just then, a crash) is thus recorded by the retry, also when the
-// import took the case folder in between, instead of writing the case twice.
+// import took the case folder in between, instead of writing the case twice. The
+// record of a case whose confirmation the adapter noticed is removed
+// Options.LedgerKeep later (prune.go), when the broker has long stopped asking.
 //
 // Nothing is written into an office folder that lacks the ledger folder .amtsbote/:
 // Deliver then fails transiently ("transfer folder missing") and never creates it.
@@ -109,6 +111,10 @@ type Options struct {
 	// NoWatch turns fsnotify off (Changes returns nil): the broker's polling alone
 	// notices confirmations.
 	NoWatch bool
+	// LedgerKeep is how long a ledger record stays after the adapter noticed the
+	// import's confirmation of its case (prune.go). 0: DefaultLedgerKeep;
+	// negative: records are kept for ever.
+	LedgerKeep time.Duration
 }
 
 // Adapter is the transfer channel. Create it with New.
@@ -119,6 +125,12 @@ type Adapter struct {
 	gate adapters.Gate
 
 	locks [64]sync.Mutex // per delivery id (hashed): one writer per case
+
+	keep        time.Duration // Options.LedgerKeep in effect
+	pmu         sync.Mutex
+	pruning     map[string]bool      // office folders whose ledger a pass works on now
+	lastPrune   map[string]time.Time // when the last pass over an office folder began
+	pruneCursor map[string]string    // the ledger entry the last pass ended with
 
 	watcher   *fsnotify.Watcher
 	wmu       sync.Mutex
@@ -143,7 +155,11 @@ var (
 // left), the adapter works without it: Changes then never fires and polling notices
 // every confirmation.
 func New(o Options) (*Adapter, error) {
-	a := &Adapter{log: o.Logger, now: o.Now, watched: map[string]bool{}}
+	a := &Adapter{log: o.Logger, now: o.Now, watched: map[string]bool{}, keep: o.LedgerKeep,
+		pruning: map[string]bool{}, lastPrune: map[string]time.Time{}, pruneCursor: map[string]string{}}
+	if a.keep == 0 {
+		a.keep = DefaultLedgerKeep
+	}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -522,6 +538,7 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Co
 		return adapters.Confirmation{}, err
 	}
 	a.watch(dir)
+	a.schedulePrune(dir)
 	return c, nil
 }
 
@@ -553,8 +570,17 @@ func (a *Adapter) deliver(ctx context.Context, dir string, d adapters.Delivery) 
 		return adapters.Confirmation{}, classify("read ledger", err)
 	}
 
+	if err != nil && a.keep > 0 && !d.CreatedAt.IsZero() && a.now().Sub(d.CreatedAt) > a.keep {
+		// Its record may have been pruned (prune.go): had the case been handed over
+		// here and imported, the office gets it a second time.
+		a.log.Warn("transfer: no ledger record of a delivery accepted longer ago than confirmed records are kept; "+
+			"if it was handed over into this folder before, the office gets it again (same delivery_id)",
+			"delivery", d.ID, "office", d.OfficeID, "folder", dir, "accepted", d.CreatedAt.UTC(), "keep", a.keep.String())
+	}
+
 	// 2. A case folder of this delivery without a ledger record: a crash after the
-	//    rename. Adopt it. Otherwise find the first free name.
+	//    rename (by a version without pending records), or a record pruned. Adopt
+	//    it. Otherwise find the first free name.
 	base := caseBase(d)
 	name := ""
 	for i := 1; i <= maxCaseSuffix; i++ {
@@ -889,7 +915,7 @@ func (a *Adapter) Confirmed(ctx context.Context, d adapters.Delivery) (adapters.
 				"delivery", d.ID, "office", d.OfficeID, "case", rec.Case, "marker_time", mi.ModTime().UTC(),
 				"handed_over", rec.WrittenAt.UTC(), "now", now.UTC(), "confirmed_at", at.UTC())
 		}
-		rec.ConfirmedAt = at
+		rec.ConfirmedAt, rec.ConfirmNoticedAt = at, now
 		if err := writeLedger(dir, fid, rec); err != nil {
 			a.log.Warn("transfer: cannot record the confirmation in the ledger", "delivery", d.ID, "err", stripPath(err))
 		}
@@ -909,7 +935,7 @@ func (a *Adapter) Confirmed(ctx context.Context, d adapters.Delivery) (adapters.
 	// and reachable: the import moved or deleted the case. Remember when we noticed,
 	// so every later answer names the same time.
 	at := a.now()
-	rec.ConfirmedAt = at
+	rec.ConfirmedAt, rec.ConfirmNoticedAt = at, at
 	if err := writeLedger(dir, fid, rec); err != nil {
 		a.log.Warn("transfer: cannot record the confirmation in the ledger", "delivery", d.ID, "err", err)
 	}
@@ -949,6 +975,10 @@ type ledgerRecord struct {
 	HandoverCount int        `json:"handover_count"`
 	Handovers     []handover `json:"handovers"` // the last maxHandovers
 	ConfirmedAt   time.Time  `json:"confirmed_at,omitzero"`
+	// ConfirmNoticedAt is when the adapter noticed the confirmation and first
+	// answered yes (ConfirmedAt may be a marker's earlier time): the keep of a
+	// pruned record counts from it.
+	ConfirmNoticedAt time.Time `json:"confirm_noticed_at,omitzero"`
 }
 
 type handover struct {

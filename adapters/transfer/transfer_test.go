@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -1521,4 +1522,207 @@ func remountAndRetry(t *testing.T, a *Adapter, share, dir string, d *adapters.De
 		t.Fatalf("share back: %v", err)
 	}
 	checkCase(t, dir, c.Reference, *d)
+}
+
+// testClock is a clock the test moves while the adapter's background work reads it.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+// TestConfirmedLedgerRecordsPruned: every delivery left its record in the office
+// folder's .amtsbote/ for ever; years of cases made hundreds of thousands of files
+// in one folder on a share, slowing every listing of the adapter and the office's
+// import. A record goes once the import's confirmation was noticed more than the
+// keep (30 days by default) ago; an unconfirmed, a pending and a recently confirmed
+// one stay, and so does one whose old marker was noticed only recently.
+func TestConfirmedLedgerRecordsPruned(t *testing.T) {
+	dir := officeFolder(t)
+	t0 := time.Now()
+	clock := &testClock{t: t0}
+	var logs syncBuffer
+	a, err := New(Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Now: clock.Now, NoWatch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	day := 24 * time.Hour
+	deliver := func(id, sub string) adapters.Delivery {
+		t.Helper()
+		d := realDelivery(dir, id, sub)
+		if _, err := a.Deliver(t.Context(), d); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	confirm := func(d adapters.Delivery) {
+		t.Helper()
+		if _, ok, err := a.Confirmed(t.Context(), d); !ok || err != nil {
+			t.Fatalf("%s not confirmed: %v %v", d.ID, ok, err)
+		}
+	}
+	importCase := func(d adapters.Delivery) {
+		t.Helper()
+		rec, err := readLedger(dir, fileID(d.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.RemoveAll(filepath.Join(dir, rec.Case)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Names in the order a pass looks at them: the one to go comes last, so once it
+	// is gone, the pass has looked at every other.
+	old := deliver("dlv-z-confirmed-long-ago", "4c1f0e52-0000-4000-8000-000000000050")
+	unconfirmed := deliver("dlv-d-never-imported", "4c1f0e52-0000-4000-8000-000000000051")
+	marked := deliver("dlv-b-marker-noticed-late", "4c1f0e52-0000-4000-8000-000000000052")
+	if err := writeLedger(dir, fileID("dlv-c-pending"), &ledgerRecord{DeliveryID: "dlv-c-pending",
+		PendingCase: "20261129-4c1f0e52-0000-4000-8000-000000000053", WrittenAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Set(t0.Add(time.Hour))
+	importCase(old)
+	confirm(old)
+	if _, ok, _ := a.Confirmed(t.Context(), unconfirmed); ok {
+		t.Fatal("confirmed before the import")
+	}
+	// The marker was written at once, the gateway noticed it only 20 days later.
+	rec, _ := readLedger(dir, fileID(marked.ID))
+	marker := filepath.Join(dir, rec.Case+MarkerSuffix)
+	if err := os.WriteFile(marker, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(marker, t0.Add(time.Minute), t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	clock.Set(t0.Add(20 * day))
+	confirm(marked)
+	clock.Set(t0.Add(25 * day))
+	fresh := deliver("dlv-a-confirmed-lately", "4c1f0e52-0000-4000-8000-000000000054")
+	importCase(fresh)
+	confirm(fresh)
+
+	// 31 days on, the next delivery into the folder starts a pass.
+	clock.Set(t0.Add(31 * day))
+	deliver("dlv-0-next", "4c1f0e52-0000-4000-8000-000000000055")
+	gone := ledgerPath(dir, fileID(old.ID))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(gone); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the record of a case confirmed 31 days ago is still there:\n%s", logs.String())
+		}
+	}
+	for _, id := range []string{unconfirmed.ID, marked.ID, "dlv-c-pending", fresh.ID, "dlv-0-next"} {
+		if _, err := os.Stat(ledgerPath(dir, fileID(id))); err != nil {
+			t.Errorf("record of %s removed: %v", id, err)
+		}
+	}
+	if !strings.Contains(logs.String(), "removed ledger records") {
+		t.Errorf("the pass did not log what it removed:\n%s", logs.String())
+	}
+
+	// The pruned delivery comes again (say, from a store restored from an old
+	// backup): its case is written anew, and the log says that the office may get
+	// it twice.
+	old.Attempt = 9
+	old.CreatedAt = t0.Add(-time.Hour)
+	c, err := a.Deliver(t.Context(), old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCase(t, dir, c.Reference, old)
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "delivery="+old.ID) {
+		t.Errorf("no warning for a delivery whose record may be pruned:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a log buffer the adapter's background work may write to.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestLedgerPrunePassBounded: an office folder with a long history (a gateway
+// upgraded after years) is worked through over several passes, each looking at a
+// bounded number of entries and going on where the last one ended. Leftovers of
+// ledger writes cut off by a crash go too; with a negative keep nothing goes.
+func TestLedgerPrunePassBounded(t *testing.T) {
+	dir := officeFolder(t)
+	confirmedAt := time.Now()
+	n := 2*prunePerPass + prunePerPass/2
+	for i := range n {
+		id := fmt.Sprintf("dlv-%05d", i)
+		b, _ := json.Marshal(&ledgerRecord{DeliveryID: id, Case: "20261129-" + id, WrittenAt: confirmedAt,
+			ConfirmedAt: confirmedAt, ConfirmNoticedAt: confirmedAt})
+		if err := os.WriteFile(ledgerPath(dir, id), b, 0o640); err != nil { // no fsync: thousands of them
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().Add(72 * time.Hour)
+	leftover := filepath.Join(dir, LedgerDir, TempPrefix+"0a1b2c3d4e5f-dlv-crashed.json")
+	if err := os.WriteFile(leftover, []byte("{"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	past := now.Add(-48 * time.Hour)
+	if err := os.Chtimes(leftover, past, past); err != nil {
+		t.Fatal(err)
+	}
+	left := func() int {
+		ents, err := os.ReadDir(filepath.Join(dir, LedgerDir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	// Mtimes are the real clock's; the adapter's is 3 days on, so the records are
+	// old enough by their files too.
+	clock := func() time.Time { return now }
+	never, err := New(Options{Logger: slog.New(slog.DiscardHandler), Now: clock, NoWatch: true, LedgerKeep: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer never.Close()
+	never.pruneLedger(dir, now)
+	if got := left(); got != n+1 {
+		t.Fatalf("with a negative keep, %d of %d entries left", got, n+1)
+	}
+	a, err := New(Options{Logger: slog.New(slog.DiscardHandler), Now: clock, NoWatch: true, LedgerKeep: 48 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	want := n + 1
+	for pass := 1; want > 0; pass++ {
+		a.pruneLedger(dir, now)
+		want -= min(prunePerPass, want)
+		if got := left(); got != want {
+			t.Fatalf("after pass %d: %d entries left, want %d", pass, got, want)
+		}
+	}
 }
