@@ -143,6 +143,9 @@ type Adapter struct {
 	// folder just after, the rename.
 	beforeRename func(tmp string)
 	afterRename  func(final string)
+	// beforeCaseCheck runs in Confirmed between reading the ledger record and
+	// looking for the case folder (tests: a share unmounted just then).
+	beforeCaseCheck func()
 }
 
 var (
@@ -924,6 +927,9 @@ func (a *Adapter) Confirmed(ctx context.Context, d adapters.Delivery) (adapters.
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return adapters.Confirmation{}, false, classify("look for marker", err)
 	}
+	if a.beforeCaseCheck != nil {
+		a.beforeCaseCheck()
+	}
 	_, err = os.Lstat(caseDir)
 	switch {
 	case err == nil:
@@ -931,9 +937,15 @@ func (a *Adapter) Confirmed(ctx context.Context, d adapters.Delivery) (adapters.
 	case !errors.Is(err, fs.ErrNotExist):
 		return adapters.Confirmation{}, false, classify("look for case folder", err)
 	}
-	// Gone. The ledger record is still there, so the office folder is the right one
-	// and reachable: the import moved or deleted the case. Remember when we noticed,
-	// so every later answer names the same time.
+	// Gone. The ledger record is read again: a share unmounted since it was read
+	// leaves the bare mount point, where the case folder is "gone" too, and that
+	// is no import (the record of an import that never happened would be signed
+	// in the Zustellbestaetigung). Still there, the office folder is the right one
+	// and reachable: the import moved or deleted the case. Remember when we
+	// noticed, so every later answer names the same time.
+	if again, err := readLedger(dir, fid); err != nil || again.DeliveryID != d.ID {
+		return adapters.Confirmation{}, false, nil
+	}
 	at := a.now()
 	rec.ConfirmedAt, rec.ConfirmNoticedAt = at, at
 	if err := writeLedger(dir, fid, rec); err != nil {

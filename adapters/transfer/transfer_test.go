@@ -1726,3 +1726,36 @@ func TestLedgerPrunePassBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestShareUnmountedDuringConfirmIsNoImport: the share goes away between the
+// ledger's read and the look for the case folder. The bare mount point has no
+// case folder, and that was taken for the import's removal: a signed
+// Zustellbestaetigung for a case nobody imported.
+func TestShareUnmountedDuringConfirmIsNoImport(t *testing.T) {
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	d := realDelivery(dir, "dlv-unmount-confirm", "4c1f0e52-0000-4000-8000-000000000031")
+	if _, err := a.Deliver(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	moved := dir + "-offline"
+	a.beforeCaseCheck = func() {
+		if err := os.Rename(dir, moved); err != nil {
+			t.Fatal(err)
+		}
+		mustMkdir(t, dir) // the bare mount point
+	}
+	if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
+		t.Fatalf("a share unmounted during the question counted as import: ok=%v err=%v", ok, err)
+	}
+	a.beforeCaseCheck = nil
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(moved, dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
+		t.Fatalf("share back, case still there: ok=%v err=%v", ok, err)
+	}
+}
