@@ -124,7 +124,7 @@ func (b *Broker) withdrawn(s *submission.Submission, channel string) {
 	why := submission.Reason{Public: "channel " + channel + " is no longer configured for the office; its confirmation cannot be asked for",
 		Internal: "handed over to " + channel + " before the channel was taken from the office's configuration; the office may have the package from there already"}
 	cur, err := b.changeSub(s.ID, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
-		return cur.ChannelWithdrawn(now, why)
+		return cur.ChannelWithdrawn(now, why, b.planOf(cur.OfficeID))
 	})
 	if err != nil {
 		b.log.Error("record withdrawn channel", "submission", s.ID, "err", err)
@@ -141,9 +141,9 @@ func (b *Broker) withdrawn(s *submission.Submission, channel string) {
 type reach int
 
 const (
-	reaches     reach = iota // configured, and the office fetches there (or it confirms later)
-	reachGone                // taken from the office's configuration, or from the gateway
-	reachMoved               // configured, but the office no longer fetches where the package waits
+	reaches    reach = iota // configured, and the office fetches there (or it confirms later)
+	reachGone               // taken from the office's configuration, or from the gateway
+	reachMoved              // configured, but the office no longer fetches where the package waits
 )
 
 // reachOf says how the channel ch stands for the office, with its target as

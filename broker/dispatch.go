@@ -315,14 +315,14 @@ func (b *Broker) process(msg jetstream.Msg) (record func()) {
 	ref, _ := s.CurrentTarget()
 	ad, ok := b.adapters.Get(ref.Channel)
 	if !ok {
-		b.nextChannel(msg, s, submission.Reason{Public: "channel " + ref.Channel + " is not available on this gateway"})
+		b.channelGone(msg, s, submission.Reason{Public: "channel " + ref.Channel + " is not available on this gateway"})
 		return nil
 	}
 	// Endpoint, secret and parameters are read now, together: a rotation between
 	// intake and this attempt sends the package to the new endpoint with the new secret.
 	target, ok := b.channels.Target(s.OfficeID, ref.Channel)
 	if !ok {
-		b.nextChannel(msg, s, submission.Reason{Public: "channel " + ref.Channel + " is no longer configured for the office"})
+		b.channelGone(msg, s, submission.Reason{Public: "channel " + ref.Channel + " is no longer configured for the office"})
 		return nil
 	}
 	// An endpoint that answered 410 Gone is skipped until an operator enables it; an
@@ -675,10 +675,32 @@ func (b *Broker) failed(msg jetstream.Msg, s *submission.Submission, cause error
 // holds the package when none is left.
 func (b *Broker) nextChannel(msg jetstream.Msg, s *submission.Submission, why submission.Reason) {
 	gen := s.Generation
-	t, _ := s.CurrentTarget()
-	cur, err := b.changeSub(s.ID, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+	b.giveUpChannel(msg, s, why, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
 		return cur.ChannelFailed(now, gen, why)
 	})
+}
+
+// channelGone is nextChannel for a channel the office no longer has: the package
+// goes on with the office's channels as configured now (Submission.ChannelGone).
+func (b *Broker) channelGone(msg jetstream.Msg, s *submission.Submission, why submission.Reason) {
+	gen := s.Generation
+	b.giveUpChannel(msg, s, why, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		return cur.ChannelGone(now, gen, why, b.planOf(cur.OfficeID))
+	})
+}
+
+// planOf is the office's channel plan as configured now (Config.Plan), nil
+// without one.
+func (b *Broker) planOf(officeID string) []submission.Target {
+	if b.cfg.Plan == nil {
+		return nil
+	}
+	return b.cfg.Plan(officeID)
+}
+
+func (b *Broker) giveUpChannel(msg jetstream.Msg, s *submission.Submission, why submission.Reason, change func(cur *submission.Submission, now time.Time) ([]submission.Event, error)) {
+	t, _ := s.CurrentTarget()
+	cur, err := b.changeSub(s.ID, change)
 	if err != nil {
 		b.log.Error("record channel failure", "submission", s.ID, "err", err)
 		_ = msg.NakWithDelay(b.cfg.BackoffBase)

@@ -87,11 +87,7 @@ func (b *Broker) RedeliverBecause(id, actor, why string) (*submission.Submission
 		if cur.BytesRemovedAt != nil {
 			return nil, fmt.Errorf("%w: its package bytes were removed (%s); there is nothing to deliver", submission.ErrIllegal, cur.BytesRemovedAt.Format(time.RFC3339))
 		}
-		var plan []submission.Target
-		if b.cfg.Plan != nil {
-			plan = b.cfg.Plan(cur.OfficeID)
-		}
-		return cur.Requeue(now, actor, why, plan)
+		return cur.Requeue(now, actor, why, b.planOf(cur.OfficeID))
 	})
 	if err != nil {
 		return nil, err

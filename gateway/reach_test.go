@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtsbote/amtsbote/adapters/transfer"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/paket"
@@ -204,4 +205,71 @@ responsibilities:
 		}
 		return false
 	})
+}
+
+// TestWaitingPackageFollowsTheOfficeToItsNewChannel: an office whose webhook was
+// down moved to a transfer folder (restart with the webhook taken from its
+// configuration). Its waiting package went on with the plan made at intake — the
+// mailbox, or held for an office without mailbox users — instead of into the
+// folder the office reads now. It goes into the folder.
+func TestWaitingPackageFollowsTheOfficeToItsNewChannel(t *testing.T) {
+	dir := t.TempDir()
+	const office, service = "sn-umzug-amt", "99123456789015"
+	overlay := filepath.Join(t.TempDir(), "umzug.yaml")
+	if err := os.WriteFile(overlay, []byte(`services:
+  - {key: "`+service+`", name: "Umzugstest", quelle: "test"}
+offices:
+  - id: `+office+`
+    name: "Amt im Umzug"
+    kanaele: [{kind: webhook, level: 3}, {kind: transfer, level: 2}]
+responsibilities:
+  - {leistung: "`+service+`", gebiet: "14", stelle: `+office+`}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	share := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(share, transfer.LedgerDir), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	f := start(t, func(c *config.Config) {
+		c.DataDir = dir
+		c.Directory.Files = []string{overlay}
+		c.Offices[office] = config.OfficeClient{Token: "umzug-token",
+			Channels: map[string]config.Channel{channel.Webhook: {Endpoint: "http://127.0.0.1:1/hook", Secret: secretA}}}
+	})
+	p := paket.ExampleWith(service, paket.NewMessageID(), time.Now())
+	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
+	res, err := f.portal.Submit(context.Background(), p)
+	if err != nil || res.Status != http.StatusCreated {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	waitFor(t, "a failed webhook attempt", func() bool {
+		s, err := f.g.Broker.Submission(res.SubmissionID)
+		return err == nil && s.State == submission.StateRetrying
+	})
+	stopFixture(t, f)
+
+	f2 := start(t, func(c *config.Config) {
+		c.DataDir = dir
+		c.Directory.Files = []string{overlay}
+		c.Offices[office] = config.OfficeClient{Token: "umzug-token",
+			Channels: map[string]config.Channel{channel.Transfer: {Endpoint: share}}}
+	})
+	var s *submission.Submission
+	waitFor(t, "the package in the transfer folder", func() bool {
+		s, _ = f2.g.Broker.Submission(res.SubmissionID)
+		ref, _ := s.CurrentTarget()
+		return s.State == submission.StateHandedOver && ref.Channel == channel.Transfer
+	})
+	evs, err := f2.g.Broker.Log(res.SubmissionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var said bool
+	for _, e := range evs {
+		said = said || e.Type == submission.EventFallback && strings.Contains(e.Detail, "channels now transfer")
+	}
+	if !said {
+		t.Errorf("no fallback event names the new plan: %+v", evs)
+	}
 }

@@ -324,6 +324,39 @@ func (s *Submission) AttemptFailed(now time.Time, gen int, why Reason, retryAt t
 		Detail: fmt.Sprintf("%s; next attempt in %s", why.Public, next.Round(time.Millisecond)), Note: why.Internal}}, nil
 }
 
+// ChannelGone gives up on the current channel because the office no longer has it
+// (taken from its configuration, or from the gateway) and goes on with the
+// office's channels as configured now (plan, from the first; Reason says why):
+// an office moved from its webhook to a transfer folder gets its waiting
+// packages in the folder, where the plan made at intake sent them to its
+// mailbox, or held them. An empty plan, or one that still has the channel, goes
+// on with the plan made at intake, as ChannelFailed does.
+func (s *Submission) ChannelGone(now time.Time, gen int, why Reason, plan []Target) ([]Event, error) {
+	if err := s.current(gen); err != nil {
+		return nil, err
+	}
+	t, _ := s.CurrentTarget()
+	s.TotalAttempts++
+	return s.moveOnTo(now, []Event{{At: now, Type: EventChannelFailed, Channel: t.Channel, Attempt: s.Attempts + 1, Detail: why.Public, Note: why.Internal}}, plan), nil
+}
+
+// moveOnTo goes on with plan from its first channel after evs, or as moveOn when
+// plan is empty or still holds the current channel (it would come back to it).
+func (s *Submission) moveOnTo(now time.Time, evs []Event, plan []Target) []Event {
+	t, _ := s.CurrentTarget()
+	if len(plan) == 0 || slices.Contains(plan, t) {
+		return s.moveOn(now, evs)
+	}
+	old := s.Targets
+	s.Targets = slices.Clone(plan)
+	s.TargetIndex, s.Attempts = 0, 0
+	s.NextAttemptAt = time.Time{}
+	s.State = StateQueued
+	s.Generation++
+	return append(evs, Event{At: now, Type: EventFallback, Channel: plan[0].Channel,
+		Detail: "falling back from " + t.Channel + "; channels now " + channelNames(plan) + " (were " + channelNames(old) + ")"})
+}
+
 // ChannelFailed gives up on the current channel (a permanent failure or the retry
 // budget spent) and moves to the office's next channel, or holds the package when
 // none is left.
@@ -342,12 +375,14 @@ func (s *Submission) ChannelFailed(now time.Time, gen int, why Reason) ([]Event,
 // confirmation can no longer be asked for (the channel's address went with the
 // configuration), and the case waited handed over for ever, with no
 // Zustellbestaetigung though the office may well have it.
-func (s *Submission) ChannelWithdrawn(now time.Time, why Reason) ([]Event, error) {
+//
+// plan is the office's channels as configured now, as for ChannelGone.
+func (s *Submission) ChannelWithdrawn(now time.Time, why Reason, plan []Target) ([]Event, error) {
 	if s.State != StateHandedOver {
 		return nil, fmt.Errorf("%w: %s is %s, not handed over", ErrStale, s.ID, s.State)
 	}
 	t, _ := s.CurrentTarget()
-	return s.moveOn(now, []Event{{At: now, Type: EventChannelFailed, Channel: t.Channel, Detail: why.Public, Note: why.Internal}}), nil
+	return s.moveOnTo(now, []Event{{At: now, Type: EventChannelFailed, Channel: t.Channel, Detail: why.Public, Note: why.Internal}}, plan), nil
 }
 
 // Reoffer delivers a handed-over package again on the channel it waits on, as

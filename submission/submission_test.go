@@ -3,6 +3,7 @@ package submission
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -124,7 +125,7 @@ func TestEveryTransitionFromEveryState(t *testing.T) {
 			StateAccepted: stale, StateRejected: stale, StateForwarded: stale,
 		}},
 		{"ChannelWithdrawn", func(s *Submission) ([]Event, error) {
-			return s.ChannelWithdrawn(t0, Reason{Public: "gone", Internal: "note"})
+			return s.ChannelWithdrawn(t0, Reason{Public: "gone", Internal: "note"}, nil)
 		}, map[State]result{
 			StateHandedOver: ok(StateQueued, EventChannelFailed, EventFallback),
 			StateQueued:     stale, StateRetrying: stale, StateDelivered: stale, StateHeld: stale,
@@ -291,5 +292,38 @@ func TestRemovedBytesTakeTheFileNames(t *testing.T) {
 	}
 	if a := s.Attachments[0]; a.FileName != "" || a.ID != "a1" || a.SHA256 != "ab" || s.BytesRemovedAt == nil {
 		t.Fatalf("after RemoveBytes: %+v", a)
+	}
+}
+
+// TestChannelGoneFollowsTheOfficesChannelsNow: an office moved from its webhook
+// to a transfer folder. A package still waiting for the webhook went on with
+// the plan made at intake (the mailbox, or held); it goes to the folder, the
+// office's first channel now, and the event names both plans. A plan that still
+// has the channel, or none, keeps the plan made at intake.
+func TestChannelGoneFollowsTheOfficesChannelsNow(t *testing.T) {
+	mk := func() *Submission {
+		s := &Submission{ID: "s", State: StateRetrying, Generation: 2, Attempts: 3,
+			Targets: []Target{{Channel: "webhook"}, {Channel: "mailbox"}}}
+		return s
+	}
+	s := mk()
+	evs, err := s.ChannelGone(t0, 2, Reason{Public: "channel webhook is no longer configured for the office"}, []Target{{Channel: "transfer"}, {Channel: "mailbox"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref, _ := s.CurrentTarget(); s.State != StateQueued || ref.Channel != "transfer" || s.Attempts != 0 || s.Generation != 3 {
+		t.Fatalf("after the webhook went: %s on %s, attempts %d, generation %d", s.State, ref.Channel, s.Attempts, s.Generation)
+	}
+	if len(evs) != 2 || evs[1].Type != EventFallback || !strings.Contains(evs[1].Detail, "channels now transfer, mailbox (were webhook, mailbox)") {
+		t.Fatalf("events: %+v", evs)
+	}
+	for _, plan := range [][]Target{nil, {{Channel: "webhook"}, {Channel: "mailbox"}}} {
+		s := mk()
+		if _, err := s.ChannelGone(t0, 2, Reason{Public: "gone"}, plan); err != nil {
+			t.Fatal(err)
+		}
+		if ref, _ := s.CurrentTarget(); ref.Channel != "mailbox" || len(s.Targets) != 2 {
+			t.Fatalf("plan %v: on %s, targets %v; want the intake plan's next channel", plan, ref.Channel, s.Targets)
+		}
 	}
 }
