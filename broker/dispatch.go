@@ -550,11 +550,28 @@ func (b *Broker) changeSub(id string, fn func(cur *submission.Submission, now ti
 	})
 }
 
+// removeBytes is changeSub for a transition that removes the case's bytes (an
+// erasure, the retention): in the same store transaction the text from outside
+// the gateway goes from the case's earlier events (submission.DropOutsideText),
+// an office's error text that may quote the applicant. The events stay for
+// retention.records, and for a case no office answers that never starts.
+func (b *Broker) removeBytes(id string, fn func(cur *submission.Submission, now time.Time) ([]submission.Event, error)) (*submission.Submission, error) {
+	return b.commitWith(id, "", nil, submission.DropOutsideText, func(cur *submission.Submission) ([]submission.Event, error) {
+		return fn(cur, time.Now().UTC())
+	})
+}
+
 // commit runs one lifecycle transition in one store transaction, with a receipt of
 // the given kind when receipt is not nil (only the writer whose change wins leaves
 // its receipt), then tells the observers. A stale outcome (the submission moved on
 // meanwhile) changes nothing and is no error; an illegal one is ErrConflict.
 func (b *Broker) commit(id, kind string, receipt []byte, fn func(cur *submission.Submission) ([]submission.Event, error)) (*submission.Submission, error) {
+	return b.commitWith(id, kind, receipt, nil, fn)
+}
+
+// commitWith is commit that, with a redact, writes through
+// store.Store.UpdateRedacting (removeBytes; no receipt then).
+func (b *Broker) commitWith(id, kind string, receipt []byte, redact func(*submission.Event) bool, fn func(cur *submission.Submission) ([]submission.Event, error)) (*submission.Submission, error) {
 	var applied []submission.Event
 	var fnErr error
 	write := func(cur *submission.Submission) ([]submission.Event, error) {
@@ -564,10 +581,14 @@ func (b *Broker) commit(id, kind string, receipt []byte, fn func(cur *submission
 	var s *submission.Submission
 	var changed bool
 	var err error
-	if receipt == nil {
+	switch {
+	case redact != nil:
+		s, err = b.db.UpdateRedacting(id, write, redact)
+		changed = len(applied) > 0
+	case receipt == nil:
 		s, err = b.db.Update(id, write)
 		changed = len(applied) > 0
-	} else {
+	default:
 		s, changed, err = b.db.UpdateWithReceipt(id, kind, receipt, write)
 	}
 	if errors.Is(err, submission.ErrStale) {

@@ -17,11 +17,17 @@ import (
 // withdraws, cannot wait for that, and a case the office never answers is never
 // reached by the retention at all. Erase does for one case what the retention does,
 // at once and whatever the office decided: the package, attachment and reply bytes
-// go, the record, its event log and the receipts stay (they prove what happened
-// and hold no form content), and the removal is a bytes_removed event naming the
-// operator. Its blobs are deleted right away instead of at the next sweep, unless
-// another case holds the same bytes or they are less than store.HoldGrace old
-// (deleteUnsharedBlobs says why; the sweep takes those within the hour after).
+// go, the record, its event log and the receipts stay (they prove what happened),
+// and the removal is a bytes_removed event naming the operator. What the events
+// quoted from outside the gateway goes in the same transaction (removeBytes): an
+// office's answer to a failed delivery ("Feld Geburtsdatum 01.02.1980 von Max
+// Mustermann ungültig") is the applicant's data, and the log stays for
+// retention.records — for a case without an answer, for good. The office's
+// decision reason stays: it is the proof of the decision. Its blobs are deleted
+// right away instead of at the next sweep, unless another case holds the same
+// bytes or they are less than store.HoldGrace old (deleteUnsharedBlobs says why;
+// the sweep takes those within the hour after), and the store's free pages,
+// where the old events and record are, are overwritten.
 
 // ErasedDetail is the bytes_removed event's detail of an erasure, as the portal
 // reads it.
@@ -54,7 +60,7 @@ var eraseGrace = store.HoldGrace
 // is safe and deletes blobs a racing case had kept.
 func (b *Broker) Erase(ctx context.Context, id, actor, note string) (EraseResult, error) {
 	var res EraseResult
-	s, err := b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+	s, err := b.removeBytes(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
 		if cur.BytesRemovedAt != nil {
 			res.Already = true
 			return nil, nil
@@ -88,6 +94,14 @@ func (b *Broker) Erase(ctx context.Context, id, actor, note string) (EraseResult
 	res.BlobsDeleted, res.BlobsLeft, err = b.deleteUnsharedBlobs(context.WithoutCancel(ctx), s)
 	if err != nil {
 		return res, err
+	}
+	if !res.Already && res.BlobsDeleted == 0 {
+		// The events as they were, with the office's words, and the record with
+		// the attachments' file names are in free pages now, whether or not a
+		// blob went (deleteUnsharedBlobs wiped after it deleted one).
+		if err = b.wipeFree(); err != nil {
+			return res, fmt.Errorf("broker: erase %s: %w", s.ID, err)
+		}
 	}
 	return res, nil
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/adapters/webhook"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -187,4 +189,73 @@ func TestEraseLeavesABlobARequestIsAboutToReference(t *testing.T) {
 		t.Fatalf("B, acknowledged, lost its attachment to A's erasure: %v", err)
 	}
 	rc.Close()
+}
+
+// officeWords is what an office's validator answered to a delivery: it quotes
+// the application, and the broker keeps it in the case's events (operator note).
+const officeWords = "Feld Geburtsdatum 01.02.1980 von Max Mustermann ungueltig"
+
+// quotes reports which of a case's events still quote s, in detail or note.
+func quotes(t *testing.T, b *Broker, id, s string) []submission.Event {
+	t.Helper()
+	evs, err := b.Log(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []submission.Event
+	for _, e := range evs {
+		if strings.Contains(e.Detail+e.Note, s) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// TestErasureTakesTheOfficesWordsFromTheEvents: an office answering 503 and then
+// 422 with a body that quotes the applicant left those words in the case's
+// attempt_failed and channel_failed events, and an erasure removed the package
+// but kept the events as they were — for retention.records, and for a case no
+// office answers for good (an audit). The erasure now replaces them with
+// submission.RemovedText in the same transaction, in the store's events (what
+// the admin API's events view and `amtsbote admin show` read) and in the file's
+// free pages; the receiver's status stays.
+func TestErasureTakesTheOfficesWordsFromTheEvents(t *testing.T) {
+	office := &scripted{channel: "primary", answers: []error{
+		&webhook.StatusError{StatusCode: 503, Snippet: officeWords + ": bitte spaeter"},
+		adapters.Permanent("receiver refused with HTTP 422", &webhook.StatusError{StatusCode: 422, Snippet: officeWords}),
+	}}
+	e := start(t, t.TempDir(), office)
+	a, err := e.b.Receive(context.Background(), intake("erase-words", "primary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := a.Submission.ID
+	waitState(t, e.b, id, submission.StateHeld)
+	if n := len(quotes(t, e.b, id, officeWords)); n != 2 || !inFile(t, e, officeWords) {
+		t.Fatalf("%d events quote the office (want the attempt's and the channel's), in the file: %v: the checks below would prove nothing", n, inFile(t, e, officeWords))
+	}
+
+	if _, err := e.b.Erase(context.Background(), id, "m.meier (admin API)", "Art. 17"); err != nil {
+		t.Fatal(err)
+	}
+	if left := quotes(t, e.b, id, officeWords); len(left) > 0 {
+		t.Fatalf("after the erasure the events still quote the office: %+v", left)
+	}
+	if inFile(t, e, officeWords) {
+		t.Error("the office's words are still in amtsbote.db (the events as they were, in a free page)")
+	}
+	evs, _ := e.b.Log(id)
+	seen := map[string]bool{}
+	for _, ev := range evs {
+		switch ev.Type {
+		case submission.EventAttemptFailed, submission.EventChannelFailed:
+			if ev.Note != submission.RemovedText || !strings.Contains(ev.Detail, "HTTP ") {
+				t.Errorf("%s after the erasure: detail %q, note %q; want the status kept and the note replaced", ev.Type, ev.Detail, ev.Note)
+			}
+			seen[ev.Type] = true
+		}
+	}
+	if !seen[submission.EventAttemptFailed] || !seen[submission.EventChannelFailed] {
+		t.Fatalf("the failures' events are gone: %+v", evs)
+	}
 }

@@ -15,7 +15,9 @@ import (
 // Retention says how long what is kept after the office's final answer (accepted or
 // rejected). Zero durations keep forever.
 type Retention struct {
-	// PackageBytes: the package, attachment and reply bytes (personal data in bulk).
+	// PackageBytes: the package, attachment and reply bytes (personal data in
+	// bulk), and the text from outside the gateway in the case's events (an
+	// office's error answer; submission.DropOutsideText).
 	PackageBytes time.Duration
 	// Records: the record, its event log and its receipts (the proof of what happened).
 	Records time.Duration
@@ -102,7 +104,8 @@ func (p *GCProgress) Line() string {
 }
 
 // GC applies the retention: removes the bytes of answered cases whose PackageBytes
-// period ended (event bytes_removed), deletes records whose Records period ended, and
+// period ended (event bytes_removed; the office's error texts in the case's
+// events go with them, submission.DropOutsideText), deletes records whose Records period ended, and
 // sweeps blobs no remaining record needs. It runs beside intake and delivery (each
 // step is an ordinary store transaction), so it needs no pause.
 func (b *Broker) GC(ctx context.Context, now time.Time, r Retention) (GCReport, error) {
@@ -177,7 +180,9 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 		return rep, ctx.Err()
 	}
 	p.Phase.Store(int32(GCRemove))
-	// strip removes the bytes of each case in ids with remove (the record stays).
+	// strip removes the bytes of each case in ids with remove (the record stays),
+	// and with them the text from outside the gateway in the case's events
+	// (removeBytes: an office's error text kept for retention.records otherwise).
 	//
 	// A case may stop being due between the scan and its removal: the office
 	// answers a case the scan found unanswered too long. remove refuses it
@@ -188,7 +193,7 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 	var neededMu sync.Mutex
 	strip := func(ids []string, remove func(cur *submission.Submission, t time.Time) ([]submission.Event, error)) (int, error) {
 		return gcEach(ctx, ids, func(id string) (bool, error) {
-			_, err := b.changeSub(id, remove)
+			_, err := b.removeBytes(id, remove)
 			if errors.Is(err, ErrConflict) {
 				cur, gerr := b.db.Get(id)
 				if gerr != nil {
@@ -244,7 +249,8 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 	}
 	// What the run removed is gone from the records, but bbolt leaves the old
 	// pages as they were until it reuses them: the file (and every backup of it)
-	// would still hold the removed packages and the deleted records. A compaction
+	// would still hold the removed packages, the events as they were before the
+	// office's error texts went, and the deleted records. A compaction
 	// wrote a new file without them; otherwise the free pages are overwritten.
 	if !rep.Compacted && rep.BytesRemoved+rep.RecordsDeleted+rep.BlobsDeleted > 0 {
 		p.Phase.Store(int32(GCWipe))

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/amtsbote/amtsbote/adapters/webhook"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -428,5 +429,44 @@ func TestRetentionRunSurvivesAnAnswerDuringTheRun(t *testing.T) {
 			t.Fatalf("blob %s of the answered case: %v (report %+v)", d, err, rep)
 		}
 		rc.Close()
+	}
+}
+
+// TestRetentionTakesTheOfficesWordsFromTheEvents: the retention's removal of an
+// answered case's bytes kept the events, and with them what the office's system
+// answered to a failed attempt (its 503 page quoting the applicant), for
+// retention.records: ten years. The words now go with the bytes, in the same
+// transaction and from the file's free pages; the office's decision reason stays,
+// as the proof of the decision.
+func TestRetentionTakesTheOfficesWordsFromTheEvents(t *testing.T) {
+	office := &scripted{channel: "primary", answers: []error{&webhook.StatusError{StatusCode: 503, Snippet: officeWords + ": bitte spaeter"}}}
+	e := start(t, t.TempDir(), office)
+	ctx := context.Background()
+	a, err := e.b.Receive(ctx, intake("retention-words", "primary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := a.Submission.ID
+	waitState(t, e.b, id, submission.StateDelivered)
+	const reason = "Nachweis fehlt"
+	if _, err := e.b.Decide(ctx, "office-a", id, Decision{Outcome: OutcomeRejected, Reason: reason, Actor: "test", Channel: "api"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(quotes(t, e.b, id, officeWords)); n != 1 || !inFile(t, e, officeWords) {
+		t.Fatalf("%d events quote the office, in the file: %v: the checks below would prove nothing", n, inFile(t, e, officeWords))
+	}
+
+	r := Retention{PackageBytes: 90 * 24 * time.Hour, Records: 10 * 365 * 24 * time.Hour, CompactMinFree: -1}
+	if rep, err := e.b.GC(ctx, time.Now().Add(91*24*time.Hour), r); err != nil || rep.BytesRemoved != 1 {
+		t.Fatalf("after 91 days: %+v %v", rep, err)
+	}
+	if left := quotes(t, e.b, id, officeWords); len(left) > 0 {
+		t.Fatalf("after the retention removed the bytes the events still quote the office: %+v", left)
+	}
+	if inFile(t, e, officeWords) {
+		t.Error("the office's words are still in amtsbote.db (the events as they were, in a free page)")
+	}
+	if n := len(quotes(t, e.b, id, reason)); n != 1 {
+		t.Errorf("the decision's reason is in %d events after the retention, want 1 (the rejected event)", n)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/submission"
 	"github.com/amtsbote/amtsbote/wire"
 )
 
@@ -131,7 +132,7 @@ func (e *RefusedError) Error() string {
 
 // PublicReason is shown to the portal.
 func (e *RefusedError) PublicReason() string {
-	return fmt.Sprintf("refused by gateway %s: %s", e.Peer, clip(e.Reason, 300))
+	return submission.RefusedByPeer(e.Peer, clip(e.Reason, 300))
 }
 
 // UnreachableError is a network failure reaching the peer (transient).

@@ -164,6 +164,9 @@ type Options struct {
 //     record, its events (and the receipt) all or nothing; fn returning no events
 //     writes nothing; fn may run more than once (a retried transaction), so it must
 //     not have side effects beyond the record;
+//   - events are never removed while their record exists, and change only
+//     through UpdateRedacting: their Detail and Note, in the transaction of the
+//     change that removes the case's bytes;
 //   - the outbox holds a submission exactly while its state is dispatchable, the
 //     handed-over index exactly while it is handed_over, the held index exactly
 //     while it is held;
@@ -181,6 +184,19 @@ type Store interface {
 	RepliesByMessage(messageID string) ([]string, error)
 	Get(id string) (*submission.Submission, error)
 	Update(id string, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, error)
+	// UpdateRedacting is Update that, when fn records a change (returns events),
+	// also passes each event stored before that change to redact and writes
+	// those it changed in place of the old ones, in the same transaction: the
+	// removal of a case's bytes, whose earlier events may quote the applicant
+	// (an office's error text, submission.DropOutsideText), takes that text
+	// with it. redact may change an event's Detail and Note and nothing else
+	// (the store keeps every other field as stored) and reports whether it
+	// changed them; fn's new events are not passed to it. As with Update, fn
+	// returning no events or an error writes nothing, rewritten events
+	// included, and fn and redact may run more than once. The replaced values
+	// may stay in the store's files until their space is reused, as removed
+	// bytes do: a store.DB's caller overwrites its free pages (FreeWiper).
+	UpdateRedacting(id string, fn func(s *submission.Submission) ([]submission.Event, error), redact func(e *submission.Event) bool) (*submission.Submission, error)
 	UpdateWithReceipt(id, kind string, receipt []byte, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, bool, error)
 	Receipt(id, kind string) ([]byte, error)
 	Events(id string) ([]submission.Event, error)
@@ -750,7 +766,15 @@ func (db *DB) Get(id string) (*submission.Submission, error) {
 // aborts. The outbox follows the new state: an entry exists exactly while the
 // submission still needs a delivery attempt.
 func (db *DB) Update(id string, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, error) {
-	s, _, err := db.change(id, "", nil, fn)
+	s, _, err := db.change(id, "", nil, fn, nil)
+	return s, err
+}
+
+// UpdateRedacting implements Store: Update that rewrites, in its transaction,
+// the case's earlier events that redact changes (the keys stay, and so do the
+// sequence numbers). The old values are in free pages afterwards: WipeFree.
+func (db *DB) UpdateRedacting(id string, fn func(s *submission.Submission) ([]submission.Event, error), redact func(e *submission.Event) bool) (*submission.Submission, error) {
+	s, _, err := db.change(id, "", nil, fn, redact)
 	return s, err
 }
 
@@ -759,10 +783,10 @@ func (db *DB) Update(id string, fn func(s *submission.Submission) ([]submission.
 // and a pull by the office) can both sign a receipt; only the one whose change wins
 // leaves its receipt, so the receipt always matches the event log.
 func (db *DB) UpdateWithReceipt(id, kind string, receipt []byte, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, bool, error) {
-	return db.change(id, kind, receipt, fn)
+	return db.change(id, kind, receipt, fn, nil)
 }
 
-func (db *DB) change(id, kind string, receipt []byte, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, bool, error) {
+func (db *DB) change(id, kind string, receipt []byte, fn func(s *submission.Submission) ([]submission.Event, error), redact func(e *submission.Event) bool) (*submission.Submission, bool, error) {
 	var packedReceipt []byte
 	if receipt != nil {
 		packedReceipt = db.packCerts(receipt, pack)
@@ -838,6 +862,11 @@ func (db *DB) change(id, kind string, receipt []byte, fn func(s *submission.Subm
 		}
 		if receipt != nil {
 			if err := tx.bucket(bucketCases).Put(receiptKey(id, kind), packedReceipt); err != nil {
+				return err
+			}
+		}
+		if redact != nil {
+			if err := redactEvents(tx, id, redact); err != nil {
 				return err
 			}
 		}
@@ -1285,6 +1314,38 @@ func appendEvents(tx *wtx, id string, evs []submission.Event) error {
 			return err
 		}
 		if err := b.Put(binary.BigEndian.AppendUint64(caseKey(id, tagEvent), seq), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// redactEvents rewrites the stored events of case id that redact changes
+// (UpdateRedacting): only their Detail and Note, under their own keys.
+func redactEvents(tx *wtx, id string, redact func(e *submission.Event) bool) error {
+	type rewrite struct{ k, v []byte }
+	var out []rewrite
+	prefix := caseKey(id, tagEvent)
+	c := tx.Bucket(bucketCases).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		var e submission.Event
+		if err := json.Unmarshal(v, &e); err != nil {
+			return fmt.Errorf("store: event %x: %w", k, err)
+		}
+		r := e
+		if !redact(&r) || (r.Detail == e.Detail && r.Note == e.Note) {
+			continue
+		}
+		e.Detail, e.Note = r.Detail, r.Note
+		nv, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		out = append(out, rewrite{copyBytes(k), nv})
+	}
+	// Written after the walk: a Put moves what a cursor walks.
+	for _, w := range out {
+		if err := tx.bucket(bucketCases).Put(w.k, w.v); err != nil {
 			return err
 		}
 	}

@@ -205,11 +205,11 @@ func (s *Submission) PeerUpdate(now time.Time, u PeerStatus) ([]Event, error) {
 		s.Forward.PeerState = u.State
 		s.Forward.PeerCheckedAt = now
 		if len(evs) == 0 {
-			detail := fmt.Sprintf("at gateway %s: %s", peer, u.State)
+			var note string
 			if u.Detail != "" {
-				detail += " (" + clip(u.Detail, 300) + ")"
+				note = clip(u.Detail, 300)
 			}
-			evs = append(evs, Event{At: now, Type: EventPeerStatus, Channel: "peer", Detail: detail,
+			evs = append(evs, Event{At: now, Type: EventPeerStatus, Channel: "peer", Detail: peerStatusDetail(peer, u.State, note),
 				Note: fmt.Sprintf("peer state %s -> %s", old, u.State)})
 		}
 	}

@@ -187,7 +187,9 @@ type Decision struct {
 	Actor   string    `json:"actor,omitempty"` // who decided: office system or a named office user
 }
 
-// Event is one entry of a submission's log. Events are never changed or removed.
+// Event is one entry of a submission's log. Events are never removed while the
+// record exists, and never changed but once: when the case's bytes are removed,
+// the text in them that came from outside the gateway goes too (DropOutsideText).
 //
 // Detail is shown to everyone who may read the submission (the portal included);
 // Note carries what only operators may see (e.g. an office endpoint's error body).
@@ -222,7 +224,9 @@ const (
 	// own process (an office-internal mark, not a decision the applicant receives).
 	EventProcessed = "processed"
 	EventReopened  = "reopened"
-	// EventBytesRemoved: the retention period ended; the bytes are gone.
+	// EventBytesRemoved: the retention period ended, or an operator erased the
+	// case; the bytes are gone, and the text from outside in the earlier events
+	// (DropOutsideText).
 	EventBytesRemoved = "bytes_removed"
 	// EventFetched: the office's system read the package for the first time
 	// without taking it yet (XTA getMessage); taking it is delivered.

@@ -702,17 +702,28 @@ func (s *Store) Create(ctx context.Context, sub *submission.Submission, events [
 // change, and writes record, events and index changes all or nothing. A concurrent
 // change of the same submission makes Update read again and rerun fn.
 func (s *Store) Update(id string, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, error) {
-	out, _, err := s.update(id, "", nil, fn)
+	out, _, err := s.update(id, "", nil, fn, nil)
+	return out, err
+}
+
+// UpdateRedacting implements store.Store: Update whose batch also rewrites the
+// earlier events that redact changes, in the document and in the pages of older
+// events (a page is written again whole, under its own key). The subjects keep
+// one message each, so the old document and pages are removed by the write; their
+// bytes stay in the nodes' block files and raft logs until NATS rewrites or cuts
+// them (docs/operations.md, "Retention").
+func (s *Store) UpdateRedacting(id string, fn func(s *submission.Submission) ([]submission.Event, error), redact func(e *submission.Event) bool) (*submission.Submission, error) {
+	out, _, err := s.update(id, "", nil, fn, redact)
 	return out, err
 }
 
 // UpdateWithReceipt is Update that also stores a receipt of the given kind, if fn
 // recorded a change.
 func (s *Store) UpdateWithReceipt(id, kind string, receipt []byte, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, bool, error) {
-	return s.update(id, kind, receipt, fn)
+	return s.update(id, kind, receipt, fn, nil)
 }
 
-func (s *Store) update(id, kind string, receipt []byte, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, bool, error) {
+func (s *Store) update(id, kind string, receipt []byte, fn func(s *submission.Submission) ([]submission.Event, error), redact func(e *submission.Event) bool) (*submission.Submission, bool, error) {
 	ctx, cancel := s.ctx()
 	defer cancel()
 	op := newID()
@@ -740,6 +751,13 @@ func (s *Store) update(id, kind string, receipt []byte, fn func(s *submission.Su
 		if len(evs) == 0 {
 			return d.Sub, false, nil
 		}
+		var rewritten []*nats.Msg
+		if redact != nil {
+			// Before the new events join the document: they are not redact's.
+			if rewritten, err = s.redactEvents(ctx, id, d, redact); err != nil {
+				return nil, false, err
+			}
+		}
 		now := time.Now().UTC()
 		d.Sub.UpdatedAt = now
 		appendEvents(d, evs, now)
@@ -758,6 +776,7 @@ func (s *Store) update(id, kind string, receipt []byte, fn func(s *submission.Su
 			return nil, false, err
 		}
 		msgs := append([]*nats.Msg{expect(s.subKey(id), data, seq)}, pages...)
+		msgs = append(msgs, rewritten...)
 		// A set key is written when the submission enters or leaves the set, and
 		// again when its value changes while in it (an erasure, a fallback, a first
 		// fetch).
@@ -804,6 +823,58 @@ func (s *Store) update(id, kind string, receipt []byte, fn func(s *submission.Su
 	}
 }
 
+// redactEvents applies redact (UpdateRedacting) to the events of d, the
+// document as read: those in it are changed in place, and each page of older
+// events with an event redact changed is returned as a message that writes the
+// page again, for the batch that writes d. The pages are those of the document
+// read: they are written only in batches that also write the document, which
+// expect its sequence.
+func (s *Store) redactEvents(ctx context.Context, id string, d *doc, redact func(e *submission.Event) bool) ([]*nats.Msg, error) {
+	one := func(e *submission.Event) bool {
+		r := *e
+		if !redact(&r) || (r.Detail == e.Detail && r.Note == e.Note) {
+			return false
+		}
+		e.Detail, e.Note = r.Detail, r.Note
+		return true
+	}
+	for i := range d.Events {
+		one(&d.Events[i])
+	}
+	var msgs []*nats.Msg
+	for n := 1; n <= d.Pages; n++ {
+		m, err := s.last(ctx, s.eventsKey(id, n))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil, fmt.Errorf("submission %s: events page %d: %w", id, n, store.ErrNotFound)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("jsstore: read events of %s, page %d: %w", id, n, err)
+		}
+		var page []submission.Event
+		if err := json.Unmarshal(m.Data, &page); err != nil {
+			return nil, fmt.Errorf("jsstore: decode events of %s, page %d: %w", id, n, err)
+		}
+		changed := false
+		for i := range page {
+			if one(&page[i]) {
+				changed = true
+			}
+		}
+		if !changed {
+			continue
+		}
+		data, err := json.Marshal(page)
+		if err != nil {
+			return nil, err
+		}
+		if len(data) > s.opts.MaxRecordBytes {
+			return nil, fmt.Errorf("%w: submission %s: events page %d would be %d bytes, limit %d", ErrTooLarge, id, n, len(data), s.opts.MaxRecordBytes)
+		}
+		msgs = append(msgs, putValue(s.eventsKey(id, n), data))
+	}
+	return msgs, nil
+}
+
 // newID returns 22 random url-safe characters: op ids and batch ids.
 func newID() string {
 	var b [16]byte
@@ -820,8 +891,9 @@ func newID() string {
 // reached the limit, a delivery could no longer be recorded, and the package went
 // to the office again and again.)
 //
-// Pages are written once and never changed, so the event log's promise holds: no
-// event is changed or removed while the submission exists.
+// Pages are written once and changed only by UpdateRedacting, so the event log's
+// promise holds: no event is removed while the submission exists, and only the
+// removal of the case's bytes changes one.
 func (s *Store) encode(d *doc) ([]byte, []*nats.Msg, error) {
 	data, err := json.Marshal(d)
 	if err != nil {

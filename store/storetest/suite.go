@@ -71,6 +71,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Scan", s.testScan)
 	t.Run("EventsOrderAndSeq", s.testEventsOrder)
 	t.Run("LongEventLog", s.testLongEventLog)
+	t.Run("UpdateRedacting", s.testUpdateRedacting)
 	t.Run("ConcurrentUpdates", s.testConcurrentUpdates)
 	t.Run("OpaqueKeys", s.testOpaqueKeys)
 	t.Run("Blobs", s.testBlobs)

@@ -224,6 +224,25 @@ func (d *defective) Update(id string, fn func(*submission.Submission) ([]submiss
 	return d.Store.Update(id, fn)
 }
 
+// UpdateRedacting: redact-ignored is a store that removes the bytes and keeps
+// the events as they were (Update); redacts-new-events passes the change's own
+// events to redact as well.
+func (d *defective) UpdateRedacting(id string, fn func(*submission.Submission) ([]submission.Event, error), redact func(*submission.Event) bool) (*submission.Submission, error) {
+	switch d.defect {
+	case "redact-ignored":
+		return d.Store.Update(id, fn)
+	case "redacts-new-events":
+		return d.Store.UpdateRedacting(id, func(s *submission.Submission) ([]submission.Event, error) {
+			evs, err := fn(s)
+			for i := range evs {
+				redact(&evs[i])
+			}
+			return evs, err
+		}, redact)
+	}
+	return d.Store.UpdateRedacting(id, fn, redact)
+}
+
 func (d *defective) Outbox() ([]string, error) {
 	if d.defect == "outbox-ignores-state" {
 		var ids []string
@@ -409,6 +428,8 @@ func TestSeededDefectsFail(t *testing.T) {
 		"refresh-does-nothing":          "BlobRefresh",
 		"waiting-misses-erasure":        "WaitingNamesOfficeAndErasure",
 		"untimed-writes":                "WritesTimed",
+		"redact-ignored":                "UpdateRedacting",
+		"redacts-new-events":            "UpdateRedacting",
 	}
 	testenv.PlantedDefects(t, "STORETEST_DEFECT", "a store", cases)
 }
