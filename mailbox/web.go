@@ -39,6 +39,7 @@ var pages = func() map[string]*template.Template {
 		"indent":     func(d int) int { return min(d, 8) },
 		"groupsOf":   groupsOf,
 		"pathEscape": url.PathEscape,
+		"reasonMax":  func() string { return thousands(maxReasonRunes) },
 		"eventLabel": eventLabel,
 		"eventText":  eventText,
 		"channelLabel": func(c string) string {
@@ -98,9 +99,15 @@ type page struct {
 	// chosen, so a screen reader user hears the error where the cursor is.
 	ReasonMissing bool
 	ChoiceMissing bool
-	// Draft and DraftChoice are a decision sent with a form token that is no
-	// longer the session's (the clerk signed in again in another window): the
-	// form shows them again instead of losing the typed reason.
+	// ReasonTooLong ties the same kind of error to a reason longer than
+	// maxReasonRunes; ReasonLength is its length as the message gives it
+	// ("2.300"). The form comes back with the reason in it: it was cut silently
+	// and the cut reason sent to the applicant (an accessibility audit).
+	ReasonTooLong bool
+	ReasonLength  string
+	// Draft and DraftChoice are a decision the page shows again instead of
+	// saving it (see draft): the form shows them instead of losing the typed
+	// reason.
 	Draft       string
 	DraftChoice string
 	// SessionEnds is when the session ends if the clerk sends nothing before
@@ -309,6 +316,15 @@ func humanSize(n int64) string {
 	return strconv.FormatInt(n, 10) + " Byte"
 }
 
+// thousands writes n the German way, with a point between thousands ("2.000").
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "." + s[i:]
+	}
+	return s
+}
+
 // Flash messages are named in the query after a POST (post/redirect/get); only these
 // fixed texts can appear. flashTitles are their short forms for the page title
 // (page.TitleNote); the errors among them get "Fehler".
@@ -416,7 +432,15 @@ func (m *Mailbox) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodPost {
-		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+		var tooBig *http.MaxBytesError
+		if mt := reDecide.FindStringSubmatch(p); mt != nil && errors.As(r.ParseForm(), &tooBig) {
+			// A reason pasted far beyond maxReasonRunes: nothing of the form was
+			// read, not even its token, so nothing is done; the case's page (as a
+			// GET shows it) says why, instead of "Formular veraltet".
+			m.detailWithDraft(w, r, s, mt[1], &draft{why: draftTooLong})
+			return
+		}
 	}
 	if r.Method == http.MethodPost && !sameToken(r.PostFormValue("csrf"), s.CSRF) {
 		if mt := reCaseAction.FindStringSubmatch(p); mt != nil {
@@ -424,7 +448,7 @@ func (m *Mailbox) serve(w http.ResponseWriter, r *http.Request) {
 			// (another window, a notice's link): its token is the old session's.
 			// The case's page again, with what was typed and the new token; the
 			// refusal was a dead end whose reload sent the same stale form.
-			m.detailWithDraft(w, r, s, mt[1], &page{Draft: r.PostFormValue("begruendung"), DraftChoice: r.PostFormValue("ergebnis")})
+			m.detailWithDraft(w, r, s, mt[1], &draft{Reason: r.PostFormValue("begruendung"), Choice: r.PostFormValue("ergebnis"), why: draftStaleForm})
 			return
 		}
 		m.fail(w, r, &s, http.StatusForbidden)
@@ -835,9 +859,26 @@ func (m *Mailbox) detail(w http.ResponseWriter, r *http.Request, s session, id s
 	m.detailWithDraft(w, r, s, id, nil)
 }
 
-// detailWithDraft is the case's page; draft, when set, carries a decision sent
-// with a stale form token, shown again in the form with a note.
-func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s session, id string, draft *page) {
+// draft is a decision the case's page shows again in its form instead of saving
+// it, and why.
+type draft struct {
+	Reason, Choice string
+	why            draftWhy
+}
+
+type draftWhy int
+
+const (
+	// draftStaleForm: sent with the form token of an earlier session (the clerk
+	// signed in again in another window).
+	draftStaleForm draftWhy = iota
+	// draftTooLong: the reason is longer than maxReasonRunes.
+	draftTooLong
+)
+
+// detailWithDraft is the case's page; draft, when set, is a decision not saved,
+// shown again in the form with a note why.
+func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s session, id string, draft *draft) {
 	ctx := r.Context()
 	pickup := broker.Pickup{Channel: channel.Mailbox, Receiver: receiverName(s.User)}
 	// Opening the page is the pickup: the office has the package now. A HEAD
@@ -933,10 +974,24 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 	}
 	status := http.StatusOK
 	if draft != nil {
-		p.Draft, p.DraftChoice = draft.Draft, draft.DraftChoice
-		p.Error = "Nichts gespeichert: Sie haben sich inzwischen neu angemeldet (zum Beispiel in einem anderen Fenster), und das Formular gehörte zur alten Anmeldung. Ihre Eingabe steht unten; bitte prüfen Sie sie und speichern Sie erneut."
-		p.Flash = ""
-		status = http.StatusForbidden // refused; the page is the way on
+		p.Draft, p.DraftChoice = draft.Reason, draft.Choice
+		p.Flash, p.TitleNote = "", ""
+		p.ReasonMissing, p.ChoiceMissing = false, false
+		switch draft.why {
+		case draftStaleForm:
+			p.Error = "Nichts gespeichert: Sie haben sich inzwischen neu angemeldet (zum Beispiel in einem anderen Fenster), und das Formular gehörte zur alten Anmeldung. Ihre Eingabe steht unten; bitte prüfen Sie sie und speichern Sie erneut."
+			status = http.StatusForbidden // refused; the page is the way on
+		case draftTooLong:
+			p.ReasonTooLong = true
+			if draft.Reason == "" { // the form was too big to read (maxFormBytes)
+				p.Error = "Nichts gespeichert: Die Begründung war viel zu lang, höchstens " + thousands(maxReasonRunes) + " Zeichen sind möglich. Bitte fügen Sie eine kürzere ein."
+				status = http.StatusRequestEntityTooLarge
+				break
+			}
+			p.ReasonLength = thousands(utf8.RuneCountInString(strings.TrimSpace(strings.ReplaceAll(draft.Reason, "\r\n", "\n"))))
+			p.Error = "Nichts gespeichert: Die Begründung ist " + p.ReasonLength + " Zeichen lang, höchstens " + thousands(maxReasonRunes) + " Zeichen sind möglich. Bitte kürzen Sie sie; sie steht unten."
+			status = http.StatusUnprocessableEntity
+		}
 	}
 	m.render(w, "detail", status, p)
 }
@@ -1064,6 +1119,13 @@ func rfc5987(s string) string {
 
 // --- actions ---
 
+// maxFormBytes bounds the body of a form sent with a session: a reason of
+// maxReasonRunes characters of four bytes each is some 24 KB form-encoded.
+const maxFormBytes = 64 << 10
+
+// maxReasonRunes bounds a decision's reason (the API's maxLength too). A longer
+// one is refused with the form filled in again, never cut: the applicant got a
+// reason cut mid-word while the clerk was told it was sent.
 const maxReasonRunes = 2000
 
 func (m *Mailbox) decide(w http.ResponseWriter, r *http.Request, s session, id string) {
@@ -1076,12 +1138,13 @@ func (m *Mailbox) decide(w http.ResponseWriter, r *http.Request, s session, id s
 		outcome = broker.OutcomeRejected
 	}
 	reason := strings.TrimSpace(strings.ReplaceAll(r.PostFormValue("begruendung"), "\r\n", "\n"))
-	if rs := []rune(reason); len(rs) > maxReasonRunes {
-		reason = string(rs[:maxReasonRunes])
-	}
 	// The office check first: another office's id is a 404, whatever was posted.
 	if _, err := m.desk.Get(r.Context(), s.Office, id); err != nil {
 		m.deskError(w, r, s, err, "decide")
+		return
+	}
+	if utf8.RuneCountInString(reason) > maxReasonRunes {
+		m.detailWithDraft(w, r, s, id, &draft{Reason: r.PostFormValue("begruendung"), Choice: r.PostFormValue("ergebnis"), why: draftTooLong})
 		return
 	}
 	switch {

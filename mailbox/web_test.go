@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
@@ -1036,5 +1037,61 @@ func TestCaseFetchedBeforeItsErasureCanBeDecided(t *testing.T) {
 	}
 	if now, _ := e.b.Submission(sub.ID); now.DeliveredAt == nil {
 		t.Fatal("opening the fetched case recorded no pickup")
+	}
+}
+
+// TestLongReasonIsRefusedNotCut: a reason longer than maxReasonRunes (a long one
+// pasted from a word processor, as section 1 of docs/mailbox.md advises) was cut
+// silently, by the field's maxlength and again by the server, and the clerk was
+// told "Abgelehnt" while the applicant got a reason cut mid-word. Now the field
+// names the limit and takes the whole paste, and the server decides nothing: the
+// form comes back with the whole reason, "Ablehnen" chosen and the error on the
+// field. A reason of exactly the limit is sent whole.
+func TestLongReasonIsRefusedNotCut(t *testing.T) {
+	e := startBrokerEnv(t, t.TempDir(), Options{})
+	sub := e.receiveHandedOver(t, officeDresden)
+	anna := e.login(t, "anna", "anna-passwort")
+	page := anna.get("/postfach/s/" + sub.ID).Body.String()
+	field := regexp.MustCompile(`<textarea id="begruendung"[^>]*>`).FindString(page)
+	if field == "" || strings.Contains(field, "maxlength") || !strings.Contains(page, "höchstens 2.000 Zeichen") {
+		t.Fatalf("the reason field %q cuts a paste, or its label does not name the limit", field)
+	}
+	tok := csrfFrom(t, page)
+
+	// 2,300 characters with umlauts, the sentence that matters last.
+	long := strings.Repeat("Die eingereichten Unterlagen sind unvollständig. ", 46) + "Bitte reichen Sie den Lageplan nach."
+	if n := utf8.RuneCountInString(long); n <= maxReasonRunes {
+		t.Fatalf("the test's reason has %d characters, not more than %d", n, maxReasonRunes)
+	}
+	rec := anna.post("/postfach/s/"+sub.ID+"/entscheidung", url.Values{"csrf": {tok}, "ergebnis": {"ablehnen"}, "begruendung": {long}})
+	body := rec.Body.String()
+	if rec.Code != http.StatusUnprocessableEntity {
+		t.Fatalf("a reason of %d characters: HTTP %d (Location %q), want 422 with the form again", utf8.RuneCountInString(long), rec.Code, rec.Header().Get("Location"))
+	}
+	if now, _ := e.b.Submission(sub.ID); now.Decision != nil {
+		t.Fatalf("a reason over the limit was sent: %d of %d characters", utf8.RuneCountInString(now.Decision.Reason), utf8.RuneCountInString(long))
+	}
+	field = regexp.MustCompile(`<textarea id="begruendung"[^>]*>`).FindString(body)
+	if !strings.Contains(body, html.EscapeString(long)+"</textarea>") || !strings.Contains(body, `value="ablehnen" checked`) ||
+		!strings.Contains(field, `aria-invalid="true"`) || !strings.Contains(field, "begruendung-fehler") ||
+		!strings.Contains(body, `id="begruendung-fehler">Fehler: Die Begründung ist `+thousands(utf8.RuneCountInString(long))+` Zeichen lang`) {
+		t.Fatalf("the refusal does not give back the whole reason with the error on its field:\n%s", body)
+	}
+
+	// Far beyond what a form may carry: nothing read, nothing decided, and the page
+	// says why rather than "Formular veraltet".
+	huge := strings.Repeat("ä", maxFormBytes/3)
+	rec = anna.post("/postfach/s/"+sub.ID+"/entscheidung", url.Values{"csrf": {csrfFrom(t, body)}, "ergebnis": {"ablehnen"}, "begruendung": {huge}})
+	if rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(rec.Body.String(), "viel zu lang") {
+		t.Fatalf("a reason bigger than a form may be: HTTP %d\n%s", rec.Code, rec.Body)
+	}
+
+	exact := strings.Repeat("ä", maxReasonRunes-1) + "."
+	rec = anna.post("/postfach/s/"+sub.ID+"/entscheidung", url.Values{"csrf": {tok}, "ergebnis": {"ablehnen"}, "begruendung": {exact}})
+	if rec.Code != http.StatusSeeOther {
+		t.Fatalf("a reason of exactly %d characters: HTTP %d\n%s", maxReasonRunes, rec.Code, rec.Body)
+	}
+	if now, _ := e.b.Submission(sub.ID); now.Decision == nil || now.Decision.Reason != exact {
+		t.Fatalf("the reason of exactly the limit was not sent whole: %+v", now.Decision)
 	}
 }
