@@ -414,3 +414,103 @@ func TestAccessibility(t *testing.T) {
 		t.Errorf("after logging in again: at %s (%v), want back at the case", loc, err)
 	}
 }
+
+// browserRig is a mailbox over a real broker, served to headless Chromium, with
+// a clock the test moves: the frame of the browser tests below.
+type browserRig struct {
+	t     *testing.T
+	e     *brokerEnv
+	base  string
+	ctx   context.Context
+	clock *atomic.Int64
+	do    func(string, ...chromedp.Action[chromedp.Void])
+	nav   func(string, ...chromedp.Action[chromedp.Void]) int64
+}
+
+func newBrowserRig(t *testing.T) *browserRig {
+	r := &browserRig{t: t, clock: &atomic.Int64{}}
+	r.clock.Store(time.Now().UnixNano())
+	mux := http.NewServeMux()
+	ts := httptest.NewUnstartedServer(mux)
+	r.base = "http://" + ts.Listener.Addr().String() + "/postfach/"
+	r.e = startBrokerEnv(t, t.TempDir(), Options{PublicURL: r.base, Now: func() time.Time { return time.Unix(0, r.clock.Load()) }})
+	mux.Handle("/postfach/", r.e.mb.Handler())
+	ts.Start()
+	t.Cleanup(ts.Close)
+	r.ctx = startChromium(t)
+	r.do, r.nav = browserSteps(t, r.ctx)
+	return r
+}
+
+// eval runs js, which returns JSON, on the page and decodes it into out.
+func (r *browserRig) eval(js string, out any) {
+	r.t.Helper()
+	c, stop := context.WithTimeout(r.ctx, 30*time.Second)
+	defer stop()
+	s, err := chromedp.Run(c, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		r.t.Fatalf("eval %s: %v", js, err)
+	}
+	if err := json.Unmarshal([]byte(s), out); err != nil {
+		r.t.Fatalf("eval %s: %v (%s)", js, err, s)
+	}
+}
+
+func (r *browserRig) login() {
+	r.t.Helper()
+	r.do("login form", chromedp.Navigate(r.base+"login"), chromedp.WaitVisible(chromedp.CSS("#benutzer")),
+		chromedp.SendKeys(chromedp.CSS("#benutzer"), "anna"), chromedp.SendKeys(chromedp.CSS("#passwort"), "anna-passwort"))
+	if code := r.nav("login", chromedp.Click(chromedp.CSS("form.karte button[type=submit]"))); code != http.StatusOK {
+		r.t.Fatalf("login: HTTP %d", code)
+	}
+}
+
+// back goes one page back in the history and waits until the page before is
+// there and loaded (from the back/forward cache or anew: no response to wait for).
+func (r *browserRig) back() {
+	r.t.Helper()
+	var from string
+	r.eval(`JSON.stringify(location.href)`, &from)
+	r.do("back", chromedp.Evaluate[chromedp.Void](`history.back()`))
+	for range 300 {
+		var st struct {
+			Href, State string
+		}
+		r.eval(`JSON.stringify({Href: location.href, State: document.readyState})`, &st)
+		if st.Href != from && st.State == "complete" {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.t.Fatalf("Back from %s: no page came", from)
+}
+
+// TestBackAfterAnActionShowsTheCaseAsItIs: after an action, Back showed the page
+// from before it, kept by Chromium's back/forward cache (no-store does not keep a
+// page out of it unless a cookie changed), with its message from the address:
+// "Als erledigt markiert" for a case whose mark had just been removed. The mailbox
+// changes a cookie with every form sent, so Back loads the case anew.
+func TestBackAfterAnActionShowsTheCaseAsItIs(t *testing.T) {
+	r := newBrowserRig(t)
+	sub := r.e.receiveHandedOver(t, officeDresden)
+	r.login()
+	r.nav("case", chromedp.Navigate(r.base+"s/"+sub.ID))
+	markButton := chromedp.CSS(`section[aria-labelledby="h-erledigt"] button`)
+	r.nav("mark", chromedp.Click(markButton))
+	r.do("tag the page", chromedp.Evaluate[chromedp.Void](`window.schonGeladen = true`))
+	r.nav("unmark", chromedp.Click(markButton))
+	r.back()
+	var st struct {
+		Kept          bool
+		Title, Button string
+	}
+	r.eval(`JSON.stringify({Kept: !!window.schonGeladen, Title: document.title,
+		Button: document.querySelector('section[aria-labelledby="h-erledigt"] button').textContent})`, &st)
+	if cur, _ := r.e.b.Submission(sub.ID); cur.Processed {
+		t.Fatal("the case is still marked: the test proves nothing")
+	}
+	if st.Kept || st.Button != "Als erledigt markieren" || strings.HasPrefix(st.Title, "Als erledigt markiert") {
+		t.Errorf("after unmarking and Back: the page from before (%v), titled %q, offers %q; want the case loaded anew, not marked",
+			st.Kept, st.Title, st.Button)
+	}
+}

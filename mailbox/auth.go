@@ -20,6 +20,9 @@ import (
 const (
 	sessionCookie = "postfach_sitzung"
 	loginCookie   = "postfach_anmeldung" // CSRF token of the login form (before a session exists)
+	// standCookie changes with every form sent with a session, so that Back
+	// loads the pages anew (see Mailbox.serve); its value means nothing.
+	standCookie = "postfach_stand"
 )
 
 func newToken() string {

@@ -346,6 +346,30 @@ const sessionEnded = "Ihre Anmeldung ist abgelaufen (nach 30 Minuten ohne Seiten
 	"was Sie zuletzt abgeschickt haben, wurde nicht gespeichert. Bitte melden Sie sich wieder an: " +
 	"danach kommen Sie zurück zum Eingang."
 
+// flashHolds reports whether the message msg of a case's page still says what the
+// case is. The message is in the page's address, which Back, the history and a
+// reload bring again: after marking and unmarking, Back said "Als erledigt
+// markiert" for a case not marked, and after a rejection that first failed for
+// want of a reason, Back said it failed and showed the decision form again.
+func flashHolds(msg string, s *submission.Submission) bool {
+	d := s.Decision
+	switch msg {
+	case "erledigt":
+		return s.Processed
+	case "offen":
+		return !s.Processed
+	case "angenommen":
+		return d != nil && d.Outcome == broker.OutcomeAccepted
+	case "abgelehnt":
+		return d != nil && d.Outcome == broker.OutcomeRejected
+	case "grund-fehlt", "ungueltig":
+		return d == nil
+	case "konflikt", "schon-entschieden":
+		return d != nil
+	}
+	return false
+}
+
 var flashTitles = map[string]string{
 	"angenommen": "Angenommen",
 	"abgelehnt":  "Abgelehnt",
@@ -453,6 +477,13 @@ func (m *Mailbox) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		m.fail(w, r, &s, http.StatusForbidden)
 		return
+	}
+	if r.Method == http.MethodPost {
+		// Every form sent changes this cookie. Chromium keeps even no-store pages
+		// in its back/forward cache unless a cookie changed since: after an
+		// action, Back showed the page from before it (the case unmarked,
+		// "Fehler" for a rejection that had been saved), not the case as it is.
+		m.setCookie(w, standCookie, newToken()[:12], 0)
 	}
 	var mt []string
 	switch {
@@ -966,6 +997,9 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 		p.ViewErr = "Formulardaten, Anlagen und Originalpaket dieses Eingangs wurden am " + when(sub.BytesRemovedAt) + " " + how + " gelöscht. Verlauf und Entscheidung bleiben erhalten."
 	}
 	msg := r.URL.Query().Get("meldung")
+	if !flashHolds(msg, sub) {
+		msg = "" // an old address (Back, the history, a bookmark): the case has moved on
+	}
 	p.Flash, p.TitleNote = flashes[msg], flashTitles[msg]
 	switch msg {
 	case "grund-fehlt", "ungueltig", "konflikt", "schon-entschieden":

@@ -1095,3 +1095,69 @@ func TestLongReasonIsRefusedNotCut(t *testing.T) {
 		t.Fatalf("the reason of exactly the limit was not sent whole: %+v", now.Decision)
 	}
 }
+
+// TestMessageOnlyWhileItHolds: a case's page took its message from the address
+// (?meldung=…), which Back, the history and a reload bring again whatever the case
+// is now: after marking and unmarking, the old address said "Als erledigt
+// markiert"; after a rejection that first failed for want of a reason, the failed
+// try's address said "Fehler" and showed the form for a decided case. A message
+// shows now only while it says what the case is.
+func TestMessageOnlyWhileItHolds(t *testing.T) {
+	e := startBrokerEnv(t, t.TempDir(), Options{})
+	sub := e.receiveHandedOver(t, officeDresden)
+	anna := e.login(t, "anna", "anna-passwort")
+	at := "/postfach/s/" + sub.ID
+	title := func(msg string) string {
+		t.Helper()
+		body := anna.get(at + "?meldung=" + msg).Body.String()
+		return regexp.MustCompile(`<title>([^<]*)</title>`).FindStringSubmatch(body)[1]
+	}
+	tok := csrfFrom(t, anna.get(at).Body.String())
+	stand := map[string]bool{}
+	send := func(path string, form url.Values) {
+		t.Helper()
+		form.Set("csrf", tok)
+		rec := anna.post(path, form)
+		if rec.Code != http.StatusSeeOther {
+			t.Fatalf("POST %s: %d\n%s", path, rec.Code, rec.Body)
+		}
+		for _, c := range rec.Result().Cookies() {
+			if c.Name == standCookie {
+				stand[c.Value] = true
+			}
+		}
+	}
+
+	send(at+"/erledigt", url.Values{"erledigt": {"ja"}})
+	if got := title("erledigt"); !strings.HasPrefix(got, "Als erledigt markiert:") {
+		t.Fatalf("right after marking: title %q", got)
+	}
+	send(at+"/erledigt", url.Values{"erledigt": {"nein"}})
+	if got := title("erledigt"); strings.Contains(got, "erledigt") {
+		t.Errorf("the case is not marked, but its old address is titled %q", got)
+	}
+	if got := title("offen"); !strings.HasPrefix(got, "Markierung entfernt:") {
+		t.Errorf("right after unmarking: title %q", got)
+	}
+
+	send(at+"/entscheidung", url.Values{"ergebnis": {"ablehnen"}})
+	if body := anna.get(at + "?meldung=grund-fehlt").Body.String(); !strings.Contains(body, `id="begruendung-fehler"`) {
+		t.Fatal("a rejection without reason does not say so")
+	}
+	send(at+"/entscheidung", url.Values{"ergebnis": {"ablehnen"}, "begruendung": {"Unterlagen fehlen."}})
+	body := anna.get(at + "?meldung=grund-fehlt").Body.String()
+	if strings.Contains(body, `role="alert"`) || strings.Contains(body, `id="begruendung"`) || strings.HasPrefix(title("grund-fehlt"), "Fehler") {
+		t.Errorf("the case is rejected, but the failed try's address says it failed (title %q) or shows the form again", title("grund-fehlt"))
+	}
+	if got := title("angenommen"); strings.HasPrefix(got, "Angenommen") {
+		t.Errorf("a rejected case titled %q", got)
+	}
+	if got := title("abgelehnt"); !strings.HasPrefix(got, "Abgelehnt:") {
+		t.Errorf("right after rejecting: title %q", got)
+	}
+	// Each form sent changed the cookie that keeps Chromium from showing the page
+	// from before the action on Back (TestBackAfterAnActionShowsTheCaseAsItIs).
+	if len(stand) != 4 {
+		t.Errorf("%d values of %s for 4 forms sent, want a new one each time", len(stand), standCookie)
+	}
+}
