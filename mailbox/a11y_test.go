@@ -514,3 +514,40 @@ func TestBackAfterAnActionShowsTheCaseAsItIs(t *testing.T) {
 			st.Kept, st.Title, st.Button)
 	}
 }
+
+// TestReasonTypedWhenTheSessionEndedIsKept is TestDecisionSentAfterTheSessionEndedIsKept
+// in Chromium, the way a clerk meets it: she writes a reason of two lines, the
+// session ends meanwhile, she sends the form and logs in again; the case is there
+// with her reason (its line break too) and "Ablehnen" chosen, and sending the form
+// again decides. The reason used to be lost (WCAG 2.2.1; F12).
+func TestReasonTypedWhenTheSessionEndedIsKept(t *testing.T) {
+	r := newBrowserRig(t)
+	sub := r.e.receiveHandedOver(t, officeDresden)
+	r.login()
+	r.nav("case", chromedp.Navigate(r.base+"s/"+sub.ID))
+	r.do("write a reason", chromedp.Click(chromedp.CSS("#ablehnen")),
+		chromedp.SendKeys(chromedp.CSS("#begruendung"), "Der Lageplan fehlt.\nBitte reichen Sie ihn nach: <Frist & Form>."))
+	r.clock.Add(int64(sessionIdle + time.Minute))
+	if code := r.nav("send late", chromedp.Click(chromedp.CSS("#entscheidung button[type=submit]"))); code != http.StatusUnauthorized {
+		t.Fatalf("the late form: HTTP %d, want the login page (401)", code)
+	}
+	r.do("log in again", chromedp.SendKeys(chromedp.CSS("#benutzer"), "anna"), chromedp.SendKeys(chromedp.CSS("#passwort"), "anna-passwort"))
+	r.nav("log in again", chromedp.Click(chromedp.CSS("form.karte button[type=submit]")))
+	var st struct {
+		Draft, Title, Href string
+		Reject             bool
+	}
+	r.eval(`JSON.stringify({Draft: (document.getElementById('begruendung') || {}).value || '', Title: document.title, Href: location.href,
+		Reject: !!(document.getElementById('ablehnen') || {}).checked})`, &st)
+	if want := "Der Lageplan fehlt.\nBitte reichen Sie ihn nach: <Frist & Form>."; st.Draft != want || !st.Reject ||
+		!strings.HasSuffix(st.Href, "/s/"+sub.ID) || !strings.HasPrefix(st.Title, "Fehler: ") {
+		t.Fatalf("after logging in again: %+v; want the case with the reason %q and Ablehnen chosen", st, want)
+	}
+	if cur, _ := r.e.b.Submission(sub.ID); cur.Decision != nil {
+		t.Fatalf("decided before the clerk sent the form again: %+v", cur.Decision)
+	}
+	r.nav("send again", chromedp.Click(chromedp.CSS("#entscheidung button[type=submit]")))
+	if cur, _ := r.e.b.Submission(sub.ID); cur.Decision == nil || cur.Decision.Reason != "Der Lageplan fehlt.\nBitte reichen Sie ihn nach: <Frist & Form>." {
+		t.Fatalf("the decision sent again: %+v", cur.Decision)
+	}
+}

@@ -76,6 +76,12 @@ type page struct {
 	// login
 	LoginName string
 	LoginNext string
+	// LoginAction is where the login form goes, from Root: "login", or the
+	// case's address when the form carries a decision typed before the session
+	// ended (LoginDraft, in Draft and DraftChoice): the page after the login is
+	// then the case's, with the draft in its form.
+	LoginAction string
+	LoginDraft  bool
 	// LoginInvalid marks the fields as wrong (aria-invalid) after a failed login.
 	LoginInvalid bool
 
@@ -346,6 +352,12 @@ const sessionEnded = "Ihre Anmeldung ist abgelaufen (nach 30 Minuten ohne Seiten
 	"was Sie zuletzt abgeschickt haben, wurde nicht gespeichert. Bitte melden Sie sich wieder an: " +
 	"danach kommen Sie zurück zum Eingang."
 
+// sessionEndedDraft is sessionEnded when the form sent was a decision: the login
+// page carries it on.
+const sessionEndedDraft = "Ihre Anmeldung ist abgelaufen (nach 30 Minuten ohne Seitenaufruf oder nach 10 Stunden); " +
+	"Ihre Entscheidung wurde nicht gespeichert. Bitte melden Sie sich wieder an: danach sehen Sie den Eingang " +
+	"mit Ihrer Eingabe im Formular und speichern sie dort."
+
 // flashHolds reports whether the message msg of a case's page still says what the
 // case is. The message is in the page's address, which Back, the history and a
 // reload bring again: after marking and unmarking, Back said "Als erledigt
@@ -422,6 +434,12 @@ func (m *Mailbox) serve(w http.ResponseWriter, r *http.Request) {
 		m.storeDown(w, r)
 		return
 	}
+	if mt := reDetail.FindStringSubmatch(p); mt != nil && r.Method == http.MethodPost {
+		// The login form that carries a decision typed before the session ended
+		// goes to the case's address (page.LoginAction).
+		m.loginPost(w, r, mt[1])
+		return
+	}
 	switch p {
 	case "static/style.css":
 		m.static(w, r, "static/style.css", "text/css; charset=utf-8")
@@ -449,6 +467,15 @@ func (m *Mailbox) serve(w http.ResponseWriter, r *http.Request) {
 			// without a request, e.g. writing a long reason). Say so, and lead back to
 			// the case after the login, instead of an error page whose only way on
 			// is the inbox.
+			if d := m.lateDraft(w, r, p); d != nil {
+				// A decision: the login page carries what was typed (the redirect
+				// lost it), and the page after the login is the case with it.
+				lp := m.loginPage(w, r, "s/"+mt[1])
+				lp.LoginAction, lp.LoginDraft, lp.Draft, lp.DraftChoice = "s/"+mt[1], true, d.Reason, d.Choice
+				lp.Error = sessionEndedDraft
+				m.render(w, "login", http.StatusUnauthorized, lp)
+				return
+			}
 			http.Redirect(w, r, m.base.Path+"login?abgelaufen=1&weiter="+url.QueryEscape("s/"+mt[1]), http.StatusSeeOther)
 			return
 		}
@@ -695,7 +722,7 @@ func (m *Mailbox) login(w http.ResponseWriter, r *http.Request) {
 		}
 		m.render(w, "login", http.StatusOK, p)
 	case http.MethodPost:
-		m.loginPost(w, r)
+		m.loginPost(w, r, "")
 	default:
 		w.Header().Set("Allow", "GET, POST")
 		m.fail(w, r, nil, http.StatusMethodNotAllowed)
@@ -712,24 +739,75 @@ func (m *Mailbox) loginPage(w http.ResponseWriter, r *http.Request, next string)
 		tok = c.Value
 	}
 	m.setCookie(w, loginCookie, tok, 3600)
-	p := m.base1(nil, "./")
+	p := m.base1(nil, rootFor(r, m.base.Path))
 	p.Title = "Anmeldung"
 	p.CSRF = tok
+	p.LoginAction = "login"
 	if reDetail.MatchString(next) {
 		p.LoginNext = next
 	}
 	return p
 }
 
-func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+// lateDraft is the decision of a case's form sent after the session ended
+// (path p), to be carried through the login; nil for another form, an empty one,
+// one too big, or one another site sent (Sec-Fetch-Site): such a POST comes
+// without the session cookie (SameSite=Lax) and so looks like a late one, and a
+// draft it planted would be shown in the case's form. Even then the decision
+// needs the clerk to send the form again, with the new session's token.
+func (m *Mailbox) lateDraft(w http.ResponseWriter, r *http.Request, p string) *draft {
+	if !reDecide.MatchString(p) {
+		return nil
+	}
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
+		return nil
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if r.ParseForm() != nil {
+		return nil
+	}
+	d := draftOf(r.PostForm)
+	if d.Reason == "" && d.Choice == "" {
+		return nil
+	}
+	return d
+}
+
+// draftOf is the decision in form, as the case's form and the login form that
+// carries it on send it.
+func draftOf(form url.Values) *draft {
+	d := &draft{Reason: form.Get("begruendung"), why: draftAfterLogin}
+	if c := form.Get("ergebnis"); c == "annehmen" || c == "ablehnen" {
+		d.Choice = c
+	}
+	return d
+}
+
+// loginPost signs a user in. caseID is set when the form was sent to a case's
+// address, carrying a decision typed before the session ended: the answer is
+// then the case's page with it, not a redirect, which would lose it.
+func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request, caseID string) {
+	// The login's own fields and, with a draft, what a case's form may carry.
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes+16<<10)
 	if err := r.ParseForm(); err != nil {
 		m.fail(w, r, nil, http.StatusBadRequest)
 		return
 	}
+	var d *draft
+	if caseID != "" {
+		d = draftOf(r.PostForm)
+	}
+	// again is the login form again, carrying the draft on.
+	again := func(next string) *page {
+		p := m.loginPage(w, r, next)
+		if d != nil {
+			p.LoginAction, p.LoginDraft, p.Draft, p.DraftChoice = "s/"+caseID, true, d.Reason, d.Choice
+		}
+		return p
+	}
 	c, err := r.Cookie(loginCookie)
 	if err != nil || !sameToken(r.PostForm.Get("csrf"), c.Value) {
-		p := m.loginPage(w, r, r.PostForm.Get("weiter"))
+		p := again(r.PostForm.Get("weiter"))
 		p.Error = "Das Anmeldeformular war veraltet. Bitte melden Sie sich noch einmal an."
 		m.render(w, "login", http.StatusForbidden, p)
 		return
@@ -739,7 +817,7 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request) {
 	now := m.now()
 	addr := m.clientAddr(r)
 	if !m.checkSlot(r.Context()) {
-		p := m.loginPage(w, r, r.PostForm.Get("weiter"))
+		p := again(r.PostForm.Get("weiter"))
 		p.LoginName = name
 		p.Error = "Das Postfach ist gerade stark ausgelastet. Bitte versuchen Sie es in einigen Sekunden erneut."
 		w.Header().Set("Retry-After", "5")
@@ -752,7 +830,7 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request) {
 	limits := loginLimits(name, addr)
 	if wait := m.limiter.attempt(now, limits...); wait > 0 {
 		<-m.checks
-		p := m.loginPage(w, r, r.PostForm.Get("weiter"))
+		p := again(r.PostForm.Get("weiter"))
 		p.LoginName = name
 		if mins := int((wait + time.Minute - 1) / time.Minute); mins <= 1 {
 			p.Error = "Zu viele fehlgeschlagene Anmeldungen. Bitte warten Sie eine Minute und versuchen Sie es dann erneut."
@@ -770,7 +848,7 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request) {
 	<-m.checks
 	if !ok {
 		m.log.Warn("login failed", "remote", addr)
-		p := m.loginPage(w, r, r.PostForm.Get("weiter"))
+		p := again(r.PostForm.Get("weiter"))
 		p.LoginName, p.LoginInvalid = name, true
 		p.Error = "Benutzername oder Passwort ist falsch."
 		m.render(w, "login", http.StatusUnauthorized, p)
@@ -778,7 +856,8 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	m.limiter.succeeded(now, limits[0], limits[1:]...)
 	tok := newToken()
-	if err := m.putSession(tok, session{User: u.Name, Office: u.Office, CSRF: newToken(), Created: now, LastSeen: now, Cred: credOf(u)}); err != nil {
+	s := session{User: u.Name, Office: u.Office, CSRF: newToken(), Created: now, LastSeen: now, Cred: credOf(u)}
+	if err := m.putSession(tok, s); err != nil {
 		m.log.Error("store session", "err", err)
 		m.fail(w, r, nil, http.StatusInternalServerError)
 		return
@@ -789,6 +868,12 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request) {
 	m.setCookie(w, sessionCookie, tok, int(sessionMax/time.Second))
 	m.setCookie(w, loginCookie, "", -1)
 	m.log.Info("login", "user", u.Name, "office", u.Office)
+	if d != nil {
+		// Nothing is decided here: the form token of the page is the new
+		// session's, and the clerk sends the form again.
+		m.detailWithDraft(w, r, s, caseID, d)
+		return
+	}
 	target := m.base.Path
 	if next := r.PostForm.Get("weiter"); reDetail.MatchString(next) {
 		target += next
@@ -905,6 +990,8 @@ const (
 	draftStaleForm draftWhy = iota
 	// draftTooLong: the reason is longer than maxReasonRunes.
 	draftTooLong
+	// draftAfterLogin: sent after the session ended, carried through the login.
+	draftAfterLogin
 )
 
 // detailWithDraft is the case's page; draft, when set, is a decision not saved,
@@ -1025,6 +1112,8 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 			p.ReasonLength = thousands(utf8.RuneCountInString(strings.TrimSpace(strings.ReplaceAll(draft.Reason, "\r\n", "\n"))))
 			p.Error = "Nichts gespeichert: Die Begründung ist " + p.ReasonLength + " Zeichen lang, höchstens " + thousands(maxReasonRunes) + " Zeichen sind möglich. Bitte kürzen Sie sie; sie steht unten."
 			status = http.StatusUnprocessableEntity
+		case draftAfterLogin:
+			p.Error = "Nichts gespeichert: Ihre Anmeldung war abgelaufen, als Sie die Entscheidung abgeschickt haben. Ihre Eingabe steht unten; bitte prüfen Sie sie und speichern Sie erneut."
 		}
 	}
 	m.render(w, "detail", status, p)

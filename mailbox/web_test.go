@@ -1161,3 +1161,60 @@ func TestMessageOnlyWhileItHolds(t *testing.T) {
 		t.Errorf("%d values of %s for 4 forms sent, want a new one each time", len(stand), standCookie)
 	}
 }
+
+// TestDecisionSentAfterTheSessionEndedIsKept: the session ends after 30 minutes
+// without a request, and writing a reason is none. The late form was answered
+// with a redirect to the login, and the reason was lost. Now the login page
+// carries the decision (hidden fields, escaped) and, after the login, shows the
+// case with it in the form; it is decided only when the clerk sends that form
+// with the new session's token. A draft planted by another site's POST (which
+// comes without the session cookie, so looks late) is not carried.
+func TestDecisionSentAfterTheSessionEndedIsKept(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	e := startBrokerEnv(t, t.TempDir(), Options{Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	sub := e.receiveHandedOver(t, officeDresden)
+	anna := e.login(t, "anna", "anna-passwort")
+	at := "/postfach/s/" + sub.ID
+	tok := csrfFrom(t, anna.get(at).Body.String())
+	clock.Add(int64(sessionIdle + time.Minute))
+
+	// 2,000 characters of four bytes each, lines, and what HTML must escape: more
+	// than the login's old 16 KiB took.
+	reason := "Zeile 1 <b>&\"Zitat\"</b>\nZeile 2 " + strings.Repeat("\U0001F4C4", maxReasonRunes-40)
+	form := url.Values{"csrf": {tok}, "ergebnis": {"ablehnen"}, "begruendung": {reason}}
+	if rec := anna.do(http.MethodPost, at+"/entscheidung", form, "Sec-Fetch-Site", "cross-site"); rec.Code != http.StatusSeeOther {
+		t.Errorf("another site's POST without the session: %d, want the redirect to the login that carries nothing", rec.Code)
+	}
+	rec := anna.post(at+"/entscheidung", form)
+	body := rec.Body.String()
+	if rec.Code != http.StatusUnauthorized || !strings.Contains(body, `action="../../s/`+sub.ID+`"`) ||
+		!strings.Contains(body, `name="begruendung" value="`+html.EscapeString(reason)+`"`) || !strings.Contains(body, `name="ergebnis" value="ablehnen"`) {
+		t.Fatalf("the late decision's answer: %d\n%.3000s", rec.Code, body)
+	}
+	if now, _ := e.b.Submission(sub.ID); now.Decision != nil {
+		t.Fatalf("decided without a session: %+v", now.Decision)
+	}
+	loginForm := url.Values{"csrf": {csrfFrom(t, body)}, "benutzer": {"anna"}, "passwort": {"falsch"}, "ergebnis": {"ablehnen"}, "begruendung": {reason}}
+	if rec := anna.post(at, loginForm); rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), html.EscapeString(reason)) {
+		t.Fatalf("a wrong password drops the draft: %d", rec.Code)
+	} else {
+		loginForm.Set("csrf", csrfFrom(t, rec.Body.String()))
+	}
+	loginForm.Set("passwort", "anna-passwort")
+	rec = anna.post(at, loginForm)
+	body = rec.Body.String()
+	if rec.Code != http.StatusOK || !strings.Contains(body, html.EscapeString(reason)+"</textarea>") || !strings.Contains(body, `value="ablehnen" checked`) ||
+		!strings.Contains(body, "Nichts gespeichert") {
+		t.Fatalf("after the login: %d, not the case with the draft\n%.3000s", rec.Code, body)
+	}
+	if now, _ := e.b.Submission(sub.ID); now.Decision != nil {
+		t.Fatalf("the login decided: %+v", now.Decision)
+	}
+	if rec := anna.post(at+"/entscheidung", url.Values{"csrf": {csrfFrom(t, body)}, "ergebnis": {"ablehnen"}, "begruendung": {reason}}); rec.Code != http.StatusSeeOther {
+		t.Fatalf("sending the form again: %d", rec.Code)
+	}
+	if now, _ := e.b.Submission(sub.ID); now.Decision == nil || now.Decision.Reason != reason {
+		t.Fatalf("the decision sent again: %+v", now.Decision)
+	}
+}
