@@ -551,3 +551,25 @@ func TestReasonTypedWhenTheSessionEndedIsKept(t *testing.T) {
 		t.Fatalf("the decision sent again: %+v", cur.Decision)
 	}
 }
+
+// TestNoSidewaysScrollingAtAnyWidth: WCAG 1.4.10 (reflow) holds for every width,
+// not only at 320 px, where the narrow layout starts. A 1366 px laptop at 200 %
+// zoom is 683 CSS pixels wide: the inbox's six columns needed some 720 and the
+// page scrolled sideways between 641 and about 740 px.
+func TestNoSidewaysScrollingAtAnyWidth(t *testing.T) {
+	r := newBrowserRig(t)
+	sub := r.e.receiveNamed(t, officeDresden, strings.Repeat("Bauantrag_Unterlagen_", 4)+"final.pdf")
+	r.e.waitState(t, sub.ID, submission.StateHandedOver)
+	r.login()
+	for _, u := range []string{r.base + "?status=alle", r.base + "s/" + sub.ID, r.base + "login"} {
+		r.nav("open "+u, chromedp.Navigate(u))
+		for _, w := range []int64{320, 480, 640, 641, 683, 720, 740, 768, 800, 853, 960, 1024, 1280} {
+			r.do("viewport", chromedp.EmulateViewport(w, 800))
+			var sw [2]int
+			r.eval(`JSON.stringify([document.documentElement.scrollWidth, document.documentElement.clientWidth])`, &sw)
+			if sw[0] > sw[1] {
+				t.Errorf("%s at %d px: the page scrolls sideways (%d px wide)", u, w, sw[0])
+			}
+		}
+	}
+}
