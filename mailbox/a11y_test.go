@@ -573,3 +573,33 @@ func TestNoSidewaysScrollingAtAnyWidth(t *testing.T) {
 		}
 	}
 }
+
+// TestFocusOnTheFieldInError: after "Ablehnen" without a reason, the page came
+// back with the error tied to the reason field, but the cursor was at the top of
+// the page: a screen reader user heard the page title and had to find the field.
+// As after a wrong password, the cursor is now in the field in error; without a
+// choice, on the first choice, which is marked invalid.
+func TestFocusOnTheFieldInError(t *testing.T) {
+	r := newBrowserRig(t)
+	sub := r.e.receiveHandedOver(t, officeDresden)
+	r.login()
+	focus := func() (id, invalid string) {
+		var f [2]string
+		r.eval(`JSON.stringify([document.activeElement.id, document.activeElement.getAttribute('aria-invalid') || ''])`, &f)
+		return f[0], f[1]
+	}
+	r.nav("case", chromedp.Navigate(r.base+"s/"+sub.ID))
+	r.do("ablehnen", chromedp.Click(chromedp.CSS("#ablehnen")))
+	r.nav("reject without reason", chromedp.Click(chromedp.CSS("#entscheidung button[type=submit]")))
+	if id, invalid := focus(); id != "begruendung" || invalid != "true" {
+		t.Errorf("after a rejection without reason the focus is on %q (aria-invalid %q), want the reason field", id, invalid)
+	}
+	// No choice: a browser's own check (required) stops the form, so the form is
+	// sent the way a browser without that check would.
+	r.nav("case", chromedp.Navigate(r.base+"s/"+sub.ID))
+	r.do("no check", chromedp.Evaluate[chromedp.Void](`document.querySelector('#entscheidung form').noValidate = true`))
+	r.nav("send without a choice", chromedp.Click(chromedp.CSS("#entscheidung button[type=submit]")))
+	if id, invalid := focus(); id != "annehmen" || invalid != "true" {
+		t.Errorf("after a form without a choice the focus is on %q (aria-invalid %q), want the first choice", id, invalid)
+	}
+}

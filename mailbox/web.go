@@ -1270,12 +1270,14 @@ func (m *Mailbox) decide(w http.ResponseWriter, r *http.Request, s session, id s
 		m.detailWithDraft(w, r, s, id, &draft{Reason: r.PostFormValue("begruendung"), Choice: r.PostFormValue("ergebnis"), why: draftTooLong})
 		return
 	}
+	// No "#entscheidung" on these: the page puts the cursor on the field in error
+	// (autofocus), which a browser does not do when the address names a target.
 	switch {
 	case outcome == "":
-		http.Redirect(w, r, back+"?meldung=ungueltig#entscheidung", http.StatusSeeOther)
+		http.Redirect(w, r, back+"?meldung=ungueltig", http.StatusSeeOther)
 		return
 	case outcome == broker.OutcomeRejected && reason == "":
-		http.Redirect(w, r, back+"?meldung=grund-fehlt#entscheidung", http.StatusSeeOther)
+		http.Redirect(w, r, back+"?meldung=grund-fehlt", http.StatusSeeOther)
 		return
 	}
 	sub, err := m.desk.Decide(r.Context(), s.Office, id, broker.Decision{Outcome: outcome, Reason: reason, Actor: s.User, Channel: channel.Mailbox})
