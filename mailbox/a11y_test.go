@@ -317,9 +317,9 @@ func TestAccessibility(t *testing.T) {
 	check("inbox", "Posteingang")
 	narrowTable("inbox")
 	submit("next page", `a[rel="next"]`)
-	check("inbox, page 2", "Posteingang")
+	check("inbox, page 2", "Seite 2 – Posteingang")
 	open(base + "?q=gibt-es-nicht&status=alle")
-	check("inbox, nothing found", "Posteingang")
+	check("inbox, nothing found", "Suche „gibt-es-nicht“, Status „Alle“: keine Eingänge – Posteingang")
 
 	// A case: open it, reject it without a reason (an error), then with one.
 	sub := subs[0]

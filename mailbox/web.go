@@ -86,10 +86,12 @@ type page struct {
 	LoginInvalid bool
 
 	// inbox
-	Query    string
-	State    string
-	States   []option
-	Rows     []row
+	Query  string
+	State  string
+	States []option
+	Rows   []row
+	// Caption is the table's: how many cases the page lists, which page.
+	Caption  string
 	NextURL  string
 	FirstURL string
 	Filtered bool
@@ -164,19 +166,20 @@ func markOf(s *submission.Submission, evs []submission.Event) *mark {
 // case the office ever had, oldest first, so after a few years a clerk's first
 // page was cases decided long ago and today's arrivals were hundreds of pages on.
 // stateFilter is one choice of the inbox's state menu.
+// short is its name in the page title.
 type stateFilter struct {
-	value, label string
-	states       []submission.State
+	value, label, short string
+	states              []submission.State
 }
 
 var stateFilters = []stateFilter{
-	{"", "Offen (neu oder geöffnet, nicht entschieden)", []submission.State{submission.StateQueued, submission.StateRetrying,
+	{"", "Offen (neu oder geöffnet, nicht entschieden)", "Offen", []submission.State{submission.StateQueued, submission.StateRetrying,
 		submission.StateHandedOver, submission.StateHeld, submission.StateDelivered}},
-	{"alle", "Alle", nil},
-	{"neu", "Neu (noch nicht geöffnet)", []submission.State{submission.StateQueued, submission.StateRetrying, submission.StateHandedOver, submission.StateHeld}},
-	{"geoeffnet", "Geöffnet, nicht entschieden", []submission.State{submission.StateDelivered}},
-	{"angenommen", "Angenommen", []submission.State{submission.StateAccepted}},
-	{"abgelehnt", "Abgelehnt", []submission.State{submission.StateRejected}},
+	{"alle", "Alle", "Alle", nil},
+	{"neu", "Neu (noch nicht geöffnet)", "Neu", []submission.State{submission.StateQueued, submission.StateRetrying, submission.StateHandedOver, submission.StateHeld}},
+	{"geoeffnet", "Geöffnet, nicht entschieden", "Geöffnet", []submission.State{submission.StateDelivered}},
+	{"angenommen", "Angenommen", "Angenommen", []submission.State{submission.StateAccepted}},
+	{"abgelehnt", "Abgelehnt", "Abgelehnt", []submission.State{submission.StateRejected}},
 }
 
 func stateLabel(s submission.State) string {
@@ -920,13 +923,25 @@ func (m *Mailbox) inbox(w http.ResponseWriter, r *http.Request, s session) {
 		state = ""
 	}
 	lq := broker.ListQuery{After: q.Get("nach"), Limit: pageSize, Text: text}
+	// The pages go by a cursor (nach); seite only numbers them for the title
+	// and the caption. 0: a page after the first whose number the address lacks.
+	pageNo := 1
+	if lq.After != "" {
+		pageNo = 0
+		if n, err := strconv.Atoi(q.Get("seite")); err == nil && n > 1 && n <= 1_000_000 {
+			pageNo = n
+		}
+	}
 	p := m.base1(&s, "./")
-	p.Title = "Posteingang"
 	p.Query, p.State = text, state
+	var stateName string
 	for _, f := range stateFilters {
 		p.States = append(p.States, option{Value: f.value, Label: f.label, Selected: f.value == state})
 		if f.value == state {
 			lq.States = f.states
+			if state != "" {
+				stateName = f.short
+			}
 		}
 	}
 	p.Filtered = text != "" || state != ""
@@ -942,6 +957,8 @@ func (m *Mailbox) inbox(w http.ResponseWriter, r *http.Request, s session) {
 	for _, it := range pg.Items {
 		p.Rows = append(p.Rows, row{S: it, Done: it.Processed})
 	}
+	p.Title = inboxTitle(text, stateName, pageNo, len(p.Rows))
+	p.Caption = inboxCaption(len(p.Rows), pageNo, p.Filtered, pg.Next != "")
 	keep := url.Values{}
 	if text != "" {
 		keep.Set("q", text)
@@ -955,6 +972,9 @@ func (m *Mailbox) inbox(w http.ResponseWriter, r *http.Request, s session) {
 			nv[k] = v
 		}
 		nv.Set("nach", pg.Next)
+		if pageNo > 0 {
+			nv.Set("seite", strconv.Itoa(pageNo+1))
+		}
 		p.NextURL = "./?" + nv.Encode()
 	}
 	if lq.After != "" {
@@ -964,6 +984,60 @@ func (m *Mailbox) inbox(w http.ResponseWriter, r *http.Request, s session) {
 		}
 	}
 	m.render(w, "inbox", http.StatusOK, p)
+}
+
+// inboxTitle is the inbox's page title: its search, its filter, its page and
+// whether it lists nothing. It was "Posteingang" for every page and search, so a
+// screen reader user, who hears the title first, could not tell page 2 from
+// page 1, nor a search that found nothing from one that found something.
+func inboxTitle(text, state string, page, n int) string {
+	var parts []string
+	if text != "" {
+		if r := []rune(text); len(r) > 40 {
+			text = string(r[:40]) + "…"
+		}
+		parts = append(parts, "Suche „"+text+"“")
+	}
+	if state != "" {
+		parts = append(parts, "Status „"+state+"“")
+	}
+	switch {
+	case page > 1:
+		parts = append(parts, "Seite "+strconv.Itoa(page))
+	case page == 0:
+		parts = append(parts, "Folgeseite")
+	}
+	head := strings.Join(parts, ", ")
+	if n == 0 {
+		if head == "" {
+			head = "Keine Eingänge"
+		} else {
+			head += ": keine Eingänge"
+		}
+	}
+	if head == "" {
+		return "Posteingang"
+	}
+	return head + " – Posteingang"
+}
+
+// inboxCaption is the caption of the inbox's table: n cases on this page.
+func inboxCaption(n, page int, filtered, more bool) string {
+	c := strconv.Itoa(n) + " Eingänge"
+	if n == 1 {
+		c = "1 Eingang"
+	}
+	if page > 1 {
+		c = "Seite " + strconv.Itoa(page) + ": " + c
+	}
+	if filtered {
+		c += " (gefiltert)"
+	}
+	c += ", älteste zuerst"
+	if more {
+		c += "; weitere auf der nächsten Seite"
+	}
+	return c
 }
 
 // --- detail ---

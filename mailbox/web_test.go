@@ -1218,3 +1218,46 @@ func TestDecisionSentAfterTheSessionEndedIsKept(t *testing.T) {
 		t.Fatalf("the decision sent again: %+v", now.Decision)
 	}
 }
+
+// TestInboxTitleSaysPageSearchAndCount: the inbox was titled "Posteingang" on every
+// page and for every search, and nothing said how many cases a page listed, so a
+// screen reader user, who hears the title first, could not tell page 2 from page
+// 1, nor a search that found nothing from the inbox. The title names the search,
+// the filter, the page and an empty result; the table's caption the count.
+func TestInboxTitleSaysPageSearchAndCount(t *testing.T) {
+	desk := newMemDesk()
+	start := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
+	for i := range pageSize + 2 {
+		desk.add(&submission.Submission{ID: fmt.Sprintf("vorgang-%02d", i), OfficeID: "amt-a", ServiceName: fmt.Sprintf("Leistung %d", i),
+			Place: "Dresden", Sender: "amt24", State: submission.StateHandedOver, ReceivedAt: start.Add(time.Duration(i) * time.Minute)}, nil, nil)
+	}
+	c := newClient(t, memMailbox(t, desk).Handler())
+	c.mustLogin("anna", "anna-passwort")
+	reTitle, reCaption, reNext := regexp.MustCompile(`<title>([^<]*)</title>`), regexp.MustCompile(`<caption[^>]*>([^<]*)</caption>`), regexp.MustCompile(`href="\./\?([^"]*)" rel="next"`)
+	look := func(query string) (title, caption, next string) {
+		t.Helper()
+		body := c.get("/postfach/" + query).Body.String()
+		title = html.UnescapeString(reTitle.FindStringSubmatch(body)[1])
+		if m := reCaption.FindStringSubmatch(body); m != nil {
+			caption = html.UnescapeString(m[1])
+		}
+		if m := reNext.FindStringSubmatch(body); m != nil {
+			next = "?" + html.UnescapeString(m[1])
+		}
+		return title, caption, next
+	}
+	for _, tc := range []struct{ query, title, caption string }{
+		{"", "Posteingang – Behördenpostfach", "25 Eingänge, älteste zuerst; weitere auf der nächsten Seite"},
+		{"?q=Leistung+12", "Suche „Leistung 12“ – Posteingang – Behördenpostfach", "1 Eingang (gefiltert), älteste zuerst"},
+		{"?q=gibt-es-nicht&status=alle", "Suche „gibt-es-nicht“, Status „Alle“: keine Eingänge – Posteingang – Behördenpostfach", ""},
+		{"?status=angenommen", "Status „Angenommen“: keine Eingänge – Posteingang – Behördenpostfach", ""},
+	} {
+		if title, caption, _ := look(tc.query); title != tc.title || caption != tc.caption {
+			t.Errorf("inbox %q: title %q, caption %q; want %q, %q", tc.query, title, caption, tc.title, tc.caption)
+		}
+	}
+	_, _, next := look("")
+	if title, caption, _ := look(next); title != "Seite 2 – Posteingang – Behördenpostfach" || caption != "Seite 2: 2 Eingänge, älteste zuerst" {
+		t.Errorf("the second page (%s): title %q, caption %q", next, title, caption)
+	}
+}
