@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -315,14 +316,23 @@ func zoneAbbrev(t time.Time) string {
 	}
 }
 
+// humanSize is a file size as the pages show it ("1,5 MB"). The unit is chosen
+// after rounding to one decimal: chosen before, 1,048,575 bytes read "1024,0 KB".
 func humanSize(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return strings.Replace(strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64), ".", ",", 1) + " MB"
-	case n >= 1<<10:
-		return strings.Replace(strconv.FormatFloat(float64(n)/(1<<10), 'f', 1, 64), ".", ",", 1) + " KB"
+	if n < 1<<10 {
+		return strconv.FormatInt(n, 10) + " Byte"
 	}
-	return strconv.FormatInt(n, 10) + " Byte"
+	format := func(v float64, unit string) string {
+		return strings.Replace(strconv.FormatFloat(v, 'f', 1, 64), ".", ",", 1) + " " + unit
+	}
+	v := float64(n) / (1 << 10)
+	for _, unit := range []string{"KB", "MB", "GB"} {
+		if r := math.Round(v*10) / 10; r < 1<<10 {
+			return format(r, unit)
+		}
+		v /= 1 << 10
+	}
+	return format(math.Round(v*10)/10, "TB")
 }
 
 // thousands writes n the German way, with a point between thousands ("2.000").
