@@ -403,8 +403,9 @@ func Humanize(name string) string {
 
 // clean makes s safe and bounded for display: valid UTF-8, Unicode NFC, control
 // characters other than newline and tab replaced by a space, at most max runes (then
-// "…"). NFC because portals on macOS send umlauts decomposed ("u" + U+0308), which the
-// PDF's WinAnsi mapping printed as "u?"; every text of the view and the PDF passes here.
+// "…"). NFC because portals on macOS send umlauts decomposed ("u" + U+0308), and the
+// PDF places no combining marks (it has no text shaping); every text of the view and
+// the PDF passes here.
 func clean(s string, max int) string {
 	if len(s) > 4*max+16 {
 		s = s[:4*max+16]

@@ -355,3 +355,59 @@ func TestPDFManyPagesAndBounds(t *testing.T) {
 		t.Error("PDF(nil) returned no error")
 	}
 }
+
+// Names in letters outside Windows-1252 print and extract as written: the standard
+// fonts with WinAnsiEncoding printed "Yıldız" as "Y?ld?z" in the office's file. The
+// fonts are embedded (a server has none installed) as per-document subsets.
+func TestPDFNamesOutsideWinAnsi(t *testing.T) {
+	names := []string{"Yıldız", "Şükrü", "Dvořák", "ulica Wrocławska 3, Łódź", "02625 Bautzen/Budyšin",
+		"Παπαδόπουλος", "Иванова", "Nguyễn Thị Ánh", "Øyvind Ærø"}
+	v := &View{MessageID: "0b7c2f3e-1111-4222-8333-444455556666", ServiceName: "Meldung von Mängeln", Place: names[4],
+		Applicant: []Field{{Label: "Familienname", Value: names[0]}, {Label: "Vorname", Value: names[1]},
+			{Label: "Geburtsname", Value: names[2]}, {Label: "Anschrift", Value: names[3]}},
+		Form:        []Field{{Label: "Ansprechperson", Value: names[5] + ", " + names[6]}, {Label: "Zeugin", Value: names[7]}, {Label: "Zeuge", Value: names[8]}},
+		Attachments: []Attachment{{ID: "a", FileName: "Łódź – Plan Şişli.pdf", MimeType: "application/pdf", Size: 1}},
+	}
+	pdf, err := PDF(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := pdftotext(t, pdf)
+	for _, want := range append(names, "Łódź – Plan Şişli.pdf") {
+		if !strings.Contains(text, want) {
+			t.Errorf("pdftotext output lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.ContainsAny(text, "?\uFFFD") {
+		t.Errorf("pdftotext output has a character the PDF could not map:\n%s", text)
+	}
+	qpdfCheck(t, pdf)
+	fonts, err := exec.Command("pdffonts", writeTemp(t, pdf)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pdffonts: %v\n%s", err, fonts)
+	}
+	lines := strings.Split(strings.TrimSpace(string(fonts)), "\n")[2:]
+	if len(lines) != 2 {
+		t.Errorf("want the two fonts, regular and bold:\n%s", fonts)
+	}
+	for _, l := range lines {
+		// name type… encoding emb sub uni object: every font embedded, as a subset, with a
+		// ToUnicode map.
+		if f := strings.Fields(l); len(f) < 6 || f[len(f)-5] != "yes" || f[len(f)-4] != "yes" || f[len(f)-3] != "yes" || !strings.Contains(f[0], "+DejaVuSans") {
+			t.Errorf("font not embedded as a Unicode subset: %s", l)
+		}
+	}
+	// A subset, not the whole font (DejaVu Sans alone is 740 KB).
+	if len(pdf) > 60_000 {
+		t.Errorf("a one-page summary is %d bytes", len(pdf))
+	}
+}
+
+// qpdfCheck runs qpdf --check: the file structure, streams and cross references.
+func qpdfCheck(t *testing.T, pdf []byte) {
+	t.Helper()
+	out, err := exec.Command("qpdf", "--check", writeTemp(t, pdf)).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "No syntax or stream encoding errors") {
+		t.Errorf("qpdf --check: %v\n%s", err, out)
+	}
+}

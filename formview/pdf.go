@@ -9,22 +9,31 @@ import (
 	"unicode/utf16"
 
 	"github.com/amtsbote/amtsbote/internal/pdffile"
-	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/internal/pdffont"
 )
 
 // PDF renders v as a PDF 1.4 summary on A4 pages: title, service, place, date, message
-// id, applicant, form fields and the attachment list. It uses the standard fonts
-// Helvetica and Helvetica-Bold with WinAnsiEncoding, which every viewer has (nothing
-// is embedded): German umlauts (composed or decomposed), ß, € and typographic quotes
-// print correctly; characters outside Windows-1252 print as '?'. The output is bounded (MaxPages);
-// a summary that does not fit ends with a note pointing at the signed package.
+// id, applicant, form fields and the attachment list. It embeds the subset of DejaVu
+// Sans and DejaVu Sans Bold it uses (internal/pdffont), with a ToUnicode map: names
+// in Turkish, Polish, Czech, Sorbian, Greek or Cyrillic letters print and extract as
+// written (the standard fonts printed what Windows-1252 lacks as '?'). The output is
+// bounded (MaxPages); a summary that does not fit ends with a note pointing at the
+// signed package.
 //
 // The summary is for reading only: the signed antrag.xml is what counts.
 func PDF(v *View) ([]byte, error) {
 	if v == nil {
 		return nil, errors.New("formview: nil view")
 	}
-	w := &pdfWriter{}
+	reg, err := pdffont.Regular()
+	if err != nil {
+		return nil, fmt.Errorf("formview: %w", err)
+	}
+	bold, err := pdffont.Bold()
+	if err != nil {
+		return nil, fmt.Errorf("formview: %w", err)
+	}
+	w := &pdfWriter{font: [2]*pdffont.Font{reg, bold}, sub: [2]*pdffont.Subset{reg.NewSubset(), bold.NewSubset()}}
 	w.newPage()
 	title := clean(v.ServiceName, MaxValueRunes)
 	if title == "" {
@@ -80,7 +89,7 @@ func PDF(v *View) ([]byte, error) {
 		}
 		w.row(name, fmt.Sprintf("%s, %s\nSHA-256 %s", clean(a.MimeType, MaxLabelRunes), sizeText(a.Size), sum), 0)
 	}
-	return w.finish(clean(v.ServiceName, 200), clean(v.MessageID, 100)), nil
+	return w.finish(clean(v.ServiceName, 200), clean(v.MessageID, 100))
 }
 
 // MaxPages bounds the PDF; what does not fit is replaced by a note.
@@ -114,6 +123,8 @@ const (
 )
 
 type pdfWriter struct {
+	font      [2]*pdffont.Font   // regular, bold
+	sub       [2]*pdffont.Subset // the glyphs this document uses of each
 	pages     []*bytes.Buffer
 	y         float64
 	truncated bool
@@ -143,15 +154,22 @@ func (w *pdfWriter) need(h float64) bool {
 	return true
 }
 
+func b2i(bold bool) int {
+	if bold {
+		return 1
+	}
+	return 0
+}
+
 func (w *pdfWriter) text(x, y float64, s string, bold bool, size float64) {
+	w.textOn(w.cur(), x, y, s, bold, size)
+}
+
+func (w *pdfWriter) textOn(p *bytes.Buffer, x, y float64, s string, bold bool, size float64) {
 	if s == "" {
 		return
 	}
-	font := "F1"
-	if bold {
-		font = "F2"
-	}
-	fmt.Fprintf(w.cur(), "BT /%s %.1f Tf %.2f %.2f Td (%s) Tj ET\n", font, size, x, y, paket.PDFString(s))
+	fmt.Fprintf(p, "BT /F%d %.1f Tf %.2f %.2f Td %s Tj ET\n", 1+b2i(bold), size, x, y, w.sub[b2i(bold)].Encode(s))
 }
 
 func (w *pdfWriter) gap(h float64) {
@@ -161,7 +179,7 @@ func (w *pdfWriter) gap(h float64) {
 }
 
 func (w *pdfWriter) paragraph(s string, bold bool, size, lh float64) {
-	for _, l := range wrap(s, pageW-marginL-marginR, bold, size) {
+	for _, l := range w.wrap(s, pageW-marginL-marginR, bold, size) {
 		if !w.need(lh) {
 			return
 		}
@@ -204,7 +222,7 @@ func indent(depth int) float64 {
 
 func (w *pdfWriter) group(label string, depth int) {
 	x := marginL + indent(depth)
-	for _, l := range wrap(label, pageW-marginR-x, true, bodySize) {
+	for _, l := range w.wrap(label, pageW-marginR-x, true, bodySize) {
 		if !w.need(lineH) {
 			return
 		}
@@ -222,8 +240,8 @@ func (w *pdfWriter) row(label, value string, depth int) {
 	lw := labelCol - indent(depth)
 	vx := marginL + labelCol + colGap
 	vw := pageW - marginR - vx
-	ll := wrap(label, lw, true, bodySize)
-	vl := wrap(value, vw, false, bodySize)
+	ll := w.wrap(label, lw, true, bodySize)
+	vl := w.wrap(value, vw, false, bodySize)
 	n := max(len(ll), len(vl))
 	for i := range n {
 		if !w.need(lineH) {
@@ -240,11 +258,10 @@ func (w *pdfWriter) row(label, value string, depth int) {
 	w.y -= 3
 }
 
-func (w *pdfWriter) finish(title, messageID string) []byte {
+func (w *pdfWriter) finish(title, messageID string) ([]byte, error) {
 	if w.truncated {
 		// The last page gets the note at its foot, above the page number.
-		fmt.Fprintf(w.cur(), "BT /F2 %.1f Tf %.2f %.2f Td (%s) Tj ET\n", bodySize, marginL, marginBottom-14,
-			paket.PDFString(fmt.Sprintf("Zusammenfassung nach %d Seiten gekürzt – vollständige Angaben in antrag.xml.", MaxPages)))
+		w.text(marginL, marginBottom-14, fmt.Sprintf("Zusammenfassung nach %d Seiten gekürzt – vollständige Angaben in antrag.xml.", MaxPages), true, bodySize)
 	}
 	n := len(w.pages)
 	for i, p := range w.pages {
@@ -252,29 +269,37 @@ func (w *pdfWriter) finish(title, messageID string) []byte {
 		if messageID != "" {
 			foot = "Nachricht " + messageID + " – " + foot
 		}
-		fmt.Fprintf(p, "BT /F1 8 Tf %.2f %.2f Td (%s) Tj ET\n", marginL, 30.0, paket.PDFString(foot))
+		w.textOn(p, marginL, 30, foot, false, 8)
 	}
 
-	// Objects: 1 catalog, 2 pages, 3 F1, 4 F2, 5 info, then per page: page, content.
-	var objs []string
+	// Objects: 1 catalog, 2 pages, 3 info, 4-8 F1 (regular), 9-13 F2 (bold), then per
+	// page: page, content.
+	const firstPage = 14
+	f1, err := w.sub[0].Objects(4)
+	if err != nil {
+		return nil, fmt.Errorf("formview: %w", err)
+	}
+	f2, err := w.sub[1].Objects(9)
+	if err != nil {
+		return nil, fmt.Errorf("formview: %w", err)
+	}
 	kids := make([]string, n)
 	for i := range n {
-		kids[i] = fmt.Sprintf("%d 0 R", 6+2*i)
+		kids[i] = fmt.Sprintf("%d 0 R", firstPage+2*i)
 	}
-	objs = append(objs,
+	objs := []string{
 		"<< /Type /Catalog /Pages 2 0 R >>",
 		fmt.Sprintf("<< /Type /Pages /Kids [%s] /Count %d >>", strings.Join(kids, " "), n),
-		"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-		"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold /Encoding /WinAnsiEncoding >>",
 		fmt.Sprintf("<< /Title %s /Producer (amtsbote formview) >>", pdfTextString("Antrag: "+title)),
-	)
+	}
+	objs = append(append(objs, f1...), f2...)
 	for i, p := range w.pages {
 		objs = append(objs,
-			fmt.Sprintf("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %.0f %.0f] /Resources << /Font << /F1 3 0 R /F2 4 0 R >> >> /Contents %d 0 R >>", pageW, pageH, 7+2*i),
-			fmt.Sprintf("<< /Length %d >>\nstream\n%sendstream", p.Len(), p.String()),
+			fmt.Sprintf("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %.0f %.0f] /Resources << /Font << /F1 4 0 R /F2 9 0 R >> >> /Contents %d 0 R >>", pageW, pageH, firstPage+1+2*i),
+			pdffile.FlateStream("", p.Bytes()),
 		)
 	}
-	return pdffile.Assemble(objs, "/Info 5 0 R")
+	return pdffile.Assemble(objs, "/Info 3 0 R"), nil
 }
 
 // pdfTextString encodes s as a UTF-16BE text string (hex) for the document info.
@@ -290,7 +315,8 @@ func pdfTextString(s string) string {
 
 // wrap splits s at newlines and wraps each paragraph into lines of at most width
 // points; words longer than a line are broken.
-func wrap(s string, width float64, bold bool, size float64) []string {
+func (w *pdfWriter) wrap(s string, width float64, bold bool, size float64) []string {
+	f := w.font[b2i(bold)]
 	if s == "" {
 		return nil
 	}
@@ -298,14 +324,14 @@ func wrap(s string, width float64, bold bool, size float64) []string {
 	for _, para := range strings.Split(s, "\n") {
 		line := ""
 		for _, word := range strings.Fields(para) {
-			for textWidth(word, bold, size) > width {
+			for f.Width(word, size) > width {
 				if line != "" {
 					out = append(out, line)
 					line = ""
 				}
 				rs := []rune(word)
 				k := 1
-				for k < len(rs) && textWidth(string(rs[:k+1]), bold, size) <= width {
+				for k < len(rs) && f.Width(string(rs[:k+1]), size) <= width {
 					k++
 				}
 				out = append(out, string(rs[:k]))
@@ -317,7 +343,7 @@ func wrap(s string, width float64, bold bool, size float64) []string {
 			switch {
 			case line == "":
 				line = word
-			case textWidth(line+" "+word, bold, size) <= width:
+			case f.Width(line+" "+word, size) <= width:
 				line += " " + word
 			default:
 				out = append(out, line)
@@ -327,40 +353,4 @@ func wrap(s string, width float64, bold bool, size float64) []string {
 		out = append(out, line)
 	}
 	return out
-}
-
-// helvetica holds the advance widths (1/1000 em) of Helvetica for ASCII 32..126.
-var helvetica = [95]uint16{
-	278, 278, 355, 556, 556, 889, 667, 191, 333, 333, 389, 584, 278, 333, 278, 278, // space .. /
-	556, 556, 556, 556, 556, 556, 556, 556, 556, 556, // 0-9
-	278, 278, 584, 584, 584, 556, 1015, // : ; < = > ? @
-	667, 667, 722, 722, 667, 611, 778, 722, 278, 500, 667, 556, 833, // A-M
-	722, 778, 667, 778, 722, 667, 611, 722, 667, 944, 667, 667, 611, // N-Z
-	278, 278, 278, 469, 556, 333, // [ \ ] ^ _ `
-	556, 556, 500, 556, 556, 278, 556, 556, 222, 222, 500, 222, 833, // a-m
-	556, 556, 556, 556, 333, 500, 278, 556, 500, 722, 500, 500, 500, // n-z
-	334, 260, 334, 584, // { | } ~
-}
-
-// textWidth estimates the width in points. Outside ASCII it uses 600/1000 em (wider
-// than any Latin-1 letter of Helvetica but Æ, Œ and a few symbols), bold adds 8 %:
-// an estimate on the safe side keeps the columns apart.
-func textWidth(s string, bold bool, size float64) float64 {
-	var w float64
-	for _, r := range s {
-		switch {
-		case r >= 32 && r <= 126:
-			w += float64(helvetica[r-32])
-		case r == 'Ä' || r == 'Ö' || r == 'Ü' || r == '€':
-			w += 778
-		case r == 'Æ' || r == 'Œ' || r == '‰' || r == '—' || r == '…':
-			w += 1000
-		default:
-			w += 600
-		}
-	}
-	if bold {
-		w *= 1.08
-	}
-	return w * size / 1000
 }

@@ -1,5 +1,6 @@
 // Package pdffile writes the file structure of a small PDF 1.4: numbered objects,
-// the cross-reference table with byte offsets, and the trailer. The gateway makes
+// the cross-reference table with byte offsets, and the trailer; and compressed
+// streams (FlateStream). The gateway makes
 // PDFs in two places (the example attachment of paket, the readable form view of
 // formview); the offsets must be exact to the byte for strict readers (qpdf, the
 // tests' check), so that arithmetic lives here once.
@@ -7,6 +8,7 @@ package pdffile
 
 import (
 	"bytes"
+	"compress/zlib"
 	"fmt"
 )
 
@@ -32,4 +34,17 @@ func Assemble(objs []string, trailer string) []byte {
 	}
 	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R%s >>\nstartxref\n%d\n%%%%EOF\n", len(objs)+1, trailer, xref)
 	return b.Bytes()
+}
+
+// FlateStream returns a stream object holding data compressed with zlib
+// (/FlateDecode); dict holds extra entries of its dictionary, if any.
+func FlateStream(dict string, data []byte) string {
+	var z bytes.Buffer
+	zw, _ := zlib.NewWriterLevel(&z, zlib.BestCompression) // the level is valid
+	zw.Write(data)                                         // a bytes.Buffer does not fail
+	zw.Close()
+	if dict != "" {
+		dict += " "
+	}
+	return fmt.Sprintf("<< %s/Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream", dict, z.Len(), z.Bytes())
 }
