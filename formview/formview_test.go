@@ -2,11 +2,14 @@ package formview
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -410,4 +413,215 @@ func qpdfCheck(t *testing.T, pdf []byte) {
 	if err != nil || !strings.Contains(string(out), "No syntax or stream encoding errors") {
 		t.Errorf("qpdf --check: %v\n%s", err, out)
 	}
+}
+
+// The summary is a tagged PDF (EN 301 549 clause 10, WCAG 1.3.1, 2.4.2, 3.1.1): it
+// was untagged, without language and with its title hidden behind the file name, so
+// a screen reader read it as one run of text in no language. pdfinfo (poppler) and
+// qpdf read it independently of the writer: the catalog asks for the title and names
+// the language, and the structure tree names every text exactly once.
+func TestPDFTagged(t *testing.T) {
+	v := &View{MessageID: "0b7c2f3e-1111-4222-8333-444455556666", ServiceName: "Meldung von Mängeln", Place: "02625 Bautzen/Budyšin",
+		Applicant:   []Field{{Label: "Familienname", Value: "Yıldız"}, {Label: "Anschrift"}, {Label: "Straße", Value: "ulica Wrocławska 3", Depth: 1}, {Label: "E-Mail", Value: "s@example.org"}},
+		Form:        []Field{{Label: "Beschreibung", Value: strings.Repeat("Der Papierkorb ist voll. ", 30)}},
+		Attachments: []Attachment{{ID: "a", FileName: "Foto.jpg", MimeType: "image/jpeg", Size: 2048}},
+	}
+	pdf, err := PDF(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qpdfCheck(t, pdf)
+	file := writeTemp(t, pdf)
+	info, err := exec.Command("pdfinfo", "-enc", "UTF-8", file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pdfinfo: %v\n%s", err, info)
+	}
+	for _, want := range []string{"Tagged: yes", "Title: Antrag: Meldung von Mängeln", "Metadata Stream: yes"} {
+		if !strings.Contains(strings.Join(strings.Fields(string(info)), " "), want) {
+			t.Errorf("pdfinfo lacks %q:\n%s", want, info)
+		}
+	}
+	meta, _ := exec.Command("pdfinfo", "-meta", file).CombinedOutput()
+	if !strings.Contains(string(meta), "<dc:title><rdf:Alt><rdf:li xml:lang=\"x-default\">Antrag: Meldung von Mängeln</rdf:li>") {
+		t.Errorf("XMP metadata without the title:\n%s", meta)
+	}
+
+	// The catalog, as qpdf parses it.
+	objs, pages := qpdfObjects(t, pdf)
+	cat := objs[objs["trailer"]["/Root"].(string)]
+	if cat["/Lang"] != "u:de-DE" || fmt.Sprint(cat["/MarkInfo"]) != "map[/Marked:true]" || fmt.Sprint(cat["/ViewerPreferences"]) != "map[/DisplayDocTitle:true]" {
+		t.Errorf("catalog: %v", cat)
+	}
+
+	// Every text shown is marked content: an artifact or an MCID, unique per page.
+	type mc struct {
+		page string
+		id   int
+	}
+	shown := map[mc]int{} // MCID -> how often the structure tree references it
+	for _, p := range pages {
+		rest := markedContent.ReplaceAllStringFunc(p.content, func(m string) string {
+			sm := markedContent.FindStringSubmatch(m)
+			if strings.Contains(sm[3], "BDC") || strings.Contains(sm[3], "BMC") {
+				t.Errorf("page %s: nested marked content", p.obj)
+			}
+			if sm[1] == "Artifact" {
+				return ""
+			}
+			id, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(sm[2]), "/MCID")))
+			if err != nil {
+				t.Errorf("page %s: marked content without an MCID: %s", p.obj, m)
+			}
+			if _, dup := shown[mc{p.obj, id}]; dup {
+				t.Errorf("page %s: MCID %d twice", p.obj, id)
+			}
+			shown[mc{p.obj, id}] = 0
+			return ""
+		})
+		if strings.Contains(rest, "Tj") || strings.Contains(rest, "TJ") {
+			t.Errorf("page %s: text outside marked content:\n%s", p.obj, strings.TrimSpace(rest))
+		}
+	}
+	if len(shown) == 0 {
+		t.Fatal("no marked content")
+	}
+
+	// Walk the structure tree: each MCID referenced once, by an element that the parent
+	// tree names for it.
+	rootRef, ok := cat["/StructTreeRoot"].(string)
+	if !ok {
+		t.Fatalf("no structure tree: %v", cat)
+	}
+	root := objs[rootRef]
+	nums := objs[root["/ParentTree"].(string)]["/Nums"].([]any)
+	parentOf := map[mc]string{}
+	for _, p := range pages {
+		key := objs[p.obj]["/StructParents"].(float64)
+		for i := 0; i+1 < len(nums); i += 2 {
+			if nums[i].(float64) == key {
+				for id, ref := range nums[i+1].([]any) {
+					parentOf[mc{p.obj, id}] = ref.(string)
+				}
+			}
+		}
+	}
+	types := map[string]int{}
+	var walk func(ref, parent string)
+	walk = func(ref, parent string) {
+		e := objs[ref]
+		types[e["/S"].(string)]++
+		if e["/P"] != parent {
+			t.Errorf("%s: /P %v, want %s", ref, e["/P"], parent)
+		}
+		kids, ok := e["/K"].([]any)
+		if !ok {
+			kids = []any{e["/K"]}
+		}
+		for _, k := range kids {
+			var m mc
+			switch k := k.(type) {
+			case float64:
+				m = mc{e["/Pg"].(string), int(k)}
+			case map[string]any:
+				m = mc{k["/Pg"].(string), int(k["/MCID"].(float64))}
+			case string:
+				walk(k, ref)
+				continue
+			}
+			n, ok := shown[m]
+			if !ok {
+				t.Errorf("%s references %v, which is not on the page", ref, m)
+			}
+			shown[m] = n + 1
+			if parentOf[m] != ref {
+				t.Errorf("the parent tree names %s for %v, the structure tree %s", parentOf[m], m, ref)
+			}
+		}
+	}
+	walk(root["/K"].(string), rootRef)
+	for m, n := range shown {
+		if n != 1 {
+			t.Errorf("%v is referenced %d times", m, n)
+		}
+	}
+	for _, typ := range []string{"/Document", "/H1", "/P", "/H2", "/L", "/LI", "/Lbl", "/LBody"} {
+		if types[typ] == 0 {
+			t.Errorf("no %s element: %v", typ, types)
+		}
+	}
+
+	// What the structure says, as poppler reads it: every label and value; not the footer.
+	st, err := exec.Command("pdfinfo", "-struct-text", file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pdfinfo -struct-text: %v\n%s", err, st)
+	}
+	var said []string
+	for _, l := range strings.Split(string(st), "\n") {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, `"`) {
+			said = append(said, strings.Trim(l, `"`))
+		}
+	}
+	all := strings.Join(said, " ")
+	for _, want := range []string{"Meldung von Mängeln", "Familienname Yıldız", "Anschrift Straße ulica Wrocławska 3",
+		strings.TrimSpace(strings.Repeat("Der Papierkorb ist voll. ", 30)), "Foto.jpg image/jpeg"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("structure text lacks %q:\n%s", want, st)
+		}
+	}
+	if strings.Contains(all, "Seite 1 von 1") {
+		t.Errorf("the page footer is in the structure, not an artifact:\n%s", st)
+	}
+}
+
+// markedContent matches one marked-content sequence: /Tag <<properties>> BDC … EMC.
+var markedContent = regexp.MustCompile(`(?s)/(\w+)\s*<<(.*?)>>\s*BDC(.*?)EMC`)
+
+type qpdfPage struct{ obj, content string }
+
+// qpdfObjects parses pdf with qpdf --json: its objects (the trailer under "trailer")
+// and its pages with their decoded content.
+func qpdfObjects(t *testing.T, pdf []byte) (map[string]map[string]any, []qpdfPage) {
+	t.Helper()
+	out, err := exec.Command("qpdf", "--json", "--json-stream-data=inline", "--decode-level=generalized", writeTemp(t, pdf)).Output()
+	if err != nil {
+		t.Fatalf("qpdf --json: %v", err)
+	}
+	var doc struct {
+		Pages []struct {
+			Object   string
+			Contents []string
+		}
+		QPDF []json.RawMessage // a header, then the objects
+	}
+	var all map[string]struct {
+		Value  map[string]any
+		Stream struct {
+			Data []byte
+			Dict map[string]any
+		}
+	}
+	if err := json.Unmarshal(out, &doc); err != nil || len(doc.QPDF) < 2 {
+		t.Fatalf("qpdf --json: %v", err)
+	}
+	if err := json.Unmarshal(doc.QPDF[1], &all); err != nil {
+		t.Fatalf("qpdf --json: %v", err)
+	}
+	objs := map[string]map[string]any{}
+	data := map[string][]byte{}
+	for k, o := range all {
+		ref := strings.TrimPrefix(k, "obj:")
+		objs[ref] = o.Value
+		if o.Stream.Dict != nil {
+			objs[ref], data[ref] = o.Stream.Dict, o.Stream.Data
+		}
+	}
+	var pages []qpdfPage
+	for _, p := range doc.Pages {
+		var c []byte
+		for _, ref := range p.Contents {
+			c = append(c, data[ref]...)
+		}
+		pages = append(pages, qpdfPage{p.Object, string(c)})
+	}
+	return objs, pages
 }

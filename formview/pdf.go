@@ -2,8 +2,10 @@ package formview
 
 import (
 	"bytes"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -16,9 +18,18 @@ import (
 // id, applicant, form fields and the attachment list. It embeds the subset of DejaVu
 // Sans and DejaVu Sans Bold it uses (internal/pdffont), with a ToUnicode map: names
 // in Turkish, Polish, Czech, Sorbian, Greek or Cyrillic letters print and extract as
-// written (the standard fonts printed what Windows-1252 lacks as '?'). The output is
-// bounded (MaxPages); a summary that does not fit ends with a note pointing at the
-// signed package.
+// written (the standard fonts printed what Windows-1252 lacks as '?').
+//
+// The PDF is tagged for screen readers and reflow (EN 301 549 clause 10, WCAG 1.3.1,
+// 2.4.2, 3.1.1): a structure tree Document > H1, P, H2 and, per section, a list L >
+// LI > Lbl (the label) and LBody (the value), nested for the form's groups as the
+// mailbox page indents them; every text is marked content of one structure element,
+// rules and page footers are artifacts. The document language is de-DE and viewers
+// are asked to show the title ("Antrag: " and the service), which is in the document
+// info and the XMP metadata.
+//
+// The output is bounded (MaxPages); a summary that does not fit ends with a note
+// pointing at the signed package.
 //
 // The summary is for reading only: the signed antrag.xml is what counts.
 func PDF(v *View) ([]byte, error) {
@@ -33,14 +44,15 @@ func PDF(v *View) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("formview: %w", err)
 	}
-	w := &pdfWriter{font: [2]*pdffont.Font{reg, bold}, sub: [2]*pdffont.Subset{reg.NewSubset(), bold.NewSubset()}}
+	w := &pdfWriter{font: [2]*pdffont.Font{reg, bold}, sub: [2]*pdffont.Subset{reg.NewSubset(), bold.NewSubset()},
+		root: &node{typ: "Document"}}
 	w.newPage()
 	title := clean(v.ServiceName, MaxValueRunes)
 	if title == "" {
 		title = "Antrag"
 	}
-	w.paragraph(title, true, 15, 19)
-	w.paragraph("Zusammenfassung zur Ansicht – maßgeblich ist das signierte Antragspaket (antrag.xml).", false, 8.5, 14)
+	w.paragraph("H1", title, true, 15, 19)
+	w.paragraph("P", "Zusammenfassung zur Ansicht – maßgeblich ist das signierte Antragspaket (antrag.xml).", false, 8.5, 14)
 	w.gap(6)
 
 	w.heading("Eckdaten")
@@ -128,6 +140,38 @@ type pdfWriter struct {
 	pages     []*bytes.Buffer
 	y         float64
 	truncated bool
+
+	root  *node     // the Document element
+	marks [][]*node // per page, per MCID: the element the marked content belongs to
+	lists []*node   // the open lists of the current section, outermost first
+	items []*node   // the last item of each open list
+}
+
+// node is an element of the structure tree (PDF 14.7). Its kids are elements or
+// marked content (mcr) in reading order.
+type node struct {
+	typ  string
+	kids []any
+	obj  int // object number, set when written
+}
+
+// mcr references marked content: the MCIDth sequence on a page.
+type mcr struct{ page, mcid int }
+
+func (n *node) add(typ string) *node {
+	k := &node{typ: typ}
+	n.kids = append(n.kids, k)
+	return k
+}
+
+// prune drops the elements without text under n (an empty value, a row cut by the
+// page budget) and reports whether n itself is left empty.
+func (n *node) prune() bool {
+	n.kids = slices.DeleteFunc(n.kids, func(k any) bool {
+		c, ok := k.(*node)
+		return ok && c.prune()
+	})
+	return len(n.kids) == 0
 }
 
 func (w *pdfWriter) cur() *bytes.Buffer { return w.pages[len(w.pages)-1] }
@@ -138,6 +182,7 @@ func (w *pdfWriter) newPage() bool {
 		return false
 	}
 	w.pages = append(w.pages, &bytes.Buffer{})
+	w.marks = append(w.marks, nil)
 	w.y = pageH - marginTop
 	return true
 }
@@ -161,14 +206,21 @@ func b2i(bold bool) int {
 	return 0
 }
 
-func (w *pdfWriter) text(x, y float64, s string, bold bool, size float64) {
-	w.textOn(w.cur(), x, y, s, bold, size)
-}
-
-func (w *pdfWriter) textOn(p *bytes.Buffer, x, y float64, s string, bold bool, size float64) {
+// text shows s on the current page as marked content of the structure element n.
+func (w *pdfWriter) text(n *node, x, y float64, s string, bold bool, size float64) {
 	if s == "" {
 		return
 	}
+	pg := len(w.pages) - 1
+	id := len(w.marks[pg])
+	w.marks[pg] = append(w.marks[pg], n)
+	n.kids = append(n.kids, mcr{pg, id})
+	fmt.Fprintf(w.cur(), "/%s <</MCID %d>> BDC ", n.typ, id)
+	w.show(w.cur(), x, y, s, bold, size)
+	w.cur().WriteString("EMC\n")
+}
+
+func (w *pdfWriter) show(p *bytes.Buffer, x, y float64, s string, bold bool, size float64) {
 	fmt.Fprintf(p, "BT /F%d %.1f Tf %.2f %.2f Td %s Tj ET\n", 1+b2i(bold), size, x, y, w.sub[b2i(bold)].Encode(s))
 }
 
@@ -178,26 +230,58 @@ func (w *pdfWriter) gap(h float64) {
 	}
 }
 
-func (w *pdfWriter) paragraph(s string, bold bool, size, lh float64) {
+// paragraph shows s across the page as a structure element of type typ (H1, P).
+func (w *pdfWriter) paragraph(typ, s string, bold bool, size, lh float64) {
+	n := w.root.add(typ)
 	for _, l := range w.wrap(s, pageW-marginL-marginR, bold, size) {
 		if !w.need(lh) {
 			return
 		}
 		w.y -= lh
-		w.text(marginL, w.y+3, l, bold, size)
+		w.text(n, marginL, w.y+3, l, bold, size)
 	}
 }
 
+// heading starts a section: an H2 over a rule (an artifact: decoration only).
 func (w *pdfWriter) heading(s string) {
+	w.lists, w.items = nil, nil
 	// keep a heading together with at least two lines of what follows
 	if !w.need(18 + 2*lineH) {
 		return
 	}
 	w.y -= 10
 	w.y -= 14
-	w.text(marginL, w.y+3, s, true, 12)
-	fmt.Fprintf(w.cur(), "0.6 G 0.5 w %.2f %.2f m %.2f %.2f l S 0 G\n", marginL, w.y, pageW-marginR, w.y)
+	w.text(w.root.add("H2"), marginL, w.y+3, s, true, 12)
+	fmt.Fprintf(w.cur(), "/Artifact <</Type /Layout>> BDC 0.6 G 0.5 w %.2f %.2f m %.2f %.2f l S 0 G EMC\n", marginL, w.y, pageW-marginR, w.y)
 	w.y -= 4
+}
+
+// item starts a list item at depth in the section's list. A deeper item opens a list
+// in the body of the item before it (a group's members); depth jumps by more than one
+// are taken as one, as there is no item to hang the list between on.
+func (w *pdfWriter) item(depth int) *node {
+	if len(w.lists) == 0 {
+		w.lists, w.items = []*node{w.root.add("L")}, []*node{nil}
+	}
+	for depth > len(w.lists)-1 {
+		last := w.items[len(w.items)-1]
+		if last == nil {
+			break
+		}
+		var body *node
+		if k := last.kids[len(last.kids)-1].(*node); k.typ == "LBody" {
+			body = k
+		} else {
+			body = last.add("LBody")
+		}
+		w.lists, w.items = append(w.lists, body.add("L")), append(w.items, nil)
+	}
+	for depth < len(w.lists)-1 {
+		w.lists, w.items = w.lists[:len(w.lists)-1], w.items[:len(w.items)-1]
+	}
+	li := w.lists[len(w.lists)-1].add("LI")
+	w.items[len(w.items)-1] = li
+	return li
 }
 
 func (w *pdfWriter) field(f Field) {
@@ -220,19 +304,22 @@ func indent(depth int) float64 {
 	return float64(depth) * indentStep
 }
 
+// group shows the label of a group of fields: an item whose members follow.
 func (w *pdfWriter) group(label string, depth int) {
+	lbl := w.item(depth).add("Lbl")
 	x := marginL + indent(depth)
 	for _, l := range w.wrap(label, pageW-marginR-x, true, bodySize) {
 		if !w.need(lineH) {
 			return
 		}
 		w.y -= lineH
-		w.text(x, w.y+3, l, true, bodySize)
+		w.text(lbl, x, w.y+3, l, true, bodySize)
 	}
 }
 
-// row prints label and value side by side; a row taller than the rest of the page
-// continues on the next one.
+// row prints label and value side by side, a list item with Lbl and LBody (a value
+// without a label is a paragraph); a row taller than the rest of the page continues on
+// the next one.
 func (w *pdfWriter) row(label, value string, depth int) {
 	label = clean(label, MaxLabelRunes)
 	value = clean(value, MaxValueRunes)
@@ -242,6 +329,13 @@ func (w *pdfWriter) row(label, value string, depth int) {
 	vw := pageW - marginR - vx
 	ll := w.wrap(label, lw, true, bodySize)
 	vl := w.wrap(value, vw, false, bodySize)
+	var lbl, body *node
+	if label == "" {
+		body = w.root.add("P")
+	} else {
+		li := w.item(depth)
+		lbl, body = li.add("Lbl"), li.add("LBody")
+	}
 	n := max(len(ll), len(vl))
 	for i := range n {
 		if !w.need(lineH) {
@@ -249,10 +343,10 @@ func (w *pdfWriter) row(label, value string, depth int) {
 		}
 		w.y -= lineH
 		if i < len(ll) {
-			w.text(x, w.y+3, ll[i], true, bodySize)
+			w.text(lbl, x, w.y+3, ll[i], true, bodySize)
 		}
 		if i < len(vl) {
-			w.text(vx, w.y+3, vl[i], false, bodySize)
+			w.text(body, vx, w.y+3, vl[i], false, bodySize)
 		}
 	}
 	w.y -= 3
@@ -261,7 +355,7 @@ func (w *pdfWriter) row(label, value string, depth int) {
 func (w *pdfWriter) finish(title, messageID string) ([]byte, error) {
 	if w.truncated {
 		// The last page gets the note at its foot, above the page number.
-		w.text(marginL, marginBottom-14, fmt.Sprintf("Zusammenfassung nach %d Seiten gekürzt – vollständige Angaben in antrag.xml.", MaxPages), true, bodySize)
+		w.text(w.root.add("P"), marginL, marginBottom-14, fmt.Sprintf("Zusammenfassung nach %d Seiten gekürzt – vollständige Angaben in antrag.xml.", MaxPages), true, bodySize)
 	}
 	n := len(w.pages)
 	for i, p := range w.pages {
@@ -269,12 +363,17 @@ func (w *pdfWriter) finish(title, messageID string) ([]byte, error) {
 		if messageID != "" {
 			foot = "Nachricht " + messageID + " – " + foot
 		}
-		w.textOn(p, marginL, 30, foot, false, 8)
+		// The footer repeats what the document says once: an artifact, not read aloud
+		// on every page.
+		p.WriteString("/Artifact <</Type /Pagination /Subtype /Footer>> BDC ")
+		w.show(p, marginL, 30, foot, false, 8)
+		p.WriteString("EMC\n")
 	}
 
-	// Objects: 1 catalog, 2 pages, 3 info, 4-8 F1 (regular), 9-13 F2 (bold), then per
-	// page: page, content.
-	const firstPage = 14
+	// Objects: 1 catalog, 2 pages, 3 info, 4-8 F1 (regular), 9-13 F2 (bold), 14 the
+	// structure tree root, 15 its parent tree, 16 the XMP metadata, then per page: page,
+	// content; then the structure elements.
+	const firstPage = 17
 	f1, err := w.sub[0].Objects(4)
 	if err != nil {
 		return nil, fmt.Errorf("formview: %w", err)
@@ -287,19 +386,101 @@ func (w *pdfWriter) finish(title, messageID string) ([]byte, error) {
 	for i := range n {
 		kids[i] = fmt.Sprintf("%d 0 R", firstPage+2*i)
 	}
+	title = "Antrag: " + title
 	objs := []string{
-		"<< /Type /Catalog /Pages 2 0 R >>",
+		"<< /Type /Catalog /Pages 2 0 R /StructTreeRoot 14 0 R /MarkInfo << /Marked true >> /Lang (de-DE) " +
+			"/ViewerPreferences << /DisplayDocTitle true >> /Metadata 16 0 R >>",
 		fmt.Sprintf("<< /Type /Pages /Kids [%s] /Count %d >>", strings.Join(kids, " "), n),
-		fmt.Sprintf("<< /Title %s /Producer (amtsbote formview) >>", pdfTextString("Antrag: "+title)),
+		fmt.Sprintf("<< /Title %s /Producer (amtsbote formview) >>", pdfTextString(title)),
 	}
 	objs = append(append(objs, f1...), f2...)
+
+	// The structure elements, numbered depth-first after the pages.
+	next := firstPage + 2*n
+	var number func(e *node)
+	number = func(e *node) {
+		e.obj = next
+		next++
+		for _, k := range e.kids {
+			if c, ok := k.(*node); ok {
+				number(c)
+			}
+		}
+	}
+	w.root.prune()
+	number(w.root)
+	var elems []string
+	var write func(e *node, parent int)
+	write = func(e *node, parent int) {
+		var kb strings.Builder
+		pg := -1 // the element's /Pg: the page of its first text, given as a bare MCID
+		for _, k := range e.kids {
+			switch k := k.(type) {
+			case mcr:
+				if pg < 0 {
+					pg = k.page
+				}
+				if k.page == pg {
+					fmt.Fprintf(&kb, " %d", k.mcid)
+				} else {
+					fmt.Fprintf(&kb, " << /Type /MCR /Pg %d 0 R /MCID %d >>", firstPage+2*k.page, k.mcid)
+				}
+			case *node:
+				fmt.Fprintf(&kb, " %d 0 R", k.obj)
+			}
+		}
+		pgRef := ""
+		if pg >= 0 {
+			pgRef = fmt.Sprintf(" /Pg %d 0 R", firstPage+2*pg)
+		}
+		elems = append(elems, fmt.Sprintf("<< /Type /StructElem /S /%s /P %d 0 R%s /K [%s ] >>", e.typ, parent, pgRef, kb.String()))
+		for _, k := range e.kids {
+			if c, ok := k.(*node); ok {
+				write(c, e.obj)
+			}
+		}
+	}
+	write(w.root, 14)
+
+	var pt strings.Builder // the parent tree: page i's marked content i -> element
+	for i, ms := range w.marks {
+		fmt.Fprintf(&pt, " %d [", i)
+		for _, e := range ms {
+			fmt.Fprintf(&pt, " %d 0 R", e.obj)
+		}
+		pt.WriteString(" ]")
+	}
+	objs = append(objs,
+		fmt.Sprintf("<< /Type /StructTreeRoot /K %d 0 R /ParentTree 15 0 R /ParentTreeNextKey %d >>", w.root.obj, n),
+		fmt.Sprintf("<< /Nums [%s ] >>", pt.String()),
+		xmp(title),
+	)
 	for i, p := range w.pages {
 		objs = append(objs,
-			fmt.Sprintf("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %.0f %.0f] /Resources << /Font << /F1 4 0 R /F2 9 0 R >> >> /Contents %d 0 R >>", pageW, pageH, firstPage+1+2*i),
+			fmt.Sprintf("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %.0f %.0f] /Resources << /Font << /F1 4 0 R /F2 9 0 R >> >> /Contents %d 0 R /StructParents %d >>", pageW, pageH, firstPage+1+2*i, i),
 			pdffile.FlateStream("", p.Bytes()),
 		)
 	}
-	return pdffile.Assemble(objs, "/Info 3 0 R"), nil
+	return pdffile.Assemble(append(objs, elems...), "/Info 3 0 R"), nil
+}
+
+// xmp is the metadata stream with the title and language (PDF/UA asks for the title
+// there); uncompressed, as readers of metadata expect.
+func xmp(title string) string {
+	var t bytes.Buffer
+	_ = xml.EscapeText(&t, []byte(title)) // a bytes.Buffer does not fail
+	m := `<?xpacket begin="` + "\uFEFF" + `" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/">
+<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:pdf="http://ns.adobe.com/pdf/1.3/">
+<dc:title><rdf:Alt><rdf:li xml:lang="x-default">` + t.String() + `</rdf:li></rdf:Alt></dc:title>
+<dc:language><rdf:Bag><rdf:li>de-DE</rdf:li></rdf:Bag></dc:language>
+<pdf:Producer>amtsbote formview</pdf:Producer>
+</rdf:Description>
+</rdf:RDF>
+</x:xmpmeta>
+<?xpacket end="r"?>`
+	return fmt.Sprintf("<< /Type /Metadata /Subtype /XML /Length %d >>\nstream\n%s\nendstream", len(m), m)
 }
 
 // pdfTextString encodes s as a UTF-16BE text string (hex) for the document info.
