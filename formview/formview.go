@@ -16,11 +16,10 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"time"
-	_ "time/tzdata" // Europe/Berlin must work on hosts without a zoneinfo database
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/amtsbote/amtsbote/internal/german"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/beevik/etree"
 	"golang.org/x/text/unicode/norm"
@@ -29,7 +28,7 @@ import (
 // View is a package made readable.
 type View struct {
 	MessageID   string
-	Created     string // Erstellt, in German local time, e.g. "28.11.2026 15:04 CET" (CEST in summer)
+	Created     string // Erstellt, as the mailbox shows times (german.Time): "28.11.2026, 15:04 Uhr MEZ" (MESZ in summer)
 	Sender      string // portal id (Absender)
 	ServiceKey  string // LeiKa key
 	ServiceName string
@@ -82,13 +81,6 @@ func limits() paket.Limits {
 	}
 }
 
-var berlin = func() *time.Location {
-	if l, err := time.LoadLocation("Europe/Berlin"); err == nil {
-		return l
-	}
-	return time.UTC
-}()
-
 // Read parses the stored package bytes (signed or not; the signature is skipped) and
 // returns its view. Errors wrap ErrNotPackage.
 func Read(pkg []byte) (*View, error) {
@@ -116,7 +108,7 @@ func FromPaket(p *paket.Paket) *View {
 		FormSchema:  clean(p.Fachdaten.Schema, MaxValueRunes),
 	}
 	if !k.Erstellt.IsZero() {
-		v.Created = k.Erstellt.In(berlin).Format("02.01.2006 15:04 MST")
+		v.Created = german.Time(k.Erstellt)
 	}
 	b := &builder{}
 	if a := p.Antragsteller; a != nil {

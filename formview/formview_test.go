@@ -61,7 +61,7 @@ func TestReadXMLFachdaten(t *testing.T) {
 	if v.ServiceName != "Meldung von Mängeln im Stadt- oder Gemeindegebiet" {
 		t.Errorf("service name %q", v.ServiceName)
 	}
-	if v.Created != "28.11.2026 15:04 CET" {
+	if v.Created != "28.11.2026, 15:04 Uhr MEZ" {
 		t.Errorf("created %q", v.Created)
 	}
 	if v.Place != "01067 Dresden (ARS 146120000000, AGS 14612000)" {
@@ -175,7 +175,7 @@ func TestReadSignedPackage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Created != "01.07.2026 10:00 CEST" {
+	if v.Created != "01.07.2026, 10:00 Uhr MESZ" {
 		t.Errorf("created %q", v.Created)
 	}
 	wantField(t, v.Applicant, "Familienname", "Hübner", 0)
@@ -274,11 +274,11 @@ func TestPDFReadableWithUmlauts(t *testing.T) {
 	text := pdftotext(t, pdf)
 	for _, want := range []string{
 		"Meldung von Mängeln im Stadt- oder Gemeindegebiet", // title and service
-		"01067 Dresden", "28.11.2026 15:04 CET", "3f2b8c4e-9d1a-4c6b-8e7f-0a1b2c3d4e5f",
+		"01067 Dresden", "28.11.2026, 15:04 Uhr MEZ", "3f2b8c4e-9d1a-4c6b-8e7f-0a1b2c3d4e5f",
 		"Iris", "Hübner", "iris.huebner@example.org", "Straße", "Altmarkt 1",
 		"Was passt Ihnen nicht", "Der Papierkorb an der Bushaltestelle ist voll.", "Priorität",
 		"Größe „ß“ – 12 € (Klammer) \\ Backslash",
-		"Foto Papierkorb.jpg", "image/jpeg", "961 Bytes", "Anlagen", "Antragsteller",
+		"Foto Papierkorb.jpg", "image/jpeg", "961 Byte", "Anlagen", "Antragsteller/in",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("pdftotext output lacks %q:\n%s", want, text)
@@ -624,4 +624,56 @@ func qpdfObjects(t *testing.T, pdf []byte) (map[string]map[string]any, []qpdfPag
 		pages = append(pages, qpdfPage{p.Object, string(c)})
 	}
 	return objs, pages
+}
+
+// The PDF says what the mailbox detail page says, in the same words and formats: it
+// printed "CET" where the page says "MEZ", "Nachricht-ID" for "Nachrichten-ID",
+// "Antragsteller" for "Antragsteller/in" and "961 Bytes" for "961 Byte", so a clerk
+// comparing the two could take them for different data.
+func TestPDFLabelsAsOnTheMailboxPage(t *testing.T) {
+	page, err := os.ReadFile(filepath.Join("..", "mailbox", "templates", "detail.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The page's words this PDF repeats; if the page changes, so must the PDF.
+	for _, w := range []string{"<dt>Ort</dt>", "<dt>Portal</dt>", "<dt>Nachrichten-ID</dt>", ">Antragsteller/in</h2>", "<p>Keine Angaben.</p>",
+		">Formular</h2>", "<p>Das Formular enthält keine Angaben.</p>", "Formular-Schema: {{.FormSchema}}", ">Anlagen</h2>", "<p>Keine Anlagen.</p>", "{{size .Size}}", "{{when "} {
+		if !strings.Contains(string(page), w) {
+			t.Errorf("the mailbox page no longer says %q: change the PDF and this test with it", w)
+		}
+	}
+
+	v, err := Read(readSample(t, "voll-mit-cid-anlage.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Attachments = append(v.Attachments, Attachment{ID: "gross", FileName: "Lageplan.pdf", MimeType: "application/pdf", Size: 48213})
+	pdf, err := PDF(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := pdftotext(t, pdf)
+	for _, want := range []string{"Erstellt", "28.11.2026, 15:04 Uhr MEZ", "Portal", "Nachrichten-ID", "Antragsteller/in", "Formular",
+		"Formular-Schema: urn:amt24:formular:maengelanzeige:1.0", "application/pdf, 961 Byte", "application/pdf, 47,1 KB"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("pdftotext output lacks %q:\n%s", want, text)
+		}
+	}
+	for _, old := range []string{"CET", "Nachricht-ID", "Antragsteller\n", "Bytes", "48.213", "Angaben im Formular", "Portal (Absender)"} {
+		if strings.Contains(text, old) {
+			t.Errorf("pdftotext output still says %q:\n%s", old, text)
+		}
+	}
+
+	// Without applicant, form data and attachments: the page's sentences.
+	pdf, err = PDF(&View{ServiceName: "Leer", Created: "01.07.2026, 10:00 Uhr MESZ"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text = pdftotext(t, pdf)
+	for _, want := range []string{"01.07.2026, 10:00 Uhr MESZ", "Antragsteller/in", "Keine Angaben.", "Das Formular enthält keine Angaben.", "Keine Anlagen."} {
+		if !strings.Contains(text, want) {
+			t.Errorf("pdftotext output lacks %q:\n%s", want, text)
+		}
+	}
 }

@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"unicode/utf16"
 
+	"github.com/amtsbote/amtsbote/internal/german"
 	"github.com/amtsbote/amtsbote/internal/pdffile"
 	"github.com/amtsbote/amtsbote/internal/pdffont"
 )
@@ -55,27 +55,30 @@ func PDF(v *View) ([]byte, error) {
 	w.paragraph("P", "Zusammenfassung zur Ansicht – maßgeblich ist das signierte Antragspaket (antrag.xml).", false, 8.5, 14)
 	w.gap(6)
 
+	// Labels, headings and formats are the mailbox detail page's
+	// (mailbox/templates/detail.html, internal/german): a clerk who has both in front
+	// of her must not wonder whether "Nachricht-ID" and "Nachrichten-ID" differ.
 	w.heading("Eckdaten")
 	w.row("Leistung", v.ServiceName, 0)
 	w.row("LeiKa-Schlüssel", v.ServiceKey, 0)
 	w.row("Ort", v.Place, 0)
 	w.row("Erstellt", v.Created, 0)
-	w.row("Portal (Absender)", v.Sender, 0)
-	w.row("Nachricht-ID", v.MessageID, 0)
-	w.row("Formular-Schema", v.FormSchema, 0)
+	w.row("Portal", v.Sender, 0)
+	w.row("Nachrichten-ID", v.MessageID, 0)
 
-	if len(v.Applicant) > 0 {
-		w.heading("Antragsteller")
-		for i, f := range v.Applicant {
-			if i >= MaxFields {
-				break
-			}
-			w.field(f)
-		}
+	w.heading("Antragsteller/in")
+	if len(v.Applicant) == 0 {
+		w.note("Keine Angaben.")
 	}
-	w.heading("Angaben im Formular")
+	for i, f := range v.Applicant {
+		if i >= MaxFields {
+			break
+		}
+		w.field(f)
+	}
+	w.heading("Formular")
 	if len(v.Form) == 0 {
-		w.row("", "(keine Angaben)", 0)
+		w.note("Das Formular enthält keine Angaben.")
 	}
 	for i, f := range v.Form {
 		if i >= MaxFields {
@@ -83,9 +86,12 @@ func PDF(v *View) ([]byte, error) {
 		}
 		w.field(f)
 	}
+	if v.FormSchema != "" {
+		w.note("Formular-Schema: " + v.FormSchema)
+	}
 	w.heading("Anlagen")
 	if len(v.Attachments) == 0 {
-		w.row("", "(keine Anlagen)", 0)
+		w.note("Keine Anlagen.")
 	}
 	for i, a := range v.Attachments {
 		if i >= MaxFields {
@@ -99,26 +105,13 @@ func PDF(v *View) ([]byte, error) {
 		if len(sum) == 64 { // two halves wrap cleanly in the value column
 			sum = sum[:32] + " " + sum[32:]
 		}
-		w.row(name, fmt.Sprintf("%s, %s\nSHA-256 %s", clean(a.MimeType, MaxLabelRunes), sizeText(a.Size), sum), 0)
+		w.row(name, fmt.Sprintf("%s, %s\nSHA-256 %s", clean(a.MimeType, MaxLabelRunes), german.Size(a.Size), sum), 0)
 	}
 	return w.finish(clean(v.ServiceName, 200), clean(v.MessageID, 100))
 }
 
 // MaxPages bounds the PDF; what does not fit is replaced by a note.
 const MaxPages = 200
-
-func sizeText(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	// German thousands separator.
-	var out []byte
-	for i := range len(s) {
-		if i > 0 && (len(s)-i)%3 == 0 && s[0] != '-' {
-			out = append(out, '.')
-		}
-		out = append(out, s[i])
-	}
-	return string(out) + " Bytes"
-}
 
 const (
 	pageW, pageH = 595.0, 842.0
@@ -240,6 +233,12 @@ func (w *pdfWriter) paragraph(typ, s string, bold bool, size, lh float64) {
 		w.y -= lh
 		w.text(n, marginL, w.y+3, l, bold, size)
 	}
+}
+
+// note is a paragraph of body text in a section, across the page.
+func (w *pdfWriter) note(s string) {
+	w.paragraph("P", clean(s, MaxValueRunes), false, bodySize, lineH)
+	w.gap(3)
 }
 
 // heading starts a section: an H2 over a rule (an artifact: decoration only).

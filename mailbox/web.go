@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"html/template"
 	"io"
-	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -24,6 +23,7 @@ import (
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/formview"
+	"github.com/amtsbote/amtsbote/internal/german"
 	"github.com/amtsbote/amtsbote/store/migrate"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -36,7 +36,7 @@ var pages = func() map[string]*template.Template {
 		"stateLabel": stateLabel,
 		"stateClass": stateClass,
 		"when":       when,
-		"size":       humanSize,
+		"size":       german.Size,
 		"indent":     func(d int) int { return min(d, 8) },
 		"groupsOf":   groupsOf,
 		"pathEscape": url.PathEscape,
@@ -274,12 +274,7 @@ var channelLabels = map[string]string{
 	channel.API:      "Abruf-Schnittstelle",
 }
 
-var berlin = func() *time.Location {
-	if l, err := time.LoadLocation("Europe/Berlin"); err == nil {
-		return l
-	}
-	return time.UTC
-}()
+var berlin = german.Berlin
 
 func when(t any) string {
 	var tt time.Time
@@ -297,42 +292,7 @@ func when(t any) string {
 	if tt.IsZero() {
 		return ""
 	}
-	tt = tt.In(berlin)
-	return tt.Format("02.01.2006, 15:04 Uhr") + " " + zoneAbbrev(tt)
-}
-
-// zoneAbbrev names the zone of a Berlin time the German way, MEZ or MESZ. Every time
-// carries it: in the hour the clocks go back (the last Sunday of October, 02:00-02:59
-// twice) two instants an hour apart read alike without it, and the event list of a
-// case seemed to go back in time. A deadline is measured from the Eingang time.
-func zoneAbbrev(t time.Time) string {
-	switch name, _ := t.Zone(); name {
-	case "CET":
-		return "MEZ"
-	case "CEST":
-		return "MESZ"
-	default:
-		return name // UTC, when the host has no zone data for Berlin
-	}
-}
-
-// humanSize is a file size as the pages show it ("1,5 MB"). The unit is chosen
-// after rounding to one decimal: chosen before, 1,048,575 bytes read "1024,0 KB".
-func humanSize(n int64) string {
-	if n < 1<<10 {
-		return strconv.FormatInt(n, 10) + " Byte"
-	}
-	format := func(v float64, unit string) string {
-		return strings.Replace(strconv.FormatFloat(v, 'f', 1, 64), ".", ",", 1) + " " + unit
-	}
-	v := float64(n) / (1 << 10)
-	for _, unit := range []string{"KB", "MB", "GB"} {
-		if r := math.Round(v*10) / 10; r < 1<<10 {
-			return format(r, unit)
-		}
-		v /= 1 << 10
-	}
-	return format(math.Round(v*10)/10, "TB")
+	return german.Time(tt) // with MEZ or MESZ: see german.Zone
 }
 
 // thousands writes n the German way, with a point between thousands ("2.000").

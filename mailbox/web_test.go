@@ -1261,16 +1261,3 @@ func TestInboxTitleSaysPageSearchAndCount(t *testing.T) {
 		t.Errorf("the second page (%s): title %q, caption %q", next, title, caption)
 	}
 }
-
-// TestHumanSizePicksTheUnitAfterRounding: the unit was chosen before rounding, so
-// a size just below a mebibyte read "1024,0 KB".
-func TestHumanSizePicksTheUnitAfterRounding(t *testing.T) {
-	for n, want := range map[int64]string{
-		0: "0 Byte", 1023: "1023 Byte", 1024: "1,0 KB", 1536: "1,5 KB", 1<<20 - 1: "1,0 MB", 1023*1024 + 1000: "1,0 MB",
-		1023 * 1024: "1023,0 KB", 1<<20 + 1<<19: "1,5 MB", 1<<30 - 1: "1,0 GB", 5 << 40: "5,0 TB", 5000 << 40: "5000,0 TB",
-	} {
-		if got := humanSize(n); got != want {
-			t.Errorf("humanSize(%d) = %q, want %q", n, got, want)
-		}
-	}
-}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/formview"
+	"github.com/amtsbote/amtsbote/internal/german"
 )
 
 // IndexFormat names the version of index.json / index.xml.
@@ -204,7 +205,7 @@ func sourceErr(what string, err error) error {
 func fallbackView(d adapters.Delivery) *formview.View {
 	v := &formview.View{MessageID: d.MessageID, Sender: d.Sender, ServiceKey: d.LeikaKey, ServiceName: d.ServiceName}
 	if !d.CreatedAt.IsZero() {
-		v.Created = d.CreatedAt.In(berlin).Format("02.01.2006 15:04 MST") + " (Eingang)"
+		v.Created = german.Time(d.CreatedAt) + " (Eingang)"
 	}
 	v.Form = []formview.Field{{Label: "Hinweis", Value: "Die Angaben des Antrags konnten hier nicht dargestellt werden; maßgeblich ist antrag.xml."}}
 	for _, at := range d.Attachments {

@@ -1759,3 +1759,12 @@ func TestShareUnmountedDuringConfirmIsNoImport(t *testing.T) {
 		t.Fatalf("share back, case still there: ok=%v err=%v", ok, err)
 	}
 }
+
+// A package the summary cannot display still gets the mailbox's time format
+// (german.Time) in the PDF: it said "CET" where the page says "MEZ".
+func TestFallbackViewTimeAsOnTheMailboxPage(t *testing.T) {
+	v := fallbackView(adapters.Delivery{MessageID: "m", CreatedAt: time.Date(2026, 7, 1, 8, 0, 0, 0, time.UTC)})
+	if v.Created != "01.07.2026, 10:00 Uhr MESZ (Eingang)" {
+		t.Errorf("Created = %q", v.Created)
+	}
+}
