@@ -68,7 +68,9 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 	}
 
 	tracker := &federation.Tracker{Client: client, Broker: g.Broker, Peers: cfg.Peers, Offices: peerOffices, Log: g.Log,
-		PeerOf: func(s *submission.Submission) (config.Peer, bool) { return peer.PeerFor(cfg.Peers, s.AreaARS, s.OfficeID) }}
+		PeerOf: func(s *submission.Submission) (config.Peer, bool) {
+			return peer.PeerFor(cfg.Peers, s.AreaARS, s.OfficeID)
+		}}
 	g.Broker.Observe(tracker.Observe)
 	nextPeer := func(ars string) (string, bool) {
 		p, ok := cfg.PeerFor(ars)
