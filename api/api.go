@@ -57,7 +57,8 @@ type Options struct {
 	BodyBudget *httpbody.Budget
 	Logger     *slog.Logger
 	Registry   *prometheus.Registry // metrics are served from here
-	// Reload re-reads the directory files (admin endpoint, SIGHUP).
+	// Reload re-reads the directory files and the trust store (admin endpoint,
+	// SIGHUP); without it there is no reload endpoint.
 	Reload func() error
 	// Ready reports whether the gateway can take packages (an error: not at all, e.g.
 	// draining) and what is degraded.
@@ -200,7 +201,12 @@ func New(o Options) *Server {
 	})
 	r.Route("/v1/admin", func(r chi.Router) {
 		r.Use(s.adminAuth, s.storeGate)
-		r.Post("/directory/reload", s.adminReload)
+		if o.Reload != nil {
+			// Only a server that can reload has the endpoint (the gateway always
+			// can); it answered 409 "no directory files configured" otherwise,
+			// which no gateway ever sent.
+			r.Post("/directory/reload", s.adminReload)
+		}
 		r.Post("/submissions/{id}/redeliver", s.adminRedeliver)
 		r.Post("/submissions/{id}/erase", s.adminErase)
 		r.Get("/submissions", s.adminList)
@@ -902,14 +908,9 @@ func (s *Server) officeReceipt(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) adminReload(w http.ResponseWriter, r *http.Request) {
-	if s.opt.Reload == nil {
-		problem.Write(w, r, problem.New(409, problem.TypeConflict, "no directory files configured"))
-		return
-	}
 	if err := s.opt.Reload(); err != nil {
-		// The directory and the trust store reload each on its own: the part named
-		// in the error keeps its previous version, the other was reloaded (this
-		// said "directory not reloaded" when only the trust store failed).
+		// The directory and the trust store are put in force together or not at
+		// all (gateway.Reload): on an error neither changed.
 		p := problem.New(422, problem.TypeInvalidField, "not reloaded, the previous version stays in use: "+err.Error())
 		var de *routing.DataError
 		if errors.As(err, &de) {

@@ -29,6 +29,7 @@ func TestEveryRouteInTheContract(t *testing.T) {
 	s := api.New(api.Options{
 		Registry: prometheus.NewRegistry(),
 		Backup:   func(_ context.Context, _ io.Writer) error { return nil },
+		Reload:   func() error { return nil },
 		Mounts:   map[string]http.Handler{"/postfach": http.NotFoundHandler()},
 	})
 	served := map[string]bool{}

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/api"
 	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/routing"
 )
 
 // TestStoreDownIsInTheContract: while the store is known to be out of reach (a
@@ -84,29 +86,45 @@ func TestStoreDownIsInTheContract(t *testing.T) {
 
 func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
 
-// TestReloadWithoutFilesIsInTheContract: a gateway without directory files
-// answers a reload with 409 conflict, which the contract did not list.
-func TestReloadWithoutFilesIsInTheContract(t *testing.T) {
+// TestReloadAnswersAreInTheContract: the reload's answers, a success and a
+// refused file, are what api/openapi.yaml says. (A 409 "no directory files
+// configured", listed there, was never sent by a gateway and is gone.)
+func TestReloadAnswersAreInTheContract(t *testing.T) {
 	router := contractRouter(t)
-	srv := httptest.NewServer(api.New(api.Options{Clients: api.NewClients(adminToken, nil, nil)}))
+	base, err := routing.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fail error
+	srv := httptest.NewServer(api.New(api.Options{Clients: api.NewClients(adminToken, nil, nil), Directory: routing.NewStore(base),
+		Reload: func() error { return fail }}))
 	defer srv.Close()
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/admin/directory/reload", nil)
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	rt, params, err := router.FindRoute(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusConflict || !strings.Contains(string(body), problem.TypeConflict) {
-		t.Fatalf("reload without files: %d %s", resp.StatusCode, body)
-	}
-	if err := conforms(req, rt, params, resp, body); err != nil {
-		t.Fatalf("409 breaks the contract: %v", firstLine(err.Error()))
+	for _, tc := range []struct {
+		err    error
+		status int
+	}{
+		{nil, http.StatusOK},
+		{fmt.Errorf("directory: %w", &routing.DataError{File: "overlay.yaml", Line: 2, Msg: "unknown office"}), http.StatusUnprocessableEntity},
+	} {
+		fail = tc.err
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/admin/directory/reload", nil)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		rt, params, err := router.FindRoute(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Fatalf("reload (%v): %d %s", tc.err, resp.StatusCode, body)
+		}
+		if err := conforms(req, rt, params, resp, body); err != nil {
+			t.Fatalf("%d breaks the contract: %v", resp.StatusCode, firstLine(err.Error()))
+		}
 	}
 }
 

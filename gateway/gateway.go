@@ -74,6 +74,7 @@ type Gateway struct {
 	serveErr chan error
 	draining chan struct{}
 	once     sync.Once
+	reloadMu sync.Mutex // one Reload at a time (SIGHUP, the admin API, a cluster's broadcast)
 	// storeDown is why the cluster's store did not answer the last probe, nil
 	// while it does (cluster mode only; watchStore).
 	storeDown atomic.Pointer[error]
@@ -431,24 +432,45 @@ func (g *Gateway) scheme() string {
 // Done yields the HTTP server's fatal error, if it stops by itself.
 func (g *Gateway) Done() <-chan error { return g.serveErr }
 
-// Reload re-reads the directory files and the trust store; the old state stays on error.
+// Reload re-reads the directory files and the trust store and puts both in
+// force, or neither: each is read and checked completely first, and only when
+// both are valid are both swapped. Before, the directory was swapped before the
+// trust store was read, so a bad PEM in the trust store left the new directory
+// in force while the answer (and the SIGHUP log) said nothing had changed.
 func (g *Gateway) Reload() error {
-	var errs []error
-	if len(g.Config.Directory.Files) > 0 {
-		if err := g.Directory.ReloadFiles(g.Config.Directory.Files...); err != nil {
-			errs = append(errs, fmt.Errorf("directory: %w", err))
-		} else {
-			// A new directory may have dropped or renamed an office the
-			// configuration still names.
-			for _, w := range directoryMismatches(g.Config, g.Directory.Current()) {
-				g.Log.Warn("configuration and directory disagree: " + w)
-			}
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	trust, trustErr := g.Trust.Prepare()
+	if trustErr != nil {
+		trustErr = fmt.Errorf("trust store: %w", trustErr)
+	}
+	commitTrust := func() error {
+		if trustErr != nil {
+			return trustErr
 		}
+		if err := trust.Commit(); err != nil {
+			return fmt.Errorf("trust store: %w", err)
+		}
+		return nil
 	}
-	if err := g.Trust.Reload(); err != nil {
-		errs = append(errs, fmt.Errorf("trust store: %w", err))
+	if len(g.Config.Directory.Files) == 0 {
+		return commitTrust()
 	}
-	return errors.Join(errs...)
+	committed := false
+	err := g.Directory.ReloadFilesWith(func() error { committed = true; return commitTrust() }, g.Config.Directory.Files...)
+	switch {
+	case err == nil:
+		// A new directory may have dropped or renamed an office the
+		// configuration still names.
+		for _, w := range directoryMismatches(g.Config, g.Directory.Current()) {
+			g.Log.Warn("configuration and directory disagree: " + w)
+		}
+		return nil
+	case committed:
+		return err // the trust store's, from commitTrust
+	default:
+		return errors.Join(fmt.Errorf("directory: %w", err), trustErr)
+	}
 }
 
 // ready: draining is not ready; a bus that is down is degraded only — intake goes on

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,5 +120,92 @@ func TestReloadWithoutRestart(t *testing.T) {
 	}
 	if res, _ := f.portal.SubmitRaw(context.Background(), raw); res.Status != 201 {
 		t.Fatalf("portal of the newly trusted CA: %d %+v", res.Status, res.Problem)
+	}
+}
+
+// TestReloadIsAllOrNothing: the directory and the trust store are reloaded
+// together, and a bad file in either leaves both as they were. Before, the
+// directory was swapped before the trust store was read: a broken PEM in
+// portals/ left a new service live, and a broken overlay let a new portal CA
+// sign accepted packages, while the reload answered "not reloaded".
+func TestReloadIsAllOrNothing(t *testing.T) {
+	overlay := filepath.Join(t.TempDir(), "overlay.yaml")
+	write := func(path, s string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(overlay, "services: []\n")
+	f := start(t, func(c *config.Config) { c.Directory.Files = []string{overlay} })
+	const newKey = "99123456789012"
+	goodOverlay := "services:\n  - {key: \"" + newKey + "\", name: \"Testleistung\", quelle: \"test\"}\n"
+	brokenPEM := filepath.Join(f.pki.TrustDir, signing.RolePortal.Dir(), "broken.pem")
+
+	// A package signed by a portal under a CA the trust store does not hold yet.
+	other, err := signing.EnsureDevPKI(t.TempDir(), "other-gateway")
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherPortal, err := signing.LoadSigner(other.PortalKey, other.PortalCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := paket.ExampleWith(f.key, paket.NewMessageID(), time.Now())
+	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
+	raw, err := otherPortal.Sign(p.Element())
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, err := os.ReadFile(other.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newCA := filepath.Join(f.pki.TrustDir, signing.RolePortal.Dir(), "second-ca.pem")
+	unchanged := func(what string) {
+		t.Helper()
+		if got := serviceStatus(t, f.g.URL(), newKey); got != 404 {
+			t.Errorf("%s: the new service is %d, want 404 (the directory was swapped)", what, got)
+		}
+		if res, _ := f.portal.SubmitRaw(context.Background(), raw); res.Status != 403 {
+			t.Errorf("%s: the new CA's portal got %d, want 403 (the trust store was swapped)", what, res.Status)
+		}
+	}
+
+	// A good overlay and a broken trust store: neither changes.
+	write(overlay, goodOverlay)
+	write(brokenPEM, "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n")
+	status, body := adminPost(t, f.g.URL()+"/v1/admin/directory/reload")
+	if status != 422 || !strings.Contains(string(body), "broken.pem") {
+		t.Fatalf("reload with a broken PEM: %d %s", status, body)
+	}
+	unchanged("broken trust store, good overlay")
+	// The operator's status of the directory says the last reload failed and why.
+	if st := f.g.Directory.Status(); !strings.Contains(st.LastError, "broken.pem") {
+		t.Errorf("directory status after a failed trust store: %+v", st)
+	}
+
+	// A broken overlay and a good trust store with a new CA: neither changes.
+	if err := os.Remove(brokenPEM); err != nil {
+		t.Fatal(err)
+	}
+	write(newCA, string(caPEM))
+	write(overlay, goodOverlay+"responsibilities:\n  - {leistung: \""+newKey+"\", gebiet: \"14\", stelle: no-such-office}\n")
+	status, body = adminPost(t, f.g.URL()+"/v1/admin/directory/reload")
+	if status != 422 || !strings.Contains(string(body), "overlay.yaml") {
+		t.Fatalf("reload with a broken overlay: %d %s", status, body)
+	}
+	unchanged("broken overlay, good trust store")
+
+	// Both good: both in force.
+	write(overlay, goodOverlay)
+	if status, body := adminPost(t, f.g.URL()+"/v1/admin/directory/reload"); status != 200 {
+		t.Fatalf("good reload: %d %s", status, body)
+	}
+	if got := serviceStatus(t, f.g.URL(), newKey); got != 200 {
+		t.Errorf("the new service after a good reload: %d", got)
+	}
+	if res, _ := f.portal.SubmitRaw(context.Background(), raw); res.Status != 201 {
+		t.Errorf("the new CA's portal after a good reload: %d %+v", res.Status, res.Problem)
 	}
 }

@@ -50,9 +50,21 @@ func (s *Store) Swap(d *Directory) {
 // only then makes it current. The paths are remembered for Reload. On error the
 // current snapshot stays and the error names the file and line.
 func (s *Store) ReloadFiles(paths ...string) error {
+	return s.ReloadFilesWith(nil, paths...)
+}
+
+// ReloadFilesWith is ReloadFiles that makes the new snapshot current only when
+// commit, called after the files were validated, returns nil: the gateway puts
+// its trust store in force there, so that a reload of both swaps both or
+// neither. commit's error is the reload's error (and Status' LastError); commit
+// must leave its own part as it was when it fails. A nil commit always succeeds.
+func (s *Store) ReloadFilesWith(commit func() error, paths ...string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d, err := BuildWithFiles(s.base, paths...)
+	if err == nil && commit != nil {
+		err = commit()
+	}
 	s.lastErr = err
 	if err != nil {
 		return err

@@ -41,6 +41,7 @@ type TrustStore struct {
 	added   []roleCert // programmatic additions, kept across Reload
 	revoked []revocation
 	cur     atomic.Pointer[trustSnapshot]
+	gen     uint64 // counts the snapshots put in force; Commit checks it
 }
 
 type roleCert struct {
@@ -161,6 +162,45 @@ func (ts *TrustStore) Reload() error {
 	return ts.rebuild()
 }
 
+// ErrTrustChanged is Commit's error when the store changed after Prepare.
+var ErrTrustChanged = errors.New("signing: the trust store changed since the reload was prepared")
+
+// TrustUpdate is the trust directory read and checked by Prepare, not yet in force.
+type TrustUpdate struct {
+	ts   *TrustStore
+	snap *trustSnapshot
+	gen  uint64
+}
+
+// Prepare reads and checks the directory as Reload does but leaves the store as it
+// is: a reload of the trust store together with other files (the gateway's
+// directory) commits it only once every part is valid, so that a bad file in one
+// part changes none (a bad PEM in portals/ left a new directory in force, and a
+// bad directory file a new trust store, while the reload said nothing changed).
+func (ts *TrustStore) Prepare() (*TrustUpdate, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	snap, err := ts.build()
+	if err != nil {
+		return nil, err
+	}
+	return &TrustUpdate{ts: ts, snap: snap, gen: ts.gen}, nil
+}
+
+// Commit puts the prepared state in force. When Add, Revoke or another reload
+// changed the store since Prepare it changes nothing and returns ErrTrustChanged
+// (the prepared state would undo that change).
+func (u *TrustUpdate) Commit() error {
+	ts := u.ts
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.gen != u.gen {
+		return fmt.Errorf("%w; reload again", ErrTrustChanged)
+	}
+	ts.install(u.snap)
+	return nil
+}
+
 // Add trusts cert for role without touching the directory; it survives Reload.
 func (ts *TrustStore) Add(role Role, cert *x509.Certificate) error {
 	if cert == nil {
@@ -204,7 +244,25 @@ func (ts *TrustStore) Count(role Role) (roots, pinned int) {
 	return len(rt.cas), rt.nPinned
 }
 
+// rebuild builds a new snapshot and puts it in force; ts.mu is held.
 func (ts *TrustStore) rebuild() error {
+	snap, err := ts.build()
+	if err != nil {
+		return err
+	}
+	ts.install(snap)
+	return nil
+}
+
+// install puts snap in force; ts.mu is held.
+func (ts *TrustStore) install(snap *trustSnapshot) {
+	ts.cur.Store(snap)
+	ts.gen++
+}
+
+// build reads the directory and the programmatic changes into a new snapshot,
+// checking everything, without putting it in force; ts.mu is held.
+func (ts *TrustStore) build() (*trustSnapshot, error) {
 	snap := &trustSnapshot{roles: map[Role]*roleTrust{}, revoked: map[string]bool{}}
 	get := func(r Role) *roleTrust {
 		rt := snap.roles[r]
@@ -233,21 +291,21 @@ func (ts *TrustStore) rebuild() error {
 	}
 	if ts.dir != "" {
 		if st, err := os.Stat(ts.dir); err != nil || !st.IsDir() {
-			return fmt.Errorf("%w: %s is not a readable directory", ErrTrustConfig, ts.dir)
+			return nil, fmt.Errorf("%w: %s is not a readable directory", ErrTrustConfig, ts.dir)
 		}
 		for _, r := range Roles() {
 			files, err := pemFiles(filepath.Join(ts.dir, r.Dir()))
 			if err != nil {
-				return err
+				return nil, err
 			}
 			for _, f := range files {
 				data, err := os.ReadFile(f)
 				if err != nil {
-					return fmt.Errorf("%w: %w", ErrTrustConfig, err)
+					return nil, fmt.Errorf("%w: %w", ErrTrustConfig, err)
 				}
 				certs, err := ParseCertificatesPEM(data)
 				if err != nil {
-					return fmt.Errorf("%w: %s: %w", ErrTrustConfig, f, err)
+					return nil, fmt.Errorf("%w: %s: %w", ErrTrustConfig, f, err)
 				}
 				for _, c := range certs {
 					addCert(r, c)
@@ -264,7 +322,7 @@ func (ts *TrustStore) rebuild() error {
 	if ts.dir != "" {
 		files, err := pemFiles(filepath.Join(ts.dir, CRLDir))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		var cas []*x509.Certificate
 		for _, rt := range snap.roles {
@@ -273,13 +331,12 @@ func (ts *TrustStore) rebuild() error {
 		for _, f := range files {
 			infos, err := loadCRLFile(f, cas, snap.revoked)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			snap.crls = append(snap.crls, infos...)
 		}
 	}
-	ts.cur.Store(snap)
-	return nil
+	return snap, nil
 }
 
 func pemFiles(dir string) ([]string, error) {

@@ -350,3 +350,61 @@ func TestGatewayPEMKeepsEarlierKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestTrustStorePrepareCommit: Prepare reads and checks the directory but changes
+// nothing until Commit, so the gateway can put the trust store in force together
+// with its directory, or neither (a reload once swapped the directory although
+// the trust store was bad). A Commit after Add would drop the added certificate
+// and is refused.
+func TestTrustStorePrepareCommit(t *testing.T) {
+	pki := signingtest.NewPKI(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "portals", "ca.pem"), signing.CertPEM(pki.CA))
+	ts, err := signing.LoadTrustStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := signing.NewVerifier(ts, signing.VerifyOptions{})
+	byPinned, err := pki.Pinned.Signer.Sign(signingtest.SampleDocument("ts-2", 1, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusted := func() bool { _, err := v.Verify(byPinned, signing.RolePortal); return err == nil }
+
+	writeFile(t, filepath.Join(dir, "portals", "pinned.pem"), signing.CertPEM(pki.Pinned.Cert))
+	u, err := ts.Prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if trusted() {
+		t.Fatal("Prepare put the new certificate in force")
+	}
+	if err := u.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if !trusted() {
+		t.Fatal("Commit did not put the new certificate in force")
+	}
+
+	writeFile(t, filepath.Join(dir, "portals", "broken.pem"), []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
+	if _, err := ts.Prepare(); !errors.Is(err, signing.ErrTrustConfig) {
+		t.Fatalf("Prepare of a broken directory: %v", err)
+	}
+	if err := os.Remove(filepath.Join(dir, "portals", "broken.pem")); err != nil {
+		t.Fatal(err)
+	}
+
+	u, err = ts.Prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.Add(signing.RolePeer, pki.Gateway.Cert); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Commit(); !errors.Is(err, signing.ErrTrustChanged) {
+		t.Fatalf("Commit after Add: %v, want ErrTrustChanged", err)
+	}
+	if r, p := ts.Count(signing.RolePeer); r+p == 0 {
+		t.Fatal("the refused Commit dropped the added certificate")
+	}
+}
