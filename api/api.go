@@ -57,9 +57,11 @@ type Options struct {
 	BodyBudget *httpbody.Budget
 	Logger     *slog.Logger
 	Registry   *prometheus.Registry // metrics are served from here
-	// Reload re-reads the directory files and the trust store (admin endpoint,
-	// SIGHUP); without it there is no reload endpoint.
-	Reload func() error
+	// Reload re-reads the directory files and the trust store on every gateway
+	// it reaches (admin endpoint; in a cluster, every gateway) and returns each
+	// one's result; its error means it could not ask them. Without it there is
+	// no reload endpoint.
+	Reload func(context.Context) ([]NodeReload, error)
 	// Ready reports whether the gateway can take packages (an error: not at all, e.g.
 	// draining) and what is degraded.
 	Ready func() (Readiness, error)
@@ -907,19 +909,90 @@ func (s *Server) officeReceipt(w http.ResponseWriter, r *http.Request) {
 	s.writeReceipt(w, r, func(kind string) ([]byte, error) { return s.opt.Desk.Receipt(r.Context(), office, id, kind) })
 }
 
-func (s *Server) adminReload(w http.ResponseWriter, r *http.Request) {
-	if err := s.opt.Reload(); err != nil {
-		// The directory and the trust store are put in force together or not at
-		// all (gateway.Reload): on an error neither changed.
-		p := problem.New(422, problem.TypeInvalidField, "not reloaded, the previous version stays in use: "+err.Error())
+// NodeReload is one gateway's part of a reload (POST /v1/admin/directory/reload).
+type NodeReload struct {
+	// Node is the gateway's node id (data_dir/node-id), Address where it
+	// listens (host name and port).
+	Node    string `json:"node"`
+	Address string `json:"address,omitempty"`
+	// Status is ReloadDone, ReloadFailed (Error says why, File and Line where,
+	// for a directory file) or ReloadNoAnswer.
+	Status string          `json:"status"`
+	Error  string          `json:"error,omitempty"`
+	File   string          `json:"file,omitempty"`
+	Line   int             `json:"line,omitempty"`
+	Counts *routing.Counts `json:"counts,omitempty"` // the directory in use after the reload
+}
+
+// The states of a NodeReload.
+const (
+	ReloadDone     = "reloaded"
+	ReloadFailed   = "failed"    // the gateway keeps its previous directory and trust store
+	ReloadNoAnswer = "no answer" // a gateway of the cluster did not answer in time
+)
+
+// ReloadResult is the NodeReload of a gateway whose reload returned err, with
+// the counts of dir, the directory it serves after it.
+func ReloadResult(node, address string, err error, dir *routing.Directory) NodeReload {
+	r := NodeReload{Node: node, Address: address, Status: ReloadDone}
+	if err != nil {
+		r.Status, r.Error = ReloadFailed, err.Error()
 		var de *routing.DataError
 		if errors.As(err, &de) {
-			p.With("file", de.File).With("line", de.Line)
+			r.File, r.Line = de.File, de.Line
 		}
-		problem.Write(w, r, p)
+		return r
+	}
+	counts := dir.Counts()
+	r.Counts = &counts
+	return r
+}
+
+// adminReload reloads every gateway the reload reaches (Options.Reload: in a
+// cluster all of them) and answers 200 only when each reloaded: the others
+// would otherwise keep refusing what these accept.
+func (s *Server) adminReload(w http.ResponseWriter, r *http.Request) {
+	nodes, err := s.opt.Reload(r.Context())
+	if err != nil {
+		w.Header().Set("Retry-After", RetryAfterSeconds)
+		problem.Write(w, r, problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable,
+			"the reload could not be sent to the gateways ("+err.Error()+"); nothing was done; retry later"))
 		return
 	}
-	writeJSON(w, 200, map[string]any{"status": "reloaded", "counts": s.opt.Directory.Current().Counts()})
+	var failed, silent []NodeReload
+	for _, n := range nodes {
+		switch n.Status {
+		case ReloadFailed:
+			failed = append(failed, n)
+		case ReloadNoAnswer:
+			silent = append(silent, n)
+		}
+	}
+	switch {
+	case len(failed) > 0:
+		// The directory and the trust store are put in force together or not at
+		// all (gateway.Reload): where it failed, neither changed.
+		f := failed[0]
+		detail := "not reloaded, the previous version stays in use: " + f.Error
+		if len(nodes) > 1 {
+			detail = fmt.Sprintf("not reloaded on %d of %d gateways, which keep their previous version (gateway %s: %s)", len(failed), len(nodes), f.Node, f.Error)
+		}
+		p := problem.New(422, problem.TypeInvalidField, detail).With("nodes", nodes)
+		if f.File != "" {
+			p.With("file", f.File).With("line", f.Line)
+		}
+		problem.Write(w, r, p)
+	case len(silent) > 0:
+		names := make([]string, len(silent))
+		for i, n := range silent {
+			names[i] = n.Node + " (" + n.Address + ")"
+		}
+		problem.Write(w, r, problem.New(http.StatusGatewayTimeout, problem.TypeReloadIncomplete,
+			fmt.Sprintf("%d of %d gateways did not answer and may keep their previous version: %s; find out why and reload again",
+				len(silent), len(nodes), strings.Join(names, ", "))).With("nodes", nodes))
+	default:
+		writeJSON(w, 200, map[string]any{"status": ReloadDone, "counts": s.opt.Directory.Current().Counts(), "nodes": nodes})
+	}
 }
 
 func (s *Server) adminRedeliver(w http.ResponseWriter, r *http.Request) {

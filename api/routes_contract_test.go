@@ -29,7 +29,7 @@ func TestEveryRouteInTheContract(t *testing.T) {
 	s := api.New(api.Options{
 		Registry: prometheus.NewRegistry(),
 		Backup:   func(_ context.Context, _ io.Writer) error { return nil },
-		Reload:   func() error { return nil },
+		Reload:   func(context.Context) ([]api.NodeReload, error) { return nil, nil },
 		Mounts:   map[string]http.Handler{"/postfach": http.NotFoundHandler()},
 	})
 	served := map[string]bool{}

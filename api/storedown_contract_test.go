@@ -1,6 +1,9 @@
 package api_test
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -86,27 +89,36 @@ func TestStoreDownIsInTheContract(t *testing.T) {
 
 func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
 
-// TestReloadAnswersAreInTheContract: the reload's answers, a success and a
-// refused file, are what api/openapi.yaml says. (A 409 "no directory files
-// configured", listed there, was never sent by a gateway and is gone.)
+// TestReloadAnswersAreInTheContract: every answer of the reload is what
+// api/openapi.yaml says: each gateway reloaded, one refused a file, one did not
+// answer (a cluster), the gateways could not be asked. (A 409 "no directory
+// files configured", listed there, was never sent by a gateway and is gone.)
 func TestReloadAnswersAreInTheContract(t *testing.T) {
 	router := contractRouter(t)
 	base, err := routing.Builtin()
 	if err != nil {
 		t.Fatal(err)
 	}
+	var nodes []api.NodeReload
 	var fail error
 	srv := httptest.NewServer(api.New(api.Options{Clients: api.NewClients(adminToken, nil, nil), Directory: routing.NewStore(base),
-		Reload: func() error { return fail }}))
+		Reload: func(context.Context) ([]api.NodeReload, error) { return nodes, fail }}))
 	defer srv.Close()
+	ok := api.ReloadResult("a1b2", "gw-1:8443", nil, base)
+	bad := api.ReloadResult("c3d4", "gw-2:8443", fmt.Errorf("directory: %w", &routing.DataError{File: "overlay.yaml", Line: 2, Msg: "unknown office"}), base)
+	silent := api.NodeReload{Node: "e5f6", Address: "gw-3:8443", Status: api.ReloadNoAnswer, Error: "no answer within 20s"}
 	for _, tc := range []struct {
+		nodes  []api.NodeReload
 		err    error
 		status int
+		says   string
 	}{
-		{nil, http.StatusOK},
-		{fmt.Errorf("directory: %w", &routing.DataError{File: "overlay.yaml", Line: 2, Msg: "unknown office"}), http.StatusUnprocessableEntity},
+		{[]api.NodeReload{ok}, nil, http.StatusOK, `"status":"reloaded"`},
+		{[]api.NodeReload{ok, bad}, nil, http.StatusUnprocessableEntity, `"line":2`},
+		{[]api.NodeReload{ok, silent}, nil, http.StatusGatewayTimeout, problem.TypeReloadIncomplete},
+		{nil, errors.New("nats: connection closed"), http.StatusServiceUnavailable, problem.TypeUnavailable},
 	} {
-		fail = tc.err
+		nodes, fail = tc.nodes, tc.err
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/admin/directory/reload", nil)
 		req.Header.Set("Authorization", "Bearer "+adminToken)
 		rt, params, err := router.FindRoute(req)
@@ -119,8 +131,10 @@ func TestReloadAnswersAreInTheContract(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != tc.status {
-			t.Fatalf("reload (%v): %d %s", tc.err, resp.StatusCode, body)
+		var flat bytes.Buffer
+		_ = json.Compact(&flat, body)
+		if resp.StatusCode != tc.status || !strings.Contains(flat.String(), tc.says) {
+			t.Fatalf("reload: %d %s, want %d with %s", resp.StatusCode, body, tc.status, tc.says)
 		}
 		if err := conforms(req, rt, params, resp, body); err != nil {
 			t.Fatalf("%d breaks the contract: %v", resp.StatusCode, firstLine(err.Error()))

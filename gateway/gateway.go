@@ -75,6 +75,7 @@ type Gateway struct {
 	draining chan struct{}
 	once     sync.Once
 	reloadMu sync.Mutex // one Reload at a time (SIGHUP, the admin API, a cluster's broadcast)
+	cluster  *cluster   // cluster mode: the reload's broadcast and the list of gateways (reload.go)
 	// storeDown is why the cluster's store did not answer the last probe, nil
 	// while it does (cluster mode only; watchStore).
 	storeDown atomic.Pointer[error]
@@ -363,6 +364,13 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 		return nil, err
 	}
 
+	if cfg.Store.Backend == config.StoreJetStream {
+		// A reload at any gateway reaches every gateway (reload.go).
+		if err := g.joinCluster(ctx); err != nil {
+			return nil, err
+		}
+	}
+
 	portals, offices := map[string]string{}, map[string]string{}
 	for id, p := range cfg.Portals {
 		portals[id] = p.Token
@@ -385,7 +393,7 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 		// A multipart upload: the root, every referenced part, and their framing.
 		MaxUploadBytes: cfg.Limits.MaxBodyBytes + lim.Effective().MaxReferencedTotal + 1<<20,
 		UploadWindow:   cfg.HTTP.ReadTimeout, UploadMinRate: cfg.HTTP.UploadMinRate, WriteTimeout: cfg.HTTP.WriteTimeout,
-		Reload: g.Reload, Ready: g.ready, StoreDown: g.storeUnreachable, Schemas: schemas(), Mounts: g.mounts,
+		Reload: g.ReloadAll, Ready: g.ready, StoreDown: g.storeUnreachable, Schemas: schemas(), Mounts: g.mounts,
 	})
 	// ReadTimeout and WriteTimeout bound every ordinary request. A multipart upload of
 	// gigabytes outlives them by far (2 GiB at 50 Mbit/s: six minutes): its handler

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -11,8 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+
+	"github.com/amtsbote/amtsbote/api"
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/internal/natstest"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/signing"
 )
@@ -207,5 +213,127 @@ func TestReloadIsAllOrNothing(t *testing.T) {
 	}
 	if res, _ := f.portal.SubmitRaw(context.Background(), raw); res.Status != 201 {
 		t.Errorf("the new CA's portal after a good reload: %d %+v", res.Status, res.Problem)
+	}
+}
+
+// reloadChecked posts a reload to base, checks the answer against
+// api/openapi.yaml and returns its status and each gateway's result.
+func reloadChecked(t *testing.T, router routers.Router, base string) (int, []byte, map[string]api.NodeReload) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/admin/directory/reload", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	route, params, err := router.FindRoute(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := authed(t, http.MethodPost, req.URL.String(), adminToken)
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
+	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
+		Body: io.NopCloser(bytes.NewReader(body)), Options: &openapi3filter.Options{IncludeResponseStatus: true}}
+	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+		t.Fatalf("the reload's %d breaks the contract: %v\n%s", resp.StatusCode, err, body)
+	}
+	var answer struct{ Nodes []api.NodeReload }
+	if err := json.Unmarshal(body, &answer); err != nil {
+		t.Fatalf("reload: %v\n%s", err, body)
+	}
+	nodes := map[string]api.NodeReload{}
+	for _, n := range answer.Nodes {
+		nodes[n.Node] = n
+	}
+	return resp.StatusCode, body, nodes
+}
+
+// TestClusterReloadReachesEveryGateway: two gateways of a cluster (one
+// JetStream store, the same overlay file). The operator edits the overlay and
+// reloads through the load balancer, which picks one gateway: every gateway
+// reloads and the answer lists each. Before, only the gateway the request
+// reached reloaded and answered 200 "reloaded"; the other kept the old
+// directory (and trust store), so a service was 200 at one and 404 at the
+// other and a package for it 201 at one and 422 at the other.
+func TestClusterReloadReachesEveryGateway(t *testing.T) {
+	overlay := filepath.Join(t.TempDir(), "overlay.yaml")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(overlay, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("services: []\n")
+	url := natstest.StartSingle(t).URLs()
+	cluster := func(cfg *config.Config) {
+		cfg.Store.Backend, cfg.NATS.URL = config.StoreJetStream, url
+		cfg.Directory.Files = []string{overlay}
+	}
+	one, two := start(t, cluster), start(t, cluster)
+	router := contractRouter(t)
+	const newKey = "99123456789012"
+	good := "services:\n  - {key: \"" + newKey + "\", name: \"Testleistung\", quelle: \"test\"}\n" +
+		"responsibilities:\n  - {leistung: \"" + newKey + "\", gebiet: \"14\", stelle: " + DemoOfficeID + "}\n"
+	write(good)
+	status, body, nodes := reloadChecked(t, router, one.g.URL()) // the load balancer picked "one"
+	if status != 200 || len(nodes) != 2 {
+		t.Fatalf("reload at one: %d %s", status, body)
+	}
+	for _, n := range nodes {
+		if n.Status != api.ReloadDone || n.Counts == nil || n.Address == "" {
+			t.Errorf("a gateway's result: %+v", n)
+		}
+	}
+	submit := func(f *fixture) int {
+		t.Helper()
+		p := paket.ExampleWith(newKey, paket.NewMessageID(), time.Now())
+		p.Kopf.Ort = paket.Ort{PLZ: "01067"}
+		res, err := f.portal.Submit(context.Background(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Status
+	}
+	for name, f := range map[string]*fixture{"one": one, "two": two} {
+		if got := serviceStatus(t, f.g.URL(), newKey); got != 200 {
+			t.Errorf("the new service at %s: %d, want 200", name, got)
+		}
+		if got := submit(f); got != 201 {
+			t.Errorf("a package for the new service at %s: %d, want 201", name, got)
+		}
+	}
+
+	// A broken overlay, reloaded at the other gateway: both refuse it, both
+	// keep the good directory, and the answer says so for each.
+	write(good + "  - {leistung: \"" + newKey + "\", gebiet: \"14\", stelle: no-such-office}\n")
+	status, body, nodes = reloadChecked(t, router, two.g.URL())
+	if status != 422 || len(nodes) != 2 || !strings.Contains(string(body), "overlay.yaml") {
+		t.Fatalf("broken overlay: %d %s", status, body)
+	}
+	for _, n := range nodes {
+		if n.Status != api.ReloadFailed || n.File == "" {
+			t.Errorf("a gateway's result for the broken overlay: %+v", n)
+		}
+	}
+	for name, f := range map[string]*fixture{"one": one, "two": two} {
+		if got := serviceStatus(t, f.g.URL(), newKey); got != 200 {
+			t.Errorf("after the refused reload, the service at %s: %d, want 200 (the previous directory)", name, got)
+		}
+	}
+
+	// A gateway listed as running that does not answer (it was killed a moment
+	// ago): not 200, and the answer names it.
+	write(good)
+	old := reloadWait
+	reloadWait = time.Second
+	t.Cleanup(func() { reloadWait = old })
+	if _, err := one.g.cluster.members.Put(context.Background(), "0badc0ffee", []byte(`{"address":"gw-gone:8443"}`)); err != nil {
+		t.Fatal(err)
+	}
+	status, body, nodes = reloadChecked(t, router, one.g.URL())
+	if status != 504 || len(nodes) != 3 || nodes["0badc0ffee"].Status != api.ReloadNoAnswer || !strings.Contains(string(body), "gw-gone:8443") {
+		t.Fatalf("reload with a gateway that does not answer: %d %s", status, body)
+	}
+	for node, n := range nodes {
+		if node != "0badc0ffee" && n.Status != api.ReloadDone {
+			t.Errorf("a running gateway's result: %+v", n)
+		}
 	}
 }

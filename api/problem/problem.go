@@ -43,6 +43,7 @@ const (
 	TypeHeadersTooLarge     = Base + "headers-too-large"     // 431: request line and headers over the limit
 	TypeUnavailable         = Base + "unavailable"           // 503: shutting down or not ready
 	TypeInternal            = Base + "internal"              // 500: a bug or storage failure, never bad input
+	TypeReloadIncomplete    = Base + "reload-incomplete"     // 504: a cluster's reload lacks some gateways' answers
 
 	// The peer endpoint of the Portalverbund (docs/federation.md).
 	TypeFederationLoop          = Base + "federation/loop"           // 409: this gateway is already in the hop chain
@@ -152,6 +153,7 @@ var titles = map[string]string{
 	TypeHeadersTooLarge:     "Request headers too large",
 	TypeUnavailable:         "Service unavailable",
 	TypeInternal:            "Internal error",
+	TypeReloadIncomplete:    "Reload not confirmed by every gateway",
 
 	TypeFederationLoop:             "Forwarding loop",
 	TypeFederationHopLimit:         "Hop limit reached",

@@ -36,7 +36,7 @@ var adminVerbs = []struct{ name, args, use string }{
 	{"offices", "", "what waits for which office (queued, retrying, handed over, held), the longest waiting first"},
 	{"endpoints", "", "circuit breakers and channels disabled after a 410 Gone"},
 	{"enable", "OFFICE CHANNEL", "enable a disabled channel again"},
-	{"reload", "", "re-read the directory files and the trust store"},
+	{"reload", "", "re-read the directory files and the trust store (in a cluster on every gateway, each listed)"},
 }
 
 func adminUsage(w io.Writer) {
@@ -637,12 +637,27 @@ func (c *adminClient) enable(ctx context.Context, office, channel string, stdout
 	return nil
 }
 
+// reload reloads every gateway (in a cluster, all of them) and lists each
+// one's result when there are several, also when the reload failed: which
+// gateway refused a file or did not answer is what the operator must see.
 func (c *adminClient) reload(ctx context.Context, stdout io.Writer) error {
 	var v struct {
-		Status string         `json:"status"`
-		Counts map[string]int `json:"counts"`
+		Status string           `json:"status"`
+		Counts map[string]int   `json:"counts"`
+		Nodes  []api.NodeReload `json:"nodes"`
 	}
-	if done, err := c.print(ctx, http.MethodPost, "/v1/admin/directory/reload", nil, &v, stdout); done {
+	b, err := c.do(ctx, http.MethodPost, "/v1/admin/directory/reload", nil, &v)
+	if c.raw && err == nil {
+		_, err = stdout.Write(b)
+		return err
+	}
+	if err != nil {
+		var p struct {
+			Nodes []api.NodeReload `json:"nodes"`
+		}
+		if json.Unmarshal(b, &p) == nil && len(p.Nodes) > 1 {
+			printNodes(stdout, p.Nodes)
+		}
 		return err
 	}
 	fmt.Fprint(stdout, v.Status)
@@ -650,7 +665,20 @@ func (c *adminClient) reload(ctx context.Context, stdout io.Writer) error {
 		fmt.Fprintf(stdout, ", %d %s", v.Counts[k], k)
 	}
 	fmt.Fprintln(stdout)
+	if len(v.Nodes) > 1 {
+		printNodes(stdout, v.Nodes)
+	}
 	return nil
+}
+
+// printNodes lists a cluster reload's result per gateway.
+func printNodes(w io.Writer, nodes []api.NodeReload) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "GATEWAY\tADDRESS\tRESULT\tWHY")
+	for _, n := range nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.Node, n.Address, n.Status, oneLine(n.Error, 120))
+	}
+	tw.Flush()
 }
 
 // oneLine folds s to one line of at most n runes.

@@ -237,3 +237,36 @@ func TestAdminSaysWhatIsWrong(t *testing.T) {
 		t.Fatalf("the gateway got %q, want 3 × %q", erased, want)
 	}
 }
+
+// TestAdminReloadListsEveryGateway: in a cluster the reload reaches every
+// gateway, and the command lists each one's result, also when one refused a
+// file or did not answer (the answer is then no success and the command exits
+// 1). Before, a reload reached the one gateway the load balancer picked and
+// printed "reloaded".
+func TestAdminReloadListsEveryGateway(t *testing.T) {
+	answer, status := "", 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(answer))
+	}))
+	defer srv.Close()
+	t.Setenv("AMTSBOTE_CONFIG", "")
+	t.Setenv("AMTSBOTE_ADMIN_TOKEN", "token")
+	reload := func() (int, string, string) {
+		var out, errb bytes.Buffer
+		rc := runAdmin(context.Background(), []string{"-url", srv.URL, "-data", t.TempDir(), "reload"}, &out, &errb)
+		return rc, out.String(), errb.String()
+	}
+	status, answer = 200, `{"status": "reloaded", "counts": {"services": 27}, "nodes": [
+		{"node": "a1", "address": "gw-1:8443", "status": "reloaded"}, {"node": "b2", "address": "gw-2:8443", "status": "reloaded"}]}`
+	if rc, out, errs := reload(); rc != 0 || !strings.HasPrefix(out, "reloaded, 27 services\n") ||
+		!regexp.MustCompile(`(?m)^b2 +gw-2:8443 +reloaded`).MatchString(out) {
+		t.Errorf("every gateway reloaded: rc %d\n%s%s", rc, out, errs)
+	}
+	status, answer = 504, `{"type": "https://amtsbote.de/problems/reload-incomplete", "status": 504, "detail": "1 of 2 gateways did not answer", "nodes": [
+		{"node": "a1", "address": "gw-1:8443", "status": "reloaded"}, {"node": "b2", "address": "gw-2:8443", "status": "no answer", "error": "no answer within 20s"}]}`
+	if rc, out, errs := reload(); rc != 1 || !regexp.MustCompile(`(?m)^b2 +gw-2:8443 +no answer +no answer within 20s`).MatchString(out) ||
+		!strings.Contains(errs, "504") || !strings.Contains(errs, "did not answer") {
+		t.Errorf("a gateway without an answer: rc %d\n%s%s", rc, out, errs)
+	}
+}
