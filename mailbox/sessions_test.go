@@ -269,3 +269,29 @@ func (l *logoutMeanwhile) getSession(key string) (session, bool, error) {
 	}
 	return ss, ok, err
 }
+
+// TestSessionEndsAfterTheClockStepsBack: a session's times are stored wall
+// times. After the clock stepped back a day, the idle rule measured a negative
+// time, and a session left open kept the inbox open for a day and thirty
+// minutes. A session seen "in the future" has ended.
+func TestSessionEndsAfterTheClockStepsBack(t *testing.T) {
+	var now atomic.Int64
+	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	now.Store(t0.UnixNano())
+	m := memMailboxAt(t, newMemDesk(), func() time.Time { return time.Unix(0, now.Load()).UTC() })
+	c := newClient(t, m.Handler())
+	c.mustLogin("anna", "anna-passwort")
+	if rec := c.get("/postfach/"); rec.Code != http.StatusOK {
+		t.Fatalf("inbox right after login: %d", rec.Code)
+	}
+	// Clocks of a cluster differ a little: half a minute back keeps the session.
+	now.Store(t0.Add(-30 * time.Second).UnixNano())
+	if rec := c.get("/postfach/"); rec.Code != http.StatusOK {
+		t.Fatalf("inbox after a step back of 30 s: %d", rec.Code)
+	}
+	// The clock steps back a day; anna walks away; five hours later.
+	now.Store(t0.Add(-24*time.Hour + 5*time.Hour).UnixNano())
+	if rec := c.get("/postfach/"); rec.Code == http.StatusOK {
+		t.Fatalf("after a clock step back of a day the session still opens the inbox")
+	}
+}

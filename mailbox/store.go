@@ -82,8 +82,18 @@ const (
 	sessionMax  = 10 * time.Hour
 )
 
+// sessionSlack is how far in the future a session's stored times may lie (clocks
+// of a cluster's gateways differ a little) before the session counts as ended.
+const sessionSlack = time.Minute
+
+// expired: idle too long, too old, or begun or seen "later than now" — the
+// clock stepped back since (a VM whose clock ran ahead, corrected by NTP).
+// The times are stored wall times; after a step back of a day the idle rule
+// measured a negative time, and a session left open on an office PC kept the
+// applicants' data open for a day and thirty minutes (an audit, 2026-12-05).
 func (s session) expired(now time.Time) bool {
-	return now.Sub(s.LastSeen) > sessionIdle || now.Sub(s.Created) > sessionMax
+	return now.Sub(s.LastSeen) > sessionIdle || now.Sub(s.Created) > sessionMax ||
+		s.LastSeen.Sub(now) > sessionSlack || s.Created.Sub(now) > sessionSlack
 }
 
 // ends is when the session expires unless a request comes before: the idle end,
