@@ -370,3 +370,26 @@ func TestStartDoesNotWaitForTheBacklog(t *testing.T) {
 		}
 	}
 }
+
+// TestDeskListIdentifiersAreNotFolded: an id fragment is compared as typed. Folded,
+// "ae" is "a", and "m-0ae1" found the case "m-0a1" too.
+func TestDeskListIdentifiersAreNotFolded(t *testing.T) {
+	e := start(t, t.TempDir())
+	ctx := context.Background()
+	for _, id := range []string{"m-0ae1", "m-0a1"} {
+		if _, err := e.b.Receive(ctx, intake(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, err := e.b.List(ctx, "office-a", ListQuery{Text: "m-0ae1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Items) != 1 || page.Items[0].MessageID != "m-0ae1" {
+		var got []string
+		for _, s := range page.Items {
+			got = append(got, s.MessageID)
+		}
+		t.Fatalf("search for one message id found %v", got)
+	}
+}

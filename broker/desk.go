@@ -317,9 +317,16 @@ func newTextQuery(text string) textQuery {
 // "oeffentlicher", or whose case came from a portal that sent the place decomposed
 // (NFD), found nothing with lower-casing alone. The as-typed comparison stays because
 // folding is not substring-faithful ("Quelle" folds to "qulle", which no longer
-// contains "elle").
+// contains "elle"). Identifiers (the submission's and the message's id, the
+// service key, the portal's id) are compared as typed only: folded, "ae" is "a",
+// and a fragment "0ae1" of one id found every case whose id holds "0a1".
 func (q textQuery) matches(s *submission.Submission) bool {
-	for _, f := range []string{s.ID, s.MessageID, s.ServiceName, s.LeikaKey, s.Place, s.AreaName, s.Sender} {
+	for _, f := range []string{s.ID, s.MessageID, s.LeikaKey, s.Sender} {
+		if strings.Contains(strings.ToLower(f), q.lower) {
+			return true
+		}
+	}
+	for _, f := range []string{s.ServiceName, s.Place, s.AreaName} {
 		if strings.Contains(strings.ToLower(norm.NFC.String(f)), q.lower) {
 			return true
 		}
