@@ -629,6 +629,23 @@ func (b *Broker) republishOutbox(ctx context.Context) (int, error) {
 // newID returns a time-ordered id, so listings come out oldest first.
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
+// deliveryNamespace is the UUID namespace of delivery ids (DeliveryID).
+var deliveryNamespace = uuid.MustParse("6f0c2a1e-52b4-4c5e-9a51-3d1c0f2b7a90")
+
+// DeliveryID is the delivery id of the package a sender made under a message id
+// at a gateway: a name-based UUID (version 5) of the three, not a random one. A
+// submission is one per sender and message id at a gateway (the idempotency
+// key), so nothing else changes; but after a restore from a backup taken
+// before the package came, the portal sends it again, and the repeat is a new
+// submission — with a random id the offices' systems, which drop duplicates by
+// the delivery id (webhook-id, the transfer ledger, docs/webhook.md), took it
+// for a second application (an audit of disaster recovery, 2026-12-05). The
+// gateway's id is part of the name: a peer gateway's submission of a
+// forwarded package has a delivery id of its own.
+func DeliveryID(gatewayID, sender, messageID string) string {
+	return uuid.NewSHA1(deliveryNamespace, []byte(gatewayID+"\x00"+sender+"\x00"+messageID)).String()
+}
+
 // backoff returns the delay before attempt n+1 after n failed attempts: exponential,
 // capped, with ±20% jitter so retries of many packages do not arrive in lockstep.
 func (b *Broker) backoff(n int) time.Duration {

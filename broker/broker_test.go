@@ -795,3 +795,38 @@ func TestReasonIsClipped(t *testing.T) {
 		t.Fatalf("a short reason changed: %q", short.Internal)
 	}
 }
+
+// TestDeliveryIDIsTheSameForARepeatAfterARestore: after a restore from a backup
+// taken before a package came, the portal sends it again, and it is a new
+// submission. Its delivery id was random, so the office's system, which drops
+// duplicates by it, took the repeat for a second application. It is a name of
+// gateway, sender and message id now: the repeat has the first one's.
+func TestDeliveryIDIsTheSameForARepeatAfterARestore(t *testing.T) {
+	ctx := context.Background()
+	first := start(t, t.TempDir())
+	a, err := first.b.Receive(ctx, intake("m-lost-in-the-restore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := start(t, t.TempDir()) // the backup did not have it
+	b, err := restored.b.Receive(ctx, intake("m-lost-in-the-restore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Submission.ID == b.Submission.ID {
+		t.Fatal("the test wants two submissions")
+	}
+	if a.Submission.DeliveryID != b.Submission.DeliveryID {
+		t.Fatalf("the repeat's delivery id %s differs from the first's %s", b.Submission.DeliveryID, a.Submission.DeliveryID)
+	}
+	other, err := restored.b.Receive(ctx, intake("m-another"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.Submission.DeliveryID == a.Submission.DeliveryID {
+		t.Fatal("another message has the same delivery id")
+	}
+	if DeliveryID("gw-a", "amt24", "m") == DeliveryID("gw-b", "amt24", "m") || DeliveryID("gw", "a", "bc") == DeliveryID("gw", "ab", "c") {
+		t.Fatal("delivery ids of different gateways or split names collide")
+	}
+}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
-	"github.com/google/uuid"
 )
 
 // Intake is a verified, parsed and routed package, ready to be received.
@@ -151,7 +150,7 @@ func (b *Broker) Receive(ctx context.Context, in Intake) (*Received, error) {
 	}
 	now := time.Now().UTC()
 	s, evs := submission.New(submission.Params{
-		ID: newID(), DeliveryID: uuid.NewString(),
+		ID: newID(), DeliveryID: DeliveryID(b.cfg.GatewayID, in.Sender, in.MessageID),
 		MessageID: in.MessageID, Sender: in.Sender, SignerID: in.SignerID,
 		LeikaKey: in.LeikaKey, ServiceName: in.ServiceName, Place: in.Place,
 		AreaARS: in.AreaARS, AreaName: in.AreaName, OfficeID: in.OfficeID, OfficeName: in.OfficeName,
