@@ -123,15 +123,21 @@ func (b *Broker) withdrawn(s *submission.Submission, channel string) {
 	}
 	why := submission.Reason{Public: "channel " + channel + " is no longer configured for the office; its confirmation cannot be asked for",
 		Internal: "handed over to " + channel + " before the channel was taken from the office's configuration; the office may have the package from there already"}
-	cur, err := b.changeSub(s.ID, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
-		return cur.ChannelWithdrawn(now, why, b.planOf(cur.OfficeID))
-	})
+	b.moveOn(s, channel, "channel no longer configured for the office: a package handed over on it goes on with the office's channels as configured now",
+		func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+			return cur.ChannelWithdrawn(now, why, b.planOf(cur.OfficeID))
+		})
+}
+
+// moveOn records change for a handed-over package that goes on (withdrawn,
+// reoffer), says so in the log and queues the package.
+func (b *Broker) moveOn(s *submission.Submission, channel, msg string, change func(cur *submission.Submission, now time.Time) ([]submission.Event, error)) {
+	cur, err := b.changeSub(s.ID, change)
 	if err != nil {
-		b.log.Error("record withdrawn channel", "submission", s.ID, "err", err)
+		b.log.Error("record a handed-over package going on", "submission", s.ID, "channel", channel, "err", err)
 		return
 	}
-	b.log.Warn("channel no longer configured for the office: a package handed over on it goes on to the office's next channel",
-		"submission", s.ID, "office", s.OfficeID, "channel", channel)
+	b.log.Warn(msg, "submission", s.ID, "office", s.OfficeID, "channel", channel)
 	if cur != nil && cur.State.Dispatchable() {
 		b.enqueue(cur)
 	}
@@ -168,18 +174,10 @@ func (b *Broker) reachOf(office, ch string) (adapters.Target, reach) {
 func (b *Broker) reoffer(s *submission.Submission, channel string) {
 	why := submission.Reason{Public: "channel " + channel + " no longer reaches the office where the package waited; delivered again as the channel is configured now",
 		Internal: "handed over to " + channel + " before its configuration changed (an XTA office moved to push, the office's mailbox users removed); the office may have fetched it from there already"}
-	cur, err := b.changeSub(s.ID, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
-		return cur.Reoffer(now, why)
-	})
-	if err != nil {
-		b.log.Error("record a package offered again", "submission", s.ID, "err", err)
-		return
-	}
-	b.log.Warn("channel no longer reaches the office where a handed-over package waits: delivering it again as configured now",
-		"submission", s.ID, "office", s.OfficeID, "channel", channel)
-	if cur != nil && cur.State.Dispatchable() {
-		b.enqueue(cur)
-	}
+	b.moveOn(s, channel, "channel no longer reaches the office where a handed-over package waits: delivering it again as configured now",
+		func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+			return cur.Reoffer(now, why)
+		})
 }
 
 // checkHandedOver asks once about each submission handed over to a channel

@@ -577,6 +577,23 @@ func (s *Store) Receipt(id, kind string) ([]byte, error) {
 }
 
 // Events returns a submission's event log, oldest first.
+// readPage reads page n of a case's older events.
+func (s *Store) readPage(ctx context.Context, id string, n int) ([]submission.Event, error) {
+	m, err := s.last(ctx, s.eventsKey(id, n))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		// Pages are written with the document and removed with it: deleted since.
+		return nil, fmt.Errorf("submission %s: events page %d: %w", id, n, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("jsstore: read events of %s, page %d: %w", id, n, err)
+	}
+	var page []submission.Event
+	if err := json.Unmarshal(m.Data, &page); err != nil {
+		return nil, fmt.Errorf("jsstore: decode events of %s, page %d: %w", id, n, err)
+	}
+	return page, nil
+}
+
 func (s *Store) Events(id string) ([]submission.Event, error) {
 	ctx, cancel := s.ctx()
 	defer cancel()
@@ -589,17 +606,9 @@ func (s *Store) Events(id string) ([]submission.Event, error) {
 	}
 	var all []submission.Event
 	for n := 1; n <= d.Pages; n++ {
-		m, err := s.last(ctx, s.eventsKey(id, n))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			// Pages are written with the document and removed with it: deleted since.
-			return nil, fmt.Errorf("submission %s: events page %d: %w", id, n, store.ErrNotFound)
-		}
+		page, err := s.readPage(ctx, id, n)
 		if err != nil {
-			return nil, fmt.Errorf("jsstore: read events of %s, page %d: %w", id, n, err)
-		}
-		var page []submission.Event
-		if err := json.Unmarshal(m.Data, &page); err != nil {
-			return nil, fmt.Errorf("jsstore: decode events of %s, page %d: %w", id, n, err)
+			return nil, err
 		}
 		all = append(all, page...)
 	}
@@ -843,16 +852,9 @@ func (s *Store) redactEvents(ctx context.Context, id string, d *doc, redact func
 	}
 	var msgs []*nats.Msg
 	for n := 1; n <= d.Pages; n++ {
-		m, err := s.last(ctx, s.eventsKey(id, n))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil, fmt.Errorf("submission %s: events page %d: %w", id, n, store.ErrNotFound)
-		}
+		page, err := s.readPage(ctx, id, n)
 		if err != nil {
-			return nil, fmt.Errorf("jsstore: read events of %s, page %d: %w", id, n, err)
-		}
-		var page []submission.Event
-		if err := json.Unmarshal(m.Data, &page); err != nil {
-			return nil, fmt.Errorf("jsstore: decode events of %s, page %d: %w", id, n, err)
+			return nil, err
 		}
 		changed := false
 		for i := range page {
