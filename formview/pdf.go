@@ -66,26 +66,8 @@ func PDF(v *View) ([]byte, error) {
 	w.row("Portal", v.Sender, 0)
 	w.row("Nachrichten-ID", v.MessageID, 0)
 
-	w.heading("Antragsteller/in")
-	if len(v.Applicant) == 0 {
-		w.note("Keine Angaben.")
-	}
-	for i, f := range v.Applicant {
-		if i >= MaxFields {
-			break
-		}
-		w.field(f)
-	}
-	w.heading("Formular")
-	if len(v.Form) == 0 {
-		w.note("Das Formular enthält keine Angaben.")
-	}
-	for i, f := range v.Form {
-		if i >= MaxFields {
-			break
-		}
-		w.field(f)
-	}
+	w.fields("Antragsteller/in", v.Applicant, "Keine Angaben.")
+	w.fields("Formular", v.Form, "Das Formular enthält keine Angaben.")
 	if v.FormSchema != "" {
 		w.note("Formular-Schema: " + v.FormSchema)
 	}
@@ -257,6 +239,21 @@ func (w *pdfWriter) heading(s string) {
 
 // item starts a list item at depth in the section's list. A deeper item opens a list
 // in the body of the item before it (a group's members); depth jumps by more than one
+// fields writes a section: its heading, the fields (at most MaxFields), or the
+// sentence the mailbox page shows when there are none.
+func (w *pdfWriter) fields(heading string, fs []Field, none string) {
+	w.heading(heading)
+	if len(fs) == 0 {
+		w.note(none)
+	}
+	for i, f := range fs {
+		if i >= MaxFields {
+			break
+		}
+		w.field(f)
+	}
+}
+
 // are taken as one, as there is no item to hang the list between on.
 func (w *pdfWriter) item(depth int) *node {
 	if len(w.lists) == 0 {

@@ -14,7 +14,6 @@ import (
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/paket"
-	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/amtsbote/amtsbote/xta"
 )
@@ -134,18 +133,7 @@ func TestHandedOverToAMailboxWithoutUsersIsHeld(t *testing.T) {
 // pushed to its deliverMessage endpoint.
 func TestHandedOverToAnXTABoxIsPushedWhenTheOfficeMovesToPush(t *testing.T) {
 	dir := t.TempDir()
-	pki, err := signing.EnsureDevPKI(filepath.Join(t.TempDir(), "pki"), "xta-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev, err := signing.EnsureDevTLS(pki, DemoOfficeID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fp, err := certFingerprint(dev.ClientCert)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pki, dev, fp := xtaTLS(t)
 	const xOffice, xService = "sn-xta-amt", "99123456789014"
 	overlay := filepath.Join(t.TempDir(), "xta.yaml")
 	if err := os.WriteFile(overlay, []byte(`services:

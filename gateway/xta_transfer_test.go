@@ -32,7 +32,9 @@ type xtaFixture struct {
 	tls   *tls.Config
 }
 
-func startXTA(t *testing.T, mutate func(*config.Config)) *xtaFixture {
+// xtaTLS makes a development PKI with the gateway's TLS certificates and an
+// office's client certificate, and the client certificate's pin.
+func xtaTLS(t *testing.T) (*signing.DevPKI, *signing.DevTLS, string) {
 	t.Helper()
 	pki, err := signing.EnsureDevPKI(filepath.Join(t.TempDir(), "pki"), "xta-test")
 	if err != nil {
@@ -46,6 +48,12 @@ func startXTA(t *testing.T, mutate func(*config.Config)) *xtaFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pki, dev, fp
+}
+
+func startXTA(t *testing.T, mutate func(*config.Config)) *xtaFixture {
+	t.Helper()
+	pki, dev, fp := xtaTLS(t)
 	party := xtaclient.Party{Identifier: "urn:de:amtsbote:test:xta:dresden", Scheme: "xoev"}
 	f := start(t, func(c *config.Config) {
 		c.XTA.Listen = "127.0.0.1:0"
