@@ -647,8 +647,14 @@ func (c *adminClient) reload(ctx context.Context, stdout io.Writer) error {
 		Nodes  []api.NodeReload `json:"nodes"`
 	}
 	b, err := c.do(ctx, http.MethodPost, "/v1/admin/directory/reload", nil, &v)
-	if c.raw && err == nil {
-		_, err = stdout.Write(b)
+	if c.raw {
+		// The answer as it came, also a refusal's (which names each gateway's
+		// result): a script reading -json got the text table instead.
+		if len(b) > 0 {
+			if _, werr := stdout.Write(b); werr != nil && err == nil {
+				err = werr
+			}
+		}
 		return err
 	}
 	if err != nil {

@@ -270,3 +270,26 @@ func TestAdminReloadListsEveryGateway(t *testing.T) {
 		t.Errorf("a gateway without an answer: rc %d\n%s%s", rc, out, errs)
 	}
 }
+
+// TestAdminJSONReloadPrintsTheRefusal: with -json a failed cluster reload printed
+// the text table; a script reading JSON got "GATEWAY ADDRESS RESULT" instead of
+// the answer, which names each gateway's result.
+func TestAdminJSONReloadPrintsTheRefusal(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusGatewayTimeout)
+		_, _ = w.Write([]byte(`{"type": "https://amtsbote.de/problems/reload-incomplete", "status": 504, "detail": "1 of 2", "nodes": [
+		{"node": "a1", "address": "gw-1:8443", "status": "reloaded"}, {"node": "b2", "address": "gw-2:8443", "status": "no answer"}]}`))
+	}))
+	defer srv.Close()
+	t.Setenv("AMTSBOTE_CONFIG", "")
+	t.Setenv("AMTSBOTE_ADMIN_TOKEN", "token")
+	var out, errb bytes.Buffer
+	rc := runAdmin(context.Background(), []string{"-url", srv.URL, "-data", t.TempDir(), "-json", "reload"}, &out, &errb)
+	if rc == 0 {
+		t.Error("a failed reload exited 0")
+	}
+	if !json.Valid(out.Bytes()) || !strings.Contains(out.String(), `"no answer"`) {
+		t.Errorf("-json reload: stdout is not the answer:\n%s", out.String())
+	}
+}
