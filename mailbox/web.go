@@ -732,7 +732,7 @@ func (m *Mailbox) lateDraft(w http.ResponseWriter, r *http.Request, p string) *d
 	if !reDecide.MatchString(p) {
 		return nil
 	}
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
+	if crossSite(r) {
 		return nil
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
@@ -744,6 +744,13 @@ func (m *Mailbox) lateDraft(w http.ResponseWriter, r *http.Request, p string) *d
 		return nil
 	}
 	return d
+}
+
+// crossSite reports a request the browser says another site made (Sec-Fetch-Site):
+// it carries no draft, wherever it is sent.
+func crossSite(r *http.Request) bool {
+	site := r.Header.Get("Sec-Fetch-Site")
+	return site != "" && site != "same-origin"
 }
 
 // draftOf is the decision in form, as the case's form and the login form that
@@ -767,7 +774,7 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request, caseID strin
 		return
 	}
 	var d *draft
-	if caseID != "" {
+	if caseID != "" && !crossSite(r) {
 		d = draftOf(r.PostForm)
 	}
 	// again is the login form again, carrying the draft on.
@@ -780,6 +787,10 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request, caseID strin
 	}
 	c, err := r.Cookie(loginCookie)
 	if err != nil || !sameToken(r.PostForm.Get("csrf"), c.Value) {
+		// Not this browser's login form: what it carries is nobody's draft. Another
+		// site could post a reason and "ablehnen" to the case's address, and the
+		// clerk found them in the case's form after the login (a review).
+		d = nil
 		p := again(r.PostForm.Get("weiter"))
 		p.Error = "Das Anmeldeformular war veraltet. Bitte melden Sie sich noch einmal an."
 		m.render(w, "login", http.StatusForbidden, p)

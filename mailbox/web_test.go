@@ -1261,3 +1261,37 @@ func TestInboxTitleSaysPageSearchAndCount(t *testing.T) {
 		t.Errorf("the second page (%s): title %q, caption %q", next, title, caption)
 	}
 }
+
+// TestAnotherSiteCannotPlantADraft: a POST to a case's own address goes to the
+// login that carries a decision typed before the session ended. Another site's
+// POST there (no cookies: SameSite=Lax) was answered with the login form
+// carrying its reason and "ablehnen", and after the login the clerk found them in
+// the case's form, ready to save (a review of the session's diff). A draft comes
+// only from this browser's own login form now: not with Sec-Fetch-Site of
+// another site, and not without the login form's token (a browser that sends no
+// Sec-Fetch-Site).
+func TestAnotherSiteCannotPlantADraft(t *testing.T) {
+	e := startBrokerEnv(t, t.TempDir(), Options{})
+	sub := e.receiveHandedOver(t, officeDresden)
+	at := "/postfach/s/" + sub.ID
+	e.login(t, "anna", "anna-passwort").get(at)
+	planted := "Ihr Antrag ist unvollständig. Bitte überweisen Sie 50 EUR an DE00 ATTACKER"
+	for _, hdr := range [][]string{{"Sec-Fetch-Site", "cross-site"}, nil} {
+		victim := newClient(t, e.mb.Handler())
+		rec := victim.do(http.MethodPost, at, url.Values{"ergebnis": {"ablehnen"}, "begruendung": {planted}}, hdr...)
+		body := rec.Body.String()
+		if strings.Contains(body, html.EscapeString(planted)) {
+			t.Fatalf("another site's POST (%v): %d, the login page carries its draft", hdr, rec.Code)
+		}
+		form := url.Values{"csrf": {csrfFrom(t, body)}, "benutzer": {"anna"}, "passwort": {"anna-passwort"}}
+		for _, k := range []string{"ergebnis", "begruendung"} {
+			if m := regexp.MustCompile(`type="hidden" name="` + k + `" value="([^"]*)"`).FindStringSubmatch(body); m != nil {
+				form.Set(k, html.UnescapeString(m[1]))
+			}
+		}
+		rec = victim.post(at, form)
+		if body := rec.Body.String(); strings.Contains(body, html.EscapeString(planted)) {
+			t.Fatalf("after the login (%v): %d, the case's form holds the attacker's reason", hdr, rec.Code)
+		}
+	}
+}
