@@ -1098,7 +1098,7 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 		m.deskError(w, r, s, err, "open submission")
 		return
 	}
-	p := m.base1(&s, "../")
+	p := m.base1(&s, rootFor(r, m.base.Path)) // served at s/{id}, and at s/{id}/entscheidung for a refused form
 	// Every case of a service has the same name: the case number tells the tabs
 	// (and a screen reader's list of windows) apart.
 	p.Title = sub.ServiceName + " – Vorgang " + sub.ID

@@ -1295,3 +1295,44 @@ func TestAnotherSiteCannotPlantADraft(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedReasonPageLinksResolve: the refusal of a reason too long is the
+// case's page served at s/{id}/entscheidung, and its links were those of a page
+// at s/{id}: the stylesheet resolved into s/, and the form the clerk shortened
+// went to s/{id}/{id}/entscheidung, a 404 that lost the text (a review). Links
+// of the case's page start from the mailbox's root now.
+func TestRefusedReasonPageLinksResolve(t *testing.T) {
+	e := startBrokerEnv(t, t.TempDir(), Options{})
+	sub := e.receiveHandedOver(t, officeDresden)
+	anna := e.login(t, "anna", "anna-passwort")
+	page := anna.get("/postfach/s/" + sub.ID).Body.String()
+	long := strings.Repeat("Die eingereichten Unterlagen sind unvollständig. ", 46)
+	at := "/postfach/s/" + sub.ID + "/entscheidung"
+	rec := anna.post(at, url.Values{"csrf": {csrfFrom(t, page)}, "ergebnis": {"ablehnen"}, "begruendung": {long}})
+	if rec.Code != http.StatusUnprocessableEntity {
+		t.Fatalf("refusal: %d", rec.Code)
+	}
+	body := rec.Body.String()
+	base, _ := url.Parse("http://x" + at)
+	resolve := func(ref string) string {
+		u, _ := url.Parse(ref)
+		return base.ResolveReference(u).Path
+	}
+	css := regexp.MustCompile(`rel="stylesheet" href="([^"]+)"`).FindStringSubmatch(body)[1]
+	if got := resolve(css); got != "/postfach/static/style.css" {
+		t.Errorf("the stylesheet resolves to %s", got)
+	}
+	for _, m := range regexp.MustCompile(`(?:href|action)="([^"#]+)"`).FindAllStringSubmatch(body, -1) {
+		if got := resolve(m[1]); strings.Contains(got, sub.ID+"/"+sub.ID) || strings.HasPrefix(got, "/postfach/s/static") {
+			t.Errorf("a link of the refusal page resolves to %s", got)
+		}
+	}
+	action := regexp.MustCompile(`<form method="post" action="([^"]+)" class="karte">`).FindStringSubmatch(body)[1]
+	if target := resolve(action); target != at {
+		t.Fatalf("the decision form of the refusal page goes to %s, want %s", target, at)
+	}
+	rec = anna.post(at, url.Values{"csrf": {csrfFrom(t, body)}, "ergebnis": {"ablehnen"}, "begruendung": {"kurz"}})
+	if rec.Code != http.StatusSeeOther {
+		t.Errorf("sending the shortened reason: HTTP %d, want 303", rec.Code)
+	}
+}
