@@ -82,7 +82,7 @@ func (bs *Blobs) Put(b []byte) (string, error) {
 	digest := hex.EncodeToString(sum[:])
 	final := bs.path(digest)
 	bs.mu.Lock()
-	whole, _, err := touchWhole(final, int64(len(b)), time.Now())
+	whole, _, _, err := touchWhole(final, int64(len(b)), time.Now())
 	bs.mu.Unlock()
 	if err != nil {
 		return "", err
@@ -113,13 +113,31 @@ func (bs *Blobs) Put(b []byte) (string, error) {
 	if err := f.Close(); err != nil {
 		return "", fmt.Errorf("store: blob close: %w", err)
 	}
+	// Placed as PutStream places it, under the lock and with its time set: a
+	// rename outside the lock replaced a file another request's PutStream had
+	// just created with one whose time (this write's, taken before that put) was
+	// older, and that request's DiscardNew then removed the bytes this Put's
+	// record references.
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	return digest, bs.place(tmp, final, int64(len(b)))
+}
+
+// place renames the complete, fsynced temporary file tmp to final, with a time
+// after every earlier one of the blob, unless final is there whole meanwhile
+// (then it is touched). The caller holds bs.mu.
+func (bs *Blobs) place(tmp, final string, size int64) error {
+	whole, _, at, err := touchWhole(final, size, time.Now())
+	if err != nil || whole {
+		return err
+	}
+	if err := os.Chtimes(tmp, at, at); err != nil {
+		return fmt.Errorf("store: blob: %w", err)
+	}
 	if err := os.Rename(tmp, final); err != nil {
-		return "", fmt.Errorf("store: blob rename: %w", err)
+		return fmt.Errorf("store: blob rename: %w", err)
 	}
-	if err := syncDir(sub); err != nil {
-		return "", err
-	}
-	return digest, nil
+	return syncDir(filepath.Dir(final))
 }
 
 // PutStream implements BlobStore: the bytes go to a temporary file in the blob
@@ -164,19 +182,18 @@ func (bs *Blobs) PutStream(ctx context.Context, r io.Reader, limit int64, want s
 	// are one step against the sweep.
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
-	now := time.Now()
-	whole, repaired, err := touchWhole(final, n, now)
+	whole, repaired, at, err := touchWhole(final, n, time.Now())
 	if err != nil {
 		return StreamPut{}, err
 	}
 	if whole {
-		return StreamPut{Digest: digest, Size: n, Written: now}, nil
+		return StreamPut{Digest: digest, Size: n, Written: at}, nil
 	}
 	// A cut file is replaced below and not reported as created, since records
 	// named it before (DiscardNew must not remove it).
 	// The file's time is set before the rename, so Written is exactly the time a
 	// DeleteIfOlder compares, and any later Put of the same content is newer.
-	if err := os.Chtimes(tmp, now, now); err != nil {
+	if err := os.Chtimes(tmp, at, at); err != nil {
 		return StreamPut{}, fmt.Errorf("store: blob: %w", err)
 	}
 	if err := os.Rename(tmp, final); err != nil {
@@ -185,7 +202,7 @@ func (bs *Blobs) PutStream(ctx context.Context, r io.Reader, limit int64, want s
 	if err := syncDir(sub); err != nil {
 		return StreamPut{}, err
 	}
-	return StreamPut{Digest: digest, Size: n, Created: !repaired, Written: now}, nil
+	return StreamPut{Digest: digest, Size: n, Created: !repaired, Written: at}, nil
 }
 
 // CopyLimited copies r to w until EOF, at most limit bytes (limit < 0: no limit),
@@ -256,22 +273,29 @@ func (bs *Blobs) DeleteIfOlder(digest string, before time.Time) (bool, error) {
 	return true, nil
 }
 
-// Refresh implements Refresher: the file's time becomes now, under the lock
-// DeleteIfOlder takes, so a deletion either came first (ErrNotFound) or sees the
-// new time.
+// Refresh implements Refresher: the file's time becomes now (or just after its
+// last one, see later), under the lock DeleteIfOlder takes, so a deletion either
+// came first (ErrNotFound) or sees the new time.
 func (bs *Blobs) Refresh(_ context.Context, digest string) (time.Time, error) {
 	if !IsHexDigest(digest) {
 		return time.Time{}, ErrBadDigest
 	}
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
-	now := time.Now()
-	if err := os.Chtimes(bs.path(digest), now, now); errors.Is(err, os.ErrNotExist) {
+	final := bs.path(digest)
+	info, err := os.Stat(final)
+	if errors.Is(err, os.ErrNotExist) {
 		return time.Time{}, fmt.Errorf("store: blob %s: %w", digest, ErrNotFound)
 	} else if err != nil {
 		return time.Time{}, fmt.Errorf("store: blob refresh: %w", err)
 	}
-	return now, nil
+	at := later(info.ModTime(), time.Now())
+	if err := os.Chtimes(final, at, at); errors.Is(err, os.ErrNotExist) {
+		return time.Time{}, fmt.Errorf("store: blob %s: %w", digest, ErrNotFound)
+	} else if err != nil {
+		return time.Time{}, fmt.Errorf("store: blob refresh: %w", err)
+	}
+	return at, nil
 }
 
 // removeStale removes the temporary files of writes that died with their process
@@ -352,23 +376,39 @@ func (bs *Blobs) Read(digest string) ([]byte, error) {
 	return io.ReadAll(rc)
 }
 
-// touchWhole moves the time of the blob file final to now if it is there whole
-// (size bytes): content that comes again is not written twice. A file of
-// another size is cut (a `tar -x` of a cut backup, a disk error): touched, it
-// would stay what a new record names, so it is reported (cut) to be written
-// again, the rename replacing it. The caller holds bs.mu.
-func touchWhole(final string, size int64, now time.Time) (whole, cut bool, err error) {
+// touchWhole moves the time of the blob file final forward (later) if it is
+// there whole (size bytes): content that comes again is not written twice. A
+// file of another size is cut (a `tar -x` of a cut backup, a disk error):
+// touched, it would stay what a new record names, so it is reported (cut) to be
+// written again, the rename replacing it. at is the time the file has now
+// (whole) or is to get (else). The caller holds bs.mu.
+func touchWhole(final string, size int64, now time.Time) (whole, cut bool, at time.Time, err error) {
 	info, err := os.Stat(final)
 	if err != nil {
-		return false, false, nil
+		return false, false, now, nil
 	}
+	at = later(info.ModTime(), now)
 	if info.Size() != size {
-		return false, true, nil
+		return false, true, at, nil
 	}
-	if err := os.Chtimes(final, now, now); err != nil {
-		return false, false, fmt.Errorf("store: blob touch: %w", err)
+	if err := os.Chtimes(final, at, at); err != nil {
+		return false, false, at, fmt.Errorf("store: blob touch: %w", err)
 	}
-	return true, false, nil
+	return true, false, at, nil
+}
+
+// later is the time a put or refresh gives a blob whose time is last: now, or
+// just after last when the clock does not read later. A blob's time is what
+// DiscardNew takes for "nobody put this content since": with the wall clock
+// alone, a put after an NTP step back gave the blob an earlier time than the put
+// before it, and that earlier request's DiscardNew then removed the bytes the
+// later one had been acknowledged with. (Where the file system keeps whole
+// seconds the nanosecond is lost, but DiscardNew removes nothing there: grain.)
+func later(last, now time.Time) time.Time {
+	if now.After(last) {
+		return now
+	}
+	return last.Add(time.Nanosecond)
 }
 
 // mkSub makes a blob's subfolder (the digest's first two hex digits) and, the

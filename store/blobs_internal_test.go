@@ -235,3 +235,49 @@ func TestNewBlobFolderIsDurable(t *testing.T) {
 		t.Fatalf("restore into a new folder: its parent fsynced %d times, the folder %d", synced[filepath.Dir(into)], synced[into])
 	}
 }
+
+// TestDiscardNewKeepsAPutAfterAClockStepBack: request A's put creates a blob
+// with its clock's time, NTP steps the clock back 2 s, request B puts (or
+// refreshes) the same content and is acknowledged, then A fails and discards
+// what it created. B's bytes must stay. With a put's time taken from the wall
+// clock alone, B's put made the blob look older than A's, and A's DiscardNew
+// removed it.
+func TestDiscardNewKeepsAPutAfterAClockStepBack(t *testing.T) {
+	for _, way := range []string{"PutStream", "Put", "Refresh"} {
+		bs, err := OpenBlobs(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Where DiscardNew removes what it created at all.
+		bs.grain = time.Nanosecond
+		content := bytes.Repeat([]byte("Bauplan "+way), 100_000) // a file blob
+		sum := sha256.Sum256(content)
+		want := hex.EncodeToString(sum[:])
+		a, err := bs.PutStream(context.Background(), bytes.NewReader(content), -1, want)
+		if err != nil || !a.Created {
+			t.Fatalf("A: %+v %v", a, err)
+		}
+		// A's put as a clock 2 s ahead of the one B reads left it.
+		a.Written = a.Written.Add(2 * time.Second)
+		if err := os.Chtimes(bs.path(want), a.Written, a.Written); err != nil {
+			t.Fatal(err)
+		}
+		switch way {
+		case "PutStream":
+			_, err = bs.PutStream(context.Background(), bytes.NewReader(content), -1, want)
+		case "Put":
+			_, err = bs.Put(content)
+		case "Refresh":
+			_, err = bs.Refresh(context.Background(), want)
+		}
+		if err != nil {
+			t.Fatalf("B's %s: %v", way, err)
+		}
+		if err := DiscardNew(bs, a); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(bs.path(want)); err != nil {
+			t.Fatalf("B's %s after a 2 s clock step back: A's discard removed the acknowledged blob: %v", way, err)
+		}
+	}
+}

@@ -28,7 +28,8 @@ import (
 //
 // Each value is kept alone under its digest (wbucket.PutAlone: a nested bucket, so
 // it has a page of its own and is written once, not again with its neighbours) and
-// is the time it was written or put again (8 bytes, Unix nanoseconds, big-endian),
+// is the time it was written or put again (8 bytes, Unix nanoseconds, big-endian;
+// never earlier than the one before, later says why),
 // the blob's size (8 bytes) and the bytes compressed when that is smaller (an XML
 // package shrinks to about a quarter, and its certificates to a token, known.go).
 // Builds before schema 2 stored the value plainly under the digest; getAlone reads
@@ -78,6 +79,9 @@ func (db *DB) inlineValue(b []byte, own ...learned) []byte {
 	return append(v, p...)
 }
 
+// inlineTime is the time an inline value was written or put again.
+func inlineTime(v []byte) time.Time { return time.Unix(0, int64(binary.BigEndian.Uint64(v))) }
+
 // inlineBytes is the blob in an inline value.
 func (db *DB) inlineBytes(v []byte) ([]byte, error) {
 	flag := v[16]
@@ -114,8 +118,13 @@ func (bs dbBlobs) Put(b []byte) (string, error) {
 	}
 	v := bs.db.inlineValue(b)
 	err := bs.db.batch(func(tx *wtx) error {
-		binary.BigEndian.PutUint64(v, uint64(time.Now().UnixNano()))
-		return tx.bucket(bucketBlobs).PutAlone([]byte(digest), v)
+		b := tx.bucket(bucketBlobs)
+		at := time.Now()
+		if old := getAlone(b.b, []byte(digest)); len(old) >= inlineHeader {
+			at = later(inlineTime(old), at) // never backwards (later says why)
+		}
+		binary.BigEndian.PutUint64(v, uint64(at.UnixNano()))
+		return b.PutAlone([]byte(digest), v)
 	})
 	if err != nil {
 		return "", fmt.Errorf("store: blob: %w", err)
@@ -194,7 +203,7 @@ func (bs dbBlobs) DeleteIfOlder(digest string, before time.Time) (bool, error) {
 		if found = v != nil; !found || len(v) < inlineHeader {
 			return nil
 		}
-		if written := time.Unix(0, int64(binary.BigEndian.Uint64(v))); !written.Before(before) {
+		if !inlineTime(v).Before(before) {
 			return nil
 		}
 		gone = true
@@ -236,7 +245,7 @@ func (bs dbBlobs) Walk(fn func(digest string, size int64, written time.Time) boo
 			if len(v) < inlineHeader {
 				continue
 			}
-			if stopped = !fn(string(k), int64(binary.BigEndian.Uint64(v[8:])), time.Unix(0, int64(binary.BigEndian.Uint64(v)))); stopped {
+			if stopped = !fn(string(k), int64(binary.BigEndian.Uint64(v[8:])), inlineTime(v)); stopped {
 				return false, nil
 			}
 		}
@@ -290,7 +299,8 @@ func (bs dbBlobs) Refresh(ctx context.Context, digest string) (time.Time, error)
 	return bs.db.blobs.Refresh(ctx, digest)
 }
 
-// touchInline moves the time of digest's inline blob to now, in a transaction
+// touchInline moves the time of digest's inline blob to now (or just after its
+// last one: later), in a transaction
 // that DeleteIfOlder's batch is ordered with, and reports whether there is one.
 // A read comes first: a blob kept as a file (every streamed attachment but
 // content stored inline before) costs no commit, which waited for the commit
@@ -309,7 +319,7 @@ func (bs dbBlobs) touchInline(digest string) (inline bool, at time.Time, err err
 		if inline = len(v) >= inlineHeader; !inline {
 			return nil // deleted since the read: the file store's answer stands
 		}
-		at = time.Now()
+		at = later(inlineTime(v), time.Now())
 		nv := append([]byte{}, v...)
 		binary.BigEndian.PutUint64(nv, uint64(at.UnixNano()))
 		return b.PutAlone([]byte(digest), nv)

@@ -272,7 +272,9 @@ type StreamPut struct {
 	// there already belongs to records that reference it.
 	Created bool
 	// Written is the blob's time as the retention sweep sees it right after the
-	// put. A put of the same content by anyone later moves it forward.
+	// put. A put or refresh of the same content by anyone later moves it forward,
+	// past Written even when its clock reads earlier (NTP stepped it back, another
+	// node's clock is behind): DiscardNew takes a blob's time for its version.
 	Written time.Time
 }
 
@@ -293,6 +295,7 @@ type CondDeleter interface {
 // fresh times the blob of an upload still under way looked unreferenced and old,
 // was removed, and the package was then acknowledged without it. Refresh returns
 // the blob's new time (a later DeleteIfOlder with an earlier cut-off keeps it),
+// which is after its previous one whatever the clock reads (StreamPut.Written),
 // ErrNotFound when the blob is gone.
 type Refresher interface {
 	Refresh(ctx context.Context, digest string) (time.Time, error)
@@ -325,8 +328,11 @@ type Leaser interface {
 // references, because the request failed after PutStream: an attachment whose
 // package was refused must leave no bytes behind. It deletes only if nobody put the
 // same content since (DeleteIfOlder with p's own time), so a concurrent request
-// that references the same bytes keeps them. A store without DeleteIfOlder leaves
-// the blob to the retention sweep.
+// that references the same bytes keeps them. That is sound only because a store
+// never moves a blob's time backwards (StreamPut.Written): with the wall clock
+// alone, a put after an NTP step back looked older than p, and p's discard removed
+// the bytes that other request had been acknowledged with. A store without
+// DeleteIfOlder leaves the blob to the retention sweep.
 func DiscardNew(bs BlobStore, p StreamPut) error {
 	if !p.Created {
 		return nil

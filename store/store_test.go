@@ -47,6 +47,9 @@ func BoltHarness() storetest.Harness {
 			t.Cleanup(func() { db.Close() })
 			return db
 		},
+		StepBack: func(t *testing.T, st store.Store, digest string, d time.Duration) time.Time {
+			return storetest.StepBackFile(t, filepath.Join(dirs[st], "blobs"), digest, d)
+		},
 	}
 }
 

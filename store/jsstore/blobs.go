@@ -29,7 +29,8 @@ import (
 // stored time is when the object was last put, and both a Put of existing content
 // (the touch) and DeleteIfOlder change it only on condition that it is still the
 // message they read (Nats-Expected-Last-Subject-Sequence), so the two cannot
-// overtake each other unseen on any pair of nodes.
+// overtake each other unseen on any pair of nodes. A touch never moves that time
+// backwards (hdrNotBefore), whichever node's clock stored it.
 type Blobs struct {
 	obs    jetstream.ObjectStore
 	nc     *nats.Conn       // conditional publishes of meta messages
@@ -134,9 +135,33 @@ func (b *Blobs) readStored(ctx context.Context, digest string) (bm *blobMeta, in
 type blobMeta struct {
 	subject string
 	seq     uint64
-	stored  time.Time // the server's time of storing it: the object's time for the sweep
-	data    []byte    // the meta JSON as stored
-	info    jetstream.ObjectInfo
+	// stored is the object's time for the sweep and DiscardNew: the server's time
+	// of storing the message, or its hdrNotBefore if that is later.
+	stored time.Time
+	data   []byte // the meta JSON as stored
+	info   jetstream.ObjectInfo
+}
+
+// hdrNotBefore is what a touch sets on the meta message it publishes: the time
+// (Unix nanoseconds) just after the one of the message it replaces, which the
+// new message's time is never earlier than (metaTime). Each message is timed by
+// the clock of the stream leader that stores it, and leadership moves: a touch
+// stored by a leader whose clock was behind the one that stored the upload made
+// the object look older than the upload, and the uploading request's DiscardNew
+// (DeleteIfOlder with its own time) removed the bytes the touching request had
+// been acknowledged with. An NTP step back on one leader did the same.
+const hdrNotBefore = "Amtsbote-Not-Before"
+
+// metaTime is a meta message's time: the server's, or its hdrNotBefore if later.
+func metaTime(stored time.Time, h nats.Header) time.Time {
+	ns, err := strconv.ParseInt(h.Get(hdrNotBefore), 10, 64)
+	if err != nil {
+		return stored
+	}
+	if nb := time.Unix(0, ns); nb.After(stored) {
+		return nb
+	}
+	return stored
 }
 
 // live reports whether the message describes an object that Get would stream.
@@ -163,7 +188,7 @@ func (b *Blobs) readMetaAt(ctx context.Context, subject string) (*blobMeta, erro
 	if err != nil {
 		return nil, err
 	}
-	bm := &blobMeta{subject: subject, seq: m.Sequence, stored: m.Time, data: m.Data}
+	bm := &blobMeta{subject: subject, seq: m.Sequence, stored: metaTime(m.Time, m.Header), data: m.Data}
 	if err := json.Unmarshal(m.Data, &bm.info); err != nil {
 		return nil, fmt.Errorf("jsstore: blob meta %s: %w", subject, err)
 	}
@@ -182,9 +207,12 @@ func metaMsg(bm *blobMeta, data []byte) *nats.Msg {
 }
 
 // touch publishes bm's meta message again, byte for byte, so its stored time becomes
-// now; errConflict if bm is no longer the last message of its subject.
+// now (or just after bm's: hdrNotBefore); errConflict if bm is no longer the last
+// message of its subject.
 func (b *Blobs) touch(ctx context.Context, bm *blobMeta) error {
-	return request(ctx, b.nc, metaMsg(bm, bm.data))
+	m := metaMsg(bm, bm.data)
+	m.Header.Set(hdrNotBefore, strconv.FormatInt(bm.stored.Add(time.Nanosecond).UnixNano(), 10))
+	return request(ctx, b.nc, m)
 }
 
 // Refresh implements store.Refresher: the meta message is touched as a Put of

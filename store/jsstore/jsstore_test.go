@@ -77,6 +77,7 @@ func embeddedHarness() storetest.Harness {
 			}
 			return open(t, n.dir)
 		},
+		StepBack: jsstore.StepBackBlob,
 	}
 }
 
@@ -118,6 +119,7 @@ func clusterHarness(c *natstest.Cluster) storetest.Harness {
 			_ = old.Close()
 			return open(t, prefix)
 		},
+		StepBack: jsstore.StepBackBlob,
 	}
 }
 

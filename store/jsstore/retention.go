@@ -213,7 +213,9 @@ func (b *Blobs) Delete(digest string) error {
 
 // Walk calls fn for every blob with its size and the time its meta message was
 // stored (the server's clock), until fn returns false. Deleted objects and objects
-// not named by a digest are skipped.
+// not named by a digest are skipped. That time may be earlier than the one
+// DeleteIfOlder judges (hdrNotBefore), never later: the sweep picks candidates
+// by it, and DeleteIfOlder keeps the ones that are not old after all.
 func (b *Blobs) Walk(fn func(digest string, size int64, written time.Time) bool) error {
 	// Like Scan, no overall deadline (a large store takes long); each fetch has one.
 	return b.eachMeta(context.Background(), func(info jetstream.ObjectInfo, stored time.Time) bool {

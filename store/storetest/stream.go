@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 	"time"
@@ -166,5 +167,65 @@ func (s *suite) testBlobPutStream(t *testing.T) {
 	readBack(ps.Digest, small)
 	if _, err := bs.PutStream(ctx, bytes.NewReader(nil), -1, "zz"); !errors.Is(err, store.ErrBadDigest) {
 		t.Errorf("PutStream with a malformed digest: %v, want ErrBadDigest", err)
+	}
+}
+
+// testBlobClockStepBack: request A's put created a blob, the clock stepped back
+// (StepBack), and request B put (or refreshed) the same content, so B's record
+// references it; then A failed and discards what it created. B's bytes must
+// stay. A store that gave B's put the wall clock's time made it look older than
+// A's, and A's DiscardNew removed an acknowledged attachment.
+func (s *suite) testBlobClockStepBack(t *testing.T) {
+	st := s.h.Open(t)
+	bs := st.Blobs()
+	ctx := context.Background()
+	ways := []struct {
+		name  string
+		renew func(content []byte, digest string) (time.Time, error)
+	}{
+		{"PutStream", func(content []byte, digest string) (time.Time, error) {
+			p, err := bs.PutStream(ctx, bytes.NewReader(content), -1, digest)
+			return p.Written, err
+		}},
+		{"Put", func(content []byte, _ string) (time.Time, error) {
+			_, err := bs.Put(content)
+			return time.Time{}, err
+		}},
+		{"Refresh", func(_ []byte, digest string) (time.Time, error) {
+			ref, ok := bs.(store.Refresher)
+			if !ok {
+				return time.Time{}, fmt.Errorf("%T has no Refresh", bs)
+			}
+			return ref.Refresh(ctx, digest)
+		}},
+	}
+	for _, way := range ways {
+		content := make([]byte, 300<<10) // a file or several chunks: what PutStream creates
+		_, _ = rand.Read(content)
+		digest := hexSum(content)
+		a, err := bs.PutStream(ctx, bytes.NewReader(content), -1, digest)
+		if err != nil || !a.Created {
+			t.Fatalf("%s: A's PutStream = %+v, %v; want created", way.name, a, err)
+		}
+		a.Written = s.h.StepBack(t, st, digest, 2*time.Second)
+		at, err := way.renew(content, digest)
+		if err != nil {
+			t.Fatalf("%s: B's put after the step back: %v", way.name, err)
+		}
+		if !at.IsZero() && !at.After(a.Written) {
+			t.Errorf("%s: B's put has time %s, not after A's %s: it looks older than the put before it", way.name, at, a.Written)
+		}
+		if err := store.DiscardNew(bs, a); err != nil {
+			t.Fatalf("%s: DiscardNew: %v", way.name, err)
+		}
+		rc, err := bs.Open(ctx, digest)
+		if err != nil {
+			t.Fatalf("%s: B put the content after A, with the clock stepped back 2 s, and A's DiscardNew removed it: %v", way.name, err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, content) {
+			t.Fatalf("%s: read back %d of %d bytes: %v", way.name, len(got), len(content), err)
+		}
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -39,6 +41,12 @@ type Harness struct {
 	Reopen func(t *testing.T, old store.Store) store.Store
 	// Concurrency is the number of goroutines of the concurrent cases (default 32).
 	Concurrency int
+	// StepBack makes the blob digest of st look put by a clock that ran ahead by
+	// d and was then stepped back (NTP; or, in a cluster, put by a node whose
+	// clock is d ahead of the next one's): its time moves d forward, as that put
+	// would have left it. It returns the blob's new time (the put's Written).
+	// Required: DiscardNew's safety depends on it (testBlobClockStepBack).
+	StepBack func(t *testing.T, st store.Store, digest string, d time.Duration) time.Time
 }
 
 // watchdog bounds every concurrent case: a liveness guard, not a timing assertion.
@@ -48,8 +56,8 @@ const watchdog = 2 * time.Minute
 // with a stable name, so one can be run alone (-run 'X/Suite/ConcurrentUpdates').
 func Run(t *testing.T, h Harness) {
 	t.Helper()
-	if h.Open == nil || h.Reopen == nil {
-		t.Fatal("storetest: Harness needs Open and Reopen")
+	if h.Open == nil || h.Reopen == nil || h.StepBack == nil {
+		t.Fatal("storetest: Harness needs Open, Reopen and StepBack")
 	}
 	if h.Concurrency <= 0 {
 		h.Concurrency = 32
@@ -82,10 +90,27 @@ func Run(t *testing.T, h Harness) {
 	t.Run("BlobDeleteAndWalk", s.testBlobDeleteAndWalk)
 	t.Run("BlobPutStream", s.testBlobPutStream)
 	t.Run("BlobRefresh", s.testBlobRefresh)
+	t.Run("BlobClockStepBack", s.testBlobClockStepBack)
 	t.Run("WritesTimed", s.testWritesTimed)
 }
 
 type suite struct{ h Harness }
+
+// StepBackFile is Harness.StepBack for a blob kept as a file in the folder
+// blobs (store.Blobs' layout): its time moves d forward.
+func StepBackFile(t *testing.T, blobs, digest string, d time.Duration) time.Time {
+	t.Helper()
+	name := filepath.Join(blobs, digest[:2], digest)
+	info, err := os.Stat(name)
+	if err != nil {
+		t.Fatalf("StepBack: %v", err)
+	}
+	at := info.ModTime().Add(d)
+	if err := os.Chtimes(name, at, at); err != nil {
+		t.Fatalf("StepBack: %v", err)
+	}
+	return at
+}
 
 // NewSubmission returns a queued submission for tests: id, sender and message id as
 // given, addressed to office-a with one webhook target.

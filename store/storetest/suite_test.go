@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -29,7 +30,7 @@ func boltHarness(defect string) Harness {
 		t.Cleanup(func() { db.Close() })
 		var s store.Store = db
 		if defect != "" {
-			s = &defective{Store: db, defect: defect}
+			s = &defective{Store: db, defect: defect, dir: dir}
 		}
 		dirs[s] = dir
 		return s
@@ -46,6 +47,9 @@ func boltHarness(defect string) Harness {
 			}
 			return open(t, dir)
 		},
+		StepBack: func(t *testing.T, st store.Store, digest string, d time.Duration) time.Time {
+			return StepBackFile(t, filepath.Join(dirs[st], "blobs"), digest, d)
+		},
 	}
 }
 
@@ -53,6 +57,7 @@ func boltHarness(defect string) Harness {
 type defective struct {
 	store.Store
 	defect string
+	dir    string // the store's folder
 	mu     sync.Mutex
 	// ghosts are what a defective Delete left behind: idempotency keys (sender NUL
 	// message id → deleted id) or outbox entries.
@@ -310,8 +315,9 @@ func (d *defective) WalkOffice(office, after string, fn func(*submission.Submiss
 func (d *defective) Blobs() store.BlobStore {
 	switch d.defect {
 	case "blob-not-found-unwrapped", "walk-skips-blobs", "blob-delete-keeps-bytes",
-		"stream-keeps-mismatch", "stream-ignores-limit", "stream-discards-shared", "refresh-does-nothing":
-		return badBlobs{d.Store.Blobs(), d.defect}
+		"stream-keeps-mismatch", "stream-ignores-limit", "stream-discards-shared", "refresh-does-nothing",
+		"touch-by-wall-clock":
+		return badBlobs{d.Store.Blobs(), d.defect, filepath.Join(d.dir, "blobs")}
 	}
 	return d.Store.Blobs()
 }
@@ -319,6 +325,7 @@ func (d *defective) Blobs() store.BlobStore {
 type badBlobs struct {
 	store.BlobStore
 	defect string
+	dir    string // the blob files' folder
 }
 
 func (b badBlobs) Walk(fn func(digest string, size int64, written time.Time) bool) error {
@@ -355,6 +362,18 @@ func (b badBlobs) PutStream(ctx context.Context, r io.Reader, limit int64, want 
 		return p, err
 	case "stream-ignores-limit":
 		return b.BlobStore.PutStream(ctx, r, -1, want)
+	case "touch-by-wall-clock":
+		// What the file store did before: a put of stored content gives the file
+		// the clock's time, earlier than the blob's after a step back.
+		p, err := b.BlobStore.PutStream(ctx, r, limit, want)
+		if err == nil && !p.Created {
+			now := time.Now()
+			if err := os.Chtimes(filepath.Join(b.dir, p.Digest[:2], p.Digest), now, now); err != nil {
+				return store.StreamPut{}, err
+			}
+			p.Written = now
+		}
+		return p, err
 	case "stream-discards-shared":
 		// Says every put created the blob, so DiscardNew removes shared content.
 		p, err := b.BlobStore.PutStream(ctx, r, limit, want)
@@ -426,6 +445,7 @@ func TestSeededDefectsFail(t *testing.T) {
 		"stream-ignores-limit":          "BlobPutStream",
 		"stream-discards-shared":        "BlobPutStream",
 		"refresh-does-nothing":          "BlobRefresh",
+		"touch-by-wall-clock":           "BlobClockStepBack",
 		"waiting-misses-erasure":        "WaitingNamesOfficeAndErasure",
 		"untimed-writes":                "WritesTimed",
 		"redact-ignored":                "UpdateRedacting",
