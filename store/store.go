@@ -267,9 +267,10 @@ type BlobStore interface {
 type StreamPut struct {
 	Digest string
 	Size   int64
-	// Created: the content was not stored before this call. Only then may a caller
-	// whose request fails afterwards remove it again (DiscardNew); content that was
-	// there already belongs to records that reference it.
+	// Created: the content was not stored before this call (and, as far as the
+	// store could tell, nobody put it again before the call returned). Only then
+	// may a caller whose request fails afterwards remove it again (DiscardNew);
+	// content that was there already belongs to records that reference it.
 	Created bool
 	// Written is the blob's time as the retention sweep sees it right after the
 	// put. A put or refresh of the same content by anyone later moves it forward,

@@ -44,6 +44,10 @@ type Blobs struct {
 	// loseAck, set by tests, turns a stored deletion marker into a lost
 	// acknowledgement.
 	loseAck func() bool
+	// beforeReadBack, set by tests, runs after an upload or a touch and before
+	// the meta message is read back for its time: the window another request's
+	// put of the same content hits.
+	beforeReadBack func(digest string)
 }
 
 var _ store.BlobStore = (*Blobs)(nil)
@@ -137,9 +141,10 @@ type blobMeta struct {
 	seq     uint64
 	// stored is the object's time for the sweep and DiscardNew: the server's time
 	// of storing the message, or its hdrNotBefore if that is later.
-	stored time.Time
-	data   []byte // the meta JSON as stored
-	info   jetstream.ObjectInfo
+	stored  time.Time
+	touched bool   // a touch stored it (it has hdrNotBefore), not an upload
+	data    []byte // the meta JSON as stored
+	info    jetstream.ObjectInfo
 }
 
 // hdrNotBefore is what a touch sets on the meta message it publishes: the time
@@ -153,15 +158,19 @@ type blobMeta struct {
 const hdrNotBefore = "Amtsbote-Not-Before"
 
 // metaTime is a meta message's time: the server's, or its hdrNotBefore if later.
-func metaTime(stored time.Time, h nats.Header) time.Time {
-	ns, err := strconv.ParseInt(h.Get(hdrNotBefore), 10, 64)
+func metaTime(stored time.Time, h nats.Header) (at time.Time, touched bool) {
+	v := h.Get(hdrNotBefore)
+	if v == "" {
+		return stored, false
+	}
+	ns, err := strconv.ParseInt(v, 10, 64)
 	if err != nil {
-		return stored
+		return stored, true
 	}
 	if nb := time.Unix(0, ns); nb.After(stored) {
-		return nb
+		return nb, true
 	}
-	return stored
+	return stored, true
 }
 
 // live reports whether the message describes an object that Get would stream.
@@ -188,7 +197,8 @@ func (b *Blobs) readMetaAt(ctx context.Context, subject string) (*blobMeta, erro
 	if err != nil {
 		return nil, err
 	}
-	bm := &blobMeta{subject: subject, seq: m.Sequence, stored: metaTime(m.Time, m.Header), data: m.Data}
+	bm := &blobMeta{subject: subject, seq: m.Sequence, data: m.Data}
+	bm.stored, bm.touched = metaTime(m.Time, m.Header)
 	if err := json.Unmarshal(m.Data, &bm.info); err != nil {
 		return nil, fmt.Errorf("jsstore: blob meta %s: %w", subject, err)
 	}
@@ -210,9 +220,27 @@ func metaMsg(bm *blobMeta, data []byte) *nats.Msg {
 // now (or just after bm's: hdrNotBefore); errConflict if bm is no longer the last
 // message of its subject.
 func (b *Blobs) touch(ctx context.Context, bm *blobMeta) error {
+	_, err := b.touchSeq(ctx, bm)
+	return err
+}
+
+// touchSeq is touch that also returns the touch's sequence.
+func (b *Blobs) touchSeq(ctx context.Context, bm *blobMeta) (uint64, error) {
 	m := metaMsg(bm, bm.data)
 	m.Header.Set(hdrNotBefore, strconv.FormatInt(bm.stored.Add(time.Nanosecond).UnixNano(), 10))
-	return request(ctx, b.nc, m)
+	return requestSeq(ctx, b.nc, m)
+}
+
+// touchedAt is the time of the touch of bm stored under seq, read as after: its
+// own if after is that message, else (touched again meanwhile, by another
+// request) the earliest it can have had, just after bm's. That later touch's
+// time is not this one's to report: a DiscardNew that took it removed the bytes
+// that other request references.
+func touchedAt(bm *blobMeta, seq uint64, after *blobMeta) time.Time {
+	if after != nil && after.seq == seq {
+		return after.stored
+	}
+	return bm.stored.Add(time.Nanosecond)
 }
 
 // Refresh implements store.Refresher: the meta message is touched as a Put of
@@ -231,11 +259,15 @@ func (b *Blobs) Refresh(ctx context.Context, digest string) (time.Time, error) {
 		c, cancelAttempt := context.WithTimeout(ctx, b.opts.RequestTimeout)
 		bm, intact, err := b.readStored(c, digest)
 		if err == nil && intact {
-			if err = b.touch(c, bm); err == nil {
+			var seq uint64
+			if seq, err = b.touchSeq(c, bm); err == nil {
+				if b.beforeReadBack != nil {
+					b.beforeReadBack(digest)
+				}
 				var bm2 *blobMeta
 				if bm2, err = b.readMeta(c, digest); err == nil {
 					cancelAttempt()
-					return bm2.stored, nil
+					return touchedAt(bm, seq, bm2), nil
 				}
 			}
 		}

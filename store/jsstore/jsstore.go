@@ -1056,28 +1056,34 @@ func (s *Store) write1(ctx context.Context, msgs []*nats.Msg) error {
 // expected last sequence did not match: nothing was stored), errAmbiguous (maybe
 // stored) or another error (refused).
 func request(ctx context.Context, nc *nats.Conn, m *nats.Msg) error {
+	_, err := requestSeq(ctx, nc, m)
+	return err
+}
+
+// requestSeq is request that also returns the stored message's sequence.
+func requestSeq(ctx context.Context, nc *nats.Conn, m *nats.Msg) (uint64, error) {
 	resp, err := nc.RequestMsgWithContext(ctx, m)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errAmbiguous, err)
+		return 0, fmt.Errorf("%w: %v", errAmbiguous, err)
 	}
 	var ack pubAck
 	if err := json.Unmarshal(resp.Data, &ack); err != nil {
-		return fmt.Errorf("%w: bad acknowledgement %q", errAmbiguous, resp.Data)
+		return 0, fmt.Errorf("%w: bad acknowledgement %q", errAmbiguous, resp.Data)
 	}
 	if ack.Error == nil {
 		if ack.Seq == 0 {
-			return fmt.Errorf("%w: acknowledgement without sequence %q", errAmbiguous, resp.Data)
+			return 0, fmt.Errorf("%w: acknowledgement without sequence %q", errAmbiguous, resp.Data)
 		}
-		return nil
+		return ack.Seq, nil
 	}
 	e := ack.Error
 	switch {
 	case e.ErrCode == codeWrongLastSeq || e.ErrCode == codeWrongLastSeqConstant:
-		return fmt.Errorf("%w: %s", errConflict, e.Description)
+		return 0, fmt.Errorf("%w: %s", errConflict, e.Description)
 	case e.ErrCode == codeBatchIncomplete || e.ErrCode == codeBatchTooManyInflight || e.Code >= 500:
-		return fmt.Errorf("%w: %s (%d)", errAmbiguous, e.Description, e.ErrCode)
+		return 0, fmt.Errorf("%w: %s (%d)", errAmbiguous, e.Description, e.ErrCode)
 	}
-	return fmt.Errorf("jsstore: write refused: %s (%d)", e.Description, e.ErrCode)
+	return 0, fmt.Errorf("jsstore: write refused: %s (%d)", e.Description, e.ErrCode)
 }
 
 // transient reports whether a read error is worth retrying.

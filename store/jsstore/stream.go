@@ -95,15 +95,14 @@ func (b *Blobs) putStream(ctx context.Context, r io.Reader, limit int64, want st
 			}
 			for {
 				c, cancel := context.WithTimeout(ctx, b.opts.RequestTimeout)
-				terr := b.touch(c, bm)
+				seq, terr := b.touchSeq(c, bm)
 				if terr == nil {
-					bm2, rerr := b.readMeta(c, want)
-					cancel()
-					put := store.StreamPut{Digest: want, Size: n}
-					if rerr == nil {
-						put.Written = bm2.stored
+					if b.beforeReadBack != nil {
+						b.beforeReadBack(want)
 					}
-					return put, nil
+					bm2, _ := b.readMeta(c, want)
+					cancel()
+					return store.StreamPut{Digest: want, Size: n, Written: touchedAt(bm, seq, bm2)}, nil
 				}
 				if !errors.Is(terr, errConflict) && !transient(terr) {
 					cancel()
@@ -139,17 +138,29 @@ func (b *Blobs) putStream(ctx context.Context, r io.Reader, limit int64, want st
 		// obs.Put gets a context the request's end does not cancel: on a failing
 		// reader (including the request's end, which checkedReader reports) it purges
 		// the chunks sent so far, and that purge needs a live context.
-		if _, err := b.obs.Put(context.WithoutCancel(ctx), jetstream.ObjectMeta{Name: want}, fullReads{cr}); err != nil {
+		info, err := b.obs.Put(context.WithoutCancel(ctx), jetstream.ObjectMeta{Name: want}, fullReads{cr})
+		if err != nil {
 			if cr.err != nil {
 				return store.StreamPut{}, cr.err
 			}
 			return store.StreamPut{}, fmt.Errorf("jsstore: blob put %s: %w", want, err)
 		}
 		put := store.StreamPut{Digest: want, Size: cr.n, Created: true}
+		if b.beforeReadBack != nil {
+			b.beforeReadBack(want)
+		}
 		c, cancel = context.WithTimeout(ctx, b.opts.RequestTimeout)
 		bm, err = b.readMeta(c, want)
 		cancel()
-		if err == nil {
+		switch {
+		case err != nil:
+			// Written stays zero: a DiscardNew of this put removes nothing.
+		case bm.touched || bm.info.NUID != info.NUID:
+			// Put again (or refreshed) by another request since the upload: its
+			// record may reference the bytes, and the time read is that put's, so a
+			// DiscardNew with it would remove them.
+			put.Created, put.Written = false, bm.stored
+		default:
 			put.Written = bm.stored
 		}
 		return put, nil

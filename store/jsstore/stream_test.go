@@ -74,3 +74,59 @@ func TestPutStreamLeavesNoChunks(t *testing.T) {
 		t.Fatal("content differs after DiscardNew")
 	}
 }
+
+// TestDiscardNewKeepsAPutBeforeTheReadBack: request A uploads new content (or
+// refreshes what it uploaded) and then reads the meta message back for the
+// time DiscardNew compares; request B's put of the same content lands in
+// between and is acknowledged; A fails and discards. B's bytes must stay. An A
+// that took the message read back, B's touch, for its own removed them: no
+// put was newer than "its" time.
+func TestDiscardNewKeepsAPutBeforeTheReadBack(t *testing.T) {
+	bs := openEmbedded(t).blobs
+	ctx := context.Background()
+	for _, way := range []string{"upload", "refresh"} {
+		data := bytes.Repeat([]byte("Bauplan "+way+" "), 50_000) // several chunks
+		sum := sha256.Sum256(data)
+		digest := hex.EncodeToString(sum[:])
+		var bErr error
+		bPut := false
+		putB := func(d string) {
+			if d == digest && !bPut {
+				bPut = true
+				_, bErr = bs.Put(data) // a touch: B's record may reference the bytes
+			}
+		}
+		if way == "upload" {
+			bs.beforeReadBack = putB
+		}
+		a, err := bs.PutStream(ctx, bytes.NewReader(data), -1, digest)
+		if err != nil {
+			t.Fatalf("%s: A's PutStream: %v", way, err)
+		}
+		if way == "refresh" {
+			if !a.Created {
+				t.Fatalf("refresh: A's PutStream = %+v, want created", a)
+			}
+			bs.beforeReadBack = putB
+			if a.Written, err = bs.Refresh(ctx, digest); err != nil {
+				t.Fatalf("refresh: A's Refresh: %v", err)
+			}
+		}
+		bs.beforeReadBack = nil
+		if !bPut || bErr != nil {
+			t.Fatalf("%s: B's put did not run in the window (%v, %v)", way, bPut, bErr)
+		}
+		if err := store.DiscardNew(bs, a); err != nil {
+			t.Fatalf("%s: DiscardNew: %v", way, err)
+		}
+		rc, err := bs.Open(ctx, digest)
+		if err != nil {
+			t.Fatalf("%s: B put the content between A's write and A's read-back, and A's DiscardNew removed it: %v", way, err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%s: read back %d of %d bytes: %v", way, len(got), len(data), err)
+		}
+	}
+}
