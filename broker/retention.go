@@ -135,7 +135,9 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 		r.BlobGrace = time.Hour
 	}
 	expired := func(s *submission.Submission, keep time.Duration) bool {
-		return keep > 0 && s.Decision != nil && !s.Decision.At.Add(keep).After(now)
+		// Counted from this gateway's own time of the decision: a peer's clock
+		// behind (Decision.At) removed a case's bytes as soon as it was answered.
+		return keep > 0 && s.Decision != nil && !s.Decision.DecidedLocally().Add(keep).After(now)
 	}
 	unanswered := func(s *submission.Submission) bool {
 		return r.Unanswered > 0 && s.Decision == nil && s.State == submission.StateDelivered &&

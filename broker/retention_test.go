@@ -470,3 +470,41 @@ func TestRetentionTakesTheOfficesWordsFromTheEvents(t *testing.T) {
 		t.Errorf("the decision's reason is in %d events after the retention, want 1 (the rejected event)", n)
 	}
 }
+
+// A peer gateway whose clock was 100 days behind reported its office's decision
+// with that date: the retention counted from it and removed the bytes of a case
+// answered seconds ago at its next run, and the delivery preceded the receipt.
+func TestPeerClockBehindDoesNotShortenRetention(t *testing.T) {
+	e := start(t, t.TempDir(), &scripted{channel: "primary", block: make(chan struct{})})
+	ctx := context.Background()
+	a, err := e.b.Receive(ctx, intake("peer-clock", "primary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := a.Submission.ID
+	if _, err := e.b.RecordForwarded(id, submission.Forward{Peer: "amtsbote-by", PeerSubmissionID: "p-1", At: time.Now().UTC()}, []byte("<r/>")); err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().UTC().Add(-100 * 24 * time.Hour)
+	cur, err := e.b.RecordPeerStatus(id, submission.PeerStatus{Peer: "amtsbote-by", State: submission.StateAccepted,
+		Receiver: "office x", DeliveredAt: &past,
+		Decision: &submission.Decision{Outcome: submission.OutcomeAccepted, At: past, Actor: "office"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur.DeliveredAt == nil || cur.DeliveredAt.Before(cur.ReceivedAt) {
+		t.Errorf("delivered %v before received %v", cur.DeliveredAt, cur.ReceivedAt)
+	}
+	rep, err := e.b.GC(ctx, time.Now().UTC(), Retention{PackageBytes: 90 * 24 * time.Hour, Records: 10 * 365 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.BytesRemoved != 0 || rep.RecordsDeleted != 0 {
+		t.Fatalf("a case answered seconds ago lost its bytes (%d) or record (%d) to a 90-day retention", rep.BytesRemoved, rep.RecordsDeleted)
+	}
+	// 90 days on by this gateway's clock the period has ended.
+	rep, err = e.b.GC(ctx, time.Now().UTC().Add(91*24*time.Hour), Retention{PackageBytes: 90 * 24 * time.Hour, Records: 10 * 365 * 24 * time.Hour})
+	if err != nil || rep.BytesRemoved != 1 {
+		t.Fatalf("91 days later: %+v %v", rep, err)
+	}
+}

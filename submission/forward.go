@@ -195,7 +195,9 @@ func (s *Submission) PeerUpdate(now time.Time, u PeerStatus) ([]Event, error) {
 				return nil, err
 			}
 			if !u.Decision.At.IsZero() {
-				s.Decision.At = u.Decision.At.UTC()
+				// The peer's clock: bounded to [delivered, now] as the delivery
+				// is (deliver); RecordedAt stays this gateway's own time.
+				s.Decision.At = ClampTime(u.Decision.At, *s.DeliveredAt, now).UTC()
 			}
 			evs = append(evs, de...)
 		}

@@ -101,3 +101,57 @@ func TestPeerUpdateNamesTheOfficesGateway(t *testing.T) {
 		t.Errorf("ReceiverAt twice: %q", got)
 	}
 }
+
+// A peer whose clock ran 100 days behind reported its delivery and decision
+// times as they were: stored unchecked, the Zustellbestaetigung said delivered
+// before received and the retention counted from the peer's decision time.
+func TestPeerTimesAreBoundedByThisGatewaysClock(t *testing.T) {
+	s := forwardable(t) // received at Unix 0
+	forwarded := time.Unix(1000, 0).UTC()
+	if _, err := s.Forwarded(forwarded, Forward{Peer: "by", PeerSubmissionID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(5000, 0).UTC()
+	behind := s.ReceivedAt.Add(-100 * 24 * time.Hour)
+	if _, err := s.PeerUpdate(now, PeerStatus{Peer: "by", State: StateAccepted, DeliveredAt: &behind,
+		Decision: &Decision{Outcome: OutcomeAccepted, At: behind, Actor: "office"}}); err != nil {
+		t.Fatal(err)
+	}
+	if s.DeliveredAt == nil || !s.DeliveredAt.Equal(s.ReceivedAt) {
+		t.Errorf("delivered at %v, want the time received %v (a peer's time before it is bounded to it)", s.DeliveredAt, s.ReceivedAt)
+	}
+	if !s.Decision.At.Equal(*s.DeliveredAt) {
+		t.Errorf("decided at %v, want the delivery %v", s.Decision.At, s.DeliveredAt)
+	}
+	if !s.Decision.RecordedAt.Equal(now) || !s.Decision.DecidedLocally().Equal(now) {
+		t.Errorf("recorded at %v (%v), want this gateway's time %v", s.Decision.RecordedAt, s.Decision.DecidedLocally(), now)
+	}
+
+	// A peer clock ahead: a delivery and decision in the future are now.
+	s = forwardable(t)
+	if _, err := s.Forwarded(forwarded, Forward{Peer: "by", PeerSubmissionID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	ahead := now.Add(24 * time.Hour)
+	if _, err := s.PeerUpdate(now, PeerStatus{Peer: "by", State: StateRejected, DeliveredAt: &ahead,
+		Decision: &Decision{Outcome: OutcomeRejected, At: ahead}}); err != nil {
+		t.Fatal(err)
+	}
+	if !s.DeliveredAt.Equal(now) || !s.Decision.At.Equal(now) {
+		t.Errorf("peer clock ahead: delivered %v, decided %v, want both %v", s.DeliveredAt, s.Decision.At, now)
+	}
+
+	// A time within the bounds is the peer's, as it said.
+	s = forwardable(t)
+	if _, err := s.Forwarded(forwarded, Forward{Peer: "by", PeerSubmissionID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	d, dec := time.Unix(2000, 0).UTC(), time.Unix(3000, 0).UTC()
+	if _, err := s.PeerUpdate(now, PeerStatus{Peer: "by", State: StateAccepted, DeliveredAt: &d,
+		Decision: &Decision{Outcome: OutcomeAccepted, At: dec}}); err != nil {
+		t.Fatal(err)
+	}
+	if !s.DeliveredAt.Equal(d) || !s.Decision.At.Equal(dec) {
+		t.Errorf("times within bounds: delivered %v, decided %v, want %v, %v", s.DeliveredAt, s.Decision.At, d, dec)
+	}
+}

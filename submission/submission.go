@@ -185,6 +185,34 @@ type Decision struct {
 	Reason  string    `json:"reason,omitempty"`
 	At      time.Time `json:"at"`
 	Actor   string    `json:"actor,omitempty"` // who decided: office system or a named office user
+	// RecordedAt is when this gateway recorded the decision, by its own clock. At
+	// is the decider's time: a peer gateway's for a forwarded package (PeerUpdate),
+	// whose clock may run behind; the retention counts from RecordedAt, so a peer
+	// 100 days behind cannot have a case's bytes removed 100 days early. Zero in
+	// records written before 2026-12-05: At counts (DecidedLocally).
+	RecordedAt time.Time `json:"recordedAt,omitempty"`
+}
+
+// DecidedLocally is when this gateway recorded the decision (RecordedAt, or At
+// in a record that has none): the time the retention counts from.
+func (d *Decision) DecidedLocally() time.Time {
+	if d.RecordedAt.IsZero() {
+		return d.At
+	}
+	return d.RecordedAt
+}
+
+// ClampTime bounds t, a time another clock gave (a peer gateway, an office's
+// system), to [lo, hi]; hi wins should lo be after it (this gateway's clock
+// went back since lo was recorded).
+func ClampTime(t, lo, hi time.Time) time.Time {
+	if t.Before(lo) {
+		t = lo
+	}
+	if t.After(hi) {
+		t = hi
+	}
+	return t
 }
 
 // Event is one entry of a submission's log. Events are never removed while the
@@ -489,7 +517,14 @@ func (s *Submission) deliver(now time.Time, channel string, attempt int, c Confi
 	if at.IsZero() {
 		at = now
 	}
-	at = at.UTC()
+	// The time comes from another clock (a peer gateway's, an office system's):
+	// one running behind made the Zustellbestaetigung say delivered before
+	// received, and one ahead a delivery in the future.
+	lo := s.ReceivedAt
+	if s.HandedOverAt != nil && s.HandedOverAt.After(lo) {
+		lo = *s.HandedOverAt
+	}
+	at = ClampTime(at, lo, now).UTC()
 	s.DeliveredAt, s.Receiver = &at, c.Receiver
 	s.State = StateDelivered
 	s.NextAttemptAt = time.Time{}
@@ -518,7 +553,7 @@ func (s *Submission) Decide(now time.Time, outcome, reason, actor string) ([]Eve
 	if s.State != StateDelivered {
 		return nil, fmt.Errorf("%w: decide on a submission that is %s (the office must have it first)", ErrIllegal, s.State)
 	}
-	s.Decision = &Decision{Outcome: outcome, Reason: reason, At: now, Actor: actor}
+	s.Decision = &Decision{Outcome: outcome, Reason: reason, At: now, Actor: actor, RecordedAt: now}
 	s.State = State(outcome)
 	s.NextAttemptAt = time.Time{}
 	return []Event{{At: now, Type: typ, Actor: actor, Detail: reason}}, nil

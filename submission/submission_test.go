@@ -327,3 +327,30 @@ func TestChannelGoneFollowsTheOfficesChannelsNow(t *testing.T) {
 		}
 	}
 }
+
+// An office system's confirmation time comes from its clock: one behind made the
+// delivery precede the hand-over, one ahead put it in the future.
+func TestConfirmationTimeBoundedByHandOverAndNow(t *testing.T) {
+	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	handed, now := t0.Add(time.Hour), t0.Add(2*time.Hour)
+	for _, tc := range []struct {
+		name   string
+		at     time.Time
+		expect time.Time
+	}{
+		{"behind", t0.Add(-48 * time.Hour), handed},
+		{"ahead", now.Add(time.Hour), now},
+		{"within", t0.Add(90 * time.Minute), t0.Add(90 * time.Minute)},
+	} {
+		s, _ := New(Params{ID: "s", Targets: []Target{{Channel: "xta"}}}, t0)
+		if _, err := s.HandOver(handed, s.Generation, Confirmation{Receiver: "office"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Confirm(now, "xta", Confirmation{Receiver: "office", At: tc.at}); err != nil {
+			t.Fatal(err)
+		}
+		if !s.DeliveredAt.Equal(tc.expect) {
+			t.Errorf("%s: delivered at %v, want %v", tc.name, s.DeliveredAt, tc.expect)
+		}
+	}
+}
