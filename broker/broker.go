@@ -286,6 +286,11 @@ type Broker struct {
 	// withdrawnTold holds the office and channel pairs (askKey) whose forwarded
 	// packages were said, once, to wait on a channel no longer configured.
 	withdrawnTold sync.Map
+
+	// unqueued holds, per outbox entry the last queue check found without a
+	// queue message, the generation it found (queuecheck.go publishMissing).
+	unqueuedMu sync.Mutex
+	unqueued   map[string]int
 }
 
 // New builds a broker. Nothing runs until Start.

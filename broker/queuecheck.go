@@ -33,6 +33,14 @@ import (
 // within JetStream's duplicate window is dropped by the stream. Such a drop is not
 // counted as a restore; if the relay's message was lost in the meantime, a check
 // after the window (two minutes) restores it.
+//
+// "Just written" is not only a matter of the record's UpdatedAt: that is the wall
+// time of the node that wrote it, and a node whose clock ran ahead (in a cluster,
+// plain skew; or this node before NTP stepped its clock back) dates its records
+// in the future, where they stayed "just written" for as long as its clock was
+// ahead. So a check also remembers the entries it found without a message, and
+// the next check restores one it finds missing again at the same generation,
+// whatever its time says: one check period is far longer than any publish.
 
 const (
 	// queueCheckGrace leaves a record just written to the relay: its publish (or a
@@ -68,8 +76,9 @@ func (b *Broker) restoreQueue(ctx context.Context, before time.Time) (int, error
 }
 
 // publishMissing publishes every outbox entry that waits for an attempt, has no
-// queue message and (unless before is zero) was last changed before `before`,
-// calling published for each; it returns how many. It is the start's and the
+// queue message and (unless before is zero) was last changed before `before` or
+// was found without a message, at the same generation, by the previous such call
+// (a check), calling published for each; it returns how many. It is the start's and the
 // relay's re-publish as well as the check: an entry the queue holds is not
 // published again, so a restart of one cluster node does not double every waiting
 // package's message (the duplicate window is only two minutes).
@@ -99,6 +108,14 @@ func (b *Broker) publishMissing(ctx context.Context, before time.Time, published
 	// may be 100,000 entries). A record that changes before its entry is published
 	// makes at most a stale message, which the dispatcher acks (see above).
 	var todo []outboxEntry
+	check := !before.IsZero()
+	var missedBefore, missing map[string]int
+	if check {
+		b.unqueuedMu.Lock()
+		missedBefore = b.unqueued
+		b.unqueuedMu.Unlock()
+		missing = map[string]int{}
+	}
 	for _, id := range ids {
 		if queued[id] {
 			continue
@@ -110,11 +127,23 @@ func (b *Broker) publishMissing(ctx context.Context, before time.Time, published
 		if err != nil {
 			return 0, fmt.Errorf("broker: outbox entry %s: %w", id, err)
 		}
-		if !s.State.Dispatchable() || (!before.IsZero() && !s.UpdatedAt.Before(before)) {
+		if !s.State.Dispatchable() {
 			continue
+		}
+		if check {
+			missing[id] = s.Generation
+			gen, missed := missedBefore[id]
+			if !s.UpdatedAt.Before(before) && (!missed || gen != s.Generation) {
+				continue // just written, as far as can be told: the relay's
+			}
 		}
 		t, _ := s.CurrentTarget()
 		todo = append(todo, outboxEntry{id: id, office: s.OfficeID, channel: t.Channel, gen: s.Generation, state: s.State})
+	}
+	if check {
+		b.unqueuedMu.Lock()
+		b.unqueued = missing
+		b.unqueuedMu.Unlock()
 	}
 	n := 0
 	for _, e := range fairOrder(todo) {

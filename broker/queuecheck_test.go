@@ -269,3 +269,50 @@ func TestFairOrder(t *testing.T) {
 		t.Fatal("entries from nothing")
 	}
 }
+
+// aheadNode is lostPublish for a gateway whose clock runs ahead (a cluster node
+// an hour fast, or this node before NTP stepped its clock back): the stranded
+// records carry that clock's times.
+type aheadNode struct {
+	lostPublish
+	ahead time.Duration
+}
+
+func (s *aheadNode) Create(ctx context.Context, sub *submission.Submission, evs []submission.Event, kind string, receipt []byte) (*submission.Submission, []byte, bool, error) {
+	sub.ReceivedAt = sub.ReceivedAt.Add(s.ahead)
+	sub.UpdatedAt = sub.UpdatedAt.Add(s.ahead)
+	return s.lostPublish.Create(ctx, sub, evs, kind, receipt)
+}
+
+// The check restored an entry only when its UpdatedAt lay a minute behind the
+// checking node's clock: a package stranded by a node whose clock ran an hour
+// ahead waited unseen for that hour. Two checks in a row finding it without a
+// message restore it, whatever its time says.
+func TestQueueCheckRestoresAPackageDatedByAClockAhead(t *testing.T) {
+	ctx := context.Background()
+	rx := &scripted{channel: "primary"}
+	st := &aheadNode{ahead: time.Hour}
+	cfg := testConfig
+	cfg.QueueCheckEvery = -1
+	b := startOver(t, t.TempDir(), cfg, func(db *store.DB) store.Store { st.Store = db; return st }, rx)
+	st.lose.Store(true)
+	ids := receiveN(t, b, "ahead", 2)
+	st.lose.Store(false)
+	time.Sleep(300 * time.Millisecond)
+	// The first check a period later: the records look just written (their
+	// time is an hour ahead), so they are left to the relay, and remembered.
+	before := time.Now().Add(2 * time.Minute).Add(-queueCheckGrace)
+	if n, err := b.restoreQueue(ctx, before); err != nil || n != 0 {
+		t.Fatalf("first check restored %d (%v), want 0", n, err)
+	}
+	// The next one finds them missing again at the same generation.
+	if n, err := b.restoreQueue(ctx, before.Add(2*time.Minute)); err != nil || n != len(ids) {
+		t.Fatalf("second check restored %d (%v) of %d packages stranded with a clock an hour ahead", n, err, len(ids))
+	}
+	for _, id := range ids {
+		waitState(t, b, id, submission.StateDelivered)
+	}
+	if n := len(rx.deliveries()); n != len(ids) {
+		t.Fatalf("the office got %d deliveries, want %d", n, len(ids))
+	}
+}
