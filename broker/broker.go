@@ -291,6 +291,9 @@ type Broker struct {
 	// queue message, the generation it found (queuecheck.go publishMissing).
 	unqueuedMu sync.Mutex
 	unqueued   map[string]int
+	// stepped holds, per submission, a retry whose NextAttemptAt lay beyond its
+	// schedule (a clock step; dispatch.go retryWait).
+	stepped sync.Map
 }
 
 // New builds a broker. Nothing runs until Start.

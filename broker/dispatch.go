@@ -305,10 +305,11 @@ func (b *Broker) process(msg jetstream.Msg) (record func()) {
 		return nil
 	}
 	if !s.State.Dispatchable() || m.Gen < s.Generation {
+		b.stepped.Delete(m.ID)
 		_ = msg.Ack() // done already, or superseded by a newer queue message
 		return nil
 	}
-	if wait := time.Until(s.NextAttemptAt); wait > 0 {
+	if wait := b.retryWait(s); wait > 0 {
 		_ = msg.NakWithDelay(wait)
 		return nil
 	}
@@ -394,6 +395,60 @@ func (b *Broker) process(msg jetstream.Msg) (record func()) {
 		b.failed(msg, s, err)
 	}
 	return nil
+}
+
+// retryWait is how long s must still wait for its next attempt. NextAttemptAt
+// is a wall time: after the clock stepped back (NTP correcting a clock that ran a
+// day ahead), or written by a gateway whose clock runs ahead, it lies further
+// ahead than the failure scheduled, and every retry waited for the whole step. A
+// wait beyond the scheduled delay (RetryDelay; for records without it, the
+// longest delay the schedule or a Retry-After could have given) is such a step:
+// it is logged once, and the retry waits the scheduled delay from when this
+// gateway first saw it, by its monotonic clock (Broker.stepped).
+func (b *Broker) retryWait(s *submission.Submission) time.Duration {
+	wait := time.Until(s.NextAttemptAt)
+	if wait <= 0 {
+		b.stepped.Delete(s.ID)
+		return 0
+	}
+	limit := s.RetryDelay
+	if limit <= 0 {
+		limit = b.scaled(b.maxRetryDelay(s.Attempts))
+	}
+	if wait <= limit {
+		return wait
+	}
+	key := steppedRetry{gen: s.Generation, attempts: s.Attempts}
+	if v, ok := b.stepped.Load(s.ID); ok && v.(steppedRetry).gen == key.gen && v.(steppedRetry).attempts == key.attempts {
+		if wait = time.Until(v.(steppedRetry).due); wait > 0 {
+			return wait
+		}
+		b.stepped.Delete(s.ID)
+		return 0
+	}
+	key.due = time.Now().Add(limit)
+	b.stepped.Store(s.ID, key)
+	b.log.Warn("next attempt lies further ahead than its schedule allows: the clock was stepped back since the failure, or the gateway that recorded it runs ahead; waiting the scheduled delay",
+		"submission", s.ID, "next_attempt_at", s.NextAttemptAt, "scheduled", limit, "step", (wait - limit).Round(time.Second))
+	return limit
+}
+
+// steppedRetry is a retry whose NextAttemptAt lay beyond its schedule
+// (retryWait): the attempt it is for and when it is due by the monotonic clock.
+type steppedRetry struct {
+	gen, attempts int
+	due           time.Time
+}
+
+// pruneStepped forgets stepped retries due more than an hour ago: their queue
+// message went to another gateway of a cluster, or the package on.
+func (b *Broker) pruneStepped() {
+	b.stepped.Range(func(k, v any) bool {
+		if time.Since(v.(steppedRetry).due) > time.Hour {
+			b.stepped.Delete(k)
+		}
+		return true
+	})
 }
 
 // reasonOf splits a delivery error into what the portal may read and what only

@@ -56,6 +56,7 @@ const (
 func (b *Broker) checkQueue() {
 	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Minute)
 	defer cancel()
+	b.pruneStepped()
 	n, err := b.restoreQueue(ctx, time.Now().Add(-queueCheckGrace))
 	switch {
 	case err == nil:

@@ -79,6 +79,24 @@ func (b *Broker) retryDelay(n int, cause error) time.Duration {
 	return d
 }
 
+// maxRetryDelay is the longest nominal delay retryDelay can give after the n-th
+// failed attempt: the schedule's with its jitter, or the exponential backoff's,
+// or a receiver's Retry-After at its cap.
+func (b *Broker) maxRetryDelay(n int) time.Duration {
+	var d time.Duration
+	if len(b.cfg.Schedule) > 0 {
+		d = b.cfg.Schedule[min(max(n, 1), len(b.cfg.Schedule))-1]
+		d = time.Duration(float64(d)*1.1) + time.Second // jitter, rounding
+	} else {
+		d = b.cfg.BackoffBase
+		for i := 1; i < n && d < b.cfg.BackoffMax; i++ {
+			d *= 2
+		}
+		d = time.Duration(float64(min(d, b.cfg.BackoffMax)) * 1.2) // jitter
+	}
+	return max(d, maxRetryAfter)
+}
+
 // scaled turns a nominal delay into the real one (Config.TimeScale; 1 in production).
 func (b *Broker) scaled(d time.Duration) time.Duration {
 	if b.cfg.TimeScale == 1 {

@@ -92,6 +92,12 @@ type Submission struct {
 	TotalAttempts int       `json:"totalAttempts"`
 	Generation    int       `json:"generation"`
 	NextAttemptAt time.Time `json:"nextAttemptAt,omitempty"`
+	// RetryDelay is the wait AttemptFailed scheduled: NextAttemptAt less the
+	// time of the failure. NextAttemptAt is a wall time, and a clock stepped back
+	// since (NTP correcting a clock that ran a day ahead) put it a day off; the
+	// dispatcher waits no longer than this from when it sees the retry. Zero in
+	// records written before 2026-12-05.
+	RetryDelay time.Duration `json:"retryDelay,omitempty"`
 
 	PackageSHA256 string       `json:"packageSha256"`
 	PackageSize   int64        `json:"packageSize"`
@@ -348,6 +354,7 @@ func (s *Submission) AttemptFailed(now time.Time, gen int, why Reason, retryAt t
 	s.TotalAttempts++
 	s.State = StateRetrying
 	s.NextAttemptAt = retryAt
+	s.RetryDelay = max(retryAt.Sub(now), 0)
 	next := retryAt.Sub(now)
 	if why.NextIn > 0 {
 		next = why.NextIn
