@@ -294,6 +294,12 @@ type Broker struct {
 	// stepped holds, per submission, a retry whose NextAttemptAt lay beyond its
 	// schedule (a clock step; dispatch.go retryWait).
 	stepped sync.Map
+
+	// readClock reads the wall clock and the monotonic one together; the
+	// background retention checks the one against the other (clockGuard).
+	// Tests set it.
+	readClock func() clockReading
+	clock     clockGuard
 }
 
 // New builds a broker. Nothing runs until Start.
@@ -314,7 +320,12 @@ func New(cfg Config, db store.Store, js jetstream.JetStream, reg *adapters.Regis
 	}
 	ends := newEndpoints(cfg.BreakerThreshold, time.Duration(float64(cfg.BreakerCooldown)*cfg.TimeScale), cfg.EndpointsFile, cfg.Registerer)
 	ends.probeWait = cfg.AttemptTimeout
+	began := time.Now()
 	return &Broker{
+		readClock: func() clockReading {
+			n := time.Now()
+			return clockReading{wall: n.UTC(), mono: n.Sub(began)} // UTC drops the monotonic reading, Sub uses it
+		},
 		stream: stream, root: root,
 		cfg: cfg, db: db, js: js, adapters: reg, channels: channels, signer: signer, log: log, metrics: m,
 		pending:   make(chan outboxEntry, 4096),
@@ -428,6 +439,7 @@ func (b *Broker) start(ctx context.Context) error {
 	go b.every(ackWait/3, b.keepWaitingAlive)
 	go b.watchConfirmations()
 	if b.cfg.RetentionEvery > 0 {
+		b.clock.agree(b.readClock()) // the first run is checked against the start
 		b.loops.Add(1)
 		go b.every(b.cfg.RetentionEvery, func() { b.applyRetention(b.cfg.Retention) })
 	}

@@ -37,6 +37,11 @@ type Metrics struct {
 	// and an operator sees that coming before the job overlaps itself.
 	retentionTook    prometheus.Gauge
 	retentionRecords prometheus.Gauge
+	// clockStep is how far the wall clock ran ahead of the monotonic one since
+	// the last retention run that agreed with it, while the retention is paused
+	// for it (retention.go clockGuard); 0 otherwise. A clock set a year ahead
+	// stripped every answered case's bytes at the next run.
+	clockStep prometheus.Gauge
 }
 
 // NewMetrics creates the series and registers them with reg (nil: not registered).
@@ -60,19 +65,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "amtsbote_queue_checks_total", Help: "Queue checks (outbox against the work queue) by outcome: ok, failed."}, []string{"outcome"}),
 		retention: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "amtsbote_retention_runs_total", Help: "Runs of the background retention job (retention.every) by outcome: ok, failed, skipped (cluster: another gateway ran this period)."}, []string{"outcome"}),
+			Name: "amtsbote_retention_runs_total", Help: "Runs of the background retention job (retention.every) by outcome: ok, failed, skipped (cluster: another gateway ran this period), paused (the wall clock jumped ahead, amtsbote_retention_clock_step_seconds)."}, []string{"outcome"}),
 		retentionOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "amtsbote_retention_last_success_timestamp_seconds", Help: "When the background retention job last finished a run (Unix time; 0: none since start)."}),
 		retentionTook: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "amtsbote_retention_last_duration_seconds", Help: "How long the background retention job's last successful run took."}),
 		retentionRecords: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "amtsbote_retention_last_records_scanned", Help: "Records the background retention job's last successful run read (it reads every record)."}),
+		clockStep: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "amtsbote_retention_clock_step_seconds", Help: "How far the wall clock jumped ahead of the monotonic clock since the last retention run; above 0 the background retention is paused until the clocks agree again or the gateway is restarted."}),
 	}
 	// Both outcomes from the start, so that a job that never succeeds shows a
 	// series at 0 for "ok" (an alert cannot compare with a series that is absent).
 	m.retention.WithLabelValues("ok")
 	m.retention.WithLabelValues("failed")
 	m.retention.WithLabelValues("skipped")
+	m.retention.WithLabelValues("paused")
 	// Every channel's outcomes from the start, at 0: a series first seen at 1
 	// has no increase for Prometheus, so after a restart at night the first
 	// delivery attempt went uncounted while the first package was counted, and
@@ -83,7 +91,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.duration, m.lineFull, m.unrecorded, m.restored, m.checks, m.retention, m.retentionOK, m.retentionTook, m.retentionRecords)
+		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.duration, m.lineFull, m.unrecorded, m.restored, m.checks, m.retention, m.retentionOK, m.retentionTook, m.retentionRecords, m.clockStep)
 	}
 	return m
 }

@@ -417,9 +417,23 @@ var ErrBytesRemoved = errors.New("the package bytes were removed after the reten
 // record, and with every gateway doing it the store was read once per gateway. A
 // run that fails gives its period back, so that a gateway whose run fails every
 // time (its blob folder gone, say) does not keep the others from the work.
+//
+// A run whose wall clock jumped ahead of the monotonic clock since the last one
+// is not made (clockGuard): the retention counts periods of months and years by
+// the wall clock, and a clock set a year ahead stripped every answered case's
+// bytes at the next run, ten years ahead deleted the records.
 func (b *Broker) applyRetention(r Retention) {
+	c := b.readClock()
+	if step, ok := b.clock.check(c); !ok {
+		b.metrics.clockStep.Set(step.Seconds())
+		b.metrics.retention.WithLabelValues("paused").Inc()
+		b.log.Error("retention paused: the wall clock jumped ahead since the last run; nothing is removed until the clock is right again, or the gateway is restarted once it is (docs/operations.md, \"The clock\")",
+			"wall", c.wall, "jump", step.Round(time.Second), "last_run_wall", b.clock.last().wall)
+		return
+	}
+	b.metrics.clockStep.Set(0)
 	if l, ok := b.db.(store.Leaser); ok && b.cfg.RetentionEvery > 0 {
-		slot := time.Now().UTC().Truncate(b.cfg.RetentionEvery)
+		slot := c.wall.Truncate(b.cfg.RetentionEvery)
 		held, release, err := l.TryLease(b.ctx, "retention", slot, 2*b.cfg.RetentionEvery)
 		switch {
 		case err != nil:
@@ -432,20 +446,20 @@ func (b *Broker) applyRetention(r Retention) {
 			b.log.Debug("retention: another gateway runs this period", "period", slot)
 			return
 		default:
-			if err := b.runRetention(r); err != nil {
+			if err := b.runRetention(c.wall, r); err != nil {
 				release()
 			}
 			return
 		}
 	}
-	_ = b.runRetention(r)
+	_ = b.runRetention(c.wall, r)
 }
 
-// runRetention runs the retention once, counts and logs the run.
-func (b *Broker) runRetention(r Retention) error {
+// runRetention runs the retention as of now once, counts and logs the run.
+func (b *Broker) runRetention(now time.Time, r Retention) error {
 	start := time.Now()
 	var p GCProgress
-	rep, err := b.GCWith(b.ctx, time.Now().UTC(), r, GCOptions{Progress: &p})
+	rep, err := b.GCWith(b.ctx, now, r, GCOptions{Progress: &p})
 	if err != nil {
 		if b.ctx.Err() == nil {
 			b.log.Error("retention run failed", "err", err)
@@ -461,4 +475,65 @@ func (b *Broker) runRetention(r Retention) error {
 			"took", time.Since(start).Round(time.Millisecond))
 	}
 	return nil
+}
+
+// clockReading is the wall clock and a monotonic one (time since the broker was
+// built) read at one moment.
+type clockReading struct {
+	wall time.Time
+	mono time.Duration
+}
+
+// clockStepTolerance is how far the wall clock may run ahead of the monotonic
+// one between two retention runs before the retention pauses; clockDrift is the
+// share of the elapsed time it may gain besides (NTP slews by at most 0.05 %).
+// A jump below the tolerance moves a period of months by less than an hour.
+const (
+	clockStepTolerance = time.Hour
+	clockDrift         = 1000 // 0.1 %
+)
+
+// clockGuard keeps the clock reading of the last retention run whose wall clock
+// agreed with the monotonic one. A later reading whose wall clock advanced
+// further than the monotonic clock by more than the tolerance is a jump ahead (an
+// operator's typo, a hypervisor's bad time, a GPS or NTP source gone wrong): the
+// run is skipped and the reference kept, so the retention resumes only when the
+// wall clock is back in agreement with it, or when the gateway is restarted
+// (which takes a new reference: the operator's confirmation that the time is
+// right). The monotonic clock does not count a suspended machine's sleep, so a
+// VM resumed after a day pauses the retention too, until a restart.
+type clockGuard struct {
+	mu   sync.Mutex
+	ref  clockReading
+	have bool
+}
+
+// agree takes c as the reference.
+func (g *clockGuard) agree(c clockReading) {
+	g.mu.Lock()
+	g.ref, g.have = c, true
+	g.mu.Unlock()
+}
+
+// last is the reference (zero before the first).
+func (g *clockGuard) last() clockReading {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.ref
+}
+
+// check reports whether c agrees with the reference (taking c as the new one
+// then), and otherwise how far its wall clock jumped ahead. The first reading
+// agrees.
+func (g *clockGuard) check(c clockReading) (time.Duration, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.have {
+		elapsed := c.mono - g.ref.mono
+		if step := c.wall.Sub(g.ref.wall) - elapsed; step > clockStepTolerance+elapsed/clockDrift {
+			return step, false
+		}
+	}
+	g.ref, g.have = c, true
+	return 0, true
 }

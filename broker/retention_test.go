@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -506,5 +507,114 @@ func TestPeerClockBehindDoesNotShortenRetention(t *testing.T) {
 	rep, err = e.b.GC(ctx, time.Now().UTC().Add(91*24*time.Hour), Retention{PackageBytes: 90 * 24 * time.Hour, Records: 10 * 365 * 24 * time.Hour})
 	if err != nil || rep.BytesRemoved != 1 {
 		t.Fatalf("91 days later: %+v %v", rep, err)
+	}
+}
+
+// fakeClock is a broker clock the test moves: the wall clock and the monotonic
+// one apart, as a clock step does.
+type fakeClock struct {
+	mu sync.Mutex
+	c  clockReading
+}
+
+func (f *fakeClock) read() clockReading {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.c
+}
+
+func (f *fakeClock) set(wall time.Time, mono time.Duration) {
+	f.mu.Lock()
+	f.c = clockReading{wall: wall, mono: mono}
+	f.mu.Unlock()
+}
+
+// The background retention counted its periods by the wall clock alone: a clock
+// set a year ahead stripped every answered case's bytes at the next hourly run
+// (ten years ahead, deleted the records). A run whose wall clock jumped ahead of
+// the monotonic clock is paused, counted and shown, until the clocks agree again.
+func TestRetentionPausesWhenTheClockJumpsAhead(t *testing.T) {
+	ctx := context.Background()
+	e := start(t, t.TempDir())
+	a, err := e.b.Receive(ctx, intake("clock-jump"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := a.Submission.ID
+	if _, err := e.b.Decide(ctx, "office-a", id, Decision{Outcome: OutcomeAccepted, Actor: "test", Channel: "api"}); err != nil {
+		t.Fatal(err)
+	}
+	r := Retention{PackageBytes: 90 * 24 * time.Hour, Records: 10 * 365 * 24 * time.Hour}
+	clock := &fakeClock{}
+	e.b.readClock = clock.read
+	value := func(c prometheus.Collector) float64 {
+		m := &dto.Metric{}
+		if err := c.(prometheus.Metric).Write(m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+	}
+	runs := func(outcome string) float64 { return value(e.b.metrics.retention.WithLabelValues(outcome)) }
+	bytesGone := func() bool {
+		s, err := e.b.Submission(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.BytesRemovedAt != nil
+	}
+
+	now := time.Now().UTC()
+	clock.set(now, 0)
+	e.b.applyRetention(r) // the reference
+	if runs("ok") != 1 || bytesGone() {
+		t.Fatalf("first run: ok %v, bytes gone %v", runs("ok"), bytesGone())
+	}
+	// An hour later by the monotonic clock, a year later by the wall clock.
+	clock.set(now.Add(365*24*time.Hour), time.Hour)
+	e.b.applyRetention(r)
+	if bytesGone() {
+		t.Fatal("a clock a year ahead removed the bytes of a case answered an hour ago")
+	}
+	if runs("paused") != 1 || runs("ok") != 1 {
+		t.Fatalf("run with the clock ahead: paused %v, ok %v", runs("paused"), runs("ok"))
+	}
+	if step := value(e.b.metrics.clockStep); step < float64(364*24*3600) {
+		t.Fatalf("amtsbote_retention_clock_step_seconds = %v, want about a year", step)
+	}
+	// Still ahead an hour on: still paused (the reference is the last good run).
+	clock.set(now.Add(365*24*time.Hour+time.Hour), 2*time.Hour)
+	e.b.applyRetention(r)
+	if bytesGone() || runs("paused") != 2 {
+		t.Fatalf("second run ahead: bytes gone %v, paused %v", bytesGone(), runs("paused"))
+	}
+	// NTP sets the clock right: the runs go on, the gauge is back to 0.
+	clock.set(now.Add(3*time.Hour), 3*time.Hour)
+	e.b.applyRetention(r)
+	if runs("ok") != 2 || value(e.b.metrics.clockStep) != 0 || bytesGone() {
+		t.Fatalf("clock right again: ok %v, step %v, bytes gone %v", runs("ok"), value(e.b.metrics.clockStep), bytesGone())
+	}
+	// A real 90 days by both clocks do remove them.
+	clock.set(now.Add(91*24*time.Hour), 91*24*time.Hour)
+	e.b.applyRetention(r)
+	if !bytesGone() {
+		t.Fatal("91 days on by both clocks the bytes are still there")
+	}
+}
+
+// A clock that runs a little fast between runs is no jump.
+func TestClockGuardToleratesDrift(t *testing.T) {
+	var g clockGuard
+	t0 := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	if _, ok := g.check(clockReading{wall: t0}); !ok {
+		t.Fatal("the first reading is the reference")
+	}
+	if _, ok := g.check(clockReading{wall: t0.Add(time.Hour + 30*time.Minute), mono: time.Hour}); !ok {
+		t.Fatal("half an hour ahead in an hour paused the retention")
+	}
+	if _, ok := g.check(clockReading{wall: t0.Add(-time.Hour), mono: 2 * time.Hour}); !ok {
+		t.Fatal("a clock stepped back paused the retention (it only keeps data longer)")
+	}
+	if step, ok := g.check(clockReading{wall: t0.Add(5 * time.Hour), mono: 3 * time.Hour}); ok || step != 5*time.Hour {
+		t.Fatalf("five hours ahead in an hour: %v %v", step, ok)
 	}
 }
