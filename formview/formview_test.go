@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/amtsbote/amtsbote/internal/pdffont"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -674,6 +677,86 @@ func TestPDFLabelsAsOnTheMailboxPage(t *testing.T) {
 	for _, want := range []string{"01.07.2026, 10:00 Uhr MESZ", "Antragsteller/in", "Keine Angaben.", "Das Formular enthält keine Angaben.", "Keine Anlagen."} {
 		if !strings.Contains(text, want) {
 			t.Errorf("pdftotext output lacks %q:\n%s", want, text)
+		}
+	}
+}
+
+// wrapByPrefixes is the line breaking of the build before 2026-12-05 evening,
+// which measured every longer prefix of a word anew (quadratic in a word's
+// length: the largest package's summary took 33 s of CPU, now under a second,
+// docs/performance.md). The sums of advances must break exactly as it did.
+func wrapByPrefixes(f *pdffont.Font, s string, width, size float64) []string {
+	if s == "" {
+		return nil
+	}
+	var out []string
+	for _, para := range strings.Split(s, "\n") {
+		line := ""
+		for _, word := range strings.Fields(para) {
+			for f.Width(word, size) > width {
+				if line != "" {
+					out = append(out, line)
+					line = ""
+				}
+				rs := []rune(word)
+				k := 1
+				for k < len(rs) && f.Width(string(rs[:k+1]), size) <= width {
+					k++
+				}
+				out = append(out, string(rs[:k]))
+				word = string(rs[k:])
+			}
+			if word == "" {
+				continue
+			}
+			switch {
+			case line == "":
+				line = word
+			case f.Width(line+" "+word, size) <= width:
+				line += " " + word
+			default:
+				out = append(out, line)
+				line = word
+			}
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+func TestWrapBreaksAsByPrefixes(t *testing.T) {
+	reg, err := pdffont.Regular()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bold, err := pdffont.Bold()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &pdfWriter{font: [2]*pdffont.Font{reg, bold}}
+	inputs := []string{
+		"", "a", "Grundstück", strings.Repeat("W", 400), strings.Repeat("i", 4000),
+		"Sondernutzung öffentlicher Straßen " + strings.Repeat("Überlänge", 30) + " und ein Rest",
+		"Zeile eins\nZeile zwei mit  zwei Leerzeichen\n\nnach einer Leerzeile",
+		"Yıldız Şükrü Dvořák Łódź Budyšin Ελληνικά Кириллица Tiếng Việt 漢字 🙂",
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	alphabet := []rune("abcdefghijklmnopqrstuvwxyzäöüßÄÖÜ WMil.-/\n")
+	for range 200 {
+		rs := make([]rune, rnd.IntN(600))
+		for i := range rs {
+			rs[i] = alphabet[rnd.IntN(len(alphabet))]
+		}
+		inputs = append(inputs, string(rs))
+	}
+	for _, width := range []float64{3, 40, 150, 330} {
+		for _, s := range inputs {
+			for b, f := range w.font {
+				got, want := w.wrap(s, width, b == 1, 9), wrapByPrefixes(f, s, width, 9)
+				if !slices.Equal(got, want) {
+					t.Fatalf("width %v, bold %v, %.40q…: %q, want %q", width, b == 1, s, got, want)
+				}
+			}
 		}
 	}
 }

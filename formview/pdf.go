@@ -317,6 +317,9 @@ func (w *pdfWriter) group(label string, depth int) {
 // without a label is a paragraph); a row taller than the rest of the page continues on
 // the next one.
 func (w *pdfWriter) row(label, value string, depth int) {
+	if w.truncated {
+		return // the page budget is spent: nothing more is laid out
+	}
 	label = clean(label, MaxLabelRunes)
 	value = clean(value, MaxValueRunes)
 	x := marginL + indent(depth)
@@ -497,34 +500,59 @@ func (w *pdfWriter) wrap(s string, width float64, bold bool, size float64) []str
 	if s == "" {
 		return nil
 	}
+	// Widths are kept as sums of the characters' advances while a line grows:
+	// measured anew for every longer prefix, a value of 4,000 characters without
+	// a space cost quadratic time, and the largest package's summary took 33 s
+	// of CPU on every attempt (a review).
+	fits := func(units int) bool { return f.Points(units, size) <= width }
+	wordUnits := func(word string) int {
+		n := 0
+		for _, r := range word {
+			n += f.Units(r)
+		}
+		return n
+	}
+	space := f.Units(' ')
 	var out []string
 	for _, para := range strings.Split(s, "\n") {
-		line := ""
+		line, lineUnits := "", 0
 		for _, word := range strings.Fields(para) {
-			for f.Width(word, size) > width {
+			wu := wordUnits(word)
+			if !fits(wu) {
+				// Too long for a line of its own: break it into pieces that fit,
+				// at least one character each.
 				if line != "" {
 					out = append(out, line)
-					line = ""
+					line, lineUnits = "", 0
 				}
 				rs := []rune(word)
-				k := 1
-				for k < len(rs) && f.Width(string(rs[:k+1]), size) <= width {
-					k++
+				for len(rs) > 0 {
+					k, u := 1, f.Units(rs[0])
+					for k < len(rs) && fits(u+f.Units(rs[k])) {
+						u += f.Units(rs[k])
+						k++
+					}
+					if k == len(rs) && fits(u) {
+						word, wu = string(rs), u // the rest fits: it goes on as a word
+						break
+					}
+					out = append(out, string(rs[:k]))
+					rs = rs[k:]
+					word, wu = "", 0
 				}
-				out = append(out, string(rs[:k]))
-				word = string(rs[k:])
 			}
 			if word == "" {
 				continue
 			}
 			switch {
 			case line == "":
-				line = word
-			case f.Width(line+" "+word, size) <= width:
+				line, lineUnits = word, wu
+			case fits(lineUnits + space + wu):
 				line += " " + word
+				lineUnits += space + wu
 			default:
 				out = append(out, line)
-				line = word
+				line, lineUnits = word, wu
 			}
 		}
 		out = append(out, line)

@@ -56,6 +56,7 @@ type Font struct {
 	lsb        []int16
 	loca       []uint32 // numGlyphs+1 offsets into glyf
 	cmap       map[rune]uint16
+	bmp        []uint16 // cmap for the Basic Multilingual Plane, by rune: the look-up of every width
 	bbox       [4]int16
 	ascent     int16
 	descent    int16
@@ -157,6 +158,12 @@ func parse(name string, b []byte) (*Font, error) {
 			return nil, fmt.Errorf("cmap: %w", err)
 		}
 		f.cmap = cm
+	}
+	f.bmp = make([]uint16, 0x10000)
+	for r, g := range f.cmap {
+		if r >= 0 && r < 0x10000 {
+			f.bmp[r] = g
+		}
 	}
 
 	// Cap height: OS/2 has it from version 2 on; DejaVu's is version 1, so measure H.
@@ -265,7 +272,12 @@ func (f *Font) glyf(g int) []byte {
 
 // GlyphID returns the glyph that shows r; 0 (the .notdef box) when the font has none.
 func (f *Font) GlyphID(r rune) uint16 {
-	g := f.cmap[r]
+	var g uint16
+	if r >= 0 && r < rune(len(f.bmp)) {
+		g = f.bmp[r]
+	} else {
+		g = f.cmap[r]
+	}
 	if int(g) >= f.numGlyphs {
 		return 0
 	}
@@ -284,10 +296,17 @@ func (f *Font) width1000(g uint16) int {
 func (f *Font) Width(s string, size float64) float64 {
 	var w int
 	for _, r := range s {
-		w += int(f.advance[f.GlyphID(r)])
+		w += f.Units(r)
 	}
-	return float64(w) * size / f.unitsPerEm
+	return f.Points(w, size)
 }
+
+// Units is the advance of r in font units; widths add up (no kerning), so a
+// line's width can be kept as a sum while it grows (Points makes it points).
+func (f *Font) Units(r rune) int { return int(f.advance[f.GlyphID(r)]) }
+
+// Points is a width in font units as points at the given font size.
+func (f *Font) Points(units int, size float64) float64 { return float64(units) * size / f.unitsPerEm }
 
 // Subset collects the glyphs one document shows in one font. It is not safe for
 // concurrent use.
