@@ -26,6 +26,7 @@ import (
 	"github.com/amtsbote/amtsbote/internal/german"
 	"github.com/amtsbote/amtsbote/store/migrate"
 	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/wire"
 )
 
 //go:embed templates/*.html static/*
@@ -1301,10 +1302,11 @@ func rfc5987(s string) string {
 // maxReasonRunes characters of four bytes each is some 24 KB form-encoded.
 const maxFormBytes = 64 << 10
 
-// maxReasonRunes bounds a decision's reason (the API's maxLength too). A longer
-// one is refused with the form filled in again, never cut: the applicant got a
-// reason cut mid-word while the clerk was told it was sent.
-const maxReasonRunes = 2000
+// maxReasonRunes bounds a decision's reason: the office API's limit, one
+// constant for both faces. A longer one is refused with the form filled in
+// again, never cut: the applicant got a reason cut mid-word while the clerk was
+// told it was sent.
+const maxReasonRunes = wire.MaxReasonLength
 
 func (m *Mailbox) decide(w http.ResponseWriter, r *http.Request, s session, id string) {
 	back := m.base.Path + "s/" + id
