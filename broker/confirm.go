@@ -170,13 +170,14 @@ func (b *Broker) reachOf(office, ch string) (adapters.Target, reach) {
 }
 
 // reoffer delivers a package handed over on a channel that no longer reaches
-// its office (adapters.Reacher) again on that channel as configured now.
+// its office (adapters.Reacher) again, with the office's channels as configured
+// now (Submission.Reoffer).
 func (b *Broker) reoffer(s *submission.Submission, channel string) {
-	why := submission.Reason{Public: "channel " + channel + " no longer reaches the office where the package waited; delivered again as the channel is configured now",
+	why := submission.Reason{Public: "channel " + channel + " no longer reaches the office where the package waited; delivered again with the office's channels as configured now",
 		Internal: "handed over to " + channel + " before its configuration changed (an XTA office moved to push, the office's mailbox users removed); the office may have fetched it from there already"}
 	b.moveOn(s, channel, "channel no longer reaches the office where a handed-over package waits: delivering it again as configured now",
 		func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
-			return cur.Reoffer(now, why)
+			return cur.Reoffer(now, why, b.planOf(cur.OfficeID))
 		})
 }
 
@@ -222,15 +223,20 @@ func (b *Broker) checkHandedOver() {
 			// waited handed over for ever.
 			b.withdrawn(s, ref.Channel)
 			continue
-		case reachMoved:
-			b.reoffer(s, ref.Channel)
-			continue
 		}
 		a, _ := b.adapters.Get(ref.Channel)
 		c, ok := a.(adapters.Confirmer)
 		if !ok {
+			if r == reachMoved {
+				b.reoffer(s, ref.Channel)
+			}
 			continue
 		}
+		// A channel that confirms later is asked first, also when it no longer
+		// reaches the office: a clerk may have opened the package in the mailbox
+		// before the office's last user was removed, and offered again it was
+		// held, with no Zustellbestaetigung for a package the office had (a
+		// review).
 		key := askKey{s.OfficeID, ref.Channel}
 		if hung[key] {
 			continue
@@ -247,6 +253,9 @@ func (b *Broker) checkHandedOver() {
 			continue
 		}
 		if !done {
+			if r == reachMoved {
+				b.reoffer(s, ref.Channel)
+			}
 			continue
 		}
 		if err := b.confirm(id, toConfirmation(conf), func(cur *submission.Submission, now time.Time, sc submission.Confirmation) ([]submission.Event, error) {

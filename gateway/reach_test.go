@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/amtsbote/amtsbote/adapters/transfer"
 	"github.com/amtsbote/amtsbote/channel"
@@ -259,5 +262,116 @@ responsibilities:
 	}
 	if !said {
 		t.Errorf("no fallback event names the new plan: %+v", evs)
+	}
+}
+
+// A clerk opened the package in the mailbox (the mailbox recorded the
+// opening), and the gateway restarted before the confirmation round recorded it,
+// now with the office's last user removed (the clerk left). The round checks
+// the reach first and offers the package again instead of asking the mailbox,
+// which would answer "opened by anna": the office had it, yet the package ended
+// held, with no Zustellbestaetigung, a dead letter (a review). A channel that
+// confirms later is asked first.
+func TestOpenedMailboxPackageIsConfirmedNotOfferedAgain(t *testing.T) {
+	dir := t.TempDir()
+	f := start(t, func(c *config.Config) {
+		c.DataDir = dir
+		c.Mailbox.Users = []config.MailboxUser{{Name: "anna", Office: DemoOfficeID, PasswordHash: cheapHash(t, "pw")}}
+	})
+	res, err := f.portal.Submit(context.Background(), f.example())
+	if err != nil || !res.Accepted() {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	waitFor(t, "hand-over to the mailbox", func() bool {
+		s, err := f.g.Broker.Submission(res.SubmissionID)
+		return err == nil && s.State == submission.StateHandedOver
+	})
+	stopFixture(t, f)
+
+	// anna opened it just before the restart: the mailbox's own record.
+	db, err := bolt.Open(filepath.Join(dir, "mailbox", "mailbox.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := json.Marshal(map[string]any{"officeId": DemoOfficeID, "user": "anna", "at": time.Now().UTC()})
+	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("opened")).Put([]byte(res.SubmissionID), v) }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	f2 := start(t, func(c *config.Config) { c.DataDir = dir })
+	s := waitLeaves(t, f2, res.SubmissionID)
+	waitFor(t, "the package to settle", func() bool {
+		s, _ = f2.g.Broker.Submission(res.SubmissionID)
+		return s.State == submission.StateDelivered || s.State == submission.StateHeld
+	})
+	if s.State != submission.StateDelivered {
+		evs, _ := f2.g.Broker.Log(res.SubmissionID)
+		for _, e := range evs {
+			t.Logf("%s %s %s", e.Type, e.Channel, e.Detail)
+		}
+		t.Fatalf("a package the office opened in its mailbox is %s, want delivered (confirmed by anna's opening)", s.State)
+	}
+}
+
+// TestOfferedAgainFollowsTheOfficesChannelsNow: the office had only its mailbox;
+// after a restart it has no mailbox user but a transfer folder. Offered again on
+// the plan made at intake, the package was refused by the mailbox and held (a
+// review); it goes with the office's channels as configured now, into the folder.
+func TestOfferedAgainFollowsTheOfficesChannelsNow(t *testing.T) {
+	dir := t.TempDir()
+	const office, service = "sn-umzug-amt", "99123456789015"
+	overlay := filepath.Join(t.TempDir(), "umzug.yaml")
+	if err := os.WriteFile(overlay, []byte(`services:
+  - {key: "`+service+`", name: "Umzugstest", quelle: "test"}
+offices:
+  - id: `+office+`
+    name: "Amt im Umzug"
+    kanaele: [{kind: transfer, level: 2}]
+responsibilities:
+  - {leistung: "`+service+`", gebiet: "14", stelle: `+office+`}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	share := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(share, transfer.LedgerDir), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	f := start(t, func(c *config.Config) {
+		c.DataDir = dir
+		c.Directory.Files = []string{overlay}
+		c.Offices[office] = config.OfficeClient{Token: "umzug-token"}
+		c.Mailbox.Users = []config.MailboxUser{{Name: "anna", Office: office, PasswordHash: cheapHash(t, "pw")}}
+	})
+	p := paket.ExampleWith(service, paket.NewMessageID(), time.Now())
+	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
+	res, err := f.portal.Submit(context.Background(), p)
+	if err != nil || res.Status != http.StatusCreated {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	waitFor(t, "hand-over to the mailbox", func() bool {
+		s, err := f.g.Broker.Submission(res.SubmissionID)
+		return err == nil && s.State == submission.StateHandedOver
+	})
+	stopFixture(t, f)
+
+	f2 := start(t, func(c *config.Config) {
+		c.DataDir = dir
+		c.Directory.Files = []string{overlay}
+		c.Offices[office] = config.OfficeClient{Token: "umzug-token",
+			Channels: map[string]config.Channel{channel.Transfer: {Endpoint: share}}}
+	})
+	waitLeaves(t, f2, res.SubmissionID)
+	var s *submission.Submission
+	waitFor(t, "the package to settle", func() bool {
+		s, _ = f2.g.Broker.Submission(res.SubmissionID)
+		return s.State == submission.StateHeld || s.State == submission.StateHandedOver
+	})
+	if ref, _ := s.CurrentTarget(); s.State != submission.StateHandedOver || ref.Channel != channel.Transfer {
+		evs, _ := f2.g.Broker.Log(res.SubmissionID)
+		for _, e := range evs {
+			t.Logf("%s %s %s", e.Type, e.Channel, e.Detail)
+		}
+		t.Fatalf("the package is %s on %v, want handed over into the office's transfer folder", s.State, s.Targets)
 	}
 }

@@ -379,21 +379,43 @@ func (s *Submission) ChannelGone(now time.Time, gen int, why Reason, plan []Targ
 	return s.moveOnTo(now, []Event{{At: now, Type: EventChannelFailed, Channel: t.Channel, Attempt: s.Attempts + 1, Detail: why.Public, Note: why.Internal}}, plan), nil
 }
 
-// moveOnTo goes on with plan from its first channel after evs, or as moveOn when
-// plan is empty or still holds the current channel (it would come back to it).
+// moveOnTo goes on with plan after evs, from its first channel this package has
+// not failed on (the old plan's channels before the current one): the office's
+// system that refused it for good (a 422) is not sent it again with a fresh
+// retry budget. It goes as moveOn when plan is empty or still holds the current
+// channel (it would come back to it), and holds the package when every channel
+// of plan failed before.
 func (s *Submission) moveOnTo(now time.Time, evs []Event, plan []Target) []Event {
 	t, _ := s.CurrentTarget()
 	if len(plan) == 0 || slices.Contains(plan, t) {
 		return s.moveOn(now, evs)
 	}
+	return s.replan(now, evs, t, plan)
+}
+
+// replan puts the package on plan without the channels it failed on before,
+// from the first; held when none is left. from is the channel it leaves.
+func (s *Submission) replan(now time.Time, evs []Event, from Target, plan []Target) []Event {
+	failed := s.Targets[:min(max(s.TargetIndex, 0), len(s.Targets))]
+	left := slices.DeleteFunc(slices.Clone(plan), func(t Target) bool { return t != from && slices.Contains(failed, t) })
 	old := s.Targets
-	s.Targets = slices.Clone(plan)
-	s.TargetIndex, s.Attempts = 0, 0
+	s.Attempts = 0
 	s.NextAttemptAt = time.Time{}
-	s.State = StateQueued
 	s.Generation++
-	return append(evs, Event{At: now, Type: EventFallback, Channel: plan[0].Channel,
-		Detail: "falling back from " + t.Channel + "; channels now " + channelNames(plan) + " (were " + channelNames(old) + ")"})
+	if len(left) == 0 {
+		s.TargetIndex = len(s.Targets)
+		s.State = StateHeld
+		return append(evs, Event{At: now, Type: EventHeld, Detail: heldDetail("no channel left (channels now " + channelNames(plan) + ", each failed before)")})
+	}
+	s.Targets = left
+	s.TargetIndex = 0
+	s.State = StateQueued
+	detail := "falling back from " + from.Channel
+	if left[0] == from {
+		detail = "again on " + from.Channel
+	}
+	return append(evs, Event{At: now, Type: EventFallback, Channel: left[0].Channel,
+		Detail: detail + "; channels now " + channelNames(left) + " (were " + channelNames(old) + ")"})
 }
 
 // ChannelFailed gives up on the current channel (a permanent failure or the retry
@@ -427,17 +449,25 @@ func (s *Submission) ChannelWithdrawn(now time.Time, why Reason, plan []Target) 
 // Reoffer delivers a handed-over package again on the channel it waits on, as
 // the channel is configured now: the office no longer fetches from where it
 // waits (an XTA office moved from pull to push, the office's last mailbox user
-// removed; adapters.Reacher). The requeued event says why, by the gateway.
-func (s *Submission) Reoffer(now time.Time, why Reason) ([]Event, error) {
+// removed; adapters.Reacher). The requeued event says why, by the gateway; plan
+// is the office's channels as configured now (as for ChannelGone).
+func (s *Submission) Reoffer(now time.Time, why Reason, plan []Target) ([]Event, error) {
 	if s.State != StateHandedOver {
 		return nil, fmt.Errorf("%w: %s is %s, not handed over", ErrStale, s.ID, s.State)
 	}
 	t, _ := s.CurrentTarget()
+	evs := []Event{{At: now, Type: EventRequeued, Channel: t.Channel, Actor: "gateway", Detail: why.Public, Note: why.Internal}}
+	if len(plan) > 0 {
+		// The office's channels as configured now, from the first it has not
+		// failed on: an office whose last mailbox user left for a transfer folder
+		// gets the package in the folder, not the mailbox's refusal and held.
+		return s.replan(now, evs, t, plan), nil
+	}
 	s.State = StateQueued
 	s.Attempts = 0
 	s.NextAttemptAt = time.Time{}
 	s.Generation++
-	return []Event{{At: now, Type: EventRequeued, Channel: t.Channel, Actor: "gateway", Detail: why.Public, Note: why.Internal}}, nil
+	return evs, nil
 }
 
 // heldDetail is the text of a held event: why, and what it waits for — the office

@@ -119,7 +119,7 @@ func TestEveryTransitionFromEveryState(t *testing.T) {
 			StateAccepted: ok(StateAccepted, EventBytesRemoved), StateRejected: ok(StateRejected, EventBytesRemoved),
 			StateQueued: illegal, StateRetrying: illegal, StateHandedOver: illegal, StateDelivered: illegal, StateHeld: illegal, StateForwarded: illegal,
 		}},
-		{"Reoffer", func(s *Submission) ([]Event, error) { return s.Reoffer(t0, Reason{Public: "moved", Internal: "note"}) }, map[State]result{
+		{"Reoffer", func(s *Submission) ([]Event, error) { return s.Reoffer(t0, Reason{Public: "moved", Internal: "note"}, nil) }, map[State]result{
 			StateHandedOver: ok(StateQueued, EventRequeued),
 			StateQueued:     stale, StateRetrying: stale, StateDelivered: stale, StateHeld: stale,
 			StateAccepted: stale, StateRejected: stale, StateForwarded: stale,
@@ -352,5 +352,49 @@ func TestConfirmationTimeBoundedByHandOverAndNow(t *testing.T) {
 		if !s.DeliveredAt.Equal(tc.expect) {
 			t.Errorf("%s: delivered at %v, want %v", tc.name, s.DeliveredAt, tc.expect)
 		}
+	}
+}
+
+// TestWithdrawnSkipsAChannelThatRefusedThePackage: a package whose webhook
+// refused it for good went on to the transfer folder and was handed over there;
+// the operator then took the transfer channel from the office. The plan as
+// configured now restarted at its first channel, the webhook that had refused
+// this package, with a fresh retry budget (a review). Channels it failed on are
+// left out; when nothing is left, it is held.
+func TestWithdrawnSkipsAChannelThatRefusedThePackage(t *testing.T) {
+	mk := func() *Submission {
+		s := &Submission{ID: "s", State: StateRetrying, Generation: 1,
+			Targets: []Target{{Channel: "webhook"}, {Channel: "transfer"}, {Channel: "mailbox"}}}
+		if _, err := s.ChannelFailed(t0, 1, Reason{Public: "receiver answered HTTP 422"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.HandOver(t0, s.Generation, Confirmation{Receiver: "transfer folder /x"}); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := mk()
+	if _, err := s.ChannelWithdrawn(t0, Reason{Public: "transfer withdrawn"}, []Target{{Channel: "webhook"}, {Channel: "mailbox"}}); err != nil {
+		t.Fatal(err)
+	}
+	if ref, _ := s.CurrentTarget(); s.State != StateQueued || ref.Channel != "mailbox" {
+		t.Fatalf("after the transfer folder went: %s on %q (targets %v)", s.State, ref.Channel, s.Targets)
+	}
+	s = mk()
+	evs, err := s.ChannelWithdrawn(t0, Reason{Public: "transfer withdrawn"}, []Target{{Channel: "webhook"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.State != StateHeld || evs[len(evs)-1].Type != EventHeld {
+		t.Fatalf("with only the refusing webhook left: %s, %+v", s.State, evs)
+	}
+	// Offered again (the channel still configured, no longer reaching the
+	// office): the plan as configured now, from its first channel not failed.
+	s = mk()
+	if _, err := s.Reoffer(t0, Reason{Public: "moved"}, []Target{{Channel: "webhook"}, {Channel: "xta"}, {Channel: "transfer"}}); err != nil {
+		t.Fatal(err)
+	}
+	if ref, _ := s.CurrentTarget(); s.State != StateQueued || ref.Channel != "xta" {
+		t.Fatalf("offered again: %s on %q (targets %v)", s.State, ref.Channel, s.Targets)
 	}
 }
