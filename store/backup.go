@@ -13,7 +13,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
+
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 // Online backup.
@@ -22,16 +26,28 @@ import (
 // JetStream queue in the same folder is derived from the outbox and published
 // again at start. Backup writes both, consistently, while the gateway runs, as a
 // tar stream laid out like the data folder, so a restore is: stop, unpack into an
-// empty data folder, start.
+// empty data folder (Restore, which also marks the cases erased while the backup
+// ran, see below), start.
 //
 // Consistency: the bbolt file is copied as of one read transaction. Blobs are
 // written before the record that names them is committed (intake, replies) and are
 // never changed, so every blob a record of the copy names exists when the copy's
-// transaction begins; they are copied after it. Retention deletes only blobs no
-// record needs, so a blob the copy needs can be gone only if its record was
-// deleted for good after the copy began (then the restored record names bytes
-// that its retention period had ended anyway); blobs put after the copy began
-// are included or not, and are unreferenced either way.
+// transaction begins; they are copied after it. Blobs put after the copy began
+// are included or not, and are unreferenced either way. But a blob the copy needs
+// can be deleted before the walk reaches it: an erasure, the retention's
+// package_bytes or unanswered remove a case's bytes (its record stays) and then
+// its blob files, and the sweep removes those of records deleted for good. The
+// copy's record still names the bytes as there, and a restore of such a backup
+// held a case whose package could not be read (`store verify` failed on it, and
+// the office got an unreadable package instead of "bytes removed"). So every
+// blob file deleted while a backup runs is noted (deletionLog: from before the
+// copy's transaction begins until the walk ended, through the store's deleters,
+// which do not wait for it), and the manifest lists those the walk did not copy
+// (backupManifest.Vanished). Restore marks each restored record that names one of
+// them, and no longer has it, as bytes removed, as the store it came from did:
+// with an event saying so (BackupBytesRemovedDetail), through UpdateRedacting as
+// the retention does. Deletions are not held back while a backup runs instead:
+// a backup of a big store takes many minutes, and an erasure must not wait.
 //
 // The bbolt copy goes to a temporary file next to the store first, and the
 // transaction ends before the stream is sent: a read transaction holds bbolt's
@@ -53,6 +69,94 @@ type BackupStats struct {
 	// before 2026-12-05, whose backups are taken without that check.
 	DBSHA256 string `json:"dbSHA256,omitempty"`
 	Complete bool   `json:"complete"` // true in every manifest
+	// BytesRemoved, set by Restore and not part of the manifest, counts the
+	// restored records it marked bytes removed: their blob files were deleted
+	// while the backup ran (an erasure or the retention), so the backup lacks them.
+	BytesRemoved int `json:"-"`
+}
+
+// backupManifest is a backup's last entry: its BackupStats and the blob files
+// deleted while it ran that it does not hold (see above).
+type backupManifest struct {
+	BackupStats
+	// Vanished are the digests of the blob files deleted while the backup ran
+	// that its walk did not copy (it may name some it holds: a blob deleted
+	// after the walk passed it). Absent in the manifests of builds before
+	// 2026-12-05, whose backups restore as before.
+	Vanished []string `json:"vanished,omitempty"`
+}
+
+// BackupBytesRemovedDetail is the detail of the bytes_removed event Restore
+// writes for a record whose blob files were deleted while its backup ran.
+const BackupBytesRemovedDetail = "bytes removed after the backup was taken (an erasure or the retention ran during it)"
+
+// manifestMax bounds the manifest a restore reads: room for the list of a
+// million vanished digests (a first sweep of a big store during a backup).
+const manifestMax = 128 << 20
+
+// deletionLog notes the blob files deleted while backups run (Backup). Every
+// deletion of a blob file goes through deleting, which holds mu shared until it
+// has noted what it deleted; a backup starts and ends its watch with mu held
+// exclusively, so no deletion that could have kept a file from its walk goes
+// unnoted, and deletions never wait for a backup (only, for a moment, for the
+// start or end of one).
+type deletionLog struct {
+	mu      sync.RWMutex
+	watches []*deletionWatch // changed under mu held exclusively
+	noteMu  sync.Mutex       // guards every watch's deleted
+}
+
+// deletionWatch is one backup's view of the deletions.
+type deletionWatch struct {
+	deleted map[string]struct{}
+}
+
+// watch starts noting deletions for a backup.
+func (l *deletionLog) watch() *deletionWatch {
+	w := &deletionWatch{deleted: map[string]struct{}{}}
+	l.mu.Lock()
+	l.watches = append(l.watches, w)
+	l.mu.Unlock()
+	return w
+}
+
+// stop ends w (again: nothing) and returns the digests it noted, sorted.
+func (l *deletionLog) stop(w *deletionWatch) []string {
+	l.mu.Lock()
+	l.watches = slices.DeleteFunc(l.watches, func(o *deletionWatch) bool { return o == w })
+	l.mu.Unlock()
+	l.noteMu.Lock()
+	defer l.noteMu.Unlock()
+	out := make([]string, 0, len(w.deleted))
+	for d := range w.deleted {
+		out = append(out, d)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// deleting runs del, which deletes the blob file digest and reports whether it
+// did, and notes a deletion in every watch.
+func (l *deletionLog) deleting(digest string, del func() (bool, error)) (bool, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	gone, err := del()
+	if gone && len(l.watches) > 0 {
+		l.noteMu.Lock()
+		for _, w := range l.watches {
+			w.deleted[digest] = struct{}{}
+		}
+		l.noteMu.Unlock()
+	}
+	return gone, err
+}
+
+// copied forgets a deletion w noted once its backup copied the blob after all
+// (put again meanwhile): the list in the manifest stays short.
+func (l *deletionLog) copied(w *deletionWatch, digest string) {
+	l.noteMu.Lock()
+	delete(w.deleted, digest)
+	l.noteMu.Unlock()
 }
 
 // ErrBlobDamaged is returned by Backup when a blob file's content does not match its
@@ -82,6 +186,9 @@ func (db *DB) Backup(ctx context.Context, w io.Writer) (BackupStats, error) {
 		os.Remove(tmp.Name())
 	}()
 	st.At = time.Now().UTC()
+	// Deletions are noted from before the copy's transaction begins (see above).
+	watch := db.deletions.watch()
+	defer db.deletions.stop(watch)
 	// The swap lock is held only to begin the read transaction, as a compaction
 	// takes its snapshot: held shared for the whole copy (minutes on a big store),
 	// a WipeFree or a compaction asking for it exclusively would wait behind the
@@ -131,6 +238,7 @@ func (db *DB) Backup(ctx context.Context, w io.Writer) (BackupStats, error) {
 			copyErr = fmt.Errorf("store: backup: blob %s: %w", d, err)
 			return false
 		default:
+			db.deletions.copied(watch, d)
 			st.Blobs++
 			st.BlobBytes += n
 		}
@@ -145,7 +253,7 @@ func (db *DB) Backup(ctx context.Context, w io.Writer) (BackupStats, error) {
 		return st, err
 	}
 	st.Complete = true
-	manifest, err := json.MarshalIndent(st, "", "  ")
+	manifest, err := json.MarshalIndent(backupManifest{BackupStats: st, Vanished: db.deletions.stop(watch)}, "", "  ")
 	if err != nil {
 		return st, err
 	}
@@ -216,7 +324,9 @@ var ErrBackupIncomplete = errors.New("store: not a whole backup")
 // blobs into place only when the stream ended with its manifest and every blob
 // (and the database, when the manifest has its digest) matched its digest, so a cut or damaged backup leaves dir as it was. Entries
 // other than the store's are refused (a crafted archive cannot write elsewhere).
-// progress, if not nil, is called after each entry.
+// Before the database goes into place, the records that name a blob deleted while
+// the backup ran, and missing from it, are marked bytes removed (markVanished;
+// st.BytesRemoved counts them). progress, if not nil, is called after each entry.
 func Restore(ctx context.Context, r io.Reader, dir string, progress func(BackupStats)) (BackupStats, error) {
 	if _, err := os.Stat(filepath.Join(dir, BackupDBName)); err == nil {
 		return BackupStats{}, fmt.Errorf("%w: %s", ErrNotEmpty, filepath.Join(dir, BackupDBName))
@@ -237,10 +347,13 @@ func Restore(ctx context.Context, r io.Reader, dir string, progress func(BackupS
 		return BackupStats{}, fmt.Errorf("store: restore: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	st, err := readBackup(ctx, r, func(name, digest string, size int64, r io.Reader) (int64, error) {
+	st, vanished, err := readBackup(ctx, r, func(name, digest string, size int64, r io.Reader) (int64, error) {
 		return writeFile(ctx, filepath.Join(tmp, filepath.FromSlash(name)), r, size, digest)
 	}, progress)
 	if err != nil {
+		return st, err
+	}
+	if st.BytesRemoved, err = markVanished(ctx, tmp, vanished); err != nil {
 		return st, err
 	}
 	// Into place: the blobs first, the database last, so that a store only ever
@@ -265,57 +378,138 @@ func Restore(ctx context.Context, r io.Reader, dir string, progress func(BackupS
 // manifest at the end and matching, every blob's digest and the database's) without writing anything:
 // `amtsbote store backup` runs it on the stream it saves.
 func CheckBackup(ctx context.Context, r io.Reader, progress func(BackupStats)) (BackupStats, error) {
-	return readBackup(ctx, r, func(name, digest string, size int64, r io.Reader) (int64, error) {
+	st, _, err := readBackup(ctx, r, func(name, digest string, size int64, r io.Reader) (int64, error) {
 		return CopyChecked(ctx, io.Discard, r, size, digest, path.Base(name))
 	}, progress)
+	return st, err
+}
+
+// markVanished marks bytes removed, in the store unpacked into dir, every record
+// that names a blob of vanished (its backup's manifest) that the store does not
+// hold: the blob was deleted while the backup ran, because the record's bytes
+// were removed meanwhile (see above). It returns how many it marked. The store is
+// opened only when such a blob is missing.
+func markVanished(ctx context.Context, dir string, vanished []string) (int, error) {
+	missing := map[string]bool{}
+	for _, d := range vanished { // digests: readBackup checked them
+		if _, err := os.Stat(filepath.Join(dir, BackupBlobDir, d[:2], d)); errors.Is(err, fs.ErrNotExist) {
+			missing[d] = true
+		}
+	}
+	if len(missing) == 0 {
+		return 0, nil
+	}
+	db, err := Open(dir, Options{})
+	if err != nil {
+		return 0, fmt.Errorf("store: restore: mark the cases whose bytes were removed during the backup: %w", err)
+	}
+	marked, err := markMissing(ctx, db, missing)
+	if cerr := db.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("store: restore: %w", cerr)
+	}
+	return marked, err
+}
+
+// markMissing is markVanished on the opened store db.
+func markMissing(ctx context.Context, db *DB, missing map[string]bool) (int, error) {
+	for d := range missing {
+		// A blob kept inline in the database is there after all.
+		if rc, err := db.Blobs().Open(ctx, d); err == nil {
+			rc.Close()
+			delete(missing, d)
+		}
+	}
+	var ids []string
+	err := db.Scan(func(s *submission.Submission) bool {
+		if s.BytesRemovedAt == nil && slices.ContainsFunc(s.Digests(), func(d string) bool { return missing[d] }) {
+			ids = append(ids, s.ID)
+		}
+		return ctx.Err() == nil
+	})
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: restore: %w", err)
+	}
+	marked := 0
+	for _, id := range ids {
+		var changed bool
+		_, err := db.UpdateRedacting(id, func(cur *submission.Submission) ([]submission.Event, error) {
+			if changed = cur.BytesRemovedAt == nil; !changed {
+				return nil, nil
+			}
+			now := time.Now().UTC()
+			cur.BytesGone(now)
+			return []submission.Event{{At: now, Type: submission.EventBytesRemoved, Detail: BackupBytesRemovedDetail}}, nil
+		}, submission.DropOutsideText)
+		if err != nil {
+			return marked, fmt.Errorf("store: restore: mark %s bytes removed: %w", id, err)
+		}
+		if changed {
+			marked++
+		}
+	}
+	if marked > 0 {
+		// The events as they were, with the words from outside, are in free
+		// pages now, as after the retention's removal: zeroed as it does.
+		if _, err := db.WipeFree(); err != nil {
+			return marked, fmt.Errorf("store: restore: %w", err)
+		}
+	}
+	return marked, nil
 }
 
 // readBackup walks a backup stream, handing each file of the store to put (name
 // slash-separated as in the archive; digest "" for the database), and returns its
-// manifest's account of it once the stream ended with the manifest and matched it.
-func readBackup(ctx context.Context, r io.Reader, put func(name, digest string, size int64, r io.Reader) (int64, error), progress func(BackupStats)) (BackupStats, error) {
+// manifest's account of it, and the blobs the manifest lists as vanished, once
+// the stream ended with the manifest and matched it.
+func readBackup(ctx context.Context, r io.Reader, put func(name, digest string, size int64, r io.Reader) (int64, error), progress func(BackupStats)) (BackupStats, []string, error) {
 	var st BackupStats
 	tr := tar.NewReader(r)
-	var manifest *BackupStats
+	var manifest *backupManifest
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return st, fmt.Errorf("%w: %w", ErrBackupIncomplete, err)
+			return st, nil, fmt.Errorf("%w: %w", ErrBackupIncomplete, err)
 		}
 		if manifest != nil {
-			return st, fmt.Errorf("%w: %q after the manifest", ErrBackupIncomplete, h.Name)
+			return st, nil, fmt.Errorf("%w: %q after the manifest", ErrBackupIncomplete, h.Name)
 		}
 		if h.Typeflag != tar.TypeReg || h.Size < 0 {
-			return st, fmt.Errorf("%w: entry %q is not a file", ErrBackupIncomplete, h.Name)
+			return st, nil, fmt.Errorf("%w: entry %q is not a file", ErrBackupIncomplete, h.Name)
 		}
 		switch {
 		case h.Name == BackupManifest:
-			var m BackupStats
-			if err := json.NewDecoder(io.LimitReader(tr, 1<<20)).Decode(&m); err != nil || !m.Complete {
-				return st, fmt.Errorf("%w: manifest: %v", ErrBackupIncomplete, err)
+			var m backupManifest
+			if err := json.NewDecoder(io.LimitReader(tr, manifestMax)).Decode(&m); err != nil || !m.Complete {
+				return st, nil, fmt.Errorf("%w: manifest: %v", ErrBackupIncomplete, err)
+			}
+			if i := slices.IndexFunc(m.Vanished, func(d string) bool { return !IsHexDigest(d) }); i >= 0 {
+				return st, nil, fmt.Errorf("%w: manifest: vanished blob %q", ErrBackupIncomplete, m.Vanished[i])
 			}
 			manifest = &m
 		case h.Name == BackupDBName:
 			if st.DBBytes != 0 {
-				return st, fmt.Errorf("%w: two databases", ErrBackupIncomplete)
+				return st, nil, fmt.Errorf("%w: two databases", ErrBackupIncomplete)
 			}
 			dbHash := sha256.New()
 			n, err := put(h.Name, "", h.Size, io.TeeReader(tr, dbHash))
 			if err != nil {
-				return st, err
+				return st, nil, err
 			}
 			st.DBBytes, st.DBSHA256 = n, hex.EncodeToString(dbHash.Sum(nil))
 		default:
 			d := path.Base(h.Name)
 			if h.Name != path.Join(BackupBlobDir, d[:min(2, len(d))], d) || !IsHexDigest(d) {
-				return st, fmt.Errorf("%w: entry %q is not part of a store", ErrBackupIncomplete, h.Name)
+				return st, nil, fmt.Errorf("%w: entry %q is not part of a store", ErrBackupIncomplete, h.Name)
 			}
 			n, err := put(h.Name, d, h.Size, tr)
 			if err != nil {
-				return st, err
+				return st, nil, err
 			}
 			st.Blobs++
 			st.BlobBytes += n
@@ -325,17 +519,17 @@ func readBackup(ctx context.Context, r io.Reader, put func(name, digest string, 
 		}
 	}
 	if manifest == nil {
-		return st, fmt.Errorf("%w: no %s at its end (the transfer was cut)", ErrBackupIncomplete, BackupManifest)
+		return st, nil, fmt.Errorf("%w: no %s at its end (the transfer was cut)", ErrBackupIncomplete, BackupManifest)
 	}
 	if st.DBBytes != manifest.DBBytes || st.Blobs != manifest.Blobs || st.BlobBytes != manifest.BlobBytes {
-		return st, fmt.Errorf("%w: holds %+v, its manifest says %+v", ErrBackupIncomplete, st, *manifest)
+		return st, nil, fmt.Errorf("%w: holds %+v, its manifest says %+v", ErrBackupIncomplete, st, manifest.BackupStats)
 	}
 	if manifest.DBSHA256 != "" && st.DBSHA256 != manifest.DBSHA256 {
-		return st, fmt.Errorf("%w: the database's SHA-256 is %s, its manifest says %s (changed since the backup)",
+		return st, nil, fmt.Errorf("%w: the database's SHA-256 is %s, its manifest says %s (changed since the backup)",
 			ErrBackupIncomplete, st.DBSHA256, manifest.DBSHA256)
 	}
 	st.At, st.Complete = manifest.At, true
-	return st, nil
+	return st, manifest.Vanished, nil
 }
 
 // writeFile writes size bytes of r to a new file name, fsynced (CopyChecked).
@@ -387,6 +581,11 @@ func moveTree(from, to string) error {
 		return nil
 	}
 	if err != nil {
+		return fmt.Errorf("store: restore: %w", err)
+	}
+	// An empty from (the blobs folder markVanished's Open made for a backup
+	// without blob files) leaves nothing to move, and to's sync below needs it.
+	if err := os.MkdirAll(to, 0o750); err != nil {
 		return fmt.Errorf("store: restore: %w", err)
 	}
 	for _, sub := range subs {

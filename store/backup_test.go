@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -451,4 +453,169 @@ func storeOfOne(t *testing.T) (*DB, *submission.Submission) {
 		t.Fatal(err)
 	}
 	return db, s
+}
+
+// firstWrite calls fn once, before the first write reaches w: for a backup's
+// stream, after its copy of the database and before its walk of the blobs.
+type firstWrite struct {
+	w    io.Writer
+	once sync.Once
+	fn   func()
+}
+
+func (f *firstWrite) Write(p []byte) (int, error) {
+	f.once.Do(f.fn)
+	return f.w.Write(p)
+}
+
+// TestRestoreMarksCasesErasedDuringBackup: a case erased (or its bytes removed by
+// the retention) between a backup's copy of the database and its walk of the
+// blobs loses its blob file before the walk reaches it. The backup used to be
+// "complete" without it, and its restore held the case as delivered with bytes
+// that could not be read; now the manifest lists the blob, and the restore marks
+// the case bytes removed, with an event that says why, and nothing else. A
+// manifest without the list (a build before) restores as before.
+func TestRestoreMarksCasesErasedDuringBackup(t *testing.T) {
+	db := openCommitTest(t, 0, 0)
+	ctx := context.Background()
+	create := func(id string, content []byte) string {
+		t.Helper()
+		d, err := db.Blobs().Put(content)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := time.Now().Add(-time.Hour) // older than an erasure's grace
+		if err := os.Chtimes(db.Files().path(d), old, old); err != nil {
+			t.Fatalf("%s: not a blob file: %v", id, err)
+		}
+		pkg := []byte("<Antragspaket id=\"" + id + "\"/>")
+		s := &submission.Submission{ID: id, Sender: "amt24", MessageID: "m" + id, State: submission.StateDelivered, PackageSHA256: digestOf(pkg),
+			Attachments: []submission.Attachment{{ID: "a", FileName: "bauplan.pdf", SHA256: d, Size: int64(len(content))}}}
+		if _, _, _, err := db.CreateWithBlobs(ctx, s, []submission.Event{{Type: submission.EventReceived}}, "eingang", []byte("<r/>"), []Blob{{SHA256: digestOf(pkg), Data: pkg}}); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	erased, kept := "01900000-0000-7000-8000-000000000001", "01900000-0000-7000-8000-000000000002"
+	erasedBlob := create(erased, bytes.Repeat([]byte("Bauplan "), InlineMax/4))
+	keptBlob := create(kept, bytes.Repeat([]byte("Lageplan "), InlineMax/4))
+
+	var stream bytes.Buffer
+	w := &firstWrite{w: &stream, fn: func() {
+		// What broker.Erase does: the record loses its bytes, then its blob goes.
+		if _, err := db.Update(erased, func(cur *submission.Submission) ([]submission.Event, error) {
+			cur.BytesGone(time.Now())
+			return []submission.Event{{Type: submission.EventBytesRemoved}}, nil
+		}); err != nil {
+			t.Error(err)
+		}
+		if gone, err := db.Blobs().(CondDeleter).DeleteIfOlder(erasedBlob, time.Now().Add(-HoldGrace)); !gone || err != nil {
+			t.Errorf("the erasure kept its blob: %v %v", gone, err)
+		}
+	}}
+	st, err := db.Backup(ctx, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Blobs != 1 {
+		t.Fatalf("backup of %d blob files, want 1: the erased one was deleted before the walk", st.Blobs)
+	}
+
+	dir := filepath.Join(t.TempDir(), "data")
+	rst, err := Restore(ctx, bytes.NewReader(stream.Bytes()), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rst.BytesRemoved != 1 {
+		t.Errorf("restore marked %d records, want 1", rst.BytesRemoved)
+	}
+	restored, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := restored.Get(erased)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.BytesRemovedAt == nil || s.Attachments[0].FileName != "" {
+		t.Fatalf("restored case %s names attachment %s, which the backup lacks, as there (bytes removed %v, file name %q)",
+			erased, erasedBlob[:12], s.BytesRemovedAt, s.Attachments[0].FileName)
+	}
+	evs, err := restored.Events(erased)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := evs[len(evs)-1]; last.Type != submission.EventBytesRemoved || last.Detail != BackupBytesRemovedDetail {
+		t.Fatalf("last event of the marked case: %+v", last)
+	}
+	if s, err := restored.Get(kept); err != nil || s.BytesRemovedAt != nil {
+		t.Fatalf("the case whose bytes the backup holds: %+v %v", s, err)
+	}
+	rc, err := restored.Blobs().Open(ctx, keptBlob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	restored.Close()
+
+	// The same backup with a manifest as builds before wrote it: restored as then.
+	oldDir := filepath.Join(t.TempDir(), "data")
+	rst, err = Restore(ctx, bytes.NewReader(withoutVanished(t, stream.Bytes())), oldDir, nil)
+	if err != nil || rst.BytesRemoved != 0 {
+		t.Fatalf("restore of an older manifest: %+v %v", rst, err)
+	}
+	restored, err = Open(oldDir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restored.Close()
+	if s, err := restored.Get(erased); err != nil || s.BytesRemovedAt != nil {
+		t.Fatalf("an older manifest's restore changed the case: %+v %v", s, err)
+	}
+}
+
+// withoutVanished returns the backup stream with its manifest as builds before
+// 2026-12-05 wrote it: without the list of vanished blobs, which it must hold.
+func withoutVanished(t *testing.T, stream []byte) []byte {
+	t.Helper()
+	tr := tar.NewReader(bytes.NewReader(stream))
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Name == BackupManifest {
+			var m map[string]any
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := m["vanished"]; !ok {
+				t.Fatalf("the manifest lists no vanished blob: %s", b)
+			}
+			delete(m, "vanished")
+			if b, err = json.Marshal(m); err != nil {
+				t.Fatal(err)
+			}
+			h.Size = int64(len(b))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
 }

@@ -183,7 +183,11 @@ func (bs dbBlobs) Delete(digest string) error {
 	if found {
 		return nil
 	}
-	return bs.db.blobs.Delete(digest)
+	_, err = bs.db.deletions.deleting(digest, func() (bool, error) {
+		err := bs.db.blobs.Delete(digest)
+		return err == nil, err
+	})
+	return err
 }
 
 // DeleteIfOlder removes a blob only if it was last written (or put again) before
@@ -215,7 +219,7 @@ func (bs dbBlobs) DeleteIfOlder(digest string, before time.Time) (bool, error) {
 	if found {
 		return gone, nil
 	}
-	return bs.db.blobs.DeleteIfOlder(digest, before)
+	return bs.db.deletions.deleting(digest, func() (bool, error) { return bs.db.blobs.DeleteIfOlder(digest, before) })
 }
 
 // Walk calls fn for every blob, inline ones first, until fn returns false.

@@ -464,6 +464,8 @@ type DB struct {
 	commit *committer
 	// recent holds the records read last, decoded (recent.go).
 	recent *recent
+	// deletions notes the blob files deleted while a backup runs (backup.go).
+	deletions deletionLog
 	// wiped are the free pages of the file of bolt `of` that WipeFree zeroed
 	// (wipe.go); guarded by compacting and sw together.
 	wiped struct {

@@ -158,6 +158,9 @@ func runBackup(ctx context.Context, verb string, args []string, stdout, stderr i
 	}
 	fmt.Fprintf(stdout, "%s: the store as of %s, %d bytes of database, %d blob files (%d bytes)\n",
 		what, st.At.Format(time.RFC3339), st.DBBytes, st.Blobs, st.BlobBytes)
+	if st.BytesRemoved > 0 {
+		fmt.Fprintf(stdout, "%d submissions marked bytes removed: an erasure or the retention removed their bytes while the backup ran, so it lacks them\n", st.BytesRemoved)
+	}
 	return 0
 }
 
