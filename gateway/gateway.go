@@ -152,6 +152,10 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 			return nil, fmt.Errorf("store in %s: %w", cfg.DataDir, err)
 		}
 		g.db = db
+		// The first start after a restore says from when the store is.
+		if err := store.LogRestore(cfg.DataDir, log); err != nil {
+			log.Warn("the note of a restore could not be read or removed", "err", err)
+		}
 	}
 	if ln != nil {
 		g.ln = ln

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -371,7 +372,55 @@ func Restore(ctx context.Context, r io.Reader, dir string, progress func(BackupS
 	} else if err != nil {
 		return st, fmt.Errorf("store: restore: %w", err)
 	}
+	// The note for the gateway's first start (LogRestore). A restore that fails
+	// here is whole all the same: the store is in place, only the note is missing.
+	note, err := json.Marshal(restoreNote{BackupAt: st.At, RestoredAt: time.Now().UTC(), BytesRemoved: st.BytesRemoved})
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, RestoreNoteName), note, 0o600)
+	}
+	if err != nil {
+		return st, fmt.Errorf("store: restore: %w", err)
+	}
 	return st, syncDir(dir)
+}
+
+// RestoreNoteName is the file Restore leaves in the data folder for the gateway's
+// first start after it (LogRestore).
+const RestoreNoteName = "restored-from-backup.json"
+
+// restoreNote is what RestoreNoteName holds.
+type restoreNote struct {
+	BackupAt     time.Time `json:"backupAt"`
+	RestoredAt   time.Time `json:"restoredAt"`
+	BytesRemoved int       `json:"bytesRemoved"`
+}
+
+// LogRestore logs, once, that the store in dir was restored from a backup and
+// when that backup was taken, then removes Restore's note; without a note it does
+// nothing. The gateway calls it at its start: what the offices did after the
+// backup's time (decisions, fetches, replies) is gone from the store, and the
+// operator asks them to send it again (docs/operations.md, "Backup and restore");
+// the backup's time said since when only in the output of the restore.
+func LogRestore(dir string, log *slog.Logger) error {
+	name := filepath.Join(dir, RestoreNoteName)
+	b, err := os.ReadFile(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	var n restoreNote
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("store: %s: %w", name, err)
+	}
+	log.Warn("store restored from a backup: decisions, replies, fetches and mailbox openings made after the backup was taken are not in it; "+
+		"list the open cases (amtsbote admin list -state delivered, -state handed_over) and ask their offices to send them again (docs/operations.md, \"Backup and restore\")",
+		"backup_taken", n.BackupAt, "restored", n.RestoredAt, "cases_marked_bytes_removed", n.BytesRemoved)
+	if err := os.Remove(name); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
 }
 
 // CheckBackup reads a backup stream to its end and checks what Restore checks (the

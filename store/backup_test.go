@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -618,4 +619,38 @@ func withoutVanished(t *testing.T, stream []byte) []byte {
 		t.Fatal(err)
 	}
 	return out.Bytes()
+}
+
+// TestFirstStartAfterRestoreLogsTheBackupsTime: what offices did after a backup
+// was taken is not in a store restored from it, and the backup's time, which says
+// since when, was printed only by the restore. The restore leaves a note that the
+// gateway's first start logs, with that time, once.
+func TestFirstStartAfterRestoreLogsTheBackupsTime(t *testing.T) {
+	db := openCommitTest(t, 0, 0)
+	ctx := context.Background()
+	var stream bytes.Buffer
+	st, err := db.Backup(ctx, &stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "data")
+	if _, err := Restore(ctx, bytes.NewReader(stream.Bytes()), dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logged, nil))
+	if err := LogRestore(dir, log); err != nil {
+		t.Fatal(err)
+	}
+	var line struct {
+		Level string    `json:"level"`
+		Taken time.Time `json:"backup_taken"`
+	}
+	if err := json.Unmarshal(logged.Bytes(), &line); err != nil || line.Level != "WARN" || !line.Taken.Equal(st.At) {
+		t.Fatalf("first start after the restore logged %q (%v), want a warning with the backup's time %s", logged.String(), err, st.At)
+	}
+	logged.Reset()
+	if err := LogRestore(dir, log); err != nil || logged.Len() != 0 {
+		t.Fatalf("the second start logged the restore again: %q %v", logged.String(), err)
+	}
 }
