@@ -51,6 +51,7 @@ type Tracker struct {
 	mu    sync.Mutex
 	open  map[string]string        // submission id -> peer id
 	held  map[string]string        // held here after a peer channel: submission id -> peer id, asked once
+	lacks map[string]time.Time     // held packages their peer said it lacks, and when
 	kicks map[string]chan struct{} // peer id -> its loop's kick (coalesced)
 	wg    sync.WaitGroup
 	stop  context.CancelFunc
@@ -78,6 +79,10 @@ const HeldEvery = 10
 
 // maxHeldAsked bounds the held packages named in one round of questions.
 const maxHeldAsked = 4 * MaxQuery
+
+// LacksAgain is how long a held package its peer said it lacks is not named
+// again.
+const LacksAgain = time.Hour
 
 func pollOf(p config.Peer) time.Duration   { return max(p.Poll(), minPoll) }
 func nudgeGap(p config.Peer) time.Duration { return min(NudgeGap, pollOf(p)) }
@@ -181,7 +186,15 @@ func (t *Tracker) watchHeld(ctx context.Context) {
 // as forwarded, with their peer, and kicks those peers.
 func (t *Tracker) findHeld(ctx context.Context) {
 	found := map[string]string{}
+	seen := map[string]bool{}
+	t.mu.Lock()
+	lacks := maps.Clone(t.lacks)
+	t.mu.Unlock()
 	err := t.Broker.InState(submission.StateHeld, func(s *submission.Submission) bool {
+		seen[s.ID] = true
+		if at, ok := lacks[s.ID]; ok && time.Since(at) < LacksAgain {
+			return ctx.Err() == nil
+		}
 		if s.Forward == nil && s.BytesRemovedAt == nil && slices.ContainsFunc(s.Targets, func(tg submission.Target) bool { return tg.Channel == channel.Peer }) {
 			if p, ok := t.PeerOf(s); ok {
 				found[s.ID] = p.ID
@@ -194,6 +207,12 @@ func (t *Tracker) findHeld(ctx context.Context) {
 			t.Log.Warn("listing the packages held after a peer channel failed; will look again", "err", err)
 		}
 		return
+	}
+	if len(found) < maxHeldAsked {
+		// A whole look: forget what the peers lacked of packages no longer held.
+		t.mu.Lock()
+		maps.DeleteFunc(t.lacks, func(id string, _ time.Time) bool { return !seen[id] })
+		t.mu.Unlock()
 	}
 	if len(found) == 0 {
 		return
@@ -279,7 +298,11 @@ func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
 		var refs []Ref
 		for _, id := range batch {
 			s, err := t.Broker.Submission(id)
-			if err == nil && s.Forward == nil && t.askHeld(id) {
+			// Taken off the held list whatever the record says now: one
+			// forwarded meanwhile (an operator's redeliver) or deleted stayed
+			// on it for good, named in every question after.
+			wasHeld := t.askHeld(id)
+			if err == nil && s.Forward == nil && wasHeld {
 				if s.State == submission.StateHeld {
 					ref := Ref{Sender: s.Sender, MessageID: s.MessageID}
 					subs[ref] = s
@@ -384,6 +407,15 @@ func (t *Tracker) askHeld(id string) bool {
 // the peer answers the repeated forwarding with its first receipt.
 func (t *Tracker) heldThere(p config.Peer, s *submission.Submission, state string) {
 	if state == StateUnknown || state == "" {
+		// Not there: not named again for a while, so that the packages the peer
+		// lacks (oldest first in the held index) do not fill every look's
+		// maxHeldAsked and leave a newer one never asked about.
+		t.mu.Lock()
+		if t.lacks == nil {
+			t.lacks = map[string]time.Time{}
+		}
+		t.lacks[s.ID] = time.Now()
+		t.mu.Unlock()
 		return
 	}
 	t.Log.Info("a package held here is at the peer gateway (a forwarding's answer was lost): forwarding it again for the peer's receipt",
