@@ -95,10 +95,13 @@ func (b *Broker) Erase(ctx context.Context, id, actor, note string) (EraseResult
 	if err != nil {
 		return res, err
 	}
-	if !res.Already && res.BlobsDeleted == 0 {
+	if res.BlobsDeleted == 0 {
 		// The events as they were, with the office's words, and the record with
 		// the attachments' file names are in free pages now, whether or not a
-		// blob went (deleteUnsharedBlobs wiped after it deleted one).
+		// blob went (deleteUnsharedBlobs wiped after it deleted one). Asked again
+		// (Already), it wipes again: the erasure's record was written when a wipe
+		// failed and the operator was told so, and the repeat the answer asks
+		// for must finish the job, not only say "already removed".
 		if err = b.wipeFree(); err != nil {
 			return res, fmt.Errorf("broker: erase %s: %w", s.ID, err)
 		}

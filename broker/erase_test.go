@@ -259,3 +259,36 @@ func TestErasureTakesTheOfficesWordsFromTheEvents(t *testing.T) {
 		t.Fatalf("the failures' events are gone: %+v", evs)
 	}
 }
+
+// TestEraseAgainWipesWhatAFailedWipeLeft: an erasure whose wipe of free pages
+// failed had written its record and answered with the error; the repeat the
+// answer asks for said "already removed" and left the office's words in the
+// store's free pages. Asked again, it wipes.
+func TestEraseAgainWipesWhatAFailedWipeLeft(t *testing.T) {
+	office := &scripted{channel: "primary", answers: []error{
+		adapters.Permanent("receiver refused with HTTP 422", &webhook.StatusError{StatusCode: 422, Snippet: officeWords}),
+	}}
+	e := start(t, t.TempDir(), office)
+	a, err := e.b.Receive(context.Background(), intake("erase-wipe-fails", "primary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := a.Submission.ID
+	waitState(t, e.b, id, submission.StateHeld)
+	if !inFile(t, e, officeWords) {
+		t.Fatal("the office's words are not in the file: the check below would prove nothing")
+	}
+	wipeFault = func() error { return errors.New("disk error (test)") }
+	_, err = e.b.Erase(context.Background(), id, "operator", "")
+	wipeFault = nil
+	if err == nil {
+		t.Fatal("a failed wipe was not reported")
+	}
+	res, err := e.b.Erase(context.Background(), id, "operator", "")
+	if err != nil || !res.Already {
+		t.Fatalf("erase again: %+v %v", res, err)
+	}
+	if inFile(t, e, officeWords) {
+		t.Error("erased again, the office's words are still in amtsbote.db")
+	}
+}

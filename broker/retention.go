@@ -263,9 +263,17 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 	return rep, nil
 }
 
+// wipeFault, when set (tests), fails a wipe of free pages.
+var wipeFault func() error
+
 // wipeFree overwrites the store's free pages where the store keeps removed data
 // in its file until the space is reused (store.DB; JetStream purges its own).
 func (b *Broker) wipeFree() error {
+	if wipeFault != nil {
+		if err := wipeFault(); err != nil {
+			return err
+		}
+	}
 	if w, ok := b.db.(store.FreeWiper); ok {
 		_, err := w.WipeFree()
 		return err
