@@ -119,7 +119,9 @@ func TestEveryTransitionFromEveryState(t *testing.T) {
 			StateAccepted: ok(StateAccepted, EventBytesRemoved), StateRejected: ok(StateRejected, EventBytesRemoved),
 			StateQueued: illegal, StateRetrying: illegal, StateHandedOver: illegal, StateDelivered: illegal, StateHeld: illegal, StateForwarded: illegal,
 		}},
-		{"Reoffer", func(s *Submission) ([]Event, error) { return s.Reoffer(t0, Reason{Public: "moved", Internal: "note"}, nil) }, map[State]result{
+		{"Reoffer", func(s *Submission) ([]Event, error) {
+			return s.Reoffer(t0, Reason{Public: "moved", Internal: "note"}, nil)
+		}, map[State]result{
 			StateHandedOver: ok(StateQueued, EventRequeued),
 			StateQueued:     stale, StateRetrying: stale, StateDelivered: stale, StateHeld: stale,
 			StateAccepted: stale, StateRejected: stale, StateForwarded: stale,
