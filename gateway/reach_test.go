@@ -204,55 +204,20 @@ responsibilities:
 // mailbox, or held for an office without mailbox users — instead of into the
 // folder the office reads now. It goes into the folder.
 func TestWaitingPackageFollowsTheOfficeToItsNewChannel(t *testing.T) {
-	dir := t.TempDir()
-	const office, service = "sn-umzug-amt", "99123456789015"
-	overlay := filepath.Join(t.TempDir(), "umzug.yaml")
-	if err := os.WriteFile(overlay, []byte(`services:
-  - {key: "`+service+`", name: "Umzugstest", quelle: "test"}
-offices:
-  - id: `+office+`
-    name: "Amt im Umzug"
-    kanaele: [{kind: webhook, level: 3}, {kind: transfer, level: 2}]
-responsibilities:
-  - {leistung: "`+service+`", gebiet: "14", stelle: `+office+`}
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	share := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(share, transfer.LedgerDir), 0o750); err != nil {
-		t.Fatal(err)
-	}
-	f := start(t, func(c *config.Config) {
-		c.DataDir = dir
-		c.Directory.Files = []string{overlay}
-		c.Offices[office] = config.OfficeClient{Token: "umzug-token",
-			Channels: map[string]config.Channel{channel.Webhook: {Endpoint: "http://127.0.0.1:1/hook", Secret: secretA}}}
-	})
-	p := paket.ExampleWith(service, paket.NewMessageID(), time.Now())
-	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
-	res, err := f.portal.Submit(context.Background(), p)
-	if err != nil || res.Status != http.StatusCreated {
-		t.Fatalf("submit: %v %+v", err, res)
-	}
-	waitFor(t, "a failed webhook attempt", func() bool {
-		s, err := f.g.Broker.Submission(res.SubmissionID)
-		return err == nil && s.State == submission.StateRetrying
-	})
+	m := newOfficeMove(t, "{kind: webhook, level: 3}, {kind: transfer, level: 2}")
+	f := m.start(t, config.OfficeClient{Token: "umzug-token",
+		Channels: map[string]config.Channel{channel.Webhook: {Endpoint: "http://127.0.0.1:1/hook", Secret: secretA}}}, nil)
+	id := m.submit(t, f, submission.StateRetrying) // a failed webhook attempt
 	stopFixture(t, f)
 
-	f2 := start(t, func(c *config.Config) {
-		c.DataDir = dir
-		c.Directory.Files = []string{overlay}
-		c.Offices[office] = config.OfficeClient{Token: "umzug-token",
-			Channels: map[string]config.Channel{channel.Transfer: {Endpoint: share}}}
-	})
+	f2 := m.start(t, m.toFolder(), nil)
 	var s *submission.Submission
 	waitFor(t, "the package in the transfer folder", func() bool {
-		s, _ = f2.g.Broker.Submission(res.SubmissionID)
+		s, _ = f2.g.Broker.Submission(id)
 		ref, _ := s.CurrentTarget()
 		return s.State == submission.StateHandedOver && ref.Channel == channel.Transfer
 	})
-	evs, err := f2.g.Broker.Log(res.SubmissionID)
+	evs, err := f2.g.Broker.Log(id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,59 +284,85 @@ func TestOpenedMailboxPackageIsConfirmedNotOfferedAgain(t *testing.T) {
 // the plan made at intake, the package was refused by the mailbox and held (a
 // review); it goes with the office's channels as configured now, into the folder.
 func TestOfferedAgainFollowsTheOfficesChannelsNow(t *testing.T) {
-	dir := t.TempDir()
-	const office, service = "sn-umzug-amt", "99123456789015"
-	overlay := filepath.Join(t.TempDir(), "umzug.yaml")
-	if err := os.WriteFile(overlay, []byte(`services:
-  - {key: "`+service+`", name: "Umzugstest", quelle: "test"}
-offices:
-  - id: `+office+`
-    name: "Amt im Umzug"
-    kanaele: [{kind: transfer, level: 2}]
-responsibilities:
-  - {leistung: "`+service+`", gebiet: "14", stelle: `+office+`}
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	share := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(share, transfer.LedgerDir), 0o750); err != nil {
-		t.Fatal(err)
-	}
-	f := start(t, func(c *config.Config) {
-		c.DataDir = dir
-		c.Directory.Files = []string{overlay}
-		c.Offices[office] = config.OfficeClient{Token: "umzug-token"}
-		c.Mailbox.Users = []config.MailboxUser{{Name: "anna", Office: office, PasswordHash: cheapHash(t, "pw")}}
-	})
-	p := paket.ExampleWith(service, paket.NewMessageID(), time.Now())
-	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
-	res, err := f.portal.Submit(context.Background(), p)
-	if err != nil || res.Status != http.StatusCreated {
-		t.Fatalf("submit: %v %+v", err, res)
-	}
-	waitFor(t, "hand-over to the mailbox", func() bool {
-		s, err := f.g.Broker.Submission(res.SubmissionID)
-		return err == nil && s.State == submission.StateHandedOver
-	})
+	m := newOfficeMove(t, "{kind: transfer, level: 2}")
+	f := m.start(t, config.OfficeClient{Token: "umzug-token"},
+		[]config.MailboxUser{{Name: "anna", Office: umzugOffice, PasswordHash: cheapHash(t, "pw")}})
+	id := m.submit(t, f, submission.StateHandedOver) // in the mailbox
 	stopFixture(t, f)
 
-	f2 := start(t, func(c *config.Config) {
-		c.DataDir = dir
-		c.Directory.Files = []string{overlay}
-		c.Offices[office] = config.OfficeClient{Token: "umzug-token",
-			Channels: map[string]config.Channel{channel.Transfer: {Endpoint: share}}}
-	})
-	waitLeaves(t, f2, res.SubmissionID)
+	f2 := m.start(t, m.toFolder(), nil)
+	// It may pass through queued too quickly to be seen: wait for where it ends,
+	// held or handed over on another channel than the mailbox.
 	var s *submission.Submission
 	waitFor(t, "the package to settle", func() bool {
-		s, _ = f2.g.Broker.Submission(res.SubmissionID)
-		return s.State == submission.StateHeld || s.State == submission.StateHandedOver
+		s, _ = f2.g.Broker.Submission(id)
+		ref, _ := s.CurrentTarget()
+		return s.State == submission.StateHeld || s.State == submission.StateHandedOver && ref.Channel != channel.Mailbox
 	})
 	if ref, _ := s.CurrentTarget(); s.State != submission.StateHandedOver || ref.Channel != channel.Transfer {
-		evs, _ := f2.g.Broker.Log(res.SubmissionID)
+		evs, _ := f2.g.Broker.Log(id)
 		for _, e := range evs {
 			t.Logf("%s %s %s", e.Type, e.Channel, e.Detail)
 		}
 		t.Fatalf("the package is %s on %v, want handed over into the office's transfer folder", s.State, s.Targets)
 	}
+}
+
+// officeMove is a gateway whose office umzugOffice moves at a restart (its
+// directory overlay with the channels it lists, a prepared transfer folder,
+// the data folder kept over the restart).
+type officeMove struct{ dir, overlay, share string }
+
+const umzugOffice, umzugService = "sn-umzug-amt", "99123456789015"
+
+func newOfficeMove(t *testing.T, kanaele string) *officeMove {
+	t.Helper()
+	m := &officeMove{dir: t.TempDir(), overlay: filepath.Join(t.TempDir(), "umzug.yaml"), share: t.TempDir()}
+	if err := os.WriteFile(m.overlay, []byte(`services:
+  - {key: "`+umzugService+`", name: "Umzugstest", quelle: "test"}
+offices:
+  - id: `+umzugOffice+`
+    name: "Amt im Umzug"
+    kanaele: [`+kanaele+`]
+responsibilities:
+  - {leistung: "`+umzugService+`", gebiet: "14", stelle: `+umzugOffice+`}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(m.share, transfer.LedgerDir), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// start starts the gateway with the office configured as oc and the mailbox users.
+func (m *officeMove) start(t *testing.T, oc config.OfficeClient, users []config.MailboxUser) *fixture {
+	t.Helper()
+	return start(t, func(c *config.Config) {
+		c.DataDir = m.dir
+		c.Directory.Files = []string{m.overlay}
+		c.Offices[umzugOffice] = oc
+		c.Mailbox.Users = users
+	})
+}
+
+// toFolder is the office's configuration after the move: the transfer folder only.
+func (m *officeMove) toFolder() config.OfficeClient {
+	return config.OfficeClient{Token: "umzug-token", Channels: map[string]config.Channel{channel.Transfer: {Endpoint: m.share}}}
+}
+
+// submit sends a package for the office and waits until it is in state want.
+func (m *officeMove) submit(t *testing.T, f *fixture, want submission.State) string {
+	t.Helper()
+	p := paket.ExampleWith(umzugService, paket.NewMessageID(), time.Now())
+	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
+	res, err := f.portal.Submit(context.Background(), p)
+	if err != nil || res.Status != http.StatusCreated {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	waitFor(t, "the package "+string(want), func() bool {
+		s, err := f.g.Broker.Submission(res.SubmissionID)
+		return err == nil && s.State == want
+	})
+	return res.SubmissionID
 }

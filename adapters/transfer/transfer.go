@@ -70,6 +70,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 // Channel is the name the adapter registers under.
@@ -912,7 +913,7 @@ func (a *Adapter) Confirmed(ctx context.Context, d adapters.Delivery) (adapters.
 		// The marker's time is the office's clock, or a copy tool's, and goes into the
 		// signed Zustellbestaetigung: never before the hand-over, never after now.
 		now := a.now()
-		at := clampTime(mi.ModTime(), rec.WrittenAt, now)
+		at := submission.ClampTime(mi.ModTime(), rec.WrittenAt, now)
 		if at.Sub(mi.ModTime()).Abs() > markerSlack {
 			a.log.Warn("transfer: marker time lies outside hand-over and now, the confirmation names the nearest",
 				"delivery", d.ID, "office", d.OfficeID, "case", rec.Case, "marker_time", mi.ModTime().UTC(),
@@ -959,17 +960,6 @@ func (a *Adapter) Confirmed(ctx context.Context, d adapters.Delivery) (adapters.
 // clamping is worth a warning: file systems store coarse times (FAT-style shares two
 // seconds, Linux the last timer tick) and the office's clocks drift a little.
 const markerSlack = time.Minute
-
-// clampTime bounds t to [lo, hi]; hi wins should the gateway's clock have gone back.
-func clampTime(t, lo, hi time.Time) time.Time {
-	if t.Before(lo) {
-		t = lo
-	}
-	if t.After(hi) {
-		t = hi
-	}
-	return t
-}
 
 // ledgerRecord is .amtsbote/<delivery>.json: the adapter's proof that it handed a
 // case folder over, or, pending, that it began to.
