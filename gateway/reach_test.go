@@ -17,6 +17,7 @@ import (
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/portal"
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/amtsbote/amtsbote/xta"
 )
@@ -94,20 +95,7 @@ func TestHandedOverToThePullAPIGoesOnWhenTheChannelIsRemoved(t *testing.T) {
 // refuses (nobody could open it): held, a dead letter the operator sees, as a
 // package arriving now is.
 func TestHandedOverToAMailboxWithoutUsersIsHeld(t *testing.T) {
-	dir := t.TempDir()
-	f := start(t, func(c *config.Config) {
-		c.DataDir = dir
-		c.Mailbox.Users = []config.MailboxUser{{Name: "anna", Office: DemoOfficeID, PasswordHash: cheapHash(t, "pw")}}
-	})
-	res, err := f.portal.Submit(context.Background(), f.example())
-	if err != nil || !res.Accepted() {
-		t.Fatalf("submit: %v %+v", err, res)
-	}
-	waitFor(t, "hand-over to the mailbox", func() bool {
-		s, err := f.g.Broker.Submission(res.SubmissionID)
-		return err == nil && s.State == submission.StateHandedOver
-	})
-	stopFixture(t, f)
+	dir, res := inAnnasMailbox(t)
 
 	f2 := start(t, func(c *config.Config) { c.DataDir = dir })
 	s := waitLeaves(t, f2, res.SubmissionID)
@@ -238,20 +226,7 @@ func TestWaitingPackageFollowsTheOfficeToItsNewChannel(t *testing.T) {
 // held, with no Zustellbestaetigung, a dead letter (a review). A channel that
 // confirms later is asked first.
 func TestOpenedMailboxPackageIsConfirmedNotOfferedAgain(t *testing.T) {
-	dir := t.TempDir()
-	f := start(t, func(c *config.Config) {
-		c.DataDir = dir
-		c.Mailbox.Users = []config.MailboxUser{{Name: "anna", Office: DemoOfficeID, PasswordHash: cheapHash(t, "pw")}}
-	})
-	res, err := f.portal.Submit(context.Background(), f.example())
-	if err != nil || !res.Accepted() {
-		t.Fatalf("submit: %v %+v", err, res)
-	}
-	waitFor(t, "hand-over to the mailbox", func() bool {
-		s, err := f.g.Broker.Submission(res.SubmissionID)
-		return err == nil && s.State == submission.StateHandedOver
-	})
-	stopFixture(t, f)
+	dir, res := inAnnasMailbox(t)
 
 	// anna opened it just before the restart: the mailbox's own record.
 	db, err := bolt.Open(filepath.Join(dir, "mailbox", "mailbox.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
@@ -365,4 +340,26 @@ func (m *officeMove) submit(t *testing.T, f *fixture, want submission.State) str
 		return err == nil && s.State == want
 	})
 	return res.SubmissionID
+}
+
+// inAnnasMailbox starts a gateway whose demo office has the mailbox user anna,
+// hands a package over to the mailbox and stops the gateway: its data folder and
+// the package's answer.
+func inAnnasMailbox(t *testing.T) (string, *portal.Result) {
+	t.Helper()
+	dir := t.TempDir()
+	f := start(t, func(c *config.Config) {
+		c.DataDir = dir
+		c.Mailbox.Users = []config.MailboxUser{{Name: "anna", Office: DemoOfficeID, PasswordHash: cheapHash(t, "pw")}}
+	})
+	res, err := f.portal.Submit(context.Background(), f.example())
+	if err != nil || !res.Accepted() {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	waitFor(t, "hand-over to the mailbox", func() bool {
+		s, err := f.g.Broker.Submission(res.SubmissionID)
+		return err == nil && s.State == submission.StateHandedOver
+	})
+	stopFixture(t, f)
+	return dir, res
 }
