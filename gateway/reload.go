@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -97,6 +98,16 @@ func (g *Gateway) joinCluster(ctx context.Context) error {
 	value, err := json.Marshal(member{Address: c.address})
 	if err != nil {
 		return err
+	}
+	if e, err := kv.Get(ctx, node); err == nil {
+		// An entry under this node id from another address: a data folder
+		// copied with its node-id. Reload answers are told apart by the id, so
+		// one of the two would hide the other's (a review); say so.
+		var other member
+		if json.Unmarshal(e.Value(), &other) == nil && other.Address != c.address {
+			g.Log.Warn("another gateway of the cluster runs with this gateway's node id (a data folder copied with its node-id file?): give each gateway its own, or a reload's answer cannot tell them apart",
+				"node", node, "other_address", other.Address, "address", c.address, "file", filepath.Join(g.Config.DataDir, "node-id"))
+		}
 	}
 	if _, err := kv.Put(ctx, node, value); err != nil {
 		return fmt.Errorf("cluster members: %w", err)

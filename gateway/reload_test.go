@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -336,4 +338,44 @@ func TestClusterReloadReachesEveryGateway(t *testing.T) {
 			t.Errorf("a running gateway's result: %+v", n)
 		}
 	}
+}
+
+// TestClusterGatewayWithAnothersNodeIDSaysSo: a data folder copied with its
+// node-id file gives two gateways one node id, and a reload's answers, told
+// apart by it, hide one of the two (a review). The second to start says so.
+func TestClusterGatewayWithAnothersNodeIDSaysSo(t *testing.T) {
+	url := natstest.StartSingle(t).URLs()
+	cluster := func(cfg *config.Config) { cfg.Store.Backend, cfg.NATS.URL = config.StoreJetStream, url }
+	one := start(t, cluster)
+	id, err := os.ReadFile(filepath.Join(one.g.Config.DataDir, "node-id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncLog
+	startLogged(t, slog.New(slog.NewTextHandler(&logs, nil)), cluster, func(c *config.Config) {
+		if err := os.WriteFile(filepath.Join(c.DataDir, "node-id"), id, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if !strings.Contains(logs.String(), "runs with this gateway's node id") {
+		t.Fatalf("no warning of the shared node id:\n%s", logs.String())
+	}
+}
+
+// syncLog is a log buffer the gateway's goroutines may write while a test reads it.
+type syncLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
