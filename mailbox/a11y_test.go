@@ -583,15 +583,24 @@ func TestFocusOnTheFieldInError(t *testing.T) {
 	r := newBrowserRig(t)
 	sub := r.e.receiveHandedOver(t, officeDresden)
 	r.login()
-	focus := func() (id, invalid string) {
-		var f [2]string
-		r.eval(`JSON.stringify([document.activeElement.id, document.activeElement.getAttribute('aria-invalid') || ''])`, &f)
-		return f[0], f[1]
+	// Chromium runs autofocus when it next updates the rendering, which may
+	// come after the navigation's load: the focus is read until it is where it
+	// should be, or for a few seconds (make test caught it read too early).
+	focus := func(want string) (id, invalid string) {
+		for range 50 {
+			var f [2]string
+			r.eval(`JSON.stringify([document.activeElement.id, document.activeElement.getAttribute('aria-invalid') || ''])`, &f)
+			if id, invalid = f[0], f[1]; id == want {
+				return id, invalid
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return id, invalid
 	}
 	r.nav("case", chromedp.Navigate(r.base+"s/"+sub.ID))
 	r.do("ablehnen", chromedp.Click(chromedp.CSS("#ablehnen")))
 	r.nav("reject without reason", chromedp.Click(chromedp.CSS("#entscheidung button[type=submit]")))
-	if id, invalid := focus(); id != "begruendung" || invalid != "true" {
+	if id, invalid := focus("begruendung"); id != "begruendung" || invalid != "true" {
 		t.Errorf("after a rejection without reason the focus is on %q (aria-invalid %q), want the reason field", id, invalid)
 	}
 	// No choice: a browser's own check (required) stops the form, so the form is
@@ -599,7 +608,7 @@ func TestFocusOnTheFieldInError(t *testing.T) {
 	r.nav("case", chromedp.Navigate(r.base+"s/"+sub.ID))
 	r.do("no check", chromedp.Evaluate[chromedp.Void](`document.querySelector('#entscheidung form').noValidate = true`))
 	r.nav("send without a choice", chromedp.Click(chromedp.CSS("#entscheidung button[type=submit]")))
-	if id, invalid := focus(); id != "annehmen" || invalid != "true" {
+	if id, invalid := focus("annehmen"); id != "annehmen" || invalid != "true" {
 		t.Errorf("after a form without a choice the focus is on %q (aria-invalid %q), want the first choice", id, invalid)
 	}
 }
