@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/internal/natstest"
+	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/signing"
 )
@@ -351,7 +351,7 @@ func TestClusterGatewayWithAnothersNodeIDSaysSo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncLog
+	var logs testenv.Buffer
 	startLogged(t, slog.New(slog.NewTextHandler(&logs, nil)), cluster, func(c *config.Config) {
 		if err := os.WriteFile(filepath.Join(c.DataDir, "node-id"), id, 0o600); err != nil {
 			t.Fatal(err)
@@ -360,22 +360,4 @@ func TestClusterGatewayWithAnothersNodeIDSaysSo(t *testing.T) {
 	if !strings.Contains(logs.String(), "runs with this gateway's node id") {
 		t.Fatalf("no warning of the shared node id:\n%s", logs.String())
 	}
-}
-
-// syncLog is a log buffer the gateway's goroutines may write while a test reads it.
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

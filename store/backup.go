@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -128,12 +129,7 @@ func (l *deletionLog) stop(w *deletionWatch) []string {
 	l.mu.Unlock()
 	l.noteMu.Lock()
 	defer l.noteMu.Unlock()
-	out := make([]string, 0, len(w.deleted))
-	for d := range w.deleted {
-		out = append(out, d)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(w.deleted))
 }
 
 // deleting runs del, which deletes the blob file digest and reports whether it

@@ -304,33 +304,12 @@ func TestRestoreRefusesADamagedDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The same archive, entry for entry, with one byte of the database changed.
-	var damaged bytes.Buffer
-	tr, tw := tar.NewReader(bytes.NewReader(whole.Bytes())), tar.NewWriter(&damaged)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Name == BackupDBName {
+	damaged := bytes.NewBuffer(editArchive(t, whole.Bytes(), func(name string, b []byte) []byte {
+		if name == BackupDBName {
 			b[len(b)/2] ^= 0x01
 		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
+		return b
+	}))
 	if _, err := CheckBackup(ctx, bytes.NewReader(damaged.Bytes()), nil); !errors.Is(err, ErrBackupIncomplete) {
 		t.Fatalf("check of a changed database: %v, want ErrBackupIncomplete", err)
 	}
@@ -579,6 +558,30 @@ func TestRestoreMarksCasesErasedDuringBackup(t *testing.T) {
 // 2026-12-05 wrote it: without the list of vanished blobs, which it must hold.
 func withoutVanished(t *testing.T, stream []byte) []byte {
 	t.Helper()
+	return editArchive(t, stream, func(name string, b []byte) []byte {
+		if name != BackupManifest {
+			return b
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := m["vanished"]; !ok {
+			t.Fatalf("the manifest lists no vanished blob: %s", b)
+		}
+		delete(m, "vanished")
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	})
+}
+
+// editArchive copies a backup stream entry for entry, each entry's content as
+// edit returns it (its header's size follows).
+func editArchive(t *testing.T, stream []byte, edit func(name string, b []byte) []byte) []byte {
+	t.Helper()
 	tr := tar.NewReader(bytes.NewReader(stream))
 	var out bytes.Buffer
 	tw := tar.NewWriter(&out)
@@ -594,20 +597,8 @@ func withoutVanished(t *testing.T, stream []byte) []byte {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if h.Name == BackupManifest {
-			var m map[string]any
-			if err := json.Unmarshal(b, &m); err != nil {
-				t.Fatal(err)
-			}
-			if _, ok := m["vanished"]; !ok {
-				t.Fatalf("the manifest lists no vanished blob: %s", b)
-			}
-			delete(m, "vanished")
-			if b, err = json.Marshal(m); err != nil {
-				t.Fatal(err)
-			}
-			h.Size = int64(len(b))
-		}
+		b = edit(h.Name, b)
+		h.Size = int64(len(b))
 		if err := tw.WriteHeader(h); err != nil {
 			t.Fatal(err)
 		}

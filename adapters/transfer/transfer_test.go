@@ -25,6 +25,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/adapters/adaptertest"
+	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/paket"
 )
 
@@ -774,6 +775,27 @@ func TestFullDisk(t *testing.T) {
 	}
 }
 
+// unmountShare plays an unmounted share: the office folder moves away and the
+// bare mount point, an empty folder, is left (or none, should the test remove
+// it). remount puts the folder back.
+func unmountShare(t *testing.T, dir string) (remount func()) {
+	t.Helper()
+	moved := dir + "-offline"
+	if err := os.Rename(dir, moved); err != nil {
+		t.Fatal(err)
+	}
+	mustMkdir(t, dir)
+	return func() {
+		t.Helper()
+		if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		if err := os.Rename(moved, dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestNoConfirmationWithoutLedger(t *testing.T) {
 	dir := officeFolder(t)
 	a := newAdapter(t)
@@ -787,11 +809,7 @@ func TestNoConfirmationWithoutLedger(t *testing.T) {
 	if _, err := a.Deliver(t.Context(), d); err != nil {
 		t.Fatal(err)
 	}
-	moved := dir + "-offline"
-	if err := os.Rename(dir, moved); err != nil {
-		t.Fatal(err)
-	}
-	mustMkdir(t, dir)
+	remount := unmountShare(t, dir)
 	if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
 		t.Fatalf("unmounted share counted as import: ok=%v err=%v", ok, err)
 	}
@@ -801,9 +819,7 @@ func TestNoConfirmationWithoutLedger(t *testing.T) {
 	if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
 		t.Fatalf("missing office folder counted as import: ok=%v err=%v", ok, err)
 	}
-	if err := os.Rename(moved, dir); err != nil {
-		t.Fatal(err)
-	}
+	remount()
 	if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
 		t.Fatalf("share back, case still there: ok=%v err=%v", ok, err)
 	}
@@ -1552,7 +1568,7 @@ func TestConfirmedLedgerRecordsPruned(t *testing.T) {
 	dir := officeFolder(t)
 	t0 := time.Now()
 	clock := &testClock{t: t0}
-	var logs syncBuffer
+	var logs testenv.Buffer
 	a, err := New(Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Now: clock.Now, NoWatch: true})
 	if err != nil {
 		t.Fatal(err)
@@ -1650,24 +1666,6 @@ func TestConfirmedLedgerRecordsPruned(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log buffer the adapter's background work may write to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestLedgerPrunePassBounded: an office folder with a long history (a gateway
 // upgraded after years) is worked through over several passes, each looking at a
 // bounded number of entries and going on where the last one ended. Leftovers of
@@ -1738,23 +1736,13 @@ func TestShareUnmountedDuringConfirmIsNoImport(t *testing.T) {
 	if _, err := a.Deliver(t.Context(), d); err != nil {
 		t.Fatal(err)
 	}
-	moved := dir + "-offline"
-	a.beforeCaseCheck = func() {
-		if err := os.Rename(dir, moved); err != nil {
-			t.Fatal(err)
-		}
-		mustMkdir(t, dir) // the bare mount point
-	}
+	var remount func()
+	a.beforeCaseCheck = func() { remount = unmountShare(t, dir) }
 	if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
 		t.Fatalf("a share unmounted during the question counted as import: ok=%v err=%v", ok, err)
 	}
 	a.beforeCaseCheck = nil
-	if err := os.Remove(dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(moved, dir); err != nil {
-		t.Fatal(err)
-	}
+	remount()
 	if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
 		t.Fatalf("share back, case still there: ok=%v err=%v", ok, err)
 	}
