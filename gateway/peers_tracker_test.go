@@ -196,17 +196,7 @@ func TestPeerHeldAfterLostAnswersIsForwardedAgain(t *testing.T) {
 	if s.Forward == nil || s.Forward.PeerSubmissionID != bs.ID {
 		t.Fatalf("sn's record of the forwarding: %+v (the peer's submission is %s)", s.Forward, bs.ID)
 	}
-	evs, err := sn.g.Broker.Log(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	requeued := false
-	for _, e := range evs {
-		if e.Type == submission.EventRequeued && strings.Contains(e.Detail, "gateway amtsbote-by has the package") {
-			requeued = true
-		}
-	}
-	if !requeued {
+	if evs, ok := logSays(t, sn.g, id, submission.EventRequeued, "gateway amtsbote-by has the package"); !ok {
 		t.Errorf("no requeued event says why: %+v", evs)
 	}
 	by.decide(t, s.Sender, s.MessageID, wire.OutcomeAccepted)

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -103,15 +104,7 @@ func TestHandedOverToAMailboxWithoutUsersIsHeld(t *testing.T) {
 		s, _ = f2.g.Broker.Submission(res.SubmissionID)
 		return s.State == submission.StateHeld
 	})
-	evs, err := f2.g.Broker.Log(res.SubmissionID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var said bool
-	for _, e := range evs {
-		said = said || e.Type == submission.EventRequeued && strings.Contains(e.Detail, "no longer reaches the office")
-	}
-	if !said {
+	if evs, ok := logSays(t, f2.g, res.SubmissionID, submission.EventRequeued, "no longer reaches the office"); !ok {
 		t.Errorf("no requeued event says why: %+v", evs)
 	}
 	if status, body := officeGet(t, f2.g.URL()+"/v1/admin/dead-letters", adminToken); status != http.StatusOK || !strings.Contains(body, res.SubmissionID) {
@@ -205,15 +198,7 @@ func TestWaitingPackageFollowsTheOfficeToItsNewChannel(t *testing.T) {
 		ref, _ := s.CurrentTarget()
 		return s.State == submission.StateHandedOver && ref.Channel == channel.Transfer
 	})
-	evs, err := f2.g.Broker.Log(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var said bool
-	for _, e := range evs {
-		said = said || e.Type == submission.EventFallback && strings.Contains(e.Detail, "channels now transfer")
-	}
-	if !said {
+	if evs, ok := logSays(t, f2.g, id, submission.EventFallback, "channels now transfer"); !ok {
 		t.Errorf("no fallback event names the new plan: %+v", evs)
 	}
 }
@@ -362,4 +347,15 @@ func inAnnasMailbox(t *testing.T) (string, *portal.Result) {
 	})
 	stopFixture(t, f)
 	return dir, res
+}
+
+// logSays reports whether the submission's log has an event of type typ whose
+// detail contains part, with the log.
+func logSays(t *testing.T, g *Gateway, id, typ, part string) ([]submission.Event, bool) {
+	t.Helper()
+	evs, err := g.Broker.Log(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs, slices.ContainsFunc(evs, func(e submission.Event) bool { return e.Type == typ && strings.Contains(e.Detail, part) })
 }
