@@ -408,7 +408,11 @@ func (b *Broker) process(msg jetstream.Msg) (record func()) {
 func (b *Broker) retryWait(s *submission.Submission) time.Duration {
 	wait := time.Until(s.NextAttemptAt)
 	if wait <= 0 {
-		b.stepped.Delete(s.ID)
+		if s.Attempts > 0 {
+			// Only a retry can have been stepped; a first attempt, every
+			// package's, does not touch the map.
+			b.stepped.Delete(s.ID)
+		}
 		return 0
 	}
 	limit := s.RetryDelay
