@@ -531,7 +531,14 @@ func TestReasonTypedWhenTheSessionEndedIsKept(t *testing.T) {
 	if code := r.nav("send late", chromedp.Click(chromedp.CSS("#entscheidung button[type=submit]"))); code != http.StatusUnauthorized {
 		t.Fatalf("the late form: HTTP %d, want the login page (401)", code)
 	}
-	r.do("log in again", chromedp.SendKeys(chromedp.CSS("#benutzer"), "anna"), chromedp.SendKeys(chromedp.CSS("#passwort"), "anna-passwort"))
+	// The name is there already (the form named its clerk), and the cursor is
+	// in the password field.
+	var name string
+	r.eval(`JSON.stringify(document.getElementById('benutzer').value)`, &name)
+	if name != "anna" {
+		t.Errorf("the login after the late form offers the name %q, want anna's", name)
+	}
+	r.do("log in again", chromedp.SendKeys(chromedp.CSS("#passwort"), "anna-passwort"))
 	r.nav("log in again", chromedp.Click(chromedp.CSS("form.karte button[type=submit]")))
 	var st struct {
 		Draft, Title, Href string

@@ -84,6 +84,10 @@ type page struct {
 	// then the case's, with the draft in its form.
 	LoginAction string
 	LoginDraft  bool
+	// DraftAuthor is the user whose form the draft came from (the case's form
+	// names its clerk): the login pre-fills that name, and another user who
+	// signs in at that browser does not get the draft (see loginPost).
+	DraftAuthor string
 	// LoginInvalid marks the fields as wrong (aria-invalid) after a failed login.
 	LoginInvalid bool
 
@@ -445,7 +449,8 @@ func (m *Mailbox) serve(w http.ResponseWriter, r *http.Request) {
 				// A decision: the login page carries what was typed (the redirect
 				// lost it), and the page after the login is the case with it.
 				lp := m.loginPage(w, r, "s/"+mt[1])
-				lp.LoginAction, lp.LoginDraft, lp.Draft, lp.DraftChoice = "s/"+mt[1], true, d.Reason, d.Choice
+				lp.LoginAction, lp.LoginDraft, lp.Draft, lp.DraftChoice, lp.DraftAuthor = "s/"+mt[1], true, d.Reason, d.Choice, d.Author
+				lp.LoginName = d.Author
 				lp.Error = sessionEndedDraft
 				m.render(w, "login", http.StatusUnauthorized, lp)
 				return
@@ -757,7 +762,7 @@ func crossSite(r *http.Request) bool {
 // draftOf is the decision in form, as the case's form and the login form that
 // carries it on send it.
 func draftOf(form url.Values) *draft {
-	d := &draft{Reason: form.Get("begruendung"), why: draftAfterLogin}
+	d := &draft{Reason: form.Get("begruendung"), Author: form.Get("verfasser"), why: draftAfterLogin}
 	if c := form.Get("ergebnis"); c == "annehmen" || c == "ablehnen" {
 		d.Choice = c
 	}
@@ -782,7 +787,7 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request, caseID strin
 	again := func(next string) *page {
 		p := m.loginPage(w, r, next)
 		if d != nil {
-			p.LoginAction, p.LoginDraft, p.Draft, p.DraftChoice = "s/"+caseID, true, d.Reason, d.Choice
+			p.LoginAction, p.LoginDraft, p.Draft, p.DraftChoice, p.DraftAuthor = "s/"+caseID, true, d.Reason, d.Choice, d.Author
 		}
 		return p
 	}
@@ -853,6 +858,13 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request, caseID strin
 	m.setCookie(w, sessionCookie, tok, int(sessionMax/time.Second))
 	m.setCookie(w, loginCookie, "", -1)
 	m.log.Info("login", "user", u.Name, "office", u.Office)
+	if d != nil && d.Author != "" && d.Author != u.Name {
+		// Another clerk signs in at the browser where the draft's author was
+		// signed out: the draft is the author's unsaved text, not theirs to find
+		// in the case's form and save under their own name. A draft from a form
+		// without an author (a page served before 2026-12-05) is carried as before.
+		d = nil
+	}
 	if d != nil {
 		// Nothing is decided here: the form token of the page is the new
 		// session's, and the clerk sends the form again.
@@ -862,6 +874,8 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request, caseID strin
 	target := m.base.Path
 	if next := r.PostForm.Get("weiter"); reDetail.MatchString(next) {
 		target += next
+	} else if caseID != "" { // the form went to the case's address
+		target += "s/" + caseID
 	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }
@@ -1035,7 +1049,10 @@ func (m *Mailbox) detail(w http.ResponseWriter, r *http.Request, s session, id s
 // it, and why.
 type draft struct {
 	Reason, Choice string
-	why            draftWhy
+	// Author is the user the case's form was served to (its hidden field
+	// "verfasser"); empty for the drafts made here, which belong to the session.
+	Author string
+	why    draftWhy
 }
 
 type draftWhy int

@@ -1219,6 +1219,49 @@ func TestDecisionSentAfterTheSessionEndedIsKept(t *testing.T) {
 	}
 }
 
+// TestAnotherClerkDoesNotGetTheDraft: the login after a late decision carried
+// the draft to whoever signed in at that browser: a colleague who sat down at
+// the screen where anna's session had ended found her unsaved reason in the
+// case's form, ready to save under his own name. The case's form names its
+// clerk now; the login pre-fills that name, and another user's login leads to
+// the case without the draft.
+func TestAnotherClerkDoesNotGetTheDraft(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	e := startBrokerEnv(t, t.TempDir(), Options{Now: func() time.Time { return time.Unix(0, clock.Load()) },
+		Users: []User{{Name: "bernd", Office: officeDresden, PasswordHash: fastHash(t, "bernd-passwort")}}})
+	sub := e.receiveHandedOver(t, officeDresden)
+	browser := e.login(t, "anna", "anna-passwort")
+	at := "/postfach/s/" + sub.ID
+	page := browser.get(at).Body.String()
+	if !strings.Contains(page, `name="verfasser" value="anna"`) {
+		t.Fatalf("the case's form does not name its clerk\n%.3000s", page)
+	}
+	clock.Add(int64(sessionIdle + time.Minute))
+	reason := "Annas Entwurf: die Unterlagen zu Herrn Muster fehlen"
+	form := url.Values{"csrf": {csrfFrom(t, page)}, "verfasser": {"anna"}, "ergebnis": {"ablehnen"}, "begruendung": {reason}}
+	rec := browser.post(at+"/entscheidung", form)
+	body := rec.Body.String()
+	if rec.Code != http.StatusUnauthorized || !strings.Contains(body, `id="benutzer" name="benutzer" type="text" autocomplete="username" autocapitalize="none" spellcheck="false" required value="anna"`) {
+		t.Fatalf("the login after the late decision: %d, does not pre-fill anna\n%.3000s", rec.Code, body)
+	}
+	loginForm := url.Values{"csrf": {csrfFrom(t, body)}, "benutzer": {"bernd"}, "passwort": {"bernd-passwort"}}
+	for _, k := range []string{"ergebnis", "begruendung", "verfasser"} {
+		m := regexp.MustCompile(`type="hidden" name="` + k + `" value="([^"]*)"`).FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("the login form carries no %s", k)
+		}
+		loginForm.Set(k, html.UnescapeString(m[1]))
+	}
+	rec = browser.post(at, loginForm)
+	if strings.Contains(rec.Body.String(), html.EscapeString(reason)) {
+		t.Fatalf("bernd's login: %d, the case's form holds anna's draft", rec.Code)
+	}
+	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != at {
+		t.Errorf("bernd's login: %d to %q, want the case's page", rec.Code, rec.Header().Get("Location"))
+	}
+}
+
 // TestInboxTitleSaysPageSearchAndCount: the inbox was titled "Posteingang" on every
 // page and for every search, and nothing said how many cases a page listed, so a
 // screen reader user, who hears the title first, could not tell page 2 from page
