@@ -44,6 +44,7 @@ var pages = func() map[string]*template.Template {
 		"reasonMax":  func() string { return thousands(maxReasonRunes) },
 		"eventLabel": eventLabel,
 		"eventText":  eventText,
+		"elsewhere":  waitingElsewhere,
 		"channelLabel": func(c string) string {
 			if l, ok := channelLabels[c]; ok {
 				return l
@@ -124,6 +125,10 @@ type page struct {
 	// reason.
 	Draft       string
 	DraftChoice string
+	// Elsewhere names, for a case on its way to the office's own system, that
+	// system ("Ihr Fachverfahren (Abruf-Schnittstelle)"): the page shows the
+	// record and the takeover instead of the package (waitingElsewhere).
+	Elsewhere string
 	// SessionEnds is when the session ends if the clerk sends nothing before
 	// ("15:04 Uhr"): the decision form warns of it, as there is no script that could
 	// warn just before (WCAG 2.2.1).
@@ -322,6 +327,7 @@ var flashes = map[string]string{
 	"schon-entschieden": "Nichts gespeichert: Über diesen Antrag war bereits so entschieden (siehe unten); das Portal erhält jene Entscheidung. Ihre Begründung wurde nicht übernommen.",
 	"grund-fehlt":       "Bitte geben Sie für eine Ablehnung eine Begründung an.",
 	"ungueltig":         "Bitte wählen Sie „Annehmen“ oder „Ablehnen“.",
+	"uebernommen":       "Sie haben den Eingang übernommen: Er gilt als Ihrer Dienststelle zugestellt, und Ihr Fachverfahren erhält ihn nicht mehr.",
 }
 
 // sessionEnded is the login page's message after a form was sent without a live
@@ -356,16 +362,19 @@ func flashHolds(msg string, s *submission.Submission) bool {
 		return d == nil
 	case "konflikt", "schon-entschieden":
 		return d != nil
+	case "uebernommen":
+		return s.DeliveredAt != nil
 	}
 	return false
 }
 
 var flashTitles = map[string]string{
-	"angenommen": "Angenommen",
-	"abgelehnt":  "Abgelehnt",
-	"erledigt":   "Als erledigt markiert",
-	"offen":      "Markierung entfernt",
-	"abgemeldet": "Abgemeldet",
+	"angenommen":  "Angenommen",
+	"abgelehnt":   "Abgelehnt",
+	"erledigt":    "Als erledigt markiert",
+	"offen":       "Markierung entfernt",
+	"uebernommen": "Übernommen",
+	"abgemeldet":  "Abgemeldet",
 }
 
 // Handler returns the mailbox's pages. Mount it at the path of PublicURL (e.g.
@@ -381,8 +390,9 @@ var (
 	rePackage  = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})/paket$`)
 	reDecide   = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})/entscheidung$`)
 	reMark     = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})/erledigt$`)
+	reTakeOver = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})/uebernehmen$`)
 	// reCaseAction is every form of a case's page.
-	reCaseAction = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})/(?:entscheidung|erledigt)$`)
+	reCaseAction = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})/(?:entscheidung|erledigt|uebernehmen)$`)
 )
 
 func (m *Mailbox) serve(w http.ResponseWriter, r *http.Request) {
@@ -523,6 +533,11 @@ func (m *Mailbox) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		m.mark(w, r, s, mt[1])
+	case matches(reTakeOver, p, &mt):
+		if !m.method(w, r, &s, http.MethodPost) {
+			return
+		}
+		m.takeOver(w, r, s, mt[1])
 	default:
 		m.fail(w, r, &s, http.StatusNotFound)
 	}
@@ -1084,7 +1099,21 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 	var pkg []byte
 	var err, unread error
 	head := r.Method == http.MethodHead
-	if draft != nil {
+	elsewhere := ""
+	if draft == nil && !head {
+		// A case on its way to the office's own system is not opened here: the
+		// opening would be its pickup, and the system would never list it again
+		// (an audit, 2026-12-05). The page shows the record and offers the
+		// takeover (takeOver) instead.
+		if cur, gerr := m.desk.Get(ctx, s.Office, id); gerr == nil {
+			if elsewhere = waitingElsewhere(cur); elsewhere != "" {
+				sub, head = cur, true
+			}
+		}
+	}
+	if elsewhere != "" {
+		// The record read above is the page's.
+	} else if draft != nil {
 		// A refused POST changes nothing: the page shows the package only if the
 		// office has it already (the clerk had it open), and records no pickup;
 		// otherwise the record read here is the page's.
@@ -1121,6 +1150,7 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 	// (and a screen reader's list of windows) apart.
 	p.Title = sub.ServiceName + " – Vorgang " + sub.ID
 	p.Sub = sub
+	p.Elsewhere = elsewhere
 	p.SessionEnds = s.ends().In(berlin).Format("15:04 Uhr")
 	if sub.BytesRemovedAt != nil {
 		p.ViewErr = "" // after the events are read: retention or erasure
@@ -1205,6 +1235,9 @@ func (m *Mailbox) opened(id string, s session) {
 // --- downloads ---
 
 func (m *Mailbox) download(w http.ResponseWriter, r *http.Request, s session, id, aid string) {
+	if m.leftToItsSystem(w, r, s, id) {
+		return
+	}
 	a, rc, err := m.desk.OpenAttachment(r.Context(), s.Office, id, aid)
 	if err != nil {
 		m.deskError(w, r, s, err, "open attachment")
@@ -1232,6 +1265,9 @@ func (m *Mailbox) pkg(w http.ResponseWriter, r *http.Request, s session, id stri
 		// No content is read for a HEAD; the reader only stands in (not a seeker, so
 		// the size comes from the record).
 		m.sendFile(w, r, io.MultiReader(), "application/xml", "antragspaket-"+sub.ID+".xml", "antragspaket.xml", sub.PackageSize, sub.PackageSHA256)
+		return
+	}
+	if m.leftToItsSystem(w, r, s, id) {
 		return
 	}
 	sub, rc, err := m.desk.OpenPackage(r.Context(), s.Office, id, broker.Pickup{Channel: channel.Mailbox, Receiver: receiverName(s.User)})
@@ -1336,8 +1372,15 @@ func (m *Mailbox) decide(w http.ResponseWriter, r *http.Request, s session, id s
 	}
 	reason := strings.TrimSpace(strings.ReplaceAll(r.PostFormValue("begruendung"), "\r\n", "\n"))
 	// The office check first: another office's id is a 404, whatever was posted.
-	if _, err := m.desk.Get(r.Context(), s.Office, id); err != nil {
+	cur, err := m.desk.Get(r.Context(), s.Office, id)
+	if err != nil {
 		m.deskError(w, r, s, err, "decide")
+		return
+	}
+	if waitingElsewhere(cur) != "" {
+		// A decision is a pickup (broker.Decide confirms first): not of a case on
+		// its way to the office's own system, whose page offers no decision.
+		http.Redirect(w, r, back, http.StatusSeeOther)
 		return
 	}
 	if utf8.RuneCountInString(reason) > maxReasonRunes {

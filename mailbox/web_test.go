@@ -1379,3 +1379,63 @@ func TestRefusedReasonPageLinksResolve(t *testing.T) {
 		t.Errorf("sending the shortened reason: HTTP %d, want 303", rec.Code)
 	}
 }
+
+// TestCaseOnItsWayToTheOfficesSystemIsNotOpenedByLooking: the inbox lists the
+// office's cases also while they are on their way to its own system. Opening
+// the page, downloading the package or deciding is the pickup, and a case
+// picked up here is one the system never lists again (an audit, 2026-12-05).
+// For such a case the page, the downloads and a decision record nothing; the
+// takeover does, and afterwards the case is the clerk's like any other. A case
+// folder already written (transfer, handed over) is with the office: its page
+// opens as before.
+func TestCaseOnItsWayToTheOfficesSystemIsNotOpenedByLooking(t *testing.T) {
+	desk := newMemDesk()
+	at := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	add := func(id, ch string, state submission.State) {
+		desk.add(&submission.Submission{ID: id, OfficeID: "amt-a", ServiceName: "Gewerbe anmelden", Place: "Dresden",
+			Sender: "amt24", State: state, ReceivedAt: at, Targets: []submission.Target{{Channel: ch}, {Channel: channel.Mailbox}},
+			Attachments: []submission.Attachment{{ID: "plan", FileName: "Plan.pdf", MimeType: "application/pdf", Size: 4, SHA256: "aa"}}},
+			[]byte("<Antragspaket/>"), map[string][]byte{"aa": []byte("%PDF")})
+	}
+	add("per-xta", channel.XTA, submission.StateHandedOver)
+	add("per-webhook", channel.Webhook, submission.StateRetrying)
+	add("im-ordner", channel.Transfer, submission.StateHandedOver)
+	c := newClient(t, memMailbox(t, desk).Handler())
+	c.mustLogin("anna", "anna-passwort")
+	delivered := func(id string) bool {
+		s, _ := desk.Get(context.Background(), "amt-a", id)
+		return s.DeliveredAt != nil
+	}
+
+	for _, id := range []string{"per-xta", "per-webhook"} {
+		page := c.get("/postfach/s/" + id).Body.String()
+		if !strings.Contains(page, "Eingang hier übernehmen") || strings.Contains(page, "/anlage/plan") {
+			t.Errorf("%s: the page offers no takeover, or links the attachment:\n%.2000s", id, page)
+		}
+		csrf := csrfFrom(t, page)
+		for _, p := range []string{"/paket", "/anlage/plan"} {
+			if rec := c.get("/postfach/s/" + id + p); rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/postfach/s/"+id {
+				t.Errorf("%s%s: %d to %q, want the case's page", id, p, rec.Code, rec.Header().Get("Location"))
+			}
+		}
+		if rec := c.post("/postfach/s/"+id+"/entscheidung", url.Values{"csrf": {csrf}, "ergebnis": {"annehmen"}}); rec.Code != http.StatusSeeOther {
+			t.Errorf("%s: a decision: %d", id, rec.Code)
+		}
+		if delivered(id) {
+			t.Fatalf("%s: looking at the case, its downloads or a decision picked it up", id)
+		}
+		if s, _ := desk.Get(context.Background(), "amt-a", id); s.Decision != nil {
+			t.Fatalf("%s: decided without the takeover", id)
+		}
+		rec := c.post("/postfach/s/"+id+"/uebernehmen", url.Values{"csrf": {csrf}})
+		if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/postfach/s/"+id+"?meldung=uebernommen" || !delivered(id) {
+			t.Fatalf("%s: the takeover: %d to %q, delivered %v", id, rec.Code, rec.Header().Get("Location"), delivered(id))
+		}
+		if page := c.get("/postfach/s/" + id + "?meldung=uebernommen").Body.String(); !strings.Contains(page, "/anlage/plan") || !strings.Contains(page, "Sie haben den Eingang übernommen") {
+			t.Errorf("%s: after the takeover the page is not the case's:\n%.2000s", id, page)
+		}
+	}
+	if page := c.get("/postfach/s/im-ordner").Body.String(); strings.Contains(page, "übernehmen") || !delivered("im-ordner") {
+		t.Errorf("a case folder already written: the page offers a takeover, or did not open it")
+	}
+}

@@ -99,6 +99,17 @@ func (c *Client) Open(ctx context.Context, id string) (string, error) {
 	return c.do(ctx, http.MethodGet, "s/"+url.PathEscape(id), nil)
 }
 
+// TakeOver takes a case on its way to the office's own system (pull API, XTA,
+// webhook) into the mailbox: its page only offers that, since the opening is
+// the pickup and the system would never list the case again. The case's page
+// after the takeover is returned.
+func (c *Client) TakeOver(ctx context.Context, id string) (string, error) {
+	if _, err := c.Open(ctx, id); err != nil { // the page's token
+		return "", err
+	}
+	return c.do(ctx, http.MethodPost, "s/"+url.PathEscape(id)+"/uebernehmen", url.Values{"csrf": {c.csrf}})
+}
+
 // Decide accepts (accept=true) or rejects with a reason; the detail page after the
 // decision is returned.
 func (c *Client) Decide(ctx context.Context, id string, accept bool, reason string) (string, error) {

@@ -1,0 +1,92 @@
+package mailbox
+
+import (
+	"net/http"
+
+	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// The inbox lists every case of the office, also those on their way to the
+// office's own system (pull API, XTA, webhook, a case folder not yet written).
+// Opening a case is its pickup, and a picked-up case is one the system never
+// lists again: a clerk who only looked at it took it from the Fachverfahren,
+// whose office never imported the application its Zustellbestaetigung said was
+// delivered (an audit, 2026-12-05). Such a case's page shows its record and
+// offers the takeover as a deliberate step instead.
+
+// waitingElsewhere names the office's system a case is on its way to, in words
+// for the page ("Ihr Fachverfahren (XTA)"), or "" when the mailbox may open it:
+// delivered or fetched already, held (no channel left: the mailbox is where it
+// waits), forwarded, or bound for the mailbox itself. A case folder already
+// written (transfer, handed over) is with the office whatever the mailbox does.
+func waitingElsewhere(s *submission.Submission) string {
+	if s.DeliveredAt != nil || s.FetchedAt != nil || s.BytesRemovedAt != nil || s.Forward != nil {
+		return ""
+	}
+	switch s.State {
+	case submission.StateQueued, submission.StateRetrying, submission.StateHandedOver:
+	default:
+		return ""
+	}
+	t, ok := s.CurrentTarget()
+	if !ok {
+		return ""
+	}
+	switch t.Channel {
+	case channel.API:
+		return "Ihr Fachverfahren (Abruf-Schnittstelle)"
+	case channel.XTA:
+		return "Ihr Fachverfahren (XTA)"
+	case channel.Webhook:
+		return "Ihr Fachverfahren (Webhook)"
+	case channel.Transfer:
+		if s.State != submission.StateHandedOver {
+			return "Ihr Übergabeverzeichnis"
+		}
+	}
+	return ""
+}
+
+// leftToItsSystem answers a download of a case on its way to the office's
+// system with its page, which says so and offers the takeover; the package's
+// download would be its pickup. False when the download may go on (also when
+// the case cannot be read: the download's own answer says why).
+func (m *Mailbox) leftToItsSystem(w http.ResponseWriter, r *http.Request, s session, id string) bool {
+	cur, err := m.desk.Get(r.Context(), s.Office, id)
+	if err != nil || waitingElsewhere(cur) == "" {
+		return false
+	}
+	http.Redirect(w, r, m.base.Path+"s/"+id, http.StatusSeeOther)
+	return true
+}
+
+// takeOver is the clerk's deliberate pickup of a case on its way to the office's
+// system: the package is opened (its bytes must be there) and the pickup
+// recorded in the clerk's name, as opening any other case records it.
+func (m *Mailbox) takeOver(w http.ResponseWriter, r *http.Request, s session, id string) {
+	back := m.base.Path + "s/" + id
+	cur, err := m.desk.Get(r.Context(), s.Office, id)
+	if err != nil {
+		m.deskError(w, r, s, err, "take over")
+		return
+	}
+	from := waitingElsewhere(cur)
+	if from == "" {
+		// Delivered meanwhile (the system fetched it) or never elsewhere: the
+		// page shows the case as it is.
+		http.Redirect(w, r, back, http.StatusSeeOther)
+		return
+	}
+	sub, rc, err := m.desk.OpenPackage(r.Context(), s.Office, id, broker.Pickup{Channel: channel.Mailbox, Receiver: receiverName(s.User)})
+	if err != nil {
+		m.deskError(w, r, s, err, "take over")
+		return
+	}
+	rc.Close()
+	m.opened(sub.ID, s)
+	target, _ := cur.CurrentTarget()
+	m.log.Info("taken over from the office's system", "submission", id, "office", s.Office, "user", s.User, "channel", target.Channel)
+	http.Redirect(w, r, back+"?meldung=uebernommen", http.StatusSeeOther)
+}
