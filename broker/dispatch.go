@@ -695,34 +695,61 @@ func (b *Broker) confirm(id string, c submission.Confirmation, transition func(c
 // transition on the stored record wins, as with a fresh read (the record may
 // change between any read and the commit).
 func (b *Broker) confirmSub(id string, snap *submission.Submission, c submission.Confirmation, transition func(cur *submission.Submission, now time.Time, c submission.Confirmation) ([]submission.Event, error)) (*submission.Submission, error) {
-	now := time.Now().UTC()
-	if c.At.IsZero() {
-		c.At = now
-	}
-	// Sign from a copy taken through the same transition, outside the transaction
-	// (signing takes milliseconds; the transaction must not).
-	cur := snap
-	if cur == nil {
-		var err error
-		if cur, err = b.db.Get(id); err != nil {
-			return nil, err
+	given := c.At
+	for try := 0; ; try++ {
+		now := time.Now().UTC()
+		c.At = given
+		if c.At.IsZero() {
+			c.At = now
 		}
+		// Sign from a copy taken through the same transition, outside the
+		// transaction (signing takes milliseconds; the transaction must not).
+		cur := snap
+		if cur == nil || try > 0 {
+			var err error
+			if cur, err = b.db.Get(id); err != nil {
+				return nil, err
+			}
+		}
+		evs, err := transition(cur, now, c)
+		if errors.Is(err, submission.ErrStale) || (err == nil && len(evs) == 0) {
+			return cur, nil
+		}
+		if err != nil {
+			return nil, asConflict(err)
+		}
+		// The receipt names the time the record keeps: the transition clamps a
+		// time from another clock (a peer's, an office system's) to between the
+		// hand-over and now, and the Zustellbestaetigung signed the unclamped one
+		// — "delivered" 100 days before the intake for a peer whose clock ran
+		// behind, while the status API said otherwise (an audit, 2026-12-05).
+		if cur.DeliveredAt != nil {
+			c.At = *cur.DeliveredAt
+		}
+		receipt, err := b.signer.SignDelivery(cur, evs[0].Channel, c)
+		if err != nil {
+			return nil, fmt.Errorf("sign delivery receipt: %w", err)
+		}
+		s, err := b.commit(id, ReceiptDelivery, receipt, func(s *submission.Submission) ([]submission.Event, error) {
+			evs, err := transition(s, now, c)
+			if err == nil && len(evs) > 0 && s.DeliveredAt != nil && !s.DeliveredAt.Equal(c.At) && try < 3 {
+				// The record moved while the receipt was signed (the dispatcher
+				// handed the package over, which raises the lower bound): the
+				// signed time is not the one it would keep. Sign again.
+				return nil, errResign
+			}
+			return evs, err
+		})
+		if errors.Is(err, errResign) {
+			continue
+		}
+		return s, err
 	}
-	evs, err := transition(cur, now, c)
-	if errors.Is(err, submission.ErrStale) || (err == nil && len(evs) == 0) {
-		return cur, nil
-	}
-	if err != nil {
-		return nil, asConflict(err)
-	}
-	receipt, err := b.signer.SignDelivery(cur, evs[0].Channel, c)
-	if err != nil {
-		return nil, fmt.Errorf("sign delivery receipt: %w", err)
-	}
-	return b.commit(id, ReceiptDelivery, receipt, func(s *submission.Submission) ([]submission.Event, error) {
-		return transition(s, now, c)
-	})
 }
+
+// errResign ends a confirmation's commit whose signed receipt names another
+// time than the record would keep; confirmSub signs again.
+var errResign = errors.New("broker: the delivery receipt's time changed while it was signed")
 
 func (b *Broker) failed(msg jetstream.Msg, s *submission.Submission, cause error) {
 	if s.Attempts+1 >= b.maxAttempts() {

@@ -1,0 +1,152 @@
+package broker
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/bus"
+	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// timeSigner writes the confirmation time it is given into the receipt, as
+// GatewaySigner does (r.Time = c.At).
+type timeSigner struct{ fakeSigner }
+
+func (timeSigner) SignDelivery(s *submission.Submission, channel string, c submission.Confirmation) ([]byte, error) {
+	return []byte(c.At.UTC().Format(time.RFC3339Nano)), nil
+}
+
+func startTimeEnv(t *testing.T, a adapters.Adapter, sg ReceiptSigner) (*env, *Broker) {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := store.Open(dir+"/store", store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := bus.Start(context.Background(), bus.Options{StoreDir: dir + "/js"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig
+	cfg.ExclusiveConsumer, cfg.QueueInMemory = true, true
+	b := New(cfg, db, bs.JS, adapters.NewRegistry(a), testChannels, sg, nil, nil)
+	e := &env{dir: dir, db: db, bus: bs, b: b}
+	t.Cleanup(e.stop)
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return e, b
+}
+
+func receiptTimeIsRecords(t *testing.T, db *store.DB, b *Broker, id string) {
+	t.Helper()
+	cur, _ := b.Submission(id)
+	rc, err := db.Receipt(id, ReceiptDelivery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(rc), cur.DeliveredAt.UTC().Format(time.RFC3339Nano); got != want {
+		t.Errorf("the Zustellbestaetigung names %s, the record's DeliveredAt is %s (received %s, handed over %v)",
+			got, want, cur.ReceivedAt.Format(time.RFC3339Nano), cur.HandedOverAt)
+	}
+}
+
+// TestReceiptNamesTheRecordsDeliveryTime: a peer whose clock runs 100 days
+// behind reports the delivery. The record's DeliveredAt is clamped to not
+// before the intake; the signed Zustellbestaetigung named the unclamped time,
+// "delivered" before it was received (an audit, 2026-12-05).
+func TestReceiptNamesTheRecordsDeliveryTime(t *testing.T) {
+	e, b := startTimeEnv(t, &scripted{channel: "primary", block: make(chan struct{})}, timeSigner{})
+	a, err := b.Receive(context.Background(), intake("peer-clock-receipt", "primary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := a.Submission.ID
+	if _, err := b.RecordForwarded(id, submission.Forward{Peer: "amtsbote-by", PeerSubmissionID: "p-1", At: time.Now().UTC()}, []byte("<r/>")); err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().UTC().Add(-100 * 24 * time.Hour)
+	if _, err := b.RecordPeerStatus(id, submission.PeerStatus{Peer: "amtsbote-by", State: submission.StateDelivered, Receiver: "office x", DeliveredAt: &past}); err != nil {
+		t.Fatal(err)
+	}
+	receiptTimeIsRecords(t, e.db, b, id)
+}
+
+// handOverAdapter hands over (Pending) once released.
+type handOverAdapter struct{ release chan struct{} }
+
+func (p *handOverAdapter) Channel() string { return "api" }
+func (p *handOverAdapter) Close() error    { return nil }
+func (p *handOverAdapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Confirmation, error) {
+	select {
+	case <-p.release:
+	case <-ctx.Done():
+		return adapters.Confirmation{}, ctx.Err()
+	}
+	return adapters.Confirmation{Pending: true, Receiver: "pull API", At: time.Now().UTC()}, nil
+}
+
+// handOverWhileSigning is timeSigner that, on its first delivery receipt, lets
+// the dispatcher hand the package over and waits until the record says so.
+type handOverWhileSigning struct {
+	timeSigner
+	release    chan struct{}
+	handedOver func() bool
+	once       sync.Once
+}
+
+func (s *handOverWhileSigning) SignDelivery(sub *submission.Submission, ch string, c submission.Confirmation) ([]byte, error) {
+	s.once.Do(func() {
+		close(s.release)
+		for !s.handedOver() {
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+	return s.timeSigner.SignDelivery(sub, ch, c)
+}
+
+// TestPickupRacingTheHandOverSignsTheRecordsTime: the office's system fetches
+// a package it listed as queued while the dispatcher hands it over. The
+// record's delivery time is raised to the hand-over; the Zustellbestaetigung
+// kept the earlier time it had been signed with, and the delivered event stood
+// before the hand-over (an audit, 2026-12-05). The receipt is signed again.
+func TestPickupRacingTheHandOverSignsTheRecordsTime(t *testing.T) {
+	pa := &handOverAdapter{release: make(chan struct{})}
+	var b *Broker
+	var id string
+	sg := &handOverWhileSigning{release: pa.release, handedOver: func() bool {
+		s, err := b.Submission(id)
+		return err == nil && s.HandedOverAt != nil
+	}}
+	e, br := startTimeEnv(t, pa, sg)
+	b = br
+	a, err := b.Receive(context.Background(), intake("race-handover", "api"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id = a.Submission.ID
+	if _, err := b.Confirm(context.Background(), "office-a", id, Pickup{Channel: "api", Receiver: "office-a (pull API)"}); err != nil {
+		t.Fatal(err)
+	}
+	receiptTimeIsRecords(t, e.db, b, id)
+	evs, err := e.db.Events(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handed, delivered time.Time
+	for _, ev := range evs {
+		switch ev.Type {
+		case submission.EventHandedOver:
+			handed = ev.At
+		case submission.EventDelivered:
+			delivered = ev.At
+		}
+	}
+	if handed.IsZero() || delivered.Before(handed) {
+		t.Errorf("events: handed over %v, delivered %v: the delivery stands before the hand-over", handed, delivered)
+	}
+}
