@@ -216,7 +216,7 @@ func (d *Directory) buildResponsibilities(src *Source) error {
 	}
 	flush()
 	for _, r := range src.Responsibilities {
-		id := r.ServiceKey + "@" + r.AreaKey + "@" + r.Role
+		id := respID(r.ServiceKey, r.AreaKey, r.Role)
 		where := src.origin("resp", id)
 		si, ok := d.svcIndex[r.ServiceKey]
 		if !ok {

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -31,6 +32,9 @@ type Source struct {
 
 	// origins remembers file:line of records for error messages.
 	origins map[string]string
+	// areaKeys caches the keys a record's area may name (see areaKeyExists); nil
+	// until first needed, and reset when Areas change.
+	areaKeys map[string]bool
 }
 
 // ResponsibilityGroup is many Zuständigkeiten at once: the office is responsible (with
@@ -84,10 +88,23 @@ func (s *Source) setOrigin(kind, id, origin string) {
 
 func (s *Source) origin(kind, id string) string { return s.origins[kind+"\x00"+id] }
 
+// respID identifies a single responsibility record among the origins.
+func respID(service, area, role string) string { return service + "@" + area + "@" + role }
+
 // Merge lays o over s: a service, office or peer with the same key replaces the old
 // one; a responsibility for the same service, area and role replaces the old one, and
-// so does a group that covers it.
+// so does a group that covers it. Area keys are compared in their normal form
+// (normalizeAreaKey), so "140000000000" and "14" are the same area; o itself is not
+// modified.
 func (s *Source) Merge(o *Source) {
+	if len(o.Areas) > 0 {
+		s.Areas = append(slices.Clone(s.Areas), o.Areas...)
+		s.areaKeys = nil
+	}
+	s.merge(o.withNormalAreaKeys(s.areaKeyExists))
+}
+
+func (s *Source) merge(o *Source) {
 	if len(o.Groups) > 0 {
 		s.Responsibilities = dropCovered(s.Responsibilities, o.Groups)
 		s.Groups = append(slices.Clone(s.Groups), o.Groups...)
@@ -103,9 +120,6 @@ func (s *Source) Merge(o *Source) {
 		if !slices.Contains(s.HomeLands, l) {
 			s.HomeLands = append(s.HomeLands, l)
 		}
-	}
-	if len(o.Areas) > 0 {
-		s.Areas = append(slices.Clone(s.Areas), o.Areas...)
 	}
 	if len(o.Postcodes) > 0 {
 		m := make(map[string][]string, len(s.Postcodes)+len(o.Postcodes))
@@ -123,6 +137,75 @@ func (s *Source) Merge(o *Source) {
 	for k, v := range o.origins {
 		s.origins[k] = v
 	}
+}
+
+// areaKeyExists reports whether k names a node Build will number: an area, or a
+// level prefix of a municipality's key (a Regierungsbezirk exists in the key even
+// where the state has none).
+func (s *Source) areaKeyExists(k string) bool {
+	if s.areaKeys == nil {
+		m := make(map[string]bool, len(s.Areas)+len(s.Areas)/2)
+		for _, a := range s.Areas {
+			m[a.Key] = true
+			if len(a.Key) == int(LevelGemeinde) {
+				for _, l := range levels[1:] {
+					m[a.Key[:l]] = true
+				}
+			}
+		}
+		s.areaKeys = m
+	}
+	return s.areaKeys[k]
+}
+
+// withNormalAreaKeys returns o with the area keys of its responsibilities and groups
+// in their normal form, so that later records and groups replace earlier ones for the
+// same area however it is written: an operator's group for "140000000000" (Land 14
+// padded, as FIT-Connect writes it) left the built-in record for "14" in force, and
+// that record won. A key that is not well-formed stays as it is; Build reports it with
+// the record's file and line. o is not modified.
+func (o *Source) withNormalAreaKeys(exists func(string) bool) *Source {
+	norm := func(k string) string {
+		if n, err := normalizeAreaKey(k, exists); err == nil {
+			return n
+		}
+		return k
+	}
+	c := *o
+	clonedOrigins := false
+	if len(o.Responsibilities) > 0 {
+		c.Responsibilities = slices.Clone(o.Responsibilities)
+		for i := range c.Responsibilities {
+			r := &c.Responsibilities[i]
+			n := norm(r.AreaKey)
+			if n == r.AreaKey {
+				continue
+			}
+			if !clonedOrigins {
+				c.origins, clonedOrigins = maps.Clone(o.origins), true
+			}
+			if at := c.origin("resp", respID(r.ServiceKey, r.AreaKey, r.Role)); at != "" {
+				c.setOrigin("resp", respID(r.ServiceKey, n, r.Role), at)
+			}
+			r.AreaKey = n
+		}
+	}
+	if len(o.Groups) > 0 {
+		c.Groups = slices.Clone(o.Groups)
+		for i := range c.Groups {
+			g := &c.Groups[i]
+			shared := true // g.AreaKeys is still o's slice
+			for j, k := range g.AreaKeys {
+				if n := norm(k); n != k {
+					if shared {
+						g.AreaKeys, shared = slices.Clone(g.AreaKeys), false
+					}
+					g.AreaKeys[j] = n
+				}
+			}
+		}
+	}
+	return &c
 }
 
 // dropCovered removes the records that a later group replaces (Build applies groups

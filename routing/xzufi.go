@@ -208,7 +208,7 @@ func ParseXZuFi(name string, r io.Reader) (*Source, error) {
 		}
 		rs := Responsibility{ServiceKey: key, AreaKey: area, OfficeID: strings.TrimSpace(x.OrganisationID), Role: role}
 		src.Responsibilities = append(src.Responsibilities, rs)
-		src.setOrigin("resp", rs.ServiceKey+"@"+rs.AreaKey+"@"+rs.Role, fmt.Sprintf("%s:%d", name, p.line))
+		src.setOrigin("resp", respID(rs.ServiceKey, rs.AreaKey, rs.Role), fmt.Sprintf("%s:%d", name, p.line))
 	}
 	return src, nil
 }

@@ -193,7 +193,7 @@ func ParseYAML(name string, r io.Reader) (*Source, error) {
 		}
 		rs := Responsibility{ServiceKey: strings.TrimSpace(r.Service), AreaKey: strings.TrimSpace(r.Area), OfficeID: strings.TrimSpace(r.Office), Role: role}
 		src.Responsibilities = append(src.Responsibilities, rs)
-		src.setOrigin("resp", rs.ServiceKey+"@"+rs.AreaKey+"@"+rs.Role, at("responsibilities", i))
+		src.setOrigin("resp", respID(rs.ServiceKey, rs.AreaKey, rs.Role), at("responsibilities", i))
 	}
 	lists := make(map[string][]string, len(f.ServiceLists))
 	for name, keys := range f.ServiceLists {
