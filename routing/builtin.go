@@ -28,7 +28,10 @@ func loadBuiltin() (*Directory, error) {
 	if err != nil {
 		return nil, err
 	}
-	places.Merge(sx)
+	if err := places.mergeFile(sx); err != nil {
+		return nil, err
+	}
+	places.areaKeys = nil // only needed while merging; the snapshot keeps its source
 	return Build(places)
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -59,10 +58,7 @@ func buildReusing(src *Source, places *placeSet) (*Directory, error) {
 	var de *DataError
 	if errors.As(err, &de) && de.Line == 0 {
 		// Origins are recorded as "file:line"; split them so callers get both.
-		if i := strings.LastIndexByte(de.File, ':'); i > 0 && isDigits(de.File[i+1:]) {
-			de.Line, _ = strconv.Atoi(de.File[i+1:])
-			de.File = de.File[:i]
-		}
+		de.File, de.Line = splitOrigin(de.File)
 	}
 	return d, err
 }

@@ -186,6 +186,8 @@ type Responsibility struct {
 	AreaKey    string // ARS prefix at the area's level
 	OfficeID   string
 	Role       string // e.g. "zustaendig", "mitwirkend"
+
+	origin string // file:line of the record, for error messages; "" when unknown
 }
 
 // Peer is the gateway of another state; places there are routed to it.

@@ -216,8 +216,10 @@ func (d *Directory) buildResponsibilities(src *Source) error {
 	}
 	flush()
 	for _, r := range src.Responsibilities {
-		id := respID(r.ServiceKey, r.AreaKey, r.Role)
-		where := src.origin("resp", id)
+		where := r.origin
+		if where == "" {
+			where = src.origin("resp", respID(r.ServiceKey, r.AreaKey, r.Role))
+		}
 		si, ok := d.svcIndex[r.ServiceKey]
 		if !ok {
 			return &DataError{File: where, Msg: fmt.Sprintf("responsibility: unknown service %q", r.ServiceKey)}

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -32,8 +33,9 @@ type Source struct {
 
 	// origins remembers file:line of records for error messages.
 	origins map[string]string
-	// areaKeys caches the keys a record's area may name (see areaKeyExists); nil
-	// until first needed, and reset when Areas change.
+	// areaKeys caches the keys a record's area may name (see areaKeyExists) while
+	// files are merged; nil until first needed, reset when Areas change, and dropped
+	// after merging so a snapshot does not keep it.
 	areaKeys map[string]bool
 }
 
@@ -97,11 +99,131 @@ func respID(service, area, role string) string { return service + "@" + area + "
 // (normalizeAreaKey), so "140000000000" and "14" are the same area; o itself is not
 // modified.
 func (s *Source) Merge(o *Source) {
+	s.merge(s.prepare(o))
+}
+
+// mergeFile is Merge for the records of one file, which must not contradict each
+// other (see contradiction). On error s may be half changed and is to be dropped.
+func (s *Source) mergeFile(o *Source) error {
+	n := s.prepare(o)
+	if err := n.contradiction(); err != nil {
+		return err
+	}
+	s.merge(n)
+	return nil
+}
+
+// prepare adds o's areas to s and returns o with its area keys in normal form.
+func (s *Source) prepare(o *Source) *Source {
 	if len(o.Areas) > 0 {
 		s.Areas = append(slices.Clone(s.Areas), o.Areas...)
 		s.areaKeys = nil
 	}
-	s.merge(o.withNormalAreaKeys(s.areaKeyExists))
+	return o.withNormalAreaKeys(s.areaKeyExists)
+}
+
+// contradiction reports two records of one file (o, area keys in normal form) that
+// give the same service, area and role to different offices, naming both lines. Such
+// a pair is a mistake in the file (a typo in a state's table); before, the later one
+// silently won and half of the packages went to the wrong authority. Across files a
+// later file still replaces an earlier one: that is how an operator corrects data.
+func (o *Source) contradiction() error {
+	type slot struct{ service, area, role string }
+	type ar struct{ area, role string }
+	type listID struct {
+		first *string
+		n     int
+	}
+	singles := make(map[slot]*Responsibility, len(o.Responsibilities))
+	for i := range o.Responsibilities {
+		r := &o.Responsibilities[i]
+		k := slot{r.ServiceKey, r.AreaKey, r.Role}
+		if f, ok := singles[k]; ok {
+			if f.OfficeID != r.OfficeID {
+				return contradicts(r.origin, f.origin, r.ServiceKey, r.AreaKey, r.Role, f.OfficeID, r.OfficeID)
+			}
+			continue
+		}
+		singles[k] = r
+	}
+	if len(o.Groups) == 0 {
+		return nil
+	}
+	sets := map[listID]map[string]bool{} // groups share service lists: one set per list
+	set := func(g *ResponsibilityGroup) map[string]bool {
+		if len(g.ServiceKeys) == 0 {
+			return nil
+		}
+		id := listID{&g.ServiceKeys[0], len(g.ServiceKeys)}
+		m, ok := sets[id]
+		if !ok {
+			m = make(map[string]bool, len(g.ServiceKeys))
+			for _, k := range g.ServiceKeys {
+				m[k] = true
+			}
+			sets[id] = m
+		}
+		return m
+	}
+	common := func(g, h *ResponsibilityGroup) string {
+		hs := set(h)
+		for _, k := range g.ServiceKeys {
+			if hs[k] {
+				return k
+			}
+		}
+		return ""
+	}
+	byArea := map[ar][]int{}
+	for gi := range o.Groups {
+		g := &o.Groups[gi]
+		for _, a := range g.AreaKeys {
+			k := ar{a, g.Role}
+			seen := false
+			for _, hi := range byArea[k] {
+				h := &o.Groups[hi]
+				seen = seen || hi == gi
+				if h.OfficeID == g.OfficeID {
+					continue
+				}
+				if svc := common(g, h); svc != "" {
+					return contradicts(g.Origin, h.Origin, svc, a, g.Role, h.OfficeID, g.OfficeID)
+				}
+			}
+			if !seen {
+				byArea[k] = append(byArea[k], gi)
+			}
+		}
+	}
+	for i := range o.Responsibilities {
+		r := &o.Responsibilities[i]
+		for _, gi := range byArea[ar{r.AreaKey, r.Role}] {
+			g := &o.Groups[gi]
+			if g.OfficeID != r.OfficeID && set(g)[r.ServiceKey] {
+				return contradicts(r.origin, g.Origin, r.ServiceKey, r.AreaKey, r.Role, g.OfficeID, r.OfficeID)
+			}
+		}
+	}
+	return nil
+}
+
+// contradicts is the error of contradiction: at is the record's file:line, other the
+// line of the record it contradicts.
+func contradicts(at, other, service, area, role, otherOffice, office string) error {
+	file, line := splitOrigin(at)
+	_, otherLine := splitOrigin(other)
+	return &DataError{File: file, Line: line, Msg: fmt.Sprintf(
+		"service %s in area %s (rolle %s) goes to office %s here but to office %s at line %d of the same file; give one office",
+		service, area, role, office, otherOffice, otherLine)}
+}
+
+// splitOrigin splits an origin "file:line" into its parts; line 0 when there is none.
+func splitOrigin(origin string) (string, int) {
+	if i := strings.LastIndexByte(origin, ':'); i > 0 && isDigits(origin[i+1:]) {
+		n, _ := strconv.Atoi(origin[i+1:])
+		return origin[:i], n
+	}
+	return origin, 0
 }
 
 func (s *Source) merge(o *Source) {

@@ -141,8 +141,11 @@ func BuildWithFiles(base *Directory, paths ...string) (*Directory, error) {
 				home = append(home, l)
 			}
 		}
-		src.Merge(o)
+		if err := src.mergeFile(o); err != nil {
+			return nil, err
+		}
 	}
+	src.areaKeys = nil // only needed while merging; the snapshot keeps src
 	if len(home) > 0 {
 		// The operator's files say which states this gateway is authoritative for;
 		// the built-in directory's (Saxony) is only the default.

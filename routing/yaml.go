@@ -191,9 +191,10 @@ func ParseYAML(name string, r io.Reader) (*Source, error) {
 		if role == "" {
 			role = "zustaendig"
 		}
-		rs := Responsibility{ServiceKey: strings.TrimSpace(r.Service), AreaKey: strings.TrimSpace(r.Area), OfficeID: strings.TrimSpace(r.Office), Role: role}
+		rs := Responsibility{ServiceKey: strings.TrimSpace(r.Service), AreaKey: strings.TrimSpace(r.Area), OfficeID: strings.TrimSpace(r.Office), Role: role,
+			origin: at("responsibilities", i)}
 		src.Responsibilities = append(src.Responsibilities, rs)
-		src.setOrigin("resp", respID(rs.ServiceKey, rs.AreaKey, rs.Role), at("responsibilities", i))
+		src.setOrigin("resp", respID(rs.ServiceKey, rs.AreaKey, rs.Role), rs.origin)
 	}
 	lists := make(map[string][]string, len(f.ServiceLists))
 	for name, keys := range f.ServiceLists {
