@@ -314,7 +314,41 @@ func (d *Directory) buildPeers(src *Source) error {
 	return nil
 }
 
-func primaryRole(role string) bool { return role == "" || role == "zustaendig" }
+func primaryRole(role string) bool { return role == "" || role == RoleZustaendig }
+
+// The roles a responsibility can have: the office decides the case (zustaendig), or it
+// only takes part (mitwirkend: a municipality that takes applications for the
+// Landratsamt). The resolver prefers the first; see climb.
+const (
+	RoleZustaendig = "zustaendig"
+	RoleMitwirkend = "mitwirkend"
+)
+
+// roleFolder folds the ways an operator writes a role: the German letters and their
+// decomposed forms (as macOS sends them) become their transcriptions.
+var roleFolder = strings.NewReplacer("ä", "ae", "a\u0308", "ae", "ö", "oe", "o\u0308", "oe",
+	"ü", "ue", "u\u0308", "ue", "ß", "ss")
+
+// normalizeRole reads the role of a record: empty means zustaendig; case, surrounding
+// space and umlauts do not matter ("Zuständig" is zustaendig). Anything else is an
+// error: a role the resolver does not know was taken as "not responsible", so a
+// record with "zuständig" silently did not replace the built-in office and the
+// packages went to the old one.
+func normalizeRole(role string) (string, error) {
+	r := roleFolder.Replace(strings.ToLower(strings.TrimSpace(role)))
+	switch r {
+	case "":
+		return RoleZustaendig, nil
+	case RoleZustaendig, RoleMitwirkend:
+		return r, nil
+	}
+	return "", fmt.Errorf("rolle %q: want %s or %s", role, RoleZustaendig, RoleMitwirkend)
+}
+
+// knownRole reports whether role is one of the roles (or empty, zustaendig).
+func knownRole(role string) bool {
+	return role == "" || role == RoleZustaendig || role == RoleMitwirkend
+}
 
 // applyRule creates the sample offices of a Rule. It never overrides an explicit
 // responsibility at the same area or above it, so real records always win.
@@ -356,7 +390,7 @@ func (d *Directory) applyRule(rule Rule) error {
 			continue
 		}
 		office := d.sampleOffice(a, channels)
-		v := d.assignment(office, "zustaendig") | generatedBit
+		v := d.assignment(office, RoleZustaendig) | generatedBit
 		for _, si := range sis {
 			if !d.explicitAt(si, &a.chain) {
 				d.set(si, li, int32(node), v)

@@ -38,7 +38,7 @@ responsibilities:
   - {leistung: "`+keyApotheke+`", gebiet: "140000000000", stelle: lds-real}
 `)
 	if r, err := d.Resolve(keyApotheke, "Leipzig"); err != nil || r.Office.ID != "lds-real" {
-		t.Errorf("record gebiet 140000000000: %+v, %v; want lds-real", r, err)
+		t.Errorf("record gebiet 140000000000: %s, %v; want lds-real", routeTo(r), err)
 	}
 }
 
@@ -90,7 +90,7 @@ gruppen:
   - {stelle: amt-a, gebiete: ["`+arsFreiberg+`"], leistungen: ["`+keyGewerbe+`"]}
 `)
 	if r, err := d.Resolve(keyGewerbe, arsFreiberg); err != nil || r.Office.ID != "amt-a" {
-		t.Errorf("Freiberg: %+v, %v; want amt-a", r, err)
+		t.Errorf("Freiberg: %s, %v; want amt-a", routeTo(r), err)
 	}
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "a.yaml"), filepath.Join(dir, "b.yaml")
@@ -107,6 +107,99 @@ gruppen:
 		t.Fatal(err)
 	}
 	if r, err := d.Resolve(keyGewerbe, arsFreiberg); err != nil || r.Office.ID != "amt-b" {
-		t.Errorf("two files: Freiberg %+v, %v; want the later file's amt-b", r, err)
+		t.Errorf("two files: Freiberg %s, %v; want the later file's amt-b", routeTo(r), err)
 	}
+}
+
+// A role is zustaendig or mitwirkend, however it is written ("zuständig", "Zustaendig",
+// with spaces); anything else is refused at load with file and line. Before, a role
+// the resolver did not know counted as "not responsible": the operator's record for
+// Dresden loaded without a word and Gewerbe anmelden still went to the old office.
+func TestRoleSpellingsAndUnknownRoles(t *testing.T) {
+	const office = `offices:
+  - {id: dd-gewerbeamt, name: "Stadt Dresden, Gewerbeamt", kanaele: [{kind: mailbox}]}
+`
+	for _, role := range []string{"zustaendig", "zuständig", "Zustaendig", " ZUSTÄNDIG ", "zusta\u0308ndig", ""} {
+		for _, form := range []string{
+			"responsibilities:\n  - {leistung: \"" + keyGewerbe + "\", gebiet: \"" + arsDresden + "\", stelle: dd-gewerbeamt, rolle: \"" + role + "\"}\n",
+			"gruppen:\n  - {stelle: dd-gewerbeamt, gebiete: [\"" + arsDresden + "\"], leistungen: [\"" + keyGewerbe + "\"], rolle: \"" + role + "\"}\n",
+		} {
+			d := withOverlay(t, office+form)
+			r, err := d.Resolve(keyGewerbe, arsDresden)
+			if err != nil || r.Office.ID != "dd-gewerbeamt" || r.Role != "zustaendig" {
+				t.Errorf("rolle %q in %.16s: %s, %v; want dd-gewerbeamt (zustaendig)", role, form, routeTo(r), err)
+			}
+		}
+	}
+	for _, tc := range []struct{ name, body, want string }{
+		{"yaml record", office + "responsibilities:\n  - {leistung: \"" + keyGewerbe + "\", gebiet: \"" + arsDresden + "\", stelle: dd-gewerbeamt, rolle: verantwortlich}\n",
+			`overlay.yaml:4: responsibility: rolle "verantwortlich": want zustaendig or mitwirkend`},
+		{"yaml group", office + "gruppen:\n  - {stelle: dd-gewerbeamt, gebiete: [\"" + arsDresden + "\"], leistungen: [\"" + keyGewerbe + "\"], rolle: Ansprechpunkt}\n",
+			`overlay.yaml:4: gruppe: rolle "Ansprechpunkt": want zustaendig or mitwirkend`},
+	} {
+		p := filepath.Join(t.TempDir(), "overlay.yaml")
+		if err := os.WriteFile(p, []byte(tc.body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := BuildWithFiles(builtinT(t), p); !errors.Is(err, ErrInvalidData) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// XZuFi: a role as text is read like the YAML's; a role as a code element (rolle/code,
+// as PVOG's transfer objects write it) is refused with file and line, since amtsbote
+// has no code list to map it. Before, its empty text made every such record
+// zustaendig, and a contact point listed after the responsible office replaced it.
+func TestXZuFiRoles(t *testing.T) {
+	xz := func(rolle1, rolle2 string) string {
+		return `<?xml version="1.0" encoding="UTF-8"?>
+<xzufi:schreibe xmlns:xzufi="http://xoev.de/schemata/xzufi/2_2_0">
+  <xzufi:organisationseinheit><xzufi:id>amt</xzufi:id><xzufi:name>Gewerbeamt</xzufi:name>
+    <xzufi:zustellkanal><xzufi:art>mailbox</xzufi:art><xzufi:adresse>amt</xzufi:adresse></xzufi:zustellkanal></xzufi:organisationseinheit>
+  <xzufi:organisationseinheit><xzufi:id>info</xzufi:id><xzufi:name>Bürgerbüro</xzufi:name>
+    <xzufi:zustellkanal><xzufi:art>mailbox</xzufi:art><xzufi:adresse>info</xzufi:adresse></xzufi:zustellkanal></xzufi:organisationseinheit>
+  <xzufi:zustaendigkeit><xzufi:leistungsschluessel>` + keyGewerbe + `</xzufi:leistungsschluessel>
+    <xzufi:gebietID>` + arsFreiberg + `</xzufi:gebietID><xzufi:organisationseinheitID>amt</xzufi:organisationseinheitID>
+    <xzufi:rolle>` + rolle1 + `</xzufi:rolle></xzufi:zustaendigkeit>
+  <xzufi:zustaendigkeit><xzufi:leistungsschluessel>` + keyGewerbe + `</xzufi:leistungsschluessel>
+    <xzufi:gebietID>` + arsFreiberg + `</xzufi:gebietID><xzufi:organisationseinheitID>info</xzufi:organisationseinheitID>
+    <xzufi:rolle>` + rolle2 + `</xzufi:rolle></xzufi:zustaendigkeit>
+</xzufi:schreibe>`
+	}
+	load := func(body string) (*Directory, error) {
+		p := filepath.Join(t.TempDir(), "export.xml")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return BuildWithFiles(builtinT(t), p)
+	}
+	d, err := load(xz(" Zuständig ", "mitwirkend"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := d.Resolve(keyGewerbe, arsFreiberg); err != nil || r.Office.ID != "amt" {
+		t.Errorf("text roles: %s, %v; want amt", routeTo(r), err)
+	}
+	_, err = load(xz("<code>01</code>", "<code>02</code>"))
+	if want := `export.xml:7: zustaendigkeit: rolle given as code "01"`; !errors.Is(err, ErrInvalidData) || !strings.Contains(err.Error(), want) {
+		t.Errorf("coded roles: err = %v, want %q", err, want)
+	}
+	_, err = load(xz("zustaendig", "Ansprechpunkt"))
+	if want := `export.xml:10: zustaendigkeit: rolle "Ansprechpunkt": want zustaendig or mitwirkend`; !errors.Is(err, ErrInvalidData) || !strings.Contains(err.Error(), want) {
+		t.Errorf("unknown role: err = %v, want %q", err, want)
+	}
+}
+
+// routeTo says where a route goes, for test messages.
+func routeTo(r *Route) string {
+	switch {
+	case r == nil:
+		return "no route"
+	case r.Peer != nil:
+		return "peer " + r.Peer.GatewayID
+	case r.Office != nil:
+		return r.Office.ID + " (" + r.Role + ")"
+	}
+	return "nowhere"
 }

@@ -185,7 +185,7 @@ type Responsibility struct {
 	ServiceKey string
 	AreaKey    string // ARS prefix at the area's level
 	OfficeID   string
-	Role       string // e.g. "zustaendig", "mitwirkend"
+	Role       string // RoleZustaendig or RoleMitwirkend
 
 	origin string // file:line of the record, for error messages; "" when unknown
 }

@@ -185,6 +185,9 @@ func (d *Directory) buildResponsibilities(src *Source) error {
 		if !ok {
 			return &DataError{File: where, Msg: fmt.Sprintf("responsibility group: unknown office %q", g.OfficeID)}
 		}
+		if !knownRole(g.Role) {
+			return &DataError{File: where, Msg: fmt.Sprintf("responsibility group: rolle %q: want %s or %s", g.Role, RoleZustaendig, RoleMitwirkend)}
+		}
 		if len(g.ServiceKeys) == 0 || len(g.AreaKeys) == 0 {
 			return &DataError{File: where, Msg: "responsibility group: needs services and areas"}
 		}
@@ -219,6 +222,11 @@ func (d *Directory) buildResponsibilities(src *Source) error {
 		where := r.origin
 		if where == "" {
 			where = src.origin("resp", respID(r.ServiceKey, r.AreaKey, r.Role))
+		}
+		if !knownRole(r.Role) {
+			// Build takes Sources that no parser read; a role it does not know would
+			// be "not responsible" without a word.
+			return &DataError{File: where, Msg: fmt.Sprintf("responsibility: rolle %q: want %s or %s", r.Role, RoleZustaendig, RoleMitwirkend)}
 		}
 		si, ok := d.svcIndex[r.ServiceKey]
 		if !ok {

@@ -217,6 +217,12 @@ func contradicts(at, other, service, area, role, otherOffice, office string) err
 		service, area, role, office, otherOffice, otherLine)}
 }
 
+// errorAt is a DataError at an origin "file:line".
+func errorAt(origin, msg string, err error) *DataError {
+	file, line := splitOrigin(origin)
+	return &DataError{File: file, Line: line, Msg: msg, Err: err}
+}
+
 // splitOrigin splits an origin "file:line" into its parts; line 0 when there is none.
 func splitOrigin(origin string) (string, int) {
 	if i := strings.LastIndexByte(origin, ':'); i > 0 && isDigits(origin[i+1:]) {

@@ -67,11 +67,18 @@ type xzOrganisationseinheit struct {
 }
 
 type xzZustaendigkeit struct {
-	LeistungID          string `xml:"leistungID"`
-	Leistungsschluessel string `xml:"leistungsschluessel"`
-	GebietID            string `xml:"gebietID"`
-	OrganisationID      string `xml:"organisationseinheitID"`
-	Rolle               string `xml:"rolle"`
+	LeistungID          string  `xml:"leistungID"`
+	Leistungsschluessel string  `xml:"leistungsschluessel"`
+	GebietID            string  `xml:"gebietID"`
+	OrganisationID      string  `xml:"organisationseinheitID"`
+	Rolle               xzRolle `xml:"rolle"`
+}
+
+// xzRolle is the role of a zustaendigkeit: text ("zustaendig"), or a code element as
+// PVOG's transfer objects write it (rolle/code, rolle/name), which is refused.
+type xzRolle struct {
+	Text string `xml:",chardata"`
+	Code string `xml:"code"`
 }
 
 // ParseXZuFi reads an XZuFi 2.2 subset (see the comment above). name appears in
@@ -202,9 +209,18 @@ func ParseXZuFi(name string, r io.Reader) (*Source, error) {
 		if i := strings.LastIndexByte(area, ':'); i >= 0 {
 			area = area[i+1:] // urn:de:bund:destatis:bevoelkerungsstatistik:schluessel:rs:146120000000
 		}
-		role := strings.TrimSpace(x.Rolle)
-		if role == "" {
-			role = "zustaendig"
+		if c := strings.TrimSpace(x.Rolle.Code); c != "" {
+			// The coded form of XZuFi 2.2 and PVOG (rolle/code, e.g. "01"): its code
+			// list is not part of amtsbote's data, and taking the element's empty text
+			// made every such record "zustaendig", so a contact point recorded after
+			// the responsible office replaced it. Refuse rather than guess.
+			return nil, &DataError{File: name, Line: p.line, Msg: fmt.Sprintf(
+				"zustaendigkeit: rolle given as code %q, which amtsbote cannot map; write the role as text: %s or %s",
+				c, RoleZustaendig, RoleMitwirkend)}
+		}
+		role, err := normalizeRole(x.Rolle.Text)
+		if err != nil {
+			return nil, &DataError{File: name, Line: p.line, Msg: "zustaendigkeit", Err: err}
 		}
 		rs := Responsibility{ServiceKey: key, AreaKey: area, OfficeID: strings.TrimSpace(x.OrganisationID), Role: role,
 			origin: fmt.Sprintf("%s:%d", name, p.line)}

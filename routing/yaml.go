@@ -187,9 +187,9 @@ func ParseYAML(name string, r io.Reader) (*Source, error) {
 		src.setOrigin("office", of.ID, of.SourceFile)
 	}
 	for i, r := range f.Responsibilities {
-		role := r.Role
-		if role == "" {
-			role = "zustaendig"
+		role, err := normalizeRole(r.Role)
+		if err != nil {
+			return nil, errorAt(at("responsibilities", i), "responsibility", err)
 		}
 		rs := Responsibility{ServiceKey: strings.TrimSpace(r.Service), AreaKey: strings.TrimSpace(r.Area), OfficeID: strings.TrimSpace(r.Office), Role: role,
 			origin: at("responsibilities", i)}
@@ -213,9 +213,9 @@ func ParseYAML(name string, r io.Reader) (*Source, error) {
 			}
 			services = l
 		}
-		role := strings.TrimSpace(g.Role)
-		if role == "" {
-			role = "zustaendig"
+		role, err := normalizeRole(g.Role)
+		if err != nil {
+			return nil, errorAt(where, "gruppe", err)
 		}
 		src.Groups = append(src.Groups, ResponsibilityGroup{OfficeID: strings.TrimSpace(g.Office), AreaKeys: trimAll(g.Areas),
 			ServiceKeys: services, Role: role, Origin: where})
