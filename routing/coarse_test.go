@@ -143,6 +143,42 @@ peers:
 	}
 }
 
+// Once an operator's file names the home lands, sample offices are no answer there
+// either: a Saxon gateway that loaded its real data answered 201 for "Gewerbe
+// anmelden, Döbeln" into the generated office gemeinde-145220080080, a mailbox no
+// user belongs to. Without such a file (the demo) the sample offices still answer.
+func TestSampleOfficesNoAnswerOnceOperatorNamesHomeLands(t *testing.T) {
+	const doebeln = "145220080080"
+	d := builtinT(t)
+	if rt, err := d.Resolve(keyGewerbe, doebeln); err != nil || rt.Office == nil || !rt.Office.Sample {
+		t.Fatalf("built-in data, Döbeln: %s, %v; want the generated sample office", routeTo(rt), err)
+	}
+	d = withOverlay(t, `
+homeLands: ["14"]
+offices:
+  - {id: freiberg-gewerbeamt, name: "Stadt Freiberg, Gewerbeamt", kanaele: [{kind: mailbox}]}
+responsibilities:
+  - {leistung: "`+keyGewerbe+`", gebiet: "`+arsFreiberg+`", stelle: freiberg-gewerbeamt}
+`)
+	for _, tc := range []struct{ key, place string }{
+		{keyGewerbe, doebeln},      // generated Gemeinde office
+		{keyGewerbe, "Döbeln"},     // the same by name
+		{keyWohngeld, "Leipzig"},   // generated Kreis office of a kreisfreie Stadt
+		{keyApotheke, arsFreiberg}, // the sample Landesdirektion, at the Land
+	} {
+		if rt, err := d.Resolve(tc.key, tc.place); !errors.Is(err, ErrNoResponsibleOffice) {
+			t.Errorf("%s at %s with the operator's homeLands [14]: %s, %v; want no responsible office", tc.key, tc.place, routeTo(rt), err)
+		}
+	}
+	if rt, err := d.Resolve(keyGewerbe, arsFreiberg); err != nil || rt.Office.ID != "freiberg-gewerbeamt" {
+		t.Errorf("Freiberg: %s, %v; want the operator's office", routeTo(rt), err)
+	}
+	// A real record of the built-in data (the Amt24 example office) still counts.
+	if rt, err := d.Resolve(keyGewerbe, arsDresden); err != nil || rt.Office.ID != dresdenOffID {
+		t.Errorf("Dresden: %s, %v; want %s", routeTo(rt), err, dresdenOffID)
+	}
+}
+
 // TestNamesXMLCannotHoldAreRefused: an office, service or area name goes into
 // the signed receipts; one with a character XML cannot hold (here a YAML "\v")
 // made every receipt of the office unreadable. Loading refuses it, naming the file.

@@ -70,10 +70,13 @@ func (d *Directory) route(si int32, area *Area) (*Route, error) {
 	}
 	svc := d.svcList[si]
 	land := area.Key[:2]
-	// Outside the home lands of an operator who named them, sample offices (the
-	// built-in Saxon data) are no answer: a 201 for a package that lands in a generated
-	// mailbox nobody reads would be a broken promise.
-	noSample := d.peersFirst && !d.home[land]
+	// Once an operator's file named the home lands, the operator runs this gateway
+	// on real data: sample offices (the generated Saxon offices, the sample
+	// Landesdirektion) are no answer anywhere, in the home lands too. A 201 for a
+	// package that lands in a generated mailbox nobody reads would be a broken
+	// promise; a (service, place) the operator's data does not cover is
+	// ErrNoResponsibleOffice.
+	noSample := d.peersFirst
 	li, node, v := d.climb(si, chain, noSample)
 	if area.Level != LevelGemeinde && (v != 0 || d.home[land] || d.peers[land] == nil) {
 		one, err := d.sameBelow(si, area, v, noSample)

@@ -28,7 +28,8 @@ type Source struct {
 	HomeLands []string
 	// PeersFirst: an operator's file set HomeLands, so a place outside them goes to
 	// its state's peer even where this directory holds records for it (the built-in
-	// Saxon data at another state's gateway).
+	// Saxon data at another state's gateway), and sample offices are no answer
+	// anywhere: the operator has taken over the home lands' data.
 	PeersFirst bool
 
 	// origins remembers file:line of records for error messages.
