@@ -243,3 +243,60 @@ func TestQualifierAbbreviationPrefersOwnName(t *testing.T) {
 		t.Fatalf("Lichtenberg Sachsen: %v, want the two Saxon Lichtenbergs", err)
 	}
 }
+
+// An operator's real record for a place in another state wins over that state's peer:
+// by a state treaty one state's office serves a neighbour's area. Before, with
+// homeLands set the peer answered first, even the built-in sample peer, and the
+// record loaded without a word and was never used. Records of the built-in data
+// still do not win over a configured peer (the Saxon data at another state's gateway).
+func TestOperatorRecordOutsideHomeLandsWinsOverPeer(t *testing.T) {
+	const body = `
+homeLands: ["14"]
+offices:
+  - {id: lds-real, name: "Landesdirektion Sachsen", kanaele: [{kind: mailbox}]}
+responsibilities:
+  - {leistung: "` + keyApotheke + `", gebiet: "16077", stelle: lds-real}
+  - {leistung: "` + keyWohngeld + `", gebiet: "160770028028", stelle: lds-real}
+`
+	const realPeer = `peers:
+  - {land: "16", name: Thüringen, gatewayId: gateway-th-real, baseUrl: "https://gateway.th.example"}
+`
+	for _, peers := range []string{"", realPeer} {
+		d := withOverlay(t, body+peers)
+		peer := "gateway-th"
+		if peers != "" {
+			peer = "gateway-th-real"
+		}
+		for _, tc := range []struct{ key, place, want string }{
+			{keyApotheke, "Altenburg", "lds-real"}, // in Kreis 16077
+			{keyApotheke, "Landkreis Altenburger Land", "lds-real"},
+			{keyApotheke, "Erfurt", "peer " + peer},    // Thüringen, not covered
+			{keyWohngeld, "Lucka", "lds-real"},         // the municipality's record
+			{keyWohngeld, "Altenburg", "peer " + peer}, // another municipality
+			{keyGewerbe, "Altenburg", "peer " + peer},  // a service the record is not for
+		} {
+			rt, err := d.Resolve(tc.key, tc.place)
+			got := routeTo(rt)
+			if rt != nil && rt.Office != nil {
+				got = rt.Office.ID
+			}
+			if err != nil || got != tc.want {
+				t.Errorf("peers %q: %s at %s -> %s, %v; want %s", peers, tc.key, tc.place, got, err, tc.want)
+			}
+		}
+		// A Kreis where only one municipality has the operator's office is too coarse.
+		if _, err := d.Resolve(keyWohngeld, "ARS 16077"); !errors.Is(err, ErrAmbiguousPlace) {
+			t.Errorf("peers %q: Wohngeld in Kreis 16077: %v; want the municipalities to choose from", peers, err)
+		}
+	}
+	// The built-in data's real record (the Amt24 office in Dresden) does not win over
+	// a Bavarian gateway's peer for Saxony.
+	d := withOverlay(t, `
+homeLands: ["09"]
+peers:
+  - {land: "14", name: Sachsen, gatewayId: gateway-sn, baseUrl: "https://gateway-sn.example"}
+`)
+	if rt, err := d.Resolve(keyGewerbe, arsDresden); err != nil || rt.Peer == nil || rt.Peer.GatewayID != "gateway-sn" {
+		t.Errorf("Gewerbe in Dresden at a Bavarian gateway: %s, %v; want the Saxon peer", routeTo(rt), err)
+	}
+}

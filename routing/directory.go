@@ -390,7 +390,7 @@ func (d *Directory) applyRule(rule Rule) error {
 			continue
 		}
 		office := d.sampleOffice(a, channels)
-		v := d.assignment(office, RoleZustaendig) | generatedBit
+		v := d.assignment(office, RoleZustaendig, false) | generatedBit
 		for _, si := range sis {
 			if !d.explicitAt(si, &a.chain) {
 				d.set(si, li, int32(node), v)

@@ -187,7 +187,8 @@ type Responsibility struct {
 	OfficeID   string
 	Role       string // RoleZustaendig or RoleMitwirkend
 
-	origin string // file:line of the record, for error messages; "" when unknown
+	origin   string // file:line of the record, for error messages; "" when unknown
+	operator bool   // from an operator's file, not the built-in data (see fromOperator)
 }
 
 // Peer is the gateway of another state; places there are routed to it.

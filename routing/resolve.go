@@ -54,15 +54,6 @@ func (d *Directory) route(si int32, area *Area) (*Route, error) {
 			return nil, fmt.Errorf("%w: area %s", ErrUnknownPlace, quote(area.Key))
 		}
 	}
-	if land := area.Key[:2]; d.peersFirst && !d.home[land] {
-		// Outside the home lands the peer of that state decides, even where this
-		// directory holds records (the built-in Saxon data at another state's gateway).
-		if p, ok := d.peers[land]; ok {
-			return &Route{Service: d.svcList[si], Area: area, Peer: p,
-				Channels: []Channel{{Kind: KindPeer, Endpoint: p.BaseURL}}, Role: "peer",
-				MatchedArea: d.areas[land], AlsoKreis: area.alsoKreis, Note: area.note}, nil
-		}
-	}
 	chain := &area.chain
 	if area.owner != d.placeSet {
 		c := d.nodes.chainOf(area.Key)
@@ -76,10 +67,43 @@ func (d *Directory) route(si int32, area *Area) (*Route, error) {
 	// package that lands in a generated mailbox nobody reads would be a broken
 	// promise; a (service, place) the operator's data does not cover is
 	// ErrNoResponsibleOffice.
-	noSample := d.peersFirst
-	li, node, v := d.climb(si, chain, noSample)
+	only := anyOffice
+	if d.peersFirst {
+		only = realOffices
+	}
+	if d.peersFirst && !d.home[land] {
+		if p, ok := d.peers[land]; ok {
+			// Outside the home lands the peer of that state decides, even where this
+			// directory holds records (the built-in Saxon data at another state's
+			// gateway), unless an operator's file names a real office there: by a
+			// state treaty one state's office serves a neighbour's area. A sample
+			// peer does not win over any real record.
+			only = operatorOffices
+			if p.Sample {
+				only = realOffices
+			}
+			_, _, v := d.climb(si, chain, only)
+			if v == 0 && area.Level != LevelGemeinde {
+				// A Kreis or Land where some municipality has such an office: the
+				// citizen says which municipality.
+				one, err := d.sameBelow(si, area, 0, only)
+				if err != nil {
+					return nil, err
+				}
+				if one != nil {
+					return d.route(si, one)
+				}
+			}
+			if v == 0 {
+				return &Route{Service: svc, Area: area, Peer: p,
+					Channels: []Channel{{Kind: KindPeer, Endpoint: p.BaseURL}}, Role: "peer",
+					MatchedArea: d.areas[land], AlsoKreis: area.alsoKreis, Note: area.note}, nil
+			}
+		}
+	}
+	li, node, v := d.climb(si, chain, only)
 	if area.Level != LevelGemeinde && (v != 0 || d.home[land] || d.peers[land] == nil) {
-		one, err := d.sameBelow(si, area, v, noSample)
+		one, err := d.sameBelow(si, area, v, only)
 		if err != nil {
 			return nil, err
 		}
@@ -118,14 +142,22 @@ func (d *Directory) route(si int32, area *Area) (*Route, error) {
 	return nil, fmt.Errorf("%w: %s (%s) in %s %s", ErrNoResponsibleOffice, svc.Name, svc.Key, area.Name, area.ARS)
 }
 
+// recordFilter says which records climb counts.
+type recordFilter uint8
+
+const (
+	anyOffice       recordFilter = iota
+	realOffices                  // not those of offices marked as sample data
+	operatorOffices              // real offices, and only records from an operator's file
+)
+
 // climb finds the first responsibility for service si along chain (the area's level,
 // then up to the Land): its level index, node and table element, v 0 when there is
 // none. A responsible office ("zustaendig") wins over one that only takes part, also
 // when it is recorded higher up (the Landratsamt at the Kreis over a municipality's
 // Annahmestelle); the first other record is the answer only when no responsible
-// office is found, or only a generated one. With noSample, offices marked as sample
-// data are passed over.
-func (d *Directory) climb(si int32, chain *[len(levels)]int32, noSample bool) (li int, node int32, v uint32) {
+// office is found, or only a generated one. only says which records count.
+func (d *Directory) climb(si int32, chain *[len(levels)]int32, only recordFilter) (li int, node int32, v uint32) {
 	tabs := &d.rt.tabs[si]
 	for l, n := range chain {
 		if n < 0 || tabs[l] == nil {
@@ -136,7 +168,7 @@ func (d *Directory) climb(si int32, chain *[len(levels)]int32, noSample bool) (l
 			continue
 		}
 		as := &d.rt.assign[x&^generatedBit-1]
-		if noSample && as.office.Sample {
+		if only != anyOffice && (as.office.Sample || only == operatorOffices && !as.operator) {
 			continue
 		}
 		if primaryRole(as.role) {
@@ -161,7 +193,7 @@ func (d *Directory) climb(si int32, chain *[len(levels)]int32, noSample bool) (l
 // one town does the Kreis's task itself), and the error lists the municipalities to
 // choose from, so the portal asks the citizen instead of the gateway guessing.
 // A Kreis with a single municipality (a kreisfreie Stadt) returns that municipality.
-func (d *Directory) sameBelow(si int32, area *Area, v uint32, noSample bool) (*Area, error) {
+func (d *Directory) sameBelow(si int32, area *Area, v uint32, only recordFilter) (*Area, error) {
 	gi := levelIndex(LevelGemeinde)
 	keys := d.nodes.keys[gi] // sorted: nodes are numbered in key order
 	lo := sort.SearchStrings(keys, area.Key)
@@ -174,7 +206,7 @@ func (d *Directory) sameBelow(si int32, area *Area, v uint32, noSample bool) (*A
 		}
 		ms = append(ms, m)
 		if !differs {
-			_, _, vm := d.climb(si, &m.chain, noSample)
+			_, _, vm := d.climb(si, &m.chain, only)
 			differs = vm&^generatedBit != v&^generatedBit
 		}
 	}

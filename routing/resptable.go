@@ -83,6 +83,7 @@ type assignment struct {
 	office   *Office
 	channels []Channel // office.Channels, here so a lookup touches one cache line less
 	role     string
+	operator bool // the record came from an operator's file
 }
 
 // generatedBit marks table elements created by a generate rule: they never stop
@@ -96,14 +97,17 @@ type respTable struct {
 	count  int
 }
 
-type assignKey struct{ office, role string }
+type assignKey struct {
+	office, role string
+	operator     bool
+}
 
-func (d *Directory) assignment(o *Office, role string) uint32 {
-	k := assignKey{o.ID, role}
+func (d *Directory) assignment(o *Office, role string, operator bool) uint32 {
+	k := assignKey{o.ID, role, operator}
 	if v, ok := d.rt.byPair[k]; ok {
 		return v
 	}
-	d.rt.assign = append(d.rt.assign, assignment{o, o.Channels, role})
+	d.rt.assign = append(d.rt.assign, assignment{o, o.Channels, role, operator})
 	v := uint32(len(d.rt.assign))
 	d.rt.byPair[k] = v
 	return v
@@ -208,7 +212,7 @@ func (d *Directory) buildResponsibilities(src *Source) error {
 			flush()
 		}
 		runList = sis
-		v := d.assignment(o, g.Role)
+		v := d.assignment(o, g.Role, g.operator)
 		for _, ak := range g.AreaKeys {
 			li, node, err := d.areaNode(ak)
 			if err != nil {
@@ -240,7 +244,7 @@ func (d *Directory) buildResponsibilities(src *Source) error {
 		if err != nil {
 			return &DataError{File: where, Msg: "responsibility", Err: err}
 		}
-		d.set(si, li, node, d.assignment(o, r.Role))
+		d.set(si, li, node, d.assignment(o, r.Role, r.operator))
 	}
 	for _, rule := range src.Rules {
 		if err := d.applyRule(rule); err != nil {

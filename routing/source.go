@@ -51,6 +51,18 @@ type ResponsibilityGroup struct {
 	ServiceKeys []string // LeiKa keys; may be shared between groups and is never modified
 	Role        string
 	Origin      string // file:line, for error messages
+	operator    bool   // from an operator's file, not the built-in data (see fromOperator)
+}
+
+// fromOperator marks o's records as an operator's: outside the home lands they win
+// over the peer, the built-in data's records do not (see Directory.route).
+func (o *Source) fromOperator() {
+	for i := range o.Responsibilities {
+		o.Responsibilities[i].operator = true
+	}
+	for i := range o.Groups {
+		o.Groups[i].operator = true
+	}
 }
 
 // Rule generates one sample office per area of a level and makes it responsible for

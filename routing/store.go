@@ -141,6 +141,7 @@ func BuildWithFiles(base *Directory, paths ...string) (*Directory, error) {
 				home = append(home, l)
 			}
 		}
+		o.fromOperator()
 		if err := src.mergeFile(o); err != nil {
 			return nil, err
 		}
