@@ -300,3 +300,41 @@ peers:
 		t.Errorf("Gewerbe in Dresden at a Bavarian gateway: %s, %v; want the Saxon peer", routeTo(rt), err)
 	}
 }
+
+// A postcode several municipalities share is routed when every one of them has the
+// same office for the service: Wohngeld at 01877 (five municipalities of Landkreis
+// Bautzen, all with the Landratsamt) was refused as ambiguous, so the citizen had to
+// pick a municipality that changed nothing. The route names the Kreis, not a guessed
+// municipality. A municipal service there still asks.
+func TestSharedPostcodeWithOneOfficeIsRouted(t *testing.T) {
+	d := builtinT(t)
+	cands, err := d.Places("01877")
+	if err != nil || len(cands) < 2 {
+		t.Fatalf("01877: %d candidates, %v", len(cands), err)
+	}
+	rt, err := d.Resolve(keyWohngeld, "01877")
+	if err != nil {
+		t.Fatalf("Wohngeld at 01877: %v", err)
+	}
+	for _, c := range cands {
+		one, err := d.ResolveArea(wohngeldT(t, d), c)
+		if err != nil || one.Office != rt.Office {
+			t.Errorf("%s: %s, %v; the shared postcode went to %s", c.Name, routeTo(one), err, routeTo(rt))
+		}
+	}
+	if rt.Area == nil || rt.Area.Key != "14625" {
+		t.Errorf("Wohngeld at 01877: area %+v, want Kreis 14625 (Landkreis Bautzen)", rt.Area)
+	}
+	if _, err := d.Resolve(keyWohnsitz, "01877"); !errors.Is(err, ErrAmbiguousPlace) {
+		t.Errorf("Wohnsitz anmelden at 01877: %v; want the municipalities to choose from", err)
+	}
+}
+
+func wohngeldT(t *testing.T, d *Directory) *Service {
+	t.Helper()
+	s, ok := d.Service(keyWohngeld)
+	if !ok {
+		t.Fatal("no Wohngeld")
+	}
+	return s
+}

@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -13,6 +14,10 @@ import (
 // notation, "01067 Dresden", or a name as people write it. The resolver climbs the ARS
 // hierarchy (Gemeinde, Gemeindeverband, Kreis, Regierungsbezirk, Land) until it finds a
 // responsibility. A place in another state goes to that state's peer.
+//
+// A place that means several areas (a shared postcode, a name several municipalities
+// bear) is routed when every one of them has the same answer; the Route's Area is
+// then the smallest area that holds them all (ResolveCandidates).
 //
 // Errors: ErrInvalidQuery (malformed input), ErrUnknownService, ErrUnknownPlace,
 // *AmbiguousPlaceError (errors.Is ErrAmbiguousPlace; lists the candidates) and
@@ -27,10 +32,75 @@ func (d *Directory) Resolve(leikaKey, place string) (*Route, error) {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownService, leikaKey)
 	}
 	area, err := d.Place(place)
+	var amb *AmbiguousPlaceError
+	if errors.As(err, &amb) {
+		// A postcode several municipalities share, each with the same office for
+		// the service (a Kreis task), needs no choice: asking the citizen to pick a
+		// municipality that changes nothing only loses the package.
+		if rt := d.sameRouteFor(si, amb.Candidates); rt != nil {
+			return rt, nil
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
 	return d.route(si, area)
+}
+
+// ResolveCandidates is ResolveArea for a place that means several areas (the
+// candidates of an *AmbiguousPlaceError): it returns the route when every candidate
+// has the same one (office and role, or peer), with Area the smallest area that
+// holds them all, and ok false when they differ, one has none, or they lie in
+// different Länder. Resolve does this by itself.
+func (d *Directory) ResolveCandidates(svc *Service, cands []*Area) (rt *Route, ok bool) {
+	if svc == nil {
+		return nil, false
+	}
+	si, found := d.svcIndex[svc.Key]
+	if !found {
+		return nil, false
+	}
+	rt = d.sameRouteFor(si, cands)
+	return rt, rt != nil
+}
+
+func (d *Directory) sameRouteFor(si int32, cands []*Area) *Route {
+	if len(cands) < 2 {
+		return nil
+	}
+	var first *Route
+	for _, c := range cands {
+		rt, err := d.route(si, c)
+		if err != nil {
+			return nil
+		}
+		if first == nil {
+			first = rt
+			continue
+		}
+		if rt.Office != first.Office || rt.Peer != first.Peer || rt.Role != first.Role {
+			return nil
+		}
+	}
+	// The route names the place it was given for: not one of the candidates (that
+	// would be a guess in the record and the receipt) but the area around them all,
+	// the Kreis for a postcode within one.
+	common := cands[0]
+	for ; common != nil; common = common.Parent {
+		all := true
+		for _, c := range cands {
+			all = all && strings.HasPrefix(c.Key, common.Key)
+		}
+		if all {
+			break
+		}
+	}
+	if common == nil {
+		return nil
+	}
+	rt := *first
+	rt.Area, rt.AlsoKreis, rt.Note = common, nil, ""
+	return &rt
 }
 
 // ResolveArea is Resolve for an area already chosen (e.g. from an ambiguity list).
