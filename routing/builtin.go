@@ -95,6 +95,15 @@ func ParsePlaces(name string, r io.Reader) (*Source, error) {
 				return nil, bad("other name " + quote(f[2]) + " of " + quote(f[1]) + ", which is no municipality above it in the file")
 			}
 			a.OtherNames = append(a.OtherNames, f[2])
+		case "K":
+			a := byKey[f[min(1, len(f)-1)]]
+			switch {
+			case len(f) != 3 || len(f[2]) != 12 || !isDigits(f[2]):
+				return nil, bad("other-key line: want K<TAB>area key<TAB>12 digits")
+			case a == nil || len(a.Key) != 12:
+				return nil, bad("other key " + quote(f[2]) + " of " + quote(f[1]) + ", which is no municipality above it in the file")
+			}
+			a.OtherKeys = append(a.OtherKeys, f[2])
 		case "P":
 			if len(f) != 3 || len(f[1]) != 5 || !isDigits(f[1]) {
 				return nil, bad("postcode line: want P<TAB>5 digits<TAB>keys")

@@ -124,6 +124,9 @@ type placeSet struct {
 	byPLZ   map[string][]*Area // municipalities by postcode
 	plzList []string           // sorted postcodes, for prefix search
 	names   nameIndex
+	// otherKeys maps the official keys of city states' districts to their city
+	// (Area.OtherKeys); a portal that sends Spandau's ARS got "unknown place".
+	otherKeys map[string]*Area
 }
 
 func buildPlaces(src *Source) (*placeSet, error) {
@@ -188,6 +191,25 @@ func buildPlaces(src *Source) (*placeSet, error) {
 			for _, l := range levels[1:] {
 				sums[a.Key[:l]] += a.Population
 			}
+		}
+	}
+	for _, a := range d.areas {
+		for _, k := range a.OtherKeys {
+			where := src.origin("area", a.Key)
+			switch {
+			case a.Level != LevelGemeinde:
+				return nil, &DataError{File: where, Msg: fmt.Sprintf("area %s: other keys belong to municipalities", a.Key)}
+			case len(k) != 12 || !isDigits(k) || k[:2] != a.Key[:2]:
+				return nil, &DataError{File: where, Msg: fmt.Sprintf("area %s: other key %q: want 12 digits in the same Land", a.Key, k)}
+			case d.areas[k] != nil:
+				return nil, &DataError{File: where, Msg: fmt.Sprintf("area %s: other key %s is an area's own key", a.Key, k)}
+			case d.otherKeys[k] != nil && d.otherKeys[k] != a:
+				return nil, &DataError{File: where, Msg: fmt.Sprintf("other key %s given to %s and %s", k, d.otherKeys[k].Key, a.Key)}
+			}
+			if d.otherKeys == nil {
+				d.otherKeys = map[string]*Area{}
+			}
+			d.otherKeys[k] = a
 		}
 	}
 	// A higher area without its own figure has the population of its municipalities.
@@ -476,7 +498,8 @@ func (d *Directory) Office(id string) (*Office, bool) {
 }
 
 // Area returns the area with the given key (2, 3, 5, 9 or 12 digits, or a 12-digit
-// ARS padded with zeros for a higher level).
+// ARS padded with zeros for a higher level). The official key of a city state's
+// Bezirk or Ortsteil (Area.OtherKeys: "110050005005", Spandau) returns its city.
 func (d *Directory) Area(key string) (*Area, bool) {
 	if a, ok := d.areas[key]; ok {
 		return a, true
@@ -485,7 +508,10 @@ func (d *Directory) Area(key string) (*Area, bool) {
 	if err != nil {
 		return nil, false
 	}
-	a, ok := d.areas[k]
+	if a, ok := d.areas[k]; ok {
+		return a, true
+	}
+	a, ok := d.otherKeys[k]
 	return a, ok
 }
 

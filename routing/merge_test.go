@@ -199,7 +199,7 @@ func routeTo(r *Route) string {
 	case r.Peer != nil:
 		return "peer " + r.Peer.GatewayID
 	case r.Office != nil:
-		return r.Office.ID + " (" + r.Role + ")"
+		return r.Office.ID + " (" + r.Role + ") for " + r.Area.Key
 	}
 	return "nowhere"
 }

@@ -83,6 +83,11 @@ type Area struct {
 	// name does, so a name one of them shares with another municipality is
 	// ambiguous ("Harburg": Harburg (Schwaben), or Hamburg's Bezirk).
 	OtherNames []string
+	// OtherKeys are official 12-digit keys of the Regionalschlüssel list that name a
+	// part of the municipality, no municipality: the Bezirke and Ortsteile of
+	// Berlin, Hamburg and Bremen ("110050005005", Spandau). They find it as its own
+	// key does (Directory.Area, Place).
+	OtherKeys []string
 
 	// Filled by Build; a snapshot owns its areas.
 	owner     *placeSet

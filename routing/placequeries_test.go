@@ -114,3 +114,34 @@ func hitARS(hits []PlaceHit) []string {
 	}
 	return out
 }
+
+// The official 12-digit keys of the Bezirke and Ortsteile of Berlin, Hamburg and
+// Bremen (the Regionalschlüssel list's "Stadt-/Ortsteil" rows) find their city, as
+// their names do: a portal that sent Spandau's ARS got "unknown place" while
+// "Spandau" routed to Berlin. A key the list does not have stays unknown.
+func TestCityStateDistrictKeysFindTheirCity(t *testing.T) {
+	d := builtinT(t)
+	for _, tc := range []struct{ key, name, city string }{
+		{"110050005005", "Spandau", "110000000000"},
+		{"021040109109", "St. Pauli", "020000000000"},
+		{"040110123123", "Bremen", "040110000000"},
+		{"ARS 11 0 05 0005 005", "Spandau", "110000000000"},
+	} {
+		byName, err := d.Resolve(keyGewerbe, tc.name)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		byKey, err := d.Resolve(keyGewerbe, tc.key)
+		if err != nil || byKey.Area.Key != tc.city || byKey.Area != byName.Area {
+			t.Errorf("key %s: %s, %v; its name %q finds %s", tc.key, routeTo(byKey), err, tc.name, byName.Area.Key)
+		}
+		if a, ok := d.Area(strings.TrimPrefix(strings.ReplaceAll(tc.key, " ", ""), "ARS")); !ok || a.Key != tc.city {
+			t.Errorf("Area(%s): %v, %v; want %s", tc.key, a, ok, tc.city)
+		}
+	}
+	for _, key := range []string{"110050005099", "021990999999"} {
+		if _, err := d.Resolve(keyGewerbe, key); !errors.Is(err, ErrUnknownPlace) {
+			t.Errorf("key %s, not in the code list: %v; want unknown place", key, err)
+		}
+	}
+}
