@@ -215,13 +215,25 @@ func (e *endpoints) isDisabled(k endpointKey, addr string) (d disabledEndpoint, 
 	return d, false, true, e.remove(k)
 }
 
+// Why allow keeps a message away from its endpoint: the label "reason" of
+// amtsbote_delivery_deferred_total.
+const (
+	deferRetryAfter = "retry_after" // the receiver asked not to be called yet (Retry-After)
+	deferBreaker    = "breaker"     // the breaker is open: the cool-down is not over
+	deferProbe      = "probe"       // half-open: another message's attempt probes the endpoint
+)
+
+// deferReasons are all of allow's reasons, for the series at 0 from the start.
+var deferReasons = []string{deferRetryAfter, deferBreaker, deferProbe}
+
 // allow reports whether an attempt may go to the endpoint now; if not, wait is how
 // long the message should stay away (real time, with jitter so the waiting messages
-// do not all come back at once). A true answer in half-open state makes the caller
-// the one probe: it must report the outcome (success, failure or release).
-func (e *endpoints) allow(k endpointKey, addr string, now time.Time) (ok bool, wait time.Duration) {
+// do not all come back at once) and why is one of the defer reasons. A true answer
+// in half-open state makes the caller the one probe: it must report the outcome
+// (success, failure or release).
+func (e *endpoints) allow(k endpointKey, addr string, now time.Time) (ok bool, wait time.Duration, why string) {
 	if e.threshold <= 0 {
-		return true, 0
+		return true, 0, ""
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -232,28 +244,28 @@ func (e *endpoints) allow(k endpointKey, addr string, now time.Time) (ok bool, w
 		e.setGauge(k, p)
 	}
 	if now.Before(p.notBefore) {
-		return false, p.notBefore.Sub(now) + e.jitter()
+		return false, p.notBefore.Sub(now) + e.jitter(), deferRetryAfter
 	}
 	switch p.state {
 	case EndpointOpen:
 		if now.Before(p.retryAt) {
-			return false, p.retryAt.Sub(now) + e.jitter()
+			return false, p.retryAt.Sub(now) + e.jitter(), deferBreaker
 		}
 		p.state, p.probing = EndpointHalfOpen, true
 		e.setGauge(k, p)
-		return true, 0
+		return true, 0, ""
 	case EndpointHalfOpen:
 		if p.probing {
 			w := e.cooldown / 2
 			if e.probeWait > 0 && e.probeWait < w {
 				w = e.probeWait
 			}
-			return false, w + jitter(w)
+			return false, w + jitter(w), deferProbe
 		}
 		p.probing = true
-		return true, 0
+		return true, 0, ""
 	}
-	return true, 0
+	return true, 0, ""
 }
 
 // jitter is up to a fifth of the cool-down, at least a millisecond.

@@ -395,6 +395,46 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	}
 }
 
+// TestDeferralIsCounted: an office answers 503 with Retry-After: 3600 (a
+// maintenance window); a package that arrives meanwhile is kept from it without
+// an attempt. That deferral was counted nowhere, so accepted packages with flat
+// attempts made AmtsboteDeliveriesStalled page for an office that had only asked
+// to be called later; amtsbote_delivery_deferred_total now moves instead.
+func TestDeferralIsCounted(t *testing.T) {
+	hook := newHook(t, func(int, time.Time) (int, string) {
+		return http.StatusServiceUnavailable, "3600"
+	})
+	cfg := Config{Workers: 2, Schedule: StandardSchedule, AttemptTimeout: 5 * time.Second}
+	e, _ := startHooked(t, t.TempDir(), cfg, hook)
+	count := func(vec *prometheus.CounterVec, labels ...string) float64 {
+		var m dto.Metric
+		if err := vec.WithLabelValues(labels...).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue()
+	}
+	first, err := e.b.Receive(context.Background(), intake("defer-1", webhook.Channel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the first attempt failed", func() bool {
+		evs, _ := e.b.Log(first.Submission.ID)
+		return len(ofType(evs, submission.EventAttemptFailed)) == 1
+	})
+	if _, err := e.b.Receive(context.Background(), intake("defer-2", webhook.Channel)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the second package deferred for the Retry-After", func() bool {
+		return count(e.b.metrics.deferred, webhook.Channel, deferRetryAfter) == 1
+	})
+	if n := len(hook.requests()); n != 1 {
+		t.Fatalf("the office got %d requests during its Retry-After, want the first one only", n)
+	}
+	if got := count(e.b.metrics.attempts, webhook.Channel, "transient"); got != 1 {
+		t.Fatalf("%v transient attempts, want 1", got)
+	}
+}
+
 // TestGoneDisablesTheChannel: a 410 Gone sends the package to the office's next
 // channel at once and disables the endpoint: later packages skip it (with an event
 // saying so), across a restart, until an operator enables it again.
@@ -494,45 +534,45 @@ func TestBreakerStates(t *testing.T) {
 	k, addr := endpointKey{"o", "webhook"}, "a1"
 	now := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
 	for i := 0; i < 2; i++ {
-		if ok, _ := e.allow(k, addr, now); !ok {
+		if ok, _, _ := e.allow(k, addr, now); !ok {
 			t.Fatal("closed breaker refused")
 		}
 		if e.failure(k, now, 0) {
 			t.Fatalf("opened after %d failures", i+1)
 		}
 	}
-	if ok, _ := e.allow(k, addr, now); !ok || !e.failure(k, now, 0) {
+	if ok, _, _ := e.allow(k, addr, now); !ok || !e.failure(k, now, 0) {
 		t.Fatal("the third failure did not open the breaker")
 	}
-	if ok, wait := e.allow(k, addr, now.Add(30*time.Second)); ok || wait < 30*time.Second {
-		t.Fatalf("open breaker: ok %v, wait %s", ok, wait)
+	if ok, wait, why := e.allow(k, addr, now.Add(30*time.Second)); ok || wait < 30*time.Second || why != deferBreaker {
+		t.Fatalf("open breaker: ok %v, wait %s, why %q", ok, wait, why)
 	}
 	probeAt := now.Add(61 * time.Second)
-	if ok, _ := e.allow(k, addr, probeAt); !ok {
+	if ok, _, _ := e.allow(k, addr, probeAt); !ok {
 		t.Fatal("no probe after the cool-down")
 	}
-	if ok, wait := e.allow(k, addr, probeAt); ok || wait > 43*time.Second {
-		t.Fatalf("a second probe while the first runs: ok %v, wait %s", ok, wait)
+	if ok, wait, why := e.allow(k, addr, probeAt); ok || wait > 43*time.Second || why != deferProbe {
+		t.Fatalf("a second probe while the first runs: ok %v, wait %s, why %q", ok, wait, why)
 	}
 	// Who waits for a probe waits about as long as a probe can take, not half the
 	// cool-down: the backlog follows a good probe within seconds.
 	e.probeWait = 5 * time.Second
-	if ok, wait := e.allow(k, addr, probeAt); ok || wait > 6*time.Second+time.Millisecond {
+	if ok, wait, _ := e.allow(k, addr, probeAt); ok || wait > 6*time.Second+time.Millisecond {
 		t.Fatalf("waiting for a probe with a 5s attempt timeout: ok %v, wait %s", ok, wait)
 	}
 	e.probeWait = 0
 	if e.failure(k, probeAt, 0) {
 		t.Fatal("a failed probe reported as a newly opened breaker (a warning per cool-down while the endpoint is down)")
 	}
-	if ok, _ := e.allow(k, addr, probeAt.Add(time.Second)); ok {
+	if ok, _, _ := e.allow(k, addr, probeAt.Add(time.Second)); ok {
 		t.Fatal("a failed probe did not reopen the breaker")
 	}
 	probeAt = probeAt.Add(61 * time.Second)
-	if ok, _ := e.allow(k, addr, probeAt); !ok {
+	if ok, _, _ := e.allow(k, addr, probeAt); !ok {
 		t.Fatal("no second probe")
 	}
 	e.release(k) // the probe said nothing (a permanent refusal of its package)
-	if ok, _ := e.allow(k, addr, probeAt); !ok {
+	if ok, _, _ := e.allow(k, addr, probeAt); !ok {
 		t.Fatal("released probe not replaced")
 	}
 	e.success(k)
@@ -541,11 +581,11 @@ func TestBreakerStates(t *testing.T) {
 	}
 	// Retry-After holds every attempt to the endpoint.
 	e.failure(k, probeAt, time.Hour)
-	if ok, wait := e.allow(k, addr, probeAt.Add(time.Minute)); ok || wait < 59*time.Minute {
-		t.Fatalf("Retry-After: ok %v wait %s", ok, wait)
+	if ok, wait, why := e.allow(k, addr, probeAt.Add(time.Minute)); ok || wait < 59*time.Minute || why != deferRetryAfter {
+		t.Fatalf("Retry-After: ok %v wait %s why %q", ok, wait, why)
 	}
 	// A rotated address starts afresh.
-	if ok, _ := e.allow(k, "a2", probeAt.Add(time.Minute)); !ok {
+	if ok, _, _ := e.allow(k, "a2", probeAt.Add(time.Minute)); !ok {
 		t.Fatal("a new address inherited the old one's breaker")
 	}
 }

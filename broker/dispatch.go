@@ -340,7 +340,11 @@ func (b *Broker) process(msg jetstream.Msg) (record func()) {
 		})
 		return nil
 	}
-	if ok, wait := b.ends.allow(key, addr, time.Now()); !ok {
+	if ok, wait, why := b.ends.allow(key, addr, time.Now()); !ok {
+		// Counted: a package kept from an office that asked to be called later is
+		// no attempt, and without the count AmtsboteDeliveriesStalled took the
+		// quiet of a Retry-After window for delivery having stopped.
+		b.metrics.deferred.WithLabelValues(ref.Channel, why).Inc()
 		_ = msg.NakWithDelay(wait)
 		return nil
 	}

@@ -288,7 +288,7 @@ func TestSharedEndpointsAcrossGateways(t *testing.T) {
 	}
 	eventually(t, "the first gateway to see the channel enabled, its breaker closed", func() bool {
 		_, off, _, _ := one.isDisabled(k, addr)
-		ok, _ := one.allow(k, addr, time.Now())
+		ok, _, _ := one.allow(k, addr, time.Now())
 		return !off && ok
 	})
 	// A gateway started afterwards agrees.

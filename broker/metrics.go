@@ -15,6 +15,10 @@ type Metrics struct {
 	duplicates prometheus.Counter
 	attempts   *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
+	// deferred counts messages kept from their endpoint without an attempt, by
+	// channel and reason (the receiver's Retry-After, an open breaker, another
+	// message's probe): a dispatcher that is working but may not call the office.
+	deferred *prometheus.CounterVec
 	// lineFull counts messages sent back to the queue with a delay because their
 	// office's line was full.
 	lineFull prometheus.Counter
@@ -56,6 +60,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "amtsbote_delivery_attempt_seconds", Help: "Duration of one delivery attempt.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"channel"}),
+		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amtsbote_delivery_deferred_total", Help: "Packages due for an attempt that were kept from their endpoint and sent back to the queue with a delay, by channel and reason: retry_after (the receiver asked to be called later), breaker (its circuit breaker is open), probe (another attempt probes it)."}, []string{"channel", "reason"}),
 		lineFull: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "amtsbote_delivery_line_full_total", Help: "Packages sent back to the queue with a delay because their office's line of waiting packages was full."}),
 		unrecorded: prometheus.NewCounter(prometheus.CounterOpts{
@@ -90,8 +96,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.attempts.WithLabelValues(ch, outcome)
 		}
 	}
+	// Likewise the deferrals, which AmtsboteDeliveriesStalled adds to the attempts.
+	for _, ch := range channel.All() {
+		for _, why := range deferReasons {
+			m.deferred.WithLabelValues(ch, why)
+		}
+	}
 	if reg != nil {
-		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.duration, m.lineFull, m.unrecorded, m.restored, m.checks, m.retention, m.retentionOK, m.retentionTook, m.retentionRecords, m.clockStep)
+		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.deferred, m.duration, m.lineFull, m.unrecorded, m.restored, m.checks, m.retention, m.retentionOK, m.retentionTook, m.retentionRecords, m.clockStep)
 	}
 	return m
 }
