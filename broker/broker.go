@@ -283,6 +283,10 @@ type Broker struct {
 	// asking holds the office and channel pairs (askKey) whose confirmation
 	// question has not returned (confirm.go checkHandedOver).
 	asking sync.Map
+	// troubleLogs holds, per office and channel (askKey) whose confirmation
+	// questions failed or hung in the last round, the *repeatlimit.Limit of its
+	// log line (confirm.go reportTrouble).
+	troubleLogs sync.Map
 	// withdrawnTold holds the office and channel pairs (askKey) whose forwarded
 	// packages were said, once, to wait on a channel no longer configured.
 	withdrawnTold sync.Map

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/internal/repeatlimit"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -181,6 +182,29 @@ func (b *Broker) reoffer(s *submission.Submission, channel string) {
 		})
 }
 
+// troubleLogEvery is how often the log says, per office and channel, that its
+// confirmation questions keep failing or do not return.
+const troubleLogEvery = time.Minute
+
+// askTrouble is what went wrong with the confirmation questions to one office's
+// channel in one round.
+type askTrouble struct {
+	failed   int           // questions that returned an error
+	took     time.Duration // how long those took together
+	reason   string        // the first one's (adapters.LogReason)
+	hung     bool          // a question did not return within the attempt timeout
+	notAsked int           // packages passed over this round for the failures or the hang
+}
+
+// skips reports whether the office's channel gets no more questions this round:
+// one did not return, or its failed ones took longer together than one attempt
+// may. Quick failures do not skip: one bad case (a corrupt ledger record) would
+// otherwise hold back the office's later cases for good, as the index is in id
+// order; slow ones would hold back every other office's confirmations.
+func (t *askTrouble) skips(limit time.Duration) bool {
+	return t != nil && (t.hung || t.took > limit)
+}
+
 // checkHandedOver asks once about each submission handed over to a channel
 // that confirms later. The index entry names the office and the channel, so
 // the records of the others are not read: a gateway whose mailboxes and XTA
@@ -196,16 +220,23 @@ func (b *Broker) checkHandedOver() {
 		b.log.Error("list handed-over submissions", "err", err)
 		return
 	}
-	// The pairs of office and channel whose question did not come back in time
-	// this round: their other packages wait for the next round.
-	hung := map[askKey]bool{}
+	// What went wrong per office and channel this round, said once after it
+	// (reportTrouble); the pairs that answered at least once.
+	trouble := map[askKey]*askTrouble{}
+	answered := map[askKey]bool{}
 	for _, e := range entries {
 		if b.ctx.Err() != nil {
 			return
 		}
 		if e.Known {
-			if _, r := b.reachOf(e.Office, e.Channel); r == reaches && (!b.confirmsLater(e.Channel) || hung[askKey{e.Office, e.Channel}]) {
-				continue
+			if _, r := b.reachOf(e.Office, e.Channel); r == reaches {
+				if !b.confirmsLater(e.Channel) {
+					continue
+				}
+				if t := trouble[askKey{e.Office, e.Channel}]; t.skips(b.cfg.AttemptTimeout) {
+					t.notAsked++
+					continue
+				}
 			}
 		}
 		id := e.ID
@@ -238,20 +269,32 @@ func (b *Broker) checkHandedOver() {
 		// held, with no Zustellbestaetigung for a package the office had (a
 		// review).
 		key := askKey{s.OfficeID, ref.Channel}
-		if hung[key] {
+		if t := trouble[key]; t.skips(b.cfg.AttemptTimeout) {
+			t.notAsked++
 			continue
 		}
+		began := time.Now()
 		conf, done, err := b.ask(c, key, b.delivery(s, target))
-		if errors.Is(err, errStillAsking) {
-			hung[key] = true
-			b.log.Warn("confirmation question does not return; the office's other handed-over packages wait for a later round",
-				"office", s.OfficeID, "channel", ref.Channel, "submission", id)
-			continue
-		}
 		if err != nil {
-			b.log.Warn("ask channel for confirmation", "submission", id, "channel", ref.Channel, "err", adapters.LogReason(err))
+			// Said once per office and channel after the round, not per case: a
+			// broken share with 1,000 cases logged 1,000 lines every 5 seconds.
+			t := trouble[key]
+			if t == nil {
+				t = &askTrouble{}
+				trouble[key] = t
+			}
+			if errors.Is(err, errStillAsking) {
+				t.hung = true
+				continue
+			}
+			t.failed++
+			t.took += time.Since(began)
+			if t.reason == "" {
+				t.reason = adapters.LogReason(err)
+			}
 			continue
 		}
+		answered[key] = true
 		if !done {
 			if r == reachMoved {
 				b.reoffer(s, ref.Channel)
@@ -264,4 +307,36 @@ func (b *Broker) checkHandedOver() {
 			b.log.Error("record confirmation", "submission", id, "err", err)
 		}
 	}
+	b.reportTrouble(trouble, answered, time.Now())
+}
+
+// reportTrouble logs, per office and channel, that its confirmation questions
+// failed or did not return this round, at most once per troubleLogEvery while it
+// lasts, with how many packages it concerned; and once that they answer again.
+func (b *Broker) reportTrouble(trouble map[askKey]*askTrouble, answered map[askKey]bool, now time.Time) {
+	for key, t := range trouble {
+		l, _ := b.troubleLogs.LoadOrStore(key, &repeatlimit.Limit{Every: troubleLogEvery})
+		if !l.(*repeatlimit.Limit).Allow(now) {
+			continue
+		}
+		if t.hung {
+			b.log.Warn("confirmation question does not return; the office's other handed-over packages wait for a later round",
+				"office", key.office, "channel", key.channel, "not_asked", t.notAsked)
+		}
+		if t.failed > 0 {
+			b.log.Warn("confirmation questions failed; the packages stay handed over and are asked again",
+				"office", key.office, "channel", key.channel, "failed", t.failed, "not_asked", t.notAsked, "err", t.reason)
+		}
+	}
+	b.troubleLogs.Range(func(k, _ any) bool {
+		key := k.(askKey)
+		if trouble[key] != nil {
+			return true
+		}
+		b.troubleLogs.Delete(key)
+		if answered[key] {
+			b.log.Info("confirmation questions answer again", "office", key.office, "channel", key.channel)
+		}
+		return true
+	})
 }

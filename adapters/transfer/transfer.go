@@ -308,6 +308,10 @@ const (
 	ReasonNotAbsolute = "transfer target is not an absolute folder path"
 	ReasonWrite       = "writing the case folder failed"
 	ReasonSource      = "the package could not be read from the store"
+	// ReasonRead: a confirmation question could not read what it needs (the
+	// ledger, the marker, the case folder's entry); it said "writing the case
+	// folder failed" before, for a share where nothing was being written.
+	ReasonRead = "reading the transfer folder failed"
 )
 
 // stripPath drops the path from os errors: paths inside a case folder contain
@@ -343,6 +347,19 @@ func classify(what string, err error) error {
 		return &Error{Reason: ReasonMissing, Err: inner}
 	}
 	return &Error{Reason: ReasonWrite, Err: inner}
+}
+
+// classifyRead turns a file system error while reading for a confirmation
+// question into a transient *Error: it may heal as a write failure may (share
+// remounted, permissions fixed), but it is no write failure.
+func classifyRead(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("transfer: %s: %w", what, err)
+	}
+	return &Error{Reason: ReasonRead, Err: fmt.Errorf("%s: %w", what, stripPath(err))}
 }
 
 // officeDir checks the target's endpoint: an absolute, clean folder path.
@@ -896,7 +913,7 @@ func (a *Adapter) Confirmed(ctx context.Context, d adapters.Delivery) (adapters.
 		return adapters.Confirmation{}, false, nil
 	}
 	if err != nil {
-		return adapters.Confirmation{}, false, classify("read ledger", err)
+		return adapters.Confirmation{}, false, classifyRead("read ledger", err)
 	}
 	if rec.DeliveryID != d.ID || rec.PendingCase != "" {
 		// Another delivery's, or a hand-over not recorded yet (the next attempt of
@@ -926,7 +943,7 @@ func (a *Adapter) Confirmed(ctx context.Context, d adapters.Delivery) (adapters.
 		a.log.Info("transfer: import confirmed by marker", "delivery", d.ID, "office", d.OfficeID, "case", rec.Case)
 		return adapters.Confirmation{Receiver: receiver, At: at, Reference: rec.Case}, true, nil
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return adapters.Confirmation{}, false, classify("look for marker", err)
+		return adapters.Confirmation{}, false, classifyRead("look for marker", err)
 	}
 	if a.beforeCaseCheck != nil {
 		a.beforeCaseCheck()
@@ -936,7 +953,7 @@ func (a *Adapter) Confirmed(ctx context.Context, d adapters.Delivery) (adapters.
 	case err == nil:
 		return adapters.Confirmation{}, false, nil
 	case !errors.Is(err, fs.ErrNotExist):
-		return adapters.Confirmation{}, false, classify("look for case folder", err)
+		return adapters.Confirmation{}, false, classifyRead("look for case folder", err)
 	}
 	// Gone. The ledger record is read again: a share unmounted since it was read
 	// leaves the bare mount point, where the case folder is "gone" too, and that

@@ -825,6 +825,35 @@ func TestNoConfirmationWithoutLedger(t *testing.T) {
 	}
 }
 
+// TestUnreadableLedgerIsAReadFailure: a share whose ledger folder cannot be read
+// (a stale mount, a folder replaced by a file) failed the confirmation question
+// as "writing the case folder failed", sending the operator to look for a write
+// where nothing was written. It says "reading the transfer folder failed" now,
+// with what it tried to read, and stays transient.
+func TestUnreadableLedgerIsAReadFailure(t *testing.T) {
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	d := realDelivery(dir, "dlv-unreadable", "4c1f0e52-0000-4000-8000-000000000011")
+	if _, err := a.Deliver(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	ledger := filepath.Join(dir, LedgerDir)
+	if err := os.Rename(ledger, ledger+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ledger, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, ok, err := a.Confirmed(t.Context(), d)
+	var te *Error
+	if ok || !errors.As(err, &te) {
+		t.Fatalf("unreadable ledger: ok=%v err=%v, want a transfer error", ok, err)
+	}
+	if te.Reason != ReasonRead || !strings.Contains(err.Error(), "read ledger") || adapters.IsPermanent(err) {
+		t.Fatalf("unreadable ledger: %q (reason %q), want a transient %q naming the ledger", err, te.Reason, ReasonRead)
+	}
+}
+
 // TestUnmountedShareGetsNothing: with the share unmounted, the endpoint is the bare
 // mount point, an empty folder of the local disk. A case written there would count as
 // handed over and vanish under the share once it is mounted again: never imported,
