@@ -891,8 +891,24 @@ func (s *Server) officeDecide(outcome string) http.HandlerFunc {
 		}
 		updated, err := s.opt.Desk.Decide(r.Context(), sub.OfficeID, sub.ID, broker.Decision{
 			Outcome: outcome, Reason: body.Reason, Actor: "office " + sub.OfficeID + " (pull API)", Channel: channel.API})
+		if errors.Is(err, broker.ErrConflict) && !errors.Is(err, broker.ErrBytesRemoved) {
+			// A contradicting outcome: name the decision that stands, as below.
+			if now, gerr := s.opt.Desk.Get(r.Context(), sub.OfficeID, sub.ID); gerr == nil && now.Decision != nil {
+				updated, err = now, nil
+			}
+		}
 		if err != nil {
 			s.fail(w, r, err)
+			return
+		}
+		if d := updated.Decision; d != nil && (d.Outcome != outcome || d.Reason != body.Reason) {
+			// The desk keeps the first decision and takes the same outcome again
+			// as a repeat, whatever its reason. Two instances of one office
+			// system accepting at once with their own file numbers were both
+			// answered 200, and one believed its number had reached the portal.
+			// Only the same outcome with the same reason (trimmed, as stored) is
+			// a repeat; anything else was not recorded.
+			problem.Write(w, r, problem.New(http.StatusConflict, problem.TypeConflict, decidedBefore(d)))
 			return
 		}
 		evs, err := s.opt.Desk.Events(r.Context(), sub.OfficeID, sub.ID)
@@ -902,6 +918,22 @@ func (s *Server) officeDecide(outcome string) http.HandlerFunc {
 		}
 		writeJSON(w, 200, officeView(updated, evs))
 	}
+}
+
+// decidedBefore is the detail of a 409 for a decision that was not recorded
+// because d stands: its outcome, reason (clipped), actor and time. The whole
+// reason is in GET /v1/office/submissions/{id}.
+func decidedBefore(d *submission.Decision) string {
+	reason := "without a reason"
+	if d.Reason != "" {
+		r := []rune(d.Reason)
+		if len(r) > 200 {
+			r = append(r[:200], '…')
+		}
+		reason = fmt.Sprintf("with the reason %q", string(r))
+	}
+	return fmt.Sprintf("the submission was %s before, %s, by %s at %s; a decision is final and this one was not recorded",
+		d.Outcome, reason, d.Actor, d.At.UTC().Format(time.RFC3339))
 }
 
 func (s *Server) officeReceipt(w http.ResponseWriter, r *http.Request) {

@@ -124,6 +124,8 @@ func TestAPIContract(t *testing.T) {
 		{"office reject malformed", "POST", "/v1/office/submissions/" + id + "/reject", officeToken, "application/json", []byte(`[`), 400},
 		{"office accept", "POST", "/v1/office/submissions/" + id + "/accept", officeToken, "application/json", []byte(`{"reason":"` + strings.Repeat("ä", 2000) + `"}`), 200},
 		{"office reject after accept", "POST", "/v1/office/submissions/" + id + "/reject", officeToken, "application/json", []byte(`{"reason":"zu spät"}`), 409},
+		{"office accept again", "POST", "/v1/office/submissions/" + id + "/accept", officeToken, "application/json", []byte(`{"reason":"` + strings.Repeat("ä", 2000) + `"}`), 200},
+		{"office accept other reason", "POST", "/v1/office/submissions/" + id + "/accept", officeToken, "application/json", []byte(`{"reason":"AZ-2"}`), 409},
 		{"office list accepted", "GET", "/v1/office/submissions?state=accepted,rejected", officeToken, "", nil, 200},
 		{"office list waiting", "GET", "/v1/office/submissions?state=queued,retrying,handed_over,held&limit=500", officeToken, "", nil, 200},
 		{"office list unknown state", "GET", "/v1/office/submissions?state=neu", officeToken, "", nil, 422},
@@ -166,6 +168,7 @@ func TestAPIContract(t *testing.T) {
 		"admin erase again":              `"alreadyRemoved":true`,
 		"admin erase operator too long":  `"field":"operator"`,
 		"office package erased":          `bytes-removed`,
+		"office accept other reason":     `problems/conflict`,
 	}
 	// What an answer must not say.
 	lacks := map[string]string{

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/fachverfahren"
@@ -287,5 +288,61 @@ func TestErasedHeldCaseIsNoDeadLetter(t *testing.T) {
 	}
 	if status, body := officeGet(t, f.g.URL()+"/v1/admin/submissions?state=held", adminToken); status != http.StatusOK || !strings.Contains(body, id) {
 		t.Errorf("the held list after the erasure: %d %s", status, body)
+	}
+}
+
+// officePost is a POST of a JSON body with a bearer token, answered with status
+// and body.
+func officePost(t *testing.T, url, token, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestDecisionWithAnotherReasonIsAConflict: two instances of one office system
+// accept one case, each with its own file number. The first is recorded; the
+// second was answered 200 as a repeat although its reason was dropped, so that
+// instance believed its file number had reached the portal. It is a 409 naming
+// the decision that stands; the very same decision again is still a repeat.
+func TestDecisionWithAnotherReasonIsAConflict(t *testing.T) {
+	f, id := startPullHandedOver(t)
+	base := f.g.URL() + "/v1/office/submissions/" + id
+	if st, body := officePost(t, base+"/accept", pullToken, `{"reason":"AZ-A-0001"}`); st != http.StatusOK {
+		t.Fatalf("instance A: %d %s", st, body)
+	}
+	st, body := officePost(t, base+"/accept", pullToken, `{"reason":"AZ-B-0002"}`)
+	if st != http.StatusConflict || !strings.Contains(body, `"type":"`+problem.TypeConflict+`"`) || !strings.Contains(body, `AZ-A-0001`) {
+		t.Errorf("instance B, the same outcome with another reason: %d %s, want 409 conflict naming AZ-A-0001", st, body)
+	}
+	// A reject after it names the decision that stands too.
+	if st, body := officePost(t, base+"/reject", pullToken, `{"reason":"zu spät"}`); st != http.StatusConflict || !strings.Contains(body, `AZ-A-0001`) {
+		t.Errorf("reject after accept: %d %s, want 409 naming AZ-A-0001", st, body)
+	}
+	// A retry of A's own request (its answer lost) is the repeat it always was;
+	// surrounding blanks are trimmed as when it was stored.
+	if st, body := officePost(t, base+"/accept", pullToken, `{"reason":" AZ-A-0001 "}`); st != http.StatusOK || !strings.Contains(body, "AZ-A-0001") {
+		t.Errorf("instance A again: %d %s, want 200", st, body)
+	}
+	s, err := f.g.Broker.Submission(id)
+	if err != nil || s.Decision == nil || s.Decision.Reason != "AZ-A-0001" {
+		t.Fatalf("the decision kept: %v %+v", err, s.Decision)
+	}
+	evs, _ := f.g.Broker.Events(context.Background(), pullOffice, id)
+	n := 0
+	for _, e := range evs {
+		if e.Type == submission.EventAccepted || e.Type == submission.EventRejected {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d decision events, want 1", n)
 	}
 }
