@@ -17,11 +17,15 @@ type Clients struct {
 }
 
 // NewClients builds the token table. Empty tokens are ignored (that client cannot log in).
+// An office may have several tokens (config.OfficeClient.Tokens, newest first
+// during a rotation), each of which authenticates it: with one only, the
+// instances of an office's system could not switch to a new token at the same
+// moment, and one of them was refused until the next restart.
 //
 // A token is taken without the whitespace around it, as bearer reads the one a
 // client sends (and HTTP strips a header value's ends): one configured with a
 // trailing newline (a YAML block scalar, a copy from a file) never matched.
-func NewClients(adminToken string, portals, offices map[string]string) *Clients {
+func NewClients(adminToken string, portals map[string]string, offices map[string][]string) *Clients {
 	c := &Clients{portals: map[[32]byte]string{}, offices: map[[32]byte]string{}}
 	if tok := strings.TrimSpace(adminToken); tok != "" {
 		c.admin, c.hasAdm = sha256.Sum256([]byte(tok)), true
@@ -31,9 +35,11 @@ func NewClients(adminToken string, portals, offices map[string]string) *Clients 
 			c.portals[sha256.Sum256([]byte(tok))] = id
 		}
 	}
-	for id, tok := range offices {
-		if tok = strings.TrimSpace(tok); tok != "" {
-			c.offices[sha256.Sum256([]byte(tok))] = id
+	for id, toks := range offices {
+		for _, tok := range toks {
+			if tok = strings.TrimSpace(tok); tok != "" {
+				c.offices[sha256.Sum256([]byte(tok))] = id
+			}
 		}
 	}
 	return c

@@ -35,7 +35,7 @@ func directoryServer(t testing.TB) (*Server, *routing.Store) {
 		t.Fatal(err)
 	}
 	store := routing.NewStore(d)
-	s := New(Options{Directory: store, Clients: NewClients(testAdminToken, nil, map[string]string{"dd": testOfficeToken}), Reload: func(context.Context) ([]NodeReload, error) {
+	s := New(Options{Directory: store, Clients: NewClients(testAdminToken, nil, map[string][]string{"dd": {testOfficeToken}}), Reload: func(context.Context) ([]NodeReload, error) {
 		return []NodeReload{ReloadResult("test", "", store.Reload(), store.Current())}, nil
 	},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})

@@ -63,7 +63,7 @@ func TestProblemFor(t *testing.T) {
 }
 
 func TestClients(t *testing.T) {
-	c := NewClients("adm", map[string]string{"amt24": "p-tok", "empty": ""}, map[string]string{"dd": "o-tok"})
+	c := NewClients("adm", map[string]string{"amt24": "p-tok", "empty": ""}, map[string][]string{"dd": {"o-tok", "o-tok-old"}})
 	req := func(h string) *http.Request {
 		r := httptest.NewRequest("GET", "/", nil)
 		if h != "" {
@@ -80,6 +80,13 @@ func TestClients(t *testing.T) {
 	for _, h := range []string{"", "Bearer", "Bearer ", "Basic p-tok", "Bearer o-tok", "Bearer p-tokx"} {
 		if _, ok := c.Portal(req(h)); ok {
 			t.Errorf("%q accepted as portal", h)
+		}
+	}
+	// During a rotation each of an office's tokens is its own (two instances
+	// of its system switch one after the other).
+	for _, tok := range []string{"o-tok", "o-tok-old"} {
+		if id, ok := c.Office(req("Bearer " + tok)); !ok || id != "dd" {
+			t.Errorf("office token %s: %q %v", tok, id, ok)
 		}
 	}
 	if _, ok := c.Office(req("Bearer p-tok")); ok {

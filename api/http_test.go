@@ -438,7 +438,7 @@ func TestTricklingBodiesDoNotHoldTheBudget(t *testing.T) {
 // submission, office or reply it was about.
 func TestPanicLogNamesTheRoute(t *testing.T) {
 	var logs bytes.Buffer
-	s := New(Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Clients: NewClients("", nil, map[string]string{"dd": testOfficeToken})})
+	s := New(Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Clients: NewClients("", nil, map[string][]string{"dd": {testOfficeToken}})})
 	base := loopback(t, s) // no broker: the office's handler panics
 	req, _ := http.NewRequest(http.MethodGet, base+"/v1/office/submissions/01a2-secret-case", nil)
 	req.Header.Set("Authorization", "Bearer "+testOfficeToken)

@@ -30,7 +30,7 @@ import (
 func TestStoreDownIsInTheContract(t *testing.T) {
 	router := contractRouter(t)
 	s := api.New(api.Options{
-		Clients:   api.NewClients(adminToken, map[string]string{"amt24": portalToken}, map[string]string{"office-a": officeToken}),
+		Clients:   api.NewClients(adminToken, map[string]string{"amt24": portalToken}, map[string][]string{"office-a": {officeToken}}),
 		StoreDown: func() error { return errors.New("the NATS cluster has no quorum") },
 	})
 	srv := httptest.NewServer(s)

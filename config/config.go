@@ -19,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/store"
@@ -314,6 +316,9 @@ type PortalCallback struct {
 
 // OfficeClient is an office's credentials and its delivery channels.
 type OfficeClient struct {
+	// Token is the office's bearer token for the pull API: one or more tokens
+	// separated by blanks, newest first during a rotation, as a webhook's
+	// secrets are written (Tokens). Each of them is valid.
 	Token string `yaml:"token"`
 	// Parallel caps the delivery attempts to this office at once (0: delivery.per_office;
 	// at most delivery.workers): more for a Fachverfahren that takes many deliveries
@@ -327,6 +332,17 @@ type OfficeClient struct {
 	// moves it there.
 	Webhook *Webhook `yaml:"webhook,omitempty"`
 }
+
+// MinRotationTokenLen is the least length (in characters) of each token when
+// an office's token setting holds several.
+const MinRotationTokenLen = 16
+
+// Tokens returns the office's API tokens, newest first: Token split at blanks,
+// as the webhook's secrets are (strings.Fields, adapters/webhook). An office
+// running two instances of its system rotates its token by configuring both
+// for a while; with one token only, both instances could not switch at the
+// same moment and one of them was refused (401) until the next restart.
+func (o OfficeClient) Tokens() []string { return strings.Fields(o.Token) }
 
 // Channel is one configured channel of an office.
 type Channel struct {
@@ -552,7 +568,8 @@ func (c *Config) Validate() error {
 				errs = append(errs, fmt.Errorf("offices.%s.channels.%s: unknown channel (known: %s)", id, name, strings.Join(channel.All(), ", ")))
 			}
 		}
-		if _, pulls := o.Channels[channel.API]; pulls && strings.TrimSpace(o.Token) == "" {
+		errs = append(errs, validateOfficeTokens(id, o.Tokens())...)
+		if _, pulls := o.Channels[channel.API]; pulls && len(o.Tokens()) == 0 {
 			// Its packages would wait for a fetch that cannot come.
 			errs = append(errs, fmt.Errorf("offices.%s.channels.%s: the office fetches through the pull API and needs offices.%s.token", id, channel.API, id))
 		}
@@ -609,7 +626,39 @@ func (c *Config) validateTokens() []error {
 		claim("portals."+id+".token", c.Portals[id].Token)
 	}
 	for _, id := range sortedKeys(c.Offices) {
-		claim("offices."+id+".token", c.Offices[id].Token)
+		toks := c.Offices[id].Tokens()
+		for i, tok := range toks {
+			key := "offices." + id + ".token"
+			if len(toks) > 1 {
+				key = fmt.Sprintf("offices.%s.token (token %d of %d)", id, i+1, len(toks))
+			}
+			claim(key, tok)
+		}
+	}
+	return errs
+}
+
+// validateOfficeTokens refuses an office's token that no client could use, or
+// that would weaken it. A blank inside the setting separates tokens (Tokens):
+// a setting of several must have each at least MinRotationTokenLen characters,
+// so one that was meant as a single token with blanks in it (a passphrase)
+// is refused instead of each of its words being taken as a token alone. A
+// control character cannot be sent in an Authorization header. The errors
+// name the token's position, never its value.
+func validateOfficeTokens(id string, toks []string) []error {
+	var errs []error
+	for i, tok := range toks {
+		key := fmt.Sprintf("offices.%s.token", id)
+		if len(toks) > 1 {
+			key = fmt.Sprintf("offices.%s.token (token %d of %d)", id, i+1, len(toks))
+		}
+		if strings.ContainsFunc(tok, unicode.IsControl) {
+			errs = append(errs, fmt.Errorf("%s: has a control character, which no client can send in an Authorization header", key))
+		}
+		if n := utf8.RuneCountInString(tok); len(toks) > 1 && n < MinRotationTokenLen {
+			errs = append(errs, fmt.Errorf("%s: %d characters; blanks separate the tokens of a rotation (newest first), each of at least %d characters (a token cannot have a blank in it)",
+				key, n, MinRotationTokenLen))
+		}
 	}
 	return errs
 }

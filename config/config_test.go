@@ -207,6 +207,44 @@ func TestTokenServesOneClient(t *testing.T) {
 	}
 }
 
+// TestOfficeTokensForARotation: an office's token setting holds several tokens,
+// newest first, as a webhook's secrets do. It was taken as one token with a
+// blank in it, which no instance of the office's system sent, so a rotation
+// meant 401s; the gateway started without a word. Each token is an office's
+// own; a setting whose parts are too short to be tokens (a passphrase split at
+// its blanks) or that no client can send is refused, naming no value.
+func TestOfficeTokensForARotation(t *testing.T) {
+	const newTok, oldTok = "T0K-office-new-0001", "T0K-office-old-0001"
+	c := Default()
+	c.Offices = map[string]OfficeClient{"office-a": {Token: " " + newTok + "\n  " + oldTok + "\n"}, "office-b": {Token: "T0K-ob"}}
+	c.Resolve()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("two tokens for a rotation: %v", err)
+	}
+	if got := c.Offices["office-a"].Tokens(); len(got) != 2 || got[0] != newTok || got[1] != oldTok {
+		t.Fatalf("tokens %q, want the new one, then the old one", got)
+	}
+	for name, tc := range map[string]struct{ token, want string }{
+		"words of a passphrase": {"T0K-new T0K-old", "offices.office-a.token (token 1 of 2): 7 characters"},
+		"a control character":   {"T0K-office\x00-new-0001", "offices.office-a.token: has a control character"},
+		"the same one twice":    {newTok + " " + newTok, "offices.office-a.token (token 2 of 2): the same token as offices.office-a.token (token 1 of 2)"},
+		"another office's":      {newTok + " T0K-ob", "offices.office-b.token: the same token as offices.office-a.token (token 2 of 2)"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := Default()
+			c.Offices = map[string]OfficeClient{"office-a": {Token: tc.token}, "office-b": {Token: "T0K-ob"}}
+			c.Resolve()
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error with %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "T0K") {
+				t.Errorf("the error shows a token: %v", err)
+			}
+		})
+	}
+}
+
 // TestExposedSecretsWarning: a configuration file that every user can read and that
 // holds tokens or secrets is named with its settings (never the values); one
 // readable by owner and group only, or without secrets, is not.

@@ -375,12 +375,12 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 		}
 	}
 
-	portals, offices := map[string]string{}, map[string]string{}
+	portals, offices := map[string]string{}, map[string][]string{}
 	for id, p := range cfg.Portals {
 		portals[id] = p.Token
 	}
 	for id, o := range cfg.Offices {
-		offices[id] = o.Token
+		offices[id] = o.Tokens() // several during a rotation, each valid
 	}
 	var backup func(context.Context, io.Writer) error
 	if db, ok := g.db.(*store.DB); ok {

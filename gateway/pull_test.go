@@ -346,3 +346,26 @@ func TestDecisionWithAnotherReasonIsAConflict(t *testing.T) {
 		t.Errorf("%d decision events, want 1", n)
 	}
 }
+
+// TestOfficeTokenRotation: an office running two instances of its system
+// rotates its API token: the operator configures the new token before the old
+// one ("new old", as a webhook's secrets), and each instance switches when it
+// can. The setting was one token with a blank in it, so both instances were
+// refused (401) and the gateway started without a word.
+func TestOfficeTokenRotation(t *testing.T) {
+	const newTok, oldTok = "office-token-abruf-new", "office-token-abruf-old"
+	f := start(t, func(c *config.Config) {
+		c.Directory.Files = []string{pullDirectory(t)}
+		c.Offices[pullOffice] = config.OfficeClient{Token: newTok + " " + oldTok, Channels: map[string]config.Channel{channel.API: {}}}
+	})
+	for _, tok := range []string{newTok, oldTok} {
+		if st, body := officeGet(t, f.g.URL()+"/v1/office/submissions?state=handed_over", tok); st != http.StatusOK {
+			t.Errorf("the instance with token %s: %d %s", tok, st, body)
+		}
+	}
+	for _, tok := range []string{newTok + " " + oldTok, "office-token-abruf"} {
+		if st, _ := officeGet(t, f.g.URL()+"/v1/office/submissions?state=handed_over", tok); st != http.StatusUnauthorized {
+			t.Errorf("token %q: %d, want 401", tok, st)
+		}
+	}
+}
