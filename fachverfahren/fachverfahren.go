@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,6 +68,17 @@ type Options struct {
 	// it or it fails for good: once fetched it is no longer listed as waiting,
 	// and no notification comes again.
 	RetryFor time.Duration
+	// SweepEvery is how often Poll also lists the office's delivered cases
+	// and decides those it finds undecided: in its first round, and then
+	// whenever SweepEvery has passed since the last sweep; 0 is 10 minutes,
+	// negative the first round only. A later sweep takes only cases delivered
+	// at least SweepEvery ago, so another instance of the office's system
+	// that is still downloading or deciding what it fetched keeps it. The
+	// first fetch is the delivery: a case fetched by an instance that then
+	// died is no longer listed as waiting, and Poll swept in its first round
+	// only, so an instance already running never took it and it sat
+	// undecided for good.
+	SweepEvery time.Duration
 }
 
 // Outcome is what the office did with one submission.
@@ -90,6 +102,7 @@ type Office struct {
 	seen    map[string]bool      // delivery ids: duplicates are acknowledged, not processed again
 	again   map[string]pollRetry // Poll: failed on the way, tried again in the next rounds until done
 	swept   bool                 // Poll: the office's delivered cases were listed once
+	sweptAt time.Time            // Poll: when they were listed last
 	queued  map[string]bool      // Poll: the ids the last round's list named queued
 	done    map[string]Outcome
 	partial map[string]*download // attachments cut off (resumed) or checked (not fetched again), until the package is done with
@@ -697,10 +710,14 @@ func (b *watchedBody) Close() error {
 // (a fetch cut off after the gateway counted it is a delivery too, and the
 // package is no longer listed as waiting). The first round also lists the
 // office's delivered cases: those fetched before this office started, by a
-// run that stopped before it decided them.
+// run that stopped before it decided them; a later round lists them again
+// every Options.SweepEvery, for those another instance fetched and did not
+// decide (it died in between).
 func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 	o.mu.Lock()
-	token, sweep := o.opt.Token, !o.swept
+	token, first := o.opt.Token, !o.swept
+	every := o.sweepEvery()
+	sweep := first || (every > 0 && time.Since(o.sweptAt) >= every)
 	var todo []wire.OfficeSubmission
 	for _, a := range o.again {
 		todo = append(todo, a.s)
@@ -717,20 +734,35 @@ func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 	n := o.pollEach(ctx, base, token, todo, r)
 	var errs []error
 	if sweep {
-		// Once, not every round: the gateway answers the waiting states from its
-		// indexes, delivered only by reading the office's cases. What this office
-		// fetches itself it keeps until it is done with it.
-		k, err := o.pollList(ctx, base, token, string(wire.StateDelivered), r)
+		// Not every round: the gateway answers the waiting states from its
+		// indexes, delivered only by reading the office's cases. What this
+		// office fetches itself it keeps until it is done with it; what another
+		// instance fetched it takes once that instance has had a sweep's time.
+		var keep func(wire.OfficeSubmission) bool
+		if !first {
+			before := time.Now().Add(-every)
+			keep = func(s wire.OfficeSubmission) bool { return s.DeliveredAt == nil || !s.DeliveredAt.After(before) }
+		}
+		started := time.Now()
+		k, err := o.pollList(ctx, base, token, string(wire.StateDelivered), r, keep)
 		n += k
 		if err == nil {
 			o.mu.Lock()
-			o.swept = true
+			o.swept, o.sweptAt = true, started
 			o.mu.Unlock()
 		}
 		errs = append(errs, err)
 	}
-	k, err := o.pollList(ctx, base, token, waitingStates, r)
+	k, err := o.pollList(ctx, base, token, waitingStates, r, nil)
 	return n + k, errors.Join(append(errs, err)...)
+}
+
+// sweepEvery is Options.SweepEvery, 10 minutes by default.
+func (o *Office) sweepEvery() time.Duration {
+	if o.opt.SweepEvery == 0 {
+		return 10 * time.Minute
+	}
+	return o.opt.SweepEvery
 }
 
 // pollRound is what one Poll round knows: the ids it took (or passed over as
@@ -760,8 +792,9 @@ var waitingStates = strings.Join([]string{string(wire.StateQueued), string(wire.
 // page full of cases that cannot be finished now (kept for the next round, or
 // failed for good and waiting for a person) hid every later case, round after
 // round. Always from the first page: a next link is no cursor to resume from in
-// a later round, since a case can enter a waiting state behind it.
-func (o *Office) pollList(ctx context.Context, base, token, states string, r *pollRound) (int, error) {
+// a later round, since a case can enter a waiting state behind it. keep, if
+// not nil, chooses the entries to take.
+func (o *Office) pollList(ctx context.Context, base, token, states string, r *pollRound, keep func(wire.OfficeSubmission) bool) (int, error) {
 	n := 0
 	for page, read := wire.OfficeListPath("", 100, states), map[string]bool{}; page != "" && ctx.Err() == nil; {
 		if read[page] {
@@ -780,7 +813,11 @@ func (o *Office) pollList(ctx context.Context, base, token, states string, r *po
 		if err != nil {
 			return n, fmt.Errorf("office list: %w", err)
 		}
-		n += o.pollEach(ctx, base, token, list.Submissions, r)
+		subs := list.Submissions
+		if keep != nil {
+			subs = slices.DeleteFunc(subs, func(s wire.OfficeSubmission) bool { return !keep(s) })
+		}
+		n += o.pollEach(ctx, base, token, subs, r)
 		page = list.Next
 	}
 	return n, nil

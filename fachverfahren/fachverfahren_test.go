@@ -740,3 +740,52 @@ func TestPollTakesRetryingAndStuckQueuedPackages(t *testing.T) {
 		}
 	}
 }
+
+// TestPollSweepsWhatADeadInstanceFetched: the office runs two instances of its
+// system. Instance A fetches a package (the first fetch is the delivery, so it
+// is no longer listed as waiting) and dies before it decides. Instance B was
+// running already: it listed the delivered cases in its first round only, and
+// the case sat undecided for good. Now a later round lists them again once
+// SweepEvery has passed (and takes a case delivered at least that long ago).
+func TestPollSweepsWhatADeadInstanceFetched(t *testing.T) {
+	ctx := context.Background()
+	f := startGateway(t, channel.API, config.Channel{})
+	// B sweeps in every round; C, with the default spacing, not again so soon.
+	b, err := fachverfahren.Start(fachverfahren.Options{Token: testToken, SweepEvery: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	c, err := fachverfahren.Start(fachverfahren.Options{Token: testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, fv := range []*fachverfahren.Office{b, c} {
+		if _, err := fv.Poll(ctx, f.g.URL()); err != nil { // the first round, with nothing to take
+			t.Fatal(err)
+		}
+	}
+	id := f.submit(t, example())
+	f.waitState(t, id, submission.StateHandedOver, 30*time.Second)
+	req, _ := http.NewRequest(http.MethodGet, f.g.URL()+wire.OfficePackagePath(id), nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req) // instance A's fetch; then it dies
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if st := f.state(t, id); resp.StatusCode != http.StatusOK || st != submission.StateDelivered {
+		t.Fatalf("instance A's fetch: %d, %s", resp.StatusCode, st)
+	}
+	if n, err := c.Poll(ctx, f.g.URL()); err != nil || n != 0 || f.state(t, id) != submission.StateDelivered {
+		t.Fatalf("C's second round, its sweep not due: %d %v %s, want nothing taken", n, err, f.state(t, id))
+	}
+	if n, err := b.Poll(ctx, f.g.URL()); err != nil || n != 1 || !b.Processed()[id].Accepted {
+		t.Fatalf("B's second round: %d %v %+v, want the case decided", n, err, b.Processed()[id])
+	}
+	if st := f.state(t, id); st != submission.StateAccepted {
+		t.Fatalf("after B's second round: %s, want accepted", st)
+	}
+}
