@@ -310,6 +310,7 @@ func (p *Pipeline) repeat(first *broker.Received, origin *submission.Origin, con
 // candidates go back for the citizen to choose. And a name that is another
 // municipality than the postcode's is read with it: the directory refuses a pair
 // that does not fit ("01067 Leipzig"), where the postcode alone had silently won.
+// A postcode the directory does not know goes with its name ("01001 Dresden").
 func placeOf(d *routing.Directory, o paket.Ort) string {
 	q := o.Query()
 	if o.ARS != "" || o.AGS != "" || o.PLZ == "" || strings.TrimSpace(o.Name) == "" {
@@ -323,6 +324,11 @@ func placeOf(d *routing.Directory, o paket.Ort) string {
 			return both
 		}
 		return q
+	case errors.Is(err, routing.ErrUnknownPlace):
+		// A postcode the table lacks (a Postfach's, a new one): the name decides,
+		// as the directory reads the pair for lookup and /v1/resolve. The postcode
+		// alone was refused as unknown while both routed the package.
+		return both
 	case err != nil:
 		return q
 	}

@@ -48,3 +48,41 @@ func TestPostcodeAndNameAreReadTogether(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownPostcodeIsReadWithItsName: a postcode the table lacks (a Postfach's,
+// a new one) with a town's name is routed by the name, as lookup and /v1/resolve
+// route it. placeOf dropped the name, and intake refused as an unknown place what
+// the directory API had routed ("01001 Dresden", "09581 Freiberg").
+func TestUnknownPostcodeIsReadWithItsName(t *testing.T) {
+	d, err := routing.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const gewerbe = "99050012104000"
+	for _, tc := range []struct {
+		ort      paket.Ort
+		wantArea string // "" with wantErr
+		wantErr  error
+	}{
+		{paket.Ort{PLZ: "01001", Name: "Dresden"}, "Dresden, Stadt", nil},
+		{paket.Ort{PLZ: "09581", Name: "Freiberg"}, "Freiberg, Stadt, Universitätsstadt", nil},
+		{paket.Ort{PLZ: "01001", Name: "Irgendwo"}, "", routing.ErrUnknownPlace},
+		{paket.Ort{PLZ: "01001"}, "", routing.ErrUnknownPlace},
+	} {
+		q := placeOf(d, tc.ort)
+		r, err := d.Resolve(gewerbe, q)
+		switch {
+		case tc.wantErr != nil:
+			if !errors.Is(err, tc.wantErr) {
+				t.Errorf("%+v (query %q): %v, want %v", tc.ort, q, err, tc.wantErr)
+			}
+		case err != nil || r.Area == nil || r.Area.Name != tc.wantArea:
+			t.Errorf("%+v (query %q): %+v %v, want %s", tc.ort, q, r, err, tc.wantArea)
+			continue
+		}
+		// The directory's own reading of the pair, as lookup and /v1/resolve do it.
+		if want, err := d.Resolve(gewerbe, tc.ort.PLZ+" "+tc.ort.Name); tc.wantErr == nil && (err != nil || want.Area != r.Area) {
+			t.Errorf("%+v: intake %v, directory %+v %v", tc.ort, r.Area.Name, want, err)
+		}
+	}
+}
