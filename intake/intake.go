@@ -310,9 +310,24 @@ func (p *Pipeline) repeat(first *broker.Received, origin *submission.Origin, con
 // candidates go back for the citizen to choose. And a name that is another
 // municipality than the postcode's is read with it: the directory refuses a pair
 // that does not fit ("01067 Leipzig"), where the postcode alone had silently won.
-// A postcode the directory does not know goes with its name ("01001 Dresden").
+// A postcode the directory does not know goes with its name ("01001 Dresden"), and
+// a Kreis's key with a postcode or name inside the Kreis is that municipality.
 func placeOf(d *routing.Directory, o paket.Ort) string {
 	q := o.Query()
+	if o.ARS != "" && (o.PLZ != "" || strings.TrimSpace(o.Name) != "") {
+		// A key above the municipalities (a padded Kreis key) with a postcode or name
+		// of a municipality inside it: the municipality, where the Kreis alone made a
+		// municipal service ambiguous. A bare name that is the Kreis's own
+		// ("Bautzen") may name the Kreis; it and any other key are not second-guessed.
+		if k, err := d.Place(o.ARS); err == nil && k.Level < routing.LevelGemeinde &&
+			!(o.PLZ == "" && strings.EqualFold(strings.TrimSpace(o.Name), k.ShortName())) {
+			inner := placeOf(d, paket.Ort{PLZ: o.PLZ, Name: o.Name})
+			if a, err := d.Place(inner); err == nil && within(a, k) {
+				return inner
+			}
+		}
+		return q
+	}
 	if o.ARS != "" || o.AGS != "" || o.PLZ == "" || strings.TrimSpace(o.Name) == "" {
 		return q
 	}
@@ -336,6 +351,16 @@ func placeOf(d *routing.Directory, o paket.Ort) string {
 		return both
 	}
 	return q
+}
+
+// within reports whether the area a is k or lies inside it.
+func within(a, k *routing.Area) bool {
+	for ; a != nil; a = a.Parent {
+		if a.Key == k.Key {
+			return true
+		}
+	}
+	return false
 }
 
 // lastResort ends an office's plan with the channel that reaches a person (the

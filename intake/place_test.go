@@ -86,3 +86,39 @@ func TestUnknownPostcodeIsReadWithItsName(t *testing.T) {
 		}
 	}
 }
+
+// TestKreisKeyIsNarrowedByAPlaceInside: a package whose ARS is a Kreis's padded
+// key ("146250000000", Landkreis Bautzen) and whose postcode or name is a
+// municipality inside the Kreis goes to that municipality. The key alone made a
+// municipal service ambiguous (the Kreis's 57 municipalities), and the package was
+// refused although it named its town. A place outside the Kreis, or the Kreis's
+// own name, leaves the key as it is.
+func TestKreisKeyIsNarrowedByAPlaceInside(t *testing.T) {
+	d, err := routing.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const gewerbe, bautzen = "99050012104000", "146250000000"
+	for _, tc := range []struct {
+		ort      paket.Ort
+		wantArea string // "" with wantErr
+		wantErr  error
+	}{
+		{paket.Ort{ARS: bautzen, PLZ: "01877", Name: "Bischofswerda"}, "Bischofswerda, Stadt", nil},
+		{paket.Ort{ARS: bautzen, Name: "Rammenau"}, "Rammenau", nil},
+		{paket.Ort{ARS: bautzen}, "", routing.ErrAmbiguousPlace},
+		{paket.Ort{ARS: bautzen, Name: "Bautzen"}, "", routing.ErrAmbiguousPlace},               // the Kreis's own name
+		{paket.Ort{ARS: bautzen, PLZ: "01067", Name: "Dresden"}, "", routing.ErrAmbiguousPlace}, // outside the Kreis
+	} {
+		q := placeOf(d, tc.ort)
+		r, err := d.Resolve(gewerbe, q)
+		switch {
+		case tc.wantErr != nil:
+			if !errors.Is(err, tc.wantErr) {
+				t.Errorf("%+v (query %q): %v, want %v", tc.ort, q, err, tc.wantErr)
+			}
+		case err != nil || r.Area == nil || r.Area.Name != tc.wantArea:
+			t.Errorf("%+v (query %q): %+v %v, want %s", tc.ort, q, r, err, tc.wantArea)
+		}
+	}
+}
