@@ -280,6 +280,33 @@ func TestPeerWithoutConnectionIsRefusedBefore201(t *testing.T) {
 	}
 }
 
+// TestPeerRouteNamesTheConfiguredPeer: a package for another state's office is
+// recorded, and its signed Eingangsbestaetigung names the office, as the peer
+// gateway this gateway forwards it to (its configured id and name). It named the
+// directory's built-in sample peer ("gateway-by"), a gateway that does not exist,
+// in the portal's receipt, the status API and the operators' backlog.
+func TestPeerRouteNamesTheConfiguredPeer(t *testing.T) {
+	f := start(t, func(c *config.Config) {
+		c.Peers = []config.Peer{{ID: "gw-muc", Name: "München", Lands: []string{"09"}, BaseURL: "http://127.0.0.1:1"}}
+	})
+	p := f.example()
+	p.Kopf.Ort = paket.Ort{PLZ: "80331"} // München
+	res, err := f.portal.Submit(context.Background(), p)
+	if err != nil || res.Status != http.StatusCreated {
+		t.Fatalf("%v %+v", err, res)
+	}
+	s, err := f.g.Broker.Submission(res.SubmissionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.OfficeID != "peer-09" || !strings.Contains(s.OfficeName, "gw-muc") || !strings.Contains(s.OfficeName, "München") {
+		t.Errorf("recorded office %q %q, want peer-09 named as the configured peer gw-muc (München)", s.OfficeID, s.OfficeName)
+	}
+	if !strings.Contains(string(res.Receipt), "gw-muc") || strings.Contains(string(res.Receipt), "gateway-by") {
+		t.Errorf("the receipt does not name the configured peer gw-muc, or names the sample peer gateway-by:\n%s", res.Receipt)
+	}
+}
+
 // TestTransferFolderJourney: an office with a transfer folder gets one case folder
 // per package; its import (here: deleting the folder) is the confirmation, recorded
 // with the Zustellbestaetigung.

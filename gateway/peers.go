@@ -11,6 +11,7 @@ import (
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/federation"
+	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -62,10 +63,7 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 	g.channels.set(offices)
 	// Intake refuses a place no peer serves (a Land only partly served: areas)
 	// before its 201, as the adapter would find no peer for it afterwards.
-	g.Pipeline.PeerServes = func(ars, officeID string) bool {
-		_, ok := peer.PeerFor(cfg.Peers, ars, officeID)
-		return ok
-	}
+	g.Pipeline.PeerFor = peerFor(cfg.Peers)
 
 	tracker := &federation.Tracker{Client: client, Broker: g.Broker, Peers: cfg.Peers, Offices: peerOffices, Log: g.Log,
 		PeerOf: func(s *submission.Submission) (config.Peer, bool) {
@@ -133,6 +131,15 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 	})
 	g.Log.Info("Portalverbund: peers configured", "peers", len(cfg.Peers), "peer_offices", peerOffices)
 	return nil
+}
+
+// peerFor is intake's PeerFor over the configured peers: the peer the peer
+// channel forwards a package to (peer.PeerFor), by its configured id and name.
+func peerFor(peers []config.Peer) func(ars, officeID string) (intake.Peer, bool) {
+	return func(ars, officeID string) (intake.Peer, bool) {
+		p, ok := peer.PeerFor(peers, ars, officeID)
+		return intake.Peer{ID: p.ID, Name: p.Name}, ok
+	}
 }
 
 // servedLands lists the Länder the peers serve, entirely or in part.

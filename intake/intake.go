@@ -146,13 +146,26 @@ type Pipeline struct {
 	Metrics *Metrics
 	// Log gets what intake must tell an operator outside an answer; nil: nothing.
 	Log *slog.Logger
-	// PeerServes reports whether a configured peer gateway serves the place (its
-	// ARS) of a package for another state's office ("peer-<Land>"); nil: every
-	// place of a Land whose office has the peer channel.
-	PeerServes func(ars, officeID string) bool
+	// PeerFor returns the configured peer gateway that serves the place (its ARS)
+	// of a package for another state's office ("peer-<Land>"), the one the peer
+	// channel forwards it to; ok false when none does. nil: no peer gateway is
+	// configured, and such a package is refused.
+	PeerFor func(ars, officeID string) (peer Peer, ok bool)
 	// HoldRefresh is how often a request refreshes the attachment blobs it has
 	// stored until its record commits (parts.go); 0: store.HoldRefresh.
 	HoldRefresh time.Duration
+}
+
+// Peer is a configured peer gateway: its id (the CN of its certificate) and name.
+type Peer struct{ ID, Name string }
+
+// officeName is how the record and the receipt name another state's office: the
+// peer gateway the package goes to.
+func (p Peer) officeName() string {
+	if p.Name == "" || p.Name == p.ID {
+		return "Peer gateway " + p.ID
+	}
+	return "Peer gateway " + p.Name + " (" + p.ID + ")"
 }
 
 func hasChannel(ts []submission.Target, name string) bool {
@@ -243,10 +256,18 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 				return nil, err
 			}
 		}
-		in.OfficeID, in.OfficeName = "peer-"+route.Peer.Land, "Peer gateway "+route.Peer.GatewayID
+		in.OfficeID = "peer-" + route.Peer.Land
 	}
 	in.Targets = p.targets(in.OfficeID, route)
-	if route.Peer != nil && (len(in.Targets) == 0 || p.PeerServes != nil && !p.PeerServes(in.AreaARS, in.OfficeID)) {
+	var peer Peer
+	served := false
+	if route.Peer != nil && p.PeerFor != nil {
+		peer, served = p.PeerFor(in.AreaARS, in.OfficeID)
+		// The configured peer, not the directory's (the built-in one is sample
+		// data): the receipt named a gateway that does not exist.
+		in.OfficeName = peer.officeName()
+	}
+	if route.Peer != nil && (len(in.Targets) == 0 || !served) {
 		// Never acknowledge what cannot be routed: a package for another state's office
 		// with no way to that state's gateway would wait for nobody. The office
 		// "peer-<Land>" has the peer channel when a peer serves any of the Land, but
