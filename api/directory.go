@@ -32,6 +32,20 @@ type directory struct {
 	// destinationSignature, a compact JWS): HS256 under a key made at start, so it is
 	// well-formed but only this process can verify it.
 	sign func(payload []byte) (string, error)
+	// admit is intake's decision on a route (intake.Pipeline.Destination): nil
+	// when intake takes a package on it. nil: every route is taken (no intake).
+	admit func(*routing.Route) error
+}
+
+// admitted reports why intake would refuse a package on the route, or nil. The
+// directory answered routes intake refuses (another state's office that no
+// configured peer gateway serves): the portal was told where to send a package
+// that was then refused with 422 no-responsible-office.
+func (h *directory) admitted(rt *routing.Route) error {
+	if h.admit == nil {
+		return nil
+	}
+	return h.admit(rt)
 }
 
 // mountDirectory registers the directory endpoints. Every request reads one snapshot
@@ -41,6 +55,12 @@ func mountDirectory(r chi.Router, store *routing.Store, s *Server) {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	h := &directory{store: store, fail: s.fail, sign: hmacSigner(key)}
+	if pl := s.opt.Pipeline; pl != nil {
+		h.admit = func(rt *routing.Route) error {
+			_, err := pl.Destination(rt)
+			return err
+		}
+	}
 	r.Get("/v1/places", h.places)
 	r.Get("/v1/services", h.services)
 	r.Get("/v1/services/{leikaKey}", h.service)
@@ -270,6 +290,10 @@ func (h *directory) resolve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt, err := d.ResolveArea(svc, area)
+	if err == nil {
+		// What intake would answer a package for this place.
+		err = h.admitted(rt)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -353,13 +377,16 @@ func (h *directory) routes(w http.ResponseWriter, r *http.Request) {
 	// The route of the area, or, where its municipalities have different offices for
 	// the service (a Kreis for a municipal service, a Kreis where one town does the
 	// task itself), the route of each municipality, largest first; offset and limit
-	// page through them.
+	// page through them. A route intake would refuse (h.admitted) is left out, as
+	// an area nobody serves: this gateway cannot deliver there.
 	var all []*routing.Route
 	rt, err := d.ResolveArea(svc, area)
 	var amb *routing.AmbiguousPlaceError
 	switch {
 	case err == nil:
-		all = append(all, rt)
+		if h.admitted(rt) == nil {
+			all = append(all, rt)
+		}
 	case errors.As(err, &amb):
 		for _, a := range amb.Candidates {
 			rt, err := d.ResolveArea(svc, a)
@@ -369,7 +396,9 @@ func (h *directory) routes(w http.ResponseWriter, r *http.Request) {
 				h.fail(w, r, err)
 				return
 			}
-			all = append(all, rt)
+			if h.admitted(rt) == nil {
+				all = append(all, rt)
+			}
 		}
 	case errors.Is(err, routing.ErrNoResponsibleOffice):
 		// FIT-Connect answers an unserved area with an empty result, not an error.

@@ -17,6 +17,7 @@ import (
 	"github.com/amtsbote/amtsbote/adapters/webhook"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/routing"
 )
 
@@ -140,6 +141,29 @@ func Usable(cfg config.Config, officeID string, directoryChannels []string) []st
 		}
 	}
 	return out
+}
+
+// Admit is intake's decision on a route (intake.Pipeline.Destination) under a
+// configuration, for the lookup command, which runs no gateway: the channels the
+// configuration gives (Usable), the mailbox as every office's last channel, and
+// the configured peers. lookup had said a package would go where intake refuses
+// it (another state's office no configured peer serves).
+func Admit(cfg config.Config) func(*routing.Route) error {
+	p := &intake.Pipeline{Channels: configChannels{cfg}, LastResort: channel.Mailbox}
+	if len(cfg.Peers) > 0 {
+		p.PeerFor = peerFor(cfg.Peers)
+	}
+	return func(rt *routing.Route) error {
+		_, err := p.Destination(rt)
+		return err
+	}
+}
+
+// configChannels is intake.Channels from a configuration alone (Usable).
+type configChannels struct{ cfg config.Config }
+
+func (c configChannels) Usable(officeID, name string) bool {
+	return slices.Contains(Usable(c.cfg, officeID, []string{name}), name)
 }
 
 // checkChannels refuses a configuration that names a channel this gateway cannot

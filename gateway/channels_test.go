@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -26,6 +27,7 @@ import (
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/mailbox/mailboxclient"
 	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/amtsbote/amtsbote/wire"
@@ -304,6 +306,84 @@ func TestPeerRouteNamesTheConfiguredPeer(t *testing.T) {
 	}
 	if !strings.Contains(string(res.Receipt), "gw-muc") || strings.Contains(string(res.Receipt), "gateway-by") {
 		t.Errorf("the receipt does not name the configured peer gw-muc, or names the sample peer gateway-by:\n%s", res.Receipt)
+	}
+}
+
+// TestDirectoryAnswersAsIntakeDoes: /v1/resolve, /v1/routes and lookup's intake
+// decision (Admit) answer a place in another state as intake answers its package.
+// Both endpoints answered 200 with a signed destination (and lookup "would be held
+// for pickup", exit 0) for a place whose package intake then refused with 422
+// no-responsible-office: the gateway has no peer for it, or its peer serves only
+// another part of the Land.
+func TestDirectoryAnswersAsIntakeDoes(t *testing.T) {
+	const gewerbe = "99050012104000"
+	get := func(f *fixture, path string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, f.g.URL()+path, nil)
+		req.Header.Set("Authorization", "Bearer "+portalToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Fatalf("GET %s: %d, %v", path, resp.StatusCode, err)
+		}
+		return resp.StatusCode, body
+	}
+	submit := func(f *fixture, plz string) int {
+		t.Helper()
+		p := f.example()
+		p.Kopf.Ort = paket.Ort{PLZ: plz}
+		res, err := f.portal.Submit(context.Background(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Status
+	}
+	for _, tc := range []struct {
+		name  string
+		peers []config.Peer
+		plz   string
+		ars   string
+		taken bool
+	}{
+		{"no peer", nil, "80331", "091620000000", false},
+		{"a peer for another Kreis", []config.Peer{{ID: "gw-muc", Name: "München", Areas: []string{"09162"}, BaseURL: "http://127.0.0.1:1"}}, "90402", "095640000000", false},
+		{"a peer for the Kreis", []config.Peer{{ID: "gw-muc", Name: "München", Areas: []string{"09162"}, BaseURL: "http://127.0.0.1:1"}}, "80331", "091620000000", true},
+		{"an office here", nil, "01067", "146120000000", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := start(t, func(c *config.Config) { c.Peers = tc.peers })
+			intake := submit(f, tc.plz)
+			if (intake == http.StatusCreated) != tc.taken {
+				t.Fatalf("intake: %d, want taken=%v", intake, tc.taken)
+			}
+			st, body := get(f, "/v1/resolve?leikaKey="+gewerbe+"&place="+tc.plz)
+			switch {
+			case tc.taken && st != http.StatusOK:
+				t.Errorf("/v1/resolve: %d %v, intake took the package", st, body)
+			case !tc.taken && (st != http.StatusUnprocessableEntity || !strings.HasSuffix(fmt.Sprint(body["type"]), "no-responsible-office")):
+				t.Errorf("/v1/resolve: %d %v, intake answered %d no-responsible-office", st, body, intake)
+			}
+			st, body = get(f, "/v1/routes?leikaKey="+gewerbe+"&ars="+tc.ars)
+			want := 0.0
+			if tc.taken {
+				want = 1
+			}
+			if st != http.StatusOK || body["totalCount"] != want {
+				t.Errorf("/v1/routes: %d %v, want %v routes (intake: %d)", st, body, want, intake)
+			}
+			d := f.g.Directory.Current()
+			rt, err := d.Resolve(gewerbe, tc.plz)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := Admit(f.g.Config)(rt); (err == nil) != tc.taken || err != nil && !errors.Is(err, routing.ErrNoResponsibleOffice) {
+				t.Errorf("Admit (lookup): %v, intake answered %d", err, intake)
+			}
+		})
 	}
 }
 

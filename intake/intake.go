@@ -248,37 +248,16 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 	if route.Area != nil {
 		in.AreaARS, in.AreaName = route.Area.ARS, route.Area.Name
 	}
-	if route.Office != nil {
-		in.OfficeID, in.OfficeName = route.Office.ID, route.Office.Name
-	} else if route.Peer != nil {
-		if onPeer != nil {
-			if err := onPeer(route); err != nil {
-				return nil, err
-			}
+	if route.Peer != nil && route.Office == nil && onPeer != nil {
+		if err := onPeer(route); err != nil {
+			return nil, err
 		}
-		in.OfficeID = "peer-" + route.Peer.Land
 	}
-	in.Targets = p.targets(in.OfficeID, route)
-	var peer Peer
-	served := false
-	if route.Peer != nil && p.PeerFor != nil {
-		peer, served = p.PeerFor(in.AreaARS, in.OfficeID)
-		// The configured peer, not the directory's (the built-in one is sample
-		// data): the receipt named a gateway that does not exist.
-		in.OfficeName = peer.officeName()
+	dest, err := p.Destination(route)
+	if err != nil {
+		return nil, err
 	}
-	if route.Peer != nil && (len(in.Targets) == 0 || !served) {
-		// Never acknowledge what cannot be routed: a package for another state's office
-		// with no way to that state's gateway would wait for nobody. The office
-		// "peer-<Land>" has the peer channel when a peer serves any of the Land, but
-		// one that serves only some Kreise (areas) does not serve the others: such a
-		// package was acknowledged, then held after a permanent failure.
-		return nil, fmt.Errorf("%w: the responsible office for %s in %s is in Land %s (%s), and this gateway has no connection to that state's gateway for this place",
-			routing.ErrNoResponsibleOffice, route.Service.Name, route.Area.Name, route.Peer.Land, route.Peer.Name)
-	}
-	if route.Office != nil {
-		in.Targets = p.lastResort(in.Targets)
-	}
+	in.OfficeID, in.OfficeName, in.Targets = dest.OfficeID, dest.OfficeName, dest.Targets
 	atts, held, err := p.attachments(ctx, pk, parts)
 	if err != nil {
 		p.discard(held)
@@ -382,6 +361,60 @@ func within(a, k *routing.Area) bool {
 		}
 	}
 	return false
+}
+
+// Destination is where intake sends a package on a route: the office as the
+// record and the receipt name it, and its channel plan.
+type Destination struct {
+	OfficeID, OfficeName string
+	Targets              []submission.Target
+}
+
+// Destination is intake's decision on a route: the office and its channel plan,
+// or an error wrapping routing.ErrNoResponsibleOffice when no package may be
+// acknowledged on it. lookup, /v1/resolve and /v1/routes ask it too: they
+// promised routes (another state's office with no peer gateway for the place)
+// that intake then refused. It reads only Channels, LastResort and PeerFor, so a
+// Pipeline with just those answers for a configuration no gateway runs (lookup).
+func (p *Pipeline) Destination(route *routing.Route) (Destination, error) {
+	var d Destination
+	switch {
+	case route.Office != nil:
+		d.OfficeID, d.OfficeName = route.Office.ID, route.Office.Name
+		d.Targets = p.lastResort(p.targets(d.OfficeID, route))
+		return d, nil
+	case route.Peer == nil:
+		d.Targets = p.targets(d.OfficeID, route)
+		return d, nil
+	}
+	d.OfficeID = "peer-" + route.Peer.Land
+	d.Targets = p.targets(d.OfficeID, route)
+	var peer Peer
+	served := false
+	if p.PeerFor != nil {
+		ars := ""
+		if route.Area != nil {
+			ars = route.Area.ARS
+		}
+		peer, served = p.PeerFor(ars, d.OfficeID)
+		// The configured peer, not the directory's (the built-in one is sample
+		// data): the receipt named a gateway that does not exist.
+		d.OfficeName = peer.officeName()
+	}
+	if len(d.Targets) == 0 || !served {
+		// Never acknowledge what cannot be routed: a package for another state's office
+		// with no way to that state's gateway would wait for nobody. The office
+		// "peer-<Land>" has the peer channel when a peer serves any of the Land, but
+		// one that serves only some Kreise (areas) does not serve the others: such a
+		// package was acknowledged, then held after a permanent failure.
+		area := ""
+		if route.Area != nil {
+			area = route.Area.Name
+		}
+		return Destination{}, fmt.Errorf("%w: the responsible office for %s in %s is in Land %s (%s), and this gateway has no connection to that state's gateway for this place",
+			routing.ErrNoResponsibleOffice, route.Service.Name, area, route.Peer.Land, route.Peer.Name)
+	}
+	return d, nil
 }
 
 // lastResort ends an office's plan with the channel that reaches a person (the

@@ -36,27 +36,27 @@ func helpExit(args []string, code int) int {
 	return code
 }
 
-// lookupLoader loads the directory and the channel configuration the way `serve` does
-// (defaults, the configuration file, AMTSBOTE_* variables), so lookup and the running
-// gateway give the same answer.
-func lookupLoader(path string) (*routing.Store, routingcli.Usable, error) {
+// lookupLoader loads the directory, the channel configuration and the peers the way
+// `serve` does (defaults, the configuration file, AMTSBOTE_* variables), so lookup
+// and the running gateway give the same answer.
+func lookupLoader(path string) (*routing.Store, routingcli.Usable, routingcli.Admit, error) {
 	cfg, err := config.Load(path, os.Environ())
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	cfg.Resolve()
 	d, err := routing.Builtin()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	st := routing.NewStore(d)
 	if len(cfg.Directory.Files) > 0 {
 		if err := st.ReloadFiles(cfg.Directory.Files...); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	usable := func(officeID string, kinds []string) []string { return gateway.Usable(cfg, officeID, kinds) }
-	return st, usable, nil
+	return st, usable, gateway.Admit(cfg), nil
 }
 
 func runDirectory(ctx context.Context, args []string, stdout, stderr io.Writer) int {

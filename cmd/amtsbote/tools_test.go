@@ -97,3 +97,35 @@ func TestVerifyAtTheReceiptsTime(t *testing.T) {
 		t.Fatalf("no trust given: rc %d\n%s", rc, out)
 	}
 }
+
+// TestLookupAnswersAsIntakeDoes: `lookup` says a package would be refused, with a
+// non-zero exit, where intake refuses it (422 no-responsible-office): a place in
+// another state that no configured peer gateway serves. It printed "Kanal: keiner
+// … würde zur Abholung bereitgehalten" (no peer) or "Kanal: peer" (a peer for
+// another Kreis of the Land), exit 0, for packages intake refuses.
+func TestLookupAnswersAsIntakeDoes(t *testing.T) {
+	dir := t.TempDir()
+	none, muc := filepath.Join(dir, "none.yaml"), filepath.Join(dir, "muc.yaml")
+	if err := os.WriteFile(none, []byte("gateway_id: amtsbote-sn\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(muc, []byte("peers:\n  - id: gw-muc\n    name: München\n    areas: [\"09162\"]\n    base_url: http://127.0.0.1:1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		config, place string
+		rc            int
+		says          string
+	}{
+		{none, "80331", 1, "würde abgelehnt (422 no-responsible-office)"},
+		{muc, "90402", 1, "würde abgelehnt (422 no-responsible-office)"}, // Nürnberg: the peer serves Kreis 09162 only
+		{muc, "80331", 0, "Kanal:     peer"},
+		{none, "01067", 0, "Kanal:     mailbox"},
+	} {
+		var out, errb bytes.Buffer
+		rc := runLookup(context.Background(), []string{"-config", tc.config, "--service", "99050012104000", "--place", tc.place}, &out, &errb)
+		if rc != tc.rc || !strings.Contains(out.String(), tc.says) || rc != 0 && strings.Contains(out.String(), "Kanal:") {
+			t.Errorf("lookup -config %s --place %s: rc %d, want %d saying %q:\n%s%s", filepath.Base(tc.config), tc.place, rc, tc.rc, tc.says, out.String(), errb.String())
+		}
+	}
+}

@@ -1,8 +1,9 @@
 // Package routingcli implements the directory verbs of the amtsbote binary:
 // `amtsbote lookup` (who is responsible for this service at this place?) and
 // `amtsbote directory build|check` (rebuild the embedded data, validate operator files).
-// The functions return a process exit code: 0 ok, 1 no answer or invalid file,
-// 2 usage error, 3 ambiguous input (the choices are printed).
+// The functions return a process exit code: 0 ok, 1 no answer (also a route the
+// gateway would refuse a package on) or invalid file, 2 usage error, 3 ambiguous
+// input (the choices are printed).
 package routingcli
 
 import (
@@ -30,10 +31,16 @@ const (
 // running configuration can deliver on.
 type Usable func(officeID string, kinds []string) []string
 
-// Loader gives Lookup the directory and the usable channels of the configuration at
-// configPath ("" = the defaults and AMTSBOTE_* environment), exactly as `serve` would
-// load them, so the CLI and the server never disagree.
-type Loader func(configPath string) (*routing.Store, Usable, error)
+// Admit is the gateway's intake decision on a route under the configuration
+// (intake.Pipeline.Destination): nil when intake would take a package on it, else
+// why not (an error wrapping routing.ErrNoResponsibleOffice).
+type Admit func(*routing.Route) error
+
+// Loader gives Lookup the directory, the usable channels and the intake decision of
+// the configuration at configPath ("" = the defaults and AMTSBOTE_* environment),
+// exactly as `serve` would load them, so the CLI and the server never disagree. A
+// nil Usable or Admit: every channel, every route.
+type Loader func(configPath string) (*routing.Store, Usable, Admit, error)
 
 // Lookup runs `amtsbote lookup --service "Gewerbe anmelden" --place 01067`.
 // --service takes a LeiKa key, a name or a synonym; --place an ARS, AGS, postcode or
@@ -55,7 +62,7 @@ func Lookup(ctx context.Context, load Loader, args []string, stdout, stderr io.W
 		fs.Usage()
 		return ExitUsage
 	}
-	store, usable, err := load(*cfgPath)
+	store, usable, admit, err := load(*cfgPath)
 	if err != nil {
 		fmt.Fprintln(stderr, "lookup:", err)
 		return ExitFailed
@@ -97,7 +104,16 @@ func Lookup(ctx context.Context, load Loader, args []string, stdout, stderr io.W
 		fmt.Fprintln(stderr, "lookup:", err)
 		return ExitFailed
 	}
-	PrintRoute(stdout, rt, usable)
+	// What intake would answer: a route it refuses was printed as one a package
+	// goes on ("würde zur Abholung bereitgehalten", exit 0).
+	var refused error
+	if admit != nil {
+		refused = admit(rt)
+	}
+	PrintRoute(stdout, rt, usable, refused)
+	if refused != nil {
+		return ExitFailed
+	}
 	return ExitOK
 }
 
@@ -113,7 +129,9 @@ func kreisOf(a *routing.Area) string {
 // PrintRoute writes a route the way a person reads it. With usable set, only the
 // channels this gateway can deliver on are shown (addresses come from the gateway's
 // configuration, never from the directory), and it says so when there are none.
-func PrintRoute(w io.Writer, rt *routing.Route, usable Usable) {
+// refused, when set, is why intake would refuse a package on the route (Admit): it
+// is shown instead of the channels.
+func PrintRoute(w io.Writer, rt *routing.Route, usable Usable, refused error) {
 	fmt.Fprintf(w, "Leistung:  %s (%s)\n", rt.Service.Name, rt.Service.Key)
 	fmt.Fprintf(w, "Ort:       %s (ARS %s)\n", rt.Area.Name, rt.Area.ARS)
 	if rt.Note != "" {
@@ -139,6 +157,14 @@ func PrintRoute(w io.Writer, rt *routing.Route, usable Usable) {
 		shown = usable(officeID, kinds)
 	}
 	printChannels := func() {
+		if refused != nil {
+			status := ""
+			if errors.Is(refused, routing.ErrNoResponsibleOffice) {
+				status = " (422 no-responsible-office)"
+			}
+			fmt.Fprintf(w, "Annahme:   würde abgelehnt%s: %v\n", status, refused)
+			return
+		}
 		for i, k := range shown {
 			label := "Kanal:    "
 			if i > 0 {

@@ -3,6 +3,7 @@ package routingcli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,7 +23,7 @@ func store(t *testing.T) *routing.Store {
 
 // loader is the directory with every channel usable (what the directory says).
 func loader(s *routing.Store) Loader {
-	return func(string) (*routing.Store, Usable, error) { return s, nil, nil }
+	return func(string) (*routing.Store, Usable, Admit, error) { return s, nil, nil, nil }
 }
 
 func TestLookup(t *testing.T) {
@@ -72,7 +73,7 @@ func TestLookup(t *testing.T) {
 func TestLookupShowsOnlyUsableChannels(t *testing.T) {
 	st := store(t)
 	only := func(keep ...string) Loader {
-		return func(string) (*routing.Store, Usable, error) {
+		return func(string) (*routing.Store, Usable, Admit, error) {
 			return st, func(_ string, kinds []string) []string {
 				var out []string
 				for _, k := range kinds {
@@ -83,7 +84,7 @@ func TestLookupShowsOnlyUsableChannels(t *testing.T) {
 					}
 				}
 				return out
-			}, nil
+			}, nil, nil
 		}
 	}
 	args := []string{"--service", "Gewerbe anmelden", "--place", "01067"}
@@ -94,6 +95,32 @@ func TestLookupShowsOnlyUsableChannels(t *testing.T) {
 	out.Reset()
 	if code := Lookup(context.Background(), only(), args, &out, &errb); code != ExitOK || !strings.Contains(out.String(), "keiner, den dieses Gateway bedienen kann") {
 		t.Fatalf("exit %d:\n%s", code, out.String())
+	}
+}
+
+// TestLookupSaysWhatIntakeRefuses: a route the gateway's intake refuses (Admit)
+// is printed as refused, with the reason and exit 1, instead of the channels a
+// package would go on; lookup said "würde zur Abholung bereitgehalten", exit 0,
+// for a place in another state no peer serves.
+func TestLookupSaysWhatIntakeRefuses(t *testing.T) {
+	st := store(t)
+	refuse := func(string) (*routing.Store, Usable, Admit, error) {
+		return st, nil, func(rt *routing.Route) error {
+			if rt.Peer != nil {
+				return fmt.Errorf("%w: no peer for Land %s", routing.ErrNoResponsibleOffice, rt.Peer.Land)
+			}
+			return nil
+		}, nil
+	}
+	var out, errb bytes.Buffer
+	code := Lookup(context.Background(), refuse, []string{"--service", "Gewerbe anmelden", "--place", "80331"}, &out, &errb)
+	if code != ExitFailed || !strings.Contains(out.String(), "Annahme:   würde abgelehnt (422 no-responsible-office): ") ||
+		!strings.Contains(out.String(), "no peer for Land 09") || strings.Contains(out.String(), "Kanal:") {
+		t.Fatalf("exit %d:\n%s", code, out.String())
+	}
+	out.Reset()
+	if code := Lookup(context.Background(), refuse, []string{"--service", "Gewerbe anmelden", "--place", "01067"}, &out, &errb); code != ExitOK || !strings.Contains(out.String(), "Kanal:") {
+		t.Fatalf("an office here: exit %d:\n%s", code, out.String())
 	}
 }
 
