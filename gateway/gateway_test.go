@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -253,6 +254,54 @@ func TestAcceptedOnceWithSignedReceipt(t *testing.T) {
 		"--id-attr:ID", "urn:amtsbote:quittung:1:Eingangsbestaetigung", filepath.Join(dir, "r.xml")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("xmlsec1 (installed by .ci/run) does not verify the receipt: %v\n%s", err, out)
+	}
+}
+
+// TestRetryAfterThePortalCertificateEnded: a portal's package is accepted (201),
+// the answer is lost, and the portal sends the very same bytes again after its
+// certificate ended. The retry got a final 403 untrusted-signer while the package
+// was stored and delivered: the portal told the citizen "refused", or sent the
+// application again under a new NachrichtID. Identical bytes get the first
+// receipt; anything else signed with the ended certificate is still refused. The
+// intake's clock is moved past the certificate's end instead of waiting for it.
+func TestRetryAfterThePortalCertificateEnded(t *testing.T) {
+	f := start(t)
+	var now atomic.Pointer[time.Time]
+	t0 := time.Now()
+	now.Store(&t0)
+	f.g.Pipeline.Verifier = signing.NewVerifier(f.g.Trust, signing.VerifyOptions{Now: func() time.Time { return *now.Load() }})
+	p := f.example()
+	raw, err := f.portal.Sign(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := f.portal.SubmitRaw(context.Background(), raw)
+	if err != nil || first.Status != 201 {
+		t.Fatalf("first: %v %+v", err, first)
+	}
+	ended := f.pki.Portal.Cert.NotAfter.Add(time.Minute)
+	now.Store(&ended)
+
+	again, err := f.portal.SubmitRaw(context.Background(), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Status != 200 || again.SubmissionID != first.SubmissionID || !again.Duplicate || !bytes.Equal(again.Receipt, first.Receipt) {
+		t.Fatalf("retry of the accepted package (same bytes) after the signer's certificate ended: status %d %+v, want 200 with the first receipt", again.Status, again.Problem)
+	}
+	// Identical bytes are the proof: the same application built anew (another
+	// Erstellt; RSA signatures are deterministic), or a new one, with the ended
+	// certificate is refused.
+	rebuilt := *p
+	rebuilt.Kopf.Erstellt = p.Kopf.Erstellt.Add(time.Minute)
+	for name, pk := range map[string]*paket.Paket{"built anew": &rebuilt, "a new package": f.example()} {
+		res, err := f.portal.Submit(context.Background(), pk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Status != 403 || res.Problem == nil || res.Problem.Type != problem.TypeUntrustedSigner {
+			t.Fatalf("%s with the ended certificate: status %d %+v, want 403 %s", name, res.Status, res.Problem, problem.TypeUntrustedSigner)
+		}
 	}
 }
 

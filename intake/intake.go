@@ -192,6 +192,7 @@ func (p *Pipeline) Submit(ctx context.Context, raw []byte) (*broker.Received, er
 func (p *Pipeline) SubmitParts(ctx context.Context, raw []byte, parts Parts) (*broker.Received, error) {
 	var v *signing.Verified
 	var pk *paket.Paket
+	var first *broker.Received // a repeat of an accepted package whose signer is refused now
 	err := p.checkInSlot(ctx, func() (err error) {
 		// The signature is checked on the document as XML processors read it
 		// (ScanNormalized); the bytes stored and handed on are raw.
@@ -200,7 +201,17 @@ func (p *Pipeline) SubmitParts(ctx context.Context, raw []byte, parts Parts) (*b
 			return err
 		}
 		if v, err = p.Verifier.Verify(doc, signing.RolePortal); err != nil {
-			return err
+			if !errors.Is(err, signing.ErrUntrustedSigner) {
+				return err
+			}
+			// A retry of a package accepted while its certificate was valid gets
+			// its first receipt (acceptedBefore), not a final refusal.
+			var lerr error
+			if first, v, lerr = p.acceptedBefore(raw, doc); lerr != nil {
+				return lerr
+			} else if first == nil {
+				return err
+			}
 		}
 		// From here on only the verified element is read: anything outside the
 		// signed bytes could have been added by anyone.
@@ -212,6 +223,9 @@ func (p *Pipeline) SubmitParts(ctx context.Context, raw []byte, parts Parts) (*b
 	}
 	if pk.Kopf.Absender != v.Signer.ID {
 		return nil, fmt.Errorf("%w: Absender %q, certificate %q", ErrSenderMismatch, pk.Kopf.Absender, v.Signer.ID)
+	}
+	if first != nil {
+		return p.repeat(first, nil, ApplicationDigest(v.Canonical))
 	}
 	return p.receive(ctx, pk, v.Signer, raw, ApplicationDigest(v.Canonical), nil, nil, parts)
 }

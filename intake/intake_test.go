@@ -99,3 +99,20 @@ func TestApplicationDigestLeavesOutWhatARetryMakesAnew(t *testing.T) {
 		t.Fatal("an element whose name ends in Leistung was taken for Leistung")
 	}
 }
+
+// TestKopfKeysReadsOnlyTheKopf: the lookup key of a retry whose signer is
+// refused now (acceptedBefore) is read from the root's first child, Kopf, with
+// or without a prefix; a NachrichtID elsewhere, or a document whose first child
+// is no Kopf, names no record.
+func TestKopfKeysReadsOnlyTheKopf(t *testing.T) {
+	for _, tc := range []struct{ doc, sender, id string }{
+		{`<p:A xmlns:p="urn:x"><p:Kopf><p:NachrichtID> m1 </p:NachrichtID><p:Absender>amt24</p:Absender></p:Kopf><p:F/></p:A>`, "amt24", "m1"},
+		{`<A><Kopf><X><NachrichtID>m2</NachrichtID></X><Absender>a&amp;b</Absender></Kopf></A>`, "a&b", ""},
+		{`<A><Fachdaten><NachrichtID>m3</NachrichtID></Fachdaten><Kopf><NachrichtID>m1</NachrichtID></Kopf></A>`, "", ""},
+		{`<A><Kopf><NachrichtID>m1</NachrichtID>`, "", ""},
+	} {
+		if s, id := kopfKeys([]byte(tc.doc)); s != tc.sender || id != tc.id {
+			t.Errorf("kopfKeys(%s) = %q, %q; want %q, %q", tc.doc, s, id, tc.sender, tc.id)
+		}
+	}
+}

@@ -74,6 +74,16 @@ func NewVerifier(ts *TrustStore, opts VerifyOptions) *Verifier {
 // Options returns the effective limits.
 func (v *Verifier) Options() VerifyOptions { return v.opts }
 
+// At is v with its clock stopped at t: the same trust store and limits, the
+// certificates' validity checked at t. For a document that was verified at t
+// before and comes again (a portal's retry of an accepted package after its
+// certificate ended): its trust and revocation are still checked as of now.
+func (v *Verifier) At(t time.Time) *Verifier {
+	opts := v.opts
+	opts.Now = func() time.Time { return t }
+	return &Verifier{ts: v.ts, opts: opts}
+}
+
 // Verify checks doc and, on success, returns the signed root re-parsed from the
 // digested canonical bytes plus the signer's identity for the first of roles that
 // trusts the certificate (all roles if none are given).
