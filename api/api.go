@@ -117,10 +117,11 @@ type Server struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 
-	// busyLog, unavailableLog: the log line of a 503 comes once a minute (per kind), not once
-	// per request: an overloaded gateway refuses hundreds a second, and the line
-	// then drowned everything else (docs/operations.md "Overload").
-	busyLog, unavailableLog repeatlimit.Limit
+	// busyLog, unavailableLog, certLog: the log line of a 503 comes once a minute
+	// (per kind: busy, the store, the gateway certificate), not once per request:
+	// an overloaded gateway refuses hundreds a second, and the line then drowned
+	// everything else (docs/operations.md "Overload").
+	busyLog, unavailableLog, certLog repeatlimit.Limit
 
 	backingUp atomic.Bool // one backup at a time
 	// lastBackup and lastBackupBytes: when the last whole backup was sent, and its
@@ -155,7 +156,8 @@ func New(o Options) *Server {
 		o.Desk = o.Broker
 	}
 	s := &Server{opt: o, log: o.Logger, reg: o.Registry,
-		busyLog: repeatlimit.Limit{Every: time.Minute}, unavailableLog: repeatlimit.Limit{Every: time.Minute}}
+		busyLog: repeatlimit.Limit{Every: time.Minute}, unavailableLog: repeatlimit.Limit{Every: time.Minute},
+		certLog: repeatlimit.Limit{Every: time.Minute}}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "amtsbote_http_requests_total", Help: "HTTP requests by route and status."}, []string{"route", "status"})
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{

@@ -109,6 +109,8 @@ func ProblemFor(err error) *problem.Problem {
 		return problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "the gateway holds as many packages in memory as it may (limits.body_memory); nothing was accepted; retry later")
 	case errors.Is(err, intake.ErrBusy):
 		return problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "the gateway is busy verifying other packages; nothing was accepted; retry later")
+	case errors.Is(err, broker.ErrGatewayCertificate):
+		return problem.New(http.StatusServiceUnavailable, problem.TypeGatewayCertificate, err.Error()+"; nothing was accepted; retry later")
 	case errors.Is(err, broker.ErrUnavailable):
 		return problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "the gateway cannot write right now (storage full or failing); nothing was accepted or recorded; retry later")
 	}
@@ -140,6 +142,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		// a second (the busy counters and their alert say how many).
 		if s.busyLog.Allow(time.Now()) {
 			s.log.Info("requests refused for now (busy or stopping; at most one such line a minute)", "route", route, "err", err)
+		}
+	case errors.Is(err, broker.ErrGatewayCertificate):
+		// Every new package is refused until the operator installs a valid
+		// certificate: an error, once a minute while it lasts.
+		if s.certLog.Allow(time.Now()) {
+			s.log.Error("packages refused: the gateway certificate is not valid (at most one such line a minute)", "route", route, "err", err)
 		}
 	case p.Status == http.StatusServiceUnavailable:
 		// The store cannot take writes or cannot be reached: a fault the operator

@@ -65,6 +65,11 @@ var (
 	// cluster mode without quorum or connection); a read or change may be tried
 	// again later.
 	ErrStoreUnavailable = store.ErrUnavailable
+	// ErrGatewayCertificate: the gateway's signing certificate is outside its
+	// validity now (GatewaySigner.Valid), so a receipt signed with it verifies
+	// nowhere; nothing was accepted, the caller should retry once the operator
+	// installed a valid one.
+	ErrGatewayCertificate = errors.New("the gateway certificate is not valid now")
 )
 
 // Stream and consumer names in JetStream.

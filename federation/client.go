@@ -315,6 +315,15 @@ func (c *Client) Forward(ctx context.Context, peer config.Peer, env *Envelope, p
 		return nil, adapters.Permanent(u.PublicReason(), u)
 	}
 	env.From, env.To, env.At = c.Self, peer.ID, c.now().UTC()
+	// An envelope signed with a certificate outside its validity is refused by
+	// every peer as from an untrusted peer, a permanent failure: the package was
+	// held. This gateway's certificate ending while it runs is the operator's to
+	// mend (a renewed certificate and a restart); until then the hop fails
+	// transiently and is tried again.
+	if cert := c.Signer.Certificate(); env.At.After(cert.NotAfter) || env.At.Before(cert.NotBefore) {
+		return nil, fmt.Errorf("federation: this gateway's certificate %q is not valid at %s (valid %s to %s): peer %s would refuse the envelope; the package waits for a renewed certificate (pki.gateway_cert)",
+			cert.Subject.CommonName, env.At.Format(time.RFC3339), cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339), peer.ID)
+	}
 	doc, err := env.Sign(c.Signer)
 	if err != nil {
 		return nil, adapters.Permanent("the forwarding envelope cannot be built", err)

@@ -5,11 +5,39 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/signing"
 )
+
+// TestForwardWaitsWhileOwnCertificateIsNotValid: an envelope signed after this
+// gateway's certificate ended went out, the peer refused it as from an untrusted
+// peer (403, permanent), and the package was held. No envelope goes out now, and
+// the failure is transient: the package waits for the renewed certificate.
+func TestForwardWaitsWhileOwnCertificateIsNotValid(t *testing.T) {
+	w := newWorld(t)
+	env := w.envelope(t)
+	var sent atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		sent.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		rw.Header().Set("Content-Type", "application/problem+json")
+		rw.WriteHeader(403)
+		_, _ = rw.Write([]byte(`{"type":"` + TypeUntrustedPeer + `","status":403,"detail":"certificate is not valid"}`))
+	}))
+	defer srv.Close()
+	peer := w.peerOfA
+	peer.BaseURL = srv.URL
+	ended := w.a.Signer.Certificate().NotAfter.Add(time.Minute)
+	c := &Client{Self: w.a.Name, Signer: w.a.Signer, Trust: w.trustA, Now: func() time.Time { return ended }}
+	_, err := c.Forward(context.Background(), peer, env)
+	if err == nil || adapters.IsPermanent(err) || sent.Load() != 0 {
+		t.Fatalf("forwarding after this gateway's certificate ended: %v (permanent %v), %d envelopes sent; want a transient failure and none sent", err, adapters.IsPermanent(err), sent.Load())
+	}
+}
 
 // TestInlineForwardHasTheAttemptsTime: gateway/peers.go builds the federation client with
 // &http.Client{Timeout: delivery.attempt_timeout}. A forwarding without parts

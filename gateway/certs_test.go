@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -18,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/internal/testenv"
 )
@@ -41,6 +44,87 @@ func TestCertificateExpiryOnMetrics(t *testing.T) {
 	}
 	if l := logs.String(); strings.Count(l, "expires soon") != 1 || !strings.Contains(l, "setting=pki.gateway_cert") {
 		t.Fatalf("the start does not name the certificate that ends soon:\n%s", l)
+	}
+}
+
+// TestGatewayCertificateEndsWhileRunning: the start refuses an ended gateway
+// certificate, but the gateway runs for longer than its certificate. From its
+// end it went on answering 201 with receipts that verify nowhere, /readyz said
+// ready, and the log said nothing. Now a new package is refused with 503
+// gateway-certificate-expired (nothing stored), a repeat still gets the first
+// receipt (signed while the certificate was valid), /readyz is not ready and
+// says why, and the log has an error. The gateway's clock is moved past the
+// certificate's end instead of waiting for it.
+func TestGatewayCertificateEndsWhileRunning(t *testing.T) {
+	var logs testenv.Buffer
+	f := startLogged(t, slog.New(slog.NewTextHandler(&logs, nil)))
+	raw, err := f.portal.Sign(f.example())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := f.portal.SubmitRaw(context.Background(), raw)
+	if err != nil || first.Status != 201 {
+		t.Fatalf("before the end: %v %+v", err, first)
+	}
+	ended := f.pki.Gateway.Cert.NotAfter.Add(time.Second)
+	clock := func() time.Time { return ended }
+	f.g.clock.Store(&clock)
+
+	res, err := f.portal.Submit(context.Background(), f.example())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != 503 || res.Problem == nil || res.Problem.Type != problem.TypeGatewayCertificate || res.RetryAfter == "" || len(res.Receipt) != 0 {
+		t.Fatalf("a new package after the gateway certificate ended: status %d %+v (Retry-After %q), want 503 %s", res.Status, res.Problem, res.RetryAfter, problem.TypeGatewayCertificate)
+	}
+	again, err := f.portal.SubmitRaw(context.Background(), raw)
+	if err != nil || again.Status != 200 || !bytes.Equal(again.Receipt, first.Receipt) {
+		t.Fatalf("a repeat of a package accepted before the end: %v %+v, want 200 with the first receipt", err, again)
+	}
+	n := 0
+	f.g.Broker.InState("", func(s *storeSubmission) bool { n++; return true })
+	if n != 1 {
+		t.Fatalf("%d submissions stored, want only the one accepted before the end", n)
+	}
+	resp, err := http.Get(f.g.URL() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || !strings.Contains(string(body), "gateway certificate") || !strings.Contains(string(body), "ended") {
+		t.Fatalf("/readyz after the gateway certificate ended: %d %s, want 503 naming the certificate", resp.StatusCode, body)
+	}
+	if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, "the gateway certificate is not valid") {
+		t.Fatalf("nothing in the log says the gateway certificate ended:\n%s", l)
+	}
+}
+
+// TestCertificateEndingSoonIsWarnedDaily: the "expires soon" warning came once,
+// at start; a gateway that runs for months had it only in an old journal when
+// its certificate ended. It comes again once a day while it runs.
+func TestCertificateEndingSoonIsWarnedDaily(t *testing.T) {
+	dir := t.TempDir()
+	end := time.Now().Add(5 * 24 * time.Hour)
+	var logs testenv.Buffer
+	f := startLogged(t, slog.New(slog.NewTextHandler(&logs, nil)), func(c *config.Config) {
+		c.PKI.GatewayKey, c.PKI.GatewayCert = shortLivedCert(t, dir, c.GatewayID, end)
+	})
+	at := func(d time.Duration) {
+		later := time.Now().Add(d)
+		clock := func() time.Time { return later }
+		f.g.clock.Store(&clock)
+		if err := f.g.checkCertificate(); err != nil {
+			t.Fatalf("the certificate is not valid %v from now: %v", d, err)
+		}
+	}
+	at(time.Hour)
+	if got := strings.Count(logs.String(), "expires soon"); got != 1 {
+		t.Fatalf("%d warnings within the day of the start, want the start's one:\n%s", got, logs.String())
+	}
+	at(25 * time.Hour)
+	if got := strings.Count(logs.String(), "expires soon"); got != 2 {
+		t.Fatalf("%d warnings a day after the start, want 2:\n%s", got, logs.String())
 	}
 }
 

@@ -157,18 +157,31 @@ func TestAPIContract(t *testing.T) {
 		{"healthz", "GET", "/healthz", "", "", nil, 200},
 		{"readyz", "GET", "/readyz", "", "", nil, 200},
 		{"openapi", "GET", "/v1/openapi.yaml", "", "", nil, 200},
+		// Last: the gateway's clock past its certificate's end (before).
+		{"submit after the gateway certificate ended", "POST", "/v1/submissions", "", "application/xml", mustSign(t, f, f.example()), 503},
+		{"readyz after the gateway certificate ended", "GET", "/readyz", "", "", nil, 503},
+	}
+	// What must happen before a case.
+	before := map[string]func(){
+		"submit after the gateway certificate ended": func() {
+			ended := f.pki.Gateway.Cert.NotAfter.Add(time.Second)
+			clock := func() time.Time { return ended }
+			f.g.clock.Store(&clock)
+		},
 	}
 	// What an answer must say beyond its schema.
 	says := map[string]string{
-		"admin replay unknown id":        `"id":"nope"`,
-		"admin replay not a dead letter": `"skipped":[{"id":"` + id + `","state":"accepted"}]`,
-		"office list accepted":           `"id":"` + id + `"`,
-		"office list unknown state":      `"field":"state"`,
-		"admin erase":                    `"alreadyRemoved":false`,
-		"admin erase again":              `"alreadyRemoved":true`,
-		"admin erase operator too long":  `"field":"operator"`,
-		"office package erased":          `bytes-removed`,
-		"office accept other reason":     `problems/conflict`,
+		"admin replay unknown id":                    `"id":"nope"`,
+		"admin replay not a dead letter":             `"skipped":[{"id":"` + id + `","state":"accepted"}]`,
+		"office list accepted":                       `"id":"` + id + `"`,
+		"office list unknown state":                  `"field":"state"`,
+		"admin erase":                                `"alreadyRemoved":false`,
+		"admin erase again":                          `"alreadyRemoved":true`,
+		"admin erase operator too long":              `"field":"operator"`,
+		"office package erased":                      `bytes-removed`,
+		"office accept other reason":                 `problems/conflict`,
+		"submit after the gateway certificate ended": `gateway-certificate-expired`,
+		"readyz after the gateway certificate ended": `gateway certificate`,
 	}
 	// What an answer must not say.
 	lacks := map[string]string{
@@ -176,6 +189,9 @@ func TestAPIContract(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			if do := before[tc.name]; do != nil {
+				do()
+			}
 			req, _ := http.NewRequest(tc.method, f.g.URL()+tc.path, bytes.NewReader(tc.body))
 			if tc.ctype != "" {
 				req.Header.Set("Content-Type", tc.ctype)

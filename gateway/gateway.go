@@ -35,6 +35,7 @@ import (
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/internal/httpbody"
+	"github.com/amtsbote/amtsbote/internal/repeatlimit"
 	"github.com/amtsbote/amtsbote/mailbox"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/routing"
@@ -79,6 +80,15 @@ type Gateway struct {
 	// storeDown is why the cluster's store did not answer the last probe, nil
 	// while it does (cluster mode only; watchStore).
 	storeDown atomic.Pointer[error]
+	// receipts signs the receipts; its Valid is the signing certificate's
+	// validity now (checkCertificate).
+	receipts broker.GatewaySigner
+	// clock, if set, is the clock of the signing certificate's validity (now):
+	// tests move it past the certificate's end.
+	clock atomic.Pointer[func() time.Time]
+	// certInvalidLog, certSoonLog space checkCertificate's lines: an hour while
+	// the certificate is not valid, a day while it ends soon.
+	certInvalidLog, certSoonLog repeatlimit.Limit
 }
 
 // Metrics gathers what /metrics serves (the bench reads the gateway's own
@@ -275,6 +285,7 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 			parallel[id] = o.Parallel
 		}
 	}
+	g.receipts = broker.GatewaySigner{Signer: g.Signer, GatewayID: cfg.GatewayID, Now: g.now}
 	g.Broker = broker.New(broker.Config{
 		GatewayID: cfg.GatewayID, Workers: cfg.Delivery.Workers, PerOffice: cfg.Delivery.PerOffice, OfficeParallel: parallel, MaxAttempts: cfg.Delivery.MaxAttempts,
 		BackoffBase: cfg.Delivery.BackoffBase, BackoffMax: cfg.Delivery.BackoffMax,
@@ -287,7 +298,7 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 		// A replay takes the office's plan as intake makes it now (the pipeline is
 		// built below; a replay comes only once the gateway serves).
 		Plan: func(office string) []submission.Target { return g.Pipeline.Plan(office) },
-	}, g.db, g.bus.JS, g.adapters, g.channels, broker.GatewaySigner{Signer: g.Signer, GatewayID: cfg.GatewayID}, log, broker.NewMetrics(reg))
+	}, g.db, g.bus.JS, g.adapters, g.channels, g.receipts, log, broker.NewMetrics(reg))
 
 	base, err := routing.Builtin()
 	if err != nil {
@@ -367,6 +378,11 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 	if err := g.registerCertificateExpiry(reg); err != nil {
 		return nil, err
 	}
+	// The start's check warned of a certificate that ends soon; the watch repeats
+	// that once a day, and says when it has ended.
+	g.certInvalidLog.Every, g.certSoonLog.Every = time.Hour, 24*time.Hour
+	g.certSoonLog.Allow(g.now())
+	go g.watchCertificate()
 
 	if cfg.Store.Backend == config.StoreJetStream {
 		// A reload at any gateway reaches every gateway (reload.go).
@@ -495,6 +511,11 @@ func (g *Gateway) ready() (api.Readiness, error) {
 	default:
 	}
 	var r api.Readiness
+	// A gateway whose certificate is not valid takes no package (intake refuses
+	// it: its receipt would verify nowhere).
+	if err := g.checkCertificate(); err != nil {
+		return r, err
+	}
 	// In cluster mode the store is in NATS: without a connection, or connected but
 	// without a leader for the store's stream (a cluster that lost its quorum), no
 	// package can be taken.

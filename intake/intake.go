@@ -245,6 +245,12 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
+	// A new package only while its receipt can be signed with a certificate valid
+	// now (broker.ErrGatewayCertificate); a repeat above gets the first receipt,
+	// signed when it was.
+	if err := p.Broker.CanSign(); err != nil {
+		return nil, err
+	}
 	dir := p.Directory.Current()
 	place := placeOf(dir, pk.Kopf.Ort)
 	route, err := dir.Resolve(pk.Kopf.Leistung.Schluessel, place)

@@ -42,8 +42,11 @@ const (
 	TypePreconditionFailed  = Base + "precondition-failed"   // 412: If-Match or If-Unmodified-Since does not hold
 	TypeHeadersTooLarge     = Base + "headers-too-large"     // 431: request line and headers over the limit
 	TypeUnavailable         = Base + "unavailable"           // 503: shutting down or not ready
-	TypeInternal            = Base + "internal"              // 500: a bug or storage failure, never bad input
-	TypeReloadIncomplete    = Base + "reload-incomplete"     // 504: a cluster's reload lacks some gateways' answers
+	// TypeGatewayCertificate (503): the gateway's own signing certificate is
+	// outside its validity, so it accepts nothing whose receipt would verify nowhere.
+	TypeGatewayCertificate = Base + "gateway-certificate-expired"
+	TypeInternal           = Base + "internal"          // 500: a bug or storage failure, never bad input
+	TypeReloadIncomplete   = Base + "reload-incomplete" // 504: a cluster's reload lacks some gateways' answers
 
 	// The peer endpoint of the Portalverbund (docs/federation.md).
 	TypeFederationLoop          = Base + "federation/loop"           // 409: this gateway is already in the hop chain
@@ -152,6 +155,7 @@ var titles = map[string]string{
 	TypePreconditionFailed:  "Precondition failed",
 	TypeHeadersTooLarge:     "Request headers too large",
 	TypeUnavailable:         "Service unavailable",
+	TypeGatewayCertificate:  "Gateway certificate not valid",
 	TypeInternal:            "Internal error",
 	TypeReloadIncomplete:    "Reload not confirmed by every gateway",
 
