@@ -167,6 +167,13 @@ func (g *Gateway) checkTLSFiles(now time.Time) error {
 		}
 		pair, err := tls.LoadX509KeyPair(p.cert, p.key)
 		if err != nil {
+			// A key file that holds no usable key is explained as the gateway key's
+			// is: an encrypted TLS key said only "tls: failed to parse private key".
+			if keyPEM, rerr := os.ReadFile(p.key); rerr == nil {
+				if _, kerr := signing.ParsePrivateKeyPEM(keyPEM); kerr != nil {
+					return fmt.Errorf("%s: %s: %w", p.keySetting, p.key, explainKeyFile(keyPEM, err))
+				}
+			}
 			return fmt.Errorf("%s (%s) and %s (%s): %w", p.certSetting, p.cert, p.keySetting, p.key, err)
 		}
 		leaf := pair.Leaf

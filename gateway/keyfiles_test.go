@@ -199,6 +199,13 @@ func TestStartRefusesUnusableTLSFiles(t *testing.T) {
 	loose := filepath.Join(dir, "tls-loose.pem")
 	writeTestFile(t, loose, readTestFile(t, gw.KeyFile), 0o604)
 	expired := issueFor(t, pki, gw.Key, "localhost", now.AddDate(-2, 0, 0), now.AddDate(-1, 0, 0), x509.KeyUsageDigitalSignature)
+	// An encrypted TLS key said only "tls: failed to parse private key"; it is
+	// explained as the gateway key's is.
+	encrypted := filepath.Join(dir, "tls-key-encrypted.pem")
+	openssl(t, "pkcs8", "-topk8", "-in", gw.KeyFile, "-out", encrypted, "-passout", "pass:geheim")
+	if err := os.Chmod(encrypted, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name, cert, key string
 		want            []string
@@ -206,6 +213,7 @@ func TestStartRefusesUnusableTLSFiles(t *testing.T) {
 		{"expired server certificate", expired, key, []string{"tls.cert_file", expired, "expired on"}},
 		{"key readable by everyone", gw.CertFile, loose, []string{"tls.key_file", loose, "mode 0604"}},
 		{"certificate of another key", pki.Portal.CertFile, key, []string{"tls.cert_file (" + pki.Portal.CertFile + ") and tls.key_file (" + key + ")"}},
+		{"encrypted key", gw.CertFile, encrypted, []string{"tls.key_file", encrypted, "encrypted with a passphrase", "openssl pkey"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var data string
