@@ -61,14 +61,17 @@ func earliestEnd(chain []*x509.Certificate) time.Time {
 }
 
 // trustCollector exports, at every scrape, what the trust store in use holds
-// (after a reload too): when each CRL's issuer promised the next one, and per
-// role the earliest end of a trusted certificate. A CRL past its next update
-// is still used, so revocations since are not known; a portals' CA that ends
-// turns every package of its portals into a 403. Labels: the CRL's file name
-// in crl/ (the operator's own, few) and the role (four).
+// (after a reload too): when each CRL's issuer promised the next one, per role
+// the earliest end of a trusted certificate that has not ended yet, and per role
+// how many trusted certificates have ended. A CRL past its next update is still
+// used, so revocations since are not known; a portals' CA that ends turns every
+// package of its portals into a 403. Ended certificates stay in the folders by
+// design (a retired gateway certificate for old receipts, an expired peer's), so
+// they are counted apart and never make the expiry series a date in the past.
+// Labels: the CRL's file name in crl/ (the operator's own, few) and the role (four).
 type trustCollector struct {
-	trust    *signing.TrustStore
-	crl, end *prometheus.Desc
+	trust           *signing.TrustStore
+	crl, end, ended *prometheus.Desc
 }
 
 func newTrustCollector(ts *signing.TrustStore) *trustCollector {
@@ -77,12 +80,19 @@ func newTrustCollector(ts *signing.TrustStore) *trustCollector {
 			"When the issuer of a CRL in the trust store's crl/ promised the next one (Unix time); after it, revocations since are unknown until a fresh CRL is put there and the store reloaded.",
 			[]string{"file", "issuer"}, nil),
 		end: prometheus.NewDesc("amtsbote_trust_certificate_expiry_timestamp_seconds",
-			"The earliest end (Unix time) of a certificate the trust store trusts for a role (portals, peers, offices, gateways).",
+			"The earliest end (Unix time) of a certificate the trust store trusts for a role (portals, peers, offices, gateways) that has not ended yet; a role whose certificates have all ended has no series.",
+			[]string{"role"}, nil),
+		ended: prometheus.NewDesc("amtsbote_trust_certificates_ended",
+			"How many certificates trusted for a role (portals, peers, offices, gateways) have ended; they verify only as of an earlier time (amtsbote verify -at) and may stay, e.g. a retired gateway certificate for old receipts.",
 			[]string{"role"}, nil),
 	}
 }
 
-func (c *trustCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.crl; ch <- c.end }
+func (c *trustCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.crl
+	ch <- c.end
+	ch <- c.ended
+}
 
 func (c *trustCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, info := range c.trust.CRLs() {
@@ -91,7 +101,11 @@ func (c *trustCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.crl, prometheus.GaugeValue, float64(info.NextUpdate.Unix()), info.File, info.Issuer)
 	}
-	for role, end := range c.trust.EarliestEnd() {
+	now := time.Now()
+	for role, end := range c.trust.EarliestEnd(now) {
 		ch <- prometheus.MustNewConstMetric(c.end, prometheus.GaugeValue, float64(end.Unix()), role.Dir())
+	}
+	for role, n := range c.trust.Ended(now) {
+		ch <- prometheus.MustNewConstMetric(c.ended, prometheus.GaugeValue, float64(n), role.Dir())
 	}
 }

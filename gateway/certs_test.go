@@ -23,6 +23,8 @@ import (
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/internal/testenv"
+	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/signing/signingtest"
 )
 
 // TestCertificateExpiryOnMetrics: a gateway certificate that ends in five days
@@ -194,6 +196,44 @@ func TestTrustStoreDatesOnMetrics(t *testing.T) {
 	if next := value(series); !next.Equal(stale) {
 		t.Fatalf("after the reload: next update %s, want %s", next, stale)
 	}
+}
+
+// TestTrustExpiryIgnoresKeptRetiredCertificate: docs/operations.md ("Rotating the
+// gateway key") keeps the retired gateway certificate in trust/gateways/ for old
+// receipts; the expiry series took its end, in the past, so
+// AmtsboteTrustedCertificateExpiring fired for good and could no longer warn about
+// the certificate in use. The series skips ended certificates; a gauge counts them.
+func TestTrustExpiryIgnoresKeptRetiredCertificate(t *testing.T) {
+	f := start(t)
+	now := time.Now()
+	_, retired := signingtest.SelfSigned(t, f.pki.Gateway.Name, now.AddDate(-2, 0, 0), now.AddDate(0, 0, -1))
+	if err := os.WriteFile(filepath.Join(f.pki.TrustDir, "gateways", "gateway-2024.pem"), signing.CertPEM(retired), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	end := scrapeValue(t, f.g.URL(), `amtsbote_trust_certificate_expiry_timestamp_seconds{role="gateways"}`)
+	if want := strconv.FormatInt(f.pki.Gateway.Cert.NotAfter.Unix(), 10); !sameFloat(t, end, want) {
+		t.Fatalf("gateways' trust ends %s, want the certificate in use's end %s (the retired one ended %s)", end, want, retired.NotAfter.Format(time.RFC3339))
+	}
+	if n := scrapeValue(t, f.g.URL(), `amtsbote_trust_certificates_ended{role="gateways"}`); n != "1" {
+		t.Fatalf("ended certificates for gateways: %q, want 1", n)
+	}
+}
+
+// sameFloat says whether two numbers from /metrics are equal.
+func sameFloat(t *testing.T, got, want string) bool {
+	t.Helper()
+	g, err := strconv.ParseFloat(got, 64)
+	if err != nil {
+		t.Fatalf("%q: %v", got, err)
+	}
+	w, err := strconv.ParseFloat(want, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g == w
 }
 
 // TestBuildInfoOnMetrics: which build runs on a node is on /metrics

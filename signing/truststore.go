@@ -412,12 +412,20 @@ func (ts *TrustStore) CRLs() []CRLInfo {
 }
 
 // EarliestEnd is, per role, the earliest NotAfter among the certificates the
-// store trusts for it (CAs and pinned certificates); roles without any are
-// missing. When that certificate ends, what chains to it alone is refused.
-func (ts *TrustStore) EarliestEnd() map[Role]time.Time {
+// store trusts for it (CAs and pinned certificates) that have not ended at now;
+// roles without such a certificate are missing. When that certificate ends, what
+// chains to it alone is refused. Ended certificates are left out on purpose: the
+// docs tell operators to keep a retired gateway certificate in gateways/ (old
+// receipts verify against it) and an expired peer's in peers/, and counting them
+// pinned the value in the past, so the expiry alert fired for good and could no
+// longer warn about the certificate that really ends next (Ended counts them).
+func (ts *TrustStore) EarliestEnd(now time.Time) map[Role]time.Time {
 	out := map[Role]time.Time{}
 	for role, rt := range ts.cur.Load().roles {
 		consider := func(c *x509.Certificate) {
+			if !c.NotAfter.After(now) {
+				return
+			}
 			if end, ok := out[role]; !ok || c.NotAfter.Before(end) {
 				out[role] = c.NotAfter
 			}
@@ -427,6 +435,31 @@ func (ts *TrustStore) EarliestEnd() map[Role]time.Time {
 		}
 		for _, c := range rt.pinned {
 			consider(c)
+		}
+	}
+	return out
+}
+
+// Ended counts, per role that has trusted certificates, those (CAs and pinned,
+// each once) whose NotAfter has passed at now, 0 included. They verify only
+// documents checked as of an earlier time (amtsbote verify -at).
+func (ts *TrustStore) Ended(now time.Time) map[Role]int {
+	out := map[Role]int{}
+	for role, rt := range ts.cur.Load().roles {
+		seen := map[string]bool{}
+		out[role] = 0 // a series per role, so the alerts' metric always exists
+		count := func(c *x509.Certificate) {
+			if c.NotAfter.After(now) || seen[string(c.Raw)] {
+				return
+			}
+			seen[string(c.Raw)] = true
+			out[role]++
+		}
+		for _, c := range rt.cas {
+			count(c)
+		}
+		for _, c := range rt.pinned {
+			count(c)
 		}
 	}
 	return out

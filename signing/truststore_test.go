@@ -408,3 +408,36 @@ func TestTrustStorePrepareCommit(t *testing.T) {
 		t.Fatal("the refused Commit dropped the added certificate")
 	}
 }
+
+// TestTrustStoreEarliestEndSkipsEnded: the docs keep a retired gateway
+// certificate in gateways/ (old receipts verify against it) and an expired peer's
+// in peers/; counting it pinned a role's earliest end in the past, so the expiry
+// alert fired for good and hid the certificate that really ends next.
+func TestTrustStoreEarliestEndSkipsEnded(t *testing.T) {
+	pki := signingtest.NewPKI(t)
+	now := time.Now()
+	_, retired := signingtest.SelfSigned(t, "gw-test", now.AddDate(-2, 0, 0), now.AddDate(0, 0, -1))
+	writeFile(t, filepath.Join(pki.TrustDir, "gateways", "gateway-2024.pem"), signing.CertPEM(retired))
+	_, gone := signingtest.SelfSigned(t, "gone-peer", now.AddDate(-2, 0, 0), now.AddDate(0, -1, 0))
+	writeFile(t, filepath.Join(pki.TrustDir, "peers", "gone-peer.pem"), signing.CertPEM(gone))
+	ts, err := signing.LoadTrustStore(pki.TrustDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends := ts.EarliestEnd(now)
+	if got, want := ends[signing.RoleGateway], pki.Gateway.Cert.NotAfter; !got.Equal(want) {
+		t.Errorf("gateways: earliest end %s, want the certificate in use's %s (not the retired one's %s)",
+			got.Format(time.RFC3339), want.Format(time.RFC3339), retired.NotAfter.Format(time.RFC3339))
+	}
+	if got, ok := ends[signing.RolePeer]; ok {
+		t.Errorf("peers: earliest end %s, want none (its only certificate has ended)", got.Format(time.RFC3339))
+	}
+	ended := ts.Ended(now)
+	if n, ok := ended[signing.RolePortal]; ended[signing.RoleGateway] != 1 || ended[signing.RolePeer] != 1 || !ok || n != 0 {
+		t.Errorf("ended certificates per role: %v, want gateways 1, peers 1, portals 0", ended)
+	}
+	// As of a time before the retired certificate ended, it is the earliest again.
+	if got := ts.EarliestEnd(retired.NotAfter.Add(-time.Hour))[signing.RoleGateway]; !got.Equal(retired.NotAfter) {
+		t.Errorf("gateways as of before the retirement: %s, want %s", got, retired.NotAfter)
+	}
+}
