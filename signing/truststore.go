@@ -47,6 +47,9 @@ type TrustStore struct {
 type roleCert struct {
 	role Role
 	cert *x509.Certificate
+	// pinOnly trusts cert as it is and never as an anchor, even if it is a CA
+	// (TrustStoreFromPEM's signing certificates).
+	pinOnly bool
 }
 
 type revocation struct {
@@ -101,32 +104,60 @@ func LoadTrustStore(dir string) (*TrustStore, error) {
 
 // TrustStoreFromPEM builds an in-memory store for role from PEM data: the
 // "just give me the gateway certificate" trust source of offline verification.
-// If the first certificate is a leaf, every leaf certificate in the data is pinned
-// and the CA certificates are ignored — otherwise a gateway.pem that carries its CA
+// If the data holds any leaf (non-CA) certificate, it is a file of signing
+// certificates: every leaf is pinned, and so is every self-signed CA:TRUE
+// certificate with digitalSignature that issued no other certificate in the
+// data (what `openssl req -x509` makes: a gateway certificate, pinned as the
+// trust directory pins it), wherever it stands; the other CA certificates are
+// chain certificates and ignored — otherwise a gateway.pem that carries its CA
 // would make everything that CA issued (portal certificates too) trusted. Pinning
-// every leaf, not just the first, is what a key rotation needs: a portal keeps one
-// file with the gateway's current and earlier certificates (each maybe followed by
-// its chain), and receipts signed with an earlier key still verify against it.
-// If the data holds only CA certificates, they all become anchors.
+// every signing certificate, not just the first, is what a key rotation needs: a
+// portal keeps one file with the gateway's current and earlier certificates
+// (each maybe followed by its chain), in any order, and receipts signed with an
+// earlier key still verify against it. The mode was once decided by the first
+// block, which dropped a self-signed earlier certificate after a CA-issued one
+// and refused the file in the other order. If the data holds only CA
+// certificates, they all become anchors.
 func TrustStoreFromPEM(role Role, pemData []byte) (*TrustStore, error) {
 	certs, err := ParseCertificatesPEM(pemData)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTrustConfig, err)
 	}
 	ts := NewTrustStore()
-	leaves := !certs[0].IsCA
-	for _, c := range certs {
-		switch {
-		case leaves && c.IsCA:
-			continue // a chain certificate after a leaf: never an anchor here
-		case !leaves && !c.IsCA:
-			return nil, fmt.Errorf("%w: PEM data mixes CA certificates into a CA list", ErrTrustConfig)
+	if !slices.ContainsFunc(certs, func(c *x509.Certificate) bool { return !c.IsCA }) {
+		for _, c := range certs {
+			if err := ts.Add(role, c); err != nil {
+				return nil, err
+			}
 		}
-		if err := ts.Add(role, c); err != nil {
+		return ts, nil
+	}
+	for _, c := range certs {
+		if c.IsCA && !(selfSignedSigner(c) && !issuesAny(c, certs)) {
+			continue // a chain certificate: never an anchor here
+		}
+		if err := ts.pin(role, c); err != nil {
 			return nil, err
 		}
 	}
 	return ts, nil
+}
+
+// selfSignedSigner says whether c is self-signed and may sign documents: the
+// CA:TRUE certificates openssl req -x509 makes, pinned as they are.
+func selfSignedSigner(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil &&
+		c.KeyUsage&x509.KeyUsageDigitalSignature != 0
+}
+
+// issuesAny says whether ca issued one of the other certificates in certs.
+func issuesAny(ca *x509.Certificate, certs []*x509.Certificate) bool {
+	for _, c := range certs {
+		if c != ca && !c.Equal(ca) && bytes.Equal(c.RawIssuer, ca.RawSubject) && c.CheckSignatureFrom(ca) == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // Dir returns the directory the store reads, "" for an in-memory store.
@@ -203,6 +234,16 @@ func (u *TrustUpdate) Commit() error {
 
 // Add trusts cert for role without touching the directory; it survives Reload.
 func (ts *TrustStore) Add(role Role, cert *x509.Certificate) error {
+	return ts.add(roleCert{role: role, cert: cert})
+}
+
+// pin trusts cert for role as it is, never as an anchor of what it issued.
+func (ts *TrustStore) pin(role Role, cert *x509.Certificate) error {
+	return ts.add(roleCert{role: role, cert: cert, pinOnly: true})
+}
+
+func (ts *TrustStore) add(rc roleCert) error {
+	role, cert := rc.role, rc.cert
 	if cert == nil {
 		return fmt.Errorf("%w: nil certificate", ErrTrustConfig)
 	}
@@ -211,7 +252,7 @@ func (ts *TrustStore) Add(role Role, cert *x509.Certificate) error {
 	}
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	ts.added = append(ts.added, roleCert{role, cert})
+	ts.added = append(ts.added, rc)
 	if err := ts.rebuild(); err != nil {
 		ts.added = ts.added[:len(ts.added)-1]
 		return err
@@ -272,9 +313,9 @@ func (ts *TrustStore) build() (*trustSnapshot, error) {
 		}
 		return rt
 	}
-	addCert := func(r Role, c *x509.Certificate) {
+	addCert := func(r Role, c *x509.Certificate, pinOnly bool) {
 		rt := get(r)
-		if c.BasicConstraintsValid && c.IsCA {
+		if c.BasicConstraintsValid && c.IsCA && !pinOnly {
 			rt.roots.AddCert(c)
 			rt.cas = append(rt.cas, c)
 			selfSigned := bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil
@@ -308,13 +349,13 @@ func (ts *TrustStore) build() (*trustSnapshot, error) {
 					return nil, fmt.Errorf("%w: %s: %w", ErrTrustConfig, f, err)
 				}
 				for _, c := range certs {
-					addCert(r, c)
+					addCert(r, c, false)
 				}
 			}
 		}
 	}
 	for _, a := range ts.added {
-		addCert(a.role, a.cert)
+		addCert(a.role, a.cert, a.pinOnly)
 	}
 	for _, r := range ts.revoked {
 		snap.revoked[r.key()] = true

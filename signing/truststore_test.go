@@ -441,3 +441,66 @@ func TestTrustStoreEarliestEndSkipsEnded(t *testing.T) {
 		t.Errorf("gateways as of before the retirement: %s, want %s", got, retired.NotAfter)
 	}
 }
+
+// TestGatewayPEMKeepsSelfSignedEarlierCert: docs/signing.md's rotation file
+// (`cat gateway-new.pem gateway-old.pem`) with an old gateway certificate made by
+// `openssl req -x509` (self-signed, CA:TRUE, digitalSignature). The file's mode
+// was decided by its first block: after the new CA-issued leaf the old
+// certificate was skipped as a chain CA (its receipts: untrusted signer), before
+// it the whole file was refused as "mixes CA certificates into a CA list".
+func TestGatewayPEMKeepsSelfSignedEarlierCert(t *testing.T) {
+	pki := signingtest.NewPKI(t)
+	now := time.Now()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: pki.Gateway.Name},
+		NotBefore: now.AddDate(-1, 0, 0), NotAfter: now.AddDate(1, 0, 0),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldCert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldSigner, err := signing.NewSigner(key, []*x509.Certificate{oldCert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := sampleReceipts()[0]
+	r.GatewayID = pki.Gateway.Name
+	receipts := map[string][]byte{}
+	for name, s := range map[string]*signing.Signer{"old self-signed key": oldSigner, "new CA-issued key": pki.Gateway.Signer} {
+		if receipts[name], err = s.SignReceipt(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forged, err := pki.Portal.Signer.SignReceipt(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newPEM := append(signing.CertPEM(pki.Gateway.Cert), signing.CertPEM(pki.CA)...) // leaf, then its CA
+	oldPEM := signing.CertPEM(oldCert)
+	for order, data := range map[string][]byte{
+		"new+old": append(append([]byte(nil), newPEM...), oldPEM...),
+		"old+new": append(append([]byte(nil), oldPEM...), newPEM...),
+	} {
+		ts, err := signing.TrustStoreFromPEM(signing.RoleGateway, data)
+		if err != nil {
+			t.Errorf("%s: %v", order, err)
+			continue
+		}
+		for name, receipt := range receipts {
+			if rep, err := signing.VerifyOffline(receipt, ts, signing.VerifyOptions{}); err != nil || rep.Signer.Role != signing.RoleGateway {
+				t.Errorf("%s: receipt of the %s: %+v %v", order, name, rep, err)
+			}
+		}
+		// The new leaf's CA stays a chain certificate: what it issued signs no receipt.
+		if _, err := signing.VerifyOffline(forged, ts, signing.VerifyOptions{}); !errors.Is(err, signing.ErrUntrustedSigner) {
+			t.Errorf("%s: receipt signed by a portal certificate of the CA: %v, want ErrUntrustedSigner", order, err)
+		}
+	}
+}
