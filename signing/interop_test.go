@@ -1,11 +1,19 @@
 package signing_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/beevik/etree"
 
@@ -207,5 +215,91 @@ func TestInteropXmlCrypto(t *testing.T) {
 				t.Fatalf("signer %+v", res.Signer)
 			}
 		})
+	}
+}
+
+// TestXmlsec1VerificationTimeAsDocumented runs the xmlsec1 line of docs/signing.md
+// ("Receipts after a key rotation or expiry") on a machine on German time. xmlsec1
+// reads --verification-time in the local time zone, but the receipt's Zeitpunkt
+// is UTC: the documented command without TZ=UTC checked one or two hours early and
+// refused receipts signed in a fresh certificate's first hours.
+func TestXmlsec1VerificationTimeAsDocumented(t *testing.T) {
+	needTool(t, "xmlsec1", "apt-get install xmlsec1")
+	if _, err := os.Stat("/usr/share/zoneinfo/Europe/Berlin"); err != nil {
+		t.Fatalf("tzdata (Europe/Berlin) is needed to play a German machine: %v", err)
+	}
+	doc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "docs", "signing.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env []string
+	found, inCode := 0, false
+	for _, line := range strings.Split(string(doc), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			inCode = !inCode
+			continue
+		}
+		if !strings.Contains(line, "--verification-time") || !strings.Contains(line, "xmlsec1 ") {
+			continue
+		}
+		if !inCode {
+			t.Fatalf("docs/signing.md: %q: an xmlsec1 --verification-time command outside a code block (give it as one, with TZ=UTC)", line)
+		}
+		found++
+		before, _, _ := strings.Cut(strings.TrimSpace(line), "xmlsec1 ")
+		vars := strings.Fields(before)
+		if !slices.Contains(vars, "TZ=UTC") {
+			t.Fatalf("docs/signing.md: %q runs xmlsec1 --verification-time without TZ=UTC: the receipt's UTC Zeitpunkt is read as local time", line)
+		}
+		for _, v := range vars {
+			if !strings.Contains(v, "=") {
+				t.Fatalf("docs/signing.md: %q: %q before xmlsec1 is no environment setting", line, v)
+			}
+		}
+		env = vars
+	}
+	if found == 0 {
+		t.Fatal("docs/signing.md has no xmlsec1 --verification-time command in a code block any more")
+	}
+
+	// A certificate issued 20 minutes ago and a receipt signed 10 minutes into it:
+	// on German time (UTC+1 or +2) its Zeitpunkt read as local time is before it.
+	pki := signingtest.NewPKI(t)
+	start := time.Now().Add(-20 * time.Minute).Truncate(time.Second)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(start.UnixNano()),
+		Subject: pkix.Name{CommonName: pki.Gateway.Name}, NotBefore: start, NotAfter: start.AddDate(1, 0, 0),
+		KeyUsage: x509.KeyUsageDigitalSignature, BasicConstraintsValid: true}, pki.CA, key.Public(), pki.CAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := signing.NewSigner(key, []*x509.Certificate{cert, pki.CA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := sampleReceipts()[0]
+	r.GatewayID, r.Time = pki.Gateway.Name, start.Add(10*time.Minute).UTC()
+	signed, err := s.SignReceipt(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "receipt.xml")
+	if err := os.WriteFile(f, signed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("xmlsec1", "--verify", "--trusted-pem", pki.CAFile,
+		"--verification-time", r.Time.Format("2006-01-02 15:04:05"), "--id-attr:ID", eingangIDNode, f)
+	cmd.Env = append(append(os.Environ(), "TZ=Europe/Berlin"), env...) // the operator's machine, then the documented prefix
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "OK") {
+		t.Fatalf("the documented xmlsec1 line on German time refuses a receipt signed at %s by a certificate valid from %s: %v\n%s",
+			r.Time.Format(time.RFC3339), start.UTC().Format(time.RFC3339), err, out)
 	}
 }
