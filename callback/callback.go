@@ -38,6 +38,7 @@ import (
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/adapters/webhook"
 	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/internal/outbound"
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/amtsbote/amtsbote/wire"
 )
@@ -59,7 +60,11 @@ type Options struct {
 	MaxPending int           // ids waiting per portal; default 100,000
 	Timeout    time.Duration // one POST; default 10s
 	MaxBackoff time.Duration // longest wait after failures; default 5m
-	Client     *http.Client  // default webhook.NewClient(Timeout)
+	Client     *http.Client  // default webhook.NewClient(Timeout, Outbound, "portal callback")
+	// Outbound verifies the portals' servers (the system's roots plus
+	// tls.outbound_ca_file) and warns when one's certificate does not verify; nil:
+	// the system's roots. Used when Client is nil.
+	Outbound   *outbound.Config
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
@@ -108,7 +113,7 @@ func New(o Options) (*Notifier, error) {
 		o.MaxBackoff = 5 * time.Minute
 	}
 	if o.Client == nil {
-		o.Client = webhook.NewClient(o.Timeout)
+		o.Client = webhook.NewClient(o.Timeout, o.Outbound, "portal callback")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -2,11 +2,15 @@ package callback
 
 import (
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
+	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +22,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/amtsbote/amtsbote/adapters/webhook"
+	"github.com/amtsbote/amtsbote/internal/outbound"
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/amtsbote/amtsbote/wire"
 )
@@ -302,5 +307,31 @@ func TestRetryAfterIsHeeded(t *testing.T) {
 			t.Errorf("%d with Retry-After %s: %s, want %s", tc.status, tc.retryAfter, line, tc.want)
 		}
 		_ = n.Close()
+	}
+}
+
+// TestCallbackToPortalOfPrivateCA: a portal whose HTTPS callback endpoint has a
+// certificate of the state network's own CA got no callback at all (the system's
+// roots only, no setting for the CA). With tls.outbound_ca_file's roots
+// (Options.Outbound) it gets them.
+func TestCallbackToPortalOfPrivateCA(t *testing.T) {
+	p := newPortalEnd(t)
+	p.srv.Close()
+	p.srv = httptest.NewUnstartedServer(p.srv.Config.Handler)
+	p.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	p.srv.StartTLS()
+	defer p.srv.Close()
+	caFile := filepath.Join(t.TempDir(), "state-ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := outbound.Load(caFile, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := start(t, Options{Outbound: out, Portals: []Portal{{ID: "amt24", Endpoint: p.srv.URL, Secret: p.secret}}})
+	n.Observe(sub("a", "amt24", "o"), submission.Event{})
+	if ids, _ := p.waitIDs(t, 1); !slices.Equal(ids, []string{"a"}) {
+		t.Fatalf("the portal got %v, want a", ids)
 	}
 }

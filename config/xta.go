@@ -9,12 +9,17 @@ import (
 // TLS is the gateway's own TLS: server certificate and key, and the CA that issues
 // offices' client certificates. The XTA ports always use it (client certificates are
 // how an XTA office authenticates); the REST API uses it when REST is true —
-// otherwise it is meant to sit behind a TLS-terminating proxy.
+// otherwise it is meant to sit behind a TLS-terminating proxy. OutboundCAFile is
+// for the other direction: CA certificates (PEM) added to the system's roots to
+// verify the servers the gateway calls — offices' webhooks, peer gateways,
+// portals' callbacks, the SMTP server — when a state network has its own CA (XTA
+// push has xta.root_ca_file). Read at start.
 type TLS struct {
-	CertFile     string `yaml:"cert_file"`
-	KeyFile      string `yaml:"key_file"`
-	ClientCAFile string `yaml:"client_ca_file"`
-	REST         bool   `yaml:"rest"`
+	CertFile       string `yaml:"cert_file"`
+	KeyFile        string `yaml:"key_file"`
+	ClientCAFile   string `yaml:"client_ca_file"`
+	REST           bool   `yaml:"rest"`
+	OutboundCAFile string `yaml:"outbound_ca_file"`
 }
 
 // XTA configures the XTA 2 Version 5 transport service (docs/xta.md). An empty

@@ -18,6 +18,7 @@ import (
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/intake"
+	"github.com/amtsbote/amtsbote/internal/outbound"
 	"github.com/amtsbote/amtsbote/routing"
 )
 
@@ -25,6 +26,7 @@ import (
 type channelDeps struct {
 	cfg config.Config
 	log *slog.Logger
+	out *outbound.Config // tls.outbound_ca_file's roots and the certificate warning
 }
 
 // channelRow is one channel the gateway can deliver on.
@@ -42,7 +44,7 @@ type channelRow struct {
 // channel is a package under adapters/ plus one row here (docs/adapters.md).
 var channelTable = []channelRow{
 	{name: channel.Webhook, build: func(d channelDeps) (adapters.Adapter, error) {
-		return webhook.New(webhook.Options{PublicBaseURL: d.cfg.PublicURL, Timeout: d.cfg.Delivery.AttemptTimeout, Logger: d.log})
+		return webhook.New(webhook.Options{PublicBaseURL: d.cfg.PublicURL, Timeout: d.cfg.Delivery.AttemptTimeout, Logger: d.log, Outbound: d.out})
 	}},
 	{name: channel.Transfer, build: func(d channelDeps) (adapters.Adapter, error) {
 		return transfer.New(transfer.Options{Logger: d.log, LedgerKeep: d.cfg.Transfer.LedgerKeep})
@@ -64,13 +66,13 @@ func rowFor(name string) (channelRow, bool) {
 }
 
 // newAdapters builds every channel of the table.
-func newAdapters(cfg config.Config, log *slog.Logger) (*adapters.Registry, error) {
+func newAdapters(cfg config.Config, log *slog.Logger, out *outbound.Config) (*adapters.Registry, error) {
 	reg := adapters.NewRegistry()
 	for _, r := range channelTable {
 		if r.build == nil {
 			continue
 		}
-		a, err := r.build(channelDeps{cfg: cfg, log: log})
+		a, err := r.build(channelDeps{cfg: cfg, log: log, out: out})
 		if err != nil {
 			_ = reg.Close()
 			return nil, fmt.Errorf("%s adapter: %w", r.name, err)

@@ -22,7 +22,7 @@ func (g *Gateway) setupCallbacks(context.Context) error {
 		return nil
 	}
 	sort.Slice(portals, func(i, j int) bool { return portals[i].ID < portals[j].ID })
-	n, err := callback.New(callback.Options{Portals: portals, Logger: g.Log, Registerer: g.reg})
+	n, err := callback.New(callback.Options{Portals: portals, Outbound: g.outbound, Logger: g.Log, Registerer: g.reg})
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/internal/buildstamp"
+	"github.com/amtsbote/amtsbote/internal/outbound"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -65,6 +66,9 @@ type Gateway struct {
 	bus      *bus.Bus
 	adapters *adapters.Registry
 	channels *officeChannels
+	// outbound verifies the servers the gateway calls (webhooks, peers, portals'
+	// callbacks, SMTP) with tls.outbound_ca_file's CAs beside the system's roots.
+	outbound *outbound.Config
 	xtaAddr  string // the XTA listener's address, when XTA is on
 	// mounts are the faces besides the REST API, by path prefix (see api.Options.Mounts).
 	mounts map[string]http.Handler
@@ -127,6 +131,11 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	// A wrong CA file stops the start: otherwise every call to a server of that
+	// CA fails for hours as an ordinary retry.
+	if g.outbound, err = outbound.Load(cfg.TLS.OutboundCAFile, log); err != nil {
+		return nil, fmt.Errorf("configuration: %s: %w", outbound.Setting, err)
 	}
 	if err := g.setupKeys(); err != nil {
 		return nil, err
@@ -265,7 +274,7 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 				func() float64 { return float64(db.Stats().StaleListings) }))
 	}
 
-	g.adapters, err = newAdapters(cfg, log)
+	g.adapters, err = newAdapters(cfg, log, g.outbound)
 	if err != nil {
 		return nil, err
 	}

@@ -25,7 +25,7 @@ func (g *Gateway) setupMailbox(ctx context.Context) error {
 		Desk: g.Broker, Users: users, DataDir: filepath.Join(c.DataDir, "mailbox"),
 		PublicURL: c.PublicURL + MailboxPath + "/", Logger: g.Log,
 		SMTP: mailbox.SMTPConfig{Addr: c.Mailbox.SMTP.Addr, From: c.Mailbox.SMTP.From, Username: c.Mailbox.SMTP.Username,
-			Password: c.Mailbox.SMTP.Password, RequireTLS: c.Mailbox.SMTP.RequireTLS},
+			Password: c.Mailbox.SMTP.Password, RequireTLS: c.Mailbox.SMTP.RequireTLS, Outbound: g.outbound},
 		Downloads:      api.Transfer{Window: c.HTTP.ReadTimeout, MinRate: c.HTTP.UploadMinRate},
 		TrustedProxies: c.HTTP.Proxies(),
 		StoreDown:      g.storeUnreachable,

@@ -40,7 +40,7 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	client := &federation.Client{Self: cfg.GatewayID, Signer: g.Signer, Trust: trust, HTTP: &http.Client{Timeout: timeout}}
+	client := &federation.Client{Self: cfg.GatewayID, Signer: g.Signer, Trust: trust, HTTP: &http.Client{Timeout: timeout, Transport: g.outbound.Transport("peer")}}
 	ad, err := peer.New(peer.Options{Self: cfg.GatewayID, Client: client, Peers: cfg.Peers, Records: g.Broker, Logger: g.Log})
 	if err != nil {
 		return err
@@ -106,7 +106,7 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		hc := &http.Client{Timeout: 5 * time.Second, CheckRedirect: federation.NoRedirects}
+		hc := &http.Client{Timeout: 5 * time.Second, CheckRedirect: federation.NoRedirects, Transport: g.outbound.Transport("peer nudge")}
 		for {
 			select {
 			case <-nctx.Done():

@@ -40,6 +40,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/api"
 	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/internal/outbound"
 	"github.com/amtsbote/amtsbote/internal/repeatlimit"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -61,6 +62,10 @@ type SMTPConfig struct {
 	// STARTTLS is used where offered and the notice goes in clear text otherwise
 	// (it holds no personal data).
 	RequireTLS bool
+	// Outbound verifies the server's certificate for STARTTLS (the system's roots
+	// plus tls.outbound_ca_file) and warns when it does not verify; nil: the
+	// system's roots.
+	Outbound *outbound.Config
 }
 
 // Options configure a Mailbox.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -161,7 +160,8 @@ func (m *Mailbox) sendMail(ctx context.Context, n notice) error {
 		return err
 	}
 	if ok, _ := c.Extension("STARTTLS"); ok {
-		if err := c.StartTLS(&tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}); err != nil {
+		if err := c.StartTLS(cfg.Outbound.TLS(host)); err != nil {
+			cfg.Outbound.Saw("smtp", cfg.Addr, err)
 			return fmt.Errorf("starttls: %w", err)
 		}
 	} else if cfg.RequireTLS {

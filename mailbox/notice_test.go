@@ -80,14 +80,14 @@ type mailpit struct {
 	api string
 }
 
-// startMailpit runs mailpit with its SMTP server on smtpAddr and waits until its HTTP
-// API answers.
-func startMailpit(t *testing.T, bin, smtpAddr string) *mailpit {
+// startMailpit runs mailpit with its SMTP server on smtpAddr (and the extra
+// arguments) and waits until its HTTP API answers.
+func startMailpit(t *testing.T, bin, smtpAddr string, extra ...string) *mailpit {
 	t.Helper()
 	httpAddr := freeAddr(t)
 	dir := t.TempDir()
-	cmd := exec.Command(bin, "--smtp", smtpAddr, "--listen", httpAddr,
-		"--database", filepath.Join(dir, "mailpit.db"), "--disable-version-check")
+	cmd := exec.Command(bin, append([]string{"--smtp", smtpAddr, "--listen", httpAddr,
+		"--database", filepath.Join(dir, "mailpit.db"), "--disable-version-check"}, extra...)...)
 	logf, err := os.Create(filepath.Join(dir, "mailpit.log"))
 	if err != nil {
 		t.Fatal(err)

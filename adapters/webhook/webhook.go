@@ -31,6 +31,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/internal/outbound"
 )
 
 // Channel is the name the adapter registers under.
@@ -58,8 +59,13 @@ type Options struct {
 	// "https://amtsbote.example.de". Required.
 	PublicBaseURL string
 	// Client sends the POSTs. It is copied and its CheckRedirect replaced (redirects
-	// are never followed). Nil: a client with dial, TLS and header timeouts.
+	// are never followed). Nil: a client with dial, TLS and header timeouts whose
+	// roots and certificate warnings are Outbound's.
 	Client *http.Client
+	// Outbound verifies the endpoints' certificates (the system's roots plus
+	// tls.outbound_ca_file) and warns when one does not verify; nil: the system's
+	// roots. Used when Client is nil.
+	Outbound *outbound.Config
 	// Timeout bounds one attempt in addition to the caller's ctx (default 30s).
 	Timeout time.Duration
 	// Logger receives one line per attempt; never secrets. Nil: slog.Default().
@@ -147,8 +153,8 @@ func New(o Options) (*Adapter, error) {
 		c := *o.Client
 		a.client = &c
 	} else {
-		a.client = NewClient(a.timeout)
-		a.ownsTr = a.client.Transport.(*http.Transport)
+		a.ownsTr = newTransport(a.timeout, o.Outbound)
+		a.client = &http.Client{Transport: o.Outbound.Watch(a.ownsTr, "webhook")}
 	}
 	a.client.CheckRedirect = noRedirects
 	return a, nil
@@ -156,9 +162,15 @@ func New(o Options) (*Adapter, error) {
 
 // NewClient is the client the channel sends with, for other senders of signed
 // callbacks: bounded dials and handshakes, responseTimeout for the answer's
-// headers, and no redirects followed.
-func NewClient(responseTimeout time.Duration) *http.Client {
-	return &http.Client{CheckRedirect: noRedirects, Transport: &http.Transport{
+// headers, out's roots (nil: the system's) with its warning on certificates that
+// do not verify, naming the sender as what, and no redirects followed.
+func NewClient(responseTimeout time.Duration, out *outbound.Config, what string) *http.Client {
+	return &http.Client{CheckRedirect: noRedirects, Transport: out.Watch(newTransport(responseTimeout, out), what)}
+}
+
+func newTransport(responseTimeout time.Duration, out *outbound.Config) *http.Transport {
+	return &http.Transport{
+		TLSClientConfig:       out.TLS(""),
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		ForceAttemptHTTP2:     true,
@@ -168,7 +180,7 @@ func NewClient(responseTimeout time.Duration) *http.Client {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: responseTimeout,
 		ExpectContinueTimeout: time.Second,
-	}}
+	}
 }
 
 // noRedirects: a redirect would re-send a signed notification to an address nobody
