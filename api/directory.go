@@ -284,12 +284,9 @@ func (h *directory) resolve(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	area, err := d.Place(q.Get("place"))
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	rt, err := d.ResolveArea(svc, area)
+	// Resolve, as intake asks: a postcode several municipalities share with one
+	// office for the service is that office's, not a choice for the citizen.
+	rt, err := d.Resolve(svc.Key, q.Get("place"))
 	if err == nil {
 		// What intake would answer a package for this place.
 		err = h.admitted(rt)

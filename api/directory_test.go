@@ -97,6 +97,10 @@ func TestEndpoints(t *testing.T) {
 		{"office unknown", "/v1/offices/nope", 404, problem.ContentType, []string{problem.TypeNotFound}},
 		{"resolve by name", "/v1/resolve?service=Gewerbe%20anmelden&place=Dresden", 200, "application/json", []string{`"officeId":"dresden-allgemeine-verwaltung"`}},
 		{"resolve ambiguous place", "/v1/resolve?leikaKey=99050012104000&place=01561", 422, problem.ContentType, []string{problem.TypeAmbiguousPlace, `"candidates"`}},
+		// A postcode of five municipalities, each with the Kreis's office for
+		// Wohngeld: intake routes it there, and so does resolve (it said
+		// ambiguous while intake accepted).
+		{"resolve shared postcode with one office", "/v1/resolve?leikaKey=99107023037000&place=01877", 200, "application/json", []string{`"officeId":"kreis-14625"`}},
 		{"resolve unknown place", "/v1/resolve?leikaKey=99050012104000&place=Atlantis", 422, problem.ContentType, []string{problem.TypeUnknownPlace}},
 		{"resolve unknown service", "/v1/resolve?leikaKey=99999999999999&place=Dresden", 422, problem.ContentType, []string{problem.TypeUnknownService}},
 		{"resolve malformed place", "/v1/resolve?leikaKey=99050012104000&place=1234", 422, problem.ContentType, []string{problem.TypeInvalidField}},

@@ -85,13 +85,10 @@ func Lookup(ctx context.Context, load Loader, args []string, stdout, stderr io.W
 		fmt.Fprintln(stderr, "lookup:", err)
 		return ExitFailed
 	}
-	area, err := d.Place(*place)
-	var rt *routing.Route
-	if err == nil {
-		// A Kreis or Land is ambiguous here when its municipalities have different
-		// offices for the service.
-		rt, err = d.ResolveArea(svc, area)
-	}
+	// As intake resolves: a Kreis or Land, or a postcode several municipalities
+	// share, is ambiguous only where its municipalities have different offices
+	// for the service.
+	rt, err := d.Resolve(svc.Key, *place)
 	if err != nil {
 		var amb *routing.AmbiguousPlaceError
 		if errors.As(err, &amb) {
