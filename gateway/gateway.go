@@ -214,9 +214,11 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 	// The backlog, the packages waiting for an office's confirmation and those
 	// waiting for a person, counted from the store's indexes: the same numbers on
 	// every node of a cluster (alert on max, not sum). A scrape lists each at most
-	// every 10 s.
+	// every 10 s, and waits for a listing at most indexWait, none while the
+	// store is known out of reach: such a store must not make /metrics, and with
+	// it every other series, fail.
 	watch := func(state string, list func() ([]string, error)) *indexWatch {
-		return &indexWatch{state: state, list: list, get: g.db.Get, every: 10 * time.Second}
+		return &indexWatch{state: state, list: list, get: g.db.Get}
 	}
 	// A handed-over or held case whose bytes an operator erased waits for nothing
 	// (the office can no longer fetch it, a replay has nothing to send): not
@@ -224,6 +226,9 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 	// for it for ever.
 	held, waiting, handedOver := watch("held", store.IDsOf(notErased(g.db.Get, g.db.Held))), watch("waiting", g.db.Outbox),
 		watch("handed_over", store.IDsOf(notErased(g.db.Get, g.db.HandedOver)))
+	indexes := newIndexWatches(10*time.Second, g.storeUnreachable, waiting, handedOver, held)
+	// No listing runs after the store is closed (closers run before).
+	g.closers = append(g.closers, func() error { indexes.stop(); return nil })
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "amtsbote_submissions_held",
 			Help: "Submissions waiting for a person: no channel of the office could deliver them (counted from the store's index)."},

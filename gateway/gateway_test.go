@@ -624,11 +624,13 @@ func TestIndexWatch(t *testing.T) {
 		reads++
 		return &submission.Submission{ID: id, ReceivedAt: received[id]}, nil
 	}
-	cached := &indexWatch{list: list, get: get, every: time.Hour}
+	cached := &indexWatch{list: list, get: get}
+	newIndexWatches(time.Hour, nil, cached)
 	if a, b := cached.count(), cached.count(); a != 3 || b != 3 || calls != 1 {
 		t.Fatalf("cached: %v, %v after %d listings", a, b, calls)
 	}
 	fresh := &indexWatch{list: list, get: get}
+	newIndexWatches(0, nil, fresh)
 	if n, oldest := fresh.read(); n != 3 || !oldest.Equal(received["0193-a"]) || reads != 2 {
 		t.Fatalf("fresh: %d, oldest %v, %d records read (want 3, the oldest's time, one read per listing)", n, oldest, reads)
 	}
@@ -639,6 +641,76 @@ func TestIndexWatch(t *testing.T) {
 	fail, ids = nil, nil
 	if n, oldest := fresh.read(); n != 0 || !oldest.IsZero() {
 		t.Fatalf("empty: %d, %v", n, oldest)
+	}
+}
+
+// TestIndexWatchDoesNotHoldTheScrape: a listing the store does not answer (a
+// cluster without quorum waits out the store's 30 s) must not hold the scrape:
+// it held /metrics past Prometheus's scrape timeout, so every node looked down
+// and every other series went blind. The scrape reports the last figures; the
+// listing's figures count once it ends; while the store is known down nothing
+// is listed; stop waits for the listing in flight.
+func TestIndexWatchDoesNotHoldTheScrape(t *testing.T) {
+	release := make(chan struct{})
+	listing := make(chan string, 4)
+	list := func(state string, ids ...string) func() ([]string, error) {
+		return func() ([]string, error) {
+			listing <- state
+			<-release
+			return ids, nil
+		}
+	}
+	get := func(id string) (*submission.Submission, error) {
+		return &submission.Submission{ID: id, ReceivedAt: time.Unix(1_700_000_000, 0)}, nil
+	}
+	waiting := &indexWatch{state: "waiting", list: list("waiting", "0193-a", "0193-b"), get: get}
+	held := &indexWatch{state: "held", list: list("held", "0193-c"), get: get}
+	ws := newIndexWatches(0, nil, waiting, held)
+	scrape := func(w *indexWatch) (int, time.Time) {
+		type figures struct {
+			n      int
+			oldest time.Time
+		}
+		got := make(chan figures, 1)
+		go func() { n, oldest := w.read(); got <- figures{n, oldest} }()
+		select {
+		case f := <-got:
+			return f.n, f.oldest
+		case <-time.After(time.Minute): // a hang guard, far beyond indexWait
+			close(release) // lets the stuck scrape end with the test
+			t.Fatal("the scrape waits for a listing the store does not answer")
+		}
+		return 0, time.Time{}
+	}
+	if n, oldest := scrape(waiting); n != 0 || !oldest.IsZero() {
+		t.Fatalf("before any listing ended: %d, %v, want nothing", n, oldest)
+	}
+	if s := <-listing; s != "waiting" {
+		t.Fatalf("listed %s first", s)
+	}
+	// Scrapes while the listing hangs start no second listing.
+	if n, _ := scrape(held); n != 0 || len(listing) != 0 {
+		t.Fatalf("while the listing hangs: %d, %d more listings", n, len(listing))
+	}
+	close(release)
+	ws.stop() // waits for the listing in flight
+	if waiting.lastListed().IsZero() || held.lastListed().IsZero() {
+		t.Fatal("stop returned before the listing in flight ended")
+	}
+	if n, oldest := scrape(waiting); n != 2 || !oldest.Equal(time.Unix(1_700_000_000, 0)) {
+		t.Fatalf("after the listing: %d, %v, want 2 and the oldest's time", n, oldest)
+	}
+	if n, _ := scrape(held); n != 1 {
+		t.Fatalf("held after the listing: %d, want 1", n)
+	}
+	if len(listing) != 1 { // held's, in the same run
+		t.Fatalf("%d listings after the first run's, want held's alone", len(listing))
+	}
+	<-listing
+	// While the store is known down, no listing starts at all.
+	ws2 := newIndexWatches(0, func() error { return errors.New("no quorum") }, &indexWatch{state: "waiting", list: list("down"), get: get})
+	if n, _ := scrape(ws2.watches[0]); n != 0 || len(listing) != 0 {
+		t.Fatalf("with the store known down: %d, %d listings", n, len(listing))
 	}
 }
 
