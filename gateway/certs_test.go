@@ -6,12 +6,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
 	"log/slog"
 	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -252,4 +254,96 @@ func TestBuildInfoOnMetrics(t *testing.T) {
 		}
 	}
 	t.Fatalf("no amtsbote_build_info with version=\"dev\" on /metrics")
+}
+
+// TestDevTLSEndingIsIssuedAgain: on the development PKI the XTA listener's TLS
+// pair (two years) was made once and reused for ever; once it ended the gateway
+// started without a word and every XTA client's handshake failed ("certificate
+// has expired"). A pair that has ended, or ends within 30 days, is issued again
+// from the development CA at start, and the log says so.
+func TestDevTLSEndingIsIssuedAgain(t *testing.T) {
+	pkiDir := filepath.Join(t.TempDir(), "pki")
+	dev, err := signing.EnsureDevPKI(pkiDir, "gw-dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dt, err := signing.EnsureDevTLS(dev, DemoOfficeID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caKeyPEM, err := os.ReadFile(dev.CAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caKey, err := signing.ParsePrivateKeyPEM(caKeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, err := os.ReadFile(dev.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cas, err := signing.ParseCertificatesPEM(caPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The files of two years ago: the server's ended yesterday, the client's
+	// ends in ten days.
+	replace := func(certFile, keyFile string, tmpl *x509.Certificate) {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl.KeyUsage, tmpl.BasicConstraintsValid = x509.KeyUsageDigitalSignature, true
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, cas[0], k.Public(), caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kd, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeTestFile(t, keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), 0o600)
+		writeTestFile(t, certFile, append(signing.CertPEM(c), signing.CertPEM(cas[0])...), 0o644)
+	}
+	replace(dt.ServerCert, dt.ServerKey, &x509.Certificate{SerialNumber: big.NewInt(99), Subject: pkix.Name{CommonName: "localhost"},
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore: time.Now().AddDate(-2, 0, -1), NotAfter: time.Now().AddDate(0, 0, -1), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	replace(dt.ClientCert, dt.ClientKey, &x509.Certificate{SerialNumber: big.NewInt(100), Subject: pkix.Name{CommonName: DemoOfficeID},
+		NotBefore: time.Now().AddDate(-2, 0, 10), NotAfter: time.Now().AddDate(0, 0, 10), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.GatewayID = "gw-dev"
+	cfg.PKI.Dir = pkiDir
+	cfg.XTA.Listen = "127.0.0.1:0"
+	var logs testenv.Buffer
+	g, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Shutdown(context.Background()) })
+	pool := x509.NewCertPool()
+	pool.AddCert(cas[0])
+	clientPair, err := tls.LoadX509KeyPair(g.DevTLS.ClientCert, g.DevTLS.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := time.Until(clientPair.Leaf.NotAfter); left < 365*24*time.Hour {
+		t.Errorf("the client certificate ending in ten days was kept (%s left)", left.Round(time.Hour))
+	}
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(strings.TrimSuffix(g.XTAURL(), XTAPath), "https://"),
+		&tls.Config{RootCAs: pool, ServerName: "localhost", Certificates: []tls.Certificate{clientPair}})
+	if err != nil {
+		t.Fatalf("XTA handshake with the development PKI's pair: %v", err)
+	}
+	_ = conn.Close()
+	if !strings.Contains(logs.String(), "issued again from the development CA") {
+		t.Errorf("the log does not say the development pair was issued again:\n%s", logs.String())
+	}
 }

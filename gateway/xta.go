@@ -71,11 +71,20 @@ func (g *Gateway) setupXTA(ctx context.Context) error {
 	if c.XTA.Listen == "" {
 		return nil
 	}
+	devPair := false
 	if g.PKI != nil && c.TLS.CertFile == "" {
-		dev, err := signing.EnsureDevTLS(g.PKI, DemoOfficeID)
+		// The development PKI's own pair, valid two years, is issued again once it
+		// ends within certExpiryWarning: reused for ever, an ended one was served
+		// without a word and every XTA client's handshake failed.
+		dev, renewed, err := signing.RenewDevTLS(g.PKI, DemoOfficeID, time.Now().Add(certExpiryWarning))
 		if err != nil {
 			return fmt.Errorf("xta: dev TLS: %w", err)
 		}
+		if len(renewed) > 0 {
+			g.Log.Warn("the development PKI's XTA TLS certificates had ended or were ending within 30 days: issued again from the development CA (clients that pinned the old client certificate need the new one)",
+				"files", renewed)
+		}
+		devPair = true
 		c.TLS.CertFile, c.TLS.KeyFile = dev.ServerCert, dev.ServerKey
 		if c.TLS.ClientCAFile == "" {
 			c.TLS.ClientCAFile = g.PKI.CACert
@@ -88,6 +97,20 @@ func (g *Gateway) setupXTA(ctx context.Context) error {
 	cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile)
 	if err != nil {
 		return fmt.Errorf("tls.cert_file: %w", err)
+	}
+	if devPair {
+		// Checked like a configured pair (checkTLSFiles ran before this pair was
+		// chosen): a clock before its start, say, is said at start, not by each
+		// client's failed handshake.
+		leaf := cert.Leaf
+		if leaf == nil {
+			if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+				return fmt.Errorf("tls.cert_file (development PKI): %s: %w", c.TLS.CertFile, err)
+			}
+		}
+		if err := checkCertificateInUse("tls.cert_file (development PKI)", c.TLS.CertFile, leaf, false, time.Now(), g.Log); err != nil {
+			return err
+		}
 	}
 	pool, err := certPool(c.TLS.ClientCAFile)
 	if err != nil {

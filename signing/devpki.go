@@ -291,32 +291,53 @@ type DevTLS struct {
 
 // EnsureDevTLS creates, if missing, the development TLS server certificate
 // (localhost, 127.0.0.1, ::1) and a TLS client certificate for officeID (CN), both
-// from the development CA of p. Later calls reuse the files.
+// from the development CA of p, valid two years. Later calls reuse the files.
 func EnsureDevTLS(p *DevPKI, officeID string) (*DevTLS, error) {
-	t := &DevTLS{
+	t, _, err := RenewDevTLS(p, officeID, time.Time{})
+	return t, err
+}
+
+// RenewDevTLS is EnsureDevTLS that also issues again each certificate whose
+// validity ends before renewBefore, or that cannot be read: reused for ever, the
+// two-year pair ended and was served without a word, and every XTA client's
+// handshake failed. renewed names the certificate files it issued again (not the
+// ones it created because they were missing).
+func RenewDevTLS(p *DevPKI, officeID string, renewBefore time.Time) (t *DevTLS, renewed []string, err error) {
+	t = &DevTLS{
 		ServerCert: filepath.Join(p.Dir, "tls-server.pem"), ServerKey: filepath.Join(p.Dir, "tls-server-key.pem"),
 		ClientCert: filepath.Join(p.Dir, "tls-client-"+officeID+".pem"), ClientKey: filepath.Join(p.Dir, "tls-client-"+officeID+"-key.pem"),
 	}
 	_, errS := os.Stat(t.ServerCert)
 	_, errC := os.Stat(t.ClientCert)
+	if !renewBefore.IsZero() {
+		for _, f := range []struct {
+			file string
+			err  *error
+		}{{t.ServerCert, &errS}, {t.ClientCert, &errC}} {
+			if *f.err == nil && !devCertValidAt(f.file, renewBefore) {
+				*f.err = errors.New("ends before " + renewBefore.Format(time.RFC3339))
+				renewed = append(renewed, f.file)
+			}
+		}
+	}
 	if errS == nil && errC == nil {
-		return t, nil
+		return t, nil, nil
 	}
 	keyData, err := os.ReadFile(p.CAKey)
 	if err != nil {
-		return nil, fmt.Errorf("dev CA: %w", err)
+		return nil, nil, fmt.Errorf("dev CA: %w", err)
 	}
 	caKey, err := ParsePrivateKeyPEM(keyData)
 	if err != nil {
-		return nil, fmt.Errorf("dev CA: %w", err)
+		return nil, nil, fmt.Errorf("dev CA: %w", err)
 	}
 	certData, err := os.ReadFile(p.CACert)
 	if err != nil {
-		return nil, fmt.Errorf("dev CA: %w", err)
+		return nil, nil, fmt.Errorf("dev CA: %w", err)
 	}
 	cas, err := ParseCertificatesPEM(certData)
 	if err != nil {
-		return nil, fmt.Errorf("dev CA: %w", err)
+		return nil, nil, fmt.Errorf("dev CA: %w", err)
 	}
 	caCert := cas[0]
 	now := time.Now().Add(-time.Hour)
@@ -344,7 +365,7 @@ func EnsureDevTLS(p *DevPKI, officeID string) (*DevTLS, error) {
 			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		}); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if errC != nil {
@@ -352,8 +373,22 @@ func EnsureDevTLS(p *DevPKI, officeID string) (*DevTLS, error) {
 			Subject:     pkix.Name{CommonName: officeID, Organization: []string{"amtsbote development"}},
 			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		}); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return t, nil
+	return t, renewed, nil
+}
+
+// devCertValidAt reports whether the first certificate in file is still valid at
+// the time at; an unreadable one is not.
+func devCertValidAt(file string, at time.Time) bool {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return false
+	}
+	certs, err := ParseCertificatesPEM(b)
+	if err != nil || len(certs) == 0 {
+		return false
+	}
+	return !at.After(certs[0].NotAfter)
 }

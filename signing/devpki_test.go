@@ -1,6 +1,7 @@
 package signing_test
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -332,5 +333,37 @@ func TestGoxmldsigNeedsDEROnECDSAReceipts(t *testing.T) {
 	}
 	if err := validate(converted); err != nil {
 		t.Fatalf("goxmldsig rejects the receipt with a DER value: %v", err)
+	}
+}
+
+// TestRenewDevTLS: a development TLS pair valid past renewBefore is reused as it
+// is (a new client certificate at every start would break the pins of the demo
+// office's Fachverfahren); one ending before it is issued again and named.
+func TestRenewDevTLS(t *testing.T) {
+	p, err := signing.EnsureDevPKI(filepath.Join(t.TempDir(), "pki"), "gw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := signing.EnsureDevTLS(p, "office")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(first.ServerCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, renewed, err := signing.RenewDevTLS(p, "office", time.Now().Add(30*24*time.Hour))
+	if err != nil || len(renewed) != 0 {
+		t.Fatalf("a pair valid two years: renewed %v, %v", renewed, err)
+	}
+	if after, _ := os.ReadFile(first.ServerCert); !bytes.Equal(before, after) {
+		t.Fatal("a pair valid two years was issued again")
+	}
+	_, renewed, err = signing.RenewDevTLS(p, "office", time.Now().AddDate(3, 0, 0))
+	if err != nil || len(renewed) != 2 {
+		t.Fatalf("a pair ending before renewBefore: renewed %v, %v", renewed, err)
+	}
+	if after, _ := os.ReadFile(first.ServerCert); bytes.Equal(before, after) {
+		t.Fatal("the ending server certificate was kept")
 	}
 }
