@@ -36,6 +36,7 @@ import (
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/internal/httpbody"
+	"github.com/amtsbote/amtsbote/internal/httpmetrics"
 	"github.com/amtsbote/amtsbote/internal/repeatlimit"
 	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/submission"
@@ -57,6 +58,10 @@ type Options struct {
 	BodyBudget *httpbody.Budget
 	Logger     *slog.Logger
 	Registry   *prometheus.Registry // metrics are served from here
+	// HTTPMetrics count the requests (amtsbote_http_requests_total and
+	// _request_seconds), shared with the gateway's other listeners (the XTA
+	// face), whose owner registers them; nil: New makes its own, in Registry.
+	HTTPMetrics *httpmetrics.Metrics
 	// Reload re-reads the directory files and the trust store on every gateway
 	// it reaches (admin endpoint; in a cluster, every gateway) and returns each
 	// one's result; its error means it could not ask them. Without it there is
@@ -114,8 +119,7 @@ type Server struct {
 	mux chi.Router
 	reg *prometheus.Registry
 
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	metrics *httpmetrics.Metrics
 
 	// busyLog, unavailableLog, certLog: the log line of a 503 comes once a minute
 	// (per kind: busy, the store, the gateway certificate), not once per request:
@@ -158,17 +162,16 @@ func New(o Options) *Server {
 	s := &Server{opt: o, log: o.Logger, reg: o.Registry,
 		busyLog: repeatlimit.Limit{Every: time.Minute}, unavailableLog: repeatlimit.Limit{Every: time.Minute},
 		certLog: repeatlimit.Limit{Every: time.Minute}}
-	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "amtsbote_http_requests_total", Help: "HTTP requests by route and status."}, []string{"route", "status"})
-	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "amtsbote_http_request_seconds", Help: "HTTP request latency by route.",
-		Buckets: prometheus.ExponentialBuckets(0.0005, 3, 10)}, []string{"route"})
+	s.metrics = o.HTTPMetrics
 	s.lastBackup = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "amtsbote_backup_last_success_timestamp_seconds", Help: "When the last whole online backup was sent (Unix time; 0: none since start)."})
 	s.lastBackupBytes = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "amtsbote_backup_last_bytes", Help: "The size of the last whole online backup."})
 	if s.reg != nil {
-		s.reg.MustRegister(s.requests, s.latency)
+		if s.metrics == nil {
+			s.metrics = httpmetrics.New()
+			s.reg.MustRegister(s.metrics.Collectors()...)
+		}
 		if o.Backup != nil {
 			s.reg.MustRegister(s.lastBackup, s.lastBackupBytes)
 		}
@@ -280,29 +283,6 @@ func (s *Server) gated(h func(w http.ResponseWriter, r *http.Request, portal str
 	}
 }
 
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(c int) {
-	if w.status == 0 {
-		w.status = c
-	}
-	w.ResponseWriter.WriteHeader(c)
-}
-
-// Unwrap lets http.ResponseController reach the connection (the upload deadlines of
-// multipart intake).
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = 200
-	}
-	return w.ResponseWriter.Write(b)
-}
-
 // recoverer turns a panic (a bug) into a 500 problem instead of a dropped connection;
 // the package was not accepted unless Accept had returned, so nothing is lost.
 func (s *Server) recoverer(next http.Handler) http.Handler {
@@ -324,19 +304,10 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 // observe logs and counts requests by route pattern; paths and bodies can carry
 // personal data, so the log has the pattern, not the path.
 func (s *Server) observe(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r)
-		route := routePattern(r)
-		if sw.status == 0 {
-			sw.status = 200
-		}
-		d := time.Since(start)
-		s.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
-		s.latency.WithLabelValues(route).Observe(d.Seconds())
-		s.log.Debug("http", "method", r.Method, "route", route, "status", sw.status, "ms", d.Milliseconds())
-	})
+	if s.metrics == nil { // no Registry: nothing to count in
+		s.metrics = httpmetrics.New()
+	}
+	return s.metrics.Observe(next, routePattern, s.log)
 }
 
 // routePattern is the pattern of the route that served r ("unmatched" if none).

@@ -232,7 +232,7 @@ func TestClientGoneIsNoServerError(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if !strings.Contains(metrics, `amtsbote_http_requests_total{route="/v1/submissions",status="499"} 1`) {
+	if !strings.Contains(metrics, `amtsbote_http_requests_total{route="/v1/submissions",soap_fault="",status="499"} 1`) {
 		t.Errorf("the portal that gave up is not counted as 499:\n%s", grepLines(metrics, "amtsbote_http_requests_total"))
 	}
 	if strings.Contains(metrics, `status="5`) {

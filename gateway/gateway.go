@@ -36,6 +36,7 @@ import (
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/internal/httpbody"
+	"github.com/amtsbote/amtsbote/internal/httpmetrics"
 	"github.com/amtsbote/amtsbote/internal/repeatlimit"
 	"github.com/amtsbote/amtsbote/mailbox"
 	"github.com/amtsbote/amtsbote/paket"
@@ -70,6 +71,9 @@ type Gateway struct {
 	// callbacks, SMTP) with tls.outbound_ca_file's CAs beside the system's roots.
 	outbound *outbound.Config
 	xtaAddr  string // the XTA listener's address, when XTA is on
+	// httpMetrics count every face's requests: the REST API's listener and the
+	// XTA face's own (amtsbote_http_requests_total, AmtsboteServerErrors).
+	httpMetrics *httpmetrics.Metrics
 	// mounts are the faces besides the REST API, by path prefix (see api.Options.Mounts).
 	mounts map[string]http.Handler
 	// closers are closed on shutdown after the broker stopped, last added first.
@@ -195,6 +199,8 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 	}
 	reg := prometheus.NewRegistry()
 	g.reg = reg
+	g.httpMetrics = httpmetrics.New()
+	reg.MustRegister(g.httpMetrics.Collectors()...)
 	reg.MustRegister(
 		// Beside the usual Go series, go_sched_latencies_seconds: how long
 		// goroutines wait for a CPU once runnable. Its share above 1 or 10 ms says
@@ -423,7 +429,7 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 		Pipeline: g.Pipeline, Broker: g.Broker, Directory: g.Directory, Backup: backup,
 		Clients:      api.NewClients(cfg.AdminToken, portals, offices),
 		MaxBodyBytes: cfg.Limits.MaxBodyBytes, BodyBudget: httpbody.NewBudget(cfg.Limits.BodyMemoryBytes(), intake.DefaultSlotWait),
-		Logger: log, Registry: reg,
+		Logger: log, Registry: reg, HTTPMetrics: g.httpMetrics,
 		// A multipart upload: the root, every referenced part, and their framing.
 		MaxUploadBytes: cfg.Limits.MaxBodyBytes + lim.Effective().MaxReferencedTotal + 1<<20,
 		UploadWindow:   cfg.HTTP.ReadTimeout, UploadMinRate: cfg.HTTP.UploadMinRate, WriteTimeout: cfg.HTTP.WriteTimeout,

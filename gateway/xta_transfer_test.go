@@ -296,3 +296,39 @@ func TestXTAPinThatCannotMatchIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestXTAFaceIsCounted: the XTA face served on a listener of its own without the
+// REST API's metrics, so its 5xx never reached amtsbote_http_requests_total and
+// AmtsboteServerErrors. Its requests are counted by port, with the SOAP fault
+// code: a MustUnderstand fault is HTTP 500 by the SOAP binding but the caller's
+// doing, which the alert leaves out by soap_fault.
+func TestXTAFaceIsCounted(t *testing.T) {
+	x := startXTA(t, nil)
+	c := x.client(false)
+	base := strings.TrimSuffix(x.g.XTAURL(), "/")
+	env := `<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"><soap:Header>` +
+		`<foo:Bar xmlns:foo="urn:foo" soap:mustUnderstand="true"/></soap:Header><soap:Body/></soap:Envelope>`
+	resp, err := c.Post(base+"/TransportBase", "application/soap+xml; charset=utf-8", strings.NewReader(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("a header the service does not understand: %d, want 500 (SOAP 1.2 HTTP binding)", resp.StatusCode)
+	}
+	if resp, err = c.Get(base + "/Recipient"); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	for series, want := range map[string]string{
+		`amtsbote_http_requests_total{route="/services/XTACore/TransportBase",soap_fault="MustUnderstand",status="500"}`: "1",
+		`amtsbote_http_requests_total{route="/services/XTACore/Recipient",soap_fault="Sender",status="400"}`:             "1",
+		`amtsbote_http_request_seconds_count{route="/services/XTACore/TransportBase"}`:                                   "1",
+	} {
+		if got := scrapeValue(t, x.g.URL(), series); got != want {
+			t.Errorf("%s = %q, want %s", series, got, want)
+		}
+	}
+}

@@ -28,6 +28,7 @@ import (
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/internal/clientgone"
 	"github.com/amtsbote/amtsbote/internal/httpbody"
+	"github.com/amtsbote/amtsbote/internal/httpmetrics"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -188,13 +189,24 @@ type answer struct {
 }
 
 func (s *Server) portOf(path string) string {
-	switch strings.TrimSuffix(path, "/") {
+	switch RouteOf(path) {
 	case PathRecipient:
 		return portRecipient
 	case PathSender:
 		return portSender
 	case PathTransportBase:
 		return portTransportBase
+	}
+	return ""
+}
+
+// RouteOf is the path of the XTA port a request to path reaches (PathRecipient,
+// PathSender, PathTransportBase), "" for none: the route the gateway's metrics
+// count the request under.
+func RouteOf(path string) string {
+	switch p := strings.TrimSuffix(path, "/"); p {
+	case PathRecipient, PathSender, PathTransportBase:
+		return p
 	}
 	return ""
 }
@@ -264,10 +276,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &ve) {
 			s.writeVersionMismatch(rw, ve.soap11)
 		} else if errors.As(err, &mu) {
+			// HTTP 500 by the SOAP binding, though the caller's request caused it.
+			httpmetrics.NoteFault(rw, httpmetrics.FaultMustUnderstand)
 			rw.Header().Set("Content-Type", soapContentType(""))
 			rw.WriteHeader(http.StatusInternalServerError)
 			_, _ = rw.Write(mustUnderstandFault(mu))
 		} else if errors.As(err, &dup) && dup.name.Space == NSWSA {
+			httpmetrics.NoteFault(rw, httpmetrics.FaultSender)
 			rw.Header().Set("Content-Type", soapContentType(""))
 			rw.WriteHeader(http.StatusBadRequest)
 			_, _ = rw.Write(invalidCardinalityFault(dup.name, ""))
@@ -318,8 +333,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		written = true
 		// A Fachverfahren that gave up (its own timeout, a closed connection) reads
-		// no fault; a TechnicalProblem here was an HTTP 500 that fired the 5xx alert
-		// for what is no failure of the gateway.
+		// no fault; a TechnicalProblem here was an HTTP 500 that fires the 5xx alert
+		// (amtsbote_http_requests_total) for what is no failure of the gateway.
 		if clientgone.Answer(rw, r, err, s.log) {
 			return
 		}
@@ -497,7 +512,10 @@ func storeDownFault() *Fault {
 	return fault(TechnicalProblem, "the gateway's store does not answer now; nothing was done; retry later")
 }
 
+// writeVersionMismatch answers HTTP 500, as the SOAP binding says, though the
+// caller's request caused it: the metrics' soap_fault label says so.
 func (s *Server) writeVersionMismatch(rw http.ResponseWriter, soap11 bool) {
+	httpmetrics.NoteFault(rw, httpmetrics.FaultVersionMismatch)
 	if soap11 {
 		rw.Header().Set("Content-Type", "text/xml; charset=utf-8")
 		rw.WriteHeader(http.StatusInternalServerError)
@@ -510,6 +528,7 @@ func (s *Server) writeVersionMismatch(rw http.ResponseWriter, soap11 bool) {
 }
 
 func (s *Server) writeActionMismatch(rw http.ResponseWriter, e *errActionMismatch, relatesTo string) {
+	httpmetrics.NoteFault(rw, httpmetrics.FaultSender)
 	rw.Header().Set("Content-Type", soapContentType(""))
 	rw.WriteHeader(http.StatusBadRequest)
 	_, _ = rw.Write(actionMismatchFault(e, relatesTo))
@@ -538,6 +557,11 @@ func (s *Server) writeFault(rw http.ResponseWriter, port string, f *Fault, relat
 	w.writeFault(f)
 	w.end("env:Body")
 	w.end("env:Envelope")
+	code := httpmetrics.FaultSender
+	if f.Receiver() {
+		code = httpmetrics.FaultReceiver
+	}
+	httpmetrics.NoteFault(rw, code)
 	rw.Header().Set("Content-Type", soapContentType(""))
 	rw.WriteHeader(f.HTTPStatus())
 	_, _ = rw.Write(w.Bytes())

@@ -5,13 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/internal/httpmetrics"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -142,5 +147,68 @@ func TestStatusListReadsWhatItLists(t *testing.T) {
 		if g, l := gets.Load(), lists.Load(); g != 3 || l != 0 {
 			t.Errorf("%s: %d records read one by one and %d listings, want the 3 listed and none", tc.name, g, l)
 		}
+	}
+}
+
+// TestFaultsAreCountedByTheirCode: the gateway counts the XTA face's answers
+// (amtsbote_http_requests_total) with each fault's SOAP code, so that the 5xx
+// alert pages for the service's own faults (Receiver: a store out of reach) and
+// not for the HTTP 500 the SOAP binding prescribes for a caller's mistake
+// (MustUnderstand, VersionMismatch); env:Sender faults are 400.
+func TestFaultsAreCountedByTheirCode(t *testing.T) {
+	e := startEnv(t, func(o *Options) {
+		o.StoreDown = func() error { return errors.New("the NATS cluster does not answer for the store") }
+	})
+	m := httpmetrics.New()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m.Collectors()...)
+	srv := httptest.NewUnstartedServer(m.Observe(e.xta, func(r *http.Request) string { return RouteOf(r.URL.Path) }, discardLogger()))
+	srv.TLS = e.pki.serverTLS()
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	c := e.client("office-a")
+	send := func(path, contentType, body string) {
+		req, err := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", contentType)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	send(PathRecipient, actionCT(portRecipient, "getStatusList"), string(soapUIRequest(xtaA, "", statusListBody(false, 10, time.Time{}, time.Time{}))))
+	send(PathSender, "application/soap+xml; charset=utf-8", `<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"><soap:Header>`+
+		`<foo:Bar xmlns:foo="urn:foo" soap:mustUnderstand="true"/></soap:Header><soap:Body/></soap:Envelope>`)
+	send(PathTransportBase, "text/xml; charset=utf-8", `<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body/></soap:Envelope>`)
+	send(PathRecipient, actionCT(portRecipient, "noSuchOperation"), string(soapUIRequest(xtaA, "", statusListBody(false, 10, time.Time{}, time.Time{}))))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "amtsbote_http_requests_total" {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range mt.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			got[l["route"]+" "+l["status"]+" "+l["soap_fault"]] += mt.GetCounter().GetValue()
+		}
+	}
+	want := map[string]float64{
+		PathRecipient + " 500 Receiver":            1,
+		PathSender + " 500 MustUnderstand":         1,
+		PathTransportBase + " 500 VersionMismatch": 1,
+		PathRecipient + " 400 Sender":              1,
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("counted %v, want %v", got, want)
 	}
 }
