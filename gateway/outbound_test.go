@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/pem"
 	"io"
@@ -21,21 +20,9 @@ import (
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/internal/outbound"
+	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/submission"
 )
-
-// lockedBuf is a log sink the gateway's goroutines may write to while the test reads.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // TestWebhookOfPrivateCA: an office's HTTPS webhook whose certificate comes from
 // the state network's own CA (httptest's stands in for it). There was no setting
@@ -64,7 +51,7 @@ func TestWebhookOfPrivateCA(t *testing.T) {
 	}
 
 	t.Run("without the CA", func(t *testing.T) {
-		var logs lockedBuf
+		var logs testenv.Buffer
 		f := startLogged(t, slog.New(slog.NewTextHandler(&logs, nil)), webhookAt)
 		res, err := f.portal.Submit(context.Background(), f.example())
 		if err != nil || !res.Accepted() {

@@ -1,7 +1,6 @@
 package mailbox
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,24 +13,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/amtsbote/amtsbote/internal/outbound"
+	"github.com/amtsbote/amtsbote/internal/testenv"
 )
-
-type lockedLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedLog) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // privateCA writes a CA and a server certificate for 127.0.0.1 it issued, as a
 // state network's mail server has: the CA's file and the server's pair.
@@ -97,7 +84,7 @@ func TestNoticeSMTPServerOfPrivateCA(t *testing.T) {
 		return m.sendMail(t.Context(), notice{To: noticeAddr, Subject: "Neuer Antrag", Body: "x", Created: time.Now()})
 	}
 
-	var logs lockedLog
+	var logs testenv.Buffer
 	plain, err := outbound.Load("", slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
