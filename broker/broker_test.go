@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -107,6 +108,12 @@ func startOver(t *testing.T, dir string, cfg Config, wrap func(*store.DB) store.
 
 func startEnv(t *testing.T, dir string, cfg Config, chans Channels, wrap func(*store.DB) store.Store, as ...adapters.Adapter) *env {
 	t.Helper()
+	return startEnvWith(t, dir, cfg, chans, wrap, fakeSigner{}, nil, as...)
+}
+
+// startEnvWith is startEnv with the broker's receipt signer and logger.
+func startEnvWith(t *testing.T, dir string, cfg Config, chans Channels, wrap func(*store.DB) store.Store, sg ReceiptSigner, log *slog.Logger, as ...adapters.Adapter) *env {
+	t.Helper()
 	db, err := store.Open(dir+"/store", store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +127,7 @@ func startEnv(t *testing.T, dir string, cfg Config, chans Channels, wrap func(*s
 		st = wrap(db)
 	}
 	cfg.ExclusiveConsumer, cfg.QueueInMemory = true, true
-	b := New(cfg, st, bs.JS, adapters.NewRegistry(as...), chans, fakeSigner{}, nil, nil)
+	b := New(cfg, st, bs.JS, adapters.NewRegistry(as...), chans, sg, log, nil)
 	e := &env{dir: dir, db: db, bus: bs, b: b}
 	t.Cleanup(e.stop)
 	if err := b.Start(context.Background()); err != nil {

@@ -11,9 +11,7 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
-	"github.com/amtsbote/amtsbote/bus"
 	"github.com/amtsbote/amtsbote/internal/testenv"
-	"github.com/amtsbote/amtsbote/store"
 )
 
 // brokenLedger is the error text of a share whose ledger folder cannot be read.
@@ -53,22 +51,8 @@ func (f *failingShare) count(office string) int64 {
 // been asked and its question has returned.
 func startConfirming(t *testing.T, dir string, cfg Config, f *failingShare) (*Broker, *testenv.Buffer) {
 	t.Helper()
-	db, err := store.Open(dir+"/store", store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bs, err := bus.Start(context.Background(), bus.Options{StoreDir: dir + "/js"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &testenv.Buffer{}
-	cfg.ExclusiveConsumer, cfg.QueueInMemory = true, true
-	b := New(cfg, db, bs.JS, adapters.NewRegistry(f), testChannels, fakeSigner{}, slog.New(slog.NewTextHandler(logs, nil)), nil)
-	e := &env{dir: dir, db: db, bus: bs, b: b}
-	t.Cleanup(e.stop)
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	b := startEnvWith(t, dir, cfg, testChannels, nil, fakeSigner{}, slog.New(slog.NewTextHandler(logs, nil)), f).b
 	eventually(t, "the round at start", func() bool {
 		_, busy := b.asking.Load(askKey{"office-b", "transfer"})
 		return f.count("office-b") >= 1 && !busy

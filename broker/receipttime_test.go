@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
-	"github.com/amtsbote/amtsbote/bus"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -22,24 +21,8 @@ func (timeSigner) SignDelivery(s *submission.Submission, channel string, c submi
 
 func startTimeEnv(t *testing.T, a adapters.Adapter, sg ReceiptSigner) (*env, *Broker) {
 	t.Helper()
-	dir := t.TempDir()
-	db, err := store.Open(dir+"/store", store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bs, err := bus.Start(context.Background(), bus.Options{StoreDir: dir + "/js"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig
-	cfg.ExclusiveConsumer, cfg.QueueInMemory = true, true
-	b := New(cfg, db, bs.JS, adapters.NewRegistry(a), testChannels, sg, nil, nil)
-	e := &env{dir: dir, db: db, bus: bs, b: b}
-	t.Cleanup(e.stop)
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return e, b
+	e := startEnvWith(t, t.TempDir(), testConfig, testChannels, nil, sg, nil, a)
+	return e, e.b
 }
 
 func receiptTimeIsRecords(t *testing.T, db *store.DB, b *Broker, id string) {
