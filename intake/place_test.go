@@ -59,18 +59,33 @@ func TestUnknownPostcodeIsReadWithItsName(t *testing.T) {
 		t.Fatal(err)
 	}
 	const gewerbe = "99050012104000"
-	for _, tc := range []struct {
-		ort      paket.Ort
-		wantArea string // "" with wantErr
-		wantErr  error
-	}{
+	resolveEach(t, d, gewerbe, []placeCase{
 		{paket.Ort{PLZ: "01001", Name: "Dresden"}, "Dresden, Stadt", nil},
 		{paket.Ort{PLZ: "09581", Name: "Freiberg"}, "Freiberg, Stadt, Universitätsstadt", nil},
 		{paket.Ort{PLZ: "01001", Name: "Irgendwo"}, "", routing.ErrUnknownPlace},
 		{paket.Ort{PLZ: "01001"}, "", routing.ErrUnknownPlace},
-	} {
+	}, func(tc placeCase, r *routing.Route) {
+		// The directory's own reading of the pair, as lookup and /v1/resolve do it.
+		if want, err := d.Resolve(gewerbe, tc.ort.PLZ+" "+tc.ort.Name); err != nil || want.Area != r.Area {
+			t.Errorf("%+v: intake %v, directory %+v %v", tc.ort, r.Area.Name, want, err)
+		}
+	})
+}
+
+// placeCase is a package's place and what intake's query of it resolves to.
+type placeCase struct {
+	ort      paket.Ort
+	wantArea string // "" with wantErr
+	wantErr  error
+}
+
+// resolveEach resolves service at placeOf of each case's place and checks the
+// area or error; also, when set, looks further at each route found.
+func resolveEach(t *testing.T, d *routing.Directory, service string, cases []placeCase, also func(placeCase, *routing.Route)) {
+	t.Helper()
+	for _, tc := range cases {
 		q := placeOf(d, tc.ort)
-		r, err := d.Resolve(gewerbe, q)
+		r, err := d.Resolve(service, q)
 		switch {
 		case tc.wantErr != nil:
 			if !errors.Is(err, tc.wantErr) {
@@ -78,11 +93,8 @@ func TestUnknownPostcodeIsReadWithItsName(t *testing.T) {
 			}
 		case err != nil || r.Area == nil || r.Area.Name != tc.wantArea:
 			t.Errorf("%+v (query %q): %+v %v, want %s", tc.ort, q, r, err, tc.wantArea)
-			continue
-		}
-		// The directory's own reading of the pair, as lookup and /v1/resolve do it.
-		if want, err := d.Resolve(gewerbe, tc.ort.PLZ+" "+tc.ort.Name); tc.wantErr == nil && (err != nil || want.Area != r.Area) {
-			t.Errorf("%+v: intake %v, directory %+v %v", tc.ort, r.Area.Name, want, err)
+		case also != nil:
+			also(tc, r)
 		}
 	}
 }
@@ -99,26 +111,11 @@ func TestKreisKeyIsNarrowedByAPlaceInside(t *testing.T) {
 		t.Fatal(err)
 	}
 	const gewerbe, bautzen = "99050012104000", "146250000000"
-	for _, tc := range []struct {
-		ort      paket.Ort
-		wantArea string // "" with wantErr
-		wantErr  error
-	}{
+	resolveEach(t, d, gewerbe, []placeCase{
 		{paket.Ort{ARS: bautzen, PLZ: "01877", Name: "Bischofswerda"}, "Bischofswerda, Stadt", nil},
 		{paket.Ort{ARS: bautzen, Name: "Rammenau"}, "Rammenau", nil},
 		{paket.Ort{ARS: bautzen}, "", routing.ErrAmbiguousPlace},
 		{paket.Ort{ARS: bautzen, Name: "Bautzen"}, "", routing.ErrAmbiguousPlace},               // the Kreis's own name
 		{paket.Ort{ARS: bautzen, PLZ: "01067", Name: "Dresden"}, "", routing.ErrAmbiguousPlace}, // outside the Kreis
-	} {
-		q := placeOf(d, tc.ort)
-		r, err := d.Resolve(gewerbe, q)
-		switch {
-		case tc.wantErr != nil:
-			if !errors.Is(err, tc.wantErr) {
-				t.Errorf("%+v (query %q): %v, want %v", tc.ort, q, err, tc.wantErr)
-			}
-		case err != nil || r.Area == nil || r.Area.Name != tc.wantArea:
-			t.Errorf("%+v (query %q): %+v %v, want %s", tc.ort, q, r, err, tc.wantArea)
-		}
-	}
+	}, nil)
 }
