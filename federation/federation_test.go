@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -425,6 +426,51 @@ func TestPinnedCertificateFile(t *testing.T) {
 		Peers: []config.Peer{{ID: w.a.Name, Lands: []string{"14"}, BaseURL: "http://a.invalid", Certificate: w.portal.CertFile}}})
 	if err == nil || !strings.Contains(err.Error(), `belongs to "amt24"`) {
 		t.Errorf("a certificate file of someone else: %v", err)
+	}
+}
+
+// TestPinnedCertificateFileForARotation: peers[].certificate held one
+// certificate, so a peer rotating its key needed both states to restart at the
+// same moment, and what it signed in between was refused for good (an audit,
+// 2026-12-05). The file may hold the peer's old and new certificates; either
+// signs, another of the same name does not, and the peer is reachable while one
+// of them is valid.
+func TestPinnedCertificateFileForARotation(t *testing.T) {
+	w := newWorld(t)
+	now := time.Now()
+	next, nextCert := signingtest.SelfSigned(t, w.a.Name, now.Add(-time.Hour), now.Add(365*24*time.Hour))
+	stranger, _ := signingtest.SelfSigned(t, w.a.Name, now.Add(-time.Hour), now.Add(365*24*time.Hour))
+	old, err := os.ReadFile(w.a.CertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "peer.pem")
+	both := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: nextCert.Raw}), old...)
+	if err := os.WriteFile(file, both, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	peer := config.Peer{ID: w.a.Name, Lands: []string{"14"}, BaseURL: "http://a.invalid", Certificate: file}
+	store := signing.NewTrustStore()
+	tr, err := NewTrust(TrustOptions{Self: w.b.Name, Store: store, Peers: []config.Peer{peer}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		signer *signing.Signer
+		ok     bool
+	}{{"the old key", w.a.Signer, true}, {"the new key", next, true}, {"another key of that name", stranger, false}} {
+		doc, err := w.envelope(t).Sign(tc.signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := tr.Verify(doc, w.a.Name); (err == nil) != tc.ok {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+	_ = store.Revoke(nextCert)
+	if err := tr.CheckPeer(peer); err != nil {
+		t.Errorf("one of the two revoked, the other valid: %v", err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,9 +33,11 @@ var (
 // Trust decides whether a document comes from a configured peer. Safe for
 // concurrent use.
 type Trust struct {
-	self     string
-	peers    map[string]config.Peer
-	pinned   map[string]*x509.Certificate
+	self  string
+	peers map[string]config.Peer
+	// pinned are the certificates of peers[].certificate, by peer: the peer
+	// signs with one of them (several while it rotates its key).
+	pinned   map[string][]*x509.Certificate
 	store    *signing.TrustStore
 	verifier *signing.Verifier
 	now      func() time.Time
@@ -58,7 +61,7 @@ type TrustOptions struct {
 // NewTrust loads the peers' certificate files (adding them to the store for the peer
 // role) and returns the checker.
 func NewTrust(o TrustOptions) (*Trust, error) {
-	t := &Trust{self: o.Self, peers: map[string]config.Peer{}, pinned: map[string]*x509.Certificate{}, store: o.Store, now: o.Now}
+	t := &Trust{self: o.Self, peers: map[string]config.Peer{}, pinned: map[string][]*x509.Certificate{}, store: o.Store, now: o.Now}
 	if t.now == nil {
 		t.now = time.Now
 	}
@@ -75,14 +78,19 @@ func NewTrust(o TrustOptions) (*Trust, error) {
 		if err != nil {
 			return nil, fmt.Errorf("peers %s: certificate %s: %w", p.ID, p.Certificate, err)
 		}
-		c := certs[0]
-		if c.Subject.CommonName != p.ID {
-			return nil, fmt.Errorf("peers %s: certificate %s belongs to %q", p.ID, p.Certificate, c.Subject.CommonName)
+		// Every certificate of the file is the peer's: its current one, and
+		// during a rotation of its key the next (or the last) beside it. With one
+		// only, both states had to restart at the same moment, and what the peer
+		// signed in between was refused for good (an audit, 2026-12-05).
+		for i, c := range certs {
+			if c.Subject.CommonName != p.ID {
+				return nil, fmt.Errorf("peers %s: certificate %d of %s belongs to %q", p.ID, i+1, p.Certificate, c.Subject.CommonName)
+			}
+			if err := o.Store.Add(signing.RolePeer, c); err != nil {
+				return nil, fmt.Errorf("peers %s: %w", p.ID, err)
+			}
 		}
-		if err := o.Store.Add(signing.RolePeer, c); err != nil {
-			return nil, fmt.Errorf("peers %s: %w", p.ID, err)
-		}
-		t.pinned[p.ID] = c
+		t.pinned[p.ID] = certs
 	}
 	max := o.MaxBytes
 	if max <= 0 {
@@ -119,7 +127,7 @@ func (t *Trust) Verify(doc []byte, want string) (*signing.Verified, config.Peer,
 	if want != "" && v.Signer.ID != want {
 		return nil, config.Peer{}, fmt.Errorf("%w: signed by %q, expected %q", ErrUntrustedPeer, v.Signer.ID, want)
 	}
-	if pin := t.pinned[p.ID]; pin != nil && !bytes.Equal(pin.Raw, v.Signer.Certificate.Raw) {
+	if pins := t.pinned[p.ID]; pins != nil && !slices.ContainsFunc(pins, func(c *x509.Certificate) bool { return bytes.Equal(c.Raw, v.Signer.Certificate.Raw) }) {
 		return nil, config.Peer{}, fmt.Errorf("%w: %q signed with another certificate than the configured one", ErrUntrustedPeer, p.ID)
 	}
 	return v, p, nil
@@ -139,11 +147,16 @@ func (t *Trust) Verify(doc []byte, want string) (*signing.Verified, config.Peer,
 // against): then its certificate is known only from its answer, checked as before.
 func (t *Trust) CheckPeer(p config.Peer) error {
 	now := t.now()
-	if pin := t.pinned[p.ID]; pin != nil {
-		if _, err := t.store.VerifyCertificate(pin, nil, now, signing.RolePeer); err != nil {
-			return fmt.Errorf("%w: the configured certificate of %s: %w", ErrUntrustedPeer, p.ID, err)
+	if pins := t.pinned[p.ID]; pins != nil {
+		// One the peer may answer with is enough: the other of a rotation may
+		// not be valid yet, or no more.
+		var last error
+		for _, pin := range pins {
+			if _, last = t.store.VerifyCertificate(pin, nil, now, signing.RolePeer); last == nil {
+				return nil
+			}
 		}
-		return nil
+		return fmt.Errorf("%w: the configured certificate of %s: %w", ErrUntrustedPeer, p.ID, last)
 	}
 	var last error
 	for _, c := range t.store.Certificates() {
