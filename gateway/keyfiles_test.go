@@ -119,6 +119,11 @@ func TestStartRefusesUnusableGatewayKeys(t *testing.T) {
 	caFirst := filepath.Join(dir, "ca-first.pem")
 	writeTestFile(t, caFirst, append(signing.CertPEM(pki.CA), signing.CertPEM(gw.Cert)...), 0o644)
 	ds := x509.KeyUsageDigitalSignature
+	// A bundle whose intermediate has ended (an old one left after the CA's
+	// renewal): the receipts' KeyInfo carries it, and the start said nothing.
+	_, oldCA := signingtest.SelfSigned(t, "Alte Zwischen-CA", now.AddDate(-3, 0, 0), now.AddDate(0, 0, -1))
+	endedChain := filepath.Join(dir, "ended-chain.pem")
+	writeTestFile(t, endedChain, append(signing.CertPEM(gw.Cert), signing.CertPEM(oldCA)...), 0o644)
 
 	for _, tc := range []struct {
 		name, key, cert string
@@ -140,6 +145,8 @@ func TestStartRefusesUnusableGatewayKeys(t *testing.T) {
 			[]string{"pki.gateway_key", gw.CertFile, "holds a certificate", "swapped"}},
 		{"certificate of another key", key, pki.Portal.CertFile,
 			[]string{"pki.gateway_cert", pki.Portal.CertFile, "does not belong to the key in " + key}},
+		{"chain with an ended intermediate", key, endedChain,
+			[]string{"pki.gateway_cert (chain certificate 2)", endedChain, "Alte Zwischen-CA", "expired on"}},
 		{"chain with the CA first", key, caFirst,
 			[]string{"pki.gateway_cert", caFirst, "certificate 2", "must start with the gateway's own certificate"}},
 	} {

@@ -68,6 +68,15 @@ func (g *Gateway) setupKeys() error {
 	if err := checkCertificateInUse("pki.gateway_cert", c.PKI.GatewayCert, signer.Certificate(), true, time.Now(), g.Log); err != nil {
 		return err
 	}
+	// The chain after the leaf goes into every receipt's KeyInfo: an intermediate
+	// that has ended (an old bundle left after the CA's renewal) makes verifiers
+	// that anchor on the root refuse every receipt, and the start said nothing
+	// (an audit, 2026-12-05).
+	for i, ca := range signer.Chain()[1:] {
+		if err := checkCertificateInUse(fmt.Sprintf("pki.gateway_cert (chain certificate %d)", i+2), c.PKI.GatewayCert, ca, false, time.Now(), g.Log); err != nil {
+			return err
+		}
+	}
 	// Receipts name gateway_id and are signed by this certificate; peers check its
 	// CN against the id. The development PKI refuses another id; an operator's
 	// certificate started with any CN and signed receipts as someone else.
