@@ -29,6 +29,14 @@ func (g GatewaySigner) Valid() error {
 		now = g.Now()
 	}
 	c := g.Signer.Certificate()
+	// The chain after the leaf goes into every receipt's KeyInfo: an intermediate
+	// that ends makes verifiers anchoring on the root refuse them as well.
+	for _, ca := range g.Signer.Chain()[1:] {
+		if now.After(ca.NotAfter) {
+			return fmt.Errorf("%w: the chain certificate %q of the gateway certificate ended at %s: receipts signed with it verify nowhere; install the CA's current chain (pki.gateway_cert) and restart the gateway",
+				ErrGatewayCertificate, ca.Subject.CommonName, ca.NotAfter.UTC().Format(time.RFC3339))
+		}
+	}
 	switch {
 	case now.After(c.NotAfter):
 		return fmt.Errorf("%w: the certificate %q ended at %s: receipts signed with it verify nowhere; install a renewed certificate (pki.gateway_cert) and restart the gateway",
