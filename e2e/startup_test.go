@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -131,9 +132,11 @@ responsibilities:
 	if err != nil || !strings.Contains(out, "pirna-gewerbeamt") || !strings.Contains(out, "Kanal:     mailbox") || strings.Contains(out, "webhook") {
 		t.Fatalf("without channels: %v\n%s", err, out)
 	}
-	// Another state's office with no connection to its gateway: nothing to deliver on.
+	// Another state's office with no connection to its gateway: intake refuses
+	// such a package before the 201, and lookup says so, with a failing exit.
 	out, err = run(t, ctx, dir, "lookup", "-config", without, "--service", "99050012104000", "--place", "80331")
-	if err != nil || !strings.Contains(out, "keiner, den dieses Gateway bedienen kann") {
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(out, "würde abgelehnt (422 no-responsible-office)") {
 		t.Fatalf("other state: %v\n%s", err, out)
 	}
 }
