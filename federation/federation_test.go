@@ -455,6 +455,21 @@ func TestPinnedCertificateFileForARotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A "fullchain" file, as CAs hand them out: the peer's certificate, then its
+	// CA, which is skipped (a review: the start was refused).
+	chain := filepath.Join(t.TempDir(), "fullchain.pem")
+	if err := os.WriteFile(chain, append(signing.CertPEM(w.a.Cert), signing.CertPEM(w.pki.CA)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	withChain := peer
+	withChain.Certificate = chain
+	chainStore := signing.NewTrustStore()
+	if _, err := NewTrust(TrustOptions{Self: w.b.Name, Store: chainStore, Peers: []config.Peer{withChain}}); err != nil {
+		t.Errorf("a peer's certificate with its CA: %v", err)
+	}
+	if _, err := chainStore.VerifyCertificate(w.pki.Portal.Cert, nil, now, signing.RolePeer); err == nil {
+		t.Errorf("the CA of a fullchain file became an anchor of the peer role")
+	}
 	for _, tc := range []struct {
 		name   string
 		signer *signing.Signer

@@ -78,19 +78,31 @@ func NewTrust(o TrustOptions) (*Trust, error) {
 		if err != nil {
 			return nil, fmt.Errorf("peers %s: certificate %s: %w", p.ID, p.Certificate, err)
 		}
-		// Every certificate of the file is the peer's: its current one, and
-		// during a rotation of its key the next (or the last) beside it. With one
-		// only, both states had to restart at the same moment, and what the peer
-		// signed in between was refused for good (an audit, 2026-12-05).
+		// Every leaf of the file is the peer's: its current one, and during a
+		// rotation of its key the next (or the last) beside it. With one only,
+		// both states had to restart at the same moment, and what the peer
+		// signed in between was refused for good (an audit, 2026-12-05). The
+		// CA certificates of another name (a "fullchain" file as CAs hand them
+		// out) are skipped: never pinned, never made anchors of the peer role.
+		// A self-signed certificate of the peer (CA:TRUE, as openssl req -x509
+		// makes it) is the peer's own.
+		var pins []*x509.Certificate
 		for i, c := range certs {
+			if c.IsCA && c.Subject.CommonName != p.ID {
+				continue
+			}
 			if c.Subject.CommonName != p.ID {
 				return nil, fmt.Errorf("peers %s: certificate %d of %s belongs to %q", p.ID, i+1, p.Certificate, c.Subject.CommonName)
 			}
 			if err := o.Store.Add(signing.RolePeer, c); err != nil {
 				return nil, fmt.Errorf("peers %s: %w", p.ID, err)
 			}
+			pins = append(pins, c)
 		}
-		t.pinned[p.ID] = certs
+		if len(pins) == 0 {
+			return nil, fmt.Errorf("peers %s: certificate %s holds no certificate of the peer itself, only CA certificates", p.ID, p.Certificate)
+		}
+		t.pinned[p.ID] = pins
 	}
 	max := o.MaxBytes
 	if max <= 0 {
