@@ -78,7 +78,7 @@ func newTrustCollector(ts *signing.TrustStore) *trustCollector {
 	return &trustCollector{trust: ts,
 		crl: prometheus.NewDesc("amtsbote_trust_crl_next_update_timestamp_seconds",
 			"When the issuer of a CRL in the trust store's crl/ promised the next one (Unix time); after it, revocations since are unknown until a fresh CRL is put there and the store reloaded.",
-			[]string{"file", "issuer"}, nil),
+			[]string{"file", "issuer", "issuer_key"}, nil),
 		end: prometheus.NewDesc("amtsbote_trust_certificate_expiry_timestamp_seconds",
 			"The earliest end (Unix time) of a certificate the trust store trusts for a role (portals, peers, offices, gateways) that has not ended yet; a role whose certificates have all ended has no series.",
 			[]string{"role"}, nil),
@@ -99,7 +99,7 @@ func (c *trustCollector) Collect(ch chan<- prometheus.Metric) {
 		if info.NextUpdate.IsZero() {
 			continue // a CRL that promises nothing cannot be late
 		}
-		ch <- prometheus.MustNewConstMetric(c.crl, prometheus.GaugeValue, float64(info.NextUpdate.Unix()), info.File, info.Issuer)
+		ch <- prometheus.MustNewConstMetric(c.crl, prometheus.GaugeValue, float64(info.NextUpdate.Unix()), info.File, info.Issuer, info.IssuerKey)
 	}
 	now := time.Now()
 	for role, end := range c.trust.EarliestEnd(now) {

@@ -6,9 +6,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"io"
 	"log/slog"
@@ -167,7 +169,8 @@ func shortLivedCert(t *testing.T, dir, cn string, end time.Time) (keyFile, certF
 // a reload of the trust store.
 func TestTrustStoreDatesOnMetrics(t *testing.T) {
 	f := start(t)
-	series := `amtsbote_trust_crl_next_update_timestamp_seconds{file="ca.pem",issuer="signingtest CA"}`
+	caKey := sha256.Sum256(signingtest.NewPKI(t).CA.RawSubjectPublicKeyInfo)
+	series := `amtsbote_trust_crl_next_update_timestamp_seconds{file="ca.pem",issuer="signingtest CA",issuer_key="` + hex.EncodeToString(caKey[:8]) + `"}`
 	value := func(series string) time.Time {
 		t.Helper()
 		v, err := strconv.ParseFloat(scrapeValue(t, f.g.URL(), series), 64)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -429,7 +430,8 @@ func loadCRLFile(path string, cas []*x509.Certificate, revoked map[string]bool) 
 		for _, e := range crl.RevokedCertificateEntries {
 			revoked[revocation{issuer.RawSubject, e.SerialNumber}.key()] = true
 		}
-		infos = append(infos, CRLInfo{File: filepath.Base(path), Issuer: issuer.Subject.CommonName, NextUpdate: crl.NextUpdate})
+		key := sha256.Sum256(issuer.RawSubjectPublicKeyInfo)
+		infos = append(infos, CRLInfo{File: filepath.Base(path), Issuer: issuer.Subject.CommonName, IssuerKey: hex.EncodeToString(key[:8]), NextUpdate: crl.NextUpdate})
 	}
 	if len(infos) == 0 {
 		return nil, fmt.Errorf("%w: %s: no X509 CRL block", ErrTrustConfig, path)
@@ -441,6 +443,10 @@ func loadCRLFile(path string, cas []*x509.Certificate, revoked map[string]bool) 
 type CRLInfo struct {
 	File   string // its file in crl/
 	Issuer string // the CA's common name
+	// IssuerKey tells the CA's keys apart (the first 8 bytes of the SHA-256 of
+	// its public key, hex): at a CA's key rollover the old and the new CA
+	// certificate bear one name, and each key has its own CRLs.
+	IssuerKey string
 	// NextUpdate is when the CA promises the next CRL (zero: the CRL names none).
 	// After it the store still uses this one: revocations the CA made since are
 	// not known here until a fresh CRL is put in crl/ and the store reloaded.
