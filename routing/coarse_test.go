@@ -338,3 +338,31 @@ func wohngeldT(t *testing.T, d *Directory) *Service {
 	}
 	return s
 }
+
+// A shared postcode in another state stays ambiguous even when every candidate goes to
+// that state's peer: "to the peer" only means this directory has no office there. The
+// Bavarian gateway gives Oberhaching, Grünwald and Straßlach (82064) each its own
+// Einwohnermeldeamt, so a package forwarded for "Landkreis München" was refused there
+// after intake had acknowledged it. The candidates are the citizen's choice.
+func TestSharedForeignPostcodeStaysAmbiguous(t *testing.T) {
+	d := builtinT(t)
+	cands, err := d.Places("82064")
+	if err != nil || len(cands) < 2 {
+		t.Fatalf("82064: %d candidates, %v", len(cands), err)
+	}
+	for _, c := range cands {
+		if rt, err := d.ResolveArea(wohnsitzT(t, d), c); err != nil || rt.Peer == nil {
+			t.Fatalf("%s: %s, %v; want the Bavarian peer", c.Name, routeTo(rt), err)
+		}
+	}
+	rt, err := d.Resolve(keyWohnsitz, "82064")
+	var amb *AmbiguousPlaceError
+	if !errors.As(err, &amb) || len(amb.Candidates) != len(cands) {
+		t.Errorf("Wohnsitz anmelden at 82064: %s, %v; want the %d municipalities to choose from", routeTo(rt), err, len(cands))
+	}
+	// 82131 lies in two Kreise; merged it became Oberbayern, which a peer serving
+	// only one of the Kreise does not take: no-responsible-office without candidates.
+	if rt, err := d.Resolve(keyWohnsitz, "82131"); !errors.Is(err, ErrAmbiguousPlace) {
+		t.Errorf("Wohnsitz anmelden at 82131: %s, %v; want the municipalities to choose from", routeTo(rt), err)
+	}
+}

@@ -16,8 +16,9 @@ import (
 // responsibility. A place in another state goes to that state's peer.
 //
 // A place that means several areas (a shared postcode, a name several municipalities
-// bear) is routed when every one of them has the same answer; the Route's Area is
-// then the smallest area that holds them all (ResolveCandidates).
+// bear) is routed when every one of them has the same office and role in this
+// directory; the Route's Area is then the smallest area that holds them all. Candidates
+// that go to a peer stay ambiguous (see sameRouteFor).
 //
 // Errors: ErrInvalidQuery (malformed input), ErrUnknownService, ErrUnknownPlace,
 // *AmbiguousPlaceError (errors.Is ErrAmbiguousPlace; lists the candidates) and
@@ -74,11 +75,19 @@ func (d *Directory) sameRouteFor(si int32, cands []*Area) *Route {
 		if err != nil {
 			return nil
 		}
+		if rt.Peer != nil {
+			// "To the peer" only says that this directory does not know the office:
+			// the peer's directory may give each candidate its own office (the
+			// municipalities of 82064 in Bavaria) and refuse the package for the
+			// merged area, held after intake said 201. Only the peer knows whether
+			// the candidates agree, so the citizen chooses.
+			return nil
+		}
 		if first == nil {
 			first = rt
 			continue
 		}
-		if rt.Office != first.Office || rt.Peer != first.Peer || rt.Role != first.Role {
+		if rt.Office != first.Office || rt.Role != first.Role {
 			return nil
 		}
 	}
