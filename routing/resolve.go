@@ -48,23 +48,10 @@ func (d *Directory) Resolve(leikaKey, place string) (*Route, error) {
 	return d.route(si, area)
 }
 
-// ResolveCandidates is ResolveArea for a place that means several areas (the
-// candidates of an *AmbiguousPlaceError): it returns the route when every candidate
-// has the same one (office and role, or peer), with Area the smallest area that
-// holds them all, and ok false when they differ, one has none, or they lie in
-// different Länder. Resolve does this by itself.
-func (d *Directory) ResolveCandidates(svc *Service, cands []*Area) (rt *Route, ok bool) {
-	if svc == nil {
-		return nil, false
-	}
-	si, found := d.svcIndex[svc.Key]
-	if !found {
-		return nil, false
-	}
-	rt = d.sameRouteFor(si, cands)
-	return rt, rt != nil
-}
-
+// sameRouteFor is the route of a place that means several areas (the candidates of
+// an *AmbiguousPlaceError) when every candidate has the same office and role here,
+// with Area the smallest area that holds them all; nil when they differ, one has
+// none or goes to a peer, or they lie in different Länder. Resolve calls it.
 func (d *Directory) sameRouteFor(si int32, cands []*Area) *Route {
 	if len(cands) < 2 {
 		return nil
