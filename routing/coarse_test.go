@@ -244,6 +244,28 @@ func TestQualifierAbbreviationPrefersOwnName(t *testing.T) {
 	}
 }
 
+// An operator's record outside the home lands with the role mitwirkend (an
+// Annahmestelle that only takes part) does not win over the peer: the responsible
+// office is in the peer's state. Before, Apotheke in Altenburg went to the Saxon
+// Annahmestelle although a real Thuringian peer was configured.
+func TestOperatorMitwirkendRecordOutsideHomeLandsLeavesPeer(t *testing.T) {
+	d := withOverlay(t, `
+homeLands: ["14"]
+offices:
+  - {id: annahme-sn, name: "Annahmestelle Sachsen", kanaele: [{kind: mailbox}]}
+responsibilities:
+  - {leistung: "`+keyApotheke+`", gebiet: "16077", stelle: annahme-sn, rolle: mitwirkend}
+peers:
+  - {land: "16", name: Thüringen, gatewayId: gateway-th-real, baseUrl: "https://gateway.th.example"}
+`)
+	for _, place := range []string{"Altenburg", "Landkreis Altenburger Land"} {
+		rt, err := d.Resolve(keyApotheke, place)
+		if err != nil || rt.Peer == nil || rt.Peer.GatewayID != "gateway-th-real" {
+			t.Errorf("Apotheke in %s: %s, %v; want the Thuringian peer", place, routeTo(rt), err)
+		}
+	}
+}
+
 // An operator's real record for a place in another state wins over that state's peer:
 // by a state treaty one state's office serves a neighbour's area. Before, with
 // homeLands set the peer answered first, even the built-in sample peer, and the

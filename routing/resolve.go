@@ -141,8 +141,9 @@ func (d *Directory) route(si int32, area *Area) (*Route, error) {
 		if p, ok := d.peers[land]; ok {
 			// Outside the home lands the peer of that state decides, even where this
 			// directory holds records (the built-in Saxon data at another state's
-			// gateway), unless an operator's file names a real office there: by a
-			// state treaty one state's office serves a neighbour's area. A sample
+			// gateway), unless an operator's file names a real office responsible
+			// (zustaendig) there: by a state treaty one state's office serves a
+			// neighbour's area. A sample
 			// peer does not win over any real record.
 			only = operatorOffices
 			if p.Sample {
@@ -214,7 +215,7 @@ type recordFilter uint8
 const (
 	anyOffice       recordFilter = iota
 	realOffices                  // not those of offices marked as sample data
-	operatorOffices              // real offices, and only records from an operator's file
+	operatorOffices              // real offices, only records from an operator's file, only zustaendig
 )
 
 // climb finds the first responsibility for service si along chain (the area's level,
@@ -235,6 +236,12 @@ func (d *Directory) climb(si int32, chain *[len(levels)]int32, only recordFilter
 		}
 		as := &d.rt.assign[x&^generatedBit-1]
 		if only != anyOffice && (as.office.Sample || only == operatorOffices && !as.operator) {
+			continue
+		}
+		if only == operatorOffices && !primaryRole(as.role) {
+			// Outside the home lands the peer's state holds the responsible office;
+			// an operator's office that only takes part there (an Annahmestelle) is
+			// no reason to keep the package from it.
 			continue
 		}
 		if primaryRole(as.role) {
