@@ -388,3 +388,22 @@ func TestSharedForeignPostcodeStaysAmbiguous(t *testing.T) {
 		t.Errorf("Wohnsitz anmelden at 82131: %s, %v; want the municipalities to choose from", routeTo(rt), err)
 	}
 }
+
+// An operator's record that restates the built-in office and role for one Kreis
+// changes no answer: Apotheke in "ARS 14" stays with the Landesdirektion. The operator
+// flag made the two records two assignments, and sameBelow compared those, so the Land
+// became ambiguous over 400 municipalities that all have the same office.
+func TestOperatorRecordRestatingBuiltinOfficeKeepsLandRouted(t *testing.T) {
+	d := builtinT(t)
+	before, err := d.Resolve(keyApotheke, "ARS 14")
+	if err != nil || before.Office == nil {
+		t.Fatalf("built-in: Apotheke in Sachsen: %s, %v", routeTo(before), err)
+	}
+	d = withOverlay(t, `responsibilities:
+  - {leistung: "`+keyApotheke+`", gebiet: "14625", stelle: `+before.Office.ID+`}
+`)
+	rt, err := d.Resolve(keyApotheke, "ARS 14")
+	if err != nil || rt.Office == nil || rt.Office.ID != before.Office.ID || rt.Role != before.Role {
+		t.Errorf("with the operator's record for Kreis 14625: Apotheke in Sachsen -> %s, %v; want %s", routeTo(rt), err, routeTo(before))
+	}
+}

@@ -280,7 +280,7 @@ func (d *Directory) sameBelow(si int32, area *Area, v uint32, only recordFilter)
 		ms = append(ms, m)
 		if !differs {
 			_, _, vm := d.climb(si, &m.chain, only)
-			differs = vm&^generatedBit != v&^generatedBit
+			differs = !d.sameAnswer(vm, v)
 		}
 	}
 	if !differs {
@@ -291,6 +291,20 @@ func (d *Directory) sameBelow(si int32, area *Area, v uint32, only recordFilter)
 	}
 	sortAreas(ms)
 	return nil, &AmbiguousPlaceError{Query: d.placeLabel(area), Candidates: ms}
+}
+
+// sameAnswer reports whether table elements a and b (0 for none) name the same office
+// with the same role. The assignment numbers alone are not that: one office and role
+// from the built-in data and from an operator's file are two assignments (operator
+// is part of assignKey), and comparing them made a Land where an operator restated
+// the built-in office for one Kreis ambiguous.
+func (d *Directory) sameAnswer(a, b uint32) bool {
+	a, b = a&^generatedBit, b&^generatedBit
+	if a == b || a == 0 || b == 0 {
+		return a == b
+	}
+	x, y := &d.rt.assign[a-1], &d.rt.assign[b-1]
+	return x.office == y.office && primaryRole(x.role) == primaryRole(y.role)
 }
 
 // Place turns what a citizen or portal gave as a place into one area, or explains why
