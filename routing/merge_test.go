@@ -189,6 +189,26 @@ func TestXZuFiRoles(t *testing.T) {
 	if want := `export.xml:10: zustaendigkeit: rolle "Ansprechpunkt": want zustaendig or mitwirkend`; !errors.Is(err, ErrInvalidData) || !strings.Contains(err.Error(), want) {
 		t.Errorf("unknown role: err = %v, want %q", err, want)
 	}
+	// The role given by its name element is read like the text; one that maps to no
+	// role, or a child the reader does not know, is refused. Before, both read as the
+	// empty text, zustaendig: the contact point became the responsible office.
+	d, err = load(xz("<name>zuständig</name>", "<name>Mitwirkend</name>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := d.Resolve(keyGewerbe, arsFreiberg); err != nil || r.Office.ID != "amt" {
+		t.Errorf("named roles: %s, %v; want amt", routeTo(r), err)
+	}
+	for _, tc := range []struct{ rolle, want string }{
+		{"<name>Ansprechpunkt</name>", `export.xml:10: zustaendigkeit: rolle "Ansprechpunkt": want zustaendig or mitwirkend`},
+		{"<bezeichnung>Ansprechpunkt</bezeichnung>", `export.xml:10: zustaendigkeit: rolle has element <bezeichnung>`},
+		{"<name></name>", `export.xml:10: zustaendigkeit: rolle/name is empty`},
+	} {
+		_, err = load(xz("zustaendig", tc.rolle))
+		if !errors.Is(err, ErrInvalidData) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("rolle %s: err = %v, want %q", tc.rolle, err, tc.want)
+		}
+	}
 }
 
 // routeTo says where a route goes, for test messages.

@@ -74,11 +74,20 @@ type xzZustaendigkeit struct {
 	Rolle               xzRolle `xml:"rolle"`
 }
 
-// xzRolle is the role of a zustaendigkeit: text ("zustaendig"), or a code element as
-// PVOG's transfer objects write it (rolle/code, rolle/name), which is refused.
+// xzRolle is the role of a zustaendigkeit: text ("zustaendig"), a name element
+// (rolle/name, as PVOG's transfer objects write it next to the code), or a code
+// element (rolle/code), which is refused. Other children are collected so the reader
+// can refuse them: an element it skipped would leave the text empty, which means
+// "zustaendig".
 type xzRolle struct {
-	Text string `xml:",chardata"`
-	Code string `xml:"code"`
+	Text  string    `xml:",chardata"`
+	Code  string    `xml:"code"`
+	Name  []string  `xml:"name"`
+	Other []xzOther `xml:",any"`
+}
+
+type xzOther struct {
+	XMLName xml.Name
 }
 
 // ParseXZuFi reads an XZuFi 2.2 subset (see the comment above). name appears in
@@ -218,7 +227,7 @@ func ParseXZuFi(name string, r io.Reader) (*Source, error) {
 				"zustaendigkeit: rolle given as code %q, which amtsbote cannot map; write the role as text: %s or %s",
 				c, RoleZustaendig, RoleMitwirkend)}
 		}
-		role, err := normalizeRole(x.Rolle.Text)
+		role, err := xzRole(x.Rolle)
 		if err != nil {
 			return nil, &DataError{File: name, Line: p.line, Msg: "zustaendigkeit", Err: err}
 		}
@@ -228,6 +237,40 @@ func ParseXZuFi(name string, r io.Reader) (*Source, error) {
 		src.setOrigin("resp", respID(rs.ServiceKey, rs.AreaKey, rs.Role), rs.origin)
 	}
 	return src, nil
+}
+
+// xzRole reads a rolle element that has no code: its text or its name element,
+// folded as the YAML roles are ("Zuständig" is zustaendig). A name such as
+// "Ansprechpunkt" maps to no role and is refused; so are a child the reader does not
+// know, several names, and text and name that disagree. Before, <rolle><name>
+// Ansprechpunkt</name></rolle> read as the empty text, so a contact point became the
+// responsible office without a word.
+func xzRole(r xzRolle) (string, error) {
+	if len(r.Other) > 0 {
+		return "", fmt.Errorf("rolle has element <%s>, which amtsbote does not read; write the role as text or rolle/name: %s or %s",
+			r.Other[0].XMLName.Local, RoleZustaendig, RoleMitwirkend)
+	}
+	if len(r.Name) > 1 {
+		return "", fmt.Errorf("rolle has %d name elements; want one", len(r.Name))
+	}
+	text := strings.TrimSpace(r.Text)
+	if len(r.Name) == 0 {
+		return normalizeRole(text)
+	}
+	n := strings.TrimSpace(r.Name[0])
+	if n == "" {
+		return "", fmt.Errorf("rolle/name is empty; want %s or %s", RoleZustaendig, RoleMitwirkend)
+	}
+	role, err := normalizeRole(n)
+	if err != nil {
+		return "", err
+	}
+	if text != "" {
+		if t, err := normalizeRole(text); err != nil || t != role {
+			return "", fmt.Errorf("rolle text %q and name %q disagree", text, n)
+		}
+	}
+	return role, nil
 }
 
 func trimAll(ss []string) []string {
