@@ -111,6 +111,52 @@ gruppen:
 	}
 }
 
+// Several offices for one service and area that are no contradiction load: two
+// mitwirkend offices in a YAML file (two Annahmestellen), and an XZuFi export in which
+// two Organisationseinheiten are both zustaendig (several Bürgerämter, the normal
+// shape of a PVOG export), where the later record wins as before the check. Both
+// files were refused, so the gateway did not start or reload.
+func TestSeveralOfficesForOneServiceAndAreaLoad(t *testing.T) {
+	write := func(name, body string) string {
+		p := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	y := write("overlay.yaml", `offices:
+  - {id: annahme-a, name: "Annahmestelle A", kanaele: [{kind: mailbox}]}
+  - {id: annahme-b, name: "Annahmestelle B", kanaele: [{kind: mailbox}]}
+responsibilities:
+  - {leistung: "`+keyWohngeld+`", gebiet: "`+arsFreiberg+`", stelle: annahme-a, rolle: mitwirkend}
+  - {leistung: "`+keyWohngeld+`", gebiet: "`+arsFreiberg+`", stelle: annahme-b, rolle: mitwirkend}
+gruppen:
+  - {stelle: annahme-a, gebiete: ["14522"], leistungen: ["`+keyApotheke+`"], rolle: mitwirkend}
+  - {stelle: annahme-b, gebiete: ["14522"], leistungen: ["`+keyApotheke+`"], rolle: mitwirkend}
+`)
+	if _, err := BuildWithFiles(builtinT(t), y); err != nil {
+		t.Errorf("two mitwirkend offices: %v", err)
+	}
+	x := write("export.xml", `<?xml version="1.0" encoding="UTF-8"?>
+<xzufi:schreibe xmlns:xzufi="http://xoev.de/schemata/xzufi/2_2_0">
+  <xzufi:organisationseinheit><xzufi:id>ba-1</xzufi:id><xzufi:name>Bürgeramt 1</xzufi:name>
+    <xzufi:zustellkanal><xzufi:art>mailbox</xzufi:art><xzufi:adresse>ba-1</xzufi:adresse></xzufi:zustellkanal></xzufi:organisationseinheit>
+  <xzufi:organisationseinheit><xzufi:id>ba-2</xzufi:id><xzufi:name>Bürgeramt 2</xzufi:name>
+    <xzufi:zustellkanal><xzufi:art>mailbox</xzufi:art><xzufi:adresse>ba-2</xzufi:adresse></xzufi:zustellkanal></xzufi:organisationseinheit>
+  <xzufi:zustaendigkeit><xzufi:leistungsschluessel>`+keyWohnsitz+`</xzufi:leistungsschluessel>
+    <xzufi:gebietID>`+arsFreiberg+`</xzufi:gebietID><xzufi:organisationseinheitID>ba-1</xzufi:organisationseinheitID></xzufi:zustaendigkeit>
+  <xzufi:zustaendigkeit><xzufi:leistungsschluessel>`+keyWohnsitz+`</xzufi:leistungsschluessel>
+    <xzufi:gebietID>`+arsFreiberg+`</xzufi:gebietID><xzufi:organisationseinheitID>ba-2</xzufi:organisationseinheitID></xzufi:zustaendigkeit>
+</xzufi:schreibe>`)
+	d, err := BuildWithFiles(builtinT(t), x)
+	if err != nil {
+		t.Fatalf("XZuFi export with two zustaendig offices: %v", err)
+	}
+	if r, err := d.Resolve(keyWohnsitz, arsFreiberg); err != nil || r.Office == nil || r.Office.ID != "ba-2" {
+		t.Errorf("Wohnsitz in Freiberg: %s, %v; want ba-2, the later record", routeTo(r), err)
+	}
+}
+
 // A role is zustaendig or mitwirkend, however it is written ("zuständig", "Zustaendig",
 // with spaces); anything else is refused at load with file and line. Before, a role
 // the resolver did not know counted as "not responsible": the operator's record for

@@ -34,6 +34,11 @@ type Source struct {
 
 	// origins remembers file:line of records for error messages.
 	origins map[string]string
+	// operatorWritten: the records come from a YAML file an operator writes by hand,
+	// where two responsible offices for one service and area are a typo (see
+	// contradiction). An XZuFi export is the state's data as it is: several
+	// Bürgerämter each zustaendig for one Leistung and Gebiet is its normal shape.
+	operatorWritten bool
 	// areaKeys caches the keys a record's area may name (see areaKeyExists) while
 	// files are merged; nil until first needed, reset when Areas change, and dropped
 	// after merging so a snapshot does not keep it.
@@ -119,6 +124,12 @@ func (s *Source) Merge(o *Source) {
 // other (see contradiction). On error s may be half changed and is to be dropped.
 func (s *Source) mergeFile(o *Source) error {
 	n := s.prepare(o)
+	if !n.operatorWritten {
+		// An XZuFi export keeps loading as before: of two responsible offices for
+		// one service and area the later record in the file wins.
+		s.merge(n)
+		return nil
+	}
 	if err := n.contradiction(); err != nil {
 		return err
 	}
@@ -135,14 +146,17 @@ func (s *Source) prepare(o *Source) *Source {
 	return o.withNormalAreaKeys(s.areaKeyExists)
 }
 
-// contradiction reports two records of one file (o, area keys in normal form) that
-// give the same service, area and role to different offices, naming both lines. Such
-// a pair is a mistake in the file (a typo in a state's table); before, the later one
-// silently won and half of the packages went to the wrong authority. Across files a
-// later file still replaces an earlier one: that is how an operator corrects data.
+// contradiction reports two records of one YAML file (o, area keys in normal form)
+// that make different offices responsible (zustaendig) for the same service and area,
+// naming both lines. Such a pair is a mistake in the file (a typo in a state's table);
+// before, the later one silently won and half of the packages went to the wrong
+// authority. Only the responsible role is checked: several offices that take part
+// (mitwirkend, two Annahmestellen) are legitimate data. A role "" is zustaendig, so
+// such a record and one spelt "zustaendig" share a slot. Across files a later file
+// still replaces an earlier one: that is how an operator corrects data.
 func (o *Source) contradiction() error {
-	type slot struct{ service, area, role string }
-	type ar struct{ area, role string }
+	type slot struct{ service, area string }
+	type ar struct{ area string }
 	type listID struct {
 		first *string
 		n     int
@@ -150,10 +164,13 @@ func (o *Source) contradiction() error {
 	singles := make(map[slot]*Responsibility, len(o.Responsibilities))
 	for i := range o.Responsibilities {
 		r := &o.Responsibilities[i]
-		k := slot{r.ServiceKey, r.AreaKey, r.Role}
+		if !primaryRole(r.Role) {
+			continue
+		}
+		k := slot{r.ServiceKey, r.AreaKey}
 		if f, ok := singles[k]; ok {
 			if f.OfficeID != r.OfficeID {
-				return contradicts(r.origin, f.origin, r.ServiceKey, r.AreaKey, r.Role, f.OfficeID, r.OfficeID)
+				return contradicts(r.origin, f.origin, r.ServiceKey, r.AreaKey, RoleZustaendig, f.OfficeID, r.OfficeID)
 			}
 			continue
 		}
@@ -190,8 +207,11 @@ func (o *Source) contradiction() error {
 	byArea := map[ar][]int{}
 	for gi := range o.Groups {
 		g := &o.Groups[gi]
+		if !primaryRole(g.Role) {
+			continue
+		}
 		for _, a := range g.AreaKeys {
-			k := ar{a, g.Role}
+			k := ar{a}
 			seen := false
 			for _, hi := range byArea[k] {
 				h := &o.Groups[hi]
@@ -200,7 +220,7 @@ func (o *Source) contradiction() error {
 					continue
 				}
 				if svc := common(g, h); svc != "" {
-					return contradicts(g.Origin, h.Origin, svc, a, g.Role, h.OfficeID, g.OfficeID)
+					return contradicts(g.Origin, h.Origin, svc, a, RoleZustaendig, h.OfficeID, g.OfficeID)
 				}
 			}
 			if !seen {
@@ -210,10 +230,13 @@ func (o *Source) contradiction() error {
 	}
 	for i := range o.Responsibilities {
 		r := &o.Responsibilities[i]
-		for _, gi := range byArea[ar{r.AreaKey, r.Role}] {
+		if !primaryRole(r.Role) {
+			continue
+		}
+		for _, gi := range byArea[ar{r.AreaKey}] {
 			g := &o.Groups[gi]
 			if g.OfficeID != r.OfficeID && set(g)[r.ServiceKey] {
-				return contradicts(r.origin, g.Origin, r.ServiceKey, r.AreaKey, r.Role, g.OfficeID, r.OfficeID)
+				return contradicts(r.origin, g.Origin, r.ServiceKey, r.AreaKey, RoleZustaendig, g.OfficeID, r.OfficeID)
 			}
 		}
 	}

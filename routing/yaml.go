@@ -159,7 +159,7 @@ func ParseYAML(name string, r io.Reader) (*Source, error) {
 		}
 		return name
 	}
-	src := &Source{HomeLands: f.HomeLands}
+	src := &Source{HomeLands: f.HomeLands, operatorWritten: true}
 	for _, l := range f.HomeLands {
 		src.setOrigin("homeLand", l, name+":"+strconv.Itoa(keyLine(data, "homeLands")))
 	}
