@@ -51,13 +51,10 @@ func (g *Gateway) registerCertificateExpiry(reg prometheus.Registerer) error {
 
 // earliestEnd is the earliest NotAfter of a chain: where it stops verifying.
 func earliestEnd(chain []*x509.Certificate) time.Time {
-	var end time.Time
-	for _, c := range chain {
-		if end.IsZero() || c.NotAfter.Before(end) {
-			end = c.NotAfter
-		}
+	if len(chain) == 0 {
+		return time.Time{}
 	}
-	return end
+	return firstToEnd(chain).NotAfter
 }
 
 // trustCollector exports, at every scrape, what the trust store in use holds

@@ -134,6 +134,33 @@ func TestCertificateEndingSoonIsWarnedDaily(t *testing.T) {
 	}
 }
 
+// TestChainCertificateEndingSoonIsWarnedDaily: the daily warning looked at the
+// leaf only, while an intermediate of the chain ending first turns intake to
+// 503 as well (a review).
+func TestChainCertificateEndingSoonIsWarnedDaily(t *testing.T) {
+	dir := t.TempDir()
+	var logs testenv.Buffer
+	f := startLogged(t, slog.New(slog.NewTextHandler(&logs, nil)), func(c *config.Config) {
+		var certFile string
+		c.PKI.GatewayKey, certFile = shortLivedCert(t, dir, c.GatewayID, time.Now().AddDate(1, 0, 0))
+		_, mid := signingtest.SelfSigned(t, "Zwischen-CA", time.Now().AddDate(-1, 0, 0), time.Now().Add(5*24*time.Hour))
+		chain := filepath.Join(dir, "chain.pem")
+		if err := os.WriteFile(chain, append(readTestFile(t, certFile), signing.CertPEM(mid)...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c.PKI.GatewayCert = chain
+	})
+	later := time.Now().Add(25 * time.Hour)
+	clock := func() time.Time { return later }
+	f.g.clock.Store(&clock)
+	if err := f.g.checkCertificate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(logs.String(), "subject=Zwischen-CA"); got != 2 {
+		t.Errorf("%d warnings naming the intermediate (the start's and a day later), want 2:\n%s", got, logs.String())
+	}
+}
+
 // shortLivedCert writes a self-signed ECDSA key and certificate for cn that end
 // at end, and returns their files.
 func shortLivedCert(t *testing.T, dir, cn string, end time.Time) (keyFile, certFile string) {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/x509"
 	"time"
 )
 
@@ -44,19 +45,33 @@ func (g *Gateway) watchCertificate() {
 func (g *Gateway) checkCertificate() error {
 	now := g.now()
 	err := g.receipts.Valid()
-	switch c := g.Signer.Certificate(); {
+	switch {
 	case err != nil:
 		if g.certInvalidLog.Allow(now) {
 			g.Log.Error("the gateway certificate is not valid: new packages are refused (503) and the gateway is not ready; install a renewed certificate and restart (docs/operations.md, \"Rotating the gateway key and certificates\")",
 				"setting", "pki.gateway_cert", "file", g.Config.PKI.GatewayCert, "err", err)
 		}
-	case c.NotAfter.Sub(now) < certExpiryWarning:
+	case firstToEnd(g.Signer.Chain()).NotAfter.Sub(now) < certExpiryWarning:
+		// The chain's first end, as Valid refuses at any of them: an intermediate
+		// ending before the leaf was not announced (a review).
 		if g.certSoonLog.Allow(now) {
-			left := c.NotAfter.Sub(now)
+			first := firstToEnd(g.Signer.Chain())
+			left := first.NotAfter.Sub(now)
 			g.Log.Warn("certificate expires soon; renew it (docs/operations.md, \"Rotating the gateway key and certificates\")",
-				"setting", "pki.gateway_cert", "file", g.Config.PKI.GatewayCert, "subject", c.Subject.CommonName,
-				"not_after", c.NotAfter.UTC().Format(time.RFC3339), "days_left", int(left.Hours()/24))
+				"setting", "pki.gateway_cert", "file", g.Config.PKI.GatewayCert, "subject", first.Subject.CommonName,
+				"not_after", first.NotAfter.UTC().Format(time.RFC3339), "days_left", int(left.Hours()/24))
 		}
 	}
 	return err
+}
+
+// firstToEnd is the certificate of chain that ends first.
+func firstToEnd(chain []*x509.Certificate) *x509.Certificate {
+	first := chain[0]
+	for _, c := range chain[1:] {
+		if c.NotAfter.Before(first.NotAfter) {
+			first = c
+		}
+	}
+	return first
 }
