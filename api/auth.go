@@ -17,10 +17,13 @@ type Clients struct {
 }
 
 // NewClients builds the token table. Empty tokens are ignored (that client cannot log in).
-// An office may have several tokens (config.OfficeClient.Tokens, newest first
-// during a rotation), each of which authenticates it: with one only, the
-// instances of an office's system could not switch to a new token at the same
-// moment, and one of them was refused until the next restart.
+// An office may have several tokens (config.OfficeClient.APITokens: the entries
+// of offices.<id>.tokens, newest first during a rotation), each of which
+// authenticates it: with one only, the instances of an office's system could
+// not switch to a new token at the same moment, and one of them was refused
+// until the next restart. Each token is taken whole: one with a blank inside
+// (a passphrase) is never split, so only a client sending all of it matches,
+// not one sending a word of it.
 //
 // A token is taken without the whitespace around it, as bearer reads the one a
 // client sends (and HTTP strips a header value's ends): one configured with a

@@ -9,6 +9,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/routing"
@@ -97,5 +98,34 @@ func TestClients(t *testing.T) {
 	}
 	if NewClients("", nil, nil).Admin(req("Bearer ")) {
 		t.Error("no admin token configured must mean no admin access")
+	}
+}
+
+// TestClientsTakeAnOfficeTokenWhole: the tokens the gateway gives NewClients
+// (config.OfficeClient.APITokens) keep a blank inside a token, as bearer keeps
+// the one a client sends: a passphrase authenticates whole, and neither of its
+// halves does. For a few hours the configured token was split at blanks, so
+// the office system sending it whole got 401 and each half alone was enough.
+// The entries of tokens (a rotation) are each the office's.
+func TestClientsTakeAnOfficeTokenWhole(t *testing.T) {
+	const first, second = "office-a-secret-part-one", "office-a-secret-part-two"
+	c := NewClients("", nil, map[string][]string{
+		"office-a": config.OfficeClient{Token: " " + first + " " + second + "\n"}.APITokens(),
+		"office-b": config.OfficeClient{Tokens: []string{"office-b-new with a blank", "office-b-old"}}.APITokens(),
+	})
+	office := func(tok string) (string, bool) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		return c.Office(r)
+	}
+	for tok, want := range map[string]string{first + " " + second: "office-a", "office-b-new with a blank": "office-b", "office-b-old": "office-b"} {
+		if id, ok := office(tok); !ok || id != want {
+			t.Errorf("token %q: %q %v, want %s", tok, id, ok, want)
+		}
+	}
+	for _, tok := range []string{first, second, "office-b-new", "office-b-new with a blank office-b-old"} {
+		if id, ok := office(tok); ok {
+			t.Errorf("token %q authenticates %s", tok, id)
+		}
 	}
 }

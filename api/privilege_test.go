@@ -143,6 +143,40 @@ func TestTokenWithSurroundingSpaceLogsIn(t *testing.T) {
 	}
 }
 
+// TestOfficeTokenWithBlanksLogsIn: an office token with blanks inside (a
+// passphrase) is one token, as it always was before a rotation setting came:
+// the gateway starts with it, the office system sending it whole logs in, and
+// a word of it does not. For a few hours the setting was split at blanks: a
+// passphrase of short words stopped the start, and one of long words was
+// refused whole while each half alone logged in.
+func TestOfficeTokenWithBlanksLogsIn(t *testing.T) {
+	const short = "correct horse battery staple"                     // words under 16 characters
+	const long = "office-a-secret-part-one office-a-secret-part-two" // words of 16 or more
+	g, _ := gatewaytest.Start(t, func(c *config.Config) {
+		c.Offices = map[string]config.OfficeClient{gateway.DemoOfficeID: {Token: long}, "office-b": {Token: short}}
+	})
+	get := func(tok string) int {
+		req, _ := http.NewRequest(http.MethodGet, g.URL()+"/v1/office/submissions", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for _, tok := range []string{long, short} {
+		if st := get(tok); st != http.StatusOK {
+			t.Errorf("the whole token %q: %d, want 200", tok, st)
+		}
+	}
+	for _, tok := range []string{"office-a-secret-part-one", "office-a-secret-part-two", "correct", "staple"} {
+		if st := get(tok); st != http.StatusUnauthorized {
+			t.Errorf("a word of a token, %q: %d, want 401", tok, st)
+		}
+	}
+}
+
 // TestAdminListSaysWhetherItIsComplete: the admin list of submissions stops at
 // its bound, and said nothing about it: an operator could not tell all of them
 // from the first of more. complete says so.

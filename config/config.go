@@ -19,8 +19,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/store"
@@ -316,10 +314,21 @@ type PortalCallback struct {
 
 // OfficeClient is an office's credentials and its delivery channels.
 type OfficeClient struct {
-	// Token is the office's bearer token for the pull API: one or more tokens
-	// separated by blanks, newest first during a rotation, as a webhook's
-	// secrets are written (Tokens). Each of them is valid.
+	// Token is the office's bearer token for the pull API: one token, taken
+	// without the whitespace around it. A blank inside it is part of it (a
+	// passphrase such as "correct horse battery staple"): the API compares the
+	// whole value a client sends, and a configuration that started with such a
+	// token must keep starting and keep authenticating that client. It is
+	// never split; a rotation uses Tokens.
 	Token string `yaml:"token"`
+	// Tokens holds several tokens of the office during a rotation, newest
+	// first, each an entry of its own and each valid: an office whose system
+	// runs as several instances switches them one after the other, and with a
+	// single token one of them was refused (401) until the next restart. A
+	// list rather than a separator inside token, because any separator is a
+	// character a token in use may already contain. Either token or tokens,
+	// not both (Validate).
+	Tokens []string `yaml:"tokens,omitempty"`
 	// Parallel caps the delivery attempts to this office at once (0: delivery.per_office;
 	// at most delivery.workers): more for a Fachverfahren that takes many deliveries
 	// at once and drains a backlog faster, fewer for one that does not.
@@ -333,16 +342,20 @@ type OfficeClient struct {
 	Webhook *Webhook `yaml:"webhook,omitempty"`
 }
 
-// MinRotationTokenLen is the least length (in characters) of each token when
-// an office's token setting holds several.
-const MinRotationTokenLen = 16
-
-// Tokens returns the office's API tokens, newest first: Token split at blanks,
-// as the webhook's secrets are (strings.Fields, adapters/webhook). An office
-// running two instances of its system rotates its token by configuring both
-// for a while; with one token only, both instances could not switch at the
-// same moment and one of them was refused (401) until the next restart.
-func (o OfficeClient) Tokens() []string { return strings.Fields(o.Token) }
+// APITokens returns the office's bearer tokens for the pull API, each without
+// the whitespace around it and none empty: token, or the entries of tokens
+// (newest first). Validate refuses a configuration with both; were they both
+// set anyway, both are returned, so that no configured token is silently
+// ignored.
+func (o OfficeClient) APITokens() []string {
+	var out []string
+	for _, tok := range append([]string{o.Token}, o.Tokens...) {
+		if tok = strings.TrimSpace(tok); tok != "" {
+			out = append(out, tok)
+		}
+	}
+	return out
+}
 
 // Channel is one configured channel of an office.
 type Channel struct {
@@ -568,10 +581,10 @@ func (c *Config) Validate() error {
 				errs = append(errs, fmt.Errorf("offices.%s.channels.%s: unknown channel (known: %s)", id, name, strings.Join(channel.All(), ", ")))
 			}
 		}
-		errs = append(errs, validateOfficeTokens(id, o.Tokens())...)
-		if _, pulls := o.Channels[channel.API]; pulls && len(o.Tokens()) == 0 {
+		errs = append(errs, validateOfficeTokens(id, o)...)
+		if _, pulls := o.Channels[channel.API]; pulls && len(o.APITokens()) == 0 {
 			// Its packages would wait for a fetch that cannot come.
-			errs = append(errs, fmt.Errorf("offices.%s.channels.%s: the office fetches through the pull API and needs offices.%s.token", id, channel.API, id))
+			errs = append(errs, fmt.Errorf("offices.%s.channels.%s: the office fetches through the pull API and needs offices.%s.token (or tokens during a rotation)", id, channel.API, id))
 		}
 	}
 	errs = append(errs, c.validateTokens()...)
@@ -626,38 +639,40 @@ func (c *Config) validateTokens() []error {
 		claim("portals."+id+".token", c.Portals[id].Token)
 	}
 	for _, id := range sortedKeys(c.Offices) {
-		toks := c.Offices[id].Tokens()
-		for i, tok := range toks {
-			key := "offices." + id + ".token"
-			if len(toks) > 1 {
-				key = fmt.Sprintf("offices.%s.token (token %d of %d)", id, i+1, len(toks))
-			}
-			claim(key, tok)
+		o := c.Offices[id]
+		claim("offices."+id+".token", o.Token)
+		for i, tok := range o.Tokens {
+			claim(fmt.Sprintf("offices.%s.tokens[%d]", id, i), tok)
 		}
 	}
 	return errs
 }
 
-// validateOfficeTokens refuses an office's token that no client could use, or
-// that would weaken it. A blank inside the setting separates tokens (Tokens):
-// a setting of several must have each at least MinRotationTokenLen characters,
-// so one that was meant as a single token with blanks in it (a passphrase)
-// is refused instead of each of its words being taken as a token alone. A
-// control character cannot be sent in an Authorization header. The errors
-// name the token's position, never its value.
-func validateOfficeTokens(id string, toks []string) []error {
+// validateOfficeTokens refuses an office's tokens setting that could not work
+// as the operator meant it; token, one token as it always was, keeps the
+// validation it always had (a value that started before still starts). Token
+// and tokens together are refused rather than merged: the operator ending a
+// rotation by shortening tokens would keep a token in token (perhaps the leaked
+// one) without seeing it, and which of them is the newest could not be said.
+// An empty entry (an unset placeholder, a stray "-") is refused instead of
+// being skipped, since the operator meant a token there. A control character
+// other than a tab cannot be sent in an Authorization header (RFC 9110 allows
+// none in a field value), so no client could use that token. The errors name
+// the entry's position, never its value.
+func validateOfficeTokens(id string, o OfficeClient) []error {
 	var errs []error
-	for i, tok := range toks {
-		key := fmt.Sprintf("offices.%s.token", id)
-		if len(toks) > 1 {
-			key = fmt.Sprintf("offices.%s.token (token %d of %d)", id, i+1, len(toks))
+	if len(o.Tokens) > 0 && strings.TrimSpace(o.Token) != "" {
+		errs = append(errs, fmt.Errorf("offices.%s: both token and tokens are set; keep tokens (newest first) during a rotation, token otherwise", id))
+	}
+	for i, tok := range o.Tokens {
+		key := fmt.Sprintf("offices.%s.tokens[%d]", id, i)
+		tok = strings.TrimSpace(tok) // as the API takes it: a block scalar's newline is no part of it
+		if tok == "" {
+			errs = append(errs, fmt.Errorf("%s: empty; every entry is a token (newest first)", key))
+			continue
 		}
-		if strings.ContainsFunc(tok, unicode.IsControl) {
+		if strings.ContainsFunc(tok, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) {
 			errs = append(errs, fmt.Errorf("%s: has a control character, which no client can send in an Authorization header", key))
-		}
-		if n := utf8.RuneCountInString(tok); len(toks) > 1 && n < MinRotationTokenLen {
-			errs = append(errs, fmt.Errorf("%s: %d characters; blanks separate the tokens of a rotation (newest first), each of at least %d characters (a token cannot have a blank in it)",
-				key, n, MinRotationTokenLen))
 		}
 	}
 	return errs

@@ -27,6 +27,9 @@ func (c *Config) SecretSettings() []string {
 		if o.Token != "" {
 			out = append(out, "offices."+id+".token")
 		}
+		if len(o.Tokens) > 0 {
+			out = append(out, "offices."+id+".tokens")
+		}
 		for _, name := range sortedKeys(o.Channels) {
 			if o.Channels[name].Secret != "" {
 				out = append(out, "offices."+id+".channels."+name+".secret")

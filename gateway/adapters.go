@@ -292,7 +292,7 @@ func warnTokenOnly(cfg config.Config, log *slog.Logger) {
 	}
 	for _, id := range slices.Sorted(maps.Keys(cfg.Offices)) {
 		o := cfg.Offices[id]
-		if o.Token != "" && len(o.Channels) == 0 && !people[id] {
+		if (o.Token != "" || len(o.Tokens) > 0) && len(o.Channels) == 0 && !people[id] {
 			log.Warn("office has a token but no channel and no mailbox user: its packages are held until its system fetches them; "+
 				"if it polls the pull API, give it channels.api (and kind api in the directory)", "office", id)
 		}

@@ -416,7 +416,7 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 		portals[id] = p.Token
 	}
 	for id, o := range cfg.Offices {
-		offices[id] = o.Tokens() // several during a rotation, each valid
+		offices[id] = o.APITokens() // token, or each of tokens during a rotation
 	}
 	var backup func(context.Context, io.Writer) error
 	if db, ok := g.db.(*store.DB); ok {

@@ -18,6 +18,7 @@ import (
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/fachverfahren"
 	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -348,15 +349,15 @@ func TestDecisionWithAnotherReasonIsAConflict(t *testing.T) {
 }
 
 // TestOfficeTokenRotation: an office running two instances of its system
-// rotates its API token: the operator configures the new token before the old
-// one ("new old", as a webhook's secrets), and each instance switches when it
-// can. The setting was one token with a blank in it, so both instances were
-// refused (401) and the gateway started without a word.
+// rotates its API token: the operator configures offices.<id>.tokens, the new
+// token before the old one, and each instance switches when it can. With one
+// token only, the instance not yet switched was refused (401) until the next
+// restart. Neither a word of a token nor the two together authenticate.
 func TestOfficeTokenRotation(t *testing.T) {
 	const newTok, oldTok = "office-token-abruf-new", "office-token-abruf-old"
 	f := start(t, func(c *config.Config) {
 		c.Directory.Files = []string{pullDirectory(t)}
-		c.Offices[pullOffice] = config.OfficeClient{Token: newTok + " " + oldTok, Channels: map[string]config.Channel{channel.API: {}}}
+		c.Offices[pullOffice] = config.OfficeClient{Tokens: []string{newTok, oldTok}, Channels: map[string]config.Channel{channel.API: {}}}
 	})
 	for _, tok := range []string{newTok, oldTok} {
 		if st, body := officeGet(t, f.g.URL()+"/v1/office/submissions?state=handed_over", tok); st != http.StatusOK {
@@ -367,5 +368,47 @@ func TestOfficeTokenRotation(t *testing.T) {
 		if st, _ := officeGet(t, f.g.URL()+"/v1/office/submissions?state=handed_over", tok); st != http.StatusUnauthorized {
 			t.Errorf("token %q: %d, want 401", tok, st)
 		}
+	}
+}
+
+// TestOfficeTokenWithBlanksAuthenticatesWhole: offices.<id>.token is one token,
+// a blank inside it part of it, and the office system sends it whole. For a few
+// hours the setting was split at blanks for a rotation: the system sending the
+// whole passphrase got 401 without a warning at start, and each half alone
+// authenticated the office, a secret of half the strength.
+func TestOfficeTokenWithBlanksAuthenticatesWhole(t *testing.T) {
+	const first, second = "office-a-secret-part-one", "office-a-secret-part-two" // each long enough to have passed as a token of a rotation
+	f := start(t, func(c *config.Config) {
+		c.Directory.Files = []string{pullDirectory(t)}
+		c.Offices[pullOffice] = config.OfficeClient{Token: first + " " + second + "\n", Channels: map[string]config.Channel{channel.API: {}}}
+	})
+	if st, body := officeGet(t, f.g.URL()+"/v1/office/submissions?state=handed_over", first+" "+second); st != http.StatusOK {
+		t.Errorf("the office system sending its whole token: %d %s", st, body)
+	}
+	for _, tok := range []string{first, second} {
+		if st, _ := officeGet(t, f.g.URL()+"/v1/office/submissions?state=handed_over", tok); st != http.StatusUnauthorized {
+			t.Errorf("half of the token, %q: %d, want 401", tok, st)
+		}
+	}
+}
+
+// TestDevCredentialsLeaveAnOfficesTokens: on the development PKI the demo
+// office gets the generated token when the configuration has none. An office
+// rotating with offices.<id>.tokens has tokens: a generated token beside them
+// would make the start refuse token and tokens together.
+func TestDevCredentialsLeaveAnOfficesTokens(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Offices = map[string]config.OfficeClient{DemoOfficeID: {Tokens: []string{"demo-office-token-new", "demo-office-token-old"}}}
+	g := &Gateway{Config: cfg, PKI: &signing.DevPKI{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := g.setupCredentials(); err != nil {
+		t.Fatal(err)
+	}
+	if o := g.Config.Offices[DemoOfficeID]; o.Token != "" || len(o.Tokens) != 2 {
+		t.Errorf("the demo office's tokens became token %q, tokens %d", o.Token, len(o.Tokens))
+	}
+	g.Config.Resolve()
+	if err := g.Config.Validate(); err != nil {
+		t.Errorf("the configuration with development credentials: %v", err)
 	}
 }

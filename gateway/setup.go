@@ -201,7 +201,9 @@ func (g *Gateway) setupCredentials() error {
 			c.Offices[id] = config.OfficeClient{Token: o.Token}
 			continue
 		}
-		if cur.Token == "" {
+		if cur.Token == "" && len(cur.Tokens) == 0 {
+			// An office rotating its tokens has its tokens: a development
+			// token beside them would be refused (token and tokens together).
 			cur.Token = o.Token
 		}
 		// A development secret fills a configured channel that has none; it never
