@@ -531,10 +531,15 @@ func (g *Gateway) ready() (api.Readiness, error) {
 	default:
 	}
 	var r api.Readiness
-	// A gateway whose certificate is not valid takes no package (intake refuses
-	// it: its receipt would verify nowhere).
+	// A gateway whose certificate is not valid takes no new package (intake
+	// refuses it: its receipt would verify nowhere) but goes on serving the
+	// offices: their pull API, mailbox and XTA face, and deliveries. Not ready,
+	// it was taken out of the load balancer, every node of a cluster at once
+	// (they share the certificate), and the offices could fetch nothing (a
+	// review, 2026-12-05); degraded, portals get intake's own 503 with its
+	// reason.
 	if err := g.checkCertificate(); err != nil {
-		return r, err
+		r.Degraded = append(r.Degraded, err.Error())
 	}
 	// In cluster mode the store is in NATS: without a connection, or connected but
 	// without a leader for the store's stream (a cluster that lost its quorum), no
