@@ -738,10 +738,18 @@ func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 		// indexes, delivered only by reading the office's cases. What this
 		// office fetches itself it keeps until it is done with it; what another
 		// instance fetched it takes once that instance has had a sweep's time.
-		var keep func(wire.OfficeSubmission) bool
+		var before time.Time
 		if !first {
-			before := time.Now().Add(-every)
-			keep = func(s wire.OfficeSubmission) bool { return s.DeliveredAt == nil || !s.DeliveredAt.After(before) }
+			before = time.Now().Add(-every)
+		}
+		keep := func(ctx context.Context, s wire.OfficeSubmission) bool {
+			if !before.IsZero() && s.DeliveredAt != nil && s.DeliveredAt.After(before) {
+				return false
+			}
+			// A case a clerk took over in the web mailbox is the clerk's: the
+			// mailbox told her the office's system would not get it (a
+			// review). The list has no events; the case's own view has.
+			return !o.takenInMailbox(ctx, base, token, s.ID)
 		}
 		started := time.Now()
 		k, err := o.pollList(ctx, base, token, string(wire.StateDelivered), r, keep)
@@ -755,6 +763,22 @@ func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 	}
 	k, err := o.pollList(ctx, base, token, waitingStates, r, nil)
 	return n + k, errors.Join(append(errs, err)...)
+}
+
+// takenInMailbox reports a case delivered through the web mailbox: a clerk has
+// it, and decides it there. A case whose view cannot be read is not skipped.
+func (o *Office) takenInMailbox(ctx context.Context, base, token, id string) bool {
+	raw, err := o.fetch(ctx, base+wire.OfficeSubmissionPath(id), token, 0)
+	var v wire.OfficeSubmission
+	if err != nil || json.Unmarshal(raw, &v) != nil {
+		return false
+	}
+	for _, e := range v.Events {
+		if e.Type == "delivered" {
+			return e.Channel == "mailbox"
+		}
+	}
+	return false
 }
 
 // sweepEvery is Options.SweepEvery, 10 minutes by default.
@@ -794,7 +818,7 @@ var waitingStates = strings.Join([]string{string(wire.StateQueued), string(wire.
 // round. Always from the first page: a next link is no cursor to resume from in
 // a later round, since a case can enter a waiting state behind it. keep, if
 // not nil, chooses the entries to take.
-func (o *Office) pollList(ctx context.Context, base, token, states string, r *pollRound, keep func(wire.OfficeSubmission) bool) (int, error) {
+func (o *Office) pollList(ctx context.Context, base, token, states string, r *pollRound, keep func(context.Context, wire.OfficeSubmission) bool) (int, error) {
 	n := 0
 	for page, read := wire.OfficeListPath("", 100, states), map[string]bool{}; page != "" && ctx.Err() == nil; {
 		if read[page] {
@@ -815,7 +839,7 @@ func (o *Office) pollList(ctx context.Context, base, token, states string, r *po
 		}
 		subs := list.Submissions
 		if keep != nil {
-			subs = slices.DeleteFunc(subs, func(s wire.OfficeSubmission) bool { return !keep(s) })
+			subs = slices.DeleteFunc(subs, func(s wire.OfficeSubmission) bool { return !keep(ctx, s) })
 		}
 		n += o.pollEach(ctx, base, token, subs, r)
 		page = list.Next
