@@ -292,6 +292,11 @@ type Broker struct {
 	// questions failed or hung in the last round, the *repeatlimit.Limit of its
 	// log line (confirm.go reportTrouble).
 	troubleLogs sync.Map
+	// askFrom holds, per office and channel (askKey) whose last confirmation
+	// round passed over some of its packages, the id the next round starts at
+	// (confirm.go checkHandedOver), so that slowly failing cases early in id
+	// order do not use up the office's time every round.
+	askFrom sync.Map
 	// withdrawnTold holds the office and channel pairs (askKey) whose forwarded
 	// packages were said, once, to wait on a channel no longer configured.
 	withdrawnTold sync.Map

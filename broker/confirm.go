@@ -3,10 +3,13 @@ package broker
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/internal/repeatlimit"
+	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -56,9 +59,14 @@ func (b *Broker) watchConfirmations() {
 // askKey names an office's channel for the confirmation questions.
 type askKey struct{ office, channel string }
 
-// errStillAsking: the question did not return within the attempt timeout, or
-// an earlier one to the same office and channel has not returned yet.
+// errStillAsking: an earlier question to the same office and channel has not
+// returned yet, so this one was not put.
 var errStillAsking = errors.New("broker: a confirmation question to this office and channel has not returned")
+
+// errNoAnswer: the question was put but did not return within the attempt
+// timeout; it goes on alone. Told apart from errStillAsking because the round
+// moves its starting point past a case that was asked, not past one that was not.
+var errNoAnswer = errors.New("broker: the confirmation question did not return within the attempt timeout")
 
 // ask puts one confirmation question, bounded by the attempt timeout whether or
 // not the adapter heeds its context: a transfer folder's stat on a share whose
@@ -92,7 +100,7 @@ func (b *Broker) ask(c adapters.Confirmer, key askKey, d adapters.Delivery) (ada
 		case a := <-got: // it came with the deadline
 			return a.conf, a.done, a.err
 		default:
-			return adapters.Confirmation{}, false, errStillAsking
+			return adapters.Confirmation{}, false, errNoAnswer
 		}
 	}
 }
@@ -194,13 +202,24 @@ type askTrouble struct {
 	reason   string        // the first one's (adapters.LogReason)
 	hung     bool          // a question did not return within the attempt timeout
 	notAsked int           // packages passed over this round for the failures or the hang
+	next     string        // the first of them in the round's order: where the next round starts
+}
+
+// pass notes the package id passed over this round.
+func (t *askTrouble) pass(id string) {
+	t.notAsked++
+	if t.next == "" {
+		t.next = id
+	}
 }
 
 // skips reports whether the office's channel gets no more questions this round:
 // one did not return, or its failed ones took longer together than one attempt
 // may. Quick failures do not skip: one bad case (a corrupt ledger record) would
-// otherwise hold back the office's later cases for good, as the index is in id
-// order; slow ones would hold back every other office's confirmations.
+// otherwise hold back the office's later cases for good; slow ones would hold
+// back every other office's confirmations. The cases a skip passes over come
+// first in the next round (checkHandedOver), so slow ones do not hold back the
+// office's later cases for good either.
 func (t *askTrouble) skips(limit time.Duration) bool {
 	return t != nil && (t.hung || t.took > limit)
 }
@@ -214,27 +233,59 @@ func (t *askTrouble) skips(limit time.Duration) bool {
 // XTA office moved to push, the office's mailbox users removed) goes on, on
 // every channel, whether it confirms later or not: the office's fetch was
 // the only way on for those that do not, and it cannot come.
+//
+// The packages are asked in id order, but each office's channel starts where
+// its previous round stopped (askFrom) and wraps around: a round that passed
+// over an office's packages (askTrouble.skips) began with the same cases every
+// time, and three cases whose questions kept failing slowly used up the office's
+// time in every round, so its later cases, ones the office had taken, were never
+// asked and never confirmed. Now every case is asked within a bounded number of
+// rounds. The starting point is an id, not a position: a case confirmed or gone
+// meanwhile moves the start to the next id after it. Rounds run one after the
+// other (watchConfirmations); askFrom is a sync.Map all the same.
 func (b *Broker) checkHandedOver() {
 	entries, err := b.db.HandedOver()
 	if err != nil {
 		b.log.Error("list handed-over submissions", "err", err)
 		return
 	}
+	// In id order whatever the store's listing order (the wrap-around needs one
+	// order from round to round); bbolt's already is.
+	slices.SortFunc(entries, func(x, y store.Waiting) int { return strings.Compare(x.ID, y.ID) })
+	from := map[askKey]string{}
+	b.askFrom.Range(func(k, v any) bool {
+		from[k.(askKey)] = v.(string)
+		return true
+	})
+	// before reports whether the package id comes before where its office's
+	// channel starts this round: it is asked after the others, at the end.
+	before := func(key askKey, id string) bool {
+		f, ok := from[key]
+		return ok && id < f
+	}
 	// What went wrong per office and channel this round, said once after it
 	// (reportTrouble); the pairs that answered at least once.
 	trouble := map[askKey]*askTrouble{}
 	answered := map[askKey]bool{}
-	for _, e := range entries {
+	// The packages that come before their pair's starting point are appended
+	// to the list as they are met (so in id order) and asked after the rest.
+	list, first := entries, len(entries)
+	for i := 0; i < len(list); i++ {
 		if b.ctx.Err() != nil {
 			return
 		}
+		e, wrapped := list[i], i >= first
 		if e.Known {
+			if !wrapped && before(askKey{e.Office, e.Channel}, e.ID) {
+				list = append(list, e)
+				continue
+			}
 			if _, r := b.reachOf(e.Office, e.Channel); r == reaches {
 				if !b.confirmsLater(e.Channel) {
 					continue
 				}
 				if t := trouble[askKey{e.Office, e.Channel}]; t.skips(b.cfg.AttemptTimeout) {
-					t.notAsked++
+					t.pass(e.ID)
 					continue
 				}
 			}
@@ -245,6 +296,13 @@ func (b *Broker) checkHandedOver() {
 			continue
 		}
 		ref, _ := s.CurrentTarget()
+		key := askKey{s.OfficeID, ref.Channel}
+		if !e.Known && !wrapped && before(key, id) {
+			// An index entry written before entries named their office: its
+			// record tells, and it waits for the end as a known one does.
+			list = append(list, e)
+			continue
+		}
 		target, r := b.reachOf(s.OfficeID, ref.Channel)
 		switch r {
 		case reachGone:
@@ -268,9 +326,8 @@ func (b *Broker) checkHandedOver() {
 		// before the office's last user was removed, and offered again it was
 		// held, with no Zustellbestaetigung for a package the office had (a
 		// review).
-		key := askKey{s.OfficeID, ref.Channel}
 		if t := trouble[key]; t.skips(b.cfg.AttemptTimeout) {
-			t.notAsked++
+			t.pass(id)
 			continue
 		}
 		began := time.Now()
@@ -283,7 +340,15 @@ func (b *Broker) checkHandedOver() {
 				t = &askTrouble{}
 				trouble[key] = t
 			}
-			if errors.Is(err, errStillAsking) {
+			switch {
+			case errors.Is(err, errStillAsking):
+				// Not asked: the next round starts with it.
+				t.hung = true
+				t.pass(id)
+				continue
+			case errors.Is(err, errNoAnswer):
+				// Asked: the next round starts after it, so a case whose
+				// question hangs holds back no other case for good.
 				t.hung = true
 				continue
 			}
@@ -307,7 +372,27 @@ func (b *Broker) checkHandedOver() {
 			b.log.Error("record confirmation", "submission", id, "err", err)
 		}
 	}
+	b.moveStarts(trouble)
 	b.reportTrouble(trouble, answered, time.Now())
+}
+
+// moveStarts sets where each office's channel starts the next round: at the
+// first package this round passed over; where it started this round if the
+// round got all the way round (with failures: the office's cases keep their
+// turns); at the first id again for a pair without trouble (or without
+// packages any more), which keeps askFrom as small as the trouble.
+func (b *Broker) moveStarts(trouble map[askKey]*askTrouble) {
+	for key, t := range trouble {
+		if t.next != "" {
+			b.askFrom.Store(key, t.next)
+		}
+	}
+	b.askFrom.Range(func(k, _ any) bool {
+		if trouble[k.(askKey)] == nil {
+			b.askFrom.Delete(k)
+		}
+		return true
+	})
 }
 
 // reportTrouble logs, per office and channel, that its confirmation questions
