@@ -2,7 +2,9 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -132,4 +134,81 @@ func TestPickupRacingTheHandOverSignsTheRecordsTime(t *testing.T) {
 	if handed.IsZero() || delivered.Before(handed) {
 		t.Errorf("events: handed over %v, delivered %v: the delivery stands before the hand-over", handed, delivered)
 	}
+}
+
+// movingSigner is timeSigner that, while moving is set, has the record handed
+// over again a microsecond later each time it signs a delivery receipt, so the
+// time the record would keep differs from the signed one on every try.
+type movingSigner struct {
+	timeSigner
+	db     *store.DB
+	moving atomic.Bool
+	moves  atomic.Int64
+}
+
+func (s *movingSigner) SignDelivery(sub *submission.Submission, ch string, c submission.Confirmation) ([]byte, error) {
+	if s.moving.Load() {
+		s.moves.Add(1)
+		if _, err := s.db.Update(sub.ID, func(cur *submission.Submission) ([]submission.Event, error) {
+			// Later, as a dispatcher handing the package over again would (a
+			// reoffer, then the hand-over), which raises the delivery time's lower
+			// bound past the signed one; the test needs only the time to move.
+			at := cur.HandedOverAt.Add(time.Microsecond)
+			cur.HandedOverAt = &at
+			return []submission.Event{{At: at, Type: submission.EventHandedOver, Channel: ch, Detail: "handed over again (test)"}}, nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return s.timeSigner.SignDelivery(sub, ch, c)
+}
+
+// TestRecordMovingWhileSigningRecordsNoOtherTime: confirmSub signs the
+// Zustellbestaetigung again when the record moved while it was signed, but
+// after three re-signs it committed anyway, with a receipt naming another time
+// than the record's deliveredAt (docs/signing.md says they are the same; a
+// review). A record that keeps moving now gets no delivery and no receipt, and
+// the error is a transient one (ErrUnavailable: an office's pickup gets 503 and
+// asks again); once it holds still the confirmation is recorded as signed.
+func TestRecordMovingWhileSigningRecordsNoOtherTime(t *testing.T) {
+	dir := t.TempDir()
+	handedOver(t, dir, handed{"office-a", "transfer", 1})
+	id := "01900000-0000-7000-8000-000000000000"
+	cfg := testConfig
+	cfg.ConfirmEvery = time.Hour
+	sg := &movingSigner{}
+	e := startEnvWith(t, dir, cfg, testChannels, nil, sg, nil, &scripted{channel: "transfer"})
+	sg.db = e.db
+	b := e.b
+	// An office system's clock far behind: the record keeps the hand-over time,
+	// which the signer moves each time.
+	c := submission.Confirmation{Receiver: "office-a (import)", At: time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)}
+	confirm := func() error {
+		return b.confirm(id, c, func(cur *submission.Submission, now time.Time, sc submission.Confirmation) ([]submission.Event, error) {
+			return cur.Confirm(now, "transfer", sc)
+		})
+	}
+	sg.moving.Store(true)
+	err := confirm()
+	cur, _ := b.Submission(id)
+	if cur.DeliveredAt != nil {
+		if _, rerr := e.db.Receipt(id, ReceiptDelivery); rerr == nil {
+			receiptTimeIsRecords(t, e.db, b, id)
+		}
+		t.Fatalf("a record that moved at each of %d signings was recorded delivered (err %v)", sg.moves.Load(), err)
+	}
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("a record that kept moving: err %v, want one wrapping ErrUnavailable (the callers retry it)", err)
+	}
+	if _, err := e.db.Receipt(id, ReceiptDelivery); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a Zustellbestaetigung was stored for an unrecorded delivery (err %v)", err)
+	}
+	sg.moving.Store(false)
+	if err := confirm(); err != nil {
+		t.Fatal(err)
+	}
+	if cur, _ := b.Submission(id); cur.DeliveredAt == nil {
+		t.Fatal("the record held still and was not recorded delivered")
+	}
+	receiptTimeIsRecords(t, e.db, b, id)
 }
