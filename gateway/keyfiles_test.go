@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
 	"log/slog"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,17 +23,7 @@ import (
 // validity and key usage, and returns its file.
 func issueFor(t *testing.T, pki *signingtest.PKI, key crypto.Signer, cn string, from, to time.Time, ku x509.KeyUsage) string {
 	t.Helper()
-	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: from, NotAfter: to, KeyUsage: ku, BasicConstraintsValid: true,
-	}, pki.CA, key.Public(), pki.CAKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := pki.Issue(t, key, cn, from, to, ku)
 	f := filepath.Join(t.TempDir(), cn+".pem")
 	writeTestFile(t, f, signing.CertPEM(c), 0o644)
 	return f

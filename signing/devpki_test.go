@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/base64"
 	"errors"
@@ -249,22 +248,7 @@ func TestOperatorECDSAKeys(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
-				SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "gw-test"},
-				NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-				KeyUsage: x509.KeyUsageDigitalSignature, BasicConstraintsValid: true,
-			}, pki.CA, key.Public(), pki.CAKey)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cert, err := x509.ParseCertificate(der)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := signing.NewSigner(key, []*x509.Certificate{cert, pki.CA})
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := pki.IssueSigner(t, key, "gw-test", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 			signed, err := s.SignReceipt(sampleReceipts()[0])
 			if err != nil {
 				t.Fatal(err)
@@ -280,7 +264,7 @@ func TestOperatorECDSAKeys(t *testing.T) {
 				t.Fatalf("SignatureValue %d bytes (%v), want %d (raw r||s)", len(sv), err, tc.size)
 			}
 			ts := signing.NewTrustStore()
-			if err := ts.Add(signing.RoleGateway, cert); err != nil {
+			if err := ts.Add(signing.RoleGateway, s.Certificate()); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := signing.VerifyOffline(signed, ts, signing.VerifyOptions{}); err != nil {

@@ -4,9 +4,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -270,20 +267,7 @@ func TestXmlsec1VerificationTimeAsDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(start.UnixNano()),
-		Subject: pkix.Name{CommonName: pki.Gateway.Name}, NotBefore: start, NotAfter: start.AddDate(1, 0, 0),
-		KeyUsage: x509.KeyUsageDigitalSignature, BasicConstraintsValid: true}, pki.CA, key.Public(), pki.CAKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := signing.NewSigner(key, []*x509.Certificate{cert, pki.CA})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := pki.IssueSigner(t, key, pki.Gateway.Name, start, start.AddDate(1, 0, 0))
 	r := sampleReceipts()[0]
 	r.GatewayID, r.Time = pki.Gateway.Name, start.Add(10*time.Minute).UTC()
 	signed, err := s.SignReceipt(r)

@@ -45,3 +45,33 @@ func SelfSignedWith(tb testing.TB, key crypto.Signer, cn string, notBefore, notA
 	}
 	return s, cert
 }
+
+// IssueSigner returns a signer for key with a certificate for cn that the test
+// PKI's CA issued, valid from notBefore to notAfter with key usage
+// digitalSignature, its chain the certificate and the CA.
+func (p *PKI) IssueSigner(tb testing.TB, key crypto.Signer, cn string, notBefore, notAfter time.Time) *signing.Signer {
+	tb.Helper()
+	cert := p.Issue(tb, key, cn, notBefore, notAfter, x509.KeyUsageDigitalSignature)
+	s, err := signing.NewSigner(key, []*x509.Certificate{cert, p.CA})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// Issue returns a certificate for key and cn that the test PKI's CA issued,
+// valid from notBefore to notAfter with key usage ku.
+func (p *PKI) Issue(tb testing.TB, key crypto.Signer, cn string, notBefore, notAfter time.Time, ku x509.KeyUsage) *x509.Certificate {
+	tb.Helper()
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject: pkix.Name{CommonName: cn}, NotBefore: notBefore, NotAfter: notAfter, KeyUsage: ku, BasicConstraintsValid: true},
+		p.CA, key.Public(), p.CAKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cert
+}
