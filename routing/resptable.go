@@ -224,9 +224,6 @@ func (d *Directory) buildResponsibilities(src *Source) error {
 	flush()
 	for _, r := range src.Responsibilities {
 		where := r.origin
-		if where == "" {
-			where = src.origin("resp", respID(r.ServiceKey, r.AreaKey, r.Role))
-		}
 		if !knownRole(r.Role) {
 			// Build takes Sources that no parser read; a role it does not know would
 			// be "not responsible" without a word.

@@ -2,7 +2,6 @@ package routing
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -108,9 +107,6 @@ func (s *Source) setOrigin(kind, id, origin string) {
 
 func (s *Source) origin(kind, id string) string { return s.origins[kind+"\x00"+id] }
 
-// respID identifies a single responsibility record among the origins.
-func respID(service, area, role string) string { return service + "@" + area + "@" + role }
-
 // Merge lays o over s: a service, office or peer with the same key replaces the old
 // one; a responsibility for the same service, area and role replaces the old one, and
 // so does a group that covers it. Area keys are compared in their normal form
@@ -124,14 +120,12 @@ func (s *Source) Merge(o *Source) {
 // other (see contradiction). On error s may be half changed and is to be dropped.
 func (s *Source) mergeFile(o *Source) error {
 	n := s.prepare(o)
-	if !n.operatorWritten {
-		// An XZuFi export keeps loading as before: of two responsible offices for
-		// one service and area the later record in the file wins.
-		s.merge(n)
-		return nil
-	}
-	if err := n.contradiction(); err != nil {
-		return err
+	// An XZuFi export keeps loading as before: of two responsible offices for one
+	// service and area the later record in the file wins.
+	if n.operatorWritten {
+		if err := n.contradiction(); err != nil {
+			return err
+		}
 	}
 	s.merge(n)
 	return nil
@@ -156,7 +150,6 @@ func (s *Source) prepare(o *Source) *Source {
 // still replaces an earlier one: that is how an operator corrects data.
 func (o *Source) contradiction() error {
 	type slot struct{ service, area string }
-	type ar struct{ area string }
 	type listID struct {
 		first *string
 		n     int
@@ -204,16 +197,15 @@ func (o *Source) contradiction() error {
 		}
 		return ""
 	}
-	byArea := map[ar][]int{}
+	byArea := map[string][]int{}
 	for gi := range o.Groups {
 		g := &o.Groups[gi]
 		if !primaryRole(g.Role) {
 			continue
 		}
 		for _, a := range g.AreaKeys {
-			k := ar{a}
 			seen := false
-			for _, hi := range byArea[k] {
+			for _, hi := range byArea[a] {
 				h := &o.Groups[hi]
 				seen = seen || hi == gi
 				if h.OfficeID == g.OfficeID {
@@ -224,7 +216,7 @@ func (o *Source) contradiction() error {
 				}
 			}
 			if !seen {
-				byArea[k] = append(byArea[k], gi)
+				byArea[a] = append(byArea[a], gi)
 			}
 		}
 	}
@@ -233,7 +225,7 @@ func (o *Source) contradiction() error {
 		if !primaryRole(r.Role) {
 			continue
 		}
-		for _, gi := range byArea[ar{r.AreaKey}] {
+		for _, gi := range byArea[r.AreaKey] {
 			g := &o.Groups[gi]
 			if g.OfficeID != r.OfficeID && set(g)[r.ServiceKey] {
 				return contradicts(r.origin, g.Origin, r.ServiceKey, r.AreaKey, RoleZustaendig, g.OfficeID, r.OfficeID)
@@ -336,22 +328,10 @@ func (o *Source) withNormalAreaKeys(exists func(string) bool) *Source {
 		return k
 	}
 	c := *o
-	clonedOrigins := false
 	if len(o.Responsibilities) > 0 {
 		c.Responsibilities = slices.Clone(o.Responsibilities)
 		for i := range c.Responsibilities {
-			r := &c.Responsibilities[i]
-			n := norm(r.AreaKey)
-			if n == r.AreaKey {
-				continue
-			}
-			if !clonedOrigins {
-				c.origins, clonedOrigins = maps.Clone(o.origins), true
-			}
-			if at := c.origin("resp", respID(r.ServiceKey, r.AreaKey, r.Role)); at != "" {
-				c.setOrigin("resp", respID(r.ServiceKey, n, r.Role), at)
-			}
-			r.AreaKey = n
+			c.Responsibilities[i].AreaKey = norm(c.Responsibilities[i].AreaKey)
 		}
 	}
 	if len(o.Groups) > 0 {

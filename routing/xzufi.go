@@ -234,7 +234,6 @@ func ParseXZuFi(name string, r io.Reader) (*Source, error) {
 		rs := Responsibility{ServiceKey: key, AreaKey: area, OfficeID: strings.TrimSpace(x.OrganisationID), Role: role,
 			origin: fmt.Sprintf("%s:%d", name, p.line)}
 		src.Responsibilities = append(src.Responsibilities, rs)
-		src.setOrigin("resp", respID(rs.ServiceKey, rs.AreaKey, rs.Role), rs.origin)
 	}
 	return src, nil
 }

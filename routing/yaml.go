@@ -194,7 +194,6 @@ func ParseYAML(name string, r io.Reader) (*Source, error) {
 		rs := Responsibility{ServiceKey: strings.TrimSpace(r.Service), AreaKey: strings.TrimSpace(r.Area), OfficeID: strings.TrimSpace(r.Office), Role: role,
 			origin: at("responsibilities", i)}
 		src.Responsibilities = append(src.Responsibilities, rs)
-		src.setOrigin("resp", respID(rs.ServiceKey, rs.AreaKey, rs.Role), rs.origin)
 	}
 	lists := make(map[string][]string, len(f.ServiceLists))
 	for name, keys := range f.ServiceLists {
