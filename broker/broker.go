@@ -288,10 +288,10 @@ type Broker struct {
 	// asking holds the office and channel pairs (askKey) whose confirmation
 	// question has not returned (confirm.go checkHandedOver).
 	asking sync.Map
-	// troubleLogs holds, per office and channel (askKey) whose confirmation
-	// questions failed or hung in the last round, the *repeatlimit.Limit of its
-	// log line (confirm.go reportTrouble).
-	troubleLogs sync.Map
+	// troubleLogs limits, per office and channel (askKey) whose confirmation
+	// questions failed or hung in the last round, its log line (confirm.go
+	// reportTrouble).
+	troubleLogs repeatlimit.Keyed[askKey]
 	// askFrom holds, per office and channel (askKey) whose last confirmation
 	// round passed over some of its packages, the id the next round starts at
 	// (confirm.go checkHandedOver), so that slowly failing cases early in id
@@ -342,11 +342,12 @@ func New(cfg Config, db store.Store, js jetstream.JetStream, reg *adapters.Regis
 		},
 		stream: stream, root: root,
 		cfg: cfg, db: db, js: js, adapters: reg, channels: channels, signer: signer, log: log, metrics: m,
-		pending:   make(chan outboxEntry, 4096),
-		lines:     map[string]*officeLine{},
-		sem:       make(chan struct{}, cfg.Workers),
-		recording: make(chan struct{}, 4*cfg.Workers),
-		ends:      ends,
+		pending:     make(chan outboxEntry, 4096),
+		lines:       map[string]*officeLine{},
+		sem:         make(chan struct{}, cfg.Workers),
+		recording:   make(chan struct{}, 4*cfg.Workers),
+		ends:        ends,
+		troubleLogs: repeatlimit.Keyed[askKey]{Every: troubleLogEvery},
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
-	"github.com/amtsbote/amtsbote/internal/repeatlimit"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -400,8 +399,7 @@ func (b *Broker) moveStarts(trouble map[askKey]*askTrouble) {
 // lasts, with how many packages it concerned; and once that they answer again.
 func (b *Broker) reportTrouble(trouble map[askKey]*askTrouble, answered map[askKey]bool, now time.Time) {
 	for key, t := range trouble {
-		l, _ := b.troubleLogs.LoadOrStore(key, &repeatlimit.Limit{Every: troubleLogEvery})
-		if !l.(*repeatlimit.Limit).Allow(now) {
+		if !b.troubleLogs.Allow(key, now) {
 			continue
 		}
 		if t.hung {
@@ -413,15 +411,9 @@ func (b *Broker) reportTrouble(trouble map[askKey]*askTrouble, answered map[askK
 				"office", key.office, "channel", key.channel, "failed", t.failed, "not_asked", t.notAsked, "err", t.reason)
 		}
 	}
-	b.troubleLogs.Range(func(k, _ any) bool {
-		key := k.(askKey)
-		if trouble[key] != nil {
-			return true
-		}
-		b.troubleLogs.Delete(key)
+	for _, key := range b.troubleLogs.Forget(func(key askKey) bool { return trouble[key] != nil }) {
 		if answered[key] {
 			b.log.Info("confirmation questions answer again", "office", key.office, "channel", key.channel)
 		}
-		return true
-	})
+	}
 }

@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/amtsbote/amtsbote/internal/repeatlimit"
@@ -43,8 +42,7 @@ type Config struct {
 	file  string
 	log   *slog.Logger
 
-	mu     sync.Mutex
-	limits map[string]*repeatlimit.Limit
+	limits repeatlimit.Keyed[string] // per endpoint
 }
 
 // Load returns the outgoing TLS with the system's roots plus the certificates of
@@ -56,7 +54,7 @@ func Load(caFile string, log *slog.Logger) (*Config, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	c := &Config{file: caFile, log: log, limits: map[string]*repeatlimit.Limit{}}
+	c := &Config{file: caFile, log: log, limits: repeatlimit.Keyed[string]{Every: warnEvery, Max: maxEndpoints}}
 	if caFile == "" {
 		return c, nil
 	}
@@ -158,7 +156,7 @@ func (w *watched) CloseIdleConnections() {
 // the server at endpoint (host[:port]) did not verify; at most once a minute per
 // endpoint, since a delivery retries for hours. Other errors are left to the caller.
 func (c *Config) Saw(what, endpoint string, err error) {
-	if c == nil || !IsVerifyError(err) || !c.allow(endpoint) {
+	if c == nil || !IsVerifyError(err) || !c.limits.Allow(endpoint, time.Now()) {
 		return
 	}
 	args := []any{"what", what, "endpoint", endpoint, "err", err, "hint", Hint}
@@ -166,21 +164,6 @@ func (c *Config) Saw(what, endpoint string, err error) {
 		args = append(args, "outbound_ca_file", c.file)
 	}
 	c.log.Warn("outbound TLS: the server's certificate does not verify", args...)
-}
-
-func (c *Config) allow(endpoint string) bool {
-	c.mu.Lock()
-	l := c.limits[endpoint]
-	if l == nil {
-		if len(c.limits) >= maxEndpoints {
-			c.mu.Unlock()
-			return true
-		}
-		l = &repeatlimit.Limit{Every: warnEvery}
-		c.limits[endpoint] = l
-	}
-	c.mu.Unlock()
-	return l.Allow(time.Now())
 }
 
 // IsVerifyError says whether err is (or wraps) a failed verification of a

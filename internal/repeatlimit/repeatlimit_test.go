@@ -21,3 +21,20 @@ func TestLimit(t *testing.T) {
 		t.Fatal("after Reset the next event is not allowed")
 	}
 }
+
+func TestKeyed(t *testing.T) {
+	k := &Keyed[string]{Every: time.Minute, Max: 2}
+	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	if !k.Allow("a", t0) || k.Allow("a", t0.Add(time.Second)) || !k.Allow("b", t0) {
+		t.Fatal("one event a minute per key")
+	}
+	if !k.Allow("c", t0) || !k.Allow("c", t0.Add(time.Second)) {
+		t.Fatal("a key beyond Max is not limited")
+	}
+	if gone := k.Forget(func(key string) bool { return key != "a" }); len(gone) != 1 || gone[0] != "a" {
+		t.Fatalf("forgot %v, want [a]", gone)
+	}
+	if !k.Allow("a", t0.Add(2*time.Second)) {
+		t.Fatal("a forgotten key's next event is not allowed at once")
+	}
+}
