@@ -342,7 +342,7 @@ func placeOf(d *routing.Directory, o paket.Ort) string {
 		if k, err := d.Place(o.ARS); err == nil && k.Level < routing.LevelGemeinde &&
 			!(o.PLZ == "" && strings.EqualFold(strings.TrimSpace(o.Name), k.ShortName())) {
 			inner := placeOf(d, paket.Ort{PLZ: o.PLZ, Name: o.Name})
-			if a, err := d.Place(inner); err == nil && within(a, k) {
+			if a, err := d.Place(inner); err == nil && a.Within(k) {
 				return inner
 			}
 		}
@@ -371,16 +371,6 @@ func placeOf(d *routing.Directory, o paket.Ort) string {
 		return both
 	}
 	return q
-}
-
-// within reports whether the area a is k or lies inside it.
-func within(a, k *routing.Area) bool {
-	for ; a != nil; a = a.Parent {
-		if a.Key == k.Key {
-			return true
-		}
-	}
-	return false
 }
 
 // Destination is where intake sends a package on a route: the office as the

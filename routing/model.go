@@ -101,6 +101,10 @@ type Area struct {
 // Land returns the two-digit state prefix.
 func (a *Area) Land() string { return a.Key[:2] }
 
+// Within reports whether a is k or lies inside it: area keys are hierarchical,
+// each the prefix of the keys below it.
+func (a *Area) Within(k *Area) bool { return strings.HasPrefix(a.Key, k.Key) }
+
 // ShortName drops the official suffix (", Stadt", ", Hansestadt", ...), which is how
 // people write a town's name.
 func (a *Area) ShortName() string { return shortName(a.Name) }

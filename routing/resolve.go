@@ -85,7 +85,7 @@ func (d *Directory) sameRouteFor(si int32, cands []*Area) *Route {
 	for ; common != nil; common = common.Parent {
 		all := true
 		for _, c := range cands {
-			all = all && strings.HasPrefix(c.Key, common.Key)
+			all = all && c.Within(common)
 		}
 		if all {
 			break
