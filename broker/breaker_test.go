@@ -233,8 +233,11 @@ func TestOfficeDownForADay(t *testing.T) {
 	// On the compressed clock the cool-down (a minute) is over within
 	// milliseconds, and an open breaker whose cool-down is over shows half-open
 	// (TestBreakerGaugeShowsTheCooldownEnd): either is the breaker that opened.
-	opened := at5.gauge == breakerGauge[EndpointOpen] && at5.endpoint.State == EndpointOpen ||
-		at5.gauge == breakerGauge[EndpointHalfOpen] && at5.endpoint.State == EndpointHalfOpen
+	// The gauge and the admin view are two reads, and the cool-down may end
+	// between them (CI saw gauge open, view half-open), so each is checked alone.
+	openOrHalf := func(s string) bool { return s == EndpointOpen || s == EndpointHalfOpen }
+	opened := (at5.gauge == breakerGauge[EndpointOpen] || at5.gauge == breakerGauge[EndpointHalfOpen]) &&
+		openOrHalf(at5.endpoint.State)
 	if !opened || at5.endpoint.Opened < 1 || at5.endpoint.OpenedAt == nil || at5.endpoint.RetryAt == nil {
 		t.Errorf("after the fifth failure: gauge %v, endpoint %+v; want open (or half-open after its cool-down)", at5.gauge, at5.endpoint)
 	}
