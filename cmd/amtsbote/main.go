@@ -34,7 +34,7 @@ func commands() []command {
 		{"verify", "check a signed receipt or package offline and say what it proves", runVerify},
 		{"keys", "create the development PKI and credentials (keys init)", runKeys},
 		{"gc", "apply the retention once: remove expired bytes and records, sweep unused blobs", runGC},
-		{"admin", "the admin API for the person on call (held | show | replay | list | endpoints | enable | reload)", runAdmin},
+		{"admin", "the admin API for the person on call (" + adminVerbNames() + ")", runAdmin},
 		{"store", "back up, restore, check, or move the durable truth between stores (backup | restore | verify | export | import)", runStore},
 		{"mailbox", "web mailbox helpers (hash: print the password_hash for a user, password on stdin)", runMailbox},
 		{"bench", "measure intake and delivery throughput against a loopback gateway", runBench},
