@@ -494,8 +494,10 @@ func TestLeastPrivilege(t *testing.T) {
 // GET /v1/admin/backup streams a whole archive for bbolt (for the admin only) and
 // says why not, as a problem, in cluster mode.
 func TestStoreMetricsAndBackupPerBackend(t *testing.T) {
-	exposed := map[string]bool{} // by either backend
+	exposed := map[string]bool{}           // by either backend
+	labels := map[string]map[string]bool{} // their series' label names, by metric
 	t.Cleanup(func() { checkAlertMetrics(t, exposed) })
+	t.Cleanup(func() { checkDocumentedMetrics(t, exposed, labels) })
 	bbolt := []string{"amtsbote_store_commits_total", "amtsbote_store_commit_writes_total", "amtsbote_store_commit_failures_total", "amtsbote_store_commit_seconds_count"}
 	js := []string{"amtsbote_store_write_conflicts_total", "amtsbote_store_unacknowledged_writes_total", "amtsbote_store_recognised_writes_total", "amtsbote_store_stale_listings_total"}
 	// Either store: the backlog counted from its indexes, its writes' times.
@@ -535,6 +537,7 @@ func TestStoreMetricsAndBackupPerBackend(t *testing.T) {
 			for _, m := range regexp.MustCompile(`(?m)^# TYPE (amtsbote_\w+) `).FindAllSubmatch(body, -1) {
 				exposed[string(m[1])] = true
 			}
+			seriesLabels(body, labels)
 			for _, name := range c.want {
 				if !regexp.MustCompile(`(?m)^` + name + ` \d+$`).Match(body) {
 					t.Errorf("%s: no %s in /metrics", c.backend, name)
