@@ -1,11 +1,15 @@
 package config_test
 
 import (
+	"fmt"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/amtsbote/amtsbote/config"
 )
@@ -155,4 +159,141 @@ func TestEverySettingDocumented(t *testing.T) {
 	if len(missing) == 0 {
 		t.Logf("%d settings, each with its row in %s", len(paths), referenceDoc)
 	}
+}
+
+// defaultCell reads a row of the reference: its key and the default column.
+var defaultRow = regexp.MustCompile("^\\| `([^`]+)` \\| ([^|]*) \\|")
+
+// fieldByPath follows a dotted YAML path through the configuration's structs;
+// ok is false for a path through a map or a list (no default there to read).
+func fieldByPath(v reflect.Value, path string) (reflect.Value, bool) {
+	for _, seg := range strings.Split(path, ".") {
+		if v.Kind() != reflect.Struct {
+			return reflect.Value{}, false
+		}
+		var next reflect.Value
+		for i := 0; i < v.NumField(); i++ {
+			f := v.Type().Field(i)
+			tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if tag == "" {
+				tag = strings.ToLower(f.Name)
+			}
+			if tag == seg {
+				next = v.Field(i)
+				break
+			}
+		}
+		if !next.IsValid() {
+			return reflect.Value{}, false
+		}
+		for next.Kind() == reflect.Pointer {
+			if next.IsNil() {
+				next = reflect.Zero(next.Type().Elem())
+			} else {
+				next = next.Elem()
+			}
+		}
+		v = next
+	}
+	return v, true
+}
+
+// documentedDefault compares the default column's value with what
+// config.Default() has. The column starts either with the value in backticks
+// ("`30s`", "`16`", "`0` = 64 MiB": the built-in zero the code replaces) or with
+// "—" (no value); a value naming another setting ("`<data_dir>/pki`") or a
+// derived one is not compared. It returns what is wrong, or "".
+func documentedDefault(cell string, v reflect.Value) string {
+	cell = strings.TrimSpace(cell)
+	switch {
+	case strings.HasPrefix(cell, "—"):
+		if !v.IsZero() {
+			return fmt.Sprintf("documented as no value (—), the default is %v", v.Interface())
+		}
+		return ""
+	case !strings.HasPrefix(cell, "`"):
+		return "" // "required", prose
+	}
+	lit, _, _ := strings.Cut(cell[1:], "`")
+	if strings.Contains(lit, "<") {
+		return ""
+	}
+	var want any
+	var err error
+	switch {
+	case v.Type() == reflect.TypeFor[time.Duration]():
+		want, err = time.ParseDuration(lit)
+	case v.Kind() == reflect.Int || v.Kind() == reflect.Int64:
+		var n int64
+		n, err = strconv.ParseInt(lit, 10, 64)
+		want = reflect.ValueOf(n).Convert(v.Type()).Interface()
+	case v.Kind() == reflect.Bool:
+		want, err = strconv.ParseBool(lit)
+	case v.Kind() == reflect.String:
+		want = lit
+	default:
+		return ""
+	}
+	if err != nil {
+		return fmt.Sprintf("default %q is not a value of its type %s: %v", lit, v.Type(), err)
+	}
+	if !reflect.DeepEqual(want, v.Interface()) {
+		return fmt.Sprintf("documented default %q, config.Default() has %v", lit, v.Interface())
+	}
+	return ""
+}
+
+// TestEveryDefaultAsDocumented: the default column of the reference says what
+// config.Default() holds, and every row names a setting that exists. The other
+// test only asked for a row per setting; a default changed in the code (or a
+// setting removed) left an operator reading a wrong value in the table.
+func TestEveryDefaultAsDocumented(t *testing.T) {
+	b, err := os.ReadFile(referenceDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	section, ok := referenceSection(string(b))
+	if !ok {
+		t.Fatalf("%s: no %q section", referenceDoc, referenceHeading)
+	}
+	paths := settingPaths(reflect.TypeFor[config.Config](), "", "")
+	def := reflect.ValueOf(config.Default())
+
+	// Self-check of the comparison on planted cells.
+	for _, c := range []struct {
+		cell  string
+		value any
+		bad   bool
+	}{{"`30s`", 30 * time.Second, false}, {"`720h` (30 days)", 720 * time.Hour, false}, {"`31s`", 30 * time.Second, true},
+		{"`0` = 64 MiB", 0, false}, {"`8`", 7, true}, {"— (embedded server)", "", false}, {"—", 5, true},
+		{"`text`", "json", true}, {"`false`", false, false}, {"`<data_dir>/pki`", "", false}, {"required", "", false}} {
+		if got := documentedDefault(c.cell, reflect.ValueOf(c.value)); (got != "") != c.bad {
+			t.Fatalf("self-check: %q against %v: %q", c.cell, c.value, got)
+		}
+	}
+
+	compared := 0
+	for _, l := range strings.Split(section, "\n") {
+		m := defaultRow.FindStringSubmatch(strings.TrimSpace(l))
+		if m == nil || m[1] == "key" {
+			continue
+		}
+		path := m[1]
+		if !slices.Contains(paths, path) {
+			t.Errorf("%s: a row for `%s`, which is no setting", referenceDoc, path)
+			continue
+		}
+		v, ok := fieldByPath(def, path)
+		if !ok {
+			continue // inside a map or list: no built-in default to compare
+		}
+		compared++
+		if msg := documentedDefault(m[2], v); msg != "" {
+			t.Errorf("%s, `%s`: %s", referenceDoc, path, msg)
+		}
+	}
+	if compared < 50 {
+		t.Fatalf("compared only %d defaults", compared)
+	}
+	t.Logf("%d defaults as documented", compared)
 }
