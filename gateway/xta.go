@@ -138,8 +138,11 @@ func (g *Gateway) setupXTA(ctx context.Context) error {
 	// over: it reads every body and writes every answer under the progress rule
 	// (xta.Options.TransferWindow), as a getMessage or sendMessage of tens of
 	// megabytes outlives any fixed deadline. ReadHeaderTimeout bounds the headers.
+	// Every path goes to the service, which answers one that is no port with
+	// NotImplementedException as docs/xta.md says; a mux for XTAPath alone left
+	// any other path to net/http's plain-text 404, no SOAP message at all.
 	mux := http.NewServeMux()
-	mux.Handle(XTAPath, srv)
+	mux.Handle("/", srv)
 	// Counted with the REST API's requests, by port: without, the XTA face's
 	// 5xx never reached AmtsboteServerErrors.
 	hs := &http.Server{Handler: g.httpMetrics.Observe(mux, xtaRoute, g.Log), TLSConfig: xta.ServerTLSConfig(cert, pool), ReadHeaderTimeout: 10 * time.Second,

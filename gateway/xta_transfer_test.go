@@ -332,3 +332,32 @@ func TestXTAFaceIsCounted(t *testing.T) {
 		}
 	}
 }
+
+// TestXTAUnknownPathIsAFault: docs/xta.md promises NotImplementedException (9080)
+// for an unknown action or path. A path under /services/XTACore/ got it, but any
+// other path on the XTA listener (a client configured with the wrong base,
+// /services/Recipient say) got net/http's plain-text "404 page not found", which
+// no SOAP stack reads as a fault (an audit of the docs against the binary,
+// 2026-12-05). It is counted as "unmatched (xta)".
+func TestXTAUnknownPathIsAFault(t *testing.T) {
+	x := startXTA(t, nil)
+	c := x.client(false)
+	root := strings.TrimSuffix(x.g.XTAURL(), XTAPath)
+	env := `<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"><soap:Body/></soap:Envelope>`
+	for _, path := range []string{"/services/Recipient", "/", "/services/XTACore/Nope"} {
+		resp, err := c.Post(root+path, "application/soap+xml; charset=utf-8", strings.NewReader(env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/soap+xml") ||
+			!strings.Contains(string(body), "NotImplementedException") || !strings.Contains(string(body), "<code>9080</code>") {
+			t.Errorf("POST %s: %d %s\n%s\nwant 400 with a SOAP fault NotImplementedException 9080", path, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
+	}
+	series := `amtsbote_http_requests_total{route="unmatched (xta)",soap_fault="Sender",status="400"}`
+	if got := scrapeValue(t, x.g.URL(), series); got != "3" {
+		t.Errorf("%s = %q, want 3", series, got)
+	}
+}
