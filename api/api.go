@@ -1200,7 +1200,7 @@ const backlogReadLimit = 100_000
 // adminOffices answers which offices packages wait for: the backlog gauges say
 // that something waits, this says for whom and since when.
 func (s *Server) adminOffices(w http.ResponseWriter, r *http.Request) {
-	offices, read, complete, err := s.opt.Broker.Backlog(backlogReadLimit)
+	offices, _, complete, err := s.opt.Broker.Backlog(backlogReadLimit)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -1208,7 +1208,15 @@ func (s *Server) adminOffices(w http.ResponseWriter, r *http.Request) {
 	if offices == nil {
 		offices = []broker.OfficeBacklog{}
 	}
-	writeJSON(w, 200, map[string]any{"offices": offices, "waiting": read, "complete": complete})
+	// waiting is what the offices' rows count, not the records read: a case
+	// erased before its office took it is read and waits for nothing, and the
+	// answer said "2 waiting" beside one row of 1 (amtsbote admin offices: "2
+	// packages wait for 1 office", or "nothing waits" with a count of 1).
+	waiting := 0
+	for _, o := range offices {
+		waiting += o.Queued + o.Retrying + o.HandedOver + o.Held
+	}
+	writeJSON(w, 200, map[string]any{"offices": offices, "waiting": waiting, "complete": complete})
 }
 
 // adminEnableEndpoint enables a disabled office channel again and closes its breaker.

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -251,8 +252,19 @@ func TestErasedCaseWaitsForNothing(t *testing.T) {
 	if v := scrapeValue(t, f.g.URL(), "amtsbote_submissions_handed_over"); v != "1" {
 		t.Errorf("amtsbote_submissions_handed_over %s, want 1 (the live case)", v)
 	}
-	if status, body := officeGet(t, f.g.URL()+"/v1/admin/offices", adminToken); status != http.StatusOK || !strings.Contains(body, `"handedOver": 1`) && !strings.Contains(body, `"handedOver":1`) {
-		t.Errorf("the admin backlog: %d %s", status, body)
+	// The admin backlog's rows and its total (amtsbote admin offices prints it:
+	// "1 package waits for 1 office") leave the erased case out alike; the total
+	// counted it, as it counted every record read.
+	status, body := officeGet(t, f.g.URL()+"/v1/admin/offices", adminToken)
+	var backlog struct {
+		Offices []struct {
+			HandedOver int `json:"handedOver"`
+		} `json:"offices"`
+		Waiting int `json:"waiting"`
+	}
+	if err := json.Unmarshal([]byte(body), &backlog); status != http.StatusOK || err != nil ||
+		len(backlog.Offices) != 1 || backlog.Offices[0].HandedOver != 1 || backlog.Waiting != 1 {
+		t.Errorf("the admin backlog: %d %s (%v), want one office with 1 handed over, 1 waiting", status, body, err)
 	}
 	// The erased case itself is still there to read (its record, its receipts).
 	if status, body := officeGet(t, f.g.URL()+"/v1/office/submissions/"+erased, pullToken); status != http.StatusOK || !strings.Contains(body, erased) {
