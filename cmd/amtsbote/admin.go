@@ -590,12 +590,21 @@ func (c *adminClient) offices(ctx context.Context, stdout io.Writer) error {
 		}) {
 		return nil
 	}
-	more := ""
-	if !v.Complete {
+	fmt.Fprintln(stdout, backlogSentence(v.Waiting, len(v.Offices), v.Complete))
+	return nil
+}
+
+// backlogSentence is the line under `admin offices`' table: how many packages
+// wait for how many offices, and where to look next.
+func backlogSentence(waiting, offices int, complete bool) string {
+	verb, more := "wait", ""
+	if waiting == 1 {
+		verb = "waits"
+	}
+	if !complete {
 		more = " (the first read; more wait)"
 	}
-	fmt.Fprintf(stdout, "%s wait for %s%s. Retrying: `amtsbote admin endpoints`; handed over: the office has not imported or opened them; held: `amtsbote admin held`.\n", counted(v.Waiting, "package"), counted(len(v.Offices), "office"), more)
-	return nil
+	return fmt.Sprintf("%s %s for %s%s. Retrying: `amtsbote admin endpoints`; handed over: the office has not imported or opened them; held: `amtsbote admin held`.", counted(waiting, "package"), verb, counted(offices, "office"), more)
 }
 
 // counted is "1 office", "2 offices".

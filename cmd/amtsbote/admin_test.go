@@ -293,3 +293,23 @@ func TestAdminJSONReloadPrintsTheRefusal(t *testing.T) {
 		t.Errorf("-json reload: stdout is not the answer:\n%s", out.String())
 	}
 }
+
+// TestBacklogSentenceAgrees: one package waits, two wait ("1 package wait for
+// 1 office" was printed, found in the docs audit of 12-05 night).
+func TestBacklogSentenceAgrees(t *testing.T) {
+	for _, c := range []struct {
+		n, offices int
+		want       string
+	}{
+		{1, 1, "1 package waits for 1 office."},
+		{2, 1, "2 packages wait for 1 office."},
+		{3, 2, "3 packages wait for 2 offices."},
+	} {
+		if got := backlogSentence(c.n, c.offices, true); !strings.HasPrefix(got, c.want) {
+			t.Errorf("%d, %d: %q, want it to begin %q", c.n, c.offices, got, c.want)
+		}
+	}
+	if got := backlogSentence(1, 1, false); !strings.Contains(got, "1 package waits for 1 office (the first read; more wait).") {
+		t.Errorf("incomplete: %q", got)
+	}
+}
