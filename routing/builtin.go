@@ -31,7 +31,7 @@ func loadBuiltin() (*Directory, error) {
 	if err := places.mergeFile(sx); err != nil {
 		return nil, err
 	}
-	places.areaKeys = nil // only needed while merging; the snapshot keeps its source
+	places.dropAreaCache() // only needed while merging; the snapshot keeps its source
 	return Build(places)
 }
 

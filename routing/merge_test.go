@@ -269,3 +269,106 @@ func routeTo(r *Route) string {
 	}
 	return "nowhere"
 }
+
+// withOverlays is the built-in directory with YAML overlays, in order (later files
+// win), written to temp files; the error of BuildWithFiles is returned.
+func withOverlays(t *testing.T, yamls ...string) (*Directory, error) {
+	t.Helper()
+	dir := t.TempDir()
+	var paths []string
+	for i, y := range yamls {
+		p := filepath.Join(dir, "overlay"+string(rune('a'+i))+".yaml")
+		if err := os.WriteFile(p, []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	return BuildWithFiles(builtinT(t), paths...)
+}
+
+// An operator's record for a kreisfreie Stadt under its Kreis key is a record for
+// the city (rule 7: the Kreis of a kreisfreie Stadt is the city). A record with
+// gebiet "14612" did not replace the built-in Amt24 office, held under the
+// municipality key 146120000000: the resolver climbs from the municipality and
+// found the built-in record first, so Gewerbe anmelden in Dresden kept going to
+// the office the operator had replaced. The keys of the city (municipality,
+// Gemeindeverband, Kreis) are one area for records now, whichever is written.
+func TestKreisKeyOfKreisfreieStadtReplacesTheCitysRecord(t *testing.T) {
+	const office = `
+offices:
+  - {id: dd-gewerbe, name: "Landeshauptstadt Dresden, Gewerbeamt", kanaele: [{kind: mailbox}]}
+  - {id: dd-other, name: "Landeshauptstadt Dresden, Bürgeramt", kanaele: [{kind: mailbox}]}
+`
+	places := []string{"Dresden", arsDresden, "01067", "14612000", "ARS 14612", "ARS 146120000"}
+	for _, gebiet := range []string{"14612", "146120000", "146120000000", "146120000000 "} {
+		d, err := withOverlays(t, office+`
+responsibilities:
+  - {leistung: "`+keyGewerbe+`", gebiet: "`+gebiet+`", stelle: dd-gewerbe}
+`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, place := range places {
+			if rt, err := d.Resolve(keyGewerbe, place); err != nil || rt.Office == nil || rt.Office.ID != "dd-gewerbe" {
+				t.Errorf("gebiet %q: Gewerbe at %q -> %s, %v; want the operator's dd-gewerbe", gebiet, place, routeTo(rt), err)
+			}
+		}
+	}
+	// A group names the city by its Kreis key too.
+	d, err := withOverlays(t, office+`
+gruppen:
+  - {stelle: dd-gewerbe, gebiete: ["14612"], leistungen: ["`+keyGewerbe+`"]}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, place := range places {
+		if rt, err := d.Resolve(keyGewerbe, place); err != nil || rt.Office == nil || rt.Office.ID != "dd-gewerbe" {
+			t.Errorf("group for 14612: Gewerbe at %q -> %s, %v; want the operator's dd-gewerbe", place, routeTo(rt), err)
+		}
+	}
+	// Across files the later one wins, in both orders of the two spellings.
+	for _, keys := range [][2]string{{"146120000000", "14612"}, {"14612", "146120000000"}} {
+		d, err := withOverlays(t,
+			office+`responsibilities: [{leistung: "`+keyGewerbe+`", gebiet: "`+keys[0]+`", stelle: dd-other}]`,
+			office+`responsibilities: [{leistung: "`+keyGewerbe+`", gebiet: "`+keys[1]+`", stelle: dd-gewerbe}]`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, place := range places {
+			if rt, err := d.Resolve(keyGewerbe, place); err != nil || rt.Office == nil || rt.Office.ID != "dd-gewerbe" {
+				t.Errorf("%s then %s: Gewerbe at %q -> %s, %v; want the later file's dd-gewerbe", keys[0], keys[1], place, routeTo(rt), err)
+			}
+		}
+	}
+	// Within one file the two spellings for different offices contradict each other.
+	_, err = withOverlays(t, office+`
+responsibilities:
+  - {leistung: "`+keyGewerbe+`", gebiet: "14612", stelle: dd-gewerbe}
+  - {leistung: "`+keyGewerbe+`", gebiet: "146120000000", stelle: dd-other}
+`)
+	var de *DataError
+	if !errors.As(err, &de) || de.Line != 8 || !strings.Contains(de.Msg, "line 7") {
+		t.Errorf("two offices for the city in one file: %v; want the contradiction named at lines 8 and 7", err)
+	}
+	// Another state's kreisfreie Stadt, at a gateway without the operator's
+	// homeLands (the peer answers where no record does): a record under the city's
+	// municipality key was not found from its Kreis key, and the package went to
+	// the peer.
+	for _, gebiet := range []string{"16051", "160510000000"} {
+		d, err := withOverlays(t, `
+offices:
+  - {id: erfurt-wohngeld, name: "Stadt Erfurt, Wohngeldstelle", kanaele: [{kind: mailbox}]}
+responsibilities:
+  - {leistung: "`+keyWohngeld+`", gebiet: "`+gebiet+`", stelle: erfurt-wohngeld}
+`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, place := range []string{"Erfurt", "160510000000", "ARS 16051"} {
+			if rt, err := d.Resolve(keyWohngeld, place); err != nil || rt.Office == nil || rt.Office.ID != "erfurt-wohngeld" {
+				t.Errorf("gebiet %q: Wohngeld at %q -> %s, %v; want erfurt-wohngeld", gebiet, place, routeTo(rt), err)
+			}
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 )
 
 // The responsibility table. A nationwide directory has tens of millions of
@@ -287,12 +288,14 @@ func (d *Directory) shareTables() {
 }
 
 // areaNode resolves an area key of a record (an ARS prefix, or a 12-digit ARS padded
-// with zeros) to its node.
+// with zeros) to its node; a kreisfreie Stadt's records go to its Kreis (cityKey),
+// as merging puts them, also in a Source no file was merged into.
 func (d *Directory) areaNode(k string) (int, int32, error) {
 	key, err := normalizeAreaKey(k, d.knownAreaKey)
 	if err != nil {
 		return 0, 0, err
 	}
+	key = cityKey(key, d.isCity)
 	li, node, ok := d.nodes.lookup(key)
 	if !ok {
 		return 0, 0, fmt.Errorf("unknown area %q", k)
@@ -303,6 +306,17 @@ func (d *Directory) areaNode(k string) (int, int32, error) {
 func (d *Directory) knownAreaKey(k string) bool {
 	_, _, ok := d.nodes.lookup(k)
 	return ok
+}
+
+// isCity reports whether kreis is the Kreis of a kreisfreie Stadt, as Source.isCity
+// does: its only municipality is kreis+"0000000".
+func (d *Directory) isCity(kreis string) bool {
+	if _, ok := d.areas[kreis+"0000000"]; !ok {
+		return false
+	}
+	keys := d.nodes.keys[levelIndex(LevelGemeinde)] // sorted
+	lo := sort.SearchStrings(keys, kreis)
+	return lo+1 >= len(keys) || !strings.HasPrefix(keys[lo+1], kreis)
 }
 
 // ResponsibilitiesFor lists the responsibilities of a service, ordered by area key.

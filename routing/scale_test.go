@@ -148,15 +148,17 @@ func TestGermanyScaleLoader(t *testing.T) {
 		if _, ok := base.areas[a.Key[:5]]; !ok {
 			continue // "Gemeinsames deutsch-luxemburgisches Hoheitsgebiet" has no Kreis
 		}
-		kreisOffice := "scale-k-" + a.Key[:5]
+		kreisOffice, gemeindeAt := "scale-k-"+a.Key[:5], a.Key
 		if _, city := base.areas[a.Key[:5]+"0000000"]; city {
-			kreisOffice = "scale-g-" + a.Key[:5] + "0000000"
+			// A kreisfreie Stadt does its Kreis tasks itself, and its records are
+			// held under its Kreis key (cityKey).
+			kreisOffice, gemeindeAt = "scale-g-"+a.Key[:5]+"0000000", a.Key[:5]
 		}
 		for _, c := range []struct {
 			key, office string
 			matched     string
 		}{
-			{s.gemeinde[rnd.IntN(len(s.gemeinde))], "scale-g-" + a.Key, a.Key},
+			{s.gemeinde[rnd.IntN(len(s.gemeinde))], "scale-g-" + a.Key, gemeindeAt},
 			{s.kreis[rnd.IntN(len(s.kreis))], kreisOffice, a.Key[:5]},
 			{s.land[rnd.IntN(len(s.land))], "scale-l-" + a.Key[:2], a.Key[:2]},
 		} {

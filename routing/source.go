@@ -39,9 +39,11 @@ type Source struct {
 	// Bürgerämter each zustaendig for one Leistung and Gebiet is its normal shape.
 	operatorWritten bool
 	// areaKeys caches the keys a record's area may name (see areaKeyExists) while
-	// files are merged; nil until first needed, reset when Areas change, and dropped
-	// after merging so a snapshot does not keep it.
+	// files are merged, and cities the Kreise of kreisfreie Städte (see
+	// recordAreaKey); nil until first needed, reset when Areas change, and dropped
+	// after merging (dropAreaCache) so a snapshot does not keep them.
 	areaKeys map[string]bool
+	cities   map[string]bool
 }
 
 // ResponsibilityGroup is many Zuständigkeiten at once: the office is responsible (with
@@ -135,9 +137,9 @@ func (s *Source) mergeFile(o *Source) error {
 func (s *Source) prepare(o *Source) *Source {
 	if len(o.Areas) > 0 {
 		s.Areas = append(slices.Clone(s.Areas), o.Areas...)
-		s.areaKeys = nil
+		s.dropAreaCache()
 	}
-	return o.withNormalAreaKeys(s.areaKeyExists)
+	return o.withNormalAreaKeys(s.recordAreaKey)
 }
 
 // contradiction reports two records of one YAML file (o, area keys in normal form)
@@ -301,28 +303,80 @@ func (s *Source) merge(o *Source) {
 func (s *Source) areaKeyExists(k string) bool {
 	if s.areaKeys == nil {
 		m := make(map[string]bool, len(s.Areas)+len(s.Areas)/2)
+		perKreis := map[string]int{}
 		for _, a := range s.Areas {
 			m[a.Key] = true
 			if len(a.Key) == int(LevelGemeinde) {
 				for _, l := range levels[1:] {
 					m[a.Key[:l]] = true
 				}
+				perKreis[a.Key[:LevelKreis]]++
 			}
 		}
 		s.areaKeys = m
+		s.cities = map[string]bool{}
+		for k, n := range perKreis {
+			if n == 1 && m[k+"0000000"] {
+				s.cities[k] = true
+			}
+		}
 	}
 	return s.areaKeys[k]
 }
 
+// isCity reports whether kreis (5 digits) is the Kreis of a kreisfreie Stadt: its
+// only municipality is the city, keyed kreis+"0000000".
+func (s *Source) isCity(kreis string) bool {
+	s.areaKeyExists(kreis) // fills the cache
+	return s.cities[kreis]
+}
+
+// dropAreaCache forgets areaKeys and cities: Areas changed, or merging is over.
+func (s *Source) dropAreaCache() { s.areaKeys, s.cities = nil, nil }
+
+// recordAreaKey is the normal form of a record's area key (normalizeAreaKey, then
+// cityKey).
+func (s *Source) recordAreaKey(k string) (string, error) {
+	n, err := normalizeAreaKey(k, s.areaKeyExists)
+	if err != nil {
+		return "", err
+	}
+	return cityKey(n, s.isCity), nil
+}
+
+// cityKey is the key a record for a kreisfreie Stadt is held under: its Kreis key,
+// also where the record names the city's municipality (kreis+"0000000") or
+// Gemeindeverband (kreis+"0000"). The three are one area (rule 7: the Kreis of a
+// kreisfreie Stadt is the city), but a record under one of them did not replace a
+// record under another: an operator's record for "14612" left the built-in Amt24
+// office under 146120000000 in force, found first by the climb from the
+// municipality. The Kreis is the key every query of the city climbs through (the
+// municipality, "ARS 14612", the Gemeindeverband), so a record there answers all
+// of them; one under the municipality was not found from the Kreis key where the
+// city lies in another state (the climb from the Kreis ends at that state's peer).
+// isCity says whether a Kreis key is a kreisfreie Stadt's.
+func cityKey(k string, isCity func(kreis string) bool) string {
+	switch {
+	case len(k) == int(LevelGemeinde) && k[LevelKreis:] == "0000000",
+		len(k) == int(LevelGemeindeverband) && k[LevelKreis:] == "0000":
+		if isCity(k[:LevelKreis]) {
+			return k[:LevelKreis]
+		}
+	}
+	return k
+}
+
 // withNormalAreaKeys returns o with the area keys of its responsibilities and groups
-// in their normal form, so that later records and groups replace earlier ones for the
-// same area however it is written: an operator's group for "140000000000" (Land 14
-// padded, as FIT-Connect writes it) left the built-in record for "14" in force, and
-// that record won. A key that is not well-formed stays as it is; Build reports it with
-// the record's file and line. o is not modified.
-func (o *Source) withNormalAreaKeys(exists func(string) bool) *Source {
+// in their normal form (norm: Source.recordAreaKey), so that later records and
+// groups replace earlier ones for the same area however it is written: an
+// operator's group for "140000000000" (Land 14 padded, as FIT-Connect writes it)
+// left the built-in record for "14" in force, and that record won; a record for a
+// kreisfreie Stadt under its Kreis key left the built-in one under the
+// municipality key (cityKey). A key that is not well-formed stays as it is; Build
+// reports it with the record's file and line. o is not modified.
+func (o *Source) withNormalAreaKeys(normalize func(string) (string, error)) *Source {
 	norm := func(k string) string {
-		if n, err := normalizeAreaKey(k, exists); err == nil {
+		if n, err := normalize(k); err == nil {
 			return n
 		}
 		return k

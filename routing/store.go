@@ -146,7 +146,7 @@ func BuildWithFiles(base *Directory, paths ...string) (*Directory, error) {
 			return nil, err
 		}
 	}
-	src.areaKeys = nil // only needed while merging; the snapshot keeps src
+	src.dropAreaCache() // only needed while merging; the snapshot keeps src
 	if len(home) > 0 {
 		// The operator's files say which states this gateway is authoritative for;
 		// the built-in directory's (Saxony) is only the default.
