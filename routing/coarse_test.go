@@ -117,20 +117,19 @@ func TestKreisOfKreisfreieStadt(t *testing.T) {
 }
 
 // A gateway of another state (homeLands ["09"]) must not accept a Saxon place into the
-// built-in sample offices: without a peer for Saxony it has no office there.
+// built-in sample offices: Saxony is another state's there, and its places go to
+// Saxony's peer (a sample one where the operator's files name none; intake then
+// asks the configuration for a peer gateway, see
+// TestBuiltinHomeLandLeftOutGoesToItsPeer).
 func TestSampleOfficesOnlyInHomeLands(t *testing.T) {
 	d := withOverlay(t, `homeLands: ["09"]`)
 	for _, place := range []string{"Leipzig", "Landkreis Bautzen", "Jahnatal"} {
 		for _, key := range []string{keyWohnsitz, keyWohngeld, keyApotheke} {
 			rt, err := d.Resolve(key, place)
-			if !errors.Is(err, ErrNoResponsibleOffice) {
-				t.Errorf("%s at %s: %+v, %v; want no responsible office", key, place, rt, err)
+			if err != nil || rt.Office != nil || rt.Peer == nil || rt.Peer.Land != "14" {
+				t.Errorf("%s at %s: %s, %v; want Saxony's peer, no office", key, place, routeTo(rt), err)
 			}
 		}
-	}
-	// The explicit, real record (the Amt24 example office) still counts.
-	if rt, err := d.Resolve(keyGewerbe, arsDresden); err != nil || rt.Office.ID != dresdenOffID {
-		t.Errorf("Gewerbe in Dresden: %+v, %v", rt, err)
 	}
 	// With a peer for Saxony the peer decides, as before.
 	d = withOverlay(t, `
@@ -405,5 +404,70 @@ func TestOperatorRecordRestatingBuiltinOfficeKeepsLandRouted(t *testing.T) {
 	rt, err := d.Resolve(keyApotheke, "ARS 14")
 	if err != nil || rt.Office == nil || rt.Office.ID != before.Office.ID || rt.Role != before.Role {
 		t.Errorf("with the operator's record for Kreis 14625: Apotheke in Sachsen -> %s, %v; want %s", routeTo(rt), err, routeTo(before))
+	}
+}
+
+// A gateway whose operator names other home lands (homeLands ["09"], Bavaria) takes
+// the built-in directory's own state, Saxony, for another state's: its places go to
+// Saxony's peer, and the built-in Saxon records are no answer there, real or
+// sample. Before, the built-in data had no peer for its own state, so a Saxon place
+// at a Bavarian gateway found no peer: the built-in record of the Amt24 office
+// answered Gewerbe anmelden in Dresden (a 201 into a mailbox of the Bavarian
+// gateway that no Saxon office reads), and every other Saxon place was refused
+// although the configuration had a peer gateway for Saxony.
+func TestBuiltinHomeLandLeftOutGoesToItsPeer(t *testing.T) {
+	d := withOverlay(t, `homeLands: ["09"]`)
+	p, ok := d.Peer("14")
+	if !ok || !p.Sample || p.Name != "Sachsen" {
+		t.Fatalf("peer for Saxony: %+v %v; want a sample peer named Sachsen", p, ok)
+	}
+	for _, tc := range []struct{ key, place string }{
+		{keyGewerbe, arsDresden}, // the built-in real record of the Amt24 office
+		{keyGewerbe, "Dresden"},
+		{keyGewerbe, "ARS 14612"},
+		{"99999001000000", "01067"},
+		{keyWohnsitz, "Leipzig"}, // generated sample offices
+		{keyWohngeld, "Landkreis Bautzen"},
+		{keyApotheke, arsFreiberg}, // the sample Landesdirektion, at the Land
+	} {
+		rt, err := d.Resolve(tc.key, tc.place)
+		if err != nil || rt.Office != nil || rt.Peer != p {
+			t.Errorf("%s at %s: %s, %v; want Saxony's peer", tc.key, tc.place, routeTo(rt), err)
+		}
+	}
+	// The operator's own records for a Saxon place still win over that sample
+	// peer, as over any sample peer (rule 8): a responsible office, and one that
+	// only takes part.
+	d = withOverlay(t, `
+homeLands: ["09"]
+offices:
+  - {id: by-treaty, name: "Bayerisches Amt (Staatsvertrag)", kanaele: [{kind: mailbox}]}
+responsibilities:
+  - {leistung: "`+keyGewerbe+`", gebiet: "14612", stelle: by-treaty}
+  - {leistung: "`+keyWohnsitz+`", gebiet: "147130000000", stelle: by-treaty, rolle: mitwirkend}
+`)
+	for _, tc := range []struct{ key, place string }{{keyGewerbe, "Dresden"}, {keyWohnsitz, "Leipzig"}} {
+		if rt, err := d.Resolve(tc.key, tc.place); err != nil || rt.Office == nil || rt.Office.ID != "by-treaty" {
+			t.Errorf("%s at %s: %s, %v; want the operator's by-treaty", tc.key, tc.place, routeTo(rt), err)
+		}
+	}
+	if rt, err := d.Resolve(keyWohnsitz, "Chemnitz"); err != nil || rt.Peer == nil || rt.Peer.Land != "14" {
+		t.Errorf("Wohnsitz in Chemnitz: %s, %v; want Saxony's peer", routeTo(rt), err)
+	}
+	// An operator's peer for Saxony is the one; a Saxon gateway keeps Saxony home.
+	d = withOverlay(t, `
+homeLands: ["09"]
+peers:
+  - {land: "14", name: Sachsen, gatewayId: gateway-sn-real, baseUrl: "https://gateway-sn.example"}
+`)
+	if rt, err := d.Resolve(keyGewerbe, "Dresden"); err != nil || rt.Peer == nil || rt.Peer.GatewayID != "gateway-sn-real" {
+		t.Errorf("with the operator's peer: %s, %v", routeTo(rt), err)
+	}
+	d = withOverlay(t, `homeLands: ["14", "09"]`)
+	if _, ok := d.Peer("14"); ok {
+		t.Error("a peer for Saxony where Saxony is a home land")
+	}
+	if rt, err := d.Resolve(keyGewerbe, "Dresden"); err != nil || rt.Office == nil || rt.Office.ID != dresdenOffID {
+		t.Errorf("Saxony at home: %s, %v; want %s", routeTo(rt), err, dresdenOffID)
 	}
 }

@@ -136,6 +136,13 @@ func (d *Directory) route(si int32, area *Area) (*Route, error) {
 	only := anyOffice
 	if d.peersFirst {
 		only = realOffices
+		if !d.home[land] {
+			// Outside the home lands only the operator's own records answer: the
+			// built-in data is the built-in home land's (Saxony's), and at a gateway
+			// of another state its real records (the Amt24 office in Dresden) took
+			// packages into a mailbox of that gateway no Saxon office reads.
+			only = operatorRecords
+		}
 	}
 	if d.peersFirst && !d.home[land] {
 		if p, ok := d.peers[land]; ok {
@@ -143,11 +150,10 @@ func (d *Directory) route(si int32, area *Area) (*Route, error) {
 			// directory holds records (the built-in Saxon data at another state's
 			// gateway), unless an operator's file names a real office responsible
 			// (zustaendig) there: by a state treaty one state's office serves a
-			// neighbour's area. A sample
-			// peer does not win over any real record.
-			only = operatorOffices
-			if p.Sample {
-				only = realOffices
+			// neighbour's area. A sample peer does not win over any real record of
+			// an operator's file.
+			if !p.Sample {
+				only = operatorOffices
 			}
 			_, _, v := d.climb(si, chain, only)
 			if v == 0 && area.Level != LevelGemeinde {
@@ -215,6 +221,7 @@ type recordFilter uint8
 const (
 	anyOffice       recordFilter = iota
 	realOffices                  // not those of offices marked as sample data
+	operatorRecords              // real offices, only records from an operator's file
 	operatorOffices              // real offices, only records from an operator's file, only zustaendig
 )
 
@@ -235,7 +242,7 @@ func (d *Directory) climb(si int32, chain *[len(levels)]int32, only recordFilter
 			continue
 		}
 		as := &d.rt.assign[x&^generatedBit-1]
-		if only != anyOffice && (as.office.Sample || only == operatorOffices && !as.operator) {
+		if only != anyOffice && (as.office.Sample || only >= operatorRecords && !as.operator) {
 			continue
 		}
 		if only == operatorOffices && !primaryRole(as.role) {

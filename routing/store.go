@@ -150,6 +150,7 @@ func BuildWithFiles(base *Directory, paths ...string) (*Directory, error) {
 	if len(home) > 0 {
 		// The operator's files say which states this gateway is authoritative for;
 		// the built-in directory's (Saxony) is only the default.
+		src.Peers = append(src.Peers, leftHome(src, home)...)
 		src.HomeLands = home
 		src.PeersFirst = true
 	}
@@ -158,4 +159,31 @@ func BuildWithFiles(base *Directory, paths ...string) (*Directory, error) {
 		return buildReusing(src, base.placeSet)
 	}
 	return Build(src)
+}
+
+// leftHome gives each home land of src that home (the operator's homeLands) leaves
+// out a sample peer, where no file names one: another state's places go to that
+// state's peer, and the built-in directory has a peer for every state but its own.
+// A Bavarian gateway (homeLands ["09"]) without a directory peer for Saxony had
+// none: a Saxon place was refused although the configuration named a peer gateway
+// for Saxony, or answered by a built-in Saxon office. Sample like the built-in
+// peers: the configuration's peers[] decides whether and to which gateway a
+// package goes (intake.Pipeline.Destination), never this entry's address.
+func leftHome(src *Source, home []string) []*Peer {
+	var out []*Peer
+	for _, l := range src.HomeLands {
+		if slices.Contains(home, l) || slices.ContainsFunc(src.Peers, func(p *Peer) bool { return p.Land == l }) {
+			continue
+		}
+		name := l
+		for _, a := range src.Areas {
+			if a.Key == l {
+				name = a.Name
+				break
+			}
+		}
+		out = append(out, &Peer{Land: l, Name: name, GatewayID: "gateway-" + l,
+			BaseURL: "https://gateway-" + l + ".sample.example", Sample: true})
+	}
+	return out
 }
