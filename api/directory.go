@@ -279,14 +279,10 @@ func (h *directory) resolve(w http.ResponseWriter, r *http.Request) {
 	if strings.TrimSpace(which) == "" {
 		which = q.Get("service")
 	}
-	svc, err := d.FindService(which)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
 	// Resolve, as intake asks: a postcode several municipalities share with one
-	// office for the service is that office's, not a choice for the citizen.
-	rt, err := d.Resolve(svc.Key, q.Get("place"))
+	// office for the service is that office's, not a choice for the citizen; and a
+	// key this directory does not know goes to another state's peer, as at intake.
+	rt, err := d.ResolveService(which, q.Get("place"))
 	if err == nil {
 		// What intake would answer a package for this place.
 		err = h.admitted(rt)
@@ -353,11 +349,7 @@ func (h *directory) routes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := h.store.Current()
-	svc, ok := d.Service(key)
-	if !ok {
-		h.fail(w, r, fmt.Errorf("%w: %s", routing.ErrUnknownService, key))
-		return
-	}
+	svc, known := d.Service(key)
 	// ARS, AGS prefixes and areaId are area keys, never postcodes or names.
 	var area *routing.Area
 	if len(place) == 8 {
@@ -367,15 +359,49 @@ func (h *directory) routes(w http.ResponseWriter, r *http.Request) {
 	} else {
 		err = fmt.Errorf("%w: %s", routing.ErrUnknownPlace, place)
 	}
+	if err != nil && !known {
+		// The key is judged first, as at intake.
+		err = fmt.Errorf("%w: %s", routing.ErrUnknownService, key)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	// The route of the area, or, where its municipalities have different offices for
-	// the service (a Kreis for a municipal service, a Kreis where one town does the
-	// task itself), the route of each municipality, largest first; offset and limit
-	// page through them. A route intake would refuse (h.admitted) is left out, as
-	// an area nobody serves: this gateway cannot deliver there.
+	var all []*routing.Route
+	if known {
+		all, err = h.areaRoutes(d, svc, area)
+	} else {
+		// A key this directory does not know, in another state's area: that state's
+		// peer's route, whose directory must know the service (routing rule 1),
+		// where intake would take the package; otherwise intake's answer, 422
+		// unknown-service — not FIT-Connect's empty result, which says that nobody
+		// serves the area, when the key itself is in question.
+		var rt *routing.Route
+		if rt, err = d.ResolveAreaKey(key, area); err == nil {
+			err = h.admitted(rt)
+		}
+		all = []*routing.Route{rt}
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	page := all[min(offset, len(all)):min(len(all), offset+limit)]
+	routes := make([]routeJSON, 0, len(page))
+	for _, rt := range page {
+		routes = append(routes, h.routeOf(rt))
+	}
+	total := len(all)
+	writeCompactJSON(w, http.StatusOK, routeResult{Count: len(routes), Offset: offset, TotalCount: total, Routes: routes})
+}
+
+// areaRoutes are the routes of a service at an area for /v1/routes: the area's
+// own, or, where its municipalities have different offices for the service (a
+// Kreis for a municipal service, a Kreis where one town does the task itself), the
+// route of each municipality, largest first. A route intake would refuse
+// (h.admitted) is left out, as an area nobody serves: this gateway cannot deliver
+// there.
+func (h *directory) areaRoutes(d *routing.Directory, svc *routing.Service, area *routing.Area) ([]*routing.Route, error) {
 	var all []*routing.Route
 	rt, err := d.ResolveArea(svc, area)
 	var amb *routing.AmbiguousPlaceError
@@ -390,8 +416,7 @@ func (h *directory) routes(w http.ResponseWriter, r *http.Request) {
 			if errors.Is(err, routing.ErrNoResponsibleOffice) {
 				continue // a municipality nobody serves has no route
 			} else if err != nil {
-				h.fail(w, r, err)
-				return
+				return nil, err
 			}
 			if h.admitted(rt) == nil {
 				all = append(all, rt)
@@ -400,16 +425,9 @@ func (h *directory) routes(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, routing.ErrNoResponsibleOffice):
 		// FIT-Connect answers an unserved area with an empty result, not an error.
 	default:
-		h.fail(w, r, err)
-		return
+		return nil, err
 	}
-	page := all[min(offset, len(all)):min(len(all), offset+limit)]
-	routes := make([]routeJSON, 0, len(page))
-	for _, rt := range page {
-		routes = append(routes, h.routeOf(rt))
-	}
-	total := len(all)
-	writeCompactJSON(w, http.StatusOK, routeResult{Count: len(routes), Offset: offset, TotalCount: total, Routes: routes})
+	return all, nil
 }
 
 func oneOf(n int, xs ...int) bool {
@@ -459,7 +477,7 @@ type routeJSON struct {
 	AlsoKreis *placeJSON `json:"alsoKreis,omitempty"`
 
 	LeikaKey string        `json:"leikaKey"`
-	Service  string        `json:"serviceName"`
+	Service  string        `json:"serviceName,omitempty"` // none for a service only a peer's directory knows
 	Area     placeJSON     `json:"area"`
 	Matched  string        `json:"matchedArs,omitempty"`
 	Role     string        `json:"role"`

@@ -110,6 +110,13 @@ func TestEndpoints(t *testing.T) {
 		{"resolve Kreis of a kreisfreie Stadt", "/v1/resolve?leikaKey=99115005104000&place=ARS%2014612", 200, "application/json", []string{`"officeId":"gemeinde-146120000000"`}},
 		{"routes peer", "/v1/routes?leikaKey=99050012104000&ars=081110000000", 200, "application/json", []string{`"gatewayId":"gateway-bw"`, `"kind":"peer"`}},
 		{"routes unknown service", "/v1/routes?leikaKey=99999999999999&ars=146120000000", 422, problem.ContentType, []string{problem.TypeUnknownService}},
+		// A key unknown here goes to the peer of another state's place (whose
+		// directory must know it); the key is judged before an unknown place.
+		{"routes unknown service at another state's place", "/v1/routes?leikaKey=99999999999999&ars=081110000000", 200, "application/json", []string{`"gatewayId":"gateway-bw"`, `"leikaKey":"99999999999999"`}},
+		{"routes unknown service at an unknown place", "/v1/routes?leikaKey=99999999999999&ars=149990000000", 422, problem.ContentType, []string{problem.TypeUnknownService}},
+		{"resolve unknown service at another state's place", "/v1/resolve?leikaKey=99999999999999&place=Stuttgart", 200, "application/json", []string{`"gatewayId":"gateway-bw"`, `"leikaKey":"99999999999999"`}},
+		{"resolve unknown service at an unknown place", "/v1/resolve?service=99999999999999&place=Atlantis", 422, problem.ContentType, []string{problem.TypeUnknownService}},
+		{"resolve malformed key at another state's place", "/v1/resolve?leikaKey=9999&place=Stuttgart", 422, problem.ContentType, []string{problem.TypeInvalidField}},
 		{"routes unknown place", "/v1/routes?leikaKey=99050012104000&ars=149990000000", 422, problem.ContentType, []string{problem.TypeUnknownPlace}},
 	}
 	for _, tt := range tests {
@@ -201,6 +208,7 @@ func TestRoutesContract(t *testing.T) {
 		{"Land level", "leikaKey=99004002005000&ars=14", 200, 1},
 		{"areaId", "leikaKey=99050012104000&areaId=145220275275", 200, 1},
 		{"peer", "leikaKey=99050012104000&ars=081110000000", 200, 1},
+		{"a key unknown here, at another state's place: its peer", "leikaKey=99123456789012&ars=081110000000", 200, 1},
 		{"paging past the end", "leikaKey=99050012104000&ars=146120000000&offset=1&limit=1", 200, 0},
 		{"no office is an empty result", "leikaKey=99999001000000&ars=14522", 200, 0},
 		{"Kreis for a municipal service: a route per municipality", "leikaKey=99115005104000&ars=14522", 200, 52},

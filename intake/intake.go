@@ -262,6 +262,11 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 		LeikaKey: route.Service.Key, ServiceName: route.Service.Name, Place: place,
 		Package: raw, ContentDigest: content, Origin: origin,
 	}
+	if route.ServiceUnknown {
+		// This directory has no name for a service only the peer's knows: the
+		// record, the receipt and the status show the package's own (signed).
+		in.ServiceName = pk.Kopf.Leistung.Bezeichnung
+	}
 	if signer.Certificate != nil {
 		in.SignerCert = signer.Certificate.Raw
 	}
@@ -382,7 +387,8 @@ type Destination struct {
 
 // Destination is intake's decision on a route: the office and its channel plan,
 // or an error wrapping routing.ErrNoResponsibleOffice when no package may be
-// acknowledged on it. lookup, /v1/resolve and /v1/routes ask it too: they
+// acknowledged on it (routing.ErrUnknownService for a service this directory does
+// not know, routed to another state's peer: Route.ServiceUnknown). lookup, /v1/resolve and /v1/routes ask it too: they
 // promised routes (another state's office with no peer gateway for the place)
 // that intake then refused. It reads only Channels, LastResort and PeerFor, so a
 // Pipeline with just those answers for a configuration no gateway runs (lookup).
@@ -420,6 +426,12 @@ func (p *Pipeline) Destination(route *routing.Route) (Destination, error) {
 		area := ""
 		if route.Area != nil {
 			area = route.Area.Name
+		}
+		if route.ServiceUnknown {
+			// The peer would have been asked about a service this directory does not
+			// know (routing rule 1); with no peer to ask, rule 1's answer stands.
+			return Destination{}, fmt.Errorf("%w: %s is not in this gateway's directory; %s is in Land %s (%s), whose gateway's directory may know it, but this gateway has no connection to that state's gateway for this place",
+				routing.ErrUnknownService, route.Service.Key, area, route.Peer.Land, route.Peer.Name)
 		}
 		return Destination{}, fmt.Errorf("%w: the responsible office for %s in %s is in Land %s (%s), and this gateway has no connection to that state's gateway for this place",
 			routing.ErrNoResponsibleOffice, route.Service.Name, area, route.Peer.Land, route.Peer.Name)

@@ -471,3 +471,63 @@ peers:
 		t.Errorf("Saxony at home: %s, %v; want %s", routeTo(rt), err, dresdenOffID)
 	}
 }
+
+// A LeiKa key this directory does not know, at a place in a state it is not
+// authoritative for, goes to that state's peer: the peer's directory is the one
+// that must know the service (Länder have service keys and catalogue entries of
+// their own), and refuses it if it does not. Rule 1 refused it before the place was
+// looked at. A key unknown here at a home-land place, or at a place that is not one
+// (unknown, malformed, or several places of which one is here), stays
+// ErrUnknownService; a malformed key stays ErrInvalidQuery, before the place.
+func TestUnknownServiceAtAnotherStatesPlaceGoesToItsPeer(t *testing.T) {
+	const unknown = "99123456789012"
+	d := builtinT(t)
+	if _, ok := d.Service(unknown); ok {
+		t.Fatalf("%s is in the built-in directory", unknown)
+	}
+	for _, place := range []string{"091620000000", "München", "80331", "ARS 09162", "Landkreis München", "Land Bayern"} {
+		rt, err := d.Resolve(unknown, place)
+		if err != nil || rt.Peer == nil || rt.Peer.Land != "09" || rt.Office != nil || !rt.ServiceUnknown ||
+			rt.Service == nil || rt.Service.Key != unknown || len(rt.Channels) != 1 || rt.Channels[0].Kind != KindPeer {
+			t.Errorf("%s at %q: %+v, %v; want the Bavarian peer, service unknown here", unknown, place, rt, err)
+			continue
+		}
+		if rt2, err := d.ResolveAreaKey(unknown, rt.Area); err != nil || rt2.Peer != rt.Peer || !rt2.ServiceUnknown {
+			t.Errorf("ResolveAreaKey at %s: %+v, %v", rt.Area.Key, rt2, err)
+		}
+	}
+	// Places in other states only: the citizen chooses, as for a known service.
+	for _, place := range []string{"Frankfurt", "Halle", "82064"} {
+		if _, err := d.Resolve(unknown, place); !errors.Is(err, ErrAmbiguousPlace) {
+			t.Errorf("%s at %q: %v; want the places to choose from", unknown, place, err)
+		}
+	}
+	for _, place := range []string{"146120000000", "Dresden", "01067", "ARS 14612", "Land Sachsen",
+		"Eppendorf", "Lichtenberg", // a Saxon place among the candidates
+		"Atlantis", "123", ""} {
+		if rt, err := d.Resolve(unknown, place); !errors.Is(err, ErrUnknownService) {
+			t.Errorf("%s at %q: %s, %v; want ErrUnknownService", unknown, place, routeTo(rt), err)
+		}
+	}
+	dresden, _ := d.Area(arsDresden)
+	if _, err := d.ResolveAreaKey(unknown, dresden); !errors.Is(err, ErrUnknownService) {
+		t.Errorf("ResolveAreaKey at Dresden: %v; want ErrUnknownService", err)
+	}
+	for _, key := range []string{"9912345", "991234567890123", "99x23456789012"} {
+		if _, err := d.Resolve(key, "München"); !errors.Is(err, ErrInvalidQuery) {
+			t.Errorf("%q at München: %v; want ErrInvalidQuery", key, err)
+		}
+	}
+	// A known service is routed as before.
+	if rt, err := d.Resolve(keyGewerbe, "München"); err != nil || rt.Peer == nil || rt.ServiceUnknown || rt.Service.Name == "" {
+		t.Errorf("Gewerbe at München: %+v, %v", rt, err)
+	}
+	// At a Bavarian gateway Bavaria is home and Saxony another state.
+	d = withOverlay(t, `homeLands: ["09"]`)
+	if rt, err := d.Resolve(unknown, "München"); !errors.Is(err, ErrUnknownService) {
+		t.Errorf("%s at München, Bavaria at home: %s, %v; want ErrUnknownService", unknown, routeTo(rt), err)
+	}
+	if rt, err := d.Resolve(unknown, "Leipzig"); err != nil || rt.Peer == nil || rt.Peer.Land != "14" || !rt.ServiceUnknown {
+		t.Errorf("%s at Leipzig, Saxony another state: %s, %v; want Saxony's peer", unknown, routeTo(rt), err)
+	}
+}

@@ -226,6 +226,13 @@ type Route struct {
 	// Note tells the citizen about another area with the same name (a Kreis or a
 	// Land), in German, ready to show; empty when there is none.
 	Note string
+	// ServiceUnknown: this directory does not know the service (a LeiKa key of
+	// another state's catalogue), and the route goes to the peer of the state the
+	// place lies in, whose directory must know it (Resolve, rule 1). Service then
+	// has the key only, no name. Such a route is taken only where a peer gateway
+	// can be asked; elsewhere the answer is ErrUnknownService, as for a home-land
+	// place (intake.Pipeline.Destination).
+	ServiceUnknown bool
 }
 
 // Errors at the package boundary; check them with errors.Is.

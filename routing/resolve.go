@@ -20,6 +20,11 @@ import (
 // directory; the Route's Area is then the smallest area that holds them all. Candidates
 // that go to a peer stay ambiguous (see sameRouteFor).
 //
+// A LeiKa key this directory does not know is refused (ErrUnknownService) unless
+// the place lies in a state it is not authoritative for and has a peer: then the
+// route goes to that peer (Route.ServiceUnknown), whose directory must know the
+// service (see unknownService).
+//
 // Errors: ErrInvalidQuery (malformed input), ErrUnknownService, ErrUnknownPlace,
 // *AmbiguousPlaceError (errors.Is ErrAmbiguousPlace; lists the candidates) and
 // ErrNoResponsibleOffice.
@@ -30,7 +35,7 @@ func (d *Directory) Resolve(leikaKey, place string) (*Route, error) {
 	}
 	si, ok := d.svcIndex[leikaKey]
 	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrUnknownService, leikaKey)
+		return d.unknownService(leikaKey, place)
 	}
 	area, err := d.Place(place)
 	var amb *AmbiguousPlaceError
@@ -109,6 +114,101 @@ func (d *Directory) ResolveArea(svc *Service, area *Area) (*Route, error) {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownService, svc.Key)
 	}
 	return d.route(si, area)
+}
+
+// ResolveAreaKey is ResolveArea for a service given by its LeiKa key, which this
+// directory may not know: such a key goes to the peer of another state's area, as
+// in Resolve (the FIT-Connect route lookup names areas by key).
+func (d *Directory) ResolveAreaKey(leikaKey string, area *Area) (*Route, error) {
+	leikaKey = strings.TrimSpace(leikaKey)
+	if len(leikaKey) != 14 || !isDigits(leikaKey) {
+		return nil, fmt.Errorf("%w: LeiKa key %s must have 14 digits", ErrInvalidQuery, quote(leikaKey))
+	}
+	if svc, ok := d.services[leikaKey]; ok {
+		return d.ResolveArea(svc, area)
+	}
+	if area == nil {
+		return nil, fmt.Errorf("%w: service and area are required", ErrInvalidQuery)
+	}
+	if rt := d.unknownAt(leikaKey, area); rt != nil {
+		return rt, nil
+	}
+	return nil, fmt.Errorf("%w: %s", ErrUnknownService, leikaKey)
+}
+
+// ResolveService is Resolve for a service as a person or portal names it: a LeiKa
+// key (also one this directory does not know, as at intake) or a name or synonym
+// (FindService; *AmbiguousServiceError when several services bear it). /v1/resolve
+// and lookup ask it, so that they answer a key as intake does.
+func (d *Directory) ResolveService(service, place string) (*Route, error) {
+	key := strings.TrimSpace(service)
+	if !isDigits(key) {
+		svc, err := d.FindService(service)
+		if err != nil {
+			return nil, err
+		}
+		key = svc.Key
+	}
+	return d.Resolve(key, place)
+}
+
+// unknownService is Resolve for a LeiKa key this directory does not know (rule 1).
+// A place in a state this directory is not authoritative for goes to that state's
+// peer, whose directory must know the service: the Länder have service keys and
+// catalogue entries of their own that this directory may lack, and the peer
+// refuses a key it does not know either (docs/federation.md, "peer refuses").
+// Sample peers too: the peer's entry says only that the place is another state's;
+// whether and to which gateway the package goes is the configuration's peers[]
+// (intake.Pipeline.Destination), which answers ErrUnknownService where it has no
+// peer gateway for the place. Rule 8's sample rule orders a sample peer behind
+// real records, and a service unknown here has none.
+//
+// Any other place keeps rule 1's answer and order, ErrUnknownService before the
+// place is judged: a home-land place, and a place that is none (unknown,
+// malformed). A name or postcode of several places is the citizen's choice only
+// where every candidate goes to a peer (a known service's candidates that go to
+// a peer stay ambiguous too, rule 6); with a candidate here the key is unknown for
+// it, so it is refused as unknown.
+func (d *Directory) unknownService(key, place string) (*Route, error) {
+	unknown := fmt.Errorf("%w: %s", ErrUnknownService, key)
+	area, err := d.Place(place)
+	var amb *AmbiguousPlaceError
+	if errors.As(err, &amb) {
+		for _, c := range amb.Candidates {
+			if d.unknownAt(key, c) == nil {
+				return nil, unknown
+			}
+		}
+		return nil, err
+	}
+	if err != nil {
+		return nil, unknown
+	}
+	if rt := d.unknownAt(key, area); rt != nil {
+		return rt, nil
+	}
+	return nil, unknown
+}
+
+// unknownAt is the route of a service this directory does not know at area: to the
+// peer of the area's state when this directory is not authoritative for it, nil
+// otherwise. The service has no records here, so neither rule 8's exceptions nor
+// rule 7's "too coarse" apply: a Kreis or Land of that state goes to its peer.
+func (d *Directory) unknownAt(key string, area *Area) *Route {
+	if a, ok := d.areas[area.Key]; ok {
+		area = a // ours, also for an area of another snapshot
+	}
+	if len(area.Key) < 2 {
+		return nil
+	}
+	land := area.Key[:2]
+	p, ok := d.peers[land]
+	if d.home[land] || !ok {
+		return nil
+	}
+	return &Route{Service: &Service{Key: key}, Area: area, Peer: p,
+		Channels: []Channel{{Kind: KindPeer, Endpoint: p.BaseURL}}, Role: "peer",
+		MatchedArea: d.areas[land], AlsoKreis: area.alsoKreis, Note: area.note, ServiceUnknown: true}
 }
 
 func (d *Directory) route(si int32, area *Area) (*Route, error) {

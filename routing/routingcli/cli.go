@@ -72,24 +72,20 @@ func Lookup(ctx context.Context, load Loader, args []string, stdout, stderr io.W
 		return ExitFailed
 	}
 	d := store.Current()
-	svc, err := d.FindService(*service)
+	// As intake resolves: a Kreis or Land, or a postcode several municipalities
+	// share, is ambiguous only where its municipalities have different offices
+	// for the service; and a LeiKa key this directory does not know goes to
+	// another state's gateway for a place there.
+	rt, err := d.ResolveService(*service, *place)
 	if err != nil {
-		var amb *routing.AmbiguousServiceError
-		if errors.As(err, &amb) {
+		var ambs *routing.AmbiguousServiceError
+		if errors.As(err, &ambs) {
 			fmt.Fprintf(stdout, "Die Leistung %q ist nicht eindeutig. Bitte wählen Sie:\n", *service)
-			for _, s := range amb.Candidates {
+			for _, s := range ambs.Candidates {
 				fmt.Fprintf(stdout, "  %s  %s\n", s.Key, s.Name)
 			}
 			return ExitAmbiguous
 		}
-		fmt.Fprintln(stderr, "lookup:", err)
-		return ExitFailed
-	}
-	// As intake resolves: a Kreis or Land, or a postcode several municipalities
-	// share, is ambiguous only where its municipalities have different offices
-	// for the service.
-	rt, err := d.Resolve(svc.Key, *place)
-	if err != nil {
 		var amb *routing.AmbiguousPlaceError
 		if errors.As(err, &amb) {
 			fmt.Fprintf(stdout, "Der Ort %q ist nicht eindeutig. Bitte wählen Sie (mit --place ARS):\n", *place)
@@ -129,7 +125,11 @@ func kreisOf(a *routing.Area) string {
 // refused, when set, is why intake would refuse a package on the route (Admit): it
 // is shown instead of the channels.
 func PrintRoute(w io.Writer, rt *routing.Route, usable Usable, refused error) {
-	fmt.Fprintf(w, "Leistung:  %s (%s)\n", rt.Service.Name, rt.Service.Key)
+	if rt.ServiceUnknown {
+		fmt.Fprintf(w, "Leistung:  %s (in diesem Verzeichnis unbekannt; das Gateway des Landes prüft sie)\n", rt.Service.Key)
+	} else {
+		fmt.Fprintf(w, "Leistung:  %s (%s)\n", rt.Service.Name, rt.Service.Key)
+	}
 	fmt.Fprintf(w, "Ort:       %s (ARS %s)\n", rt.Area.Name, rt.Area.ARS)
 	if rt.Note != "" {
 		fmt.Fprintf(w, "Hinweis:   %s\n", rt.Note)
@@ -156,8 +156,11 @@ func PrintRoute(w io.Writer, rt *routing.Route, usable Usable, refused error) {
 	printChannels := func() {
 		if refused != nil {
 			status := ""
-			if errors.Is(refused, routing.ErrNoResponsibleOffice) {
+			switch {
+			case errors.Is(refused, routing.ErrNoResponsibleOffice):
 				status = " (422 no-responsible-office)"
+			case errors.Is(refused, routing.ErrUnknownService):
+				status = " (422 unknown-service)"
 			}
 			fmt.Fprintf(w, "Annahme:   würde abgelehnt%s: %v\n", status, refused)
 			return

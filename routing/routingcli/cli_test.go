@@ -177,3 +177,39 @@ func TestLookupKreisForMunicipalService(t *testing.T) {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
 	}
 }
+
+// TestLookupUnknownServiceAtAnotherStatesPlace: a LeiKa key this directory does not
+// know, for a place in another state, is that state's gateway's to know (rule 1);
+// lookup shows the peer's route, or intake's refusal (422 unknown-service, exit 1)
+// where the configuration has no peer gateway for the place. It said "unknown
+// service", exit 1, before it looked at the place. At a place of the gateway's
+// own state the key stays unknown.
+func TestLookupUnknownServiceAtAnotherStatesPlace(t *testing.T) {
+	const unknown = "99123456789012"
+	st := store(t)
+	var out, errb bytes.Buffer
+	code := Lookup(context.Background(), loader(st), []string{"--service", unknown, "--place", "80331"}, &out, &errb)
+	if code != ExitOK || !strings.Contains(out.String(), "Gateway des Landes 09") || !strings.Contains(out.String(), unknown) ||
+		!strings.Contains(out.String(), "in diesem Verzeichnis unbekannt") {
+		t.Fatalf("with a peer for Bavaria: exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
+	}
+	refuse := func(string) (*routing.Store, Usable, Admit, error) {
+		return st, nil, func(rt *routing.Route) error {
+			if rt.ServiceUnknown {
+				return fmt.Errorf("%w: %s, and no peer for Land %s", routing.ErrUnknownService, rt.Service.Key, rt.Peer.Land)
+			}
+			return nil
+		}, nil
+	}
+	out.Reset()
+	code = Lookup(context.Background(), refuse, []string{"--service", unknown, "--place", "80331"}, &out, &errb)
+	if code != ExitFailed || !strings.Contains(out.String(), "Annahme:   würde abgelehnt (422 unknown-service): ") {
+		t.Fatalf("without a peer for Bavaria: exit %d\n%s", code, out.String())
+	}
+	out.Reset()
+	errb.Reset()
+	code = Lookup(context.Background(), loader(st), []string{"--service", unknown, "--place", "01067"}, &out, &errb)
+	if code != ExitFailed || !strings.Contains(errb.String(), "unknown service") {
+		t.Fatalf("at Dresden: exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
+	}
+}
