@@ -530,9 +530,10 @@ func TestFederationPeerKilled(t *testing.T) {
 
 // TestFederationBavariaToSaxony: the reverse direction, a Leipzig office via by.
 //
-// It needs by's directory to treat Saxony as a peer's: the built-in directory is
-// Saxony's (homeLands 14, Saxon offices), and an overlay's homeLands are added to it,
-// not put in its place. The test says so when that is still the case.
+// by's overlay sets homeLands ["09"] and names sn as the peer for Saxony: the
+// operator's home lands replace the built-in ones (Saxony's), and outside them
+// only the operator's own records answer, so the built-in Saxon offices do not
+// (docs/directory.md, rule 8).
 func TestFederationBavariaToSaxony(t *testing.T) {
 	sn, by := newFedGW(t, "amtsbote-sn"), newFedGW(t, "amtsbote-by")
 	trustEachOther(t, sn, by)
@@ -552,7 +553,7 @@ responsibilities:
 	portalBy := portalClient(t, by.data, by.url)
 	res, _ := submitAt(t, portalBy, maengelKey, leipzigARS)
 	if res.Status != 201 {
-		t.Fatalf("a Leipzig package at by: %d %+v\nby's directory must route Saxony (14) to its peer: an overlay's homeLands [\"09\"] has to replace the built-in homeLands [\"14\"], and the built-in Saxon responsibilities must not apply outside the home lands (see docs/federation.md, open points)",
+		t.Fatalf("a Leipzig package at by: %d %+v\nby's directory must route Saxony (14) to its peer: an overlay's homeLands [\"09\"] replace the built-in homeLands [\"14\"], and the built-in Saxon responsibilities do not apply outside the home lands (docs/directory.md, rule 8)",
 			res.Status, res.Problem)
 	}
 	st := waitState(t, portalBy, res.SubmissionID, wire.StateAccepted, 60*time.Second, sn.p, by.p)
