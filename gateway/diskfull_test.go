@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -124,5 +126,69 @@ func TestDiskFullAnswers503AndRecovers(t *testing.T) {
 			s, err := f.g.Broker.Submission(id)
 			return err == nil && s.State == submission.StateHandedOver
 		})
+	}
+}
+
+// TestDiskFullIsNotReady: a single node whose data disk refuses writes says so on
+// /readyz (503, a problem naming the disk) instead of "ready", so that a load
+// balancer sends portals elsewhere; with nobody writing to it, it tries a write
+// itself and is ready again once the disk has room.
+func TestDiskFullIsNotReady(t *testing.T) {
+	data := smallFS(t, "24m")
+	f := start(t, func(c *config.Config) { c.DataDir = data })
+	ctx := context.Background()
+	if code, st := readyStatus(t, f.g.URL()); code != http.StatusOK || st != "ready" {
+		t.Fatalf("before: %d %s", code, st)
+	}
+	if res, err := f.portal.Submit(ctx, f.example()); err != nil || !res.Accepted() {
+		t.Fatalf("submit before: %v %+v", err, res)
+	}
+	filler := filepath.Join(data, "filler")
+	fill(t, filler)
+	refused := false
+	for i := 0; i < 20 && !refused; i++ { // bbolt may still have free pages for a few
+		res, err := f.portal.Submit(ctx, f.example())
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused = res.Status == http.StatusServiceUnavailable
+	}
+	if !refused {
+		t.Fatal("the disk never got full enough to refuse a package")
+	}
+
+	resp, err := http.Get(f.g.URL() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct{ Type, Detail string }
+	err = json.NewDecoder(resp.Body).Decode(&p)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Content-Type") != "application/problem+json" ||
+		resp.Header.Get("Retry-After") == "" || !strings.HasSuffix(p.Type, "/unavailable") ||
+		!strings.Contains(p.Detail, "data disk") || !strings.Contains(p.Detail, "no space left on device") {
+		t.Fatalf("/readyz on a full disk: %d %q Retry-After %q %+v %v", resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Retry-After"), p, err)
+	}
+	// Nobody writes now (a load balancer would send nothing), yet the gateway
+	// keeps trying: the failures go on rising, and with them the alert.
+	failures := func() float64 {
+		v, err := strconv.ParseFloat(scrapeValue(t, f.g.URL(), "amtsbote_store_commit_failures_total"), 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	n := failures()
+	waitFor(t, "a probe write refused", func() bool { return failures() > n })
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ready again without a request that writes", func() bool {
+		code, st := readyStatus(t, f.g.URL())
+		return code == http.StatusOK && st == "ready"
+	})
+	if res, err := f.portal.Submit(ctx, f.example()); err != nil || res.Status != http.StatusCreated {
+		t.Fatalf("after space returned: %v %+v", err, res)
 	}
 }

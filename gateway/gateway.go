@@ -175,6 +175,11 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 			return nil, fmt.Errorf("store in %s: %w", cfg.DataDir, err)
 		}
 		g.db = db
+		// A full data disk makes the node not ready, and only a write that
+		// succeeds makes it ready again: one is tried while none does.
+		watched := make(chan struct{})
+		go g.watchWrites(db, watched)
+		g.closers = append(g.closers, func() error { <-watched; return nil })
 		// The first start after a restore says from when the store is.
 		if err := store.LogRestore(cfg.DataDir, log); err != nil {
 			log.Warn("the note of a restore could not be read or removed", "err", err)
@@ -545,6 +550,14 @@ func (g *Gateway) ready() (api.Readiness, error) {
 	// without a leader for the store's stream (a cluster that lost its quorum), no
 	// package can be taken.
 	if err := g.storeUnreachable(); err != nil {
+		return r, err
+	}
+	// A single node whose data disk refuses writes can keep no promise: intake
+	// answers 503, and what offices do — fetch, decide, open a case in the
+	// mailbox — and every delivery's outcome are writes too. Degraded, it stayed
+	// in the load balancer, which went on sending portals to it while other
+	// nodes had room; reads alone (a portal's status) are no reason to stay.
+	if err := g.writesRefused(); err != nil {
 		return r, err
 	}
 	if !g.bus.Healthy() {

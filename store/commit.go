@@ -55,6 +55,11 @@ type committer struct {
 	commits atomic.Uint64
 	writes  atomic.Uint64
 	failed  atomic.Uint64
+	// refused is the error of the latest commit when the file refused it, nil
+	// once a commit (or ProbeWrite) succeeds again: whether the store takes
+	// writes now, as readiness needs to know it, without a write of its own on
+	// every request.
+	refused atomic.Pointer[error]
 	// took is the time of each commit (its transaction and two flushes); waited
 	// each write's time from queued to durable: the commit window, the commit
 	// before it if one ran, and its own. What a 201 waits for the disk.
@@ -71,13 +76,62 @@ type commitCall struct {
 // written by the committer for Writes group-committed writes. Failed counts the
 // transactions whose commit the file refused (no space left, an I/O error, the
 // size limit): their writers got the error and none of their writes is stored.
+// Refused is the error of the latest commit if the file refused it, nil once a
+// commit or a ProbeWrite has succeeded since (or none ever failed).
 type CommitStats struct {
 	Commits, Writes, Failed uint64
+	Refused                 error
 }
 
 // CommitStats returns the counts since Open.
 func (db *DB) CommitStats() CommitStats {
-	return CommitStats{Commits: db.commit.commits.Load(), Writes: db.commit.writes.Load(), Failed: db.commit.failed.Load()}
+	st := CommitStats{Commits: db.commit.commits.Load(), Writes: db.commit.writes.Load(), Failed: db.commit.failed.Load()}
+	if p := db.commit.refused.Load(); p != nil {
+		st.Refused = *p
+	}
+	return st
+}
+
+// outcome records a commit's end: a refused one counts as failed and is the
+// store's state until one succeeds.
+func (c *committer) outcome(err error) {
+	if err != nil {
+		c.failed.Add(1)
+		c.refused.Store(&err)
+		return
+	}
+	c.refused.Store(nil)
+}
+
+// probeKey is the meta row ProbeWrite writes and removes again.
+var probeKey = []byte("write-probe")
+
+// ProbeWrite tries whether the data file takes writes now, for a caller that
+// saw commits refused (Refused) and has no write of its own to try with — a
+// gateway taken out of its load balancer gets none. It stores InlineMax bytes,
+// the most one inline blob adds to an intake's commit, so that a success says a
+// typical package fits and not merely that bbolt had a free page left, and
+// removes them again, each in a transaction of its own. Its outcome counts like
+// a commit's: a success ends Refused, a refusal is a failed commit (so
+// amtsbote_store_commit_failures_total goes on rising while the disk is full).
+// It runs outside the group commit on purpose: in a shared commit a probe the
+// disk has no room for would fail the real writes beside it.
+func (db *DB) ProbeWrite() error {
+	db.sw.RLock()
+	defer db.sw.RUnlock()
+	for _, v := range [][]byte{make([]byte, InlineMax), nil} {
+		err := db.bolt.Update(func(tx *bolt.Tx) error {
+			if v == nil {
+				return tx.Bucket(bucketMeta).Delete(probeKey)
+			}
+			return tx.Bucket(bucketMeta).Put(probeKey, v)
+		})
+		db.commit.outcome(err)
+		if err != nil {
+			return fmt.Errorf("store: probe write: %w", err)
+		}
+	}
+	return nil
 }
 
 // LatencyBuckets resolve what the commit window (10 ms by default) and a slow
@@ -212,11 +266,10 @@ func (c *committer) commitAll(db *DB, calls []*commitCall) {
 		// The commit's time is observed before its writers are told: a writer that
 		// reads the metrics after its write finds the commit in them.
 		now := time.Now()
-		if err != nil {
-			// Every fn ran, so bbolt's commit itself failed: nothing was written,
-			// and it is no commit that shared a flush.
-			c.failed.Add(1)
-		} else {
+		c.outcome(err)
+		if err == nil {
+			// (A failed one — every fn ran, so bbolt's commit itself failed —
+			// wrote nothing and is no commit that shared a flush.)
 			c.took.Observe(now.Sub(began).Seconds())
 			c.commits.Add(1)
 			c.writes.Add(uint64(len(calls)))
@@ -234,8 +287,8 @@ func (c *committer) commitAll(db *DB, calls []*commitCall) {
 			fnFailed = err != nil
 			return err
 		})
-		if err != nil && !fnFailed {
-			c.failed.Add(1)
+		if !fnFailed {
+			c.outcome(err)
 		}
 		c.waited.Observe(time.Since(call.queued).Seconds())
 		call.err <- err

@@ -430,3 +430,59 @@ func TestFailedCommitIsNoCommit(t *testing.T) {
 		t.Fatalf("after the limit is gone: %+v", st)
 	}
 }
+
+// TestRefusedUntilAWriteSucceeds: a refused commit leaves the store refusing
+// (CommitStats.Refused, what the gateway's readiness reads) until a write
+// succeeds; ProbeWrite is such a write for a gateway that gets none, is itself
+// refused while the file cannot grow, and leaves nothing behind. Before, nothing
+// said whether the latest commit had failed: the failures were only counted.
+func TestRefusedUntilAWriteSucceeds(t *testing.T) {
+	db := openCommitTest(t, time.Millisecond, 16)
+	put := func(k string, v []byte) error {
+		return db.batch(func(tx *wtx) error { return tx.bucket(bucketMeta).Put([]byte(k), v) })
+	}
+	if err := put("first", []byte("small")); err != nil {
+		t.Fatal(err)
+	}
+	if st := db.CommitStats(); st.Refused != nil {
+		t.Fatalf("refused before any failure: %v", st.Refused)
+	}
+	db.bolt.MaxSize = 1 // the file cannot grow, as on a full disk
+	if err := put("big", make([]byte, 8<<20)); err == nil {
+		t.Fatal("a write that needs the file to grow committed past the size limit")
+	}
+	refused := db.CommitStats()
+	if refused.Refused == nil {
+		t.Fatal("no refusal recorded after a refused commit")
+	}
+	if err := db.ProbeWrite(); err == nil {
+		t.Fatal("the probe write succeeded while the file cannot grow")
+	}
+	if st := db.CommitStats(); st.Refused == nil || st.Failed != refused.Failed+1 || st.Commits != refused.Commits {
+		t.Fatalf("after a refused probe: %+v, before %+v", st, refused)
+	}
+	db.bolt.MaxSize = 0
+	if err := db.ProbeWrite(); err != nil {
+		t.Fatalf("probe write with room: %v", err)
+	}
+	if st := db.CommitStats(); st.Refused != nil || st.Commits != refused.Commits {
+		t.Fatalf("after a successful probe: %+v (a probe is no group commit)", st)
+	}
+	if err := db.view(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta).Get(probeKey) != nil {
+			return errors.New("the probe's row is still there")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A refused group commit, then a successful one, clears it as well.
+	db.bolt.MaxSize = 1
+	if err := put("big", make([]byte, 8<<20)); err == nil || db.CommitStats().Refused == nil {
+		t.Fatalf("refused write: %v, state %+v", err, db.CommitStats())
+	}
+	db.bolt.MaxSize = 0
+	if err := put("again", []byte("small")); err != nil || db.CommitStats().Refused != nil {
+		t.Fatalf("write with room: %v, state %+v", err, db.CommitStats())
+	}
+}
