@@ -3,9 +3,13 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/amtsbote/amtsbote/internal/diskspace"
 	"github.com/amtsbote/amtsbote/store"
 )
 
@@ -79,4 +83,48 @@ func (g *Gateway) watchWrites(db refusing, done chan<- struct{}) {
 		}
 		was = err
 	}
+}
+
+// diskEvery: the data folder's file system is read at most this often, however
+// often /metrics is scraped (a statfs on a network file system can take a while).
+const diskEvery = 5 * time.Second
+
+// diskCollector exposes the room left on the file system of data_dir: the early
+// warning before the store's commits are refused (AmtsboteDataDiskFilling).
+// Nothing when it cannot be read.
+type diskCollector struct {
+	dir         string
+	avail, size *prometheus.Desc
+
+	mu    sync.Mutex
+	at    time.Time // of the last read
+	space diskspace.Space
+	err   error
+}
+
+func newDiskCollector(dir string) *diskCollector {
+	return &diskCollector{
+		dir: dir,
+		avail: prometheus.NewDesc("amtsbote_data_disk_available_bytes",
+			"Bytes the gateway may still write to the file system holding data_dir (free less root's reserve), read at most every 5 s.", nil, nil),
+		size: prometheus.NewDesc("amtsbote_data_disk_size_bytes",
+			"Size of the file system holding data_dir.", nil, nil),
+	}
+}
+
+func (c *diskCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.avail; ch <- c.size }
+
+func (c *diskCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	if c.at.IsZero() || time.Since(c.at) >= diskEvery {
+		c.space, c.err = diskspace.Of(c.dir)
+		c.at = time.Now()
+	}
+	space, err := c.space, c.err
+	c.mu.Unlock()
+	if err != nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.avail, prometheus.GaugeValue, float64(space.Available))
+	ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(space.Size))
 }

@@ -132,13 +132,20 @@ func TestDiskFullAnswers503AndRecovers(t *testing.T) {
 // TestDiskFullIsNotReady: a single node whose data disk refuses writes says so on
 // /readyz (503, a problem naming the disk) instead of "ready", so that a load
 // balancer sends portals elsewhere; with nobody writing to it, it tries a write
-// itself and is ready again once the disk has room.
+// itself and is ready again once the disk has room. The room left is on /metrics
+// before it runs out.
 func TestDiskFullIsNotReady(t *testing.T) {
 	data := smallFS(t, "24m")
 	f := start(t, func(c *config.Config) { c.DataDir = data })
 	ctx := context.Background()
 	if code, st := readyStatus(t, f.g.URL()); code != http.StatusOK || st != "ready" {
 		t.Fatalf("before: %d %s", code, st)
+	}
+	if v := scrapeValue(t, f.g.URL(), "amtsbote_data_disk_size_bytes"); v != "2.5165824e+07" {
+		t.Fatalf("amtsbote_data_disk_size_bytes of a 24 MiB tmpfs: %q", v)
+	}
+	if v, err := strconv.ParseFloat(scrapeValue(t, f.g.URL(), "amtsbote_data_disk_available_bytes"), 64); err != nil || v < 1<<20 {
+		t.Fatalf("amtsbote_data_disk_available_bytes before filling: %v %v", v, err)
 	}
 	if res, err := f.portal.Submit(ctx, f.example()); err != nil || !res.Accepted() {
 		t.Fatalf("submit before: %v %+v", err, res)
@@ -180,6 +187,10 @@ func TestDiskFullIsNotReady(t *testing.T) {
 	}
 	n := failures()
 	waitFor(t, "a probe write refused", func() bool { return failures() > n })
+	waitFor(t, "the gauge to show the disk full", func() bool {
+		v, err := strconv.ParseFloat(scrapeValue(t, f.g.URL(), "amtsbote_data_disk_available_bytes"), 64)
+		return err == nil && v < 1<<20
+	})
 
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)

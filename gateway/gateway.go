@@ -265,6 +265,11 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 		}))
 	// How long a write takes to become durable, on either store; bbolt's commits too.
 	reg.MustRegister(g.db.Collectors()...)
+	// The room left for them: on a single node the store's file and blobs, in
+	// either mode the mailbox's file, the endpoint states, the embedded NATS
+	// server's files. Before, that was the node exporter's part alone, which
+	// the rule file cannot use: it does not know on which mount data_dir lies.
+	reg.MustRegister(newDiskCollector(cfg.DataDir))
 	if db, ok := g.db.(interface{ CommitStats() store.CommitStats }); ok {
 		// How well group commit shares the disk's flushes: writes per commit.
 		reg.MustRegister(

@@ -489,8 +489,8 @@ func TestLeastPrivilege(t *testing.T) {
 // TestStoreMetricsAndBackupPerBackend: /metrics carries the counters of the store
 // the gateway runs on — group commits for bbolt, the retry loops' conflicts and lost
 // acknowledgements for the JetStream store (cluster mode) — and not the other's, and
-// on both the backlog and the handed-over packages counted from the store's indexes
-// and the time of its writes until durable.
+// on both the backlog and the handed-over packages counted from the store's indexes,
+// the time of its writes until durable and the room left on the data disk.
 // GET /v1/admin/backup streams a whole archive for bbolt (for the admin only) and
 // says why not, as a problem, in cluster mode.
 func TestStoreMetricsAndBackupPerBackend(t *testing.T) {
@@ -546,6 +546,13 @@ func TestStoreMetricsAndBackupPerBackend(t *testing.T) {
 			for _, name := range c.notWant {
 				if strings.Contains(string(body), name) {
 					t.Errorf("%s: %s in /metrics", c.backend, name)
+				}
+			}
+			// The room left on data_dir's file system, on either store (statfs:
+			// byte counts Prometheus writes as floats).
+			for _, name := range []string{"amtsbote_data_disk_available_bytes", "amtsbote_data_disk_size_bytes"} {
+				if !regexp.MustCompile(`(?m)^` + name + ` [0-9.e+]+$`).Match(body) {
+					t.Errorf("%s: no %s in /metrics", c.backend, name)
 				}
 			}
 			// The scheduler's latencies, the CPUs' saturation, beside the Go series.
