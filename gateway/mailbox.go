@@ -29,6 +29,7 @@ func (g *Gateway) setupMailbox(ctx context.Context) error {
 		Downloads:      api.Transfer{Window: c.HTTP.ReadTimeout, MinRate: c.HTTP.UploadMinRate},
 		TrustedProxies: c.HTTP.Proxies(),
 		StoreDown:      g.storeUnreachable,
+		Registerer:     g.reg,
 	}
 	if c.Store.Backend == config.StoreJetStream {
 		// A cluster: every gateway must know every session, or the load balancer

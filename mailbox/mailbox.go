@@ -43,6 +43,7 @@ import (
 	"github.com/amtsbote/amtsbote/internal/outbound"
 	"github.com/amtsbote/amtsbote/internal/repeatlimit"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // User is one office user of the mailbox.
@@ -98,6 +99,9 @@ type Options struct {
 	// now (a cluster without quorum); nil: it answers. Every page but the style
 	// sheet then says so at once, instead of after the store's timeout (30 s).
 	StoreDown func() error
+	// Registerer, if set, receives the notice counters
+	// (amtsbote_mailbox_notice_attempts_total, amtsbote_mailbox_notices_dropped_total).
+	Registerer prometheus.Registerer
 
 	// Tunables for tests; zero values take the defaults.
 	noticeBackoff    time.Duration // first retry delay of a notice; default 30s
@@ -139,6 +143,7 @@ type Mailbox struct {
 	unknownCost int // unknownHash's cost: the highest of the users'
 
 	adapter *adapter
+	metrics noticeMetrics
 
 	changes chan struct{} // a person opened a package (Confirmer.Changes)
 	kick    chan struct{} // a notice was queued
@@ -193,6 +198,14 @@ func New(opts Options) (*Mailbox, error) {
 		users: map[string]User{}, offices: map[string]bool{}, base: base, secure: base.Scheme == "https",
 		limiter: newLimiter(), checks: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))), busyLog: repeatlimit.Limit{Every: time.Minute}, limitedLog: repeatlimit.Limit{Every: time.Minute},
 		changes: make(chan struct{}, 1), kick: make(chan struct{}, 1), stop: make(chan struct{}),
+	}
+	m.metrics = newNoticeMetrics()
+	if opts.Registerer != nil {
+		for _, c := range m.metrics.collectors() {
+			if err := opts.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("mailbox: metrics: %w", err)
+			}
+		}
 	}
 	cost := bcrypt.MinCost
 	for _, u := range opts.Users {

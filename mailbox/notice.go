@@ -12,8 +12,11 @@ import (
 	"net"
 	"net/mail"
 	"net/smtp"
+	"regexp"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/amtsbote/amtsbote/adapters"
 )
@@ -21,6 +24,29 @@ import (
 // noticeMaxAge: a notice that could not be sent for this long is dropped (logged);
 // by then the office has long seen the package in its inbox or been called.
 const noticeMaxAge = 7 * 24 * time.Hour
+
+// noticeMetrics count the notices' SMTP attempts. Before, a notice given up
+// after noticeMaxAge was a log line only, and a relay that refused every notice
+// for days showed nowhere an alert could see it.
+type noticeMetrics struct {
+	attempts     *prometheus.CounterVec
+	sent, failed prometheus.Counter
+	dropped      prometheus.Counter
+}
+
+func newNoticeMetrics() noticeMetrics {
+	attempts := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "amtsbote_mailbox_notice_attempts_total",
+		Help: "SMTP conversations of the mailbox's arrival notices by result: sent, or failed (retried with growing pauses, or dropped)."}, []string{"result"})
+	return noticeMetrics{
+		attempts: attempts, sent: attempts.WithLabelValues("sent"), failed: attempts.WithLabelValues("failed"),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "amtsbote_mailbox_notices_dropped_total",
+			Help: "Arrival notices given up after 7 days without a successful send: the office was not told by mail (the case is in its mailbox all the same)."}),
+	}
+}
+
+func (n noticeMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{n.attempts, n.dropped}
+}
 
 // noticeText is the notice for one delivery. It names the service, the case number
 // and the link, and nothing about the applicant: e-mail leaves the protected network.
@@ -88,14 +114,17 @@ func (m *Mailbox) sendDue(ctx context.Context) time.Duration {
 		}
 		err := m.sendMail(ctx, n)
 		if err == nil {
+			m.metrics.sent.Inc()
 			if err := m.db.noticeDone(n.Seq); err != nil {
 				m.log.Error("remove sent notice", "submission", n.SubmissionID, "err", err)
 			}
 			m.log.Info("notice sent", "submission", n.SubmissionID, "attempts", n.Attempts+1)
 			continue
 		}
+		m.metrics.failed.Inc()
 		n.Attempts++
 		if m.now().Sub(n.Created) > noticeMaxAge {
+			m.metrics.dropped.Inc()
 			m.log.Error("notice dropped after repeated failures", "submission", n.SubmissionID, "attempts", n.Attempts, "err", err)
 			_ = m.db.noticeDone(n.Seq)
 			continue
@@ -131,7 +160,9 @@ func (m *Mailbox) backoff(attempts int) time.Duration {
 var errNoTLS = errors.New("the SMTP server does not offer STARTTLS")
 
 // sendMail makes one SMTP conversation: STARTTLS where offered, AUTH if configured.
-func (m *Mailbox) sendMail(ctx context.Context, n notice) error {
+// Its error carries no e-mail address (withoutAddresses): it is logged.
+func (m *Mailbox) sendMail(ctx context.Context, n notice) (err error) {
+	defer func() { err = withoutAddresses(err) }()
 	cfg := m.opts.SMTP
 	host, _, err := net.SplitHostPort(cfg.Addr)
 	if err != nil {
@@ -195,6 +226,43 @@ func (m *Mailbox) sendMail(ctx context.Context, n notice) error {
 		return err
 	}
 	return c.Quit()
+}
+
+// addressLike matches what could be an e-mail address in an SMTP server's
+// reply: a run of characters around an "@" up to a space, bracket, quote,
+// comma, colon or semicolon, with a quoted local part ("anna schmidt"@…) as a
+// whole. Every "@" is in a match, an address or not: a reply holds nothing
+// else with an "@" worth keeping, and a missed address would be a leak.
+var addressLike = regexp.MustCompile(`(?:"[^"]*"|[^\s<>()\[\],;:"'])*@[^\s<>()\[\],;:"']*`)
+
+// redactAddresses replaces everything address-like in s by "…", keeping the
+// rest: "550 5.1.1 <anna.schmidt@amt.example>: Recipient address rejected"
+// becomes "550 5.1.1 <…>: Recipient address rejected".
+func redactAddresses(s string) string {
+	return addressLike.ReplaceAllLiteralString(s, "…")
+}
+
+// smtpError is an SMTP conversation's error with the addresses taken out of its
+// text. Servers quote the recipient in their replies ("550 5.1.1
+// <anna.schmidt@…>: Recipient address rejected"), net/smtp's errors carry the
+// reply, and the notice address is often a clerk's own: logged as it was, the
+// log held personal e-mail addresses, which it must not (docs/operations.md,
+// "Personal data"). The SMTP code and the reply's sense stay for the operator.
+// Unwrap keeps errors.Is and errors.As working for code that decides by the
+// error (errNoTLS); what it unwraps must not be logged.
+type smtpError struct {
+	text string
+	err  error
+}
+
+func (e *smtpError) Error() string { return e.text }
+func (e *smtpError) Unwrap() error { return e.err }
+
+func withoutAddresses(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &smtpError{text: redactAddresses(err.Error()), err: err}
 }
 
 func bareAddress(s string) string {
