@@ -282,7 +282,7 @@ func (h *directory) resolve(w http.ResponseWriter, r *http.Request) {
 	// Resolve, as intake asks: a postcode several municipalities share with one
 	// office for the service is that office's, not a choice for the citizen; and a
 	// key this directory does not know goes to another state's peer, as at intake.
-	rt, err := d.ResolveService(which, q.Get("place"))
+	rt, err := d.ResolveServiceWith(which, q.Get("place"), h.admit)
 	if err == nil {
 		// What intake would answer a package for this place.
 		err = h.admitted(rt)

@@ -13,6 +13,7 @@ import (
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/routing"
+	"github.com/amtsbote/amtsbote/routing/routingcli"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -153,6 +154,64 @@ func TestUnknownServiceAnsweredAsIntakeAnswers(t *testing.T) {
 			}
 			if (err == nil) != tc.taken || err != nil && !errors.Is(err, routing.ErrUnknownService) {
 				t.Errorf("Resolve and Admit (lookup): %v, intake answered %d", err, res.Status)
+			}
+		})
+	}
+}
+
+// TestUnknownServiceAtAPlaceOfSeveralStatesWithoutPeerGateway: a key this
+// directory does not know, at a name several places bear (Frankfurt: am Main in
+// Hesse, an der Oder in Brandenburg), none of which a configured peer gateway
+// serves. Whichever the citizen chose, intake would refuse the key (422
+// unknown-service), so that is the answer now, as docs/problems.md orders it
+// (the key before the place): it was 422 ambiguous-place, the portal asked the
+// citizen to choose, and then refused the key. With a peer gateway for one of
+// them the choice is the citizen's, as before. Intake, /v1/resolve and lookup's
+// Resolve and Admit answer alike.
+func TestUnknownServiceAtAPlaceOfSeveralStatesWithoutPeerGateway(t *testing.T) {
+	he := []config.Peer{{ID: "gw-he", Name: "Hessen", Lands: []string{"06"}, BaseURL: "http://127.0.0.1:1"}}
+	for _, tc := range []struct {
+		name  string
+		peers []config.Peer
+		want  string // problem type suffix
+	}{
+		{"no peer gateway", nil, "unknown-service"},
+		{"a peer gateway for one of them", he, "ambiguous-place"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := start(t, func(c *config.Config) { c.Peers = tc.peers })
+			p := paket.ExampleWith(bavarianKey, paket.NewMessageID(), time.Now())
+			p.Kopf.Ort = paket.Ort{Name: "Frankfurt"}
+			res, err := f.portal.Submit(context.Background(), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Status != http.StatusUnprocessableEntity || res.Problem == nil || !strings.HasSuffix(res.Problem.Type, tc.want) {
+				t.Errorf("intake: %d %+v; want 422 %s", res.Status, res.Problem, tc.want)
+			}
+			req, _ := http.NewRequest(http.MethodGet, f.g.URL()+"/v1/resolve?leikaKey="+bavarianKey+"&place=Frankfurt", nil)
+			req.Header.Set("Authorization", "Bearer "+portalToken)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body map[string]any
+			err = json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusUnprocessableEntity || !strings.HasSuffix(fmt.Sprint(body["type"]), tc.want) {
+				t.Errorf("/v1/resolve: %d %v %v; want 422 %s as intake", resp.StatusCode, body, err, tc.want)
+			}
+			load := func(string) (*routing.Store, routingcli.Usable, routingcli.Admit, error) {
+				return f.g.Directory, nil, Admit(f.g.Config), nil
+			}
+			var out, errOut strings.Builder
+			code := routingcli.Lookup(context.Background(), load, []string{"--service", bavarianKey, "--place", "Frankfurt"}, &out, &errOut)
+			wantCode, wantText := routingcli.ExitFailed, "unknown service"
+			if tc.peers != nil {
+				wantCode, wantText = routingcli.ExitAmbiguous, "nicht eindeutig"
+			}
+			if code != wantCode || !strings.Contains(out.String()+errOut.String(), wantText) {
+				t.Errorf("lookup: exit %d, %q %q; want exit %d and %q", code, out.String(), errOut.String(), wantCode, wantText)
 			}
 		})
 	}

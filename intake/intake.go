@@ -253,7 +253,13 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 	}
 	dir := p.Directory.Current()
 	place := placeOf(dir, pk.Kopf.Ort)
-	route, err := dir.Resolve(pk.Kopf.Leistung.Schluessel, place)
+	// With intake's decision: a key this directory does not know, at a place of
+	// several states none of whose peer gateways is configured, is refused as
+	// unknown, not sent back to the citizen to choose a place (ResolveWith).
+	route, err := dir.ResolveWith(pk.Kopf.Leistung.Schluessel, place, func(rt *routing.Route) error {
+		_, err := p.Destination(rt)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -29,13 +29,25 @@ import (
 // *AmbiguousPlaceError (errors.Is ErrAmbiguousPlace; lists the candidates) and
 // ErrNoResponsibleOffice.
 func (d *Directory) Resolve(leikaKey, place string) (*Route, error) {
+	return d.ResolveWith(leikaKey, place, nil)
+}
+
+// ResolveWith is Resolve where taken says whether a package may go on a route
+// (intake.Pipeline.Destination: the configuration's peer gateways), nil for every
+// route. The directory alone cannot know that, and one answer needs it: a key
+// this directory does not know, at a name or postcode of several places in other
+// states, is the citizen's choice only where a package could go to one of them;
+// where none can, whichever the citizen chose the key would be refused, so the
+// answer is ErrUnknownService, the key before the place (docs/problems.md).
+// Intake, /v1/resolve and lookup ask it with their intake decision.
+func (d *Directory) ResolveWith(leikaKey, place string, taken func(*Route) error) (*Route, error) {
 	leikaKey = strings.TrimSpace(leikaKey)
 	if len(leikaKey) != 14 || !isDigits(leikaKey) {
 		return nil, fmt.Errorf("%w: LeiKa key %s must have 14 digits", ErrInvalidQuery, quote(leikaKey))
 	}
 	si, ok := d.svcIndex[leikaKey]
 	if !ok {
-		return d.unknownService(leikaKey, place)
+		return d.unknownService(leikaKey, place, taken)
 	}
 	area, err := d.Place(place)
 	var amb *AmbiguousPlaceError
@@ -138,9 +150,14 @@ func (d *Directory) ResolveAreaKey(leikaKey string, area *Area) (*Route, error) 
 
 // ResolveService is Resolve for a service as a person or portal names it: a LeiKa
 // key (also one this directory does not know, as at intake) or a name or synonym
-// (FindService; *AmbiguousServiceError when several services bear it). /v1/resolve
-// and lookup ask it, so that they answer a key as intake does.
+// (FindService; *AmbiguousServiceError when several services bear it).
 func (d *Directory) ResolveService(service, place string) (*Route, error) {
+	return d.ResolveServiceWith(service, place, nil)
+}
+
+// ResolveServiceWith is ResolveService with ResolveWith's taken. /v1/resolve and
+// lookup ask it with intake's decision, so that they answer a key as intake does.
+func (d *Directory) ResolveServiceWith(service, place string, taken func(*Route) error) (*Route, error) {
 	key := strings.TrimSpace(service)
 	if !isDigits(key) {
 		svc, err := d.FindService(service)
@@ -149,7 +166,7 @@ func (d *Directory) ResolveService(service, place string) (*Route, error) {
 		}
 		key = svc.Key
 	}
-	return d.Resolve(key, place)
+	return d.ResolveWith(key, place, taken)
 }
 
 // unknownService is Resolve for a LeiKa key this directory does not know (rule 1).
@@ -168,16 +185,24 @@ func (d *Directory) ResolveService(service, place string) (*Route, error) {
 // malformed). A name or postcode of several places is the citizen's choice only
 // where every candidate goes to a peer (a known service's candidates that go to
 // a peer stay ambiguous too, rule 6); with a candidate here the key is unknown for
-// it, so it is refused as unknown.
-func (d *Directory) unknownService(key, place string) (*Route, error) {
+// it, so it is refused as unknown. And only where taken (ResolveWith) takes the
+// route of one of them: with no peer gateway for any, every choice would end in
+// ErrUnknownService, and the portal asked the citizen to choose for nothing.
+func (d *Directory) unknownService(key, place string, taken func(*Route) error) (*Route, error) {
 	unknown := fmt.Errorf("%w: %s", ErrUnknownService, key)
 	area, err := d.Place(place)
 	var amb *AmbiguousPlaceError
 	if errors.As(err, &amb) {
+		some := taken == nil
 		for _, c := range amb.Candidates {
-			if d.unknownAt(key, c) == nil {
+			rt := d.unknownAt(key, c)
+			if rt == nil {
 				return nil, unknown
 			}
+			some = some || taken(rt) == nil
+		}
+		if !some {
+			return nil, unknown
 		}
 		return nil, err
 	}

@@ -76,7 +76,7 @@ func Lookup(ctx context.Context, load Loader, args []string, stdout, stderr io.W
 	// share, is ambiguous only where its municipalities have different offices
 	// for the service; and a LeiKa key this directory does not know goes to
 	// another state's gateway for a place there.
-	rt, err := d.ResolveService(*service, *place)
+	rt, err := d.ResolveServiceWith(*service, *place, admit)
 	if err != nil {
 		var ambs *routing.AmbiguousServiceError
 		if errors.As(err, &ambs) {
