@@ -173,7 +173,8 @@ func (d *Directory) ResolveServiceWith(service, place string, taken func(*Route)
 // A place in a state this directory is not authoritative for goes to that state's
 // peer, whose directory must know the service: the Länder have service keys and
 // catalogue entries of their own that this directory may lack, and the peer
-// refuses a key it does not know either (docs/federation.md, "peer refuses").
+// refuses a key it does not know either (docs/federation.md, "Faults", row "peer
+// refuses").
 // Sample peers too: the peer's entry says only that the place is another state's;
 // whether and to which gateway the package goes is the configuration's peers[]
 // (intake.Pipeline.Destination), which answers ErrUnknownService where it has no
