@@ -270,7 +270,8 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 	}
 	if route.ServiceUnknown {
 		// This directory has no name for a service only the peer's knows: the
-		// record, the receipt and the status show the package's own (signed).
+		// record and the status show the package's own (signed; the receipt
+		// names the key only).
 		in.ServiceName = pk.Kopf.Leistung.Bezeichnung
 	}
 	if signer.Certificate != nil {
