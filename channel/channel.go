@@ -29,3 +29,15 @@ func Known(name string) bool { _, ok := levels[name]; return ok }
 
 // All lists the channels an office can list, by level (peer last).
 func All() []string { return []string{Mailbox, Transfer, Webhook, API, XTA, Peer} }
+
+// Decides reports whether an office that took a package by this channel can
+// decide it (accept or reject) through this gateway: its system by the office
+// API (api, webhook), a clerk in the web mailbox. Not by XTA, which has no
+// accept or reject (an XTA office's Bescheid comes back as a reply, which is no
+// decision), nor by a transfer folder, which has no way back; a package a peer
+// gateway delivered is decided there, and that gateway's own view sees it. A
+// package taken by one of those stays undecided for good by design, and a view
+// of the cases that wait for a decision (the store's undecided index) would
+// hold every one of them for ever. An unknown name is not one: a new channel
+// is counted once someone says it decides.
+func Decides(name string) bool { return name == API || name == Webhook || name == Mailbox }

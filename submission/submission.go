@@ -23,6 +23,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/amtsbote/amtsbote/channel"
 )
 
 // Errors of the transitions. Both mean "nothing was changed".
@@ -117,6 +119,13 @@ type Submission struct {
 	HandedOverAt *time.Time `json:"handedOverAt,omitempty"`
 	DeliveredAt  *time.Time `json:"deliveredAt,omitempty"`
 	Receiver     string     `json:"receiver,omitempty"`
+	// DeliveredVia is the channel the delivery came by (the delivered event's):
+	// the push channel that handed the package over, or the face the office took
+	// it by — api for its system's fetch, mailbox for a clerk's, whatever the
+	// current target. It says whether the office can decide the case here
+	// (AwaitsDecision). Empty in records delivered before 2026-12-06
+	// (DeliveryChannel).
+	DeliveredVia string `json:"deliveredVia,omitempty"`
 	// FetchedAt is when the office's system first read the package without taking
 	// it (XTA getMessage; close takes it): XTA's InitialFetch, kept with the record
 	// so that a restarted gateway, and every gateway of a cluster, knows it.
@@ -562,10 +571,41 @@ func (s *Submission) deliver(now time.Time, channel string, attempt int, c Confi
 		lo = *s.HandedOverAt
 	}
 	at = ClampTime(at, lo, now).UTC()
-	s.DeliveredAt, s.Receiver = &at, c.Receiver
+	s.DeliveredAt, s.Receiver, s.DeliveredVia = &at, c.Receiver, channel
 	s.State = StateDelivered
 	s.NextAttemptAt = time.Time{}
 	return []Event{{At: now, Type: EventDelivered, Channel: channel, Attempt: attempt, Detail: c.detail()}}
+}
+
+// DeliveryChannel is the channel the delivery came by (DeliveredVia); for a
+// record delivered before it was kept, the channel of its current target, which
+// is the one that delivered it unless the office took the package by another
+// face (a fetch by its system, a clerk's takeover), or "" when none was left (a
+// held package fetched). "" while not delivered.
+func (s *Submission) DeliveryChannel() string {
+	if s.DeliveredAt == nil {
+		return ""
+	}
+	if s.DeliveredVia != "" {
+		return s.DeliveredVia
+	}
+	t, _ := s.CurrentTarget()
+	return t.Channel
+}
+
+// AwaitsDecision reports whether the office has the package and its decision is
+// still to come here: delivered, undecided, not marked processed by the office
+// (which then has dealt with it: filed into its own system, say), its bytes
+// still there (after an erasure or the retention's end of an unanswered case
+// there is nothing left to decide on), and delivered by a channel through which
+// the office decides (channel.Decides: not XTA, a transfer folder or a peer
+// gateway, whose cases stay undecided by design). Such a case waits on the
+// office alone: a Fachverfahren that fetched it and died before deciding leaves
+// it so for good, and only this says so (the store's undecided index, the gauge
+// amtsbote_submissions_delivered_undecided, GET /v1/admin/undecided).
+func (s *Submission) AwaitsDecision() bool {
+	return s.State == StateDelivered && s.Decision == nil && !s.Processed && s.BytesRemovedAt == nil &&
+		channel.Decides(s.DeliveryChannel())
 }
 
 // Decide records the office's answer. The office must have the package (delivered).

@@ -400,3 +400,87 @@ func TestWithdrawnSkipsAChannelThatRefusedThePackage(t *testing.T) {
 		t.Fatalf("offered again: %s on %q (targets %v)", s.State, ref.Channel, s.Targets)
 	}
 }
+
+// TestAwaitsDecisionByTheWayTheOfficeTookIt: a delivered case waits for the
+// office's decision when the office took it by a face that decides (its system
+// by the office API, a clerk in the mailbox), whatever channel it waited on —
+// also a held package its system fetched — and not when XTA, a transfer folder
+// or a peer gateway delivered it, which never decide here. A decision, the
+// office's "processed" mark and the removal of the bytes end the wait; taking
+// the mark back starts it again. A record delivered before DeliveredVia was kept
+// goes by its current target.
+func TestAwaitsDecisionByTheWayTheOfficeTookIt(t *testing.T) {
+	c := Confirmation{Receiver: "office"}
+	for _, tc := range []struct {
+		name string
+		take func(s *Submission) ([]Event, error)
+		want bool
+	}{
+		{"webhook notified", func(s *Submission) ([]Event, error) { return s.Delivered(t0, s.Generation, c) }, true},
+		{"fetched by its system", func(s *Submission) ([]Event, error) { return s.Confirm(t0, "api", c) }, true},
+		{"opened in the mailbox", func(s *Submission) ([]Event, error) { return s.Confirm(t0, "mailbox", c) }, true},
+		{"closed by XTA", func(s *Submission) ([]Event, error) { return s.Confirm(t0, "xta", c) }, false},
+		{"imported from the transfer folder", func(s *Submission) ([]Event, error) { return s.Confirm(t0, "transfer", c) }, false},
+		{"held, then fetched by its system", func(s *Submission) ([]Event, error) {
+			if _, err := s.ChannelFailed(t0, s.Generation, Reason{Public: "gone"}); err != nil {
+				return nil, err
+			}
+			if _, err := s.ChannelFailed(t0, s.Generation, Reason{Public: "gone"}); err != nil {
+				return nil, err
+			}
+			return s.Confirm(t0, "api", c)
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := fixture(t, StateQueued)
+			if s.AwaitsDecision() {
+				t.Fatal("a queued case awaits a decision")
+			}
+			if _, err := tc.take(s); err != nil {
+				t.Fatal(err)
+			}
+			if got := s.AwaitsDecision(); got != tc.want {
+				t.Fatalf("delivered via %q: awaits a decision %v, want %v", s.DeliveredVia, got, tc.want)
+			}
+		})
+	}
+
+	s := fixture(t, StateDelivered)
+	if !s.AwaitsDecision() {
+		t.Fatal("a delivered case does not await its decision")
+	}
+	must := func(_ []Event, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(s.MarkProcessed(t0, true, "clerk", "mailbox"))
+	if s.AwaitsDecision() {
+		t.Fatal("a case the office marked processed still awaits a decision")
+	}
+	must(s.MarkProcessed(t0, false, "clerk", "mailbox"))
+	if !s.AwaitsDecision() {
+		t.Fatal("a reopened case does not await its decision")
+	}
+	must(s.Decide(t0, OutcomeAccepted, "", "clerk"))
+	if s.AwaitsDecision() {
+		t.Fatal("a decided case awaits a decision")
+	}
+	s = fixture(t, StateDelivered)
+	must(s.RemoveUnansweredBytes(t0, "retention"))
+	if s.AwaitsDecision() {
+		t.Fatal("a case without its bytes awaits a decision")
+	}
+
+	// Delivered before DeliveredVia was kept: the current target tells.
+	s = fixture(t, StateDelivered)
+	s.DeliveredVia = ""
+	if !s.AwaitsDecision() {
+		t.Fatal("an older record delivered by webhook does not await its decision")
+	}
+	s.TargetIndex = 5 // none left: a held package fetched
+	if s.AwaitsDecision() || s.DeliveryChannel() != "" {
+		t.Fatalf("an older record with no channel left: %q", s.DeliveryChannel())
+	}
+}
