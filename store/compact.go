@@ -351,7 +351,7 @@ func (tx *wtx) bucket(name []byte) wbucket {
 // of a changed path on every commit.
 var appendOrdered = map[string]bool{
 	string(bucketCases): true, string(bucketSubmissions): true, string(bucketEvents): true, string(bucketReceipts): true,
-	string(bucketOutbox): true, string(bucketHandedOver): true, string(bucketHeld): true,
+	string(bucketOutbox): true, string(bucketHandedOver): true, string(bucketHeld): true, string(bucketUndecided): true,
 	string(bucketByOffice): true, // office, then id: at the end of each office's range
 }
 

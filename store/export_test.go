@@ -2,9 +2,21 @@ package store
 
 import (
 	"fmt"
+	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
 )
+
+// ForgetUndecided makes the closed store file in dir look as a build before the
+// undecided index wrote it: without its bucket (storetest.Harness.Older).
+func ForgetUndecided(dir string) error {
+	b, err := bolt.Open(filepath.Join(dir, FileName), 0o600, nil)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	return b.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketUndecided) })
+}
 
 // CompactCheckSame makes every following Compact compare the old and the new file
 // under the swap lock (keys, values, sequences) and fail on a difference; with

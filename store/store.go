@@ -80,6 +80,12 @@ var (
 	// (XTA's XTAMessageID): key SHA-256(message id) then submission id, so a face
 	// finds a reply by that id alone without reading every case of the office.
 	bucketReplies = []byte("replies")
+	// bucketUndecided indexes the delivered submissions whose office's decision
+	// is still to come here (submission.AwaitsDecision): a Fachverfahren that
+	// fetched a case and died before deciding leaves it so for good, and the
+	// gauge, its alert and the admin's list find such cases without reading
+	// every record. Files written before it get it filled on open (indexUndecided).
+	bucketUndecided = []byte("undecided")
 )
 
 // DefaultBatchDelay is the least time between the starts of two group commits
@@ -169,7 +175,8 @@ type Options struct {
 //     change that removes the case's bytes;
 //   - the outbox holds a submission exactly while its state is dispatchable, the
 //     handed-over index exactly while it is handed_over, the held index exactly
-//     while it is held;
+//     while it is held, the undecided index exactly while it awaits its office's
+//     decision (submission.AwaitsDecision);
 //   - when a method returns without error, what it wrote is durable;
 //   - Collectors include amtsbote_store_write_wait_seconds (WriteWaitMetric),
 //     which times every write of a record (create, update, delete) until
@@ -209,6 +216,15 @@ type Store interface {
 	// a case erased while held waits for nobody, and the held gauge, the backlog
 	// and the dead letters leave it out without reading its record.
 	Held() ([]Waiting, error)
+	// Undecided lists the undecided index with each entry's value (Waiting, as
+	// HandedOver): the delivered submissions whose office's decision is still to
+	// come here (submission.AwaitsDecision — not those taken by XTA, a transfer
+	// folder or a peer gateway, which never decide here, nor erased ones). An
+	// entry leaves it in the write that decides the case, marks it processed,
+	// removes its bytes or deletes it; a store of an earlier build gets it filled
+	// when it is opened. Like the others it reflects every write that returned
+	// before the call.
+	Undecided() ([]Waiting, error)
 	// Waiting lists the entries of the three indexes above whose submission is
 	// addressed to officeID, each id once, in id order (oldest first), with
 	// whether an erasure removed its bytes — and the entries that do not say
@@ -571,14 +587,19 @@ func Open(dir string, opts Options) (*DB, error) {
 	}
 	var known *knownSet
 	err = b.Update(func(tx *bolt.Tx) error {
-		noHeld, noReplies := tx.Bucket(bucketHeld) == nil, tx.Bucket(bucketReplies) == nil
-		for _, name := range [][]byte{bucketCases, bucketEvents, bucketOutbox, bucketIdempotency, bucketByOffice, bucketMeta, bucketHandedOver, bucketHeld, bucketReplies, bucketBlobs} {
+		noHeld, noReplies, noUndecided := tx.Bucket(bucketHeld) == nil, tx.Bucket(bucketReplies) == nil, tx.Bucket(bucketUndecided) == nil
+		for _, name := range [][]byte{bucketCases, bucketEvents, bucketOutbox, bucketIdempotency, bucketByOffice, bucketMeta, bucketHandedOver, bucketHeld, bucketReplies, bucketUndecided, bucketBlobs} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
 		}
 		if noHeld {
 			if err := indexHeld(tx); err != nil {
+				return err
+			}
+		}
+		if noUndecided {
+			if err := indexUndecided(tx, opts.Logger); err != nil {
 				return err
 			}
 		}
@@ -955,6 +976,19 @@ func (db *DB) Held() ([]Waiting, error) {
 	return out, err
 }
 
+// Undecided lists the delivered submissions whose office's decision is still to
+// come here, with each entry's value.
+func (db *DB) Undecided() ([]Waiting, error) {
+	var out []Waiting
+	err := db.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketUndecided).ForEach(func(k, v []byte) error {
+			out = append(out, ParseWaiting(string(k), v))
+			return nil
+		})
+	})
+	return out, err
+}
+
 // Waiting implements Store: the three indexes read in one transaction, so an
 // entry that moved from one to another meanwhile is not named twice. Other
 // offices' entries are compared in place, not copied.
@@ -991,6 +1025,31 @@ func indexHeld(tx *bolt.Tx) error {
 		}
 		return nil
 	})
+}
+
+// indexUndecided fills the undecided index of a file written before it existed,
+// once (Open creates the bucket in the same transaction). It reads every record,
+// as indexHeld does; it writes only the few entries of cases that await a
+// decision, so the transaction's dirty pages stay small.
+func indexUndecided(tx *bolt.Tx, log *slog.Logger) error {
+	undecided := tx.Bucket(bucketUndecided)
+	undecided.FillPercent = 1
+	n := 0
+	err := forEachRecord(tx, func(id string, v []byte) error {
+		s, err := decodeSubmission(id, v)
+		if err != nil {
+			return err
+		}
+		if s.AwaitsDecision() {
+			n++
+			return undecided.Put([]byte(id), WaitingValue(s))
+		}
+		return nil
+	})
+	if err == nil && log != nil && n > 0 {
+		log.Info("store: indexed the delivered cases that await their office's decision, once", "cases", n)
+	}
+	return err
 }
 
 // indexReplies fills the reply index of a file written before it existed.
@@ -1099,7 +1158,7 @@ func (db *DB) Delete(id string) error {
 				return err
 			}
 		}
-		for _, b := range [][]byte{bucketOutbox, bucketHandedOver, bucketHeld} {
+		for _, b := range [][]byte{bucketOutbox, bucketHandedOver, bucketHeld, bucketUndecided} {
 			if err := tx.bucket(b).Delete([]byte(id)); err != nil {
 				return err
 			}
@@ -1268,9 +1327,10 @@ func putEncoded(tx *wtx, s *submission.Submission, v []byte) error {
 		}
 	}
 	// The value only for a record in one of the sets (index writes it only then):
-	// the writes of a delivered or answered case need none.
+	// the writes of an answered case need none.
 	var wv []byte
-	if st := s.State; st.Dispatchable() || st == submission.StateHandedOver || st == submission.StateHeld {
+	undecided := s.AwaitsDecision()
+	if st := s.State; st.Dispatchable() || st == submission.StateHandedOver || st == submission.StateHeld || undecided {
 		wv = WaitingValue(s)
 	}
 	if err := index(tx.bucket(bucketOutbox), s.ID, s.State.Dispatchable(), wv); err != nil {
@@ -1279,7 +1339,10 @@ func putEncoded(tx *wtx, s *submission.Submission, v []byte) error {
 	if err := index(tx.bucket(bucketHandedOver), s.ID, s.State == submission.StateHandedOver, wv); err != nil {
 		return err
 	}
-	return index(tx.bucket(bucketHeld), s.ID, s.State == submission.StateHeld, wv)
+	if err := index(tx.bucket(bucketHeld), s.ID, s.State == submission.StateHeld, wv); err != nil {
+		return err
+	}
+	return index(tx.bucket(bucketUndecided), s.ID, undecided, wv)
 }
 
 // index keeps id in a set bucket exactly while in is true, with the value v. It

@@ -23,32 +23,34 @@ import (
 // new folder, Reopen closes the bbolt file and opens the folder again.
 func BoltHarness() storetest.Harness {
 	dirs := map[store.Store]string{}
+	open := func(t *testing.T, dir string) store.Store {
+		db, err := store.Open(dir, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs[db] = dir
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	closeOld := func(t *testing.T, old store.Store) string {
+		if err := old.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return dirs[old]
+	}
 	return storetest.Harness{
-		Open: func(t *testing.T) store.Store {
-			dir := t.TempDir()
-			db, err := store.Open(dir, store.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			dirs[db] = dir
-			t.Cleanup(func() { db.Close() })
-			return db
-		},
-		Reopen: func(t *testing.T, old store.Store) store.Store {
-			dir := dirs[old]
-			if err := old.Close(); err != nil {
-				t.Fatal(err)
-			}
-			db, err := store.Open(dir, store.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			dirs[db] = dir
-			t.Cleanup(func() { db.Close() })
-			return db
-		},
+		Open:   func(t *testing.T) store.Store { return open(t, t.TempDir()) },
+		Reopen: func(t *testing.T, old store.Store) store.Store { return open(t, closeOld(t, old)) },
 		StepBack: func(t *testing.T, st store.Store, digest string, d time.Duration) time.Time {
 			return storetest.StepBackFile(t, filepath.Join(dirs[st], "blobs"), digest, d)
+		},
+		// As the build before wrote the file: without the undecided bucket.
+		Older: func(t *testing.T, old store.Store) store.Store {
+			dir := closeOld(t, old)
+			if err := store.ForgetUndecided(dir); err != nil {
+				t.Fatal(err)
+			}
+			return open(t, dir)
 		},
 	}
 }

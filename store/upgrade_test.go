@@ -39,6 +39,12 @@ func writeOldLayout(t *testing.T, path string, ids []string) {
 		put := func(bucket []byte, k, v []byte) error { return tx.Bucket(bucket).Put(k, v) }
 		for i, id := range ids {
 			s := &submission.Submission{ID: id, MessageID: "m" + id, Sender: "amt24", OfficeID: "amt-01", State: submission.StateDelivered, Generation: 1}
+			if i == 1 {
+				// Fetched by the office's system (its plan's api channel) and not
+				// decided, as those builds recorded it: without DeliveredVia.
+				at := time.Now().UTC()
+				s.Targets, s.DeliveredAt = []submission.Target{{Channel: "api"}}, &at
+			}
 			if i == 0 {
 				s.State = submission.StateQueued
 				if err := put(bucketOutbox, []byte(id), nil); err != nil {
@@ -84,7 +90,8 @@ func writeOldLayout(t *testing.T, path string, ids []string) {
 // an older build (schema 4), the next Open finishes the move, and every record,
 // event (in order, numbered on from where the file was) and receipt reads back
 // through the store as before; the indexes still work, the old buckets and the
-// orphans are gone.
+// orphans are gone. The case its office fetched and never decided is in the
+// undecided index, which those builds did not have.
 func TestUpgradeToOneTree(t *testing.T) {
 	defer func(n int) { upgradeChunk = n }(upgradeChunk)
 	upgradeChunk = 2
@@ -147,6 +154,9 @@ func TestUpgradeToOneTree(t *testing.T) {
 	}
 	if out, err := db.Outbox(); err != nil || len(out) != 1 || out[0] != ids[0] {
 		t.Fatalf("outbox %v, %v", out, err)
+	}
+	if ud, err := db.Undecided(); err != nil || len(ud) != 1 || ud[0].ID != ids[1] || ud[0].Office != "amt-01" {
+		t.Fatalf("undecided %+v, %v; want %s", ud, err, ids[1])
 	}
 	// New events are numbered after the old ones.
 	if _, err := db.Update(ids[1], func(s *submission.Submission) ([]submission.Event, error) {

@@ -7,7 +7,23 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/store"
+	"github.com/nats-io/nats.go/jetstream"
 )
+
+// ForgetUndecided makes st's bucket look as a build before the undecided index
+// left it: no undecided keys and no marker that the index was built (for
+// storetest.Harness.Older).
+func ForgetUndecided(t *testing.T, st store.Store) {
+	t.Helper()
+	s := st.(*Store)
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+	defer cancel()
+	for _, subj := range []string{s.subject("undecided.>"), s.undecidedIndexedKey()} {
+		if err := s.kv.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
+			t.Fatalf("ForgetUndecided: %v", err)
+		}
+	}
+}
 
 // StepBackBlob is storetest.Harness.StepBack for the object store. A meta
 // message's time is the clock of the leader that stored it, which a test cannot

@@ -9,7 +9,9 @@
 //     idem.<sha256(sender, message id)> the id created for a message,
 //     office.<office>.<id> the office index, outbox.<id>, handed.<id> and held.<id>
 //     the waiting sets (each value is store.WaitingValue: office, channel, erasure,
-//     first fetch — an office's count of what waits reads no document);
+//     first fetch — an office's count of what waits reads no document),
+//     undecided.<id> the delivered cases whose office's decision is still to come
+//     (submission.AwaitsDecision; the same value);
 //   - every change that touches more than one key is ONE atomic batch (JetStream
 //     atomic batch publish, nats-server ≥ 2.12): all of its messages are stored or
 //     none. Creates carry "expected last subject sequence 0" on the idempotency key
@@ -198,6 +200,9 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 	if err := s.indexReplies(ctx); err != nil {
 		return nil, fmt.Errorf("jsstore: open: %w", err)
 	}
+	if err := s.indexUndecided(ctx); err != nil {
+		return nil, fmt.Errorf("jsstore: open: %w", err)
+	}
 	return s, nil
 }
 
@@ -211,6 +216,19 @@ func (s *Store) indexHeld(ctx context.Context) error {
 	return s.indexOnce(ctx, s.heldIndexedKey(), "held submissions", func(sub *submission.Submission) []*nats.Msg {
 		if sub.State == submission.StateHeld {
 			return []*nats.Msg{putValue(s.heldKey(sub.ID), store.WaitingValue(sub))}
+		}
+		return nil
+	})
+}
+
+// indexUndecided fills the undecided index the same way (see indexHeld; nodes
+// of an older build running beside this one do not keep it either: a case they
+// deliver meanwhile is missing from it, one they decide stays in it, until
+// `amtsbote store verify` names it — restart every node on the new build).
+func (s *Store) indexUndecided(ctx context.Context) error {
+	return s.indexOnce(ctx, s.undecidedIndexedKey(), "undecided submissions", func(sub *submission.Submission) []*nats.Msg {
+		if sub.AwaitsDecision() {
+			return []*nats.Msg{putValue(s.undecidedKey(sub.ID), store.WaitingValue(sub))}
 		}
 		return nil
 	})
@@ -376,10 +394,11 @@ func plainToken(s string) bool {
 
 func (s *Store) subject(key string) string { return "$KV." + s.bucket + "." + key }
 
-func (s *Store) subKey(id string) string    { return s.subject("sub." + encodeKey(id)) }
-func (s *Store) outboxKey(id string) string { return s.subject("outbox." + encodeKey(id)) }
-func (s *Store) handedKey(id string) string { return s.subject("handed." + encodeKey(id)) }
-func (s *Store) heldKey(id string) string   { return s.subject("held." + encodeKey(id)) }
+func (s *Store) subKey(id string) string       { return s.subject("sub." + encodeKey(id)) }
+func (s *Store) outboxKey(id string) string    { return s.subject("outbox." + encodeKey(id)) }
+func (s *Store) handedKey(id string) string    { return s.subject("handed." + encodeKey(id)) }
+func (s *Store) heldKey(id string) string      { return s.subject("held." + encodeKey(id)) }
+func (s *Store) undecidedKey(id string) string { return s.subject("undecided." + encodeKey(id)) }
 
 // eventsKey holds page n (from 1) of a submission's older events.
 func (s *Store) eventsKey(id string, n int) string {
@@ -388,6 +407,10 @@ func (s *Store) eventsKey(id string, n int) string {
 
 // heldIndexedKey marks a bucket whose held index is complete (see indexHeld).
 func (s *Store) heldIndexedKey() string { return s.subject("meta.held_indexed") }
+
+// undecidedIndexedKey marks a bucket whose undecided index is complete
+// (indexUndecided).
+func (s *Store) undecidedIndexedKey() string { return s.subject("meta.undecided_indexed") }
 
 // repliesIndexedKey marks a bucket whose reply index is complete (indexReplies).
 func (s *Store) repliesIndexedKey() string { return s.subject("meta.replies_indexed") }
@@ -652,6 +675,9 @@ func (s *Store) Create(ctx context.Context, sub *submission.Submission, events [
 	if sub.State == submission.StateHeld {
 		msgs = append(msgs, putValue(s.heldKey(sub.ID), wv))
 	}
+	if sub.AwaitsDecision() { // an imported record
+		msgs = append(msgs, putValue(s.undecidedKey(sub.ID), wv))
+	}
 	msgs = append(msgs, s.replyPuts(sub, nil)...) // an imported record has its replies
 	for attempt := 0; ; attempt++ {
 		werr := s.write(ctx, msgs)
@@ -748,6 +774,7 @@ func (s *Store) update(id, kind string, receipt []byte, fn func(s *submission.Su
 			return d.Sub, true, nil // the earlier attempt was committed
 		}
 		wasOutbox, wasHanded, wasHeld, wasOffice := d.Sub.State.Dispatchable(), d.Sub.State == submission.StateHandedOver, d.Sub.State == submission.StateHeld, d.Sub.OfficeID
+		wasUndecided := d.Sub.AwaitsDecision()
 		wasValue := store.WaitingValue(d.Sub)
 		hadReplies := map[string]bool{}
 		for _, r := range d.Sub.Replies {
@@ -798,6 +825,7 @@ func (s *Store) update(id, kind string, receipt []byte, fn func(s *submission.Su
 			{s.outboxKey(id), wasOutbox, d.Sub.State.Dispatchable()},
 			{s.handedKey(id), wasHanded, d.Sub.State == submission.StateHandedOver},
 			{s.heldKey(id), wasHeld, d.Sub.State == submission.StateHeld},
+			{s.undecidedKey(id), wasUndecided, d.Sub.AwaitsDecision()},
 		} {
 			switch {
 			case set.is && (!set.was || changed):

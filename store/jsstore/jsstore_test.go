@@ -63,7 +63,8 @@ func embeddedHarness() storetest.Harness {
 		mu.Unlock()
 		return st
 	}
-	return storetest.Harness{
+	var h storetest.Harness
+	h = storetest.Harness{
 		Open: func(t *testing.T) store.Store { return open(t, t.TempDir()) },
 		Reopen: func(t *testing.T, old store.Store) store.Store {
 			mu.Lock()
@@ -79,6 +80,11 @@ func embeddedHarness() storetest.Harness {
 		},
 		StepBack: jsstore.StepBackBlob,
 	}
+	h.Older = func(t *testing.T, old store.Store) store.Store {
+		jsstore.ForgetUndecided(t, old)
+		return h.Reopen(t, old)
+	}
+	return h
 }
 
 func TestContractEmbedded(t *testing.T) {
@@ -106,7 +112,7 @@ func clusterHarness(c *natstest.Cluster) storetest.Harness {
 		mu.Unlock()
 		return st
 	}
-	return storetest.Harness{
+	h := storetest.Harness{
 		Open: func(t *testing.T) store.Store {
 			prefix := fmt.Sprintf("c%d", n.Add(1))
 			t.Cleanup(func() { dropBuckets(c, prefix) })
@@ -121,6 +127,11 @@ func clusterHarness(c *natstest.Cluster) storetest.Harness {
 		},
 		StepBack: jsstore.StepBackBlob,
 	}
+	h.Older = func(t *testing.T, old store.Store) store.Store {
+		jsstore.ForgetUndecided(t, old)
+		return h.Reopen(t, old)
+	}
+	return h
 }
 
 // dropBuckets keeps the shared test cluster small between cases.

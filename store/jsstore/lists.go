@@ -225,6 +225,16 @@ func (s *Store) Held() ([]store.Waiting, error) {
 	return out, err
 }
 
+// Undecided lists the delivered submissions whose office's decision is still to
+// come, with each entry's value.
+func (s *Store) Undecided() ([]store.Waiting, error) {
+	var out []store.Waiting
+	err := s.keysUnder([]string{s.subject("undecided.*")}, true, func() { out = nil }, func(id string, v []byte) {
+		out = append(out, store.ParseWaiting(id, v))
+	})
+	return out, err
+}
+
 // Waiting implements store.Store: the three sets in one listing (so one replica's
 // view), with their values (store.WaitingValue).
 func (s *Store) Waiting(officeID string) ([]store.Waiting, error) {

@@ -17,7 +17,7 @@ import (
 
 // Delete removes a submission for good: its document (record, events, receipts), its
 // pages of older events, its idempotency key (if it still names this submission), its
-// office index key and its outbox, handed-over and held keys, in ONE atomic batch. Every
+// office index key and its outbox, handed-over, held and undecided keys, in ONE atomic batch. Every
 // key gets a removal marker that the server drops after MarkerTTL (a batch cannot
 // purge); with one message per subject the marker replaces the document, so the data
 // is gone at once.
@@ -111,6 +111,7 @@ func (s *Store) deleteBatch(ctx context.Context, id string, d *doc, seq uint64, 
 		{s.outboxKey(id), d.Sub.State.Dispatchable()},
 		{s.handedKey(id), d.Sub.State == submission.StateHandedOver},
 		{s.heldKey(id), d.Sub.State == submission.StateHeld},
+		{s.undecidedKey(id), d.Sub.AwaitsDecision()},
 	} {
 		in := set.in
 		if !in {

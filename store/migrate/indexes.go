@@ -15,7 +15,7 @@ import (
 // operator's list shows it; one left in the outbox is delivered again.
 type IndexFault struct {
 	SubmissionID string
-	Index        string // "outbox", "handed_over" or "held"
+	Index        string // "outbox", "handed_over", "held" or "undecided"
 	Problem      string
 }
 
@@ -23,16 +23,20 @@ func (f IndexFault) String() string {
 	return fmt.Sprintf("submission %s, index %s: %s", f.SubmissionID, f.Index, f.Problem)
 }
 
-// indexView is what the three waiting indexes held when listed: the outbox's
-// ids, the handed-over and held entries with their values.
+// indexView is what the indexes of cases that wait held when listed: the
+// outbox's ids, the handed-over, held and undecided entries with their values.
+// A case missing from the undecided index waits for a decision where no gauge,
+// alert or list shows it; one left there (an older build decided it: a rolling
+// upgrade of a cluster, a way back to an older build) fires the alert for ever.
 type indexView struct {
-	outbox        map[string]bool
-	handed, held  map[string]store.Waiting
-	seenByRecords map[string]bool
+	outbox                  map[string]bool
+	handed, held, undecided map[string]store.Waiting
+	seenByRecords           map[string]bool
 }
 
 func readIndexes(src store.Store) (*indexView, error) {
-	v := &indexView{outbox: map[string]bool{}, handed: map[string]store.Waiting{}, held: map[string]store.Waiting{}, seenByRecords: map[string]bool{}}
+	v := &indexView{outbox: map[string]bool{}, handed: map[string]store.Waiting{}, held: map[string]store.Waiting{},
+		undecided: map[string]store.Waiting{}, seenByRecords: map[string]bool{}}
 	ids, err := src.Outbox()
 	if err != nil {
 		return nil, fmt.Errorf("migrate: outbox: %w", err)
@@ -44,7 +48,7 @@ func readIndexes(src store.Store) (*indexView, error) {
 		list func() ([]store.Waiting, error)
 		into map[string]store.Waiting
 		name string
-	}{{src.HandedOver, v.handed, "handed_over"}, {src.Held, v.held, "held"}} {
+	}{{src.HandedOver, v.handed, "handed_over"}, {src.Held, v.held, "held"}, {src.Undecided, v.undecided, "undecided"}} {
 		ws, err := ix.list()
 		if err != nil {
 			return nil, fmt.Errorf("migrate: %s: %w", ix.name, err)
@@ -60,23 +64,28 @@ func readIndexes(src store.Store) (*indexView, error) {
 func (v *indexView) faultsOf(s *submission.Submission) []IndexFault {
 	v.seenByRecords[s.ID] = true
 	var out []IndexFault
-	member := func(name string, in, want bool) {
+	member := func(name string, in, want bool, what string) {
 		switch {
 		case in && !want:
-			out = append(out, IndexFault{s.ID, name, fmt.Sprintf("listed, but the case is %s", s.State)})
+			out = append(out, IndexFault{s.ID, name, fmt.Sprintf("listed, but the case is %s", what)})
 		case !in && want:
-			out = append(out, IndexFault{s.ID, name, fmt.Sprintf("not listed, but the case is %s", s.State)})
+			out = append(out, IndexFault{s.ID, name, fmt.Sprintf("not listed, but the case is %s", what)})
 		}
 	}
-	member("outbox", v.outbox[s.ID], s.State.Dispatchable())
+	member("outbox", v.outbox[s.ID], s.State.Dispatchable(), string(s.State))
 	for _, ix := range []struct {
 		name  string
 		m     map[string]store.Waiting
-		state submission.State
-	}{{"handed_over", v.handed, submission.StateHandedOver}, {"held", v.held, submission.StateHeld}} {
+		want  bool
+		state string // what the record is, for the fault
+	}{
+		{"handed_over", v.handed, s.State == submission.StateHandedOver, string(s.State)},
+		{"held", v.held, s.State == submission.StateHeld, string(s.State)},
+		{"undecided", v.undecided, s.AwaitsDecision(), undecidedWords(s)},
+	} {
 		w, in := ix.m[s.ID]
-		member(ix.name, in, s.State == ix.state)
-		if in && w.Known && s.State == ix.state {
+		member(ix.name, in, ix.want, ix.state)
+		if in && w.Known && ix.want {
 			// Office, channel and erasure: what the views of what waits rely on.
 			// Not Fetched: entries of the morning builds of 2026-12-05 carry no such
 			// bit, nothing rewrites them, and a store that is sound otherwise was
@@ -88,6 +97,22 @@ func (v *indexView) faultsOf(s *submission.Submission) []IndexFault {
 		}
 	}
 	return out
+}
+
+// undecidedWords is what a record says about its office's decision, for an
+// operator.
+func undecidedWords(s *submission.Submission) string {
+	switch {
+	case s.AwaitsDecision():
+		return "delivered via " + s.DeliveryChannel() + " and awaits its office's decision"
+	case s.State != submission.StateDelivered:
+		return string(s.State)
+	case s.Processed:
+		return "delivered and marked processed by its office"
+	case s.BytesRemovedAt != nil:
+		return "delivered and its bytes removed"
+	}
+	return fmt.Sprintf("delivered via %q, which takes no decision", s.DeliveryChannel())
 }
 
 // waitingWords is what an index entry says, for an operator.
@@ -119,7 +144,7 @@ func (v *indexView) dangling(src store.Store) ([]IndexFault, error) {
 			return nil, err
 		}
 	}
-	for name, m := range map[string]map[string]store.Waiting{"handed_over": v.handed, "held": v.held} {
+	for name, m := range map[string]map[string]store.Waiting{"handed_over": v.handed, "held": v.held, "undecided": v.undecided} {
 		for id := range m {
 			if err := check(name, id); err != nil {
 				return nil, err
@@ -145,7 +170,7 @@ func confirmFaults(src store.Store, faults []IndexFault) ([]IndexFault, error) {
 		s, err := src.Get(f.SubmissionID)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			if v.outbox[f.SubmissionID] || has(v.handed, f.SubmissionID) || has(v.held, f.SubmissionID) {
+			if v.outbox[f.SubmissionID] || has(v.handed, f.SubmissionID) || has(v.held, f.SubmissionID) || has(v.undecided, f.SubmissionID) {
 				again[IndexFault{f.SubmissionID, f.Index, "an entry without a record"}] = true
 			}
 		case err != nil:

@@ -47,6 +47,12 @@ type Harness struct {
 	// would have left it. It returns the blob's new time (the put's Written).
 	// Required: DiscardNew's safety depends on it (testBlobClockStepBack).
 	StepBack func(t *testing.T, st store.Store, digest string, d time.Duration) time.Time
+	// Older closes st and makes its storage look as a build before the undecided
+	// index left it — no index, and nothing that says it was built — then opens
+	// it again, as this build's first start on it would. Required: the cases an
+	// older build delivered must be listed after the upgrade
+	// (testUndecidedBuiltOnOpen).
+	Older func(t *testing.T, st store.Store) store.Store
 }
 
 // watchdog bounds every concurrent case: a liveness guard, not a timing assertion.
@@ -56,8 +62,8 @@ const watchdog = 2 * time.Minute
 // with a stable name, so one can be run alone (-run 'X/Suite/ConcurrentUpdates').
 func Run(t *testing.T, h Harness) {
 	t.Helper()
-	if h.Open == nil || h.Reopen == nil || h.StepBack == nil {
-		t.Fatal("storetest: Harness needs Open, Reopen and StepBack")
+	if h.Open == nil || h.Reopen == nil || h.StepBack == nil || h.Older == nil {
+		t.Fatal("storetest: Harness needs Open, Reopen, StepBack and Older")
 	}
 	if h.Concurrency <= 0 {
 		h.Concurrency = 32
@@ -74,6 +80,8 @@ func Run(t *testing.T, h Harness) {
 	t.Run("UpdateWithReceiptOnlyWinnerWrites", s.testUpdateWithReceipt)
 	t.Run("IndexesFollowState", s.testIndexes)
 	t.Run("WaitingNamesOfficeAndErasure", s.testWaiting)
+	t.Run("UndecidedFollowsTheDecision", s.testUndecided)
+	t.Run("UndecidedIndexBuiltOnOpen", s.testUndecidedBuiltOnOpen)
 	t.Run("RepliesByMessage", s.testRepliesByMessage)
 	t.Run("WalkOffice", s.testWalkOffice)
 	t.Run("Scan", s.testScan)
@@ -587,6 +595,8 @@ func assertIndexed(t *testing.T, st store.Store, id string, outbox, handed bool)
 	if n := count(ob, id); n > 1 {
 		t.Fatalf("%s listed %d times in the outbox", id, n)
 	}
+	// The undecided index follows the record too, with the record's value.
+	assertUndecided(t, st, id)
 	// Waiting lists the three together, once each, with what the record says.
 	// Waiting lists the three together, once each, with what the record says,
 	// for the record's office only.
@@ -625,6 +635,177 @@ func assertIndexed(t *testing.T, st store.Store, id string, outbox, handed bool)
 			t.Fatal("Waiting is not in id order")
 		}
 	}
+}
+
+// assertUndecided checks that the undecided index lists id exactly while its
+// record awaits the office's decision (submission.AwaitsDecision), once, with
+// the value the record makes.
+func assertUndecided(t *testing.T, st store.Store, id string) {
+	t.Helper()
+	ud, err := st.Undecided()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []store.Waiting
+	for _, e := range ud {
+		if e.ID == id {
+			got = append(got, e)
+		}
+	}
+	want := false
+	s, err := st.Get(id)
+	if err == nil {
+		want = s.AwaitsDecision()
+	}
+	if len(got) != map[bool]int{false: 0, true: 1}[want] {
+		state := "deleted"
+		if s != nil {
+			state = fmt.Sprintf("%s, delivered via %q, processed %v, erased %v", s.State, s.DeliveryChannel(), s.Processed, s.BytesRemovedAt != nil)
+		}
+		t.Fatalf("%s (%s): listed %d times as undecided, want undecided=%v", id, state, len(got), want)
+	}
+	if want && got[0] != waitingEntry(s) {
+		t.Fatalf("undecided entry %+v, want %+v", got[0], waitingEntry(s))
+	}
+}
+
+// deliverVia is an Update fn that records the delivery by ch as the lifecycle
+// does (Confirm: the office's pickup, or the push channel's confirmation).
+func deliverVia(ch string) func(*submission.Submission) ([]submission.Event, error) {
+	return func(s *submission.Submission) ([]submission.Event, error) {
+		return s.Confirm(time.Now().UTC(), ch, submission.Confirmation{Receiver: "office (" + ch + ")"})
+	}
+}
+
+// testUndecided: the undecided index holds a delivered case exactly while its
+// office's decision is still to come here, through every change that ends or
+// restarts the wait: a decision, the office's "processed" mark and its
+// withdrawal, an erasure, Delete; cases delivered by XTA or a transfer folder,
+// which never decide here, are not in it, nor are other offices' cases missing.
+func (s *suite) testUndecided(t *testing.T) {
+	st := s.h.Open(t)
+	mk := func(office string) string {
+		sub := NewSubmission(uid("u"), uid("p"), uid("m"))
+		sub.OfficeID = office
+		return mustCreate(t, st, sub, firstEvents(), "r").ID
+	}
+	update := func(id string, fn func(*submission.Submission) ([]submission.Event, error)) {
+		t.Helper()
+		if _, err := st.Update(id, fn); err != nil {
+			t.Fatal(err)
+		}
+		assertIndexed(t, st, id, false, false)
+	}
+	officeB := uid("office-b")
+	api, mailbox, xta, transfer, other := mk("office-a"), mk("office-a"), mk("office-a"), mk("office-a"), mk(officeB)
+	for id, ch := range map[string]string{api: "api", mailbox: "mailbox", xta: "xta", transfer: "transfer", other: "webhook"} {
+		update(id, deliverVia(ch))
+	}
+	ud, err := st.Undecided()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := store.IDs(ud)
+	slices.Sort(got)
+	want := []string{api, mailbox, other}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("undecided %v, want %v (by the api, the mailbox and a webhook; not by XTA or a transfer folder)", got, want)
+	}
+	now := time.Now().UTC()
+	// A reply is no decision: the case still waits for one.
+	update(api, addReply(uid("msg")))
+	// The office's mark that it dealt with the case ends the wait, its withdrawal
+	// starts it again; a decision ends it for good.
+	update(mailbox, func(x *submission.Submission) ([]submission.Event, error) {
+		return x.MarkProcessed(now, true, "anna", "mailbox")
+	})
+	update(mailbox, func(x *submission.Submission) ([]submission.Event, error) {
+		return x.MarkProcessed(now, false, "anna", "mailbox")
+	})
+	update(mailbox, func(x *submission.Submission) ([]submission.Event, error) {
+		return x.Decide(now, submission.OutcomeRejected, "unvollständig", "anna")
+	})
+	update(api, func(x *submission.Submission) ([]submission.Event, error) {
+		return x.Decide(now, submission.OutcomeAccepted, "", "fv")
+	})
+	// An erasure leaves nothing to decide on.
+	update(other, func(x *submission.Submission) ([]submission.Event, error) {
+		x.BytesGone(now)
+		return []submission.Event{{Type: submission.EventBytesRemoved}}, nil
+	})
+	// Delete takes an undecided case's entry with it.
+	gone := mk("office-a")
+	update(gone, deliverVia("webhook"))
+	if err := st.Delete(gone); err != nil {
+		t.Fatal(err)
+	}
+	assertIndexed(t, st, gone, false, false)
+	// A record created delivered (an import from another store) is indexed.
+	imported := NewSubmission(uid("u"), uid("p"), uid("m"))
+	if _, err := deliverVia("api")(imported); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, st, imported, firstEvents(), "r")
+	assertIndexed(t, st, imported.ID, false, false)
+	ud, err = st.Undecided()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := store.IDs(ud); !slices.Equal(ids, []string{imported.ID}) {
+		t.Fatalf("undecided at the end %v, want only the imported case %s", ids, imported.ID)
+	}
+}
+
+// testUndecidedBuiltOnOpen: a store an earlier build wrote has no undecided
+// index; the first open of this build fills it from the records, and its cases
+// that await a decision are listed, with their values, and only those.
+func (s *suite) testUndecidedBuiltOnOpen(t *testing.T) {
+	st := s.h.Open(t)
+	var ids, waiting []string
+	for i, fn := range []func(*submission.Submission) ([]submission.Event, error){
+		deliverVia("api"), deliverVia("xta"), deliverVia("mailbox"), nil, deliverVia("webhook"),
+	} {
+		sub := mustCreate(t, st, NewSubmission(uid("o"), uid("p"), uid("m")), firstEvents(), "r")
+		ids = append(ids, sub.ID)
+		if fn == nil {
+			continue
+		}
+		if _, err := st.Update(sub.ID, fn); err != nil {
+			t.Fatal(err)
+		}
+		if i != 1 {
+			waiting = append(waiting, sub.ID)
+		}
+	}
+	now := time.Now().UTC()
+	if _, err := st.Update(ids[4], func(x *submission.Submission) ([]submission.Event, error) {
+		return x.Decide(now, submission.OutcomeAccepted, "", "fv")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waiting = waiting[:2]
+	st = s.h.Older(t, st)
+	ud, err := st.Undecided()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := store.IDs(ud)
+	slices.Sort(got)
+	slices.Sort(waiting)
+	if !slices.Equal(got, waiting) {
+		t.Fatalf("undecided after opening an older store %v, want %v", got, waiting)
+	}
+	for _, id := range ids {
+		assertIndexed(t, st, id, id == ids[3], false)
+	}
+	// And it is kept from then on.
+	if _, err := st.Update(ids[0], func(x *submission.Submission) ([]submission.Event, error) {
+		return x.Decide(now, submission.OutcomeAccepted, "", "fv")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	assertIndexed(t, st, ids[0], false, false)
 }
 
 // waitingEntry is the entry the waiting indexes must hold for s.

@@ -17,6 +17,7 @@ import (
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/prometheus/client_golang/prometheus"
+	bolt "go.etcd.io/bbolt"
 )
 
 // boltHarness runs the suite against store.DB, optionally wrapped with a defect.
@@ -50,6 +51,36 @@ func boltHarness(defect string) Harness {
 		StepBack: func(t *testing.T, st store.Store, digest string, d time.Duration) time.Time {
 			return StepBackFile(t, filepath.Join(dirs[st], "blobs"), digest, d)
 		},
+		// As the build before wrote the file: without the undecided bucket. The
+		// undecided-not-built defect is a store that creates the bucket and
+		// never fills it (as one that forgot the older files would).
+		Older: func(t *testing.T, old store.Store) store.Store {
+			if err := old.Close(); err != nil {
+				t.Fatal(err)
+			}
+			dir := dirs[old]
+			b, err := bolt.Open(filepath.Join(dir, store.FileName), 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = b.Update(func(tx *bolt.Tx) error {
+				if err := tx.DeleteBucket([]byte("undecided")); err != nil {
+					return err
+				}
+				if defect == "undecided-not-built" {
+					_, err := tx.CreateBucket([]byte("undecided"))
+					return err
+				}
+				return nil
+			})
+			if cerr := b.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return open(t, dir)
+		},
 	}
 }
 
@@ -64,6 +95,8 @@ type defective struct {
 	ghostKeys   map[string]string
 	ghostOutbox []string
 	seenReplies map[string][]string
+	// seenUndecided: what the undecided-keeps-decided defect listed once.
+	seenUndecided map[string]store.Waiting
 }
 
 func (d *defective) Delete(id string) error {
@@ -100,6 +133,29 @@ func (d *defective) Waiting(officeID string) ([]store.Waiting, error) {
 		}
 	}
 	return w, err
+}
+
+// Undecided: the undecided-keeps-decided defect remembers every entry it listed
+// once, as an index whose entries are written when a case is delivered and
+// never removed would.
+func (d *defective) Undecided() ([]store.Waiting, error) {
+	w, err := d.Store.Undecided()
+	if d.defect != "undecided-keeps-decided" || err != nil {
+		return w, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.seenUndecided == nil {
+		d.seenUndecided = map[string]store.Waiting{}
+	}
+	for _, e := range w {
+		d.seenUndecided[e.ID] = e
+	}
+	w = w[:0]
+	for _, e := range d.seenUndecided {
+		w = append(w, e)
+	}
+	return w, nil
 }
 
 // ghostKey is the deleted id a leftover idempotency key still names.
@@ -450,6 +506,8 @@ func TestSeededDefectsFail(t *testing.T) {
 		"untimed-writes":                "WritesTimed",
 		"redact-ignored":                "UpdateRedacting",
 		"redacts-new-events":            "UpdateRedacting",
+		"undecided-keeps-decided":       "UndecidedFollowsTheDecision",
+		"undecided-not-built":           "UndecidedIndexBuiltOnOpen",
 	}
 	testenv.PlantedDefects(t, "STORETEST_DEFECT", "a store", cases)
 }
