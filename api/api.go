@@ -221,6 +221,7 @@ func New(o Options) *Server {
 		r.Post("/dead-letters/replay", s.adminReplay)
 		r.Get("/submissions/{id}", s.adminGet)
 		r.Get("/offices", s.adminOffices)
+		r.Get("/undecided", s.adminUndecided)
 		r.Get("/endpoints", s.adminEndpoints)
 		r.Post("/endpoints/{office}/{channel}/enable", s.adminEnableEndpoint)
 		r.Get(strings.TrimPrefix(backupPath, "/v1/admin"), s.adminBackup)
@@ -1217,6 +1218,42 @@ func (s *Server) adminOffices(w http.ResponseWriter, r *http.Request) {
 		waiting += o.Queued + o.Retrying + o.HandedOver + o.Held
 	}
 	writeJSON(w, 200, map[string]any{"offices": offices, "waiting": waiting, "complete": complete})
+}
+
+// adminUndecided lists the cases that await their office's decision
+// (broker.Undecided): what the gauge amtsbote_submissions_delivered_undecided
+// counts and AmtsboteUndecidedForDays fires for, by office and case, with when
+// the office took each; paged by the next link as the dead letters are.
+func (s *Server) adminUndecided(w http.ResponseWriter, r *http.Request) {
+	if !singleValued(w, r, "office", "after", "limit") {
+		return
+	}
+	limit, ok := queryLimit(w, r, 1000, 1000)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	cases, err := s.opt.Broker.Undecided(r.Context(), q.Get("office"), q.Get("after"), limit+1) // one more: is there a next page?
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	resp := map[string]any{}
+	if len(cases) > limit {
+		cases = cases[:limit]
+		next := url.Values{}
+		for k, v := range q {
+			next[k] = v
+		}
+		next.Set("after", cases[limit-1].ID)
+		next.Set("limit", strconv.Itoa(limit))
+		resp["next"] = "/v1/admin/undecided?" + next.Encode()
+	}
+	if cases == nil {
+		cases = []broker.UndecidedCase{}
+	}
+	resp["undecided"] = cases
+	writeJSON(w, 200, resp)
 }
 
 // adminEnableEndpoint enables a disabled office channel again and closes its breaker.

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -94,5 +95,101 @@ func TestBacklogPerOffice(t *testing.T) {
 	offices, read, complete, err = b.Backlog(2)
 	if err != nil || read != 2 || complete || len(offices) == 0 {
 		t.Errorf("limit 2: %+v read %d complete %v %v; want 2 read and incomplete", offices, read, complete, err)
+	}
+}
+
+// TestUndecidedPerOffice: the operator's "which cases does an office owe a
+// decision?" A case its system fetched (also one that was held) or a clerk
+// opened is listed, oldest first, with how and when the office took it;
+// decided, processed, erased cases and those XTA or a transfer folder took
+// (which never decide here) are not. Asked for one office, another office's
+// entries are passed over without reading their records, and pages follow
+// after.
+func TestUndecidedPerOffice(t *testing.T) {
+	db, err := store.Open(t.TempDir(), store.Options{BatchDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	base := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	now := base.Add(time.Hour)
+	n := 0
+	put := func(office string, targets []submission.Target, steps ...func(*submission.Submission) ([]submission.Event, error)) string {
+		t.Helper()
+		n++
+		id := fmt.Sprintf("01900000-%04d-7000-8000-000000000000", n)
+		s, evs := submission.New(submission.Params{ID: id, DeliveryID: "d" + id, MessageID: "m" + id, Sender: "amt24", SignerID: "amt24",
+			LeikaKey: "99000000000000", ServiceName: "Test", Place: "Dresden", AreaName: "Dresden", OfficeID: office, OfficeName: "Amt " + office,
+			Targets: targets, PackageSHA256: fmt.Sprintf("%064x", n), PackageSize: 10}, base.Add(time.Duration(n)*time.Minute))
+		if _, _, _, err := db.Create(ctx, s, evs, ReceiptIntake, []byte("<r/>")); err != nil {
+			t.Fatal(err)
+		}
+		for _, step := range steps {
+			if _, err := db.Update(id, step); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return id
+	}
+	take := func(ch string) func(*submission.Submission) ([]submission.Event, error) {
+		return func(c *submission.Submission) ([]submission.Event, error) {
+			return c.Confirm(now, ch, submission.Confirmation{Receiver: "office (" + ch + ")"})
+		}
+	}
+	decide := func(c *submission.Submission) ([]submission.Event, error) {
+		return c.Decide(now, submission.OutcomeAccepted, "", "office")
+	}
+	processed := func(c *submission.Submission) ([]submission.Event, error) {
+		return c.MarkProcessed(now, true, "anna", "mailbox")
+	}
+	erased := func(c *submission.Submission) ([]submission.Event, error) {
+		return c.RemoveUnansweredBytes(now, "retention")
+	}
+	api := []submission.Target{{Channel: "api"}}
+	fetched := put("office-a", api, take("api"))
+	heldFetched := put("office-a", nil, take("api")) // no channel: held, then fetched by its system
+	opened := put("office-b", []submission.Target{{Channel: "mailbox"}}, take("mailbox"))
+	put("office-a", api, take("api"), decide)
+	put("office-a", api, take("api"), processed)
+	put("office-a", api, take("api"), erased)
+	put("office-a", []submission.Target{{Channel: "xta"}}, take("xta"))
+	put("office-a", []submission.Target{{Channel: "transfer"}}, take("transfer"))
+	put("office-a", api) // handed over? not even that: queued
+
+	counting := &readCounting{Store: db}
+	b := New(testConfig, counting, nil, adapters.NewRegistry(), testChannels, fakeSigner{}, nil, nil)
+	all, err := b.Undecided(ctx, "", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, c := range all {
+		ids = append(ids, c.ID)
+	}
+	if want := []string{fetched, heldFetched, opened}; !slices.Equal(ids, want) {
+		t.Fatalf("undecided %v, want %v", ids, want)
+	}
+	if c := all[2]; c.Office != "office-b" || c.Name != "Amt office-b" || c.Channel != "mailbox" || !c.DeliveredAt.Equal(now) || !c.ReceivedAt.Equal(base.Add(3*time.Minute)) {
+		t.Errorf("the opened case: %+v", c)
+	}
+	if all[1].Channel != "api" {
+		t.Errorf("the held case its system fetched: %+v", all[1])
+	}
+	counting.reads.Store(0)
+	mine, err := b.Undecided(ctx, "office-b", "", 0)
+	if err != nil || len(mine) != 1 || mine[0].ID != opened {
+		t.Fatalf("office-b's: %+v %v", mine, err)
+	}
+	if r := counting.reads.Load(); r != 1 {
+		t.Errorf("%d records read for office-b's list, want its 1", r)
+	}
+	page, err := b.Undecided(ctx, "office-a", "", 1)
+	if err != nil || len(page) != 1 || page[0].ID != fetched {
+		t.Fatalf("office-a's first page: %+v %v", page, err)
+	}
+	page, err = b.Undecided(ctx, "office-a", page[0].ID, 1)
+	if err != nil || len(page) != 1 || page[0].ID != heldFetched {
+		t.Fatalf("office-a's second page: %+v %v", page, err)
 	}
 }

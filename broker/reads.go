@@ -228,3 +228,59 @@ func (b *Broker) Backlog(limit int) (offices []OfficeBacklog, read int, complete
 	})
 	return offices, read, complete, nil
 }
+
+// UndecidedCase is one case that awaits its office's decision
+// (submission.AwaitsDecision), as the admin's list shows it.
+type UndecidedCase struct {
+	ID         string    `json:"id"`
+	Office     string    `json:"office"`
+	Name       string    `json:"name,omitempty"` // the office's name as the directory gave it at intake
+	Channel    string    `json:"channel"`        // how the office took it (DeliveryChannel): api, webhook, mailbox
+	ReceivedAt time.Time `json:"receivedAt"`
+	// DeliveredAt is when the office took the package: since then its decision
+	// has been due.
+	DeliveredAt time.Time `json:"deliveredAt"`
+}
+
+// Undecided lists the cases that await their office's decision, from the
+// store's undecided index: officeID's only unless it is "", those after the id
+// after (paging; ids are time-ordered), oldest first, at most limit (0: 1000).
+// Each entry's value names its office, so another office's entries are passed
+// over without reading their records; an entry whose case has moved on since
+// the listing (decided meanwhile) is passed over too. What the gauge
+// amtsbote_submissions_delivered_undecided counts, this names.
+func (b *Broker) Undecided(ctx context.Context, officeID, after string, limit int) ([]UndecidedCase, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	entries, err := b.db.Undecided()
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(entries, func(a, b store.Waiting) int { return strings.Compare(a.ID, b.ID) })
+	var out []UndecidedCase
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if len(out) == limit {
+			break
+		}
+		if after != "" && e.ID <= after || officeID != "" && e.Known && e.Office != officeID {
+			continue
+		}
+		s, err := b.db.Get(e.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // deleted since the index was listed
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !s.AwaitsDecision() || officeID != "" && s.OfficeID != officeID {
+			continue
+		}
+		out = append(out, UndecidedCase{ID: s.ID, Office: s.OfficeID, Name: s.OfficeName, Channel: s.DeliveryChannel(),
+			ReceivedAt: s.ReceivedAt, DeliveredAt: *s.DeliveredAt})
+	}
+	return out, nil
+}

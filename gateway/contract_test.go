@@ -115,6 +115,13 @@ func TestAPIContract(t *testing.T) {
 		{"office attachment range", "GET", "/v1/office/submissions/" + id + "/attachments/" + aid, officeToken, "", nil, 206},
 		{"office attachment range outside", "GET", "/v1/office/submissions/" + id + "/attachments/" + aid, officeToken, "", nil, 416},
 		{"office attachment if-match", "GET", "/v1/office/submissions/" + id + "/attachments/" + aid, officeToken, "", nil, 412},
+		// The office's system fetched the package (above) and has not decided yet.
+		{"admin undecided", "GET", "/v1/admin/undecided", adminToken, "", nil, 200},
+		{"admin undecided of the office", "GET", "/v1/admin/undecided?office=" + DemoOfficeID + "&limit=1", adminToken, "", nil, 200},
+		{"admin undecided of another office", "GET", "/v1/admin/undecided?office=leipzig-ordnungsamt", adminToken, "", nil, 200},
+		{"admin undecided bad limit", "GET", "/v1/admin/undecided?limit=0", adminToken, "", nil, 422},
+		{"admin undecided office twice", "GET", "/v1/admin/undecided?office=a&office=b", adminToken, "", nil, 422},
+		{"admin undecided as an office", "GET", "/v1/admin/undecided", officeToken, "", nil, 401},
 		{"office list unreadable query", "GET", "/v1/office/submissions?state=held;accepted", officeToken, "", nil, 400},
 		{"office list limit twice", "GET", "/v1/office/submissions?limit=1&limit=2", officeToken, "", nil, 422},
 		{"office reject without reason", "POST", "/v1/office/submissions/" + id + "/reject", officeToken, "application/json", []byte(`{"reason":""}`), 422},
@@ -127,6 +134,7 @@ func TestAPIContract(t *testing.T) {
 		{"office accept again", "POST", "/v1/office/submissions/" + id + "/accept", officeToken, "application/json", []byte(`{"reason":"` + strings.Repeat("ä", 2000) + `"}`), 200},
 		{"office accept other reason", "POST", "/v1/office/submissions/" + id + "/accept", officeToken, "application/json", []byte(`{"reason":"AZ-2"}`), 409},
 		{"office list accepted", "GET", "/v1/office/submissions?state=accepted,rejected", officeToken, "", nil, 200},
+		{"admin undecided after the decision", "GET", "/v1/admin/undecided", adminToken, "", nil, 200},
 		{"office list waiting", "GET", "/v1/office/submissions?state=queued,retrying,handed_over,held&limit=500", officeToken, "", nil, 200},
 		{"office list unknown state", "GET", "/v1/office/submissions?state=neu", officeToken, "", nil, 422},
 		{"delivery receipt", "GET", "/v1/office/submissions/" + id + "/receipts/zustellung", officeToken, "", nil, 200},
@@ -174,6 +182,9 @@ func TestAPIContract(t *testing.T) {
 		"admin replay unknown id":                    `"id":"nope"`,
 		"admin replay not a dead letter":             `"skipped":[{"id":"` + id + `","state":"accepted"}]`,
 		"office list accepted":                       `"id":"` + id + `"`,
+		"admin undecided":                            `"id":"` + id + `","office":"` + DemoOfficeID + `"`,
+		"admin undecided of the office":              `"channel":"api"`,
+		"admin undecided bad limit":                  `"field":"limit"`,
 		"office list unknown state":                  `"field":"state"`,
 		"admin erase":                                `"alreadyRemoved":false`,
 		"admin erase again":                          `"alreadyRemoved":true`,
@@ -185,7 +196,9 @@ func TestAPIContract(t *testing.T) {
 	}
 	// What an answer must not say.
 	lacks := map[string]string{
-		"office list waiting": `"id":"` + id + `"`,
+		"office list waiting":                `"id":"` + id + `"`,
+		"admin undecided of another office":  `"id":"` + id + `"`,
+		"admin undecided after the decision": `"id":"` + id + `"`,
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

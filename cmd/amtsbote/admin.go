@@ -34,6 +34,7 @@ var adminVerbs = []struct{ name, args, use string }{
 	{"erase", "-operator NAME [-note TEXT] ID", "remove one case's package, attachments and replies now, on request (record, history and receipts stay)"},
 	{"list", "-state STATE", "submissions in one state (at most 1000)"},
 	{"offices", "", "what waits for which office (queued, retrying, handed over, held), the longest waiting first"},
+	{"undecided", "[-office ID]", "cases an office took by its system or the mailbox and has not decided, oldest first, and how many per office"},
 	{"endpoints", "", "circuit breakers and channels disabled after a 410 Gone"},
 	{"enable", "OFFICE CHANNEL", "enable a disabled channel again"},
 	{"reload", "", "re-read the directory files and the trust store (in a cluster on every gateway, each listed)"},
@@ -118,7 +119,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		// "no admin token"): the verbs with flags print theirs before any request,
 		// the others have their line in the usage.
 		switch verb {
-		case "held", "replay", "erase", "list":
+		case "held", "replay", "erase", "list", "undecided":
 			_ = (&adminClient{}).run(ctx, verb, rest, stdout, stderr)
 		default:
 			adminUsage(stderr)
@@ -282,6 +283,8 @@ func (c *adminClient) run(ctx context.Context, verb string, args []string, stdou
 		return c.list(ctx, args, stdout, stderr)
 	case "erase":
 		return c.erase(ctx, args, stdout, stderr)
+	case "undecided":
+		return c.undecided(ctx, args, stdout, stderr)
 	case "offices":
 		if len(args) != 0 {
 			return usagef("offices takes no arguments, got %q", args)
@@ -605,6 +608,82 @@ func backlogSentence(waiting, offices int, complete bool) string {
 		more = " (the first read; more wait)"
 	}
 	return fmt.Sprintf("%s %s for %s%s. Retrying: `amtsbote admin endpoints`; handed over: the office has not imported or opened them; held: `amtsbote admin held`.", counted(waiting, "package"), verb, counted(offices, "office"), more)
+}
+
+// undecided lists the cases that await their office's decision, every page,
+// and then each office with its count and oldest delivery: whom to call, about
+// which cases.
+func (c *adminClient) undecided(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("admin undecided", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	office := fs.String("office", "", "only this office's")
+	if err := fs.Parse(args); err != nil {
+		return parseError(err)
+	}
+	if fs.NArg() != 0 {
+		return usagef("undecided takes no arguments besides -office, got %q", fs.Args())
+	}
+	q := url.Values{}
+	if *office != "" {
+		q.Set("office", *office)
+	}
+	path := "/v1/admin/undecided?" + q.Encode()
+	var all []broker.UndecidedCase
+	var raws []json.RawMessage
+	for path != "" {
+		var page struct {
+			Undecided []broker.UndecidedCase `json:"undecided"`
+			Next      string                 `json:"next"`
+		}
+		b, err := c.do(ctx, http.MethodGet, path, nil, &page)
+		if err != nil {
+			return err
+		}
+		raws = append(raws, b)
+		all = append(all, page.Undecided...)
+		path = page.Next
+	}
+	if c.raw {
+		for _, b := range raws {
+			stdout.Write(b)
+		}
+		return nil
+	}
+	if !printRows(stdout, all, "no case waits for its office's decision",
+		"DELIVERED	ID	OFFICE	TAKEN BY	RECEIVED", func(u broker.UndecidedCase) string {
+			return fmt.Sprintf("%s	%s	%s	%s	%s", u.DeliveredAt.Local().Format("2006-01-02 15:04"), u.ID, u.Office, u.Channel, u.ReceivedAt.Local().Format("2006-01-02 15:04"))
+		}) {
+		return nil
+	}
+	type perOffice struct {
+		office, name string
+		n            int
+		oldest       time.Time
+	}
+	by := map[string]*perOffice{}
+	for _, u := range all {
+		o := by[u.Office]
+		if o == nil {
+			o = &perOffice{office: u.Office, name: u.Name, oldest: u.DeliveredAt}
+			by[u.Office] = o
+		}
+		o.n++
+		if u.DeliveredAt.Before(o.oldest) {
+			o.oldest = u.DeliveredAt
+		}
+	}
+	offices := slices.SortedFunc(maps.Values(by), func(a, b *perOffice) int {
+		if c := a.oldest.Compare(b.oldest); c != 0 {
+			return c
+		}
+		return strings.Compare(a.office, b.office)
+	})
+	fmt.Fprintln(stdout)
+	printRows(stdout, offices, "", "OLDEST DELIVERED	OFFICE	UNDECIDED	NAME", func(o *perOffice) string {
+		return fmt.Sprintf("%s	%s	%d	%s", o.oldest.Local().Format("2006-01-02 15:04"), o.office, o.n, oneLine(o.name, 60))
+	})
+	fmt.Fprintf(stdout, "%s undecided, at %s. Tell the office: its system finds them with state=delivered, its clerks in the mailbox.\n", counted(len(all), "case"), counted(len(offices), "office"))
+	return nil
 }
 
 // counted is "1 office", "2 offices".

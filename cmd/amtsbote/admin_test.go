@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/gateway"
 	"github.com/amtsbote/amtsbote/internal/gatewaytest"
 )
 
@@ -311,5 +312,54 @@ func TestBacklogSentenceAgrees(t *testing.T) {
 	}
 	if got := backlogSentence(1, 1, false); !strings.Contains(got, "1 package waits for 1 office (the first read; more wait).") {
 		t.Errorf("incomplete: %q", got)
+	}
+}
+
+// TestAdminUndecided: the person on call sees which cases an office's system
+// fetched and never decided, and per office how many since when — the answer to
+// AmtsboteUndecidedForDays — without curl; an office with none says so.
+func TestAdminUndecided(t *testing.T) {
+	const token, officeToken = "admin-token-of-the-test", "office-token-of-the-test"
+	g, pki := gatewaytest.Start(t, func(c *config.Config) {
+		c.Portals = map[string]config.PortalClient{"amt24": {Token: "portal-token"}}
+		c.Offices = map[string]config.OfficeClient{gateway.DemoOfficeID: {Token: officeToken}}
+		c.AdminToken = token
+	})
+	var out, errb bytes.Buffer
+	if rc := runSubmit(context.Background(), []string{"-url", g.URL(), "-data", t.TempDir(), "-key", pki.Portal.KeyFile, "-cert", pki.Portal.CertFile,
+		"-token", "portal-token", "-wait", "2s"}, &out, &errb); rc != 0 {
+		t.Fatalf("submit: rc %d\n%s%s", rc, out.String(), errb.String())
+	}
+	id := regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f-]{27}`).FindString(out.String())
+	// The office's system fetches the package (the delivery) and decides nothing.
+	req, _ := http.NewRequest(http.MethodGet, g.URL()+"/v1/office/submissions/"+id+"/package", nil)
+	req.Header.Set("Authorization", "Bearer "+officeToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("fetch %s: %v %v", id, resp, err)
+	}
+	resp.Body.Close()
+	admin := func(args ...string) (int, string, string) {
+		t.Helper()
+		t.Setenv("AMTSBOTE_ADMIN_TOKEN", token)
+		var out, errb bytes.Buffer
+		rc := runAdmin(context.Background(), append([]string{"-url", g.URL(), "-data", t.TempDir()}, args...), &out, &errb)
+		return rc, out.String(), errb.String()
+	}
+	rc, list, errs := admin("undecided")
+	t.Logf("amtsbote admin undecided:\n%s", list)
+	if rc != 0 || !regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\d \d\d:\d\d +`+id+` +`+gateway.DemoOfficeID+` +api +\d{4}`).MatchString(list) ||
+		!regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\d \d\d:\d\d +`+gateway.DemoOfficeID+` +1 +Stadt Dresden`).MatchString(list) ||
+		!strings.Contains(list, "1 case undecided, at 1 office.") {
+		t.Errorf("undecided: rc %d\n%s%s", rc, list, errs)
+	}
+	if rc, out, errs := admin("undecided", "-office", "leipzig-ordnungsamt"); rc != 0 || strings.Contains(out, id) || !strings.Contains(out, "no case waits") {
+		t.Errorf("undecided of another office: rc %d\n%s%s", rc, out, errs)
+	}
+	if rc, out, errs := admin("-json", "undecided", "-office", gateway.DemoOfficeID); rc != 0 || !strings.Contains(out, `"id": "`+id+`"`) {
+		t.Errorf("undecided -json: rc %d\n%s%s", rc, out, errs)
+	}
+	if rc, _, errs := admin("undecided", "extra"); rc != 2 || !strings.Contains(errs, "usage") {
+		t.Errorf("undecided with an argument: rc %d\n%s", rc, errs)
 	}
 }
