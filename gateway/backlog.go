@@ -23,7 +23,7 @@ const indexWait = 2 * time.Second
 // shows it: how many it names, and when the oldest of them was received. Its
 // figures change only in its indexWatches' listing.
 type indexWatch struct {
-	state string // the label: waiting (the outbox), handed_over, held
+	state string // the label: waiting (the outbox), handed_over, held, delivered_undecided
 	list  func() ([]string, error)
 	get   func(id string) (*submission.Submission, error)
 	of    *indexWatches
@@ -160,10 +160,10 @@ type oldestCollector struct {
 func newOldestCollector(watches ...*indexWatch) *oldestCollector {
 	return &oldestCollector{
 		desc: prometheus.NewDesc("amtsbote_submissions_oldest_received_timestamp_seconds",
-			"When the oldest submission in a waiting state was received (Unix time; NaN while none waits): state waiting = queued or retrying (the outbox), handed_over = waiting for the office's confirmation, held = waiting for a person.",
+			"When the oldest submission in a waiting state was received (Unix time; NaN while none waits): state waiting = queued or retrying (the outbox), handed_over = waiting for the office's confirmation, held = waiting for a person, delivered_undecided = taken by the office API or the mailbox and waiting for the office's decision.",
 			[]string{"state"}, nil),
 		listed: prometheus.NewDesc("amtsbote_submissions_listed_timestamp_seconds",
-			"When the figures of amtsbote_submissions_waiting, _handed_over, _held and _oldest_received_timestamp_seconds were last listed from the store's index (Unix time; 0 before the first listing). While the store does not answer, those keep their last figures.",
+			"When the figures of amtsbote_submissions_waiting, _handed_over, _held, _delivered_undecided and _oldest_received_timestamp_seconds were last listed from the store's index (Unix time; 0 before the first listing). While the store does not answer, those keep their last figures.",
 			[]string{"state"}, nil),
 		watches: watches,
 	}

@@ -222,8 +222,9 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion}},
 		func() float64 { return 1 }))
 	log.Info("amtsbote starting", "version", bi.String(), "go", bi.GoVersion, "store", cfg.Store.Backend)
-	// The backlog, the packages waiting for an office's confirmation and those
-	// waiting for a person, counted from the store's indexes: the same numbers on
+	// The backlog, the packages waiting for an office's confirmation, those
+	// waiting for a person and the cases waiting for their office's decision,
+	// counted from the store's indexes: the same numbers on
 	// every node of a cluster (alert on max, not sum). A scrape lists each at most
 	// every 10 s, and waits for a listing at most indexWait, none while the
 	// store is known out of reach: such a store must not make /metrics, and with
@@ -237,7 +238,12 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 	// for it for ever.
 	held, waiting, handedOver := watch("held", store.IDsOf(notErased(g.db.Get, g.db.Held))), watch("waiting", g.db.Outbox),
 		watch("handed_over", store.IDsOf(notErased(g.db.Get, g.db.HandedOver)))
-	indexes := newIndexWatches(10*time.Second, g.storeUnreachable, waiting, handedOver, held)
+	// Delivered and not decided where the office decides here (the office API,
+	// the mailbox): a Fachverfahren that fetched and died before deciding
+	// leaves such a case for good (AmtsboteUndecidedForDays). The index holds
+	// no erased case and none XTA or a transfer folder took, which never decide.
+	undecided := watch("delivered_undecided", store.IDsOf(g.db.Undecided))
+	indexes := newIndexWatches(10*time.Second, g.storeUnreachable, waiting, handedOver, held, undecided)
 	// No listing runs after the store is closed (closers run before).
 	g.closers = append(g.closers, func() error { indexes.stop(); return nil })
 	reg.MustRegister(
@@ -250,7 +256,10 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "amtsbote_submissions_handed_over",
 			Help: "Submissions handed to a channel, waiting for the office's confirmation, counted from the store's index."},
 			handedOver.count),
-		newOldestCollector(waiting, handedOver, held))
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "amtsbote_submissions_delivered_undecided",
+			Help: "Submissions the office took by the office API or the web mailbox and has not decided (accepted or rejected) nor marked processed, counted from the store's index; not those XTA, a transfer folder or a peer gateway delivered, which take no decision here."},
+			undecided.count),
+		newOldestCollector(waiting, handedOver, held, undecided))
 	// The bus carries the work queue: without it packages are still accepted
 	// (into the outbox) but none is delivered, and /readyz says only "degraded"
 	// with 200, which no load balancer or scrape of the other series shows. An

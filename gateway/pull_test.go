@@ -6,9 +6,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -422,5 +424,62 @@ func TestDevCredentialsLeaveAnOfficesTokens(t *testing.T) {
 	g.Config.Resolve()
 	if err := g.Config.Validate(); err != nil {
 		t.Errorf("the configuration with development credentials: %v", err)
+	}
+}
+
+// TestUndecidedCasesAreCountedAndListed: a case the office's system fetched and
+// never decided (it died in between: docs/pull.md, "Running several instances")
+// stayed delivered, and nothing showed it. It is counted now
+// (amtsbote_submissions_delivered_undecided, with its age for
+// AmtsboteUndecidedForDays) and listed for the operator (GET
+// /v1/admin/undecided); a fetched case the office decided and one an operator
+// erased are neither.
+func TestUndecidedCasesAreCountedAndListed(t *testing.T) {
+	f, decided := startPullHandedOver(t)
+	ids := []string{decided}
+	for range 2 {
+		p := paket.ExampleWith(pullService, paket.NewMessageID(), time.Now())
+		p.Kopf.Ort = paket.Ort{PLZ: "01067"}
+		res, err := f.portal.Submit(context.Background(), p)
+		if err != nil || res.Status != http.StatusCreated {
+			t.Fatalf("submit: %v %+v", err, res)
+		}
+		ids = append(ids, res.SubmissionID)
+	}
+	erased, open := ids[1], ids[2]
+	for _, id := range ids {
+		waitFor(t, "the hand-over", func() bool {
+			s, err := f.g.Broker.Submission(id)
+			return err == nil && s.State == submission.StateHandedOver
+		})
+		if status, body := officeGet(t, f.g.URL()+"/v1/office/submissions/"+id+"/package", pullToken); status != http.StatusOK {
+			t.Fatalf("fetch: %d %.200s", status, body)
+		}
+	}
+	if status, body := officePost(t, f.g.URL()+"/v1/office/submissions/"+decided+"/accept", pullToken, `{"reason":"AZ 1"}`); status != http.StatusOK {
+		t.Fatalf("accept: %d %s", status, body)
+	}
+	if status, body := officePost(t, f.g.URL()+"/v1/admin/submissions/"+erased+"/erase", adminToken, `{"operator":"m.meier"}`); status != http.StatusOK {
+		t.Fatalf("erase: %d %s", status, body)
+	}
+	if v := scrapeValue(t, f.g.URL(), "amtsbote_submissions_delivered_undecided"); v != "1" {
+		t.Errorf("amtsbote_submissions_delivered_undecided %q, want 1 (the open case)", v)
+	}
+	s, err := f.g.Broker.Submission(open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := scrapeValue(t, f.g.URL(), `amtsbote_submissions_oldest_received_timestamp_seconds{state="delivered_undecided"}`)
+	if at, err := strconv.ParseFloat(v, 64); err != nil || math.Abs(at-float64(s.ReceivedAt.UnixNano())/1e9) > 0.001 {
+		t.Errorf("oldest undecided received at %q, want the open case's %v", v, s.ReceivedAt)
+	}
+	for _, q := range []string{"", "?office=" + pullOffice} {
+		status, body := officeGet(t, f.g.URL()+"/v1/admin/undecided"+q, adminToken)
+		if status != http.StatusOK || !strings.Contains(body, open) || strings.Contains(body, decided) || strings.Contains(body, erased) {
+			t.Errorf("the admin's list%s: %d %s", q, status, body)
+		}
+	}
+	if status, body := officeGet(t, f.g.URL()+"/v1/admin/undecided?office="+DemoOfficeID, adminToken); status != http.StatusOK || strings.Contains(body, open) {
+		t.Errorf("another office's list: %d %s", status, body)
 	}
 }
