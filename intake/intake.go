@@ -390,6 +390,11 @@ func placeOf(d *routing.Directory, o paket.Ort) string {
 type Destination struct {
 	OfficeID, OfficeName string
 	Targets              []submission.Target
+	// Peer is the configured peer gateway a package for another state's office
+	// goes to (PeerFor); nil for an office of this gateway. The directory's peer
+	// entry for the Land may be another gateway (the built-in ones are sample
+	// data), so /v1/resolve, /v1/routes and lookup name this one, as the receipt does.
+	Peer *Peer
 }
 
 // Destination is intake's decision on a route: the office and its channel plan,
@@ -443,6 +448,7 @@ func (p *Pipeline) Destination(route *routing.Route) (Destination, error) {
 		return Destination{}, fmt.Errorf("%w: the responsible office for %s in %s is in Land %s (%s), and this gateway has no connection to that state's gateway for this place",
 			routing.ErrNoResponsibleOffice, route.Service.Name, area, route.Peer.Land, route.Peer.Name)
 	}
+	d.Peer = &peer
 	return d, nil
 }
 
