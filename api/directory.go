@@ -20,6 +20,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/wire"
 )
@@ -35,6 +36,10 @@ type directory struct {
 	// admit is intake's decision on a route (intake.Pipeline.Destination): nil
 	// when intake takes a package on it. nil: every route is taken (no intake).
 	admit func(*routing.Route) error
+	// destination is that decision whole: routeOf names the peer gateway intake
+	// sends a package for another state's office to. nil: no intake, and the
+	// directory's peer entry is named.
+	destination func(*routing.Route) (intake.Destination, error)
 }
 
 // admitted reports why intake would refuse a package on the route, or nil. The
@@ -56,6 +61,7 @@ func mountDirectory(r chi.Router, store *routing.Store, s *Server) {
 	_, _ = rand.Read(key)
 	h := &directory{store: store, fail: s.fail, sign: hmacSigner(key)}
 	if pl := s.opt.Pipeline; pl != nil {
+		h.destination = pl.Destination
 		h.admit = func(rt *routing.Route) error {
 			_, err := pl.Destination(rt)
 			return err
@@ -491,7 +497,7 @@ type peerJSON struct {
 	Land      string `json:"land"`
 	Name      string `json:"name,omitempty"`
 	GatewayID string `json:"gatewayId"`
-	BaseURL   string `json:"baseUrl"`
+	BaseURL   string `json:"baseUrl,omitempty"` // none for a configured peer gateway (routeOf)
 	Sample    bool   `json:"sample,omitempty"`
 }
 
@@ -537,6 +543,23 @@ func (h *directory) routeOf(rt *routing.Route) routeJSON {
 		j.DestinationName = "Gateway " + p.Name
 		j.Peer = &peerJSON{Land: p.Land, Name: p.Name, GatewayID: p.GatewayID, BaseURL: p.BaseURL, Sample: p.Sample}
 		j.Sample = p.Sample
+		if g := h.peerGateway(rt); g != nil {
+			// The package goes to the configured peer gateway, not to the directory's
+			// entry (at a Bavarian gateway the built-in sample gateway-14 for Saxony):
+			// the answer named a gateway the package never reached. Named as the
+			// receipt names it. No URL: the configured one is the operator's
+			// federation endpoint, configuration a portal never calls, not public
+			// directory data; the directory entry's (also the peer channel's
+			// endpoint) is another gateway's.
+			j.DestinationName = g.OfficeName
+			j.Peer = &peerJSON{Land: p.Land, Name: g.Peer.Name, GatewayID: g.Peer.ID}
+			j.Sample = false
+			for i := range j.Channels {
+				if j.Channels[i].Kind == routing.KindPeer {
+					j.Channels[i].Endpoint = ""
+				}
+			}
+		}
 	}
 	payload, _ := json.Marshal(map[string]any{
 		"destinationId": j.DestinationID,
@@ -548,6 +571,20 @@ func (h *directory) routeOf(rt *routing.Route) routeJSON {
 		j.DestinationSignature = sig
 	}
 	return j
+}
+
+// peerGateway is intake's destination on a route to another state's office when
+// it goes to a configured peer gateway, else nil (no intake; a route intake
+// refuses is not answered).
+func (h *directory) peerGateway(rt *routing.Route) *intake.Destination {
+	if h.destination == nil || rt.Peer == nil {
+		return nil
+	}
+	d, err := h.destination(rt)
+	if err != nil || d.Peer == nil {
+		return nil
+	}
+	return &d
 }
 
 // hmacSigner makes compact JWS (HS256) over the payload.
