@@ -149,16 +149,14 @@ func Usable(cfg config.Config, officeID string, directoryChannels []string) []st
 // configuration, for the lookup command, which runs no gateway: the channels the
 // configuration gives (Usable), the mailbox as every office's last channel, and
 // the configured peers. lookup had said a package would go where intake refuses
-// it (another state's office no configured peer serves).
-func Admit(cfg config.Config) func(*routing.Route) error {
+// it (another state's office no configured peer serves), and named the
+// directory's peer entry where the package goes to the configured peer gateway.
+func Admit(cfg config.Config) func(*routing.Route) (intake.Destination, error) {
 	p := &intake.Pipeline{Channels: configChannels{cfg}, LastResort: channel.Mailbox}
 	if len(cfg.Peers) > 0 {
 		p.PeerFor = peerFor(cfg.Peers)
 	}
-	return func(rt *routing.Route) error {
-		_, err := p.Destination(rt)
-		return err
-	}
+	return p.Destination
 }
 
 // configChannels is intake.Channels from a configuration alone (Usable).

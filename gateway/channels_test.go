@@ -380,7 +380,7 @@ func TestDirectoryAnswersAsIntakeDoes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := Admit(f.g.Config)(rt); (err == nil) != tc.taken || err != nil && !errors.Is(err, routing.ErrNoResponsibleOffice) {
+			if _, err := Admit(f.g.Config)(rt); (err == nil) != tc.taken || err != nil && !errors.Is(err, routing.ErrNoResponsibleOffice) {
 				t.Errorf("Admit (lookup): %v, intake answered %d", err, intake)
 			}
 		})

@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/routing/internal/gen"
 )
@@ -32,9 +33,10 @@ const (
 type Usable func(officeID string, kinds []string) []string
 
 // Admit is the gateway's intake decision on a route under the configuration
-// (intake.Pipeline.Destination): nil when intake would take a package on it, else
+// (intake.Pipeline.Destination): where intake would send a package on it (for
+// another state's office, the configured peer gateway, which lookup names), or
 // why not (an error wrapping routing.ErrNoResponsibleOffice).
-type Admit func(*routing.Route) error
+type Admit func(*routing.Route) (intake.Destination, error)
 
 // Loader gives Lookup the directory, the usable channels and the intake decision of
 // the configuration at configPath ("" = the defaults and AMTSBOTE_* environment),
@@ -76,7 +78,14 @@ func Lookup(ctx context.Context, load Loader, args []string, stdout, stderr io.W
 	// share, is ambiguous only where its municipalities have different offices
 	// for the service; and a LeiKa key this directory does not know goes to
 	// another state's gateway for a place there.
-	rt, err := d.ResolveServiceWith(*service, *place, admit)
+	var taken func(*routing.Route) error // nil: every route is taken
+	if admit != nil {
+		taken = func(rt *routing.Route) error {
+			_, err := admit(rt)
+			return err
+		}
+	}
+	rt, err := d.ResolveServiceWith(*service, *place, taken)
 	if err != nil {
 		var ambs *routing.AmbiguousServiceError
 		if errors.As(err, &ambs) {
@@ -99,11 +108,12 @@ func Lookup(ctx context.Context, load Loader, args []string, stdout, stderr io.W
 	}
 	// What intake would answer: a route it refuses was printed as one a package
 	// goes on ("würde zur Abholung bereitgehalten", exit 0).
+	var dest intake.Destination
 	var refused error
 	if admit != nil {
-		refused = admit(rt)
+		dest, refused = admit(rt)
 	}
-	PrintRoute(stdout, rt, usable, refused)
+	PrintRoute(stdout, rt, usable, dest.Peer, refused)
 	if refused != nil {
 		return ExitFailed
 	}
@@ -122,9 +132,11 @@ func kreisOf(a *routing.Area) string {
 // PrintRoute writes a route the way a person reads it. With usable set, only the
 // channels this gateway can deliver on are shown (addresses come from the gateway's
 // configuration, never from the directory), and it says so when there are none.
-// refused, when set, is why intake would refuse a package on the route (Admit): it
-// is shown instead of the channels.
-func PrintRoute(w io.Writer, rt *routing.Route, usable Usable, refused error) {
+// peer, when set, is the configured peer gateway intake sends a package for
+// another state's office to (Admit): it is named instead of the directory's
+// peer entry. refused, when set, is why intake would refuse a package on the
+// route (Admit): it is shown instead of the channels.
+func PrintRoute(w io.Writer, rt *routing.Route, usable Usable, peer *intake.Peer, refused error) {
 	if rt.ServiceUnknown {
 		fmt.Fprintf(w, "Leistung:  %s (in diesem Verzeichnis unbekannt; das Gateway des Landes prüft sie)\n", rt.Service.Key)
 	} else {
@@ -179,6 +191,17 @@ func PrintRoute(w io.Writer, rt *routing.Route, usable Usable, refused error) {
 		if len(shown) == 0 {
 			fmt.Fprintf(w, "Kanal:     keiner, den dieses Gateway bedienen kann (Verzeichnis: %s); das Paket würde zur Abholung bereitgehalten\n", strings.Join(kinds, ", "))
 		}
+	}
+	if rt.Peer != nil && peer != nil {
+		// Where the package goes: the directory's entry for the Land may be another
+		// gateway (at a Bavarian gateway the built-in sample gateway-14 for Saxony).
+		name := peer.ID
+		if peer.Name != "" && peer.Name != peer.ID {
+			name = peer.Name + " (" + peer.ID + ")"
+		}
+		fmt.Fprintf(w, "Zuständig: Gateway des Landes %s %s, laut Konfiguration (peers)\n", rt.Peer.Land, name)
+		printChannels()
+		return
 	}
 	if rt.Peer != nil {
 		fmt.Fprintf(w, "Zuständig: Gateway des Landes %s %s (%s)\n", rt.Peer.Land, rt.Peer.Name, rt.Peer.GatewayID)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/routing"
 )
 
@@ -105,11 +106,11 @@ func TestLookupShowsOnlyUsableChannels(t *testing.T) {
 func TestLookupSaysWhatIntakeRefuses(t *testing.T) {
 	st := store(t)
 	refuse := func(string) (*routing.Store, Usable, Admit, error) {
-		return st, nil, func(rt *routing.Route) error {
+		return st, nil, func(rt *routing.Route) (intake.Destination, error) {
 			if rt.Peer != nil {
-				return fmt.Errorf("%w: no peer for Land %s", routing.ErrNoResponsibleOffice, rt.Peer.Land)
+				return intake.Destination{}, fmt.Errorf("%w: no peer for Land %s", routing.ErrNoResponsibleOffice, rt.Peer.Land)
 			}
-			return nil
+			return intake.Destination{}, nil
 		}, nil
 	}
 	var out, errb bytes.Buffer
@@ -194,11 +195,11 @@ func TestLookupUnknownServiceAtAnotherStatesPlace(t *testing.T) {
 		t.Fatalf("with a peer for Bavaria: exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
 	}
 	refuse := func(string) (*routing.Store, Usable, Admit, error) {
-		return st, nil, func(rt *routing.Route) error {
+		return st, nil, func(rt *routing.Route) (intake.Destination, error) {
 			if rt.ServiceUnknown {
-				return fmt.Errorf("%w: %s, and no peer for Land %s", routing.ErrUnknownService, rt.Service.Key, rt.Peer.Land)
+				return intake.Destination{}, fmt.Errorf("%w: %s, and no peer for Land %s", routing.ErrUnknownService, rt.Service.Key, rt.Peer.Land)
 			}
-			return nil
+			return intake.Destination{}, nil
 		}, nil
 	}
 	out.Reset()
