@@ -1220,6 +1220,18 @@ func (s *Server) adminOffices(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, map[string]any{"offices": offices, "waiting": waiting, "complete": complete})
 }
 
+// nextPage is the link to the page after the row last of a listing that pages
+// by id: the query as asked, with after and limit set.
+func nextPage(path string, q url.Values, last string, limit int) string {
+	next := url.Values{}
+	for k, v := range q {
+		next[k] = v
+	}
+	next.Set("after", last)
+	next.Set("limit", strconv.Itoa(limit))
+	return path + "?" + next.Encode()
+}
+
 // adminUndecided lists the cases that await their office's decision
 // (broker.Undecided): what the gauge amtsbote_submissions_delivered_undecided
 // counts and AmtsboteUndecidedForDays fires for, by office and case, with when
@@ -1241,13 +1253,7 @@ func (s *Server) adminUndecided(w http.ResponseWriter, r *http.Request) {
 	resp := map[string]any{}
 	if len(cases) > limit {
 		cases = cases[:limit]
-		next := url.Values{}
-		for k, v := range q {
-			next[k] = v
-		}
-		next.Set("after", cases[limit-1].ID)
-		next.Set("limit", strconv.Itoa(limit))
-		resp["next"] = "/v1/admin/undecided?" + next.Encode()
+		resp["next"] = nextPage("/v1/admin/undecided", q, cases[limit-1].ID, limit)
 	}
 	if cases == nil {
 		cases = []broker.UndecidedCase{}
@@ -1331,13 +1337,7 @@ func (s *Server) adminDeadLetters(w http.ResponseWriter, r *http.Request) {
 	resp := map[string]any{}
 	if len(dls) > limit {
 		dls = dls[:limit]
-		next := url.Values{}
-		for k, v := range q {
-			next[k] = v
-		}
-		next.Set("after", dls[limit-1].ID)
-		next.Set("limit", strconv.Itoa(limit))
-		resp["next"] = "/v1/admin/dead-letters?" + next.Encode()
+		resp["next"] = nextPage("/v1/admin/dead-letters", q, dls[limit-1].ID, limit)
 	}
 	out := make([]map[string]any, 0, len(dls))
 	for _, d := range dls {

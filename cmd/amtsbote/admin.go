@@ -354,20 +354,9 @@ func (c *adminClient) held(ctx context.Context, args []string, stdout, stderr io
 		}
 	}
 	path := "/v1/admin/dead-letters?" + q.Encode()
-	var all []deadLetter
-	var raws []json.RawMessage
-	for path != "" {
-		var page struct {
-			DeadLetters []deadLetter `json:"deadLetters"`
-			Next        string       `json:"next"`
-		}
-		b, err := c.do(ctx, http.MethodGet, path, nil, &page)
-		if err != nil {
-			return err
-		}
-		raws = append(raws, b)
-		all = append(all, page.DeadLetters...)
-		path = page.Next
+	all, raws, err := allPages[deadLetter](ctx, c, path, "deadLetters")
+	if err != nil {
+		return err
 	}
 	if c.raw {
 		for _, b := range raws {
@@ -628,20 +617,9 @@ func (c *adminClient) undecided(ctx context.Context, args []string, stdout, stde
 		q.Set("office", *office)
 	}
 	path := "/v1/admin/undecided?" + q.Encode()
-	var all []broker.UndecidedCase
-	var raws []json.RawMessage
-	for path != "" {
-		var page struct {
-			Undecided []broker.UndecidedCase `json:"undecided"`
-			Next      string                 `json:"next"`
-		}
-		b, err := c.do(ctx, http.MethodGet, path, nil, &page)
-		if err != nil {
-			return err
-		}
-		raws = append(raws, b)
-		all = append(all, page.Undecided...)
-		path = page.Next
+	all, raws, err := allPages[broker.UndecidedCase](ctx, c, path, "undecided")
+	if err != nil {
+		return err
 	}
 	if c.raw {
 		for _, b := range raws {
@@ -684,6 +662,34 @@ func (c *adminClient) undecided(ctx context.Context, args []string, stdout, stde
 	})
 	fmt.Fprintf(stdout, "%s undecided, at %s. Tell the office: its system finds them with state=delivered, its clerks in the mailbox.\n", counted(len(all), "case"), counted(len(offices), "office"))
 	return nil
+}
+
+// allPages reads a listing of the admin API from path on, following its next
+// links: the rows under field of every page, and each page as it came (-json).
+func allPages[T any](ctx context.Context, c *adminClient, path, field string) ([]T, []json.RawMessage, error) {
+	var all []T
+	var raws []json.RawMessage
+	for path != "" {
+		var page map[string]json.RawMessage
+		b, err := c.do(ctx, http.MethodGet, path, nil, &page)
+		if err != nil {
+			return nil, nil, err
+		}
+		var rows []T
+		var next string
+		if err := json.Unmarshal(page[field], &rows); err != nil && page[field] != nil {
+			return nil, nil, fmt.Errorf("the gateway's %s page: %w", field, err)
+		}
+		if page["next"] != nil {
+			if err := json.Unmarshal(page["next"], &next); err != nil {
+				return nil, nil, fmt.Errorf("the gateway's %s page: next: %w", field, err)
+			}
+		}
+		raws = append(raws, b)
+		all = append(all, rows...)
+		path = next
+	}
+	return all, raws, nil
 }
 
 // counted is "1 office", "2 offices".
