@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -361,5 +362,38 @@ func TestAdminUndecided(t *testing.T) {
 	}
 	if rc, _, errs := admin("undecided", "extra"); rc != 2 || !strings.Contains(errs, "usage") {
 		t.Errorf("undecided with an argument: rc %d\n%s", rc, errs)
+	}
+}
+
+// TestAllPagesFollowsTheNextLinks: the CLI reads a paged listing to its end, in
+// order, keeps each page for -json, and says so when a page is not one. The
+// gateway's side of the paging is gateway.TestDeadLetterPages; the listings
+// have more than one page only past 1,000 rows, so the reader is tried here on
+// pages of one.
+func TestAllPagesFollowsTheNextLinks(t *testing.T) {
+	pages := map[string]string{
+		"/v1/admin/x?limit=1":         `{"rows":[{"id":"a"}],"next":"/v1/admin/x?after=a&limit=1"}`,
+		"/v1/admin/x?after=a&limit=1": `{"rows":[{"id":"b"}],"next":"/v1/admin/x?after=b&limit=1"}`,
+		"/v1/admin/x?after=b&limit=1": `{"rows":[]}`,
+		"/v1/admin/bad":               `{"rows":{"id":"a"}}`,
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, ok := pages[r.URL.RequestURI()]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, body)
+	}))
+	defer srv.Close()
+	c := &adminClient{base: srv.URL, token: "t", http: srv.Client()}
+	type row struct{ ID string }
+	rows, raws, err := allPages[row](context.Background(), c, "/v1/admin/x?limit=1", "rows")
+	if err != nil || len(rows) != 2 || rows[0].ID != "a" || rows[1].ID != "b" || len(raws) != 3 {
+		t.Fatalf("rows %+v, %d pages, err %v; want a, b from 3 pages", rows, len(raws), err)
+	}
+	if _, _, err := allPages[row](context.Background(), c, "/v1/admin/bad", "rows"); err == nil {
+		t.Fatal("a page whose rows are no list was read without an error")
 	}
 }
