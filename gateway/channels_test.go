@@ -309,6 +309,23 @@ func TestPeerRouteNamesTheConfiguredPeer(t *testing.T) {
 	}
 }
 
+// portalGet asks the gateway of f as the portal does and reads the JSON answer.
+func portalGet(t *testing.T, f *fixture, path string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, f.g.URL()+path, nil)
+	req.Header.Set("Authorization", "Bearer "+portalToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("GET %s: %d, %v", path, resp.StatusCode, err)
+	}
+	return resp.StatusCode, body
+}
+
 // TestDirectoryAnswersAsIntakeDoes: /v1/resolve, /v1/routes and lookup's intake
 // decision (Admit) answer a place in another state as intake answers its package.
 // Both endpoints answered 200 with a signed destination (and lookup "would be held
@@ -319,18 +336,7 @@ func TestDirectoryAnswersAsIntakeDoes(t *testing.T) {
 	const gewerbe = "99050012104000"
 	get := func(f *fixture, path string) (int, map[string]any) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, f.g.URL()+path, nil)
-		req.Header.Set("Authorization", "Bearer "+portalToken)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var body map[string]any
-		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-			t.Fatalf("GET %s: %d, %v", path, resp.StatusCode, err)
-		}
-		return resp.StatusCode, body
+		return portalGet(t, f, path)
 	}
 	submit := func(f *fixture, plz string) int {
 		t.Helper()

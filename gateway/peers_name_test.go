@@ -39,16 +39,9 @@ func TestDirectoryNamesTheConfiguredPeerGateway(t *testing.T) {
 	})
 	get := func(path string) map[string]any {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, f.g.URL()+path, nil)
-		req.Header.Set("Authorization", "Bearer "+portalToken)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var body map[string]any
-		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: %d %v %v", path, resp.StatusCode, body, err)
+		st, body := portalGet(t, f, path)
+		if st != http.StatusOK {
+			t.Fatalf("GET %s: %d %v", path, st, body)
 		}
 		return body
 	}

@@ -87,18 +87,7 @@ offices:`, 1) + fmt.Sprintf("  - {leistung: %q, gebiet: \"09162\", stelle: muenc
 func TestUnknownServiceAnsweredAsIntakeAnswers(t *testing.T) {
 	get := func(f *fixture, path string) (int, map[string]any) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, f.g.URL()+path, nil)
-		req.Header.Set("Authorization", "Bearer "+portalToken)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var body map[string]any
-		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-			t.Fatalf("GET %s: %d, %v", path, resp.StatusCode, err)
-		}
-		return resp.StatusCode, body
+		return portalGet(t, f, path)
 	}
 	muc := []config.Peer{{ID: "gw-muc", Name: "München", Areas: []string{"09162"}, BaseURL: "http://127.0.0.1:1"}}
 	by := []config.Peer{{ID: "gw-by", Name: "Bayern", Lands: []string{"09"}, BaseURL: "http://127.0.0.1:1"}}
