@@ -2,14 +2,13 @@ package gateway
 
 import (
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
-
-	"maps"
 )
 
 // The operators' list of metrics: docs/operations.md, its "## Observing" section
