@@ -26,7 +26,16 @@ type indexWatch struct {
 	state string // the label: waiting (the outbox), handed_over, held, delivered_undecided
 	list  func() ([]string, error)
 	get   func(id string) (*submission.Submission, error)
-	of    *indexWatches
+	// current, if set, says whether a record still belongs in the index. An
+	// entry whose record says otherwise is stale — the undecided index keeps a
+	// case an older build decided (docs/operations.md) — and is passed over
+	// when the oldest is looked for, as the admin's list passes over it:
+	// otherwise the age alert fires for a case decided long ago and sends the
+	// operator to a list without it. The stale entries passed over are not
+	// counted; those after the oldest current one are (reading every record
+	// at every listing would cost a read per case the offices are deciding).
+	current func(*submission.Submission) bool
+	of      *indexWatches
 
 	n      int
 	oldest time.Time // zero while none waits
@@ -95,18 +104,30 @@ func (ws *indexWatches) refresh(done chan struct{}) {
 		if err != nil {
 			continue
 		}
-		oldest, known := time.Time{}, true
-		if len(ids) > 0 {
-			// Ids are time-ordered (UUIDv7), so the smallest names the oldest:
-			// one record read, not the index's every record. A record deleted
-			// since the listing keeps the last figure until the next.
-			s, err := w.get(slices.Min(ids))
-			if known = err == nil; known {
-				oldest = s.ReceivedAt
+		n, oldest, known, stale := len(ids), time.Time{}, true, 0
+		if w.current != nil {
+			ids = slices.Clone(ids)
+			slices.Sort(ids)
+		} else if len(ids) > 0 {
+			ids = []string{slices.Min(ids)}
+		}
+		// Ids are time-ordered (UUIDv7), so the smallest names the oldest: one
+		// record read, not the index's every record (and one more for each
+		// stale entry before it). A record deleted since the listing keeps the
+		// last figure until the next.
+		for _, id := range ids {
+			s, err := w.get(id)
+			if known = err == nil; !known {
+				break
 			}
+			if w.current == nil || w.current(s) {
+				oldest = s.ReceivedAt
+				break
+			}
+			stale++
 		}
 		ws.mu.Lock()
-		w.n, w.listed = len(ids), time.Now()
+		w.n, w.listed = n-stale, time.Now()
 		if known {
 			w.oldest = oldest
 		}

@@ -242,7 +242,10 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 	// the mailbox): a Fachverfahren that fetched and died before deciding
 	// leaves such a case for good (AmtsboteUndecidedForDays). The index holds
 	// no erased case and none XTA or a transfer folder took, which never decide.
+	// An entry an older build left after deciding its case is passed over, as
+	// the admin's list passes over it (indexWatch.current).
 	undecided := watch("delivered_undecided", store.IDsOf(g.db.Undecided))
+	undecided.current = (*submission.Submission).AwaitsDecision
 	indexes := newIndexWatches(10*time.Second, g.storeUnreachable, waiting, handedOver, held, undecided)
 	// No listing runs after the store is closed (closers run before).
 	g.closers = append(g.closers, func() error { indexes.stop(); return nil })
