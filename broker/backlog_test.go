@@ -104,7 +104,8 @@ func TestBacklogPerOffice(t *testing.T) {
 // decided, processed, erased cases and those XTA or a transfer folder took
 // (which never decide here) are not. Asked for one office, another office's
 // entries are passed over without reading their records, and pages follow
-// after.
+// after. An office's own list (ListQuery.AwaitingDecision) is the same, for
+// that office only.
 func TestUndecidedPerOffice(t *testing.T) {
 	db, err := store.Open(t.TempDir(), store.Options{BatchDelay: time.Millisecond})
 	if err != nil {
@@ -191,5 +192,42 @@ func TestUndecidedPerOffice(t *testing.T) {
 	page, err = b.Undecided(ctx, "office-a", page[0].ID, 1)
 	if err != nil || len(page) != 1 || page[0].ID != heldFetched {
 		t.Fatalf("office-a's second page: %+v %v", page, err)
+	}
+
+	// The office's own list of them (GET /v1/office/submissions?awaiting=decision),
+	// for the sweep of a system run as several instances: from the same index,
+	// paged as the office's list is, another office's entries unread, and
+	// narrowed to the channels the office took them by.
+	list := func(office string, q ListQuery) ([]string, string) {
+		t.Helper()
+		q.AwaitingDecision = true
+		p, err := b.List(ctx, office, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, s := range p.Items {
+			ids = append(ids, s.ID)
+		}
+		return ids, p.Next
+	}
+	counting.reads.Store(0)
+	if ids, next := list("office-b", ListQuery{}); !slices.Equal(ids, []string{opened}) || next != "" {
+		t.Errorf("office-b's own list: %v next %q", ids, next)
+	}
+	if r := counting.reads.Load(); r != 1 {
+		t.Errorf("%d records read for office-b's own list, want its 1", r)
+	}
+	if ids, next := list("office-a", ListQuery{Limit: 1}); !slices.Equal(ids, []string{fetched}) || next != fetched {
+		t.Errorf("office-a's first page: %v next %q", ids, next)
+	}
+	if ids, next := list("office-a", ListQuery{Limit: 1, After: fetched}); !slices.Equal(ids, []string{heldFetched}) || next != "" {
+		t.Errorf("office-a's second page: %v next %q", ids, next)
+	}
+	if ids, _ := list("office-b", ListQuery{DeliveredVia: []string{"api", "webhook"}}); len(ids) != 0 {
+		t.Errorf("office-b's cases its system took: %v, want none (a clerk took the one)", ids)
+	}
+	if ids, _ := list("", ListQuery{}); len(ids) != 0 {
+		t.Errorf("no office's list: %v, want nothing", ids)
 	}
 }

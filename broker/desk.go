@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -111,6 +112,18 @@ type ListQuery struct {
 	// alike the way the directory's search folds (umlauts as "ae", ß as "ss",
 	// accents dropped: "goerlitz" finds Görlitz).
 	Text string
+	// AwaitingDecision lists only the cases that await the office's decision
+	// (submission.AwaitsDecision), read from the store's undecided index: the
+	// sweep of an office system run as several instances, for what one of them
+	// fetched and never decided. Asked as States [delivered] instead, the list
+	// walks every case the office ever had, and names XTA's, transfer's, peer's,
+	// erased and processed cases too, none of which waits on the office here.
+	AwaitingDecision bool
+	// DeliveredVia keeps the cases the office took by one of these channels
+	// (submission.DeliveryChannel: api for its system's fetch, webhook, mailbox
+	// for a clerk's takeover); none: any. A sweep asks for api and webhook: a
+	// case a clerk took in the web mailbox is hers, and decided there.
+	DeliveredVia []string
 }
 
 // Page is one page of a listing; Next is the After of the following page ("" at the end).
@@ -166,8 +179,9 @@ func (b *Broker) forOffice(officeID, id string) (*submission.Submission, error) 
 // office with tens of thousands of answered cases would otherwise have every one
 // of them read to find the few that wait (docs/performance.md, "A gateway with
 // years of data"), nor the other offices' waiting records, which the indexes
-// alone named until they kept the office. Any other listing walks the office's
-// cases.
+// alone named until they kept the office. A listing AwaitingDecision reads the
+// undecided index the same way (walkUndecided). Any other listing walks the
+// office's cases.
 func (b *Broker) List(ctx context.Context, officeID string, q ListQuery) (Page, error) {
 	limit := q.Limit
 	if limit <= 0 {
@@ -200,6 +214,9 @@ func (b *Broker) List(ctx context.Context, officeID string, q ListQuery) (Page, 
 		if text.lower != "" && !text.matches(s) {
 			return true
 		}
+		if len(q.DeliveredVia) > 0 && !slices.Contains(q.DeliveredVia, s.DeliveryChannel()) {
+			return true
+		}
 		if len(page.Items) == limit {
 			page.Next = page.Items[limit-1].ID
 			return false
@@ -208,9 +225,14 @@ func (b *Broker) List(ctx context.Context, officeID string, q ListQuery) (Page, 
 		return true
 	}
 	var err error
-	if waitingOnly(q.States) {
+	switch {
+	case q.AwaitingDecision && officeID == "":
+		// walkUndecided reads "" as every office; no office is none here.
+	case q.AwaitingDecision:
+		err = b.walkUndecided(officeID, q.After, keep)
+	case waitingOnly(q.States):
 		err = b.walkWaiting(officeID, q.After, keep)
-	} else {
+	default:
 		err = b.db.WalkOffice(officeID, q.After, keep)
 	}
 	if err != nil {

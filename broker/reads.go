@@ -245,27 +245,42 @@ type UndecidedCase struct {
 // Undecided lists the cases that await their office's decision, from the
 // store's undecided index: officeID's only unless it is "", those after the id
 // after (paging; ids are time-ordered), oldest first, at most limit (0: 1000).
-// Each entry's value names its office, so another office's entries are passed
-// over without reading their records; an entry whose case has moved on since
-// the listing (decided meanwhile) is passed over too. What the gauge
-// amtsbote_submissions_delivered_undecided counts, this names.
+// What the gauge amtsbote_submissions_delivered_undecided counts, this names.
 func (b *Broker) Undecided(ctx context.Context, officeID, after string, limit int) ([]UndecidedCase, error) {
 	if limit <= 0 {
 		limit = 1000
 	}
-	entries, err := b.db.Undecided()
+	var out []UndecidedCase
+	err := b.walkUndecided(officeID, after, func(s *submission.Submission) bool {
+		if ctx.Err() != nil {
+			return false
+		}
+		out = append(out, UndecidedCase{ID: s.ID, Office: s.OfficeID, Name: s.OfficeName, Channel: s.DeliveryChannel(),
+			ReceivedAt: s.ReceivedAt, DeliveredAt: *s.DeliveredAt})
+		return len(out) < limit // no record read past the page
+	})
 	if err != nil {
 		return nil, err
 	}
+	return out, ctx.Err()
+}
+
+// walkUndecided hands fn the cases of the undecided index — officeID's only
+// unless it is "", those after the id after — oldest first, until it returns
+// false: the admin's list and an office's own (ListQuery.AwaitingDecision).
+// Each entry's value names its office, so another office's entries are passed
+// over without reading their records; the record is checked all the same (an
+// entry that does not name its office, written before the index kept it, is
+// read and kept if it is the office's), and a case that has moved on since the
+// index was listed (decided meanwhile, deleted by the retention) is passed over.
+func (b *Broker) walkUndecided(officeID, after string, fn func(*submission.Submission) bool) error {
+	entries, err := b.db.Undecided()
+	if err != nil {
+		return err
+	}
+	// bbolt hands its keys over in order, JetStream need not.
 	slices.SortFunc(entries, func(a, b store.Waiting) int { return strings.Compare(a.ID, b.ID) })
-	var out []UndecidedCase
 	for _, e := range entries {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if len(out) == limit {
-			break
-		}
 		if after != "" && e.ID <= after || officeID != "" && e.Known && e.Office != officeID {
 			continue
 		}
@@ -274,13 +289,14 @@ func (b *Broker) Undecided(ctx context.Context, officeID, after string, limit in
 			continue // deleted since the index was listed
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if !s.AwaitsDecision() || officeID != "" && s.OfficeID != officeID {
 			continue
 		}
-		out = append(out, UndecidedCase{ID: s.ID, Office: s.OfficeID, Name: s.OfficeName, Channel: s.DeliveryChannel(),
-			ReceivedAt: s.ReceivedAt, DeliveredAt: *s.DeliveredAt})
+		if !fn(s) {
+			return nil
+		}
 	}
-	return out, nil
+	return nil
 }
