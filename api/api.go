@@ -695,7 +695,7 @@ func queryLimit(w http.ResponseWriter, r *http.Request, def, max int) (int, bool
 }
 
 func (s *Server) officeList(w http.ResponseWriter, r *http.Request) {
-	if !singleValued(w, r, "limit", "after", "offset") {
+	if !singleValued(w, r, "limit", "after", "offset", "awaiting") {
 		return
 	}
 	limit, ok := queryLimit(w, r, 100, 500)
@@ -720,7 +720,12 @@ func (s *Server) officeList(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "state must be a comma-separated list of states ("+stateNames()+")").With("field", "state"))
 		return
 	}
-	page, err := s.opt.Desk.List(r.Context(), officeOf(r), broker.ListQuery{After: r.URL.Query().Get("after"), Limit: limit, States: states})
+	q := broker.ListQuery{After: r.URL.Query().Get("after"), Limit: limit, States: states}
+	rawVia, ok := awaitingQuery(w, r, raw, &q)
+	if !ok {
+		return
+	}
+	page, err := s.opt.Desk.List(r.Context(), officeOf(r), q)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -730,10 +735,60 @@ func (s *Server) officeList(w http.ResponseWriter, r *http.Request) {
 		resp.Submissions = append(resp.Submissions, officeView(sub, nil))
 	}
 	resp.Count = len(resp.Submissions)
-	if page.Next != "" {
+	switch {
+	case page.Next == "":
+	case q.AwaitingDecision:
+		resp.Next = wire.OfficeAwaitingDecisionPath(page.Next, limit, rawVia)
+	default:
 		resp.Next = wire.OfficeListPath(page.Next, limit, raw)
 	}
 	writeJSON(w, 200, resp)
+}
+
+// awaitingQuery reads the office list's awaiting=decision and deliveredVia into
+// q, and returns deliveredVia as given (for the next link). awaiting=decision
+// lists the office's cases that await its decision, from the store's undecided
+// index: what a system run as several instances sweeps for, which state=delivered
+// answered only by reading every case the office ever had (docs/pull.md,
+// "Running several instances"). It is no state filter: a delivered case of XTA,
+// a transfer folder or a peer gateway, an erased or a processed one awaits
+// nothing, so state does not combine with it — state=delivered with it would
+// read as "and the other delivered ones", state=accepted as nothing at all —
+// and is refused (422 invalid-field, field state) rather than half-honoured.
+// deliveredVia narrows the list to the channels the office took the cases by
+// (api, webhook: its system; mailbox: a clerk), and means nothing without it
+// (field deliveredVia). On a refusal it has answered and reports false.
+func awaitingQuery(w http.ResponseWriter, r *http.Request, states string, q *broker.ListQuery) (string, bool) {
+	query := r.URL.Query()
+	rawVia := strings.Join(query["deliveredVia"], ",")
+	if _, asked := query["awaiting"]; !asked {
+		if rawVia != "" {
+			problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "deliveredVia narrows awaiting=decision and is given only with it").With("field", "deliveredVia"))
+			return "", false
+		}
+		return "", true
+	}
+	if query.Get("awaiting") != wire.AwaitingDecision {
+		problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "awaiting takes one value: decision").With("field", "awaiting"))
+		return "", false
+	}
+	if states != "" {
+		problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "awaiting=decision lists the delivered cases that await the office's decision; state does not combine with it").With("field", "state"))
+		return "", false
+	}
+	q.AwaitingDecision = true
+	if rawVia == "" {
+		return "", true
+	}
+	for _, f := range strings.Split(rawVia, ",") {
+		ch := strings.TrimSpace(f)
+		if !channel.Decides(ch) {
+			problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "deliveredVia must be a comma-separated list of the channels through which an office decides (api, webhook, mailbox)").With("field", "deliveredVia"))
+			return "", false
+		}
+		q.DeliveredVia = append(q.DeliveredVia, ch)
+	}
+	return rawVia, true
 }
 
 // parseStates reads a comma-separated list of states; "" is no filter.

@@ -122,6 +122,9 @@ func TestAPIContract(t *testing.T) {
 		{"admin undecided bad limit", "GET", "/v1/admin/undecided?limit=0", adminToken, "", nil, 422},
 		{"admin undecided office twice", "GET", "/v1/admin/undecided?office=a&office=b", adminToken, "", nil, 422},
 		{"admin undecided as an office", "GET", "/v1/admin/undecided", officeToken, "", nil, 401},
+		{"office list awaiting decision", "GET", "/v1/office/submissions?awaiting=decision&deliveredVia=api,webhook&limit=1", officeToken, "", nil, 200},
+		{"office list awaiting decision with state", "GET", "/v1/office/submissions?awaiting=decision&state=delivered", officeToken, "", nil, 422},
+		{"office list deliveredVia alone", "GET", "/v1/office/submissions?deliveredVia=api", officeToken, "", nil, 422},
 		{"office list unreadable query", "GET", "/v1/office/submissions?state=held;accepted", officeToken, "", nil, 400},
 		{"office list limit twice", "GET", "/v1/office/submissions?limit=1&limit=2", officeToken, "", nil, 422},
 		{"office reject without reason", "POST", "/v1/office/submissions/" + id + "/reject", officeToken, "application/json", []byte(`{"reason":""}`), 422},
@@ -135,6 +138,7 @@ func TestAPIContract(t *testing.T) {
 		{"office accept other reason", "POST", "/v1/office/submissions/" + id + "/accept", officeToken, "application/json", []byte(`{"reason":"AZ-2"}`), 409},
 		{"office list accepted", "GET", "/v1/office/submissions?state=accepted,rejected", officeToken, "", nil, 200},
 		{"admin undecided after the decision", "GET", "/v1/admin/undecided", adminToken, "", nil, 200},
+		{"office list awaiting decision after the decision", "GET", "/v1/office/submissions?awaiting=decision", officeToken, "", nil, 200},
 		{"office list waiting", "GET", "/v1/office/submissions?state=queued,retrying,handed_over,held&limit=500", officeToken, "", nil, 200},
 		{"office list unknown state", "GET", "/v1/office/submissions?state=neu", officeToken, "", nil, 422},
 		{"delivery receipt", "GET", "/v1/office/submissions/" + id + "/receipts/zustellung", officeToken, "", nil, 200},
@@ -185,6 +189,9 @@ func TestAPIContract(t *testing.T) {
 		"admin undecided":                            `"id":"` + id + `","office":"` + DemoOfficeID + `"`,
 		"admin undecided of the office":              `"channel":"api"`,
 		"admin undecided bad limit":                  `"field":"limit"`,
+		"office list awaiting decision":              `"id":"` + id + `"`,
+		"office list awaiting decision with state":   `"field":"state"`,
+		"office list deliveredVia alone":             `"field":"deliveredVia"`,
 		"office list unknown state":                  `"field":"state"`,
 		"admin erase":                                `"alreadyRemoved":false`,
 		"admin erase again":                          `"alreadyRemoved":true`,
@@ -196,9 +203,10 @@ func TestAPIContract(t *testing.T) {
 	}
 	// What an answer must not say.
 	lacks := map[string]string{
-		"office list waiting":                `"id":"` + id + `"`,
-		"admin undecided of another office":  `"id":"` + id + `"`,
-		"admin undecided after the decision": `"id":"` + id + `"`,
+		"office list waiting":                              `"id":"` + id + `"`,
+		"admin undecided of another office":                `"id":"` + id + `"`,
+		"admin undecided after the decision":               `"id":"` + id + `"`,
+		"office list awaiting decision after the decision": `"id":"` + id + `"`,
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,12 +18,14 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/fachverfahren"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/wire"
 )
 
 const (
@@ -481,5 +484,114 @@ func TestUndecidedCasesAreCountedAndListed(t *testing.T) {
 	}
 	if status, body := officeGet(t, f.g.URL()+"/v1/admin/undecided?office="+DemoOfficeID, adminToken); status != http.StatusOK || strings.Contains(body, open) {
 		t.Errorf("another office's list: %d %s", status, body)
+	}
+}
+
+// TestOfficeListsItsCasesAwaitingDecision: an office system run as several
+// instances sweeps for the cases one of them fetched and never decided
+// (docs/pull.md, "Running several instances"). It could ask only
+// state=delivered, which reads every case the office ever had and names XTA's
+// and decided ones' neighbours alike; awaiting=decision lists exactly what the
+// undecided index holds for the calling office: its system's undecided fetch
+// and a clerk's takeover (deliveredVia leaves that out), not a decided case,
+// not one XTA delivered, not another office's. Paged by the next link, which
+// keeps the query; a state beside it, another awaiting and a deliveredVia
+// alone or naming XTA are refused with invalid-field.
+func TestOfficeListsItsCasesAwaitingDecision(t *testing.T) {
+	ctx := context.Background()
+	f, open := startPullHandedOver(t)
+	ids := []string{open}
+	for range 3 {
+		p := paket.ExampleWith(pullService, paket.NewMessageID(), time.Now())
+		p.Kopf.Ort = paket.Ort{PLZ: "01067"}
+		res, err := f.portal.Submit(ctx, p)
+		if err != nil || res.Status != http.StatusCreated {
+			t.Fatalf("submit: %v %+v", err, res)
+		}
+		ids = append(ids, res.SubmissionID)
+	}
+	decided, byXTA, clerks := ids[1], ids[2], ids[3]
+	for _, id := range ids {
+		waitFor(t, "the hand-over", func() bool {
+			s, err := f.g.Broker.Submission(id)
+			return err == nil && s.State == submission.StateHandedOver
+		})
+	}
+	for _, id := range []string{open, decided} {
+		if status, body := officeGet(t, f.g.URL()+wire.OfficePackagePath(id), pullToken); status != http.StatusOK {
+			t.Fatalf("fetch: %d %.200s", status, body)
+		}
+	}
+	if status, body := officePost(t, f.g.URL()+wire.OfficeDecisionPath(decided, wire.OutcomeAccepted), pullToken, `{"reason":"AZ 1"}`); status != http.StatusOK {
+		t.Fatalf("accept: %d %s", status, body)
+	}
+	// What the XTA face's close and the mailbox's takeover record.
+	for id, p := range map[string]broker.Pickup{byXTA: {Channel: channel.XTA, Receiver: "xta"}, clerks: {Channel: channel.Mailbox, Receiver: "user paula (mailbox)"}} {
+		if _, err := f.g.Broker.Confirm(ctx, pullOffice, id, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Another office's case its system fetched and has not decided.
+	res, err := f.portal.Submit(ctx, f.example())
+	if err != nil || res.Status != http.StatusCreated {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	theirs := res.SubmissionID
+	if status, body := officeGet(t, f.g.URL()+wire.OfficePackagePath(theirs), officeToken); status != http.StatusOK {
+		t.Fatalf("the other office's fetch: %d %.200s", status, body)
+	}
+
+	list := func(path, token string) ([]string, string) {
+		t.Helper()
+		status, body := officeGet(t, f.g.URL()+path, token)
+		var l wire.OfficeList
+		if status != http.StatusOK || json.Unmarshal([]byte(body), &l) != nil {
+			t.Fatalf("%s: %d %s", path, status, body)
+		}
+		var got []string
+		for _, s := range l.Submissions {
+			if s.State != wire.StateDelivered || s.DeliveryID == "" || s.PackageSHA256 == "" {
+				t.Errorf("%s: an entry not as the list's: %s %s", path, s.ID, s.State)
+			}
+			got = append(got, s.ID)
+		}
+		return got, l.Next
+	}
+	if got, next := list(wire.OfficeAwaitingDecisionPath("", 0, ""), pullToken); !slices.Equal(got, []string{open, clerks}) || next != "" {
+		t.Errorf("awaiting=decision: %v next %q, want %v", got, next, []string{open, clerks})
+	}
+	if got, _ := list(wire.OfficeAwaitingDecisionPath("", 0, "api,webhook"), pullToken); !slices.Equal(got, []string{open}) {
+		t.Errorf("awaiting=decision&deliveredVia=api,webhook: %v, want %v", got, []string{open})
+	}
+	if got, _ := list("/v1/office/submissions?awaiting=decision&deliveredVia=api&deliveredVia=mailbox", pullToken); !slices.Equal(got, []string{open, clerks}) {
+		t.Errorf("deliveredVia repeated: %v, want both", got)
+	}
+	got, next := list(wire.OfficeAwaitingDecisionPath("", 1, ""), pullToken)
+	if !slices.Equal(got, []string{open}) || next != wire.OfficeAwaitingDecisionPath(open, 1, "") {
+		t.Fatalf("first page: %v next %q", got, next)
+	}
+	if got, next := list(next, pullToken); !slices.Equal(got, []string{clerks}) || next != "" {
+		t.Errorf("second page: %v next %q", got, next)
+	}
+	if got, _ := list(wire.OfficeAwaitingDecisionPath("", 0, ""), officeToken); !slices.Equal(got, []string{theirs}) {
+		t.Errorf("the other office's: %v, want only its own %s", got, theirs)
+	}
+
+	for q, field := range map[string]string{
+		"awaiting=decision&state=delivered":    "state",
+		"awaiting=decision&state=accepted":     "state",
+		"awaiting=decided":                     "awaiting",
+		"awaiting=decision&awaiting=decision":  "awaiting",
+		"deliveredVia=api":                     "deliveredVia",
+		"awaiting=decision&deliveredVia=xta":   "deliveredVia",
+		"awaiting=decision&deliveredVia=api,x": "deliveredVia",
+	} {
+		resp, body := authed(t, http.MethodGet, f.g.URL()+"/v1/office/submissions?"+q, pullToken)
+		p := problemOf(t, resp, body)
+		var named struct{ Field string }
+		_ = json.Unmarshal(body, &named)
+		if resp.StatusCode != http.StatusUnprocessableEntity || p.Type != problem.TypeInvalidField || named.Field != field {
+			t.Errorf("?%s: %d %s, want 422 invalid-field on %s", q, resp.StatusCode, body, field)
+		}
 	}
 }

@@ -76,6 +76,28 @@ func OfficeListPath(after string, limit int, states string) string {
 	return OfficeSubmissionsPath + "?" + q.Encode()
 }
 
+// Awaiting values of the office list (GET /v1/office/submissions?awaiting=).
+const AwaitingDecision = "decision"
+
+// OfficeAwaitingDecisionPath is a page of the office's cases that await its
+// decision (awaiting=decision: delivered by a channel it decides through,
+// undecided, not marked processed, bytes kept), after the submission id after,
+// of those it took by the channels deliveredVia names (comma-separated; "":
+// any).
+func OfficeAwaitingDecisionPath(after string, limit int, deliveredVia string) string {
+	q := url.Values{"awaiting": {AwaitingDecision}}
+	if after != "" {
+		q.Set("after", after)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if deliveredVia != "" {
+		q.Set("deliveredVia", deliveredVia)
+	}
+	return OfficeSubmissionsPath + "?" + q.Encode()
+}
+
 // AdminSubmissionPath is the operator's view of one submission (with notes).
 func AdminSubmissionPath(id string) string { return AdminSubmissionsPath + "/" + url.PathEscape(id) }
 

@@ -27,6 +27,8 @@ func TestPaths(t *testing.T) {
 		{OfficeListPath(id, 50, ""), "/v1/office/submissions?after=" + id + "&limit=50"},
 		{OfficeListPath(id, 50, "queued,held"), "/v1/office/submissions?after=" + id + "&limit=50&state=queued%2Cheld"},
 		{OfficeListPath("", 0, ""), "/v1/office/submissions"},
+		{OfficeAwaitingDecisionPath("", 0, ""), "/v1/office/submissions?awaiting=decision"},
+		{OfficeAwaitingDecisionPath(id, 50, "api,webhook"), "/v1/office/submissions?after=" + id + "&awaiting=decision&deliveredVia=api%2Cwebhook&limit=50"},
 		{AdminSubmissionPath(id), "/v1/admin/submissions/" + id},
 		{AdminRedeliverPath(id), "/v1/admin/submissions/" + id + "/redeliver"},
 		// Ids are path-escaped: a slash or question mark cannot change the route.
