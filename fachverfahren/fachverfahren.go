@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters/webhook"
+	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/wire"
@@ -68,8 +69,9 @@ type Options struct {
 	// it or it fails for good: once fetched it is no longer listed as waiting,
 	// and no notification comes again.
 	RetryFor time.Duration
-	// SweepEvery is how often Poll also lists the office's delivered cases
-	// and decides those it finds undecided: in its first round, and then
+	// SweepEvery is how often Poll also lists the office's cases that await
+	// its decision (GET /v1/office/submissions?awaiting=decision, those its
+	// system took) and decides them: in its first round, and then
 	// whenever SweepEvery has passed since the last sweep; 0 is 10 minutes,
 	// negative the first round only. A later sweep takes only cases delivered
 	// at least SweepEvery ago, so another instance of the office's system
@@ -709,8 +711,9 @@ func (b *watchedBody) Close() error {
 // tried again in every later round until it is decided or fails for good
 // (a fetch cut off after the gateway counted it is a delivery too, and the
 // package is no longer listed as waiting). The first round also lists the
-// office's delivered cases: those fetched before this office started, by a
-// run that stopped before it decided them; a later round lists them again
+// office's cases that await its decision (awaiting=decision, those its system
+// took: deliveredVia api, webhook): those fetched before this office started,
+// by a run that stopped before it decided them; a later round lists them again
 // every Options.SweepEvery, for those another instance fetched and did not
 // decide (it died in between).
 func (o *Office) Poll(ctx context.Context, base string) (int, error) {
@@ -734,9 +737,14 @@ func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 	n := o.pollEach(ctx, base, token, todo, r)
 	var errs []error
 	if sweep {
-		// Not every round: the gateway answers the waiting states from its
-		// indexes, delivered only by reading the office's cases. What this
-		// office fetches itself it keeps until it is done with it; what another
+		// The office's cases that await its decision (awaiting=decision), which
+		// the gateway answers from its index of them: state=delivered read every
+		// case the office ever had, and named those XTA or a transfer folder took
+		// besides. Only those its system took (deliveredVia api, webhook): a case
+		// a clerk took over in the web mailbox is the clerk's, the mailbox told
+		// her the office's system would not get it (a review). Still not every
+		// round: the waiting list is asked every round anyway. What this office
+		// fetches itself it keeps until it is done with it; what another
 		// instance fetched it takes once that instance has had a sweep's time.
 		var before time.Time
 		if !first {
@@ -746,13 +754,18 @@ func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 			if !before.IsZero() && s.DeliveredAt != nil && s.DeliveredAt.After(before) {
 				return false
 			}
-			// A case a clerk took over in the web mailbox is the clerk's: the
-			// mailbox told her the office's system would not get it (a
-			// review). The list has no events; the case's own view has.
+			// A gateway of a build before awaiting=decision (one node of a
+			// cluster during its upgrade) ignores the parameters and lists every
+			// case: what is not delivered and undecided, and a clerk's, is left
+			// to it. The list has no events; the case's own view has, read only
+			// for a case about to be taken.
+			if s.State != wire.StateDelivered || s.Decision != nil {
+				return false
+			}
 			return !o.takenInMailbox(ctx, base, token, s.ID)
 		}
 		started := time.Now()
-		k, err := o.pollList(ctx, base, token, string(wire.StateDelivered), r, keep)
+		k, err := o.pollList(ctx, base, token, wire.OfficeAwaitingDecisionPath("", 100, sweepVia), r, keep)
 		n += k
 		if err == nil {
 			o.mu.Lock()
@@ -761,9 +774,13 @@ func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 		}
 		errs = append(errs, err)
 	}
-	k, err := o.pollList(ctx, base, token, waitingStates, r, nil)
+	k, err := o.pollList(ctx, base, token, wire.OfficeListPath("", 100, waitingStates), r, nil)
 	return n + k, errors.Join(append(errs, err)...)
 }
+
+// sweepVia is the channels whose undecided cases the sweep takes: those the
+// office's system took, by a fetch (api) or a notification (webhook).
+var sweepVia = channel.API + "," + channel.Webhook
 
 // takenInMailbox reports a case delivered through the web mailbox: a clerk has
 // it, and decides it there. A case whose view cannot be read is not skipped.
@@ -811,16 +828,16 @@ type pollRound struct {
 var waitingStates = strings.Join([]string{string(wire.StateQueued), string(wire.StateRetrying),
 	string(wire.StateHandedOver), string(wire.StateHeld)}, ",")
 
-// pollList fetches, checks and decides the office's cases in states (comma-
-// separated), every page of the list. Every page, not the first only: a first
+// pollList fetches, checks and decides the office's cases the list at first
+// (its first page: a path with its query) names, every page of the list. Every page, not the first only: a first
 // page full of cases that cannot be finished now (kept for the next round, or
 // failed for good and waiting for a person) hid every later case, round after
 // round. Always from the first page: a next link is no cursor to resume from in
 // a later round, since a case can enter a waiting state behind it. keep, if
 // not nil, chooses the entries to take.
-func (o *Office) pollList(ctx context.Context, base, token, states string, r *pollRound, keep func(context.Context, wire.OfficeSubmission) bool) (int, error) {
+func (o *Office) pollList(ctx context.Context, base, token, first string, r *pollRound, keep func(context.Context, wire.OfficeSubmission) bool) (int, error) {
 	n := 0
-	for page, read := wire.OfficeListPath("", 100, states), map[string]bool{}; page != "" && ctx.Err() == nil; {
+	for page, read := first, map[string]bool{}; page != "" && ctx.Err() == nil; {
 		if read[page] {
 			return n, fmt.Errorf("office list: the next link %s leads back to a page already read", page)
 		}

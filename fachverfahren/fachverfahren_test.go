@@ -10,8 +10,10 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -747,11 +749,16 @@ func TestPollTakesRetryingAndStuckQueuedPackages(t *testing.T) {
 // running already: it listed the delivered cases in its first round only, and
 // the case sat undecided for good. Now a later round lists them again once
 // SweepEvery has passed (and takes a case delivered at least that long ago).
+// The sweep asks for the cases that await the office's decision and that its
+// system took (awaiting=decision&deliveredVia=api,webhook), which the gateway
+// answers from its index of them; it asked state=delivered, which read every
+// case the office ever had.
 func TestPollSweepsWhatADeadInstanceFetched(t *testing.T) {
 	ctx := context.Background()
 	f := startGateway(t, channel.API, config.Channel{})
 	// B sweeps in every round; C, with the default spacing, not again so soon.
-	b, err := fachverfahren.Start(fachverfahren.Options{Token: testToken, SweepEvery: time.Nanosecond})
+	lists := &listQueries{}
+	b, err := fachverfahren.Start(fachverfahren.Options{Token: testToken, SweepEvery: time.Nanosecond, Client: &http.Client{Transport: lists}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -788,4 +795,41 @@ func TestPollSweepsWhatADeadInstanceFetched(t *testing.T) {
 	if st := f.state(t, id); st != submission.StateAccepted {
 		t.Fatalf("after B's second round: %s, want accepted", st)
 	}
+	var sweeps int
+	for _, q := range lists.all() {
+		if q.Get("state") == string(wire.StateDelivered) {
+			t.Errorf("B listed state=delivered (%s): every case of the office", q.Encode())
+		}
+		if q.Get("awaiting") == wire.AwaitingDecision {
+			sweeps++
+			if q.Get("deliveredVia") != "api,webhook" || q.Has("state") {
+				t.Errorf("B's sweep asked %s, want awaiting=decision&deliveredVia=api,webhook", q.Encode())
+			}
+		}
+	}
+	if sweeps != 2 {
+		t.Errorf("B's two rounds swept %d times by awaiting=decision, want 2", sweeps)
+	}
+}
+
+// listQueries is a transport that records the query of every request of the
+// office's list.
+type listQueries struct {
+	mu sync.Mutex
+	qs []url.Values
+}
+
+func (l *listQueries) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodGet && r.URL.Path == wire.OfficeSubmissionsPath {
+		l.mu.Lock()
+		l.qs = append(l.qs, r.URL.Query())
+		l.mu.Unlock()
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func (l *listQueries) all() []url.Values {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.qs)
 }
