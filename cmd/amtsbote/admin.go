@@ -660,7 +660,7 @@ func (c *adminClient) undecided(ctx context.Context, args []string, stdout, stde
 	printRows(stdout, offices, "", "OLDEST DELIVERED	OFFICE	UNDECIDED	NAME", func(o *perOffice) string {
 		return fmt.Sprintf("%s	%s	%d	%s", o.oldest.Local().Format("2006-01-02 15:04"), o.office, o.n, oneLine(o.name, 60))
 	})
-	fmt.Fprintf(stdout, "%s undecided, at %s. Tell the office: its system finds them with state=delivered, its clerks in the mailbox.\n", counted(len(all), "case"), counted(len(offices), "office"))
+	fmt.Fprintf(stdout, "%s undecided, at %s. Tell the office: its system finds them with awaiting=decision, its clerks in the mailbox.\n", counted(len(all), "case"), counted(len(offices), "office"))
 	return nil
 }
 
