@@ -450,15 +450,7 @@ func TestUndecidedCasesAreCountedAndListed(t *testing.T) {
 		ids = append(ids, res.SubmissionID)
 	}
 	erased, open := ids[1], ids[2]
-	for _, id := range ids {
-		waitFor(t, "the hand-over", func() bool {
-			s, err := f.g.Broker.Submission(id)
-			return err == nil && s.State == submission.StateHandedOver
-		})
-		if status, body := officeGet(t, f.g.URL()+"/v1/office/submissions/"+id+"/package", pullToken); status != http.StatusOK {
-			t.Fatalf("fetch: %d %.200s", status, body)
-		}
-	}
+	fetchWhenHandedOver(t, f, ids...)
 	if status, body := officePost(t, f.g.URL()+"/v1/office/submissions/"+decided+"/accept", pullToken, `{"reason":"AZ 1"}`); status != http.StatusOK {
 		t.Fatalf("accept: %d %s", status, body)
 	}
@@ -592,6 +584,21 @@ func TestOfficeListsItsCasesAwaitingDecision(t *testing.T) {
 		_ = json.Unmarshal(body, &named)
 		if resp.StatusCode != http.StatusUnprocessableEntity || p.Type != problem.TypeInvalidField || named.Field != field {
 			t.Errorf("?%s: %d %s, want 422 invalid-field on %s", q, resp.StatusCode, body, field)
+		}
+	}
+}
+
+// fetchWhenHandedOver fetches each case's package as the office's system does,
+// once the case is handed over: the fetch is the delivery.
+func fetchWhenHandedOver(t *testing.T, f *fixture, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		waitFor(t, "the hand-over", func() bool {
+			s, err := f.g.Broker.Submission(id)
+			return err == nil && s.State == submission.StateHandedOver
+		})
+		if status, body := officeGet(t, f.g.URL()+"/v1/office/submissions/"+id+"/package", pullToken); status != http.StatusOK {
+			t.Fatalf("fetch: %d %.200s", status, body)
 		}
 	}
 }

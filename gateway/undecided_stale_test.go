@@ -35,15 +35,7 @@ func TestUndecidedAlertPassesOverAStaleEntry(t *testing.T) {
 		t.Fatalf("submit: %v %+v", err, res)
 	}
 	open := res.SubmissionID
-	for _, id := range []string{decided, open} {
-		waitFor(t, "the hand-over", func() bool {
-			s, err := f.g.Broker.Submission(id)
-			return err == nil && s.State == submission.StateHandedOver
-		})
-		if status, body := officeGet(t, f.g.URL()+"/v1/office/submissions/"+id+"/package", pullToken); status != http.StatusOK {
-			t.Fatalf("fetch: %d %.200s", status, body)
-		}
-	}
+	fetchWhenHandedOver(t, f, decided, open)
 	if status, body := officePost(t, f.g.URL()+"/v1/office/submissions/"+decided+"/accept", pullToken, `{"reason":"AZ 1"}`); status != http.StatusOK {
 		t.Fatalf("accept: %d %s", status, body)
 	}

@@ -354,15 +354,9 @@ func (c *adminClient) held(ctx context.Context, args []string, stdout, stderr io
 		}
 	}
 	path := "/v1/admin/dead-letters?" + q.Encode()
-	all, raws, err := allPages[deadLetter](ctx, c, path, "deadLetters")
-	if err != nil {
+	all, done, err := rowsOrRaw[deadLetter](ctx, c, stdout, path, "deadLetters")
+	if err != nil || done {
 		return err
-	}
-	if c.raw {
-		for _, b := range raws {
-			stdout.Write(b)
-		}
-		return nil
 	}
 	if !printRows(stdout, all, "no package waits for a person",
 		"HELD SINCE\tID\tOFFICE\tCHANNEL\tATTEMPTS\tREASON", func(d deadLetter) string {
@@ -617,15 +611,9 @@ func (c *adminClient) undecided(ctx context.Context, args []string, stdout, stde
 		q.Set("office", *office)
 	}
 	path := "/v1/admin/undecided?" + q.Encode()
-	all, raws, err := allPages[broker.UndecidedCase](ctx, c, path, "undecided")
-	if err != nil {
+	all, done, err := rowsOrRaw[broker.UndecidedCase](ctx, c, stdout, path, "undecided")
+	if err != nil || done {
 		return err
-	}
-	if c.raw {
-		for _, b := range raws {
-			stdout.Write(b)
-		}
-		return nil
 	}
 	if !printRows(stdout, all, "no case waits for its office's decision",
 		"DELIVERED	ID	OFFICE	TAKEN BY	RECEIVED", func(u broker.UndecidedCase) string {
@@ -690,6 +678,19 @@ func allPages[T any](ctx context.Context, c *adminClient, path, field string) ([
 		path = next
 	}
 	return all, raws, nil
+}
+
+// rowsOrRaw reads a paged listing (allPages); with -json it writes the pages as
+// they came, and done says there is nothing left to print.
+func rowsOrRaw[T any](ctx context.Context, c *adminClient, stdout io.Writer, path, field string) (rows []T, done bool, err error) {
+	rows, raws, err := allPages[T](ctx, c, path, field)
+	if err != nil || !c.raw {
+		return rows, false, err
+	}
+	for _, b := range raws {
+		stdout.Write(b)
+	}
+	return nil, true, nil
 }
 
 // counted is "1 office", "2 offices".
