@@ -77,3 +77,11 @@ func WipeByWalk() (undo func()) {
 	wipeByWalk = true
 	return func() { wipeByWalk = false }
 }
+
+// SetReindexChunk makes every Reindex transaction read n records or entries; it
+// returns the function that undoes it.
+func SetReindexChunk(n int) (undo func()) {
+	was := reindexChunk
+	reindexChunk = n
+	return func() { reindexChunk = was }
+}

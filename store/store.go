@@ -1014,17 +1014,27 @@ func (db *DB) Waiting(officeID string) ([]Waiting, error) {
 
 // indexHeld fills the held index of a file written before it existed, once.
 func indexHeld(tx *bolt.Tx) error {
-	held := tx.Bucket(bucketHeld)
-	return forEachRecord(tx, func(id string, v []byte) error {
+	_, err := fillSet(tx, setHeld)
+	return err
+}
+
+// fillSet puts every record that belongs in set into its bucket, with its value,
+// and returns how many: a one-time fill at open of an index that a file written
+// before it lacks (Reindex repairs one that an older build let drift).
+func fillSet(tx *bolt.Tx, set waitingSet) (int, error) {
+	b, n := tx.Bucket(set.bucket), 0
+	err := forEachRecord(tx, func(id string, v []byte) error {
 		s, err := decodeSubmission(id, v)
 		if err != nil {
 			return err
 		}
-		if s.State == submission.StateHeld {
-			return held.Put([]byte(id), WaitingValue(s))
+		if set.in(s) {
+			n++
+			return b.Put([]byte(id), WaitingValue(s))
 		}
 		return nil
 	})
+	return n, err
 }
 
 // indexUndecided fills the undecided index of a file written before it existed,
@@ -1032,20 +1042,8 @@ func indexHeld(tx *bolt.Tx) error {
 // as indexHeld does; it writes only the few entries of cases that await a
 // decision, so the transaction's dirty pages stay small.
 func indexUndecided(tx *bolt.Tx, log *slog.Logger) error {
-	undecided := tx.Bucket(bucketUndecided)
-	undecided.FillPercent = 1
-	n := 0
-	err := forEachRecord(tx, func(id string, v []byte) error {
-		s, err := decodeSubmission(id, v)
-		if err != nil {
-			return err
-		}
-		if s.AwaitsDecision() {
-			n++
-			return undecided.Put([]byte(id), WaitingValue(s))
-		}
-		return nil
-	})
+	tx.Bucket(bucketUndecided).FillPercent = 1
+	n, err := fillSet(tx, setUndecided)
 	if err == nil && log != nil && n > 0 {
 		log.Info("store: indexed the delivered cases that await their office's decision, once", "cases", n)
 	}
@@ -1158,8 +1156,8 @@ func (db *DB) Delete(id string) error {
 				return err
 			}
 		}
-		for _, b := range [][]byte{bucketOutbox, bucketHandedOver, bucketHeld, bucketUndecided} {
-			if err := tx.bucket(b).Delete([]byte(id)); err != nil {
+		for _, set := range waitingSets {
+			if err := tx.bucket(set.bucket).Delete([]byte(id)); err != nil {
 				return err
 			}
 		}
@@ -1312,54 +1310,28 @@ func putEncoded(tx *wtx, s *submission.Submission, v []byte) error {
 	if err := tx.bucket(bucketCases).Put(recordKey(s.ID), v); err != nil {
 		return err
 	}
-	// A Put dirties its page even when the key is there: set members already in
-	// place are left alone.
-	if k := officeKey(s.OfficeID, s.ID); s.OfficeID != "" && !keyExists(tx.Bucket(bucketByOffice).Cursor(), k) {
-		if err := tx.bucket(bucketByOffice).Put(k, nil); err != nil {
-			return err
-		}
-	}
-	for _, r := range s.Replies { // replies are never removed from a record
-		if k := replyKey(r.MessageID, s.ID); r.MessageID != "" && !keyExists(tx.Bucket(bucketReplies).Cursor(), k) {
-			if err := tx.bucket(bucketReplies).Put(k, nil); err != nil {
-				return err
-			}
-		}
-	}
-	// The value only for a record in one of the sets (index writes it only then):
-	// the writes of an answered case need none.
-	var wv []byte
-	undecided := s.AwaitsDecision()
-	if st := s.State; st.Dispatchable() || st == submission.StateHandedOver || st == submission.StateHeld || undecided {
-		wv = WaitingValue(s)
-	}
-	if err := index(tx.bucket(bucketOutbox), s.ID, s.State.Dispatchable(), wv); err != nil {
-		return err
-	}
-	if err := index(tx.bucket(bucketHandedOver), s.ID, s.State == submission.StateHandedOver, wv); err != nil {
-		return err
-	}
-	if err := index(tx.bucket(bucketHeld), s.ID, s.State == submission.StateHeld, wv); err != nil {
-		return err
-	}
-	return index(tx.bucket(bucketUndecided), s.ID, undecided, wv)
+	return putIndexes(tx, s, nil)
 }
 
 // index keeps id in a set bucket exactly while in is true, with the value v. It
 // writes only what changes: a Put or Delete dirties the key's page, present or
 // not, and the value changes only on an erasure (or once for an entry written
 // before values were kept).
-func index(b wbucket, id string, in bool, v []byte) error {
+func index(b wbucket, id string, in bool, v []byte) (change, error) {
 	k := []byte(id)
 	ck, cv := b.b.Cursor().Seek(k)
 	there := ck != nil && bytes.Equal(ck, k)
 	switch {
 	case in && there && bytes.Equal(cv, v), !in && !there:
-		return nil
+		return unchanged, nil
 	case in:
-		return b.Put(k, v)
+		c := added
+		if there {
+			c = rewritten
+		}
+		return c, b.Put(k, v)
 	}
-	return b.Delete(k)
+	return removed, b.Delete(k)
 }
 
 // keyExists tells a set member (an empty value) from a missing key, which Get cannot.

@@ -1,0 +1,109 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/store/migrate"
+	"github.com/amtsbote/amtsbote/store/storetest"
+	"github.com/amtsbote/amtsbote/submission"
+	bolt "go.etcd.io/bbolt"
+)
+
+// TestReindexInChunks: Reindex reads a big store in many transactions; faults
+// on both sides of every chunk's edge, and entries without a record between and
+// after the records' ids, are each repaired once, and the counts add up across
+// the transactions. A second run changes nothing and Check finds no fault.
+func TestReindexInChunks(t *testing.T) {
+	defer store.SetReindexChunk(2)()
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 9 {
+		id := fmt.Sprintf("rc-%02d", i)
+		s := storetest.NewSubmission(id, "amt24", "m-"+id)
+		s.PackageSHA256, _ = db.Blobs().Put([]byte("package of " + id))
+		s.Attachments = nil
+		if _, _, _, err := db.Create(ctx, s, []submission.Event{{Type: submission.EventReceived}}, "in", []byte("r")); err != nil {
+			t.Fatal(err)
+		}
+		// Every case delivered to the office's system and undecided.
+		if _, err := db.Update(id, func(x *submission.Submission) ([]submission.Event, error) {
+			return x.Confirm(time.Now().UTC(), "api", submission.Confirmation{Receiver: "office (pull API)"})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// An older build's view: the odd cases have no undecided entry, and entries
+	// of cases that are gone sit between and after the records.
+	b, err := bolt.Open(filepath.Join(dir, store.FileName), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Update(func(tx *bolt.Tx) error {
+		u := tx.Bucket([]byte("undecided"))
+		for i, id := range ids {
+			if i%2 == 1 {
+				if err := u.Delete([]byte(id)); err != nil {
+					return err
+				}
+			}
+		}
+		for _, gone := range []string{"rc-03x", "rc-05x", "rc-99", "rc-991"} {
+			if err := u.Put([]byte(gone), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err = store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var p store.ReindexProgress
+	rep, err := db.Reindex(ctx, &p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Records != 9 || p.Records.Load() != 9 || rep.Changed() != 8 {
+		t.Fatalf("report %+v, progress %d records", rep, p.Records.Load())
+	}
+	for _, ix := range rep.Indexes {
+		want := store.IndexChanges{Index: ix.Index}
+		if ix.Index == "undecided" {
+			want.Added, want.Removed = 4, 4
+		}
+		if ix != want {
+			t.Errorf("%+v, want %+v", ix, want)
+		}
+	}
+	u, err := db.Undecided()
+	if err != nil || len(u) != 9 {
+		t.Fatalf("undecided after: %v %v", store.IDs(u), err)
+	}
+	if rep, err := db.Reindex(ctx, nil); err != nil || rep.Changed() != 0 {
+		t.Fatalf("second run: %+v %v", rep, err)
+	}
+	if _, _, faults, err := migrate.Check(ctx, db, nil); err != nil || len(faults) != 0 {
+		t.Fatalf("Check after: %v %v", faults, err)
+	}
+}
