@@ -35,7 +35,7 @@ func commands() []command {
 		{"keys", "create the development PKI and credentials (keys init)", runKeys},
 		{"gc", "apply the retention once: remove expired bytes and records, sweep unused blobs", runGC},
 		{"admin", "the admin API for the person on call (" + adminVerbNames() + ")", runAdmin},
-		{"store", "back up, restore, check, or move the durable truth between stores (backup | restore | verify | export | import)", runStore},
+		{"store", "back up, restore, check, repair the indexes of, or move the durable truth between stores (backup | restore | verify | reindex | export | import)", runStore},
 		{"mailbox", "web mailbox helpers (hash: print the password_hash for a user, password on stdin)", runMailbox},
 		{"bench", "measure intake and delivery throughput against a loopback gateway", runBench},
 		{"version", "print the version", func(_ context.Context, _ []string, out, _ io.Writer) int {

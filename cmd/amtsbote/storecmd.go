@@ -29,7 +29,7 @@ func runStore(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	usage := func() int {
 		fmt.Fprintln(stderr, "usage: amtsbote store export -config FILE -out DIR\n       amtsbote store import -config FILE -in DIR\n"+
 			"       amtsbote store backup [-config FILE] [-url URL] -out FILE.tar\n       amtsbote store restore [-config FILE] [-data DIR] -in FILE.tar\n"+
-			"       amtsbote store verify [-config FILE] [-data DIR]")
+			"       amtsbote store verify [-config FILE] [-data DIR]\n       amtsbote store reindex [-config FILE] [-data DIR]")
 		return 2
 	}
 	if len(args) > 0 && (args[0] == "backup" || args[0] == "restore") {
@@ -37,6 +37,9 @@ func runStore(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if len(args) > 0 && args[0] == "verify" {
 		return runVerifyStore(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "reindex" {
+		return runReindexStore(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || (args[0] != "export" && args[0] != "import") {
 		code := usage()
@@ -299,6 +302,71 @@ func runVerifyStore(ctx context.Context, args []string, stdout, stderr io.Writer
 	if len(bad) > 0 || len(faults) > 0 {
 		return 1
 	}
+	return 0
+}
+
+// runReindexStore: `amtsbote store reindex` rebuilds a single node's derived
+// indexes (outbox, handed_over, held, undecided, by_office, replies, idempotency)
+// from the records, with the gateway stopped, and says per index what it added,
+// removed and rewrote: the repair of the faults `store verify` names after an
+// older build wrote to the store (a way back a release and forward again, which
+// leaves the undecided index wrong: store.DB.Reindex). A second run finds
+// nothing to do. The cluster's store is not repaired here (see the refusal).
+func runReindexStore(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs, loadConfig := storeFlags("reindex", stderr, "the configuration whose store is repaired")
+	if err := fs.Parse(args); err != nil {
+		return usageExit(err)
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		fmt.Fprintln(stderr, "amtsbote store reindex:", err)
+		return 2
+	}
+	if cfg.Store.Backend == config.StoreJetStream {
+		// Its gateways serve while an operator works on it, and a repair beside them
+		// would have to win against each of their writes per case: not done here.
+		fmt.Fprintln(stderr, "amtsbote store reindex: repair is for the bbolt store of a single node; this configuration's store.backend is jetstream. "+
+			"For a cluster: run every gateway on one build (an index a build keeps stays right from then on), run `amtsbote store verify -config FILE` beside them, "+
+			"and repair what it names as docs/cluster.md, \"Index faults after an older build\", says")
+		return 2
+	}
+	// It writes into the store file: as another user, the gateway could not open
+	// what it left (a grown file, new pages).
+	if err := checkDataOwner(cfg.DataDir, "store reindex"); err != nil {
+		fmt.Fprintln(stderr, "amtsbote store reindex:", err)
+		return 1
+	}
+	// OpenExistingStore waits for the file lock a running gateway holds and then
+	// fails with store.ErrLocked ("is a gateway running on it?"): the repair runs
+	// with the gateway stopped, as gc does. An older schema is upgraded (and logged).
+	st, _, closeStore, code := openStore(ctx, func() (config.Config, error) { return cfg, nil }, gateway.OpenExistingStore, stderr)
+	if st == nil {
+		return code
+	}
+	defer closeStore()
+	db, ok := st.(*store.DB)
+	if !ok {
+		fmt.Fprintf(stderr, "amtsbote store reindex: repair is for the bbolt store; this one is %T\n", st)
+		return 2
+	}
+	var p store.ReindexProgress
+	stop := progress.EverySecond(stderr, p.Line)
+	rep, err := db.Reindex(ctx, &p)
+	stop()
+	if err != nil {
+		fmt.Fprintln(stderr, "amtsbote store reindex:", err)
+		return 1
+	}
+	for _, ix := range rep.Indexes {
+		if ix.Added+ix.Removed+ix.Rewritten > 0 {
+			fmt.Fprintf(stdout, "%s: %d added, %d removed, %d rewritten\n", ix.Index, ix.Added, ix.Removed, ix.Rewritten)
+		}
+	}
+	if rep.Changed() == 0 {
+		fmt.Fprintf(stdout, "reindex: %d submissions, every index agrees with the records: nothing to do\n", rep.Records)
+		return 0
+	}
+	fmt.Fprintf(stdout, "reindex: %d submissions, %d index entries changed; `amtsbote store verify` checks the result\n", rep.Records, rep.Changed())
 	return 0
 }
 

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/store/storetest"
+	"github.com/amtsbote/amtsbote/submission"
+	bolt "go.etcd.io/bbolt"
+)
+
+// indexFaultStore makes a store whose records are sound and whose indexes hold
+// the faults an older build leaves (a case it decided still in the undecided
+// index, one it delivered missing from it) and the other kinds `store verify`
+// names: entries missing, left over, without a record, with a wrong value, in
+// every derived index.
+func indexFaultStore(t *testing.T) (dir string, idem *submission.Submission) {
+	t.Helper()
+	ctx := context.Background()
+	dir = t.TempDir()
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(id string, st submission.State, edit func(*submission.Submission)) *submission.Submission {
+		s := storetest.NewSubmission(id, "amt24", "m-"+id)
+		d, err := db.Blobs().Put([]byte("package of " + id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.PackageSHA256, s.Attachments, s.State = d, nil, st
+		if edit != nil {
+			edit(s)
+		}
+		if _, _, _, err := db.Create(ctx, s, []submission.Event{{Type: submission.EventReceived}}, "in", []byte("r")); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	awaits := func(id string) *submission.Submission {
+		s := mk(id, submission.StateQueued, nil)
+		out, err := db.Update(s.ID, func(x *submission.Submission) ([]submission.Event, error) {
+			return x.Confirm(time.Now().UTC(), "api", submission.Confirmation{Receiver: "office (pull API)"})
+		})
+		if err != nil || !out.AwaitsDecision() {
+			t.Fatalf("%s: %v", id, err)
+		}
+		return out
+	}
+	undecided, decided := awaits("ri-undecided"), awaits("ri-decided")
+	if _, err := db.Update(decided.ID, func(x *submission.Submission) ([]submission.Event, error) {
+		return x.Decide(time.Now().UTC(), submission.OutcomeAccepted, "", "fv")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	delivered := mk("ri-delivered", submission.StateDelivered, nil)
+	held := mk("ri-held", submission.StateHeld, nil)
+	handed := mk("ri-handed", submission.StateHandedOver, nil)
+	queued := mk("ri-queued", submission.StateQueued, nil)
+	replyBytes, err := db.Blobs().Put([]byte("the office's answer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := mk("ri-answered", submission.StateAccepted, func(s *submission.Submission) {
+		s.Decision = &submission.Decision{Outcome: submission.OutcomeAccepted, At: time.Now().UTC(), Actor: "fv"}
+		s.Replies = []submission.Reply{{ID: "r1", Kind: "Bescheid", MessageID: "xta-4711", Size: 19, SHA256: replyBytes, Channel: "xta", At: time.Now().UTC()}}
+	})
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b, err := bolt.Open(filepath.Join(dir, store.FileName), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	other := *handed
+	other.OfficeID = "another-office"
+	rk := func(messageID, id string) []byte { h := store.ReplyIndexHash(messageID); return append(h[:], id...) }
+	if err := b.Update(func(tx *bolt.Tx) error {
+		for _, op := range []struct {
+			bucket string
+			k, v   []byte
+			del    bool
+		}{
+			{bucket: "undecided", k: []byte(undecided.ID), del: true},                         // delivered by an older build: no entry
+			{bucket: "undecided", k: []byte(decided.ID), v: store.WaitingValue(undecided)},    // decided by an older build: entry left
+			{bucket: "held", k: []byte(delivered.ID), v: store.WaitingValue(delivered)},       // a stale held entry
+			{bucket: "held", k: []byte(held.ID), del: true},                                   // a held case nobody lists
+			{bucket: "outbox", k: []byte(queued.ID), del: true},                               // a queued case never delivered
+			{bucket: "outbox", k: []byte("ri-gone"), v: nil},                                  // an entry without a record
+			{bucket: "handed_over", k: []byte(handed.ID), v: store.WaitingValue(&other)},      // a value naming another office
+			{bucket: "by_office", k: []byte(queued.OfficeID + "\x00" + queued.ID), del: true}, // missing from its office's list
+			{bucket: "by_office", k: []byte("another-office\x00" + delivered.ID)},             // in another office's list
+			{bucket: "by_office", k: []byte(queued.OfficeID + "\x00ri-gone")},                 // without a record
+			{bucket: "replies", k: rk("xta-4711", answered.ID), del: true},                    // a reply not found by its id
+			{bucket: "replies", k: rk("xta-0815", answered.ID)},                               // a reply the case does not hold
+			{bucket: "idempotency", k: []byte(held.Sender + "\x00" + held.MessageID), del: true},
+			{bucket: "idempotency", k: []byte("amt24\x00m-ri-gone"), v: []byte("ri-gone")},
+		} {
+			bk := tx.Bucket([]byte(op.bucket))
+			var err error
+			if op.del {
+				err = bk.Delete(op.k)
+			} else {
+				err = bk.Put(op.k, op.v)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return dir, held
+}
+
+// TestStoreReindexRepairsIndexFaults: after an older build wrote to a store
+// (a way back a release and forward again), `store verify` named the index
+// faults it left and nothing repaired them but an export and an import into a
+// new store. `store reindex` rebuilds every derived index from the records,
+// says per index what it changed, leaves a store that verify passes, and a
+// second run finds nothing to do.
+func TestStoreReindexRepairsIndexFaults(t *testing.T) {
+	ctx := context.Background()
+	t.Setenv("AMTSBOTE_CONFIG", "")
+	dir, idem := indexFaultStore(t)
+
+	var o, e bytes.Buffer
+	if rc := runStore(ctx, []string{"verify", "-data", dir}, &o, &e); rc != 1 || !strings.Contains(o.String(), "7 index faults") {
+		t.Fatalf("verify before: rc %d\n%s%s", rc, o.String(), e.String())
+	}
+	o.Reset()
+	e.Reset()
+	if rc := runStore(ctx, []string{"reindex", "-data", dir}, &o, &e); rc != 0 {
+		t.Fatalf("reindex: rc %d\n%s%s", rc, o.String(), e.String())
+	}
+	for _, want := range []string{
+		"outbox: 1 added, 1 removed, 0 rewritten\n",
+		"handed_over: 0 added, 0 removed, 1 rewritten\n",
+		"held: 1 added, 1 removed, 0 rewritten\n",
+		"undecided: 1 added, 1 removed, 0 rewritten\n",
+		"by_office: 1 added, 2 removed, 0 rewritten\n",
+		"replies: 1 added, 1 removed, 0 rewritten\n",
+		"idempotency: 1 added, 1 removed, 0 rewritten\n",
+		"reindex: 7 submissions, 14 index entries changed",
+	} {
+		if !strings.Contains(o.String(), want) {
+			t.Errorf("missing %q in:\n%s", want, o.String())
+		}
+	}
+
+	o.Reset()
+	e.Reset()
+	if rc := runStore(ctx, []string{"verify", "-data", dir}, &o, &e); rc != 0 || !strings.Contains(o.String(), "0 index faults") {
+		t.Fatalf("verify after: rc %d\n%s%s", rc, o.String(), e.String())
+	}
+	o.Reset()
+	e.Reset()
+	if rc := runStore(ctx, []string{"reindex", "-data", dir}, &o, &e); rc != 0 || !strings.Contains(o.String(), "reindex: 7 submissions, every index agrees with the records: nothing to do") ||
+		strings.Contains(o.String(), "added") {
+		t.Fatalf("second reindex: rc %d\n%s%s", rc, o.String(), e.String())
+	}
+
+	// What the indexes serve works again: the message is found by its id (a
+	// repeat is answered, not taken twice), the reply by the office's id.
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if s, err := db.FindByMessage(idem.Sender, idem.MessageID); err != nil || s.ID != idem.ID {
+		t.Fatalf("FindByMessage: %v %v", s, err)
+	}
+	if ids, err := db.RepliesByMessage("xta-4711"); err != nil || len(ids) != 1 || ids[0] != "ri-answered" {
+		t.Fatalf("RepliesByMessage: %v %v", ids, err)
+	}
+}
+
+// TestStoreReindexRefusesARunningGatewaysStore: the repair writes the file a
+// gateway serves from; with the gateway running (its process holds the file)
+// it refuses and says why, and changes nothing.
+func TestStoreReindexRefusesARunningGatewaysStore(t *testing.T) {
+	t.Setenv("AMTSBOTE_CONFIG", "")
+	dir, _ := indexFaultStore(t)
+	running, err := store.Open(dir, store.Options{}) // what a serving gateway holds
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer running.Close()
+	var o, e bytes.Buffer
+	if rc := runStore(context.Background(), []string{"reindex", "-data", dir}, &o, &e); rc != 1 || !strings.Contains(e.String(), "is a gateway running on it?") {
+		t.Fatalf("rc %d\n%s%s", rc, o.String(), e.String())
+	}
+	if held, err := running.Held(); err != nil || len(held) != 1 || held[0].ID != "ri-delivered" {
+		t.Fatalf("the refused run changed the held index: %v %v", held, err)
+	}
+}
+
+// TestStoreReindexRefusesAClusterStore: a cluster's store is not repaired by
+// this command; it says so and what to do instead, before connecting anywhere.
+func TestStoreReindexRefusesAClusterStore(t *testing.T) {
+	t.Setenv("AMTSBOTE_CONFIG", "")
+	cfg := filepath.Join(t.TempDir(), "amtsbote.yaml")
+	if err := os.WriteFile(cfg, []byte("store:\n  backend: jetstream\nnats:\n  url: nats://127.0.0.1:1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var o, e bytes.Buffer
+	if rc := runStore(context.Background(), []string{"reindex", "-config", cfg, "-data", t.TempDir()}, &o, &e); rc != 2 ||
+		!strings.Contains(e.String(), "repair is for the bbolt store") || !strings.Contains(e.String(), "docs/cluster.md") {
+		t.Fatalf("rc %d\n%s%s", rc, o.String(), e.String())
+	}
+}
