@@ -233,7 +233,9 @@ func (m *Mailbox) sendMail(ctx context.Context, n notice) (err error) {
 // comma, colon or semicolon, with a quoted local part ("anna schmidt"@…) as a
 // whole. Every "@" is in a match, an address or not: a reply holds nothing
 // else with an "@" worth keeping, and a missed address would be a leak.
-var addressLike = regexp.MustCompile(`(?:"[^"]*"|[^\s<>()\[\],;:"'])*@[^\s<>()\[\],;:"']*`)
+// A comment in the local part ("anna(work)schmidt@…", RFC 5322) is part of it:
+// without the alternative, "anna(work)" stayed in the log.
+var addressLike = regexp.MustCompile(`(?:"[^"]*"|\([^()]*\)|[^\s<>()\[\],;:"'])*@[^\s<>()\[\],;:"']*`)
 
 // redactAddresses replaces everything address-like in s by "…", keeping the
 // rest: "550 5.1.1 <anna.schmidt@amt.example>: Recipient address rejected"

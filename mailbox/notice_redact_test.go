@@ -195,6 +195,8 @@ func TestRedactAddresses(t *testing.T) {
 		"stray @ sign": "stray … sign",
 		"550 5.1.1 <anna.schmidt@amt.example>; 550 <ANNA@AMT.EXAMPLE> unknown":    "550 5.1.1 <…>; 550 <…> unknown",
 		"550 5.1.1 Empfänger <jürgen.müller@stadt-görlitz.example> ist unbekannt": "550 5.1.1 Empfänger <…> ist unbekannt",
+		"550 5.1.1 <anna(work)schmidt@amt.example>: rejected":                     "550 5.1.1 <…>: rejected",
+		"550 5.1.1 (see policy) <anna@amt.example>":                               "550 5.1.1 (see policy) <…>",
 	} {
 		got := redactAddresses(in)
 		if got != want || strings.Contains(got, "@") {
