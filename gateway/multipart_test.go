@@ -158,6 +158,13 @@ func TestMultipartRefusals(t *testing.T) {
 	one := randomBytes(300 << 10)
 	two := randomBytes(1 << 20)
 	a1, p1 := refAnlage("eins", one)
+	// The refusals found at the first part leave the rest of the body unread; the
+	// gateway drains at most max_body_bytes of it (200 KiB here) before it closes,
+	// and a longer rest can reset the connection under the client's feet while it
+	// still writes (documented: api/multipart.go, failUpload). CI saw "connection
+	// reset" for "root not first" with a 300 KiB first part, so those cases send
+	// a small one: what they test is the refusal, not the drain's limit.
+	a0, p0 := refAnlage("klein", randomBytes(1<<10))
 	a2, p2 := refAnlage("zwei", two)
 	sign := func(p *paket.Paket) []byte {
 		b, err := f.pki.Portal.Signer.Sign(p.Element())
@@ -204,9 +211,9 @@ func TestMultipartRefusals(t *testing.T) {
 		{"part without Content-ID", []mpPart{pkg(a1), noCID, p1}, "", 422, problem.TypeMultipartParts},
 		{"Content-ID twice", []mpPart{pkg(a1, a2), p1, p1, p2}, "", 422, problem.TypeMultipartParts},
 		{"base64 transfer encoding", []mpPart{pkg(a1), b64}, "", 422, problem.TypeMultipartParts},
-		{"root not first", []mpPart{p1, pkg(a1)}, "<root@portal.example>", 422, problem.TypeMultipartParts},
-		{"root not first (bare start)", []mpPart{p1, pkg(a1)}, "root@portal.example", 422, problem.TypeMultipartParts},
-		{"root not XML", []mpPart{p1, pkg(a1)}, "", 415, problem.TypeUnsupportedMedia},
+		{"root not first", []mpPart{p0, pkg(a0)}, "<root@portal.example>", 422, problem.TypeMultipartParts},
+		{"root not first (bare start)", []mpPart{p0, pkg(a0)}, "root@portal.example", 422, problem.TypeMultipartParts},
+		{"root not XML", []mpPart{p0, pkg(a0)}, "", 415, problem.TypeUnsupportedMedia},
 		{"one attachment over the limit", []mpPart{pkg(tooBig), pBig}, "", 413, problem.TypeTooLarge},
 		{"package over the limit", []mpPart{pkg(three, four), p3, p4}, "", 413, problem.TypeTooLarge},
 		{"root over max_body_bytes", []mpPart{{ctype: "application/xml", body: sign(bigRoot)}}, "", 413, problem.TypeTooLarge},
