@@ -272,18 +272,30 @@ func (b *Broker) walkWaiting(officeID, after string, fn func(*submission.Submiss
 	if err != nil {
 		return err
 	}
+	return b.walkEntries(entries, after,
+		func(e store.Waiting) bool { return e.Known && e.Erased },
+		func(s *submission.Submission) bool { return s.OfficeID == officeID }, fn)
+}
+
+// walkEntries reads the record of each index entry after the id `after` that
+// skip does not pass over on the entry's word alone, and hands fn those keep
+// takes, until fn returns false. A record gone since the index was listed
+// (retention runs beside us) is passed over. walkWaiting and walkUndecided
+// differ only in skip and keep.
+func (b *Broker) walkEntries(entries []store.Waiting, after string, skip func(store.Waiting) bool,
+	keep func(*submission.Submission) bool, fn func(*submission.Submission) bool) error {
 	for _, e := range entries {
-		if after != "" && e.ID <= after || e.Known && e.Erased {
+		if after != "" && e.ID <= after || skip(e) {
 			continue
 		}
 		s, err := b.db.Get(e.ID)
 		if errors.Is(err, store.ErrNotFound) {
-			continue // deleted since the index was listed (retention runs beside us)
+			continue
 		}
 		if err != nil {
 			return err
 		}
-		if s.OfficeID == officeID && !fn(s) {
+		if keep(s) && !fn(s) {
 			return nil
 		}
 	}

@@ -280,23 +280,9 @@ func (b *Broker) walkUndecided(officeID, after string, fn func(*submission.Submi
 	}
 	// bbolt hands its keys over in order, JetStream need not.
 	slices.SortFunc(entries, func(a, b store.Waiting) int { return strings.Compare(a.ID, b.ID) })
-	for _, e := range entries {
-		if after != "" && e.ID <= after || officeID != "" && e.Known && e.Office != officeID {
-			continue
-		}
-		s, err := b.db.Get(e.ID)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // deleted since the index was listed
-		}
-		if err != nil {
-			return err
-		}
-		if !s.AwaitsDecision() || officeID != "" && s.OfficeID != officeID {
-			continue
-		}
-		if !fn(s) {
-			return nil
-		}
-	}
-	return nil
+	return b.walkEntries(entries, after,
+		func(e store.Waiting) bool { return officeID != "" && e.Known && e.Office != officeID },
+		func(s *submission.Submission) bool {
+			return s.AwaitsDecision() && (officeID == "" || s.OfficeID == officeID)
+		}, fn)
 }
