@@ -792,7 +792,7 @@ func (o *Office) takenInMailbox(ctx context.Context, base, token, id string) boo
 	}
 	for _, e := range v.Events {
 		if e.Type == "delivered" {
-			return e.Channel == "mailbox"
+			return e.Channel == channel.Mailbox
 		}
 	}
 	return false
