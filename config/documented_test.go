@@ -94,6 +94,21 @@ func referenceSection(doc string) (string, bool) {
 	return strings.Join(lines[start:end], "\n"), true
 }
 
+// readReferenceSection is referenceSection of referenceDoc; the test fails
+// without it.
+func readReferenceSection(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(referenceDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	section, ok := referenceSection(string(b))
+	if !ok {
+		t.Fatalf("%s: no %q section", referenceDoc, referenceHeading)
+	}
+	return section
+}
+
 // undocumented returns the paths the section has no row for. The rule: a path is
 // documented when a line of the section starts with the table cell that holds it
 // in backticks, "| `nats.url` |". A mention elsewhere ("with `tls.rest`" in
@@ -119,14 +134,7 @@ func undocumented(section string, paths []string) []string {
 // reference of docs/operations.md ("### Every setting"), so a new setting comes
 // with its line there.
 func TestEverySettingDocumented(t *testing.T) {
-	b, err := os.ReadFile(referenceDoc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	section, ok := referenceSection(string(b))
-	if !ok {
-		t.Fatalf("%s: no %q section", referenceDoc, referenceHeading)
-	}
+	section := readReferenceSection(t)
 	if strings.Contains(section, "\n## ") {
 		t.Fatalf("%s: the section was not cut at the next heading", referenceDoc)
 	}
@@ -248,14 +256,7 @@ func documentedDefault(cell string, v reflect.Value) string {
 // test only asked for a row per setting; a default changed in the code (or a
 // setting removed) left an operator reading a wrong value in the table.
 func TestEveryDefaultAsDocumented(t *testing.T) {
-	b, err := os.ReadFile(referenceDoc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	section, ok := referenceSection(string(b))
-	if !ok {
-		t.Fatalf("%s: no %q section", referenceDoc, referenceHeading)
-	}
+	section := readReferenceSection(t)
 	paths := settingPaths(reflect.TypeFor[config.Config](), "", "")
 	def := reflect.ValueOf(config.Default())
 
