@@ -126,9 +126,24 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func TestChannelsForTwoOffices(t *testing.T) {
+// loadResolved loads yaml as a configuration file and resolves it; the test
+// fails if it does not load.
+func loadResolved(t *testing.T, yaml string) Config {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "amtsbote.yaml")
-	yaml := `
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Resolve()
+	return c
+}
+
+func TestChannelsForTwoOffices(t *testing.T) {
+	c := loadResolved(t, `
 offices:
   a:
     token: ta
@@ -138,15 +153,7 @@ offices:
   b:
     channels:
       webhook: {endpoint: "http://127.0.0.1:9/b", secret: whsec_b3RoZXJvdGhlcm90aGVy}
-`
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := Load(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Resolve()
+`)
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -285,19 +292,10 @@ func TestOfficeTokensForARotation(t *testing.T) {
 // alone authenticated the office (gateway.TestOfficeTokenWithBlanksAuthenticatesWhole).
 func TestOfficeTokenWithBlanksIsOneToken(t *testing.T) {
 	for _, tok := range []string{"correct horse battery staple", "office-a-secret-part-one office-a-secret-part-two"} {
-		path := filepath.Join(t.TempDir(), "amtsbote.yaml")
-		yaml := "offices:\n  office-a:\n    token: \"" + tok + "\"\n    channels: {api: {}}\n" +
+		c := loadResolved(t, "offices:\n  office-a:\n    token: \""+tok+"\"\n    channels: {api: {}}\n"+
 			// A half of the secret as another office's token: distinct
 			// tokens, as the half is no token of office-a.
-			"  office-b:\n    token: \"" + strings.Fields(tok)[1] + "\"\n"
-		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		c, err := Load(path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Resolve()
+			"  office-b:\n    token: \""+strings.Fields(tok)[1]+"\"\n")
 		if err := c.Validate(); err != nil {
 			t.Errorf("token %q, which started before, is refused: %v", tok, err)
 		}
