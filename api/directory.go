@@ -33,24 +33,46 @@ type directory struct {
 	// destinationSignature, a compact JWS): HS256 under a key made at start, so it is
 	// well-formed but only this process can verify it.
 	sign func(payload []byte) (string, error)
-	// admit is intake's decision on a route (intake.Pipeline.Destination): nil
-	// when intake takes a package on it. nil: every route is taken (no intake).
-	admit func(*routing.Route) error
-	// destination is that decision whole: routeOf names the peer gateway intake
-	// sends a package for another state's office to. nil: no intake, and the
-	// directory's peer entry is named.
+	// destination is intake's decision on a route (intake.Pipeline.Destination).
+	// nil: no intake; every route is taken, and the directory's peer entry is
+	// named.
 	destination func(*routing.Route) (intake.Destination, error)
 }
 
-// admitted reports why intake would refuse a package on the route, or nil. The
-// directory answered routes intake refuses (another state's office that no
-// configured peer gateway serves): the portal was told where to send a package
-// that was then refused with 422 no-responsible-office.
-func (h *directory) admitted(rt *routing.Route) error {
-	if h.admit == nil {
+// admitted is intake's decision on the route, asked once per route: why intake
+// would refuse a package on it, or else the configured peer gateway it goes to
+// for another state's office (routeOf names it), nil for an office of this
+// gateway or with no intake. The directory answered routes intake refuses
+// (another state's office that no configured peer gateway serves): the portal
+// was told where to send a package that was then refused with 422
+// no-responsible-office.
+func (h *directory) admitted(rt *routing.Route) (*intake.Destination, error) {
+	if h.destination == nil {
+		return nil, nil
+	}
+	d, err := h.destination(rt)
+	if err != nil || d.Peer == nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// taken is admitted as ResolveServiceWith asks it; nil with no intake.
+func (h *directory) taken() func(*routing.Route) error {
+	if h.destination == nil {
 		return nil
 	}
-	return h.admit(rt)
+	return func(rt *routing.Route) error {
+		_, err := h.admitted(rt)
+		return err
+	}
+}
+
+// admittedRoute is a route intake takes, with the peer gateway it goes to
+// (admitted).
+type admittedRoute struct {
+	rt  *routing.Route
+	via *intake.Destination
 }
 
 // mountDirectory registers the directory endpoints. Every request reads one snapshot
@@ -62,10 +84,6 @@ func mountDirectory(r chi.Router, store *routing.Store, s *Server) {
 	h := &directory{store: store, fail: s.fail, sign: hmacSigner(key)}
 	if pl := s.opt.Pipeline; pl != nil {
 		h.destination = pl.Destination
-		h.admit = func(rt *routing.Route) error {
-			_, err := pl.Destination(rt)
-			return err
-		}
 	}
 	r.Get("/v1/places", h.places)
 	r.Get("/v1/services", h.services)
@@ -288,16 +306,17 @@ func (h *directory) resolve(w http.ResponseWriter, r *http.Request) {
 	// Resolve, as intake asks: a postcode several municipalities share with one
 	// office for the service is that office's, not a choice for the citizen; and a
 	// key this directory does not know goes to another state's peer, as at intake.
-	rt, err := d.ResolveServiceWith(which, q.Get("place"), h.admit)
+	rt, err := d.ResolveServiceWith(which, q.Get("place"), h.taken())
+	var via *intake.Destination
 	if err == nil {
 		// What intake would answer a package for this place.
-		err = h.admitted(rt)
+		via, err = h.admitted(rt)
 	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	writeCompactJSON(w, http.StatusOK, h.routeOf(rt))
+	writeCompactJSON(w, http.StatusOK, h.routeOf(rt, via))
 }
 
 // validLeika applies the FIT-Connect pattern ^99\d{12}$.
@@ -373,7 +392,7 @@ func (h *directory) routes(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	var all []*routing.Route
+	var all []admittedRoute
 	if known {
 		all, err = h.areaRoutes(d, svc, area)
 	} else {
@@ -383,10 +402,11 @@ func (h *directory) routes(w http.ResponseWriter, r *http.Request) {
 		// unknown-service — not FIT-Connect's empty result, which says that nobody
 		// serves the area, when the key itself is in question.
 		var rt *routing.Route
+		var via *intake.Destination
 		if rt, err = d.ResolveAreaKey(key, area); err == nil {
-			err = h.admitted(rt)
+			via, err = h.admitted(rt)
 		}
-		all = []*routing.Route{rt}
+		all = []admittedRoute{{rt, via}}
 	}
 	if err != nil {
 		h.fail(w, r, err)
@@ -394,8 +414,8 @@ func (h *directory) routes(w http.ResponseWriter, r *http.Request) {
 	}
 	page := all[min(offset, len(all)):min(len(all), offset+limit)]
 	routes := make([]routeJSON, 0, len(page))
-	for _, rt := range page {
-		routes = append(routes, h.routeOf(rt))
+	for _, a := range page {
+		routes = append(routes, h.routeOf(a.rt, a.via))
 	}
 	total := len(all)
 	writeCompactJSON(w, http.StatusOK, routeResult{Count: len(routes), Offset: offset, TotalCount: total, Routes: routes})
@@ -407,14 +427,14 @@ func (h *directory) routes(w http.ResponseWriter, r *http.Request) {
 // route of each municipality, largest first. A route intake would refuse
 // (h.admitted) is left out, as an area nobody serves: this gateway cannot deliver
 // there.
-func (h *directory) areaRoutes(d *routing.Directory, svc *routing.Service, area *routing.Area) ([]*routing.Route, error) {
-	var all []*routing.Route
+func (h *directory) areaRoutes(d *routing.Directory, svc *routing.Service, area *routing.Area) ([]admittedRoute, error) {
+	var all []admittedRoute
 	rt, err := d.ResolveArea(svc, area)
 	var amb *routing.AmbiguousPlaceError
 	switch {
 	case err == nil:
-		if h.admitted(rt) == nil {
-			all = append(all, rt)
+		if via, err := h.admitted(rt); err == nil {
+			all = append(all, admittedRoute{rt, via})
 		}
 	case errors.As(err, &amb):
 		for _, a := range amb.Candidates {
@@ -424,8 +444,8 @@ func (h *directory) areaRoutes(d *routing.Directory, svc *routing.Service, area 
 			} else if err != nil {
 				return nil, err
 			}
-			if h.admitted(rt) == nil {
-				all = append(all, rt)
+			if via, err := h.admitted(rt); err == nil {
+				all = append(all, admittedRoute{rt, via})
 			}
 		}
 	case errors.Is(err, routing.ErrNoResponsibleOffice):
@@ -508,7 +528,9 @@ func desc(s string) *descJSON {
 	return &descJSON{Description: map[string]string{"de": s}}
 }
 
-func (h *directory) routeOf(rt *routing.Route) routeJSON {
+// routeOf is the JSON of a route; via is the configured peer gateway intake
+// sends its packages to (admitted), nil for none.
+func (h *directory) routeOf(rt *routing.Route, via *intake.Destination) routeJSON {
 	j := routeJSON{
 		LeikaKey: rt.Service.Key, Service: rt.Service.Name, Area: placeOf(rt.Area, ""),
 		Role: rt.Role, Channels: channelsOf(rt.Channels), Origin: destinationOrigin,
@@ -543,7 +565,7 @@ func (h *directory) routeOf(rt *routing.Route) routeJSON {
 		j.DestinationName = "Gateway " + p.Name
 		j.Peer = &peerJSON{Land: p.Land, Name: p.Name, GatewayID: p.GatewayID, BaseURL: p.BaseURL, Sample: p.Sample}
 		j.Sample = p.Sample
-		if g := h.peerGateway(rt); g != nil {
+		if via != nil {
 			// The package goes to the configured peer gateway, not to the directory's
 			// entry (at a Bavarian gateway the built-in sample gateway-14 for Saxony):
 			// the answer named a gateway the package never reached. Named as the
@@ -551,8 +573,8 @@ func (h *directory) routeOf(rt *routing.Route) routeJSON {
 			// federation endpoint, configuration a portal never calls, not public
 			// directory data; the directory entry's (also the peer channel's
 			// endpoint) is another gateway's.
-			j.DestinationName = g.OfficeName
-			j.Peer = &peerJSON{Land: p.Land, Name: g.Peer.Name, GatewayID: g.Peer.ID}
+			j.DestinationName = via.OfficeName
+			j.Peer = &peerJSON{Land: p.Land, Name: via.Peer.Name, GatewayID: via.Peer.ID}
 			j.Sample = false
 			for i := range j.Channels {
 				if j.Channels[i].Kind == routing.KindPeer {
@@ -571,20 +593,6 @@ func (h *directory) routeOf(rt *routing.Route) routeJSON {
 		j.DestinationSignature = sig
 	}
 	return j
-}
-
-// peerGateway is intake's destination on a route to another state's office when
-// it goes to a configured peer gateway, else nil (no intake; a route intake
-// refuses is not answered).
-func (h *directory) peerGateway(rt *routing.Route) *intake.Destination {
-	if h.destination == nil || rt.Peer == nil {
-		return nil
-	}
-	d, err := h.destination(rt)
-	if err != nil || d.Peer == nil {
-		return nil
-	}
-	return &d
 }
 
 // hmacSigner makes compact JWS (HS256) over the payload.
