@@ -148,15 +148,11 @@ func (d *Directory) ResolveAreaKey(leikaKey string, area *Area) (*Route, error) 
 	return nil, fmt.Errorf("%w: %s", ErrUnknownService, leikaKey)
 }
 
-// ResolveService is Resolve for a service as a person or portal names it: a LeiKa
-// key (also one this directory does not know, as at intake) or a name or synonym
-// (FindService; *AmbiguousServiceError when several services bear it).
-func (d *Directory) ResolveService(service, place string) (*Route, error) {
-	return d.ResolveServiceWith(service, place, nil)
-}
-
-// ResolveServiceWith is ResolveService with ResolveWith's taken. /v1/resolve and
-// lookup ask it with intake's decision, so that they answer a key as intake does.
+// ResolveServiceWith is ResolveWith for a service as a person or portal names it:
+// a LeiKa key (also one this directory does not know, as at intake) or a name or
+// synonym (FindService; *AmbiguousServiceError when several services bear it).
+// /v1/resolve and lookup ask it with intake's decision, so that they answer a key
+// as intake does.
 func (d *Directory) ResolveServiceWith(service, place string, taken func(*Route) error) (*Route, error) {
 	key := strings.TrimSpace(service)
 	if !isDigits(key) {
