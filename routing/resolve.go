@@ -41,9 +41,9 @@ func (d *Directory) Resolve(leikaKey, place string) (*Route, error) {
 // answer is ErrUnknownService, the key before the place (docs/problems.md).
 // Intake, /v1/resolve and lookup ask it with their intake decision.
 func (d *Directory) ResolveWith(leikaKey, place string, taken func(*Route) error) (*Route, error) {
-	leikaKey = strings.TrimSpace(leikaKey)
-	if len(leikaKey) != 14 || !isDigits(leikaKey) {
-		return nil, fmt.Errorf("%w: LeiKa key %s must have 14 digits", ErrInvalidQuery, quote(leikaKey))
+	leikaKey, err := leikaKeyOf(leikaKey)
+	if err != nil {
+		return nil, err
 	}
 	si, ok := d.svcIndex[leikaKey]
 	if !ok {
@@ -63,6 +63,16 @@ func (d *Directory) ResolveWith(leikaKey, place string, taken func(*Route) error
 		return nil, err
 	}
 	return d.route(si, area)
+}
+
+// leikaKeyOf is a LeiKa key as Resolve reads it: trimmed, 14 digits, else
+// ErrInvalidQuery.
+func leikaKeyOf(k string) (string, error) {
+	k = strings.TrimSpace(k)
+	if len(k) != 14 || !isDigits(k) {
+		return "", fmt.Errorf("%w: LeiKa key %s must have 14 digits", ErrInvalidQuery, quote(k))
+	}
+	return k, nil
 }
 
 // sameRouteFor is the route of a place that means several areas (the candidates of
@@ -132,9 +142,9 @@ func (d *Directory) ResolveArea(svc *Service, area *Area) (*Route, error) {
 // directory may not know: such a key goes to the peer of another state's area, as
 // in Resolve (the FIT-Connect route lookup names areas by key).
 func (d *Directory) ResolveAreaKey(leikaKey string, area *Area) (*Route, error) {
-	leikaKey = strings.TrimSpace(leikaKey)
-	if len(leikaKey) != 14 || !isDigits(leikaKey) {
-		return nil, fmt.Errorf("%w: LeiKa key %s must have 14 digits", ErrInvalidQuery, quote(leikaKey))
+	leikaKey, err := leikaKeyOf(leikaKey)
+	if err != nil {
+		return nil, err
 	}
 	if svc, ok := d.services[leikaKey]; ok {
 		return d.ResolveArea(svc, area)
