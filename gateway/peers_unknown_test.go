@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -85,10 +84,6 @@ offices:`, 1) + fmt.Sprintf("  - {leistung: %q, gebiet: \"09162\", stelle: muenc
 // asked). /v1/routes answered 422 unknown-service also where intake took the
 // package.
 func TestUnknownServiceAnsweredAsIntakeAnswers(t *testing.T) {
-	get := func(f *fixture, path string) (int, map[string]any) {
-		t.Helper()
-		return portalGet(t, f, path)
-	}
 	muc := []config.Peer{{ID: "gw-muc", Name: "München", Areas: []string{"09162"}, BaseURL: "http://127.0.0.1:1"}}
 	by := []config.Peer{{ID: "gw-by", Name: "Bayern", Lands: []string{"09"}, BaseURL: "http://127.0.0.1:1"}}
 	for _, tc := range []struct {
@@ -117,7 +112,7 @@ func TestUnknownServiceAnsweredAsIntakeAnswers(t *testing.T) {
 				t.Fatalf("intake: %d %+v, want taken=%v, else 422 unknown-service", res.Status, res.Problem, tc.taken)
 			}
 			for _, q := range []string{"leikaKey=" + bavarianKey, "service=" + bavarianKey} {
-				st, body := get(f, "/v1/resolve?"+q+"&place="+tc.plz)
+				st, body := portalGet(t, f, "/v1/resolve?"+q+"&place="+tc.plz)
 				switch {
 				case tc.taken && (st != http.StatusOK || body["peer"] == nil):
 					t.Errorf("/v1/resolve?%s: %d %v, intake took the package for the peer", q, st, body)
@@ -125,7 +120,7 @@ func TestUnknownServiceAnsweredAsIntakeAnswers(t *testing.T) {
 					t.Errorf("/v1/resolve?%s: %d %v, intake answered 422 unknown-service", q, st, body)
 				}
 			}
-			st, body := get(f, "/v1/routes?leikaKey="+bavarianKey+"&ars="+tc.ars)
+			st, body := portalGet(t, f, "/v1/routes?leikaKey="+bavarianKey+"&ars="+tc.ars)
 			switch {
 			case tc.taken && (st != http.StatusOK || body["totalCount"] != 1.0):
 				t.Errorf("/v1/routes: %d %v, want the peer's route (intake took the package)", st, body)
@@ -178,17 +173,9 @@ func TestUnknownServiceAtAPlaceOfSeveralStatesWithoutPeerGateway(t *testing.T) {
 			if res.Status != http.StatusUnprocessableEntity || res.Problem == nil || !strings.HasSuffix(res.Problem.Type, tc.want) {
 				t.Errorf("intake: %d %+v; want 422 %s", res.Status, res.Problem, tc.want)
 			}
-			req, _ := http.NewRequest(http.MethodGet, f.g.URL()+"/v1/resolve?leikaKey="+bavarianKey+"&place=Frankfurt", nil)
-			req.Header.Set("Authorization", "Bearer "+portalToken)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var body map[string]any
-			err = json.NewDecoder(resp.Body).Decode(&body)
-			resp.Body.Close()
-			if err != nil || resp.StatusCode != http.StatusUnprocessableEntity || !strings.HasSuffix(fmt.Sprint(body["type"]), tc.want) {
-				t.Errorf("/v1/resolve: %d %v %v; want 422 %s as intake", resp.StatusCode, body, err, tc.want)
+			st, body := portalGet(t, f, "/v1/resolve?leikaKey="+bavarianKey+"&place=Frankfurt")
+			if st != http.StatusUnprocessableEntity || !strings.HasSuffix(fmt.Sprint(body["type"]), tc.want) {
+				t.Errorf("/v1/resolve: %d %v; want 422 %s as intake", st, body, tc.want)
 			}
 			load := func(string) (*routing.Store, routingcli.Usable, routingcli.Admit, error) {
 				return f.g.Directory, nil, Admit(f.g.Config), nil
