@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -60,23 +59,14 @@ func TestErasedCaseOfAnOlderBuildIsNotCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What an older build left in the file: the index entries with empty values.
-	b, err := bolt.Open(filepath.Join(dir, store.FileName), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Update(func(tx *bolt.Tx) error {
+	storetest.EditFile(t, dir, func(tx *bolt.Tx) error {
 		for _, e := range entries {
 			if err := tx.Bucket([]byte(e.bucket)).Put([]byte(e.id), nil); err != nil {
 				return err
 			}
 		}
 		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
+	})
 	db, err = store.Open(dir, store.Options{})
 	if err != nil {
 		t.Fatal(err)

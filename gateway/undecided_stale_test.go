@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/store/storetest"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -54,19 +54,10 @@ func TestUndecidedAlertPassesOverAStaleEntry(t *testing.T) {
 	}
 
 	// What an older build's decision leaves: the record decided, its entry kept.
-	b, err := bolt.Open(filepath.Join(cfg.DataDir, store.FileName), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	d.State, d.Decision = submission.StateDelivered, nil // the entry's value as it was
-	if err := b.Update(func(tx *bolt.Tx) error {
+	storetest.EditFile(t, cfg.DataDir, func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte("undecided")).Put([]byte(decided), store.WaitingValue(d))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
+	})
 
 	g, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

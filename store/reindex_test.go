@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -48,11 +47,7 @@ func TestReindexInChunks(t *testing.T) {
 	}
 	// An older build's view: the odd cases have no undecided entry, and entries
 	// of cases that are gone sit between and after the records.
-	b, err := bolt.Open(filepath.Join(dir, store.FileName), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Update(func(tx *bolt.Tx) error {
+	storetest.EditFile(t, dir, func(tx *bolt.Tx) error {
 		u := tx.Bucket([]byte("undecided"))
 		for i, id := range ids {
 			if i%2 == 1 {
@@ -67,12 +62,7 @@ func TestReindexInChunks(t *testing.T) {
 			}
 		}
 		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
+	})
 
 	db, err = store.Open(dir, store.Options{})
 	if err != nil {

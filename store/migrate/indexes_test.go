@@ -2,7 +2,6 @@ package migrate_test
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -82,13 +81,9 @@ func TestCheckNamesIndexFaults(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b, err := bolt.Open(filepath.Join(dir, store.FileName), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	other := *handed
 	other.OfficeID = "another-office"
-	if err := b.Update(func(tx *bolt.Tx) error {
+	storetest.EditFile(t, dir, func(tx *bolt.Tx) error {
 		h := tx.Bucket([]byte("held"))
 		if err := h.Put([]byte(delivered.ID), store.WaitingValue(delivered)); err != nil {
 			return err
@@ -109,12 +104,7 @@ func TestCheckNamesIndexFaults(t *testing.T) {
 			return err
 		}
 		return tx.Bucket([]byte("outbox")).Put([]byte("01a2-gone"), nil)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
+	})
 	db, err = store.Open(dir, store.Options{})
 	if err != nil {
 		t.Fatal(err)
