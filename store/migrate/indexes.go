@@ -62,7 +62,12 @@ func readIndexes(src store.Store) (*indexView, error) {
 
 // faultsOf compares one record with the indexes as listed.
 func (v *indexView) faultsOf(s *submission.Submission) []IndexFault {
-	v.seenByRecords[s.ID] = true
+	if v.listed(s.ID) {
+		// Only ids an index lists: dangling asks about those alone, and a set of
+		// every record's id grew with the store's whole history (a store of
+		// millions of cases held hundreds of megabytes for it).
+		v.seenByRecords[s.ID] = true
+	}
 	var out []IndexFault
 	member := func(name string, in, want bool, what string) {
 		switch {
@@ -124,6 +129,11 @@ func waitingWords(w store.Waiting) string {
 	return s
 }
 
+// listed reports whether any index lists id.
+func (v *indexView) listed(id string) bool {
+	return v.outbox[id] || has(v.handed, id) || has(v.held, id) || has(v.undecided, id)
+}
+
 // dangling are the entries no record of the scan accounted for whose record does
 // not exist.
 func (v *indexView) dangling(src store.Store) ([]IndexFault, error) {
@@ -170,7 +180,7 @@ func confirmFaults(src store.Store, faults []IndexFault) ([]IndexFault, error) {
 		s, err := src.Get(f.SubmissionID)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			if v.outbox[f.SubmissionID] || has(v.handed, f.SubmissionID) || has(v.held, f.SubmissionID) || has(v.undecided, f.SubmissionID) {
+			if v.listed(f.SubmissionID) {
 				again[IndexFault{f.SubmissionID, f.Index, "an entry without a record"}] = true
 			}
 		case err != nil:
