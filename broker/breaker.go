@@ -196,7 +196,16 @@ func (e *endpoints) get(k endpointKey) *endpoint {
 	return p
 }
 
+// setGauge shows p's state in the gauge. A closed breaker has no series: the
+// gauge named every office's channel that ever had a package, at 0, for as long
+// as the process ran — on a directory of all German municipalities some ten
+// thousand series, nine in ten of /metrics, that no alert reads (the alerts ask
+// for 2 and 3). An endpoint in trouble has its series, and closing it ends it.
 func (e *endpoints) setGauge(k endpointKey, p *endpoint) {
+	if p.state == EndpointClosed {
+		e.gauge.DeleteLabelValues(k.office, k.channel)
+		return
+	}
 	e.gauge.WithLabelValues(k.office, k.channel).Set(breakerGauge[p.state])
 }
 
@@ -238,7 +247,13 @@ func (e *endpoints) allow(k endpointKey, addr string, now time.Time) (ok bool, w
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	p := e.get(k)
-	if p.addr != addr {
+	switch p.addr {
+	case addr:
+	case "":
+		// New, or made by a failure after a success forgot the endpoint (forget):
+		// the address is this one, and the failure counts.
+		p.addr = addr
+	default:
 		// A new address (a rotation): what the old one did says nothing about it.
 		*p = endpoint{addr: addr, state: EndpointClosed, opened: p.opened}
 		e.setGauge(k, p)
@@ -289,6 +304,21 @@ func (e *endpoints) success(k endpointKey) {
 	if p.state != EndpointClosed {
 		p.state = EndpointClosed
 		e.setGauge(k, p)
+	}
+	e.forget(k, p)
+}
+
+// forget drops an endpoint that has nothing to tell: closed, no failure, no
+// probe, never opened, never asked to wait. Every office's channel that had one
+// package got an entry, and kept it until the process ended; on a directory of
+// all German municipalities that is some ten thousand entries, each in the admin
+// list of endpoints. An endpoint with a history (opened, Retry-After) stays, so
+// that the admin list keeps how often it opened; those are the offices that had
+// trouble, not every office that had a package. A forgotten endpoint is what a
+// new one is: allow makes it again.
+func (e *endpoints) forget(k endpointKey, p *endpoint) {
+	if p.state == EndpointClosed && p.failures == 0 && !p.probing && p.opened == 0 && p.notBefore.IsZero() && e.m[k] == p {
+		delete(e.m, k)
 	}
 }
 
@@ -347,6 +377,7 @@ func (e *endpoints) release(k endpointKey) {
 	defer e.mu.Unlock()
 	if p := e.m[k]; p != nil {
 		p.probing = false
+		e.forget(k, p)
 	}
 }
 
@@ -395,7 +426,8 @@ func (e *endpoints) enable(k endpointKey) (bool, error) {
 	return true, nil
 }
 
-// list returns every endpoint known: disabled ones and those with a breaker.
+// list returns every endpoint known: disabled ones and those with a breaker that
+// failed, opened or was asked to wait since the start (forget drops the others).
 func (e *endpoints) list(now time.Time) []EndpointState {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -443,7 +475,9 @@ func (e *endpoints) list(now time.Time) []EndpointState {
 }
 
 // Endpoints lists what the gateway knows of the offices' endpoints: circuit breakers
-// (in memory, per process) and disabled channels (persisted). For the admin API.
+// that failed, opened or were asked to wait since the start (in memory, per
+// process; an endpoint that only ever answered is not listed) and disabled
+// channels (persisted). For the admin API.
 func (b *Broker) Endpoints() []EndpointState { return b.ends.list(time.Now()) }
 
 // EnableEndpoint lifts the disabled state of an office's channel and closes its

@@ -532,7 +532,7 @@ func TestStoreMetricsAndBackupPerBackend(t *testing.T) {
 				}
 				body, _ = io.ReadAll(resp.Body)
 				resp.Body.Close()
-				return bytes.Contains(body, []byte("# TYPE amtsbote_delivery_attempts_total ")) && bytes.Contains(body, []byte("# TYPE amtsbote_endpoint_breaker_state "))
+				return bytes.Contains(body, []byte("# TYPE amtsbote_delivery_attempts_total ")) && bytes.Contains(body, []byte("amtsbote_delivery_attempt_seconds_count{"))
 			})
 			for _, m := range regexp.MustCompile(`(?m)^# TYPE (amtsbote_\w+) `).FindAllSubmatch(body, -1) {
 				exposed[string(m[1])] = true
@@ -728,6 +728,11 @@ func TestIndexWatchDoesNotHoldTheScrape(t *testing.T) {
 // names is one the gateway exposes (a histogram by its _bucket, _count or _sum
 // series), so a renamed metric cannot leave an alert that never fires. (The rules' logic has its own unit
 // tests: make deploy-check.)
+// troubleOnly are the series a healthy gateway does not have: the breaker
+// state names only endpoints that are not closed (broker/breaker.go setGauge).
+// checkAlertMetrics takes them from the code instead.
+var troubleOnly = map[string]bool{"amtsbote_endpoint_breaker_state": true}
+
 func checkAlertMetrics(t *testing.T, exposed map[string]bool) {
 	if t.Failed() {
 		return
@@ -740,9 +745,13 @@ func checkAlertMetrics(t *testing.T, exposed map[string]bool) {
 	if len(names) < 10 {
 		t.Fatalf("only %d metric names in the alert rules", len(names))
 	}
+	registered := sourceMetricNames(t)
 	for _, n := range names {
 		name := string(n)
 		base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_count"), "_sum")
+		if troubleOnly[name] && registered[name] {
+			continue
+		}
 		if !exposed[name] && !exposed[base] {
 			t.Errorf("the alert rules use %s, which the gateway does not expose (exposed: %v)", name, slices.Sorted(maps.Keys(exposed)))
 		}
