@@ -1166,9 +1166,18 @@ func (s *Server) adminList(w http.ResponseWriter, r *http.Request) {
 	}
 	// At most adminListMax; complete says whether that was all of them (an
 	// operator could not tell 1000 from the first 1000 of more).
+	// A state the store does not index is listed by reading every record (8 s
+	// on 200,000 from a cold disk, minutes on millions), and the walk went on
+	// after the client had given up: an operator's retries, or a dashboard that
+	// polls with a timeout, stacked whole scans beside intake. It ends with the
+	// request.
+	ctx := r.Context()
 	var out []map[string]any
 	complete := true
 	err := s.opt.Broker.InState(want, func(sub *submission.Submission) bool {
+		if ctx.Err() != nil {
+			return false
+		}
 		if len(out) == adminListMax {
 			complete = false
 			return false
@@ -1177,6 +1186,9 @@ func (s *Server) adminList(w http.ResponseWriter, r *http.Request) {
 			"receivedAt": sub.ReceivedAt, "attempts": sub.TotalAttempts})
 		return true
 	})
+	if err == nil {
+		err = ctx.Err() // a walk cut short is no list: the client is gone (499)
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
