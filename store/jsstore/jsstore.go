@@ -93,12 +93,17 @@ type Store struct {
 	waited prometheus.Histogram
 	// loseAck, set by tests, turns a successful write into a lost acknowledgement.
 	loseAck func() bool
+	// afterFillScan, set by tests (openWith), runs in indexOnce between the scan
+	// of the records and the first put, with the index's name: another node's
+	// change lands there.
+	afterFillScan func(what string)
 }
 
 // Stats counts what the retry loops saw, for metrics.
 type Stats struct {
 	// Conflicts: writes refused because another writer changed the key first (the
-	// change was read again and fn rerun).
+	// change was read again and fn rerun), and batches of an index fill at open
+	// refused because another writer changed one of their records (indexOnce).
 	Conflicts int64
 	// Ambiguous: writes without an acknowledgement (timeouts, leader changes).
 	Ambiguous int64
@@ -128,6 +133,12 @@ var validPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 // Open creates the streams if needed (or brings their replicas and settings to
 // opts) and returns the store. It retries while the cluster has no meta leader yet.
 func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, error) {
+	return openWith(ctx, js, opts, nil)
+}
+
+// openWith is Open that lets a test set the store's hooks (setup) before the
+// index fills run.
+func openWith(ctx context.Context, js jetstream.JetStream, opts Options, setup func(*Store)) (*Store, error) {
 	if opts.Replicas <= 0 {
 		opts.Replicas = 1
 	}
@@ -194,6 +205,9 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("jsstore: open: %w", err)
 	}
+	if setup != nil {
+		setup(s)
+	}
 	if err := s.indexHeld(ctx); err != nil {
 		return nil, fmt.Errorf("jsstore: open: %w", err)
 	}
@@ -208,10 +222,18 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 
 // indexHeld fills the held index of a bucket written before it existed, once: it
 // puts the key of every held submission, then the marker that says so. Nodes
-// opening at once do the same work and write the same keys. (Nodes of an older
-// build that still run beside this one do not keep the index: a package they hold
-// meanwhile is missing from it until the next such run, which only a bucket without
-// the marker gets — restart every node on the new build.)
+// opening at once do the same work and write the same keys.
+//
+// Other nodes may change a record between this node's scan and its put: a node
+// that delivers a case the scan saw held removes held.<id> in the batch that
+// changes the record, and an unconditional put after it brought the key back,
+// for good (the held gauge and the admin list named a delivered case). So each
+// put expects its record at the sequence the scan read (indexOnce); a put whose
+// record moved is decided again from the record as it is now.
+//
+// (Nodes of an older build that still run beside this one do not keep the index:
+// a package they hold meanwhile is missing from it until the next such run, which
+// only a bucket without the marker gets — restart every node on the new build.)
 func (s *Store) indexHeld(ctx context.Context) error {
 	return s.indexOnce(ctx, s.heldIndexedKey(), "held submissions", func(sub *submission.Submission) []*nats.Msg {
 		if sub.State == submission.StateHeld {
@@ -221,10 +243,12 @@ func (s *Store) indexHeld(ctx context.Context) error {
 	})
 }
 
-// indexUndecided fills the undecided index the same way (see indexHeld; nodes
-// of an older build running beside this one do not keep it either: a case they
-// deliver meanwhile is missing from it, one they decide stays in it, until
-// `amtsbote store verify` names it — restart every node on the new build).
+// indexUndecided fills the undecided index the same way, with the same
+// condition on each put (see indexHeld: a case decided on another node between
+// the scan and the put would otherwise stay listed as undecided). Nodes of an
+// older build running beside this one do not keep it: a case they deliver
+// meanwhile is missing from it, one they decide stays in it, until `amtsbote
+// store verify` names it — restart every node on the new build.
 func (s *Store) indexUndecided(ctx context.Context) error {
 	return s.indexOnce(ctx, s.undecidedIndexedKey(), "undecided submissions", func(sub *submission.Submission) []*nats.Msg {
 		if sub.AwaitsDecision() {
@@ -234,15 +258,30 @@ func (s *Store) indexUndecided(ctx context.Context) error {
 	})
 }
 
-// indexReplies fills the reply index the same way (see indexHeld).
+// indexReplies fills the reply index the same way (see indexHeld). A reply is
+// never taken back, but a case deleted between the scan and the put would leave
+// its reply keys naming a case that is gone: the condition keeps them out.
 func (s *Store) indexReplies(ctx context.Context) error {
 	return s.indexOnce(ctx, s.repliesIndexedKey(), "replies", func(sub *submission.Submission) []*nats.Msg {
 		return s.replyPuts(sub, nil)
 	})
 }
 
+// fillPut is one index key indexOnce puts and the record it follows from: the
+// put may land only while sub.<id> is still at seq.
+type fillPut struct {
+	id  string
+	seq uint64
+	msg *nats.Msg // subject and value; the headers are set for each try
+}
+
 // indexOnce writes keys(sub) of every submission and then marker, unless marker
-// is there already.
+// is there already. Every put carries the expectation that its record is still
+// at the sequence the scan listed (Nats-Expected-Last-Subject-Sequence on the
+// record's subject, named by Nats-Expected-Last-Subject-Sequence-Subject; the
+// server checks it for each message of an atomic batch): a node that changed the
+// record meanwhile changed its index keys in the same batch, and the fill must
+// not write over that. docs/architecture.md says why this and not another way.
 func (s *Store) indexOnce(ctx context.Context, marker, what string, keys func(*submission.Submission) []*nats.Msg) error {
 	c, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	_, err := s.last(c, marker)
@@ -252,14 +291,16 @@ func (s *Store) indexOnce(ctx context.Context, marker, what string, keys func(*s
 	} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return fmt.Errorf("%s index marker: %w", what, err)
 	}
-	var msgs []*nats.Msg
+	var puts []fillPut
 	// A stale listing (a node catching up) would write the marker over an index
 	// that lacks the records it missed, for good: list again, within Timeout.
 	began := time.Now()
 	for round := 0; ; round++ {
-		msgs = msgs[:0]
-		err := s.Scan(func(sub *submission.Submission) bool {
-			msgs = append(msgs, keys(sub)...)
+		puts = puts[:0]
+		err := s.scan(func(sub *submission.Submission, seq uint64) bool {
+			for _, m := range keys(sub) {
+				puts = append(puts, fillPut{id: sub.ID, seq: seq, msg: m})
+			}
 			return true
 		})
 		if err == nil {
@@ -269,28 +310,119 @@ func (s *Store) indexOnce(ctx context.Context, marker, what string, keys func(*s
 			return fmt.Errorf("index %s: %w", what, err)
 		}
 	}
-	msgs = append(msgs, put(marker)) // last: the index is complete
+	if s.afterFillScan != nil {
+		s.afterFillScan(what)
+	}
 	// In atomic batches of at most heldBatch puts, each its own request bounded by
 	// RequestTimeout (a large store's first open must not run out of one overall
-	// deadline); a put is safe to repeat.
-	for len(msgs) > 0 {
-		batch := msgs[:min(len(msgs), heldBatch)]
-		for attempt := 0; ; attempt++ {
-			err := s.write(ctx, batch)
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, errAmbiguous) || attempt == 5 || !sleep(ctx, backoff(attempt)) {
-				return fmt.Errorf("index %s: %w", what, err)
-			}
+	// deadline). The marker goes last, with the last batch: the index is complete.
+	for {
+		n := min(len(puts), heldBatch)
+		last := n == len(puts)
+		m := ""
+		if last {
+			m = marker
 		}
-		msgs = msgs[len(batch):]
+		if err := s.fillBatch(ctx, puts[:n], m, keys); err != nil {
+			return fmt.Errorf("index %s: %w", what, err)
+		}
+		if last {
+			return nil
+		}
+		puts = puts[n:]
 	}
-	return nil
 }
 
-// heldBatch is how many held keys one batch of indexHeld puts (the server takes at
-// most 1000 messages in an atomic batch).
+// fillTries bounds the tries of one batch of indexOnce. A conflict costs a try
+// only when a record of the batch changed between its (re-)read and the write,
+// which the re-read right before each try keeps short; past the bound the open
+// fails and the gateway's restart tries again.
+const fillTries = 8
+
+// fillBatch writes one batch of indexOnce's puts, and marker after them unless
+// it is "". A put is safe to repeat after a lost acknowledgement: the same
+// value, under the same expectation. A conflict means that a record of the
+// batch moved: its puts are decided again from the record as it is now (refill)
+// and the batch is sent again, so one moved record costs one more try, never
+// the open.
+func (s *Store) fillBatch(ctx context.Context, batch []fillPut, marker string, keys func(*submission.Submission) []*nats.Msg) error {
+	for attempt := 0; ; attempt++ {
+		msgs := make([]*nats.Msg, 0, len(batch)+1)
+		for _, p := range batch {
+			// A new message for each try: write stamps the batch headers on what
+			// it sends, and the batch may be shorter now.
+			m := putValue(p.msg.Subject, p.msg.Data)
+			m.Header.Set(hdrExpectedSubSeq, strconv.FormatUint(p.seq, 10))
+			m.Header.Set(hdrExpectedSubSeqSubj, s.subKey(p.id))
+			msgs = append(msgs, m)
+		}
+		if marker != "" {
+			msgs = append(msgs, put(marker))
+		}
+		if len(msgs) == 0 {
+			return nil
+		}
+		err := s.write(ctx, msgs)
+		switch {
+		case err == nil:
+			return nil
+		case attempt+1 == fillTries || !(errors.Is(err, errConflict) || errors.Is(err, errAmbiguous)):
+			return err
+		case !sleep(ctx, backoff(attempt)):
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+		}
+		if errors.Is(err, errConflict) {
+			var rerr error
+			if batch, rerr = s.refill(ctx, batch, keys); rerr != nil {
+				return rerr
+			}
+		}
+	}
+}
+
+// refill decides the puts of batch again after a conflict: those of a record
+// still at the sequence they expect stay; a record that moved gives its puts
+// from its current value and sequence, and those its keys no longer name (it is
+// no longer held, decided, deleted) are dropped. A key the record names now but
+// did not at the scan is not added: the change that made it so wrote it.
+func (s *Store) refill(ctx context.Context, batch []fillPut, keys func(*submission.Submission) []*nats.Msg) ([]fillPut, error) {
+	type now struct {
+		seq  uint64
+		keys map[string]*nats.Msg // nil: the record is gone
+	}
+	read := map[string]*now{}
+	out := batch[:0:0]
+	for _, p := range batch {
+		r, ok := read[p.id]
+		if !ok {
+			r = &now{}
+			d, seq, err := s.readDoc(ctx, p.id)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+			case err != nil:
+				return nil, err
+			case seq == p.seq:
+				r.seq = seq // unchanged: its puts stay as they are
+			default:
+				r.seq, r.keys = seq, map[string]*nats.Msg{}
+				for _, m := range keys(d.Sub) {
+					r.keys[m.Subject] = m
+				}
+			}
+			read[p.id] = r
+		}
+		switch {
+		case r.seq == p.seq:
+			out = append(out, p)
+		case r.keys[p.msg.Subject] != nil:
+			out = append(out, fillPut{id: p.id, seq: r.seq, msg: r.keys[p.msg.Subject]})
+		}
+	}
+	return out, nil
+}
+
+// heldBatch is how many index keys one batch of indexOnce puts (the server takes
+// at most 1000 messages in an atomic batch).
 const heldBatch = 500
 
 func (s *Store) ensure(ctx context.Context, cfgs ...jetstream.StreamConfig) error {
@@ -451,7 +583,10 @@ func (s *Store) idemKey(sender, messageID string) string {
 const (
 	hdrKVOp           = "KV-Operation"
 	hdrExpectedSubSeq = "Nats-Expected-Last-Subject-Sequence"
-	hdrTTL            = "Nats-TTL"
+	// hdrExpectedSubSeqSubj names the subject hdrExpectedSubSeq is about when it
+	// is not the message's own (indexOnce: an index key expects its record).
+	hdrExpectedSubSeqSubj = "Nats-Expected-Last-Subject-Sequence-Subject"
+	hdrTTL                = "Nats-TTL"
 )
 
 // last reads the value of one key from the stream leader. A deleted key is

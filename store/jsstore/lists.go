@@ -296,6 +296,12 @@ func (s *Store) WalkOffice(officeID, after string, fn func(*submission.Submissio
 // and Scan reports ErrStaleListing (store.ErrUnavailable) after it — callers drop
 // what they gathered and try again later. A listing fn stops early is not judged.
 func (s *Store) Scan(fn func(*submission.Submission) bool) error {
+	return s.scan(func(sub *submission.Submission, _ uint64) bool { return fn(sub) })
+}
+
+// scan is Scan that also hands on the stream sequence of each record as listed,
+// which a write derived from the record can expect (indexOnce).
+func (s *Store) scan(fn func(sub *submission.Submission, seq uint64) bool) error {
 	mctx, cancel := s.ctx()
 	mark := s.subject(listedKey)
 	at, err := s.markListing(mctx, mark)
@@ -321,7 +327,7 @@ func (s *Store) Scan(fn func(*submission.Submission) bool) error {
 			if err := json.Unmarshal(data, &d); err != nil || d.Sub == nil {
 				return false, fmt.Errorf("jsstore: decode %s: %v", subject, err)
 			}
-			stopped = !fn(d.Sub)
+			stopped = !fn(d.Sub, md.Sequence.Stream)
 			return !stopped, nil
 		})
 	if err != nil || stopped || fresh && !replaced {
