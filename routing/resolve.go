@@ -238,9 +238,27 @@ func (d *Directory) unknownAt(key string, area *Area) *Route {
 	if d.home[land] || !ok {
 		return nil
 	}
-	return &Route{Service: &Service{Key: key}, Area: area, Peer: p,
-		Channels: []Channel{{Kind: KindPeer, Endpoint: p.BaseURL}}, Role: "peer",
-		MatchedArea: d.areas[land], AlsoKreis: area.alsoKreis, Note: area.note, ServiceUnknown: true}
+	rt := d.peerRoute(&Service{Key: key}, area, p)
+	rt.ServiceUnknown = true
+	return rt
+}
+
+// peerRoute is the route of svc at area to p, the peer of the area's state: the
+// one shape of a peer route, whichever rule sends the place there (rule 8 with
+// or without homeLands, rule 1 for a service this directory does not know). It
+// was written out three times, and a member added to one (ServiceUnknown, the
+// Note of a same-named Kreis) had to be remembered in the others.
+func (d *Directory) peerRoute(svc *Service, area *Area, p *Peer) *Route {
+	return &Route{
+		Service:     svc,
+		Area:        area,
+		Peer:        p,
+		Channels:    []Channel{{Kind: KindPeer, Endpoint: p.BaseURL}},
+		Role:        "peer",
+		MatchedArea: d.areas[area.Key[:2]],
+		AlsoKreis:   area.alsoKreis,
+		Note:        area.note,
+	}
 }
 
 func (d *Directory) route(si int32, area *Area) (*Route, error) {
@@ -300,9 +318,7 @@ func (d *Directory) route(si int32, area *Area) (*Route, error) {
 				}
 			}
 			if v == 0 {
-				return &Route{Service: svc, Area: area, Peer: p,
-					Channels: []Channel{{Kind: KindPeer, Endpoint: p.BaseURL}}, Role: "peer",
-					MatchedArea: d.areas[land], AlsoKreis: area.alsoKreis, Note: area.note}, nil
+				return d.peerRoute(svc, area, p), nil
 			}
 		}
 	}
@@ -332,16 +348,7 @@ func (d *Directory) route(si int32, area *Area) (*Route, error) {
 	}
 	if !d.home[land] {
 		if p, ok := d.peers[land]; ok {
-			return &Route{
-				Service:     svc,
-				Area:        area,
-				Peer:        p,
-				Channels:    []Channel{{Kind: KindPeer, Endpoint: p.BaseURL}},
-				Role:        "peer",
-				MatchedArea: d.areas[land],
-				AlsoKreis:   area.alsoKreis,
-				Note:        area.note,
-			}, nil
+			return d.peerRoute(svc, area, p), nil
 		}
 	}
 	return nil, fmt.Errorf("%w: %s (%s) in %s %s", ErrNoResponsibleOffice, svc.Name, svc.Key, area.Name, area.ARS)
