@@ -531,3 +531,41 @@ func TestUnknownServiceAtAnotherStatesPlaceGoesToItsPeer(t *testing.T) {
 		t.Errorf("%s at Leipzig, Saxony another state: %s, %v; want Saxony's peer", unknown, routeTo(rt), err)
 	}
 }
+
+// A Kreis of another state where only some municipalities have records of their
+// own is too coarse also at a gateway whose operator set no homeLands: those
+// municipalities keep their records, the others go to the peer, and the Kreis
+// asks which municipality. Before, the check ran only in the homeLands path, and
+// "ARS 16077" sent Wohngeld for Lucka, which has its own office, to Thuringia's
+// peer with the rest of the Kreis.
+func TestCoarseForeignKreisWithoutHomeLands(t *testing.T) {
+	d := withOverlay(t, `
+offices:
+  - {id: lucka-amt, name: "Stadt Lucka", kanaele: [{kind: mailbox}]}
+responsibilities:
+  - {leistung: "`+keyWohngeld+`", gebiet: "160770028028", stelle: lucka-amt}
+`)
+	if rt, err := d.Resolve(keyWohngeld, "Lucka"); err != nil || rt.Office == nil || rt.Office.ID != "lucka-amt" {
+		t.Errorf("Wohngeld in Lucka: %s, %v; want its own office", routeTo(rt), err)
+	}
+	if rt, err := d.Resolve(keyWohngeld, "Altenburg"); err != nil || rt.Peer == nil {
+		t.Errorf("Wohngeld in Altenburg: %s, %v; want Thuringia's peer", routeTo(rt), err)
+	}
+	for _, tc := range []struct{ place, prefix string }{
+		{"ARS 16077", "16077"}, {"Landkreis Altenburger Land", "16077"}, {"160770000000", "16077"}, {"Land Thüringen", "16"},
+	} {
+		rt, err := d.Resolve(keyWohngeld, tc.place)
+		var amb *AmbiguousPlaceError
+		if !errors.As(err, &amb) {
+			t.Errorf("Wohngeld in %q: %s, %v; want the municipalities to choose from", tc.place, routeTo(rt), err)
+			continue
+		}
+		if want := municipalitiesIn(d, tc.prefix); len(amb.Candidates) != want {
+			t.Errorf("Wohngeld in %q: %d candidates, want all %d municipalities", tc.place, len(amb.Candidates), want)
+		}
+	}
+	// A Kreis none of whose municipalities has a record still goes to the peer.
+	if rt, err := d.Resolve(keyWohngeld, "ARS 16076"); err != nil || rt.Peer == nil {
+		t.Errorf("Wohngeld in Kreis 16076: %s, %v; want Thuringia's peer", routeTo(rt), err)
+	}
+}

@@ -283,6 +283,12 @@ func (d *Directory) route(si int32, area *Area) (*Route, error) {
 	// package that lands in a generated mailbox nobody reads would be a broken
 	// promise; a (service, place) the operator's data does not cover is
 	// ErrNoResponsibleOffice.
+	// peer is the peer of the place's state where this directory is not
+	// authoritative for it (rule 8); nil in the home lands.
+	var peer *Peer
+	if !d.home[land] {
+		peer = d.peers[land]
+	}
 	only := anyOffice
 	if d.peersFirst {
 		only = realOffices
@@ -292,38 +298,26 @@ func (d *Directory) route(si int32, area *Area) (*Route, error) {
 			// of another state its real records (the Amt24 office in Dresden) took
 			// packages into a mailbox of that gateway no Saxon office reads.
 			only = operatorRecords
-		}
-	}
-	if d.peersFirst && !d.home[land] {
-		if p, ok := d.peers[land]; ok {
-			// Outside the home lands the peer of that state decides, even where this
-			// directory holds records (the built-in Saxon data at another state's
-			// gateway), unless an operator's file names a real office responsible
-			// (zustaendig) there: by a state treaty one state's office serves a
-			// neighbour's area. A sample peer does not win over any real record of
-			// an operator's file.
-			if !p.Sample {
+			if peer != nil && !peer.Sample {
+				// Outside the home lands the peer of that state decides, even where
+				// this directory holds records (the built-in Saxon data at another
+				// state's gateway), unless an operator's file names a real office
+				// responsible (zustaendig) there: by a state treaty one state's
+				// office serves a neighbour's area. A sample peer does not win over
+				// any real record of an operator's file.
 				only = operatorOffices
-			}
-			_, _, v := d.climb(si, chain, only)
-			if v == 0 && area.Level != LevelGemeinde {
-				// A Kreis or Land where some municipality has such an office: the
-				// citizen says which municipality.
-				one, err := d.sameBelow(si, area, 0, only)
-				if err != nil {
-					return nil, err
-				}
-				if one != nil {
-					return d.route(si, one)
-				}
-			}
-			if v == 0 {
-				return d.peerRoute(svc, area, p), nil
 			}
 		}
 	}
 	li, node, v := d.climb(si, chain, only)
-	if area.Level != LevelGemeinde && (v != 0 || d.home[land] || d.peers[land] == nil) {
+	if area.Level != LevelGemeinde {
+		// An area above the municipalities is routed only when every municipality
+		// in it has its answer (rule 7), also where that answer is the peer (v 0
+		// in another state): a Kreis where some municipalities have records of
+		// their own is too coarse, and the citizen says which municipality. Only
+		// the homeLands path checked this; without homeLands such a Kreis went to
+		// the peer as a whole, and the municipalities with their own records lost
+		// the packages of everyone who named the Kreis.
 		one, err := d.sameBelow(si, area, v, only)
 		if err != nil {
 			return nil, err
@@ -346,10 +340,8 @@ func (d *Directory) route(si int32, area *Area) (*Route, error) {
 			Note:        area.note,
 		}, nil
 	}
-	if !d.home[land] {
-		if p, ok := d.peers[land]; ok {
-			return d.peerRoute(svc, area, p), nil
-		}
+	if peer != nil {
+		return d.peerRoute(svc, area, peer), nil
 	}
 	return nil, fmt.Errorf("%w: %s (%s) in %s %s", ErrNoResponsibleOffice, svc.Name, svc.Key, area.Name, area.ARS)
 }
