@@ -127,6 +127,9 @@ type placeSet struct {
 	// otherKeys maps the official keys of city states' districts to their city
 	// (Area.OtherKeys); a portal that sends Spandau's ARS got "unknown place".
 	otherKeys map[string]*Area
+	// cities are the Kreis keys of kreisfreie Städte (kreisfreieStaedte), the
+	// one reading of it for this snapshot's places.
+	cities map[string]bool
 }
 
 func buildPlaces(src *Source) (*placeSet, error) {
@@ -163,6 +166,7 @@ func buildPlaces(src *Source) (*placeSet, error) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	d.cities = kreisfreieStaedte(slices.Values(keys))
 	for _, k := range keys {
 		a := d.areas[k]
 		d.nodes.add(k, a)
@@ -426,10 +430,8 @@ func (d *Directory) applyRule(rule Rule) error {
 // first use. A kreisfreie Stadt is one administration: its Kreis tasks go to the same
 // office as its municipal ones.
 func (d *Directory) sampleOffice(a *Area, channels []Channel) *Office {
-	if a.Level == LevelKreis {
-		if g, ok := d.areas[a.Key+"0000000"]; ok {
-			a = g
-		}
+	if a.Level == LevelKreis && d.cities[a.Key] {
+		a = d.areas[a.Key+"0000000"]
 	}
 	var id, name string
 	if a.Level == LevelGemeinde {

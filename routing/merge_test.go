@@ -372,3 +372,47 @@ responsibilities:
 		}
 	}
 }
+
+// "This Kreis is a kreisfreie Stadt" has one reading (kreisfreieStaedte): its only
+// municipality is kreis+"0000000". It was read two ways, and they disagreed in
+// two cases an operator's file can make (the built-in places have neither):
+//   - a file that restates the city's area (here with its figure): merging
+//     counted the area twice, so the city was no city while its records merged,
+//     and two offices for its Kreis and its municipality key in one file loaded,
+//     the later silently winning; the response table folded them all the same;
+//   - a file that adds a second municipality to the city's Kreis: merging and
+//     the table no longer took the Kreis for the city, but the generated sample
+//     offices still did, and the new municipality's Kreis tasks (Wohngeld) went
+//     to the Stadtverwaltung Dresden sample office instead of the Kreis's.
+func TestOneReadingOfKreisfreieStadt(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "overlay.yaml")
+	body := `areas:
+  - {ars: "` + arsDresden + `", name: "Dresden, Stadt", einwohner: 556780}
+offices:
+  - {id: amt-a, name: "Amt A", kanaele: [{kind: mailbox}]}
+  - {id: amt-b, name: "Amt B", kanaele: [{kind: mailbox}]}
+responsibilities:
+  - {leistung: "` + keyGewerbe + `", gebiet: "14612", stelle: amt-a}
+  - {leistung: "` + keyGewerbe + `", gebiet: "` + arsDresden + `", stelle: amt-b}
+`
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := BuildWithFiles(builtinT(t), p)
+	if want := "overlay.yaml:8: service " + keyGewerbe + " in area 14612 (rolle zustaendig) goes to office amt-b here but to office amt-a at line 7"; !errors.Is(err, ErrInvalidData) || !strings.Contains(err.Error(), want) {
+		t.Errorf("city's area restated, two offices for its keys: %v\nwant ErrInvalidData with %q", err, want)
+	}
+
+	d := withOverlay(t, `areas:
+  - {ars: "146120000001", name: "Neudorf", einwohner: 10}
+`)
+	for _, place := range []string{"146120000001", arsDresden, "ARS 14612"} {
+		if rt, err := d.Resolve(keyWohngeld, place); err != nil || rt.Office == nil || rt.Office.ID != "kreis-14612" {
+			t.Errorf("Wohngeld at %s in a Kreis of two municipalities: %s, %v; want the Kreis's sample office kreis-14612", place, routeTo(rt), err)
+		}
+	}
+	// The built-in places: the city's Kreis is the city, for the sample offices too.
+	if rt, err := builtinT(t).Resolve(keyWohngeld, "ARS 14612"); err != nil || rt.Office == nil || rt.Office.ID != "gemeinde-"+arsDresden {
+		t.Errorf("Wohngeld in ARS 14612: %s, %v; want the city's office", routeTo(rt), err)
+	}
+}

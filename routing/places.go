@@ -72,7 +72,7 @@ func (d *placeSet) classify(a *Area) placeClass {
 		}
 		return classMunicipality
 	case LevelKreis:
-		if _, city := d.areas[a.Key+"0000000"]; city {
+		if d.cities[a.Key] {
 			return classNone
 		}
 		return classKreis

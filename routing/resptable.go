@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 )
 
 // The responsibility table. A nationwide directory has tens of millions of
@@ -308,16 +307,9 @@ func (d *Directory) knownAreaKey(k string) bool {
 	return ok
 }
 
-// isCity reports whether kreis is the Kreis of a kreisfreie Stadt, as Source.isCity
-// does: its only municipality is kreis+"0000000".
-func (d *Directory) isCity(kreis string) bool {
-	if _, ok := d.areas[kreis+"0000000"]; !ok {
-		return false
-	}
-	keys := d.nodes.keys[levelIndex(LevelGemeinde)] // sorted
-	lo := sort.SearchStrings(keys, kreis)
-	return lo+1 >= len(keys) || !strings.HasPrefix(keys[lo+1], kreis)
-}
+// isCity reports whether kreis is the Kreis of a kreisfreie Stadt
+// (kreisfreieStaedte), as Source.isCity does.
+func (d *Directory) isCity(kreis string) bool { return d.cities[kreis] }
 
 // ResponsibilitiesFor lists the responsibilities of a service, ordered by area key.
 func (d *Directory) ResponsibilitiesFor(serviceKey string) []*Responsibility {

@@ -2,6 +2,8 @@ package routing
 
 import (
 	"fmt"
+	"iter"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -303,29 +305,22 @@ func (s *Source) merge(o *Source) {
 func (s *Source) areaKeyExists(k string) bool {
 	if s.areaKeys == nil {
 		m := make(map[string]bool, len(s.Areas)+len(s.Areas)/2)
-		perKreis := map[string]int{}
 		for _, a := range s.Areas {
 			m[a.Key] = true
 			if len(a.Key) == int(LevelGemeinde) {
 				for _, l := range levels[1:] {
 					m[a.Key[:l]] = true
 				}
-				perKreis[a.Key[:LevelKreis]]++
 			}
 		}
 		s.areaKeys = m
-		s.cities = map[string]bool{}
-		for k, n := range perKreis {
-			if n == 1 && m[k+"0000000"] {
-				s.cities[k] = true
-			}
-		}
+		s.cities = kreisfreieStaedte(maps.Keys(m))
 	}
 	return s.areaKeys[k]
 }
 
-// isCity reports whether kreis (5 digits) is the Kreis of a kreisfreie Stadt: its
-// only municipality is the city, keyed kreis+"0000000".
+// isCity reports whether kreis (5 digits) is the Kreis of a kreisfreie Stadt
+// (kreisfreieStaedte).
 func (s *Source) isCity(kreis string) bool {
 	s.areaKeyExists(kreis) // fills the cache
 	return s.cities[kreis]
@@ -342,6 +337,36 @@ func (s *Source) recordAreaKey(k string) (string, error) {
 		return "", err
 	}
 	return cityKey(n, s.isCity), nil
+}
+
+// kreisfreieStaedte is the one reading of "this Kreis is a kreisfreie Stadt":
+// the Kreis keys among keys (area keys of any level, each once) whose only
+// municipality is keyed kreis+"0000000", the city. Merging (Source.isCity),
+// the response table (Directory.isCity), the name index (a city's Kreis is not
+// a name of its own) and the generated sample offices (the city's Kreis tasks go
+// to its municipal office) all ask it. They asked in two ways: the merge and the
+// table counted the municipalities, the name index and the sample offices only
+// looked for kreis+"0000000"; and the merge counted an area an overlay restates
+// twice, so the city was a city in the table but not while its records merged.
+func kreisfreieStaedte(keys iter.Seq[string]) map[string]bool {
+	perKreis := map[string]int{}
+	zero := map[string]bool{}
+	for k := range keys {
+		if len(k) != int(LevelGemeinde) {
+			continue
+		}
+		perKreis[k[:LevelKreis]]++
+		if k[LevelKreis:] == "0000000" {
+			zero[k[:LevelKreis]] = true
+		}
+	}
+	cities := map[string]bool{}
+	for k := range zero {
+		if perKreis[k] == 1 {
+			cities[k] = true
+		}
+	}
+	return cities
 }
 
 // cityKey is the key a record for a kreisfreie Stadt is held under: its Kreis key,
