@@ -160,7 +160,7 @@ func (h *directory) places(w http.ResponseWriter, r *http.Request) {
 
 type serviceJSON struct {
 	LeikaKey    string         `json:"leikaKey"`
-	Name        string         `json:"name"`
+	Name        string         `json:"name,omitempty"` // none for a key only peers' directories know
 	Synonyms    []string       `json:"synonyms,omitempty"`
 	Lebenslagen []string       `json:"lebenslagen,omitempty"`
 	ShortText   string         `json:"kurztext,omitempty"`
@@ -214,12 +214,84 @@ func (h *directory) service(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, fmt.Errorf("%w: LeiKa key %s must have 14 digits", routing.ErrInvalidQuery, strconvQuote(key)))
 		return
 	}
-	s, ok := h.store.Current().Service(key)
+	d := h.store.Current()
+	s, ok := d.Service(key)
 	if !ok {
+		if fw := h.forwarding(d, key); len(fw) > 0 {
+			// A key only other states' catalogues have: intake forwards a package
+			// for a place there (routing rule 1). A 404 "no such service" had a
+			// portal refuse what the gateway accepts.
+			no := false
+			writeCompactJSON(w, http.StatusOK, forwardedServiceJSON{serviceJSON: serviceJSON{LeikaKey: key}, InDirectory: &no, ForwardedTo: fw})
+			return
+		}
 		problem.Write(w, r, problem.New(http.StatusNotFound, problem.TypeUnknownService, "no service with LeiKa key "+key))
 		return
 	}
 	writeCompactJSON(w, http.StatusOK, serviceOf(s, true))
+}
+
+// forwardedServiceJSON is GET /v1/services/{leikaKey} for a key this directory
+// does not know but intake forwards for places in other states: which states'
+// peer gateways get such packages, and where one serves only part of its state,
+// which Kreise.
+type forwardedServiceJSON struct {
+	serviceJSON
+	InDirectory *bool         `json:"inDirectory,omitempty"`
+	ForwardedTo []forwardJSON `json:"forwardedTo"`
+}
+
+// forwardJSON is one state whose peer gateway gets packages for a key this
+// directory does not know: the peer as /v1/routes names it (peerOf), and the
+// ARS of the Kreise it serves where it does not serve the whole state.
+type forwardJSON struct {
+	peerJSON
+	Areas []string `json:"areas,omitempty"`
+}
+
+// forwarding is where intake would forward a package for key, a LeiKa key this
+// directory does not know: for each other state with a peer, the state when
+// intake takes the route for the state as a whole (h.admitted, the same
+// decision as at intake and in /v1/routes), else those of its Kreise whose
+// route intake takes. A peer gateway configured for areas below a Kreis (a
+// Gemeindeverband, a municipality) is not listed: asking for each of the ten
+// thousand municipalities on every request is not worth that rare setup, and
+// /v1/resolve answers for the place itself.
+func (h *directory) forwarding(d *routing.Directory, key string) []forwardJSON {
+	var out []forwardJSON
+	for _, p := range d.Peers() {
+		land, ok := d.Area(p.Land)
+		if !ok {
+			continue
+		}
+		rt, err := d.ResolveAreaKey(key, land)
+		if err != nil {
+			continue // a home land: the key is unknown there
+		}
+		if via, err := h.admitted(rt); err == nil {
+			out = append(out, forwardJSON{peerJSON: *peerOf(rt.Peer, via)})
+			continue
+		}
+		var f *forwardJSON
+		for _, k := range d.AreasWithin(p.Land, routing.LevelKreis) {
+			rt, err := d.ResolveAreaKey(key, k)
+			if err != nil {
+				continue
+			}
+			via, err := h.admitted(rt)
+			if err != nil {
+				continue
+			}
+			if f == nil {
+				f = &forwardJSON{peerJSON: *peerOf(rt.Peer, via)}
+			}
+			f.Areas = append(f.Areas, k.ARS)
+		}
+		if f != nil {
+			out = append(out, *f)
+		}
+	}
+	return out
 }
 
 type addressJSON struct {
@@ -521,6 +593,21 @@ type peerJSON struct {
 	Sample    bool   `json:"sample,omitempty"`
 }
 
+// peerOf is how the directory API names the peer gateway of a route to
+// another state: via, the configured peer gateway intake sends the package to
+// (admitted), where there is one, else the directory's peer entry p. The
+// package goes to the configured gateway, not to the directory's entry (at a
+// Bavarian gateway the built-in sample gateway-14 for Saxony): the answer named
+// a gateway the package never reached. No URL then: the configured one is the
+// operator's federation endpoint, configuration a portal never calls, not
+// public directory data; the directory entry's is another gateway's.
+func peerOf(p *routing.Peer, via *intake.Destination) *peerJSON {
+	if via != nil && via.Peer != nil {
+		return &peerJSON{Land: p.Land, Name: via.Peer.Name, GatewayID: via.Peer.ID}
+	}
+	return &peerJSON{Land: p.Land, Name: p.Name, GatewayID: p.GatewayID, BaseURL: p.BaseURL, Sample: p.Sample}
+}
+
 func desc(s string) *descJSON {
 	if s == "" {
 		return nil
@@ -563,19 +650,12 @@ func (h *directory) routeOf(rt *routing.Route, via *intake.Destination) routeJSO
 		p := rt.Peer
 		j.DestinationID = wire.PeerDestinationID(p.Land)
 		j.DestinationName = "Gateway " + p.Name
-		j.Peer = &peerJSON{Land: p.Land, Name: p.Name, GatewayID: p.GatewayID, BaseURL: p.BaseURL, Sample: p.Sample}
-		j.Sample = p.Sample
+		j.Peer = peerOf(p, via)
+		j.Sample = j.Peer.Sample
 		if via != nil {
-			// The package goes to the configured peer gateway, not to the directory's
-			// entry (at a Bavarian gateway the built-in sample gateway-14 for Saxony):
-			// the answer named a gateway the package never reached. Named as the
-			// receipt names it. No URL: the configured one is the operator's
-			// federation endpoint, configuration a portal never calls, not public
-			// directory data; the directory entry's (also the peer channel's
-			// endpoint) is another gateway's.
+			// Named as the receipt names it (see peerOf for why not the directory's
+			// entry); no URL in the peer channel's endpoint either.
 			j.DestinationName = via.OfficeName
-			j.Peer = &peerJSON{Land: p.Land, Name: via.Peer.Name, GatewayID: via.Peer.ID}
-			j.Sample = false
 			for i := range j.Channels {
 				if j.Channels[i].Kind == routing.KindPeer {
 					j.Channels[i].Endpoint = ""

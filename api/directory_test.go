@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 
 	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/routing"
 )
 
@@ -90,7 +92,9 @@ func TestEndpoints(t *testing.T) {
 		{"services search", "/v1/services?q=Gewerbe", 200, "application/json", []string{`"leikaKey":"99050012104000"`}},
 		{"services list", "/v1/services?limit=500", 200, "application/json", []string{`"Wohnsitz anmelden"`}},
 		{"service detail", "/v1/services/99050012104000", 200, "application/json", []string{`"rechtsgrundlage":"§ 14 Gewerbeordnung (GewO)"`, `"quelle"`}},
-		{"service unknown", "/v1/services/99999999999999", 404, problem.ContentType, []string{problem.TypeUnknownService}},
+		// Without an intake every peer route is taken (as /v1/resolve below): a key
+		// only other states know goes to each other state's peer.
+		{"service only peers know", "/v1/services/99999999999999", 200, "application/json", []string{`"leikaKey":"99999999999999","inDirectory":false`, `{"land":"01","name":"Schleswig-Holstein","gatewayId":"gateway-sh"`}},
 		{"service malformed", "/v1/services/abc", 422, problem.ContentType, []string{problem.TypeInvalidField}},
 		{"office", "/v1/offices/dresden-allgemeine-verwaltung", 200, "application/json", []string{`"street":"Junghansstraße 2"`, `"postOfficeBox":"12 00 20"`, `"kind":"webhook","level":3`, `"sample":false`}},
 		{"office sample", "/v1/offices/kreis-14522", 200, "application/json", []string{`"sample":true`}},
@@ -319,5 +323,72 @@ func TestResolveAmbiguousServiceListsCandidates(t *testing.T) {
 		if len(c.LeikaKey) != 14 || c.Name == "" {
 			t.Fatalf("candidate %+v", c)
 		}
+	}
+}
+
+// usableChannels lets intake use every channel (intake.Channels).
+type usableChannels struct{}
+
+func (usableChannels) Usable(string, string) bool { return true }
+
+// GET /v1/services/{leikaKey} for a key this directory does not know says where
+// intake forwards it, as intake decides: the states whose configured peer
+// gateway serves them (the whole state, or the Kreise it serves), and 404
+// unknown-service where no peer gateway is configured. Before, it answered 404
+// "no such service" for a key that intake and /v1/resolve forward, so a portal
+// refused what the gateway accepts.
+func TestServiceOnlyPeersKnowNamesTheForwarding(t *testing.T) {
+	const key = "99999999999999"
+	serve := func(peerFor func(ars, officeID string) (intake.Peer, bool)) *httptest.Server {
+		d, err := routing.Builtin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		store := routing.NewStore(d)
+		s := New(Options{Directory: store, Pipeline: &intake.Pipeline{Directory: store, Channels: usableChannels{}, PeerFor: peerFor},
+			Clients: NewClients(testAdminToken, nil, nil), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		srv := httptest.NewServer(s)
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	srv := serve(func(ars, _ string) (intake.Peer, bool) {
+		switch {
+		case strings.HasPrefix(ars, "09"):
+			return intake.Peer{ID: "gw-by", Name: "Bayern"}, true
+		case strings.HasPrefix(ars, "16077"):
+			return intake.Peer{ID: "gw-abg", Name: "Altenburger Land"}, true
+		}
+		return intake.Peer{}, false
+	})
+	res, body := get(t, srv, "/v1/services/"+key)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", res.StatusCode, body)
+	}
+	var got struct {
+		LeikaKey    string `json:"leikaKey"`
+		Name        string `json:"name"`
+		InDirectory *bool  `json:"inDirectory"`
+		ForwardedTo []struct {
+			Land, Name, GatewayID, BaseURL string
+			Areas                          []string
+		} `json:"forwardedTo"`
+	}
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := `[{09 Bayern gw-by  []} {16 Altenburger Land gw-abg  [160770000000]}]`
+	if got.LeikaKey != key || got.Name != "" || got.InDirectory == nil || *got.InDirectory || fmt.Sprint(got.ForwardedTo) != want {
+		t.Errorf("got %s\nwant inDirectory false and forwardedTo %s", body, want)
+	}
+	// What it says is what /v1/resolve (intake's decision) answers for a place.
+	for place, status := range map[string]int{"Altenburg": 200, "München": 200, "Erfurt": 422, "Dresden": 422} {
+		if res, body := get(t, srv, "/v1/resolve?leikaKey="+key+"&place="+url.QueryEscape(place)); res.StatusCode != status {
+			t.Errorf("/v1/resolve at %s: %d %s, want %d", place, res.StatusCode, body, status)
+		}
+	}
+	// With no peer gateway configured intake refuses the key everywhere.
+	res, body = get(t, serve(nil), "/v1/services/"+key)
+	if res.StatusCode != http.StatusNotFound || !bytes.Contains(body, []byte(problem.TypeUnknownService)) {
+		t.Errorf("no peer gateway: %d %s, want 404 unknown-service", res.StatusCode, body)
 	}
 }

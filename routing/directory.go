@@ -517,6 +517,23 @@ func (d *Directory) Area(key string) (*Area, bool) {
 	return a, ok
 }
 
+// AreasWithin returns the areas of level whose key starts with prefix (an area
+// key, "" for all), in key order: the Kreise of a Land, for a caller that asks
+// about each.
+func (d *Directory) AreasWithin(prefix string, level Level) []*Area {
+	li := levelIndex(level)
+	if li < 0 {
+		return nil
+	}
+	var out []*Area
+	for _, a := range d.nodes.areas[li] {
+		if a != nil && strings.HasPrefix(a.Key, prefix) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // Peer returns the peer gateway for a two-digit state prefix.
 func (d *Directory) Peer(land string) (*Peer, bool) {
 	p, ok := d.peers[land]
