@@ -277,18 +277,18 @@ func (d *Directory) route(si int32, area *Area) (*Route, error) {
 	}
 	svc := d.svcList[si]
 	land := area.Key[:2]
-	// Once an operator's file named the home lands, the operator runs this gateway
-	// on real data: sample offices (the generated Saxon offices, the sample
-	// Landesdirektion) are no answer anywhere, in the home lands too. A 201 for a
-	// package that lands in a generated mailbox nobody reads would be a broken
-	// promise; a (service, place) the operator's data does not cover is
-	// ErrNoResponsibleOffice.
 	// peer is the peer of the place's state where this directory is not
 	// authoritative for it (rule 8); nil in the home lands.
 	var peer *Peer
 	if !d.home[land] {
 		peer = d.peers[land]
 	}
+	// Once an operator's file named the home lands, the operator runs this gateway
+	// on real data: sample offices (the generated Saxon offices, the sample
+	// Landesdirektion) are no answer anywhere, in the home lands too. A 201 for a
+	// package that lands in a generated mailbox nobody reads would be a broken
+	// promise; a (service, place) the operator's data does not cover is
+	// ErrNoResponsibleOffice.
 	only := anyOffice
 	if d.peersFirst {
 		only = realOffices
