@@ -53,13 +53,32 @@ func assertGone(t *testing.T, st store.Store, sub *submission.Submission) {
 			t.Fatalf("WalkOffice after Delete: %v", err)
 		}
 	}
-	if err := st.Scan(func(x *submission.Submission) bool {
+	for _, x := range scanAll(t, st) {
 		if x.ID == sub.ID {
 			t.Errorf("Scan still lists deleted %s", sub.ID)
 		}
-		return true
-	}); err != nil {
-		t.Fatalf("Scan after Delete: %v", err)
+	}
+}
+
+// scanAll lists every submission of st. A listing may fail with
+// store.ErrUnavailable (the contract: a cluster replica that had not caught up
+// lists nothing rather than a part, and the caller tries again later), and the
+// suite's clusters restart nodes: it tries again a few times, as callers do.
+func scanAll(t *testing.T, st store.Store) []*submission.Submission {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		var all []*submission.Submission
+		err := st.Scan(func(x *submission.Submission) bool {
+			all = append(all, x)
+			return true
+		})
+		if err == nil {
+			return all
+		}
+		if !errors.Is(err, store.ErrUnavailable) || attempt == 20 {
+			t.Fatalf("Scan: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

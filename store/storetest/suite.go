@@ -312,13 +312,10 @@ func (s *suite) testConcurrentCreates(t *testing.T) {
 		t.Fatalf("callers saw different records: %v (winner %s)", seen, winners[0])
 	}
 	count := 0
-	if err := st.Scan(func(x *submission.Submission) bool {
+	for _, x := range scanAll(t, st) {
 		if x.MessageID == msg {
 			count++
 		}
-		return true
-	}); err != nil {
-		t.Fatal(err)
 	}
 	if count != 1 {
 		t.Fatalf("Scan finds %d records for one message", count)
@@ -1062,11 +1059,8 @@ func (s *suite) testScan(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := map[string]int{}
-	if err := st.Scan(func(x *submission.Submission) bool {
+	for _, x := range scanAll(t, st) {
 		seen[x.ID]++
-		return true
-	}); err != nil {
-		t.Fatal(err)
 	}
 	for id := range want {
 		if seen[id] != 1 {
