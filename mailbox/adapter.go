@@ -80,7 +80,7 @@ func (a *adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Co
 		if m.opts.SMTP.Addr != "" {
 			now := m.now().UTC()
 			subj, body := m.noticeText(d)
-			n = &notice{SubmissionID: d.SubmissionID, To: to, Subject: subj, Body: body, Created: now, NextAt: now}
+			n = &notice{SubmissionID: d.SubmissionID, OfficeID: d.OfficeID, To: to, Subject: subj, Body: body, Created: now, NextAt: now}
 		}
 	}
 	now := m.now().UTC()

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/mail"
 	"net/smtp"
+	"net/textproto"
 	"regexp"
 	"strings"
 	"time"
@@ -31,16 +32,21 @@ const noticeMaxAge = 7 * 24 * time.Hour
 type noticeMetrics struct {
 	attempts     *prometheus.CounterVec
 	sent, failed prometheus.Counter
-	dropped      prometheus.Counter
+	dropped      *prometheus.CounterVec
+	// expired: given up after noticeMaxAge; refused: the mail server refused
+	// the notice for good (refusedError). Two values: the office and the case
+	// are in the log, not in labels.
+	expired, refused prometheus.Counter
 }
 
 func newNoticeMetrics() noticeMetrics {
 	attempts := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "amtsbote_mailbox_notice_attempts_total",
 		Help: "SMTP conversations of the mailbox's arrival notices by result: sent, or failed (retried with growing pauses, or dropped)."}, []string{"result"})
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "amtsbote_mailbox_notices_dropped_total",
+		Help: "Arrival notices given up, by reason: expired (7 days without a successful send) or refused (the mail server refused it for good, e.g. 550 for an unknown address). The office was not told by mail; the case is in its mailbox all the same."}, []string{"reason"})
 	return noticeMetrics{
 		attempts: attempts, sent: attempts.WithLabelValues("sent"), failed: attempts.WithLabelValues("failed"),
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "amtsbote_mailbox_notices_dropped_total",
-			Help: "Arrival notices given up after 7 days without a successful send: the office was not told by mail (the case is in its mailbox all the same)."}),
+		dropped: dropped, expired: dropped.WithLabelValues("expired"), refused: dropped.WithLabelValues("refused"),
 	}
 }
 
@@ -123,9 +129,20 @@ func (m *Mailbox) sendDue(ctx context.Context) time.Duration {
 		}
 		m.metrics.failed.Inc()
 		n.Attempts++
+		if refused := (*refusedError)(nil); errors.As(err, &refused) {
+			// The server said no for good: retried, the same notice gets the same
+			// answer for 7 days, and the office's wrong address hid in the log's
+			// retries for a week instead of reaching an alert the same hour.
+			m.metrics.refused.Inc()
+			m.log.Error("notice refused by the mail server; dropped", "submission", n.SubmissionID, "office", n.OfficeID, "attempts", n.Attempts, "err", err)
+			if err := m.db.noticeDone(n.Seq); err != nil {
+				m.log.Error("remove refused notice", "submission", n.SubmissionID, "err", err)
+			}
+			continue
+		}
 		if m.now().Sub(n.Created) > noticeMaxAge {
-			m.metrics.dropped.Inc()
-			m.log.Error("notice dropped after repeated failures", "submission", n.SubmissionID, "attempts", n.Attempts, "err", err)
+			m.metrics.expired.Inc()
+			m.log.Error("notice dropped after repeated failures", "submission", n.SubmissionID, "office", n.OfficeID, "attempts", n.Attempts, "err", err)
 			_ = m.db.noticeDone(n.Seq)
 			continue
 		}
@@ -209,23 +226,48 @@ func (m *Mailbox) sendMail(ctx context.Context, n notice) (err error) {
 	if err != nil {
 		return err
 	}
+	// A refusal of the sender is retried: the sender is the gateway's
+	// (mailbox.smtp.from, read at every attempt), and once the operator mends it
+	// the waiting notices go out. What follows concerns this notice alone.
 	if err := c.Mail(from); err != nil {
 		return err
 	}
 	if err := c.Rcpt(n.To); err != nil {
-		return err
+		return refusal(err)
 	}
 	w, err := c.Data()
 	if err != nil {
-		return err
+		return refusal(err)
 	}
 	if _, err := w.Write(m.message(n)); err != nil {
 		return err
 	}
 	if err := w.Close(); err != nil {
-		return err
+		return refusal(err)
 	}
 	return c.Quit()
+}
+
+// refusedError is an SMTP server's permanent refusal of one notice: a 5xx
+// reply to its recipient (RCPT TO), to DATA or to its message. The notice's
+// address and text are fixed when it is queued, so a retry gets the same
+// answer (RFC 5321, 4.2.1: the same request must not be repeated); sendDue
+// drops it at once.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return e.err.Error() }
+func (e *refusedError) Unwrap() error { return e.err }
+
+// refusal marks err as a refusedError if the server's reply in it is
+// permanent. 552 stays temporary: RFC 5321 (4.5.3.1.10) has clients treat it
+// so after RCPT TO (too many recipients), and after the message it is a full
+// mailbox, which empties again. 4xx replies and network errors are retried.
+func refusal(err error) error {
+	var reply *textproto.Error
+	if errors.As(err, &reply) && reply.Code >= 500 && reply.Code < 600 && reply.Code != 552 {
+		return &refusedError{err: err}
+	}
+	return err
 }
 
 // addressLike matches what could be an e-mail address in an SMTP server's

@@ -3,8 +3,12 @@ package mailbox
 import (
 	"bufio"
 	"bytes"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/textproto"
 	"slices"
 	"strings"
 	"sync"
@@ -15,11 +19,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// refusingRelay is an office's mail relay that refuses every recipient the way
-// Postfix does, quoting the address (on two lines, as a multi-line reply): the
-// stand-in for a relay where mailpit will not do, since mailpit's refusal
-// (--smtp-allowed-recipients) does not quote the recipient.
-func refusingRelay(t *testing.T) string {
+// refusingRelay is an office's mail relay that refuses the way Postfix does,
+// quoting the address (on two lines, as a multi-line reply): the stand-in for
+// a relay where mailpit will not do, since mailpit's refusal
+// (--smtp-allowed-recipients) does not quote the recipient, is always
+// permanent and only of the recipient. It refuses at stage — "MAIL" the
+// sender, "RCPT" the recipient, "DATA" the message once sent — with the reply
+// code: "550" refuses for good, "450" for now (Postfix with soft_bounce, or a
+// recipient it cannot verify yet).
+func refusingRelay(t *testing.T, stage, code string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -53,12 +61,32 @@ func refusingRelay(t *testing.T) string {
 					case strings.HasPrefix(cmd, "EHLO"), strings.HasPrefix(cmd, "HELO"):
 						say("250-relay.amt.example")
 						say("250 8BITMIME")
+					case strings.HasPrefix(cmd, "MAIL FROM:") && stage == "MAIL":
+						from := strings.TrimPrefix(line[len("MAIL FROM:"):], " ")
+						say(code + " " + code[:1] + ".7.1 " + from + ": Sender address rejected: not owned by user postfach")
 					case strings.HasPrefix(cmd, "MAIL FROM:"):
 						say("250 2.1.0 Ok")
-					case strings.HasPrefix(cmd, "RCPT TO:"):
+					case strings.HasPrefix(cmd, "RCPT TO:") && stage == "RCPT":
 						to := strings.TrimPrefix(line[len("RCPT TO:"):], " ")
-						say("550-5.1.1 " + to + ": Recipient address rejected: User unknown in virtual mailbox table")
-						say("550 5.1.1 Contact postmaster@amt.example about " + strings.Trim(to, "<>"))
+						status := code[:1] + ".1.1"
+						say(code + "-" + status + " " + to + ": Recipient address rejected: User unknown in virtual mailbox table")
+						say(code + " " + status + " Contact postmaster@amt.example about " + strings.Trim(to, "<>"))
+					case cmd == "DATA":
+						say("354 End data with <CR><LF>.<CR><LF>")
+						for {
+							l, err := r.ReadString('\n')
+							if err != nil {
+								return
+							}
+							if l == ".\r\n" {
+								break
+							}
+						}
+						if stage == "DATA" {
+							say(code + " " + code[:1] + ".7.1 Message content rejected")
+						} else {
+							say("250 2.0.0 Ok: queued")
+						}
 					case cmd == "QUIT":
 						say("221 2.0.0 Bye")
 						return
@@ -116,11 +144,12 @@ func (s *syncBuffer) String() string {
 
 // TestRefusedNoticeLogsNoAddress: a relay that refuses the notice address
 // quotes it in its reply, and net/smtp's error carries the reply. The log
-// lines of the retries and of the drop after 7 days keep the SMTP code and the
-// reply's sense but hold no e-mail address (before, they held the clerk's), and
-// the drop is counted for an alert, not only logged.
+// lines of the retries of a refusal for now (450) and of the drop after 7 days
+// keep the SMTP code and the reply's sense but hold no e-mail address (before,
+// they held the clerk's), and the drop is counted for an alert, not only
+// logged. TestPermanentRefusalDropsTheNoticeAtOnce has the 550.
 func TestRefusedNoticeLogsNoAddress(t *testing.T) {
-	relay := refusingRelay(t)
+	relay := refusingRelay(t, "RCPT", "450")
 	var logs syncBuffer
 	var ahead atomic.Int64 // how far the mailbox's clock is ahead of the real one
 	reg := prometheus.NewRegistry()
@@ -133,10 +162,7 @@ func TestRefusedNoticeLogsNoAddress(t *testing.T) {
 		noticeBackoffMax: 100 * time.Millisecond,
 		smtpTimeout:      5 * time.Second,
 	})
-	const dropped, failed, sent = "amtsbote_mailbox_notices_dropped_total", "amtsbote_mailbox_notice_attempts_total result=failed", "amtsbote_mailbox_notice_attempts_total result=sent"
-	metrics := func() map[string]float64 {
-		return series(t, reg, "amtsbote_mailbox_notices_dropped_total", "amtsbote_mailbox_notice_attempts_total")
-	}
+	metrics := func() map[string]float64 { return noticeSeries(t, reg) }
 	e.receiveHandedOver(t, officeDresden)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -149,7 +175,7 @@ func TestRefusedNoticeLogsNoAddress(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if m := metrics(); len(m) != 3 || m[dropped] != 0 || m[failed] < 2 {
+	if m := metrics(); len(m) != 4 || m[droppedExpired] != 0 || m[droppedRefused] != 0 || m[attemptsFailed] < 2 {
 		t.Fatalf("before the 7 days are up: %v", m)
 	}
 
@@ -170,12 +196,158 @@ func TestRefusedNoticeLogsNoAddress(t *testing.T) {
 	}
 	for _, line := range strings.Split(out, "\n") {
 		if (strings.Contains(line, "notice not sent") || strings.Contains(line, "notice dropped")) &&
-			!strings.Contains(line, `err="550 \"5.1.1 <…>: Recipient address rejected: User unknown in virtual mailbox table`) {
+			!strings.Contains(line, `err="450 \"4.1.1 <…>: Recipient address rejected: User unknown in virtual mailbox table`) {
 			t.Errorf("the refusal lost its code or sense: %s", line)
 		}
 	}
-	if m := metrics(); m[dropped] != 1 || m[failed] < 3 || m[sent] != 0 {
-		t.Errorf("after the drop: %v; want 1 dropped, at least 3 failed attempts, none sent", m)
+	if m := metrics(); m[droppedExpired] != 1 || m[droppedRefused] != 0 || m[attemptsFailed] < 3 || m[attemptsSent] != 0 {
+		t.Errorf("after the drop: %v; want 1 dropped as expired, at least 3 failed attempts, none sent", m)
+	}
+}
+
+// The series of the notice counters as noticeSeries names them.
+const (
+	droppedExpired = "amtsbote_mailbox_notices_dropped_total reason=expired"
+	droppedRefused = "amtsbote_mailbox_notices_dropped_total reason=refused"
+	attemptsFailed = "amtsbote_mailbox_notice_attempts_total result=failed"
+	attemptsSent   = "amtsbote_mailbox_notice_attempts_total result=sent"
+)
+
+func noticeSeries(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	return series(t, reg, "amtsbote_mailbox_notices_dropped_total", "amtsbote_mailbox_notice_attempts_total")
+}
+
+// TestPermanentRefusalDropsTheNoticeAtOnce: a mail server that refuses the
+// notice's recipient for good (550) gets no second try. Before, the notice was
+// retried for 7 days like one refused for now, and a clerk's notice to a wrong
+// address hid in the log's retries for a week; now it is dropped after the
+// first answer, counted (reason "refused", for the alert
+// AmtsboteMailNoticeRefused) and logged with the office, without the address.
+// Against mailpit (a real server's 550) and against the relay that quotes the
+// address in its refusal.
+func TestPermanentRefusalDropsTheNoticeAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		relay func(t *testing.T) string
+		reply string
+	}{
+		{"mailpit", func(t *testing.T) string {
+			addr := freeAddr(t)
+			startMailpit(t, mailpitBinary(t), addr, "--smtp-allowed-recipients", `^somebody-else@amt\.example$`)
+			return addr
+		}, `err="550 \"5.1.0 Requested action not taken: mailbox unavailable`},
+		{"relay quoting the address", func(t *testing.T) string { return refusingRelay(t, "RCPT", "550") },
+			`err="550 \"5.1.1 <…>: Recipient address rejected: User unknown in virtual mailbox table`},
+		{"the message refused", func(t *testing.T) string { return refusingRelay(t, "DATA", "554") },
+			`err="554 \"5.7.1 Message content rejected`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := tc.relay(t)
+			var logs syncBuffer
+			reg := prometheus.NewRegistry()
+			e := startBrokerEnv(t, t.TempDir(), Options{
+				SMTP:             SMTPConfig{Addr: addr, From: "Behördenpostfach <postfach@gateway.example>"},
+				Logger:           slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+				Registerer:       reg,
+				noticeBackoff:    50 * time.Millisecond,
+				noticeBackoffMax: 100 * time.Millisecond,
+				smtpTimeout:      5 * time.Second,
+			})
+			e.receiveHandedOver(t, officeDresden)
+			// Dropped, or retried (the old way: within 50 ms, long before the
+			// deadline), whichever comes first.
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				ob := e.mb.outbox(t)
+				if len(ob) == 1 && ob[0].Attempts > 0 {
+					t.Fatalf("a notice refused for good is kept for another try: outbox %+v\n%s", ob, logs.String())
+				}
+				if len(ob) == 0 && strings.Contains(logs.String(), "notice refused by the mail server; dropped") {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("notice not dropped: outbox %+v\n%s", ob, logs.String())
+				}
+			}
+			out := logs.String()
+			if strings.Contains(out, "@") {
+				t.Errorf("the log holds an e-mail address:\n%s", out)
+			}
+			if strings.Contains(out, "will retry") {
+				t.Errorf("a refusal for good was retried:\n%s", out)
+			}
+			for _, line := range strings.Split(out, "\n") {
+				if strings.Contains(line, "notice refused") &&
+					(!strings.Contains(line, tc.reply) || !strings.Contains(line, "office="+officeDresden) || !strings.Contains(line, "attempts=1")) {
+					t.Errorf("the drop's log line lacks the reply, the office or the count: %s", line)
+				}
+			}
+			if m := noticeSeries(t, reg); m[droppedRefused] != 1 || m[droppedExpired] != 0 || m[attemptsFailed] != 1 || m[attemptsSent] != 0 {
+				t.Errorf("metrics %v; want one attempt, failed, and one notice dropped as refused", m)
+			}
+		})
+	}
+}
+
+// TestRefusalForNowIsRetried: what a retry can mend is retried, as before —
+// a refusal for now (450); a 552 after the recipient, which RFC 5321
+// (4.5.3.1.10) has clients take as 452; and a refusal of the sender, which is
+// the gateway's (mailbox.smtp.from): mended by the operator, the waiting
+// notices go out. None of them is dropped before the 7 days.
+func TestRefusalForNowIsRetried(t *testing.T) {
+	for _, tc := range []struct{ stage, code string }{{"RCPT", "450"}, {"RCPT", "552"}, {"MAIL", "553"}} {
+		t.Run(tc.stage+" "+tc.code, func(t *testing.T) {
+			var logs syncBuffer
+			reg := prometheus.NewRegistry()
+			e := startBrokerEnv(t, t.TempDir(), Options{
+				SMTP:             SMTPConfig{Addr: refusingRelay(t, tc.stage, tc.code), From: "Behördenpostfach <postfach@gateway.example>"},
+				Logger:           slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+				Registerer:       reg,
+				noticeBackoff:    50 * time.Millisecond,
+				noticeBackoffMax: 100 * time.Millisecond,
+				smtpTimeout:      5 * time.Second,
+			})
+			e.receiveHandedOver(t, officeDresden)
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				ob := e.mb.outbox(t)
+				if len(ob) == 1 && ob[0].Attempts >= 2 {
+					break
+				}
+				if len(ob) == 0 || time.Now().After(deadline) {
+					t.Fatalf("notice not retried: outbox %+v\n%s", ob, logs.String())
+				}
+			}
+			if m := noticeSeries(t, reg); m[droppedRefused] != 0 || m[droppedExpired] != 0 || m[attemptsFailed] < 2 {
+				t.Errorf("metrics %v; want failed attempts and nothing dropped", m)
+			}
+			if out := logs.String(); strings.Contains(out, "@") || !strings.Contains(out, `err="`+tc.code+` \"`) {
+				t.Errorf("the log holds an address or lacks the reply:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestRefusalIsPermanentOnlyFor5xx: which errors of the notice's own steps
+// (RCPT TO, DATA, the message) drop it at once.
+func TestRefusalIsPermanentOnlyFor5xx(t *testing.T) {
+	for _, tc := range []struct {
+		err       error
+		permanent bool
+	}{
+		{&textproto.Error{Code: 550, Msg: "5.1.1 unknown"}, true},
+		{&textproto.Error{Code: 553, Msg: "5.1.3 bad address syntax"}, true},
+		{&textproto.Error{Code: 554, Msg: "5.7.1 rejected"}, true},
+		{fmt.Errorf("wrapped: %w", &textproto.Error{Code: 551, Msg: "5.1.6 moved"}), true},
+		{&textproto.Error{Code: 552, Msg: "5.2.2 mailbox full"}, false},
+		{&textproto.Error{Code: 450, Msg: "4.2.1 try later"}, false},
+		{&textproto.Error{Code: 421, Msg: "4.3.2 shutting down"}, false},
+		{io.ErrUnexpectedEOF, false},
+		{&net.OpError{Op: "read", Err: errors.New("connection reset by peer")}, false},
+	} {
+		var refused *refusedError
+		if got := errors.As(withoutAddresses(refusal(tc.err)), &refused); got != tc.permanent {
+			t.Errorf("%v: permanent %v, want %v", tc.err, got, tc.permanent)
+		}
 	}
 }
 

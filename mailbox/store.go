@@ -289,6 +289,9 @@ type notice struct {
 	Created      time.Time `json:"created"`
 	Attempts     int       `json:"attempts"`
 	NextAt       time.Time `json:"nextAt"`
+	// OfficeID names the office in the log lines of a notice that fails (the
+	// address must not be there); empty in notices queued before it was kept.
+	OfficeID string `json:"officeId,omitempty"`
 }
 
 func seqKey(n uint64) []byte {
