@@ -13,7 +13,6 @@ import (
 	"net/mail"
 	"net/smtp"
 	"net/textproto"
-	"regexp"
 	"strings"
 	"time"
 
@@ -270,20 +269,214 @@ func refusal(err error) error {
 	return err
 }
 
-// addressLike matches what could be an e-mail address in an SMTP server's
-// reply: a run of characters around an "@" up to a space, bracket, quote,
-// comma, colon or semicolon, with a quoted local part ("anna schmidt"@…) as a
-// whole. Every "@" is in a match, an address or not: a reply holds nothing
-// else with an "@" worth keeping, and a missed address would be a leak.
-// A comment in the local part ("anna(work)schmidt@…", RFC 5322) is part of it:
-// without the alternative, "anna(work)" stayed in the log.
-var addressLike = regexp.MustCompile(`(?:"[^"]*"|\([^()]*\)|[^\s<>()\[\],;:"'])*@[^\s<>()\[\],;:"']*`)
-
 // redactAddresses replaces everything address-like in s by "…", keeping the
 // rest: "550 5.1.1 <anna.schmidt@amt.example>: Recipient address rejected"
 // becomes "550 5.1.1 <…>: Recipient address rejected".
+//
+// Address-like is the run of characters around an "@" up to a space, bracket,
+// quote, comma, colon or semicolon, with a quoted local part ("anna
+// schmidt"@…) as a whole, and with the RFC 5322 comments of an address: in
+// the local part ("anna(work)schmidt@…"), between it and the "@" and after
+// the "@" ("anna (work) @(x)amt.example", comments and the white space around
+// them), in the domain, and one after the address ("anna@amt.example (Anna
+// Schmidt)", the old form of a display name). Comments nest and may hold
+// quoted pairs ("(a\)b)"). Every "@" is in a redacted run, an address or not:
+// a reply holds nothing else with an "@" worth keeping, and a missed address
+// would be a leak. A regular expression covered comments without nesting,
+// quoted pairs or white space beside them, and "anna (work) @…" or
+// "anna(a(b)c)schmidt@…" kept the name in the log.
 func redactAddresses(s string) string {
-	return addressLike.ReplaceAllLiteralString(s, "…")
+	if strings.IndexByte(s, '@') < 0 {
+		return s
+	}
+	var b strings.Builder
+	last := 0 // s[:last] is written
+	for at := 0; at < len(s); at++ {
+		if s[at] != '@' {
+			continue
+		}
+		// Each side is read at most maxAddressSpan bytes far, so that a long
+		// reply of "@(" (unclosed comments) costs linear time, not quadratic.
+		lo, hi := max(last, at-maxAddressSpan), min(len(s), at+maxAddressSpan)
+		start, end := lo+localStart(s[lo:], at-lo), domainEnd(s[:hi], at)
+		b.WriteString(s[last:start])
+		b.WriteString("…")
+		last, at = end, end-1
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+// maxAddressSpan bounds how far from its "@" an address is looked for: a
+// mailbox has at most 254 bytes (RFC 5321, 4.5.3.1), the rest is room for
+// comments.
+const maxAddressSpan = 512
+
+// addressStop reports whether c ends an address-like run: white space, the
+// brackets and quotes replies put around addresses, and the separators
+// between them. Every other byte (UTF-8 of a non-ASCII name too) is taken as
+// part of an address.
+func addressStop(c byte) bool { return strings.IndexByte(" \t\n\f\r<>()[],;:\"'", c) >= 0 }
+
+func isSpace(c byte) bool { return strings.IndexByte(" \t\n\f\r", c) >= 0 }
+
+// localStart is where the local part before the "@" at s[at] begins, with the
+// comments and white space between them.
+func localStart(s string, at int) int {
+	start := at
+	for { // comments between the local part and the "@", with white space around
+		k := start
+		for k > 0 && isSpace(s[k-1]) {
+			k--
+		}
+		if k == 0 || s[k-1] != ')' {
+			break
+		}
+		open := commentBefore(s, k)
+		if open < 0 {
+			break
+		}
+		start = open
+		j := open
+		for j > 0 && isSpace(s[j-1]) {
+			j--
+		}
+		if j == open || j == 0 || addressStop(s[j-1]) && s[j-1] != '"' && s[j-1] != ')' {
+			break // white space with no local part before it stays
+		}
+		start = j
+	}
+	for start > 0 {
+		switch c := s[start-1]; {
+		case c == ')':
+			open := commentBefore(s, start)
+			if open < 0 {
+				return start
+			}
+			start = open
+		case c == '"':
+			// To the quote before: a quoted local part, also in a reply that
+			// net/textproto quoted again (<\"anna schmidt\"@…>).
+			q := strings.LastIndexByte(s[:start-1], '"')
+			if q < 0 {
+				return start
+			}
+			start = q
+		case !addressStop(c):
+			start--
+		default:
+			return start
+		}
+	}
+	return start
+}
+
+// domainEnd is where the address whose "@" is at s[at] ends: its domain, the
+// comments in it and beside it, and one comment after it.
+func domainEnd(s string, at int) int {
+	end := at + 1
+	for { // comments between the "@" and the domain, with white space around
+		k := end
+		for k < len(s) && isSpace(s[k]) {
+			k++
+		}
+		if k == len(s) || s[k] != '(' {
+			break
+		}
+		close := commentAfter(s, k)
+		if close < 0 {
+			break
+		}
+		end = close
+		j := close
+		for j < len(s) && isSpace(s[j]) {
+			j++
+		}
+		if j == close || j == len(s) || addressStop(s[j]) && s[j] != '(' {
+			break
+		}
+		end = j
+	}
+	for end < len(s) {
+		if s[end] == '(' {
+			close := commentAfter(s, end)
+			if close < 0 {
+				break
+			}
+			end = close
+			continue
+		}
+		if addressStop(s[end]) {
+			break
+		}
+		end++
+	}
+	for { // comments after the address
+		k := end
+		for k < len(s) && isSpace(s[k]) {
+			k++
+		}
+		if k == len(s) || s[k] != '(' {
+			return end
+		}
+		close := commentAfter(s, k)
+		if close < 0 {
+			return end
+		}
+		end = close
+	}
+}
+
+// commentBefore is the index of the "(" that opens the comment ending with the
+// ")" at s[end-1], or -1 if it is not closed there.
+func commentBefore(s string, end int) int {
+	depth := 0
+	for k := end - 1; k >= 0; k-- {
+		if escaped(s, k) {
+			k-- // a quoted pair: its backslash too
+			continue
+		}
+		switch s[k] {
+		case ')':
+			depth++
+		case '(':
+			depth--
+			if depth == 0 {
+				return k
+			}
+		}
+	}
+	return -1
+}
+
+// commentAfter is the index just after the ")" that closes the comment opened
+// at s[start], or -1 if it is not closed.
+func commentAfter(s string, start int) int {
+	depth := 0
+	for k := start; k < len(s); k++ {
+		switch s[k] {
+		case '\\':
+			k++ // a quoted pair
+		case '(':
+			depth++
+		case ')':
+			depth--
+			if depth == 0 {
+				return k + 1
+			}
+		}
+	}
+	return -1
+}
+
+// escaped reports whether s[k] is the second byte of a quoted pair: after an
+// odd number of backslashes.
+func escaped(s string, k int) bool {
+	n := 0
+	for k-n > 0 && s[k-n-1] == '\\' {
+		n++
+	}
+	return n%2 == 1
 }
 
 // smtpError is an SMTP conversation's error with the addresses taken out of its

@@ -369,6 +369,22 @@ func TestRedactAddresses(t *testing.T) {
 		"550 5.1.1 Empfänger <jürgen.müller@stadt-görlitz.example> ist unbekannt": "550 5.1.1 Empfänger <…> ist unbekannt",
 		"550 5.1.1 <anna(work)schmidt@amt.example>: rejected":                     "550 5.1.1 <…>: rejected",
 		"550 5.1.1 (see policy) <anna@amt.example>":                               "550 5.1.1 (see policy) <…>",
+		// Comments (RFC 5322) are part of the address wherever they stand:
+		// nested, with quoted pairs, beside the "@" with white space, in the
+		// domain, and the old display name after the address.
+		"550 5.1.1 anna(work)@amt.example: rejected":                "550 5.1.1 …: rejected",
+		"550 5.1.1 <anna(a(b)c)schmidt@amt.example>: rejected":      "550 5.1.1 <…>: rejected",
+		`550 5.1.1 <anna(x\)y)schmidt@amt.example>: rejected`:       "550 5.1.1 <…>: rejected",
+		"550 5.1.1 anna (work) @amt.example: rejected":              "550 5.1.1 …: rejected",
+		"550 5.1.1 anna.schmidt(work)\t@ (x) amt.example: rejected": "550 5.1.1 …: rejected",
+		"550 5.1.1 anna@(work)amt.example: rejected":                "550 5.1.1 …: rejected",
+		"550 5.1.1 anna@amt.(work)example rejected":                 "550 5.1.1 … rejected",
+		"550 5.1.1 anna@amt.example (Anna Schmidt) unknown":         "550 5.1.1 … unknown",
+		"550 5.1.1 <anna@amt.example> (see policy)":                 "550 5.1.1 <…> (see policy)",
+		"550 5.1.1 unknown (anna@amt.example)":                      "550 5.1.1 unknown (…)",
+		"550 5.1.1 see (policy) anna@amt.example":                   "550 5.1.1 see (policy) …",
+		"550 5.1.1 unclosed (anna@amt.example":                      "550 5.1.1 unclosed (…",
+		"550 5.1.1 anna@amt.example(unclosed":                       "550 5.1.1 …(unclosed",
 	} {
 		got := redactAddresses(in)
 		if got != want || strings.Contains(got, "@") {
