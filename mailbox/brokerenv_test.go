@@ -53,9 +53,20 @@ func (receiptStub) SignDelivery(s *submission.Submission, ch string, c submissio
 // "lars-passwort").
 func startBrokerEnv(t *testing.T, dir string, opts Options) *brokerEnv {
 	t.Helper()
+	return startBrokerEnvOver(t, dir, opts, nil)
+}
+
+// startBrokerEnvOver is startBrokerEnv with the broker's store seen through
+// wrap (if not nil), e.g. one that counts the reads.
+func startBrokerEnvOver(t *testing.T, dir string, opts Options, wrap func(store.Store) store.Store) *brokerEnv {
+	t.Helper()
 	db, err := store.Open(dir+"/store", store.Options{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	var st store.Store = db
+	if wrap != nil {
+		st = wrap(db)
 	}
 	bs, err := bus.Start(context.Background(), bus.Options{StoreDir: dir + "/js", MaxMemory: 64 << 20, MaxStore: 256 << 20})
 	if err != nil {
@@ -79,7 +90,7 @@ func startBrokerEnv(t *testing.T, dir string, opts Options) *brokerEnv {
 	}
 	cfg := broker.Config{Workers: 2, MaxAttempts: 3, BackoffBase: 50 * time.Millisecond, BackoffMax: time.Second,
 		AttemptTimeout: 5 * time.Second, ConfirmEvery: 200 * time.Millisecond, ExclusiveConsumer: true}
-	b := broker.New(cfg, db, bs.JS, reg, chans, receiptStub{}, log, nil)
+	b := broker.New(cfg, st, bs.JS, reg, chans, receiptStub{}, log, nil)
 	opts.Desk = b
 	opts.DataDir = dir + "/mailbox"
 	opts.Users = append(opts.Users,

@@ -961,10 +961,6 @@ func (m *Mailbox) inbox(w http.ResponseWriter, r *http.Request, s session) {
 		m.deskError(w, r, s, err, "list submissions")
 		return
 	}
-	ids := make([]string, len(pg.Items))
-	for i, it := range pg.Items {
-		ids[i] = it.ID
-	}
 	for _, it := range pg.Items {
 		p.Rows = append(p.Rows, row{S: it, Done: it.Processed})
 	}

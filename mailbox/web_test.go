@@ -24,6 +24,7 @@ import (
 	"github.com/amtsbote/amtsbote/formview"
 	"github.com/amtsbote/amtsbote/internal/constscan"
 	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -1437,5 +1438,104 @@ func TestCaseOnItsWayToTheOfficesSystemIsNotOpenedByLooking(t *testing.T) {
 	}
 	if page := c.get("/postfach/s/im-ordner").Body.String(); strings.Contains(page, "übernehmen") || !delivered("im-ordner") {
 		t.Errorf("a case folder already written: the page offers a takeover, or did not open it")
+	}
+}
+
+// countingStore is the broker's real store, counting the records read by id
+// while on: a Get, and each record a walk hands on.
+type countingStore struct {
+	store.Store
+	mu    sync.Mutex
+	on    bool
+	reads map[string]int
+}
+
+func (c *countingStore) count(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.on {
+		c.reads[id]++
+	}
+}
+
+func (c *countingStore) Get(id string) (*submission.Submission, error) {
+	c.count(id)
+	return c.Store.Get(id)
+}
+
+func (c *countingStore) WalkOffice(officeID, after string, fn func(*submission.Submission) bool) error {
+	return c.Store.WalkOffice(officeID, after, func(s *submission.Submission) bool {
+		c.count(s.ID)
+		return fn(s)
+	})
+}
+
+func (c *countingStore) Scan(fn func(*submission.Submission) bool) error {
+	return c.Store.Scan(func(s *submission.Submission) bool {
+		c.count(s.ID)
+		return fn(s)
+	})
+}
+
+// during counts the reads of f.
+func (c *countingStore) during(f func()) map[string]int {
+	c.mu.Lock()
+	c.on, c.reads = true, map[string]int{}
+	c.mu.Unlock()
+	f()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.on = false
+	return c.reads
+}
+
+// TestInboxReadsEachRecordOnce: an inbox page reads each case it lists once
+// from the store (and the one after the page, which tells that a next page
+// exists), whatever its filter: the inbox used to look each listed case up a
+// second time (the "erledigt" marks, a11312f). The cases are decided, so that
+// no delivery check of the broker reads them beside the page.
+func TestInboxReadsEachRecordOnce(t *testing.T) {
+	var cs *countingStore
+	e := startBrokerEnvOver(t, t.TempDir(), Options{}, func(db store.Store) store.Store {
+		cs = &countingStore{Store: db}
+		return cs
+	})
+	var ids []string
+	for range pageSize + 3 {
+		ids = append(ids, e.receiveExample(t, officeDresden).ID)
+	}
+	for _, id := range ids {
+		e.waitState(t, id, submission.StateHandedOver)
+		if _, err := e.b.Confirm(t.Context(), officeDresden, id, broker.Pickup{Channel: channel.Mailbox, Receiver: "test"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.b.Decide(t.Context(), officeDresden, id, broker.Decision{Outcome: broker.OutcomeAccepted, Actor: "test", Channel: channel.Mailbox}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := e.login(t, "anna", "anna-passwort")
+	for _, page := range []string{"?status=alle", "?status=angenommen", "?status=alle&nach=" + ids[pageSize-1] + "&seite=2", "?status=alle&q=" + url.QueryEscape(paket.ExampleServiceName)} {
+		var body string
+		reads := cs.during(func() {
+			r := c.get("/postfach/" + page)
+			if r.Code != http.StatusOK {
+				t.Fatalf("%s: %d", page, r.Code)
+			}
+			body = r.Body.String()
+		})
+		listed := strings.Count(body, `href="s/`)
+		if listed == 0 {
+			t.Fatalf("%s lists nothing", page)
+		}
+		total := 0
+		for id, n := range reads {
+			total += n
+			if n > 1 {
+				t.Errorf("%s: case %s read %d times", page, id, n)
+			}
+		}
+		if total > listed+1 {
+			t.Errorf("%s: %d records read for %d listed", page, total, listed)
+		}
 	}
 }
