@@ -13,6 +13,7 @@ import (
 	"net/mail"
 	"net/smtp"
 	"net/textproto"
+	"regexp"
 	"strings"
 	"time"
 
@@ -261,12 +262,30 @@ func (e *refusedError) Unwrap() error { return e.err }
 // permanent. 552 stays temporary: RFC 5321 (4.5.3.1.10) has clients treat it
 // so after RCPT TO (too many recipients), and after the message it is a full
 // mailbox, which empties again. 4xx replies and network errors are retried.
+//
+// So is a 5xx whose enhanced status code (RFC 3463) is of the classes that
+// speak of the sending system rather than of this notice: 5.7 security or
+// policy ("554 5.7.1 Relay access denied" to a gateway that does not log in,
+// "530 5.7.0 Authentication required") and 5.3 mail system. Such a refusal
+// comes for every notice alike; dropping each would lose all offices'
+// notices to one setting the operator mends in minutes, after which the
+// waiting ones go out (alert AmtsboteMailNoticesFailing meanwhile).
 func refusal(err error) error {
 	var reply *textproto.Error
-	if errors.As(err, &reply) && reply.Code >= 500 && reply.Code < 600 && reply.Code != 552 {
+	if errors.As(err, &reply) && reply.Code >= 500 && reply.Code < 600 && reply.Code != 552 && !aboutTheSender(reply.Msg) {
 		return &refusedError{err: err}
 	}
 	return err
+}
+
+// enhancedStatus is an RFC 3463 status code at the start of a reply's text.
+var enhancedStatus = regexp.MustCompile(`^\s*5\.([0-9]{1,3})\.[0-9]{1,3}\b`)
+
+// aboutTheSender reports whether a 5xx reply's enhanced status code is of class
+// 5.7 (security or policy) or 5.3 (mail system): see refusal.
+func aboutTheSender(msg string) bool {
+	m := enhancedStatus.FindStringSubmatch(msg)
+	return m != nil && (m[1] == "7" || m[1] == "3")
 }
 
 // redactAddresses replaces everything address-like in s by "…", keeping the

@@ -26,7 +26,8 @@ import (
 // permanent and only of the recipient. It refuses at stage — "MAIL" the
 // sender, "RCPT" the recipient, "DATA" the message once sent — with the reply
 // code: "550" refuses for good, "450" for now (Postfix with soft_bounce, or a
-// recipient it cannot verify yet).
+// recipient it cannot verify yet). "DATA-policy" refuses the message with a
+// security or policy status (5.7.1), as a content filter does.
 func refusingRelay(t *testing.T, stage, code string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -82,9 +83,12 @@ func refusingRelay(t *testing.T, stage, code string) string {
 								break
 							}
 						}
-						if stage == "DATA" {
-							say(code + " " + code[:1] + ".7.1 Message content rejected")
-						} else {
+						switch stage {
+						case "DATA":
+							say(code + " " + code[:1] + ".6.0 Message content rejected")
+						case "DATA-policy":
+							say(code + " " + code[:1] + ".7.1 Message refused by policy")
+						default:
 							say("250 2.0.0 Ok: queued")
 						}
 					case cmd == "QUIT":
@@ -240,7 +244,7 @@ func TestPermanentRefusalDropsTheNoticeAtOnce(t *testing.T) {
 		{"relay quoting the address", func(t *testing.T) string { return refusingRelay(t, "RCPT", "550") },
 			`err="550 \"5.1.1 <…>: Recipient address rejected: User unknown in virtual mailbox table`},
 		{"the message refused", func(t *testing.T) string { return refusingRelay(t, "DATA", "554") },
-			`err="554 \"5.7.1 Message content rejected`},
+			`err="554 \"5.6.0 Message content rejected`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := tc.relay(t)
@@ -295,7 +299,7 @@ func TestPermanentRefusalDropsTheNoticeAtOnce(t *testing.T) {
 // the gateway's (mailbox.smtp.from): mended by the operator, the waiting
 // notices go out. None of them is dropped before the 7 days.
 func TestRefusalForNowIsRetried(t *testing.T) {
-	for _, tc := range []struct{ stage, code string }{{"RCPT", "450"}, {"RCPT", "552"}, {"MAIL", "553"}} {
+	for _, tc := range []struct{ stage, code string }{{"RCPT", "450"}, {"RCPT", "552"}, {"MAIL", "553"}, {"DATA-policy", "554"}} {
 		t.Run(tc.stage+" "+tc.code, func(t *testing.T) {
 			var logs syncBuffer
 			reg := prometheus.NewRegistry()
@@ -336,7 +340,12 @@ func TestRefusalIsPermanentOnlyFor5xx(t *testing.T) {
 	}{
 		{&textproto.Error{Code: 550, Msg: "5.1.1 unknown"}, true},
 		{&textproto.Error{Code: 553, Msg: "5.1.3 bad address syntax"}, true},
-		{&textproto.Error{Code: 554, Msg: "5.7.1 rejected"}, true},
+		{&textproto.Error{Code: 554, Msg: "5.6.0 message content rejected"}, true},
+		{&textproto.Error{Code: 550, Msg: "mailbox unavailable"}, true},
+		// The gateway's own setup, the same for every notice: retried.
+		{&textproto.Error{Code: 554, Msg: "5.7.1 Relay access denied"}, false},
+		{&textproto.Error{Code: 530, Msg: "5.7.0 Authentication required"}, false},
+		{&textproto.Error{Code: 550, Msg: "5.3.2 system not accepting network messages"}, false},
 		{fmt.Errorf("wrapped: %w", &textproto.Error{Code: 551, Msg: "5.1.6 moved"}), true},
 		{&textproto.Error{Code: 552, Msg: "5.2.2 mailbox full"}, false},
 		{&textproto.Error{Code: 450, Msg: "4.2.1 try later"}, false},
