@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -201,5 +203,84 @@ func TestDiskFullIsNotReady(t *testing.T) {
 	})
 	if res, err := f.portal.Submit(ctx, f.example()); err != nil || res.Status != http.StatusCreated {
 		t.Fatalf("after space returned: %v %+v", err, res)
+	}
+}
+
+// TestNearlyFullDiskStaysNotReady: on a nearly full disk a small commit fits
+// where a larger one did not, and /readyz followed the latest commit: 503 and
+// 200 in turn, and a load balancer took the node out and back with each. Once
+// refused, the node stays not ready — through commits that succeed and through
+// test writes that succeed — until the disk has room again above where it
+// refused (a twentieth of this 24 MiB disk, as that is less than a package of
+// the largest size).
+func TestNearlyFullDiskStaysNotReady(t *testing.T) {
+	data := smallFS(t, "24m")
+	var logs testenv.Buffer
+	f := startLogged(t, slog.New(slog.NewTextHandler(&logs, nil)), func(c *config.Config) { c.DataDir = data })
+	ctx := context.Background()
+	if res, err := f.portal.Submit(ctx, f.example()); err != nil || !res.Accepted() {
+		t.Fatalf("submit before: %v %+v", err, res)
+	}
+	filler := filepath.Join(data, "filler")
+	fill(t, filler)
+	refused := false
+	for i := 0; i < 20 && !refused; i++ { // bbolt may still have free pages for a few
+		res, err := f.portal.Submit(ctx, f.example())
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused = res.Status == http.StatusServiceUnavailable
+	}
+	if !refused {
+		t.Fatal("the disk never got full enough to refuse a package")
+	}
+	if code, _ := readyStatus(t, f.g.URL()); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz with commits refused: %d", code)
+	}
+
+	// A little room, less than the node needs to come back: packages fit again.
+	fi, err := os.Stat(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filler, fi.Size()-640<<10); err != nil {
+		t.Fatal(err)
+	}
+	accepted := false
+	for i := 0; i < 20 && !accepted; i++ {
+		res, err := f.portal.Submit(ctx, f.example())
+		if err != nil {
+			t.Fatal(err)
+		}
+		accepted = res.Status == http.StatusCreated
+	}
+	if !accepted {
+		t.Fatal("no package fitted into the room made")
+	}
+	if code, _ := readyStatus(t, f.g.URL()); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz after one commit fitted on a nearly full disk: %d, want 503 until there is room", code)
+	}
+	// The gateway's own test writes succeed too, and still the room is short.
+	waitFor(t, "the test writes to succeed", func() bool { return strings.Contains(logs.String(), "has little room") })
+	resp, err := http.Get(f.g.URL() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct{ Detail string }
+	err = json.NewDecoder(resp.Body).Decode(&p)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(p.Detail, "no space left on device") || !strings.Contains(p.Detail, "more room") {
+		t.Fatalf("/readyz with writes succeeding but little room: %d %+v %v", resp.StatusCode, p, err)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ready again once the room is back", func() bool {
+		code, st := readyStatus(t, f.g.URL())
+		return code == http.StatusOK && st == "ready"
+	})
+	if n := strings.Count(logs.String(), "the data disk refuses writes"); n != 1 {
+		t.Fatalf("%d log lines that the disk refuses writes for one outage:\n%s", n, logs.String())
 	}
 }

@@ -88,6 +88,9 @@ type Gateway struct {
 	// storeDown is why the cluster's store did not answer the last probe, nil
 	// while it does (cluster mode only; watchStore).
 	storeDown atomic.Pointer[error]
+	// disk keeps a single node not ready from a refused write until its data
+	// disk takes writes again with room to spare (disk.go).
+	disk diskGate
 	// receipts signs the receipts; its Valid is the signing certificate's
 	// validity now (checkCertificate).
 	receipts broker.GatewaySigner
