@@ -96,9 +96,9 @@ func (s *Server) submitMultipart(w http.ResponseWriter, r *http.Request, params 
 	// A repeat, its parts unread: a portal's package whose signature was checked
 	// again, so the rest may be what its signed sizes declare (plus the parts'
 	// framing) — what its first upload was allowed, under the same progress rule.
-	CloseAfter(w, r)
+	httpbody.Refusing(w, r)
 	writeIntake(w, a)
-	drainUpload(rc, r, body, declaredBytes(a.Submission.Attachments)+uploadFraming, time.Time{})
+	drainUpload(w, r, body, declaredBytes(a.Submission.Attachments)+uploadFraming, time.Time{})
 }
 
 // uploadFraming is what the parts of a multipart/related upload may add to their
@@ -133,59 +133,26 @@ func startID(start string) string {
 // trip; one that sends everything first gets the answer if the rest fits.
 func (s *Server) failUpload(w http.ResponseWriter, r *http.Request, rc *http.ResponseController, body *progressReader, err error) {
 	_ = rc.SetWriteDeadline(time.Now().Add(s.opt.WriteTimeout))
-	CloseAfter(w, r)
+	httpbody.Refusing(w, r)
 	s.fail(w, r, err)
-	drainUpload(rc, r, body, s.opt.MaxBodyBytes, time.Now().Add(s.opt.UploadWindow))
+	drainUpload(w, r, body, s.opt.MaxBodyBytes, time.Now().Add(s.opt.UploadWindow))
 }
 
-// CloseAfter readies an answer sent before the request's body was read to its
-// end (call it before the header is written): on HTTP/1 the connection closes
-// with it (Connection: close), as the rest of the body may be left unread and the
-// next request could not be told from it. HTTP/2 ends the stream instead, and
-// forbids the header: there Go's server shut the whole connection down while the
-// client still uploaded, and curl got a 400 without its body (XTA, 2026-12-05).
-// The REST API's uploads and the XTA face answer early through it and SendEarly.
-func CloseAfter(w http.ResponseWriter, r *http.Request) {
+// drainUpload sends the answer written (readied by httpbody.Refusing) and then
+// reads and discards the rest of an upload's body until its end, at most
+// maxBytes and, unless until is zero, until then; the progress rule of body
+// still applies (httpbody.Drain says why).
+func drainUpload(w http.ResponseWriter, r *http.Request, body *progressReader, maxBytes int64, until time.Time) {
 	if r.ProtoMajor == 1 {
-		w.Header().Set("Connection", "close")
+		if body.failed {
+			// The progress rule or the size limit ended the body: there is no
+			// rest to read, and net/http closes the connection.
+			return
+		}
+		body.until = until
+		body.restart()
 	}
-}
-
-// SendEarly makes such an answer leave before the handler returns on HTTP/2:
-// then the server resets the stream (its body unread), and its write scheduler
-// sends the reset ahead of DATA frames still queued, so a client got the header
-// without the body (curl, 2 of 20 runs under -race). HTTP/1 answers go out in
-// order and need nothing here.
-func SendEarly(w http.ResponseWriter, r *http.Request) {
-	if r.ProtoMajor == 2 {
-		_ = http.NewResponseController(w).Flush()
-	}
-}
-
-// drainUpload sends the answer written and then reads and discards the rest of an
-// HTTP/1 upload's body until its end, at most maxBytes and, unless until is zero,
-// until then; the progress rule of body still applies. Closed with unread bytes,
-// a TCP connection is reset, and a reset can destroy the answer in the client's
-// receive buffer before the client has read it.
-func drainUpload(rc *http.ResponseController, r *http.Request, body *progressReader, maxBytes int64, until time.Time) {
-	if r.ProtoMajor == 2 {
-		_ = rc.Flush() // SendEarly
-	}
-	if r.ProtoMajor != 1 || body.failed || r.Context().Err() != nil {
-		// HTTP/2 resets the stream, not the connection; a body that failed (the
-		// progress rule, the size limit) or a client gone has no rest to read.
-		return
-	}
-	if err := rc.Flush(); err != nil {
-		return
-	}
-	body.until = until
-	body.restart()
-	if _, err := io.CopyN(io.Discard, body, maxBytes); err != io.EOF {
-		// Cut short (a cap, the progress rule, the client gone): net/http closes
-		// the connection; it must not wait for more of the body first.
-		_ = rc.SetReadDeadline(time.Now())
-	}
+	httpbody.Drain(w, r, body, maxBytes, time.Time{})
 }
 
 // ReadRoot reads the root part of a multipart/related upload into memory: XML (what

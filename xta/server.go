@@ -228,38 +228,44 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}()
-	if port == "" {
+	// A fault before the body has been read to its end (an unknown port, a
+	// stranger, no room in memory, a message refused while it was read) is
+	// readied and followed by a drain of the rest: answered and closed with the
+	// rest unread, the connection was reset under a client still sending, which
+	// saw "connection reset" instead of the fault (httpbody.Drain). At most a
+	// message's largest size is read so, none of it held, within one window of
+	// the progress rule.
+	early := func(write func()) {
 		written = true
-		s.writeFault(rw, port, fault(NotImplemented, "no XTA port at %s", r.URL.Path), "")
+		httpbody.Refusing(rw, r)
+		write()
+		httpbody.Drain(rw, r, r.Body, s.o.MaxMessageBytes, time.Now().Add(window))
+	}
+	if port == "" {
+		early(func() { s.writeFault(rw, port, fault(NotImplemented, "no XTA port at %s", r.URL.Path), "") })
 		return
 	}
 	if r.Method != http.MethodPost {
-		written = true
-		rw.Header().Set("Allow", http.MethodPost)
-		s.writeFault(rw, port, fault(ParameterIsNotValid, "SOAP requests are POSTed"), "")
+		early(func() {
+			rw.Header().Set("Allow", http.MethodPost)
+			s.writeFault(rw, port, fault(ParameterIsNotValid, "SOAP requests are POSTed"), "")
+		})
 		return
 	}
 	// Who calls is known from the handshake: a caller without a certificate of an
-	// account is refused before a byte of the body is read. Before, the body was
-	// read and parsed first, so anyone who could open a TLS connection made the
-	// gateway hold up to MaxMessageBytes per connection.
+	// account is refused before a byte of the body is read into memory. Before,
+	// the body was read and parsed first, so anyone who could open a TLS
+	// connection made the gateway hold up to MaxMessageBytes per connection. The
+	// rest is discarded as it comes (early), which holds nothing.
 	if f := s.knownCaller(r); f != nil {
-		written = true
-		// The connection goes with the answer (HTTP/1; on HTTP/2 the stream, and
-		// the fault is flushed first: api.CloseAfter, api.SendEarly say why):
-		// net/http would otherwise read up to 256 KiB of the unread body before it
-		// writes the answer, and wait for them.
-		api.CloseAfter(rw, r)
-		s.writeFault(rw, port, f, "")
-		api.SendEarly(rw, r)
+		early(func() { s.writeFault(rw, port, f, "") })
 		s.log.Warn("xta access refused", "port", port, "reason", f.Detail)
 		return
 	}
 	// The bytes in memory at once are bounded (bodies), taken as they arrive.
 	lease, err := s.bodies.Acquire(r.Context(), httpbody.First(r.ContentLength))
 	if err != nil {
-		written = true
-		s.writeFault(rw, port, busyFault(), "")
+		early(func() { s.writeFault(rw, port, busyFault(), "") })
 		s.log.Warn("xta request refused: too many request bytes in memory", "port", port, "err", err)
 		return
 	}
@@ -269,28 +275,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body := api.UploadBody(w, r, s.o.MaxMessageBytes+1, window, rate)
 	msg, err := parseMessage(r.Header.Get("Content-Type"), lease.Reader(r.Context(), body, s.o.MaxMessageBytes), s.o.MaxMessageBytes)
 	if err != nil {
-		written = true
-		var ve *errVersion
-		var mu *errMustUnderstand
-		var dup *errDuplicateHeader
-		if errors.As(err, &ve) {
-			s.writeVersionMismatch(rw, ve.soap11)
-		} else if errors.As(err, &mu) {
-			// HTTP 500 by the SOAP binding, though the caller's request caused it.
-			httpmetrics.NoteFault(rw, httpmetrics.FaultMustUnderstand)
-			rw.Header().Set("Content-Type", soapContentType(""))
-			rw.WriteHeader(http.StatusInternalServerError)
-			_, _ = rw.Write(mustUnderstandFault(mu))
-		} else if errors.As(err, &dup) && dup.name.Space == NSWSA {
-			httpmetrics.NoteFault(rw, httpmetrics.FaultSender)
-			rw.Header().Set("Content-Type", soapContentType(""))
-			rw.WriteHeader(http.StatusBadRequest)
-			_, _ = rw.Write(invalidCardinalityFault(dup.name, ""))
-		} else if errors.As(err, &dup) {
-			s.writeFault(rw, port, fault(ParameterIsNotValid, "the header block xta:%s occurs twice", dup.name.Local), "")
-		} else {
-			s.writeFault(rw, port, asFault(err), "")
-		}
+		// Refused before or while the body was read (its type, its size, its
+		// markup): the rest is drained from r.Body itself, under the limit
+		// that body may have hit.
+		early(func() { s.writeParseFault(rw, port, err) })
 		s.log.Info("xta request refused", "port", port, "fault", err.Error())
 		return
 	}
@@ -514,24 +502,51 @@ func storeDownFault() *Fault {
 
 // writeVersionMismatch answers HTTP 500, as the SOAP binding says, though the
 // caller's request caused it: the metrics' soap_fault label says so.
+// writeParseFault answers a message parseMessage refused.
+func (s *Server) writeParseFault(rw http.ResponseWriter, port string, err error) {
+	var ve *errVersion
+	var mu *errMustUnderstand
+	var dup *errDuplicateHeader
+	switch {
+	case errors.As(err, &ve):
+		s.writeVersionMismatch(rw, ve.soap11)
+	case errors.As(err, &mu):
+		// HTTP 500 by the SOAP binding, though the caller's request caused it.
+		httpmetrics.NoteFault(rw, httpmetrics.FaultMustUnderstand)
+		writeSOAP(rw, http.StatusInternalServerError, soapContentType(""), mustUnderstandFault(mu))
+	case errors.As(err, &dup) && dup.name.Space == NSWSA:
+		httpmetrics.NoteFault(rw, httpmetrics.FaultSender)
+		writeSOAP(rw, http.StatusBadRequest, soapContentType(""), invalidCardinalityFault(dup.name, ""))
+	case errors.As(err, &dup):
+		s.writeFault(rw, port, fault(ParameterIsNotValid, "the header block xta:%s occurs twice", dup.name.Local), "")
+	default:
+		s.writeFault(rw, port, asFault(err), "")
+	}
+}
+
+// writeSOAP writes a fault whole, with its Content-Length: a fault may leave
+// before the request's body has been read (httpbody.Drain), and a client that
+// stops sending when it comes must be able to tell where it ends while the
+// rest is drained.
+func writeSOAP(rw http.ResponseWriter, status int, contentType string, body []byte) {
+	rw.Header().Set("Content-Type", contentType)
+	rw.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	rw.WriteHeader(status)
+	_, _ = rw.Write(body)
+}
+
 func (s *Server) writeVersionMismatch(rw http.ResponseWriter, soap11 bool) {
 	httpmetrics.NoteFault(rw, httpmetrics.FaultVersionMismatch)
 	if soap11 {
-		rw.Header().Set("Content-Type", "text/xml; charset=utf-8")
-		rw.WriteHeader(http.StatusInternalServerError)
-		_, _ = rw.Write(versionMismatch11())
+		writeSOAP(rw, http.StatusInternalServerError, "text/xml; charset=utf-8", versionMismatch11())
 		return
 	}
-	rw.Header().Set("Content-Type", soapContentType(""))
-	rw.WriteHeader(http.StatusInternalServerError)
-	_, _ = rw.Write(versionMismatch12())
+	writeSOAP(rw, http.StatusInternalServerError, soapContentType(""), versionMismatch12())
 }
 
 func (s *Server) writeActionMismatch(rw http.ResponseWriter, e *errActionMismatch, relatesTo string) {
 	httpmetrics.NoteFault(rw, httpmetrics.FaultSender)
-	rw.Header().Set("Content-Type", soapContentType(""))
-	rw.WriteHeader(http.StatusBadRequest)
-	_, _ = rw.Write(actionMismatchFault(e, relatesTo))
+	writeSOAP(rw, http.StatusBadRequest, soapContentType(""), actionMismatchFault(e, relatesTo))
 }
 
 // FaultAction is the action of a fault: the WSDL's wsam:Action of the exception at
@@ -562,9 +577,7 @@ func (s *Server) writeFault(rw http.ResponseWriter, port string, f *Fault, relat
 		code = httpmetrics.FaultReceiver
 	}
 	httpmetrics.NoteFault(rw, code)
-	rw.Header().Set("Content-Type", soapContentType(""))
-	rw.WriteHeader(f.HTTPStatus())
-	_, _ = rw.Write(w.Bytes())
+	writeSOAP(rw, f.HTTPStatus(), soapContentType(""), w.Bytes())
 }
 
 func (s *Server) writeAnswer(rw http.ResponseWriter, r *http.Request, c *call, a *answer, relatesTo string) {

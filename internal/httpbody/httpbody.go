@@ -1,7 +1,9 @@
 // Package httpbody reads HTTP bodies whole into one buffer of their declared
 // size: the gateway's intake, the federation receiver, the portal client and the
 // office-side webhook receiver all read bodies of known length, and io.ReadAll's
-// growing from 512 bytes allocated each about three times over.
+// growing from 512 bytes allocated each about three times over. It bounds the
+// bytes of request bodies held at once (Budget), and it answers a request
+// before its body's end without the client seeing a reset (Refusing, Drain).
 package httpbody
 
 import "io"
