@@ -165,7 +165,7 @@ func (h *Receiver) log() *slog.Logger {
 func (h *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if (r.URL.Path == PathForward || r.URL.Path == PathStatus) && r.Method == http.MethodPost && h.StoreDown != nil {
 		if err := h.StoreDown(); err != nil {
-			api.WriteStoreDown(w, r, err)
+			h.early(w, r, h.maxBytes(), func() { api.WriteStoreDown(w, r, err) })
 			return
 		}
 	}
@@ -183,11 +183,38 @@ func (h *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/xml")
 		_, _ = w.Write(XSD)
 	case r.URL.Path == PathForward || r.URL.Path == PathStatus || r.URL.Path == PathNudge:
-		w.Header().Set("Allow", "POST")
-		problem.Write(w, r, problem.New(http.StatusMethodNotAllowed, problem.TypeMethodNotAllowed, "use POST"))
+		h.early(w, r, h.maxBytes(), func() {
+			w.Header().Set("Allow", "POST")
+			problem.Write(w, r, problem.New(http.StatusMethodNotAllowed, problem.TypeMethodNotAllowed, "use POST"))
+		})
 	default:
-		problem.Write(w, r, problem.New(http.StatusNotFound, problem.TypeNotFound, "no such resource"))
+		h.early(w, r, h.maxBytes(), func() {
+			problem.Write(w, r, problem.New(http.StatusNotFound, problem.TypeNotFound, "no such resource"))
+		})
 	}
+}
+
+// early answers a request before its body has been read to its end, and then
+// reads and discards the rest, at most max bytes within one window of the
+// upload's progress rule: answered and closed with the rest unread, the
+// connection was reset under a peer still sending, which saw "connection
+// reset" instead of the problem and took a refusal for a failure to retry
+// (httpbody.Drain). Nothing of the rest is held.
+func (h *Receiver) early(w http.ResponseWriter, r *http.Request, max int64, answer func()) {
+	httpbody.Refusing(w, r)
+	answer()
+	httpbody.Drain(w, r, r.Body, max, time.Now().Add(h.uploads().Window))
+}
+
+// declaredRest is what early may read of a body declared longer than max,
+// before a byte of it was read: up to max again (as much as a body cut at the
+// limit while read may have left), and nothing where its end lies beyond
+// that, as the drain could not reach it.
+func declaredRest(r *http.Request, max int64) int64 {
+	if r.ContentLength > 2*max {
+		return 0
+	}
+	return 2 * max
 }
 
 // read reads a request body of at most max bytes into memory, within the body
@@ -196,20 +223,22 @@ func (h *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // declared larger than max is refused before a byte of it is read.
 func (h *Receiver) read(w http.ResponseWriter, r *http.Request, max int64) ([]byte, *httpbody.Lease, bool) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/xml") && !strings.HasPrefix(ct, "text/xml") {
-		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia, "send application/xml"))
+		h.early(w, r, max, func() {
+			problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia, "send application/xml"))
+		})
 		return nil, nil, false
 	}
 	tooLarge := func() {
 		problem.Write(w, r, problem.New(http.StatusRequestEntityTooLarge, problem.TypeTooLarge, fmt.Sprintf("body larger than %d bytes", max)).With("max", max))
 	}
 	if r.ContentLength > max {
-		tooLarge()
+		h.early(w, r, declaredRest(r, max), tooLarge)
 		return nil, nil, false
 	}
 	// The budget grows with the bytes that arrive (httpbody.FirstBytes says why).
 	lease, err := h.bodies().Acquire(r.Context(), httpbody.First(r.ContentLength))
 	if err != nil {
-		h.fail(w, r, "", err)
+		h.early(w, r, max, func() { h.fail(w, r, "", err) })
 		return nil, nil, false
 	}
 	body, err := httpbody.ReadAll(lease.Reader(r.Context(), http.MaxBytesReader(w, r.Body, max), max), r.ContentLength)
@@ -218,9 +247,11 @@ func (h *Receiver) read(w http.ResponseWriter, r *http.Request, max int64) ([]by
 		lease.Release()
 		var mb *http.MaxBytesError
 		if errors.Is(err, httpbody.ErrBusy) {
-			h.fail(w, r, "", err)
+			h.early(w, r, max, func() { h.fail(w, r, "", err) })
 		} else if errors.As(err, &mb) {
-			tooLarge()
+			// Cut at the limit while read (no length declared): the rest
+			// from r.Body itself, under the limit its reader hit.
+			h.early(w, r, max, tooLarge)
 		} else {
 			problem.Write(w, r, problem.New(http.StatusBadRequest, problem.TypeMalformed, "body could not be read"))
 		}
@@ -354,16 +385,32 @@ func envelopeHeader(e *Envelope) (string, string, time.Time) { return e.From, e.
 func (h *Receiver) forwardParts(w http.ResponseWriter, r *http.Request, params map[string]string) {
 	u := h.uploads()
 	if params["boundary"] == "" {
-		problem.Write(w, r, problem.New(http.StatusBadRequest, problem.TypeMalformed, "multipart/related needs a boundary parameter"))
+		h.early(w, r, h.maxBytes(), func() {
+			problem.Write(w, r, problem.New(http.StatusBadRequest, problem.TypeMalformed, "multipart/related needs a boundary parameter"))
+		})
 		return
 	}
 	if r.ContentLength > u.MaxBytes {
-		problem.Write(w, r, problem.New(http.StatusRequestEntityTooLarge, problem.TypeTooLarge, fmt.Sprintf("body larger than %d bytes", u.MaxBytes)))
+		// Beyond the envelope's and every attachment's limit: far more than a
+		// refusal may read (declaredRest of the envelope's limit), so at once.
+		h.early(w, r, 0, func() {
+			problem.Write(w, r, problem.New(http.StatusRequestEntityTooLarge, problem.TypeTooLarge, fmt.Sprintf("body larger than %d bytes", u.MaxBytes)))
+		})
 		return
 	}
 	mr := multipart.NewReader(api.UploadBody(w, r, u.MaxBytes, u.Window, u.MinRate), params["boundary"])
-	// Every answer from here on sets the write deadline the upload lifted.
-	w = &answering{ResponseWriter: w, timeout: u.WriteTimeout}
+	// Every answer from here on sets the write deadline the upload lifted. A
+	// refusal (the envelope's framing, its signer, a part the package does
+	// not declare) comes with the parts after it unread: they are drained
+	// as early does, at most the envelope's limit (as the portal API's
+	// uploads, api.failUpload).
+	a := &answering{ResponseWriter: w, r: r, timeout: u.WriteTimeout}
+	defer func() {
+		if a.refused {
+			httpbody.Drain(a, r, r.Body, h.maxBytes(), time.Now().Add(u.Window))
+		}
+	}()
+	w = a
 	root, err := mr.NextRawPart()
 	if err != nil {
 		h.fail(w, r, "", fmt.Errorf("%w: the envelope part: %w", intake.ErrPartRead, err))
@@ -386,14 +433,20 @@ func (h *Receiver) forwardParts(w http.ResponseWriter, r *http.Request, params m
 // starts: parts are read until then, without one.
 type answering struct {
 	http.ResponseWriter
+	r       *http.Request
 	timeout time.Duration
 	set     bool
+	refused bool // the answer is a refusal, readied for a drain (forwardParts)
 }
 
 func (a *answering) WriteHeader(code int) {
 	if !a.set {
 		a.set = true
 		api.AnswerUpload(a.ResponseWriter, a.timeout)
+		if code >= 400 {
+			a.refused = true
+			httpbody.Refusing(a.ResponseWriter, a.r)
+		}
 	}
 	a.ResponseWriter.WriteHeader(code)
 }
