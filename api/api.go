@@ -547,7 +547,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	// as malformed XML, which sent the portal looking for a fault in its package.
 	if contentCoded(r.Header) {
 		w.Header().Set("Accept-Encoding", "identity")
-		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia,
+		s.refuseUnread(w, r, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia,
 			"send the package without a Content-Encoding: the gateway checks the bytes as they were signed"))
 		return
 	}
@@ -556,7 +556,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !AcceptsXML(r.Header.Get("Content-Type")) {
-		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia,
+		s.refuseUnread(w, r, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia,
 			"send the signed Antragspaket as application/xml, or as the root part of multipart/related"))
 		return
 	}
@@ -566,7 +566,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	// The budget grows with the bytes that arrive (httpbody.FirstBytes says why).
 	lease, err := s.opt.BodyBudget.Acquire(r.Context(), httpbody.First(r.ContentLength))
 	if err != nil {
-		s.fail(w, r, err)
+		s.refuseUnread(w, r, err)
 		return
 	}
 	defer lease.Release()
@@ -586,6 +586,26 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeIntake(w, a)
+}
+
+// refuseUnread answers a plain upload refused before its body was read — a
+// content coding, a content type that is no XML, no room in limits.body_memory
+// — with why (a problem, or an error for fail), and then reads and discards the
+// rest of the body: at most MaxBodyBytes (what the request may send at all),
+// within one UploadWindow, holding none of it. Answered with the body unread,
+// the connection was closed under a portal whose HTTP stack sends the whole
+// request before it reads the answer, which saw "connection reset" instead of
+// the problem (httpbody.Drain says why); the multipart uploads, the XTA face
+// and the Portalverbund face drain the same way.
+func (s *Server) refuseUnread(w http.ResponseWriter, r *http.Request, why error) {
+	httpbody.Refusing(w, r)
+	var p *problem.Problem
+	if errors.As(why, &p) {
+		problem.Write(w, r, p)
+	} else {
+		s.fail(w, r, why)
+	}
+	httpbody.Drain(w, r, r.Body, s.opt.MaxBodyBytes, time.Now().Add(s.opt.UploadWindow))
 }
 
 // contentCoded reports whether h names a content coding other than identity (an
