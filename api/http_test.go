@@ -21,6 +21,7 @@ import (
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/internal/httpbody"
+	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/prometheus/client_golang/prometheus"
@@ -468,20 +469,9 @@ func TestPanicIsCountedAsServerError(t *testing.T) {
 	if res, _ := get(t, srv, "/kaputt/x"); res.StatusCode != 500 {
 		t.Fatalf("a panicking handler: %d", res.StatusCode)
 	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "amtsbote_http_requests_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "status" && l.GetValue() == "500" && m.GetCounter().GetValue() == 1 {
-					return
-				}
-			}
+	for _, s := range testenv.Samples(t, reg, "amtsbote_http_requests_total") {
+		if s.Labels["status"] == "500" && s.Value == 1 {
+			return
 		}
 	}
 	t.Fatal("the panic's 500 is not in amtsbote_http_requests_total")

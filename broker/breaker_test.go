@@ -20,6 +20,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/adapters/webhook"
+	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -244,15 +245,9 @@ func TestOfficeDownForADay(t *testing.T) {
 	if st := e.b.endpoint("office-a", webhook.Channel); st.State != EndpointClosed || st.Opened < 1 || st.Failures != 0 {
 		t.Errorf("after the delivery: %+v, want closed, opened at least once", st)
 	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	// A closed breaker has no series (TestBreakerKeepsOnlyEndpointsInTrouble).
-	for _, mf := range mfs {
-		if mf.GetName() == "amtsbote_endpoint_breaker_state" && len(mf.GetMetric()) > 0 {
-			t.Errorf("amtsbote_endpoint_breaker_state after the breaker closed: %v, want no series", mf.GetMetric())
-		}
+	if s := testenv.Series(t, reg, "amtsbote_endpoint_breaker_state"); len(s) > 0 {
+		t.Errorf("amtsbote_endpoint_breaker_state after the breaker closed: %v, want no series", s)
 	}
 
 	// The portal sees the schedule in simulated terms, not the operator's notes.
@@ -603,17 +598,12 @@ func TestBreakerGaugeShowsTheCooldownEnd(t *testing.T) {
 	}
 	value := func() float64 {
 		t.Helper()
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
+		s := testenv.Series(t, reg, "amtsbote_endpoint_breaker_state")
+		v, ok := s["amtsbote_endpoint_breaker_state channel=webhook office=office-a"]
+		if !ok || len(s) != 1 {
+			t.Fatalf("amtsbote_endpoint_breaker_state: %v, want the one series of office-a", s)
 		}
-		for _, mf := range mfs {
-			if mf.GetName() == "amtsbote_endpoint_breaker_state" && len(mf.GetMetric()) == 1 {
-				return mf.GetMetric()[0].GetGauge().GetValue()
-			}
-		}
-		t.Fatal("no amtsbote_endpoint_breaker_state series")
-		return 0
+		return v
 	}
 	if v := value(); v != breakerGauge[EndpointOpen] {
 		t.Fatalf("gauge %v right after opening, want open", v)
@@ -640,26 +630,12 @@ func TestBreakerGaugeShowsTheCooldownEnd(t *testing.T) {
 func TestBreakerKeepsOnlyEndpointsInTrouble(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	e := newEndpoints(2, time.Minute, "", reg)
-	series := func() map[string]float64 {
+	series := func() map[string]float64 { // by office
 		t.Helper()
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
 		out := map[string]float64{}
-		for _, mf := range mfs {
-			if mf.GetName() != "amtsbote_endpoint_breaker_state" {
-				continue
-			}
-			for _, m := range mf.GetMetric() {
-				var office string
-				for _, l := range m.GetLabel() {
-					if l.GetName() == "office" {
-						office = l.GetValue()
-					}
-				}
-				out[office] = m.GetGauge().GetValue()
-			}
+		for k, v := range testenv.Series(t, reg, "amtsbote_endpoint_breaker_state") {
+			_, office, _ := strings.Cut(k, " office=")
+			out[office] = v
 		}
 		return out
 	}

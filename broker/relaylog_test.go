@@ -115,31 +115,10 @@ func TestReceiversWordsStayOutOfTheLog(t *testing.T) {
 func TestAttemptSeriesExistFromTheStart(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	NewMetrics(reg)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]bool{}
-	for _, mf := range mfs {
-		if mf.GetName() != "amtsbote_delivery_attempts_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			var ch, outcome string
-			for _, l := range m.GetLabel() {
-				switch l.GetName() {
-				case "channel":
-					ch = l.GetValue()
-				case "outcome":
-					outcome = l.GetValue()
-				}
-			}
-			got[ch+"/"+outcome] = m.GetCounter().GetValue() == 0
-		}
-	}
+	got := testenv.Series(t, reg, "amtsbote_delivery_attempts_total")
 	for _, ch := range channel.All() {
 		for _, outcome := range []string{"ok", "transient", "permanent"} {
-			if !got[ch+"/"+outcome] {
+			if v, ok := got["amtsbote_delivery_attempts_total channel="+ch+" outcome="+outcome]; !ok || v != 0 {
 				t.Errorf("no series at 0 for channel %s, outcome %s", ch, outcome)
 			}
 		}

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/textproto"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/amtsbote/amtsbote/internal/testenv"
 )
 
 // refusingRelay is an office's mail relay that refuses the way Postfix does,
@@ -102,30 +103,6 @@ func refusingRelay(t *testing.T, stage, code string) string {
 		}
 	}()
 	return ln.Addr().String()
-}
-
-// series reads the registry as /metrics would: each series of the given
-// names by its labels ("result=failed"; "" without labels) and its value.
-func series(t *testing.T, reg *prometheus.Registry, names ...string) map[string]float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		if !slices.Contains(names, mf.GetName()) {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			key := mf.GetName()
-			for _, l := range m.GetLabel() {
-				key += " " + l.GetName() + "=" + l.GetValue()
-			}
-			out[key] = m.GetCounter().GetValue()
-		}
-	}
-	return out
 }
 
 // syncBuffer is a log destination the mailbox's goroutines and the test share.
@@ -219,7 +196,7 @@ const (
 
 func noticeSeries(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	t.Helper()
-	return series(t, reg, "amtsbote_mailbox_notices_dropped_total", "amtsbote_mailbox_notice_attempts_total")
+	return testenv.Series(t, reg, "amtsbote_mailbox_notices_dropped_total", "amtsbote_mailbox_notice_attempts_total")
 }
 
 // TestPermanentRefusalDropsTheNoticeAtOnce: a mail server that refuses the

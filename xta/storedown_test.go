@@ -17,6 +17,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/internal/httpmetrics"
+	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -185,22 +186,9 @@ func TestFaultsAreCountedByTheirCode(t *testing.T) {
 		`<foo:Bar xmlns:foo="urn:foo" soap:mustUnderstand="true"/></soap:Header><soap:Body/></soap:Envelope>`)
 	send(PathTransportBase, "text/xml; charset=utf-8", `<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body/></soap:Envelope>`)
 	send(PathRecipient, actionCT(portRecipient, "noSuchOperation"), string(soapUIRequest(xtaA, "", statusListBody(false, 10, time.Time{}, time.Time{}))))
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	got := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != "amtsbote_http_requests_total" {
-			continue
-		}
-		for _, mt := range mf.GetMetric() {
-			l := map[string]string{}
-			for _, lp := range mt.GetLabel() {
-				l[lp.GetName()] = lp.GetValue()
-			}
-			got[l["route"]+" "+l["status"]+" "+l["soap_fault"]] += mt.GetCounter().GetValue()
-		}
+	for _, s := range testenv.Samples(t, reg, "amtsbote_http_requests_total") {
+		got[s.Labels["route"]+" "+s.Labels["status"]+" "+s.Labels["soap_fault"]] += s.Value
 	}
 	want := map[string]float64{
 		PathRecipient + " 500 Receiver":            1,
