@@ -66,30 +66,7 @@ func TestDiskFullAnswers503AndRecovers(t *testing.T) {
 	if err != nil || !before.Accepted() {
 		t.Fatalf("submit before: %v %+v", err, before)
 	}
-	filler := filepath.Join(data, "filler")
-	fill(t, filler)
-
-	var full bool
-	for i := 0; i < 20 && !full; i++ { // bbolt may still have free pages for a few
-		res, err := f.portal.Submit(ctx, f.example())
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch res.Status {
-		case http.StatusCreated:
-			continue // it fitted: durable all the same
-		case http.StatusServiceUnavailable:
-			if !strings.HasSuffix(res.Problem.Type, "/unavailable") {
-				t.Fatalf("503 with type %q", res.Problem.Type)
-			}
-			full = true
-		default:
-			t.Fatalf("on a full disk: status %d %+v", res.Status, res.Problem)
-		}
-	}
-	if !full {
-		t.Fatal("the disk never got full enough to refuse a package")
-	}
+	filler := fillUntilRefused(t, f, data)
 	// The Retry-After header, seen raw.
 	req, _ := http.NewRequest(http.MethodGet, f.g.URL()+"/healthz", nil)
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
@@ -152,19 +129,7 @@ func TestDiskFullIsNotReady(t *testing.T) {
 	if res, err := f.portal.Submit(ctx, f.example()); err != nil || !res.Accepted() {
 		t.Fatalf("submit before: %v %+v", err, res)
 	}
-	filler := filepath.Join(data, "filler")
-	fill(t, filler)
-	refused := false
-	for i := 0; i < 20 && !refused; i++ { // bbolt may still have free pages for a few
-		res, err := f.portal.Submit(ctx, f.example())
-		if err != nil {
-			t.Fatal(err)
-		}
-		refused = res.Status == http.StatusServiceUnavailable
-	}
-	if !refused {
-		t.Fatal("the disk never got full enough to refuse a package")
-	}
+	filler := fillUntilRefused(t, f, data)
 
 	resp, err := http.Get(f.g.URL() + "/readyz")
 	if err != nil {
@@ -221,19 +186,7 @@ func TestNearlyFullDiskStaysNotReady(t *testing.T) {
 	if res, err := f.portal.Submit(ctx, f.example()); err != nil || !res.Accepted() {
 		t.Fatalf("submit before: %v %+v", err, res)
 	}
-	filler := filepath.Join(data, "filler")
-	fill(t, filler)
-	refused := false
-	for i := 0; i < 20 && !refused; i++ { // bbolt may still have free pages for a few
-		res, err := f.portal.Submit(ctx, f.example())
-		if err != nil {
-			t.Fatal(err)
-		}
-		refused = res.Status == http.StatusServiceUnavailable
-	}
-	if !refused {
-		t.Fatal("the disk never got full enough to refuse a package")
-	}
+	filler := fillUntilRefused(t, f, data)
 	if code, _ := readyStatus(t, f.g.URL()); code != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz with commits refused: %d", code)
 	}
@@ -283,4 +236,33 @@ func TestNearlyFullDiskStaysNotReady(t *testing.T) {
 	if n := strings.Count(logs.String(), "the data disk refuses writes"); n != 1 {
 		t.Fatalf("%d log lines that the disk refuses writes for one outage:\n%s", n, logs.String())
 	}
+}
+
+// fillUntilRefused fills data's file system (a file "filler", returned for the
+// test to remove) and submits until the gateway refuses a package for want of
+// room: 503 unavailable. Packages that still fit are durable all the same;
+// bbolt may have free pages left for a few.
+func fillUntilRefused(t *testing.T, f *fixture, data string) string {
+	t.Helper()
+	filler := filepath.Join(data, "filler")
+	fill(t, filler)
+	for i := 0; i < 20; i++ {
+		res, err := f.portal.Submit(context.Background(), f.example())
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch res.Status {
+		case http.StatusCreated:
+			continue
+		case http.StatusServiceUnavailable:
+			if !strings.HasSuffix(res.Problem.Type, "/unavailable") {
+				t.Fatalf("503 with type %q", res.Problem.Type)
+			}
+			return filler
+		default:
+			t.Fatalf("on a full disk: status %d %+v", res.Status, res.Problem)
+		}
+	}
+	t.Fatal("the disk never got full enough to refuse a package")
+	return ""
 }
