@@ -94,9 +94,17 @@ offices:
 		t.Fatal(err)
 	}
 	p := serve(t, dir, nil, "-config", path)
-	m := xtaListenRe.FindStringSubmatch(p.stderr.String())
-	if m == nil {
-		t.Fatalf("no XTA listener in the log:\n%s", p.stderr.String())
+	// The line is written before the REST address that serve waits for, but on
+	// another pipe, copied by another goroutine: it may not be in the buffer
+	// yet (a run under load read it too early once).
+	var m []string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if m = xtaListenRe.FindStringSubmatch(p.stderr.String()); m != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no XTA listener in the log:\n%s", p.stderr.String())
+		}
 	}
 	return p, "https://" + strings.Trim(m[1], `"`) + "/services/XTACore/"
 }
