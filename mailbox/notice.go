@@ -248,44 +248,65 @@ func (m *Mailbox) sendMail(ctx context.Context, n notice) (err error) {
 	return c.Quit()
 }
 
-// refusedError is an SMTP server's permanent refusal of one notice: a 5xx
-// reply to its recipient (RCPT TO), to DATA or to its message. The notice's
-// address and text are fixed when it is queued, so a retry gets the same
-// answer (RFC 5321, 4.2.1: the same request must not be repeated); sendDue
-// drops it at once.
+// refusedError is an SMTP server's permanent refusal of one notice's
+// recipient: a 5xx reply to RCPT TO, to DATA or to the message that says the
+// address or mailbox is refused for good (refusal). The notice's address is
+// fixed when it is queued, so a retry gets the same answer (RFC 5321, 4.2.1:
+// the same request must not be repeated); sendDue drops it at once.
 type refusedError struct{ err error }
 
 func (e *refusedError) Error() string { return e.err.Error() }
 func (e *refusedError) Unwrap() error { return e.err }
 
-// refusal marks err as a refusedError if the server's reply in it is
-// permanent. 552 stays temporary: RFC 5321 (4.5.3.1.10) has clients treat it
-// so after RCPT TO (too many recipients), and after the message it is a full
-// mailbox, which empties again. 4xx replies and network errors are retried.
+// refusal marks err as a refusedError if the server's reply in it says, for
+// good, that the notice's recipient cannot be reached: a 5xx whose enhanced
+// status code (RFC 3463) speaks of the destination address or mailbox — class
+// 5.1 but for the sender's 5.1.7 and 5.1.8, and 5.2.1, a mailbox disabled —
+// and that does not name the sender. Every other refusal is retried, with
+// AmtsboteMailNoticesFailing while none goes out, and the notice is given up
+// after 7 days as before: 4xx replies and network errors; 552 (RFC 5321,
+// 4.5.3.1.10, has clients treat it as 452 after RCPT TO, and after the message
+// it is a full mailbox, which empties again); and a 5xx without such a code.
 //
-// So is a 5xx whose enhanced status code (RFC 3463) is of the classes that
-// speak of the sending system rather than of this notice: 5.7 security or
-// policy ("554 5.7.1 Relay access denied" to a gateway that does not log in,
-// "530 5.7.0 Authentication required") and 5.3 mail system. Such a refusal
-// comes for every notice alike; dropping each would lose all offices'
-// notices to one setting the operator mends in minutes, after which the
-// waiting ones go out (alert AmtsboteMailNoticesFailing meanwhile).
+// Only positive evidence drops a notice, because a refusal of the gateway's
+// own setup comes for every notice alike, and dropping each lost every
+// office's notices to one setting the operator mends in minutes, after which
+// the waiting ones would have gone out. Such refusals come at RCPT TO and
+// after the message too, not only at MAIL FROM, and often without a leading
+// code: "554 5.7.1 Relay access denied" (Postfix to a gateway that does not
+// log in; 5.7 is security or policy), "550 relay not permitted" (Exim, which
+// sends no enhanced codes), "553 sorry, that domain isn't in my list of
+// allowed rcpthosts (#5.7.1)" (qmail), "553 5.1.8 <postfach@…>: Sender address
+// rejected: Domain not found" (Postfix applies its sender restrictions at RCPT
+// TO by default), and "554 5.6.0" for the message, which is the gateway's
+// template for every notice. A mistyped notice address is "550 5.1.1" at
+// Postfix, Exchange, Gmail, mailpit's "550 5.1.0", and qmail's "(#5.1.1)";
+// a server without enhanced codes (Exim) keeps the 7 days.
 func refusal(err error) error {
 	var reply *textproto.Error
-	if errors.As(err, &reply) && reply.Code >= 500 && reply.Code < 600 && reply.Code != 552 && !aboutTheSender(reply.Msg) {
+	if errors.As(err, &reply) && reply.Code >= 500 && reply.Code < 600 && reply.Code != 552 && aboutTheRecipient(reply.Msg) {
 		return &refusedError{err: err}
 	}
 	return err
 }
 
-// enhancedStatus is an RFC 3463 status code at the start of a reply's text.
-var enhancedStatus = regexp.MustCompile(`^\s*5\.([0-9]{1,3})\.[0-9]{1,3}\b`)
+// enhancedStatus is an RFC 3463 status code of a failure for good: at the start
+// of the reply's text (net/textproto joins a multi-line reply's lines without
+// their codes), or as qmail writes it, "(#5.1.1)" at the end.
+var enhancedStatus = regexp.MustCompile(`^\s*5\.([0-9]{1,3})\.([0-9]{1,3})\b|#5\.([0-9]{1,3})\.([0-9]{1,3})\b`)
 
-// aboutTheSender reports whether a 5xx reply's enhanced status code is of class
-// 5.7 (security or policy) or 5.3 (mail system): see refusal.
-func aboutTheSender(msg string) bool {
+// aboutTheRecipient reports whether a 5xx reply's text says that the
+// recipient's address or mailbox is refused for good: see refusal.
+func aboutTheRecipient(msg string) bool {
 	m := enhancedStatus.FindStringSubmatch(msg)
-	return m != nil && (m[1] == "7" || m[1] == "3")
+	if m == nil {
+		return false
+	}
+	class, detail := m[1]+m[3], m[2]+m[4] // one of the two forms matched
+	if strings.Contains(strings.ToLower(msg), "sender") {
+		return false // the gateway's sender (mailbox.smtp.from), refused at RCPT TO
+	}
+	return class == "1" && detail != "7" && detail != "8" || class == "2" && detail == "1"
 }
 
 // redactAddresses replaces everything address-like in s by "…", keeping the

@@ -28,7 +28,11 @@ import (
 // sender, "RCPT" the recipient, "DATA" the message once sent — with the reply
 // code: "550" refuses for good, "450" for now (Postfix with soft_bounce, or a
 // recipient it cannot verify yet). "DATA-policy" refuses the message with a
-// security or policy status (5.7.1), as a content filter does.
+// security or policy status (5.7.1), as a content filter does. "RCPT-sender"
+// refuses the sender at RCPT TO, as Postfix does by default (its sender
+// restrictions wait for the recipient): "553 5.1.8 <…>: Sender address
+// rejected: Domain not found". "RCPT-relay" refuses to relay as Exim does,
+// without an enhanced status code: "550 relay not permitted".
 func refusingRelay(t *testing.T, stage, code string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -68,6 +72,10 @@ func refusingRelay(t *testing.T, stage, code string) string {
 						say(code + " " + code[:1] + ".7.1 " + from + ": Sender address rejected: not owned by user postfach")
 					case strings.HasPrefix(cmd, "MAIL FROM:"):
 						say("250 2.1.0 Ok")
+					case strings.HasPrefix(cmd, "RCPT TO:") && stage == "RCPT-sender":
+						say(code + " " + code[:1] + ".1.8 <postfach@gateway.example>: Sender address rejected: Domain not found")
+					case strings.HasPrefix(cmd, "RCPT TO:") && stage == "RCPT-relay":
+						say(code + " relay not permitted")
 					case strings.HasPrefix(cmd, "RCPT TO:") && stage == "RCPT":
 						to := strings.TrimPrefix(line[len("RCPT TO:"):], " ")
 						status := code[:1] + ".1.1"
@@ -220,8 +228,6 @@ func TestPermanentRefusalDropsTheNoticeAtOnce(t *testing.T) {
 		}, `err="550 \"5.1.0 Requested action not taken: mailbox unavailable`},
 		{"relay quoting the address", func(t *testing.T) string { return refusingRelay(t, "RCPT", "550") },
 			`err="550 \"5.1.1 <…>: Recipient address rejected: User unknown in virtual mailbox table`},
-		{"the message refused", func(t *testing.T) string { return refusingRelay(t, "DATA", "554") },
-			`err="554 \"5.6.0 Message content rejected`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := tc.relay(t)
@@ -272,11 +278,18 @@ func TestPermanentRefusalDropsTheNoticeAtOnce(t *testing.T) {
 
 // TestRefusalForNowIsRetried: what a retry can mend is retried, as before —
 // a refusal for now (450); a 552 after the recipient, which RFC 5321
-// (4.5.3.1.10) has clients take as 452; and a refusal of the sender, which is
-// the gateway's (mailbox.smtp.from): mended by the operator, the waiting
-// notices go out. None of them is dropped before the 7 days.
+// (4.5.3.1.10) has clients take as 452; and a refusal of the gateway's own
+// setup, the same for every notice: mended by the operator, the waiting
+// notices go out. That is the sender (mailbox.smtp.from), refused at MAIL FROM
+// or, as Postfix does by default, at RCPT TO (5.1.8); a relay that will not
+// relay for the gateway, with a policy status (5.7.1) or, as Exim, with none;
+// and the message, which is the gateway's template for every notice (5.6.0,
+// 5.7.1). None of them is dropped before the 7 days. The last four were
+// dropped at their first attempt when any 5xx to the recipient or the message
+// counted as the notice's own: every office's notices lost to one setting.
 func TestRefusalForNowIsRetried(t *testing.T) {
-	for _, tc := range []struct{ stage, code string }{{"RCPT", "450"}, {"RCPT", "552"}, {"MAIL", "553"}, {"DATA-policy", "554"}} {
+	for _, tc := range []struct{ stage, code string }{{"RCPT", "450"}, {"RCPT", "552"}, {"MAIL", "553"}, {"DATA-policy", "554"},
+		{"RCPT-sender", "553"}, {"RCPT-relay", "550"}, {"DATA", "554"}} {
 		t.Run(tc.stage+" "+tc.code, func(t *testing.T) {
 			var logs syncBuffer
 			reg := prometheus.NewRegistry()
@@ -317,10 +330,22 @@ func TestRefusalIsPermanentOnlyFor5xx(t *testing.T) {
 	}{
 		{&textproto.Error{Code: 550, Msg: "5.1.1 unknown"}, true},
 		{&textproto.Error{Code: 553, Msg: "5.1.3 bad address syntax"}, true},
-		{&textproto.Error{Code: 554, Msg: "5.6.0 message content rejected"}, true},
-		{&textproto.Error{Code: 550, Msg: "mailbox unavailable"}, true},
+		{&textproto.Error{Code: 550, Msg: "5.1.0 Requested action not taken: mailbox unavailable"}, true}, // mailpit
+		{&textproto.Error{Code: 550, Msg: "5.1.1 The email account that you tried to reach does not exist.\n5.1.1 Please try double-checking"}, true},
+		{&textproto.Error{Code: 550, Msg: "5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup"}, true},
+		{&textproto.Error{Code: 550, Msg: "5.2.1 The email account that you tried to reach is disabled"}, true},
+		{&textproto.Error{Code: 550, Msg: "sorry, no mailbox here by that name. (#5.1.1)"}, true}, // qmail
 		// The gateway's own setup, the same for every notice: retried.
 		{&textproto.Error{Code: 554, Msg: "5.7.1 Relay access denied"}, false},
+		{&textproto.Error{Code: 550, Msg: "relay not permitted"}, false},                                               // Exim: no enhanced codes
+		{&textproto.Error{Code: 553, Msg: "sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)"}, false}, // qmail
+		{&textproto.Error{Code: 553, Msg: "5.1.8 <…>: Sender address rejected: Domain not found"}, false},              // Postfix, at RCPT TO
+		{&textproto.Error{Code: 550, Msg: "5.1.0 <…>: Sender address rejected: User unknown in local recipient table"}, false},
+		{&textproto.Error{Code: 553, Msg: "5.1.7 bad sender's mailbox address syntax"}, false},
+		{&textproto.Error{Code: 554, Msg: "5.6.0 message content rejected"}, false}, // the gateway's template
+		{&textproto.Error{Code: 550, Msg: "mailbox unavailable"}, false},            // no status: whose?
+		{&textproto.Error{Code: 554, Msg: "5.0.0 transaction failed"}, false},
+		{&textproto.Error{Code: 550, Msg: "5.2.2 mailbox full"}, false},
 		{&textproto.Error{Code: 530, Msg: "5.7.0 Authentication required"}, false},
 		{&textproto.Error{Code: 550, Msg: "5.3.2 system not accepting network messages"}, false},
 		{fmt.Errorf("wrapped: %w", &textproto.Error{Code: 551, Msg: "5.1.6 moved"}), true},
