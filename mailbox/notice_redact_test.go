@@ -396,6 +396,12 @@ func TestRedactAddresses(t *testing.T) {
 		"550 5.1.1 see (policy) anna@amt.example":                   "550 5.1.1 see (policy) …",
 		"550 5.1.1 unclosed (anna@amt.example":                      "550 5.1.1 unclosed (…",
 		"550 5.1.1 anna@amt.example(unclosed":                       "550 5.1.1 …(unclosed",
+		// An "@" in a comment or in a quoted local part before the address's
+		// own: the whole address is one run, its start too.
+		"550 5.1.1 <anna(@home)schmidt@amt.example>: rejected":    "550 5.1.1 <…>: rejected",
+		`553 5.1.3 <"anna@home schmidt"@amt.example> bad address`: "553 5.1.3 <…> bad address",
+		`553 5.1.3 <"anna @ schmidt"@amt.example> bad address`:    "553 5.1.3 <…> bad address",
+		"550 5.1.1 anna(x@y) (z@w) @amt.example: rejected":        "550 5.1.1 …: rejected",
 	} {
 		got := redactAddresses(in)
 		if got != want || strings.Contains(got, "@") {
