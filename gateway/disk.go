@@ -110,9 +110,13 @@ func (g *Gateway) writesRefused() error {
 func (g *Gateway) diskRefused(err error, probe bool) {
 	g.disk.mu.Lock()
 	defer g.disk.mu.Unlock()
-	if g.disk.out != nil && !probe {
+	if g.disk.out != nil && !probe && g.disk.streak == 0 {
 		// Readiness sees the same refusal on every call until a write succeeds:
 		// no statfs for each (on a network file system it can take a while).
+		// With a streak of probes begun it is a new refusal: a successful probe
+		// clears the store's Refused, so a commit has failed since, and the
+		// count starts again — else an I/O error that comes and goes in the
+		// commits between the probes brought the node back all the same.
 		return
 	}
 	first := g.disk.out == nil
@@ -170,22 +174,29 @@ func (g *Gateway) watchWrites(db refusing, done chan<- struct{}) {
 			return
 		case <-t.C:
 		}
-		// A refusal nobody asked /readyz about takes the node out all the same.
-		if err := db.CommitStats().Refused; err != nil {
-			g.diskRefused(err, false)
-		}
-		g.disk.mu.Lock()
-		out := g.disk.out != nil
-		g.disk.mu.Unlock()
-		if !out {
-			continue
-		}
-		if err := db.ProbeWrite(); err != nil {
-			g.diskRefused(err, true)
-			continue
-		}
-		g.diskProbed()
+		g.probeDisk(db)
 	}
+}
+
+// probeDisk is one round of watchWrites: a refusal of the commits since the
+// last round takes the node out (or, while it is out, starts the count of
+// probes again), and while it is out one probe write is tried.
+func (g *Gateway) probeDisk(db refusing) {
+	// A refusal nobody asked /readyz about takes the node out all the same.
+	if err := db.CommitStats().Refused; err != nil {
+		g.diskRefused(err, false)
+	}
+	g.disk.mu.Lock()
+	out := g.disk.out != nil
+	g.disk.mu.Unlock()
+	if !out {
+		return
+	}
+	if err := db.ProbeWrite(); err != nil {
+		g.diskRefused(err, true)
+		return
+	}
+	g.diskProbed()
 }
 
 // diskEvery: the data folder's file system is read at most this often, however
