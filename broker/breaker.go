@@ -219,7 +219,13 @@ func (e *endpoints) isDisabled(k endpointKey, addr string) (d disabledEndpoint, 
 		return d, ok, false, nil
 	}
 	delete(e.disabled, k)
-	e.gauge.WithLabelValues(k.office, k.channel).Set(breakerGauge[EndpointClosed])
+	// The breaker's state, as setGauge shows it: none for a closed one (a series
+	// at 0 was left behind here for every channel moved after a 410).
+	if p := e.m[k]; p != nil {
+		e.setGauge(k, p)
+	} else {
+		e.gauge.DeleteLabelValues(k.office, k.channel)
+	}
 	e.mu.Unlock()
 	return d, false, true, e.remove(k)
 }

@@ -698,3 +698,25 @@ func TestBreakerKeepsOnlyEndpointsInTrouble(t *testing.T) {
 		t.Fatalf("two failures in a row around a forgetting success did not open the breaker: %v", s)
 	}
 }
+
+// TestChannelMovedAfterGoneLeavesNoSeries: a channel disabled after a 410 and
+// then moved to another address is enabled again by the move. Its gauge series
+// went from 3 to 0 and stayed, a closed breaker's series, which d40d73e meant
+// no longer to exist; now the series goes as when an operator enables it.
+func TestChannelMovedAfterGoneLeavesNoSeries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e := newEndpoints(2, time.Minute, "", reg)
+	k := endpointKey{"office-a", "webhook"}
+	if err := e.disable(k, "a1", time.Now(), "410 Gone"); err != nil {
+		t.Fatal(err)
+	}
+	if s := testenv.Series(t, reg, "amtsbote_endpoint_breaker_state"); len(s) != 1 {
+		t.Fatalf("series of a disabled channel: %v", s)
+	}
+	if _, off, reenabled, err := e.isDisabled(k, "a2"); off || !reenabled || err != nil {
+		t.Fatalf("moved to another address: off %v, enabled again %v, %v", off, reenabled, err)
+	}
+	if s := testenv.Series(t, reg, "amtsbote_endpoint_breaker_state"); len(s) != 0 {
+		t.Fatalf("series after the move: %v, want none (a closed breaker has no series)", s)
+	}
+}
