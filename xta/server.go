@@ -500,8 +500,6 @@ func storeDownFault() *Fault {
 	return fault(TechnicalProblem, "the gateway's store does not answer now; nothing was done; retry later")
 }
 
-// writeVersionMismatch answers HTTP 500, as the SOAP binding says, though the
-// caller's request caused it: the metrics' soap_fault label says so.
 // writeParseFault answers a message parseMessage refused.
 func (s *Server) writeParseFault(rw http.ResponseWriter, port string, err error) {
 	var ve *errVersion
@@ -535,6 +533,8 @@ func writeSOAP(rw http.ResponseWriter, status int, contentType string, body []by
 	_, _ = rw.Write(body)
 }
 
+// writeVersionMismatch answers HTTP 500, as the SOAP binding says, though the
+// caller's request caused it: the metrics' soap_fault label says so.
 func (s *Server) writeVersionMismatch(rw http.ResponseWriter, soap11 bool) {
 	httpmetrics.NoteFault(rw, httpmetrics.FaultVersionMismatch)
 	if soap11 {
