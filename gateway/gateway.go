@@ -513,6 +513,10 @@ func (g *Gateway) Done() <-chan error { return g.serveErr }
 func (g *Gateway) Reload() error {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
+	// As at start: a folder made writable for everyone since is no source of trust.
+	if err := checkTrustedFiles(&g.Config); err != nil {
+		return err
+	}
 	trust, trustErr := g.Trust.Prepare()
 	if trustErr != nil {
 		trustErr = fmt.Errorf("trust store: %w", trustErr)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/internal/fileperm"
 	"github.com/amtsbote/amtsbote/signing"
 )
 
@@ -42,6 +44,38 @@ func checkKeyFileMode(setting, path string) error {
 	}
 	if m := fi.Mode().Perm(); m&0o007 != 0 {
 		return fmt.Errorf("%s: %s is a private key that every user of this machine may access (mode %04o); restrict it: chmod 0640 %s (owner root, group of the service user) or 0600", setting, path, m, path)
+	}
+	return nil
+}
+
+// checkTrustedFiles refuses to start (or reload) with a file or folder that
+// decides whom the gateway trusts while every user of the machine may change it:
+// the trust store (a certificate put into portals/ makes its holder a portal),
+// the directory files (they say where an office's applications go) and the CA
+// files (whose servers and clients are believed). Until an audit (2026-12-06)
+// a trust store folder of mode 0777 was taken without a word. Key files have
+// their stricter check above; the configuration file is checked by serve.
+func checkTrustedFiles(c *config.Config) error {
+	type file struct{ setting, path string }
+	files := []file{
+		{"pki.trust_dir", c.PKI.TrustDir},
+		{"tls.client_ca_file", c.TLS.ClientCAFile},
+		{"tls.outbound_ca_file", c.TLS.OutboundCAFile},
+		{"xta.root_ca_file", c.XTA.RootCAFile},
+	}
+	for i, f := range c.Directory.Files {
+		files = append(files, file{fmt.Sprintf("directory.files[%d]", i), f})
+	}
+	for i, p := range c.Peers {
+		files = append(files, file{fmt.Sprintf("peers[%d].certificate", i), p.Certificate})
+	}
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		if err := fileperm.WritableByOthers(f.path); err != nil {
+			return fmt.Errorf("%s: %w", f.setting, err)
+		}
 	}
 	return nil
 }

@@ -85,6 +85,9 @@ func (g *Gateway) setupKeys() error {
 	}
 	g.Log.Info("receipts and federation documents are signed with the gateway key",
 		"key", signer.KeyDescription(), "signature_method", signer.SignatureMethod(), "cert", c.PKI.GatewayCert)
+	if err := checkTrustedFiles(c); err != nil {
+		return err
+	}
 	trust, err := signing.LoadTrustStore(c.PKI.TrustDir)
 	if err != nil {
 		return fmt.Errorf("trust store: %w", err)

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/amtsbote/amtsbote/internal/buildstamp"
+	"github.com/amtsbote/amtsbote/internal/fileperm"
 	"github.com/amtsbote/amtsbote/internal/procs"
 
 	"github.com/amtsbote/amtsbote/config"
@@ -29,6 +30,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		fmt.Fprintln(stderr, "amtsbote:", err)
 		return 2
+	}
+	// Unlike a file others may read (warned about below), one others may write is
+	// refused: whoever can log in could set her own admin_token or office token,
+	// or point the trust store at a folder of her own, and the next start or
+	// restart would take it. Until an audit (2026-12-06) a configuration of mode
+	// 0666 started without a word when it held no token yet.
+	if *cfgPath != "" {
+		if err := fileperm.WritableByOthers(*cfgPath); err != nil {
+			fmt.Fprintln(stderr, "amtsbote: configuration:", err)
+			return 2
+		}
 	}
 	if *listen != "" {
 		cfg.Listen = *listen
