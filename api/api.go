@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -127,6 +128,14 @@ type Server struct {
 	// everything else (docs/operations.md "Overload").
 	busyLog, unavailableLog, certLog repeatlimit.Limit
 
+	// refused counts bearer tokens sent but not taken, by the kind of client the
+	// route is for; refusedLog says so in the log once a minute. A token guessed
+	// at (nothing limits the attempts: a token's length is its only defence) was
+	// visible only in the access log at DEBUG (an audit, 2026-12-06).
+	refused    *prometheus.CounterVec
+	refusedLog repeatlimit.Limit
+	refusedN   atomic.Int64 // refusals since the last log line
+
 	backingUp atomic.Bool // one backup at a time
 	// lastBackup and lastBackupBytes: when the last whole backup was sent, and its
 	// size, so that a missing nightly backup can be alerted on.
@@ -161,7 +170,14 @@ func New(o Options) *Server {
 	}
 	s := &Server{opt: o, log: o.Logger, reg: o.Registry,
 		busyLog: repeatlimit.Limit{Every: time.Minute}, unavailableLog: repeatlimit.Limit{Every: time.Minute},
-		certLog: repeatlimit.Limit{Every: time.Minute}}
+		certLog: repeatlimit.Limit{Every: time.Minute}, refusedLog: repeatlimit.Limit{Every: time.Minute}}
+	s.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "amtsbote_auth_refused_total",
+		Help: "Requests whose bearer token is no client's token here, by the kind of client the route is for (portal, office, admin); a missing token is not counted."},
+		[]string{"client"})
+	for _, c := range []string{clientPortal, clientOffice, clientAdmin} {
+		s.refused.WithLabelValues(c) // every series from the start: rate() sees the first refusal
+	}
 	s.metrics = o.HTTPMetrics
 	s.lastBackup = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "amtsbote_backup_last_success_timestamp_seconds", Help: "When the last whole online backup was sent (Unix time; 0: none since start)."})
@@ -172,6 +188,7 @@ func New(o Options) *Server {
 			s.metrics = httpmetrics.New()
 			s.reg.MustRegister(s.metrics.Collectors()...)
 		}
+		s.reg.MustRegister(s.refused)
 		if o.Backup != nil {
 			s.reg.MustRegister(s.lastBackup, s.lastBackupBytes)
 		}
@@ -444,7 +461,7 @@ func (s *Server) portalOnly(h func(w http.ResponseWriter, r *http.Request, porta
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, ok := s.opt.Clients.Portal(r)
 		if !ok {
-			unauthenticated(w, r, "amtsbote", "a portal's")
+			s.unauthenticated(w, r, clientPortal)
 			return
 		}
 		h(w, r, id)
@@ -459,19 +476,48 @@ func (s *Server) officeAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, ok := s.opt.Clients.Office(r)
 		if !ok {
-			unauthenticated(w, r, "amtsbote", "an office's")
+			s.unauthenticated(w, r, clientOffice)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), officeKey, id)))
 	})
 }
 
-// unauthenticated answers 401 for a route that takes whose bearer token. A
-// request with a token that is not one says so (RFC 6750, error="invalid_token"):
-// "a token is required" sent a client with a mistyped or rotated token looking for
-// a missing header. Which client a token belongs to, if any, is not revealed.
-func unauthenticated(w http.ResponseWriter, r *http.Request, realm, whose string) {
+// The kinds of client a route takes the bearer token of (the label client of
+// amtsbote_auth_refused_total).
+const (
+	clientPortal = "portal"
+	clientOffice = "office"
+	clientAdmin  = "admin"
+)
+
+// unauthenticated answers 401 for a route that takes the bearer token of a
+// client of kind client. A request with a token that is not one says so (RFC
+// 6750, error="invalid_token"): "a token is required" sent a client with a
+// mistyped or rotated token looking for a missing header. Which client a token
+// belongs to, if any, is not revealed. A token sent and refused is counted and,
+// once a minute, logged with the route's pattern and the peer's address (never
+// the token): that is what someone guessing tokens looks like.
+func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request, client string) {
+	realm, whose := "amtsbote", "a portal's"
+	switch client {
+	case clientOffice:
+		whose = "an office's"
+	case clientAdmin:
+		realm, whose = "amtsbote-admin", "the admin"
+	}
 	if _, sent := bearer(r); sent {
+		s.refused.WithLabelValues(client).Inc()
+		n := s.refusedN.Add(1)
+		if s.refusedLog.Allow(time.Now()) {
+			s.refusedN.Add(-n)
+			host, _, err := net.SplitHostPort(r.RemoteAddr)
+			if err != nil {
+				host = r.RemoteAddr
+			}
+			s.log.Warn("bearer token refused (at most one such line a minute; amtsbote_auth_refused_total counts them all)",
+				"client", client, "route", routePattern(r), "remote", host, "refused_since_last_line", n)
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="`+realm+`", error="invalid_token"`)
 		problem.Write(w, r, problem.New(401, problem.TypeUnauthenticated, "the bearer token is not "+whose+" token here"))
 		return
@@ -485,7 +531,7 @@ func officeOf(r *http.Request) string { v, _ := r.Context().Value(officeKey).(st
 func (s *Server) adminAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.opt.Clients.Admin(r) {
-			unauthenticated(w, r, "amtsbote-admin", "the admin")
+			s.unauthenticated(w, r, clientAdmin)
 			return
 		}
 		next.ServeHTTP(w, r)
