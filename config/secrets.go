@@ -75,3 +75,34 @@ func ExposedSecretsWarning(path string, c *Config) string {
 	return fmt.Sprintf("configuration file %s is readable by every user of this machine (mode %04o) and holds %s%s; restrict it: chmod 0640 %s (owner root, group of the service user)",
 		path, fi.Mode().Perm(), strings.Join(keys, ", "), more, path)
 }
+
+// MinTokenLength is the shortest bearer token not warned about at start: 20
+// characters, 120 bits of base64 from `openssl rand -base64 32` cut short, or
+// 80 of hex. The API does not limit how many tokens a client may try
+// (amtsbote_auth_refused_total shows it when one does), so a token's length
+// is what keeps it from being guessed.
+const MinTokenLength = 20
+
+// ShortTokens names the settings of c whose bearer token (taken as the API
+// takes it, without the whitespace around it) is shorter than MinTokenLength,
+// in a stable order; never their values.
+func (c *Config) ShortTokens() []string {
+	var out []string
+	short := func(key, tok string) {
+		if tok = strings.TrimSpace(tok); tok != "" && len([]rune(tok)) < MinTokenLength {
+			out = append(out, key)
+		}
+	}
+	short("admin_token", c.AdminToken)
+	for _, id := range sortedKeys(c.Portals) {
+		short("portals."+id+".token", c.Portals[id].Token)
+	}
+	for _, id := range sortedKeys(c.Offices) {
+		o := c.Offices[id]
+		short("offices."+id+".token", o.Token)
+		for i, tok := range o.Tokens {
+			short(fmt.Sprintf("offices.%s.tokens[%d]", id, i), tok)
+		}
+	}
+	return out
+}

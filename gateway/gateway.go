@@ -205,6 +205,7 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 			log.Warn("no public_url: "+why+"; set public_url to the address offices and clerks reach (docs/operations.md)", "public_url", cfg.PublicURL)
 		}
 	}
+	g.warnExposure(g.ln.Addr(), log)
 	reg := prometheus.NewRegistry()
 	g.reg = reg
 	g.httpMetrics = httpmetrics.New()
