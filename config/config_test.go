@@ -511,3 +511,54 @@ func TestTransferLedgerKeep(t *testing.T) {
 		}
 	}
 }
+
+// TestPasswordHashesAndEndpointTokensAreSecrets: a world-readable configuration
+// was warned about for its tokens only. A clerk's bcrypt hash lets whoever reads
+// it guess her password offline, beyond the mailbox's login limits, and an
+// office's webhook URL often carries its access token in the query or the user
+// part; a file holding only these started without a word. The warning now names
+// them (never a value); an endpoint without either is no secret.
+func TestPasswordHashesAndEndpointTokensAreSecrets(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "amtsbote.yaml")
+	yaml := `mailbox:
+  users:
+    - {name: anna, office: office-a, password_hash: "$2a$12$LqXFzjQqrQwo5VwKNj1tueluLr6uGxTMNCSIdwAEqcHSKpwVmcfPG"}
+offices:
+  office-a:
+    channels:
+      webhook: {endpoint: "https://fv.example/hook?access_token=tok-in-query"}
+  office-b:
+    channels:
+      webhook: {endpoint: "https://user:tok-in-userinfo@fv.example/hook"}
+  office-c:
+    channels:
+      webhook: {endpoint: "https://fv.example/hook"}
+portals:
+  amt24:
+    callback: {endpoint: "https://amt24.example/cb?key=tok-in-callback"}
+`
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	c, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"portals.amt24.callback.endpoint", "offices.office-a.channels.webhook.endpoint",
+		"offices.office-b.channels.webhook.endpoint", "mailbox.users[0].password_hash"}
+	if got := c.SecretSettings(); !slices.Equal(got, want) {
+		t.Errorf("secret settings %q, want %q", got, want)
+	}
+	w := ExposedSecretsWarning(path, &c)
+	if !strings.Contains(w, "readable by every user") {
+		t.Fatalf("warning %q, want one", w)
+	}
+	for _, v := range []string{"tok-in-", "$2a$"} {
+		if strings.Contains(w, v) {
+			t.Errorf("the warning shows a value (%s): %s", v, w)
+		}
+	}
+}

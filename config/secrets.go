@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 )
@@ -21,6 +22,9 @@ func (c *Config) SecretSettings() []string {
 		if p.Callback != nil && p.Callback.Secret != "" {
 			out = append(out, "portals."+id+".callback.secret")
 		}
+		if p.Callback != nil && urlHasCredentials(p.Callback.Endpoint) {
+			out = append(out, "portals."+id+".callback.endpoint")
+		}
 	}
 	for _, id := range sortedKeys(c.Offices) {
 		o := c.Offices[id]
@@ -34,9 +38,15 @@ func (c *Config) SecretSettings() []string {
 			if o.Channels[name].Secret != "" {
 				out = append(out, "offices."+id+".channels."+name+".secret")
 			}
+			if urlHasCredentials(o.Channels[name].Endpoint) {
+				out = append(out, "offices."+id+".channels."+name+".endpoint")
+			}
 		}
 		if o.Webhook != nil && o.Webhook.Secret != "" {
 			out = append(out, "offices."+id+".webhook.secret")
+		}
+		if o.Webhook != nil && urlHasCredentials(o.Webhook.URL) {
+			out = append(out, "offices."+id+".webhook.url")
 		}
 	}
 	// A NATS URL's user part is the cluster's password or token (user:pw@host):
@@ -47,7 +57,25 @@ func (c *Config) SecretSettings() []string {
 	if c.Mailbox.SMTP.Password != "" {
 		out = append(out, "mailbox.smtp.password")
 	}
+	// A bcrypt hash is no password, but whoever reads it can try passwords
+	// against it offline, as fast as she likes, without the login's limits.
+	for i, u := range c.Mailbox.Users {
+		if u.PasswordHash != "" {
+			out = append(out, fmt.Sprintf("mailbox.users[%d].password_hash", i))
+		}
+	}
 	return out
+}
+
+// urlHasCredentials says whether an endpoint URL carries user info or a query,
+// where offices and portals put access tokens (adapters.SafeEndpoint leaves
+// both out of logs for that reason).
+func urlHasCredentials(e string) bool {
+	u, err := url.Parse(e)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	return u.User != nil || u.RawQuery != ""
 }
 
 // ExposedSecretsWarning says what is wrong when the configuration file at path,
