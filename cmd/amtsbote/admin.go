@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -179,7 +180,29 @@ func newAdminClient(cfg config.Config, base string) (*adminClient, error) {
 	if token == "" {
 		return nil, fmt.Errorf("no admin token: set admin_token in the configuration (or AMTSBOTE_ADMIN_TOKEN); on the development PKI, point -config or -data at the gateway's data folder")
 	}
+	if err := clearTextAway(base); err != nil {
+		return nil, err
+	}
 	return &adminClient{base: strings.TrimSuffix(base, "/"), token: token, http: &http.Client{Timeout: 2 * time.Minute}}, nil
+}
+
+// clearTextAway refuses a plain http:// base on another host: the admin token
+// (and, for `store backup`, the whole store) would cross the network in the
+// clear, to anyone on the way. The gateway's own host (loopback) is fine, and is
+// where the tool usually runs; elsewhere the gateway is reached by https.
+func clearTextAway(base string) error {
+	u, err := url.Parse(base)
+	if err != nil || u.Scheme != "http" {
+		return nil // https, or a URL the request itself will refuse
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("refusing to send the admin token in the clear to %s: use an https:// URL, or run this on the gateway's host with -url http://127.0.0.1:PORT", u.Host)
 }
 
 // apiError is a problem+json answer, or any other answer that is not a success.

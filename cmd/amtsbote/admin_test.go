@@ -397,3 +397,30 @@ func TestAllPagesFollowsTheNextLinks(t *testing.T) {
 		t.Fatal("a page whose rows are no list was read without an error")
 	}
 }
+
+// TestAdminRefusesTheTokenInTheClear: `amtsbote admin` and `store backup` sent
+// the admin token (a backup: the whole store) to public_url or -url, plain
+// http:// to another host included, where anyone on the way could read it (a
+// security audit, 2026-12-06). They refuse that before any request; loopback
+// and https stay.
+func TestAdminRefusesTheTokenInTheClear(t *testing.T) {
+	t.Setenv("AMTSBOTE_ADMIN_TOKEN", "admin-token-of-the-test")
+	for base, refused := range map[string]bool{
+		"http://192.0.2.1:8080":      true,
+		"http://gateway.amt.example": true,
+		"http://127.0.0.1:1":         false,
+		"http://[::1]:1":             false,
+		"http://localhost:1":         false,
+		"https://127.0.0.1:1/":       false,
+	} {
+		var out, errb bytes.Buffer
+		rc := runAdmin(context.Background(), []string{"-url", base, "-data", t.TempDir(), "offices"}, &out, &errb)
+		got := rc == 2 && strings.Contains(errb.String(), "refusing to send the admin token in the clear")
+		if got != refused {
+			t.Errorf("%s: rc %d, refused %v, want %v\n%s", base, rc, got, refused, errb.String())
+		}
+		if strings.Contains(errb.String(), "admin-token-of-the-test") {
+			t.Errorf("%s: the token in the message", base)
+		}
+	}
+}
