@@ -98,7 +98,16 @@ func (s *Server) submitMultipart(w http.ResponseWriter, r *http.Request, params 
 	// framing) — what its first upload was allowed, under the same progress rule.
 	httpbody.Refusing(w, r)
 	writeIntake(w, a)
-	drainUpload(w, r, body, declaredBytes(a.Submission.Attachments)+uploadFraming, time.Time{})
+	drainUpload(w, r, body, RepeatRest(a.Submission.Attachments), time.Time{})
+}
+
+// RepeatRest is what the rest of a repeated upload may hold once its root was
+// read and its parts were not: what its attachments' signed sizes declare plus
+// the parts' framing, as much as its first upload was allowed. The portal
+// API's uploads and the federation's forwardings with attachments drain a
+// repeat so far (DrainUpload).
+func RepeatRest(atts []submission.Attachment) int64 {
+	return declaredBytes(atts) + uploadFraming
 }
 
 // uploadFraming is what the parts of a multipart/related upload may add to their
@@ -153,6 +162,17 @@ func drainUpload(w http.ResponseWriter, r *http.Request, body *progressReader, m
 		body.restart()
 	}
 	httpbody.Drain(w, r, body, maxBytes, time.Time{})
+}
+
+// DrainUpload is drainUpload for a body from UploadBody, for the federation's
+// forwarding with attachments: its progress rule bounds the time unless until
+// is set. Any other reader is drained by httpbody.Drain alone.
+func DrainUpload(w http.ResponseWriter, r *http.Request, body io.Reader, maxBytes int64, until time.Time) {
+	if p, ok := body.(*progressReader); ok {
+		drainUpload(w, r, p, maxBytes, until)
+		return
+	}
+	httpbody.Drain(w, r, body, maxBytes, until)
 }
 
 // ReadRoot reads the root part of a multipart/related upload into memory: XML (what

@@ -11,6 +11,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -398,12 +399,13 @@ func (h *Receiver) forwardParts(w http.ResponseWriter, r *http.Request, params m
 		})
 		return
 	}
-	mr := multipart.NewReader(api.UploadBody(w, r, u.MaxBytes, u.Window, u.MinRate), params["boundary"])
+	upload := api.UploadBody(w, r, u.MaxBytes, u.Window, u.MinRate)
+	mr := multipart.NewReader(upload, params["boundary"])
 	// Every answer from here on sets the write deadline the upload lifted. A
 	// refusal (the envelope's framing, its signer, a part the package does
 	// not declare) comes with the parts after it unread: they are drained
 	// as early does, at most the envelope's limit (as the portal API's
-	// uploads, api.failUpload).
+	// uploads, api.failUpload). A repeat does too, further (below).
 	a := &answering{ResponseWriter: w, r: r, timeout: u.WriteTimeout}
 	defer func() {
 		if a.refused {
@@ -426,7 +428,17 @@ func (h *Receiver) forwardParts(w http.ResponseWriter, r *http.Request, params m
 	if !ok {
 		return
 	}
-	h.receive(w, r, env, peer, body, api.RelatedParts(mr))
+	if rest := h.receive(w, r, env, peer, body, api.RelatedParts(mr)); rest > 0 {
+		// A repeat, answered with its parts unread: the peer's package, its
+		// envelope and signature checked again, so the rest may be what its
+		// signed sizes declare plus framing — what its first forwarding was
+		// allowed — under the upload's progress rule, not only a refusal's
+		// envelope limit. Unread, the connection was reset under a peer that
+		// sends the whole request before it reads, which saw "connection
+		// reset" instead of the 200 and forwarded again (as the portal API's
+		// repeated uploads, api.RepeatRest).
+		api.DrainUpload(w, r, upload, rest, time.Time{})
+	}
 }
 
 // answering sets the write deadline for the answer to an upload when the answer
@@ -463,8 +475,11 @@ func (a *answering) Unwrap() http.ResponseWriter { return a.ResponseWriter }
 // receive hands a verified envelope's package (and its attachment parts) to the
 // intake and answers with the signed Eingangsbestaetigung: 201 for a new package,
 // 200 and the first receipt for a repeat (the same package from the same peer),
-// 409 when the sender's NachrichtID names another package here.
-func (h *Receiver) receive(w http.ResponseWriter, r *http.Request, env *Envelope, peer config.Peer, body []byte, parts intake.Parts) {
+// 409 when the sender's NachrichtID names another package here. It returns
+// how much a repeat's unread parts may still hold (api.RepeatRest), readied
+// for the caller's drain (httpbody.Refusing); 0 when nothing is left unread
+// but for a refusal's, which the caller drains as it does every refusal.
+func (h *Receiver) receive(w http.ResponseWriter, r *http.Request, env *Envelope, peer config.Peer, body []byte, parts intake.Parts) (rest int64) {
 	chain := make([]submission.Hop, len(env.Chain))
 	for i, hp := range env.Chain {
 		chain[i] = submission.Hop{Gateway: hp.Gateway, SubmissionID: hp.SubmissionID, At: hp.At}
@@ -478,7 +493,7 @@ func (h *Receiver) receive(w http.ResponseWriter, r *http.Request, env *Envelope
 	})
 	if err != nil {
 		h.fail(w, r, peer.ID, err)
-		return
+		return 0
 	}
 	if !rec.Created && !sameHop(rec.Submission, peer.ID, env) {
 		// The NachrichtID names a package this peer did not send here (this
@@ -486,17 +501,26 @@ func (h *Receiver) receive(w http.ResponseWriter, r *http.Request, env *Envelope
 		// not this peer's to read, and the peer's package is not taken.
 		h.log().Warn("forwarded package refused: its NachrichtID names another package here", "submission", rec.Submission.ID, "peer", peer.ID)
 		h.fail(w, r, peer.ID, fmt.Errorf("%w: Absender %q, NachrichtID %q", ErrTaken, env.Sender, env.MessageID))
-		return
+		return 0
 	}
 	w.Header().Set("Content-Type", ContentType)
+	// Declared, not chunked: a peer that reads the answer while it still sends
+	// a repeat's parts can tell its end before the drain ends (httpbody.Drain).
+	w.Header().Set("Content-Length", strconv.Itoa(len(rec.Receipt)))
 	w.Header().Set("X-Submission-Id", rec.Submission.ID)
 	if rec.Created {
 		h.log().Info("forwarded package received", "submission", rec.Submission.ID, "peer", peer.ID, "hops", len(env.Chain))
 		w.WriteHeader(http.StatusCreated)
 	} else {
+		if parts != nil {
+			// Its parts unread: the intake found the package and read none.
+			httpbody.Refusing(w, r)
+			rest = api.RepeatRest(rec.Submission.Attachments)
+		}
 		w.WriteHeader(http.StatusOK)
 	}
 	_, _ = w.Write(rec.Receipt)
+	return rest
 }
 
 // status answers a signed status question about packages the asking peer forwarded
