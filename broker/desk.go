@@ -39,12 +39,18 @@ type OfficeDesk interface {
 	Events(ctx context.Context, officeID, id string) ([]submission.Event, error)
 	// OpenPackage opens the exact signed package bytes; it records the pickup p first.
 	OpenPackage(ctx context.Context, officeID, id string, p Pickup) (*submission.Submission, io.ReadCloser, error)
-	// ReadPackage reads the whole package, at most max bytes (ErrTooLarge beyond),
-	// checks it against its SHA-256, and only then records the pickup p: for a face
-	// that shows the package itself (the mailbox's case page), where the pickup is a
-	// person having read it, not the bytes having opened. Bytes that end early or
-	// differ are ErrUnreadable, with no pickup.
-	ReadPackage(ctx context.Context, officeID, id string, max int64, p Pickup) (*submission.Submission, []byte, error)
+	// ReadCase is one case as a face shows it to a person (the mailbox's case
+	// page), from one read of its record: the record, the whole package and the
+	// event log. Unless o.Open says no, it reads the whole package, at most
+	// o.Max bytes, checks it against its SHA-256, and only then records the
+	// pickup o.Pickup: the pickup is a person having read it, not the bytes
+	// having opened. A package it cannot read or pick up so — beyond o.Max
+	// (ErrTooLarge), bytes out of reach, ending early or different
+	// (ErrUnreadable), erased (ErrBytesRemoved), a case that allows no pickup
+	// (ErrConflict: forwarded to a peer) — is Case.Unread, with the record as
+	// read and no pickup. The events are read after the pickup. The error is
+	// for the case itself: ErrNotFound (another office's too), the store.
+	ReadCase(ctx context.Context, officeID, id string, o CaseRead) (*Case, error)
 	// FetchPackage opens the package bytes without recording a pickup, for a face
 	// whose office confirms separately (XTA: getMessage reads, close confirms). It
 	// records nothing: the face calls RecordFetch once the bytes reached the
@@ -136,6 +142,35 @@ type Page struct {
 type Pickup struct {
 	Channel  string // channel.API, channel.XTA, channel.Mailbox, ...
 	Receiver string // e.g. "office X (pull API)", "user anna (mailbox)"
+}
+
+// CaseRead says how OfficeDesk.ReadCase reads a case.
+type CaseRead struct {
+	// Max bounds the package's bytes read; a larger package is not read
+	// (ErrTooLarge), and its download is the pickup.
+	Max int64
+	// Pickup is recorded once the package was read whole and checked.
+	Pickup Pickup
+	// Open, if not nil, decides from the record as read whether the package
+	// is read and the pickup recorded at all; false leaves both, and the case
+	// is the record and its events (a HEAD, a case on its way to the office's
+	// own system). It must not change the record. nil: it is.
+	Open func(*submission.Submission) bool
+}
+
+// Case is one case as OfficeDesk.ReadCase read it.
+type Case struct {
+	// Sub is the record: as changed by the pickup, if one was recorded.
+	Sub *submission.Submission
+	// Package is the package's bytes, checked against its SHA-256; nil when
+	// they were not read (Open said no, or Unread says why).
+	Package []byte
+	// Unread says why the package was not read, or not picked up, although
+	// Open allowed it: ErrTooLarge, ErrUnreadable, ErrBytesRemoved or
+	// ErrConflict. Nothing was recorded then.
+	Unread error
+	// Events is the case's event log, read after the pickup.
+	Events []submission.Event
 }
 
 // Decision is the office's answer as a face hands it in.
@@ -399,25 +434,56 @@ func (b *Broker) OpenPackage(ctx context.Context, officeID, id string, p Pickup)
 	return s, rc, nil
 }
 
-// ReadPackage implements OfficeDesk.
-func (b *Broker) ReadPackage(ctx context.Context, officeID, id string, max int64, p Pickup) (*submission.Submission, []byte, error) {
-	s, rc, err := b.openPackage(ctx, officeID, id)
+// ReadCase implements OfficeDesk. The record is read once: the face's Open,
+// the bytes, the pickup (its receipt signed from that read, confirmSub) and
+// the office check of the events all go by it. The case page read it three or
+// four times — whether opening is the pickup, the package, the pickup's own
+// read, the events — each a decoded record (tens of KB with its certificates).
+func (b *Broker) ReadCase(ctx context.Context, officeID, id string, o CaseRead) (*Case, error) {
+	s, err := b.forOffice(officeID, id)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
+	}
+	c := &Case{Sub: s}
+	if o.Open == nil || o.Open(s) {
+		pkg, err := b.readPackage(ctx, s, o.Max)
+		if err == nil {
+			var now *submission.Submission
+			if now, err = b.pickedUp(s, o.Pickup); err == nil {
+				c.Sub, c.Package = now, pkg
+			}
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrTooLarge), errors.Is(err, ErrUnreadable), errors.Is(err, ErrBytesRemoved), errors.Is(err, ErrConflict):
+			c.Unread = err
+		default:
+			return nil, err
+		}
+	}
+	if c.Events, err = b.db.Events(id); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// readPackage reads s's whole package, at most max bytes, and checks it against
+// its SHA-256; bytes that end early or differ are ErrUnreadable.
+func (b *Broker) readPackage(ctx context.Context, s *submission.Submission, max int64) ([]byte, error) {
+	rc, err := b.openBytes(ctx, s)
+	if err != nil {
+		return nil, err
 	}
 	defer rc.Close()
 	if s.PackageSize > max {
-		return nil, nil, fmt.Errorf("submission %s: package of %d bytes: %w", id, s.PackageSize, ErrTooLarge)
+		return nil, fmt.Errorf("submission %s: package of %d bytes: %w", s.ID, s.PackageSize, ErrTooLarge)
 	}
 	var pkg bytes.Buffer
 	pkg.Grow(int(s.PackageSize))
-	if _, err := store.CopyChecked(ctx, &pkg, rc, s.PackageSize, s.PackageSHA256, "package of "+id); err != nil {
-		return nil, nil, unreadable(err)
+	if _, err := store.CopyChecked(ctx, &pkg, rc, s.PackageSize, s.PackageSHA256, "package of "+s.ID); err != nil {
+		return nil, unreadable(err)
 	}
-	if s, err = b.pickedUp(s, p); err != nil {
-		return nil, nil, err
-	}
-	return s, pkg.Bytes(), nil
+	return pkg.Bytes(), nil
 }
 
 // FetchPackage implements OfficeDesk. It records nothing: the first fetch was
@@ -472,14 +538,23 @@ func (b *Broker) openPackage(ctx context.Context, officeID, id string) (*submiss
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := PackageGone(s); err != nil {
+	rc, err := b.openBytes(ctx, s)
+	if err != nil {
 		return nil, nil, err
+	}
+	return s, rc, nil
+}
+
+// openBytes opens the package bytes of s, unless the retention removed them.
+func (b *Broker) openBytes(ctx context.Context, s *submission.Submission) (io.ReadCloser, error) {
+	if err := PackageGone(s); err != nil {
+		return nil, err
 	}
 	rc, err := b.db.Blobs().Open(ctx, s.PackageSHA256)
 	if err != nil {
-		return nil, nil, unreadable(err)
+		return nil, unreadable(err)
 	}
-	return s, rc, nil
+	return rc, nil
 }
 
 // OpenAttachment implements OfficeDesk.
@@ -521,6 +596,9 @@ func (b *Broker) Confirm(_ context.Context, officeID, id string, p Pickup) (*sub
 }
 
 // pickedUp records the office's pickup of s, read just before, unless it has one.
+// The receipt is signed from a copy of s (confirmSub's snapshot), not from a
+// read of its own: every pickup read the record twice, and the commit keeps
+// the receipt only if the stored record takes the same transition.
 //
 // A case whose bytes were erased before the office's system ever read them
 // (FetchedAt) is no pickup: the office cannot have the package, and recording one
@@ -533,7 +611,8 @@ func (b *Broker) pickedUp(s *submission.Submission, p Pickup) (*submission.Submi
 		return s, nil
 	}
 	c := submission.Confirmation{Receiver: p.Receiver, At: time.Now().UTC()}
-	return b.confirmSub(s.ID, nil, c, func(cur *submission.Submission, now time.Time, c submission.Confirmation) ([]submission.Event, error) {
+	// A copy: the transition changes it, and the caller keeps s for a refusal.
+	return b.confirmSub(s.ID, s.Clone(), c, func(cur *submission.Submission, now time.Time, c submission.Confirmation) ([]submission.Event, error) {
 		if cur.DeliveredAt == nil && cur.BytesRemovedAt != nil && cur.FetchedAt == nil {
 			return nil, fmt.Errorf("%w: submission %s: %w before the office had it", submission.ErrIllegal, cur.ID, ErrBytesRemoved)
 		}

@@ -44,11 +44,11 @@ func (s shortBlobStore) Open(ctx context.Context, digest string) (io.ReadCloser,
 	return io.NopCloser(bytes.NewReader(b[:len(b)/2])), nil
 }
 
-// TestReadPackageRecordsThePickupOnlyForTheWholePackage: the mailbox's case page
+// TestReadCaseRecordsThePickupOnlyForTheWholePackage: the mailbox's case page
 // recorded the pickup (a signed Zustellbestaetigung) once the package had opened,
 // and a package whose bytes then ended early counted as delivered to a clerk who
-// saw only an error. ReadPackage reads and checks the whole package first.
-func TestReadPackageRecordsThePickupOnlyForTheWholePackage(t *testing.T) {
+// saw only an error. ReadCase reads and checks the whole package first.
+func TestReadCaseRecordsThePickupOnlyForTheWholePackage(t *testing.T) {
 	ctx := context.Background()
 	b := startOver(t, t.TempDir(), testConfig, func(db *store.DB) store.Store { return shortBlobs{db} }, &scripted{channel: "primary", block: make(chan struct{})})
 	in := intake("short", "primary")
@@ -58,23 +58,25 @@ func TestReadPackageRecordsThePickupOnlyForTheWholePackage(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := a.Submission.ID
-	if _, _, err := b.ReadPackage(ctx, "office-a", id, 1<<20, Pickup{Channel: "mailbox", Receiver: "anna"}); !errors.Is(err, ErrUnreadable) {
-		t.Fatalf("ReadPackage of bytes cut short: %v, want ErrUnreadable", err)
+	if c, err := b.ReadCase(ctx, "office-a", id, CaseRead{Max: 1 << 20, Pickup: Pickup{Channel: "mailbox", Receiver: "anna"}}); err != nil || !errors.Is(c.Unread, ErrUnreadable) || c.Package != nil || c.Sub.ID != id {
+		t.Fatalf("ReadCase of bytes cut short: %+v %v, want the record and ErrUnreadable", c, err)
 	}
 	if s, err := b.Submission(id); err != nil || s.DeliveredAt != nil {
 		t.Fatalf("bytes cut short counted as picked up: delivered at %v (%v)", s.DeliveredAt, err)
 	}
-	if _, _, err := b.ReadPackage(ctx, "office-a", id, 10, Pickup{Channel: "mailbox"}); !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("ReadPackage with a 10-byte limit: %v, want ErrTooLarge", err)
+	if c, err := b.ReadCase(ctx, "office-a", id, CaseRead{Max: 10, Pickup: Pickup{Channel: "mailbox"}}); err != nil || !errors.Is(c.Unread, ErrTooLarge) {
+		t.Fatalf("ReadCase with a 10-byte limit: %+v %v, want ErrTooLarge", c, err)
 	}
-	if _, _, err := b.ReadPackage(ctx, "office-b", id, 1<<20, Pickup{Channel: "mailbox"}); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("another office's ReadPackage: %v, want ErrNotFound", err)
+	if _, err := b.ReadCase(ctx, "office-b", id, CaseRead{Max: 1 << 20, Pickup: Pickup{Channel: "mailbox"}}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("another office's ReadCase: %v, want ErrNotFound", err)
 	}
 }
 
-// TestReadPackageReadsAndPicksUp is the control: the whole package is returned,
-// byte for byte, and its reading is the pickup.
-func TestReadPackageReadsAndPicksUp(t *testing.T) {
+// TestReadCaseReadsAndPicksUp is the control: the whole package is returned,
+// byte for byte, its reading is the pickup, and the events read after it show
+// it. A case its Open leaves is read without its package and picked up by
+// nobody.
+func TestReadCaseReadsAndPicksUp(t *testing.T) {
 	ctx := context.Background()
 	b := startOver(t, t.TempDir(), testConfig, func(db *store.DB) store.Store { return db }, &scripted{channel: "primary", block: make(chan struct{})})
 	in := intake("whole", "primary")
@@ -83,9 +85,21 @@ func TestReadPackageReadsAndPicksUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, pkg, err := b.ReadPackage(ctx, "office-a", a.Submission.ID, 1<<20, Pickup{Channel: "mailbox", Receiver: "anna"})
-	if err != nil || !bytes.Equal(pkg, in.Package) || s.DeliveredAt == nil {
-		t.Fatalf("ReadPackage: %v, %d bytes (want %d), delivered at %v", err, len(pkg), len(in.Package), s.DeliveredAt)
+	pickup := Pickup{Channel: "mailbox", Receiver: "anna"}
+	left, err := b.ReadCase(ctx, "office-a", a.Submission.ID, CaseRead{Max: 1 << 20, Pickup: pickup,
+		Open: func(*submission.Submission) bool { return false }})
+	if err != nil || left.Package != nil || left.Unread != nil || left.Sub.DeliveredAt != nil || len(left.Events) == 0 {
+		t.Fatalf("ReadCase left unopened: %+v %v", left, err)
+	}
+	c, err := b.ReadCase(ctx, "office-a", a.Submission.ID, CaseRead{Max: 1 << 20, Pickup: pickup})
+	if err != nil || !bytes.Equal(c.Package, in.Package) || c.Sub.DeliveredAt == nil || c.Unread != nil {
+		t.Fatalf("ReadCase: %v, %d bytes (want %d), %+v", err, len(c.Package), len(in.Package), c)
+	}
+	if last := c.Events[len(c.Events)-1]; last.Type != submission.EventDelivered {
+		t.Errorf("the events read after the pickup end with %s", last.Type)
+	}
+	if s, err := b.Submission(a.Submission.ID); err != nil || s.DeliveredAt == nil {
+		t.Fatalf("the pickup is not stored: %v", err)
 	}
 }
 

@@ -143,18 +143,28 @@ func (d *memDesk) OpenPackage(ctx context.Context, office, id string, p broker.P
 	return s, io.NopCloser(bytes.NewReader(d.blobs["pkg:"+id])), nil
 }
 
-func (d *memDesk) ReadPackage(ctx context.Context, office, id string, max int64, p broker.Pickup) (*submission.Submission, []byte, error) {
-	d.mu.Lock()
-	b := d.blobs["pkg:"+id]
-	d.mu.Unlock()
-	if int64(len(b)) > max {
-		return nil, nil, broker.ErrTooLarge
-	}
-	s, err := d.Confirm(ctx, office, id, p)
+func (d *memDesk) ReadCase(ctx context.Context, office, id string, o broker.CaseRead) (*broker.Case, error) {
+	s, err := d.Get(ctx, office, id)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return s, append([]byte(nil), b...), nil
+	c := &broker.Case{Sub: s}
+	if o.Open == nil || o.Open(s) {
+		d.mu.Lock()
+		b := d.blobs["pkg:"+id]
+		d.mu.Unlock()
+		if int64(len(b)) > o.Max {
+			c.Unread = broker.ErrTooLarge
+		} else if now, err := d.Confirm(ctx, office, id, o.Pickup); err != nil {
+			c.Unread = err
+		} else {
+			c.Sub, c.Package = now, append([]byte(nil), b...)
+		}
+	}
+	if c.Events, err = d.Events(ctx, office, id); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 func (d *memDesk) MarkProcessed(_ context.Context, office, id string, done bool, actor, ch string) (*submission.Submission, error) {

@@ -1083,63 +1083,59 @@ const (
 func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s session, id string, draft *draft) {
 	ctx := r.Context()
 	pickup := broker.Pickup{Channel: channel.Mailbox, Receiver: receiverName(s.User)}
-	// Opening the page is the pickup: the office has the package now. A HEAD
-	// opens nothing (RFC 9110: HEAD is safe), so it confirms nothing either.
+	// Opening the page is the pickup: the office has the package now.
 	//
 	// The package is read whole and checked against its SHA-256 before the pickup
-	// is recorded (broker.ReadPackage): the page confirmed before it read the
+	// is recorded (broker.ReadCase): the page confirmed before it read the
 	// bytes, and later once their first chunk had opened, so a package out of
 	// reach or cut short (a cluster's blob on a node that is down, a disk fault)
 	// was signed as delivered to the clerk who saw only an error.
-	var sub *submission.Submission
-	var pkg []byte
-	var err, unread error
+	//
+	// Whether it is opened at all is decided on the record ReadCase reads for
+	// the page, the package, the pickup and the events alike: the page read the
+	// record three or four times, once of them only for this decision.
 	head := r.Method == http.MethodHead
 	elsewhere := ""
-	if draft == nil && !head {
+	c, err := m.desk.ReadCase(ctx, s.Office, id, broker.CaseRead{Max: maxViewBytes, Pickup: pickup, Open: func(cur *submission.Submission) bool {
+		switch {
+		case head:
+			// A HEAD opens nothing (RFC 9110: HEAD is safe), so it confirms
+			// nothing either.
+			return false
+		case draft != nil:
+			// A refused POST changes nothing: the page shows the package only
+			// if the office has it already (the clerk had it open), and
+			// records no pickup.
+			return cur.DeliveredAt != nil
+		}
 		// A case on its way to the office's own system is not opened here: the
 		// opening would be its pickup, and the system would never list it again
 		// (an audit, 2026-12-05). The page shows the record and offers the
 		// takeover (takeOver) instead.
-		if cur, gerr := m.desk.Get(ctx, s.Office, id); gerr == nil {
-			if elsewhere = waitingElsewhere(cur); elsewhere != "" {
-				sub, head = cur, true
-			}
-		}
-	}
-	if elsewhere != "" {
-		// The record read above is the page's.
-	} else if draft != nil {
-		// A refused POST changes nothing: the page shows the package only if the
-		// office has it already (the clerk had it open), and records no pickup;
-		// otherwise the record read here is the page's.
-		sub, err = m.desk.Get(ctx, s.Office, id)
-		head = err != nil || sub.DeliveredAt == nil
-	} else if head {
-		sub, err = m.desk.Get(ctx, s.Office, id)
-	}
-	if head {
-		// The record read above is all the page shows.
-	} else if sub, pkg, err = m.desk.ReadPackage(ctx, s.Office, id, maxViewBytes, pickup); err == nil {
-		// Read whole: the page shows it.
-	} else if errors.Is(err, broker.ErrConflict) || errors.Is(err, broker.ErrBytesRemoved) || errors.Is(err, broker.ErrUnreadable) || errors.Is(err, broker.ErrTooLarge) {
-		// Forwarded to a peer, erased before the office had it, its bytes out of
-		// reach now, or too big for the page (its download is the pickup): show
-		// the record, record no pickup.
-		unread = err
-		sub, err = m.desk.Get(ctx, s.Office, id)
-		if err == nil && sub.DeliveredAt == nil && sub.FetchedAt != nil && errors.Is(unread, broker.ErrBytesRemoved) {
-			// The office's system fetched the package (XTA's getMessage) before
-			// the erasure: the office has it, and a clerk opening the case is its
-			// pickup, as before the bytes went (the desk allows exactly this).
-			if now, cerr := m.desk.Confirm(ctx, s.Office, id, pickup); cerr == nil {
-				sub = now
-			}
-		}
-	}
+		elsewhere = waitingElsewhere(cur)
+		return elsewhere == ""
+	}})
 	if err != nil {
 		m.deskError(w, r, s, err, "open submission")
 		return
+	}
+	// Not read (unread says why: forwarded to a peer, erased before the office
+	// had it, its bytes out of reach now, or too big for the page, whose
+	// download is the pickup): the page shows the record, and no pickup is
+	// recorded.
+	sub, pkg, unread, events := c.Sub, c.Package, c.Unread, c.Events
+	if sub.DeliveredAt == nil && sub.FetchedAt != nil && errors.Is(unread, broker.ErrBytesRemoved) {
+		// The office's system fetched the package (XTA's getMessage) before
+		// the erasure: the office has it, and a clerk opening the case is its
+		// pickup, as before the bytes went (the desk allows exactly this).
+		if now, cerr := m.desk.Confirm(ctx, s.Office, id, pickup); cerr == nil {
+			sub = now
+			// The pickup is in the history, as after any other.
+			if events, err = m.desk.Events(ctx, s.Office, id); err != nil {
+				m.deskError(w, r, s, err, "read events")
+				return
+			}
+		}
 	}
 	p := m.base1(&s, rootFor(r, m.base.Path)) // served at s/{id}, and at s/{id}/entscheidung for a refused form
 	// Every case of a service has the same name: the case number tells the tabs
@@ -1150,9 +1146,10 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 	p.SessionEnds = s.ends().In(berlin).Format("15:04 Uhr")
 	if sub.BytesRemovedAt != nil {
 		p.ViewErr = "" // after the events are read: retention or erasure
-	} else if head {
-		// Nothing of the package is read for a page whose body is dropped, and
-		// nobody is recorded as having opened it.
+	} else if pkg == nil && unread == nil {
+		// Not opened (a HEAD, a refused form, a case on its way elsewhere):
+		// nothing of the package is read for a page whose body is dropped or
+		// that does not show it, and nobody is recorded as having opened it.
 	} else if pkg != nil {
 		if draft == nil {
 			m.opened(sub.ID, s)
@@ -1169,11 +1166,7 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 	} else {
 		p.ViewErr = "Dieser Eingang kann hier nicht geöffnet werden."
 	}
-	p.Events, err = m.desk.Events(ctx, s.Office, id)
-	if err != nil {
-		m.deskError(w, r, s, err, "read events")
-		return
-	}
+	p.Events = events
 	p.Mark = markOf(p.Sub, p.Events)
 	if sub.BytesRemovedAt != nil {
 		how := "nach Ablauf der Aufbewahrungsfrist"

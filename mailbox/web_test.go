@@ -584,8 +584,8 @@ func (d failingDesk) OpenPackage(context.Context, string, string, broker.Pickup)
 	return nil, nil, d.err
 }
 
-func (d failingDesk) ReadPackage(context.Context, string, string, int64, broker.Pickup) (*submission.Submission, []byte, error) {
-	return nil, nil, d.err
+func (d failingDesk) ReadCase(context.Context, string, string, broker.CaseRead) (*broker.Case, error) {
+	return nil, d.err
 }
 
 // TestStoreTroubleIsNoFailureOfTheMailbox: a store that cannot be reached now (a
@@ -854,8 +854,20 @@ func (unreadableDesk) OpenPackage(context.Context, string, string, broker.Pickup
 	return nil, nil, fmt.Errorf("%w: blob out of reach (test)", broker.ErrUnreadable)
 }
 
-func (unreadableDesk) ReadPackage(context.Context, string, string, int64, broker.Pickup) (*submission.Submission, []byte, error) {
-	return nil, nil, fmt.Errorf("%w: blob out of reach (test)", broker.ErrUnreadable)
+// ReadCase reads the record and the events, and the package bytes are out of reach.
+func (d unreadableDesk) ReadCase(ctx context.Context, office, id string, o broker.CaseRead) (*broker.Case, error) {
+	s, err := d.Get(ctx, office, id)
+	if err != nil {
+		return nil, err
+	}
+	c := &broker.Case{Sub: s}
+	if o.Open == nil || o.Open(s) {
+		c.Unread = fmt.Errorf("%w: blob out of reach (test)", broker.ErrUnreadable)
+	}
+	if c.Events, err = d.Events(ctx, office, id); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // TestOpeningAnUnreadablePackageIsNoPickup: the case page recorded the pickup
@@ -1536,6 +1548,63 @@ func TestInboxReadsEachRecordOnce(t *testing.T) {
 		}
 		if total > listed+1 {
 			t.Errorf("%s: %d records read for %d listed", page, total, listed)
+		}
+	}
+}
+
+// TestCasePageReadsItsRecordOnce: opening a case page reads the case's record
+// once from the store, whether the opening is its pickup, the case was picked
+// up before, or nothing is opened (a HEAD). The page read it three or four
+// times: once to tell whether opening counts as the pickup, once to read the
+// package, once more in the broker for the pickup, and once to read the
+// events. The broker's loops are stopped once the cases are handed over, so
+// that no confirmation round reads them beside the page.
+func TestCasePageReadsItsRecordOnce(t *testing.T) {
+	var cs *countingStore
+	e := startBrokerEnvOver(t, t.TempDir(), Options{}, func(db store.Store) store.Store {
+		cs = &countingStore{Store: db}
+		return cs
+	})
+	fresh, head := e.receiveExample(t, officeDresden), e.receiveExample(t, officeDresden)
+	e.waitState(t, fresh.ID, submission.StateHandedOver)
+	e.waitState(t, head.ID, submission.StateHandedOver)
+	if err := e.b.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	c := e.login(t, "anna", "anna-passwort")
+	for _, tc := range []struct {
+		name, method, id string
+		delivered        bool // after the page
+	}{
+		{"the opening that is the pickup", http.MethodGet, fresh.ID, true},
+		{"an opening after the pickup", http.MethodGet, fresh.ID, true},
+		{"a HEAD, which opens nothing", http.MethodHead, head.ID, false},
+	} {
+		var body string
+		reads := cs.during(func() {
+			r := c.do(tc.method, "/postfach/s/"+tc.id, nil)
+			if r.Code != http.StatusOK {
+				t.Fatalf("%s: %d", tc.name, r.Code)
+			}
+			body = r.Body.String()
+		})
+		if n := reads[tc.id]; n != 1 {
+			t.Errorf("%s: the case's record read %d times, want 1 (all reads: %v)", tc.name, n, reads)
+		}
+		for id, n := range reads {
+			if id != tc.id {
+				t.Errorf("%s: another case's record (%s) read %d times", tc.name, id, n)
+			}
+		}
+		s, err := e.b.Submission(tc.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (s.DeliveredAt != nil) != tc.delivered {
+			t.Errorf("%s: delivered %v, want %v", tc.name, s.DeliveredAt != nil, tc.delivered)
+		}
+		if tc.method == http.MethodGet && !strings.Contains(body, "Zugestellt (geöffnet bzw. abgeholt)") {
+			t.Errorf("%s: the page's history shows no delivery", tc.name)
 		}
 	}
 }

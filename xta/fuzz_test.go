@@ -32,8 +32,8 @@ func (emptyDesk) Events(context.Context, string, string) ([]submission.Event, er
 func (emptyDesk) OpenPackage(context.Context, string, string, broker.Pickup) (*submission.Submission, io.ReadCloser, error) {
 	return nil, nil, broker.ErrNotFound
 }
-func (emptyDesk) ReadPackage(context.Context, string, string, int64, broker.Pickup) (*submission.Submission, []byte, error) {
-	return nil, nil, broker.ErrNotFound
+func (emptyDesk) ReadCase(context.Context, string, string, broker.CaseRead) (*broker.Case, error) {
+	return nil, broker.ErrNotFound
 }
 func (emptyDesk) Waiting(context.Context, string) ([]broker.WaitingEntry, error) { return nil, nil }
 func (emptyDesk) Receipt(context.Context, string, string, string) ([]byte, error) {
