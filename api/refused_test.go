@@ -1,36 +1,17 @@
 package api_test
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/amtsbote/amtsbote/api"
+	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/prometheus/client_golang/prometheus"
 )
-
-// syncBuffer is a log destination the server's goroutines may write to at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestRefusedTokensAreCountedAndLogged: nothing limits how many bearer tokens a
 // client may try, so someone guessing the admin token must at least be seen.
@@ -41,7 +22,7 @@ func (s *syncBuffer) String() string {
 // a minute with the count, the route and the peer's address, never the token.
 func TestRefusedTokensAreCountedAndLogged(t *testing.T) {
 	const admin, portalTok, officeTok = "adm-0123456789abcdef", "ptl-0123456789abcdef", "ofc-0123456789abcdef"
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	srv := httptest.NewServer(api.New(api.Options{
 		Clients:  api.NewClients(admin, map[string]string{"amt24": portalTok}, map[string][]string{"office-a": {officeTok}}),
 		Registry: prometheus.NewRegistry(),

@@ -23,6 +23,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/adapters/webhook"
 	"github.com/amtsbote/amtsbote/internal/outbound"
+	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/amtsbote/amtsbote/wire"
 )
@@ -258,24 +259,6 @@ func TestPutBackKeepsTheBound(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink the sender goroutine and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestRetryAfterIsHeeded: a portal that answers 503 or 429 with Retry-After (a
 // maintenance window, a rate limit) said when to come back. The callback came
 // again after 1 s, 2 s, 4 s … all the same, a request the portal had asked not to
@@ -294,7 +277,7 @@ func TestRetryAfterIsHeeded(t *testing.T) {
 			w.WriteHeader(tc.status)
 		}))
 		t.Cleanup(srv.Close)
-		var logs syncBuffer
+		var logs testenv.Buffer
 		n := start(t, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 			Portals: []Portal{{ID: "amt24", Endpoint: srv.URL, Secret: webhook.NewSecret()}}})
 		n.Observe(sub("a", "amt24", "o"), submission.Event{})

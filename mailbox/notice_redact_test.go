@@ -2,7 +2,6 @@ package mailbox
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -113,24 +112,6 @@ func refusingRelay(t *testing.T, stage, code string) string {
 	return ln.Addr().String()
 }
 
-// syncBuffer is a log destination the mailbox's goroutines and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestRefusedNoticeLogsNoAddress: a relay that refuses the notice address
 // quotes it in its reply, and net/smtp's error carries the reply. The log
 // lines of the retries of a refusal for now (450) and of the drop after 7 days
@@ -139,7 +120,7 @@ func (s *syncBuffer) String() string {
 // logged. TestPermanentRefusalDropsTheNoticeAtOnce has the 550.
 func TestRefusedNoticeLogsNoAddress(t *testing.T) {
 	relay := refusingRelay(t, "RCPT", "450")
-	var logs syncBuffer
+	var logs testenv.Buffer
 	var ahead atomic.Int64 // how far the mailbox's clock is ahead of the real one
 	reg := prometheus.NewRegistry()
 	e := startBrokerEnv(t, t.TempDir(), Options{
@@ -231,7 +212,7 @@ func TestPermanentRefusalDropsTheNoticeAtOnce(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := tc.relay(t)
-			var logs syncBuffer
+			var logs testenv.Buffer
 			reg := prometheus.NewRegistry()
 			e := startBrokerEnv(t, t.TempDir(), Options{
 				SMTP:             SMTPConfig{Addr: addr, From: "Behördenpostfach <postfach@gateway.example>"},
@@ -291,7 +272,7 @@ func TestRefusalForNowIsRetried(t *testing.T) {
 	for _, tc := range []struct{ stage, code string }{{"RCPT", "450"}, {"RCPT", "552"}, {"MAIL", "553"}, {"DATA-policy", "554"},
 		{"RCPT-sender", "553"}, {"RCPT-relay", "550"}, {"DATA", "554"}} {
 		t.Run(tc.stage+" "+tc.code, func(t *testing.T) {
-			var logs syncBuffer
+			var logs testenv.Buffer
 			reg := prometheus.NewRegistry()
 			e := startBrokerEnv(t, t.TempDir(), Options{
 				SMTP:             SMTPConfig{Addr: refusingRelay(t, tc.stage, tc.code), From: "Behördenpostfach <postfach@gateway.example>"},
