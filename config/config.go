@@ -634,18 +634,26 @@ func (c *Config) validateTokens() []error {
 		}
 		seen[tok] = key
 	}
-	claim("admin_token", c.AdminToken)
+	c.eachToken(claim)
+	return errs
+}
+
+// eachToken calls fn with every bearer token of the configuration and the key
+// that sets it (admin_token, portals.<id>.token, offices.<id>.token and
+// offices.<id>.tokens[i]), in a fixed order: the checks that tokens differ and
+// that they are long enough walk the same list.
+func (c *Config) eachToken(fn func(key, tok string)) {
+	fn("admin_token", c.AdminToken)
 	for _, id := range sortedKeys(c.Portals) {
-		claim("portals."+id+".token", c.Portals[id].Token)
+		fn("portals."+id+".token", c.Portals[id].Token)
 	}
 	for _, id := range sortedKeys(c.Offices) {
 		o := c.Offices[id]
-		claim("offices."+id+".token", o.Token)
+		fn("offices."+id+".token", o.Token)
 		for i, tok := range o.Tokens {
-			claim(fmt.Sprintf("offices.%s.tokens[%d]", id, i), tok)
+			fn(fmt.Sprintf("offices.%s.tokens[%d]", id, i), tok)
 		}
 	}
-	return errs
 }
 
 // validateOfficeTokens refuses an office's tokens setting that could not work

@@ -121,16 +121,6 @@ func (c *Config) ShortTokens() []string {
 			out = append(out, key)
 		}
 	}
-	short("admin_token", c.AdminToken)
-	for _, id := range sortedKeys(c.Portals) {
-		short("portals."+id+".token", c.Portals[id].Token)
-	}
-	for _, id := range sortedKeys(c.Offices) {
-		o := c.Offices[id]
-		short("offices."+id+".token", o.Token)
-		for i, tok := range o.Tokens {
-			short(fmt.Sprintf("offices.%s.tokens[%d]", id, i), tok)
-		}
-	}
+	c.eachToken(short)
 	return out
 }
