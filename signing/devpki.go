@@ -149,12 +149,12 @@ func EnsureDevPKIWith(dir, gatewayID string, o DevPKIOptions) (*DevPKI, error) {
 		return nil, fmt.Errorf("dev PKI: %w", err)
 	}
 	for _, d := range []string{dir, p.TrustDir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("dev PKI: %w", err)
 		}
 	}
 	for _, sub := range []string{RolePortal.Dir(), RolePeer.Dir(), RoleOffice.Dir(), RoleGateway.Dir(), CRLDir} {
-		if err := os.MkdirAll(filepath.Join(p.TrustDir, sub), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(p.TrustDir, sub), 0o750); err != nil {
 			return nil, fmt.Errorf("dev PKI: %w", err)
 		}
 	}

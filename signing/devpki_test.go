@@ -351,3 +351,30 @@ func TestRenewDevTLS(t *testing.T) {
 		t.Fatal("the ending server certificate was kept")
 	}
 }
+
+// TestDevPKIFoldersAreNotOthers: `amtsbote keys init` made the data and pki
+// folders 0755, where `serve` makes the data folder 0750: every user of the
+// machine could list the development CA's and the gateway's key files (an
+// audit, 2026-12-06). The folders it makes are the owner's and the group's
+// only, as the data folder is.
+func TestDevPKIFoldersAreNotOthers(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	if _, err := signing.EnsureDevPKI(filepath.Join(data, "pki"), "gw-dev"); err != nil {
+		t.Fatal(err)
+	}
+	if err := filepath.WalkDir(data, func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		if m := fi.Mode().Perm(); m&0o007 != 0 {
+			t.Errorf("%s: mode %04o, others may enter it", p, m)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
