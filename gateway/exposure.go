@@ -3,6 +3,7 @@ package gateway
 import (
 	"log/slog"
 	"net"
+	"net/url"
 	"strings"
 
 	"github.com/amtsbote/amtsbote/config"
@@ -19,6 +20,10 @@ import (
 //     trusts, and the demo mailbox login is in dev-credentials.yaml. Only the
 //     first start said "DEVELOPMENT PKI"; every later one said nothing (an
 //     audit, 2026-12-06, found one on 0.0.0.0 after a restart).
+//   - a public_url of plain http:// on another host than this one: the REST
+//     API's bearer tokens, the web mailbox's passwords and session cookies
+//     (not Secure without https) and the links in notices cross the network
+//     in the clear (the same audit).
 func (g *Gateway) warnExposure(addr net.Addr, log *slog.Logger) {
 	if keys := g.Config.ShortTokens(); len(keys) > 0 {
 		log.Warn("bearer tokens shorter than the least advised length; nothing limits how many a client may try: make each long and random (openssl rand -base64 32)",
@@ -30,4 +35,27 @@ func (g *Gateway) warnExposure(addr net.Addr, log *slog.Logger) {
 				"addr", ta.String(), "dev_ca_key", g.PKI.CAKey, "dev_credentials", g.CredsFile)
 		}
 	}
+	if host, ok := PlainHTTPAway(g.Config.PublicURL); ok {
+		log.Warn("public_url is plain http on an address other machines reach: bearer tokens, mailbox passwords and session cookies cross the network in the clear; serve https (tls.rest, or a TLS proxy in front) and set public_url to its https:// address",
+			"host", host)
+	}
+}
+
+// PlainHTTPAway reports whether base is a plain http:// URL of another host
+// than this one (not loopback), and its host: what must not carry a secret.
+// Loopback is this machine's own traffic; https and URLs that do not parse are
+// not its concern.
+func PlainHTTPAway(base string) (string, bool) {
+	u, err := url.Parse(base)
+	if err != nil || u.Scheme != "http" {
+		return "", false
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return "", false
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return "", false
+	}
+	return u.Host, true
 }

@@ -85,4 +85,18 @@ func TestStartWarnsOfWhatIsEasyToBreakInto(t *testing.T) {
 	if strings.Contains(l, short) || strings.Contains(l, "old-tok") {
 		t.Errorf("the log shows a token:\n%s", l)
 	}
+	const clear = "public_url is plain http on an address other machines reach"
+	if strings.Contains(l, clear) {
+		t.Errorf("a loopback public_url is warned about:\n%s", l)
+	}
+	for pub, warned := range map[string]bool{
+		"http://amtsbote.sachsen.example":  true,
+		"http://10.1.2.3:8080":             true,
+		"https://amtsbote.sachsen.example": false,
+	} {
+		l := run("127.0.0.1:0", func(c *config.Config) { c.PublicURL = pub })
+		if strings.Contains(l, clear) != warned {
+			t.Errorf("public_url %s: warned %v, want %v:\n%s", pub, !warned, warned, l)
+		}
+	}
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -191,18 +190,10 @@ func newAdminClient(cfg config.Config, base string) (*adminClient, error) {
 // clear, to anyone on the way. The gateway's own host (loopback) is fine, and is
 // where the tool usually runs; elsewhere the gateway is reached by https.
 func clearTextAway(base string) error {
-	u, err := url.Parse(base)
-	if err != nil || u.Scheme != "http" {
-		return nil // https, or a URL the request itself will refuse
+	if host, ok := gateway.PlainHTTPAway(base); ok {
+		return fmt.Errorf("refusing to send the admin token in the clear to %s: use an https:// URL, or run this on the gateway's host with -url http://127.0.0.1:PORT", host)
 	}
-	host := u.Hostname()
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		return nil
-	}
-	return fmt.Errorf("refusing to send the admin token in the clear to %s: use an https:// URL, or run this on the gateway's host with -url http://127.0.0.1:PORT", u.Host)
+	return nil
 }
 
 // apiError is a problem+json answer, or any other answer that is not a success.
