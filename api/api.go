@@ -948,7 +948,7 @@ func packageHeaders(w http.ResponseWriter, sub *submission.Submission) {
 }
 
 func (s *Server) officeAttachment(w http.ResponseWriter, r *http.Request) {
-	meta, rc, err := s.opt.Desk.OpenAttachment(r.Context(), officeOf(r), chi.URLParam(r, "id"), chi.URLParam(r, "aid"))
+	meta, rc, err := s.opt.Desk.OpenAttachment(r.Context(), officeOf(r), chi.URLParam(r, "id"), chi.URLParam(r, "aid"), nil)
 	if err != nil {
 		s.fail(w, r, err)
 		return

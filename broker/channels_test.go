@@ -235,7 +235,7 @@ func TestDeskListsFiltersAndPages(t *testing.T) {
 	if _, _, err := e.b.OpenPackage(ctx, "office-b", found.Items[0].ID, Pickup{}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("another office opened the package: %v", err)
 	}
-	if _, _, err := e.b.OpenAttachment(ctx, "office-b", found.Items[0].ID, "a1"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := e.b.OpenAttachment(ctx, "office-b", found.Items[0].ID, "a1", nil); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("another office opened the attachment: %v", err)
 	}
 }

@@ -29,7 +29,10 @@ import (
 //     (with the Zustellbestaetigung) whatever push channel was still pending;
 //   - a decision implies the pickup, is final, and a repeat of the same decision
 //     changes nothing; another one is ErrConflict;
-//   - every action lands in the event log, with the actor and the channel it came by.
+//   - every action lands in the event log, with the actor and the channel it came by;
+//   - a face's own rule on a case (Admit: the mailbox opens no case on its way to
+//     the office's own system) is asked on the record the action reads, after the
+//     office check, so the face need not read the record once more for it.
 type OfficeDesk interface {
 	// List pages through the office's submissions, oldest first.
 	List(ctx context.Context, officeID string, q ListQuery) (Page, error)
@@ -37,7 +40,8 @@ type OfficeDesk interface {
 	Get(ctx context.Context, officeID, id string) (*submission.Submission, error)
 	// Events returns the event log of one submission of the office.
 	Events(ctx context.Context, officeID, id string) ([]submission.Event, error)
-	// OpenPackage opens the exact signed package bytes; it records the pickup p first.
+	// OpenPackage opens the exact signed package bytes, and then records the
+	// pickup p; p.Admit is asked before either.
 	OpenPackage(ctx context.Context, officeID, id string, p Pickup) (*submission.Submission, io.ReadCloser, error)
 	// ReadCase is one case as a face shows it to a person (the mailbox's case
 	// page), from one read of its record: the record, the whole package and the
@@ -49,7 +53,8 @@ type OfficeDesk interface {
 	// (ErrUnreadable), erased (ErrBytesRemoved), a case that allows no pickup
 	// (ErrConflict: forwarded to a peer) — is Case.Unread, with the record as
 	// read and no pickup. The events are read after the pickup. The error is
-	// for the case itself: ErrNotFound (another office's too), the store.
+	// for the case itself: ErrNotFound (another office's too), the store, or
+	// o.Pickup.Admit's refusal (asked before o.Open).
 	ReadCase(ctx context.Context, officeID, id string, o CaseRead) (*Case, error)
 	// FetchPackage opens the package bytes without recording a pickup, for a face
 	// whose office confirms separately (XTA: getMessage reads, close confirms). It
@@ -66,13 +71,17 @@ type OfficeDesk interface {
 	// records: a face can ask it on every call (XTA's MessagesPending on every
 	// getMessage, its status list on every poll).
 	Waiting(ctx context.Context, officeID string) ([]WaitingEntry, error)
-	// OpenAttachment opens one attachment by its id.
-	OpenAttachment(ctx context.Context, officeID, id, attachmentID string) (submission.Attachment, io.ReadCloser, error)
+	// OpenAttachment opens one attachment by its id; admit (if not nil) is asked
+	// before. Opening an attachment records nothing.
+	OpenAttachment(ctx context.Context, officeID, id, attachmentID string, admit Admit) (submission.Attachment, io.ReadCloser, error)
 	// Receipt returns a signed receipt (ReceiptIntake or ReceiptDelivery).
 	Receipt(ctx context.Context, officeID, id, kind string) ([]byte, error)
-	// Confirm records that the office has the package (XTA close, a person opened it).
+	// Confirm records that the office has the package (XTA close, a person opened
+	// it); p.Admit is asked before.
 	Confirm(ctx context.Context, officeID, id string, p Pickup) (*submission.Submission, error)
-	// Decide records the office's answer (accepted or rejected, with a reason).
+	// Decide records the office's answer (accepted or rejected, with a reason);
+	// d.Admit is asked before the outcome is checked and before the pickup the
+	// decision implies.
 	Decide(ctx context.Context, officeID, id string, d Decision) (*submission.Submission, error)
 	// MarkProcessed records the office's own mark that it dealt with the case (or
 	// takes it back), with the actor, in the event log.
@@ -142,7 +151,23 @@ type Page struct {
 type Pickup struct {
 	Channel  string // channel.API, channel.XTA, channel.Mailbox, ...
 	Receiver string // e.g. "office X (pull API)", "user anna (mailbox)"
+	// Admit, if not nil, is the face's say whether it may take the case at
+	// all (see Admit). OpenPackage, Confirm and ReadCase ask it.
+	Admit Admit
 }
+
+// Admit is a face's own rule on one case, asked by the desk with the record as
+// it read it for the call: after the office check (another office's case is
+// ErrNotFound and Admit is not asked) and before anything is opened or
+// recorded. An error it returns is the call's error, as it was returned, and
+// nothing is opened or recorded then. It must not change the record.
+//
+// It is there so that a face decides on the read the action goes by: the
+// mailbox, which opens no case on its way to the office's own system, read the
+// record for that rule and the desk read it again for the download or the
+// decision, a decode of tens of KB each (mailbox.TestDownloadsAndDecisionReadTheRecordOnce),
+// and the two reads could disagree.
+type Admit func(*submission.Submission) error
 
 // CaseRead says how OfficeDesk.ReadCase reads a case.
 type CaseRead struct {
@@ -179,6 +204,10 @@ type Decision struct {
 	Reason  string
 	Actor   string // who decided: the office system or a named office user
 	Channel string // the face it came by (for the pickup it implies)
+	// Admit, if not nil, is the face's own rule on the case (see Admit), asked
+	// before the outcome is checked: a face may check its form there, on the
+	// record the decision reads.
+	Admit Admit
 }
 
 // Decision outcomes, as the faces name them.
@@ -201,6 +230,20 @@ func (b *Broker) forOffice(officeID, id string) (*submission.Submission, error) 
 	}
 	if officeID == "" || s.OfficeID != officeID {
 		return nil, fmt.Errorf("submission %s: %w", id, ErrNotFound)
+	}
+	return s, nil
+}
+
+// admitted is forOffice, then the face's admit (if not nil) on the record read.
+func (b *Broker) admitted(officeID, id string, admit Admit) (*submission.Submission, error) {
+	s, err := b.forOffice(officeID, id)
+	if err != nil {
+		return nil, err
+	}
+	if admit != nil {
+		if err := admit(s); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -423,7 +466,11 @@ func (b *Broker) Events(_ context.Context, officeID, id string) ([]submission.Ev
 // recorded: a fetch that cannot read them (ErrUnreadable) does not count as the
 // office having the package.
 func (b *Broker) OpenPackage(ctx context.Context, officeID, id string, p Pickup) (*submission.Submission, io.ReadCloser, error) {
-	s, rc, err := b.openPackage(ctx, officeID, id)
+	s, err := b.admitted(officeID, id, p.Admit)
+	if err != nil {
+		return nil, nil, err
+	}
+	rc, err := b.openBytes(ctx, s)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -440,7 +487,7 @@ func (b *Broker) OpenPackage(ctx context.Context, officeID, id string, p Pickup)
 // four times — whether opening is the pickup, the package, the pickup's own
 // read, the events — each a decoded record (tens of KB with its certificates).
 func (b *Broker) ReadCase(ctx context.Context, officeID, id string, o CaseRead) (*Case, error) {
-	s, err := b.forOffice(officeID, id)
+	s, err := b.admitted(officeID, id, o.Pickup.Admit)
 	if err != nil {
 		return nil, err
 	}
@@ -558,8 +605,8 @@ func (b *Broker) openBytes(ctx context.Context, s *submission.Submission) (io.Re
 }
 
 // OpenAttachment implements OfficeDesk.
-func (b *Broker) OpenAttachment(ctx context.Context, officeID, id, attID string) (submission.Attachment, io.ReadCloser, error) {
-	s, err := b.forOffice(officeID, id)
+func (b *Broker) OpenAttachment(ctx context.Context, officeID, id, attID string, admit Admit) (submission.Attachment, io.ReadCloser, error) {
+	s, err := b.admitted(officeID, id, admit)
 	if err != nil {
 		return submission.Attachment{}, nil, err
 	}
@@ -588,7 +635,7 @@ func (b *Broker) Receipt(_ context.Context, officeID, id, kind string) ([]byte, 
 // Confirm implements OfficeDesk. The first confirmation is the delivery: the office
 // has the package, whatever push channel was still pending. Later ones change nothing.
 func (b *Broker) Confirm(_ context.Context, officeID, id string, p Pickup) (*submission.Submission, error) {
-	s, err := b.forOffice(officeID, id)
+	s, err := b.admitted(officeID, id, p.Admit)
 	if err != nil {
 		return nil, err
 	}
@@ -622,12 +669,21 @@ func (b *Broker) pickedUp(s *submission.Submission, p Pickup) (*submission.Submi
 
 // Decide implements OfficeDesk. An office may decide on a package it has not picked
 // up through this face (it was pushed and confirmed, or it decides at once): a
-// pending delivery is confirmed first.
-func (b *Broker) Decide(ctx context.Context, officeID, id string, d Decision) (*submission.Submission, error) {
+// pending delivery is confirmed first, from the record read for the office
+// check and d.Admit.
+//
+// The outcome is checked after the office check and d.Admit: an id of another
+// office is ErrNotFound whatever was sent, and a face that checks its own form
+// in d.Admit answers it only for a case the office may decide.
+func (b *Broker) Decide(_ context.Context, officeID, id string, d Decision) (*submission.Submission, error) {
+	s, err := b.admitted(officeID, id, d.Admit)
+	if err != nil {
+		return nil, err
+	}
 	if d.Outcome != OutcomeAccepted && d.Outcome != OutcomeRejected {
 		return nil, fmt.Errorf("%w: outcome %q", ErrConflict, d.Outcome)
 	}
-	if _, err := b.Confirm(ctx, officeID, id, Pickup{Channel: d.Channel, Receiver: d.Actor}); err != nil {
+	if _, err := b.pickedUp(s, Pickup{Channel: d.Channel, Receiver: d.Actor}); err != nil {
 		return nil, err
 	}
 	return b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {

@@ -123,7 +123,7 @@ func TestUnreadableBytesAreUnavailable(t *testing.T) {
 	if s, err := b.Submission(a.Submission.ID); err != nil || s.DeliveredAt != nil {
 		t.Fatalf("after a failed fetch: delivered at %v (%v), want not delivered", s.DeliveredAt, err)
 	}
-	if _, _, err := b.OpenAttachment(ctx, "office-a", a.Submission.ID, "nope"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := b.OpenAttachment(ctx, "office-a", a.Submission.ID, "nope", nil); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("OpenAttachment of no such attachment: %v, want ErrNotFound", err)
 	}
 }
@@ -296,5 +296,86 @@ func TestRecordFetchAfterTheDeliveryChangesNothing(t *testing.T) {
 	evs, _ := e.b.Log(closed.Submission.ID)
 	if len(ofType(evs, submission.EventFetched)) != 0 {
 		t.Fatalf("a fetched event after the delivery: %+v", evs)
+	}
+}
+
+// TestAdmitIsAskedOnTheRecordTheActionReads: a face's Admit is asked with the
+// record the desk read for the call, after the office check, and its refusal
+// is the call's answer with nothing opened or recorded — no pickup, no
+// decision. Decide asks it before it checks the outcome, so that a face may
+// check its own form there (the mailbox's decision form).
+func TestAdmitIsAskedOnTheRecordTheActionReads(t *testing.T) {
+	ctx := context.Background()
+	b := startOver(t, t.TempDir(), testConfig, nil)
+	a, err := b.Receive(ctx, intake("admit", "unconfigured")) // held: no channel
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := a.Submission.ID
+	refused := errors.New("not here (test)")
+	var asked []string
+	refuse := func(s *submission.Submission) error {
+		asked = append(asked, s.ID)
+		return refused
+	}
+	calls := map[string]func(Admit) error{
+		"OpenPackage": func(ad Admit) error {
+			_, rc, err := b.OpenPackage(ctx, "office-a", id, Pickup{Channel: "mailbox", Receiver: "anna", Admit: ad})
+			if err == nil {
+				rc.Close()
+			}
+			return err
+		},
+		"OpenAttachment": func(ad Admit) error {
+			_, rc, err := b.OpenAttachment(ctx, "office-a", id, "a1", ad)
+			if err == nil {
+				rc.Close()
+			}
+			return err
+		},
+		"Confirm": func(ad Admit) error {
+			_, err := b.Confirm(ctx, "office-a", id, Pickup{Channel: "mailbox", Receiver: "anna", Admit: ad})
+			return err
+		},
+		"ReadCase": func(ad Admit) error {
+			_, err := b.ReadCase(ctx, "office-a", id, CaseRead{Max: 1 << 20, Pickup: Pickup{Channel: "mailbox", Receiver: "anna", Admit: ad}})
+			return err
+		},
+		"Decide": func(ad Admit) error {
+			_, err := b.Decide(ctx, "office-a", id, Decision{Outcome: OutcomeAccepted, Actor: "anna", Channel: "mailbox", Admit: ad})
+			return err
+		},
+		"Decide without an outcome": func(ad Admit) error {
+			_, err := b.Decide(ctx, "office-a", id, Decision{Actor: "anna", Channel: "mailbox", Admit: ad})
+			return err
+		},
+	}
+	for name, call := range calls {
+		asked = nil
+		if err := call(refuse); err != refused {
+			t.Errorf("%s refused by Admit: %v, want the refusal as returned", name, err)
+		}
+		if len(asked) != 1 || asked[0] != id {
+			t.Errorf("%s: Admit asked with %v, want once with the case", name, asked)
+		}
+	}
+	s, err := b.Submission(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.DeliveredAt != nil || s.Decision != nil {
+		t.Fatalf("a refusal recorded something: delivered %v, decision %+v", s.DeliveredAt, s.Decision)
+	}
+	// Another office's case: not found, and its record is not shown to Admit.
+	asked = nil
+	if _, err := b.Decide(ctx, "office-b", id, Decision{Actor: "lars", Channel: "mailbox", Admit: refuse}); !errors.Is(err, ErrNotFound) || len(asked) > 0 {
+		t.Fatalf("another office's decision: %v, Admit asked %v; want ErrNotFound, not asked", err, asked)
+	}
+	// Admitted: the call goes on as without Admit.
+	if err := calls["Decide"](func(*submission.Submission) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ = b.Submission(id); s.DeliveredAt == nil || s.Decision == nil {
+		t.Fatalf("an admitted decision: delivered %v, decision %+v", s.DeliveredAt, s.Decision)
 	}
 }

@@ -84,10 +84,10 @@ func TestEraseOneCase(t *testing.T) {
 	if _, _, err := e.b.OpenPackage(ctx, "office-a", id, Pickup{Channel: "api"}); !errors.Is(err, ErrBytesRemoved) {
 		t.Fatalf("package after erasure: %v", err)
 	}
-	if _, _, err := e.b.OpenAttachment(ctx, "office-a", id, "a1"); !errors.Is(err, ErrBytesRemoved) {
+	if _, _, err := e.b.OpenAttachment(ctx, "office-a", id, "a1", nil); !errors.Is(err, ErrBytesRemoved) {
 		t.Fatalf("attachment after erasure: %v", err)
 	}
-	_, rc, err := e.b.OpenAttachment(ctx, "office-a", other.Submission.ID, "a1")
+	_, rc, err := e.b.OpenAttachment(ctx, "office-a", other.Submission.ID, "a1", nil)
 	if err != nil {
 		t.Fatalf("the other case lost the attachment it shares: %v", err)
 	}
@@ -184,7 +184,7 @@ func TestEraseLeavesABlobARequestIsAboutToReference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rc, err := e.b.OpenAttachment(ctx, "office-a", b.Submission.ID, b.Submission.Attachments[0].ID)
+	_, rc, err := e.b.OpenAttachment(ctx, "office-a", b.Submission.ID, b.Submission.Attachments[0].ID, nil)
 	if err != nil {
 		t.Fatalf("B, acknowledged, lost its attachment to A's erasure: %v", err)
 	}

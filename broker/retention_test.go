@@ -119,12 +119,12 @@ func TestRetention(t *testing.T) {
 	// A real attachment is gone (410); an id the case never had is not found,
 	// as before the retention (it was 410 too, which told a prober nothing false
 	// but broke the contract's 404).
-	if _, _, err := e.b.OpenAttachment(ctx, "office-a", answered[0], "a1"); !errors.Is(err, ErrBytesRemoved) {
+	if _, _, err := e.b.OpenAttachment(ctx, "office-a", answered[0], "a1", nil); !errors.Is(err, ErrBytesRemoved) {
 		t.Fatalf("attachment after retention: %v", err)
 	}
 	for _, err := range []error{
 		func() error {
-			_, _, err := e.b.OpenAttachment(ctx, "office-a", answered[0], "no-such-attachment")
+			_, _, err := e.b.OpenAttachment(ctx, "office-a", answered[0], "no-such-attachment", nil)
 			return err
 		}(),
 		func() error { _, _, err := e.b.OpenReply(ctx, "office-a", answered[0], "no-such-reply"); return err }(),
@@ -133,7 +133,7 @@ func TestRetention(t *testing.T) {
 			t.Fatalf("an unknown id after retention: %v, want not found", err)
 		}
 	}
-	if _, _, err := e.b.OpenAttachment(ctx, "office-a", open[0], "a1"); err != nil {
+	if _, _, err := e.b.OpenAttachment(ctx, "office-a", open[0], "a1", nil); err != nil {
 		t.Fatalf("an open case lost its attachment (shared blob swept?): %v", err)
 	}
 	if r, err := e.db.Receipt(answered[0], ReceiptIntake); err != nil || len(r) == 0 {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/adapters/pull"
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/bus"
 	"github.com/amtsbote/amtsbote/channel"
@@ -73,7 +74,13 @@ func startBrokerEnvOver(t *testing.T, dir string, opts Options, wrap func(store.
 		t.Fatal(err)
 	}
 	reg := adapters.NewRegistry()
+	// Every office also has the pull channel, so that a case can wait for the
+	// office's own system (receiveVia).
+	reg.Register(pull.New())
 	chans := broker.ChannelsFunc(func(office, ch string) (adapters.Target, bool) {
+		if ch == channel.API {
+			return adapters.Target{Channel: channel.API}, true
+		}
 		if ch != channel.Mailbox {
 			return adapters.Target{}, false
 		}
@@ -167,6 +174,13 @@ func (e *brokerEnv) login(t testing.TB, user, password string) *client {
 // receiveNamed is receiveExample with the attachment's file name set (if not empty).
 func (e *brokerEnv) receiveNamed(t testing.TB, office, fileName string) *submission.Submission {
 	t.Helper()
+	return e.receiveVia(t, office, fileName, channel.Mailbox)
+}
+
+// receiveVia is receiveNamed over channel ch: channel.API for a case that
+// waits for the office's own system to fetch it.
+func (e *brokerEnv) receiveVia(t testing.TB, office, fileName, ch string) *submission.Submission {
+	t.Helper()
 	p := paket.Example(exampleLeika)
 	if fileName != "" {
 		p.Anlagen[0].Dateiname = fileName
@@ -179,7 +193,7 @@ func (e *brokerEnv) receiveNamed(t testing.TB, office, fileName string) *submiss
 		MessageID: p.Kopf.NachrichtID, Sender: p.Kopf.Absender, SignerID: p.Kopf.Absender,
 		LeikaKey: exampleLeika, ServiceName: paket.ExampleServiceName, Place: paket.ExamplePlace,
 		AreaARS: "146120000000", AreaName: "Dresden, Stadt", OfficeID: office, OfficeName: "Ordnungsamt",
-		Targets: []submission.Target{{Channel: channel.Mailbox}}, Package: raw,
+		Targets: []submission.Target{{Channel: ch}}, Package: raw,
 	}
 	for _, a := range p.Anlagen {
 		in.Attachments = append(in.Attachments, broker.AttachmentIn{

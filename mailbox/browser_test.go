@@ -214,7 +214,7 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rc, err := e.b.OpenAttachment(t.Context(), officeDresden, sub.ID, "anlage-1")
+	_, rc, err := e.b.OpenAttachment(t.Context(), officeDresden, sub.ID, "anlage-1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

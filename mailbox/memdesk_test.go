@@ -54,6 +54,21 @@ func (d *memDesk) forOffice(office, id string) (*submission.Submission, error) {
 	return s, nil
 }
 
+// admitted is forOffice, then the face's admit (if not nil), as the broker asks it.
+func (d *memDesk) admitted(office, id string, admit broker.Admit) (*submission.Submission, error) {
+	s, err := d.forOffice(office, id)
+	if err != nil {
+		return nil, err
+	}
+	if admit != nil {
+		cp := *s
+		if err := admit(&cp); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
 func (d *memDesk) record(id string, evs []submission.Event) {
 	for i := range evs {
 		evs[i].SubmissionID = id
@@ -148,6 +163,11 @@ func (d *memDesk) ReadCase(ctx context.Context, office, id string, o broker.Case
 	if err != nil {
 		return nil, err
 	}
+	if o.Pickup.Admit != nil {
+		if err := o.Pickup.Admit(s); err != nil {
+			return nil, err
+		}
+	}
 	c := &broker.Case{Sub: s}
 	if o.Open == nil || o.Open(s) {
 		d.mu.Lock()
@@ -155,7 +175,7 @@ func (d *memDesk) ReadCase(ctx context.Context, office, id string, o broker.Case
 		d.mu.Unlock()
 		if int64(len(b)) > o.Max {
 			c.Unread = broker.ErrTooLarge
-		} else if now, err := d.Confirm(ctx, office, id, o.Pickup); err != nil {
+		} else if now, err := d.Confirm(ctx, office, id, broker.Pickup{Channel: o.Pickup.Channel, Receiver: o.Pickup.Receiver}); err != nil {
 			c.Unread = err
 		} else {
 			c.Sub, c.Package = now, append([]byte(nil), b...)
@@ -204,10 +224,10 @@ func (d *memDesk) RecordFetch(_ context.Context, office, id, ch string, at time.
 	return s, nil
 }
 
-func (d *memDesk) OpenAttachment(_ context.Context, office, id, aid string) (submission.Attachment, io.ReadCloser, error) {
+func (d *memDesk) OpenAttachment(_ context.Context, office, id, aid string, admit broker.Admit) (submission.Attachment, io.ReadCloser, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	s, err := d.forOffice(office, id)
+	s, err := d.admitted(office, id, admit)
 	if err != nil {
 		return submission.Attachment{}, nil, err
 	}
@@ -226,7 +246,7 @@ func (d *memDesk) Receipt(_ context.Context, office, id, kind string) ([]byte, e
 func (d *memDesk) Confirm(_ context.Context, office, id string, p broker.Pickup) (*submission.Submission, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	s, err := d.forOffice(office, id)
+	s, err := d.admitted(office, id, p.Admit)
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +260,8 @@ func (d *memDesk) Confirm(_ context.Context, office, id string, p broker.Pickup)
 }
 
 func (d *memDesk) Decide(ctx context.Context, office, id string, dec broker.Decision) (*submission.Submission, error) {
-	if _, err := d.Confirm(ctx, office, id, broker.Pickup{Channel: dec.Channel, Receiver: dec.Actor}); err != nil {
+	// dec.Admit is asked by the pickup the decision implies, on its one read.
+	if _, err := d.Confirm(ctx, office, id, broker.Pickup{Channel: dec.Channel, Receiver: dec.Actor, Admit: dec.Admit}); err != nil {
 		return nil, err
 	}
 	d.mu.Lock()

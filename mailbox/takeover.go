@@ -1,6 +1,7 @@
 package mailbox
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/amtsbote/amtsbote/broker"
@@ -49,13 +50,26 @@ func waitingElsewhere(s *submission.Submission) string {
 	return ""
 }
 
-// leftToItsSystem answers a download of a case on its way to the office's
-// system with its page, which says so and offers the takeover; the package's
-// download would be its pickup. False when the download may go on (also when
-// the case cannot be read: the download's own answer says why).
-func (m *Mailbox) leftToItsSystem(w http.ResponseWriter, r *http.Request, s session, id string) bool {
-	cur, err := m.desk.Get(r.Context(), s.Office, id)
-	if err != nil || waitingElsewhere(cur) == "" {
+// errElsewhere is the mailbox's refusal (notElsewhere) of a download or a
+// decision of a case on its way to the office's system.
+var errElsewhere = errors.New("mailbox: the case is on its way to the office's own system")
+
+// notElsewhere is the broker.Admit of a download: a case on its way to the
+// office's system is not opened here (the package's download would be its
+// pickup). It is asked on the record the desk reads for the download: the
+// mailbox read it once for this rule and the desk once more for the bytes.
+func notElsewhere(cur *submission.Submission) error {
+	if waitingElsewhere(cur) != "" {
+		return errElsewhere
+	}
+	return nil
+}
+
+// leftToItsSystem answers a download or a decision that notElsewhere refused
+// with the case's page, which says so and offers the takeover; false for any
+// other err.
+func (m *Mailbox) leftToItsSystem(w http.ResponseWriter, r *http.Request, id string, err error) bool {
+	if !errors.Is(err, errElsewhere) {
 		return false
 	}
 	http.Redirect(w, r, m.base.Path+"s/"+id, http.StatusSeeOther)

@@ -1224,10 +1224,10 @@ func (m *Mailbox) opened(id string, s session) {
 // --- downloads ---
 
 func (m *Mailbox) download(w http.ResponseWriter, r *http.Request, s session, id, aid string) {
-	if m.leftToItsSystem(w, r, s, id) {
+	a, rc, err := m.desk.OpenAttachment(r.Context(), s.Office, id, aid, notElsewhere)
+	if m.leftToItsSystem(w, r, id, err) {
 		return
 	}
-	a, rc, err := m.desk.OpenAttachment(r.Context(), s.Office, id, aid)
 	if err != nil {
 		m.deskError(w, r, s, err, "open attachment")
 		return
@@ -1256,10 +1256,10 @@ func (m *Mailbox) pkg(w http.ResponseWriter, r *http.Request, s session, id stri
 		m.sendFile(w, r, io.MultiReader(), "application/xml", "antragspaket-"+sub.ID+".xml", "antragspaket.xml", sub.PackageSize, sub.PackageSHA256)
 		return
 	}
-	if m.leftToItsSystem(w, r, s, id) {
+	sub, rc, err := m.desk.OpenPackage(r.Context(), s.Office, id, broker.Pickup{Channel: channel.Mailbox, Receiver: receiverName(s.User), Admit: notElsewhere})
+	if m.leftToItsSystem(w, r, id, err) {
 		return
 	}
-	sub, rc, err := m.desk.OpenPackage(r.Context(), s.Office, id, broker.Pickup{Channel: channel.Mailbox, Receiver: receiverName(s.User)})
 	if err != nil {
 		m.deskError(w, r, s, err, "open package")
 		return
@@ -1350,6 +1350,10 @@ const maxFormBytes = 64 << 10
 // told it was sent.
 const maxReasonRunes = wire.MaxReasonLength
 
+// errFormRefused is the decision form's own refusal (decide's Admit): the
+// choice or the reason the desk is not asked to record.
+var errFormRefused = errors.New("mailbox: the decision form is incomplete")
+
 func (m *Mailbox) decide(w http.ResponseWriter, r *http.Request, s session, id string) {
 	back := m.base.Path + "s/" + id
 	var outcome string
@@ -1360,33 +1364,44 @@ func (m *Mailbox) decide(w http.ResponseWriter, r *http.Request, s session, id s
 		outcome = broker.OutcomeRejected
 	}
 	reason := strings.TrimSpace(strings.ReplaceAll(r.PostFormValue("begruendung"), "\r\n", "\n"))
-	// The office check first: another office's id is a 404, whatever was posted.
-	cur, err := m.desk.Get(r.Context(), s.Office, id)
-	if err != nil {
-		m.deskError(w, r, s, err, "decide")
+	// The form is checked on the record the desk reads for the decision
+	// (Decision.Admit), after its office check: another office's id is a 404,
+	// whatever was posted. The mailbox read the record once for these checks,
+	// and the desk once more for the decision.
+	var refused string // the form's fault, if it has one
+	admit := func(cur *submission.Submission) error {
+		switch {
+		case waitingElsewhere(cur) != "":
+			// A decision is a pickup (broker.Decide confirms first): not of a
+			// case on its way to the office's own system, whose page offers no
+			// decision.
+			return errElsewhere
+		case utf8.RuneCountInString(reason) > maxReasonRunes:
+			refused = "zu-lang"
+		case outcome == "":
+			refused = "ungueltig"
+		case outcome == broker.OutcomeRejected && reason == "":
+			refused = "grund-fehlt"
+		default:
+			return nil
+		}
+		return errFormRefused
+	}
+	sub, err := m.desk.Decide(r.Context(), s.Office, id, broker.Decision{Outcome: outcome, Reason: reason, Actor: s.User, Channel: channel.Mailbox, Admit: admit})
+	if m.leftToItsSystem(w, r, id, err) {
 		return
 	}
-	if waitingElsewhere(cur) != "" {
-		// A decision is a pickup (broker.Decide confirms first): not of a case on
-		// its way to the office's own system, whose page offers no decision.
-		http.Redirect(w, r, back, http.StatusSeeOther)
+	if errors.Is(err, errFormRefused) {
+		if refused == "zu-lang" {
+			m.detailWithDraft(w, r, s, id, &draft{Reason: r.PostFormValue("begruendung"), Choice: r.PostFormValue("ergebnis"), why: draftTooLong})
+			return
+		}
+		// No "#entscheidung" on these: the page puts the cursor on the field in
+		// error (autofocus), which a browser does not do when the address names
+		// a target.
+		http.Redirect(w, r, back+"?meldung="+refused, http.StatusSeeOther)
 		return
 	}
-	if utf8.RuneCountInString(reason) > maxReasonRunes {
-		m.detailWithDraft(w, r, s, id, &draft{Reason: r.PostFormValue("begruendung"), Choice: r.PostFormValue("ergebnis"), why: draftTooLong})
-		return
-	}
-	// No "#entscheidung" on these: the page puts the cursor on the field in error
-	// (autofocus), which a browser does not do when the address names a target.
-	switch {
-	case outcome == "":
-		http.Redirect(w, r, back+"?meldung=ungueltig", http.StatusSeeOther)
-		return
-	case outcome == broker.OutcomeRejected && reason == "":
-		http.Redirect(w, r, back+"?meldung=grund-fehlt", http.StatusSeeOther)
-		return
-	}
-	sub, err := m.desk.Decide(r.Context(), s.Office, id, broker.Decision{Outcome: outcome, Reason: reason, Actor: s.User, Channel: channel.Mailbox})
 	if errors.Is(err, broker.ErrBytesRemoved) {
 		// Erased before the office had it: no decision on it (410), not "decided
 		// otherwise", which was untrue.

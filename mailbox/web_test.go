@@ -860,6 +860,11 @@ func (d unreadableDesk) ReadCase(ctx context.Context, office, id string, o broke
 	if err != nil {
 		return nil, err
 	}
+	if o.Pickup.Admit != nil {
+		if err := o.Pickup.Admit(s); err != nil {
+			return nil, err
+		}
+	}
 	c := &broker.Case{Sub: s}
 	if o.Open == nil || o.Open(s) {
 		c.Unread = fmt.Errorf("%w: blob out of reach (test)", broker.ErrUnreadable)
@@ -1605,6 +1610,88 @@ func TestCasePageReadsItsRecordOnce(t *testing.T) {
 		}
 		if tc.method == http.MethodGet && !strings.Contains(body, "Zugestellt (geöffnet bzw. abgeholt)") {
 			t.Errorf("%s: the page's history shows no delivery", tc.name)
+		}
+	}
+}
+
+// TestDownloadsAndTheDecisionReadTheRecordOnce: a download of the package or
+// of an attachment, and a decision, read the case's record once from the
+// store, as the case page does (TestCasePageReadsItsRecordOnce). Each read it
+// twice: once for the mailbox's own rule (a case on its way to the office's
+// system is not opened here) and once more in the desk for the action. The
+// rule is now asked on the desk's read (broker.Admit); the pickup, another
+// office's 404, the form's checks and a case left to the office's system (its
+// page, no pickup) are as before.
+func TestDownloadsAndTheDecisionReadTheRecordOnce(t *testing.T) {
+	var cs *countingStore
+	e := startBrokerEnvOver(t, t.TempDir(), Options{}, func(db store.Store) store.Store {
+		cs = &countingStore{Store: db}
+		return cs
+	})
+	load, decided, incomplete := e.receiveExample(t, officeDresden), e.receiveExample(t, officeDresden), e.receiveExample(t, officeDresden)
+	pulled := e.receiveVia(t, officeDresden, "", channel.API) // its system fetches it
+	for _, s := range []*submission.Submission{load, decided, incomplete, pulled} {
+		e.waitState(t, s.ID, submission.StateHandedOver)
+	}
+	if err := e.b.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	anna, lars := e.login(t, "anna", "anna-passwort"), e.login(t, "lars", "lars-passwort")
+	csrf := csrfFrom(t, anna.get("/postfach/").Body.String())
+	for _, tc := range []struct {
+		name      string
+		c         *client
+		id, path  string
+		form      url.Values // a POST if not nil
+		code      int
+		loc       string // the redirect's target, if one is wanted
+		delivered bool   // after the request
+		decided   bool
+	}{
+		{name: "another office's download", c: lars, id: load.ID, path: "/paket", code: http.StatusNotFound},
+		{name: "the attachment before the pickup", c: anna, id: load.ID, path: "/anlage/anlage-1", code: http.StatusOK},
+		{name: "the download that is the pickup", c: anna, id: load.ID, path: "/paket", code: http.StatusOK, delivered: true},
+		{name: "a download after the pickup", c: anna, id: load.ID, path: "/paket", code: http.StatusOK, delivered: true},
+		{name: "another office's decision", c: lars, id: decided.ID, path: "/entscheidung", code: http.StatusNotFound,
+			form: url.Values{"csrf": {csrfFrom(t, lars.get("/postfach/").Body.String())}, "ergebnis": {"annehmen"}}},
+		{name: "the decision that is the pickup", c: anna, id: decided.ID, path: "/entscheidung", form: url.Values{"csrf": {csrf}, "ergebnis": {"annehmen"}},
+			code: http.StatusSeeOther, loc: "/postfach/s/" + decided.ID + "?meldung=angenommen", delivered: true, decided: true},
+		{name: "a rejection without a reason", c: anna, id: incomplete.ID, path: "/entscheidung", form: url.Values{"csrf": {csrf}, "ergebnis": {"ablehnen"}},
+			code: http.StatusSeeOther, loc: "/postfach/s/" + incomplete.ID + "?meldung=grund-fehlt"},
+		{name: "a download of a case its system fetches", c: anna, id: pulled.ID, path: "/paket", code: http.StatusSeeOther, loc: "/postfach/s/" + pulled.ID},
+		{name: "its attachment", c: anna, id: pulled.ID, path: "/anlage/anlage-1", code: http.StatusSeeOther, loc: "/postfach/s/" + pulled.ID},
+		{name: "a decision on it", c: anna, id: pulled.ID, path: "/entscheidung", form: url.Values{"csrf": {csrf}, "ergebnis": {"annehmen"}},
+			code: http.StatusSeeOther, loc: "/postfach/s/" + pulled.ID},
+	} {
+		var code int
+		var loc, body string
+		reads := cs.during(func() {
+			path := "/postfach/s/" + tc.id + tc.path
+			if tc.form != nil {
+				rec := tc.c.post(path, tc.form)
+				code, loc, body = rec.Code, rec.Header().Get("Location"), rec.Body.String()
+			} else {
+				rec := tc.c.get(path)
+				code, loc, body = rec.Code, rec.Header().Get("Location"), rec.Body.String()
+			}
+		})
+		if code != tc.code || tc.loc != "" && loc != tc.loc {
+			t.Fatalf("%s: HTTP %d to %q, want %d %q\n%.2000s", tc.name, code, loc, tc.code, tc.loc, body)
+		}
+		if n := reads[tc.id]; n != 1 {
+			t.Errorf("%s: the case's record read %d times, want 1 (all reads: %v)", tc.name, n, reads)
+		}
+		for id, n := range reads {
+			if id != tc.id {
+				t.Errorf("%s: another case's record (%s) read %d times", tc.name, id, n)
+			}
+		}
+		s, err := e.b.Submission(tc.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (s.DeliveredAt != nil) != tc.delivered || (s.Decision != nil) != tc.decided {
+			t.Errorf("%s: delivered %v, decided %v; want %v, %v", tc.name, s.DeliveredAt != nil, s.Decision != nil, tc.delivered, tc.decided)
 		}
 	}
 }

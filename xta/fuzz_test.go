@@ -55,7 +55,7 @@ func (emptyDesk) List(context.Context, string, broker.ListQuery) (broker.Page, e
 func (emptyDesk) Get(context.Context, string, string) (*submission.Submission, error) {
 	return nil, broker.ErrNotFound
 }
-func (emptyDesk) OpenAttachment(context.Context, string, string, string) (submission.Attachment, io.ReadCloser, error) {
+func (emptyDesk) OpenAttachment(context.Context, string, string, string, broker.Admit) (submission.Attachment, io.ReadCloser, error) {
 	return submission.Attachment{}, nil, broker.ErrNotFound
 }
 func (emptyDesk) Confirm(context.Context, string, string, broker.Pickup) (*submission.Submission, error) {

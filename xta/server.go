@@ -945,7 +945,7 @@ func (s *Server) getMessage(c *call) (*answer, error) {
 	parts := []*part{{elem: "Message", id: ncname("msg-", sub.ID), contentType: "application/xml", encoding: "UTF-8",
 		filename: "antragspaket-" + sub.ID + ".xml", size: sub.PackageSize, rc: rc}}
 	for i, a := range sub.Attachments {
-		_, arc, err := s.o.Desk.OpenAttachment(c.ctx, c.officeID, sub.ID, a.ID)
+		_, arc, err := s.o.Desk.OpenAttachment(c.ctx, c.officeID, sub.ID, a.ID, nil)
 		if err != nil {
 			closeParts(parts)
 			return nil, err
