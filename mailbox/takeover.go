@@ -81,26 +81,34 @@ func (m *Mailbox) leftToItsSystem(w http.ResponseWriter, r *http.Request, id str
 // recorded in the clerk's name, as opening any other case records it.
 func (m *Mailbox) takeOver(w http.ResponseWriter, r *http.Request, s session, id string) {
 	back := m.base.Path + "s/" + id
-	cur, err := m.desk.Get(r.Context(), s.Office, id)
-	if err != nil {
-		m.deskError(w, r, s, err, "take over")
-		return
+	// Whether the case is still on its way is asked on the record the desk
+	// reads for the pickup (Pickup.Admit): the takeover read it once for that
+	// and the desk once more.
+	var target submission.Target
+	admit := func(cur *submission.Submission) error {
+		if waitingElsewhere(cur) == "" {
+			return errNotElsewhere
+		}
+		target, _ = cur.CurrentTarget()
+		return nil
 	}
-	from := waitingElsewhere(cur)
-	if from == "" {
+	sub, rc, err := m.desk.OpenPackage(r.Context(), s.Office, id, broker.Pickup{Channel: channel.Mailbox, Receiver: receiverName(s.User), Admit: admit})
+	if errors.Is(err, errNotElsewhere) {
 		// Delivered meanwhile (the system fetched it) or never elsewhere: the
 		// page shows the case as it is.
 		http.Redirect(w, r, back, http.StatusSeeOther)
 		return
 	}
-	sub, rc, err := m.desk.OpenPackage(r.Context(), s.Office, id, broker.Pickup{Channel: channel.Mailbox, Receiver: receiverName(s.User)})
 	if err != nil {
 		m.deskError(w, r, s, err, "take over")
 		return
 	}
 	rc.Close()
 	m.opened(sub.ID, s)
-	target, _ := cur.CurrentTarget()
 	m.log.Info("taken over from the office's system", "submission", id, "office", s.Office, "user", s.User, "channel", target.Channel)
 	http.Redirect(w, r, back+"?meldung=uebernommen", http.StatusSeeOther)
 }
+
+// errNotElsewhere is the takeover's refusal of a case not on its way to the
+// office's system: there is nothing to take over.
+var errNotElsewhere = errors.New("mailbox: the case is not on its way to the office's own system")

@@ -1615,13 +1615,15 @@ func TestCasePageReadsItsRecordOnce(t *testing.T) {
 }
 
 // TestDownloadsAndTheDecisionReadTheRecordOnce: a download of the package or
-// of an attachment, and a decision, read the case's record once from the
-// store, as the case page does (TestCasePageReadsItsRecordOnce). Each read it
-// twice: once for the mailbox's own rule (a case on its way to the office's
-// system is not opened here) and once more in the desk for the action. The
-// rule is now asked on the desk's read (broker.Admit); the pickup, another
-// office's 404, the form's checks and a case left to the office's system (its
-// page, no pickup) are as before.
+// of an attachment, a decision, the takeover and the "erledigt" mark read the
+// case's record once from the store, as the case page does
+// (TestCasePageReadsItsRecordOnce). Each read it twice: once for the
+// mailbox's own rule (a case on its way to the office's system is not opened
+// here, and only such a case is taken over) or for nothing (the mark's office
+// check, which the desk makes itself), and once more in the desk for the
+// action. The rule is now asked on the desk's read (broker.Admit); the
+// pickup, another office's 404, the form's checks and a case left to the
+// office's system (its page, no pickup) are as before.
 func TestDownloadsAndTheDecisionReadTheRecordOnce(t *testing.T) {
 	var cs *countingStore
 	e := startBrokerEnvOver(t, t.TempDir(), Options{}, func(db store.Store) store.Store {
@@ -1662,6 +1664,14 @@ func TestDownloadsAndTheDecisionReadTheRecordOnce(t *testing.T) {
 		{name: "its attachment", c: anna, id: pulled.ID, path: "/anlage/anlage-1", code: http.StatusSeeOther, loc: "/postfach/s/" + pulled.ID},
 		{name: "a decision on it", c: anna, id: pulled.ID, path: "/entscheidung", form: url.Values{"csrf": {csrf}, "ergebnis": {"annehmen"}},
 			code: http.StatusSeeOther, loc: "/postfach/s/" + pulled.ID},
+		{name: "a takeover of a case delivered before", c: anna, id: load.ID, path: "/uebernehmen", form: url.Values{"csrf": {csrf}},
+			code: http.StatusSeeOther, loc: "/postfach/s/" + load.ID, delivered: true},
+		{name: "the takeover, which is the pickup", c: anna, id: pulled.ID, path: "/uebernehmen", form: url.Values{"csrf": {csrf}},
+			code: http.StatusSeeOther, loc: "/postfach/s/" + pulled.ID + "?meldung=uebernommen", delivered: true},
+		{name: "another office's mark", c: lars, id: decided.ID, path: "/erledigt", code: http.StatusNotFound, delivered: true, decided: true,
+			form: url.Values{"csrf": {csrfFrom(t, lars.get("/postfach/").Body.String())}, "erledigt": {"ja"}}},
+		{name: "the mark", c: anna, id: decided.ID, path: "/erledigt", form: url.Values{"csrf": {csrf}, "erledigt": {"ja"}},
+			code: http.StatusSeeOther, loc: "/postfach/s/" + decided.ID + "?meldung=erledigt", delivered: true, decided: true},
 	} {
 		var code int
 		var loc, body string
