@@ -813,6 +813,11 @@ func TestStoreThatDoesNotOpenIsAnError(t *testing.T) {
 	cfg := config.Default()
 	cfg.DataDir = dir
 	cfg.Listen = "127.0.0.1:0"
+	// The development PKI the store was started with: a store without one is
+	// refused before it is opened (TestStoreWithoutItsDevPKIIsRefused).
+	if _, err := signing.EnsureDevPKI(filepath.Join(dir, "pki"), cfg.GatewayID); err != nil {
+		t.Fatal(err)
+	}
 	g, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err == nil {
 		_ = g.Shutdown(context.Background())

@@ -16,6 +16,7 @@ import (
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/mailbox"
 	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/store"
 )
 
 // DemoOfficeID is the office of the Amt24 example (Stadt Dresden, Abt. Allgemeine
@@ -33,6 +34,9 @@ func (g *Gateway) setupKeys() error {
 			// login with it) started without a word but WARN lines, and signed
 			// receipts no portal trusts. An audit of the first install found it.
 			return fmt.Errorf("pki.trust_dir is set (%s), but pki.gateway_key and pki.gateway_cert are not: set both to the gateway's own key and certificate (docs/signing.md); a development PKI is made only when all three are empty", c.PKI.TrustDir)
+		}
+		if err := refuseStoreWithoutDevPKI(c); err != nil {
+			return err
 		}
 		pki, err := signing.EnsureDevPKI(c.PKI.Dir, c.GatewayID)
 		if err != nil {
@@ -252,4 +256,35 @@ func (g *Gateway) knownCertificates() [][]byte {
 		out = append(out, []byte(base64.StdEncoding.EncodeToString(c.Raw)))
 	}
 	return out
+}
+
+// refuseStoreWithoutDevPKI refuses a single node's store without the development
+// PKI it was started with: a data folder restored from a backup, which holds the
+// store but not `<data_dir>/pki` (keys are not in the archive). A new development
+// PKI beside it would have a new CA that trusts none of the portals' keys, so
+// intake refused every portal, and a new gateway key whose receipts no portal
+// can verify; the old keys, the only ones the portals trust, would then be
+// overwritten if they were found and copied back later. A disaster-recovery
+// drill made exactly that with a WARN line only (docs/operations.md, "Backup and
+// restore"). In cluster mode the store is not in the data folder.
+func refuseStoreWithoutDevPKI(c *config.Config) error {
+	if c.Store.Backend == config.StoreJetStream {
+		return nil
+	}
+	db := filepath.Join(c.DataDir, store.FileName)
+	if _, err := os.Stat(db); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil // a new gateway: its development PKI is made now
+		}
+		return fmt.Errorf("data dir: %w", err)
+	}
+	has, err := signing.HasDevPKI(c.PKI.Dir)
+	if err != nil || has {
+		return err
+	}
+	return fmt.Errorf("the data folder holds a store (%s) but %s holds no development PKI: "+
+		"the keys that signed its receipts and that the portals trust are missing (restored from a backup, which holds no keys?); "+
+		"put the old %s back, or set pki.gateway_key, pki.gateway_cert and pki.trust_dir to the gateway's own keys; "+
+		"to start afresh with a new development PKI, move %s away (docs/operations.md, \"Backup and restore\")",
+		db, c.PKI.Dir, c.PKI.Dir, store.FileName)
 }

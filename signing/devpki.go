@@ -94,6 +94,21 @@ func devPaths(dir string) *DevPKI {
 	}
 }
 
+// HasDevPKI reports whether dir holds a development PKI (its gateway
+// certificate, the file EnsureDevPKIWith writes last), without creating one: the
+// gateway asks before EnsureDevPKI would make a new one beside a store whose
+// receipts the old one signed.
+func HasDevPKI(dir string) (bool, error) {
+	_, err := os.Stat(devPaths(dir).GatewayCert)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("dev PKI: %w", err)
+	}
+	return true, nil
+}
+
 // EnsureDevPKI is EnsureDevPKIWith with the default options: a new development
 // PKI gets an ECDSA P-256 receipt key.
 func EnsureDevPKI(dir, gatewayID string) (*DevPKI, error) {
