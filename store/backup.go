@@ -410,8 +410,12 @@ func LogRestore(dir string, log *slog.Logger) error {
 	if err := json.Unmarshal(b, &n); err != nil {
 		return fmt.Errorf("store: %s: %w", name, err)
 	}
+	// The packages accepted after the backup are the other half of the gap: the
+	// gateway cannot name them (the store that knew them is gone), only the
+	// portals can, and the line said nothing of them (a disaster-recovery drill).
 	log.Warn("store restored from a backup: decisions, replies, fetches and mailbox openings made after the backup was taken are not in it; "+
-		"list the open cases (amtsbote admin list -state delivered, -state handed_over) and ask their offices to send them again (docs/operations.md, \"Backup and restore\")",
+		"list the open cases (amtsbote admin list -state delivered, -state handed_over) and ask their offices to send them again; "+
+		"packages accepted after the backup was taken are not in it either: tell the portals its time, and they send again each one whose status now answers 404 (docs/operations.md, \"Backup and restore\")",
 		"backup_taken", n.BackupAt, "restored", n.RestoredAt, "cases_marked_bytes_removed", n.BytesRemoved)
 	if err := os.Remove(name); err != nil {
 		return fmt.Errorf("store: %w", err)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -635,10 +636,18 @@ func TestFirstStartAfterRestoreLogsTheBackupsTime(t *testing.T) {
 	}
 	var line struct {
 		Level string    `json:"level"`
+		Msg   string    `json:"msg"`
 		Taken time.Time `json:"backup_taken"`
 	}
 	if err := json.Unmarshal(logged.Bytes(), &line); err != nil || line.Level != "WARN" || !line.Taken.Equal(st.At) {
 		t.Fatalf("first start after the restore logged %q (%v), want a warning with the backup's time %s", logged.String(), err, st.At)
+	}
+	// Both halves of what the backup lacks: the offices' work since, and the
+	// packages accepted since, which only their portals can send again.
+	for _, want := range []string{"ask their offices", "packages accepted after the backup", "portals"} {
+		if !strings.Contains(line.Msg, want) {
+			t.Errorf("the warning does not say %q: %s", want, line.Msg)
+		}
 	}
 	logged.Reset()
 	if err := LogRestore(dir, log); err != nil || logged.Len() != 0 {
