@@ -212,16 +212,7 @@ func TestPermanentRefusalDropsTheNoticeAtOnce(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := tc.relay(t)
-			var logs testenv.Buffer
-			reg := prometheus.NewRegistry()
-			e := startBrokerEnv(t, t.TempDir(), Options{
-				SMTP:             SMTPConfig{Addr: addr, From: "Behördenpostfach <postfach@gateway.example>"},
-				Logger:           slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
-				Registerer:       reg,
-				noticeBackoff:    50 * time.Millisecond,
-				noticeBackoffMax: 100 * time.Millisecond,
-				smtpTimeout:      5 * time.Second,
-			})
+			e, logs, reg := noticeEnv(t, addr)
 			e.receiveHandedOver(t, officeDresden)
 			// Dropped, or retried (the old way: within 50 ms, long before the
 			// deadline), whichever comes first.
@@ -272,16 +263,7 @@ func TestRefusalForNowIsRetried(t *testing.T) {
 	for _, tc := range []struct{ stage, code string }{{"RCPT", "450"}, {"RCPT", "552"}, {"MAIL", "553"}, {"DATA-policy", "554"},
 		{"RCPT-sender", "553"}, {"RCPT-relay", "550"}, {"DATA", "554"}} {
 		t.Run(tc.stage+" "+tc.code, func(t *testing.T) {
-			var logs testenv.Buffer
-			reg := prometheus.NewRegistry()
-			e := startBrokerEnv(t, t.TempDir(), Options{
-				SMTP:             SMTPConfig{Addr: refusingRelay(t, tc.stage, tc.code), From: "Behördenpostfach <postfach@gateway.example>"},
-				Logger:           slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
-				Registerer:       reg,
-				noticeBackoff:    50 * time.Millisecond,
-				noticeBackoffMax: 100 * time.Millisecond,
-				smtpTimeout:      5 * time.Second,
-			})
+			e, logs, reg := noticeEnv(t, refusingRelay(t, tc.stage, tc.code))
 			e.receiveHandedOver(t, officeDresden)
 			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 				ob := e.mb.outbox(t)
@@ -389,4 +371,21 @@ func TestRedactAddresses(t *testing.T) {
 			t.Errorf("redactAddresses(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// noticeEnv is a mailbox behind a real broker whose notices go to the mail
+// server at smtpAddr, retried within 50–100 ms, with its log and metrics.
+func noticeEnv(t *testing.T, smtpAddr string) (*brokerEnv, *testenv.Buffer, *prometheus.Registry) {
+	t.Helper()
+	logs := &testenv.Buffer{}
+	reg := prometheus.NewRegistry()
+	e := startBrokerEnv(t, t.TempDir(), Options{
+		SMTP:             SMTPConfig{Addr: smtpAddr, From: "Behördenpostfach <postfach@gateway.example>"},
+		Logger:           slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Registerer:       reg,
+		noticeBackoff:    50 * time.Millisecond,
+		noticeBackoffMax: 100 * time.Millisecond,
+		smtpTimeout:      5 * time.Second,
+	})
+	return e, logs, reg
 }

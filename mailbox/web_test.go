@@ -1593,14 +1593,7 @@ func TestCasePageReadsItsRecordOnce(t *testing.T) {
 			}
 			body = r.Body.String()
 		})
-		if n := reads[tc.id]; n != 1 {
-			t.Errorf("%s: the case's record read %d times, want 1 (all reads: %v)", tc.name, n, reads)
-		}
-		for id, n := range reads {
-			if id != tc.id {
-				t.Errorf("%s: another case's record (%s) read %d times", tc.name, id, n)
-			}
-		}
+		readOnce(t, tc.name, tc.id, reads)
 		s, err := e.b.Submission(tc.id)
 		if err != nil {
 			t.Fatal(err)
@@ -1688,20 +1681,27 @@ func TestDownloadsAndTheDecisionReadTheRecordOnce(t *testing.T) {
 		if code != tc.code || tc.loc != "" && loc != tc.loc {
 			t.Fatalf("%s: HTTP %d to %q, want %d %q\n%.2000s", tc.name, code, loc, tc.code, tc.loc, body)
 		}
-		if n := reads[tc.id]; n != 1 {
-			t.Errorf("%s: the case's record read %d times, want 1 (all reads: %v)", tc.name, n, reads)
-		}
-		for id, n := range reads {
-			if id != tc.id {
-				t.Errorf("%s: another case's record (%s) read %d times", tc.name, id, n)
-			}
-		}
+		readOnce(t, tc.name, tc.id, reads)
 		s, err := e.b.Submission(tc.id)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if (s.DeliveredAt != nil) != tc.delivered || (s.Decision != nil) != tc.decided {
 			t.Errorf("%s: delivered %v, decided %v; want %v, %v", tc.name, s.DeliveredAt != nil, s.Decision != nil, tc.delivered, tc.decided)
+		}
+	}
+}
+
+// readOnce checks that one action read the record of its case id once and no
+// other case's record (reads: by id, from the counting store).
+func readOnce(t *testing.T, name, id string, reads map[string]int) {
+	t.Helper()
+	if n := reads[id]; n != 1 {
+		t.Errorf("%s: the case's record read %d times, want 1 (all reads: %v)", name, n, reads)
+	}
+	for other, n := range reads {
+		if other != id {
+			t.Errorf("%s: another case's record (%s) read %d times", name, other, n)
 		}
 	}
 }
