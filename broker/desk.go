@@ -466,11 +466,7 @@ func (b *Broker) Events(_ context.Context, officeID, id string) ([]submission.Ev
 // recorded: a fetch that cannot read them (ErrUnreadable) does not count as the
 // office having the package.
 func (b *Broker) OpenPackage(ctx context.Context, officeID, id string, p Pickup) (*submission.Submission, io.ReadCloser, error) {
-	s, err := b.admitted(officeID, id, p.Admit)
-	if err != nil {
-		return nil, nil, err
-	}
-	rc, err := b.openBytes(ctx, s)
+	s, rc, err := b.openPackage(ctx, officeID, id, p.Admit)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -541,7 +537,7 @@ func (b *Broker) readPackage(ctx context.Context, s *submission.Submission, max 
 // audit, 2026-12-05). The face records the fetch once it has sent the bytes
 // (RecordFetch); one sent twice meanwhile is a repeat XTA's message id tells.
 func (b *Broker) FetchPackage(ctx context.Context, officeID, id, channel string) (*submission.Submission, io.ReadCloser, error) {
-	return b.openPackage(ctx, officeID, id)
+	return b.openPackage(ctx, officeID, id, nil)
 }
 
 // RecordFetch implements OfficeDesk.
@@ -578,10 +574,10 @@ func PackageGone(s *submission.Submission) error {
 	return nil
 }
 
-// openPackage opens the package bytes of an office's submission, unless the
-// retention removed them.
-func (b *Broker) openPackage(ctx context.Context, officeID, id string) (*submission.Submission, io.ReadCloser, error) {
-	s, err := b.forOffice(officeID, id)
+// openPackage opens the package bytes of an office's submission that the face's
+// admit (if not nil) lets it take, unless the retention removed them.
+func (b *Broker) openPackage(ctx context.Context, officeID, id string, admit Admit) (*submission.Submission, io.ReadCloser, error) {
+	s, err := b.admitted(officeID, id, admit)
 	if err != nil {
 		return nil, nil, err
 	}
