@@ -166,16 +166,7 @@ func (g *Gateway) diskProbed() {
 // real writes say so at no cost.
 func (g *Gateway) watchWrites(db refusing, done chan<- struct{}) {
 	defer close(done)
-	t := time.NewTicker(writeProbeEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-g.draining:
-			return
-		case <-t.C:
-		}
-		g.probeDisk(db)
-	}
+	g.untilDrained(writeProbeEvery, func() { g.probeDisk(db) })
 }
 
 // probeDisk is one round of watchWrites: a refusal of the commits since the

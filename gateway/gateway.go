@@ -633,9 +633,7 @@ const storeProbeEvery = 2 * time.Second
 // nothing about that, and /readyz said ready while every request waited out
 // the store's timeout and failed.
 func (g *Gateway) watchStore(js *jsstore.Store) {
-	t := time.NewTicker(storeProbeEvery)
-	defer t.Stop()
-	for {
+	probe := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), storeProbeEvery)
 		err := js.Reachable(ctx)
 		cancel()
@@ -649,11 +647,23 @@ func (g *Gateway) watchStore(js *jsstore.Store) {
 			g.storeDown.Store(nil)
 			g.Log.Info("the cluster's store answers again: ready")
 		}
+	}
+	probe()
+	g.untilDrained(storeProbeEvery, probe)
+}
+
+// untilDrained calls fn every d until the gateway drains: the rhythm of its
+// watchers (the cluster's store, the data disk, the gateway certificate).
+func (g *Gateway) untilDrained(d time.Duration, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
 		select {
 		case <-g.draining:
 			return
 		case <-t.C:
 		}
+		fn()
 	}
 }
 

@@ -22,16 +22,7 @@ func (g *Gateway) now() time.Time {
 // watchCertificate runs checkCertificate every certCheckEvery until the gateway
 // drains.
 func (g *Gateway) watchCertificate() {
-	t := time.NewTicker(certCheckEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-g.draining:
-			return
-		case <-t.C:
-		}
-		g.checkCertificate()
-	}
+	g.untilDrained(certCheckEvery, func() { _ = g.checkCertificate() })
 }
 
 // checkCertificate returns why the signing certificate is not valid now
