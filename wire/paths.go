@@ -60,13 +60,7 @@ func OfficeReceiptPath(id, kind string) string {
 // OfficeListPath is a page of the office's list after the submission id after,
 // of the states given (comma-separated; "": all).
 func OfficeListPath(after string, limit int, states string) string {
-	q := url.Values{}
-	if after != "" {
-		q.Set("after", after)
-	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
+	q := officePage(after, limit)
 	if states != "" {
 		q.Set("state", states)
 	}
@@ -74,6 +68,20 @@ func OfficeListPath(after string, limit int, states string) string {
 		return OfficeSubmissionsPath
 	}
 	return OfficeSubmissionsPath + "?" + q.Encode()
+}
+
+// officePage is the query of a page of the office's list: after the
+// submission id after, at most limit ("", 0: from the first, the server's
+// page size).
+func officePage(after string, limit int) url.Values {
+	q := url.Values{}
+	if after != "" {
+		q.Set("after", after)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	return q
 }
 
 // Awaiting values of the office list (GET /v1/office/submissions?awaiting=).
@@ -85,13 +93,8 @@ const AwaitingDecision = "decision"
 // of those it took by the channels deliveredVia names (comma-separated; "":
 // any).
 func OfficeAwaitingDecisionPath(after string, limit int, deliveredVia string) string {
-	q := url.Values{"awaiting": {AwaitingDecision}}
-	if after != "" {
-		q.Set("after", after)
-	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
+	q := officePage(after, limit)
+	q.Set("awaiting", AwaitingDecision)
 	if deliveredVia != "" {
 		q.Set("deliveredVia", deliveredVia)
 	}
