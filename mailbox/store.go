@@ -380,9 +380,3 @@ func (s *mstore) noticeRetry(n notice) error {
 		return put(tx, bOutbox, seqKey(n.Seq), n)
 	})
 }
-
-func (s *mstore) outboxLen() (int, error) {
-	var n int
-	err := s.db.View(func(tx *bolt.Tx) error { n = tx.Bucket(bOutbox).Stats().KeyN; return nil })
-	return n, err
-}
