@@ -234,6 +234,20 @@ func (c *Config) PeerFor(ars string) (Peer, bool) {
 // ErrNoPeer: no configured peer serves a place.
 var ErrNoPeer = errors.New("no peer gateway serves the place")
 
+// PlainHTTPAway reports whether base is a plain http:// URL of another host
+// than this one, and its host: what must not carry a secret (a token, a
+// password, a backup). Loopback is this machine's own traffic; https and URLs
+// that do not parse are not its concern. The gateway warns of such a
+// public_url and the admin CLI refuses to send its token there; a peer's
+// base_url is refused by the same rule (validatePeers).
+func PlainHTTPAway(base string) (string, bool) {
+	u, err := url.Parse(base)
+	if err != nil || u.Scheme != "http" || loopbackHost(u.Hostname()) {
+		return "", false
+	}
+	return u.Host, true
+}
+
 // loopbackHost reports whether host names this machine: "localhost" or a
 // loopback address.
 func loopbackHost(host string) bool {

@@ -3,7 +3,6 @@ package gateway
 import (
 	"log/slog"
 	"net"
-	"net/url"
 	"strings"
 
 	"github.com/amtsbote/amtsbote/config"
@@ -35,27 +34,8 @@ func (g *Gateway) warnExposure(addr net.Addr, log *slog.Logger) {
 				"addr", ta.String(), "dev_ca_key", g.PKI.CAKey, "dev_credentials", g.CredsFile)
 		}
 	}
-	if host, ok := PlainHTTPAway(g.Config.PublicURL); ok {
+	if host, ok := config.PlainHTTPAway(g.Config.PublicURL); ok {
 		log.Warn("public_url is plain http on an address other machines reach: bearer tokens, mailbox passwords and session cookies cross the network in the clear; serve https (tls.rest, or a TLS proxy in front) and set public_url to its https:// address",
 			"host", host)
 	}
-}
-
-// PlainHTTPAway reports whether base is a plain http:// URL of another host
-// than this one (not loopback), and its host: what must not carry a secret.
-// Loopback is this machine's own traffic; https and URLs that do not parse are
-// not its concern.
-func PlainHTTPAway(base string) (string, bool) {
-	u, err := url.Parse(base)
-	if err != nil || u.Scheme != "http" {
-		return "", false
-	}
-	host := u.Hostname()
-	if host == "localhost" {
-		return "", false
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		return "", false
-	}
-	return u.Host, true
 }

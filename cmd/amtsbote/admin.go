@@ -190,7 +190,7 @@ func newAdminClient(cfg config.Config, base string) (*adminClient, error) {
 // clear, to anyone on the way. The gateway's own host (loopback) is fine, and is
 // where the tool usually runs; elsewhere the gateway is reached by https.
 func clearTextAway(base string) error {
-	if host, ok := gateway.PlainHTTPAway(base); ok {
+	if host, ok := config.PlainHTTPAway(base); ok {
 		return fmt.Errorf("refusing to send the admin token in the clear to %s: use an https:// URL, or run this on the gateway's host with -url http://127.0.0.1:PORT", host)
 	}
 	return nil
