@@ -322,7 +322,7 @@ func TestOfficeDecisions(t *testing.T) {
 		t.Fatalf("changing a decision: %v", err)
 	}
 	evs, _ := e.b.Log(id)
-	if last := evs[len(evs)-1]; last.Type != submission.EventRejected || last.Actor != "office system" {
+	if last := evs[len(evs)-1]; last.Type != submission.EventRejected || last.Actor != "office system" || last.Channel != "api" {
 		t.Fatalf("decision event %+v", last)
 	}
 }
