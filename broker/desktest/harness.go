@@ -1,0 +1,58 @@
+// Package desktest is the conformance suite of broker.OfficeDesk, the one port
+// through which every office-facing face (the REST pull API, the XTA face, the
+// web mailbox) reads and decides.
+//
+// The desk's rules are written once, in the comment of broker.OfficeDesk, and
+// there are two desks: the broker itself over its store, and MemDesk, the
+// in-memory desk the mailbox's page tests run on. Nothing checked that the two
+// keep the same rules, so a page test could pass against a desk behaviour the
+// real one does not have (a decision without the pickup, another office's case
+// shown). Run checks each rule, one subtest per rule, against any desk a
+// Harness builds: the broker runs it over a real bbolt store
+// (broker.TestBrokerDeskConforms) and MemDesk runs it here
+// (TestMemDeskConforms), and each defect planted in an otherwise correct desk
+// fails the case of its rule (TestPlantedDefectsFail).
+package desktest
+
+import (
+	"testing"
+
+	"github.com/amtsbote/amtsbote/broker"
+)
+
+// Harness builds the desks the suite checks.
+type Harness interface {
+	// NewDesk returns a fresh desk that holds no case. Its teardown is
+	// registered with t.Cleanup.
+	NewDesk(t testing.TB) Desk
+}
+
+// Desk is a desk under test with the one way the suite gives it cases.
+type Desk interface {
+	broker.OfficeDesk
+	// HandOver makes the desk hold c as a channel that waits for the office
+	// hands it over (the mailbox, the pull API): received, handed over, not
+	// picked up, fetched or decided, with no event written after the hand-over.
+	// It returns once that is so, with the case's id. Cases handed over one
+	// after the other are oldest first in that order.
+	HandOver(t testing.TB, c Case) string
+}
+
+// Case is one application as the suite hands it over.
+type Case struct {
+	Office      string
+	Package     []byte // the signed package; its SHA-256 and size are the record's
+	Attachments []Attachment
+	// Damaged: the stored package bytes end early (a disk fault, a cluster blob
+	// missing a chunk), while the record names the whole package: they open,
+	// but reading them whole fails their check (broker.ErrUnreadable).
+	Damaged bool
+}
+
+// Attachment is one attachment of a Case.
+type Attachment struct {
+	ID       string
+	FileName string
+	MimeType string
+	Content  []byte
+}

@@ -1,0 +1,450 @@
+package desktest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// MemDesk is the reference in-memory broker.OfficeDesk: the desk's rules (office
+// scoping, the pickup, final decisions, the event log, replies) on the
+// submission model, without a store. Tests of a face that need no broker (the
+// mailbox's page tests) run on it; Run checks it keeps the real desk's rules
+// (TestMemDeskConforms), so a face's test cannot pass against a rule the broker
+// does not have. It is safe for concurrent use.
+type MemDesk struct {
+	mu      sync.Mutex
+	subs    map[string]*submission.Submission
+	events  map[string][]submission.Event
+	blobs   map[string][]byte // package by "pkg:"+submission id, attachments by sha256, replies by "reply:"+reply id
+	order   []string
+	n       int // cases handed over by HandOver, for their ids
+	replyID int
+}
+
+var _ broker.OfficeDesk = (*MemDesk)(nil)
+
+// NewMemDesk returns an empty MemDesk.
+func NewMemDesk() *MemDesk {
+	return &MemDesk{subs: map[string]*submission.Submission{}, events: map[string][]submission.Event{}, blobs: map[string][]byte{}}
+}
+
+// Add stores s as given (its state too) with its package and attachments
+// (by their SHA-256), and its received and handed-over events. A record
+// without its package's SHA-256 and size is given those of pkg, so that
+// ReadCase can check the bytes as the broker does. An id it holds already is
+// left as it is.
+func (d *MemDesk) Add(s *submission.Submission, pkg []byte, atts map[string][]byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.subs[s.ID]; ok {
+		return
+	}
+	cp := s.Clone()
+	if cp.PackageSHA256 == "" {
+		cp.PackageSHA256, cp.PackageSize = sha256Hex(pkg), int64(len(pkg))
+	}
+	d.subs[s.ID] = cp
+	d.order = append(d.order, s.ID)
+	d.blobs["pkg:"+s.ID] = pkg
+	for sum, b := range atts {
+		d.blobs[sum] = b
+	}
+	d.record(s.ID, []submission.Event{{At: s.ReceivedAt, Type: submission.EventReceived}, {At: s.ReceivedAt, Type: submission.EventHandedOver, Channel: "mailbox"}})
+}
+
+// HandOver implements Desk.
+func (d *MemDesk) HandOver(_ testing.TB, c Case) string {
+	d.mu.Lock()
+	d.n++
+	id := fmt.Sprintf("case-%06d", d.n)
+	d.mu.Unlock()
+	now := time.Now().UTC()
+	s := &submission.Submission{ID: id, OfficeID: c.Office, MessageID: "msg-" + id, ServiceName: "Test", Place: "Dresden",
+		State: submission.StateHandedOver, ReceivedAt: now, HandedOverAt: &now,
+		PackageSHA256: sha256Hex(c.Package), PackageSize: int64(len(c.Package))}
+	atts := map[string][]byte{}
+	for _, a := range c.Attachments {
+		sum := sha256Hex(a.Content)
+		s.Attachments = append(s.Attachments, submission.Attachment{ID: a.ID, FileName: a.FileName, MimeType: a.MimeType, SHA256: sum, Size: int64(len(a.Content))})
+		atts[sum] = a.Content
+	}
+	pkg := c.Package
+	if c.Damaged {
+		pkg = pkg[:len(pkg)/2]
+	}
+	d.Add(s, pkg, atts)
+	return id
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// forOffice returns the stored record (not a copy) of the office's case.
+func (d *MemDesk) forOffice(office, id string) (*submission.Submission, error) {
+	s, ok := d.subs[id]
+	if !ok || office == "" || s.OfficeID != office {
+		return nil, fmt.Errorf("submission %s: %w", id, broker.ErrNotFound)
+	}
+	return s, nil
+}
+
+// admitted is forOffice, then the face's admit (if not nil) on a copy, as the
+// broker asks it.
+func (d *MemDesk) admitted(office, id string, admit broker.Admit) (*submission.Submission, error) {
+	s, err := d.forOffice(office, id)
+	if err != nil {
+		return nil, err
+	}
+	if admit != nil {
+		if err := admit(s.Clone()); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (d *MemDesk) record(id string, evs []submission.Event) {
+	for i := range evs {
+		evs[i].SubmissionID = id
+		evs[i].Seq = uint64(len(d.events[id]) + 1)
+		d.events[id] = append(d.events[id], evs[i])
+	}
+}
+
+// change runs one transition on s and records its events; the transition's
+// refusal (submission.ErrIllegal) is ErrConflict, as the broker's commit says.
+// A refused transition leaves the record as it was.
+func (d *MemDesk) change(s *submission.Submission, fn func(cur *submission.Submission, now time.Time) ([]submission.Event, error)) error {
+	cur := s.Clone()
+	evs, err := fn(cur, time.Now().UTC())
+	if err != nil {
+		return fmt.Errorf("%w: %w", broker.ErrConflict, err)
+	}
+	*s = *cur
+	d.record(s.ID, evs)
+	return nil
+}
+
+// Waiting implements broker.OfficeDesk.
+func (d *MemDesk) Waiting(_ context.Context, office string) ([]broker.WaitingEntry, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []broker.WaitingEntry
+	for _, id := range d.order {
+		s := d.subs[id]
+		w := s.State.Dispatchable() || s.State == submission.StateHandedOver || s.State == submission.StateHeld
+		if s.OfficeID == office && w && s.BytesRemovedAt == nil {
+			out = append(out, broker.WaitingEntry{ID: id, Fetched: s.FetchedAt != nil})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// List implements broker.OfficeDesk. Its text search compares as typed only
+// (the broker also folds umlauts and accents).
+func (d *MemDesk) List(_ context.Context, office string, q broker.ListQuery) (broker.Page, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	want := map[submission.State]bool{}
+	for _, s := range q.States {
+		want[s] = true
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	ids := append([]string(nil), d.order...)
+	sort.SliceStable(ids, func(i, j int) bool { return d.subs[ids[i]].ReceivedAt.Before(d.subs[ids[j]].ReceivedAt) })
+	var p broker.Page
+	started := q.After == ""
+	for _, id := range ids {
+		s := d.subs[id]
+		if !started {
+			started = id == q.After
+			continue
+		}
+		if s.OfficeID != office || (len(want) > 0 && !want[s.State]) {
+			continue
+		}
+		if q.AwaitingDecision && !s.AwaitsDecision() {
+			continue
+		}
+		if len(q.DeliveredVia) > 0 && !slices.Contains(q.DeliveredVia, s.DeliveryChannel()) {
+			continue
+		}
+		if q.Text != "" && !strings.Contains(strings.ToLower(s.ID+" "+s.ServiceName+" "+s.Place+" "+s.Sender+" "+s.MessageID), strings.ToLower(q.Text)) {
+			continue
+		}
+		if len(p.Items) == limit {
+			p.Next = p.Items[limit-1].ID
+			break
+		}
+		p.Items = append(p.Items, s.Clone())
+	}
+	return p, nil
+}
+
+// Get implements broker.OfficeDesk.
+func (d *MemDesk) Get(_ context.Context, office, id string) (*submission.Submission, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, err := d.forOffice(office, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.Clone(), nil
+}
+
+// Events implements broker.OfficeDesk.
+func (d *MemDesk) Events(_ context.Context, office, id string) ([]submission.Event, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, err := d.forOffice(office, id); err != nil {
+		return nil, err
+	}
+	return slices.Clone(d.events[id]), nil
+}
+
+// OpenPackage implements broker.OfficeDesk.
+func (d *MemDesk) OpenPackage(_ context.Context, office, id string, p broker.Pickup) (*submission.Submission, io.ReadCloser, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, err := d.admitted(office, id, p.Admit)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := d.pickedUp(s, p); err != nil {
+		return nil, nil, err
+	}
+	return s.Clone(), io.NopCloser(bytes.NewReader(d.blobs["pkg:"+id])), nil
+}
+
+// pickedUp records the office's pickup of s unless it has one.
+func (d *MemDesk) pickedUp(s *submission.Submission, p broker.Pickup) error {
+	return d.change(s, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		return cur.Confirm(now, p.Channel, submission.Confirmation{Receiver: p.Receiver, At: now})
+	})
+}
+
+// ReadCase implements broker.OfficeDesk.
+func (d *MemDesk) ReadCase(_ context.Context, office, id string, o broker.CaseRead) (*broker.Case, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, err := d.admitted(office, id, o.Pickup.Admit)
+	if err != nil {
+		return nil, err
+	}
+	c := &broker.Case{Sub: s.Clone()}
+	if o.Open == nil || o.Open(s.Clone()) {
+		b := d.blobs["pkg:"+id]
+		switch {
+		case s.PackageSize > o.Max:
+			c.Unread = fmt.Errorf("submission %s: package of %d bytes: %w", id, s.PackageSize, broker.ErrTooLarge)
+		case int64(len(b)) != s.PackageSize || sha256Hex(b) != s.PackageSHA256:
+			c.Unread = fmt.Errorf("%w: package of %s does not match its SHA-256", broker.ErrUnreadable, id)
+		default:
+			if err := d.pickedUp(s, broker.Pickup{Channel: o.Pickup.Channel, Receiver: o.Pickup.Receiver}); err != nil {
+				c.Unread = err
+			} else {
+				c.Sub, c.Package = s.Clone(), bytes.Clone(b)
+			}
+		}
+	}
+	c.Events = slices.Clone(d.events[id])
+	return c, nil
+}
+
+// MarkProcessed implements broker.OfficeDesk.
+func (d *MemDesk) MarkProcessed(_ context.Context, office, id string, done bool, actor, ch string) (*submission.Submission, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, err := d.forOffice(office, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.change(s, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		return cur.MarkProcessed(now, done, actor, ch)
+	}); err != nil {
+		return nil, err
+	}
+	return s.Clone(), nil
+}
+
+// FetchPackage implements broker.OfficeDesk: it records nothing.
+func (d *MemDesk) FetchPackage(_ context.Context, office, id, _ string) (*submission.Submission, io.ReadCloser, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, err := d.forOffice(office, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.Clone(), io.NopCloser(bytes.NewReader(d.blobs["pkg:"+id])), nil
+}
+
+// RecordFetch implements broker.OfficeDesk: the first fetch before the
+// delivery is recorded, any other changes nothing.
+func (d *MemDesk) RecordFetch(_ context.Context, office, id, ch string, at time.Time) (*submission.Submission, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, err := d.forOffice(office, id)
+	if err != nil {
+		return nil, err
+	}
+	if s.DeliveredAt == nil {
+		if err := d.change(s, func(cur *submission.Submission, _ time.Time) ([]submission.Event, error) {
+			return cur.Fetched(at.UTC(), ch)
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return s.Clone(), nil
+}
+
+// OpenAttachment implements broker.OfficeDesk: it records nothing.
+func (d *MemDesk) OpenAttachment(_ context.Context, office, id, aid string, admit broker.Admit) (submission.Attachment, io.ReadCloser, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, err := d.admitted(office, id, admit)
+	if err != nil {
+		return submission.Attachment{}, nil, err
+	}
+	for _, a := range s.Attachments {
+		if a.ID == aid {
+			return a, io.NopCloser(bytes.NewReader(d.blobs[a.SHA256])), nil
+		}
+	}
+	return submission.Attachment{}, nil, fmt.Errorf("attachment %s: %w", aid, broker.ErrNotFound)
+}
+
+// Receipt implements broker.OfficeDesk. MemDesk signs nothing: every receipt
+// is ErrNotFound.
+func (d *MemDesk) Receipt(_ context.Context, office, id, kind string) ([]byte, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, err := d.forOffice(office, id); err != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("receipt %s of %s: %w", kind, id, broker.ErrNotFound)
+}
+
+// Confirm implements broker.OfficeDesk.
+func (d *MemDesk) Confirm(_ context.Context, office, id string, p broker.Pickup) (*submission.Submission, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, err := d.admitted(office, id, p.Admit)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.pickedUp(s, p); err != nil {
+		return nil, err
+	}
+	return s.Clone(), nil
+}
+
+// Decide implements broker.OfficeDesk: the office check, dec.Admit, the
+// outcome, the pickup the decision implies, the decision — in that order, as
+// the broker.
+func (d *MemDesk) Decide(_ context.Context, office, id string, dec broker.Decision) (*submission.Submission, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, err := d.admitted(office, id, dec.Admit)
+	if err != nil {
+		return nil, err
+	}
+	if dec.Outcome != broker.OutcomeAccepted && dec.Outcome != broker.OutcomeRejected {
+		return nil, fmt.Errorf("%w: outcome %q", broker.ErrConflict, dec.Outcome)
+	}
+	if err := d.pickedUp(s, broker.Pickup{Channel: dec.Channel, Receiver: dec.Actor}); err != nil {
+		return nil, err
+	}
+	if err := d.change(s, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		evs, err := cur.Decide(now, dec.Outcome, dec.Reason, dec.Actor)
+		for i := range evs {
+			evs[i].Channel = dec.Channel
+		}
+		return evs, err
+	}); err != nil {
+		return nil, err
+	}
+	return s.Clone(), nil
+}
+
+// Reply implements broker.OfficeDesk.
+func (d *MemDesk) Reply(_ context.Context, office, id string, in broker.ReplyIn) (submission.Reply, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, err := d.forOffice(office, id)
+	if err != nil {
+		return submission.Reply{}, err
+	}
+	d.replyID++
+	r := submission.Reply{ID: fmt.Sprintf("reply-%06d", d.replyID), Kind: in.Kind, MessageID: in.MessageID, ContentType: in.ContentType,
+		Size: int64(len(in.Content)), SHA256: sha256Hex(in.Content), Channel: in.Channel, Actor: in.Actor}
+	if err := d.change(s, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		r.At = now
+		return cur.AddReply(now, r)
+	}); err != nil {
+		return submission.Reply{}, err
+	}
+	for _, have := range s.Replies {
+		if have.ID == r.ID {
+			d.blobs["reply:"+r.ID] = bytes.Clone(in.Content)
+		}
+		if have.ID == r.ID || (r.MessageID != "" && have.MessageID == r.MessageID) {
+			return have, nil // a repeat returns the reply stored the first time
+		}
+	}
+	return r, nil
+}
+
+// OpenReply implements broker.OfficeDesk.
+func (d *MemDesk) OpenReply(_ context.Context, office, id, replyID string) (submission.Reply, io.ReadCloser, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, err := d.forOffice(office, id)
+	if err != nil {
+		return submission.Reply{}, nil, err
+	}
+	for _, r := range s.Replies {
+		if r.ID == replyID {
+			return r, io.NopCloser(bytes.NewReader(d.blobs["reply:"+r.ID])), nil
+		}
+	}
+	return submission.Reply{}, nil, fmt.Errorf("reply %s: %w", replyID, broker.ErrNotFound)
+}
+
+// FindReply implements broker.OfficeDesk.
+func (d *MemDesk) FindReply(_ context.Context, office, messageID string) (*submission.Submission, submission.Reply, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if messageID != "" {
+		for _, id := range d.order {
+			s := d.subs[id]
+			if s.OfficeID != office {
+				continue
+			}
+			for _, r := range s.Replies {
+				if r.MessageID == messageID {
+					return s.Clone(), r, nil
+				}
+			}
+		}
+	}
+	return nil, submission.Reply{}, fmt.Errorf("reply %s: %w", messageID, broker.ErrNotFound)
+}

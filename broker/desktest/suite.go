@@ -1,0 +1,694 @@
+package desktest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// The offices of the suite: A holds the cases, B is the other office.
+const (
+	officeA = "office-a"
+	officeB = "office-b"
+)
+
+// errRefused is what the suite's Admit answers when it refuses a case.
+var errRefused = errors.New("desktest: the face refuses this case")
+
+// Run runs the conformance suite against the desks h builds: one subtest per
+// rule of the broker.OfficeDesk comment. Each subtest builds its own desk.
+func Run(t *testing.T, h Harness) {
+	t.Helper()
+	s := &suite{h: h}
+	t.Run("OtherOfficeIsNotFound", s.testOtherOffice)
+	t.Run("ListPagesOwnCasesOldestFirst", s.testList)
+	t.Run("OpeningIsThePickup", s.testOpeningIsPickup)
+	t.Run("DecisionImpliesPickup", s.testDecisionImpliesPickup)
+	t.Run("DecisionIsFinal", s.testDecisionIsFinal)
+	t.Run("ActionsAreLogged", s.testActionsAreLogged)
+	t.Run("AdmitAfterTheOfficeCheck", s.testAdmit)
+	t.Run("ReadCaseReadsWholeAndPicksUp", s.testReadCase)
+	t.Run("ReadCaseUnreadIsNoPickup", s.testReadCaseUnread)
+	t.Run("FetchRecordsNothingUntilRecordFetch", s.testFetch)
+	t.Run("WaitingNamesWhatWaits", s.testWaiting)
+	t.Run("OpenAttachmentRecordsNothing", s.testOpenAttachment)
+	t.Run("ReplyStoredOnce", s.testReply)
+	t.Run("FindReplyOwnOfficeOnly", s.testFindReply)
+	t.Run("MarkProcessed", s.testMarkProcessed)
+}
+
+type suite struct{ h Harness }
+
+// newCase is a case of office with a package and one attachment, each with
+// content that names n.
+func newCase(office string, n int) Case {
+	return Case{Office: office, Package: fmt.Appendf(nil, "<Antragspaket>%s %d</Antragspaket>", office, n),
+		Attachments: []Attachment{{ID: "att-1", FileName: "nachweis.pdf", MimeType: "application/pdf", Content: fmt.Appendf(nil, "%%PDF-1.4 %d", n)}}}
+}
+
+// fixture is one desk with one case of office A handed over.
+type fixture struct {
+	d  Desk
+	id string
+	c  Case
+}
+
+func (s *suite) fixture(t *testing.T) fixture {
+	t.Helper()
+	d := s.h.NewDesk(t)
+	if d == nil {
+		t.Fatal("harness returned a nil desk")
+	}
+	c := newCase(officeA, 1)
+	return fixture{d: d, id: d.HandOver(t, c), c: c}
+}
+
+func ctx() context.Context { return context.Background() }
+
+// events is the event log of office A's case id.
+func events(t *testing.T, d Desk, id string) []submission.Event {
+	t.Helper()
+	evs, err := d.Events(ctx(), officeA, id)
+	if err != nil {
+		t.Fatalf("Events: %v", err)
+	}
+	return evs
+}
+
+// record is office A's case id as the desk holds it.
+func record(t *testing.T, d Desk, id string) *submission.Submission {
+	t.Helper()
+	sub, err := d.Get(ctx(), officeA, id)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if sub.ID != id || sub.OfficeID != officeA {
+		t.Fatalf("Get %s of %s returned %s of %s", id, officeA, sub.ID, sub.OfficeID)
+	}
+	return sub
+}
+
+// unchanged fails unless the case's record and events are as before: not
+// picked up, not fetched, not decided, no event more.
+func unchanged(t *testing.T, d Desk, id string, before []submission.Event, what string) {
+	t.Helper()
+	if evs := events(t, d, id); len(evs) != len(before) {
+		t.Errorf("%s recorded events %v", what, types(evs[min(len(before), len(evs)):]))
+	}
+	sub := record(t, d, id)
+	if sub.DeliveredAt != nil || sub.State == submission.StateDelivered {
+		t.Errorf("%s recorded a pickup: %s, delivered at %v", what, sub.State, sub.DeliveredAt)
+	}
+	if sub.FetchedAt != nil || sub.Decision != nil {
+		t.Errorf("%s recorded a fetch (%v) or a decision (%+v)", what, sub.FetchedAt, sub.Decision)
+	}
+}
+
+func types(evs []submission.Event) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.Type
+		if e.Channel != "" {
+			out[i] += ":" + e.Channel
+		}
+	}
+	return out
+}
+
+// ofType are the events of one type.
+func ofType(evs []submission.Event, typ string) []submission.Event {
+	var out []submission.Event
+	for _, e := range evs {
+		if e.Type == typ {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func readAll(t *testing.T, rc io.ReadCloser, err error, what string) []byte {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("%s: read: %v", what, err)
+	}
+	return b
+}
+
+func wantErr(t *testing.T, err, want error, what string) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Errorf("%s: %v, want %v", what, err, want)
+	}
+}
+
+func (s *suite) testOtherOffice(t *testing.T) {
+	f := s.fixture(t)
+	before := events(t, f.d, f.id)
+	// Another office's id and an id nobody has must answer alike, for every
+	// call, and change nothing.
+	for _, id := range []string{f.id, "no-such-case"} {
+		what := func(call string) string { return fmt.Sprintf("%s of %s for %s", call, id, officeB) }
+		_, err := f.d.Get(ctx(), officeB, id)
+		wantErr(t, err, broker.ErrNotFound, what("Get"))
+		_, err = f.d.Events(ctx(), officeB, id)
+		wantErr(t, err, broker.ErrNotFound, what("Events"))
+		_, _, err = f.d.OpenPackage(ctx(), officeB, id, broker.Pickup{Channel: "api", Receiver: "office B"})
+		wantErr(t, err, broker.ErrNotFound, what("OpenPackage"))
+		_, err = f.d.ReadCase(ctx(), officeB, id, broker.CaseRead{Max: 1 << 20, Pickup: broker.Pickup{Channel: "mailbox", Receiver: "bert"}})
+		wantErr(t, err, broker.ErrNotFound, what("ReadCase"))
+		_, _, err = f.d.FetchPackage(ctx(), officeB, id, "xta")
+		wantErr(t, err, broker.ErrNotFound, what("FetchPackage"))
+		_, err = f.d.RecordFetch(ctx(), officeB, id, "xta", time.Now())
+		wantErr(t, err, broker.ErrNotFound, what("RecordFetch"))
+		_, _, err = f.d.OpenAttachment(ctx(), officeB, id, "att-1", nil)
+		wantErr(t, err, broker.ErrNotFound, what("OpenAttachment"))
+		_, err = f.d.Receipt(ctx(), officeB, id, broker.ReceiptIntake)
+		wantErr(t, err, broker.ErrNotFound, what("Receipt"))
+		_, err = f.d.Confirm(ctx(), officeB, id, broker.Pickup{Channel: "xta", Receiver: "office B"})
+		wantErr(t, err, broker.ErrNotFound, what("Confirm"))
+		_, err = f.d.Decide(ctx(), officeB, id, broker.Decision{Outcome: broker.OutcomeAccepted, Actor: "office B", Channel: "api"})
+		wantErr(t, err, broker.ErrNotFound, what("Decide"))
+		_, err = f.d.MarkProcessed(ctx(), officeB, id, true, "bert", "mailbox")
+		wantErr(t, err, broker.ErrNotFound, what("MarkProcessed"))
+		_, err = f.d.Reply(ctx(), officeB, id, broker.ReplyIn{Kind: "Bescheid", MessageID: "b-1", ContentType: "text/plain", Content: []byte("x"), Actor: "bert", Channel: "api"})
+		wantErr(t, err, broker.ErrNotFound, what("Reply"))
+		_, _, err = f.d.OpenReply(ctx(), officeB, id, "r-1")
+		wantErr(t, err, broker.ErrNotFound, what("OpenReply"))
+	}
+	// No office is no office.
+	_, err := f.d.Get(ctx(), "", f.id)
+	wantErr(t, err, broker.ErrNotFound, "Get without an office")
+	p, err := f.d.List(ctx(), officeB, broker.ListQuery{})
+	if err != nil || len(p.Items) != 0 {
+		t.Errorf("List of %s: %d items (%v), want none", officeB, len(p.Items), err)
+	}
+	w, err := f.d.Waiting(ctx(), officeB)
+	if err != nil || len(w) != 0 {
+		t.Errorf("Waiting of %s: %v (%v), want none", officeB, w, err)
+	}
+	unchanged(t, f.d, f.id, before, "another office's calls")
+}
+
+func (s *suite) testList(t *testing.T) {
+	d := s.h.NewDesk(t)
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, d.HandOver(t, newCase(officeA, i)))
+		d.HandOver(t, newCase(officeB, i))
+	}
+	var got []string
+	q := broker.ListQuery{Limit: 2}
+	for range 5 {
+		p, err := d.List(ctx(), officeA, q)
+		if err != nil {
+			t.Fatalf("List: %v", err)
+		}
+		for _, sub := range p.Items {
+			if sub.OfficeID != officeA {
+				t.Errorf("List of %s shows %s of %s", officeA, sub.ID, sub.OfficeID)
+			}
+			got = append(got, sub.ID)
+		}
+		if p.Next == "" {
+			break
+		}
+		q.After = p.Next
+	}
+	if fmt.Sprint(got) != fmt.Sprint(ids) {
+		t.Errorf("List pages of 2: %v, want %v (the office's own, oldest first)", got, ids)
+	}
+}
+
+func (s *suite) testOpeningIsPickup(t *testing.T) {
+	f := s.fixture(t)
+	sub, rc, err := f.d.OpenPackage(ctx(), officeA, f.id, broker.Pickup{Channel: "api", Receiver: "office A (pull API)"})
+	if got := readAll(t, rc, err, "OpenPackage"); !bytes.Equal(got, f.c.Package) {
+		t.Errorf("OpenPackage: %q, want the package %q", got, f.c.Package)
+	}
+	if sub.State != submission.StateDelivered || sub.DeliveredAt == nil {
+		t.Errorf("OpenPackage returned %s, delivered at %v: want delivered", sub.State, sub.DeliveredAt)
+	}
+	if now := record(t, f.d, f.id); now.State != submission.StateDelivered || now.DeliveredAt == nil {
+		t.Errorf("after OpenPackage the case is %s, delivered at %v: want delivered", now.State, now.DeliveredAt)
+	}
+	evs := events(t, f.d, f.id)
+	if got := ofType(evs, submission.EventDelivered); len(got) != 1 || got[0].Channel != "api" {
+		t.Errorf("after OpenPackage: delivered events %+v, want one on api", got)
+	}
+	// Opening again, and a confirmation after it, are no second pickup.
+	_, rc, err = f.d.OpenPackage(ctx(), officeA, f.id, broker.Pickup{Channel: "mailbox", Receiver: "anna"})
+	readAll(t, rc, err, "OpenPackage again")
+	if _, err := f.d.Confirm(ctx(), officeA, f.id, broker.Pickup{Channel: "xta", Receiver: "office A (XTA)"}); err != nil {
+		t.Errorf("Confirm after the pickup: %v", err)
+	}
+	if after := events(t, f.d, f.id); len(after) != len(evs) {
+		t.Errorf("a second pickup recorded %v", types(after[len(evs):]))
+	}
+	// Confirm is a pickup on its own.
+	g := s.fixture(t)
+	sub, err = g.d.Confirm(ctx(), officeA, g.id, broker.Pickup{Channel: "xta", Receiver: "office A (XTA)"})
+	if err != nil || sub.State != submission.StateDelivered || sub.DeliveredAt == nil {
+		t.Errorf("Confirm: %v, %+v: want delivered", err, sub)
+	}
+}
+
+var decisionA = broker.Decision{Outcome: broker.OutcomeRejected, Reason: "unvollständig", Actor: "office A system", Channel: "api"}
+
+func (s *suite) testDecisionImpliesPickup(t *testing.T) {
+	f := s.fixture(t)
+	sub, err := f.d.Decide(ctx(), officeA, f.id, decisionA)
+	if err != nil {
+		t.Fatalf("Decide on a case not picked up: %v", err)
+	}
+	if sub.DeliveredAt == nil || sub.Decision == nil || sub.Decision.Outcome != broker.OutcomeRejected || sub.State != submission.StateRejected {
+		t.Errorf("Decide returned %s, delivered at %v, decision %+v: want picked up and rejected", sub.State, sub.DeliveredAt, sub.Decision)
+	}
+	now := record(t, f.d, f.id)
+	if now.DeliveredAt == nil || now.State != submission.StateRejected {
+		t.Errorf("after Decide the case is %s, delivered at %v: want picked up and rejected", now.State, now.DeliveredAt)
+	}
+	evs := events(t, f.d, f.id)
+	got := types(evs)
+	iDel, iDec := -1, -1
+	for i, e := range evs {
+		switch e.Type {
+		case submission.EventDelivered:
+			iDel = i
+		case submission.EventRejected:
+			iDec = i
+		}
+	}
+	if iDel < 0 || iDec < 0 || iDel > iDec || evs[iDel].Channel != "api" {
+		t.Errorf("events %v: want the pickup on api, then the decision", got)
+	}
+}
+
+func (s *suite) testDecisionIsFinal(t *testing.T) {
+	f := s.fixture(t)
+	// An outcome the desk does not know is refused before the pickup.
+	before := events(t, f.d, f.id)
+	_, err := f.d.Decide(ctx(), officeA, f.id, broker.Decision{Outcome: "maybe", Actor: "office A system", Channel: "api"})
+	wantErr(t, err, broker.ErrConflict, "Decide with an unknown outcome")
+	unchanged(t, f.d, f.id, before, "a decision with an unknown outcome")
+
+	if _, err := f.d.Decide(ctx(), officeA, f.id, decisionA); err != nil {
+		t.Fatalf("Decide: %v", err)
+	}
+	decided := record(t, f.d, f.id)
+	evs := events(t, f.d, f.id)
+	again := decisionA
+	again.Reason, again.Actor, again.Channel = "noch einmal", "anna", "mailbox"
+	if _, err := f.d.Decide(ctx(), officeA, f.id, again); err != nil {
+		t.Errorf("the same decision again: %v, want no error", err)
+	}
+	other := decisionA
+	other.Outcome = broker.OutcomeAccepted
+	_, err = f.d.Decide(ctx(), officeA, f.id, other)
+	wantErr(t, err, broker.ErrConflict, "another decision")
+	if after := events(t, f.d, f.id); len(after) != len(evs) {
+		t.Errorf("a repeated or other decision recorded %v", types(after[len(evs):]))
+	}
+	now := record(t, f.d, f.id)
+	if now.State != submission.StateRejected || now.Decision == nil || *now.Decision != *decided.Decision {
+		t.Errorf("after a repeat and another decision: %s, %+v; want the first decision %+v", now.State, now.Decision, decided.Decision)
+	}
+}
+
+// names: the event names who acted, in its actor or (a pickup's receiver)
+// in its detail.
+func names(e submission.Event, actor string) bool {
+	return e.Actor == actor || strings.Contains(e.Detail, actor)
+}
+
+func (s *suite) testActionsAreLogged(t *testing.T) {
+	f := s.fixture(t)
+	last := func(what string, n int) []submission.Event {
+		t.Helper()
+		evs := events(t, f.d, f.id)
+		if len(evs) < n {
+			t.Fatalf("%s: %d events, want at least %d", what, len(evs), n)
+		}
+		return evs[len(evs)-n:]
+	}
+	before := len(events(t, f.d, f.id))
+	if _, err := f.d.RecordFetch(ctx(), officeA, f.id, "xta", time.Now()); err != nil {
+		t.Fatalf("RecordFetch: %v", err)
+	}
+	if e := last("RecordFetch", 1)[0]; len(events(t, f.d, f.id)) != before+1 || e.Type != submission.EventFetched || e.Channel != "xta" {
+		t.Errorf("RecordFetch logged %+v, want one fetched event on xta", e)
+	}
+	if _, err := f.d.Confirm(ctx(), officeA, f.id, broker.Pickup{Channel: "mailbox", Receiver: "user anna (mailbox)"}); err != nil {
+		t.Fatalf("Confirm: %v", err)
+	}
+	if e := last("Confirm", 1)[0]; e.Type != submission.EventDelivered || e.Channel != "mailbox" || !names(e, "user anna (mailbox)") {
+		t.Errorf("the pickup logged %+v, want delivered on mailbox naming its receiver", e)
+	}
+	if _, err := f.d.Decide(ctx(), officeA, f.id, broker.Decision{Outcome: broker.OutcomeAccepted, Actor: "anna", Channel: "mailbox"}); err != nil {
+		t.Fatalf("Decide: %v", err)
+	}
+	if e := last("Decide", 1)[0]; e.Type != submission.EventAccepted || e.Actor != "anna" || e.Channel != "mailbox" {
+		t.Errorf("the decision logged %+v, want accepted by anna on mailbox", e)
+	}
+	if _, err := f.d.MarkProcessed(ctx(), officeA, f.id, true, "anna", "mailbox"); err != nil {
+		t.Fatalf("MarkProcessed: %v", err)
+	}
+	if e := last("MarkProcessed", 1)[0]; e.Type != submission.EventProcessed || e.Actor != "anna" || e.Channel != "mailbox" {
+		t.Errorf("MarkProcessed logged %+v, want processed by anna on mailbox", e)
+	}
+	if _, err := f.d.Reply(ctx(), officeA, f.id, broker.ReplyIn{Kind: "Bescheid", MessageID: "m-1", ContentType: "text/plain", Content: []byte("Bescheid"), Actor: "office A system", Channel: "api"}); err != nil {
+		t.Fatalf("Reply: %v", err)
+	}
+	if e := last("Reply", 1)[0]; e.Type != submission.EventReplied || e.Actor != "office A system" || e.Channel != "api" {
+		t.Errorf("Reply logged %+v, want replied by the office's system on api", e)
+	}
+	for _, e := range events(t, f.d, f.id) {
+		if e.SubmissionID != "" && e.SubmissionID != f.id {
+			t.Errorf("event %+v names another case", e)
+		}
+	}
+}
+
+// admitCall counts an Admit's calls and remembers the record it was asked on.
+type admitCall struct {
+	calls int
+	seen  *submission.Submission
+	err   error
+}
+
+func (a *admitCall) admit(s *submission.Submission) error {
+	a.calls++
+	a.seen = s
+	return a.err
+}
+
+func (s *suite) testAdmit(t *testing.T) {
+	f := s.fixture(t)
+	before := events(t, f.d, f.id)
+	calls := map[string]func(office string, admit broker.Admit) error{
+		"OpenPackage": func(office string, admit broker.Admit) error {
+			_, rc, err := f.d.OpenPackage(ctx(), office, f.id, broker.Pickup{Channel: "mailbox", Receiver: "anna", Admit: admit})
+			if rc != nil {
+				rc.Close()
+			}
+			return err
+		},
+		"ReadCase": func(office string, admit broker.Admit) error {
+			_, err := f.d.ReadCase(ctx(), office, f.id, broker.CaseRead{Max: 1 << 20, Pickup: broker.Pickup{Channel: "mailbox", Receiver: "anna", Admit: admit}})
+			return err
+		},
+		"Confirm": func(office string, admit broker.Admit) error {
+			_, err := f.d.Confirm(ctx(), office, f.id, broker.Pickup{Channel: "mailbox", Receiver: "anna", Admit: admit})
+			return err
+		},
+		"Decide": func(office string, admit broker.Admit) error {
+			_, err := f.d.Decide(ctx(), office, f.id, broker.Decision{Outcome: broker.OutcomeAccepted, Actor: "anna", Channel: "mailbox", Admit: admit})
+			return err
+		},
+		"Decide with an unknown outcome": func(office string, admit broker.Admit) error {
+			// Admit is asked before the outcome is checked.
+			_, err := f.d.Decide(ctx(), office, f.id, broker.Decision{Outcome: "maybe", Actor: "anna", Channel: "mailbox", Admit: admit})
+			return err
+		},
+		"OpenAttachment": func(office string, admit broker.Admit) error {
+			_, rc, err := f.d.OpenAttachment(ctx(), office, f.id, "att-1", admit)
+			if rc != nil {
+				rc.Close()
+			}
+			return err
+		},
+	}
+	for name, call := range calls {
+		other := &admitCall{}
+		wantErr(t, call(officeB, other.admit), broker.ErrNotFound, name+" of another office")
+		if other.calls != 0 {
+			t.Errorf("%s of another office asked Admit: it must answer ErrNotFound first", name)
+		}
+		refuse := &admitCall{err: fmt.Errorf("mailbox rule: %w", errRefused)}
+		wantErr(t, call(officeA, refuse.admit), errRefused, name+" refused by Admit")
+		if refuse.calls != 1 || refuse.seen == nil || refuse.seen.ID != f.id {
+			t.Errorf("%s asked Admit %d times on %+v, want once on the case's record", name, refuse.calls, refuse.seen)
+		}
+		unchanged(t, f.d, f.id, before, name+" refused by Admit")
+	}
+	// Admitted, the action goes on.
+	ok := &admitCall{}
+	if _, err := f.d.Decide(ctx(), officeA, f.id, broker.Decision{Outcome: broker.OutcomeAccepted, Actor: "anna", Channel: "mailbox", Admit: ok.admit}); err != nil || ok.calls != 1 {
+		t.Errorf("Decide admitted: %v, Admit asked %d times, want once", err, ok.calls)
+	}
+}
+
+func (s *suite) testReadCase(t *testing.T) {
+	f := s.fixture(t)
+	before := events(t, f.d, f.id)
+	pickup := broker.Pickup{Channel: "mailbox", Receiver: "user anna (mailbox)"}
+	// Open saying no: the record and the events, no package, no pickup.
+	asked := 0
+	c, err := f.d.ReadCase(ctx(), officeA, f.id, broker.CaseRead{Max: 1 << 20, Pickup: pickup,
+		Open: func(sub *submission.Submission) bool { asked++; return false }})
+	if err != nil || c.Package != nil || c.Unread != nil || c.Sub == nil || c.Sub.ID != f.id || len(c.Events) != len(before) || asked != 1 {
+		t.Fatalf("ReadCase that Open leaves: %+v, %v (Open asked %d times)", c, err, asked)
+	}
+	unchanged(t, f.d, f.id, before, "ReadCase that Open leaves")
+	// Read whole: the package byte for byte, the pickup, the events after it.
+	c, err = f.d.ReadCase(ctx(), officeA, f.id, broker.CaseRead{Max: int64(len(f.c.Package)), Pickup: pickup})
+	if err != nil {
+		t.Fatalf("ReadCase: %v", err)
+	}
+	if !bytes.Equal(c.Package, f.c.Package) || c.Unread != nil {
+		t.Errorf("ReadCase: package %q, unread %v; want %q", c.Package, c.Unread, f.c.Package)
+	}
+	if c.Sub.DeliveredAt == nil || c.Sub.State != submission.StateDelivered {
+		t.Errorf("ReadCase's record is %s, delivered at %v: want picked up", c.Sub.State, c.Sub.DeliveredAt)
+	}
+	if len(c.Events) == 0 || c.Events[len(c.Events)-1].Type != submission.EventDelivered || c.Events[len(c.Events)-1].Channel != "mailbox" {
+		t.Errorf("ReadCase's events %v: want them read after the pickup, ending with it", types(c.Events))
+	}
+	if now := record(t, f.d, f.id); now.DeliveredAt == nil {
+		t.Error("ReadCase's pickup is not kept")
+	}
+}
+
+func (s *suite) testReadCaseUnread(t *testing.T) {
+	pickup := broker.Pickup{Channel: "mailbox", Receiver: "user anna (mailbox)"}
+	f := s.fixture(t)
+	before := events(t, f.d, f.id)
+	c, err := f.d.ReadCase(ctx(), officeA, f.id, broker.CaseRead{Max: int64(len(f.c.Package)) - 1, Pickup: pickup})
+	if err != nil || !errors.Is(c.Unread, broker.ErrTooLarge) || c.Package != nil || c.Sub == nil || c.Sub.ID != f.id {
+		t.Errorf("ReadCase of a package larger than Max: %+v, %v; want the record, Unread ErrTooLarge", c, err)
+	}
+	unchanged(t, f.d, f.id, before, "ReadCase of a package larger than Max")
+
+	d := s.h.NewDesk(t)
+	damaged := newCase(officeA, 2)
+	damaged.Damaged = true
+	id := d.HandOver(t, damaged)
+	before = events(t, d, id)
+	c, err = d.ReadCase(ctx(), officeA, id, broker.CaseRead{Max: 1 << 20, Pickup: pickup})
+	if err != nil || !errors.Is(c.Unread, broker.ErrUnreadable) || c.Package != nil || c.Sub == nil || c.Sub.ID != id {
+		t.Errorf("ReadCase of bytes that end early: %+v, %v; want the record, Unread ErrUnreadable", c, err)
+	}
+	unchanged(t, d, id, before, "ReadCase of bytes that end early")
+}
+
+func (s *suite) testFetch(t *testing.T) {
+	f := s.fixture(t)
+	before := events(t, f.d, f.id)
+	_, rc, err := f.d.FetchPackage(ctx(), officeA, f.id, "xta")
+	if got := readAll(t, rc, err, "FetchPackage"); !bytes.Equal(got, f.c.Package) {
+		t.Errorf("FetchPackage: %q, want %q", got, f.c.Package)
+	}
+	unchanged(t, f.d, f.id, before, "FetchPackage")
+	if w, err := f.d.Waiting(ctx(), officeA); err != nil || len(w) != 1 || w[0].Fetched {
+		t.Errorf("Waiting after FetchPackage: %+v (%v), want the case not fetched", w, err)
+	}
+	at := time.Now().Add(-time.Minute)
+	sub, err := f.d.RecordFetch(ctx(), officeA, f.id, "xta", at)
+	if err != nil || sub.FetchedAt == nil || sub.DeliveredAt != nil {
+		t.Fatalf("RecordFetch: %v, %+v: want fetched, not delivered", err, sub)
+	}
+	evs := events(t, f.d, f.id)
+	if got := ofType(evs, submission.EventFetched); len(got) != 1 || got[0].Channel != "xta" {
+		t.Errorf("after RecordFetch: fetched events %+v, want one on xta", got)
+	}
+	if w, err := f.d.Waiting(ctx(), officeA); err != nil || len(w) != 1 || !w[0].Fetched {
+		t.Errorf("Waiting after RecordFetch: %+v (%v), want the case fetched", w, err)
+	}
+	// A later fetch changes nothing.
+	if _, err := f.d.RecordFetch(ctx(), officeA, f.id, "xta", time.Now()); err != nil {
+		t.Errorf("RecordFetch again: %v", err)
+	}
+	if after := events(t, f.d, f.id); len(after) != len(evs) {
+		t.Errorf("a second RecordFetch recorded %v", types(after[len(evs):]))
+	}
+	if now := record(t, f.d, f.id); now.FetchedAt == nil || !now.FetchedAt.Equal(*sub.FetchedAt) {
+		t.Errorf("a second RecordFetch moved FetchedAt from %v to %v", sub.FetchedAt, now.FetchedAt)
+	}
+}
+
+func (s *suite) testWaiting(t *testing.T) {
+	d := s.h.NewDesk(t)
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, d.HandOver(t, newCase(officeA, i)))
+		d.HandOver(t, newCase(officeB, i))
+	}
+	got := func() []string {
+		t.Helper()
+		w, err := d.Waiting(ctx(), officeA)
+		if err != nil {
+			t.Fatalf("Waiting: %v", err)
+		}
+		var out []string
+		for _, e := range w {
+			out = append(out, e.ID)
+		}
+		return out
+	}
+	if w := got(); fmt.Sprint(w) != fmt.Sprint(ids) {
+		t.Errorf("Waiting: %v, want the office's own %v, oldest first", w, ids)
+	}
+	// Picked up, a case waits no more.
+	if _, err := d.Confirm(ctx(), officeA, ids[1], broker.Pickup{Channel: "api", Receiver: "office A"}); err != nil {
+		t.Fatalf("Confirm: %v", err)
+	}
+	if w := got(); fmt.Sprint(w) != fmt.Sprint([]string{ids[0], ids[2]}) {
+		t.Errorf("Waiting after a pickup: %v, want %v", w, []string{ids[0], ids[2]})
+	}
+}
+
+func (s *suite) testOpenAttachment(t *testing.T) {
+	f := s.fixture(t)
+	before := events(t, f.d, f.id)
+	a, rc, err := f.d.OpenAttachment(ctx(), officeA, f.id, "att-1", nil)
+	if got := readAll(t, rc, err, "OpenAttachment"); !bytes.Equal(got, f.c.Attachments[0].Content) || a.ID != "att-1" {
+		t.Errorf("OpenAttachment: %+v %q, want att-1 %q", a, got, f.c.Attachments[0].Content)
+	}
+	_, _, err = f.d.OpenAttachment(ctx(), officeA, f.id, "no-such-attachment", nil)
+	wantErr(t, err, broker.ErrNotFound, "OpenAttachment of an id the case does not have")
+	unchanged(t, f.d, f.id, before, "OpenAttachment")
+}
+
+// replied is a case of office A picked up, ready for replies.
+func (s *suite) replied(t *testing.T) fixture {
+	t.Helper()
+	f := s.fixture(t)
+	if _, err := f.d.Confirm(ctx(), officeA, f.id, broker.Pickup{Channel: "xta", Receiver: "office A (XTA)"}); err != nil {
+		t.Fatalf("Confirm: %v", err)
+	}
+	return f
+}
+
+func (s *suite) testReply(t *testing.T) {
+	f := s.replied(t)
+	in := broker.ReplyIn{Kind: "Bescheid", MessageID: "bescheid-1", ContentType: "application/xml", Content: []byte("<Bescheid/>"), Actor: "office A system", Channel: "xta"}
+	r, err := f.d.Reply(ctx(), officeA, f.id, in)
+	if err != nil || r.ID == "" || r.MessageID != in.MessageID || r.Size != int64(len(in.Content)) {
+		t.Fatalf("Reply: %+v, %v", r, err)
+	}
+	evs := events(t, f.d, f.id)
+	again := in
+	again.Content = []byte("<Bescheid>anders</Bescheid>")
+	r2, err := f.d.Reply(ctx(), officeA, f.id, again)
+	if err != nil || r2.ID != r.ID {
+		t.Errorf("the same message id again: %+v, %v; want the reply stored first, %s", r2, err, r.ID)
+	}
+	if after := events(t, f.d, f.id); len(after) != len(evs) {
+		t.Errorf("a repeated reply recorded %v", types(after[len(evs):]))
+	}
+	if got := ofType(evs, submission.EventReplied); len(got) != 1 {
+		t.Errorf("replied events %v, want one", types(got))
+	}
+	if sub := record(t, f.d, f.id); len(sub.Replies) != 1 || sub.Replies[0].ID != r.ID {
+		t.Errorf("the case holds replies %+v, want the one stored", sub.Replies)
+	}
+	got, rc, err := f.d.OpenReply(ctx(), officeA, f.id, r.ID)
+	if b := readAll(t, rc, err, "OpenReply"); !bytes.Equal(b, in.Content) || got.ID != r.ID {
+		t.Errorf("OpenReply: %+v %q, want %q", got, b, in.Content)
+	}
+	_, _, err = f.d.OpenReply(ctx(), officeA, f.id, "no-such-reply")
+	wantErr(t, err, broker.ErrNotFound, "OpenReply of an id the case does not have")
+}
+
+func (s *suite) testFindReply(t *testing.T) {
+	f := s.replied(t)
+	idB := f.d.HandOver(t, newCase(officeB, 1))
+	if _, err := f.d.Confirm(ctx(), officeB, idB, broker.Pickup{Channel: "xta", Receiver: "office B (XTA)"}); err != nil {
+		t.Fatalf("Confirm: %v", err)
+	}
+	in := broker.ReplyIn{Kind: "Bescheid", MessageID: "bescheid-1", ContentType: "application/xml", Content: []byte("<Bescheid/>"), Actor: "office A system", Channel: "xta"}
+	r, err := f.d.Reply(ctx(), officeA, f.id, in)
+	if err != nil {
+		t.Fatalf("Reply: %v", err)
+	}
+	sub, got, err := f.d.FindReply(ctx(), officeA, "bescheid-1")
+	if err != nil || sub == nil || sub.ID != f.id || got.ID != r.ID {
+		t.Errorf("FindReply: %+v, %+v, %v; want case %s, reply %s", sub, got, err, f.id, r.ID)
+	}
+	_, _, err = f.d.FindReply(ctx(), officeB, "bescheid-1")
+	wantErr(t, err, broker.ErrNotFound, "FindReply of another office's message id")
+	_, _, err = f.d.FindReply(ctx(), officeA, "no-such-message")
+	wantErr(t, err, broker.ErrNotFound, "FindReply of an unknown message id")
+	_, _, err = f.d.FindReply(ctx(), officeA, "")
+	wantErr(t, err, broker.ErrNotFound, "FindReply without a message id")
+	// The same message id at another office is that office's own.
+	in.Actor = "office B system"
+	rB, err := f.d.Reply(ctx(), officeB, idB, in)
+	if err != nil {
+		t.Fatalf("Reply of office B: %v", err)
+	}
+	if sub, got, err := f.d.FindReply(ctx(), officeB, "bescheid-1"); err != nil || sub.ID != idB || got.ID != rB.ID {
+		t.Errorf("FindReply of office B: %+v, %+v, %v; want case %s", sub, got, err, idB)
+	}
+	if sub, _, err := f.d.FindReply(ctx(), officeA, "bescheid-1"); err != nil || sub.ID != f.id {
+		t.Errorf("FindReply of office A after B's: %+v, %v; want case %s", sub, err, f.id)
+	}
+}
+
+func (s *suite) testMarkProcessed(t *testing.T) {
+	f := s.fixture(t)
+	before := events(t, f.d, f.id)
+	// The office must have the case first.
+	_, err := f.d.MarkProcessed(ctx(), officeA, f.id, true, "anna", "mailbox")
+	wantErr(t, err, broker.ErrConflict, "MarkProcessed of a case not picked up")
+	unchanged(t, f.d, f.id, before, "MarkProcessed of a case not picked up")
+	if _, err := f.d.Confirm(ctx(), officeA, f.id, broker.Pickup{Channel: "mailbox", Receiver: "anna"}); err != nil {
+		t.Fatalf("Confirm: %v", err)
+	}
+	sub, err := f.d.MarkProcessed(ctx(), officeA, f.id, true, "anna", "mailbox")
+	if err != nil || !sub.Processed {
+		t.Fatalf("MarkProcessed: %+v, %v", sub, err)
+	}
+	evs := events(t, f.d, f.id)
+	if e := evs[len(evs)-1]; e.Type != submission.EventProcessed || e.Actor != "anna" || e.Channel != "mailbox" {
+		t.Errorf("MarkProcessed logged %+v", e)
+	}
+	if _, err := f.d.MarkProcessed(ctx(), officeA, f.id, true, "bert", "mailbox"); err != nil {
+		t.Errorf("the same mark again: %v", err)
+	}
+	if after := events(t, f.d, f.id); len(after) != len(evs) {
+		t.Errorf("the same mark again recorded %v", types(after[len(evs):]))
+	}
+	sub, err = f.d.MarkProcessed(ctx(), officeA, f.id, false, "anna", "mailbox")
+	if err != nil || sub.Processed {
+		t.Fatalf("taking the mark back: %+v, %v", sub, err)
+	}
+	if e := events(t, f.d, f.id); e[len(e)-1].Type != submission.EventReopened || e[len(e)-1].Actor != "anna" {
+		t.Errorf("taking the mark back logged %+v", e[len(e)-1])
+	}
+	if record(t, f.d, f.id).Processed {
+		t.Error("the mark taken back is still there")
+	}
+}

@@ -1,0 +1,249 @@
+package desktest
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/internal/testenv"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// memHarness builds MemDesks, each with the planted defect (none: "").
+type memHarness struct{ defect string }
+
+func (h memHarness) NewDesk(testing.TB) Desk {
+	d := NewMemDesk()
+	switch h.defect {
+	case "":
+		return d
+	case "shows-other-office":
+		return showsOtherOffice{d}
+	case "decides-without-pickup":
+		return decidesWithoutPickup{d}
+	case "second-decision-accepted":
+		return secondDecision{d}
+	case "decision-without-event":
+		return silentDecision{d}
+	case "admit-before-office-check":
+		return admitFirst{d}
+	case "attachment-records-pickup":
+		return attachmentPicksUp{d}
+	case "readcase-unchecked":
+		return readsUnchecked{d}
+	case "fetch-records-fetch":
+		return fetchRecords{d}
+	case "waiting-keeps-picked-up":
+		return waitingKeeps{d}
+	case "reply-stored-twice":
+		return replyTwice{d}
+	case "findreply-any-office":
+		return findsAny{d}
+	}
+	panic("desktest: unknown defect " + h.defect)
+}
+
+// TestMemDeskConforms: the reference desk, which the mailbox's page tests
+// run on, keeps every rule of the broker's desk.
+func TestMemDeskConforms(t *testing.T) {
+	Run(t, memHarness{})
+}
+
+// TestPlantedDefectsFail proves the suite has teeth: each defect, planted in
+// an otherwise correct MemDesk, must make the case of its rule fail. The suite
+// runs in a child process because a failing *testing.T cannot be contained in
+// this one.
+func TestPlantedDefectsFail(t *testing.T) {
+	if os.Getenv("DESKTEST_DEFECT") != "" {
+		return // this is the child process itself
+	}
+	testenv.PlantedDefects(t, "DESKTEST_DEFECT", "an office desk", map[string]string{
+		"shows-other-office":        "OtherOfficeIsNotFound",
+		"decides-without-pickup":    "DecisionImpliesPickup",
+		"second-decision-accepted":  "DecisionIsFinal",
+		"decision-without-event":    "ActionsAreLogged",
+		"admit-before-office-check": "AdmitAfterTheOfficeCheck",
+		"attachment-records-pickup": "OpenAttachmentRecordsNothing",
+		"readcase-unchecked":        "ReadCaseUnreadIsNoPickup",
+		"fetch-records-fetch":       "FetchRecordsNothingUntilRecordFetch",
+		"waiting-keeps-picked-up":   "WaitingNamesWhatWaits",
+		"reply-stored-twice":        "ReplyStoredOnce",
+		"findreply-any-office":      "FindReplyOwnOfficeOnly",
+	})
+}
+
+// TestDefectChild is the child of TestPlantedDefectsFail and does nothing on its own.
+func TestDefectChild(t *testing.T) {
+	if defect := os.Getenv("DESKTEST_DEFECT"); defect != "" {
+		Run(t, memHarness{defect: defect})
+	}
+}
+
+// showsOtherOffice answers Get for any office's case.
+type showsOtherOffice struct{ *MemDesk }
+
+func (d showsOtherOffice) Get(_ context.Context, _, id string) (*submission.Submission, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s, ok := d.subs[id]; ok {
+		return s.Clone(), nil
+	}
+	return nil, broker.ErrNotFound
+}
+
+// decidesWithoutPickup records the decision on a case the office never took.
+type decidesWithoutPickup struct{ *MemDesk }
+
+func (d decidesWithoutPickup) Decide(_ context.Context, office, id string, dec broker.Decision) (*submission.Submission, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, err := d.admitted(office, id, dec.Admit)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	s.Decision = &submission.Decision{Outcome: dec.Outcome, Reason: dec.Reason, Actor: dec.Actor, At: now, RecordedAt: now}
+	s.State = submission.State(dec.Outcome)
+	d.record(id, []submission.Event{{At: now, Type: dec.Outcome, Actor: dec.Actor, Channel: dec.Channel}})
+	return s.Clone(), nil
+}
+
+// secondDecision takes another decision over the first.
+type secondDecision struct{ *MemDesk }
+
+func (d secondDecision) Decide(ctx context.Context, office, id string, dec broker.Decision) (*submission.Submission, error) {
+	d.mu.Lock()
+	if s, err := d.forOffice(office, id); err == nil && s.Decision != nil && s.Decision.Outcome != dec.Outcome {
+		s.Decision = nil
+		s.State = submission.StateDelivered
+	}
+	d.mu.Unlock()
+	return d.MemDesk.Decide(ctx, office, id, dec)
+}
+
+// silentDecision records the decision and leaves its event out.
+type silentDecision struct{ *MemDesk }
+
+func (d silentDecision) Decide(ctx context.Context, office, id string, dec broker.Decision) (*submission.Submission, error) {
+	s, err := d.MemDesk.Decide(ctx, office, id, dec)
+	if err == nil {
+		d.mu.Lock()
+		evs := d.events[id]
+		if n := len(evs); n > 0 && evs[n-1].Type == dec.Outcome {
+			d.events[id] = evs[:n-1]
+		}
+		d.mu.Unlock()
+	}
+	return s, err
+}
+
+// admitFirst asks the face's Admit before the office check.
+type admitFirst struct{ *MemDesk }
+
+func (d admitFirst) Decide(ctx context.Context, office, id string, dec broker.Decision) (*submission.Submission, error) {
+	d.mu.Lock()
+	s, ok := d.subs[id]
+	d.mu.Unlock()
+	if ok && dec.Admit != nil {
+		if err := dec.Admit(s.Clone()); err != nil {
+			return nil, err
+		}
+	}
+	dec.Admit = nil
+	return d.MemDesk.Decide(ctx, office, id, dec)
+}
+
+// attachmentPicksUp counts opening an attachment as the pickup.
+type attachmentPicksUp struct{ *MemDesk }
+
+func (d attachmentPicksUp) OpenAttachment(ctx context.Context, office, id, aid string, admit broker.Admit) (submission.Attachment, io.ReadCloser, error) {
+	a, rc, err := d.MemDesk.OpenAttachment(ctx, office, id, aid, admit)
+	if err == nil {
+		_, err = d.Confirm(ctx, office, id, broker.Pickup{Channel: "mailbox", Receiver: "attachment"})
+	}
+	return a, rc, err
+}
+
+// readsUnchecked takes the package bytes as they open, without their check.
+type readsUnchecked struct{ *MemDesk }
+
+func (d readsUnchecked) ReadCase(ctx context.Context, office, id string, o broker.CaseRead) (*broker.Case, error) {
+	d.mu.Lock()
+	if s, err := d.forOffice(office, id); err == nil {
+		b := d.blobs["pkg:"+id]
+		s.PackageSHA256, s.PackageSize = sha256Hex(b), int64(len(b))
+	}
+	d.mu.Unlock()
+	return d.MemDesk.ReadCase(ctx, office, id, o)
+}
+
+// fetchRecords records the fetch when the bytes are handed out.
+type fetchRecords struct{ *MemDesk }
+
+func (d fetchRecords) FetchPackage(ctx context.Context, office, id, ch string) (*submission.Submission, io.ReadCloser, error) {
+	s, rc, err := d.MemDesk.FetchPackage(ctx, office, id, ch)
+	if err == nil {
+		s, err = d.RecordFetch(ctx, office, id, ch, time.Now())
+	}
+	return s, rc, err
+}
+
+// waitingKeeps names every case of the office that was ever handed over.
+type waitingKeeps struct{ *MemDesk }
+
+func (d waitingKeeps) Waiting(_ context.Context, office string) ([]broker.WaitingEntry, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []broker.WaitingEntry
+	for _, id := range d.order {
+		if s := d.subs[id]; s.OfficeID == office {
+			out = append(out, broker.WaitingEntry{ID: id, Fetched: s.FetchedAt != nil})
+		}
+	}
+	return out, nil
+}
+
+// replyTwice stores a repeat of a reply again.
+type replyTwice struct{ *MemDesk }
+
+func (d replyTwice) Reply(ctx context.Context, office, id string, in broker.ReplyIn) (submission.Reply, error) {
+	in.MessageID += "-" + time.Now().Format(time.RFC3339Nano)
+	return d.MemDesk.Reply(ctx, office, id, in)
+}
+
+// findsAny finds a reply at any office.
+type findsAny struct{ *MemDesk }
+
+func (d findsAny) FindReply(_ context.Context, _, messageID string) (*submission.Submission, submission.Reply, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, id := range d.order {
+		for _, r := range d.subs[id].Replies {
+			if r.MessageID == messageID {
+				return d.subs[id].Clone(), r, nil
+			}
+		}
+	}
+	return nil, submission.Reply{}, broker.ErrNotFound
+}
+
+// TestMemDeskAddKeepsTheRecord: Add, which the mailbox's tests use to set up
+// cases in any state, stores the record as given and fills in only the
+// package's digest and size, so that ReadCase checks the bytes.
+func TestMemDeskAddKeepsTheRecord(t *testing.T) {
+	d := NewMemDesk()
+	pkg := []byte("<x/>")
+	now := time.Now()
+	d.Add(&submission.Submission{ID: "v1", OfficeID: "amt-a", State: submission.StateAccepted, ReceivedAt: now, DeliveredAt: &now}, pkg, nil)
+	c, err := d.ReadCase(context.Background(), "amt-a", "v1", broker.CaseRead{Max: 1 << 10})
+	if err != nil || c.Sub.State != submission.StateAccepted || c.Sub.PackageSize != int64(len(pkg)) {
+		t.Fatalf("ReadCase: %+v, %v", c, err)
+	}
+	if !bytes.Equal(c.Package, pkg) || c.Unread != nil {
+		t.Fatalf("ReadCase of an accepted case: %q, unread %v", c.Package, c.Unread)
+	}
+}
