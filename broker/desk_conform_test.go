@@ -1,0 +1,140 @@
+package broker_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/broker/desktest"
+	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// TestBrokerDeskConforms runs the OfficeDesk conformance suite against the
+// broker itself, over a real bbolt store on disk: the desk every face uses, and
+// the rules MemDesk (the mailbox's page tests) is held to as well.
+func TestBrokerDeskConforms(t *testing.T) {
+	desktest.Run(t, deskHarness{})
+}
+
+type deskHarness struct{}
+
+func (deskHarness) NewDesk(t testing.TB) desktest.Desk {
+	tt, ok := t.(*testing.T)
+	if !ok {
+		t.Fatal("the broker's desk harness needs a *testing.T")
+	}
+	d := &brokerDesk{damaged: &damagedBlobs{cut: map[string]bool{}}}
+	d.Broker = broker.StartForTest(tt, t.TempDir(), func(db *store.DB) store.Store {
+		return damagingStore{Store: db, cut: d.damaged}
+	}, waitsForTheOffice{})
+	return d
+}
+
+// brokerDesk is a broker with the suite's way to hand it a case: Receive, then
+// the hand-over to a channel that waits for the office.
+type brokerDesk struct {
+	*broker.Broker
+	damaged *damagedBlobs
+	n       int
+}
+
+func (d *brokerDesk) HandOver(t testing.TB, c desktest.Case) string {
+	t.Helper()
+	d.n++
+	in := broker.Intake{MessageID: fmt.Sprintf("msg-%d", d.n), Sender: "amt24", SignerID: "amt24", LeikaKey: "99000000000000",
+		ServiceName: "Test", Place: "Dresden", AreaName: "Dresden", OfficeID: c.Office, OfficeName: c.Office,
+		Package: c.Package, Targets: []submission.Target{{Channel: waitsChannel}}}
+	for _, a := range c.Attachments {
+		in.Attachments = append(in.Attachments, broker.AttachmentIn{Meta: submission.Attachment{ID: a.ID, FileName: a.FileName, MimeType: a.MimeType}, Content: a.Content})
+	}
+	acc, err := d.Receive(context.Background(), in)
+	if err != nil {
+		t.Fatalf("Receive: %v", err)
+	}
+	id := acc.Submission.ID
+	// A liveness bound, not a timing assertion: the hand-over takes
+	// milliseconds.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		s, err := d.Submission(id)
+		if err == nil && s.State == submission.StateHandedOver {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("case %s not handed over: %v (%v)", id, s.State, err)
+		}
+	}
+	if c.Damaged {
+		d.damaged.add(acc.Submission.PackageSHA256)
+	}
+	return id
+}
+
+// waitsChannel is the channel of waitsForTheOffice.
+const waitsChannel = "waits"
+
+// waitsForTheOffice hands every package over and never confirms: it waits for
+// the office to take it through its desk, as the mailbox and the pull API do.
+type waitsForTheOffice struct{}
+
+func (waitsForTheOffice) Channel() string { return waitsChannel }
+func (waitsForTheOffice) Close() error    { return nil }
+func (waitsForTheOffice) Deliver(context.Context, adapters.Delivery) (adapters.Confirmation, error) {
+	return adapters.Confirmation{Receiver: "waits for the office", At: time.Now(), Pending: true}, nil
+}
+func (waitsForTheOffice) Confirmed(context.Context, adapters.Delivery) (adapters.Confirmation, bool, error) {
+	return adapters.Confirmation{}, false, nil
+}
+func (waitsForTheOffice) Changes() <-chan struct{} { return nil }
+
+// damagedBlobs are the digests whose bytes end early (desktest.Case.Damaged).
+type damagedBlobs struct {
+	mu  sync.Mutex
+	cut map[string]bool
+}
+
+func (d *damagedBlobs) add(digest string) {
+	d.mu.Lock()
+	d.cut[digest] = true
+	d.mu.Unlock()
+}
+
+func (d *damagedBlobs) has(digest string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cut[digest]
+}
+
+// damagingStore is the store with the blobs of damagedBlobs cut in half.
+type damagingStore struct {
+	store.Store
+	cut *damagedBlobs
+}
+
+func (s damagingStore) Blobs() store.BlobStore {
+	return damagingBlobs{BlobStore: s.Store.Blobs(), cut: s.cut}
+}
+
+type damagingBlobs struct {
+	store.BlobStore
+	cut *damagedBlobs
+}
+
+func (b damagingBlobs) Open(ctx context.Context, digest string) (io.ReadCloser, error) {
+	rc, err := b.BlobStore.Open(ctx, digest)
+	if err != nil || !b.cut.has(digest) {
+		return rc, err
+	}
+	defer rc.Close()
+	all, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, err
+	}
+	return io.NopCloser(bytes.NewReader(all[:len(all)/2])), nil
+}
