@@ -112,7 +112,7 @@ func (h *harness) PrepareDelivery(d *adapters.Delivery) {
 		Targets: []submission.Target{{Channel: channel.Mailbox}}, State: submission.StateHandedOver,
 		PackageSHA256: d.PackageSHA256, PackageSize: d.PackageSize, ReceivedAt: d.CreatedAt, Generation: 1,
 	}
-	h.desk.add(s, pkg, nil)
+	h.desk.Add(s, pkg, nil)
 }
 
 type receiver struct {

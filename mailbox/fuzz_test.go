@@ -17,11 +17,11 @@ import (
 func FuzzPages(f *testing.F) {
 	desk := newMemDesk()
 	at := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
-	desk.add(&submission.Submission{ID: "vorgang-1", OfficeID: "amt-a", ServiceName: "Gewerbe anmelden", Place: "Dresden",
+	desk.Add(&submission.Submission{ID: "vorgang-1", OfficeID: "amt-a", ServiceName: "Gewerbe anmelden", Place: "Dresden",
 		Sender: "amt24", State: submission.StateHandedOver, ReceivedAt: at,
 		Attachments: []submission.Attachment{{ID: "plan", FileName: "Plan.pdf", MimeType: "application/pdf", Size: 4, SHA256: "aa"}}},
 		[]byte("<Antragspaket/>"), map[string][]byte{"aa": []byte("%PDF")})
-	desk.add(&submission.Submission{ID: "fremd", OfficeID: "amt-b", ServiceName: "Geheim", Place: "Leipzig",
+	desk.Add(&submission.Submission{ID: "fremd", OfficeID: "amt-b", ServiceName: "Geheim", Place: "Leipzig",
 		Sender: "amt24", State: submission.StateHandedOver, ReceivedAt: at}, []byte("<Geheim/>"), nil)
 	m := memMailbox(f, desk)
 	c := newClient(f, m.Handler())

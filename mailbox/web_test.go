@@ -335,7 +335,7 @@ func TestInboxPagingAndFilter(t *testing.T) {
 		if i%10 == 9 {
 			office = "amt-b"
 		}
-		desk.add(&submission.Submission{ID: fmt.Sprintf("vorgang-%02d", i), OfficeID: office, ServiceName: fmt.Sprintf("Leistung %d", i),
+		desk.Add(&submission.Submission{ID: fmt.Sprintf("vorgang-%02d", i), OfficeID: office, ServiceName: fmt.Sprintf("Leistung %d", i),
 			Place: "Dresden", Sender: "amt24", State: submission.StateHandedOver, ReceivedAt: start.Add(time.Duration(i) * time.Minute)}, nil, nil)
 	}
 	m := memMailbox(t, desk)
@@ -389,7 +389,7 @@ func TestTimesNameTheirZone(t *testing.T) {
 	// The inbox shows the two Eingänge of the repeated hour apart.
 	desk := newMemDesk()
 	for i, at := range []time.Time{time.Date(2026, 10, 25, 0, 30, 0, 0, time.UTC), time.Date(2026, 10, 25, 1, 30, 0, 0, time.UTC)} {
-		desk.add(&submission.Submission{ID: fmt.Sprintf("vorgang-%02d", i), OfficeID: "amt-a", ServiceName: "Leistung",
+		desk.Add(&submission.Submission{ID: fmt.Sprintf("vorgang-%02d", i), OfficeID: "amt-a", ServiceName: "Leistung",
 			Place: "Dresden", Sender: "amt24", State: submission.StateHandedOver, ReceivedAt: at}, nil, nil)
 	}
 	m := memMailbox(t, desk)
@@ -425,7 +425,7 @@ func TestSafeFileName(t *testing.T) {
 
 func TestCSRFAndMethods(t *testing.T) {
 	desk := newMemDesk()
-	desk.add(&submission.Submission{ID: "v1", OfficeID: "amt-a", ServiceName: "S", State: submission.StateHandedOver, ReceivedAt: time.Now()}, nil, nil)
+	desk.Add(&submission.Submission{ID: "v1", OfficeID: "amt-a", ServiceName: "S", State: submission.StateHandedOver, ReceivedAt: time.Now()}, nil, nil)
 	m := memMailbox(t, desk)
 	c := newClient(t, m.Handler())
 	c.mustLogin("anna", "anna-passwort")
@@ -455,7 +455,7 @@ func TestCSRFAndMethods(t *testing.T) {
 // kept in each mailbox's own file: the other gateway never showed it.)
 func TestMarkSeenOnEveryGateway(t *testing.T) {
 	desk := newMemDesk()
-	desk.add(&submission.Submission{ID: "v1", OfficeID: "amt-a", ServiceName: "Gewerbe anmelden", State: submission.StateHandedOver, ReceivedAt: time.Now()}, []byte("<x/>"), nil)
+	desk.Add(&submission.Submission{ID: "v1", OfficeID: "amt-a", ServiceName: "Gewerbe anmelden", State: submission.StateHandedOver, ReceivedAt: time.Now()}, []byte("<x/>"), nil)
 	one, two := newClient(t, memMailbox(t, desk).Handler()), newClient(t, memMailbox(t, desk).Handler())
 	one.mustLogin("anna", "anna-passwort")
 	two.mustLogin("anna", "anna-passwort")
@@ -602,7 +602,7 @@ func TestStoreTroubleIsNoFailureOfTheMailbox(t *testing.T) {
 		{fmt.Errorf("forwarded: %w", broker.ErrConflict), http.StatusConflict, "erlaubt das nicht"},
 	} {
 		desk := newMemDesk()
-		desk.add(&submission.Submission{ID: "vorgang-1", OfficeID: "amt-a", ServiceName: "Gewerbe anmelden", Place: "Dresden",
+		desk.Add(&submission.Submission{ID: "vorgang-1", OfficeID: "amt-a", ServiceName: "Gewerbe anmelden", Place: "Dresden",
 			Sender: "amt24", State: submission.StateHandedOver, ReceivedAt: time.Now()}, []byte("<Antragspaket/>"), nil)
 		c := newClient(t, memMailboxAt(t, failingDesk{desk, tc.err}, nil).Handler())
 		c.mustLogin("anna", "anna-passwort")
@@ -968,8 +968,8 @@ func TestPasswordChecksAtOnceAreBounded(t *testing.T) {
 // menu showed "Offen" chosen. It lists what "Offen" lists.
 func TestUnknownStatusFilterIsOpen(t *testing.T) {
 	desk := newMemDesk()
-	desk.add(&submission.Submission{ID: "offen1", OfficeID: "amt-a", ServiceName: "S", State: submission.StateHandedOver, ReceivedAt: time.Now()}, nil, nil)
-	desk.add(&submission.Submission{ID: "fertig1", OfficeID: "amt-a", ServiceName: "S", State: submission.StateAccepted, ReceivedAt: time.Now()}, nil, nil)
+	desk.Add(&submission.Submission{ID: "offen1", OfficeID: "amt-a", ServiceName: "S", State: submission.StateHandedOver, ReceivedAt: time.Now()}, nil, nil)
+	desk.Add(&submission.Submission{ID: "fertig1", OfficeID: "amt-a", ServiceName: "S", State: submission.StateAccepted, ReceivedAt: time.Now()}, nil, nil)
 	c := newClient(t, memMailbox(t, desk).Handler())
 	c.mustLogin("anna", "anna-passwort")
 	for _, q := range []string{"", "?status=unbekannt"} {
@@ -1289,7 +1289,7 @@ func TestInboxTitleSaysPageSearchAndCount(t *testing.T) {
 	desk := newMemDesk()
 	start := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
 	for i := range pageSize + 2 {
-		desk.add(&submission.Submission{ID: fmt.Sprintf("vorgang-%02d", i), OfficeID: "amt-a", ServiceName: fmt.Sprintf("Leistung %d", i),
+		desk.Add(&submission.Submission{ID: fmt.Sprintf("vorgang-%02d", i), OfficeID: "amt-a", ServiceName: fmt.Sprintf("Leistung %d", i),
 			Place: "Dresden", Sender: "amt24", State: submission.StateHandedOver, ReceivedAt: start.Add(time.Duration(i) * time.Minute)}, nil, nil)
 	}
 	c := newClient(t, memMailbox(t, desk).Handler())
@@ -1410,7 +1410,7 @@ func TestCaseOnItsWayToTheOfficesSystemIsNotOpenedByLooking(t *testing.T) {
 	desk := newMemDesk()
 	at := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
 	add := func(id, ch string, state submission.State) {
-		desk.add(&submission.Submission{ID: id, OfficeID: "amt-a", ServiceName: "Gewerbe anmelden", Place: "Dresden",
+		desk.Add(&submission.Submission{ID: id, OfficeID: "amt-a", ServiceName: "Gewerbe anmelden", Place: "Dresden",
 			Sender: "amt24", State: state, ReceivedAt: at, Targets: []submission.Target{{Channel: ch}, {Channel: channel.Mailbox}},
 			Attachments: []submission.Attachment{{ID: "plan", FileName: "Plan.pdf", MimeType: "application/pdf", Size: 4, SHA256: "aa"}}},
 			[]byte("<Antragspaket/>"), map[string][]byte{"aa": []byte("%PDF")})
