@@ -305,7 +305,7 @@ func (m *Mailbox) sweepLoop() {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
 	for round := 0; ; round++ {
-		if err := m.sessions.sweepSessions(m.now()); err != nil {
+		if err := m.sessions.sweepSessions(m.now); err != nil {
 			m.log.Warn("sweep sessions", "err", err)
 		}
 		// Ten minutes after the start, then daily: the round asks the store about

@@ -102,4 +102,4 @@ func (k *kvSessions) removeSession(key string) error {
 }
 
 // sweepSessions leaves expiry to the bucket's TTL.
-func (k *kvSessions) sweepSessions(time.Time) error { return nil }
+func (k *kvSessions) sweepSessions(func() time.Time) error { return nil }

@@ -87,7 +87,7 @@ func sessionSuite(t *testing.T, views func(t *testing.T) func() sessionBook, swe
 		old.LastSeen = now.Add(-2 * sessionIdle)
 		_ = v.putSession(tokenKey("old"), old)
 		_ = v.putSession(tokenKey("new"), a)
-		if err := v.sweepSessions(now); err != nil {
+		if err := v.sweepSessions(func() time.Time { return now }); err != nil {
 			t.Fatal(err)
 		}
 		if _, ok, _ := v.getSession(tokenKey("old")); ok {

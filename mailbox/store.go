@@ -123,7 +123,8 @@ func tokenKey(token string) string {
 //   - touchSession stores a session only while the key holds one: a request's
 //     refresh must not bring back a session a logout removed since the request
 //     read it (in another tab, at another gateway);
-//   - sweepSessions removes the expired sessions (a book whose entries expire by
+//   - sweepSessions removes the sessions expired at now(), asked once it may
+//     write (a book whose entries expire by
 //     themselves may leave that to them, as long as getSession of an expired one
 //     is then handled by the caller: Mailbox.session checks expiry itself).
 type sessionBook interface {
@@ -131,7 +132,7 @@ type sessionBook interface {
 	getSession(key string) (session, bool, error)
 	removeSession(key string) error
 	touchSession(key string, ss session) error
-	sweepSessions(now time.Time) error
+	sweepSessions(now func() time.Time) error
 }
 
 func (s *mstore) putSession(key string, ss session) error {
@@ -160,8 +161,14 @@ func (s *mstore) removeSession(key string) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bSessions).Delete([]byte(key)) })
 }
 
-func (s *mstore) sweepSessions(now time.Time) error {
+func (s *mstore) sweepSessions(clock func() time.Time) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
+		// The time is read under the write lock, not before it: a request that
+		// refreshed a session while the sweep waited for the lock left a
+		// LastSeen after a time read earlier, and the sweep took that session
+		// for one from the future (a clock step, expired) and signed its clerk
+		// out (mailbox.TestSessionEndsAfterSessionMaxWhileInUse, 1 run in 10).
+		now := clock()
 		c := tx.Bucket(bSessions).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			var ss session
