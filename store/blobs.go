@@ -106,7 +106,7 @@ func (bs *Blobs) Put(b []byte) (string, error) {
 		f.Close()
 		return "", fmt.Errorf("store: blob write: %w", err)
 	}
-	if err := f.Sync(); err != nil {
+	if err := syncFile(f); err != nil {
 		f.Close()
 		return "", fmt.Errorf("store: blob sync: %w", err)
 	}
@@ -165,7 +165,7 @@ func (bs *Blobs) PutStream(ctx context.Context, r io.Reader, limit int64, want s
 		f.Close()
 		return StreamPut{}, fmt.Errorf("store: blob of %d bytes is %s, expected %s: %w", n, digest, want, ErrDigestMismatch)
 	}
-	if err := f.Sync(); err != nil {
+	if err := syncFile(f); err != nil {
 		f.Close()
 		return StreamPut{}, fmt.Errorf("store: blob sync: %w", err)
 	}
@@ -450,6 +450,19 @@ func IsHexDigest(s string) bool {
 // SyncDir fsyncs a folder, so that the entries created, renamed or removed in
 // it are durable (after a rename into place, before saying it is done).
 func SyncDir(dir string) error { return syncDir(dir) }
+
+// fileSynced, if set (by a test), learns every blob file syncFile fsyncs, just
+// before the fsync: a blob is acknowledged only after its bytes were fsynced,
+// and nothing but such a hook tells a test that they were (a power cut would).
+var fileSynced func(f *os.File)
+
+// syncFile fsyncs a blob's temporary file before it is renamed into place.
+func syncFile(f *os.File) error {
+	if fileSynced != nil {
+		fileSynced(f)
+	}
+	return f.Sync()
+}
 
 // dirSynced, if set (by a test), learns every folder syncDir fsyncs.
 var dirSynced func(dir string)
