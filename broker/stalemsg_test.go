@@ -19,16 +19,8 @@ func TestQueueMessageForADeliveredCaseMakesNoAttempt(t *testing.T) {
 	ad := &scripted{channel: "primary", block: make(chan struct{}), answers: []error{errors.New("503 from receiver")}}
 	e := start(t, t.TempDir(), ad)
 	ctx := context.Background()
-	r, err := e.b.Receive(ctx, intake("fetched-while-pushed", "primary"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := r.Submission.ID
 	// The attempt is under way (its adapter call blocks) before the office fetches.
-	eventually(t, "an attempt under way", func() bool {
-		_, busy := e.b.inflight.Load(id)
-		return busy
-	})
+	id := e.receiveUnderWay(t, "fetched-while-pushed")
 	_, rc, err := e.b.OpenPackage(ctx, "office-a", id, Pickup{Channel: "api", Receiver: "office-a (pull API)"})
 	if err != nil {
 		t.Fatal(err)

@@ -17,15 +17,7 @@ import (
 func TestAttemptCutShortByStopDoesNotCount(t *testing.T) {
 	ad := &scripted{channel: "primary", block: make(chan struct{})} // never answers
 	e := start(t, t.TempDir(), ad)
-	r, err := e.b.Receive(context.Background(), intake("cut-by-stop", "primary"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := r.Submission.ID
-	eventually(t, "an attempt under way", func() bool {
-		_, busy := e.b.inflight.Load(id)
-		return busy
-	})
+	id := e.receiveUnderWay(t, "cut-by-stop")
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	_ = e.b.Stop(ctx) // the attempt does not end by itself: Stop cuts it off
@@ -43,4 +35,21 @@ func TestAttemptCutShortByStopDoesNotCount(t *testing.T) {
 			t.Fatalf("the stop was recorded as a failed attempt: %+v", ev)
 		}
 	}
+}
+
+// receiveUnderWay receives a package for the channel "primary" and returns its
+// id once an attempt to deliver it is under way (held there by a blocking
+// adapter).
+func (e *env) receiveUnderWay(t *testing.T, name string) string {
+	t.Helper()
+	r, err := e.b.Receive(context.Background(), intake(name, "primary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := r.Submission.ID
+	eventually(t, "an attempt under way", func() bool {
+		_, busy := e.b.inflight.Load(id)
+		return busy
+	})
+	return id
 }
