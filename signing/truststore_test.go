@@ -1,9 +1,6 @@
 package signing_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
@@ -263,18 +260,9 @@ func TestTrustStoreSelfSignedCAAndCAKey(t *testing.T) {
 
 	// A self-signed CA:TRUE certificate with digitalSignature (what `openssl req
 	// -x509 -addext keyUsage=digitalSignature,keyCertSign` makes) can be pinned.
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "openssl-portal"},
+	cert, key := signingtest.Certify(t, &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "openssl-portal"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}, nil, nil)
 	s, err := signing.NewSigner(key, []*x509.Certificate{cert})
 	if err != nil {
 		t.Fatal(err)
@@ -451,21 +439,9 @@ func TestTrustStoreEarliestEndSkipsEnded(t *testing.T) {
 func TestGatewayPEMKeepsSelfSignedEarlierCert(t *testing.T) {
 	pki := signingtest.NewPKI(t)
 	now := time.Now()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: pki.Gateway.Name},
+	oldCert, key := signingtest.Certify(t, &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: pki.Gateway.Name},
 		NotBefore: now.AddDate(-1, 0, 0), NotAfter: now.AddDate(1, 0, 0),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	oldCert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}, nil, nil)
 	oldSigner, err := signing.NewSigner(key, []*x509.Certificate{oldCert})
 	if err != nil {
 		t.Fatal(err)

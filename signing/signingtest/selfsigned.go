@@ -75,3 +75,27 @@ func (p *PKI) Issue(tb testing.TB, key crypto.Signer, cn string, notBefore, notA
 	}
 	return cert
 }
+
+// Certify makes a fresh ECDSA P-256 key and a certificate for it from tmpl,
+// issued by parent with parentKey, or self-signed when parent is nil: for a
+// test that needs a certificate authority, a chain or a server certificate of
+// its own shape (a CA shorter-lived than its leaf, a mail server's name).
+func Certify(tb testing.TB, tmpl, parent *x509.Certificate, parentKey crypto.Signer) (*x509.Certificate, *ecdsa.PrivateKey) {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cert, key
+}
