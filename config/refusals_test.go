@@ -1,0 +1,105 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestValidateRefusesEachUnsafeSetting sets one bad value at a time on the
+// defaults and wants Validate's error to name that setting. Each of these checks
+// could be dropped without any other test noticing (mutation audit 2026-12-06):
+// TestValidate sets many bad values at once and looks at few of the messages.
+func TestValidateRefusesEachUnsafeSetting(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(c *Config)
+		want string
+	}{
+		// A zero limit would refuse every package (or, read as "no limit" by a
+		// later change, take any size): the docs say "must be positive".
+		{"max_body_bytes 0", func(c *Config) { c.Limits.MaxBodyBytes = 0 }, "limits.max_body_bytes: 0 (must be positive)"},
+		{"max_depth 0", func(c *Config) { c.Limits.MaxDepth = 0 }, "limits.max_depth: 0 (must be positive)"},
+		// The embedded server is one node's: a "cluster" on it shares nothing.
+		{"jetstream store without nats.url", func(c *Config) { c.Store.Backend = StoreJetStream }, "store.backend: jetstream needs nats.url"},
+		// tls.rest without a certificate would serve plain HTTP where the operator
+		// asked for TLS (or fail at the first request).
+		{"tls.rest without a certificate", func(c *Config) { c.TLS.REST = true }, "tls.rest: needs tls.cert_file and tls.key_file"},
+		// A password instead of its bcrypt hash: the login would compare against
+		// it as a hash and nobody could log in, and the password would sit in
+		// the file in the clear.
+		{"mailbox password not a bcrypt hash", func(c *Config) {
+			c.Mailbox.Users = []MailboxUser{{Name: "anna", Office: "dresden", PasswordHash: "geheim"}}
+		}, "mailbox.users[0].password_hash: must be a bcrypt hash"},
+		// An office whose Fachverfahren polls needs a token to poll with, or its
+		// packages wait for a fetch that cannot come.
+		{"api channel without a token", func(c *Config) {
+			c.Offices = map[string]OfficeClient{"dresden": {Channels: map[string]Channel{"api": {}}}}
+		}, "offices.dresden.channels.api: the office fetches through the pull API and needs offices.dresden.token"},
+		// A skew of days would take replayed forwardings from a peer as fresh.
+		{"peer clock_skew over 24h", func(c *Config) {
+			c.Peers = []Peer{{ID: "amtsbote-by", Lands: []string{"09"}, BaseURL: "https://gw.by.example", ClockSkew: 25 * time.Hour}}
+		}, "peers[0] (amtsbote-by).clock_skew: 25h0m0s is outside 0..24h"},
+		// A proxy entry that does not parse was left out of Proxies silently: the
+		// operator's proxy would not be trusted and every clerk behind it shared
+		// one login limit.
+		{"trusted_proxies not an address", func(c *Config) { c.HTTP.TrustedProxies = []string{"10.0.0.0/33"} }, `http.trusted_proxies: "10.0.0.0/33" is neither an address nor a CIDR prefix`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.set(&c)
+			c.Resolve()
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate() = %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestBodyMemoryMayEqualMaxBody: limits.body_memory is "at least
+// max_body_bytes" (docs/operations.md), so one package of the largest size at
+// a time is a setting that works and must start.
+func TestBodyMemoryMayEqualMaxBody(t *testing.T) {
+	c := Default()
+	c.Limits.BodyMemory = c.Limits.MaxBodyBytes
+	c.Resolve()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("body_memory = max_body_bytes refused: %v", err)
+	}
+	c.Limits.BodyMemory = c.Limits.MaxBodyBytes - 1
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "limits.body_memory") {
+		t.Fatalf("body_memory below max_body_bytes: %v, want refused", err)
+	}
+}
+
+// TestPeerForTakesTheLongestPrefix: a peer that serves one Kreis of a Land wins
+// there over the peer of the whole Land, whatever their order in peers[]
+// (docs/federation.md); the last match winning would send that Kreis's
+// packages to the wrong state gateway.
+func TestPeerForTakesTheLongestPrefix(t *testing.T) {
+	kreis := Peer{ID: "amtsbote-muc", Areas: []string{"09162"}, BaseURL: "https://muc.example"}
+	land := Peer{ID: "amtsbote-by", Lands: []string{"09"}, BaseURL: "https://by.example"}
+	for _, peers := range [][]Peer{{kreis, land}, {land, kreis}} {
+		c := Config{Peers: peers}
+		if p, ok := c.PeerFor("091620000000"); !ok || p.ID != "amtsbote-muc" {
+			t.Errorf("peers %s, %s: PeerFor(Munich) = %q, %v, want amtsbote-muc", peers[0].ID, peers[1].ID, p.ID, ok)
+		}
+		if p, ok := c.PeerFor("091630000000"); !ok || p.ID != "amtsbote-by" {
+			t.Errorf("peers %s, %s: PeerFor(Rosenheim) = %q, %v, want amtsbote-by", peers[0].ID, peers[1].ID, p.ID, ok)
+		}
+		if _, ok := c.PeerFor("146120000000"); ok {
+			t.Errorf("PeerFor(Dresden) found a peer; none serves Saxony")
+		}
+	}
+}
+
+// TestShortTokensCountCharacters: MinTokenLength is in characters, as the docs
+// say; a token of ten umlauts is twenty bytes but ten characters, and short.
+func TestShortTokensCountCharacters(t *testing.T) {
+	c := Default()
+	c.AdminToken = strings.Repeat("ä", 10)
+	if got := c.ShortTokens(); len(got) != 1 || got[0] != "admin_token" {
+		t.Fatalf("ShortTokens() = %v, want [admin_token]", got)
+	}
+}
