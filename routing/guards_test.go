@@ -152,3 +152,22 @@ responsibilities:
 		t.Errorf("two offices for Dresden's Kreis and Gemeindeverband keys in one file: %v; want the contradiction named at lines 7 and 6", err)
 	}
 }
+
+// An operator's office is refused with its file and line where the gateway could
+// not use it: an id with '/', '?', '#' or a space (it is a path segment of the
+// pull API and the mailbox), a channel level outside 1..4 (the maturity levels),
+// a parent that no file defines.
+func TestOfficeErrorsAreRefused(t *testing.T) {
+	for _, tc := range []struct{ office, want string }{
+		{`{id: "dd/gewerbe", name: X, kanaele: [{kind: mailbox}]}`, `office id "dd/gewerbe"`},
+		{`{id: "dd gewerbe", name: X, kanaele: [{kind: mailbox}]}`, `office id "dd gewerbe"`},
+		{`{id: dd-gewerbe, name: X, kanaele: [{kind: webhook, level: 5, endpoint: "https://x.example"}]}`, "channel webhook level 5 out of range 1..4"},
+		{`{id: dd-gewerbe, name: X, parent: nowhere, kanaele: [{kind: mailbox}]}`, `unknown parent "nowhere"`},
+	} {
+		_, err := withOverlays(t, "offices:\n  - "+tc.office+"\n")
+		var de *DataError
+		if !errors.As(err, &de) || de.Line != 2 || !strings.Contains(de.Msg, tc.want) {
+			t.Errorf("office %s: %v; want %q at line 2", tc.office, err, tc.want)
+		}
+	}
+}
