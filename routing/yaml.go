@@ -160,6 +160,22 @@ func ParseYAML(name string, r io.Reader) (*Source, error) {
 		return name
 	}
 	src := &Source{HomeLands: f.HomeLands, operatorWritten: true}
+	// A key given twice in one file is a mistake in it (a copied block whose id was
+	// not changed), as two responsible offices for one slot are (contradiction):
+	// the later record silently replaced the earlier, with its channels, and
+	// `directory check` said ok. Across files a later file still replaces an
+	// earlier one: that is how an operator corrects data.
+	first := map[string]string{}
+	once := func(kind, key, where string) error {
+		k := kind + "\x00" + key
+		if prev, dup := first[k]; dup {
+			file, line := splitOrigin(where)
+			_, prevLine := splitOrigin(prev)
+			return &DataError{File: file, Line: line, Msg: fmt.Sprintf("%s %s is defined here and at line %d of the same file; give it once", kind, key, prevLine)}
+		}
+		first[k] = where
+		return nil
+	}
 	for _, l := range f.HomeLands {
 		src.setOrigin("homeLand", l, name+":"+strconv.Itoa(keyLine(data, "homeLands")))
 	}
@@ -168,6 +184,9 @@ func ParseYAML(name string, r io.Reader) (*Source, error) {
 			Key: strings.TrimSpace(s.Key), Name: strings.TrimSpace(s.Name), Synonyms: s.Synonyms,
 			Lebenslage: s.Lebenslage, ShortText: s.ShortText, Source: s.Source,
 			Texts: Texts(s.Texts),
+		}
+		if err := once("service", sv.Key, at("services", i)); err != nil {
+			return nil, err
 		}
 		src.Services = append(src.Services, sv)
 		src.setOrigin("service", sv.Key, at("services", i))
@@ -182,6 +201,9 @@ func ParseYAML(name string, r io.Reader) (*Source, error) {
 		}
 		for _, c := range o.Channels {
 			of.Channels = append(of.Channels, Channel(c))
+		}
+		if err := once("office", of.ID, of.SourceFile); err != nil {
+			return nil, err
 		}
 		src.Offices = append(src.Offices, of)
 		src.setOrigin("office", of.ID, of.SourceFile)
@@ -221,6 +243,9 @@ func ParseYAML(name string, r io.Reader) (*Source, error) {
 	}
 	for i, p := range f.Peers {
 		pe := &Peer{Land: p.Land, Name: p.Name, GatewayID: p.GatewayID, BaseURL: p.BaseURL, Sample: p.Sample}
+		if err := once("peer", pe.Land, at("peers", i)); err != nil {
+			return nil, err
+		}
 		src.Peers = append(src.Peers, pe)
 		src.setOrigin("peer", pe.Land, at("peers", i))
 	}
