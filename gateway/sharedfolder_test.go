@@ -1,0 +1,51 @@
+package gateway
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/amtsbote/amtsbote/adapters/transfer"
+	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/config"
+)
+
+// TestTransferFolderInsideAnotherIsRefusedEitherWay: two offices whose
+// transfer folders lie one inside the other are refused at start whichever
+// office's folder is the outer one: the outer office's import takes the inner
+// one's case folders. TestStartRefusesUnusableChannels has the inner folder
+// at the office that comes later in order only; a mutation audit
+// (2026-12-06) that checked one direction passed it.
+func TestTransferFolderInsideAnotherIsRefusedEitherWay(t *testing.T) {
+	outer := t.TempDir()
+	inner := filepath.Join(outer, "o2")
+	for _, d := range []string{outer, inner} {
+		if err := os.MkdirAll(filepath.Join(d, transfer.LedgerDir), 0o750); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct{ name, o0, o1 string }{
+		{"inner folder first", inner, outer},
+		{"outer folder first", outer, inner},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.DataDir = t.TempDir()
+			cfg.Listen = "127.0.0.1:0"
+			cfg.Offices = map[string]config.OfficeClient{
+				"o0": {Channels: map[string]config.Channel{channel.Transfer: {Endpoint: tc.o0}}},
+				"o1": {Channels: map[string]config.Channel{channel.Transfer: {Endpoint: tc.o1}}},
+			}
+			g, err := Start(context.Background(), cfg, nil)
+			if err == nil {
+				_ = g.Shutdown(context.Background())
+				t.Fatal("started")
+			}
+			if want := "offices.o0.channels.transfer.endpoint and offices.o1.channels.transfer.endpoint"; !strings.Contains(err.Error(), want) {
+				t.Fatalf("error %q does not name %q", err, want)
+			}
+		})
+	}
+}
