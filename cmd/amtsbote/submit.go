@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/gateway"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/portal"
@@ -95,6 +96,19 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "amtsbote submit:", err)
 		return 1
 	}
+	if *token == "" {
+		if dc, err := gateway.LoadDevCredentials(*dataDir); err == nil {
+			*token = dc.Portals[*sender].Token
+		}
+	}
+	// The package goes without a token (its signature is the portal's word);
+	// -wait then reads the status with the portal's bearer token, which over
+	// plain http to another host crosses the network in the clear — refused
+	// before the package is sent, as the admin CLI refuses its token.
+	if host, ok := config.PlainHTTPAway(*url); ok && *wait > 0 && *token != "" {
+		fmt.Fprintf(stderr, "amtsbote submit: refusing to send the portal token in the clear to %s for -wait: use an https:// URL, leave out -wait, or run this on the gateway's host with -url http://127.0.0.1:PORT\n", host)
+		return 2
+	}
 	devKeys := *keyFile == "" || *certFile == ""
 	if devKeys {
 		*keyFile, *certFile = devPortalFiles(*dataDir)
@@ -103,11 +117,6 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		fmt.Fprintf(stderr, "amtsbote submit: portal key: %v\n(start the gateway once with 'amtsbote serve' or run 'amtsbote keys init' to create the development keys)\n", err)
 		return 1
-	}
-	if *token == "" {
-		if dc, err := gateway.LoadDevCredentials(*dataDir); err == nil {
-			*token = dc.Portals[*sender].Token
-		}
 	}
 	if *msgID == "" {
 		*msgID = paket.NewMessageID()

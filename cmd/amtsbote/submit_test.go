@@ -81,3 +81,38 @@ func TestSubmitTokenFromAFile(t *testing.T) {
 		t.Fatalf("both -token and -token-file: rc %d, want 2\n%s", rc, errs)
 	}
 }
+
+// TestSubmitRefusesTheTokenInTheClear: the package itself goes without a token,
+// but -wait reads its status with the portal's bearer token; to another host
+// over plain http that token crossed the network in the clear (the admin CLI
+// refused its own token so, submit did not). Refused before the package is
+// sent; on loopback, over https or without -wait nothing changes.
+func TestSubmitRefusesTheTokenInTheClear(t *testing.T) {
+	for _, tc := range []struct {
+		url     string
+		wait    bool
+		refused bool
+	}{
+		{"http://192.0.2.1:8080", true, true},
+		{"http://gateway.amt.example", true, true},
+		{"http://192.0.2.1:8080", false, false},
+		{"http://127.0.0.1:1", true, false},
+		{"https://192.0.2.1:1", true, false},
+	} {
+		var out, errb bytes.Buffer
+		args := []string{"-url", tc.url, "-data", t.TempDir(), "-token", "portal-token-of-the-test"}
+		if tc.wait {
+			args = append(args, "-wait", "1s")
+		}
+		// The data folder holds no portal key: what is not refused stops there,
+		// before any request; only the refusal matters here.
+		rc := runSubmit(context.Background(), args, &out, &errb)
+		got := rc == 2 && strings.Contains(errb.String(), "refusing to send the portal token in the clear")
+		if got != tc.refused {
+			t.Errorf("%s (wait %v): rc %d, refused %v, want %v\n%s", tc.url, tc.wait, rc, got, tc.refused, errb.String())
+		}
+		if strings.Contains(errb.String()+out.String(), "portal-token-of-the-test") {
+			t.Errorf("%s: the token in the output", tc.url)
+		}
+	}
+}
