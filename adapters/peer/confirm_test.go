@@ -28,14 +28,8 @@ func TestConfirmedOnlyForTheMessageAsked(t *testing.T) {
 			return
 		}
 		body, _ := io.ReadAll(r.Body)
-		v, _, err := s.trust.Verify(body, "")
-		if err != nil {
-			w.WriteHeader(http.StatusForbidden)
-			return
-		}
-		q, err := federation.ParseQuery(v.Root)
-		if err != nil {
-			w.WriteHeader(http.StatusBadRequest)
+		q := s.query(w, body)
+		if q == nil {
 			return
 		}
 		at := time.Now().UTC()

@@ -1,19 +1,14 @@
 package peer
 
 import (
-	"crypto/x509"
 	"errors"
 	"log/slog"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/adapters/adaptertest"
-	"github.com/amtsbote/amtsbote/config"
-	"github.com/amtsbote/amtsbote/federation"
-	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/signing/signingtest"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -52,23 +47,7 @@ func hopSetup(t *testing.T, rec Records) (*Adapter, *stub) {
 	t.Helper()
 	h := &harness{pki: signingtest.NewPKI(t)}
 	s := h.NewReceiver(t, adaptertest.ModeAccept).(*stub)
-	store := signing.NewTrustStore()
-	if err := store.Add(signing.RolePeer, h.pki.PortalECDSA.Cert); err != nil {
-		t.Fatal(err)
-	}
-	peers := []config.Peer{{ID: stubPeer, Lands: []string{"09"}, BaseURL: "http://unused.invalid"}}
-	trust, err := federation.NewTrust(federation.TrustOptions{Self: h.pki.Gateway.Name, Peers: peers, Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	portalCert := h.pki.Portal.Cert
-	a, err := New(Options{Self: h.pki.Gateway.Name, Peers: peers, Records: rec, Logger: slog.New(slog.DiscardHandler),
-		Client:     &federation.Client{Self: h.pki.Gateway.Name, Signer: h.pki.Gateway.Signer, Trust: trust, HTTP: &http.Client{}},
-		SignerCert: func([]byte) (*x509.Certificate, error) { return portalCert, nil },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := h.adapter(t, slog.New(slog.DiscardHandler), rec)
 	t.Cleanup(func() { _ = a.Close() })
 	return a, s
 }

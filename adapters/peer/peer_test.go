@@ -36,6 +36,12 @@ func (h *harness) Features() adaptertest.Features {
 }
 
 func (h *harness) NewAdapter(t testing.TB, logger *slog.Logger) adapters.Adapter {
+	return h.adapter(t, logger, nil)
+}
+
+// adapter is the harness's adapter with the broker's records rec (nil: none, as
+// the conformance suite runs it).
+func (h *harness) adapter(t testing.TB, logger *slog.Logger, rec Records) *Adapter {
 	store := signing.NewTrustStore()
 	if err := store.Add(signing.RolePeer, h.pki.PortalECDSA.Cert); err != nil {
 		t.Fatal(err)
@@ -46,7 +52,7 @@ func (h *harness) NewAdapter(t testing.TB, logger *slog.Logger) adapters.Adapter
 		t.Fatal(err)
 	}
 	portalCert := h.pki.Portal.Cert
-	a, err := New(Options{Self: h.pki.Gateway.Name, Peers: peers, Logger: logger,
+	a, err := New(Options{Self: h.pki.Gateway.Name, Peers: peers, Records: rec, Logger: logger,
 		Client:     &federation.Client{Self: h.pki.Gateway.Name, Signer: h.pki.Gateway.Signer, Trust: trust, HTTP: &http.Client{}},
 		SignerCert: func([]byte) (*x509.Certificate, error) { return portalCert, nil }, // the suite's packages are unsigned
 	})
@@ -173,15 +179,24 @@ func (s *stub) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 	_, _ = w.Write(doc)
 }
 
-func (s *stub) status(w http.ResponseWriter, body []byte) {
+// query is the signed status question in body, or nil with the refusal written.
+func (s *stub) query(w http.ResponseWriter, body []byte) *federation.Query {
 	v, _, err := s.trust.Verify(body, "")
 	if err != nil {
 		w.WriteHeader(http.StatusForbidden)
-		return
+		return nil
 	}
 	q, err := federation.ParseQuery(v.Root)
 	if err != nil {
 		w.WriteHeader(http.StatusBadRequest)
+		return nil
+	}
+	return q
+}
+
+func (s *stub) status(w http.ResponseWriter, body []byte) {
+	q := s.query(w, body)
+	if q == nil {
 		return
 	}
 	rp := &federation.Report{From: stubPeer, To: q.From, At: time.Now().UTC()}
