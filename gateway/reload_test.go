@@ -99,26 +99,9 @@ func TestReloadWithoutRestart(t *testing.T) {
 
 	// A second portal CA appears in the trust store: its portal is refused before the
 	// reload and accepted after it.
-	other, err := signing.EnsureDevPKI(t.TempDir(), "other-gateway") // a fresh CA with a portal "amt24"
-	if err != nil {
-		t.Fatal(err)
-	}
-	otherPortal, err := signing.LoadSigner(other.PortalKey, other.PortalCert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p2 := paket.ExampleWith(f.key, paket.NewMessageID(), time.Now())
-	p2.Kopf.Ort = paket.Ort{PLZ: "01067"}
-	raw, err := otherPortal.Sign(p2.Element())
-	if err != nil {
-		t.Fatal(err)
-	}
+	caPEM, raw := f.packageOfAnotherCA(t)
 	if res, _ := f.portal.SubmitRaw(context.Background(), raw); res.Status != 403 {
 		t.Fatalf("unknown CA before reload: %d", res.Status)
-	}
-	caPEM, err := os.ReadFile(other.CACert)
-	if err != nil {
-		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(f.pki.TrustDir, signing.RolePortal.Dir(), "second-ca.pem"), caPEM, 0o644); err != nil {
 		t.Fatal(err)
@@ -360,4 +343,28 @@ func TestClusterGatewayWithAnothersNodeIDSaysSo(t *testing.T) {
 	if !strings.Contains(logs.String(), "runs with this gateway's node id") {
 		t.Fatalf("no warning of the shared node id:\n%s", logs.String())
 	}
+}
+
+// packageOfAnotherCA is a package for Dresden signed by a portal "amt24" of a
+// fresh CA the gateway does not trust yet, and that CA's certificate (PEM): a
+// portal CA an operator adds to the trust store.
+func (f *fixture) packageOfAnotherCA(t *testing.T) (caPEM, raw []byte) {
+	t.Helper()
+	other, err := signing.EnsureDevPKI(t.TempDir(), "other-gateway")
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherPortal, err := signing.LoadSigner(other.PortalKey, other.PortalCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := paket.ExampleWith(f.key, paket.NewMessageID(), time.Now())
+	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
+	if raw, err = otherPortal.Sign(p.Element()); err != nil {
+		t.Fatal(err)
+	}
+	if caPEM, err = os.ReadFile(other.CACert); err != nil {
+		t.Fatal(err)
+	}
+	return caPEM, raw
 }

@@ -6,9 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/signing"
 )
 
@@ -23,27 +21,10 @@ func TestReloadWithoutDirectoryFilesReadsTheTrustStore(t *testing.T) {
 	if len(f.g.Config.Directory.Files) != 0 {
 		t.Fatalf("the fixture has directory files: %v", f.g.Config.Directory.Files)
 	}
-	other, err := signing.EnsureDevPKI(t.TempDir(), "other-gateway") // a fresh CA with a portal "amt24"
-	if err != nil {
-		t.Fatal(err)
-	}
-	otherPortal, err := signing.LoadSigner(other.PortalKey, other.PortalCert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := paket.ExampleWith(f.key, paket.NewMessageID(), time.Now())
-	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
-	raw, err := otherPortal.Sign(p.Element())
-	if err != nil {
-		t.Fatal(err)
-	}
+	caPEM, raw := f.packageOfAnotherCA(t)
 	portals := filepath.Join(f.pki.TrustDir, signing.RolePortal.Dir())
 
 	// A broken PEM: refused, and the new CA beside it not taken.
-	caPEM, err := os.ReadFile(other.CACert)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := os.WriteFile(filepath.Join(portals, "second-ca.pem"), caPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
