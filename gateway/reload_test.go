@@ -134,24 +134,7 @@ func TestReloadIsAllOrNothing(t *testing.T) {
 	brokenPEM := filepath.Join(f.pki.TrustDir, signing.RolePortal.Dir(), "broken.pem")
 
 	// A package signed by a portal under a CA the trust store does not hold yet.
-	other, err := signing.EnsureDevPKI(t.TempDir(), "other-gateway")
-	if err != nil {
-		t.Fatal(err)
-	}
-	otherPortal, err := signing.LoadSigner(other.PortalKey, other.PortalCert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := paket.ExampleWith(f.key, paket.NewMessageID(), time.Now())
-	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
-	raw, err := otherPortal.Sign(p.Element())
-	if err != nil {
-		t.Fatal(err)
-	}
-	caPEM, err := os.ReadFile(other.CACert)
-	if err != nil {
-		t.Fatal(err)
-	}
+	caPEM, raw := f.packageOfAnotherCA(t)
 	newCA := filepath.Join(f.pki.TrustDir, signing.RolePortal.Dir(), "second-ca.pem")
 	unchanged := func(what string) {
 		t.Helper()
