@@ -76,6 +76,14 @@ func (d *brokerDesk) HandOver(t testing.TB, c desktest.Case) string {
 	return id
 }
 
+// Erase erases the case as an operator does.
+func (d *brokerDesk) Erase(t testing.TB, id string) {
+	t.Helper()
+	if _, err := d.Broker.Erase(context.Background(), id, "operator", ""); err != nil {
+		t.Fatalf("Erase: %v", err)
+	}
+}
+
 // waitsChannel is the channel of waitsForTheOffice.
 const waitsChannel = "waits"
 

@@ -36,6 +36,11 @@ type Desk interface {
 	// It returns once that is so, with the case's id. Cases handed over one
 	// after the other are oldest first in that order.
 	HandOver(t testing.TB, c Case) string
+	// Erase removes the bytes of the handed-over case id as an operator's
+	// erasure does (broker.Broker.Erase; the retention's removal leaves the
+	// same record): package and attachments gone, the record and its log kept,
+	// BytesRemovedAt set with a bytes_removed event.
+	Erase(t testing.TB, id string)
 }
 
 // Case is one application as the suite hands it over.

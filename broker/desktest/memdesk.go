@@ -89,6 +89,31 @@ func (d *MemDesk) HandOver(_ testing.TB, c Case) string {
 	return id
 }
 
+// Erase implements Desk: the bytes go as broker.Broker.Erase removes them,
+// the record and its log stay.
+func (d *MemDesk) Erase(t testing.TB, id string) {
+	t.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, ok := d.subs[id]
+	if !ok {
+		t.Fatalf("Erase: no case %s", id)
+	}
+	if s.BytesRemovedAt != nil {
+		return
+	}
+	if err := d.change(s, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		cur.BytesGone(now)
+		return []submission.Event{{At: now, Type: submission.EventBytesRemoved, Actor: "operator", Detail: broker.ErasedDetail}}, nil
+	}); err != nil {
+		t.Fatalf("Erase: %v", err)
+	}
+	delete(d.blobs, "pkg:"+id)
+	for _, a := range s.Attachments {
+		delete(d.blobs, a.SHA256)
+	}
+}
+
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
@@ -229,15 +254,24 @@ func (d *MemDesk) OpenPackage(_ context.Context, office, id string, p broker.Pic
 	if err != nil {
 		return nil, nil, err
 	}
+	// The bytes first, as the broker: erased bytes are no pickup.
+	if err := broker.PackageGone(s); err != nil {
+		return nil, nil, err
+	}
 	if err := d.pickedUp(s, p); err != nil {
 		return nil, nil, err
 	}
 	return s.Clone(), io.NopCloser(bytes.NewReader(d.blobs["pkg:"+id])), nil
 }
 
-// pickedUp records the office's pickup of s unless it has one.
+// pickedUp records the office's pickup of s unless it has one. A case whose
+// bytes were erased before the office's system read them is no pickup, as at
+// the broker (its pickedUp says why): ErrConflict and ErrBytesRemoved.
 func (d *MemDesk) pickedUp(s *submission.Submission, p broker.Pickup) error {
 	return d.change(s, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		if cur.DeliveredAt == nil && cur.BytesRemovedAt != nil && cur.FetchedAt == nil {
+			return nil, fmt.Errorf("%w: submission %s: %w before the office had it", submission.ErrIllegal, cur.ID, broker.ErrBytesRemoved)
+		}
 		return cur.Confirm(now, p.Channel, submission.Confirmation{Receiver: p.Receiver, At: now})
 	})
 }
@@ -253,7 +287,9 @@ func (d *MemDesk) ReadCase(_ context.Context, office, id string, o broker.CaseRe
 	c := &broker.Case{Sub: s.Clone()}
 	if o.Open == nil || o.Open(s.Clone()) {
 		b := d.blobs["pkg:"+id]
-		switch {
+		switch gone := broker.PackageGone(s); {
+		case gone != nil:
+			c.Unread = gone
 		case s.PackageSize > o.Max:
 			c.Unread = fmt.Errorf("submission %s: package of %d bytes: %w", id, s.PackageSize, broker.ErrTooLarge)
 		case int64(len(b)) != s.PackageSize || sha256Hex(b) != s.PackageSHA256:
@@ -292,6 +328,9 @@ func (d *MemDesk) FetchPackage(_ context.Context, office, id, _ string) (*submis
 	defer d.mu.Unlock()
 	s, err := d.forOffice(office, id)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := broker.PackageGone(s); err != nil {
 		return nil, nil, err
 	}
 	return s.Clone(), io.NopCloser(bytes.NewReader(d.blobs["pkg:"+id])), nil

@@ -37,6 +37,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("AdmitAfterTheOfficeCheck", s.testAdmit)
 	t.Run("ReadCaseReadsWholeAndPicksUp", s.testReadCase)
 	t.Run("ReadCaseUnreadIsNoPickup", s.testReadCaseUnread)
+	t.Run("ErasedBytesAreRemoved", s.testErased)
 	t.Run("FetchRecordsNothingUntilRecordFetch", s.testFetch)
 	t.Run("WaitingNamesWhatWaits", s.testWaiting)
 	t.Run("OpenAttachmentRecordsNothing", s.testOpenAttachment)
@@ -501,6 +502,38 @@ func (s *suite) testReadCaseUnread(t *testing.T) {
 		t.Errorf("ReadCase of bytes that end early: %+v, %v; want the record, Unread ErrUnreadable", c, err)
 	}
 	unchanged(t, d, id, before, "ReadCase of bytes that end early")
+}
+
+// closeIf closes what a call that should have failed opened anyway.
+func closeIf(rc io.ReadCloser) {
+	if rc != nil {
+		rc.Close()
+	}
+}
+
+func (s *suite) testErased(t *testing.T) {
+	f := s.fixture(t)
+	f.d.Erase(t, f.id)
+	if sub := record(t, f.d, f.id); sub.BytesRemovedAt == nil {
+		t.Fatalf("Erase left case %s with its bytes", f.id)
+	}
+	before := events(t, f.d, f.id)
+	pickup := broker.Pickup{Channel: "mailbox", Receiver: "user anna (mailbox)"}
+	_, rc, err := f.d.OpenPackage(ctx(), officeA, f.id, pickup)
+	closeIf(rc)
+	wantErr(t, err, broker.ErrBytesRemoved, "OpenPackage of an erased case")
+	_, rc, err = f.d.FetchPackage(ctx(), officeA, f.id, "xta")
+	closeIf(rc)
+	wantErr(t, err, broker.ErrBytesRemoved, "FetchPackage of an erased case")
+	c, err := f.d.ReadCase(ctx(), officeA, f.id, broker.CaseRead{Max: 1 << 20, Pickup: pickup})
+	if err != nil || !errors.Is(c.Unread, broker.ErrBytesRemoved) || c.Package != nil || c.Sub == nil || c.Sub.ID != f.id || len(c.Events) != len(before) {
+		t.Errorf("ReadCase of an erased case: %+v, %v; want the record and its events, Unread ErrBytesRemoved", c, err)
+	}
+	unchanged(t, f.d, f.id, before, "reading an erased case")
+	// Erased is still another office's case: ErrNotFound, not that it was erased.
+	_, rc, err = f.d.FetchPackage(ctx(), officeB, f.id, "xta")
+	closeIf(rc)
+	wantErr(t, err, broker.ErrNotFound, "FetchPackage of another office's erased case")
 }
 
 func (s *suite) testFetch(t *testing.T) {
