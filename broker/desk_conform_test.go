@@ -84,6 +84,16 @@ func (d *brokerDesk) Erase(t testing.TB, id string) {
 	}
 }
 
+// Forward records the peer's receipt as the peer adapter does once the peer
+// took the package.
+func (d *brokerDesk) Forward(t testing.TB, id string) {
+	t.Helper()
+	f := submission.Forward{Peer: "amtsbote-by", PeerSubmissionID: "p-" + id, At: time.Now().UTC()}
+	if _, err := d.RecordForwarded(id, f, []byte("<PeerEingangsbestaetigung/>")); err != nil {
+		t.Fatalf("RecordForwarded: %v", err)
+	}
+}
+
 // waitsChannel is the channel of waitsForTheOffice.
 const waitsChannel = "waits"
 

@@ -41,6 +41,10 @@ type Desk interface {
 	// same record): package and attachments gone, the record and its log kept,
 	// BytesRemovedAt set with a bytes_removed event.
 	Erase(t testing.TB, id string)
+	// Forward records that a peer gateway received the handed-over case id
+	// (broker.Broker.RecordForwarded): it is forwarded, and its delivery is the
+	// peer's.
+	Forward(t testing.TB, id string)
 }
 
 // Case is one application as the suite hands it over.

@@ -114,6 +114,24 @@ func (d *MemDesk) Erase(t testing.TB, id string) {
 	}
 }
 
+// Forward implements Desk: a peer gateway received the case
+// (submission.Submission.Forwarded), as broker.Broker.RecordForwarded records.
+func (d *MemDesk) Forward(t testing.TB, id string) {
+	t.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, ok := d.subs[id]
+	if !ok {
+		t.Fatalf("Forward: no case %s", id)
+	}
+	f := submission.Forward{Peer: "amtsbote-by", PeerSubmissionID: "p-" + id}
+	if err := d.change(s, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		return cur.Forwarded(now, f)
+	}); err != nil {
+		t.Fatalf("Forward: %v", err)
+	}
+}
+
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])

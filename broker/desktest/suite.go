@@ -38,6 +38,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ReadCaseReadsWholeAndPicksUp", s.testReadCase)
 	t.Run("ReadCaseUnreadIsNoPickup", s.testReadCaseUnread)
 	t.Run("ErasedBytesAreRemoved", s.testErased)
+	t.Run("ForwardedAllowsNoPickup", s.testForwarded)
 	t.Run("FetchRecordsNothingUntilRecordFetch", s.testFetch)
 	t.Run("WaitingNamesWhatWaits", s.testWaiting)
 	t.Run("OpenAttachmentRecordsNothing", s.testOpenAttachment)
@@ -534,6 +535,31 @@ func (s *suite) testErased(t *testing.T) {
 	_, rc, err = f.d.FetchPackage(ctx(), officeB, f.id, "xta")
 	closeIf(rc)
 	wantErr(t, err, broker.ErrNotFound, "FetchPackage of another office's erased case")
+}
+
+func (s *suite) testForwarded(t *testing.T) {
+	f := s.fixture(t)
+	f.d.Forward(t, f.id)
+	if sub := record(t, f.d, f.id); sub.State != submission.StateForwarded {
+		t.Fatalf("Forward left case %s %s", f.id, sub.State)
+	}
+	before := events(t, f.d, f.id)
+	pickup := broker.Pickup{Channel: "mailbox", Receiver: "user anna (mailbox)"}
+	c, err := f.d.ReadCase(ctx(), officeA, f.id, broker.CaseRead{Max: 1 << 20, Pickup: pickup})
+	if err != nil || !errors.Is(c.Unread, broker.ErrConflict) || c.Package != nil || c.Sub == nil || c.Sub.ID != f.id || len(c.Events) != len(before) {
+		t.Errorf("ReadCase of a forwarded case: %+v, %v; want the record and its events, Unread ErrConflict", c, err)
+	}
+	_, rc, err := f.d.OpenPackage(ctx(), officeA, f.id, pickup)
+	closeIf(rc)
+	wantErr(t, err, broker.ErrConflict, "OpenPackage of a forwarded case")
+	_, err = f.d.Confirm(ctx(), officeA, f.id, pickup)
+	wantErr(t, err, broker.ErrConflict, "Confirm of a forwarded case")
+	_, err = f.d.Decide(ctx(), officeA, f.id, broker.Decision{Outcome: broker.OutcomeAccepted, Actor: "anna", Channel: "mailbox"})
+	wantErr(t, err, broker.ErrConflict, "Decide of a forwarded case")
+	unchanged(t, f.d, f.id, before, "taking a forwarded case")
+	if sub := record(t, f.d, f.id); sub.State != submission.StateForwarded {
+		t.Errorf("taking a forwarded case moved it to %s", sub.State)
+	}
 }
 
 func (s *suite) testFetch(t *testing.T) {

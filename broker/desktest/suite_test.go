@@ -45,6 +45,8 @@ func (h memHarness) NewDesk(testing.TB) Desk {
 		return findsAny{d}
 	case "opens-erased-bytes":
 		return opensErased{d}
+	case "picks-up-forwarded":
+		return picksUpForwarded{d}
 	}
 	panic("desktest: unknown defect " + h.defect)
 }
@@ -76,6 +78,7 @@ func TestPlantedDefectsFail(t *testing.T) {
 		"reply-stored-twice":        "ReplyStoredOnce",
 		"findreply-any-office":      "FindReplyOwnOfficeOnly",
 		"opens-erased-bytes":        "ErasedBytesAreRemoved",
+		"picks-up-forwarded":        "ForwardedAllowsNoPickup",
 	})
 }
 
@@ -246,6 +249,18 @@ func (d opensErased) FetchPackage(_ context.Context, office, id, _ string) (*sub
 		return nil, nil, err
 	}
 	return s.Clone(), io.NopCloser(bytes.NewReader(d.blobs["pkg:"+id])), nil
+}
+
+// picksUpForwarded records a confirmation of a forwarded case as the delivery.
+type picksUpForwarded struct{ *MemDesk }
+
+func (d picksUpForwarded) Confirm(ctx context.Context, office, id string, p broker.Pickup) (*submission.Submission, error) {
+	d.mu.Lock()
+	if s, err := d.forOffice(office, id); err == nil && s.State == submission.StateForwarded {
+		s.State = submission.StateHandedOver
+	}
+	d.mu.Unlock()
+	return d.MemDesk.Confirm(ctx, office, id, p)
 }
 
 // TestMemDeskAddKeepsTheRecord: Add, which the mailbox's tests use to set up
