@@ -37,6 +37,9 @@ func (deskHarness) NewDesk(t testing.TB) desktest.Desk {
 	return d
 }
 
+// Features: the broker signs the intake receipt of every case it takes.
+func (deskHarness) Features() desktest.Features { return desktest.Features{Receipts: true} }
+
 // brokerDesk is a broker with the suite's way to hand it a case: Receive, then
 // the hand-over to a channel that waits for the office.
 type brokerDesk struct {

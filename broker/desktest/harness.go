@@ -25,6 +25,18 @@ type Harness interface {
 	// NewDesk returns a fresh desk that holds no case. Its teardown is
 	// registered with t.Cleanup.
 	NewDesk(t testing.TB) Desk
+	// Features says what its desks hold that not every desk does.
+	Features() Features
+}
+
+// Features says what a desk holds beyond the rules every desk keeps, so that
+// one suite fits the broker and MemDesk, as adaptertest.Features does for the
+// channels.
+type Features struct {
+	// Receipts: the desk signs and keeps the intake receipt of every case it
+	// takes (the broker). Without it (MemDesk signs nothing) every Receipt is
+	// ErrNotFound, and the suite checks only that another office gets none.
+	Receipts bool
 }
 
 // Desk is a desk under test with the one way the suite gives it cases.

@@ -27,7 +27,7 @@ var errRefused = errors.New("desktest: the face refuses this case")
 // rule of the broker.OfficeDesk comment. Each subtest builds its own desk.
 func Run(t *testing.T, h Harness) {
 	t.Helper()
-	s := &suite{h: h}
+	s := &suite{h: h, f: h.Features()}
 	t.Run("OtherOfficeIsNotFound", s.testOtherOffice)
 	t.Run("ListPagesOwnCasesOldestFirst", s.testList)
 	t.Run("OpeningIsThePickup", s.testOpeningIsPickup)
@@ -39,6 +39,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ReadCaseUnreadIsNoPickup", s.testReadCaseUnread)
 	t.Run("ErasedBytesAreRemoved", s.testErased)
 	t.Run("ForwardedAllowsNoPickup", s.testForwarded)
+	t.Run("ReceiptOwnOfficeOnly", s.testReceipt)
 	t.Run("FetchRecordsNothingUntilRecordFetch", s.testFetch)
 	t.Run("WaitingNamesWhatWaits", s.testWaiting)
 	t.Run("OpenAttachmentRecordsNothing", s.testOpenAttachment)
@@ -47,7 +48,10 @@ func Run(t *testing.T, h Harness) {
 	t.Run("MarkProcessed", s.testMarkProcessed)
 }
 
-type suite struct{ h Harness }
+type suite struct {
+	h Harness
+	f Features
+}
 
 // newCase is a case of office with a package and one attachment, each with
 // content that names n.
@@ -560,6 +564,25 @@ func (s *suite) testForwarded(t *testing.T) {
 	if sub := record(t, f.d, f.id); sub.State != submission.StateForwarded {
 		t.Errorf("taking a forwarded case moved it to %s", sub.State)
 	}
+}
+
+func (s *suite) testReceipt(t *testing.T) {
+	f := s.fixture(t)
+	before := events(t, f.d, f.id)
+	r, err := f.d.Receipt(ctx(), officeA, f.id, broker.ReceiptIntake)
+	if s.f.Receipts {
+		if err != nil || len(r) == 0 {
+			t.Errorf("Receipt of the office's own case: %d bytes, %v; want its intake receipt", len(r), err)
+		}
+	} else {
+		wantErr(t, err, broker.ErrNotFound, "Receipt of a desk that holds none")
+	}
+	r, err = f.d.Receipt(ctx(), officeB, f.id, broker.ReceiptIntake)
+	wantErr(t, err, broker.ErrNotFound, "Receipt of another office's case")
+	if len(r) != 0 {
+		t.Errorf("Receipt of another office's case returned %d bytes", len(r))
+	}
+	unchanged(t, f.d, f.id, before, "Receipt")
 }
 
 func (s *suite) testFetch(t *testing.T) {

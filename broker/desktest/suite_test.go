@@ -47,8 +47,18 @@ func (h memHarness) NewDesk(testing.TB) Desk {
 		return opensErased{d}
 	case "picks-up-forwarded":
 		return picksUpForwarded{d}
+	case "receipt-of-any-office":
+		return receiptsAnyOffice{d}
+	case "receipt-missing":
+		return d // claims Receipts (Features) and holds none
 	}
 	panic("desktest: unknown defect " + h.defect)
+}
+
+// Features: MemDesk signs nothing; the receipt defects are desks that say
+// they hold receipts.
+func (h memHarness) Features() Features {
+	return Features{Receipts: h.defect == "receipt-of-any-office" || h.defect == "receipt-missing"}
 }
 
 // TestMemDeskConforms: the reference desk, which the mailbox's page tests
@@ -79,6 +89,8 @@ func TestPlantedDefectsFail(t *testing.T) {
 		"findreply-any-office":      "FindReplyOwnOfficeOnly",
 		"opens-erased-bytes":        "ErasedBytesAreRemoved",
 		"picks-up-forwarded":        "ForwardedAllowsNoPickup",
+		"receipt-of-any-office":     "ReceiptOwnOfficeOnly",
+		"receipt-missing":           "ReceiptOwnOfficeOnly",
 	})
 }
 
@@ -261,6 +273,19 @@ func (d picksUpForwarded) Confirm(ctx context.Context, office, id string, p brok
 	}
 	d.mu.Unlock()
 	return d.MemDesk.Confirm(ctx, office, id, p)
+}
+
+// receiptsAnyOffice holds an intake receipt for every case and hands it to
+// any office.
+type receiptsAnyOffice struct{ *MemDesk }
+
+func (d receiptsAnyOffice) Receipt(_ context.Context, _, id, kind string) ([]byte, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.subs[id]; ok && kind == broker.ReceiptIntake {
+		return []byte("<Eingangsbestaetigung>" + id + "</Eingangsbestaetigung>"), nil
+	}
+	return nil, broker.ErrNotFound
 }
 
 // TestMemDeskAddKeepsTheRecord: Add, which the mailbox's tests use to set up
