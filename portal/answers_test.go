@@ -10,7 +10,6 @@ import (
 
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/portal"
-	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/signing/signingtest"
 )
 
@@ -23,14 +22,7 @@ import (
 func TestRetryIsAnsweredWithTheFirstReceipt(t *testing.T) {
 	g, pki := startGateway(t, nil)
 	c := &portal.Client{BaseURL: g.URL(), Signer: pki.Portal.Signer, Token: "portal-token"}
-	d, err := routing.Builtin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := d.FindService("Gewerbe anmelden")
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := gewerbe(t)
 	p := paket.Example(svc.Key)
 	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
 	raw, err := c.Sign(p)

@@ -36,14 +36,7 @@ func startGateway(t *testing.T, edit func(*config.Config)) (*gateway.Gateway, *s
 func TestRefusalKeepsItsExtensionMembers(t *testing.T) {
 	g, pki := startGateway(t, func(c *config.Config) { c.Limits.MaxBodyBytes = 64 << 10 })
 	c := &portal.Client{BaseURL: g.URL(), Signer: pki.Portal.Signer, Token: "portal-token"}
-	d, err := routing.Builtin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := d.FindService("Gewerbe anmelden")
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := gewerbe(t)
 	ctx := context.Background()
 
 	p := paket.Example(svc.Key)
@@ -111,4 +104,19 @@ func TestForeignRefusalIsShortened(t *testing.T) {
 	if res.Status != http.StatusBadGateway || len(d) > 1000 || strings.Contains(d, "\n") || !strings.HasPrefix(d, "<html> <body>Bad Gateway") || !strings.Contains(d, fmt.Sprintf("(%d bytes", len(page))) {
 		t.Fatalf("status %d, detail of %d bytes: %.300q", res.Status, len(d), d)
 	}
+}
+
+// gewerbe is "Gewerbe anmelden" from the built-in directory: a service whose
+// office in Dresden takes packages by webhook.
+func gewerbe(t *testing.T) *routing.Service {
+	t.Helper()
+	d, err := routing.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := d.FindService("Gewerbe anmelden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
 }
