@@ -30,6 +30,10 @@ import (
 //   - a decision implies the pickup, is final, and a repeat of the same decision
 //     changes nothing; another one is ErrConflict;
 //   - every action lands in the event log, with the actor and the channel it came by;
+//   - a case whose bytes were removed (an erasure, the retention) serves none: its
+//     package, an attachment or a reply its record names is ErrBytesRemoved (an id
+//     it never had stays ErrNotFound), and a new reply is ErrBytesRemoved (a repeat
+//     returns the one stored);
 //   - a face's own rule on a case (Admit: the mailbox opens no case on its way to
 //     the office's own system) is asked on the record the action reads, after the
 //     office check, so the face need not read the record once more for it.

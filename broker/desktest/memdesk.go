@@ -112,6 +112,9 @@ func (d *MemDesk) Erase(t testing.TB, id string) {
 	for _, a := range s.Attachments {
 		delete(d.blobs, a.SHA256)
 	}
+	for _, r := range s.Replies {
+		delete(d.blobs, "reply:"+r.ID)
+	}
 }
 
 // Forward implements Desk: a peer gateway received the case
@@ -383,6 +386,11 @@ func (d *MemDesk) OpenAttachment(_ context.Context, office, id, aid string, admi
 	}
 	for _, a := range s.Attachments {
 		if a.ID == aid {
+			// As the broker: the record names its attachments after the
+			// erasure, so only a name it has is removed.
+			if err := broker.PackageGone(s); err != nil {
+				return submission.Attachment{}, nil, err
+			}
 			return a, io.NopCloser(bytes.NewReader(d.blobs[a.SHA256])), nil
 		}
 	}
@@ -450,6 +458,9 @@ func (d *MemDesk) Reply(_ context.Context, office, id string, in broker.ReplyIn)
 	if err != nil {
 		return submission.Reply{}, err
 	}
+	if err := acceptsReply(s, in.MessageID); err != nil {
+		return submission.Reply{}, err
+	}
 	d.replyID++
 	r := submission.Reply{ID: fmt.Sprintf("reply-%06d", d.replyID), Kind: in.Kind, MessageID: in.MessageID, ContentType: in.ContentType,
 		Size: int64(len(in.Content)), SHA256: sha256Hex(in.Content), Channel: in.Channel, Actor: in.Actor}
@@ -470,6 +481,21 @@ func (d *MemDesk) Reply(_ context.Context, office, id string, in broker.ReplyIn)
 	return r, nil
 }
 
+// acceptsReply refuses a new reply to a case whose bytes were removed, as the
+// broker does: nobody could read it, yet the office would be told it was
+// stored. A repeat of one the case holds passes.
+func acceptsReply(s *submission.Submission, messageID string) error {
+	if s.BytesRemovedAt == nil {
+		return nil
+	}
+	for _, have := range s.Replies {
+		if messageID != "" && have.MessageID == messageID {
+			return nil
+		}
+	}
+	return fmt.Errorf("submission %s: a reply to it could not be read: %w", s.ID, broker.ErrBytesRemoved)
+}
+
 // OpenReply implements broker.OfficeDesk.
 func (d *MemDesk) OpenReply(_ context.Context, office, id, replyID string) (submission.Reply, io.ReadCloser, error) {
 	d.mu.Lock()
@@ -480,6 +506,9 @@ func (d *MemDesk) OpenReply(_ context.Context, office, id, replyID string) (subm
 	}
 	for _, r := range s.Replies {
 		if r.ID == replyID {
+			if err := broker.PackageGone(s); err != nil { // as OpenAttachment
+				return submission.Reply{}, nil, err
+			}
 			return r, io.NopCloser(bytes.NewReader(d.blobs["reply:"+r.ID])), nil
 		}
 	}

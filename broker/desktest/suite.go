@@ -534,11 +534,47 @@ func (s *suite) testErased(t *testing.T) {
 	if err != nil || !errors.Is(c.Unread, broker.ErrBytesRemoved) || c.Package != nil || c.Sub == nil || c.Sub.ID != f.id || len(c.Events) != len(before) {
 		t.Errorf("ReadCase of an erased case: %+v, %v; want the record and its events, Unread ErrBytesRemoved", c, err)
 	}
+	// The attachments went with the package: the record still names them, so a
+	// name it has is removed, and only one it never had is not found.
+	_, rc, err = f.d.OpenAttachment(ctx(), officeA, f.id, "att-1", nil)
+	closeIf(rc)
+	wantErr(t, err, broker.ErrBytesRemoved, "OpenAttachment of an erased case")
+	_, rc, err = f.d.OpenAttachment(ctx(), officeA, f.id, "no-such-attachment", nil)
+	closeIf(rc)
+	wantErr(t, err, broker.ErrNotFound, "OpenAttachment of an id the erased case never had")
 	unchanged(t, f.d, f.id, before, "reading an erased case")
 	// Erased is still another office's case: ErrNotFound, not that it was erased.
 	_, rc, err = f.d.FetchPackage(ctx(), officeB, f.id, "xta")
 	closeIf(rc)
 	wantErr(t, err, broker.ErrNotFound, "FetchPackage of another office's erased case")
+
+	// The replies go too, and a new one nobody could read is not taken.
+	g := s.replied(t)
+	in := broker.ReplyIn{Kind: "Bescheid", MessageID: "bescheid-1", ContentType: "application/xml", Content: []byte("<Bescheid/>"), Actor: "office A system", Channel: "xta"}
+	r, err := g.d.Reply(ctx(), officeA, g.id, in)
+	if err != nil {
+		t.Fatalf("Reply: %v", err)
+	}
+	g.d.Erase(t, g.id)
+	before = events(t, g.d, g.id)
+	_, rc, err = g.d.OpenReply(ctx(), officeA, g.id, r.ID)
+	closeIf(rc)
+	wantErr(t, err, broker.ErrBytesRemoved, "OpenReply of an erased case")
+	_, rc, err = g.d.OpenReply(ctx(), officeA, g.id, "no-such-reply")
+	closeIf(rc)
+	wantErr(t, err, broker.ErrNotFound, "OpenReply of an id the erased case never had")
+	if again, err := g.d.Reply(ctx(), officeA, g.id, in); err != nil || again.ID != r.ID {
+		t.Errorf("a repeat of a reply to an erased case: %+v, %v; want the reply stored first, %s", again, err, r.ID)
+	}
+	in.MessageID = "bescheid-2"
+	_, err = g.d.Reply(ctx(), officeA, g.id, in)
+	wantErr(t, err, broker.ErrBytesRemoved, "a new Reply to an erased case")
+	if after := events(t, g.d, g.id); len(after) != len(before) {
+		t.Errorf("replies to an erased case recorded %v", types(after[len(before):]))
+	}
+	if sub := record(t, g.d, g.id); len(sub.Replies) != 1 {
+		t.Errorf("the erased case holds replies %+v, want only the one stored before", sub.Replies)
+	}
 }
 
 func (s *suite) testForwarded(t *testing.T) {

@@ -45,6 +45,12 @@ func (h memHarness) NewDesk(testing.TB) Desk {
 		return findsAny{d}
 	case "opens-erased-bytes":
 		return opensErased{d}
+	case "serves-erased-attachment":
+		return servesErasedAttachment{d}
+	case "serves-erased-reply":
+		return servesErasedReply{d}
+	case "replies-to-erased":
+		return repliesToErased{d}
 	case "picks-up-forwarded":
 		return picksUpForwarded{d}
 	case "receipt-of-any-office":
@@ -88,6 +94,9 @@ func TestPlantedDefectsFail(t *testing.T) {
 		"reply-stored-twice":        "ReplyStoredOnce",
 		"findreply-any-office":      "FindReplyOwnOfficeOnly",
 		"opens-erased-bytes":        "ErasedBytesAreRemoved",
+		"serves-erased-attachment":  "ErasedBytesAreRemoved",
+		"serves-erased-reply":       "ErasedBytesAreRemoved",
+		"replies-to-erased":         "ErasedBytesAreRemoved",
 		"picks-up-forwarded":        "ForwardedAllowsNoPickup",
 		"receipt-of-any-office":     "ReceiptOwnOfficeOnly",
 		"receipt-missing":           "ReceiptOwnOfficeOnly",
@@ -261,6 +270,64 @@ func (d opensErased) FetchPackage(_ context.Context, office, id, _ string) (*sub
 		return nil, nil, err
 	}
 	return s.Clone(), io.NopCloser(bytes.NewReader(d.blobs["pkg:"+id])), nil
+}
+
+// servesErasedAttachment opens an attachment of an erased case, empty, as
+// MemDesk did before the suite checked it.
+type servesErasedAttachment struct{ *MemDesk }
+
+func (d servesErasedAttachment) OpenAttachment(_ context.Context, office, id, aid string, admit broker.Admit) (submission.Attachment, io.ReadCloser, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, err := d.admitted(office, id, admit)
+	if err != nil {
+		return submission.Attachment{}, nil, err
+	}
+	for _, a := range s.Attachments {
+		if a.ID == aid {
+			return a, io.NopCloser(bytes.NewReader(d.blobs[a.SHA256])), nil
+		}
+	}
+	return submission.Attachment{}, nil, broker.ErrNotFound
+}
+
+// servesErasedReply opens a reply of an erased case, empty, as MemDesk did
+// before the suite checked it.
+type servesErasedReply struct{ *MemDesk }
+
+func (d servesErasedReply) OpenReply(_ context.Context, office, id, replyID string) (submission.Reply, io.ReadCloser, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, err := d.forOffice(office, id)
+	if err != nil {
+		return submission.Reply{}, nil, err
+	}
+	for _, r := range s.Replies {
+		if r.ID == replyID {
+			return r, io.NopCloser(bytes.NewReader(d.blobs["reply:"+r.ID])), nil
+		}
+	}
+	return submission.Reply{}, nil, broker.ErrNotFound
+}
+
+// repliesToErased stores a new reply to an erased case that nobody could read.
+type repliesToErased struct{ *MemDesk }
+
+func (d repliesToErased) Reply(ctx context.Context, office, id string, in broker.ReplyIn) (submission.Reply, error) {
+	d.mu.Lock()
+	s, err := d.forOffice(office, id)
+	var gone *time.Time
+	if err == nil {
+		gone, s.BytesRemovedAt = s.BytesRemovedAt, nil
+	}
+	d.mu.Unlock()
+	r, err := d.MemDesk.Reply(ctx, office, id, in)
+	if s != nil {
+		d.mu.Lock()
+		s.BytesRemovedAt = gone
+		d.mu.Unlock()
+	}
+	return r, err
 }
 
 // picksUpForwarded records a confirmation of a forwarded case as the delivery.
