@@ -34,6 +34,8 @@ import (
 //     package, an attachment or a reply its record names is ErrBytesRemoved (an id
 //     it never had stays ErrNotFound), and a new reply is ErrBytesRemoved (a repeat
 //     returns the one stored);
+//   - a case erased before the office's system read it (FetchedAt) allows no
+//     pickup: Confirm and Decide are ErrConflict and ErrBytesRemoved, and record nothing;
 //   - a face's own rule on a case (Admit: the mailbox opens no case on its way to
 //     the office's own system) is asked on the record the action reads, after the
 //     office check, so the face need not read the record once more for it.

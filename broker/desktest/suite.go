@@ -38,6 +38,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ReadCaseReadsWholeAndPicksUp", s.testReadCase)
 	t.Run("ReadCaseUnreadIsNoPickup", s.testReadCaseUnread)
 	t.Run("ErasedBytesAreRemoved", s.testErased)
+	t.Run("ErasedUnreadAllowsNoPickup", s.testErasedUnread)
 	t.Run("ForwardedAllowsNoPickup", s.testForwarded)
 	t.Run("ReceiptOwnOfficeOnly", s.testReceipt)
 	t.Run("FetchRecordsNothingUntilRecordFetch", s.testFetch)
@@ -574,6 +575,36 @@ func (s *suite) testErased(t *testing.T) {
 	}
 	if sub := record(t, g.d, g.id); len(sub.Replies) != 1 {
 		t.Errorf("the erased case holds replies %+v, want only the one stored before", sub.Replies)
+	}
+}
+
+func (s *suite) testErasedUnread(t *testing.T) {
+	f := s.fixture(t)
+	f.d.Erase(t, f.id)
+	before := events(t, f.d, f.id)
+	// The office cannot have what it never read: a pickup would sign a
+	// Zustellbestaetigung for an application no office had.
+	both := func(err error, what string) {
+		t.Helper()
+		if !errors.Is(err, broker.ErrConflict) || !errors.Is(err, broker.ErrBytesRemoved) {
+			t.Errorf("%s: %v, want ErrConflict and ErrBytesRemoved", what, err)
+		}
+	}
+	_, err := f.d.Confirm(ctx(), officeA, f.id, broker.Pickup{Channel: "xta", Receiver: "office A (XTA)"})
+	both(err, "Confirm of a case erased before the office read it")
+	_, err = f.d.Decide(ctx(), officeA, f.id, decisionA)
+	both(err, "Decide of a case erased before the office read it")
+	unchanged(t, f.d, f.id, before, "taking a case erased before the office read it")
+
+	// Read once by the office's system, the case was the office's: its
+	// confirmation after the erasure is still the pickup.
+	g := s.fixture(t)
+	if _, err := g.d.RecordFetch(ctx(), officeA, g.id, "xta", time.Now()); err != nil {
+		t.Fatalf("RecordFetch: %v", err)
+	}
+	g.d.Erase(t, g.id)
+	if sub, err := g.d.Confirm(ctx(), officeA, g.id, broker.Pickup{Channel: "xta", Receiver: "office A (XTA)"}); err != nil || sub.DeliveredAt == nil {
+		t.Errorf("Confirm of a case erased after its fetch: %+v, %v; want delivered", sub, err)
 	}
 }
 

@@ -51,6 +51,10 @@ func (h memHarness) NewDesk(testing.TB) Desk {
 		return servesErasedReply{d}
 	case "replies-to-erased":
 		return repliesToErased{d}
+	case "confirms-erased-unread":
+		return confirmsErasedUnread{d}
+	case "decides-erased-unread":
+		return decidesErasedUnread{d}
 	case "picks-up-forwarded":
 		return picksUpForwarded{d}
 	case "receipt-of-any-office":
@@ -97,6 +101,8 @@ func TestPlantedDefectsFail(t *testing.T) {
 		"serves-erased-attachment":  "ErasedBytesAreRemoved",
 		"serves-erased-reply":       "ErasedBytesAreRemoved",
 		"replies-to-erased":         "ErasedBytesAreRemoved",
+		"confirms-erased-unread":    "ErasedUnreadAllowsNoPickup",
+		"decides-erased-unread":     "ErasedUnreadAllowsNoPickup",
 		"picks-up-forwarded":        "ForwardedAllowsNoPickup",
 		"receipt-of-any-office":     "ReceiptOwnOfficeOnly",
 		"receipt-missing":           "ReceiptOwnOfficeOnly",
@@ -328,6 +334,44 @@ func (d repliesToErased) Reply(ctx context.Context, office, id string, in broker
 		d.mu.Unlock()
 	}
 	return r, err
+}
+
+// pickUpAnyway records the pickup of s without asking whether its bytes were
+// erased before the office read them.
+func (d *MemDesk) pickUpAnyway(s *submission.Submission, p broker.Pickup) error {
+	return d.change(s, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		return cur.Confirm(now, p.Channel, submission.Confirmation{Receiver: p.Receiver, At: now})
+	})
+}
+
+// confirmsErasedUnread records a confirmation of a case erased before the
+// office read it as the delivery.
+type confirmsErasedUnread struct{ *MemDesk }
+
+func (d confirmsErasedUnread) Confirm(_ context.Context, office, id string, p broker.Pickup) (*submission.Submission, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, err := d.admitted(office, id, p.Admit)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.pickUpAnyway(s, p); err != nil {
+		return nil, err
+	}
+	return s.Clone(), nil
+}
+
+// decidesErasedUnread records the pickup a decision implies on a case erased
+// before the office read it, and then the decision.
+type decidesErasedUnread struct{ *MemDesk }
+
+func (d decidesErasedUnread) Decide(ctx context.Context, office, id string, dec broker.Decision) (*submission.Submission, error) {
+	d.mu.Lock()
+	if s, err := d.forOffice(office, id); err == nil {
+		_ = d.pickUpAnyway(s, broker.Pickup{Channel: dec.Channel, Receiver: dec.Actor})
+	}
+	d.mu.Unlock()
+	return d.MemDesk.Decide(ctx, office, id, dec)
 }
 
 // picksUpForwarded records a confirmation of a forwarded case as the delivery.
