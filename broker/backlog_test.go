@@ -51,7 +51,7 @@ func TestBacklogPerOffice(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		dec, err := c.Decide(now, submission.OutcomeAccepted, "", "office")
+		dec, err := c.Decide(now, "", submission.OutcomeAccepted, "", "office")
 		return append(evs, dec...), err
 	}
 	put("office-a", 30, primary, nil)
@@ -131,7 +131,7 @@ func TestUndecidedPerOffice(t *testing.T) {
 		}
 	}
 	decide := func(c *submission.Submission) ([]submission.Event, error) {
-		return c.Decide(now, submission.OutcomeAccepted, "", "office")
+		return c.Decide(now, "", submission.OutcomeAccepted, "", "office")
 	}
 	processed := func(c *submission.Submission) ([]submission.Event, error) {
 		return c.MarkProcessed(now, true, "anna", "mailbox")

@@ -689,16 +689,7 @@ func (b *Broker) Decide(_ context.Context, officeID, id string, d Decision) (*su
 		return nil, err
 	}
 	return b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
-		evs, err := cur.Decide(now, d.Outcome, d.Reason, d.Actor)
-		// The decision event names the face it came by, as the pickup's does:
-		// the log of a case the office's system fetched and a clerk decided in
-		// the mailbox said only "accepted by anna", and could not tell by which
-		// face the decision came (the desk's rule: every action with its actor
-		// and channel; desktest ActionsAreLogged).
-		for i := range evs {
-			evs[i].Channel = d.Channel
-		}
-		return evs, err
+		return cur.Decide(now, d.Channel, d.Outcome, d.Reason, d.Actor)
 	})
 }
 

@@ -390,7 +390,7 @@ func (s *answersDuringScan) Scan(fn func(*submission.Submission) bool) error {
 		return err
 	}
 	_, err := s.Store.Update(s.id, func(cur *submission.Submission) ([]submission.Event, error) {
-		return cur.Decide(time.Now().UTC(), submission.OutcomeAccepted, "", "office system")
+		return cur.Decide(time.Now().UTC(), "", submission.OutcomeAccepted, "", "office system")
 	})
 	return err
 }

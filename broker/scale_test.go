@@ -77,7 +77,7 @@ func fillHistory(t *testing.T, dir, office string, answered int, waiting map[str
 					if err != nil {
 						return nil, err
 					}
-					dec, err := c.Decide(now, submission.OutcomeAccepted, "", "office")
+					dec, err := c.Decide(now, "", submission.OutcomeAccepted, "", "office")
 					return append(evs, dec...), err
 				}); err != nil {
 					t.Error(err)

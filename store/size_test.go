@@ -75,7 +75,7 @@ func TestBytesPerSubmission(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := db.Update(id, func(c *submission.Submission) ([]submission.Event, error) {
-			return c.Decide(now, submission.OutcomeAccepted, "", "office dresden (pull API)")
+			return c.Decide(now, "", submission.OutcomeAccepted, "", "office dresden (pull API)")
 		}); err != nil {
 			t.Fatal(err)
 		}

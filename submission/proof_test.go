@@ -25,7 +25,7 @@ func TestDropOutsideTextKeepsTheProof(t *testing.T) {
 		evs = append(evs, e...)
 	}
 	add(s.Delivered(now, s.Generation, Confirmation{Receiver: "office o1", Reference: "Az-7"}))
-	add(s.Decide(now, OutcomeRejected, "Nachweis fehlt", "clerk"))
+	add(s.Decide(now, "", OutcomeRejected, "Nachweis fehlt", "clerk"))
 	add(s.AddReply(now, Reply{ID: "r1", Kind: "Bescheid", SHA256: "cd34", Size: 3, Channel: "api"}))
 	add(s.RemoveBytes(now, "retention: 2160h0m0s after the office's answer"))
 	for i := range evs {

@@ -610,8 +610,11 @@ func (s *Submission) AwaitsDecision() bool {
 
 // Decide records the office's answer. The office must have the package (delivered).
 // Repeating the same answer changes nothing (nil events, nil error); a different
-// answer after one was given is ErrIllegal.
-func (s *Submission) Decide(now time.Time, outcome, reason, actor string) ([]Event, error) {
+// answer after one was given is ErrIllegal. channel names the face it came by
+// (as Confirm's does): the log of a case the office's system fetched and a clerk
+// decided in the mailbox said only "accepted by anna"; "" where no face carried
+// it (a peer's report, a test).
+func (s *Submission) Decide(now time.Time, channel, outcome, reason, actor string) ([]Event, error) {
 	var typ string
 	switch outcome {
 	case OutcomeAccepted:
@@ -633,7 +636,7 @@ func (s *Submission) Decide(now time.Time, outcome, reason, actor string) ([]Eve
 	s.Decision = &Decision{Outcome: outcome, Reason: reason, At: now, Actor: actor, RecordedAt: now}
 	s.State = State(outcome)
 	s.NextAttemptAt = time.Time{}
-	return []Event{{At: now, Type: typ, Actor: actor, Detail: reason}}, nil
+	return []Event{{At: now, Type: typ, Actor: actor, Channel: channel, Detail: reason}}, nil
 }
 
 // Requeue starts delivery again from the office's first channel (an operator's

@@ -36,7 +36,7 @@ func fixture(t *testing.T, st State) *Submission {
 		must(s.ChannelFailed(t0, s.Generation, Reason{Public: "gone"}))
 	case StateAccepted, StateRejected:
 		must(s.Delivered(t0, s.Generation, c))
-		must(s.Decide(t0, string(st), "why", "clerk"))
+		must(s.Decide(t0, "", string(st), "why", "clerk"))
 	case StateForwarded:
 		s.State = StateForwarded // no transition leads here yet (peer channel)
 	default:
@@ -93,15 +93,15 @@ func TestEveryTransitionFromEveryState(t *testing.T) {
 			StateDelivered: noop(StateDelivered), StateAccepted: noop(StateAccepted), StateRejected: noop(StateRejected),
 			StateForwarded: illegal,
 		}},
-		{"Decide accepted", func(s *Submission) ([]Event, error) { return s.Decide(t0, OutcomeAccepted, "", "clerk") }, map[State]result{
+		{"Decide accepted", func(s *Submission) ([]Event, error) { return s.Decide(t0, "", OutcomeAccepted, "", "clerk") }, map[State]result{
 			StateDelivered: ok(StateAccepted, EventAccepted), StateAccepted: noop(StateAccepted),
 			StateQueued: illegal, StateRetrying: illegal, StateHandedOver: illegal, StateHeld: illegal, StateRejected: illegal, StateForwarded: illegal,
 		}},
-		{"Decide rejected", func(s *Submission) ([]Event, error) { return s.Decide(t0, OutcomeRejected, "incomplete", "clerk") }, map[State]result{
+		{"Decide rejected", func(s *Submission) ([]Event, error) { return s.Decide(t0, "", OutcomeRejected, "incomplete", "clerk") }, map[State]result{
 			StateDelivered: ok(StateRejected, EventRejected), StateRejected: noop(StateRejected),
 			StateQueued: illegal, StateRetrying: illegal, StateHandedOver: illegal, StateHeld: illegal, StateAccepted: illegal, StateForwarded: illegal,
 		}},
-		{"Decide unknown outcome", func(s *Submission) ([]Event, error) { return s.Decide(t0, "maybe", "", "") }, map[State]result{
+		{"Decide unknown outcome", func(s *Submission) ([]Event, error) { return s.Decide(t0, "", "maybe", "", "") }, map[State]result{
 			StateQueued: illegal, StateRetrying: illegal, StateHandedOver: illegal, StateDelivered: illegal, StateHeld: illegal,
 			StateAccepted: illegal, StateRejected: illegal, StateForwarded: illegal,
 		}},
@@ -463,7 +463,7 @@ func TestAwaitsDecisionByTheWayTheOfficeTookIt(t *testing.T) {
 	if !s.AwaitsDecision() {
 		t.Fatal("a reopened case does not await its decision")
 	}
-	must(s.Decide(t0, OutcomeAccepted, "", "clerk"))
+	must(s.Decide(t0, "", OutcomeAccepted, "", "clerk"))
 	if s.AwaitsDecision() {
 		t.Fatal("a decided case awaits a decision")
 	}

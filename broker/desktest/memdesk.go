@@ -439,11 +439,7 @@ func (d *MemDesk) Decide(_ context.Context, office, id string, dec broker.Decisi
 		return nil, err
 	}
 	if err := d.change(s, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
-		evs, err := cur.Decide(now, dec.Outcome, dec.Reason, dec.Actor)
-		for i := range evs {
-			evs[i].Channel = dec.Channel
-		}
-		return evs, err
+		return cur.Decide(now, dec.Channel, dec.Outcome, dec.Reason, dec.Actor)
 	}); err != nil {
 		return nil, err
 	}

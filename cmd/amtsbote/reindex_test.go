@@ -55,7 +55,7 @@ func indexFaultStore(t *testing.T) (dir string, idem *submission.Submission) {
 	}
 	undecided, decided := awaits("ri-undecided"), awaits("ri-decided")
 	if _, err := db.Update(decided.ID, func(x *submission.Submission) ([]submission.Event, error) {
-		return x.Decide(time.Now().UTC(), submission.OutcomeAccepted, "", "fv")
+		return x.Decide(time.Now().UTC(), "", submission.OutcomeAccepted, "", "fv")
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/store"
@@ -224,7 +225,7 @@ func one(db *store.DB, signer *signing.Signer, i, n, offices, big, waiting int, 
 		if r.IntN(20) == 0 {
 			outcome, reason = submission.OutcomeRejected, "Unterlagen unvollständig"
 		}
-		if e, err = c.Decide(decAt, outcome, reason, "office "+office+" (pull API)"); err != nil {
+		if e, err = c.Decide(decAt, channel.API, outcome, reason, "office "+office+" (pull API)"); err != nil {
 			return nil, err
 		}
 		out = append(out, e...)

@@ -120,7 +120,7 @@ func fillRace(t *testing.T, jsA, jsB jetstream.JetStream, o Options) {
 				}
 			case "undecided submissions":
 				update(t, nodeB, "decided", func(x *submission.Submission) ([]submission.Event, error) {
-					return x.Decide(time.Now().UTC(), submission.OutcomeAccepted, "", "fv")
+					return x.Decide(time.Now().UTC(), "", submission.OutcomeAccepted, "", "fv")
 				})
 			}
 		}

@@ -136,7 +136,7 @@ func TestRemovingBytesRewritesEventsAndPages(t *testing.T) {
 		return s.Confirm(now, "mailbox", submission.Confirmation{Receiver: "office-a"})
 	})
 	change("answered", func(s *submission.Submission, now time.Time) ([]submission.Event, error) {
-		return s.Decide(now, submission.OutcomeRejected, reason, "clerk")
+		return s.Decide(now, "", submission.OutcomeRejected, reason, "clerk")
 	})
 	before = versions("answered")
 	rep, err := br.GC(ctx, time.Now().Add(91*24*time.Hour), broker.Retention{PackageBytes: 90 * 24 * time.Hour, BlobGrace: time.Hour})

@@ -54,7 +54,7 @@ func TestCheckNamesIndexFaults(t *testing.T) {
 	}
 	undecided, decided := awaits("01a2-undecided"), awaits("01a2-decided")
 	if _, err := db.Update(decided.ID, func(x *submission.Submission) ([]submission.Event, error) {
-		return x.Decide(time.Now().UTC(), submission.OutcomeAccepted, "", "fv")
+		return x.Decide(time.Now().UTC(), "", submission.OutcomeAccepted, "", "fv")
 	}); err != nil {
 		t.Fatal(err)
 	}

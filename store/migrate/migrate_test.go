@@ -238,7 +238,7 @@ func TestExportAfterRetention(t *testing.T) {
 	dir := t.TempDir()
 	src := filledStore(t, 3)
 	aged, err := src.Update("s000", func(s *submission.Submission) ([]submission.Event, error) {
-		evs, err := s.Decide(time.Now().UTC(), "accepted", "", "office")
+		evs, err := s.Decide(time.Now().UTC(), "", "accepted", "", "office")
 		if err != nil {
 			return nil, err
 		}
@@ -367,7 +367,7 @@ func (b retiringBlobs) Open(ctx context.Context, digest string) (io.ReadCloser, 
 	s, err := b.r.Store.Get(b.r.id)
 	if err == nil && s.BytesRemovedAt == nil && s.PackageSHA256 == digest {
 		if _, err := b.r.Store.Update(b.r.id, func(s *submission.Submission) ([]submission.Event, error) {
-			evs, err := s.Decide(time.Now().UTC(), "accepted", "", "office")
+			evs, err := s.Decide(time.Now().UTC(), "", "accepted", "", "office")
 			if err != nil {
 				return nil, err
 			}
@@ -433,7 +433,7 @@ func TestCheckRemembersOnlyListedRecords(t *testing.T) {
 	}
 	for _, id := range delivered {
 		if _, err := src.Update(id, func(x *submission.Submission) ([]submission.Event, error) {
-			return x.Decide(time.Now().UTC(), submission.OutcomeAccepted, "", "fv")
+			return x.Decide(time.Now().UTC(), "", submission.OutcomeAccepted, "", "fv")
 		}); err != nil {
 			t.Fatal(err)
 		}

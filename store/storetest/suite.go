@@ -721,10 +721,10 @@ func (s *suite) testUndecided(t *testing.T) {
 		return x.MarkProcessed(now, false, "anna", "mailbox")
 	})
 	update(mailbox, func(x *submission.Submission) ([]submission.Event, error) {
-		return x.Decide(now, submission.OutcomeRejected, "unvollständig", "anna")
+		return x.Decide(now, "", submission.OutcomeRejected, "unvollständig", "anna")
 	})
 	update(api, func(x *submission.Submission) ([]submission.Event, error) {
-		return x.Decide(now, submission.OutcomeAccepted, "", "fv")
+		return x.Decide(now, "", submission.OutcomeAccepted, "", "fv")
 	})
 	// An erasure leaves nothing to decide on.
 	update(other, func(x *submission.Submission) ([]submission.Event, error) {
@@ -777,7 +777,7 @@ func (s *suite) testUndecidedBuiltOnOpen(t *testing.T) {
 	}
 	now := time.Now().UTC()
 	if _, err := st.Update(ids[4], func(x *submission.Submission) ([]submission.Event, error) {
-		return x.Decide(now, submission.OutcomeAccepted, "", "fv")
+		return x.Decide(now, "", submission.OutcomeAccepted, "", "fv")
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -798,7 +798,7 @@ func (s *suite) testUndecidedBuiltOnOpen(t *testing.T) {
 	}
 	// And it is kept from then on.
 	if _, err := st.Update(ids[0], func(x *submission.Submission) ([]submission.Event, error) {
-		return x.Decide(now, submission.OutcomeAccepted, "", "fv")
+		return x.Decide(now, "", submission.OutcomeAccepted, "", "fv")
 	}); err != nil {
 		t.Fatal(err)
 	}
