@@ -179,19 +179,20 @@ func newAdminClient(cfg config.Config, base string) (*adminClient, error) {
 	if token == "" {
 		return nil, fmt.Errorf("no admin token: set admin_token in the configuration (or AMTSBOTE_ADMIN_TOKEN); on the development PKI, point -config or -data at the gateway's data folder")
 	}
-	if err := clearTextAway(base); err != nil {
+	if err := clearTextAway(base, "the admin token"); err != nil {
 		return nil, err
 	}
 	return &adminClient{base: strings.TrimSuffix(base, "/"), token: token, http: &http.Client{Timeout: 2 * time.Minute}}, nil
 }
 
-// clearTextAway refuses a plain http:// base on another host: the admin token
-// (and, for `store backup`, the whole store) would cross the network in the
-// clear, to anyone on the way. The gateway's own host (loopback) is fine, and is
-// where the tool usually runs; elsewhere the gateway is reached by https.
-func clearTextAway(base string) error {
+// clearTextAway refuses a plain http:// base on another host for a request
+// that carries what (a token; for `store backup`, the whole store too): it
+// would cross the network in the clear, to anyone on the way. The gateway's
+// own host (loopback) is fine, and is where the tools usually run; elsewhere
+// the gateway is reached by https.
+func clearTextAway(base, what string) error {
 	if host, ok := config.PlainHTTPAway(base); ok {
-		return fmt.Errorf("refusing to send the admin token in the clear to %s: use an https:// URL, or run this on the gateway's host with -url http://127.0.0.1:PORT", host)
+		return fmt.Errorf("refusing to send %s in the clear to %s: use an https:// URL, or run this on the gateway's host with -url http://127.0.0.1:PORT", what, host)
 	}
 	return nil
 }

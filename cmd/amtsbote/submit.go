@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/api/problem"
-	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/gateway"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/portal"
@@ -105,9 +104,11 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	// -wait then reads the status with the portal's bearer token, which over
 	// plain http to another host crosses the network in the clear — refused
 	// before the package is sent, as the admin CLI refuses its token.
-	if host, ok := config.PlainHTTPAway(*url); ok && *wait > 0 && *token != "" {
-		fmt.Fprintf(stderr, "amtsbote submit: refusing to send the portal token in the clear to %s for -wait: use an https:// URL, leave out -wait, or run this on the gateway's host with -url http://127.0.0.1:PORT\n", host)
-		return 2
+	if *wait > 0 && *token != "" {
+		if err := clearTextAway(*url, "the portal token"); err != nil {
+			fmt.Fprintf(stderr, "amtsbote submit: %v; or leave out -wait, which reads the status with it\n", err)
+			return 2
+		}
 	}
 	devKeys := *keyFile == "" || *certFile == ""
 	if devKeys {
