@@ -95,10 +95,7 @@ func (d *MemDesk) Erase(t testing.TB, id string) {
 	t.Helper()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	s, ok := d.subs[id]
-	if !ok {
-		t.Fatalf("Erase: no case %s", id)
-	}
+	s := d.setUp(t, "Erase", id)
 	if s.BytesRemovedAt != nil {
 		return
 	}
@@ -117,16 +114,24 @@ func (d *MemDesk) Erase(t testing.TB, id string) {
 	}
 }
 
+// setUp is the case id a set-up hook (Erase, Forward) works on, with d.mu
+// held; a case the suite never handed over fails the test.
+func (d *MemDesk) setUp(t testing.TB, hook, id string) *submission.Submission {
+	t.Helper()
+	s, ok := d.subs[id]
+	if !ok {
+		t.Fatalf("%s: no case %s", hook, id)
+	}
+	return s
+}
+
 // Forward implements Desk: a peer gateway received the case
 // (submission.Submission.Forwarded), as broker.Broker.RecordForwarded records.
 func (d *MemDesk) Forward(t testing.TB, id string) {
 	t.Helper()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	s, ok := d.subs[id]
-	if !ok {
-		t.Fatalf("Forward: no case %s", id)
-	}
+	s := d.setUp(t, "Forward", id)
 	f := submission.Forward{Peer: "amtsbote-by", PeerSubmissionID: "p-" + id}
 	if err := d.change(s, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
 		return cur.Forwarded(now, f)

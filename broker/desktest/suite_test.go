@@ -336,29 +336,26 @@ func (d repliesToErased) Reply(ctx context.Context, office, id string, in broker
 	return r, err
 }
 
-// pickUpAnyway records the pickup of s without asking whether its bytes were
-// erased before the office read them.
-func (d *MemDesk) pickUpAnyway(s *submission.Submission, p broker.Pickup) error {
-	return d.change(s, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
-		return cur.Confirm(now, p.Channel, submission.Confirmation{Receiver: p.Receiver, At: now})
-	})
+// pickUpFirst records the pickup of the office's case id without asking
+// whether its bytes were erased before the office read them; the MemDesk
+// method called next then finds it picked up.
+func (d *MemDesk) pickUpFirst(office, id string, p broker.Pickup) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s, err := d.forOffice(office, id); err == nil {
+		_ = d.change(s, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+			return cur.Confirm(now, p.Channel, submission.Confirmation{Receiver: p.Receiver, At: now})
+		})
+	}
 }
 
 // confirmsErasedUnread records a confirmation of a case erased before the
 // office read it as the delivery.
 type confirmsErasedUnread struct{ *MemDesk }
 
-func (d confirmsErasedUnread) Confirm(_ context.Context, office, id string, p broker.Pickup) (*submission.Submission, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	s, err := d.admitted(office, id, p.Admit)
-	if err != nil {
-		return nil, err
-	}
-	if err := d.pickUpAnyway(s, p); err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
+func (d confirmsErasedUnread) Confirm(ctx context.Context, office, id string, p broker.Pickup) (*submission.Submission, error) {
+	d.pickUpFirst(office, id, p)
+	return d.MemDesk.Confirm(ctx, office, id, p)
 }
 
 // decidesErasedUnread records the pickup a decision implies on a case erased
@@ -366,11 +363,7 @@ func (d confirmsErasedUnread) Confirm(_ context.Context, office, id string, p br
 type decidesErasedUnread struct{ *MemDesk }
 
 func (d decidesErasedUnread) Decide(ctx context.Context, office, id string, dec broker.Decision) (*submission.Submission, error) {
-	d.mu.Lock()
-	if s, err := d.forOffice(office, id); err == nil {
-		_ = d.pickUpAnyway(s, broker.Pickup{Channel: dec.Channel, Receiver: dec.Actor})
-	}
-	d.mu.Unlock()
+	d.pickUpFirst(office, id, broker.Pickup{Channel: dec.Channel, Receiver: dec.Actor})
 	return d.MemDesk.Decide(ctx, office, id, dec)
 }
 
