@@ -124,9 +124,9 @@ func tokenKey(token string) string {
 //     refresh must not bring back a session a logout removed since the request
 //     read it (in another tab, at another gateway);
 //   - sweepSessions removes the sessions expired at now(), asked once it may
-//     write (a book whose entries expire by
-//     themselves may leave that to them, as long as getSession of an expired one
-//     is then handled by the caller: Mailbox.session checks expiry itself).
+//     write (a book whose entries expire by themselves may leave that to them,
+//     as long as getSession of an expired one is then handled by the caller:
+//     Mailbox.session checks expiry itself).
 type sessionBook interface {
 	putSession(key string, ss session) error
 	getSession(key string) (session, bool, error)
