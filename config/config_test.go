@@ -441,18 +441,7 @@ func TestHTTPTimeoutsMustBePositive(t *testing.T) {
 // read and write the whole store in cluster mode. SecretSettings left it out,
 // so a world-readable configuration with it was not warned about.
 func TestNATSPasswordIsASecret(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "amtsbote.yaml")
-	yaml := "nats:\n  url: nats://amtsbote:pw@nats-1:4222,nats://nats-2:4222\n"
-	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(path, 0o644); err != nil { // whatever the umask
-		t.Fatal(err)
-	}
-	c, err := Load(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, c := loadReadableByAll(t, "nats:\n  url: nats://amtsbote:pw@nats-1:4222,nats://nats-2:4222\n")
 	if w := ExposedSecretsWarning(path, &c); !strings.Contains(w, "nats.url") || strings.Contains(w, "pw") {
 		t.Fatalf("warning %q, want one naming nats.url, without the password", w)
 	}
@@ -519,8 +508,7 @@ func TestTransferLedgerKeep(t *testing.T) {
 // part; a file holding only these started without a word. The warning now names
 // them (never a value); an endpoint without either is no secret.
 func TestPasswordHashesAndEndpointTokensAreSecrets(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "amtsbote.yaml")
-	yaml := `mailbox:
+	path, c := loadReadableByAll(t, `mailbox:
   users:
     - {name: anna, office: office-a, password_hash: "$2a$12$LqXFzjQqrQwo5VwKNj1tueluLr6uGxTMNCSIdwAEqcHSKpwVmcfPG"}
 offices:
@@ -536,17 +524,7 @@ offices:
 portals:
   amt24:
     callback: {endpoint: "https://amt24.example/cb?key=tok-in-callback"}
-`
-	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(path, 0o644); err != nil { // whatever the umask
-		t.Fatal(err)
-	}
-	c, err := Load(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	want := []string{"portals.amt24.callback.endpoint", "offices.office-a.channels.webhook.endpoint",
 		"offices.office-b.channels.webhook.endpoint", "mailbox.users[0].password_hash"}
 	if got := c.SecretSettings(); !slices.Equal(got, want) {
@@ -561,4 +539,23 @@ portals:
 			t.Errorf("the warning shows a value (%s): %s", v, w)
 		}
 	}
+}
+
+// loadReadableByAll writes yaml to a configuration file every user of the
+// machine may read (mode 0644, whatever the umask) and loads it: what
+// ExposedSecretsWarning is about.
+func loadReadableByAll(t *testing.T, yaml string) (string, Config) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "amtsbote.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, c
 }
