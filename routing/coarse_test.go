@@ -11,15 +11,22 @@ import (
 // withOverlay is the built-in directory with one YAML overlay written to a temp file.
 func withOverlay(t *testing.T, yaml string) *Directory {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "overlay.yaml")
-	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	d, err := BuildWithFiles(builtinT(t), p)
+	d, err := buildOverlay(t, yaml)
 	if err != nil {
 		t.Fatalf("BuildWithFiles: %v", err)
 	}
 	return d
+}
+
+// buildOverlay builds the built-in directory with yaml as the operator's file
+// overlay.yaml, the name its errors give.
+func buildOverlay(t *testing.T, yaml string) (*Directory, error) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "overlay.yaml")
+	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return BuildWithFiles(builtinT(t), p)
 }
 
 // municipalitiesIn counts the municipalities whose ARS starts with prefix.

@@ -71,11 +71,7 @@ responsibilities:
 `, "overlay.yaml:7: service " + keyWohngeld + " in area 14522 (rolle zustaendig) goes to office amt-b here but to office amt-a at line 5"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := filepath.Join(t.TempDir(), "overlay.yaml")
-			if err := os.WriteFile(p, []byte(tc.body), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			_, err := BuildWithFiles(builtinT(t), p)
+			_, err := buildOverlay(t, tc.body)
 			if !errors.Is(err, ErrInvalidData) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v\nwant ErrInvalidData with %q", err, tc.want)
 			}

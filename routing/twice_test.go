@@ -2,8 +2,6 @@ package routing
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -32,28 +30,16 @@ func TestKeyTwiceInOneFileIsRefused(t *testing.T) {
 `, "overlay.yaml:3: service 99000000000123 is defined here and at line 2 of the same file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := filepath.Join(t.TempDir(), "overlay.yaml")
-			if err := os.WriteFile(p, []byte(tc.body), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			_, err := BuildWithFiles(builtinT(t), p)
+			_, err := buildOverlay(t, tc.body)
 			if !errors.Is(err, ErrInvalidData) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v\nwant ErrInvalidData with %q", err, tc.want)
 			}
 		})
 	}
 	// The same office in two files: the later file corrects the earlier.
-	dir := t.TempDir()
-	first, second := filepath.Join(dir, "a.yaml"), filepath.Join(dir, "b.yaml")
-	for f, body := range map[string]string{
-		first:  "offices:\n  - {id: amt-a, name: \"Amt A\", kanaele: [{kind: mailbox}]}\n",
-		second: "offices:\n  - {id: amt-a, name: \"Amt A (neu)\", kanaele: [{kind: mailbox}]}\n",
-	} {
-		if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d, err := BuildWithFiles(builtinT(t), first, second)
+	d, err := withOverlays(t,
+		"offices:\n  - {id: amt-a, name: \"Amt A\", kanaele: [{kind: mailbox}]}\n",
+		"offices:\n  - {id: amt-a, name: \"Amt A (neu)\", kanaele: [{kind: mailbox}]}\n")
 	if err != nil {
 		t.Fatal(err)
 	}
