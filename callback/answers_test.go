@@ -1,12 +1,15 @@
 package callback
 
 import (
+	"bytes"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -75,4 +78,114 @@ func TestFailureLogHasNoEndpoint(t *testing.T) {
 	if !strings.Contains(line, "refused") {
 		t.Errorf("the log lost the cause:\n%s", line)
 	}
+}
+
+// TestEndlessAnswerIsReadOnlyToItsCap: what a portal answers to a callback is
+// read only up to 4 KiB (maxAnswer) and then the connection is dropped. Its
+// status alone judges the callback, so nothing more is worth reading, and a
+// portal (or a broken proxy in front of it) that answers with an endless body
+// would otherwise keep the portal's one sender reading until the POST's
+// timeout, every time, while its ids wait. The bytes the notifier read are
+// counted at its own client's transport; a portal answering 503 and then 200,
+// each with an endless body, gets its callback failed and then sent, each
+// answer read to at most the cap, and each of its handlers ends (nothing holds
+// the connection). Only time showed a missing cap before (the POST's timeout
+// still bounds the read), and the tests assert no timings.
+func TestEndlessAnswerIsReadOnlyToItsCap(t *testing.T) {
+	const limit = 4 << 10 // the documented cap, not maxAnswer: raising the constant must fail here
+	var calls atomic.Int32
+	ended := make(chan int, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		status := http.StatusOK
+		if calls.Add(1) == 1 {
+			status = http.StatusServiceUnavailable
+		}
+		w.WriteHeader(status)
+		chunk := bytes.Repeat([]byte("A"), 32<<10)
+		for { // endless, until the notifier drops the connection
+			if _, err := w.Write(chunk); err != nil {
+				break
+			}
+		}
+		ended <- status
+	}))
+	t.Cleanup(srv.Close)
+	counting := &countingTransport{}
+	client := webhook.NewClient(5*time.Second, nil, "portal callback")
+	counting.rt, client.Transport = client.Transport, counting
+	n := start(t, Options{Client: client, Timeout: 5 * time.Second,
+		Portals: []Portal{{ID: "amt24", Endpoint: srv.URL, Secret: webhook.NewSecret()}}})
+	n.Observe(sub("a", "amt24", "o"), submission.Event{})
+	// A liveness bound, not a timing assertion.
+	for deadline := time.Now().Add(time.Minute); value(n.sent.WithLabelValues("amt24", "ok")) < 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the callback was never counted as sent")
+		}
+	}
+	if f, ok := value(n.sent.WithLabelValues("amt24", "failed")), value(n.sent.WithLabelValues("amt24", "ok")); f != 1 || ok != 1 {
+		t.Errorf("metrics: %v failed, %v ok; want the 503 failed and the 200 sent, each once, whatever their bodies", f, ok)
+	}
+	reads := counting.answers()
+	if len(reads) != 2 {
+		t.Fatalf("the notifier read %d answers (%v), want 2", len(reads), reads)
+	}
+	for i, got := range reads {
+		if got > limit {
+			t.Errorf("answer %d: the notifier read %d bytes of an endless body, want at most %d", i+1, got, limit)
+		}
+	}
+	for range 2 {
+		select {
+		case <-ended:
+		case <-time.After(time.Minute): // liveness guard, not a timing assertion
+			t.Fatal("a portal's handler never ended: the notifier kept its connection")
+		}
+	}
+}
+
+// countingTransport counts the bytes read of each response's body, recorded
+// when the body is closed.
+type countingTransport struct {
+	rt    http.RoundTripper
+	mu    sync.Mutex
+	reads []int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.rt.RoundTrip(r)
+	if err == nil {
+		resp.Body = &countedBody{ReadCloser: resp.Body, done: c.add}
+	}
+	return resp, err
+}
+
+func (c *countingTransport) add(n int64) {
+	c.mu.Lock()
+	c.reads = append(c.reads, n)
+	c.mu.Unlock()
+}
+
+func (c *countingTransport) answers() []int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.reads)
+}
+
+type countedBody struct {
+	io.ReadCloser
+	n    int64
+	once sync.Once
+	done func(int64)
+}
+
+func (b *countedBody) Read(p []byte) (int, error) {
+	k, err := b.ReadCloser.Read(p)
+	b.n += int64(k)
+	return k, err
+}
+
+func (b *countedBody) Close() error {
+	b.once.Do(func() { b.done(b.n) })
+	return b.ReadCloser.Close()
 }

@@ -328,7 +328,10 @@ type subject struct {
 	OfficeID      string `json:"officeId"`
 }
 
-// maxAnswer bounds what is read of a portal's answer.
+// maxAnswer bounds what is read of a portal's answer: its status alone judges
+// the callback, and an answer without end (a portal's error page streamed, a
+// broken proxy) would keep the portal's one sender reading until the POST's
+// timeout, every time (TestEndlessAnswerIsReadOnlyToItsCap).
 const maxAnswer = 4 << 10
 
 func (n *Notifier) send(p Portal, batch []subject) error {
