@@ -136,7 +136,7 @@ func (a *Adapter) pruneEntry(dir, name string, now time.Time) bool {
 		return false
 	}
 	rec, err := readLedger(dir, fid)
-	if err != nil || rec.PendingCase != "" || rec.ConfirmedAt.IsZero() || fileID(rec.DeliveryID) != fid {
+	if err != nil || rec.pending() || rec.ConfirmedAt.IsZero() || fileID(rec.DeliveryID) != fid {
 		return false
 	}
 	noticed := rec.ConfirmNoticedAt

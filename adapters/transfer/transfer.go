@@ -577,7 +577,7 @@ func (a *Adapter) deliver(ctx context.Context, dir string, d adapters.Delivery) 
 	switch {
 	case err == nil && rec.DeliveryID != d.ID:
 		return adapters.Confirmation{}, &Error{Reason: ReasonWrite, Err: errors.New("ledger record belongs to another delivery id")}
-	case err == nil && rec.PendingCase != "":
+	case err == nil && rec.pending():
 		c, handed, err := a.resolvePending(dir, fid, rec, d)
 		if err != nil || handed {
 			return c, err
@@ -866,7 +866,7 @@ func (a *Adapter) removeStaleTemps(dir string) {
 		fid := strings.TrimPrefix(e.Name(), TempPrefix)
 		rec, err := readLedger(dir, fid)
 		switch {
-		case errors.Is(err, fs.ErrNotExist) || err == nil && rec.PendingCase == "":
+		case errors.Is(err, fs.ErrNotExist) || err == nil && !rec.pending():
 			if err := os.RemoveAll(tmp); err != nil {
 				continue
 			}
@@ -915,17 +915,30 @@ func (a *Adapter) Confirmed(ctx context.Context, d adapters.Delivery) (adapters.
 	if err != nil {
 		return adapters.Confirmation{}, false, classifyRead("read ledger", err)
 	}
-	if rec.DeliveryID != d.ID || rec.PendingCase != "" {
-		// Another delivery's, or a hand-over not recorded yet (the next attempt of
-		// the delivery settles it): not handed over, so not confirmed either.
+	if rec.DeliveryID != d.ID {
+		return adapters.Confirmation{}, false, nil // another delivery's record
+	}
+	if rec.pending() {
+		// A hand-over begun and not recorded: whether its case folder was ever
+		// renamed into place only the temporary folder tells, and only the
+		// delivery's next attempt settles that (resolvePending). Its case folder
+		// gone or marked is no import then: after a crash before the rename it
+		// never came, and a confirmation would sign a Zustellbestaetigung for a
+		// case the office never had. This check alone says so: the case folder
+		// is looked for by the name the record gives in either state
+		// (caseName). Before, the empty Case of a pending record did it unasked
+		// (the office folder itself was looked at, which is there), and a change
+		// that filled Case earlier would have undone it silently
+		// (TestPendingRecordIsNoHandOver).
 		return adapters.Confirmation{}, false, nil
 	}
+	name := rec.caseName()
 	a.watch(dir)
 	receiver := "import of " + dir
 	if !rec.ConfirmedAt.IsZero() {
-		return adapters.Confirmation{Receiver: receiver, At: rec.ConfirmedAt, Reference: rec.Case}, true, nil
+		return adapters.Confirmation{Receiver: receiver, At: rec.ConfirmedAt, Reference: name}, true, nil
 	}
-	caseDir := filepath.Join(dir, rec.Case)
+	caseDir := filepath.Join(dir, name)
 	if mi, err := os.Lstat(caseDir + MarkerSuffix); err == nil && !mi.IsDir() {
 		// The marker's time is the office's clock, or a copy tool's, and goes into the
 		// signed Zustellbestaetigung: never before the hand-over, never after now.
@@ -933,15 +946,15 @@ func (a *Adapter) Confirmed(ctx context.Context, d adapters.Delivery) (adapters.
 		at := submission.ClampTime(mi.ModTime(), rec.WrittenAt, now)
 		if at.Sub(mi.ModTime()).Abs() > markerSlack {
 			a.log.Warn("transfer: marker time lies outside hand-over and now, the confirmation names the nearest",
-				"delivery", d.ID, "office", d.OfficeID, "case", rec.Case, "marker_time", mi.ModTime().UTC(),
+				"delivery", d.ID, "office", d.OfficeID, "case", name, "marker_time", mi.ModTime().UTC(),
 				"handed_over", rec.WrittenAt.UTC(), "now", now.UTC(), "confirmed_at", at.UTC())
 		}
 		rec.ConfirmedAt, rec.ConfirmNoticedAt = at, now
 		if err := writeLedger(dir, fid, rec); err != nil {
 			a.log.Warn("transfer: cannot record the confirmation in the ledger", "delivery", d.ID, "err", stripPath(err))
 		}
-		a.log.Info("transfer: import confirmed by marker", "delivery", d.ID, "office", d.OfficeID, "case", rec.Case)
-		return adapters.Confirmation{Receiver: receiver, At: at, Reference: rec.Case}, true, nil
+		a.log.Info("transfer: import confirmed by marker", "delivery", d.ID, "office", d.OfficeID, "case", name)
+		return adapters.Confirmation{Receiver: receiver, At: at, Reference: name}, true, nil
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return adapters.Confirmation{}, false, classifyRead("look for marker", err)
 	}
@@ -969,8 +982,8 @@ func (a *Adapter) Confirmed(ctx context.Context, d adapters.Delivery) (adapters.
 	if err := writeLedger(dir, fid, rec); err != nil {
 		a.log.Warn("transfer: cannot record the confirmation in the ledger", "delivery", d.ID, "err", err)
 	}
-	a.log.Info("transfer: import confirmed, case folder gone", "delivery", d.ID, "office", d.OfficeID, "case", rec.Case)
-	return adapters.Confirmation{Receiver: receiver, At: at, Reference: rec.Case}, true, nil
+	a.log.Info("transfer: import confirmed, case folder gone", "delivery", d.ID, "office", d.OfficeID, "case", name)
+	return adapters.Confirmation{Receiver: receiver, At: at, Reference: name}, true, nil
 }
 
 // markerSlack is how far a marker's time may lie outside [hand-over, now] before the
@@ -1000,6 +1013,21 @@ type ledgerRecord struct {
 	ConfirmNoticedAt time.Time `json:"confirm_noticed_at,omitzero"`
 }
 
+// pending reports whether r is a pending record: a hand-over begun and not
+// recorded, which may or may not have happened (resolvePending tells by the
+// temporary folder). Every decision between a begun and a recorded hand-over
+// asks this, never whether Case is empty: Case is empty in a pending record
+// only for older versions' sake, not as its mark.
+func (r *ledgerRecord) pending() bool { return r.PendingCase != "" }
+
+// caseName is the case folder r names, pending or handed over.
+func (r *ledgerRecord) caseName() string {
+	if r.pending() {
+		return r.PendingCase
+	}
+	return r.Case
+}
+
 type handover struct {
 	Attempt int       `json:"attempt"`
 	At      time.Time `json:"at"`
@@ -1016,14 +1044,10 @@ func readLedger(dir, fid string) (*ledgerRecord, error) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("ledger record: %w", err)
 	}
-	name := r.Case
-	if r.PendingCase != "" {
-		if r.Case != "" {
-			return nil, errors.New("ledger record: both pending and handed over")
-		}
-		name = r.PendingCase
+	if r.pending() && r.Case != "" {
+		return nil, errors.New("ledger record: both pending and handed over")
 	}
-	if name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
+	if name := r.caseName(); name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
 		return nil, errors.New("ledger record: bad case folder name")
 	}
 	return &r, nil

@@ -1186,6 +1186,82 @@ func TestCrashAfterRenameImportedBeforeRetry(t *testing.T) {
 	}
 }
 
+// TestPendingRecordIsNoHandOver: a pending ledger record is a hand-over begun
+// and not recorded, and Confirmed never counts it as confirmed, whatever its
+// case folder shows: never renamed into place (a crash before the rename: the
+// folder is "gone" because it never came), renamed and taken by the import, or
+// renamed and marked. Only the delivery's next attempt, which tells by the
+// temporary folder whether the rename happened, records the hand-over; then the
+// import counts. Confirmed asks the record's state for this, by its own field:
+// the empty Case of a pending record used to do it unasked — looking at the
+// office folder itself, whose marker "<office folder>.ok" confirmed a pending
+// record once the check was gone — and a change filling Case earlier would
+// have confirmed all three (the first with a Zustellbestaetigung for a case
+// the office never had).
+func TestPendingRecordIsNoHandOver(t *testing.T) {
+	for _, state := range []string{"never-renamed", "renamed-and-imported", "renamed-and-marked"} {
+		t.Run(state, func(t *testing.T) {
+			dir := officeFolder(t)
+			a := newAdapter(t)
+			d := realDelivery(dir, "dlv-pending-"+state, "4c1f0e52-0000-4000-8000-000000000060")
+			name := caseBase(d)
+			// An import run one folder too high marks the office folder itself as
+			// read: the marker an empty case name would be looked for by.
+			if err := os.WriteFile(dir+MarkerSuffix, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			at := time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC)
+			if state == "never-renamed" {
+				// As a crash between the pending record and the rename leaves it:
+				// the temporary folder and the record naming a case folder that
+				// is not there.
+				mustMkdir(t, filepath.Join(dir, TempPrefix+fileID(d.ID)))
+			} else {
+				c, err := a.Deliver(t.Context(), d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				name = c.Reference
+				switch state { // the office's import, before the hand-over was recorded
+				case "renamed-and-imported":
+					if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+						t.Fatal(err)
+					}
+				case "renamed-and-marked":
+					if err := os.WriteFile(filepath.Join(dir, name+MarkerSuffix), nil, 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			// The record as deliver writes it before the rename; after it, as a
+			// crash (or a failed write) before the final record leaves it.
+			if err := writeLedger(dir, fileID(d.ID), &ledgerRecord{DeliveryID: d.ID, SubmissionID: d.SubmissionID,
+				PendingCase: name, WrittenAt: at}); err != nil {
+				t.Fatal(err)
+			}
+			if p := pendingCase(dir, d.ID); p != name {
+				t.Fatalf("pending record names %q, want %q", p, name)
+			}
+			if c, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
+				t.Fatalf("a pending record answered confirmed=%v (%+v, %v): nothing was recorded as handed over", ok, c, err)
+			}
+			// The next attempt settles it: written afresh, or the hand-over recorded.
+			d.Attempt = 2
+			c, err := a.Deliver(t.Context(), d)
+			if err != nil || c.Reference != name {
+				t.Fatalf("the next attempt: %+v, %v; want case %s", c, err, name)
+			}
+			_, ok, err := a.Confirmed(t.Context(), d)
+			if want := state != "never-renamed"; ok != want || err != nil {
+				t.Fatalf("after the hand-over was recorded: confirmed=%v (%v), want %v", ok, err, want)
+			}
+			if state == "never-renamed" {
+				checkCase(t, dir, name, d)
+			}
+		})
+	}
+}
+
 // TestLedgerWriteFailsAfterRename: the record of the hand-over, written after the
 // case folder was renamed into place, fails (the share filled up just then, or
 // went away). The retry adopted the case folder if it was still there, but if the
