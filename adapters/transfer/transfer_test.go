@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
+
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/adapters/adaptertest"
 	"github.com/amtsbote/amtsbote/internal/testenv"
@@ -859,7 +861,12 @@ func TestUnreadableLedgerIsAReadFailure(t *testing.T) {
 // handed over and vanish under the share once it is mounted again: never imported,
 // never retried, never sent to the office's next channel. The bare mount point lacks
 // the ledger folder, so the attempt fails as "transfer folder missing", transiently,
-// and writes nothing; with the share back, the retry delivers.
+// and writes nothing — not even for a moment: the attempt looks for the ledger
+// folder when it starts, before it writes the case. The check just before the
+// rename alone would fail the attempt too and remove what it wrote, but only
+// after writing the whole case (up to 512 MiB) onto the local disk under the
+// share; so the test watches the bare mount point for any entry created, not
+// only for what is left. With the share back, the retry delivers.
 func TestUnmountedShareGetsNothing(t *testing.T) {
 	dir := officeFolder(t)
 	a := newAdapter(t)
@@ -872,11 +879,13 @@ func TestUnmountedShareGetsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustMkdir(t, dir)
+	untouched := watchUntouched(t, dir)
 	d := realDelivery(dir, "dlv-unmounted", "4c1f0e52-0000-4000-8000-000000000021")
 	_, err := a.Deliver(t.Context(), d)
 	if err == nil || adapters.IsPermanent(err) || adapters.PublicReason(err) != ReasonMissing {
 		t.Fatalf("Deliver to the bare mount point: %v (reason %q), want transient %q", err, adapters.PublicReason(err), ReasonMissing)
 	}
+	untouched("Deliver to the bare mount point")
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Fatalf("written into the bare mount point: %v", ents)
 	}
@@ -884,12 +893,55 @@ func TestUnmountedShareGetsNothing(t *testing.T) {
 	if _, err := a.Deliver(t.Context(), before); adapters.PublicReason(err) != ReasonMissing {
 		t.Fatalf("repeated Deliver to the bare mount point: %v", err)
 	}
+	untouched("a repeated Deliver to the bare mount point")
 	if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
 		t.Fatalf("confirmed: %v %v", ok, err)
 	}
 	remountAndRetry(t, a, share, dir, &d) // mount again
 	if got := cases(t, dir); len(got) != 2 {
 		t.Errorf("cases %v", got)
+	}
+}
+
+// watchUntouched watches folder dir and returns a check that fails the test if
+// an entry was created in dir, or removed from it, since the watch began or the
+// last check. The check creates and removes a probe file of its own and reads
+// the events up to the probe's removal: inotify reports one watch's events in
+// order, so every change made before the check has been read by then — no
+// waiting for a time.
+func watchUntouched(t *testing.T, dir string) func(what string) {
+	t.Helper()
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close() })
+	if err := w.Add(dir); err != nil {
+		t.Fatal(err)
+	}
+	probe := filepath.Join(dir, "watch-probe")
+	return func(what string) {
+		t.Helper()
+		if err := os.WriteFile(probe, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(probe); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			select {
+			case ev := <-w.Events:
+				if ev.Name != probe {
+					t.Errorf("%s: %s in the folder", what, ev)
+				} else if ev.Has(fsnotify.Remove) {
+					return
+				}
+			case err := <-w.Errors:
+				t.Fatalf("%s: watching the folder: %v", what, err)
+			case <-time.After(time.Minute): // liveness guard, not a timing assertion
+				t.Fatalf("%s: the probe's removal was never reported", what)
+			}
+		}
 	}
 }
 
