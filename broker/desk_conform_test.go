@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -51,8 +52,9 @@ type brokerDesk struct {
 func (d *brokerDesk) HandOver(t testing.TB, c desktest.Case) string {
 	t.Helper()
 	d.n++
+	place, service := cmp.Or(c.Place, "Dresden"), cmp.Or(c.Service, "Test")
 	in := broker.Intake{MessageID: fmt.Sprintf("msg-%d", d.n), Sender: "amt24", SignerID: "amt24", LeikaKey: "99000000000000",
-		ServiceName: "Test", Place: "Dresden", AreaName: "Dresden", OfficeID: c.Office, OfficeName: c.Office,
+		ServiceName: service, Place: place, AreaName: place, OfficeID: c.Office, OfficeName: c.Office,
 		Package: c.Package, Targets: []submission.Target{{Channel: waitsChannel}}}
 	for _, a := range c.Attachments {
 		in.Attachments = append(in.Attachments, broker.AttachmentIn{Meta: submission.Attachment{ID: a.ID, FileName: a.FileName, MimeType: a.MimeType}, Content: a.Content})

@@ -64,6 +64,10 @@ type Case struct {
 	Office      string
 	Package     []byte // the signed package; its SHA-256 and size are the record's
 	Attachments []Attachment
+	// Place and Service are the record's place (as the citizen gave it, and
+	// its area's name) and service name, which ListQuery.Text searches; ""
+	// is "Dresden" and "Test".
+	Place, Service string
 	// Damaged: the stored package bytes end early (a disk fault, a cluster blob
 	// missing a chunk), while the record names the whole package: they open,
 	// but reading them whole fails their check (broker.ErrUnreadable).

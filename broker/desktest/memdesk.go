@@ -2,6 +2,7 @@ package desktest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/internal/textfold"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -72,7 +76,8 @@ func (d *MemDesk) HandOver(_ testing.TB, c Case) string {
 	id := fmt.Sprintf("case-%06d", d.n)
 	d.mu.Unlock()
 	now := time.Now().UTC()
-	s := &submission.Submission{ID: id, OfficeID: c.Office, MessageID: "msg-" + id, ServiceName: "Test", Place: "Dresden",
+	place, service := cmp.Or(c.Place, "Dresden"), cmp.Or(c.Service, "Test")
+	s := &submission.Submission{ID: id, OfficeID: c.Office, MessageID: "msg-" + id, ServiceName: service, Place: place, AreaName: place,
 		State: submission.StateHandedOver, ReceivedAt: now, HandedOverAt: &now,
 		PackageSHA256: sha256Hex(c.Package), PackageSize: int64(len(c.Package))}
 	atts := map[string][]byte{}
@@ -207,8 +212,9 @@ func (d *MemDesk) Waiting(_ context.Context, office string) ([]broker.WaitingEnt
 	return out, nil
 }
 
-// List implements broker.OfficeDesk. Its text search compares as typed only
-// (the broker also folds umlauts and accents).
+// List implements broker.OfficeDesk. Its text search is the broker's
+// (matchesText): it compared as typed only, so a page test could not show that
+// "Goerlitz" finds a case in Görlitz, which the mailbox promises.
 func (d *MemDesk) List(_ context.Context, office string, q broker.ListQuery) (broker.Page, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -239,7 +245,7 @@ func (d *MemDesk) List(_ context.Context, office string, q broker.ListQuery) (br
 		if len(q.DeliveredVia) > 0 && !slices.Contains(q.DeliveredVia, s.DeliveryChannel()) {
 			continue
 		}
-		if q.Text != "" && !strings.Contains(strings.ToLower(s.ID+" "+s.ServiceName+" "+s.Place+" "+s.Sender+" "+s.MessageID), strings.ToLower(q.Text)) {
+		if !matchesText(s, q.Text) {
 			continue
 		}
 		if len(p.Items) == limit {
@@ -249,6 +255,32 @@ func (d *MemDesk) List(_ context.Context, office string, q broker.ListQuery) (br
 		p.Items = append(p.Items, s.Clone())
 	}
 	return p, nil
+}
+
+// matchesText is ListQuery.Text's rule as the broker keeps it: an empty text
+// matches every case; the identifiers (the case's and the message's id, the
+// service key, the portal) match when they contain the text as typed, ignoring
+// case; the names (service, place, area) also in Unicode NFC, and when both
+// fold alike the way the directory folds (textfold: "goerlitz" finds Görlitz,
+// "strasse" Straße). Identifiers are not folded: "ae" folds to "a", and a
+// fragment of one id would find others.
+func matchesText(s *submission.Submission, text string) bool {
+	lower := strings.ToLower(norm.NFC.String(strings.TrimSpace(text)))
+	if lower == "" {
+		return true
+	}
+	for _, f := range []string{s.ID, s.MessageID, s.LeikaKey, s.Sender} {
+		if strings.Contains(strings.ToLower(f), lower) {
+			return true
+		}
+	}
+	folded := textfold.Fold(lower)
+	for _, f := range []string{s.ServiceName, s.Place, s.AreaName} {
+		if strings.Contains(strings.ToLower(norm.NFC.String(f)), lower) || folded != "" && strings.Contains(textfold.Fold(f), folded) {
+			return true
+		}
+	}
+	return false
 }
 
 // Get implements broker.OfficeDesk.

@@ -30,6 +30,7 @@ func Run(t *testing.T, h Harness) {
 	s := &suite{h: h, f: h.Features()}
 	t.Run("OtherOfficeIsNotFound", s.testOtherOffice)
 	t.Run("ListPagesOwnCasesOldestFirst", s.testList)
+	t.Run("ListTextFolds", s.testListText)
 	t.Run("OpeningIsThePickup", s.testOpeningIsPickup)
 	t.Run("DecisionImpliesPickup", s.testDecisionImpliesPickup)
 	t.Run("DecisionIsFinal", s.testDecisionIsFinal)
@@ -236,6 +237,48 @@ func (s *suite) testList(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(ids) {
 		t.Errorf("List pages of 2: %v, want %v (the office's own, oldest first)", got, ids)
+	}
+}
+
+// testListText: ListQuery.Text finds the office's cases by place or service
+// also as people type them — without umlauts or ß ("Goerlitz", "Strasse" find
+// Görlitz, Straße: docs/mailbox.md, "Suche"), in any letter case, decomposed
+// (NFD, as macOS sends it) — and only the office's own.
+func (s *suite) testListText(t *testing.T) {
+	d := s.h.NewDesk(t)
+	goerlitz, strasse, plain := newCase(officeA, 1), newCase(officeA, 2), newCase(officeA, 3)
+	goerlitz.Place = "Görlitz"
+	strasse.Service = "Sondernutzung öffentlicher Straßen"
+	idG, idS, idP := d.HandOver(t, goerlitz), d.HandOver(t, strasse), d.HandOver(t, plain)
+	other := newCase(officeB, 4)
+	other.Place = "Görlitz"
+	d.HandOver(t, other)
+	for _, c := range []struct {
+		text string
+		want []string
+	}{
+		{"Görlitz", []string{idG}},
+		{"GÖRLITZ", []string{idG}},
+		{"Goerlitz", []string{idG}},
+		{"gorlitz", []string{idG}},
+		{"Go\u0308rlitz", []string{idG}},
+		{"Straße", []string{idS}},
+		{"Strasse", []string{idS}},
+		{"oeffentlicher strassen", []string{idS}},
+		{"Leipzig", nil},
+		{"", []string{idG, idS, idP}},
+	} {
+		p, err := d.List(ctx(), officeA, broker.ListQuery{Text: c.text})
+		if err != nil {
+			t.Fatalf("List %q: %v", c.text, err)
+		}
+		var got []string
+		for _, sub := range p.Items {
+			got = append(got, sub.ID)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("List of %s with text %q: %v, want %v", officeA, c.text, got, c.want)
+		}
 	}
 }
 

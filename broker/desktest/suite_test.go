@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,6 +62,8 @@ func (h memHarness) NewDesk(testing.TB) Desk {
 		return receiptsAnyOffice{d}
 	case "receipt-missing":
 		return d // claims Receipts (Features) and holds none
+	case "list-text-as-typed":
+		return listsAsTyped{d}
 	}
 	panic("desktest: unknown defect " + h.defect)
 }
@@ -106,6 +109,7 @@ func TestPlantedDefectsFail(t *testing.T) {
 		"picks-up-forwarded":        "ForwardedAllowsNoPickup",
 		"receipt-of-any-office":     "ReceiptOwnOfficeOnly",
 		"receipt-missing":           "ReceiptOwnOfficeOnly",
+		"list-text-as-typed":        "ListTextFolds",
 	})
 }
 
@@ -390,6 +394,24 @@ func (d receiptsAnyOffice) Receipt(_ context.Context, _, id, kind string) ([]byt
 		return []byte("<Eingangsbestaetigung>" + id + "</Eingangsbestaetigung>"), nil
 	}
 	return nil, broker.ErrNotFound
+}
+
+// listsAsTyped finds a case by text only as typed, ignoring case: MemDesk's
+// search before the suite checked it, where "Goerlitz" found no Görlitz.
+type listsAsTyped struct{ *MemDesk }
+
+func (d listsAsTyped) List(ctx context.Context, office string, q broker.ListQuery) (broker.Page, error) {
+	text := strings.ToLower(q.Text)
+	q.Text = ""
+	p, err := d.MemDesk.List(ctx, office, q)
+	var keep []*submission.Submission
+	for _, s := range p.Items {
+		if strings.Contains(strings.ToLower(s.ID+" "+s.ServiceName+" "+s.Place+" "+s.Sender+" "+s.MessageID), text) {
+			keep = append(keep, s)
+		}
+	}
+	p.Items = keep
+	return p, err
 }
 
 // TestMemDeskAddKeepsTheRecord: Add, which the mailbox's tests use to set up
