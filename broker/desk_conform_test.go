@@ -99,6 +99,17 @@ func (d *brokerDesk) Forward(t testing.TB, id string) {
 	}
 }
 
+// PeerDelivered records the peer's report that its office has the case, as
+// the forwarding gateway's poll of the peer does.
+func (d *brokerDesk) PeerDelivered(t testing.TB, id string) {
+	t.Helper()
+	now := time.Now().UTC()
+	u := submission.PeerStatus{Peer: "amtsbote-by", State: submission.StateDelivered, Receiver: "office", DeliveredAt: &now}
+	if _, err := d.RecordPeerStatus(id, u); err != nil {
+		t.Fatalf("RecordPeerStatus: %v", err)
+	}
+}
+
 // waitsChannel is the channel of waitsForTheOffice.
 const waitsChannel = "waits"
 

@@ -57,6 +57,10 @@ type Desk interface {
 	// (broker.Broker.RecordForwarded): it is forwarded, and its delivery is the
 	// peer's.
 	Forward(t testing.TB, id string)
+	// PeerDelivered records the peer's report that its office has the
+	// forwarded case id (broker.Broker.RecordPeerStatus, state delivered): it
+	// is delivered, by channel peer.
+	PeerDelivered(t testing.TB, id string)
 }
 
 // Case is one application as the suite hands it over.

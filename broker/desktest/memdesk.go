@@ -145,6 +145,23 @@ func (d *MemDesk) Forward(t testing.TB, id string) {
 	}
 }
 
+// PeerDelivered implements Desk: the peer reported that its office has the
+// forwarded case (submission.Submission.PeerUpdate), as
+// broker.Broker.RecordPeerStatus records.
+func (d *MemDesk) PeerDelivered(t testing.TB, id string) {
+	t.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.setUp(t, "PeerDelivered", id)
+	now := time.Now().UTC()
+	u := submission.PeerStatus{Peer: "amtsbote-by", State: submission.StateDelivered, Receiver: "office", DeliveredAt: &now}
+	if err := d.change(s, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		return cur.PeerUpdate(now, u)
+	}); err != nil {
+		t.Fatalf("PeerDelivered: %v", err)
+	}
+}
+
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])

@@ -41,6 +41,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ErasedBytesAreRemoved", s.testErased)
 	t.Run("ErasedUnreadAllowsNoPickup", s.testErasedUnread)
 	t.Run("ForwardedAllowsNoPickup", s.testForwarded)
+	t.Run("ForwardedFetchRecordsNothing", s.testForwardedFetch)
 	t.Run("ReceiptOwnOfficeOnly", s.testReceipt)
 	t.Run("FetchRecordsNothingUntilRecordFetch", s.testFetch)
 	t.Run("WaitingNamesWhatWaits", s.testWaiting)
@@ -673,6 +674,41 @@ func (s *suite) testForwarded(t *testing.T) {
 	unchanged(t, f.d, f.id, before, "taking a forwarded case")
 	if sub := record(t, f.d, f.id); sub.State != submission.StateForwarded {
 		t.Errorf("taking a forwarded case moved it to %s", sub.State)
+	}
+}
+
+// testForwardedFetch: FetchPackage of a forwarded case hands out its bytes
+// and records nothing — no pickup, no fetch, no event — before the peer
+// reports that its office has the case and after: the delivery stays the
+// peer's, one delivered event by channel peer.
+func (s *suite) testForwardedFetch(t *testing.T) {
+	f := s.fixture(t)
+	f.d.Forward(t, f.id)
+	fetch := func(when string) {
+		t.Helper()
+		before, was := events(t, f.d, f.id), record(t, f.d, f.id)
+		_, rc, err := f.d.FetchPackage(ctx(), officeA, f.id, "xta")
+		if got := readAll(t, rc, err, "FetchPackage of a forwarded case "+when); !bytes.Equal(got, f.c.Package) {
+			t.Errorf("FetchPackage of a forwarded case %s: %q, want the package %q", when, got, f.c.Package)
+		}
+		if after := events(t, f.d, f.id); len(after) != len(before) {
+			t.Errorf("FetchPackage of a forwarded case %s recorded %v", when, types(after[len(before):]))
+		}
+		now := record(t, f.d, f.id)
+		if now.State != was.State || now.FetchedAt != nil || (now.DeliveredAt == nil) != (was.DeliveredAt == nil) ||
+			now.DeliveredAt != nil && !now.DeliveredAt.Equal(*was.DeliveredAt) || now.DeliveryChannel() != was.DeliveryChannel() {
+			t.Errorf("FetchPackage of a forwarded case %s changed it from %s (delivered at %v by %q) to %s (delivered at %v by %q, fetched at %v)",
+				when, was.State, was.DeliveredAt, was.DeliveryChannel(), now.State, now.DeliveredAt, now.DeliveryChannel(), now.FetchedAt)
+		}
+	}
+	fetch("before the peer's delivery")
+	f.d.PeerDelivered(t, f.id)
+	if sub := record(t, f.d, f.id); sub.DeliveredAt == nil || sub.DeliveryChannel() != "peer" {
+		t.Fatalf("PeerDelivered left case %s %s, delivered at %v by %q", f.id, sub.State, sub.DeliveredAt, sub.DeliveryChannel())
+	}
+	fetch("after the peer's delivery")
+	if got := ofType(events(t, f.d, f.id), submission.EventDelivered); len(got) != 1 || got[0].Channel != "peer" {
+		t.Errorf("delivered events %+v, want the peer's one", got)
 	}
 }
 

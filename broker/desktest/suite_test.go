@@ -3,6 +3,7 @@ package desktest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -64,6 +65,10 @@ func (h memHarness) NewDesk(testing.TB) Desk {
 		return d // claims Receipts (Features) and holds none
 	case "list-text-as-typed":
 		return listsAsTyped{d}
+	case "refuses-forwarded-fetch":
+		return refusesForwardedFetch{d}
+	case "fetch-picks-up-forwarded":
+		return fetchPicksUpForwarded{d}
 	}
 	panic("desktest: unknown defect " + h.defect)
 }
@@ -110,6 +115,8 @@ func TestPlantedDefectsFail(t *testing.T) {
 		"receipt-of-any-office":     "ReceiptOwnOfficeOnly",
 		"receipt-missing":           "ReceiptOwnOfficeOnly",
 		"list-text-as-typed":        "ListTextFolds",
+		"refuses-forwarded-fetch":   "ForwardedFetchRecordsNothing",
+		"fetch-picks-up-forwarded":  "ForwardedFetchRecordsNothing",
 	})
 }
 
@@ -412,6 +419,35 @@ func (d listsAsTyped) List(ctx context.Context, office string, q broker.ListQuer
 	}
 	p.Items = keep
 	return p, err
+}
+
+// refusesForwardedFetch answers FetchPackage of a forwarded case as
+// OpenPackage does, ErrConflict: "no pickup" taken for "no bytes".
+type refusesForwardedFetch struct{ *MemDesk }
+
+func (d refusesForwardedFetch) FetchPackage(ctx context.Context, office, id, ch string) (*submission.Submission, io.ReadCloser, error) {
+	d.mu.Lock()
+	s, err := d.forOffice(office, id)
+	forwarded := err == nil && s.Forward != nil
+	d.mu.Unlock()
+	if forwarded {
+		return nil, nil, fmt.Errorf("submission %s is the peer's: %w", id, broker.ErrConflict)
+	}
+	return d.MemDesk.FetchPackage(ctx, office, id, ch)
+}
+
+// fetchPicksUpForwarded records the fetch of a forwarded case as its pickup
+// on the fetch's channel, over the peer's delivery to come.
+type fetchPicksUpForwarded struct{ *MemDesk }
+
+func (d fetchPicksUpForwarded) FetchPackage(ctx context.Context, office, id, ch string) (*submission.Submission, io.ReadCloser, error) {
+	d.mu.Lock()
+	if s, err := d.forOffice(office, id); err == nil && s.State == submission.StateForwarded {
+		s.State = submission.StateHandedOver
+		_ = d.pickedUp(s, broker.Pickup{Channel: ch, Receiver: "office A"})
+	}
+	d.mu.Unlock()
+	return d.MemDesk.FetchPackage(ctx, office, id, ch)
 }
 
 // TestMemDeskAddKeepsTheRecord: Add, which the mailbox's tests use to set up
