@@ -45,7 +45,13 @@ import (
 //     nobody;
 //   - a face's own rule on a case (Admit: the mailbox opens no case on its way to
 //     the office's own system) is asked on the record the action reads, after the
-//     office check, so the face need not read the record once more for it.
+//     office check, so the face need not read the record once more for it;
+//   - a case a clerk took over in the web mailbox (submission.TakenOverFrom, the
+//     mailbox's pickup of a case on its way to the office's system) is picked up
+//     by no other face: OpenPackage, Confirm and Decide through another channel
+//     are ErrConflict and submission.ErrTakenOver, and record nothing
+//     (submission.PickupAllowed, asked also on the record the pickup commits to,
+//     so a takeover that lands between a face's read and its pickup wins).
 type OfficeDesk interface {
 	// List pages through the office's submissions, oldest first.
 	List(ctx context.Context, officeID string, q ListQuery) (Page, error)
@@ -662,8 +668,20 @@ func (b *Broker) Confirm(_ context.Context, officeID, id string, p Pickup) (*sub
 // opening the erased case in the mailbox, a decision through the pull API. It is
 // ErrConflict and ErrBytesRemoved. A channel that handed the bytes over itself (a
 // case folder) confirms through its Confirmer, not here.
+//
+// A case a clerk took over in the mailbox is no pickup by another face
+// (submission.PickupAllowed): ErrConflict and submission.ErrTakenOver. The
+// transition asks it on the record the commit reads, so a takeover committed
+// after s was read (the office's system listed the case, the clerk took it,
+// the system fetched) refuses the fetch instead of being passed over as a
+// repeat: the face's own check on s could not see it.
 func (b *Broker) pickedUp(s *submission.Submission, p Pickup) (*submission.Submission, error) {
 	if s.DeliveredAt != nil {
+		// Picked up before: a repeat, but not by the office's system of a case a
+		// clerk took over (the same rule the transition below keeps).
+		if err := s.PickupAllowed(p.Channel); err != nil {
+			return nil, asConflict(err)
+		}
 		return s, nil
 	}
 	c := submission.Confirmation{Receiver: p.Receiver, At: time.Now().UTC()}

@@ -36,6 +36,12 @@ var (
 	// ErrStale: a delivery outcome for an attempt that is no longer current (the
 	// submission moved on: delivered by another path, or requeued). Callers drop it.
 	ErrStale = errors.New("stale delivery outcome")
+	// ErrTakenOver: a clerk took the case over in the office's web mailbox while
+	// it was on its way to the office's own system (TakenOverFrom), and that
+	// system now asks to pick it up. It always comes with ErrIllegal (callers
+	// that know no better report a conflict); the office's faces name it
+	// (the pull API's 409 taken-over, XTA's InvalidMessageIDException).
+	ErrTakenOver = errors.New("taken over by a clerk in the web mailbox")
 )
 
 // State is where a submission stands.
@@ -126,6 +132,16 @@ type Submission struct {
 	// (AwaitsDecision). Empty in records delivered before 2026-12-06
 	// (DeliveryChannel).
 	DeliveredVia string `json:"deliveredVia,omitempty"`
+	// TakenOverFrom is the channel of the office's own system (api, xta, webhook,
+	// transfer) the case was on its way to when a clerk took it over in the web
+	// mailbox ("Eingang hier übernehmen", BoundForSystem): from then on the case
+	// is the clerk's, and that system picks it up no more (PickupAllowed). The
+	// delivery's record alone could not tell a takeover from a clerk opening a
+	// case that was the mailbox's anyway: DeliveredVia is mailbox for both, and
+	// the current target is api also for a held case a clerk opened after it
+	// was queued again. Empty for every other delivery and in records of builds
+	// before 2026-12-06, whose takeovers show only in the delivered event.
+	TakenOverFrom string `json:"takenOverFrom,omitempty"`
 	// FetchedAt is when the office's system first read the package without taking
 	// it (XTA getMessage; close takes it): XTA's InitialFetch, kept with the record
 	// so that a restarted gateway, and every gateway of a cluster, knows it.
@@ -544,18 +560,87 @@ func (s *Submission) Delivered(now time.Time, gen int, c Confirmation) ([]Event,
 
 // Confirm records that the office has the package, whatever was pending: its system
 // fetched it by API, closed it by XTA, imported the case folder, or a person opened
-// it in the mailbox. channel names the way it arrived. A submission delivered
-// already is left as it is (nil events, nil error): confirmations repeat.
-func (s *Submission) Confirm(now time.Time, channel string, c Confirmation) ([]Event, error) {
+// it in the mailbox. ch names the way it arrived. A submission delivered
+// already is left as it is (nil events, nil error): confirmations repeat — but
+// for a case a clerk took over, which no other face picks up (PickupAllowed).
+//
+// A pickup through the mailbox of a case on its way to the office's own system
+// (BoundForSystem) is the clerk's takeover: TakenOverFrom records that system's
+// channel, and the delivered event says so, in the same transition and so in
+// the same transaction. It is decided here, on the record the pickup is
+// written to, not by the face that asked: a system that fetched the package a
+// moment before has it, and the clerk's pickup then changes nothing.
+func (s *Submission) Confirm(now time.Time, ch string, c Confirmation) ([]Event, error) {
 	if s.DeliveredAt != nil {
-		return nil, nil
+		return nil, s.PickupAllowed(ch)
 	}
 	switch s.State {
 	case StateQueued, StateRetrying, StateHandedOver, StateHeld:
 	default:
 		return nil, fmt.Errorf("%w: confirm delivery of a submission that is %s", ErrIllegal, s.State)
 	}
-	return s.deliver(now, channel, 0, c), nil
+	from := ""
+	if ch == channel.Mailbox {
+		from = s.BoundForSystem()
+	}
+	evs := s.deliver(now, ch, 0, c)
+	if from != "" {
+		s.TakenOverFrom = from
+		evs[0].Detail += "; taken over from the office's system (" + from + ")"
+	}
+	return evs, nil
+}
+
+// BoundForSystem names the channel of the office's own system a case is on
+// its way to — api, xta, webhook, or transfer while its case folder is not
+// written — or "" when it is not: delivered or read by that system already
+// (FetchedAt), its bytes removed, forwarded to a peer, held (no channel left:
+// the mailbox is where it waits), or bound for the mailbox itself. A case
+// folder already written (transfer, handed over) is with the office, whatever
+// the mailbox does. The mailbox opens no such case; a clerk takes it over
+// (Confirm on the mailbox channel).
+func (s *Submission) BoundForSystem() string {
+	if s.DeliveredAt != nil || s.FetchedAt != nil || s.BytesRemovedAt != nil || s.Forward != nil {
+		return ""
+	}
+	switch s.State {
+	case StateQueued, StateRetrying, StateHandedOver:
+	default:
+		return ""
+	}
+	t, ok := s.CurrentTarget()
+	if !ok {
+		return ""
+	}
+	switch t.Channel {
+	case channel.API, channel.XTA, channel.Webhook:
+		return t.Channel
+	case channel.Transfer:
+		if s.State != StateHandedOver {
+			return t.Channel
+		}
+	}
+	return ""
+}
+
+// PickupAllowed says whether the office may pick the case up through the face
+// of channel ch: nil, unless a clerk took the case over in the web mailbox
+// (TakenOverFrom) and ch is another face — the office's own system, which
+// must not fetch, confirm or decide what the clerk now processes: ErrIllegal
+// and ErrTakenOver. The mailbox itself is allowed (its pages open the case).
+func (s *Submission) PickupAllowed(ch string) error {
+	if s.TakenOverFrom == "" || ch == channel.Mailbox {
+		return nil
+	}
+	return fmt.Errorf("%w: submission %s: %w (it was on its way to %s); no pickup on %s", ErrIllegal, s.ID, ErrTakenOver, s.TakenOverFrom, channelOr(ch))
+}
+
+// channelOr is ch, or "no channel" for a pickup no face named.
+func channelOr(ch string) string {
+	if ch == "" {
+		return "no channel"
+	}
+	return ch
 }
 
 func (s *Submission) deliver(now time.Time, channel string, attempt int, c Confirmation) []Event {

@@ -1,0 +1,100 @@
+package submission
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestTakeoverIsTheMailboxsPickupOfACaseOnItsWay: a clerk's pickup in the web
+// mailbox of a case on its way to the office's own system is the takeover, and
+// the record says so (TakenOverFrom, in the delivered event's transition);
+// the record alone could not tell it from a clerk opening a case that was the
+// mailbox's anyway (DeliveredVia mailbox for both, and the current target api
+// also for a held case opened after an operator queued it again). From then
+// on the system's face picks the case up no more; the mailbox does. Any other
+// pickup is no takeover, and a record of an older build has none.
+func TestTakeoverIsTheMailboxsPickupOfACaseOnItsWay(t *testing.T) {
+	c := Confirmation{Receiver: "anna (Behördenpostfach)"}
+	onItsWay := func(ch string, st State) *Submission {
+		s, _ := New(Params{ID: "s1", OfficeID: "o1", Targets: []Target{{Channel: ch}, {Channel: "mailbox"}}}, t0)
+		switch st {
+		case StateHandedOver:
+			if _, err := s.HandOver(t0, s.Generation, Confirmation{Receiver: ch}); err != nil {
+				t.Fatal(err)
+			}
+		case StateRetrying:
+			if _, err := s.AttemptFailed(t0, s.Generation, Reason{Public: "HTTP 503"}, t0.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name string
+		s    func() *Submission
+		by   string
+		from string // TakenOverFrom afterwards; "" no takeover
+	}{
+		{"pull API, handed over", func() *Submission { return onItsWay("api", StateHandedOver) }, "mailbox", "api"},
+		{"XTA, handed over", func() *Submission { return onItsWay("xta", StateHandedOver) }, "mailbox", "xta"},
+		{"webhook, retrying", func() *Submission { return onItsWay("webhook", StateRetrying) }, "mailbox", "webhook"},
+		{"transfer, folder not written", func() *Submission { return onItsWay("transfer", StateQueued) }, "mailbox", "transfer"},
+		{"transfer, folder written", func() *Submission { return onItsWay("transfer", StateHandedOver) }, "mailbox", ""},
+		{"XTA, read by the system", func() *Submission {
+			s := onItsWay("xta", StateHandedOver)
+			if _, err := s.Fetched(t0, "xta"); err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}, "mailbox", ""},
+		{"held", func() *Submission {
+			s := onItsWay("webhook", StateQueued)
+			for range 2 {
+				if _, err := s.ChannelFailed(t0, s.Generation, Reason{Public: "gone"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return s
+		}, "mailbox", ""},
+		{"bound for the mailbox", func() *Submission { return onItsWay("mailbox", StateHandedOver) }, "mailbox", ""},
+		{"fetched by the system", func() *Submission { return onItsWay("api", StateHandedOver) }, "api", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tc.s()
+			evs, err := s.Confirm(t0, tc.by, c)
+			if err != nil || len(evs) != 1 || s.DeliveredAt == nil {
+				t.Fatalf("the pickup: %v %+v", err, evs)
+			}
+			if s.TakenOverFrom != tc.from {
+				t.Fatalf("taken over from %q, want %q", s.TakenOverFrom, tc.from)
+			}
+			if said := strings.Contains(evs[0].Detail, "taken over"); said != (tc.from != "") {
+				t.Errorf("the delivered event says %q", evs[0].Detail)
+			}
+			for _, ch := range []string{"api", "xta", "webhook", "transfer", ""} {
+				_, err := s.Confirm(t0, ch, c)
+				if tc.from == "" && err != nil {
+					t.Errorf("a repeat pickup on %q: %v", ch, err)
+				}
+				if tc.from != "" && (!errors.Is(err, ErrIllegal) || !errors.Is(err, ErrTakenOver)) {
+					t.Errorf("a pickup on %q of the case taken over: %v, want ErrIllegal and ErrTakenOver", ch, err)
+				}
+			}
+			if evs, err := s.Confirm(t0, "mailbox", c); err != nil || evs != nil {
+				t.Errorf("the clerk opens it again: %v %+v", err, evs)
+			}
+		})
+	}
+
+	// A record of a build before the marker decodes without a takeover.
+	var old Submission
+	if err := json.Unmarshal([]byte(`{"id":"s1","state":"delivered","deliveredAt":"2026-12-01T10:00:00Z","deliveredVia":"mailbox","targets":[{"channel":"api"}]}`), &old); err != nil {
+		t.Fatal(err)
+	}
+	if old.TakenOverFrom != "" || old.PickupAllowed("api") != nil {
+		t.Errorf("an older record: taken over from %q", old.TakenOverFrom)
+	}
+}
