@@ -18,24 +18,11 @@ import (
 // offers the takeover as a deliberate step instead.
 
 // waitingElsewhere names the office's system a case is on its way to, in words
-// for the page ("Ihr Fachverfahren (XTA)"), or "" when the mailbox may open it:
-// delivered or fetched already, held (no channel left: the mailbox is where it
-// waits), forwarded, or bound for the mailbox itself. A case folder already
-// written (transfer, handed over) is with the office whatever the mailbox does.
+// for the page ("Ihr Fachverfahren (XTA)"), or "" when the mailbox may open it
+// (submission.BoundForSystem says which cases are on their way: the rule is the
+// record's, so that the pickup's own transition tells a takeover by it too).
 func waitingElsewhere(s *submission.Submission) string {
-	if s.DeliveredAt != nil || s.FetchedAt != nil || s.BytesRemovedAt != nil || s.Forward != nil {
-		return ""
-	}
-	switch s.State {
-	case submission.StateQueued, submission.StateRetrying, submission.StateHandedOver:
-	default:
-		return ""
-	}
-	t, ok := s.CurrentTarget()
-	if !ok {
-		return ""
-	}
-	switch t.Channel {
+	switch s.BoundForSystem() {
 	case channel.API:
 		return "Ihr Fachverfahren (Abruf-Schnittstelle)"
 	case channel.XTA:
@@ -43,9 +30,7 @@ func waitingElsewhere(s *submission.Submission) string {
 	case channel.Webhook:
 		return "Ihr Fachverfahren (Webhook)"
 	case channel.Transfer:
-		if s.State != submission.StateHandedOver {
-			return "Ihr Übergabeverzeichnis"
-		}
+		return "Ihr Übergabeverzeichnis"
 	}
 	return ""
 }
@@ -78,18 +63,20 @@ func (m *Mailbox) leftToItsSystem(w http.ResponseWriter, r *http.Request, id str
 
 // takeOver is the clerk's deliberate pickup of a case on its way to the office's
 // system: the package is opened (its bytes must be there) and the pickup
-// recorded in the clerk's name, as opening any other case records it.
+// recorded in the clerk's name, as opening any other case records it. The
+// pickup's transition marks it taken over (submission.Confirm: TakenOverFrom,
+// in the delivered event's transaction), and the office's system is refused
+// the case from then on — a fetch, a decision, an XTA getMessage or close —
+// also when it had listed the case just before (docs/mailbox.md, section 3).
 func (m *Mailbox) takeOver(w http.ResponseWriter, r *http.Request, s session, id string) {
 	back := m.base.Path + "s/" + id
 	// Whether the case is still on its way is asked on the record the desk
 	// reads for the pickup (Pickup.Admit): the takeover read it once for that
 	// and the desk once more.
-	var target submission.Target
 	admit := func(cur *submission.Submission) error {
 		if waitingElsewhere(cur) == "" {
 			return errNotElsewhere
 		}
-		target, _ = cur.CurrentTarget()
 		return nil
 	}
 	sub, rc, err := m.desk.OpenPackage(r.Context(), s.Office, id, broker.Pickup{Channel: channel.Mailbox, Receiver: receiverName(s.User), Admit: admit})
@@ -105,7 +92,17 @@ func (m *Mailbox) takeOver(w http.ResponseWriter, r *http.Request, s session, id
 	}
 	rc.Close()
 	m.opened(sub.ID, s)
-	m.log.Info("taken over from the office's system", "submission", id, "office", s.Office, "user", s.User, "channel", target.Channel)
+	if sub.TakenOverFrom == "" {
+		// The office's system fetched it between the admit's read and the
+		// pickup's commit: the system has it, and the clerk's pickup changed
+		// nothing. The page shows the case as it is, not "übernommen".
+		http.Redirect(w, r, back, http.StatusSeeOther)
+		return
+	}
+	// Neither the clerk's name nor anything of the case but its id: the log
+	// holds no personal data (docs/architecture.md); the case's event log
+	// names the clerk for those who may read it.
+	m.log.Info("taken over from the office's system", "submission", id, "office", s.Office, "channel", sub.TakenOverFrom)
 	http.Redirect(w, r, back+"?meldung=uebernommen", http.StatusSeeOther)
 }
 

@@ -1,0 +1,121 @@
+package mailbox
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// fetchedMeanwhile is the in-memory desk with the office's system fetching a
+// case through the pull API between the takeover's check (its Admit, on the
+// record the desk read) and the clerk's pickup.
+type fetchedMeanwhile struct {
+	*memDesk
+	id string
+}
+
+func (d fetchedMeanwhile) OpenPackage(ctx context.Context, office, id string, p broker.Pickup) (*submission.Submission, io.ReadCloser, error) {
+	if id == d.id && p.Channel == channel.Mailbox && p.Admit != nil {
+		cur, err := d.Get(ctx, office, id)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := p.Admit(cur); err != nil {
+			return nil, nil, err
+		}
+		if _, err := d.Confirm(ctx, office, id, broker.Pickup{Channel: channel.API, Receiver: "office amt-a (pull API)"}); err != nil {
+			return nil, nil, err
+		}
+		p.Admit = nil // asked above, before the system's fetch
+	}
+	return d.memDesk.OpenPackage(ctx, office, id, p)
+}
+
+// syncBuffer is a log sink the handlers and the test may use at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestTakeoverSaysWhatHappened: the takeover told the clerk "übernommen" (the
+// Fachverfahren would not get the case) also when the system had fetched the
+// case between the takeover's check and her pickup, which then changed
+// nothing: the system had it, and both processed it. Now the page says so
+// only when the pickup was the takeover (submission.TakenOverFrom), and
+// otherwise shows the case as it is. Its log line names the case, the office
+// and the system's channel, and not the clerk (it named her: a log holds no
+// personal data).
+func TestTakeoverSaysWhatHappened(t *testing.T) {
+	mem := newMemDesk()
+	at := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	for _, id := range []string{"uebernommen", "abgeholt"} {
+		mem.Add(&submission.Submission{ID: id, OfficeID: "amt-a", ServiceName: "Gewerbe anmelden", Place: "Dresden",
+			Sender: "amt24", State: submission.StateHandedOver, ReceivedAt: at,
+			Targets: []submission.Target{{Channel: channel.XTA}, {Channel: channel.Mailbox}}}, []byte("<Antragspaket/>"), nil)
+	}
+	var logs syncBuffer
+	m, err := New(Options{Desk: fetchedMeanwhile{memDesk: mem, id: "abgeholt"}, DataDir: t.TempDir(),
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Users:  []User{{Name: "anna", Office: "amt-a", PasswordHash: fastHash(t, "anna-passwort")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	c := newClient(t, m.Handler())
+	c.mustLogin("anna", "anna-passwort")
+
+	take := func(id string) *http.Response {
+		t.Helper()
+		csrf := csrfFrom(t, c.get("/postfach/s/"+id).Body.String())
+		return c.post("/postfach/s/"+id+"/uebernehmen", url.Values{"csrf": {csrf}}).Result()
+	}
+	if res := take("uebernommen"); res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/postfach/s/uebernommen?meldung=uebernommen" {
+		t.Fatalf("the takeover: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	if s, _ := mem.Get(context.Background(), "amt-a", "uebernommen"); s.TakenOverFrom != channel.XTA {
+		t.Fatalf("the takeover is not recorded: taken over from %q", s.TakenOverFrom)
+	}
+	line := ""
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "taken over from the office's system") {
+			line = l
+		}
+	}
+	if !strings.Contains(line, "submission=uebernommen") || !strings.Contains(line, "channel=xta") || strings.Contains(line, "anna") {
+		t.Errorf("the takeover's log line: %q, want the case and the channel, not the clerk", line)
+	}
+
+	res := take("abgeholt")
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/postfach/s/abgeholt" {
+		t.Errorf("a takeover the system's fetch came before: %d to %q, want the case's page without \"übernommen\"", res.StatusCode, res.Header.Get("Location"))
+	}
+	if s, _ := mem.Get(context.Background(), "amt-a", "abgeholt"); s.DeliveredVia != channel.API || s.TakenOverFrom != "" {
+		t.Errorf("the case the system fetched: delivered via %q, taken over from %q", s.DeliveredVia, s.TakenOverFrom)
+	}
+	if n := strings.Count(logs.String(), "taken over from the office's system"); n != 1 {
+		t.Errorf("%d takeovers logged, want the one that happened:\n%s", n, logs.String())
+	}
+}
