@@ -905,8 +905,19 @@ func (s *Server) officeGet(w http.ResponseWriter, r *http.Request) {
 
 // pullPickup is how a fetch through the pull API is recorded.
 func pullPickup(office string) broker.Pickup {
-	return broker.Pickup{Channel: channel.API, Receiver: "office " + office + " (pull API)"}
+	return broker.Pickup{Channel: channel.API, Receiver: "office " + office + " (pull API)", Admit: pullAdmit}
 }
+
+// pullAdmit is the pull API's broker.Admit: a case a clerk took over in the
+// web mailbox is not the office system's any more (submission.PickupAllowed),
+// so its package, its attachments and its decision are refused (409
+// taken-over), on the record the desk reads for the action and before anything
+// is opened. The office's system may have listed the case a moment before the
+// takeover (it came back up and found it waiting); before, it was handed the
+// package and its decision counted, and the clerk and the system processed one
+// application twice. The desk refuses such a pickup itself as well, on the
+// record it commits to (a takeover between this read and the commit).
+func pullAdmit(s *submission.Submission) error { return s.PickupAllowed(channel.API) }
 
 func (s *Server) officePackage(w http.ResponseWriter, r *http.Request) {
 	office := officeOf(r)
@@ -917,7 +928,12 @@ func (s *Server) officePackage(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			return
 		}
-		if err := broker.PackageGone(sub); err != nil {
+		// What the GET would answer: taken over, or the bytes gone.
+		err := pullAdmit(sub)
+		if err == nil {
+			err = broker.PackageGone(sub)
+		}
+		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
@@ -948,7 +964,7 @@ func packageHeaders(w http.ResponseWriter, sub *submission.Submission) {
 }
 
 func (s *Server) officeAttachment(w http.ResponseWriter, r *http.Request) {
-	meta, rc, err := s.opt.Desk.OpenAttachment(r.Context(), officeOf(r), chi.URLParam(r, "id"), chi.URLParam(r, "aid"), nil)
+	meta, rc, err := s.opt.Desk.OpenAttachment(r.Context(), officeOf(r), chi.URLParam(r, "id"), chi.URLParam(r, "aid"), pullAdmit)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -985,8 +1001,9 @@ func (s *Server) officeDecide(outcome string) http.HandlerFunc {
 			return
 		}
 		updated, err := s.opt.Desk.Decide(r.Context(), sub.OfficeID, sub.ID, broker.Decision{
-			Outcome: outcome, Reason: body.Reason, Actor: "office " + sub.OfficeID + " (pull API)", Channel: channel.API})
-		if errors.Is(err, broker.ErrConflict) && !errors.Is(err, broker.ErrBytesRemoved) {
+			Outcome: outcome, Reason: body.Reason, Actor: "office " + sub.OfficeID + " (pull API)", Channel: channel.API,
+			Admit: pullAdmit})
+		if errors.Is(err, broker.ErrConflict) && !errors.Is(err, broker.ErrBytesRemoved) && !errors.Is(err, submission.ErrTakenOver) {
 			// A contradicting outcome: name the decision that stands, as below.
 			if now, gerr := s.opt.Desk.Get(r.Context(), sub.OfficeID, sub.ID); gerr == nil && now.Decision != nil {
 				updated, err = now, nil

@@ -14,6 +14,7 @@ import (
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 // ProblemFor is the one error table of the whole API: intake, the status and office
@@ -97,6 +98,11 @@ func ProblemFor(err error) *problem.Problem {
 		return problem.New(http.StatusGone, problem.TypeBytesRemoved, "the package bytes were removed (the retention period after the office's answer ended, or an operator erased them on request); the record and the receipts remain")
 	case errors.Is(err, broker.ErrNotFound):
 		return problem.New(http.StatusNotFound, problem.TypeNotFound, "no such resource")
+	case errors.Is(err, submission.ErrTakenOver):
+		// Before conflict, which it comes with. The detail names no clerk: it is
+		// what the office's system logs and passes on (a ticket, a monitor), and
+		// the case's view shows what the office needs (takenOver, the events).
+		return problem.New(http.StatusConflict, problem.TypeTakenOver, "a clerk took this case over in the office's web mailbox (Behördenpostfach) before your system had it; it is processed there now, and your system neither fetches nor decides it: drop it (its view shows takenOver)")
 	case errors.Is(err, broker.ErrConflict):
 		return problem.New(http.StatusConflict, problem.TypeConflict, err.Error())
 	case errors.Is(err, broker.ErrStopped):

@@ -71,5 +71,15 @@ func officeView(sub *submission.Submission, evs []submission.Event) wire.OfficeS
 	return wire.OfficeSubmission{StatusView: v,
 		SubmissionID: sub.ID, CaseID: sub.ID, DestinationID: wire.OfficeDestinationID(sub.OfficeID),
 		DeliveryID: sub.DeliveryID, Sender: sub.Sender,
-		PackageSHA256: sub.PackageSHA256, PackageSize: sub.PackageSize, Attachments: atts}
+		PackageSHA256: sub.PackageSHA256, PackageSize: sub.PackageSize, Attachments: atts,
+		TakenOver: takenOverOf(sub)}
+}
+
+// takenOverOf is the office's view of a clerk's takeover (nil if none): when,
+// and from which channel of its system; the clerk is not named (wire.TakenOver).
+func takenOverOf(sub *submission.Submission) *wire.TakenOver {
+	if sub.TakenOverFrom == "" || sub.DeliveredAt == nil {
+		return nil
+	}
+	return &wire.TakenOver{At: *sub.DeliveredAt, From: sub.TakenOverFrom}
 }

@@ -153,6 +153,21 @@ type OfficeSubmission struct {
 	PackageSHA256 string       `json:"packageSha256"`
 	PackageSize   int64        `json:"packageSize"`
 	Attachments   []Attachment `json:"attachments"`
+	// TakenOver is set when a clerk took the case over in the office's web
+	// mailbox while it was on its way to the office's own system: the case is
+	// the clerk's, and the system drops it — its package, attachments and
+	// decision answer 409 taken-over (docs/pull.md). Absent otherwise.
+	TakenOver *TakenOver `json:"takenOver,omitempty"`
+}
+
+// TakenOver says when a clerk took a case over in the web mailbox, and from
+// which channel of the office's system (api, xta, webhook, transfer). It does
+// not name the clerk: the office's system has no use for the name, and a
+// client's log or ticket, where such answers end up, is no place for it; the
+// case's delivered event names the receiver, for the office's own record.
+type TakenOver struct {
+	At   time.Time `json:"at"`
+	From string    `json:"from"`
 }
 
 // OfficeList is one page of GET /v1/office/submissions; Next is the path of the

@@ -79,6 +79,14 @@ func TestFieldNames(t *testing.T) {
 	if got := keys(t, OfficeSubmission{StatusView: sv}); !reflect.DeepEqual(got, office) {
 		t.Errorf("office members %v, want %v", got, office)
 	}
+	taken := append(slices.Clone(office), "takenOver")
+	slices.Sort(taken)
+	if got := keys(t, OfficeSubmission{StatusView: sv, TakenOver: &TakenOver{At: now, From: "api"}}); !reflect.DeepEqual(got, taken) {
+		t.Errorf("members of a case taken over %v, want %v", got, taken)
+	}
+	if got, want := keys(t, TakenOver{}), []string{"at", "from"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("takenOver members %v, want %v", got, want)
+	}
 	if got, want := keys(t, Decision{Outcome: "x", Reason: "r", At: now, Actor: "a"}), []string{"actor", "at", "outcome", "reason"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("decision members %v, want %v", got, want)
 	}

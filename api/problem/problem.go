@@ -29,6 +29,7 @@ const (
 	TypeBytesRemoved        = Base + "bytes-removed"         // 410: the retention period of the bytes ended
 	TypeMethodNotAllowed    = Base + "method-not-allowed"    // 405: the path exists, the method does not (see Allow)
 	TypeConflict            = Base + "conflict"              // 409: state does not allow it
+	TypeTakenOver           = Base + "taken-over"            // 409: a clerk took the case over in the web mailbox
 	TypeTooLarge            = Base + "too-large"             // 413: a configured limit exceeded
 	TypeUnsupportedMedia    = Base + "unsupported-media"     // 415
 	TypeInvalidField        = Base + "invalid-field"         // 422: a field fails its rule
@@ -142,6 +143,7 @@ var titles = map[string]string{
 	TypeBytesRemoved:        "Bytes removed (retention or erasure)",
 	TypeMethodNotAllowed:    "Method not allowed",
 	TypeConflict:            "Conflict",
+	TypeTakenOver:           "Taken over in the web mailbox",
 	TypeTooLarge:            "Request too large",
 	TypeUnsupportedMedia:    "Unsupported media type",
 	TypeInvalidField:        "Invalid field",
