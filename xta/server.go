@@ -476,6 +476,10 @@ func (s *Server) exceptionOf(c *call, err error) *Fault {
 		// Not the gateway's failure, and no later call will find the bytes: a
 		// TechnicalProblem (HTTP 500) told the office's system to try again.
 		return fault(InvalidMessageID, "the message's content was removed (retention period or erasure); it can no longer be fetched")
+	case errors.Is(err, submission.ErrTakenOver):
+		// Before ErrConflict, which it comes with: the message is not in the
+		// box any more, as for one erased, and no later call will find it.
+		return fault(InvalidMessageID, "a clerk took this message over in the office's web mailbox; it is processed there, no longer in your message box: drop it")
 	case errors.Is(err, broker.ErrConflict):
 		return fault(ParameterIsNotValid, "not possible in the message's current state")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -942,6 +946,14 @@ func (s *Server) getMessage(c *call) (*answer, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A message a clerk took over in the web mailbox left the box for good: the
+	// case is hers, and the office's system, which may have listed it just
+	// before, gets none of it (getMessage is no pickup, so the desk does not
+	// ask; the record FetchPackage read tells, with no read of its own).
+	if err := sub.PickupAllowed(channel.XTA); err != nil {
+		rc.Close()
+		return nil, err
+	}
 	parts := []*part{{elem: "Message", id: ncname("msg-", sub.ID), contentType: "application/xml", encoding: "UTF-8",
 		filename: "antragspaket-" + sub.ID + ".xml", size: sub.PackageSize, rc: rc}}
 	for i, a := range sub.Attachments {
@@ -1003,6 +1015,9 @@ func (s *Server) close(c *call) (*answer, error) {
 	// A message whose bytes an operator erased before any getMessage took them
 	// never reached the office's system: the desk refuses that pickup in the
 	// confirmation's own transaction (ErrBytesRemoved: InvalidMessageIDException).
+	// So it refuses the close of one a clerk took over in the web mailbox
+	// (submission.ErrTakenOver: InvalidMessageIDException): it answered "done"
+	// and the system believed the application was its own.
 	if _, err := s.o.Desk.Confirm(c.ctx, c.officeID, id, broker.Pickup{Channel: channel.XTA, Receiver: "XTA account " + c.party.String() + " (close)"}); err != nil {
 		return nil, err
 	}

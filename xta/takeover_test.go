@@ -1,0 +1,87 @@
+package xta
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/xta/xtatest"
+)
+
+// TestTakenOverMessageLeavesTheBox: the office's system lists its box, and a
+// clerk then takes one of the messages over in the web mailbox (a mailbox
+// pickup of a case on its way to XTA). The system still got the message by
+// getMessage with the id it had listed (getMessage reads any case of the
+// office), and its close was answered as a repeat: the clerk and the system
+// processed one application. Now both answer InvalidMessageIDException
+// (env:Sender), as for a message no longer in the box, and record nothing;
+// the message is not listed any more. A message the system read before a
+// clerk opened it is no takeover: its close is answered as before.
+func TestTakenOverMessageLeavesTheBox(t *testing.T) {
+	ctx := context.Background()
+	v := xtatest.NewValidator(t)
+	e := startEnv(t, nil)
+	taken := e.submit(t, officeA, pkgBytes(300), []byte("%PDF-1.7 Anlage"))
+	read := e.submit(t, officeA, pkgBytes(400))
+	takenID, readID := MessageID("amtsbote", taken.ID), MessageID("amtsbote", read.ID)
+	const every = `<ns:OtherCriteria><ns:NewEntry>false</ns:NewEntry></ns:OtherCriteria>`
+	if got := listed(t, v, e, "the box before", every); !slices.Contains(got, takenID) || !slices.Contains(got, readID) {
+		t.Fatalf("the box lists %v, want both messages", got)
+	}
+	call := func(name, op, id string) *soapResp {
+		t.Helper()
+		r := post(t, e.client("office-a"), e.base+PathRecipient, actionCT(portRecipient, op), soapUIRequest(xtaA, "", fetchBody(id)))
+		v.AddMessage(name, r.root, r.parts)
+		return r
+	}
+	// The system reads the other message before a clerk opens it.
+	mustOK(t, "getMessage before the clerk", call("getMessage before the clerk", "getMessage", readID))
+
+	clerk := broker.Pickup{Channel: channel.Mailbox, Receiver: "anna (Behördenpostfach)"}
+	for _, id := range []string{taken.ID, read.ID} {
+		_, rc, err := e.b.OpenPackage(ctx, officeA, id, clerk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.Close()
+	}
+	if s, _ := e.b.Submission(taken.ID); s.TakenOverFrom != channel.XTA {
+		t.Fatalf("the clerk's pickup of the message on its way is no takeover: %q", s.TakenOverFrom)
+	}
+	before := eventsOf(t, e, taken.ID)
+
+	for _, op := range []string{"getMessage", "close"} {
+		r := call(op+" of a message taken over", op, takenID)
+		if code, exc := r.fault(); r.status != http.StatusBadRequest || code != "env:Sender" || exc != string(InvalidMessageID) {
+			t.Errorf("%s of a message taken over: HTTP %d %s %s, want 400 env:Sender InvalidMessageIDException\n%s", op, r.status, code, exc, r.root)
+		}
+		if !strings.Contains(string(r.root), "web mailbox") || strings.Contains(string(r.root), "anna") {
+			t.Errorf("%s of a message taken over: the fault does not say why, or names the clerk:\n%s", op, r.root)
+		}
+	}
+	if after := eventsOf(t, e, taken.ID); len(after) != len(before) {
+		t.Errorf("the refusals recorded %v", after[len(before):])
+	}
+	if s, _ := e.b.Submission(taken.ID); s.FetchedAt != nil || s.DeliveredVia != channel.Mailbox {
+		t.Errorf("the message taken over: fetched %v, delivered via %q", s.FetchedAt, s.DeliveredVia)
+	}
+	if got := listed(t, v, e, "the box after", every); slices.Contains(got, takenID) {
+		t.Errorf("the box still lists the message taken over: %v", got)
+	}
+	mustOK(t, "close of the message read before the clerk", call("close of the message read before", "close", readID))
+	v.Run()
+}
+
+func eventsOf(t *testing.T, e *env, id string) []submission.Event {
+	t.Helper()
+	evs, err := e.b.Events(context.Background(), officeA, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
