@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters/webhook"
+	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/signing"
@@ -308,6 +309,12 @@ func (o *Office) process(ctx context.Context, n webhook.Notification, token stri
 		if !transient(out.Err) {
 			o.dropPartials(n.SubmissionID)
 		}
+		// Dropped like a case failed for good, but it is none: the office has
+		// it, in its mailbox. Said so in the log, which names no clerk (the
+		// gateway's answer does not either).
+		if errors.Is(out.Err, ErrTakenOver) {
+			o.logf("submission %s was taken over by a clerk in the web mailbox; dropped", n.SubmissionID)
+		}
 	}()
 	pkg, err := o.fetch(ctx, n.Package.Href, token, n.Package.Size)
 	if err != nil {
@@ -433,13 +440,26 @@ func (o *Office) fetch(ctx context.Context, url, token string, size int64) ([]by
 	return b, nil
 }
 
+// ErrTakenOver is the outcome of a case a clerk took over in the office's web
+// mailbox before this system had it (the gateway's 409 taken-over on its
+// package, an attachment or the decision): the case is the clerk's, and the
+// office drops it — no retry, no decision. It can meet a case this system
+// listed as waiting a moment before the takeover.
+var ErrTakenOver = errors.New("fachverfahren: a clerk took the case over in the web mailbox")
+
 // statusError is the error of an answer other than the one expected: a 5xx is
-// transient, anything else is not.
+// transient, a 409 taken-over is ErrTakenOver, anything else is not transient.
 func statusError(req *http.Request, resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	err := fmt.Errorf("%s %s: %d %s", req.Method, req.URL, resp.StatusCode, strings.TrimSpace(string(b)))
 	if resp.StatusCode >= 500 {
 		return &transientError{err}
+	}
+	var p struct {
+		Type string `json:"type"`
+	}
+	if resp.StatusCode == http.StatusConflict && json.Unmarshal(b, &p) == nil && p.Type == problem.TypeTakenOver {
+		return fmt.Errorf("%w: %s %s", ErrTakenOver, req.Method, req.URL)
 	}
 	return err
 }
@@ -754,11 +774,17 @@ func (o *Office) Poll(ctx context.Context, base string) (int, error) {
 			if !before.IsZero() && s.DeliveredAt != nil && s.DeliveredAt.After(before) {
 				return false
 			}
+			// A clerk's: the gateway says so (takenOver) and would refuse it
+			// (409 taken-over).
+			if s.TakenOver != nil {
+				return false
+			}
 			// A gateway of a build before awaiting=decision (one node of a
 			// cluster during its upgrade) ignores the parameters and lists every
 			// case: what is not delivered and undecided, and a clerk's, is left
 			// to it. The list has no events; the case's own view has, read only
-			// for a case about to be taken.
+			// for a case about to be taken. Still needed beside takenOver and the
+			// 409: such a build has neither, and hands a clerk's case out.
 			if s.State != wire.StateDelivered || s.Decision != nil {
 				return false
 			}
