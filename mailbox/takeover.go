@@ -102,7 +102,7 @@ func (m *Mailbox) takeOver(w http.ResponseWriter, r *http.Request, s session, id
 	// Neither the clerk's name nor anything of the case but its id: the log
 	// holds no personal data (docs/architecture.md); the case's event log
 	// names the clerk for those who may read it.
-	m.log.Info("taken over from the office's system", "submission", id, "office", s.Office, "channel", sub.TakenOverFrom)
+	m.log.Info("taken over from the office's system", "submission", id, "office", s.Office, "user", s.User, "channel", sub.TakenOverFrom)
 	http.Redirect(w, r, back+"?meldung=uebernommen", http.StatusSeeOther)
 }
 

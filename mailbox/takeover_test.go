@@ -65,9 +65,9 @@ func (s *syncBuffer) String() string {
 // case between the takeover's check and her pickup, which then changed
 // nothing: the system had it, and both processed it. Now the page says so
 // only when the pickup was the takeover (submission.TakenOverFrom), and
-// otherwise shows the case as it is. Its log line names the case, the office
-// and the system's channel, and not the clerk (it named her: a log holds no
-// personal data).
+// otherwise shows the case as it is. Its log line names the case, the office,
+// the system's channel and the clerk, as the decision's line does (section 7 of
+// docs/mailbox.md: logs name users, never applicant data).
 func TestTakeoverSaysWhatHappened(t *testing.T) {
 	mem := newMemDesk()
 	at := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
@@ -104,8 +104,8 @@ func TestTakeoverSaysWhatHappened(t *testing.T) {
 			line = l
 		}
 	}
-	if !strings.Contains(line, "submission=uebernommen") || !strings.Contains(line, "channel=xta") || strings.Contains(line, "anna") {
-		t.Errorf("the takeover's log line: %q, want the case and the channel, not the clerk", line)
+	if !strings.Contains(line, "submission=uebernommen") || !strings.Contains(line, "channel=xta") || !strings.Contains(line, "user=anna") {
+		t.Errorf("the takeover's log line: %q, want the case, the channel and the clerk", line)
 	}
 
 	res := take("abgeholt")
