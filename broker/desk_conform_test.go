@@ -13,6 +13,7 @@ import (
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/broker/desktest"
+	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -34,7 +35,7 @@ func (deskHarness) NewDesk(t testing.TB) desktest.Desk {
 	d := &brokerDesk{damaged: &damagedBlobs{cut: map[string]bool{}}}
 	d.Broker = broker.StartForTest(tt, t.TempDir(), func(db *store.DB) store.Store {
 		return damagingStore{Store: db, cut: d.damaged}
-	}, waitsForTheOffice{})
+	}, waitsForTheOffice{waitsChannel}, waitsForTheOffice{channel.API}, waitsForTheOffice{channel.XTA}, waitsForTheOffice{channel.Webhook})
 	return d
 }
 
@@ -55,7 +56,7 @@ func (d *brokerDesk) HandOver(t testing.TB, c desktest.Case) string {
 	place, service := cmp.Or(c.Place, "Dresden"), cmp.Or(c.Service, "Test")
 	in := broker.Intake{MessageID: fmt.Sprintf("msg-%d", d.n), Sender: "amt24", SignerID: "amt24", LeikaKey: "99000000000000",
 		ServiceName: service, Place: place, AreaName: place, OfficeID: c.Office, OfficeName: c.Office,
-		Package: c.Package, Targets: []submission.Target{{Channel: waitsChannel}}}
+		Package: c.Package, Targets: []submission.Target{{Channel: cmp.Or(c.Channel, waitsChannel)}}}
 	for _, a := range c.Attachments {
 		in.Attachments = append(in.Attachments, broker.AttachmentIn{Meta: submission.Attachment{ID: a.ID, FileName: a.FileName, MimeType: a.MimeType}, Content: a.Content})
 	}
@@ -110,15 +111,18 @@ func (d *brokerDesk) PeerDelivered(t testing.TB, id string) {
 	}
 }
 
-// waitsChannel is the channel of waitsForTheOffice.
+// waitsChannel is the channel of a case handed over not on the office's own
+// system (desktest.Case.Channel "").
 const waitsChannel = "waits"
 
-// waitsForTheOffice hands every package over and never confirms: it waits for
-// the office to take it through its desk, as the mailbox and the pull API do.
-type waitsForTheOffice struct{}
+// waitsForTheOffice, on its channel ch, hands every package over and never
+// confirms: it waits for the office to take it through its desk, as the
+// mailbox and the pull API do. On api, xta and webhook the case is on its way
+// to the office's system, as desktest.Case.Channel says.
+type waitsForTheOffice struct{ ch string }
 
-func (waitsForTheOffice) Channel() string { return waitsChannel }
-func (waitsForTheOffice) Close() error    { return nil }
+func (w waitsForTheOffice) Channel() string { return w.ch }
+func (waitsForTheOffice) Close() error      { return nil }
 func (waitsForTheOffice) Deliver(context.Context, adapters.Delivery) (adapters.Confirmation, error) {
 	return adapters.Confirmation{Receiver: "waits for the office", At: time.Now(), Pending: true}, nil
 }

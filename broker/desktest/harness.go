@@ -72,6 +72,13 @@ type Case struct {
 	// its area's name) and service name, which ListQuery.Text searches; ""
 	// is "Dresden" and "Test".
 	Place, Service string
+	// Channel is the office's channel the case is handed over on: "" one
+	// that is not the office's own system (the mailbox's way: a clerk opening
+	// the case is its pickup, no takeover); channel.API, channel.XTA or
+	// channel.Webhook the system's, so that the case is on its way to it
+	// (submission.Submission.BoundForSystem) until that system reads it or a
+	// clerk takes it over in the mailbox.
+	Channel string
 	// Damaged: the stored package bytes end early (a disk fault, a cluster blob
 	// missing a chunk), while the record names the whole package: they open,
 	// but reading them whole fails their check (broker.ErrUnreadable).

@@ -80,6 +80,9 @@ func (d *MemDesk) HandOver(_ testing.TB, c Case) string {
 	s := &submission.Submission{ID: id, OfficeID: c.Office, MessageID: "msg-" + id, ServiceName: service, Place: place, AreaName: place,
 		State: submission.StateHandedOver, ReceivedAt: now, HandedOverAt: &now,
 		PackageSHA256: sha256Hex(c.Package), PackageSize: int64(len(c.Package))}
+	if c.Channel != "" {
+		s.Targets = []submission.Target{{Channel: c.Channel}}
+	}
 	atts := map[string][]byte{}
 	for _, a := range c.Attachments {
 		sum := sha256Hex(a.Content)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -42,6 +43,9 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ErasedUnreadAllowsNoPickup", s.testErasedUnread)
 	t.Run("ForwardedAllowsNoPickup", s.testForwarded)
 	t.Run("ForwardedFetchRecordsNothing", s.testForwardedFetch)
+	t.Run("TakeoverIsRecorded", s.testTakeoverRecorded)
+	t.Run("TakenOverIsRefusedToTheSystem", s.testTakenOverRefused)
+	t.Run("ReadFirstIsNoTakeover", s.testReadFirstNoTakeover)
 	t.Run("ReceiptOwnOfficeOnly", s.testReceipt)
 	t.Run("FetchRecordsNothingUntilRecordFetch", s.testFetch)
 	t.Run("WaitingNamesWhatWaits", s.testWaiting)
@@ -709,6 +713,189 @@ func (s *suite) testForwardedFetch(t *testing.T) {
 	fetch("after the peer's delivery")
 	if got := ofType(events(t, f.d, f.id), submission.EventDelivered); len(got) != 1 || got[0].Channel != "peer" {
 		t.Errorf("delivered events %+v, want the peer's one", got)
+	}
+}
+
+// bound is a desk with one case of office A handed over on its way to the
+// office's system on ch (Case.Channel).
+func (s *suite) bound(t *testing.T, ch string) fixture {
+	t.Helper()
+	d := s.h.NewDesk(t)
+	c := newCase(officeA, 1)
+	c.Channel = ch
+	return fixture{d: d, id: d.HandOver(t, c), c: c}
+}
+
+// takenOver says of a record returned whether it names a takeover, for a
+// failure's message.
+func takenOver(sub *submission.Submission) string {
+	switch {
+	case sub == nil:
+		return "no record"
+	case sub.TakenOverFrom == "":
+		return "a record that names no takeover"
+	}
+	return "a record taken over from " + sub.TakenOverFrom
+}
+
+// clerk is a clerk's pickup in the web mailbox; system the office system's
+// through the pull API.
+var (
+	clerk  = broker.Pickup{Channel: channel.Mailbox, Receiver: "user anna (mailbox)"}
+	system = broker.Pickup{Channel: channel.API, Receiver: "office A (pull API)"}
+)
+
+// takeOver is the clerk's takeover of f's case as the mailbox makes it
+// ("Eingang hier übernehmen und öffnen": OpenPackage on the mailbox's channel).
+func takeOver(t *testing.T, f fixture) *submission.Submission {
+	t.Helper()
+	sub, rc, err := f.d.OpenPackage(ctx(), officeA, f.id, clerk)
+	if got := readAll(t, rc, err, "the clerk's takeover"); !bytes.Equal(got, f.c.Package) {
+		t.Errorf("the clerk's takeover opened %q, want the package %q", got, f.c.Package)
+	}
+	return sub
+}
+
+// testTakeoverRecorded: a clerk's pickup in the mailbox of a case on its way
+// to the office's system is the takeover, and the record says so — taken over
+// from that system's channel (TakenOverFrom), delivered by the mailbox, with
+// one delivered event that names the clerk and says "taken over" — by the
+// mailbox's download and by its confirmation alike.
+func (s *suite) testTakeoverRecorded(t *testing.T) {
+	check := func(f fixture, before []submission.Event, sub *submission.Submission, from, how string) {
+		t.Helper()
+		if sub == nil || sub.TakenOverFrom != from {
+			t.Errorf("%s of a case on its way to %s returned %s; want it taken over from %s", how, from, takenOver(sub), from)
+		}
+		now := record(t, f.d, f.id)
+		if now.TakenOverFrom != from || now.DeliveredAt == nil || now.DeliveryChannel() != channel.Mailbox || now.State != submission.StateDelivered {
+			t.Errorf("after %s: %s, delivered at %v by %q, taken over from %q; want delivered by the mailbox, taken over from %s",
+				how, now.State, now.DeliveredAt, now.DeliveryChannel(), now.TakenOverFrom, from)
+		}
+		evs := events(t, f.d, f.id)
+		added := evs[min(len(before), len(evs)):]
+		if len(added) != 1 || added[0].Type != submission.EventDelivered || added[0].Channel != channel.Mailbox ||
+			!names(added[0], clerk.Receiver) || !strings.Contains(added[0].Detail, "taken over") {
+			t.Errorf("%s recorded %+v; want one delivered event on the mailbox that names %q and says it was taken over", how, added, clerk.Receiver)
+		}
+	}
+	for _, ch := range []string{channel.API, channel.XTA, channel.Webhook} {
+		f := s.bound(t, ch)
+		before := events(t, f.d, f.id)
+		check(f, before, takeOver(t, f), ch, "the mailbox's download")
+	}
+	f := s.bound(t, channel.API)
+	before := events(t, f.d, f.id)
+	sub, err := f.d.Confirm(ctx(), officeA, f.id, clerk)
+	if err != nil {
+		t.Fatalf("the mailbox's confirmation: %v", err)
+	}
+	check(f, before, sub, channel.API, "the mailbox's confirmation")
+}
+
+// testTakenOverRefused: a case a clerk took over is hers. The office's system
+// picks it up no more — OpenPackage, Confirm and Decide through its channels
+// are ErrConflict and submission.ErrTakenOver — and nothing is recorded. The
+// mailbox's own channel goes on: it opens, reads and decides the case, and
+// the system's decision after the clerk's is refused as taken over still, not
+// as a second decision or a repeat.
+func (s *suite) testTakenOverRefused(t *testing.T) {
+	f := s.bound(t, channel.API)
+	takeOver(t, f)
+	before, was := events(t, f.d, f.id), record(t, f.d, f.id)
+	both := func(err error, what string) {
+		t.Helper()
+		if !errors.Is(err, broker.ErrConflict) || !errors.Is(err, submission.ErrTakenOver) {
+			t.Errorf("%s of a case a clerk took over: %v, want ErrConflict and submission.ErrTakenOver", what, err)
+		}
+	}
+	_, rc, err := f.d.OpenPackage(ctx(), officeA, f.id, system)
+	closeIf(rc)
+	both(err, "the system's OpenPackage")
+	_, err = f.d.Confirm(ctx(), officeA, f.id, system)
+	both(err, "the system's Confirm")
+	_, err = f.d.Confirm(ctx(), officeA, f.id, broker.Pickup{Channel: channel.XTA, Receiver: "office A (XTA close)"})
+	both(err, "an XTA close")
+	_, err = f.d.Decide(ctx(), officeA, f.id, decisionA)
+	both(err, "the system's Decide")
+	if after := events(t, f.d, f.id); len(after) != len(before) {
+		t.Errorf("the system's calls recorded %v", types(after[len(before):]))
+	}
+	now := record(t, f.d, f.id)
+	if now.TakenOverFrom != channel.API || now.DeliveryChannel() != channel.Mailbox || now.State != was.State ||
+		now.Decision != nil || now.FetchedAt != nil {
+		t.Errorf("the system's calls changed the case: %s by %q, taken over from %q, decision %+v, fetched %v",
+			now.State, now.DeliveryChannel(), now.TakenOverFrom, now.Decision, now.FetchedAt)
+	}
+
+	// The clerk's channel: the case opens, reads and is decided there.
+	_, rc, err = f.d.OpenPackage(ctx(), officeA, f.id, clerk)
+	if got := readAll(t, rc, err, "the clerk opens her case again"); !bytes.Equal(got, f.c.Package) {
+		t.Errorf("the clerk opens her case again: %q, want the package", got)
+	}
+	c, err := f.d.ReadCase(ctx(), officeA, f.id, broker.CaseRead{Max: 1 << 20, Pickup: clerk})
+	if err != nil || c.Unread != nil || !bytes.Equal(c.Package, f.c.Package) {
+		t.Errorf("the clerk's case page: %+v, %v; want the package read", c, err)
+	}
+	if after := events(t, f.d, f.id); len(after) != len(before) {
+		t.Errorf("the clerk opening her case again recorded %v", types(after[len(before):]))
+	}
+	sub, err := f.d.Decide(ctx(), officeA, f.id, broker.Decision{Outcome: broker.OutcomeAccepted, Actor: "anna", Channel: channel.Mailbox})
+	if err != nil || sub.State != submission.StateAccepted {
+		t.Fatalf("the clerk's decision: %+v, %v", sub, err)
+	}
+	decided := events(t, f.d, f.id)
+	if got := ofType(decided, submission.EventAccepted); len(got) != 1 || got[0].Channel != channel.Mailbox {
+		t.Errorf("accepted events %+v, want the clerk's on the mailbox", got)
+	}
+	_, err = f.d.Decide(ctx(), officeA, f.id, decisionA)
+	both(err, "the system's other decision after the clerk's")
+	same := decisionA
+	same.Outcome = broker.OutcomeAccepted
+	_, err = f.d.Decide(ctx(), officeA, f.id, same)
+	both(err, "the system's same decision after the clerk's")
+	if after := events(t, f.d, f.id); len(after) != len(decided) {
+		t.Errorf("the system's decisions after the clerk's recorded %v", types(after[len(decided):]))
+	}
+}
+
+// testReadFirstIsNoTakeover: a case the office's system read first is no
+// takeover when a clerk then opens it — fetched by XTA (RecordFetch), or
+// picked up by the pull API: both have it, the record names no takeover, and
+// the system goes on with it (its close, decision and reply are taken).
+func (s *suite) testReadFirstNoTakeover(t *testing.T) {
+	f := s.bound(t, channel.XTA)
+	if _, err := f.d.RecordFetch(ctx(), officeA, f.id, channel.XTA, time.Now()); err != nil {
+		t.Fatalf("RecordFetch: %v", err)
+	}
+	sub, err := f.d.Confirm(ctx(), officeA, f.id, clerk)
+	if err != nil || sub.TakenOverFrom != "" {
+		t.Errorf("the clerk's pickup of a case the system fetched: %s, %v; want delivered, no takeover", takenOver(sub), err)
+	}
+	if got := ofType(events(t, f.d, f.id), submission.EventDelivered); len(got) != 1 || strings.Contains(got[0].Detail, "taken over") {
+		t.Errorf("delivered events %+v, want the clerk's pickup, not a takeover", got)
+	}
+	if _, err := f.d.Confirm(ctx(), officeA, f.id, broker.Pickup{Channel: channel.XTA, Receiver: "office A (XTA close)"}); err != nil {
+		t.Errorf("the system's close of the case it fetched: %v", err)
+	}
+	if _, err := f.d.Reply(ctx(), officeA, f.id, broker.ReplyIn{Kind: "Bescheid", MessageID: "fv-1", ContentType: "application/xml",
+		Content: []byte("<Bescheid/>"), Actor: "office A system", Channel: channel.XTA}); err != nil {
+		t.Errorf("the system's reply to the case it fetched: %v", err)
+	}
+
+	g := s.bound(t, channel.API)
+	_, rc, err := g.d.OpenPackage(ctx(), officeA, g.id, system)
+	readAll(t, rc, err, "the system's fetch")
+	evs := events(t, g.d, g.id)
+	sub = takeOver(t, g)
+	if sub == nil || sub.TakenOverFrom != "" || record(t, g.d, g.id).TakenOverFrom != "" {
+		t.Errorf("the clerk's opening of a case the system picked up: %s; want no takeover", takenOver(sub))
+	}
+	if after := events(t, g.d, g.id); len(after) != len(evs) {
+		t.Errorf("the clerk's opening of a case the system picked up recorded %v", types(after[len(evs):]))
+	}
+	if _, err := g.d.Decide(ctx(), officeA, g.id, decisionA); err != nil {
+		t.Errorf("the system's decision of the case it picked up: %v", err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -69,6 +70,16 @@ func (h memHarness) NewDesk(testing.TB) Desk {
 		return refusesForwardedFetch{d}
 	case "fetch-picks-up-forwarded":
 		return fetchPicksUpForwarded{d}
+	case "takeover-unmarked":
+		return takeoverUnmarked{d}
+	case "system-opens-taken-over":
+		return systemOpensTakenOver{d}
+	case "system-decides-taken-over":
+		return systemDecidesTakenOver{d}
+	case "clerk-refused-taken-over":
+		return clerkRefusedTakenOver{d}
+	case "takeover-after-fetch":
+		return takeoverAfterFetch{d}
 	}
 	panic("desktest: unknown defect " + h.defect)
 }
@@ -117,6 +128,11 @@ func TestPlantedDefectsFail(t *testing.T) {
 		"list-text-as-typed":        "ListTextFolds",
 		"refuses-forwarded-fetch":   "ForwardedFetchRecordsNothing",
 		"fetch-picks-up-forwarded":  "ForwardedFetchRecordsNothing",
+		"takeover-unmarked":         "TakeoverIsRecorded",
+		"system-opens-taken-over":   "TakenOverIsRefusedToTheSystem",
+		"system-decides-taken-over": "TakenOverIsRefusedToTheSystem",
+		"clerk-refused-taken-over":  "TakenOverIsRefusedToTheSystem",
+		"takeover-after-fetch":      "ReadFirstIsNoTakeover",
 	})
 }
 
@@ -448,6 +464,116 @@ func (d fetchPicksUpForwarded) FetchPackage(ctx context.Context, office, id, ch 
 	}
 	d.mu.Unlock()
 	return d.MemDesk.FetchPackage(ctx, office, id, ch)
+}
+
+// withoutTakeover runs call on the office's case id with the record's
+// takeover hidden, as a desk that does not ask it: the MemDesk method call
+// runs then finds a case no clerk took over.
+func (d *MemDesk) withoutTakeover(office, id string, call func()) {
+	d.mu.Lock()
+	s, err := d.forOffice(office, id)
+	from := ""
+	if err == nil {
+		from, s.TakenOverFrom = s.TakenOverFrom, ""
+	}
+	d.mu.Unlock()
+	call()
+	if s != nil {
+		d.mu.Lock()
+		s.TakenOverFrom = from
+		d.mu.Unlock()
+	}
+}
+
+// takeoverUnmarked records the clerk's takeover as any pickup: the record
+// does not say it was taken over.
+type takeoverUnmarked struct{ *MemDesk }
+
+func (d takeoverUnmarked) OpenPackage(ctx context.Context, office, id string, p broker.Pickup) (*submission.Submission, io.ReadCloser, error) {
+	sub, rc, err := d.MemDesk.OpenPackage(ctx, office, id, p)
+	d.mu.Lock()
+	if s, ferr := d.forOffice(office, id); ferr == nil {
+		s.TakenOverFrom = ""
+	}
+	d.mu.Unlock()
+	if sub != nil {
+		sub.TakenOverFrom = ""
+	}
+	return sub, rc, err
+}
+
+// systemOpensTakenOver hands the office's system the package of a case a
+// clerk took over, as the pull API did before the takeover was recorded.
+type systemOpensTakenOver struct{ *MemDesk }
+
+func (d systemOpensTakenOver) OpenPackage(ctx context.Context, office, id string, p broker.Pickup) (sub *submission.Submission, rc io.ReadCloser, err error) {
+	if p.Channel == channel.Mailbox {
+		return d.MemDesk.OpenPackage(ctx, office, id, p)
+	}
+	d.withoutTakeover(office, id, func() { sub, rc, err = d.MemDesk.OpenPackage(ctx, office, id, p) })
+	return sub, rc, err
+}
+
+// systemDecidesTakenOver records the system's decision on a case a clerk
+// took over.
+type systemDecidesTakenOver struct{ *MemDesk }
+
+func (d systemDecidesTakenOver) Decide(ctx context.Context, office, id string, dec broker.Decision) (sub *submission.Submission, err error) {
+	if dec.Channel == channel.Mailbox {
+		return d.MemDesk.Decide(ctx, office, id, dec)
+	}
+	d.withoutTakeover(office, id, func() { sub, err = d.MemDesk.Decide(ctx, office, id, dec) })
+	return sub, err
+}
+
+// clerkRefusedTakenOver refuses the takeover's own face too: the mailbox no
+// longer opens the case its clerk took over.
+type clerkRefusedTakenOver struct{ *MemDesk }
+
+func (d clerkRefusedTakenOver) OpenPackage(ctx context.Context, office, id string, p broker.Pickup) (*submission.Submission, io.ReadCloser, error) {
+	d.mu.Lock()
+	s, err := d.forOffice(office, id)
+	taken := err == nil && s.TakenOverFrom != ""
+	d.mu.Unlock()
+	if taken {
+		return nil, nil, fmt.Errorf("%w: %w", broker.ErrConflict, submission.ErrTakenOver)
+	}
+	return d.MemDesk.OpenPackage(ctx, office, id, p)
+}
+
+// takeoverAfterFetch takes a clerk's pickup of a case with a target of the
+// office's system for a takeover, whether the system read it first or not.
+type takeoverAfterFetch struct{ *MemDesk }
+
+func (d takeoverAfterFetch) mark(office, id string, p broker.Pickup) {
+	if p.Channel != channel.Mailbox {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s, err := d.forOffice(office, id); err == nil && s.DeliveredVia == channel.Mailbox {
+		if t, ok := s.CurrentTarget(); ok && t.Channel != channel.Mailbox {
+			s.TakenOverFrom = t.Channel
+		}
+	}
+}
+
+func (d takeoverAfterFetch) Confirm(ctx context.Context, office, id string, p broker.Pickup) (*submission.Submission, error) {
+	sub, err := d.MemDesk.Confirm(ctx, office, id, p)
+	d.mark(office, id, p)
+	if err == nil {
+		sub, err = d.MemDesk.Get(ctx, office, id)
+	}
+	return sub, err
+}
+
+func (d takeoverAfterFetch) OpenPackage(ctx context.Context, office, id string, p broker.Pickup) (*submission.Submission, io.ReadCloser, error) {
+	sub, rc, err := d.MemDesk.OpenPackage(ctx, office, id, p)
+	d.mark(office, id, p)
+	if err == nil {
+		sub, err = d.MemDesk.Get(ctx, office, id)
+	}
+	return sub, rc, err
 }
 
 // TestMemDeskAddKeepsTheRecord: Add, which the mailbox's tests use to set up
