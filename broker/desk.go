@@ -36,13 +36,17 @@ import (
 //     returns the one stored);
 //   - a case erased before the office's system read it (FetchedAt) allows no
 //     pickup: Confirm and Decide are ErrConflict and ErrBytesRemoved, and record nothing;
-//   - a case forwarded to a peer gateway is the peer's to deliver, and its
-//     delivery is the peer's report: until then no face here picks it up
-//     (OpenPackage, Confirm and Decide are ErrConflict, ReadCase's Unread too).
-//     FetchPackage serves its bytes all the same, before that report and after
-//     it, and records no pickup, fetch or event: the gateway keeps the package
-//     it received, and a read that records nothing takes the delivery from
-//     nobody;
+//   - a case forwarded to a peer gateway is the peer's to deliver and to
+//     decide: its delivery and its decision are the peer's reports. Until the
+//     delivery's, no face here picks it up (OpenPackage, Confirm and Decide are
+//     ErrConflict, ReadCase's Unread too); after it, Decide is ErrConflict
+//     still and records nothing (submission.Submission.Decide): a decision
+//     here reached the portal as the office's answer while the office at the
+//     peer decides. FetchPackage serves its bytes all the same, before that
+//     report and after it, and neither it nor RecordFetch records a pickup,
+//     fetch or event (submission.Submission.Fetched): the gateway keeps the
+//     package it received, and a read that records nothing takes the delivery
+//     from nobody;
 //   - a face's own rule on a case (Admit: the mailbox opens no case on its way to
 //     the office's own system) is asked on the record the action reads, after the
 //     office check, so the face need not read the record once more for it;

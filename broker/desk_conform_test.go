@@ -111,6 +111,17 @@ func (d *brokerDesk) PeerDelivered(t testing.TB, id string) {
 	}
 }
 
+// PeerDecided records the peer's report that its office decided the case,
+// as the forwarding gateway's poll of the peer does.
+func (d *brokerDesk) PeerDecided(t testing.TB, id, outcome string) {
+	t.Helper()
+	u := submission.PeerStatus{Peer: "amtsbote-by", State: submission.State(outcome), Receiver: "office",
+		Decision: &submission.Decision{Outcome: outcome, Actor: "office", At: time.Now().UTC()}}
+	if _, err := d.RecordPeerStatus(id, u); err != nil {
+		t.Fatalf("RecordPeerStatus: %v", err)
+	}
+}
+
 // waitsChannel is the channel of a case handed over not on the office's own
 // system (desktest.Case.Channel "").
 const waitsChannel = "waits"

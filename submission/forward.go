@@ -190,7 +190,7 @@ func (s *Submission) PeerUpdate(now time.Time, u PeerStatus) ([]Event, error) {
 			if !strings.HasSuffix(actor, " at "+gw) {
 				actor += " at " + gw // named so already by a gateway on the way
 			}
-			de, err := s.Decide(now, "", u.Decision.Outcome, u.Decision.Reason, actor)
+			de, err := s.decide(now, "", u.Decision.Outcome, u.Decision.Reason, actor)
 			if err != nil {
 				return nil, err
 			}

@@ -155,3 +155,63 @@ func TestPeerTimesAreBoundedByThisGatewaysClock(t *testing.T) {
 		t.Errorf("times within bounds: delivered %v, decided %v, want %v, %v", s.DeliveredAt, s.Decision.At, d, dec)
 	}
 }
+
+// TestForwardedCaseIsDecidedByThePeerAlone: once the peer reported that its
+// office has the package, the forwarded case is delivered (by channel peer)
+// and Decide's state check passed: a decision through a face here was
+// recorded and went to the portal as the office's answer, while the office at
+// the peer decides on its own. Decide refuses a forwarded case now, before
+// the peer's decision and after it (no repeat: no face here decided); the
+// peer's report still records its decision.
+func TestForwardedCaseIsDecidedByThePeerAlone(t *testing.T) {
+	now := time.Unix(100, 0).UTC()
+	s := forwardable(t)
+	if _, err := s.Forwarded(now, Forward{Peer: "by", PeerSubmissionID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	local := func(when string) {
+		t.Helper()
+		for _, ch := range []string{"api", "mailbox", ""} {
+			before := *s
+			evs, err := s.Decide(now, ch, OutcomeAccepted, "", "anna")
+			if !errors.Is(err, ErrIllegal) || len(evs) != 0 || s.State != before.State || s.Decision != before.Decision {
+				t.Errorf("a decision on %q %s: %v %+v, state %s, decision %+v; want ErrIllegal and nothing changed", ch, when, err, evs, s.State, s.Decision)
+			}
+		}
+	}
+	local("before the peer's delivery")
+	if _, err := s.PeerUpdate(now, PeerStatus{Peer: "by", State: StateDelivered}); err != nil || s.State != StateDelivered {
+		t.Fatalf("the peer's delivery: %v, %s", err, s.State)
+	}
+	local("after the peer's delivery")
+	u := PeerStatus{Peer: "by", State: StateAccepted, Decision: &Decision{Outcome: OutcomeAccepted, Actor: "office x"}}
+	if evs, err := s.PeerUpdate(now, u); err != nil || len(evs) != 1 || evs[0].Type != EventAccepted || s.State != StateAccepted {
+		t.Fatalf("the peer's decision: %v %+v %s", err, evs, s.State)
+	}
+	local("after the peer's decision")
+}
+
+// TestFetchOfAForwardedCaseRecordsNothing: a read of a forwarded case's bytes
+// (XTA getMessage, which FetchPackage serves) records no fetch, before the
+// peer's delivery and after it: the delivery is the peer's report, and a
+// fetched event said an office's system here read it.
+func TestFetchOfAForwardedCaseRecordsNothing(t *testing.T) {
+	now := time.Unix(100, 0).UTC()
+	s := forwardable(t)
+	if _, err := s.Forwarded(now, Forward{Peer: "by", PeerSubmissionID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, when := range []string{"before the peer's delivery", "after it"} {
+		if evs, err := s.Fetched(now, "xta"); err != nil || len(evs) != 0 || s.FetchedAt != nil {
+			t.Errorf("a fetch %s: %v %+v, fetched at %v; want nothing recorded", when, err, evs, s.FetchedAt)
+		}
+		if _, err := s.PeerUpdate(now, PeerStatus{Peer: "by", State: StateDelivered}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A case not forwarded records its first fetch.
+	o := forwardable(t)
+	if evs, err := o.Fetched(now, "xta"); err != nil || len(evs) != 1 || o.FetchedAt == nil {
+		t.Errorf("a fetch of a case not forwarded: %v %+v", err, evs)
+	}
+}

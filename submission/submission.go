@@ -699,7 +699,23 @@ func (s *Submission) AwaitsDecision() bool {
 // (as Confirm's does): the log of a case the office's system fetched and a clerk
 // decided in the mailbox said only "accepted by anna"; "" where no face carried
 // it (a peer's report, a test).
+//
+// A case forwarded to a peer gateway (Forward) is decided by the peer's report
+// alone (PeerUpdate): its office is at the peer, and a decision recorded here
+// would go to the portal as the office's answer while that office decides
+// otherwise. Decide is ErrIllegal for it, also once the peer reported the
+// delivery (the case is delivered then, by channel peer), and also for the
+// outcome the peer reported: no face here decided anything.
 func (s *Submission) Decide(now time.Time, channel, outcome, reason, actor string) ([]Event, error) {
+	if s.Forward != nil {
+		return nil, fmt.Errorf("%w: submission %s was forwarded to gateway %s: its decision is that gateway's report", ErrIllegal, s.ID, s.Forward.Peer)
+	}
+	return s.decide(now, channel, outcome, reason, actor)
+}
+
+// decide is Decide without the rule on forwarded cases, for the peer's report
+// (PeerUpdate).
+func (s *Submission) decide(now time.Time, channel, outcome, reason, actor string) ([]Event, error) {
 	var typ string
 	switch outcome {
 	case OutcomeAccepted:
@@ -809,8 +825,14 @@ func (s *Submission) MarkProcessed(now time.Time, done bool, actor, channel stri
 // Fetched records the first time the office's system read the package without
 // taking it (XTA getMessage). Later reads change nothing, so a system that reads
 // a package again and again writes once.
+//
+// A read of a case forwarded to a peer gateway (Forward) changes nothing
+// either (nil events, nil error: the bytes were served, as they may be): its
+// delivery is the peer's report, and FetchedAt with a fetched event said that
+// an office's system here read it — for XTA the first half of a pickup, which
+// no face here may make of a forwarded case.
 func (s *Submission) Fetched(now time.Time, channel string) ([]Event, error) {
-	if s.FetchedAt != nil {
+	if s.FetchedAt != nil || s.Forward != nil {
 		return nil, nil
 	}
 	at := now

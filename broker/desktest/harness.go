@@ -61,6 +61,11 @@ type Desk interface {
 	// forwarded case id (broker.Broker.RecordPeerStatus, state delivered): it
 	// is delivered, by channel peer.
 	PeerDelivered(t testing.TB, id string)
+	// PeerDecided records the peer's report that its office decided the
+	// forwarded case id with outcome (broker.Broker.RecordPeerStatus, state
+	// accepted or rejected, with the decision): the one way a forwarded case
+	// is decided.
+	PeerDecided(t testing.TB, id, outcome string)
 }
 
 // Case is one application as the suite hands it over.

@@ -165,6 +165,23 @@ func (d *MemDesk) PeerDelivered(t testing.TB, id string) {
 	}
 }
 
+// PeerDecided implements Desk: the peer reported its office's decision
+// (submission.Submission.PeerUpdate), as broker.Broker.RecordPeerStatus
+// records.
+func (d *MemDesk) PeerDecided(t testing.TB, id, outcome string) {
+	t.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.setUp(t, "PeerDecided", id)
+	u := submission.PeerStatus{Peer: "amtsbote-by", State: submission.State(outcome), Receiver: "office",
+		Decision: &submission.Decision{Outcome: outcome, Actor: "office"}}
+	if err := d.change(s, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		return cur.PeerUpdate(now, u)
+	}); err != nil {
+		t.Fatalf("PeerDecided: %v", err)
+	}
+}
+
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])

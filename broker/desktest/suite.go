@@ -43,6 +43,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ErasedUnreadAllowsNoPickup", s.testErasedUnread)
 	t.Run("ForwardedAllowsNoPickup", s.testForwarded)
 	t.Run("ForwardedFetchRecordsNothing", s.testForwardedFetch)
+	t.Run("ForwardedDecisionIsThePeers", s.testForwardedDecision)
 	t.Run("TakeoverIsRecorded", s.testTakeoverRecorded)
 	t.Run("TakenOverIsRefusedToTheSystem", s.testTakenOverRefused)
 	t.Run("ReadFirstIsNoTakeover", s.testReadFirstNoTakeover)
@@ -684,7 +685,9 @@ func (s *suite) testForwarded(t *testing.T) {
 // testForwardedFetch: FetchPackage of a forwarded case hands out its bytes
 // and records nothing — no pickup, no fetch, no event — before the peer
 // reports that its office has the case and after: the delivery stays the
-// peer's, one delivered event by channel peer.
+// peer's, one delivered event by channel peer. Nor does RecordFetch, which
+// the XTA face calls once the bytes are out (getMessage): it recorded
+// FetchedAt and a fetched event, since the fetch's transition asked no state.
 func (s *suite) testForwardedFetch(t *testing.T) {
 	f := s.fixture(t)
 	f.d.Forward(t, f.id)
@@ -694,6 +697,15 @@ func (s *suite) testForwardedFetch(t *testing.T) {
 		_, rc, err := f.d.FetchPackage(ctx(), officeA, f.id, "xta")
 		if got := readAll(t, rc, err, "FetchPackage of a forwarded case "+when); !bytes.Equal(got, f.c.Package) {
 			t.Errorf("FetchPackage of a forwarded case %s: %q, want the package %q", when, got, f.c.Package)
+		}
+		// Not an error: the face sent the bytes, which it may, and a refusal
+		// here is logged as a fetch that could not be recorded.
+		if sub, err := f.d.RecordFetch(ctx(), officeA, f.id, "xta", time.Now()); err != nil || sub == nil || sub.FetchedAt != nil {
+			var fetched *time.Time
+			if sub != nil {
+				fetched = sub.FetchedAt
+			}
+			t.Errorf("RecordFetch of a forwarded case %s: fetched at %v, %v; want the record, not fetched, and no error", when, fetched, err)
 		}
 		if after := events(t, f.d, f.id); len(after) != len(before) {
 			t.Errorf("FetchPackage of a forwarded case %s recorded %v", when, types(after[len(before):]))
@@ -714,6 +726,47 @@ func (s *suite) testForwardedFetch(t *testing.T) {
 	if got := ofType(events(t, f.d, f.id), submission.EventDelivered); len(got) != 1 || got[0].Channel != "peer" {
 		t.Errorf("delivered events %+v, want the peer's one", got)
 	}
+}
+
+// testForwardedDecision: a forwarded case is decided by the peer's report
+// alone. Once the peer reported that its office has it, the case is delivered
+// (by channel peer), and a decision through a face here was recorded: it went
+// to the portal as the office's answer while the office at the peer decides
+// on its own. It is ErrConflict now and records nothing, before the peer's
+// decision and after it (also of the same outcome: no face here decided),
+// and the peer's decision is still recorded.
+func (s *suite) testForwardedDecision(t *testing.T) {
+	f := s.fixture(t)
+	f.d.Forward(t, f.id)
+	f.d.PeerDelivered(t, f.id)
+	local := []broker.Decision{decisionA, {Outcome: broker.OutcomeAccepted, Actor: "anna", Channel: channel.Mailbox}}
+	refused := func(when string) {
+		t.Helper()
+		before, was := events(t, f.d, f.id), record(t, f.d, f.id)
+		for _, dec := range local {
+			_, err := f.d.Decide(ctx(), officeA, f.id, dec)
+			wantErr(t, err, broker.ErrConflict, fmt.Sprintf("Decide %s on %s of a forwarded case %s", dec.Outcome, dec.Channel, when))
+		}
+		if after := events(t, f.d, f.id); len(after) != len(before) {
+			t.Errorf("local decisions of a forwarded case %s recorded %v", when, types(after[len(before):]))
+		}
+		now := record(t, f.d, f.id)
+		if now.State != was.State || (now.Decision == nil) != (was.Decision == nil) || now.Decision != nil && *now.Decision != *was.Decision {
+			t.Errorf("local decisions of a forwarded case %s changed it from %s %+v to %s %+v", when, was.State, was.Decision, now.State, now.Decision)
+		}
+	}
+	refused("after the peer's delivery")
+	if sub := record(t, f.d, f.id); sub.State != submission.StateDelivered || sub.Decision != nil || sub.DeliveryChannel() != "peer" {
+		t.Fatalf("after the peer's delivery the case is %s by %q, decision %+v", sub.State, sub.DeliveryChannel(), sub.Decision)
+	}
+	f.d.PeerDecided(t, f.id, broker.OutcomeAccepted)
+	if sub := record(t, f.d, f.id); sub.State != submission.StateAccepted || sub.Decision == nil || sub.Decision.Outcome != broker.OutcomeAccepted {
+		t.Fatalf("the peer's decision left the case %s, decision %+v", sub.State, sub.Decision)
+	}
+	if got := ofType(events(t, f.d, f.id), submission.EventAccepted); len(got) != 1 {
+		t.Errorf("accepted events %v, want the peer's one", types(got))
+	}
+	refused("after the peer's decision")
 }
 
 // bound is a desk with one case of office A handed over on its way to the

@@ -70,6 +70,10 @@ func (h memHarness) NewDesk(testing.TB) Desk {
 		return refusesForwardedFetch{d}
 	case "fetch-picks-up-forwarded":
 		return fetchPicksUpForwarded{d}
+	case "records-forwarded-fetch":
+		return recordsForwardedFetch{d}
+	case "decides-forwarded-locally":
+		return decidesForwardedLocally{d}
 	case "takeover-unmarked":
 		return takeoverUnmarked{d}
 	case "system-opens-taken-over":
@@ -128,6 +132,8 @@ func TestPlantedDefectsFail(t *testing.T) {
 		"list-text-as-typed":        "ListTextFolds",
 		"refuses-forwarded-fetch":   "ForwardedFetchRecordsNothing",
 		"fetch-picks-up-forwarded":  "ForwardedFetchRecordsNothing",
+		"records-forwarded-fetch":   "ForwardedFetchRecordsNothing",
+		"decides-forwarded-locally": "ForwardedDecisionIsThePeers",
 		"takeover-unmarked":         "TakeoverIsRecorded",
 		"system-opens-taken-over":   "TakenOverIsRefusedToTheSystem",
 		"system-decides-taken-over": "TakenOverIsRefusedToTheSystem",
@@ -464,6 +470,44 @@ func (d fetchPicksUpForwarded) FetchPackage(ctx context.Context, office, id, ch 
 	}
 	d.mu.Unlock()
 	return d.MemDesk.FetchPackage(ctx, office, id, ch)
+}
+
+// recordsForwardedFetch records the office system's fetch of a forwarded
+// case, as RecordFetch did before the fetch's transition asked whether the
+// case was forwarded.
+type recordsForwardedFetch struct{ *MemDesk }
+
+func (d recordsForwardedFetch) RecordFetch(ctx context.Context, office, id, ch string, at time.Time) (*submission.Submission, error) {
+	d.mu.Lock()
+	if s, err := d.forOffice(office, id); err == nil && s.Forward != nil && s.FetchedAt == nil {
+		when := at.UTC()
+		s.FetchedAt = &when
+		d.record(id, []submission.Event{{At: when, Type: submission.EventFetched, Channel: ch}})
+	}
+	d.mu.Unlock()
+	return d.MemDesk.RecordFetch(ctx, office, id, ch, at)
+}
+
+// decidesForwardedLocally records a decision through the desk on a forwarded
+// case the peer reported delivered, as Decide did when only the state was
+// asked.
+type decidesForwardedLocally struct{ *MemDesk }
+
+func (d decidesForwardedLocally) Decide(ctx context.Context, office, id string, dec broker.Decision) (*submission.Submission, error) {
+	var fwd *submission.Forward
+	d.mu.Lock()
+	s, err := d.forOffice(office, id)
+	if err == nil {
+		fwd, s.Forward = s.Forward, nil
+	}
+	d.mu.Unlock()
+	sub, err := d.MemDesk.Decide(ctx, office, id, dec)
+	if s != nil {
+		d.mu.Lock()
+		s.Forward = fwd
+		d.mu.Unlock()
+	}
+	return sub, err
 }
 
 // withoutTakeover runs call on the office's case id with the record's
