@@ -55,7 +55,11 @@ import (
 //     by no other face: OpenPackage, Confirm and Decide through another channel
 //     are ErrConflict and submission.ErrTakenOver, and record nothing
 //     (submission.PickupAllowed, asked also on the record the pickup commits to,
-//     so a takeover that lands between a face's read and its pickup wins).
+//     so a takeover that lands between a face's read and its pickup wins). A
+//     new Reply through another channel is refused so too and stores nothing
+//     (submission.ReplyAllowed, on the record the reply is written to): the
+//     clerk answers the applicant now, and the system's reply would reach the
+//     applicant beside hers.
 type OfficeDesk interface {
 	// List pages through the office's submissions, oldest first.
 	List(ctx context.Context, officeID string, q ListQuery) (Page, error)
@@ -110,7 +114,11 @@ type OfficeDesk interface {
 	// takes it back), with the actor, in the event log.
 	MarkProcessed(ctx context.Context, officeID, id string, done bool, actor, channel string) (*submission.Submission, error)
 	// Reply stores a message of the office back to the applicant (a Bescheid, a
-	// Rückfrage) durably before it returns, linked to the case it answers.
+	// Rückfrage) durably before it returns, linked to the case it answers. A
+	// repeat (the same MessageID for the case) returns the reply stored; a new
+	// one to a case whose bytes were removed is ErrBytesRemoved, and through
+	// another channel than the mailbox to a case a clerk took over ErrConflict
+	// and submission.ErrTakenOver.
 	Reply(ctx context.Context, officeID, id string, r ReplyIn) (submission.Reply, error)
 	// OpenReply opens the bytes of one reply.
 	OpenReply(ctx context.Context, officeID, id, replyID string) (submission.Reply, io.ReadCloser, error)
@@ -731,15 +739,17 @@ const maxReplyBytes = 64 << 20
 // A case whose bytes were removed (the retention, an erasure) takes no new reply,
 // ErrBytesRemoved: nobody could read it — the portal's fetch is refused like every
 // byte of the case, and the retention's sweep deletes a blob such a record names —
-// yet the office was told it was stored. A repeat of a reply stored before still
-// returns it.
+// yet the office was told it was stored. A case a clerk took over takes none from
+// the office's system (ErrConflict and submission.ErrTakenOver: the transition's
+// rule, asked before the bytes are stored as well). A repeat of a reply stored
+// before still returns it.
 func (b *Broker) Reply(_ context.Context, officeID, id string, in ReplyIn) (submission.Reply, error) {
 	s, err := b.forOffice(officeID, id)
 	if err != nil {
 		return submission.Reply{}, err
 	}
-	if err := acceptsReply(s, "", in.MessageID); err != nil {
-		return submission.Reply{}, err // before its bytes are stored
+	if err := acceptsReply(s, "", in.MessageID, in.Channel); err != nil {
+		return submission.Reply{}, asConflict(err) // before its bytes are stored
 	}
 	if len(in.Content) > maxReplyBytes {
 		return submission.Reply{}, fmt.Errorf("%w: reply of %d bytes exceeds %d", ErrConflict, len(in.Content), maxReplyBytes)
@@ -751,7 +761,7 @@ func (b *Broker) Reply(_ context.Context, officeID, id string, in ReplyIn) (subm
 	r := submission.Reply{ID: newID(), Kind: in.Kind, MessageID: in.MessageID, ContentType: in.ContentType,
 		Size: int64(len(in.Content)), SHA256: digest, Channel: in.Channel, Actor: in.Actor}
 	s, err = b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
-		if err := acceptsReply(cur, r.ID, r.MessageID); err != nil {
+		if err := acceptsReply(cur, r.ID, r.MessageID, r.Channel); err != nil {
 			return nil, err
 		}
 		r.At = now
@@ -775,18 +785,19 @@ func sameReply(have submission.Reply, id, messageID string) bool {
 	return have.ID == id || (messageID != "" && have.MessageID == messageID)
 }
 
-// acceptsReply refuses a new reply to a case whose bytes were removed (see Reply);
-// a repeat of one it holds passes.
-func acceptsReply(s *submission.Submission, id, messageID string) error {
-	if s.BytesRemovedAt == nil {
-		return nil
-	}
+// acceptsReply refuses a new reply to a case whose bytes were removed, and one
+// on channel ch to a case a clerk took over (see Reply); a repeat of one it
+// holds passes.
+func acceptsReply(s *submission.Submission, id, messageID, ch string) error {
 	for _, have := range s.Replies {
 		if sameReply(have, id, messageID) {
 			return nil
 		}
 	}
-	return fmt.Errorf("submission %s: a reply to it could not be read: %w", s.ID, ErrBytesRemoved)
+	if s.BytesRemovedAt != nil {
+		return fmt.Errorf("submission %s: a reply to it could not be read: %w", s.ID, ErrBytesRemoved)
+	}
+	return s.ReplyAllowed(ch)
 }
 
 // OpenReply implements OfficeDesk.

@@ -629,10 +629,26 @@ func (s *Submission) BoundForSystem() string {
 // must not fetch, confirm or decide what the clerk now processes: ErrIllegal
 // and ErrTakenOver. The mailbox itself is allowed (its pages open the case).
 func (s *Submission) PickupAllowed(ch string) error {
+	return s.takenOverRefuses(ch, "no pickup")
+}
+
+// ReplyAllowed says whether a reply to the applicant may come by the face of
+// channel ch, by PickupAllowed's rule: not from the office's own system once a
+// clerk took the case over (ErrIllegal and ErrTakenOver). The clerk answers
+// the applicant now; a Fachverfahren's reply — a Bescheid from what a
+// getMessage under way at the takeover gave it — would reach the applicant
+// beside hers, perhaps contradicting it, from a system told to drop the case.
+func (s *Submission) ReplyAllowed(ch string) error {
+	return s.takenOverRefuses(ch, "no reply")
+}
+
+// takenOverRefuses is the refusal of what (a pickup, a reply) on channel ch of
+// a case a clerk took over, or nil.
+func (s *Submission) takenOverRefuses(ch, what string) error {
 	if s.TakenOverFrom == "" || ch == channel.Mailbox {
 		return nil
 	}
-	return fmt.Errorf("%w: submission %s: %w (it was on its way to %s); no pickup on %s", ErrIllegal, s.ID, ErrTakenOver, s.TakenOverFrom, channelOr(ch))
+	return fmt.Errorf("%w: submission %s: %w (it was on its way to %s); %s on %s", ErrIllegal, s.ID, ErrTakenOver, s.TakenOverFrom, what, channelOr(ch))
 }
 
 // channelOr is ch, or "no channel" for a pickup no face named.
@@ -785,6 +801,9 @@ const maxReplies = 100
 
 // AddReply records a message of the office back to the applicant. The office must
 // have the package (delivered or decided); the same reply id twice changes nothing.
+// A case a clerk took over takes no new reply from another face than the
+// mailbox (ReplyAllowed: ErrIllegal and ErrTakenOver), decided here, on the
+// record the reply is written to, so a takeover just before is not passed over.
 func (s *Submission) AddReply(now time.Time, r Reply) ([]Event, error) {
 	for _, have := range s.Replies {
 		if have.ID == r.ID || (r.MessageID != "" && have.MessageID == r.MessageID) {
@@ -793,6 +812,9 @@ func (s *Submission) AddReply(now time.Time, r Reply) ([]Event, error) {
 	}
 	if s.DeliveredAt == nil {
 		return nil, fmt.Errorf("%w: a reply to a submission the office does not have yet (%s)", ErrIllegal, s.State)
+	}
+	if err := s.ReplyAllowed(r.Channel); err != nil {
+		return nil, err
 	}
 	if len(s.Replies) >= maxReplies {
 		return nil, fmt.Errorf("%w: more than %d replies", ErrIllegal, maxReplies)

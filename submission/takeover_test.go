@@ -98,3 +98,51 @@ func TestTakeoverIsTheMailboxsPickupOfACaseOnItsWay(t *testing.T) {
 		t.Errorf("an older record: taken over from %q", old.TakenOverFrom)
 	}
 }
+
+// TestTakenOverCaseTakesNoReplyFromTheSystem: a reply from the office's own
+// system (XTA sendMessage) to a case a clerk took over was stored, and would
+// reach the applicant beside the clerk's answer. AddReply refuses it now
+// (ErrIllegal and ErrTakenOver) and changes nothing; the mailbox's channel,
+// a repeat of a reply held, and a case that was no takeover take it.
+func TestTakenOverCaseTakesNoReplyFromTheSystem(t *testing.T) {
+	taken := func() *Submission {
+		s, _ := New(Params{ID: "s1", OfficeID: "o1", Targets: []Target{{Channel: "xta"}, {Channel: "mailbox"}}}, t0)
+		if _, err := s.HandOver(t0, s.Generation, Confirmation{Receiver: "xta"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Confirm(t0, "mailbox", Confirmation{Receiver: "anna (Behördenpostfach)"}); err != nil || s.TakenOverFrom != "xta" {
+			t.Fatalf("the takeover: %v, from %q", err, s.TakenOverFrom)
+		}
+		return s
+	}
+	reply := func(id, ch string) Reply {
+		return Reply{ID: id, MessageID: "m-" + id, Kind: "Bescheid", Channel: ch, SHA256: "00", Size: 1}
+	}
+	s := taken()
+	for _, ch := range []string{"xta", "api", "webhook", ""} {
+		evs, err := s.AddReply(t0, reply("r-"+ch, ch))
+		if !errors.Is(err, ErrIllegal) || !errors.Is(err, ErrTakenOver) || len(evs) != 0 || len(s.Replies) != 0 {
+			t.Errorf("a reply on %q to the case taken over: %v %+v, replies %+v; want ErrIllegal and ErrTakenOver, nothing stored", ch, err, evs, s.Replies)
+		}
+	}
+	if evs, err := s.AddReply(t0, reply("r1", "mailbox")); err != nil || len(evs) != 1 || len(s.Replies) != 1 {
+		t.Errorf("a reply on the mailbox's channel: %v %+v", err, evs)
+	}
+	if evs, err := s.AddReply(t0, reply("r1", "xta")); err != nil || len(evs) != 0 {
+		t.Errorf("a repeat of the reply held: %v %+v", err, evs)
+	}
+	// The system fetched first: no takeover, its reply is taken.
+	o, _ := New(Params{ID: "s2", OfficeID: "o1", Targets: []Target{{Channel: "xta"}}}, t0)
+	if _, err := o.HandOver(t0, o.Generation, Confirmation{Receiver: "xta"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.Fetched(t0, "xta"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.Confirm(t0, "mailbox", Confirmation{Receiver: "anna"}); err != nil || o.TakenOverFrom != "" {
+		t.Fatalf("the clerk's pickup after the fetch: %v, taken over from %q", err, o.TakenOverFrom)
+	}
+	if evs, err := o.AddReply(t0, reply("r2", "xta")); err != nil || len(evs) != 1 {
+		t.Errorf("the system's reply to a case it read first: %v %+v", err, evs)
+	}
+}

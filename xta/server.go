@@ -479,6 +479,12 @@ func (s *Server) exceptionOf(c *call, err error) *Fault {
 	case errors.Is(err, submission.ErrTakenOver):
 		// Before ErrConflict, which it comes with: the message is not in the
 		// box any more, as for one erased, and no later call will find it.
+		if c.op == "sendMessage" || c.op == "sendMessageSync" {
+			// A reply to such a case: the clerk answers the applicant now. The
+			// WSDL declares no InvalidMessageIDException for sendMessage; the
+			// case the reply names is a parameter no longer valid.
+			return fault(ParameterIsNotValid, "a clerk took the case this reply answers over in the office's web mailbox; it is answered there, and your reply was not stored: drop it")
+		}
 		return fault(InvalidMessageID, "a clerk took this message over in the office's web mailbox; it is processed there, no longer in your message box: drop it")
 	case errors.Is(err, broker.ErrConflict):
 		return fault(ParameterIsNotValid, "not possible in the message's current state")

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
@@ -74,6 +75,56 @@ func TestTakenOverMessageLeavesTheBox(t *testing.T) {
 		t.Errorf("the box still lists the message taken over: %v", got)
 	}
 	mustOK(t, "close of the message read before the clerk", call("close of the message read before", "close", readID))
+	v.Run()
+}
+
+// TestTakenOverCaseTakesNoReply: a reply by sendMessage to a case a clerk
+// took over in the web mailbox was stored and would reach the applicant
+// beside the clerk's answer (the system can have the content only from a
+// getMessage under way at the takeover). It is refused now with
+// ParameterIsNotValidException (env:Sender; the WSDL declares no
+// InvalidMessageIDException for sendMessage), which says why and names no
+// clerk, and nothing is stored or recorded. A reply to a case the system
+// read before the clerk opened it is stored as before.
+func TestTakenOverCaseTakesNoReply(t *testing.T) {
+	ctx := context.Background()
+	v := xtatest.NewValidator(t)
+	e := startEnv(t, nil)
+	taken := e.submit(t, officeA, pkgBytes(300))
+	read := e.submit(t, officeA, pkgBytes(400))
+	if _, err := e.b.RecordFetch(ctx, officeA, read.ID, channel.XTA, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	clerk := broker.Pickup{Channel: channel.Mailbox, Receiver: "anna (Behördenpostfach)"}
+	for _, id := range []string{taken.ID, read.ID} {
+		if _, err := e.b.Confirm(ctx, officeA, id, clerk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s, _ := e.b.Submission(taken.ID); s.TakenOverFrom != channel.XTA {
+		t.Fatalf("the clerk's pickup of the message on its way is no takeover: %q", s.TakenOverFrom)
+	}
+	before := eventsOf(t, e, taken.ID)
+	r := sendReply(t, e, NewMessageID("office-a-fv"), MessageID("amtsbote", taken.ID))
+	v.AddMessage("sendMessage to a case taken over", r.root, r.parts)
+	if code, exc := r.fault(); r.status != http.StatusBadRequest || code != "env:Sender" || exc != string(ParameterIsNotValid) {
+		t.Errorf("sendMessage to a case taken over: HTTP %d %s %s, want 400 env:Sender ParameterIsNotValidException\n%s", r.status, code, exc, r.root)
+	}
+	if !strings.Contains(string(r.root), "web mailbox") || strings.Contains(string(r.root), "anna") {
+		t.Errorf("sendMessage to a case taken over: the fault does not say why, or names the clerk:\n%s", r.root)
+	}
+	if after := eventsOf(t, e, taken.ID); len(after) != len(before) {
+		t.Errorf("the refused reply recorded %v", after[len(before):])
+	}
+	if s, _ := e.b.Submission(taken.ID); len(s.Replies) != 0 {
+		t.Errorf("the refused reply was stored: %+v", s.Replies)
+	}
+	r = sendReply(t, e, NewMessageID("office-a-fv"), MessageID("amtsbote", read.ID))
+	mustOK(t, "sendMessage to the case read before the clerk", r)
+	v.AddMessage("sendMessage to the case read before the clerk", r.root, r.parts)
+	if s, _ := e.b.Submission(read.ID); len(s.Replies) != 1 {
+		t.Errorf("the reply to the case read before the clerk: %+v", s.Replies)
+	}
 	v.Run()
 }
 

@@ -848,7 +848,9 @@ func (s *suite) testTakeoverRecorded(t *testing.T) {
 
 // testTakenOverRefused: a case a clerk took over is hers. The office's system
 // picks it up no more — OpenPackage, Confirm and Decide through its channels
-// are ErrConflict and submission.ErrTakenOver — and nothing is recorded. The
+// are ErrConflict and submission.ErrTakenOver — nor replies to it (Reply
+// refused so too: the clerk answers the applicant, and the system's reply
+// would reach them beside hers), and nothing is recorded or stored. The
 // mailbox's own channel goes on: it opens, reads and decides the case, and
 // the system's decision after the clerk's is refused as taken over still, not
 // as a second decision or a repeat.
@@ -871,14 +873,19 @@ func (s *suite) testTakenOverRefused(t *testing.T) {
 	both(err, "an XTA close")
 	_, err = f.d.Decide(ctx(), officeA, f.id, decisionA)
 	both(err, "the system's Decide")
+	for _, ch := range []string{channel.XTA, channel.API} {
+		_, err = f.d.Reply(ctx(), officeA, f.id, broker.ReplyIn{Kind: "Bescheid", MessageID: "fv-" + ch, ContentType: "application/xml",
+			Content: []byte("<Bescheid/>"), Actor: "office A system", Channel: ch})
+		both(err, "the system's Reply on "+ch)
+	}
 	if after := events(t, f.d, f.id); len(after) != len(before) {
 		t.Errorf("the system's calls recorded %v", types(after[len(before):]))
 	}
 	now := record(t, f.d, f.id)
 	if now.TakenOverFrom != channel.API || now.DeliveryChannel() != channel.Mailbox || now.State != was.State ||
-		now.Decision != nil || now.FetchedAt != nil {
-		t.Errorf("the system's calls changed the case: %s by %q, taken over from %q, decision %+v, fetched %v",
-			now.State, now.DeliveryChannel(), now.TakenOverFrom, now.Decision, now.FetchedAt)
+		now.Decision != nil || now.FetchedAt != nil || len(now.Replies) != 0 {
+		t.Errorf("the system's calls changed the case: %s by %q, taken over from %q, decision %+v, fetched %v, replies %+v",
+			now.State, now.DeliveryChannel(), now.TakenOverFrom, now.Decision, now.FetchedAt, now.Replies)
 	}
 
 	// The clerk's channel: the case opens, reads and is decided there.

@@ -80,6 +80,8 @@ func (h memHarness) NewDesk(testing.TB) Desk {
 		return systemOpensTakenOver{d}
 	case "system-decides-taken-over":
 		return systemDecidesTakenOver{d}
+	case "system-replies-to-taken-over":
+		return systemRepliesToTakenOver{d}
 	case "clerk-refused-taken-over":
 		return clerkRefusedTakenOver{d}
 	case "takeover-after-fetch":
@@ -109,36 +111,37 @@ func TestPlantedDefectsFail(t *testing.T) {
 		return // this is the child process itself
 	}
 	testenv.PlantedDefects(t, "DESKTEST_DEFECT", "an office desk", map[string]string{
-		"shows-other-office":        "OtherOfficeIsNotFound",
-		"decides-without-pickup":    "DecisionImpliesPickup",
-		"second-decision-accepted":  "DecisionIsFinal",
-		"decision-without-event":    "ActionsAreLogged",
-		"admit-before-office-check": "AdmitAfterTheOfficeCheck",
-		"attachment-records-pickup": "OpenAttachmentRecordsNothing",
-		"readcase-unchecked":        "ReadCaseUnreadIsNoPickup",
-		"fetch-records-fetch":       "FetchRecordsNothingUntilRecordFetch",
-		"waiting-keeps-picked-up":   "WaitingNamesWhatWaits",
-		"reply-stored-twice":        "ReplyStoredOnce",
-		"findreply-any-office":      "FindReplyOwnOfficeOnly",
-		"opens-erased-bytes":        "ErasedBytesAreRemoved",
-		"serves-erased-attachment":  "ErasedBytesAreRemoved",
-		"serves-erased-reply":       "ErasedBytesAreRemoved",
-		"replies-to-erased":         "ErasedBytesAreRemoved",
-		"confirms-erased-unread":    "ErasedUnreadAllowsNoPickup",
-		"decides-erased-unread":     "ErasedUnreadAllowsNoPickup",
-		"picks-up-forwarded":        "ForwardedAllowsNoPickup",
-		"receipt-of-any-office":     "ReceiptOwnOfficeOnly",
-		"receipt-missing":           "ReceiptOwnOfficeOnly",
-		"list-text-as-typed":        "ListTextFolds",
-		"refuses-forwarded-fetch":   "ForwardedFetchRecordsNothing",
-		"fetch-picks-up-forwarded":  "ForwardedFetchRecordsNothing",
-		"records-forwarded-fetch":   "ForwardedFetchRecordsNothing",
-		"decides-forwarded-locally": "ForwardedDecisionIsThePeers",
-		"takeover-unmarked":         "TakeoverIsRecorded",
-		"system-opens-taken-over":   "TakenOverIsRefusedToTheSystem",
-		"system-decides-taken-over": "TakenOverIsRefusedToTheSystem",
-		"clerk-refused-taken-over":  "TakenOverIsRefusedToTheSystem",
-		"takeover-after-fetch":      "ReadFirstIsNoTakeover",
+		"shows-other-office":           "OtherOfficeIsNotFound",
+		"decides-without-pickup":       "DecisionImpliesPickup",
+		"second-decision-accepted":     "DecisionIsFinal",
+		"decision-without-event":       "ActionsAreLogged",
+		"admit-before-office-check":    "AdmitAfterTheOfficeCheck",
+		"attachment-records-pickup":    "OpenAttachmentRecordsNothing",
+		"readcase-unchecked":           "ReadCaseUnreadIsNoPickup",
+		"fetch-records-fetch":          "FetchRecordsNothingUntilRecordFetch",
+		"waiting-keeps-picked-up":      "WaitingNamesWhatWaits",
+		"reply-stored-twice":           "ReplyStoredOnce",
+		"findreply-any-office":         "FindReplyOwnOfficeOnly",
+		"opens-erased-bytes":           "ErasedBytesAreRemoved",
+		"serves-erased-attachment":     "ErasedBytesAreRemoved",
+		"serves-erased-reply":          "ErasedBytesAreRemoved",
+		"replies-to-erased":            "ErasedBytesAreRemoved",
+		"confirms-erased-unread":       "ErasedUnreadAllowsNoPickup",
+		"decides-erased-unread":        "ErasedUnreadAllowsNoPickup",
+		"picks-up-forwarded":           "ForwardedAllowsNoPickup",
+		"receipt-of-any-office":        "ReceiptOwnOfficeOnly",
+		"receipt-missing":              "ReceiptOwnOfficeOnly",
+		"list-text-as-typed":           "ListTextFolds",
+		"refuses-forwarded-fetch":      "ForwardedFetchRecordsNothing",
+		"fetch-picks-up-forwarded":     "ForwardedFetchRecordsNothing",
+		"records-forwarded-fetch":      "ForwardedFetchRecordsNothing",
+		"decides-forwarded-locally":    "ForwardedDecisionIsThePeers",
+		"takeover-unmarked":            "TakeoverIsRecorded",
+		"system-opens-taken-over":      "TakenOverIsRefusedToTheSystem",
+		"system-decides-taken-over":    "TakenOverIsRefusedToTheSystem",
+		"system-replies-to-taken-over": "TakenOverIsRefusedToTheSystem",
+		"clerk-refused-taken-over":     "TakenOverIsRefusedToTheSystem",
+		"takeover-after-fetch":         "ReadFirstIsNoTakeover",
 	})
 }
 
@@ -568,6 +571,15 @@ func (d systemDecidesTakenOver) Decide(ctx context.Context, office, id string, d
 	}
 	d.withoutTakeover(office, id, func() { sub, err = d.MemDesk.Decide(ctx, office, id, dec) })
 	return sub, err
+}
+
+// systemRepliesToTakenOver stores the system's reply to a case a clerk took
+// over, as the desk did before Reply asked the takeover.
+type systemRepliesToTakenOver struct{ *MemDesk }
+
+func (d systemRepliesToTakenOver) Reply(ctx context.Context, office, id string, in broker.ReplyIn) (r submission.Reply, err error) {
+	d.withoutTakeover(office, id, func() { r, err = d.MemDesk.Reply(ctx, office, id, in) })
+	return r, err
 }
 
 // clerkRefusedTakenOver refuses the takeover's own face too: the mailbox no
