@@ -829,3 +829,31 @@ func TestEnvelopeHoldsHeaderThenOneBody(t *testing.T) {
 	v.AddMessage("Header, then Body", r.root, r.parts)
 	v.Run()
 }
+
+// TestDeclaredStandsInForUndeclaredFaults: the service's faults that an operation's
+// WSDL does not declare become the declared one that stands for them, so a client
+// generated from the WSDL can read every fault it gets: a refused reply's case
+// (InvalidMessageID, which sendMessage does not declare) is a parameter fault,
+// a parameter fault of the operations without ParameterIsNotValid is
+// ParameterNotSupported. A declared fault is left as it is.
+func TestDeclaredStandsInForUndeclaredFaults(t *testing.T) {
+	for _, tc := range []struct {
+		op       string
+		in, want Exception
+	}{
+		{"sendMessage", InvalidMessageID, ParameterIsNotValid},
+		{"sendMessageSync", InvalidMessageID, ParameterIsNotValid},
+		{"getMessage", InvalidMessageID, InvalidMessageID},
+		{"getStatusList", ParameterIsNotValid, ParameterNotSupported},
+		{"getTransportReport", ParameterIsNotValid, ParameterNotSupported},
+		{"sendMessage", ParameterIsNotValid, ParameterIsNotValid},
+	} {
+		got := declared(tc.op, fault(tc.in, "why"))
+		if got.Exception != tc.want || got.Detail != "why" {
+			t.Errorf("%s: %s became %s (%q), want %s", tc.op, tc.in, got.Exception, got.Detail, tc.want)
+		}
+		if !slices.Contains(declaredFaults[tc.op], got.Exception) {
+			t.Errorf("%s: %s is not declared for it", tc.op, got.Exception)
+		}
+	}
+}

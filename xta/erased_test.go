@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/xta/xtatest"
 )
 
@@ -59,6 +61,34 @@ func TestErasedMessageLeavesTheBox(t *testing.T) {
 	}
 	if s, err := e.b.Submission(erased.ID); err != nil || s.DeliveredAt != nil {
 		t.Errorf("the erased message was recorded as delivered: %+v %v", s, err)
+	}
+	v.Run()
+}
+
+// TestReplyToAnErasedCaseIsAParameterFault: a reply (sendMessage) to a case whose
+// content an operator erased is refused — nobody could read it — and nothing is
+// stored. It was refused with InvalidMessageIDException, which the WSDL does not
+// declare for sendMessage (a client generated from it may not know the fault);
+// the case the reply names is a parameter no longer valid, as for a case a clerk
+// took over (TestTakenOverCaseTakesNoReply).
+func TestReplyToAnErasedCaseIsAParameterFault(t *testing.T) {
+	ctx := context.Background()
+	v := xtatest.NewValidator(t)
+	e := startEnv(t, nil)
+	s := e.submit(t, officeA, pkgBytes(300))
+	if _, err := e.b.Confirm(ctx, officeA, s.ID, broker.Pickup{Channel: channel.XTA, Receiver: "office-a"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.b.Erase(ctx, s.ID, "operator", "request of the applicant"); err != nil {
+		t.Fatal(err)
+	}
+	r := sendReply(t, e, NewMessageID("office-a-fv"), MessageID("amtsbote", s.ID))
+	v.AddMessage("sendMessage to an erased case", r.root, r.parts)
+	if code, exc := r.fault(); r.status != http.StatusBadRequest || code != "env:Sender" || exc != string(ParameterIsNotValid) {
+		t.Errorf("sendMessage to an erased case: HTTP %d %s %s, want 400 env:Sender ParameterIsNotValidException\n%s", r.status, code, exc, r.root)
+	}
+	if got, _ := e.b.Submission(s.ID); len(got.Replies) != 0 {
+		t.Errorf("the refused reply was stored: %+v", got.Replies)
 	}
 	v.Run()
 }

@@ -90,7 +90,8 @@ var declaredFaults = map[string][]Exception{
 // declared returns f, or, when the WSDL does not declare f's exception for the
 // operation, the declared exception that stands for it: ParameterNotSupported for
 // ParameterIsNotValid (getStatusList, getTransportReport, createMessageID and
-// checkAccountActive declare no ParameterIsNotValidException). An operation not
+// checkAccountActive declare no ParameterIsNotValidException), ParameterIsNotValid
+// for InvalidMessageID (sendMessage, sendMessageSync). An operation not
 // yet known (a message refused before its action was read) keeps f.
 func declared(op string, f *Fault) *Fault {
 	ds, ok := declaredFaults[op]
@@ -99,6 +100,12 @@ func declared(op string, f *Fault) *Fault {
 	}
 	if f.Exception == ParameterIsNotValid && slices.Contains(ds, ParameterNotSupported) {
 		return &Fault{Exception: ParameterNotSupported, Detail: f.Detail}
+	}
+	if f.Exception == InvalidMessageID && slices.Contains(ds, ParameterIsNotValid) {
+		// sendMessage and sendMessageSync: the case a reply names is one of
+		// their parameters (a client generated from the WSDL knows no other
+		// fault for it; exceptionOf says so in words, this catches a new path).
+		return &Fault{Exception: ParameterIsNotValid, Detail: f.Detail}
 	}
 	return f
 }

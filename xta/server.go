@@ -475,6 +475,12 @@ func (s *Server) exceptionOf(c *call, err error) *Fault {
 	case errors.Is(err, broker.ErrBytesRemoved):
 		// Not the gateway's failure, and no later call will find the bytes: a
 		// TechnicalProblem (HTTP 500) told the office's system to try again.
+		if c.op == "sendMessage" || c.op == "sendMessageSync" {
+			// A reply to such a case: nobody could read it. The WSDL declares no
+			// InvalidMessageIDException for sendMessage; the case the reply
+			// names is a parameter no longer valid.
+			return fault(ParameterIsNotValid, "the content of the case this reply answers was removed (retention period or erasure); your reply was not stored")
+		}
 		return fault(InvalidMessageID, "the message's content was removed (retention period or erasure); it can no longer be fetched")
 	case errors.Is(err, submission.ErrTakenOver):
 		// Before ErrConflict, which it comes with: the message is not in the
