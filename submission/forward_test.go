@@ -215,3 +215,30 @@ func TestFetchOfAForwardedCaseRecordsNothing(t *testing.T) {
 		t.Errorf("a fetch of a case not forwarded: %v %+v", err, evs)
 	}
 }
+
+// TestForwardedCaseTakesNoReplyHere: a reply to a forwarded case, before the
+// peer's delivery and after it, is refused and records nothing, as a decision
+// is (TestForwardedCaseIsDecidedByThePeerAlone): its office is at the peer.
+// After the peer's delivery it was stored, and would have reached the
+// applicant as the office's answer.
+func TestForwardedCaseTakesNoReplyHere(t *testing.T) {
+	now := time.Unix(100, 0).UTC()
+	s := forwardable(t)
+	if _, err := s.Forwarded(now, Forward{Peer: "by", PeerSubmissionID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	reply := func(when string) {
+		t.Helper()
+		for _, ch := range []string{"xta", "mailbox"} {
+			evs, err := s.AddReply(now, Reply{ID: "r-" + ch, Kind: "Bescheid", Channel: ch})
+			if !errors.Is(err, ErrIllegal) || len(evs) != 0 || len(s.Replies) != 0 {
+				t.Errorf("a reply on %s %s: %v %+v, replies %+v; want ErrIllegal and nothing stored", ch, when, err, evs, s.Replies)
+			}
+		}
+	}
+	reply("before the peer's delivery")
+	if _, err := s.PeerUpdate(now, PeerStatus{Peer: "by", State: StateDelivered}); err != nil || s.State != StateDelivered {
+		t.Fatalf("the peer's delivery: %v, %s", err, s.State)
+	}
+	reply("after the peer's delivery")
+}

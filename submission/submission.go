@@ -801,6 +801,8 @@ const maxReplies = 100
 
 // AddReply records a message of the office back to the applicant. The office must
 // have the package (delivered or decided); the same reply id twice changes nothing.
+// A case forwarded to a peer gateway takes none here (ErrIllegal), as it takes no
+// decision (Decide): its office answers at the peer.
 // A case a clerk took over takes no new reply from another face than the
 // mailbox (ReplyAllowed: ErrIllegal and ErrTakenOver), decided here, on the
 // record the reply is written to, so a takeover just before is not passed over.
@@ -812,6 +814,12 @@ func (s *Submission) AddReply(now time.Time, r Reply) ([]Event, error) {
 	}
 	if s.DeliveredAt == nil {
 		return nil, fmt.Errorf("%w: a reply to a submission the office does not have yet (%s)", ErrIllegal, s.State)
+	}
+	if s.Forward != nil {
+		// Its office is at the peer, which delivered it (DeliveredAt is the
+		// peer's report): a reply recorded here came from no office that has
+		// the case, and would reach the applicant as its office's answer.
+		return nil, fmt.Errorf("%w: submission %s was forwarded to gateway %s: a reply is its office's, there", ErrIllegal, s.ID, s.Forward.Peer)
 	}
 	if err := s.ReplyAllowed(r.Channel); err != nil {
 		return nil, err
