@@ -22,7 +22,13 @@ import (
 // (submission.BoundForSystem says which cases are on their way: the rule is the
 // record's, so that the pickup's own transition tells a takeover by it too).
 func waitingElsewhere(s *submission.Submission) string {
-	switch s.BoundForSystem() {
+	return systemWords(s.BoundForSystem())
+}
+
+// systemWords names the office's system behind channel ch in words for the
+// page, or "" for a channel that is not one.
+func systemWords(ch string) string {
+	switch ch {
 	case channel.API:
 		return "Ihr Fachverfahren (Abruf-Schnittstelle)"
 	case channel.XTA:
@@ -109,3 +115,25 @@ func (m *Mailbox) takeOver(w http.ResponseWriter, r *http.Request, s session, id
 // errNotElsewhere is the takeover's refusal of a case not on its way to the
 // office's system: there is nothing to take over.
 var errNotElsewhere = errors.New("mailbox: the case is not on its way to the office's own system")
+
+// takenOverFrom names, for a case a clerk took over here, the office's system it
+// had been on its way to (submission.TakenOverFrom), in words for the page; ""
+// for any other case. The page says so for good, not only in the flash after
+// the takeover: a colleague opening the case later sees why the Fachverfahren
+// does not have it.
+func takenOverFrom(s *submission.Submission) string {
+	if s.TakenOverFrom == "" {
+		return ""
+	}
+	if w := systemWords(s.TakenOverFrom); w != "" {
+		return w
+	}
+	return "Ihr Fachverfahren"
+}
+
+// takeoverEvent reports whether e is the delivered event of a takeover (the
+// clerk's pickup in the mailbox of a case on its way to the office's system):
+// the history calls it so rather than an ordinary opening.
+func takeoverEvent(s *submission.Submission, e submission.Event) bool {
+	return s.TakenOverFrom != "" && e.Type == submission.EventDelivered && e.Channel == channel.Mailbox
+}

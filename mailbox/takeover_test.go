@@ -118,4 +118,19 @@ func TestTakeoverSaysWhatHappened(t *testing.T) {
 	if n := strings.Count(logs.String(), "taken over from the office's system"); n != 1 {
 		t.Errorf("%d takeovers logged, want the one that happened:\n%s", n, logs.String())
 	}
+
+	// The case's page says so for good, not only in the flash after the
+	// takeover: a colleague opening it later sees why the Fachverfahren does
+	// not have it, in its header data and its history. The case the system
+	// fetched first says nothing of the kind.
+	page := c.get("/postfach/s/uebernommen").Body.String()
+	for _, want := range []string{"<dt>Übernommen</dt>", "war für Ihr Fachverfahren (XTA) bestimmt, das ihn nicht mehr erhält",
+		"Im Behördenpostfach übernommen (war für Ihr Fachverfahren (XTA) bestimmt)", "anna (Behördenpostfach)"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page of the case taken over lacks %q", want)
+		}
+	}
+	if page := c.get("/postfach/s/abgeholt").Body.String(); strings.Contains(page, "Übernommen") || strings.Contains(page, "übernommen (war") {
+		t.Errorf("the page of the case the system fetched speaks of a takeover")
+	}
 }

@@ -45,6 +45,8 @@ var pages = func() map[string]*template.Template {
 		"eventLabel": eventLabel,
 		"eventText":  eventText,
 		"elsewhere":  waitingElsewhere,
+		"takenOver":  takenOverFrom,
+		"takeover":   takeoverEvent,
 		"channelLabel": func(c string) string {
 			if l, ok := channelLabels[c]; ok {
 				return l
