@@ -355,20 +355,12 @@ func (d servesErasedReply) OpenReply(_ context.Context, office, id, replyID stri
 // repliesToErased stores a new reply to an erased case that nobody could read.
 type repliesToErased struct{ *MemDesk }
 
-func (d repliesToErased) Reply(ctx context.Context, office, id string, in broker.ReplyIn) (submission.Reply, error) {
-	d.mu.Lock()
-	s, err := d.forOffice(office, id)
-	var gone *time.Time
-	if err == nil {
-		gone, s.BytesRemovedAt = s.BytesRemovedAt, nil
-	}
-	d.mu.Unlock()
-	r, err := d.MemDesk.Reply(ctx, office, id, in)
-	if s != nil {
-		d.mu.Lock()
-		s.BytesRemovedAt = gone
-		d.mu.Unlock()
-	}
+func (d repliesToErased) Reply(ctx context.Context, office, id string, in broker.ReplyIn) (r submission.Reply, err error) {
+	d.hiding(office, id, func(s *submission.Submission) func() {
+		gone := s.BytesRemovedAt
+		s.BytesRemovedAt = nil
+		return func() { s.BytesRemovedAt = gone }
+	}, func() { r, err = d.MemDesk.Reply(ctx, office, id, in) })
 	return r, err
 }
 
@@ -496,20 +488,12 @@ func (d recordsForwardedFetch) RecordFetch(ctx context.Context, office, id, ch s
 // asked.
 type decidesForwardedLocally struct{ *MemDesk }
 
-func (d decidesForwardedLocally) Decide(ctx context.Context, office, id string, dec broker.Decision) (*submission.Submission, error) {
-	var fwd *submission.Forward
-	d.mu.Lock()
-	s, err := d.forOffice(office, id)
-	if err == nil {
-		fwd, s.Forward = s.Forward, nil
-	}
-	d.mu.Unlock()
-	sub, err := d.MemDesk.Decide(ctx, office, id, dec)
-	if s != nil {
-		d.mu.Lock()
-		s.Forward = fwd
-		d.mu.Unlock()
-	}
+func (d decidesForwardedLocally) Decide(ctx context.Context, office, id string, dec broker.Decision) (sub *submission.Submission, err error) {
+	d.hiding(office, id, func(s *submission.Submission) func() {
+		fwd := s.Forward
+		s.Forward = nil
+		return func() { s.Forward = fwd }
+	}, func() { sub, err = d.MemDesk.Decide(ctx, office, id, dec) })
 	return sub, err
 }
 
@@ -517,19 +501,27 @@ func (d decidesForwardedLocally) Decide(ctx context.Context, office, id string, 
 // takeover hidden, as a desk that does not ask it: the MemDesk method call
 // runs then finds a case no clerk took over.
 func (d *MemDesk) withoutTakeover(office, id string, call func()) {
+	d.hiding(office, id, func(s *submission.Submission) func() {
+		from := s.TakenOverFrom
+		s.TakenOverFrom = ""
+		return func() { s.TakenOverFrom = from }
+	}, call)
+}
+
+// hiding runs call with a field of the office's case id hidden: hide clears it
+// (under the desk's lock) and returns what puts it back afterwards — the way a
+// planted defect makes MemDesk pass over one rule and keep every other.
+func (d *MemDesk) hiding(office, id string, hide func(*submission.Submission) (restore func()), call func()) {
+	restore := func() {}
 	d.mu.Lock()
-	s, err := d.forOffice(office, id)
-	from := ""
-	if err == nil {
-		from, s.TakenOverFrom = s.TakenOverFrom, ""
+	if s, err := d.forOffice(office, id); err == nil {
+		restore = hide(s)
 	}
 	d.mu.Unlock()
 	call()
-	if s != nil {
-		d.mu.Lock()
-		s.TakenOverFrom = from
-		d.mu.Unlock()
-	}
+	d.mu.Lock()
+	restore()
+	d.mu.Unlock()
 }
 
 // takeoverUnmarked records the clerk's takeover as any pickup: the record
