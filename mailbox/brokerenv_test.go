@@ -22,6 +22,7 @@ import (
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/xta"
 )
 
 // The offices of the real-broker tests: Dresden's Ordnungsamt gets the Amt24 example,
@@ -77,9 +78,19 @@ func startBrokerEnvOver(t *testing.T, dir string, opts Options, wrap func(store.
 	// Every office also has the pull channel, so that a case can wait for the
 	// office's own system (receiveVia).
 	reg.Register(pull.New())
+	// And XTA in pull mode (the office's identifier is its id): the message
+	// waits in its box, on its way to the office's system, as by the pull API.
+	xa, err := xta.NewAdapter(xta.AdapterOptions{AuthorID: "amtsbote-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Register(xa)
 	chans := broker.ChannelsFunc(func(office, ch string) (adapters.Target, bool) {
 		if ch == channel.API {
 			return adapters.Target{Channel: channel.API}, true
+		}
+		if ch == channel.XTA {
+			return adapters.Target{Channel: channel.XTA, Endpoint: office, Params: map[string]string{xta.ParamMode: xta.ModePull}}, true
 		}
 		if ch != channel.Mailbox {
 			return adapters.Target{}, false
@@ -181,6 +192,14 @@ func (e *brokerEnv) receiveNamed(t testing.TB, office, fileName string) *submiss
 // waits for the office's own system to fetch it.
 func (e *brokerEnv) receiveVia(t testing.TB, office, fileName, ch string) *submission.Submission {
 	t.Helper()
+	return e.receiveFor(t, office, fileName, ch)
+}
+
+// receiveFor is receiveNamed with the targets chs in their order: channel.XTA
+// then channel.Mailbox for a case on its way to the office's system by XTA,
+// with the mailbox its fallback (a clerk may take it over).
+func (e *brokerEnv) receiveFor(t testing.TB, office, fileName string, chs ...string) *submission.Submission {
+	t.Helper()
 	p := paket.Example(exampleLeika)
 	if fileName != "" {
 		p.Anlagen[0].Dateiname = fileName
@@ -193,7 +212,10 @@ func (e *brokerEnv) receiveVia(t testing.TB, office, fileName, ch string) *submi
 		MessageID: p.Kopf.NachrichtID, Sender: p.Kopf.Absender, SignerID: p.Kopf.Absender,
 		LeikaKey: exampleLeika, ServiceName: paket.ExampleServiceName, Place: paket.ExamplePlace,
 		AreaARS: "146120000000", AreaName: "Dresden, Stadt", OfficeID: office, OfficeName: "Ordnungsamt",
-		Targets: []submission.Target{{Channel: ch}}, Package: raw,
+		Package: raw,
+	}
+	for _, ch := range chs {
+		in.Targets = append(in.Targets, submission.Target{Channel: ch})
 	}
 	for _, a := range p.Anlagen {
 		in.Attachments = append(in.Attachments, broker.AttachmentIn{
