@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/cdproto/accessibility"
 	"github.com/chromedp/chromedp"
 
+	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/submission"
@@ -109,7 +110,8 @@ const axeRun = `axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wc
 // TestAccessibility walks through the mailbox the way a clerk works in it — login
 // (also with a wrong password and locked out), the inbox with its filter and pages,
 // a case, a rejection without and with reason, an acceptance by keyboard only, the
-// "erledigt" mark, the error pages (404, 503), the logout and a session that ends
+// "erledigt" mark, a case on its way to the office's Fachverfahren and the same
+// case taken over, the error pages (404, 503), the logout and a session that ends
 // while a form is open — and checks every page with axe-core against WCAG 2.1 A and
 // AA, at desktop width and at 320 CSS pixels (400 % zoom, reflow), plus what axe
 // cannot see: the title says where one is and what just happened (what a screen
@@ -145,7 +147,10 @@ func TestAccessibility(t *testing.T) {
 	for range pageSize + 1 {
 		subs = append(subs, e.receiveExample(t, officeDresden))
 	}
-	for _, s := range subs {
+	// One on its way to the office's Fachverfahren by XTA, which a clerk takes
+	// over (section 3 of docs/mailbox.md; TestTakeoverInTheBrowser).
+	bound := e.receiveFor(t, officeDresden, "", channel.XTA, channel.Mailbox)
+	for _, s := range append(subs, bound) {
 		e.waitState(t, s.ID, submission.StateHandedOver)
 	}
 
@@ -379,6 +384,13 @@ func TestAccessibility(t *testing.T) {
 	tabTo("#entscheidung button[type=submit]")
 	nav("accept by keyboard", chromedp.KeyEvent("\r"))
 	check("case, accepted", "Angenommen: "+paket.ExampleServiceName+" – Vorgang "+subs[1].ID)
+
+	// A case on its way to the Fachverfahren, and the same case taken over.
+	open(base + "s/" + bound.ID)
+	boundTitle := paket.ExampleServiceName + " – Vorgang " + bound.ID
+	check("case for the Fachverfahren", boundTitle)
+	submit("take over", `section[aria-labelledby="h-uebernehmen"] button[type=submit]`)
+	check("case, taken over", "Übernommen: "+boundTitle)
 
 	// Error pages.
 	if code := open(base + "s/gibt-es-nicht"); code != http.StatusNotFound {
