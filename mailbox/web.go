@@ -1356,6 +1356,10 @@ const maxReasonRunes = wire.MaxReasonLength
 // choice or the reason the desk is not asked to record.
 var errFormRefused = errors.New("mailbox: the decision form is incomplete")
 
+// errForwarded is the decision's refusal (its Admit) of a case forwarded to a
+// peer gateway: the office there decides it.
+var errForwarded = errors.New("mailbox: the case was forwarded to a peer gateway, whose office decides it")
+
 func (m *Mailbox) decide(w http.ResponseWriter, r *http.Request, s session, id string) {
 	back := m.base.Path + "s/" + id
 	var outcome string
@@ -1378,6 +1382,12 @@ func (m *Mailbox) decide(w http.ResponseWriter, r *http.Request, s session, id s
 			// case on its way to the office's own system, whose page offers no
 			// decision.
 			return errElsewhere
+		case cur.Forward != nil:
+			// Forwarded to a peer gateway: its office decides there, and the
+			// desk refuses a decision here (submission.Submission.Decide); its
+			// page offers none. It was answered "konflikt" ("bereits anders
+			// entschieden"), which was untrue.
+			return errForwarded
 		case utf8.RuneCountInString(reason) > maxReasonRunes:
 			refused = "zu-lang"
 		case outcome == "":
@@ -1391,6 +1401,10 @@ func (m *Mailbox) decide(w http.ResponseWriter, r *http.Request, s session, id s
 	}
 	sub, err := m.desk.Decide(r.Context(), s.Office, id, broker.Decision{Outcome: outcome, Reason: reason, Actor: s.User, Channel: channel.Mailbox, Admit: admit})
 	if m.leftToItsSystem(w, r, id, err) {
+		return
+	}
+	if errors.Is(err, errForwarded) {
+		http.Redirect(w, r, back, http.StatusSeeOther)
 		return
 	}
 	if errors.Is(err, errFormRefused) {
