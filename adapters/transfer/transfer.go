@@ -116,6 +116,12 @@ type Options struct {
 	// import's confirmation of its case (prune.go). 0: DefaultLedgerKeep;
 	// negative: records are kept for ever.
 	LedgerKeep time.Duration
+	// BeforeRename, if not nil, runs in Deliver with the temporary folder just
+	// before the attempt's last look at its context and the rename into the
+	// office folder, after the pending record: for tests, also of other
+	// packages (the broker's takeover while an attempt is under way), that hold
+	// an attempt at its point of no return. Nil in the gateway.
+	BeforeRename func(tmp string)
 }
 
 // Adapter is the transfer channel. Create it with New.
@@ -160,7 +166,8 @@ var (
 // every confirmation.
 func New(o Options) (*Adapter, error) {
 	a := &Adapter{log: o.Logger, now: o.Now, watched: map[string]bool{}, keep: o.LedgerKeep,
-		pruning: map[string]bool{}, lastPrune: map[string]time.Time{}, pruneCursor: map[string]string{}}
+		pruning: map[string]bool{}, lastPrune: map[string]time.Time{}, pruneCursor: map[string]string{},
+		beforeRename: o.BeforeRename}
 	if a.keep == 0 {
 		a.keep = DefaultLedgerKeep
 	}
@@ -675,6 +682,17 @@ func (a *Adapter) deliver(ctx context.Context, dir string, d adapters.Delivery) 
 	}
 	if a.beforeRename != nil {
 		a.beforeRename(tmp)
+	}
+	// The context once more, at the point of no return: the broker cancels an
+	// attempt whose case a clerk took over in the web mailbox meanwhile (the
+	// writing of a large case takes seconds, the pending record's flushes on a
+	// share milliseconds). Renamed, the case would be the office import's as
+	// well as the clerk's: two people processing one application. Given up
+	// here, it leaves no case folder, no hand-over and, as any attempt given up
+	// before the rename, neither its pending record nor its temporary folder.
+	if err := ctx.Err(); err != nil {
+		abandon(dir, fid, tmp)
+		return adapters.Confirmation{}, fmt.Errorf("transfer: %w", err)
 	}
 	final := filepath.Join(dir, name)
 	if err := os.Rename(tmp, final); err != nil {

@@ -1452,6 +1452,46 @@ func TestRenameFailsKeepsNoPending(t *testing.T) {
 	checkCase(t, dir, c.Reference, d)
 }
 
+// TestCancelledBeforeRenameHandsNothingOver: an attempt whose context is
+// cancelled at its point of no return (the broker stops it when a clerk took
+// the case over in the web mailbox while the case was written) renames no case
+// into the office folder and records no hand-over: the import would otherwise
+// take a case the clerk processes. Its pending record and its temporary folder
+// go as for any attempt given up before the rename, and a later attempt of the
+// same delivery writes the case afresh.
+func TestCancelledBeforeRenameHandsNothingOver(t *testing.T) {
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	d := realDelivery(dir, "dlv-cancelled", "4c1f0e52-0000-4000-8000-000000000042")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	a.beforeRename = func(string) {
+		a.beforeRename = nil
+		if pendingCase(dir, d.ID) != caseBase(d) {
+			t.Errorf("no pending record before the rename")
+		}
+		cancel() // the takeover, while the attempt sits at its point of no return
+	}
+	if _, err := a.Deliver(ctx, d); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Deliver cancelled before the rename: %v, want context.Canceled", err)
+	}
+	if cs := cases(t, dir); len(cs) != 0 {
+		t.Fatalf("case folders after a cancelled attempt: %v", cs)
+	}
+	if tm := temps(t, dir); len(tm) != 0 {
+		t.Fatalf("temporary folders after a cancelled attempt: %v", tm)
+	}
+	if _, err := os.Lstat(ledgerPath(dir, fileID(d.ID))); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("ledger record after a cancelled attempt: %v", err)
+	}
+	d.Attempt = 2
+	c, err := a.Deliver(t.Context(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCase(t, dir, c.Reference, d)
+}
+
 func TestStaleTempRemoved(t *testing.T) {
 	dir := officeFolder(t)
 	old := filepath.Join(dir, TempPrefix+"dlv-gone")
