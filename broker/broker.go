@@ -259,11 +259,15 @@ type Broker struct {
 	log      *slog.Logger
 	metrics  *Metrics
 
-	ctx      context.Context
-	cancel   context.CancelFunc
-	consume  jetstream.ConsumeContext
-	pending  chan outboxEntry
-	rescan   atomic.Bool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	consume jetstream.ConsumeContext
+	pending chan outboxEntry
+	rescan  atomic.Bool
+	// inflight holds, per submission id, the attempt under way on this node
+	// (from the queue message's start to its outcome recorded): a second
+	// message for it waits, and a clerk's takeover cancels it (stopAttempt).
+	// The value is the attempt's context.CancelCauseFunc.
 	inflight sync.Map
 	attempts sync.WaitGroup
 	// admit orders attempts.Add (handle) before attempts.Wait (Stop): JetStream's

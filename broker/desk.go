@@ -59,7 +59,8 @@ import (
 //     new Reply through another channel is refused so too and stores nothing
 //     (submission.ReplyAllowed, on the record the reply is written to): the
 //     clerk answers the applicant now, and the system's reply would reach the
-//     applicant beside hers.
+//     applicant beside hers. A push attempt to the system under way on this
+//     node when the takeover commits is cancelled (stopAttempt).
 type OfficeDesk interface {
 	// List pages through the office's submissions, oldest first.
 	List(ctx context.Context, officeID string, q ListQuery) (Page, error)
@@ -698,12 +699,37 @@ func (b *Broker) pickedUp(s *submission.Submission, p Pickup) (*submission.Submi
 	}
 	c := submission.Confirmation{Receiver: p.Receiver, At: time.Now().UTC()}
 	// A copy: the transition changes it, and the caller keeps s for a refusal.
-	return b.confirmSub(s.ID, s.Clone(), c, func(cur *submission.Submission, now time.Time, c submission.Confirmation) ([]submission.Event, error) {
+	now, err := b.confirmSub(s.ID, s.Clone(), c, func(cur *submission.Submission, now time.Time, c submission.Confirmation) ([]submission.Event, error) {
 		if cur.DeliveredAt == nil && cur.BytesRemovedAt != nil && cur.FetchedAt == nil {
 			return nil, fmt.Errorf("%w: submission %s: %w before the office had it", submission.ErrIllegal, cur.ID, ErrBytesRemoved)
 		}
 		return cur.Confirm(now, p.Channel, c)
 	})
+	if err == nil && now != nil && now.TakenOverFrom != "" && s.TakenOverFrom == "" {
+		// This pickup was the clerk's takeover, committed now: an attempt still
+		// under way to the office's system stops (stopAttempt).
+		b.stopAttempt(s.ID)
+	}
+	return now, err
+}
+
+// errTakenOver is the cause with which a clerk's takeover cancels the context
+// of an attempt under way (stopAttempt); process tells such an outcome by it.
+var errTakenOver = fmt.Errorf("broker: attempt stopped: %w", submission.ErrTakenOver)
+
+// stopAttempt cancels the delivery attempt of the case id under way on this
+// node, if there is one, after a clerk's takeover of the case was committed.
+// The adapter gives the attempt up if it has not yet passed its point of no
+// return (transfer: the rename of the case folder into the office's share; a
+// webhook request not yet sent is not sent), and process records its end as
+// no failure (no attempt_failed event, nothing for the breaker). An attempt
+// past that point completes, and its outcome is stale as before. An attempt
+// on another gateway of a cluster is out of reach: its outcome is stale there.
+// No store read or write: the delivery path keeps its cost.
+func (b *Broker) stopAttempt(id string) {
+	if v, ok := b.inflight.Load(id); ok {
+		v.(context.CancelCauseFunc)(errTakenOver)
+	}
 }
 
 // Decide implements OfficeDesk. An office may decide on a package it has not picked

@@ -273,14 +273,19 @@ func (b *Broker) process(msg jetstream.Msg) (record func()) {
 	}
 	// Two queue messages for one submission (a re-publish after a restart) must not
 	// run two attempts at once; the later one comes back after a pause. The guard
-	// holds until the outcome is recorded.
-	if _, busy := b.inflight.LoadOrStore(m.ID, struct{}{}); busy {
+	// holds until the outcome is recorded, and keeps the way to stop the attempt:
+	// a clerk's takeover in the web mailbox cancels its context (stopAttempt), so
+	// that no case reaches the office's system that the clerk now processes.
+	actx, stop := context.WithCancelCause(b.ctx)
+	if _, busy := b.inflight.LoadOrStore(m.ID, stop); busy {
+		stop(nil)
 		_ = msg.NakWithDelay(5 * time.Second)
 		return nil
 	}
 	defer func() {
 		if record == nil {
 			b.inflight.Delete(m.ID)
+			stop(nil)
 		}
 	}()
 
@@ -349,17 +354,24 @@ func (b *Broker) process(msg jetstream.Msg) (record func()) {
 		return nil
 	}
 	d := b.delivery(s, target)
-	ctx, cancel := context.WithTimeout(b.ctx, b.attemptTimeout(s))
+	ctx, cancel := context.WithTimeout(actx, b.attemptTimeout(s))
 	stopBeat := heartbeat(msg, ackWait/3)
 	start := time.Now()
 	conf, err := ad.Deliver(ctx, d)
 	cancel()
 	stopBeat()
-	b.metrics.observeAttempt(ref.Channel, err, time.Since(start))
+	takenOver := err != nil && errors.Is(context.Cause(actx), errTakenOver)
+	if !takenOver {
+		b.metrics.observeAttempt(ref.Channel, err, time.Since(start))
+	}
 	switch {
 	case err == nil:
+		// Also after a takeover that came too late to stop it (the case folder
+		// renamed, the notification sent): the hand-over is then stale and
+		// changes nothing (Submission.HandOver on the delivered record).
 		b.ends.success(key)
 		return func() {
+			defer stop(nil)
 			defer b.inflight.Delete(m.ID)
 			b.delivered(msg, s, conf)
 		}
@@ -368,6 +380,16 @@ func (b *Broker) process(msg jetstream.Msg) (record func()) {
 		// not count; the message comes back after the restart.
 		b.ends.release(key)
 		_ = msg.NakWithDelay(time.Second)
+	case takenOver:
+		// A clerk took the case over in the web mailbox and the takeover stopped
+		// the attempt (stopAttempt). Not the receiver's failure: no
+		// attempt_failed event, nothing counted against the endpoint's breaker
+		// or in the attempts metric, no error logged. The case is delivered (the
+		// clerk's), so the message is done.
+		b.ends.release(key)
+		b.stepped.Delete(m.ID)
+		b.log.Info("delivery attempt stopped: a clerk took the case over in the web mailbox", "submission", s.ID, "channel", ref.Channel)
+		_ = msg.Ack()
 	case adapters.Gone(err):
 		b.ends.release(key)
 		why := reasonOf(err)
