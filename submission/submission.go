@@ -566,8 +566,8 @@ func (s *Submission) Delivered(now time.Time, gen int, c Confirmation) ([]Event,
 //
 // A pickup through the mailbox of a case on its way to the office's own system
 // (BoundForSystem) is the clerk's takeover: TakenOverFrom records that system's
-// channel, and the delivered event says so, in the same transition and so in
-// the same transaction. It is decided here, on the record the pickup is
+// channel, and the delivered event's Note says so (operators', not the
+// portal's), in the same transition and so in the same transaction. It is decided here, on the record the pickup is
 // written to, not by the face that asked: a system that fetched the package a
 // moment before has it, and the clerk's pickup then changes nothing.
 func (s *Submission) Confirm(now time.Time, ch string, c Confirmation) ([]Event, error) {
@@ -586,7 +586,9 @@ func (s *Submission) Confirm(now time.Time, ch string, c Confirmation) ([]Event,
 	evs := s.deliver(now, ch, 0, c)
 	if from != "" {
 		s.TakenOverFrom = from
-		evs[0].Detail += "; taken over from the office's system (" + from + ")"
+		// In the note, not the detail: the detail is the portal's to read, and
+		// which system an office runs behind its mailbox is the office's.
+		evs[0].Note = "taken over from the office's system (" + from + ")"
 	}
 	return evs, nil
 }

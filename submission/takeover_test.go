@@ -71,7 +71,7 @@ func TestTakeoverIsTheMailboxsPickupOfACaseOnItsWay(t *testing.T) {
 			if s.TakenOverFrom != tc.from {
 				t.Fatalf("taken over from %q, want %q", s.TakenOverFrom, tc.from)
 			}
-			if said := strings.Contains(evs[0].Detail, "taken over"); said != (tc.from != "") {
+			if said := strings.Contains(evs[0].Note, "taken over"); said != (tc.from != "") {
 				t.Errorf("the delivered event says %q", evs[0].Detail)
 			}
 			for _, ch := range []string{"api", "xta", "webhook", "transfer", ""} {

@@ -828,7 +828,7 @@ func (s *suite) testTakeoverRecorded(t *testing.T) {
 		evs := events(t, f.d, f.id)
 		added := evs[min(len(before), len(evs)):]
 		if len(added) != 1 || added[0].Type != submission.EventDelivered || added[0].Channel != channel.Mailbox ||
-			!names(added[0], clerk.Receiver) || !strings.Contains(added[0].Detail, "taken over") {
+			!names(added[0], clerk.Receiver) || !strings.Contains(added[0].Note, "taken over") {
 			t.Errorf("%s recorded %+v; want one delivered event on the mailbox that names %q and says it was taken over", how, added, clerk.Receiver)
 		}
 	}
@@ -932,7 +932,7 @@ func (s *suite) testReadFirstNoTakeover(t *testing.T) {
 	if err != nil || sub.TakenOverFrom != "" {
 		t.Errorf("the clerk's pickup of a case the system fetched: %s, %v; want delivered, no takeover", takenOver(sub), err)
 	}
-	if got := ofType(events(t, f.d, f.id), submission.EventDelivered); len(got) != 1 || strings.Contains(got[0].Detail, "taken over") {
+	if got := ofType(events(t, f.d, f.id), submission.EventDelivered); len(got) != 1 || strings.Contains(got[0].Note, "taken over") {
 		t.Errorf("delivered events %+v, want the clerk's pickup, not a takeover", got)
 	}
 	if _, err := f.d.Confirm(ctx(), officeA, f.id, broker.Pickup{Channel: channel.XTA, Receiver: "office A (XTA close)"}); err != nil {
