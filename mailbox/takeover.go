@@ -105,9 +105,8 @@ func (m *Mailbox) takeOver(w http.ResponseWriter, r *http.Request, s session, id
 		http.Redirect(w, r, back, http.StatusSeeOther)
 		return
 	}
-	// Neither the clerk's name nor anything of the case but its id: the log
-	// holds no personal data (docs/architecture.md); the case's event log
-	// names the clerk for those who may read it.
+	// The clerk, the office and the case's id, as the decision's line has
+	// them (docs/mailbox.md section 7: logs name users, never applicant data).
 	m.log.Info("taken over from the office's system", "submission", id, "office", s.Office, "user", s.User, "channel", sub.TakenOverFrom)
 	http.Redirect(w, r, back+"?meldung=uebernommen", http.StatusSeeOther)
 }

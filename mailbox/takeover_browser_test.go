@@ -102,7 +102,7 @@ func TestTakeoverInTheBrowser(t *testing.T) {
 		t.Errorf("after the takeover: takeover section %v, attachments %v, package link %v, decision form %v; want the case opened",
 			p.Takeover, p.Attachments, p.Package, p.DecisionForm)
 	}
-	if !strings.Contains(p.History, "Im Behördenpostfach übernommen (war für Ihr Fachverfahren (XTA) bestimmt)") {
+	if !strings.Contains(p.History, "Im Behördenpostfach übernommen; war für Ihr Fachverfahren (XTA) bestimmt") {
 		t.Errorf("the history after the takeover: %q", p.History)
 	}
 

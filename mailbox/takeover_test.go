@@ -125,12 +125,12 @@ func TestTakeoverSaysWhatHappened(t *testing.T) {
 	// fetched first says nothing of the kind.
 	page := c.get("/postfach/s/uebernommen").Body.String()
 	for _, want := range []string{"<dt>Übernommen</dt>", "war für Ihr Fachverfahren (XTA) bestimmt, das ihn nicht mehr erhält",
-		"Im Behördenpostfach übernommen (war für Ihr Fachverfahren (XTA) bestimmt)", "anna (Behördenpostfach)"} {
+		"Im Behördenpostfach übernommen; war für Ihr Fachverfahren (XTA) bestimmt", "anna (Behördenpostfach)"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page of the case taken over lacks %q", want)
 		}
 	}
-	if page := c.get("/postfach/s/abgeholt").Body.String(); strings.Contains(page, "Übernommen") || strings.Contains(page, "übernommen (war") {
+	if page := c.get("/postfach/s/abgeholt").Body.String(); strings.Contains(page, "Übernommen") || strings.Contains(page, "übernommen; war") {
 		t.Errorf("the page of the case the system fetched speaks of a takeover")
 	}
 }

@@ -329,7 +329,7 @@ var flashes = map[string]string{
 	"schon-entschieden": "Nichts gespeichert: Über diesen Antrag war bereits so entschieden (siehe unten); das Portal erhält jene Entscheidung. Ihre Begründung wurde nicht übernommen.",
 	"grund-fehlt":       "Bitte geben Sie für eine Ablehnung eine Begründung an.",
 	"ungueltig":         "Bitte wählen Sie „Annehmen“ oder „Ablehnen“.",
-	"uebernommen":       "Sie haben den Eingang übernommen: Er gilt als Ihrer Dienststelle zugestellt, und Ihr Fachverfahren erhält ihn nicht mehr.",
+	"uebernommen":       "Sie haben den Eingang übernommen: Er gilt als Ihrer Dienststelle zugestellt. Wofür er bestimmt war, steht unter „Übernommen“; dorthin geht er nicht mehr.",
 }
 
 // sessionEnded is the login page's message after a form was sent without a live
