@@ -560,6 +560,14 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Co
 	defer unlock()
 
 	c, err := a.deliver(ctx, dir, d)
+	if err != nil && ctx.Err() != nil {
+		// Stopped, not failed: the gateway's shutdown, the attempt's time up, or a
+		// clerk's takeover in the web mailbox (the cause says which); the office's
+		// folder is not at fault.
+		a.log.Info("transfer: attempt stopped", "delivery", d.ID, "office", d.OfficeID, "folder", dir,
+			"attempt", d.Attempt, "cause", context.Cause(ctx))
+		return adapters.Confirmation{}, err
+	}
 	if err != nil {
 		a.log.Info("transfer: attempt failed", "delivery", d.ID, "office", d.OfficeID, "folder", dir,
 			"attempt", d.Attempt, "reason", adapters.PublicReason(err), "err", err)

@@ -23,12 +23,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
-
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/adapters/adaptertest"
 	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/paket"
+	"github.com/fsnotify/fsnotify"
 )
 
 func newAdapter(t testing.TB) *Adapter {
@@ -1461,19 +1460,28 @@ func TestRenameFailsKeepsNoPending(t *testing.T) {
 // same delivery writes the case afresh.
 func TestCancelledBeforeRenameHandsNothingOver(t *testing.T) {
 	dir := officeFolder(t)
-	a := newAdapter(t)
+	var logs testenv.Buffer
+	a, err := New(Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
 	d := realDelivery(dir, "dlv-cancelled", "4c1f0e52-0000-4000-8000-000000000042")
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(t.Context())
+	defer cancel(nil)
 	a.beforeRename = func(string) {
 		a.beforeRename = nil
 		if pendingCase(dir, d.ID) != caseBase(d) {
 			t.Errorf("no pending record before the rename")
 		}
-		cancel() // the takeover, while the attempt sits at its point of no return
+		cancel(errors.New("taken over")) // the takeover, while the attempt sits at its point of no return
 	}
 	if _, err := a.Deliver(ctx, d); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Deliver cancelled before the rename: %v, want context.Canceled", err)
+	}
+	// Its log line says it was stopped, and why, not that the folder failed.
+	if l := logs.String(); !strings.Contains(l, "transfer: attempt stopped") || !strings.Contains(l, "cause=\"taken over\"") || strings.Contains(l, "attempt failed") {
+		t.Errorf("the log of the stopped attempt:\n%s", l)
 	}
 	if cs := cases(t, dir); len(cs) != 0 {
 		t.Fatalf("case folders after a cancelled attempt: %v", cs)
