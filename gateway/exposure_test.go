@@ -1,33 +1,15 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/internal/testenv"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestStartWarnsOfWhatIsEasyToBreakInto: a gateway on the development PKI that
 // other machines reach said "DEVELOPMENT PKI" on its first start only, and every
@@ -47,7 +29,7 @@ func TestStartWarnsOfWhatIsEasyToBreakInto(t *testing.T) {
 		if edit != nil {
 			edit(&cfg)
 		}
-		logs := &lockedBuffer{}
+		logs := &testenv.Buffer{}
 		g, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, nil)))
 		if err != nil {
 			t.Fatal(err)

@@ -1,19 +1,18 @@
 package mailbox
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -42,24 +41,6 @@ func (d fetchedMeanwhile) OpenPackage(ctx context.Context, office, id string, p 
 	return d.memDesk.OpenPackage(ctx, office, id, p)
 }
 
-// syncBuffer is a log sink the handlers and the test may use at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestTakeoverSaysWhatHappened: the takeover told the clerk "übernommen" (the
 // Fachverfahren would not get the case) also when the system had fetched the
 // case between the takeover's check and her pickup, which then changed
@@ -76,7 +57,7 @@ func TestTakeoverSaysWhatHappened(t *testing.T) {
 			Sender: "amt24", State: submission.StateHandedOver, ReceivedAt: at,
 			Targets: []submission.Target{{Channel: channel.XTA}, {Channel: channel.Mailbox}}}, []byte("<Antragspaket/>"), nil)
 	}
-	var logs syncBuffer
+	var logs testenv.Buffer
 	m, err := New(Options{Desk: fetchedMeanwhile{memDesk: mem, id: "abgeholt"}, DataDir: t.TempDir(),
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		Users:  []User{{Name: "anna", Office: "amt-a", PasswordHash: fastHash(t, "anna-passwort")}}})
