@@ -100,7 +100,8 @@ type Options struct {
 	// sheet then says so at once, instead of after the store's timeout (30 s).
 	StoreDown func() error
 	// Registerer, if set, receives the notice counters
-	// (amtsbote_mailbox_notice_attempts_total, amtsbote_mailbox_notices_dropped_total).
+	// (amtsbote_mailbox_notice_attempts_total, amtsbote_mailbox_notices_dropped_total)
+	// and the takeovers' (amtsbote_mailbox_takeovers_total).
 	Registerer prometheus.Registerer
 
 	// Tunables for tests; zero values take the defaults.
@@ -143,7 +144,7 @@ type Mailbox struct {
 	unknownCost int // unknownHash's cost: the highest of the users'
 
 	adapter *adapter
-	metrics noticeMetrics
+	metrics mailboxMetrics
 
 	changes chan struct{} // a person opened a package (Confirmer.Changes)
 	kick    chan struct{} // a notice was queued
@@ -199,7 +200,7 @@ func New(opts Options) (*Mailbox, error) {
 		limiter: newLimiter(), checks: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))), busyLog: repeatlimit.Limit{Every: time.Minute}, limitedLog: repeatlimit.Limit{Every: time.Minute},
 		changes: make(chan struct{}, 1), kick: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
-	m.metrics = newNoticeMetrics()
+	m.metrics = newMailboxMetrics()
 	if opts.Registerer != nil {
 		for _, c := range m.metrics.collectors() {
 			if err := opts.Registerer.Register(c); err != nil {

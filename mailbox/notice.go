@@ -26,10 +26,10 @@ import (
 // by then the office has long seen the package in its inbox or been called.
 const noticeMaxAge = 7 * 24 * time.Hour
 
-// noticeMetrics count the notices' SMTP attempts. Before, a notice given up
+// mailboxMetrics count the notices' SMTP attempts and the clerks' takeovers. Before, a notice given up
 // after noticeMaxAge was a log line only, and a relay that refused every notice
 // for days showed nowhere an alert could see it.
-type noticeMetrics struct {
+type mailboxMetrics struct {
 	attempts     *prometheus.CounterVec
 	sent, failed prometheus.Counter
 	dropped      *prometheus.CounterVec
@@ -37,21 +37,29 @@ type noticeMetrics struct {
 	// the notice for good (refusedError). Two values: the office and the case
 	// are in the log, not in labels.
 	expired, refused prometheus.Counter
+	// takeovers counts the clerks' takeovers of cases on their way to the
+	// office's own system, by that system's channel: a rising count is an
+	// office's Fachverfahren (or its share) down, or a habit of skipping it.
+	// The office and the case are in the log line, not in labels.
+	takeovers *prometheus.CounterVec
 }
 
-func newNoticeMetrics() noticeMetrics {
+func newMailboxMetrics() mailboxMetrics {
 	attempts := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "amtsbote_mailbox_notice_attempts_total",
 		Help: "SMTP conversations of the mailbox's arrival notices by result: sent, or failed (retried with growing pauses, or dropped)."}, []string{"result"})
 	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "amtsbote_mailbox_notices_dropped_total",
 		Help: "Arrival notices given up, by reason: expired (7 days without a successful send) or refused (the mail server refused it for good, e.g. 550 for an unknown address). The office was not told by mail; the case is in its mailbox all the same."}, []string{"reason"})
-	return noticeMetrics{
+	takeovers := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "amtsbote_mailbox_takeovers_total",
+		Help: "Cases a clerk took over in the web mailbox while they were on their way to the office's own system, by that system's channel (api, xta, webhook, transfer)."}, []string{"channel"})
+	return mailboxMetrics{
 		attempts: attempts, sent: attempts.WithLabelValues("sent"), failed: attempts.WithLabelValues("failed"),
 		dropped: dropped, expired: dropped.WithLabelValues("expired"), refused: dropped.WithLabelValues("refused"),
+		takeovers: takeovers,
 	}
 }
 
-func (n noticeMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{n.attempts, n.dropped}
+func (n mailboxMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{n.attempts, n.dropped, n.takeovers}
 }
 
 // noticeText is the notice for one delivery. It names the service, the case number

@@ -107,6 +107,7 @@ func (m *Mailbox) takeOver(w http.ResponseWriter, r *http.Request, s session, id
 	}
 	// The clerk, the office and the case's id, as the decision's line has
 	// them (docs/mailbox.md section 7: logs name users, never applicant data).
+	m.metrics.takeovers.WithLabelValues(sub.TakenOverFrom).Inc()
 	m.log.Info("taken over from the office's system", "submission", id, "office", s.Office, "user", s.User, "channel", sub.TakenOverFrom)
 	http.Redirect(w, r, back+"?meldung=uebernommen", http.StatusSeeOther)
 }

@@ -2,6 +2,7 @@ package mailbox
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/submission"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // fetchedMeanwhile is the in-memory desk with the office's system fetching a
@@ -98,6 +101,22 @@ func TestTakeoverSaysWhatHappened(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "taken over from the office's system"); n != 1 {
 		t.Errorf("%d takeovers logged, want the one that happened:\n%s", n, logs.String())
+	}
+	// Counted for the operator too, by the system it was on its way to: a
+	// rising count is an office's Fachverfahren down.
+	series := make(chan prometheus.Metric, 8)
+	m.metrics.takeovers.Collect(series)
+	close(series)
+	var counted []string
+	for c := range series {
+		var d dto.Metric
+		if err := c.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		counted = append(counted, fmt.Sprintf("%s=%v", d.GetLabel()[0].GetValue(), d.GetCounter().GetValue()))
+	}
+	if len(counted) != 1 || counted[0] != "xta=1" {
+		t.Errorf("amtsbote_mailbox_takeovers_total: %v, want xta=1 (the case the system fetched is no takeover)", counted)
 	}
 
 	// The case's page says so for good, not only in the flash after the
