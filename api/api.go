@@ -1005,7 +1005,10 @@ func (s *Server) officeDecide(outcome string) http.HandlerFunc {
 			Admit: pullAdmit})
 		if errors.Is(err, broker.ErrConflict) && !errors.Is(err, broker.ErrBytesRemoved) && !errors.Is(err, submission.ErrTakenOver) {
 			// A contradicting outcome: name the decision that stands, as below.
-			if now, gerr := s.opt.Desk.Get(r.Context(), sub.OfficeID, sub.ID); gerr == nil && now.Decision != nil {
+			// Not for a forwarded case: its decision is the peer's report, and the
+			// refusal stands whatever the peer decided (the same outcome was
+			// answered 200 as the system's own repeat).
+			if now, gerr := s.opt.Desk.Get(r.Context(), sub.OfficeID, sub.ID); gerr == nil && now.Decision != nil && now.Forward == nil {
 				updated, err = now, nil
 			}
 		}

@@ -275,3 +275,48 @@ func submitHandedOver(t *testing.T, g *gateway.Gateway, pc *portal.Client, servi
 		}
 	}
 }
+
+// TestDecisionOnAForwardedCaseIsNoRepeat: a case forwarded to a peer gateway is
+// decided by the peer's report alone (docs/federation.md), and the pull API
+// refuses an office system's decision on it. It was answered 200 as a repeat
+// when the peer's decision had the same outcome and reason: the refusal fell
+// into the look-up of the decision that stands, which named the peer's as the
+// system's own. Now it is 409 conflict, and nothing is recorded.
+func TestDecisionOnAForwardedCaseIsNoRepeat(t *testing.T) {
+	g := startTakeoverGateway(t)
+	pc := &portal.Client{BaseURL: g.g.URL(), Signer: g.pki.Portal.Signer, Token: portalToken}
+	id := submitHandedOver(t, g.g, pc, pollingService)
+	b := g.g.Broker
+	if _, err := b.RecordForwarded(id, submission.Forward{Peer: "amtsbote-by", PeerSubmissionID: "by-1"}, []byte("<Eingangsbestaetigung/>")); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().UTC()
+	if _, err := b.RecordPeerStatus(id, submission.PeerStatus{Peer: "amtsbote-by", State: submission.StateDelivered, Receiver: "office by-1", DeliveredAt: &at}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.RecordPeerStatus(id, submission.PeerStatus{Peer: "amtsbote-by", State: submission.StateAccepted, Receiver: "office by-1", DeliveredAt: &at,
+		Decision: &submission.Decision{Outcome: submission.OutcomeAccepted, At: at, Actor: "office by-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := b.Events(context.Background(), pollingOffice, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(wire.DecisionRequest{})
+	req, _ := http.NewRequest(http.MethodPost, g.g.URL()+wire.OfficeDecisionPath(id, wire.OutcomeAccepted), bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+pollingToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var p problem.Problem
+	if err := json.Unmarshal(got, &p); resp.StatusCode != http.StatusConflict || err != nil || p.Type != problem.TypeConflict {
+		t.Errorf("the system's acceptance of a case the peer decided alike: %d %s, want 409 %s", resp.StatusCode, got, problem.TypeConflict)
+	}
+	if after, err := b.Events(context.Background(), pollingOffice, id); err != nil || len(after) != len(before) {
+		t.Errorf("the refused decision recorded %v (%v)", after[len(before):], err)
+	}
+}
