@@ -22,12 +22,7 @@ func TestForwardedCaseOffersNoDecision(t *testing.T) {
 	id := mem.HandOver(t, desktest.Case{Office: "amt-a", Package: []byte("<Antragspaket/>")})
 	mem.Forward(t, id)
 	mem.PeerDelivered(t, id)
-	m, err := New(Options{Desk: mem, DataDir: t.TempDir(),
-		Users: []User{{Name: "anna", Office: "amt-a", PasswordHash: fastHash(t, "anna-passwort")}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
+	m := annasMailbox(t, Options{Desk: mem})
 	c := newClient(t, m.Handler())
 	c.mustLogin("anna", "anna-passwort")
 

@@ -22,6 +22,23 @@ type memDesk = desktest.MemDesk
 
 func newMemDesk() *memDesk { return desktest.NewMemDesk() }
 
+// annasMailbox is a mailbox on o (its desk, hooks, limits) with one user, anna
+// of office amt-a (password "anna-passwort"), in a data folder of the test's
+// unless o names one; closed when the test ends.
+func annasMailbox(t testing.TB, o Options) *Mailbox {
+	t.Helper()
+	if o.DataDir == "" {
+		o.DataDir = t.TempDir()
+	}
+	o.Users = []User{{Name: "anna", Office: "amt-a", PasswordHash: fastHash(t, "anna-passwort")}}
+	m, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	return m
+}
+
 // fastHash is a bcrypt hash at the minimum cost, so tests do not spend seconds on
 // logins; New accepts any bcrypt hash.
 func fastHash(t testing.TB, pw string) string {

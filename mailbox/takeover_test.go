@@ -61,13 +61,8 @@ func TestTakeoverSaysWhatHappened(t *testing.T) {
 			Targets: []submission.Target{{Channel: channel.XTA}, {Channel: channel.Mailbox}}}, []byte("<Antragspaket/>"), nil)
 	}
 	var logs testenv.Buffer
-	m, err := New(Options{Desk: fetchedMeanwhile{memDesk: mem, id: "abgeholt"}, DataDir: t.TempDir(),
-		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
-		Users:  []User{{Name: "anna", Office: "amt-a", PasswordHash: fastHash(t, "anna-passwort")}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
+	m := annasMailbox(t, Options{Desk: fetchedMeanwhile{memDesk: mem, id: "abgeholt"},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	c := newClient(t, m.Handler())
 	c.mustLogin("anna", "anna-passwort")
 

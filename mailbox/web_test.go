@@ -487,12 +487,7 @@ func TestMarkSeenOnEveryGateway(t *testing.T) {
 // limit by naming other addresses in the header.
 func TestLoginLimitsBehindAProxy(t *testing.T) {
 	desk := newMemDesk()
-	m, err := New(Options{Desk: desk, DataDir: t.TempDir(), TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")},
-		Users: []User{{Name: "anna", Office: "amt-a", PasswordHash: fastHash(t, "anna-passwort")}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
+	m := annasMailbox(t, Options{Desk: desk, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}})
 	behind := func(client string) *client {
 		c := newClient(t, m.Handler())
 		c.remote = "10.0.0.7:40000" // the load balancer
@@ -623,17 +618,13 @@ func TestStoreTroubleIsNoFailureOfTheMailbox(t *testing.T) {
 func TestStoreDownAnswersAtOnce(t *testing.T) {
 	var down atomic.Bool
 	desk := newMemDesk()
-	m, err := New(Options{Desk: desk, DataDir: t.TempDir(), Users: []User{{Name: "anna", Office: "amt-a", PasswordHash: fastHash(t, "anna-passwort")}},
+	m := annasMailbox(t, Options{Desk: desk,
 		StoreDown: func() error {
 			if down.Load() {
 				return errors.New("the NATS cluster does not answer for the store")
 			}
 			return nil
 		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
 	c := newClient(t, m.Handler())
 	c.mustLogin("anna", "anna-passwort")
 	down.Store(true)
