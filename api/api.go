@@ -1003,12 +1003,13 @@ func (s *Server) officeDecide(outcome string) http.HandlerFunc {
 		updated, err := s.opt.Desk.Decide(r.Context(), sub.OfficeID, sub.ID, broker.Decision{
 			Outcome: outcome, Reason: body.Reason, Actor: "office " + sub.OfficeID + " (pull API)", Channel: channel.API,
 			Admit: pullAdmit})
-		if errors.Is(err, broker.ErrConflict) && !errors.Is(err, broker.ErrBytesRemoved) && !errors.Is(err, submission.ErrTakenOver) {
+		if errors.Is(err, submission.ErrDecided) {
 			// A contradicting outcome: name the decision that stands, as below.
-			// Not for a forwarded case: its decision is the peer's report, and the
-			// refusal stands whatever the peer decided (the same outcome was
-			// answered 200 as the system's own repeat).
-			if now, gerr := s.opt.Desk.Get(r.Context(), sub.OfficeID, sub.ID); gerr == nil && now.Decision != nil && now.Forward == nil {
+			// Only for that refusal: a case erased, taken over by a clerk or
+			// forwarded to a peer is refused whatever it holds (a forwarded
+			// case the peer decided alike was answered 200 as the system's own
+			// repeat when every conflict was looked up).
+			if now, gerr := s.opt.Desk.Get(r.Context(), sub.OfficeID, sub.ID); gerr == nil && now.Decision != nil {
 				updated, err = now, nil
 			}
 		}

@@ -42,6 +42,10 @@ var (
 	// that know no better report a conflict); the office's faces name it
 	// (the pull API's 409 taken-over, XTA's InvalidMessageIDException).
 	ErrTakenOver = errors.New("taken over by a clerk in the web mailbox")
+	// ErrDecided: a decision on a case decided otherwise already (a decision is
+	// final). It always comes with ErrIllegal; a face that names the decision
+	// that stands asks for it, not for every conflict.
+	ErrDecided = errors.New("already decided")
 )
 
 // State is where a submission stands.
@@ -747,7 +751,7 @@ func (s *Submission) decide(now time.Time, channel, outcome, reason, actor strin
 		if s.Decision.Outcome == outcome {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("%w: already %s", ErrIllegal, s.Decision.Outcome)
+		return nil, fmt.Errorf("%w: %w: %s", ErrIllegal, ErrDecided, s.Decision.Outcome)
 	}
 	if s.State != StateDelivered {
 		return nil, fmt.Errorf("%w: decide on a submission that is %s (the office must have it first)", ErrIllegal, s.State)
