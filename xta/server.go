@@ -466,30 +466,30 @@ func (s *Server) exceptionOf(c *call, err error) *Fault {
 	if errors.As(err, &f) {
 		return f
 	}
+	// A message id that names no case the office may use is
+	// InvalidMessageIDException; for a reply (sendMessage, which does not
+	// declare it) declared() makes it ParameterIsNotValidException: the case
+	// the reply names is a parameter no longer valid. Only the words differ.
+	reply := c.op == "sendMessage" || c.op == "sendMessageSync"
 	switch {
 	case errors.Is(err, broker.ErrNotFound):
-		if c.op == "sendMessage" || c.op == "sendMessageSync" {
-			return fault(ParameterIsNotValid, "the case this message refers to is unknown")
+		if reply {
+			return fault(InvalidMessageID, "the case this message refers to is unknown")
 		}
 		return fault(InvalidMessageID, "unknown XTAMessageID")
 	case errors.Is(err, broker.ErrBytesRemoved):
 		// Not the gateway's failure, and no later call will find the bytes: a
 		// TechnicalProblem (HTTP 500) told the office's system to try again.
-		if c.op == "sendMessage" || c.op == "sendMessageSync" {
-			// A reply to such a case: nobody could read it. The WSDL declares no
-			// InvalidMessageIDException for sendMessage; the case the reply
-			// names is a parameter no longer valid.
-			return fault(ParameterIsNotValid, "the content of the case this reply answers was removed (retention period or erasure); your reply was not stored")
+		if reply {
+			return fault(InvalidMessageID, "the content of the case this reply answers was removed (retention period or erasure); your reply was not stored")
 		}
 		return fault(InvalidMessageID, "the message's content was removed (retention period or erasure); it can no longer be fetched")
 	case errors.Is(err, submission.ErrTakenOver):
 		// Before ErrConflict, which it comes with: the message is not in the
 		// box any more, as for one erased, and no later call will find it.
-		if c.op == "sendMessage" || c.op == "sendMessageSync" {
-			// A reply to such a case: the clerk answers the applicant now. The
-			// WSDL declares no InvalidMessageIDException for sendMessage; the
-			// case the reply names is a parameter no longer valid.
-			return fault(ParameterIsNotValid, "a clerk took the case this reply answers over in the office's web mailbox; it is answered there, and your reply was not stored: drop it")
+		if reply {
+			// The clerk answers the applicant now.
+			return fault(InvalidMessageID, "a clerk took the case this reply answers over in the office's web mailbox; it is answered there, and your reply was not stored: drop it")
 		}
 		return fault(InvalidMessageID, "a clerk took this message over in the office's web mailbox; it is processed there, no longer in your message box: drop it")
 	case errors.Is(err, broker.ErrConflict):
