@@ -137,14 +137,20 @@ func (d *MemDesk) setUp(t testing.TB, hook, id string) *submission.Submission {
 // (submission.Submission.Forwarded), as broker.Broker.RecordForwarded records.
 func (d *MemDesk) Forward(t testing.TB, id string) {
 	t.Helper()
+	f := submission.Forward{Peer: "amtsbote-by", PeerSubmissionID: "p-" + id}
+	d.setUpChange(t, "Forward", id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		return cur.Forwarded(now, f)
+	})
+}
+
+// setUpChange applies a set-up hook's transition to case id, with d.mu held;
+// a case the suite never handed over, or a transition refused, fails the test.
+func (d *MemDesk) setUpChange(t testing.TB, hook, id string, fn func(cur *submission.Submission, now time.Time) ([]submission.Event, error)) {
+	t.Helper()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	s := d.setUp(t, "Forward", id)
-	f := submission.Forward{Peer: "amtsbote-by", PeerSubmissionID: "p-" + id}
-	if err := d.change(s, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
-		return cur.Forwarded(now, f)
-	}); err != nil {
-		t.Fatalf("Forward: %v", err)
+	if err := d.change(d.setUp(t, hook, id), fn); err != nil {
+		t.Fatalf("%s: %v", hook, err)
 	}
 }
 
@@ -153,16 +159,11 @@ func (d *MemDesk) Forward(t testing.TB, id string) {
 // broker.Broker.RecordPeerStatus records.
 func (d *MemDesk) PeerDelivered(t testing.TB, id string) {
 	t.Helper()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	s := d.setUp(t, "PeerDelivered", id)
 	now := time.Now().UTC()
 	u := submission.PeerStatus{Peer: "amtsbote-by", State: submission.StateDelivered, Receiver: "office", DeliveredAt: &now}
-	if err := d.change(s, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+	d.setUpChange(t, "PeerDelivered", id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
 		return cur.PeerUpdate(now, u)
-	}); err != nil {
-		t.Fatalf("PeerDelivered: %v", err)
-	}
+	})
 }
 
 // PeerDecided implements Desk: the peer reported its office's decision
@@ -170,16 +171,11 @@ func (d *MemDesk) PeerDelivered(t testing.TB, id string) {
 // records.
 func (d *MemDesk) PeerDecided(t testing.TB, id, outcome string) {
 	t.Helper()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	s := d.setUp(t, "PeerDecided", id)
 	u := submission.PeerStatus{Peer: "amtsbote-by", State: submission.State(outcome), Receiver: "office",
 		Decision: &submission.Decision{Outcome: outcome, Actor: "office"}}
-	if err := d.change(s, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+	d.setUpChange(t, "PeerDecided", id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
 		return cur.PeerUpdate(now, u)
-	}); err != nil {
-		t.Fatalf("PeerDecided: %v", err)
-	}
+	})
 }
 
 func sha256Hex(b []byte) string {

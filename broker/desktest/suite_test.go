@@ -318,50 +318,37 @@ func (d opensErased) FetchPackage(_ context.Context, office, id, _ string) (*sub
 // MemDesk did before the suite checked it.
 type servesErasedAttachment struct{ *MemDesk }
 
-func (d servesErasedAttachment) OpenAttachment(_ context.Context, office, id, aid string, admit broker.Admit) (submission.Attachment, io.ReadCloser, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	s, err := d.admitted(office, id, admit)
-	if err != nil {
-		return submission.Attachment{}, nil, err
-	}
-	for _, a := range s.Attachments {
-		if a.ID == aid {
-			return a, io.NopCloser(bytes.NewReader(d.blobs[a.SHA256])), nil
-		}
-	}
-	return submission.Attachment{}, nil, broker.ErrNotFound
+func (d servesErasedAttachment) OpenAttachment(ctx context.Context, office, id, aid string, admit broker.Admit) (a submission.Attachment, rc io.ReadCloser, err error) {
+	d.unerased(office, id, func() { a, rc, err = d.MemDesk.OpenAttachment(ctx, office, id, aid, admit) })
+	return a, rc, err
 }
 
 // servesErasedReply opens a reply of an erased case, empty, as MemDesk did
 // before the suite checked it.
 type servesErasedReply struct{ *MemDesk }
 
-func (d servesErasedReply) OpenReply(_ context.Context, office, id, replyID string) (submission.Reply, io.ReadCloser, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	s, err := d.forOffice(office, id)
-	if err != nil {
-		return submission.Reply{}, nil, err
-	}
-	for _, r := range s.Replies {
-		if r.ID == replyID {
-			return r, io.NopCloser(bytes.NewReader(d.blobs["reply:"+r.ID])), nil
-		}
-	}
-	return submission.Reply{}, nil, broker.ErrNotFound
+func (d servesErasedReply) OpenReply(ctx context.Context, office, id, replyID string) (r submission.Reply, rc io.ReadCloser, err error) {
+	d.unerased(office, id, func() { r, rc, err = d.MemDesk.OpenReply(ctx, office, id, replyID) })
+	return r, rc, err
 }
 
 // repliesToErased stores a new reply to an erased case that nobody could read.
 type repliesToErased struct{ *MemDesk }
 
 func (d repliesToErased) Reply(ctx context.Context, office, id string, in broker.ReplyIn) (r submission.Reply, err error) {
+	d.unerased(office, id, func() { r, err = d.MemDesk.Reply(ctx, office, id, in) })
+	return r, err
+}
+
+// unerased runs call with the case's erasure hidden: MemDesk passes over its
+// erased-case rules and keeps every other (its blobs are gone all the same,
+// so what it serves is empty).
+func (d *MemDesk) unerased(office, id string, call func()) {
 	d.hiding(office, id, func(s *submission.Submission) func() {
 		gone := s.BytesRemovedAt
 		s.BytesRemovedAt = nil
 		return func() { s.BytesRemovedAt = gone }
-	}, func() { r, err = d.MemDesk.Reply(ctx, office, id, in) })
-	return r, err
+	}, call)
 }
 
 // pickUpFirst records the pickup of the office's case id without asking
