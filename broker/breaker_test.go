@@ -399,13 +399,7 @@ func TestDeferralIsCounted(t *testing.T) {
 	})
 	cfg := Config{Workers: 2, Schedule: StandardSchedule, AttemptTimeout: 5 * time.Second}
 	e, _ := startHooked(t, t.TempDir(), cfg, hook)
-	count := func(vec *prometheus.CounterVec, labels ...string) float64 {
-		var m dto.Metric
-		if err := vec.WithLabelValues(labels...).Write(&m); err != nil {
-			t.Fatal(err)
-		}
-		return m.GetCounter().GetValue()
-	}
+	count := func(vec *prometheus.CounterVec, labels ...string) float64 { return counterOf(t, vec, labels...) }
 	first, err := e.b.Receive(context.Background(), intake("defer-1", webhook.Channel))
 	if err != nil {
 		t.Fatal(err)

@@ -571,10 +571,14 @@ func toConfirmation(c adapters.Confirmation) submission.Confirmation {
 // one every BackoffBase. amtsbote_delivery_unrecorded_total counts each time.
 func (b *Broker) delivered(msg jetstream.Msg, s *submission.Submission, c adapters.Confirmation) {
 	id, gen, snap := s.ID, s.Generation, s
+	var late bool // the hand-over landed on a case a clerk had taken over
 	record := func() error {
 		if c.Pending {
 			return b.change(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
-				return cur.HandOver(now, gen, toConfirmation(c))
+				was := cur.HandedOverAfterTakeover()
+				evs, err := cur.HandOver(now, gen, toConfirmation(c))
+				late = err == nil && len(evs) > 0 && !was && cur.HandedOverAfterTakeover()
+				return evs, err
 			})
 		}
 		// The first try signs from the snapshot of the attempt (and changes it); a
@@ -587,6 +591,7 @@ func (b *Broker) delivered(msg jetstream.Msg, s *submission.Submission, c adapte
 	}
 	err := record()
 	if err == nil {
+		b.tellLateHandOver(late, s)
 		_ = msg.Ack()
 		return
 	}
@@ -604,6 +609,7 @@ func (b *Broker) delivered(msg jetstream.Msg, s *submission.Submission, c adapte
 	}
 	stopBeat()
 	if err == nil {
+		b.tellLateHandOver(late, s)
 		_ = msg.Ack()
 		return
 	}
@@ -615,6 +621,25 @@ func (b *Broker) delivered(msg jetstream.Msg, s *submission.Submission, c adapte
 	delay := b.backoff(n)
 	b.log.Error("record delivery failed; the office has the package and will get it again", "submission", id, "retry_in", delay, "err", err)
 	_ = msg.NakWithDelay(delay)
+}
+
+// tellLateHandOver tells the operator, when late, that a transfer attempt put
+// its case folder into the office's share after a clerk had taken the case
+// over (submission.HandedOverAfterTakeover): the import may process the
+// application beside the clerk, and someone should tell the office which case
+// folder to leave alone. The clerk's page says so too; the log names the case,
+// the office and the channel, never the applicant.
+func (b *Broker) tellLateHandOver(late bool, s *submission.Submission) {
+	if !late {
+		return
+	}
+	ch := ""
+	if t, ok := s.CurrentTarget(); ok {
+		ch = t.Channel
+	}
+	b.metrics.lateHandOvers.WithLabelValues(ch).Inc()
+	b.log.Warn("case folder handed over after a clerk took the case over in the web mailbox: the office's import may process it as well",
+		"submission", s.ID, "office", s.OfficeID, "channel", ch)
 }
 
 // recordTries is how often delivered tries to record an outcome before the package

@@ -25,6 +25,9 @@ type Metrics struct {
 	// unrecorded counts successful attempts whose outcome the store did not take:
 	// their packages go to the office again later.
 	unrecorded prometheus.Counter
+	// lateHandOvers counts hand-overs a clerk's takeover came too late to stop
+	// (Broker.tellLateHandOver).
+	lateHandOvers *prometheus.CounterVec
 	// restored counts outbox entries the queue check found without a queue message
 	// and put back (queuecheck.go): each one is a package that would have waited.
 	restored prometheus.Counter
@@ -64,6 +67,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "amtsbote_delivery_deferred_total", Help: "Packages due for an attempt that were kept from their endpoint and sent back to the queue with a delay, by channel and reason: retry_after (the receiver asked to be called later), breaker (its circuit breaker is open), probe (another attempt probes it)."}, []string{"channel", "reason"}),
 		lineFull: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "amtsbote_delivery_line_full_total", Help: "Packages sent back to the queue with a delay because their office's line of waiting packages was full."}),
+		lateHandOvers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amtsbote_delivery_handed_over_after_takeover_total", Help: "Hand-overs (a case folder put into an office's transfer folder) that completed after a clerk had taken the case over in the web mailbox, by channel: the office's import may process the application beside the clerk."}, []string{"channel"}),
 		unrecorded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "amtsbote_delivery_unrecorded_total", Help: "Successful delivery attempts whose outcome the store did not take after several tries; the package goes to the office again later."}),
 		restored: prometheus.NewCounter(prometheus.CounterOpts{
@@ -102,8 +107,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.deferred.WithLabelValues(ch, why)
 		}
 	}
+	// And the one channel whose hand-over can land after a takeover, for
+	// AmtsboteHandedOverAfterTakeover.
+	m.lateHandOvers.WithLabelValues(channel.Transfer)
 	if reg != nil {
-		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.deferred, m.duration, m.lineFull, m.unrecorded, m.restored, m.checks, m.retention, m.retentionOK, m.retentionTook, m.retentionRecords, m.clockStep)
+		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.deferred, m.duration, m.lineFull, m.unrecorded, m.lateHandOvers, m.restored, m.checks, m.retention, m.retentionOK, m.retentionTook, m.retentionRecords, m.clockStep)
 	}
 	return m
 }

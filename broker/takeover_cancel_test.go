@@ -30,35 +30,8 @@ import (
 // logs no error.
 func TestTakeoverStopsTransferAttemptUnderWay(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	share := filepath.Join(dir, "share")
-	if err := os.Mkdir(share, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	logs := &testenv.Buffer{}
-	log := slog.New(slog.NewTextHandler(logs, nil))
-	held := make(chan string, 1)
-	release := make(chan struct{})
-	ad, err := transfer.New(transfer.Options{Logger: log, NoWatch: true, BeforeRename: func(tmp string) {
-		held <- tmp
-		<-release
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ad.Close() })
-	if err := ad.CheckTarget(adapters.Target{Channel: channel.Transfer, Endpoint: share}); err != nil {
-		t.Fatal(err)
-	}
-	chans := ChannelsFunc(func(office, ch string) (adapters.Target, bool) {
-		if ch == channel.Transfer {
-			return adapters.Target{Channel: ch, Endpoint: share}, true
-		}
-		return testChannels(office, ch)
-	})
-	cfg := testConfig
-	cfg.BreakerThreshold = 1 // one failure counted against the office opens it
-	e := startEnvWith(t, dir, cfg, chans, nil, fakeSigner{}, log, ad)
+	h := holdTransferAtRename(t)
+	e, share, held, release, logs := h.e, h.share, h.held, h.release, h.logs
 
 	r, err := e.b.Receive(ctx, intake("taken-while-written", channel.Transfer, channel.Mailbox))
 	if err != nil {
@@ -123,6 +96,49 @@ func TestTakeoverStopsTransferAttemptUnderWay(t *testing.T) {
 	if l := logs.String(); strings.Contains(l, "level=ERROR") || strings.Contains(l, "circuit breaker") {
 		t.Errorf("the takeover's stop was logged as a failure:\n%s", l)
 	}
+}
+
+// heldTransfer is a broker whose transfer attempts write their case folder and
+// then wait at the rename into the share until release is closed; held gets
+// each waiting attempt's temporary folder. The office's breaker opens at one
+// failure, so a stop counted against the office would show.
+type heldTransfer struct {
+	e       *env
+	share   string
+	held    chan string
+	release chan struct{}
+	logs    *testenv.Buffer
+}
+
+func holdTransferAtRename(t *testing.T) heldTransfer {
+	t.Helper()
+	dir := t.TempDir()
+	h := heldTransfer{share: filepath.Join(dir, "share"), held: make(chan string, 1), release: make(chan struct{}), logs: &testenv.Buffer{}}
+	if err := os.Mkdir(h.share, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(h.logs, nil))
+	ad, err := transfer.New(transfer.Options{Logger: log, NoWatch: true, BeforeRename: func(tmp string) {
+		h.held <- tmp
+		<-h.release
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ad.Close() })
+	if err := ad.CheckTarget(adapters.Target{Channel: channel.Transfer, Endpoint: h.share}); err != nil {
+		t.Fatal(err)
+	}
+	chans := ChannelsFunc(func(office, ch string) (adapters.Target, bool) {
+		if ch == channel.Transfer {
+			return adapters.Target{Channel: ch, Endpoint: h.share}, true
+		}
+		return testChannels(office, ch)
+	})
+	cfg := testConfig
+	cfg.BreakerThreshold = 1
+	h.e = startEnvWith(t, dir, cfg, chans, nil, fakeSigner{}, log, ad)
+	return h
 }
 
 // TestMailboxOpeningCancelsNothing: a clerk opening a case that is no takeover

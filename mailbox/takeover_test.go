@@ -129,3 +129,49 @@ func TestTakeoverSaysWhatHappened(t *testing.T) {
 		t.Errorf("the page of the case the system fetched speaks of a takeover")
 	}
 }
+
+// TestHandOverAfterTakeoverIsOnThePage: when a transfer attempt the takeover
+// could not stop puts the case folder into the office's share after all, the
+// clerk who took the case over is told on its page — a warning that the
+// Fachverfahren may import it too, what to do, and the history's entry — and
+// the header no longer claims the Fachverfahren does not get it. Before, the
+// page said "das ihn nicht mehr erhält" while the import had it. A takeover
+// without such a hand-over shows no warning.
+func TestHandOverAfterTakeoverIsOnThePage(t *testing.T) {
+	mem := newMemDesk()
+	at := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	for _, id := range []string{"ordner", "ruhig"} {
+		mem.Add(&submission.Submission{ID: id, OfficeID: "amt-a", ServiceName: "Gewerbe anmelden", Place: "Dresden",
+			Sender: "amt24", State: submission.StateQueued, ReceivedAt: at,
+			Targets: []submission.Target{{Channel: channel.Transfer}, {Channel: channel.Mailbox}}}, []byte("<Antragspaket/>"), nil)
+	}
+	m := annasMailbox(t, Options{Desk: mem})
+	c := newClient(t, m.Handler())
+	c.mustLogin("anna", "anna-passwort")
+	for _, id := range []string{"ordner", "ruhig"} {
+		csrf := csrfFrom(t, c.get("/postfach/s/"+id).Body.String())
+		if res := c.post("/postfach/s/"+id+"/uebernehmen", url.Values{"csrf": {csrf}}).Result(); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("the takeover of %s: %d", id, res.StatusCode)
+		}
+	}
+	mem.HandOverAfterTakeover(t, "ordner")
+
+	page := c.get("/postfach/s/ordner").Body.String()
+	for _, want := range []string{
+		"war für Ihr Übergabeverzeichnis bestimmt, das ihn trotzdem erhalten hat",
+		"Achtung, möglicherweise doppelt:", "trotzdem in den Übergabeordner Ihres Fachverfahrens gelangt",
+		"sein Name enthält die Vorgangsnummer",
+		"Nach der Übernahme trotzdem in den Übergabeordner gelangt",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page of the case handed over after the takeover lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "das ihn nicht mehr erhält") || strings.Contains(page, "Bereitgestellt, wartet auf Öffnung</td><td data-label=\"Weg\">Übergabeordner") {
+		t.Errorf("the page still says the Fachverfahren does not get the case, or calls the hand-over an ordinary one")
+	}
+	page = c.get("/postfach/s/ruhig").Body.String()
+	if !strings.Contains(page, "das ihn nicht mehr erhält") || strings.Contains(page, "möglicherweise doppelt") {
+		t.Errorf("the page of a takeover without a late hand-over warns of one, or lost its header line")
+	}
+}

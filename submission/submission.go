@@ -146,6 +146,11 @@ type Submission struct {
 	// was queued again. Empty for every other delivery and in records of builds
 	// before 2026-12-06, whose takeovers show only in the delivered event.
 	TakenOverFrom string `json:"takenOverFrom,omitempty"`
+	// HandedOverAfterTakeoverAt is when a transfer attempt that the takeover did
+	// not stop put the case folder into the office's share all the same
+	// (HandOver, HandedOverAfterTakeover): the import may take the case the
+	// clerk is processing. Set once; nil on every other record.
+	HandedOverAfterTakeoverAt *time.Time `json:"handedOverAfterTakeoverAt,omitempty"`
 	// FetchedAt is when the office's system first read the package without taking
 	// it (XTA getMessage; close takes it): XTA's InitialFetch, kept with the record
 	// so that a restarted gateway, and every gateway of a cluster, knows it.
@@ -541,8 +546,14 @@ func (c Confirmation) detail() string {
 
 // HandOver records that the channel of the attempt of generation gen took the
 // package and that the office's confirmation will follow (Confirm).
+//
+// One stale hand-over is recorded all the same: the transfer folder's, of the
+// attempt a clerk's takeover came too late to stop (HandedOverAfterTakeover).
 func (s *Submission) HandOver(now time.Time, gen int, c Confirmation) ([]Event, error) {
 	if err := s.current(gen); err != nil {
+		if evs := s.handedOverAfterTakeover(now, gen, c); evs != nil {
+			return evs, nil
+		}
 		return nil, err
 	}
 	t, _ := s.CurrentTarget()
@@ -551,6 +562,42 @@ func (s *Submission) HandOver(now time.Time, gen int, c Confirmation) ([]Event, 
 	s.State = StateHandedOver
 	s.NextAttemptAt = time.Time{}
 	return []Event{{At: now, Type: EventHandedOver, Channel: t.Channel, Attempt: s.Attempts + 1, Detail: c.detail() + "; waiting for the office's confirmation"}}, nil
+}
+
+// handedOverAfterTakeover records the hand-over of a transfer attempt that
+// completed after a clerk took the case over in the web mailbox: the case
+// folder was renamed into the office's share in the moment of the takeover (the
+// attempt's last look at its context came just before), or by an attempt that
+// no stop reached. The case stays the clerk's — delivered by the mailbox,
+// refused to every face of the system — but its bytes are in the office's
+// transfer folder now, and the import may take it: the clerk must know, or two
+// people process one application. So the hand-over is an event (the clerk's
+// page and the portal's history show it) and HandedOverAfterTakeoverAt says
+// when; the state stays. Only the transfer channel: the API's and XTA's
+// hand-over make a case listable, and a taken-over case is listed to the
+// system no more; a webhook's notification carries ids only, and the system's
+// fetch is refused. Once: a repeat changes nothing. nil when the hand-over is
+// not one of these.
+func (s *Submission) handedOverAfterTakeover(now time.Time, gen int, c Confirmation) []Event {
+	t, ok := s.CurrentTarget()
+	if s.TakenOverFrom != channel.Transfer || !ok || t.Channel != channel.Transfer || s.Generation != gen || s.HandedOverAfterTakeoverAt != nil {
+		return nil
+	}
+	at := now
+	s.HandedOverAfterTakeoverAt = &at
+	return []Event{{At: now, Type: EventHandedOver, Channel: t.Channel, Attempt: s.Attempts + 1, Detail: c.detail(),
+		Note: "handed over after the case was taken over in the web mailbox: the office's import may take it as well"}}
+}
+
+// HandedOverAfterTakeover reports whether the office's system got the case
+// after a clerk took it over: a transfer attempt the takeover did not stop
+// put its case folder into the office's share (handedOverAfterTakeover).
+func (s *Submission) HandedOverAfterTakeover() bool { return s.HandedOverAfterTakeoverAt != nil }
+
+// IsHandOverAfterTakeover reports whether e is the event of that hand-over:
+// the history names it so, not as an ordinary hand-over awaiting the import.
+func (s *Submission) IsHandOverAfterTakeover(e Event) bool {
+	return s.HandedOverAfterTakeoverAt != nil && e.Type == EventHandedOver && e.At.Equal(*s.HandedOverAfterTakeoverAt)
 }
 
 // Delivered records that the attempt of generation gen was confirmed by the receiver.
@@ -938,6 +985,7 @@ func (s *Submission) Clone() *Submission {
 	c.Attachments = slices.Clone(s.Attachments)
 	c.Replies = slices.Clone(s.Replies)
 	c.HandedOverAt = clonePtr(s.HandedOverAt)
+	c.HandedOverAfterTakeoverAt = clonePtr(s.HandedOverAfterTakeoverAt)
 	c.DeliveredAt = clonePtr(s.DeliveredAt)
 	c.FetchedAt = clonePtr(s.FetchedAt)
 	c.BytesRemovedAt = clonePtr(s.BytesRemovedAt)

@@ -146,3 +146,68 @@ func TestTakenOverCaseTakesNoReplyFromTheSystem(t *testing.T) {
 		t.Errorf("the system's reply to a case it read first: %v %+v", err, evs)
 	}
 }
+
+// TestHandOverAfterTakeoverIsTheTransferFolders: a stale hand-over is recorded
+// on a taken-over case only where it put the case in the office's hands — the
+// transfer channel, whose case folder the import takes — and only once, for
+// the generation the takeover found; the case stays the clerk's (state,
+// delivery, decision). A webhook's or a pull channel's late outcome, one of an
+// earlier generation, and a case that was no takeover stay stale.
+func TestHandOverAfterTakeoverIsTheTransferFolders(t *testing.T) {
+	clerk := Confirmation{Receiver: "anna (Behördenpostfach)"}
+	folder := Confirmation{Receiver: "transfer folder /srv/x", Reference: "20261206-s1"}
+	takenOver := func(ch string) *Submission {
+		s, _ := New(Params{ID: "s1", OfficeID: "o1", Targets: []Target{{Channel: ch}, {Channel: "mailbox"}}}, t0)
+		if _, err := s.Confirm(t0, "mailbox", clerk); err != nil || s.TakenOverFrom != ch {
+			t.Fatalf("takeover from %s: %v, taken over from %q", ch, err, s.TakenOverFrom)
+		}
+		return s
+	}
+	t1 := t0.Add(time.Second)
+
+	s := takenOver("transfer")
+	gen := s.Generation
+	if _, err := s.Decide(t0, "mailbox", OutcomeAccepted, "", "anna"); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.HandOver(t1, gen, folder)
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("late hand-over of the transfer folder: %v, %v", evs, err)
+	}
+	if e := evs[0]; e.Type != EventHandedOver || e.Channel != "transfer" || !strings.Contains(e.Detail, "20261206-s1") || strings.Contains(e.Detail, "mailbox") || e.Note == "" {
+		t.Errorf("event %+v: want handed_over on transfer naming the case folder, the takeover in the note only", e)
+	}
+	if s.State != StateAccepted || s.DeliveredVia != "mailbox" || s.Decision == nil || !s.HandedOverAfterTakeover() || !s.HandedOverAfterTakeoverAt.Equal(t1) || !s.IsHandOverAfterTakeover(evs[0]) {
+		t.Errorf("after the late hand-over: %s via %q, decision %v, handed over %v", s.State, s.DeliveredVia, s.Decision, s.HandedOverAfterTakeoverAt)
+	}
+	if evs, err := s.HandOver(t1.Add(time.Second), gen, folder); !errors.Is(err, ErrStale) || len(evs) != 0 || !s.HandedOverAfterTakeoverAt.Equal(t1) {
+		t.Errorf("a second report: %v, %v, handed over %v; want stale and nothing changed", evs, err, s.HandedOverAfterTakeoverAt)
+	}
+
+	for _, tc := range []struct {
+		name string
+		s    func() *Submission
+		gen  func(*Submission) int
+	}{
+		{"webhook", func() *Submission { return takenOver("webhook") }, nil},
+		{"pull API", func() *Submission { return takenOver("api") }, nil},
+		{"XTA", func() *Submission { return takenOver("xta") }, nil},
+		{"an earlier generation", func() *Submission { return takenOver("transfer") }, func(s *Submission) int { return s.Generation - 1 }},
+		{"no takeover", func() *Submission {
+			s, _ := New(Params{ID: "s1", OfficeID: "o1", Targets: []Target{{Channel: "transfer"}, {Channel: "mailbox"}}}, t0)
+			if _, err := s.Confirm(t0, "api", clerk); err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}, nil},
+	} {
+		s := tc.s()
+		gen := s.Generation
+		if tc.gen != nil {
+			gen = tc.gen(s)
+		}
+		if evs, err := s.HandOver(t1, gen, folder); !errors.Is(err, ErrStale) || len(evs) != 0 || s.HandedOverAfterTakeover() {
+			t.Errorf("%s: %v, %v, handed over after the takeover %v; want stale", tc.name, evs, err, s.HandedOverAfterTakeoverAt)
+		}
+	}
+}

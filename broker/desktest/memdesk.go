@@ -154,6 +154,18 @@ func (d *MemDesk) setUpChange(t testing.TB, hook, id string, fn func(cur *submis
 	}
 }
 
+// HandOverAfterTakeover is the hand-over of a transfer attempt that lands on
+// case id after a clerk took it over (its case folder renamed into the share
+// all the same), as the broker's dispatcher records it
+// (submission.Submission.HandOver); a case that was no such takeover fails the
+// test. Not part of Desk: the mailbox's page tests set such a case up.
+func (d *MemDesk) HandOverAfterTakeover(t testing.TB, id string) {
+	t.Helper()
+	d.setUpChange(t, "HandOverAfterTakeover", id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		return cur.HandOver(now, cur.Generation, submission.Confirmation{Receiver: "transfer folder /srv/uebergabe", Reference: "20261201-" + id})
+	})
+}
+
 // PeerDelivered implements Desk: the peer reported that its office has the
 // forwarded case (submission.Submission.PeerUpdate), as
 // broker.Broker.RecordPeerStatus records.
