@@ -777,6 +777,13 @@ func (b *Broker) Reply(_ context.Context, officeID, id string, in ReplyIn) (subm
 	if err := acceptsReply(s, "", in.MessageID, in.Channel); err != nil {
 		return submission.Reply{}, asConflict(err) // before its bytes are stored
 	}
+	// Every other refusal of the transition's too, on a copy: a reply to a case
+	// the office does not have yet, or to one forwarded to a peer, stored its
+	// bytes and then failed, and the blob waited for the sweep (an audit,
+	// 2026-12-06). The transaction asks again (the record may change).
+	if _, err := s.Clone().AddReply(time.Now().UTC(), submission.Reply{ID: newID(), MessageID: in.MessageID, Channel: in.Channel}); err != nil {
+		return submission.Reply{}, asConflict(err)
+	}
 	if len(in.Content) > maxReplyBytes {
 		return submission.Reply{}, fmt.Errorf("%w: reply of %d bytes exceeds %d", ErrConflict, len(in.Content), maxReplyBytes)
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"sync"
@@ -34,6 +36,7 @@ func (deskHarness) NewDesk(t testing.TB) desktest.Desk {
 	}
 	d := &brokerDesk{damaged: &damagedBlobs{cut: map[string]bool{}}}
 	d.Broker = broker.StartForTest(tt, t.TempDir(), func(db *store.DB) store.Store {
+		d.db = db
 		return damagingStore{Store: db, cut: d.damaged}
 	}, waitsForTheOffice{waitsChannel}, waitsForTheOffice{channel.API}, waitsForTheOffice{channel.XTA}, waitsForTheOffice{channel.Webhook})
 	return d
@@ -47,6 +50,7 @@ func (deskHarness) Features() desktest.Features { return desktest.Features{Recei
 type brokerDesk struct {
 	*broker.Broker
 	damaged *damagedBlobs
+	db      *store.DB // under the damaging wrapper: StoresBytes looks here
 	n       int
 }
 
@@ -80,6 +84,18 @@ func (d *brokerDesk) HandOver(t testing.TB, c desktest.Case) string {
 		d.damaged.add(acc.Submission.PackageSHA256)
 	}
 	return id
+}
+
+// StoresBytes looks the bytes up in the store's blobs by their SHA-256.
+func (d *brokerDesk) StoresBytes(t testing.TB, b []byte) bool {
+	t.Helper()
+	sum := sha256.Sum256(b)
+	rc, err := d.db.Blobs().Open(context.Background(), hex.EncodeToString(sum[:]))
+	if err != nil {
+		return false
+	}
+	_ = rc.Close()
+	return true
 }
 
 // Erase erases the case as an operator does.

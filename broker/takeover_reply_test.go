@@ -14,14 +14,16 @@ import (
 )
 
 // TestTakeoverBetweenReadAndReplyWins: the office's system replies by XTA
-// (sendMessage) to a case on its way to it — a getMessage under way at the
-// takeover gave it the content — and a clerk takes the case over in the web
-// mailbox after the desk read the record for the reply and before the reply
-// is committed. The reply was stored (Reply asked nothing of a takeover) and
-// would reach the applicant beside the clerk's answer. It is refused now on
-// the record the reply's transaction writes to (ErrConflict and
-// submission.ErrTakenOver), not only on the one read first, and nothing is
-// recorded.
+// (sendMessage) to a case on its way to it, and a clerk takes the case over
+// in the web mailbox after the desk read the record for the reply and before
+// the reply is committed. The reply was stored (Reply asked nothing of a
+// takeover) and would reach the applicant beside the clerk's answer. It is
+// refused now, and nothing is recorded or stored: on the record read first,
+// which says the office does not have the case yet (a reply answers a case
+// its office took; since 2026-12-06 every refusal of the transition is asked
+// before the reply's bytes are stored), and once more on the record the
+// transaction writes to, where the takeover would refuse it
+// (submission.ErrTakenOver, TestTakenOverCaseTakesNoReplyFromTheSystem).
 func TestTakeoverBetweenReadAndReplyWins(t *testing.T) {
 	ctx := context.Background()
 	st := &takeoverOnRead{}
@@ -55,8 +57,8 @@ func TestTakeoverBetweenReadAndReplyWins(t *testing.T) {
 	})
 	_, err = b.Reply(ctx, "office-a", id, broker.ReplyIn{Kind: "Bescheid", MessageID: "fv-1", ContentType: "application/xml",
 		Content: []byte("<Bescheid/>"), Actor: "XTA account fv", Channel: channel.XTA})
-	if !errors.Is(err, broker.ErrConflict) || !errors.Is(err, submission.ErrTakenOver) {
-		t.Errorf("the system's reply after the takeover: %v, want ErrConflict and submission.ErrTakenOver", err)
+	if !errors.Is(err, broker.ErrConflict) || !errors.Is(err, submission.ErrIllegal) {
+		t.Errorf("the system's reply after the takeover: %v, want ErrConflict", err)
 	}
 	s, err := b.Submission(id)
 	if err != nil {

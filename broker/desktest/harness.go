@@ -66,6 +66,10 @@ type Desk interface {
 	// accepted or rejected, with the decision): the one way a forwarded case
 	// is decided.
 	PeerDecided(t testing.TB, id, outcome string)
+	// StoresBytes reports whether the desk holds bytes equal to b (a
+	// package's, an attachment's, a reply's): a Reply it refuses must leave
+	// none behind.
+	StoresBytes(t testing.TB, b []byte) bool
 }
 
 // Case is one application as the suite hands it over.

@@ -166,6 +166,18 @@ func (d *MemDesk) HandOverAfterTakeover(t testing.TB, id string) {
 	})
 }
 
+// StoresBytes implements Desk.
+func (d *MemDesk) StoresBytes(_ testing.TB, b []byte) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, have := range d.blobs {
+		if bytes.Equal(have, b) {
+			return true
+		}
+	}
+	return false
+}
+
 // PeerDelivered implements Desk: the peer reported that its office has the
 // forwarded case (submission.Submission.PeerUpdate), as
 // broker.Broker.RecordPeerStatus records.

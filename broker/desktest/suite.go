@@ -52,6 +52,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("WaitingNamesWhatWaits", s.testWaiting)
 	t.Run("OpenAttachmentRecordsNothing", s.testOpenAttachment)
 	t.Run("ReplyStoredOnce", s.testReply)
+	t.Run("RefusedReplyLeavesNoBytes", s.testRefusedReply)
 	t.Run("FindReplyOwnOfficeOnly", s.testFindReply)
 	t.Run("MarkProcessed", s.testMarkProcessed)
 }
@@ -1095,6 +1096,43 @@ func (s *suite) testReply(t *testing.T) {
 	}
 	_, _, err = f.d.OpenReply(ctx(), officeA, f.id, "no-such-reply")
 	wantErr(t, err, broker.ErrNotFound, "OpenReply of an id the case does not have")
+}
+
+// testRefusedReply: a reply the desk refuses — to a case its office does not
+// have yet, to one forwarded to a peer gateway, from the system to a case a
+// clerk took over, to an erased case — is refused before its bytes are
+// stored: nothing would ever read them, and only a sweep would take them
+// away (the broker stored a forwarded case's reply first, 2026-12-06).
+func (s *suite) testRefusedReply(t *testing.T) {
+	refused := func(f fixture, ch, what string) {
+		t.Helper()
+		content := []byte("<Bescheid>" + what + "</Bescheid>")
+		_, err := f.d.Reply(ctx(), officeA, f.id, broker.ReplyIn{Kind: "Bescheid", MessageID: "refused-" + f.id, ContentType: "application/xml",
+			Content: content, Actor: "office A system", Channel: ch})
+		if err == nil {
+			t.Errorf("a reply %s was taken", what)
+		}
+		if f.d.StoresBytes(t, content) {
+			t.Errorf("a reply %s was refused (%v) and its bytes stored", what, err)
+		}
+		if got := record(t, f.d, f.id).Replies; len(got) != 0 {
+			t.Errorf("a reply %s: the case holds %+v", what, got)
+		}
+	}
+	refused(s.fixture(t), channel.XTA, "to a case its office does not have yet")
+
+	f := s.fixture(t)
+	f.d.Forward(t, f.id)
+	f.d.PeerDelivered(t, f.id)
+	refused(f, channel.XTA, "to a forwarded case")
+
+	g := s.bound(t, channel.API)
+	takeOver(t, g)
+	refused(g, channel.API, "of the system to a case a clerk took over")
+
+	h := s.replied(t)
+	h.d.Erase(t, h.id)
+	refused(h, channel.XTA, "to an erased case")
 }
 
 func (s *suite) testFindReply(t *testing.T) {

@@ -86,6 +86,8 @@ func (h memHarness) NewDesk(testing.TB) Desk {
 		return clerkRefusedTakenOver{d}
 	case "takeover-after-fetch":
 		return takeoverAfterFetch{d}
+	case "stores-refused-reply":
+		return storesRefusedReply{d}
 	}
 	panic("desktest: unknown defect " + h.defect)
 }
@@ -142,6 +144,7 @@ func TestPlantedDefectsFail(t *testing.T) {
 		"system-replies-to-taken-over": "TakenOverIsRefusedToTheSystem",
 		"clerk-refused-taken-over":     "TakenOverIsRefusedToTheSystem",
 		"takeover-after-fetch":         "ReadFirstIsNoTakeover",
+		"stores-refused-reply":         "RefusedReplyLeavesNoBytes",
 	})
 }
 
@@ -626,4 +629,15 @@ func TestMemDeskAddKeepsTheRecord(t *testing.T) {
 	if !bytes.Equal(c.Package, pkg) || c.Unread != nil {
 		t.Fatalf("ReadCase of an accepted case: %q, unread %v", c.Package, c.Unread)
 	}
+}
+
+// storesRefusedReply stores a reply's bytes before the transition is asked,
+// as the broker did: a refused reply leaves them behind.
+type storesRefusedReply struct{ *MemDesk }
+
+func (d storesRefusedReply) Reply(ctx context.Context, office, id string, in broker.ReplyIn) (submission.Reply, error) {
+	d.mu.Lock()
+	d.blobs["early:"+sha256Hex(in.Content)] = bytes.Clone(in.Content)
+	d.mu.Unlock()
+	return d.MemDesk.Reply(ctx, office, id, in)
 }
