@@ -54,12 +54,7 @@ func (d fetchedMeanwhile) OpenPackage(ctx context.Context, office, id string, p 
 // docs/mailbox.md: logs name users, never applicant data).
 func TestTakeoverSaysWhatHappened(t *testing.T) {
 	mem := newMemDesk()
-	at := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
-	for _, id := range []string{"uebernommen", "abgeholt"} {
-		mem.Add(&submission.Submission{ID: id, OfficeID: "amt-a", ServiceName: "Gewerbe anmelden", Place: "Dresden",
-			Sender: "amt24", State: submission.StateHandedOver, ReceivedAt: at,
-			Targets: []submission.Target{{Channel: channel.XTA}, {Channel: channel.Mailbox}}}, []byte("<Antragspaket/>"), nil)
-	}
+	addBound(mem, submission.StateHandedOver, channel.XTA, "uebernommen", "abgeholt")
 	var logs testenv.Buffer
 	m := annasMailbox(t, Options{Desk: fetchedMeanwhile{memDesk: mem, id: "abgeholt"},
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
@@ -139,12 +134,7 @@ func TestTakeoverSaysWhatHappened(t *testing.T) {
 // without such a hand-over shows no warning.
 func TestHandOverAfterTakeoverIsOnThePage(t *testing.T) {
 	mem := newMemDesk()
-	at := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
-	for _, id := range []string{"ordner", "ruhig"} {
-		mem.Add(&submission.Submission{ID: id, OfficeID: "amt-a", ServiceName: "Gewerbe anmelden", Place: "Dresden",
-			Sender: "amt24", State: submission.StateQueued, ReceivedAt: at,
-			Targets: []submission.Target{{Channel: channel.Transfer}, {Channel: channel.Mailbox}}}, []byte("<Antragspaket/>"), nil)
-	}
+	addBound(mem, submission.StateQueued, channel.Transfer, "ordner", "ruhig")
 	m := annasMailbox(t, Options{Desk: mem})
 	c := newClient(t, m.Handler())
 	c.mustLogin("anna", "anna-passwort")
@@ -173,5 +163,17 @@ func TestHandOverAfterTakeoverIsOnThePage(t *testing.T) {
 	page = c.get("/postfach/s/ruhig").Body.String()
 	if !strings.Contains(page, "das ihn nicht mehr erhält") || strings.Contains(page, "möglicherweise doppelt") {
 		t.Errorf("the page of a takeover without a late hand-over warns of one, or lost its header line")
+	}
+}
+
+// addBound adds to mem one case of anna's office per id, in state st on its
+// way to the office's system on ch, with the mailbox as the fallback: cases a
+// clerk can take over.
+func addBound(mem *memDesk, st submission.State, ch string, ids ...string) {
+	at := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	for _, id := range ids {
+		mem.Add(&submission.Submission{ID: id, OfficeID: "amt-a", ServiceName: "Gewerbe anmelden", Place: "Dresden",
+			Sender: "amt24", State: st, ReceivedAt: at,
+			Targets: []submission.Target{{Channel: ch}, {Channel: channel.Mailbox}}}, []byte("<Antragspaket/>"), nil)
 	}
 }
