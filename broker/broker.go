@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -269,6 +270,15 @@ type Broker struct {
 	// message for it waits, and a clerk's takeover cancels it (stopAttempt).
 	// The value is the attempt's context.CancelCauseFunc.
 	inflight sync.Map
+	// instance names this broker in the takeover stop messages it sends
+	// (clusterstop.go), stopSub is its subscription to those of its queue
+	// namespace from Start to Stop, and stopWarn and badStopWarn limit the log
+	// lines of stop messages not sent and not understood.
+	instance    string
+	stopSub     *nats.Subscription
+	stopWarn    repeatlimit.Limit
+	badStopWarn repeatlimit.Limit
+
 	attempts sync.WaitGroup
 	// admit orders attempts.Add (handle) before attempts.Wait (Stop): JetStream's
 	// consume Stop is asynchronous, so the callback can still run while Stop waits.
@@ -352,6 +362,9 @@ func New(cfg Config, db store.Store, js jetstream.JetStream, reg *adapters.Regis
 		recording:   make(chan struct{}, 4*cfg.Workers),
 		ends:        ends,
 		troubleLogs: repeatlimit.Keyed[askKey]{Every: troubleLogEvery},
+		instance:    newID(),
+		stopWarn:    repeatlimit.Limit{Every: stopWarnEvery},
+		badStopWarn: repeatlimit.Limit{Every: stopWarnEvery},
 	}
 }
 
@@ -466,8 +479,14 @@ func (b *Broker) start(ctx context.Context) error {
 		b.loops.Add(1)
 		go b.every(b.cfg.QueueCheckEvery, b.checkQueue)
 	}
+	// Before the first attempt: a clerk's takeover on another gateway stops any
+	// attempt this one runs (clusterstop.go).
+	if err := b.listenForStops(); err != nil {
+		return err
+	}
 	consume, err := cons.Consume(b.handle, jetstream.PullMaxMessages(b.cfg.Workers*2))
 	if err != nil {
+		b.stopListening()
 		return fmt.Errorf("broker: consume: %w", err)
 	}
 	b.consume = consume
@@ -498,6 +517,9 @@ func (b *Broker) Stop(ctx context.Context) error {
 		b.cancel()
 	}
 	b.loops.Wait()
+	// After the drain: a takeover elsewhere stops an attempt this node is
+	// still finishing.
+	b.stopListening()
 	return err
 }
 

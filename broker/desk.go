@@ -59,8 +59,10 @@ import (
 //     new Reply through another channel is refused so too and stores nothing
 //     (submission.ReplyAllowed, on the record the reply is written to): the
 //     clerk answers the applicant now, and the system's reply would reach the
-//     applicant beside hers. A push attempt to the system under way on this
-//     node when the takeover commits is cancelled (stopAttempt).
+//     applicant beside hers. A push attempt to the system under way when the
+//     takeover commits is cancelled, on this node and, by a core NATS message
+//     (at most once), on the other gateways of its queue namespace
+//     (stopEverywhere).
 type OfficeDesk interface {
 	// List pages through the office's submissions, oldest first.
 	List(ctx context.Context, officeID string, q ListQuery) (Page, error)
@@ -707,8 +709,9 @@ func (b *Broker) pickedUp(s *submission.Submission, p Pickup) (*submission.Submi
 	})
 	if err == nil && now != nil && now.TakenOverFrom != "" && s.TakenOverFrom == "" {
 		// This pickup was the clerk's takeover, committed now: an attempt still
-		// under way to the office's system stops (stopAttempt).
-		b.stopAttempt(s.ID)
+		// under way to the office's system stops, on this node and, by a
+		// message, on the other gateways of the cluster (stopEverywhere).
+		b.stopEverywhere(s.ID)
 	}
 	return now, err
 }
@@ -718,18 +721,20 @@ func (b *Broker) pickedUp(s *submission.Submission, p Pickup) (*submission.Submi
 var errTakenOver = fmt.Errorf("broker: attempt stopped: %w", submission.ErrTakenOver)
 
 // stopAttempt cancels the delivery attempt of the case id under way on this
-// node, if there is one, after a clerk's takeover of the case was committed.
+// node, if there is one, after a clerk's takeover of the case was committed
+// here or on another gateway (clusterstop.go); it says whether there was one.
 // The adapter gives the attempt up if it has not yet passed its point of no
 // return (transfer: the rename of the case folder into the office's share; a
 // webhook request not yet sent is not sent), and process records its end as
 // no failure (no attempt_failed event, nothing for the breaker). An attempt
-// past that point completes, and its outcome is stale as before. An attempt
-// on another gateway of a cluster is out of reach: its outcome is stale there.
-// No store read or write: the delivery path keeps its cost.
-func (b *Broker) stopAttempt(id string) {
-	if v, ok := b.inflight.Load(id); ok {
+// past that point completes, and its outcome is stale as before. No store
+// read or write: the delivery path keeps its cost.
+func (b *Broker) stopAttempt(id string) bool {
+	v, ok := b.inflight.Load(id)
+	if ok {
 		v.(context.CancelCauseFunc)(errTakenOver)
 	}
+	return ok
 }
 
 // Decide implements OfficeDesk. An office may decide on a package it has not picked

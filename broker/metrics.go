@@ -49,6 +49,11 @@ type Metrics struct {
 	// for it (retention.go clockGuard); 0 otherwise. A clock set a year ahead
 	// stripped every answered case's bytes at the next run.
 	clockStep prometheus.Gauge
+	// stopMessages counts the takeover stop messages (clusterstop.go) by
+	// outcome: sent, unsent (the publish failed: an attempt on another gateway
+	// was not stopped), received (from another broker), ignored (no
+	// submission id in it).
+	stopMessages *prometheus.CounterVec
 }
 
 // NewMetrics creates the series and registers them with reg (nil: not registered).
@@ -85,6 +90,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "amtsbote_retention_last_records_scanned", Help: "Records the background retention job's last successful run read (it reads every record)."}),
 		clockStep: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "amtsbote_retention_clock_step_seconds", Help: "How far the wall clock jumped ahead of the monotonic clock since the last retention run; above 0 the background retention is paused until the clocks agree again or the gateway is restarted."}),
+		stopMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amtsbote_takeover_stop_messages_total", Help: "Messages by which a clerk's takeover stops the delivery attempt under way on the other gateways, by outcome: sent, unsent (the publish failed: an attempt under way on another gateway was not stopped), received (from another gateway), ignored (named no submission id)."}, []string{"outcome"}),
+	}
+	// At 0 from the start: a series first seen at 1 has no increase for
+	// Prometheus, and the first unsent message would go unseen.
+	for _, outcome := range []string{"sent", "unsent", "received", "ignored"} {
+		m.stopMessages.WithLabelValues(outcome)
 	}
 	// Both outcomes from the start, so that a job that never succeeds shows a
 	// series at 0 for "ok" (an alert cannot compare with a series that is absent).
@@ -111,7 +123,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	// AmtsboteHandedOverAfterTakeover.
 	m.lateHandOvers.WithLabelValues(channel.Transfer)
 	if reg != nil {
-		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.deferred, m.duration, m.lineFull, m.unrecorded, m.lateHandOvers, m.restored, m.checks, m.retention, m.retentionOK, m.retentionTook, m.retentionRecords, m.clockStep)
+		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.deferred, m.duration, m.lineFull, m.unrecorded, m.lateHandOvers, m.restored, m.checks, m.retention, m.retentionOK, m.retentionTook, m.retentionRecords, m.clockStep, m.stopMessages)
 	}
 	return m
 }
