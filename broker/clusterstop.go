@@ -19,7 +19,8 @@ import (
 // on a core NATS subject of its queue namespace (stopSubject); every broker
 // listens there from Start to Stop and cancels its own attempt for the id,
 // with the same cause as the local stop, so the dispatcher ends it the same
-// way (no attempt_failed, nothing for the breaker, the message acked).
+// way (no attempt_failed, nothing for the breaker, the message back for a
+// second: its next delivery finds the case delivered and acks it).
 //
 // Core NATS, at most once: the message is a best effort on top of the local
 // stop, which stays. A message lost (a gateway cut off from NATS at the time)

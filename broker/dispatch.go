@@ -384,12 +384,16 @@ func (b *Broker) process(msg jetstream.Msg) (record func()) {
 		// A clerk took the case over in the web mailbox and the takeover stopped
 		// the attempt (stopAttempt). Not the receiver's failure: no
 		// attempt_failed event, nothing counted against the endpoint's breaker
-		// or in the attempts metric, no error logged. The case is delivered (the
-		// clerk's), so the message is done.
+		// or in the attempts metric, no error logged. The message goes back
+		// for a moment rather than being acked: its next delivery reads the
+		// record, finds the case delivered (the clerk's) and acks it as stale,
+		// while a stop that named a case not taken over — a stop message from a
+		// bug or a stranger on the subject (clusterstop.go) — costs a second,
+		// not a stranded case until the queue check.
 		b.ends.release(key)
 		b.stepped.Delete(m.ID)
 		b.log.Info("delivery attempt stopped: a clerk took the case over in the web mailbox", "submission", s.ID, "channel", ref.Channel)
-		_ = msg.Ack()
+		_ = msg.NakWithDelay(time.Second)
 	case adapters.Gone(err):
 		b.ends.release(key)
 		why := reasonOf(err)

@@ -143,6 +143,18 @@ func TestStopMessagesStopOnlyTheirQueuesAttemptOfTheirID(t *testing.T) {
 	if n := strings.Count(logs.String(), "names no submission id"); n != 1 {
 		t.Errorf("%d log lines of ignored stop messages, want 1 (they are limited to one a minute):\n%s", n, logs.String())
 	}
+	// The control case was taken over by nobody: a stop that named it (a bug,
+	// a stranger on the subject) cost its attempt, not its delivery. The
+	// message went back, and its next delivery, finding the case not
+	// delivered, tries again (it was acked and waited for the queue check).
+	select {
+	case again := <-ad.started:
+		if again != control.Submission.ID {
+			t.Errorf("a new attempt of %s, want the stopped control %s", again, control.Submission.ID)
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("the case whose attempt a stop message ended without a takeover got no new attempt")
+	}
 }
 
 // TestTakeoverWithoutNATSStopsTheLocalAttempt: the stop message is a best
