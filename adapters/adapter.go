@@ -135,6 +135,21 @@ type Confirmer interface {
 	Changes() <-chan struct{}
 }
 
+// HandOverFinder is implemented by a channel whose attempt can hand a package
+// over without the broker learning of it: the transfer folder's, whose case
+// folder is in the office's share from the rename on, while the gateway may
+// crash, or fail to write its final ledger record, just after. The next
+// attempt of the delivery finds that and answers Pending as if it had written
+// the case; but a case a clerk took over in the web mailbox meanwhile gets no
+// next attempt. HandedOver answers that attempt's question without making one:
+// ok=true, with the Confirmation Deliver would have answered, when the
+// channel holds a hand-over of d; ok=false when it holds none (nothing was
+// handed over, or a hand-over begun did not happen). It writes nothing to the
+// office's side. An error is transient (the folder unreachable).
+type HandOverFinder interface {
+	HandedOver(ctx context.Context, d Delivery) (c Confirmation, ok bool, err error)
+}
+
 // Checker is implemented by adapters that can tell at start that an office's target
 // can never work (a malformed URL, a missing secret, a folder that does not exist).
 // The gateway refuses to start and names the office and the field, instead of

@@ -311,6 +311,13 @@ func (b *Broker) process(msg jetstream.Msg) (record func()) {
 	}
 	if !s.State.Dispatchable() || m.Gen < s.Generation {
 		b.stepped.Delete(m.ID)
+		if s.LateHandOverPossible(m.Gen) {
+			// The message of a case a clerk took over from the transfer folder,
+			// back after a failed or lost attempt: was its case folder renamed
+			// into the share all the same?
+			b.lookForLateHandOver(msg, s, m.Gen)
+			return nil
+		}
 		_ = msg.Ack() // done already, or superseded by a newer queue message
 		return nil
 	}
@@ -367,8 +374,9 @@ func (b *Broker) process(msg jetstream.Msg) (record func()) {
 	switch {
 	case err == nil:
 		// Also after a takeover that came too late to stop it (the case folder
-		// renamed, the notification sent): the hand-over is then stale and
-		// changes nothing (Submission.HandOver on the delivered record).
+		// renamed, the notification sent): the outcome is then stale, except a
+		// case folder's hand-over, which is recorded as the one after the
+		// takeover (Submission.HandOver on the delivered record, tellLateHandOver).
 		b.ends.success(key)
 		return func() {
 			defer stop(nil)
@@ -578,12 +586,9 @@ func (b *Broker) delivered(msg jetstream.Msg, s *submission.Submission, c adapte
 	var late bool // the hand-over landed on a case a clerk had taken over
 	record := func() error {
 		if c.Pending {
-			return b.change(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
-				was := cur.HandedOverAfterTakeover()
-				evs, err := cur.HandOver(now, gen, toConfirmation(c))
-				late = err == nil && len(evs) > 0 && !was && cur.HandedOverAfterTakeover()
-				return evs, err
-			})
+			var err error
+			late, err = b.recordHandOver(id, gen, toConfirmation(c))
+			return err
 		}
 		// The first try signs from the snapshot of the attempt (and changes it); a
 		// later one reads the record again.
@@ -645,6 +650,76 @@ func (b *Broker) tellLateHandOver(late bool, s *submission.Submission) {
 	b.log.Warn("case folder handed over after a clerk took the case over in the web mailbox: the office's import may process it as well",
 		"submission", s.ID, "office", s.OfficeID, "channel", ch)
 }
+
+// recordHandOver records the hand-over of the attempt of generation gen
+// (Submission.HandOver); late reports that it was the one after a clerk's
+// takeover (Submission.HandedOverAfterTakeover), for tellLateHandOver.
+func (b *Broker) recordHandOver(id string, gen int, c submission.Confirmation) (late bool, err error) {
+	err = b.change(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		was := cur.HandedOverAfterTakeover()
+		evs, err := cur.HandOver(now, gen, c)
+		late = err == nil && len(evs) > 0 && !was && cur.HandedOverAfterTakeover()
+		return evs, err
+	})
+	return late && err == nil, err
+}
+
+// lookForLateHandOver asks the channel of a case a clerk took over from the
+// transfer folder whether an attempt of generation gen put its case folder
+// into the office's share without this gateway learning of it: a crash just
+// after the rename, a final ledger record that could not be written, an
+// outcome the store did not take (docs/transfer.md). The delivery's next
+// attempt would have found that and recorded the hand-over; a case that is
+// delivered gets none, and its queue message, back after the failure's delay
+// or the restart, was acknowledged unlooked — the case folder lay in the share
+// unrecorded while the clerk's page said the Fachverfahren would not get it.
+// What is found is recorded as the hand-over after the takeover
+// (Submission.HandOver, tellLateHandOver). A look that fails (the share
+// unreachable — often why the clerk took the case over) is made again: the
+// message goes back with a delay, up to BackoffMax apart, for lateLookFor
+// after the takeover; then the gateway gives up and says so at WARN.
+func (b *Broker) lookForLateHandOver(msg jetstream.Msg, s *submission.Submission, gen int) {
+	ref, _ := s.CurrentTarget()
+	ad, ok := b.adapters.Get(ref.Channel)
+	finder, finds := ad.(adapters.HandOverFinder)
+	target, configured := b.channels.Target(s.OfficeID, ref.Channel)
+	if !ok || !finds || !configured {
+		_ = msg.Ack() // nothing here can look
+		return
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, b.attemptTimeout(s))
+	c, found, err := finder.HandedOver(ctx, b.delivery(s, target))
+	cancel()
+	if err == nil && found {
+		var late bool
+		late, err = b.recordHandOver(s.ID, gen, toConfirmation(c))
+		b.tellLateHandOver(late, s)
+	}
+	if err != nil {
+		if s.DeliveredAt == nil || time.Since(*s.DeliveredAt) < lateLookFor {
+			n := 1
+			if md, mdErr := msg.Metadata(); mdErr == nil {
+				n = int(md.NumDelivered)
+			}
+			delay := b.backoff(n)
+			// INFO: the share is down, which its other cases' attempts say
+			// louder; the give-up below is what an operator must hear of.
+			b.log.Info("cannot look whether the case folder of a case taken over in the web mailbox reached the transfer folder; looking again later",
+				"submission", s.ID, "office", s.OfficeID, "retry_in", delay, "err", adapters.LogReason(err))
+			_ = msg.NakWithDelay(delay)
+			return
+		}
+		b.log.Warn("gave up looking whether the case folder of a case taken over in the web mailbox reached the transfer folder: if the folder holds one of this case, the office's import may process it as well",
+			"submission", s.ID, "office", s.OfficeID, "looked_for", lateLookFor.String(), "err", adapters.LogReason(err))
+	}
+	_ = msg.Ack()
+}
+
+// lateLookFor is how long after a takeover lookForLateHandOver keeps trying
+// to look into a transfer folder that does not answer: a day, so a share down
+// over night is looked into when it is back, and a message of a case that
+// left the transfer folder for good does not circle for ever.
+const lateLookFor = 24 * time.Hour
 
 // recordTries is how often delivered tries to record an outcome before the package
 // goes back to the queue (and so to the office again).

@@ -2,15 +2,23 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/adapters/transfer"
 	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -113,4 +121,142 @@ func counterOf(t *testing.T, vec *prometheus.CounterVec, labels ...string) float
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestUnrecordedHandOverFoundAfterTakeover: a transfer attempt renamed its
+// case folder into the office's share and the gateway never learned of it —
+// it crashed just after the rename (the ledger's pending record says a
+// hand-over began, the temporary folder is gone: docs/transfer.md "How the
+// gateway knows what it wrote"), or the final ledger record could not be
+// written — so the case stayed queued, and a clerk took it over. The
+// delivery's next attempt, which would have found the pending record and
+// recorded the hand-over, never starts for a case that is delivered: its
+// queue message was acknowledged unlooked, and the case folder lay in the
+// share while the clerk's page said the Fachverfahren would not get it. Now
+// the dispatcher asks the transfer folder about that delivery when the
+// message of a case taken over from it comes back, and records what it finds
+// as the late hand-over (event, HandedOverAfterTakeoverAt, metric, WARN).
+func TestUnrecordedHandOverFoundAfterTakeover(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	share := filepath.Join(dir, "share")
+	if err := os.Mkdir(share, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	logs := &testenv.Buffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	ad, err := transfer.New(transfer.Options{Logger: log, NoWatch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ad.Close() })
+	if err := ad.CheckTarget(adapters.Target{Channel: channel.Transfer, Endpoint: share}); err != nil {
+		t.Fatal(err)
+	}
+	chans := ChannelsFunc(func(office, ch string) (adapters.Target, bool) {
+		if ch == channel.Transfer {
+			return adapters.Target{Channel: ch, Endpoint: share}, true
+		}
+		return testChannels(office, ch)
+	})
+	var e *env
+	lost := &lostAnswer{Adapter: ad, then: func(d adapters.Delivery) {
+		// What a crash after the rename leaves in the ledger: the pending
+		// record, no temporary folder.
+		asCrashedAfterRename(t, share, d)
+		// The clerk's takeover, as the gateway that served her page (or this
+		// one after its restart) commits it: the case is still queued.
+		if _, err := e.b.db.Update(d.SubmissionID, func(cur *submission.Submission) ([]submission.Event, error) {
+			return cur.Confirm(time.Now().UTC(), channel.Mailbox, submission.Confirmation{Receiver: "anna (Behördenpostfach)"})
+		}); err != nil {
+			t.Error(err)
+		}
+	}}
+	e = startEnvWith(t, dir, testConfig, chans, nil, fakeSigner{}, log, lost)
+
+	r, err := e.b.Receive(ctx, intake("lost-hand-over", channel.Transfer, channel.Mailbox))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := r.Submission.ID
+	eventually(t, "the hand-over recorded after the takeover", func() bool {
+		s, err := e.b.Submission(id)
+		return err == nil && s.HandedOverAfterTakeover()
+	})
+	s, err := e.b.Submission(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.State != submission.StateDelivered || s.DeliveredVia != channel.Mailbox || s.TakenOverFrom != channel.Transfer {
+		t.Errorf("after the late hand-over: %s via %q, taken over from %q; want the clerk's", s.State, s.DeliveredVia, s.TakenOverFrom)
+	}
+	evs, err := e.b.Log(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := evs[len(evs)-1]; last.Type != submission.EventHandedOver || last.Channel != channel.Transfer || !s.IsHandOverAfterTakeover(last) {
+		t.Errorf("last event %+v, want the late hand-over on transfer", last)
+	}
+	if n := counterOf(t, e.b.metrics.lateHandOvers, channel.Transfer); n != 1 {
+		t.Errorf("amtsbote_delivery_handed_over_after_takeover_total = %v, want 1", n)
+	}
+	if l := logs.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "after a clerk took the case over") || !strings.Contains(l, id) {
+		t.Errorf("no WARN line naming the case:\n%s", l)
+	}
+}
+
+// lostAnswer is the transfer adapter whose first successful attempt is lost
+// to the gateway: then runs, and the attempt fails as the final ledger
+// record's write does (the share full just then) or as a crash would end it.
+type lostAnswer struct {
+	*transfer.Adapter
+	once sync.Once
+	then func(adapters.Delivery)
+}
+
+func (a *lostAnswer) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Confirmation, error) {
+	c, err := a.Adapter.Deliver(ctx, d)
+	lost := false
+	if err == nil {
+		a.once.Do(func() { lost = true })
+	}
+	if !lost {
+		return c, err
+	}
+	a.then(d)
+	return adapters.Confirmation{}, errors.New("transfer: write ledger: no space left on device")
+}
+
+// asCrashedAfterRename turns the ledger record of delivery d in share back
+// into the pending record written just before the rename: the state a crash
+// between the rename and the final record leaves.
+func asCrashedAfterRename(t *testing.T, share string, d adapters.Delivery) {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(share, transfer.LedgerDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ent := range ents {
+		p := filepath.Join(share, transfer.LedgerDir, ent.Name())
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec map[string]any
+		if err := json.Unmarshal(b, &rec); err != nil || rec["delivery_id"] != d.ID {
+			continue
+		}
+		rec["pending_case"], rec["case"] = rec["case"], ""
+		delete(rec, "handovers")
+		delete(rec, "handover_count")
+		b, err = json.Marshal(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatalf("no ledger record of delivery %s", d.ID)
 }

@@ -146,10 +146,14 @@ type Submission struct {
 	// was queued again. Empty for every other delivery and in records of builds
 	// before 2026-12-06, whose takeovers show only in the delivered event.
 	TakenOverFrom string `json:"takenOverFrom,omitempty"`
-	// HandedOverAfterTakeoverAt is when a transfer attempt that the takeover did
-	// not stop put the case folder into the office's share all the same
-	// (HandOver, HandedOverAfterTakeover): the import may take the case the
-	// clerk is processing. Set once; nil on every other record.
+	// HandedOverAfterTakeoverAt is when the gateway learned that a transfer
+	// attempt the takeover did not stop put the case folder into the office's
+	// share all the same (HandOver, HandedOverAfterTakeover): the import may
+	// take the case the clerk is processing. For an attempt that ended after
+	// the takeover that is when it ended; for one whose end the gateway lost
+	// (a crash after the rename) it is when the dispatcher found the folder,
+	// and the rename came before the takeover. Set once; nil on every other
+	// record.
 	HandedOverAfterTakeoverAt *time.Time `json:"handedOverAfterTakeoverAt,omitempty"`
 	// FetchedAt is when the office's system first read the package without taking
 	// it (XTA getMessage; close takes it): XTA's InitialFetch, kept with the record
@@ -579,14 +583,26 @@ func (s *Submission) HandOver(now time.Time, gen int, c Confirmation) ([]Event, 
 // fetch is refused. Once: a repeat changes nothing. nil when the hand-over is
 // not one of these.
 func (s *Submission) handedOverAfterTakeover(now time.Time, gen int, c Confirmation) []Event {
-	t, ok := s.CurrentTarget()
-	if s.TakenOverFrom != channel.Transfer || !ok || t.Channel != channel.Transfer || s.Generation != gen || s.HandedOverAfterTakeoverAt != nil {
+	if !s.LateHandOverPossible(gen) {
 		return nil
 	}
+	t, _ := s.CurrentTarget()
 	at := now
 	s.HandedOverAfterTakeoverAt = &at
 	return []Event{{At: now, Type: EventHandedOver, Channel: t.Channel, Attempt: s.Attempts + 1, Detail: c.detail(),
 		Note: "handed over after the case was taken over in the web mailbox: the office's import may take it as well"}}
+}
+
+// LateHandOverPossible reports whether a hand-over by the attempt of
+// generation gen would be recorded as the one after a takeover
+// (handedOverAfterTakeover): the case was taken over from the transfer
+// channel, gen is the generation the takeover found, and no such hand-over is
+// recorded yet. The broker's dispatcher then asks the transfer folder whether
+// an attempt whose outcome it lost put the case folder there
+// (adapters.HandOverFinder).
+func (s *Submission) LateHandOverPossible(gen int) bool {
+	t, ok := s.CurrentTarget()
+	return s.TakenOverFrom == channel.Transfer && ok && t.Channel == channel.Transfer && s.Generation == gen && s.HandedOverAfterTakeoverAt == nil
 }
 
 // HandedOverAfterTakeover reports whether the office's system got the case

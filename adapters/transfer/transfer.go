@@ -159,6 +159,10 @@ var (
 	_ adapters.Adapter   = (*Adapter)(nil)
 	_ adapters.Confirmer = (*Adapter)(nil)
 	_ adapters.Checker   = (*Adapter)(nil)
+	// A case folder renamed into the share by an attempt whose outcome the
+	// gateway lost (a crash just after the rename) is found by a look, not an
+	// attempt, once a clerk has taken the case over (HandedOver).
+	_ adapters.HandOverFinder = (*Adapter)(nil)
 )
 
 // New returns the transfer adapter. If fsnotify cannot start (no inotify instances
@@ -1010,6 +1014,55 @@ func (a *Adapter) Confirmed(ctx context.Context, d adapters.Delivery) (adapters.
 	}
 	a.log.Info("transfer: import confirmed, case folder gone", "delivery", d.ID, "office", d.OfficeID, "case", name)
 	return adapters.Confirmation{Receiver: receiver, At: at, Reference: name}, true, nil
+}
+
+// HandedOver implements adapters.HandOverFinder: what the first step of the
+// delivery's next attempt (deliver, resolvePending) would find in the ledger,
+// without writing — a look for a case a clerk took over in the web mailbox,
+// which no attempt will come for. A final record is a hand-over; a pending one
+// is when its temporary folder is gone (the rename happened: after the pending
+// record that folder goes only by the rename, or after the record); no record
+// is none. The record is left as it is: nothing will ask for it again, and the
+// office's IT, told to take the case folder out, sees what the gateway saw.
+// A ledger folder that is not there (the share unmounted) is an error, not a
+// "none": an unmounted share shows no records either.
+func (a *Adapter) HandedOver(ctx context.Context, d adapters.Delivery) (adapters.Confirmation, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return adapters.Confirmation{}, false, fmt.Errorf("transfer: %w", err)
+	}
+	dir, err := officeDir(d.Target)
+	if err != nil {
+		return adapters.Confirmation{}, false, err
+	}
+	fid := fileID(d.ID)
+	unlock := a.lock(d.ID)
+	defer unlock()
+	rec, err := readLedger(dir, fid)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := statLedger(dir); err != nil {
+			return adapters.Confirmation{}, false, err
+		}
+		return adapters.Confirmation{}, false, nil
+	case err != nil:
+		return adapters.Confirmation{}, false, classifyRead("read ledger", err)
+	case rec.DeliveryID != d.ID:
+		return adapters.Confirmation{}, false, nil // another delivery's record
+	case rec.pending():
+		_, err := os.Lstat(filepath.Join(dir, TempPrefix+fid))
+		switch {
+		case err == nil:
+			return adapters.Confirmation{}, false, nil // not renamed: nothing handed over
+		case !errors.Is(err, fs.ErrNotExist):
+			return adapters.Confirmation{}, false, classifyRead("look for temporary folder", err)
+		}
+		// Gone: renamed, unless the share went away since the record was read
+		// (then the ledger folder is gone too).
+		if err := statLedger(dir); err != nil {
+			return adapters.Confirmation{}, false, err
+		}
+	}
+	return a.confirmation(dir, rec.caseName(), rec.WrittenAt), true, nil
 }
 
 // markerSlack is how far a marker's time may lie outside [hand-over, now] before the
