@@ -1,10 +1,18 @@
 package mailbox
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/chromedp/cdproto/accessibility"
 	"github.com/chromedp/chromedp"
 
 	"github.com/amtsbote/amtsbote/channel"
@@ -118,5 +126,83 @@ func TestTakeoverInTheBrowser(t *testing.T) {
 	}
 	if cur, _ := r.e.b.Submission(sub.ID); cur.State != submission.StateAccepted || cur.Decision == nil || cur.Decision.Actor != "anna" {
 		t.Errorf("the broker after accepting: state %s, decision %+v", cur.State, cur.Decision)
+	}
+}
+
+// TestHandOverAfterTakeoverWarningInTheBrowser: the warning that a case folder
+// reached the transfer folder after all (TestHandOverAfterTakeoverIsOnThePage)
+// passes axe-core (WCAG 2.1 A and AA, at desktop width and at 320 CSS pixels)
+// and is a heading in the browser's accessibility tree, so a screen reader's
+// list of headings leads to it. It was a paragraph under the role "note",
+// which says the text is an aside.
+func TestHandOverAfterTakeoverWarningInTheBrowser(t *testing.T) {
+	axe := axeSource(t)
+	mem := newMemDesk()
+	at := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	mem.Add(&submission.Submission{ID: "ordner", OfficeID: "amt-a", ServiceName: "Gewerbe anmelden", Place: "Dresden",
+		Sender: "amt24", State: submission.StateQueued, ReceivedAt: at,
+		Targets: []submission.Target{{Channel: channel.Transfer}, {Channel: channel.Mailbox}}}, []byte("<Antragspaket/>"), nil)
+	mux := http.NewServeMux()
+	ts := httptest.NewUnstartedServer(mux)
+	base := "http://" + ts.Listener.Addr().String() + "/postfach/"
+	m := annasMailbox(t, Options{Desk: mem, PublicURL: base})
+	mux.Handle("/postfach/", m.Handler())
+	ts.Start()
+	t.Cleanup(ts.Close)
+	c := newClient(t, m.Handler())
+	c.mustLogin("anna", "anna-passwort")
+	csrf := csrfFrom(t, c.get("/postfach/s/ordner").Body.String())
+	if res := c.post("/postfach/s/ordner/uebernehmen", url.Values{"csrf": {csrf}}).Result(); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the takeover: %d", res.StatusCode)
+	}
+	mem.HandOverAfterTakeover(t, "ordner")
+
+	ctx := startChromium(t)
+	do, nav := browserSteps(t, ctx)
+	do("login form", chromedp.Navigate(base+"login"), chromedp.WaitVisible(chromedp.CSS("#benutzer")),
+		chromedp.SendKeys(chromedp.CSS("#benutzer"), "anna"), chromedp.SendKeys(chromedp.CSS("#passwort"), "anna-passwort"))
+	if code := nav("login", chromedp.Click(chromedp.CSS("form.karte button[type=submit]"))); code != http.StatusOK {
+		t.Fatalf("login: HTTP %d", code)
+	}
+	if code := nav("the case's page", chromedp.Navigate(base+"s/ordner")); code != http.StatusOK {
+		t.Fatalf("the case's page: HTTP %d", code)
+	}
+	eval := func(what, js string, out any) {
+		t.Helper()
+		c, stop := context.WithTimeout(ctx, 60*time.Second)
+		defer stop()
+		s, err := chromedp.Run(c, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if err := json.Unmarshal([]byte(s), out); err != nil {
+			t.Fatalf("%s: %v (%s)", what, err, s)
+		}
+	}
+	do("inject axe", chromedp.Evaluate[chromedp.Void](axe))
+	for _, width := range []int64{1280, 320} {
+		do("viewport", chromedp.EmulateViewport(width, 800))
+		var vs []axeViolation
+		eval("axe.run", axeRun, &vs)
+		for _, v := range vs {
+			t.Errorf("at %d px: axe %s (%s): %s", width, v.ID, v.Impact, v.Help)
+		}
+	}
+	c2, stop := context.WithTimeout(ctx, 30*time.Second)
+	defer stop()
+	tree, err := chromedp.Call(c2, accessibility.GetFullAXTree, accessibility.GetFullAXTreeParams{})
+	if err != nil {
+		t.Fatalf("accessibility tree: %v", err)
+	}
+	var headings []string
+	for _, n := range tree.Nodes {
+		var name string
+		if !n.Ignored && n.Role != nil && fmt.Sprint(n.Role.Value) == `"heading"` && n.Name != nil &&
+			json.Unmarshal([]byte(fmt.Sprint(n.Name.Value)), &name) == nil {
+			headings = append(headings, name)
+		}
+	}
+	if !slices.Contains(headings, "Achtung, möglicherweise doppelt") {
+		t.Errorf("the page's headings %v lack the warning", headings)
 	}
 }

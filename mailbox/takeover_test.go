@@ -132,6 +132,14 @@ func TestTakeoverSaysWhatHappened(t *testing.T) {
 // the header no longer claims the Fachverfahren does not get it. Before, the
 // page said "das ihn nicht mehr erhält" while the import had it. A takeover
 // without such a hand-over shows no warning.
+//
+// The warning is a section with its own heading (a screen reader's list of
+// headings finds it; it was a paragraph under role "note", the role of
+// asides), names the time as when the gateway found the folder — which, after
+// a crash, is long after the folder came, and that came before the takeover:
+// it said "nach Ihrer Übernahme am <time>", the time read as the takeover's —
+// speaks to whoever reads the page, not only the clerk who took the case over,
+// and gives the Vorgangsnummer the folder's name holds.
 func TestHandOverAfterTakeoverIsOnThePage(t *testing.T) {
 	mem := newMemDesk()
 	addBound(mem, submission.StateQueued, channel.Transfer, "ordner", "ruhig")
@@ -149,9 +157,11 @@ func TestHandOverAfterTakeoverIsOnThePage(t *testing.T) {
 	page := c.get("/postfach/s/ordner").Body.String()
 	for _, want := range []string{
 		"war für Ihr Übergabeverzeichnis bestimmt, das ihn trotzdem erhalten hat",
-		"Achtung, möglicherweise doppelt:", "trotzdem in den Übergabeordner Ihres Fachverfahrens gelangt",
-		"sein Name enthält die Vorgangsnummer",
-		"Nach der Übernahme trotzdem in den Übergabeordner gelangt",
+		`<section class="meldung fehler" aria-labelledby="h-doppelt" id="doppelt">`,
+		`<h2 id="h-doppelt">Achtung, möglicherweise doppelt</h2>`,
+		"trotz der Übernahme auch in den Übergabeordner Ihres Fachverfahrens gelangt (festgestellt am ",
+		"sein Name enthält die Vorgangsnummer ordner",
+		"Trotz der Übernahme auch in den Übergabeordner gelangt",
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page of the case handed over after the takeover lacks %q", want)
@@ -159,6 +169,9 @@ func TestHandOverAfterTakeoverIsOnThePage(t *testing.T) {
 	}
 	if strings.Contains(page, "das ihn nicht mehr erhält") || strings.Contains(page, "Bereitgestellt, wartet auf Öffnung</td><td data-label=\"Weg\">Übergabeordner") {
 		t.Errorf("the page still says the Fachverfahren does not get the case, or calls the hand-over an ordinary one")
+	}
+	if strings.Contains(page, "Ihrer Übernahme") || strings.Contains(page, `role="note"`) {
+		t.Errorf("the warning dates the takeover by the hand-over's time, or is marked up as an aside")
 	}
 	page = c.get("/postfach/s/ruhig").Body.String()
 	if !strings.Contains(page, "das ihn nicht mehr erhält") || strings.Contains(page, "möglicherweise doppelt") {
