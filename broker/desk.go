@@ -785,19 +785,21 @@ func (b *Broker) Reply(_ context.Context, officeID, id string, in ReplyIn) (subm
 	// Every other refusal of the transition's too, on a copy: a reply to a case
 	// the office does not have yet, or to one forwarded to a peer, stored its
 	// bytes and then failed, and the blob waited for the sweep (an audit,
-	// 2026-12-06). The transaction asks again (the record may change).
-	if _, err := s.Clone().AddReply(time.Now().UTC(), submission.Reply{ID: newID(), MessageID: in.MessageID, Channel: in.Channel}); err != nil {
+	// 2026-12-06). The transaction asks again (the record may change), about
+	// the same reply: one id for both, not a second one made for the copy and
+	// thrown away (a review, 2026-12-06).
+	r := submission.Reply{ID: newID(), Kind: in.Kind, MessageID: in.MessageID, ContentType: in.ContentType,
+		Size: int64(len(in.Content)), Channel: in.Channel, Actor: in.Actor}
+	if _, err := s.Clone().AddReply(time.Now().UTC(), r); err != nil {
 		return submission.Reply{}, asConflict(err)
 	}
 	if len(in.Content) > maxReplyBytes {
 		return submission.Reply{}, fmt.Errorf("%w: reply of %d bytes exceeds %d", ErrConflict, len(in.Content), maxReplyBytes)
 	}
-	digest, err := b.db.Blobs().Put(in.Content)
+	r.SHA256, err = b.db.Blobs().Put(in.Content)
 	if err != nil {
 		return submission.Reply{}, fmt.Errorf("broker: store reply: %w", err)
 	}
-	r := submission.Reply{ID: newID(), Kind: in.Kind, MessageID: in.MessageID, ContentType: in.ContentType,
-		Size: int64(len(in.Content)), SHA256: digest, Channel: in.Channel, Actor: in.Actor}
 	s, err = b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
 		if err := acceptsReply(cur, r.ID, r.MessageID, r.Channel); err != nil {
 			return nil, err
