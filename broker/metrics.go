@@ -25,8 +25,8 @@ type Metrics struct {
 	// unrecorded counts successful attempts whose outcome the store did not take:
 	// their packages go to the office again later.
 	unrecorded prometheus.Counter
-	// lateHandOvers counts hand-overs a clerk's takeover came too late to stop
-	// (Broker.tellLateHandOver).
+	// lateHandOvers counts hand-overs a clerk's takeover came too late to stop,
+	// or that the gateway found only after it (Broker.tellLateHandOver).
 	lateHandOvers *prometheus.CounterVec
 	// restored counts outbox entries the queue check found without a queue message
 	// and put back (queuecheck.go): each one is a package that would have waited.
@@ -73,7 +73,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		lineFull: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "amtsbote_delivery_line_full_total", Help: "Packages sent back to the queue with a delay because their office's line of waiting packages was full."}),
 		lateHandOvers: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "amtsbote_delivery_handed_over_after_takeover_total", Help: "Hand-overs (a case folder put into an office's transfer folder) that completed after a clerk had taken the case over in the web mailbox, by channel: the office's import may process the application beside the clerk."}, []string{"channel"}),
+			Name: "amtsbote_delivery_handed_over_after_takeover_total", Help: "Hand-overs (a case folder put into an office's transfer folder) recorded on a case a clerk had taken over in the web mailbox, by channel: the attempt ended after the takeover, or the gateway found its hand-over only then (a crash after the rename). The office's import may process the application beside the clerk."}, []string{"channel"}),
 		unrecorded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "amtsbote_delivery_unrecorded_total", Help: "Successful delivery attempts whose outcome the store did not take after several tries; the package goes to the office again later."}),
 		restored: prometheus.NewCounter(prometheus.CounterOpts{
