@@ -586,8 +586,12 @@ func (b *Broker) delivered(msg jetstream.Msg, s *submission.Submission, c adapte
 	var late bool // the hand-over landed on a case a clerk had taken over
 	record := func() error {
 		if c.Pending {
-			var err error
-			late, err = b.recordHandOver(id, gen, toConfirmation(c))
+			// Once late, late for every later try: a try whose commit
+			// landed but answered an error (a cluster's lost ack) leaves the
+			// next one finding the hand-over recorded, and the operator
+			// must hear of it all the same.
+			l, err := b.recordHandOver(id, gen, toConfirmation(c))
+			late = late || l
 			return err
 		}
 		// The first try signs from the snapshot of the attempt (and changes it); a
@@ -653,7 +657,9 @@ func (b *Broker) tellLateHandOver(late bool, s *submission.Submission) {
 
 // recordHandOver records the hand-over of the attempt of generation gen
 // (Submission.HandOver); late reports that it was the one after a clerk's
-// takeover (Submission.HandedOverAfterTakeover), for tellLateHandOver.
+// takeover (Submission.HandedOverAfterTakeover), for tellLateHandOver — also
+// with an error, since a commit can land and answer one (a cluster's lost
+// ack), and the try after it finds nothing left to record.
 func (b *Broker) recordHandOver(id string, gen int, c submission.Confirmation) (late bool, err error) {
 	err = b.change(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
 		was := cur.HandedOverAfterTakeover()
@@ -661,7 +667,7 @@ func (b *Broker) recordHandOver(id string, gen int, c submission.Confirmation) (
 		late = err == nil && len(evs) > 0 && !was && cur.HandedOverAfterTakeover()
 		return evs, err
 	})
-	return late && err == nil, err
+	return late, err
 }
 
 // lookForLateHandOver asks the channel of a case a clerk took over from the

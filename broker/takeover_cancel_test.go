@@ -14,6 +14,7 @@ import (
 	"github.com/amtsbote/amtsbote/adapters/transfer"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/internal/testenv"
+	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -112,6 +113,13 @@ type heldTransfer struct {
 
 func holdTransferAtRename(t *testing.T) heldTransfer {
 	t.Helper()
+	return holdTransferAtRenameOver(t, nil)
+}
+
+// holdTransferAtRenameOver is holdTransferAtRename with the broker's store
+// wrapped by wrap (nil: the store itself).
+func holdTransferAtRenameOver(t *testing.T, wrap func(*store.DB) store.Store) heldTransfer {
+	t.Helper()
 	dir := t.TempDir()
 	h := heldTransfer{share: filepath.Join(dir, "share"), held: make(chan string, 1), release: make(chan struct{}), logs: &testenv.Buffer{}}
 	if err := os.Mkdir(h.share, 0o750); err != nil {
@@ -137,7 +145,7 @@ func holdTransferAtRename(t *testing.T) heldTransfer {
 	})
 	cfg := testConfig
 	cfg.BreakerThreshold = 1
-	h.e = startEnvWith(t, dir, cfg, chans, nil, fakeSigner{}, log, ad)
+	h.e = startEnvWith(t, dir, cfg, chans, wrap, fakeSigner{}, log, ad)
 	return h
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/amtsbote/amtsbote/adapters/transfer"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/internal/testenv"
+	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -259,4 +261,69 @@ func asCrashedAfterRename(t *testing.T, share string, d adapters.Delivery) {
 		return
 	}
 	t.Fatalf("no ledger record of delivery %s", d.ID)
+}
+
+// TestLateHandOverTellsAfterALostAck: the late hand-over's commit lands but
+// the store answers an error (a cluster's lost acknowledgement); the next try
+// finds the hand-over recorded and records nothing. The operator was not told
+// (no WARN, no count, no alert) though the case folder is in the share; now a
+// try that recorded it counts for the whole recording.
+func TestLateHandOverTellsAfterALostAck(t *testing.T) {
+	ctx := context.Background()
+	lost := &lostAckOnLateHandOver{}
+	h := holdTransferAtRenameOver(t, func(db *store.DB) store.Store {
+		lost.Store = db
+		return lost
+	})
+	e := h.e
+	r, err := e.b.Receive(ctx, intake("taken-and-ack-lost", channel.Transfer, channel.Mailbox))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := r.Submission.ID
+	<-h.held
+	if _, err := e.b.db.Update(id, func(cur *submission.Submission) ([]submission.Event, error) {
+		return cur.Confirm(time.Now().UTC(), channel.Mailbox, submission.Confirmation{Receiver: "anna (Behördenpostfach)"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	close(h.release)
+	eventually(t, "the attempt's end", func() bool {
+		_, busy := e.b.inflight.Load(id)
+		return !busy
+	})
+	if !lost.lost.Load() {
+		t.Fatal("the store never answered the late hand-over's commit with an error")
+	}
+	s, err := e.b.Submission(id)
+	if err != nil || !s.HandedOverAfterTakeover() {
+		t.Fatalf("the late hand-over is not recorded: %v, %v", s, err)
+	}
+	if n := counterOf(t, e.b.metrics.lateHandOvers, channel.Transfer); n != 1 {
+		t.Errorf("amtsbote_delivery_handed_over_after_takeover_total = %v, want 1", n)
+	}
+	if l := h.logs.String(); !strings.Contains(l, "after a clerk took the case over") {
+		t.Errorf("no WARN line for the late hand-over whose first commit answered an error:\n%s", l)
+	}
+}
+
+// lostAckOnLateHandOver commits the first write that records a late
+// hand-over, then answers an error, as a store whose acknowledgement was lost.
+type lostAckOnLateHandOver struct {
+	store.Store
+	lost atomic.Bool
+}
+
+func (s *lostAckOnLateHandOver) Update(id string, fn func(*submission.Submission) ([]submission.Event, error)) (*submission.Submission, error) {
+	var late bool
+	sub, err := s.Store.Update(id, func(cur *submission.Submission) ([]submission.Event, error) {
+		was := cur.HandedOverAfterTakeover()
+		evs, err := fn(cur)
+		late = err == nil && !was && cur.HandedOverAfterTakeover()
+		return evs, err
+	})
+	if err == nil && late && s.lost.CompareAndSwap(false, true) {
+		return nil, errors.New("store: the commit's acknowledgement was lost")
+	}
+	return sub, err
 }
