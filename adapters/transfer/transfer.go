@@ -920,23 +920,44 @@ func (a *Adapter) removeStaleTemps(dir string) {
 	}
 }
 
+// ledgerQuestion is delivery d's ledger record as a question about it reads
+// it (Confirmed, HandedOver): the office folder, the record's file id, the
+// record and readLedger's error as they came, with d's lock held until
+// unlock, so no attempt of d writes meanwhile.
+type ledgerQuestion struct {
+	dir, fid string
+	rec      *ledgerRecord
+	err      error
+	unlock   func()
+}
+
+// askLedger reads delivery d's ledger record under d's lock; an error is the
+// context's or the target's, before anything was read or locked.
+func (a *Adapter) askLedger(ctx context.Context, d adapters.Delivery) (ledgerQuestion, error) {
+	if err := ctx.Err(); err != nil {
+		return ledgerQuestion{}, fmt.Errorf("transfer: %w", err)
+	}
+	dir, err := officeDir(d.Target)
+	if err != nil {
+		return ledgerQuestion{}, err
+	}
+	q := ledgerQuestion{dir: dir, fid: fileID(d.ID), unlock: a.lock(d.ID)}
+	q.rec, q.err = readLedger(dir, q.fid)
+	return q, nil
+}
+
 // Confirmed implements adapters.Confirmer. A delivery counts as confirmed when the
 // ledger says the adapter handed its case folder over and the folder is gone from the
 // office folder (moved or deleted by the import) or carries the marker
 // "<case folder>.ok". Without a ledger record (never written, or crashed before the
 // rename) it is never confirmed.
 func (a *Adapter) Confirmed(ctx context.Context, d adapters.Delivery) (adapters.Confirmation, bool, error) {
-	if err := ctx.Err(); err != nil {
-		return adapters.Confirmation{}, false, fmt.Errorf("transfer: %w", err)
-	}
-	dir, err := officeDir(d.Target)
+	q, err := a.askLedger(ctx, d)
 	if err != nil {
 		return adapters.Confirmation{}, false, err
 	}
-	fid := fileID(d.ID)
-	unlock := a.lock(d.ID)
-	defer unlock()
-	rec, err := readLedger(dir, fid)
+	defer q.unlock()
+	dir, fid, rec, err := q.dir, q.fid, q.rec, q.err
 	if errors.Is(err, fs.ErrNotExist) {
 		// Not handed over here (or the office folder is unreachable: an unmounted
 		// share shows no ledger either, which is why the ledger lives in it).
@@ -1027,17 +1048,12 @@ func (a *Adapter) Confirmed(ctx context.Context, d adapters.Delivery) (adapters.
 // A ledger folder that is not there (the share unmounted) is an error, not a
 // "none": an unmounted share shows no records either.
 func (a *Adapter) HandedOver(ctx context.Context, d adapters.Delivery) (adapters.Confirmation, bool, error) {
-	if err := ctx.Err(); err != nil {
-		return adapters.Confirmation{}, false, fmt.Errorf("transfer: %w", err)
-	}
-	dir, err := officeDir(d.Target)
+	q, err := a.askLedger(ctx, d)
 	if err != nil {
 		return adapters.Confirmation{}, false, err
 	}
-	fid := fileID(d.ID)
-	unlock := a.lock(d.ID)
-	defer unlock()
-	rec, err := readLedger(dir, fid)
+	defer q.unlock()
+	dir, fid, rec, err := q.dir, q.fid, q.rec, q.err
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if err := statLedger(dir); err != nil {
