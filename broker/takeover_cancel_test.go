@@ -66,18 +66,7 @@ func TestTakeoverStopsTransferAttemptUnderWay(t *testing.T) {
 		return !busy
 	})
 
-	ents, err := os.ReadDir(share)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ent := range ents {
-		if ent.Name() != transfer.LedgerDir {
-			t.Errorf("in the share after the takeover: %s", ent.Name())
-		}
-	}
-	if recs, _ := os.ReadDir(filepath.Join(share, transfer.LedgerDir)); len(recs) != 0 {
-		t.Errorf("ledger records after the takeover: %v", recs)
-	}
+	nothingInTheShare(t, share)
 	s, err = e.b.Submission(id)
 	if err != nil {
 		t.Fatal(err)
@@ -213,5 +202,23 @@ func (h *holding) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Co
 		return adapters.Confirmation{Receiver: h.channel + " test", Pending: true}, nil
 	case <-ctx.Done():
 		return adapters.Confirmation{}, errors.New(h.channel + ": " + ctx.Err().Error())
+	}
+}
+
+// nothingInTheShare fails unless share holds no case folder and no ledger
+// record: an attempt the takeover stopped handed nothing over.
+func nothingInTheShare(t *testing.T, share string) {
+	t.Helper()
+	ents, err := os.ReadDir(share)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ent := range ents {
+		if ent.Name() != transfer.LedgerDir {
+			t.Errorf("in the share after the takeover: %s", ent.Name())
+		}
+	}
+	if recs, _ := os.ReadDir(filepath.Join(share, transfer.LedgerDir)); len(recs) != 0 {
+		t.Errorf("ledger records after the takeover: %v", recs)
 	}
 }

@@ -152,18 +152,7 @@ func TestTakeoverStopsTheAttemptOnAnotherGateway(t *testing.T) {
 		return !busy
 	})
 
-	ents, err := os.ReadDir(share)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ent := range ents {
-		if ent.Name() != transfer.LedgerDir {
-			t.Errorf("in the share after the takeover: %s", ent.Name())
-		}
-	}
-	if recs, _ := os.ReadDir(filepath.Join(share, transfer.LedgerDir)); len(recs) != 0 {
-		t.Errorf("ledger records after the takeover: %v", recs)
-	}
+	nothingInTheShare(t, share)
 	s, err = b.Submission(id)
 	if err != nil {
 		t.Fatal(err)

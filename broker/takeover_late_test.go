@@ -35,27 +35,9 @@ import (
 // counted, and logged at WARN naming the case and the office; a second report
 // of the same hand-over records nothing more.
 func TestHandOverAfterTakeoverIsRecorded(t *testing.T) {
-	ctx := context.Background()
 	h := holdTransferAtRename(t)
 	e := h.e
-	r, err := e.b.Receive(ctx, intake("taken-while-renamed", channel.Transfer, channel.Mailbox))
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := r.Submission.ID
-	<-h.held
-	// The takeover as another gateway of the cluster commits it: the same
-	// transition on the shared store, and no stop reaches this attempt.
-	if _, err := e.b.db.Update(id, func(cur *submission.Submission) ([]submission.Event, error) {
-		return cur.Confirm(time.Now().UTC(), channel.Mailbox, submission.Confirmation{Receiver: "anna (Behördenpostfach)"})
-	}); err != nil {
-		t.Fatal(err)
-	}
-	close(h.release)
-	eventually(t, "the attempt's end", func() bool {
-		_, busy := e.b.inflight.Load(id)
-		return !busy
-	})
+	id := h.takenOverAtTheRename(t, "taken-while-renamed")
 
 	var cases []string
 	ents, err := os.ReadDir(h.share)
@@ -70,17 +52,7 @@ func TestHandOverAfterTakeoverIsRecorded(t *testing.T) {
 	if len(cases) != 1 {
 		t.Fatalf("case folders in the share: %v, want the one the attempt renamed", cases)
 	}
-	s, err := e.b.Submission(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.State != submission.StateDelivered || s.DeliveredVia != channel.Mailbox || s.TakenOverFrom != channel.Transfer {
-		t.Errorf("after the late hand-over: %s via %q, taken over from %q; want the clerk's", s.State, s.DeliveredVia, s.TakenOverFrom)
-	}
-	evs, err := e.b.Log(id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, evs := stillTheClerks(t, e.b, id)
 	last := evs[len(evs)-1]
 	if !s.HandedOverAfterTakeover() || !s.IsHandOverAfterTakeover(last) {
 		t.Errorf("the record does not say the case folder reached the share: %v", s.HandedOverAfterTakeoverAt)
@@ -185,17 +157,7 @@ func TestUnrecordedHandOverFoundAfterTakeover(t *testing.T) {
 		s, err := e.b.Submission(id)
 		return err == nil && s.HandedOverAfterTakeover()
 	})
-	s, err := e.b.Submission(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.State != submission.StateDelivered || s.DeliveredVia != channel.Mailbox || s.TakenOverFrom != channel.Transfer {
-		t.Errorf("after the late hand-over: %s via %q, taken over from %q; want the clerk's", s.State, s.DeliveredVia, s.TakenOverFrom)
-	}
-	evs, err := e.b.Log(id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, evs := stillTheClerks(t, e.b, id)
 	if last := evs[len(evs)-1]; last.Type != submission.EventHandedOver || last.Channel != channel.Transfer || !s.IsHandOverAfterTakeover(last) {
 		t.Errorf("last event %+v, want the late hand-over on transfer", last)
 	}
@@ -269,29 +231,13 @@ func asCrashedAfterRename(t *testing.T, share string, d adapters.Delivery) {
 // (no WARN, no count, no alert) though the case folder is in the share; now a
 // try that recorded it counts for the whole recording.
 func TestLateHandOverTellsAfterALostAck(t *testing.T) {
-	ctx := context.Background()
 	lost := &lostAckOnLateHandOver{}
 	h := holdTransferAtRenameOver(t, func(db *store.DB) store.Store {
 		lost.Store = db
 		return lost
 	})
 	e := h.e
-	r, err := e.b.Receive(ctx, intake("taken-and-ack-lost", channel.Transfer, channel.Mailbox))
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := r.Submission.ID
-	<-h.held
-	if _, err := e.b.db.Update(id, func(cur *submission.Submission) ([]submission.Event, error) {
-		return cur.Confirm(time.Now().UTC(), channel.Mailbox, submission.Confirmation{Receiver: "anna (Behördenpostfach)"})
-	}); err != nil {
-		t.Fatal(err)
-	}
-	close(h.release)
-	eventually(t, "the attempt's end", func() bool {
-		_, busy := e.b.inflight.Load(id)
-		return !busy
-	})
+	id := h.takenOverAtTheRename(t, "taken-and-ack-lost")
 	if !lost.lost.Load() {
 		t.Fatal("the store never answered the late hand-over's commit with an error")
 	}
@@ -326,4 +272,48 @@ func (s *lostAckOnLateHandOver) Update(id string, fn func(*submission.Submission
 		return nil, errors.New("store: the commit's acknowledgement was lost")
 	}
 	return sub, err
+}
+
+// takenOverAtTheRename receives a case for the transfer folder (message id
+// msg), lets its attempt reach the rename, takes the case over as another
+// gateway of the cluster commits it — the same transition on the shared
+// store, and no stop reaches this attempt — and lets the attempt finish.
+func (h heldTransfer) takenOverAtTheRename(t *testing.T, msg string) string {
+	t.Helper()
+	r, err := h.e.b.Receive(context.Background(), intake(msg, channel.Transfer, channel.Mailbox))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := r.Submission.ID
+	<-h.held
+	if _, err := h.e.b.db.Update(id, func(cur *submission.Submission) ([]submission.Event, error) {
+		return cur.Confirm(time.Now().UTC(), channel.Mailbox, submission.Confirmation{Receiver: "anna (Behördenpostfach)"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	close(h.release)
+	eventually(t, "the attempt's end", func() bool {
+		_, busy := h.e.b.inflight.Load(id)
+		return !busy
+	})
+	return id
+}
+
+// stillTheClerks is the record and events of case id after a late hand-over,
+// failing unless the case is still the clerk's: delivered by the mailbox,
+// taken over from the transfer folder.
+func stillTheClerks(t *testing.T, b *Broker, id string) (*submission.Submission, []submission.Event) {
+	t.Helper()
+	s, err := b.Submission(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.State != submission.StateDelivered || s.DeliveredVia != channel.Mailbox || s.TakenOverFrom != channel.Transfer {
+		t.Errorf("after the late hand-over: %s via %q, taken over from %q; want the clerk's", s.State, s.DeliveredVia, s.TakenOverFrom)
+	}
+	evs, err := b.Log(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, evs
 }
