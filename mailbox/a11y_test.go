@@ -155,18 +155,7 @@ func TestAccessibility(t *testing.T) {
 	}
 
 	do, nav := browserSteps(t, ctx)
-	eval := func(what, js string, out any) {
-		t.Helper()
-		c, stop := context.WithTimeout(ctx, 60*time.Second)
-		defer stop()
-		s, err := chromedp.Run(c, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		if err := json.Unmarshal([]byte(s), out); err != nil {
-			t.Fatalf("%s: %v (%s)", what, err, s)
-		}
-	}
+	eval := func(what, js string, out any) { t.Helper(); evalJSON(t, ctx, 60*time.Second, what, js, out) }
 	open := func(url string) int64 {
 		t.Helper()
 		return nav("open "+url, chromedp.Navigate(url))
@@ -457,14 +446,21 @@ func newBrowserRig(t *testing.T) *browserRig {
 // eval runs js, which returns JSON, on the page and decodes it into out.
 func (r *browserRig) eval(js string, out any) {
 	r.t.Helper()
-	c, stop := context.WithTimeout(r.ctx, 30*time.Second)
+	evalJSON(r.t, r.ctx, 30*time.Second, "eval "+js, js, out)
+}
+
+// evalJSON runs js, which returns JSON, on the page of ctx within limit and
+// decodes it into out; what names the step in a failure.
+func evalJSON(t testing.TB, ctx context.Context, limit time.Duration, what, js string, out any) {
+	t.Helper()
+	c, stop := context.WithTimeout(ctx, limit)
 	defer stop()
 	s, err := chromedp.Run(c, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
 	if err != nil {
-		r.t.Fatalf("eval %s: %v", js, err)
+		t.Fatalf("%s: %v", what, err)
 	}
 	if err := json.Unmarshal([]byte(s), out); err != nil {
-		r.t.Fatalf("eval %s: %v (%s)", js, err, s)
+		t.Fatalf("%s: %v (%s)", what, err, s)
 	}
 }
 

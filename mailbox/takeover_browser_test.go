@@ -167,18 +167,7 @@ func TestHandOverAfterTakeoverWarningInTheBrowser(t *testing.T) {
 	if code := nav("the case's page", chromedp.Navigate(base+"s/ordner")); code != http.StatusOK {
 		t.Fatalf("the case's page: HTTP %d", code)
 	}
-	eval := func(what, js string, out any) {
-		t.Helper()
-		c, stop := context.WithTimeout(ctx, 60*time.Second)
-		defer stop()
-		s, err := chromedp.Run(c, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		if err := json.Unmarshal([]byte(s), out); err != nil {
-			t.Fatalf("%s: %v (%s)", what, err, s)
-		}
-	}
+	eval := func(what, js string, out any) { t.Helper(); evalJSON(t, ctx, 60*time.Second, what, js, out) }
 	do("inject axe", chromedp.Evaluate[chromedp.Void](axe))
 	for _, width := range []int64{1280, 320} {
 		do("viewport", chromedp.EmulateViewport(width, 800))
