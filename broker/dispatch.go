@@ -583,7 +583,7 @@ func toConfirmation(c adapters.Confirmation) submission.Confirmation {
 // one every BackoffBase. amtsbote_delivery_unrecorded_total counts each time.
 func (b *Broker) delivered(msg jetstream.Msg, s *submission.Submission, c adapters.Confirmation) {
 	id, gen, snap := s.ID, s.Generation, s
-	var late bool // the hand-over landed on a case a clerk had taken over
+	var late *submission.Submission // the hand-over landed on a case a clerk had taken over
 	record := func() error {
 		if c.Pending {
 			// Once late, late for every later try: a try whose commit
@@ -591,7 +591,9 @@ func (b *Broker) delivered(msg jetstream.Msg, s *submission.Submission, c adapte
 			// next one finding the hand-over recorded, and the operator
 			// must hear of it all the same.
 			l, err := b.recordHandOver(id, gen, toConfirmation(c))
-			late = late || l
+			if l != nil {
+				late = l
+			}
 			return err
 		}
 		// The first try signs from the snapshot of the attempt (and changes it); a
@@ -604,7 +606,7 @@ func (b *Broker) delivered(msg jetstream.Msg, s *submission.Submission, c adapte
 	}
 	err := record()
 	if err == nil {
-		b.tellLateHandOver(late, s)
+		b.tellLateHandOver(late)
 		_ = msg.Ack()
 		return
 	}
@@ -622,7 +624,7 @@ func (b *Broker) delivered(msg jetstream.Msg, s *submission.Submission, c adapte
 	}
 	stopBeat()
 	if err == nil {
-		b.tellLateHandOver(late, s)
+		b.tellLateHandOver(late)
 		_ = msg.Ack()
 		return
 	}
@@ -641,30 +643,39 @@ func (b *Broker) delivered(msg jetstream.Msg, s *submission.Submission, c adapte
 // over (submission.HandedOverAfterTakeover): the import may process the
 // application beside the clerk, and someone should tell the office which case
 // folder to leave alone. The clerk's page says so too; the log names the case,
-// the office and the channel, never the applicant.
-func (b *Broker) tellLateHandOver(late bool, s *submission.Submission) {
-	if !late {
+// the office and the channel, never the applicant. late is the record as the
+// recording left it (nil: nothing to tell): a case erased meanwhile says so,
+// for its case folder holds what the erasure removed here.
+func (b *Broker) tellLateHandOver(late *submission.Submission) {
+	if late == nil {
 		return
 	}
 	ch := ""
-	if t, ok := s.CurrentTarget(); ok {
+	if t, ok := late.CurrentTarget(); ok {
 		ch = t.Channel
 	}
 	b.metrics.lateHandOvers.WithLabelValues(ch).Inc()
-	b.log.Warn("case folder handed over after a clerk took the case over in the web mailbox: the office's import may process it as well",
-		"submission", s.ID, "office", s.OfficeID, "channel", ch)
+	attrs := []any{"submission", late.ID, "office", late.OfficeID, "channel", ch}
+	if late.BytesRemovedAt != nil {
+		attrs = append(attrs, "erased", true)
+	}
+	b.log.Warn("case folder handed over after a clerk took the case over in the web mailbox: the office's import may process it as well", attrs...)
 }
 
 // recordHandOver records the hand-over of the attempt of generation gen
-// (Submission.HandOver); late reports that it was the one after a clerk's
-// takeover (Submission.HandedOverAfterTakeover), for tellLateHandOver — also
-// with an error, since a commit can land and answer one (a cluster's lost
-// ack), and the try after it finds nothing left to record.
-func (b *Broker) recordHandOver(id string, gen int, c submission.Confirmation) (late bool, err error) {
+// (Submission.HandOver); late, when it was the one after a clerk's takeover
+// (Submission.HandedOverAfterTakeover), is a copy of the record as the
+// transition left it, for tellLateHandOver — also with an error, since a
+// commit can land and answer one (a cluster's lost ack), and the try after it
+// finds nothing left to record.
+func (b *Broker) recordHandOver(id string, gen int, c submission.Confirmation) (late *submission.Submission, err error) {
 	err = b.change(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
 		was := cur.HandedOverAfterTakeover()
 		evs, err := cur.HandOver(now, gen, c)
-		late = err == nil && len(evs) > 0 && !was && cur.HandedOverAfterTakeover()
+		late = nil
+		if err == nil && len(evs) > 0 && !was && cur.HandedOverAfterTakeover() {
+			late = cur.Clone()
+		}
 		return evs, err
 	})
 	return late, err
@@ -697,9 +708,9 @@ func (b *Broker) lookForLateHandOver(msg jetstream.Msg, s *submission.Submission
 	c, found, err := finder.HandedOver(ctx, b.delivery(s, target))
 	cancel()
 	if err == nil && found {
-		var late bool
+		var late *submission.Submission
 		late, err = b.recordHandOver(s.ID, gen, toConfirmation(c))
-		b.tellLateHandOver(late, s)
+		b.tellLateHandOver(late)
 	}
 	if err != nil {
 		if s.DeliveredAt == nil || time.Since(*s.DeliveredAt) < lateLookFor {

@@ -37,7 +37,7 @@ import (
 func TestHandOverAfterTakeoverIsRecorded(t *testing.T) {
 	h := holdTransferAtRename(t)
 	e := h.e
-	id := h.takenOverAtTheRename(t, "taken-while-renamed")
+	id := h.takenOverAtTheRename(t, "taken-while-renamed", nil)
 
 	var cases []string
 	ents, err := os.ReadDir(h.share)
@@ -237,7 +237,7 @@ func TestLateHandOverTellsAfterALostAck(t *testing.T) {
 		return lost
 	})
 	e := h.e
-	id := h.takenOverAtTheRename(t, "taken-and-ack-lost")
+	id := h.takenOverAtTheRename(t, "taken-and-ack-lost", nil)
 	if !lost.lost.Load() {
 		t.Fatal("the store never answered the late hand-over's commit with an error")
 	}
@@ -277,8 +277,9 @@ func (s *lostAckOnLateHandOver) Update(id string, fn func(*submission.Submission
 // takenOverAtTheRename receives a case for the transfer folder (message id
 // msg), lets its attempt reach the rename, takes the case over as another
 // gateway of the cluster commits it — the same transition on the shared
-// store, and no stop reaches this attempt — and lets the attempt finish.
-func (h heldTransfer) takenOverAtTheRename(t *testing.T, msg string) string {
+// store, and no stop reaches this attempt —, runs then (if not nil) on the
+// case taken over, and lets the attempt finish.
+func (h heldTransfer) takenOverAtTheRename(t *testing.T, msg string, then func(id string)) string {
 	t.Helper()
 	r, err := h.e.b.Receive(context.Background(), intake(msg, channel.Transfer, channel.Mailbox))
 	if err != nil {
@@ -290,6 +291,9 @@ func (h heldTransfer) takenOverAtTheRename(t *testing.T, msg string) string {
 		return cur.Confirm(time.Now().UTC(), channel.Mailbox, submission.Confirmation{Receiver: "anna (Behördenpostfach)"})
 	}); err != nil {
 		t.Fatal(err)
+	}
+	if then != nil {
+		then(id)
 	}
 	close(h.release)
 	eventually(t, "the attempt's end", func() bool {
@@ -316,4 +320,26 @@ func stillTheClerks(t *testing.T, b *Broker, id string) (*submission.Submission,
 		t.Fatal(err)
 	}
 	return s, evs
+}
+
+// TestLateHandOverOfAnErasedCaseSaysSo: a case erased after the takeover
+// whose case folder then reaches the share has its bytes there again; the
+// WARN line says the case was erased, so the operator knows the erasure is
+// not complete until the folder is gone too.
+func TestLateHandOverOfAnErasedCaseSaysSo(t *testing.T) {
+	h := holdTransferAtRename(t)
+	h.takenOverAtTheRename(t, "taken-then-erased", func(id string) {
+		if _, err := h.e.b.Erase(context.Background(), id, "operator", ""); err != nil {
+			t.Fatal(err)
+		}
+	})
+	line := ""
+	for _, l := range strings.Split(h.logs.String(), "\n") {
+		if strings.Contains(l, "after a clerk took the case over") {
+			line = l
+		}
+	}
+	if !strings.Contains(line, "erased=true") {
+		t.Errorf("the late hand-over's WARN of an erased case does not say it was erased: %q", line)
+	}
 }

@@ -173,9 +173,17 @@ func TestHandOverAfterTakeoverIsOnThePage(t *testing.T) {
 	if strings.Contains(page, "Ihrer Übernahme") || strings.Contains(page, `role="note"`) {
 		t.Errorf("the warning dates the takeover by the hand-over's time, or is marked up as an aside")
 	}
+	if strings.Contains(page, "ist die Löschung vollständig") {
+		t.Errorf("the warning of a case not erased speaks of its erasure")
+	}
 	page = c.get("/postfach/s/ruhig").Body.String()
 	if !strings.Contains(page, "das ihn nicht mehr erhält") || strings.Contains(page, "möglicherweise doppelt") {
 		t.Errorf("the page of a takeover without a late hand-over warns of one, or lost its header line")
+	}
+	// Erased since: the case folder holds what the erasure removed here.
+	mem.Erase(t, "ordner")
+	if page := c.get("/postfach/s/ordner").Body.String(); !strings.Contains(page, "Erst wenn er entfernt ist, ist die Löschung vollständig") {
+		t.Errorf("the warning of an erased case does not say its case folder still holds the erased files")
 	}
 }
 
