@@ -52,8 +52,8 @@ import (
 //     office check, so the face need not read the record once more for it;
 //   - a case a clerk took over in the web mailbox (submission.TakenOverFrom, the
 //     mailbox's pickup of a case on its way to the office's system) is picked up
-//     by no other face: OpenPackage, Confirm and Decide through another channel
-//     are ErrConflict and submission.ErrTakenOver, and record nothing
+//     by no other face: OpenPackage, FetchPackage, Confirm and Decide through
+//     another channel are ErrConflict and submission.ErrTakenOver, and record nothing
 //     (submission.PickupAllowed, asked also on the record the pickup commits to,
 //     so a takeover that lands between a face's read and its pickup wins). A
 //     new Reply through another channel is refused so too and stores nothing
@@ -89,7 +89,10 @@ type OfficeDesk interface {
 	// FetchPackage opens the package bytes without recording a pickup, for a face
 	// whose office confirms separately (XTA: getMessage reads, close confirms). It
 	// records nothing: the face calls RecordFetch once the bytes reached the
-	// office's system.
+	// office's system. A case a clerk took over is refused to it on any channel
+	// but the mailbox, before its bytes are opened (ErrConflict and
+	// submission.ErrTakenOver): the fetch is no pickup, but the message left
+	// the system's box.
 	FetchPackage(ctx context.Context, officeID, id, channel string) (*submission.Submission, io.ReadCloser, error)
 	// RecordFetch records the office system's first fetch of the package at at
 	// (FetchedAt, a fetched event on channel; later ones change nothing): from
@@ -571,7 +574,7 @@ func (b *Broker) readPackage(ctx context.Context, s *submission.Submission, max 
 // audit, 2026-12-05). The face records the fetch once it has sent the bytes
 // (RecordFetch); one sent twice meanwhile is a repeat XTA's message id tells.
 func (b *Broker) FetchPackage(ctx context.Context, officeID, id, channel string) (*submission.Submission, io.ReadCloser, error) {
-	return b.openPackage(ctx, officeID, id, nil)
+	return b.openPackage(ctx, officeID, id, func(s *submission.Submission) error { return asConflict(s.PickupAllowed(channel)) })
 }
 
 // RecordFetch implements OfficeDesk.

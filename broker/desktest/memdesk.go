@@ -438,12 +438,15 @@ func (d *MemDesk) MarkProcessed(_ context.Context, office, id string, done bool,
 }
 
 // FetchPackage implements broker.OfficeDesk: it records nothing.
-func (d *MemDesk) FetchPackage(_ context.Context, office, id, _ string) (*submission.Submission, io.ReadCloser, error) {
+func (d *MemDesk) FetchPackage(_ context.Context, office, id, ch string) (*submission.Submission, io.ReadCloser, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s, err := d.forOffice(office, id)
 	if err != nil {
 		return nil, nil, err
+	}
+	if err := s.PickupAllowed(ch); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", broker.ErrConflict, err)
 	}
 	if err := broker.PackageGone(s); err != nil {
 		return nil, nil, err

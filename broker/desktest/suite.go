@@ -848,10 +848,11 @@ func (s *suite) testTakeoverRecorded(t *testing.T) {
 }
 
 // testTakenOverRefused: a case a clerk took over is hers. The office's system
-// picks it up no more — OpenPackage, Confirm and Decide through its channels
-// are ErrConflict and submission.ErrTakenOver — nor replies to it (Reply
-// refused so too: the clerk answers the applicant, and the system's reply
-// would reach them beside hers), and nothing is recorded or stored. The
+// picks it up no more — OpenPackage, FetchPackage (XTA getMessage), Confirm
+// and Decide through its channels are ErrConflict and
+// submission.ErrTakenOver — nor replies to it (Reply refused so too: the
+// clerk answers the applicant, and the system's reply would reach them beside
+// hers), and nothing is recorded or stored. The
 // mailbox's own channel goes on: it opens, reads and decides the case, and
 // the system's decision after the clerk's is refused as taken over still, not
 // as a second decision or a repeat.
@@ -868,6 +869,9 @@ func (s *suite) testTakenOverRefused(t *testing.T) {
 	_, rc, err := f.d.OpenPackage(ctx(), officeA, f.id, system)
 	closeIf(rc)
 	both(err, "the system's OpenPackage")
+	_, rc, err = f.d.FetchPackage(ctx(), officeA, f.id, channel.XTA)
+	closeIf(rc)
+	both(err, "an XTA getMessage (FetchPackage)")
 	_, err = f.d.Confirm(ctx(), officeA, f.id, system)
 	both(err, "the system's Confirm")
 	_, err = f.d.Confirm(ctx(), officeA, f.id, broker.Pickup{Channel: channel.XTA, Receiver: "office A (XTA close)"})

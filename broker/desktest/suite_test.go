@@ -88,6 +88,8 @@ func (h memHarness) NewDesk(testing.TB) Desk {
 		return takeoverAfterFetch{d}
 	case "stores-refused-reply":
 		return storesRefusedReply{d}
+	case "system-fetches-taken-over":
+		return systemFetchesTakenOver{d}
 	}
 	panic("desktest: unknown defect " + h.defect)
 }
@@ -145,6 +147,7 @@ func TestPlantedDefectsFail(t *testing.T) {
 		"clerk-refused-taken-over":     "TakenOverIsRefusedToTheSystem",
 		"takeover-after-fetch":         "ReadFirstIsNoTakeover",
 		"stores-refused-reply":         "RefusedReplyLeavesNoBytes",
+		"system-fetches-taken-over":    "TakenOverIsRefusedToTheSystem",
 	})
 }
 
@@ -640,4 +643,13 @@ func (d storesRefusedReply) Reply(ctx context.Context, office, id string, in bro
 	d.blobs["early:"+sha256Hex(in.Content)] = bytes.Clone(in.Content)
 	d.mu.Unlock()
 	return d.MemDesk.Reply(ctx, office, id, in)
+}
+
+// systemFetchesTakenOver serves an XTA getMessage the package of a case a
+// clerk took over, as FetchPackage did when the face had to ask itself.
+type systemFetchesTakenOver struct{ *MemDesk }
+
+func (d systemFetchesTakenOver) FetchPackage(ctx context.Context, office, id, ch string) (sub *submission.Submission, rc io.ReadCloser, err error) {
+	d.withoutTakeover(office, id, func() { sub, rc, err = d.MemDesk.FetchPackage(ctx, office, id, ch) })
+	return sub, rc, err
 }
