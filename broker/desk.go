@@ -782,17 +782,17 @@ func (b *Broker) Reply(_ context.Context, officeID, id string, in ReplyIn) (subm
 	if err != nil {
 		return submission.Reply{}, err
 	}
-	if err := acceptsReply(s, "", in.MessageID, in.Channel); err != nil {
-		return submission.Reply{}, asConflict(err) // before its bytes are stored
-	}
-	// Every other refusal of the transition's too, on a copy: a reply to a case
-	// the office does not have yet, or to one forwarded to a peer, stored its
-	// bytes and then failed, and the blob waited for the sweep (an audit,
-	// 2026-12-06). The transaction asks again (the record may change), about
-	// the same reply: one id for both, not a second one made for the copy and
-	// thrown away (a review, 2026-12-06).
+	// Everything the transaction would refuse, asked before the bytes are
+	// stored, the transition's rules on a copy: a reply to a case the office
+	// does not have yet, or to one forwarded to a peer, stored its bytes and
+	// then failed, and the blob waited for the sweep (an audit, 2026-12-06).
+	// The transaction asks again (the record may change), about the same
+	// reply: one id for both (a review, 2026-12-06).
 	r := submission.Reply{ID: newID(), Kind: in.Kind, MessageID: in.MessageID, ContentType: in.ContentType,
 		Size: int64(len(in.Content)), Channel: in.Channel, Actor: in.Actor}
+	if err := acceptsReply(s, r); err != nil {
+		return submission.Reply{}, err
+	}
 	if _, err := s.Clone().AddReply(time.Now().UTC(), r); err != nil {
 		return submission.Reply{}, asConflict(err)
 	}
@@ -804,7 +804,7 @@ func (b *Broker) Reply(_ context.Context, officeID, id string, in ReplyIn) (subm
 		return submission.Reply{}, fmt.Errorf("broker: store reply: %w", err)
 	}
 	s, err = b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
-		if err := acceptsReply(cur, r.ID, r.MessageID, r.Channel); err != nil {
+		if err := acceptsReply(cur, r); err != nil {
 			return nil, err
 		}
 		r.At = now
@@ -828,19 +828,19 @@ func sameReply(have submission.Reply, id, messageID string) bool {
 	return have.ID == id || (messageID != "" && have.MessageID == messageID)
 }
 
-// acceptsReply refuses a new reply to a case whose bytes were removed, and one
-// on channel ch to a case a clerk took over (see Reply); a repeat of one it
-// holds passes.
-func acceptsReply(s *submission.Submission, id, messageID, ch string) error {
+// acceptsReply refuses a new reply r to a case whose bytes were removed (see
+// Reply), the broker's rule beside the transition's (AddReply: a takeover, a
+// forward, a case the office does not have); a repeat of one it holds passes.
+func acceptsReply(s *submission.Submission, r submission.Reply) error {
 	for _, have := range s.Replies {
-		if sameReply(have, id, messageID) {
+		if sameReply(have, r.ID, r.MessageID) {
 			return nil
 		}
 	}
 	if s.BytesRemovedAt != nil {
 		return fmt.Errorf("submission %s: a reply to it could not be read: %w", s.ID, ErrBytesRemoved)
 	}
-	return s.ReplyAllowed(ch)
+	return nil
 }
 
 // OpenReply implements OfficeDesk.
