@@ -670,10 +670,12 @@ func (b *Broker) tellLateHandOver(late *submission.Submission) {
 // finds nothing left to record.
 func (b *Broker) recordHandOver(id string, gen int, c submission.Confirmation) (late *submission.Submission, err error) {
 	err = b.change(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
-		was := cur.HandedOverAfterTakeover()
 		evs, err := cur.HandOver(now, gen, c)
 		late = nil
-		if err == nil && len(evs) > 0 && !was && cur.HandedOverAfterTakeover() {
+		// Events on a record that has its late hand-over are that hand-over's:
+		// an ordinary one needs a case still on its way, which a taken-over
+		// case is not.
+		if len(evs) > 0 && cur.HandedOverAfterTakeover() {
 			late = cur.Clone()
 		}
 		return evs, err

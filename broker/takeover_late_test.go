@@ -263,9 +263,8 @@ type lostAckOnLateHandOver struct {
 func (s *lostAckOnLateHandOver) Update(id string, fn func(*submission.Submission) ([]submission.Event, error)) (*submission.Submission, error) {
 	var late bool
 	sub, err := s.Store.Update(id, func(cur *submission.Submission) ([]submission.Event, error) {
-		was := cur.HandedOverAfterTakeover()
 		evs, err := fn(cur)
-		late = err == nil && !was && cur.HandedOverAfterTakeover()
+		late = len(evs) > 0 && cur.HandedOverAfterTakeover()
 		return evs, err
 	})
 	if err == nil && late && s.lost.CompareAndSwap(false, true) {
