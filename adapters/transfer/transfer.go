@@ -747,10 +747,11 @@ func (a *Adapter) deliver(ctx context.Context, dir string, d adapters.Delivery) 
 // (abandon). handed reports that the case was handed over; c is then the answer.
 // Otherwise the pending record is gone and the caller writes the case afresh.
 func (a *Adapter) resolvePending(dir, fid string, rec *ledgerRecord, d adapters.Delivery) (c adapters.Confirmation, handed bool, err error) {
-	tmp := filepath.Join(dir, TempPrefix+fid)
-	_, err = os.Lstat(tmp)
+	renamed, err := pendingRenamed(dir, fid)
 	switch {
-	case err == nil:
+	case err != nil:
+		return adapters.Confirmation{}, false, classify("look for temporary folder", err)
+	case !renamed:
 		// Not renamed: nothing was handed over. The pending record goes first, and
 		// durably, so that the temporary folder may go after it.
 		if err := dropPending(dir, fid); err != nil {
@@ -759,8 +760,6 @@ func (a *Adapter) resolvePending(dir, fid string, rec *ledgerRecord, d adapters.
 		a.log.Info("transfer: hand-over begun before did not happen, writing the case again", "delivery", d.ID,
 			"office", d.OfficeID, "attempt", d.Attempt)
 		return adapters.Confirmation{}, false, nil
-	case !errors.Is(err, fs.ErrNotExist):
-		return adapters.Confirmation{}, false, classify("look for temporary folder", err)
 	}
 	// Renamed: the case was handed over. Its folder is there, or the import took it
 	// before the hand-over was recorded; or the share went away since the record
@@ -782,6 +781,21 @@ func (a *Adapter) resolvePending(dir, fid string, rec *ledgerRecord, d adapters.
 	a.log.Info("transfer: recorded a hand-over begun before", "delivery", d.ID, "office", d.OfficeID, "case", name,
 		"attempt", d.Attempt, "found", how)
 	return a.confirmation(dir, name, rec.WrittenAt), true, nil
+}
+
+// pendingRenamed reports whether the attempt that left a pending ledger
+// record for fid renamed its temporary folder into the case folder: the
+// folder is gone, for after the pending record it goes only by the rename, or
+// after the record (abandon). err is the look's, other than "not there".
+func pendingRenamed(dir, fid string) (bool, error) {
+	_, err := os.Lstat(filepath.Join(dir, TempPrefix+fid))
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return true, nil
+	}
+	return false, err
 }
 
 // dropPending removes a pending ledger record and makes that durable. In a folder
@@ -1065,14 +1079,14 @@ func (a *Adapter) HandedOver(ctx context.Context, d adapters.Delivery) (adapters
 	case rec.DeliveryID != d.ID:
 		return adapters.Confirmation{}, false, nil // another delivery's record
 	case rec.pending():
-		_, err := os.Lstat(filepath.Join(dir, TempPrefix+fid))
+		renamed, err := pendingRenamed(dir, fid)
 		switch {
-		case err == nil:
-			return adapters.Confirmation{}, false, nil // not renamed: nothing handed over
-		case !errors.Is(err, fs.ErrNotExist):
+		case err != nil:
 			return adapters.Confirmation{}, false, classifyRead("look for temporary folder", err)
+		case !renamed:
+			return adapters.Confirmation{}, false, nil // nothing handed over
 		}
-		// Gone: renamed, unless the share went away since the record was read
+		// Renamed, unless the share went away since the record was read
 		// (then the ledger folder is gone too).
 		if err := statLedger(dir); err != nil {
 			return adapters.Confirmation{}, false, err
