@@ -126,12 +126,7 @@ func holdTransferAtRenameOver(t *testing.T, wrap func(*store.DB) store.Store) he
 	if err := ad.CheckTarget(adapters.Target{Channel: channel.Transfer, Endpoint: h.share}); err != nil {
 		t.Fatal(err)
 	}
-	chans := ChannelsFunc(func(office, ch string) (adapters.Target, bool) {
-		if ch == channel.Transfer {
-			return adapters.Target{Channel: ch, Endpoint: h.share}, true
-		}
-		return testChannels(office, ch)
-	})
+	chans := transferTo(h.share)
 	cfg := testConfig
 	cfg.BreakerThreshold = 1
 	h.e = startEnvWith(t, dir, cfg, chans, wrap, fakeSigner{}, log, ad)
@@ -221,4 +216,14 @@ func nothingInTheShare(t *testing.T, share string) {
 	if recs, _ := os.ReadDir(filepath.Join(share, transfer.LedgerDir)); len(recs) != 0 {
 		t.Errorf("ledger records after the takeover: %v", recs)
 	}
+}
+
+// transferTo is testChannels with the transfer channel's folder at share.
+func transferTo(share string) Channels {
+	return ChannelsFunc(func(office, ch string) (adapters.Target, bool) {
+		if ch == channel.Transfer {
+			return adapters.Target{Channel: ch, Endpoint: share}, true
+		}
+		return testChannels(office, ch)
+	})
 }

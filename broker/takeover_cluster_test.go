@@ -101,12 +101,7 @@ func TestTakeoverStopsTheAttemptOnAnotherGateway(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	chans := ChannelsFunc(func(office, ch string) (adapters.Target, bool) {
-		if ch == channel.Transfer {
-			return adapters.Target{Channel: ch, Endpoint: share}, true
-		}
-		return testChannels(office, ch)
-	})
+	chans := transferTo(share)
 	cfg := testConfig
 	cfg.BreakerThreshold = 1         // one failure counted against the office opens it
 	cfg.AttemptTimeout = time.Minute // the attempt is held while A starts

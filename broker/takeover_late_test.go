@@ -127,12 +127,7 @@ func TestUnrecordedHandOverFoundAfterTakeover(t *testing.T) {
 	if err := ad.CheckTarget(adapters.Target{Channel: channel.Transfer, Endpoint: share}); err != nil {
 		t.Fatal(err)
 	}
-	chans := ChannelsFunc(func(office, ch string) (adapters.Target, bool) {
-		if ch == channel.Transfer {
-			return adapters.Target{Channel: ch, Endpoint: share}, true
-		}
-		return testChannels(office, ch)
-	})
+	chans := transferTo(share)
 	var e *env
 	lost := &lostAnswer{Adapter: ad, then: func(d adapters.Delivery) {
 		// What a crash after the rename leaves in the ledger: the pending
