@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 
@@ -16,6 +18,39 @@ func ForgetUndecided(dir string) error {
 	}
 	defer b.Close()
 	return b.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketUndecided) })
+}
+
+// RewriteRecord hands edit the record of id in the closed store file in dir,
+// as its JSON object (numbers as json.Number), and writes it back packed as
+// this build packs if edit returns true (storetest.Harness.Rewrite).
+func RewriteRecord(dir, id string, edit func(map[string]any) bool) error {
+	b, err := bolt.Open(filepath.Join(dir, FileName), 0o600, nil)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	return b.Update(func(tx *bolt.Tx) error {
+		cases := tx.Bucket(bucketCases)
+		v := cases.Get(recordKey(id))
+		if v == nil {
+			return fmt.Errorf("submission %s: %w", id, ErrNotFound)
+		}
+		raw, err := unpack(v)
+		if err != nil {
+			return err
+		}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		var r map[string]any
+		if err := dec.Decode(&r); err != nil || !edit(r) {
+			return err
+		}
+		out, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		return cases.Put(recordKey(id), pack(out))
+	})
 }
 
 // CompactCheckSame makes every following Compact compare the old and the new file

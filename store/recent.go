@@ -33,6 +33,7 @@ type recent struct {
 type recentRecord struct {
 	stored []byte
 	s      *submission.Submission
+	newer  bool // stored holds keys of a newer build (decodeRecord)
 }
 
 // recentRecords bounds the cache: more than the records a busy gateway has in
@@ -45,8 +46,9 @@ func newRecent(n int) *recent {
 }
 
 // put remembers s as decoded from the stored bytes v, which the caller no
-// longer changes. s is cloned: the caller goes on using its own.
-func (r *recent) put(id string, v []byte, s *submission.Submission) {
+// longer changes, and whether v holds keys of a newer build. s is cloned: the
+// caller goes on using its own.
+func (r *recent) put(id string, v []byte, s *submission.Submission, newer bool) {
 	c := s.Clone()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -57,19 +59,19 @@ func (r *recent) put(id string, v []byte, s *submission.Submission) {
 		r.ring[r.next] = id
 		r.next = (r.next + 1) % len(r.ring)
 	}
-	r.byID[id] = recentRecord{stored: v, s: c}
+	r.byID[id] = recentRecord{stored: v, s: c, newer: newer}
 }
 
 // get returns a clone of the record stored as v, or nil when it has none made
-// from those bytes.
-func (r *recent) get(id string, v []byte) *submission.Submission {
+// from those bytes, and whether v holds keys of a newer build.
+func (r *recent) get(id string, v []byte) (*submission.Submission, bool) {
 	r.mu.Lock()
 	e, ok := r.byID[id]
 	r.mu.Unlock()
 	if !ok || !bytes.Equal(e.stored, v) {
-		return nil
+		return nil, false
 	}
-	return e.s.Clone()
+	return e.s.Clone(), e.newer
 }
 
 // forget drops id's entry: its record was written or deleted. Not needed for
@@ -83,17 +85,24 @@ func (r *recent) forget(id string) {
 
 // record is getSubmission through the cache of recent reads.
 func (db *DB) record(tx *bolt.Tx, id string) (*submission.Submission, error) {
+	s, _, _, err := db.recordAsStored(tx, id)
+	return s, err
+}
+
+// recordAsStored is record that also returns the stored bytes (valid as long as
+// tx) and whether they hold keys of a newer build.
+func (db *DB) recordAsStored(tx *bolt.Tx, id string) (*submission.Submission, []byte, bool, error) {
 	v := tx.Bucket(bucketCases).Get(recordKey(id))
 	if v == nil {
-		return nil, fmt.Errorf("submission %s: %w", id, ErrNotFound)
+		return nil, nil, false, fmt.Errorf("submission %s: %w", id, ErrNotFound)
 	}
-	if s := db.recent.get(id, v); s != nil {
-		return s, nil
+	if s, newer := db.recent.get(id, v); s != nil {
+		return s, v, newer, nil
 	}
-	s, err := decodeSubmission(id, v)
+	s, newer, err := decodeRecord(id, v)
 	if err != nil {
-		return nil, err
+		return nil, nil, false, err
 	}
-	db.recent.put(id, copyBytes(v), s) // v lives as long as the transaction
-	return s, nil
+	db.recent.put(id, copyBytes(v), s, newer) // v lives as long as the transaction
+	return s, v, newer, nil
 }

@@ -52,7 +52,7 @@ func TestRecentRecords(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("%s: read %+v, stored %+v", when, got, want)
 		}
-		if db.recent.get("s1", raw) == nil {
+		if cached, _ := db.recent.get("s1", raw); cached == nil {
 			t.Fatalf("%s: the record read is not in the cache; every read decodes again", when)
 		}
 		// The reader's own copy: changing it changes nothing stored or cached.
@@ -120,13 +120,16 @@ func TestRecentRecords(t *testing.T) {
 func TestRecentIsBounded(t *testing.T) {
 	r := newRecent(4)
 	for i := range 10 {
-		r.put(fmt.Sprint(i), []byte{byte(i)}, &submission.Submission{ID: fmt.Sprint(i)})
-		r.put(fmt.Sprint(i), []byte{byte(i)}, &submission.Submission{ID: fmt.Sprint(i)}) // again: no second slot
+		r.put(fmt.Sprint(i), []byte{byte(i)}, &submission.Submission{ID: fmt.Sprint(i)}, false)
+		r.put(fmt.Sprint(i), []byte{byte(i)}, &submission.Submission{ID: fmt.Sprint(i)}, false) // again: no second slot
 	}
 	if len(r.byID) != 4 {
 		t.Fatalf("%d entries, want 4", len(r.byID))
 	}
-	if r.get("5", []byte{5}) != nil || r.get("9", []byte{9}) == nil {
+	if gone, _ := r.get("5", []byte{5}); gone != nil {
+		t.Fatal("want the oldest entries gone")
+	}
+	if kept, _ := r.get("9", []byte{9}); kept == nil {
 		t.Fatal("want the last four kept and the rest gone")
 	}
 }

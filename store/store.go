@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/amtsbote/amtsbote/internal/keepjson"
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
@@ -841,12 +843,20 @@ func (db *DB) change(id, kind string, receipt []byte, fn func(s *submission.Subm
 	if err != nil {
 		return nil, false, err
 	}
-	s := db.recent.get(id, raw)
+	s, newer := db.recent.get(id, raw)
 	if s == nil {
-		if s, err = decodeSubmission(id, raw); err != nil {
+		if s, newer, err = decodeRecord(id, raw); err != nil {
 			return nil, false, err
 		}
-		db.recent.put(id, raw, s) // a clone: fn changes s
+		db.recent.put(id, raw, s, newer) // a clone: fn changes s
+	}
+	// A record a newer build wrote keeps the keys this one does not know
+	// (keepjson), unless the change erases: what those keys hold is not known.
+	keep := func(newer bool, stored []byte) []byte {
+		if newer && redact == nil {
+			return stored
+		}
+		return nil
 	}
 	evs, err := fn(s)
 	if err != nil {
@@ -856,7 +866,7 @@ func (db *DB) change(id, kind string, receipt []byte, fn func(s *submission.Subm
 		return s, false, nil
 	}
 	s.UpdatedAt = time.Now().UTC()
-	enc, err := encodeSubmission(s)
+	enc, err := encodeRecord(s, keep(newer, raw))
 	if err != nil {
 		return nil, false, err
 	}
@@ -870,8 +880,10 @@ func (db *DB) change(id, kind string, receipt []byte, fn func(s *submission.Subm
 		out, changed = nil, false
 		cur, curEvs, curEnc := s, evs, enc
 		if v := tx.Bucket(bucketCases).Get(recordKey(id)); !bytes.Equal(v, raw) {
+			var stored []byte
+			var newer bool
 			var err error
-			if cur, err = db.record(tx.Tx, id); err != nil {
+			if cur, stored, newer, err = db.recordAsStored(tx.Tx, id); err != nil {
 				return err
 			}
 			if curEvs, err = fn(cur); err != nil {
@@ -882,7 +894,7 @@ func (db *DB) change(id, kind string, receipt []byte, fn func(s *submission.Subm
 				return nil
 			}
 			cur.UpdatedAt = time.Now().UTC()
-			if curEnc, err = encodeSubmission(cur); err != nil {
+			if curEnc, err = encodeRecord(cur, keep(newer, stored)); err != nil {
 				return err
 			}
 		}
@@ -1260,15 +1272,24 @@ func getSubmission(tx *bolt.Tx, id string) (*submission.Submission, error) {
 
 // decodeSubmission reads a stored record value.
 func decodeSubmission(id string, v []byte) (*submission.Submission, error) {
+	s, _, err := decodeRecord(id, v)
+	return s, err
+}
+
+// decodeRecord is decodeSubmission that also says whether the record holds
+// keys a newer build wrote (keepjson.Decode): a rewrite keeps them
+// (encodeRecord).
+func decodeRecord(id string, v []byte) (*submission.Submission, bool, error) {
 	var s submission.Submission
 	raw, err := unpack(v)
 	if err != nil {
-		return nil, fmt.Errorf("store: decode submission %s: %w", id, err)
+		return nil, false, fmt.Errorf("store: decode submission %s: %w", id, err)
 	}
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return nil, fmt.Errorf("store: decode submission %s: %w", id, err)
+	newer, err := keepjson.Decode(raw, &s)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: decode submission %s: %w", id, err)
 	}
-	return &s, nil
+	return &s, newer, nil
 }
 
 // encodeSubmission is a record as it is stored. Callers that know the record
@@ -1278,6 +1299,12 @@ func decodeSubmission(id string, v []byte) (*submission.Submission, error) {
 // The JSON is only compressed, so it is written into a scratch buffer; the stored
 // bytes are pack's (or a copy, when packing does not help).
 func encodeSubmission(s *submission.Submission) ([]byte, error) {
+	return encodeRecord(s, nil)
+}
+
+// encodeRecord is encodeSubmission that, given the value a newer build stored
+// (decodeRecord said so), keeps the keys of it this build does not know.
+func encodeRecord(s *submission.Submission, newer []byte) ([]byte, error) {
 	bp := scratch.Get().(*[]byte)
 	defer scratch.Put(bp)
 	buf := bytes.NewBuffer((*bp)[:0])
@@ -1286,12 +1313,23 @@ func encodeSubmission(s *submission.Submission) ([]byte, error) {
 	}
 	keepScratch(bp, buf.Bytes())
 	v := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if newer != nil {
+		old, err := unpack(newer)
+		if err != nil {
+			return nil, err
+		}
+		if v, err = keepjson.Merge(submissionType, old, v, nil); err != nil {
+			return nil, err
+		}
+	}
 	p := pack(v)
 	if len(p) == len(v) && &p[0] == &v[0] {
 		p = bytes.Clone(v)
 	}
 	return p, nil
 }
+
+var submissionType = reflect.TypeFor[submission.Submission]()
 
 // scratch holds buffers for bytes that live only until they are packed: a
 // record's JSON, a value with its certificates replaced by tokens.

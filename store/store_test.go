@@ -52,6 +52,13 @@ func BoltHarness() storetest.Harness {
 			}
 			return open(t, dir)
 		},
+		Rewrite: func(t *testing.T, st store.Store, id string, edit func(map[string]any) bool) store.Store {
+			dir := closeOld(t, st)
+			if err := store.RewriteRecord(dir, id, edit); err != nil {
+				t.Fatal(err)
+			}
+			return open(t, dir)
+		},
 	}
 }
 

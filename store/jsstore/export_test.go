@@ -1,14 +1,78 @@
 package jsstore
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/amtsbote/amtsbote/store"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
+
+// RewriteRecord is storetest.Harness.Rewrite: it hands edit the submission of
+// id's document as stored and writes the document back, as a gateway of another
+// build beside st would (expecting the sequence it read).
+func RewriteRecord(t *testing.T, st store.Store, id string, edit func(map[string]any) bool) store.Store {
+	t.Helper()
+	RewriteDoc(t, st, id, func(d map[string]any) bool {
+		r, ok := d["submission"].(map[string]any)
+		if !ok {
+			t.Fatalf("RewriteRecord: document of %s has no submission: %v", id, d)
+		}
+		return edit(r)
+	})
+	return st
+}
+
+// RewriteDoc is RewriteRecord for the whole document (submission, newest
+// events, receipts, op ids).
+func RewriteDoc(t *testing.T, st store.Store, id string, edit func(map[string]any) bool) {
+	t.Helper()
+	s := st.(*Store)
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+	defer cancel()
+	m, err := s.last(ctx, s.subKey(id))
+	if err != nil {
+		t.Fatalf("RewriteDoc: %v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(m.Data))
+	dec.UseNumber()
+	var d map[string]any
+	if err := dec.Decode(&d); err != nil {
+		t.Fatalf("RewriteDoc: %v", err)
+	}
+	if !edit(d) {
+		return
+	}
+	data, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.write(ctx, []*nats.Msg{expect(s.subKey(id), data, m.Sequence)}); err != nil {
+		t.Fatalf("RewriteDoc: %v", err)
+	}
+}
+
+// EventPages returns the pages of older events of id's document as stored.
+func EventPages(t *testing.T, st store.Store, id string, pages int) []json.RawMessage {
+	t.Helper()
+	s := st.(*Store)
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+	defer cancel()
+	var out []json.RawMessage
+	for i := 1; i <= pages; i++ {
+		m, err := s.last(ctx, s.eventsKey(id, i))
+		if err != nil {
+			t.Fatalf("EventPages: page %d: %v", i, err)
+		}
+		out = append(out, m.Data)
+	}
+	return out
+}
 
 // ForgetUndecided makes st's bucket look as a build before the undecided index
 // left it: no undecided keys and no marker that the index was built (for

@@ -37,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -44,6 +45,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/amtsbote/amtsbote/internal/keepjson"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/nats-io/nats.go"
@@ -484,7 +486,21 @@ type doc struct {
 	// Ops are the ids of the latest writes, so a write whose acknowledgement was lost
 	// (a server died after the commit) is recognised instead of applied twice.
 	Ops []string `json:"ops,omitempty"`
+
+	// newer is the document as read when a newer build wrote keys this one does
+	// not know (readDoc, keepjson.Decode): encode keeps them, in the document and
+	// in the events it moves to pages. update clears it for an erasure, which
+	// cannot know what those keys hold.
+	newer []byte
 }
+
+var (
+	docType   = reflect.TypeFor[doc]()
+	eventType = reflect.TypeFor[submission.Event]()
+	// eventsBySeq: the document's newest events are matched by their sequence
+	// number, not their place (encode moves the older ones to pages).
+	eventsBySeq = keepjson.Keys{eventType: "seq"}
+)
 
 const (
 	docVersion = 1
@@ -669,8 +685,12 @@ func (s *Store) readDoc(ctx context.Context, id string) (*doc, uint64, error) {
 		return nil, 0, fmt.Errorf("jsstore: read %s: %w", id, err)
 	}
 	var d doc
-	if err := json.Unmarshal(m.Data, &d); err != nil || d.Sub == nil {
+	newer, err := keepjson.Decode(m.Data, &d)
+	if err != nil || d.Sub == nil {
 		return nil, 0, fmt.Errorf("jsstore: decode submission %s: %v", id, err)
+	}
+	if newer {
+		d.newer = m.Data
 	}
 	return &d, m.Sequence, nil
 }
@@ -924,6 +944,7 @@ func (s *Store) update(id, kind string, receipt []byte, fn func(s *submission.Su
 		}
 		var rewritten []*nats.Msg
 		if redact != nil {
+			d.newer = nil // an erasure keeps nothing it does not know (keepjson)
 			// Before the new events join the document: they are not redact's.
 			if rewritten, err = s.redactEvents(ctx, id, d, redact); err != nil {
 				return nil, false, err
@@ -1060,7 +1081,7 @@ func newID() string {
 // promise holds: no event is removed while the submission exists, and only the
 // removal of the case's bytes changes one.
 func (s *Store) encode(d *doc) ([]byte, []*nats.Msg, error) {
-	data, err := json.Marshal(d)
+	data, err := d.marshal()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -1076,10 +1097,19 @@ func (s *Store) encode(d *doc) ([]byte, []*nats.Msg, error) {
 			pages = append(pages, m)
 			page = []byte{'['}
 		}
+		stored, err := d.newerEvents()
+		if err != nil {
+			return nil, nil, err
+		}
 		for _, e := range older {
 			b, err := json.Marshal(e)
 			if err != nil {
 				return nil, nil, err
+			}
+			if old := stored[e.Seq]; old != nil {
+				if b, err = keepjson.Merge(eventType, old, b, nil); err != nil {
+					return nil, nil, err
+				}
 			}
 			if len(b)+2 > limit {
 				return nil, nil, fmt.Errorf("%w: submission %s: an event of %d bytes, page limit %d", ErrTooLarge, d.Sub.ID, len(b), limit)
@@ -1092,7 +1122,7 @@ func (s *Store) encode(d *doc) ([]byte, []*nats.Msg, error) {
 		flush()
 		d.Pages += len(pages)
 		d.Events = d.Events[len(older):]
-		if data, err = json.Marshal(d); err != nil {
+		if data, err = d.marshal(); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -1100,6 +1130,39 @@ func (s *Store) encode(d *doc) ([]byte, []*nats.Msg, error) {
 		return nil, nil, fmt.Errorf("%w: submission %s would be %d bytes, limit %d", ErrTooLarge, d.Sub.ID, len(data), s.opts.MaxRecordBytes)
 	}
 	return data, pages, nil
+}
+
+// marshal is d's JSON, with the keys of a newer build's document kept.
+func (d *doc) marshal() ([]byte, error) {
+	data, err := json.Marshal(d)
+	if err != nil || d.newer == nil {
+		return data, err
+	}
+	return keepjson.Merge(docType, d.newer, data, eventsBySeq)
+}
+
+// newerEvents are the events of the newer build's document by their sequence
+// numbers, as it stored them (nil when it is this build's own).
+func (d *doc) newerEvents() (map[uint64]json.RawMessage, error) {
+	if d.newer == nil {
+		return nil, nil
+	}
+	var stored struct {
+		Events []json.RawMessage `json:"events"`
+	}
+	if err := json.Unmarshal(d.newer, &stored); err != nil {
+		return nil, err
+	}
+	out := make(map[uint64]json.RawMessage, len(stored.Events))
+	for _, e := range stored.Events {
+		var k struct {
+			Seq uint64 `json:"seq"`
+		}
+		if json.Unmarshal(e, &k) == nil {
+			out[k.Seq] = e
+		}
+	}
+	return out, nil
 }
 
 func appendEvents(d *doc, evs []submission.Event, now time.Time) {

@@ -79,6 +79,7 @@ func embeddedHarness() storetest.Harness {
 			return open(t, n.dir)
 		},
 		StepBack: jsstore.StepBackBlob,
+		Rewrite:  jsstore.RewriteRecord,
 	}
 	h.Older = func(t *testing.T, old store.Store) store.Store {
 		jsstore.ForgetUndecided(t, old)
@@ -126,6 +127,7 @@ func clusterHarness(c *natstest.Cluster) storetest.Harness {
 			return open(t, prefix)
 		},
 		StepBack: jsstore.StepBackBlob,
+		Rewrite:  jsstore.RewriteRecord,
 	}
 	h.Older = func(t *testing.T, old store.Store) store.Store {
 		jsstore.ForgetUndecided(t, old)

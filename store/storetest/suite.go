@@ -53,6 +53,13 @@ type Harness struct {
 	// older build delivered must be listed after the upgrade
 	// (testUndecidedBuiltOnOpen).
 	Older func(t *testing.T, st store.Store) store.Store
+	// Rewrite hands edit the stored record of id as its JSON object (numbers as
+	// json.Number), as a newer build would have written it or as the next reader
+	// finds it, and writes the object back if edit returns true — as a gateway of
+	// another build would, beside st or while it is closed. It returns the store
+	// to go on with (st, or st opened again). Required: what a newer build wrote
+	// must survive this one's rewrite (testKeepsNewerKeys).
+	Rewrite func(t *testing.T, st store.Store, id string, edit func(record map[string]any) bool) store.Store
 }
 
 // watchdog bounds every concurrent case: a liveness guard, not a timing assertion.
@@ -62,8 +69,8 @@ const watchdog = 2 * time.Minute
 // with a stable name, so one can be run alone (-run 'X/Suite/ConcurrentUpdates').
 func Run(t *testing.T, h Harness) {
 	t.Helper()
-	if h.Open == nil || h.Reopen == nil || h.StepBack == nil || h.Older == nil {
-		t.Fatal("storetest: Harness needs Open, Reopen, StepBack and Older")
+	if h.Open == nil || h.Reopen == nil || h.StepBack == nil || h.Older == nil || h.Rewrite == nil {
+		t.Fatal("storetest: Harness needs Open, Reopen, StepBack, Older and Rewrite")
 	}
 	if h.Concurrency <= 0 {
 		h.Concurrency = 32
@@ -82,6 +89,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("WaitingNamesOfficeAndErasure", s.testWaiting)
 	t.Run("UndecidedFollowsTheDecision", s.testUndecided)
 	t.Run("UndecidedIndexBuiltOnOpen", s.testUndecidedBuiltOnOpen)
+	t.Run("KeepsNewerKeys", s.testKeepsNewerKeys)
 	t.Run("RepliesByMessage", s.testRepliesByMessage)
 	t.Run("WalkOffice", s.testWalkOffice)
 	t.Run("Scan", s.testScan)

@@ -1,7 +1,10 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +19,7 @@ import (
 	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
+	"github.com/klauspost/compress/s2"
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 )
@@ -81,7 +85,54 @@ func boltHarness(defect string) Harness {
 			}
 			return open(t, dir)
 		},
+		Rewrite: func(t *testing.T, st store.Store, id string, edit func(map[string]any) bool) store.Store {
+			if err := st.Close(); err != nil {
+				t.Fatal(err)
+			}
+			dir := dirs[st]
+			EditFile(t, dir, func(tx *bolt.Tx) error { return rewriteBoltRecord(tx, id, edit) })
+			return open(t, dir)
+		},
 	}
+}
+
+// rewriteBoltRecord is Harness.Rewrite inside the closed file: the record's key
+// and its packing (a marker byte and S2, or the plain JSON, which the store
+// reads as well) are store.DB's.
+func rewriteBoltRecord(tx *bolt.Tx, id string, edit func(map[string]any) bool) error {
+	const tagRecord, packedS2 = 0, 0x04
+	key := append(binary.AppendUvarint(nil, uint64(len(id))), id...)
+	key = append(key, tagRecord)
+	cases := tx.Bucket([]byte("cases"))
+	v := cases.Get(key)
+	switch {
+	case v == nil:
+		return fmt.Errorf("no record %s", id)
+	case v[0] == packedS2:
+		var err error
+		if v, err = s2.Decode(nil, v[1:]); err != nil {
+			return err
+		}
+	case v[0] != '{':
+		return fmt.Errorf("record %s packed as %#x, which this harness does not read", id, v[0])
+	}
+	r, err := jsonObject(v)
+	if err != nil || !edit(r) {
+		return err
+	}
+	out, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return cases.Put(key, out)
+}
+
+// jsonObject reads a JSON object keeping its numbers exact.
+func jsonObject(data []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var r map[string]any
+	return r, dec.Decode(&r)
 }
 
 // defective is a correct store with one planted defect.
@@ -224,6 +275,9 @@ func (d *defective) Get(id string) (*submission.Submission, error) {
 
 func (d *defective) Update(id string, fn func(*submission.Submission) ([]submission.Event, error)) (*submission.Submission, error) {
 	switch d.defect {
+	case "drops-newer-keys":
+		// Every write as an erasure's: what the build does not know is dropped.
+		return d.Store.UpdateRedacting(id, fn, func(*submission.Event) bool { return false })
 	case "drops-event":
 		return d.Store.Update(id, func(s *submission.Submission) ([]submission.Event, error) {
 			evs, err := fn(s)
@@ -290,7 +344,7 @@ func (d *defective) Update(id string, fn func(*submission.Submission) ([]submiss
 // events to redact as well.
 func (d *defective) UpdateRedacting(id string, fn func(*submission.Submission) ([]submission.Event, error), redact func(*submission.Event) bool) (*submission.Submission, error) {
 	switch d.defect {
-	case "redact-ignored":
+	case "redact-ignored", "erasure-keeps-newer-keys":
 		return d.Store.Update(id, fn)
 	case "redacts-new-events":
 		return d.Store.UpdateRedacting(id, func(s *submission.Submission) ([]submission.Event, error) {
@@ -508,6 +562,8 @@ func TestSeededDefectsFail(t *testing.T) {
 		"redacts-new-events":            "UpdateRedacting",
 		"undecided-keeps-decided":       "UndecidedFollowsTheDecision",
 		"undecided-not-built":           "UndecidedIndexBuiltOnOpen",
+		"drops-newer-keys":              "KeepsNewerKeys",
+		"erasure-keeps-newer-keys":      "KeepsNewerKeys",
 	}
 	testenv.PlantedDefects(t, "STORETEST_DEFECT", "a store", cases)
 }
