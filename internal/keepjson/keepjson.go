@@ -365,25 +365,42 @@ var (
 // holdsStruct reports whether a value of t can hold a JSON object whose keys t
 // describes: a struct, or a list or map of them. A type that decodes itself
 // (time.Time) and an interface are values as a whole.
+//
+// Only the answer is remembered: Merges run at once (the store merges outside
+// its transaction), and one that read a "no" stored while another was still
+// working the answer out wrote cur as it was, without any newer key.
 func holdsStruct(t reflect.Type) bool {
 	if h, ok := holdsCache.Load(t); ok {
 		return h.(bool)
 	}
-	holdsCache.Store(t, false) // a recursive type asks itself: no, until known
-	h := false
+	h := holds(t, map[reflect.Type]bool{})
+	holdsCache.Store(t, h)
+	return h
+}
+
+// holds is holdsStruct worked out; asking are the types whose answer waits
+// for this one. A type that comes back to itself does so through lists and
+// maps alone (a struct answers at once), so it holds no struct.
+func holds(t reflect.Type, asking map[reflect.Type]bool) bool {
+	if h, ok := holdsCache.Load(t); ok {
+		return h.(bool)
+	}
+	if asking[t] {
+		return false
+	}
+	asking[t] = true
 	pt := reflect.PointerTo(t)
 	switch {
 	case t.Implements(jsonUnmarshaler) || pt.Implements(jsonUnmarshaler),
 		t.Implements(textUnmarshaler) || pt.Implements(textUnmarshaler):
 	case t.Kind() == reflect.Struct:
-		h = true
+		return true
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8:
 		// []byte is a base64 string.
 	case t.Kind() == reflect.Slice, t.Kind() == reflect.Array, t.Kind() == reflect.Map:
-		h = holdsStruct(deref(t.Elem()))
+		return holds(deref(t.Elem()), asking)
 	}
-	holdsCache.Store(t, h)
-	return h
+	return false
 }
 
 func deref(t reflect.Type) reflect.Type {

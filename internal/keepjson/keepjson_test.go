@@ -3,8 +3,12 @@ package keepjson_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -243,4 +247,51 @@ func FuzzMerge(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fresh counts the types TestMergeOfANewTypeConcurrently makes, so that every
+// run (also with -count) asks about types no earlier Merge has seen.
+var fresh atomic.Int64
+
+// TestMergeOfANewTypeConcurrently: the first Merges of a type, at once (an
+// older gateway's first writes of newer records after its start, outside the
+// store's transaction), each keep the newer keys. Whether a type holds structs
+// is worked out once and remembered; a "no" written while it was being worked
+// out, for a recursive type's sake, was read by the Merges beside it, which
+// then wrote cur as it was and dropped every newer key.
+func TestMergeOfANewTypeConcurrently(t *testing.T) {
+	// Writers that run at the same time, also on a machine of one CPU: with
+	// one P they take turns and never meet in the middle of the work.
+	defer runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0), 4))
+	const rounds, writers = 2000, 8
+	lost := 0
+	for range rounds {
+		name := fmt.Sprintf("c%d", fresh.Add(1))
+		elem := reflect.StructOf([]reflect.StructField{{Name: "C", Type: reflect.TypeFor[string](), Tag: reflect.StructTag(`json:"` + name + `"`)}})
+		typ := reflect.StructOf([]reflect.StructField{{Name: "L", Type: reflect.SliceOf(elem), Tag: `json:"l"`}})
+		stored := []byte(`{"l":[{"` + name + `":"x","future":1}]}`)
+		cur := []byte(`{"l":[{"` + name + `":"y"}]}`)
+		want := `{"l":[{"` + name + `":"y","future":1}]}`
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		start := make(chan struct{})
+		for range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				got, err := keepjson.Merge(typ, stored, cur, nil)
+				if err != nil || string(got) != want {
+					mu.Lock()
+					lost++
+					mu.Unlock()
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+	}
+	if lost > 0 {
+		t.Fatalf("%d of %d first Merges of a type dropped the newer key", lost, rounds*writers)
+	}
 }
