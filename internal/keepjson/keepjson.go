@@ -28,8 +28,11 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Decode is json.Unmarshal(data, v) that also reports whether data holds a key
@@ -294,19 +297,18 @@ func isArray(data []byte) bool {
 }
 
 // fields are the JSON names of a struct type's fields, as encoding/json matches
-// them: exactly, or else ignoring case.
-type fields map[string]reflect.Type
+// them: exactly, or else ignoring case (the first field in the struct's order).
+type fields struct {
+	exact  map[string]reflect.Type
+	folded map[string]reflect.Type
+}
 
 func (f fields) lookup(key string) (reflect.Type, bool) {
-	if t, ok := f[key]; ok {
+	if t, ok := f.exact[key]; ok {
 		return t, true
 	}
-	for name, t := range f {
-		if strings.EqualFold(name, key) {
-			return t, true
-		}
-	}
-	return nil, false
+	t, ok := f.folded[foldName(key)]
+	return t, ok
 }
 
 var (
@@ -314,47 +316,156 @@ var (
 	holdsCache sync.Map // reflect.Type → bool
 )
 
-// fieldsOf lists the JSON names of struct type t by encoding/json's rules:
-// exported fields, named by their tag or else their name, "-" left out, and the
-// fields of embedded structs without a tag promoted.
+// field is one candidate for a JSON name of a struct type.
+type field struct {
+	name   string
+	typ    reflect.Type
+	index  []int // the path to it through embedded structs
+	tagged bool
+}
+
+// fieldsOf lists the JSON names of struct type t by encoding/json's rules
+// (typeFields there): exported fields, named by a valid tag or else their name,
+// "-" left out, the fields of embedded structs without a tag promoted; of those
+// with one name the shallowest wins, at one depth the one tagged, and none when
+// that leaves two. A name Merge took for known that encoding/json does not
+// decode lost a newer key; one it took for unknown that encoding/json decodes
+// (a field hidden by another, first in the struct) came back after this build
+// cleared it.
 func fieldsOf(t reflect.Type) fields {
 	if f, ok := fieldCache.Load(t); ok {
 		return f.(fields)
 	}
-	f := fields{}
-	addFields(f, t, map[reflect.Type]bool{})
+	var all []field
+	next := []field{{typ: t}}
+	// How often each embedded struct of the depth at hand was found (it is
+	// walked once), and of the next.
+	var count, nextCount map[reflect.Type]int
+	visited := map[reflect.Type]bool{}
+	for len(next) > 0 {
+		current := next
+		next = nil
+		count, nextCount = nextCount, map[reflect.Type]int{}
+		for _, f := range current {
+			if visited[f.typ] {
+				continue
+			}
+			visited[f.typ] = true
+			for i := range f.typ.NumField() {
+				sf := f.typ.Field(i)
+				if sf.Anonymous {
+					if !sf.IsExported() && deref1(sf.Type).Kind() != reflect.Struct {
+						continue
+					}
+				} else if !sf.IsExported() {
+					continue
+				}
+				tag := sf.Tag.Get("json")
+				if tag == "-" {
+					continue
+				}
+				name, _, _ := strings.Cut(tag, ",")
+				if !isValidTag(name) {
+					name = ""
+				}
+				index := append(slices.Clone(f.index), i)
+				ft := sf.Type
+				if ft.Name() == "" && ft.Kind() == reflect.Pointer {
+					ft = ft.Elem()
+				}
+				if name != "" || !sf.Anonymous || ft.Kind() != reflect.Struct {
+					tagged := name != ""
+					if name == "" {
+						name = sf.Name
+					}
+					all = append(all, field{name: name, typ: sf.Type, index: index, tagged: tagged})
+					if count[f.typ] > 1 {
+						// The same struct embedded twice at this depth: its
+						// fields annihilate each other, as two of one name do.
+						all = append(all, all[len(all)-1])
+					}
+					continue
+				}
+				nextCount[ft]++
+				if nextCount[ft] == 1 {
+					next = append(next, field{typ: ft, index: index})
+				}
+			}
+		}
+	}
+	// By name; of one name the shallowest first, then the tagged one.
+	slices.SortStableFunc(all, func(a, b field) int {
+		if c := strings.Compare(a.name, b.name); c != 0 {
+			return c
+		}
+		if c := len(a.index) - len(b.index); c != 0 {
+			return c
+		}
+		if a.tagged != b.tagged {
+			if a.tagged {
+				return -1
+			}
+			return 1
+		}
+		return slices.Compare(a.index, b.index)
+	})
+	var kept []field
+	for i := 0; i < len(all); {
+		j := i + 1
+		for j < len(all) && all[j].name == all[i].name {
+			j++
+		}
+		if j-i == 1 || len(all[i].index) != len(all[i+1].index) || all[i].tagged != all[i+1].tagged {
+			kept = append(kept, all[i])
+		}
+		i = j
+	}
+	// A name that matches only ignoring case goes to the first field in the
+	// struct's order that it matches.
+	slices.SortFunc(kept, func(a, b field) int { return slices.Compare(a.index, b.index) })
+	f := fields{exact: map[string]reflect.Type{}, folded: map[string]reflect.Type{}}
+	for _, k := range kept {
+		f.exact[k.name] = k.typ
+		if _, ok := f.folded[foldName(k.name)]; !ok {
+			f.folded[foldName(k.name)] = k.typ
+		}
+	}
 	fieldCache.Store(t, f)
 	return f
 }
 
-func addFields(f fields, t reflect.Type, seen map[reflect.Type]bool) {
-	if seen[t] {
-		return
+// isValidTag is encoding/json's: a tag name it does not accept leaves the field
+// its Go name.
+func isValidTag(s string) bool {
+	if s == "" {
+		return false
 	}
-	seen[t] = true
-	for i := range t.NumField() {
-		sf := t.Field(i)
-		tag := sf.Tag.Get("json")
-		if tag == "-" {
-			continue
+	for _, c := range s {
+		switch {
+		case strings.ContainsRune("!#$%&()*+-./:;<=>?@[]^_{|}~ ", c):
+			// Backslash and quote chars are reserved, but otherwise any
+			// punctuation chars are allowed in a tag name.
+		case !unicode.IsLetter(c) && !unicode.IsDigit(c):
+			return false
 		}
-		name, _, _ := strings.Cut(tag, ",")
-		if sf.Anonymous && name == "" {
-			if et := deref(sf.Type); et.Kind() == reflect.Struct {
-				addFields(f, et, seen)
-				continue
+	}
+	return true
+}
+
+// foldName is encoding/json's folding of a name for its match ignoring case.
+func foldName(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		if r < utf8.RuneSelf {
+			if 'a' <= r && r <= 'z' {
+				r -= 'a' - 'A'
 			}
-		}
-		if !sf.IsExported() {
+			b.WriteRune(r)
 			continue
 		}
-		if name == "" {
-			name = sf.Name
-		}
-		if _, dup := f[name]; !dup {
-			f[name] = sf.Type
-		}
+		b.WriteRune(unicode.ToUpper(unicode.ToLower(r)))
 	}
+	return b.String()
 }
 
 var (
@@ -401,6 +512,15 @@ func holds(t reflect.Type, asking map[reflect.Type]bool) bool {
 		return holds(deref(t.Elem()), asking)
 	}
 	return false
+}
+
+// deref1 is t's element when t is a pointer, as encoding/json looks through one
+// pointer to an embedded struct.
+func deref1(t reflect.Type) reflect.Type {
+	if t.Kind() == reflect.Pointer {
+		return t.Elem()
+	}
+	return t
 }
 
 func deref(t reflect.Type) reflect.Type {

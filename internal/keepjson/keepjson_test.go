@@ -295,3 +295,55 @@ func TestMergeOfANewTypeConcurrently(t *testing.T) {
 		t.Fatalf("%d of %d first Merges of a type dropped the newer key", lost, rounds*writers)
 	}
 }
+
+// The field rules of encoding/json that a type can meet: a field hides one of
+// the same name deeper down (Go's rule for embedded fields), whatever comes
+// first; a tag that is no valid name leaves the field its Go name.
+type (
+	shadowed struct {
+		promoted
+		Decision *decision `json:"decision"` // hides promoted's
+		Odd      string    `json:"odd\\,omitempty"`
+	}
+	promoted struct {
+		Decision *target `json:"decision"`
+	}
+)
+
+// TestMergeKnowsTheFieldsAsEncodingJSON: Merge takes for known exactly the keys
+// encoding/json decodes into a field, so a key this build cleared is not written
+// back from the stored document. With the embedded field's type for "decision"
+// (first in the struct, but hidden), the decision's reason counted as a newer
+// key and came back; "Odd" counted as a newer key and came back.
+func TestMergeKnowsTheFieldsAsEncodingJSON(t *testing.T) {
+	stored := `{"decision":{"outcome":"accepted","reason":"gone","future":1},"Odd":"gone","future":2}`
+	var r shadowed
+	if _, err := keepjson.Decode([]byte(stored), &r); err != nil || r.Decision == nil || r.Odd != "gone" {
+		t.Fatalf("Decode = %+v, %v", r, err)
+	}
+	r.Decision.Reason, r.Odd = "", "" // this build clears them
+	cur, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged, err := keepjson.Merge(reflect.TypeFor[shadowed](), []byte(stored), cur, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back shadowed
+	if err := json.Unmarshal(merged, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Decision == nil || back.Decision.Reason != "" || back.Odd != "" {
+		t.Errorf("merged %s reads as %+v %+v: a cleared field came back", merged, back, back.Decision)
+	}
+	var m struct {
+		Future   int `json:"future"`
+		Decision struct {
+			Future int `json:"future"`
+		} `json:"decision"`
+	}
+	if err := json.Unmarshal(merged, &m); err != nil || m.Future != 2 || m.Decision.Future != 1 {
+		t.Errorf("merged %s lost a newer key", merged)
+	}
+}
