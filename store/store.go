@@ -1318,7 +1318,7 @@ func encodeRecord(s *submission.Submission, newer []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if v, err = keepjson.Merge(submissionType, old, v, nil); err != nil {
+		if v, err = keepjson.Merge(submissionType, old, v, recordKeys); err != nil {
 			return nil, err
 		}
 	}
@@ -1330,6 +1330,12 @@ func encodeRecord(s *submission.Submission, newer []byte) ([]byte, error) {
 }
 
 var submissionType = reflect.TypeFor[submission.Submission]()
+
+// recordKeys are the lists of a record whose elements keepjson matches by
+// what they are, not by their place: a new plan (replan) puts the channels in
+// another order or leaves one out, and a newer key of one channel went to
+// the channel in its place. The JSON store's docKeys have them too.
+var recordKeys = keepjson.Keys{reflect.TypeFor[submission.Target](): "channel"}
 
 // scratch holds buffers for bytes that live only until they are packed: a
 // record's JSON, a value with its certificates replaced by tokens.

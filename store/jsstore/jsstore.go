@@ -497,9 +497,11 @@ type doc struct {
 var (
 	docType   = reflect.TypeFor[doc]()
 	eventType = reflect.TypeFor[submission.Event]()
-	// eventsBySeq: the document's newest events are matched by their sequence
-	// number, not their place (encode moves the older ones to pages).
-	eventsBySeq = keepjson.Keys{eventType: "seq"}
+	// docKeys: the document's newest events are matched by their sequence
+	// number, not their place (encode moves the older ones to pages); the
+	// record's targets by their channel, as the bbolt store's recordKeys (a
+	// new plan puts them in another order).
+	docKeys = keepjson.Keys{eventType: "seq", reflect.TypeFor[submission.Target](): "channel"}
 )
 
 const (
@@ -1138,7 +1140,7 @@ func (d *doc) marshal() ([]byte, error) {
 	if err != nil || d.newer == nil {
 		return data, err
 	}
-	return keepjson.Merge(docType, d.newer, data, eventsBySeq)
+	return keepjson.Merge(docType, d.newer, data, docKeys)
 }
 
 // newerEvents are the events of the newer build's document by their sequence

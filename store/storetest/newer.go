@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func (s *suite) testKeepsNewerKeys(t *testing.T) {
 	newer := map[string]func(r map[string]any) map[string]any{
 		"futureTop":    func(r map[string]any) map[string]any { return r },
 		"futureNested": func(r map[string]any) map[string]any { return r["decision"].(map[string]any) },
-		"futureInList": func(r map[string]any) map[string]any { return r["targets"].([]any)[0].(map[string]any) },
+		"futureInList": func(r map[string]any) map[string]any { return target(t, r, "webhook") },
 	}
 	st = s.h.Rewrite(t, st, sub.ID, func(r map[string]any) bool {
 		if r["processed"] != true {
@@ -76,6 +77,15 @@ func (s *suite) testKeepsNewerKeys(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// A new plan (the office's channels as configured now: replan) puts the
+	// channels in another order; what the newer build wrote on one channel
+	// stays that channel's, not the one now in its place.
+	if _, err := st.Update(sub.ID, func(x *submission.Submission) ([]submission.Event, error) {
+		slices.Reverse(x.Targets)
+		return []submission.Event{{Type: "replanned"}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	st = s.h.Rewrite(t, st, sub.ID, func(r map[string]any) bool {
 		for key, at := range newer {
 			v, ok := at(r)[key].(map[string]any)
@@ -85,6 +95,9 @@ func (s *suite) testKeepsNewerKeys(t *testing.T) {
 		}
 		if _, ok := r["processed"]; ok {
 			t.Errorf("the withdrawn mark came back: processed = %v", r["processed"])
+		}
+		if v, ok := target(t, r, "mailbox")["futureInList"]; ok {
+			t.Errorf("the mailbox target, now first, has the webhook target's newer key: %v", v)
 		}
 		return false
 	})
@@ -110,4 +123,17 @@ func (s *suite) testKeepsNewerKeys(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// target is the element of the record's targets whose channel is ch.
+func target(t *testing.T, r map[string]any, ch string) map[string]any {
+	t.Helper()
+	ts, _ := r["targets"].([]any)
+	for _, e := range ts {
+		if m, ok := e.(map[string]any); ok && m["channel"] == ch {
+			return m
+		}
+	}
+	t.Fatalf("the record has no target %s: %v", ch, r["targets"])
+	return nil
 }
