@@ -53,6 +53,45 @@ func RewriteRecord(dir, id string, edit func(map[string]any) bool) error {
 	})
 }
 
+// RewriteEvents hands edit each stored event of id in the closed store file in
+// dir, oldest first, as its JSON object (numbers as json.Number), and writes
+// back those edit returns true for.
+func RewriteEvents(dir, id string, edit func(map[string]any) bool) error {
+	b, err := bolt.Open(filepath.Join(dir, FileName), 0o600, nil)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	return b.Update(func(tx *bolt.Tx) error {
+		cases := tx.Bucket(bucketCases)
+		prefix := caseKey(id, tagEvent)
+		var keys, values [][]byte
+		c := cases.Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			dec := json.NewDecoder(bytes.NewReader(v))
+			dec.UseNumber()
+			var e map[string]any
+			if err := dec.Decode(&e); err != nil {
+				return err
+			}
+			if !edit(e) {
+				continue
+			}
+			out, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			keys, values = append(keys, copyBytes(k)), append(values, out)
+		}
+		for i, k := range keys {
+			if err := cases.Put(k, values[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // CompactCheckSame makes every following Compact compare the old and the new file
 // under the swap lock (keys, values, sequences) and fail on a difference; with
 // skipDelta it plants the defect of forgetting what was written during the copy.

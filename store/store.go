@@ -1409,7 +1409,10 @@ func appendEvents(tx *wtx, id string, evs []submission.Event) error {
 }
 
 // redactEvents rewrites the stored events of case id that redact changes
-// (UpdateRedacting): only their Detail and Note, under their own keys.
+// (UpdateRedacting): only their Detail and Note, under their own keys. An
+// event a newer build wrote with keys this one does not know is written again
+// without them, changed or not: an erasure cannot know what they hold
+// (keepjson; the record's are dropped likewise).
 func redactEvents(tx *wtx, id string, redact func(e *submission.Event) bool) error {
 	type rewrite struct{ k, v []byte }
 	var out []rewrite
@@ -1417,14 +1420,16 @@ func redactEvents(tx *wtx, id string, redact func(e *submission.Event) bool) err
 	c := tx.Bucket(bucketCases).Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		var e submission.Event
-		if err := json.Unmarshal(v, &e); err != nil {
+		newer, err := keepjson.Decode(v, &e)
+		if err != nil {
 			return fmt.Errorf("store: event %x: %w", k, err)
 		}
 		r := e
-		if !redact(&r) || (r.Detail == e.Detail && r.Note == e.Note) {
+		if redact(&r) && (r.Detail != e.Detail || r.Note != e.Note) {
+			e.Detail, e.Note = r.Detail, r.Note
+		} else if !newer {
 			continue
 		}
-		e.Detail, e.Note = r.Detail, r.Note
 		nv, err := json.Marshal(e)
 		if err != nil {
 			return err

@@ -757,21 +757,24 @@ func (s *Store) Receipt(id, kind string) ([]byte, error) {
 }
 
 // Events returns a submission's event log, oldest first.
-// readPage reads page n of a case's older events.
-func (s *Store) readPage(ctx context.Context, id string, n int) ([]submission.Event, error) {
+// readPage reads page n of a case's older events, and says whether it holds
+// keys of a newer build (keepjson.Decode): an erasure writes such a page again
+// without them (redactEvents).
+func (s *Store) readPage(ctx context.Context, id string, n int) ([]submission.Event, bool, error) {
 	m, err := s.last(ctx, s.eventsKey(id, n))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		// Pages are written with the document and removed with it: deleted since.
-		return nil, fmt.Errorf("submission %s: events page %d: %w", id, n, store.ErrNotFound)
+		return nil, false, fmt.Errorf("submission %s: events page %d: %w", id, n, store.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("jsstore: read events of %s, page %d: %w", id, n, err)
+		return nil, false, fmt.Errorf("jsstore: read events of %s, page %d: %w", id, n, err)
 	}
 	var page []submission.Event
-	if err := json.Unmarshal(m.Data, &page); err != nil {
-		return nil, fmt.Errorf("jsstore: decode events of %s, page %d: %w", id, n, err)
+	newer, err := keepjson.Decode(m.Data, &page)
+	if err != nil {
+		return nil, false, fmt.Errorf("jsstore: decode events of %s, page %d: %w", id, n, err)
 	}
-	return page, nil
+	return page, newer, nil
 }
 
 func (s *Store) Events(id string) ([]submission.Event, error) {
@@ -786,7 +789,7 @@ func (s *Store) Events(id string) ([]submission.Event, error) {
 	}
 	var all []submission.Event
 	for n := 1; n <= d.Pages; n++ {
-		page, err := s.readPage(ctx, id, n)
+		page, _, err := s.readPage(ctx, id, n)
 		if err != nil {
 			return nil, err
 		}
@@ -1023,7 +1026,9 @@ func (s *Store) update(id, kind string, receipt []byte, fn func(s *submission.Su
 // events with an event redact changed is returned as a message that writes the
 // page again, for the batch that writes d. The pages are those of the document
 // read: they are written only in batches that also write the document, which
-// expect its sequence.
+// expect its sequence. A page with keys of a newer build is written again
+// without them, changed or not: an erasure cannot know what they hold
+// (keepjson; the document's are dropped likewise, update).
 func (s *Store) redactEvents(ctx context.Context, id string, d *doc, redact func(e *submission.Event) bool) ([]*nats.Msg, error) {
 	one := func(e *submission.Event) bool {
 		r := *e
@@ -1038,11 +1043,11 @@ func (s *Store) redactEvents(ctx context.Context, id string, d *doc, redact func
 	}
 	var msgs []*nats.Msg
 	for n := 1; n <= d.Pages; n++ {
-		page, err := s.readPage(ctx, id, n)
+		page, newer, err := s.readPage(ctx, id, n)
 		if err != nil {
 			return nil, err
 		}
-		changed := false
+		changed := newer
 		for i := range page {
 			if one(&page[i]) {
 				changed = true

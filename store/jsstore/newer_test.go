@@ -14,7 +14,7 @@ import (
 // TestNewerKeysOfEventsMoveToPages: a newer build's keys in the document itself
 // and in its newest events survive this build's writes, also when a write moves
 // those events into pages of their own (matched by sequence number, not by
-// place); an erasure keeps none of the document's.
+// place); an erasure keeps none of them.
 func TestNewerKeysOfEventsMoveToPages(t *testing.T) {
 	_, st := openOnEmbedded(t, jsstore.Options{MaxRecordBytes: 16 << 10, Prefix: "newer"})
 	ctx := context.Background()
@@ -85,4 +85,11 @@ func TestNewerKeysOfEventsMoveToPages(t *testing.T) {
 		}
 		return false
 	})
+	// Nor do the pages keep their events' newer keys, though the redaction
+	// changed none of those events (it left every page as it was before).
+	for n, p := range jsstore.EventPages(t, st, "s1", pages) {
+		if k := bytes.Count(p, []byte(`"futureEvent"`)); k > 0 {
+			t.Errorf("after an erasure page %d still has the newer key of %d events", n+1, k)
+		}
+	}
 }
