@@ -91,41 +91,7 @@ func merge(t reflect.Type, old, cur []byte, keys Keys) ([]byte, error) {
 }
 
 func mergeObject(t reflect.Type, old, cur []byte, keys Keys) ([]byte, error) {
-	o, ok, err := members(old)
-	if err != nil || !ok {
-		return cur, err
-	}
-	c, ok, err := members(cur)
-	if err != nil || !ok {
-		return cur, err
-	}
-	fields := fieldsOf(t)
-	changed := false
-	for _, m := range o {
-		ft, known := fields.lookup(m.key)
-		if !known {
-			if c.index(m.key) < 0 {
-				c = append(c, m)
-				changed = true
-			}
-			continue
-		}
-		i := c.index(m.key)
-		if i < 0 || !holdsStruct(deref(ft)) {
-			continue
-		}
-		v, err := merge(ft, m.value, c[i].value, keys)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", m.key, err)
-		}
-		if !bytes.Equal(v, c[i].value) {
-			c[i].value, changed = v, true
-		}
-	}
-	if !changed {
-		return cur, nil
-	}
-	return c.encode()
+	return mergeMembers(old, cur, keys, fieldsOf(t).lookup)
 }
 
 func mergeList(et reflect.Type, old, cur []byte, keys Keys) ([]byte, error) {
@@ -180,7 +146,16 @@ func mergeList(et reflect.Type, old, cur []byte, keys Keys) ([]byte, error) {
 	return json.Marshal(c)
 }
 
+// mergeMap: a map's keys are all its own, so an entry cur lacks was removed
+// and stays so.
 func mergeMap(et reflect.Type, old, cur []byte, keys Keys) ([]byte, error) {
+	return mergeMembers(old, cur, keys, func(string) (reflect.Type, bool) { return et, true })
+}
+
+// mergeMembers merges two JSON objects: a key typeOf knows keeps cur's value
+// (old's merged into it, where its type holds a struct) or its absence; a key
+// typeOf does not know that only old has is added.
+func mergeMembers(old, cur []byte, keys Keys, typeOf func(key string) (reflect.Type, bool)) ([]byte, error) {
 	o, ok, err := members(old)
 	if err != nil || !ok {
 		return cur, err
@@ -191,16 +166,21 @@ func mergeMap(et reflect.Type, old, cur []byte, keys Keys) ([]byte, error) {
 	}
 	changed := false
 	for _, m := range o {
+		ft, known := typeOf(m.key)
 		i := c.index(m.key)
-		if i < 0 {
-			continue // a map's entries are the value's own: one cur lacks was removed
-		}
-		v, err := merge(et, m.value, c[i].value, keys)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", m.key, err)
-		}
-		if !bytes.Equal(v, c[i].value) {
-			c[i].value, changed = v, true
+		switch {
+		case !known && i < 0:
+			c = append(c, m)
+			changed = true
+		case !known, i < 0:
+		default:
+			v, err := merge(ft, m.value, c[i].value, keys)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", m.key, err)
+			}
+			if !bytes.Equal(v, c[i].value) {
+				c[i].value, changed = v, true
+			}
 		}
 	}
 	if !changed {

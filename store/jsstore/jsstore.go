@@ -756,7 +756,6 @@ func (s *Store) Receipt(id, kind string) ([]byte, error) {
 	return r, nil
 }
 
-// Events returns a submission's event log, oldest first.
 // readPage reads page n of a case's older events, and says whether it holds
 // keys of a newer build (keepjson.Decode): an erasure writes such a page again
 // without them (redactEvents).
@@ -777,6 +776,7 @@ func (s *Store) readPage(ctx context.Context, id string, n int) ([]submission.Ev
 	return page, newer, nil
 }
 
+// Events returns a submission's event log, oldest first.
 func (s *Store) Events(id string) ([]submission.Event, error) {
 	ctx, cancel := s.ctx()
 	defer cancel()
