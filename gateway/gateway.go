@@ -308,7 +308,9 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "amtsbote_store_recognised_writes_total", Help: "Unacknowledged writes later found committed by their operation id, so not applied twice."},
 				func() float64 { return float64(db.Stats().Recognised) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "amtsbote_store_stale_listings_total", Help: "Index listings started again, and blob listings completed from the stream leader, because the replica serving them lagged behind the latest writes."},
-				func() float64 { return float64(db.Stats().StaleListings) }))
+				func() float64 { return float64(db.Stats().StaleListings) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "amtsbote_store_newer_keys_dropped_total", Help: "Cases written without the keys a gateway of a newer build had stored in them, because with them the case's document would exceed the store's record limit (a rolling upgrade; docs/cluster.md)."},
+				func() float64 { return float64(db.Stats().NewerDropped) }))
 	}
 
 	g.adapters, err = newAdapters(cfg, log, g.outbound)

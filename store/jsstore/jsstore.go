@@ -89,7 +89,7 @@ type Store struct {
 	bucket string
 	blobs  *Blobs
 	opts   Options
-	stats  struct{ conflicts, ambiguous, recognised, staleListings atomic.Int64 }
+	stats  struct{ conflicts, ambiguous, recognised, staleListings, newerDropped atomic.Int64 }
 	// waited times each write from sent to acknowledged (stored by the stream's
 	// quorum), whatever its outcome.
 	waited prometheus.Histogram
@@ -116,6 +116,10 @@ type Stats struct {
 	// them had not applied the latest writes yet (see ids), and blob listings the
 	// stream's leader completed for the same reason (see Blobs.eachMeta).
 	StaleListings int64
+	// NewerDropped: documents written without the keys a newer build had
+	// written into them (keepjson), because with them the document exceeded
+	// MaxRecordBytes (encode).
+	NewerDropped int64
 }
 
 // Collectors are the store's Prometheus histogram of write times, for the
@@ -125,7 +129,7 @@ func (s *Store) Collectors() []prometheus.Collector { return []prometheus.Collec
 // Stats returns the counters since Open.
 func (s *Store) Stats() Stats {
 	return Stats{Conflicts: s.stats.conflicts.Load(), Ambiguous: s.stats.ambiguous.Load(), Recognised: s.stats.recognised.Load(),
-		StaleListings: s.stats.staleListings.Load()}
+		StaleListings: s.stats.staleListings.Load(), NewerDropped: s.stats.newerDropped.Load()}
 }
 
 var _ store.Store = (*Store)(nil)
@@ -1088,6 +1092,22 @@ func newID() string {
 // promise holds: no event is removed while the submission exists, and only the
 // removal of the case's bytes changes one.
 func (s *Store) encode(d *doc) ([]byte, []*nats.Msg, error) {
+	events, pages := d.Events, d.Pages
+	data, msgs, err := s.encodeOnce(d)
+	if errors.Is(err, ErrTooLarge) && d.newer != nil {
+		// The keys a newer build wrote made the document too large: without
+		// them (as a build before keepjson wrote it) it may fit, and a write
+		// refused for them would refuse every later change of the case too —
+		// its delivery, its decision. Counted (Stats.NewerDropped).
+		d.Events, d.Pages, d.newer = events, pages, nil
+		s.stats.newerDropped.Add(1)
+		return s.encodeOnce(d)
+	}
+	return data, msgs, err
+}
+
+// encodeOnce is encode with the newer build's keys as d has them.
+func (s *Store) encodeOnce(d *doc) ([]byte, []*nats.Msg, error) {
 	data, err := d.marshal()
 	if err != nil {
 		return nil, nil, err

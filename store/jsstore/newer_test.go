@@ -93,3 +93,44 @@ func TestNewerKeysOfEventsMoveToPages(t *testing.T) {
 		}
 	}
 }
+
+// TestNewerKeysThatDoNotFitAreDropped: when the keys a newer build wrote would
+// make the document too large for this build's write, the write goes through
+// without them (as a build before keepjson wrote it), counted: refused, it
+// would refuse every later change of the case, its delivery and decision too.
+func TestNewerKeysThatDoNotFitAreDropped(t *testing.T) {
+	const limit = 8 << 10
+	_, st := openOnEmbedded(t, jsstore.Options{MaxRecordBytes: limit, Prefix: "newerbig"})
+	ctx := context.Background()
+	if _, _, _, err := st.Create(ctx, storetest.NewSubmission("s1", "amt24", "m1"), threeEvents(), "in", []byte("r")); err != nil {
+		t.Fatal(err)
+	}
+	big := string(bytes.Repeat([]byte("x"), limit-2<<10))
+	jsstore.RewriteDoc(t, st, "s1", func(d map[string]any) bool {
+		d["submission"].(map[string]any)["futureBig"] = big
+		return true
+	})
+	note := string(bytes.Repeat([]byte("n"), 1500))
+	got, err := st.Update("s1", func(x *submission.Submission) ([]submission.Event, error) {
+		x.TotalAttempts++
+		return []submission.Event{{Type: "attempt_failed", Attempt: 1, Note: note}}, nil
+	})
+	if err != nil {
+		t.Fatalf("the update with a newer build's keys that do not fit: %v", err)
+	}
+	if got.TotalAttempts != 1 {
+		t.Fatalf("the update's change: %+v", got)
+	}
+	jsstore.RewriteDoc(t, st, "s1", func(d map[string]any) bool {
+		if _, ok := d["submission"].(map[string]any)["futureBig"]; ok {
+			t.Error("the newer key that did not fit is still there")
+		}
+		return false
+	})
+	if n := st.Stats().NewerDropped; n != 1 {
+		t.Fatalf("NewerDropped = %d, want 1", n)
+	}
+	if evs, err := st.Events("s1"); err != nil || len(evs) != 4 {
+		t.Fatalf("%d events, %v", len(evs), err)
+	}
+}
