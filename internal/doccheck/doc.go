@@ -1,6 +1,7 @@
 // Package doccheck holds tests that read the repository's documentation
-// (README.md, docs/*.md) against the code, for statements that drift unseen: a
-// test named as the proof of a promise that was renamed or removed leaves the
-// promise without its proof while the page still points to it. It has no code
-// of its own.
+// (README.md, docs/*.md, and the files under deploy/) against the code, for
+// statements that drift unseen: a test named as the proof of a promise that was
+// renamed or removed leaves the promise without its proof while the page still
+// points to it, and a metric renamed in the code leaves the operator who copied
+// its name from a page with an empty panel. It has no code of its own.
 package doccheck
