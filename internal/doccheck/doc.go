@@ -5,5 +5,6 @@
 // points to it; a metric or an alert renamed in the code leaves the operator
 // who copied its name from a page with an empty panel, or a firing alert to
 // look up in vain; a command, verb or flag renamed makes a pasted command line
-// fail. It has no code of its own.
+// fail, and a setting or AMTSBOTE_ variable renamed stops a gateway configured
+// from an example at its start. It has no code of its own.
 package doccheck
