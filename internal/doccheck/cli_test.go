@@ -70,7 +70,7 @@ func readGrammar(t *testing.T, bin string) cliGrammar {
 		text := help(name)
 		c := &cliCommand{flags: flagsOf(text), verbs: map[string]cliFlags{}}
 		var verbs []string
-		for _, m := range regexp.MustCompile(`amtsbote `+name+` ([a-z][a-z0-9-]*)\b`).FindAllStringSubmatch(text, -1) {
+		for _, m := range regexp.MustCompile(`amtsbote `+regexp.QuoteMeta(name)+` ([a-z][a-z0-9-]*)\b`).FindAllStringSubmatch(text, -1) {
 			verbs = append(verbs, m[1])
 		}
 		if _, block, ok := strings.Cut(text, "\nverbs:\n"); ok {

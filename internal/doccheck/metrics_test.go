@@ -161,8 +161,12 @@ func scanNames(fset *token.FileSet, pkgs map[string][]*ast.File) codeNames {
 					parts := map[string]string{}
 					for _, el := range x.Elts {
 						kv, ok := el.(*ast.KeyValueExpr)
+						if !ok {
+							problem(el.Pos(), "prometheus.%s written without field names: teach scanNames", name)
+							return true
+						}
 						key, _ := kv.Key.(*ast.Ident)
-						if !ok || key == nil || key.Name != "Namespace" && key.Name != "Subsystem" && key.Name != "Name" {
+						if key == nil || key.Name != "Namespace" && key.Name != "Subsystem" && key.Name != "Name" {
 							continue
 						}
 						s, ok := eval(kv.Value, 0)
@@ -305,8 +309,8 @@ func unknownMetrics(text string, n codeNames, used map[string]bool) []string {
 func TestMetricNamesExist(t *testing.T) {
 	// Self-check of the scan on planted code: names from parts, constants (the
 	// prefix constant is no loose literal), a collector's NewDesc and a bucket
-	// are found, and a name it cannot evaluate
-	// and a literal it cannot place are reported.
+	// are found; a name it cannot evaluate, options without field names and a
+	// literal it cannot place are reported.
 	const plantedGo = `package p
 import prom "github.com/prometheus/client_golang/prometheus"
 const ns, sub = "amtsbote", "store"
@@ -319,6 +323,7 @@ var (
 	d = prom.NewGauge(prom.GaugeOpts{Name: name()})
 	f = prom.NewGauge(prom.GaugeOpts{Name: pre + "depth"})
 	e = map[string]string{"x": "amtsbote_nowhere", "y": "amtsbote_runs_total"}
+	g = prom.NewGauge(prom.GaugeOpts{ns, sub, "depth"})
 )`
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, filepath.Join(root, "p", "p.go"), plantedGo, parser.SkipObjectResolution)
@@ -330,6 +335,7 @@ var (
 		"amtsbote_line_depth": plainMetric}
 	wantProblems := []string{
 		"p/p.go:10: prometheus.GaugeOpts's Name is nothing the scan can evaluate: teach scanNames",
+		"p/p.go:13: prometheus.GaugeOpts written without field names: teach scanNames",
 		`p/p.go:12: "amtsbote_nowhere" is neither a metric the scan found registered nor a bucket: a metric registered in a way scanNames does not read?`,
 	}
 	if !maps.Equal(planted.metrics, wantMetrics) || !planted.buckets["amtsbote_things"] || len(planted.buckets) != 1 || !slices.Equal(planted.problems, wantProblems) {
