@@ -219,8 +219,9 @@ func TestAlertNamesExist(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			rel, _ := filepath.Rel(root, path)
-			texts = append(texts, operatorText{rel: filepath.ToSlash(rel), text: string(b)})
+			if rel, _ := filepath.Rel(root, path); strings.Contains(string(b), "Amtsbote") { // most files name none: spare them the pattern
+				texts = append(texts, operatorText{rel: filepath.ToSlash(rel), text: string(b)})
+			}
 		}
 		return nil
 	})
