@@ -216,7 +216,7 @@ func cliProblems(inv invocation, g cliGrammar, used map[string]bool) []string {
 				break
 			}
 			value, ok := c.flags[m[1]]
-			if !ok {
+			if !ok && m[1] != "h" && m[1] != "help" {
 				report(prefix+" -"+m[1], "no such flag ("+prefix+" -h)")
 				return out
 			}
@@ -254,10 +254,15 @@ func cliProblems(inv invocation, g cliGrammar, used map[string]bool) []string {
 			continue
 		}
 		for _, f := range flags {
-			if _, ok := f[m[1]]; !ok {
-				report(prefix+" -"+m[1], "no such flag ("+prefix+" -h)")
-				break
+			if _, ok := f[m[1]]; ok {
+				continue
 			}
+			if _, before := c.flags[m[1]]; before && len(c.verbs) > 0 {
+				report(prefix+" -"+m[1], "amtsbote "+name+" takes it before the verb (amtsbote "+name+" -h)")
+			} else {
+				report(prefix+" -"+m[1], "no such flag ("+prefix+" -h)")
+			}
+			break
 		}
 	}
 	return out
@@ -307,7 +312,7 @@ func TestCommandLinesExist(t *testing.T) {
 		"`amtsbote admin -config F hled ID`, `amtsbote admin held -config F`, `amtsbote gc -dry_run -old`.\n" +
 		"```sh\nrunuser -u amtsbote -- amtsbote store verify -config F \\\n  -data D -in X   # not -out\n" +
 		"sudo -u amtsbote mkdir x && nats kv get amtsbote sub.1\nGOGC=300 ./bin/amtsbote bench -open -rates 10,20 -step 10s\n" +
-		"amtsbote store verify|reindex -config F -out D\n```\n`amtsbote admin <verb>`, `amtsbote …`, `amtsbote -h`\n"},
+		"amtsbote store verify|reindex -config F -out D\n```\n`amtsbote admin <verb>`, `amtsbote …`, `amtsbote -h`, `amtsbote admin -h`\n"},
 		{text: "# amtsbote as a service\nDescription=amtsbote federation gateway\n" +
 			"ExecStart=/usr/local/bin/amtsbote serve -config /etc/amtsbote/amtsbote.yaml -data D\n" +
 			"description: \"`amtsbote admin offices -json` says\"\n"}} {
@@ -319,10 +324,10 @@ func TestCommandLinesExist(t *testing.T) {
 	want := []string{
 		"line 4: amtsbote store verify -in: no such flag (amtsbote store verify -h)",
 		"line 8: amtsbote store verify|reindex -out: no such flag (amtsbote store verify|reindex -h)",
-		"line 4: amtsbote admin offices -json: no such flag (amtsbote admin offices -h)",
+		"line 4: amtsbote admin offices -json: amtsbote admin takes it before the verb (amtsbote admin -h)",
 		"line 1: amtsbote serv: no such command (amtsbote -h)",
 		"line 2: amtsbote admin hled: no such verb (amtsbote admin -h)",
-		"line 2: amtsbote admin held -config: no such flag (amtsbote admin held -h)",
+		"line 2: amtsbote admin held -config: amtsbote admin takes it before the verb (amtsbote admin -h)",
 		"line 2: amtsbote gc -dry_run: no such flag (amtsbote gc -h)",
 	}
 	slices.Sort(got)
