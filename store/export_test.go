@@ -24,13 +24,7 @@ func ForgetUndecided(dir string) error {
 // as its JSON object (numbers as json.Number), and writes it back packed as
 // this build packs if edit returns true (storetest.Harness.Rewrite).
 func RewriteRecord(dir, id string, edit func(map[string]any) bool) error {
-	b, err := bolt.Open(filepath.Join(dir, FileName), 0o600, nil)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	return b.Update(func(tx *bolt.Tx) error {
-		cases := tx.Bucket(bucketCases)
+	return updateClosed(dir, func(cases *bolt.Bucket) error {
 		v := cases.Get(recordKey(id))
 		if v == nil {
 			return fmt.Errorf("submission %s: %w", id, ErrNotFound)
@@ -39,14 +33,8 @@ func RewriteRecord(dir, id string, edit func(map[string]any) bool) error {
 		if err != nil {
 			return err
 		}
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
-		var r map[string]any
-		if err := dec.Decode(&r); err != nil || !edit(r) {
-			return err
-		}
-		out, err := json.Marshal(r)
-		if err != nil {
+		out, changed, err := editJSON(raw, edit)
+		if err != nil || !changed {
 			return err
 		}
 		return cases.Put(recordKey(id), pack(out))
@@ -57,31 +45,18 @@ func RewriteRecord(dir, id string, edit func(map[string]any) bool) error {
 // dir, oldest first, as its JSON object (numbers as json.Number), and writes
 // back those edit returns true for.
 func RewriteEvents(dir, id string, edit func(map[string]any) bool) error {
-	b, err := bolt.Open(filepath.Join(dir, FileName), 0o600, nil)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	return b.Update(func(tx *bolt.Tx) error {
-		cases := tx.Bucket(bucketCases)
+	return updateClosed(dir, func(cases *bolt.Bucket) error {
 		prefix := caseKey(id, tagEvent)
 		var keys, values [][]byte
 		c := cases.Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			dec := json.NewDecoder(bytes.NewReader(v))
-			dec.UseNumber()
-			var e map[string]any
-			if err := dec.Decode(&e); err != nil {
-				return err
-			}
-			if !edit(e) {
-				continue
-			}
-			out, err := json.Marshal(e)
+			out, changed, err := editJSON(v, edit)
 			if err != nil {
 				return err
 			}
-			keys, values = append(keys, copyBytes(k)), append(values, out)
+			if changed {
+				keys, values = append(keys, copyBytes(k)), append(values, out)
+			}
 		}
 		for i, k := range keys {
 			if err := cases.Put(k, values[i]); err != nil {
@@ -90,6 +65,30 @@ func RewriteEvents(dir, id string, edit func(map[string]any) bool) error {
 		}
 		return nil
 	})
+}
+
+// updateClosed runs fn on the cases bucket of the closed store file in dir, in
+// one write transaction.
+func updateClosed(dir string, fn func(cases *bolt.Bucket) error) error {
+	b, err := bolt.Open(filepath.Join(dir, FileName), 0o600, nil)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	return b.Update(func(tx *bolt.Tx) error { return fn(tx.Bucket(bucketCases)) })
+}
+
+// editJSON hands edit the JSON object raw (numbers as json.Number) and returns
+// it encoded again if edit changed it.
+func editJSON(raw []byte, edit func(map[string]any) bool) ([]byte, bool, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var obj map[string]any
+	if err := dec.Decode(&obj); err != nil || !edit(obj) {
+		return nil, false, err
+	}
+	out, err := json.Marshal(obj)
+	return out, err == nil, err
 }
 
 // CompactCheckSame makes every following Compact compare the old and the new file

@@ -116,19 +116,10 @@ func alertProblems(rules map[string]string, table string, firing map[string]bool
 // unknownAlerts returns the alert names in text that rules has not, as
 // "line N: name"; a name of formerNames is not one of them, and goes into used.
 func unknownAlerts(text string, rules map[string]string, used map[string]bool) []string {
-	var out []string
-	for _, loc := range alertMention.FindAllStringIndex(text, -1) {
-		name := text[loc[0]:loc[1]]
-		if _, ok := rules[name]; ok {
-			continue
-		}
-		if formerNames[name] != "" {
-			used[name] = true
-			continue
-		}
-		out = append(out, fmt.Sprintf("line %d: %s", lineOf(text, loc[0]), name))
-	}
-	return out
+	return unknownMentions(text, alertMention, func(name string) bool {
+		_, ok := rules[name]
+		return ok
+	}, nil, used)
 }
 
 // TestAlertNamesExist: every alert name README.md, docs/, deploy/ and the Go

@@ -5,7 +5,6 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"io/fs"
 	"maps"
 	"path/filepath"
 	"regexp"
@@ -237,19 +236,9 @@ func parseModule(t *testing.T) (*token.FileSet, map[string][]*ast.File) {
 	t.Helper()
 	fset := token.NewFileSet()
 	pkgs := map[string][]*ast.File{}
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if n := d.Name(); path != root && (strings.HasPrefix(n, ".") || n == "testdata" || n == "node_modules" || n == "tools") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
+	err := walkRepo(func(path string) bool {
+		return strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go")
+	}, func(path string) error {
 		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
 		if err != nil {
 			return err
@@ -278,25 +267,16 @@ func unknownMetrics(text string, n codeNames, used map[string]bool) []string {
 			series[name+s] = true
 		}
 	}
-	var out []string
-	for _, loc := range metricMention.FindAllStringIndex(text, -1) {
-		name := text[loc[0]:loc[1]]
-		var ok bool
-		if prefix, isPrefix := strings.CutSuffix(name, "*"); isPrefix || strings.HasSuffix(name, "_") {
+	return unknownMentions(text, metricMention,
+		func(name string) bool { return series[name] || n.buckets[name] },
+		func(prefix string) bool {
 			for s := range series {
-				ok = ok || strings.HasPrefix(s, prefix)
+				if strings.HasPrefix(s, prefix) {
+					return true
+				}
 			}
-		} else {
-			ok = series[name] || n.buckets[name]
-		}
-		if !ok && formerNames[name] != "" {
-			ok, used[name] = true, true
-		}
-		if !ok {
-			out = append(out, fmt.Sprintf("line %d: %s", lineOf(text, loc[0]), name))
-		}
-	}
-	return out
+			return false
+		}, used)
 }
 
 // TestMetricNamesExist: every amtsbote_… name that README.md, docs/ and deploy/

@@ -1,9 +1,11 @@
 package doccheck
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -73,4 +75,49 @@ func checkFormerNames(t *testing.T, is func(string) bool, used map[string]bool) 
 			t.Errorf("formerNames has %q, which no page needs any more: remove it", name)
 		}
 	}
+}
+
+// unknownMentions returns the names mention finds in text that known does not
+// take, as "line N: name". A name written as a prefix (ending in "*" or "_":
+// "amtsbote_delivery_*") needs only hasPrefix to take it, when hasPrefix is
+// given. A name of formerNames is not one of them, and goes into used.
+func unknownMentions(text string, mention *regexp.Regexp, known, hasPrefix func(string) bool, used map[string]bool) []string {
+	var out []string
+	for _, loc := range mention.FindAllStringIndex(text, -1) {
+		name := text[loc[0]:loc[1]]
+		var ok bool
+		if prefix, isPrefix := strings.CutSuffix(name, "*"); hasPrefix != nil && (isPrefix || strings.HasSuffix(name, "_")) {
+			ok = hasPrefix(prefix)
+		} else {
+			ok = known(name)
+		}
+		if !ok && formerNames[name] != "" {
+			ok, used[name] = true, true
+		}
+		if !ok {
+			out = append(out, fmt.Sprintf("line %d: %s", lineOf(text, loc[0]), name))
+		}
+	}
+	return out
+}
+
+// walkRepo calls fn for each file of the repository whose name keep takes,
+// outside hidden folders, testdata, node_modules and tools (the installed
+// tools' sources).
+func walkRepo(keep func(path string) bool, fn func(path string) error) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if n := d.Name(); path != root && (strings.HasPrefix(n, ".") || n == "testdata" || n == "node_modules" || n == "tools") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !keep(path) {
+			return nil
+		}
+		return fn(path)
+	})
 }

@@ -1,7 +1,6 @@
 package doccheck
 
 import (
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -78,19 +77,9 @@ func TestSectionReferencesExist(t *testing.T) {
 	}
 
 	refs := 0
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if n := d.Name(); path != root && (strings.HasPrefix(n, ".") || n == "testdata" || n == "node_modules" || n == "tools") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, ".md") {
-			return nil
-		}
+	err = walkRepo(func(path string) bool {
+		return strings.HasSuffix(path, ".go") || strings.HasSuffix(path, ".md")
+	}, func(path string) error {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return err

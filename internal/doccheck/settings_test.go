@@ -128,21 +128,11 @@ var envMention = regexp.MustCompile(`\bAMTSBOTE_[A-Z0-9_]+\*?`)
 // commands (config's applyEnv lets it pass for that reason). A name of
 // formerNames is not one of them, and goes into used.
 func unknownEnv(text string, names []string, used map[string]bool) []string {
-	var out []string
-	for _, loc := range envMention.FindAllStringIndex(text, -1) {
-		name := text[loc[0]:loc[1]]
-		ok := name == "AMTSBOTE_CONFIG" || slices.Contains(names, name)
-		if prefix, isPrefix := strings.CutSuffix(name, "*"); isPrefix || strings.HasSuffix(name, "_") {
-			ok = slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, prefix) })
-		}
-		if !ok && formerNames[name] != "" {
-			ok, used[name] = true, true
-		}
-		if !ok {
-			out = append(out, fmt.Sprintf("line %d: %s", lineOf(text, loc[0]), name))
-		}
-	}
-	return out
+	return unknownMentions(text, envMention,
+		func(name string) bool { return name == "AMTSBOTE_CONFIG" || slices.Contains(names, name) },
+		func(prefix string) bool {
+			return slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, prefix) })
+		}, used)
 }
 
 // TestEnvironmentNamesExist: every AMTSBOTE_… variable README.md, docs/ and
