@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"unicode/utf8"
 )
 
 // SecretSettings names the settings of c that hold a bearer token, a signing
@@ -117,7 +118,7 @@ const MinTokenLength = 20
 func (c *Config) ShortTokens() []string {
 	var out []string
 	short := func(key, tok string) {
-		if tok = strings.TrimSpace(tok); tok != "" && len([]rune(tok)) < MinTokenLength {
+		if tok = strings.TrimSpace(tok); tok != "" && utf8.RuneCountInString(tok) < MinTokenLength {
 			out = append(out, key)
 		}
 	}
