@@ -1275,27 +1275,25 @@ func getSubmission(tx *bolt.Tx, id string) (*submission.Submission, error) {
 // not matter there, and keepjson.Decode's decoder costs more than
 // json.Unmarshal for each record of a walk over all of them.
 func decodeSubmission(id string, v []byte) (*submission.Submission, error) {
-	var s submission.Submission
-	raw, err := unpack(v)
-	if err != nil {
-		return nil, fmt.Errorf("store: decode submission %s: %w", id, err)
-	}
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return nil, fmt.Errorf("store: decode submission %s: %w", id, err)
-	}
-	return &s, nil
+	s, _, err := decodeWith(id, v, func(raw []byte, s any) (bool, error) { return false, json.Unmarshal(raw, s) })
+	return s, err
 }
 
 // decodeRecord is decodeSubmission that also says whether the record holds
 // keys a newer build wrote (keepjson.Decode): a rewrite keeps them
 // (encodeRecord).
 func decodeRecord(id string, v []byte) (*submission.Submission, bool, error) {
+	return decodeWith(id, v, keepjson.Decode)
+}
+
+// decodeWith unpacks the stored record value v and decodes it with decode.
+func decodeWith(id string, v []byte, decode func([]byte, any) (bool, error)) (*submission.Submission, bool, error) {
 	var s submission.Submission
 	raw, err := unpack(v)
 	if err != nil {
 		return nil, false, fmt.Errorf("store: decode submission %s: %w", id, err)
 	}
-	newer, err := keepjson.Decode(raw, &s)
+	newer, err := decode(raw, &s)
 	if err != nil {
 		return nil, false, fmt.Errorf("store: decode submission %s: %w", id, err)
 	}
