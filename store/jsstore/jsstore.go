@@ -499,8 +499,9 @@ type doc struct {
 }
 
 var (
-	docType   = reflect.TypeFor[doc]()
-	eventType = reflect.TypeFor[submission.Event]()
+	docType    = reflect.TypeFor[doc]()
+	eventType  = reflect.TypeFor[submission.Event]()
+	eventsType = reflect.TypeFor[[]submission.Event]()
 	// docKeys: the document's newest events are matched by their sequence
 	// number, not their place (encode moves the older ones to pages); the
 	// record's targets by their channel, as the bbolt store's recordKeys (a
@@ -1124,20 +1125,11 @@ func (s *Store) encodeOnce(d *doc) ([]byte, []*nats.Msg, error) {
 			pages = append(pages, m)
 			page = []byte{'['}
 		}
-		stored, err := d.newerEvents()
+		encoded, err := d.pageEvents(older)
 		if err != nil {
 			return nil, nil, err
 		}
-		for _, e := range older {
-			b, err := json.Marshal(e)
-			if err != nil {
-				return nil, nil, err
-			}
-			if old := stored[e.Seq]; old != nil {
-				if b, err = keepjson.Merge(eventType, old, b, nil); err != nil {
-					return nil, nil, err
-				}
-			}
+		for _, b := range encoded {
 			if len(b)+2 > limit {
 				return nil, nil, fmt.Errorf("%w: submission %s: an event of %d bytes, page limit %d", ErrTooLarge, d.Sub.ID, len(b), limit)
 			}
@@ -1168,28 +1160,40 @@ func (d *doc) marshal() ([]byte, error) {
 	return keepjson.Merge(docType, d.newer, data, docKeys)
 }
 
-// newerEvents are the events of the newer build's document by their sequence
-// numbers, as it stored them (nil when it is this build's own).
-func (d *doc) newerEvents() (map[uint64]json.RawMessage, error) {
+// pageEvents is each of evs as a page holds it: this build's encoding, with
+// the keys the newer build's document gave the same event (by sequence
+// number, docKeys) kept.
+func (d *doc) pageEvents(evs []submission.Event) ([]json.RawMessage, error) {
+	out := make([]json.RawMessage, len(evs))
+	for i, e := range evs {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = b
+	}
 	if d.newer == nil {
-		return nil, nil
+		return out, nil
 	}
 	var stored struct {
-		Events []json.RawMessage `json:"events"`
+		Events json.RawMessage `json:"events"`
 	}
 	if err := json.Unmarshal(d.newer, &stored); err != nil {
 		return nil, err
 	}
-	out := make(map[uint64]json.RawMessage, len(stored.Events))
-	for _, e := range stored.Events {
-		var k struct {
-			Seq uint64 `json:"seq"`
-		}
-		if json.Unmarshal(e, &k) == nil {
-			out[k.Seq] = e
-		}
+	cur, err := json.Marshal(out)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	merged, err := keepjson.Merge(eventsType, stored.Events, cur, docKeys)
+	if err != nil {
+		return nil, err
+	}
+	var kept []json.RawMessage
+	if err := json.Unmarshal(merged, &kept); err != nil {
+		return nil, err
+	}
+	return kept, nil
 }
 
 func appendEvents(d *doc, evs []submission.Event, now time.Time) {
