@@ -2,7 +2,6 @@ package doccheck
 
 import (
 	"fmt"
-	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -194,43 +193,25 @@ func TestAlertNamesExist(t *testing.T) {
 	// The pages, and the Go code's comments and messages, which send the
 	// reader to an alert as often (this package's own planted names aside).
 	texts := operatorTexts(t)
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+	doccheck := filepath.Join(root, "internal", "doccheck") + string(filepath.Separator)
+	err = walkRepo(func(path string) bool {
+		return strings.HasSuffix(path, ".go") && !strings.HasPrefix(path, doccheck)
+	}, func(path string) error {
+		b, err := os.ReadFile(path)
 		if err != nil {
 			return err
 		}
-		if d.IsDir() {
-			if n := d.Name(); path != root && (strings.HasPrefix(n, ".") || n == "testdata" || n == "node_modules" || n == "tools") ||
-				path == filepath.Join(root, "internal", "doccheck") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if strings.HasSuffix(path, ".go") {
-			b, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			if rel, _ := filepath.Rel(root, path); strings.Contains(string(b), "Amtsbote") { // most files name none: spare them the pattern
-				texts = append(texts, operatorText{rel: filepath.ToSlash(rel), text: string(b)})
-			}
+		if rel, _ := filepath.Rel(root, path); strings.Contains(string(b), "Amtsbote") { // most files name none: spare them the pattern
+			texts = append(texts, operatorText{rel: filepath.ToSlash(rel), text: string(b)})
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	used = map[string]bool{}
-	mentions := 0
-	for _, o := range texts {
-		mentions += len(alertMention.FindAllString(o.text, -1))
-		for _, u := range unknownAlerts(o.text, rules, used) {
-			t.Errorf("%s, %s: no alert of %s", o.rel, u, alertRules)
-		}
-	}
-	checkFormerNames(t, alertMention.MatchString, used)
-	if mentions < 150 {
-		t.Fatalf("only %d alert names in the pages and the code: the pattern no longer matches how they are written", mentions)
-	}
+	mentions := checkMentions(t, texts, alertMention, func(text string, used map[string]bool) []string {
+		return unknownAlerts(text, rules, used)
+	}, "no alert of "+alertRules, 150)
 	if !t.Failed() {
 		t.Logf("%d alerts, each in the table and fired by a test; %d alert names in the pages and the code, each an alert", len(rules), mentions)
 	}

@@ -344,18 +344,9 @@ var (
 		t.Fatalf("self-check: the scan found %d metrics and %d buckets in the code (%v): it no longer reads how they are registered",
 			len(names.metrics), len(names.buckets), names.metrics)
 	}
-	used = map[string]bool{}
-	mentions := 0
-	for _, o := range operatorTexts(t) {
-		mentions += len(metricMention.FindAllString(o.text, -1))
-		for _, u := range unknownMetrics(o.text, names, used) {
-			t.Errorf("%s, %s: no metric the code registers (nor a bucket it names)", o.rel, u)
-		}
-	}
-	checkFormerNames(t, func(s string) bool { return strings.HasPrefix(s, "amtsbote_") }, used)
-	if mentions < 200 {
-		t.Fatalf("only %d amtsbote_… names in README.md, docs/ and deploy/: the pattern no longer matches how they are written", mentions)
-	}
+	mentions := checkMentions(t, operatorTexts(t), metricMention, func(text string, used map[string]bool) []string {
+		return unknownMetrics(text, names, used)
+	}, "no metric the code registers (nor a bucket it names)", 200)
 	if !t.Failed() {
 		t.Logf("%d amtsbote_… names in README.md, docs/ and deploy/, each a metric (of %d the code registers) or a bucket", mentions, len(names.metrics))
 	}

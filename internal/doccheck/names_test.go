@@ -121,3 +121,25 @@ func walkRepo(keep func(path string) bool, fn func(path string) error) error {
 		return fn(path)
 	})
 }
+
+// checkMentions reports each name mention finds in texts that unknown does
+// not take (what says what it is not), fails for entries of formerNames of
+// the same pattern no text needed, and for fewer than least mentions in all:
+// the pattern no longer matching how the names are written. It returns the
+// number of mentions.
+func checkMentions(t *testing.T, texts []operatorText, mention *regexp.Regexp, unknown func(text string, used map[string]bool) []string, what string, least int) int {
+	t.Helper()
+	used := map[string]bool{}
+	mentions := 0
+	for _, o := range texts {
+		mentions += len(mention.FindAllString(o.text, -1))
+		for _, u := range unknown(o.text, used) {
+			t.Errorf("%s, %s: %s", o.rel, u, what)
+		}
+	}
+	checkFormerNames(t, mention.MatchString, used)
+	if mentions < least {
+		t.Fatalf("only %d names of %s in the texts read: the pattern no longer matches how they are written", mentions, mention)
+	}
+	return mentions
+}

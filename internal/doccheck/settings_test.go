@@ -153,18 +153,9 @@ func TestEnvironmentNamesExist(t *testing.T) {
 	if want := []string{"line 2: AMTSBOTE_NO_SUCH", "line 2: AMTSBOTE_NOSUCH_*"}; !slices.Equal(got, want) || !used["AMTSBOTE_OLD"] {
 		t.Fatalf("self-check: unknownEnv reported %q (former name used: %v), want %q", got, used["AMTSBOTE_OLD"], want)
 	}
-	used = map[string]bool{}
-	mentions := 0
-	for _, o := range operatorTexts(t) {
-		mentions += len(envMention.FindAllString(o.text, -1))
-		for _, u := range unknownEnv(o.text, names, used) {
-			t.Errorf("%s, %s: no variable the configuration reads", o.rel, u)
-		}
-	}
-	checkFormerNames(t, envMention.MatchString, used)
-	if mentions < 5 {
-		t.Fatalf("only %d AMTSBOTE_ variables in README.md, docs/ and deploy/: envMention no longer matches how they are written", mentions)
-	}
+	mentions := checkMentions(t, operatorTexts(t), envMention, func(text string, used map[string]bool) []string {
+		return unknownEnv(text, names, used)
+	}, "no variable the configuration reads", 5)
 	if !t.Failed() {
 		t.Logf("%d AMTSBOTE_ variables in README.md, docs/ and deploy/, each one the configuration reads", mentions)
 	}
