@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
+	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -62,13 +65,76 @@ func (b *Broker) RecordPeerStatus(id string, u submission.PeerStatus) (*submissi
 	})
 }
 
+// RecordPeerReply stores a reply of the office at the peer gateway to a package
+// forwarded there (submission.AddPeerReply): the bytes r.Size and r.SHA256
+// announce, which the peer's signed status answer named, read from body as it
+// streams, fsynced, then recorded with its event in one transaction. Bytes that
+// differ from what was announced store nothing (store.ErrDigestMismatch,
+// store.ErrTooLarge). It returns the reply as stored; a reply recorded before
+// (the same r.MessageID, the peer's id) is returned without reading body. A
+// case whose bytes were removed takes none (ErrBytesRemoved), as for a reply
+// of one of this gateway's offices.
+func (b *Broker) RecordPeerReply(ctx context.Context, id, peer string, r submission.Reply, body io.Reader) (submission.Reply, error) {
+	s, err := b.db.Get(id)
+	if err != nil {
+		return submission.Reply{}, err
+	}
+	r.ID, r.Channel = newID(), channel.Peer
+	for _, have := range s.Replies {
+		if have.MessageID == r.MessageID {
+			return have, nil
+		}
+	}
+	// Asked before the bytes are stored (as Reply does): a refusal stores none.
+	if err := acceptsReply(s, r); err != nil {
+		return submission.Reply{}, err
+	}
+	if _, err := s.Clone().AddPeerReply(time.Now().UTC(), peer, r); err != nil {
+		return submission.Reply{}, asConflict(err)
+	}
+	if r.Size < 0 || r.Size > maxReplyBytes {
+		return submission.Reply{}, fmt.Errorf("%w: reply of %d bytes exceeds %d", ErrConflict, r.Size, maxReplyBytes)
+	}
+	p, err := b.db.Blobs().PutStream(ctx, body, r.Size, r.SHA256)
+	if err != nil {
+		return submission.Reply{}, fmt.Errorf("broker: store the peer's reply: %w", err)
+	}
+	if p.Size != r.Size {
+		return submission.Reply{}, fmt.Errorf("broker: the peer's reply has %d bytes, %d announced: %w", p.Size, r.Size, store.ErrDigestMismatch)
+	}
+	s, err = b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		if err := acceptsReply(cur, r); err != nil {
+			return nil, err
+		}
+		return cur.AddPeerReply(now, peer, r)
+	})
+	if err != nil {
+		return submission.Reply{}, err
+	}
+	for _, have := range s.Replies {
+		if have.MessageID == r.MessageID {
+			return have, nil
+		}
+	}
+	return r, nil
+}
+
+// OpenReplyOf opens the bytes of one reply of s: a peer gateway fetches a reply
+// to a package it forwarded here (the federation checks that it did). An id s
+// never had is ErrNotFound; a case whose bytes were removed, ErrBytesRemoved.
+func (b *Broker) OpenReplyOf(ctx context.Context, s *submission.Submission, replyID string) (submission.Reply, io.ReadCloser, error) {
+	return b.openReply(ctx, s, replyID)
+}
+
 // Forwarded lists the submissions of the given (peer-) offices that were forwarded
-// and whose office has not decided yet: the ones to ask the peers about.
-func (b *Broker) Forwarded(ctx context.Context, officeIDs []string) ([]*submission.Submission, error) {
+// and whose office has not decided yet, and those decided since `since` whose
+// bytes are still kept (their office's replies may still come): the ones to ask
+// the peers about.
+func (b *Broker) Forwarded(ctx context.Context, officeIDs []string, since time.Time) ([]*submission.Submission, error) {
 	var out []*submission.Submission
 	for _, office := range officeIDs {
 		err := b.db.WalkOffice(office, "", func(s *submission.Submission) bool {
-			if s.Forward != nil && !s.State.Final() {
+			if s.Forward != nil && (!s.State.Final() || s.BytesRemovedAt == nil && s.Decision != nil && !s.Decision.DecidedLocally().Before(since)) {
 				out = append(out, s)
 			}
 			return ctx.Err() == nil

@@ -246,6 +246,12 @@ func (c *Client) post(ctx context.Context, peer config.Peer, path string, body [
 	if err != nil {
 		return 0, nil, problemDoc{}, &UnreachableError{Peer: peer.ID, Err: err}
 	}
+	return resp.StatusCode, b, c.problemOf(resp, b), nil
+}
+
+// problemOf reads the problem of an answer that is not a success (b: its body,
+// or its first bytes); a success has none.
+func (c *Client) problemOf(resp *http.Response, b []byte) problemDoc {
 	var p problemDoc
 	if resp.StatusCode >= 300 {
 		_ = json.Unmarshal(b, &p)
@@ -254,7 +260,7 @@ func (c *Client) post(ctx context.Context, peer config.Peer, path string, body [
 		}
 		p.retryAfter = adapters.ParseRetryAfter(resp.Header.Get("Retry-After"), c.now())
 	}
-	return resp.StatusCode, b, p, nil
+	return p
 }
 
 func classify(peer string, status int, p problemDoc) error {
@@ -355,10 +361,16 @@ func (c *Client) Forward(ctx context.Context, peer config.Peer, env *Envelope, p
 
 // Status asks the peer about packages forwarded to it and returns its verified answer.
 func (c *Client) Status(ctx context.Context, peer config.Peer, refs []Ref) (*Report, error) {
+	return c.StatusWithReplies(ctx, peer, refs, nil)
+}
+
+// StatusWithReplies is Status that asks, for each package in have, for its
+// office's replies after the first have[ref] (Query.Replies).
+func (c *Client) StatusWithReplies(ctx context.Context, peer config.Peer, refs []Ref, have map[Ref]int) (*Report, error) {
 	if err := c.Trust.CheckPeer(peer); err != nil {
 		return nil, &untrustedPeer{Peer: peer.ID, Err: err}
 	}
-	q := &Query{From: c.Self, To: peer.ID, At: c.now().UTC(), Refs: refs}
+	q := &Query{From: c.Self, To: peer.ID, At: c.now().UTC(), Refs: refs, Replies: have}
 	doc, err := q.Sign(c.Signer)
 	if err != nil {
 		return nil, err

@@ -126,14 +126,17 @@ func (w *world) wireDocs(t testing.TB) (envDoc, qDoc, rpDoc []byte) {
 	if envDoc, err = w.envelope(t).Sign(w.a.Signer); err != nil {
 		t.Fatal(err)
 	}
-	q := &Query{From: w.a.Name, To: w.b.Name, At: time.Now(), Refs: []Ref{{"amt24", "m-1"}, {"amt24", "m-2"}}}
+	q := &Query{From: w.a.Name, To: w.b.Name, At: time.Now(), Refs: []Ref{{"amt24", "m-1"}, {"amt24", "m-2"}},
+		Replies: map[Ref]int{{"amt24", "m-1"}: 1}}
 	if qDoc, err = q.Sign(w.a.Signer); err != nil {
 		t.Fatal(err)
 	}
 	at := time.Now().UTC()
 	rp := &Report{From: w.b.Name, To: w.a.Name, At: at, Items: []Status{
 		{Ref: Ref{"amt24", "m-1"}, State: "accepted", SubmissionID: "x", Receiver: "Stadt München", DeliveredAt: &at,
-			Decision: &Decision{Outcome: "accepted", At: at, Actor: "office system", Reason: strings.Repeat("lang ", 200)}},
+			Decision: &Decision{Outcome: "accepted", At: at, Actor: "office system", Reason: strings.Repeat("lang ", 200)},
+			Replies: []ReplyInfo{{ID: "r-2", Kind: "Bescheid", ContentType: "application/pdf", Size: 1234, SHA256: strings.Repeat("ab", 32), At: at, Actor: "Sachbearbeiterin"},
+				{ID: "r-3", Kind: "\u0001", Size: 0, SHA256: strings.Repeat("00", 32), At: at}}},
 		{Ref: Ref{"amt24", "m-2"}, State: StateUnknown},
 		{Ref: Ref{"amt24", "m-3"}, State: "held", SubmissionID: "y", Note: "held: receiver answered HTTP 503"},
 		{Ref: Ref{"amt24", "m-4"}, State: "delivered", SubmissionID: "z", Receiver: "office koeln (webhook) at gateway amtsbote-nw",
@@ -182,6 +185,19 @@ func TestWireFormatValidatesAndRoundTrips(t *testing.T) {
 	if len(back.Items) != 4 || back.Items[0].Decision == nil || back.Items[0].Decision.Outcome != "accepted" || back.Items[1].State != StateUnknown ||
 		back.Items[0].ReceiverGateway != "" || back.Items[3].ReceiverGateway != "amtsbote-nw" {
 		t.Errorf("report round trip: %+v", back)
+	}
+	// The replies of the office: announced with size and digest, a kind of
+	// nothing XML can carry named "Antwort".
+	if r := back.Items[0].Replies; len(r) != 2 || r[0].ID != "r-2" || r[0].Size != 1234 || r[0].Kind != "Bescheid" || r[0].ContentType != "application/pdf" ||
+		r[0].Actor != "Sachbearbeiterin" || r[1].Kind != "Antwort" || r[1].Size != 0 || len(back.Items[1].Replies) != 0 {
+		t.Errorf("replies round trip: %+v", r)
+	}
+	v, _, err = w.trustB.Verify(qDoc, w.a.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q, err := ParseQuery(v.Root); err != nil || len(q.Replies) != 1 || q.Replies[Ref{"amt24", "m-1"}] != 1 {
+		t.Errorf("question round trip: %+v %v", q, err)
 	}
 	// Anything changed in the signed envelope fails.
 	bad := strings.Replace(string(envDoc), "<Absender>amt24</Absender>", "<Absender>evil</Absender>", 1)

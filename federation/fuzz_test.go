@@ -15,10 +15,10 @@ import (
 	"github.com/beevik/etree"
 )
 
-// FuzzParseWire: the three documents a peer sends are read only after their
+// FuzzParseWire: the documents a peer sends are read only after their
 // signature verified, but a trusted peer can still run a broken or hostile build.
-// Whatever the verified root holds, ParseEnvelope, ParseQuery and ParseReport
-// return a value or an error, never panic; and an envelope they accept builds
+// Whatever the verified root holds, ParseEnvelope, ParseQuery, ParseReport and
+// ParseReplyQuery return a value or an error, never panic; and an envelope they accept builds
 // again (Element) into a document that reads back the same, so what the receiver
 // stores is what it would forward.
 func FuzzParseWire(f *testing.F) {
@@ -49,6 +49,7 @@ func FuzzParseWire(f *testing.F) {
 		root := doc.Root()
 		_, _ = ParseQuery(root)
 		_, _ = ParseReport(root)
+		_, _ = ParseReplyQuery(root)
 		e, err := ParseEnvelope(root)
 		if err != nil {
 			return

@@ -164,7 +164,7 @@ func (h *Receiver) log() *slog.Logger {
 
 // ServeHTTP implements http.Handler.
 func (h *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if (r.URL.Path == PathForward || r.URL.Path == PathStatus) && r.Method == http.MethodPost && h.StoreDown != nil {
+	if (r.URL.Path == PathForward || r.URL.Path == PathStatus || r.URL.Path == PathReply) && r.Method == http.MethodPost && h.StoreDown != nil {
 		if err := h.StoreDown(); err != nil {
 			h.early(w, r, h.maxBytes(), func() { api.WriteStoreDown(w, r, err) })
 			return
@@ -175,6 +175,8 @@ func (h *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.forward(w, r)
 	case r.URL.Path == PathStatus && r.Method == http.MethodPost:
 		h.status(w, r)
+	case r.URL.Path == PathReply && r.Method == http.MethodPost:
+		h.reply(w, r)
 	case r.URL.Path == PathNudge && r.Method == http.MethodPost:
 		if h.Nudged != nil {
 			h.Nudged()
@@ -183,7 +185,7 @@ func (h *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == PathSchema && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		w.Header().Set("Content-Type", "application/xml")
 		_, _ = w.Write(XSD)
-	case r.URL.Path == PathForward || r.URL.Path == PathStatus || r.URL.Path == PathNudge:
+	case r.URL.Path == PathForward || r.URL.Path == PathStatus || r.URL.Path == PathReply || r.URL.Path == PathNudge:
 		h.early(w, r, h.maxBytes(), func() {
 			w.Header().Set("Allow", "POST")
 			problem.Write(w, r, problem.New(http.StatusMethodNotAllowed, problem.TypeMethodNotAllowed, "use POST"))
@@ -536,6 +538,7 @@ func (h *Receiver) status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rp := &Report{From: h.Trust.Self(), To: peer.ID, At: time.Now().UTC()}
+	budget := MaxAnswerReplies
 	for _, ref := range q.Refs {
 		st := Status{Ref: ref, State: StateUnknown}
 		s, err := h.Broker.FindMessage(ref.Sender, ref.MessageID)
@@ -545,6 +548,10 @@ func (h *Receiver) status(w http.ResponseWriter, r *http.Request) {
 		}
 		if err == nil && s.Origin != nil && s.Origin.Gateway == peer.ID {
 			st = StatusOf(s)
+			if from, ok := q.Replies[ref]; ok {
+				st.Replies = repliesOf(s, from, budget)
+				budget -= len(st.Replies)
+			}
 			if s.State == submission.StateHeld {
 				// Why it is held: the last public failure reason (never an operator note).
 				if evs, err := h.Broker.Log(s.ID); err == nil {

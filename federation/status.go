@@ -3,6 +3,7 @@ package federation
 import (
 	"cmp"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/beevik/etree"
@@ -25,6 +26,37 @@ type Query struct {
 	From, To string
 	At       time.Time
 	Refs     []Ref
+	// Replies asks, for each package it names, for the replies of its office
+	// after the first n, which the asking gateway has (an attribute Antworten="n"
+	// of the Vorgang). A package it does not name is asked about without its
+	// replies: a gateway of a build before replies travelled never names one and
+	// gets answers it can read (docs/federation.md, "Replies").
+	Replies map[Ref]int
+}
+
+// MaxReplies is the most replies one package may have (as a record holds), and
+// the most an answer lists for it.
+const MaxReplies = 100
+
+// MaxAnswerReplies is the most replies one answer lists in all: a question may
+// name MaxQuery packages. What does not fit is listed in a later answer (the
+// asking gateway names what it has, and asks in changing order).
+const MaxAnswerReplies = 1000
+
+// MaxReplyBytes is the largest reply that travels (as an office may store).
+const MaxReplyBytes = 64 << 20
+
+// ReplyInfo announces one reply of the package's office (Antwort): what it is
+// and the size and SHA-256 of its bytes, which the asking gateway fetches by ID
+// (Antwortabruf) and checks against this signed announcement.
+type ReplyInfo struct {
+	ID          string
+	Kind        string // Bescheid, Rueckfrage, or the XTA message type
+	ContentType string
+	Size        int64
+	SHA256      string
+	At          time.Time
+	Actor       string
 }
 
 // StateUnknown answers for a package the asking gateway did not forward here.
@@ -52,6 +84,9 @@ type Status struct {
 	DeliveredAt     *time.Time
 	Decision        *Decision
 	Note            string // public: why it is held, where it went on
+	// Replies are the office's replies after the first n the question said the
+	// asking gateway has, oldest first; only when it asked (Query.Replies).
+	Replies []ReplyInfo
 }
 
 // Report is the answer (Statusauskunft).
@@ -68,7 +103,10 @@ func (q *Query) Sign(s *signing.Signer) ([]byte, error) {
 	}
 	root := statusDoc("Statusabfrage", q.From, q.To, q.At)
 	for _, r := range q.Refs {
-		addVorgang(root, r)
+		v := addVorgang(root, r)
+		if n, ok := q.Replies[r]; ok {
+			v.CreateAttr("Antworten", strconv.Itoa(max(n, 0)))
+		}
 	}
 	return s.Sign(root)
 }
@@ -82,11 +120,22 @@ func ParseQuery(root *etree.Element) (*Query, error) {
 	q := &Query{}
 	q.From, q.To, q.At = readHead(r)
 	for r.peek("Vorgang") {
-		v := newReader(r.elem("Vorgang"), "Statusabfrage/Vorgang")
+		el := r.elem("Vorgang")
+		v := newReader(el, "Statusabfrage/Vorgang")
 		ref := readRef(v)
 		v.end()
 		if v.err != nil {
 			return nil, v.err
+		}
+		if a := el.SelectAttr("Antworten"); a != nil {
+			n, err := strconv.Atoi(a.Value)
+			if err != nil || n < 0 || n > MaxReplies {
+				return nil, fmt.Errorf("%w: Statusabfrage/Vorgang/@Antworten %q is no number of replies (0 to %d)", ErrMalformed, a.Value, MaxReplies)
+			}
+			if q.Replies == nil {
+				q.Replies = map[Ref]int{}
+			}
+			q.Replies[ref] = n
 		}
 		q.Refs = append(q.Refs, ref)
 	}
@@ -129,6 +178,18 @@ func (rp *Report) Sign(s *signing.Signer) ([]byte, error) {
 			addText(de, "Grund", d.Reason, 500)
 		}
 		addText(v, "Hinweis", it.Note, 500)
+		for _, a := range it.Replies {
+			ae := v.CreateElement("Antwort")
+			add(ae, "AntwortID", a.ID)
+			// An office system names the kind; one of nothing XML can carry is
+			// "Antwort", never an empty element the asking gateway would refuse.
+			add(ae, "Art", cmp.Or(clip(a.Kind, 100), "Antwort"))
+			addText(ae, "Typ", a.ContentType, 200)
+			add(ae, "Groesse", strconv.FormatInt(a.Size, 10))
+			add(ae, "SHA256", a.SHA256)
+			add(ae, "Zeitpunkt", ts(a.At))
+			addText(ae, "Akteur", a.Actor, 500)
+		}
 	}
 	return s.Sign(root)
 }
@@ -173,6 +234,16 @@ func ParseReport(root *etree.Element) (*Report, error) {
 			}
 		}
 		it.Note = v.opt("Hinweis", 500)
+		for v.peek("Antwort") {
+			if len(it.Replies) == MaxReplies {
+				return nil, fmt.Errorf("%w: more than %d replies of one package", ErrMalformed, MaxReplies)
+			}
+			a, err := readReply(v.elem("Antwort"))
+			if err != nil {
+				return nil, err
+			}
+			it.Replies = append(it.Replies, a)
+		}
 		v.end()
 		if v.err != nil {
 			return nil, v.err
@@ -187,6 +258,41 @@ func ParseReport(root *etree.Element) (*Report, error) {
 		return nil, r.err
 	}
 	return rp, nil
+}
+
+// readReply reads one Antwort of a Statusauskunft.
+func readReply(el *etree.Element) (ReplyInfo, error) {
+	r := newReader(el, "Statusauskunft/Vorgang/Antwort")
+	a := ReplyInfo{ID: r.text("AntwortID", 200), Kind: r.text("Art", 100), ContentType: r.opt("Typ", 200)}
+	size := r.text("Groesse", 20)
+	a.SHA256 = r.text("SHA256", 64)
+	a.At = r.time("Zeitpunkt")
+	a.Actor = r.opt("Akteur", 500)
+	r.end()
+	if r.err != nil {
+		return ReplyInfo{}, r.err
+	}
+	n, err := strconv.ParseInt(size, 10, 64)
+	if err != nil || n < 0 || n > MaxReplyBytes {
+		return ReplyInfo{}, fmt.Errorf("%w: Antwort/Groesse %q is no size of 0 to %d bytes", ErrMalformed, size, MaxReplyBytes)
+	}
+	a.Size = n
+	if !validSHA256(a.SHA256) {
+		return ReplyInfo{}, fmt.Errorf("%w: Antwort/SHA256 %q is no lower-case hex SHA-256", ErrMalformed, a.SHA256)
+	}
+	return a, nil
+}
+
+func validSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // The question and the answer share their head (Von, An, Zeitpunkt) and the naming

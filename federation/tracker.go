@@ -12,6 +12,7 @@ import (
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/internal/repeatlimit"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -38,6 +39,13 @@ import (
 // delivered again, which the peer answers with its first receipt: the package
 // is forwarded here as it is there, and followed as every other. One the peer
 // does not know stays held for the operator.
+//
+// A decided package is asked about further, for the replies of its office (a
+// Bescheid usually comes after the decision), until ReplyWindow has passed since
+// the decision or its bytes are removed: soon after the decision as often as an
+// open one, then less and less often (lateGap), and at once on a nudge while the
+// decision is less than a day old. Each reply the peer announces is fetched and
+// stored (replies.go).
 type Tracker struct {
 	Client  *Client
 	Broker  *broker.Broker
@@ -47,8 +55,15 @@ type Tracker struct {
 	// PeerOf names the peer a package's peer channel forwards it to (the peer
 	// adapter's choice, peer.PeerFor); nil leaves held packages alone.
 	PeerOf func(s *submission.Submission) (config.Peer, bool)
+	// ReplyWindow is how long after its decision a forwarded package is asked
+	// about for its office's replies: as long as its bytes are kept here
+	// (retention.package_bytes). 0: DefaultReplyWindow.
+	ReplyWindow time.Duration
+
+	replyLog repeatlimit.Limit // a reply that cannot be fetched is said once a minute
 
 	mu    sync.Mutex
+	late  map[string]*lateEntry    // decided, asked for replies: submission id -> when
 	open  map[string]string        // submission id -> peer id
 	held  map[string]string        // held here after a peer channel: submission id -> peer id, asked once
 	lacks map[string]time.Time     // held packages their peer said it lacks, and when
@@ -83,6 +98,38 @@ const maxHeldAsked = 4 * MaxQuery
 // LacksAgain is how long a held package its peer said it lacks is not named
 // again.
 const LacksAgain = time.Hour
+
+// DefaultReplyWindow is Tracker.ReplyWindow's default: the retention's default
+// for a case's bytes after its decision.
+const DefaultReplyWindow = 90 * 24 * time.Hour
+
+// lateKicked: a nudge asks at once about the packages decided less than this ago
+// (older ones wait for their turn, so that a nudge costs a question or two).
+const lateKicked = 24 * time.Hour
+
+// maxLateGap is the longest time between two questions about a decided package.
+const maxLateGap = 12 * time.Hour
+
+// lateEntry is a decided package still asked about for replies.
+type lateEntry struct {
+	peer    string
+	decided time.Time // this gateway's time of the decision
+	next    time.Time // when it is asked next
+}
+
+// lateGap is the time between two questions about a package decided age ago: a
+// tenth of its age, at least the poll interval and at most maxLateGap — about
+// 250 questions over 90 days, most of them in its first days.
+func lateGap(age, poll time.Duration) time.Duration {
+	return max(poll, min(age/10, maxLateGap))
+}
+
+func (t *Tracker) replyWindow() time.Duration {
+	if t.ReplyWindow > 0 {
+		return t.ReplyWindow
+	}
+	return DefaultReplyWindow
+}
 
 func pollOf(p config.Peer) time.Duration   { return max(p.Poll(), minPoll) }
 func nudgeGap(p config.Peer) time.Duration { return min(NudgeGap, pollOf(p)) }
@@ -137,7 +184,8 @@ func (t *Tracker) Start(ctx context.Context) error {
 	if t.Log == nil {
 		t.Log = slog.Default()
 	}
-	subs, err := t.Broker.Forwarded(ctx, t.Offices)
+	t.replyLog.Every = time.Minute
+	subs, err := t.Broker.Forwarded(ctx, t.Offices, time.Now().Add(-t.replyWindow()))
 	if err != nil {
 		return err
 	}
@@ -145,7 +193,12 @@ func (t *Tracker) Start(ctx context.Context) error {
 	if t.open == nil {
 		t.open = map[string]string{}
 	}
+	now := time.Now()
 	for _, s := range subs {
+		if s.State.Final() {
+			t.lateLocked(s, now) // asked at the first question
+			continue
+		}
 		t.open[s.ID] = s.Forward.Peer
 	}
 	t.mu.Unlock()
@@ -261,8 +314,9 @@ func (t *Tracker) follow(ctx context.Context, p config.Peer, kick <-chan struct{
 			timer.Reset(wait)
 			continue
 		}
+		kicked := early
 		early = false
-		ids := t.openOf(p.ID)
+		ids := t.openOf(p.ID, kicked)
 		if len(ids) == 0 {
 			// Nothing to ask about: no question, and no gap for the next kick.
 			timer.Reset(pollOf(p))
@@ -274,9 +328,12 @@ func (t *Tracker) follow(ctx context.Context, p config.Peer, kick <-chan struct{
 	}
 }
 
-// openOf lists the open packages forwarded to the peer, and those held here that
-// it may have (findHeld).
-func (t *Tracker) openOf(peer string) []string {
+// openOf lists the open packages forwarded to the peer, those held here that it
+// may have (findHeld), and the decided ones whose turn has come (all decided
+// less than lateKicked ago when kicked). Maps are read in no order, so a
+// question of more than MaxQuery packages, or an answer with more replies than
+// it may carry, names others first every time.
+func (t *Tracker) openOf(peer string, kicked bool) []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var ids []string
@@ -287,7 +344,43 @@ func (t *Tracker) openOf(peer string) []string {
 			}
 		}
 	}
+	now := time.Now()
+	for id, e := range t.late {
+		if e.peer == peer && (!now.Before(e.next) || kicked && now.Sub(e.decided) < lateKicked) {
+			ids = append(ids, id)
+		}
+	}
 	return ids
+}
+
+// stillAsked says whether the decided package s is still asked about for its
+// office's replies, and if so moves it from the open packages to the decided
+// ones (or keeps it there), to be asked next after lateGap.
+func (t *Tracker) stillAsked(s *submission.Submission, p config.Peer) bool {
+	if s.BytesRemovedAt != nil || s.Decision == nil || time.Since(s.Decision.DecidedLocally()) >= t.replyWindow() {
+		t.done(s.ID)
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.open, s.ID)
+	e := t.lateLocked(s, time.Time{})
+	e.next = time.Now().Add(lateGap(time.Since(e.decided), pollOf(p)))
+	return true
+}
+
+// lateLocked notes s among the decided packages asked about (next: when),
+// unless it is there; t.mu is held.
+func (t *Tracker) lateLocked(s *submission.Submission, next time.Time) *lateEntry {
+	if t.late == nil {
+		t.late = map[string]*lateEntry{}
+	}
+	e := t.late[s.ID]
+	if e == nil {
+		e = &lateEntry{peer: s.Forward.Peer, decided: s.Decision.DecidedLocally(), next: next}
+		t.late[s.ID] = e
+	}
+	return e
 }
 
 // Poll asks one peer about the given submissions once (also used by tests).
@@ -296,6 +389,7 @@ func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
 		batch := ids[start:min(start+MaxQuery, len(ids))]
 		subs := map[Ref]*submission.Submission{}
 		var refs []Ref
+		have := map[Ref]int{} // replies asked for: those after the ones here
 		for _, id := range batch {
 			s, err := t.Broker.Submission(id)
 			// Taken off the held list whatever the record says now: one
@@ -310,19 +404,20 @@ func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
 				}
 				continue
 			}
-			if err != nil || s.Forward == nil || s.State.Final() {
+			if err != nil || s.Forward == nil || s.State.Final() && !t.stillAsked(s, p) {
 				t.done(id)
 				continue
 			}
 			ref := Ref{Sender: s.Sender, MessageID: s.MessageID}
 			subs[ref] = s
 			refs = append(refs, ref)
+			have[ref] = len(s.Replies) // a forwarded case holds its peer's replies only
 		}
 		if len(refs) == 0 {
 			continue
 		}
 		qctx, cancel := context.WithTimeout(ctx, QuestionTimeout)
-		rp, err := t.Client.Status(qctx, p, refs)
+		rp, err := t.Client.StatusWithReplies(qctx, p, refs, have)
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
@@ -358,8 +453,9 @@ func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
 				t.Log.Error("record the peer's status", "submission", s.ID, "peer", p.ID, "err", err)
 				continue
 			}
+			t.fetchReplies(ctx, p, s, it)
 			if cur != nil && cur.State.Final() {
-				t.done(s.ID)
+				t.stillAsked(cur, p)
 			}
 		}
 	}
@@ -388,7 +484,40 @@ func (t *Tracker) unknown(p config.Peer, s *submission.Submission) {
 func (t *Tracker) done(id string) {
 	t.mu.Lock()
 	delete(t.open, id)
+	delete(t.late, id)
 	t.mu.Unlock()
+}
+
+// fetchReplies fetches and stores the replies the peer announced for s that s
+// does not hold, oldest first. It stops at the first that fails (said once a
+// minute): the next question names what s holds then, and the peer announces
+// the rest again.
+func (t *Tracker) fetchReplies(ctx context.Context, p config.Peer, s *submission.Submission, it Status) {
+	for _, a := range it.Replies {
+		if slices.ContainsFunc(s.Replies, func(r submission.Reply) bool { return r.MessageID == a.ID }) {
+			continue
+		}
+		// Time by size, as a forwarding's: 64 MiB at 64 KiB/s.
+		fctx, cancel := context.WithTimeout(ctx, QuestionTimeout+time.Duration(a.Size/(64<<10))*time.Second)
+		rc, err := t.Client.FetchReply(fctx, p, it.Ref, a)
+		if err == nil {
+			var r submission.Reply
+			r, err = t.Broker.RecordPeerReply(fctx, s.ID, p.ID, submission.Reply{Kind: a.Kind, MessageID: a.ID,
+				ContentType: a.ContentType, Size: a.Size, SHA256: a.SHA256, At: a.At, Actor: a.Actor}, rc)
+			rc.Close()
+			if err == nil {
+				t.Log.Info("a reply of the office at the peer gateway is here for the portal", "submission", s.ID, "peer", p.ID, "reply", r.ID, "kind", r.Kind, "size", r.Size)
+			}
+		}
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil && t.replyLog.Allow(time.Now()) {
+				t.Log.Warn("fetching a reply from the peer gateway failed; will ask again (at most one such line a minute)",
+					"submission", s.ID, "peer", p.ID, "peer_reply", a.ID, "err", err)
+			}
+			return
+		}
+	}
 }
 
 // askHeld takes a held package off the list to ask about (it is named in one

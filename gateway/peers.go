@@ -68,7 +68,10 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 	tracker := &federation.Tracker{Client: client, Broker: g.Broker, Peers: cfg.Peers, Offices: peerOffices, Log: g.Log,
 		PeerOf: func(s *submission.Submission) (config.Peer, bool) {
 			return peer.PeerFor(cfg.Peers, s.AreaARS, s.OfficeID)
-		}}
+		},
+		// Replies are asked for while the case's bytes are kept here: a reply
+		// to a case whose bytes are gone could not be stored (nor read).
+		ReplyWindow: cfg.Retention.PackageBytes}
 	g.Broker.Observe(tracker.Observe)
 	nextPeer := func(ars string) (string, bool) {
 		p, ok := cfg.PeerFor(ars)
@@ -93,7 +96,8 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 			return
 		}
 		switch e.Type {
-		case submission.EventDelivered, submission.EventAccepted, submission.EventRejected, submission.EventHeld, submission.EventForwarded:
+		case submission.EventDelivered, submission.EventAccepted, submission.EventRejected, submission.EventHeld, submission.EventForwarded,
+			submission.EventReplied: // the forwarding gateway fetches the reply for its portal
 		default:
 			return
 		}

@@ -194,6 +194,13 @@ func (c *Client) Receipt(ctx context.Context, id, kind string) ([]byte, error) {
 	return c.get(ctx, wire.ReceiptPath(id, kind))
 }
 
+// Reply fetches the bytes of a reply of the office (a Bescheid, a Rückfrage) that
+// the status lists (StatusView.Replies) — also one of an office in another state,
+// which came back through the Portalverbund.
+func (c *Client) Reply(ctx context.Context, id, replyID string) ([]byte, error) {
+	return c.get(ctx, wire.ReplyPath(id, replyID))
+}
+
 func (c *Client) get(ctx context.Context, path string) ([]byte, error) {
 	resp, body, err := c.do(ctx, http.MethodGet, path, nil)
 	if err != nil {

@@ -1,9 +1,12 @@
 package submission
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/amtsbote/amtsbote/channel"
 )
 
 // The Portalverbund: a package for an office in another state is forwarded to that
@@ -216,6 +219,43 @@ func (s *Submission) PeerUpdate(now time.Time, u PeerStatus) ([]Event, error) {
 		}
 	}
 	return evs, nil
+}
+
+// AddPeerReply records a reply of the office at the peer gateway (a Bescheid, a
+// Rückfrage) that the peer reported for a package forwarded to it and that this
+// gateway fetched: the portal reads it here as it reads its own offices' replies,
+// and the package's office answers where it is. r.MessageID is the peer's id of
+// the reply: the same reply reported again changes nothing. Only the peer the
+// package went to may add one (ErrIllegal otherwise). A reply implies that the
+// peer's office has the package, whether or not its delivery is recorded here
+// yet. r.At is the peer's clock, bounded to [forwarded, now] as a decision's is.
+func (s *Submission) AddPeerReply(now time.Time, peer string, r Reply) ([]Event, error) {
+	if s.Forward == nil {
+		return nil, fmt.Errorf("%w: a peer's reply to a submission that was not forwarded", ErrIllegal)
+	}
+	if peer != s.Forward.Peer {
+		return nil, fmt.Errorf("%w: a reply from gateway %s to a package forwarded to %s", ErrIllegal, peer, s.Forward.Peer)
+	}
+	if r.MessageID == "" {
+		return nil, fmt.Errorf("%w: a peer's reply without its id", ErrIllegal)
+	}
+	for _, have := range s.Replies {
+		if have.ID == r.ID || have.MessageID == r.MessageID {
+			return nil, nil
+		}
+	}
+	if len(s.Replies) >= maxReplies {
+		return nil, fmt.Errorf("%w: more than %d replies", ErrIllegal, maxReplies)
+	}
+	r.Channel = channel.Peer
+	if r.At.IsZero() {
+		r.At = now
+	}
+	r.At = ClampTime(r.At, s.Forward.At, now).UTC()
+	s.Replies = append(s.Replies, r)
+	gw := cmp.Or(s.Forward.ReceiverGateway, peer)
+	return []Event{{At: now, Type: EventReplied, Channel: channel.Peer, Actor: r.Actor,
+		Detail: r.Kind + " " + r.ID + " from gateway " + gw}}, nil
 }
 
 // ArrivedFromPeer is the event that records the Origin of a forwarded package.

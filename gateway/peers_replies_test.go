@@ -1,0 +1,193 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/federation"
+	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/wire"
+)
+
+// replyAt lets the office at n answer its case of the package with a reply, as
+// its Fachverfahren does by XTA sendMessage (the office desk's Reply).
+func (n *fedNode) replyAt(t *testing.T, sender, messageID, kind string, content []byte) submission.Reply {
+	t.Helper()
+	s, err := n.g.Broker.FindMessage(sender, messageID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := n.g.Broker.Reply(context.Background(), s.OfficeID, s.ID, broker.ReplyIn{Kind: kind, MessageID: "fv-" + kind,
+		ContentType: "application/pdf", Content: content, Actor: "Sachbearbeiterin KVR", Channel: channel.XTA})
+	if err != nil {
+		t.Fatalf("the office at %s replies: %v", n.id, err)
+	}
+	return r
+}
+
+// TestPeerOfficesRepliesReachThePortal: a package forwarded from Saxony to
+// Bavaria is decided by a Munich office, which answers with a Rückfrage before
+// its decision and a Bescheid after it. Both replies reached only the Bavarian
+// gateway's record: the Saxon portal, which holds the applicant, read the
+// decision but never the Bescheid (docs/federation.md listed it as an open
+// point). Now the Saxon gateway fetches each reply its peer announces in the
+// signed status answer, checks its bytes against the announced size and digest,
+// and the portal reads them at its own gateway as any office's reply — also the
+// one that comes after the decision, when the package is no longer open.
+func TestPeerOfficesRepliesReachThePortal(t *testing.T) {
+	sn, by := snAndBy(t)
+	ctx := context.Background()
+
+	id := sn.submit(t, fedMuenchenARS)
+	s := sn.waitState(t, id, submission.StateDelivered)
+
+	rueckfrage := []byte("%PDF-1.7 Rückfrage: bitte Nachweis nachreichen")
+	first := by.replyAt(t, s.Sender, s.MessageID, "Rueckfrage", rueckfrage)
+	waitFor(t, "the Rückfrage at sn", func() bool { return len(sn.sub(t, id).Replies) == 1 })
+
+	by.decide(t, s.Sender, s.MessageID, wire.OutcomeAccepted)
+	sn.waitState(t, id, submission.StateAccepted)
+	// After the decision: the package is no longer open at sn, and is asked about
+	// for its replies all the same.
+	bescheid := bytes.Repeat([]byte("Bescheid "), 40_000) // 360 KB: more than one read
+	second := by.replyAt(t, s.Sender, s.MessageID, "Bescheid", bescheid)
+	waitFor(t, "the Bescheid at sn", func() bool { return len(sn.sub(t, id).Replies) == 2 })
+
+	p := sn.portal(t)
+	st, err := p.Status(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Replies) != 2 {
+		t.Fatalf("the portal's status lists %d replies, want 2: %+v", len(st.Replies), st.Replies)
+	}
+	for i, want := range []struct {
+		kind  string
+		from  submission.Reply
+		bytes []byte
+	}{{"Rueckfrage", first, rueckfrage}, {"Bescheid", second, bescheid}} {
+		r := st.Replies[i]
+		if r.Kind != want.kind || r.Channel != channel.Peer || r.SHA256 != want.from.SHA256 || r.Size != int64(len(want.bytes)) || r.ContentType != "application/pdf" {
+			t.Errorf("reply %d as the portal sees it: %+v, want %s of %d bytes by channel peer", i, r, want.kind, len(want.bytes))
+		}
+		got, err := p.Reply(ctx, id, r.ID)
+		if err != nil {
+			t.Fatalf("the portal fetches reply %d: %v", i, err)
+		}
+		if !bytes.Equal(got, want.bytes) {
+			t.Errorf("reply %d: the portal reads %d bytes, not the office's %d", i, len(got), len(want.bytes))
+		}
+	}
+	evs, err := sn.g.Broker.Log(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range evs {
+		if e.Type == submission.EventReplied {
+			n++
+			if e.Channel != channel.Peer || !strings.Contains(e.Detail, "from gateway amtsbote-by") {
+				t.Errorf("replied event %+v: want channel peer, naming the gateway", e)
+			}
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d replied events at sn, want 2", n)
+	}
+	// Asked again and again (the decided package stays asked about, every poll
+	// of 100 ms at first): nothing twice.
+	time.Sleep(500 * time.Millisecond)
+	if got := len(sn.sub(t, id).Replies); got != 2 {
+		t.Fatalf("%d replies at sn after more questions, want 2", got)
+	}
+}
+
+// TestPeerReplyAfterARestartOfTheForwardingGateway: the forwarding gateway
+// restarts after the decision; the open packages it finds again are the
+// undecided ones, so a Bescheid that comes afterwards would never be asked
+// for. It finds the decided ones whose bytes it keeps too.
+func TestPeerReplyAfterARestartOfTheForwardingGateway(t *testing.T) {
+	sn, by := snAndBy(t)
+	id := sn.submit(t, fedMuenchenARS)
+	s := sn.waitState(t, id, submission.StateDelivered)
+	by.decideWith(t, s.Sender, s.MessageID, wire.OutcomeRejected, `"Unterlagen unvollständig"`)
+	sn.waitState(t, id, submission.StateRejected)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := sn.g.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	by.replyAt(t, s.Sender, s.MessageID, "Bescheid", []byte("%PDF-1.7 Ablehnungsbescheid"))
+	sn.start(t)
+	waitFor(t, "the Bescheid at sn after its restart", func() bool { return len(sn.sub(t, id).Replies) == 1 })
+}
+
+// TestPeerRepliesOnlyToWhoForwarded: a reply is fetched only by the gateway
+// that forwarded its package (as the status answer names only those): another
+// peer asking for it, and the forwarding gateway asking for a reply of a
+// package it did not forward (by's own portal's), get 404 whether it exists or
+// not. A third peer (amtsbote-th, trusted by by, never started) only signs.
+func TestPeerRepliesOnlyToWhoForwarded(t *testing.T) {
+	sn := newFedNode(t, "amtsbote-sn")
+	by := newMunichPeer(t, sn)
+	th := newFedNode(t, "amtsbote-th")
+	fedTrust(t, th, by)
+	by.peer(th, "", time.Hour, "16")
+	by.start(t)
+	sn.peer(by, "", 100*time.Millisecond, "09")
+	sn.start(t)
+
+	forwarded := sn.waitState(t, sn.submit(t, fedMuenchenARS), submission.StateDelivered)
+	r := by.replyAt(t, forwarded.Sender, forwarded.MessageID, "Bescheid", []byte("Bescheid"))
+	own := by.sub(t, by.submit(t, fedMuenchenARS))
+	own = by.waitState(t, own.ID, submission.StateDelivered)
+	ownReply := by.replyAt(t, own.Sender, own.MessageID, "Bescheid", []byte("Bescheid an den eigenen Antragsteller"))
+	fwd := federation.Ref{Sender: forwarded.Sender, MessageID: forwarded.MessageID}
+
+	// A question of a build before replies travelled asks for none, and gets an
+	// answer without them, which its strict reader can read.
+	if items := askStatus(t, sn, by, fwd); len(items[0].Replies) != 0 {
+		t.Errorf("a question that asks for no replies is answered with %d", len(items[0].Replies))
+	}
+	if code, body := fetchReply(t, sn, by, fwd, r.ID); code != http.StatusOK || body != "Bescheid" {
+		t.Errorf("sn fetches the reply of the package it forwarded: %d %q (the control)", code, body)
+	}
+	for what, c := range map[string]struct {
+		from *fedNode
+		ref  federation.Ref
+		id   string
+	}{
+		"another peer, the reply of a package sn forwarded": {th, fwd, r.ID},
+		"sn, the reply of by's own portal's package":        {sn, federation.Ref{Sender: own.Sender, MessageID: own.MessageID}, ownReply.ID},
+		"sn, a reply id its package does not have":          {sn, fwd, ownReply.ID},
+	} {
+		if code, body := fetchReply(t, c.from, by, c.ref, c.id); code != http.StatusNotFound || strings.Contains(body, "Bescheid") {
+			t.Errorf("%s: %d %q, want 404", what, code, body)
+		}
+	}
+}
+
+// fetchReply sends from's signed Antwortabruf for a reply of ref to to.
+func fetchReply(t *testing.T, from, to *fedNode, ref federation.Ref, replyID string) (int, string) {
+	t.Helper()
+	q := &federation.ReplyQuery{From: from.id, To: to.id, At: time.Now().UTC(), Ref: ref, ReplyID: replyID}
+	doc, err := q.Sign(from.gatewaySigner(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(to.url()+federation.PathReply, federation.ContentType, bytes.NewReader(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
