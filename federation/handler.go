@@ -356,6 +356,19 @@ func check[T any](h *Receiver, w http.ResponseWriter, r *http.Request, body []by
 	return doc, peer, true
 }
 
+// readSigned reads a peer's signed question of at most max bytes within the body
+// budget and checks it (check): a status question and an Antwortabruf need their
+// body only until it is read, so its room in the budget is given back then.
+func readSigned[T any](h *Receiver, w http.ResponseWriter, r *http.Request, max int64, what string,
+	parse func(*etree.Element) (T, error), header func(T) (from, to string, at time.Time)) (doc T, peer config.Peer, ok bool) {
+	body, lease, ok := h.read(w, r, max)
+	if !ok {
+		return doc, peer, false
+	}
+	defer lease.Release()
+	return check(h, w, r, body, what, parse, header)
+}
+
 // forward takes one hop: verify the envelope, then receive the package through the
 // intake (its own signature, routing here, durable storage) and answer with the
 // signed Eingangsbestaetigung; 201 the first time, 200 with the same receipt for a
@@ -528,12 +541,7 @@ func (h *Receiver) receive(w http.ResponseWriter, r *http.Request, env *Envelope
 // status answers a signed status question about packages the asking peer forwarded
 // here; any other package is "unbekannt", whether it exists or not.
 func (h *Receiver) status(w http.ResponseWriter, r *http.Request) {
-	body, lease, ok := h.read(w, r, MaxQueryBytes)
-	if !ok {
-		return
-	}
-	defer lease.Release()
-	q, peer, ok := check(h, w, r, body, "question", ParseQuery, func(q *Query) (string, string, time.Time) { return q.From, q.To, q.At })
+	q, peer, ok := readSigned(h, w, r, MaxQueryBytes, "question", ParseQuery, func(q *Query) (string, string, time.Time) { return q.From, q.To, q.At })
 	if !ok {
 		return
 	}

@@ -97,12 +97,7 @@ func repliesOf(s *submission.Submission, from, budget int) []ReplyInfo {
 // have, is 404 not-found, whether it exists or not (as the status answer's
 // "unbekannt"); a case whose bytes were removed is 410 gone.
 func (h *Receiver) reply(w http.ResponseWriter, r *http.Request) {
-	body, lease, ok := h.read(w, r, MaxReplyQueryBytes)
-	if !ok {
-		return
-	}
-	defer lease.Release()
-	q, peer, ok := check(h, w, r, body, "reply question", ParseReplyQuery, func(q *ReplyQuery) (string, string, time.Time) { return q.From, q.To, q.At })
+	q, peer, ok := readSigned(h, w, r, MaxReplyQueryBytes, "reply question", ParseReplyQuery, func(q *ReplyQuery) (string, string, time.Time) { return q.From, q.To, q.At })
 	if !ok {
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/store"
 )
 
 // MaxQuery is the most packages one status question may name.
@@ -277,22 +278,10 @@ func readReply(el *etree.Element) (ReplyInfo, error) {
 		return ReplyInfo{}, fmt.Errorf("%w: Antwort/Groesse %q is no size of 0 to %d bytes", ErrMalformed, size, MaxReplyBytes)
 	}
 	a.Size = n
-	if !validSHA256(a.SHA256) {
+	if !store.IsHexDigest(a.SHA256) {
 		return ReplyInfo{}, fmt.Errorf("%w: Antwort/SHA256 %q is no lower-case hex SHA-256", ErrMalformed, a.SHA256)
 	}
 	return a, nil
-}
-
-func validSHA256(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // The question and the answer share their head (Von, An, Zeitpunkt) and the naming
