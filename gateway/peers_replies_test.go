@@ -191,3 +191,37 @@ func fetchReply(t *testing.T, from, to *fedNode, ref federation.Ref, replyID str
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body)
 }
+
+// TestPeerReplyTravelsTwoHops: sn → by → nw, the office at nw. Its Bescheid comes
+// back hop by hop: by fetches it from nw into its own record (a package by
+// forwarded on), and sn fetches it from by; the portal at sn reads nw's bytes.
+func TestPeerReplyTravelsTwoHops(t *testing.T) {
+	sn, by, nw := newFedNode(t, "amtsbote-sn"), newFedNode(t, "amtsbote-by"), newFedNode(t, "amtsbote-nw")
+	fedTrust(t, sn, by)
+	fedTrust(t, by, nw)
+	nw.office("05", "05315", "koeln-amt", fedHook(t))
+	nw.peer(by, "", 200*time.Millisecond, "09")
+	by.offices = "homeLands: [\"09\"]\n"
+	by.peer(sn, "", 200*time.Millisecond, "14")
+	by.peer(nw, "", 200*time.Millisecond, "05")
+	sn.peer(by, "", 200*time.Millisecond, "05") // sn reaches NRW through Bavaria
+	nw.start(t)
+	by.start(t)
+	sn.start(t)
+
+	id := sn.submit(t, fedKoelnARS)
+	s := sn.waitState(t, id, submission.StateDelivered)
+	nw.decide(t, s.Sender, s.MessageID, wire.OutcomeAccepted)
+	sn.waitState(t, id, submission.StateAccepted)
+	bescheid := []byte("%PDF-1.7 Bescheid der Stadt Köln")
+	r := nw.replyAt(t, s.Sender, s.MessageID, "Bescheid", bescheid)
+	waitFor(t, "the Bescheid at sn, two hops away", func() bool { return len(sn.sub(t, id).Replies) == 1 })
+
+	got, err := sn.portal(t).Reply(context.Background(), id, sn.sub(t, id).Replies[0].ID)
+	if err != nil || !bytes.Equal(got, bescheid) {
+		t.Fatalf("the portal at sn reads %q (%v), want nw's Bescheid", got, err)
+	}
+	if bs, err := by.g.Broker.FindMessage(s.Sender, s.MessageID); err != nil || len(bs.Replies) != 1 || bs.Replies[0].SHA256 != r.SHA256 {
+		t.Errorf("by, in between, holds %+v (%v)", bs, err)
+	}
+}
