@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -654,9 +655,12 @@ func (b *Broker) tellLateHandOver(late *submission.Submission) {
 	if t, ok := late.CurrentTarget(); ok {
 		ch = t.Channel
 	}
-	b.metrics.lateHandOvers.WithLabelValues(ch).Inc()
+	erased := late.BytesRemovedAt != nil
+	// By erasure too: the alert says that the erasure is not complete until
+	// the office's IT removes the folder (the log line alone said it before).
+	b.metrics.lateHandOvers.WithLabelValues(ch, strconv.FormatBool(erased)).Inc()
 	attrs := []any{"submission", late.ID, "office", late.OfficeID, "channel", ch}
-	if late.BytesRemovedAt != nil {
+	if erased {
 		attrs = append(attrs, "erased", true)
 	}
 	b.log.Warn("case folder handed over after a clerk took the case over in the web mailbox: the office's import may process it as well", attrs...)

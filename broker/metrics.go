@@ -73,7 +73,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		lineFull: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "amtsbote_delivery_line_full_total", Help: "Packages sent back to the queue with a delay because their office's line of waiting packages was full."}),
 		lateHandOvers: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "amtsbote_delivery_handed_over_after_takeover_total", Help: "Hand-overs (a case folder put into an office's transfer folder) recorded on a case a clerk had taken over in the web mailbox, by channel: the attempt ended after the takeover, or the gateway found its hand-over only then (a crash after the rename). The office's import may process the application beside the clerk."}, []string{"channel"}),
+			Name: "amtsbote_delivery_handed_over_after_takeover_total", Help: "Hand-overs (a case folder put into an office's transfer folder) recorded on a case a clerk had taken over in the web mailbox, by channel and by whether the case had been erased meanwhile (erased=\"true\": the folder holds what the erasure removed here): the attempt ended after the takeover, or the gateway found its hand-over only then (a crash after the rename). The office's import may process the application beside the clerk."}, []string{"channel", "erased"}),
 		unrecorded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "amtsbote_delivery_unrecorded_total", Help: "Successful delivery attempts whose outcome the store did not take after several tries; the package goes to the office again later."}),
 		restored: prometheus.NewCounter(prometheus.CounterOpts{
@@ -121,7 +121,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	// And the one channel whose hand-over can land after a takeover, for
 	// AmtsboteHandedOverAfterTakeover.
-	m.lateHandOvers.WithLabelValues(channel.Transfer)
+	m.lateHandOvers.WithLabelValues(channel.Transfer, "false")
+	m.lateHandOvers.WithLabelValues(channel.Transfer, "true")
 	if reg != nil {
 		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.deferred, m.duration, m.lineFull, m.unrecorded, m.lateHandOvers, m.restored, m.checks, m.retention, m.retentionOK, m.retentionTook, m.retentionRecords, m.clockStep, m.stopMessages)
 	}

@@ -64,7 +64,7 @@ func TestHandOverAfterTakeoverIsRecorded(t *testing.T) {
 	if evs[len(evs)-2].Type != submission.EventDelivered || evs[len(evs)-2].Channel != channel.Mailbox {
 		t.Errorf("the event before the hand-over: %+v, want the takeover's delivery", evs[len(evs)-2])
 	}
-	if n := counterOf(t, e.b.metrics.lateHandOvers, channel.Transfer); n != 1 {
+	if n := counterOf(t, e.b.metrics.lateHandOvers, channel.Transfer, "false"); n != 1 {
 		t.Errorf("amtsbote_delivery_handed_over_after_takeover_total = %v, want 1", n)
 	}
 	if l := h.logs.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "after a clerk took the case over") || !strings.Contains(l, id) {
@@ -156,7 +156,7 @@ func TestUnrecordedHandOverFoundAfterTakeover(t *testing.T) {
 	if last := evs[len(evs)-1]; last.Type != submission.EventHandedOver || last.Channel != channel.Transfer || !s.IsHandOverAfterTakeover(last) {
 		t.Errorf("last event %+v, want the late hand-over on transfer", last)
 	}
-	if n := counterOf(t, e.b.metrics.lateHandOvers, channel.Transfer); n != 1 {
+	if n := counterOf(t, e.b.metrics.lateHandOvers, channel.Transfer, "false"); n != 1 {
 		t.Errorf("amtsbote_delivery_handed_over_after_takeover_total = %v, want 1", n)
 	}
 	if l := logs.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "after a clerk took the case over") || !strings.Contains(l, id) {
@@ -240,7 +240,7 @@ func TestLateHandOverTellsAfterALostAck(t *testing.T) {
 	if err != nil || !s.HandedOverAfterTakeover() {
 		t.Fatalf("the late hand-over is not recorded: %v, %v", s, err)
 	}
-	if n := counterOf(t, e.b.metrics.lateHandOvers, channel.Transfer); n != 1 {
+	if n := counterOf(t, e.b.metrics.lateHandOvers, channel.Transfer, "false"); n != 1 {
 		t.Errorf("amtsbote_delivery_handed_over_after_takeover_total = %v, want 1", n)
 	}
 	if l := h.logs.String(); !strings.Contains(l, "after a clerk took the case over") {
@@ -318,8 +318,9 @@ func stillTheClerks(t *testing.T, b *Broker, id string) (*submission.Submission,
 
 // TestLateHandOverOfAnErasedCaseSaysSo: a case erased after the takeover
 // whose case folder then reaches the share has its bytes there again; the
-// WARN line says the case was erased, so the operator knows the erasure is
-// not complete until the folder is gone too.
+// WARN line says the case was erased, and so does the count the alert reads
+// (erased="true"), so the operator knows the erasure is not complete until the
+// folder is gone too.
 func TestLateHandOverOfAnErasedCaseSaysSo(t *testing.T) {
 	h := holdTransferAtRename(t)
 	h.takenOverAtTheRename(t, "taken-then-erased", func(id string) {
@@ -335,5 +336,8 @@ func TestLateHandOverOfAnErasedCaseSaysSo(t *testing.T) {
 	}
 	if !strings.Contains(line, "erased=true") {
 		t.Errorf("the late hand-over's WARN of an erased case does not say it was erased: %q", line)
+	}
+	if n := counterOf(t, h.e.b.metrics.lateHandOvers, channel.Transfer, "true"); n != 1 {
+		t.Errorf(`amtsbote_delivery_handed_over_after_takeover_total{erased="true"} = %v, want 1`, n)
 	}
 }
