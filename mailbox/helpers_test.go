@@ -74,6 +74,13 @@ func (c *client) do(method, path string, form url.Values, header ...string) *htt
 	} else {
 		req = httptest.NewRequest(method, path, nil)
 	}
+	return c.send(req, header...)
+}
+
+// send sends req with the client's address, headers and cookies, then header
+// (name, value, …), and keeps the cookies of the answer.
+func (c *client) send(req *http.Request, header ...string) *httptest.ResponseRecorder {
+	c.t.Helper()
 	req.RemoteAddr = c.remote
 	for k, v := range c.header {
 		req.Header[k] = v

@@ -11,9 +11,11 @@
 //     backoff while the SMTP server is down, and never holds the package back.
 //   - the pages (Handler): server-rendered German HTML for the office's staff: login,
 //     inbox with search, state filter and paging, the detail page that shows the form
-//     as a readable form, attachment downloads, accept or reject with a reason, and an
-//     "erledigt" mark (kept in the case's record, Processed, with its events, so that
-//     every gateway of a cluster shows it). Every read and every decision goes through the
+//     as a readable form, attachment downloads, accept or reject with a reason, a
+//     reply to the applicant (a Bescheid, a Rückfrage: a file the desk stores as the
+//     case's reply, which the portal reads; reply.go), and an "erledigt" mark (kept
+//     in the case's record, Processed, with its events, so that every gateway of a
+//     cluster shows it). Every read, every decision and every reply goes through the
 //     broker.OfficeDesk with the office of the logged-in user, so a user sees only
 //     the submissions of their own office; any other id is a 404.
 //

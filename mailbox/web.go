@@ -34,19 +34,25 @@ var assets embed.FS
 
 var pages = func() map[string]*template.Template {
 	funcs := template.FuncMap{
-		"stateLabel": stateLabel,
-		"stateClass": stateClass,
-		"when":       when,
-		"size":       german.Size,
-		"indent":     func(d int) int { return min(d, 8) },
-		"groupsOf":   groupsOf,
-		"pathEscape": url.PathEscape,
-		"reasonMax":  func() string { return thousands(maxReasonRunes) },
-		"eventLabel": eventLabel,
-		"eventText":  eventText,
-		"elsewhere":  waitingElsewhere,
-		"takenOver":  takenOverFrom,
-		"takeover":   takeoverEvent,
+		"stateLabel":  stateLabel,
+		"stateClass":  stateClass,
+		"when":        when,
+		"size":        german.Size,
+		"indent":      func(d int) int { return min(d, 8) },
+		"groupsOf":    groupsOf,
+		"pathEscape":  url.PathEscape,
+		"reasonMax":   func() string { return thousands(maxReasonRunes) },
+		"eventLabel":  eventLabel,
+		"eventText":   eventText,
+		"elsewhere":   waitingElsewhere,
+		"takenOver":   takenOverFrom,
+		"takeover":    takeoverEvent,
+		"replyKind":   replyKindLabel,
+		"replyKindOf": replyKindOf,
+		"fileType":    fileTypeLabel,
+		"replyMax":    replyMax,
+		"replyTypes":  replyTypeList,
+		"replyAccept": replyAccept,
 		"channelLabel": func(c string) string {
 			if l, ok := channelLabels[c]; ok {
 				return l
@@ -131,6 +137,18 @@ type page struct {
 	// system ("Ihr Fachverfahren (Abruf-Schnittstelle)"): the page shows the
 	// record and the takeover instead of the package (waitingElsewhere).
 	Elsewhere string
+	// ReplyForm: the page offers the reply form (canReply). ReplyNonce is the
+	// form's own id, new with every page, which makes the reply's message id:
+	// the same form sent twice is stored once (replyPost). ReplyKinds are the
+	// kind's choices, ReplyKind the one chosen in a form that comes again.
+	ReplyForm  bool
+	ReplyNonce string
+	ReplyKinds []option
+	ReplyKind  string
+	// ReplyKindMissing and ReplyFileError tie a refused reply's error to its
+	// field, as ReasonMissing does the decision's.
+	ReplyKindMissing bool
+	ReplyFileError   string
 	// SessionEnds is when the session ends if the clerk sends nothing before
 	// ("15:04 Uhr"): the decision form warns of it, as there is no script that could
 	// warn just before (WCAG 2.2.1).
@@ -330,6 +348,7 @@ var flashes = map[string]string{
 	"grund-fehlt":       "Bitte geben Sie für eine Ablehnung eine Begründung an.",
 	"ungueltig":         "Bitte wählen Sie „Annehmen“ oder „Ablehnen“.",
 	"uebernommen":       "Sie haben den Eingang übernommen: Er gilt als Ihrer Dienststelle zugestellt. Wofür er bestimmt war, steht unter „Übernommen“; dorthin geht er nicht mehr.",
+	"gesendet":          "Die Antwort ist gesendet: Das Portal der antragstellenden Person kann sie jetzt abrufen. Sie steht unten unter „Gesendete Antworten“.",
 }
 
 // sessionEnded is the login page's message after a form was sent without a live
@@ -366,6 +385,8 @@ func flashHolds(msg string, s *submission.Submission) bool {
 		return d != nil
 	case "uebernommen":
 		return s.DeliveredAt != nil
+	case "gesendet":
+		return len(s.Replies) > 0
 	}
 	return false
 }
@@ -376,6 +397,7 @@ var flashTitles = map[string]string{
 	"erledigt":    "Als erledigt markiert",
 	"offen":       "Markierung entfernt",
 	"uebernommen": "Übernommen",
+	"gesendet":    "Antwort gesendet",
 	"abgemeldet":  "Abgemeldet",
 }
 
@@ -393,8 +415,10 @@ var (
 	reDecide   = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})/entscheidung$`)
 	reMark     = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})/erledigt$`)
 	reTakeOver = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})/uebernehmen$`)
+	reReply    = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})/antwort$`)
+	reReplyGet = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})/antwort/([A-Za-z0-9._-]{1,128})$`)
 	// reCaseAction is every form of a case's page.
-	reCaseAction = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})/(?:entscheidung|erledigt|uebernehmen)$`)
+	reCaseAction = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})/(?:entscheidung|erledigt|uebernehmen|antwort)$`)
 )
 
 func (m *Mailbox) serve(w http.ResponseWriter, r *http.Request) {
@@ -473,6 +497,14 @@ func (m *Mailbox) serve(w http.ResponseWriter, r *http.Request) {
 		m.fail(w, r, nil, http.StatusForbidden)
 		return
 	}
+	if mt := reReply.FindStringSubmatch(p); mt != nil {
+		// The reply's form is multipart, with a file far beyond maxFormBytes:
+		// it reads its own body, its token included (replyPost).
+		if m.method(w, r, &s, http.MethodPost) {
+			m.replyPost(w, r, s, mt[1])
+		}
+		return
+	}
 	if r.Method == http.MethodPost {
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		var tooBig *http.MaxBytesError
@@ -540,6 +572,11 @@ func (m *Mailbox) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		m.takeOver(w, r, s, mt[1])
+	case matches(reReplyGet, p, &mt):
+		if !m.method(w, r, &s, http.MethodGet) {
+			return
+		}
+		m.replyDownload(w, r, s, mt[1], mt[2])
 	default:
 		m.fail(w, r, &s, http.StatusNotFound)
 	}
@@ -586,6 +623,11 @@ func (m *Mailbox) render(w http.ResponseWriter, name string, status int, p *page
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	// Always the length: a page answered before its request's body was read
+	// to the end (a reply's file too big) is followed by the drain, which
+	// flushes it, and a client that reads while it sends must see its end
+	// (httpbody.Drain).
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 }
@@ -1059,13 +1101,14 @@ func (m *Mailbox) detail(w http.ResponseWriter, r *http.Request, s session, id s
 }
 
 // draft is a decision the case's page shows again in its form instead of saving
-// it, and why.
+// it, and why; or a reply it refused (why draftReply).
 type draft struct {
 	Reason, Choice string
 	// Author is the user the case's form was served to (its hidden field
 	// "verfasser"); empty for the drafts made here, which belong to the session.
 	Author string
 	why    draftWhy
+	reply  *replyRefusal
 }
 
 type draftWhy int
@@ -1078,10 +1121,12 @@ const (
 	draftTooLong
 	// draftAfterLogin: sent after the session ended, carried through the login.
 	draftAfterLogin
+	// draftReply: a reply refused (draft.reply says why); no decision.
+	draftReply
 )
 
 // detailWithDraft is the case's page; draft, when set, is a decision not saved,
-// shown again in the form with a note why.
+// shown again in the form with a note why, or a reply refused (draft.reply).
 func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s session, id string, draft *draft) {
 	ctx := r.Context()
 	pickup := broker.Pickup{Channel: channel.Mailbox, Receiver: receiverName(s.User)}
@@ -1170,6 +1215,9 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 	}
 	p.Events = events
 	p.Mark = markOf(p.Sub, p.Events)
+	if p.ReplyForm = canReply(sub, elsewhere); p.ReplyForm {
+		p.ReplyNonce = newToken()
+	}
 	if sub.BytesRemovedAt != nil {
 		how := "nach Ablauf der Aufbewahrungsfrist"
 		if erasedOnRequest(p.Events) {
@@ -1208,7 +1256,12 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 			status = http.StatusUnprocessableEntity
 		case draftAfterLogin:
 			p.Error = "Nichts gespeichert: Ihre Anmeldung war abgelaufen, als Sie die Entscheidung abgeschickt haben. Ihre Eingabe steht unten; bitte prüfen Sie sie und speichern Sie erneut."
+		case draftReply:
+			status = draft.reply.show(p, sub)
 		}
+	}
+	for _, k := range replyKinds {
+		p.ReplyKinds = append(p.ReplyKinds, option{Value: k.Value, Label: k.Label, Selected: k.Value == p.ReplyKind})
 	}
 	m.render(w, "detail", status, p)
 }

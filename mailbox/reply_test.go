@@ -1,0 +1,402 @@
+package mailbox
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/internal/testenv"
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// replyFile is the file of a reply form: its name as the clerk's computer
+// has it, and its bytes. A zero replyFile is a form sent without a file.
+type replyFile struct {
+	name    string
+	content []byte
+}
+
+// postReply sends the reply form of case id as a browser does
+// (multipart/form-data, the fields in the page's order, the file last).
+func (c *client) postReply(id, csrf, nonce, kind string, f replyFile) *httptest.ResponseRecorder {
+	c.t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for _, kv := range [][2]string{{"csrf", csrf}, {"antwort-id", nonce}, {"art", kind}} {
+		if err := mw.WriteField(kv[0], kv[1]); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	// A browser sends the file's part also when none was chosen: no name, no bytes.
+	w, err := mw.CreateFormFile("datei", f.name)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if _, err := w.Write(f.content); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := mw.Close(); err != nil {
+		c.t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodPost, "/postfach/s/"+id+"/antwort", &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	return c.send(req)
+}
+
+var reNonce = regexp.MustCompile(`name="antwort-id" value="([^"]+)"`)
+
+// replyForm is the token and the form's own id of the reply form on a case's
+// page; it fails the test if the page has no reply form.
+func replyFormOf(t testing.TB, page string) (csrf, nonce string) {
+	t.Helper()
+	m := reNonce.FindStringSubmatch(page)
+	if m == nil || !strings.Contains(page, `enctype="multipart/form-data"`) {
+		t.Fatalf("no reply form on the page:\n%s", page)
+	}
+	return csrfFrom(t, page), m[1]
+}
+
+// bescheid is a Bescheid as a clerk has it: a PDF, under a name that names the
+// applicant (which must go nowhere).
+func bescheid(text string) replyFile {
+	return replyFile{name: "Bescheid Iris Hübner.pdf", content: paket.ExamplePDF(text)}
+}
+
+// replies is what the portal that sent the case sees of its replies.
+func (e *brokerEnv) replies(t testing.TB, id string) []submission.Reply {
+	t.Helper()
+	s, err := e.b.ForPortal(paket.ExampleSender, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Replies
+}
+
+// TestClerkSendsABescheid: a clerk with nothing but a browser could not send
+// the applicant the Bescheid through the gateway; only an office on XTA could
+// (sendMessage). Now she attaches it on the case's page: the portal's status
+// lists it as a Bescheid, and its bytes are the PDF she chose. The page lists
+// it under "Gesendete Antworten", where she can read it back, and the history
+// has it. The file's name (it names the applicant) is neither stored nor
+// logged; another office can neither send nor read one.
+func TestClerkSendsABescheid(t *testing.T) {
+	var logs testenv.Buffer
+	e := startBrokerEnv(t, t.TempDir(), Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	sub := e.receiveHandedOver(t, officeDresden)
+	anna := e.login(t, "anna", "anna-passwort")
+	page := anna.get("/postfach/s/" + sub.ID).Body.String()
+	if !strings.Contains(page, "Antwort an die Antragstellerin / den Antragsteller senden") || strings.Contains(page, "Gesendete Antworten") {
+		t.Fatalf("the case's page before a reply:\n%s", page)
+	}
+	csrf, nonce := replyFormOf(t, page)
+	pdf := bescheid("Bescheid: Der Papierkorb wird geleert.")
+
+	// Another office: 404, and nothing stored.
+	lars := e.login(t, "lars", "lars-passwort")
+	larsCSRF := csrfFrom(t, lars.get("/postfach/").Body.String())
+	if rec := lars.postReply(sub.ID, larsCSRF, nonce, "Bescheid", pdf); rec.Code != http.StatusNotFound {
+		t.Fatalf("another office's reply: %d", rec.Code)
+	}
+	if got := e.replies(t, sub.ID); len(got) != 0 {
+		t.Fatalf("another office's reply was stored: %+v", got)
+	}
+
+	rec := anna.postReply(sub.ID, csrf, nonce, "Bescheid", pdf)
+	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/postfach/s/"+sub.ID+"?meldung=gesendet" {
+		t.Fatalf("sending the Bescheid: %d to %q\n%s", rec.Code, rec.Header().Get("Location"), rec.Body)
+	}
+	got := e.replies(t, sub.ID)
+	if len(got) != 1 {
+		t.Fatalf("the portal sees %d replies, want 1", len(got))
+	}
+	r := got[0]
+	if r.Kind != "Bescheid" || r.ContentType != "application/pdf" || r.Channel != channel.Mailbox || r.Actor != "anna" || r.Size != int64(len(pdf.content)) {
+		t.Errorf("the reply: %+v", r)
+	}
+	_, rc, err := e.b.PortalReply(context.Background(), paket.ExampleSender, sub.ID, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(b, pdf.content) {
+		t.Fatalf("the portal reads %d bytes (%v), not the Bescheid's %d", len(b), err, len(pdf.content))
+	}
+
+	after := anna.get(rec.Header().Get("Location"))
+	body := after.Body.String()
+	link := "s/" + sub.ID + "/antwort/" + r.ID
+	for _, want := range []string{"<title>Antwort gesendet: ", "Die Antwort ist gesendet", `id="h-antworten">Gesendete Antworten`,
+		`href="../` + link + `" download>Bescheid vom `, "PDF-Dokument", "von anna", "Antwort an das Portal gesendet: Bescheid"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page after sending lacks %q:\n%s", want, body)
+		}
+	}
+	if _, fresh := replyFormOf(t, body); fresh == nonce {
+		t.Error("the page after sending offers the same form id again: a second reply would be taken for the first")
+	}
+	dl := anna.get("/postfach/" + link)
+	if dl.Code != http.StatusOK || !bytes.Equal(dl.Body.Bytes(), pdf.content) || dl.Header().Get("Content-Type") != "application/pdf" ||
+		!strings.HasPrefix(dl.Header().Get("Content-Disposition"), `attachment; filename="bescheid-`) {
+		t.Errorf("the clerk's download of the reply: %d, %d bytes, %q, %q", dl.Code, dl.Body.Len(), dl.Header().Get("Content-Type"), dl.Header().Get("Content-Disposition"))
+	}
+	if rec := lars.get("/postfach/" + link); rec.Code != http.StatusNotFound {
+		t.Errorf("another office downloads the reply: %d", rec.Code)
+	}
+	if rec := anna.get("/postfach/s/" + sub.ID + "/antwort"); rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("GET on the reply's form address: %d", rec.Code)
+	}
+	for _, where := range []string{logs.String(), body} {
+		if strings.Contains(where, "Hübner.pdf") || strings.Contains(where, "Bescheid Iris") {
+			t.Errorf("the file's name went into the log or the page:\n%s", where)
+		}
+	}
+	if !strings.Contains(logs.String(), "msg=reply ") || !strings.Contains(logs.String(), "user=anna") {
+		t.Errorf("no log line of the reply with the clerk's name:\n%s", logs.String())
+	}
+}
+
+// TestReplyFormSentTwiceIsStoredOnce: a double click, or a reload that sends
+// the form again, must not send the Bescheid twice. The form's own id makes
+// the reply's message id, so the desk stores it once. The same form sent with
+// another file (Back to a page kept in memory) is not reported as sent; a new
+// page's form sends a second reply.
+func TestReplyFormSentTwiceIsStoredOnce(t *testing.T) {
+	e := startBrokerEnv(t, t.TempDir(), Options{})
+	sub := e.receiveHandedOver(t, officeDresden)
+	anna := e.login(t, "anna", "anna-passwort")
+	csrf, nonce := replyFormOf(t, anna.get("/postfach/s/"+sub.ID).Body.String())
+	pdf := bescheid("Bescheid vom 6. Dezember")
+	for i := range 2 {
+		if rec := anna.postReply(sub.ID, csrf, nonce, "Bescheid", pdf); rec.Code != http.StatusSeeOther {
+			t.Fatalf("sending %d: %d\n%s", i+1, rec.Code, rec.Body)
+		}
+	}
+	if got := e.replies(t, sub.ID); len(got) != 1 {
+		t.Fatalf("the form sent twice stored %d replies, want 1", len(got))
+	}
+	other := anna.postReply(sub.ID, csrf, nonce, "Rueckfrage", bescheid("Bitte reichen Sie den Lageplan nach."))
+	if other.Code != http.StatusConflict || !strings.Contains(other.Body.String(), "Nichts gesendet: Dieses Formular war schon einmal abgeschickt worden") {
+		t.Fatalf("the same form with another file: %d\n%s", other.Code, other.Body)
+	}
+	if got := e.replies(t, sub.ID); len(got) != 1 {
+		t.Fatalf("the same form with another file stored %d replies, want 1", len(got))
+	}
+	_, fresh := replyFormOf(t, other.Body.String())
+	if rec := anna.postReply(sub.ID, csrfFrom(t, other.Body.String()), fresh, "Rueckfrage", bescheid("Bitte reichen Sie den Lageplan nach.")); rec.Code != http.StatusSeeOther {
+		t.Fatalf("a second reply from a new form: %d\n%s", rec.Code, rec.Body)
+	}
+	if got := e.replies(t, sub.ID); len(got) != 2 || got[1].Kind != "Rueckfrage" {
+		t.Fatalf("after a second reply: %+v", got)
+	}
+}
+
+// TestReplyNeedsTheFormsToken: a reply without the form's token, or with
+// another session's, sends nothing; the case's page says so and offers the
+// form with the session's token.
+func TestReplyNeedsTheFormsToken(t *testing.T) {
+	e := startBrokerEnv(t, t.TempDir(), Options{})
+	sub := e.receiveHandedOver(t, officeDresden)
+	anna := e.login(t, "anna", "anna-passwort")
+	csrf, nonce := replyFormOf(t, anna.get("/postfach/s/"+sub.ID).Body.String())
+	for _, token := range []string{"", "falsch", newToken()} {
+		rec := anna.postReply(sub.ID, token, nonce, "Bescheid", bescheid("Bescheid"))
+		body := rec.Body.String()
+		if rec.Code != http.StatusForbidden || !strings.Contains(body, "Nichts gesendet: Sie haben sich inzwischen neu angemeldet") {
+			t.Errorf("token %q: %d\n%s", token, rec.Code, body)
+		}
+		if got, _ := replyFormOf(t, body); got != csrf {
+			t.Errorf("token %q: the page offers the token %q, want the session's", token, got)
+		}
+	}
+	if got := e.replies(t, sub.ID); len(got) != 0 {
+		t.Fatalf("a reply without the form's token was stored: %+v", got)
+	}
+}
+
+// TestReplyFileOverTheLimit: a file beyond maxReplyFileBytes is refused on the
+// case's page, with the error at the file's field and the limit named,
+// never with a server error; nothing is stored. A file of the limit is sent.
+func TestReplyFileOverTheLimit(t *testing.T) {
+	e := startBrokerEnv(t, t.TempDir(), Options{})
+	sub := e.receiveHandedOver(t, officeDresden)
+	anna := e.login(t, "anna", "anna-passwort")
+	csrf, nonce := replyFormOf(t, anna.get("/postfach/s/"+sub.ID).Body.String())
+	pdf := bescheid("Ein Bescheid mit vielen gescannten Seiten")
+	at := pdf.content[:len(pdf.content):len(pdf.content)]
+	at = append(at, bytes.Repeat([]byte{' '}, maxReplyFileBytes-len(at))...)
+	for _, n := range []int{maxReplyFileBytes + 1, maxReplyBodyBytes + 1} {
+		big := replyFile{name: "scan.pdf", content: append(at[:len(at):len(at)], bytes.Repeat([]byte{' '}, n-len(at))...)}
+		rec := anna.postReply(sub.ID, csrf, nonce, "Bescheid", big)
+		body := rec.Body.String()
+		if rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(body, "Nichts gesendet: Die Datei ist größer als 20 MB") ||
+			!strings.Contains(body, `aria-describedby="datei-fehler datei-hinweis" aria-invalid="true"`) ||
+			!strings.Contains(body, `<option value="Bescheid" selected>`) {
+			t.Errorf("a file of %d bytes: %d\n%s", n, rec.Code, body)
+		}
+		if got := e.replies(t, sub.ID); len(got) != 0 {
+			t.Fatalf("a file of %d bytes was stored", n)
+		}
+	}
+	if rec := anna.postReply(sub.ID, csrf, nonce, "Bescheid", replyFile{name: "scan.pdf", content: at}); rec.Code != http.StatusSeeOther {
+		t.Fatalf("a file of the limit: %d\n%s", rec.Code, rec.Body)
+	}
+	if got := e.replies(t, sub.ID); len(got) != 1 || got[0].Size != maxReplyFileBytes {
+		t.Fatalf("after a file of the limit: %+v", got)
+	}
+}
+
+// TestReplyFormErrors: a form without a kind, without a file, with an empty
+// file or a file of another type than the page sends sends nothing; the page
+// ties the error to its field.
+func TestReplyFormErrors(t *testing.T) {
+	e := startBrokerEnv(t, t.TempDir(), Options{})
+	sub := e.receiveHandedOver(t, officeDresden)
+	anna := e.login(t, "anna", "anna-passwort")
+	csrf, nonce := replyFormOf(t, anna.get("/postfach/s/"+sub.ID).Body.String())
+	for _, c := range []struct {
+		name, kind string
+		file       replyFile
+		status     int
+		want       []string
+	}{
+		{"no kind", "", bescheid("x"), http.StatusUnprocessableEntity,
+			[]string{"Bitte wählen Sie, was Sie senden", `aria-invalid="true" aria-describedby="art-fehler" autofocus`}},
+		{"a kind the form has not", "Mahnung", bescheid("x"), http.StatusUnprocessableEntity, []string{`id="art-fehler"`}},
+		{"no file", "Bescheid", replyFile{}, http.StatusUnprocessableEntity,
+			[]string{"Bitte wählen Sie die Datei aus", `aria-describedby="datei-fehler datei-hinweis" aria-invalid="true" autofocus`}},
+		{"an empty file", "Bescheid", replyFile{name: "leer.pdf"}, http.StatusUnprocessableEntity, []string{"Die gewählte Datei ist leer"}},
+		{"a program", "Bescheid", replyFile{name: "bescheid.pdf.exe", content: append([]byte("MZ\x90\x00"), make([]byte, 200)...)}, http.StatusUnsupportedMediaType,
+			[]string{"Diese Art von Datei kann nicht gesendet werden. Möglich sind PDF-Dokument (.pdf), Word-Dokument (.docx)", `id="datei-fehler"`}},
+		{"text named .pdf", "Nachricht", replyFile{name: "bescheid.pdf", content: []byte("Sehr geehrte Frau Hübner, …")}, http.StatusUnsupportedMediaType,
+			[]string{"Diese Art von Datei kann nicht gesendet werden", `<option value="Nachricht" selected>`}},
+	} {
+		rec := anna.postReply(sub.ID, csrf, nonce, c.kind, c.file)
+		body := rec.Body.String()
+		if rec.Code != c.status || !strings.Contains(body, "<title>Fehler: ") {
+			t.Errorf("%s: %d, want %d\n%s", c.name, rec.Code, c.status, body)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(body, w) {
+				t.Errorf("%s: the page lacks %q", c.name, w)
+			}
+		}
+	}
+	if got := e.replies(t, sub.ID); len(got) != 0 {
+		t.Fatalf("a refused form stored a reply: %+v", got)
+	}
+}
+
+// TestNoReplyToACaseTheOfficeDoesNotHave: a case on its way to the office's
+// system (not delivered) and a case erased after its delivery offer no reply
+// form, and a reply sent anyway is refused with why, nothing stored.
+func TestNoReplyToACaseTheOfficeDoesNotHave(t *testing.T) {
+	e := startBrokerEnv(t, t.TempDir(), Options{})
+	bound := e.receiveVia(t, officeDresden, "", channel.API)
+	erased := e.receiveHandedOver(t, officeDresden)
+	e.waitState(t, bound.ID, submission.StateHandedOver)
+	anna := e.login(t, "anna", "anna-passwort")
+	anna.get("/postfach/s/" + erased.ID) // delivered
+	if _, err := e.b.Erase(context.Background(), erased.ID, "operator", "zurückgezogen"); err != nil {
+		t.Fatal(err)
+	}
+	csrf, nonce := replyFormOf(t, anna.get("/postfach/s/"+e.receiveHandedOver(t, officeDresden).ID).Body.String())
+	for _, c := range []struct {
+		id     string
+		status int
+		want   string
+	}{
+		{bound.ID, http.StatusConflict, "Nichts gesendet: Ihre Dienststelle hat diesen Eingang noch nicht erhalten"},
+		{erased.ID, http.StatusGone, "Nichts gesendet: Die Dateien dieses Eingangs wurden gelöscht"},
+	} {
+		if page := anna.get("/postfach/s/" + c.id).Body.String(); strings.Contains(page, `id="h-antwort"`) {
+			t.Errorf("case %s: the page offers the reply form", c.id)
+		}
+		rec := anna.postReply(c.id, csrf, nonce, "Bescheid", bescheid("Bescheid"))
+		if rec.Code != c.status || !strings.Contains(rec.Body.String(), c.want) {
+			t.Errorf("case %s: %d, want %d with %q\n%s", c.id, rec.Code, c.status, c.want, rec.Body)
+		}
+		if got := e.replies(t, c.id); len(got) != 0 {
+			t.Errorf("case %s: a reply was stored", c.id)
+		}
+	}
+	if cur, _ := e.b.Submission(bound.ID); cur.DeliveredAt != nil {
+		t.Error("the refused reply picked the case up")
+	}
+}
+
+// TestReplySentAfterTheSessionEnded: the session ended while the clerk chose
+// the file; the form leads to the login, which says that nothing was sent,
+// and back to the case after it.
+func TestReplySentAfterTheSessionEnded(t *testing.T) {
+	e := startBrokerEnv(t, t.TempDir(), Options{})
+	sub := e.receiveHandedOver(t, officeDresden)
+	anna := e.login(t, "anna", "anna-passwort")
+	csrf, nonce := replyFormOf(t, anna.get("/postfach/s/"+sub.ID).Body.String())
+	anna.post("/postfach/abmelden", url.Values{"csrf": {csrf}})
+	rec := anna.postReply(sub.ID, csrf, nonce, "Bescheid", bescheid("Bescheid"))
+	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/postfach/login?abgelaufen=1&weiter="+url.QueryEscape("s/"+sub.ID) {
+		t.Fatalf("a reply after the session: %d to %q", rec.Code, rec.Header().Get("Location"))
+	}
+	if got := e.replies(t, sub.ID); len(got) != 0 {
+		t.Fatal("a reply without a session was stored")
+	}
+}
+
+// TestSniffReplyType: the type of a reply's file is read from its bytes, not
+// from its name or the browser's word: PDF, JPEG, PNG, a Word and an
+// OpenDocument text; not a Word document with macros, any other ZIP, text.
+func TestSniffReplyType(t *testing.T) {
+	zipOf := func(names ...string) []byte {
+		var b bytes.Buffer
+		zw := zip.NewWriter(&b)
+		for _, n := range names {
+			w, err := zw.CreateHeader(&zip.FileHeader{Name: n, Method: zip.Store})
+			if err != nil {
+				t.Fatal(err)
+			}
+			content := "<x/>"
+			if n == "mimetype" {
+				content = odtType
+			}
+			if _, err := io.WriteString(w, content); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	for _, c := range []struct {
+		name string
+		b    []byte
+		want string
+	}{
+		{"pdf", paket.ExamplePDF("x"), "application/pdf"},
+		{"jpeg", []byte("\xff\xd8\xff\xe0\x00\x10JFIF\x00"), "image/jpeg"},
+		{"png", []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), "image/png"},
+		{"docx", zipOf("[Content_Types].xml", "_rels/.rels", "word/document.xml"), docxType},
+		{"odt", zipOf("mimetype", "content.xml"), odtType},
+		{"docm", zipOf("[Content_Types].xml", "word/document.xml", "word/vbaProject.bin"), ""},
+		{"xlsx", zipOf("[Content_Types].xml", "xl/workbook.xml"), ""},
+		{"zip", zipOf("brief.txt"), ""},
+		{"text", []byte("%PD Bescheid"), ""},
+		{"html", []byte("<html><script>alert(1)</script>"), ""},
+	} {
+		if got := sniffReplyType(c.b); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
