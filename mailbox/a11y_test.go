@@ -110,7 +110,8 @@ const axeRun = `axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wc
 // TestAccessibility walks through the mailbox the way a clerk works in it — login
 // (also with a wrong password and locked out), the inbox with its filter and pages,
 // a case, a rejection without and with reason, an acceptance by keyboard only, the
-// "erledigt" mark, a case on its way to the office's Fachverfahren and the same
+// "erledigt" mark, a reply to the applicant refused for its file's type and then
+// sent (the form and the list of replies), a case on its way to the office's Fachverfahren and the same
 // case taken over, the error pages (404, 503), the logout and a session that ends
 // while a form is open — and checks every page with axe-core against WCAG 2.1 A and
 // AA, at desktop width and at 320 CSS pixels (400 % zoom, reflow), plus what axe
@@ -352,6 +353,36 @@ func TestAccessibility(t *testing.T) {
 
 	submit("mark done", `section[aria-labelledby="h-erledigt"] button`)
 	check("case, marked done", "Als erledigt markiert: "+caseTitle)
+
+	// A reply: first a file of a type the page does not send (the error on the
+	// file's field, which has the cursor), then the Bescheid as a PDF (the
+	// list of replies).
+	files := t.TempDir()
+	txt, pdf := filepath.Join(files, "Bescheid.txt"), filepath.Join(files, "Bescheid.pdf")
+	if err := os.WriteFile(txt, []byte("Sehr geehrte Damen und Herren, …"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pdf, paket.ExamplePDF("Bescheid"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	do("reply with a text file", chromedp.SetValue(chromedp.CSS("#art"), "Bescheid"), chromedp.SetUploadFiles(chromedp.CSS("#datei"), []string{txt}))
+	if code := submit("reply with a text file", "#antwort button[type=submit]"); code != http.StatusUnsupportedMediaType {
+		t.Errorf("a reply with a text file: HTTP %d", code)
+	}
+	for range 50 { // autofocus runs with the next rendering (TestFocusOnTheFieldInError)
+		if f = facts("case, reply refused"); f.Active == "datei" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	check("case, reply refused", "Fehler: "+caseTitle)
+	if f.Active != "datei" || f.ActiveInvalid != "true" || !strings.Contains(f.ActiveDesc, "Diese Art von Datei") || !strings.Contains(f.ActiveDesc, "höchstens 20 MB") {
+		t.Errorf("after a reply with a text file: focus on %q (aria-invalid %q) described as %q; want the file's field, invalid, with the error and the hint",
+			f.Active, f.ActiveInvalid, f.ActiveDesc)
+	}
+	do("reply with the PDF", chromedp.SetUploadFiles(chromedp.CSS("#datei"), []string{pdf}))
+	submit("reply with the PDF", "#antwort button[type=submit]")
+	check("case, reply sent", "Antwort gesendet: "+caseTitle)
 
 	// The next one by keyboard only: Tab from the top of the page to the decision,
 	// Space to choose, Tab to the button, Enter.

@@ -1,0 +1,137 @@
+package mailbox
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/amtsbote/amtsbote/paket"
+)
+
+// replyPage is what TestReplyInTheBrowser reads from a case's page.
+type replyPage struct {
+	Title, Flash, Sent, History, Kind string
+	Form, Kept                        bool
+}
+
+const replyPageJS = `(() => {
+	const q = s => document.querySelector(s);
+	const txt = s => (q(s) || {}).textContent || '';
+	return JSON.stringify({
+		Title: document.title, Flash: txt('.meldung.ok'), Sent: txt('#antworten ul'),
+		History: txt('table.verlauf tbody'), Kind: (q('#art') || {}).value || '',
+		Form: !!q('#antwort form[enctype="multipart/form-data"] input[type=file]#datei'),
+		Kept: !!window.schonGeladen,
+	});
+})()`
+
+// TestReplyInTheBrowser is TestClerkSendsABescheid in Chromium, the way a
+// clerk meets it: she opens the case, chooses "Bescheid", picks the PDF and
+// sends it; the page says it was sent and lists it, and the portal reads the
+// bytes she picked. Back shows the case as it is now, with the reply (the
+// page from before it, kept by the back/forward cache, offered the form as if
+// nothing had been sent). A scan beyond the limit is answered with the case's
+// page, the error at the file's field, which has the cursor, and "Bescheid"
+// still chosen — not with a broken connection, although the page answers
+// before the file's end. TestAccessibility checks these pages with axe-core.
+func TestReplyInTheBrowser(t *testing.T) {
+	r := newBrowserRig(t)
+	sub := r.e.receiveHandedOver(t, officeDresden)
+	dir := t.TempDir()
+	// The name as a clerk's computer has it: it names the applicant.
+	pdfPath := filepath.Join(dir, "Bescheid Iris Hübner.pdf")
+	pdf := paket.ExamplePDF("Bescheid: Der Papierkorb wird geleert.")
+	if err := os.WriteFile(pdfPath, pdf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.login()
+	if code := r.nav("case", chromedp.Navigate(r.base+"s/"+sub.ID)); code != http.StatusOK {
+		t.Fatalf("the case's page: HTTP %d", code)
+	}
+	r.do("tag the page", chromedp.Evaluate[chromedp.Void](`window.schonGeladen = true`))
+	var p replyPage
+	r.eval(replyPageJS, &p)
+	if !p.Form || p.Sent != "" {
+		t.Fatalf("the case's page: reply form %v, sent %q; want the form and no reply", p.Form, p.Sent)
+	}
+
+	r.do("choose Bescheid and the PDF", chromedp.SetValue(chromedp.CSS("#art"), "Bescheid"),
+		chromedp.SetUploadFiles(chromedp.CSS("#datei"), []string{pdfPath}))
+	if code := r.nav("send", chromedp.Click(chromedp.CSS("#antwort button[type=submit]"))); code != http.StatusOK {
+		t.Fatalf("after sending: HTTP %d", code)
+	}
+	r.eval(replyPageJS, &p)
+	if !strings.HasPrefix(p.Title, "Antwort gesendet: ") || !strings.HasPrefix(p.Flash, "Die Antwort ist gesendet") ||
+		!strings.Contains(p.Sent, "Bescheid vom ") || !strings.Contains(p.Sent, "PDF-Dokument") ||
+		!strings.Contains(p.History, "Antwort an das Portal gesendet: Bescheid") {
+		t.Errorf("after sending: %+v", p)
+	}
+	got := r.e.replies(t, sub.ID)
+	if len(got) != 1 || got[0].Kind != "Bescheid" {
+		t.Fatalf("the portal sees %+v, want one Bescheid", got)
+	}
+	_, rc, err := r.e.b.PortalReply(context.Background(), paket.ExampleSender, sub.ID, got[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(b, pdf) {
+		t.Fatalf("the portal reads %d bytes (%v), not the %d of the PDF she picked", len(b), err, len(pdf))
+	}
+
+	r.back()
+	r.eval(replyPageJS, &p)
+	if p.Kept || !strings.Contains(p.Sent, "Bescheid vom ") || !p.Form {
+		t.Errorf("Back after sending: the page from before (%v), sent %q, form %v; want the case loaded anew, with the reply",
+			p.Kept, p.Sent, p.Form)
+	}
+
+	// A scan beyond the limit: a sparse file, its bytes never written.
+	bigPath := filepath.Join(dir, "Scan Hübner.pdf")
+	f, err := os.Create(bigPath)
+	if err == nil {
+		err = f.Truncate(maxReplyFileBytes + 1<<20)
+	}
+	if err == nil {
+		err = f.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.do("choose Bescheid and the scan", chromedp.SetValue(chromedp.CSS("#art"), "Bescheid"),
+		chromedp.SetUploadFiles(chromedp.CSS("#datei"), []string{bigPath}))
+	if code := r.nav("send the scan", chromedp.Click(chromedp.CSS("#antwort button[type=submit]"))); code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("sending the scan: HTTP %d, want the page's 413", code)
+	}
+	r.eval(replyPageJS, &p)
+	var field struct{ Active, Invalid, Desc string }
+	for range 50 { // autofocus runs with the next rendering (TestFocusOnTheFieldInError)
+		r.eval(`(() => {
+			const a = document.activeElement;
+			const desc = (a.getAttribute('aria-describedby') || '').split(/\s+/).filter(Boolean)
+				.map(id => (document.getElementById(id) || {}).textContent || '').join(' ');
+			return JSON.stringify({Active: a.id, Invalid: a.getAttribute('aria-invalid') || '', Desc: desc});
+		})()`, &field)
+		if field.Active == "datei" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.HasPrefix(p.Title, "Fehler: ") || p.Kind != "Bescheid" || field.Active != "datei" || field.Invalid != "true" ||
+		!strings.Contains(field.Desc, "größer als 20 MB") {
+		t.Errorf("after the scan: title %q, kind %q, focus on %q (aria-invalid %q) described as %q; want the error on the file's field",
+			p.Title, p.Kind, field.Active, field.Invalid, field.Desc)
+	}
+	if got := r.e.replies(t, sub.ID); len(got) != 1 {
+		t.Fatalf("after the scan the portal sees %d replies, want 1", len(got))
+	}
+}
