@@ -27,6 +27,7 @@ func (g *Gateway) setupMailbox(ctx context.Context) error {
 		SMTP: mailbox.SMTPConfig{Addr: c.Mailbox.SMTP.Addr, From: c.Mailbox.SMTP.From, Username: c.Mailbox.SMTP.Username,
 			Password: c.Mailbox.SMTP.Password, RequireTLS: c.Mailbox.SMTP.RequireTLS, Outbound: g.outbound},
 		Downloads:      api.Transfer{Window: c.HTTP.ReadTimeout, MinRate: c.HTTP.UploadMinRate},
+		WriteTimeout:   c.HTTP.WriteTimeout,
 		TrustedProxies: c.HTTP.Proxies(),
 		StoreDown:      g.storeUnreachable,
 		Registerer:     g.reg,

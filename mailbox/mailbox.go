@@ -86,8 +86,12 @@ type Options struct {
 	SMTP      SMTPConfig
 	Logger    *slog.Logger
 	Now       func() time.Time
-	// Downloads is the progress rule of downloads (api.Transfer); zero: its defaults.
+	// Downloads is the progress rule of downloads (api.Transfer), and of a
+	// reply's upload; zero: its defaults.
 	Downloads api.Transfer
+	// WriteTimeout bounds the answer to a reply's upload, which is read without
+	// the server's deadlines (http.write_timeout); zero: api.DefaultWriteTimeout.
+	WriteTimeout time.Duration
 	// TrustedProxies are the reverse proxies in front of the gateway, whose
 	// X-Forwarded-For names the client for the login limits (clientAddr).
 	TrustedProxies []netip.Prefix

@@ -358,7 +358,7 @@ func (m *Mailbox) replyPost(w http.ResponseWriter, r *http.Request, s session, i
 	minRate := cmp.Or(m.opts.Downloads.MinRate, api.DefaultTransferMinRate)
 	body := api.UploadBody(w, r, maxReplyBodyBytes, window, minRate)
 	f, err := readReplyForm(r, body)
-	api.AnswerUpload(w, api.DefaultWriteTimeout)
+	api.AnswerUpload(w, cmp.Or(m.opts.WriteTimeout, api.DefaultWriteTimeout))
 	if r.Context().Err() != nil {
 		return // the browser went away: nobody to answer
 	}
