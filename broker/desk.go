@@ -764,8 +764,9 @@ func (b *Broker) Decide(_ context.Context, officeID, id string, d Decision) (*su
 	})
 }
 
-// maxReplyBytes bounds one reply.
-const maxReplyBytes = 64 << 20
+// MaxReplyBytes bounds one reply, whichever face it comes by; a face that reads
+// a reply whole refuses a larger one before it reads it (the pull API: 413).
+const MaxReplyBytes = 64 << 20
 
 // Reply implements OfficeDesk: the bytes are fsynced as a blob, then the reply is
 // recorded with its event in one transaction.
@@ -796,8 +797,8 @@ func (b *Broker) Reply(_ context.Context, officeID, id string, in ReplyIn) (subm
 	if _, err := s.Clone().AddReply(time.Now().UTC(), r); err != nil {
 		return submission.Reply{}, asConflict(err)
 	}
-	if len(in.Content) > maxReplyBytes {
-		return submission.Reply{}, fmt.Errorf("%w: reply of %d bytes exceeds %d", ErrConflict, len(in.Content), maxReplyBytes)
+	if len(in.Content) > MaxReplyBytes {
+		return submission.Reply{}, fmt.Errorf("%w: reply of %d bytes exceeds %d", ErrConflict, len(in.Content), MaxReplyBytes)
 	}
 	r.SHA256, err = b.db.Blobs().Put(in.Content)
 	if err != nil {
@@ -858,8 +859,10 @@ func (b *Broker) openReply(ctx context.Context, s *submission.Submission, replyI
 			if s.BytesRemovedAt != nil {
 				return submission.Reply{}, nil, fmt.Errorf("submission %s: %w", s.ID, ErrBytesRemoved)
 			}
+			// As a package's or an attachment's: a store that cannot hand the
+			// bytes out now is ErrUnreadable (503, retry), not a 500.
 			rc, err := b.db.Blobs().Open(ctx, r.SHA256)
-			return r, rc, err
+			return r, rc, unreadable(err)
 		}
 	}
 	return submission.Reply{}, nil, fmt.Errorf("reply %s: %w", replyID, ErrNotFound)

@@ -92,8 +92,8 @@ func (b *Broker) RecordPeerReply(ctx context.Context, id, peer string, r submiss
 	if _, err := s.Clone().AddPeerReply(time.Now().UTC(), peer, r); err != nil {
 		return submission.Reply{}, asConflict(err)
 	}
-	if r.Size < 0 || r.Size > maxReplyBytes {
-		return submission.Reply{}, fmt.Errorf("%w: reply of %d bytes exceeds %d", ErrConflict, r.Size, maxReplyBytes)
+	if r.Size < 0 || r.Size > MaxReplyBytes {
+		return submission.Reply{}, fmt.Errorf("%w: reply of %d bytes exceeds %d", ErrConflict, r.Size, MaxReplyBytes)
 	}
 	p, err := b.db.Blobs().PutStream(ctx, body, r.Size, r.SHA256)
 	if err != nil {
