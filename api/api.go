@@ -222,6 +222,8 @@ func New(o Options) *Server {
 		r.Post("/submissions/{id}/accept", s.officeDecide(broker.OutcomeAccepted))
 		r.Post("/submissions/{id}/reject", s.officeDecide(broker.OutcomeRejected))
 		r.Get("/submissions/{id}/receipts/{kind}", s.officeReceipt)
+		r.Post("/submissions/{id}/replies", s.officeReply)
+		r.Get("/submissions/{id}/replies/{rid}", s.officeReplyBytes)
 	})
 	r.Route("/v1/admin", func(r chi.Router) {
 		r.Use(s.adminAuth, s.storeGate)
@@ -609,23 +611,11 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	if declaredTooLarge(w, r, s.opt.MaxBodyBytes) {
 		return
 	}
-	// The budget grows with the bytes that arrive (httpbody.FirstBytes says why).
-	lease, err := s.opt.BodyBudget.Acquire(r.Context(), httpbody.First(r.ContentLength))
-	if err != nil {
-		s.refuseUnread(w, r, err)
+	body, lease, ok := s.readBody(w, r, s.opt.MaxBodyBytes)
+	if !ok {
 		return
 	}
-	defer lease.Release()
-	body, err := httpbody.ReadAll(lease.Reader(r.Context(), http.MaxBytesReader(w, r.Body, s.opt.MaxBodyBytes), s.opt.MaxBodyBytes), r.ContentLength)
-	lease.Keep(int64(cap(body)))
-	if err != nil {
-		if isMaxBytes(err) || errors.Is(err, httpbody.ErrBusy) {
-			s.fail(w, r, err)
-			return
-		}
-		problem.Write(w, r, problem.New(400, problem.TypeMalformed, "could not read the request body"))
-		return
-	}
+	defer lease.Release() // held to the end of the intake, as the body is
 	a, err := s.opt.Pipeline.Submit(r.Context(), body)
 	if err != nil {
 		s.fail(w, r, err)
@@ -735,14 +725,23 @@ func (s *Server) portalReceipt(w http.ResponseWriter, r *http.Request, portal st
 // given more than once in the query: each is read as one value, and the second
 // was dropped without a word (state=held&state=queued listed only the held ones).
 func singleValued(w http.ResponseWriter, r *http.Request, names ...string) bool {
+	if p := repeatedParam(r, names...); p != nil {
+		problem.Write(w, r, p)
+		return false
+	}
+	return true
+}
+
+// repeatedParam is singleValued's refusal, or nil: for a handler that answers
+// it in its own way (before a body it has not read, refuseUnread).
+func repeatedParam(r *http.Request, names ...string) *problem.Problem {
 	q := r.URL.Query()
 	for _, n := range names {
 		if len(q[n]) > 1 {
-			problem.Write(w, r, problem.New(422, problem.TypeInvalidField, n+" is given more than once; it takes one value").With("field", n))
-			return false
+			return problem.New(422, problem.TypeInvalidField, n+" is given more than once; it takes one value").With("field", n)
 		}
 	}
-	return true
+	return nil
 }
 
 // queryLimit reads the page size of a listing: def when absent, 1..max, else it
@@ -1208,14 +1207,7 @@ func (s *Server) portalReply(w http.ResponseWriter, r *http.Request, portal stri
 		return
 	}
 	defer rc.Close()
-	ct := rep.ContentType
-	if _, _, err := mime.ParseMediaType(ct); err != nil || ct == "" {
-		ct = "application/octet-stream"
-	}
-	w.Header().Set("Content-Type", ct)
-	w.Header().Set("Content-Length", strconv.FormatInt(rep.Size, 10))
-	// A reply may have 64 MiB: under the progress rule, as the office's package.
-	_, _ = io.Copy(Paced(w, s.transfer()), rc)
+	serveReply(w, rep, rc, s.transfer())
 }
 
 // AdminSubmission is the operator's view: the whole record and the whole event log,

@@ -102,7 +102,7 @@ func ProblemFor(err error) *problem.Problem {
 		// Before conflict, which it comes with. The detail names no clerk: it is
 		// what the office's system logs and passes on (a ticket, a monitor), and
 		// the case's view shows what the office needs (takenOver, the events).
-		return problem.New(http.StatusConflict, problem.TypeTakenOver, "a clerk took this case over in the office's web mailbox (Behördenpostfach) before your system had it; it is processed there now, and your system neither fetches nor decides it: drop it (its view shows takenOver)")
+		return problem.New(http.StatusConflict, problem.TypeTakenOver, "a clerk took this case over in the office's web mailbox (Behördenpostfach) before your system had it; it is processed there now, and your system neither fetches, decides nor answers it (the clerk answers the applicant): drop it (its view shows takenOver)")
 	case errors.Is(err, broker.ErrConflict):
 		return problem.New(http.StatusConflict, problem.TypeConflict, err.Error())
 	case errors.Is(err, broker.ErrStopped):

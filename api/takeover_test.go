@@ -214,8 +214,9 @@ type takeoverGateway struct {
 
 // startTakeoverGateway is a gateway with the two offices of the takeover tests
 // (pollingOffice: api, then mailbox; mailOffice: mailbox only) and a mailbox
-// user of each (paula, max, password "pw").
-func startTakeoverGateway(t *testing.T) takeoverGateway {
+// user of each (paula, max, password "pw"); edit changes the rest of its
+// configuration.
+func startTakeoverGateway(t *testing.T, edit ...func(*config.Config)) takeoverGateway {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "abruf.yaml")
 	if err := os.WriteFile(dir, []byte(`services:
@@ -249,6 +250,9 @@ responsibilities:
 		c.Mailbox.Users = []config.MailboxUser{
 			{Name: "paula", Office: pollingOffice, PasswordHash: string(hash)},
 			{Name: "max", Office: mailOffice, PasswordHash: string(hash)},
+		}
+		for _, e := range edit {
+			e(c)
 		}
 	})
 	return takeoverGateway{g: g, pki: pki}

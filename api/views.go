@@ -38,10 +38,16 @@ func statusView(sub *submission.Submission, evs []submission.Event) wire.StatusV
 		v.Links[wire.LinkPeerReceipt] = wire.ReceiptPath(sub.ID, wire.ReceiptPeer)
 	}
 	for _, r := range sub.Replies {
-		v.Replies = append(v.Replies, wire.Reply{ID: r.ID, Kind: r.Kind, ContentType: r.ContentType, Size: r.Size,
-			SHA256: r.SHA256, Channel: r.Channel, At: r.At, Link: wire.ReplyPath(sub.ID, r.ID)})
+		v.Replies = append(v.Replies, replyOf(r, wire.ReplyPath(sub.ID, r.ID)))
 	}
 	return v
+}
+
+// replyOf is one reply as portals and offices see it, with the link to its
+// bytes on their side (the actor and the office's own id are not shown).
+func replyOf(r submission.Reply, link string) wire.Reply {
+	return wire.Reply{ID: r.ID, Kind: r.Kind, ContentType: r.ContentType, Size: r.Size,
+		SHA256: r.SHA256, Channel: r.Channel, At: r.At, Link: link}
 }
 
 func baseView(sub *submission.Submission, evs []submission.Event) wire.StatusView {
@@ -63,6 +69,12 @@ func officeView(sub *submission.Submission, evs []submission.Event) wire.OfficeS
 	v.Links[wire.LinkPackage] = wire.OfficePackagePath(sub.ID)
 	v.Links[wire.LinkAccept] = wire.OfficeDecisionPath(sub.ID, wire.OutcomeAccepted)
 	v.Links[wire.LinkReject] = wire.OfficeDecisionPath(sub.ID, wire.OutcomeRejected)
+	v.Links[wire.LinkReplies] = wire.OfficeRepliesPath(sub.ID)
+	// Its replies with the office's links: its system reads back what it sent
+	// (by this API or by XTA), and sees what went to the applicant.
+	for _, r := range sub.Replies {
+		v.Replies = append(v.Replies, replyOf(r, wire.OfficeReplyPath(sub.ID, r.ID)))
+	}
 	atts := make([]wire.Attachment, 0, len(sub.Attachments))
 	for _, a := range sub.Attachments {
 		v.Links[wire.LinkAttachmentPrefix+a.ID] = wire.OfficeAttachmentPath(sub.ID, a.ID)

@@ -58,12 +58,38 @@ func TestViewLinks(t *testing.T) {
 	if got, want := officeView(sub, evs).Links, map[string]string{
 		"receipt": o + "/receipts/eingang", "deliveryReceipt": o + "/receipts/zustellung", "package": o + "/package",
 		"accept": o + "/accept", "reject": o + "/reject", "attachment:anlage-1": o + "/attachments/anlage-1",
+		"replies": o + "/replies",
 	}; !mapsEqual(got, want) {
 		t.Errorf("office links %v", got)
 	}
 	sub.Attachments = nil
 	if v := officeView(sub, nil); v.Attachments == nil || v.Events == nil {
 		t.Error("attachments and events must be [] rather than null")
+	}
+}
+
+// TestViewsListRepliesWithTheReadersLinks: the portal's view lists the
+// office's replies with links to the portal's reads, the office's view with
+// links to the office's own (it had none: an office's system could not see
+// what it had sent).
+func TestViewsListRepliesWithTheReadersLinks(t *testing.T) {
+	sub, evs := sampleSubmission()
+	sub.Replies = []submission.Reply{{ID: "r-1", Kind: "Bescheid", MessageID: "AZ-1", ContentType: "application/pdf", Size: 5,
+		SHA256: strings.Repeat("c", 64), Channel: "api", Actor: "office dd (pull API)", At: sub.ReceivedAt}}
+	want := wire.Reply{ID: "r-1", Kind: "Bescheid", ContentType: "application/pdf", Size: 5, SHA256: strings.Repeat("c", 64),
+		Channel: "api", At: sub.ReceivedAt}
+	for name, tc := range map[string]struct {
+		got  []wire.Reply
+		link string
+	}{
+		"portal": {statusView(sub, evs).Replies, "/v1/submissions/" + sub.ID + "/replies/r-1"},
+		"office": {officeView(sub, evs).Replies, "/v1/office/submissions/" + sub.ID + "/replies/r-1"},
+	} {
+		w := want
+		w.Link = tc.link
+		if len(tc.got) != 1 || tc.got[0] != w {
+			t.Errorf("the %s's view lists %+v, want %+v", name, tc.got, w)
+		}
 	}
 }
 

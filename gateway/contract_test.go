@@ -89,7 +89,14 @@ func TestAPIContract(t *testing.T) {
 		"office attachment range":         {"Range": {"bytes=0-9"}},
 		"office attachment range outside": {"Range": {"bytes=999999-"}},
 		"office attachment if-match":      {"If-Match": {`"not-its-digest"`}},
+		"office reply":                    {"Idempotency-Key": {"AZ-2026-17/bescheid"}},
+		"office reply again":              {"Idempotency-Key": {"AZ-2026-17/bescheid"}},
+		"office reply other bytes":        {"Idempotency-Key": {"AZ-2026-17/bescheid"}},
+		"office reply key too long":       {"Idempotency-Key": {strings.Repeat("k", 201)}},
+		"office reply erased":             {"Idempotency-Key": {"AZ-2026-17/bescheid-2"}},
 	}
+	bescheid := []byte("Bescheid: Ihre Anzeige ist vollständig. Az. 2026-17\n")
+	replies := "/v1/office/submissions/" + id + "/replies"
 	openapi3filter.RegisterBodyDecoder("multipart/related", openapi3filter.FileBodyDecoder)
 	tests := []struct {
 		name, method, path, token, ctype string
@@ -136,6 +143,18 @@ func TestAPIContract(t *testing.T) {
 		{"office reject after accept", "POST", "/v1/office/submissions/" + id + "/reject", officeToken, "application/json", []byte(`{"reason":"zu spät"}`), 409},
 		{"office accept again", "POST", "/v1/office/submissions/" + id + "/accept", officeToken, "application/json", []byte(`{"reason":"` + strings.Repeat("ä", 2000) + `"}`), 200},
 		{"office accept other reason", "POST", "/v1/office/submissions/" + id + "/accept", officeToken, "application/json", []byte(`{"reason":"AZ-2"}`), 409},
+		{"office reply", "POST", replies + "?kind=Bescheid", officeToken, "text/plain; charset=utf-8", bescheid, 201},
+		{"office reply again", "POST", replies + "?kind=Bescheid", officeToken, "text/plain; charset=utf-8", bescheid, 200},
+		{"office reply other bytes", "POST", replies + "?kind=Bescheid", officeToken, "text/plain; charset=utf-8", []byte("ein anderer Bescheid"), 409},
+		{"office reply without kind", "POST", replies, officeToken, "text/plain", bescheid, 422},
+		{"office reply key too long", "POST", replies + "?kind=Bescheid", officeToken, "text/plain", bescheid, 422},
+		{"office reply without media type", "POST", replies + "?kind=Bescheid", officeToken, "", bescheid, 415},
+		{"office reply empty", "POST", replies + "?kind=Bescheid", officeToken, "text/plain", []byte{}, 422},
+		{"office reply as a portal", "POST", replies + "?kind=Bescheid", portalToken, "text/plain", bescheid, 401},
+		{"office reply to an unknown case", "POST", "/v1/office/submissions/nope/replies?kind=Bescheid", officeToken, "text/plain", bescheid, 404},
+		{"office reply unknown", "GET", replies + "/nope", officeToken, "", nil, 404},
+		{"office view with the reply", "GET", "/v1/office/submissions/" + id, officeToken, "", nil, 200},
+		{"status with the reply", "GET", "/v1/submissions/" + id, portalToken, "", nil, 200},
 		{"office list accepted", "GET", "/v1/office/submissions?state=accepted,rejected", officeToken, "", nil, 200},
 		{"admin undecided after the decision", "GET", "/v1/admin/undecided", adminToken, "", nil, 200},
 		{"office list awaiting decision after the decision", "GET", "/v1/office/submissions?awaiting=decision", officeToken, "", nil, 200},
@@ -162,6 +181,7 @@ func TestAPIContract(t *testing.T) {
 		{"admin erase again", "POST", "/v1/admin/submissions/" + id + "/erase", adminToken, "", nil, 200},
 		{"office package erased", "GET", "/v1/office/submissions/" + id + "/package", officeToken, "", nil, 410},
 		{"office attachment erased", "GET", "/v1/office/submissions/" + id + "/attachments/" + aid, officeToken, "", nil, 410},
+		{"office reply erased", "POST", replies + "?kind=Bescheid", officeToken, "text/plain", []byte("nach der Löschung"), 410},
 		{"admin erase undecided", "POST", "/v1/admin/submissions/" + id2 + "/erase", adminToken, "application/json", []byte(`{"operator":"m.meier"}`), 200},
 		{"office reject erased", "POST", "/v1/office/submissions/" + id2 + "/reject", officeToken, "application/json", []byte(`{"reason":"weg"}`), 410},
 		{"office accept erased", "POST", "/v1/office/submissions/" + id2 + "/accept", officeToken, "application/json", []byte(`{}`), 410},
@@ -198,6 +218,16 @@ func TestAPIContract(t *testing.T) {
 		"admin erase operator too long":              `"field":"operator"`,
 		"office package erased":                      `bytes-removed`,
 		"office accept other reason":                 `problems/conflict`,
+		"office reply":                               `"kind":"Bescheid"`,
+		"office reply again":                         `"kind":"Bescheid"`,
+		"office reply other bytes":                   `names another reply`,
+		"office reply without kind":                  `"field":"kind"`,
+		"office reply key too long":                  `"field":"Idempotency-Key"`,
+		"office reply without media type":            `unsupported-media`,
+		"office reply empty":                         `"field":"body"`,
+		"office view with the reply":                 `"link":"/v1/office/submissions/` + id + `/replies/`,
+		"status with the reply":                      `"link":"/v1/submissions/` + id + `/replies/`,
+		"office reply erased":                        `bytes-removed`,
 		"submit after the gateway certificate ended": `gateway-certificate-expired`,
 		"readyz after the gateway certificate ended": `gateway certificate`,
 	}

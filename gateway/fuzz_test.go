@@ -257,6 +257,8 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"POST", "/v1/admin/endpoints/{id}/{a}/enable"},
 	{"POST", "/v1/submissions"},
 	{"GET", "/v1/admin/offices"}, // after the others: the corpus names routes by index
+	{"POST", "/v1/office/submissions/{id}/replies"},
+	{"GET", "/v1/office/submissions/{id}/replies/{a}"},
 }
 
 // FuzzAPIContract: any operation of the API, with any path values, query, body,
@@ -286,6 +288,9 @@ func FuzzAPIContract(f *testing.F) {
 	f.Add(uint8(14), "", "", "", []byte(`{"ids":["a"],"from":"x"}`), uint8(4), "")
 	f.Add(uint8(16), "leipzig-ordnungsamt", "webhook", "", []byte{}, uint8(4), "")
 	f.Add(uint8(17), "", "", "", []byte("<x/>"), uint8(0), "")
+	f.Add(uint8(19), "", "", "kind=Bescheid", []byte("Bescheid"), uint8(2), "")
+	f.Add(uint8(19), "", "", "kind=%07", []byte{}, uint8(1), "")
+	f.Add(uint8(20), "", "r-1", "", []byte{}, uint8(2), "")
 	allowed := map[string]bool{}
 	for _, t := range problem.Types() {
 		allowed[t] = true

@@ -52,6 +52,22 @@ func OfficeDecisionPath(id, outcome string) string {
 	return ""
 }
 
+// OfficeRepliesPath is where the office posts a reply to the applicant (a
+// Bescheid, a Rückfrage): the bytes as the body, their media type as
+// Content-Type, the kind as the query parameter kind (OfficeReplyPostPath).
+func OfficeRepliesPath(id string) string { return OfficeSubmissionPath(id) + "/replies" }
+
+// OfficeReplyPostPath is OfficeRepliesPath with the reply's kind as its query.
+func OfficeReplyPostPath(id, kind string) string {
+	return OfficeRepliesPath(id) + "?" + url.Values{ReplyKindParam: {kind}}.Encode()
+}
+
+// OfficeReplyPath is the bytes of one reply to one of the office's submissions,
+// for the office to read back.
+func OfficeReplyPath(id, replyID string) string {
+	return OfficeRepliesPath(id) + "/" + url.PathEscape(replyID)
+}
+
 // OfficeReceiptPath is a receipt of one of the office's submissions.
 func OfficeReceiptPath(id, kind string) string {
 	return OfficeSubmissionPath(id) + "/receipts/" + url.PathEscape(kind)

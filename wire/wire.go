@@ -57,6 +57,25 @@ const (
 	HeaderDuplicate    = "Amtsbote-Duplicate" // "true" when the message was accepted before
 )
 
+// The office's reply (POST OfficeRepliesPath): the query parameter that names
+// its kind, the request header that names it in the office's own terms, and
+// their bounds in characters. The same Idempotency-Key with the same kind,
+// media type and bytes is a repeat, answered 200 with the reply stored first
+// (and HeaderDuplicate); with anything else, 409 conflict.
+const (
+	ReplyKindParam          = "kind"
+	HeaderIdempotencyKey    = "Idempotency-Key"
+	MaxReplyKindLength      = 100
+	MaxIdempotencyKeyLength = 200
+)
+
+// Reply kinds the gateway's own clients send; any other kind of at most
+// MaxReplyKindLength characters is taken as well.
+const (
+	ReplyBescheid   = "Bescheid"
+	ReplyRueckfrage = "Rueckfrage"
+)
+
 // Event is one entry of a submission's log as portals and offices see it. Operators
 // see more (the admin API); there is deliberately no note here.
 type Event struct {
@@ -125,6 +144,10 @@ const (
 	LinkAccept           = "accept"
 	LinkReject           = "reject"
 	LinkAttachmentPrefix = "attachment:"
+	// LinkReplies (office view) is where the office posts a reply to the
+	// applicant (OfficeRepliesPath); its replies are listed in Replies, each
+	// with the link to read it back.
+	LinkReplies = "replies"
 )
 
 // Attachment describes one attachment (Anlage) of a submission.
