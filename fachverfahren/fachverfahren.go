@@ -21,6 +21,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -45,6 +46,14 @@ type Options struct {
 	Verifier *signing.Verifier
 	// Decide returns the office's answer; nil accepts everything.
 	Decide func(n webhook.Notification, pkg []byte) (accept bool, reason string)
+	// Bescheid, if set, is the office's answer to the applicant for a case it
+	// accepted, sent through the gateway after the acceptance (POST to the
+	// notification's replies link): the portal reads it in the case's status.
+	// Its Idempotency-Key is "bescheid-" and the delivery id, so a try again
+	// after a lost answer (the package and the decision are sent again too)
+	// stores it once. A gateway that names no replies link (a build before the
+	// office API took replies) is sent none. nil: no Bescheid.
+	Bescheid func(n webhook.Notification, pkg []byte) Reply
 	// FailFirst answers 503 to the first n notifications (to show retries).
 	FailFirst int
 	// Logf receives one line per step; nil is silent.
@@ -84,6 +93,13 @@ type Options struct {
 	SweepEvery time.Duration
 }
 
+// Reply is a message of the office back to the applicant: its kind
+// (wire.ReplyBescheid, wire.ReplyRueckfrage, …), its media type and its bytes.
+type Reply struct {
+	Kind, ContentType string
+	Content           []byte
+}
+
 // Outcome is what the office did with one submission.
 type Outcome struct {
 	SubmissionID string
@@ -93,7 +109,10 @@ type Outcome struct {
 	PackageBytes int
 	Attachments  int
 	Signer       string
-	Err          error
+	// Reply is the Bescheid as the gateway stored it (Options.Bescheid), with
+	// its id and the office's link to it; zero if none was sent.
+	Reply wire.Reply
+	Err   error
 }
 
 // Office is a running office system.
@@ -367,7 +386,55 @@ func (o *Office) process(ctx context.Context, n webhook.Notification, token stri
 		return out
 	}
 	out.Accepted, out.Reason = accept, reason
+	if accept && o.opt.Bescheid != nil {
+		if n.Links.Replies == "" {
+			o.logf("the gateway names no replies link for %s (a build before replies on the office API): no Bescheid sent", n.SubmissionID)
+			return out
+		}
+		b := o.opt.Bescheid(n, pkg)
+		rep, err := o.reply(ctx, n.Links.Replies, token, "bescheid-"+n.DeliveryID, b)
+		if err != nil {
+			out.Err = err
+			return out
+		}
+		out.Reply = rep
+		o.logf("Bescheid sent to the applicant through the gateway: reply %s (%s, %d bytes)", rep.ID, rep.ContentType, rep.Size)
+	}
 	return out
+}
+
+// reply posts r to the replies link with the Idempotency-Key key and returns
+// the reply as the gateway stored it: created (201), or stored before (200, a
+// try again after a lost answer).
+func (o *Office) reply(ctx context.Context, link, token, key string, r Reply) (wire.Reply, error) {
+	var rep wire.Reply
+	u := link + "?" + url.Values{wire.ReplyKindParam: {r.Kind}}.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(r.Content))
+	if err != nil {
+		return rep, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", r.ContentType)
+	req.Header.Set(wire.HeaderIdempotencyKey, key)
+	resp, err := o.send(req)
+	if err != nil {
+		return rep, &transientError{fmt.Errorf("POST %s: %w", u, err)}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		return rep, statusError(req, resp)
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return rep, &transientError{fmt.Errorf("POST %s: %w", u, err)}
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil || rep.ID == "" {
+		return rep, fmt.Errorf("POST %s: the answer is no reply: %q", u, raw)
+	}
+	if rep.SHA256 != digest(r.Content) {
+		return rep, fmt.Errorf("POST %s: the gateway stored SHA-256 %s, the Bescheid has %s", u, rep.SHA256, digest(r.Content))
+	}
+	return rep, nil
 }
 
 // matchDeclared checks the attachments the gateway announces against those
@@ -971,6 +1038,14 @@ func pollNotification(base string, s wire.OfficeSubmission) webhook.Notification
 		Package: webhook.PackageRef{SHA256: s.PackageSHA256, Size: s.PackageSize, Href: base + wire.OfficePackagePath(s.ID)},
 		Links: webhook.Links{Submission: base + wire.OfficeSubmissionPath(s.ID), Package: base + wire.OfficePackagePath(s.ID),
 			Accept: base + wire.OfficeDecisionPath(s.ID, wire.OutcomeAccepted), Reject: base + wire.OfficeDecisionPath(s.ID, wire.OutcomeRejected)}}
+	// The list's own link, as the notification's: a gateway of a build
+	// before the office API took replies names none, and is sent no Bescheid.
+	if l := s.Links[wire.LinkReplies]; l != "" {
+		n.Links.Replies = l
+		if strings.HasPrefix(l, "/") {
+			n.Links.Replies = base + l
+		}
+	}
 	for _, a := range s.Attachments {
 		n.Attachments = append(n.Attachments, webhook.AttachmentRef{ID: a.ID, MimeType: a.MimeType, Size: a.Size, SHA256: a.SHA256,
 			Href: base + wire.OfficeAttachmentPath(s.ID, a.ID)})

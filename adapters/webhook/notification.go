@@ -88,6 +88,10 @@ type Links struct {
 	Package    string `json:"package"`
 	Accept     string `json:"accept"`
 	Reject     string `json:"reject"`
+	// Replies is where the office posts its reply to the applicant (a
+	// Bescheid, a Rückfrage: POST with ?kind=, the bytes as the body); absent
+	// from a gateway of a build before the office API took replies.
+	Replies string `json:"replies,omitempty"`
 }
 
 // ErrWrongType is returned by ReadVerified for a verified body of another type.
@@ -119,8 +123,9 @@ func buildNotification(base string, d adapters.Delivery) Notification {
 		Package:       PackageRef{SHA256: d.PackageSHA256, Size: d.PackageSize, Href: pkg},
 		Attachments:   make([]AttachmentRef, 0, len(d.Attachments)),
 		Links: Links{Submission: sub, Package: pkg,
-			Accept: base + wire.OfficeDecisionPath(id, wire.OutcomeAccepted),
-			Reject: base + wire.OfficeDecisionPath(id, wire.OutcomeRejected)},
+			Accept:  base + wire.OfficeDecisionPath(id, wire.OutcomeAccepted),
+			Reject:  base + wire.OfficeDecisionPath(id, wire.OutcomeRejected),
+			Replies: base + wire.OfficeRepliesPath(id)},
 	}
 	for _, a := range d.Attachments {
 		n.Attachments = append(n.Attachments, AttachmentRef{

@@ -387,7 +387,7 @@ func TestNotificationContentAndHeaders(t *testing.T) {
 		OfficeID: d.OfficeID, OfficeName: d.OfficeName, LeikaKey: d.LeikaKey, ServiceName: d.ServiceName,
 		Attempt: 3, CreatedAt: d.CreatedAt,
 		Package: PackageRef{SHA256: d.PackageSHA256, Size: d.PackageSize, Href: sub + "/package"},
-		Links:   Links{Submission: sub, Package: sub + "/package", Accept: sub + "/accept", Reject: sub + "/reject"},
+		Links:   Links{Submission: sub, Package: sub + "/package", Accept: sub + "/accept", Reject: sub + "/reject", Replies: sub + "/replies"},
 	}
 	for _, at := range d.Attachments {
 		want.Attachments = append(want.Attachments, AttachmentRef{ID: at.ID, MimeType: at.MimeType,
