@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"iter"
@@ -272,6 +273,9 @@ func TestDemo(t *testing.T) {
 		"routed: Meldung von Mängeln im Stadt- oder Gemeindegebiet",
 		"Stadt Dresden, Abt. Allgemeine Verwaltung/Grundsatz; Hausanschrift Junghansstraße 2, 01277 Dresden; Postfach 12 00 20, 01001 Dresden",
 		"delivery attempt 1 failed", "delivered by ", "office answered: accepted",
+		// The Fachverfahren's Bescheid, sent through the office API, read by the portal.
+		"Bescheid sent to the applicant through the gateway", "replied api Bescheid", "→ accepted → replied",
+		"Bescheid of the office read (application/pdf", "the office's answer came back to Amt24 through the gateway: r/antwort-1.pdf",
 		// The portal's new-events callback, checked by the demo portal's endpoint.
 		"callback (FIT-Connect new-events, signatures valid): news for ",
 		"Eingangsbestaetigung signature valid", "Zustellbestaetigung signature valid", "demo complete",
@@ -293,6 +297,9 @@ func TestDemo(t *testing.T) {
 			t.Errorf("xmlsec1 does not verify %s (is xmlsec1 installed? .ci/run installs it): %v\n%s", f, err, xout)
 		}
 	}
+	if b, err := os.ReadFile(filepath.Join(dir, "r/antwort-1.pdf")); err != nil || !bytes.HasPrefix(b, []byte("%PDF-")) {
+		t.Errorf("the Bescheid the portal saved: %v %.20q", err, b)
+	}
 	// A receipt with one byte changed must not verify.
 	b, _ := os.ReadFile(filepath.Join(dir, "r/eingangsbestaetigung.xml"))
 	bad := strings.Replace(string(b), "amt24", "amt25", 1)
@@ -308,7 +315,9 @@ func TestDemoChannels(t *testing.T) {
 	for ch, wants := range map[string][]string{
 		"api": {"takes no webhook", "handed over by api: receiver pull API of office", "poll found submission",
 			"delivered by api", "portal signature verified", "office answered: accepted", "to be delivered over api",
-			"demo complete: the application reached Stadt Dresden by api and is accepted"},
+			"replied api Bescheid", "Bescheid of the office read (application/pdf",
+			"demo complete: the application reached Stadt Dresden by api and is accepted",
+			"the office's answer came back to Amt24 through the gateway: r/antwort-1.pdf"},
 		"transfer": {"handed over by transfer", "import found case", "antrag.xml", "zusammenfassung.pdf", "delivered by transfer",
 			"to be delivered over transfer", "Zustellbestaetigung signature valid", "demo complete: the application reached Stadt Dresden by transfer"},
 		"mailbox": {"clerk \"dresden\" logged into", "handed over by mailbox", "clerk opens case", "Der Papierkorb an der Bushaltestelle ist voll.",

@@ -726,6 +726,9 @@ func TestDemoFederation(t *testing.T) {
 		"FORWARDED across the state border to gateway amtsbote-by", "arrived from a peer: forwarded by gateway amtsbote-sn",
 		"Landeshauptstadt München, Kreisverwaltungsreferat", "office decision: accepted",
 		"status at amtsbote-sn: accepted", "demo complete: the application crossed from Saxony to Bavaria",
+		// The office's Bescheid, sent through Bavaria's office API, back at Saxony's portal.
+		"replied api Bescheid", "the office's reply came BACK across the state border: Bescheid",
+		"→ accepted → replied", "read at amtsbote-sn (application/pdf", "channel peer)", "its Bescheid came back to Saxony's portal",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q\n%s", want, out)

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
+	"mime"
 	"os"
 	"path/filepath"
 	"strings"
@@ -135,6 +138,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		case submission.EventFetched:
 			out.say("gateway", "fetched by %s: the office's system read the package; it takes it by confirming", e.Channel)
+		case submission.EventReplied:
+			out.say("gateway", "replied %s %s: the office's answer to the applicant, stored for Amt24", e.Channel, e.Detail)
 		default:
 			out.say("gateway", "%s", strings.Join(strings.Fields(e.Type+" "+e.Channel+" "+e.Detail), " "))
 		}
@@ -186,6 +191,17 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := os.MkdirAll(*receipts, 0o755); err != nil {
 		return fail("%v", err)
 	}
+	// The office's replies (the Bescheid of a Fachverfahren on the webhook,
+	// the api or the XTA channel): the very bytes it sent, from the portal's side.
+	var answers []string
+	for i, r := range st.Replies {
+		path := filepath.Join(*receipts, fmt.Sprintf("antwort-%d%s", i+1, replyExtension(r.ContentType)))
+		if err := readDemoReply(ctx, client, res.SubmissionID, r, path); err != nil {
+			return fail("%v", err)
+		}
+		out.say("Amt24", "%s of the office read (%s, %d bytes), SHA-256 as the status lists it; saved %s", r.Kind, r.ContentType, r.Size, path)
+		answers = append(answers, path)
+	}
 	gwCert, err := os.ReadFile(g.PKI.GatewayCert)
 	if err != nil {
 		return fail("%v", err)
@@ -226,9 +242,39 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	_ = final
 	fmt.Fprintf(stdout, "\ndemo complete: the application reached Stadt Dresden by %s and is %s.\n", *via, st.State)
+	if len(answers) > 0 {
+		fmt.Fprintf(stdout, "the office's answer came back to Amt24 through the gateway: %s\n", strings.Join(answers, ", "))
+	}
 	fmt.Fprintf(stdout, "check the receipts offline:\n  amtsbote verify -cert %s %s\n  xmlsec1 --verify --trusted-pem %s --id-attr:ID urn:amtsbote:quittung:1:Eingangsbestaetigung %s\n",
 		certPath, filepath.Join(*receipts, "eingangsbestaetigung.xml"), caPath, filepath.Join(*receipts, "eingangsbestaetigung.xml"))
 	return 0
+}
+
+// readDemoReply reads the reply r of the submission id as the portal does,
+// checks its bytes against the status's SHA-256 and size, and saves them at path.
+func readDemoReply(ctx context.Context, client *portal.Client, id string, r wire.Reply, path string) error {
+	b, err := client.Reply(ctx, id, r.ID)
+	if err != nil {
+		return fmt.Errorf("reply %s: %w", r.ID, err)
+	}
+	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != r.SHA256 || int64(len(b)) != r.Size {
+		return fmt.Errorf("reply %s: %d bytes with SHA-256 %x, the status says %d and %s", r.ID, len(b), sum, r.Size, r.SHA256)
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+// replyExtension is the file extension a reply of media type ct is saved with.
+func replyExtension(ct string) string {
+	mt, _, _ := mime.ParseMediaType(ct)
+	switch {
+	case mt == "application/pdf":
+		return ".pdf"
+	case mt == "text/plain":
+		return ".txt"
+	case mt == "application/xml" || mt == "text/xml" || strings.HasSuffix(mt, "+xml"):
+		return ".xml"
+	}
+	return ".bin"
 }
 
 func officeLine(d *routing.Directory, id string) string {

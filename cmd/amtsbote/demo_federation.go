@@ -32,6 +32,7 @@ const (
 	demoMuenchenOffice = "muenchen-kvr"
 	demoOfficeToken    = "demo-office-token-muenchen"
 	demoOfficeSecret   = "whsec_ZGVtby1zZWNyZXQtbXVlbmNoZW4tMTIzNDU2"
+	demoMuenchenName   = "Landeshauptstadt München, Kreisverwaltungsreferat"
 )
 
 // demoState is one gateway of the demo before it starts.
@@ -88,7 +89,8 @@ func runFederationDemo(ctx context.Context, stdout, stderr io.Writer, timeout ti
 	}
 
 	office, err := fachverfahren.Start(fachverfahren.Options{Token: demoOfficeToken, Secret: demoOfficeSecret,
-		Logf: func(format string, args ...any) { out.say("KVR München", format, args...) }})
+		Bescheid: demoBescheid(demoMuenchenName),
+		Logf:     func(format string, args ...any) { out.say("KVR München", format, args...) }})
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -102,7 +104,7 @@ func runFederationDemo(ctx context.Context, stdout, stderr io.Writer, timeout ti
 		by: `homeLands: ["09"]
 offices:
   - id: ` + demoMuenchenOffice + `
-    name: "Landeshauptstadt München, Kreisverwaltungsreferat"
+    name: "` + demoMuenchenName + `"
     hausanschrift: {strasse: "Ruppertstraße 19", plz: "80337", ort: "München"}
     kanaele: [{kind: webhook, level: 3}]
 responsibilities:
@@ -142,6 +144,7 @@ responsibilities:
 	}
 
 	done := make(chan *submission.Submission, 1)
+	replied := make(chan struct{}, 1) // the office's Bescheid is back at sn
 	for _, s := range []*demoState{sn, by} {
 		label := s.label
 		isSN := s == sn
@@ -168,6 +171,16 @@ responsibilities:
 					case done <- sub:
 					default:
 					}
+				}
+			case submission.EventReplied:
+				if isSN {
+					out.say(label, "the office's reply came BACK across the state border: %s, stored for Amt24", e.Detail)
+					select {
+					case replied <- struct{}{}:
+					default:
+					}
+				} else {
+					out.say(label, "replied %s %s: the office's answer to the applicant", e.Channel, e.Detail)
 				}
 			default:
 				out.say(label, "%s %s %s", e.Type, e.Channel, e.Detail)
@@ -216,6 +229,27 @@ responsibilities:
 		return fail("Zustellbestaetigung at %s: %v", sn.id, err)
 	}
 	out.say("Amt24", "Zustellbestätigung of %s received (channel peer)", sn.id)
-	fmt.Fprintf(stdout, "\ndemo complete: the application crossed from Saxony to Bavaria, reached %s and is %s.\n", "Landeshauptstadt München", st.State)
+
+	// The office's Bescheid, sent at by after its decision, comes back with sn's
+	// next question to by (federation/tracker.go); the portal reads it at sn as
+	// it reads its own offices' replies.
+	select {
+	case <-replied:
+	case <-ctx.Done():
+		return fail("the office's Bescheid did not come back to %s within %s", sn.id, timeout)
+	}
+	if st, err = client.Status(ctx, res.SubmissionID); err != nil {
+		return fail("status: %v", err)
+	}
+	if len(st.Replies) == 0 {
+		return fail("the status at %s lists no reply", sn.id)
+	}
+	r := st.Replies[0]
+	if err := readDemoReply(ctx, client, res.SubmissionID, r, filepath.Join(root, "antwort-1"+replyExtension(r.ContentType))); err != nil {
+		return fail("%v", err)
+	}
+	out.say("Amt24", "status at %s now: %s; event log: %s", sn.id, st.State, eventSummary(st.Events))
+	out.say("Amt24", "%s of %s read at %s (%s, %d bytes, channel %s), SHA-256 as the status lists it", r.Kind, demoMuenchenName, sn.id, r.ContentType, r.Size, r.Channel)
+	fmt.Fprintf(stdout, "\ndemo complete: the application crossed from Saxony to Bavaria, reached %s and is %s; its Bescheid came back to Saxony's portal.\n", "Landeshauptstadt München", st.State)
 	return 0
 }

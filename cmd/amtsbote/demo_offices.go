@@ -16,13 +16,19 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters/transfer"
+	"github.com/amtsbote/amtsbote/adapters/webhook"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/fachverfahren"
 	"github.com/amtsbote/amtsbote/gateway"
 	"github.com/amtsbote/amtsbote/mailbox/mailboxclient"
+	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/signing"
+	"github.com/amtsbote/amtsbote/wire"
 )
+
+// demoDresdenName is the demo office's name, as the built-in directory has it.
+const demoDresdenName = "Stadt Dresden, Abt. Allgemeine Verwaltung/Grundsatz"
 
 // demoEnv is what an office side of the demo may set up before the gateway starts.
 type demoEnv struct {
@@ -61,7 +67,7 @@ func demoChannels() []string {
 // channels (a directory overlay, as an operator's XZuFi or YAML file would).
 func useDemoChannels(e *demoEnv, kinds ...string) error {
 	var b strings.Builder
-	b.WriteString("offices:\n  - id: " + gateway.DemoOfficeID + "\n    name: \"Stadt Dresden, Abt. Allgemeine Verwaltung/Grundsatz\"\n")
+	b.WriteString("offices:\n  - id: " + gateway.DemoOfficeID + "\n    name: \"" + demoDresdenName + "\"\n")
 	b.WriteString("    hausanschrift: {strasse: \"Junghansstraße 2\", plz: \"01277\", ort: Dresden}\n")
 	b.WriteString("    postanschrift: {postfach: \"12 00 20\", plz: \"01001\", ort: Dresden}\n    kanaele:\n")
 	for _, k := range kinds {
@@ -123,10 +129,43 @@ func (p *poller) stop() {
 
 type webhookOffice struct{ fv *fachverfahren.Office }
 
+// demoBescheid is the Bescheid a demo Fachverfahren of office sends the
+// applicant after it accepted a case: a one-page PDF naming the case.
+func demoBescheid(office string) func(webhook.Notification, []byte) fachverfahren.Reply {
+	return func(n webhook.Notification, _ []byte) fachverfahren.Reply {
+		return fachverfahren.Reply{Kind: wire.ReplyBescheid, ContentType: "application/pdf", Content: paket.ExamplePDF(fmt.Sprintf(
+			"%s\n\nBescheid\n\nIhre Meldung (Vorgang %s) ist vollständig eingegangen und wird bearbeitet.\n\nMit freundlichen Grüßen\nIhre Verwaltung",
+			office, n.SubmissionID))}
+	}
+}
+
+// demoOutcome waits up to within for the Fachverfahren's outcome of id — its
+// decision and, after it, its Bescheid — and returns its error: the demo's
+// journey goes on when the gateway records the decision, while the
+// Fachverfahren may still be sending the Bescheid.
+func demoOutcome(fv *fachverfahren.Office, id string, within time.Duration) error {
+	if out, ok := fv.Processed()[id]; ok {
+		return out.Err
+	}
+	t := time.NewTimer(within)
+	defer t.Stop()
+	for {
+		select {
+		case out := <-fv.Outcomes():
+			if out.SubmissionID == id {
+				return out.Err
+			}
+		case <-t.C:
+			return fmt.Errorf("no outcome of the Fachverfahren for %s within %s", id, within)
+		}
+	}
+}
+
 func newWebhookOffice(e *demoEnv) (demoOffice, error) {
 	fv, err := fachverfahren.Start(fachverfahren.Options{
 		FailFirst:   e.failFirst,
 		PickupDelay: 200 * time.Millisecond,
+		Bescheid:    demoBescheid(demoDresdenName),
 		Logf:        func(f string, a ...any) { e.out.say("Fachverfahren", f, a...) },
 	})
 	if err != nil {
@@ -146,7 +185,7 @@ func (w *webhookOffice) start(_ context.Context, g *gateway.Gateway) error {
 
 func (w *webhookOffice) decides() bool { return true }
 
-func (w *webhookOffice) check(id string) error { return w.fv.Processed()[id].Err }
+func (w *webhookOffice) check(id string) error { return demoOutcome(w.fv, id, 15*time.Second) }
 
 func (w *webhookOffice) close() { _ = w.fv.Close() }
 
@@ -160,7 +199,8 @@ type pullOffice struct {
 
 func newPullOffice(e *demoEnv) (demoOffice, error) {
 	token := demoToken()
-	fv, err := fachverfahren.Start(fachverfahren.Options{Token: token, Logf: func(f string, a ...any) { e.out.say("Fachverfahren", f, a...) }})
+	fv, err := fachverfahren.Start(fachverfahren.Options{Token: token, Bescheid: demoBescheid(demoDresdenName),
+		Logf: func(f string, a ...any) { e.out.say("Fachverfahren", f, a...) }})
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +226,14 @@ func (p *pullOffice) start(ctx context.Context, g *gateway.Gateway) error {
 
 func (p *pullOffice) decides() bool { return true }
 
-func (p *pullOffice) check(id string) error { return p.fv.Processed()[id].Err }
+// check waits for the Fachverfahren's outcome, its Bescheid included; then
+// the demo's one case is done, and it stops polling before the gateway shuts
+// down (a round against the stopped gateway printed "poll failed").
+func (p *pullOffice) check(id string) error {
+	err := demoOutcome(p.fv, id, 15*time.Second)
+	p.stop()
+	return err
+}
 
 func (p *pullOffice) close() {
 	p.stop()
