@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -227,11 +228,22 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, max int64) ([]
 
 // officeReplyBytes serves the bytes of one reply of the office's case, for
 // its system to read back what it sent (or what it sent by XTA). Unlike the
-// package and the attachments it is served also for a case a clerk took over:
-// a reply is the office's own document, not the applicant's, and the replies
-// a case can hold from the office came from its system before the takeover.
+// package and the attachments it is served also for a case a clerk took over,
+// as long as the reply is one its system sent before the takeover — but not
+// the clerk's own (sent from the web mailbox): a Bescheid to a case that is
+// the clerk's holds what the system may no longer read of it (409
+// taken-over, as its package).
 func (s *Server) officeReplyBytes(w http.ResponseWriter, r *http.Request) {
-	rep, rc, err := s.opt.Desk.OpenReply(r.Context(), officeOf(r), chi.URLParam(r, "id"), chi.URLParam(r, "rid"))
+	sub, ok := s.officeSub(w, r)
+	if !ok {
+		return
+	}
+	rid := chi.URLParam(r, "rid")
+	if sub.TakenOverFrom != "" && slices.ContainsFunc(sub.Replies, func(rp submission.Reply) bool { return rp.ID == rid && rp.Channel == channel.Mailbox }) {
+		s.fail(w, r, fmt.Errorf("%w: %w", broker.ErrConflict, pullAdmit(sub)))
+		return
+	}
+	rep, rc, err := s.opt.Desk.OpenReply(r.Context(), sub.OfficeID, sub.ID, rid)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -16,6 +16,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 
 	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/gateway"
@@ -432,6 +433,20 @@ func TestOfficeReplyOnlyToACaseTheOfficeAnswers(t *testing.T) {
 		t.Fatalf("the takeover: %v", err)
 	}
 	refused("a case a clerk took over", taken, pollingToken, http.StatusConflict, problem.TypeTakenOver)
+	// The clerk's own Bescheid to it (the mailbox's reply form goes to the desk
+	// so): the system may not read it back, as it may not read the package.
+	ts, err := f.g.Broker.Submission(taken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clerks, err := f.g.Broker.Reply(ctx, ts.OfficeID, taken, broker.ReplyIn{Kind: wire.ReplyBescheid, MessageID: "postfach:1",
+		ContentType: "application/pdf", Content: content("of the clerk"), Actor: "paula", Channel: channel.Mailbox})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := f.call(http.MethodGet, wire.OfficeReplyPath(taken, clerks.ID), pollingToken, nil, nil); a.code != http.StatusConflict || a.problem().Type != problem.TypeTakenOver {
+		t.Errorf("the system reads the clerk's Bescheid to a case taken over: %d %s, want 409 %s", a.code, a.body, problem.TypeTakenOver)
+	}
 
 	forwarded := submitHandedOver(t, f.g, f.pc, pollingService)
 	if _, err := f.g.Broker.RecordForwarded(forwarded, submission.Forward{Peer: "amtsbote-by", PeerSubmissionID: "by-1"}, []byte("<Eingangsbestaetigung/>")); err != nil {
