@@ -322,7 +322,9 @@ func TestDemoChannels(t *testing.T) {
 			"to be delivered over transfer", "Zustellbestaetigung signature valid", "demo complete: the application reached Stadt Dresden by transfer"},
 		"mailbox": {"clerk \"dresden\" logged into", "handed over by mailbox", "clerk opens case", "Der Papierkorb an der Bushaltestelle ist voll.",
 			"delivered by mailbox: receiver dresden (Behördenpostfach)", "office answered: accepted", "to be delivered over mailbox",
-			"demo complete: the application reached Stadt Dresden by mailbox and is accepted"},
+			"clerk sends the Bescheid from the case's page (application/pdf", "replied mailbox Bescheid", "Bescheid of the office read (application/pdf",
+			"demo complete: the application reached Stadt Dresden by mailbox and is accepted",
+			"the office's answer came back to Amt24 through the gateway: r/antwort-1.pdf"},
 	} {
 		t.Run(ch, func(t *testing.T) {
 			dir := t.TempDir()

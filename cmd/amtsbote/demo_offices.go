@@ -330,10 +330,11 @@ func (t *transferOffice) close() { t.stop() }
 
 type mailboxOffice struct {
 	poller
-	out  *printer
-	mu   sync.Mutex
-	err  error
-	seen map[string]bool
+	out      *printer
+	mu       sync.Mutex
+	err      error
+	seen     map[string]bool
+	answered map[string]bool // the clerk is done with the case: decided and replied, or failed
 }
 
 func newMailboxOffice(e *demoEnv) (demoOffice, error) {
@@ -341,7 +342,7 @@ func newMailboxOffice(e *demoEnv) (demoOffice, error) {
 		return nil, err
 	}
 	e.out.say("Stadt Dresden", "no office system: a clerk works in the web mailbox")
-	return &mailboxOffice{out: e.out, seen: map[string]bool{}}, nil
+	return &mailboxOffice{out: e.out, seen: map[string]bool{}, answered: map[string]bool{}}, nil
 }
 
 func (m *mailboxOffice) start(ctx context.Context, g *gateway.Gateway) error {
@@ -376,9 +377,16 @@ func (m *mailboxOffice) start(ctx context.Context, g *gateway.Gateway) error {
 			}
 			if err == nil {
 				m.out.say("Stadt Dresden", "clerk accepts case %s in the mailbox", id[1])
+				// And answers the applicant from the case's page, as a clerk with
+				// nothing but a browser does: the Bescheid as a PDF.
+				pdf := paket.ExamplePDF(fmt.Sprintf("Stadt Dresden\n\nBescheid\n\nIhre Meldung (Vorgang %s) ist eingegangen und wird bearbeitet.\n\nMit freundlichen Grüßen\n%s", id[1], u.Name))
+				if _, err = clerk.Reply(ctx, id[1], wire.ReplyBescheid, "bescheid.pdf", pdf); err == nil {
+					m.out.say("Stadt Dresden", "clerk sends the Bescheid from the case's page (application/pdf, %d bytes)", len(pdf))
+				}
 			}
 			m.mu.Lock()
 			m.err = errors.Join(m.err, err)
+			m.answered[id[1]] = true
 			m.mu.Unlock()
 		}
 	})
@@ -392,13 +400,23 @@ func firstMatch(page, pattern string) string { return regexp.MustCompile(pattern
 
 func (m *mailboxOffice) decides() bool { return true }
 
+// check waits (up to 10 s) for the clerk to be done with the case: the
+// journey goes on when the gateway records the decision, while the clerk is
+// still sending the Bescheid, whose failure must fail the demo.
 func (m *mailboxOffice) check(id string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !m.seen[id] {
-		return errors.New("the clerk never saw the case")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		m.mu.Lock()
+		seen, answered, err := m.seen[id], m.answered[id], m.err
+		m.mu.Unlock()
+		switch {
+		case !seen && time.Now().After(deadline):
+			return errors.New("the clerk never saw the case")
+		case answered:
+			return err
+		case time.Now().After(deadline):
+			return errors.New("the clerk did not finish the case within 10 s")
+		}
 	}
-	return m.err
 }
 
 func (m *mailboxOffice) close() { m.stop() }

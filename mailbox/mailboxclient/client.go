@@ -1,15 +1,17 @@
 // Package mailboxclient uses the web mailbox the way a person with a browser does —
-// log in, look at the inbox, open a case, decide — over plain HTTP with a cookie
+// log in, look at the inbox, open a case, decide, answer — over plain HTTP with a cookie
 // jar. The demo's office clerk and the gateway's end-to-end tests use it; it reads
 // only what the pages show, so it breaks when a person could not do the same.
 package mailboxclient
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"html"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -40,16 +42,21 @@ var csrfRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 var ErrStatus = errors.New("unexpected status")
 
 func (c *Client) do(ctx context.Context, method, path string, form url.Values) (string, error) {
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
+	if form == nil {
+		return c.send(ctx, method, path, "", nil)
 	}
+	return c.send(ctx, method, path, "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
+}
+
+// send sends a request with a body of contentType (none: "") and reads the page
+// it answers, keeping the session's token the page holds.
+func (c *Client) send(ctx context.Context, method, path, contentType string, body io.Reader) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, body)
 	if err != nil {
 		return "", err
 	}
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -108,6 +115,41 @@ func (c *Client) TakeOver(ctx context.Context, id string) (string, error) {
 		return "", err
 	}
 	return c.do(ctx, http.MethodPost, "s/"+url.PathEscape(id)+"/uebernehmen", url.Values{"csrf": {c.csrf}})
+}
+
+var replyNonceRe = regexp.MustCompile(`name="antwort-id" value="([^"]+)"`)
+
+// Reply sends the applicant a file from the case's page, as a person does with
+// the form "Antwort senden": kind is what the form offers ("Bescheid",
+// "Rueckfrage", "Nachricht"), name the file's name as a browser sends it. The
+// case's page after the reply is returned.
+func (c *Client) Reply(ctx context.Context, id, kind, name string, content []byte) (string, error) {
+	page, err := c.Open(ctx, id) // the form's token and its own id, as a person has the page open
+	if err != nil {
+		return page, err
+	}
+	m := replyNonceRe.FindStringSubmatch(page)
+	if m == nil {
+		return page, fmt.Errorf("the page of case %s offers no reply form", id)
+	}
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for _, f := range [][2]string{{"csrf", c.csrf}, {"antwort-id", html.UnescapeString(m[1])}, {"art", kind}} {
+		if err := mw.WriteField(f[0], f[1]); err != nil {
+			return "", err
+		}
+	}
+	fw, err := mw.CreateFormFile("datei", name)
+	if err != nil {
+		return "", err
+	}
+	if _, err := fw.Write(content); err != nil {
+		return "", err
+	}
+	if err := mw.Close(); err != nil {
+		return "", err
+	}
+	return c.send(ctx, http.MethodPost, "s/"+url.PathEscape(id)+"/antwort", mw.FormDataContentType(), &buf)
 }
 
 // Decide accepts (accept=true) or rejects with a reason; the detail page after the
