@@ -110,3 +110,6 @@ func StepBackBlob(t *testing.T, st store.Store, digest string, d time.Duration) 
 	}
 	return at
 }
+
+// ListedKeys is how many index keys st's listings have read since Open.
+func ListedKeys(st *Store) int64 { return st.stats.listedKeys.Load() }

@@ -89,7 +89,12 @@ type Store struct {
 	bucket string
 	blobs  *Blobs
 	opts   Options
-	stats  struct{ conflicts, ambiguous, recognised, staleListings, newerDropped atomic.Int64 }
+	stats  struct {
+		conflicts, ambiguous, recognised, staleListings, newerDropped atomic.Int64
+		// listedKeys counts the index keys the listings read (no metric: the
+		// tests' measure of what a page of WalkOffice costs).
+		listedKeys atomic.Int64
+	}
 	// waited times each write from sent to acknowledged (stored by the stream's
 	// quorum), whatever its outcome.
 	waited prometheus.Histogram
@@ -99,6 +104,8 @@ type Store struct {
 	// of the records and the first put, with the index's name: another node's
 	// change lands there.
 	afterFillScan func(what string)
+	// offices are the office indexes WalkOffice pages through (officelist.go).
+	offices *officeLists
 }
 
 // Stats counts what the retry loops saw, for metrics.
@@ -170,7 +177,7 @@ func openWith(ctx context.Context, js jetstream.JetStream, opts Options, setup f
 			opts.MaxRecordBytes = 1 << 20
 		}
 	}
-	s := &Store{nc: nc, js: js, bucket: opts.Prefix, opts: opts,
+	s := &Store{nc: nc, js: js, bucket: opts.Prefix, opts: opts, offices: newOfficeLists(opts.MarkerTTL),
 		waited: store.WriteWaitMetric("Time of one write from sent to stored by the stream's quorum (cluster mode), or to its failure.")}
 	kvCfg := jetstream.StreamConfig{
 		Name:               "KV_" + s.bucket,

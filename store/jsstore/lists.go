@@ -151,13 +151,21 @@ func (s *Store) ids(filter string) ([]string, error) {
 // gets each key's decoded last token and value, reset is called when a listing
 // starts again.
 func (s *Store) keysUnder(filters []string, withValues bool, reset func(), add func(id string, v []byte)) error {
+	_, err := s.keysUnderAt(filters, withValues, reset, add)
+	return err
+}
+
+// keysUnderAt is keysUnder that also returns the stream sequence of the
+// listing's mark: the listing has every write up to it (officeIDs goes on from
+// there).
+func (s *Store) keysUnderAt(filters []string, withValues bool, reset func(), add func(id string, v []byte)) (uint64, error) {
 	ctx, cancel := s.ctx()
 	defer cancel()
 	mark := s.subject(listedKey)
 	for round := 0; ; round++ {
 		at, err := s.markListing(ctx, mark)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		fresh := false
 		reset()
@@ -172,15 +180,19 @@ func (s *Store) keysUnder(filters []string, withValues bool, reset func(), add f
 				if err != nil {
 					return false, fmt.Errorf("jsstore: key %s: %w", subject, err)
 				}
+				s.stats.listedKeys.Add(1)
 				add(id, data)
 				return true, nil
 			})
-		if err != nil || fresh {
-			return unavailable(err)
+		if err != nil {
+			return 0, unavailable(err)
+		}
+		if fresh {
+			return at, nil
 		}
 		s.stats.staleListings.Add(1)
 		if !sleep(ctx, backoff(round)) {
-			return fmt.Errorf("jsstore: list %s: %w: no replica caught up within %s", filters[0], store.ErrUnavailable, s.opts.Timeout)
+			return 0, fmt.Errorf("jsstore: list %s: %w: no replica caught up within %s", filters[0], store.ErrUnavailable, s.opts.Timeout)
 		}
 	}
 }
@@ -256,19 +268,20 @@ func (s *Store) Waiting(officeID string) ([]store.Waiting, error) {
 
 // WalkOffice calls fn for the submissions addressed to an office, oldest first (by
 // id; ids are time-ordered), starting after the id `after`, until fn returns false.
-// It lists the office's whole index on every call: pages cost O(office size).
+// The office's index comes from officeIDs: a page costs the index keys changed
+// since the office's page before on this store, not the office's size.
 func (s *Store) WalkOffice(officeID, after string, fn func(*submission.Submission) bool) error {
-	ids, err := s.ids(s.subject("office." + encodeKey(officeID) + ".*"))
+	ids, err := s.officeIDs(officeID)
 	if err != nil {
 		return err
 	}
-	slices.Sort(ids)
+	i, found := slices.BinarySearch(ids, after)
+	if found {
+		i++
+	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	for _, id := range ids {
-		if after != "" && id <= after {
-			continue
-		}
+	for _, id := range ids[i:] {
 		d, _, err := s.readDoc(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			continue // deleted since the index was listed (retention runs beside us)

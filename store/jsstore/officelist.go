@@ -1,0 +1,250 @@
+package jsstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// An office's listing (WalkOffice) is paged: the pull API's GET
+// /v1/office/submissions and the web mailbox's list of all cases ask for 50 at
+// a time. Listing the office's whole index (every office.<office>.* key, through
+// a consumer) for each page made a page cost the office's size: 370 ms at 20,000
+// cases, 2 s at 100,000, nearly all of it the delivery of one key after the
+// other (docs/performance.md). A subject filter has no ranges, so the keys after
+// `after` cannot be listed alone.
+//
+// So each store keeps, per office, the sorted ids of its index as of a stream
+// sequence, and a page brings them up to date with the messages under the
+// office's keys after that sequence, read from the stream leader one by one
+// (the stream's message get with next_by_subj; about 40 µs each, and one that
+// finds nothing). A page costs the changes since the page before, not the office.
+//
+// It has every write acknowledged before the call, as a listing has (see ids):
+// the leader has stored every acknowledged write, and a key's newer message
+// always has a higher sequence, so a key changed since the list's sequence is
+// met at its newest value — a put adds the id, a removal marker takes it out. A
+// marker the server dropped (Nats-TTL) before it was met leaves an id whose
+// record is gone, which WalkOffice passes over as it passes over a record
+// deleted after a listing; lists unused for officeListIdle are dropped, which
+// is shorter than a marker's life (MarkerTTL). A stream made anew (deleted and
+// created or restored) numbers its messages again from its start: a list taken
+// from another stream, or at a sequence the stream has not reached, is listed
+// again.
+
+// officeListIdle: a list not used for this long is dropped (at most half of
+// MarkerTTL: see above).
+const officeListIdle = 10 * time.Minute
+
+// officeListMaxIDs bounds the ids the lists of one store hold together (about
+// 60 bytes each): past it the least recently used lists are dropped, though
+// never the one just brought up to date.
+const officeListMaxIDs = 500_000
+
+// officeLists are a store's lists of office indexes.
+type officeLists struct {
+	idle   time.Duration
+	maxIDs int
+	mu     sync.Mutex
+	lists  map[string]*officeList // by office
+}
+
+// officeList is the index of one office as of a stream sequence.
+type officeList struct {
+	mu sync.Mutex // held while the list is listed or brought up to date
+	// ids are sorted. An element is never changed in place: a page walks the
+	// slice it was handed without the lock while the list grows (append) or is
+	// replaced.
+	ids     []string
+	seq     uint64    // ids hold every change under the office's keys up to this stream sequence
+	created time.Time // the stream's creation time then; zero: not listed yet
+	// touched and size (len(ids) as last counted) are officeLists.mu's.
+	touched time.Time
+	size    int
+}
+
+func newOfficeLists(markerTTL time.Duration) *officeLists {
+	return &officeLists{idle: min(officeListIdle, markerTTL/2), maxIDs: officeListMaxIDs, lists: map[string]*officeList{}}
+}
+
+// get returns the office's list, a new one if it had none; lists unused for
+// idle are dropped first.
+func (o *officeLists) get(office string, now time.Time) *officeList {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for k, l := range o.lists {
+		if now.Sub(l.touched) > o.idle {
+			delete(o.lists, k)
+		}
+	}
+	l := o.lists[office]
+	if l == nil {
+		l = &officeList{}
+		o.lists[office] = l
+	}
+	l.touched = now
+	return l
+}
+
+// counted notes the size of the office's list l and drops the least recently
+// used others while all hold more than maxIDs.
+func (o *officeLists) counted(l *officeList, size int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	l.size = size
+	total := 0
+	for _, x := range o.lists {
+		total += x.size
+	}
+	for total > o.maxIDs {
+		oldest := ""
+		for k, x := range o.lists {
+			if x != l && (oldest == "" || x.touched.Before(o.lists[oldest].touched)) {
+				oldest = k
+			}
+		}
+		if oldest == "" {
+			return
+		}
+		total -= o.lists[oldest].size
+		delete(o.lists, oldest)
+	}
+}
+
+// officeIDs returns the ids of the office's index, sorted, with every write
+// acknowledged before the call. The slice is shared: the caller must not change it.
+func (s *Store) officeIDs(officeID string) ([]string, error) {
+	l := s.offices.get(officeID, time.Now())
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ctx, cancel := s.ctx()
+	defer cancel()
+	info, err := s.streamInfo(ctx)
+	if err != nil {
+		return nil, err
+	}
+	filter := s.subject("office." + encodeKey(officeID) + ".*")
+	if l.created.IsZero() || !info.Created.Equal(l.created) || info.State.LastSeq < l.seq {
+		// Not listed yet, or listed from a stream that is no longer there.
+		var ids []string
+		at, err := s.keysUnderAt([]string{filter}, false, func() { ids = nil }, func(id string, _ []byte) {
+			ids = append(ids, id)
+		})
+		if err != nil {
+			l.created = time.Time{}
+			return nil, err
+		}
+		slices.Sort(ids)
+		l.ids, l.seq, l.created = slices.Compact(ids), at, info.Created
+	}
+	if err := s.catchUp(ctx, l, filter); err != nil {
+		return nil, err
+	}
+	s.offices.counted(l, len(l.ids))
+	return l.ids, nil
+}
+
+// catchUp applies to l the messages under filter after l.seq, read from the
+// stream leader. On an error l is left as it was.
+func (s *Store) catchUp(ctx context.Context, l *officeList, filter string) error {
+	changed := map[string]bool{} // id: in the index after the changes
+	seq := l.seq
+	for {
+		m, err := s.nextMsg(ctx, seq+1, filter)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		s.stats.listedKeys.Add(1)
+		id, err := decodeKey(m.Subject[strings.LastIndexByte(m.Subject, '.')+1:])
+		if err != nil {
+			return fmt.Errorf("jsstore: key %s: %w", m.Subject, err)
+		}
+		changed[id] = !removed(m)
+		seq = m.Sequence
+	}
+	l.ids, l.seq = applyChanges(l.ids, changed), seq
+	return nil
+}
+
+// applyChanges returns ids (sorted) with the ids changed names as in (true)
+// added and those it names as out (false) removed. ids is not changed in
+// place: new ids after the last are appended (a page walking ids does not see
+// them), anything else makes a new slice.
+func applyChanges(ids []string, changed map[string]bool) []string {
+	if len(changed) == 0 {
+		return ids
+	}
+	add := make([]string, 0, len(changed))
+	appendOnly := true
+	for id, in := range changed {
+		if in {
+			add = append(add, id)
+		}
+		if !in || len(ids) > 0 && id <= ids[len(ids)-1] {
+			appendOnly = false
+		}
+	}
+	slices.Sort(add)
+	if appendOnly {
+		return append(ids, add...)
+	}
+	out := make([]string, 0, len(ids)+len(add))
+	for _, id := range ids {
+		if _, ok := changed[id]; !ok {
+			out = append(out, id)
+		}
+	}
+	// Both sorted, neither with an id of the other: merge.
+	merged := make([]string, 0, len(out)+len(add))
+	i, j := 0, 0
+	for i < len(out) || j < len(add) {
+		if j == len(add) || i < len(out) && out[i] < add[j] {
+			merged = append(merged, out[i])
+			i++
+		} else {
+			merged = append(merged, add[j])
+			j++
+		}
+	}
+	return merged
+}
+
+// nextMsg reads from the stream leader the first message at or after seq whose
+// subject matches filter (ErrMsgNotFound: none).
+func (s *Store) nextMsg(ctx context.Context, seq uint64, filter string) (*jetstream.RawStreamMsg, error) {
+	for attempt := 0; ; attempt++ {
+		c, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+		m, err := s.kv.GetMsg(c, seq, jetstream.WithGetMsgSubject(filter))
+		cancel()
+		if err == nil || errors.Is(err, jetstream.ErrMsgNotFound) {
+			return m, err
+		}
+		if !transient(err) || !sleep(ctx, backoff(attempt)) {
+			return nil, fmt.Errorf("jsstore: list %s: %w", filter, unavailable(err))
+		}
+	}
+}
+
+// streamInfo asks for the KV stream's state (its creation time, last sequence).
+func (s *Store) streamInfo(ctx context.Context) (*jetstream.StreamInfo, error) {
+	for attempt := 0; ; attempt++ {
+		c, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+		info, err := s.kv.Info(c)
+		cancel()
+		if err == nil {
+			return info, nil
+		}
+		if !transient(err) || !sleep(ctx, backoff(attempt)) {
+			return nil, fmt.Errorf("jsstore: stream info: %w", unavailable(err))
+		}
+	}
+}
