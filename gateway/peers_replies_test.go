@@ -136,14 +136,7 @@ func TestPeerReplyAfterARestartOfTheForwardingGateway(t *testing.T) {
 // package it did not forward (by's own portal's), get 404 whether it exists or
 // not. A third peer (amtsbote-th, trusted by by, never started) only signs.
 func TestPeerRepliesOnlyToWhoForwarded(t *testing.T) {
-	sn := newFedNode(t, "amtsbote-sn")
-	by := newMunichPeer(t, sn)
-	th := newFedNode(t, "amtsbote-th")
-	fedTrust(t, th, by)
-	by.peer(th, "", time.Hour, "16")
-	by.start(t)
-	sn.peer(by, "", 100*time.Millisecond, "09")
-	sn.start(t)
+	sn, by, th := snByAndTh(t)
 
 	forwarded := sn.waitState(t, sn.submit(t, fedMuenchenARS), submission.StateDelivered)
 	r := by.replyAt(t, forwarded.Sender, forwarded.MessageID, "Bescheid", []byte("Bescheid"))
@@ -196,18 +189,7 @@ func fetchReply(t *testing.T, from, to *fedNode, ref federation.Ref, replyID str
 // back hop by hop: by fetches it from nw into its own record (a package by
 // forwarded on), and sn fetches it from by; the portal at sn reads nw's bytes.
 func TestPeerReplyTravelsTwoHops(t *testing.T) {
-	sn, by, nw := newFedNode(t, "amtsbote-sn"), newFedNode(t, "amtsbote-by"), newFedNode(t, "amtsbote-nw")
-	fedTrust(t, sn, by)
-	fedTrust(t, by, nw)
-	nw.office("05", "05315", "koeln-amt", fedHook(t))
-	nw.peer(by, "", 200*time.Millisecond, "09")
-	by.offices = "homeLands: [\"09\"]\n"
-	by.peer(sn, "", 200*time.Millisecond, "14")
-	by.peer(nw, "", 200*time.Millisecond, "05")
-	sn.peer(by, "", 200*time.Millisecond, "05") // sn reaches NRW through Bavaria
-	nw.start(t)
-	by.start(t)
-	sn.start(t)
+	sn, by, nw := snByNw(t)
 
 	id := sn.submit(t, fedKoelnARS)
 	s := sn.waitState(t, id, submission.StateDelivered)

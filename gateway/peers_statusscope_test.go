@@ -22,14 +22,7 @@ import (
 // ("amtsbote-th", trusted by by, never started: it only signs) asks about the
 // package sn forwarded.
 func TestPeerStatusNamesOnlyWhatThePeerForwarded(t *testing.T) {
-	sn := newFedNode(t, "amtsbote-sn")
-	by := newMunichPeer(t, sn)
-	th := newFedNode(t, "amtsbote-th")
-	fedTrust(t, th, by)
-	by.peer(th, "", time.Hour, "16")
-	by.start(t)
-	sn.peer(by, "", 100*time.Millisecond, "09")
-	sn.start(t)
+	sn, by, th := snByAndTh(t)
 
 	forwarded := sn.waitState(t, sn.submit(t, fedMuenchenARS), submission.StateDelivered)
 	own := by.sub(t, by.submit(t, fedMuenchenARS)) // by's own portal's package, never at sn
@@ -41,6 +34,21 @@ func TestPeerStatusNamesOnlyWhatThePeerForwarded(t *testing.T) {
 	}
 	wantUnknown(t, "by's own portal's package, asked about by sn", items[1])
 	wantUnknown(t, "the package sn forwarded, asked about by another peer", askStatus(t, th, by, fwd)[0])
+}
+
+// snByAndTh starts sn and its Munich peer by, and makes th a third peer that by
+// trusts: th never runs, it only signs what it asks of by.
+func snByAndTh(t *testing.T) (sn, by, th *fedNode) {
+	t.Helper()
+	sn = newFedNode(t, "amtsbote-sn")
+	by = newMunichPeer(t, sn)
+	th = newFedNode(t, "amtsbote-th")
+	fedTrust(t, th, by)
+	by.peer(th, "", time.Hour, "16")
+	by.start(t)
+	sn.peer(by, "", 100*time.Millisecond, "09")
+	sn.start(t)
+	return sn, by, th
 }
 
 // askStatus sends from's signed status question about refs to to and returns

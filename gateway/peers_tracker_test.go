@@ -115,13 +115,12 @@ func TestPeerThatHangsDelaysNoOtherPeer(t *testing.T) {
 	}
 }
 
-// TestPeerTwoHopsNameTheOfficesGateway: sn → by → nw. The office is at nw, but sn's
-// delivered event and its Zustellbestaetigung named it "at gateway amtsbote-by",
-// and the decision's actor came out as "… at amtsbote-nw at amtsbote-by". by now
-// says in its status answer where the office is (Empfaenger/@Gateway), and every
-// gateway on the way names the office once, at nw.
-func TestPeerTwoHopsNameTheOfficesGateway(t *testing.T) {
-	sn, by, nw := newFedNode(t, "amtsbote-sn"), newFedNode(t, "amtsbote-by"), newFedNode(t, "amtsbote-nw")
+// snByNw starts three states' gateways in a row, sn → by → nw: sn reaches NRW
+// through Bavaria, whose gateway forwards on to nw, where the office koeln-amt
+// takes packages by webhook and decides through the office API.
+func snByNw(t *testing.T) (sn, by, nw *fedNode) {
+	t.Helper()
+	sn, by, nw = newFedNode(t, "amtsbote-sn"), newFedNode(t, "amtsbote-by"), newFedNode(t, "amtsbote-nw")
 	fedTrust(t, sn, by)
 	fedTrust(t, by, nw)
 	nw.office("05", "05315", "koeln-amt", fedHook(t))
@@ -129,10 +128,20 @@ func TestPeerTwoHopsNameTheOfficesGateway(t *testing.T) {
 	by.offices = "homeLands: [\"09\"]\n"
 	by.peer(sn, "", 200*time.Millisecond, "14")
 	by.peer(nw, "", 200*time.Millisecond, "05")
-	sn.peer(by, "", 200*time.Millisecond, "05") // sn reaches NRW through Bavaria
+	sn.peer(by, "", 200*time.Millisecond, "05")
 	nw.start(t)
 	by.start(t)
 	sn.start(t)
+	return sn, by, nw
+}
+
+// TestPeerTwoHopsNameTheOfficesGateway: sn → by → nw. The office is at nw, but sn's
+// delivered event and its Zustellbestaetigung named it "at gateway amtsbote-by",
+// and the decision's actor came out as "… at amtsbote-nw at amtsbote-by". by now
+// says in its status answer where the office is (Empfaenger/@Gateway), and every
+// gateway on the way names the office once, at nw.
+func TestPeerTwoHopsNameTheOfficesGateway(t *testing.T) {
+	sn, by, nw := snByNw(t)
 
 	id := sn.submit(t, fedKoelnARS)
 	s := sn.waitState(t, id, submission.StateDelivered)
