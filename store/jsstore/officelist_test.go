@@ -13,6 +13,18 @@ import (
 	"github.com/google/uuid"
 )
 
+// createFor creates a new case of office on a store and returns its id.
+func createFor(t *testing.T, on store.Store, office string) string {
+	t.Helper()
+	id := uuid.Must(uuid.NewV7()).String()
+	s := storetest.NewSubmission(id, "amt24", "m-"+id)
+	s.OfficeID = office
+	if _, _, _, err := on.Create(context.Background(), s, []submission.Event{{Type: submission.EventReceived}}, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 // TestWalkOfficePagesReadOnlyChanges: paging through an office's listing (the
 // pull API, the web mailbox) lists the office's index once per store; a later
 // page reads only the index keys changed since the one before, and still has
@@ -26,16 +38,7 @@ func TestWalkOfficePagesReadOnlyChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	const office = "amt-pages"
-	create := func(on store.Store) string {
-		t.Helper()
-		id := uuid.Must(uuid.NewV7()).String()
-		s := storetest.NewSubmission(id, "amt24", "m-"+id)
-		s.OfficeID = office
-		if _, _, _, err := on.Create(context.Background(), s, []submission.Event{{Type: submission.EventReceived}}, "", nil); err != nil {
-			t.Fatal(err)
-		}
-		return id
-	}
+	create := func(on store.Store) string { return createFor(t, on, office) }
 	var ids []string
 	for range 120 {
 		ids = append(ids, create(st))
@@ -97,16 +100,7 @@ func TestWalkOfficePagesReadOnlyChanges(t *testing.T) {
 func TestWalkOfficeAfterTheStreamWasMadeAnew(t *testing.T) {
 	b, st := openOnEmbedded(t, jsstore.Options{})
 	const office = "amt-anew"
-	create := func(on store.Store) string {
-		t.Helper()
-		id := uuid.Must(uuid.NewV7()).String()
-		s := storetest.NewSubmission(id, "amt24", "m-"+id)
-		s.OfficeID = office
-		if _, _, _, err := on.Create(context.Background(), s, []submission.Event{{Type: submission.EventReceived}}, "", nil); err != nil {
-			t.Fatal(err)
-		}
-		return id
-	}
+	create := func(on store.Store) string { return createFor(t, on, office) }
 	walk := func() []string {
 		t.Helper()
 		var out []string
