@@ -59,6 +59,8 @@ type Tracker struct {
 	// about for its office's replies: as long as its bytes are kept here
 	// (retention.package_bytes). 0: DefaultReplyWindow.
 	ReplyWindow time.Duration
+	// Metrics count the questions and the replies fetched, per peer; nil: none.
+	Metrics *Metrics
 
 	replyLog repeatlimit.Limit // a reply that cannot be fetched is said once a minute
 
@@ -419,6 +421,9 @@ func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
 		qctx, cancel := context.WithTimeout(ctx, QuestionTimeout)
 		rp, err := t.Client.StatusWithReplies(qctx, p, refs, have)
 		cancel()
+		if ctx.Err() == nil {
+			t.Metrics.asked(p.ID, err) // not a question cut short by Close
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				t.Log.Warn("asking peer gateway about forwarded packages failed; will ask again", "peer", p.ID, "count", len(refs), "err", err)
@@ -510,6 +515,9 @@ func (t *Tracker) fetchReplies(ctx context.Context, p config.Peer, s *submission
 			}
 		}
 		cancel()
+		if ctx.Err() == nil {
+			t.Metrics.fetched(p.ID, err)
+		}
 		if err != nil {
 			if ctx.Err() == nil && t.replyLog.Allow(time.Now()) {
 				t.Log.Warn("fetching a reply from the peer gateway failed; will ask again (at most one such line a minute)",

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -107,6 +108,13 @@ func TestPeerOfficesRepliesReachThePortal(t *testing.T) {
 	if got := len(sn.sub(t, id).Replies); got != 2 {
 		t.Fatalf("%d replies at sn after more questions, want 2", got)
 	}
+	// The operator sees it per peer (AmtsbotePeerUnanswered, AmtsbotePeerRepliesFailing).
+	m := scrapeMetrics(t, sn.url())
+	if !strings.Contains(m, `amtsbote_federation_replies_total{outcome="stored",peer="amtsbote-by"} 2`) ||
+		!strings.Contains(m, `amtsbote_federation_replies_total{outcome="failed",peer="amtsbote-by"} 0`) ||
+		!regexp.MustCompile(`amtsbote_federation_questions_total\{outcome="answered",peer="amtsbote-by"\} [1-9]`).MatchString(m) {
+		t.Errorf("sn's federation counters:\n%s", grepLines(m, "amtsbote_federation_"))
+	}
 }
 
 // TestPeerReplyAfterARestartOfTheForwardingGateway: the forwarding gateway
@@ -206,4 +214,30 @@ func TestPeerReplyTravelsTwoHops(t *testing.T) {
 	if bs, err := by.g.Broker.FindMessage(s.Sender, s.MessageID); err != nil || len(bs.Replies) != 1 || bs.Replies[0].SHA256 != r.SHA256 {
 		t.Errorf("by, in between, holds %+v (%v)", bs, err)
 	}
+}
+
+// scrapeMetrics reads a gateway's /metrics.
+func scrapeMetrics(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// grepLines are the lines of text that hold s.
+func grepLines(text, s string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

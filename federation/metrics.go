@@ -1,0 +1,58 @@
+package federation
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics count what the tracker's questions to the peers came to, per peer: a
+// peer that stops answering keeps its offices' decisions and replies from this
+// state's portals, and only the log said so (alerts AmtsbotePeerUnanswered,
+// AmtsbotePeerRepliesFailing). A nil *Metrics counts nothing.
+type Metrics struct {
+	questions *prometheus.CounterVec // peer, outcome: answered | failed
+	replies   *prometheus.CounterVec // peer, outcome: stored | failed
+}
+
+// NewMetrics makes the tracker's counters, each configured peer's at zero (an
+// alert compares a peer's failures with its answers, which must exist).
+func NewMetrics(peers []string) *Metrics {
+	m := &Metrics{
+		questions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "amtsbote_federation_questions_total",
+			Help: "Status questions (Statusabfrage, up to 500 packages each) this gateway asked a peer gateway about the packages it forwarded there, by peer and outcome: answered (a signed answer it could read) or failed (unreachable, refused, an answer that does not verify)."},
+			[]string{"peer", "outcome"}),
+		replies: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "amtsbote_federation_replies_total",
+			Help: "Replies of a peer's offices (Bescheid, Rückfrage) this gateway fetched for its portals, by peer and outcome: stored, or failed (unreachable, refused, bytes other than announced); a failed one is asked for again."},
+			[]string{"peer", "outcome"}),
+	}
+	for _, p := range peers {
+		for _, o := range []string{"answered", "failed"} {
+			m.questions.WithLabelValues(p, o)
+		}
+		for _, o := range []string{"stored", "failed"} {
+			m.replies.WithLabelValues(p, o)
+		}
+	}
+	return m
+}
+
+// Collectors are what the gateway registers.
+func (m *Metrics) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.questions, m.replies}
+}
+
+func (m *Metrics) asked(peer string, err error) {
+	if m != nil {
+		m.questions.WithLabelValues(peer, outcome(err, "answered")).Inc()
+	}
+}
+
+func (m *Metrics) fetched(peer string, err error) {
+	if m != nil {
+		m.replies.WithLabelValues(peer, outcome(err, "stored")).Inc()
+	}
+}
+
+func outcome(err error, ok string) string {
+	if err != nil {
+		return "failed"
+	}
+	return ok
+}
