@@ -56,6 +56,18 @@ func (c *client) postReply(id, csrf, nonce, kind string, f replyFile) *httptest.
 
 var reNonce = regexp.MustCompile(`name="antwort-id" value="([^"]+)"`)
 
+// replyCase starts a gateway's mailbox on a real broker with one case of
+// officeDresden handed over, logs anna in and opens the case: the reply form's
+// token and own id.
+func replyCase(t *testing.T) (e *brokerEnv, sub *submission.Submission, anna *client, csrf, nonce string) {
+	t.Helper()
+	e = startBrokerEnv(t, t.TempDir(), Options{})
+	sub = e.receiveHandedOver(t, officeDresden)
+	anna = e.login(t, "anna", "anna-passwort")
+	csrf, nonce = replyFormOf(t, anna.get("/postfach/s/"+sub.ID).Body.String())
+	return e, sub, anna, csrf, nonce
+}
+
 // replyForm is the token and the form's own id of the reply form on a case's
 // page; it fails the test if the page has no reply form.
 func replyFormOf(t testing.TB, page string) (csrf, nonce string) {
@@ -173,10 +185,7 @@ func TestClerkSendsABescheid(t *testing.T) {
 // another file (Back to a page kept in memory) is not reported as sent; a new
 // page's form sends a second reply.
 func TestReplyFormSentTwiceIsStoredOnce(t *testing.T) {
-	e := startBrokerEnv(t, t.TempDir(), Options{})
-	sub := e.receiveHandedOver(t, officeDresden)
-	anna := e.login(t, "anna", "anna-passwort")
-	csrf, nonce := replyFormOf(t, anna.get("/postfach/s/"+sub.ID).Body.String())
+	e, sub, anna, csrf, nonce := replyCase(t)
 	pdf := bescheid("Bescheid vom 6. Dezember")
 	for i := range 2 {
 		if rec := anna.postReply(sub.ID, csrf, nonce, "Bescheid", pdf); rec.Code != http.StatusSeeOther {
@@ -206,10 +215,7 @@ func TestReplyFormSentTwiceIsStoredOnce(t *testing.T) {
 // another session's, sends nothing; the case's page says so and offers the
 // form with the session's token.
 func TestReplyNeedsTheFormsToken(t *testing.T) {
-	e := startBrokerEnv(t, t.TempDir(), Options{})
-	sub := e.receiveHandedOver(t, officeDresden)
-	anna := e.login(t, "anna", "anna-passwort")
-	csrf, nonce := replyFormOf(t, anna.get("/postfach/s/"+sub.ID).Body.String())
+	e, sub, anna, csrf, nonce := replyCase(t)
 	for _, token := range []string{"", "falsch", newToken()} {
 		rec := anna.postReply(sub.ID, token, nonce, "Bescheid", bescheid("Bescheid"))
 		body := rec.Body.String()
@@ -229,10 +235,7 @@ func TestReplyNeedsTheFormsToken(t *testing.T) {
 // case's page, with the error at the file's field and the limit named,
 // never with a server error; nothing is stored. A file of the limit is sent.
 func TestReplyFileOverTheLimit(t *testing.T) {
-	e := startBrokerEnv(t, t.TempDir(), Options{})
-	sub := e.receiveHandedOver(t, officeDresden)
-	anna := e.login(t, "anna", "anna-passwort")
-	csrf, nonce := replyFormOf(t, anna.get("/postfach/s/"+sub.ID).Body.String())
+	e, sub, anna, csrf, nonce := replyCase(t)
 	pdf := bescheid("Ein Bescheid mit vielen gescannten Seiten")
 	at := pdf.content[:len(pdf.content):len(pdf.content)]
 	at = append(at, bytes.Repeat([]byte{' '}, maxReplyFileBytes-len(at))...)
@@ -261,10 +264,7 @@ func TestReplyFileOverTheLimit(t *testing.T) {
 // file or a file of another type than the page sends sends nothing; the page
 // ties the error to its field.
 func TestReplyFormErrors(t *testing.T) {
-	e := startBrokerEnv(t, t.TempDir(), Options{})
-	sub := e.receiveHandedOver(t, officeDresden)
-	anna := e.login(t, "anna", "anna-passwort")
-	csrf, nonce := replyFormOf(t, anna.get("/postfach/s/"+sub.ID).Body.String())
+	e, sub, anna, csrf, nonce := replyCase(t)
 	for _, c := range []struct {
 		name, kind string
 		file       replyFile
@@ -340,10 +340,7 @@ func TestNoReplyToACaseTheOfficeDoesNotHave(t *testing.T) {
 // the file; the form leads to the login, which says that nothing was sent,
 // and back to the case after it.
 func TestReplySentAfterTheSessionEnded(t *testing.T) {
-	e := startBrokerEnv(t, t.TempDir(), Options{})
-	sub := e.receiveHandedOver(t, officeDresden)
-	anna := e.login(t, "anna", "anna-passwort")
-	csrf, nonce := replyFormOf(t, anna.get("/postfach/s/"+sub.ID).Body.String())
+	e, sub, anna, csrf, nonce := replyCase(t)
 	anna.post("/postfach/abmelden", url.Values{"csrf": {csrf}})
 	rec := anna.postReply(sub.ID, csrf, nonce, "Bescheid", bescheid("Bescheid"))
 	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/postfach/login?abgelaufen=1&weiter="+url.QueryEscape("s/"+sub.ID) {
