@@ -74,6 +74,9 @@ type Gateway struct {
 	// httpMetrics count every face's requests: the REST API's listener and the
 	// XTA face's own (amtsbote_http_requests_total, AmtsboteServerErrors).
 	httpMetrics *httpmetrics.Metrics
+	// bodies bounds the request bodies held in memory at once (limits.body_memory):
+	// the portal API's packages and the web mailbox's reply files share it.
+	bodies *httpbody.Budget
 	// mounts are the faces besides the REST API, by path prefix (see api.Options.Mounts).
 	mounts map[string]http.Handler
 	// closers are closed on shutdown after the broker stopped, last added first.
@@ -397,6 +400,7 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 			Help: "How often intake started to leave verification slots to delivery."},
 			func() float64 { return float64(yield.Times()) }))
 
+	g.bodies = httpbody.NewBudget(cfg.Limits.BodyMemoryBytes(), intake.DefaultSlotWait)
 	if err := g.setupFaces(ctx); err != nil {
 		return nil, err
 	}
@@ -456,7 +460,7 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 	handler := api.New(api.Options{
 		Pipeline: g.Pipeline, Broker: g.Broker, Directory: g.Directory, Backup: backup,
 		Clients:      api.NewClients(cfg.AdminToken, portals, offices),
-		MaxBodyBytes: cfg.Limits.MaxBodyBytes, BodyBudget: httpbody.NewBudget(cfg.Limits.BodyMemoryBytes(), intake.DefaultSlotWait),
+		MaxBodyBytes: cfg.Limits.MaxBodyBytes, BodyBudget: g.bodies,
 		Logger: log, Registry: reg, HTTPMetrics: g.httpMetrics,
 		// A multipart upload: the root, every referenced part, and their framing.
 		MaxUploadBytes: cfg.Limits.MaxBodyBytes + lim.Effective().MaxReferencedTotal + 1<<20,

@@ -28,6 +28,7 @@ func (g *Gateway) setupMailbox(ctx context.Context) error {
 			Password: c.Mailbox.SMTP.Password, RequireTLS: c.Mailbox.SMTP.RequireTLS, Outbound: g.outbound},
 		Downloads:      api.Transfer{Window: c.HTTP.ReadTimeout, MinRate: c.HTTP.UploadMinRate},
 		WriteTimeout:   c.HTTP.WriteTimeout,
+		Bodies:         g.bodies,
 		TrustedProxies: c.HTTP.Proxies(),
 		StoreDown:      g.storeUnreachable,
 		Registerer:     g.reg,

@@ -42,6 +42,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/api"
 	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/internal/httpbody"
 	"github.com/amtsbote/amtsbote/internal/outbound"
 	"github.com/amtsbote/amtsbote/internal/repeatlimit"
 	"github.com/nats-io/nats.go/jetstream"
@@ -92,6 +93,10 @@ type Options struct {
 	// WriteTimeout bounds the answer to a reply's upload, which is read without
 	// the server's deadlines (http.write_timeout); zero: api.DefaultWriteTimeout.
 	WriteTimeout time.Duration
+	// Bodies bounds the bytes of request bodies held in memory at once, shared
+	// with the portal API's intake (limits.body_memory): a reply's file is read
+	// whole before the desk stores it. Nil: no bound.
+	Bodies *httpbody.Budget
 	// TrustedProxies are the reverse proxies in front of the gateway, whose
 	// X-Forwarded-For names the client for the login limits (clientAddr).
 	TrustedProxies []netip.Prefix

@@ -261,6 +261,7 @@ const (
 	replySentOther                 // this form was sent before, with another file or kind
 	replyRemoved                   // the case's bytes were removed (broker.ErrBytesRemoved)
 	replyRefused                   // the case's state allows none (broker.ErrConflict)
+	replyBusy                      // no room in the gateway's budget for bodies now
 )
 
 // replyRefusal is a reply the case's page shows refused: the form comes again
@@ -308,6 +309,9 @@ func (rr *replyRefusal) show(p *page, sub *submission.Submission) int {
 	case replySentOther:
 		p.Error = nothing + "Dieses Formular war schon einmal abgeschickt worden, mit einer anderen Datei oder Art; gesendet ist die Antwort vom " + when(rr.sent.At) + " (siehe „Gesendete Antworten“). Um eine weitere Antwort zu senden, wählen Sie Art und Datei im Formular unten noch einmal aus."
 		return http.StatusConflict
+	case replyBusy:
+		p.Error = nothing + "Das Gateway nimmt gerade so viele Sendungen entgegen, wie es auf einmal darf. Bitte senden Sie die Antwort in einer Minute erneut." + again
+		return http.StatusServiceUnavailable
 	case replyRemoved:
 		p.Error = nothing + "Die Dateien dieses Eingangs wurden gelöscht; eine Antwort darauf könnte das Portal nicht mehr abrufen."
 		return http.StatusGone
@@ -357,13 +361,24 @@ func (m *Mailbox) replyPost(w http.ResponseWriter, r *http.Request, s session, i
 	window := cmp.Or(m.opts.Downloads.Window, api.DefaultTransferWindow)
 	minRate := cmp.Or(m.opts.Downloads.MinRate, api.DefaultTransferMinRate)
 	body := api.UploadBody(w, r, maxReplyBodyBytes, window, minRate)
-	f, err := readReplyForm(r, body)
+	// The file is held in memory until the desk has stored it: within the
+	// gateway's budget for bodies, which the portals' packages share, taken as
+	// the bytes arrive (httpbody.FirstBytes says why). Twenty clerks sending
+	// their scans at once held 400 MB outside any bound.
+	lease, err := m.opts.Bodies.Acquire(r.Context(), httpbody.First(r.ContentLength))
+	var f replyForm
+	if err == nil {
+		defer lease.Release()
+		f, err = readReplyForm(r, lease.Reader(r.Context(), body, maxReplyBodyBytes))
+		lease.Keep(int64(cap(f.content)))
+	}
 	api.AnswerUpload(w, cmp.Or(m.opts.WriteTimeout, api.DefaultWriteTimeout))
 	if r.Context().Err() != nil {
 		return // the browser went away: nobody to answer
 	}
+	busy := errors.Is(err, httpbody.ErrBusy)
 	refuse := func(why replyWhy) {
-		if f.tooBig {
+		if f.tooBig || busy {
 			// Answered before the body's end: the rest is read and thrown
 			// away after the page, as far as a refusal is worth, so that a
 			// client that sends all before it reads gets the page
@@ -374,6 +389,10 @@ func (m *Mailbox) replyPost(w http.ResponseWriter, r *http.Request, s session, i
 		m.detailWithDraft(w, r, s, id, &draft{why: draftReply, reply: &replyRefusal{why: why, kind: f.kind}})
 	}
 	switch {
+	case busy:
+		m.log.Warn("reply refused for now: the gateway holds as many request bodies in memory as it may (limits.body_memory)", "submission", id, "office", s.Office, "user", s.User)
+		refuse(replyBusy)
+		return
 	case err != nil:
 		m.log.Warn("reply form unreadable", "submission", id, "office", s.Office, "user", s.User, "err", err)
 		refuse(replyBroken)

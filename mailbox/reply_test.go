@@ -13,8 +13,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/internal/httpbody"
 	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/submission"
@@ -257,6 +259,47 @@ func TestReplyFileOverTheLimit(t *testing.T) {
 	}
 	if got := e.replies(t, sub.ID); len(got) != 1 || got[0].Size != maxReplyFileBytes {
 		t.Fatalf("after a file of the limit: %+v", got)
+	}
+}
+
+// TestReplyWaitsForRoomInTheBodyBudget: a reply's file is held in memory until
+// the desk stored it, so it takes its bytes from the gateway's budget for
+// bodies, which the portals' packages share (limits.body_memory). With the
+// budget taken by others, the reply is refused with the page's "in einer
+// Minute erneut" and nothing is stored; with room again, the same file goes.
+// Before, twenty clerks' scans at once were held outside any bound.
+func TestReplyWaitsForRoomInTheBodyBudget(t *testing.T) {
+	bodies := httpbody.NewBudget(4<<20, 100*time.Millisecond)
+	e := startBrokerEnv(t, t.TempDir(), Options{Bodies: bodies})
+	sub := e.receiveHandedOver(t, officeDresden)
+	anna := e.login(t, "anna", "anna-passwort")
+	csrf, nonce := replyFormOf(t, anna.get("/postfach/s/"+sub.ID).Body.String())
+	scan := bescheid("Bescheid")
+	scan.content = append(scan.content, bytes.Repeat([]byte{' '}, 1<<20)...)
+
+	others, err := bodies.Acquire(context.Background(), 4<<20) // the portals' packages
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := anna.postReply(sub.ID, csrf, nonce, "Bescheid", scan)
+	if body := rec.Body.String(); rec.Code != http.StatusServiceUnavailable || !strings.Contains(body, "Bitte senden Sie die Antwort in einer Minute erneut") {
+		t.Errorf("a reply without room in the budget: %d\n%s", rec.Code, body)
+	}
+	if got := e.replies(t, sub.ID); len(got) != 0 {
+		t.Fatalf("a reply without room in the budget was stored: %+v", got)
+	}
+	others.Release()
+	if rec := anna.postReply(sub.ID, csrf, nonce, "Bescheid", scan); rec.Code != http.StatusSeeOther {
+		t.Fatalf("the reply with room again: %d\n%s", rec.Code, rec.Body)
+	}
+	if got := e.replies(t, sub.ID); len(got) != 1 || got[0].Size != int64(len(scan.content)) {
+		t.Fatalf("after the reply with room again: %+v", got)
+	}
+	// What the reply held is given back once the desk has it.
+	if l, err := bodies.Acquire(context.Background(), 4<<20); err != nil {
+		t.Fatalf("the reply kept bytes of the budget: %v", err)
+	} else {
+		l.Release()
 	}
 }
 
