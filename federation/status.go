@@ -8,8 +8,10 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 // MaxQuery is the most packages one status question may name.
@@ -35,17 +37,18 @@ type Query struct {
 	Replies map[Ref]int
 }
 
-// MaxReplies is the most replies one package may have (as a record holds), and
-// the most an answer lists for it.
-const MaxReplies = 100
+// MaxReplies is the most replies one package may have (as a record holds,
+// submission.MaxReplies), and the most an answer lists for it.
+const MaxReplies = submission.MaxReplies
 
 // MaxAnswerReplies is the most replies one answer lists in all: a question may
 // name MaxQuery packages. What does not fit is listed in a later answer (the
 // asking gateway names what it has, and asks in changing order).
 const MaxAnswerReplies = 1000
 
-// MaxReplyBytes is the largest reply that travels (as an office may store).
-const MaxReplyBytes = 64 << 20
+// MaxReplyBytes is the largest reply that travels: what an office may store
+// (broker.MaxReplyBytes).
+const MaxReplyBytes = broker.MaxReplyBytes
 
 // ReplyInfo announces one reply of the package's office (Antwort): what it is
 // and the size and SHA-256 of its bytes, which the asking gateway fetches by ID

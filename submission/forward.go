@@ -244,8 +244,8 @@ func (s *Submission) AddPeerReply(now time.Time, peer string, r Reply) ([]Event,
 			return nil, nil
 		}
 	}
-	if len(s.Replies) >= maxReplies {
-		return nil, fmt.Errorf("%w: more than %d replies", ErrIllegal, maxReplies)
+	if len(s.Replies) >= MaxReplies {
+		return nil, fmt.Errorf("%w: more than %d replies", ErrIllegal, MaxReplies)
 	}
 	r.Channel = channel.Peer
 	if r.At.IsZero() {

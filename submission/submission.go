@@ -864,9 +864,9 @@ func channelNames(ts []Target) string {
 	return strings.Join(names, ", ")
 }
 
-// maxReplies bounds the replies to one case, so one office system in a loop cannot
+// MaxReplies bounds the replies to one case, so one office system in a loop cannot
 // grow a record without end.
-const maxReplies = 100
+const MaxReplies = 100
 
 // AddReply records a message of the office back to the applicant. The office must
 // have the package (delivered or decided); the same reply id twice changes nothing.
@@ -893,8 +893,8 @@ func (s *Submission) AddReply(now time.Time, r Reply) ([]Event, error) {
 	if err := s.ReplyAllowed(r.Channel); err != nil {
 		return nil, err
 	}
-	if len(s.Replies) >= maxReplies {
-		return nil, fmt.Errorf("%w: more than %d replies", ErrIllegal, maxReplies)
+	if len(s.Replies) >= MaxReplies {
+		return nil, fmt.Errorf("%w: more than %d replies", ErrIllegal, MaxReplies)
 	}
 	if r.At.IsZero() {
 		r.At = now

@@ -261,7 +261,7 @@ func TestReplyOnceAndBounded(t *testing.T) {
 	if evs, err := s.AddReply(t0, r); err != nil || len(evs) != 0 || len(s.Replies) != 1 {
 		t.Fatalf("repeat recorded: %v %v", evs, err)
 	}
-	for i := 0; i < maxReplies-1; i++ {
+	for i := 0; i < MaxReplies-1; i++ {
 		if _, err := s.AddReply(t0, Reply{ID: fmt.Sprint("x", i)}); err != nil {
 			t.Fatal(err)
 		}
