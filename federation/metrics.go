@@ -1,6 +1,10 @@
 package federation
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/amtsbote/amtsbote/config"
+)
 
 // Metrics count what the tracker's questions to the peers came to, per peer: a
 // peer that stops answering keeps its offices' decisions and replies from this
@@ -13,7 +17,7 @@ type Metrics struct {
 
 // NewMetrics makes the tracker's counters, each configured peer's at zero (an
 // alert compares a peer's failures with its answers, which must exist).
-func NewMetrics(peers []string) *Metrics {
+func NewMetrics(peers []config.Peer) *Metrics {
 	m := &Metrics{
 		questions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "amtsbote_federation_questions_total",
 			Help: "Status questions (Statusabfrage, up to 500 packages each) this gateway asked a peer gateway about the packages it forwarded there, by peer and outcome: answered (a signed answer it could read) or failed (unreachable, refused, an answer that does not verify)."},
@@ -24,10 +28,10 @@ func NewMetrics(peers []string) *Metrics {
 	}
 	for _, p := range peers {
 		for _, o := range []string{"answered", "failed"} {
-			m.questions.WithLabelValues(p, o)
+			m.questions.WithLabelValues(p.ID, o)
 		}
 		for _, o := range []string{"stored", "failed"} {
-			m.replies.WithLabelValues(p, o)
+			m.replies.WithLabelValues(p.ID, o)
 		}
 	}
 	return m

@@ -71,7 +71,7 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 		},
 		// Replies are asked for while the case's bytes are kept here: a reply
 		// to a case whose bytes are gone could not be stored (nor read).
-		ReplyWindow: cfg.Retention.PackageBytes, Metrics: federation.NewMetrics(peerIDs(cfg.Peers))}
+		ReplyWindow: cfg.Retention.PackageBytes, Metrics: federation.NewMetrics(cfg.Peers)}
 	g.reg.MustRegister(tracker.Metrics.Collectors()...)
 	g.Broker.Observe(tracker.Observe)
 	nextPeer := func(ars string) (string, bool) {
@@ -161,13 +161,4 @@ func servedLands(peers []config.Peer) map[string]bool {
 		}
 	}
 	return out
-}
-
-// peerIDs are the ids of the configured peers.
-func peerIDs(peers []config.Peer) []string {
-	ids := make([]string, len(peers))
-	for i, p := range peers {
-		ids[i] = p.ID
-	}
-	return ids
 }
