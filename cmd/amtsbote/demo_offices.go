@@ -130,13 +130,19 @@ func (p *poller) stop() {
 type webhookOffice struct{ fv *fachverfahren.Office }
 
 // demoBescheid is the Bescheid a demo Fachverfahren of office sends the
-// applicant after it accepted a case: a one-page PDF naming the case.
+// applicant after it accepted a case.
 func demoBescheid(office string) func(webhook.Notification, []byte) fachverfahren.Reply {
 	return func(n webhook.Notification, _ []byte) fachverfahren.Reply {
-		return fachverfahren.Reply{Kind: wire.ReplyBescheid, ContentType: "application/pdf", Content: paket.ExamplePDF(fmt.Sprintf(
-			"%s\n\nBescheid\n\nIhre Meldung (Vorgang %s) ist vollständig eingegangen und wird bearbeitet.\n\nMit freundlichen Grüßen\nIhre Verwaltung",
-			office, n.SubmissionID))}
+		return fachverfahren.Reply{Kind: wire.ReplyBescheid, ContentType: "application/pdf", Content: demoBescheidPDF(office, n.SubmissionID, "Ihre Verwaltung")}
 	}
+}
+
+// demoBescheidPDF is the demo's Bescheid of office for the case id, signed by
+// who: a one-page PDF naming the case.
+func demoBescheidPDF(office, id, who string) []byte {
+	return paket.ExamplePDF(fmt.Sprintf(
+		"%s\n\nBescheid\n\nIhre Meldung (Vorgang %s) ist vollständig eingegangen und wird bearbeitet.\n\nMit freundlichen Grüßen\n%s",
+		office, id, who))
 }
 
 // demoOutcome waits up to within for the Fachverfahren's outcome of id — its
@@ -379,7 +385,7 @@ func (m *mailboxOffice) start(ctx context.Context, g *gateway.Gateway) error {
 				m.out.say("Stadt Dresden", "clerk accepts case %s in the mailbox", id[1])
 				// And answers the applicant from the case's page, as a clerk with
 				// nothing but a browser does: the Bescheid as a PDF.
-				pdf := paket.ExamplePDF(fmt.Sprintf("Stadt Dresden\n\nBescheid\n\nIhre Meldung (Vorgang %s) ist eingegangen und wird bearbeitet.\n\nMit freundlichen Grüßen\n%s", id[1], u.Name))
+				pdf := demoBescheidPDF(demoDresdenName, id[1], u.Name)
 				if _, err = clerk.Reply(ctx, id[1], wire.ReplyBescheid, "bescheid.pdf", pdf); err == nil {
 					m.out.say("Stadt Dresden", "clerk sends the Bescheid from the case's page (application/pdf, %d bytes)", len(pdf))
 				}
