@@ -21,6 +21,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/amtsbote/amtsbote/api"
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/config"
@@ -123,6 +124,11 @@ func (h *Receiver) reply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer rc.Close()
+	// Up to 64 MiB: under the progress rule of every other download (and of a
+	// forwarding's upload), not the server's fixed write timeout, which cut a
+	// reply of tens of megabytes off on a slow link at every attempt.
+	u := h.uploads()
+	w = api.Paced(w, api.Transfer{Window: u.Window, MinRate: u.MinRate})
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.FormatInt(rep.Size, 10))
 	if _, err := io.Copy(w, rc); err != nil && r.Context().Err() == nil {

@@ -241,3 +241,50 @@ func grepLines(text, s string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestPeerReplyDownloadOutlivesWriteTimeout: the bytes of a reply (up to 64
+// MiB) go to the forwarding gateway under the progress rule of every other
+// download, not the server's fixed http.write_timeout, which cut a Bescheid of
+// tens of megabytes off on a link of a few Mbit/s at every attempt: the
+// forwarding gateway asked for it again and again and the portal never got it.
+func TestPeerReplyDownloadOutlivesWriteTimeout(t *testing.T) {
+	sn := newFedNode(t, "amtsbote-sn")
+	by := newMunichPeer(t, sn)
+	// The progress window (read_timeout) is wider than the fixed write timeout
+	// the download must outlive: a loaded machine must not fail the test.
+	by.cfg.HTTP.ReadTimeout, by.cfg.HTTP.WriteTimeout = 3*time.Second, time.Second
+	by.cfg.HTTP.UploadMinRate = 8 << 10
+	by.start(t)
+	sn.peer(by, "", time.Hour, "09")
+	sn.start(t)
+
+	s := sn.waitState(t, sn.submit(t, fedMuenchenARS), submission.StateDelivered)
+	bescheid := randomBytes(16 << 20) // more than the loopback socket buffers hold
+	r := by.replyAt(t, s.Sender, s.MessageID, "Bescheid", bescheid)
+
+	q := &federation.ReplyQuery{From: sn.id, To: by.id, At: time.Now().UTC(),
+		Ref: federation.Ref{Sender: s.Sender, MessageID: s.MessageID}, ReplyID: r.ID}
+	doc, err := q.Sign(sn.gatewaySigner(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(by.url()+federation.PathReply, federation.ContentType, bytes.NewReader(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("Antwortabruf: %d", resp.StatusCode)
+	}
+	// 64 KiB every 20 ms (~3 MB/s), as TestDownloadOutlivesWriteTimeout reads.
+	start := time.Now()
+	var got bytes.Buffer
+	_, err = io.CopyBuffer(&got, &slowReader{r: resp.Body, pause: 20 * time.Millisecond}, make([]byte, 64<<10))
+	took := time.Since(start)
+	if err != nil || !bytes.Equal(got.Bytes(), bescheid) {
+		t.Fatalf("slow fetch of the reply over %s: %d of %d bytes, %v", took, got.Len(), len(bescheid), err)
+	}
+	if took < 4*time.Second {
+		t.Fatalf("the fetch took %s, not much longer than the write timeout: the test proves nothing", took)
+	}
+}
