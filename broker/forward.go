@@ -99,7 +99,16 @@ func (b *Broker) RecordPeerReply(ctx context.Context, id, peer string, r submiss
 	if err != nil {
 		return submission.Reply{}, fmt.Errorf("broker: store the peer's reply: %w", err)
 	}
+	// Bytes this call stored and no record takes are removed at once, as intake
+	// removes the parts of a refused package: a case erased while its reply was
+	// fetched kept the applicant's Bescheid on disk until the retention's sweep.
+	discard := func() {
+		if err := store.DiscardNew(b.db.Blobs(), p); err != nil {
+			b.log.Warn("could not remove the bytes of a peer's reply that was not recorded; the retention sweep will", "submission", id, "err", err)
+		}
+	}
 	if p.Size != r.Size {
+		discard()
 		return submission.Reply{}, fmt.Errorf("broker: the peer's reply has %d bytes, %d announced: %w", p.Size, r.Size, store.ErrDigestMismatch)
 	}
 	s, err = b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
@@ -109,6 +118,12 @@ func (b *Broker) RecordPeerReply(ctx context.Context, id, peer string, r submiss
 		return cur.AddPeerReply(now, peer, r)
 	})
 	if err != nil {
+		// Only on a refusal, which wrote nothing: a store's error may come after
+		// a commit it could not confirm (a cluster's lost ack), whose record
+		// would then name removed bytes.
+		if errors.Is(err, ErrBytesRemoved) || errors.Is(err, submission.ErrIllegal) || errors.Is(err, ErrConflict) {
+			discard()
+		}
 		return submission.Reply{}, err
 	}
 	for _, have := range s.Replies {
