@@ -413,7 +413,12 @@ func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
 			ref := Ref{Sender: s.Sender, MessageID: s.MessageID}
 			subs[ref] = s
 			refs = append(refs, ref)
-			have[ref] = len(s.Replies) // a forwarded case holds its peer's replies only
+			if s.BytesRemovedAt == nil {
+				// A case erased here takes no reply (ErrBytesRemoved): asked for,
+				// each one the peer's office sent was fetched and refused at every
+				// poll until the office decided, and counted as the peer's failure.
+				have[ref] = len(s.Replies) // a forwarded case holds its peer's replies only
+			}
 		}
 		if len(refs) == 0 {
 			continue
@@ -498,6 +503,9 @@ func (t *Tracker) done(id string) {
 // minute): the next question names what s holds then, and the peer announces
 // the rest again.
 func (t *Tracker) fetchReplies(ctx context.Context, p config.Peer, s *submission.Submission, it Status) {
+	if s.BytesRemovedAt != nil {
+		return // not asked for (poll); a peer that announces them anyway is not followed
+	}
 	for _, a := range it.Replies {
 		if slices.ContainsFunc(s.Replies, func(r submission.Reply) bool { return r.MessageID == a.ID }) {
 			continue

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -286,5 +287,49 @@ func TestPeerReplyDownloadOutlivesWriteTimeout(t *testing.T) {
 	}
 	if took < 4*time.Second {
 		t.Fatalf("the fetch took %s, not much longer than the write timeout: the test proves nothing", took)
+	}
+}
+
+// counter reads one counter of a gateway's /metrics (series: the name with its
+// labels as exposed); 0 when it is not there.
+func counter(t *testing.T, n *fedNode, series string) float64 {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindStringSubmatch(scrapeMetrics(t, n.url()))
+	if m == nil {
+		return 0
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestPeerRepliesNotAskedForAnErasedCase: a case erased at the forwarding
+// gateway (the applicant's request) while its office at the peer still works
+// on it takes no reply. Its status questions asked for the replies all the
+// same: each Rückfrage the office sent was announced, fetched and refused at
+// every poll (ErrBytesRemoved) until the office decided, weeks maybe, counted
+// as failed and warned about, and AmtsbotePeerRepliesFailing sent the
+// operator to the peer's operator for a cause that is here. Now the question
+// asks for none.
+func TestPeerRepliesNotAskedForAnErasedCase(t *testing.T) {
+	sn, by := snAndBy(t)
+	id := sn.submit(t, fedMuenchenARS)
+	s := sn.waitState(t, id, submission.StateDelivered)
+	if _, err := sn.g.Broker.Erase(context.Background(), id, "operator", ""); err != nil {
+		t.Fatal(err)
+	}
+	by.replyAt(t, s.Sender, s.MessageID, "Rueckfrage", []byte("%PDF-1.7 Rückfrage"))
+
+	// Questions after the reply is at by (sn asks every 100 ms about the open case).
+	answered := `amtsbote_federation_questions_total{outcome="answered",peer="amtsbote-by"}`
+	after := counter(t, sn, answered)
+	waitFor(t, "three more answered questions", func() bool { return counter(t, sn, answered) >= after+3 })
+	if n := counter(t, sn, `amtsbote_federation_replies_total{outcome="failed",peer="amtsbote-by"}`); n != 0 {
+		t.Errorf("%v replies failed for the erased case, want none asked for", n)
+	}
+	if got := sn.sub(t, id); len(got.Replies) != 0 {
+		t.Errorf("the erased case holds replies: %+v", got.Replies)
 	}
 }
