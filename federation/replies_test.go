@@ -2,6 +2,7 @@ package federation
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -76,6 +77,25 @@ func TestRepliesOnTheWireAreBounded(t *testing.T) {
 	}
 	question := func(attr string) string {
 		return `<Statusabfrage ` + ns + `>` + head + `<Vorgang` + attr + `><Absender>amt24</Absender><NachrichtID>m</NachrichtID></Vorgang></Statusabfrage>`
+	}
+	// In all, an answer lists at most MaxAnswerReplies (as one is written).
+	vorgang := func(i, n int) string {
+		return `<Vorgang><Absender>amt24</Absender><NachrichtID>m-` + strconv.Itoa(i) + `</NachrichtID><Zustand>accepted</Zustand>` +
+			strings.Repeat(antwort("1", sum), n) + `</Vorgang>`
+	}
+	many := func(total int) string {
+		var b strings.Builder
+		for i := 0; total > 0; i++ {
+			b.WriteString(vorgang(i, min(total, MaxReplies)))
+			total -= MaxReplies
+		}
+		return `<Statusauskunft ` + ns + `>` + head + b.String() + `</Statusauskunft>`
+	}
+	if _, err := ParseReport(root(many(MaxAnswerReplies))); err != nil {
+		t.Fatalf("an answer of MaxAnswerReplies replies: %v (the control)", err)
+	}
+	if _, err := ParseReport(root(many(MaxAnswerReplies + 1))); !errors.Is(err, ErrMalformed) {
+		t.Errorf("an answer of more than MaxAnswerReplies replies: %v, want ErrMalformed", err)
 	}
 	if q, err := ParseQuery(root(question(` Antworten="100"`))); err != nil || q.Replies[Ref{"amt24", "m"}] != 100 {
 		t.Fatalf("Antworten=100: %+v %v (the control)", q, err)

@@ -209,6 +209,7 @@ func ParseReport(root *etree.Element) (*Report, error) {
 	r := newReader(root, "Statusauskunft")
 	rp := &Report{}
 	rp.From, rp.To, rp.At = readHead(r)
+	replies := 0 // in all: at most MaxAnswerReplies, as an answer is written
 	for r.peek("Vorgang") {
 		v := newReader(r.elem("Vorgang"), "Statusauskunft/Vorgang")
 		it := Status{Ref: readRef(v)}
@@ -242,6 +243,12 @@ func ParseReport(root *etree.Element) (*Report, error) {
 			if len(it.Replies) == MaxReplies {
 				return nil, fmt.Errorf("%w: more than %d replies of one package", ErrMalformed, MaxReplies)
 			}
+			// A peer's build never lists more; a broken one that did made this
+			// gateway fetch up to 100 for each of 500 packages in one poll.
+			if replies == MaxAnswerReplies {
+				return nil, fmt.Errorf("%w: more than %d replies in one answer", ErrMalformed, MaxAnswerReplies)
+			}
+			replies++
 			a, err := readReply(v.elem("Antwort"))
 			if err != nil {
 				return nil, err
