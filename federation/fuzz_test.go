@@ -50,6 +50,7 @@ func FuzzParseWire(f *testing.F) {
 		_, _ = ParseQuery(root)
 		_, _ = ParseReport(root)
 		_, _ = ParseReplyQuery(root)
+		_, _ = ParseChanges(root)
 		e, err := ParseEnvelope(root)
 		if err != nil {
 			return

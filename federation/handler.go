@@ -1,12 +1,10 @@
 package federation
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime"
 	"mime/multipart"
@@ -32,9 +30,10 @@ import (
 )
 
 // PathNudge is where a peer tells the forwarding gateway that something changed, so
-// it asks soon instead of at its next poll. It carries nothing and needs no
-// authentication: all it can do is trigger a signed status question, and however
-// many come, at most one early question per peer per NudgeGap.
+// it asks soon instead of at its next poll. Empty, it needs no authentication:
+// all it can do is trigger a signed status question, and however many come, at
+// most one early question per peer per NudgeGap. With a signed Aenderungsmeldung
+// (changes.go) it also names the packages to ask about.
 const PathNudge = PathPrefix + "/hinweis"
 
 // Receiver is the receiving gateway's HTTP face of the Portalverbund, mounted at
@@ -63,6 +62,9 @@ type Receiver struct {
 	NextPeer func(ars string) (string, bool)
 	// Nudged is called when a peer nudges (Tracker.Kick: the tracker asks soon); may be nil.
 	Nudged func()
+	// Changed is called with a peer's signed Aenderungsmeldung: the packages it
+	// names, forwarded to that peer (Tracker.Changed); nil: Nudged is called.
+	Changed func(peer string, refs []Ref)
 	// StoreDown, if set, says why the gateway's store is known to be out of reach
 	// now (a cluster without quorum); nil: it answers. A forwarding or a status
 	// request is then answered 503 at once, before its body is read, instead of
@@ -178,10 +180,7 @@ func (h *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == PathReply && r.Method == http.MethodPost:
 		h.reply(w, r)
 	case r.URL.Path == PathNudge && r.Method == http.MethodPost:
-		if h.Nudged != nil {
-			h.Nudged()
-		}
-		w.WriteHeader(http.StatusNoContent)
+		h.nudge(w, r)
 	case r.URL.Path == PathSchema && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		w.Header().Set("Content-Type", "application/xml")
 		_, _ = w.Write(XSD)
@@ -617,23 +616,4 @@ func StatusOf(s *submission.Submission) Status {
 		st.Note = "delivery to " + s.OfficeName + " is being retried"
 	}
 	return st
-}
-
-// Nudge tells the forwarding gateway of s that its state changed (best effort; the
-// forwarding gateway asks at its poll interval anyway).
-func Nudge(ctx context.Context, hc *http.Client, baseURL string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(baseURL, "/")+PathNudge, nil)
-	if err != nil {
-		return err
-	}
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-	resp.Body.Close()
-	return nil
 }

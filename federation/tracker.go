@@ -43,8 +43,9 @@ import (
 // A decided package is asked about further, for the replies of its office (a
 // Bescheid usually comes after the decision), until ReplyWindow has passed since
 // the decision or its bytes are removed: soon after the decision as often as an
-// open one, then less and less often (lateGap), and at once on a nudge while the
-// decision is less than a day old. Each reply the peer announces is fetched and
+// open one, then less and less often (lateGap), at once on a nudge while the
+// decision is less than a day old, and at once whenever the peer names it in a
+// signed Aenderungsmeldung (Changed). Each reply the peer announces is fetched and
 // stored (replies.go).
 type Tracker struct {
 	Client  *Client
@@ -64,14 +65,15 @@ type Tracker struct {
 
 	replyLog repeatlimit.Limit // a reply that cannot be fetched is said once a minute
 
-	mu    sync.Mutex
-	late  map[string]*lateEntry    // decided, asked for replies: submission id -> when
-	open  map[string]string        // submission id -> peer id
-	held  map[string]string        // held here after a peer channel: submission id -> peer id, asked once
-	lacks map[string]time.Time     // held packages their peer said it lacks, and when
-	kicks map[string]chan struct{} // peer id -> its loop's kick (coalesced)
-	wg    sync.WaitGroup
-	stop  context.CancelFunc
+	mu      sync.Mutex
+	late    map[string]*lateEntry    // decided, asked for replies: submission id -> when
+	lateRef map[Ref]string           // the same by the packages' Ref (Changed)
+	open    map[string]string        // submission id -> peer id
+	held    map[string]string        // held here after a peer channel: submission id -> peer id, asked once
+	lacks   map[string]time.Time     // held packages their peer said it lacks, and when
+	kicks   map[string]chan struct{} // peer id -> its loop's kick (coalesced)
+	wg      sync.WaitGroup
+	stop    context.CancelFunc
 }
 
 // QuestionTimeout bounds one status question (a batch of up to MaxQuery packages).
@@ -115,6 +117,7 @@ const maxLateGap = 12 * time.Hour
 // lateEntry is a decided package still asked about for replies.
 type lateEntry struct {
 	peer    string
+	ref     Ref
 	decided time.Time // this gateway's time of the decision
 	next    time.Time // when it is asked next
 }
@@ -149,6 +152,23 @@ func (t *Tracker) Observe(s *submission.Submission, e submission.Event) {
 	t.open[s.ID] = s.Forward.Peer
 	t.mu.Unlock()
 	t.kickPeer(s.Forward.Peer)
+}
+
+// Changed is registered as the Receiver's Changed: the peer named the packages
+// forwarded to it that changed (a signed Aenderungsmeldung, changes.go). Those
+// among the decided ones are due at once, and the peer is asked soon, as on a
+// nudge (within NudgeGap). Packages forwarded to another peer, or not known
+// here, are passed over; open ones are named in every question anyway.
+func (t *Tracker) Changed(peer string, refs []Ref) {
+	now := time.Now()
+	t.mu.Lock()
+	for _, r := range refs[:min(len(refs), MaxChanges)] {
+		if e := t.late[t.lateRef[r]]; e != nil && e.peer == peer && e.next.After(now) {
+			e.next = now
+		}
+	}
+	t.mu.Unlock()
+	t.kickPeer(peer)
 }
 
 // Kick asks every peer soon: at once, or when a NudgeGap has passed since its last
@@ -379,8 +399,12 @@ func (t *Tracker) lateLocked(s *submission.Submission, next time.Time) *lateEntr
 	}
 	e := t.late[s.ID]
 	if e == nil {
-		e = &lateEntry{peer: s.Forward.Peer, decided: s.Decision.DecidedLocally(), next: next}
+		e = &lateEntry{peer: s.Forward.Peer, ref: Ref{Sender: s.Sender, MessageID: s.MessageID}, decided: s.Decision.DecidedLocally(), next: next}
 		t.late[s.ID] = e
+		if t.lateRef == nil {
+			t.lateRef = map[Ref]string{}
+		}
+		t.lateRef[e.ref] = s.ID
 	}
 	return e
 }
@@ -494,7 +518,10 @@ func (t *Tracker) unknown(p config.Peer, s *submission.Submission) {
 func (t *Tracker) done(id string) {
 	t.mu.Lock()
 	delete(t.open, id)
-	delete(t.late, id)
+	if e := t.late[id]; e != nil {
+		delete(t.lateRef, e.ref)
+		delete(t.late, id)
+	}
 	t.mu.Unlock()
 }
 

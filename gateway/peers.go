@@ -80,7 +80,7 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 	}
 	g.mounts[federation.PathPrefix] = &federation.Receiver{
 		Trust: trust, Signer: g.Signer, Pipeline: g.Pipeline, Broker: g.Broker,
-		MaxBytes: maxBytes, NextPeer: nextPeer, Nudged: tracker.Kick, Log: g.Log, StoreDown: g.storeUnreachable,
+		MaxBytes: maxBytes, NextPeer: nextPeer, Nudged: tracker.Kick, Changed: tracker.Changed, Log: g.Log, StoreDown: g.storeUnreachable,
 		// Bodies held in memory at once, before and while they are checked: two
 		// envelopes of the largest size, or many ordinary ones; beyond, 503.
 		Bodies: federation.DefaultBodies(maxBytes),
@@ -89,9 +89,11 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 		Uploads: federation.Uploads{MaxBytes: maxBytes + g.Pipeline.Limits.Effective().MaxReferencedTotal + 1<<20,
 			Window: cfg.HTTP.ReadTimeout, MinRate: cfg.HTTP.UploadMinRate, WriteTimeout: cfg.HTTP.WriteTimeout},
 	}
-	// A package that came from a peer: nudge that peer when its state changes, so it
-	// asks at once instead of at its next poll (best effort; it asks anyway).
-	nudges := make(chan string, 256)
+	// A package that came from a peer: tell that peer when its state changes or
+	// its office replies, naming the package in a signed Aenderungsmeldung, so it
+	// asks at once instead of at its next poll or the decided package's turn
+	// (best effort; it asks anyway).
+	nudges := make(chan change, 256)
 	g.Broker.Observe(func(s *submission.Submission, e submission.Event) {
 		if s.Origin == nil {
 			return
@@ -103,7 +105,7 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 			return
 		}
 		select {
-		case nudges <- s.Origin.Gateway:
+		case nudges <- change{peer: s.Origin.Gateway, ref: federation.Ref{Sender: s.Sender, MessageID: s.MessageID}}:
 		default:
 		}
 	})
@@ -111,16 +113,22 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		hc := &http.Client{Timeout: 5 * time.Second, CheckRedirect: federation.NoRedirects, Transport: g.outbound.Transport("peer nudge")}
+		nc := &federation.Client{Self: client.Self, Signer: client.Signer, Trust: client.Trust,
+			HTTP: &http.Client{Timeout: 5 * time.Second, Transport: g.outbound.Transport("peer nudge")}}
 		for {
+			var first change
 			select {
 			case <-nctx.Done():
 				return
-			case id := <-nudges:
-				if p, ok := cfg.PeerByID(id); ok {
-					if err := federation.Nudge(nctx, hc, p.BaseURL); err != nil {
-						g.Log.Debug("nudge peer", "peer", id, "err", err)
-					}
+			case first = <-nudges:
+			}
+			for peer, refs := range changesByPeer(first, nudges) {
+				p, ok := cfg.PeerByID(peer)
+				if !ok {
+					continue
+				}
+				if err := nc.Changed(nctx, p, refs); err != nil {
+					g.Log.Debug("nudge peer", "peer", peer, "err", err)
 				}
 			}
 		}
@@ -161,4 +169,29 @@ func servedLands(peers []config.Peer) map[string]bool {
 		}
 	}
 	return out
+}
+
+// change is a package that came from peer and changed here: that peer is told.
+type change struct {
+	peer string
+	ref  federation.Ref
+}
+
+// changesByPeer groups first and the changes waiting behind it by peer, each
+// package once, in the order they came.
+func changesByPeer(first change, more <-chan change) map[string][]federation.Ref {
+	by := map[string][]federation.Ref{}
+	seen := map[change]bool{}
+	for c, ok := first, true; ok; {
+		if !seen[c] {
+			seen[c] = true
+			by[c.peer] = append(by[c.peer], c.ref)
+		}
+		select {
+		case c = <-more:
+		default:
+			ok = false
+		}
+	}
+	return by
 }

@@ -1,0 +1,168 @@
+package federation
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/config"
+)
+
+// TestChangesValidatesAndRoundTrips: the Aenderungsmeldung a receiving gateway
+// signs is valid by the XSD and reads back at the forwarding gateway as sent;
+// one naming no package or more than MaxChanges is not made, nor read.
+func TestChangesValidatesAndRoundTrips(t *testing.T) {
+	w := newWorld(t)
+	c := &Changes{From: w.a.Name, To: w.b.Name, At: time.Now().UTC(), Refs: []Ref{{"amt24", "m-1"}, {"amt24", "m-2"}}}
+	doc, err := c.Sign(w.a.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xmllint(t, map[string][]byte{"aenderungsmeldung": doc})
+	v, peer, err := w.trustB.Verify(doc, "")
+	if err != nil || peer.ID != w.a.Name {
+		t.Fatalf("verify: %v %s", err, peer.ID)
+	}
+	back, err := ParseChanges(v.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.From != c.From || back.To != c.To || !back.At.Equal(c.At) || fmt.Sprint(back.Refs) != fmt.Sprint(c.Refs) {
+		t.Errorf("read back %+v, sent %+v", back, c)
+	}
+	if _, err := ParseQuery(v.Root); !errors.Is(err, ErrMalformed) {
+		t.Errorf("an Aenderungsmeldung read as a status question: %v", err)
+	}
+
+	for _, n := range []int{0, MaxChanges + 1} {
+		c := &Changes{From: w.a.Name, To: w.b.Name, At: time.Now().UTC(), Refs: refsN(n)}
+		if _, err := c.Sign(w.a.Signer); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%d packages signed: %v", n, err)
+		}
+		// As a peer of another build might sign it: read nowhere.
+		root := statusDoc("Aenderungsmeldung", c.From, c.To, c.At)
+		for _, r := range c.Refs {
+			addVorgang(root, r)
+		}
+		if _, err := ParseChanges(root); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%d packages read: %v", n, err)
+		}
+	}
+}
+
+func refsN(n int) []Ref {
+	refs := make([]Ref, n)
+	for i := range refs {
+		refs[i] = Ref{Sender: "amt24", MessageID: fmt.Sprintf("m-%d", i)}
+	}
+	return refs
+}
+
+// TestNudgeNamesChangesOnlyWhenSigned: an empty nudge kicks every peer as
+// before; a signed Aenderungsmeldung hands its packages to Changed with the peer
+// that signed it, and nothing else; a body that is no such document from a
+// trusted peer (junk, another peer's, one addressed elsewhere, too large) is
+// refused as any peer document is, and kicks nothing.
+func TestNudgeNamesChangesOnlyWhenSigned(t *testing.T) {
+	w := newWorld(t)
+	var nudged int
+	var changed []string
+	h := &Receiver{Trust: w.trustB, Signer: w.b.Signer, Nudged: func() { nudged++ },
+		Changed: func(peer string, refs []Ref) { changed = append(changed, fmt.Sprint(peer, refs)) }}
+	post := func(ctype string, body []byte) (int, string) {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, PathNudge, bytes.NewReader(body))
+		if body == nil {
+			req = httptest.NewRequest(http.MethodPost, PathNudge, nil)
+		}
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		h.ServeHTTP(rec, req)
+		var p struct {
+			Type string `json:"type"`
+		}
+		_ = json.Unmarshal(rec.Body.Bytes(), &p)
+		return rec.Code, p.Type
+	}
+	// The nudge of every build so far: empty, whatever it says its type is.
+	if code, _ := post("", nil); code != http.StatusNoContent || nudged != 1 || len(changed) != 0 {
+		t.Fatalf("empty nudge: %d, nudged %d, changed %v", code, nudged, changed)
+	}
+	if code, _ := post("application/x-www-form-urlencoded", nil); code != http.StatusNoContent || nudged != 2 {
+		t.Fatalf("empty nudge as curl -d '' sends it: %d, nudged %d", code, nudged)
+	}
+
+	refs := []Ref{{"amt24", "m-1"}, {"amt24", "m-2"}}
+	doc, err := (&Changes{From: w.a.Name, To: w.b.Name, At: time.Now().UTC(), Refs: refs}).Sign(w.a.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, typ := post(ContentType, doc); code != http.StatusNoContent || nudged != 2 || fmt.Sprint(changed) != fmt.Sprint([]string{fmt.Sprint(w.a.Name, refs)}) {
+		t.Fatalf("signed Aenderungsmeldung: %d %s, nudged %d, changed %v", code, typ, nudged, changed)
+	}
+
+	untrusted, err := (&Changes{From: w.pki.Untrusted.Name, To: w.b.Name, At: time.Now().UTC(), Refs: refs}).Sign(w.pki.Untrusted.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere, err := (&Changes{From: w.a.Name, To: "amtsbote-xx", At: time.Now().UTC(), Refs: refs}).Sign(w.a.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, c := range map[string]struct {
+		ctype string
+		body  []byte
+		code  int
+	}{
+		"junk":                   {ContentType, []byte("<x/>"), 0},
+		"an untrusted gateway's": {ContentType, untrusted, http.StatusForbidden},
+		"addressed elsewhere":    {ContentType, elsewhere, http.StatusMisdirectedRequest},
+		"not XML":                {"text/plain", []byte("m-1"), http.StatusUnsupportedMediaType},
+		"too large":              {ContentType, bytes.Repeat([]byte(" "), MaxChangesBytes+1), http.StatusRequestEntityTooLarge},
+	} {
+		code, typ := post(c.ctype, c.body)
+		if code < 400 || code >= 500 || c.code != 0 && code != c.code || typ == "" {
+			t.Errorf("%s: %d %q, want a problem (%d)", what, code, typ, c.code)
+		}
+	}
+	if nudged != 2 || len(changed) != 1 {
+		t.Errorf("refused nudges were taken: nudged %d, changed %v", nudged, changed)
+	}
+}
+
+// TestChangedBringsOnlyThatPeersDecidedPackagesForward: the packages an
+// Aenderungsmeldung names are due at once only if they are decided packages
+// forwarded to the peer that signed it; others keep their turn.
+func TestChangedBringsOnlyThatPeersDecidedPackagesForward(t *testing.T) {
+	tr := &Tracker{Peers: []config.Peer{{ID: "by"}, {ID: "nw"}}}
+	later := time.Now().Add(7 * time.Hour)
+	tr.late = map[string]*lateEntry{
+		"s-by": {peer: "by", ref: Ref{"amt24", "m-by"}, next: later},
+		"s-nw": {peer: "nw", ref: Ref{"amt24", "m-nw"}, next: later},
+	}
+	tr.lateRef = map[Ref]string{{"amt24", "m-by"}: "s-by", {"amt24", "m-nw"}: "s-nw"}
+
+	tr.Changed("by", []Ref{{"amt24", "m-by"}, {"amt24", "m-nw"}, {"amt24", "unknown"}})
+	if got := tr.openOf("by", false); fmt.Sprint(got) != "[s-by]" {
+		t.Errorf("by's question names %v, want its decided package s-by", got)
+	}
+	if got := tr.openOf("nw", false); len(got) != 0 {
+		t.Errorf("nw's question names %v: a package forwarded to nw was brought forward by by", got)
+	}
+	select {
+	case <-tr.kickOf("by"):
+	default:
+		t.Error("by was not asked early")
+	}
+	tr.done("s-by")
+	if len(tr.lateRef) != 1 {
+		t.Errorf("done left the Ref of s-by: %v", tr.lateRef)
+	}
+}

@@ -1,0 +1,90 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/federation"
+	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/wire"
+)
+
+// TestPeerReplyLongAfterTheDecisionComesAtOnce: a Bescheid that the office at the
+// receiving gateway sends days after it took the case in reached the portal's
+// gateway only at the decided package's turn — a tenth of the time since the
+// decision, up to 12 hours — because a nudge names nothing and so asks early
+// only about packages decided in the last day. The receiving gateway now names
+// the package in a signed Aenderungsmeldung, and the question follows at once.
+//
+// Saxony asks Bavaria only every hour here, so nothing but the nudges moves;
+// its record of the decision is made three days old while it is stopped.
+func TestPeerReplyLongAfterTheDecisionComesAtOnce(t *testing.T) {
+	sn := newFedNode(t, "amtsbote-sn")
+	by := newMunichPeer(t, sn)
+	by.start(t)
+	sn.peer(by, "", time.Hour, "09")
+	sn.start(t)
+
+	id := sn.submit(t, fedMuenchenARS)
+	s := sn.waitState(t, id, submission.StateDelivered)
+	by.decide(t, s.Sender, s.MessageID, wire.OutcomeAccepted)
+	sn.waitState(t, id, submission.StateAccepted)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := sn.g.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(sn.cfg.DataDir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Update(id, func(s *submission.Submission) ([]submission.Event, error) {
+		s.Decision.RecordedAt = time.Now().Add(-72 * time.Hour)
+		// A store writes a change only with its events.
+		return []submission.Event{{SubmissionID: id, At: time.Now().UTC(), Type: submission.EventPeerStatus, Detail: "test: the decision made three days old"}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sn.start(t)
+	if d := sn.sub(t, id).Decision; time.Since(d.DecidedLocally()) < 71*time.Hour {
+		t.Fatalf("the decision is recorded at %v, not three days ago", d.DecidedLocally())
+	}
+
+	// After the restart the decided package is asked about once (an empty
+	// nudge starts the question), and then not for 7.2 hours.
+	before := answered(t, sn)
+	resp, err := http.Post(sn.url()+federation.PathNudge, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("empty nudge: %d", resp.StatusCode)
+	}
+	waitFor(t, "sn's first question after its restart", func() bool { return answered(t, sn) > before })
+
+	by.replyAt(t, s.Sender, s.MessageID, "Bescheid", []byte("%PDF-1.7 Bescheid, drei Tage nach der Annahme"))
+	waitFor(t, "the Bescheid at sn", func() bool { return len(sn.sub(t, id).Replies) == 1 })
+}
+
+var answeredRE = regexp.MustCompile(`amtsbote_federation_questions_total\{outcome="answered",peer="amtsbote-by"\} ([0-9]+)`)
+
+// answered is how many of sn's status questions to by were answered.
+func answered(t *testing.T, sn *fedNode) int {
+	t.Helper()
+	m := answeredRE.FindStringSubmatch(scrapeMetrics(t, sn.url()))
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
