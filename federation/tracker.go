@@ -411,6 +411,7 @@ func (t *Tracker) lateLocked(s *submission.Submission, next time.Time) *lateEntr
 
 // Poll asks one peer about the given submissions once (also used by tests).
 func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
+	var fetch []announced
 	for start := 0; start < len(ids); start += MaxQuery {
 		batch := ids[start:min(start+MaxQuery, len(ids))]
 		subs := map[Ref]*submission.Submission{}
@@ -457,7 +458,7 @@ func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
 			if ctx.Err() == nil {
 				t.Log.Warn("asking peer gateway about forwarded packages failed; will ask again", "peer", p.ID, "count", len(refs), "err", err)
 			}
-			return
+			break // the replies announced to the batches before are fetched
 		}
 		for _, it := range rp.Items {
 			s, ok := subs[it.Ref]
@@ -487,12 +488,26 @@ func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
 				t.Log.Error("record the peer's status", "submission", s.ID, "peer", p.ID, "err", err)
 				continue
 			}
-			t.fetchReplies(ctx, p, s, it)
+			if len(it.Replies) > 0 {
+				fetch = append(fetch, announced{s, it})
+			}
 			if cur != nil && cur.State.Final() {
 				t.stillAsked(cur, p)
 			}
 		}
 	}
+	// The replies' bytes after every answer is recorded: a Bescheid of 64 MiB on
+	// a slow link held back the states of the packages after it in the answer,
+	// and every later batch's question.
+	for _, f := range fetch {
+		t.fetchReplies(ctx, p, f.s, f.it)
+	}
+}
+
+// announced is a package whose status answer announced replies.
+type announced struct {
+	s  *submission.Submission
+	it Status
 }
 
 // unknown records, once, that the peer does not know a package it acknowledged

@@ -3,8 +3,12 @@ package gateway
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"regexp"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -87,4 +91,77 @@ func answered(t *testing.T, sn *fedNode) int {
 	}
 	n, _ := strconv.Atoi(m[1])
 	return n
+}
+
+// TestPeerReplyDownloadHoldsBackNoOtherState: the tracker fetched a reply's
+// bytes while it went through the answer, so a Bescheid of tens of megabytes
+// on a slow link held back the states of the packages after it in the same
+// answer (and every later batch). Now the states are recorded first. The
+// Antwortabruf is held at a proxy in front of Bavaria until the other packages'
+// decisions are recorded at Saxony; the answer's order is the question's, a
+// map's, so with four other packages the reply came first in most runs.
+func TestPeerReplyDownloadHoldsBackNoOtherState(t *testing.T) {
+	sn := newFedNode(t, "amtsbote-sn")
+	by := newMunichPeer(t, sn)
+	by.start(t)
+	release := make(chan struct{})
+	var fetching atomic.Bool
+	target, _ := url.Parse(by.url())
+	rp := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == federation.PathReply {
+			fetching.Store(true)
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	sn.peer(by, proxy.URL, time.Hour, "09")
+	sn.start(t)
+
+	withReply := sn.waitState(t, sn.submit(t, fedMuenchenARS), submission.StateDelivered)
+	var others []*submission.Submission
+	for range 4 {
+		others = append(others, sn.waitState(t, sn.submit(t, fedMuenchenARS), submission.StateDelivered))
+	}
+	// Saxony stops; meanwhile Bavaria's office answers the one and decides the others.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := sn.g.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	by.replyAt(t, withReply.Sender, withReply.MessageID, "Rueckfrage", []byte("%PDF-1.7 Rückfrage"))
+	for _, s := range others {
+		by.decide(t, s.Sender, s.MessageID, wire.OutcomeAccepted)
+	}
+	sn.start(t)
+	resp, err := http.Post(sn.url()+federation.PathNudge, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	waitFor(t, "the other packages' decisions at sn while the reply is being fetched", func() bool {
+		for _, s := range others {
+			if sn.sub(t, s.ID).State != submission.StateAccepted {
+				return false
+			}
+		}
+		return true
+	})
+	if !fetching.Load() {
+		t.Fatal("the reply was not being fetched: the test shows nothing")
+	}
+	close(release)
+	waitFor(t, "the Rückfrage at sn", func() bool { return len(sn.sub(t, withReply.ID).Replies) == 1 })
 }
