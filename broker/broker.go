@@ -41,6 +41,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/bus"
+	"github.com/amtsbote/amtsbote/internal/keylock"
 	"github.com/amtsbote/amtsbote/internal/repeatlimit"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
@@ -270,6 +271,9 @@ type Broker struct {
 	// message for it waits, and a clerk's takeover cancels it (stopAttempt).
 	// The value is the attempt's context.CancelCauseFunc.
 	inflight sync.Map
+	// replyKeys makes Reply's look for a reply's message id and its store one
+	// step on this node, per case and id (Reply says why).
+	replyKeys keylock.Locks
 	// instance names this broker in the takeover stop messages it sends
 	// (clusterstop.go), stopSub is its subscription to those of its queue
 	// namespace from Start to Stop, and stopWarn and badStopWarn limit the log

@@ -777,11 +777,31 @@ const MaxReplyBytes = 64 << 20
 // yet the office was told it was stored. A case a clerk took over takes none from
 // the office's system (ErrConflict and submission.ErrTakenOver: the transition's
 // rule, asked before the bytes are stored as well). A repeat of a reply stored
-// before still returns it.
+// before still returns it, and stores nothing.
 func (b *Broker) Reply(_ context.Context, officeID, id string, in ReplyIn) (submission.Reply, error) {
+	if in.MessageID != "" {
+		// The look for the message id below and the store are one step for
+		// the replies with this id to this case on this node: a form sent
+		// twice at once (a double click, Back and another file) stored each
+		// request's bytes before the transaction told the repeat, and the
+		// other file stayed as a blob no record names (an audit, 2026-12-06).
+		// Two nodes of a cluster at once still record one reply; a loser's
+		// other bytes wait for the retention's sweep.
+		defer b.replyKeys.Lock(id + "\x00" + in.MessageID)()
+	}
 	s, err := b.forOffice(officeID, id)
 	if err != nil {
 		return submission.Reply{}, err
+	}
+	if in.MessageID != "" {
+		for _, have := range s.Replies {
+			if have.MessageID == in.MessageID {
+				// A repeat returns the reply stored the first time, and its
+				// bytes are not stored again: they may be other bytes (the
+				// face compares them), which no record would name.
+				return have, nil
+			}
+		}
 	}
 	// Everything the transaction would refuse, asked before the bytes are
 	// stored, the transition's rules on a copy: a reply to a case the office

@@ -4,6 +4,9 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -12,6 +15,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -85,6 +89,17 @@ func replyFormOf(t testing.TB, page string) (csrf, nonce string) {
 // applicant (which must go nowhere).
 func bescheid(text string) replyFile {
 	return replyFile{name: "Bescheid Iris Hübner.pdf", content: paket.ExamplePDF(text)}
+}
+
+// stored reports whether the broker's blob store holds content.
+func (e *brokerEnv) stored(content []byte) bool {
+	sum := sha256.Sum256(content)
+	rc, err := e.b.Blobs().Open(context.Background(), hex.EncodeToString(sum[:]))
+	if err != nil {
+		return false
+	}
+	rc.Close()
+	return true
 }
 
 // replies is what the portal that sent the case sees of its replies.
@@ -203,6 +218,11 @@ func TestReplyFormSentTwiceIsStoredOnce(t *testing.T) {
 	}
 	if got := e.replies(t, sub.ID); len(got) != 1 {
 		t.Fatalf("the same form with another file stored %d replies, want 1", len(got))
+	}
+	// Nor are its bytes kept: the desk stored them before it found the form's
+	// id taken, as a blob no record names (an audit, 2026-12-06).
+	if e.stored(bescheid("Bitte reichen Sie den Lageplan nach.").content) {
+		t.Error("the file of the form sent again, not sent, was left in the blob store")
 	}
 	_, fresh := replyFormOf(t, other.Body.String())
 	if rec := anna.postReply(sub.ID, csrfFrom(t, other.Body.String()), fresh, "Rueckfrage", bescheid("Bitte reichen Sie den Lageplan nach.")); rec.Code != http.StatusSeeOther {
@@ -437,6 +457,74 @@ func TestSniffReplyType(t *testing.T) {
 	} {
 		if got := sniffReplyType(c.b); got != c.want {
 			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+// TestReplyFormSentTwiceAtOnce: a double click sends the form twice while the
+// first is still under way, and a clerk who went Back and chose another file
+// may send it before the first answer came. The same file sent at once is
+// stored once and each request is told it was sent; other files under the
+// same form's id at once: one is sent, each other request says it was not,
+// in German on the page, and leaves no bytes behind.
+func TestReplyFormSentTwiceAtOnce(t *testing.T) {
+	e, sub, anna, csrf, nonce := replyCase(t)
+	const n = 8
+	race := func(files func(i int) replyFile) []*httptest.ResponseRecorder {
+		out := make([]*httptest.ResponseRecorder, n)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				out[i] = anna.postReply(sub.ID, csrf, nonce, "Bescheid", files(i))
+			}()
+		}
+		close(start)
+		wg.Wait()
+		return out
+	}
+	same := bescheid("Bescheid vom 6. Dezember")
+	for i, rec := range race(func(int) replyFile { return same }) {
+		if rec.Code != http.StatusSeeOther {
+			t.Fatalf("the same file, request %d: %d\n%s", i, rec.Code, rec.Body)
+		}
+	}
+	if got := e.replies(t, sub.ID); len(got) != 1 {
+		t.Fatalf("the same file sent %d times at once stored %d replies, want 1", n, len(got))
+	}
+
+	// A new form (a new page) for the other files.
+	page := anna.get("/postfach/s/" + sub.ID).Body.String()
+	csrf, nonce = replyFormOf(t, page)
+	other := func(i int) replyFile { return bescheid(fmt.Sprintf("Bescheid, Entwurf %d", i)) }
+	sent := -1
+	for i, rec := range race(other) {
+		switch rec.Code {
+		case http.StatusSeeOther:
+			if sent >= 0 {
+				t.Errorf("requests %d and %d of one form were both sent", sent, i)
+			}
+			sent = i
+		case http.StatusConflict:
+			if !strings.Contains(rec.Body.String(), "Nichts gesendet: Dieses Formular war schon einmal abgeschickt worden") {
+				t.Errorf("request %d: 409 without why:\n%s", i, rec.Body)
+			}
+		default:
+			t.Fatalf("request %d: %d\n%s", i, rec.Code, rec.Body)
+		}
+	}
+	if sent < 0 {
+		t.Fatal("none of the files was sent")
+	}
+	if got := e.replies(t, sub.ID); len(got) != 2 {
+		t.Fatalf("the case holds %d replies, want 2", len(got))
+	}
+	for i := range n {
+		if i != sent && e.stored(other(i).content) {
+			t.Errorf("the file of request %d, not sent, was left in the blob store", i)
 		}
 	}
 }
