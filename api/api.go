@@ -38,6 +38,7 @@ import (
 	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/internal/httpbody"
 	"github.com/amtsbote/amtsbote/internal/httpmetrics"
+	"github.com/amtsbote/amtsbote/internal/keylock"
 	"github.com/amtsbote/amtsbote/internal/repeatlimit"
 	"github.com/amtsbote/amtsbote/routing"
 	"github.com/amtsbote/amtsbote/submission"
@@ -137,6 +138,10 @@ type Server struct {
 	refusedN   atomic.Int64 // refusals since the last log line
 
 	backingUp atomic.Bool // one backup at a time
+
+	// replyKeys serialises, per case and Idempotency-Key, a reply's look for
+	// its key and its store (officeReply says why).
+	replyKeys keylock.Locks
 	// lastBackup and lastBackupBytes: when the last whole backup was sent, and its
 	// size, so that a missing nightly backup can be alerted on.
 	lastBackup, lastBackupBytes prometheus.Gauge

@@ -81,6 +81,19 @@ func (s *Server) officeReply(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "the reply is empty: send its bytes as the request body").With("field", "body"))
 		return
 	}
+	if in.key != "" {
+		// The look for the key below and the desk's store are one step for
+		// the requests with this key to this case: a client that sends its
+		// reply again while the first request is still under way (a retry
+		// after its own timeout, two workers on one queue) got 201 twice for
+		// the one reply stored, or, with other bytes, 409 with those bytes
+		// left as a blob no record names (an audit, 2026-12-06). Taken once
+		// the body is read, so a slow upload holds nobody up. The lock is this
+		// gateway's: two gateways of a cluster that take the same key in the
+		// same instant still store one reply (the desk's transaction) and tell
+		// both 201, and a loser's other bytes wait for the retention's sweep.
+		defer s.replyKeys.Lock(officeOf(r) + "\x00" + chi.URLParam(r, "id") + "\x00" + in.key)()
+	}
 	sub, ok := s.officeSub(w, r)
 	if !ok {
 		return
@@ -103,14 +116,15 @@ func (s *Server) officeReply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if in.key != "" && !sameReply(rep, in, digest) {
-		// Another request with the key stored its reply between the look above
-		// and this one's commit: the desk returned that one. These bytes were
-		// not recorded (their blob, if new, goes with the retention's sweep).
+		// A request with the key on another gateway of a cluster stored its
+		// reply between the look above and this one's commit: the desk
+		// returned that one. These bytes were not recorded (their blob, if
+		// new, goes with the retention's sweep).
 		problem.Write(w, r, problem.New(http.StatusConflict, problem.TypeConflict, otherReply(rep)))
 		return
 	}
-	// Created, also in that race when the other request sent the same reply:
-	// both are told its id, and it is stored once.
+	// Created, also in that race across gateways when the other request sent
+	// the same reply: both are told its id, and it is stored once.
 	writeReply(w, http.StatusCreated, sub.ID, rep)
 }
 
