@@ -12,6 +12,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -137,11 +138,40 @@ func sniffReplyType(b []byte) string {
 }
 
 // officeType tells a Word (OOXML) or OpenDocument text from any other ZIP
-// file, by the entries each must have; a Word document with macros
-// (word/vbaProject.bin, a .docm renamed) is none: it goes to a citizen.
+// file, by the entries each must have; one with macros is none: it goes to a
+// citizen. Office reads a package's part names without regard to case and
+// finds a Word document's macros by their content type
+// (application/vnd.ms-office.vbaProject) and relationship, whatever their
+// part is called, so the names are compared in lower case and the content
+// types are read too: a .docm whose word/vbaProject.bin was renamed passed as
+// a .docx (an audit, 2026-12-06). An OpenDocument text keeps its macros under
+// Basic/ or Scripts/. A ZIP that names an entry twice is none either: which
+// of the two a reader takes is its own choice.
 func officeType(b []byte) string {
 	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
 	if err != nil || len(zr.File) == 0 {
+		return ""
+	}
+	seen := make(map[string]bool, len(zr.File))
+	var types, document, macros bool
+	for _, f := range zr.File {
+		name := strings.ToLower(f.Name)
+		if seen[name] {
+			return ""
+		}
+		seen[name] = true
+		switch {
+		case name == "[content_types].xml":
+			types = true
+			macros = macros || macroTypes(f)
+		case name == "word/document.xml":
+			document = true
+		case path.Base(name) == "vbaproject.bin", path.Base(name) == "vbadata.xml",
+			strings.HasPrefix(name, "basic/"), strings.HasPrefix(name, "scripts/"):
+			macros = true
+		}
+	}
+	if macros {
 		return ""
 	}
 	// ODF: the first entry is "mimetype", stored, holding the type (ODF 1.2
@@ -158,21 +188,31 @@ func officeType(b []byte) string {
 		}
 		return ""
 	}
-	var types, document, macros bool
-	for _, f := range zr.File {
-		switch f.Name {
-		case "[Content_Types].xml":
-			types = true
-		case "word/document.xml":
-			document = true
-		case "word/vbaProject.bin":
-			macros = true
-		}
-	}
-	if types && document && !macros {
+	if types && document {
 		return docxType
 	}
 	return ""
+}
+
+// maxContentTypes bounds what officeType reads of [Content_Types].xml: a
+// document's has some dozen entries, a few kilobytes.
+const maxContentTypes = 1 << 20
+
+// macroTypes reports whether an OOXML package's [Content_Types].xml f names
+// a part of macros or a macro-enabled main part, or cannot be read (a file
+// that hides its content types is not sent either).
+func macroTypes(f *zip.File) bool {
+	rc, err := f.Open()
+	if err != nil {
+		return true
+	}
+	defer rc.Close()
+	t, err := io.ReadAll(io.LimitReader(rc, maxContentTypes+1))
+	if err != nil || len(t) > maxContentTypes {
+		return true
+	}
+	lt := strings.ToLower(string(t))
+	return strings.Contains(lt, "vbaproject") || strings.Contains(lt, "macroenabled")
 }
 
 // replyForm is the reply form as it arrived. The file's name is not in it: it

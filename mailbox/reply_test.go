@@ -528,3 +528,55 @@ func TestReplyFormSentTwiceAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestSniffReplyTypeFindsMacros: a Word document's macros are found however
+// the file names them: Office reads part names without regard to case, and
+// finds the macros' part by its content type and relationship, not by its
+// name, so a .docm whose vbaProject.bin was renamed (or written in capitals)
+// passed as a .docx. An OpenDocument text keeps its macros under Basic/ or
+// Scripts/; a ZIP that names one entry twice is no document either.
+func TestSniffReplyTypeFindsMacros(t *testing.T) {
+	zipOf := func(entries ...[2]string) []byte {
+		var b bytes.Buffer
+		zw := zip.NewWriter(&b)
+		for _, e := range entries {
+			w, err := zw.CreateHeader(&zip.FileHeader{Name: e[0], Method: zip.Store})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.WriteString(w, e[1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	const plainTypes = `<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">` +
+		`<Default Extension="xml" ContentType="application/xml"/>` +
+		`<Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>`
+	types := [2]string{"[Content_Types].xml", plainTypes}
+	doc := [2]string{"word/document.xml", "<w:document/>"}
+	for _, c := range []struct {
+		name string
+		b    []byte
+		want string
+	}{
+		{"docx", zipOf(types, doc), docxType},
+		{"vbaProject.bin in capitals", zipOf(types, doc, [2]string{"word/VBAPROJECT.BIN", "x"}), ""},
+		{"vbaProject.bin elsewhere", zipOf(types, doc, [2]string{"customXml/vbaProject.bin", "x"}), ""},
+		{"the macros' part renamed", zipOf([2]string{"[Content_Types].xml", strings.Replace(plainTypes, "</Types>",
+			`<Override PartName="/word/item9.bin" ContentType="application/vnd.ms-office.vbaProject"/></Types>`, 1)}, doc, [2]string{"word/item9.bin", "x"}), ""},
+		{"a docm's main part", zipOf([2]string{"[Content_Types].xml", strings.Replace(plainTypes, "wordprocessingml.document.main+xml",
+			"../vnd.ms-word.document.macroEnabled.main+xml", 1)}, doc), ""},
+		{"[Content_Types].xml twice", zipOf(types, doc, [2]string{"[Content_Types].xml", "<Types/>"}), ""},
+		{"odt", zipOf([2]string{"mimetype", odtType}, [2]string{"content.xml", "<x/>"}), odtType},
+		{"odt with Basic macros", zipOf([2]string{"mimetype", odtType}, [2]string{"content.xml", "<x/>"}, [2]string{"Basic/Standard/Module1.xml", "<x/>"}), ""},
+		{"odt with scripts", zipOf([2]string{"mimetype", odtType}, [2]string{"content.xml", "<x/>"}, [2]string{"Scripts/python/m.py", "x"}), ""},
+	} {
+		if got := sniffReplyType(c.b); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
