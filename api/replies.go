@@ -180,10 +180,12 @@ func readReplyRequest(r *http.Request) (replyIn, *problem.Problem) {
 		ct = mime.FormatMediaType(mt, params) // "" for what it cannot write back
 	}
 	// ParseMediaType takes a lone token ("pdf") as well: a media type has its
-	// type and its subtype.
+	// type and its subtype. And a wildcard ("*/*", a client's default, or
+	// "application/*") names a range of types to accept, not the bytes': the
+	// portal was handed the reply as "*/*".
 	typ, sub, _ := strings.Cut(mt, "/")
 	switch {
-	case ct == "" || err != nil || typ == "" || sub == "" || len(r.Header.Values("Content-Type")) > 1 || len(ct) > maxReplyMediaType:
+	case ct == "" || err != nil || typ == "" || sub == "" || typ == "*" || sub == "*" || len(r.Header.Values("Content-Type")) > 1 || len(ct) > maxReplyMediaType:
 		return in, problem.New(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMedia,
 			fmt.Sprintf("name the reply's media type as Content-Type (application/pdf, text/plain; charset=utf-8, …), one, of at most %d characters: the portal hands it on with it", maxReplyMediaType))
 	case mt == "application/x-www-form-urlencoded" || mt == "multipart/form-data":

@@ -365,6 +365,8 @@ func TestOfficeReplyRequestRefusals(t *testing.T) {
 		{"a kind that is no UTF-8", "?kind=Bescheid%FF", text, content, false, 422, problem.TypeInvalidField, "kind"},
 		{"no Content-Type", "?kind=Bescheid", nil, content, false, 415, problem.TypeUnsupportedMedia, ""},
 		{"a Content-Type that is none", "?kind=Bescheid", http.Header{"Content-Type": {"pdf"}}, content, false, 415, problem.TypeUnsupportedMedia, ""},
+		{"a wildcard media type", "?kind=Bescheid", http.Header{"Content-Type": {"*/*"}}, content, false, 415, problem.TypeUnsupportedMedia, ""},
+		{"a wildcard subtype", "?kind=Bescheid", http.Header{"Content-Type": {"application/*"}}, content, false, 415, problem.TypeUnsupportedMedia, ""},
 		{"gzip", "?kind=Bescheid", with("Content-Encoding", "gzip"), content, false, 415, problem.TypeUnsupportedMedia, ""},
 		{"a form (curl -d)", "?kind=Bescheid", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, content, false, 415, problem.TypeUnsupportedMedia, ""},
 		{"an Idempotency-Key too long", "?kind=Bescheid", with(wire.HeaderIdempotencyKey, strings.Repeat("k", wire.MaxIdempotencyKeyLength+1)), content, false, 422, problem.TypeInvalidField, wire.HeaderIdempotencyKey},
