@@ -822,7 +822,9 @@ func (b *Broker) Reply(_ context.Context, officeID, id string, in ReplyIn) (subm
 	}
 	r.SHA256, err = b.db.Blobs().Put(in.Content)
 	if err != nil {
-		return submission.Reply{}, fmt.Errorf("broker: store reply: %w", err)
+		// As a package's (Receive): the store cannot write now, a full disk,
+		// and the face says "retry later" (503), not a bug (500).
+		return submission.Reply{}, fmt.Errorf("broker: store reply: %w: %w", ErrUnavailable, err)
 	}
 	s, err = b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
 		if err := acceptsReply(cur, r); err != nil {

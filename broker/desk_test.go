@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -377,5 +380,55 @@ func TestAdmitIsAskedOnTheRecordTheActionReads(t *testing.T) {
 	}
 	if s, _ = b.Submission(id); s.DeliveredAt == nil || s.Decision == nil {
 		t.Fatalf("an admitted decision: delivered %v, decision %+v", s.DeliveredAt, s.Decision)
+	}
+}
+
+// fullBlobs is a store whose disk filled up once full is set: every blob put
+// fails as the file system fails it.
+type fullBlobs struct {
+	store.Store
+	full *atomic.Bool
+}
+
+func (s fullBlobs) Blobs() store.BlobStore { return fullBlobStore{s.Store.Blobs(), s.full} }
+
+type fullBlobStore struct {
+	store.BlobStore
+	full *atomic.Bool
+}
+
+func (s fullBlobStore) Put(b []byte) (string, error) {
+	if s.full.Load() {
+		return "", &fs.PathError{Op: "write", Path: "blobs/tmp", Err: syscall.ENOSPC}
+	}
+	return s.BlobStore.Put(b)
+}
+
+// TestReplyOnAFullDiskIsUnavailable: a reply whose bytes the store cannot
+// write now (the disk is full) is ErrUnavailable, as a package's is — the
+// faces answer 503 and "retry later" — not an internal error (500, an alert
+// for a bug) while the operator frees the disk.
+func TestReplyOnAFullDiskIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	var full atomic.Bool
+	b := startOver(t, t.TempDir(), testConfig, func(db *store.DB) store.Store { return fullBlobs{db, &full} }, &scripted{channel: "primary", block: make(chan struct{})})
+	in := intake("full-disk", "primary")
+	in.Attachments = nil
+	a, err := b.Receive(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := a.Submission.ID
+	if _, err := b.Confirm(ctx, "office-a", id, Pickup{Channel: "api", Receiver: "office-a system"}); err != nil {
+		t.Fatal(err)
+	}
+	full.Store(true)
+	_, err = b.Reply(ctx, "office-a", id, ReplyIn{Kind: "Bescheid", MessageID: "b-1", ContentType: "application/pdf",
+		Content: []byte("%PDF-1.4 Bescheid"), Actor: "office-a system", Channel: "api"})
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("a reply on a full disk: %v, want ErrUnavailable with its cause", err)
+	}
+	if s, err := b.Submission(id); err != nil || len(s.Replies) != 0 {
+		t.Fatalf("a reply not stored is in the record: %+v (%v)", s.Replies, err)
 	}
 }
