@@ -149,7 +149,7 @@ func sniffReplyType(b []byte) string {
 // of the two a reader takes is its own choice.
 func officeType(b []byte) string {
 	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
-	if err != nil || len(zr.File) == 0 {
+	if err != nil || len(zr.File) == 0 || len(zr.File) > maxOfficeEntries {
 		return ""
 	}
 	seen := make(map[string]bool, len(zr.File))
@@ -193,6 +193,11 @@ func officeType(b []byte) string {
 	}
 	return ""
 }
+
+// maxOfficeEntries bounds the entries of a document's ZIP that officeType
+// looks at: a letter has some dozen, a scan's pages in a Word file some
+// hundred; 20 MB of empty entries are some 400,000, each a name to compare.
+const maxOfficeEntries = 10000
 
 // maxContentTypes bounds what officeType reads of [Content_Types].xml: a
 // document's has some dozen entries, a few kilobytes.

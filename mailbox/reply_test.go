@@ -574,9 +574,19 @@ func TestSniffReplyTypeFindsMacros(t *testing.T) {
 		{"odt", zipOf([2]string{"mimetype", odtType}, [2]string{"content.xml", "<x/>"}), odtType},
 		{"odt with Basic macros", zipOf([2]string{"mimetype", odtType}, [2]string{"content.xml", "<x/>"}, [2]string{"Basic/Standard/Module1.xml", "<x/>"}), ""},
 		{"odt with scripts", zipOf([2]string{"mimetype", odtType}, [2]string{"content.xml", "<x/>"}, [2]string{"Scripts/python/m.py", "x"}), ""},
+		{"a ZIP of more entries than a document has", zipOf(append([][2]string{types, doc}, manyEntries(maxOfficeEntries)...)...), ""},
 	} {
 		if got := sniffReplyType(c.b); got != c.want {
 			t.Errorf("%s: %q, want %q", c.name, got, c.want)
 		}
 	}
+}
+
+// manyEntries is n empty ZIP entries, each of its own name.
+func manyEntries(n int) [][2]string {
+	out := make([][2]string, n)
+	for i := range out {
+		out[i] = [2]string{fmt.Sprintf("word/media/e%d", i), ""}
+	}
+	return out
 }
