@@ -60,3 +60,33 @@ func outcome(err error, ok string) string {
 	}
 	return ok
 }
+
+// followedDesc: the packages the tracker asks a peer about, by kind.
+var followedDesc = prometheus.NewDesc("amtsbote_federation_followed_packages",
+	"Packages this gateway forwarded to a peer gateway (or, in a cluster, another gateway of it forwarded) that it asks that peer about, by peer and kind: open (the office has not decided) or decided (asked for the office's replies while the case's bytes are kept).",
+	[]string{"peer", "kind"}, nil)
+
+// Collector reports how many packages t follows per configured peer: what the
+// portals wait for at the peers, and, in a cluster, whether each gateway follows
+// what the others forwarded (docs/cluster.md).
+func (t *Tracker) Collector() prometheus.Collector { return followed{t} }
+
+type followed struct{ t *Tracker }
+
+func (f followed) Describe(ch chan<- *prometheus.Desc) { ch <- followedDesc }
+
+func (f followed) Collect(ch chan<- prometheus.Metric) {
+	open, decided := map[string]int{}, map[string]int{}
+	f.t.mu.Lock()
+	for _, p := range f.t.open {
+		open[p]++
+	}
+	for _, e := range f.t.late {
+		decided[e.peer]++
+	}
+	f.t.mu.Unlock()
+	for _, p := range f.t.Peers {
+		ch <- prometheus.MustNewConstMetric(followedDesc, prometheus.GaugeValue, float64(open[p.ID]), p.ID, "open")
+		ch <- prometheus.MustNewConstMetric(followedDesc, prometheus.GaugeValue, float64(decided[p.ID]), p.ID, "decided")
+	}
+}

@@ -157,18 +157,82 @@ func (t *Tracker) Observe(s *submission.Submission, e submission.Event) {
 // Changed is registered as the Receiver's Changed: the peer named the packages
 // forwarded to it that changed (a signed Aenderungsmeldung, changes.go). Those
 // among the decided ones are due at once, and the peer is asked soon, as on a
-// nudge (within NudgeGap). Packages forwarded to another peer, or not known
-// here, are passed over; open ones are named in every question anyway.
+// nudge (within NudgeGap). Open ones are named in every question anyway.
+//
+// A package this tracker does not follow is looked up in the store (adopt): in
+// a cluster each gateway's tracker follows the packages it forwarded itself and
+// those it found at its start, and the nudge reaches whichever gateway the load
+// balancer picks; while the gateway that forwarded a package was down, nobody
+// asked about it and the portal waited for its decision (an audit, 2026-12-06).
+// Packages forwarded to another peer, or not here at all, are passed over.
 func (t *Tracker) Changed(peer string, refs []Ref) {
 	now := time.Now()
+	var unknown []Ref
 	t.mu.Lock()
 	for _, r := range refs[:min(len(refs), MaxChanges)] {
-		if e := t.late[t.lateRef[r]]; e != nil && e.peer == peer && e.next.After(now) {
+		id, ok := t.lateRef[r]
+		if !ok {
+			unknown = append(unknown, r)
+			continue
+		}
+		if e := t.late[id]; e.peer == peer && e.next.After(now) {
 			e.next = now
 		}
 	}
 	t.mu.Unlock()
+	for _, r := range unknown {
+		t.adopt(peer, r)
+	}
 	t.kickPeer(peer)
+}
+
+// adopt follows the package ref forwarded to peer if this tracker does not yet
+// (take). One store read: the signed Aenderungsmeldung that names it bounds how
+// many.
+func (t *Tracker) adopt(peer string, ref Ref) {
+	s, err := t.Broker.FindMessage(ref.Sender, ref.MessageID)
+	if err != nil || s.Forward == nil || s.Forward.Peer != peer {
+		return
+	}
+	t.take(s)
+}
+
+// Adopt follows the forwarded package id if this tracker does not yet: another
+// gateway of a cluster forwarded it and said so (the gateway relays a core
+// NATS message, at most once; Changed and a restart cover one that is lost).
+// One store read per message; an id not in the store (a gateway with a store of
+// its own on the same NATS) or a package not forwarded is passed over.
+func (t *Tracker) Adopt(id string) {
+	s, err := t.Broker.Submission(id)
+	if err != nil || s.Forward == nil {
+		return
+	}
+	t.take(s)
+}
+
+// take follows the forwarded package s unless this tracker does already: as an
+// open one, or as a decided one due at once whose office's replies may still
+// come.
+func (t *Tracker) take(s *submission.Submission) {
+	peer := s.Forward.Peer
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.open[s.ID]; ok {
+		return
+	}
+	if _, ok := t.late[s.ID]; ok {
+		return
+	}
+	if !s.State.Final() {
+		if t.open == nil {
+			t.open = map[string]string{}
+		}
+		t.open[s.ID] = peer
+		return
+	}
+	if s.BytesRemovedAt == nil && s.Decision != nil && time.Since(s.Decision.DecidedLocally()) < t.replyWindow() {
+		t.lateLocked(s, time.Now())
+	}
 }
 
 // Kick asks every peer soon: at once, or when a NudgeGap has passed since its last

@@ -73,6 +73,7 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 		// to a case whose bytes are gone could not be stored (nor read).
 		ReplyWindow: cfg.Retention.PackageBytes, Metrics: federation.NewMetrics(cfg.Peers)}
 	g.reg.MustRegister(tracker.Metrics.Collectors()...)
+	g.reg.MustRegister(tracker.Collector())
 	g.Broker.Observe(tracker.Observe)
 	nextPeer := func(ars string) (string, bool) {
 		p, ok := cfg.PeerFor(ars)
@@ -133,11 +134,20 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 			}
 		}
 	}()
+	// Listening before the start's look into the store: a forwarding by
+	// another gateway in between is heard.
+	unshare, err := g.shareForwardings(tracker)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("gateway: listen for the other gateways' forwardings: %w", err)
+	}
 	if err := tracker.Start(ctx); err != nil {
+		unshare()
 		cancel()
 		return err
 	}
 	g.closers = append(g.closers, func() error {
+		unshare()
 		cancel()
 		<-done
 		return tracker.Close()

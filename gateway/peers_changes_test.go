@@ -6,13 +6,17 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/federation"
+	"github.com/amtsbote/amtsbote/internal/natstest"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/amtsbote/amtsbote/wire"
@@ -164,4 +168,108 @@ func TestPeerReplyDownloadHoldsBackNoOtherState(t *testing.T) {
 	}
 	close(release)
 	waitFor(t, "the Rückfrage at sn", func() bool { return len(sn.sub(t, withReply.ID).Replies) == 1 })
+}
+
+// TestPeerClusterNodeTakesUpAnotherNodesPackage: two gateways of Saxony on one
+// JetStream store. A package is forwarded to Bavaria by one of them (whichever
+// took the queue message); each gateway's tracker followed the packages it
+// forwarded and those it found at its start, so while that gateway was down
+// nobody asked about the package and the portal did not learn the decision.
+// Now the other one follows it, in two ways, each shown without the other:
+// it heard of the forwarding on NATS (forwardedSubject), and Bavaria's nudge,
+// which the load balancer hands to it, names the package (Tracker.Changed).
+func TestPeerClusterNodeTakesUpAnotherNodesPackage(t *testing.T) {
+	t.Run("heard from the gateway that forwarded it", func(t *testing.T) { clusterTakesUp(t, false) })
+	t.Run("named by the peer's nudge", func(t *testing.T) {
+		forwardingsShared = false
+		defer func() { forwardingsShared = true }()
+		clusterTakesUp(t, true)
+	})
+}
+
+// clusterTakesUp: see TestPeerClusterNodeTakesUpAnotherNodesPackage. byNudge:
+// the Saxon gateways ask Bavaria every hour, and its nudges reach the one that
+// did not forward; else every 100 ms, and the nudges reach nobody.
+func clusterTakesUp(t *testing.T, byNudge bool) {
+	natsURL := natstest.StartSingle(t).URLs()
+	sn1 := newFedNode(t, "amtsbote-sn")
+	sn1.cfg.Store.Backend, sn1.cfg.NATS.URL = config.StoreJetStream, natsURL
+	sn2 := newFedNode(t, "amtsbote-sn")
+	by := newFedNode(t, "amtsbote-by")
+	fedTrust(t, sn1, by)
+	by.office("09", "09162", "muenchen-kvr", fedHook(t))
+	poll := 100 * time.Millisecond
+	if byNudge {
+		poll = time.Hour
+	}
+
+	// Saxony's address as Bavaria has it: the load balancer in front of both.
+	var lbTarget atomic.Pointer[url.URL]
+	lbTarget.Store(mustURL(t, sn1.url()))
+	lb := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(lbTarget.Load()) }})
+	defer lb.Close()
+	by.peer(sn1, lb.URL, time.Hour, "14")
+	by.start(t)
+
+	// Each Saxon gateway reaches Bavaria through a proxy of its own, which
+	// tells who forwarded the package.
+	var forwardedBy atomic.Pointer[fedNode]
+	viaProxy := func(n *fedNode) string {
+		rp := httputil.NewSingleHostReverseProxy(mustURL(t, by.url()))
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == federation.PathForward {
+				forwardedBy.Store(n)
+			}
+			rp.ServeHTTP(w, r)
+		}))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	sn1.peer(by, viaProxy(sn1), poll, "09")
+	// The second gateway: the first one's configuration, keys and store, its
+	// own address, data folder and way to Bavaria.
+	addr, ln, dir := sn2.addr, sn2.ln, sn2.dir
+	*sn2 = *sn1
+	sn2.addr, sn2.ln, sn2.dir = addr, ln, dir
+	sn2.cfg.Listen, sn2.cfg.DataDir = addr, filepath.Join(dir, "data")
+	sn2.cfg.Peers, sn2.dirPeers = nil, nil
+	sn2.peer(by, viaProxy(sn2), poll, "09")
+	sn1.start(t)
+	sn2.start(t)
+
+	id := sn1.submit(t, fedMuenchenARS)
+	waitFor(t, "the forwarding", func() bool { return forwardedBy.Load() != nil && sn1.sub(t, id).Forward != nil })
+	forwarder := forwardedBy.Load()
+	other := sn1
+	if forwarder == sn1 {
+		other = sn2
+	}
+	if !byNudge {
+		// The other gateway has heard of it before the forwarder goes (at
+		// most once: a message sent while it listens).
+		waitFor(t, "the other gateway following the package", func() bool {
+			return strings.Contains(scrapeMetrics(t, other.url()), `amtsbote_federation_followed_packages{kind="open",peer="amtsbote-by"} 1`)
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := forwarder.g.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if byNudge {
+		lbTarget.Store(mustURL(t, other.url()))
+	}
+
+	s := other.sub(t, id)
+	by.decide(t, s.Sender, s.MessageID, wire.OutcomeAccepted)
+	waitFor(t, "the decision at the other Saxon gateway", func() bool { return other.sub(t, id).State == submission.StateAccepted })
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
