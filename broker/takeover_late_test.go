@@ -156,6 +156,10 @@ func TestUnrecordedHandOverFoundAfterTakeover(t *testing.T) {
 	if last := evs[len(evs)-1]; last.Type != submission.EventHandedOver || last.Channel != channel.Transfer || !s.IsHandOverAfterTakeover(last) {
 		t.Errorf("last event %+v, want the late hand-over on transfer", last)
 	}
+	// Counted and logged after the record's commit, which the wait above saw.
+	eventually(t, "the late hand-over told", func() bool {
+		return counterOf(t, e.b.metrics.lateHandOvers, channel.Transfer, "false") > 0 && strings.Contains(logs.String(), "after a clerk took the case over")
+	})
 	if n := counterOf(t, e.b.metrics.lateHandOvers, channel.Transfer, "false"); n != 1 {
 		t.Errorf("amtsbote_delivery_handed_over_after_takeover_total = %v, want 1", n)
 	}
