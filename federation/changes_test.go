@@ -2,11 +2,9 @@ package federation
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -74,23 +72,8 @@ func TestNudgeNamesChangesOnlyWhenSigned(t *testing.T) {
 	var changed []string
 	h := &Receiver{Trust: w.trustB, Signer: w.b.Signer, Nudged: func() { nudged++ },
 		Changed: func(peer string, refs []Ref) { changed = append(changed, fmt.Sprint(peer, refs)) }}
-	post := func(ctype string, body []byte) (int, string) {
-		t.Helper()
-		rec := httptest.NewRecorder()
-		req := httptest.NewRequest(http.MethodPost, PathNudge, bytes.NewReader(body))
-		if body == nil {
-			req = httptest.NewRequest(http.MethodPost, PathNudge, nil)
-		}
-		if ctype != "" {
-			req.Header.Set("Content-Type", ctype)
-		}
-		h.ServeHTTP(rec, req)
-		var p struct {
-			Type string `json:"type"`
-		}
-		_ = json.Unmarshal(rec.Body.Bytes(), &p)
-		return rec.Code, p.Type
-	}
+	post := func(ctype string, body []byte) (int, string) { return postTo(h, PathNudge, ctype, body) }
+
 	// The nudge of every build so far: empty, whatever it says its type is.
 	if code, _ := post("", nil); code != http.StatusNoContent || nudged != 1 || len(changed) != 0 {
 		t.Fatalf("empty nudge: %d, nudged %d, changed %v", code, nudged, changed)

@@ -542,9 +542,17 @@ func TestReceiverPartsRefusals(t *testing.T) {
 // forwardTo posts body to h's forwarding endpoint and returns the status and the
 // problem type of the answer.
 func forwardTo(h *Receiver, ctype string, body []byte) (int, string) {
+	return postTo(h, PathForward, ctype, body)
+}
+
+// postTo posts body to h at path and returns the status and the problem type;
+// an empty ctype sends no Content-Type.
+func postTo(h *Receiver, path, ctype string, body []byte) (int, string) {
 	rec := httptest.NewRecorder()
-	req := httptest.NewRequest(http.MethodPost, PathForward, bytes.NewReader(body))
-	req.Header.Set("Content-Type", ctype)
+	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
 	h.ServeHTTP(rec, req)
 	var p struct {
 		Type string `json:"type"`
