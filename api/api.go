@@ -244,6 +244,7 @@ func New(o Options) *Server {
 		r.Get("/dead-letters", s.adminDeadLetters)
 		r.Post("/dead-letters/replay", s.adminReplay)
 		r.Get("/submissions/{id}", s.adminGet)
+		r.Get(strings.TrimPrefix(wire.AdminMessagesPath, "/v1/admin"), s.adminMessage)
 		r.Get("/offices", s.adminOffices)
 		r.Get("/undecided", s.adminUndecided)
 		r.Get("/endpoints", s.adminEndpoints)
@@ -1223,18 +1224,49 @@ type AdminSubmission struct {
 }
 
 func (s *Server) adminGet(w http.ResponseWriter, r *http.Request) {
-	sub, err := s.opt.Broker.Submission(chi.URLParam(r, "id"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	evs, err := s.opt.Broker.Log(sub.ID)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, 200, AdminSubmission{Submission: sub, Events: evs})
+	s.writeAdminSubmission(w, r)(s.opt.Broker.Submission(chi.URLParam(r, "id")))
 }
+
+// writeAdminSubmission answers with the record found and its event log, or
+// with why there is none.
+func (s *Server) writeAdminSubmission(w http.ResponseWriter, r *http.Request) func(*submission.Submission, error) {
+	return func(sub *submission.Submission, err error) {
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		evs, err := s.opt.Broker.Log(sub.ID)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, 200, AdminSubmission{Submission: sub, Events: evs})
+	}
+}
+
+// adminMessage shows the submission a sender made with a NachrichtID, as
+// adminGet does: a portal's support desk knows the NachrichtID it sent, and the
+// operator of a peer gateway knows a forwarded package by the portal's sender
+// and NachrichtID, which both gateways keep, while each gateway gives it an id
+// of its own. One index read, no walk.
+func (s *Server) adminMessage(w http.ResponseWriter, r *http.Request) {
+	if !singleValued(w, r, "sender", "messageId") {
+		return
+	}
+	q := r.URL.Query()
+	for _, f := range []string{"sender", "messageId"} {
+		if v := q.Get(f); v == "" || len(v) > maxMessageQuery {
+			problem.Write(w, r, problem.New(422, problem.TypeInvalidField,
+				fmt.Sprintf("%s is needed, at most %d bytes: the Absender and the NachrichtID of the package", f, maxMessageQuery)).With("field", f))
+			return
+		}
+	}
+	s.writeAdminSubmission(w, r)(s.opt.Broker.FindMessage(q.Get("sender"), q.Get("messageId")))
+}
+
+// maxMessageQuery bounds the sender and NachrichtID of adminMessage: longer
+// than any the intake takes.
+const maxMessageQuery = 1024
 
 // adminListMax bounds the admin list of submissions.
 var adminListMax = 1000

@@ -67,6 +67,10 @@ func TestContractOverGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	big := strings.Repeat("a", api.MaxHeaderBytes+1)
+	sub, err := g.Broker.Submission(id)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name, method, path, token string
 		header                    string // an X-Pad header of this value
@@ -76,6 +80,10 @@ func TestContractOverGateway(t *testing.T) {
 		{"admin get", "GET", wire.AdminSubmissionPath(id), adminToken, "", 200, ""},
 		{"admin get unknown", "GET", wire.AdminSubmissionPath("nope"), adminToken, "", 404, problem.TypeNotFound},
 		{"admin get unauthenticated", "GET", wire.AdminSubmissionPath(id), officeToken, "", 401, problem.TypeUnauthenticated},
+		{"admin by NachrichtID", "GET", wire.AdminMessagePath(sub.Sender, sub.MessageID), adminToken, "", 200, ""},
+		{"admin by NachrichtID unknown", "GET", wire.AdminMessagePath(sub.Sender, "nope"), adminToken, "", 404, problem.TypeNotFound},
+		{"admin by NachrichtID of another sender", "GET", wire.AdminMessagePath("another-portal", sub.MessageID), adminToken, "", 404, problem.TypeNotFound},
+		{"admin by NachrichtID unauthenticated", "GET", wire.AdminMessagePath(sub.Sender, sub.MessageID), portalToken, "", 401, problem.TypeUnauthenticated},
 		{"admin list handed_over", "GET", "/v1/admin/submissions?state=handed_over", adminToken, "", 200, ""},
 		{"admin backup", "GET", "/v1/admin/backup", adminToken, "", 200, ""},
 		{"admin backup unauthenticated", "GET", "/v1/admin/backup", portalToken, "", 401, problem.TypeUnauthenticated},

@@ -120,5 +120,15 @@ func OfficeAwaitingDecisionPath(after string, limit int, deliveredVia string) st
 // AdminSubmissionPath is the operator's view of one submission (with notes).
 func AdminSubmissionPath(id string) string { return AdminSubmissionsPath + "/" + url.PathEscape(id) }
 
+// AdminMessagesPath finds submissions by what a portal and a peer gateway know
+// of them: the Absender and NachrichtID (AdminMessagePath).
+const AdminMessagesPath = "/v1/admin/messages"
+
+// AdminMessagePath is the operator's view of the submission that sender made
+// with the NachrichtID messageID, as AdminSubmissionPath shows it.
+func AdminMessagePath(sender, messageID string) string {
+	return AdminMessagesPath + "?" + url.Values{"sender": {sender}, "messageId": {messageID}}.Encode()
+}
+
 // AdminRedeliverPath queues a held submission again.
 func AdminRedeliverPath(id string) string { return AdminSubmissionPath(id) + "/redeliver" }

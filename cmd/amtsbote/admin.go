@@ -21,6 +21,7 @@ import (
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/gateway"
 	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/wire"
 )
 
 // adminVerbs are the verbs of `amtsbote admin`: the admin API for the person on
@@ -30,6 +31,7 @@ import (
 var adminVerbs = []struct{ name, args, use string }{
 	{"held", "[-office ID] [-from T] [-to T]", "list the packages that wait for a person (dead letters), oldest first"},
 	{"show", "ID", "one submission: where it is, its channels and its whole event log with the receivers' notes"},
+	{"find", "SENDER NACHRICHTID", "show the submission a portal (or, forwarded, another state's portal) sent with that NachrichtID"},
 	{"replay", "ID... | -office ID | -from T -to T", "queue held packages again at their office's first channel (after mending the cause)"},
 	{"erase", "-operator NAME [-note TEXT] ID", "remove one case's package, attachments and replies now, on request (record, history and receipts stay)"},
 	{"list", "-state STATE", "submissions in one state (at most 1000)"},
@@ -291,7 +293,12 @@ func (c *adminClient) run(ctx context.Context, verb string, args []string, stdou
 		if len(args) != 1 {
 			return usagef("show takes one submission id, not %d arguments", len(args))
 		}
-		return c.show(ctx, args[0], stdout)
+		return c.show(ctx, "/v1/admin/submissions/"+url.PathEscape(args[0]), stdout)
+	case "find":
+		if len(args) != 2 {
+			return usagef("find takes SENDER NACHRICHTID, not %d arguments", len(args))
+		}
+		return c.show(ctx, wire.AdminMessagePath(args[0], args[1]), stdout)
 	case "replay":
 		return c.replay(ctx, args, stdout, stderr)
 	case "list":
@@ -383,9 +390,11 @@ func (c *adminClient) held(ctx context.Context, args []string, stdout, stderr io
 	return nil
 }
 
-func (c *adminClient) show(ctx context.Context, id string, stdout io.Writer) error {
+// show prints the submission the admin API's path names (by its id, or by its
+// sender and NachrichtID).
+func (c *adminClient) show(ctx context.Context, path string, stdout io.Writer) error {
 	var v api.AdminSubmission
-	if done, err := c.print(ctx, http.MethodGet, "/v1/admin/submissions/"+url.PathEscape(id), nil, &v, stdout); done {
+	if done, err := c.print(ctx, http.MethodGet, path, nil, &v, stdout); done {
 		return err
 	}
 	s := v.Submission

@@ -78,6 +78,17 @@ func TestAdminCommands(t *testing.T) {
 		!strings.Contains(out, "received") || !strings.Contains(out, "events:") {
 		t.Errorf("show: rc %d\n%s%s", rc, out, errs)
 	}
+	// By what the portal knows of it: its Absender and NachrichtID.
+	s, err := g.Broker.Submission(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc, out, errs := admin(token, "find", s.Sender, s.MessageID); rc != 0 || !strings.Contains(out, id) || !strings.Contains(out, "events:") {
+		t.Errorf("find: rc %d\n%s%s", rc, out, errs)
+	}
+	if rc, _, errs := admin(token, "find", s.Sender, "no-such-message"); rc != 1 || !strings.Contains(errs, "404") {
+		t.Errorf("find of an unknown NachrichtID: rc %d\n%s", rc, errs)
+	}
 	if rc, out, errs := admin(token, "list", "-state", "held"); rc != 0 || !strings.Contains(out, id) || !strings.Contains(out, "2 held") {
 		t.Errorf("list: rc %d\n%s%s", rc, out, errs)
 	}
@@ -211,6 +222,7 @@ func TestAdminSaysWhatIsWrong(t *testing.T) {
 		{[]string{"erase", "case-1"}, "amtsbote admin erase: erase needs -operator NAME"},
 		{[]string{"erase", "-operator", "Frau Weber", "case-1", "case-2"}, `amtsbote admin erase: erase takes one submission id, got ["case-1" "case-2"]`},
 		{[]string{"show"}, "amtsbote admin show: show takes one submission id"},
+		{[]string{"find", "amt24"}, "amtsbote admin find: find takes SENDER NACHRICHTID"},
 		{[]string{"held", "amt-01"}, `amtsbote admin held: held takes no arguments besides -office, -from and -to, got ["amt-01"]`},
 		{[]string{"list"}, "amtsbote admin list: list takes -state STATE"},
 	} {
