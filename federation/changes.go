@@ -110,8 +110,8 @@ func (h *Receiver) nudge(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	defer lease.Release()
 	if len(body) == 0 { // sent chunked, and empty
+		lease.Release()
 		if h.Nudged != nil {
 			h.Nudged()
 		}
@@ -119,12 +119,18 @@ func (h *Receiver) nudge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, peer, ok := check(h, w, r, body, "Aenderungsmeldung", ParseChanges, func(c *Changes) (string, string, time.Time) { return c.From, c.To, c.At })
+	// The body's room in the budget is given back once it is read (as a status
+	// question's): Changed may look packages up in the store, which in a
+	// cluster without quorum takes up to its timeout a read, and the room held
+	// meanwhile was refused to the forwardings (503).
+	lease.Release()
 	if !ok {
 		return
 	}
 	switch {
 	case h.Changed != nil:
-		h.Changed(peer.ID, c.Refs)
+		// The request's context: the lookups end when the peer has gone.
+		h.Changed(r.Context(), peer.ID, c.Refs)
 	case h.Nudged != nil:
 		h.Nudged()
 	}

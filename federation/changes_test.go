@@ -2,13 +2,18 @@ package federation
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/internal/httpbody"
+	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 // TestChangesValidatesAndRoundTrips: the Aenderungsmeldung a receiving gateway
@@ -71,7 +76,7 @@ func TestNudgeNamesChangesOnlyWhenSigned(t *testing.T) {
 	var nudged int
 	var changed []string
 	h := &Receiver{Trust: w.trustB, Signer: w.b.Signer, Nudged: func() { nudged++ },
-		Changed: func(peer string, refs []Ref) { changed = append(changed, fmt.Sprint(peer, refs)) }}
+		Changed: func(_ context.Context, peer string, refs []Ref) { changed = append(changed, fmt.Sprint(peer, refs)) }}
 	post := func(ctype string, body []byte) (int, string) { return postTo(h, PathNudge, ctype, body) }
 
 	// The nudge of every build so far: empty, whatever it says its type is.
@@ -133,7 +138,7 @@ func TestChangedBringsOnlyThatPeersDecidedPackagesForward(t *testing.T) {
 	}
 	tr.lateRef = map[Ref]string{{"amt24", "m-by"}: "s-by", {"amt24", "m-nw"}: "s-nw"}
 
-	tr.Changed("by", []Ref{{"amt24", "m-by"}, {"amt24", "m-nw"}})
+	tr.Changed(context.Background(), "by", []Ref{{"amt24", "m-by"}, {"amt24", "m-nw"}})
 	if got := tr.openOf("by", false); fmt.Sprint(got) != "[s-by]" {
 		t.Errorf("by's question names %v, want its decided package s-by", got)
 	}
@@ -148,5 +153,78 @@ func TestChangedBringsOnlyThatPeersDecidedPackagesForward(t *testing.T) {
 	tr.done("s-by")
 	if len(tr.lateRef) != 1 {
 		t.Errorf("done left the Ref of s-by: %v", tr.lateRef)
+	}
+}
+
+// TestNudgeGivesTheBodyBackBeforeTheLookups: the Aenderungsmeldung's room in
+// the body budget was held while Changed ran, which looks the packages up in
+// the store (in a cluster without quorum up to its timeout a read): a
+// forwarding meanwhile found no room and was refused 503. Here the budget holds
+// one document, and a second one is posted while the first is in Changed.
+func TestNudgeGivesTheBodyBackBeforeTheLookups(t *testing.T) {
+	w := newWorld(t)
+	doc, err := (&Changes{From: w.a.Name, To: w.b.Name, At: time.Now().UTC(), Refs: refsN(3)}).Sign(w.a.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(h *Receiver) int {
+		code, _ := postTo(h, PathNudge, ContentType, doc)
+		return code
+	}
+	inner, calls := 0, 0
+	h := &Receiver{Trust: w.trustB, Signer: w.b.Signer, Bodies: httpbody.NewBudget(int64(len(doc))*3/2, 0)}
+	h.Changed = func(_ context.Context, peer string, refs []Ref) {
+		if calls++; calls == 1 {
+			inner = post(h) // while the first is being looked up
+		}
+	}
+	if code := post(h); code != http.StatusNoContent {
+		t.Fatalf("first Aenderungsmeldung: %d", code)
+	}
+	if inner != http.StatusNoContent {
+		t.Errorf("an Aenderungsmeldung while another was looked up: %d, want 204 (its room given back)", inner)
+	}
+}
+
+// TestChangedLooksNothingUpOnceTheAskerHasGone: a package an Aenderungsmeldung
+// names that the tracker does not follow is read from the store, and in a
+// cluster without quorum each read waits up to the store's timeout: the nudge's
+// handler went on with up to 100 of them long after the peer had given up (and
+// a shutdown waited for it). Once the request's context has ended nothing is
+// read; while it lasts, the package forwarded to the signer is followed.
+func TestChangedLooksNothingUpOnceTheAskerHasGone(t *testing.T) {
+	db, err := store.Open(t.TempDir(), store.Options{BatchDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	id := "01900000-0001-7000-8000-000000000000"
+	s, evs := submission.New(submission.Params{ID: id, DeliveryID: "d" + id, MessageID: "m-1", Sender: "amt24", SignerID: "amt24",
+		LeikaKey: "99000000000000", ServiceName: "Test", Place: "München", AreaName: "München", OfficeID: "peer-09", OfficeName: "peer-09",
+		Targets: []submission.Target{{Channel: "peer"}}, PackageSHA256: fmt.Sprintf("%064x", 1), PackageSize: 10}, time.Now().UTC())
+	if _, _, _, err := db.Create(context.Background(), s, evs, broker.ReceiptIntake, []byte("<r/>")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Update(id, func(c *submission.Submission) ([]submission.Event, error) {
+		return c.Forwarded(time.Now().UTC(), submission.Forward{Peer: "by", PeerSubmissionID: "by-1"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tr := &Tracker{Broker: broker.New(broker.Config{}, db, nil, nil, nil, nil, nil, nil), Peers: []config.Peer{{ID: "by"}, {ID: "nw"}}}
+	ref := Ref{"amt24", "m-1"}
+
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	tr.Changed(gone, "by", []Ref{ref})
+	if n := tr.Open(); n != 0 {
+		t.Fatalf("after the peer had gone, %d package was looked up and followed", n)
+	}
+	tr.Changed(context.Background(), "nw", []Ref{ref, ref})
+	if n := tr.Open(); n != 0 {
+		t.Fatalf("a package forwarded to by was followed on nw's word")
+	}
+	tr.Changed(context.Background(), "by", []Ref{ref, ref})
+	if got := tr.openOf("by", false); fmt.Sprint(got) != "["+id+"]" {
+		t.Errorf("by's question names %v, want the package it named", got)
 	}
 }

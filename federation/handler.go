@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -64,7 +65,8 @@ type Receiver struct {
 	Nudged func()
 	// Changed is called with a peer's signed Aenderungsmeldung: the packages it
 	// names, forwarded to that peer (Tracker.Changed); nil: Nudged is called.
-	Changed func(peer string, refs []Ref)
+	// ctx ends with the request.
+	Changed func(ctx context.Context, peer string, refs []Ref)
 	// StoreDown, if set, says why the gateway's store is known to be out of reach
 	// now (a cluster without quorum); nil: it answers. A forwarding or a status
 	// request is then answered 503 at once, before its body is read, instead of

@@ -165,14 +165,20 @@ func (t *Tracker) Observe(s *submission.Submission, e submission.Event) {
 // balancer picks; while the gateway that forwarded a package was down, nobody
 // asked about it and the portal waited for its decision (an audit, 2026-12-06).
 // Packages forwarded to another peer, or not here at all, are passed over.
-func (t *Tracker) Changed(peer string, refs []Ref) {
+// Each package is looked up once, and none after ctx ended (the peer that sent
+// the Aenderungsmeldung has gone): in a cluster without quorum a read waits up
+// to the store's timeout, and the handler went on with 100 of them, long after
+// the peer had given up and while a shutdown waited for it.
+func (t *Tracker) Changed(ctx context.Context, peer string, refs []Ref) {
 	now := time.Now()
 	var unknown []Ref
 	t.mu.Lock()
 	for _, r := range refs[:min(len(refs), MaxChanges)] {
 		id, ok := t.lateRef[r]
 		if !ok {
-			unknown = append(unknown, r)
+			if !slices.Contains(unknown, r) {
+				unknown = append(unknown, r)
+			}
 			continue
 		}
 		if e := t.late[id]; e.peer == peer && e.next.After(now) {
@@ -181,6 +187,9 @@ func (t *Tracker) Changed(peer string, refs []Ref) {
 	}
 	t.mu.Unlock()
 	for _, r := range unknown {
+		if ctx.Err() != nil {
+			break
+		}
 		t.adopt(peer, r)
 	}
 	t.kickPeer(peer)
