@@ -607,7 +607,13 @@ func (t *Tracker) done(id string) {
 	t.mu.Lock()
 	delete(t.open, id)
 	if e := t.late[id]; e != nil {
-		delete(t.lateRef, e.ref)
+		// The Ref's index entry only if it is this package's: a case erased
+		// here and a new one under the same sender and NachrichtID left the
+		// new one unindexed, and the peer's Aenderungsmeldung did not bring
+		// its question forward.
+		if t.lateRef[e.ref] == id {
+			delete(t.lateRef, e.ref)
+		}
 		delete(t.late, id)
 	}
 	t.mu.Unlock()
