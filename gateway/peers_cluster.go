@@ -4,6 +4,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
+	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/federation"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -22,7 +23,7 @@ import (
 // peer's Aenderungsmeldung, which names the package to whichever gateway it
 // reaches (Tracker.Changed), and by any gateway's restart. A single node hears
 // its own messages and already follows those packages. Gateways with stores of
-// their own on one NATS server find no record for the other's ids.
+// their own (bbolt) neither publish nor listen.
 const forwardedSubject = "amtsbote.federation.forwarded"
 
 // forwardingsShared: shareForwardings publishes. Off only for a test that shows
@@ -30,8 +31,15 @@ const forwardedSubject = "amtsbote.federation.forwarded"
 var forwardingsShared = true
 
 // shareForwardings publishes the forwardings of this gateway's broker and
-// hands those of the others to tracker, until the returned stop.
+// hands those of the others to tracker, until the returned stop. Only where the
+// gateways share a store (store.backend jetstream): a gateway with a store of
+// its own found none of the others' ids, and read its store for each of their
+// forwardings on a shared NATS server, whose permissions, set for its own
+// queue's subjects, refused the publish (an error in the log at each).
 func (g *Gateway) shareForwardings(tracker *federation.Tracker) (stop func(), err error) {
+	if g.Config.Store.Backend != config.StoreJetStream {
+		return func() {}, nil
+	}
 	nc := g.bus.NC
 	sub, err := nc.Subscribe(forwardedSubject, func(m *nats.Msg) {
 		// Only what a broker makes as an id is looked up.
