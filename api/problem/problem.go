@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // ContentType is the media type of a problem document.
@@ -99,6 +100,20 @@ func Types() []string {
 	return out
 }
 
+// LabelOther is the label of every type not listed here (Label).
+const LabelOther = "other"
+
+// Label is typ as the label type of amtsbote_http_problems_total: its short
+// name without Base ("untrusted-signer", "federation/misdirected") when it is
+// one of the types listed here, LabelOther otherwise. Only the listed ones, so
+// that the label stays bounded whatever a caller puts into Type.
+func Label(typ string) string {
+	if _, ok := titles[typ]; ok {
+		return strings.TrimPrefix(typ, Base)
+	}
+	return LabelOther
+}
+
 // New builds a problem with the default title for its type.
 func New(status int, typ, detail string) *Problem {
 	return &Problem{Type: typ, Title: titles[typ], Status: status, Detail: detail}
@@ -129,8 +144,34 @@ func Write(w http.ResponseWriter, r *http.Request, p *Problem) {
 	// arrives (a refused upload) is complete for the client when its bytes are,
 	// not only when the connection closes; curl stops sending only then.
 	w.Header().Set("Content-Length", strconv.Itoa(body.Len()))
+	// Counted by route and type (amtsbote_http_problems_total): the status alone
+	// does not tell a portal key the trust store lacks (403 untrusted-signer)
+	// from a wrong token (401) or a package built wrongly.
+	noteType(w, Label(p.Type))
 	w.WriteHeader(p.Status)
 	_, _ = w.Write(body.Bytes())
+}
+
+// typeNoter is the writer that counts the answers (internal/httpmetrics's, its
+// NoteProblem method). An interface, not that package's function as
+// httpmetrics.NoteFault is for the SOAP faces: this package is imported by the
+// portal and office client libraries, which should not link Prometheus.
+type typeNoter interface{ NoteProblem(typ string) }
+
+// noteType tells the counting writer under w, found through the writers'
+// Unwrap chain, the type of the problem answered; without one it does nothing.
+func noteType(w http.ResponseWriter, typ string) {
+	for w != nil {
+		if n, ok := w.(typeNoter); ok {
+			n.NoteProblem(typ)
+			return
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return
+		}
+		w = u.Unwrap()
+	}
 }
 
 var titles = map[string]string{
