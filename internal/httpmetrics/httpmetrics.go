@@ -54,9 +54,9 @@ func New() *Metrics {
 		// "unmatched") times the 32 listed types and "other" (problem.Label);
 		// a route answers a few types of its own, so in practice a hundred or
 		// two. No series is made ahead: all of them would be some 1,300 series
-		// of zeros, and an alert on a stream of refusals (signature refusals for
-		// 15 minutes) does not need the first count, which a series that
-		// appears with it loses to rate().
+		// of zeros, and the alert on a stream of refusals
+		// (AmtsboteSubmissionsRefusedSignature, for 15 minutes) does not need
+		// the first count, which a series that appears with it loses to rate().
 		problems: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "amtsbote_http_problems_total",
 			Help: "Problem documents (application/problem+json) answered, by route and problem type: the type URI without https://amtsbote.de/problems/ (untrusted-signer, federation/misdirected, …; docs/problems.md), other for a type the gateway does not list."},
