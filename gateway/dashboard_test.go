@@ -456,7 +456,9 @@ func TestDashboardIsGrafanasAndPromQL(t *testing.T) {
 // TestDashboardMetricsAreExported: every metric the dashboard's expressions
 // select is a series of a real gateway after some traffic — a package
 // delivered to the web mailbox after its office's webhook answered 410 (so a
-// breaker's state has a series), a repeat, a refusal, a peer configured, a
+// breaker's state has a series), a repeat, a refusal (so the problem
+// documents' counter has a series), a peer configured (so the followed
+// packages' gauge has), a
 // portal callback, a queue check run — a histogram's or summary's by its
 // _bucket, _sum or _count, or is one of notExportedHere, with its reason and
 // registered by the code. A metric renamed in the code and not in the
@@ -512,9 +514,10 @@ func TestDashboardMetricsAreExported(t *testing.T) {
 		return err == nil && s.State == submission.StateHandedOver
 	})
 	var body string
-	waitFor(t, "a disabled breaker, a queue check and the mailbox's delivery in /metrics", func() bool {
+	waitFor(t, "a disabled breaker, a queue check, the mailbox's delivery and the garbage's problem in /metrics", func() bool {
 		body = scrapeMetrics(t, f.g.URL())
 		return strings.Contains(body, `amtsbote_endpoint_breaker_state{channel="webhook",office="`+DemoOfficeID+`"} 3`) &&
+			strings.Contains(body, `amtsbote_http_problems_total{route="/v1/submissions",type="malformed-request"} 1`) &&
 			strings.Contains(body, `amtsbote_queue_checks_total{outcome="ok"}`) &&
 			strings.Contains(body, `amtsbote_delivery_attempts_total{channel="mailbox",outcome="ok"} 1`)
 	})

@@ -58,17 +58,12 @@ func TestRefusalsAreCountedByProblemType(t *testing.T) {
 		t.Fatal("a status read with a wrong portal token was answered")
 	}
 
-	body := scrapeMetrics(t, f.g.URL())
-	for _, want := range []string{
+	body := waitForSeries(t, f.g.URL(),
 		`amtsbote_http_problems_total{route="/v1/submissions",type="invalid-signature"} 1`,
 		`amtsbote_http_problems_total{route="/v1/submissions",type="untrusted-signer"} 2`,
 		`amtsbote_http_problems_total{route="/v1/submissions",type="unsupported-media"} 1`,
 		`amtsbote_http_problems_total{route="/v1/submissions/{id}",type="unauthenticated"} 1`,
-	} {
-		if !strings.Contains(body, want+"\n") {
-			t.Errorf("/metrics lacks %s:\n%s", want, grepLines(body, "amtsbote_http_problems_total"))
-		}
-	}
+	)
 	if n := strings.Count(body, "\namtsbote_http_problems_total{"); n != 4 {
 		t.Errorf("%d problem series, want the 4 above (a 201 is none):\n%s", n, grepLines(body, "amtsbote_http_problems_total"))
 	}
@@ -94,9 +89,24 @@ func TestPeerRefusalsAreCountedByProblemType(t *testing.T) {
 	if code != http.StatusForbidden || p.Type != federation.TypeUntrustedPeer {
 		t.Fatalf("the stranger's envelope: %d %s", code, b)
 	}
-	body := scrapeMetrics(t, by.url())
-	want := `amtsbote_http_problems_total{route="` + federation.PathPrefix + `/*",type="federation/untrusted-peer"} 1`
-	if !strings.Contains(body, want+"\n") {
-		t.Errorf("/metrics lacks %s:\n%s", want, grepLines(body, "amtsbote_http_problems_total"))
-	}
+	waitForSeries(t, by.url(), `amtsbote_http_problems_total{route="`+federation.PathPrefix+`/*",type="federation/untrusted-peer"} 1`)
+}
+
+// waitForSeries scrapes base's /metrics until it has each of the series lines
+// and returns that body. A request is counted when its handler returns, which
+// can be after the client has read the answer (a refusal that still drains the
+// request's body).
+func waitForSeries(t *testing.T, base string, lines ...string) string {
+	t.Helper()
+	var body string
+	waitFor(t, strings.Join(lines, ", ")+" in /metrics", func() bool {
+		body = scrapeMetrics(t, base)
+		for _, l := range lines {
+			if !strings.Contains(body, l+"\n") {
+				return false
+			}
+		}
+		return true
+	})
+	return body
 }
