@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
-	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/store/storetest"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -17,7 +17,7 @@ import (
 // office whose oldest package waits longest comes first, and a read limit says
 // that the count is incomplete instead of reading on.
 func TestBacklogPerOffice(t *testing.T) {
-	db := openStore(t)
+	db := storetest.OpenBolt(t)
 	ctx := context.Background()
 	base := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
 	n := 0
@@ -103,7 +103,7 @@ func TestBacklogPerOffice(t *testing.T) {
 // after. An office's own list (ListQuery.AwaitingDecision) is the same, for
 // that office only.
 func TestUndecidedPerOffice(t *testing.T) {
-	db := openStore(t)
+	db := storetest.OpenBolt(t)
 	ctx := context.Background()
 	base := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
 	now := base.Add(time.Hour)
@@ -222,15 +222,4 @@ func TestUndecidedPerOffice(t *testing.T) {
 	if ids, _ := list("", ListQuery{}); len(ids) != 0 {
 		t.Errorf("no office's list: %v, want nothing", ids)
 	}
-}
-
-// openStore opens a bbolt store in a temporary directory, closed when the test ends.
-func openStore(t *testing.T) *store.DB {
-	t.Helper()
-	db, err := store.Open(t.TempDir(), store.Options{BatchDelay: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
 }

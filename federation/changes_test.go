@@ -12,7 +12,7 @@ import (
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/internal/httpbody"
-	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/store/storetest"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -193,7 +193,7 @@ func TestNudgeGivesTheBodyBackBeforeTheLookups(t *testing.T) {
 // a shutdown waited for it). Once the request's context has ended nothing is
 // read; while it lasts, the package forwarded to the signer is followed.
 func TestChangedLooksNothingUpOnceTheAskerHasGone(t *testing.T) {
-	db := openStore(t)
+	db := storetest.OpenBolt(t)
 	id := "01900000-0001-7000-8000-000000000000"
 	s, evs := submission.New(submission.Params{ID: id, DeliveryID: "d" + id, MessageID: "m-1", Sender: "amt24", SignerID: "amt24",
 		LeikaKey: "99000000000000", ServiceName: "Test", Place: "München", AreaName: "München", OfficeID: "peer-09", OfficeName: "peer-09",
@@ -225,24 +225,13 @@ func TestChangedLooksNothingUpOnceTheAskerHasGone(t *testing.T) {
 	}
 }
 
-// openStore is a bbolt store in a test's folder.
-func openStore(t *testing.T) *store.DB {
-	t.Helper()
-	db, err := store.Open(t.TempDir(), store.Options{BatchDelay: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
 // TestChangedFindsTheNewerOfTwoPackagesUnderOneRef: a decided package whose
 // record is gone (erased) is dropped at its next question; a newer package
 // under the same sender and NachrichtID had taken its place in the index by
 // Ref, and dropping the old one took the new one's entry with it, so the
 // peer's Aenderungsmeldung naming the new one brought nothing forward.
 func TestChangedFindsTheNewerOfTwoPackagesUnderOneRef(t *testing.T) {
-	tr := &Tracker{Broker: broker.New(broker.Config{}, openStore(t), nil, nil, nil, nil, nil, nil), Peers: []config.Peer{{ID: "by"}}}
+	tr := &Tracker{Broker: broker.New(broker.Config{}, storetest.OpenBolt(t), nil, nil, nil, nil, nil, nil), Peers: []config.Peer{{ID: "by"}}}
 	later := time.Now().Add(7 * time.Hour)
 	ref := Ref{"amt24", "m-1"}
 	tr.late = map[string]*lateEntry{

@@ -3,6 +3,7 @@ package storetest
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -25,4 +26,17 @@ func EditFile(t testing.TB, dir string, fn func(tx *bolt.Tx) error) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// OpenBolt opens a bbolt store in a test's own folder, closed when the test
+// ends; commits wait at most a millisecond for company, so a test's lone writes
+// do not wait for the default batch delay.
+func OpenBolt(t testing.TB) *store.DB {
+	t.Helper()
+	db, err := store.Open(t.TempDir(), store.Options{BatchDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
