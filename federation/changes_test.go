@@ -245,3 +245,37 @@ func TestChangedFindsTheNewerOfTwoPackagesUnderOneRef(t *testing.T) {
 		t.Errorf("by's question names %v, want s-new, which it named", got)
 	}
 }
+
+// TestReplyFetchRetriesWaitLongerEachTime: a reply whose fetch failed is not
+// due until its wait has passed, 30 s after the first failure, doubling, at
+// most half an hour (the failures alert's window is an hour); another reply of the package, or one after a stored one, is.
+func TestReplyFetchRetriesWaitLongerEachTime(t *testing.T) {
+	tr := &Tracker{}
+	var waits []time.Duration
+	for range 9 {
+		waits = append(waits, tr.fetchFailed("s-1", "r-1"))
+	}
+	want := []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 16 * time.Minute, 30 * time.Minute, 30 * time.Minute, 30 * time.Minute}
+	if fmt.Sprint(waits) != fmt.Sprint(want) {
+		t.Errorf("waits %v, want %v", waits, want)
+	}
+	if tr.fetchDue("s-1", "r-1") {
+		t.Error("the failed reply is due before its wait has passed")
+	}
+	if !tr.fetchDue("s-1", "r-2") || !tr.fetchDue("s-2", "r-1") {
+		t.Error("another reply, or another package's, waits for this one's failures")
+	}
+	tr.retries["s-1"].next = time.Now().Add(-time.Second)
+	if !tr.fetchDue("s-1", "r-1") {
+		t.Error("the failed reply is not due once its wait has passed")
+	}
+	if w := tr.fetchFailed("s-1", "r-2"); w != FetchRetryFirst {
+		t.Errorf("a failure of the next reply waits %v, want the first wait", w)
+	}
+	tr.fetchDone("s-1")
+	tr.fetchFailed("s-2", "r-1")
+	tr.done("s-2")
+	if len(tr.retries) != 0 {
+		t.Errorf("failures kept after a stored reply and a finished package: %v", tr.retries)
+	}
+}

@@ -72,6 +72,7 @@ type Tracker struct {
 	held    map[string]string        // held here after a peer channel: submission id -> peer id, asked once
 	lacks   map[string]time.Time     // held packages their peer said it lacks, and when
 	kicks   map[string]chan struct{} // peer id -> its loop's kick (coalesced)
+	retries map[string]*fetchRetry   // submission id -> its reply whose fetch failed
 	wg      sync.WaitGroup
 	stop    context.CancelFunc
 }
@@ -606,6 +607,7 @@ func (t *Tracker) unknown(p config.Peer, s *submission.Submission) {
 func (t *Tracker) done(id string) {
 	t.mu.Lock()
 	delete(t.open, id)
+	delete(t.retries, id)
 	if e := t.late[id]; e != nil {
 		// The Ref's index entry only if it is this package's: a case erased
 		// here and a new one under the same sender and NachrichtID left the
@@ -631,6 +633,9 @@ func (t *Tracker) fetchReplies(ctx context.Context, p config.Peer, s *submission
 		if slices.ContainsFunc(s.Replies, func(r submission.Reply) bool { return r.MessageID == a.ID }) {
 			continue
 		}
+		if !t.fetchDue(s.ID, a.ID) {
+			return // failed before, and its next try has not come (fetchFailed)
+		}
 		// Time by size, as a forwarding's: 64 MiB at 64 KiB/s.
 		fctx, cancel := context.WithTimeout(ctx, QuestionTimeout+time.Duration(a.Size/(64<<10))*time.Second)
 		rc, err := t.Client.FetchReply(fctx, p, it.Ref, a)
@@ -648,13 +653,72 @@ func (t *Tracker) fetchReplies(ctx context.Context, p config.Peer, s *submission
 			t.Metrics.fetched(p.ID, err)
 		}
 		if err != nil {
-			if ctx.Err() == nil && t.replyLog.Allow(time.Now()) {
-				t.Log.Warn("fetching a reply from the peer gateway failed; will ask again (at most one such line a minute)",
-					"submission", s.ID, "peer", p.ID, "peer_reply", a.ID, "err", err)
+			if ctx.Err() == nil {
+				next := t.fetchFailed(s.ID, a.ID)
+				if t.replyLog.Allow(time.Now()) {
+					t.Log.Warn("fetching a reply from the peer gateway failed; will ask again (at most one such line a minute)",
+						"submission", s.ID, "peer", p.ID, "peer_reply", a.ID, "next_try_in", next.Round(time.Second).String(), "err", err)
+				}
 			}
 			return
 		}
+		t.fetchDone(s.ID)
 	}
+}
+
+// A reply the peer announces but cannot send as announced (its stored bytes
+// damaged, this gateway's disk full) was fetched again at every question: up to
+// 64 MiB every poll interval, 10 s by default, for as long as it failed. Its
+// next try now waits FetchRetryFirst after the first failure, twice as long
+// after each further one, at most FetchRetryMax: half the window of the alert
+// AmtsbotePeerRepliesFailing (failures and nothing stored in an hour), which
+// must see one in every hour while it lasts. The replies after it wait too:
+// the question asks for those after the ones held (by count).
+const (
+	FetchRetryFirst = 30 * time.Second
+	FetchRetryMax   = 30 * time.Minute
+)
+
+// fetchRetry is a reply whose fetch failed: which one, how often, and when it
+// is tried next.
+type fetchRetry struct {
+	reply string
+	fails int
+	next  time.Time
+}
+
+// fetchDue says whether reply of submission id may be fetched now.
+func (t *Tracker) fetchDue(id, reply string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r, ok := t.retries[id]
+	return !ok || r.reply != reply || !time.Now().Before(r.next)
+}
+
+// fetchFailed notes a failed fetch of reply of submission id and returns the
+// time until its next try.
+func (t *Tracker) fetchFailed(id, reply string) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.retries == nil {
+		t.retries = map[string]*fetchRetry{}
+	}
+	r := t.retries[id]
+	if r == nil || r.reply != reply {
+		r = &fetchRetry{reply: reply}
+		t.retries[id] = r
+	}
+	r.fails++
+	wait := min(FetchRetryFirst<<min(r.fails-1, 10), FetchRetryMax)
+	r.next = time.Now().Add(wait)
+	return wait
+}
+
+// fetchDone forgets the failures of submission id's replies: one was stored.
+func (t *Tracker) fetchDone(id string) {
+	t.mu.Lock()
+	delete(t.retries, id)
+	t.mu.Unlock()
 }
 
 // askHeld takes a held package off the list to ask about (it is named in one

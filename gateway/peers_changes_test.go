@@ -1,11 +1,14 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -84,17 +87,78 @@ func TestPeerReplyLongAfterTheDecisionComesAtOnce(t *testing.T) {
 	waitFor(t, "the Bescheid at sn", func() bool { return len(sn.sub(t, id).Replies) == 1 })
 }
 
-var answeredRE = regexp.MustCompile(`amtsbote_federation_questions_total\{outcome="answered",peer="amtsbote-by"\} ([0-9]+)`)
-
 // answered is how many of sn's status questions to by were answered.
 func answered(t *testing.T, sn *fedNode) int {
+	return fedCount(t, sn, "questions", "answered")
+}
+
+// fedCount reads sn's amtsbote_federation_<what>_total for the peer
+// amtsbote-by and the outcome.
+func fedCount(t *testing.T, sn *fedNode, what, outcome string) int {
 	t.Helper()
-	m := answeredRE.FindStringSubmatch(scrapeMetrics(t, sn.url()))
+	re := regexp.MustCompile(`amtsbote_federation_` + what + `_total\{outcome="` + outcome + `",peer="amtsbote-by"\} ([0-9]+)`)
+	m := re.FindStringSubmatch(scrapeMetrics(t, sn.url()))
 	if m == nil {
 		return 0
 	}
 	n, _ := strconv.Atoi(m[1])
 	return n
+}
+
+// TestPeerReplyThatCannotBeFetchedWaits: a reply whose bytes at the peer are
+// not what it announces (damaged on its disk) was fetched again at every
+// question, up to 64 MiB every poll interval, for as long as it failed. Its
+// next try now waits (federation.FetchRetryFirst, 30 s, doubling): two more
+// questions fetch nothing.
+func TestPeerReplyThatCannotBeFetchedWaits(t *testing.T) {
+	sn := newFedNode(t, "amtsbote-sn")
+	by := newMunichPeer(t, sn)
+	by.start(t)
+	sn.peer(by, "", time.Hour, "09")
+	sn.start(t)
+	id := sn.submit(t, fedMuenchenARS)
+	s := sn.waitState(t, id, submission.StateDelivered)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := sn.g.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	content := bytes.Repeat([]byte("Rückfrage "), 30_000) // a blob file, not one kept in bbolt
+	r := by.replyAt(t, s.Sender, s.MessageID, "Rueckfrage", content)
+	damaged := false
+	_ = filepath.WalkDir(by.cfg.DataDir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && d.Name() == r.SHA256 {
+			damaged = os.WriteFile(path, bytes.Repeat([]byte("x"), len(content)), 0o600) == nil
+		}
+		return nil
+	})
+	if !damaged {
+		t.Fatalf("no blob file %s under %s to damage", r.SHA256, by.cfg.DataDir)
+	}
+	sn.start(t)
+
+	nudge := func() {
+		t.Helper()
+		before := answered(t, sn)
+		resp, err := http.Post(sn.url()+federation.PathNudge, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		waitFor(t, "sn's question", func() bool { return answered(t, sn) > before })
+	}
+	nudge()
+	waitFor(t, "the failed fetch", func() bool { return fedCount(t, sn, "replies", "failed") == 1 })
+	for range 2 {
+		nudge()
+	}
+	if n := fedCount(t, sn, "replies", "failed"); n != 1 {
+		t.Errorf("%d failed fetches of the damaged reply after three questions, want 1", n)
+	}
+	if n := len(sn.sub(t, id).Replies); n != 0 {
+		t.Errorf("the damaged reply was stored: %d replies", n)
+	}
 }
 
 // TestPeerReplyDownloadHoldsBackNoOtherState: the tracker fetched a reply's
