@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/internal/httpbody"
+	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/store/storetest"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -277,5 +279,40 @@ func TestReplyFetchRetriesWaitLongerEachTime(t *testing.T) {
 	tr.done("s-2")
 	if len(tr.retries) != 0 {
 		t.Errorf("failures kept after a stored reply and a finished package: %v", tr.retries)
+	}
+}
+
+// failingGets is a store whose reads of records fail while fail is set, as a
+// cluster's store does without quorum.
+type failingGets struct {
+	store.Store
+	fail atomic.Bool
+}
+
+func (f *failingGets) Get(id string) (*submission.Submission, error) {
+	if f.fail.Load() {
+		return nil, fmt.Errorf("jsstore: read %s: %w", id, store.ErrUnavailable)
+	}
+	return f.Store.Get(id)
+}
+
+// TestTrackerKeepsAPackageItCouldNotReadNow: a package whose record the store
+// could not read at a question (a cluster without quorum for a moment) was
+// dropped from the tracker, and nobody asked the peer about it again until a
+// restart. It is asked about at the next question; one whose record is gone
+// is dropped.
+func TestTrackerKeepsAPackageItCouldNotReadNow(t *testing.T) {
+	st := &failingGets{Store: storetest.OpenBolt(t)}
+	tr := &Tracker{Broker: broker.New(broker.Config{}, st, nil, nil, nil, nil, nil, nil), Peers: []config.Peer{{ID: "by"}}}
+	tr.open = map[string]string{"s-1": "by"}
+	st.fail.Store(true)
+	tr.poll(context.Background(), tr.Peers[0], []string{"s-1"})
+	if got := tr.openOf("by", false); fmt.Sprint(got) != "[s-1]" {
+		t.Fatalf("after a read the store could not answer, by's question names %v, want s-1 still", got)
+	}
+	st.fail.Store(false)
+	tr.poll(context.Background(), tr.Peers[0], []string{"s-1"}) // not in the store at all
+	if got := tr.openOf("by", false); len(got) != 0 {
+		t.Fatalf("a package whose record is gone is still followed: %v", got)
 	}
 }

@@ -3,6 +3,7 @@ package federation
 import (
 	"cmp"
 	"context"
+	"errors"
 	"log/slog"
 	"maps"
 	"slices"
@@ -503,6 +504,12 @@ func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
 					subs[ref] = s
 					refs = append(refs, ref)
 				}
+				continue
+			}
+			if err != nil && !errors.Is(err, broker.ErrNotFound) {
+				// The store could not answer now (a cluster without quorum for a
+				// moment): asked about at the next question. It was dropped, and
+				// nobody asked about it again until a restart.
 				continue
 			}
 			if err != nil || s.Forward == nil || s.State.Final() && !t.stillAsked(s, p) {
