@@ -35,22 +35,14 @@ import (
 // Saxony asks Bavaria only every hour here, so nothing but the nudges moves;
 // its record of the decision is made three days old while it is stopped.
 func TestPeerReplyLongAfterTheDecisionComesAtOnce(t *testing.T) {
-	sn := newFedNode(t, "amtsbote-sn")
-	by := newMunichPeer(t, sn)
-	by.start(t)
-	sn.peer(by, "", time.Hour, "09")
-	sn.start(t)
+	sn, by := snAndByNudged(t)
 
 	id := sn.submit(t, fedMuenchenARS)
 	s := sn.waitState(t, id, submission.StateDelivered)
 	by.decide(t, s.Sender, s.MessageID, wire.OutcomeAccepted)
 	sn.waitState(t, id, submission.StateAccepted)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := sn.g.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sn.stop(t)
 	db, err := store.Open(sn.cfg.DataDir, store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +64,38 @@ func TestPeerReplyLongAfterTheDecisionComesAtOnce(t *testing.T) {
 
 	// After the restart the decided package is asked about once (an empty
 	// nudge starts the question), and then not for 7.2 hours.
+	sn.nudgedAndAsked(t)
+
+	by.replyAt(t, s.Sender, s.MessageID, "Bescheid", []byte("%PDF-1.7 Bescheid, drei Tage nach der Annahme"))
+	waitFor(t, "the Bescheid at sn", func() bool { return len(sn.sub(t, id).Replies) == 1 })
+}
+
+// snAndByNudged is snAndBy with Saxony asking Bavaria only every hour: nothing
+// but the nudges moves.
+func snAndByNudged(t *testing.T) (sn, by *fedNode) {
+	t.Helper()
+	sn = newFedNode(t, "amtsbote-sn")
+	by = newMunichPeer(t, sn)
+	by.start(t)
+	sn.peer(by, "", time.Hour, "09")
+	sn.start(t)
+	return sn, by
+}
+
+// stop shuts the gateway of n down (start starts it again).
+func (n *fedNode) stop(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.g.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// nudgedAndAsked sends sn an empty nudge and waits for the status question to
+// by it makes sn ask.
+func (sn *fedNode) nudgedAndAsked(t *testing.T) {
+	t.Helper()
 	before := answered(t, sn)
 	resp, err := http.Post(sn.url()+federation.PathNudge, "", nil)
 	if err != nil {
@@ -81,10 +105,7 @@ func TestPeerReplyLongAfterTheDecisionComesAtOnce(t *testing.T) {
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("empty nudge: %d", resp.StatusCode)
 	}
-	waitFor(t, "sn's first question after its restart", func() bool { return answered(t, sn) > before })
-
-	by.replyAt(t, s.Sender, s.MessageID, "Bescheid", []byte("%PDF-1.7 Bescheid, drei Tage nach der Annahme"))
-	waitFor(t, "the Bescheid at sn", func() bool { return len(sn.sub(t, id).Replies) == 1 })
+	waitFor(t, "sn's question", func() bool { return answered(t, sn) > before })
 }
 
 // answered is how many of sn's status questions to by were answered.
@@ -111,19 +132,11 @@ func fedCount(t *testing.T, sn *fedNode, what, outcome string) int {
 // next try now waits (federation.FetchRetryFirst, 30 s, doubling): two more
 // questions fetch nothing.
 func TestPeerReplyThatCannotBeFetchedWaits(t *testing.T) {
-	sn := newFedNode(t, "amtsbote-sn")
-	by := newMunichPeer(t, sn)
-	by.start(t)
-	sn.peer(by, "", time.Hour, "09")
-	sn.start(t)
+	sn, by := snAndByNudged(t)
 	id := sn.submit(t, fedMuenchenARS)
 	s := sn.waitState(t, id, submission.StateDelivered)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := sn.g.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sn.stop(t)
 	content := bytes.Repeat([]byte("Rückfrage "), 30_000) // a blob file, not one kept in bbolt
 	r := by.replyAt(t, s.Sender, s.MessageID, "Rueckfrage", content)
 	damaged := false
@@ -138,20 +151,10 @@ func TestPeerReplyThatCannotBeFetchedWaits(t *testing.T) {
 	}
 	sn.start(t)
 
-	nudge := func() {
-		t.Helper()
-		before := answered(t, sn)
-		resp, err := http.Post(sn.url()+federation.PathNudge, "", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		waitFor(t, "sn's question", func() bool { return answered(t, sn) > before })
-	}
-	nudge()
+	sn.nudgedAndAsked(t)
 	waitFor(t, "the failed fetch", func() bool { return fedCount(t, sn, "replies", "failed") == 1 })
 	for range 2 {
-		nudge()
+		sn.nudgedAndAsked(t)
 	}
 	if n := fedCount(t, sn, "replies", "failed"); n != 1 {
 		t.Errorf("%d failed fetches of the damaged reply after three questions, want 1", n)
@@ -204,11 +207,7 @@ func TestPeerReplyDownloadHoldsBackNoOtherState(t *testing.T) {
 		others = append(others, sn.waitState(t, sn.submit(t, fedMuenchenARS), submission.StateDelivered))
 	}
 	// Saxony stops; meanwhile Bavaria's office answers the one and decides the others.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := sn.g.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sn.stop(t)
 	by.replyAt(t, withReply.Sender, withReply.MessageID, "Rueckfrage", []byte("%PDF-1.7 Rückfrage"))
 	for _, s := range others {
 		by.decide(t, s.Sender, s.MessageID, wire.OutcomeAccepted)
@@ -314,11 +313,7 @@ func clusterTakesUp(t *testing.T, byNudge bool) {
 			return strings.Contains(scrapeMetrics(t, other.url()), `amtsbote_federation_followed_packages{kind="open",peer="amtsbote-by"} 1`)
 		})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := forwarder.g.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	forwarder.stop(t)
 	if byNudge {
 		lbTarget.Store(mustURL(t, other.url()))
 	}

@@ -129,11 +129,7 @@ func TestPeerReplyAfterARestartOfTheForwardingGateway(t *testing.T) {
 	by.decideWith(t, s.Sender, s.MessageID, wire.OutcomeRejected, `"Unterlagen unvollständig"`)
 	sn.waitState(t, id, submission.StateRejected)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := sn.g.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sn.stop(t)
 	by.replyAt(t, s.Sender, s.MessageID, "Bescheid", []byte("%PDF-1.7 Ablehnungsbescheid"))
 	sn.start(t)
 	waitFor(t, "the Bescheid at sn after its restart", func() bool { return len(sn.sub(t, id).Replies) == 1 })
