@@ -76,11 +76,9 @@ func ParseChanges(root *etree.Element) (*Changes, error) {
 		if len(c.Refs) == MaxChanges {
 			return nil, checkChangesSize(MaxChanges + 1)
 		}
-		v := newReader(r.elem("Vorgang"), "Aenderungsmeldung/Vorgang")
-		ref := readRef(v)
-		v.end()
-		if v.err != nil {
-			return nil, v.err
+		ref, _, err := readVorgang(r, "Aenderungsmeldung")
+		if err != nil {
+			return nil, err
 		}
 		c.Refs = append(c.Refs, ref)
 	}

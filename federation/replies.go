@@ -64,14 +64,11 @@ func ParseReplyQuery(root *etree.Element) (*ReplyQuery, error) {
 	r := newReader(root, "Antwortabruf")
 	q := &ReplyQuery{}
 	q.From, q.To, q.At = readHead(r)
-	if el := r.elem("Vorgang"); el != nil {
-		v := newReader(el, "Antwortabruf/Vorgang")
-		q.Ref = readRef(v)
-		v.end()
-		if v.err != nil {
-			return nil, v.err
-		}
+	ref, _, err := readVorgang(r, "Antwortabruf")
+	if err != nil {
+		return nil, err
 	}
+	q.Ref = ref
 	q.ReplyID = r.text("AntwortID", 200)
 	r.end()
 	if r.err != nil {

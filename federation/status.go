@@ -124,12 +124,9 @@ func ParseQuery(root *etree.Element) (*Query, error) {
 	q := &Query{}
 	q.From, q.To, q.At = readHead(r)
 	for r.peek("Vorgang") {
-		el := r.elem("Vorgang")
-		v := newReader(el, "Statusabfrage/Vorgang")
-		ref := readRef(v)
-		v.end()
-		if v.err != nil {
-			return nil, v.err
+		ref, el, err := readVorgang(r, "Statusabfrage")
+		if err != nil {
+			return nil, err
 		}
 		if a := el.SelectAttr("Antworten"); a != nil {
 			n, err := strconv.Atoi(a.Value)
@@ -314,6 +311,21 @@ func addVorgang(parent *etree.Element, r Ref) *etree.Element {
 
 func readHead(r *reader) (from, to string, at time.Time) {
 	return r.text("Von", 200), r.text("An", 200), r.time("Zeitpunkt")
+}
+
+// readVorgang reads the next Vorgang of r, in a document named doc, that names
+// a package and nothing else (a question, an Antwortabruf, an
+// Aenderungsmeldung), and returns its Ref and the element (for attributes).
+// A missing Vorgang is r's error.
+func readVorgang(r *reader, doc string) (Ref, *etree.Element, error) {
+	el := r.elem("Vorgang")
+	if el == nil {
+		return Ref{}, nil, r.err
+	}
+	v := newReader(el, doc+"/Vorgang")
+	ref := readRef(v)
+	v.end()
+	return ref, el, v.err
 }
 
 func readRef(v *reader) Ref {
