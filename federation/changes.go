@@ -97,36 +97,27 @@ func ParseChanges(root *etree.Element) (*Changes, error) {
 // forward (Changed), for the peer that signed it. Either is answered 204 once
 // taken; a body that is neither is refused like any other peer document.
 func (h *Receiver) nudge(w http.ResponseWriter, r *http.Request) {
-	if r.ContentLength == 0 {
-		if h.Nudged != nil {
-			h.Nudged()
+	var c *Changes
+	var peer config.Peer
+	if r.ContentLength != 0 {
+		body, lease, ok := h.read(w, r, MaxChangesBytes)
+		if !ok {
+			return
 		}
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	body, lease, ok := h.read(w, r, MaxChangesBytes)
-	if !ok {
-		return
-	}
-	if len(body) == 0 { // sent chunked, and empty
+		if len(body) > 0 { // else sent chunked, and empty
+			c, peer, ok = check(h, w, r, body, "Aenderungsmeldung", ParseChanges, func(c *Changes) (string, string, time.Time) { return c.From, c.To, c.At })
+		}
+		// The body's room in the budget is given back once it is read (as a
+		// status question's): Changed may look packages up in the store, which
+		// in a cluster without quorum takes up to its timeout a read, and the
+		// room held meanwhile was refused to the forwardings (503).
 		lease.Release()
-		if h.Nudged != nil {
-			h.Nudged()
+		if !ok {
+			return
 		}
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	c, peer, ok := check(h, w, r, body, "Aenderungsmeldung", ParseChanges, func(c *Changes) (string, string, time.Time) { return c.From, c.To, c.At })
-	// The body's room in the budget is given back once it is read (as a status
-	// question's): Changed may look packages up in the store, which in a
-	// cluster without quorum takes up to its timeout a read, and the room held
-	// meanwhile was refused to the forwardings (503).
-	lease.Release()
-	if !ok {
-		return
 	}
 	switch {
-	case h.Changed != nil:
+	case c != nil && h.Changed != nil:
 		// The request's context: the lookups end when the peer has gone.
 		h.Changed(r.Context(), peer.ID, c.Refs)
 	case h.Nudged != nil:
