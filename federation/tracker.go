@@ -148,12 +148,17 @@ func (t *Tracker) Observe(s *submission.Submission, e submission.Event) {
 		return
 	}
 	t.mu.Lock()
+	t.openLocked(s)
+	t.mu.Unlock()
+	t.kickPeer(s.Forward.Peer)
+}
+
+// openLocked notes the forwarded package s among the open ones; t.mu is held.
+func (t *Tracker) openLocked(s *submission.Submission) {
 	if t.open == nil {
 		t.open = map[string]string{}
 	}
 	t.open[s.ID] = s.Forward.Peer
-	t.mu.Unlock()
-	t.kickPeer(s.Forward.Peer)
 }
 
 // Changed is registered as the Receiver's Changed: the peer named the packages
@@ -225,7 +230,6 @@ func (t *Tracker) Adopt(id string) {
 // open one, or as a decided one due at once whose office's replies may still
 // come.
 func (t *Tracker) take(s *submission.Submission) {
-	peer := s.Forward.Peer
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if _, ok := t.open[s.ID]; ok {
@@ -235,13 +239,10 @@ func (t *Tracker) take(s *submission.Submission) {
 		return
 	}
 	if !s.State.Final() {
-		if t.open == nil {
-			t.open = map[string]string{}
-		}
-		t.open[s.ID] = peer
+		t.openLocked(s)
 		return
 	}
-	if s.BytesRemovedAt == nil && s.Decision != nil && time.Since(s.Decision.DecidedLocally()) < t.replyWindow() {
+	if t.repliesMayCome(s) {
 		t.lateLocked(s, time.Now())
 	}
 }
@@ -286,19 +287,9 @@ func (t *Tracker) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	t.mu.Lock()
-	if t.open == nil {
-		t.open = map[string]string{}
-	}
-	now := time.Now()
 	for _, s := range subs {
-		if s.State.Final() {
-			t.lateLocked(s, now) // asked at the first question
-			continue
-		}
-		t.open[s.ID] = s.Forward.Peer
+		t.take(s) // a decided one is asked about at the first question
 	}
-	t.mu.Unlock()
 	runCtx, cancel := context.WithCancel(context.Background())
 	t.stop = cancel
 	for _, p := range t.Peers {
@@ -454,7 +445,7 @@ func (t *Tracker) openOf(peer string, kicked bool) []string {
 // office's replies, and if so moves it from the open packages to the decided
 // ones (or keeps it there), to be asked next after lateGap.
 func (t *Tracker) stillAsked(s *submission.Submission, p config.Peer) bool {
-	if s.BytesRemovedAt != nil || s.Decision == nil || time.Since(s.Decision.DecidedLocally()) >= t.replyWindow() {
+	if !t.repliesMayCome(s) {
 		t.done(s.ID)
 		return false
 	}
@@ -464,6 +455,12 @@ func (t *Tracker) stillAsked(s *submission.Submission, p config.Peer) bool {
 	e := t.lateLocked(s, time.Time{})
 	e.next = time.Now().Add(lateGap(time.Since(e.decided), pollOf(p)))
 	return true
+}
+
+// repliesMayCome says whether the decided package s is asked about for its
+// office's replies: its bytes are kept and its decision is within ReplyWindow.
+func (t *Tracker) repliesMayCome(s *submission.Submission) bool {
+	return s.BytesRemovedAt == nil && s.Decision != nil && time.Since(s.Decision.DecidedLocally()) < t.replyWindow()
 }
 
 // lateLocked notes s among the decided packages asked about (next: when),
