@@ -793,15 +793,13 @@ func (b *Broker) Reply(_ context.Context, officeID, id string, in ReplyIn) (subm
 	if err != nil {
 		return submission.Reply{}, err
 	}
-	if in.MessageID != "" {
-		for _, have := range s.Replies {
-			if have.MessageID == in.MessageID {
-				// A repeat returns the reply stored the first time, and its
-				// bytes are not stored again: they may be other bytes (the
-				// face compares them), which no record would name.
-				return have, nil
-			}
-		}
+	// A repeat returns the reply stored the first time, and its bytes are not
+	// stored again: they may be other bytes (the face compares them), which no
+	// record would name.
+	if i := slices.IndexFunc(s.Replies, func(have submission.Reply) bool {
+		return in.MessageID != "" && have.MessageID == in.MessageID
+	}); i >= 0 {
+		return s.Replies[i], nil
 	}
 	// Everything the transaction would refuse, asked before the bytes are
 	// stored, the transition's rules on a copy: a reply to a case the office
