@@ -61,9 +61,9 @@ const maxStopMsg = 512
 // says so all the time.
 const stopWarnEvery = time.Minute
 
-// wellFormedID says whether id is a submission id as the broker makes them
+// WellFormedID says whether id is a submission id as the broker makes them
 // (newID): a UUID in its canonical form. Only that is looked up.
-func wellFormedID(id string) bool {
+func WellFormedID(id string) bool {
 	u, err := uuid.Parse(id)
 	return err == nil && u.String() == id
 }
@@ -109,7 +109,7 @@ func (b *Broker) announceStop(id string) {
 // logged: it may be anything.
 func (b *Broker) heardStop(m *nats.Msg) {
 	var sm stopMsg
-	if len(m.Data) > maxStopMsg || json.Unmarshal(m.Data, &sm) != nil || !wellFormedID(sm.ID) {
+	if len(m.Data) > maxStopMsg || json.Unmarshal(m.Data, &sm) != nil || !WellFormedID(sm.ID) {
 		b.metrics.stopMessages.WithLabelValues("ignored").Inc()
 		if b.badStopWarn.Allow(time.Now()) {
 			b.log.Warn("takeover: a stop message that names no submission id was ignored", "subject", m.Subject, "bytes", len(m.Data))

@@ -1,9 +1,9 @@
 package gateway
 
 import (
-	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
+	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/federation"
 	"github.com/amtsbote/amtsbote/submission"
@@ -43,8 +43,8 @@ func (g *Gateway) shareForwardings(tracker *federation.Tracker) (stop func(), er
 	nc := g.bus.NC
 	sub, err := nc.Subscribe(forwardedSubject, func(m *nats.Msg) {
 		// Only what a broker makes as an id is looked up.
-		if u, err := uuid.ParseBytes(m.Data); err == nil && u.String() == string(m.Data) {
-			tracker.Adopt(string(m.Data))
+		if id := string(m.Data); broker.WellFormedID(id) {
+			tracker.Adopt(id)
 		}
 	})
 	if err != nil {
