@@ -60,7 +60,7 @@ unit:
 # verified and its sandbox scored with systemd-analyze.
 deploy-check: build $(PROMTOOL)
 	$(PROMTOOL) check rules deploy/prometheus/amtsbote-alerts.yml
-	cd deploy/prometheus && $(PROMTOOL) test rules amtsbote-alerts.test.yml
+	cd deploy/prometheus && $(PROMTOOL) test rules amtsbote-alerts.test.yml amtsbote-alerts.days.test.yml
 	./scripts/check-systemd.sh
 
 # 15 s for the package parser and verifier, 5 s for the other parsers (make test):

@@ -18,6 +18,9 @@ import (
 const (
 	alertRules = "deploy/prometheus/amtsbote-alerts.yml"
 	alertTests = "deploy/prometheus/amtsbote-alerts.test.yml"
+	// alertDayTests are the scenarios that run for days, at a coarser step
+	// (its header says why); an alert may fire in either file.
+	alertDayTests = "deploy/prometheus/amtsbote-alerts.days.test.yml"
 	alertTable = "docs/operations.md"
 )
 
@@ -106,7 +109,7 @@ func alertProblems(rules map[string]string, table string, firing map[string]bool
 			out = append(out, fmt.Sprintf("%s's table marks %s critical: %v; its severity is %q", alertTable, a, critical, rules[a]))
 		}
 		if !firing[a] {
-			out = append(out, fmt.Sprintf("%s defines %s, which fires in no case of %s", alertRules, a, alertTests))
+			out = append(out, fmt.Sprintf("%s defines %s, which fires in no case of %s or %s", alertRules, a, alertTests, alertDayTests))
 		}
 	}
 	return out
@@ -152,7 +155,7 @@ func TestAlertNamesExist(t *testing.T) {
 		alertTable + "'s table has a row for AmtsboteGone, which " + alertRules + " does not define",
 		alertTable + "'s table marks AmtsboteDown critical: false; its severity is \"critical\"",
 		alertRules + " defines AmtsboteLate, which has no row in " + alertTable + "'s table of alerts",
-		alertRules + " defines AmtsboteLate, which fires in no case of " + alertTests,
+		alertRules + " defines AmtsboteLate, which fires in no case of " + alertTests + " or " + alertDayTests,
 		alertTable + "'s table marks AmtsboteSlow critical: true; its severity is \"warning\"",
 	}
 	if got := alertProblems(plantedRules, table, plantedFiring); !slices.Equal(got, want) {
@@ -177,9 +180,13 @@ func TestAlertNamesExist(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s: %v", alertRules, err)
 	}
-	firing, err := firingTests(read(alertTests))
-	if err != nil {
-		t.Fatalf("%s: %v", alertTests, err)
+	firing := map[string]bool{}
+	for _, f := range []string{alertTests, alertDayTests} {
+		in, err := firingTests(read(f))
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		maps.Copy(firing, in)
 	}
 	section := alertsSection(string(read(alertTable)))
 	if len(rules) < 20 || len(alertRow.FindAllString(section, -1)) < 20 {
