@@ -267,14 +267,21 @@ func TestReplyFetchRetriesWaitLongerEachTime(t *testing.T) {
 	if !tr.fetchDue("s-1", "r-2") || !tr.fetchDue("s-2", "r-1") {
 		t.Error("another reply, or another package's, waits for this one's failures")
 	}
-	tr.retries["s-1"].next = time.Now().Add(-time.Second)
+	tr.retries["s-1"]["r-1"].next = time.Now().Add(-time.Second)
 	if !tr.fetchDue("s-1", "r-1") {
 		t.Error("the failed reply is not due once its wait has passed")
 	}
 	if w := tr.fetchFailed("s-1", "r-2"); w != FetchRetryFirst {
 		t.Errorf("a failure of the next reply waits %v, want the first wait", w)
 	}
-	tr.fetchDone("s-1")
+	if tr.fetchDue("s-1", "r-1") != true || tr.fetchDue("s-1", "r-2") {
+		t.Error("a failure of the next reply changed the wait of the one before, or did not wait itself")
+	}
+	tr.fetchDone("s-1", "r-1")
+	if tr.fetchDue("s-1", "r-2") {
+		t.Error("the one reply stored forgot the failures of another")
+	}
+	tr.fetchDone("s-1", "r-2")
 	tr.fetchFailed("s-2", "r-1")
 	tr.done("s-2")
 	if len(tr.retries) != 0 {
@@ -314,5 +321,35 @@ func TestTrackerKeepsAPackageItCouldNotReadNow(t *testing.T) {
 	tr.poll(context.Background(), tr.Peers[0], []string{"s-1"}) // not in the store at all
 	if got := tr.openOf("by", false); len(got) != 0 {
 		t.Fatalf("a package whose record is gone is still followed: %v", got)
+	}
+}
+
+// TestHeldPrefixCountsFromThePeersFirstReply: the question asks for the
+// replies after the first n the case holds; a reply fetched past a failed one
+// keeps its place, so n stops before the gap. Replies without a place (a
+// build that fetched them in order) are the peer's first ones.
+func TestHeldPrefixCountsFromThePeersFirstReply(t *testing.T) {
+	reply := func(seqs ...int) *submission.Submission {
+		s := &submission.Submission{}
+		for _, n := range seqs {
+			s.Replies = append(s.Replies, submission.Reply{PeerSeq: n})
+		}
+		return s
+	}
+	for _, c := range []struct {
+		seqs []int
+		want int
+	}{
+		{nil, 0},
+		{[]int{0, 0}, 2},       // stored by an older build
+		{[]int{2}, 0},          // the first failed, the second stored
+		{[]int{1, 3}, 1},       // the second failed
+		{[]int{0, 0, 4}, 2},    // an older build's two, then a gap
+		{[]int{2, 1}, 2},       // the failed one came later
+		{[]int{0, 0, 3, 5}, 3}, // and a gap further on
+	} {
+		if got := heldPrefix(reply(c.seqs...)); got != c.want {
+			t.Errorf("places %v: asks after %d, want %d", c.seqs, got, c.want)
+		}
 	}
 }

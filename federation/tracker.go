@@ -67,13 +67,13 @@ type Tracker struct {
 	replyLog repeatlimit.Limit // a reply that cannot be fetched is said once a minute
 
 	mu      sync.Mutex
-	late    map[string]*lateEntry    // decided, asked for replies: submission id -> when
-	lateRef map[Ref]string           // the same by the packages' Ref (Changed)
-	open    map[string]string        // submission id -> peer id
-	held    map[string]string        // held here after a peer channel: submission id -> peer id, asked once
-	lacks   map[string]time.Time     // held packages their peer said it lacks, and when
-	kicks   map[string]chan struct{} // peer id -> its loop's kick (coalesced)
-	retries map[string]*fetchRetry   // submission id -> its reply whose fetch failed
+	late    map[string]*lateEntry             // decided, asked for replies: submission id -> when
+	lateRef map[Ref]string                    // the same by the packages' Ref (Changed)
+	open    map[string]string                 // submission id -> peer id
+	held    map[string]string                 // held here after a peer channel: submission id -> peer id, asked once
+	lacks   map[string]time.Time              // held packages their peer said it lacks, and when
+	kicks   map[string]chan struct{}          // peer id -> its loop's kick (coalesced)
+	retries map[string]map[string]*fetchRetry // submission id -> peer reply id -> its failed fetches
 	wg      sync.WaitGroup
 	stop    context.CancelFunc
 }
@@ -520,7 +520,7 @@ func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
 				// A case erased here takes no reply (ErrBytesRemoved): asked for,
 				// each one the peer's office sent was fetched and refused at every
 				// poll until the office decided, and counted as the peer's failure.
-				have[ref] = len(s.Replies) // a forwarded case holds its peer's replies only
+				have[ref] = heldPrefix(s)
 			}
 		}
 		if len(refs) == 0 {
@@ -567,7 +567,7 @@ func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
 				continue
 			}
 			if len(it.Replies) > 0 {
-				fetch = append(fetch, announced{s, it})
+				fetch = append(fetch, announced{s, it, have[it.Ref]})
 			}
 			if cur != nil && cur.State.Final() {
 				t.stillAsked(cur, p)
@@ -578,14 +578,35 @@ func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
 	// a slow link held back the states of the packages after it in the answer,
 	// and every later batch's question.
 	for _, f := range fetch {
-		t.fetchReplies(ctx, p, f.s, f.it)
+		t.fetchReplies(ctx, p, f.s, f.it, f.from)
 	}
 }
 
-// announced is a package whose status answer announced replies.
+// announced is a package whose status answer announced replies, those after
+// the first from of the peer's list.
 type announced struct {
-	s  *submission.Submission
-	it Status
+	s    *submission.Submission
+	it   Status
+	from int
+}
+
+// heldPrefix is how many of the peer's replies to the forwarded package s, from
+// its first on, s holds: the question asks for those after them. A reply keeps
+// its place in the peer's list (Reply.PeerSeq), as fetchReplies goes on past
+// one that fails: the count of replies held asked past the failed one, which
+// nobody fetched again — not this gateway after a restart, nor another of a
+// cluster. Replies without a place (stored by a build that fetched them in
+// order and stopped at a failure) are the peer's first ones, in their order.
+func heldPrefix(s *submission.Submission) int {
+	held := make(map[int]bool, len(s.Replies))
+	for i, r := range s.Replies {
+		held[cmp.Or(r.PeerSeq, i+1)] = true
+	}
+	n := 0
+	for held[n+1] {
+		n++
+	}
+	return n
 }
 
 // unknown records, once, that the peer does not know a package it acknowledged
@@ -626,19 +647,26 @@ func (t *Tracker) done(id string) {
 }
 
 // fetchReplies fetches and stores the replies the peer announced for s that s
-// does not hold, oldest first. It stops at the first that fails (said once a
-// minute): the next question names what s holds then, and the peer announces
-// the rest again.
-func (t *Tracker) fetchReplies(ctx context.Context, p config.Peer, s *submission.Submission, it Status) {
+// does not hold, oldest first; the answer lists those after the first from of
+// the peer's list, and each is stored with its place in it. One that fails
+// (said once a minute) is tried again later (fetchFailed) and the next ones
+// are fetched meanwhile: a reply the peer cannot send as announced held back
+// every reply after it, a Bescheid behind a damaged Rückfrage for good. The
+// question asks from the first the case lacks (heldPrefix), so the failed one
+// is announced again.
+func (t *Tracker) fetchReplies(ctx context.Context, p config.Peer, s *submission.Submission, it Status, from int) {
 	if s.BytesRemovedAt != nil {
 		return // not asked for (poll); a peer that announces them anyway is not followed
 	}
-	for _, a := range it.Replies {
+	for i, a := range it.Replies {
+		if ctx.Err() != nil {
+			return
+		}
 		if slices.ContainsFunc(s.Replies, func(r submission.Reply) bool { return r.MessageID == a.ID }) {
 			continue
 		}
 		if !t.fetchDue(s.ID, a.ID) {
-			return // failed before, and its next try has not come (fetchFailed)
+			continue // failed before, and its next try has not come (fetchFailed)
 		}
 		// Time by size, as a forwarding's: 64 MiB at 64 KiB/s.
 		fctx, cancel := context.WithTimeout(ctx, QuestionTimeout+time.Duration(a.Size/(64<<10))*time.Second)
@@ -646,7 +674,7 @@ func (t *Tracker) fetchReplies(ctx context.Context, p config.Peer, s *submission
 		if err == nil {
 			var r submission.Reply
 			r, err = t.Broker.RecordPeerReply(fctx, s.ID, p.ID, submission.Reply{Kind: a.Kind, MessageID: a.ID,
-				ContentType: a.ContentType, Size: a.Size, SHA256: a.SHA256, At: a.At, Actor: a.Actor}, rc)
+				ContentType: a.ContentType, Size: a.Size, SHA256: a.SHA256, At: a.At, Actor: a.Actor, PeerSeq: from + i + 1}, rc)
 			rc.Close()
 			if err == nil {
 				t.Log.Info("a reply of the office at the peer gateway is here for the portal", "submission", s.ID, "peer", p.ID, "reply", r.ID, "kind", r.Kind, "size", r.Size)
@@ -664,9 +692,9 @@ func (t *Tracker) fetchReplies(ctx context.Context, p config.Peer, s *submission
 						"submission", s.ID, "peer", p.ID, "peer_reply", a.ID, "next_try_in", next.Round(time.Second).String(), "err", err)
 				}
 			}
-			return
+			continue
 		}
-		t.fetchDone(s.ID)
+		t.fetchDone(s.ID, a.ID)
 	}
 }
 
@@ -676,17 +704,16 @@ func (t *Tracker) fetchReplies(ctx context.Context, p config.Peer, s *submission
 // next try now waits FetchRetryFirst after the first failure, twice as long
 // after each further one, at most FetchRetryMax: half the window of the alert
 // AmtsbotePeerRepliesFailing (failures and nothing stored in an hour), which
-// must see one in every hour while it lasts. The replies after it wait too:
-// the question asks for those after the ones held (by count).
+// must see one in every hour while it lasts. The replies after it do not wait
+// (fetchReplies).
 const (
 	FetchRetryFirst = 30 * time.Second
 	FetchRetryMax   = 30 * time.Minute
 )
 
-// fetchRetry is a reply whose fetch failed: which one, how often, and when it
-// is tried next.
+// fetchRetry is a reply whose fetch failed: how often, and when it is tried
+// next.
 type fetchRetry struct {
-	reply string
 	fails int
 	next  time.Time
 }
@@ -695,8 +722,8 @@ type fetchRetry struct {
 func (t *Tracker) fetchDue(id, reply string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	r, ok := t.retries[id]
-	return !ok || r.reply != reply || !time.Now().Before(r.next)
+	r := t.retries[id][reply]
+	return r == nil || !time.Now().Before(r.next)
 }
 
 // fetchFailed notes a failed fetch of reply of submission id and returns the
@@ -705,12 +732,15 @@ func (t *Tracker) fetchFailed(id, reply string) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.retries == nil {
-		t.retries = map[string]*fetchRetry{}
+		t.retries = map[string]map[string]*fetchRetry{}
 	}
-	r := t.retries[id]
-	if r == nil || r.reply != reply {
-		r = &fetchRetry{reply: reply}
-		t.retries[id] = r
+	if t.retries[id] == nil {
+		t.retries[id] = map[string]*fetchRetry{}
+	}
+	r := t.retries[id][reply]
+	if r == nil {
+		r = &fetchRetry{}
+		t.retries[id][reply] = r
 	}
 	r.fails++
 	wait := min(FetchRetryFirst<<min(r.fails-1, 10), FetchRetryMax)
@@ -718,10 +748,13 @@ func (t *Tracker) fetchFailed(id, reply string) time.Duration {
 	return wait
 }
 
-// fetchDone forgets the failures of submission id's replies: one was stored.
-func (t *Tracker) fetchDone(id string) {
+// fetchDone forgets the failures of reply of submission id: it was stored.
+func (t *Tracker) fetchDone(id, reply string) {
 	t.mu.Lock()
-	delete(t.retries, id)
+	delete(t.retries[id], reply)
+	if len(t.retries[id]) == 0 {
+		delete(t.retries, id)
+	}
 	t.mu.Unlock()
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -139,16 +140,7 @@ func TestPeerReplyThatCannotBeFetchedWaits(t *testing.T) {
 	sn.stop(t)
 	content := bytes.Repeat([]byte("Rückfrage "), 30_000) // a blob file, not one kept in bbolt
 	r := by.replyAt(t, s.Sender, s.MessageID, "Rueckfrage", content)
-	damaged := false
-	_ = filepath.WalkDir(by.cfg.DataDir, func(path string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && d.Name() == r.SHA256 {
-			damaged = os.WriteFile(path, bytes.Repeat([]byte("x"), len(content)), 0o600) == nil
-		}
-		return nil
-	})
-	if !damaged {
-		t.Fatalf("no blob file %s under %s to damage", r.SHA256, by.cfg.DataDir)
-	}
+	by.damageBlob(t, r.SHA256, content)
 	sn.start(t)
 
 	sn.nudgedAndAsked(t)
@@ -161,6 +153,73 @@ func TestPeerReplyThatCannotBeFetchedWaits(t *testing.T) {
 	}
 	if n := len(sn.sub(t, id).Replies); n != 0 {
 		t.Errorf("the damaged reply was stored: %d replies", n)
+	}
+}
+
+// damageBlob overwrites the blob file of content (its SHA-256 sha) at n with
+// as many other bytes, as a damaged disk would, and returns what mends it.
+func (n *fedNode) damageBlob(t *testing.T, sha string, content []byte) (mend func()) {
+	t.Helper()
+	var file string
+	_ = filepath.WalkDir(n.cfg.DataDir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && d.Name() == sha {
+			file = path
+		}
+		return nil
+	})
+	if file == "" {
+		t.Fatalf("no blob file %s under %s to damage", sha, n.cfg.DataDir)
+	}
+	if err := os.WriteFile(file, bytes.Repeat([]byte("x"), len(content)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if err := os.WriteFile(file, content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestPeerReplyThatCannotBeFetchedHoldsBackNoLaterOne: the forwarding gateway
+// fetched an office's replies in order and stopped at the first that failed,
+// and the question asked for the replies after the number it held: a
+// Rückfrage whose bytes were damaged at the peer kept the Bescheid after it
+// from the portal for as long as it failed, for good if it never mended. Now
+// the later reply is fetched, each reply keeps its place in the peer's list,
+// and the question asks from the first missing one: after a restart (nothing
+// of the failure in memory) the Rückfrage, mended at the peer, comes too.
+func TestPeerReplyThatCannotBeFetchedHoldsBackNoLaterOne(t *testing.T) {
+	sn, by := snAndByNudged(t)
+	id := sn.submit(t, fedMuenchenARS)
+	s := sn.waitState(t, id, submission.StateDelivered)
+
+	sn.stop(t)
+	first := bytes.Repeat([]byte("Rückfrage "), 30_000) // a blob file, not one kept in bbolt
+	r1 := by.replyAt(t, s.Sender, s.MessageID, "Rueckfrage", first)
+	mend := by.damageBlob(t, r1.SHA256, first)
+	r2 := by.replyAt(t, s.Sender, s.MessageID, "Bescheid", []byte("%PDF-1.7 Bescheid"))
+	sn.start(t)
+
+	sn.nudgedAndAsked(t)
+	waitFor(t, "the Bescheid after the damaged Rückfrage at sn", func() bool {
+		rs := sn.sub(t, id).Replies
+		return len(rs) == 1 && rs[0].MessageID == r2.ID
+	})
+	if n := fedCount(t, sn, "replies", "failed"); n != 1 {
+		t.Errorf("%d failed fetches of the damaged Rückfrage, want 1", n)
+	}
+
+	sn.stop(t)
+	mend()
+	sn.start(t)
+	sn.nudgedAndAsked(t)
+	waitFor(t, "the mended Rückfrage at sn after its restart", func() bool {
+		return slices.ContainsFunc(sn.sub(t, id).Replies, func(r submission.Reply) bool { return r.MessageID == r1.ID })
+	})
+	rs := sn.sub(t, id).Replies
+	if len(rs) != 2 || rs[0].PeerSeq != 2 || rs[1].PeerSeq != 1 {
+		t.Errorf("sn holds %+v, want the Bescheid at the peer's place 2, then the Rückfrage at its place 1", rs)
 	}
 }
 

@@ -192,6 +192,13 @@ type Reply struct {
 	Channel     string    `json:"channel"`
 	Actor       string    `json:"actor,omitempty"`
 	At          time.Time `json:"at"`
+	// PeerSeq is, for a reply fetched from a peer gateway, its place in that
+	// gateway's list of the package's replies (from 1): the forwarding gateway
+	// fetches the replies after a failing one too, and asks for those after
+	// the first it lacks (federation.Tracker). 0 for every other reply, and for
+	// a peer's reply stored by a build before 2026-12-06 night, which fetched
+	// them in order and so holds the peer's first ones.
+	PeerSeq int `json:"peerSeq,omitempty"`
 }
 
 // CurrentTarget returns the channel the next attempt goes to, if any is left.
