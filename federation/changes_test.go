@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -350,6 +352,50 @@ func TestHeldPrefixCountsFromThePeersFirstReply(t *testing.T) {
 	} {
 		if got := heldPrefix(reply(c.seqs...)); got != c.want {
 			t.Errorf("places %v: asks after %d, want %d", c.seqs, got, c.want)
+		}
+	}
+}
+
+// TestTurnsToAskTheLeaseDecides: with a lease (gateways sharing a store) a
+// question on the timer is asked only in an interval whose lease this gateway
+// got, or when the store cannot say (a question too many costs less than a
+// portal waiting); intervals under a second are not leased. The next try
+// falls in the first half of the next interval, a random moment.
+func TestTurnsToAskTheLeaseDecides(t *testing.T) {
+	var names []string
+	var slots []time.Time
+	answer, fail := false, error(nil)
+	tr := &Tracker{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Lease: func(_ context.Context, name string, slot time.Time, ttl time.Duration) (bool, func(), error) {
+		names, slots = append(names, name), append(slots, slot)
+		if ttl != 20*time.Second {
+			t.Errorf("lease for %s, want two intervals", ttl)
+		}
+		return answer, func() {}, fail
+	}}
+	by := config.Peer{ID: "by", PollInterval: 10 * time.Second}
+	if tr.takeTurn(context.Background(), by) {
+		t.Error("asked in an interval another gateway holds")
+	}
+	answer = true
+	if !tr.takeTurn(context.Background(), by) {
+		t.Error("did not ask in an interval it holds")
+	}
+	answer, fail = false, errors.New("no quorum")
+	if !tr.takeTurn(context.Background(), by) {
+		t.Error("did not ask when the store could not say whose turn it is")
+	}
+	if len(names) != 3 || names[0] != "federation-poll.by" || !slots[0].Equal(slots[0].Truncate(10*time.Second)) {
+		t.Errorf("leases asked for %v at %v, want federation-poll.by at an interval's start", names, slots)
+	}
+	fast := config.Peer{ID: "nw", PollInterval: 500 * time.Millisecond}
+	if !tr.takeTurn(context.Background(), fast) || len(names) != 3 {
+		t.Error("an interval under a second was leased")
+	}
+	for range 50 {
+		now := time.Now()
+		next := now.Add(tr.nextTurn(by))
+		if into := next.Sub(next.Truncate(10 * time.Second)); into >= 5*time.Second || !next.Truncate(10*time.Second).After(now) {
+			t.Fatalf("next try at %s (%s into its interval) from %s, want in the first half of the next interval", next, into, now)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -63,8 +64,13 @@ type Tracker struct {
 	ReplyWindow time.Duration
 	// Metrics count the questions and the replies fetched, per peer; nil: none.
 	Metrics *Metrics
+	// Lease, where several gateways share the store (a cluster:
+	// store.Leaser's TryLease), hands one of them each poll interval's turn
+	// to ask a peer (takeTurn); nil: every question is asked.
+	Lease func(ctx context.Context, name string, slot time.Time, ttl time.Duration) (held bool, release func(), err error)
 
 	replyLog repeatlimit.Limit // a reply that cannot be fetched is said once a minute
+	leaseLog repeatlimit.Limit // a lease the store could not answer is said once a minute
 
 	mu      sync.Mutex
 	late    map[string]*lateEntry             // decided, asked for replies: submission id -> when
@@ -283,6 +289,7 @@ func (t *Tracker) Start(ctx context.Context) error {
 		t.Log = slog.Default()
 	}
 	t.replyLog.Every = time.Minute
+	t.leaseLog.Every = time.Minute
 	subs, err := t.Broker.Forwarded(ctx, t.Offices, time.Now().Add(-t.replyWindow()))
 	if err != nil {
 		return err
@@ -410,10 +417,65 @@ func (t *Tracker) follow(ctx context.Context, p config.Peer, kick <-chan struct{
 			timer.Reset(pollOf(p))
 			continue
 		}
+		if !kicked && !t.takeTurn(ctx, p) {
+			// Another gateway of the cluster asks in this interval.
+			timer.Reset(t.nextTurn(p))
+			continue
+		}
 		last = time.Now()
 		t.poll(ctx, p, ids)
-		timer.Reset(time.Until(last.Add(pollOf(p))))
+		if t.leased(p) {
+			timer.Reset(t.nextTurn(p))
+		} else {
+			timer.Reset(time.Until(last.Add(pollOf(p))))
+		}
 	}
+}
+
+// A cluster's gateways share one store and, through the forwarded message
+// (gateway/peers_cluster.go), follow the same packages: each asked the peer
+// about all of them at every poll interval, so a peer got as many questions
+// as the cluster has gateways, each about the same packages (up to 500 a
+// question, each a record read there). Now the question on the timer is asked
+// by one gateway per interval: the first to take the interval's lease
+// (lease.federation-poll.<peer>.<interval's start>). Each tries at a random
+// moment in the first half of the interval, so the turn goes round: a gateway
+// that missed the forwarded message of a package (at most once) follows it
+// alone, and must get turns too. A question a kick causes (a nudge, a new
+// forwarding, an Aenderungsmeldung: each reaches one gateway) is asked by
+// that gateway at once, as before. Without an answer from the store the
+// gateway asks: a question too many costs the peer a question, one too few
+// delays a portal. Poll intervals under a second (tests) are not leased: the
+// lease's slot is a second.
+
+// leased says whether questions to p on the timer take turns (takeTurn).
+func (t *Tracker) leased(p config.Peer) bool {
+	return t.Lease != nil && pollOf(p) >= time.Second
+}
+
+// takeTurn says whether this gateway asks p on the timer in the current poll
+// interval: the interval's lease is its, or there is no lease to take.
+func (t *Tracker) takeTurn(ctx context.Context, p config.Peer) bool {
+	if !t.leased(p) {
+		return true
+	}
+	slot := time.Now().Truncate(pollOf(p))
+	held, _, err := t.Lease(ctx, "federation-poll."+p.ID, slot, 2*pollOf(p))
+	if err != nil {
+		if ctx.Err() == nil && t.leaseLog.Allow(time.Now()) {
+			t.Log.Warn("could not ask the store whose turn it is to ask the peer gateway; asking (at most one such line a minute)", "peer", p.ID, "err", err)
+		}
+		return true
+	}
+	return held
+}
+
+// nextTurn is the time until this gateway tries for the next interval's turn
+// to ask p: a random moment in its first half.
+func (t *Tracker) nextTurn(p config.Peer) time.Duration {
+	poll := pollOf(p)
+	next := time.Now().Truncate(poll).Add(poll + rand.N(poll/2))
+	return time.Until(next)
 }
 
 // openOf lists the open packages forwarded to the peer, those held here that it

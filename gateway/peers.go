@@ -12,6 +12,7 @@ import (
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/federation"
 	"github.com/amtsbote/amtsbote/intake"
+	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
 )
 
@@ -72,6 +73,11 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 		// Replies are asked for while the case's bytes are kept here: a reply
 		// to a case whose bytes are gone could not be stored (nor read).
 		ReplyWindow: cfg.Retention.PackageBytes, Metrics: federation.NewMetrics(cfg.Peers)}
+	if l, ok := g.db.(store.Leaser); ok {
+		// Gateways sharing the store take turns asking on the timer
+		// (federation.Tracker.Lease).
+		tracker.Lease = l.TryLease
+	}
 	g.reg.MustRegister(tracker.Metrics.Collectors()...)
 	g.reg.MustRegister(tracker.Collector())
 	g.Broker.Observe(tracker.Observe)

@@ -390,3 +390,62 @@ func mustURL(t *testing.T, s string) *url.URL {
 	}
 	return u
 }
+
+// TestPeerClusterAsksOncePerInterval: every gateway of a cluster follows what
+// any of them forwarded, and each asked the peer about all of it at every poll
+// interval: Bavaria got a question per Saxon gateway and interval, each about
+// the same packages. Now one gateway per interval asks on the timer (the
+// interval's lease in the shared store). Two Saxon gateways follow one open
+// package and poll every second; over the seconds counted Bavaria gets at most
+// one question per interval begun (two more for the intervals at the ends),
+// where it got two.
+func TestPeerClusterAsksOncePerInterval(t *testing.T) {
+	natsURL := natstest.StartSingle(t).URLs()
+	sn1 := newFedNode(t, "amtsbote-sn")
+	sn1.cfg.Store.Backend, sn1.cfg.NATS.URL = config.StoreJetStream, natsURL
+	sn2 := newFedNode(t, "amtsbote-sn")
+	by := newFedNode(t, "amtsbote-by")
+	fedTrust(t, sn1, by)
+	by.office("09", "09162", "muenchen-kvr", fedHook(t))
+	by.peer(sn1, sn1.url(), time.Hour, "14")
+	by.start(t)
+
+	// Bavaria counts the status questions of both Saxon gateways.
+	var questions atomic.Int64
+	rp := httputil.NewSingleHostReverseProxy(mustURL(t, by.url()))
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == federation.PathStatus {
+			questions.Add(1)
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	const poll = time.Second
+	sn1.peer(by, proxy.URL, poll, "09")
+	addr, ln, dir := sn2.addr, sn2.ln, sn2.dir
+	*sn2 = *sn1
+	sn2.addr, sn2.ln, sn2.dir = addr, ln, dir
+	sn2.cfg.Listen, sn2.cfg.DataDir = addr, filepath.Join(dir, "data")
+	sn2.cfg.Peers, sn2.dirPeers = nil, nil
+	sn2.peer(by, proxy.URL, poll, "09")
+	sn1.start(t)
+	sn2.start(t)
+
+	id := sn1.submit(t, fedMuenchenARS)
+	waitFor(t, "the forwarding", func() bool { return sn1.sub(t, id).Forward != nil })
+	for _, n := range []*fedNode{sn1, sn2} {
+		waitFor(t, "both gateways following the package", func() bool {
+			return strings.Contains(scrapeMetrics(t, n.url()), `amtsbote_federation_followed_packages{kind="open",peer="amtsbote-by"} 1`)
+		})
+	}
+	time.Sleep(poll) // the forwarding's own question (a kick) is behind
+	before, start := questions.Load(), time.Now()
+	time.Sleep(6 * poll)
+	asked, intervals := questions.Load()-before, int64(time.Since(start)/poll)+1
+	if asked > intervals+2 {
+		t.Errorf("Bavaria got %d questions in %d poll intervals of the two Saxon gateways, want at most one an interval", asked, intervals)
+	}
+	if asked == 0 {
+		t.Error("Bavaria got no question at all")
+	}
+}
