@@ -758,8 +758,16 @@ func walk(v reflect.Value, prefix string, fn func(string, reflect.Value)) {
 
 func setScalar(f reflect.Value, s string) error {
 	if f.Type() == reflect.TypeOf(time.Duration(0)) {
+		// A bare 0 or negative number is an off value, read as seconds as in
+		// the file (durations.go), so `-1` means the same in both places.
+		if offDuration(s) {
+			s = strings.ReplaceAll(s, "_", "") + "s"
+		}
 		d, err := time.ParseDuration(s)
 		if err != nil {
+			if _, nerr := strconv.ParseInt(s, 10, 64); nerr == nil {
+				return fmt.Errorf("a duration needs its unit: write %ss (or 15m, 720h)", s)
+			}
 			return err
 		}
 		f.SetInt(int64(d))

@@ -416,6 +416,26 @@ func TestDurationOffValuesAsTheDocsWriteThem(t *testing.T) {
 	}
 }
 
+// TestDurationOffValuesFromTheEnvironment: the table of settings says
+// "negative: never" (delivery.queue_check, transfer.ledger_keep, …) and the file
+// takes a bare -1 for it, but AMTSBOTE_DELIVERY_QUEUE_CHECK=-1 stopped the start
+// with "time: missing unit in duration": the same value, another answer, by where
+// it was written. The environment now reads a bare 0 or negative number as the
+// file does; a positive bare number is still refused, with the unit to write.
+func TestDurationOffValuesFromTheEnvironment(t *testing.T) {
+	c, err := Load("", []string{"AMTSBOTE_DELIVERY_QUEUE_CHECK=-1", "AMTSBOTE_TRANSFER_LEDGER_KEEP=-1", "AMTSBOTE_RETENTION_EVERY=0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Delivery.QueueCheck != -time.Second || c.Transfer.LedgerKeep != -time.Second || c.Retention.Every != 0 {
+		t.Fatalf("read as queue_check %s, ledger_keep %s, every %s", c.Delivery.QueueCheck, c.Transfer.LedgerKeep, c.Retention.Every)
+	}
+	_, err = Load("", []string{"AMTSBOTE_RETENTION_EVERY=30"})
+	if want := "AMTSBOTE_RETENTION_EVERY: a duration needs its unit: write 30s"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("AMTSBOTE_RETENTION_EVERY=30: %v, want %q", err, want)
+	}
+}
+
 // TestHTTPTimeoutsMustBePositive: http.read_timeout, http.write_timeout and
 // http.shutdown_timeout of 0 or less were taken as they are. A server timeout of
 // 0 is none at all in net/http (a client that sends a header a byte a minute

@@ -15,9 +15,9 @@ import (
 //
 // The YAML library reads a duration only with its unit ("90s", "720h") and refuses
 // a plain integer, but the documentation (and every operator) writes the off
-// values as `0` and `-1`, and the environment variables take them
-// (time.ParseDuration reads "0"): a retention block with `unanswered: 0` stopped
-// the gateway at start. A bare 0 or negative number is read as that many seconds —
+// values as `0` and `-1`, and the environment variables take them (setScalar
+// reads them the same way): a retention block with `unanswered: 0` stopped the
+// gateway at start. A bare 0 or negative number is read as that many seconds —
 // only the sign matters for those settings. A positive bare number stays refused
 // (30 could mean seconds or nanoseconds); the error says to write the unit.
 
