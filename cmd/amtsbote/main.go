@@ -32,7 +32,7 @@ func commands() []command {
 		{"lookup", "find the responsible office for a service at a place", runLookup},
 		{"directory", "build or check directory data (build | check FILE...)", runDirectory},
 		{"verify", "check a signed receipt or package offline and say what it proves", runVerify},
-		{"keys", "create the development PKI and credentials (keys init)", runKeys},
+		{"keys", "create the development PKI (keys init; the first serve adds the credentials)", runKeys},
 		{"gc", "apply the retention once: remove expired bytes and records, sweep unused blobs", runGC},
 		{"admin", "the admin API for the person on call (" + adminVerbNames() + ")", runAdmin},
 		{"store", "back up, restore, check, repair the indexes of, or move the durable truth between stores (backup | restore | verify | reindex | export | import)", runStore},

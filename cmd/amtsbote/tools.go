@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/amtsbote/amtsbote/config"
@@ -100,6 +101,15 @@ func runKeys(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "development PKI (%s) in %s\n  CA:           %s\n  gateway:      %s (key %s, %s: signs the receipts)\n  demo portal:  %s (key %s)\n  trust store:  %s\n",
 		what, p.Dir, p.CACert, p.GatewayCert, p.GatewayKey, p.ReceiptKey, p.PortalCert, p.PortalKey, p.TrustDir)
+	// The tokens and the mailbox password are the gateway's to make, from the
+	// offices and portals it serves; keys init makes none, so say where they
+	// will be, or the operator looks for them here.
+	creds := filepath.Join(*dataDir, gateway.DevCredentialsFile)
+	if _, err := os.Stat(creds); err == nil {
+		fmt.Fprintf(stdout, "  credentials:  %s\n", creds)
+	} else {
+		fmt.Fprintf(stdout, "  credentials:  %s, made by the first 'amtsbote serve' on this folder's development PKI (tokens, demo mailbox password)\n", creds)
+	}
 	if p.Created || !explicit {
 		return 0
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,34 @@ import (
 // TestKeysInitReceiptKey: `keys init` makes an ECDSA receipt key by default and
 // RSA-3072 with -receipt-key rsa, never replaces an existing key, and says so with
 // a non-zero exit when asked for another type than the one on disk.
+// TestKeysInitSaysWhereTheCredentialsComeFrom: `amtsbote help` said keys init
+// creates "the development PKI and credentials", but it writes only the PKI; the
+// tokens and the mailbox password (dev-credentials.yaml) come with the first
+// `serve` on the folder. An operator who ran keys init looked for a file that
+// was not there. The overview says what keys init makes, and its output where
+// the credentials will come from.
+func TestKeysInitSaysWhereTheCredentialsComeFrom(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	if rc := runKeys(context.Background(), []string{"init", "-data", dir}, &out, &errb); rc != 0 {
+		t.Fatalf("rc %d\n%s%s", rc, out.String(), errb.String())
+	}
+	creds := filepath.Join(dir, "dev-credentials.yaml")
+	if _, err := os.Stat(creds); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("keys init made %s (%v): then say so, not the first serve", creds, err)
+	}
+	if !strings.Contains(out.String(), creds) || !strings.Contains(out.String(), "amtsbote serve") {
+		t.Fatalf("the output does not say that the first serve makes %s:\n%s", creds, out.String())
+	}
+	var help bytes.Buffer
+	usage(&help)
+	for _, line := range strings.Split(help.String(), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "keys ") && strings.Contains(line, "PKI and credentials") {
+			t.Fatalf("the overview promises credentials from keys init: %q", line)
+		}
+	}
+}
+
 func TestKeysInitReceiptKey(t *testing.T) {
 	run := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
