@@ -17,8 +17,8 @@ import (
 func runMailbox(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) != 1 || args[0] != "hash" {
 		fmt.Fprintln(stderr, "usage: amtsbote mailbox hash < password-file")
-		if len(args) == 1 && isHelp(args[0]) {
-			return 0
+		if n := len(args); n > 0 && isHelp(args[n-1]) {
+			return 0 // `mailbox -h` and `mailbox hash -h` ask for this usage
 		}
 		return 2
 	}
