@@ -218,6 +218,25 @@ func (e *apiError) Error() string {
 	return s
 }
 
+// refusal reads a non-2xx answer of an admin request (a problem document, or
+// whatever else came) for the person at the shell; `store backup` reads its
+// refusals the same way.
+func refusal(status int, body []byte) *apiError {
+	e := &apiError{Status: status}
+	var p struct {
+		Type, Detail, ID string
+	}
+	if json.Unmarshal(body, &p) == nil {
+		e.Type, e.Detail, e.ID = p.Type, p.Detail, p.ID
+	} else {
+		e.Detail = strings.TrimSpace(string(body[:min(len(body), 300)]))
+	}
+	if status == http.StatusUnauthorized {
+		e.Detail += " (is the admin token the one this gateway has?)"
+	}
+	return e
+}
+
 // do sends one request and decodes a JSON answer into out; the raw body is
 // returned for -json.
 // print is do for a command that shows the answer: it is done when the call
@@ -263,19 +282,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, body any, out
 		return nil, fmt.Errorf("reading the answer of %s: %w", c.base, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		e := &apiError{Status: resp.StatusCode}
-		var p struct {
-			Type, Detail, ID string
-		}
-		if json.Unmarshal(b, &p) == nil {
-			e.Type, e.Detail, e.ID = p.Type, p.Detail, p.ID
-		} else {
-			e.Detail = strings.TrimSpace(string(b[:min(len(b), 300)]))
-		}
-		if resp.StatusCode == http.StatusUnauthorized {
-			e.Detail += " (is the admin token the one this gateway has?)"
-		}
-		return b, e
+		return b, refusal(resp.StatusCode, b)
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -213,7 +212,7 @@ func fetchBackup(ctx context.Context, cfg config.Config, url, out string, receiv
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return st, fmt.Errorf("%s answered %d: %s", url, resp.StatusCode, strings.TrimSpace(string(b)))
+		return st, fmt.Errorf("%s: %w", url, refusal(resp.StatusCode, b))
 	}
 	st, err = store.CheckBackup(ctx, io.TeeReader(&countingReader{r: resp.Body, n: received}, f), progress)
 	if err != nil {

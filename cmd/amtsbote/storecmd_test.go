@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/store/storetest"
 	"github.com/amtsbote/amtsbote/submission"
@@ -509,6 +510,32 @@ func TestBackupChecksTheFileFirst(t *testing.T) {
 	}
 	if _, err := os.Stat(out + ".part"); !os.IsNotExist(err) {
 		t.Fatalf("%s.part left: %v", out, err)
+	}
+}
+
+// TestBackupRefusalReadsAsAdmins: `store backup` with a token the gateway does
+// not have printed the problem document as it came ({"detail":…,"type":…}),
+// where `amtsbote admin` with the same token says "the gateway answered 401
+// (unauthenticated): … (is the admin token the one this gateway has?)". Both
+// read a refusal the same way now, and nothing is left at -out.
+func TestBackupRefusalReadsAsAdmins(t *testing.T) {
+	t.Setenv("AMTSBOTE_CONFIG", "")
+	t.Setenv("AMTSBOTE_ADMIN_TOKEN", "not-the-token-of-this-gateway")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		problem.Write(w, r, problem.New(http.StatusUnauthorized, problem.TypeUnauthenticated, "the bearer token is not the admin token here"))
+	}))
+	defer srv.Close()
+	out := filepath.Join(t.TempDir(), "b.tar")
+	var o, e bytes.Buffer
+	rc := runStore(context.Background(), []string{"backup", "-data", t.TempDir(), "-url", srv.URL, "-out", out}, &o, &e)
+	want := "answered 401 (unauthenticated): the bearer token is not the admin token here (is the admin token the one this gateway has?)"
+	if rc != 1 || !strings.Contains(e.String(), want) || strings.Contains(e.String(), "{") {
+		t.Fatalf("rc %d, want 1 and %q\n%s%s", rc, want, o.String(), e.String())
+	}
+	for _, f := range []string{out, out + ".part"} {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Fatalf("%s left: %v", f, err)
+		}
 	}
 }
 
