@@ -300,12 +300,12 @@ func (c *adminClient) run(ctx context.Context, verb string, args []string, stdou
 		if len(args) != 1 {
 			return usagef("show takes one submission id, not %d arguments", len(args))
 		}
-		return c.show(ctx, "/v1/admin/submissions/"+url.PathEscape(args[0]), stdout)
+		return notFound(c.show(ctx, "/v1/admin/submissions/"+url.PathEscape(args[0]), stdout), "no submission %s on this gateway", args[0])
 	case "find":
 		if len(args) != 2 {
 			return usagef("find takes SENDER NACHRICHTID, not %d arguments", len(args))
 		}
-		return c.show(ctx, wire.AdminMessagePath(args[0], args[1]), stdout)
+		return notFound(c.show(ctx, wire.AdminMessagePath(args[0], args[1]), stdout), "no package of %q with NachrichtID %q on this gateway", args[0], args[1])
 	case "replay":
 		return c.replay(ctx, args, stdout, stderr)
 	case "list":
@@ -328,7 +328,8 @@ func (c *adminClient) run(ctx context.Context, verb string, args []string, stdou
 		if len(args) != 2 {
 			return usagef("enable takes OFFICE CHANNEL, got %q", args)
 		}
-		return c.enable(ctx, args[0], args[1], stdout)
+		return notFound(c.enable(ctx, args[0], args[1], stdout),
+			"nothing to enable: %s %s is not disabled and has no breaker here (`amtsbote admin endpoints` lists those that have)", args[0], args[1])
 	case "reload":
 		if len(args) != 0 {
 			return usagef("reload takes no arguments, got %q", args)
@@ -336,6 +337,17 @@ func (c *adminClient) run(ctx context.Context, verb string, args []string, stdou
 		return c.reload(ctx, stdout)
 	}
 	return usagef("no verb %q", verb)
+}
+
+// notFound puts what a verb looked for before a 404 of the admin API, whose
+// detail is "no such resource" for every kind of thing: the person on call
+// learns whether the id, the sender's message or the endpoint was not found.
+func notFound(err error, format string, args ...any) error {
+	var e *apiError
+	if errors.As(err, &e) && e.Status == http.StatusNotFound {
+		return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), err)
+	}
+	return err
 }
 
 // windowFlags are -office, -from and -to of held and replay.
@@ -534,7 +546,7 @@ func (c *adminClient) erase(ctx context.Context, args []string, stdout, stderr i
 			// finishes an erasure whose client left.
 			return fmt.Errorf("%w\nthe gateway may have erased it all the same: `amtsbote admin show %s` lists bytes_removed in its history if so; erasing again is safe", err, ids[0])
 		}
-		return err
+		return notFound(err, "no submission %s on this gateway", ids[0])
 	}
 	if res.AlreadyRemoved {
 		fmt.Fprintf(stdout, "%s: its bytes were removed before; %d files deleted now\n", res.ID, res.BlobsDeleted)

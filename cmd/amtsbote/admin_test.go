@@ -436,3 +436,32 @@ func TestAdminRefusesTheTokenInTheClear(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminNotFoundSaysWhatWasNotFound: the admin API answers 404 with "no such
+// resource" for whatever it did not find, and `amtsbote admin` printed just that:
+// the person on call could not tell a mistyped id from a wrong gateway, and
+// `enable` on a channel that was never disabled (docs/operations.md: 404, nothing
+// to enable) read like a wrong office. Each verb now names what it looked for.
+func TestAdminNotFoundSaysWhatWasNotFound(t *testing.T) {
+	g, _ := gatewaytest.Start(t, func(c *config.Config) {
+		c.AdminToken = "admin-token-of-the-test"
+	})
+	t.Setenv("AMTSBOTE_CONFIG", "")
+	t.Setenv("AMTSBOTE_ADMIN_TOKEN", "admin-token-of-the-test")
+	const id = "01a24d4d-0000-7000-8000-000000000000"
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"show", id}, "no submission " + id + " on this gateway"},
+		{[]string{"erase", "-operator", "m.meier", id}, "no submission " + id + " on this gateway"},
+		{[]string{"find", "amt24", "no-such-message"}, `no package of "amt24" with NachrichtID "no-such-message" on this gateway`},
+		{[]string{"enable", "dresden-allgemeine-verwaltung", "webhook"}, "nothing to enable"},
+	} {
+		var out, errb bytes.Buffer
+		rc := runAdmin(context.Background(), append([]string{"-url", g.URL(), "-data", t.TempDir()}, tc.args...), &out, &errb)
+		if rc != 1 || !strings.Contains(errb.String(), tc.want) || !strings.Contains(errb.String(), "404") {
+			t.Errorf("admin %q: rc %d, want 1 and %q\n%s%s", tc.args, rc, tc.want, out.String(), errb.String())
+		}
+	}
+}
