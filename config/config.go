@@ -718,12 +718,47 @@ func applyEnv(c *Config, environ []string) error {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
 	})
+	var fileOnly []string
+	entryLists(reflect.TypeFor[Config](), "AMTSBOTE", &fileOnly)
 	for k := range env {
 		if !known[k] && k != "AMTSBOTE_CONFIG" {
-			errs = append(errs, fmt.Errorf("%s: unknown setting", k))
+			errs = append(errs, unknownEnv(k, fileOnly))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// unknownEnv refuses an environment variable no setting has. One under a map or
+// list of entries (an office's token, say) was not misspelt: those have no
+// variables, which the refusal says, so the operator puts it into the file
+// instead of looking for the right spelling.
+func unknownEnv(k string, fileOnly []string) error {
+	for _, p := range fileOnly {
+		if k == p || strings.HasPrefix(k, p+"_") {
+			return fmt.Errorf("%s: unknown setting (%s has no environment variables: set it in the configuration file)", k, p)
+		}
+	}
+	return fmt.Errorf("%s: unknown setting", k)
+}
+
+// entryLists adds to out the variable names of the maps and lists of entries
+// under t (portals, offices, peers, mailbox.users), which walk passes over.
+func entryLists(t reflect.Type, prefix string, out *[]string) {
+	for i := 0; i < t.NumField(); i++ {
+		tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		name := prefix + "_" + strings.ToUpper(tag)
+		switch ft := t.Field(i).Type; ft.Kind() {
+		case reflect.Struct:
+			entryLists(ft, name, out)
+		case reflect.Map, reflect.Slice:
+			if ft.Elem().Kind() != reflect.String {
+				*out = append(*out, name)
+			}
+		}
+	}
 }
 
 // EnvNames lists every environment variable the configuration reads.

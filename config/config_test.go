@@ -436,6 +436,25 @@ func TestDurationOffValuesFromTheEnvironment(t *testing.T) {
 	}
 }
 
+// TestEnvironmentForAMapSaysFileOnly: the reference says the maps and lists of
+// entries (portals, offices, peers, mailbox.users) have no environment
+// variables, but AMTSBOTE_OFFICES_DRESDEN_TOKEN, the way one would keep an
+// office's token out of the file, was refused as "unknown setting", as if
+// misspelt. The error now says where such a setting goes; a misspelt scalar is
+// still just unknown.
+func TestEnvironmentForAMapSaysFileOnly(t *testing.T) {
+	for _, name := range []string{"AMTSBOTE_OFFICES_DRESDEN_TOKEN", "AMTSBOTE_PORTALS_AMT24_TOKEN", "AMTSBOTE_PEERS", "AMTSBOTE_MAILBOX_USERS"} {
+		_, err := Load("", []string{name + "=x"})
+		if err == nil || !strings.Contains(err.Error(), name+": unknown setting") || !strings.Contains(err.Error(), "in the configuration file") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	_, err := Load("", []string{"AMTSBOTE_DELIVERY_WORKERZ=3"})
+	if err == nil || strings.Contains(err.Error(), "configuration file") {
+		t.Errorf("AMTSBOTE_DELIVERY_WORKERZ: %v, want a plain unknown setting", err)
+	}
+}
+
 // TestHTTPTimeoutsMustBePositive: http.read_timeout, http.write_timeout and
 // http.shutdown_timeout of 0 or less were taken as they are. A server timeout of
 // 0 is none at all in net/http (a client that sends a header a byte a minute
