@@ -3,6 +3,8 @@ package config
 import (
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 func TestValidatePeers(t *testing.T) {
@@ -61,11 +63,15 @@ func TestValidatePeers(t *testing.T) {
 func TestMailboxUserOfAPeerOffice(t *testing.T) {
 	c := Default()
 	c.Peers = []Peer{{ID: "amtsbote-by", Lands: []string{"09"}, BaseURL: "https://gw.by.example"}}
-	c.Mailbox.Users = []MailboxUser{
-		{Name: "anna", Office: "dresden-allgemeine-verwaltung", PasswordHash: "$2a$12$x"},
-		{Name: "carl", Office: "peer-09", PasswordHash: "$2a$12$x"},
+	h, err := bcrypt.GenerateFromPassword([]byte("correct horse"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
 	}
-	err := c.Validate()
+	c.Mailbox.Users = []MailboxUser{
+		{Name: "anna", Office: "dresden-allgemeine-verwaltung", PasswordHash: string(h)},
+		{Name: "carl", Office: "peer-09", PasswordHash: string(h)},
+	}
+	err = c.Validate()
 	if want := "mailbox.users[1].office: peer-09 names the peer gateway of another state"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("got %v, want %q", err, want)
 	}

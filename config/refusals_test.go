@@ -31,6 +31,13 @@ func TestValidateRefusesEachUnsafeSetting(t *testing.T) {
 		{"mailbox password not a bcrypt hash", func(c *Config) {
 			c.Mailbox.Users = []MailboxUser{{Name: "anna", Office: "dresden", PasswordHash: "geheim"}}
 		}, "mailbox.users[0].password_hash: must be a bcrypt hash"},
+		// The docs' example hash, "$2a$12$…", copied as it is (or a hash cut
+		// short): it passed this check by its prefix and stopped the start later
+		// in the mailbox with "use mailbox.HashPassword", a Go function, not the
+		// command that prints a hash.
+		{"mailbox password hash cut short", func(c *Config) {
+			c.Mailbox.Users = []MailboxUser{{Name: "anna", Office: "dresden", PasswordHash: "$2a$12$…"}}
+		}, "mailbox.users[0].password_hash: must be a bcrypt hash (amtsbote mailbox hash)"},
 		// An office whose Fachverfahren polls needs a token to poll with, or its
 		// packages wait for a fetch that cannot come.
 		{"api channel without a token", func(c *Config) {

@@ -229,7 +229,7 @@ func New(opts Options) (*Mailbox, error) {
 		}
 		c, err := bcrypt.Cost([]byte(u.PasswordHash))
 		if err != nil {
-			return nil, fmt.Errorf("mailbox: user %q: password hash is not a bcrypt hash (use mailbox.HashPassword)", u.Name)
+			return nil, fmt.Errorf("mailbox: user %q: password hash is not a bcrypt hash (amtsbote mailbox hash prints one)", u.Name)
 		}
 		cost = max(cost, c)
 		m.users[u.Name] = u
