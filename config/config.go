@@ -591,6 +591,11 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validatePeers()...)
 	errs = append(errs, c.validateMailbox()...)
 	errs = append(errs, c.validateTLS()...)
+	if c.NATS.URL == "" && c.NATS.Replicas > 1 {
+		// The embedded server is one node: NATS refuses the streams, and its
+		// words named no setting.
+		errs = append(errs, fmt.Errorf("nats.replicas: %d needs nats.url (a NATS cluster); the embedded server is one node and keeps 1", c.NATS.Replicas))
+	}
 	switch c.Store.Backend {
 	case StoreBBolt:
 	case StoreJetStream:

@@ -22,6 +22,9 @@ func TestValidateRefusesEachUnsafeSetting(t *testing.T) {
 		{"max_depth 0", func(c *Config) { c.Limits.MaxDepth = 0 }, "limits.max_depth: 0 (must be positive)"},
 		// The embedded server is one node's: a "cluster" on it shares nothing.
 		{"jetstream store without nats.url", func(c *Config) { c.Store.Backend = StoreJetStream }, "store.backend: jetstream needs nats.url"},
+		// Replicas on the embedded server stopped the start with NATS's own words
+		// ("replicas > 1 not supported in non-clustered mode"), naming no setting.
+		{"nats.replicas without nats.url", func(c *Config) { c.NATS.Replicas = 3 }, "nats.replicas: 3 needs nats.url"},
 		// tls.rest without a certificate would serve plain HTTP where the operator
 		// asked for TLS (or fail at the first request).
 		{"tls.rest without a certificate", func(c *Config) { c.TLS.REST = true }, "tls.rest: needs tls.cert_file and tls.key_file"},
