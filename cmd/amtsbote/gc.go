@@ -68,9 +68,11 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	if cfg.Store.Backend != config.StoreJetStream {
+	if cfg.Store.Backend != config.StoreJetStream && !*dry {
 		// A compaction writes a new store file: as another user than the gateway's,
-		// the gateway could not open it at its next start.
+		// the gateway could not open it at its next start. A dry run only reads
+		// (as store verify does), so it may look at the service's folder from a
+		// root shell.
 		if err := checkDataOwner(cfg.DataDir, "gc"); err != nil {
 			fmt.Fprintln(stderr, "amtsbote gc:", err)
 			return 1

@@ -127,3 +127,31 @@ func TestStoreVerifyFailsOnAnUnreadableBlob(t *testing.T) {
 		t.Fatalf("verify: rc %d\n%s%s", rc, o.String(), e.String())
 	}
 }
+
+// TestGCDryRunReadsAnotherUsersFolder: `gc -dry-run` only reads (it opens the
+// store as store verify and export do, and leaves an older schema alone), but it
+// was refused on the service's folder from a root shell, "the files it writes
+// there would not be readable", so the operator could not ask what a date would
+// remove (docs/operations.md, "Retention") without runuser. The owner rule is
+// for what writes: a real run still refuses (TestDataCommandsRefuseAnotherUsersFolder).
+func TestGCDryRunReadsAnotherUsersFolder(t *testing.T) {
+	t.Setenv("AMTSBOTE_CONFIG", "")
+	src := gcStore(t)
+	before, _ := os.ReadDir(src)
+	effectiveUID = func() int { return os.Geteuid() + 1 }
+	t.Cleanup(func() { effectiveUID = os.Geteuid })
+	var o, e bytes.Buffer
+	if rc := runGC(context.Background(), []string{"-config", emptyConfig(t), "-data", src, "-dry-run", "-now", "2040-01-01T00:00:00Z"}, &o, &e); rc != 0 ||
+		!strings.Contains(o.String(), "dry run as of 2040-01-01T00:00:00Z, nothing changed") {
+		t.Fatalf("rc %d\n%s%s", rc, o.String(), e.String())
+	}
+	if after, _ := os.ReadDir(src); len(after) != len(before) {
+		t.Fatalf("the dry run changed the folder: %d entries before, %d after", len(before), len(after))
+	}
+	o.Reset()
+	e.Reset()
+	if rc := runGC(context.Background(), []string{"-config", emptyConfig(t), "-data", src, "-now", "2040-01-01T00:00:00Z"}, &o, &e); rc != 1 ||
+		!strings.Contains(e.String(), "belongs to user") {
+		t.Fatalf("a real run as another user: rc %d\n%s%s", rc, o.String(), e.String())
+	}
+}
