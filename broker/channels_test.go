@@ -189,6 +189,46 @@ func TestDeskListTextFolds(t *testing.T) {
 	}
 }
 
+// TestDeskListFullLastPageHasNoNext: a page is followed by a next link only
+// when more entries follow, also when it is full and ends the listing (with a
+// state filter too), as api/openapi.yaml (OfficeList.next) tells office
+// clients; a client that paged on count = limit asked for an empty page.
+func TestDeskListFullLastPageHasNoNext(t *testing.T) {
+	e := start(t, t.TempDir())
+	ctx := context.Background()
+	for i := 0; i < 4; i++ {
+		if _, err := e.b.Receive(ctx, intake(fmt.Sprintf("m%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []ListQuery{{Limit: 4}, {Limit: 2, After: ""}} {
+		p, err := e.b.List(ctx, "office-a", q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p.Next != "" {
+			if p, err = e.b.List(ctx, "office-a", ListQuery{Limit: q.Limit, After: p.Next}); err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Items) == 0 {
+				t.Fatalf("limit %d: a next link led to an empty page", q.Limit)
+			}
+		}
+		if len(p.Items) != q.Limit {
+			t.Errorf("limit %d: the last page has %d entries, want a full one", q.Limit, len(p.Items))
+		}
+	}
+	all, err := e.b.List(ctx, "office-a", ListQuery{})
+	if err != nil || len(all.Items) != 4 {
+		t.Fatalf("the office's list: %d %v", len(all.Items), err)
+	}
+	st := all.Items[0].State
+	p, err := e.b.List(ctx, "office-a", ListQuery{Limit: 4, States: []submission.State{st}})
+	if err != nil || len(p.Items) != 4 || p.Next != "" {
+		t.Errorf("state %s, limit 4: %d entries, next %q, %v; want 4 and no next", st, len(p.Items), p.Next, err)
+	}
+}
+
 // TestDeskListsFiltersAndPages: the office side lists only its own submissions,
 // filters by state and text, and pages.
 func TestDeskListsFiltersAndPages(t *testing.T) {
