@@ -2,6 +2,7 @@ package routing
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -169,5 +170,20 @@ func TestOfficeErrorsAreRefused(t *testing.T) {
 		if !errors.As(err, &de) || de.Line != 2 || !strings.Contains(de.Msg, tc.want) {
 			t.Errorf("office %s: %v; want %q at line 2", tc.office, err, tc.want)
 		}
+	}
+}
+
+// TestLoadFileThatIsMissingSaysSoOnce: a directory file named in the
+// configuration that is not there stopped the start with "FILE: open: open
+// FILE: no such file or directory" — the path twice, "open" twice. Now once,
+// and the cause is still found by errors.Is.
+func TestLoadFileThatIsMissingSaysSoOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "zustaendigkeiten.yaml")
+	_, err := LoadFile(path)
+	if want := path + ": cannot open: no such file or directory"; err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+	if !errors.Is(err, fs.ErrNotExist) || !errors.Is(err, ErrInvalidData) {
+		t.Errorf("%v: not found as fs.ErrNotExist and ErrInvalidData", err)
 	}
 }

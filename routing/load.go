@@ -2,8 +2,10 @@ package routing
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +15,13 @@ import (
 func LoadFile(path string) (*Source, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, &DataError{File: path, Msg: "open", Err: err}
+		// The path is the DataError's already: os's own error repeated it, and
+		// the operator read "FILE: open: open FILE: no such file or directory".
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, &DataError{File: path, Msg: "cannot open", Err: err}
 	}
 	defer f.Close()
 	return Parse(path, f)
