@@ -156,9 +156,17 @@ func (g *Gateway) joinCluster(ctx context.Context) error {
 	return nil
 }
 
-// reloadHere reloads this gateway (Reload) and says how it went.
+// reloadHere reloads this gateway (Reload) and says how it went, to the
+// caller and in the log as SIGHUP's reload does: after `amtsbote admin
+// reload` the log said nothing, and an operator reading it could not tell
+// whether the files in use were the new ones.
 func (g *Gateway) reloadHere(node, address string) api.NodeReload {
 	err := g.Reload()
+	if err != nil {
+		g.Log.Error("reload failed; keeping the old directory and trust store", "by", "admin API", "err", err)
+	} else {
+		g.Log.Info("directory and trust store reloaded", "by", "admin API")
+	}
 	return api.ReloadResult(node, address, err, g.Directory.Current())
 }
 

@@ -351,3 +351,29 @@ func (f *fixture) packageOfAnotherCA(t *testing.T) (caPEM, raw []byte) {
 	}
 	return caPEM, raw
 }
+
+// TestAdminReloadIsInTheLog: SIGHUP's reload says in the log whether it took;
+// the admin API's (amtsbote admin reload) said nothing there.
+func TestAdminReloadIsInTheLog(t *testing.T) {
+	overlay := filepath.Join(t.TempDir(), "overlay.yaml")
+	if err := os.WriteFile(overlay, []byte("services: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs testenv.Buffer
+	f := startLogged(t, slog.New(slog.NewTextHandler(&logs, nil)), func(c *config.Config) { c.Directory.Files = []string{overlay} })
+	if status, body := adminPost(t, f.g.URL()+"/v1/admin/directory/reload"); status != 200 {
+		t.Fatalf("reload: %d %s", status, body)
+	}
+	if !strings.Contains(logs.String(), `msg="directory and trust store reloaded" by="admin API"`) {
+		t.Errorf("no INFO line of the reload in the log:\n%s", logs.String())
+	}
+	if err := os.WriteFile(overlay, []byte("services: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := adminPost(t, f.g.URL()+"/v1/admin/directory/reload"); status != 422 {
+		t.Fatalf("broken overlay: %d %s", status, body)
+	}
+	if !strings.Contains(logs.String(), `msg="reload failed; keeping the old directory and trust store" by="admin API"`) {
+		t.Errorf("no ERROR line of the failed reload in the log:\n%s", logs.String())
+	}
+}
