@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"github.com/amtsbote/amtsbote/adapters/webhook"
 	"github.com/amtsbote/amtsbote/callback"
 	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/signing"
 )
 
 // TestPortalCallbacks: a portal with a callback endpoint hears, with both signature
@@ -102,5 +104,42 @@ func TestPortalCallbacks(t *testing.T) {
 	}(), f.g.Log)
 	if err == nil || !strings.Contains(err.Error(), "portals.amt24.callback.endpoint") || strings.Contains(err.Error(), secret) {
 		t.Fatalf("start with a bad callback endpoint: %v", err)
+	}
+}
+
+// TestDevCredentialsFillAPortalsToken: on the development PKI a portal the
+// configuration names without a token (to give it a callback, as
+// docs/webhook.md shows) gets the generated token, as the demo office does.
+// Before, the configured entry replaced the development one whole: the portal
+// token in dev-credentials.yaml, which `amtsbote submit -wait` sends, was
+// refused with 401 from then on, and the start said nothing.
+func TestDevCredentialsFillAPortalsToken(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cb := &config.PortalCallback{Endpoint: "https://amt24.example/callback", Secret: webhook.NewSecret()}
+	cfg.Portals = map[string]config.PortalClient{"amt24": {Callback: cb}}
+	g := &Gateway{Config: cfg, PKI: &signing.DevPKI{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := g.setupCredentials(); err != nil {
+		t.Fatal(err)
+	}
+	dc, err := LoadDevCredentials(cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := g.Config.Portals["amt24"]
+	if p.Token == "" || p.Token != dc.Portals["amt24"].Token {
+		t.Errorf("the portal's token is %q, want the development token of %s", p.Token, DevCredentialsFile)
+	}
+	if p.Callback != cb {
+		t.Errorf("the configured callback became %+v", p.Callback)
+	}
+	// A token the operator configured stays.
+	cfg.Portals = map[string]config.PortalClient{"amt24": {Token: "amt24-own-token-0123456789", Callback: cb}}
+	g = &Gateway{Config: cfg, PKI: &signing.DevPKI{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := g.setupCredentials(); err != nil {
+		t.Fatal(err)
+	}
+	if p := g.Config.Portals["amt24"]; p.Token != "amt24-own-token-0123456789" {
+		t.Errorf("the configured token became %q", p.Token)
 	}
 }

@@ -192,8 +192,17 @@ func (g *Gateway) setupCredentials() error {
 		c.Portals = map[string]config.PortalClient{}
 	}
 	for id, p := range dc.Portals {
-		if _, ok := c.Portals[id]; !ok {
+		cur, ok := c.Portals[id]
+		if !ok {
 			c.Portals[id] = p
+			continue
+		}
+		if cur.Token == "" {
+			// A portal configured for its callback alone keeps the token the
+			// development credentials hand out (and `submit -wait` sends),
+			// as the demo office does.
+			cur.Token = p.Token
+			c.Portals[id] = cur
 		}
 	}
 	if c.Offices == nil {
