@@ -399,3 +399,43 @@ func TestTurnsToAskTheLeaseDecides(t *testing.T) {
 		}
 	}
 }
+
+// countingGets is a store that counts its reads of records.
+type countingGets struct {
+	store.Store
+	gets atomic.Int64
+}
+
+func (c *countingGets) Get(id string) (*submission.Submission, error) {
+	c.gets.Add(1)
+	return c.Store.Get(id)
+}
+
+// TestCloseDuringALeaseAsksNothing: Close while the tracker waits for the
+// store's answer whose turn it is (a cluster's store out of reach: up to its
+// timeout) ends the wait with the context's error. That was taken as "the
+// store cannot say", and the tracker went on to ask: it read every followed
+// package's record first, each read bounded by the store's timeout alone, so
+// with the store out of reach a shutdown waited for all of them.
+func TestCloseDuringALeaseAsksNothing(t *testing.T) {
+	st := &countingGets{Store: storetest.OpenBolt(t)}
+	inLease := make(chan struct{})
+	tr := &Tracker{Broker: broker.New(broker.Config{}, st, nil, nil, nil, nil, nil, nil),
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Lease: func(ctx context.Context, _ string, _ time.Time, _ time.Duration) (bool, func(), error) {
+			close(inLease)
+			<-ctx.Done() // the store does not answer
+			return false, nil, fmt.Errorf("jsstore: lease: %w", ctx.Err())
+		}}
+	p := config.Peer{ID: "by", PollInterval: time.Second}
+	tr.open = map[string]string{"s-1": "by"}
+	ctx, cancel := context.WithCancel(context.Background())
+	tr.wg.Add(1)
+	go tr.follow(ctx, p, make(chan struct{}))
+	<-inLease
+	cancel()
+	tr.wg.Wait()
+	if n := st.gets.Load(); n != 0 {
+		t.Errorf("closed while asking the store for its turn, the tracker read %d records to ask the peer", n)
+	}
+}

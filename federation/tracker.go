@@ -461,8 +461,13 @@ func (t *Tracker) takeTurn(ctx context.Context, p config.Peer) bool {
 	}
 	slot := time.Now().Truncate(pollOf(p))
 	held, _, err := t.Lease(ctx, "federation-poll."+p.ID, slot, 2*pollOf(p))
+	if ctx.Err() != nil {
+		// Closed while the store was asked: no question, and no record read
+		// for one (each read bounded by the store's timeout alone).
+		return false
+	}
 	if err != nil {
-		if ctx.Err() == nil && t.leaseLog.Allow(time.Now()) {
+		if t.leaseLog.Allow(time.Now()) {
 			t.Log.Warn("could not ask the store whose turn it is to ask the peer gateway; asking (at most one such line a minute)", "peer", p.ID, "err", err)
 		}
 		return true
