@@ -439,3 +439,31 @@ func TestCloseDuringALeaseAsksNothing(t *testing.T) {
 		t.Errorf("closed while asking the store for its turn, the tracker read %d records to ask the peer", n)
 	}
 }
+
+// cancelingGets is a store whose first read of a record ends ctx, as Close
+// does while the tracker reads the records of a question.
+type cancelingGets struct {
+	countingGets
+	cancel context.CancelFunc
+}
+
+func (c *cancelingGets) Get(id string) (*submission.Submission, error) {
+	c.cancel()
+	return c.countingGets.Get(id)
+}
+
+// TestClosedTrackerReadsNoMoreRecordsForAQuestion: a question read the record
+// of every package it names before it was sent, each read bounded by the
+// store's timeout alone; closed meanwhile with the store out of reach, a
+// shutdown waited for all of them (up to 500). It reads none after Close.
+func TestClosedTrackerReadsNoMoreRecordsForAQuestion(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := &cancelingGets{countingGets: countingGets{Store: storetest.OpenBolt(t)}, cancel: cancel}
+	tr := &Tracker{Broker: broker.New(broker.Config{}, st, nil, nil, nil, nil, nil, nil), Peers: []config.Peer{{ID: "by"}}}
+	tr.open = map[string]string{"s-1": "by", "s-2": "by", "s-3": "by"}
+	tr.poll(ctx, tr.Peers[0], []string{"s-1", "s-2", "s-3"})
+	if n := st.gets.Load(); n != 1 {
+		t.Errorf("closed during the first read, the question read %d records, want 1", n)
+	}
+}

@@ -557,6 +557,11 @@ func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
 		var refs []Ref
 		have := map[Ref]int{} // replies asked for: those after the ones here
 		for _, id := range batch {
+			if ctx.Err() != nil {
+				// Closed: each read waits up to the store's timeout (a cluster's
+				// store out of reach), and a shutdown waited for every one.
+				return
+			}
 			s, err := t.Broker.Submission(id)
 			// Taken off the held list whatever the record says now: one
 			// forwarded meanwhile (an operator's redeliver) or deleted stayed
