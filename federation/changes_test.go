@@ -467,3 +467,37 @@ func TestClosedTrackerReadsNoMoreRecordsForAQuestion(t *testing.T) {
 		t.Errorf("closed during the first read, the question read %d records, want 1", n)
 	}
 }
+
+// TestTurnsLostInARowAreBounded: the first gateway to try takes the turn, by
+// its own clock; one running half an interval ahead took nearly every turn,
+// and a package another gateway followed alone waited for a kick. After
+// MaxLostTurns turns lost in a row a gateway asks all the same, and counts
+// afresh; one it took counts afresh too.
+func TestTurnsLostInARowAreBounded(t *testing.T) {
+	held := false
+	tr := &Tracker{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Lease: func(context.Context, string, time.Time, time.Duration) (bool, func(), error) {
+		return held, func() {}, nil
+	}}
+	by := config.Peer{ID: "by", PollInterval: 10 * time.Second}
+	lost := 0
+	var asked []int
+	for i := range 3*MaxLostTurns + 3 {
+		if i == MaxLostTurns+5 {
+			held = true // this gateway's turn once
+		}
+		if tr.turn(context.Background(), by, &lost) {
+			asked = append(asked, i)
+		}
+		held = false
+	}
+	want := []int{MaxLostTurns, MaxLostTurns + 5, 2*MaxLostTurns + 6}
+	if fmt.Sprint(asked) != fmt.Sprint(want) {
+		t.Errorf("asked in the turns %v, want %v", asked, want)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	lost = MaxLostTurns
+	if tr.turn(ctx, by, &lost) {
+		t.Error("a closed tracker asked after its lost turns")
+	}
+}
