@@ -2,6 +2,7 @@ package submission
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -241,4 +242,20 @@ func TestForwardedCaseTakesNoReplyHere(t *testing.T) {
 		t.Fatalf("the peer's delivery: %v, %s", err, s.State)
 	}
 	reply("after the peer's delivery")
+}
+
+// TestHeldAfterThePeerChannelNamesNoOfficeFetch: a package for another state's
+// office held after its peer channel failed waits for an operator alone. No
+// office face of this gateway picks a forwarded package up (docs/federation.md),
+// so the portal must not read that "the office" will fetch it here.
+func TestHeldAfterThePeerChannelNamesNoOfficeFetch(t *testing.T) {
+	s := forwardable(t)
+	evs, err := s.ChannelFailed(time.Unix(100, 0), s.Generation, Reason{Public: "refused by gateway by"})
+	if err != nil || s.State != StateHeld {
+		t.Fatalf("channel failed: %v %s", err, s.State)
+	}
+	held := evs[len(evs)-1]
+	if held.Type != EventHeld || strings.Contains(held.Detail, "office to fetch") || !strings.Contains(held.Detail, "operator") {
+		t.Errorf("held detail %q: want an operator's step, no office fetching it here", held.Detail)
+	}
 }

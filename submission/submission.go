@@ -535,7 +535,13 @@ func (s *Submission) moveOn(now time.Time, evs []Event) []Event {
 		evs = append(evs, Event{At: now, Type: EventFallback, Channel: next.Channel, Detail: "falling back from " + t.Channel})
 	} else {
 		s.State = StateHeld
-		evs = append(evs, Event{At: now, Type: EventHeld, Detail: heldDetail("no channel left")})
+		detail := heldDetail("no channel left")
+		if t.Channel == "peer" {
+			// The office is at another state's gateway: nothing here fetches the
+			// package (docs/federation.md), only a replay sends it again.
+			detail = "no channel left; waits for an operator to mend the cause and send it to the other state's gateway again"
+		}
+		evs = append(evs, Event{At: now, Type: EventHeld, Detail: detail})
 	}
 	return evs
 }
