@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -183,6 +184,11 @@ func (c *Config) validatePeers() []error {
 			// the way, not from being read: applications with personal data cross
 			// state borders here.
 			errs = append(errs, fmt.Errorf("%s.base_url: %q: a peer gateway is reached over https (plain http only on this machine, for tests)", field, p.BaseURL))
+		case slices.Contains(strings.Split(u.Path, "/"), "federation"):
+			// The client appends /federation/v1/…: a base_url naming the endpoint
+			// itself sent every forwarding to …/federation/v1/federation/v1/…, which
+			// the peer refused with 404 for good, and every package was held.
+			errs = append(errs, fmt.Errorf("%s.base_url: %q: give the peer gateway's base address without /federation/v1 (it is appended), e.g. %s://%s", field, p.BaseURL, u.Scheme, u.Host))
 		}
 		if p.ClockSkew < 0 || p.ClockSkew > 24*time.Hour {
 			errs = append(errs, fmt.Errorf("%s.clock_skew: %s is outside 0..24h", field, p.ClockSkew))

@@ -83,3 +83,26 @@ func TestMailboxUserOfAPeerOffice(t *testing.T) {
 		t.Errorf("ordinary user: %v", err)
 	}
 }
+
+// TestPeerBaseURLIsTheGatewaysBase: the client appends /federation/v1/… to
+// base_url. One written as the federation endpoint itself (a reading of "where
+// its /federation/v1 endpoint is") sent every forwarding to
+// /federation/v1/federation/v1/weiterleitungen: 404 from the peer, a permanent
+// refusal, and every package for that state held. A base under a path prefix
+// (a reverse proxy) stays allowed.
+func TestPeerBaseURLIsTheGatewaysBase(t *testing.T) {
+	c := Default()
+	c.GatewayID = "amtsbote-sn"
+	for _, u := range []string{"https://gw.by.example/federation/v1", "https://gw.by.example/federation/v1/", "https://gw.by.example/by/federation/"} {
+		c.Peers = []Peer{{ID: "amtsbote-by", Lands: []string{"09"}, BaseURL: u}}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "without /federation") {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+	for _, u := range []string{"https://gw.by.example", "https://gw.by.example/", "https://proxy.example/by"} {
+		c.Peers = []Peer{{ID: "amtsbote-by", Lands: []string{"09"}, BaseURL: u}}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+}
