@@ -25,8 +25,9 @@ var ErrTrustConfig = errors.New("signing: bad trust store")
 // offices, gateways) of *.pem files, each of which may hold several CERTIFICATE
 // blocks: CA certificates become trust anchors of that role, non-CA certificates
 // are pinned leaves (trusted as they are, e.g. self-signed portal certificates).
-// <dir>/crl/*.pem holds X509 CRL blocks, each of which must be signed by one of
-// the CA certificates. Files not ending in .pem are ignored.
+// <dir>/crl/ holds CRLs, each of which must be signed by one of the CA
+// certificates: *.pem with X509 CRL blocks, and *.crl and *.der as a CA
+// publishes them (DER, or PEM). Other files are ignored.
 //
 // CRLDir is the subdirectory holding CRLs.
 const CRLDir = "crl"
@@ -362,7 +363,7 @@ func (ts *TrustStore) build() (*trustSnapshot, error) {
 		snap.revoked[r.key()] = true
 	}
 	if ts.dir != "" {
-		files, err := pemFiles(filepath.Join(ts.dir, CRLDir))
+		files, err := crlFiles(filepath.Join(ts.dir, CRLDir))
 		if err != nil {
 			return nil, err
 		}
@@ -398,22 +399,60 @@ func pemFiles(dir string) ([]string, error) {
 	return out, nil
 }
 
+// crlFiles lists the CRL files of dir: *.pem, and *.crl and *.der as a CA
+// publishes its CRL (DER, or PEM). Only *.pem was read, and a CRL saved as
+// the CA's ca.crl was passed over in silence — the reload said "reloaded" and
+// what it revokes stayed trusted (an operator's walk through
+// docs/federation.md, 2026-12-06).
+func crlFiles(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTrustConfig, err)
+	}
+	var out []string
+	for _, e := range entries {
+		switch strings.ToLower(filepath.Ext(e.Name())) {
+		case ".pem", ".crl", ".der":
+			if !e.IsDir() {
+				out = append(out, filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	return out, nil
+}
+
+// crlBlocks are the DER CRLs in a CRL file: its X509 CRL blocks, or, for a
+// file that is no PEM and not named *.pem, the whole file.
+func crlBlocks(path string, data []byte) [][]byte {
+	var ders [][]byte
+	rest := data
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type == "X509 CRL" {
+			ders = append(ders, block.Bytes)
+		}
+	}
+	if len(ders) == 0 && !strings.EqualFold(filepath.Ext(path), ".pem") && !bytes.Contains(data, []byte("-----BEGIN")) {
+		ders = append(ders, data)
+	}
+	return ders
+}
+
 func loadCRLFile(path string, cas []*x509.Certificate, revoked map[string]bool) ([]CRLInfo, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTrustConfig, err)
 	}
 	var infos []CRLInfo
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			break
-		}
-		if block.Type != "X509 CRL" {
-			continue
-		}
-		crl, err := x509.ParseRevocationList(block.Bytes)
+	for _, der := range crlBlocks(path, data) {
+		crl, err := x509.ParseRevocationList(der)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrTrustConfig, path, err)
 		}

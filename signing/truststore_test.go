@@ -3,6 +3,7 @@ package signing_test
 import (
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"math/big"
 	"os"
@@ -478,5 +479,56 @@ func TestGatewayPEMKeepsSelfSignedEarlierCert(t *testing.T) {
 		if _, err := signing.VerifyOffline(forged, ts, signing.VerifyOptions{}); !errors.Is(err, signing.ErrUntrustedSigner) {
 			t.Errorf("%s: receipt signed by a portal certificate of the CA: %v, want ErrUntrustedSigner", order, err)
 		}
+	}
+}
+
+// TestTrustStoreReadsACRLAsTheCAPublishesIt: crl/ was read from *.pem files
+// only, so a CRL saved as its CA publishes it (ca.crl, DER) was passed over in
+// silence: the reload said "reloaded" and the certificate it revokes — a peer
+// gateway's, a portal's — stayed trusted. Now *.crl and *.der are read, DER or
+// PEM; one that is no CRL is refused as a broken *.pem is.
+func TestTrustStoreReadsACRLAsTheCAPublishesIt(t *testing.T) {
+	pki := signingtest.NewPKI(t)
+	crlPEM, err := os.ReadFile(filepath.Join(pki.TrustDir, "crl", "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(crlPEM)
+	if block == nil {
+		t.Fatal("the test PKI's CRL is no PEM")
+	}
+	byRevoked, err := pki.Revoked.Signer.Sign(signingtest.SampleDocument("crl-1", 3, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		data []byte
+	}{{"ca.crl", block.Bytes}, {"CA.DER", block.Bytes}, {"ca.crl", crlPEM}} {
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "portals", "ca.pem"), signing.CertPEM(pki.CA))
+		writeFile(t, filepath.Join(dir, "crl", c.name), c.data)
+		ts, err := signing.LoadTrustStore(dir)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if _, err := signing.NewVerifier(ts, signing.VerifyOptions{}).Verify(byRevoked); !errors.Is(err, signing.ErrUntrustedSigner) {
+			t.Errorf("%s: a package of the revoked certificate: %v, want ErrUntrustedSigner", c.name, err)
+		}
+		if crls := ts.CRLs(); len(crls) != 1 || crls[0].File != c.name {
+			t.Errorf("%s: CRLs in use %+v", c.name, crls)
+		}
+	}
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "portals", "ca.pem"), signing.CertPEM(pki.CA))
+	writeFile(t, filepath.Join(dir, "crl", "ca.crl"), []byte("not a crl"))
+	if _, err := signing.LoadTrustStore(dir); !errors.Is(err, signing.ErrTrustConfig) {
+		t.Errorf("a .crl that is no CRL: %v, want ErrTrustConfig", err)
+	}
+	// Other files beside the CRLs (a README) are left alone, as before.
+	writeFile(t, filepath.Join(dir, "crl", "ca.crl"), crlPEM)
+	writeFile(t, filepath.Join(dir, "crl", "README"), []byte("CRLs of the portal CA"))
+	if _, err := signing.LoadTrustStore(dir); err != nil {
+		t.Errorf("README beside a CRL: %v", err)
 	}
 }

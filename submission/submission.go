@@ -536,7 +536,7 @@ func (s *Submission) moveOn(now time.Time, evs []Event) []Event {
 	} else {
 		s.State = StateHeld
 		detail := heldDetail("no channel left")
-		if t.Channel == "peer" {
+		if t.Channel == channel.Peer {
 			// The office is at another state's gateway: nothing here fetches the
 			// package (docs/federation.md), only a replay sends it again.
 			detail = "no channel left; waits for an operator to mend the cause and send it to the other state's gateway again"
