@@ -62,7 +62,7 @@ func TestBacklogPerOffice(t *testing.T) {
 	put("office-b", 40, nil, nil) // no channel: held
 	put("office-c", 5, primary, answered)
 
-	counting := &readCounting{Store: db}
+	counting := &storetest.ReadCounting{Store: db}
 	b := New(testConfig, counting, nil, adapters.NewRegistry(), testChannels, fakeSigner{}, nil, nil)
 	offices, read, complete, err := b.Backlog(100)
 	if err != nil {
@@ -84,7 +84,7 @@ func TestBacklogPerOffice(t *testing.T) {
 	if read != 5 || !complete {
 		t.Errorf("read %d, complete %v; want the 5 waiting packages, complete", read, complete)
 	}
-	if r := counting.reads.Load(); r != 5 {
+	if r := counting.Reads.Load(); r != 5 {
 		t.Errorf("%d records read, want only the 5 the indexes name", r)
 	}
 
@@ -150,7 +150,7 @@ func TestUndecidedPerOffice(t *testing.T) {
 	put("office-a", []submission.Target{{Channel: "transfer"}}, take("transfer"))
 	put("office-a", api) // handed over? not even that: queued
 
-	counting := &readCounting{Store: db}
+	counting := &storetest.ReadCounting{Store: db}
 	b := New(testConfig, counting, nil, adapters.NewRegistry(), testChannels, fakeSigner{}, nil, nil)
 	all, err := b.Undecided(ctx, "", "", 0)
 	if err != nil {
@@ -169,12 +169,12 @@ func TestUndecidedPerOffice(t *testing.T) {
 	if all[1].Channel != "api" {
 		t.Errorf("the held case its system fetched: %+v", all[1])
 	}
-	counting.reads.Store(0)
+	counting.Reads.Store(0)
 	mine, err := b.Undecided(ctx, "office-b", "", 0)
 	if err != nil || len(mine) != 1 || mine[0].ID != opened {
 		t.Fatalf("office-b's: %+v %v", mine, err)
 	}
-	if r := counting.reads.Load(); r != 1 {
+	if r := counting.Reads.Load(); r != 1 {
 		t.Errorf("%d records read for office-b's list, want its 1", r)
 	}
 	page, err := b.Undecided(ctx, "office-a", "", 1)
@@ -203,11 +203,11 @@ func TestUndecidedPerOffice(t *testing.T) {
 		}
 		return ids, p.Next
 	}
-	counting.reads.Store(0)
+	counting.Reads.Store(0)
 	if ids, next := list("office-b", ListQuery{}); !slices.Equal(ids, []string{opened}) || next != "" {
 		t.Errorf("office-b's own list: %v next %q", ids, next)
 	}
-	if r := counting.reads.Load(); r != 1 {
+	if r := counting.Reads.Load(); r != 1 {
 		t.Errorf("%d records read for office-b's own list, want its 1", r)
 	}
 	if ids, next := list("office-a", ListQuery{Limit: 1}); !slices.Equal(ids, []string{fetched}) || next != fetched {

@@ -13,31 +13,25 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/store/storetest"
 	"github.com/amtsbote/amtsbote/submission"
 	bolt "go.etcd.io/bbolt"
 )
 
-// readCounting is the real store, counting the records the broker reads from it.
-type readCounting struct {
-	store.Store
-	reads atomic.Int64
-}
-
-func (c *readCounting) Get(id string) (*submission.Submission, error) {
-	c.reads.Add(1)
-	return c.Store.Get(id)
-}
+// readCounting is the real store, counting the records the broker reads from
+// it: by Get, and one by one in office walks and scans.
+type readCounting struct{ storetest.ReadCounting }
 
 func (c *readCounting) WalkOffice(officeID, after string, fn func(*submission.Submission) bool) error {
 	return c.Store.WalkOffice(officeID, after, func(s *submission.Submission) bool {
-		c.reads.Add(1)
+		c.Reads.Add(1)
 		return fn(s)
 	})
 }
 
 func (c *readCounting) Scan(fn func(*submission.Submission) bool) error {
 	return c.Store.Scan(func(s *submission.Submission) bool {
-		c.reads.Add(1)
+		c.Reads.Add(1)
 		return fn(s)
 	})
 }
@@ -112,7 +106,7 @@ func TestWaitingListReadsTheIndexNotTheHistory(t *testing.T) {
 	b, st := countingBroker(t, dir)
 	ctx := context.Background()
 
-	st.reads.Store(0)
+	st.Reads.Store(0)
 	pg, err := b.List(ctx, "office-a", ListQuery{States: waitingStates})
 	if err != nil {
 		t.Fatal(err)
@@ -123,19 +117,19 @@ func TestWaitingListReadsTheIndexNotTheHistory(t *testing.T) {
 	}
 	// The office's three held records, not its 603 cases (nor, since the index
 	// entries name their office, office-b's two).
-	if n := st.reads.Load(); n > 3 {
+	if n := st.Reads.Load(); n > 3 {
 		t.Fatalf("the waiting list read %d records, want at most the office's 3 the indexes name", n)
 	}
 
 	// Pages of one: the same three, in order, each page reading the index's records.
 	got, after := nil, ""
 	for range 4 {
-		st.reads.Store(0)
+		st.Reads.Store(0)
 		pg, err := b.List(ctx, "office-a", ListQuery{States: []submission.State{submission.StateHeld}, Limit: 1, After: after})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := st.reads.Load(); n > 3 {
+		if n := st.Reads.Load(); n > 3 {
 			t.Fatalf("a page read %d records", n)
 		}
 		for _, s := range pg.Items {
@@ -174,7 +168,7 @@ func TestWaitingReadsOnlyTheOfficesOwn(t *testing.T) {
 	b, st := countingBroker(t, dir)
 	ctx := context.Background()
 
-	st.reads.Store(0)
+	st.Reads.Store(0)
 	pg, err := b.List(ctx, "office-a", ListQuery{States: waitingStates})
 	if err != nil {
 		t.Fatal(err)
@@ -182,15 +176,15 @@ func TestWaitingReadsOnlyTheOfficesOwn(t *testing.T) {
 	if got := ids(pg.Items); !slices.Equal(got, held["office-a"]) {
 		t.Fatalf("office-a's waiting list = %v, want %v", got, held["office-a"])
 	}
-	if n := st.reads.Load(); n > 3+2 {
+	if n := st.Reads.Load(); n > 3+2 {
 		t.Fatalf("office-a's waiting list read %d records, want its 3 and the 2 entries without an office", n)
 	}
-	st.reads.Store(0)
+	st.Reads.Store(0)
 	w, err := waitingIDs(b.Waiting(ctx, "office-a"))
 	if err != nil || !slices.Equal(w, held["office-a"]) {
 		t.Fatalf("Waiting(office-a) = %v, %v; want %v", w, err, held["office-a"])
 	}
-	if n := st.reads.Load(); n > 2 {
+	if n := st.Reads.Load(); n > 2 {
 		t.Fatalf("Waiting read %d records, want only the 2 entries without an office", n)
 	}
 	if w, err := waitingIDs(b.Waiting(ctx, "office-b")); err != nil || !slices.Equal(w, held["office-b"]) {
@@ -209,12 +203,12 @@ func TestWaitingReadsOnlyTheOfficesOwn(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	st.reads.Store(0)
+	st.Reads.Store(0)
 	w, err = waitingIDs(b.Waiting(ctx, "office-a"))
 	if want := []string{held["office-a"][0], held["office-a"][2]}; err != nil || !slices.Equal(w, want) {
 		t.Fatalf("Waiting after an erasure = %v, %v; want %v", w, err, want)
 	}
-	if n := st.reads.Load(); n > 2 {
+	if n := st.Reads.Load(); n > 2 {
 		t.Fatalf("Waiting read %d records after the erasure", n)
 	}
 	if pg, err := b.List(ctx, "office-a", ListQuery{States: waitingStates}); err != nil || !slices.Equal(ids(pg.Items), []string{held["office-a"][0], held["office-a"][2]}) {
@@ -238,7 +232,7 @@ var waitingStates = []submission.State{submission.StateQueued, submission.StateR
 func countingBroker(t *testing.T, dir string) (*Broker, *readCounting) {
 	t.Helper()
 	var st *readCounting
-	b := startOver(t, dir, testConfig, func(db *store.DB) store.Store { st = &readCounting{Store: db}; return st })
+	b := startOver(t, dir, testConfig, func(db *store.DB) store.Store { st = &readCounting{storetest.ReadCounting{Store: db}}; return st })
 	return b, st
 }
 
@@ -332,7 +326,7 @@ func TestConfirmationReadsOnlyChannelsThatConfirmLater(t *testing.T) {
 	cfg.ConfirmEvery = time.Hour // the round at start, then the ones this test runs
 	l := &later{scripted: scripted{channel: "transfer"}, confirmed: map[string]bool{}, changes: make(chan struct{}, 1)}
 	var st *readCounting
-	b := startOver(t, dir, cfg, func(db *store.DB) store.Store { st = &readCounting{Store: db}; return st }, l, &scripted{channel: "mailbox"})
+	b := startOver(t, dir, cfg, func(db *store.DB) store.Store { st = &readCounting{storetest.ReadCounting{Store: db}}; return st }, l, &scripted{channel: "mailbox"})
 	deadline := time.Now().Add(30 * time.Second)
 	for l.asked.Load() < 2 { // the round at start is done
 		if time.Now().After(deadline) {
@@ -340,10 +334,10 @@ func TestConfirmationReadsOnlyChannelsThatConfirmLater(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	st.reads.Store(0)
+	st.Reads.Store(0)
 	l.asked.Store(0)
 	b.checkHandedOver()
-	if n, asked := st.reads.Load(), l.asked.Load(); n != 2 || asked != 2 {
+	if n, asked := st.Reads.Load(), l.asked.Load(); n != 2 || asked != 2 {
 		t.Fatalf("a confirmation round read %d records and asked %d times, want the folder's 2 both times", n, asked)
 	}
 }

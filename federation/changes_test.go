@@ -400,17 +400,6 @@ func TestTurnsToAskTheLeaseDecides(t *testing.T) {
 	}
 }
 
-// countingGets is a store that counts its reads of records.
-type countingGets struct {
-	store.Store
-	gets atomic.Int64
-}
-
-func (c *countingGets) Get(id string) (*submission.Submission, error) {
-	c.gets.Add(1)
-	return c.Store.Get(id)
-}
-
 // TestCloseDuringALeaseAsksNothing: Close while the tracker waits for the
 // store's answer whose turn it is (a cluster's store out of reach: up to its
 // timeout) ends the wait with the context's error. That was taken as "the
@@ -418,7 +407,7 @@ func (c *countingGets) Get(id string) (*submission.Submission, error) {
 // package's record first, each read bounded by the store's timeout alone, so
 // with the store out of reach a shutdown waited for all of them.
 func TestCloseDuringALeaseAsksNothing(t *testing.T) {
-	st := &countingGets{Store: storetest.OpenBolt(t)}
+	st := &storetest.ReadCounting{Store: storetest.OpenBolt(t)}
 	inLease := make(chan struct{})
 	tr := &Tracker{Broker: broker.New(broker.Config{}, st, nil, nil, nil, nil, nil, nil),
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -435,7 +424,7 @@ func TestCloseDuringALeaseAsksNothing(t *testing.T) {
 	<-inLease
 	cancel()
 	tr.wg.Wait()
-	if n := st.gets.Load(); n != 0 {
+	if n := st.Reads.Load(); n != 0 {
 		t.Errorf("closed while asking the store for its turn, the tracker read %d records to ask the peer", n)
 	}
 }
@@ -443,13 +432,13 @@ func TestCloseDuringALeaseAsksNothing(t *testing.T) {
 // cancelingGets is a store whose first read of a record ends ctx, as Close
 // does while the tracker reads the records of a question.
 type cancelingGets struct {
-	countingGets
+	*storetest.ReadCounting
 	cancel context.CancelFunc
 }
 
 func (c *cancelingGets) Get(id string) (*submission.Submission, error) {
 	c.cancel()
-	return c.countingGets.Get(id)
+	return c.ReadCounting.Get(id)
 }
 
 // TestClosedTrackerReadsNoMoreRecordsForAQuestion: a question read the record
@@ -459,11 +448,11 @@ func (c *cancelingGets) Get(id string) (*submission.Submission, error) {
 func TestClosedTrackerReadsNoMoreRecordsForAQuestion(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st := &cancelingGets{countingGets: countingGets{Store: storetest.OpenBolt(t)}, cancel: cancel}
+	st := &cancelingGets{ReadCounting: &storetest.ReadCounting{Store: storetest.OpenBolt(t)}, cancel: cancel}
 	tr := &Tracker{Broker: broker.New(broker.Config{}, st, nil, nil, nil, nil, nil, nil), Peers: []config.Peer{{ID: "by"}}}
 	tr.open = map[string]string{"s-1": "by", "s-2": "by", "s-3": "by"}
 	tr.poll(ctx, tr.Peers[0], []string{"s-1", "s-2", "s-3"})
-	if n := st.gets.Load(); n != 1 {
+	if n := st.Reads.Load(); n != 1 {
 		t.Errorf("closed during the first read, the question read %d records, want 1", n)
 	}
 }

@@ -133,14 +133,7 @@ func fedCount(t *testing.T, sn *fedNode, what, outcome string) int {
 // next try now waits (federation.FetchRetryFirst, 30 s, doubling): two more
 // questions fetch nothing.
 func TestPeerReplyThatCannotBeFetchedWaits(t *testing.T) {
-	sn, by := snAndByNudged(t)
-	id := sn.submit(t, fedMuenchenARS)
-	s := sn.waitState(t, id, submission.StateDelivered)
-
-	sn.stop(t)
-	content := bytes.Repeat([]byte("Rückfrage "), 30_000) // a blob file, not one kept in bbolt
-	r := by.replyAt(t, s.Sender, s.MessageID, "Rueckfrage", content)
-	by.damageBlob(t, r.SHA256, content)
+	sn, _, id, _, _, _ := damagedRueckfrage(t)
 	sn.start(t)
 
 	sn.nudgedAndAsked(t)
@@ -154,6 +147,20 @@ func TestPeerReplyThatCannotBeFetchedWaits(t *testing.T) {
 	if n := len(sn.sub(t, id).Replies); n != 0 {
 		t.Errorf("the damaged reply was stored: %d replies", n)
 	}
+}
+
+// damagedRueckfrage forwards a package from sn to by, stops sn, and has by's
+// office answer with a Rückfrage whose stored bytes are then damaged at by
+// (damageBlob; mend puts them back). sn is left stopped.
+func damagedRueckfrage(t *testing.T) (sn, by *fedNode, id string, s *submission.Submission, r submission.Reply, mend func()) {
+	t.Helper()
+	sn, by = snAndByNudged(t)
+	id = sn.submit(t, fedMuenchenARS)
+	s = sn.waitState(t, id, submission.StateDelivered)
+	sn.stop(t)
+	content := bytes.Repeat([]byte("Rückfrage "), 30_000) // a blob file, not one kept in bbolt
+	r = by.replyAt(t, s.Sender, s.MessageID, "Rueckfrage", content)
+	return sn, by, id, s, r, by.damageBlob(t, r.SHA256, content)
 }
 
 // damageBlob overwrites the blob file of content (its SHA-256 sha) at n with
@@ -190,14 +197,7 @@ func (n *fedNode) damageBlob(t *testing.T, sha string, content []byte) (mend fun
 // and the question asks from the first missing one: after a restart (nothing
 // of the failure in memory) the Rückfrage, mended at the peer, comes too.
 func TestPeerReplyThatCannotBeFetchedHoldsBackNoLaterOne(t *testing.T) {
-	sn, by := snAndByNudged(t)
-	id := sn.submit(t, fedMuenchenARS)
-	s := sn.waitState(t, id, submission.StateDelivered)
-
-	sn.stop(t)
-	first := bytes.Repeat([]byte("Rückfrage "), 30_000) // a blob file, not one kept in bbolt
-	r1 := by.replyAt(t, s.Sender, s.MessageID, "Rueckfrage", first)
-	mend := by.damageBlob(t, r1.SHA256, first)
+	sn, by, id, s, r1, mend := damagedRueckfrage(t)
 	r2 := by.replyAt(t, s.Sender, s.MessageID, "Bescheid", []byte("%PDF-1.7 Bescheid"))
 	sn.start(t)
 
@@ -312,13 +312,7 @@ func TestPeerClusterNodeTakesUpAnotherNodesPackage(t *testing.T) {
 // the Saxon gateways ask Bavaria every hour, and its nudges reach the one that
 // did not forward; else every 100 ms, and the nudges reach nobody.
 func clusterTakesUp(t *testing.T, byNudge bool) {
-	natsURL := natstest.StartSingle(t).URLs()
-	sn1 := newFedNode(t, "amtsbote-sn")
-	sn1.cfg.Store.Backend, sn1.cfg.NATS.URL = config.StoreJetStream, natsURL
-	sn2 := newFedNode(t, "amtsbote-sn")
-	by := newFedNode(t, "amtsbote-by")
-	fedTrust(t, sn1, by)
-	by.office("09", "09162", "muenchen-kvr", fedHook(t))
+	sn1, sn2, by := saxonyTwiceAndBavaria(t)
 	poll := 100 * time.Millisecond
 	if byNudge {
 		poll = time.Hour
@@ -347,13 +341,7 @@ func clusterTakesUp(t *testing.T, byNudge bool) {
 		return srv.URL
 	}
 	sn1.peer(by, viaProxy(sn1), poll, "09")
-	// The second gateway: the first one's configuration, keys and store, its
-	// own address, data folder and way to Bavaria.
-	addr, ln, dir := sn2.addr, sn2.ln, sn2.dir
-	*sn2 = *sn1
-	sn2.addr, sn2.ln, sn2.dir = addr, ln, dir
-	sn2.cfg.Listen, sn2.cfg.DataDir = addr, filepath.Join(dir, "data")
-	sn2.cfg.Peers, sn2.dirPeers = nil, nil
+	sn2.secondOf(sn1)
 	sn2.peer(by, viaProxy(sn2), poll, "09")
 	sn1.start(t)
 	sn2.start(t)
@@ -382,6 +370,33 @@ func clusterTakesUp(t *testing.T, byNudge bool) {
 	waitFor(t, "the decision at the other Saxon gateway", func() bool { return other.sub(t, id).State == submission.StateAccepted })
 }
 
+// saxonyTwiceAndBavaria are two Saxon gateways to be of one cluster (sn1 on a
+// JetStream store on a nats-server of its own; sn2 takes sn1's set-up with
+// secondOf once sn1's peers are set) and a Bavarian gateway with a Munich
+// office, trusted both ways.
+func saxonyTwiceAndBavaria(t *testing.T) (sn1, sn2, by *fedNode) {
+	t.Helper()
+	natsURL := natstest.StartSingle(t).URLs()
+	sn1 = newFedNode(t, "amtsbote-sn")
+	sn1.cfg.Store.Backend, sn1.cfg.NATS.URL = config.StoreJetStream, natsURL
+	sn2 = newFedNode(t, "amtsbote-sn")
+	by = newFedNode(t, "amtsbote-by")
+	fedTrust(t, sn1, by)
+	by.office("09", "09162", "muenchen-kvr", fedHook(t))
+	return sn1, sn2, by
+}
+
+// secondOf makes n the second gateway of first's cluster: first's
+// configuration, keys and store, its own address and data folder, and no
+// peers yet (its way to Bavaria is its own).
+func (n *fedNode) secondOf(first *fedNode) {
+	addr, ln, dir := n.addr, n.ln, n.dir
+	*n = *first
+	n.addr, n.ln, n.dir = addr, ln, dir
+	n.cfg.Listen, n.cfg.DataDir = addr, filepath.Join(dir, "data")
+	n.cfg.Peers, n.dirPeers = nil, nil
+}
+
 func mustURL(t *testing.T, s string) *url.URL {
 	t.Helper()
 	u, err := url.Parse(s)
@@ -400,13 +415,7 @@ func mustURL(t *testing.T, s string) *url.URL {
 // one question per interval begun (two more for the intervals at the ends),
 // where it got two.
 func TestPeerClusterAsksOncePerInterval(t *testing.T) {
-	natsURL := natstest.StartSingle(t).URLs()
-	sn1 := newFedNode(t, "amtsbote-sn")
-	sn1.cfg.Store.Backend, sn1.cfg.NATS.URL = config.StoreJetStream, natsURL
-	sn2 := newFedNode(t, "amtsbote-sn")
-	by := newFedNode(t, "amtsbote-by")
-	fedTrust(t, sn1, by)
-	by.office("09", "09162", "muenchen-kvr", fedHook(t))
+	sn1, sn2, by := saxonyTwiceAndBavaria(t)
 	by.peer(sn1, sn1.url(), time.Hour, "14")
 	by.start(t)
 
@@ -422,11 +431,7 @@ func TestPeerClusterAsksOncePerInterval(t *testing.T) {
 	defer proxy.Close()
 	const poll = time.Second
 	sn1.peer(by, proxy.URL, poll, "09")
-	addr, ln, dir := sn2.addr, sn2.ln, sn2.dir
-	*sn2 = *sn1
-	sn2.addr, sn2.ln, sn2.dir = addr, ln, dir
-	sn2.cfg.Listen, sn2.cfg.DataDir = addr, filepath.Join(dir, "data")
-	sn2.cfg.Peers, sn2.dirPeers = nil, nil
+	sn2.secondOf(sn1)
 	sn2.peer(by, proxy.URL, poll, "09")
 	sn1.start(t)
 	sn2.start(t)

@@ -21,7 +21,7 @@ const (
 	// alertDayTests are the scenarios that run for days, at a coarser step
 	// (its header says why); an alert may fire in either file.
 	alertDayTests = "deploy/prometheus/amtsbote-alerts.days.test.yml"
-	alertTable = "docs/operations.md"
+	alertTable    = "docs/operations.md"
 )
 
 // alertMention is an alert's name wherever it is written.
