@@ -491,7 +491,7 @@ func TestDashboardMetricsAreExported(t *testing.T) {
 		p.Callback = &config.PortalCallback{Endpoint: portalHook.srv.URL, Secret: webhook.NewSecret()}
 		c.Portals["amt24"] = p
 		// A peer for another state: its questions' and replies' counters at 0.
-		c.Peers = []config.Peer{{ID: "gw-by", Name: "Bayern", Lands: []string{"09"}, BaseURL: "http://127.0.0.1:1/federation"}}
+		c.Peers = []config.Peer{{ID: "gw-by", Name: "Bayern", Lands: []string{"09"}, BaseURL: "http://127.0.0.1:1"}}
 		c.Delivery.QueueCheck = time.Second
 	})
 	ctx := context.Background()
