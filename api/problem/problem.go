@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/amtsbote/amtsbote/internal/httpunwrap"
 )
 
 // ContentType is the media type of a problem document.
@@ -161,16 +163,8 @@ type typeNoter interface{ NoteProblem(typ string) }
 // noteType tells the counting writer under w, found through the writers'
 // Unwrap chain, the type of the problem answered; without one it does nothing.
 func noteType(w http.ResponseWriter, typ string) {
-	for w != nil {
-		if n, ok := w.(typeNoter); ok {
-			n.NoteProblem(typ)
-			return
-		}
-		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
-		if !ok {
-			return
-		}
-		w = u.Unwrap()
+	if n, ok := httpunwrap.Find[typeNoter](w); ok {
+		n.NoteProblem(typ)
 	}
 }
 

@@ -6,8 +6,8 @@
 // amtsbote_http_problems_total, counts the problem documents among the answers
 // by their type: the status alone did not say why packages were refused.
 // problem.Write notes the type on the writer Observe gave the handler (its
-// NoteProblem method, found through the writers' Unwrap chain as NoteFault
-// finds it) by an interface of its own, so that api/problem, which the portal
+// NoteProblem method, found through the writers' Unwrap chain by
+// httpunwrap.Find, as NoteFault finds it) by an interface of its own, so that api/problem, which the portal
 // and office client libraries import, does not import this package and the
 // Prometheus library with it.
 package httpmetrics
@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/amtsbote/amtsbote/internal/httpunwrap"
 )
 
 // The SOAP 1.2 fault codes a SOAP face notes (NoteFault) as the soap_fault label.
@@ -95,16 +97,8 @@ func (m *Metrics) Observe(next http.Handler, route func(*http.Request) string, l
 // w writes, found through the writers' Unwrap chain; without an Observe around
 // w it does nothing.
 func NoteFault(w http.ResponseWriter, code string) {
-	for w != nil {
-		if sw, ok := w.(*statusWriter); ok {
-			sw.fault = code
-			return
-		}
-		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
-		if !ok {
-			return
-		}
-		w = u.Unwrap()
+	if sw, ok := httpunwrap.Find[*statusWriter](w); ok {
+		sw.fault = code
 	}
 }
 
