@@ -713,6 +713,7 @@ func applyEnv(c *Config, environ []string) error {
 	}
 	known := map[string]bool{}
 	var errs []error
+	var fileOnly []string // the maps and lists of entries, which have no variables
 	walk(reflect.ValueOf(c).Elem(), "AMTSBOTE", func(name string, f reflect.Value) {
 		known[name] = true
 		v, ok := env[name]
@@ -722,9 +723,7 @@ func applyEnv(c *Config, environ []string) error {
 		if err := setScalar(f, v); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
-	})
-	var fileOnly []string
-	entryLists(reflect.TypeFor[Config](), "AMTSBOTE", &fileOnly)
+	}, func(name string) { fileOnly = append(fileOnly, name) })
 	for k := range env {
 		if !known[k] && k != "AMTSBOTE_CONFIG" {
 			errs = append(errs, unknownEnv(k, fileOnly))
@@ -746,35 +745,19 @@ func unknownEnv(k string, fileOnly []string) error {
 	return fmt.Errorf("%s: unknown setting", k)
 }
 
-// entryLists adds to out the variable names of the maps and lists of entries
-// under t (portals, offices, peers, mailbox.users), which walk passes over.
-func entryLists(t reflect.Type, prefix string, out *[]string) {
-	for i := 0; i < t.NumField(); i++ {
-		tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
-		if tag == "" || tag == "-" {
-			continue
-		}
-		name := prefix + "_" + strings.ToUpper(tag)
-		switch ft := t.Field(i).Type; ft.Kind() {
-		case reflect.Struct:
-			entryLists(ft, name, out)
-		case reflect.Map, reflect.Slice:
-			if ft.Elem().Kind() != reflect.String {
-				*out = append(*out, name)
-			}
-		}
-	}
-}
-
 // EnvNames lists every environment variable the configuration reads.
 func EnvNames() []string {
 	var out []string
 	c := Default()
-	walk(reflect.ValueOf(&c).Elem(), "AMTSBOTE", func(name string, _ reflect.Value) { out = append(out, name) })
+	walk(reflect.ValueOf(&c).Elem(), "AMTSBOTE", func(name string, _ reflect.Value) { out = append(out, name) }, nil)
 	return out
 }
 
-func walk(v reflect.Value, prefix string, fn func(string, reflect.Value)) {
+// walk calls fn with the variable name and the field of every setting under v
+// that an environment variable may set, and entries (if not nil) with the name
+// of every map or list of entries (portals, offices, peers, mailbox.users),
+// which none may.
+func walk(v reflect.Value, prefix string, fn func(string, reflect.Value), entries func(string)) {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
@@ -785,10 +768,12 @@ func walk(v reflect.Value, prefix string, fn func(string, reflect.Value)) {
 		f := v.Field(i)
 		switch f.Kind() {
 		case reflect.Struct:
-			walk(f, name, fn)
+			walk(f, name, fn, entries)
 		case reflect.Map, reflect.Slice:
 			if f.Type().Elem().Kind() == reflect.String {
 				fn(name, f)
+			} else if entries != nil {
+				entries(name)
 			}
 		default:
 			fn(name, f)
