@@ -382,7 +382,14 @@ func (ts *TrustStore) build() (*trustSnapshot, error) {
 	return snap, nil
 }
 
+// pemFiles lists the *.pem files of dir.
 func pemFiles(dir string) ([]string, error) {
+	return filesIn(dir, func(name string) bool { return strings.HasSuffix(name, ".pem") })
+}
+
+// filesIn lists the files of dir whose names match; a dir that is not there
+// has none.
+func filesIn(dir string, match func(name string) bool) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -392,7 +399,7 @@ func pemFiles(dir string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range entries {
-		if !e.IsDir() && strings.HasSuffix(e.Name(), ".pem") {
+		if !e.IsDir() && match(e.Name()) {
 			out = append(out, filepath.Join(dir, e.Name()))
 		}
 	}
@@ -405,23 +412,13 @@ func pemFiles(dir string) ([]string, error) {
 // what it revokes stayed trusted (an operator's walk through
 // docs/federation.md, 2026-12-06).
 func crlFiles(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrTrustConfig, err)
-	}
-	var out []string
-	for _, e := range entries {
-		switch strings.ToLower(filepath.Ext(e.Name())) {
+	return filesIn(dir, func(name string) bool {
+		switch strings.ToLower(filepath.Ext(name)) {
 		case ".pem", ".crl", ".der":
-			if !e.IsDir() {
-				out = append(out, filepath.Join(dir, e.Name()))
-			}
+			return true
 		}
-	}
-	return out, nil
+		return false
+	})
 }
 
 // crlBlocks are the DER CRLs in a CRL file: its X509 CRL blocks, or, for a
