@@ -349,7 +349,7 @@ func New(p Params, now time.Time) (*Submission, []Event) {
 		s.State = StateHeld
 		// "ready for pickup" promised what an office without pull access or a
 		// mailbox user cannot do (an audit): the portal reads this text.
-		evs = append(evs, Event{At: now, Type: EventHeld, Detail: heldDetail("office has no channel on this gateway")})
+		evs = append(evs, Event{At: now, Type: EventHeld, Detail: heldDetail("office has no channel on this gateway", "")})
 	}
 	return s, evs
 }
@@ -450,7 +450,7 @@ func (s *Submission) replan(now time.Time, evs []Event, from Target, plan []Targ
 	if len(left) == 0 {
 		s.TargetIndex = len(s.Targets)
 		s.State = StateHeld
-		return append(evs, Event{At: now, Type: EventHeld, Detail: heldDetail("no channel left (channels now " + channelNames(plan) + ", each failed before)")})
+		return append(evs, Event{At: now, Type: EventHeld, Detail: heldDetail("no channel left (channels now "+channelNames(plan)+", each failed before)", "")})
 	}
 	s.Targets = left
 	s.TargetIndex = 0
@@ -517,8 +517,13 @@ func (s *Submission) Reoffer(now time.Time, why Reason, plan []Target) ([]Event,
 
 // heldDetail is the text of a held event: why, and what it waits for — the office
 // fetching it (pull API, mailbox), or an operator who connects the office and
-// replays it (docs/operations.md, "Held packages").
-func heldDetail(why string) string {
+// replays it (docs/operations.md, "Held packages"). After a peer channel (last)
+// the office is at another state's gateway: nothing here fetches the package
+// (docs/federation.md), only an operator's replay sends it again.
+func heldDetail(why, last string) string {
+	if last == channel.Peer {
+		return why + "; waits for an operator to mend the cause and send it to the other state's gateway again"
+	}
 	return why + "; waits for the office to fetch it, or for an operator to connect the office and send it again"
 }
 
@@ -535,13 +540,7 @@ func (s *Submission) moveOn(now time.Time, evs []Event) []Event {
 		evs = append(evs, Event{At: now, Type: EventFallback, Channel: next.Channel, Detail: "falling back from " + t.Channel})
 	} else {
 		s.State = StateHeld
-		detail := heldDetail("no channel left")
-		if t.Channel == channel.Peer {
-			// The office is at another state's gateway: nothing here fetches the
-			// package (docs/federation.md), only a replay sends it again.
-			detail = "no channel left; waits for an operator to mend the cause and send it to the other state's gateway again"
-		}
-		evs = append(evs, Event{At: now, Type: EventHeld, Detail: detail})
+		evs = append(evs, Event{At: now, Type: EventHeld, Detail: heldDetail("no channel left", t.Channel)})
 	}
 	return evs
 }
