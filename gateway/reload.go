@@ -156,18 +156,24 @@ func (g *Gateway) joinCluster(ctx context.Context) error {
 	return nil
 }
 
-// reloadHere reloads this gateway (Reload) and says how it went, to the
-// caller and in the log as SIGHUP's reload does: after `amtsbote admin
-// reload` the log said nothing, and an operator reading it could not tell
-// whether the files in use were the new ones.
+// reloadHere reloads this gateway (ReloadLogged) and says how it went.
 func (g *Gateway) reloadHere(node, address string) api.NodeReload {
+	err := g.ReloadLogged("admin API")
+	return api.ReloadResult(node, address, err, g.Directory.Current())
+}
+
+// ReloadLogged is Reload, and says in the log whether it took and who asked
+// (by: "SIGHUP", "admin API"): after `amtsbote admin reload` the log said
+// nothing, and an operator reading it could not tell whether the files in use
+// were the new ones.
+func (g *Gateway) ReloadLogged(by string) error {
 	err := g.Reload()
 	if err != nil {
-		g.Log.Error("reload failed; keeping the old directory and trust store", "by", "admin API", "err", err)
+		g.Log.Error("reload failed; keeping the old directory and trust store", "by", by, "err", err)
 	} else {
-		g.Log.Info("directory and trust store reloaded", "by", "admin API")
+		g.Log.Info("directory and trust store reloaded", "by", by)
 	}
-	return api.ReloadResult(node, address, err, g.Directory.Current())
+	return err
 }
 
 // ReloadAll reloads the directory files and the trust store of every gateway:

@@ -89,11 +89,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	for {
 		select {
 		case <-hup:
-			if err := g.Reload(); err != nil {
-				log.Error("reload failed; keeping the old directory and trust store", "err", err)
-			} else {
-				log.Info("directory and trust store reloaded")
-			}
+			_ = g.ReloadLogged("SIGHUP")
 			continue
 		case err := <-g.Done():
 			log.Error("http server stopped", "err", err)
