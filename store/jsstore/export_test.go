@@ -113,3 +113,32 @@ func StepBackBlob(t *testing.T, st store.Store, digest string, d time.Duration) 
 
 // ListedKeys is how many index keys st's listings have read since Open.
 func ListedKeys(st *Store) int64 { return st.stats.listedKeys.Load() }
+
+// OfficeConsumerListings counts the listings of an office's index through a
+// consumer (listOffice's way for an office of many keys).
+func OfficeConsumerListings(st *Store) int64 { return st.stats.officeConsumers.Load() }
+
+// OfficeListLen is the number of ids st's list of office holds (0: none).
+func OfficeListLen(st *Store, office string) int {
+	st.offices.mu.Lock()
+	l := st.offices.lists[office]
+	st.offices.mu.Unlock()
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.ids)
+}
+
+// OfficeIDs is the office's list as a page of WalkOffice gets it.
+func OfficeIDs(st *Store, office string) ([]string, error) { return st.officeIDs(office) }
+
+// OfficeKeySubject is the subject of office's index key for id.
+func OfficeKeySubject(st *Store, office, id string) string {
+	return st.officeKey(office, id)
+}
+
+// BetweenPages has fn called after each page of subjects a listing of an
+// office reads (page counts from 0).
+func BetweenPages(st *Store, fn func(page int)) { st.offices.betweenPages = fn }

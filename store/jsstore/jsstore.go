@@ -94,6 +94,9 @@ type Store struct {
 		// listedKeys counts the index keys the listings read (no metric: the
 		// tests' measure of what a page of WalkOffice costs).
 		listedKeys atomic.Int64
+		// officeConsumers counts the listings of an office's index through a
+		// consumer (the fallback of officeIDs' first listing; no metric).
+		officeConsumers atomic.Int64
 	}
 	// waited times each write from sent to acknowledged (stored by the stream's
 	// quorum), whatever its outcome.

@@ -281,13 +281,21 @@ func (s *Store) WalkOffice(officeID, after string, fn func(*submission.Submissio
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
+	var gone []string
+	defer func() { s.offices.forget(officeID, gone) }()
 	for _, id := range ids[i:] {
 		d, _, err := s.readDoc(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
-			continue // deleted since the index was listed (retention runs beside us)
+			// Deleted since the index was listed (retention runs beside us), or
+			// before, its key's removal marker still in the stream (listOffice).
+			gone = append(gone, id)
+			continue
 		}
 		if err != nil {
 			return err
+		}
+		if d.Sub.OfficeID != officeID {
+			continue // an index key is the office's own: never hand on another's case
 		}
 		if !fn(d.Sub) {
 			return nil

@@ -2,15 +2,18 @@ package jsstore_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/store/jsstore"
 	"github.com/amtsbote/amtsbote/store/storetest"
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // createFor creates a new case of office on a store and returns its id.
@@ -219,4 +222,167 @@ func TestWalkOfficeWhileTheOfficeChanges(t *testing.T) {
 	walkers.Wait()
 	close(stop)
 	writer.Wait()
+}
+
+// TestWalkOfficeFirstListingAsksTheLeadersSubjects: the first page of an office
+// on a store (after a start, or after the list was dropped) lists the office's
+// keys from the stream leader's memory, not through a consumer that delivers
+// every key (6 s at 100,000 cases, BenchmarkWalkOfficePage). That listing also
+// names the keys of cases deleted within MarkerTTL (their removal markers are
+// still in the stream): a page passes over them and the list lets them go, so
+// that later pages do not read them again.
+func TestWalkOfficeFirstListingAsksTheLeadersSubjects(t *testing.T) {
+	b, st := openOnEmbedded(t, jsstore.Options{})
+	const office = "amt-first"
+	var ids []string
+	for range 60 {
+		ids = append(ids, createFor(t, st, office))
+	}
+	for _, id := range ids[:10] {
+		if err := st.Delete(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids = ids[10:]
+	fresh, err := jsstore.Open(context.Background(), b.JS, jsstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := fresh.WalkOffice(office, "", func(s *submission.Submission) bool {
+		got = append(got, s.ID)
+		return len(got) < 20
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, ids[:20]) {
+		t.Fatalf("first page: %v, want the 20 oldest left, %v", got, ids[:20])
+	}
+	if n := jsstore.OfficeConsumerListings(fresh); n != 0 {
+		t.Errorf("listings through a consumer: %d, want none", n)
+	}
+	if n := jsstore.OfficeListLen(fresh, office); n != len(ids) {
+		t.Errorf("the list holds %d ids after the page, want the %d left (the deleted ones met are let go)", n, len(ids))
+	}
+	got = nil
+	if err := fresh.WalkOffice(office, "", func(s *submission.Submission) bool { got = append(got, s.ID); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, ids) {
+		t.Fatalf("whole office: %d ids, want %d", len(got), len(ids))
+	}
+}
+
+// TestWalkOfficeHandsOnOnlyTheOfficesCases: an office's index key names a case
+// that now belongs to another office (no build moves a case, but an index key
+// outlives a record rewritten by hand or by another build): the listing of the
+// first office does not hand it on — an office sees only its own cases.
+func TestWalkOfficeHandsOnOnlyTheOfficesCases(t *testing.T) {
+	_, st := openOnEmbedded(t, jsstore.Options{})
+	const office = "amt-own"
+	a, moved := createFor(t, st, office), createFor(t, st, office)
+	jsstore.RewriteRecord(t, st, moved, func(r map[string]any) bool { r["officeId"] = office + "-other"; return true })
+	var got []string
+	if err := st.WalkOffice(office, "", func(s *submission.Submission) bool { got = append(got, s.ID); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []string{a}) {
+		t.Fatalf("WalkOffice(%s) = %v, want only %s", office, got, a)
+	}
+}
+
+// TestOfficeListingOverPagesOfSubjects: an office of more than 100,000 keys is
+// named by the stream leader in pages by offset, which are no snapshot: keys
+// dropped between two pages (removal markers whose TTL ran out) move the next
+// page's start past keys that stay. The listing asks each page from 1,000 keys
+// before the end of the one before and lists again when they do not meet; after
+// three tries it lists through a consumer. In every case the list has every key
+// that stayed.
+func TestOfficeListingOverPagesOfSubjects(t *testing.T) {
+	b, st := openOnEmbedded(t, jsstore.Options{})
+	const office = "amt-subject-pages"
+	keys := make([]string, 108_000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("k%06d", i)
+	}
+	for i, k := range keys {
+		if _, err := b.JS.PublishAsync(jsstore.OfficeKeySubject(st, office, k), nil); err != nil {
+			t.Fatal(err)
+		}
+		if i%10_000 == 9_999 || i == len(keys)-1 {
+			select {
+			case <-b.JS.PublishAsyncComplete():
+			case <-time.After(time.Minute):
+				t.Fatal("publishing the keys took longer than a minute")
+			}
+		}
+	}
+	stream, err := b.JS.Stream(context.Background(), "KV_amtsbote")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// drop purges the n first keys left (all of them within the first page) and
+	// returns them.
+	drop := func(n int) []string {
+		t.Helper()
+		dropped := keys[:n]
+		for _, k := range dropped {
+			if err := stream.Purge(context.Background(), jetstream.WithPurgeSubject(jsstore.OfficeKeySubject(st, office, k))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		keys = keys[n:]
+		return dropped
+	}
+	for _, c := range []struct {
+		name      string
+		drop      int // keys dropped after every first page
+		pages     int // pages read in all
+		consumers int64
+	}{
+		{"a few dropped between the pages", 500, 2, 0},
+		{"more dropped than the pages overlap", 1_500, 4, 0}, // once: the second listing meets
+		{"the pages never meet", 1_500, 6, 1},                // every time: a consumer lists
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fresh, err := jsstore.Open(context.Background(), b.JS, jsstore.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A listing from the subjects has the keys dropped after its first
+			// page was read; they are cases deleted since, which a page passes
+			// over. A consumer lists after every drop.
+			pages, firsts := 0, 0
+			var since []string
+			jsstore.BetweenPages(fresh, func(page int) {
+				pages++
+				if page > 0 {
+					return
+				}
+				since = nil
+				if firsts == 0 || c.consumers > 0 {
+					firsts++
+					since = drop(c.drop)
+				}
+			})
+			got, err := jsstore.OfficeIDs(fresh, office)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := keys
+			if c.consumers == 0 {
+				want = append(slices.Clone(since), keys...)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("listed %d keys, want %d: the %d that stayed and %d dropped since the first page (first listed %v, want %v)",
+					len(got), len(want), len(keys), len(want)-len(keys), got[:min(1, len(got))], want[:1])
+			}
+			if pages != c.pages {
+				t.Errorf("%d pages read, want %d", pages, c.pages)
+			}
+			if n := jsstore.OfficeConsumerListings(fresh); n != c.consumers {
+				t.Errorf("listings through a consumer: %d, want %d", n, c.consumers)
+			}
+		})
+	}
 }
