@@ -64,7 +64,8 @@ type Config struct {
 
 // Retention is applied by a background job every Every, and by `amtsbote gc`. The
 // periods count from the office's final answer (accepted or rejected); 0 keeps
-// forever. Bytes are personal data in bulk and go first; the record, its event log
+// forever, and so does a negative period (-1, the off value of durations): the
+// operator who writes it means "off", and it is not refused. Bytes are personal data in bulk and go first; the record, its event log
 // and its receipts are the proof of what happened and stay longer.
 type Retention struct {
 	PackageBytes time.Duration `yaml:"package_bytes"` // default 90 days
@@ -522,6 +523,18 @@ func (c *Config) Validate() error {
 		{"limits.max_referenced_package_bytes", c.Limits.MaxReferencedPackageBytes, false},
 		{"limits.body_memory", c.Limits.BodyMemory, false},
 		{"http.upload_min_rate", c.HTTP.UploadMinRate, false},
+		// The code takes 0 or less for "the default": a negative value was
+		// taken without a word, and the operator who wrote -5 got 16 or
+		// workers/4 believing she had set something. Where a negative value
+		// means something (limits.verify_parallel, delivery.breaker_threshold,
+		// retention.compact_min_free, xta.mtom_threshold, …) it is documented
+		// and not listed here.
+		{"store.batch_size", int64(c.Store.BatchSize), false},
+		{"delivery.per_office", int64(c.Delivery.PerOffice), false},
+		{"delivery.transfer_min_rate", c.Delivery.TransferMinRate, false},
+		{"nats.max_memory", c.NATS.MaxMemory, false},
+		{"nats.max_store", c.NATS.MaxStore, false},
+		{"xta.max_message_bytes", c.XTA.MaxMessageBytes, false},
 	} {
 		if l.positive && l.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s: %d (must be positive)", l.key, l.v))
@@ -546,6 +559,26 @@ func (c *Config) Validate() error {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s: %s (must be positive)", d.key, d.v))
 		}
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		// As the numbers above: 0 or less was the default, so -1 (the off
+		// value of other durations) quietly meant 10ms, 2s, 30s or 1m.
+		{"store.batch_delay", c.Store.BatchDelay},
+		{"delivery.backoff_base", c.Delivery.BackoffBase},
+		{"delivery.backoff_max", c.Delivery.BackoffMax},
+		{"delivery.attempt_timeout", c.Delivery.AttemptTimeout},
+		{"delivery.breaker_cooldown", c.Delivery.BreakerCooldown},
+	} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s: %s (must not be negative; 0 is the default)", d.key, d.v))
+		}
+	}
+	if c.NATS.Replicas < 0 {
+		// 0 is taken as 1 everywhere a stream or bucket is made.
+		errs = append(errs, fmt.Errorf("nats.replicas: %d (must not be negative; 0 or 1: one copy)", c.NATS.Replicas))
 	}
 	if c.Delivery.MaxAttempts <= 0 || c.Delivery.Workers <= 0 {
 		errs = append(errs, errors.New("delivery: workers and max_attempts must be positive"))

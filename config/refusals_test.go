@@ -113,3 +113,63 @@ func TestShortTokensCountCharacters(t *testing.T) {
 		t.Fatalf("ShortTokens() = %v, want [admin_token]", got)
 	}
 }
+
+// TestNegativeNumbersAreRefused: store.batch_size, delivery.per_office and
+// the other settings whose code reads "0 or less" as "the default" took a
+// negative value without a word: an operator who wrote -5 got the default and
+// did not know. Each is refused, naming the setting, from the environment as
+// from the file. The settings whose negative value is documented (an off value:
+// "negative: never", "no bound", "always inline") still take it.
+func TestNegativeNumbersAreRefused(t *testing.T) {
+	for _, tc := range []struct{ env, want string }{
+		{"AMTSBOTE_STORE_BATCH_SIZE=-5", "store.batch_size: -5 (must not be negative"},
+		{"AMTSBOTE_STORE_BATCH_DELAY=-1", "store.batch_delay: -1s (must not be negative"},
+		{"AMTSBOTE_DELIVERY_PER_OFFICE=-5", "delivery.per_office: -5 (must not be negative"},
+		{"AMTSBOTE_DELIVERY_BACKOFF_BASE=-2s", "delivery.backoff_base: -2s (must not be negative"},
+		{"AMTSBOTE_DELIVERY_BACKOFF_MAX=-1", "delivery.backoff_max: -1s (must not be negative"},
+		{"AMTSBOTE_DELIVERY_ATTEMPT_TIMEOUT=-30s", "delivery.attempt_timeout: -30s (must not be negative"},
+		{"AMTSBOTE_DELIVERY_TRANSFER_MIN_RATE=-1", "delivery.transfer_min_rate: -1 (must not be negative"},
+		{"AMTSBOTE_DELIVERY_BREAKER_COOLDOWN=-1m", "delivery.breaker_cooldown: -1m0s (must not be negative"},
+		{"AMTSBOTE_NATS_MAX_MEMORY=-1", "nats.max_memory: -1 (must not be negative"},
+		{"AMTSBOTE_NATS_MAX_STORE=-1", "nats.max_store: -1 (must not be negative"},
+		{"AMTSBOTE_NATS_REPLICAS=-1", "nats.replicas: -1 (must not be negative"},
+		{"AMTSBOTE_XTA_MAX_MESSAGE_BYTES=-1", "xta.max_message_bytes: -1 (must not be negative"},
+	} {
+		t.Run(tc.env, func(t *testing.T) {
+			c, err := Load("", []string{tc.env})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Resolve()
+			if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate() = %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("documented negatives", func(t *testing.T) {
+		c, err := Load("", []string{
+			"AMTSBOTE_LIMITS_VERIFY_PARALLEL=-1", "AMTSBOTE_LIMITS_YIELD_BACKLOG=-1",
+			"AMTSBOTE_DELIVERY_BREAKER_THRESHOLD=-1", "AMTSBOTE_DELIVERY_QUEUE_CHECK=-1",
+			"AMTSBOTE_TRANSFER_LEDGER_KEEP=-1", "AMTSBOTE_RETENTION_COMPACT_MIN_FREE=-1",
+			"AMTSBOTE_XTA_MTOM_THRESHOLD=-1",
+			"AMTSBOTE_RETENTION_PACKAGE_BYTES=-1", "AMTSBOTE_RETENTION_RECORDS=-1",
+			"AMTSBOTE_RETENTION_UNANSWERED=-1", "AMTSBOTE_RETENTION_EVERY=-1",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Resolve()
+		if err := c.Validate(); err != nil {
+			t.Fatalf("documented off values refused: %v", err)
+		}
+	})
+	t.Run("from the file", func(t *testing.T) {
+		c := loadResolved(t, "store:\n  batch_size: -5\ndelivery:\n  per_office: -5\n")
+		err := c.Validate()
+		for _, want := range []string{"store.batch_size: -5", "delivery.per_office: -5"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("Validate() = %v, want an error with %q", err, want)
+			}
+		}
+	})
+}
