@@ -103,6 +103,7 @@ type Gateway struct {
 	// certInvalidLog, certSoonLog space checkCertificate's lines: an hour while
 	// the certificate is not valid, a day while it ends soon.
 	certInvalidLog, certSoonLog repeatlimit.Limit
+	checkPeer                   func(config.Peer) error // federation.Trust.CheckPeer (setupPeers); nil without peers
 }
 
 // Metrics gathers what /metrics serves (the bench reads the gateway's own
@@ -413,6 +414,7 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 	for _, w := range directoryMismatches(cfg, g.Directory.Current()) {
 		log.Warn("configuration and directory disagree: " + w)
 	}
+	g.warnConfig() // startwarn.go
 	if err := g.Broker.Start(ctx); err != nil {
 		return nil, err
 	}

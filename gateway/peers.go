@@ -37,6 +37,7 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
+	g.checkPeer = trust.CheckPeer // asked at start and after each reload (startwarn.go)
 	timeout := cfg.Delivery.AttemptTimeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second

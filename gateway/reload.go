@@ -172,6 +172,8 @@ func (g *Gateway) ReloadLogged(by string) error {
 		g.Log.Error("reload failed; keeping the old directory and trust store", "by", by, "err", err)
 	} else {
 		g.Log.Info("directory and trust store reloaded", "by", by)
+		// The home Länder and the peers' trust may have changed with them.
+		g.warnReloadable()
 	}
 	return err
 }
