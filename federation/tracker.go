@@ -71,6 +71,9 @@ type Tracker struct {
 
 	replyLog repeatlimit.Limit // a reply that cannot be fetched is said once a minute
 	leaseLog repeatlimit.Limit // a lease the store could not answer is said once a minute
+	// now is the clock of the lines about a peer that answers no question
+	// (answered); nil: time.Now. Tests set it.
+	now func() time.Time
 
 	mu      sync.Mutex
 	late    map[string]*lateEntry             // decided, asked for replies: submission id -> when
@@ -80,6 +83,7 @@ type Tracker struct {
 	lacks   map[string]time.Time              // held packages their peer said it lacks, and when
 	kicks   map[string]chan struct{}          // peer id -> its loop's kick (coalesced)
 	retries map[string]map[string]*fetchRetry // submission id -> peer reply id -> its failed fetches
+	down    map[string]*peerDown              // peer id -> since when it answers no question
 	wg      sync.WaitGroup
 	stop    context.CancelFunc
 }
@@ -580,6 +584,12 @@ func (t *Tracker) lateLocked(s *submission.Submission, next time.Time) *lateEntr
 // Poll asks one peer about the given submissions once (also used by tests).
 func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
 	var fetch []announced
+	asked, failed := false, error(nil) // a question was put (not cut short by Close); the one that failed
+	defer func() {
+		if asked {
+			t.answered(p, failed)
+		}
+	}()
 	for start := 0; start < len(ids); start += MaxQuery {
 		batch := ids[start:min(start+MaxQuery, len(ids))]
 		subs := map[Ref]*submission.Submission{}
@@ -632,11 +642,9 @@ func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
 		cancel()
 		if ctx.Err() == nil {
 			t.Metrics.asked(p.ID, err) // not a question cut short by Close
+			asked, failed = true, err
 		}
 		if err != nil {
-			if ctx.Err() == nil {
-				t.Log.Warn("asking peer gateway about forwarded packages failed; will ask again", "peer", p.ID, "count", len(refs), "err", err)
-			}
 			break // the replies announced to the batches before are fetched
 		}
 		for _, it := range rp.Items {
@@ -681,6 +689,67 @@ func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
 	for _, f := range fetch {
 		t.fetchReplies(ctx, p, f.s, f.it, f.from)
 	}
+}
+
+// A peer that answers no question (down, unreachable, refusing, an answer that
+// does not verify) was said at WARN at every poll: every 10 s, 8,640 lines a
+// day of a peer's outage. Now its first failed question is said at once, and
+// while it fails again at most once a minute (DownSaidEvery, as the outbound TLS
+// and the reply-fetch lines), with how long and how many questions; the first
+// question it answers again is said once at INFO. Per gateway: in a cluster each
+// says what its own questions met.
+
+// DownSaidEvery is the least time between two lines about one peer that still
+// answers no question.
+const DownSaidEvery = time.Minute
+
+// peerDown is a peer whose last question failed: since when, how many
+// questions in a row, and when that was last said.
+type peerDown struct {
+	since  time.Time
+	failed int
+	said   repeatlimit.Limit
+}
+
+func (t *Tracker) clock() time.Time {
+	if t.now != nil {
+		return t.now()
+	}
+	return time.Now()
+}
+
+// answered notes the outcome of one poll of p (err: the question that failed;
+// nil: all were answered) and says a change of state in the log.
+func (t *Tracker) answered(p config.Peer, err error) {
+	now := t.clock()
+	t.mu.Lock()
+	d := t.down[p.ID]
+	if err == nil {
+		delete(t.down, p.ID)
+		t.mu.Unlock()
+		if d != nil {
+			t.Log.Info("peer gateway answers status questions again", "peer", p.ID,
+				"down_for", now.Sub(d.since).Round(time.Second).String(), "failed_questions", d.failed)
+		}
+		return
+	}
+	if d == nil {
+		d = &peerDown{since: now, said: repeatlimit.Limit{Every: DownSaidEvery}}
+		if t.down == nil {
+			t.down = map[string]*peerDown{}
+		}
+		t.down[p.ID] = d
+	}
+	d.failed++
+	failed, since := d.failed, d.since
+	say := d.said.Allow(now)
+	t.mu.Unlock()
+	if !say {
+		return
+	}
+	// The message's start is what the alert AmtsbotePeerUnanswered names.
+	t.Log.Warn("asking peer gateway about forwarded packages failed; will ask again (said when it begins, then at most once a minute while it lasts, and when it answers again)",
+		"peer", p.ID, "down_for", now.Sub(since).Round(time.Second).String(), "failed_questions", failed, "err", err)
 }
 
 // announced is a package whose status answer announced replies, those after
