@@ -303,6 +303,18 @@ func problemFor(err error) *problem.Problem {
 }
 
 func (h *Receiver) fail(w http.ResponseWriter, r *http.Request, peer string, err error) {
+	h.failSigned(w, r, peer, err, nil)
+}
+
+// failSigned is fail for the signed document doc (nil: none read): an
+// untrusted-peer refusal's line says why, and which certificate the document
+// presented (presentedBy), so that the operator of a new peer can tell a
+// certificate missing from the trust store from a revoked or expired one, one
+// of another name, or a signer not configured as a peer. It said none of it
+// (an audit, 2026-12-06). The reason names certificates and gateway ids,
+// never the document's content; the other refusals' reasons may (a
+// NachrichtID, a sender) and are not logged.
+func (h *Receiver) failSigned(w http.ResponseWriter, r *http.Request, peer string, err error, doc []byte) {
 	if clientgone.Answer(w, r, err, h.log()) {
 		return
 	}
@@ -325,7 +337,12 @@ func (h *Receiver) fail(w http.ResponseWriter, r *http.Request, peer string, err
 			p.Detail = "internal error; the package was not received"
 		}
 	} else {
-		h.log().Info("federation request refused", "path", r.URL.Path, "peer", peer, "type", p.Type, "status", p.Status)
+		args := []any{"path", r.URL.Path, "peer", peer, "type", p.Type, "status", p.Status}
+		if errors.Is(err, ErrUntrustedPeer) {
+			args = append(args, "reason", err.Error())
+			args = append(args, presentedBy(doc)...)
+		}
+		h.log().Info("federation request refused", args...)
 	}
 	problem.Write(w, r, p)
 }
@@ -338,7 +355,7 @@ func check[T any](h *Receiver, w http.ResponseWriter, r *http.Request, body []by
 	var zero T
 	v, peer, err := h.Trust.Verify(body, "")
 	if err != nil {
-		h.fail(w, r, "", err)
+		h.failSigned(w, r, "", err, body)
 		return zero, peer, false
 	}
 	doc, err = parse(v.Root)
@@ -351,7 +368,7 @@ func check[T any](h *Receiver, w http.ResponseWriter, r *http.Request, body []by
 		}
 	}
 	if err != nil {
-		h.fail(w, r, peer.ID, err)
+		h.failSigned(w, r, peer.ID, err, body)
 		return zero, peer, false
 	}
 	return doc, peer, true

@@ -1,7 +1,11 @@
 package federation
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,6 +18,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/signing/signingtest"
 	"github.com/amtsbote/amtsbote/store/storetest"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -135,4 +140,65 @@ func TestPeerDownIsSaidOncePerChange(t *testing.T) {
 	poll(10*time.Second, 2, 1)
 	down.Store(true)
 	poll(time.Second, 3, 1) // a new outage is news at once
+}
+
+// TestUntrustedRefusalSaysWhoAndWhy: an untrusted-peer refusal's line named
+// neither the certificate presented nor the reason, and the operator of a new
+// peer could not tell a certificate missing from the trust store from a
+// revoked one or a signer claiming another gateway. It names both (subject,
+// issuer, serial, SHA-256 fingerprint: no personal data); other refusals keep
+// their reasons, which may name a package, out of the log.
+func TestUntrustedRefusalSaysWhoAndWhy(t *testing.T) {
+	w := newWorld(t)
+	logs := &capture{}
+	h := &Receiver{Trust: w.trustB, Signer: w.b.Signer, Log: slog.New(logs)}
+	const refused = "federation request refused"
+	sign := func(e Envelope, p *signingtest.Party) []byte {
+		doc, err := e.Sign(p.Signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return doc
+	}
+	says := func(what string, doc []byte, cert *x509.Certificate, reason string) {
+		t.Helper()
+		if code, typ := forwardTo(h, ContentType, doc); code != http.StatusForbidden || typ != TypeUntrustedPeer {
+			t.Fatalf("%s: %d %s, want 403 %s", what, code, typ, TypeUntrustedPeer)
+		}
+		a := logs.attrs(slog.LevelInfo, refused)
+		fp := sha256.Sum256(cert.Raw)
+		want := map[string]string{"type": TypeUntrustedPeer, "cert_subject": cert.Subject.String(), "cert_issuer": cert.Issuer.String(),
+			"cert_serial": fmt.Sprintf("%X", cert.SerialNumber), "cert_sha256": hex.EncodeToString(fp[:])}
+		for k, v := range want {
+			if a[k] != v {
+				t.Errorf("%s: the line's %s is %q, want %q", what, k, a[k], v)
+			}
+		}
+		if !strings.Contains(a["reason"], reason) {
+			t.Errorf("%s: the line's reason %q does not say %q", what, a["reason"], reason)
+		}
+	}
+	says("an unknown signer", sign(w.fromUntrusted(t), w.pki.Untrusted), w.pki.Untrusted.Cert, w.pki.Untrusted.Name)
+	liar := *w.envelope(t)
+	liar.From = "amtsbote-sn"
+	liar.Chain = []Hop{{Gateway: "amtsbote-sn", SubmissionID: "s", At: time.Now()}}
+	says("a peer claiming another", sign(liar, w.a), w.a.Cert, `says it is from "amtsbote-sn"`)
+	// Windows line ends in the certificate's base64, as some signers write it.
+	crlf := bytes.ReplaceAll(sign(liar, w.a), []byte("<ds:X509Certificate>"), []byte("<ds:X509Certificate>&#13;\n"))
+	if !bytes.Contains(crlf, []byte("&#13;")) {
+		t.Fatal("no ds:X509Certificate to put a CR into")
+	}
+	says("a peer claiming another, with CRLF", crlf, w.a.Cert, `says it is from "amtsbote-sn"`)
+	if err := w.storeB.Revoke(w.a.Cert); err != nil {
+		t.Fatal(err)
+	}
+	says("a revoked peer", sign(*w.envelope(t), w.a), w.a.Cert, "revoked")
+
+	n := logs.count(slog.LevelInfo, refused)
+	if code, typ := forwardTo(h, ContentType, []byte("<x/>")); code == http.StatusForbidden {
+		t.Fatalf("junk: %d %s", code, typ)
+	}
+	if a := logs.attrs(slog.LevelInfo, refused); logs.count(slog.LevelInfo, refused) != n+1 || a["reason"] != "" || a["cert_sha256"] != "" {
+		t.Errorf("a refusal of another type says %v", a)
+	}
 }
