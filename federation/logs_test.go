@@ -19,6 +19,7 @@ import (
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/signing/signingtest"
+	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/store/storetest"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -67,14 +68,13 @@ func (c *capture) attrs(level slog.Level, msg string) map[string]string {
 	return m
 }
 
-// TestPeerDownIsSaidOncePerChange: a peer that answers no question was said
-// at WARN at every poll (every 10 s of a long outage). Its first failed
-// question is said at once, further ones at most once a minute with how long
-// it lasts, and the first answer again once at INFO; a new outage is news.
-func TestPeerDownIsSaidOncePerChange(t *testing.T) {
-	w := newWorld(t)
-	var down atomic.Bool
+// peerServer is w's peer b answering status questions, 503 while down is
+// set; asked, if set, counts the questions.
+func peerServer(t *testing.T, w *world, down *atomic.Bool, asked *atomic.Int32) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if asked != nil {
+			asked.Add(1)
+		}
 		if down.Load() {
 			http.Error(rw, "stopping", http.StatusServiceUnavailable)
 			return
@@ -88,23 +88,39 @@ func TestPeerDownIsSaidOncePerChange(t *testing.T) {
 		rw.Header().Set("Content-Type", ContentType)
 		_, _ = rw.Write(doc)
 	}))
-	defer srv.Close()
-	peer := w.peerOfA
-	peer.BaseURL = srv.URL
+	t.Cleanup(srv.Close)
+	return srv
+}
 
-	db := storetest.OpenBolt(t)
-	id := "01900000-0001-7000-8000-000000000001"
-	s, evs := submission.New(submission.Params{ID: id, DeliveryID: "d" + id, MessageID: "m-1", Sender: "amt24", SignerID: "amt24",
+// forwardedTo stores a package forwarded to peer, the n-th, and returns its id.
+func forwardedTo(t *testing.T, db store.Store, peer string, n int) string {
+	t.Helper()
+	id := fmt.Sprintf("01900000-0001-7000-8000-%012d", n)
+	s, evs := submission.New(submission.Params{ID: id, DeliveryID: "d" + id, MessageID: fmt.Sprintf("m-%d", n), Sender: "amt24", SignerID: "amt24",
 		LeikaKey: "99000000000000", ServiceName: "Test", Place: "München", AreaName: "München", OfficeID: "peer-09", OfficeName: "peer-09",
-		Targets: []submission.Target{{Channel: "peer"}}, PackageSHA256: fmt.Sprintf("%064x", 1), PackageSize: 10}, time.Now().UTC())
+		Targets: []submission.Target{{Channel: "peer"}}, PackageSHA256: fmt.Sprintf("%064x", n), PackageSize: 10}, time.Now().UTC())
 	if _, _, _, err := db.Create(context.Background(), s, evs, broker.ReceiptIntake, []byte("<r/>")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Update(id, func(c *submission.Submission) ([]submission.Event, error) {
-		return c.Forwarded(time.Now().UTC(), submission.Forward{Peer: peer.ID, PeerSubmissionID: "b-1"})
+		return c.Forwarded(time.Now().UTC(), submission.Forward{Peer: peer, PeerSubmissionID: fmt.Sprintf("b-%d", n)})
 	}); err != nil {
 		t.Fatal(err)
 	}
+	return id
+}
+
+// TestPeerDownIsSaidOncePerChange: a peer that answers no question was said
+// at WARN at every poll (every 10 s of a long outage). Its first failed
+// question is said at once, further ones at most once a minute with how long
+// it lasts, and the first answer again once at INFO; a new outage is news.
+func TestPeerDownIsSaidOncePerChange(t *testing.T) {
+	w := newWorld(t)
+	var down atomic.Bool
+	peer := w.peerOfA
+	peer.BaseURL = peerServer(t, w, &down, nil).URL
+	db := storetest.OpenBolt(t)
+	id := forwardedTo(t, db, peer.ID, 1)
 	logs := &capture{}
 	clock := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
 	tr := &Tracker{Broker: broker.New(broker.Config{}, db, nil, nil, nil, nil, nil, nil), Peers: []config.Peer{peer},

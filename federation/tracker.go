@@ -422,13 +422,18 @@ func (t *Tracker) follow(ctx context.Context, p config.Peer, kick <-chan struct{
 			timer.Reset(pollOf(p))
 			continue
 		}
-		if !kicked && !t.turn(ctx, p, &lost) {
-			// Another gateway of the cluster asks in this interval.
-			timer.Reset(t.nextTurn(p))
-			continue
+		var release func() // this interval's lease, if this gateway took it
+		if !kicked {
+			mine, rel := t.turn(ctx, p, &lost)
+			if !mine {
+				// Another gateway of the cluster asks in this interval.
+				timer.Reset(t.nextTurn(p))
+				continue
+			}
+			release = rel
 		}
 		last = time.Now()
-		t.poll(ctx, p, ids)
+		t.ask(ctx, p, ids, release)
 		if t.leased(p) {
 			timer.Reset(t.nextTurn(p))
 		} else {
@@ -453,31 +458,46 @@ func (t *Tracker) follow(ctx context.Context, p config.Peer, kick <-chan struct{
 // delays a portal. Poll intervals under a second (tests) are not leased: the
 // lease's slot is a second.
 
+// A question asked in a turn that fails gives the interval's lease back
+// (ask), so that a gateway that has not tried for this interval yet may take
+// it and ask: what failed may be this gateway's own (its network, its
+// outbound TLS files, its clock, a peer's node behind the load balancer).
+// The lease was kept, and the interval was lost for every gateway of the
+// cluster (an audit, 2026-12-06). store.Leaser says the same of every holder
+// whose run failed, and the retention does it too. A peer that is down is
+// then asked by each gateway that finds the interval free, up to one question
+// per gateway an interval — what it got before the turns, and only while
+// every question fails.
+
 // leased says whether questions to p on the timer take turns (takeTurn).
 func (t *Tracker) leased(p config.Peer) bool {
 	return t.Lease != nil && pollOf(p) >= time.Second
 }
 
 // takeTurn says whether this gateway asks p on the timer in the current poll
-// interval: the interval's lease is its, or there is no lease to take.
-func (t *Tracker) takeTurn(ctx context.Context, p config.Peer) bool {
+// interval: the interval's lease is its (release gives it back), or there is
+// no lease to take (release nil).
+func (t *Tracker) takeTurn(ctx context.Context, p config.Peer) (mine bool, release func()) {
 	if !t.leased(p) {
-		return true
+		return true, nil
 	}
-	slot := time.Now().Truncate(pollOf(p))
-	held, _, err := t.Lease(ctx, "federation-poll."+p.ID, slot, 2*pollOf(p))
+	slot := t.clock().Truncate(pollOf(p))
+	held, release, err := t.Lease(ctx, "federation-poll."+p.ID, slot, 2*pollOf(p))
 	if ctx.Err() != nil {
 		// Closed while the store was asked: no question, and no record read
 		// for one (each read bounded by the store's timeout alone).
-		return false
+		return false, nil
 	}
 	if err != nil {
 		if t.leaseLog.Allow(time.Now()) {
 			t.Log.Warn("could not ask the store whose turn it is to ask the peer gateway; asking (at most one such line a minute)", "peer", p.ID, "err", err)
 		}
-		return true
+		return true, nil
 	}
-	return held
+	if !held {
+		return false, nil
+	}
+	return true, release
 }
 
 // MaxLostTurns is how many turns in a row a gateway leaves to the others
@@ -493,19 +513,29 @@ const MaxLostTurns = 10
 
 // turn is takeTurn with a bound on the turns lost in a row (MaxLostTurns),
 // counted in lost.
-func (t *Tracker) turn(ctx context.Context, p config.Peer, lost *int) bool {
-	if t.takeTurn(ctx, p) {
+func (t *Tracker) turn(ctx context.Context, p config.Peer, lost *int) (mine bool, release func()) {
+	if mine, release := t.takeTurn(ctx, p); mine {
 		*lost = 0
-		return true
+		return true, release
 	}
 	if ctx.Err() != nil {
-		return false
+		return false, nil
 	}
 	if *lost++; *lost > MaxLostTurns {
 		*lost = 0
-		return true
+		return true, nil
 	}
-	return false
+	return false, nil
+}
+
+// ask asks p about ids (poll) in a turn whose lease release gives back (nil:
+// none taken), and gives it back if a question failed, for another gateway
+// to ask in this interval. Not after Close: the question was cut short, not
+// failed, and a shutdown does not wait for the store.
+func (t *Tracker) ask(ctx context.Context, p config.Peer, ids []string, release func()) {
+	if err := t.poll(ctx, p, ids); err != nil && release != nil && ctx.Err() == nil {
+		release()
+	}
 }
 
 // nextTurn is the time until this gateway tries for the next interval's turn
@@ -581,15 +611,12 @@ func (t *Tracker) lateLocked(s *submission.Submission, next time.Time) *lateEntr
 	return e
 }
 
-// Poll asks one peer about the given submissions once (also used by tests).
-func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
+// Poll asks one peer about the given submissions once (also used by tests) and
+// returns the error of a question that failed; nil if every one was answered
+// (or none asked).
+func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) error {
 	var fetch []announced
 	asked, failed := false, error(nil) // a question was put (not cut short by Close); the one that failed
-	defer func() {
-		if asked {
-			t.answered(p, failed)
-		}
-	}()
 	for start := 0; start < len(ids); start += MaxQuery {
 		batch := ids[start:min(start+MaxQuery, len(ids))]
 		subs := map[Ref]*submission.Submission{}
@@ -599,7 +626,7 @@ func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
 			if ctx.Err() != nil {
 				// Closed: each read waits up to the store's timeout (a cluster's
 				// store out of reach), and a shutdown waited for every one.
-				return
+				return failed
 			}
 			s, err := t.Broker.Submission(id)
 			// Taken off the held list whatever the record says now: one
@@ -683,12 +710,16 @@ func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) {
 			}
 		}
 	}
+	if asked {
+		t.answered(p, failed)
+	}
 	// The replies' bytes after every answer is recorded: a Bescheid of 64 MiB on
 	// a slow link held back the states of the packages after it in the answer,
 	// and every later batch's question.
 	for _, f := range fetch {
 		t.fetchReplies(ctx, p, f.s, f.it, f.from)
 	}
+	return failed
 }
 
 // A peer that answers no question (down, unreachable, refusing, an answer that
