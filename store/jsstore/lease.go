@@ -44,7 +44,13 @@ func (s *Store) TryLease(ctx context.Context, name string, slot time.Time, ttl t
 		last = m.Sequence
 	}
 	holder := newID()
-	if err := s.write(ctx, []*nats.Msg{leaseMsg(subject, holder, last, ttl)}); err != nil {
+	if s.beforeLeaseWrite != nil {
+		s.beforeLeaseWrite()
+	}
+	// send, not write: a lease another gateway took first is no write
+	// conflict (amtsbote_store_write_conflicts_total counts the writes read
+	// again and rerun), and the release's neither.
+	if err := s.send(ctx, []*nats.Msg{leaseMsg(subject, holder, last, ttl)}); err != nil {
 		if errors.Is(err, errConflict) {
 			return false, nil, nil // another gateway came first
 		}
@@ -59,7 +65,7 @@ func (s *Store) TryLease(ctx context.Context, name string, slot time.Time, ttl t
 		if err != nil || string(m.Data) != holder {
 			return // expired meanwhile, or no longer ours
 		}
-		_ = s.write(ctx, []*nats.Msg{leaseMsg(subject, leaseReleased, m.Sequence, ttl)})
+		_ = s.send(ctx, []*nats.Msg{leaseMsg(subject, leaseReleased, m.Sequence, ttl)})
 	}
 	return true, release, nil
 }
