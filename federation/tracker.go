@@ -72,7 +72,8 @@ type Tracker struct {
 	replyLog repeatlimit.Limit // a reply that cannot be fetched is said once a minute
 	leaseLog repeatlimit.Limit // a lease the store could not answer is said once a minute
 	// now is the clock of the lines about a peer that answers no question
-	// (answered); nil: time.Now. Tests set it.
+	// (answered) and of the interval whose lease is asked for (takeTurn);
+	// nil: time.Now. Tests set it.
 	now func() time.Time
 
 	mu      sync.Mutex
