@@ -158,6 +158,13 @@ type Options struct {
 	Known [][]byte
 	// Logger gets what opening the store cleaned up; nil: nothing.
 	Logger *slog.Logger
+	// ReadOnly opens the file for a command that only reads (`amtsbote gc
+	// -dry-run`, `store verify`, `store export`): bbolt's shared lock, no
+	// transaction committed, nothing created, upgraded or cleaned up, so the
+	// file keeps its bytes and its time. A file this build would have to write
+	// first (an older schema, a bucket missing) is refused (openReadOnly).
+	// Writes fail; Known is not added.
+	ReadOnly bool
 }
 
 // Store is the gateway's durable truth as the broker uses it. DB (bbolt + blob files)
@@ -560,6 +567,9 @@ func Open(dir string, opts Options) (*DB, error) {
 	if opts.OpenTimeout <= 0 {
 		opts.OpenTimeout = 5 * time.Second
 	}
+	if opts.ReadOnly {
+		return openReadOnly(dir, opts)
+	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("store: create %s: %w", dir, err)
 	}
@@ -590,7 +600,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	var known *knownSet
 	err = b.Update(func(tx *bolt.Tx) error {
 		noHeld, noReplies, noUndecided := tx.Bucket(bucketHeld) == nil, tx.Bucket(bucketReplies) == nil, tx.Bucket(bucketUndecided) == nil
-		for _, name := range [][]byte{bucketCases, bucketEvents, bucketOutbox, bucketIdempotency, bucketByOffice, bucketMeta, bucketHandedOver, bucketHeld, bucketReplies, bucketUndecided, bucketBlobs} {
+		for _, name := range buckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}

@@ -621,3 +621,65 @@ func TestRestoreOfABackupDuringAnErasureVerifies(t *testing.T) {
 		t.Fatalf("store verify of the restored store: rc %d\n%s%s", rc, o.String(), e.String())
 	}
 }
+
+// TestGCDryRunLeavesTheFileAsItWas: `gc -dry-run` changes nothing, also not the
+// store file's bytes or time. It opened the file read-write: the open committed a
+// transaction (a new meta page, a new mtime), took the writer's lock and, as
+// another user without write permission, could not open the file at all. It
+// now opens the file read-only.
+func TestGCDryRunLeavesTheFileAsItWas(t *testing.T) {
+	t.Setenv("AMTSBOTE_CONFIG", "")
+	dir := gcStore(t)
+	file := filepath.Join(dir, store.FileName)
+	old := time.Now().Add(-time.Hour).Truncate(time.Second)
+	if err := os.Chtimes(file, old, old); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobsBefore, _ := os.Stat(filepath.Join(dir, "blobs"))
+	later := time.Now().UTC().Add(11 * 365 * 24 * time.Hour).Format(time.RFC3339)
+	var o, e bytes.Buffer
+	if rc := runGC(context.Background(), []string{"-config", emptyConfig(t), "-data", dir, "-dry-run", "-now", later}, &o, &e); rc != 0 ||
+		!strings.Contains(o.String(), "delete 1 records") {
+		t.Fatalf("rc %d\n%s%s", rc, o.String(), e.String())
+	}
+	after, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Error("the dry run changed the bytes of the store file")
+	}
+	if fi, _ := os.Stat(file); !fi.ModTime().Equal(old) {
+		t.Errorf("the dry run changed the store file's time: %s, was %s", fi.ModTime(), old)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, "blobs")); !fi.ModTime().Equal(blobsBefore.ModTime()) {
+		t.Errorf("the dry run wrote into blobs/: its time %s, was %s", fi.ModTime(), blobsBefore.ModTime())
+	}
+}
+
+// TestGCDryRunBesideARunningGateway: a gateway holds its bbolt file's lock, and
+// the read-only open of `gc -dry-run` waits for it as a writer's would: after the
+// open timeout it says why and exits 1, and the gateway's store is untouched.
+// (bbolt keeps readers of other processes out: its writer reuses the free pages
+// without knowing what they read.)
+func TestGCDryRunBesideARunningGateway(t *testing.T) {
+	t.Setenv("AMTSBOTE_CONFIG", "")
+	dir := gcStore(t)
+	running, err := store.Open(dir, store.Options{}) // what a serving gateway holds
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer running.Close()
+	var o, e bytes.Buffer
+	if rc := runGC(context.Background(), []string{"-config", emptyConfig(t), "-data", dir, "-dry-run"}, &o, &e); rc != 1 ||
+		!strings.Contains(e.String(), "is a gateway running on it?") {
+		t.Fatalf("rc %d\n%s%s", rc, o.String(), e.String())
+	}
+	if _, err := running.Get("gc-open"); err != nil {
+		t.Fatalf("the gateway's store after the refused dry run: %v", err)
+	}
+}
