@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +15,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/beevik/etree"
 
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/gateway"
@@ -190,13 +194,7 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			fmt.Fprintln(stderr, "amtsbote submit:", err)
 			return 1
 		}
-		if devKeys {
-			fmt.Fprintf(stdout, "  receipt: %s (check it with: amtsbote verify -data %s %s)\n", *out, shellQuote(*dataDir), shellQuote(*out))
-		} else {
-			// Not a development gateway: its certificate comes from its operator, not
-			// from a data folder here.
-			fmt.Fprintf(stdout, "  receipt: %s (check it with: amtsbote verify -cert GATEWAY-CERT.pem %s, the certificate from the gateway's operator)\n", *out, shellQuote(*out))
-		}
+		fmt.Fprintf(stdout, "  receipt: %s\n%s", *out, receiptHint(res.Receipt, *dataDir, *out, devKeys))
 	}
 	if *wait > 0 {
 		return waitAndPrint(ctx, c, res.SubmissionID, *wait, stdout, stderr)
@@ -308,4 +306,66 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// receiptHint says how to check the receipt written to out, by the command that
+// verifies this receipt. It was chosen by where the portal key came from: with
+// the development portal key under -data it named `verify -data DIR`, whose trust
+// store pins the development gateway's certificate, also when the gateway signed
+// with its operator's key (a staging gateway trusting the development portals),
+// and that command said "NOT VERIFIED: untrusted signer". Now the receipt's own
+// certificate decides: the development trust store under dataDir when it verifies
+// the receipt; else the development CA under dataDir when it issued the
+// certificate; else the operator's file, named by the certificate's subject and
+// issuer (read from the receipt's KeyInfo for the hint only: the trust is the
+// file the reader passes).
+func receiptHint(receipt []byte, dataDir, out string, devKeys bool) string {
+	devTrust := filepath.Join(dataDir, "pki", "trust")
+	if ts, err := signing.LoadTrustStore(devTrust); err == nil {
+		if _, err := signing.VerifyOffline(receipt, ts, signing.VerifyOptions{}); err == nil {
+			return fmt.Sprintf("  check it with: amtsbote verify -data %s %s\n", shellQuote(dataDir), shellQuote(out))
+		}
+	}
+	leaf := receiptCertificate(receipt)
+	devCA := filepath.Join(dataDir, "pki", "dev-ca.pem")
+	if leaf != nil {
+		if b, err := os.ReadFile(devCA); err == nil {
+			if cas, err := signing.ParseCertificatesPEM(b); err == nil && len(cas) > 0 && leaf.CheckSignatureFrom(cas[0]) == nil {
+				return fmt.Sprintf("  check it with: amtsbote verify -cert %s %s\n    (the development CA under -data issued the gateway's certificate %q)\n",
+					shellQuote(devCA), shellQuote(out), leaf.Subject.CommonName)
+			}
+		}
+	}
+	hint := fmt.Sprintf("  check it with: amtsbote verify -cert GATEWAY-CERT.pem %s\n", shellQuote(out))
+	if leaf != nil {
+		hint += fmt.Sprintf("    GATEWAY-CERT.pem: the gateway's certificate (%q), or that of the CA that issued it (%q), from the gateway's operator",
+			leaf.Subject.CommonName, leaf.Issuer.CommonName)
+	} else {
+		hint += "    GATEWAY-CERT.pem: the gateway's certificate, or that of the CA that issued it, from the gateway's operator"
+	}
+	if devKeys {
+		// The portal key came from the development PKI, but the gateway's receipt
+		// did not: say why -data is not the answer.
+		hint += "; this gateway signs with its operator's key, not the development one under -data"
+	}
+	return hint + "\n"
+}
+
+// receiptCertificate is the signing certificate a receipt carries in its KeyInfo
+// (the first X509Certificate: the leaf), unverified; nil when there is none.
+func receiptCertificate(receipt []byte) *x509.Certificate {
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(receipt); err != nil {
+		return nil
+	}
+	for _, e := range doc.FindElements("//X509Certificate") {
+		der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(e.Text()), ""))
+		if err != nil {
+			continue
+		}
+		if c, err := x509.ParseCertificate(der); err == nil {
+			return c
+		}
+	}
+	return nil
 }

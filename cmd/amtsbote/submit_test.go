@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -115,4 +116,146 @@ func TestSubmitRefusesTheTokenInTheClear(t *testing.T) {
 			t.Errorf("%s: the token in the output", tc.url)
 		}
 	}
+}
+
+// TestSubmitReceiptHintVerifies: the line after `submit -out FILE` says how to
+// check the receipt, and the command it names verifies it — whichever PKI signed
+// it. With the development portal key from -data it named `verify -data DIR`,
+// whose trust store pins the development gateway's certificate, also when the
+// gateway signs with its operator's key (a staging gateway that trusts the
+// development portals): the hint ended in "NOT VERIFIED: untrusted signer".
+// The hint now follows the receipt's certificate: the development trust store
+// when that verifies it, else the gateway certificate or the CA that issued it,
+// named (-cert GATEWAY-CERT.pem stands for the operator's file).
+func TestSubmitReceiptHintVerifies(t *testing.T) {
+	hinted := func(t *testing.T, out, certFile string) []string {
+		t.Helper()
+		_, cmd, ok := strings.Cut(out, "check it with: amtsbote verify ")
+		if !ok {
+			t.Fatalf("no hint to check the receipt:\n%s", out)
+		}
+		args := shellWords(cmd)
+		for i, a := range args {
+			if a == "GATEWAY-CERT.pem" {
+				args[i] = certFile
+			}
+		}
+		return args
+	}
+	verifyAsHinted := func(t *testing.T, args []string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if rc := runVerify(context.Background(), args, &out, &errb); rc != 0 || !strings.Contains(out.String(), ": OK (") {
+			t.Fatalf("amtsbote verify %s: rc %d\n%s%s", strings.Join(args, " "), rc, out.String(), errb.String())
+		}
+	}
+	devData := func(t *testing.T) string {
+		t.Helper()
+		dir := t.TempDir()
+		var out, errb bytes.Buffer
+		if rc := runKeys(context.Background(), []string{"init", "-data", dir}, &out, &errb); rc != 0 {
+			t.Fatalf("keys init: rc %d\n%s", rc, errb.String())
+		}
+		return dir
+	}
+	submit := func(t *testing.T, url string, args ...string) (string, string) {
+		t.Helper()
+		receipt := filepath.Join(t.TempDir(), "eingang.xml")
+		var out, errb bytes.Buffer
+		if rc := runSubmit(context.Background(), append([]string{"-url", url, "-out", receipt}, args...), &out, &errb); rc != 0 {
+			t.Fatalf("submit: rc %d\n%s%s", rc, out.String(), errb.String())
+		}
+		return out.String(), receipt
+	}
+
+	t.Run("development gateway", func(t *testing.T) {
+		data := devData(t)
+		g, _ := gatewaytest.Start(t, func(c *config.Config) {
+			c.PKI, c.DataDir, c.GatewayID = config.PKI{}, data, config.Default().GatewayID
+		})
+		out, receipt := submit(t, g.URL(), "-data", data)
+		args := hinted(t, out, "")
+		if !slices.Contains(args, "-data") {
+			t.Fatalf("a development gateway's receipt: hint without -data:\n%s", out)
+		}
+		verifyAsHinted(t, args)
+
+		// A development trust store that no longer pins this certificate (a
+		// trust folder edited by hand): the development CA that issued it is named.
+		if err := os.Remove(filepath.Join(data, "pki", "trust", "gateways", "gateway.pem")); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(receipt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hint := receiptHint(b, data, receipt, true)
+		args = hinted(t, hint, "")
+		if !slices.Contains(args, filepath.Join(data, "pki", "dev-ca.pem")) {
+			t.Fatalf("hint without the development CA's file:\n%s", hint)
+		}
+		verifyAsHinted(t, args)
+	})
+	t.Run("operator's gateway, development portal key", func(t *testing.T) {
+		data := devData(t)
+		g, pki := gatewaytest.Start(t, func(c *config.Config) {
+			// The staging gateway trusts the development portals' CA.
+			ca, err := os.ReadFile(filepath.Join(data, "pki", "dev-ca.pem"))
+			if err == nil {
+				err = os.WriteFile(filepath.Join(c.PKI.TrustDir, "portals", "dev-ca.pem"), ca, 0o644)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+		out, _ := submit(t, g.URL(), "-data", data)
+		if !strings.Contains(out, pki.CA.Subject.CommonName) {
+			t.Errorf("the hint does not name the CA that issued the gateway's certificate (%s):\n%s", pki.CA.Subject.CommonName, out)
+		}
+		verifyAsHinted(t, hinted(t, out, pki.Gateway.CertFile))
+		verifyAsHinted(t, hinted(t, out, pki.CAFile))
+	})
+	t.Run("operator's gateway, operator's portal key", func(t *testing.T) {
+		g, pki := gatewaytest.Start(t, nil)
+		out, _ := submit(t, g.URL(), "-data", t.TempDir(), "-key", pki.Portal.KeyFile, "-cert", pki.Portal.CertFile)
+		if strings.Contains(out, "-data") {
+			t.Errorf("hint names a development data folder:\n%s", out)
+		}
+		verifyAsHinted(t, hinted(t, out, pki.Gateway.CertFile))
+	})
+}
+
+// shellWords splits the start of line as a shell would (words, single quotes as
+// shellQuote writes them) up to the end of the line or an unquoted ")", ",", ";".
+func shellWords(line string) []string {
+	var words []string
+	var w strings.Builder
+	in, quoted := false, false
+	flush := func() {
+		if in {
+			words = append(words, w.String())
+		}
+		w.Reset()
+		in = false
+	}
+	for _, r := range line {
+		switch {
+		case quoted && r == '\'':
+			quoted = false
+		case quoted:
+			w.WriteRune(r)
+		case r == '\'':
+			quoted, in = true, true
+		case r == ' ' || r == '\t':
+			flush()
+		case r == '\n' || r == ')' || r == ',' || r == ';':
+			flush()
+			return words
+		default:
+			w.WriteRune(r)
+			in = true
+		}
+	}
+	flush()
+	return words
 }
