@@ -44,6 +44,13 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "amtsbote gc:", err)
 		return 2
 	}
+	if *compact && cfg.Store.Backend == config.StoreJetStream {
+		// Before the run: found after it, the operator got exit 2 ("wrong
+		// invocation") for a run that had removed what was due — or, with NATS
+		// unreachable, the connection error instead of this.
+		fmt.Fprintln(stderr, "amtsbote gc: -compact is for the bbolt store; JetStream compacts its own files")
+		return 2
+	}
 	// Without the gateway's configuration the retention is the built-in one, and
 	// a run deleted bytes and records by it, not by what the operator set.
 	from := "from " + *cfgPath
@@ -117,7 +124,7 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "compacted the store file: %d -> %d bytes\n", rep.FileBefore, rep.FileAfter)
 	} else if *compact {
 		c, ok := st.(store.Compactor)
-		if !ok {
+		if !ok { // refused above, before the run
 			fmt.Fprintln(stderr, "amtsbote gc: -compact is for the bbolt store; JetStream compacts its own files")
 			return 2
 		}

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -59,6 +61,53 @@ func TestHelpNamesEveryAdminVerb(t *testing.T) {
 	for _, v := range adminVerbs {
 		if !strings.Contains(line, " "+v.name+" ") && !strings.Contains(line, "("+v.name+" ") && !strings.Contains(line, " "+v.name+")") {
 			t.Errorf("amtsbote help, %q: the admin verb %q is not named", line, v.name)
+		}
+	}
+}
+
+// TestExitCodesFollowOneRule: 2 when nothing was done because the invocation is
+// wrong — the command line (flags and their values, and the settings files a flag
+// names: a token, a key, a trust store) or the configuration (unreadable,
+// invalid, or one the command is not for); 1 when the work failed or found a
+// fault (docs/operations.md, "Exit codes"). Stragglers: `lookup` exited 1 for a
+// configuration file it could not load, every other command 2; `submit` exited
+// 1 for a portal key it could not read, while `verify` exits 2 for its trust
+// files and `submit` for its -token-file; `gc -compact` on a JetStream store
+// ran the retention first and then exited 2 for the flag (or, with NATS
+// unreachable, 1 for that) — a usage error found after the work.
+func TestExitCodesFollowOneRule(t *testing.T) {
+	t.Setenv("AMTSBOTE_CONFIG", "")
+	ctx := context.Background()
+	missing := filepath.Join(t.TempDir(), "missing.yaml")
+	broken := filepath.Join(t.TempDir(), "broken.yaml")
+	if err := os.WriteFile(broken, []byte("listen: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cluster := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(cluster, []byte("store:\n  backend: jetstream\nnats:\n  url: nats://127.0.0.1:1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	noKey := filepath.Join(t.TempDir(), "none.pem")
+	for _, tc := range []struct {
+		args []string
+		want int
+		says string
+	}{
+		{[]string{"lookup", "-config", missing, "--service", "Gewerbe anmelden", "--place", "01067"}, 2, "missing.yaml"},
+		{[]string{"lookup", "-config", broken, "--service", "Gewerbe anmelden", "--place", "01067"}, 2, "broken.yaml"},
+		{[]string{"gc", "-config", missing}, 2, "missing.yaml"},
+		{[]string{"store", "verify", "-config", broken}, 2, "broken.yaml"},
+		{[]string{"admin", "-config", missing, "offices"}, 2, "missing.yaml"},
+		{[]string{"serve", "-config", broken}, 2, "broken.yaml"},
+		{[]string{"submit", "-data", t.TempDir(), "-key", noKey, "-cert", noKey}, 2, "portal key"},
+		{[]string{"verify", "-cert", noKey, noKey}, 2, "trust"},
+		{[]string{"gc", "-config", cluster, "-compact"}, 2, "-compact is for the bbolt store"},
+		// The work failed: 1.
+		{[]string{"store", "verify", "-data", filepath.Join(t.TempDir(), "typo")}, 1, "holds no amtsbote.db"},
+	} {
+		var o, e bytes.Buffer
+		if rc := run(ctx, tc.args, &o, &e); rc != tc.want || !strings.Contains(e.String(), tc.says) {
+			t.Errorf("amtsbote %q: rc %d, want %d and %q\n%s%s", tc.args, rc, tc.want, tc.says, o.String(), e.String())
 		}
 	}
 }

@@ -120,8 +120,13 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	signer, err := signing.LoadSigner(*keyFile, *certFile)
 	if err != nil {
-		fmt.Fprintf(stderr, "amtsbote submit: portal key: %v\n(start the gateway once with 'amtsbote serve' or run 'amtsbote keys init' to create the development keys)\n", err)
-		return 1
+		// 2 as for -token-file and verify's trust files: the files that say who
+		// signs are part of the invocation, and nothing was sent.
+		fmt.Fprintf(stderr, "amtsbote submit: portal key: %v\n", err)
+		if devKeys {
+			fmt.Fprintln(stderr, "(start the gateway once with 'amtsbote serve' or run 'amtsbote keys init' to create the development keys, or give the portal's own: -key FILE -cert FILE)")
+		}
+		return 2
 	}
 	if *msgID == "" {
 		*msgID = paket.NewMessageID()

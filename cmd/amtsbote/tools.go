@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,8 +18,27 @@ import (
 )
 
 func runLookup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return helpExit(args, routingcli.Lookup(ctx, lookupLoader, args, stdout, stderr))
+	// routingcli exits 1 for whatever the loader returns; a configuration that
+	// does not load is 2 here, as in every other command (docs/operations.md,
+	// "Exit codes"); the directory files it names stay 1, as for serve.
+	var badConfig bool
+	load := func(path string) (*routing.Store, routingcli.Usable, routingcli.Admit, error) {
+		st, usable, admit, err := lookupLoader(path)
+		badConfig = errors.As(err, new(configError))
+		return st, usable, admit, err
+	}
+	code := routingcli.Lookup(ctx, load, args, stdout, stderr)
+	if badConfig && code == routingcli.ExitFailed {
+		return routingcli.ExitUsage
+	}
+	return helpExit(args, code)
 }
+
+// configError is lookupLoader's error of a configuration that did not load,
+// worded as config.Load words it.
+type configError struct{ error }
+
+func (e configError) Unwrap() error { return e.error }
 
 // helpExit is 0 for the usage exit of a routingcli command (which prints its
 // usage on -h) that was asked for help, as every other command exits on -h.
@@ -43,7 +63,7 @@ func helpExit(args []string, code int) int {
 func lookupLoader(path string) (*routing.Store, routingcli.Usable, routingcli.Admit, error) {
 	cfg, err := config.Load(path, os.Environ())
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, configError{err}
 	}
 	cfg.Resolve()
 	d, err := routing.Builtin()
