@@ -163,7 +163,8 @@ type Options struct {
 	// transaction committed, nothing created, upgraded or cleaned up, so the
 	// file keeps its bytes and its time. A file this build would have to write
 	// first (an older schema, a bucket missing) is refused (openReadOnly).
-	// Writes fail; Known is not added.
+	// A write fails at its transaction (bbolt refuses it; a big blob's file
+	// would be written before, so a reader must not write); Known is not added.
 	ReadOnly bool
 }
 
