@@ -53,7 +53,10 @@ func OpenExistingStore(ctx context.Context, cfg config.Config, log *slog.Logger)
 // store export, gc -dry-run): a bbolt store of an older schema is ErrOldSchema.
 // Opening it would upgrade it for good, and an older build refuses the upgraded
 // file, so checking a store with a new binary before the upgrade took away the
-// way back — from a command that says it changes nothing.
+// way back — from a command that says it changes nothing. A bbolt file is opened
+// read-only (store.Options.ReadOnly): bbolt commits a transaction at every open
+// to write, so a dry run that said "nothing changed" left the file with new bytes
+// and a new time, and could not run as a user who may only read the file.
 func OpenStoreToRead(ctx context.Context, cfg config.Config, log *slog.Logger) (st store.Store, close func(), err error) {
 	return openStore(ctx, cfg, openToRead, log)
 }
@@ -79,7 +82,9 @@ func openStore(ctx context.Context, cfg config.Config, mode openMode, log *slog.
 		}
 	}
 	if bbolt {
-		db, err := store.Open(cfg.DataDir, store.Options{BatchSize: cfg.Store.BatchSize, BatchDelay: cfg.Store.BatchDelay, Logger: log})
+		// Read-only for the commands that only read: the file's bytes and time
+		// stay as they were, and no write permission is needed (store.Options).
+		db, err := store.Open(cfg.DataDir, store.Options{BatchSize: cfg.Store.BatchSize, BatchDelay: cfg.Store.BatchDelay, Logger: log, ReadOnly: mode == openToRead})
 		if err != nil {
 			return nil, nil, fmt.Errorf("store in %s: %w", cfg.DataDir, err)
 		}

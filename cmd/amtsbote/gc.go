@@ -88,10 +88,10 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	// A dry run changes nothing, so it must not upgrade an older store either
 	// (an older build refuses the upgraded file), nor write to the file at all
-	// (openStoreToRead); a real run may upgrade, and logs it.
+	// (gateway.OpenStoreToRead); a real run may upgrade, and logs it.
 	open := gateway.OpenExistingStore
 	if *dry {
-		open = openStoreToRead
+		open = gateway.OpenStoreToRead
 	}
 	st, closeStore, err := open(ctx, cfg, log)
 	if err != nil {

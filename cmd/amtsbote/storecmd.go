@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -77,8 +75,8 @@ func runStore(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}
 	// export only reads: it must not upgrade an older store for good, nor write
-	// to it at all (openStoreToRead).
-	open := openStoreToRead
+	// to it at all (gateway.OpenStoreToRead).
+	open := gateway.OpenStoreToRead
 	if verb == "import" {
 		open = gateway.OpenStore
 	}
@@ -282,7 +280,7 @@ func runVerifyStore(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := fs.Parse(args); err != nil {
 		return usageExit(err)
 	}
-	st, _, closeStore, code := openStore(ctx, loadConfig, openStoreToRead, stderr)
+	st, _, closeStore, code := openStore(ctx, loadConfig, gateway.OpenStoreToRead, stderr)
 	if st == nil {
 		return code
 	}
@@ -373,7 +371,7 @@ func runReindexStore(ctx context.Context, args []string, stdout, stderr io.Write
 }
 
 // openStore loads the configuration and opens its store with open (one of
-// gateway's OpenStore, OpenExistingStore, or openStoreToRead), which logs to stderr
+// gateway's OpenStore, OpenExistingStore, or gateway.OpenStoreToRead), which logs to stderr
 // what opening does to the file. On failure st is nil and code the exit code: 2 for
 // the configuration, 1 for the store.
 func openStore(ctx context.Context, loadConfig func() (config.Config, error),
@@ -390,38 +388,4 @@ func openStore(ctx context.Context, loadConfig func() (config.Config, error),
 		return nil, cfg, nil, 1
 	}
 	return st, cfg, closeStore, 0
-}
-
-// openStoreToRead is gateway.OpenStoreToRead for the commands that only read
-// (store verify, store export, gc -dry-run) with a bbolt file opened read-only
-// (store.Options.ReadOnly). gateway.OpenStoreToRead refuses an older schema but
-// opens the file to write: bbolt commits a transaction at every such open, so a
-// dry run that said "nothing changed" left the file with new bytes and a new
-// time, and could not run as a user who may only read the file. The checks
-// before the open are the gateway's, with its errors (ErrNoStore, ErrOldSchema);
-// a cluster's store is opened by the gateway's function.
-func openStoreToRead(ctx context.Context, cfg config.Config, log *slog.Logger) (store.Store, func(), error) {
-	cfg.Resolve()
-	if cfg.Store.Backend == config.StoreJetStream {
-		return gateway.OpenStoreToRead(ctx, cfg, log)
-	}
-	file := filepath.Join(cfg.DataDir, store.FileName)
-	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, fmt.Errorf("%w: %s holds no %s (check -data or data_dir)", gateway.ErrNoStore, cfg.DataDir, store.FileName)
-	}
-	v, upgrade, err := store.SchemaOf(cfg.DataDir)
-	if err != nil {
-		return nil, nil, fmt.Errorf("store in %s: %w", cfg.DataDir, err)
-	}
-	if upgrade {
-		return nil, nil, fmt.Errorf("%w: %s is of schema version %s; opening it with this build upgrades it for good "+
-			"(about 7 s per 100,000 submissions) and an older build then refuses it, so this command, which only reads, leaves it alone. "+
-			"Check it with the build that wrote it, or upgrade first: start the gateway of this build once (amtsbote serve), "+
-			"after a backup if you may go back (docs/operations.md, \"Upgrading\")", gateway.ErrOldSchema, file, v)
-	}
-	db, err := store.Open(cfg.DataDir, store.Options{ReadOnly: true, Logger: log})
-	if err != nil {
-		return nil, nil, fmt.Errorf("store in %s: %w", cfg.DataDir, err)
-	}
-	return db, func() { _ = db.Close() }, nil
 }
