@@ -360,6 +360,26 @@ func (e *endpoints) failure(k endpointKey, now time.Time, retryAfter time.Durati
 	return opened
 }
 
+// holds is how long from now the endpoint keeps every attempt away (real time):
+// until its open breaker's cool-down is over, or the receiver's Retry-After; 0
+// when an attempt may go now. A failure's next attempt comes no earlier (failed).
+func (e *endpoints) holds(k endpointKey, now time.Time) time.Duration {
+	if e.threshold <= 0 {
+		return 0
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.m[k]
+	if p == nil {
+		return 0
+	}
+	until := p.notBefore
+	if p.state == EndpointOpen && p.retryAt.After(until) {
+		until = p.retryAt
+	}
+	return max(until.Sub(now), 0)
+}
+
 // halfOpenAfterCooldown shows the breaker as half-open in the gauge once its
 // cool-down is over. The state itself moves only when an attempt comes due
 // (allow), and with nothing waiting for the endpoint (the office's packages

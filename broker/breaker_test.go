@@ -98,13 +98,15 @@ func startHooked(t *testing.T, dir string, cfg Config, hook *officeHook) (*env, 
 	return startWithChannels(t, dir, cfg, chans, wh, mailbox), mailbox
 }
 
-// nextIn reads the delay an attempt_failed event states ("...; next attempt in 5h0m0s").
+// nextIn reads the delay an attempt_failed event states ("...; next attempt in 5h0m0s",
+// or "...; next attempt in 1m2s at the earliest (...)").
 func nextIn(t *testing.T, e submission.Event) time.Duration {
 	t.Helper()
 	_, after, ok := strings.Cut(e.Detail, "next attempt in ")
 	if !ok {
 		t.Fatalf("attempt_failed without its next attempt: %q", e.Detail)
 	}
+	after, _, _ = strings.Cut(after, " ") // "... at the earliest (...)" while the endpoint is paused
 	d, err := time.ParseDuration(after)
 	if err != nil {
 		t.Fatalf("next attempt in %q: %v", after, err)

@@ -427,11 +427,12 @@ func (b *Broker) process(msg jetstream.Msg) (record func()) {
 		if d, ok := adapters.RetryAfter(err); ok {
 			ra = b.scaled(min(d, maxRetryAfter))
 		}
-		if b.ends.failure(key, time.Now(), ra) {
+		now := time.Now()
+		if b.ends.failure(key, now, ra) {
 			b.log.Warn("circuit breaker opened: attempts to the endpoint pause", "office", s.OfficeID, "channel", ref.Channel,
 				"cooldown", b.cfg.BreakerCooldown)
 		}
-		b.failed(msg, s, err)
+		b.failed(msg, s, err, b.ends.holds(key, now))
 	}
 	return nil
 }
@@ -921,7 +922,13 @@ const resignTries = 10
 // time than the record would keep; confirmSub signs again.
 var errResign = errors.New("broker: the delivery receipt's time changed while it was signed")
 
-func (b *Broker) failed(msg jetstream.Msg, s *submission.Submission, cause error) {
+// failed records a transient failure of s's attempt and schedules the next one.
+// hold (real time) is how long the endpoint keeps every attempt away now (its
+// circuit breaker open, a Retry-After): the next attempt comes no earlier than
+// that, and the event says so. It said the schedule's delay ("next attempt in
+// 5s") while the breaker held the package for its minute's cool-down, and the
+// office's IT read a promise the gateway did not keep.
+func (b *Broker) failed(msg jetstream.Msg, s *submission.Submission, cause error, hold time.Duration) {
 	if s.Attempts+1 >= b.maxAttempts() {
 		why := reasonOf(cause)
 		why.Public = fmt.Sprintf("gave up after %d attempts: %s", s.Attempts+1, why.Public)
@@ -933,6 +940,17 @@ func (b *Broker) failed(msg jetstream.Msg, s *submission.Submission, cause error
 	gen := s.Generation
 	t, _ := s.CurrentTarget()
 	why := reasonOf(cause)
+	if hold > delay {
+		// The queue message stays away as long as the endpoint does (with the
+		// jitter allow gives the waiting messages), so the record's
+		// nextAttemptAt is the hold's end, on every gateway of a cluster. When
+		// the cool-down is over one attempt probes the endpoint; that may be
+		// another package's, and its failure pauses the endpoint again: the
+		// time is a lower bound (Reason.Paused).
+		delay = hold + b.ends.jitter()
+		nominal = b.unscaled(delay)
+		why.Paused = true
+	}
 	if delay != nominal {
 		why.NextIn = nominal // the event states the schedule's delay, not the compressed one
 	}

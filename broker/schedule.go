@@ -105,6 +105,15 @@ func (b *Broker) scaled(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * b.cfg.TimeScale)
 }
 
+// unscaled is the nominal delay of a real one (scaled's inverse): what an event
+// states of a wait the broker measures in real time, such as a breaker's cool-down.
+func (b *Broker) unscaled(d time.Duration) time.Duration {
+	if b.cfg.TimeScale == 1 {
+		return d
+	}
+	return time.Duration(float64(d) / b.cfg.TimeScale)
+}
+
 // ScheduleFor is ParseSchedule for a specification checked already (the gateway's
 // configuration is validated at load): an unreadable one gives StandardSchedule.
 func ScheduleFor(spec string) []time.Duration {

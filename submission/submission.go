@@ -376,6 +376,12 @@ type Reason struct {
 	// instead of retryAt-now: a gateway running on a compressed test clock
 	// (broker.Config.TimeScale) states the schedule's delay, not the scaled wait.
 	NextIn time.Duration
+	// Paused says the office's endpoint keeps every attempt away for the stated
+	// delay (its circuit breaker is open, or it asked to be called later): the
+	// next attempt comes then at the earliest, when it may be another package's
+	// attempt that probes the endpoint and fails. AttemptFailed says so rather
+	// than promise the time.
+	Paused bool
 }
 
 // ForOperator is the operator's whole reason (the admin console): the internal
@@ -404,8 +410,12 @@ func (s *Submission) AttemptFailed(now time.Time, gen int, why Reason, retryAt t
 	if why.NextIn > 0 {
 		next = why.NextIn
 	}
+	detail := fmt.Sprintf("%s; next attempt in %s", why.Public, next.Round(time.Millisecond))
+	if why.Paused {
+		detail += " at the earliest (attempts to the office's endpoint are paused)"
+	}
 	return []Event{{At: now, Type: EventAttemptFailed, Channel: t.Channel, Attempt: s.Attempts,
-		Detail: fmt.Sprintf("%s; next attempt in %s", why.Public, next.Round(time.Millisecond)), Note: why.Internal}}, nil
+		Detail: detail, Note: why.Internal}}, nil
 }
 
 // ChannelGone gives up on the current channel because the office no longer has it
