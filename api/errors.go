@@ -103,6 +103,12 @@ func ProblemFor(err error) *problem.Problem {
 		// what the office's system logs and passes on (a ticket, a monitor), and
 		// the case's view shows what the office needs (takenOver, the events).
 		return problem.New(http.StatusConflict, problem.TypeTakenOver, "a clerk took this case over in the office's web mailbox (Behördenpostfach) before your system had it; it is processed there now, and your system neither fetches, decides nor answers it (the clerk answers the applicant): drop it (its view shows takenOver)")
+	case errors.Is(err, submission.ErrNotDelivered):
+		// Before conflict, which it comes with: the conflict's type (the
+		// contract's), with a detail in the office's terms. The error's own
+		// text ("conflict: illegal state transition: ...") named neither the
+		// cause nor the way out to the integrator who reads it.
+		return problem.New(http.StatusConflict, problem.TypeConflict, "your office does not have this case yet (it was neither delivered to it nor fetched): fetch its package first (GET /v1/office/submissions/{id}/package), then send this again; nothing was recorded")
 	case errors.Is(err, broker.ErrConflict):
 		return problem.New(http.StatusConflict, problem.TypeConflict, err.Error())
 	case errors.Is(err, broker.ErrStopped):

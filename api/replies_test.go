@@ -493,3 +493,42 @@ func eventSummary(evs []wire.Event) string {
 	}
 	return strings.Join(names, " → ")
 }
+
+// TestAnswerBeforeTheOfficeHasTheCaseSaysSo: a reply (Bescheid, Rückfrage) the
+// office's system sends for a case it has not fetched yet is 409 conflict, as
+// the contract says, and its detail tells the integrator what to do. (A
+// decision is the pickup too, and taken.) It said "conflict: illegal state transition: a reply to a submission the
+// office does not have yet (handed_over)": the gateway's inner words, which name
+// neither the cause in the office's terms nor the way out.
+func TestAnswerBeforeTheOfficeHasTheCaseSaysSo(t *testing.T) {
+	f := startReplyFixture(t)
+	waiting := submitHandedOver(t, f.g, f.pc, pollingService)
+	check := func(what string, a answer) {
+		t.Helper()
+		p := a.problem()
+		t.Logf("%s: %s", what, p.Detail)
+		if a.code != http.StatusConflict || p.Type != problem.TypeConflict {
+			t.Fatalf("%s before the office has the case: %d %s, want 409 %s", what, a.code, a.body, problem.TypeConflict)
+		}
+		for _, inner := range []string{"illegal", "transition", "handed_over", "conflict:"} {
+			if strings.Contains(p.Detail, inner) {
+				t.Errorf("%s: the detail speaks the gateway's inner words (%q): %q", what, inner, p.Detail)
+			}
+		}
+		if !strings.Contains(p.Detail, "does not have this case yet") || !strings.Contains(p.Detail, "fetch") {
+			t.Errorf("%s: the detail %q does not say the office lacks the case and how to get it", what, p.Detail)
+		}
+	}
+	h := http.Header{"Content-Type": {"text/plain"}, wire.HeaderIdempotencyKey: {"early"}}
+	check("a reply", f.call(http.MethodPost, wire.OfficeReplyPostPath(waiting, wire.ReplyRueckfrage), pollingToken, h, strings.NewReader("Rückfrage")))
+	if got := f.replies(waiting); len(got) != 0 {
+		t.Errorf("the early reply was recorded: %+v", got)
+	}
+	// Once its system fetched the package, the same reply is taken.
+	if a := f.call(http.MethodGet, wire.OfficePackagePath(waiting), pollingToken, nil, nil); a.code != http.StatusOK {
+		t.Fatalf("the system's fetch: %d %s", a.code, a.body)
+	}
+	if a := f.call(http.MethodPost, wire.OfficeReplyPostPath(waiting, wire.ReplyRueckfrage), pollingToken, h, strings.NewReader("Rückfrage")); a.code != http.StatusCreated {
+		t.Errorf("the reply after the fetch: %d %s", a.code, a.body)
+	}
+}

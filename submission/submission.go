@@ -46,6 +46,12 @@ var (
 	// final). It always comes with ErrIllegal; a face that names the decision
 	// that stands asks for it, not for every conflict.
 	ErrDecided = errors.New("already decided")
+	// ErrNotDelivered: a reply, a decision or the processed mark for a case the
+	// office does not have yet (not delivered, not fetched). It always comes
+	// with ErrIllegal; the faces name it, as the office's integrator can do
+	// something about it (fetch the package), which "illegal state
+	// transition" did not tell.
+	ErrNotDelivered = errors.New("the office does not have the case yet")
 )
 
 // State is where a submission stands.
@@ -839,7 +845,7 @@ func (s *Submission) decide(now time.Time, channel, outcome, reason, actor strin
 		return nil, fmt.Errorf("%w: %w: %s", ErrIllegal, ErrDecided, s.Decision.Outcome)
 	}
 	if s.State != StateDelivered {
-		return nil, fmt.Errorf("%w: decide on a submission that is %s (the office must have it first)", ErrIllegal, s.State)
+		return nil, fmt.Errorf("%w: %w: decide on submission %s (%s)", ErrIllegal, ErrNotDelivered, s.ID, s.State)
 	}
 	s.Decision = &Decision{Outcome: outcome, Reason: reason, At: now, Actor: actor, RecordedAt: now}
 	s.State = State(outcome)
@@ -904,7 +910,7 @@ func (s *Submission) AddReply(now time.Time, r Reply) ([]Event, error) {
 		}
 	}
 	if s.DeliveredAt == nil {
-		return nil, fmt.Errorf("%w: a reply to a submission the office does not have yet (%s)", ErrIllegal, s.State)
+		return nil, fmt.Errorf("%w: %w: a reply to submission %s (%s)", ErrIllegal, ErrNotDelivered, s.ID, s.State)
 	}
 	if s.Forward != nil {
 		// Its office is at the peer, which delivered it (DeliveredAt is the
@@ -930,7 +936,7 @@ func (s *Submission) AddReply(now time.Time, r Reply) ([]Event, error) {
 // changes nothing.
 func (s *Submission) MarkProcessed(now time.Time, done bool, actor, channel string) ([]Event, error) {
 	if s.DeliveredAt == nil {
-		return nil, fmt.Errorf("%w: mark a submission the office does not have yet (%s)", ErrIllegal, s.State)
+		return nil, fmt.Errorf("%w: %w: mark submission %s (%s)", ErrIllegal, ErrNotDelivered, s.ID, s.State)
 	}
 	if s.Processed == done {
 		return nil, nil
