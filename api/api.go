@@ -29,6 +29,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -214,21 +215,26 @@ func New(o Options) *Server {
 	r.Get("/v1/openapi.yaml", serveOpenAPI)
 
 	r.With(s.storeGate).Post("/v1/submissions", s.submit)
-	r.Get("/v1/submissions/{id}", s.portalOnly(s.gated(s.status)))
-	r.Get("/v1/submissions/{id}/receipts/{kind}", s.portalOnly(s.gated(s.portalReceipt)))
-	r.Get("/v1/submissions/{id}/replies/{rid}", s.portalOnly(s.gated(s.portalReply)))
+	r.Get("/v1/submissions/{id}", s.portalOnly(s.gated(portalIDs(s.status))))
+	r.Get("/v1/submissions/{id}/receipts/{kind}", s.portalOnly(s.gated(portalIDs(s.portalReceipt))))
+	r.Get("/v1/submissions/{id}/replies/{rid}", s.portalOnly(s.gated(portalIDs(s.portalReply))))
 
 	r.Route("/v1/office", func(r chi.Router) {
 		r.Use(s.officeAuth, s.storeGate)
 		r.Get("/submissions", s.officeList)
-		r.Get("/submissions/{id}", s.officeGet)
-		r.Get("/submissions/{id}/package", s.officePackage)
-		r.Get("/submissions/{id}/attachments/{aid}", s.officeAttachment)
-		r.Post("/submissions/{id}/accept", s.officeDecide(broker.OutcomeAccepted))
-		r.Post("/submissions/{id}/reject", s.officeDecide(broker.OutcomeRejected))
-		r.Get("/submissions/{id}/receipts/{kind}", s.officeReceipt)
-		r.Post("/submissions/{id}/replies", s.officeReply)
-		r.Get("/submissions/{id}/replies/{rid}", s.officeReplyBytes)
+		// A group's middleware runs once the route matched (its parameters
+		// are known), after the office's authentication.
+		r.Group(func(r chi.Router) {
+			r.Use(pathIDs)
+			r.Get("/submissions/{id}", s.officeGet)
+			r.Get("/submissions/{id}/package", s.officePackage)
+			r.Get("/submissions/{id}/attachments/{aid}", s.officeAttachment)
+			r.Post("/submissions/{id}/accept", s.officeDecide(broker.OutcomeAccepted))
+			r.Post("/submissions/{id}/reject", s.officeDecide(broker.OutcomeRejected))
+			r.Get("/submissions/{id}/receipts/{kind}", s.officeReceipt)
+			r.Post("/submissions/{id}/replies", s.officeReply)
+			r.Get("/submissions/{id}/replies/{rid}", s.officeReplyBytes)
+		})
 	})
 	r.Route("/v1/admin", func(r chi.Router) {
 		r.Use(s.adminAuth, s.storeGate)
@@ -238,12 +244,15 @@ func New(o Options) *Server {
 			// which no gateway ever sent.
 			r.Post("/directory/reload", s.adminReload)
 		}
-		r.Post("/submissions/{id}/redeliver", s.adminRedeliver)
-		r.Post("/submissions/{id}/erase", s.adminErase)
+		r.Group(func(r chi.Router) {
+			r.Use(pathIDs)
+			r.Post("/submissions/{id}/redeliver", s.adminRedeliver)
+			r.Post("/submissions/{id}/erase", s.adminErase)
+			r.Get("/submissions/{id}", s.adminGet)
+		})
 		r.Get("/submissions", s.adminList)
 		r.Get("/dead-letters", s.adminDeadLetters)
 		r.Post("/dead-letters/replay", s.adminReplay)
-		r.Get("/submissions/{id}", s.adminGet)
 		r.Get(strings.TrimPrefix(wire.AdminMessagesPath, "/v1/admin"), s.adminMessage)
 		r.Get("/offices", s.adminOffices)
 		r.Get("/undecided", s.adminUndecided)
@@ -434,6 +443,62 @@ func (s *Server) headServed(path string) bool {
 const backupPath = "/v1/admin/backup"
 
 // notFound answers a path the API does not have.
+// pathIDs answers 404 not-found, saying what an id looks like, when the
+// route's submission id ({id}) or reply id ({rid}) cannot be one the gateway
+// gave: every such id is a UUID (broker.newID). Such a path names no resource,
+// as an unknown id and a receipt kind outside the list do, so the status and
+// type are theirs (docs/problems.md, "404 for an id of another shape"); the
+// detail tells an integrator who sent a garbled id (cut, two glued together,
+// another system's) that it is no id, where "no such resource" sent them to
+// look for a case that never was. It comes after the client's authentication,
+// before any store read.
+func pathIDs(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if badPathID(w, r) {
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// portalIDs is pathIDs for a portal's handler (inside portalOnly, which
+// authenticates).
+func portalIDs(h func(w http.ResponseWriter, r *http.Request, portal string)) func(w http.ResponseWriter, r *http.Request, portal string) {
+	return func(w http.ResponseWriter, r *http.Request, portal string) {
+		if !badPathID(w, r) {
+			h(w, r, portal)
+		}
+	}
+}
+
+// badPathID answers pathIDs' 404 and reports true when r's {id} or {rid}
+// cannot be an id of the gateway.
+func badPathID(w http.ResponseWriter, r *http.Request) bool {
+	for _, p := range []struct{ name, what string }{{"id", "submission"}, {"rid", "reply"}} {
+		v := chi.URLParam(r, p.name)
+		if v == "" || isGatewayID(v) {
+			continue
+		}
+		// The id itself is not repeated: it may be 60 KB of the client's
+		// choosing, and the problem's instance names the path.
+		problem.Write(w, r, problem.New(http.StatusNotFound, problem.TypeNotFound,
+			"no such resource: the path's "+p.what+" id is not one the gateway gives (a UUID of 36 characters, such as 0190f1c2-7d1e-7cc3-9c52-3a7c1f0e5b21: the Location of the intake's answer, the listings' id)"))
+		return true
+	}
+	return false
+}
+
+// isGatewayID reports whether v is a UUID in its canonical text form, the form
+// of every id the gateway gives (uuid.Parse also takes braces, a urn: prefix
+// and 32 digits without hyphens, which no id here has).
+func isGatewayID(v string) bool {
+	if len(v) != 36 {
+		return false
+	}
+	_, err := uuid.Parse(v)
+	return err == nil
+}
+
 func notFound(w http.ResponseWriter, r *http.Request) {
 	problem.Write(w, r, problem.New(http.StatusNotFound, problem.TypeNotFound, "no such endpoint"))
 }
