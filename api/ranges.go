@@ -195,26 +195,37 @@ type rangeProblemWriter struct {
 }
 
 func (w *rangeProblemWriter) WriteHeader(code int) {
-	if code == http.StatusPreconditionFailed {
+	switch code {
+	case http.StatusPreconditionFailed:
 		// An If-Match that names another ETag: ServeContent answers with the
 		// content's own Content-Type and nothing else.
-		w.swallow = true
-		w.Header().Del("Content-Length")
-		problem.Write(w.ResponseWriter, w.r, problem.New(code, problem.TypePreconditionFailed,
+		w.refuse(problem.New(code, problem.TypePreconditionFailed,
 			"If-Match or If-Unmodified-Since does not hold for these bytes (the ETag is their SHA-256)"))
-		return
-	}
-	if code != http.StatusRequestedRangeNotSatisfiable {
+	case http.StatusRequestedRangeNotSatisfiable:
+		// ServeContent names the size only for a range past the end; a malformed
+		// one (bytes=5-1) got none, though the 416 promises it (RFC 9110 15.5.17).
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", w.size))
+		w.refuse(problem.New(code, problem.TypeRangeNotSatisfiable,
+			fmt.Sprintf("the range %q lies outside the content (Content-Range names its size)", w.r.Header.Get("Range"))))
+	default:
 		w.ResponseWriter.WriteHeader(code)
-		return
 	}
+}
+
+// refuse answers p instead of the blob, and drops what ServeContent writes
+// after. The answer is no-store as every answer of the API (securityHeaders):
+// ServeContent deletes Cache-Control on the errors it answers itself (a
+// range past the end, since Go 1.23), and a blob's bytes are an applicant's
+// personal data, which no cache is to keep nor be told it may. It carries no
+// Content-Disposition the handler set for the bytes: a download tool saved the
+// problem document under the attachment's file name.
+func (w *rangeProblemWriter) refuse(p *problem.Problem) {
 	w.swallow = true
-	w.Header().Del("Content-Length")
-	// ServeContent names the size only for a range past the end; a malformed
-	// one (bytes=5-1) got none, though the 416 promises it (RFC 9110 15.5.17).
-	w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", w.size))
-	problem.Write(w.ResponseWriter, w.r, problem.New(code, problem.TypeRangeNotSatisfiable,
-		fmt.Sprintf("the range %q lies outside the content (Content-Range names its size)", w.r.Header.Get("Range"))))
+	h := w.Header()
+	h.Del("Content-Length")
+	h.Del("Content-Disposition")
+	h.Set("Cache-Control", "no-store")
+	problem.Write(w.ResponseWriter, w.r, p)
 }
 
 func (w *rangeProblemWriter) Write(b []byte) (int, error) {
