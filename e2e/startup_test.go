@@ -65,7 +65,7 @@ func TestStartupErrorsNameTheCause(t *testing.T) {
 }
 
 var tryRe = regexp.MustCompile(`try: amtsbote (submit .*)`)
-var verifyRe = regexp.MustCompile(`check it with: amtsbote (verify .*)\)`)
+var verifyRe = regexp.MustCompile(`check it with: amtsbote (verify .*)`)
 
 // TestBannerHintsWork: the hints the binary prints work as printed, with a
 // non-default port and data folder.
