@@ -182,8 +182,9 @@ func (l Limits) BodyMemoryBytes() int64 {
 // Delivery tunes the broker.
 type Delivery struct {
 	Workers int `yaml:"workers"`
-	// PerOffice caps concurrent attempts to one office (0: Workers/4, at least 1), so
-	// one office with a hanging endpoint cannot take every worker.
+	// PerOffice caps concurrent attempts to one office (0: Workers/4, at least 1;
+	// at most Workers), so one office with a hanging endpoint cannot take every
+	// worker.
 	PerOffice int `yaml:"per_office"`
 	// Schedule is the retry schedule on one channel: "standard" (5s, 5m, 30m, 2h, 5h,
 	// 10h, 14h, 20h, 24h with ±10 % jitter: ten attempts over about three days, then
@@ -193,7 +194,7 @@ type Delivery struct {
 	// from before the schedule, tests, the demo), else "standard".
 	Schedule       string        `yaml:"schedule"`
 	MaxAttempts    int           `yaml:"max_attempts"`
-	BackoffBase    time.Duration `yaml:"backoff_base"` // exponential only (default 2s)
+	BackoffBase    time.Duration `yaml:"backoff_base"` // exponential only (default 2s); at most backoff_max
 	BackoffMax     time.Duration `yaml:"backoff_max"`  // exponential only (default 5m)
 	AttemptTimeout time.Duration `yaml:"attempt_timeout"`
 	// TransferMinRate (bytes per second) lengthens an attempt by the size of what
@@ -210,6 +211,30 @@ type Delivery struct {
 	// accepted package the queue has no message for is put on it again (0: 2m;
 	// negative: never). See docs/operations.md, "The queue check".
 	QueueCheck time.Duration `yaml:"queue_check"`
+}
+
+// The broker's defaults of backoff_base and backoff_max (broker.Config) when
+// they are 0.
+const (
+	defaultBackoffBase = 2 * time.Second
+	defaultBackoffMax  = 5 * time.Minute
+)
+
+// checkBackoff refuses an explicit backoff_base that no retry would wait: the
+// delay starts at backoff_base and is cut to backoff_max, so a base above the
+// cap was taken without a word and every retry waited backoff_max — most
+// likely the two were swapped. A backoff_max alone below the default base is
+// what it says (retries at most that far apart) and is taken.
+func (d Delivery) checkBackoff() []error {
+	switch {
+	case d.BackoffBase <= 0:
+		return nil
+	case d.BackoffMax > 0 && d.BackoffMax < d.BackoffBase:
+		return []error{fmt.Errorf("delivery.backoff_max: %s is less than delivery.backoff_base (%s); every retry would wait backoff_max (swapped?)", d.BackoffMax, d.BackoffBase)}
+	case d.BackoffMax == 0 && d.BackoffBase > defaultBackoffMax:
+		return []error{fmt.Errorf("delivery.backoff_base: %s is more than delivery.backoff_max (not set: %s); every retry would wait %s, set backoff_max too", d.BackoffBase, defaultBackoffMax, defaultBackoffMax)}
+	}
+	return nil
 }
 
 // Schedule names (see Delivery.Schedule).
@@ -601,6 +626,13 @@ func (c *Config) Validate() error {
 		// Each check lists the whole outbox and the queue's subjects.
 		errs = append(errs, fmt.Errorf("delivery.queue_check: %s (at least 1s; negative: never)", q))
 	}
+	if c.Delivery.Workers > 0 && c.Delivery.PerOffice > c.Delivery.Workers {
+		// Only workers attempts run at once: a larger cap caps nothing, and the
+		// operator who wrote it believed an office got that many. Refused as
+		// offices.<id>.parallel above workers is.
+		errs = append(errs, fmt.Errorf("delivery.per_office: %d is more than delivery.workers (%d); at most workers attempts run at once", c.Delivery.PerOffice, c.Delivery.Workers))
+	}
+	errs = append(errs, c.Delivery.checkBackoff()...)
 	for _, id := range sortedKeys(c.Offices) {
 		o := c.Offices[id]
 		if o.Parallel < 0 || o.Parallel > c.Delivery.Workers {

@@ -173,3 +173,51 @@ func TestNegativeNumbersAreRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestDeliveryLimitsMustFitTogether: settings that bound each other and were
+// taken in an order where one of them never applies (review 2026-12-06).
+// delivery.per_office above delivery.workers capped nothing (only workers run
+// at once), while offices.<id>.parallel above workers was refused: both are
+// refused now, naming both keys. An explicit delivery.backoff_base above
+// delivery.backoff_max was cut to backoff_max at every retry — most likely the
+// two swapped; with backoff_max unset its default 5m is the cap, and the
+// message says so. Values that work as written still start.
+func TestDeliveryLimitsMustFitTogether(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(c *Config)
+		want string // "" = accepted
+	}{
+		{"per_office above workers", func(c *Config) { c.Delivery.Workers, c.Delivery.PerOffice = 8, 9 },
+			"delivery.per_office: 9 is more than delivery.workers (8)"},
+		{"per_office equal to workers", func(c *Config) { c.Delivery.Workers, c.Delivery.PerOffice = 8, 8 }, ""},
+		{"office parallel above workers", func(c *Config) {
+			c.Delivery.Workers = 8
+			c.Offices = map[string]OfficeClient{"dresden": {Parallel: 9}}
+		}, "offices.dresden.parallel: 9 (0 for delivery.per_office, at most delivery.workers = 8)"},
+		{"backoff swapped", func(c *Config) { c.Delivery.BackoffBase, c.Delivery.BackoffMax = 5*time.Minute, 2*time.Second },
+			"delivery.backoff_max: 2s is less than delivery.backoff_base (5m0s)"},
+		{"backoff_base above the default backoff_max", func(c *Config) { c.Delivery.BackoffBase = 10 * time.Minute },
+			"delivery.backoff_base: 10m0s is more than delivery.backoff_max (not set: 5m0s)"},
+		{"backoff_max equal to backoff_base", func(c *Config) { c.Delivery.BackoffBase, c.Delivery.BackoffMax = time.Second, time.Second }, ""},
+		// The default base (2s) above a short backoff_max is what the operator
+		// asked for: retries at most that far apart.
+		{"backoff_max alone below the default base", func(c *Config) { c.Delivery.BackoffMax = time.Second }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.set(&c)
+			c.Resolve()
+			err := c.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want accepted", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate() = %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+}
