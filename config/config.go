@@ -74,7 +74,9 @@ type Retention struct {
 	// transfer-only office, a system that never decides) are removed this long
 	// after its delivery; default 0: kept until an answer or an erasure.
 	Unanswered time.Duration `yaml:"unanswered"`
-	Every      time.Duration `yaml:"every"` // default 1h; 0 = no background job
+	// Every: default 1h; 0 (or negative) = no background job; else at least
+	// MinRetentionEvery, since each run reads every record.
+	Every time.Duration `yaml:"every"`
 	// CompactMinFree: the bbolt file is rewritten while the gateway runs when at
 	// least this many bytes and at least half of it are free (default 64 MiB;
 	// negative: never).
@@ -91,6 +93,10 @@ type Transfer struct {
 	// negative: kept for ever.
 	LedgerKeep time.Duration `yaml:"ledger_keep"`
 }
+
+// MinRetentionEvery is the shortest retention.every taken (above 0): each run
+// of the retention job reads every record.
+const MinRetentionEvery = time.Minute
 
 // MinLedgerKeep is the shortest transfer.ledger_keep taken.
 const MinLedgerKeep = 24 * time.Hour
@@ -633,6 +639,11 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("delivery.per_office: %d is more than delivery.workers (%d); at most workers attempts run at once", c.Delivery.PerOffice, c.Delivery.Workers))
 	}
 	errs = append(errs, c.Delivery.checkBackoff()...)
+	if e := c.Retention.Every; e > 0 && e < MinRetentionEvery {
+		// Each run reads every record (minutes on a large store) and, in a
+		// cluster, takes a lease in the store for its period.
+		errs = append(errs, fmt.Errorf("retention.every: %s (at least %s; 0 or negative: no background job, only amtsbote gc)", e, MinRetentionEvery))
+	}
 	for _, id := range sortedKeys(c.Offices) {
 		o := c.Offices[id]
 		if o.Parallel < 0 || o.Parallel > c.Delivery.Workers {

@@ -221,3 +221,51 @@ func TestDeliveryLimitsMustFitTogether(t *testing.T) {
 		})
 	}
 }
+
+// TestRetentionEveryHasAFloor: each retention run reads every record (about two
+// minutes for a million from a cold disk, docs/operations.md "Retention") and,
+// in a cluster, takes a lease per period; retention.every: 1ms was taken and ran
+// the job back to back. Below MinRetentionEvery is refused as queue_check below
+// 1s is; 0 and negative stay the documented off value (only `amtsbote gc`).
+func TestRetentionEveryHasAFloor(t *testing.T) {
+	for _, tc := range []struct {
+		every time.Duration
+		want  string // "" = accepted
+	}{
+		{time.Millisecond, "retention.every: 1ms (at least 1m0s; 0 or negative: no background job, only amtsbote gc)"},
+		{59 * time.Second, "retention.every: 59s (at least 1m0s"},
+		{time.Minute, ""},
+		{time.Hour, ""},
+		{0, ""},
+		{-time.Second, ""},
+	} {
+		t.Run(tc.every.String(), func(t *testing.T) {
+			c := Default()
+			c.Retention.Every = tc.every
+			c.Resolve()
+			err := c.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want accepted", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate() = %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+	// From the environment and the file alike.
+	c, err := Load("", []string{"AMTSBOTE_RETENTION_EVERY=1ms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Resolve()
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "retention.every: 1ms") {
+		t.Fatalf("AMTSBOTE_RETENTION_EVERY=1ms: %v, want refused", err)
+	}
+	c = loadResolved(t, "retention:\n  every: 10s\n")
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "retention.every: 10s") {
+		t.Fatalf("every: 10s in the file: %v, want refused", err)
+	}
+}
