@@ -133,10 +133,11 @@ responsibilities:
 		t.Fatalf("without channels: %v\n%s", err, out)
 	}
 	// Another state's office with no connection to its gateway: intake refuses
-	// such a package before the 201, and lookup says so, with a failing exit.
+	// such a package before the 201, and lookup says so, with exit 4 (no answer,
+	// docs/operations.md "Exit codes").
 	out, err = run(t, ctx, dir, "lookup", "-config", without, "--service", "99050012104000", "--place", "80331")
 	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(out, "würde abgelehnt (422 no-responsible-office)") {
+	if !errors.As(err, &exit) || exit.ExitCode() != 4 || !strings.Contains(out, "würde abgelehnt (422 no-responsible-office)") {
 		t.Fatalf("other state: %v\n%s", err, out)
 	}
 }

@@ -182,7 +182,7 @@ func TestUnknownServiceAtAPlaceOfSeveralStatesWithoutPeerGateway(t *testing.T) {
 			}
 			var out, errOut strings.Builder
 			code := routingcli.Lookup(context.Background(), load, []string{"--service", bavarianKey, "--place", "Frankfurt"}, &out, &errOut)
-			wantCode, wantText := routingcli.ExitFailed, "unknown service"
+			wantCode, wantText := routingcli.ExitNotFound, "unknown service"
 			if tc.peers != nil {
 				wantCode, wantText = routingcli.ExitAmbiguous, "nicht eindeutig"
 			}

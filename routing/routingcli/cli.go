@@ -1,9 +1,11 @@
 // Package routingcli implements the directory verbs of the amtsbote binary:
 // `amtsbote lookup` (who is responsible for this service at this place?) and
 // `amtsbote directory build|check` (rebuild the embedded data, validate operator files).
-// The functions return a process exit code: 0 ok, 1 no answer (also a route the
-// gateway would refuse a package on) or invalid file, 2 usage error, 3 ambiguous
-// input (the choices are printed).
+// The functions return a process exit code: 0 ok, 1 failed (a file that does
+// not load, an invalid directory file), 2 usage error (also a place or LeiKa key
+// that is not well-formed), 3 ambiguous input (the choices are printed), 4 no
+// answer: an unknown service or place, no responsible office, or a route the
+// gateway would refuse a package on (docs/operations.md, "Exit codes").
 package routingcli
 
 import (
@@ -26,7 +28,18 @@ const (
 	ExitFailed    = 1
 	ExitUsage     = 2
 	ExitAmbiguous = 3
+	// ExitNotFound: lookup's answer is that there is none. A result like an
+	// ambiguous input, not a failure: a script checking which services a place
+	// has must tell a gap in the directory from a gateway that cannot answer (1).
+	ExitNotFound = 4
 )
+
+// noAnswer reports whether err is an answer of the directory or of intake that
+// there is no route (what intake refuses with 422), rather than a failure.
+func noAnswer(err error) bool {
+	return errors.Is(err, routing.ErrUnknownService) || errors.Is(err, routing.ErrUnknownPlace) ||
+		errors.Is(err, routing.ErrNoResponsibleOffice)
+}
 
 // Usable narrows an office's channels (as the directory lists them) to those the
 // running configuration can deliver on.
@@ -104,6 +117,12 @@ func Lookup(ctx context.Context, load Loader, args []string, stdout, stderr io.W
 			return ExitAmbiguous
 		}
 		fmt.Fprintln(stderr, "lookup:", err)
+		switch {
+		case errors.Is(err, routing.ErrInvalidQuery):
+			return ExitUsage // a value that does not parse, as in every command
+		case noAnswer(err):
+			return ExitNotFound
+		}
 		return ExitFailed
 	}
 	// What intake would answer: a route it refuses was printed as one a package
@@ -114,7 +133,11 @@ func Lookup(ctx context.Context, load Loader, args []string, stdout, stderr io.W
 		dest, refused = admit(rt)
 	}
 	PrintRoute(stdout, rt, usable, dest.Peer, refused)
-	if refused != nil {
+	switch {
+	case refused == nil:
+	case noAnswer(refused):
+		return ExitNotFound
+	default:
 		return ExitFailed
 	}
 	return ExitOK

@@ -64,7 +64,7 @@ func TestLookup(t *testing.T) {
 		}
 	}
 	var out, errb bytes.Buffer
-	if code := Lookup(context.Background(), s, []string{"--service", "Gewerbe anmelden", "--place", "Atlantis"}, &out, &errb); code != ExitFailed || !strings.Contains(errb.String(), "unknown place") {
+	if code := Lookup(context.Background(), s, []string{"--service", "Gewerbe anmelden", "--place", "Atlantis"}, &out, &errb); code != ExitNotFound || !strings.Contains(errb.String(), "unknown place") {
 		t.Errorf("unknown place: %d %s", code, errb.String())
 	}
 }
@@ -100,7 +100,7 @@ func TestLookupShowsOnlyUsableChannels(t *testing.T) {
 }
 
 // TestLookupSaysWhatIntakeRefuses: a route the gateway's intake refuses (Admit)
-// is printed as refused, with the reason and exit 1, instead of the channels a
+// is printed as refused, with the reason and exit 4 (no answer), instead of the channels a
 // package would go on; lookup said "würde zur Abholung bereitgehalten", exit 0,
 // for a place in another state no peer serves.
 func TestLookupSaysWhatIntakeRefuses(t *testing.T) {
@@ -115,7 +115,7 @@ func TestLookupSaysWhatIntakeRefuses(t *testing.T) {
 	}
 	var out, errb bytes.Buffer
 	code := Lookup(context.Background(), refuse, []string{"--service", "Gewerbe anmelden", "--place", "80331"}, &out, &errb)
-	if code != ExitFailed || !strings.Contains(out.String(), "Annahme:   würde abgelehnt (422 no-responsible-office): ") ||
+	if code != ExitNotFound || !strings.Contains(out.String(), "Annahme:   würde abgelehnt (422 no-responsible-office): ") ||
 		!strings.Contains(out.String(), "no peer for Land 09") || strings.Contains(out.String(), "Kanal:") {
 		t.Fatalf("exit %d:\n%s", code, out.String())
 	}
@@ -181,7 +181,7 @@ func TestLookupKreisForMunicipalService(t *testing.T) {
 
 // TestLookupUnknownServiceAtAnotherStatesPlace: a LeiKa key this directory does not
 // know, for a place in another state, is that state's gateway's to know (rule 1);
-// lookup shows the peer's route, or intake's refusal (422 unknown-service, exit 1)
+// lookup shows the peer's route, or intake's refusal (422 unknown-service, exit 4)
 // where the configuration has no peer gateway for the place. It said "unknown
 // service", exit 1, before it looked at the place. At a place of the gateway's
 // own state the key stays unknown.
@@ -204,13 +204,59 @@ func TestLookupUnknownServiceAtAnotherStatesPlace(t *testing.T) {
 	}
 	out.Reset()
 	code = Lookup(context.Background(), refuse, []string{"--service", unknown, "--place", "80331"}, &out, &errb)
-	if code != ExitFailed || !strings.Contains(out.String(), "Annahme:   würde abgelehnt (422 unknown-service): ") {
+	if code != ExitNotFound || !strings.Contains(out.String(), "Annahme:   würde abgelehnt (422 unknown-service): ") {
 		t.Fatalf("without a peer for Bavaria: exit %d\n%s", code, out.String())
 	}
 	out.Reset()
 	errb.Reset()
 	code = Lookup(context.Background(), loader(st), []string{"--service", unknown, "--place", "01067"}, &out, &errb)
-	if code != ExitFailed || !strings.Contains(errb.String(), "unknown service") {
+	if code != ExitNotFound || !strings.Contains(errb.String(), "unknown service") {
 		t.Fatalf("at Dresden: exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
+	}
+}
+
+// TestLookupExitCodes: a script tells lookup's answers apart by the exit code
+// (docs/operations.md, "Exit codes"). "Not found" — a service or place the
+// directory does not know, no responsible office, a route intake would refuse
+// (422) — is an answer like an ambiguous one (3), not a failure: it exited 1,
+// as a directory file that does not load does, and a script checking which
+// services a place has could not tell a gap from a broken gateway. A place or
+// key that is not well-formed is the invocation's fault: 2, as every other
+// command's value that does not parse.
+func TestLookupExitCodes(t *testing.T) {
+	st := store(t)
+	refuse := func(string) (*routing.Store, Usable, Admit, error) {
+		return st, nil, func(rt *routing.Route) (intake.Destination, error) {
+			if rt.Peer != nil {
+				return intake.Destination{}, fmt.Errorf("%w: no peer for Land %s", routing.ErrNoResponsibleOffice, rt.Peer.Land)
+			}
+			return intake.Destination{}, nil
+		}, nil
+	}
+	broken := func(string) (*routing.Store, Usable, Admit, error) {
+		return nil, nil, nil, fmt.Errorf("directory: overlay.yaml:2: %w", routing.ErrInvalidData)
+	}
+	for _, tc := range []struct {
+		name   string
+		load   Loader
+		args   []string
+		want   int
+		stderr string
+	}{
+		{"unknown service", loader(st), []string{"--service", "Drachen zähmen", "--place", "01067"}, ExitNotFound, "unknown service"},
+		{"unknown LeiKa key at home", loader(st), []string{"--service", "99123456789012", "--place", "01067"}, ExitNotFound, "unknown service"},
+		{"unknown place", loader(st), []string{"--service", "Gewerbe anmelden", "--place", "Atlantis"}, ExitNotFound, "unknown place"},
+		{"intake would refuse", refuse, []string{"--service", "Gewerbe anmelden", "--place", "80331"}, ExitNotFound, ""},
+		{"postcode of four digits", loader(st), []string{"--service", "Gewerbe anmelden", "--place", "0106"}, ExitUsage, "or postcode (5)"},
+		{"LeiKa key of 13 digits", loader(st), []string{"--service", "9910702303700", "--place", "01067"}, ExitUsage, "must have 14 digits"},
+		{"directory that does not load", broken, []string{"--service", "Gewerbe anmelden", "--place", "01067"}, ExitFailed, "overlay.yaml:2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := Lookup(context.Background(), tc.load, tc.args, &out, &errb)
+			if code != tc.want || !strings.Contains(errb.String(), tc.stderr) {
+				t.Fatalf("exit %d, want %d and %q on stderr\nstdout: %s\nstderr: %s", code, tc.want, tc.stderr, out.String(), errb.String())
+			}
+		})
 	}
 }
