@@ -110,12 +110,17 @@ type Submission struct {
 	TotalAttempts int       `json:"totalAttempts"`
 	Generation    int       `json:"generation"`
 	NextAttemptAt time.Time `json:"nextAttemptAt,omitempty"`
-	// RetryDelay is the wait AttemptFailed scheduled: NextAttemptAt less the
-	// time of the failure. NextAttemptAt is a wall time, and a clock stepped back
+	// RetryDelay is the wait last scheduled: NextAttemptAt less the time it was
+	// set (the failure, AttemptFailed, or a pause of the office's endpoint that
+	// moved it, Defer). NextAttemptAt is a wall time, and a clock stepped back
 	// since (NTP correcting a clock that ran a day ahead) put it a day off; the
 	// dispatcher waits no longer than this from when it sees the retry. Zero in
 	// records written before 2026-12-05.
 	RetryDelay time.Duration `json:"retryDelay,omitempty"`
+	// Deferred names the attempt after which a pause of the office's endpoint
+	// last moved NextAttemptAt (Defer): one such move, and one event, per stated
+	// next attempt, however often the pause keeps the package back after it.
+	Deferred Deferral `json:"deferred,omitzero"`
 
 	PackageSHA256 string       `json:"packageSha256"`
 	PackageSize   int64        `json:"packageSize"`
@@ -419,9 +424,55 @@ func (s *Submission) AttemptFailed(now time.Time, gen int, why Reason, retryAt t
 	detail := fmt.Sprintf("%s; next attempt in %s", why.Public, next.Round(time.Millisecond))
 	if why.Paused {
 		detail += " at the earliest (attempts to the office's endpoint are paused)"
+		// The event states the pause already: a longer one (a failed probe
+		// opens the breaker again) moves nothing (Defer).
+		s.Deferred = Deferral{Generation: gen, TotalAttempts: s.TotalAttempts}
 	}
 	return []Event{{At: now, Type: EventAttemptFailed, Channel: t.Channel, Attempt: s.Attempts,
 		Detail: detail, Note: why.Internal}}, nil
+}
+
+// Deferral names an attempt by the record's Generation and TotalAttempts when
+// it was the last one (Submission.Deferred).
+type Deferral struct {
+	Generation    int `json:"generation"`
+	TotalAttempts int `json:"totalAttempts"`
+}
+
+// Defer moves the next attempt of a waiting package (queued or retrying, of
+// generation gen with total attempts made) to until, because the office's
+// endpoint keeps every attempt away until then (its circuit breaker is open
+// after another package's failure, or it asked to be called later): the
+// record's NextAttemptAt and the last event said an earlier time, which the
+// gateway would not keep. The queued event states the new time "at the
+// earliest", as AttemptFailed does while the endpoint is paused (why.Public
+// says why, why.NextIn as there). It changes nothing (no event) when the
+// package waits until then anyway, or when a pause moved it since its last
+// attempt already: a breaker that opens again after every failed probe, for
+// the hours an office may be down, would otherwise add an event a cool-down to
+// every waiting case; the one event says "at the earliest".
+func (s *Submission) Defer(now time.Time, gen, attempts int, why Reason, until time.Time) ([]Event, error) {
+	if err := s.current(gen); err != nil {
+		return nil, err
+	}
+	if s.TotalAttempts != attempts {
+		return nil, fmt.Errorf("%w: %s made attempt %d since (deferral after %d)", ErrStale, s.ID, s.TotalAttempts, attempts)
+	}
+	mark := Deferral{Generation: gen, TotalAttempts: attempts}
+	if !s.NextAttemptAt.Before(until) || s.Deferred == mark {
+		return nil, nil
+	}
+	t, _ := s.CurrentTarget()
+	s.NextAttemptAt = until
+	s.RetryDelay = max(until.Sub(now), 0)
+	s.Deferred = mark
+	next := until.Sub(now)
+	if why.NextIn > 0 {
+		next = why.NextIn
+	}
+	return []Event{{At: now, Type: EventQueued, Channel: t.Channel,
+		Detail: fmt.Sprintf("%s; next attempt in %s at the earliest (attempts to the office's endpoint are paused)", why.Public, next.Round(time.Millisecond)),
+		Note:   why.Internal}}, nil
 }
 
 // ChannelGone gives up on the current channel because the office no longer has it

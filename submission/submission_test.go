@@ -73,6 +73,12 @@ func TestEveryTransitionFromEveryState(t *testing.T) {
 			StateQueued: ok(StateRetrying, EventAttemptFailed), StateRetrying: ok(StateRetrying, EventAttemptFailed),
 			StateHandedOver: stale, StateDelivered: stale, StateHeld: stale, StateAccepted: stale, StateRejected: stale, StateForwarded: stale,
 		}},
+		{"Defer", func(s *Submission) ([]Event, error) {
+			return s.Defer(t0, s.Generation, s.TotalAttempts, Reason{Public: "the office's endpoint is failing"}, t0.Add(time.Hour))
+		}, map[State]result{
+			StateQueued: ok(StateQueued, EventQueued), StateRetrying: ok(StateRetrying, EventQueued),
+			StateHandedOver: stale, StateDelivered: stale, StateHeld: stale, StateAccepted: stale, StateRejected: stale, StateForwarded: stale,
+		}},
 		{"ChannelFailed", func(s *Submission) ([]Event, error) {
 			return s.ChannelFailed(t0, s.Generation, Reason{Public: "HTTP 410"})
 		}, map[State]result{
@@ -482,5 +488,57 @@ func TestAwaitsDecisionByTheWayTheOfficeTookIt(t *testing.T) {
 	s.TargetIndex = 5 // none left: a held package fetched
 	if s.AwaitsDecision() || s.DeliveryChannel() != "" {
 		t.Fatalf("an older record with no channel left: %q", s.DeliveryChannel())
+	}
+}
+
+// TestDeferMovesTheStatedNextAttemptOnce: a package whose attempt_failed said
+// "next attempt in 5s" is kept back by the office's paused endpoint: Defer moves
+// its NextAttemptAt (and RetryDelay, which the dispatcher takes for a stepped
+// clock beyond it) to the pause's end with one queued event "at the earliest";
+// the same pause again, or a longer one, before the next attempt changes
+// nothing; an attempt since makes the deferral stale; a package that waits
+// longer anyway is not moved.
+func TestDeferMovesTheStatedNextAttemptOnce(t *testing.T) {
+	s := fixture(t, StateRetrying) // failed at t0, next attempt at t0+1s
+	now := t0.Add(time.Second)
+	until := now.Add(time.Minute)
+	why := Reason{Public: "the office's endpoint is failing", NextIn: 61 * time.Second}
+	evs, err := s.Defer(now, s.Generation, s.TotalAttempts, why, until)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].Type != EventQueued || evs[0].Channel != "webhook" ||
+		evs[0].Detail != "the office's endpoint is failing; next attempt in 1m1s at the earliest (attempts to the office's endpoint are paused)" {
+		t.Fatalf("events %+v", evs)
+	}
+	if !s.NextAttemptAt.Equal(until) || s.RetryDelay != time.Minute || s.State != StateRetrying || s.Attempts != 1 {
+		t.Fatalf("record after Defer: next %s, delay %s, %s, attempts %d", s.NextAttemptAt, s.RetryDelay, s.State, s.Attempts)
+	}
+	// The breaker opens again after a failed probe: no second event.
+	if evs, err := s.Defer(until, s.Generation, s.TotalAttempts, why, until.Add(time.Minute)); err != nil || len(evs) != 0 || !s.NextAttemptAt.Equal(until) {
+		t.Fatalf("second deferral before the next attempt: %+v, %v, next %s", evs, err, s.NextAttemptAt)
+	}
+	// An attempt was made since the dispatcher read the record.
+	if _, err := s.Defer(now, s.Generation, s.TotalAttempts-1, why, until.Add(time.Hour)); !errors.Is(err, ErrStale) {
+		t.Fatalf("deferral of an earlier attempt: %v, want ErrStale", err)
+	}
+	// The next attempt fails with the schedule's 5 minutes: a pause that ends
+	// before them moves nothing, a longer one once more.
+	if _, err := s.AttemptFailed(until, s.Generation, Reason{Public: "HTTP 503"}, until.Add(5*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if evs, _ := s.Defer(until, s.Generation, s.TotalAttempts, why, until.Add(time.Minute)); len(evs) != 0 || !s.NextAttemptAt.Equal(until.Add(5*time.Minute)) {
+		t.Fatalf("a pause shorter than the wait: %+v, next %s", evs, s.NextAttemptAt)
+	}
+	if evs, _ := s.Defer(until.Add(5*time.Minute), s.Generation, s.TotalAttempts, Reason{Public: "x"}, until.Add(6*time.Minute)); len(evs) != 1 || !s.NextAttemptAt.Equal(until.Add(6*time.Minute)) {
+		t.Fatalf("a pause after the next attempt: %+v, next %s", evs, s.NextAttemptAt)
+	}
+	// A failure that stated the pause itself ("at the earliest") is not moved
+	// by the same pause again.
+	if _, err := s.AttemptFailed(until, s.Generation, Reason{Public: "HTTP 503", Paused: true}, until.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if evs, _ := s.Defer(until.Add(time.Minute), s.Generation, s.TotalAttempts, why, until.Add(2*time.Minute)); len(evs) != 0 {
+		t.Fatalf("after an attempt_failed that stated the pause: %+v", evs)
 	}
 }
