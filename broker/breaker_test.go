@@ -410,12 +410,28 @@ func TestDeferralIsCounted(t *testing.T) {
 		evs, _ := e.b.Log(first.Submission.ID)
 		return len(ofType(evs, submission.EventAttemptFailed)) == 1
 	})
-	if _, err := e.b.Receive(context.Background(), intake("defer-2", webhook.Channel)); err != nil {
+	second, err := e.b.Receive(context.Background(), intake("defer-2", webhook.Channel))
+	if err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the second package deferred for the Retry-After", func() bool {
 		return count(e.b.metrics.deferred, webhook.Channel, deferRetryAfter) == 1
 	})
+	// Its record and history say until when (TestWaitingPackageLearnsOfTheBreakersHold).
+	eventually(t, "the second package's deferral recorded", func() bool {
+		evs, _ := e.b.Log(second.Submission.ID)
+		return len(deferrals(evs)) == 1
+	})
+	evs, _ := e.b.Log(second.Submission.ID)
+	s, err := e.b.Submission(second.Submission.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra := e.b.endpoint("office-a", webhook.Channel).RetryAt
+	if d := deferrals(evs)[0].Detail; !strings.HasPrefix(d, "the office's endpoint asked to be called later; next attempt in ") ||
+		ra == nil || s.NextAttemptAt.Before(*ra) || s.State != submission.StateQueued {
+		t.Errorf("the deferred package: %s, next attempt %s (Retry-After until %v), event %q", s.State, s.NextAttemptAt, ra, d)
+	}
 	if n := len(hook.requests()); n != 1 {
 		t.Fatalf("the office got %d requests during its Retry-After, want the first one only", n)
 	}

@@ -358,6 +358,7 @@ func (b *Broker) process(msg jetstream.Msg) (record func()) {
 		// no attempt, and without the count AmtsboteDeliveriesStalled took the
 		// quiet of a Retry-After window for delivery having stopped.
 		b.metrics.deferred.WithLabelValues(ref.Channel, why).Inc()
+		b.deferred(s, why, wait)
 		_ = msg.NakWithDelay(wait)
 		return nil
 	}
@@ -964,6 +965,43 @@ func (b *Broker) failed(msg jetstream.Msg, s *submission.Submission, cause error
 	}
 	b.log.Info("delivery attempt failed", "submission", s.ID, "channel", t.Channel, "attempt", s.Attempts+1, "retry_in", nominal.String(), "err", adapters.LogReason(cause))
 	_ = msg.NakWithDelay(delay)
+}
+
+// deferred tells s's record that the office's endpoint keeps its attempt away
+// for wait (real time, as long as its queue message now stays away; why is
+// allow's reason): a package whose attempt_failed said "next attempt in 5s" when
+// another package's failure opened the breaker was held back for the
+// cool-down (or a Retry-After's hour) in silence, and its history and
+// nextAttemptAt promised what the gateway did not keep. The record's
+// nextAttemptAt moves to the hold's end with one queued event stating it "at the
+// earliest" (submission.Defer): once per stated next attempt, so that a breaker
+// that opens again after every failed probe of an office down for a day does
+// not add an event a cool-down to every waiting case. A half-open endpoint's
+// probe wait is left out: the probe's outcome decides within seconds, and a
+// failed probe opens the breaker, which this then says.
+func (b *Broker) deferred(s *submission.Submission, why string, wait time.Duration) {
+	if why != deferBreaker && why != deferRetryAfter {
+		return
+	}
+	until := time.Now().Add(wait)
+	gen, attempts := s.Generation, s.TotalAttempts
+	if !s.NextAttemptAt.Before(until) || s.Deferred == (submission.Deferral{Generation: gen, TotalAttempts: attempts}) {
+		return // the record says as much already: no write
+	}
+	r := submission.Reason{Public: "the office's endpoint is failing"}
+	if why == deferRetryAfter {
+		r.Public = "the office's endpoint asked to be called later"
+	}
+	if nominal := b.unscaled(wait); nominal != wait {
+		r.NextIn = nominal // the event states simulated time on a compressed clock, as failed does
+	}
+	err := b.change(s.ID, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		return cur.Defer(now, gen, attempts, r, until)
+	})
+	if err != nil {
+		// The message stays away all the same; the record keeps the earlier time.
+		b.log.Error("record deferred attempt", "submission", s.ID, "err", err)
+	}
 }
 
 // nextChannel gives up on the current channel and moves to the office's next one, or
