@@ -998,7 +998,11 @@ func (b *Broker) deferred(s *submission.Submission, why string, wait time.Durati
 	err := b.change(s.ID, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
 		return cur.Defer(now, gen, attempts, r, until)
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, submission.ErrStale):
+		// An attempt, a takeover or a redelivery changed the package since it
+		// was read: what it says now is newer than this deferral.
+	case err != nil:
 		// The message stays away all the same; the record keeps the earlier time.
 		b.log.Error("record deferred attempt", "submission", s.ID, "err", err)
 	}
