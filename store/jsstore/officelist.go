@@ -239,8 +239,9 @@ type subjectsPage struct {
 }
 
 // subjectsUnder lists the subjects under filter that have a message on the
-// stream leader, sorted, with the stream's last sequence and creation time as
-// of the first page (taken before its subjects).
+// stream leader, sorted, with the stream's creation time as of the first page
+// and the oldest last sequence of the pages' states (each taken before its
+// subjects).
 //
 // The server names at most maxSubjectDetails subjects an answer, the rest by
 // offset into its sorted subjects as of each answer: no snapshot. A subject
@@ -268,6 +269,13 @@ func (s *Store) subjectsUnder(ctx context.Context, filter string) (subjects []st
 		} else if len(keys) == 0 || keys[0] > subjects[len(subjects)-1] {
 			return nil, 0, time.Time{}, false, nil // the pages moved apart
 		}
+		// A page's state may be older than the first's: while the stream's
+		// group has no leader every member answers from its own state (a
+		// leader lost between two pages), and a member behind lacks the keys
+		// written since, in its page's range. The list goes on from the oldest
+		// state of its pages, so that catchUp meets them; older than the
+		// listing mark, the caller lists again.
+		last = min(last, p.State.LastSeq)
 		subjects = append(subjects, keys...)
 		if offset+len(keys) >= p.Total || len(keys) <= pageOverlap {
 			break
