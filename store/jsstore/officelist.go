@@ -348,8 +348,9 @@ func (o *officeLists) forget(office string, gone []string) {
 	}
 	l.mu.Lock()
 	l.ids = applyChanges(l.ids, out)
+	size := len(l.ids) // under l.mu: a page beside this one catches the list up
 	l.mu.Unlock()
-	o.counted(l, len(l.ids))
+	o.counted(l, size)
 }
 
 // catchUp applies to l the messages under filter after l.seq, read from the
