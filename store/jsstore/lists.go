@@ -271,7 +271,7 @@ func (s *Store) Waiting(officeID string) ([]store.Waiting, error) {
 // The office's index comes from officeIDs: a page costs the index keys changed
 // since the office's page before on this store, not the office's size.
 func (s *Store) WalkOffice(officeID, after string, fn func(*submission.Submission) bool) error {
-	ids, err := s.officeIDs(officeID)
+	ids, created, err := s.officeIDsOf(officeID)
 	if err != nil {
 		return err
 	}
@@ -282,7 +282,7 @@ func (s *Store) WalkOffice(officeID, after string, fn func(*submission.Submissio
 	ctx, cancel := s.ctx()
 	defer cancel()
 	var gone []string
-	defer func() { s.offices.forget(officeID, gone) }()
+	defer func() { s.offices.forget(officeID, created, gone) }()
 	for _, id := range ids[i:] {
 		d, _, err := s.readDoc(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {

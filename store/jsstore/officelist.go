@@ -131,6 +131,13 @@ func (o *officeLists) counted(l *officeList, size int) {
 // officeIDs returns the ids of the office's index, sorted, with every write
 // acknowledged before the call. The slice is shared: the caller must not change it.
 func (s *Store) officeIDs(officeID string) ([]string, error) {
+	ids, _, err := s.officeIDsOf(officeID)
+	return ids, err
+}
+
+// officeIDsOf is officeIDs that also returns the creation time of the stream
+// the ids are of (forget's condition).
+func (s *Store) officeIDsOf(officeID string) ([]string, time.Time, error) {
 	l := s.offices.get(officeID, time.Now())
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -138,7 +145,7 @@ func (s *Store) officeIDs(officeID string) ([]string, error) {
 	defer cancel()
 	info, err := s.streamInfo(ctx)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	filter := s.subject("office." + encodeKey(officeID) + ".*")
 	if l.created.IsZero() || !info.Created.Equal(l.created) || info.State.LastSeq < l.seq {
@@ -146,15 +153,15 @@ func (s *Store) officeIDs(officeID string) ([]string, error) {
 		ids, at, created, err := s.listOffice(ctx, filter, info.Created)
 		if err != nil {
 			l.created = time.Time{}
-			return nil, err
+			return nil, time.Time{}, err
 		}
 		l.ids, l.seq, l.created = ids, at, created
 	}
 	if err := s.catchUp(ctx, l, filter); err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	s.offices.counted(l, len(l.ids))
-	return l.ids, nil
+	return l.ids, l.created, nil
 }
 
 // maxSubjectDetails is the most subjects a stream info answer names at once
@@ -335,7 +342,12 @@ func (s *Store) apiPrefix() string {
 // every acknowledged write, and a record and its office key are written and
 // removed in one batch, so a record that is not there was deleted; an id is
 // never used again.
-func (o *officeLists) forget(office string, gone []string) {
+//
+// In that stream: created is the creation time of the stream the page's list
+// was of, and a list listed meanwhile from another (a stream restored from a
+// backup, which may have such a case again) is left as it is. Another page
+// had listed the restored case anew, and the first page's word let it go.
+func (o *officeLists) forget(office string, created time.Time, gone []string) {
 	o.mu.Lock()
 	l := o.lists[office]
 	o.mu.Unlock()
@@ -347,8 +359,12 @@ func (o *officeLists) forget(office string, gone []string) {
 		out[id] = false
 	}
 	l.mu.Lock()
+	if !l.created.Equal(created) {
+		l.mu.Unlock()
+		return
+	}
 	l.ids = applyChanges(l.ids, out)
-	size := len(l.ids) // under l.mu: a page beside this one catches the list up
+	size := len(l.ids)
 	l.mu.Unlock()
 	o.counted(l, size)
 }

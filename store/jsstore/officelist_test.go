@@ -386,3 +386,72 @@ func TestOfficeListingOverPagesOfSubjects(t *testing.T) {
 		})
 	}
 }
+
+// TestWalkOfficeForgetsNoCaseOfAStreamRestoredMeanwhile: a page lets the ids
+// whose records it found gone out of the office's list. When the stream was
+// restored meanwhile (deleted and made again from a backup, which has a case
+// deleted since) and another page listed the office anew, that case is in the
+// new list and its record is there: the first page's word, about the stream
+// before, must not take it out — the office would not see it on this store
+// while its list is used.
+func TestWalkOfficeForgetsNoCaseOfAStreamRestoredMeanwhile(t *testing.T) {
+	b, st := openOnEmbedded(t, jsstore.Options{})
+	const office = "amt-restored"
+	createAs := func(on store.Store, id string) {
+		t.Helper()
+		s := storetest.NewSubmission(id, "amt24", "m-"+id)
+		s.OfficeID = office
+		if _, _, _, err := on.Create(context.Background(), s, []submission.Event{{Type: submission.EventReceived}}, "", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := []string{createFor(t, st, office), createFor(t, st, office)}
+	slices.Sort(ids)
+	gone, kept := ids[0], ids[1]
+	if err := st.Delete(gone); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := jsstore.Open(context.Background(), b.JS, jsstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	walk := func() []string {
+		t.Helper()
+		var out []string
+		if err := fresh.WalkOffice(office, "", func(s *submission.Submission) bool { out = append(out, s.ID); return true }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	restored := false
+	// The first listing names gone (its removal marker is in the stream), and
+	// the page finds its record gone; before the page ends, the stream is
+	// restored with both cases and another page lists the office anew.
+	if err := fresh.WalkOffice(office, "", func(s *submission.Submission) bool {
+		if restored {
+			return true
+		}
+		restored = true
+		if err := b.JS.DeleteStream(context.Background(), "KV_amtsbote"); err != nil {
+			t.Fatal(err)
+		}
+		again, err := jsstore.Open(context.Background(), b.JS, jsstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		createAs(again, gone)
+		createAs(again, kept)
+		if got := walk(); !slices.Equal(got, ids) {
+			t.Fatalf("the page after the restore: %v, want %v", got, ids)
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !restored {
+		t.Fatal("the first page handed on no case")
+	}
+	if got := walk(); !slices.Equal(got, ids) {
+		t.Fatalf("after both pages: %v, want %v (the restored case was let go by the page from before the restore)", got, ids)
+	}
+}
