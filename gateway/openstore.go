@@ -85,6 +85,13 @@ func openStore(ctx context.Context, cfg config.Config, mode openMode, log *slog.
 		// Read-only for the commands that only read: the file's bytes and time
 		// stay as they were, and no write permission is needed (store.Options).
 		db, err := store.Open(cfg.DataDir, store.Options{BatchSize: cfg.Store.BatchSize, BatchDelay: cfg.Store.BatchDelay, Logger: log, ReadOnly: mode == openToRead})
+		if errors.Is(err, store.ErrNeedsWrite) {
+			// Of this schema version but written before one of its indexes came
+			// (SchemaOf cannot tell): the way out is an older schema's. The
+			// refusal's own words said what was missing, not how to add it.
+			return nil, nil, fmt.Errorf("%w: %w; this command only reads and leaves it alone: start the gateway of this build "+
+				"once (amtsbote serve), which adds it, after a backup if you may go back (docs/operations.md, \"Upgrading\")", ErrOldSchema, err)
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("store in %s: %w", cfg.DataDir, err)
 		}

@@ -1,11 +1,18 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
 )
+
+// ErrNeedsWrite: Options.ReadOnly refused a file that an open to write would
+// bring up to date first (a bucket of this schema missing, which an earlier
+// build of the same schema version did not have). The caller says how: start
+// the gateway of this build once (gateway.ErrOldSchema).
+var ErrNeedsWrite = errors.New("the store must be opened to write once to be brought up to date")
 
 // buckets are the buckets of the current schema: Open creates those missing,
 // openReadOnly refuses a file without one (the reads assume every one is there).
@@ -35,11 +42,11 @@ func openReadOnly(dir string, opts Options) (*DB, error) {
 			return err
 		}
 		if string(v) != schemaVersion {
-			return fmt.Errorf("schema version %q, this build's is %q: only opening it to write brings it up to date", v, schemaVersion)
+			return fmt.Errorf("%w: schema version %q, this build's is %q", ErrNeedsWrite, v, schemaVersion)
 		}
 		for _, name := range buckets {
 			if tx.Bucket(name) == nil {
-				return fmt.Errorf("no bucket %q: only opening it to write adds it", name)
+				return fmt.Errorf("%w: no bucket %q (an index this build adds)", ErrNeedsWrite, name)
 			}
 		}
 		var err error
