@@ -50,9 +50,9 @@ import (
 // (6 s at 100,000 cases).
 const officeListIdle = 30 * time.Minute
 
-// officeListMaxIDs bounds the ids the lists of one store hold together (about
-// 60 bytes each): past it the least recently used lists are dropped, though
-// never the one just brought up to date.
+// officeListMaxIDs bounds the ids the lists of one store hold together (64
+// bytes each, copies of their keys' last tokens): past it the least recently
+// used lists are dropped, though never the one just brought up to date.
 const officeListMaxIDs = 500_000
 
 // officeLists are a store's lists of office indexes.
@@ -214,7 +214,9 @@ func (s *Store) listOffice(ctx context.Context, filter string, created time.Time
 			if err != nil {
 				return nil, 0, time.Time{}, fmt.Errorf("jsstore: key %s: %w", subject, err)
 			}
-			ids = append(ids, id)
+			// A copy: a part of the subject kept the subject, 80 bytes and more
+			// where the id takes 48 (officeListMaxIDs).
+			ids = append(ids, strings.Clone(id))
 		}
 		s.stats.listedKeys.Add(int64(len(ids)))
 		slices.Sort(ids) // the keys' encoding need not keep the ids' order
@@ -225,7 +227,7 @@ func (s *Store) listOffice(ctx context.Context, filter string, created time.Time
 	s.stats.officeConsumers.Add(1)
 	var ids []string
 	at, err := s.keysUnderAt([]string{filter}, false, func() { ids = nil }, func(id string, _ []byte) {
-		ids = append(ids, id)
+		ids = append(ids, strings.Clone(id)) // the id alone, as above
 	})
 	if err != nil {
 		return nil, 0, time.Time{}, err
@@ -387,7 +389,7 @@ func (s *Store) catchUp(ctx context.Context, l *officeList, filter string) error
 		if err != nil {
 			return fmt.Errorf("jsstore: key %s: %w", m.Subject, err)
 		}
-		changed[id] = !removed(m)
+		changed[strings.Clone(id)] = !removed(m) // the id alone, not its subject (listOffice)
 		seq = m.Sequence
 	}
 	l.ids, l.seq = applyChanges(l.ids, changed), seq
