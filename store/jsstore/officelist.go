@@ -25,7 +25,8 @@ import (
 // a gateway of an older build beside this one would not see such keys.
 //
 // So each store keeps, per office, the sorted ids of its index as of a stream
-// sequence (the first page lists the index as before), and a page brings them
+// sequence (the first page lists the index from the stream leader's subjects,
+// listOffice), and a page brings them
 // up to date with the messages under the office's keys after that sequence,
 // read from the stream leader one by one (the stream's message get with
 // next_by_subj; about 40 µs each, and one that finds nothing). A page costs the
@@ -47,7 +48,7 @@ import (
 // MarkerTTL: see above). Half of the default MarkerTTL: an office system that
 // polls every quarter of an hour, or a clerk back at the list after twenty
 // minutes, found the list dropped at ten and waited for the whole index again
-// (6 s at 100,000 cases).
+// (6 s at 100,000 cases then, 0.4 s since listOffice).
 const officeListIdle = 30 * time.Minute
 
 // officeListMaxIDs bounds the ids the lists of one store hold together (64
