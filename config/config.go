@@ -577,33 +577,28 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("limits.body_memory: %d is less than limits.max_body_bytes (%d): a package of the largest size could never be taken", c.Limits.BodyMemory, c.Limits.MaxBodyBytes))
 	}
 	for _, d := range []struct {
-		key string
-		v   time.Duration
+		key      string
+		v        time.Duration
+		zeroDflt bool // 0 is the default; only a negative value is refused
 	}{
 		// net/http takes 0 as no timeout at all (a client sending a header a byte
 		// a minute keeps its connection), and a shutdown deadline of 0 has passed
 		// before the drain begins: every running request and attempt is cut off.
-		{"http.read_timeout", c.HTTP.ReadTimeout},
-		{"http.write_timeout", c.HTTP.WriteTimeout},
-		{"http.shutdown_timeout", c.HTTP.ShutdownTimeout},
-	} {
-		if d.v <= 0 {
-			errs = append(errs, fmt.Errorf("%s: %s (must be positive)", d.key, d.v))
-		}
-	}
-	for _, d := range []struct {
-		key string
-		v   time.Duration
-	}{
+		{"http.read_timeout", c.HTTP.ReadTimeout, false},
+		{"http.write_timeout", c.HTTP.WriteTimeout, false},
+		{"http.shutdown_timeout", c.HTTP.ShutdownTimeout, false},
 		// As the numbers above: 0 or less was the default, so -1 (the off
 		// value of other durations) quietly meant 10ms, 2s, 30s or 1m.
-		{"store.batch_delay", c.Store.BatchDelay},
-		{"delivery.backoff_base", c.Delivery.BackoffBase},
-		{"delivery.backoff_max", c.Delivery.BackoffMax},
-		{"delivery.attempt_timeout", c.Delivery.AttemptTimeout},
-		{"delivery.breaker_cooldown", c.Delivery.BreakerCooldown},
+		{"store.batch_delay", c.Store.BatchDelay, true},
+		{"delivery.backoff_base", c.Delivery.BackoffBase, true},
+		{"delivery.backoff_max", c.Delivery.BackoffMax, true},
+		{"delivery.attempt_timeout", c.Delivery.AttemptTimeout, true},
+		{"delivery.breaker_cooldown", c.Delivery.BreakerCooldown, true},
 	} {
-		if d.v < 0 {
+		switch {
+		case !d.zeroDflt && d.v <= 0:
+			errs = append(errs, fmt.Errorf("%s: %s (must be positive)", d.key, d.v))
+		case d.v < 0:
 			errs = append(errs, fmt.Errorf("%s: %s (must not be negative; 0 is the default)", d.key, d.v))
 		}
 	}

@@ -208,16 +208,7 @@ func TestDeliveryLimitsMustFitTogether(t *testing.T) {
 			c := Default()
 			tc.set(&c)
 			c.Resolve()
-			err := c.Validate()
-			if tc.want == "" {
-				if err != nil {
-					t.Fatalf("Validate() = %v, want accepted", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("Validate() = %v, want an error with %q", err, tc.want)
-			}
+			wantRefusal(t, c.Validate(), tc.want)
 		})
 	}
 }
@@ -243,16 +234,7 @@ func TestRetentionEveryHasAFloor(t *testing.T) {
 			c := Default()
 			c.Retention.Every = tc.every
 			c.Resolve()
-			err := c.Validate()
-			if tc.want == "" {
-				if err != nil {
-					t.Fatalf("Validate() = %v, want accepted", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("Validate() = %v, want an error with %q", err, tc.want)
-			}
+			wantRefusal(t, c.Validate(), tc.want)
 		})
 	}
 	// From the environment and the file alike.
@@ -267,5 +249,20 @@ func TestRetentionEveryHasAFloor(t *testing.T) {
 	c = loadResolved(t, "retention:\n  every: 10s\n")
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "retention.every: 10s") {
 		t.Fatalf("every: 10s in the file: %v, want refused", err)
+	}
+}
+
+// wantRefusal fails t unless err is nil where want is "" (accepted), or an
+// error that says want.
+func wantRefusal(t *testing.T, err error, want string) {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Fatalf("Validate() = %v, want accepted", err)
+		}
+		return
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Validate() = %v, want an error with %q", err, want)
 	}
 }

@@ -29,17 +29,7 @@ func TestStartWarnsOfWhatIsEasyToBreakInto(t *testing.T) {
 		if edit != nil {
 			edit(&cfg)
 		}
-		logs := &testenv.Buffer{}
-		g, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := g.Shutdown(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return logs.String()
+		return startLog(t, cfg)
 	}
 	const devWarning = "serving on the DEVELOPMENT PKI and credentials at an address other machines reach"
 	run("127.0.0.1:0", nil) // the first start makes the development PKI
@@ -81,4 +71,20 @@ func TestStartWarnsOfWhatIsEasyToBreakInto(t *testing.T) {
 			t.Errorf("public_url %s: warned %v, want %v:\n%s", pub, !warned, warned, l)
 		}
 	}
+}
+
+// startLog starts a gateway on cfg, shuts it down and returns what it logged.
+func startLog(t *testing.T, cfg config.Config) string {
+	t.Helper()
+	logs := &testenv.Buffer{}
+	g, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := g.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return logs.String()
 }

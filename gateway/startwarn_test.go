@@ -1,13 +1,11 @@
 package gateway
 
 import (
-	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/internal/testenv"
@@ -194,17 +192,7 @@ func TestStartWarnsOfAPortalCallbackWithoutToken(t *testing.T) {
 	cfg := config.Default()
 	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
 	cfg.Portals = map[string]config.PortalClient{signing.DevPortalID: {Callback: cb}}
-	dev := &testenv.Buffer{}
-	g, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(dev, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := g.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if w := warnLines(dev.String(), what); len(w) != 0 {
+	if w := warnLines(startLog(t, cfg), what); len(w) != 0 {
 		t.Errorf("the demo portal on the development PKI is warned of: %v", w)
 	}
 }

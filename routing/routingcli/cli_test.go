@@ -105,14 +105,7 @@ func TestLookupShowsOnlyUsableChannels(t *testing.T) {
 // for a place in another state no peer serves.
 func TestLookupSaysWhatIntakeRefuses(t *testing.T) {
 	st := store(t)
-	refuse := func(string) (*routing.Store, Usable, Admit, error) {
-		return st, nil, func(rt *routing.Route) (intake.Destination, error) {
-			if rt.Peer != nil {
-				return intake.Destination{}, fmt.Errorf("%w: no peer for Land %s", routing.ErrNoResponsibleOffice, rt.Peer.Land)
-			}
-			return intake.Destination{}, nil
-		}, nil
-	}
+	refuse := refusingPeers(st)
 	var out, errb bytes.Buffer
 	code := Lookup(context.Background(), refuse, []string{"--service", "Gewerbe anmelden", "--place", "80331"}, &out, &errb)
 	if code != ExitNotFound || !strings.Contains(out.String(), "Annahme:   würde abgelehnt (422 no-responsible-office): ") ||
@@ -225,14 +218,7 @@ func TestLookupUnknownServiceAtAnotherStatesPlace(t *testing.T) {
 // command's value that does not parse.
 func TestLookupExitCodes(t *testing.T) {
 	st := store(t)
-	refuse := func(string) (*routing.Store, Usable, Admit, error) {
-		return st, nil, func(rt *routing.Route) (intake.Destination, error) {
-			if rt.Peer != nil {
-				return intake.Destination{}, fmt.Errorf("%w: no peer for Land %s", routing.ErrNoResponsibleOffice, rt.Peer.Land)
-			}
-			return intake.Destination{}, nil
-		}, nil
-	}
+	refuse := refusingPeers(st)
 	broken := func(string) (*routing.Store, Usable, Admit, error) {
 		return nil, nil, nil, fmt.Errorf("directory: overlay.yaml:2: %w", routing.ErrInvalidData)
 	}
@@ -258,5 +244,18 @@ func TestLookupExitCodes(t *testing.T) {
 				t.Fatalf("exit %d, want %d and %q on stderr\nstdout: %s\nstderr: %s", code, tc.want, tc.stderr, out.String(), errb.String())
 			}
 		})
+	}
+}
+
+// refusingPeers loads st with an Admit that refuses every route to a peer
+// gateway, as an intake without peers does.
+func refusingPeers(st *routing.Store) func(string) (*routing.Store, Usable, Admit, error) {
+	return func(string) (*routing.Store, Usable, Admit, error) {
+		return st, nil, func(rt *routing.Route) (intake.Destination, error) {
+			if rt.Peer != nil {
+				return intake.Destination{}, fmt.Errorf("%w: no peer for Land %s", routing.ErrNoResponsibleOffice, rt.Peer.Land)
+			}
+			return intake.Destination{}, nil
+		}, nil
 	}
 }
