@@ -194,7 +194,7 @@ func (s *Store) listOffice(ctx context.Context, filter string, created time.Time
 		if err != nil {
 			return nil, 0, time.Time{}, err
 		}
-		subjects, last, made, ok, err := s.subjectsUnder(ctx, filter)
+		ids, last, made, ok, err := s.subjectsUnder(ctx, filter)
 		if err != nil {
 			return nil, 0, time.Time{}, err
 		}
@@ -209,21 +209,10 @@ func (s *Store) listOffice(ctx context.Context, filter string, created time.Time
 			}
 			continue
 		}
-		ids := make([]string, 0, len(subjects))
-		for _, subject := range subjects {
-			id, err := decodeKey(subject[strings.LastIndexByte(subject, '.')+1:])
-			if err != nil {
-				return nil, 0, time.Time{}, fmt.Errorf("jsstore: key %s: %w", subject, err)
-			}
-			// A copy: a part of the subject kept the subject, 80 bytes and more
-			// where the id takes 48 (officeListMaxIDs).
-			ids = append(ids, strings.Clone(id))
-		}
 		s.stats.listedKeys.Add(int64(len(ids)))
-		slices.Sort(ids) // the keys' encoding need not keep the ids' order
 		// The state was taken before the subjects: a key changed between the two
 		// is met again by catchUp, at its newest value.
-		return slices.Compact(ids), last, made, nil
+		return ids, last, made, nil
 	}
 	s.stats.officeConsumers.Add(1)
 	var ids []string
@@ -248,8 +237,8 @@ type subjectsPage struct {
 	} `json:"state"`
 }
 
-// subjectsUnder lists the subjects under filter that have a message on the
-// stream leader, sorted, with the stream's creation time as of the first page
+// subjectsUnder lists the ids of the subjects under filter that have a message
+// on the stream leader, sorted, with the stream's creation time as of the first page
 // and the oldest last sequence of the pages' states (each taken before its
 // subjects).
 //
@@ -263,8 +252,8 @@ type subjectsPage struct {
 // them. Otherwise ok is false (the caller lists again). A subject new since
 // the first answer may be missing: its message came after the sequence
 // returned, and catchUp meets it.
-func (s *Store) subjectsUnder(ctx context.Context, filter string) (subjects []string, last uint64, created time.Time, ok bool, err error) {
-	offset := 0
+func (s *Store) subjectsUnder(ctx context.Context, filter string) (ids []string, last uint64, created time.Time, ok bool, err error) {
+	offset, prev := 0, "" // prev: the last subject of the page before
 	for page := 0; ; page++ {
 		p, err := s.subjectsAt(ctx, filter, offset)
 		if err != nil {
@@ -276,7 +265,7 @@ func (s *Store) subjectsUnder(ctx context.Context, filter string) (subjects []st
 		keys := slices.Sorted(maps.Keys(p.State.Subjects))
 		if page == 0 {
 			last, created = p.State.LastSeq, p.Created
-		} else if len(keys) == 0 || keys[0] > subjects[len(subjects)-1] {
+		} else if len(keys) == 0 || keys[0] > prev {
 			return nil, 0, time.Time{}, false, nil // the pages moved apart
 		}
 		// A page's state may be older than the first's: while the stream's
@@ -286,14 +275,25 @@ func (s *Store) subjectsUnder(ctx context.Context, filter string) (subjects []st
 		// state of its pages, so that catchUp meets them; older than the
 		// listing mark, the caller lists again.
 		last = min(last, p.State.LastSeq)
-		subjects = append(subjects, keys...)
+		// Each page's ids as it comes, so that no more than one page of
+		// subjects (about 100 bytes a key) is held at once.
+		for _, subject := range keys {
+			id, err := decodeKey(subject[strings.LastIndexByte(subject, '.')+1:])
+			if err != nil {
+				return nil, 0, time.Time{}, false, fmt.Errorf("jsstore: key %s: %w", subject, err)
+			}
+			// A copy: a part of the subject kept the subject, 80 bytes and more
+			// where the id takes 48 (officeListMaxIDs).
+			ids = append(ids, strings.Clone(id))
+		}
 		if offset+len(keys) >= p.Total || len(keys) <= pageOverlap {
 			break
 		}
+		prev = keys[len(keys)-1]
 		offset += len(keys) - pageOverlap
 	}
-	slices.Sort(subjects)
-	return slices.Compact(subjects), last, created, true, nil
+	slices.Sort(ids) // the keys' encoding need not keep the ids' order; pages overlap
+	return slices.Compact(ids), last, created, true, nil
 }
 
 // subjectsAt asks the stream leader for its info with the subjects under
