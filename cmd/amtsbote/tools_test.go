@@ -128,7 +128,7 @@ func TestVerifyAtTheReceiptsTime(t *testing.T) {
 }
 
 // TestLookupAnswersAsIntakeDoes: `lookup` says a package would be refused, with a
-// non-zero exit, where intake refuses it (422 no-responsible-office): a place in
+// non-zero exit (4, no answer), where intake refuses it (422 no-responsible-office): a place in
 // another state that no configured peer gateway serves. It printed "Kanal: keiner
 // … würde zur Abholung bereitgehalten" (no peer) or "Kanal: peer" (a peer for
 // another Kreis of the Land), exit 0, for packages intake refuses.
@@ -146,8 +146,8 @@ func TestLookupAnswersAsIntakeDoes(t *testing.T) {
 		rc            int
 		says          string
 	}{
-		{none, "80331", 1, "würde abgelehnt (422 no-responsible-office)"},
-		{muc, "90402", 1, "würde abgelehnt (422 no-responsible-office)"}, // Nürnberg: the peer serves Kreis 09162 only
+		{none, "80331", 4, "würde abgelehnt (422 no-responsible-office)"},
+		{muc, "90402", 4, "würde abgelehnt (422 no-responsible-office)"}, // Nürnberg: the peer serves Kreis 09162 only
 		{muc, "80331", 0, "Kanal:     peer"},
 		{none, "01067", 0, "Kanal:     mailbox"},
 	} {
