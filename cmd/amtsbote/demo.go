@@ -117,7 +117,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		case submission.EventRouted:
 			out.say("gateway", "routed: %s at %s -> %s", s.ServiceName, s.AreaName, officeLine(dir, s.OfficeID))
 		case submission.EventQueued:
-			out.say("gateway", "queued for delivery by %s", e.Channel)
+			out.say("gateway", "%s", queuedLine(e))
 		case submission.EventAttemptFailed:
 			out.say("gateway", "delivery attempt %d failed: %s", e.Attempt, e.Detail)
 		case submission.EventHandedOver:
@@ -290,6 +290,18 @@ func officeLine(d *routing.Directory, id string) string {
 		parts = append(parts, fmt.Sprintf("Postfach %s, %s %s", a.Postfach, a.Postcode, a.City))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// queuedLine is the demo's line for a queued event. The first one of a
+// package says nothing more; a later one with a detail moved the waiting
+// package's next attempt to the end of its office endpoint's pause
+// (submission.Defer), and the detail says until when: a bare "queued" line
+// there read as if the package had been queued afresh.
+func queuedLine(e submission.Event) string {
+	if e.Detail == "" {
+		return fmt.Sprintf("queued for delivery by %s", e.Channel)
+	}
+	return fmt.Sprintf("delivery by %s put off: %s", e.Channel, e.Detail)
 }
 
 func eventSummary(evs []wire.Event) string {

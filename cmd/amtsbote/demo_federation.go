@@ -155,7 +155,7 @@ responsibilities:
 			case submission.EventRouted:
 				out.say(label, "routed: %s in %s -> %s", sub.ServiceName, sub.AreaName, sub.OfficeName)
 			case submission.EventQueued:
-				out.say(label, "queued for delivery by %s", e.Channel)
+				out.say(label, "%s", queuedLine(e))
 			case submission.EventAttemptFailed:
 				out.say(label, "delivery attempt %d by %s failed: %s", e.Attempt, e.Channel, e.Detail)
 			case submission.EventForwarded:
