@@ -534,6 +534,28 @@ func TestEveryEventHasALabel(t *testing.T) {
 	}
 }
 
+// TestDeferralIsNotShownAsQueuedAgain: the Verlauf labelled every queued
+// event "Zur Zustellung eingereiht"; the one a paused office endpoint writes
+// when it moves a waiting case's next attempt (submission.Defer) read as the
+// case queued afresh, and the page shows no details of delivery events (they
+// are the gateway's English). The first queued event keeps its label.
+func TestDeferralIsNotShownAsQueuedAgain(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	s, evs := submission.New(submission.Params{ID: "s1", OfficeID: "o1",
+		Targets: []submission.Target{{Channel: channel.Webhook}}}, t0)
+	if got := eventText(evs[len(evs)-1]); got != "Zur Zustellung eingereiht" {
+		t.Fatalf("first queued event: %q", got)
+	}
+	deferred, err := s.Defer(t0, s.Generation, s.TotalAttempts,
+		submission.Reason{Public: "the office's endpoint is failing"}, t0.Add(time.Minute))
+	if err != nil || len(deferred) != 1 || deferred[0].Type != submission.EventQueued {
+		t.Fatalf("Defer: %+v, %v", deferred, err)
+	}
+	if got := eventText(deferred[0]); got != "Zustellung zurückgestellt (Zustellweg vorübergehend pausiert)" {
+		t.Fatalf("deferral: %q", got)
+	}
+}
+
 // TestCaseAfterRetention: once the retention period removed a case's bytes, its
 // page says so and offers no downloads, and a download link kept from before
 // answers 410 with a page saying why — not a 500 and an error in the log.
