@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/amtsbote/amtsbote/signing/signingtest"
 )
 
 // TestHelpExitsZero: `amtsbote -h` exited 0 and `amtsbote <command> -h` 2, as if
@@ -88,6 +90,8 @@ func TestExitCodesFollowOneRule(t *testing.T) {
 		t.Fatal(err)
 	}
 	noKey := filepath.Join(t.TempDir(), "none.pem")
+	pki := signingtest.NewPKI(t)
+	noReceipt := filepath.Join(t.TempDir(), "noreceipt.xml")
 	for _, tc := range []struct {
 		args []string
 		want int
@@ -104,6 +108,10 @@ func TestExitCodesFollowOneRule(t *testing.T) {
 		{[]string{"gc", "-config", cluster, "-compact"}, 2, "-compact is for the bbolt store"},
 		// The work failed: 1.
 		{[]string{"store", "verify", "-data", filepath.Join(t.TempDir(), "typo")}, 1, "holds no amtsbote.db"},
+		// A receipt verify cannot read is an input, not a setting: 1, as NOT
+		// VERIFIED (TestVerifyAtTheReceiptsTime) — the file proves nothing, and
+		// verify goes on with the other files named.
+		{[]string{"verify", "-cert", pki.Gateway.CertFile, noReceipt}, 1, "noreceipt.xml"},
 	} {
 		var o, e bytes.Buffer
 		if rc := run(ctx, tc.args, &o, &e); rc != tc.want || !strings.Contains(e.String(), tc.says) {
