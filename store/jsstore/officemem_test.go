@@ -20,7 +20,7 @@ import (
 // message by message.
 func TestOfficeListHoldsTheIdsAlone(t *testing.T) {
 	b, st := openOnEmbedded(t, jsstore.Options{})
-	const n = 50_000
+	const n = 20_000
 	publish := func(office string) {
 		t.Helper()
 		for i := range n {
@@ -43,9 +43,11 @@ func TestOfficeListHoldsTheIdsAlone(t *testing.T) {
 		runtime.ReadMemStats(m)
 	}
 	// perID is the heap the office's list takes, per id: 16 bytes in the
-	// slice and 48 for an id of 36 bytes make 64 (69 caught up: the slice
-	// grows); 80 leaves room for that, not for a subject kept with each id
-	// (96 and 101 here).
+	// slice and 48 for an id of 36 bytes make 64, and some 250 KB besides
+	// (the server's and the client's own) add 12 at 20,000 ids (66 listed,
+	// 73–78 caught up: the slice grows); 88 leaves room for that, not for a
+	// subject kept with each id (about 32 bytes more: 96 and 101 at 50,000).
+	// 20,000 and not more: the race detector's make test runs it too.
 	perID := func(t *testing.T, fresh *jsstore.Store, office string) {
 		t.Helper()
 		var before, after runtime.MemStats
@@ -60,8 +62,8 @@ func TestOfficeListHoldsTheIdsAlone(t *testing.T) {
 		}
 		per := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
 		t.Logf("%.0f bytes an id", per)
-		if per > 80 {
-			t.Errorf("the list takes %.0f bytes an id, want at most 80", per)
+		if per > 88 {
+			t.Errorf("the list takes %.0f bytes an id, want at most 88", per)
 		}
 		runtime.KeepAlive(ids)
 	}
