@@ -273,13 +273,12 @@ var eventLabels = map[string]string{
 // retention's removal, though both are bytes_removed (a data protection audit
 // found erased cases labelled as expired); and a queued event with a detail is
 // not the case queued afresh but its next attempt moved to the end of the
-// office endpoint's pause (submission.Defer; the first queued event has no
-// detail). The page shows no detail of delivery events, so the label says it.
+// office endpoint's pause (submission.Event.PutsOff). The page shows no detail of delivery events, so the label says it.
 func eventText(e submission.Event) string {
 	if isErasure(e) {
 		return "Dateien auf Anordnung gelöscht (vor Ablauf der Aufbewahrungsfrist)"
 	}
-	if e.Type == submission.EventQueued && e.Detail != "" {
+	if e.PutsOff() {
 		return "Zustellung zurückgestellt (Zustellweg vorübergehend pausiert)"
 	}
 	return eventLabel(e.Type)

@@ -432,6 +432,12 @@ func (s *Submission) AttemptFailed(now time.Time, gen int, why Reason, retryAt t
 		Detail: detail, Note: why.Internal}}, nil
 }
 
+// PutsOff reports whether e is the queued event Defer writes (a waiting
+// package's next attempt moved to the end of its office endpoint's pause), not
+// the first one New writes: that one has no detail. The mailbox and the demo
+// word the two differently.
+func (e Event) PutsOff() bool { return e.Type == EventQueued && e.Detail != "" }
+
 // Deferral names an attempt by the record's Generation and TotalAttempts when
 // it was the last one (Submission.Deferred).
 type Deferral struct {

@@ -507,7 +507,7 @@ func TestDeferMovesTheStatedNextAttemptOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(evs) != 1 || evs[0].Type != EventQueued || evs[0].Channel != "webhook" ||
+	if len(evs) != 1 || !evs[0].PutsOff() || evs[0].Channel != "webhook" ||
 		evs[0].Detail != "the office's endpoint is failing; next attempt in 1m1s at the earliest (attempts to the office's endpoint are paused)" {
 		t.Fatalf("events %+v", evs)
 	}
@@ -540,5 +540,24 @@ func TestDeferMovesTheStatedNextAttemptOnce(t *testing.T) {
 	}
 	if evs, _ := s.Defer(until.Add(time.Minute), s.Generation, s.TotalAttempts, why, until.Add(2*time.Minute)); len(evs) != 0 {
 		t.Fatalf("after an attempt_failed that stated the pause: %+v", evs)
+	}
+}
+
+// TestOnlyDeferPutsOff: the first queued event (New) does not read as a
+// deferral, Defer's does (Event.PutsOff, which the mailbox and the demo word
+// differently).
+func TestOnlyDeferPutsOff(t *testing.T) {
+	s, evs := New(Params{ID: "s", Targets: []Target{{Channel: "webhook"}}}, t0)
+	for _, e := range evs {
+		if e.PutsOff() {
+			t.Fatalf("New's %s event reads as a deferral: %+v", e.Type, e)
+		}
+	}
+	if _, err := s.AttemptFailed(t0, s.Generation, Reason{Public: "HTTP 503"}, t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.Defer(t0, s.Generation, s.TotalAttempts, Reason{Public: "paused"}, t0.Add(time.Minute))
+	if err != nil || len(evs) != 1 || !evs[0].PutsOff() {
+		t.Fatalf("Defer: %+v, %v", evs, err)
 	}
 }

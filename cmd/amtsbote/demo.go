@@ -298,7 +298,7 @@ func officeLine(d *routing.Directory, id string) string {
 // (submission.Defer), and the detail says until when: a bare "queued" line
 // there read as if the package had been queued afresh.
 func queuedLine(e submission.Event) string {
-	if e.Detail == "" {
+	if !e.PutsOff() {
 		return fmt.Sprintf("queued for delivery by %s", e.Channel)
 	}
 	return fmt.Sprintf("delivery by %s put off: %s", e.Channel, e.Detail)

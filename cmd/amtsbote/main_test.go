@@ -111,7 +111,7 @@ func TestExitCodesFollowOneRule(t *testing.T) {
 		// A receipt verify cannot read is an input, not a setting: 1, as NOT
 		// VERIFIED (TestVerifyAtTheReceiptsTime) — the file proves nothing, and
 		// verify goes on with the other files named.
-		{[]string{"verify", "-cert", pki.Gateway.CertFile, noReceipt}, 1, "noreceipt.xml"},
+		{[]string{"verify", "-cert", pki.Gateway.CertFile, noReceipt}, 1, "amtsbote verify: open "},
 	} {
 		var o, e bytes.Buffer
 		if rc := run(ctx, tc.args, &o, &e); rc != tc.want || !strings.Contains(e.String(), tc.says) {

@@ -68,7 +68,7 @@ func runVerify(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, f := range fs.Args() {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", f, err)
+			fmt.Fprintf(stderr, "amtsbote verify: %v\n", err) // err names the file
 			rc = 1
 			continue
 		}
