@@ -302,19 +302,15 @@ func problemFor(err error) *problem.Problem {
 	return api.ProblemFor(err)
 }
 
+// fail answers err. An untrusted-peer refusal's line says why, and which
+// certificate the document presented (presentedBy: the error carries it from
+// where it was read), so that the operator of a new peer can tell a certificate
+// missing from the trust store from a revoked or expired one, one of another
+// name, or a signer not configured as a peer. It said none of it (an audit,
+// 2026-12-06). The reason names certificates and gateway ids, never the
+// document's content; the other refusals' reasons may (a NachrichtID, a
+// sender) and are not logged.
 func (h *Receiver) fail(w http.ResponseWriter, r *http.Request, peer string, err error) {
-	h.failSigned(w, r, peer, err, nil)
-}
-
-// failSigned is fail for the signed document doc (nil: none read): an
-// untrusted-peer refusal's line says why, and which certificate the document
-// presented (presentedBy), so that the operator of a new peer can tell a
-// certificate missing from the trust store from a revoked or expired one, one
-// of another name, or a signer not configured as a peer. It said none of it
-// (an audit, 2026-12-06). The reason names certificates and gateway ids,
-// never the document's content; the other refusals' reasons may (a
-// NachrichtID, a sender) and are not logged.
-func (h *Receiver) failSigned(w http.ResponseWriter, r *http.Request, peer string, err error, doc []byte) {
 	if clientgone.Answer(w, r, err, h.log()) {
 		return
 	}
@@ -340,7 +336,7 @@ func (h *Receiver) failSigned(w http.ResponseWriter, r *http.Request, peer strin
 		args := []any{"path", r.URL.Path, "peer", peer, "type", p.Type, "status", p.Status}
 		if errors.Is(err, ErrUntrustedPeer) {
 			args = append(args, "reason", err.Error())
-			args = append(args, presentedBy(doc)...)
+			args = append(args, presentedBy(err)...)
 		}
 		h.log().Info("federation request refused", args...)
 	}
@@ -355,20 +351,20 @@ func check[T any](h *Receiver, w http.ResponseWriter, r *http.Request, body []by
 	var zero T
 	v, peer, err := h.Trust.Verify(body, "")
 	if err != nil {
-		h.failSigned(w, r, "", err, body)
+		h.fail(w, r, "", err)
 		return zero, peer, false
 	}
 	doc, err = parse(v.Root)
 	if err == nil {
 		from, to, at := header(doc)
 		if from != peer.ID {
-			err = fmt.Errorf("%w: %s says it is from %q, signed by %q", ErrUntrustedPeer, what, from, peer.ID)
+			err = presented(v, fmt.Errorf("%w: %s says it is from %q, signed by %q", ErrUntrustedPeer, what, from, peer.ID))
 		} else if err = h.Trust.CheckAddressed(to); err == nil {
 			err = h.Trust.CheckTime(peer, at)
 		}
 	}
 	if err != nil {
-		h.failSigned(w, r, peer.ID, err, body)
+		h.fail(w, r, peer.ID, err)
 		return zero, peer, false
 	}
 	return doc, peer, true

@@ -16,7 +16,6 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/amtsbote/amtsbote/config"
-	"github.com/amtsbote/amtsbote/internal/xmlscan"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/signing"
 )
@@ -137,15 +136,21 @@ func (t *Trust) Verify(doc []byte, want string) (*signing.Verified, config.Peer,
 	}
 	p, ok := t.peers[v.Signer.ID]
 	if !ok {
-		return nil, config.Peer{}, fmt.Errorf("%w: %q is not a configured peer", ErrUntrustedPeer, v.Signer.ID)
+		return nil, config.Peer{}, presented(v, fmt.Errorf("%w: %q is not a configured peer", ErrUntrustedPeer, v.Signer.ID))
 	}
 	if want != "" && v.Signer.ID != want {
-		return nil, config.Peer{}, fmt.Errorf("%w: signed by %q, expected %q", ErrUntrustedPeer, v.Signer.ID, want)
+		return nil, config.Peer{}, presented(v, fmt.Errorf("%w: signed by %q, expected %q", ErrUntrustedPeer, v.Signer.ID, want))
 	}
 	if pins := t.pinned[p.ID]; pins != nil && !slices.ContainsFunc(pins, func(c *x509.Certificate) bool { return bytes.Equal(c.Raw, v.Signer.Certificate.Raw) }) {
-		return nil, config.Peer{}, fmt.Errorf("%w: %q signed with another certificate than the configured one", ErrUntrustedPeer, p.ID)
+		return nil, config.Peer{}, presented(v, fmt.Errorf("%w: %q signed with another certificate than the configured one", ErrUntrustedPeer, p.ID))
 	}
 	return v, p, nil
+}
+
+// presented is err with the certificate v was signed with (signing.PresentedError),
+// for the refusal's log line (presentedBy).
+func presented(v *signing.Verified, err error) error {
+	return &signing.PresentedError{Certificate: v.Signer.Certificate, Err: err}
 }
 
 // CheckPeer is asked before anything is sent to p: can an answer of p verify now?
@@ -255,96 +260,17 @@ func SignerCertificate(pkg []byte) (*x509.Certificate, error) {
 	return certs[0], nil
 }
 
-// maxPresented bounds the certificates presentedBy decodes of one document
-// (signing allows a few in a KeyInfo).
-const maxPresented = 8
-
-// presentedBy returns, as log attributes, the certificate the signed document
-// doc presents in its root's ds:Signature: the first non-CA one of its KeyInfo,
-// the rule of the verifier and of SignerCertificate. Subject, issuer, serial (hex,
-// as openssl x509 -serial prints it) and SHA-256 fingerprint (hex, as
-// openssl x509 -fingerprint -sha256, without colons) are no personal data of a
-// citizen; nothing else of doc is read. It is for the log line of an
-// untrusted-peer refusal only, so it builds no tree: a byte scan
-// (xmlscan.Walk) where a parse of a forwarded envelope would cost some 40
-// times its bytes again, for a document refused already. Nothing found: none.
-func presentedBy(doc []byte) []any {
-	var certs []*x509.Certificate
-	depth, sig := 0, 0 // sig: the depth of the root's ds:Signature we are in, 0 outside
-	xmlscan.Walk(doc, func(t xmlscan.Tag) bool {
-		switch t.Kind {
-		case xmlscan.Start:
-			local := t.Name[bytes.IndexByte(t.Name, ':')+1:]
-			switch {
-			case depth == 1 && string(local) == "Signature" && !t.Empty:
-				sig = depth + 1
-			case sig > 0 && string(local) == "X509Certificate" && !t.Empty:
-				if c := certAt(doc, t.Offset); c != nil {
-					certs = append(certs, c)
-				}
-			}
-			if !t.Empty {
-				depth++
-			}
-		case xmlscan.End:
-			if depth--; depth < sig {
-				sig = 0
-			}
-			if depth == 0 {
-				return false // the root's end
-			}
-		}
-		return len(certs) < maxPresented
-	})
-	if len(certs) == 0 {
+// presentedBy returns, as log attributes, the certificate err says the refused
+// document presented (signing.PresentedError): subject, issuer, serial (hex, as
+// openssl x509 -serial prints it) and SHA-256 fingerprint (hex, as openssl x509
+// -fingerprint -sha256, without colons) — no personal data of a citizen, and
+// nothing else of the document. None: nil.
+func presentedBy(err error) []any {
+	c := signing.Presented(err)
+	if c == nil {
 		return nil
-	}
-	c := certs[0]
-	for _, x := range certs {
-		if !x.IsCA {
-			c = x
-			break
-		}
 	}
 	fp := sha256.Sum256(c.Raw)
 	return []any{"cert_subject", c.Subject.String(), "cert_issuer", c.Issuer.String(),
 		"cert_serial", fmt.Sprintf("%X", c.SerialNumber), "cert_sha256", hex.EncodeToString(fp[:])}
-}
-
-// certAt decodes the certificate in the text of the element whose start tag
-// begins at doc[at]; nil if it is none.
-func certAt(doc []byte, at int) *x509.Certificate {
-	text := doc[at:]
-	i := bytes.IndexByte(text, '>')
-	if i < 0 {
-		return nil
-	}
-	text = text[i+1:]
-	if j := bytes.IndexByte(text, '<'); j >= 0 {
-		text = text[:j]
-	}
-	// White space, also as character references (&#13; of Windows line
-	// ends): base64 has no '&' nor ';', so every reference can go.
-	var b64 []byte
-	for len(text) > 0 {
-		if text[0] == '&' {
-			if k := bytes.IndexByte(text, ';'); k >= 0 {
-				text = text[k+1:]
-				continue
-			}
-		}
-		if c := text[0]; c != ' ' && c != '\t' && c != '\r' && c != '\n' {
-			b64 = append(b64, c)
-		}
-		text = text[1:]
-	}
-	der, err := base64.StdEncoding.DecodeString(string(b64))
-	if err != nil {
-		return nil
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil
-	}
-	return c
 }

@@ -26,6 +26,29 @@ var (
 	ErrLimit = errors.New("signing: limit exceeded")
 )
 
+// PresentedError is an error about a document's signer that carries the
+// certificate the document presented (its KeyInfo's leaf), for the log line of
+// a refusal: an operator setting up a new peer or portal tells a certificate
+// missing from the trust store from a revoked, expired or misnamed one by it.
+// The certificate is the document's claim, not checked (the signature may not
+// have been either). errors.Is sees the wrapped Err.
+type PresentedError struct {
+	Certificate *x509.Certificate
+	Err         error
+}
+
+func (e *PresentedError) Error() string { return e.Err.Error() }
+func (e *PresentedError) Unwrap() error { return e.Err }
+
+// Presented returns the certificate err carries (PresentedError), nil if none.
+func Presented(err error) *x509.Certificate {
+	var pe *PresentedError
+	if errors.As(err, &pe) {
+		return pe.Certificate
+	}
+	return nil
+}
+
 // Role is the kind of party a certificate is trusted for.
 type Role string
 

@@ -122,7 +122,7 @@ func (v *Verifier) Verify(doc []byte, roles ...Role) (res *Verified, err error) 
 	}
 	ident, err := v.ts.verifyCert(leaf, inter, now, roles)
 	if err != nil {
-		return nil, err
+		return nil, &PresentedError{Certificate: leaf, Err: err}
 	}
 
 	buf := getBuf()
