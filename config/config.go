@@ -219,12 +219,9 @@ type Delivery struct {
 	QueueCheck time.Duration `yaml:"queue_check"`
 }
 
-// The broker's defaults of backoff_base and backoff_max (broker.Config) when
-// they are 0.
-const (
-	defaultBackoffBase = 2 * time.Second
-	defaultBackoffMax  = 5 * time.Minute
-)
+// defaultBackoffMax is the broker's backoff_max when it is 0 (broker.Config;
+// the two packages import neither the other).
+const defaultBackoffMax = 5 * time.Minute
 
 // checkBackoff refuses an explicit backoff_base that no retry would wait: the
 // delay starts at backoff_base and is cut to backoff_max, so a base above the
