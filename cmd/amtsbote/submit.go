@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,9 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/beevik/etree"
-
 	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/federation"
 	"github.com/amtsbote/amtsbote/gateway"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/portal"
@@ -331,7 +328,7 @@ func receiptHint(receipt []byte, dataDir, out string, devKeys bool) string {
 			return fmt.Sprintf("  check it with: amtsbote verify -data %s %s\n", shellQuote(dataDir), shellQuote(out))
 		}
 	}
-	leaf := receiptCertificate(receipt)
+	leaf, _ := federation.SignerCertificate(receipt) // unverified: for the hint only
 	devCA := filepath.Join(dataDir, "pki", "dev-ca.pem")
 	if leaf != nil {
 		if b, err := os.ReadFile(devCA); err == nil {
@@ -354,23 +351,4 @@ func receiptHint(receipt []byte, dataDir, out string, devKeys bool) string {
 		hint += "; this gateway signs with its operator's key, not the development one under -data"
 	}
 	return hint + "\n"
-}
-
-// receiptCertificate is the signing certificate a receipt carries in its KeyInfo
-// (the first X509Certificate: the leaf), unverified; nil when there is none.
-func receiptCertificate(receipt []byte) *x509.Certificate {
-	doc := etree.NewDocument()
-	if err := doc.ReadFromBytes(receipt); err != nil {
-		return nil
-	}
-	for _, e := range doc.FindElements("//X509Certificate") {
-		der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(e.Text()), ""))
-		if err != nil {
-			continue
-		}
-		if c, err := x509.ParseCertificate(der); err == nil {
-			return c
-		}
-	}
-	return nil
 }
