@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -208,11 +209,34 @@ func checkChannels(offices map[string]config.OfficeClient, reg *adapters.Registr
 }
 
 // sharedFolders refuses two offices whose transfer folders are one folder, or one
-// inside the other (also through a symbolic link): each office's import takes every
-// case folder it finds there, so one authority would get the other's applications,
-// and the other would never see them. ids are the offices in order.
+// inside the other (also through a symbolic link, a bind mount or one share mounted
+// twice): each office's import takes every case folder it finds there, so one
+// authority would get the other's applications, and the other would never see them.
+// ids are the offices in order.
+//
+// Paths alone do not tell: one share mounted at two mount points (an /etc/fstab
+// line copied for the next office without changing the share's name) or a bind
+// mount are two paths of one folder, and the second office's start check finds
+// the .amtsbote/ the first made and passes. So the folders are compared by their
+// file identity too (device and inode, os.SameFile), and each with the folders
+// above the other. NFS and SMB mounts of one share with the same options usually
+// share one superblock, so they show one identity; mounted with different options
+// they may not, and that stays unseen.
 func sharedFolders(offices map[string]config.OfficeClient, ids []string) []error {
-	type folder struct{ field, path string }
+	type folder struct {
+		field, path string
+		self        os.FileInfo   // nil if it cannot be read (CheckTarget says why)
+		above       []os.FileInfo // the folders above it, as far as they can be read
+	}
+	inside := func(f, o folder) bool { // f is o or lies inside it
+		if within(o.path, f.path) {
+			return true
+		}
+		if f.self == nil || o.self == nil {
+			return false
+		}
+		return os.SameFile(f.self, o.self) || slices.ContainsFunc(f.above, func(fi os.FileInfo) bool { return os.SameFile(fi, o.self) })
+	}
 	var seen []folder
 	var errs []error
 	for _, id := range ids {
@@ -224,9 +248,20 @@ func sharedFolders(offices map[string]config.OfficeClient, ids []string) []error
 		if real, err := filepath.EvalSymlinks(p); err == nil {
 			p = real
 		}
-		f := folder{"offices." + id + ".channels." + channel.Transfer + ".endpoint", p}
+		f := folder{field: "offices." + id + ".channels." + channel.Transfer + ".endpoint", path: p}
+		if fi, err := os.Stat(p); err == nil {
+			f.self = fi
+			for d := filepath.Dir(p); ; d = filepath.Dir(d) {
+				if fi, err := os.Stat(d); err == nil {
+					f.above = append(f.above, fi)
+				}
+				if d == filepath.Dir(d) {
+					break
+				}
+			}
+		}
 		for _, o := range seen {
-			if within(o.path, f.path) || within(f.path, o.path) {
+			if inside(f, o) || inside(o, f) {
 				errs = append(errs, fmt.Errorf("%s and %s: one folder, or one inside the other (%s, %s): each office's import would take the other's cases",
 					o.field, f.field, o.path, f.path))
 			}
