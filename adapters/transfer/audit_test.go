@@ -1,8 +1,11 @@
 package transfer
 
 import (
+	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,5 +115,46 @@ func TestSourceBytesMustMatch(t *testing.T) {
 				t.Fatalf("temporary folders left: %v", got)
 			}
 		})
+	}
+}
+
+// TestUnwatchableFolderWarnsOnce: docs/transfer.md promises a warning when
+// fsnotify cannot watch an office folder (a host out of inotify watches), after
+// which confirmations come by polling alone. The failure was logged at debug
+// level, so nobody saw it; logged at every call it would repeat for every case
+// every round. It is warned about once per folder, tried again at each call, and
+// a folder watched at last is warned about again should it fail once more. A
+// folder that is not there plays the refusal here (running out of watches would
+// take every other process on the host down with the test).
+func TestUnwatchableFolderWarnsOnce(t *testing.T) {
+	var logs bytes.Buffer
+	a, err := New(Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	if a.watcher == nil {
+		t.Fatal("fsnotify did not start: the test needs inotify")
+	}
+	dir := filepath.Join(t.TempDir(), "office")
+	warnings := func() int {
+		return strings.Count(logs.String(), "level=WARN msg=\"transfer: cannot watch office folder")
+	}
+	for range 3 {
+		a.watch(dir)
+	}
+	if n := warnings(); n != 1 {
+		t.Fatalf("%d warnings after three failed watches, want 1:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "folder="+dir) {
+		t.Errorf("the warning does not name the folder:\n%s", logs.String())
+	}
+	mustMkdir(t, dir)
+	a.watch(dir)
+	if !a.isWatched(dir) {
+		t.Fatal("the folder, there now, is not watched")
+	}
+	if n := warnings(); n != 1 {
+		t.Errorf("%d warnings after the watch succeeded, want still 1", n)
 	}
 }

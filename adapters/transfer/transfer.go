@@ -142,6 +142,7 @@ type Adapter struct {
 	watcher   *fsnotify.Watcher
 	wmu       sync.Mutex
 	watched   map[string]bool
+	unwatched map[string]bool // office folders fsnotify refused, warned about once
 	changes   chan struct{}
 	loopDone  chan struct{}
 	closeOnce sync.Once
@@ -169,7 +170,7 @@ var (
 // left), the adapter works without it: Changes then never fires and polling notices
 // every confirmation.
 func New(o Options) (*Adapter, error) {
-	a := &Adapter{log: o.Logger, now: o.Now, watched: map[string]bool{}, keep: o.LedgerKeep,
+	a := &Adapter{log: o.Logger, now: o.Now, watched: map[string]bool{}, unwatched: map[string]bool{}, keep: o.LedgerKeep,
 		pruning: map[string]bool{}, lastPrune: map[string]time.Time{}, pruneCursor: map[string]string{},
 		beforeRename: o.BeforeRename}
 	if a.keep == 0 {
@@ -273,7 +274,12 @@ func (a *Adapter) unwatch(dir string) {
 	delete(a.watched, dir)
 }
 
-// watch adds an office folder to fsnotify once; failures only cost speed.
+// watch adds an office folder to fsnotify once; failures only cost speed. A
+// failure is tried again at the next call (watches may have been freed) and
+// warned about once per folder: it was logged at debug level, so a host out of
+// inotify watches (fs.inotify.max_user_watches) said nothing where
+// docs/transfer.md promised a warning, and every call would repeat it (Confirmed
+// calls this for each case, every round).
 func (a *Adapter) watch(dir string) {
 	if a.watcher == nil {
 		return
@@ -287,9 +293,13 @@ func (a *Adapter) watch(dir string) {
 		return
 	}
 	if err := a.watcher.Add(dir); err != nil {
-		a.log.Debug("transfer: cannot watch office folder, polling only", "folder", dir, "err", err)
+		if !a.unwatched[dir] {
+			a.unwatched[dir] = true
+			a.log.Warn("transfer: cannot watch office folder, confirmations are noticed by polling only", "folder", dir, "err", err)
+		}
 		return
 	}
+	delete(a.unwatched, dir)
 	a.watched[dir] = true
 }
 
