@@ -158,3 +158,35 @@ func TestUnwatchableFolderWarnsOnce(t *testing.T) {
 		t.Errorf("%d warnings after the watch succeeded, want still 1", n)
 	}
 }
+
+// TestUnmountedShareIsSaidByTheConfirmation: with the share unmounted, the
+// confirmation question finds no ledger record, as for a delivery never handed
+// over there, and answered "not yet" without an error: no import, rightly, but
+// also no word. An office that gets no new case meanwhile (no attempt to fail as
+// "transfer folder missing") had its handed-over cases wait in silence until
+// AmtsboteUnconfirmedForDays, days later. A missing ledger folder is an error of
+// the question now, "transfer folder missing" as the attempt says it, which the
+// broker logs once a minute per office ("confirmation questions failed"); the
+// look for the ledger folder is made only when the record is missing. A ledger
+// folder that is there and lacks the record is still a plain "not handed over".
+func TestUnmountedShareIsSaidByTheConfirmation(t *testing.T) {
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	d := realDelivery(dir, "dlv-unmounted-question", "4c1f0e52-0000-4000-8000-0000000000a5")
+	if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
+		t.Fatalf("never handed over, ledger folder there: ok=%v err=%v, want not confirmed and no error", ok, err)
+	}
+	if _, err := a.Deliver(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	remount := unmountShare(t, dir)
+	_, ok, err := a.Confirmed(t.Context(), d)
+	if ok || err == nil || adapters.IsPermanent(err) || adapters.PublicReason(err) != ReasonMissing ||
+		!strings.Contains(err.Error(), "share not mounted?") {
+		t.Fatalf("share unmounted: ok=%v err=%v, want not confirmed and a transient %q naming the unmounted share", ok, err, ReasonMissing)
+	}
+	remount()
+	if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
+		t.Fatalf("share back, case still there: ok=%v err=%v", ok, err)
+	}
+}

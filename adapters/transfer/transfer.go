@@ -983,8 +983,17 @@ func (a *Adapter) Confirmed(ctx context.Context, d adapters.Delivery) (adapters.
 	defer q.unlock()
 	dir, fid, rec, err := q.dir, q.fid, q.rec, q.err
 	if errors.Is(err, fs.ErrNotExist) {
-		// Not handed over here (or the office folder is unreachable: an unmounted
-		// share shows no ledger either, which is why the ledger lives in it).
+		// Not handed over here, or the office folder is not the one the case went
+		// into: an unmounted share shows no ledger either, which is why the ledger
+		// lives in it. Neither is an import. The second is said, as HandedOver
+		// says it: answered "not yet" in silence, an unmounted share went unseen
+		// at an office that got no new case meanwhile (whose attempt would fail as
+		// "transfer folder missing") until AmtsboteUnconfirmedForDays, days later;
+		// as an error the broker logs it once a minute per office. The look costs a
+		// stat only when the record is missing, which a handed-over case's is not.
+		if err := statLedger(dir); err != nil {
+			return adapters.Confirmation{}, false, err
+		}
 		return adapters.Confirmation{}, false, nil
 	}
 	if err != nil {

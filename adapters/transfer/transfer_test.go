@@ -806,18 +806,20 @@ func TestNoConfirmationWithoutLedger(t *testing.T) {
 		t.Fatalf("never-written delivery: ok=%v err=%v", ok, err)
 	}
 	// Written; then the share disappears and an empty mount point is left: the case
-	// folder is "gone", but so is the ledger, and that is not an import.
+	// folder is "gone", but so is the ledger, and that is not an import. (It is a
+	// transient error of the question, which says so:
+	// TestUnmountedShareIsSaidByTheConfirmation.)
 	if _, err := a.Deliver(t.Context(), d); err != nil {
 		t.Fatal(err)
 	}
 	remount := unmountShare(t, dir)
-	if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
+	if _, ok, err := a.Confirmed(t.Context(), d); ok || adapters.IsPermanent(err) {
 		t.Fatalf("unmounted share counted as import: ok=%v err=%v", ok, err)
 	}
 	if err := os.Remove(dir); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
+	if _, ok, err := a.Confirmed(t.Context(), d); ok || adapters.IsPermanent(err) {
 		t.Fatalf("missing office folder counted as import: ok=%v err=%v", ok, err)
 	}
 	remount()
@@ -893,9 +895,10 @@ func TestUnmountedShareGetsNothing(t *testing.T) {
 		t.Fatalf("repeated Deliver to the bare mount point: %v", err)
 	}
 	untouched("a repeated Deliver to the bare mount point")
-	if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
-		t.Fatalf("confirmed: %v %v", ok, err)
+	if _, ok, err := a.Confirmed(t.Context(), d); ok || adapters.PublicReason(err) != ReasonMissing || adapters.IsPermanent(err) {
+		t.Fatalf("confirmed: %v %v, want not confirmed and a transient %q", ok, err, ReasonMissing)
 	}
+	untouched("a confirmation question to the bare mount point")
 	remountAndRetry(t, a, share, dir, &d) // mount again
 	if got := cases(t, dir); len(got) != 2 {
 		t.Errorf("cases %v", got)
