@@ -745,7 +745,7 @@ func (a *Adapter) deliver(ctx context.Context, dir string, d adapters.Delivery) 
 	}
 	a.log.Info("transfer: case folder written", "delivery", d.ID, "office", d.OfficeID, "folder", dir, "case", name,
 		"attempt", d.Attempt, "attachments", len(d.Attachments))
-	a.removeStaleTemps(dir)
+	a.removeStaleTemps(dir, fid)
 	return a.confirmation(dir, name, at), nil
 }
 
@@ -900,10 +900,19 @@ func readFileLimited(p string, max int64) ([]byte, error) {
 }
 
 // removeStaleTemps removes temporary folders of other deliveries left by a crash long
-// ago (best effort). One whose delivery has a pending ledger record goes only after
-// that record, under the delivery's lock: the record without the folder would say
-// the case was handed over (resolvePending).
-func (a *Adapter) removeStaleTemps(dir string) {
+// ago (best effort), after the case of delivery fid was written into dir.
+//
+// Their age is taken by the share's clock: the file server sets a folder's time,
+// so "now" is the time it gave fid's ledger record just written, not the
+// gateway's clock (which stays the fallback). Against the gateway's clock a NAS
+// whose clock fell back a few days, or a gateway's clock ahead, made every
+// temporary folder look old, and each case delivered removed the ones other
+// attempts were writing just then (TestStaleTempsByTheSharesClock).
+func (a *Adapter) removeStaleTemps(dir, fid string) {
+	now := a.now()
+	if st, err := os.Stat(ledgerPath(dir, fid)); err == nil {
+		now = st.ModTime()
+	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return
@@ -912,36 +921,50 @@ func (a *Adapter) removeStaleTemps(dir string) {
 		if !e.IsDir() || !strings.HasPrefix(e.Name(), TempPrefix) {
 			continue
 		}
-		info, err := e.Info()
-		if err != nil || a.now().Sub(info.ModTime()) < staleTemp {
+		if info, err := e.Info(); err != nil || now.Sub(info.ModTime()) < staleTemp {
 			continue
 		}
-		tmp := filepath.Join(dir, e.Name())
-		fid := strings.TrimPrefix(e.Name(), TempPrefix)
-		rec, err := readLedger(dir, fid)
-		switch {
-		case errors.Is(err, fs.ErrNotExist) || err == nil && !rec.pending():
-			if err := os.RemoveAll(tmp); err != nil {
-				continue
-			}
-		case err == nil:
-			unlock, ok := a.tryLock(rec.DeliveryID)
-			if !ok {
-				continue // an attempt of it is running (or this one shares its lock)
-			}
-			err := dropPending(dir, fid)
-			if err == nil {
-				err = os.RemoveAll(tmp)
-			}
-			unlock()
-			if err != nil {
-				continue
-			}
-		default:
-			continue
+		if a.removeStaleTemp(dir, strings.TrimPrefix(e.Name(), TempPrefix), now) {
+			a.log.Info("transfer: removed stale temporary folder", "folder", dir, "name", e.Name())
 		}
-		a.log.Info("transfer: removed stale temporary folder", "folder", dir, "name", e.Name())
 	}
+}
+
+// removeStaleTemp removes the temporary folder of delivery fid if it is still
+// stale at now, under the delivery's lock, and reports whether it did. The lock
+// keeps an attempt of the delivery out meanwhile, also one that takes over the
+// leftover (a retry a day or more after the crash that left it): removed under
+// it, that attempt failed, or, removed between its pending record and its
+// rename, its next attempt took the case for handed over while none was
+// (TestStaleTempOfAnAttemptUnderWayStays). A folder whose delivery has a pending
+// ledger record goes only after that record: the record without the folder would
+// say the case was handed over (resolvePending).
+func (a *Adapter) removeStaleTemp(dir, fid string, now time.Time) bool {
+	id := fid // the delivery id, unless it was too odd for a file name (fileID)
+	if rec, err := readLedger(dir, fid); err == nil {
+		id = rec.DeliveryID
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	unlock, ok := a.tryLock(id)
+	if !ok {
+		return false // an attempt of it is running (or this one shares its lock)
+	}
+	defer unlock()
+	// Looked at again under the lock: an attempt of the delivery that ran
+	// between the listing and the lock may have written the folder afresh.
+	tmp := filepath.Join(dir, TempPrefix+fid)
+	if st, err := os.Lstat(tmp); err != nil || !st.IsDir() || now.Sub(st.ModTime()) < staleTemp {
+		return false
+	}
+	rec, err := readLedger(dir, fid)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || err == nil && !rec.pending():
+		return os.RemoveAll(tmp) == nil
+	case err == nil && rec.DeliveryID == id:
+		return dropPending(dir, fid) == nil && os.RemoveAll(tmp) == nil
+	}
+	return false // unreadable, or another delivery's record now: a later pass
 }
 
 // ledgerQuestion is delivery d's ledger record as a question about it reads

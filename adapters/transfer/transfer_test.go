@@ -1514,7 +1514,11 @@ func TestCancelledBeforeRenameHandsNothingOver(t *testing.T) {
 
 func TestStaleTempRemoved(t *testing.T) {
 	dir := officeFolder(t)
-	old := filepath.Join(dir, TempPrefix+"dlv-gone")
+	// Removed under its delivery's lock (TestStaleTempOfAnAttemptUnderWayStays):
+	// an id whose lock is none of those held here ("dlv-gone" shared one with
+	// "dlv-pending-busy", the locks being shared by hash, and would stay for a
+	// later pass).
+	old := filepath.Join(dir, TempPrefix+"dlv-gone-long-ago")
 	mustMkdir(t, old)
 	past := time.Now().Add(-48 * time.Hour)
 	if err := os.Chtimes(old, past, past); err != nil {
