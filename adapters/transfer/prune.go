@@ -40,7 +40,9 @@ const (
 
 // schedulePrune starts a pass over dir's ledger in the background, unless one
 // runs or ran less than pruneEvery ago, or pruning is off. Close waits for it.
-func (a *Adapter) schedulePrune(dir string) {
+// fid is the delivery just written into dir: its ledger record's time is the
+// share's clock now (removeStaleTemps).
+func (a *Adapter) schedulePrune(dir, fid string) {
 	if a.keep < 0 {
 		return
 	}
@@ -59,7 +61,11 @@ func (a *Adapter) schedulePrune(dir string) {
 	a.pruning[dir], a.lastPrune[dir] = true, now
 	go func() {
 		defer a.gate.Leave()
-		a.pruneLedger(dir, now) // the time of the Deliver: Options.Now is read on its caller's goroutines only
+		shareNow := now
+		if st, err := os.Stat(ledgerPath(dir, fid)); err == nil {
+			shareNow = st.ModTime()
+		}
+		a.pruneLedger(dir, now, shareNow) // the time of the Deliver: Options.Now is read on its caller's goroutines only
 		a.pmu.Lock()
 		delete(a.pruning, dir)
 		a.pmu.Unlock()
@@ -71,8 +77,13 @@ func (a *Adapter) schedulePrune(dir string) {
 // with, removes the records of confirmed cases whose confirmation was noticed more
 // than the keep ago, and leftovers of ledger writes and probes cut off by a crash
 // (".tmp-*", ".probe-*" older than a day). Best effort: what fails stays for a
-// later pass. now is the time the pass counts from.
-func (a *Adapter) pruneLedger(dir string, now time.Time) {
+// later pass. now is the time the pass counts from; shareNow is the share's
+// clock at about the same time, against which a leftover's age is taken: the
+// file server sets a file's time, and by the gateway's clock with the NAS's
+// days behind, a ledger write in flight (another attempt's, on this gateway or
+// another of the cluster) looked old and was removed under it
+// (TestLedgerTempsByTheSharesClock).
+func (a *Adapter) pruneLedger(dir string, now, shareNow time.Time) {
 	if a.keep < 0 {
 		return
 	}
@@ -97,7 +108,7 @@ func (a *Adapter) pruneLedger(dir string, now time.Time) {
 	removed, next := 0, after
 	for n := 0; i < len(names) && n < prunePerPass && !a.gate.Closed(); i, n = i+1, n+1 {
 		next = names[i]
-		if a.pruneEntry(dir, names[i], now) {
+		if a.pruneEntry(dir, names[i], now, shareNow) {
 			removed++
 		}
 	}
@@ -116,7 +127,7 @@ func (a *Adapter) pruneLedger(dir string, now time.Time) {
 
 // pruneEntry removes one ledger entry if it is no longer needed, and reports
 // whether it did.
-func (a *Adapter) pruneEntry(dir, name string, now time.Time) bool {
+func (a *Adapter) pruneEntry(dir, name string, now, shareNow time.Time) bool {
 	p := filepath.Join(dir, LedgerDir, name)
 	st, err := os.Lstat(p)
 	if err != nil || !st.Mode().IsRegular() {
@@ -124,7 +135,7 @@ func (a *Adapter) pruneEntry(dir, name string, now time.Time) bool {
 	}
 	if strings.HasPrefix(name, ".") {
 		// A ledger write's temporary file or a probe, cut off by a crash.
-		if (strings.HasPrefix(name, TempPrefix) || strings.HasPrefix(name, ".probe-")) && now.Sub(st.ModTime()) >= staleTemp {
+		if (strings.HasPrefix(name, TempPrefix) || strings.HasPrefix(name, ".probe-")) && shareNow.Sub(st.ModTime()) >= staleTemp {
 			return os.Remove(p) == nil
 		}
 		return false

@@ -1,11 +1,14 @@
 package transfer
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -158,4 +161,67 @@ func TestStaleTempOfAnAttemptUnderWayStays(t *testing.T) {
 	if _, err := os.Stat(left); !os.IsNotExist(err) {
 		t.Errorf("a stale leftover was kept: %v", err)
 	}
+}
+
+// TestLedgerTempsByTheSharesClock: the pass over the ledger after a delivery
+// removes leftovers of ledger writes cut off by a crash (".amtsbote/.tmp-*"
+// older than a day). Their age was the gateway's clock against the file's time,
+// which the file server sets: with the NAS's clock days behind, the pass removed
+// the file another attempt was writing its record through just then (on this
+// gateway or another of the cluster), and that attempt failed. The age is taken
+// by the share's clock, as for the temporary folders (TestStaleTempsByTheSharesClock).
+func TestLedgerTempsByTheSharesClock(t *testing.T) {
+	dir := officeFolder(t)
+	logs := &lockedBuffer{}
+	a, err := New(Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), NoWatch: true,
+		Now: func() time.Time { return time.Now().Add(72 * time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	writing := filepath.Join(dir, LedgerDir, TempPrefix+"0a1b2c3d4e5f-dlv-on-another-gateway.json")
+	left := filepath.Join(dir, LedgerDir, TempPrefix+"5f4e3d2c1b0a-dlv-crashed.json")
+	for _, p := range []string{writing, left} {
+		if err := os.WriteFile(p, []byte("{}"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	past := time.Now().Add(-48 * time.Hour)
+	if err := os.Chtimes(left, past, past); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Deliver(t.Context(), realDelivery(dir, "dlv-prune-here", "4c1f0e52-0000-4000-8000-0000000000b6")); err != nil {
+		t.Fatal(err)
+	}
+	// The pass runs in the background and logs once it is through: wait for it.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "removed ledger records"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pass after the delivery did not log:\n%s", logs.String())
+		}
+	}
+	if _, err := os.Stat(writing); err != nil {
+		t.Errorf("a ledger write's file written just now was removed as stale by the gateway's clock: %v", err)
+	}
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Errorf("a leftover old by the share's clock was kept: %v", err)
+	}
+}
+
+// lockedBuffer is a log buffer that a background goroutine may write while
+// the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

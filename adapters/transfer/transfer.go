@@ -588,7 +588,7 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Co
 		return adapters.Confirmation{}, err
 	}
 	a.watch(dir)
-	a.schedulePrune(dir)
+	a.schedulePrune(dir, fileID(d.ID))
 	return c, nil
 }
 

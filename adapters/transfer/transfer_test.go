@@ -1931,7 +1931,7 @@ func TestLedgerPrunePassBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer never.Close()
-	never.pruneLedger(dir, now)
+	never.pruneLedger(dir, now, now)
 	if got := left(); got != n+1 {
 		t.Fatalf("with a negative keep, %d of %d entries left", got, n+1)
 	}
@@ -1942,7 +1942,7 @@ func TestLedgerPrunePassBounded(t *testing.T) {
 	defer a.Close()
 	want := n + 1
 	for pass := 1; want > 0; pass++ {
-		a.pruneLedger(dir, now)
+		a.pruneLedger(dir, now, now)
 		want -= min(prunePerPass, want)
 		if got := left(); got != want {
 			t.Fatalf("after pass %d: %d entries left, want %d", pass, got, want)
