@@ -225,16 +225,20 @@ func macroTypes(f *zip.File) bool {
 // (submission.Reply), so it is neither kept nor logged.
 type replyForm struct {
 	csrf, kind, nonce string
-	content           []byte
-	chosen            bool // a file was chosen (its part had a name)
-	tooBig            bool // the file exceeds maxReplyFileBytes; the body's rest is unread
+	// known is how many replies the page listed when it was served
+	// ("antworten-bekannt"); -1 when the form does not say (a page of a
+	// version before it).
+	known   int
+	content []byte
+	chosen  bool // a file was chosen (its part had a name)
+	tooBig  bool // the file exceeds maxReplyFileBytes; the body's rest is unread
 }
 
 // readReplyForm reads the reply form (multipart/form-data) from body, which is
 // r's. The file is the form's last field: one beyond maxReplyFileBytes ends
 // the reading there (tooBig), with the fields before it read.
 func readReplyForm(r *http.Request, body io.Reader) (replyForm, error) {
-	var f replyForm
+	f := replyForm{known: -1}
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
 		return f, fmt.Errorf("mailbox: the reply form is %q, not multipart/form-data", mt)
@@ -266,7 +270,7 @@ func readReplyForm(r *http.Request, body io.Reader) (replyForm, error) {
 				return f, nil
 			}
 			f.content = b
-		case "csrf", "art", "antwort-id":
+		case "csrf", "art", "antwort-id", "antworten-bekannt":
 			b, err := io.ReadAll(io.LimitReader(part, maxReplyField+1))
 			if err != nil {
 				return f, fmt.Errorf("mailbox: the reply form's field %s: %w", name, err)
@@ -279,6 +283,10 @@ func readReplyForm(r *http.Request, body io.Reader) (replyForm, error) {
 				f.csrf = string(b)
 			case "art":
 				f.kind = string(b)
+			case "antworten-bekannt":
+				if n, err := strconv.Atoi(string(b)); err == nil && n >= 0 {
+					f.known = n
+				}
 			default:
 				f.nonce = string(b)
 			}
@@ -304,6 +312,7 @@ const (
 	replyTooBig                    // beyond maxReplyFileBytes
 	replyType                      // not one of uploadTypes
 	replySentOther                 // this form was sent before, with another file or kind
+	replySentSince                 // another reply was sent since the page was served
 	replyRemoved                   // the case's bytes were removed (broker.ErrBytesRemoved)
 	replyRefused                   // the case's state allows none (broker.ErrConflict)
 	replyBusy                      // no room in the gateway's budget for bodies now
@@ -315,7 +324,7 @@ const (
 type replyRefusal struct {
 	why  replyWhy
 	kind string
-	sent *submission.Reply // replySentOther: the reply this form sent before
+	sent *submission.Reply // replySentOther: the reply this form sent before; replySentSince: the newest one sent since
 }
 
 // show puts the refusal on the case's page p of the case as read now (sub),
@@ -353,6 +362,14 @@ func (rr *replyRefusal) show(p *page, sub *submission.Submission) int {
 		return http.StatusUnsupportedMediaType
 	case replySentOther:
 		p.Error = nothing + "Dieses Formular war schon einmal abgeschickt worden, mit einer anderen Datei oder Art; gesendet ist die Antwort vom " + when(rr.sent.At) + " (siehe „Gesendete Antworten“). Um eine weitere Antwort zu senden, wählen Sie Art und Datei im Formular unten noch einmal aus."
+		return http.StatusConflict
+	case replySentSince:
+		by := ""
+		if rr.sent.Actor != "" {
+			by = " von " + rr.sent.Actor
+		}
+		p.Error = nothing + "Seit diese Seite geladen wurde, ist eine weitere Antwort gesendet worden: " + replyKindLabel(rr.sent.Kind) + " vom " + when(rr.sent.At) + by +
+			" (siehe „Gesendete Antworten“). Bitte prüfen Sie, ob Ihre Antwort noch nötig ist. Wenn ja, wählen Sie die Datei noch einmal aus und senden Sie sie erneut."
 		return http.StatusConflict
 	case replyBusy:
 		p.Error = nothing + "Das Gateway nimmt gerade so viele Sendungen entgegen, wie es auf einmal darf. Bitte senden Sie die Antwort in einer Minute erneut." + again
@@ -480,6 +497,25 @@ func (m *Mailbox) replyPost(w http.ResponseWriter, r *http.Request, s session, i
 			return
 		}
 	}
+	if f.known >= 0 {
+		// A reply sent since the page was served — by a colleague on the same
+		// case, or by the clerk herself in another tab, whose page did not
+		// show it — is shown before this one goes: the applicant got two
+		// Bescheide or two Rückfragen, the second sent by someone who never
+		// saw the first (an audit, 2026-12-07). This form's own earlier send
+		// (a double click) is no such reply: the desk answers it with the
+		// reply it stored. A reply sent in the moment between this read and
+		// the desk's store still goes through; the page then lists both.
+		cur, err := m.desk.Get(r.Context(), s.Office, id)
+		if err != nil {
+			m.deskError(w, r, s, err, "reply")
+			return
+		}
+		if since := repliesSince(cur.Replies, f.known, replyMessageID(f.nonce)); since != nil {
+			m.detailWithDraft(w, r, s, id, &draft{why: draftReply, reply: &replyRefusal{why: replySentSince, kind: f.kind, sent: since}})
+			return
+		}
+	}
 	// The form's own id is the reply's message id: the same form sent twice
 	// (a double click, a reload that sends it again) is stored once, and the
 	// applicant gets one Bescheid.
@@ -507,6 +543,22 @@ func (m *Mailbox) replyPost(w http.ResponseWriter, r *http.Request, s session, i
 	// line has them (docs/mailbox.md section 7); never the file's name.
 	m.log.Info("reply", "submission", id, "office", s.Office, "user", s.User, "kind", kind, "reply", rep.ID, "bytes", rep.Size)
 	http.Redirect(w, r, m.base.Path+"s/"+id+"?meldung=gesendet", http.StatusSeeOther)
+}
+
+// repliesSince is the newest of the replies after the first known ones, or nil
+// when there is none or one of them is this form's own (message id own): the
+// form was sent before, and the desk answers it with that reply.
+func repliesSince(replies []submission.Reply, known int, own string) *submission.Reply {
+	if known >= len(replies) {
+		return nil
+	}
+	for _, rep := range replies[known:] {
+		if rep.MessageID == own {
+			return nil
+		}
+	}
+	newest := replies[len(replies)-1]
+	return &newest
 }
 
 // replyMessageID is the reply's message id (broker.ReplyIn.MessageID) for the

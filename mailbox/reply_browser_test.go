@@ -135,3 +135,67 @@ func TestReplyInTheBrowser(t *testing.T) {
 		t.Fatalf("after the scan the portal sees %d replies, want 1", len(got))
 	}
 }
+
+// TestReplySentInAnotherTabIsShownFirst: the clerk has the case open in two
+// tabs (or a colleague has it open beside her). In one she sends a Rückfrage;
+// in the other, whose page was loaded before and lists no reply, she picks
+// another file and sends a Rückfrage again. That second one is not sent: the
+// page names the reply sent since it was loaded, lists it, and keeps the kind
+// chosen; sent again from that page, it goes. Before, the applicant got both
+// Rückfragen, the second from a page that showed no first.
+func TestReplySentInAnotherTabIsShownFirst(t *testing.T) {
+	r := newBrowserRig(t)
+	sub := r.e.receiveHandedOver(t, officeDresden)
+	dir := t.TempDir()
+	first, second := filepath.Join(dir, "Rückfrage Hübner.pdf"), filepath.Join(dir, "Rückfrage Hübner (2).pdf")
+	if err := os.WriteFile(first, paket.ExamplePDF("Bitte reichen Sie ein Foto nach."), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(second, paket.ExamplePDF("Bitte nennen Sie die Hausnummer."), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.login()
+	if code := r.nav("case in the first tab", chromedp.Navigate(r.base+"s/"+sub.ID)); code != http.StatusOK {
+		t.Fatalf("the case's page: HTTP %d", code)
+	}
+	tab2, closeTab2 := chromedp.NewContext(r.ctx)
+	defer closeTab2()
+	// The tab opens without a timeout: one on its first Run closes it (startChromium).
+	if err := chromedp.Do(tab2); err != nil {
+		t.Fatalf("open a second tab: %v", err)
+	}
+	do2, nav2 := browserSteps(t, tab2)
+	if code := nav2("case in the second tab", chromedp.Navigate(r.base+"s/"+sub.ID)); code != http.StatusOK {
+		t.Fatalf("the case's page in the second tab: HTTP %d", code)
+	}
+	do2("choose Rückfrage and the first file", chromedp.SetValue(chromedp.CSS("#art"), "Rueckfrage"),
+		chromedp.SetUploadFiles(chromedp.CSS("#datei"), []string{first}))
+	if code := nav2("send in the second tab", chromedp.Click(chromedp.CSS("#antwort button[type=submit]"))); code != http.StatusOK {
+		t.Fatalf("sending in the second tab: HTTP %d", code)
+	}
+
+	r.do("choose Rückfrage and the second file in the first tab", chromedp.SetValue(chromedp.CSS("#art"), "Rueckfrage"),
+		chromedp.SetUploadFiles(chromedp.CSS("#datei"), []string{second}))
+	code := r.nav("send in the first tab", chromedp.Click(chromedp.CSS("#antwort button[type=submit]")))
+	var p replyPage
+	r.eval(replyPageJS, &p)
+	var alert string
+	r.eval(`JSON.stringify((document.querySelector('[role=alert]') || {}).textContent || '')`, &alert)
+	if got := r.e.replies(t, sub.ID); len(got) != 1 {
+		t.Fatalf("the portal sees %d replies after the send from the page that showed none, want 1 (the first)", len(got))
+	}
+	if code != http.StatusConflict || !strings.HasPrefix(p.Title, "Fehler: ") || p.Kind != "Rueckfrage" ||
+		!strings.Contains(alert, "Nichts gesendet") || !strings.Contains(alert, "Rückfrage vom ") || !strings.Contains(alert, "von anna") ||
+		!strings.Contains(p.Sent, "Rückfrage vom ") {
+		t.Errorf("the send from the older page: HTTP %d, title %q, kind %q, alert %q, sent %q; want it refused, naming the Rückfrage sent since",
+			code, p.Title, p.Kind, alert, p.Sent)
+	}
+
+	r.do("choose the second file again", chromedp.SetUploadFiles(chromedp.CSS("#datei"), []string{second}))
+	if code := r.nav("send again", chromedp.Click(chromedp.CSS("#antwort button[type=submit]"))); code != http.StatusOK {
+		t.Fatalf("sending again: HTTP %d", code)
+	}
+	if got := r.e.replies(t, sub.ID); len(got) != 2 {
+		t.Fatalf("after sending again from the page that lists the first, the portal sees %d replies, want 2", len(got))
+	}
+}
