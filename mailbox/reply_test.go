@@ -167,7 +167,7 @@ func TestClerkSendsABescheid(t *testing.T) {
 	body := after.Body.String()
 	link := "s/" + sub.ID + "/antwort/" + r.ID
 	for _, want := range []string{"<title>Antwort gesendet: ", "Die Antwort ist gesendet", `id="h-antworten">Gesendete Antworten`,
-		`href="../` + link + `" download>Bescheid vom `, "PDF-Dokument", "von anna", "Antwort an das Portal gesendet: Bescheid"} {
+		`href="../` + link + `">Bescheid vom `, "PDF-Dokument", "von anna", "Antwort an das Portal gesendet: Bescheid"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page after sending lacks %q:\n%s", want, body)
 		}

@@ -34,12 +34,12 @@ const takeoverPageJS = `(() => {
 	const sec = q('section[aria-labelledby="h-uebernehmen"]');
 	const btn = sec && sec.querySelector('form[method="post"] button[type="submit"]');
 	const csrf = sec && sec.querySelector('form input[name="csrf"]');
-	const pkg = [...document.querySelectorAll('a[download]')].find(a => a.textContent.trim() === 'Originalpaket herunterladen');
+	const pkg = [...document.querySelectorAll('a[href*="/paket"]')].find(a => a.textContent.trim() === 'Originalpaket herunterladen');
 	return JSON.stringify({
 		Title: document.title, Flash: txt('.meldung.ok'), Head: txt('dl.kopfdaten'),
 		Decision: txt('#entscheidung'), History: txt('table.verlauf tbody'),
 		Takeover: !!sec, Button: btn ? btn.textContent.trim() : '',
-		Attachments: !!q('ul.anlagen a[download]'), Package: !!pkg,
+		Attachments: !!q('ul.anlagen a[href*="/anlage/"]'), Package: !!pkg,
 		DecisionForm: !!q('#entscheidung form #annehmen'),
 		CSRF: !!(csrf && csrf.value),
 	});

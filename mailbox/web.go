@@ -362,6 +362,10 @@ const sessionEnded = "Ihre Anmeldung ist abgelaufen (nach 30 Minuten ohne Seiten
 	"was Sie zuletzt abgeschickt haben, wurde nicht gespeichert. Bitte melden Sie sich wieder an: " +
 	"danach kommen Sie zurück zum Eingang."
 
+// sessionEndedPage is the login page's message after a page was asked for
+// without a live session, by a browser that had one: nothing was sent.
+const sessionEndedPage = "Ihre Anmeldung ist abgelaufen (nach 30 Minuten ohne Seitenaufruf oder nach 10 Stunden). Bitte melden Sie sich wieder an."
+
 // sessionEndedDraft is sessionEnded when the form sent was a decision: the login
 // page carries it on.
 const sessionEndedDraft = "Ihre Anmeldung ist abgelaufen (nach 30 Minuten ohne Seitenaufruf oder nach 10 Stunden); " +
@@ -422,6 +426,8 @@ var (
 	reTakeOver = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})/uebernehmen$`)
 	reReply    = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})/antwort$`)
 	reReplyGet = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})/antwort/([A-Za-z0-9._-]{1,128})$`)
+	// reCasePath is a case's page and every address under it (its downloads).
+	reCasePath = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})(?:/.*)?$`)
 	// reCaseAction is every form of a case's page.
 	reCaseAction = regexp.MustCompile(`^s/([A-Za-z0-9._-]{1,128})/(?:entscheidung|erledigt|uebernehmen|antwort)$`)
 )
@@ -474,9 +480,23 @@ func (m *Mailbox) serve(w http.ResponseWriter, r *http.Request) {
 	s, _, ok := m.current(r)
 	if !ok {
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			// Back to the case after the login, also from its downloads: a
+			// clerk whose session ended over lunch clicked an attachment on
+			// the case's page she had open, and after the login she was in
+			// the inbox, to look for the case again. The login page says why
+			// it came when the browser still had a session (a fresh browser
+			// from the notice's link has none), without the "nothing saved"
+			// of a form sent late: a page asked for loses nothing.
+			q := url.Values{}
+			if mt := reCasePath.FindStringSubmatch(p); mt != nil {
+				q.Set("weiter", "s/"+mt[1])
+			}
+			if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+				q.Set("abgelaufen", "seite")
+			}
 			target := m.base.Path + "login"
-			if p != "" && (reDetail.MatchString(p)) {
-				target += "?weiter=" + url.QueryEscape(p)
+			if len(q) > 0 {
+				target += "?" + q.Encode()
 			}
 			http.Redirect(w, r, target, http.StatusSeeOther)
 			return
@@ -752,15 +772,29 @@ func (m *Mailbox) deskError(w http.ResponseWriter, r *http.Request, s session, e
 func (m *Mailbox) login(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
+		next := r.URL.Query().Get("weiter")
 		if _, _, ok := m.current(r); ok {
-			http.Redirect(w, r, m.base.Path, http.StatusSeeOther)
+			// Signed in meanwhile (in another tab): on to where this login
+			// page was to lead, the case of a notice's link, say, not the inbox.
+			target := m.base.Path
+			if reDetail.MatchString(next) {
+				target += next
+			}
+			http.Redirect(w, r, target, http.StatusSeeOther)
 			return
 		}
-		p := m.loginPage(w, r, r.URL.Query().Get("weiter"))
+		p := m.loginPage(w, r, next)
 		if r.URL.Query().Get("abgemeldet") != "" {
 			p.Flash, p.TitleNote = flashes["abgemeldet"], flashTitles["abgemeldet"]
 		}
-		if r.URL.Query().Get("abgelaufen") != "" {
+		switch r.URL.Query().Get("abgelaufen") {
+		case "":
+		case "seite":
+			p.Error = sessionEndedPage
+			if p.LoginNext != "" {
+				p.Error += " Danach kommen Sie zurück zum Eingang."
+			}
+		default:
 			p.Error = sessionEnded
 		}
 		m.render(w, "login", http.StatusOK, p)

@@ -1,0 +1,67 @@
+package mailbox
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/chromedp"
+)
+
+// TestAttachmentClickedAfterTheSessionEndedLeadsBackToTheCase: the clerk
+// has a case open, the session ends over lunch, and she clicks an
+// attachment. The login page says her session ended, and after the login
+// she is back at the case, whose attachment she clicks again — no file of
+// the login page's HTML in her downloads under the attachment's link, and
+// not the inbox, where she had to look for the case again. A login page for
+// the case, reloaded when she is signed in again, leads to the case too.
+func TestAttachmentClickedAfterTheSessionEndedLeadsBackToTheCase(t *testing.T) {
+	r := newBrowserRig(t)
+	sub := r.e.receiveHandedOver(t, officeDresden)
+	r.login()
+	if code := r.nav("case", chromedp.Navigate(r.base+"s/"+sub.ID)); code != http.StatusOK {
+		t.Fatalf("the case's page: HTTP %d", code)
+	}
+	dlDir := t.TempDir()
+	r.do("downloads into a folder of the test's", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+			Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: dlDir, EventsEnabled: ptrTo(true)})
+		return err
+	}))
+	r.clock.Add(int64(sessionIdle + time.Minute))
+	code := r.nav("click the attachment after the session ended", chromedp.Click(chromedp.CSS(`ul.anlagen a`)))
+	var st struct{ Href, Title, Alert, Desc string }
+	const stateJS = `JSON.stringify({Href: location.href, Title: document.title,
+		Alert: (document.querySelector('[role=alert]') || {}).textContent || '',
+		Desc: (document.getElementById((document.activeElement.getAttribute('aria-describedby') || '').split(' ')[0] || 'x') || {}).textContent || ''})`
+	r.eval(stateJS, &st)
+	if code != http.StatusOK || !strings.Contains(st.Href, "/login") || !strings.Contains(st.Alert, "abgelaufen") ||
+		strings.Contains(st.Alert, "nicht gespeichert") || !strings.Contains(st.Alert, "zurück zum Eingang") {
+		t.Errorf("the click after the session ended: HTTP %d at %s, alert %q; want the login page saying the session ended", code, st.Href, st.Alert)
+	}
+	r.do("log in again", chromedp.SendKeys(chromedp.CSS("#benutzer"), "anna"), chromedp.SendKeys(chromedp.CSS("#passwort"), "anna-passwort"))
+	if code := r.nav("log in again", chromedp.Click(chromedp.CSS("form.karte button[type=submit]"))); code != http.StatusOK {
+		t.Fatalf("log in again: HTTP %d", code)
+	}
+	r.eval(stateJS, &st)
+	if !strings.HasSuffix(st.Href, "/s/"+sub.ID) {
+		t.Errorf("after logging in again: at %s, want back at the case", st.Href)
+	}
+	if des, err := os.ReadDir(dlDir); err != nil || len(des) != 0 {
+		t.Errorf("downloads after the click without a session: %v (%v); want none (the login page is no attachment)", des, err)
+	}
+
+	// A login page left open in another tab (from a notice's link, say),
+	// reloaded once she is signed in: on to its case, not to the inbox.
+	if code := r.nav("reload a login page for the case", chromedp.Navigate(r.base+"login?weiter=s%2F"+sub.ID)); code != http.StatusOK {
+		t.Fatalf("the login page for the case while signed in: HTTP %d", code)
+	}
+	r.eval(stateJS, &st)
+	if !strings.HasSuffix(st.Href, "/s/"+sub.ID) {
+		t.Errorf("the login page for the case while signed in leads to %s, want the case", st.Href)
+	}
+}
