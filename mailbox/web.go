@@ -891,6 +891,22 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request, caseID strin
 	}
 	c, err := r.Cookie(loginCookie)
 	if err != nil || !sameToken(r.PostForm.Get("csrf"), c.Value) {
+		if cur, _, ok := m.current(r); ok && !crossSite(r) {
+			// Signed in already, in this browser (the session cookie is
+			// SameSite=Lax: another site's POST comes without it): the login
+			// form sent once more — a reload of the case's page that the
+			// login answered with, which the browser sends again, or Back to
+			// it. The login's token was spent by the first; this answered
+			// "veraltet", and the reason carried through the login was gone.
+			// Nothing is decided here either: the case's form has the
+			// session's token, and the clerk sends it.
+			if d != nil && (d.Author == "" || d.Author == cur.User) {
+				m.detailWithDraft(w, r, cur, caseID, d)
+				return
+			}
+			m.redirectAfterLogin(w, r, caseID)
+			return
+		}
 		// Not this browser's login form: what it carries is nobody's draft. Another
 		// site could post a reason and "ablehnen" to the case's address, and the
 		// clerk found them in the case's form after the login (a review).
@@ -969,6 +985,12 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request, caseID strin
 		m.detailWithDraft(w, r, s, caseID, d)
 		return
 	}
+	m.redirectAfterLogin(w, r, caseID)
+}
+
+// redirectAfterLogin leads a login on: to the case it was for (its field
+// "weiter", or caseID of the address it was sent to), else to the inbox.
+func (m *Mailbox) redirectAfterLogin(w http.ResponseWriter, r *http.Request, caseID string) {
 	target := m.base.Path
 	if next := r.PostForm.Get("weiter"); reDetail.MatchString(next) {
 		target += next

@@ -1718,3 +1718,50 @@ func readOnce(t *testing.T, name, id string, reads map[string]int) {
 		}
 	}
 }
+
+// TestLoginWithADraftSentAgainKeepsIt: the login after a late decision
+// answers with the case and the reason in its form. That page is the answer
+// to a POST: a reload sends the login form again (the browser asks, and the
+// clerk says yes), and so does Back to it. The login's token was spent by
+// the first, and the answer was "Das Anmeldeformular war veraltet", the
+// reason gone. Signed in already, the browser gets the case with the draft
+// again; nothing is decided.
+func TestLoginWithADraftSentAgainKeepsIt(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	e := startBrokerEnv(t, t.TempDir(), Options{Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	sub := e.receiveHandedOver(t, officeDresden)
+	anna := e.login(t, "anna", "anna-passwort")
+	at := "/postfach/s/" + sub.ID
+	tok := csrfFrom(t, anna.get(at).Body.String())
+	clock.Add(int64(sessionIdle + time.Minute))
+	reason := "Die Mängelstelle liegt auf Privatgrund;\nbitte wenden Sie sich an die Eigentümerin."
+	rec := anna.post(at+"/entscheidung", url.Values{"csrf": {tok}, "ergebnis": {"ablehnen"}, "begruendung": {reason}, "verfasser": {"anna"}})
+	if rec.Code != http.StatusUnauthorized {
+		t.Fatalf("the late decision: %d", rec.Code)
+	}
+	loginForm := url.Values{"csrf": {csrfFrom(t, rec.Body.String())}, "benutzer": {"anna"}, "passwort": {"anna-passwort"},
+		"ergebnis": {"ablehnen"}, "begruendung": {reason}, "verfasser": {"anna"}}
+	if rec := anna.post(at, loginForm); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), html.EscapeString(reason)+"</textarea>") {
+		t.Fatalf("the login: %d, not the case with the draft", rec.Code)
+	}
+	rec = anna.post(at, loginForm) // the reload
+	body := rec.Body.String()
+	if rec.Code != http.StatusOK || !strings.Contains(body, html.EscapeString(reason)+"</textarea>") || !strings.Contains(body, `value="ablehnen" checked`) ||
+		strings.Contains(body, "veraltet") {
+		t.Fatalf("the login form sent again: %d, not the case with the draft\n%.2000s", rec.Code, body)
+	}
+	if now, _ := e.b.Submission(sub.ID); now.Decision != nil {
+		t.Fatalf("the login form sent again decided: %+v", now.Decision)
+	}
+	if rec := anna.post(at+"/entscheidung", url.Values{"csrf": {csrfFrom(t, body)}, "ergebnis": {"ablehnen"}, "begruendung": {reason}}); rec.Code != http.StatusSeeOther {
+		t.Fatalf("sending the case's form: %d", rec.Code)
+	}
+	if now, _ := e.b.Submission(sub.ID); now.Decision == nil || now.Decision.Reason != reason {
+		t.Fatalf("the decision: %+v", now.Decision)
+	}
+	// Without a draft, a login form sent again while signed in leads on, too.
+	if rec := anna.post("/postfach/login", url.Values{"csrf": {"alt"}, "benutzer": {"anna"}, "passwort": {"anna-passwort"}, "weiter": {"s/" + sub.ID}}); rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != at {
+		t.Errorf("a spent login form while signed in: %d to %q, want on to the case", rec.Code, rec.Header().Get("Location"))
+	}
+}
