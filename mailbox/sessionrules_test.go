@@ -123,3 +123,38 @@ func TestUserMovedToAnotherOfficeLosesTheSession(t *testing.T) {
 		t.Fatal("the session opened for amt-a is still valid after anna moved to amt-b")
 	}
 }
+
+// TestDecisionFormSaysTheSessionsLastMinute: late in a long day the session
+// ends sessionMax after the login, whatever the clerk does. The decision form
+// said "endet nach 30 Minuten ohne Seitenaufruf, jetzt also um …" of that
+// time too, which read as an end she could put off by working on; it says
+// that it ends then, work or not.
+func TestDecisionFormSaysTheSessionsLastMinute(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Date(2026, 12, 7, 6, 30, 0, 0, time.UTC).UnixNano())
+	e := startBrokerEnv(t, t.TempDir(), Options{Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	sub := e.receiveHandedOver(t, officeDresden)
+	anna := e.login(t, "anna", "anna-passwort")
+	warning := func() string {
+		t.Helper()
+		page := anna.get("/postfach/s/" + sub.ID).Body.String()
+		i := strings.Index(page, `id="sitzung-hinweis">`)
+		if i < 0 {
+			t.Fatalf("the case's page has no session note:\n%s", page)
+		}
+		return page[i : i+strings.Index(page[i:], "</p>")]
+	}
+	if w := warning(); !strings.Contains(w, "nach 30 Minuten ohne Seitenaufruf, jetzt also um 08:00 Uhr") {
+		t.Errorf("in the morning the note says %q", w)
+	}
+	for range 28 { // a page every 20 minutes, to 09:20 hours after the login
+		clock.Add(int64(20 * time.Minute))
+		if rec := anna.get("/postfach/"); rec.Code != http.StatusOK {
+			t.Fatalf("the inbox during the day: %d", rec.Code)
+		}
+	}
+	clock.Add(int64(20 * time.Minute)) // 09:40 after the login: 20 minutes are left
+	if w := warning(); strings.Contains(w, "ohne Seitenaufruf") || !strings.Contains(w, "endet um 17:30 Uhr, 10 Stunden nach der Anmeldung, auch wenn Sie weiterarbeiten") {
+		t.Errorf("20 minutes before the session's longest life ends, the note says %q", w)
+	}
+}

@@ -153,6 +153,11 @@ type page struct {
 	// ("15:04 Uhr"): the decision form warns of it, as there is no script that could
 	// warn just before (WCAG 2.2.1).
 	SessionEnds string
+	// SessionAtMost: SessionEnds is the session's longest life (sessionMax
+	// after the login), not its idle end: work on the page does not put it
+	// off. The form said "nach 30 Minuten ohne Seitenaufruf" of that time
+	// too, and a clerk late in a long day took it for one she could extend.
+	SessionAtMost bool
 
 	// error
 	Status int
@@ -1252,6 +1257,7 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 	p.Sub = sub
 	p.Elsewhere = elsewhere
 	p.SessionEnds = s.ends().In(berlin).Format("15:04 Uhr")
+	p.SessionAtMost = s.ends().Equal(s.Created.Add(sessionMax))
 	if sub.BytesRemovedAt != nil {
 		p.ViewErr = "" // after the events are read: retention or erasure
 	} else if pkg == nil && unread == nil {
