@@ -88,8 +88,15 @@ func (m *Mailbox) takeOver(w http.ResponseWriter, r *http.Request, s session, id
 	sub, rc, err := m.desk.OpenPackage(r.Context(), s.Office, id, broker.Pickup{Channel: channel.Mailbox, Receiver: receiverName(s.User), Admit: admit})
 	if errors.Is(err, errNotElsewhere) {
 		// Delivered meanwhile (the system fetched it) or never elsewhere: the
-		// page shows the case as it is.
-		http.Redirect(w, r, back, http.StatusSeeOther)
+		// page shows the case as it is. Taken over by this clerk already, it
+		// is her own takeover sent twice — a double click, whose second
+		// answer is the one the browser shows: it says so, as the first
+		// answer did, not a page without a word of what her click did.
+		msg := ""
+		if cur, gerr := m.desk.Get(r.Context(), s.Office, id); gerr == nil && cur.TakenOverFrom != "" && cur.Receiver == receiverName(s.User) {
+			msg = "?meldung=uebernommen"
+		}
+		http.Redirect(w, r, back+msg, http.StatusSeeOther)
 		return
 	}
 	if err != nil {

@@ -198,3 +198,35 @@ func addBound(mem *memDesk, st submission.State, ch string, ids ...string) {
 			Targets: []submission.Target{{Channel: ch}, {Channel: channel.Mailbox}}}, []byte("<Antragspaket/>"), nil)
 	}
 }
+
+// TestTakeoverClickedTwiceSaysSo: a double click on "Eingang hier übernehmen
+// und öffnen" sends the form twice, and the browser shows the second answer.
+// The first took the case over; the second found nothing left to take over
+// and led to the case without a word, so the clerk was not told what her
+// click did. The second answer says "übernommen" too — hers, not a
+// colleague's: his click after hers leads to the case without it.
+func TestTakeoverClickedTwiceSaysSo(t *testing.T) {
+	mem := newMemDesk()
+	addBound(mem, submission.StateHandedOver, channel.XTA, "doppelt")
+	m, err := New(Options{Desk: mem, DataDir: t.TempDir(), Users: []User{
+		{Name: "anna", Office: "amt-a", PasswordHash: fastHash(t, "anna-passwort")},
+		{Name: "bernd", Office: "amt-a", PasswordHash: fastHash(t, "bernd-passwort")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	anna, bernd := newClient(t, m.Handler()), newClient(t, m.Handler())
+	anna.mustLogin("anna", "anna-passwort")
+	bernd.mustLogin("bernd", "bernd-passwort")
+	annaForm := url.Values{"csrf": {csrfFrom(t, anna.get("/postfach/s/doppelt").Body.String())}}
+	berndForm := url.Values{"csrf": {csrfFrom(t, bernd.get("/postfach/s/doppelt").Body.String())}}
+	const taken = "/postfach/s/doppelt?meldung=uebernommen"
+	for i := range 2 {
+		if res := anna.post("/postfach/s/doppelt/uebernehmen", annaForm).Result(); res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != taken {
+			t.Errorf("anna's takeover, sent %d. time: %d to %q, want %q", i+1, res.StatusCode, res.Header.Get("Location"), taken)
+		}
+	}
+	if res := bernd.post("/postfach/s/doppelt/uebernehmen", berndForm).Result(); res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/postfach/s/doppelt" {
+		t.Errorf("bernd's takeover after anna's: %d to %q, want the case without \"übernommen\"", res.StatusCode, res.Header.Get("Location"))
+	}
+}
