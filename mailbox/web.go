@@ -496,6 +496,18 @@ func (m *Mailbox) serve(w http.ResponseWriter, r *http.Request) {
 			if mt := reCasePath.FindStringSubmatch(p); mt != nil {
 				q.Set("weiter", "s/"+mt[1])
 			}
+			if r.Header.Get("Range") != "" {
+				// A browser resuming a broken download (no page is asked
+				// for with a range): Chromium follows a redirect, takes
+				// the login page's whole answer for the file, and
+				// completes the download with it under the attachment's
+				// name. Refused, the download stays interrupted, its part
+				// kept, for the clerk to resume after logging in.
+				lp := m.loginPage(w, r, q.Get("weiter"))
+				lp.Error = sessionEndedPage
+				m.render(w, "login", http.StatusUnauthorized, lp)
+				return
+			}
 			if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
 				q.Set("abgelaufen", "seite")
 			}

@@ -1765,3 +1765,37 @@ func TestLoginWithADraftSentAgainKeepsIt(t *testing.T) {
 		t.Errorf("a spent login form while signed in: %d to %q, want on to the case", rec.Code, rec.Header().Get("Location"))
 	}
 }
+
+// TestResumedDownloadWithoutSessionIsRefused: a broken download of a big
+// attachment, resumed after the session ended (the clerk clicks "Fortsetzen"
+// after lunch), came with a range and got the redirect to the login page.
+// Chromium follows it, takes a whole answer to a range request for the file
+// anew, and completes the download with the login page's HTML under the
+// attachment's name. Refused (401, no redirect), the download stays
+// interrupted, to be resumed after the login.
+func TestResumedDownloadWithoutSessionIsRefused(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	e := startBrokerEnv(t, t.TempDir(), Options{Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	sub := e.receiveHandedOver(t, officeDresden)
+	anna := e.login(t, "anna", "anna-passwort")
+	at := "/postfach/s/" + sub.ID
+	anna.get(at)
+	part := anna.do(http.MethodGet, at+"/anlage/anlage-1", nil, "Range", "bytes=0-9")
+	if part.Code != http.StatusPartialContent {
+		t.Fatalf("the first part of the attachment: %d", part.Code)
+	}
+	etag := part.Header().Get("ETag")
+	clock.Add(int64(sessionIdle + time.Minute))
+	rec := anna.do(http.MethodGet, at+"/anlage/anlage-1", nil, "Range", "bytes=10-", "If-Range", etag)
+	if rec.Code != http.StatusUnauthorized || rec.Header().Get("Location") != "" || rec.Header().Get("Content-Disposition") != "" {
+		t.Errorf("the resumption after the session ended: %d, Location %q; want 401 without a redirect", rec.Code, rec.Header().Get("Location"))
+	}
+	if rec := anna.get(at + "/anlage/anlage-1"); rec.Code != http.StatusSeeOther || !strings.Contains(rec.Header().Get("Location"), "weiter=s%2F"+sub.ID) {
+		t.Errorf("a click on the attachment after the session ended: %d to %q, want the login leading back to the case", rec.Code, rec.Header().Get("Location"))
+	}
+	anna.mustLogin("anna", "anna-passwort")
+	if rec := anna.do(http.MethodGet, at+"/anlage/anlage-1", nil, "Range", "bytes=10-", "If-Range", etag); rec.Code != http.StatusPartialContent {
+		t.Errorf("the resumption after the login: %d, want the rest (206)", rec.Code)
+	}
+}
