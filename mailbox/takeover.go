@@ -79,8 +79,10 @@ func (m *Mailbox) takeOver(w http.ResponseWriter, r *http.Request, s session, id
 	// Whether the case is still on its way is asked on the record the desk
 	// reads for the pickup (Pickup.Admit): the takeover read it once for that
 	// and the desk once more.
+	ownAlready := false // taken over by this clerk before: her click sent twice
 	admit := func(cur *submission.Submission) error {
 		if waitingElsewhere(cur) == "" {
+			ownAlready = cur.TakenOverFrom != "" && cur.Receiver == receiverName(s.User)
 			return errNotElsewhere
 		}
 		return nil
@@ -93,7 +95,7 @@ func (m *Mailbox) takeOver(w http.ResponseWriter, r *http.Request, s session, id
 		// answer is the one the browser shows: it says so, as the first
 		// answer did, not a page without a word of what her click did.
 		msg := ""
-		if cur, gerr := m.desk.Get(r.Context(), s.Office, id); gerr == nil && cur.TakenOverFrom != "" && cur.Receiver == receiverName(s.User) {
+		if ownAlready {
 			msg = "?meldung=uebernommen"
 		}
 		http.Redirect(w, r, back+msg, http.StatusSeeOther)
