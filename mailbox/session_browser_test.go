@@ -65,3 +65,31 @@ func TestAttachmentClickedAfterTheSessionEndedLeadsBackToTheCase(t *testing.T) {
 		t.Errorf("the login page for the case while signed in leads to %s, want the case", st.Href)
 	}
 }
+
+// TestFailedDownloadIsAPageWithTheWayBack: the clerk has the case open while
+// the retention removes its files, and clicks an attachment. She gets the
+// page that says why (410) — with the links' download attribute, Chromium
+// saved that page as a file and showed nothing — and its link leads back to
+// the case, not only to the inbox.
+func TestFailedDownloadIsAPageWithTheWayBack(t *testing.T) {
+	r := newBrowserRig(t)
+	sub := r.e.receiveHandedOver(t, officeDresden)
+	r.login()
+	if code := r.nav("case", chromedp.Navigate(r.base+"s/"+sub.ID)); code != http.StatusOK {
+		t.Fatalf("the case's page: HTTP %d", code)
+	}
+	if _, err := r.e.b.Erase(t.Context(), sub.ID, "admin", "Löschung auf Antrag"); err != nil {
+		t.Fatalf("erase the case's files: %v", err)
+	}
+	code := r.nav("click the attachment", chromedp.Click(chromedp.CSS(`ul.anlagen a`)))
+	var st struct{ Href, H1, Alert, Back string }
+	r.eval(`JSON.stringify({Href: location.href, H1: document.querySelector('h1').textContent,
+		Alert: (document.querySelector('[role=alert]') || {}).textContent || '',
+		Back: ([...document.querySelectorAll('main a')].find(a => a.textContent === 'Zurück zum Eingang') || {}).href || ''})`, &st)
+	if code != http.StatusGone || st.H1 != "Gelöscht" || !strings.Contains(st.Alert, "gelöscht") || !strings.HasSuffix(st.Back, "/s/"+sub.ID) {
+		t.Fatalf("the click on the removed attachment: HTTP %d, %+v; want the page saying so, with the way back to the case", code, st)
+	}
+	if code := r.nav("back to the case", chromedp.Click(chromedp.CSS(`main p a`))); code != http.StatusOK {
+		t.Errorf("the way back: HTTP %d", code)
+	}
+}

@@ -161,6 +161,9 @@ type page struct {
 
 	// error
 	Status int
+	// CaseBack is, on an error page under a case's address (a download that
+	// failed), the case's address: the way back is to it, not to the inbox.
+	CaseBack string
 }
 
 type option struct {
@@ -687,6 +690,11 @@ func (m *Mailbox) base1(s *session, root string) *page {
 func (m *Mailbox) fail(w http.ResponseWriter, r *http.Request, s *session, status int) {
 	p := m.base1(s, rootFor(r, m.base.Path))
 	p.Status = status
+	if mt := reCasePath.FindStringSubmatch(strings.TrimPrefix(r.URL.Path, m.base.Path)); s != nil && mt != nil && status != http.StatusNotFound {
+		// A download's error is a page since its link has no download
+		// attribute: it leads back to the case it was clicked on.
+		p.CaseBack = "s/" + mt[1]
+	}
 	switch status {
 	case http.StatusNotFound:
 		p.Title = "Nicht gefunden"
