@@ -368,7 +368,7 @@ func (rr *replyRefusal) show(p *page, sub *submission.Submission) int {
 		if rr.sent.Actor != "" {
 			by = " von " + rr.sent.Actor
 		}
-		p.Error = nothing + "Seit diese Seite geladen wurde, ist eine weitere Antwort gesendet worden: " + replyKindLabel(rr.sent.Kind) + " vom " + when(rr.sent.At) + by +
+		p.Error = nothing + "Seit diese Seite geladen wurde, ist eine Antwort gesendet worden: " + replyKindLabel(rr.sent.Kind) + " vom " + when(rr.sent.At) + by +
 			" (siehe „Gesendete Antworten“). Bitte prüfen Sie, ob Ihre Antwort noch nötig ist. Wenn ja, wählen Sie die Datei noch einmal aus und senden Sie sie erneut."
 		return http.StatusConflict
 	case replyBusy:
