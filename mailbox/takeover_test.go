@@ -170,6 +170,14 @@ func TestHandOverAfterTakeoverIsOnThePage(t *testing.T) {
 	if strings.Contains(page, "das ihn nicht mehr erhält") || strings.Contains(page, "Bereitgestellt, wartet auf Öffnung</td><td data-label=\"Weg\">Übergabeordner") {
 		t.Errorf("the page still says the Fachverfahren does not get the case, or calls the hand-over an ordinary one")
 	}
+	// The address the takeover led to, as the page after it (the hand-over
+	// known at once) or a reload later shows it: its message says the
+	// Fachverfahren does not get the case no more.
+	flashed := c.get("/postfach/s/ordner?meldung=uebernommen").Body.String()
+	if strings.Contains(flashed, "dorthin geht er nicht mehr") || !strings.Contains(flashed, "Sie haben den Eingang übernommen") ||
+		!strings.Contains(flashed, "trotzdem auch in den Übergabeordner gelangt") {
+		t.Errorf("the takeover's message beside the warning says the Fachverfahren does not get the case, or lacks the takeover:\n%s", flashed)
+	}
 	if strings.Contains(page, "Ihrer Übernahme") || strings.Contains(page, `role="note"`) {
 		t.Errorf("the warning dates the takeover by the hand-over's time, or is marked up as an aside")
 	}

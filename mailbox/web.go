@@ -364,6 +364,10 @@ var flashes = map[string]string{
 	"gesendet":          "Die Antwort ist gesendet: Das Portal der antragstellenden Person kann sie jetzt abrufen. Sie steht unten unter „Gesendete Antworten“.",
 }
 
+// flashTakenOverTooLate is the "uebernommen" message of a case whose case
+// folder reached the transfer folder all the same.
+const flashTakenOverTooLate = "Sie haben den Eingang übernommen: Er gilt als Ihrer Dienststelle zugestellt. Er ist aber trotzdem auch in den Übergabeordner gelangt; lesen Sie bitte „Achtung, möglicherweise doppelt“."
+
 // sessionEnded is the login page's message after a form was sent without a live
 // session.
 const sessionEnded = "Ihre Anmeldung ist abgelaufen (nach 30 Minuten ohne Seitenaufruf oder nach 10 Stunden); " +
@@ -1317,6 +1321,13 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 		msg = "" // an old address (Back, the history, a bookmark): the case has moved on
 	}
 	p.Flash, p.TitleNote = flashes[msg], flashTitles[msg]
+	if msg == "uebernommen" && sub.HandedOverAfterTakeover() {
+		// The takeover came too late to stop the transfer channel's attempt
+		// (known at once, or found later while the address is reloaded): the
+		// flash said "dorthin geht er nicht mehr" above the warning that it
+		// got there.
+		p.Flash = flashTakenOverTooLate
+	}
 	switch msg {
 	case "grund-fehlt", "ungueltig", "konflikt", "schon-entschieden":
 		p.Error, p.Flash = p.Flash, ""
