@@ -93,3 +93,44 @@ func TestFailedDownloadIsAPageWithTheWayBack(t *testing.T) {
 		t.Errorf("the way back: HTTP %d", code)
 	}
 }
+
+// TestLogoutFromAnOlderTabLogsOut: the clerk's session ended; she signed in
+// again in a second tab and worked there. At the end of the day she clicks
+// "Abmelden" in the first tab, whose page is from the earlier session. That
+// form's token was the old session's, and the logout was refused ("Die
+// Anfrage wurde abgewiesen"): the shared computer stayed signed in.
+func TestLogoutFromAnOlderTabLogsOut(t *testing.T) {
+	r := newBrowserRig(t)
+	sub := r.e.receiveHandedOver(t, officeDresden)
+	r.login()
+	if code := r.nav("case in the first tab", chromedp.Navigate(r.base+"s/"+sub.ID)); code != http.StatusOK {
+		t.Fatalf("the case's page: HTTP %d", code)
+	}
+	r.clock.Add(int64(sessionIdle + time.Minute))
+	tab2, closeTab2 := chromedp.NewContext(r.ctx)
+	defer closeTab2()
+	if err := chromedp.Do(tab2); err != nil { // no timeout on a tab's first Run (startChromium)
+		t.Fatalf("open a second tab: %v", err)
+	}
+	do2, nav2 := browserSteps(t, tab2)
+	do2("sign in again in the second tab", chromedp.Navigate(r.base+"s/"+sub.ID), chromedp.WaitVisible(chromedp.CSS("#benutzer")),
+		chromedp.SendKeys(chromedp.CSS("#benutzer"), "anna"), chromedp.SendKeys(chromedp.CSS("#passwort"), "anna-passwort"))
+	if code := nav2("sign in", chromedp.Click(chromedp.CSS("form.karte button[type=submit]"))); code != http.StatusOK {
+		t.Fatalf("signing in again: HTTP %d", code)
+	}
+
+	code := r.nav("Abmelden in the first tab", chromedp.Click(chromedp.CSS(`header form button`)))
+	var title string
+	r.eval(`JSON.stringify(document.title)`, &title)
+	if code != http.StatusOK || !strings.HasPrefix(title, "Abgemeldet: ") {
+		t.Errorf("Abmelden on the older page: HTTP %d, %q; want the login page saying she is logged out", code, title)
+	}
+	if code := nav2("reload the second tab", chromedp.Navigate(r.base+"s/"+sub.ID)); code != http.StatusOK {
+		t.Fatalf("the second tab: HTTP %d", code)
+	}
+	var href2 string
+	evalJSON(t, tab2, 30*time.Second, "where the second tab is", `JSON.stringify(location.href)`, &href2)
+	if !strings.Contains(href2, "/login") {
+		t.Errorf("after Abmelden the second tab opens the case at %s: still signed in", href2)
+	}
+}
