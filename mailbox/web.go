@@ -939,9 +939,19 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request, caseID strin
 		// Not this browser's login form: what it carries is nobody's draft. Another
 		// site could post a reason and "ablehnen" to the case's address, and the
 		// clerk found them in the case's form after the login (a review).
-		d = nil
+		// Unless the browser says the form is this site's own (Sec-Fetch-Site,
+		// which no page can set): then it is her login page, left open longer
+		// than its token lives (loginCookie, an hour), and the reason it
+		// carries was dropped with it.
+		if r.Header.Get("Sec-Fetch-Site") != "same-origin" {
+			d = nil
+		}
 		p := again(r.PostForm.Get("weiter"))
 		p.Error = "Das Anmeldeformular war veraltet. Bitte melden Sie sich noch einmal an."
+		if d != nil {
+			p.LoginName = d.Author
+			p.Error = "Das Anmeldeformular war veraltet. Bitte melden Sie sich noch einmal an; Ihre Entscheidung wird weiter mitgeführt und ist noch nicht gespeichert."
+		}
 		m.render(w, "login", http.StatusForbidden, p)
 		return
 	}

@@ -1799,3 +1799,45 @@ func TestResumedDownloadWithoutSessionIsRefused(t *testing.T) {
 		t.Errorf("the resumption after the login: %d, want the rest (206)", rec.Code)
 	}
 }
+
+// TestLoginPageLeftOpenKeepsTheDraft: the login page that carries a late
+// decision was left open longer than its token lives (an hour: lunch). Sent
+// then, it was "veraltet", and the reason it carried was dropped with it. The
+// browser says the form is this site's own (Sec-Fetch-Site: same-origin),
+// so the refused login page carries the draft on, and the next login leads
+// to the case with it. Another site's POST, or one without that header,
+// still carries nothing (TestAnotherSiteCannotPlantADraft).
+func TestLoginPageLeftOpenKeepsTheDraft(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	e := startBrokerEnv(t, t.TempDir(), Options{Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	sub := e.receiveHandedOver(t, officeDresden)
+	anna := e.login(t, "anna", "anna-passwort")
+	at := "/postfach/s/" + sub.ID
+	tok := csrfFrom(t, anna.get(at).Body.String())
+	clock.Add(int64(sessionIdle + time.Minute))
+	reason := "Die Mängelstelle liegt auf Privatgrund."
+	rec := anna.post(at+"/entscheidung", url.Values{"csrf": {tok}, "ergebnis": {"ablehnen"}, "begruendung": {reason}, "verfasser": {"anna"}})
+	if rec.Code != http.StatusUnauthorized {
+		t.Fatalf("the late decision: %d", rec.Code)
+	}
+	form := url.Values{"csrf": {csrfFrom(t, rec.Body.String())}, "benutzer": {"anna"}, "passwort": {"anna-passwort"},
+		"ergebnis": {"ablehnen"}, "begruendung": {reason}, "verfasser": {"anna"}}
+	anna.mu.Lock()
+	delete(anna.cookies, loginCookie) // an hour later: the browser dropped it
+	anna.mu.Unlock()
+	rec = anna.do(http.MethodPost, at, form, "Sec-Fetch-Site", "same-origin")
+	body := rec.Body.String()
+	if rec.Code != http.StatusForbidden || !strings.Contains(body, `name="begruendung" value="`+html.EscapeString(reason)+`"`) ||
+		!strings.Contains(body, `name="ergebnis" value="ablehnen"`) || !strings.Contains(body, `value="anna"`) {
+		t.Fatalf("the login page sent after its token's hour: %d, the draft not carried on\n%.3000s", rec.Code, body)
+	}
+	form.Set("csrf", csrfFrom(t, body))
+	rec = anna.do(http.MethodPost, at, form, "Sec-Fetch-Site", "same-origin")
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), html.EscapeString(reason)+"</textarea>") {
+		t.Fatalf("the login after: %d, not the case with the draft", rec.Code)
+	}
+	if now, _ := e.b.Submission(sub.ID); now.Decision != nil {
+		t.Fatalf("the login decided: %+v", now.Decision)
+	}
+}
