@@ -109,8 +109,8 @@ func FuzzParseMessage(f *testing.F) {
 			t.Fatal("parsed without envelope and body")
 		}
 		if cc := m.env.Body.ContentContainer; cc != nil {
-			if cc.Message != nil {
-				_, _ = m.content(cc.Message)
+			for i := range cc.Message {
+				_, _ = m.content(&cc.Message[i])
 			}
 			for i := range cc.Attachment {
 				_, _ = m.content(&cc.Attachment[i])

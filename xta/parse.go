@@ -95,7 +95,10 @@ type xMetaData struct {
 	} `xml:"https://xoev.de/transport/xta/core/3.1.1 MessageProperty"`
 }
 
-// xContent is a ContentType element: base64 text or an xop:Include.
+// xContent is a ContentType element: base64 text or an xop:Include. Other
+// holds any other element in it, which the schema does not allow: the text
+// of an element read as chardata is only the element's own, so an XML
+// document put in as elements read as empty content.
 type xContent struct {
 	ContentType string `xml:"contentType,attr"`
 	Encoding    string `xml:"encoding,attr"`
@@ -106,10 +109,13 @@ type xContent struct {
 	Include     *struct {
 		Href string `xml:"href,attr"`
 	} `xml:"http://www.w3.org/2004/08/xop/include Include"`
+	Other []xAny `xml:",any"`
 }
 
+// xContainer is a ContentContainer. Message is a list though the schema allows
+// one: a second one read into a single field replaced the first.
 type xContainer struct {
-	Message    *xContent  `xml:"https://xoev.de/transport/xta/core/3.1.1 Message"`
+	Message    []xContent `xml:"https://xoev.de/transport/xta/core/3.1.1 Message"`
 	Attachment []xContent `xml:"https://xoev.de/transport/xta/core/3.1.1 Attachment"`
 	Extensions *struct{}  `xml:"https://xoev.de/transport/xta/core/3.1.1 Extensions"`
 }
@@ -717,6 +723,9 @@ func scanMarkup(b []byte) markup {
 // content returns the bytes of a ContentType element: its base64 text or the MIME
 // part its xop:Include names.
 func (m *message) content(c *xContent) ([]byte, error) {
+	if len(c.Other) > 0 {
+		return nil, malformed("a content element holds the element %s; its content is base64 (or one xop:Include): encode an XML document as base64", qname(c.Other[0].XMLName))
+	}
 	if c.Include != nil {
 		href := c.Include.Href
 		if !strings.HasPrefix(href, "cid:") {
@@ -799,4 +808,12 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 		return n, errLimit
 	}
 	return n, err
+}
+
+// qname writes an element name for a fault: {namespace}local, or local alone.
+func qname(n xml.Name) string {
+	if n.Space == "" {
+		return n.Local
+	}
+	return "{" + n.Space + "}" + n.Local
 }

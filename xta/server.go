@@ -1137,22 +1137,31 @@ func (s *Server) sendMessage(c *call, sync bool) (*answer, error) {
 		return nil, fault(ParameterIsNotValid, "the reply names no case: set MessageProperty Key=InReplyTo to the case's XTAMessageID")
 	}
 	cc := c.msg.env.Body.ContentContainer
-	if cc == nil || cc.Message == nil {
+	if cc == nil || len(cc.Message) == 0 {
 		return nil, fault(ParameterIsNotValid, "ContentContainer/Message is required")
+	}
+	if len(cc.Message) > 1 {
+		// One would be stored, the other lost while the office is told "sent".
+		return nil, fault(ParameterIsNotValid, "ContentContainer holds %d Message elements; it takes one (send further documents as Attachment)", len(cc.Message))
 	}
 	if cc.Extensions != nil {
 		return nil, fault(UnsupportedExtension, "ContentContainer/Extensions")
 	}
-	msg, err := replyPart("Message", cc.Message)
+	msg, err := replyPart("Message", &cc.Message[0])
 	if err != nil {
 		return nil, err
 	}
-	if msg.content, err = c.msg.content(cc.Message); err != nil {
+	if msg.content, err = c.msg.content(&cc.Message[0]); err != nil {
 		return nil, asFault(err)
 	}
+	if len(msg.content) == 0 {
+		// The pull API refuses an empty reply too: the applicant would get a
+		// Bescheid with nothing in it.
+		return nil, fault(ParameterIsNotValid, "ContentContainer/Message is empty")
+	}
 	contentType, content := msg.contentType, msg.content
+	var atts []bundlePart
 	if len(cc.Attachment) > 0 {
-		var atts []bundlePart
 		for i := range cc.Attachment {
 			a, err := replyPart("Attachment", &cc.Attachment[i])
 			if err != nil {
@@ -1180,6 +1189,13 @@ func (s *Server) sendMessage(c *call, sync bool) (*answer, error) {
 		Content: content, Actor: "XTA account " + c.party.String(), Channel: channel.XTA})
 	if err != nil {
 		return nil, err
+	}
+	if !sameReply(r, kind, contentType, content, msg, atts) {
+		// The desk returned the reply stored before under this id, and stored
+		// nothing: another message under a used id was answered as a repeat,
+		// and its content dropped while the office was told it was sent.
+		return nil, fault(ParameterIsNotValid, "XTAMessageID %s already names another reply to this case (%s, %s, %d bytes, stored %s); this message was not stored: send it with a new XTAMessageID (createMessageID)",
+			xtaID, r.Kind, r.ContentType, r.Size, r.At.UTC().Format(time.RFC3339))
 	}
 	s.log.Info("xta reply stored", "office", c.officeID, "submission", caseID, "reply", r.ID, "bytes", r.Size)
 	if !sync {
@@ -1452,8 +1468,12 @@ func checkFilename(name string) error {
 // names and types as the office sent them. The parts are replyPart's: their
 // types written as media types, their names checked.
 func bundle(msg bundlePart, atts []bundlePart) ([]byte, string) {
+	return bundleWith(msg, atts, "amtsbote-reply-"+randHex(12))
+}
+
+// bundleWith is bundle with a given boundary.
+func bundleWith(msg bundlePart, atts []bundlePart, boundary string) ([]byte, string) {
 	var b bytes.Buffer
-	boundary := "amtsbote-reply-" + randHex(12)
 	write := func(p bundlePart) {
 		b.WriteString("--" + boundary + "\r\n")
 		b.WriteString("Content-Type: " + p.contentType + "\r\n")
@@ -1469,6 +1489,27 @@ func bundle(msg bundlePart, atts []bundlePart) ([]byte, string) {
 	}
 	b.WriteString("--" + boundary + "--\r\n")
 	return b.Bytes(), `multipart/mixed; boundary="` + boundary + `"`
+}
+
+// sameReply reports whether have, the reply the desk holds under the message's
+// XTAMessageID, is the one sent now (content its bytes and contentType its
+// media type, from msg and atts): the same MessageType, media type and bytes,
+// as the pull API tells a repeat by its Idempotency-Key. A reply with
+// attachments is compared as this request would have been stored with have's
+// boundary, which bundle draws afresh for every request.
+func sameReply(have submission.Reply, kind, contentType string, content []byte, msg bundlePart, atts []bundlePart) bool {
+	if have.Kind != kind {
+		return false
+	}
+	if len(atts) > 0 {
+		mt, params, err := mime.ParseMediaType(have.ContentType)
+		if err != nil || mt != "multipart/mixed" || params["boundary"] == "" {
+			return false
+		}
+		content, contentType = bundleWith(msg, atts, params["boundary"])
+	}
+	sum := sha256.Sum256(content)
+	return have.ContentType == contentType && have.SHA256 == hex.EncodeToString(sum[:])
 }
 
 func uuidString() string { return uuid.NewString() }
