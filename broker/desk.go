@@ -96,7 +96,10 @@ type OfficeDesk interface {
 	FetchPackage(ctx context.Context, officeID, id, channel string) (*submission.Submission, io.ReadCloser, error)
 	// RecordFetch records the office system's first fetch of the package at at
 	// (FetchedAt, a fetched event on channel; later ones change nothing): from
-	// then on the package is no longer new for that office's polls.
+	// then on the package is no longer new for that office's polls. After the
+	// delivery it records nothing, but for a fetch under way when a clerk took
+	// the case over from channel (submission.Submission.FetchedAfterTakeover):
+	// the system has the case all the same, and the clerk's page says so.
 	RecordFetch(ctx context.Context, officeID, id, channel string, at time.Time) (*submission.Submission, error)
 	// Waiting returns the office's submissions that wait for it with their bytes
 	// — queued, retrying, handed over or held, not erased — oldest first, and
@@ -580,17 +583,15 @@ func (b *Broker) FetchPackage(ctx context.Context, officeID, id, channel string)
 // RecordFetch implements OfficeDesk.
 func (b *Broker) RecordFetch(_ context.Context, officeID, id, channel string, at time.Time) (*submission.Submission, error) {
 	s, err := b.forOffice(officeID, id)
-	if err != nil || s.FetchedAt != nil || s.DeliveredAt != nil {
+	if err != nil || s.FetchedAt != nil || (s.DeliveredAt != nil && s.TakenOverFrom != channel) {
 		return s, err
 	}
-	now, err := b.changeSub(id, func(cur *submission.Submission, _ time.Time) ([]submission.Event, error) {
-		if cur.DeliveredAt != nil {
-			// The office confirmed meanwhile (a close on another connection as
-			// soon as the bytes were there): a fetch after the delivery says
-			// nothing, and its event would stand after it in the log.
-			return nil, nil
-		}
-		return cur.Fetched(at.UTC(), channel)
+	// After the delivery the transition records nothing (the office confirmed
+	// meanwhile), but for the fetch of a case a clerk took over from this
+	// channel while it was under way: the system got it all the same
+	// (submission.Submission.Fetched).
+	now, err := b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		return cur.Fetched(fetchTime(cur, at, now), channel)
 	})
 	if err != nil {
 		return nil, err
@@ -599,6 +600,17 @@ func (b *Broker) RecordFetch(_ context.Context, officeID, id, channel string, at
 		s = now
 	}
 	return s, nil
+}
+
+// fetchTime is the time RecordFetch records for a fetch that began at at,
+// recorded at now: at, but now for a fetch after the delivery (of a case a
+// clerk took over while the fetch was under way): its answer ended after the
+// takeover, and its event must not stand before the takeover's in the history.
+func fetchTime(cur *submission.Submission, at, now time.Time) time.Time {
+	if cur.DeliveredAt != nil {
+		return now
+	}
+	return at.UTC()
 }
 
 // PackageGone is ErrBytesRemoved (naming s) when the retention or an erasure

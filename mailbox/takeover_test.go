@@ -238,3 +238,41 @@ func TestTakeoverClickedTwiceSaysSo(t *testing.T) {
 		t.Errorf("bernd's takeover after anna's: %d to %q, want the case without \"übernommen\"", res.StatusCode, res.Header.Get("Location"))
 	}
 }
+
+// TestFetchAfterTakeoverIsOnThePage: an XTA getMessage under way when the
+// clerk took the case over gave the Fachverfahren the application all the
+// same; the desk records that fetch after the takeover
+// (xta.TestGetMessageUnderWayAtTheTakeoverIsRecorded). The page said the
+// Fachverfahren does not get the case; it says now that it got it, and the
+// history names the fetch as one after the takeover.
+func TestFetchAfterTakeoverIsOnThePage(t *testing.T) {
+	mem := newMemDesk()
+	addBound(mem, submission.StateHandedOver, channel.XTA, "geholt", "ruhig")
+	m := annasMailbox(t, Options{Desk: mem})
+	c := newClient(t, m.Handler())
+	c.mustLogin("anna", "anna-passwort")
+	for _, id := range []string{"geholt", "ruhig"} {
+		csrf := csrfFrom(t, c.get("/postfach/s/"+id).Body.String())
+		if res := c.post("/postfach/s/"+id+"/uebernehmen", url.Values{"csrf": {csrf}}).Result(); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("the takeover of %s: %d", id, res.StatusCode)
+		}
+	}
+	if _, err := mem.RecordFetch(context.Background(), "amt-a", "geholt", channel.XTA, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	page := c.get("/postfach/s/geholt").Body.String()
+	for _, want := range []string{
+		"war für Ihr Fachverfahren (XTA) bestimmt, das ihn trotzdem erhalten hat",
+		"Trotz der Übernahme auch vom Fachverfahren abgerufen",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page of the case fetched after the takeover lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "das ihn nicht mehr erhält") {
+		t.Errorf("the page still says the Fachverfahren does not get the case")
+	}
+	if page := c.get("/postfach/s/ruhig").Body.String(); !strings.Contains(page, "das ihn nicht mehr erhält") || strings.Contains(page, "Trotz der Übernahme") {
+		t.Errorf("the page of a takeover without a fetch after it says the Fachverfahren got it")
+	}
+}

@@ -695,6 +695,19 @@ func (s *Submission) LateHandOverPossible(gen int) bool {
 // put its case folder into the office's share (handedOverAfterTakeover).
 func (s *Submission) HandedOverAfterTakeover() bool { return s.HandedOverAfterTakeoverAt != nil }
 
+// FetchedAfterTakeover reports whether the office's system read the case's
+// package after a clerk took it over: a fetch under way at the takeover (XTA
+// getMessage), recorded once its answer was out (Fetched). A takeover is of a
+// case its system never read (BoundForSystem), so any fetch of a case taken
+// over came after it.
+func (s *Submission) FetchedAfterTakeover() bool { return s.TakenOverFrom != "" && s.FetchedAt != nil }
+
+// IsFetchAfterTakeover reports whether e is the event of that fetch: the
+// history names it so, not as an ordinary fetch.
+func (s *Submission) IsFetchAfterTakeover(e Event) bool {
+	return s.FetchedAfterTakeover() && e.Type == EventFetched
+}
+
 // IsHandOverAfterTakeover reports whether e is the event of that hand-over:
 // the history names it so, not as an ordinary hand-over awaiting the import.
 func (s *Submission) IsHandOverAfterTakeover(e Event) bool {
@@ -1015,8 +1028,17 @@ func (s *Submission) MarkProcessed(now time.Time, done bool, actor, channel stri
 // delivery is the peer's report, and FetchedAt with a fetched event said that
 // an office's system here read it — for XTA the first half of a pickup, which
 // no face here may make of a forwarded case.
+//
+// A read after the delivery changes nothing (a close on another connection as
+// soon as the bytes were there: the fetch says nothing, and its event would
+// stand after the delivery) — but for the read on channel of a case a clerk
+// took over from that very channel (TakenOverFrom): a getMessage under way at
+// the takeover, whose answer reached the system after it. The system has the
+// case all the same, and the clerk's page must say so, as it does for a case
+// folder handed over after a takeover (FetchedAfterTakeover); recording
+// nothing left it saying the system does not get the case.
 func (s *Submission) Fetched(now time.Time, channel string) ([]Event, error) {
-	if s.FetchedAt != nil || s.Forward != nil {
+	if s.FetchedAt != nil || s.Forward != nil || (s.DeliveredAt != nil && s.TakenOverFrom != channel) {
 		return nil, nil
 	}
 	at := now

@@ -1006,8 +1006,17 @@ func (s *Server) getMessage(c *call) (*answer, error) {
 		// The fetch counts once the message is out (FetchPackage says why); the
 		// request's context may have ended with the last byte.
 		sent: func() {
-			if _, err := s.o.Desk.RecordFetch(context.WithoutCancel(c.ctx), c.officeID, sub.ID, channel.XTA, fetchedAt); err != nil {
+			now, err := s.o.Desk.RecordFetch(context.WithoutCancel(c.ctx), c.officeID, sub.ID, channel.XTA, fetchedAt)
+			if err != nil {
 				s.log.Warn("xta: record the fetch; the message stays new for the office's polls", "office", c.officeID, "submission", sub.ID, "err", err)
+				return
+			}
+			if now != nil && now.FetchedAfterTakeover() {
+				// FetchPackage refuses a case taken over: this getMessage was
+				// under way at the takeover. The clerk's page says the system
+				// got it; its close and replies are refused.
+				s.log.Warn("xta: a clerk took the message over in the web mailbox while the office's system fetched it; the system got it all the same",
+					"office", c.officeID, "submission", sub.ID)
 			}
 		},
 	}, nil

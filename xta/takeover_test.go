@@ -2,9 +2,11 @@ package xta
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -135,4 +137,74 @@ func eventsOf(t *testing.T, e *env, id string) []submission.Event {
 		t.Fatal(err)
 	}
 	return evs
+}
+
+// takeoverDesk makes a clerk's takeover of the case id land while a
+// getMessage of it is under way: after its FetchPackage, before its answer is
+// written and its fetch recorded (Waiting comes between).
+type takeoverDesk struct {
+	broker.OfficeDesk
+	id   string
+	once sync.Once
+	err  error
+}
+
+func (d *takeoverDesk) Waiting(ctx context.Context, office string) ([]broker.WaitingEntry, error) {
+	if d.id != "" {
+		d.once.Do(func() {
+			var rc io.ReadCloser
+			_, rc, d.err = d.OpenPackage(ctx, office, d.id, broker.Pickup{Channel: channel.Mailbox, Receiver: "anna (Behördenpostfach)"})
+			if rc != nil {
+				rc.Close()
+			}
+		})
+	}
+	return d.OfficeDesk.Waiting(ctx, office)
+}
+
+// TestGetMessageUnderWayAtTheTakeoverIsRecorded: a getMessage under way when a
+// clerk takes the message over in the web mailbox gives the office's system
+// the whole application all the same. The gateway recorded nothing of it (the
+// fetch of a case delivered, to the clerk, counted for nothing), and the
+// clerk's page said the system does not get the case. The fetch is recorded
+// now, after the takeover in the history, and the clerk's page says the
+// system got it (mailbox.TestFetchAfterTakeoverIsOnThePage); the case stays
+// the clerk's: the system's close is refused as before.
+func TestGetMessageUnderWayAtTheTakeoverIsRecorded(t *testing.T) {
+	v := xtatest.NewValidator(t)
+	d := &takeoverDesk{}
+	e := startEnv(t, func(o *Options) { d.OfficeDesk = o.Desk; o.Desk = d })
+	sub := e.submit(t, officeA, pkgBytes(300))
+	d.id = sub.ID
+	xid := MessageID("amtsbote", sub.ID)
+	call := func(op string) *soapResp {
+		t.Helper()
+		r := post(t, e.client("office-a"), e.base+PathRecipient, actionCT(portRecipient, op), soapUIRequest(xtaA, "", fetchBody(xid)))
+		v.AddMessage(op, r.root, r.parts)
+		return r
+	}
+	mustOK(t, "getMessage under way at the takeover", call("getMessage"))
+	if d.err != nil {
+		t.Fatalf("the clerk's takeover: %v", d.err)
+	}
+	s, _ := e.b.Submission(sub.ID)
+	if s.TakenOverFrom != channel.XTA || s.DeliveredVia != channel.Mailbox {
+		t.Fatalf("the clerk's pickup was no takeover: taken over from %q, delivered via %q", s.TakenOverFrom, s.DeliveredVia)
+	}
+	if s.FetchedAt == nil || !s.FetchedAfterTakeover() {
+		t.Errorf("the getMessage that gave the system the application after the takeover was not recorded (fetched %v)", s.FetchedAt)
+	}
+	evs := eventsOf(t, e, sub.ID)
+	last := evs[len(evs)-1]
+	if len(evs) < 2 || last.Type != submission.EventFetched || last.Channel != channel.XTA || evs[len(evs)-2].Type != submission.EventDelivered ||
+		last.At.Before(evs[len(evs)-2].At) {
+		t.Errorf("the history does not end with the takeover and then the system's fetch: %+v", evs)
+	}
+	if code, exc := call("close").fault(); code != "env:Sender" || exc != string(InvalidMessageID) {
+		t.Errorf("close of the message taken over: %s %s, want env:Sender InvalidMessageIDException", code, exc)
+	}
+	if now, _ := e.b.Submission(sub.ID); now.DeliveredVia != channel.Mailbox || len(eventsOf(t, e, sub.ID)) != len(evs) {
+		t.Errorf("the refused close changed the case: delivered via %q", now.DeliveredVia)
+	}
+	v.Run()
 }

@@ -455,7 +455,8 @@ func (d *MemDesk) FetchPackage(_ context.Context, office, id, ch string) (*submi
 }
 
 // RecordFetch implements broker.OfficeDesk: the first fetch before the
-// delivery is recorded, any other changes nothing.
+// delivery, or of a case taken over from ch while it was under way, is
+// recorded; any other changes nothing.
 func (d *MemDesk) RecordFetch(_ context.Context, office, id, ch string, at time.Time) (*submission.Submission, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -463,12 +464,15 @@ func (d *MemDesk) RecordFetch(_ context.Context, office, id, ch string, at time.
 	if err != nil {
 		return nil, err
 	}
-	if s.DeliveredAt == nil {
-		if err := d.change(s, func(cur *submission.Submission, _ time.Time) ([]submission.Event, error) {
-			return cur.Fetched(at.UTC(), ch)
-		}); err != nil {
-			return nil, err
+	// The transition's rule: nothing after the delivery, but for a fetch
+	// under way when a clerk took the case over from ch.
+	if err := d.change(s, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		if cur.DeliveredAt != nil {
+			at = now // after the takeover (broker's fetchTime)
 		}
+		return cur.Fetched(at.UTC(), ch)
+	}); err != nil {
+		return nil, err
 	}
 	return s.Clone(), nil
 }

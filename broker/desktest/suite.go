@@ -47,6 +47,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("TakeoverIsRecorded", s.testTakeoverRecorded)
 	t.Run("TakenOverIsRefusedToTheSystem", s.testTakenOverRefused)
 	t.Run("ReadFirstIsNoTakeover", s.testReadFirstNoTakeover)
+	t.Run("FetchUnderWayAtTheTakeoverIsRecorded", s.testFetchAtTakeover)
 	t.Run("ReceiptOwnOfficeOnly", s.testReceipt)
 	t.Run("FetchRecordsNothingUntilRecordFetch", s.testFetch)
 	t.Run("WaitingNamesWhatWaits", s.testWaiting)
@@ -921,6 +922,47 @@ func (s *suite) testTakenOverRefused(t *testing.T) {
 	both(err, "the system's same decision after the clerk's")
 	if after := events(t, f.d, f.id); len(after) != len(decided) {
 		t.Errorf("the system's decisions after the clerk's recorded %v", types(after[len(decided):]))
+	}
+}
+
+// testFetchAtTakeover: an XTA getMessage under way when a clerk takes the
+// case over gave the system the package (FetchPackage before the takeover),
+// and its RecordFetch comes after it: it is recorded (FetchedAt, one fetched
+// event on XTA, not before the takeover's), for the clerk's page to say the
+// system got the case all the same; the case stays the clerk's (the system's
+// close is refused). A fetch on another channel than the one the case was
+// taken over from, and a second one, record nothing.
+func (s *suite) testFetchAtTakeover(t *testing.T) {
+	f := s.bound(t, channel.XTA)
+	_, rc, err := f.d.FetchPackage(ctx(), officeA, f.id, channel.XTA)
+	readAll(t, rc, err, "the getMessage under way")
+	takeOver(t, f)
+	before := events(t, f.d, f.id)
+	sub, err := f.d.RecordFetch(ctx(), officeA, f.id, channel.XTA, time.Now().Add(-time.Hour))
+	if err != nil || sub == nil || sub.FetchedAt == nil || !sub.FetchedAfterTakeover() {
+		t.Fatalf("RecordFetch after the takeover: %+v, %v; want the fetch recorded", sub, err)
+	}
+	evs := events(t, f.d, f.id)
+	added := evs[min(len(before), len(evs)):]
+	if len(added) != 1 || added[0].Type != submission.EventFetched || added[0].Channel != channel.XTA ||
+		added[0].At.Before(before[len(before)-1].At) || !sub.IsFetchAfterTakeover(added[0]) {
+		t.Errorf("RecordFetch after the takeover recorded %+v; want one fetched event on xta, not before the takeover", added)
+	}
+	if _, err := f.d.RecordFetch(ctx(), officeA, f.id, channel.XTA, time.Now()); err != nil || len(events(t, f.d, f.id)) != len(evs) {
+		t.Errorf("a second RecordFetch: %v, or it recorded again", err)
+	}
+	_, err = f.d.Confirm(ctx(), officeA, f.id, broker.Pickup{Channel: channel.XTA, Receiver: "office A (XTA close)"})
+	if !errors.Is(err, submission.ErrTakenOver) {
+		t.Errorf("the system's close after its fetch of a case taken over: %v, want submission.ErrTakenOver", err)
+	}
+	if now := record(t, f.d, f.id); now.DeliveryChannel() != channel.Mailbox || now.TakenOverFrom != channel.XTA {
+		t.Errorf("the fetch changed whose case it is: delivered by %q, taken over from %q", now.DeliveryChannel(), now.TakenOverFrom)
+	}
+
+	g := s.bound(t, channel.API)
+	takeOver(t, g)
+	if sub, err := g.d.RecordFetch(ctx(), officeA, g.id, channel.XTA, time.Now()); err != nil || sub.FetchedAt != nil {
+		t.Errorf("an XTA fetch of a case taken over from the pull API: %v, fetched %v; want nothing recorded", err, sub.FetchedAt)
 	}
 }
 

@@ -90,6 +90,8 @@ func (h memHarness) NewDesk(testing.TB) Desk {
 		return storesRefusedReply{d}
 	case "system-fetches-taken-over":
 		return systemFetchesTakenOver{d}
+	case "drops-fetch-at-takeover":
+		return dropsFetchAtTakeover{d}
 	}
 	panic("desktest: unknown defect " + h.defect)
 }
@@ -148,6 +150,7 @@ func TestPlantedDefectsFail(t *testing.T) {
 		"takeover-after-fetch":         "ReadFirstIsNoTakeover",
 		"stores-refused-reply":         "RefusedReplyLeavesNoBytes",
 		"system-fetches-taken-over":    "TakenOverIsRefusedToTheSystem",
+		"drops-fetch-at-takeover":      "FetchUnderWayAtTheTakeoverIsRecorded",
 	})
 }
 
@@ -265,6 +268,22 @@ func (d fetchRecords) FetchPackage(ctx context.Context, office, id, ch string) (
 		s, err = d.RecordFetch(ctx, office, id, ch, time.Now())
 	}
 	return s, rc, err
+}
+
+// dropsFetchAtTakeover records no fetch after the delivery, as RecordFetch
+// did before 2026-12-07: a getMessage under way at a clerk's takeover left no
+// trace.
+type dropsFetchAtTakeover struct{ *MemDesk }
+
+func (d dropsFetchAtTakeover) RecordFetch(ctx context.Context, office, id, ch string, at time.Time) (*submission.Submission, error) {
+	d.mu.Lock()
+	s, err := d.forOffice(office, id)
+	delivered := err == nil && s.DeliveredAt != nil
+	d.mu.Unlock()
+	if delivered {
+		return d.MemDesk.Get(ctx, office, id)
+	}
+	return d.MemDesk.RecordFetch(ctx, office, id, ch, at)
 }
 
 // waitingKeeps names every case of the office that was ever handed over.
