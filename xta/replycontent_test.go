@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
@@ -115,5 +116,27 @@ func TestReplyContentMustBeContent(t *testing.T) {
 		t.Errorf("refused replies were stored: %+v", s.Replies)
 	}
 	mustOK(t, "a reply with its content", sendContainer(t, e, NewMessageID("office-a-fv"), caseID, "Bescheid", msg(b64("<Bescheid/>"))))
+	v.Run()
+}
+
+// TestReplyBeforeCloseSaysWhatToDo: a reply to a case the office's system has
+// fetched but not closed is refused (the office has the case only once it
+// confirmed it), with ParameterIsNotValidException that said "not possible
+// in the message's current state"; it names the close now.
+func TestReplyBeforeCloseSaysWhatToDo(t *testing.T) {
+	v := xtatest.NewValidator(t)
+	e := startEnv(t, nil)
+	sub := e.submit(t, officeA, pkgBytes(300))
+	if _, err := e.b.RecordFetch(context.Background(), officeA, sub.ID, channel.XTA, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	r := sendReply(t, e, NewMessageID("office-a-fv"), MessageID("amtsbote", sub.ID))
+	v.AddMessage("sendMessage before close", r.root, r.parts)
+	if code, exc := r.fault(); r.status != http.StatusBadRequest || code != "env:Sender" || exc != string(ParameterIsNotValid) || !strings.Contains(string(r.root), "with close") {
+		t.Errorf("sendMessage before close: HTTP %d %s %s, want 400 env:Sender ParameterIsNotValidException that names close\n%s", r.status, code, exc, r.root)
+	}
+	if s, _ := e.b.Submission(sub.ID); len(s.Replies) != 0 {
+		t.Errorf("the refused reply was stored: %+v", s.Replies)
+	}
 	v.Run()
 }

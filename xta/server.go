@@ -492,6 +492,10 @@ func (s *Server) exceptionOf(c *call, err error) *Fault {
 			return fault(InvalidMessageID, "a clerk took the case this reply answers over in the office's web mailbox; it is answered there, and your reply was not stored: drop it")
 		}
 		return fault(InvalidMessageID, "a clerk took this message over in the office's web mailbox; it is processed there, no longer in your message box: drop it")
+	case reply && errors.Is(err, submission.ErrNotDelivered):
+		// Before ErrConflict, which it comes with: "not possible in the
+		// message's current state" did not tell the office's system what to do.
+		return fault(ParameterIsNotValid, "the case this reply answers is not confirmed yet: confirm its receipt with close (core.recipient) before you answer it; your reply was not stored")
 	case errors.Is(err, broker.ErrConflict):
 		return fault(ParameterIsNotValid, "not possible in the message's current state")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
