@@ -274,6 +274,16 @@ func invalidCardinalityFault(name xml.Name, relatesTo string) []byte {
 	})
 }
 
+// onlyAnonymousFault is WS-Addressing's fault (6.4.1.6, subsubcode
+// OnlyAnonymousAddressSupported) for a response endpoint of an address of its
+// own, which this service's policy (wsam:AnonymousResponses) does not serve;
+// header (ReplyTo, FaultTo) is named in wsa:ProblemHeaderQName.
+func onlyAnonymousFault(header, relatesTo string) []byte {
+	return invalidAddressingFault("wsa:OnlyAnonymousAddressSupported", "Antworten gehen nur über die Verbindung der Anfrage (wsa:"+header+" muss anonymous sein)", relatesTo, func(w *xw) {
+		w.leaf("wsa:ProblemHeaderQName", "wsa:"+header)
+	})
+}
+
 // invalidAddressingFault is env:Sender / wsa:InvalidAddressingHeader / subsub with
 // detail's elements in env:Detail.
 func invalidAddressingFault(subsub, reasonDE, relatesTo string, detail func(w *xw)) []byte {

@@ -165,7 +165,15 @@ type xHeader struct {
 	}
 	Action    string         // wsa:Action
 	MessageID string         // wsa:MessageID
+	ReplyTo   *xEPR          // wsa:ReplyTo
+	FaultTo   *xEPR          // wsa:FaultTo
 	Any       []xHeaderBlock // blocks this service does not read
+}
+
+// xEPR is a WS-Addressing endpoint reference: its address is what this
+// service reads of it.
+type xEPR struct {
+	Address string `xml:"http://www.w3.org/2005/08/addressing Address"`
 }
 
 // The roles of SOAP 1.2 (part 1, 2.2). This node is the ultimate receiver, so it
@@ -230,6 +238,10 @@ func (h *xHeader) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
 				err = d.DecodeElement(&h.Action, &t)
 			case xml.Name{Space: NSWSA, Local: "MessageID"}:
 				err = d.DecodeElement(&h.MessageID, &t)
+			case xml.Name{Space: NSWSA, Local: "ReplyTo"}:
+				err = d.DecodeElement(&h.ReplyTo, &t)
+			case xml.Name{Space: NSWSA, Local: "FaultTo"}:
+				err = d.DecodeElement(&h.FaultTo, &t)
 			default:
 				var b xHeaderBlock
 				err = d.DecodeElement(&b, &t)
@@ -247,6 +259,41 @@ var known = map[xml.Name]bool{
 	{Space: NS, Local: "Party"}: true, {Space: NS, Local: "MessageMetaData"}: true,
 	{Space: NS, Local: "MessageMetaDataReply"}: true, {Space: NS, Local: "MessageBoxStatus"}: true,
 	{Space: NSWSA, Local: "Action"}: true, {Space: NSWSA, Local: "MessageID"}: true,
+	{Space: NSWSA, Local: "ReplyTo"}: true, {Space: NSWSA, Local: "FaultTo"}: true,
+}
+
+// The WS-Addressing addresses of a response endpoint that mean "on the
+// connection of the request" (anonymous) and "none at all" (none).
+const (
+	AddressAnonymous = NSWSA + "/anonymous"
+	AddressNone      = NSWSA + "/none"
+)
+
+// nonAnonymous names the first response endpoint of h (wsa:ReplyTo, then
+// wsa:FaultTo) whose address is neither anonymous nor none, or "". The WSDL's
+// policy (wsam:AnonymousResponses) lets answers go on the request's connection
+// only: a client that names an address of its own (a decoupled endpoint)
+// waits there for an answer that never comes. A ReplyTo without Address names
+// no endpoint, and none asks for no answer, which costs nothing to send all
+// the same: both pass.
+func nonAnonymous(h *xHeader) string {
+	if h == nil {
+		return ""
+	}
+	for _, e := range []struct {
+		name string
+		epr  *xEPR
+	}{{"ReplyTo", h.ReplyTo}, {"FaultTo", h.FaultTo}} {
+		if e.epr == nil {
+			continue
+		}
+		switch strings.TrimSpace(e.epr.Address) {
+		case "", AddressAnonymous, AddressNone:
+		default:
+			return e.name
+		}
+	}
+	return ""
 }
 
 // errDuplicateHeader: a header block this service reads, targeted at it twice.

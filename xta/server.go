@@ -290,6 +290,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h := msg.env.Header; h != nil {
 		relatesTo = strings.TrimSpace(h.MessageID)
 	}
+	if hdr := nonAnonymous(msg.env.Header); hdr != "" {
+		// Refused before anything is done: answered here, the client would
+		// wait at its own endpoint for an answer that never comes there, and
+		// take the operation for failed when it had been carried out.
+		written = true
+		httpmetrics.NoteFault(rw, httpmetrics.FaultSender)
+		writeSOAP(rw, http.StatusBadRequest, soapContentType(""), onlyAnonymousFault(hdr, relatesTo))
+		s.log.Info("xta request refused", "port", port, "fault", "wsa:"+hdr+" not anonymous")
+		return
+	}
 	op, err = s.operation(port, msg, r.Header.Get("SOAPAction"))
 	if err != nil {
 		written = true
