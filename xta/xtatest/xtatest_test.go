@@ -55,3 +55,15 @@ func keys(m map[string][]byte) []string {
 	}
 	return out
 }
+
+// TestValidatorTakesLargeContent: a message of the field's usual size (some
+// tens of MB) is one text node of base64 once its xop:Include is resolved;
+// xmllint refused any text node above 10 MB ("huge text node") unless told
+// otherwise, so a test could not check a large getMessage answer.
+func TestValidatorTakesLargeContent(t *testing.T) {
+	v := NewValidator(t)
+	env := `<soap:Envelope xmlns:soap="` + xtaclient.NSSoap12 + `" xmlns:xta="` + xtaclient.NS + `" xmlns:xop="http://www.w3.org/2004/08/xop/include">
+<soap:Body><xta:ContentContainer><xta:Message contentType="application/pdf" filename="scan.pdf" id="m"><xop:Include href="cid:p1"/></xta:Message></xta:ContentContainer></soap:Body></soap:Envelope>`
+	v.AddMessage("a message of 12 MB", []byte(env), map[string][]byte{"p1": make([]byte, 12<<20)})
+	v.Run()
+}
