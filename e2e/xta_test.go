@@ -264,10 +264,10 @@ func TestXTAReplayOnBinary(t *testing.T) {
 		t.Fatalf("getMessage: %d bytes (want %d), digest %q, %d attachments", len(m.Message.Data), len(pkgs[0]),
 			m.MetaData.Property("amtsbote:packageSha256"), len(m.Attachments))
 	}
-	// 4 getTransportReport before close: in progress.
+	// 4 getTransportReport before close: open (0, the schema's traffic light).
 	r = call("getTransportReport", xtaclient.PortTransportBase, "getTransportReport", "", xtaclient.ReportBody(caseID), "")
-	if got := text(r, "//TransportReport/MessageStatus/Status"); len(got) != 1 || got[0] != "1" {
-		t.Errorf("status before close %v, want 1", got)
+	if got := text(r, "//TransportReport/MessageStatus/Status"); len(got) != 1 || got[0] != "0" {
+		t.Errorf("status before close %v, want 0", got)
 	}
 	// 5 close: delivered, with the Zustellbestätigung for the portal.
 	call("close", xtaclient.PortRecipient, "close", "", xtaclient.FetchBody(caseID), "")
@@ -314,10 +314,10 @@ func TestXTAReplayOnBinary(t *testing.T) {
 	if len(st.Replies) != 2 {
 		t.Errorf("replies after sendMessage and sendMessageSync: %+v", st.Replies)
 	}
-	// The reply's own transport report: stored.
+	// The reply's own transport report: stored (1, green).
 	r = call("getTransportReport reply", xtaclient.PortTransportBase, "getTransportReport", "", xtaclient.ReportBody(replyID), "")
-	if got := text(r, "//TransportReport/MessageStatus/Status"); len(got) != 1 || got[0] != "0" {
-		t.Errorf("report of the reply %v, want 0", got)
+	if got := text(r, "//TransportReport/MessageStatus/Status"); len(got) != 1 || got[0] != "1" {
+		t.Errorf("report of the reply %v, want 1", got)
 	}
 	// Faults are schema-valid too: an unknown id, and a stranger's certificate.
 	call("getMessage unknown", xtaclient.PortRecipient, "getMessage", "", xtaclient.FetchBody("urn:de:xta:messageid:amtsbote-sn:00000000-0000-4000-8000-000000000000"), xtaclient.InvalidMessageID)

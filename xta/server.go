@@ -1235,16 +1235,28 @@ func (s *Server) sendMessage(c *call, sync bool) (*answer, error) {
 
 // --- core.transport.base ---
 
-// Transport report status values written in MessageStatus/Status.
+// Transport report status values written in MessageStatus/Status, the
+// traffic light the schema documents (MessageStatusType/Status): 0 open, 1
+// green, 2 yellow, 3 red. Before 2026-12-07 the gateway wrote 0 for
+// delivered, 1 for in progress and 2 for not deliverable here: a
+// Fachverfahren that reads the report by the schema took a delivered message
+// for one still under way, and one waiting in its box for done.
 const (
-	StatusDelivered  = 0 // the office has the message (closed or confirmed otherwise)
-	StatusInProgress = 1 // waiting in the message box or being delivered
-	StatusFailed     = 2 // cannot be delivered (handed to another gateway)
+	StatusInProgress = 0 // open: waiting in the message box or being delivered
+	StatusDelivered  = 1 // green: the office has the message (closed or confirmed otherwise); a reply stored
+	StatusWarning    = 2 // yellow: done, but not by the reader: a clerk took it over in the web mailbox
+	StatusFailed     = 3 // red: cannot be delivered here (handed to another gateway)
 )
 
-func statusOf(st submission.State) int {
-	switch st {
+// reportStatus is the MessageStatus/Status of an application's report.
+func reportStatus(sub *submission.Submission) int {
+	switch sub.State {
 	case submission.StateDelivered, submission.StateAccepted, submission.StateRejected:
+		if sub.TakenOverFrom != "" {
+			// The office has it, but the reader's system was refused it and
+			// told to drop it: green read as its own close.
+			return StatusWarning
+		}
 		return StatusDelivered
 	case submission.StateForwarded:
 		return StatusFailed
@@ -1260,7 +1272,7 @@ func (s *Server) getTransportReport(c *call) (*answer, error) {
 		return nil, fault(InvalidMessageID, "XTAMessageID is required")
 	}
 	var m meta
-	status := 0
+	var status int
 	var sub *submission.Submission
 	if id, ok := SubmissionID(s.o.ServerID, x.Value); ok {
 		var err error
@@ -1271,7 +1283,10 @@ func (s *Server) getTransportReport(c *call) (*answer, error) {
 	}
 	if sub != nil {
 		m = s.metaOf(sub, c.party)
-		status = statusOf(sub.State)
+		status = reportStatus(sub)
+		if sub.TakenOverFrom != "" {
+			m.props = append(m.props, [2]string{"amtsbote:takenOver", "true"})
+		}
 	} else {
 		// Not a case: one of the office's replies (ids from createMessageID have the
 		// same form).

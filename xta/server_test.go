@@ -146,14 +146,14 @@ func TestReplayAllOperations(t *testing.T) {
 				t.Errorf("second listing %v, want %s first again", ids, xtaID)
 			}
 
-			// getTransportReport before close: in progress.
+			// getTransportReport before close: open (0, the schema's traffic light).
 			tb := e.base + PathTransportBase
 			r = post(t, c, tb, actionCT(portTransportBase, "getTransportReport"), soapUIRequest(xtaA, "", `
       <ns:XTAMessageID id="q1">`+xtaID+`</ns:XTAMessageID>`))
 			mustOK(t, "getTransportReport", r)
 			v.AddMessage(tc.name+"/getTransportReport", r.root, r.parts)
-			if got := r.text("//TransportReport/MessageStatus/Status"); got != "1" {
-				t.Errorf("status before close %q, want 1", got)
+			if got := r.text("//TransportReport/MessageStatus/Status"); got != "0" {
+				t.Errorf("status before close %q, want 0", got)
 			}
 
 			// close: delivered with the Zustellbestaetigung.
@@ -174,8 +174,8 @@ func TestReplayAllOperations(t *testing.T) {
 			r = post(t, c, tb, actionCT(portTransportBase, "getTransportReport"), soapUIRequest(xtaA, "", `
       <ns:XTAMessageID id="q1">`+xtaID+`</ns:XTAMessageID>`))
 			mustOK(t, "getTransportReport after close", r)
-			if r.text("//TransportReport/MessageStatus/Status") != "0" || r.text("//TransportReport/MessageMetaData/DeliveryAttributes/Reception") == "" {
-				t.Errorf("report after close lacks status 0 or Reception:\n%s", r.root)
+			if r.text("//TransportReport/MessageStatus/Status") != "1" || r.text("//TransportReport/MessageMetaData/DeliveryAttributes/Reception") == "" {
+				t.Errorf("report after close lacks status 1 (green) or Reception:\n%s", r.root)
 			}
 
 			// Sender port: createMessageID, lookupService, sendMessage, sendMessageSync.

@@ -379,7 +379,7 @@ func (c *Client) CheckAccountActive(ctx context.Context) error {
 type TransportReport struct {
 	ReportTime     time.Time
 	ServerIdentity string
-	Status         int // 0 delivered, 1 in progress, 2 failed
+	Status         int // the schema's traffic light: 0 open (under way), 1 green, 2 yellow, 3 red
 	MetaData       MetaData
 }
 
