@@ -691,6 +691,16 @@ func initialFetch(sub *submission.Submission) time.Time {
 	return *sub.FetchedAt
 }
 
+// boxEntry is when sub entered its office's message box, XTA's Delivery: its
+// hand-over (for a message that came to XTA after another channel, later than
+// its receipt), or its receipt while it has none.
+func boxEntry(sub *submission.Submission) time.Time {
+	if sub.HandedOverAt != nil {
+		return *sub.HandedOverAt
+	}
+	return sub.ReceivedAt
+}
+
 func (s *Server) metaOf(sub *submission.Submission, reader Party) meta {
 	size := sub.PackageSize
 	for _, a := range sub.Attachments {
@@ -698,16 +708,13 @@ func (s *Server) metaOf(sub *submission.Submission, reader Party) meta {
 	}
 	m := meta{
 		xtaID: MessageID(s.o.ServerID, sub.ID), reader: reader, author: s.author(), q: s.qualifier(sub),
-		size: size, origin: sub.ReceivedAt, initialSend: sub.ReceivedAt, delivery: sub.ReceivedAt,
+		size: size, origin: sub.ReceivedAt, initialSend: sub.ReceivedAt, delivery: boxEntry(sub),
 		initialFetch: initialFetch(sub), idSuffix: sub.ID,
 		props: [][2]string{{"amtsbote:submissionId", sub.ID}, {"amtsbote:state", string(sub.State)}},
 	}
 	if sub.PackageSHA256 != "" {
 		// As in push (deliverMessage): the office can check the package it fetched.
 		m.props = append(m.props, [2]string{"amtsbote:packageSha256", sub.PackageSHA256})
-	}
-	if sub.HandedOverAt != nil {
-		m.delivery = *sub.HandedOverAt
 	}
 	if sub.DeliveredAt != nil {
 		m.reception = *sub.DeliveredAt
@@ -837,10 +844,16 @@ func (s *Server) getStatusList(c *call) (*answer, error) {
 			items, pending, err = s.listWaiting(c, newOnly, limit)
 		} else {
 			err = s.walkOpen(c, func(sub *submission.Submission) {
-				if !from.IsZero() && sub.ReceivedAt.Before(from) {
+				// By the box entry, the Delivery the metadata carries, as the
+				// schema documents MessageBoxEntryTimeFrom ("nach Delivery"):
+				// by the receipt, a message that came to the box after its
+				// office's first channel failed was left out of a poll from
+				// the last one.
+				at := boxEntry(sub)
+				if !from.IsZero() && at.Before(from) {
 					return
 				}
-				if !to.IsZero() && sub.ReceivedAt.After(to) {
+				if !to.IsZero() && at.After(to) {
 					return
 				}
 				if newOnly && sub.FetchedAt != nil {

@@ -1,0 +1,79 @@
+package xta
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/xta/xtatest"
+)
+
+// lateBoxDesk reports every case as put into the message box an hour after
+// the gateway received it, as for one that came to XTA after its office's
+// first channel had failed for an hour.
+type lateBoxDesk struct{ broker.OfficeDesk }
+
+func late(s *submission.Submission) *submission.Submission {
+	c := s.Clone()
+	at := c.ReceivedAt.Add(time.Hour)
+	c.HandedOverAt = &at
+	return c
+}
+
+func (d lateBoxDesk) List(ctx context.Context, office string, q broker.ListQuery) (broker.Page, error) {
+	p, err := d.OfficeDesk.List(ctx, office, q)
+	for i, s := range p.Items {
+		p.Items[i] = late(s)
+	}
+	return p, err
+}
+
+func (d lateBoxDesk) Get(ctx context.Context, office, id string) (*submission.Submission, error) {
+	s, err := d.OfficeDesk.Get(ctx, office, id)
+	if err != nil {
+		return nil, err
+	}
+	return late(s), nil
+}
+
+// TestBoxEntryTimeIsTheDelivery: MessageBoxEntryTimeFrom/To select by the time
+// a message entered the box — "nach Delivery", as the schema documents it, the
+// Delivery its metadata carries — not by the time the gateway received it. A
+// message that came to the box an hour after its receipt (its office's first
+// channel failed) was left out of a poll from a time between the two: a
+// Fachverfahren that polls from its last poll, or from the last Delivery it
+// saw, never listed it.
+func TestBoxEntryTimeIsTheDelivery(t *testing.T) {
+	v := xtatest.NewValidator(t)
+	e := startEnv(t, func(o *Options) { o.Desk = lateBoxDesk{o.Desk} })
+	sub := e.wait(t, e.submit(t, officeA, pkgBytes(300)).ID, submission.StateHandedOver)
+	xid := MessageID("amtsbote", sub.ID)
+	between := sub.ReceivedAt.Add(30 * time.Minute)
+	list := func(name string, from, to time.Time) []string {
+		t.Helper()
+		r := post(t, e.client("office-a"), e.base+PathRecipient, actionCT(portRecipient, "getStatusList"),
+			soapUIRequest(xtaA, "", statusListBody(false, 10, from, to)))
+		mustOK(t, name, r)
+		v.AddMessage(name, r.root, r.parts)
+		if ids := texts(r, "//MessageStatusList/MessageMetaData/XTAMessageID"); slices.Contains(ids, xid) {
+			if got := r.text("//MessageStatusList/MessageMetaData/DeliveryAttributes/Delivery"); got == "" {
+				t.Errorf("%s: the listed message has no Delivery", name)
+			}
+			return ids
+		}
+		return nil
+	}
+	if ids := list("from between receipt and box entry", between, time.Time{}); len(ids) != 1 {
+		t.Errorf("a poll from a time before the message entered the box (after its receipt) lists %v, want it", ids)
+	}
+	if ids := list("up to between receipt and box entry", time.Time{}, between); len(ids) != 0 {
+		t.Errorf("a poll up to a time before the message entered the box lists %v, want none", ids)
+	}
+	if ids := list("from its receipt", sub.ReceivedAt.Add(-time.Minute), sub.ReceivedAt.Add(2*time.Hour)); len(ids) != 1 {
+		t.Errorf("a window around both times lists %v, want the message", ids)
+	}
+	v.Run()
+}
