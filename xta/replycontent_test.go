@@ -10,6 +10,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/wire"
 	"github.com/amtsbote/amtsbote/xta/xtatest"
 )
 
@@ -138,5 +139,33 @@ func TestReplyBeforeCloseSaysWhatToDo(t *testing.T) {
 	if s, _ := e.b.Submission(sub.ID); len(s.Replies) != 0 {
 		t.Errorf("the refused reply was stored: %+v", s.Replies)
 	}
+	v.Run()
+}
+
+// TestReplyKindIsBounded: the reply's kind is its MessageType, which the
+// portal reads as wire.Reply.Kind (at most wire.MaxReplyKindLength
+// characters, as the pull API refuses longer) and the clerk's page shows. A
+// MessageType of any length or with a line break was stored as the kind; it
+// is ParameterIsNotValidException now, and nothing is stored.
+func TestReplyKindIsBounded(t *testing.T) {
+	v := xtatest.NewValidator(t)
+	e := startEnv(t, nil)
+	caseID := closedCase(t, e)
+	msg := `<ns:Message contentType="application/xml" filename="b.xml" id="m1">` + b64("<Bescheid/>") + `</ns:Message>`
+	for name, kind := range map[string]string{
+		"101 characters": strings.Repeat("K", wire.MaxReplyKindLength+1),
+		"a line break":   "Bescheid&#10;Zweite Zeile",
+		"a tab":          "Bescheid&#9;x",
+	} {
+		r := sendContainer(t, e, NewMessageID("office-a-fv"), caseID, kind, msg)
+		v.AddMessage(name, r.root, r.parts)
+		if code, exc := r.fault(); r.status != http.StatusBadRequest || code != "env:Sender" || exc != string(ParameterIsNotValid) {
+			t.Errorf("a MessageType of %s: HTTP %d %s %s, want 400 env:Sender ParameterIsNotValidException", name, r.status, code, exc)
+		}
+	}
+	if s, _ := e.b.Submission(caseID); len(s.Replies) != 0 {
+		t.Errorf("refused replies were stored: %+v", s.Replies)
+	}
+	mustOK(t, "a MessageType of 100 characters", sendContainer(t, e, NewMessageID("office-a-fv"), caseID, strings.Repeat("ä", wire.MaxReplyKindLength), msg))
 	v.Run()
 }

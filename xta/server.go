@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/amtsbote/amtsbote/internal/httpbody"
 	"github.com/amtsbote/amtsbote/internal/httpmetrics"
 	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/wire"
 )
 
 // The port paths of the KoSIT XTA 2 test environment.
@@ -1213,6 +1215,13 @@ func (s *Server) sendMessage(c *call, sync bool) (*answer, error) {
 	kind := "Bescheid"
 	if md.Qualifier != nil && strings.TrimSpace(md.Qualifier.MessageType.Value) != "" {
 		kind = strings.TrimSpace(md.Qualifier.MessageType.Value)
+	}
+	if utf8.RuneCountInString(kind) > wire.MaxReplyKindLength || strings.ContainsFunc(kind, unicode.IsControl) {
+		// The reply's kind, as the pull API bounds it: the portal reads it
+		// (wire.Reply.Kind, at most MaxReplyKindLength characters) and the
+		// clerk's page shows it; a MessageType of any length, with line
+		// breaks, reached both.
+		return nil, fault(ParameterIsNotValid, "Qualifier/MessageType names the reply's kind (Bescheid, Rueckfrage, …): at most %d characters, no control characters", wire.MaxReplyKindLength)
 	}
 	// The check and the store under one lock of the office: two replies with one id
 	// at once must not both pass it (on this gateway; see claimReplyID).
