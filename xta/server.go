@@ -15,6 +15,7 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -861,10 +862,19 @@ func (s *Server) getStatusList(c *call) (*answer, error) {
 				if newOnly && sub.FetchedAt != nil {
 					return
 				}
+				// In the order of the box entry, as the WSDL documents
+				// getStatusList ("nach Delivery"), not of the receipt the walk
+				// goes by: a Fachverfahren that pages by MaxMessages from the
+				// last Delivery it saw skipped a message that entered the box
+				// before one received earlier. The first limit are kept, sorted.
+				i := sort.Search(len(items), func(i int) bool { return boxEntry(items[i]).After(at) })
 				if len(items) < limit {
-					items = append(items, sub)
-				} else {
-					pending++
+					items = slices.Insert(items, i, sub)
+					return
+				}
+				pending++
+				if i < len(items) {
+					items = slices.Insert(items[:len(items)-1], i, sub)
 				}
 			})
 		}
