@@ -32,6 +32,12 @@ func (g *Gateway) setupMailbox(ctx context.Context) error {
 		TrustedProxies: c.HTTP.Proxies(),
 		StoreDown:      g.storeUnreachable,
 		Registerer:     g.reg,
+		OfficeName: func(id string) string {
+			if o, ok := g.Directory.Current().Office(id); ok {
+				return o.Name
+			}
+			return ""
+		},
 	}
 	if c.Store.Backend == config.StoreJetStream {
 		// A cluster: every gateway must know every session, or the load balancer

@@ -114,6 +114,11 @@ type Options struct {
 	// (amtsbote_mailbox_notice_attempts_total, amtsbote_mailbox_notices_dropped_total)
 	// and the takeovers' (amtsbote_mailbox_takeovers_total).
 	Registerer prometheus.Registerer
+	// OfficeName, if set, is the name of an office by its id as the
+	// jurisdiction directory has it now (reloads included): the header says whose
+	// mailbox this is with the name a clerk knows ("Stadt Dresden, Abt. …"),
+	// not the configuration's id. Nil, or "" for an id: the id.
+	OfficeName func(id string) string
 
 	// Tunables for tests; zero values take the defaults.
 	noticeBackoff    time.Duration // first retry delay of a notice; default 30s

@@ -80,9 +80,11 @@ type page struct {
 	Root      string // relative path to the mailbox root: "./" or "../"
 	User      string
 	Office    string
-	CSRF      string
-	Flash     string
-	Error     string
+	// OfficeName is Office as the clerk knows it (Options.OfficeName).
+	OfficeName string
+	CSRF       string
+	Flash      string
+	Error      string
 
 	// login
 	LoginName string
@@ -685,8 +687,20 @@ func (m *Mailbox) base1(s *session, root string) *page {
 	p := &page{Root: root}
 	if s != nil {
 		p.User, p.Office, p.CSRF = s.User, s.Office, s.CSRF
+		p.OfficeName = m.officeName(s.Office)
 	}
 	return p
+}
+
+// officeName is the office's name for the header (Options.OfficeName), its id
+// where the directory has none.
+func (m *Mailbox) officeName(id string) string {
+	if m.opts.OfficeName != nil {
+		if n := m.opts.OfficeName(id); n != "" {
+			return n
+		}
+	}
+	return id
 }
 
 // fail shows an error page. A 404 reads exactly the same for an id that does not

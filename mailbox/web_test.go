@@ -1841,3 +1841,28 @@ func TestLoginPageLeftOpenKeepsTheDraft(t *testing.T) {
 		t.Fatalf("the login decided: %+v", now.Decision)
 	}
 }
+
+// TestHeaderNamesTheOffice: the header said whose mailbox this is with the
+// configuration's id ("(amt-a)"), which no clerk knows her office by; it names
+// the office as the jurisdiction directory does (Options.OfficeName, the
+// directory as it is now), and the id only where the directory has no name.
+func TestHeaderNamesTheOffice(t *testing.T) {
+	named := annasMailbox(t, Options{Desk: newMemDesk(), OfficeName: func(id string) string {
+		if id == "amt-a" {
+			return "Stadt Dresden, Abt. Allgemeine Verwaltung/Grundsatz"
+		}
+		return ""
+	}})
+	c := newClient(t, named.Handler())
+	c.mustLogin("anna", "anna-passwort")
+	page := c.get("/postfach/").Body.String()
+	if !strings.Contains(page, "(Stadt Dresden, Abt. Allgemeine Verwaltung/Grundsatz)") || strings.Contains(page, "(amt-a)") {
+		t.Errorf("the header does not name the office by its name:\n%s", page)
+	}
+	unnamed := annasMailbox(t, Options{Desk: newMemDesk(), OfficeName: func(string) string { return "" }})
+	c = newClient(t, unnamed.Handler())
+	c.mustLogin("anna", "anna-passwort")
+	if page := c.get("/postfach/").Body.String(); !strings.Contains(page, "(amt-a)") {
+		t.Errorf("an office the directory does not name is not shown by its id:\n%s", page)
+	}
+}
