@@ -121,7 +121,7 @@ func (f *replyFixture) send(method, path, token string, header http.Header, body
 		}
 		req.Body = io.NopCloser(bytes.NewReader(raw))
 	}
-	if err := conforms(req, route, params, resp, b); err != nil {
+	if err := conforms(req, resp, b); err != nil {
 		f.t.Fatalf("%s %s: %d breaks the contract: %v\n%.500s", method, path, resp.StatusCode, err, b)
 	}
 	return answer{code: resp.StatusCode, body: b, header: resp.Header}

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -13,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 
 	"github.com/amtsbote/amtsbote/api"
+	"github.com/amtsbote/amtsbote/api/contracttest"
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/internal/natstest"
@@ -190,16 +189,11 @@ func reloadChecked(t *testing.T, router routers.Router, base string) (int, []byt
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, base+"/v1/admin/directory/reload", nil)
 	req.Header.Set("Authorization", "Bearer "+adminToken)
-	route, params, err := router.FindRoute(req)
-	if err != nil {
+	if _, _, err := router.FindRoute(req); err != nil {
 		t.Fatal(err)
 	}
 	resp, body := authed(t, http.MethodPost, req.URL.String(), adminToken)
-	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
-		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
-	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
-		Body: io.NopCloser(bytes.NewReader(body)), Options: &openapi3filter.Options{IncludeResponseStatus: true}}
-	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+	if err := contracttest.Load(t).Check(req, resp.StatusCode, resp.Header, body); err != nil {
 		t.Fatalf("the reload's %d breaks the contract: %v\n%s", resp.StatusCode, err, body)
 	}
 	var answer struct{ Nodes []api.NodeReload }

@@ -1,0 +1,96 @@
+package contracttest
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Watch is a RoundTripper for a test binary's http.DefaultClient: it holds
+// every answer a test gets from the gateway's REST API to the contract
+// (Check), so a client generated from api/openapi.yaml meets all of them, not
+// only those of the contract tests' own tables. Paths the contract does not
+// have (the faces mounted beside the API, the directory endpoints) pass
+// unchecked. What breaks the contract is collected, once per fault; Report says
+// it at the end of the run (TestMain), naming the operation.
+type Watch struct {
+	Next http.RoundTripper
+
+	mu      sync.Mutex
+	seen    map[string]bool
+	found   []string
+	checked int
+}
+
+// RoundTrip implements http.RoundTripper. Only JSON bodies are read here (small,
+// and whole before the client reads them); any other answer keeps its stream
+// for the test and is checked without its body, for status, content type and
+// declared headers.
+func (w *Watch) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := w.Next.RoundTrip(req)
+	if err != nil {
+		return resp, err
+	}
+	c, cerr := Default()
+	if cerr != nil {
+		w.add(cerr.Error())
+		return resp, nil
+	}
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	var fault error
+	if mt == "application/json" || mt == "application/problem+json" {
+		body, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		if rerr != nil {
+			return resp, nil // the test sees the short body and judges it
+		}
+		fault = c.Check(req, resp.StatusCode, resp.Header, body)
+	} else {
+		fault = c.CheckHead(req, resp.StatusCode, resp.Header)
+	}
+	if !errors.Is(fault, ErrNotInContract) {
+		w.mu.Lock()
+		w.checked++
+		w.mu.Unlock()
+		if fault != nil {
+			w.add(fault.Error())
+		}
+	}
+	return resp, nil
+}
+
+// Checked is how many answers were held to the contract.
+func (w *Watch) Checked() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.checked
+}
+
+func (w *Watch) add(s string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.seen == nil {
+		w.seen = map[string]bool{}
+	}
+	if !w.seen[s] {
+		w.seen[s] = true
+		w.found = append(w.found, s)
+	}
+}
+
+// Report is what broke the contract, one line each, or "" when nothing did.
+func (w *Watch) Report() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.found) == 0 {
+		return ""
+	}
+	sort.Strings(w.found)
+	return "answers that break api/openapi.yaml (contracttest.Watch):\n  " + strings.Join(w.found, "\n  ") + "\n"
+}
