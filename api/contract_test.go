@@ -356,3 +356,42 @@ func conforms(req *http.Request, resp *http.Response, body []byte) error {
 	}
 	return c.Check(req, resp.StatusCode, resp.Header, body)
 }
+
+// TestAdminViewOmitsTimesNeverSet: the admin view's record said
+// "nextAttemptAt": "0001-01-01T00:00:00Z" for every case without a scheduled
+// retry (omitempty does not omit a time.Time), which an operator's tool
+// generated from the contract reads as a real time: year 1. A time the record
+// never set is absent, as the contract's "when set" says.
+func TestAdminViewOmitsTimesNeverSet(t *testing.T) {
+	ex := submitExample(t) // held after its one attempt: the demo office has no mailbox user, no retry is scheduled
+	var body []byte
+	var v struct {
+		Submission map[string]any
+	}
+	for deadline := time.Now().Add(10 * time.Second); v.Submission["state"] != "held"; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the example is %v, want held:\n%s", v.Submission["state"], body)
+		}
+		time.Sleep(5 * time.Millisecond)
+		req, _ := http.NewRequest(http.MethodGet, ex.g.URL()+wire.AdminSubmissionPath(ex.res.SubmissionID), nil)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("admin view: %d %s", resp.StatusCode, body)
+		}
+		if err := json.Unmarshal(body, &v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if at, ok := v.Submission["nextAttemptAt"]; ok {
+		t.Errorf("nextAttemptAt %v on a case without a scheduled attempt", at)
+	}
+	if bytes.Contains(body, []byte("0001-01-01")) {
+		t.Errorf("a zero time in the admin view:\n%s", body)
+	}
+}

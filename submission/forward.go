@@ -74,7 +74,7 @@ type Forward struct {
 	ReceiptSHA256    string    `json:"receiptSha256"`    // of the peer's signed Eingangsbestaetigung
 	// PeerState is the state the peer last reported; PeerCheckedAt when.
 	PeerState     State     `json:"peerState,omitempty"`
-	PeerCheckedAt time.Time `json:"peerCheckedAt,omitempty"`
+	PeerCheckedAt time.Time `json:"peerCheckedAt,omitzero"`
 	// ReceiverGateway is the gateway where the office that took the package is:
 	// Peer, or a gateway the peer forwarded it on to (its report says which).
 	ReceiverGateway string `json:"receiverGateway,omitempty"`

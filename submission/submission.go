@@ -106,10 +106,13 @@ type Submission struct {
 	TargetIndex int      `json:"targetIndex"`
 	// Attempts counts attempts on the current target; Generation counts how often the
 	// submission was (re)queued, so a stale queue message can be recognised.
-	Attempts      int       `json:"attempts"`
-	TotalAttempts int       `json:"totalAttempts"`
-	Generation    int       `json:"generation"`
-	NextAttemptAt time.Time `json:"nextAttemptAt,omitempty"`
+	Attempts      int `json:"attempts"`
+	TotalAttempts int `json:"totalAttempts"`
+	Generation    int `json:"generation"`
+	// NextAttemptAt is absent while unset: omitzero, as every time.Time of the
+	// record, since omitempty never omits a struct and the admin API showed
+	// "0001-01-01T00:00:00Z" (api/openapi.yaml says "when set").
+	NextAttemptAt time.Time `json:"nextAttemptAt,omitzero"`
 	// RetryDelay is the wait last scheduled: NextAttemptAt less the time it was
 	// set (the failure, AttemptFailed, or a pause of the office's endpoint that
 	// moved it, Defer). NextAttemptAt is a wall time, and a clock stepped back
@@ -252,7 +255,7 @@ type Decision struct {
 	// whose clock may run behind; the retention counts from RecordedAt, so a peer
 	// 100 days behind cannot have a case's bytes removed 100 days early. Zero in
 	// records written before 2026-12-05: At counts (DecidedLocally).
-	RecordedAt time.Time `json:"recordedAt,omitempty"`
+	RecordedAt time.Time `json:"recordedAt,omitzero"`
 }
 
 // DecidedLocally is when this gateway recorded the decision (RecordedAt, or At
