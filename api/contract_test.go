@@ -395,3 +395,38 @@ func TestAdminViewOmitsTimesNeverSet(t *testing.T) {
 		t.Errorf("a zero time in the admin view:\n%s", body)
 	}
 }
+
+// TestUnreadableQueryOnEveryOperation: a query string that cannot be parsed is
+// 400 malformed-request on every route (the contract's description), so every
+// operation must declare the 400 for a client generated from it; GET
+// /v1/admin/messages did not.
+func TestUnreadableQueryOnEveryOperation(t *testing.T) {
+	g, _ := startGateway(t)
+	c := contracttest.Load(t)
+	fill := strings.NewReplacer("{id}", "01a24e60-47cb-75a3-9f9d-9e15f59841f4", "{rid}", "01a24e60-47cb-75a3-9f9d-9e15f59841f5",
+		"{kind}", wire.ReceiptEingang, "{aid}", "anlage-1", "{name}", "antragspaket-v1.xsd", "{office}", "dd", "{channel}", "api")
+	n := 0
+	for path, item := range c.Doc.Paths.Map() {
+		for method := range item.Operations() {
+			n++
+			req, _ := http.NewRequest(method, g.URL()+fill.Replace(path)+"?a=%zz", nil)
+			req.Header.Set("Authorization", "Bearer "+adminToken)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 400 || !bytes.Contains(body, []byte(problem.TypeMalformed)) {
+				t.Errorf("%s %s?a=%%zz: %d %s, want 400 malformed-request", method, path, resp.StatusCode, body)
+				continue
+			}
+			if err := c.Check(req, resp.StatusCode, resp.Header, body); err != nil {
+				t.Errorf("%v", err)
+			}
+		}
+	}
+	if n < 30 {
+		t.Fatalf("only %d operations probed", n)
+	}
+}
