@@ -7,7 +7,9 @@ import (
 	"errors"
 	"github.com/amtsbote/amtsbote/api/contracttest"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -428,5 +430,62 @@ func TestUnreadableQueryOnEveryOperation(t *testing.T) {
 	}
 	if n < 30 {
 		t.Fatalf("only %d operations probed", n)
+	}
+}
+
+// TestMethodsOfEveryPathAsTheContractSays: on every path of the contract a
+// method it does not list is 405 with Allow naming the listed ones (and HEAD
+// beside GET, but on the backup), and a HEAD is answered as the GET's
+// operation declares, without content.
+func TestMethodsOfEveryPathAsTheContractSays(t *testing.T) {
+	g, _ := startGateway(t)
+	c := contracttest.Load(t)
+	fill := strings.NewReplacer("{id}", "01a24e60-47cb-75a3-9f9d-9e15f59841f4", "{rid}", "01a24e60-47cb-75a3-9f9d-9e15f59841f5",
+		"{kind}", wire.ReceiptEingang, "{aid}", "anlage-1", "{name}", "antragspaket-v1.xsd", "{office}", "dd", "{channel}", "api")
+	do := func(method, path string) (*http.Request, *http.Response, []byte) {
+		req, _ := http.NewRequest(method, g.URL()+fill.Replace(path), nil)
+		token := portalToken // the token is checked before the method on an office or admin path
+		switch {
+		case strings.HasPrefix(path, "/v1/office/"):
+			token = officeToken
+		case strings.HasPrefix(path, "/v1/admin/"):
+			token = adminToken
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return req, resp, body
+	}
+	for path, item := range c.Doc.Paths.Map() {
+		listed := slices.Sorted(maps.Keys(item.Operations()))
+		allow := slices.Clone(listed)
+		if item.Get != nil && path != "/v1/admin/backup" {
+			allow = append(allow, http.MethodHead)
+		}
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+			if item.GetOperation(m) != nil {
+				continue
+			}
+			req, resp, body := do(m, path)
+			got := strings.Split(resp.Header.Get("Allow"), ", ")
+			slices.Sort(got)
+			want := slices.Sorted(slices.Values(allow))
+			if resp.StatusCode != 405 || !slices.Equal(got, want) {
+				t.Errorf("%s %s: %d Allow %q, want 405 with %v", m, path, resp.StatusCode, resp.Header.Get("Allow"), want)
+			}
+			if err := c.Check(req, resp.StatusCode, resp.Header, body); err != nil {
+				t.Errorf("%v", err)
+			}
+		}
+		if item.Get != nil {
+			req, resp, body := do(http.MethodHead, path)
+			if err := c.Check(req, resp.StatusCode, resp.Header, body); err != nil {
+				t.Errorf("HEAD: %v", err)
+			}
+		}
 	}
 }

@@ -279,7 +279,11 @@ func (c *Contract) check(req *http.Request, status int, header http.Header, body
 		return nil // the backup's GET is no HEAD (it would make a whole backup)
 	case errors.Is(err, routers.ErrMethodNotAllowed):
 		// Not an operation: the contract's description promises 405
-		// method-not-allowed with Allow for every method a path does not list.
+		// method-not-allowed with Allow for every method a path does not list,
+		// after the token on an office or admin path (401 unauthenticated).
+		if status == http.StatusUnauthorized && withBody {
+			return c.problem(status, header, body, c.Doc.Components.Schemas["Problem"].Value)
+		}
 		if status != http.StatusMethodNotAllowed || header.Get("Allow") == "" {
 			return fmt.Errorf("%s %s: the contract has no such operation, and the answer is %d (Allow %q), not 405 with Allow",
 				req.Method, req.URL.Path, status, header.Get("Allow"))
