@@ -489,3 +489,31 @@ func TestMethodsOfEveryPathAsTheContractSays(t *testing.T) {
 		}
 	}
 }
+
+// TestAmbiguousPlaceInTheContract: the candidates of an ambiguous-place refusal
+// are places as GET /v1/places lists them (ags, level, land, ...), and the
+// contract declared only ars and name: a client generated from it refused the
+// very answer that tells the citizen to choose.
+func TestAmbiguousPlaceInTheContract(t *testing.T) {
+	e := startPortal(t)
+	p := paket.ExampleWith(e.leika, paket.NewMessageID(), time.Now())
+	p.Kopf.Ort = paket.Ort{Name: "Neustadt"}
+	raw, err := e.client.Sign(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, e.g.URL()+wire.SubmissionsPath, bytes.NewReader(raw))
+	req.Header.Set("Content-Type", "application/xml")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 422 || !bytes.Contains(body, []byte(problem.TypeAmbiguousPlace)) || !bytes.Contains(body, []byte(`"candidates"`)) {
+		t.Fatalf("Neustadt: %d %s, want 422 ambiguous-place with candidates", resp.StatusCode, body)
+	}
+	if err := conforms(req, resp, body); err != nil {
+		t.Fatalf("the refusal breaks the contract: %v\n%s", err, body)
+	}
+}
