@@ -230,6 +230,17 @@ func TestStrictContractRefusesPlantedExamples(t *testing.T) {
 		_, err := New([]byte(planted), md)
 		mustFail(t, tc.name, err, tc.says)
 	}
+	// A parameter's and a header's example, as the contract has them.
+	for _, tc := range []struct{ name, from, to, says string }{
+		{"a kind over 100 characters", "          example: Bescheid\n", "          example: " + strings.Repeat("B", 101) + "\n", "replies: invalid operation POST: invalid example"},
+		{"a header example of another type", `example: "bytes */961"`, `example: 961`, "attachments/{aid}: invalid operation GET: header schema is invalid: invalid example"},
+	} {
+		if !strings.Contains(spec, tc.from) {
+			t.Fatalf("api/openapi.yaml has no %q to plant %s in", tc.from, tc.name)
+		}
+		_, err := New([]byte(strings.Replace(spec, tc.from, tc.to, 1)), md)
+		mustFail(t, tc.name, err, tc.says)
+	}
 	planted := strings.Replace(spec, anchor, anchor+"      example: {id: dd, name: Dresden}\n", 1)
 	if _, err := New([]byte(planted), md); err != nil {
 		t.Errorf("a valid example refused: %v", err)
