@@ -170,6 +170,8 @@ func TestStrictCheckFindsPlantedStatusesAndTypes(t *testing.T) {
 		map[string]any{"type": "https://amtsbote.de/problems/method-not-allowed", "title": "x", "status": 405}), "not 405 with Allow")
 	mustPass(t, "401 before the method on an office path", check(t, c, "DELETE", "/v1/office/submissions/"+sid, 401, "application/problem+json", nil,
 		map[string]any{"type": "https://amtsbote.de/problems/unauthenticated", "title": "x", "status": 401}))
+	mustFail(t, "405 to HEAD where GET is served", check(t, c, "HEAD", portalPath, 405, "", http.Header{"Allow": {"GET"}}, nil), "declares no 405")
+	mustPass(t, "405 to HEAD of the backup", check(t, c, "HEAD", "/v1/admin/backup", 405, "", http.Header{"Allow": {"GET"}}, nil))
 	mustFail(t, "HEAD with content", check(t, c, "HEAD", portalPath, 200, "application/json", nil, []byte("{}")), "bytes of content")
 	if err := check(t, c, "GET", "/postfach/", 200, "text/html", nil, []byte("x")); err == nil || !strings.Contains(err.Error(), ErrNotInContract.Error()) {
 		t.Errorf("a face beside the API: %v, want ErrNotInContract", err)
