@@ -331,6 +331,13 @@ func (c *Contract) check(req *http.Request, status int, header http.Header, body
 	return nil
 }
 
+// CheckProblem holds a problem document of a path the contract does not have (a
+// directory endpoint, the peer endpoint) to docs/problems.md and the Problem
+// schema: every problem the gateway's HTTP API answers is one of the table's.
+func (c *Contract) CheckProblem(status int, header http.Header, body []byte) error {
+	return c.problem(status, header, body, c.Doc.Components.Schemas["Problem"].Value)
+}
+
 // problem checks a problem document against schema, the answer's (Problem, or
 // ReloadProblem): valid under it, every member one it declares — Problem stays
 // open for clients (RFC 9457: ignore an extension you do not know), but the

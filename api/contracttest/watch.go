@@ -3,6 +3,7 @@ package contracttest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -16,7 +17,7 @@ import (
 // (Check), so a client generated from api/openapi.yaml meets all of them, not
 // only those of the contract tests' own tables. Paths the contract does not
 // have (the faces mounted beside the API, the directory endpoints) pass
-// unchecked. What breaks the contract is collected, once per fault; Report says
+// unchecked but for a problem document's type (CheckProblem). What breaks the contract is collected, once per fault; Report says
 // it at the end of the run (TestMain), naming the operation.
 type Watch struct {
 	Next http.RoundTripper
@@ -51,6 +52,13 @@ func (w *Watch) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil // the test sees the short body and judges it
 		}
 		fault = c.Check(req, resp.StatusCode, resp.Header, body)
+		if errors.Is(fault, ErrNotInContract) && mt == "application/problem+json" && req.Method != http.MethodHead {
+			// Not an operation of the contract, but a problem of the gateway:
+			// its type is one of docs/problems.md all the same.
+			if perr := c.CheckProblem(resp.StatusCode, resp.Header, body); perr != nil {
+				w.add(fmt.Sprintf("%s %s → %d: %v", req.Method, req.URL.Path, resp.StatusCode, perr))
+			}
+		}
 	} else {
 		fault = c.CheckHead(req, resp.StatusCode, resp.Header)
 	}

@@ -10,8 +10,9 @@ import (
 
 // TestWatchReportsPlantedAnswers: Watch, as the api and gateway tests' TestMain
 // install it, names an answer with an undeclared member and one with an
-// undeclared status, counts the answers it held to the contract, passes a path
-// the contract does not have, and leaves the body whole for the test.
+// undeclared status, and a problem type docs/problems.md lacks on a path the
+// contract does not have; counts the answers it held to the contract, passes
+// a path beside it, and leaves the body whole for the test.
 func TestWatchReportsPlantedAnswers(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -25,6 +26,10 @@ func TestWatchReportsPlantedAnswers(t *testing.T) {
 		case "/v1/openapi.yaml":
 			w.Header().Set("Content-Type", "application/yaml")
 			_, _ = io.WriteString(w, "openapi: 3.0.3\n")
+		case "/v1/places":
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"type":"https://amtsbote.de/problems/no-such-thing","title":"x","status":400}`)
 		default:
 			w.Header().Set("Content-Type", "text/html")
 			_, _ = io.WriteString(w, "<p>a face beside the API</p>")
@@ -33,7 +38,7 @@ func TestWatchReportsPlantedAnswers(t *testing.T) {
 	defer srv.Close()
 	watch := &Watch{Next: http.DefaultTransport}
 	client := &http.Client{Transport: watch}
-	for _, path := range []string{"/healthz", "/readyz", "/v1/openapi.yaml", "/postfach/"} {
+	for _, path := range []string{"/healthz", "/readyz", "/v1/openapi.yaml", "/postfach/", "/v1/places"} {
 		resp, err := client.Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)
@@ -45,7 +50,7 @@ func TestWatchReportsPlantedAnswers(t *testing.T) {
 		}
 	}
 	report := watch.Report()
-	for _, want := range []string{`GET /healthz → 200`, `"uptime"`, `GET /readyz → 418`} {
+	for _, want := range []string{`GET /healthz → 200`, `"uptime"`, `GET /readyz → 418`, `GET /v1/places → 400`, `no-such-thing`} {
 		if !strings.Contains(report, want) {
 			t.Errorf("the report lacks %s:\n%s", want, report)
 		}
