@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"testing"
 
@@ -17,20 +16,7 @@ import (
 // contract meets them all, not only those of TestAPIContract's table.
 func TestMain(m *testing.M) {
 	_, before := os.Stat("data")
-	watch := &contracttest.Watch{Next: http.DefaultTransport}
-	// http.DefaultClient's, not http.DefaultTransport itself: the gateway's
-	// outbound clients clone that one as an *http.Transport.
-	http.DefaultClient.Transport = watch
-	code := m.Run()
-	if testing.Verbose() {
-		fmt.Fprintf(os.Stderr, "contracttest.Watch: %d answers held to api/openapi.yaml\n", watch.Checked())
-	}
-	if broken := watch.Report(); broken != "" {
-		fmt.Fprint(os.Stderr, broken)
-		if code == 0 {
-			code = 1
-		}
-	}
+	code := contracttest.RunWatched(m)
 	if _, after := os.Stat("data"); before != nil && after == nil {
 		fmt.Fprintln(os.Stderr, "a test wrote ./data into the source tree (a configuration without DataDir): set cfg.DataDir to t.TempDir()")
 		_ = os.RemoveAll("data")

@@ -7,9 +7,11 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync"
+	"testing"
 )
 
 // Watch is a RoundTripper for a test binary's http.DefaultClient: it holds
@@ -101,4 +103,25 @@ func (w *Watch) Report() string {
 	}
 	sort.Strings(w.found)
 	return "answers that break api/openapi.yaml (contracttest.Watch):\n  " + strings.Join(w.found, "\n  ") + "\n"
+}
+
+// RunWatched runs a test binary's tests (a TestMain's m.Run) with a Watch on
+// http.DefaultClient and returns the exit code: m.Run's, or 1 when an answer
+// broke the contract, which is then written to stderr. It is the client's
+// transport, not http.DefaultTransport itself, that is replaced: the gateway's
+// outbound clients clone that one as an *http.Transport.
+func RunWatched(m interface{ Run() int }) int {
+	watch := &Watch{Next: http.DefaultTransport}
+	http.DefaultClient.Transport = watch
+	code := m.Run()
+	if testing.Verbose() {
+		fmt.Fprintf(os.Stderr, "contracttest.Watch: %d answers held to api/openapi.yaml\n", watch.Checked())
+	}
+	if broken := watch.Report(); broken != "" {
+		fmt.Fprint(os.Stderr, broken)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
 }
