@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/big"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -243,4 +244,17 @@ func (e *brokerEnv) waitState(t testing.TB, id string, want submission.State) *s
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// annaOnAClock is a broker-backed mailbox on a test clock with one case handed
+// over to Dresden and anna signed in: the start of every test of what happens
+// when her session ends (clock.Add(int64(sessionIdle + time.Minute))) in the
+// middle of her work.
+func annaOnAClock(t *testing.T) (*brokerEnv, *atomic.Int64, *submission.Submission, *client) {
+	t.Helper()
+	clock := new(atomic.Int64)
+	clock.Store(time.Now().UnixNano())
+	e := startBrokerEnv(t, t.TempDir(), Options{Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	sub := e.receiveHandedOver(t, officeDresden)
+	return e, clock, sub, e.login(t, "anna", "anna-passwort")
 }

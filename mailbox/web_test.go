@@ -1201,11 +1201,7 @@ func TestMessageOnlyWhileItHolds(t *testing.T) {
 // with the new session's token. A draft planted by another site's POST (which
 // comes without the session cookie, so looks late) is not carried.
 func TestDecisionSentAfterTheSessionEndedIsKept(t *testing.T) {
-	var clock atomic.Int64
-	clock.Store(time.Now().UnixNano())
-	e := startBrokerEnv(t, t.TempDir(), Options{Now: func() time.Time { return time.Unix(0, clock.Load()) }})
-	sub := e.receiveHandedOver(t, officeDresden)
-	anna := e.login(t, "anna", "anna-passwort")
+	e, clock, sub, anna := annaOnAClock(t)
 	at := "/postfach/s/" + sub.ID
 	tok := csrfFrom(t, anna.get(at).Body.String())
 	clock.Add(int64(sessionIdle + time.Minute))
@@ -1727,11 +1723,7 @@ func readOnce(t *testing.T, name, id string, reads map[string]int) {
 // reason gone. Signed in already, the browser gets the case with the draft
 // again; nothing is decided.
 func TestLoginWithADraftSentAgainKeepsIt(t *testing.T) {
-	var clock atomic.Int64
-	clock.Store(time.Now().UnixNano())
-	e := startBrokerEnv(t, t.TempDir(), Options{Now: func() time.Time { return time.Unix(0, clock.Load()) }})
-	sub := e.receiveHandedOver(t, officeDresden)
-	anna := e.login(t, "anna", "anna-passwort")
+	e, clock, sub, anna := annaOnAClock(t)
 	at := "/postfach/s/" + sub.ID
 	tok := csrfFrom(t, anna.get(at).Body.String())
 	clock.Add(int64(sessionIdle + time.Minute))
@@ -1774,11 +1766,7 @@ func TestLoginWithADraftSentAgainKeepsIt(t *testing.T) {
 // attachment's name. Refused (401, no redirect), the download stays
 // interrupted, to be resumed after the login.
 func TestResumedDownloadWithoutSessionIsRefused(t *testing.T) {
-	var clock atomic.Int64
-	clock.Store(time.Now().UnixNano())
-	e := startBrokerEnv(t, t.TempDir(), Options{Now: func() time.Time { return time.Unix(0, clock.Load()) }})
-	sub := e.receiveHandedOver(t, officeDresden)
-	anna := e.login(t, "anna", "anna-passwort")
+	_, clock, sub, anna := annaOnAClock(t)
 	at := "/postfach/s/" + sub.ID
 	anna.get(at)
 	part := anna.do(http.MethodGet, at+"/anlage/anlage-1", nil, "Range", "bytes=0-9")
@@ -1808,11 +1796,7 @@ func TestResumedDownloadWithoutSessionIsRefused(t *testing.T) {
 // to the case with it. Another site's POST, or one without that header,
 // still carries nothing (TestAnotherSiteCannotPlantADraft).
 func TestLoginPageLeftOpenKeepsTheDraft(t *testing.T) {
-	var clock atomic.Int64
-	clock.Store(time.Now().UnixNano())
-	e := startBrokerEnv(t, t.TempDir(), Options{Now: func() time.Time { return time.Unix(0, clock.Load()) }})
-	sub := e.receiveHandedOver(t, officeDresden)
-	anna := e.login(t, "anna", "anna-passwort")
+	e, clock, sub, anna := annaOnAClock(t)
 	at := "/postfach/s/" + sub.ID
 	tok := csrfFrom(t, anna.get(at).Body.String())
 	clock.Add(int64(sessionIdle + time.Minute))
