@@ -504,6 +504,10 @@ func (m *Mailbox) serve(w http.ResponseWriter, r *http.Request) {
 			q := url.Values{}
 			if mt := reCasePath.FindStringSubmatch(p); mt != nil {
 				q.Set("weiter", "s/"+mt[1])
+			} else if next := loginNext("?" + r.URL.RawQuery); p == "" && next != "" {
+				// A search or a later page of the inbox: back to it, not to
+				// the first page unfiltered.
+				q.Set("weiter", next)
 			}
 			if r.Header.Get("Range") != "" {
 				// A browser resuming a broken download (no page is asked
@@ -819,11 +823,7 @@ func (m *Mailbox) login(w http.ResponseWriter, r *http.Request) {
 		if _, _, ok := m.current(r); ok {
 			// Signed in meanwhile (in another tab): on to where this login
 			// page was to lead, the case of a notice's link, say, not the inbox.
-			target := m.base.Path
-			if reDetail.MatchString(next) {
-				target += next
-			}
-			http.Redirect(w, r, target, http.StatusSeeOther)
+			http.Redirect(w, r, m.base.Path+loginNext(next), http.StatusSeeOther)
 			return
 		}
 		p := m.loginPage(w, r, next)
@@ -834,7 +834,10 @@ func (m *Mailbox) login(w http.ResponseWriter, r *http.Request) {
 		case "":
 		case "seite":
 			p.Error = sessionEndedPage
-			if p.LoginNext != "" {
+			switch {
+			case strings.HasPrefix(p.LoginNext, "?"):
+				p.Error += " Danach kommen Sie zurück zu Ihrer Suche im Posteingang."
+			case p.LoginNext != "":
 				p.Error += " Danach kommen Sie zurück zum Eingang."
 			}
 		default:
@@ -863,10 +866,39 @@ func (m *Mailbox) loginPage(w http.ResponseWriter, r *http.Request, next string)
 	p.Title = "Anmeldung"
 	p.CSRF = tok
 	p.LoginAction = "login"
-	if reDetail.MatchString(next) {
-		p.LoginNext = next
-	}
+	p.LoginNext = loginNext(next)
 	return p
+}
+
+// inboxKeys are the inbox address's query keys (search, filter, page): all a
+// login may lead back to besides a case.
+var inboxKeys = []string{"q", "status", "nach", "seite"}
+
+// loginNext is where a login leads on to, from root, for a "weiter" value: a
+// case ("s/<id>"), or the inbox with its search, filter and page ("?q=…"),
+// rebuilt from inboxKeys alone and bounded, so that no value can lead
+// elsewhere than into the mailbox; "" (the inbox) for anything else.
+func loginNext(next string) string {
+	if reDetail.MatchString(next) {
+		return next
+	}
+	if !strings.HasPrefix(next, "?") || len(next) > 1024 {
+		return ""
+	}
+	in, err := url.ParseQuery(next[1:])
+	if err != nil {
+		return ""
+	}
+	out := url.Values{}
+	for _, k := range inboxKeys {
+		if v := in.Get(k); v != "" {
+			out.Set(k, v)
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return "?" + out.Encode()
 }
 
 // lateDraft is the decision of a case's form sent after the session ended
@@ -1045,7 +1077,7 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request, caseID strin
 // "weiter", or caseID of the address it was sent to), else to the inbox.
 func (m *Mailbox) redirectAfterLogin(w http.ResponseWriter, r *http.Request, caseID string) {
 	target := m.base.Path
-	if next := r.PostForm.Get("weiter"); reDetail.MatchString(next) {
+	if next := loginNext(r.PostForm.Get("weiter")); next != "" {
 		target += next
 	} else if caseID != "" { // the form went to the case's address
 		target += "s/" + caseID

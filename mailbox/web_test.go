@@ -1850,3 +1850,47 @@ func TestHeaderNamesTheOffice(t *testing.T) {
 		t.Errorf("an office the directory does not name is not shown by its id:\n%s", page)
 	}
 }
+
+// TestSearchOutlivesTheSession: the session ended while the clerk was on a
+// search of her inbox, or on a later page of it; after the login she was on
+// the first page, unfiltered, to search again. The login leads back to the
+// search (its keys alone, rebuilt: the value cannot lead out of the mailbox),
+// and the login page says so.
+func TestSearchOutlivesTheSession(t *testing.T) {
+	_, clock, _, anna := annaOnAClock(t)
+	search := "/postfach/?q=M%C3%BCller&status=alle"
+	if rec := anna.get(search); rec.Code != http.StatusOK {
+		t.Fatalf("the search: %d", rec.Code)
+	}
+	clock.Add(int64(sessionIdle + time.Minute))
+	rec := anna.get(search)
+	loc := rec.Header().Get("Location")
+	if rec.Code != http.StatusSeeOther || !strings.Contains(loc, "weiter=") {
+		t.Fatalf("the search after the session ended: %d to %q, want the login leading back", rec.Code, loc)
+	}
+	page := anna.get(loc).Body.String()
+	if !strings.Contains(page, "zurück zu Ihrer Suche") {
+		t.Errorf("the login page does not say it leads back to the search:\n%.2000s", page)
+	}
+	next := regexp.MustCompile(`name="weiter" value="([^"]*)"`).FindStringSubmatch(page)
+	if next == nil {
+		t.Fatalf("the login form does not carry the search:\n%.2000s", page)
+	}
+	form := url.Values{"csrf": {csrfFrom(t, page)}, "benutzer": {"anna"}, "passwort": {"anna-passwort"}, "weiter": {html.UnescapeString(next[1])}}
+	if rec := anna.post("/postfach/login", form); rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != search {
+		t.Errorf("after the login: %d to %q, want %q", rec.Code, rec.Header().Get("Location"), search)
+	}
+	for next, want := range map[string]string{
+		"//evil.example/":                 "",
+		"?weiter=//evil.example":          "",
+		"https://evil.example/?q=x":       "",
+		"?q=x&status=alle&x=1":            "?q=x&status=alle",
+		"?nach=abc&seite=2":               "?nach=abc&seite=2",
+		"s/abc":                           "s/abc",
+		"?q=" + strings.Repeat("x", 2000): "",
+	} {
+		if got := loginNext(next); got != want {
+			t.Errorf("loginNext(%.40q) = %q, want %q", next, got, want)
+		}
+	}
+}
