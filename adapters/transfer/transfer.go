@@ -445,6 +445,7 @@ func (a *Adapter) CheckTarget(t adapters.Target) error {
 	}
 	ld := filepath.Join(dir, LedgerDir)
 	lst, err := os.Lstat(ld)
+	prepared := err == nil // the gateway wrote into this folder before
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if err := a.prepare(dir); err != nil {
@@ -461,6 +462,18 @@ func (a *Adapter) CheckTarget(t adapters.Target) error {
 		// its import makes room. Refusing the start for it kept the whole gateway
 		// down after a restart, every office and every portal, for one full share.
 		a.log.Warn("transfer: office folder is full now; deliveries into it wait and are retried until it has room",
+			"folder", dir, "err", stripPath(err))
+	} else if prepared && (errors.Is(err, syscall.EROFS) || errors.Is(err, fs.ErrPermission)) {
+		// Not writable now, but the gateway prepared this folder before: the
+		// share went read-only (a file server that remounts itself read-only
+		// on errors does) or its permissions were changed on the office's side.
+		// As for a full share, refusing the start kept the whole gateway down,
+		// every office and every portal, for one office's share; deliveries
+		// into it are retried as "transfer folder not writable" and then go to
+		// the office's next channel. A new folder the gateway cannot prepare
+		// is still refused (prepare): that is the configuration, to be fixed
+		// by the person starting it.
+		a.log.Warn("transfer: office folder is not writable now; deliveries into it are retried until it is, then go to the office's next channel",
 			"folder", dir, "err", stripPath(err))
 	} else if err != nil {
 		return &adapters.TargetError{Field: "endpoint", Reason: "folder " + dir + " is not writable: " + stripPath(err).Error()}
