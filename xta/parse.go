@@ -17,6 +17,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/amtsbote/amtsbote/internal/german"
 	"github.com/amtsbote/amtsbote/internal/httpbody"
 	"github.com/amtsbote/amtsbote/internal/xmlscan"
 )
@@ -809,7 +810,14 @@ func decodeBase64(s string) ([]byte, error) {
 	return b, nil
 }
 
-// parseTime reads an xs:dateTime (with or without zone; without counts as UTC).
+// parseTime reads an xs:dateTime. One without a zone is German legal time
+// (Europe/Berlin, MEZ or MESZ): XML Schema leaves such a time's zone open, and
+// the Fachverfahren sending it runs in a German office — a Java client's
+// LocalDateTime, say, goes out without one. Read as UTC (until 2026-12-07) a
+// window from 10:00 began at 11:00 MEZ, 12:00 MESZ, and a poll from its last
+// poll's local time left out for good what entered the box in between. In the
+// hour the clocks go back, a zone-less time names the earlier of its two
+// instants (a window's start then takes more, not less).
 // "24:00:00" is the end of its day, the next day's 00:00:00 (XML Schema 1.0,
 // 3.2.7): a selector for a whole day up to T24:00:00 was refused (an audit).
 func parseTime(s string) (time.Time, error) {
@@ -825,8 +833,15 @@ func parseTime(s string) (time.Time, error) {
 		}
 		return time.Time{}, fmt.Errorf("%q is not an xs:dateTime", s)
 	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02T15:04:05"} {
-		if t, err := time.Parse(layout, s); err == nil {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02T15:04:05.999999999", "2006-01-02T15:04:05"} {
+		if t, err := time.ParseInLocation(layout, s, german.Berlin); err == nil {
+			// Go takes the later instant of a wall time that occurs twice.
+			if e := t.Add(-time.Hour); e.In(german.Berlin).Format(time.DateTime) == t.In(german.Berlin).Format(time.DateTime) {
+				return e, nil
+			}
 			return t, nil
 		}
 	}
