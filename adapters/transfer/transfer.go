@@ -143,6 +143,10 @@ type Adapter struct {
 	wmu       sync.Mutex
 	watched   map[string]bool
 	unwatched map[string]bool // office folders fsnotify refused, warned about once
+	adding    map[string]bool // office folders whose watch is being added now (watch)
+	// addWatch adds a folder to the watcher: watcher.Add; tests replace it with
+	// one that hangs, as on a share whose server stopped answering.
+	addWatch  func(dir string) error
 	changes   chan struct{}
 	loopDone  chan struct{}
 	closeOnce sync.Once
@@ -170,7 +174,7 @@ var (
 // left), the adapter works without it: Changes then never fires and polling notices
 // every confirmation.
 func New(o Options) (*Adapter, error) {
-	a := &Adapter{log: o.Logger, now: o.Now, watched: map[string]bool{}, unwatched: map[string]bool{}, keep: o.LedgerKeep,
+	a := &Adapter{log: o.Logger, now: o.Now, watched: map[string]bool{}, unwatched: map[string]bool{}, adding: map[string]bool{}, keep: o.LedgerKeep,
 		pruning: map[string]bool{}, lastPrune: map[string]time.Time{}, pruneCursor: map[string]string{},
 		beforeRename: o.BeforeRename}
 	if a.keep == 0 {
@@ -188,6 +192,7 @@ func New(o Options) (*Adapter, error) {
 			a.log.Warn("transfer: fsnotify unavailable, confirmations are noticed by polling only", "err", err)
 		} else {
 			a.watcher = w
+			a.addWatch = w.Add
 			a.changes = make(chan struct{}, 1)
 			a.loopDone = make(chan struct{})
 			go a.watchLoop()
@@ -280,19 +285,31 @@ func (a *Adapter) unwatch(dir string) {
 // inotify watches (fs.inotify.max_user_watches) said nothing where
 // docs/transfer.md promised a warning, and every call would repeat it (Confirmed
 // calls this for each case, every round).
+//
+// The watch is added without holding wmu: adding it looks the folder up, and on
+// a share whose server stopped answering that hangs. Held, the lock spread the
+// hang to every office — each delivery and each confirmation question calls
+// this, and the event loop asks isWatched — where only the hung office's own
+// calls must wait (TestHungShareHoldsNoOtherOffice).
 func (a *Adapter) watch(dir string) {
 	if a.watcher == nil {
 		return
 	}
 	a.wmu.Lock()
-	defer a.wmu.Unlock()
-	if a.watched[dir] {
+	if a.watched[dir] || a.adding[dir] || a.gate.Closed() {
+		a.wmu.Unlock()
 		return
 	}
+	a.adding[dir] = true
+	a.wmu.Unlock()
+	err := a.addWatch(dir)
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	delete(a.adding, dir)
 	if a.gate.Closed() {
 		return
 	}
-	if err := a.watcher.Add(dir); err != nil {
+	if err != nil {
 		if !a.unwatched[dir] {
 			a.unwatched[dir] = true
 			a.log.Warn("transfer: cannot watch office folder, confirmations are noticed by polling only", "folder", dir, "err", err)
