@@ -406,7 +406,7 @@ func TestUnreadableQueryOnEveryOperation(t *testing.T) {
 	g, _ := startGateway(t)
 	c := contracttest.Load(t)
 	fill := strings.NewReplacer("{id}", "01a24e60-47cb-75a3-9f9d-9e15f59841f4", "{rid}", "01a24e60-47cb-75a3-9f9d-9e15f59841f5",
-		"{kind}", wire.ReceiptEingang, "{aid}", "anlage-1", "{name}", "antragspaket-v1.xsd", "{office}", "dd", "{channel}", "api")
+		"{kind}", wire.ReceiptEingang, "{aid}", "anlage-1", "{name}", "antragspaket-v1.xsd", "{office}", "dd", "{channel}", "api", "{leikaKey}", "99050012104000")
 	n := 0
 	for path, item := range c.Doc.Paths.Map() {
 		for method := range item.Operations() {
@@ -441,7 +441,7 @@ func TestMethodsOfEveryPathAsTheContractSays(t *testing.T) {
 	g, _ := startGateway(t)
 	c := contracttest.Load(t)
 	fill := strings.NewReplacer("{id}", "01a24e60-47cb-75a3-9f9d-9e15f59841f4", "{rid}", "01a24e60-47cb-75a3-9f9d-9e15f59841f5",
-		"{kind}", wire.ReceiptEingang, "{aid}", "anlage-1", "{name}", "antragspaket-v1.xsd", "{office}", "dd", "{channel}", "api")
+		"{kind}", wire.ReceiptEingang, "{aid}", "anlage-1", "{name}", "antragspaket-v1.xsd", "{office}", "dd", "{channel}", "api", "{leikaKey}", "99050012104000")
 	do := func(method, path string) (*http.Request, *http.Response, []byte) {
 		req, _ := http.NewRequest(method, g.URL()+fill.Replace(path), nil)
 		token := portalToken // the token is checked before the method on an office or admin path

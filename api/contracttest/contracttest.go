@@ -49,7 +49,8 @@ type Contract struct {
 }
 
 // ErrNotInContract: the request names no path of the contract (a face mounted
-// beside the API, the directory endpoints); Check has nothing to hold it to.
+// beside the API, GET /v1/routes with its FIT-Connect document); Check has
+// nothing to hold it to.
 var ErrNotInContract = errors.New("the path is not in api/openapi.yaml")
 
 var (
@@ -331,8 +332,8 @@ func (c *Contract) check(req *http.Request, status int, header http.Header, body
 	return nil
 }
 
-// CheckProblem holds a problem document of a path the contract does not have (a
-// directory endpoint, the peer endpoint) to docs/problems.md and the Problem
+// CheckProblem holds a problem document of a path the contract does not have
+// (GET /v1/routes, the peer endpoint) to docs/problems.md and the Problem
 // schema: every problem the gateway's HTTP API answers is one of the table's.
 func (c *Contract) CheckProblem(status int, header http.Header, body []byte) error {
 	return c.problem(status, header, body, c.Doc.Components.Schemas["Problem"].Value)

@@ -18,7 +18,7 @@ import (
 // every answer a test gets from the gateway's REST API to the contract
 // (Check), so a client generated from api/openapi.yaml meets all of them, not
 // only those of the contract tests' own tables. Paths the contract does not
-// have (the faces mounted beside the API, the directory endpoints) pass
+// have (the faces mounted beside the API, GET /v1/routes) pass
 // unchecked but for a problem document's type (CheckProblem). What breaks the contract is collected, once per fault; Report says
 // it at the end of the run (TestMain), naming the operation.
 type Watch struct {

@@ -26,7 +26,7 @@ func TestWatchReportsPlantedAnswers(t *testing.T) {
 		case "/v1/openapi.yaml":
 			w.Header().Set("Content-Type", "application/yaml")
 			_, _ = io.WriteString(w, "openapi: 3.0.3\n")
-		case "/v1/places":
+		case "/v1/routes":
 			w.Header().Set("Content-Type", "application/problem+json")
 			w.WriteHeader(http.StatusBadRequest)
 			_, _ = io.WriteString(w, `{"type":"https://amtsbote.de/problems/no-such-thing","title":"x","status":400}`)
@@ -38,7 +38,7 @@ func TestWatchReportsPlantedAnswers(t *testing.T) {
 	defer srv.Close()
 	watch := &Watch{Next: http.DefaultTransport}
 	client := &http.Client{Transport: watch}
-	for _, path := range []string{"/healthz", "/readyz", "/v1/openapi.yaml", "/postfach/", "/v1/places"} {
+	for _, path := range []string{"/healthz", "/readyz", "/v1/openapi.yaml", "/postfach/", "/v1/routes"} {
 		resp, err := client.Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)
@@ -50,7 +50,7 @@ func TestWatchReportsPlantedAnswers(t *testing.T) {
 		}
 	}
 	report := watch.Report()
-	for _, want := range []string{`GET /healthz → 200`, `"uptime"`, `GET /readyz → 418`, `GET /v1/places → 400`, `no-such-thing`} {
+	for _, want := range []string{`GET /healthz → 200`, `"uptime"`, `GET /readyz → 418`, `GET /v1/routes → 400`, `no-such-thing`} {
 		if !strings.Contains(report, want) {
 			t.Errorf("the report lacks %s:\n%s", want, report)
 		}
