@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -211,7 +212,7 @@ func (h *directory) service(w http.ResponseWriter, r *http.Request) {
 	key := chi.URLParam(r, "leikaKey")
 	if len(key) != 14 || strings.Trim(key, "0123456789") != "" {
 		// A key that was read and breaks its rule: 422 as in /v1/resolve and at intake.
-		h.fail(w, r, fmt.Errorf("%w: LeiKa key %s must have 14 digits", routing.ErrInvalidQuery, strconvQuote(key)))
+		h.fail(w, r, ProblemFor(fmt.Errorf("%w: LeiKa key %s must have 14 digits", routing.ErrInvalidQuery, strconvQuote(key))).With("field", "leikaKey"))
 		return
 	}
 	d := h.store.Current()
@@ -384,11 +385,31 @@ func (h *directory) resolve(w http.ResponseWriter, r *http.Request) {
 		// What intake would answer a package for this place.
 		via, err = h.admitted(rt)
 	}
+	if errors.Is(err, routing.ErrInvalidQuery) {
+		// Which input to mark: a portal's form has a service and a place, and
+		// the refusal named neither (invalid-field's field, docs/problems.md).
+		err = ProblemFor(err).With("field", invalidInput(d, which, q))
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	writeCompactJSON(w, http.StatusOK, h.routeOf(rt, via))
+}
+
+// invalidInput is the query parameter of /v1/resolve that a refusal with
+// routing.ErrInvalidQuery is about: the service's (leikaKey where given, else
+// service) when it cannot be read by itself, else the place. The service is
+// judged first, as the resolver and intake do (docs/directory.md, rule 1), so
+// with both malformed it is the service's. Asked only on that refusal.
+func invalidInput(d *routing.Directory, which string, q url.Values) string {
+	if _, err := d.FindService(which); errors.Is(err, routing.ErrInvalidQuery) {
+		if strings.TrimSpace(q.Get("leikaKey")) != "" {
+			return "leikaKey"
+		}
+		return "service"
+	}
+	return "place"
 }
 
 // validLeika applies the FIT-Connect pattern ^99\d{12}$.
