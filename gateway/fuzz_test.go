@@ -258,6 +258,14 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"GET", "/v1/admin/offices"}, // after the others: the corpus names routes by index
 	{"POST", "/v1/office/submissions/{id}/replies"},
 	{"GET", "/v1/office/submissions/{id}/replies/{a}"},
+	// The directory's operations (a portal's place and service pickers), in the
+	// contract since 2026-12-07: odd queries and ids must not reach an answer it
+	// does not declare either.
+	{"GET", "/v1/places"},
+	{"GET", "/v1/services"},
+	{"GET", "/v1/services/{a}"},
+	{"GET", "/v1/offices/{a}"},
+	{"GET", "/v1/resolve"},
 }
 
 // FuzzAPIContract: any operation of the API, with any path values, query, body,
@@ -290,6 +298,14 @@ func FuzzAPIContract(f *testing.F) {
 	f.Add(uint8(19), "", "", "kind=Bescheid", []byte("Bescheid"), uint8(2), "")
 	f.Add(uint8(19), "", "", "kind=%07", []byte{}, uint8(1), "")
 	f.Add(uint8(20), "", "r-1", "", []byte{}, uint8(2), "")
+	f.Add(uint8(21), "", "", "q=01877%20Bischofswerda&limit=3", []byte{}, uint8(0), "")
+	f.Add(uint8(21), "", "", "q=&limit=501", []byte{}, uint8(0), "")
+	f.Add(uint8(22), "", "", "q=perso&q=x", []byte{}, uint8(0), "")
+	f.Add(uint8(23), "", "99999999999999", "", []byte{}, uint8(0), "")
+	f.Add(uint8(23), "", "9905", "", []byte{}, uint8(0), "")
+	f.Add(uint8(24), "", "dresden-allgemeine-verwaltung", "", []byte{}, uint8(0), "")
+	f.Add(uint8(25), "", "", "service=Sterbeurkunde&place=Frankfurt", []byte{}, uint8(0), "")
+	f.Add(uint8(25), "", "", "leikaKey=99050012104000&place=Landkreis%20Bautzen", []byte{}, uint8(0), "")
 	allowed := map[string]bool{}
 	for _, t := range problem.Types() {
 		allowed[t] = true
