@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -718,7 +719,9 @@ func (t *Tracker) poll(ctx context.Context, p config.Peer, ids []string) error {
 	// a slow link held back the states of the packages after it in the answer,
 	// and every later batch's question.
 	for _, f := range fetch {
-		t.fetchReplies(ctx, p, f.s, f.it, f.from)
+		if !t.fetchReplies(ctx, p, f.s, f.it, f.from) {
+			break // the peer does not answer now: the rest at the next question
+		}
 	}
 	return failed
 }
@@ -856,13 +859,22 @@ func (t *Tracker) done(id string) {
 // every reply after it, a Bescheid behind a damaged Rückfrage for good. The
 // question asks from the first the case lacks (heldPrefix), so the failed one
 // is announced again.
-func (t *Tracker) fetchReplies(ctx context.Context, p config.Peer, s *submission.Submission, it Status, from int) {
+//
+// A fetch that does not reach the peer — unreachable, a 5xx or 429, no answer
+// or no bytes within its time — ends the round: it returns false, and poll
+// fetches nothing more until the next question. Each fetch has its own time
+// (up to 17 minutes for 64 MiB), and a peer whose reply endpoint hung was
+// asked for every announced reply in turn, up to 1,000 an answer: its next
+// status question, and the decisions of every package forwarded there, waited
+// that long (an audit, 2026-12-07). What the peer refuses (404, 410) or sends
+// other than announced is that reply's fault, and the next ones are fetched.
+func (t *Tracker) fetchReplies(ctx context.Context, p config.Peer, s *submission.Submission, it Status, from int) bool {
 	if s.BytesRemovedAt != nil {
-		return // not asked for (poll); a peer that announces them anyway is not followed
+		return true // not asked for (poll); a peer that announces them anyway is not followed
 	}
 	for i, a := range it.Replies {
 		if ctx.Err() != nil {
-			return
+			return false
 		}
 		if slices.ContainsFunc(s.Replies, func(r submission.Reply) bool { return r.MessageID == a.ID }) {
 			continue
@@ -882,22 +894,41 @@ func (t *Tracker) fetchReplies(ctx context.Context, p config.Peer, s *submission
 				t.Log.Info("a reply of the office at the peer gateway is here for the portal", "submission", s.ID, "peer", p.ID, "reply", r.ID, "kind", r.Kind, "size", r.Size)
 			}
 		}
+		timedOut := fctx.Err() != nil // read before cancel, which sets it
 		cancel()
-		if ctx.Err() == nil {
-			t.Metrics.fetched(p.ID, err)
+		if ctx.Err() != nil {
+			return false
 		}
-		if err != nil {
-			if ctx.Err() == nil {
-				next := t.fetchFailed(s.ID, a.ID)
-				if t.replyLog.Allow(time.Now()) {
-					t.Log.Warn("fetching a reply from the peer gateway failed; will ask again (at most one such line a minute)",
-						"submission", s.ID, "peer", p.ID, "peer_reply", a.ID, "next_try_in", next.Round(time.Second).String(), "err", err)
-				}
-			}
+		t.Metrics.fetched(p.ID, err)
+		if err == nil {
+			t.fetchDone(s.ID, a.ID)
 			continue
 		}
-		t.fetchDone(s.ID, a.ID)
+		next := t.fetchFailed(s.ID, a.ID)
+		gone := timedOut || peerNotAnswering(err)
+		if t.replyLog.Allow(time.Now()) {
+			t.Log.Warn("fetching a reply from the peer gateway failed; will ask again (at most one such line a minute)",
+				"submission", s.ID, "peer", p.ID, "peer_reply", a.ID, "next_try_in", next.Round(time.Second).String(),
+				"rest_at_next_question", gone, "err", err)
+		}
+		if gone {
+			return false
+		}
 	}
+	return true
+}
+
+// peerNotAnswering says whether err, a failed fetch of a reply, says the peer
+// does not answer now (any fetch would fail alike) rather than that this reply
+// cannot be had.
+func peerNotAnswering(err error) bool {
+	var (
+		un *UnreachableError
+		st *StatusError
+		ut *untrustedPeer
+		ne net.Error
+	)
+	return errors.As(err, &un) || errors.As(err, &st) || errors.As(err, &ut) || errors.As(err, &ne)
 }
 
 // A reply the peer announces but cannot send as announced (its stored bytes
