@@ -2,6 +2,7 @@ package federation
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +14,9 @@ import (
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/store/storetest"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 // TestReplyFetchesStopWhenThePeerDoesNotAnswer: the replies a status answer
@@ -87,5 +90,93 @@ func TestReplyFetchesStopWhenThePeerDoesNotAnswer(t *testing.T) {
 				t.Errorf("%d replies fetched in the round, want %d", n, tc.fetches)
 			}
 		})
+	}
+}
+
+// forwardedAt is forwardedTo for a package of the peer office office.
+func forwardedAt(t *testing.T, db store.Store, office, peer string, n int) string {
+	t.Helper()
+	id := fmt.Sprintf("01900000-0002-7000-8000-%012d", n)
+	s, evs := submission.New(submission.Params{ID: id, DeliveryID: "d" + id, MessageID: fmt.Sprintf("o-%d", n), Sender: "amt24", SignerID: "amt24",
+		LeikaKey: "99000000000000", ServiceName: "Test", Place: "X", AreaName: "X", OfficeID: office, OfficeName: office,
+		Targets: []submission.Target{{Channel: "peer"}}, PackageSHA256: fmt.Sprintf("%064x", 1000+n), PackageSize: 10}, time.Now().UTC())
+	if _, _, _, err := db.Create(context.Background(), s, evs, broker.ReceiptIntake, []byte("<r/>")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Update(id, func(c *submission.Submission) ([]submission.Event, error) {
+		return c.Forwarded(time.Now().UTC(), submission.Forward{Peer: peer, PeerSubmissionID: fmt.Sprintf("x-%d", n)})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// TestPackagesOfAPeerNoLongerConfiguredAreSaid: peers are read at start, so a
+// peer taken out of the configuration (or renamed: a new id for the same
+// state) is gone after the restart, while packages forwarded to it wait for
+// its office's decision. The tracker took them among its open packages all the
+// same — asked by nobody, counted in no series, said nowhere — and the portal
+// read "forwarded" for good. Now the start says, per such peer, how many
+// packages it leaves unfollowed (open and decided, by the peer offices of
+// every Land, also one no peer serves any more), without an id or a name of
+// the packages, and does not hold them.
+func TestPackagesOfAPeerNoLongerConfiguredAreSaid(t *testing.T) {
+	w := newWorld(t)
+	peer := w.peerOfA // serves 09
+	db := storetest.OpenBolt(t)
+	forwardedAt(t, db, "peer-09", peer.ID, 1)
+	forwardedAt(t, db, "peer-09", "amtsbote-by-alt", 2) // the same Land, a renamed peer
+	forwardedAt(t, db, "peer-09", "amtsbote-by-alt", 3)
+	forwardedAt(t, db, "peer-05", "amtsbote-nw", 4) // a Land no peer serves now
+	decided := forwardedAt(t, db, "peer-05", "amtsbote-nw", 5)
+	if _, err := db.Update(decided, func(c *submission.Submission) ([]submission.Event, error) {
+		now := time.Now().UTC()
+		return c.PeerUpdate(now, submission.PeerStatus{Peer: "amtsbote-nw", State: submission.StateAccepted, Receiver: "office x at gateway amtsbote-nw",
+			DeliveredAt: &now, Decision: &submission.Decision{Outcome: "accepted", At: now, Actor: "clerk"}})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	logs := &capture{}
+	tr := &Tracker{Broker: broker.New(broker.Config{}, db, nil, nil, nil, nil, nil, nil), Peers: []config.Peer{peer},
+		Offices: []string{"peer-09"}, Client: &Client{Self: w.a.Name, Signer: w.a.Signer, Trust: w.trustA}, Log: slog.New(logs)}
+	if err := tr.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tr.Close() })
+	if n := tr.Open(); n != 1 {
+		t.Errorf("%d packages followed, want 1 (the configured peer's)", n)
+	}
+	const msg = "packages forwarded to a peer gateway that is no longer configured are followed by nobody"
+	if n := logs.count(slog.LevelWarn, msg); n != 2 {
+		t.Fatalf("%d WARN lines about unconfigured peers, want 2 (one per peer)", n)
+	}
+	got := map[string]string{}
+	logs.mu.Lock()
+	for _, r := range logs.recs {
+		if r.Level == slog.LevelWarn && strings.HasPrefix(r.Message, msg) {
+			a := map[string]string{}
+			r.Attrs(func(at slog.Attr) bool { a[at.Key] = at.Value.String(); return true })
+			got[a["peer"]] = a["open"] + "/" + a["decided"]
+		}
+	}
+	logs.mu.Unlock()
+	if got["amtsbote-by-alt"] != "2/0" || got["amtsbote-nw"] != "1/1" {
+		t.Errorf("the lines say %v (open/decided per peer), want amtsbote-by-alt 2/0 and amtsbote-nw 1/1", got)
+	}
+}
+
+// TestPackagesOfAllPeersTakenOutAreSaid: a gateway whose every peer was taken
+// out runs no tracker; its start says the packages forwarded before as a
+// tracker's start does (gateway.setupPeers).
+func TestPackagesOfAllPeersTakenOutAreSaid(t *testing.T) {
+	db := storetest.OpenBolt(t)
+	forwardedAt(t, db, "peer-09", "amtsbote-by", 1)
+	forwardedAt(t, db, "peer-09", "amtsbote-by", 2)
+	logs := &capture{}
+	if err := SayUnfollowed(context.Background(), broker.New(broker.Config{}, db, nil, nil, nil, nil, nil, nil), slog.New(logs), 0); err != nil {
+		t.Fatal(err)
+	}
+	if a := logs.attrs(slog.LevelWarn, "packages forwarded to a peer gateway that is no longer configured"); a["peer"] != "amtsbote-by" || a["open"] != "2" {
+		t.Errorf("the start says %v, want amtsbote-by with 2 open", a)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/internal/repeatlimit"
 	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/wire"
 )
 
 // Tracker is the forwarding gateway's side of "events back": it asks each peer, with
@@ -240,23 +241,60 @@ func (t *Tracker) Adopt(id string) {
 
 // take follows the forwarded package s unless this tracker does already: as an
 // open one, or as a decided one due at once whose office's replies may still
-// come.
-func (t *Tracker) take(s *submission.Submission) {
+// come. A package forwarded to a peer that is not configured (any more) is not
+// taken, and take says so: no goroutine asks that peer, and one held among the
+// open packages was memory no question ever freed and a follow counted in no
+// series (Start says it at WARN).
+func (t *Tracker) take(s *submission.Submission) bool {
+	if !t.configured(s.Forward.Peer) {
+		return false
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if _, ok := t.open[s.ID]; ok {
-		return
+		return true
 	}
 	if _, ok := t.late[s.ID]; ok {
-		return
+		return true
 	}
 	if !s.State.Final() {
 		t.openLocked(s)
-		return
+		return true
 	}
 	if t.repliesMayCome(s) {
 		t.lateLocked(s, time.Now())
 	}
+	return true
+}
+
+// configured says whether peer is one of t.Peers.
+func (t *Tracker) configured(peer string) bool {
+	return slices.ContainsFunc(t.Peers, func(p config.Peer) bool { return p.ID == peer })
+}
+
+// Lands are the Länder (ARS prefixes) whose places may go to a peer office
+// ("peer-<Land>", intake).
+var Lands = []string{"01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12", "13", "14", "15", "16"}
+
+// startOffices are the peer offices whose forwarded packages Start looks at:
+// Offices, and the peer office of every other Land, where packages forwarded
+// to a peer that no longer serves it (taken out of the configuration) may
+// wait. Those are said, not followed (take).
+func (t *Tracker) startOffices() []string {
+	out := slices.Clone(t.Offices)
+	for _, l := range Lands {
+		if id := wire.PeerOfficePrefix + l; !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Kick asks every peer soon: at once, or when a NudgeGap has passed since its last
@@ -291,17 +329,10 @@ func (t *Tracker) kickOf(id string) chan struct{} {
 // Start loads the open packages and starts asking, one goroutine per peer. Close
 // stops.
 func (t *Tracker) Start(ctx context.Context) error {
-	if t.Log == nil {
-		t.Log = slog.Default()
-	}
 	t.replyLog.Every = time.Minute
 	t.leaseLog.Every = time.Minute
-	subs, err := t.Broker.Forwarded(ctx, t.Offices, time.Now().Add(-t.replyWindow()))
-	if err != nil {
+	if err := t.load(ctx); err != nil {
 		return err
-	}
-	for _, s := range subs {
-		t.take(s) // a decided one is asked about at the first question
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	t.stop = cancel
@@ -314,6 +345,39 @@ func (t *Tracker) Start(ctx context.Context) error {
 		go t.watchHeld(runCtx)
 	}
 	return nil
+}
+
+// load takes the forwarded packages of the store to follow (take), and says at
+// WARN, per peer no longer configured, how many forwarded to it nobody follows.
+func (t *Tracker) load(ctx context.Context) error {
+	if t.Log == nil {
+		t.Log = slog.Default()
+	}
+	subs, err := t.Broker.Forwarded(ctx, t.startOffices(), time.Now().Add(-t.replyWindow()))
+	if err != nil {
+		return err
+	}
+	unfollowed := map[string][2]int{} // peer no longer configured -> open, decided
+	for _, s := range subs {
+		if !t.take(s) { // a decided one is asked about at the first question
+			n := unfollowed[s.Forward.Peer]
+			n[btoi(s.State.Final())]++
+			unfollowed[s.Forward.Peer] = n
+		}
+	}
+	for _, peer := range slices.Sorted(maps.Keys(unfollowed)) {
+		n := unfollowed[peer]
+		t.Log.Warn("packages forwarded to a peer gateway that is no longer configured are followed by nobody: the portal reads them as forwarded, and their office's decision (open) and replies (decided) do not come; configure the peer again under this id to follow them (amtsbote admin list -state forwarded lists them)",
+			"peer", peer, "open", n[0], "decided", n[1])
+	}
+	return nil
+}
+
+// SayUnfollowed is the start's look of a gateway without peers, where no
+// tracker runs: packages forwarded before, to peers all taken out since, are
+// said as Start says them. replyWindow as Tracker.ReplyWindow.
+func SayUnfollowed(ctx context.Context, b *broker.Broker, log *slog.Logger, replyWindow time.Duration) error {
+	return (&Tracker{Broker: b, Log: log, ReplyWindow: replyWindow}).load(ctx)
 }
 
 // watchHeld looks at the held packages every HeldEvery shortest poll intervals

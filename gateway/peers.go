@@ -28,6 +28,11 @@ import (
 func (g *Gateway) setupPeers(ctx context.Context) error {
 	cfg := g.Config
 	if len(cfg.Peers) == 0 {
+		// Packages forwarded before every peer was taken out wait for nobody:
+		// said at start, as the tracker says those of one peer taken out.
+		if err := federation.SayUnfollowed(ctx, g.Broker, g.Log, cfg.Retention.PackageBytes); err != nil {
+			g.Log.Warn("could not look for packages forwarded to peer gateways no longer configured", "err", err)
+		}
 		return nil
 	}
 	// What the envelope of a package of the largest size needs (the package is
