@@ -92,6 +92,14 @@ type Config struct {
 	// PerOffice: more for a Fachverfahren that takes many deliveries at once, fewer
 	// for one that does not. At most Workers.
 	OfficeParallel map[string]int
+	// Line names the line an office's attempts wait in and the cap they share
+	// (PerOffice, or OfficeParallel of the line's name): offices with one
+	// endpoint behind them share one, as the peer offices ("peer-<Land>") of a
+	// peer gateway that serves several Länder do. Each had a cap of its own, so
+	// a peer that hangs took a cap per Land it serves — four Länder, every
+	// worker of the default 8 with per_office 2 — and this gateway's own offices
+	// waited. nil: every office its own line.
+	Line func(office string) string
 	// Schedule is the delay before each retry on one channel (±10 % jitter): after
 	// len(Schedule)+1 attempts the package moves to the office's next channel. The
 	// gateway's default is StandardSchedule (about three days). nil: exponential

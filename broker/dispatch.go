@@ -29,6 +29,9 @@ import (
 // endpoint hangs holds at most its share of the workers and a short line.
 func (b *Broker) handle(msg jetstream.Msg) {
 	office := officeOf(msg.Subject())
+	if b.cfg.Line != nil {
+		office = b.cfg.Line(office) // its line: shared by offices behind one endpoint
+	}
 	if !b.admitOffice(office, msg) {
 		return
 	}

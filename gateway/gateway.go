@@ -340,6 +340,7 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 	g.receipts = broker.GatewaySigner{Signer: g.Signer, GatewayID: cfg.GatewayID, Now: g.now}
 	g.Broker = broker.New(broker.Config{
 		GatewayID: cfg.GatewayID, Workers: cfg.Delivery.Workers, PerOffice: cfg.Delivery.PerOffice, OfficeParallel: parallel, MaxAttempts: cfg.Delivery.MaxAttempts,
+		Line:        peerLines(cfg.Peers), // a peer's offices share its cap
 		BackoffBase: cfg.Delivery.BackoffBase, BackoffMax: cfg.Delivery.BackoffMax,
 		Schedule:         broker.ScheduleFor(cfg.Delivery.ScheduleSpec()),
 		BreakerThreshold: cfg.Delivery.BreakerThreshold, BreakerCooldown: cfg.Delivery.BreakerCooldown,

@@ -14,6 +14,7 @@ import (
 	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
+	"github.com/amtsbote/amtsbote/wire"
 )
 
 // setupPeers connects this gateway to the gateways of other states (Portalverbund,
@@ -191,6 +192,55 @@ func servedLands(peers []config.Peer) map[string]bool {
 		}
 	}
 	return out
+}
+
+// peerLines is the broker's Line over the peer offices: the offices of the
+// Länder one peer gateway serves share one line and one cap (delivery.per_office),
+// as they reach one gateway; so do those of peers that share a Land (areas),
+// whose packages wait in one office's line anyway. A peer that hung and served
+// four Länder took four caps, every worker of the default (8 workers, 2 per
+// office), and this gateway's own offices waited until its attempts ended; a
+// peer serving all the other Länder took them at any setting. nil where every
+// peer office is a line of its own.
+func peerLines(peers []config.Peer) func(office string) string {
+	line := map[string]string{} // peer office -> its line's name (a peer office)
+	var find func(string) string
+	find = func(o string) string {
+		if l, ok := line[o]; ok && l != o {
+			r := find(l)
+			line[o] = r
+			return r
+		}
+		return o
+	}
+	for _, p := range peers {
+		first := ""
+		for land := range servedLands([]config.Peer{p}) {
+			o := find(wire.PeerOfficePrefix + land)
+			switch {
+			case first == "":
+				first = o
+			case o < first:
+				line[first], first = o, o
+			case o > first:
+				line[o] = first
+			}
+		}
+	}
+	shared := false
+	for o := range line {
+		line[o] = find(o)
+		shared = shared || line[o] != o
+	}
+	if !shared {
+		return nil
+	}
+	return func(office string) string {
+		if l, ok := line[office]; ok {
+			return l
+		}
+		return office
+	}
 }
 
 // change is a package that came from peer and changed here: that peer is told.
