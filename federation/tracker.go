@@ -79,16 +79,20 @@ type Tracker struct {
 	now func() time.Time
 
 	mu      sync.Mutex
-	late    map[string]*lateEntry             // decided, asked for replies: submission id -> when
-	lateRef map[Ref]string                    // the same by the packages' Ref (Changed)
-	open    map[string]string                 // submission id -> peer id
-	held    map[string]string                 // held here after a peer channel: submission id -> peer id, asked once
-	lacks   map[string]time.Time              // held packages their peer said it lacks, and when
-	kicks   map[string]chan struct{}          // peer id -> its loop's kick (coalesced)
-	retries map[string]map[string]*fetchRetry // submission id -> peer reply id -> its failed fetches
-	down    map[string]*peerDown              // peer id -> since when it answers no question
-	wg      sync.WaitGroup
-	stop    context.CancelFunc
+	late    map[string]*lateEntry // decided, asked for replies: submission id -> when
+	lateRef map[Ref]string        // the same by the packages' Ref (Changed)
+	open    map[string]string     // submission id -> peer id
+	held    map[string]string     // held here after a peer channel: submission id -> peer id, asked once
+	lacks   map[string]time.Time  // held packages their peer said it lacks, and when
+	// requeued are the held packages heldThere forwarded again (1), and those
+	// held again after it, said once (2); until a forwarding of theirs is
+	// recorded (Observe).
+	requeued map[string]int
+	kicks    map[string]chan struct{}          // peer id -> its loop's kick (coalesced)
+	retries  map[string]map[string]*fetchRetry // submission id -> peer reply id -> its failed fetches
+	down     map[string]*peerDown              // peer id -> since when it answers no question
+	wg       sync.WaitGroup
+	stop     context.CancelFunc
 }
 
 // QuestionTimeout bounds one status question (a batch of up to MaxQuery packages).
@@ -162,6 +166,7 @@ func (t *Tracker) Observe(s *submission.Submission, e submission.Event) {
 	}
 	t.mu.Lock()
 	t.openLocked(s)
+	delete(t.requeued, s.ID) // forwarded again with success (heldThere)
 	t.mu.Unlock()
 	t.kickPeer(s.Forward.Peer)
 }
@@ -430,6 +435,10 @@ func (t *Tracker) findHeld(ctx context.Context) {
 		// A whole look: forget what the peers lacked of packages no longer held.
 		t.mu.Lock()
 		maps.DeleteFunc(t.lacks, func(id string, _ time.Time) bool { return !seen[id] })
+		// Held again and said, and not held now: replayed by an operator, or
+		// deleted. (One forwarded again is not held for a moment; Observe
+		// forgets it once its forwarding is recorded.)
+		maps.DeleteFunc(t.requeued, func(id string, n int) bool { return n > 1 && !seen[id] })
 		t.mu.Unlock()
 	}
 	if len(found) == 0 {
@@ -1069,6 +1078,13 @@ func (t *Tracker) askHeld(id string) bool {
 // heldThere acts on the peer's answer about a package held here after its peer
 // channel: if the peer has it (any state but unknown), it is delivered again, and
 // the peer answers the repeated forwarding with its first receipt.
+//
+// Once per package and run of the gateway (requeued): when the repeat fails
+// for good as well — the peer's first receipt, signed with the certificate it
+// had then, does not verify once that certificate was replaced in peers/ or
+// has ended — the package was held again, named at the next look, forwarded
+// again and held again, every HeldEvery poll intervals for good, three events
+// a time (an audit, 2026-12-07). Held again, it stays held for the operator.
 func (t *Tracker) heldThere(p config.Peer, s *submission.Submission, state string) {
 	if state == StateUnknown || state == "" {
 		// Not there: not named again for a while, so that the packages the peer
@@ -1080,6 +1096,29 @@ func (t *Tracker) heldThere(p config.Peer, s *submission.Submission, state strin
 		}
 		t.lacks[s.ID] = time.Now()
 		t.mu.Unlock()
+		return
+	}
+	t.mu.Lock()
+	if t.requeued == nil {
+		t.requeued = map[string]int{}
+	}
+	n := t.requeued[s.ID]
+	if n > 0 {
+		// Held again after it was forwarded again: not named for a while
+		// (as one the peer lacks), and not forwarded again by itself.
+		if t.lacks == nil {
+			t.lacks = map[string]time.Time{}
+		}
+		t.lacks[s.ID] = time.Now()
+	}
+	t.requeued[s.ID] = min(n+1, 2)
+	t.mu.Unlock()
+	if n > 1 {
+		return // said
+	}
+	if n == 1 {
+		t.Log.Warn("a package held here is at the peer gateway, but forwarding it again did not bring the peer's receipt either: it stays held for the operator (its held reason says why; amtsbote admin replay forwards it again)",
+			"submission", s.ID, "peer", p.ID, "peer_state", state)
 		return
 	}
 	t.Log.Info("a package held here is at the peer gateway (a forwarding's answer was lost): forwarding it again for the peer's receipt",
