@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters/peer"
@@ -107,7 +108,24 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 	// its office replies, naming the package in a signed Aenderungsmeldung, so it
 	// asks at once instead of at its next poll or the decided package's turn
 	// (best effort; it asks anyway).
-	nudges := make(chan change, 256)
+	nc := &federation.Client{Self: client.Self, Signer: client.Signer, Trust: client.Trust,
+		HTTP: &http.Client{Timeout: 5 * time.Second, Transport: g.outbound.Transport("peer nudge")}}
+	nctx, cancel := context.WithCancel(context.Background())
+	ids := make([]string, len(cfg.Peers))
+	for i, p := range cfg.Peers {
+		ids[i] = p.ID
+	}
+	nudges := startNudger(nctx, ids, func(ctx context.Context, peer string, refs []federation.Ref) error {
+		p, ok := cfg.PeerByID(peer)
+		if !ok {
+			return nil
+		}
+		err := nc.Changed(ctx, p, refs)
+		if err != nil {
+			g.Log.Debug("nudge peer", "peer", peer, "err", err)
+		}
+		return err
+	})
 	g.Broker.Observe(func(s *submission.Submission, e submission.Event) {
 		if s.Origin == nil {
 			return
@@ -118,35 +136,8 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 		default:
 			return
 		}
-		select {
-		case nudges <- change{peer: s.Origin.Gateway, ref: federation.Ref{Sender: s.Sender, MessageID: s.MessageID}}:
-		default:
-		}
+		nudges.note(s.Origin.Gateway, federation.Ref{Sender: s.Sender, MessageID: s.MessageID})
 	})
-	nctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		nc := &federation.Client{Self: client.Self, Signer: client.Signer, Trust: client.Trust,
-			HTTP: &http.Client{Timeout: 5 * time.Second, Transport: g.outbound.Transport("peer nudge")}}
-		for {
-			var first change
-			select {
-			case <-nctx.Done():
-				return
-			case first = <-nudges:
-			}
-			for peer, refs := range changesByPeer(first, nudges) {
-				p, ok := cfg.PeerByID(peer)
-				if !ok {
-					continue
-				}
-				if err := nc.Changed(nctx, p, refs); err != nil {
-					g.Log.Debug("nudge peer", "peer", peer, "err", err)
-				}
-			}
-		}
-	}()
 	// Listening before the start's look into the store: a forwarding by
 	// another gateway in between is heard.
 	unshare, err := g.shareForwardings(tracker)
@@ -162,7 +153,7 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 	g.closers = append(g.closers, func() error {
 		unshare()
 		cancel()
-		<-done
+		nudges.wait()
 		return tracker.Close()
 	})
 	g.Log.Info("Portalverbund: peers configured", "peers", len(cfg.Peers), "peer_offices", peerOffices)
@@ -243,27 +234,68 @@ func peerLines(peers []config.Peer) func(office string) string {
 	}
 }
 
-// change is a package that came from peer and changed here: that peer is told.
-type change struct {
-	peer string
-	ref  federation.Ref
+// nudger tells the peers of packages that came from them that those changed
+// here (a signed Aenderungsmeldung each), every peer by a goroutine and a line
+// of its own. One goroutine told them one after the other, each telling ended
+// after 5 s: a peer whose endpoint hung held up every other peer's nudges by
+// that much at every round, and the changes behind them filled the one line
+// of 256 and were dropped (an audit, 2026-12-07). Best effort: a peer asks
+// anyway, at its poll interval.
+type nudger struct {
+	lines map[string]chan federation.Ref // peer id -> the changes it is to be told of
+	wg    sync.WaitGroup
 }
 
-// changesByPeer groups first and the changes waiting behind it by peer, each
-// package once, in the order they came.
-func changesByPeer(first change, more <-chan change) map[string][]federation.Ref {
-	by := map[string][]federation.Ref{}
-	seen := map[change]bool{}
-	for c, ok := first, true; ok; {
-		if !seen[c] {
-			seen[c] = true
-			by[c.peer] = append(by[c.peer], c.ref)
-		}
+// startNudger tells each of peers, by send, of the changes noted for it, until
+// ctx ends.
+func startNudger(ctx context.Context, peers []string, send func(ctx context.Context, peer string, refs []federation.Ref) error) *nudger {
+	n := &nudger{lines: make(map[string]chan federation.Ref, len(peers))}
+	for _, p := range peers {
+		line := make(chan federation.Ref, 256)
+		n.lines[p] = line
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			for {
+				var first federation.Ref
+				select {
+				case <-ctx.Done():
+					return
+				case first = <-line:
+				}
+				_ = send(ctx, p, waiting(first, line))
+			}
+		}()
+	}
+	return n
+}
+
+// note notes a change for peer; none for a peer not configured, and none when
+// its line is full.
+func (n *nudger) note(peer string, ref federation.Ref) {
+	select {
+	case n.lines[peer] <- ref: // a nil line (no such peer) takes nothing
+	default:
+	}
+}
+
+// wait waits for the nudger's goroutines to end (its ctx ended).
+func (n *nudger) wait() { n.wg.Wait() }
+
+// waiting is first and the changes waiting behind it, each package once, in
+// the order they came.
+func waiting(first federation.Ref, more <-chan federation.Ref) []federation.Ref {
+	refs := []federation.Ref{first}
+	seen := map[federation.Ref]bool{first: true}
+	for {
 		select {
-		case c = <-more:
+		case r := <-more:
+			if !seen[r] {
+				seen[r] = true
+				refs = append(refs, r)
+			}
 		default:
-			ok = false
+			return refs
 		}
 	}
-	return by
 }
