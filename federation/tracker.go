@@ -277,9 +277,9 @@ func (t *Tracker) configured(peer string) bool {
 	return slices.ContainsFunc(t.Peers, func(p config.Peer) bool { return p.ID == peer })
 }
 
-// Lands are the Länder (ARS prefixes) whose places may go to a peer office
+// lands are the Länder (ARS prefixes) whose places may go to a peer office
 // ("peer-<Land>", intake).
-var Lands = []string{"01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12", "13", "14", "15", "16"}
+var lands = []string{"01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12", "13", "14", "15", "16"}
 
 // startOffices are the peer offices whose forwarded packages Start looks at:
 // Offices, and the peer office of every other Land, where packages forwarded
@@ -287,7 +287,7 @@ var Lands = []string{"01", "02", "03", "04", "05", "06", "07", "08", "09", "10",
 // wait. Those are said, not followed (take).
 func (t *Tracker) startOffices() []string {
 	out := slices.Clone(t.Offices)
-	for _, l := range Lands {
+	for _, l := range lands {
 		if id := wire.PeerOfficePrefix + l; !slices.Contains(out, id) {
 			out = append(out, id)
 		}
