@@ -66,14 +66,28 @@ var followedDesc = prometheus.NewDesc("amtsbote_federation_followed_packages",
 	"Packages this gateway forwarded to a peer gateway (or, in a cluster, another gateway of it forwarded) that it asks that peer about, by peer and kind: open (the office has not decided) or decided (asked for the office's replies while the case's bytes are kept).",
 	[]string{"peer", "kind"}, nil)
 
+// trustedUntilDesc: per peer, when the last of its certificates trusted now
+// ends (Trust.TrustedUntil).
+var trustedUntilDesc = prometheus.NewDesc("amtsbote_federation_peer_trusted_until_timestamp_seconds",
+	"When (Unix time) the last certificate of a peer gateway that the trust store trusts for the peer role now ends (peers[].certificate, or its leaf in peers/): after it nothing is sent to the peer and nothing of it taken, unless its successor is trusted by then. No series for a peer none of whose certificates is trusted now, or that is trusted through a CA only.",
+	[]string{"peer"}, nil)
+
 // Collector reports how many packages t follows per configured peer: what the
 // portals wait for at the peers, and, in a cluster, whether each gateway follows
-// what the others forwarded (docs/cluster.md).
+// what the others forwarded (docs/cluster.md); and until when each peer is
+// trusted. The trust store's own series (amtsbote_trust_certificate_expiry_
+// timestamp_seconds{role="peers"}) is the earliest end of any peer's
+// certificate, a rotated one's too, and names no peer: with a peer's successor
+// installed beside its old certificate, it still warned of the old one's end,
+// and it never said which peer would be cut off when.
 func (t *Tracker) Collector() prometheus.Collector { return followed{t} }
 
 type followed struct{ t *Tracker }
 
-func (f followed) Describe(ch chan<- *prometheus.Desc) { ch <- followedDesc }
+func (f followed) Describe(ch chan<- *prometheus.Desc) {
+	ch <- followedDesc
+	ch <- trustedUntilDesc
+}
 
 func (f followed) Collect(ch chan<- prometheus.Metric) {
 	open, decided := map[string]int{}, map[string]int{}
@@ -88,5 +102,11 @@ func (f followed) Collect(ch chan<- prometheus.Metric) {
 	for _, p := range f.t.Peers {
 		ch <- prometheus.MustNewConstMetric(followedDesc, prometheus.GaugeValue, float64(open[p.ID]), p.ID, "open")
 		ch <- prometheus.MustNewConstMetric(followedDesc, prometheus.GaugeValue, float64(decided[p.ID]), p.ID, "decided")
+		if f.t.Client == nil || f.t.Client.Trust == nil {
+			continue
+		}
+		if until, ok := f.t.Client.Trust.TrustedUntil(p); ok {
+			ch <- prometheus.MustNewConstMetric(trustedUntilDesc, prometheus.GaugeValue, float64(until.Unix()), p.ID)
+		}
 	}
 }

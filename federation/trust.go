@@ -198,6 +198,30 @@ func (t *Trust) CheckPeer(p config.Peer) error {
 	return fmt.Errorf("%w: the trust store holds no certificate of %s for the peer role", ErrUntrustedPeer, p.ID)
 }
 
+// TrustedUntil is when the last of p's own certificates that are trusted for the
+// peer role now ends (the configured ones of peers[].certificate, or those with
+// its id as CommonName in the trust store): from then on nothing is sent to p
+// and nothing of it taken (CheckPeer), unless a successor is trusted by then.
+// ok is false when none is trusted now, and when p is known only through a CA
+// of the peer role (its certificate is seen only in its answers).
+func (t *Trust) TrustedUntil(p config.Peer) (until time.Time, ok bool) {
+	now := t.now()
+	certs := t.pinned[p.ID]
+	if certs == nil {
+		for _, c := range t.store.Certificates() {
+			if c.Subject.CommonName == p.ID {
+				certs = append(certs, c)
+			}
+		}
+	}
+	for _, c := range certs {
+		if _, err := t.store.VerifyCertificate(c, nil, now, signing.RolePeer); err == nil && c.NotAfter.After(until) {
+			until, ok = c.NotAfter, true
+		}
+	}
+	return until, ok
+}
+
 // CheckTime accepts at if it lies within the peer's clock skew of now.
 func (t *Trust) CheckTime(p config.Peer, at time.Time) error {
 	d := t.now().Sub(at)

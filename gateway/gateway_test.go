@@ -730,13 +730,16 @@ func TestIndexWatchDoesNotHoldTheScrape(t *testing.T) {
 // tests: make deploy-check.)
 // troubleOnly are the series a healthy gateway (of this test: without peers)
 // does not have: the breaker state names only endpoints that are not closed
-// (broker/breaker.go setGauge), and the tracker's counters exist only with
-// peers configured (gateway.TestPeerOfficesRepliesReachThePortal reads them),
+// (broker/breaker.go setGauge), and the tracker's counters and its peers'
+// trust series exist only with peers configured
+// (gateway.TestPeerOfficesRepliesReachThePortal reads the counters,
+// federation.TestPeerTrustedUntilFollowsItsSuccessor the trust series),
 // the problem documents' counter has a series only from the first refusal
 // (gateway.TestRefusalsAreCountedByProblemType reads it).
 // checkAlertMetrics takes them from the code instead.
 var troubleOnly = map[string]bool{"amtsbote_endpoint_breaker_state": true,
 	"amtsbote_federation_questions_total": true, "amtsbote_federation_replies_total": true,
+	"amtsbote_federation_peer_trusted_until_timestamp_seconds": true,
 	"amtsbote_http_problems_total": true}
 
 func checkAlertMetrics(t *testing.T, exposed map[string]bool) {
