@@ -153,21 +153,55 @@ func (c *Client) FetchReply(ctx context.Context, peer config.Peer, ref Ref, a Re
 	req.Header.Set("Content-Type", ContentType)
 	req.Header.Set("Accept", "application/octet-stream, application/problem+json")
 	// The transfer is bounded by ctx (the caller gives it time by the size), not
-	// by the client's timeout for status questions.
+	// by the client's timeout for status questions. Its answer must begin within
+	// replyAnswerWait all the same: a peer that took the question and answered
+	// nothing held the fetch — and its next status question (the tracker asks
+	// and fetches in turn) — for the whole time of the reply's size, 17 minutes
+	// for 64 MiB (an audit, 2026-12-07).
 	hc := *c.client()
 	hc.Timeout = 0
-	resp, err := hc.Do(req)
+	rctx, cancel := context.WithCancel(ctx)
+	late := time.AfterFunc(replyAnswerWait, cancel)
+	resp, err := hc.Do(req.WithContext(rctx))
+	if !late.Stop() {
+		if err == nil {
+			resp.Body.Close()
+		}
+		cancel()
+		return nil, &UnreachableError{Peer: peer.ID, Err: fmt.Errorf("no answer within %s: %w", replyAnswerWait, context.DeadlineExceeded)}
+	}
 	if err != nil {
+		cancel()
 		return nil, &UnreachableError{Peer: peer.ID, Err: err}
 	}
 	if resp.StatusCode != http.StatusOK {
+		defer cancel()
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		return nil, classify(peer.ID, resp.StatusCode, c.problemOf(resp, b))
 	}
 	if resp.ContentLength >= 0 && resp.ContentLength != a.Size {
 		resp.Body.Close()
+		cancel()
 		return nil, fmt.Errorf("federation: peer gateway %s sends %d bytes for reply %s, %d announced", peer.ID, resp.ContentLength, a.ID, a.Size)
 	}
-	return resp.Body, nil
+	return cancelOnClose{resp.Body, cancel}, nil
+}
+
+// replyAnswerWait is how long a fetch of a reply waits for the peer's answer
+// to begin (its status line and headers); the bytes then have the time of
+// their size. A variable for tests.
+var replyAnswerWait = QuestionTimeout
+
+// cancelOnClose is a body whose Close also ends the context its request ran
+// under.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }

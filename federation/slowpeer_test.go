@@ -3,6 +3,7 @@ package federation
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/broker"
@@ -178,5 +181,59 @@ func TestPackagesOfAllPeersTakenOutAreSaid(t *testing.T) {
 	}
 	if a := logs.attrs(slog.LevelWarn, "packages forwarded to a peer gateway that is no longer configured"); a["peer"] != "amtsbote-by" || a["open"] != "2" {
 		t.Errorf("the start says %v, want amtsbote-by with 2 open", a)
+	}
+}
+
+// TestReplyFetchOfAPeerThatDoesNotAnswerEnds: a fetch of a reply had the time
+// of the reply's size alone (30 s and 64 KiB/s: 17 minutes for 64 MiB), also
+// for a peer that took the question and never began to answer; the tracker's
+// next status question to that peer waited as long. The answer must begin
+// within replyAnswerWait (QuestionTimeout; shortened here).
+func TestReplyFetchOfAPeerThatDoesNotAnswerEnds(t *testing.T) {
+	defer func(d time.Duration) { replyAnswerWait = d }(replyAnswerWait)
+	replyAnswerWait = 200 * time.Millisecond
+	w := newWorld(t)
+	sum := strings.Repeat("ab", 32)
+	stop := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == PathReply {
+			_, _ = io.Copy(io.Discard, r.Body) // took the question, answers nothing
+			select {
+			case <-r.Context().Done():
+			case <-stop:
+			}
+			return
+		}
+		at := time.Now().UTC()
+		doc, err := (&Report{From: w.b.Name, To: w.a.Name, At: at, Items: []Status{{Ref: Ref{"amt24", "m-1"}, State: "queued",
+			Replies: []ReplyInfo{{ID: "r-1", Kind: "Bescheid", Size: MaxReplyBytes, SHA256: sum, At: at}}}}}).Sign(w.b.Signer)
+		if err != nil {
+			t.Error(err)
+		}
+		rw.Header().Set("Content-Type", ContentType)
+		_, _ = rw.Write(doc)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(stop) }) // before srv.Close: a fetch still waiting ends
+	peer := w.peerOfA
+	peer.BaseURL = srv.URL
+	db := storetest.OpenBolt(t)
+	id := forwardedTo(t, db, peer.ID, 1)
+	m := NewMetrics([]config.Peer{peer})
+	tr := &Tracker{Broker: broker.New(broker.Config{}, db, nil, nil, nil, nil, nil, nil), Peers: []config.Peer{peer}, Metrics: m,
+		Client: &Client{Self: w.a.Name, Signer: w.a.Signer, Trust: w.trustA}, Log: slog.New(&capture{})}
+	done := make(chan error, 1)
+	go func() { done <- tr.poll(context.Background(), peer, []string{id}) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the status question: %v", err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the fetch of a reply the peer never answers did not end: the peer's next question waits for it")
+	}
+	var failed dto.Metric
+	if err := m.replies.WithLabelValues(peer.ID, "failed").Write(&failed); err != nil || failed.GetCounter().GetValue() != 1 {
+		t.Errorf("%v failed fetches counted (%v), want 1", failed.GetCounter().GetValue(), err)
 	}
 }
