@@ -739,8 +739,7 @@ func TestIndexWatchDoesNotHoldTheScrape(t *testing.T) {
 // checkAlertMetrics takes them from the code instead.
 var troubleOnly = map[string]bool{"amtsbote_endpoint_breaker_state": true,
 	"amtsbote_federation_questions_total": true, "amtsbote_federation_replies_total": true,
-	"amtsbote_federation_peer_trusted_until_timestamp_seconds": true,
-	"amtsbote_http_problems_total": true}
+	"amtsbote_federation_peer_trusted_until_timestamp_seconds": true, "amtsbote_http_problems_total": true}
 
 func checkAlertMetrics(t *testing.T, exposed map[string]bool) {
 	if t.Failed() {
