@@ -142,6 +142,7 @@ func TestUnwatchableFolderWarnsOnce(t *testing.T) {
 	}
 	for range 3 {
 		a.watch(dir)
+		a.settleWatches()
 	}
 	if n := warnings(); n != 1 {
 		t.Fatalf("%d warnings after three failed watches, want 1:\n%s", n, logs.String())
@@ -151,6 +152,7 @@ func TestUnwatchableFolderWarnsOnce(t *testing.T) {
 	}
 	mustMkdir(t, dir)
 	a.watch(dir)
+	a.settleWatches()
 	if !a.isWatched(dir) {
 		t.Fatal("the folder, there now, is not watched")
 	}

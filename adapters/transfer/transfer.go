@@ -143,7 +143,11 @@ type Adapter struct {
 	wmu       sync.Mutex
 	watched   map[string]bool
 	unwatched map[string]bool // office folders fsnotify refused, warned about once
-	adding    map[string]bool // office folders whose watch is being added now (watch)
+	adding    map[string]bool // office folders queued or being added now (watch)
+	addQueue  []string        // office folders to add, in order (addLoop)
+	addKick   chan struct{}   // a folder was queued
+	addStop   chan struct{}   // closed by Close: addLoop ends
+	addIdle   *sync.Cond      // on wmu: an add finished (tests wait for it)
 	// addWatch adds a folder to the watcher: watcher.Add; tests replace it with
 	// one that hangs, as on a share whose server stopped answering.
 	addWatch  func(dir string) error
@@ -193,9 +197,11 @@ func New(o Options) (*Adapter, error) {
 		} else {
 			a.watcher = w
 			a.addWatch = w.Add
+			a.addKick, a.addStop, a.addIdle = make(chan struct{}, 1), make(chan struct{}), sync.NewCond(&a.wmu)
 			a.changes = make(chan struct{}, 1)
 			a.loopDone = make(chan struct{})
 			go a.watchLoop()
+			go a.addLoop()
 		}
 	}
 	return a, nil
@@ -219,8 +225,12 @@ func (a *Adapter) Close() error {
 	a.gate.Close()
 	a.closeOnce.Do(func() {
 		if a.watcher != nil {
+			// addLoop is not waited for: an add hung on a share would hang
+			// Close with it. It does nothing more once the gate is closed.
+			close(a.addStop)
 			a.wmu.Lock()
 			_ = a.watcher.Close()
+			a.addIdle.Broadcast()
 			a.wmu.Unlock()
 			<-a.loopDone
 		}
@@ -279,18 +289,20 @@ func (a *Adapter) unwatch(dir string) {
 	delete(a.watched, dir)
 }
 
-// watch adds an office folder to fsnotify once; failures only cost speed. A
-// failure is tried again at the next call (watches may have been freed) and
-// warned about once per folder: it was logged at debug level, so a host out of
-// inotify watches (fs.inotify.max_user_watches) said nothing where
+// watch has an office folder added to fsnotify once, by addLoop; failures only
+// cost speed. A failure is tried again at the next call (watches may have been
+// freed) and warned about once per folder: it was logged at debug level, so a
+// host out of inotify watches (fs.inotify.max_user_watches) said nothing where
 // docs/transfer.md promised a warning, and every call would repeat it (Confirmed
 // calls this for each case, every round).
 //
-// The watch is added without holding wmu: adding it looks the folder up, and on
-// a share whose server stopped answering that hangs. Held, the lock spread the
-// hang to every office — each delivery and each confirmation question calls
-// this, and the event loop asks isWatched — where only the hung office's own
-// calls must wait (TestHungShareHoldsNoOtherOffice).
+// The caller does not wait for the add: adding a watch looks the folder up, and
+// on a share whose server stopped answering that hangs. Each delivery and each
+// confirmation question calls this, so a hang here held every office's
+// deliveries. Merely adding outside wmu was not enough: fsnotify's inotify
+// backend holds its own lock across the add, so another office's add waited
+// in fsnotify for the hung one (TestHungShareHoldsNoOtherOffice). Queued, only
+// the watches wait; until they are added, polling notices the confirmations.
 func (a *Adapter) watch(dir string) {
 	if a.watcher == nil {
 		return
@@ -301,11 +313,43 @@ func (a *Adapter) watch(dir string) {
 		return
 	}
 	a.adding[dir] = true
+	a.addQueue = append(a.addQueue, dir)
 	a.wmu.Unlock()
-	err := a.addWatch(dir)
+	select {
+	case a.addKick <- struct{}{}:
+	default: // a kick is pending: addLoop takes the whole queue
+	}
+}
+
+// addLoop adds the folders watch queued, one at a time, as fsnotify would
+// anyway, until Close.
+func (a *Adapter) addLoop() {
+	for {
+		select {
+		case <-a.addStop:
+			return
+		case <-a.addKick:
+		}
+		for {
+			a.wmu.Lock()
+			if len(a.addQueue) == 0 || a.gate.Closed() {
+				a.wmu.Unlock()
+				break
+			}
+			dir := a.addQueue[0]
+			a.addQueue = a.addQueue[1:]
+			a.wmu.Unlock()
+			a.added(dir, a.addWatch(dir))
+		}
+	}
+}
+
+// added records the end of dir's add, err its failure.
+func (a *Adapter) added(dir string, err error) {
 	a.wmu.Lock()
 	defer a.wmu.Unlock()
 	delete(a.adding, dir)
+	a.addIdle.Broadcast()
 	if a.gate.Closed() {
 		return
 	}

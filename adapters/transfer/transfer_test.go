@@ -198,7 +198,9 @@ func TestImportConfirms(t *testing.T) {
 			if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
 				t.Fatalf("confirmed before the import: %v %v", ok, err)
 			}
-			// Drain what our own writing signalled, then expect a signal for the import.
+			// The folder's watch is added in the background (watch): wait for it,
+			// drain what our own writing signalled, then expect a signal for the import.
+			a.settleWatches()
 			for len(a.Changes()) > 0 {
 				<-a.Changes()
 			}
