@@ -45,14 +45,19 @@ func TestLoginFormTokenMustMatchItsCookie(t *testing.T) {
 
 // TestLogoutNeedsTheSessionsToken: a logout is a POST with the session's form
 // token, as every other form; one without it (another site's form) is refused
-// and the session stays.
+// and the session stays. Only the browser's word that the form is this site's
+// own (Sec-Fetch-Site: same-origin, TestLogoutFromAnOlderTabLogsOut) stands in
+// for the token; "same-site" (a sibling host, which the SameSite=Lax cookie
+// reaches) and "cross-site" do not.
 func TestLogoutNeedsTheSessionsToken(t *testing.T) {
 	m := memMailbox(t, newMemDesk())
 	c := newClient(t, m.Handler())
 	c.mustLogin("anna", "anna-passwort")
 	tok := csrfFrom(t, c.get("/postfach/").Body.String())
-	if rec := c.post("/postfach/abmelden", url.Values{"csrf": {newToken()}}); rec.Code != http.StatusForbidden {
-		t.Errorf("logout with another token: %d, want 403", rec.Code)
+	for _, hdr := range [][]string{nil, {"Sec-Fetch-Site", "same-site"}, {"Sec-Fetch-Site", "cross-site"}, {"Sec-Fetch-Site", "none"}} {
+		if rec := c.do(http.MethodPost, "/postfach/abmelden", url.Values{"csrf": {newToken()}}, hdr...); rec.Code != http.StatusForbidden {
+			t.Errorf("logout with another token (%v): %d, want 403", hdr, rec.Code)
+		}
 	}
 	if signedOut(c) {
 		t.Fatal("a logout without the session's token ended the session")

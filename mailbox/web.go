@@ -932,6 +932,14 @@ func crossSite(r *http.Request) bool {
 	return site != "" && site != "same-origin"
 }
 
+// sameOrigin: the browser says the request comes from this site's own page
+// (Sec-Fetch-Site, which no page can set). Not the same as !crossSite, which a
+// browser without the header passes too: where the header stands in for a
+// CSRF token, its absence proves nothing.
+func sameOrigin(r *http.Request) bool {
+	return r.Header.Get("Sec-Fetch-Site") == "same-origin"
+}
+
 // draftOf is the decision in form, as the case's form and the login form that
 // carries it on send it.
 func draftOf(form url.Values) *draft {
@@ -967,15 +975,18 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request, caseID strin
 	c, err := r.Cookie(loginCookie)
 	if err != nil || !sameToken(r.PostForm.Get("csrf"), c.Value) {
 		if cur, _, ok := m.current(r); ok && !crossSite(r) {
-			// Signed in already, in this browser (the session cookie is
-			// SameSite=Lax: another site's POST comes without it): the login
-			// form sent once more — a reload of the case's page that the
-			// login answered with, which the browser sends again, or Back to
-			// it. The login's token was spent by the first; this answered
-			// "veraltet", and the reason carried through the login was gone.
-			// Nothing is decided here either: the case's form has the
-			// session's token, and the clerk sends it.
-			if d != nil && (d.Author == "" || d.Author == cur.User) {
+			// Signed in already, in this browser: the login form sent once
+			// more — a reload of the case's page that the login answered
+			// with, which the browser sends again, or Back to it. The login's
+			// token was spent by the first; this answered "veraltet", and the
+			// reason carried through the login was gone. Nothing is decided
+			// here either: the case's form has the session's token, and the
+			// clerk sends it. The draft only with the browser's word that the
+			// form is this site's own: the session cookie is SameSite=Lax,
+			// which another site's POST lacks but a same-site one (a sibling
+			// host) carries, and a browser without Sec-Fetch-Site cannot tell
+			// them apart (TestSignedInClerkIsPlantedNoDraft).
+			if d != nil && sameOrigin(r) && (d.Author == "" || d.Author == cur.User) {
 				m.detailWithDraft(w, r, cur, caseID, d)
 				return
 			}
@@ -989,7 +1000,7 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request, caseID strin
 		// which no page can set): then it is her login page, left open longer
 		// than its token lives (loginCookie, an hour), and the reason it
 		// carries was dropped with it.
-		if r.Header.Get("Sec-Fetch-Site") != "same-origin" {
+		if !sameOrigin(r) {
 			d = nil
 		}
 		p := again(r.PostForm.Get("weiter"))
@@ -1100,7 +1111,7 @@ func (m *Mailbox) logout(w http.ResponseWriter, r *http.Request) {
 		// "Abmelden" was refused, and she left a shared computer signed in.
 		// The browser's word that the form is this site's own
 		// (Sec-Fetch-Site) is enough for a logout.
-		if !sameToken(r.PostFormValue("csrf"), s.CSRF) && r.Header.Get("Sec-Fetch-Site") != "same-origin" {
+		if !sameToken(r.PostFormValue("csrf"), s.CSRF) && !sameOrigin(r) {
 			m.fail(w, r, &s, http.StatusForbidden)
 			return
 		}

@@ -1737,7 +1737,7 @@ func TestLoginWithADraftSentAgainKeepsIt(t *testing.T) {
 	if rec := anna.post(at, loginForm); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), html.EscapeString(reason)+"</textarea>") {
 		t.Fatalf("the login: %d, not the case with the draft", rec.Code)
 	}
-	rec = anna.post(at, loginForm) // the reload
+	rec = anna.do(http.MethodPost, at, loginForm, "Sec-Fetch-Site", "same-origin") // the reload, by the browser
 	body := rec.Body.String()
 	if rec.Code != http.StatusOK || !strings.Contains(body, html.EscapeString(reason)+"</textarea>") || !strings.Contains(body, `value="ablehnen" checked`) ||
 		strings.Contains(body, "veraltet") {
@@ -1892,5 +1892,36 @@ func TestSearchOutlivesTheSession(t *testing.T) {
 		if got := loginNext(next); got != want {
 			t.Errorf("loginNext(%.40q) = %q, want %q", next, got, want)
 		}
+	}
+}
+
+// TestSignedInClerkIsPlantedNoDraft: the login form sent again while signed in
+// shows the case's page with the decision it carries (a reload of the login's
+// answer). The session cookie is SameSite=Lax, which keeps it from another
+// site's POST but not from a same-site one — a page on a sibling host of the
+// municipality's domain. A browser that sends no Sec-Fetch-Site (Safari
+// before 16.4) did not tell that page apart, and its planted "ablehnen" with a
+// reason stood in the signed-in clerk's form, as TestAnotherSiteCannotPlantADraft
+// keeps it out of the login. Only the browser's word that the form is this
+// site's own carries the draft; without it the case's page opens empty.
+func TestSignedInClerkIsPlantedNoDraft(t *testing.T) {
+	e := startBrokerEnv(t, t.TempDir(), Options{})
+	sub := e.receiveHandedOver(t, officeDresden)
+	at := "/postfach/s/" + sub.ID
+	anna := e.login(t, "anna", "anna-passwort")
+	anna.get(at)
+	planted := "Ihr Antrag ist unvollständig. Bitte überweisen Sie 50 EUR an DE00 ATTACKER"
+	form := url.Values{"benutzer": {"anna"}, "passwort": {"x"}, "ergebnis": {"ablehnen"}, "begruendung": {planted}}
+	for _, hdr := range [][]string{nil, {"Sec-Fetch-Site", "same-site"}} {
+		rec := anna.do(http.MethodPost, at, form, hdr...)
+		if body := rec.Body.String(); strings.Contains(body, html.EscapeString(planted)) {
+			t.Errorf("a POST to the case's address (%v) while signed in: %d, the planted reason is in the page", hdr, rec.Code)
+		}
+		if rec := anna.get(at); strings.Contains(rec.Body.String(), html.EscapeString(planted)) {
+			t.Errorf("the case's page after a POST (%v): the planted reason is in the form", hdr)
+		}
+	}
+	if now, _ := e.b.Submission(sub.ID); now.Decision != nil {
+		t.Fatalf("decided: %+v", now.Decision)
 	}
 }
