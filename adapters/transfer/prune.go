@@ -61,11 +61,7 @@ func (a *Adapter) schedulePrune(dir, fid string) {
 	a.pruning[dir], a.lastPrune[dir] = true, now
 	go func() {
 		defer a.gate.Leave()
-		shareNow := now
-		if st, err := os.Stat(ledgerPath(dir, fid)); err == nil {
-			shareNow = st.ModTime()
-		}
-		a.pruneLedger(dir, now, shareNow) // the time of the Deliver: Options.Now is read on its caller's goroutines only
+		a.pruneLedger(dir, now, shareClock(dir, fid, now)) // the time of the Deliver: Options.Now is read on its caller's goroutines only
 		a.pmu.Lock()
 		delete(a.pruning, dir)
 		a.pmu.Unlock()

@@ -983,10 +983,7 @@ func readFileLimited(p string, max int64) ([]byte, error) {
 // temporary folder look old, and each case delivered removed the ones other
 // attempts were writing just then (TestStaleTempsByTheSharesClock).
 func (a *Adapter) removeStaleTemps(dir, fid string) {
-	now := a.now()
-	if st, err := os.Stat(ledgerPath(dir, fid)); err == nil {
-		now = st.ModTime()
-	}
+	now := shareClock(dir, fid, a.now())
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return
@@ -1002,6 +999,17 @@ func (a *Adapter) removeStaleTemps(dir, fid string) {
 			a.log.Info("transfer: removed stale temporary folder", "folder", dir, "name", e.Name())
 		}
 	}
+}
+
+// shareClock is the share's clock about now: the time the file server gave
+// delivery fid's ledger record in dir, just written; fallback (the gateway's
+// clock) where it cannot be read. Leftovers' ages are taken by it
+// (removeStaleTemps, schedulePrune).
+func shareClock(dir, fid string, fallback time.Time) time.Time {
+	if st, err := os.Stat(ledgerPath(dir, fid)); err == nil {
+		return st.ModTime()
+	}
+	return fallback
 }
 
 // removeStaleTemp removes the temporary folder of delivery fid if it is still
