@@ -524,16 +524,18 @@ func (a *Adapter) CheckTarget(t adapters.Target) error {
 		// down after a restart, every office and every portal, for one full share.
 		a.log.Warn("transfer: office folder is full now; deliveries into it wait and are retried until it has room",
 			"folder", dir, "err", stripPath(err))
-	} else if prepared && (errors.Is(err, syscall.EROFS) || errors.Is(err, fs.ErrPermission)) {
-		// Not writable now, but the gateway prepared this folder before: the
-		// share went read-only (a file server that remounts itself read-only
-		// on errors does) or its permissions were changed on the office's side.
-		// As for a full share, refusing the start kept the whole gateway down,
-		// every office and every portal, for one office's share; deliveries
-		// into it are retried as "transfer folder not writable" and then go to
-		// the office's next channel. A new folder the gateway cannot prepare
-		// is still refused (prepare): that is the configuration, to be fixed
-		// by the person starting it.
+	} else if prepared && errors.Is(err, syscall.EROFS) {
+		// Read-only now, but the gateway prepared this folder before: the share
+		// went read-only (a file server that remounts itself read-only on
+		// errors does). As for a full share, refusing the start kept the whole
+		// gateway down, every office and every portal, for one office's share;
+		// deliveries into it are retried as "transfer folder not writable" and
+		// then go to the office's next channel. A permission refused is still
+		// refused at the start: after a deployment that is the gateway's user
+		// or group (the configuration, for the person starting it), and a
+		// warning would let every office's cases go to their next channel
+		// unseen (a review, 2026-12-07). So is a new folder the gateway cannot
+		// prepare (prepare).
 		a.log.Warn("transfer: office folder is not writable now; deliveries into it are retried until it is, then go to the office's next channel",
 			"folder", dir, "err", stripPath(err))
 	} else if err != nil {
