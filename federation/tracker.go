@@ -1125,7 +1125,13 @@ func (t *Tracker) heldThere(p config.Peer, s *submission.Submission, state strin
 		"submission", s.ID, "peer", p.ID, "peer_state", state)
 	if _, err := t.Broker.RedeliverBecause(s.ID, "gateway "+t.Client.Trust.Self(),
 		"requeued: gateway "+p.ID+" has the package (an earlier forwarding's answer did not arrive); forwarded again for its receipt"); err != nil {
-		t.Log.Warn("could not deliver again a held package the peer gateway has; an operator's redeliver does it", "submission", s.ID, "peer", p.ID, "err", err)
+		// Not forwarded again (the store did not answer, say): not counted
+		// either, or the next look took it for one whose repeat failed too
+		// and left it held for good.
+		t.mu.Lock()
+		delete(t.requeued, s.ID)
+		t.mu.Unlock()
+		t.Log.Warn("could not deliver again a held package the peer gateway has; tried again at the next look, or an operator's redeliver does it", "submission", s.ID, "peer", p.ID, "err", err)
 	}
 }
 
