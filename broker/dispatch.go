@@ -22,7 +22,8 @@ import (
 // handle is the JetStream callback (called serially). It enforces two bounds: the
 // number of concurrent attempts (Workers, a semaphore that also pushes back on
 // consumption) and the attempts per office (PerOffice, or the office's own
-// OfficeParallel). A message for an office that has its share running waits in that
+// OfficeParallel) — per line, where Config.Line puts several offices behind one
+// endpoint into one. A message for an office that has its share running waits in that
 // office's line, which the office's own workers drain as they finish; only when the
 // line is full does it go back to JetStream with a delay. A fast office keeps its
 // throughput, also through a backlog (its line may be long); an office whose
