@@ -583,7 +583,7 @@ func (b *Broker) FetchPackage(ctx context.Context, officeID, id, channel string)
 // RecordFetch implements OfficeDesk.
 func (b *Broker) RecordFetch(_ context.Context, officeID, id, channel string, at time.Time) (*submission.Submission, error) {
 	s, err := b.forOffice(officeID, id)
-	if err != nil || s.FetchedAt != nil || (s.DeliveredAt != nil && s.TakenOverFrom != channel) {
+	if err != nil || !s.RecordsFetch(channel) {
 		return s, err
 	}
 	// After the delivery the transition records nothing (the office confirmed
@@ -591,7 +591,7 @@ func (b *Broker) RecordFetch(_ context.Context, officeID, id, channel string, at
 	// channel while it was under way: the system got it all the same
 	// (submission.Submission.Fetched).
 	now, err := b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
-		return cur.Fetched(fetchTime(cur, at, now), channel)
+		return cur.Fetched(at, now, channel)
 	})
 	if err != nil {
 		return nil, err
@@ -600,17 +600,6 @@ func (b *Broker) RecordFetch(_ context.Context, officeID, id, channel string, at
 		s = now
 	}
 	return s, nil
-}
-
-// fetchTime is the time RecordFetch records for a fetch that began at at,
-// recorded at now: at, but now for a fetch after the delivery (of a case a
-// clerk took over while the fetch was under way): its answer ended after the
-// takeover, and its event must not stand before the takeover's in the history.
-func fetchTime(cur *submission.Submission, at, now time.Time) time.Time {
-	if cur.DeliveredAt != nil {
-		return now
-	}
-	return at.UTC()
 }
 
 // PackageGone is ErrBytesRemoved (naming s) when the retention or an erasure

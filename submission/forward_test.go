@@ -203,7 +203,7 @@ func TestFetchOfAForwardedCaseRecordsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, when := range []string{"before the peer's delivery", "after it"} {
-		if evs, err := s.Fetched(now, "xta"); err != nil || len(evs) != 0 || s.FetchedAt != nil {
+		if evs, err := s.Fetched(now, now, "xta"); err != nil || len(evs) != 0 || s.FetchedAt != nil {
 			t.Errorf("a fetch %s: %v %+v, fetched at %v; want nothing recorded", when, err, evs, s.FetchedAt)
 		}
 		if _, err := s.PeerUpdate(now, PeerStatus{Peer: "by", State: StateDelivered}); err != nil {
@@ -212,7 +212,7 @@ func TestFetchOfAForwardedCaseRecordsNothing(t *testing.T) {
 	}
 	// A case not forwarded records its first fetch.
 	o := forwardable(t)
-	if evs, err := o.Fetched(now, "xta"); err != nil || len(evs) != 1 || o.FetchedAt == nil {
+	if evs, err := o.Fetched(now, now, "xta"); err != nil || len(evs) != 1 || o.FetchedAt == nil {
 		t.Errorf("a fetch of a case not forwarded: %v %+v", err, evs)
 	}
 }

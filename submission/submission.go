@@ -1040,13 +1040,28 @@ func (s *Submission) MarkProcessed(now time.Time, done bool, actor, channel stri
 // case all the same, and the clerk's page must say so, as it does for a case
 // folder handed over after a takeover (FetchedAfterTakeover); recording
 // nothing left it saying the system does not get the case.
-func (s *Submission) Fetched(now time.Time, channel string) ([]Event, error) {
-	if s.FetchedAt != nil || s.Forward != nil || (s.DeliveredAt != nil && s.TakenOverFrom != channel) {
+//
+// at is when the read began (the face's time), now the transition's: a read
+// before the delivery is recorded at at, one after it (of a case taken over
+// while it was under way) at now — its answer ended after the takeover, and
+// its event must not stand before the takeover's in the history.
+func (s *Submission) Fetched(at, now time.Time, channel string) ([]Event, error) {
+	if !s.RecordsFetch(channel) {
 		return nil, nil
 	}
-	at := now
+	if s.DeliveredAt != nil {
+		at = now
+	}
+	at = at.UTC()
 	s.FetchedAt = &at
-	return []Event{{At: now, Type: EventFetched, Channel: channel}}, nil
+	return []Event{{At: at, Type: EventFetched, Channel: channel}}, nil
+}
+
+// RecordsFetch reports whether a read of the package on channel now would be
+// recorded (Fetched): a desk asks it before it writes, so that the reads a
+// system repeats cost no store write.
+func (s *Submission) RecordsFetch(channel string) bool {
+	return s.FetchedAt == nil && s.Forward == nil && (s.DeliveredAt == nil || s.TakenOverFrom == channel)
 }
 
 // RemoveBytes records that the package, attachment and reply bytes were removed

@@ -45,7 +45,7 @@ func TestTakeoverIsTheMailboxsPickupOfACaseOnItsWay(t *testing.T) {
 		{"transfer, folder written", func() *Submission { return onItsWay("transfer", StateHandedOver) }, "mailbox", ""},
 		{"XTA, read by the system", func() *Submission {
 			s := onItsWay("xta", StateHandedOver)
-			if _, err := s.Fetched(t0, "xta"); err != nil {
+			if _, err := s.Fetched(t0, t0, "xta"); err != nil {
 				t.Fatal(err)
 			}
 			return s
@@ -136,7 +136,7 @@ func TestTakenOverCaseTakesNoReplyFromTheSystem(t *testing.T) {
 	if _, err := o.HandOver(t0, o.Generation, Confirmation{Receiver: "xta"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := o.Fetched(t0, "xta"); err != nil {
+	if _, err := o.Fetched(t0, t0, "xta"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := o.Confirm(t0, "mailbox", Confirmation{Receiver: "anna"}); err != nil || o.TakenOverFrom != "" {

@@ -467,10 +467,7 @@ func (d *MemDesk) RecordFetch(_ context.Context, office, id, ch string, at time.
 	// The transition's rule: nothing after the delivery, but for a fetch
 	// under way when a clerk took the case over from ch.
 	if err := d.change(s, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
-		if cur.DeliveredAt != nil {
-			at = now // after the takeover (broker's fetchTime)
-		}
-		return cur.Fetched(at.UTC(), ch)
+		return cur.Fetched(at, now, ch)
 	}); err != nil {
 		return nil, err
 	}

@@ -71,7 +71,7 @@ func TestCheckNamesIndexFaults(t *testing.T) {
 	}
 	notFetched := *xta
 	if _, err := db.Update(xta.ID, func(x *submission.Submission) ([]submission.Event, error) {
-		return x.Fetched(time.Now().UTC(), "xta")
+		return x.Fetched(time.Now(), time.Now(), "xta")
 	}); err != nil {
 		t.Fatal(err)
 	}
