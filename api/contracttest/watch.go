@@ -19,8 +19,12 @@ import (
 // (Check), so a client generated from api/openapi.yaml meets all of them, not
 // only those of the contract tests' own tables. Paths the contract does not
 // have (the faces mounted beside the API, GET /v1/routes) pass
-// unchecked but for a problem document's type (CheckProblem). What breaks the contract is collected, once per fault; Report says
-// it at the end of the run (TestMain), naming the operation.
+// unchecked but for a problem document's type (CheckProblem). What breaks the
+// contract is collected, once per fault; Report says it at the end of the run
+// (TestMain), naming the operation. It sees http.DefaultClient's requests
+// only: a test with a client of its own (portal.Client, the fachverfahren
+// package's, an httptest server's Client) is not held to the contract unless
+// it checks its answers itself (Check).
 type Watch struct {
 	Next http.RoundTripper
 
