@@ -551,21 +551,11 @@ func TestCheckTarget(t *testing.T) {
 // found for a full one). It passes with a warning; deliveries into it fail as
 // "not writable" and are retried, and go through once it is writable again.
 func TestReadOnlyShareDoesNotStopTheStart(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "office")
-	mustMkdir(t, dir)
-	if !mount(t, dir, "size=256k") {
-		t.Fatal("cannot mount a tmpfs: the read-only share test needs root (CI runs as root)")
-	}
-	prepareOffice(t, dir)
+	dir := shareOffice(t)
 	if out, err := exec.Command("mount", "-o", "remount,ro", dir).CombinedOutput(); err != nil {
 		t.Fatalf("remount read-only: %v %s", err, out)
 	}
-	var logs bytes.Buffer
-	a, err := New(Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.Close() })
+	a, logs := loggingAdapter(t)
 	if err := a.CheckTarget(adapters.Target{Channel: Channel, Endpoint: dir}); err != nil {
 		t.Fatalf("a read-only share refused at the start: %v", err)
 	}
@@ -592,12 +582,7 @@ func TestReadOnlyShareDoesNotStopTheStart(t *testing.T) {
 // check passes with a warning, deliveries into it fail as "full" and are retried,
 // and once there is room they go through.
 func TestFullShareDoesNotStopTheStart(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "office")
-	mustMkdir(t, dir)
-	if !mount(t, dir, "size=256k") {
-		t.Fatal("cannot mount a tmpfs: the full-share test needs root (CI runs as root)")
-	}
-	prepareOffice(t, dir)
+	dir := shareOffice(t)
 	filler := filepath.Join(dir, "import-in-progress.bin")
 	f, err := os.Create(filler)
 	if err != nil {
@@ -612,12 +597,7 @@ func TestFullShareDoesNotStopTheStart(t *testing.T) {
 		}
 	}
 	f.Close()
-	var logs bytes.Buffer
-	a, err := New(Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.Close() })
+	a, logs := loggingAdapter(t)
 	if err := a.CheckTarget(adapters.Target{Channel: Channel, Endpoint: dir}); err != nil {
 		t.Fatalf("a full share refused at the start: %v", err)
 	}
@@ -757,6 +737,31 @@ func groupACL(gid uint32) []byte {
 		b = binary.LittleEndian.AppendUint32(b, e.id)
 	}
 	return b
+}
+
+// shareOffice is a prepared office folder on a tmpfs of its own (256 KiB), a
+// share the test can fill or remount read-only.
+func shareOffice(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "office")
+	mustMkdir(t, dir)
+	if !mount(t, dir, "size=256k") {
+		t.Fatal("cannot mount a tmpfs: a share of its own needs root (CI runs as root)")
+	}
+	prepareOffice(t, dir)
+	return dir
+}
+
+// loggingAdapter is an adapter whose log the test reads.
+func loggingAdapter(t *testing.T) (*Adapter, *bytes.Buffer) {
+	t.Helper()
+	logs := new(bytes.Buffer)
+	a, err := New(Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	return a, logs
 }
 
 // mount mounts a tmpfs on dir (and unmounts it on cleanup); false if that is not
