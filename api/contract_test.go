@@ -108,21 +108,7 @@ func TestContractOverGateway(t *testing.T) {
 			if err != nil {
 				t.Fatalf("not in the contract: %v", err)
 			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != tc.status {
-				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, body)
-			}
-			if tc.typ != "" {
-				var p problem.Problem
-				if err := json.Unmarshal(body, &p); err != nil || p.Type != tc.typ {
-					t.Fatalf("problem %v %+v, want %s", err, p, tc.typ)
-				}
-			}
+			resp, body := answerAs(t, req, tc.status, tc.typ)
 			if !strings.HasPrefix(tc.path, "/v1/admin/") && bytes.Contains(body, []byte(`"note"`)) {
 				t.Errorf("a note outside the admin API: %s", body)
 			}
@@ -516,4 +502,26 @@ func TestAmbiguousPlaceInTheContract(t *testing.T) {
 	if err := conforms(req, resp, body); err != nil {
 		t.Fatalf("the refusal breaks the contract: %v\n%s", err, body)
 	}
+}
+
+// answerAs sends req and fails the test unless the answer has status and, if
+// typ is not "", is a problem of that type; it returns the answer and its body.
+func answerAs(t *testing.T, req *http.Request, status int, typ string) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != status {
+		t.Fatalf("status %d, want %d: %s", resp.StatusCode, status, body)
+	}
+	if typ != "" {
+		var p problem.Problem
+		if err := json.Unmarshal(body, &p); err != nil || p.Type != typ {
+			t.Fatalf("problem %v %s, want %s", err, body, typ)
+		}
+	}
+	return resp, body
 }

@@ -118,21 +118,7 @@ func TestDirectoryInTheContract(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			base := map[string]string{"": g.URL(), "alone": alone.URL, "bare": bare.URL()}[tc.on]
 			req, _ := http.NewRequest(tc.method, base+tc.path, nil)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != tc.status {
-				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, body)
-			}
-			if tc.typ != "" {
-				var p problem.Problem
-				if err := json.Unmarshal(body, &p); err != nil || p.Type != tc.typ {
-					t.Fatalf("problem %v %s, want %s", err, body, tc.typ)
-				}
-			}
+			resp, body := answerAs(t, req, tc.status, tc.typ)
 			if !strings.Contains(string(body), tc.contains) {
 				t.Errorf("body lacks %s: %s", tc.contains, body)
 			}
