@@ -295,13 +295,6 @@ func (t *Tracker) startOffices() []string {
 	return out
 }
 
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 // Kick asks every peer soon: at once, or when a NudgeGap has passed since its last
 // question (coalesced). A nudge names no peer, so it kicks them all.
 func (t *Tracker) Kick() {
@@ -362,18 +355,27 @@ func (t *Tracker) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	unfollowed := map[string][2]int{} // peer no longer configured -> open, decided
+	type counts struct{ open, decided int }
+	unfollowed := map[string]*counts{} // peer no longer configured -> its packages
 	for _, s := range subs {
-		if !t.take(s) { // a decided one is asked about at the first question
-			n := unfollowed[s.Forward.Peer]
-			n[btoi(s.State.Final())]++
+		if t.take(s) { // a decided one is asked about at the first question
+			continue
+		}
+		n := unfollowed[s.Forward.Peer]
+		if n == nil {
+			n = &counts{}
 			unfollowed[s.Forward.Peer] = n
+		}
+		if s.State.Final() {
+			n.decided++
+		} else {
+			n.open++
 		}
 	}
 	for _, peer := range slices.Sorted(maps.Keys(unfollowed)) {
 		n := unfollowed[peer]
 		t.Log.Warn("packages forwarded to a peer gateway that is no longer configured are followed by nobody: the portal reads them as forwarded, and their office's decision (open) and replies (decided) do not come; configure the peer again under this id to follow them (amtsbote admin list -state forwarded lists them)",
-			"peer", peer, "open", n[0], "decided", n[1])
+			"peer", peer, "open", n.open, "decided", n.decided)
 	}
 	return nil
 }

@@ -115,16 +115,14 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 	for i, p := range cfg.Peers {
 		ids[i] = p.ID
 	}
-	nudges := startNudger(nctx, ids, func(ctx context.Context, peer string, refs []federation.Ref) error {
+	nudges := startNudger(nctx, ids, func(ctx context.Context, peer string, refs []federation.Ref) {
 		p, ok := cfg.PeerByID(peer)
 		if !ok {
-			return nil
+			return
 		}
-		err := nc.Changed(ctx, p, refs)
-		if err != nil {
+		if err := nc.Changed(ctx, p, refs); err != nil {
 			g.Log.Debug("nudge peer", "peer", peer, "err", err)
 		}
-		return err
 	})
 	g.Broker.Observe(func(s *submission.Submission, e submission.Event) {
 		if s.Origin == nil {
@@ -248,7 +246,7 @@ type nudger struct {
 
 // startNudger tells each of peers, by send, of the changes noted for it, until
 // ctx ends.
-func startNudger(ctx context.Context, peers []string, send func(ctx context.Context, peer string, refs []federation.Ref) error) *nudger {
+func startNudger(ctx context.Context, peers []string, send func(ctx context.Context, peer string, refs []federation.Ref)) *nudger {
 	n := &nudger{lines: make(map[string]chan federation.Ref, len(peers))}
 	for _, p := range peers {
 		line := make(chan federation.Ref, 256)
@@ -263,7 +261,7 @@ func startNudger(ctx context.Context, peers []string, send func(ctx context.Cont
 					return
 				case first = <-line:
 				}
-				_ = send(ctx, p, waiting(first, line))
+				send(ctx, p, waiting(first, line))
 			}
 		}()
 	}
