@@ -10,12 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
 
-	"github.com/amtsbote/amtsbote/api"
 	"github.com/amtsbote/amtsbote/api/contracttest"
 	"github.com/amtsbote/amtsbote/intake"
 	"github.com/amtsbote/amtsbote/submission"
@@ -23,24 +20,7 @@ import (
 
 func contractRouter(t testing.TB) routers.Router {
 	t.Helper()
-	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := doc.Validate(context.Background()); err != nil {
-		t.Fatalf("api/openapi.yaml is not valid OpenAPI: %v", err)
-	}
-	doc.Servers = nil // match the test server's random port
-	// XML packages and receipts, and this YAML document, are opaque strings to the
-	// contract (their own schemas are the XSDs); read them as text.
-	for _, ct := range []string{"application/xml", "application/yaml"} {
-		openapi3filter.RegisterBodyDecoder(ct, openapi3filter.FileBodyDecoder)
-	}
-	r, err := gorillamux.NewRouter(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return contracttest.Load(t).Router()
 }
 
 // TestAPIContract sends real requests through a running gateway and validates each

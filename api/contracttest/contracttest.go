@@ -48,6 +48,10 @@ type Contract struct {
 	problems map[string][]int
 }
 
+// Router finds a request's operation in the contract: the tests that ask which
+// operation a request is use this one, not a loading of their own.
+func (c *Contract) Router() routers.Router { return c.router }
+
 // ErrNotInContract: the request names no path of the contract (a face mounted
 // beside the API, GET /v1/routes with its FIT-Connect document); Check has
 // nothing to hold it to.
