@@ -341,7 +341,22 @@ func (c *Client) Forward(ctx context.Context, peer config.Peer, env *Envelope, p
 	if status != http.StatusCreated && status != http.StatusOK {
 		return nil, classify(peer.ID, status, p)
 	}
-	v, _, err := c.Trust.Verify(body, peer.ID)
+	// The receipt's signature is what authenticates the answer: the peer's
+	// base_url may be plain http, and its TLS certificate (system roots and
+	// tls.outbound_ca_file) says only that a server of that name answered.
+	// A fresh receipt (201) was signed now and is verified now; a repeat's
+	// (200) is the peer's first receipt, signed when the package first
+	// reached it, with the certificate it had then (Trust.VerifyRepeatReceipt).
+	var since time.Time
+	if n := len(env.Chain); n > 0 {
+		since = env.Chain[n-1].At
+	}
+	var v *signing.Verified
+	if status == http.StatusOK {
+		v, err = c.Trust.VerifyRepeatReceipt(body, peer, since)
+	} else {
+		v, _, err = c.Trust.Verify(body, peer.ID)
+	}
 	if err != nil {
 		u := &untrustedAnswer{Peer: peer.ID, Err: err}
 		return nil, adapters.Permanent(u.PublicReason(), u)

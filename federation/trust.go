@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"os"
@@ -127,7 +128,12 @@ func (t *Trust) Peer(id string) (config.Peer, bool) {
 // configured peer (and, if its certificate was configured, signed with exactly that
 // one). want, if not empty, is the peer the document must come from.
 func (t *Trust) Verify(doc []byte, want string) (*signing.Verified, config.Peer, error) {
-	v, err := t.verifier.Verify(doc, signing.RolePeer)
+	return t.verify(t.verifier, doc, want)
+}
+
+// verify is Verify with the certificates' validity checked by verifier's clock.
+func (t *Trust) verify(verifier *signing.Verifier, doc []byte, want string) (*signing.Verified, config.Peer, error) {
+	v, err := verifier.Verify(doc, signing.RolePeer)
 	if err != nil {
 		if errors.Is(err, signing.ErrUntrustedSigner) {
 			return nil, config.Peer{}, fmt.Errorf("%w: %w", ErrUntrustedPeer, err)
@@ -145,6 +151,79 @@ func (t *Trust) Verify(doc []byte, want string) (*signing.Verified, config.Peer,
 		return nil, config.Peer{}, presented(v, fmt.Errorf("%w: %q signed with another certificate than the configured one", ErrUntrustedPeer, p.ID))
 	}
 	return v, p, nil
+}
+
+// VerifyRepeatReceipt verifies p's answer to a repeated forwarding (HTTP 200):
+// its first Eingangsbestaetigung of the package, which may be older than the
+// certificate it signs with now. since is when the package came to this
+// gateway.
+//
+// A receipt that verifies now is taken as Verify takes it. One that does not
+// is verified as of its own Zeitpunkt: a peer rotates its key, its old
+// certificate ends, and its first receipt of a package whose answer was lost
+// then verified nowhere, so the package stayed held here for good while the
+// peer had it and its office worked on it. Verified so, the certificate must
+// have been valid at that time and must be trusted for the peer role today
+// (in peers/ or peers[].certificate, and not revoked by today's CRLs: removed
+// or revoked, the operator withdrew it); and the time must lie after the
+// package came here and not after now, each within p's clock_skew — the peer
+// cannot have received the package before this gateway did, so an ended key
+// vouches only for packages that came here while it was valid, never for a
+// later one. The verified receipt must carry the time it was verified at.
+func (t *Trust) VerifyRepeatReceipt(doc []byte, p config.Peer, since time.Time) (*signing.Verified, error) {
+	v, _, err := t.Verify(doc, p.ID)
+	if err == nil || !errors.Is(err, ErrUntrustedPeer) {
+		return v, err
+	}
+	at, ok := receiptTime(doc)
+	if !ok {
+		return nil, err
+	}
+	now := t.now()
+	if at.Before(since.Add(-p.Skew())) || at.After(now.Add(p.Skew())) {
+		return nil, fmt.Errorf("%w; as a repeat's first receipt it is dated %s, outside the time from the package's arrival here (%s) to now",
+			err, at.UTC().Format(time.RFC3339), since.UTC().Format(time.RFC3339))
+	}
+	v, _, errAt := t.verify(t.verifier.At(at), doc, p.ID)
+	if errAt != nil {
+		return nil, fmt.Errorf("%w; as a repeat's first receipt, at its time %s: %w", err, at.UTC().Format(time.RFC3339), errAt)
+	}
+	if r, perr := signing.ParseReceipt(v.Root); perr != nil || !r.Time.Equal(at) {
+		return nil, fmt.Errorf("%w: the signed receipt's time is not the one it was verified at (%s)", ErrUntrustedPeer, at.UTC().Format(time.RFC3339))
+	}
+	return v, nil
+}
+
+// receiptTime reads the Zeitpunkt of a receipt before it is verified: the
+// first child of that name of the root in the receipt namespace. Only the time
+// to verify at is taken from it; the verified receipt must say the same.
+func receiptTime(doc []byte) (time.Time, bool) {
+	dec := xml.NewDecoder(bytes.NewReader(doc))
+	depth, in := 0, false
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return time.Time{}, false
+		}
+		switch e := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth == 1 && e.Name.Space != signing.NamespaceReceipt {
+				return time.Time{}, false
+			}
+			in = depth == 2 && e.Name.Space == signing.NamespaceReceipt && e.Name.Local == "Zeitpunkt"
+		case xml.CharData:
+			if in {
+				at, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(string(e)))
+				return at, err == nil
+			}
+		case xml.EndElement:
+			if in {
+				return time.Time{}, false
+			}
+			depth--
+		}
+	}
 }
 
 // presented is err with the certificate v was signed with (signing.PresentedError),
