@@ -80,6 +80,15 @@ type Answer struct {
 	Raw       []byte
 	Receipt   signing.Receipt
 	Duplicate bool // the peer had the package already (HTTP 200)
+	// At is when the peer received the package, to be recorded here: the
+	// receipt's time, bounded by this gateway's clock. A fresh receipt's time
+	// further from this gateway's clock than the peer's clock_skew is replaced
+	// by this gateway's clock (the peer received the package during this
+	// request); a repeat's is bounded to the package's arrival here and now.
+	At time.Time
+	// ClockOff is how far a fresh receipt's time is from this gateway's clock
+	// when that is more than the peer's clock_skew; 0 otherwise.
+	ClockOff time.Duration
 }
 
 // StatusError is an HTTP answer of a peer that a retry may cure (408, 425, 429, 5xx)
@@ -371,7 +380,20 @@ func (c *Client) Forward(ctx context.Context, peer config.Peer, env *Envelope, p
 		u := &untrustedAnswer{Peer: peer.ID, Err: err}
 		return nil, adapters.Permanent("the receipt of gateway "+peer.ID+" does not match the package", u)
 	}
-	return &Answer{Raw: body, Receipt: r, Duplicate: status == http.StatusOK}, nil
+	ans := &Answer{Raw: body, Receipt: r, Duplicate: status == http.StatusOK, At: r.Time}
+	// The receipt's time is the peer's clock. The package is the peer's now
+	// whatever its clock says, so a receipt is never refused for its time
+	// (refused, the forwarding would be repeated and answered with the same
+	// receipt, and the portal would read a failure while the peer's office
+	// has the package); what is recorded here is bounded by this gateway's
+	// clock, as the times of its status answers are.
+	now := c.now()
+	if ans.Duplicate {
+		ans.At = submission.ClampTime(r.Time, since, now)
+	} else if off := r.Time.Sub(now); off > peer.Skew() || -off > peer.Skew() {
+		ans.At, ans.ClockOff = now, off
+	}
+	return ans, nil
 }
 
 // Status asks the peer about packages forwarded to it and returns its verified answer.

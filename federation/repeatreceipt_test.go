@@ -149,3 +149,63 @@ func TestRepeatReceiptOfAnEndedPeerCertificateIsTaken(t *testing.T) {
 		t.Errorf("a repeat signed with a certificate removed from peers/ was taken")
 	}
 }
+
+// TestReceiptTimeIsBoundedByThisGatewaysClock: the receipt's time is the
+// peer's clock, and it was recorded here as when the peer received the
+// package whatever it said. A fresh receipt (201) dated further from this
+// gateway's clock than the peer's clock_skew is still taken — the peer has
+// the package, and a refusal would only bring the same receipt again — but is
+// recorded with this gateway's time and said (ClockOff); one within the skew
+// keeps the peer's time. A repeat's is bounded to the package's arrival here
+// and now.
+func TestReceiptTimeIsBoundedByThisGatewaysClock(t *testing.T) {
+	w := newWorld(t)
+	srv := newPeerAnswers(t)
+	peer := w.peerOfA // clock_skew: a minute
+	peer.BaseURL = srv.srv.URL
+	client := &Client{Self: w.a.Name, Signer: w.a.Signer, Trust: w.trustA}
+	env := w.envelope(t)
+	arrived := time.Now().Add(-time.Hour).UTC()
+	env.Chain[len(env.Chain)-1].At = arrived
+
+	for _, tc := range []struct {
+		name     string
+		status   int
+		off      time.Duration // of the receipt's time from now
+		peerTime bool          // At is the receipt's time
+		clockOff bool
+	}{
+		{"a fresh receipt 30 s ahead", http.StatusCreated, 30 * time.Second, true, false},
+		{"a fresh receipt an hour ahead", http.StatusCreated, time.Hour, false, true},
+		{"a fresh receipt a day behind", http.StatusCreated, -24 * time.Hour, false, true},
+		{"a repeat received 10 minutes ago", http.StatusOK, -10 * time.Minute, true, false},
+	} {
+		srv.answer(tc.status, eingang(t, w.b.Signer, w.b.Name, env, time.Now().Add(tc.off)))
+		before := time.Now()
+		ans, err := client.Forward(context.Background(), peer, env)
+		after := time.Now()
+		if err != nil {
+			t.Errorf("%s: %v, want taken", tc.name, err)
+			continue
+		}
+		if got := ans.At.Equal(ans.Receipt.Time); got != tc.peerTime {
+			t.Errorf("%s: recorded at %s, the receipt says %s: want the receipt's time %v", tc.name, ans.At, ans.Receipt.Time, tc.peerTime)
+		}
+		if !tc.peerTime && (ans.At.Before(before) || ans.At.After(after)) {
+			t.Errorf("%s: recorded at %s, want this gateway's clock (%s to %s)", tc.name, ans.At, before, after)
+		}
+		if (ans.ClockOff != 0) != tc.clockOff || tc.clockOff && (ans.ClockOff-tc.off).Abs() > time.Minute {
+			t.Errorf("%s: ClockOff %s, want it said %v (%s)", tc.name, ans.ClockOff, tc.clockOff, tc.off)
+		}
+	}
+	// A repeat dated before the package came here (the peer's clock behind
+	// then): recorded as received when it came here, not before.
+	srv.answer(http.StatusOK, eingang(t, w.b.Signer, w.b.Name, env, arrived.Add(-10*time.Minute)))
+	ans, err := client.Forward(context.Background(), peer, env)
+	if err != nil {
+		t.Fatalf("a repeat dated before the package came here: %v", err)
+	}
+	if !ans.At.Equal(arrived) || ans.ClockOff != 0 {
+		t.Errorf("a repeat dated before the package came here: recorded at %s (ClockOff %s), want %s", ans.At, ans.ClockOff, arrived)
+	}
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/federation"
+	"github.com/amtsbote/amtsbote/internal/repeatlimit"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/submission"
 	"github.com/beevik/etree"
@@ -57,6 +58,10 @@ type Options struct {
 type Adapter struct {
 	opt  Options
 	gate adapters.Gate
+	// clockLog says a peer's receipt dated outside its clock_skew once an
+	// hour per peer: a clock that is off stays off for a while, and every
+	// forwarding meanwhile would say it again.
+	clockLog repeatlimit.Keyed[string]
 }
 
 // New returns the adapter.
@@ -70,7 +75,7 @@ func New(o Options) (*Adapter, error) {
 	if o.SignerCert == nil {
 		o.SignerCert = federation.SignerCertificate
 	}
-	return &Adapter{opt: o}, nil
+	return &Adapter{opt: o, clockLog: repeatlimit.Keyed[string]{Every: time.Hour}}, nil
 }
 
 // Channel implements adapters.Adapter.
@@ -192,7 +197,14 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Co
 	if err != nil {
 		return adapters.Confirmation{}, err
 	}
-	f := submission.Forward{Peer: p.ID, PeerSubmissionID: ans.Receipt.SubmissionID, At: ans.Receipt.Time, ReceiptSHA256: hexSHA(ans.Raw)}
+	if ans.ClockOff != 0 && a.clockLog.Allow(p.ID, time.Now()) {
+		// Taken all the same (federation.Answer.At): the peer has the package.
+		// Its status answers are refused for their time meanwhile, so its
+		// offices' news does not come until the clocks agree again.
+		a.opt.Logger.Warn("the peer gateway's receipt is dated further from this gateway's clock than its clock_skew; recorded with this gateway's time: check both clocks (NTP)",
+			"peer", p.ID, "submission", d.SubmissionID, "receipt_time", ans.Receipt.Time.UTC().Format(time.RFC3339), "off", ans.ClockOff.Round(time.Second).String(), "clock_skew", p.Skew().String())
+	}
+	f := submission.Forward{Peer: p.ID, PeerSubmissionID: ans.Receipt.SubmissionID, At: ans.At, ReceiptSHA256: hexSHA(ans.Raw)}
 	if a.opt.Records != nil {
 		// Recorded before returning: the broker's own record of this attempt then finds
 		// the package forwarded and drops it. A crash before this commit repeats the
@@ -202,7 +214,7 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Co
 		}
 	}
 	a.opt.Logger.Info("package forwarded", "submission", d.SubmissionID, "peer", p.ID, "peer_submission", f.PeerSubmissionID, "duplicate", ans.Duplicate)
-	return adapters.Confirmation{Receiver: p.ID, At: ans.Receipt.Time, Reference: ans.Receipt.SubmissionID, Pending: true}, nil
+	return adapters.Confirmation{Receiver: p.ID, At: ans.At, Reference: ans.Receipt.SubmissionID, Pending: true}, nil
 }
 
 // Confirmed implements adapters.Confirmer: has the peer's office the package? Asked

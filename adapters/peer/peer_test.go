@@ -69,6 +69,9 @@ type stub struct {
 	trust   *federation.Trust
 	signer  *signing.Signer
 	release chan struct{}
+	// receiptOff moves the time of its receipts off the clock (set before
+	// the first forwarding): a peer whose clock is wrong.
+	receiptOff time.Duration
 
 	mu        sync.Mutex
 	got       []adaptertest.Received
@@ -169,7 +172,7 @@ func (s *stub) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	doc, err := s.signer.SignReceipt(signing.Receipt{Kind: signing.KindEingang, SubmissionID: "stub-" + env.ForwardingID, MessageID: env.MessageID,
 		Sender: env.Sender, LeikaKey: env.LeikaKey, OfficeID: "stub-office", OfficeName: "Stub office", GatewayID: stubPeer,
-		Time: time.Now().UTC(), PackageSHA256: env.PackageSHA256()})
+		Time: time.Now().Add(s.receiptOff).UTC(), PackageSHA256: env.PackageSHA256()})
 	if err != nil {
 		s.t.Error(err)
 		return
