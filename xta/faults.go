@@ -256,8 +256,8 @@ const ActionFaultWSA = NSWSA + "/fault"
 // [action] and SOAP action differ: env:Sender / wsa:InvalidAddressingHeader /
 // wsa:ActionMismatch, with both actions in wsa:ProblemAction. It is no XTA
 // exception: the message is refused before it reaches an operation.
-func actionMismatchFault(e *errActionMismatch, relatesTo string) []byte {
-	return invalidAddressingFault("wsa:ActionMismatch", "wsa:Action und SOAP-Action des Transports stimmen nicht überein", relatesTo, func(w *xw) {
+func actionMismatchFault(e *errActionMismatch, a addressing) []byte {
+	return invalidAddressingFault("wsa:ActionMismatch", "wsa:Action und SOAP-Action des Transports stimmen nicht überein", a, func(w *xw) {
 		w.open("wsa:ProblemAction")
 		w.leaf("wsa:Action", e.wsa)
 		w.leaf("wsa:SoapAction", e.transport)
@@ -268,8 +268,8 @@ func actionMismatchFault(e *errActionMismatch, relatesTo string) []byte {
 // invalidCardinalityFault is WS-Addressing's fault (6.4.1, subsubcode
 // InvalidCardinality) for an addressing header that occurs twice, naming it in
 // wsa:ProblemHeaderQName.
-func invalidCardinalityFault(name xml.Name, relatesTo string) []byte {
-	return invalidAddressingFault("wsa:InvalidCardinality", "Ein WS-Addressing-Header kommt mehrfach vor", relatesTo, func(w *xw) {
+func invalidCardinalityFault(name xml.Name, a addressing) []byte {
+	return invalidAddressingFault("wsa:InvalidCardinality", "Ein WS-Addressing-Header kommt mehrfach vor", a, func(w *xw) {
 		w.leaf("wsa:ProblemHeaderQName", "wsa:"+name.Local)
 	})
 }
@@ -278,20 +278,20 @@ func invalidCardinalityFault(name xml.Name, relatesTo string) []byte {
 // OnlyAnonymousAddressSupported) for a response endpoint of an address of its
 // own, which this service's policy (wsam:AnonymousResponses) does not serve;
 // header (ReplyTo, FaultTo) is named in wsa:ProblemHeaderQName.
-func onlyAnonymousFault(header, relatesTo string) []byte {
-	return invalidAddressingFault("wsa:OnlyAnonymousAddressSupported", "Antworten gehen nur über die Verbindung der Anfrage (wsa:"+header+" muss anonymous sein)", relatesTo, func(w *xw) {
+func onlyAnonymousFault(header string, a addressing) []byte {
+	return invalidAddressingFault("wsa:OnlyAnonymousAddressSupported", "Antworten gehen nur über die Verbindung der Anfrage (wsa:"+header+" muss anonymous sein)", a, func(w *xw) {
 		w.leaf("wsa:ProblemHeaderQName", "wsa:"+header)
 	})
 }
 
 // invalidAddressingFault is env:Sender / wsa:InvalidAddressingHeader / subsub with
 // detail's elements in env:Detail.
-func invalidAddressingFault(subsub, reasonDE, relatesTo string, detail func(w *xw)) []byte {
+func invalidAddressingFault(subsub, reasonDE string, a addressing, detail func(w *xw)) []byte {
 	var w xw
 	w.envelopeOpen()
-	if relatesTo != "" {
+	if a.used {
 		w.open("env:Header")
-		w.wsaHeaders(ActionFaultWSA, relatesTo)
+		w.wsaHeaders(ActionFaultWSA, a)
 		w.end("env:Header")
 	}
 	w.open("env:Body")

@@ -164,10 +164,14 @@ type xHeader struct {
 			MessagesPending    *string `xml:"https://xoev.de/transport/xta/core/3.1.1 MessagesPending"`
 		} `xml:"https://xoev.de/transport/xta/core/3.1.1 MessagesRemaining"`
 	}
-	Action    string         // wsa:Action
-	MessageID string         // wsa:MessageID
-	ReplyTo   *xEPR          // wsa:ReplyTo
-	FaultTo   *xEPR          // wsa:FaultTo
+	Action    string // wsa:Action
+	MessageID string // wsa:MessageID
+	ReplyTo   *xEPR  // wsa:ReplyTo
+	FaultTo   *xEPR  // wsa:FaultTo
+	// Addressed: a WS-Addressing block of any kind (also one this service does
+	// not read, as wsa:To) is targeted at this node; the answer then carries
+	// WS-Addressing headers of its own (wsaHeaders).
+	Addressed bool
 	Any       []xHeaderBlock // blocks this service does not read
 }
 
@@ -225,6 +229,9 @@ func (h *xHeader) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
 					return &errDuplicateHeader{t.Name}
 				}
 				seen[t.Name] = true
+			}
+			if t.Name.Space == NSWSA {
+				h.Addressed = true
 			}
 			switch t.Name {
 			case xml.Name{Space: NS, Local: "Party"}:

@@ -227,7 +227,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if v := recover(); v != nil {
 			s.log.Error("xta: panic", "path", r.URL.Path, "op", op, "panic", fmt.Sprint(v))
 			if !written {
-				s.writeFault(rw, port, fault(TechnicalProblem, "internal error"), "")
+				s.writeFault(rw, port, fault(TechnicalProblem, "internal error"), addressing{})
 			}
 		}
 	}()
@@ -245,13 +245,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpbody.Drain(rw, r, r.Body, s.o.MaxMessageBytes, time.Now().Add(window))
 	}
 	if port == "" {
-		early(func() { s.writeFault(rw, port, fault(NotImplemented, "no XTA port at %s", r.URL.Path), "") })
+		early(func() { s.writeFault(rw, port, fault(NotImplemented, "no XTA port at %s", r.URL.Path), addressing{}) })
 		return
 	}
 	if r.Method != http.MethodPost {
 		early(func() {
 			rw.Header().Set("Allow", http.MethodPost)
-			s.writeFault(rw, port, fault(ParameterIsNotValid, "SOAP requests are POSTed"), "")
+			s.writeFault(rw, port, fault(ParameterIsNotValid, "SOAP requests are POSTed"), addressing{})
 		})
 		return
 	}
@@ -261,14 +261,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// connection made the gateway hold up to MaxMessageBytes per connection. The
 	// rest is discarded as it comes (early), which holds nothing.
 	if f := s.knownCaller(r); f != nil {
-		early(func() { s.writeFault(rw, port, f, "") })
+		early(func() { s.writeFault(rw, port, f, addressing{}) })
 		s.log.Warn("xta access refused", "port", port, "reason", f.Detail)
 		return
 	}
 	// The bytes in memory at once are bounded (bodies), taken as they arrive.
 	lease, err := s.bodies.Acquire(r.Context(), httpbody.First(r.ContentLength))
 	if err != nil {
-		early(func() { s.writeFault(rw, port, busyFault(), "") })
+		early(func() { s.writeFault(rw, port, busyFault(), addressing{}) })
 		s.log.Warn("xta request refused: too many request bytes in memory", "port", port, "err", err)
 		return
 	}
@@ -289,17 +289,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// bytes: read them, so the body is seen whole (its read deadline goes, and
 	// net/http notices a client that leaves while the request is served).
 	_, _ = io.CopyN(io.Discard, body, 4<<10)
-	relatesTo := ""
-	if h := msg.env.Header; h != nil {
-		relatesTo = strings.TrimSpace(h.MessageID)
-	}
+	addr := addressingOf(msg.env.Header)
 	if hdr := nonAnonymous(msg.env.Header); hdr != "" {
 		// Refused before anything is done: answered here, the client would
 		// wait at its own endpoint for an answer that never comes there, and
 		// take the operation for failed when it had been carried out.
 		written = true
 		httpmetrics.NoteFault(rw, httpmetrics.FaultSender)
-		writeSOAP(rw, http.StatusBadRequest, soapContentType(""), onlyAnonymousFault(hdr, relatesTo))
+		writeSOAP(rw, http.StatusBadRequest, soapContentType(""), onlyAnonymousFault(hdr, addr))
 		s.log.Info("xta request refused", "port", port, "fault", "wsa:"+hdr+" not anonymous")
 		return
 	}
@@ -308,9 +305,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		written = true
 		var am *errActionMismatch
 		if errors.As(err, &am) {
-			s.writeActionMismatch(rw, am, relatesTo)
+			s.writeActionMismatch(rw, am, addr)
 		} else {
-			s.writeFault(rw, port, asFault(err), relatesTo)
+			s.writeFault(rw, port, asFault(err), addr)
 		}
 		s.log.Info("xta request refused", "port", port, "fault", err.Error())
 		return
@@ -318,14 +315,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{ctx: r.Context(), msg: msg, op: op, port: port}
 	if f := s.authenticate(r, c); f != nil {
 		written = true
-		s.writeFault(rw, port, f, relatesTo)
+		s.writeFault(rw, port, f, addr)
 		s.log.Warn("xta access refused", "op", op, "party", c.party.String(), "reason", f.Detail)
 		return
 	}
 	if s.o.StoreDown != nil {
 		if down := s.o.StoreDown(); down != nil {
 			written = true
-			s.writeFault(rw, port, declared(op, storeDownFault()), relatesTo)
+			s.writeFault(rw, port, declared(op, storeDownFault()), addr)
 			s.log.Info("xta fault", "op", op, "office", c.officeID, "exception", string(TechnicalProblem), "reason", down.Error())
 			return
 		}
@@ -340,12 +337,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f := s.faultOf(c, err)
-		s.writeFault(rw, port, f, relatesTo)
+		s.writeFault(rw, port, f, addr)
 		s.log.Info("xta fault", "op", op, "office", c.officeID, "exception", string(f.Exception), "ms", time.Since(start).Milliseconds())
 		return
 	}
 	written = true
-	s.writeAnswer(rw, r, c, a, relatesTo)
+	s.writeAnswer(rw, r, c, a, addr)
 	s.log.Debug("xta ok", "op", op, "office", c.officeID, "ms", time.Since(start).Milliseconds())
 }
 
@@ -547,11 +544,13 @@ func (s *Server) writeParseFault(rw http.ResponseWriter, port string, err error)
 		writeSOAP(rw, http.StatusInternalServerError, soapContentType(""), mustUnderstandFault(mu))
 	case errors.As(err, &dup) && dup.name.Space == NSWSA:
 		httpmetrics.NoteFault(rw, httpmetrics.FaultSender)
-		writeSOAP(rw, http.StatusBadRequest, soapContentType(""), invalidCardinalityFault(dup.name, ""))
+		// The request used WS-Addressing (the header twice is one of it), but
+		// was not read: its wsa:MessageID, if any, is not known.
+		writeSOAP(rw, http.StatusBadRequest, soapContentType(""), invalidCardinalityFault(dup.name, addressing{used: true}))
 	case errors.As(err, &dup):
-		s.writeFault(rw, port, fault(ParameterIsNotValid, "the header block xta:%s occurs twice", dup.name.Local), "")
+		s.writeFault(rw, port, fault(ParameterIsNotValid, "the header block xta:%s occurs twice", dup.name.Local), addressing{})
 	default:
-		s.writeFault(rw, port, asFault(err), "")
+		s.writeFault(rw, port, asFault(err), addressing{})
 	}
 }
 
@@ -577,9 +576,9 @@ func (s *Server) writeVersionMismatch(rw http.ResponseWriter, soap11 bool) {
 	writeSOAP(rw, http.StatusInternalServerError, soapContentType(""), versionMismatch12())
 }
 
-func (s *Server) writeActionMismatch(rw http.ResponseWriter, e *errActionMismatch, relatesTo string) {
+func (s *Server) writeActionMismatch(rw http.ResponseWriter, e *errActionMismatch, addr addressing) {
 	httpmetrics.NoteFault(rw, httpmetrics.FaultSender)
-	writeSOAP(rw, http.StatusBadRequest, soapContentType(""), actionMismatchFault(e, relatesTo))
+	writeSOAP(rw, http.StatusBadRequest, soapContentType(""), actionMismatchFault(e, addr))
 }
 
 // FaultAction is the action of a fault: the WSDL's wsam:Action of the exception at
@@ -593,12 +592,12 @@ func FaultAction(portType string, e Exception) string {
 	return Action(portType, string(e))
 }
 
-func (s *Server) writeFault(rw http.ResponseWriter, port string, f *Fault, relatesTo string) {
+func (s *Server) writeFault(rw http.ResponseWriter, port string, f *Fault, addr addressing) {
 	var w xw
 	w.envelopeOpen()
-	if relatesTo != "" {
+	if addr.used {
 		w.open("env:Header")
-		w.wsaHeaders(FaultAction(port, f.Exception), relatesTo)
+		w.wsaHeaders(FaultAction(port, f.Exception), addr)
 		w.end("env:Header")
 	}
 	w.open("env:Body")
@@ -613,14 +612,14 @@ func (s *Server) writeFault(rw http.ResponseWriter, port string, f *Fault, relat
 	writeSOAP(rw, f.HTTPStatus(), soapContentType(""), w.Bytes())
 }
 
-func (s *Server) writeAnswer(rw http.ResponseWriter, r *http.Request, c *call, a *answer, relatesTo string) {
+func (s *Server) writeAnswer(rw http.ResponseWriter, r *http.Request, c *call, a *answer, addr addressing) {
 	defer closeParts(a.parts)
 	action := Action(c.port, c.op+"Response")
 	var w xw
 	w.envelopeOpen()
-	if a.header != nil || relatesTo != "" {
+	if a.header != nil || addr.used {
 		w.open("env:Header")
-		w.wsaHeaders(action, relatesTo)
+		w.wsaHeaders(action, addr)
 		if a.header != nil {
 			a.header(&w)
 		}
@@ -632,7 +631,7 @@ func (s *Server) writeAnswer(rw http.ResponseWriter, r *http.Request, c *call, a
 		w.open("env:Body")
 		if err := a.body(&w); err != nil {
 			if !clientgone.Answer(rw, r, err, s.log) {
-				s.writeFault(rw, c.port, s.faultOf(c, err), relatesTo)
+				s.writeFault(rw, c.port, s.faultOf(c, err), addr)
 			}
 			return
 		}

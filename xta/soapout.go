@@ -8,6 +8,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/textproto"
+	"strings"
 )
 
 // outMsg is one SOAP message to send: the envelope and, for MTOM, the XOP parts.
@@ -116,13 +117,38 @@ func (w *xw) envelopeOpen() {
 	w.open("env:Envelope", "xmlns:env", NSSoap12, "xmlns:xta", NS, "xmlns:wsa", NSWSA)
 }
 
-// wsaHeaders writes WS-Addressing headers for an answer to a request that used
-// them (relatesTo = the request's wsa:MessageID).
-func (w *xw) wsaHeaders(action, relatesTo string) {
-	if relatesTo == "" {
+// addressing is what an answer takes from the request's WS-Addressing headers.
+type addressing struct {
+	// used: the request carried WS-Addressing headers targeted at this node
+	// (any of them: wsa:Action alone, wsa:To, …).
+	used bool
+	// messageID is the request's wsa:MessageID, "" when it had none.
+	messageID string
+}
+
+// addressingOf reads h's WS-Addressing use.
+func addressingOf(h *xHeader) addressing {
+	if h == nil {
+		return addressing{}
+	}
+	return addressing{used: h.Addressed, messageID: strings.TrimSpace(h.MessageID)}
+}
+
+// wsaHeaders writes the WS-Addressing headers of an answer to a request that used
+// WS-Addressing, as WS-Addressing 1.0 (Core 3.4) has a reply's: its action, an id
+// of its own, and the relation to the request's wsa:MessageID where it had one
+// (there is no message to relate to otherwise). The destination is the anonymous
+// address, whose wsa:To may be left out (SOAP Binding 3.5). Until 2026-12-07 only
+// a request with a wsa:MessageID got any: one with wsa:Action alone (or with
+// wsa:To) got an answer without WS-Addressing headers, which a stack that reads
+// the answer's addressing properties refuses as lacking a required one.
+func (w *xw) wsaHeaders(action string, a addressing) {
+	if !a.used {
 		return
 	}
 	w.leaf("wsa:Action", action)
 	w.leaf("wsa:MessageID", "urn:uuid:"+uuidString())
-	w.leaf("wsa:RelatesTo", relatesTo)
+	if a.messageID != "" {
+		w.leaf("wsa:RelatesTo", a.messageID)
+	}
 }
