@@ -317,6 +317,12 @@ func TestXTAFaceIsCounted(t *testing.T) {
 	if resp.StatusCode != http.StatusInternalServerError {
 		t.Fatalf("a header the service does not understand: %d, want 500 (SOAP 1.2 HTTP binding)", resp.StatusCode)
 	}
+	if resp, err = c.Post(base+"/Recipient", "text/plain", strings.NewReader("no SOAP")); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	// A GET (a WSDL tool's ?wsdl) is answered in plain text, no SOAP fault.
 	if resp, err = c.Get(base + "/Recipient"); err != nil {
 		t.Fatal(err)
 	}
@@ -325,6 +331,7 @@ func TestXTAFaceIsCounted(t *testing.T) {
 	for series, want := range map[string]string{
 		`amtsbote_http_requests_total{route="/services/XTACore/TransportBase",soap_fault="MustUnderstand",status="500"}`: "1",
 		`amtsbote_http_requests_total{route="/services/XTACore/Recipient",soap_fault="Sender",status="400"}`:             "1",
+		`amtsbote_http_requests_total{route="/services/XTACore/Recipient",soap_fault="",status="405"}`:                   "1",
 		`amtsbote_http_request_seconds_count{route="/services/XTACore/TransportBase"}`:                                   "1",
 	} {
 		// A request is counted when its handler returns, and the early fault's

@@ -214,9 +214,15 @@ func RouteOf(path string) string {
 	return ""
 }
 
-// ServeHTTP implements http.Handler. Every answer is a SOAP message; every failure a
-// SOAP fault with an XTA exception (or VersionMismatch), never a bare status.
+// ServeHTTP implements http.Handler. Every answer to a POST is a SOAP message;
+// every failure a SOAP fault with an XTA exception (or VersionMismatch), never a
+// bare status. A GET or HEAD, which no SOAP stack of XTA sends, is a person or a
+// tool looking for the WSDL: it gets noWSDL's plain text.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		writeNoWSDL(w, r, s.portOf(r.URL.Path) != "")
+		return
+	}
 	start := time.Now()
 	window, rate := s.o.transfer()
 	rw := api.Paced(w, api.Transfer{Window: window, MinRate: rate})
@@ -344,6 +350,53 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	written = true
 	s.writeAnswer(rw, r, c, a, addr)
 	s.log.Debug("xta ok", "op", op, "office", c.officeID, "ms", time.Since(start).Milliseconds())
+}
+
+// noWSDL is the answer to a GET or HEAD: where the WSDL is, and the ports' paths.
+// The gateway does not serve the WSDL (docs/xta.md, "The WSDL"): serving it meant
+// shipping a changed copy (the soap:address written in) of the KoSIT files,
+// EUPL 1.2, with the schemas they import (W3C, OASIS notices) in the binary, for
+// a client that is generated once; the official files are published, and their
+// addresses read REPLACE_WITH_ACTUAL_URL for each deployment to fill in. A
+// SOAP fault (HTTP 400) was the answer before 2026-12-07, which a WSDL tool
+// reports as an unreadable WSDL and which named none. The text names no host:
+// the request's Host is the caller's to know.
+const noWSDL = `Dieser XTA-Endpunkt stellt keine WSDL bereit. Bitte die offizielle WSDL verwenden
+und die Endpunkt-Adresse eintragen (siehe unten).
+
+This is an XTA 2 Version 5 endpoint (XTA core 3.1.1, SOAP 1.2 over HTTPS with a
+TLS client certificate of your account; requests are POSTed). It serves no WSDL.
+
+Generate your client from the official WSDL and schemas of the standard, published
+by the KoSIT (XRepository, standard urn:xoev-de:kosit:standard:xta2, version 5.1.1,
+file wsdl/xta-core.wsdl with the schemas in xsd/ it includes), and set the endpoint
+address of each port, which reads REPLACE_WITH_ACTUAL_URL in the WSDL, to its path
+at the scheme, host and port of this URL:
+
+  port core.recipient       ` + PathRecipient + `
+  port core.sender          ` + PathSender + `
+  port core.transport.base  ` + PathTransportBase + `
+
+Your gateway operator's connection sheet has the host and port.
+`
+
+// writeNoWSDL answers a GET or HEAD with noWSDL: 405 (only POST) for a port
+// itself, 404 for anything else asked of it (?wsdl, ?singleWsdl, ?xsd=…) and for
+// a path that is no port. It asks for no certificate: the text is the
+// standard's and the ports' paths, nothing of any account.
+func writeNoWSDL(w http.ResponseWriter, r *http.Request, port bool) {
+	status := http.StatusNotFound
+	if port && r.URL.RawQuery == "" {
+		status = http.StatusMethodNotAllowed
+		w.Header().Set("Allow", http.MethodPost)
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Length", strconv.Itoa(len(noWSDL)))
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = io.WriteString(w, noWSDL)
+	}
 }
 
 // operation decides the operation from the SOAP action (Content-Type action,
