@@ -1531,6 +1531,10 @@ func CertFingerprint(c *x509.Certificate) string {
 type bundlePart struct {
 	contentType, filename string
 	content               []byte
+	// sentName is the filename as the office sent it, path and all (filename
+	// is its fileBase): sameReply knows a repeat of a reply stored before
+	// 2026-12-07 by it.
+	sentName string
 }
 
 // replyPart checks the contentType and filename attributes of a reply's content
@@ -1547,7 +1551,25 @@ func replyPart(elem string, c *xContent) (bundlePart, error) {
 	if err := checkFilename(c.Filename); err != nil {
 		return bundlePart{}, fault(ParameterIsNotValid, "%s/@filename: %v", elem, err)
 	}
-	return bundlePart{contentType: ct, filename: c.Filename}, nil
+	return bundlePart{contentType: ct, filename: fileBase(c.Filename), sentName: c.Filename}, nil
+}
+
+// fileBase is the last element of a file name an office system sent with its
+// path ("C:\Users\…\Bescheid.pdf", "/home/x/a.pdf", "..\a.pdf": "Bescheid.pdf",
+// "a.pdf"), with "/" and "\" both separators, as browsers send an upload's name
+// and the web mailbox names its downloads (safeFileName); "" for a name that is
+// nothing but a path ("..", "/"). The name goes to the portal and the applicant:
+// until 2026-12-07 it went as sent, with the clerk's Windows account and the
+// office's folders in it, and a ".." a careless portal could follow.
+func fileBase(name string) string {
+	name = strings.TrimRight(name, `/\`)
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	if name == "." || name == ".." {
+		return ""
+	}
+	return name
 }
 
 // mediaType returns a contentType as a MIME header writes it (RFC 2045
@@ -1628,8 +1650,26 @@ func sameReply(have submission.Reply, kind, contentType string, content []byte, 
 		if err != nil || mt != "multipart/mixed" || params["boundary"] == "" {
 			return false
 		}
-		content, contentType = bundleWith(msg, atts, params["boundary"])
+		if b, ct := bundleWith(msg, atts, params["boundary"]); sameBytes(have, b, ct) {
+			return true
+		}
+		// A reply stored before 2026-12-07 kept its names with their paths
+		// (fileBase): its repeat, sent after the gateway's update because the
+		// answer was lost in the restart, is the same message, not one refused
+		// as another and sent again under a new id to reach the applicant twice.
+		asSent := func(p bundlePart) bundlePart { p.filename = p.sentName; return p }
+		sent := make([]bundlePart, len(atts))
+		for i, a := range atts {
+			sent[i] = asSent(a)
+		}
+		b, ct := bundleWith(asSent(msg), sent, params["boundary"])
+		return sameBytes(have, b, ct)
 	}
+	return sameBytes(have, content, contentType)
+}
+
+// sameBytes reports whether have holds content of the media type contentType.
+func sameBytes(have submission.Reply, content []byte, contentType string) bool {
 	sum := sha256.Sum256(content)
 	return have.ContentType == contentType && have.SHA256 == hex.EncodeToString(sum[:])
 }
