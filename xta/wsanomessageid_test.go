@@ -14,7 +14,7 @@ import (
 // wsa:Action alone, or with wsa:To, as hand-built clients and SoapUI's WS-A tab
 // without "generate MessageID" send — got an answer without any WS-Addressing
 // header, answer and fault alike: a stack that reads the answer's addressing
-// properties (Axis2, a CXF client with addressing required) refused it with
+// properties (Axis2's AddressingInHandler, for one) refused it with
 // "a required header representing a Message Addressing Property is not
 // present". The answer carries them now as WS-Addressing 1.0 (Core 3.4) has a
 // reply's: the wsa:Action of the WSDL's output or fault, a wsa:MessageID of its
