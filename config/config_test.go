@@ -110,13 +110,14 @@ func TestValidate(t *testing.T) {
 	c.HTTP.UploadMinRate = -5
 	c.PKI.GatewayKey = "/etc/amtsbote/gateway-key.pem"
 	c.NATS.TLS.CertFile = "/etc/amtsbote/nats-client.pem" // no key, and no nats.url
+	c.XTA.SenderFaultStatus = 503
 	c.Resolve()
 	err := c.Validate()
 	for _, want := range []string{"listen", "log_format", "offices.x.channels.carrier-pigeon: unknown channel", "offices.y: both webhook and channels.webhook",
 		"offices.z.parallel: 9", "offices.w.parallel: -1", "delivery.queue_check: 100ms",
 		`log_level: "verbose"`, "public_url: \"https://amt.example/amtsbote\" has a path", "limits.max_attributes: -1 (must be positive)",
 		"limits.max_attachment_bytes: -1 (must not be negative", "http.upload_min_rate: -5 (must not be negative", "pki: gateway_key and gateway_cert go together",
-		"nats.tls: needs nats.url", "nats.tls: cert_file and key_file go together"} {
+		"nats.tls: needs nats.url", "nats.tls: cert_file and key_file go together", "xta.sender_fault_status: 503"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("validate: %v, want %s", err, want)
 		}

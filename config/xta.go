@@ -38,6 +38,11 @@ type XTA struct {
 	RootCAFile      string `yaml:"root_ca_file"`
 	MaxMessageBytes int64  `yaml:"max_message_bytes"`
 	MTOMThreshold   int64  `yaml:"mtom_threshold"`
+	// SenderFaultStatus is the HTTP status of faults that are the caller's
+	// (env:Sender): 400 as SOAP 1.2's HTTP binding has it (0: the default), or
+	// 500 for Fachverfahren on WCF or CXF clients, which read a fault only from
+	// a 500 (xta.Options.SenderFaultStatus, docs/xta.md "Returned codes").
+	SenderFaultStatus int `yaml:"sender_fault_status"`
 }
 
 func (c *Config) validateTLS() []error {
@@ -65,6 +70,11 @@ func (c *Config) validateTLS() []error {
 		if _, _, err := net.SplitHostPort(c.XTA.Listen); err != nil {
 			errs = append(errs, fmt.Errorf("xta.listen: %w", err))
 		}
+	}
+	switch c.XTA.SenderFaultStatus {
+	case 0, 400, 500:
+	default:
+		errs = append(errs, fmt.Errorf("xta.sender_fault_status: %d is neither 400 (SOAP 1.2, the default) nor 500 (for WCF and CXF clients)", c.XTA.SenderFaultStatus))
 	}
 	return errs
 }

@@ -125,7 +125,7 @@ func (g *Gateway) setupXTA(ctx context.Context) error {
 		Logger: g.Log, MaxMessageBytes: c.XTA.MaxMessageBytes, MTOMThreshold: c.XTA.MTOMThreshold,
 		// Big messages in either direction keep the REST face's progress rule.
 		TransferWindow: c.HTTP.ReadTimeout, TransferMinRate: c.HTTP.UploadMinRate,
-		StoreDown: g.storeUnreachable,
+		StoreDown: g.storeUnreachable, SenderFaultStatus: c.XTA.SenderFaultStatus,
 	})
 	if err != nil {
 		return fmt.Errorf("xta: %w", err)

@@ -370,3 +370,22 @@ func TestXTAUnknownPathIsAFault(t *testing.T) {
 	series := `amtsbote_http_requests_total{route="unmatched (xta)",soap_fault="Sender",status="400"}`
 	waitFor(t, series+" = 3", func() bool { return scrapeValue(t, x.g.URL(), series) == "3" })
 }
+
+// TestXTASenderFaultStatusFromTheConfig: xta.sender_fault_status reaches the
+// XTA face — a caller's mistake then comes back as HTTP 500, still counted as
+// the caller's (soap_fault="Sender", which AmtsboteServerErrors leaves out).
+func TestXTASenderFaultStatusFromTheConfig(t *testing.T) {
+	x := startXTA(t, func(c *config.Config) { c.XTA.SenderFaultStatus = http.StatusInternalServerError })
+	c := x.client(false)
+	resp, err := c.Post(strings.TrimSuffix(x.g.XTAURL(), "/")+"/Recipient", "text/plain", strings.NewReader("no SOAP"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/soap+xml") {
+		t.Fatalf("no SOAP message with xta.sender_fault_status 500: HTTP %d %s, want 500 application/soap+xml", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	series := `amtsbote_http_requests_total{route="/services/XTACore/Recipient",soap_fault="Sender",status="500"}`
+	waitFor(t, series+" = 1", func() bool { return scrapeValue(t, x.g.URL(), series) == "1" })
+}

@@ -114,12 +114,13 @@ func fault(e Exception, format string, a ...any) *Fault {
 	return &Fault{Exception: e, Detail: fmt.Sprintf(format, a...)}
 }
 
-// HTTPStatus follows the SOAP 1.2 HTTP binding: 400 for env:Sender, 500 otherwise.
-func (f *Fault) HTTPStatus() int {
+// httpStatus follows the SOAP 1.2 HTTP binding, 500 for env:Receiver, and
+// sender for env:Sender (Options.SenderFaultStatus: 400 unless set to 500).
+func (f *Fault) httpStatus(sender int) int {
 	if f.Receiver() {
 		return http.StatusInternalServerError
 	}
-	return http.StatusBadRequest
+	return sender
 }
 
 // writeFault writes an env:Fault with the XTA exception as its detail.

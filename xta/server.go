@@ -108,6 +108,18 @@ type Options struct {
 	// answered with a TechnicalProblemException at once, instead of after the
 	// store's timeout (30 s) with the same fault.
 	StoreDown func() error
+	// SenderFaultStatus is the HTTP status of the faults that are the caller's
+	// (env:Sender): 400, as SOAP 1.2's HTTP binding has it (the default), or
+	// 500. The clients of two stacks Fachverfahren are built with read a
+	// fault's body only from a 500: WCF's (System.ServiceModel.Http) throws
+	// "unexpected response: (400) Bad Request" for any other status, and CXF's
+	// HTTPConduit an HTTPException unless the client sets
+	// org.apache.cxf.transport.process_fault_on_http_400. Such a client never
+	// sees the exception the WSDL declares (InvalidMessageIDException of a
+	// close, ParameterIsNotValidException of a sendMessage). 400 stays the
+	// default: a 5xx is the gateway's own failure to monitoring and to every
+	// other client (config xta.sender_fault_status, docs/xta.md).
+	SenderFaultStatus int
 }
 
 // Server is the XTA SOAP service; it is an http.Handler for the three ports.
@@ -162,6 +174,13 @@ func NewServer(o Options) (*Server, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	switch o.SenderFaultStatus {
+	case 0:
+		o.SenderFaultStatus = http.StatusBadRequest
+	case http.StatusBadRequest, http.StatusInternalServerError:
+	default:
+		return nil, fmt.Errorf("xta: Options.SenderFaultStatus %d is neither 400 nor 500", o.SenderFaultStatus)
 	}
 	if o.MaxMessageBytes <= 0 {
 		o.MaxMessageBytes = 64 << 20
@@ -302,7 +321,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// take the operation for failed when it had been carried out.
 		written = true
 		httpmetrics.NoteFault(rw, httpmetrics.FaultSender)
-		writeSOAP(rw, http.StatusBadRequest, soapContentType(""), onlyAnonymousFault(hdr, addr))
+		writeSOAP(rw, s.o.SenderFaultStatus, soapContentType(""), onlyAnonymousFault(hdr, addr))
 		s.log.Info("xta request refused", "port", port, "fault", "wsa:"+hdr+" not anonymous")
 		return
 	}
@@ -599,7 +618,7 @@ func (s *Server) writeParseFault(rw http.ResponseWriter, port string, err error)
 		httpmetrics.NoteFault(rw, httpmetrics.FaultSender)
 		// The request used WS-Addressing (the header twice is one of it), but
 		// was not read: its wsa:MessageID, if any, is not known.
-		writeSOAP(rw, http.StatusBadRequest, soapContentType(""), invalidCardinalityFault(dup.name, addressing{used: true}))
+		writeSOAP(rw, s.o.SenderFaultStatus, soapContentType(""), invalidCardinalityFault(dup.name, addressing{used: true}))
 	case errors.As(err, &dup):
 		s.writeFault(rw, port, fault(ParameterIsNotValid, "the header block xta:%s occurs twice", dup.name.Local), addressing{})
 	default:
@@ -631,7 +650,7 @@ func (s *Server) writeVersionMismatch(rw http.ResponseWriter, soap11 bool) {
 
 func (s *Server) writeActionMismatch(rw http.ResponseWriter, e *errActionMismatch, addr addressing) {
 	httpmetrics.NoteFault(rw, httpmetrics.FaultSender)
-	writeSOAP(rw, http.StatusBadRequest, soapContentType(""), actionMismatchFault(e, addr))
+	writeSOAP(rw, s.o.SenderFaultStatus, soapContentType(""), actionMismatchFault(e, addr))
 }
 
 // FaultAction is the action of a fault: the WSDL's wsam:Action of the exception at
@@ -662,7 +681,7 @@ func (s *Server) writeFault(rw http.ResponseWriter, port string, f *Fault, addr 
 		code = httpmetrics.FaultReceiver
 	}
 	httpmetrics.NoteFault(rw, code)
-	writeSOAP(rw, f.HTTPStatus(), soapContentType(""), w.Bytes())
+	writeSOAP(rw, f.httpStatus(s.o.SenderFaultStatus), soapContentType(""), w.Bytes())
 }
 
 func (s *Server) writeAnswer(rw http.ResponseWriter, r *http.Request, c *call, a *answer, addr addressing) {
