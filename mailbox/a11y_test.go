@@ -649,10 +649,10 @@ func TestFocusOnTheFieldInError(t *testing.T) {
 	if id, invalid := focus("begruendung"); id != "begruendung" || invalid != "true" {
 		t.Errorf("after a rejection without reason the focus is on %q (aria-invalid %q), want the reason field", id, invalid)
 	}
-	// No choice: a browser's own check (required) stops the form, so the form is
-	// sent the way a browser without that check would.
+	// No choice: the decision's button sends the form without the browser's
+	// own checks (the form is the reply's too, whose fields are required), and
+	// the page says what is missing.
 	r.nav("case", chromedp.Navigate(r.base+"s/"+sub.ID))
-	r.do("no check", chromedp.Evaluate[chromedp.Void](`document.querySelector('#entscheidung form').noValidate = true`))
 	r.nav("send without a choice", chromedp.Click(chromedp.CSS("#entscheidung button[type=submit]")))
 	if id, invalid := focus("annehmen"); id != "annehmen" || invalid != "true" {
 		t.Errorf("after a form without a choice the focus is on %q (aria-invalid %q), want the first choice", id, invalid)

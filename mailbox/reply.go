@@ -54,7 +54,8 @@ const maxReplyBodyBytes = 2*maxReplyFileBytes + replyFraming
 // kind).
 const maxReplyField = 256
 
-// maxReplyParts bounds the parts of the form: it has four.
+// maxReplyParts bounds the parts of the form: it has eight, the decision's
+// fields included (the case's page is one form).
 const maxReplyParts = 16
 
 // replyKinds are the kinds a clerk chooses from, as the desk stores them
@@ -64,6 +65,16 @@ var replyKinds = []option{
 	{Value: "Bescheid", Label: "Bescheid"},
 	{Value: "Rueckfrage", Label: "Rückfrage (Bitte um Unterlagen oder Angaben)"},
 	{Value: "Nachricht", Label: "Sonstige Nachricht"},
+}
+
+// isReplyKind reports whether k is one of replyKinds' values.
+func isReplyKind(k string) bool {
+	for _, o := range replyKinds {
+		if o.Value == k {
+			return true
+		}
+	}
+	return false
 }
 
 // replyKindLabel is a reply's kind in the page's words: the short form of
@@ -225,6 +236,11 @@ func macroTypes(f *zip.File) bool {
 // (submission.Reply), so it is neither kept nor logged.
 type replyForm struct {
 	csrf, kind, nonce string
+	// reason, choice are the decision's fields, which share the case's form
+	// ("begruendung", "ergebnis"): the page shows them again after the reply.
+	// A reason beyond maxFormBytes, which the decision's form could not take
+	// either, is not kept.
+	reason, choice string
 	// known is how many replies the page listed when it was served
 	// ("antworten-bekannt"); -1 when the form does not say (a page of a
 	// version before it).
@@ -270,7 +286,15 @@ func readReplyForm(r *http.Request, body io.Reader) (replyForm, error) {
 				return f, nil
 			}
 			f.content = b
-		case "csrf", "art", "antwort-id", "antworten-bekannt":
+		case "begruendung":
+			b, err := io.ReadAll(io.LimitReader(part, maxFormBytes+1))
+			if err != nil {
+				return f, fmt.Errorf("mailbox: the reply form's field %s: %w", name, err)
+			}
+			if len(b) <= maxFormBytes {
+				f.reason = string(b)
+			}
+		case "csrf", "art", "antwort-id", "antworten-bekannt", "ergebnis":
 			b, err := io.ReadAll(io.LimitReader(part, maxReplyField+1))
 			if err != nil {
 				return f, fmt.Errorf("mailbox: the reply form's field %s: %w", name, err)
@@ -283,6 +307,10 @@ func readReplyForm(r *http.Request, body io.Reader) (replyForm, error) {
 				f.csrf = string(b)
 			case "art":
 				f.kind = string(b)
+			case "ergebnis":
+				if c := string(b); c == "annehmen" || c == "ablehnen" {
+					f.choice = c
+				}
 			case "antworten-bekannt":
 				if n, err := strconv.Atoi(string(b)); err == nil && n >= 0 {
 					f.known = n
@@ -448,7 +476,7 @@ func (m *Mailbox) replyPost(w http.ResponseWriter, r *http.Request, s session, i
 			httpbody.Refusing(w, r)
 			defer api.DrainUpload(w, r, body, maxReplyFileBytes, time.Now().Add(window))
 		}
-		m.detailWithDraft(w, r, s, id, &draft{why: draftReply, reply: &replyRefusal{why: why, kind: f.kind}})
+		m.detailWithDraft(w, r, s, id, &draft{why: draftReply, reply: &replyRefusal{why: why, kind: f.kind}, Reason: f.reason, Choice: f.choice})
 	}
 	switch {
 	case busy:
@@ -469,10 +497,8 @@ func (m *Mailbox) replyPost(w http.ResponseWriter, r *http.Request, s session, i
 	// Every form sent changes this cookie (serve says why).
 	m.setCookie(w, standCookie, newToken()[:12], 0)
 	kind := ""
-	for _, k := range replyKinds {
-		if f.kind == k.Value {
-			kind = k.Value
-		}
+	if isReplyKind(f.kind) {
+		kind = f.kind
 	}
 	var ctype string
 	switch {
@@ -512,7 +538,7 @@ func (m *Mailbox) replyPost(w http.ResponseWriter, r *http.Request, s session, i
 			return
 		}
 		if since := repliesSince(cur.Replies, f.known, replyMessageID(f.nonce)); since != nil {
-			m.detailWithDraft(w, r, s, id, &draft{why: draftReply, reply: &replyRefusal{why: replySentSince, kind: f.kind, sent: since}})
+			m.detailWithDraft(w, r, s, id, &draft{why: draftReply, reply: &replyRefusal{why: replySentSince, kind: f.kind, sent: since}, Reason: f.reason, Choice: f.choice})
 			return
 		}
 	}
@@ -536,13 +562,19 @@ func (m *Mailbox) replyPost(w http.ResponseWriter, r *http.Request, s session, i
 		// The form was sent before with another file (Back to a page kept
 		// in memory, another file chosen): the desk kept the first, and this
 		// one was not sent. It was reported as sent.
-		m.detailWithDraft(w, r, s, id, &draft{why: draftReply, reply: &replyRefusal{why: replySentOther, kind: f.kind, sent: &rep}})
+		m.detailWithDraft(w, r, s, id, &draft{why: draftReply, reply: &replyRefusal{why: replySentOther, kind: f.kind, sent: &rep}, Reason: f.reason, Choice: f.choice})
 		return
 	}
 	// The clerk, the office, the case, the kind and the size, as the decision's
 	// line has them (docs/mailbox.md section 7); never the file's name.
 	m.log.Info("reply", "submission", id, "office", s.Office, "user", s.User, "kind", kind, "reply", rep.ID, "bytes", rep.Size)
-	http.Redirect(w, r, m.base.Path+"s/"+id+"?meldung=gesendet", http.StatusSeeOther)
+	// The decision typed on the page, not saved by the reply, comes back in
+	// its fields.
+	var d *draft
+	if strings.TrimSpace(f.reason) != "" || f.choice != "" {
+		d = &draft{why: draftCarried, Reason: f.reason, Choice: f.choice}
+	}
+	m.carry(w, r, s, id, "gesendet", "", d)
 }
 
 // repliesSince is the newest of the replies after the first known ones, or nil

@@ -28,7 +28,7 @@ const replyPageJS = `(() => {
 	return JSON.stringify({
 		Title: document.title, Flash: txt('.meldung.ok'), Sent: txt('#antworten ul'),
 		History: txt('table.verlauf tbody'), Kind: (q('#art') || {}).value || '',
-		Form: !!q('#antwort form[enctype="multipart/form-data"] input[type=file]#datei'),
+		Form: !!q('#antwort input[type=file]#datei') && !!q('#antwort button[formenctype="multipart/form-data"]'),
 		Kept: !!window.schonGeladen,
 	});
 })()`

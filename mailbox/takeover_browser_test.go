@@ -40,7 +40,7 @@ const takeoverPageJS = `(() => {
 		Decision: txt('#entscheidung'), History: txt('table.verlauf tbody'),
 		Takeover: !!sec, Button: btn ? btn.textContent.trim() : '',
 		Attachments: !!q('ul.anlagen a[href*="/anlage/"]'), Package: !!pkg,
-		DecisionForm: !!q('#entscheidung form #annehmen'),
+		DecisionForm: !!q('#entscheidung #annehmen') && !!(q('#annehmen').form),
 		CSRF: !!(csrf && csrf.value),
 	});
 })()`

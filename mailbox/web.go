@@ -34,25 +34,26 @@ var assets embed.FS
 
 var pages = func() map[string]*template.Template {
 	funcs := template.FuncMap{
-		"stateLabel":  stateLabel,
-		"stateClass":  stateClass,
-		"when":        when,
-		"size":        german.Size,
-		"indent":      func(d int) int { return min(d, 8) },
-		"groupsOf":    groupsOf,
-		"pathEscape":  url.PathEscape,
-		"reasonMax":   func() string { return thousands(maxReasonRunes) },
-		"eventLabel":  eventLabel,
-		"eventText":   eventText,
-		"elsewhere":   waitingElsewhere,
-		"takenOver":   takenOverFrom,
-		"takeover":    takeoverEvent,
-		"replyKind":   replyKindLabel,
-		"replyKindOf": replyKindOf,
-		"fileType":    fileTypeLabel,
-		"replyMax":    replyMax,
-		"replyTypes":  replyTypeList,
-		"replyAccept": replyAccept,
+		"stateLabel":    stateLabel,
+		"stateClass":    stateClass,
+		"when":          when,
+		"size":          german.Size,
+		"indent":        func(d int) int { return min(d, 8) },
+		"groupsOf":      groupsOf,
+		"pathEscape":    url.PathEscape,
+		"reasonMax":     func() string { return thousands(maxReasonRunes) },
+		"eventLabel":    eventLabel,
+		"eventText":     eventText,
+		"elsewhere":     waitingElsewhere,
+		"takenOver":     takenOverFrom,
+		"takeover":      takeoverEvent,
+		"replyKind":     replyKindLabel,
+		"replyKindOf":   replyKindOf,
+		"fileType":      fileTypeLabel,
+		"replyMax":      replyMax,
+		"replyTypes":    replyTypeList,
+		"replyAccept":   replyAccept,
+		"replyFileLeft": func() string { return replyFileLeft },
 		"channelLabel": func(c string) string {
 			if l, ok := channelLabels[c]; ok {
 				return l
@@ -151,6 +152,9 @@ type page struct {
 	// field, as ReasonMissing does the decision's.
 	ReplyKindMissing bool
 	ReplyFileError   string
+	// ReplyFileLeft: a file was chosen for a reply, and the form was sent by
+	// another of its buttons, which does not send the file (draft.fileLeft).
+	ReplyFileLeft bool
 	// SessionEnds is when the session ends if the clerk sends nothing before
 	// ("15:04 Uhr"): the decision form warns of it, as there is no script that could
 	// warn just before (WCAG 2.2.1).
@@ -577,7 +581,11 @@ func (m *Mailbox) serve(w http.ResponseWriter, r *http.Request) {
 			// (another window, a notice's link): its token is the old session's.
 			// The case's page again, with what was typed and the new token; the
 			// refusal was a dead end whose reload sent the same stale form.
-			m.detailWithDraft(w, r, s, mt[1], &draft{Reason: r.PostFormValue("begruendung"), Choice: r.PostFormValue("ergebnis"), why: draftStaleForm})
+			d := &draft{Reason: r.PostFormValue("begruendung"), Choice: r.PostFormValue("ergebnis"), why: draftStaleForm}
+			if c := carried(r.PostForm, false, true); c != nil {
+				d.replyKind, d.fileLeft = c.replyKind, c.fileLeft
+			}
+			m.detailWithDraft(w, r, s, mt[1], d)
 			return
 		}
 		m.fail(w, r, &s, http.StatusForbidden)
@@ -1272,6 +1280,14 @@ type draft struct {
 	Author string
 	why    draftWhy
 	reply  *replyRefusal
+	// flash is the message of the action done (draftCarried), as the
+	// redirect's "meldung" names it.
+	flash string
+	// replyKind is the reply's kind chosen in the form when another of its
+	// buttons sent it; fileLeft that a file was chosen too, which that button
+	// did not send (a urlencoded form sends its name only).
+	replyKind string
+	fileLeft  bool
 }
 
 type draftWhy int
@@ -1286,7 +1302,55 @@ const (
 	draftAfterLogin
 	// draftReply: a reply refused (draft.reply says why); no decision.
 	draftReply
+	// draftCarried: the action of one of the case form's buttons is done (or
+	// refused for its own fields, draft.flash says which), and the page shows
+	// what was typed for the form's other actions (carried).
+	draftCarried
 )
+
+// replyFileLeft is the note at the reply's file field when a file was chosen
+// and another button sent the form: no browser lets a page fill a file field
+// in again.
+const replyFileLeft = "Die Datei, die Sie hier ausgewählt hatten, ist nicht gesendet worden (das geschieht nur mit „Antwort senden“). Bitte wählen Sie sie noch einmal aus."
+
+// carried is what the case's form holds for actions other than the one of the
+// button clicked, from its fields (decide and mark: urlencoded, the file
+// field holding the file's name), to be shown again: the reason and the
+// choice of the decision, the reply's kind, and whether a file was chosen.
+// nil when there is nothing to show: the action's page is then its redirect,
+// as before the form was one.
+func carried(form url.Values, decision, reply bool) *draft {
+	d := &draft{why: draftCarried}
+	if decision {
+		d.Reason = form.Get("begruendung")
+		if c := form.Get("ergebnis"); c == "annehmen" || c == "ablehnen" {
+			d.Choice = c
+		}
+	}
+	if reply {
+		if k := form.Get("art"); isReplyKind(k) {
+			d.replyKind = k
+		}
+		d.fileLeft = form.Get("datei") != ""
+	}
+	if strings.TrimSpace(d.Reason) == "" && d.Choice == "" && d.replyKind == "" && !d.fileLeft {
+		return nil
+	}
+	return d
+}
+
+// carry answers an action of the case's form done (or refused for its own
+// fields) with the case's page and msg when the form holds more (d): the
+// redirect would drop it. Without, it redirects to the case with msg, and
+// anchor after it.
+func (m *Mailbox) carry(w http.ResponseWriter, r *http.Request, s session, id, msg, anchor string, d *draft) {
+	if d == nil {
+		http.Redirect(w, r, m.base.Path+"s/"+id+"?meldung="+msg+anchor, http.StatusSeeOther)
+		return
+	}
+	d.flash = msg
+	m.detailWithDraft(w, r, s, id, d)
+}
 
 // detailWithDraft is the case's page; draft, when set, is a decision not saved,
 // shown again in the form with a note why, or a reply refused (draft.reply).
@@ -1312,7 +1376,7 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 			// A HEAD opens nothing (RFC 9110: HEAD is safe), so it confirms
 			// nothing either.
 			return false
-		case draft != nil:
+		case draft != nil && draft.why != draftCarried:
 			// A refused POST changes nothing: the page shows the package only
 			// if the office has it already (the clerk had it open), and
 			// records no pickup.
@@ -1362,7 +1426,7 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 		// nothing of the package is read for a page whose body is dropped or
 		// that does not show it, and nobody is recorded as having opened it.
 	} else if pkg != nil {
-		if draft == nil {
+		if draft == nil || draft.why == draftCarried { // the page a redirect would have led to
 			m.opened(sub.ID, s)
 		}
 		if p.View, err = formview.Read(pkg); err != nil {
@@ -1390,6 +1454,9 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 		p.ViewErr = "Formulardaten, Anlagen und Originalpaket dieses Eingangs wurden am " + when(sub.BytesRemovedAt) + " " + how + " gelöscht. Verlauf und Entscheidung bleiben erhalten."
 	}
 	msg := r.URL.Query().Get("meldung")
+	if draft != nil && draft.why == draftCarried {
+		msg = draft.flash
+	}
 	if !flashHolds(msg, sub) {
 		msg = "" // an old address (Back, the history, a bookmark): the case has moved on
 	}
@@ -1409,8 +1476,20 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 	status := http.StatusOK
 	if draft != nil {
 		p.Draft, p.DraftChoice = draft.Reason, draft.Choice
-		p.Flash, p.TitleNote = "", ""
-		p.ReasonMissing, p.ChoiceMissing = false, false
+		p.ReplyKind = draft.replyKind
+		if draft.fileLeft && p.ReplyForm {
+			p.ReplyFileLeft = true
+			const notSent = " Ihre Antwort an die antragstellende Person ist noch nicht gesendet: Bitte wählen Sie unten die Datei noch einmal aus und klicken Sie „Antwort senden“."
+			if p.Flash != "" {
+				p.Flash += notSent
+			} else if p.Error != "" {
+				p.Error += notSent
+			}
+		}
+		if draft.why != draftCarried {
+			p.Flash, p.TitleNote = "", ""
+			p.ReasonMissing, p.ChoiceMissing = false, false
+		}
 		switch draft.why {
 		case draftStaleForm:
 			p.Error = "Nichts gespeichert: Sie haben sich inzwischen neu angemeldet (zum Beispiel in einem anderen Fenster), und das Formular gehörte zur alten Anmeldung. Ihre Eingabe steht unten; bitte prüfen Sie sie und speichern Sie erneut."
@@ -1429,6 +1508,13 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 			p.Error = "Nichts gespeichert: Ihre Anmeldung war abgelaufen, als Sie die Entscheidung abgeschickt haben. Ihre Eingabe steht unten; bitte prüfen Sie sie und speichern Sie erneut."
 		case draftReply:
 			status = draft.reply.show(p, sub)
+		case draftCarried:
+			switch msg {
+			case "grund-fehlt", "ungueltig":
+				status = http.StatusUnprocessableEntity
+			case "konflikt", "schon-entschieden":
+				status = http.StatusConflict
+			}
 		}
 	}
 	for _, k := range replyKinds {
@@ -1633,13 +1719,21 @@ func (m *Mailbox) decide(w http.ResponseWriter, r *http.Request, s session, id s
 	}
 	if errors.Is(err, errFormRefused) {
 		if refused == "zu-lang" {
-			m.detailWithDraft(w, r, s, id, &draft{Reason: r.PostFormValue("begruendung"), Choice: r.PostFormValue("ergebnis"), why: draftTooLong})
+			d := &draft{Reason: r.PostFormValue("begruendung"), Choice: r.PostFormValue("ergebnis"), why: draftTooLong}
+			if c := carried(r.PostForm, false, true); c != nil {
+				d.replyKind, d.fileLeft = c.replyKind, c.fileLeft
+			}
+			m.detailWithDraft(w, r, s, id, d)
 			return
 		}
 		// No "#entscheidung" on these: the page puts the cursor on the field in
 		// error (autofocus), which a browser does not do when the address names
-		// a target.
-		http.Redirect(w, r, back+"?meldung="+refused, http.StatusSeeOther)
+		// a target. The reason typed comes back in its field: without a
+		// choice it was dropped by the redirect (the browser's check of the
+		// choice stopped such a form until the reply's fields shared it). A
+		// rejection without a reason loses nothing by the redirect: the page
+		// chooses "Ablehnen" again (ReasonMissing).
+		m.carry(w, r, s, id, refused, "", carried(r.PostForm, refused == "ungueltig", true))
 		return
 	}
 	if errors.Is(err, broker.ErrBytesRemoved) {
@@ -1648,8 +1742,10 @@ func (m *Mailbox) decide(w http.ResponseWriter, r *http.Request, s session, id s
 		m.deskError(w, r, s, err, "decide")
 		return
 	}
+	// The decision typed is not kept on these: the case is decided. What the
+	// reply's fields hold is.
 	if errors.Is(err, broker.ErrConflict) {
-		http.Redirect(w, r, back+"?meldung=konflikt", http.StatusSeeOther)
+		m.carry(w, r, s, id, "konflikt", "", carried(r.PostForm, false, true))
 		return
 	}
 	if err != nil {
@@ -1660,7 +1756,7 @@ func (m *Mailbox) decide(w http.ResponseWriter, r *http.Request, s session, id s
 		// The same outcome, decided before by someone else or with other words
 		// (two clerks on one case): the desk takes it as a repeat and keeps the
 		// first. It was reported as sent with this clerk's reason.
-		http.Redirect(w, r, back+"?meldung=schon-entschieden#entscheidung", http.StatusSeeOther)
+		m.carry(w, r, s, id, "schon-entschieden", "#entscheidung", carried(r.PostForm, false, true))
 		return
 	}
 	m.opened(id, s)
@@ -1669,7 +1765,9 @@ func (m *Mailbox) decide(w http.ResponseWriter, r *http.Request, s session, id s
 	if outcome == broker.OutcomeRejected {
 		msg = "abgelehnt"
 	}
-	http.Redirect(w, r, back+"?meldung="+msg, http.StatusSeeOther)
+	// The reply's kind and file chosen on the page: the decision's button
+	// does not send the file, and the page says so.
+	m.carry(w, r, s, id, msg, "", carried(r.PostForm, false, true))
 }
 
 func (m *Mailbox) mark(w http.ResponseWriter, r *http.Request, s session, id string) {
@@ -1688,5 +1786,7 @@ func (m *Mailbox) mark(w http.ResponseWriter, r *http.Request, s session, id str
 	if !done {
 		msg = "offen"
 	}
-	http.Redirect(w, r, m.base.Path+"s/"+id+"?meldung="+msg, http.StatusSeeOther)
+	// The decision and the reply typed on the page are not saved by the mark,
+	// and come back in their fields.
+	m.carry(w, r, s, id, msg, "", carried(r.PostForm, true, true))
 }

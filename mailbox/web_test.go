@@ -1397,7 +1397,7 @@ func TestRefusedReasonPageLinksResolve(t *testing.T) {
 			t.Errorf("a link of the refusal page resolves to %s", got)
 		}
 	}
-	action := regexp.MustCompile(`<form method="post" action="([^"]+)" class="karte">`).FindStringSubmatch(body)[1]
+	action := regexp.MustCompile(`<button type="submit" formaction="([^"]+)"[^>]*>Entscheidung speichern<`).FindStringSubmatch(body)[1]
 	if target := resolve(action); target != at {
 		t.Fatalf("the decision form of the refusal page goes to %s, want %s", target, at)
 	}
