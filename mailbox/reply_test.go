@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -589,4 +590,56 @@ func manyEntries(n int) [][2]string {
 		out[i] = [2]string{fmt.Sprintf("word/media/e%d", i), ""}
 	}
 	return out
+}
+
+// TestRefusedReplyKeepsTheDecisionTyped: the case's page is one form
+// (TestNothingTypedIsLostByAnotherFormOfTheCase), and a reply refused — no
+// kind, or the form of an earlier session — comes back with the reason and
+// the choice the clerk typed for the decision in their fields, as the reply
+// sent does; nothing is decided.
+func TestRefusedReplyKeepsTheDecisionTyped(t *testing.T) {
+	e, sub, anna, csrf, nonce := replyCase(t)
+	const reason = "Der Lageplan fehlt <Frist & Form>."
+	send := func(token, kind string) *httptest.ResponseRecorder {
+		t.Helper()
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		// The page's order: the decision's fields, then the reply's, the file last.
+		for _, kv := range [][2]string{{"csrf", token}, {"verfasser", "anna"}, {"ergebnis", "ablehnen"}, {"begruendung", reason},
+			{"antwort-id", nonce}, {"antworten-bekannt", "0"}, {"art", kind}} {
+			if err := mw.WriteField(kv[0], kv[1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w, err := mw.CreateFormFile("datei", "Rückfrage.pdf")
+		if err == nil {
+			_, err = w.Write(paket.ExamplePDF("Rückfrage"))
+		}
+		if err == nil {
+			err = mw.Close()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := httptest.NewRequest(http.MethodPost, "/postfach/s/"+sub.ID+"/antwort", &body)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		return anna.send(req)
+	}
+	for _, c := range []struct {
+		name, token, kind string
+		status            int
+	}{
+		{"no kind", csrf, "", http.StatusUnprocessableEntity},
+		{"an earlier session's form", "falsch", "Rueckfrage", http.StatusForbidden},
+	} {
+		rec := send(c.token, c.kind)
+		body := rec.Body.String()
+		if rec.Code != c.status || !strings.Contains(body, ">"+html.EscapeString(reason)+"</textarea>") ||
+			!strings.Contains(body, `value="ablehnen" checked`) {
+			t.Errorf("%s: HTTP %d, want %d with the reason and Ablehnen in the decision form\n%s", c.name, rec.Code, c.status, body)
+		}
+	}
+	if now, _ := e.b.Submission(sub.ID); now.Decision != nil || len(now.Replies) != 0 {
+		t.Fatalf("refused replies decided or replied: %+v, %d replies", now.Decision, len(now.Replies))
+	}
 }
