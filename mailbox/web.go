@@ -390,6 +390,13 @@ const sessionEndedDraft = "Ihre Anmeldung ist abgelaufen (nach 30 Minuten ohne S
 	"Ihre Entscheidung wurde nicht gespeichert. Bitte melden Sie sich wieder an: danach sehen Sie den Eingang " +
 	"mit Ihrer Eingabe im Formular und speichern sie dort."
 
+// sessionEndedMarkDraft is sessionEndedDraft when the button clicked was the
+// mark's: the case's form sent the decision typed along, and the login
+// carries that on.
+const sessionEndedMarkDraft = "Ihre Anmeldung ist abgelaufen (nach 30 Minuten ohne Seitenaufruf oder nach 10 Stunden); " +
+	"nichts wurde gespeichert, auch die Markierung „erledigt“ nicht. Bitte melden Sie sich wieder an: danach sehen Sie den Eingang " +
+	"mit Ihrer Entscheidung im Formular und speichern sie dort."
+
 // flashHolds reports whether the message msg of a case's page still says what the
 // case is. The message is in the page's address, which Back, the history and a
 // reload bring again: after marking and unmarking, Back said "Als erledigt
@@ -547,6 +554,9 @@ func (m *Mailbox) serve(w http.ResponseWriter, r *http.Request) {
 				lp.LoginAction, lp.LoginDraft, lp.Draft, lp.DraftChoice, lp.DraftAuthor = "s/"+mt[1], true, d.Reason, d.Choice, d.Author
 				lp.LoginName = d.Author
 				lp.Error = sessionEndedDraft
+				if reMark.MatchString(p) {
+					lp.Error = sessionEndedMarkDraft
+				}
 				m.render(w, "login", http.StatusUnauthorized, lp)
 				return
 			}
@@ -910,13 +920,16 @@ func loginNext(next string) string {
 }
 
 // lateDraft is the decision of a case's form sent after the session ended
-// (path p), to be carried through the login; nil for another form, an empty one,
+// (path p), to be carried through the login; by the decision's button or the
+// mark's, which sends the decision's fields too (the case's page is one
+// form: the reason typed was lost by a late mark); nil for another form (the
+// reply's, whose multipart body of up to 20 MB is not read here), an empty one,
 // one too big, or one another site sent (Sec-Fetch-Site): such a POST comes
 // without the session cookie (SameSite=Lax) and so looks like a late one, and a
 // draft it planted would be shown in the case's form. Even then the decision
 // needs the clerk to send the form again, with the new session's token.
 func (m *Mailbox) lateDraft(w http.ResponseWriter, r *http.Request, p string) *draft {
-	if !reDecide.MatchString(p) {
+	if !reDecide.MatchString(p) && !reMark.MatchString(p) {
 		return nil
 	}
 	if crossSite(r) {
@@ -1505,7 +1518,8 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 			p.Error = "Nichts gespeichert: Die Begründung ist " + p.ReasonLength + " Zeichen lang, höchstens " + thousands(maxReasonRunes) + " Zeichen sind möglich. Bitte kürzen Sie sie; sie steht unten."
 			status = http.StatusUnprocessableEntity
 		case draftAfterLogin:
-			p.Error = "Nichts gespeichert: Ihre Anmeldung war abgelaufen, als Sie die Entscheidung abgeschickt haben. Ihre Eingabe steht unten; bitte prüfen Sie sie und speichern Sie erneut."
+			// "das Formular": the decision's button or the mark's sent it.
+			p.Error = "Nichts gespeichert: Ihre Anmeldung war abgelaufen, als Sie das Formular abgeschickt haben. Ihre Eingabe steht unten; bitte prüfen Sie sie und speichern Sie erneut."
 		case draftReply:
 			status = draft.reply.show(p, sub)
 		case draftCarried:

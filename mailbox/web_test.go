@@ -1925,3 +1925,38 @@ func TestSignedInClerkIsPlantedNoDraft(t *testing.T) {
 		t.Fatalf("decided: %+v", now.Decision)
 	}
 }
+
+// TestReasonSentWithALateMarkIsKept: the case's page is one form, so
+// "Als erledigt markieren" sends the reason typed for the decision too
+// (TestNothingTypedIsLostByAnotherFormOfTheCase). Clicked after the session
+// ended — a long reason written over the 30 minutes — it led to the login
+// and back to the case without the reason; the login carries it on now, as
+// it carries a late decision's, and neither the mark nor the decision is
+// done before the clerk sends the form again.
+func TestReasonSentWithALateMarkIsKept(t *testing.T) {
+	e, clock, sub, anna := annaOnAClock(t)
+	at := "/postfach/s/" + sub.ID
+	tok := csrfFrom(t, anna.get(at).Body.String())
+	clock.Add(int64(sessionIdle + time.Minute))
+
+	const reason = "Der Lageplan fehlt <Frist & Form>."
+	form := url.Values{"csrf": {tok}, "verfasser": {"anna"}, "ergebnis": {"ablehnen"}, "begruendung": {reason}, "art": {""}, "datei": {""}, "erledigt": {"ja"}}
+	if rec := anna.do(http.MethodPost, at+"/erledigt", form, "Sec-Fetch-Site", "same-site"); rec.Code != http.StatusSeeOther {
+		t.Errorf("a sibling host's POST without the session: %d, want the redirect to the login that carries nothing", rec.Code)
+	}
+	rec := anna.post(at+"/erledigt", form)
+	body := rec.Body.String()
+	if rec.Code != http.StatusUnauthorized || !strings.Contains(body, `name="begruendung" value="`+html.EscapeString(reason)+`"`) ||
+		!strings.Contains(body, "auch die Markierung") {
+		t.Fatalf("the late mark's answer: %d\n%.3000s", rec.Code, body)
+	}
+	rec = anna.post(at, url.Values{"csrf": {csrfFrom(t, body)}, "benutzer": {"anna"}, "passwort": {"anna-passwort"},
+		"verfasser": {"anna"}, "ergebnis": {"ablehnen"}, "begruendung": {reason}})
+	body = rec.Body.String()
+	if rec.Code != http.StatusOK || !strings.Contains(body, html.EscapeString(reason)+"</textarea>") || !strings.Contains(body, `value="ablehnen" checked`) {
+		t.Fatalf("after the login: %d, not the case with the reason\n%.3000s", rec.Code, body)
+	}
+	if now, _ := e.b.Submission(sub.ID); now.Decision != nil || now.Processed {
+		t.Fatalf("the late mark or the login did something: decision %+v, marked %v", now.Decision, now.Processed)
+	}
+}
