@@ -61,8 +61,9 @@ func TestNothingTypedIsLostByAnotherFormOfTheCase(t *testing.T) {
 		t.Fatalf("marking: HTTP %d", code)
 	}
 	r.eval(casePageJS, &p)
-	if !strings.HasPrefix(p.Title, "Als erledigt markiert: ") || !strings.Contains(p.Flash, "als erledigt markiert") {
-		t.Errorf("after marking: %+v, want the mark's message", p)
+	if !strings.HasPrefix(p.Title, "Als erledigt markiert: ") || !strings.Contains(p.Flash, "als erledigt markiert") ||
+		strings.Contains(p.Flash, "nicht gesendet") || p.FileNote != "" {
+		t.Errorf("after marking: %+v, want the mark's message, and none of a file (none was chosen)", p)
 	}
 	if p.Reason != reason || !p.Rejecting {
 		t.Errorf("after marking the decision form holds %q (Ablehnen %v), want the reason typed before, Ablehnen chosen", p.Reason, p.Rejecting)
