@@ -467,6 +467,13 @@ func (m *Mailbox) replyPost(w http.ResponseWriter, r *http.Request, s session, i
 		return // the browser went away: nobody to answer
 	}
 	busy := errors.Is(err, httpbody.ErrBusy)
+	// The decision typed on the page (the page is one form) comes back on a
+	// refusal only from this session's form, or with the browser's word that
+	// it is this site's own (as in serve): a sibling host's page could
+	// otherwise put a reason into the clerk's case form.
+	if !sameToken(f.csrf, s.CSRF) && !sameOrigin(r) {
+		f.reason, f.choice = "", ""
+	}
 	refuse := func(why replyWhy) {
 		if f.tooBig || busy {
 			// Answered before the body's end: the rest is read and thrown

@@ -623,6 +623,9 @@ func TestRefusedReplyKeepsTheDecisionTyped(t *testing.T) {
 		}
 		req := httptest.NewRequest(http.MethodPost, "/postfach/s/"+sub.ID+"/antwort", &body)
 		req.Header.Set("Content-Type", mw.FormDataContentType())
+		// As a browser sends it from the page: a form with another token
+		// shows what was typed only with this (TestSiblingSiteCannotPlantAStaleDraft).
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
 		return anna.send(req)
 	}
 	for _, c := range []struct {

@@ -591,9 +591,17 @@ func (m *Mailbox) serve(w http.ResponseWriter, r *http.Request) {
 			// (another window, a notice's link): its token is the old session's.
 			// The case's page again, with what was typed and the new token; the
 			// refusal was a dead end whose reload sent the same stale form.
-			d := &draft{Reason: r.PostFormValue("begruendung"), Choice: r.PostFormValue("ergebnis"), why: draftStaleForm}
-			if c := carried(r.PostForm, false, true); c != nil {
-				d.replyKind, d.fileLeft = c.replyKind, c.fileLeft
+			d := &draft{why: draftStaleForm}
+			if sameOrigin(r) {
+				// What was typed only with the browser's word that the form is
+				// this site's own, as for the login's drafts: the session
+				// cookie is SameSite=Lax, and a page on a sibling host posted
+				// a reason and "Ablehnen" with any token into the clerk's
+				// case form, ready to save (an audit, 2026-12-07).
+				d.Reason, d.Choice = r.PostFormValue("begruendung"), r.PostFormValue("ergebnis")
+				if c := carried(r.PostForm, false, true); c != nil {
+					d.replyKind, d.fileLeft = c.replyKind, c.fileLeft
+				}
 			}
 			m.detailWithDraft(w, r, s, mt[1], d)
 			return

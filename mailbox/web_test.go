@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"regexp"
@@ -927,7 +929,10 @@ func TestStaleFormKeepsTheTypedDecision(t *testing.T) {
 	staleToken := csrfFrom(t, page.Body.String())
 	other := e.login(t, "anna", "anna-passwort") // the second window's login ends the first session
 	const reason = "Die Unterlagen zur Gewerbeanmeldung fehlen; bitte reichen Sie sie nach. <Zeichen & Umlaute: äöü>"
-	rec := other.post("/postfach/s/"+sub.ID+"/entscheidung", url.Values{"csrf": {staleToken}, "ergebnis": {"ablehnen"}, "begruendung": {reason}})
+	// As a browser sends it from the page (Sec-Fetch-Site): the draft is
+	// shown only with that word (TestSiblingSiteCannotPlantAStaleDraft).
+	rec := other.do(http.MethodPost, "/postfach/s/"+sub.ID+"/entscheidung", url.Values{"csrf": {staleToken}, "ergebnis": {"ablehnen"}, "begruendung": {reason}},
+		"Sec-Fetch-Site", "same-origin")
 	body := rec.Body.String()
 	if rec.Code != http.StatusForbidden || !strings.Contains(body, "Nichts gespeichert") || !strings.Contains(body, html.EscapeString(reason)) ||
 		!strings.Contains(body, `value="ablehnen" checked`) {
@@ -1958,5 +1963,61 @@ func TestReasonSentWithALateMarkIsKept(t *testing.T) {
 	}
 	if now, _ := e.b.Submission(sub.ID); now.Decision != nil || now.Processed {
 		t.Fatalf("the late mark or the login did something: decision %+v, marked %v", now.Decision, now.Processed)
+	}
+}
+
+// TestSiblingSiteCannotPlantAStaleDraft: a form of the case's page sent with
+// another token than the session's (the clerk signed in again in another
+// window) comes back with what was typed in it. The session cookie is
+// SameSite=Lax, so a page on a sibling host of the same site (another
+// service under the same domain) could post a reason and "Ablehnen" with any
+// token to the case's actions in the clerk's browser, and her case's form
+// showed them, with "bitte prüfen Sie sie und speichern Sie erneut". What was
+// typed comes back only with the browser's word that the form is the
+// mailbox's own (Sec-Fetch-Site: same-origin), as for the login's drafts;
+// nothing is decided either way.
+func TestSiblingSiteCannotPlantAStaleDraft(t *testing.T) {
+	e := startBrokerEnv(t, t.TempDir(), Options{})
+	sub := e.receiveHandedOver(t, officeDresden)
+	anna := e.login(t, "anna", "anna-passwort")
+	at := "/postfach/s/" + sub.ID
+	_, nonce := replyFormOf(t, anna.get(at).Body.String())
+	const planted = "Ihr Antrag ist unvollständig. Bitte überweisen Sie 50 EUR an DE00 ATTACKER"
+	fields := [][2]string{{"csrf", "falsch"}, {"ergebnis", "ablehnen"}, {"begruendung", planted}, {"antwort-id", nonce}, {"art", "Bescheid"}}
+	for _, site := range []string{"same-site", ""} {
+		for _, action := range []string{"entscheidung", "erledigt", "antwort"} {
+			var req *http.Request
+			if action == "antwort" {
+				var body bytes.Buffer
+				mw := multipart.NewWriter(&body)
+				for _, kv := range fields {
+					if err := mw.WriteField(kv[0], kv[1]); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := mw.Close(); err != nil {
+					t.Fatal(err)
+				}
+				req = httptest.NewRequest(http.MethodPost, at+"/antwort", &body)
+				req.Header.Set("Content-Type", mw.FormDataContentType())
+			} else {
+				form := url.Values{"erledigt": {"ja"}}
+				for _, kv := range fields {
+					form.Set(kv[0], kv[1])
+				}
+				req = httptest.NewRequest(http.MethodPost, at+"/"+action, strings.NewReader(form.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			}
+			if site != "" {
+				req.Header.Set("Sec-Fetch-Site", site)
+			}
+			rec := anna.send(req)
+			if body := rec.Body.String(); rec.Code != http.StatusForbidden || strings.Contains(body, html.EscapeString(planted)) {
+				t.Errorf("%s with Sec-Fetch-Site %q and another token: %d; want 403 without the posted reason in the page", action, site, rec.Code)
+			}
+		}
+	}
+	if now, _ := e.b.Submission(sub.ID); now.Decision != nil || now.Processed || len(now.Replies) != 0 {
+		t.Fatalf("a form with another token did something: %+v", now)
 	}
 }
