@@ -252,8 +252,9 @@ type replyForm struct {
 
 // readReplyForm reads the reply form (multipart/form-data) from body, which is
 // r's. The file is the form's last field: one beyond maxReplyFileBytes ends
-// the reading there (tooBig), with the fields before it read.
-func readReplyForm(r *http.Request, body io.Reader) (replyForm, error) {
+// the reading there (tooBig), with the fields before it read. With
+// fieldsOnly the reading ends at the file, unread.
+func readReplyForm(r *http.Request, body io.Reader, fieldsOnly bool) (replyForm, error) {
 	f := replyForm{known: -1}
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
@@ -273,6 +274,9 @@ func readReplyForm(r *http.Request, body io.Reader) (replyForm, error) {
 		}
 		switch name := part.FormName(); name {
 		case "datei":
+			if fieldsOnly {
+				return f, nil
+			}
 			if f.chosen || f.content != nil {
 				return f, errors.New("mailbox: the reply form has more than one file")
 			}
@@ -459,8 +463,16 @@ func (m *Mailbox) replyPost(w http.ResponseWriter, r *http.Request, s session, i
 	var f replyForm
 	if err == nil {
 		defer lease.Release()
-		f, err = readReplyForm(r, lease.Reader(r.Context(), body, maxReplyBodyBytes))
+		f, err = readReplyForm(r, lease.Reader(r.Context(), body, maxReplyBodyBytes), false)
 		lease.Keep(int64(cap(f.content)))
+	} else if errors.Is(err, httpbody.ErrBusy) {
+		// No room for the file now. The fields before it are read all the
+		// same, outside the budget — a token, a kind and the decision's
+		// reason, at most some 64 KB (maxFormBytes), where the file is up to
+		// 20 MB — so that the page asking her to send again has her kind
+		// chosen and the reason typed for the decision in its field: both
+		// were gone.
+		f, _ = readReplyForm(r, body, true)
 	}
 	api.AnswerUpload(w, cmp.Or(m.opts.WriteTimeout, api.DefaultWriteTimeout))
 	if r.Context().Err() != nil {

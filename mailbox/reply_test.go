@@ -594,11 +594,17 @@ func manyEntries(n int) [][2]string {
 
 // TestRefusedReplyKeepsTheDecisionTyped: the case's page is one form
 // (TestNothingTypedIsLostByAnotherFormOfTheCase), and a reply refused — no
-// kind, or the form of an earlier session — comes back with the reason and
-// the choice the clerk typed for the decision in their fields, as the reply
-// sent does; nothing is decided.
+// kind, the form of an earlier session, no room in the gateway's budget for
+// bodies — comes back with the reason and the choice the clerk typed for the
+// decision in their fields, as the reply sent does; nothing is decided. The
+// refusal for want of room kept not even the kind chosen, which the other
+// refusals keep: the form's fields were not read at all.
 func TestRefusedReplyKeepsTheDecisionTyped(t *testing.T) {
-	e, sub, anna, csrf, nonce := replyCase(t)
+	bodies := httpbody.NewBudget(4<<20, 100*time.Millisecond)
+	e := startBrokerEnv(t, t.TempDir(), Options{Bodies: bodies})
+	sub := e.receiveHandedOver(t, officeDresden)
+	anna := e.login(t, "anna", "anna-passwort")
+	csrf, nonce := replyFormOf(t, anna.get("/postfach/s/"+sub.ID).Body.String())
 	const reason = "Der Lageplan fehlt <Frist & Form>."
 	send := func(token, kind string) *httptest.ResponseRecorder {
 		t.Helper()
@@ -630,16 +636,31 @@ func TestRefusedReplyKeepsTheDecisionTyped(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name, token, kind string
+		busy              bool
 		status            int
 	}{
-		{"no kind", csrf, "", http.StatusUnprocessableEntity},
-		{"an earlier session's form", "falsch", "Rueckfrage", http.StatusForbidden},
+		{"no kind", csrf, "", false, http.StatusUnprocessableEntity},
+		{"an earlier session's form", "falsch", "Rueckfrage", false, http.StatusForbidden},
+		{"no room for bodies", csrf, "Rueckfrage", true, http.StatusServiceUnavailable},
 	} {
+		var others *httpbody.Lease
+		if c.busy {
+			var err error
+			if others, err = bodies.Acquire(context.Background(), 4<<20); err != nil { // the portals' packages
+				t.Fatal(err)
+			}
+		}
 		rec := send(c.token, c.kind)
+		if others != nil {
+			others.Release()
+		}
 		body := rec.Body.String()
 		if rec.Code != c.status || !strings.Contains(body, ">"+html.EscapeString(reason)+"</textarea>") ||
 			!strings.Contains(body, `value="ablehnen" checked`) {
 			t.Errorf("%s: HTTP %d, want %d with the reason and Ablehnen in the decision form\n%s", c.name, rec.Code, c.status, body)
+		}
+		if c.kind != "" && !strings.Contains(body, `<option value="`+c.kind+`" selected>`) {
+			t.Errorf("%s: the kind %s is not chosen any more", c.name, c.kind)
 		}
 	}
 	if now, _ := e.b.Submission(sub.ID); now.Decision != nil || len(now.Replies) != 0 {
