@@ -1514,6 +1514,11 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 		switch draft.why {
 		case draftStaleForm:
 			p.Error = "Nichts gespeichert: Sie haben sich inzwischen neu angemeldet (zum Beispiel in einem anderen Fenster), und das Formular gehörte zur alten Anmeldung. Ihre Eingabe steht unten; bitte prüfen Sie sie und speichern Sie erneut."
+			if strings.TrimSpace(draft.Reason) == "" && draft.Choice == "" && draft.replyKind == "" {
+				// Nothing typed, or nothing shown (not the mailbox's own page,
+				// by Sec-Fetch-Site): no "Ihre Eingabe steht unten".
+				p.Error = "Nichts gespeichert: Sie haben sich inzwischen neu angemeldet (zum Beispiel in einem anderen Fenster), und das Formular gehörte zur alten Anmeldung. Bitte wiederholen Sie Ihre Eingabe auf dieser Seite."
+			}
 			status = http.StatusForbidden // refused; the page is the way on
 		case draftTooLong:
 			p.ReasonTooLong = true

@@ -2012,8 +2012,12 @@ func TestSiblingSiteCannotPlantAStaleDraft(t *testing.T) {
 				req.Header.Set("Sec-Fetch-Site", site)
 			}
 			rec := anna.send(req)
-			if body := rec.Body.String(); rec.Code != http.StatusForbidden || strings.Contains(body, html.EscapeString(planted)) {
+			body := rec.Body.String()
+			if rec.Code != http.StatusForbidden || strings.Contains(body, html.EscapeString(planted)) {
 				t.Errorf("%s with Sec-Fetch-Site %q and another token: %d; want 403 without the posted reason in the page", action, site, rec.Code)
+			}
+			if strings.Contains(body, "Ihre Eingabe steht unten") {
+				t.Errorf("%s with Sec-Fetch-Site %q and another token: the page says the input is below, and shows none", action, site)
 			}
 		}
 	}
