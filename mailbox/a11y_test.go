@@ -351,12 +351,6 @@ func TestAccessibility(t *testing.T) {
 	submit("reject", "#entscheidung button[type=submit]")
 	check("case, rejected", "Abgelehnt: "+caseTitle)
 
-	submit("mark done", `section[aria-labelledby="h-erledigt"] button`)
-	check("case, marked done", "Als erledigt markiert: "+caseTitle)
-
-	// A reply: first a file of a type the page does not send (the error on the
-	// file's field, which has the cursor), then the Bescheid as a PDF (the
-	// list of replies).
 	files := t.TempDir()
 	txt, pdf := filepath.Join(files, "Bescheid.txt"), filepath.Join(files, "Bescheid.pdf")
 	if err := os.WriteFile(txt, []byte("Sehr geehrte Damen und Herren, …"), 0o600); err != nil {
@@ -365,6 +359,21 @@ func TestAccessibility(t *testing.T) {
 	if err := os.WriteFile(pdf, paket.ExamplePDF("Bescheid"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Marked with a reply's file chosen: the mark does not send it, and the
+	// page says so at the file's field (the page is one form).
+	do("choose a reply's file", chromedp.SetValue(chromedp.CSS("#art"), "Bescheid"), chromedp.SetUploadFiles(chromedp.CSS("#datei"), []string{pdf}))
+	submit("mark done", `section[aria-labelledby="h-erledigt"] button`)
+	check("case, marked done, a reply's file not sent", "Als erledigt markiert: "+caseTitle)
+	var left string
+	eval("file field", `JSON.stringify(((document.getElementById('datei') || {getAttribute: () => ''}).getAttribute('aria-describedby') || '').split(/\s+/)
+		.map(id => (document.getElementById(id) || {}).textContent || '').join(' '))`, &left)
+	if !strings.Contains(left, "nicht gesendet") {
+		t.Errorf("after marking with a reply's file chosen, the file's field is described as %q; want the note that it was not sent", left)
+	}
+
+	// A reply: first a file of a type the page does not send (the error on the
+	// file's field, which has the cursor), then the Bescheid as a PDF (the
+	// list of replies).
 	do("reply with a text file", chromedp.SetValue(chromedp.CSS("#art"), "Bescheid"), chromedp.SetUploadFiles(chromedp.CSS("#datei"), []string{txt}))
 	if code := submit("reply with a text file", "#antwort button[type=submit]"); code != http.StatusUnsupportedMediaType {
 		t.Errorf("a reply with a text file: HTTP %d", code)
