@@ -577,7 +577,13 @@ func (m *Mailbox) serve(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost {
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		var tooBig *http.MaxBytesError
-		if mt := reDecide.FindStringSubmatch(p); mt != nil && errors.As(r.ParseForm(), &tooBig) {
+		mt := reDecide.FindStringSubmatch(p)
+		if mt == nil {
+			// The mark's button sends the decision's reason too (the case's
+			// page is one form): such a reason made it "Formular veraltet".
+			mt = reMark.FindStringSubmatch(p)
+		}
+		if mt != nil && errors.As(r.ParseForm(), &tooBig) {
 			// A reason pasted far beyond maxReasonRunes: nothing of the form was
 			// read, not even its token, so nothing is done; the case's page (as a
 			// GET shows it) says why, instead of "Formular veraltet".

@@ -2025,3 +2025,28 @@ func TestSiblingSiteCannotPlantAStaleDraft(t *testing.T) {
 		t.Fatalf("a form with another token did something: %+v", now)
 	}
 }
+
+// TestMarkWithAReasonFarTooLongSaysWhy: the case's page is one form, so
+// "Als erledigt markieren" sends the reason typed for the decision too. A
+// reason pasted far beyond what a form may carry (maxFormBytes) made the
+// mark's form unreadable, its token included, and the answer was the stale
+// form's: 403, "Sie haben sich inzwischen neu angemeldet", which was untrue.
+// It is the decision's answer to such a form: nothing saved, the mark not
+// set, and the page says the reason is far too long.
+func TestMarkWithAReasonFarTooLongSaysWhy(t *testing.T) {
+	e := startBrokerEnv(t, t.TempDir(), Options{})
+	sub := e.receiveHandedOver(t, officeDresden)
+	anna := e.login(t, "anna", "anna-passwort")
+	at := "/postfach/s/" + sub.ID
+	tok := csrfFrom(t, anna.get(at).Body.String())
+	huge := strings.Repeat("ä", maxFormBytes/3)
+	rec := anna.do(http.MethodPost, at+"/erledigt", url.Values{"csrf": {tok}, "ergebnis": {"ablehnen"}, "begruendung": {huge}, "erledigt": {"ja"}},
+		"Sec-Fetch-Site", "same-origin")
+	body := rec.Body.String()
+	if rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(body, "viel zu lang") || strings.Contains(body, "neu angemeldet") {
+		t.Errorf("a mark sent with a reason bigger than a form may be: HTTP %d, want 413 saying the reason is far too long\n%.3000s", rec.Code, body)
+	}
+	if now, _ := e.b.Submission(sub.ID); now.Processed || now.Decision != nil {
+		t.Fatalf("an unreadable form did something: decision %+v, marked %v", now.Decision, now.Processed)
+	}
+}
