@@ -1504,15 +1504,7 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 	if draft != nil {
 		p.Draft, p.DraftChoice = draft.Reason, draft.Choice
 		p.ReplyKind = draft.replyKind
-		if draft.fileLeft && p.ReplyForm {
-			p.ReplyFileLeft = true
-			const notSent = " Ihre Antwort an die antragstellende Person ist noch nicht gesendet: Bitte wählen Sie unten die Datei noch einmal aus und klicken Sie „Antwort senden“."
-			if p.Flash != "" {
-				p.Flash += notSent
-			} else if p.Error != "" {
-				p.Error += notSent
-			}
-		}
+		p.ReplyFileLeft = draft.fileLeft && p.ReplyForm
 		if draft.why != draftCarried {
 			p.Flash, p.TitleNote = "", ""
 			p.ReasonMissing, p.ChoiceMissing = false, false
@@ -1547,6 +1539,16 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 				status = http.StatusUnprocessableEntity
 			case "konflikt", "schon-entschieden":
 				status = http.StatusConflict
+			}
+		}
+		if p.ReplyFileLeft {
+			// After the switch: a refusal's message (a reason too long, a
+			// stale form) replaces the top's, and took this sentence with it.
+			const notSent = " Ihre Antwort an die antragstellende Person ist noch nicht gesendet: Bitte wählen Sie unten die Datei noch einmal aus und klicken Sie „Antwort senden“."
+			if p.Flash != "" {
+				p.Flash += notSent
+			} else if p.Error != "" {
+				p.Error += notSent
 			}
 		}
 	}

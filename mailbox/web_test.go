@@ -2050,3 +2050,38 @@ func TestMarkWithAReasonFarTooLongSaysWhy(t *testing.T) {
 		t.Fatalf("an unreadable form did something: decision %+v, marked %v", now.Decision, now.Processed)
 	}
 }
+
+// TestFileLeftIsSaidAtTheTopOfARefusal: a file chosen for a reply is not sent
+// by "Entscheidung speichern" (the case's page is one form), and the page
+// says so at the top and at the file's field (docs/mailbox.md, "One page,
+// several actions"). On the pages that refuse the decision — its reason too
+// long, the form an earlier session's — the top said only the refusal: the
+// sentence was added before the refusal's message replaced the top's.
+func TestFileLeftIsSaidAtTheTopOfARefusal(t *testing.T) {
+	e := startBrokerEnv(t, t.TempDir(), Options{})
+	sub := e.receiveHandedOver(t, officeDresden)
+	anna := e.login(t, "anna", "anna-passwort")
+	at := "/postfach/s/" + sub.ID
+	tok := csrfFrom(t, anna.get(at).Body.String())
+	long := strings.Repeat("Die Unterlagen sind unvollständig. ", 80)
+	topOf := func(body string) string {
+		return regexp.MustCompile(`(?s)<div class="meldung fehler" role="alert" id="fehler">(.*?)</div>`).FindStringSubmatch(body + `<div class="meldung fehler" role="alert" id="fehler"></div>`)[1]
+	}
+	for _, c := range []struct {
+		name, token string
+		status      int
+	}{
+		{"a reason too long", tok, http.StatusUnprocessableEntity},
+		{"an earlier session's form", "falsch", http.StatusForbidden},
+	} {
+		rec := anna.do(http.MethodPost, at+"/entscheidung", url.Values{"csrf": {c.token}, "ergebnis": {"ablehnen"}, "begruendung": {long},
+			"art": {"Bescheid"}, "datei": {"Bescheid.pdf"}}, "Sec-Fetch-Site", "same-origin")
+		body := rec.Body.String()
+		if rec.Code != c.status || !strings.Contains(body, `id="datei-offen"`) {
+			t.Fatalf("%s: HTTP %d, want %d with the note at the file's field\n%.3000s", c.name, rec.Code, c.status, body)
+		}
+		if top := topOf(body); !strings.Contains(top, "noch nicht gesendet") {
+			t.Errorf("%s: the page's top says %q, not that the reply was not sent", c.name, top)
+		}
+	}
+}
