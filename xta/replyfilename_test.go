@@ -36,6 +36,11 @@ func TestReplyFileNamesLoseTheirPaths(t *testing.T) {
 		{"Bescheid Müller.pdf", "Bescheid Müller.pdf"},
 		{"..", ""},
 		{"/", ""},
+		// A drive-relative Windows path: .NET's Path.Combine takes it for a
+		// rooted one and writes on that drive, Path.GetFileName gives "a.pdf".
+		{"C:a.pdf", "a.pdf"},
+		{`D:..\a.pdf`, "a.pdf"},
+		{"C:", ""},
 	} {
 		t.Run(tc.sent, func(t *testing.T) {
 			container := `<ns:Message contentType="text/plain" filename="` + tc.sent + `" id="m1">` + b64("Bescheid") + `</ns:Message>` +

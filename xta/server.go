@@ -1585,6 +1585,12 @@ func fileBase(name string) string {
 	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
 		name = name[i+1:]
 	}
+	if len(name) >= 2 && name[1] == ':' && ('A' <= name[0] && name[0] <= 'Z' || 'a' <= name[0] && name[0] <= 'z') {
+		// A drive-relative Windows path ("C:a.pdf"): .NET's Path.Combine
+		// takes it for a rooted one and writes on that drive, as a careless
+		// portal would; Path.GetFileName gives "a.pdf".
+		name = name[2:]
+	}
 	if name == "." || name == ".." {
 		return ""
 	}
