@@ -455,11 +455,36 @@ func (e *errVersion) Error() string {
 }
 
 // errMalformed: the caller sent something that is not a well-formed SOAP message.
-type errMalformed struct{ msg string }
+// msg goes back to the caller in its fault; log, if set, is what the gateway's log
+// says instead (LogText).
+type errMalformed struct{ msg, log string }
 
 func (e *errMalformed) Error() string { return e.msg }
 
-func malformed(format string, a ...any) error { return &errMalformed{fmt.Sprintf(format, a...)} }
+// LogText is the refusal without what the XML parser quoted of the request: the
+// name of an entity after an unescaped "&" is the text that follows it ("Bescheid
+// Müller &Quellenmeyer-Zyxw" gives "invalid character entity &Quellenmeyer-Zyxw"),
+// and a value that does not decode is quoted whole — an applicant's name in a
+// subject or a file name, which the log must not carry (docs/operations.md,
+// "Personal data"). The caller has the whole text in its fault.
+func (e *errMalformed) LogText() string {
+	if e.log != "" {
+		return e.log
+	}
+	return e.msg
+}
+
+func malformed(format string, a ...any) error { return &errMalformed{msg: fmt.Sprintf(format, a...)} }
+
+// malformedXML is malformed for an error of the XML decoder: what, then the
+// decoder's words; the log gets what and the line only.
+func malformedXML(what string, err error) error {
+	m := &errMalformed{msg: what + ": " + err.Error(), log: what + " (the detail is in the fault sent to the caller)"}
+	if se := (*xml.SyntaxError)(nil); errors.As(err, &se) {
+		m.log = fmt.Sprintf("%s: XML syntax error on line %d (the detail is in the fault sent to the caller)", what, se.Line)
+	}
+	return m
+}
 
 // errTooLarge: the request (or one MTOM part) is above the limit.
 type errTooLarge struct{ limit int64 }
@@ -634,7 +659,7 @@ func (m *message) decode(root []byte) error {
 	for {
 		tok, err := d.Token()
 		if err != nil {
-			return malformed("not XML: %v", err)
+			return malformedXML("not XML", err)
 		}
 		if _, ok := tok.(xml.Directive); ok {
 			return malformed("a DOCTYPE (document type declaration) is not allowed in a SOAP message")
@@ -655,7 +680,7 @@ func (m *message) decode(root []byte) error {
 		if dup := (*errDuplicateHeader)(nil); errors.As(err, &dup) {
 			return dup
 		}
-		return malformed("malformed SOAP envelope: %v", err)
+		return malformedXML("malformed SOAP envelope", err)
 	}
 	// Nothing but whitespace and comments may follow (scanMarkup refused PIs).
 	for {
@@ -664,7 +689,7 @@ func (m *message) decode(root []byte) error {
 			break
 		}
 		if err != nil {
-			return malformed("after the envelope: %v", err)
+			return malformedXML("after the envelope", err)
 		}
 		switch t := tok.(type) {
 		case xml.CharData:

@@ -307,7 +307,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// markup): the rest is drained from r.Body itself, under the limit
 		// that body may have hit.
 		early(func() { s.writeParseFault(rw, port, err) })
-		s.log.Info("xta request refused", "port", port, "fault", err.Error())
+		s.log.Info("xta request refused", "port", port, "fault", logText(err))
 		return
 	}
 	// An MTOM message ends with its closing delimiter, often before the body's last
@@ -1713,4 +1713,14 @@ func ServerTLSConfig(cert tls.Certificate, clientCAs *x509.CertPool) *tls.Config
 		ClientCAs:    clientCAs,
 		ClientAuth:   tls.VerifyClientCertIfGiven,
 	}
+}
+
+// logText is err for the log: its LogText where it has one (a refusal whose
+// words quote the request), else its text.
+func logText(err error) string {
+	var lt interface{ LogText() string }
+	if errors.As(err, &lt) {
+		return lt.LogText()
+	}
+	return err.Error()
 }
