@@ -25,6 +25,7 @@ import (
 	"github.com/amtsbote/amtsbote/fachverfahren"
 	"github.com/amtsbote/amtsbote/gateway"
 	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/portal"
 	"github.com/amtsbote/amtsbote/wire"
 	"github.com/amtsbote/amtsbote/xta/xtaclient"
 )
@@ -245,6 +246,40 @@ offices:
 	toLeipzig := submit(piiPackage(key, "147130000000"))
 	toChemnitz := submit(piiPackage(key, "145110000000"))
 
+	// An attachment sent as a part of its own (multipart/related), whose
+	// Content-ID the portal made of its file name; once as declared, once with
+	// other bytes than the signed digest says (refused).
+	multi := func(content []byte) *portal.Result {
+		t.Helper()
+		pk := piiPackage(key, "146120000000")
+		scan := paket.ExamplePDF(piiScanText + " Rueckseite")
+		an, part, err := portal.StreamedAnlage("anlage-2", "Rueckseite_"+piiFile, "application/pdf",
+			func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(scan)), nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		an.Referenz, part.ContentID = "cid:"+piiFile+"@amt24.example", piiFile+"@amt24.example"
+		if content != nil {
+			part.Open = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(content)), nil }
+		}
+		pk.Anlagen = append(pk.Anlagen, an)
+		res, err := client.SubmitParts(ctx, pk, []portal.Part{part})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	res := multi(nil)
+	if res.Status != 201 {
+		t.Fatalf("multipart: %d %+v", res.Status, res.Problem)
+	}
+	multipart := res.SubmissionID
+	if res := multi(paket.ExamplePDF("Quellenmeyer-Zyxw, andere Seite")); res.Status != 422 {
+		t.Fatalf("multipart with another part: %d %+v", res.Status, res.Problem)
+	} else {
+		t.Logf("refused: %s %s %v", res.Problem.Type, res.Problem.Detail, res.Problem.Extra)
+	}
+
 	// Refused packages: a place nobody knows (the place is echoed to the
 	// portal), an attachment whose digest does not match (its file name is).
 	unknown := piiPackage(key, "")
@@ -299,6 +334,7 @@ offices:
 	}
 	waitState(accepted, wire.StateAccepted)
 	waitState(rejected, wire.StateRejected)
+	waitState(multipart, wire.StateAccepted) // its office downloaded the part
 	waitState(toLeipzig, wire.StateAccepted)
 	waitState(toChemnitz, wire.StateHandedOver, wire.StateDelivered) // delivered once the office confirms the import
 	// Freiberg's endpoint answered 503 twice and then 422: the package is held
@@ -402,6 +438,19 @@ offices:
 	}
 	if res, err := client.Submit(ctx, unknown); err != nil || res.Status != 422 {
 		t.Fatalf("refusal after the restart: %v %+v", err, res)
+	}
+	// Paths that name the applicant (a portal that put a file name in a URL,
+	// a mistyped link): the log and the metrics have the route, not the path.
+	for _, path := range []string{"/v1/submissions/" + piiFile, "/" + piiFile + "?name=" + piiName, "/v1/resolve?leikaKey=" + gewerbe + "&place=" + piiStreet} {
+		resp, err := http.Get(p2.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode < 400 {
+			t.Fatalf("GET %s: %d", path, resp.StatusCode)
+		}
 	}
 	metricsText := metrics(p2.url)
 	if err := p2.terminate(t, 30*time.Second); err != nil {
