@@ -331,10 +331,15 @@ type DeliverError struct {
 
 // LogReason implements the interface read by adapters.LogReason: of a SOAP fault,
 // the exception and not the reader's reason and detail, which a validator fills
-// with the application's fields (XTA push sends the whole package).
+// with the application's fields (XTA push sends the whole package); of an answer
+// that does not parse, the parser's error without what it quoted of the answer
+// (logText: an entity's name after an unescaped "&" is the reader's words).
 func (e *DeliverError) LogReason() string {
 	if e.fault {
 		return "xta: " + e.Public + " (the fault's text is in the case's events)"
+	}
+	if e.Err != nil {
+		return "xta: " + e.Public + ": " + logText(e.Err)
 	}
 	return e.Error()
 }

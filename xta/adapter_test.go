@@ -344,3 +344,40 @@ func TestPushThroughBroker(t *testing.T) {
 		t.Fatalf("receipt %q, %v", rc, err)
 	}
 }
+
+// TestDeliverLogReasonQuotesNoAnswerText: a reader that answers 2xx with
+// markup that does not parse — an unescaped "&" before the words it echoes of
+// the application — is tried again, and the log's reason (adapters.LogReason,
+// the broker's "delivery attempt failed") does not carry the parser's quote of
+// those words, while the error for the case's events does.
+func TestDeliverLogReasonQuotesNoAnswerText(t *testing.T) {
+	p := newPKI(t)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		io.Copy(io.Discard, req.Body)
+		w.Header().Set("Content-Type", "application/soap+xml; charset=utf-8")
+		io.WriteString(w, `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body>Antrag von Hildtraut &Quellenmeyer-Zyxw eingegangen</s:Body></s:Envelope>`)
+	}))
+	cfg := p.serverTLS()
+	cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	srv.TLS = cfg
+	srv.StartTLS()
+	defer srv.Close()
+	a, err := NewAdapter(AdapterOptions{AuthorID: gatewayID, TLS: p.clientTLS("gateway"), Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	tg := adapters.Target{Channel: channel.XTA, Endpoint: srv.URL + "/services/XTACore/Reader",
+		Params: map[string]string{ParamMode: ModePush, ParamIdentifier: "dvdv:14612000bau"}}
+	_, err = a.Deliver(t.Context(), adaptertest.NewDelivery(tg))
+	var de *DeliverError
+	if !errors.As(err, &de) || de.Public != "XTA endpoint answered without a SOAP message" || adapters.IsPermanent(err) {
+		t.Fatalf("Deliver: %v, want a transient \"answered without a SOAP message\"", err)
+	}
+	if !strings.Contains(err.Error(), "Quellenmeyer") {
+		t.Errorf("the error for the case's events lost the parser's words: %v", err)
+	}
+	if lr := adapters.LogReason(err); strings.Contains(lr, "Quellenmeyer") || !strings.Contains(lr, "line 1") {
+		t.Errorf("log reason %q: want the line, not the answer's words", lr)
+	}
+}
