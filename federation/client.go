@@ -139,6 +139,18 @@ func (e *RefusedError) Error() string {
 	return fmt.Sprintf("peer gateway %s refused the package (HTTP %d %s): %s", e.Peer, e.Status, e.Type, e.Reason)
 }
 
+// LogReason implements the interface read by adapters.LogReason: the peer, the
+// status and the problem type, without the peer's detail, which quotes what the
+// package said (the place as the applicant wrote it, a part's Content-ID that a
+// portal made of a file name); the detail stays in the case's events and goes to
+// the portal. A redirect's reason is this gateway's own words.
+func (e *RefusedError) LogReason() string {
+	if e.Status >= 300 && e.Status < 400 {
+		return e.Error()
+	}
+	return fmt.Sprintf("peer gateway %s refused the package (HTTP %d %s; its detail is in the case's events)", e.Peer, e.Status, e.Type)
+}
+
 // PublicReason is shown to the portal.
 func (e *RefusedError) PublicReason() string {
 	return submission.RefusedByPeer(e.Peer, clip(e.Reason, 300))

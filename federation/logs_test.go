@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/signing/signingtest"
@@ -216,5 +217,28 @@ func TestUntrustedRefusalSaysWhoAndWhy(t *testing.T) {
 	}
 	if a := logs.attrs(slog.LevelInfo, refused); logs.count(slog.LevelInfo, refused) != n+1 || a["reason"] != "" || a["cert_sha256"] != "" {
 		t.Errorf("a refusal of another type says %v", a)
+	}
+}
+
+// TestPeerRefusalLogReasonLeavesOutItsWords: a peer's refusal is logged by the
+// broker ("delivery channel failed for good", adapters.LogReason) with the
+// peer, status and type; the peer's detail, which quotes what the package
+// said (a place as the applicant wrote it, a part's Content-ID made of a file
+// name), stays in the case's events and goes to the portal. It was in the log
+// twice: in the permanent reason and in the refusal's own text.
+func TestPeerRefusalLogReasonLeavesOutItsWords(t *testing.T) {
+	const words = `routing: unknown place: "Vogelbeerzyxwgasse 17, Quellenmeyer-Zyxw"`
+	err := classify("gateway-bw", 422, problemDoc{Type: "https://amtsbote.de/problems/unknown-place", Detail: words})
+	if !adapters.IsPermanent(err) || !strings.Contains(adapters.PublicReason(err), "Quellenmeyer") || !strings.Contains(err.Error(), "Quellenmeyer") {
+		t.Fatalf("refusal: %v (public %q)", err, adapters.PublicReason(err))
+	}
+	lr := adapters.LogReason(err)
+	if strings.Contains(lr, "Quellenmeyer") || strings.Contains(lr, "Vogelbeer") {
+		t.Errorf("log reason quotes the peer's words: %q", lr)
+	}
+	for _, want := range []string{"gateway-bw", "422", "unknown-place"} {
+		if !strings.Contains(lr, want) {
+			t.Errorf("log reason %q lacks %q", lr, want)
+		}
 	}
 }
