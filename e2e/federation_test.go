@@ -326,6 +326,14 @@ func TestFederationSaxonyToBavaria(t *testing.T) {
 	if !hasEvent(st, "channel_failed", "refused by gateway amtsbote-by") || !hasEvent(st, "channel_failed", saxonyOnly) {
 		t.Errorf("the refusal's reason is not in the portal's log: %s", eventsOf(st))
 	}
+	// sn's log names the refusal by status and type: by's detail quotes what the
+	// package said (here the service key; a place as the applicant wrote it
+	// elsewhere) and stays in the events (docs/operations.md, "Personal data").
+	for _, line := range strings.Split(sn.p.stderr.String(), "\n") {
+		if strings.Contains(line, "delivery channel failed for good") && strings.Contains(line, "amtsbote-by") && strings.Contains(line, saxonyOnly) {
+			t.Errorf("sn's log quotes by's detail: %s", line)
+		}
+	}
 	by.admin(t, "/v1/admin/submissions", &l)
 	if len(l.Submissions) != 1 {
 		t.Errorf("by stored a refused package: %+v", l)
