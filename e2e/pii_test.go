@@ -48,11 +48,12 @@ const (
 	piiNote     = "Loeschersuchen von Frau " + piiName
 )
 
-// piiMarkers are the pieces a leak would show: the surname in two halves (a
-// log that cut or escaped the whole would still show one), the given name,
+// piiMarkers are the pieces a leak would show: the surname's first half (a
+// log that cut or escaped the whole would still show it), the given name,
 // street, birth date, e-mail, file name, and the words of the office, the
-// clerk and the operator.
-var piiMarkers = []string{"Quellenmeyer", "Zyxw", piiGiven, piiStreet, piiBirth, "h.quellenmeyer", "Personalausweis_", "Unterschrift vergessen", "keine Gewerbeart", "Loeschersuchen"}
+// clerk and the operator. Each has 8 characters at least: the data folder's
+// keys and tokens are base64, where a shorter one could turn up by chance.
+var piiMarkers = []string{"Quellenmeyer", piiGiven, piiStreet, piiBirth, "h.quellenmeyer", "Personalausweis_", "Unterschrift vergessen", "keine Gewerbeart", "Loeschersuchen"}
 
 // piiForms are the ways a marker may be written down: as it is, and in base64
 // at each of the three alignments (a JSON []byte, a NATS header, a MIME part).
@@ -468,7 +469,7 @@ offices:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := findPII(db); len(got) < 5 {
+	if got := findPII(db); len(got) != len(piiMarkers) {
 		t.Fatalf("the store holds only %v of the markers: the data did not flow", got)
 	}
 
