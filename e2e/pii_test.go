@@ -13,17 +13,20 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/beevik/etree"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/amtsbote/amtsbote/adapters/webhook"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/fachverfahren"
 	"github.com/amtsbote/amtsbote/gateway"
+	"github.com/amtsbote/amtsbote/mailbox/mailboxclient"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/portal"
 	"github.com/amtsbote/amtsbote/wire"
@@ -107,9 +110,11 @@ func piiPackage(key, ars string) *paket.Paket {
 // goes") on the built binary: an applicant whose name, address, birth date,
 // e-mail and file names are unmistakable goes through every path a gateway
 // sees — webhook delivery with an acceptance, a rejection and a Bescheid, a
-// webhook office whose endpoint fails with words that quote the application,
-// the pull API, a transfer folder, refused packages, an erasure by the
-// operator — with the log at debug level, as JSON and as text. Then no marker
+// webhook office whose endpoint fails with words that quote the application
+// and whose clerk then replies and rejects in the web mailbox, an attachment
+// as a part of its own, the pull API, a transfer folder, refused packages, a
+// malformed XTA request, paths that name her, an erasure by the operator —
+// with the log at debug level, as JSON and as text. Then no marker
 // may be in the log, in /metrics or in the files of jetstream/, while the
 // store and the offices must hold them (so the data did flow, and a marker
 // the test looked for the wrong way would fail there first).
@@ -180,6 +185,14 @@ responsibilities:
 	if err := os.WriteFile(overlay, []byte(dirYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Freiberg's clerk works in the web mailbox, where the package goes when
+	// the office's endpoint refuses it for good.
+	const clerkPassword = "pii-clerk-password-0123456789"
+	hash, err := bcrypt.GenerateFromPassword([]byte(clerkPassword), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clerkHash := string(hash)
 	const leipzigToken = "pii-leipzig-token-0123456789abcdef0123456789"
 	writeCfg := func(format string) string {
 		cfg := fmt.Sprintf(`listen: 127.0.0.1:0
@@ -210,7 +223,10 @@ offices:
   pii-chemnitz:
     channels:
       transfer: {endpoint: %q}
-`, dataDir, format, overlay, gateway.DemoOfficeID, dresden.URL(), xtaDresden, freiberg.URL, webhook.NewSecret(), leipzigToken, transferDir)
+mailbox:
+  users:
+    - {name: clerk.freiberg, office: pii-freiberg, password_hash: %q}
+`, dataDir, format, overlay, gateway.DemoOfficeID, dresden.URL(), xtaDresden, freiberg.URL, webhook.NewSecret(), leipzigToken, transferDir, clerkHash)
 		path := filepath.Join(dir, "amtsbote-"+format+".yaml")
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
@@ -338,12 +354,28 @@ offices:
 	waitState(multipart, wire.StateAccepted) // its office downloaded the part
 	waitState(toLeipzig, wire.StateAccepted)
 	waitState(toChemnitz, wire.StateHandedOver, wire.StateDelivered) // delivered once the office confirms the import
-	// Freiberg's endpoint answered 503 twice and then 422: the package is held
-	// for the operator (or went on to the mailbox); the log has seen each try.
-	st := waitState(toFreiberg, wire.StateHeld, wire.StateHandedOver)
+	// Freiberg's endpoint answered 503 twice and then 422: the package went on
+	// to the web mailbox, where the clerk opens it, sends a Bescheid whose
+	// file name has the applicant's name, and rejects it with a reason that
+	// names her.
+	st := waitState(toFreiberg, wire.StateHandedOver)
 	if failed.Load() < 3 {
 		t.Fatalf("Freiberg's endpoint was called %d times, state %s", failed.Load(), st.State)
 	}
+	clerk := mailboxclient.New(p.url + gateway.MailboxPath + "/")
+	if _, err := clerk.Login(ctx, "clerk.freiberg", clerkPassword); err != nil {
+		t.Fatal(err)
+	}
+	if page, err := clerk.Open(ctx, toFreiberg); err != nil || !strings.Contains(page, piiName) {
+		t.Fatalf("the clerk's page of the case: %v", err)
+	}
+	if _, err := clerk.Reply(ctx, toFreiberg, "Bescheid", "Bescheid_"+piiName+".pdf", paket.ExamplePDF(piiBescheid)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := clerk.Decide(ctx, toFreiberg, false, piiReason+" (Gewerbeamt Freiberg)"); err != nil {
+		t.Fatal(err)
+	}
+	waitState(toFreiberg, wire.StateRejected)
 	// Wait until the Bescheid is stored (it is sent after the acceptance).
 	for {
 		st := waitState(accepted, wire.StateAccepted)
@@ -493,7 +525,8 @@ func scanDataFolder(t *testing.T, when, dataDir, transferDir string) {
 	if _, err := os.Stat(filepath.Join(dataDir, "jetstream")); err != nil {
 		t.Fatal(err)
 	}
-	var files, queueFiles, ledgers int
+	var others []string
+	var queueFiles, ledgers int
 	for _, root := range []string{dataDir, filepath.Join(transferDir, ".amtsbote")} {
 		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
@@ -513,7 +546,7 @@ func scanDataFolder(t *testing.T, when, dataDir, transferDir string) {
 			case strings.HasPrefix(rel, "jetstream"+string(filepath.Separator)):
 				queueFiles++
 			default:
-				files++
+				others = append(others, rel)
 			}
 			if got := findPII(b); len(got) > 0 {
 				t.Errorf("%s: %s holds personal data %v", when, path, got)
@@ -527,7 +560,10 @@ func scanDataFolder(t *testing.T, when, dataDir, transferDir string) {
 	if ledgers == 0 {
 		t.Errorf("%s: no ledger record in the transfer folder's .amtsbote/", when)
 	}
-	t.Logf("%s: read %d files of jetstream/, %d other files of the data folder besides the store, %d ledger records", when, queueFiles, files, ledgers)
+	if !slices.Contains(others, filepath.Join("mailbox", "mailbox.db")) {
+		t.Errorf("%s: no mailbox/mailbox.db among %v", when, others)
+	}
+	t.Logf("%s: read %d files of jetstream/, %d ledger records and, besides the store, %v", when, queueFiles, ledgers, others)
 }
 
 // linesWith returns the lines of text that hold one of the quoted forms.
