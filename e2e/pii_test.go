@@ -520,9 +520,10 @@ mailbox:
 	// record and the events, and no copy is left in the file but in the
 	// blobs; its two blobs no other case shares were written seconds before,
 	// so the erasure left them to the retention's sweep (blobsLeft,
-	// docs/operations.md "Erasure"). (Whether free pages are overwritten is
-	// not told apart here: in this run bbolt reuses the freed pages anyway;
-	// store.TestWipeFreeUnderLoad and broker.TestEraseAgainWipesWhatAFailedWipeLeft check the wipe.)
+	// docs/operations.md "Erasing one case on request"). Whether free pages
+	// are overwritten is not told apart here (in this run bbolt reuses the
+	// freed pages anyway): store.TestWipeFreeUnderLoad and
+	// broker.TestEraseAgainWipesWhatAFailedWipeLeft check the wipe.
 	var erased struct{ BlobsDeleted, BlobsLeft int }
 	if err := json.Unmarshal(eraseAnswer, &erased); err != nil || erased.BlobsDeleted+erased.BlobsLeft != 2 {
 		t.Errorf("erase answer %s: want 2 blobs deleted or left (the package and its own attachment)", eraseAnswer)
