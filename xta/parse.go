@@ -476,6 +476,23 @@ func (e *errMalformed) LogText() string {
 
 func malformed(format string, a ...any) error { return &errMalformed{msg: fmt.Sprintf(format, a...)} }
 
+// malformedQuoting is malformed for a refusal that quotes what the caller
+// sent (a Content-ID, an href): some stacks make a part's Content-ID of its
+// file name ("Personalausweis_<name>.pdf"), so the log gets "…" for each
+// string or error argument, the caller its fault with them.
+func malformedQuoting(format string, a ...any) error {
+	elided := make([]any, len(a))
+	for i, v := range a {
+		switch v.(type) {
+		case string, error:
+			elided[i] = "…"
+		default:
+			elided[i] = v
+		}
+	}
+	return &errMalformed{msg: fmt.Sprintf(format, a...), log: fmt.Sprintf(format, elided...)}
+}
+
 // malformedXML is malformed for an error of the XML decoder: what, then the
 // decoder's words; the log gets what and the line only.
 func malformedXML(what string, err error) error {
@@ -540,6 +557,11 @@ func readErr(err error, limit int64) error {
 	if errors.Is(err, httpbody.ErrBusy) {
 		return busyFault()
 	}
+	if pe := textproto.ProtocolError(""); errors.As(err, &pe) {
+		// A MIME header line that does not parse is quoted whole, and a
+		// part's headers carry file names.
+		return malformedQuoting("reading the request: %v", err)
+	}
 	return malformed("reading the request: %v", err)
 }
 
@@ -586,7 +608,7 @@ func (m *message) readMultipart(params map[string]string, r io.Reader, limit int
 			return nil, malformed("MIME part %d without Content-ID", i+1)
 		}
 		if _, dup := m.parts[cid]; dup {
-			return nil, malformed("two MIME parts with Content-ID %q", cid)
+			return nil, malformedQuoting("two MIME parts with Content-ID %q", cid)
 		}
 		m.parts[cid] = b
 	}
@@ -809,15 +831,15 @@ func (m *message) content(c *xContent) ([]byte, error) {
 	if c.Include != nil {
 		href := c.Include.Href
 		if !strings.HasPrefix(href, "cid:") {
-			return nil, malformed("xop:Include href %q is not a cid: URL", href)
+			return nil, malformedQuoting("xop:Include href %q is not a cid: URL", href)
 		}
 		cid, err := url.PathUnescape(strings.TrimPrefix(href, "cid:"))
 		if err != nil {
-			return nil, malformed("xop:Include href %q: %v", href, err)
+			return nil, malformedQuoting("xop:Include href %q: %v", href, err)
 		}
 		b, ok := m.parts[cid]
 		if !ok {
-			return nil, malformed("xop:Include names part %q, which the message does not carry", cid)
+			return nil, malformedQuoting("xop:Include names part %q, which the message does not carry", cid)
 		}
 		if strings.TrimSpace(c.Text) != "" {
 			return nil, malformed("content element with both text and xop:Include")
