@@ -10,6 +10,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,8 +55,20 @@ type Receiver struct {
 	// reaches the port. A request takes its declared length (the limit when it
 	// declares none) before reading, and waits at most BodyWait for room; then it
 	// is answered 503 with Retry-After. Default: room for two envelopes of
-	// MaxBytes (DefaultBodies).
+	// MaxBytes (DefaultBodies). Bodies from an address a trusted peer has sent
+	// a signed document from may take PeerRoom more (peeraddrs.go).
 	Bodies *httpbody.Budget
+	// PeerRoom is the memory for bodies beyond Bodies that only addresses a
+	// trusted peer sent from may take, so that junk filling Bodies does not
+	// hold up the peers' forwardings. Default: one envelope of MaxBytes.
+	PeerRoom int64
+	// PeerAddrTTL is how long such an address is remembered after its last
+	// signed document; default DefaultPeerAddrTTL.
+	PeerAddrTTL time.Duration
+	// TrustedProxies are the reverse proxies in front of the gateway
+	// (http.trusted_proxies): behind one, a request's address is the client's
+	// it recorded in X-Forwarded-For.
+	TrustedProxies []netip.Prefix
 	// Uploads bound a forwarding with attachments (multipart/related): its whole
 	// size and the progress rule its body must keep (api.UploadBody).
 	Uploads Uploads
@@ -75,6 +88,8 @@ type Receiver struct {
 	Log       *slog.Logger
 
 	bodiesOnce sync.Once
+	all        *httpbody.Budget // Bodies and PeerRoom (bodies)
+	addrs      peerAddrs
 	// refusedLog lets the line of a 503 through once a minute: a flood of
 	// posts must not flood the log (set up once, on first use).
 	refusedLog  repeatlimit.Limit
@@ -155,6 +170,12 @@ func (h *Receiver) bodies() *httpbody.Budget {
 		if h.Bodies == nil {
 			h.Bodies = DefaultBodies(h.maxBytes())
 		}
+		room := h.PeerRoom
+		if room <= 0 {
+			room = h.maxBytes()
+		}
+		h.all = httpbody.NewBudget(h.Bodies.Max()+room, BodyWait)
+		h.Bodies.Within(h.all)
 	})
 	return h.Bodies
 }
@@ -240,7 +261,7 @@ func (h *Receiver) read(w http.ResponseWriter, r *http.Request, max int64) ([]by
 		return nil, nil, false
 	}
 	// The budget grows with the bytes that arrive (httpbody.FirstBytes says why).
-	lease, err := h.bodies().Acquire(r.Context(), httpbody.First(r.ContentLength))
+	lease, err := h.budgetFor(r).Acquire(r.Context(), httpbody.First(r.ContentLength))
 	if err != nil {
 		h.early(w, r, max, func() { h.fail(w, r, "", err) })
 		return nil, nil, false
@@ -367,6 +388,7 @@ func check[T any](h *Receiver, w http.ResponseWriter, r *http.Request, body []by
 		h.fail(w, r, peer.ID, err)
 		return zero, peer, false
 	}
+	h.learnAddr(r, peer.ID)
 	return doc, peer, true
 }
 
@@ -447,7 +469,7 @@ func (h *Receiver) forwardParts(w http.ResponseWriter, r *http.Request, params m
 		h.fail(w, r, "", fmt.Errorf("%w: the envelope part: %w", intake.ErrPartRead, err))
 		return
 	}
-	body, release, err := api.ReadRoot(r.Context(), h.bodies(), root, h.maxBytes(), "the signed envelope")
+	body, release, err := api.ReadRoot(r.Context(), h.budgetFor(r), root, h.maxBytes(), "the signed envelope")
 	defer release()
 	if err != nil {
 		h.fail(w, r, "", err)

@@ -99,6 +99,10 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 		// Bodies held in memory at once, before and while they are checked: two
 		// envelopes of the largest size, or many ordinary ones; beyond, 503.
 		Bodies: federation.DefaultBodies(maxBytes),
+		// Beyond those, one more envelope's room that only the addresses
+		// trusted peers sent signed documents from may take (junk filling
+		// Bodies holds up no peer); behind a proxy, the client's address.
+		TrustedProxies: cfg.HTTP.Proxies(),
 		// A forwarding with attachments: the envelope, every referenced part, and
 		// their framing, under the portal API's progress rule.
 		Uploads: federation.Uploads{MaxBytes: maxBytes + g.Pipeline.Limits.Effective().MaxReferencedTotal + 1<<20,

@@ -49,15 +49,17 @@ func TestPeerEndpointBoundsBodiesInMemory(t *testing.T) {
 	// (the gateway asked for their bodies: 100 Continue) and stall: every other
 	// request waits for room, and is answered 503 with Retry-After instead of being
 	// read. (Uploads that only declared it hold no more than they sent.)
+	// They come from other hosts than sn, whose address has proven itself a
+	// peer's (TestPeerForwardingPassesJunkHoldingTheBodyBudget).
 	var stalled []net.Conn
-	for range 2 {
-		stalled = append(stalled, stallUpload(t, by.addr, federation.PathForward, limit))
+	for _, from := range []string{"127.0.0.2", "127.0.0.3"} {
+		stalled = append(stalled, stallUploadFrom(t, from, by.addr, federation.PathForward, limit))
 	}
 	var code int
 	var p problem.Problem
 	var retry string
 	for range 200 { // until the gateway has read what they sent
-		if code, p, retry = postJunkFull(t, by.url()+federation.PathForward, 1000); code == http.StatusServiceUnavailable {
+		if code, p, retry = postJunkFrom(t, "127.0.0.4", by.url()+federation.PathForward, 1000); code == http.StatusServiceUnavailable {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -78,6 +80,53 @@ func TestPeerEndpointBoundsBodiesInMemory(t *testing.T) {
 	sn.start(t)
 	if code, p := postJunk(t, sn.url()+federation.PathStatus, federation.MaxQueryBytes+1); code != http.StatusRequestEntityTooLarge || p.Type != problem.TypeTooLarge {
 		t.Errorf("a status question of %d bytes: %d %s", federation.MaxQueryBytes+1, code, p.Type)
+	}
+}
+
+// TestPeerForwardingPassesJunkHoldingTheBodyBudget: anyone may post to the
+// federation endpoint, and a body is held before its signature can be
+// checked. Junk of two largest envelopes, sent fast and stalled short of its
+// end, held the whole body budget for http.read_timeout, and a trusted peer's
+// forwarding of the largest package was answered 503 all that time (and again
+// for as long as the junk came). Now the addresses a trusted peer's signed
+// documents came from read their bodies within memory the others cannot
+// fill: junk from other hosts still gets 503, the peer's package gets in.
+func TestPeerForwardingPassesJunkHoldingTheBodyBudget(t *testing.T) {
+	const maxBody = 256 << 10
+	sn := newFedNode(t, "amtsbote-sn")
+	by := newMunichPeer(t, sn)
+	by.cfg.Limits.MaxBodyBytes = maxBody
+	by.start(t)
+	limit := federation.EnvelopeBytes(maxBody)
+
+	// sn has forwarded to by before (from 127.0.0.1).
+	msg := paket.NewMessageID()
+	if code, body := sn.forwardRaw(t, by, msg, packageOfSize(t, sn, msg, 20<<10)); code != http.StatusCreated {
+		t.Fatalf("an ordinary forwarding: %d %.300s", code, body)
+	}
+
+	// Two other hosts hold the budget with junk, as in
+	// TestPeerEndpointBoundsBodiesInMemory: a third gets 503.
+	for _, from := range []string{"127.0.0.2", "127.0.0.3"} {
+		stallUploadFrom(t, from, by.addr, federation.PathForward, limit)
+	}
+	var code int
+	var p problem.Problem
+	for range 200 { // until the gateway has read what they sent
+		if code, p, _ = postJunkFrom(t, "127.0.0.4", by.url()+federation.PathForward, 1000); code == http.StatusServiceUnavailable {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code != http.StatusServiceUnavailable {
+		t.Fatalf("junk from a third host while two hold the budget: %d %s; want 503", code, p.Type)
+	}
+
+	// The peer's package of the largest size gets in meanwhile.
+	msg = paket.NewMessageID()
+	pkg := packageOfSize(t, sn, msg, maxBody)
+	if code, body := sn.forwardRaw(t, by, msg, pkg); code != http.StatusCreated {
+		t.Fatalf("the peer's forwarding of %d bytes while junk holds the budget: %d %.300s", len(pkg), code, body)
 	}
 }
 
@@ -130,10 +179,17 @@ func postJunk(t *testing.T, url string, n int64) (int, problem.Problem) {
 // postJunkFull posts n bytes that are no envelope, with their length declared.
 func postJunkFull(t *testing.T, url string, n int64) (int, problem.Problem, string) {
 	t.Helper()
+	return postJunkFrom(t, "", url, n)
+}
+
+// postJunkFrom is postJunkFull from the local address from ("": any).
+func postJunkFrom(t *testing.T, from, url string, n int64) (int, problem.Problem, string) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url, io.LimitReader(junk{}, n))
 	req.ContentLength = n
 	req.Header.Set("Content-Type", federation.ContentType)
-	resp, err := http.DefaultClient.Do(req)
+	c := &http.Client{Transport: &http.Transport{DialContext: dialerFrom(from).DialContext, DisableKeepAlives: true}}
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +198,15 @@ func postJunkFull(t *testing.T, url string, n int64) (int, problem.Problem, stri
 	b, _ := io.ReadAll(resp.Body)
 	_ = json.Unmarshal(b, &p)
 	return resp.StatusCode, p, resp.Header.Get("Retry-After")
+}
+
+// dialerFrom dials from the local address from ("": any).
+func dialerFrom(from string) *net.Dialer {
+	d := &net.Dialer{}
+	if from != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
+	}
+	return d
 }
 
 type junk struct{}
@@ -158,7 +223,14 @@ func (junk) Read(b []byte) (int, error) {
 // then it sends a little and stalls.
 func stallUpload(t *testing.T, addr, path string, n int64) net.Conn {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
+	return stallUploadFrom(t, "", addr, path, n)
+}
+
+// stallUploadFrom is stallUpload from the local address from (a loopback
+// address other than 127.0.0.1 stands for another host; "": any).
+func stallUploadFrom(t *testing.T, from, addr, path string, n int64) net.Conn {
+	t.Helper()
+	c, err := dialerFrom(from).Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,9 @@ var ErrBusy = errors.New("httpbody: too many request bodies in memory")
 type Budget struct {
 	max  int64
 	wait time.Duration
+	// parent, if set, is a larger budget this one is a part of: every byte
+	// taken here is taken there too (Within).
+	parent *Budget
 
 	mu      sync.Mutex
 	used    int64
@@ -42,6 +45,17 @@ func NewBudget(max int64, wait time.Duration) *Budget {
 // Max is the budget's size.
 func (b *Budget) Max() int64 { return b.max }
 
+// Within makes b a part of parent, before either is used, and returns b: a
+// lease of b takes its bytes from both, so requests of b hold at most b's size
+// and leave the rest of parent to requests that take from parent alone. The
+// federation endpoint keeps so a share of its memory for peers that proved
+// who they are, which anonymous bodies cannot fill. parent must not be the
+// smaller: a lease of b may take all of b.
+func (b *Budget) Within(parent *Budget) *Budget {
+	b.parent = parent
+	return b
+}
+
 // Lease is what one request holds.
 type Lease struct {
 	b    *Budget
@@ -57,11 +71,27 @@ func (b *Budget) Acquire(ctx context.Context, n int64) (*Lease, error) {
 		return &Lease{}, nil
 	}
 	n = min(max(n, 0), b.max)
+	if err := b.take(ctx, n); err != nil {
+		return nil, err
+	}
+	if b.parent != nil {
+		// Here first, then the parent: a request waiting for its own part's
+		// room holds none of the parent's meanwhile.
+		if err := b.parent.take(ctx, n); err != nil {
+			b.giveBackHere(n)
+			return nil, err
+		}
+	}
+	return &Lease{b: b, held: n}, nil
+}
+
+// take takes n bytes of b alone (Acquire).
+func (b *Budget) take(ctx context.Context, n int64) error {
 	b.mu.Lock()
 	if len(b.waiters) == 0 && b.used+n <= b.max {
 		b.used += n
 		b.mu.Unlock()
-		return &Lease{b: b, held: n}, nil
+		return nil
 	}
 	w := &waiter{n: n, ready: make(chan struct{})}
 	b.waiters = append(b.waiters, w)
@@ -72,7 +102,7 @@ func (b *Budget) Acquire(ctx context.Context, n int64) (*Lease, error) {
 	var err error
 	select {
 	case <-w.ready:
-		return &Lease{b: b, held: n}, nil
+		return nil
 	case <-t.C:
 		err = fmt.Errorf("%w: %d bytes did not come free within %v", ErrBusy, n, b.wait)
 	case <-ctx.Done():
@@ -84,13 +114,13 @@ func (b *Budget) Acquire(ctx context.Context, n int64) (*Lease, error) {
 		if x == w {
 			b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
 			b.grantLocked() // the one behind may fit now
-			return nil, err
+			return err
 		}
 	}
 	// Granted in the meantime: give it back.
 	b.used -= n
 	b.grantLocked()
-	return nil, err
+	return err
 }
 
 // grantLocked admits waiters from the front while they fit.
@@ -104,6 +134,13 @@ func (b *Budget) grantLocked() {
 }
 
 func (b *Budget) giveBack(n int64) {
+	b.giveBackHere(n)
+	if b.parent != nil {
+		b.parent.giveBackHere(n)
+	}
+}
+
+func (b *Budget) giveBackHere(n int64) {
 	b.mu.Lock()
 	b.used -= n
 	b.grantLocked()

@@ -145,3 +145,38 @@ func used(b *Budget) int64 {
 	defer b.mu.Unlock()
 	return b.used
 }
+
+// TestBudgetWithinKeepsTheParentsRest: a budget within a larger one takes its
+// bytes from both, and never more than its own size, so the parent's rest stays
+// for requests of the parent alone (the federation endpoint's memory for peers);
+// what it gives back comes free in both.
+func TestBudgetWithinKeepsTheParentsRest(t *testing.T) {
+	all := NewBudget(300, 0)
+	part := NewBudget(200, 0).Within(all)
+	ctx := context.Background()
+	a, err := part.Acquire(ctx, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := part.Acquire(ctx, 1); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a part that is full: %v, want ErrBusy", err)
+	}
+	b, err := all.Acquire(ctx, 100)
+	if err != nil {
+		t.Fatalf("the parent's rest while the part is full: %v", err)
+	}
+	if _, err := all.Acquire(ctx, 1); !errors.Is(err, ErrBusy) {
+		t.Fatalf("the parent, full: %v, want ErrBusy", err)
+	}
+	a.Keep(50)
+	if _, err := all.Acquire(ctx, 150); err != nil {
+		t.Fatalf("what the part gave back, in the parent: %v", err)
+	}
+	if _, err := part.Acquire(ctx, 150); !errors.Is(err, ErrBusy) {
+		t.Fatalf("the part while the parent is full: %v, want ErrBusy", err)
+	}
+	b.Release()
+	if _, err := part.Acquire(ctx, 100); err != nil {
+		t.Fatalf("the part after the parent's room came back: %v", err)
+	}
+}
