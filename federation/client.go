@@ -33,6 +33,9 @@ const (
 	// TypeEnvelopeMismatch: the envelope's NachrichtID or LeiKa key is not the
 	// package's (intake.ErrEnvelopeMismatch).
 	TypeEnvelopeMismatch = problem.TypeFederationEnvelopeMismatch
+	// TypeTooManyQuestions: a status question of a peer that has one in
+	// flight already waited QuestionWait for it (429, Retry-After).
+	TypeTooManyQuestions = problem.TypeFederationTooManyQuestions
 )
 
 // Client is the forwarding side: it sends envelopes and status questions to peers

@@ -85,8 +85,15 @@ type Receiver struct {
 	// request is then answered 503 at once, before its body is read, instead of
 	// holding body memory for the store's timeout (30 s).
 	StoreDown func() error
-	Log       *slog.Logger
+	// QuestionWait is how long a peer's status question waits for the one
+	// the peer has in flight before it is answered 429 (questions.go);
+	// default DefaultQuestionWait.
+	QuestionWait time.Duration
+	// Metrics counts the questions so answered; nil counts nothing.
+	Metrics *Metrics
+	Log     *slog.Logger
 
+	questions  questionSlots
 	bodiesOnce sync.Once
 	all        *httpbody.Budget // Bodies and PeerRoom (bodies)
 	addrs      peerAddrs
@@ -581,6 +588,11 @@ func (h *Receiver) status(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	done, ok := h.questionSlot(w, r, peer.ID)
+	if !ok {
+		return
+	}
+	defer done()
 	rp := &Report{From: h.Trust.Self(), To: peer.ID, At: time.Now().UTC()}
 	budget := MaxAnswerReplies
 	for _, ref := range q.Refs {

@@ -13,6 +13,9 @@ import (
 type Metrics struct {
 	questions *prometheus.CounterVec // peer, outcome: answered | failed
 	replies   *prometheus.CounterVec // peer, outcome: stored | failed
+	// limited: the receiving side's, a peer's status questions answered 429
+	// (Receiver.questionSlot).
+	limited *prometheus.CounterVec // peer
 }
 
 // NewMetrics makes the tracker's counters, each configured peer's at zero (an
@@ -25,8 +28,12 @@ func NewMetrics(peers []config.Peer) *Metrics {
 		replies: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "amtsbote_federation_replies_total",
 			Help: "Replies of a peer's offices (Bescheid, Rückfrage) this gateway fetched for its portals, by peer and outcome: stored, or failed (unreachable, refused, bytes other than announced); a failed one is asked for again."},
 			[]string{"peer", "outcome"}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "amtsbote_federation_questions_limited_total",
+			Help: "Status questions of a peer gateway that this gateway answered 429 federation/too-many-questions, by peer: the peer had one in flight, and it did not end within 2 s (a peer asks one at a time per gateway; many at once are a broken peer)."},
+			[]string{"peer"}),
 	}
 	for _, p := range peers {
+		m.limited.WithLabelValues(p.ID)
 		for _, o := range []string{"answered", "failed"} {
 			m.questions.WithLabelValues(p.ID, o)
 		}
@@ -39,7 +46,13 @@ func NewMetrics(peers []config.Peer) *Metrics {
 
 // Collectors are what the gateway registers.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.questions, m.replies}
+	return []prometheus.Collector{m.questions, m.replies, m.limited}
+}
+
+func (m *Metrics) questionLimited(peer string) {
+	if m != nil {
+		m.limited.WithLabelValues(peer).Inc()
+	}
 }
 
 func (m *Metrics) asked(peer string, err error) {

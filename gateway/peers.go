@@ -103,6 +103,8 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 		// trusted peers sent signed documents from may take (junk filling
 		// Bodies holds up no peer); behind a proxy, the client's address.
 		TrustedProxies: cfg.HTTP.Proxies(),
+		// A peer's status questions one at a time (429 beyond), counted here.
+		Metrics: tracker.Metrics,
 		// A forwarding with attachments: the envelope, every referenced part, and
 		// their framing, under the portal API's progress rule.
 		Uploads: federation.Uploads{MaxBytes: maxBytes + g.Pipeline.Limits.Effective().MaxReferencedTotal + 1<<20,

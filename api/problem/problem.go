@@ -60,6 +60,8 @@ const (
 	TypeFederationUntrustedPeer = Base + "federation/untrusted-peer" // 403: the forwarding gateway is not a trusted peer
 	// 422: the envelope's NachrichtID or LeiKa key is not the signed package's
 	TypeFederationEnvelopeMismatch = Base + "federation/envelope-mismatch"
+	// 429: the peer's status question waited for the one it has in flight
+	TypeFederationTooManyQuestions = Base + "federation/too-many-questions"
 )
 
 // Problem is one problem document. Extension members go into Extra.
@@ -202,4 +204,5 @@ var titles = map[string]string{
 	TypeFederationMisdirected:      "Envelope addressed to another gateway",
 	TypeFederationUntrustedPeer:    "Peer gateway not trusted",
 	TypeFederationEnvelopeMismatch: "Envelope does not name the package it carries",
+	TypeFederationTooManyQuestions: "Too many status questions at once",
 }

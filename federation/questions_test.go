@@ -1,0 +1,112 @@
+package federation
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/store/storetest"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// blockingLookups holds every status lookup until released, and says when the
+// first has begun: a question held in flight.
+type blockingLookups struct {
+	store.Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingLookups) FindByMessage(sender, messageID string) (*submission.Submission, error) {
+	select {
+	case b.entered <- struct{}{}:
+	default:
+	}
+	<-b.release
+	return b.Store.FindByMessage(sender, messageID)
+}
+
+// TestPeerStatusQuestionsOneAtATime: a trusted peer's status questions had no
+// bound, and one that asked in parallel took as many cores as it had
+// connections (a question of 500 packages: 500 store reads and a signature).
+// Now a peer's question waits for the one it has in flight, and after the wait
+// is answered 429 federation/too-many-questions with Retry-After, which the
+// asking side takes as transient; the one in flight is answered, and the next
+// after it too.
+func TestPeerStatusQuestionsOneAtATime(t *testing.T) {
+	w := newWorld(t)
+	st := &blockingLookups{Store: storetest.OpenBolt(t), entered: make(chan struct{}, 1), release: make(chan struct{})}
+	m := NewMetrics(nil)
+	h := &Receiver{Trust: w.trustB, Signer: w.b.Signer, Broker: broker.New(broker.Config{}, st, nil, nil, nil, nil, nil, nil),
+		QuestionWait: 50 * time.Millisecond, Metrics: m, Log: slog.New(slog.DiscardHandler)}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	var once sync.Once
+	release := func() { once.Do(func() { close(st.release) }) }
+	defer release() // before the server's Close, which waits for the questions
+	peer := w.peerOfA
+	peer.BaseURL = srv.URL
+	c := &Client{Self: w.a.Name, Signer: w.a.Signer, Trust: w.trustA, HTTP: srv.Client()}
+	refs := []Ref{{Sender: "amt24", MessageID: paket.NewMessageID()}}
+
+	first := make(chan error, 1)
+	go func() {
+		_, err := c.Status(context.Background(), peer, refs)
+		first <- err
+	}()
+	<-st.entered // the first question is in flight
+
+	// Bounded only so that, without the limit, the test fails instead of
+	// waiting with the question in flight.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := c.Status(ctx, peer, refs)
+	var se *StatusError
+	if !errors.As(err, &se) || se.Status != http.StatusTooManyRequests || se.Type != TypeTooManyQuestions || se.RetryAfterDelay <= 0 {
+		t.Fatalf("a second question while one is in flight: %v (%#v), want 429 %s with Retry-After", err, se, TypeTooManyQuestions)
+	}
+	if adapters.IsPermanent(err) {
+		t.Errorf("the asker took the 429 for a permanent refusal: %v", err)
+	}
+	var limited dto.Metric
+	if err := m.limited.WithLabelValues(w.a.Name).Write(&limited); err != nil {
+		t.Fatal(err)
+	}
+	if n := limited.GetCounter().GetValue(); n != 1 {
+		t.Errorf("amtsbote_federation_questions_limited_total: %v, want 1", n)
+	}
+
+	release()
+	if err := <-first; err != nil {
+		t.Fatalf("the question in flight: %v", err)
+	}
+	if rp, err := c.Status(context.Background(), peer, refs); err != nil || len(rp.Items) != 1 || rp.Items[0].State != StateUnknown {
+		t.Fatalf("the next question after it: %+v %v", rp, err)
+	}
+
+	// Not for junk: a question is counted only once its signer is known.
+	resp, err := http.Post(srv.URL+PathStatus, ContentType, io.NopCloser(io.LimitReader(zeros{}, 10)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusTooManyRequests {
+		t.Errorf("junk: %d", resp.StatusCode)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(b []byte) (int, error) { return len(b), nil }
