@@ -71,13 +71,15 @@ func (b *Budget) Acquire(ctx context.Context, n int64) (*Lease, error) {
 		return &Lease{}, nil
 	}
 	n = min(max(n, 0), b.max)
-	if err := b.take(ctx, n); err != nil {
+	// One wait for both: the parent's room is waited for in what is left of it.
+	deadline := time.Now().Add(b.wait)
+	if err := b.take(ctx, n, deadline); err != nil {
 		return nil, err
 	}
 	if b.parent != nil {
 		// Here first, then the parent: a request waiting for its own part's
 		// room holds none of the parent's meanwhile.
-		if err := b.parent.take(ctx, n); err != nil {
+		if err := b.parent.take(ctx, n, deadline); err != nil {
 			b.giveBackHere(n)
 			return nil, err
 		}
@@ -85,8 +87,8 @@ func (b *Budget) Acquire(ctx context.Context, n int64) (*Lease, error) {
 	return &Lease{b: b, held: n}, nil
 }
 
-// take takes n bytes of b alone (Acquire).
-func (b *Budget) take(ctx context.Context, n int64) error {
+// take takes n bytes of b alone (Acquire), waiting until deadline at most.
+func (b *Budget) take(ctx context.Context, n int64, deadline time.Time) error {
 	b.mu.Lock()
 	if len(b.waiters) == 0 && b.used+n <= b.max {
 		b.used += n
@@ -97,7 +99,7 @@ func (b *Budget) take(ctx context.Context, n int64) error {
 	b.waiters = append(b.waiters, w)
 	b.mu.Unlock()
 
-	t := time.NewTimer(b.wait)
+	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	var err error
 	select {
