@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -43,6 +44,23 @@ type Peer struct {
 	// PollInterval is how often the peer is asked about the packages forwarded to it
 	// that it has not decided yet (default 10s).
 	PollInterval time.Duration `yaml:"poll_interval"`
+	// Addresses are where the peer sends from (addresses or CIDR prefixes), if
+	// its operator names them: bodies from there may take the federation
+	// endpoint's memory kept for peers from the start, before a signed document
+	// of the peer has come from there (docs/federation.md). Optional.
+	Addresses []string `yaml:"addresses,omitempty"`
+}
+
+// From returns Addresses as prefixes (a single address as a /32 or /128);
+// entries that do not parse are left out (Validate reports them).
+func (p Peer) From() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range p.Addresses {
+		if x, err := parsePrefix(s); err == nil {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // Defaults of a peer.
@@ -195,6 +213,11 @@ func (c *Config) validatePeers() []error {
 		}
 		if p.PollInterval < 0 {
 			errs = append(errs, fmt.Errorf("%s.poll_interval: must not be negative", field))
+		}
+		for j, a := range p.Addresses {
+			if _, err := parsePrefix(a); err != nil {
+				errs = append(errs, fmt.Errorf("%s.addresses[%d]: %q is neither an address nor a CIDR prefix", field, j, a))
+			}
 		}
 	}
 	for id := range c.Offices {

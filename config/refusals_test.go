@@ -54,6 +54,11 @@ func TestValidateRefusesEachUnsafeSetting(t *testing.T) {
 		// operator's proxy would not be trusted and every clerk behind it shared
 		// one login limit.
 		{"trusted_proxies not an address", func(c *Config) { c.HTTP.TrustedProxies = []string{"10.0.0.0/33"} }, `http.trusted_proxies: "10.0.0.0/33" is neither an address nor a CIDR prefix`},
+		// A peer's address that does not parse would be left out of From
+		// silently: junk could hold up that peer after every restart.
+		{"peer address not an address", func(c *Config) {
+			c.Peers = []Peer{{ID: "amtsbote-by", Lands: []string{"09"}, BaseURL: "https://gw.by.example", Addresses: []string{"gw.by.example"}}}
+		}, `peers[0] (amtsbote-by).addresses[0]: "gw.by.example" is neither an address nor a CIDR prefix`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()

@@ -69,6 +69,9 @@ type Receiver struct {
 	// (http.trusted_proxies): behind one, a request's address is the client's
 	// it recorded in X-Forwarded-For.
 	TrustedProxies []netip.Prefix
+	// PeerAddresses are where the configured peers send from (peers[].addresses):
+	// known as peers' addresses from the start, as if a signed document had come.
+	PeerAddresses []netip.Prefix
 	// Uploads bound a forwarding with attachments (multipart/related): its whole
 	// size and the progress rule its body must keep (api.UploadBody).
 	Uploads Uploads

@@ -135,11 +135,20 @@ func (h *Receiver) learnAddr(r *http.Request, peer string) {
 }
 
 // budgetFor is the budget a request's body is read within: the whole, memory
-// kept for peers included, for an address a trusted peer sent from; the part
-// anyone may fill for every other.
+// kept for peers included, for an address a trusted peer sent from or its
+// operator named (peers[].addresses); the part anyone may fill for every other.
 func (h *Receiver) budgetFor(r *http.Request) *httpbody.Budget {
 	public := h.bodies()
-	if a, ok := clientAddr(r, h.TrustedProxies); ok && h.addrs.known(a, time.Now(), h.peerAddrTTL()) {
+	a, ok := clientAddr(r, h.TrustedProxies)
+	if !ok {
+		return public
+	}
+	for _, p := range h.PeerAddresses {
+		if p.Contains(a) {
+			return h.all
+		}
+	}
+	if h.addrs.known(a, time.Now(), h.peerAddrTTL()) {
 		return h.all
 	}
 	return public

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"sort"
 	"sync"
 	"time"
@@ -103,6 +104,7 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 		// trusted peers sent signed documents from may take (junk filling
 		// Bodies holds up no peer); behind a proxy, the client's address.
 		TrustedProxies: cfg.HTTP.Proxies(),
+		PeerAddresses:  peerAddresses(cfg.Peers),
 		// A peer's status questions one at a time (429 beyond), counted here.
 		Metrics: tracker.Metrics,
 		// A forwarding with attachments: the envelope, every referenced part, and
@@ -302,4 +304,13 @@ func waiting(first federation.Ref, more <-chan federation.Ref) []federation.Ref 
 			return refs
 		}
 	}
+}
+
+// peerAddresses are the addresses the peers' operators named (peers[].addresses).
+func peerAddresses(peers []config.Peer) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range peers {
+		out = append(out, p.From()...)
+	}
+	return out
 }

@@ -130,6 +130,39 @@ func TestPeerForwardingPassesJunkHoldingTheBodyBudget(t *testing.T) {
 	}
 }
 
+// TestNamedPeerAddressPassesJunkFromTheStart: the memory kept for peers goes to
+// addresses a trusted peer's document came from, which a gateway knows only
+// once one got through: after a restart during the junk, never. An address the
+// operator names in peers[].addresses is the peer's from the start.
+func TestNamedPeerAddressPassesJunkFromTheStart(t *testing.T) {
+	const maxBody = 256 << 10
+	sn := newFedNode(t, "amtsbote-sn")
+	by := newMunichPeer(t, sn)
+	by.cfg.Limits.MaxBodyBytes = maxBody
+	by.cfg.Peers[0].Addresses = []string{"127.0.0.1"} // sn sends from there
+	by.start(t)
+	limit := federation.EnvelopeBytes(maxBody)
+
+	for _, from := range []string{"127.0.0.2", "127.0.0.3"} {
+		stallUploadFrom(t, from, by.addr, federation.PathForward, limit)
+	}
+	var code int
+	for range 200 { // until the gateway has read what they sent
+		if code, _, _ = postJunkFrom(t, "127.0.0.4", by.url()+federation.PathForward, 1000); code == http.StatusServiceUnavailable {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code != http.StatusServiceUnavailable {
+		t.Fatalf("junk from a third host while two hold the budget: %d; want 503", code)
+	}
+	msg := paket.NewMessageID()
+	pkg := packageOfSize(t, sn, msg, maxBody)
+	if code, body := sn.forwardRaw(t, by, msg, pkg); code != http.StatusCreated {
+		t.Fatalf("the peer's first forwarding, from its named address, while junk holds the budget: %d %.300s", code, body)
+	}
+}
+
 // packageOfSize is a package of n's portal of exactly size bytes (or up to 3 less:
 // base64 grows in steps of 4), made so by an inline attachment.
 func packageOfSize(t *testing.T, n *fedNode, messageID string, size int) []byte {
