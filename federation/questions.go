@@ -16,7 +16,10 @@ import (
 // bolt store, 2 cores, the asker's signing included, 2026-12-07). A
 // forwarding gateway asks one question at a time (federation.Tracker: each peer
 // its own goroutine, batches one after the other), in a cluster one gateway
-// per poll interval and any gateway on a nudge. A broken peer that asked in
+// per poll interval and any gateway on a nudge; the broker's confirmation of a
+// package left handed over after a crash (peer.Adapter.Confirmed) asks one of
+// one package per peer office at a time. Those few wait for each other for
+// milliseconds. A broken peer that asked in
 // parallel took as many cores as it had connections, and intake and delivery
 // waited; now its questions wait for each other, and one that waited
 // DefaultQuestionWait is answered 429 with Retry-After, which the asker takes
