@@ -1,13 +1,12 @@
 package federation
 
 import (
-	"net"
 	"net/http"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/amtsbote/amtsbote/internal/clientaddr"
 	"github.com/amtsbote/amtsbote/internal/httpbody"
 )
 
@@ -79,41 +78,7 @@ func (p *peerAddrs) known(a netip.Addr, now time.Time, ttl time.Duration) bool {
 // client writes there itself is further left and never believed). As the web
 // mailbox's login limits read it (mailbox.clientAddr).
 func clientAddr(r *http.Request, proxies []netip.Prefix) (netip.Addr, bool) {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.Addr{}, false
-	}
-	a = a.Unmap()
-	trusted := func(x netip.Addr) bool {
-		for _, p := range proxies {
-			if p.Contains(x) {
-				return true
-			}
-		}
-		return false
-	}
-	if !trusted(a) {
-		return a, true
-	}
-	var hops []string
-	for _, v := range r.Header.Values("X-Forwarded-For") {
-		hops = append(hops, strings.Split(v, ",")...)
-	}
-	for i := len(hops) - 1; i >= 0; i-- {
-		x, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			break // a proxy would not write that: stop at the last good one
-		}
-		a = x.Unmap()
-		if !trusted(a) {
-			break
-		}
-	}
-	return a, true
+	return clientaddr.Of(r, proxies)
 }
 
 func (h *Receiver) peerAddrTTL() time.Duration {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/amtsbote/amtsbote/internal/clientaddr"
 )
 
 const (
@@ -266,27 +268,12 @@ func lockedUntil(n, free int, now time.Time) time.Time {
 // itself is further left and never believed). A peer that is not a trusted proxy
 // is the client, whatever it sends.
 func (m *Mailbox) clientAddr(r *http.Request) string {
+	if a, ok := clientaddr.Of(r, m.opts.TrustedProxies); ok {
+		return a.String()
+	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
-	}
-	peer, err := netip.ParseAddr(host)
-	if err != nil || !m.trusted(peer) {
-		return host
-	}
-	var hops []string
-	for _, v := range r.Header.Values("X-Forwarded-For") {
-		hops = append(hops, strings.Split(v, ",")...)
-	}
-	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			break // a proxy would not write that: stop at the last good one
-		}
-		host = a.Unmap().String()
-		if !m.trusted(a) {
-			break
-		}
 	}
 	return host
 }
@@ -329,12 +316,4 @@ func loginLimits(name, addr string) []limit {
 	return limits
 }
 
-func (m *Mailbox) trusted(a netip.Addr) bool {
-	a = a.Unmap()
-	for _, p := range m.opts.TrustedProxies {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
+func (m *Mailbox) trusted(a netip.Addr) bool { return clientaddr.Trusted(a, m.opts.TrustedProxies) }
