@@ -599,6 +599,12 @@ func (h *Receiver) status(w http.ResponseWriter, r *http.Request) {
 	rp := &Report{From: h.Trust.Self(), To: peer.ID, At: time.Now().UTC()}
 	budget := MaxAnswerReplies
 	for _, ref := range q.Refs {
+		if r.Context().Err() != nil {
+			// The asker has gone (its QuestionTimeout, a closed connection):
+			// nobody reads the answer, and the peer's next question waits for
+			// this one's slot meanwhile.
+			return
+		}
 		st := Status{Ref: ref, State: StateUnknown}
 		s, err := h.Broker.FindMessage(ref.Sender, ref.MessageID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,9 +28,11 @@ type blockingLookups struct {
 	store.Store
 	entered chan struct{}
 	release chan struct{}
+	lookups atomic.Int64
 }
 
 func (b *blockingLookups) FindByMessage(sender, messageID string) (*submission.Submission, error) {
+	b.lookups.Add(1)
 	select {
 	case b.entered <- struct{}{}:
 	default:
@@ -110,3 +113,51 @@ func TestPeerStatusQuestionsOneAtATime(t *testing.T) {
 type zeros struct{}
 
 func (zeros) Read(b []byte) (int, error) { return len(b), nil }
+
+// TestPeerStatusQuestionOfAnAskerGoneEnds: a question of 500 packages whose
+// asker gave up (its QuestionTimeout, a closed connection) went on reading the
+// store for every package and held the peer's one slot meanwhile; now it ends
+// at the next package.
+func TestPeerStatusQuestionOfAnAskerGoneEnds(t *testing.T) {
+	w := newWorld(t)
+	st := &blockingLookups{Store: storetest.OpenBolt(t), entered: make(chan struct{}, 1), release: make(chan struct{})}
+	h := &Receiver{Trust: w.trustB, Signer: w.b.Signer, Broker: broker.New(broker.Config{}, st, nil, nil, nil, nil, nil, nil),
+		Log: slog.New(slog.DiscardHandler)}
+	gone := make(chan struct{}, 8)
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		go func() { <-r.Context().Done(); gone <- struct{}{} }()
+		h.ServeHTTP(rw, r)
+	}))
+	defer srv.Close()
+	var once sync.Once
+	release := func() { once.Do(func() { close(st.release) }) }
+	defer release()
+	peer := w.peerOfA
+	peer.BaseURL = srv.URL
+	c := &Client{Self: w.a.Name, Signer: w.a.Signer, Trust: w.trustA, HTTP: srv.Client()}
+	refs := make([]Ref, 5)
+	for i := range refs {
+		refs[i] = Ref{Sender: "amt24", MessageID: paket.NewMessageID()}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() {
+		_, err := c.Status(ctx, peer, refs)
+		first <- err
+	}()
+	<-st.entered // the question is at its first package
+	cancel()
+	<-first
+	<-gone // the server saw the asker go
+	release()
+
+	// The next question gets the slot once the first has ended; by then the
+	// first has read no package after the one it was at.
+	if _, err := c.Status(context.Background(), peer, refs[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.lookups.Load(); n != 2 {
+		t.Errorf("%d store reads, want 2: the gone asker's question read on after it left", n)
+	}
+}
