@@ -12,6 +12,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/textproto"
 	"path"
 	"strconv"
 	"strings"
@@ -503,7 +504,7 @@ func (m *Mailbox) replyPost(w http.ResponseWriter, r *http.Request, s session, i
 		refuse(replyBusy)
 		return
 	case err != nil:
-		m.log.Warn("reply form unreadable", "submission", id, "office", s.Office, "user", s.User, "err", err)
+		m.log.Warn("reply form unreadable", "submission", id, "office", s.Office, "user", s.User, "err", formErrText(err))
 		refuse(replyBroken)
 		return
 	case !sameToken(f.csrf, s.CSRF):
@@ -653,4 +654,15 @@ func replyKindOf(s *submission.Submission, e submission.Event) string {
 // is not its peer's. The desk asks again when the form comes.
 func canReply(sub *submission.Submission, elsewhere string) bool {
 	return sub.DeliveredAt != nil && sub.Forward == nil && sub.BytesRemovedAt == nil && elsewhere == ""
+}
+
+// formErrText is what the log says of a reply form that did not arrive whole:
+// the error, but for a MIME header line that does not parse only that — the
+// error quotes the line, and a part's headers carry the file's name, which names
+// the applicant (docs/operations.md, "Personal data").
+func formErrText(err error) string {
+	if pe := textproto.ProtocolError(""); errors.As(err, &pe) {
+		return "a MIME header line of the form does not parse"
+	}
+	return err.Error()
 }

@@ -667,3 +667,35 @@ func TestRefusedReplyKeepsTheDecisionTyped(t *testing.T) {
 		t.Fatalf("refused replies decided or replied: %+v, %d replies", now.Decision, len(now.Replies))
 	}
 }
+
+// TestUnreadableReplyFormIsLoggedWithoutItsHeaderLine: a reply form whose
+// part header does not parse is refused, and the log said why with the
+// parser's error, which quotes the line — with the file's name in it, which
+// names the applicant. The log now says only that a header line did not parse.
+func TestUnreadableReplyFormIsLoggedWithoutItsHeaderLine(t *testing.T) {
+	var logs testenv.Buffer
+	e := startBrokerEnv(t, t.TempDir(), Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	sub := e.receiveHandedOver(t, officeDresden)
+	anna := e.login(t, "anna", "anna-passwort")
+	csrf, nonce := replyFormOf(t, anna.get("/postfach/s/"+sub.ID).Body.String())
+	const marker = "Quellenmeyer-Zyxw"
+	body := "--b\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n" + csrf +
+		"\r\n--b\r\nContent-Disposition: form-data; name=\"antwort-id\"\r\n\r\n" + nonce +
+		"\r\n--b\r\nContent-Disposition: form-data; name=\"art\"\r\n\r\nBescheid" +
+		"\r\n--b\r\nContent-Disposition: form-data; name=\"datei\"; filename=\"Bescheid.pdf\"\r\nBescheid_" + marker + ".pdf\r\n\r\n%PDF-1.4\r\n--b--\r\n"
+	req := httptest.NewRequest(http.MethodPost, "/postfach/s/"+sub.ID+"/antwort", strings.NewReader(body))
+	req.Header.Set("Content-Type", `multipart/form-data; boundary=b`)
+	rec := anna.send(req)
+	if rec.Code < 400 || rec.Code >= 500 {
+		t.Fatalf("a form with a header line that does not parse: %d, want a refusal", rec.Code)
+	}
+	if !strings.Contains(logs.String(), "reply form unreadable") {
+		t.Fatalf("no log line of the refusal:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), marker) {
+		t.Errorf("the log quotes the form's header line:\n%s", logs.String())
+	}
+	if got := e.replies(t, sub.ID); len(got) != 0 {
+		t.Errorf("stored: %+v", got)
+	}
+}
