@@ -91,7 +91,10 @@ func (h *Receiver) peerAddrTTL() time.Duration {
 // learnAddr remembers where a trusted peer's signed document came from (check).
 func (h *Receiver) learnAddr(r *http.Request, peer string) {
 	a, ok := clientAddr(r, h.TrustedProxies)
-	if !ok {
+	if !ok || clientaddr.Trusted(a, h.TrustedProxies) {
+		// A trusted proxy's own address (it recorded no X-Forwarded-For, or
+		// a hop that does not parse) is every client's behind it: learned,
+		// junk through the proxy would take the memory kept for peers.
 		return
 	}
 	if h.addrs.learn(a, time.Now()) {

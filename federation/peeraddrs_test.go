@@ -43,3 +43,23 @@ func TestPeerAddressesAreTheClients(t *testing.T) {
 		t.Error("known after its time is over")
 	}
 }
+
+// TestPeerAddressIsNeverATrustedProxys: behind a trusted proxy that records
+// no X-Forwarded-For (or a hop that does not parse), the address of a
+// request is the proxy's own, which every client behind it shares. A
+// peer's signed document from there made the proxy's address a peer's, and
+// every junk body through the proxy could take the memory kept for peers.
+func TestPeerAddressIsNeverATrustedProxys(t *testing.T) {
+	h := &Receiver{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
+	viaProxy := &http.Request{RemoteAddr: "10.1.2.3:4711", Header: http.Header{}}
+	h.learnAddr(viaProxy, "amtsbote-sn")
+	if b := h.budgetFor(viaProxy); b != h.Bodies {
+		t.Error("the proxy's own address takes the memory kept for peers after a peer's document came through it")
+	}
+	// The client's address the proxy recorded is learned as before.
+	peer := &http.Request{RemoteAddr: "10.1.2.3:4711", Header: http.Header{"X-Forwarded-For": {"198.51.100.1"}}}
+	h.learnAddr(peer, "amtsbote-sn")
+	if b := h.budgetFor(peer); b == h.Bodies {
+		t.Error("the peer's address behind the proxy is not a peer's")
+	}
+}
