@@ -14,9 +14,10 @@ import (
 
 // Of is the address r came from: the connection's, or behind a trusted proxy
 // (one of proxies, http.trusted_proxies) the client's as the proxies recorded it
-// in X-Forwarded-For. The list is read from the right, skipping trusted proxies;
-// the first address a trusted proxy did not write is the client's (what a client
-// puts into the header itself is further left and never believed). A connection
+// in X-Forwarded-For (an address, with its port or without). The list is read
+// from the right, skipping trusted proxies; the first address a trusted proxy
+// did not write is the client's (what a client puts into the header itself is
+// further left and never believed). A connection
 // that is not a trusted proxy's is the client, whatever it sends. IPv4-mapped
 // addresses are given as IPv4. false: the connection's address does not parse
 // (not a TCP connection).
@@ -38,7 +39,7 @@ func Of(r *http.Request, proxies []netip.Prefix) (netip.Addr, bool) {
 		hops = append(hops, strings.Split(v, ",")...)
 	}
 	for i := len(hops) - 1; i >= 0; i-- {
-		x, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		x, err := hop(strings.TrimSpace(hops[i]))
 		if err != nil {
 			break // a proxy would not write that: stop at the last good one
 		}
@@ -59,4 +60,20 @@ func Trusted(a netip.Addr, proxies []netip.Prefix) bool {
 		}
 	}
 	return false
+}
+
+// hop is one address of X-Forwarded-For: an address, or one with its port
+// ("198.51.100.1:51234", "[2001:db8::1]:51234"), as Azure's Application Gateway
+// records it. Refused, such a hop stopped the walk at the proxy, and every client
+// behind it had the proxy's address: one login limit for all clerks, and the
+// federation endpoint's memory kept for peers was never the peer's.
+func hop(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err == nil {
+		return a, nil
+	}
+	if ap, err2 := netip.ParseAddrPort(s); err2 == nil {
+		return ap.Addr(), nil
+	}
+	return netip.Addr{}, err
 }

@@ -19,6 +19,9 @@ func TestOf(t *testing.T) {
 		{"two proxies, in two header lines", "10.1.2.3:4711", []string{"198.51.100.1", "10.9.9.9"}, "198.51.100.1"},
 		{"a hop no proxy would write stops the walk", "10.1.2.3:4711", []string{"198.51.100.1, nonsense"}, "10.1.2.3"},
 		{"behind the proxy without the header, the proxy", "10.1.2.3:4711", nil, "10.1.2.3"},
+		// Azure's Application Gateway records the client's port too.
+		{"a hop with its port", "10.1.2.3:4711", []string{"198.51.100.1:51234"}, "198.51.100.1"},
+		{"an IPv6 hop with its port", "10.1.2.3:4711", []string{"[2001:db8::1]:51234"}, "2001:db8::1"},
 		{"an IPv4-mapped address is given as IPv4", "[::ffff:192.0.2.7]:4711", nil, "192.0.2.7"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
