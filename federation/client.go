@@ -319,15 +319,18 @@ func writeParts(ctx context.Context, mw *multipart.Writer, envelope []byte, part
 	if _, err := root.Write(envelope); err != nil {
 		return err
 	}
-	for _, p := range parts {
+	// A part is named by its place, not its Content-ID: a portal may make that
+	// of the file's name, and this error ends up in the log (the request's
+	// error, adapters.LogReason), which carries no applicant's data.
+	for i, p := range parts {
 		rc, err := p.Open(ctx)
 		if err != nil {
-			return fmt.Errorf("federation: part %s: %w", p.ContentID, err)
+			return fmt.Errorf("federation: attachment part %d of %d: %w", i+1, len(parts), err)
 		}
 		err = wire.WriteRelatedPart(mw, p.ContentID, p.MimeType, rc)
 		rc.Close()
 		if err != nil {
-			return fmt.Errorf("federation: part %s: %w", p.ContentID, err)
+			return fmt.Errorf("federation: attachment part %d of %d: %w", i+1, len(parts), err)
 		}
 	}
 	return mw.Close()

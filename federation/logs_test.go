@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -240,5 +242,31 @@ func TestPeerRefusalLogReasonLeavesOutItsWords(t *testing.T) {
 		if !strings.Contains(lr, want) {
 			t.Errorf("log reason %q lacks %q", lr, want)
 		}
+	}
+}
+
+// TestForwardingPartFailureLogReasonLeavesOutItsContentID: an attachment part
+// that cannot be read while the forwarding is sent (its blob gone, the disk
+// failing) failed the request, and the broker's log line ("delivery attempt
+// failed", adapters.LogReason) quoted the part's Content-ID, which a portal
+// may make of the file's name: the applicant's data.
+func TestForwardingPartFailureLogReasonLeavesOutItsContentID(t *testing.T) {
+	w := newWorld(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		rw.WriteHeader(http.StatusBadRequest)
+	}))
+	defer srv.Close()
+	peer := w.peerOfA
+	peer.BaseURL = srv.URL
+	c := &Client{Self: w.a.Name, Signer: w.a.Signer, Trust: w.trustA, HTTP: srv.Client()}
+	const cid = "Personalausweis_Quellenmeyer-Zyxw.pdf@amt24.example"
+	_, err := c.Forward(context.Background(), peer, w.envelope(t), Part{ContentID: cid, MimeType: "application/pdf",
+		Open: func(context.Context) (io.ReadCloser, error) { return nil, errors.New("blob: not found") }})
+	if err == nil {
+		t.Fatal("a forwarding whose part cannot be read went through")
+	}
+	if lr := adapters.LogReason(err); strings.Contains(lr, "Quellenmeyer") {
+		t.Errorf("log reason quotes the part's Content-ID: %q", lr)
 	}
 }
