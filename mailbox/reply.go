@@ -664,5 +664,11 @@ func formErrText(err error) string {
 	if pe := textproto.ProtocolError(""); errors.As(err, &pe) {
 		return "a MIME header line of the form does not parse"
 	}
+	// mime/multipart quotes a line after a part that is neither a boundary
+	// nor the end (an error of no type of its own, only its words); that
+	// line may be anything the form holds.
+	if s := err.Error(); strings.Contains(s, "multipart: expecting a new Part; got line") || strings.Contains(s, "multipart: unexpected line in Next()") {
+		return "a line of the form after a part is no boundary"
+	}
 	return err.Error()
 }

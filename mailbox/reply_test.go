@@ -699,3 +699,21 @@ func TestUnreadableReplyFormIsLoggedWithoutItsHeaderLine(t *testing.T) {
 		t.Errorf("stored: %+v", got)
 	}
 }
+
+// TestUnreadableReplyFormLineAfterAPartIsNotLogged: the multipart reader
+// refuses a line after a part that is neither a boundary nor the end by
+// quoting it, and what follows a boundary may be anything the form holds; the
+// log line "reply form unreadable" says the error without it.
+func TestUnreadableReplyFormLineAfterAPartIsNotLogged(t *testing.T) {
+	const marker = "Quellenmeyer-Zyxw"
+	body := "--b\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\nx\r\n--b Bescheid_" + marker + ".pdf\r\n\r\nA\r\n--b--\r\n"
+	req := httptest.NewRequest(http.MethodPost, "/postfach/s/x/antwort", strings.NewReader(body))
+	req.Header.Set("Content-Type", `multipart/form-data; boundary=b`)
+	_, err := readReplyForm(req, req.Body, false)
+	if err == nil {
+		t.Fatal("the form was read")
+	}
+	if s := formErrText(err); strings.Contains(s, marker) {
+		t.Errorf("the log's text quotes the form: %q", s)
+	}
+}

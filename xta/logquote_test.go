@@ -32,6 +32,10 @@ func TestRefusedMTOMIsLoggedWithoutWhatItQuoted(t *testing.T) {
 			"--b\r\nContent-ID: <Personalausweis_" + marker + ".pdf>\r\n\r\nB\r\n--b--\r\n",
 		"a header line that does not parse": root +
 			"--b\r\nContent-ID: <a>\r\nPersonalausweis_" + marker + ".pdf\r\n\r\nA\r\n--b--\r\n",
+		// The multipart reader quotes a line after a part that is neither
+		// a boundary nor the end.
+		"a line after a part that is no boundary": root +
+			"--b Personalausweis_" + marker + ".pdf\r\n\r\nA\r\n--b--\r\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := post(t, e.client("office-a"), e.base+PathRecipient, ct, []byte(body))
