@@ -329,10 +329,21 @@ func TestFederationSaxonyToBavaria(t *testing.T) {
 	// sn's log names the refusal by status and type: by's detail quotes what the
 	// package said (here the service key; a place as the applicant wrote it
 	// elsewhere) and stays in the events (docs/operations.md, "Personal data").
-	for _, line := range strings.Split(sn.p.stderr.String(), "\n") {
-		if strings.Contains(line, "delivery channel failed for good") && strings.Contains(line, "amtsbote-by") && strings.Contains(line, saxonyOnly) {
-			t.Errorf("sn's log quotes by's detail: %s", line)
+	// The line is written after the state is stored: wait for it, or the
+	// check passed on a log that did not have it yet.
+	var refusal string
+	for deadline := time.Now().Add(10 * time.Second); refusal == ""; time.Sleep(20 * time.Millisecond) {
+		for _, line := range strings.Split(sn.p.stderr.String(), "\n") {
+			if strings.Contains(line, "delivery channel failed for good") && strings.Contains(line, "amtsbote-by") {
+				refusal = line
+			}
 		}
+		if refusal == "" && time.Now().After(deadline) {
+			t.Fatalf("sn's log has no line of by's refusal:\n%s", sn.p.stderr.String())
+		}
+	}
+	if strings.Contains(refusal, saxonyOnly) {
+		t.Errorf("sn's log quotes by's detail: %s", refusal)
 	}
 	by.admin(t, "/v1/admin/submissions", &l)
 	if len(l.Submissions) != 1 {
