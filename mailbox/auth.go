@@ -315,5 +315,3 @@ func loginLimits(name, addr string) []limit {
 	}
 	return limits
 }
-
-func (m *Mailbox) trusted(a netip.Addr) bool { return clientaddr.Trusted(a, m.opts.TrustedProxies) }

@@ -12,7 +12,6 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
-	"net/textproto"
 	"path"
 	"strconv"
 	"strings"
@@ -657,18 +656,11 @@ func canReply(sub *submission.Submission, elsewhere string) bool {
 }
 
 // formErrText is what the log says of a reply form that did not arrive whole:
-// the error, but for a MIME header line that does not parse only that — the
-// error quotes the line, and a part's headers carry the file's name, which names
-// the applicant (docs/operations.md, "Personal data").
+// the error, but not a line of the form it quotes (httpbody.QuotesContent) — a
+// part's headers carry the file's name, which names the applicant.
 func formErrText(err error) string {
-	if pe := textproto.ProtocolError(""); errors.As(err, &pe) {
-		return "a MIME header line of the form does not parse"
-	}
-	// mime/multipart quotes a line after a part that is neither a boundary
-	// nor the end (an error of no type of its own, only its words); that
-	// line may be anything the form holds.
-	if s := err.Error(); strings.Contains(s, "multipart: expecting a new Part; got line") || strings.Contains(s, "multipart: unexpected line in Next()") {
-		return "a line of the form after a part is no boundary"
+	if httpbody.QuotesContent(err) {
+		return "a line of the form does not parse as multipart (not quoted here)"
 	}
 	return err.Error()
 }

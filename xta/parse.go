@@ -557,20 +557,13 @@ func readErr(err error, limit int64) error {
 	if errors.Is(err, httpbody.ErrBusy) {
 		return busyFault()
 	}
-	if pe := textproto.ProtocolError(""); errors.As(err, &pe) || quotesALine(err) {
+	if httpbody.QuotesContent(err) {
 		// A MIME header line that does not parse is quoted whole, and a
 		// part's headers carry file names; so is a line after a part that
 		// is no boundary, which may be anything the request holds.
 		return malformedQuoting("reading the request: %v", err)
 	}
 	return malformed("reading the request: %v", err)
-}
-
-// quotesALine reports whether err is mime/multipart's refusal of a line after a
-// part, which quotes the line; it has no type of its own, only its words.
-func quotesALine(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "multipart: expecting a new Part; got line") || strings.Contains(s, "multipart: unexpected line in Next()")
 }
 
 func (m *message) readMultipart(params map[string]string, r io.Reader, limit int64) ([]byte, error) {
