@@ -322,6 +322,11 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	if err != nil {
 		return netip.Prefix{}, err
 	}
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		// ::ffff:10.0.0.0/104 is 10.0.0.0/8: addresses are compared unmapped
+		// (clientaddr), and the mapped prefix contained none of them.
+		return netip.PrefixFrom(a.Unmap(), p.Bits()-96).Masked(), nil
+	}
 	return p.Masked(), nil
 }
 

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -598,4 +599,34 @@ func loadReadableByAll(t *testing.T, yaml string) (string, Config) {
 		t.Fatal(err)
 	}
 	return path, c
+}
+
+// TestMappedPrefixesAreIPv4: an IPv4-mapped prefix in http.trusted_proxies or
+// peers[].addresses (::ffff:10.0.0.0/104, as some IPv6-only tooling writes
+// it) is its IPv4 prefix; kept mapped it contained no address, since requests'
+// addresses are compared unmapped.
+func TestMappedPrefixesAreIPv4(t *testing.T) {
+	h := HTTP{TrustedProxies: []string{"::ffff:10.0.0.0/104", "::ffff:192.0.2.7", "2001:db8::/32"}}
+	p := Peer{Addresses: []string{"::ffff:198.51.100.0/120"}}
+	for _, tc := range []struct {
+		prefixes []netip.Prefix
+		addr     string
+		want     bool
+	}{
+		{h.Proxies(), "10.1.2.3", true},
+		{h.Proxies(), "192.0.2.7", true},
+		{h.Proxies(), "11.0.0.1", false},
+		{h.Proxies(), "2001:db8::1", true},
+		{p.From(), "198.51.100.9", true},
+		{p.From(), "198.51.101.9", false},
+	} {
+		a := netip.MustParseAddr(tc.addr)
+		got := false
+		for _, x := range tc.prefixes {
+			got = got || x.Contains(a)
+		}
+		if got != tc.want {
+			t.Errorf("%s in %v: %v, want %v", tc.addr, tc.prefixes, got, tc.want)
+		}
+	}
 }
