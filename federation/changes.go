@@ -118,6 +118,15 @@ func (h *Receiver) nudge(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case c != nil && h.Changed != nil:
+		// In the peer's one slot its status questions take (questions.go):
+		// up to MaxChanges store reads, as much as a question of as many
+		// packages, and a broken peer sending them in parallel took as many
+		// cores as it had connections.
+		done, ok := h.questionSlot(w, r, peer.ID)
+		if !ok {
+			return
+		}
+		defer done()
 		// The request's context: the lookups end when the peer has gone.
 		h.Changed(r.Context(), peer.ID, c.Refs)
 	case h.Nudged != nil:
@@ -139,13 +148,43 @@ func (c *Client) Changed(ctx context.Context, peer config.Peer, refs []Ref) erro
 		if err != nil {
 			return err
 		}
+		if err := c.sendChanges(ctx, peer, doc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// changesTries is how often Changed sends a document the peer answers 429.
+const changesTries = 3
+
+// sendChanges sends one signed Aenderungsmeldung. A 429 is the peer serving
+// its slot's work one at a time (questions.go): the document is sent again
+// after the Retry-After (1 s if none, at most 5 s), up to changesTries times
+// in all. The nudger drops what it could not tell, and a decided package left
+// untold waited for its turn at the peer, up to 12 hours, with its Bescheid.
+func (c *Client) sendChanges(ctx context.Context, peer config.Peer, doc []byte) error {
+	for try := 1; ; try++ {
 		status, _, p, err := c.post(ctx, peer, PathNudge, doc, nil)
 		if err != nil {
 			return err
 		}
-		if status != http.StatusNoContent && status != http.StatusOK {
+		if status == http.StatusNoContent || status == http.StatusOK {
+			return nil
+		}
+		if status != http.StatusTooManyRequests || try == changesTries {
 			return classify(peer.ID, status, p)
 		}
+		wait := p.retryAfter
+		if wait <= 0 {
+			wait = time.Second
+		}
+		t := time.NewTimer(min(wait, 5*time.Second))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
 	}
-	return nil
 }

@@ -13,8 +13,9 @@ import (
 type Metrics struct {
 	questions *prometheus.CounterVec // peer, outcome: answered | failed
 	replies   *prometheus.CounterVec // peer, outcome: stored | failed
-	// limited: the receiving side's, a peer's status questions answered 429
-	// (Receiver.questionSlot).
+	// limited: the receiving side's, a peer's status questions and signed
+	// Aenderungsmeldungen answered 429 (Receiver.questionSlot); one metric for
+	// the one slot they share.
 	limited *prometheus.CounterVec // peer
 }
 
@@ -29,7 +30,7 @@ func NewMetrics(peers []config.Peer) *Metrics {
 			Help: "Replies of a peer's offices (Bescheid, Rückfrage) this gateway fetched for its portals, by peer and outcome: stored, or failed (unreachable, refused, bytes other than announced); a failed one is asked for again."},
 			[]string{"peer", "outcome"}),
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "amtsbote_federation_questions_limited_total",
-			Help: "Status questions of a peer gateway that this gateway answered 429 federation/too-many-questions, by peer: the peer had one in flight, and it did not end within 2 s (a peer asks one at a time per gateway; many at once are a broken peer)."},
+			Help: "Status questions and signed Aenderungsmeldungen of a peer gateway that this gateway answered 429 federation/too-many-questions, by peer: the peer had one of either in flight, and it did not end within 2 s (a peer sends one at a time per gateway; many at once are a broken peer)."},
 			[]string{"peer"}),
 	}
 	for _, p := range peers {

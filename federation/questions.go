@@ -31,6 +31,25 @@ import (
 // every poll interval the forwarding gateway's operator chose, 50 ms at the
 // least), and cannot be told from a broken loop here. One at a time, a peer
 // takes at most one question's work at once.
+//
+// A signed Aenderungsmeldung takes the same slot (Receiver.nudge): up to
+// MaxChanges store reads, 2 ms of CPU here for one of 100 (3.4 ms both sides,
+// the sender's signing 1.4 ms of it; a status question of 100: 4.5 ms), so a
+// broken peer sending them in parallel took the cores as its questions did.
+// A peer's gateways send one at a time each (the nudger: one goroutine a
+// peer, its documents one after the other), a cluster's few at once wait for
+// each other and for a question for milliseconds; the sender waits out a 429
+// and sends again (Client.Changed). One slot for both, not one each: a peer
+// takes at most one such request's work at once, whichever it is.
+//
+// A fetch of a reply (Antwortabruf) takes none: its lookup is one store read
+// (0.6 ms of CPU here with the signature's check), and the rest is the bytes,
+// about 1 ms of CPU a MiB both sides (16 MiB: 16.6 ms), paced by the fetching side's reading.
+// A slot held over the transfer would refuse a cluster's second gateway for as
+// long as the first's fetch of 64 MiB takes on a slow link, up to 17 minutes,
+// and a refused fetch costs the fetching side that reply's backoff (30 s,
+// doubling) and a failure in AmtsbotePeerRepliesFailing; held over the lookup
+// alone it would bound next to nothing.
 
 // DefaultQuestionWait is how long a peer's status question waits for the one
 // the peer has in flight: long enough for a cluster's gateways asking at once
@@ -61,7 +80,8 @@ func (q *questionSlots) slot(peer string) chan struct{} {
 	return c
 }
 
-// questionSlot waits until peer has no other status question in flight here,
+// questionSlot waits until peer has no other status question (or
+// Aenderungsmeldung) in flight here,
 // at most QuestionWait, and returns what ends this one's turn; or answers 429
 // (or nothing, for a peer that has gone) and reports false.
 func (h *Receiver) questionSlot(w http.ResponseWriter, r *http.Request, peer string) (done func(), ok bool) {
@@ -91,11 +111,11 @@ func (h *Receiver) questionSlot(w http.ResponseWriter, r *http.Request, peer str
 	n := q.unsaid.Add(1)
 	if q.log.Allow(time.Now()) {
 		q.unsaid.Add(-n)
-		h.log().Warn("a peer gateway's status questions refused: it asked again while one was in flight (at most one such line a minute; amtsbote_federation_questions_limited_total counts them all)",
+		h.log().Warn("a peer gateway's status questions refused: it asked again while one (or an Aenderungsmeldung) was in flight (at most one such line a minute; amtsbote_federation_questions_limited_total counts them all)",
 			"peer", peer, "refused_since_last_line", n)
 	}
 	w.Header().Set("Retry-After", "1")
 	problem.Write(w, r, problem.New(http.StatusTooManyRequests, TypeTooManyQuestions,
-		"a status question of this peer is in flight here; a peer asks one at a time; ask again later"))
+		"a status question or Aenderungsmeldung of this peer is in flight here; a peer sends one at a time; send again later"))
 	return nil, false
 }

@@ -15,7 +15,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/store/storetest"
@@ -159,5 +161,103 @@ func TestPeerStatusQuestionOfAnAskerGoneEnds(t *testing.T) {
 	}
 	if n := st.lookups.Load(); n != 2 {
 		t.Errorf("%d store reads, want 2: the gone asker's question read on after it left", n)
+	}
+}
+
+// TestPeerChangeNoticeWaitsForThePeersQuestion: a signed Aenderungsmeldung
+// costs a store read for each of up to 100 packages it names (2 ms of CPU for
+// one of 100 on this side, as much as a status question of 100), and a
+// broken peer that sent them in parallel took as many cores as it had
+// connections, like its questions before. Now it takes the peer's one slot the
+// questions take: one that came while a question was in flight waits, and is
+// answered 429 federation/too-many-questions after the wait, counted, with
+// nothing looked up; the one after the question is taken.
+func TestPeerChangeNoticeWaitsForThePeersQuestion(t *testing.T) {
+	w := newWorld(t)
+	st := &blockingLookups{Store: storetest.OpenBolt(t), entered: make(chan struct{}, 1), release: make(chan struct{})}
+	b := broker.New(broker.Config{}, st, nil, nil, nil, nil, nil, nil)
+	tr := &Tracker{Broker: b, Peers: []config.Peer{{ID: w.a.Name}}}
+	m := NewMetrics(nil)
+	h := &Receiver{Trust: w.trustB, Signer: w.b.Signer, Broker: b, Changed: tr.Changed,
+		QuestionWait: 50 * time.Millisecond, Metrics: m, Log: slog.New(slog.DiscardHandler)}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	var once sync.Once
+	release := func() { once.Do(func() { close(st.release) }) }
+	defer release()
+	peer := w.peerOfA
+	peer.BaseURL = srv.URL
+	c := &Client{Self: w.a.Name, Signer: w.a.Signer, Trust: w.trustA, HTTP: srv.Client()}
+	refs := []Ref{{Sender: "amt24", MessageID: paket.NewMessageID()}}
+
+	first := make(chan error, 1)
+	go func() {
+		_, err := c.Status(context.Background(), peer, refs)
+		first <- err
+	}()
+	<-st.entered // the question is in flight
+
+	doc, err := (&Changes{From: w.a.Name, To: w.b.Name, At: time.Now().UTC(), Refs: refs}).Sign(w.a.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Bounded only so that, without the limit, the test fails instead of
+	// waiting with the question in flight.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	status, _, p, err := c.post(ctx, peer, PathNudge, doc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status != http.StatusTooManyRequests || p.Type != TypeTooManyQuestions || p.retryAfter <= 0 {
+		t.Fatalf("an Aenderungsmeldung while the peer's question is in flight: %d %s (Retry-After %s), want 429 %s with Retry-After",
+			status, p.Type, p.retryAfter, TypeTooManyQuestions)
+	}
+	if n := st.lookups.Load(); n != 1 {
+		t.Errorf("%d store reads, want 1 (the question's): the refused Aenderungsmeldung looked packages up", n)
+	}
+	var limited dto.Metric
+	if err := m.limited.WithLabelValues(w.a.Name).Write(&limited); err != nil {
+		t.Fatal(err)
+	}
+	if n := limited.GetCounter().GetValue(); n != 1 {
+		t.Errorf("amtsbote_federation_questions_limited_total: %v, want 1", n)
+	}
+
+	release()
+	if err := <-first; err != nil {
+		t.Fatalf("the question in flight: %v", err)
+	}
+	if err := c.Changed(context.Background(), peer, refs); err != nil {
+		t.Fatalf("the Aenderungsmeldung after the question: %v", err)
+	}
+}
+
+// TestChangeNoticeWaitsOutATooManyQuestions: the nudger drops what it could
+// not tell a peer (best effort), and a decided package the peer was not told
+// of waited for its turn there, up to 12 hours, with its Bescheid. A 429 is
+// the peer serving one at a time, not a failure: Changed waits its Retry-After
+// and sends the document again.
+func TestChangeNoticeWaitsOutATooManyQuestions(t *testing.T) {
+	w := newWorld(t)
+	var posts atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if posts.Add(1) == 1 {
+			rw.Header().Set("Retry-After", "1")
+			problem.Write(rw, r, problem.New(http.StatusTooManyRequests, TypeTooManyQuestions, "one at a time"))
+			return
+		}
+		rw.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	peer := w.peerOfA
+	peer.BaseURL = srv.URL
+	c := &Client{Self: w.a.Name, Signer: w.a.Signer, Trust: w.trustA, HTTP: srv.Client()}
+	if err := c.Changed(context.Background(), peer, []Ref{{Sender: "amt24", MessageID: paket.NewMessageID()}}); err != nil {
+		t.Fatalf("a 429 and then 204: %v", err)
+	}
+	if n := posts.Load(); n != 2 {
+		t.Errorf("%d posts, want 2: the document refused 429 was not sent again", n)
 	}
 }
