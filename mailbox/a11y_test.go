@@ -113,7 +113,7 @@ const axeRun = `axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wc
 // "erledigt" mark, a reply to the applicant refused for its file's type and then
 // sent (the form and the list of replies), a case on its way to the office's Fachverfahren and the same
 // case taken over, the error pages (404, 503), the logout and a session that ends
-// while a form is open — and checks every page with axe-core against WCAG 2.1 A and
+// while a form is open (a decision's, then a reply's) — and checks every page with axe-core against WCAG 2.1 A and
 // AA, at desktop width and at 320 CSS pixels (400 % zoom, reflow), plus what axe
 // cannot see: the title says where one is and what just happened (what a screen
 // reader reads first), one h1, no sideways scrolling, errors on the focused field,
@@ -459,6 +459,25 @@ func TestAccessibility(t *testing.T) {
 	}
 	if f = facts("after logging in again"); !strings.HasSuffix(f.Title, "Vorgang "+subs[2].ID+" – Behördenpostfach") {
 		t.Errorf("after logging in again the page is titled %q, want the case's", f.Title)
+	}
+
+	// "Antwort senden" after the session ended: the login page says the reply
+	// was not sent, and the case after the login asks for the file again at
+	// its field (TestReplySentAfterTheSessionEndedKeepsWhatWasTyped).
+	do("choose a reply's file", chromedp.SetValue(chromedp.CSS("#art"), "Bescheid"), chromedp.SetUploadFiles(chromedp.CSS("#datei"), []string{pdf}))
+	clock.Add(int64(sessionIdle + time.Minute))
+	submit("reply late", "#antwort button[type=submit]")
+	f = check("session ended, reply not sent", "Fehler: Anmeldung")
+	if f.Active != "passwort" || !strings.Contains(f.ActiveDesc, "Antwort wurde nicht gesendet") {
+		t.Errorf("after a late reply the focus is on %q, described as %q; want the password (the name is filled in) and that the reply was not sent", f.Active, f.ActiveDesc)
+	}
+	do("log in again", chromedp.SendKeys(chromedp.CSS("#passwort"), "anna-passwort"))
+	submit("log in again", "form.karte button[type=submit]")
+	check("case after a late reply", "Fehler: "+paket.ExampleServiceName+" – Vorgang "+subs[2].ID)
+	eval("file field", `JSON.stringify(((document.getElementById('datei') || {getAttribute: () => ''}).getAttribute('aria-describedby') || '').split(/\s+/)
+		.map(id => (document.getElementById(id) || {}).textContent || '').join(' '))`, &left)
+	if !strings.Contains(left, "Anmeldung war abgelaufen") {
+		t.Errorf("after a late reply and the login, the file's field is described as %q; want the note that the file was not sent", left)
 	}
 }
 

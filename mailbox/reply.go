@@ -12,6 +12,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -239,8 +240,13 @@ type replyForm struct {
 	// reason, choice are the decision's fields, which share the case's form
 	// ("begruendung", "ergebnis"): the page shows them again after the reply.
 	// A reason beyond maxFormBytes, which the decision's form could not take
-	// either, is not kept.
+	// either, is not kept (reasonDropped).
 	reason, choice string
+	reasonDropped  bool
+	// author is the user the case's form was served to ("verfasser"): a
+	// draft carried through the login goes back to this user only
+	// (lateReply).
+	author string
 	// known is how many replies the page listed when it was served
 	// ("antworten-bekannt"); -1 when the form does not say (a page of a
 	// version before it).
@@ -297,8 +303,10 @@ func readReplyForm(r *http.Request, body io.Reader, fieldsOnly bool) (replyForm,
 			}
 			if len(b) <= maxFormBytes {
 				f.reason = string(b)
+			} else {
+				f.reasonDropped = true
 			}
-		case "csrf", "art", "antwort-id", "antworten-bekannt", "ergebnis":
+		case "csrf", "art", "antwort-id", "antworten-bekannt", "ergebnis", "verfasser":
 			b, err := io.ReadAll(io.LimitReader(part, maxReplyField+1))
 			if err != nil {
 				return f, fmt.Errorf("mailbox: the reply form's field %s: %w", name, err)
@@ -311,6 +319,8 @@ func readReplyForm(r *http.Request, body io.Reader, fieldsOnly bool) (replyForm,
 				f.csrf = string(b)
 			case "art":
 				f.kind = string(b)
+			case "verfasser":
+				f.author = string(b)
 			case "ergebnis":
 				if c := string(b); c == "annehmen" || c == "ablehnen" {
 					f.choice = c
@@ -594,6 +604,84 @@ func (m *Mailbox) replyPost(w http.ResponseWriter, r *http.Request, s session, i
 		d = &draft{why: draftCarried, Reason: f.reason, Choice: f.choice}
 	}
 	m.carry(w, r, s, id, "gesendet", "", d)
+}
+
+// maxLateReplyFields bounds what lateReply reads of a reply's form: the
+// fields before the file, a reason of at most maxFormBytes among them, and
+// their parts' headers; as much as the login form may carry.
+const maxLateReplyFields = maxFormBytes + 16<<10
+
+// lateReply answers "Antwort senden" sent after the session ended (not by
+// another site: serve): the case's page is one form, and the reason typed for
+// the decision, its choice and the reply's kind came with the file; the login
+// led back to the case with all of it gone, where a late decision's form is
+// carried (lateDraft). The fields before the file are read — the page puts the
+// file last (readReplyForm), and no more than maxLateReplyFields, outside the
+// budget for bodies, as replyPost reads them when the budget is full — and
+// the file never: the login page carries them as lateDraft's, says that the
+// reply was not sent, and the case's page after the login asks for the file
+// again. A form that cannot be read so leads to the login, carrying nothing,
+// as before. Either way the rest of the body is read and thrown away after
+// the answer, as far as a refusal is worth (replyPost's refuse): answered
+// before it, net/http closed the connection with the file unread, and
+// Chromium showed a reset connection instead of the login.
+func (m *Mailbox) lateReply(w http.ResponseWriter, r *http.Request, id string) {
+	window := cmp.Or(m.opts.Downloads.Window, api.DefaultTransferWindow)
+	minRate := cmp.Or(m.opts.Downloads.MinRate, api.DefaultTransferMinRate)
+	body := api.UploadBody(w, r, maxReplyBodyBytes, window, minRate)
+	f, err := readReplyForm(r, &fieldsReader{r: body, n: maxLateReplyFields}, true)
+	if err == nil && (f.reasonDropped || len(url.QueryEscape(f.reason)) > maxFormBytes) {
+		// A reason the login form could not carry (it takes what a case's
+		// form may send, maxFormBytes form-encoded, where the multipart form
+		// sends it unencoded): nothing is carried, as of a late decision's
+		// form of that size, rather than a login page whose form is refused.
+		err = errBeyondFields
+	}
+	api.AnswerUpload(w, cmp.Or(m.opts.WriteTimeout, api.DefaultWriteTimeout))
+	if r.Context().Err() != nil {
+		return // the browser went away: nobody to answer
+	}
+	httpbody.Refusing(w, r)
+	defer api.DrainUpload(w, r, body, maxReplyFileBytes+replyFraming, time.Now().Add(window))
+	if err != nil {
+		// The drain flushes the answer: its length is known (render says why).
+		w.Header().Set("Content-Length", "0")
+		http.Redirect(w, r, m.base.Path+"login?abgelaufen=1&weiter="+url.QueryEscape("s/"+id), http.StatusSeeOther)
+		return
+	}
+	d := &draft{Reason: f.reason, Choice: f.choice, Author: f.author, why: draftAfterLogin, replyLate: true}
+	if isReplyKind(f.kind) {
+		d.replyKind = f.kind
+	}
+	lp := m.loginPage(w, r, "s/"+id)
+	lp.carry(id, d)
+	lp.Error = sessionEndedReplyDraft
+	m.render(w, "login", http.StatusUnauthorized, lp)
+}
+
+// errBeyondFields: a reply's form has more before its file than
+// maxLateReplyFields.
+var errBeyondFields = errors.New("mailbox: the reply form's fields before the file are longer than a login may carry")
+
+// fieldsReader reads at most n bytes of r, and then fails with
+// errBeyondFields: io.LimitReader's end of file there reads as the form's
+// own end to the multipart reader, which then took a form cut at the bound
+// for a whole one.
+type fieldsReader struct {
+	r io.Reader
+	n int64
+}
+
+func (f *fieldsReader) Read(p []byte) (int, error) {
+	if f.n <= 0 {
+		return 0, errBeyondFields
+	}
+	if int64(len(p)) > f.n {
+		p = p[:f.n]
+	}
+	n, err := f.r.Read(p)
+	f.n -= int64(n)
+	return n, err
 }
 
 // repliesSince is the newest of the replies after the first known ones, or nil

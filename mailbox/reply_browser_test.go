@@ -199,3 +199,69 @@ func TestReplySentInAnotherTabIsShownFirst(t *testing.T) {
 		t.Fatalf("after sending again from the page that lists the first, the portal sees %d replies, want 2", len(got))
 	}
 }
+
+// TestReplySentAfterTheSessionEndedKeepsWhatWasTyped: a clerk writes a
+// rejection's reason on a case's page, chooses "Bescheid" and a scan of some
+// megabytes, and clicks "Antwort senden" after her session ended (the reason
+// took more than 30 minutes). The late reply led to the login and back to the
+// case with the reason, the choice and the kind gone: its multipart body was
+// not read without a session, where a late decision's or mark's form is
+// carried through the login. The fields before the file are read now (the
+// file never), the login page says the reply was not sent, and after the login
+// the case's form has the reason, "Ablehnen" and "Bescheid" again, with the
+// note at the file's field that it must be chosen again; nothing is sent or
+// decided before she does. The page comes whole, not as a broken connection,
+// although the answer is given before the file's end.
+func TestReplySentAfterTheSessionEndedKeepsWhatWasTyped(t *testing.T) {
+	r := newBrowserRig(t)
+	sub := r.e.receiveHandedOver(t, officeDresden)
+	scanPath := filepath.Join(t.TempDir(), "Bescheid Iris Hübner.pdf")
+	scan := append(paket.ExamplePDF("Bescheid: Der Antrag wird abgelehnt."), bytes.Repeat([]byte{' '}, 8<<20)...)
+	if err := os.WriteFile(scanPath, scan, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const reason = "Der Lageplan fehlt.\nBitte reichen Sie ihn nach: <Frist & Form>."
+	r.login()
+	if code := r.nav("case", chromedp.Navigate(r.base+"s/"+sub.ID)); code != http.StatusOK {
+		t.Fatalf("the case's page: HTTP %d", code)
+	}
+	r.do("write a rejection, choose Bescheid and the scan", chromedp.Click(chromedp.CSS("#ablehnen")),
+		chromedp.SendKeys(chromedp.CSS("#begruendung"), reason),
+		chromedp.SetValue(chromedp.CSS("#art"), "Bescheid"),
+		chromedp.SetUploadFiles(chromedp.CSS("#datei"), []string{scanPath}))
+	r.clock.Add(int64(sessionIdle + time.Minute))
+	if code := r.nav("send the reply late", chromedp.Click(chromedp.CSS("#antwort button[type=submit]"))); code != http.StatusUnauthorized {
+		t.Fatalf("the late reply: HTTP %d, want the login page (401)", code)
+	}
+	var login struct{ Name, Alert string }
+	r.eval(`JSON.stringify({Name: (document.getElementById('benutzer') || {}).value || '', Alert: ((document.querySelector('[role=alert]') || {}).textContent || '')})`, &login)
+	if login.Name != "anna" || !strings.Contains(login.Alert, "Antwort wurde nicht gesendet") || !strings.Contains(login.Alert, "Datei") {
+		t.Errorf("the login after the late reply: %+v; want anna's name and that the reply was not sent, the file to be chosen again", login)
+	}
+	r.do("log in again", chromedp.SendKeys(chromedp.CSS("#passwort"), "anna-passwort"))
+	if code := r.nav("log in again", chromedp.Click(chromedp.CSS("form.karte button[type=submit]"))); code != http.StatusOK {
+		t.Fatalf("the login: HTTP %d", code)
+	}
+	var p casePage
+	r.eval(casePageJS, &p)
+	if p.Reason != reason || !p.Rejecting || p.Kind != "Bescheid" {
+		t.Errorf("after the login the form holds %q (Ablehnen %v), kind %q; want the reason, Ablehnen and Bescheid", p.Reason, p.Rejecting, p.Kind)
+	}
+	if !strings.HasPrefix(p.Title, "Fehler: ") || !strings.Contains(p.Error, "nicht gesendet") || !strings.Contains(p.FileNote, "noch einmal aus") {
+		t.Errorf("after the login: title %q, alert %q, note at the file %q; want that the reply was not sent and the file must be chosen again", p.Title, p.Error, p.FileNote)
+	}
+	if now, _ := r.e.b.Submission(sub.ID); now.Decision != nil || len(now.Replies) != 0 {
+		t.Fatalf("the late reply or the login did something: decision %+v, %d replies", now.Decision, len(now.Replies))
+	}
+	r.do("choose the scan again", chromedp.SetUploadFiles(chromedp.CSS("#datei"), []string{scanPath}))
+	if code := r.nav("send the reply", chromedp.Click(chromedp.CSS("#antwort button[type=submit]"))); code != http.StatusOK {
+		t.Fatalf("the reply sent again: HTTP %d", code)
+	}
+	r.eval(casePageJS, &p)
+	if got := r.e.replies(t, sub.ID); len(got) != 1 || got[0].Kind != "Bescheid" || got[0].Size != int64(len(scan)) {
+		t.Fatalf("the portal sees %+v, want the one Bescheid", got)
+	}
+	if p.Reason != reason || !p.Rejecting {
+		t.Errorf("after the reply the decision form holds %q (Ablehnen %v), want the reason still there", p.Reason, p.Rejecting)
+	}
+}

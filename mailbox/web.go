@@ -34,26 +34,25 @@ var assets embed.FS
 
 var pages = func() map[string]*template.Template {
 	funcs := template.FuncMap{
-		"stateLabel":    stateLabel,
-		"stateClass":    stateClass,
-		"when":          when,
-		"size":          german.Size,
-		"indent":        func(d int) int { return min(d, 8) },
-		"groupsOf":      groupsOf,
-		"pathEscape":    url.PathEscape,
-		"reasonMax":     func() string { return thousands(maxReasonRunes) },
-		"eventLabel":    eventLabel,
-		"eventText":     eventText,
-		"elsewhere":     waitingElsewhere,
-		"takenOver":     takenOverFrom,
-		"takeover":      takeoverEvent,
-		"replyKind":     replyKindLabel,
-		"replyKindOf":   replyKindOf,
-		"fileType":      fileTypeLabel,
-		"replyMax":      replyMax,
-		"replyTypes":    replyTypeList,
-		"replyAccept":   replyAccept,
-		"replyFileLeft": func() string { return replyFileLeft },
+		"stateLabel":  stateLabel,
+		"stateClass":  stateClass,
+		"when":        when,
+		"size":        german.Size,
+		"indent":      func(d int) int { return min(d, 8) },
+		"groupsOf":    groupsOf,
+		"pathEscape":  url.PathEscape,
+		"reasonMax":   func() string { return thousands(maxReasonRunes) },
+		"eventLabel":  eventLabel,
+		"eventText":   eventText,
+		"elsewhere":   waitingElsewhere,
+		"takenOver":   takenOverFrom,
+		"takeover":    takeoverEvent,
+		"replyKind":   replyKindLabel,
+		"replyKindOf": replyKindOf,
+		"fileType":    fileTypeLabel,
+		"replyMax":    replyMax,
+		"replyTypes":  replyTypeList,
+		"replyAccept": replyAccept,
 		"channelLabel": func(c string) string {
 			if l, ok := channelLabels[c]; ok {
 				return l
@@ -152,9 +151,16 @@ type page struct {
 	// field, as ReasonMissing does the decision's.
 	ReplyKindMissing bool
 	ReplyFileError   string
-	// ReplyFileLeft: a file was chosen for a reply, and the form was sent by
-	// another of its buttons, which does not send the file (draft.fileLeft).
+	// ReplyFileLeft: a file was chosen for a reply, and it was not sent: the
+	// form was sent by another of its buttons, which does not send the file
+	// (draft.fileLeft), or by the reply's after the session ended
+	// (draft.replyLate). ReplyFileNote says which at the file's field. The
+	// login page carries ReplyFileLeft, ReplyKind and ReplyLate with a draft.
 	ReplyFileLeft bool
+	ReplyFileNote string
+	// ReplyLate: "Antwort senden" sent the case's form after the session
+	// ended, and the reply was not sent (draft.replyLate).
+	ReplyLate bool
 	// SessionEnds is when the session ends if the clerk sends nothing before
 	// ("15:04 Uhr"): the decision form warns of it, as there is no script that could
 	// warn just before (WCAG 2.2.1).
@@ -397,6 +403,13 @@ const sessionEndedMarkDraft = "Ihre Anmeldung ist abgelaufen (nach 30 Minuten oh
 	"nichts wurde gespeichert, auch die Markierung „erledigt“ nicht. Bitte melden Sie sich wieder an: danach sehen Sie den Eingang " +
 	"mit Ihrer Entscheidung im Formular und speichern sie dort."
 
+// sessionEndedReplyDraft is sessionEndedDraft when the button clicked was
+// the reply's: its file was not read, only the fields before it, which the
+// login carries on.
+const sessionEndedReplyDraft = "Ihre Anmeldung ist abgelaufen (nach 30 Minuten ohne Seitenaufruf oder nach 10 Stunden); " +
+	"Ihre Antwort wurde nicht gesendet, und nichts wurde gespeichert. Bitte melden Sie sich wieder an: danach sehen Sie den Eingang " +
+	"mit Ihrer Eingabe im Formular. Die Datei wählen Sie dort noch einmal aus und senden die Antwort erneut."
+
 // flashHolds reports whether the message msg of a case's page still says what the
 // case is. The message is in the page's address, which Back, the history and a
 // reload bring again: after marking and unmarking, Back said "Als erledigt
@@ -547,12 +560,18 @@ func (m *Mailbox) serve(w http.ResponseWriter, r *http.Request) {
 			// without a request, e.g. writing a long reason). Say so, and lead back to
 			// the case after the login, instead of an error page whose only way on
 			// is the inbox.
+			if reReply.MatchString(p) && !crossSite(r) {
+				// "Antwort senden": its multipart body holds the file, which
+				// is not read without a session; the fields before it are
+				// (lateReply).
+				m.lateReply(w, r, mt[1])
+				return
+			}
 			if d := m.lateDraft(w, r, p); d != nil {
 				// A decision: the login page carries what was typed (the redirect
 				// lost it), and the page after the login is the case with it.
 				lp := m.loginPage(w, r, "s/"+mt[1])
-				lp.LoginAction, lp.LoginDraft, lp.Draft, lp.DraftChoice, lp.DraftAuthor = "s/"+mt[1], true, d.Reason, d.Choice, d.Author
-				lp.LoginName = d.Author
+				lp.carry(mt[1], d)
 				lp.Error = sessionEndedDraft
 				if reMark.MatchString(p) {
 					lp.Error = sessionEndedMarkDraft
@@ -934,10 +953,11 @@ func loginNext(next string) string {
 }
 
 // lateDraft is the decision of a case's form sent after the session ended
-// (path p), to be carried through the login; by the decision's button or the
-// mark's, which sends the decision's fields too (the case's page is one
-// form: the reason typed was lost by a late mark); nil for another form (the
-// reply's, whose multipart body of up to 20 MB is not read here), an empty one,
+// (path p), to be carried through the login, with the reply's kind chosen in
+// the same form and whether a file was chosen (not its name); by the
+// decision's button or the mark's, which sends the decision's fields too (the
+// case's page is one form: the reason typed was lost by a late mark); nil for
+// another form (the reply's: lateReply), an empty one,
 // one too big, or one another site sent (Sec-Fetch-Site): such a POST comes
 // without the session cookie (SameSite=Lax) and so looks like a late one, and a
 // draft it planted would be shown in the case's form. Even then the decision
@@ -954,10 +974,19 @@ func (m *Mailbox) lateDraft(w http.ResponseWriter, r *http.Request, p string) *d
 		return nil
 	}
 	d := draftOf(r.PostForm)
-	if d.Reason == "" && d.Choice == "" {
+	if d.Reason == "" && d.Choice == "" && d.replyKind == "" && !d.fileLeft {
 		return nil
 	}
 	return d
+}
+
+// carry puts draft d, carried through the login, into the login page p:
+// hidden fields of its form, which goes to the case's address (caseID); the
+// name of the draft's author is filled in.
+func (p *page) carry(caseID string, d *draft) {
+	p.LoginAction, p.LoginDraft, p.Draft, p.DraftChoice, p.DraftAuthor = "s/"+caseID, true, d.Reason, d.Choice, d.Author
+	p.ReplyKind, p.ReplyFileLeft, p.ReplyLate = d.replyKind, d.fileLeft, d.replyLate
+	p.LoginName = d.Author
 }
 
 // crossSite reports a request the browser says another site made (Sec-Fetch-Site):
@@ -975,13 +1004,20 @@ func sameOrigin(r *http.Request) bool {
 	return r.Header.Get("Sec-Fetch-Site") == "same-origin"
 }
 
-// draftOf is the decision in form, as the case's form and the login form that
-// carries it on send it.
+// draftOf is the decision in form, with the reply's kind and whether a file
+// was chosen for it, as the case's form (urlencoded: "datei" holds the
+// file's name) and the login form that carries it on send it; and, from the
+// login form, whether it was "Antwort senden" that came late (lateReply).
 func draftOf(form url.Values) *draft {
 	d := &draft{Reason: form.Get("begruendung"), Author: form.Get("verfasser"), why: draftAfterLogin}
 	if c := form.Get("ergebnis"); c == "annehmen" || c == "ablehnen" {
 		d.Choice = c
 	}
+	if k := form.Get("art"); isReplyKind(k) {
+		d.replyKind = k
+	}
+	d.replyLate = form.Get("antwort-abgelaufen") != ""
+	d.fileLeft = form.Get("datei") != "" && !d.replyLate
 	return d
 }
 
@@ -1003,7 +1039,7 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request, caseID strin
 	again := func(next string) *page {
 		p := m.loginPage(w, r, next)
 		if d != nil {
-			p.LoginAction, p.LoginDraft, p.Draft, p.DraftChoice, p.DraftAuthor = "s/"+caseID, true, d.Reason, d.Choice, d.Author
+			p.carry(caseID, d) // the callers put the name typed in
 		}
 		return p
 	}
@@ -1043,6 +1079,9 @@ func (m *Mailbox) loginPost(w http.ResponseWriter, r *http.Request, caseID strin
 		if d != nil {
 			p.LoginName = d.Author
 			p.Error = "Das Anmeldeformular war veraltet. Bitte melden Sie sich noch einmal an; Ihre Entscheidung wird weiter mitgeführt und ist noch nicht gespeichert."
+			if d.replyLate {
+				p.Error = "Das Anmeldeformular war veraltet. Bitte melden Sie sich noch einmal an; Ihre Eingabe wird weiter mitgeführt. Ihre Antwort ist nicht gesendet, und nichts ist gespeichert."
+			}
 		}
 		m.render(w, "login", http.StatusForbidden, p)
 		return
@@ -1315,6 +1354,9 @@ type draft struct {
 	// did not send (a urlencoded form sends its name only).
 	replyKind string
 	fileLeft  bool
+	// replyLate: the reply's button sent the form after the session ended
+	// (lateReply); its file was not read, and the reply was not sent.
+	replyLate bool
 }
 
 type draftWhy int
@@ -1339,6 +1381,10 @@ const (
 // and another button sent the form: no browser lets a page fill a file field
 // in again.
 const replyFileLeft = "Die Datei, die Sie hier ausgewählt hatten, ist nicht gesendet worden (das geschieht nur mit „Antwort senden“). Bitte wählen Sie sie noch einmal aus."
+
+// replyFileLate is replyFileLeft when it was "Antwort senden" that came after
+// the session ended (lateReply).
+const replyFileLate = "Die Datei, die Sie hier ausgewählt hatten, ist nicht gesendet worden: Ihre Anmeldung war abgelaufen. Bitte wählen Sie sie noch einmal aus und senden Sie die Antwort erneut."
 
 // carried is what the case's form holds for actions other than the one of the
 // button clicked, from its fields (decide and mark: urlencoded, the file
@@ -1504,7 +1550,11 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 	if draft != nil {
 		p.Draft, p.DraftChoice = draft.Reason, draft.Choice
 		p.ReplyKind = draft.replyKind
-		p.ReplyFileLeft = draft.fileLeft && p.ReplyForm
+		p.ReplyFileLeft = (draft.fileLeft || draft.replyLate) && p.ReplyForm
+		p.ReplyFileNote = replyFileLeft
+		if draft.replyLate {
+			p.ReplyFileNote = replyFileLate
+		}
 		if draft.why != draftCarried {
 			p.Flash, p.TitleNote = "", ""
 			p.ReasonMissing, p.ChoiceMissing = false, false
@@ -1531,6 +1581,15 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 		case draftAfterLogin:
 			// "das Formular": the decision's button or the mark's sent it.
 			p.Error = "Nichts gespeichert: Ihre Anmeldung war abgelaufen, als Sie das Formular abgeschickt haben. Ihre Eingabe steht unten; bitte prüfen Sie sie und speichern Sie erneut."
+			if draft.replyLate {
+				p.Error = "Nichts gesendet: Ihre Anmeldung war abgelaufen, als Sie „Antwort senden“ geklickt haben; Ihre Antwort ist nicht gesendet."
+				if p.ReplyForm {
+					p.Error += " Bitte wählen Sie unten die Datei noch einmal aus und senden Sie die Antwort erneut."
+				}
+				if strings.TrimSpace(draft.Reason) != "" || draft.Choice != "" {
+					p.Error += " Ihre Entscheidung ist nicht gespeichert; sie steht unten im Formular."
+				}
+			}
 		case draftReply:
 			status = draft.reply.show(p, sub)
 		case draftCarried:
@@ -1541,7 +1600,7 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 				status = http.StatusConflict
 			}
 		}
-		if p.ReplyFileLeft {
+		if p.ReplyFileLeft && !draft.replyLate {
 			// After the switch: a refusal's message (a reason too long, a
 			// stale form) replaces the top's, and took this sentence with it.
 			const notSent = " Ihre Antwort an die antragstellende Person ist noch nicht gesendet: Bitte wählen Sie unten die Datei noch einmal aus und klicken Sie „Antwort senden“."
