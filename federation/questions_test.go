@@ -52,18 +52,15 @@ func (b *blockingLookups) FindByMessage(sender, messageID string) (*submission.S
 // after it too.
 func TestPeerStatusQuestionsOneAtATime(t *testing.T) {
 	w := newWorld(t)
-	st := &blockingLookups{Store: storetest.OpenBolt(t), entered: make(chan struct{}, 1), release: make(chan struct{})}
+	st := heldLookups(t)
 	m := NewMetrics(nil)
 	h := &Receiver{Trust: w.trustB, Signer: w.b.Signer, Broker: broker.New(broker.Config{}, st, nil, nil, nil, nil, nil, nil),
 		QuestionWait: 50 * time.Millisecond, Metrics: m, Log: slog.New(slog.DiscardHandler)}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	var once sync.Once
-	release := func() { once.Do(func() { close(st.release) }) }
+	release := st.releaseOnce()
 	defer release() // before the server's Close, which waits for the questions
-	peer := w.peerOfA
-	peer.BaseURL = srv.URL
-	c := &Client{Self: w.a.Name, Signer: w.a.Signer, Trust: w.trustA, HTTP: srv.Client()}
+	peer, c := w.askerAt(srv)
 	refs := []Ref{{Sender: "amt24", MessageID: paket.NewMessageID()}}
 
 	first := make(chan error, 1)
@@ -85,11 +82,7 @@ func TestPeerStatusQuestionsOneAtATime(t *testing.T) {
 	if adapters.IsPermanent(err) {
 		t.Errorf("the asker took the 429 for a permanent refusal: %v", err)
 	}
-	var limited dto.Metric
-	if err := m.limited.WithLabelValues(w.a.Name).Write(&limited); err != nil {
-		t.Fatal(err)
-	}
-	if n := limited.GetCounter().GetValue(); n != 1 {
+	if n := limitedCount(t, m, w.a.Name); n != 1 {
 		t.Errorf("amtsbote_federation_questions_limited_total: %v, want 1", n)
 	}
 
@@ -112,6 +105,34 @@ func TestPeerStatusQuestionsOneAtATime(t *testing.T) {
 	}
 }
 
+// heldLookups is a bolt store whose status lookups wait for its release.
+func heldLookups(t *testing.T) *blockingLookups {
+	return &blockingLookups{Store: storetest.OpenBolt(t), entered: make(chan struct{}, 1), release: make(chan struct{})}
+}
+
+// releaseOnce returns what lets b's lookups go, to be called any number of times.
+func (b *blockingLookups) releaseOnce() func() {
+	var once sync.Once
+	return func() { once.Do(func() { close(b.release) }) }
+}
+
+// askerAt is gateway A set up to ask B at srv: B as A's peer, and A's client.
+func (w *world) askerAt(srv *httptest.Server) (config.Peer, *Client) {
+	peer := w.peerOfA
+	peer.BaseURL = srv.URL
+	return peer, &Client{Self: w.a.Name, Signer: w.a.Signer, Trust: w.trustA, HTTP: srv.Client()}
+}
+
+// limitedCount is amtsbote_federation_questions_limited_total of peer.
+func limitedCount(t *testing.T, m *Metrics, peer string) float64 {
+	t.Helper()
+	var limited dto.Metric
+	if err := m.limited.WithLabelValues(peer).Write(&limited); err != nil {
+		t.Fatal(err)
+	}
+	return limited.GetCounter().GetValue()
+}
+
 type zeros struct{}
 
 func (zeros) Read(b []byte) (int, error) { return len(b), nil }
@@ -122,7 +143,7 @@ func (zeros) Read(b []byte) (int, error) { return len(b), nil }
 // at the next package.
 func TestPeerStatusQuestionOfAnAskerGoneEnds(t *testing.T) {
 	w := newWorld(t)
-	st := &blockingLookups{Store: storetest.OpenBolt(t), entered: make(chan struct{}, 1), release: make(chan struct{})}
+	st := heldLookups(t)
 	h := &Receiver{Trust: w.trustB, Signer: w.b.Signer, Broker: broker.New(broker.Config{}, st, nil, nil, nil, nil, nil, nil),
 		Log: slog.New(slog.DiscardHandler)}
 	gone := make(chan struct{}, 8)
@@ -131,12 +152,9 @@ func TestPeerStatusQuestionOfAnAskerGoneEnds(t *testing.T) {
 		h.ServeHTTP(rw, r)
 	}))
 	defer srv.Close()
-	var once sync.Once
-	release := func() { once.Do(func() { close(st.release) }) }
+	release := st.releaseOnce()
 	defer release()
-	peer := w.peerOfA
-	peer.BaseURL = srv.URL
-	c := &Client{Self: w.a.Name, Signer: w.a.Signer, Trust: w.trustA, HTTP: srv.Client()}
+	peer, c := w.askerAt(srv)
 	refs := make([]Ref, 5)
 	for i := range refs {
 		refs[i] = Ref{Sender: "amt24", MessageID: paket.NewMessageID()}
@@ -174,7 +192,7 @@ func TestPeerStatusQuestionOfAnAskerGoneEnds(t *testing.T) {
 // nothing looked up; the one after the question is taken.
 func TestPeerChangeNoticeWaitsForThePeersQuestion(t *testing.T) {
 	w := newWorld(t)
-	st := &blockingLookups{Store: storetest.OpenBolt(t), entered: make(chan struct{}, 1), release: make(chan struct{})}
+	st := heldLookups(t)
 	b := broker.New(broker.Config{}, st, nil, nil, nil, nil, nil, nil)
 	tr := &Tracker{Broker: b, Peers: []config.Peer{{ID: w.a.Name}}}
 	m := NewMetrics(nil)
@@ -182,12 +200,9 @@ func TestPeerChangeNoticeWaitsForThePeersQuestion(t *testing.T) {
 		QuestionWait: 50 * time.Millisecond, Metrics: m, Log: slog.New(slog.DiscardHandler)}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	var once sync.Once
-	release := func() { once.Do(func() { close(st.release) }) }
+	release := st.releaseOnce()
 	defer release()
-	peer := w.peerOfA
-	peer.BaseURL = srv.URL
-	c := &Client{Self: w.a.Name, Signer: w.a.Signer, Trust: w.trustA, HTTP: srv.Client()}
+	peer, c := w.askerAt(srv)
 	refs := []Ref{{Sender: "amt24", MessageID: paket.NewMessageID()}}
 
 	first := make(chan error, 1)
@@ -216,11 +231,7 @@ func TestPeerChangeNoticeWaitsForThePeersQuestion(t *testing.T) {
 	if n := st.lookups.Load(); n != 1 {
 		t.Errorf("%d store reads, want 1 (the question's): the refused Aenderungsmeldung looked packages up", n)
 	}
-	var limited dto.Metric
-	if err := m.limited.WithLabelValues(w.a.Name).Write(&limited); err != nil {
-		t.Fatal(err)
-	}
-	if n := limited.GetCounter().GetValue(); n != 1 {
+	if n := limitedCount(t, m, w.a.Name); n != 1 {
 		t.Errorf("amtsbote_federation_questions_limited_total: %v, want 1", n)
 	}
 
@@ -251,9 +262,7 @@ func TestChangeNoticeWaitsOutATooManyQuestions(t *testing.T) {
 		rw.WriteHeader(http.StatusNoContent)
 	}))
 	defer srv.Close()
-	peer := w.peerOfA
-	peer.BaseURL = srv.URL
-	c := &Client{Self: w.a.Name, Signer: w.a.Signer, Trust: w.trustA, HTTP: srv.Client()}
+	peer, c := w.askerAt(srv)
 	if err := c.Changed(context.Background(), peer, []Ref{{Sender: "amt24", MessageID: paket.NewMessageID()}}); err != nil {
 		t.Fatalf("a 429 and then 204: %v", err)
 	}
