@@ -123,14 +123,16 @@ func (g *Gateway) setupPeers(ctx context.Context) error {
 	for i, p := range cfg.Peers {
 		ids[i] = p.ID
 	}
-	nudges := startNudger(nctx, ids, func(ctx context.Context, peer string, refs []federation.Ref) {
+	nudges := startNudger(nctx, ids, nudgeRetry, func(ctx context.Context, peer string, refs []federation.Ref) error {
 		p, ok := cfg.PeerByID(peer)
 		if !ok {
-			return
+			return nil
 		}
-		if err := nc.Changed(ctx, p, refs); err != nil {
+		err := nc.Changed(ctx, p, refs)
+		if err != nil {
 			g.Log.Debug("nudge peer", "peer", peer, "err", err)
 		}
+		return err
 	})
 	g.Broker.Observe(func(s *submission.Submission, e submission.Event) {
 		if s.Origin == nil {
@@ -245,16 +247,21 @@ func peerLines(peers []config.Peer) func(office string) string {
 // of its own. One goroutine told them one after the other, each telling ended
 // after 5 s: a peer whose endpoint hung held up every other peer's nudges by
 // that much at every round, and the changes behind them filled the one line
-// of 256 and were dropped (an audit, 2026-12-07). Best effort: a peer asks
-// anyway, at its poll interval.
+// of 256 and were dropped (an audit, 2026-12-07). Best effort, tried a few
+// times: a peer asks anyway, at its poll interval.
 type nudger struct {
 	lines map[string]chan federation.Ref // peer id -> the changes it is to be told of
 	wg    sync.WaitGroup
 }
 
 // startNudger tells each of peers, by send, of the changes noted for it, until
-// ctx ends.
-func startNudger(ctx context.Context, peers []string, send func(ctx context.Context, peer string, refs []federation.Ref)) *nudger {
+// ctx ends. A telling that failed (the peer's endpoint down for a moment, its
+// 429 while it answers a question of ours, a timeout) is tried again after
+// retry, doubling, nudgeTries times in all, with the changes noted meanwhile:
+// dropped at once, a decided package's news and its Bescheid waited for the
+// package's turn at the peer, up to 12 hours. After the last try they are
+// dropped; the peer asks anyway.
+func startNudger(ctx context.Context, peers []string, retry time.Duration, send func(ctx context.Context, peer string, refs []federation.Ref) error) *nudger {
 	n := &nudger{lines: make(map[string]chan federation.Ref, len(peers))}
 	for _, p := range peers {
 		line := make(chan federation.Ref, 256)
@@ -262,19 +269,43 @@ func startNudger(ctx context.Context, peers []string, send func(ctx context.Cont
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
+			var refs []federation.Ref // a telling that failed, to be tried again
+			tries := 0
 			for {
-				var first federation.Ref
-				select {
-				case <-ctx.Done():
-					return
-				case first = <-line:
+				if len(refs) == 0 {
+					select {
+					case <-ctx.Done():
+						return
+					case first := <-line:
+						refs = []federation.Ref{first}
+					}
+				} else {
+					t := time.NewTimer(retry << (tries - 1))
+					select {
+					case <-ctx.Done():
+						t.Stop()
+						return
+					case <-t.C:
+					}
 				}
-				send(ctx, p, waiting(first, line))
+				refs = waiting(refs, line)
+				if err := send(ctx, p, refs); err != nil && ctx.Err() == nil && tries+1 < nudgeTries {
+					tries++
+					continue
+				}
+				refs, tries = nil, 0
 			}
 		}()
 	}
 	return n
 }
+
+// nudgeTries is how often a telling is tried (startNudger); nudgeRetry the
+// wait before the second try: 2, 4, 8, 16 s, half a minute in all.
+const (
+	nudgeTries = 5
+	nudgeRetry = 2 * time.Second
+)
 
 // note notes a change for peer; none for a peer not configured, and none when
 // its line is full.
@@ -288,20 +319,26 @@ func (n *nudger) note(peer string, ref federation.Ref) {
 // wait waits for the nudger's goroutines to end (its ctx ended).
 func (n *nudger) wait() { n.wg.Wait() }
 
-// waiting is first and the changes waiting behind it, each package once, in
+// waiting is refs and the changes waiting behind them, each package once, in
 // the order they came.
-func waiting(first federation.Ref, more <-chan federation.Ref) []federation.Ref {
-	refs := []federation.Ref{first}
-	seen := map[federation.Ref]bool{first: true}
+func waiting(refs []federation.Ref, more <-chan federation.Ref) []federation.Ref {
+	seen := make(map[federation.Ref]bool, len(refs))
+	out := refs[:0]
+	for _, r := range refs {
+		if !seen[r] {
+			seen[r] = true
+			out = append(out, r)
+		}
+	}
 	for {
 		select {
 		case r := <-more:
 			if !seen[r] {
 				seen[r] = true
-				refs = append(refs, r)
+				out = append(out, r)
 			}
 		default:
-			return refs
+			return out
 		}
 	}
 }
