@@ -72,15 +72,6 @@ func (p *peerAddrs) known(a netip.Addr, now time.Time, ttl time.Duration) bool {
 	return ok
 }
 
-// clientAddr is the address a request came from: the connection's, or behind a
-// trusted proxy (http.trusted_proxies) the client's as the proxies recorded it
-// in X-Forwarded-For, read from the right, skipping trusted proxies (what a
-// client writes there itself is further left and never believed). As the web
-// mailbox's login limits read it (mailbox.clientAddr).
-func clientAddr(r *http.Request, proxies []netip.Prefix) (netip.Addr, bool) {
-	return clientaddr.Of(r, proxies)
-}
-
 func (h *Receiver) peerAddrTTL() time.Duration {
 	if h.PeerAddrTTL <= 0 {
 		return DefaultPeerAddrTTL
@@ -90,7 +81,7 @@ func (h *Receiver) peerAddrTTL() time.Duration {
 
 // learnAddr remembers where a trusted peer's signed document came from (check).
 func (h *Receiver) learnAddr(r *http.Request, peer string) {
-	a, ok := clientAddr(r, h.TrustedProxies)
+	a, ok := clientaddr.Of(r, h.TrustedProxies)
 	if !ok || clientaddr.Trusted(a, h.TrustedProxies) {
 		// A trusted proxy's own address (it recorded no X-Forwarded-For, or
 		// a hop that does not parse) is every client's behind it: learned,
@@ -107,7 +98,7 @@ func (h *Receiver) learnAddr(r *http.Request, peer string) {
 // operator named (peers[].addresses); the part anyone may fill for every other.
 func (h *Receiver) budgetFor(r *http.Request) *httpbody.Budget {
 	public := h.bodies()
-	a, ok := clientAddr(r, h.TrustedProxies)
+	a, ok := clientaddr.Of(r, h.TrustedProxies)
 	if !ok {
 		return public
 	}

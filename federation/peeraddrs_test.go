@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/amtsbote/amtsbote/internal/clientaddr"
 )
 
 // TestPeerAddressesAreTheClients: the memory kept for peers goes by the address
@@ -24,7 +26,7 @@ func TestPeerAddressesAreTheClients(t *testing.T) {
 		if c.xff != "" {
 			r.Header.Set("X-Forwarded-For", c.xff)
 		}
-		a, ok := clientAddr(r, proxies)
+		a, ok := clientaddr.Of(r, proxies)
 		if !ok || a.String() != c.want {
 			t.Errorf("%s with X-Forwarded-For %q: %v %v, want %s", c.remote, c.xff, a, ok, c.want)
 		}
