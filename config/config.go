@@ -664,6 +664,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validatePeers()...)
 	errs = append(errs, c.validateMailbox()...)
 	errs = append(errs, c.validateTLS()...)
+	errs = append(errs, c.validateXTA()...)
 	if c.NATS.URL == "" && c.NATS.Replicas > 1 {
 		// The embedded server is one node: NATS refuses the streams, and its
 		// words named no setting.

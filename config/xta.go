@@ -66,6 +66,12 @@ func (c *Config) validateTLS() []error {
 	if t.REST && t.CertFile == "" {
 		errs = append(errs, errors.New("tls.rest: needs tls.cert_file and tls.key_file"))
 	}
+	return errs
+}
+
+// validateXTA checks the XTA face's own settings.
+func (c *Config) validateXTA() []error {
+	var errs []error
 	if c.XTA.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.XTA.Listen); err != nil {
 			errs = append(errs, fmt.Errorf("xta.listen: %w", err))
