@@ -462,9 +462,7 @@ func replyAccept() string {
 // an office's slow line take minutes. Nothing is stored before the token is
 // checked, and a refusal is the case's page with why.
 func (m *Mailbox) replyPost(w http.ResponseWriter, r *http.Request, s session, id string) {
-	window := cmp.Or(m.opts.Downloads.Window, api.DefaultTransferWindow)
-	minRate := cmp.Or(m.opts.Downloads.MinRate, api.DefaultTransferMinRate)
-	body := api.UploadBody(w, r, maxReplyBodyBytes, window, minRate)
+	body, window := m.replyBody(w, r)
 	// The file is held in memory until the desk has stored it: within the
 	// gateway's budget for bodies, which the portals' packages share, taken as
 	// the bytes arrive (httpbody.FirstBytes says why). Twenty clerks sending
@@ -626,9 +624,7 @@ const maxLateReplyFields = maxFormBytes + 16<<10
 // before it, net/http closed the connection with the file unread, and
 // Chromium showed a reset connection instead of the login.
 func (m *Mailbox) lateReply(w http.ResponseWriter, r *http.Request, id string) {
-	window := cmp.Or(m.opts.Downloads.Window, api.DefaultTransferWindow)
-	minRate := cmp.Or(m.opts.Downloads.MinRate, api.DefaultTransferMinRate)
-	body := api.UploadBody(w, r, maxReplyBodyBytes, window, minRate)
+	body, window := m.replyBody(w, r)
 	f, err := readReplyForm(r, &fieldsReader{r: body, n: maxLateReplyFields}, true)
 	if err == nil && (f.reasonDropped || len(url.QueryEscape(f.reason)) > maxFormBytes) {
 		// A reason the login form could not carry (it takes what a case's
@@ -751,4 +747,13 @@ func formErrText(err error) string {
 		return "a line of the form does not parse as multipart (not quoted here)"
 	}
 	return err.Error()
+}
+
+// replyBody is a reply form's body under the progress rule of uploads
+// (Options.Downloads' window and rate, the REST face's defaults), and that
+// window, which the drain of a refused form's rest keeps too.
+func (m *Mailbox) replyBody(w http.ResponseWriter, r *http.Request) (io.Reader, time.Duration) {
+	window := cmp.Or(m.opts.Downloads.Window, api.DefaultTransferWindow)
+	minRate := cmp.Or(m.opts.Downloads.MinRate, api.DefaultTransferMinRate)
+	return api.UploadBody(w, r, maxReplyBodyBytes, window, minRate), window
 }
