@@ -623,10 +623,7 @@ func (m *Mailbox) serve(w http.ResponseWriter, r *http.Request) {
 				// cookie is SameSite=Lax, and a page on a sibling host posted
 				// a reason and "Ablehnen" with any token into the clerk's
 				// case form, ready to save (an audit, 2026-12-07).
-				d.Reason, d.Choice = r.PostFormValue("begruendung"), r.PostFormValue("ergebnis")
-				if c := carried(r.PostForm, false, true); c != nil {
-					d.replyKind, d.fileLeft = c.replyKind, c.fileLeft
-				}
+				d = typedIn(r.PostForm, draftStaleForm)
 			}
 			m.detailWithDraft(w, r, s, mt[1], d)
 			return
@@ -1412,6 +1409,17 @@ func carried(form url.Values, decision, reply bool) *draft {
 	return d
 }
 
+// typedIn is all a case's form held, to be shown again because of why: the
+// decision's reason and choice as sent, the reply's kind, and whether a file
+// was chosen (carried).
+func typedIn(form url.Values, why draftWhy) *draft {
+	d := &draft{Reason: form.Get("begruendung"), Choice: form.Get("ergebnis"), why: why}
+	if c := carried(form, false, true); c != nil {
+		d.replyKind, d.fileLeft = c.replyKind, c.fileLeft
+	}
+	return d
+}
+
 // carry answers an action of the case's form done (or refused for its own
 // fields) with the case's page and msg when the form holds more (d): the
 // redirect would drop it. Without, it redirects to the case with msg, and
@@ -1813,11 +1821,7 @@ func (m *Mailbox) decide(w http.ResponseWriter, r *http.Request, s session, id s
 	}
 	if errors.Is(err, errFormRefused) {
 		if refused == "zu-lang" {
-			d := &draft{Reason: r.PostFormValue("begruendung"), Choice: r.PostFormValue("ergebnis"), why: draftTooLong}
-			if c := carried(r.PostForm, false, true); c != nil {
-				d.replyKind, d.fileLeft = c.replyKind, c.fileLeft
-			}
-			m.detailWithDraft(w, r, s, id, d)
+			m.detailWithDraft(w, r, s, id, typedIn(r.PostForm, draftTooLong))
 			return
 		}
 		// No "#entscheidung" on these: the page puts the cursor on the field in
