@@ -32,9 +32,18 @@ type (
 		E1
 		E2
 		*e3
-		Y   string `json:"Y"`
+		Y string `json:"Y"`
+		// Tags whose names the two rules of encoding/json (tagname_v1.go,
+		// tagname_v2.go) read differently.
+		//lint:ignore SA5008 a tag that is no valid name, on purpose
 		Odd string `json:"o\\"`
-		K   string `json:"kelvin"`
+		//lint:ignore SA5008 as Odd
+		Under string `json:"_u\\x"`
+		//lint:ignore SA5008 as Odd
+		Dig    string `json:"9\\"`
+		Euro   string `json:"a€b"`
+		Quoted string `json:"'q'"`
+		K      string `json:"kelvin"`
 	}
 	W2 struct {
 		Twice
@@ -55,7 +64,7 @@ type (
 // so one that encoding/json decodes would come back after this build cleared
 // it; one that encoding/json does not decode it would drop.
 func TestFieldsAsEncodingJSON(t *testing.T) {
-	keys := []string{"A", "a", "B", "b", "C", "c", "D", "d", "x", "X", "Y", "y", `o\`, "Odd", "odd", "kelvin", "\u212Aelvin", "E1", "e1", "T1", "Twice", "e3", "\u017f"}
+	keys := []string{"A", "a", "B", "b", "C", "c", "D", "d", "x", "X", "Y", "y", `o\`, "o", "Odd", "odd", "_u", `_u\x`, "Under", "9", `9\`, "Dig", "a€b", "Euro", "'q'", "q", "Quoted", "kelvin", "\u212Aelvin", "E1", "e1", "T1", "Twice", "e3", "\u017f"}
 	for _, typ := range []reflect.Type{reflect.TypeFor[W1](), reflect.TypeFor[W2](), reflect.TypeFor[W3]()} {
 		f := fieldsOf(typ)
 		for _, k := range keys {

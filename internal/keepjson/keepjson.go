@@ -344,10 +344,7 @@ func fieldsOf(t reflect.Type) fields {
 				if tag == "-" {
 					continue
 				}
-				name, _, _ := strings.Cut(tag, ",")
-				if !isValidTag(name) {
-					name = ""
-				}
+				name := tagName(tag)
 				index := append(slices.Clone(f.index), i)
 				ft := sf.Type
 				if ft.Name() == "" && ft.Kind() == reflect.Pointer {
@@ -412,24 +409,6 @@ func fieldsOf(t reflect.Type) fields {
 	}
 	fieldCache.Store(t, f)
 	return f
-}
-
-// isValidTag is encoding/json's: a tag name it does not accept leaves the field
-// its Go name.
-func isValidTag(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		switch {
-		case strings.ContainsRune("!#$%&()*+-./:;<=>?@[]^_{|}~ ", c):
-			// Backslash and quote chars are reserved, but otherwise any
-			// punctuation chars are allowed in a tag name.
-		case !unicode.IsLetter(c) && !unicode.IsDigit(c):
-			return false
-		}
-	}
-	return true
 }
 
 // foldName is encoding/json's folding of a name for its match ignoring case.

@@ -303,7 +303,8 @@ type (
 	shadowed struct {
 		promoted
 		Decision *decision `json:"decision"` // hides promoted's
-		Odd      string    `json:"odd\\,omitempty"`
+		//lint:ignore SA5008 a tag that is no valid name, on purpose: the field keeps its Go name
+		Odd string `json:"odd\\,omitempty"`
 	}
 	promoted struct {
 		Decision *target `json:"decision"`
