@@ -34,7 +34,11 @@ func deferrals(evs []submission.Event) []submission.Event {
 // nextAttemptAt to the hold's end, with one event saying so "at the earliest",
 // and the queue message comes back no earlier than that.
 func TestWaitingPackageLearnsOfTheBreakersHold(t *testing.T) {
-	const scale = 1.0 / 1000 // the minute's cool-down takes 60 ms, the 5 s retry 5 ms
+	// The 5 s retry takes 5 ms, the cool-down 600 ms: A's queue message must come
+	// back while the breaker holds. With a minute's (60 ms) it had once come back
+	// after the hold on a loaded machine (make test's race detector beside two
+	// other test binaries), and was simply delivered.
+	const scale = 1.0 / 1000
 	hook := newHook(t, func(n int, _ time.Time) (int, string) {
 		if n < 2 {
 			return http.StatusServiceUnavailable, ""
@@ -42,7 +46,7 @@ func TestWaitingPackageLearnsOfTheBreakersHold(t *testing.T) {
 		return http.StatusOK, ""
 	})
 	cfg := Config{Workers: 2, PerOffice: 2, Schedule: StandardSchedule, TimeScale: scale, AttemptTimeout: 5 * time.Second,
-		BreakerThreshold: 2, BreakerCooldown: time.Minute}
+		BreakerThreshold: 2, BreakerCooldown: 10 * time.Minute}
 	e, _ := startHooked(t, t.TempDir(), cfg, hook)
 
 	var mu sync.Mutex
