@@ -251,16 +251,10 @@ func (junk) Read(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// stallUpload starts a POST of n declared bytes that asks first (Expect:
-// 100-continue), so the gateway's 100 Continue says its handler reads the body;
-// then it sends a little and stalls.
-func stallUpload(t *testing.T, addr, path string, n int64) net.Conn {
-	t.Helper()
-	return stallUploadFrom(t, "", addr, path, n)
-}
-
-// stallUploadFrom is stallUpload from the local address from (a loopback
-// address other than 127.0.0.1 stands for another host; "": any).
+// stallUploadFrom starts a POST of n declared bytes from the local address from
+// (a loopback address other than 127.0.0.1 stands for another host; "": any)
+// that asks first (Expect: 100-continue), so the gateway's 100 Continue says its
+// handler reads the body; then it sends a little and stalls.
 func stallUploadFrom(t *testing.T, from, addr, path string, n int64) net.Conn {
 	t.Helper()
 	c, err := dialerFrom(from).Dial("tcp", addr)

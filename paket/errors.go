@@ -49,7 +49,3 @@ func (e *FieldError) Is(target error) bool { return target == ErrInvalidField }
 
 // Unwrap exposes the cause so errors.Is(err, ErrAttachmentDigest) works.
 func (e *FieldError) Unwrap() error { return e.Err }
-
-func fieldErr(field, format string, args ...any) error {
-	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
-}

@@ -108,7 +108,7 @@ func TestScanRefuses(t *testing.T) {
 		{"two colons", minimalHead + `<a:b:c xmlns:a="urn:a"/></Antragspaket>`, Limits{}, ""},
 		{"name starts with digit", minimalHead + `<1a/></Antragspaket>`, Limits{}, ""},
 		{"nul reference", minimalHead + `&#0;</Antragspaket>`, Limits{}, ""},
-		{"control character", minimalHead + "</Antragspaket>", Limits{}, ""},
+		{"control character", minimalHead + "\x01</Antragspaket>", Limits{}, ""},
 		{"surrogate reference", minimalHead + `&#xD800;</Antragspaket>`, Limits{}, ""},
 		{"nbsp entity", minimalHead + `&nbsp;</Antragspaket>`, Limits{}, ""},
 		{"lt in attribute", minimalHead + `<a b="<"/></Antragspaket>`, Limits{}, ""},

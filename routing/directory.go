@@ -27,9 +27,8 @@ type Directory struct {
 	// peersFirst: see Source.PeersFirst.
 	peersFirst bool
 
-	svcIdx  serviceIndex
-	counts  Counts
-	modTime string
+	svcIdx serviceIndex
+	counts Counts
 }
 
 // Counts describes the size of a snapshot (for logs, the admin endpoint and the docs).

@@ -97,7 +97,7 @@ func parsePlaceQuery(s string) (placeQuery, error) {
 		}
 		return q, nil
 	}
-	if strings.IndexAny(p, "0123456789") >= 0 { // only then can it hold a postcode
+	if strings.ContainsAny(p, "0123456789") { // only then can it hold a postcode
 		if m := postcodeFirstRE.FindStringSubmatch(p); m != nil {
 			q.kind, q.digits, q.name = qPostcodeName, m[1], strings.Trim(m[2], " ,")
 			if q.name == "" {

@@ -14,10 +14,6 @@ import (
 // not use are skipped. docs/directory.md lists the accepted elements and
 // testdata/directory/schreibe.xml is a complete example.
 
-type xzText struct {
-	Value string `xml:",chardata"`
-}
-
 type xzLeistung struct {
 	ID              string   `xml:"id"`
 	Schluessel      string   `xml:"leistungsschluessel"`

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Online compaction.
@@ -377,7 +378,7 @@ func (w wbucket) Delete(k []byte) error {
 		w.dirty.note(w.name, k)
 	}
 	err := w.b.Delete(k)
-	if errors.Is(err, bolt.ErrIncompatibleValue) {
+	if errors.Is(err, berrors.ErrIncompatibleValue) {
 		return w.b.DeleteBucket(k)
 	}
 	return err

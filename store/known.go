@@ -69,7 +69,7 @@ type learned struct {
 // the caller's transaction must write the certificate's meta row (writeRow), and
 // then, after that transaction committed, call durable.
 func (ks *knownSet) learn(text []byte) (l learned, row, ok bool) {
-	if ks == nil || len(text) < 2*tokenLen || bytes.IndexAny(text, "\x00<") >= 0 {
+	if ks == nil || len(text) < 2*tokenLen || bytes.ContainsAny(text, "\x00<") {
 		return learned{}, false, false
 	}
 	ks.mu.RLock()
@@ -134,7 +134,7 @@ func loadKnown(tx *bolt.Tx, texts [][]byte) (*knownSet, error) {
 	meta := tx.Bucket(bucketMeta)
 	ks := &knownSet{byText: map[string][knownIDLen]byte{}, byID: map[[knownIDLen]byte][]byte{}, unsure: map[[knownIDLen]byte]bool{}}
 	for _, t := range texts {
-		if len(t) < 2*tokenLen || bytes.IndexAny(t, "\x00<") >= 0 {
+		if len(t) < 2*tokenLen || bytes.ContainsAny(t, "\x00<") {
 			continue // too short to gain anything, or not element text
 		}
 		id := knownID(t)

@@ -34,6 +34,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Sentinel errors at the package boundary.
@@ -135,7 +136,7 @@ var ErrLocked = errors.New("store: another process holds the file (is a gateway 
 
 // lockErr names a lock held by another process as ErrLocked.
 func lockErr(err error) error {
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return fmt.Errorf("%w: %w", ErrLocked, err)
 	}
 	return err

@@ -87,7 +87,7 @@ func Attacks(tb testing.TB, pki *PKI, unsigned *etree.Element) []Case {
 			el.Parent().RemoveChild(el)
 		}), signing.ErrInvalidSignature},
 		{"element-added", edit(func(_ *etree.Document, root, sig *etree.Element) {
-			root.InsertChild(sig, etree.NewElement("Zusatz"))
+			root.InsertChildAt(sig.Index(), etree.NewElement("Zusatz"))
 		}), signing.ErrInvalidSignature},
 		{"root-default-namespace-changed", edit(func(_ *etree.Document, root, _ *etree.Element) {
 			for i := range root.Attr {
@@ -175,7 +175,7 @@ func Attacks(tb testing.TB, pki *PKI, unsigned *etree.Element) []Case {
 		{"not-xml", []byte("this is not xml <"), signing.ErrMalformed},
 		{"depth-bomb", []byte(strings.Repeat("<a>", 10000) + strings.Repeat("</a>", 10000)), signing.ErrLimit},
 		{"unbound-prefix-in-signed-content", edit(func(_ *etree.Document, root, sig *etree.Element) {
-			root.InsertChild(sig, etree.NewElement("nope:Element"))
+			root.InsertChildAt(sig.Index(), etree.NewElement("nope:Element"))
 		}), signing.ErrMalformed},
 		{"signature-value-truncated", edit(func(_ *etree.Document, _, sig *etree.Element) {
 			sv := child(sig, "SignatureValue")

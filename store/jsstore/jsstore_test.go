@@ -63,8 +63,7 @@ func embeddedHarness() storetest.Harness {
 		mu.Unlock()
 		return st
 	}
-	var h storetest.Harness
-	h = storetest.Harness{
+	h := storetest.Harness{
 		Open: func(t *testing.T) store.Store { return open(t, t.TempDir()) },
 		Reopen: func(t *testing.T, old store.Store) store.Store {
 			mu.Lock()

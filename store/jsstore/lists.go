@@ -14,17 +14,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// each calls fn with the subject and value of every key under filter (its last
-// value; removed keys skipped), through a short-lived consumer. It ends at the keys
-// present when it started (and maybe some added since).
-func (s *Store) each(ctx context.Context, filter string, headersOnly bool, fn func(subject string, data []byte) (bool, error)) error {
-	return eachIn(ctx, s.kv, s.opts, []string{filter}, headersOnly, nil, func(subject string, data []byte, _ *jetstream.MsgMetadata) (bool, error) {
-		return fn(subject, data)
-	})
-}
-
-// eachIn is each on any stream, under one or more filters; fn also gets the
-// message's metadata (the time it was stored, its stream sequence).
+// eachIn calls fn with the subject, value and metadata (the time it was stored, its
+// stream sequence) of every message under the filters (a key's last value; removed
+// keys skipped), through a short-lived consumer. It ends at the messages present when
+// it started (and maybe some added since).
 //
 // The listing consumer has one replica, and the server may place it on a node that
 // has restarted and has not caught up on the stream yet (see Blobs.Open). Such a

@@ -165,10 +165,6 @@ func (s *Store) officeIDsOf(officeID string) ([]string, time.Time, error) {
 	return l.ids, l.created, nil
 }
 
-// maxSubjectDetails is the most subjects a stream info answer names at once
-// (nats-server's JSMaxSubjectDetails); past it the server answers in pages.
-const maxSubjectDetails = 100_000
-
 // pageOverlap: each page of subjects after the first is asked from this many
 // before the end of the page before (subjectsUnder).
 const pageOverlap = 1_000
@@ -242,8 +238,9 @@ type subjectsPage struct {
 // and the oldest last sequence of the pages' states (each taken before its
 // subjects).
 //
-// The server names at most maxSubjectDetails subjects an answer, the rest by
-// offset into its sorted subjects as of each answer: no snapshot. A subject
+// The server names at most 100,000 subjects an answer (nats-server's
+// JSMaxSubjectDetails), the rest by offset into its sorted subjects as of each
+// answer: no snapshot. A subject
 // dropped between two answers (a removal marker's TTL ran out) moves every
 // later one a place down, so the next page would start past one that stays.
 // Each page after the first is therefore asked from pageOverlap before the
