@@ -23,8 +23,15 @@ export MAILPIT_BIN := $(MAILPIT)
 # (about 4 minutes; without the service discovery plugins promtool does not need here).
 PROMTOOL_VERSION := v0.316.0
 PROMTOOL  ?= $(shell command -v promtool 2>/dev/null || echo $(CURDIR)/tools/bin/promtool-$(PROMTOOL_VERSION))
+# make lint's checkers, built once from the module proxy, and the vulnerability
+# database's pinned day (see vulncheck).
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(CURDIR)/tools/bin/staticcheck-$(STATICCHECK_VERSION)
+GOVULNCHECK_VERSION := v1.9.0
+GOVULNCHECK := $(CURDIR)/tools/bin/govulncheck-$(GOVULNCHECK_VERSION)
+VULNDB_VERSION := v0.0.0-20261105234957-e22db6528018
 
-.PHONY: all build run demo test vet unit deploy-check bench-short fuzz-short fuzz bench soak bench-soak bench-history cluster-soak cluster-measure bigfile lint tools clean
+.PHONY: all build run demo test vet staticcheck vulncheck unit deploy-check bench-short fuzz-short fuzz bench soak bench-soak bench-history cluster-soak cluster-measure bigfile lint tools clean
 
 all: build
 
@@ -136,8 +143,37 @@ cluster-soak:
 	CLUSTER_SOAK=2000 $(GO) test -count=1 -timeout 60m -run TestClusterKillsLoseNothing -v ./e2e/
 	SOAK_DURATION=2m $(GO) test -tags soak -count=1 -timeout 30m -run TestClusterSoak -v ./store/jsstore/
 
-lint: vet
+# Static checks beside make test (.ci/run runs both): gofmt, staticcheck, and
+# govulncheck. Kept out of make test for its 20-minute budget (about 1.5 minutes
+# more on 2 cores, most of it building the two tools once).
+lint: vet staticcheck vulncheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+staticcheck: $(STATICCHECK)
+	$(STATICCHECK) $(PKGS)
+
+# govulncheck against the Go vulnerability database as of a pinned day: the OSV
+# files of golang.org/x/vulndb at VULNDB_VERSION, from the module proxy, so every
+# run answers alike and needs no address beyond the proxy (raise the pin to learn
+# of newer vulnerabilities; docs/operations.md, "Vulnerabilities"). It fails when
+# the code reaches a known vulnerability (of the standard library too: Go 1.26.8
+# reached thirteen). First the database must know Go 1.26.8 as vulnerable, so an
+# empty or unread database fails instead of passing.
+vulncheck: $(GOVULNCHECK)
+	@db=$$(cd $$(mktemp -d) && GOFLAGS= GOWORK=off $(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	test -d "$$db/data/osv" || { echo "vulncheck: no OSV files from golang.org/x/vulndb@$(VULNDB_VERSION)"; exit 1; }; \
+	known=$$($(GOVULNCHECK) -db "file://$$db/data/osv" -mode query -format json stdlib@v1.26.8 | grep -c '"id": "GO-'); \
+	if [ "$$known" -lt 10 ]; then echo "vulncheck: the database names $$known vulnerabilities of go1.26.8, want at least 10: not read?"; exit 1; fi; \
+	echo "vulncheck: golang.org/x/vulndb@$(VULNDB_VERSION) ($$known entries for go1.26.8), $$($(GO) env GOVERSION)"; \
+	$(GOVULNCHECK) -db "file://$$db/data/osv" $(PKGS)
+
+$(STATICCHECK):
+	@mkdir -p $(CURDIR)/tools/bin
+	cd $$(mktemp -d) && GOBIN=$$(mktemp -d) GOFLAGS= GOWORK=off sh -c '$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) && mv "$$GOBIN/staticcheck" $@'
+
+$(GOVULNCHECK):
+	@mkdir -p $(CURDIR)/tools/bin
+	cd $$(mktemp -d) && GOBIN=$$(mktemp -d) GOFLAGS= GOWORK=off sh -c '$(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) && mv "$$GOBIN/govulncheck" $@'
 
 # npm verifiers used by the interop tests (xml-crypto, standardwebhooks), and mailpit.
 tools: tools/node/node_modules/.package-lock.json $(MAILPIT)
