@@ -38,8 +38,15 @@ func commands() []command {
 		{"store", "back up, restore, check, repair the indexes of, or move the durable truth between stores (backup | restore | verify | reindex | export | import)", runStore},
 		{"mailbox", "web mailbox helpers (hash: print the password_hash for a user, password on stdin)", runMailbox},
 		{"bench", "measure intake and delivery throughput against a loopback gateway", runBench},
-		{"version", "print the version", func(_ context.Context, _ []string, out, _ io.Writer) int {
-			fmt.Fprintln(out, "amtsbote", buildstamp.Read())
+		{"version", "print the version and the Go toolchain it was built with", func(_ context.Context, _ []string, out, _ io.Writer) int {
+			// The toolchain too: the standard library's vulnerabilities are the
+			// binary's (docs/operations.md, "Vulnerabilities").
+			bi := buildstamp.Read()
+			if bi.GoVersion != "" {
+				fmt.Fprintln(out, "amtsbote", bi, "built with", bi.GoVersion)
+			} else {
+				fmt.Fprintln(out, "amtsbote", bi)
+			}
 			return 0
 		}},
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -117,5 +118,19 @@ func TestExitCodesFollowOneRule(t *testing.T) {
 		if rc := run(ctx, tc.args, &o, &e); rc != tc.want || !strings.Contains(e.String(), tc.says) {
 			t.Errorf("amtsbote %q: rc %d, want %d and %q\n%s%s", tc.args, rc, tc.want, tc.says, o.String(), e.String())
 		}
+	}
+}
+
+// TestVersionNamesTheToolchain: `amtsbote version` names the Go toolchain the
+// binary was built with, as amtsbote_build_info does — the standard library's
+// vulnerabilities are the binary's (docs/operations.md, "Vulnerabilities"), and
+// the version line was where an operator looked first.
+func TestVersionNamesTheToolchain(t *testing.T) {
+	var o, e bytes.Buffer
+	if rc := run(context.Background(), []string{"version"}, &o, &e); rc != 0 {
+		t.Fatalf("rc %d\n%s", rc, e.String())
+	}
+	if want := " built with " + runtime.Version(); !strings.HasPrefix(o.String(), "amtsbote ") || !strings.Contains(o.String(), want) {
+		t.Errorf("amtsbote version printed %q, want it to say %q", o.String(), want)
 	}
 }
