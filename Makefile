@@ -31,7 +31,7 @@ GOVULNCHECK_VERSION := v1.9.0
 GOVULNCHECK := $(CURDIR)/tools/bin/govulncheck-$(GOVULNCHECK_VERSION)
 VULNDB_VERSION := v0.0.0-20261105234957-e22db6528018
 
-.PHONY: all build run demo test vet staticcheck vulncheck unit deploy-check bench-short fuzz-short fuzz bench soak bench-soak bench-history cluster-soak cluster-measure bigfile lint tools clean
+.PHONY: all build run demo test vet staticcheck vulncheck sbom unit deploy-check bench-short fuzz-short fuzz bench soak bench-soak bench-history cluster-soak cluster-measure bigfile lint tools clean
 
 all: build
 
@@ -146,7 +146,7 @@ cluster-soak:
 # Static checks beside make test (.ci/run runs both): gofmt, staticcheck, and
 # govulncheck. Kept out of make test for its 20-minute budget (about 1.5 minutes
 # more on 2 cores, most of it building the two tools once).
-lint: vet staticcheck vulncheck
+lint: vet staticcheck vulncheck sbom
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 staticcheck: $(STATICCHECK)
@@ -166,6 +166,14 @@ vulncheck: $(GOVULNCHECK)
 	if [ "$$known" -lt 10 ]; then echo "vulncheck: the database names $$known vulnerabilities of go1.26.8, want at least 10: not read?"; exit 1; fi; \
 	echo "vulncheck: golang.org/x/vulndb@$(VULNDB_VERSION) ($$known entries for go1.26.8), $$($(GO) env GOVERSION)"; \
 	$(GOVULNCHECK) -db "file://$$db/data/osv" $(PKGS)
+
+# The software bill of materials of the built binary (internal/sbom): CycloneDX
+# 1.6 JSON beside it (bin/amtsbote.cdx.json), with every linked module's version,
+# go.sum hash and licence, the standard library's version, the binary's SHA-512;
+# validated by CycloneDX's own library (tools/node). In make lint.
+sbom: build tools/node/node_modules/.package-lock.json
+	$(GO) run ./scripts/sbom -bin $(BIN) -out $(BIN).cdx.json -version $(VERSION)
+	node tools/node/cdx-validate.mjs $(BIN).cdx.json
 
 $(STATICCHECK):
 	@mkdir -p $(CURDIR)/tools/bin
