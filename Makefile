@@ -170,8 +170,10 @@ vulncheck: $(GOVULNCHECK)
 # The software bill of materials of the built binary (internal/sbom): CycloneDX
 # 1.6 JSON beside it (bin/amtsbote.cdx.json), with every linked module's version,
 # go.sum hash and licence, the standard library's version, the binary's SHA-512;
-# validated by CycloneDX's own library (tools/node). In make lint.
+# validated by CycloneDX's own library (tools/node), which must first refuse a
+# planted invalid one. In make lint.
 sbom: build tools/node/node_modules/.package-lock.json
+	@! node tools/node/cdx-validate.mjs internal/sbom/testdata/invalid.cdx.json >/dev/null 2>&1 || { echo "sbom: the validator passed an SBOM with a licence id SPDX does not know"; exit 1; }
 	$(GO) run ./scripts/sbom -bin $(BIN) -out $(BIN).cdx.json -version $(VERSION)
 	node tools/node/cdx-validate.mjs $(BIN).cdx.json
 
