@@ -5,8 +5,10 @@ GO        ?= go
 # The Go toolchain: 1.27.3 carries the fixes for thirteen vulnerabilities of the
 # standard library that this gateway's code reaches (HTTP/2 and Range handling in
 # net/http, MIME header limits, html/template's escaping, crypto/x509's distrust of
-# compromised intermediates; govulncheck, `make vulncheck`). go.mod requires it; the
-# go command of an older machine fetches it once from the module proxy (~76 MB).
+# compromised intermediates; govulncheck, `make vulncheck`). go.mod names it as its
+# toolchain, its go line stays at 1.26.8 so that tools run with the machine's own Go
+# (go vet) still work; the go command of an older machine fetches 1.27.3 once from the
+# module proxy (~76 MB). A binary built with an older Go warns at start.
 export GOTOOLCHAIN ?= go1.27.3
 BIN       := bin/amtsbote
 FUZZTIME  ?= 15s

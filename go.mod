@@ -1,6 +1,8 @@
 module github.com/amtsbote/amtsbote
 
-go 1.27.3
+go 1.26.8
+
+toolchain go1.27.3
 
 require (
 	github.com/beevik/etree v1.8.1

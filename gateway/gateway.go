@@ -230,6 +230,10 @@ func startOn(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Li
 		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion}},
 		func() float64 { return 1 }))
 	log.Info("amtsbote starting", "version", bi.String(), "go", bi.GoVersion, "store", cfg.Store.Backend)
+	if bi.OlderGo() {
+		log.Warn("built with a Go release whose standard library has vulnerabilities this gateway reaches: rebuild with make build",
+			"go", bi.GoVersion, "fixed_in", buildstamp.FixedGo)
+	}
 	// The backlog, the packages waiting for an office's confirmation, those
 	// waiting for a person and the cases waiting for their office's decision,
 	// counted from the store's indexes: the same numbers on

@@ -7,9 +7,24 @@
 package buildstamp
 
 import (
+	goversion "go/version"
 	"runtime/debug"
 	"sync"
 )
+
+// FixedGo is the first Go release whose standard library carries the fixes for
+// the vulnerabilities this gateway's code reaches (govulncheck, make vulncheck;
+// docs/operations.md, "Vulnerabilities"): go.mod's toolchain line, which make
+// and .ci/run build with. go.mod's go line stays older so that a plain go vet
+// of an older machine still works; a binary built that way is warned of at
+// start (OlderGo).
+const FixedGo = "go1.27.3"
+
+// OlderGo says whether the binary was built with a Go release before FixedGo
+// (false where the build did not say which).
+func (i Info) OlderGo() bool {
+	return goversion.IsValid(i.GoVersion) && goversion.Compare(i.GoVersion, FixedGo) < 0
+}
 
 // version is set by the release build's -ldflags; "" for any other build.
 var version string
