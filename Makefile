@@ -6,10 +6,13 @@ GO        ?= go
 # standard library that this gateway's code reaches (HTTP/2 and Range handling in
 # net/http, MIME header limits, html/template's escaping, crypto/x509's distrust of
 # compromised intermediates; govulncheck, `make vulncheck`). go.mod names it as its
-# toolchain, its go line stays at 1.26.8 so that tools run with the machine's own Go
+# toolchain (read from there, as .ci/run does), its go line stays at 1.26.8 so that tools run with the machine's own Go
 # (go vet) still work; the go command of an older machine fetches 1.27.3 once from the
 # module proxy (~76 MB). A binary built with an older Go warns at start.
-export GOTOOLCHAIN ?= go1.27.3
+ifndef GOTOOLCHAIN
+GOTOOLCHAIN := $(shell sed -n 's/^toolchain //p' go.mod)
+endif
+export GOTOOLCHAIN
 BIN       := bin/amtsbote
 FUZZTIME  ?= 15s
 FUZZOTHER ?= 5s
@@ -186,28 +189,27 @@ sbom: build tools/node/node_modules/.package-lock.json
 	$(GO) run ./scripts/sbom -bin $(BIN) -out $(BIN).cdx.json -version $(VERSION)
 	node tools/node/cdx-validate.mjs $(BIN).cdx.json
 
+# $(call go-install,[flags] package@version,name): builds a tool from the module
+# proxy into $@ (tools/bin, versioned name), outside this module so go.mod stays as it is.
+go-install = @mkdir -p $(CURDIR)/tools/bin; cd $$(mktemp -d) && GOBIN=$$(mktemp -d) GOFLAGS= GOWORK=off sh -c '$(GO) install $(1) && mv "$$GOBIN/$(2)" $@'
+
 $(STATICCHECK):
-	@mkdir -p $(CURDIR)/tools/bin
-	cd $$(mktemp -d) && GOBIN=$$(mktemp -d) GOFLAGS= GOWORK=off sh -c '$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) && mv "$$GOBIN/staticcheck" $@'
+	$(call go-install,honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION),staticcheck)
 
 $(NILNESS):
-	@mkdir -p $(CURDIR)/tools/bin
-	cd $$(mktemp -d) && GOBIN=$$(mktemp -d) GOFLAGS= GOWORK=off sh -c '$(GO) install golang.org/x/tools/go/analysis/passes/nilness/cmd/nilness@$(NILNESS_VERSION) && mv "$$GOBIN/nilness" $@'
+	$(call go-install,golang.org/x/tools/go/analysis/passes/nilness/cmd/nilness@$(NILNESS_VERSION),nilness)
 
 $(GOVULNCHECK):
-	@mkdir -p $(CURDIR)/tools/bin
-	cd $$(mktemp -d) && GOBIN=$$(mktemp -d) GOFLAGS= GOWORK=off sh -c '$(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) && mv "$$GOBIN/govulncheck" $@'
+	$(call go-install,golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION),govulncheck)
 
 # npm verifiers used by the interop tests (xml-crypto, standardwebhooks), and mailpit.
 tools: tools/node/node_modules/.package-lock.json $(MAILPIT)
 
 $(MAILPIT):
-	@mkdir -p $(CURDIR)/tools/bin
-	cd $$(mktemp -d) && GOBIN=$$(mktemp -d) GOFLAGS= GOWORK=off sh -c '$(GO) install github.com/axllent/mailpit@$(MAILPIT_VERSION) && mv "$$GOBIN/mailpit" $(MAILPIT)'
+	$(call go-install,github.com/axllent/mailpit@$(MAILPIT_VERSION),mailpit)
 
 $(CURDIR)/tools/bin/promtool-$(PROMTOOL_VERSION):
-	@mkdir -p $(CURDIR)/tools/bin
-	cd $$(mktemp -d) && GOBIN=$$(mktemp -d) GOFLAGS= GOWORK=off sh -c '$(GO) install -tags remove_all_sd github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION) && mv "$$GOBIN/promtool" $@'
+	$(call go-install,-tags remove_all_sd github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION),promtool)
 
 tools/node/node_modules/.package-lock.json: tools/node/package.json tools/node/package-lock.json
 	cd tools/node && npm ci --no-audit --no-fund
