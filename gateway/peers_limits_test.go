@@ -26,16 +26,11 @@ import (
 // size needs, and the bodies in memory at once to two of those: a request that
 // finds no room is answered 503 with Retry-After, never read.
 func TestPeerEndpointBoundsBodiesInMemory(t *testing.T) {
-	const maxBody = 256 << 10
-	sn := newFedNode(t, "amtsbote-sn")
-	by := newMunichPeer(t, sn)
-	by.cfg.Limits.MaxBodyBytes = maxBody
-	by.start(t)
-	limit := federation.EnvelopeBytes(maxBody)
+	sn, by, limit := bodyLimitedPeers(t, nil)
 
 	// A package of the largest size still fits its envelope.
 	msg := paket.NewMessageID()
-	pkg := packageOfSize(t, sn, msg, maxBody)
+	pkg := packageOfSize(t, sn, msg, limitTestMaxBody)
 	if code, body := sn.forwardRaw(t, by, msg, pkg); code != http.StatusCreated {
 		t.Fatalf("a forwarded package of %d bytes (the limit): %d %.300s", len(pkg), code, body)
 	}
@@ -92,12 +87,7 @@ func TestPeerEndpointBoundsBodiesInMemory(t *testing.T) {
 // documents came from read their bodies within memory the others cannot
 // fill: junk from other hosts still gets 503, the peer's package gets in.
 func TestPeerForwardingPassesJunkHoldingTheBodyBudget(t *testing.T) {
-	const maxBody = 256 << 10
-	sn := newFedNode(t, "amtsbote-sn")
-	by := newMunichPeer(t, sn)
-	by.cfg.Limits.MaxBodyBytes = maxBody
-	by.start(t)
-	limit := federation.EnvelopeBytes(maxBody)
+	sn, by, limit := bodyLimitedPeers(t, nil)
 
 	// sn has forwarded to by before (from 127.0.0.1).
 	msg := paket.NewMessageID()
@@ -124,7 +114,7 @@ func TestPeerForwardingPassesJunkHoldingTheBodyBudget(t *testing.T) {
 
 	// The peer's package of the largest size gets in meanwhile.
 	msg = paket.NewMessageID()
-	pkg := packageOfSize(t, sn, msg, maxBody)
+	pkg := packageOfSize(t, sn, msg, limitTestMaxBody)
 	if code, body := sn.forwardRaw(t, by, msg, pkg); code != http.StatusCreated {
 		t.Fatalf("the peer's forwarding of %d bytes while junk holds the budget: %d %.300s", len(pkg), code, body)
 	}
@@ -135,13 +125,9 @@ func TestPeerForwardingPassesJunkHoldingTheBodyBudget(t *testing.T) {
 // once one got through: after a restart during the junk, never. An address the
 // operator names in peers[].addresses is the peer's from the start.
 func TestNamedPeerAddressPassesJunkFromTheStart(t *testing.T) {
-	const maxBody = 256 << 10
-	sn := newFedNode(t, "amtsbote-sn")
-	by := newMunichPeer(t, sn)
-	by.cfg.Limits.MaxBodyBytes = maxBody
-	by.cfg.Peers[0].Addresses = []string{"127.0.0.1"} // sn sends from there
-	by.start(t)
-	limit := federation.EnvelopeBytes(maxBody)
+	sn, by, limit := bodyLimitedPeers(t, func(by *fedNode) {
+		by.cfg.Peers[0].Addresses = []string{"127.0.0.1"} // sn sends from there
+	})
 
 	for _, from := range []string{"127.0.0.2", "127.0.0.3"} {
 		stallUploadFrom(t, from, by.addr, federation.PathForward, limit)
@@ -157,7 +143,7 @@ func TestNamedPeerAddressPassesJunkFromTheStart(t *testing.T) {
 		t.Fatalf("junk from a third host while two hold the budget: %d; want 503", code)
 	}
 	msg := paket.NewMessageID()
-	pkg := packageOfSize(t, sn, msg, maxBody)
+	pkg := packageOfSize(t, sn, msg, limitTestMaxBody)
 	if code, body := sn.forwardRaw(t, by, msg, pkg); code != http.StatusCreated {
 		t.Fatalf("the peer's first forwarding, from its named address, while junk holds the budget: %d %.300s", code, body)
 	}
@@ -272,4 +258,22 @@ func stallUploadFrom(t *testing.T, from, addr, path string, n int64) net.Conn {
 	// (httpbody.FirstBytes), so a stall must have sent its bytes to hold them.
 	_, _ = io.Copy(c, bytes.NewReader(bytes.Repeat([]byte("x"), int(n-1))))
 	return c
+}
+
+// limitTestMaxBody is the largest package the body-limit tests' peer takes.
+const limitTestMaxBody = 256 << 10
+
+// bodyLimitedPeers starts Saxony's node and Bavaria's peer, whose largest
+// package is limitTestMaxBody (configured further by setup, if given, before it
+// starts); limit is that package's envelope, the peer's body limit.
+func bodyLimitedPeers(t *testing.T, setup func(by *fedNode)) (sn, by *fedNode, limit int64) {
+	t.Helper()
+	sn = newFedNode(t, "amtsbote-sn")
+	by = newMunichPeer(t, sn)
+	by.cfg.Limits.MaxBodyBytes = limitTestMaxBody
+	if setup != nil {
+		setup(by)
+	}
+	by.start(t)
+	return sn, by, federation.EnvelopeBytes(limitTestMaxBody)
 }
