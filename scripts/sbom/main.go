@@ -69,6 +69,7 @@ func run(bin, out, version string) error {
 	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
 		return err
 	}
-	fmt.Printf("sbom: %s: %d components (the binary's modules and the standard library, %s)\n", out, len(b.Components), b.Metadata.Component.Properties[3].Value)
+	std := b.Components[0] // Build puts the standard library first
+	fmt.Printf("sbom: %s: %d components (the binary's modules and the standard library, %s)\n", out, len(b.Components), std.Version)
 	return nil
 }
