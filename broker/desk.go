@@ -144,9 +144,12 @@ type ReplyIn struct {
 	Kind        string // "Bescheid", "Rueckfrage", or the XTA message type
 	MessageID   string // the office's own id for it; a repeat for the same case is stored once
 	ContentType string
-	Content     []byte
-	Actor       string
-	Channel     string
+	// FileName is the name the office gave the reply's file, as
+	// submission.FileName keeps it (the face checks it); "" for none.
+	FileName string
+	Content  []byte
+	Actor    string
+	Channel  string
 }
 
 var _ OfficeDesk = (*Broker)(nil)
@@ -809,7 +812,7 @@ func (b *Broker) Reply(_ context.Context, officeID, id string, in ReplyIn) (subm
 	// The transaction asks again (the record may change), about the same
 	// reply: one id for both (a review, 2026-12-06).
 	r := submission.Reply{ID: newID(), Kind: in.Kind, MessageID: in.MessageID, ContentType: in.ContentType,
-		Size: int64(len(in.Content)), Channel: in.Channel, Actor: in.Actor}
+		FileName: in.FileName, Size: int64(len(in.Content)), Channel: in.Channel, Actor: in.Actor}
 	if err := acceptsReply(s, r); err != nil {
 		return submission.Reply{}, err
 	}

@@ -197,15 +197,20 @@ type Submission struct {
 // answers. The return path to the citizen builds on it; the portal sees it in the
 // status API.
 type Reply struct {
-	ID          string    `json:"id"`
-	Kind        string    `json:"kind"`                  // e.g. "Bescheid", "Rueckfrage", or the XTA message type
-	MessageID   string    `json:"messageId,omitempty"`   // the office's own id (XTA: the XTAMessageID)
-	ContentType string    `json:"contentType,omitempty"` // of the stored bytes
-	Size        int64     `json:"size"`
-	SHA256      string    `json:"sha256"`
-	Channel     string    `json:"channel"`
-	Actor       string    `json:"actor,omitempty"`
-	At          time.Time `json:"at"`
+	ID          string `json:"id"`
+	Kind        string `json:"kind"`                  // e.g. "Bescheid", "Rueckfrage", or the XTA message type
+	MessageID   string `json:"messageId,omitempty"`   // the office's own id (XTA: the XTAMessageID)
+	ContentType string `json:"contentType,omitempty"` // of the stored bytes
+	// FileName is the name the office gave the file (FileName's rule): the
+	// portal offers the applicant "Bescheid.pdf" to save, not an id. "" when
+	// it named none, for a reply bundled with attachments over XTA (its
+	// parts carry their names), and for replies stored before 2026-12-07.
+	FileName string    `json:"fileName,omitempty"`
+	Size     int64     `json:"size"`
+	SHA256   string    `json:"sha256"`
+	Channel  string    `json:"channel"`
+	Actor    string    `json:"actor,omitempty"`
+	At       time.Time `json:"at"`
 	// PeerSeq is, for a reply fetched from a peer gateway, its place in that
 	// gateway's list of the package's replies (from 1): the forwarding gateway
 	// fetches the replies after a failing one too, and asks for those after
@@ -1093,15 +1098,19 @@ func (s *Submission) RemoveUnansweredBytes(now time.Time, why string) ([]Event, 
 }
 
 // BytesGone marks the package, attachment and reply bytes removed at now (by the
-// retention or an erasure), and forgets the attachments' file names with them:
-// the citizen chose those ("ausweis_erika_mustermann.pdf") and they may name
-// them, while the record, kept for years as the proof of what happened, needs
-// only the id, type, size and digest its receipts name (a data protection audit).
+// retention or an erasure), and forgets the attachments' and replies' file names
+// with them: the citizen chose those ("ausweis_erika_mustermann.pdf"), the clerk
+// these ("Bescheid Iris Hübner.pdf"), and they may name the applicant, while the
+// record, kept for years as the proof of what happened, needs only the id, type,
+// size and digest its receipts name (a data protection audit).
 func (s *Submission) BytesGone(now time.Time) {
 	at := now
 	s.BytesRemovedAt = &at
 	for i := range s.Attachments {
 		s.Attachments[i].FileName = ""
+	}
+	for i := range s.Replies {
+		s.Replies[i].FileName = ""
 	}
 }
 

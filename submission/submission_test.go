@@ -290,16 +290,21 @@ func TestReasonForOperator(t *testing.T) {
 }
 
 // TestRemovedBytesTakeTheFileNames: once the bytes are gone, the record keeps an
-// attachment's id, type, size and digest, not the name the citizen gave it.
+// attachment's and a reply's id, type, size and digest, not the name the
+// citizen or the clerk gave it.
 func TestRemovedBytesTakeTheFileNames(t *testing.T) {
 	now := time.Now()
 	s := &Submission{ID: "s", Decision: &Decision{Outcome: "accepted"},
-		Attachments: []Attachment{{ID: "a1", FileName: "ausweis_erika_mustermann.pdf", MimeType: "application/pdf", Size: 3, SHA256: "ab"}}}
+		Attachments: []Attachment{{ID: "a1", FileName: "ausweis_erika_mustermann.pdf", MimeType: "application/pdf", Size: 3, SHA256: "ab"}},
+		Replies:     []Reply{{ID: "r1", Kind: "Bescheid", FileName: "Bescheid Erika Mustermann.pdf", ContentType: "application/pdf", Size: 4, SHA256: "cd"}}}
 	if _, err := s.RemoveBytes(now, "retention"); err != nil {
 		t.Fatal(err)
 	}
 	if a := s.Attachments[0]; a.FileName != "" || a.ID != "a1" || a.SHA256 != "ab" || s.BytesRemovedAt == nil {
 		t.Fatalf("after RemoveBytes: %+v", a)
+	}
+	if r := s.Replies[0]; r.FileName != "" || r.ID != "r1" || r.SHA256 != "cd" {
+		t.Fatalf("after RemoveBytes: %+v", r)
 	}
 }
 

@@ -557,7 +557,7 @@ func (d *MemDesk) Reply(_ context.Context, office, id string, in broker.ReplyIn)
 	}
 	d.replyID++
 	r := submission.Reply{ID: fmt.Sprintf("reply-%06d", d.replyID), Kind: in.Kind, MessageID: in.MessageID, ContentType: in.ContentType,
-		Size: int64(len(in.Content)), SHA256: sha256Hex(in.Content), Channel: in.Channel, Actor: in.Actor}
+		FileName: in.FileName, Size: int64(len(in.Content)), SHA256: sha256Hex(in.Content), Channel: in.Channel, Actor: in.Actor}
 	if err := d.change(s, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
 		r.At = now
 		return cur.AddReply(now, r)

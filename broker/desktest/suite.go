@@ -1115,10 +1115,16 @@ func (s *suite) replied(t *testing.T) fixture {
 
 func (s *suite) testReply(t *testing.T) {
 	f := s.replied(t)
-	in := broker.ReplyIn{Kind: "Bescheid", MessageID: "bescheid-1", ContentType: "application/xml", Content: []byte("<Bescheid/>"), Actor: "office A system", Channel: "xta"}
+	in := broker.ReplyIn{Kind: "Bescheid", MessageID: "bescheid-1", ContentType: "application/xml", FileName: "Bescheid Müller.xml",
+		Content: []byte("<Bescheid/>"), Actor: "office A system", Channel: "xta"}
 	r, err := f.d.Reply(ctx(), officeA, f.id, in)
 	if err != nil || r.ID == "" || r.MessageID != in.MessageID || r.Size != int64(len(in.Content)) {
 		t.Fatalf("Reply: %+v, %v", r, err)
+	}
+	// Its file name is kept: the portal offers the applicant the Bescheid
+	// under it.
+	if r.FileName != in.FileName {
+		t.Errorf("Reply: file name %q, want %q", r.FileName, in.FileName)
 	}
 	evs := events(t, f.d, f.id)
 	again := in
@@ -1138,8 +1144,8 @@ func (s *suite) testReply(t *testing.T) {
 	if got := ofType(evs, submission.EventReplied); len(got) != 1 {
 		t.Errorf("replied events %v, want one", types(got))
 	}
-	if sub := record(t, f.d, f.id); len(sub.Replies) != 1 || sub.Replies[0].ID != r.ID {
-		t.Errorf("the case holds replies %+v, want the one stored", sub.Replies)
+	if sub := record(t, f.d, f.id); len(sub.Replies) != 1 || sub.Replies[0].ID != r.ID || sub.Replies[0].FileName != in.FileName {
+		t.Errorf("the case holds replies %+v, want the one stored, named %q", sub.Replies, in.FileName)
 	}
 	got, rc, err := f.d.OpenReply(ctx(), officeA, f.id, r.ID)
 	if b := readAll(t, rc, err, "OpenReply"); !bytes.Equal(b, in.Content) || got.ID != r.ID {

@@ -44,6 +44,8 @@ func (h memHarness) NewDesk(testing.TB) Desk {
 		return waitingKeeps{d}
 	case "reply-stored-twice":
 		return replyTwice{d}
+	case "reply-without-file-name":
+		return replyNameless{d}
 	case "findreply-any-office":
 		return findsAny{d}
 	case "opens-erased-bytes":
@@ -127,6 +129,7 @@ func TestPlantedDefectsFail(t *testing.T) {
 		"fetch-records-fetch":          "FetchRecordsNothingUntilRecordFetch",
 		"waiting-keeps-picked-up":      "WaitingNamesWhatWaits",
 		"reply-stored-twice":           "ReplyStoredOnce",
+		"reply-without-file-name":      "ReplyStoredOnce",
 		"findreply-any-office":         "FindReplyOwnOfficeOnly",
 		"opens-erased-bytes":           "ErasedBytesAreRemoved",
 		"serves-erased-attachment":     "ErasedBytesAreRemoved",
@@ -306,6 +309,14 @@ type replyTwice struct{ *MemDesk }
 
 func (d replyTwice) Reply(ctx context.Context, office, id string, in broker.ReplyIn) (submission.Reply, error) {
 	in.MessageID += "-" + time.Now().Format(time.RFC3339Nano)
+	return d.MemDesk.Reply(ctx, office, id, in)
+}
+
+// replyNameless stores a reply without the file name the office gave it.
+type replyNameless struct{ *MemDesk }
+
+func (d replyNameless) Reply(ctx context.Context, office, id string, in broker.ReplyIn) (submission.Reply, error) {
+	in.FileName = ""
 	return d.MemDesk.Reply(ctx, office, id, in)
 }
 
