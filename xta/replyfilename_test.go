@@ -5,6 +5,7 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"strings"
 	"testing"
 
 	"github.com/amtsbote/amtsbote/broker"
@@ -121,5 +122,36 @@ func TestReplyStoredWithItsPathIsARepeat(t *testing.T) {
 		`<ns:Attachment contentType="application/pdf" filename="` + path + `" id="a1">` + b64("%PDF-1.7") + `</ns:Attachment>`
 	if _, exc := sendContainer(t, e, replyID, id, "Bescheid", other).fault(); exc != string(ParameterIsNotValid) {
 		t.Errorf("another message under the id: %q, want ParameterIsNotValidException", exc)
+	}
+}
+
+// TestReplyAloneKeepsItsName: a Message without Attachments is the reply's
+// bytes, and its filename (last element) is the reply's file name, which the
+// portal reads in the status and the download's Content-Disposition — until
+// 2026-12-07 the name was dropped and the applicant saved the Bescheid under
+// an id. A repeat under the XTAMessageID with the same name is the same
+// message; with another name it is another message, refused.
+func TestReplyAloneKeepsItsName(t *testing.T) {
+	e := startEnv(t, nil)
+	id := closedCase(t, e)
+	replyID := NewMessageID("amtsbote")
+	msg := func(name string) string {
+		return `<ns:Message contentType="application/pdf" filename="` + name + `" id="m1">` + b64("%PDF-1.7 Bescheid") + `</ns:Message>`
+	}
+	mustOK(t, "sendMessage", sendContainer(t, e, replyID, id, "Bescheid", msg(`C:\Users\max.mustermann\Bescheid Müller.pdf`)))
+	s, _ := e.b.Submission(id)
+	if len(s.Replies) != 1 || s.Replies[0].FileName != "Bescheid Müller.pdf" {
+		t.Fatalf("replies %+v, want one named Bescheid Müller.pdf", s.Replies)
+	}
+	mustOK(t, "the repeat", sendContainer(t, e, replyID, id, "Bescheid", msg("Bescheid Müller.pdf")))
+	if s, _ := e.b.Submission(id); len(s.Replies) != 1 {
+		t.Errorf("%d replies stored, want the one", len(s.Replies))
+	}
+	if _, exc := sendContainer(t, e, replyID, id, "Bescheid", msg("Widerruf.pdf")).fault(); exc != string(ParameterIsNotValid) {
+		t.Errorf("another name under the id: %q, want ParameterIsNotValidException", exc)
+	}
+	// A name no file has is refused, as an attachment's.
+	if _, exc := sendContainer(t, e, NewMessageID("amtsbote"), id, "Bescheid", msg(strings.Repeat("a", 300)+".pdf")).fault(); exc != string(ParameterIsNotValid) {
+		t.Errorf("a name of 304 bytes: %q, want ParameterIsNotValidException", exc)
 	}
 }

@@ -1278,7 +1278,10 @@ func (s *Server) sendMessage(c *call, sync bool) (*answer, error) {
 		// Bescheid with nothing in it.
 		return nil, fault(ParameterIsNotValid, "ContentContainer/Message is empty")
 	}
-	contentType, content := msg.contentType, msg.content
+	// A message alone is the reply's bytes, and its name the reply's
+	// (submission.Reply.FileName): the portal saves the Bescheid as
+	// "Bescheid.pdf", not under an id. A bundle's names are its parts'.
+	contentType, content, fileName := msg.contentType, msg.content, msg.filename
 	var atts []bundlePart
 	if len(cc.Attachment) > 0 {
 		for i := range cc.Attachment {
@@ -1292,6 +1295,7 @@ func (s *Server) sendMessage(c *call, sync bool) (*answer, error) {
 			atts = append(atts, a)
 		}
 		content, contentType = bundle(msg, atts)
+		fileName = ""
 	}
 	kind := "Bescheid"
 	if md.Qualifier != nil && strings.TrimSpace(md.Qualifier.MessageType.Value) != "" {
@@ -1312,7 +1316,7 @@ func (s *Server) sendMessage(c *call, sync bool) (*answer, error) {
 		return nil, err
 	}
 	r, err := s.o.Desk.Reply(c.ctx, c.officeID, caseID, broker.ReplyIn{Kind: kind, MessageID: xtaID, ContentType: contentType,
-		Content: content, Actor: "XTA account " + c.party.String(), Channel: channel.XTA})
+		FileName: fileName, Content: content, Actor: "XTA account " + c.party.String(), Channel: channel.XTA})
 	if err != nil {
 		return nil, err
 	}
@@ -1551,7 +1555,7 @@ type bundlePart struct {
 	contentType, filename string
 	content               []byte
 	// sentName is the filename as the office sent it, path and all (filename
-	// is its fileBase): sameReply knows a repeat of a reply stored before
+	// is its submission.FileName): sameReply knows a repeat of a reply stored before
 	// 2026-12-07 by it.
 	sentName string
 }
@@ -1567,34 +1571,13 @@ func replyPart(elem string, c *xContent) (bundlePart, error) {
 	if err != nil {
 		return bundlePart{}, fault(ParameterIsNotValid, "%s/@contentType: %v", elem, err)
 	}
-	if err := checkFilename(c.Filename); err != nil {
+	// The name's last element, checked (submission.FileName): the portal and
+	// the applicant see it.
+	name, err := submission.FileName(c.Filename)
+	if err != nil {
 		return bundlePart{}, fault(ParameterIsNotValid, "%s/@filename: %v", elem, err)
 	}
-	return bundlePart{contentType: ct, filename: fileBase(c.Filename), sentName: c.Filename}, nil
-}
-
-// fileBase is the last element of a file name an office system sent with its
-// path ("C:\Users\…\Bescheid.pdf", "/home/x/a.pdf", "..\a.pdf": "Bescheid.pdf",
-// "a.pdf"), with "/" and "\" both separators, as browsers send an upload's name
-// and the web mailbox names its downloads (safeFileName); "" for a name that is
-// nothing but a path ("..", "/"). The name goes to the portal and the applicant:
-// until 2026-12-07 it went as sent, with the clerk's Windows account and the
-// office's folders in it, and a ".." a careless portal could follow.
-func fileBase(name string) string {
-	name = strings.TrimRight(name, `/\`)
-	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
-		name = name[i+1:]
-	}
-	if len(name) >= 2 && name[1] == ':' && ('A' <= name[0] && name[0] <= 'Z' || 'a' <= name[0] && name[0] <= 'z') {
-		// A drive-relative Windows path ("C:a.pdf"): .NET's Path.Combine
-		// takes it for a rooted one and writes on that drive, as a careless
-		// portal would; Path.GetFileName gives "a.pdf".
-		name = name[2:]
-	}
-	if name == "." || name == ".." {
-		return ""
-	}
-	return name
+	return bundlePart{contentType: ct, filename: name, sentName: c.Filename}, nil
 }
 
 // mediaType returns a contentType as a MIME header writes it (RFC 2045
@@ -1616,18 +1599,6 @@ func mediaType(ct string) (string, error) {
 		return out, nil
 	}
 	return "application/octet-stream", nil
-}
-
-// checkFilename refuses control and format characters in a file name:
-// FormatMediaType would percent-encode them, but the portal would then show or
-// save a name with a line break or tab in it, or one whose bidi override
-// (U+202E) shows "Bescheid‮fdp.exe" as "Bescheidexe.pdf", which no office system
-// means to send.
-func checkFilename(name string) error {
-	if strings.ContainsFunc(name, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }) {
-		return fmt.Errorf("%q has control or format characters", name)
-	}
-	return nil
 }
 
 // bundle keeps a reply with attachments as one multipart/mixed document: the
@@ -1663,7 +1634,8 @@ func bundleWith(msg bundlePart, atts []bundlePart, boundary string) ([]byte, str
 // sameReply reports whether have, the reply the desk holds under the message's
 // XTAMessageID, is the one sent now (content its bytes and contentType its
 // media type, from msg and atts): the same MessageType, media type and bytes,
-// as the pull API tells a repeat by its Idempotency-Key. A reply with
+// and a message alone also the same name, as the pull API tells a repeat by
+// its Idempotency-Key. A reply with
 // attachments is compared as this request would have been stored with have's
 // boundary, which bundle draws afresh for every request.
 func sameReply(have submission.Reply, kind, contentType string, content []byte, msg bundlePart, atts []bundlePart) bool {
@@ -1679,7 +1651,7 @@ func sameReply(have submission.Reply, kind, contentType string, content []byte, 
 			return true
 		}
 		// A reply stored before 2026-12-07 kept its names with their paths
-		// (fileBase): its repeat, sent after the gateway's update because the
+		// (submission.FileName): its repeat, sent after the gateway's update because the
 		// answer was lost in the restart, is the same message, not one refused
 		// as another and sent again under a new id to reach the applicant twice.
 		asSent := func(p bundlePart) bundlePart { p.filename = p.sentName; return p }
@@ -1690,7 +1662,9 @@ func sameReply(have submission.Reply, kind, contentType string, content []byte, 
 		b, ct := bundleWith(asSent(msg), sent, params["boundary"])
 		return sameBytes(have, b, ct)
 	}
-	return sameBytes(have, content, contentType)
+	// The message's name is the reply's (a reply stored before 2026-12-07
+	// has none, and its repeat is still the same message).
+	return (have.FileName == "" || have.FileName == msg.filename) && sameBytes(have, content, contentType)
 }
 
 // sameBytes reports whether have holds content of the media type contentType.
