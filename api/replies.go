@@ -34,6 +34,7 @@ const maxReplyMediaType = 255
 // replyIn is what POST …/replies asks for, read from its query and headers.
 type replyIn struct {
 	kind, contentType, key string
+	fileName               string // from Content-Disposition, as submission.FileName keeps it
 }
 
 // officeReply stores a reply of the office to the applicant — a Bescheid, a
@@ -109,7 +110,7 @@ func (s *Server) officeReply(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rep, err := s.opt.Desk.Reply(r.Context(), sub.OfficeID, sub.ID, broker.ReplyIn{
-		Kind: in.kind, MessageID: in.key, ContentType: in.contentType, Content: body,
+		Kind: in.kind, MessageID: in.key, ContentType: in.contentType, FileName: in.fileName, Content: body,
 		Actor: "office " + sub.OfficeID + " (pull API)", Channel: channel.API})
 	if err != nil {
 		s.fail(w, r, err)
@@ -141,9 +142,12 @@ func (s *Server) answerRepeat(w http.ResponseWriter, r *http.Request, id string,
 }
 
 // sameReply reports whether the stored reply have is the one in asks for with
-// a body of this digest: the same kind, media type and bytes.
+// a body of this digest: the same kind, media type, file name and bytes. A
+// reply stored without a name (before 2026-12-07 the header was not read)
+// is the same whatever name its repeat gives.
 func sameReply(have submission.Reply, in replyIn, digest string) bool {
-	return have.Kind == in.kind && have.ContentType == in.contentType && have.SHA256 == digest
+	return have.Kind == in.kind && have.ContentType == in.contentType && have.SHA256 == digest &&
+		(have.FileName == "" || have.FileName == in.fileName)
 }
 
 // otherReply is the detail of a 409 for an Idempotency-Key that names have,
@@ -203,6 +207,11 @@ func readReplyRequest(r *http.Request) (replyIn, *problem.Problem) {
 		return in, problem.New(422, problem.TypeInvalidField,
 			fmt.Sprintf("kind names the reply's kind (Bescheid, Rueckfrage, …): 1 to %d characters, no control characters", wire.MaxReplyKindLength)).With("field", wire.ReplyKindParam)
 	}
+	name, p := replyFileName(r.Header)
+	if p != nil {
+		return in, p
+	}
+	in.fileName = name
 	keys := r.Header.Values(wire.HeaderIdempotencyKey)
 	if len(keys) > 1 {
 		return in, problem.New(422, problem.TypeInvalidField, wire.HeaderIdempotencyKey+" is given more than once; it takes one value").With("field", wire.HeaderIdempotencyKey)
@@ -215,6 +224,39 @@ func readReplyRequest(r *http.Request) (replyIn, *problem.Problem) {
 		}
 	}
 	return in, nil
+}
+
+// replyFileName reads the reply's file name from the request's optional
+// Content-Disposition (RFC 6266 syntax, as a download carries it: attachment;
+// filename="Bescheid.pdf", or filename*=UTF-8”… for a name that is not
+// ASCII), the name's last element as submission.FileName keeps it; a header
+// that names no file, or a name no file has, is 422. The detail never quotes
+// the name: it often names the applicant.
+func replyFileName(h http.Header) (string, *problem.Problem) {
+	cds := h.Values(wire.HeaderContentDisposition)
+	if len(cds) == 0 {
+		return "", nil
+	}
+	refuse := func(why string) (string, *problem.Problem) {
+		return "", problem.New(422, problem.TypeInvalidField,
+			wire.HeaderContentDisposition+" names the reply's file, once: attachment; filename=\"Bescheid.pdf\" (filename*=UTF-8''… for a name that is not ASCII); "+why).With("field", wire.HeaderContentDisposition)
+	}
+	if len(cds) > 1 {
+		return refuse("it is given more than once")
+	}
+	_, params, err := mime.ParseMediaType(cds[0])
+	sent, named := params["filename"]
+	if err != nil || !named {
+		return refuse("this one does not parse or names no filename")
+	}
+	name, err := submission.FileName(sent)
+	switch {
+	case err != nil:
+		return refuse(strings.TrimPrefix(err.Error(), submission.ErrFileName.Error()+": "))
+	case name == "":
+		return refuse("this one names a path, no file")
+	}
+	return name, nil
 }
 
 // readBody reads a plain upload's body whole, at most max bytes, within the
@@ -269,7 +311,8 @@ func (s *Server) officeReplyBytes(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveReply sends the bytes of rep with its media type (application/
-// octet-stream if it has none that parses), under the progress rule: a reply
+// octet-stream if it has none that parses) and its file name if it has one,
+// under the progress rule: a reply
 // may have 64 MiB, as the office's package.
 func serveReply(w http.ResponseWriter, rep submission.Reply, rc io.Reader, t Transfer) {
 	ct := rep.ContentType
@@ -277,6 +320,11 @@ func serveReply(w http.ResponseWriter, rep submission.Reply, rc io.Reader, t Tra
 		ct = "application/octet-stream"
 	}
 	w.Header().Set("Content-Type", ct)
+	if rep.FileName != "" {
+		// The name the office gave it, for the portal to save it under
+		// (RFC 2231 filename* when it is not ASCII), as an attachment's.
+		w.Header().Set(wire.HeaderContentDisposition, mime.FormatMediaType("attachment", map[string]string{"filename": rep.FileName}))
+	}
 	w.Header().Set("Content-Length", strconv.FormatInt(rep.Size, 10))
 	_, _ = io.Copy(Paced(w, t), rc)
 }

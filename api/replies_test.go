@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -331,6 +332,71 @@ func TestOfficeReplyRepeatIsStoredOnce(t *testing.T) {
 	}
 }
 
+// TestOfficeReplyKeepsItsFileName: a system names the reply's file as a
+// download names it (Content-Disposition: attachment; filename=…, filename*
+// for a name that is not ASCII); the gateway keeps the name's last element,
+// lists it in both views (fileName) and serves the bytes under it, to the
+// portal and back to the office. Before 2026-12-07 there was no way to name
+// it, and the applicant saved the Bescheid under an id. The name is part of
+// a repeat: the same key with another name is 409, with none stored.
+func TestOfficeReplyKeepsItsFileName(t *testing.T) {
+	f := startReplyFixture(t)
+	ctx := context.Background()
+	id := f.delivered()
+	bescheid := []byte("%PDF-1.7 Bescheid")
+	post := func(key, disposition string) answer {
+		t.Helper()
+		h := http.Header{"Content-Type": {"application/pdf"}, wire.HeaderIdempotencyKey: {key}}
+		if disposition != "" {
+			h.Set(wire.HeaderContentDisposition, disposition)
+		}
+		return f.call(http.MethodPost, wire.OfficeReplyPostPath(id, wire.ReplyBescheid), pollingToken, h, bytes.NewReader(bescheid))
+	}
+	const name = "Bescheid Müller.pdf"
+	a := post("bescheid-1", `attachment; filename*=UTF-8''C%3A%5CUsers%5Cmax%5CBescheid%20M%C3%BCller.pdf`)
+	if a.code != http.StatusCreated {
+		t.Fatalf("the Bescheid: %d %s", a.code, a.body)
+	}
+	rep := decodeReply(t, a)
+	if rep.FileName != name {
+		t.Errorf("fileName %q, want %q (the last element of the path sent)", rep.FileName, name)
+	}
+	st, err := f.pc.Status(ctx, id)
+	if err != nil || len(st.Replies) != 1 || st.Replies[0].FileName != name {
+		t.Fatalf("the portal's status lists %+v (%v), want the reply named %q", st.Replies, err, name)
+	}
+	for _, get := range []struct{ who, link, token string }{
+		{"the portal", st.Replies[0].Link, portalToken},
+		{"the office", rep.Link, pollingToken},
+	} {
+		a := f.call(http.MethodGet, get.link, get.token, nil, nil)
+		_, params, err := mime.ParseMediaType(a.header.Get(wire.HeaderContentDisposition))
+		if a.code != http.StatusOK || err != nil || params["filename"] != name || !bytes.Equal(a.body, bescheid) {
+			t.Errorf("%s reads %d with Content-Disposition %q (%v), want the bytes as %q", get.who, a.code, a.header.Get(wire.HeaderContentDisposition), err, name)
+		}
+	}
+	// The same request again, the same name given plainly: a repeat.
+	if a := post("bescheid-1", `attachment; filename="`+name+`"`); a.code != http.StatusOK {
+		t.Errorf("the same name again: %d %s, want 200", a.code, a.body)
+	}
+	for _, d := range []string{`attachment; filename="Widerruf.pdf"`, ""} {
+		if a := post("bescheid-1", d); a.code != http.StatusConflict {
+			t.Errorf("the key again with Content-Disposition %q: %d %s, want 409", d, a.code, a.body)
+		}
+	}
+	// A reply without a name is served without Content-Disposition.
+	a = post("rueckfrage-1", "")
+	if a.code != http.StatusCreated {
+		t.Fatalf("a reply without a name: %d %s", a.code, a.body)
+	}
+	if r := decodeReply(t, a); r.FileName != "" || f.call(http.MethodGet, r.Link, pollingToken, nil, nil).header.Get(wire.HeaderContentDisposition) != "" {
+		t.Errorf("a reply without a name: %+v, served with a Content-Disposition", r)
+	}
+	if got := f.replies(id); len(got) != 2 || got[0].FileName != name {
+		t.Errorf("the case holds %+v", got)
+	}
+}
+
 // TestOfficeReplyRequestRefusals: what a reply's request must say — its kind,
 // its media type, its bytes, within the body limit, the key's form — is
 // refused as the contract says (422 naming the field, 415, 413), and nothing
@@ -371,6 +437,13 @@ func TestOfficeReplyRequestRefusals(t *testing.T) {
 		{"a form (curl -d)", "?kind=Bescheid", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, content, false, 415, problem.TypeUnsupportedMedia, ""},
 		{"an Idempotency-Key too long", "?kind=Bescheid", with(wire.HeaderIdempotencyKey, strings.Repeat("k", wire.MaxIdempotencyKeyLength+1)), content, false, 422, problem.TypeInvalidField, wire.HeaderIdempotencyKey},
 		{"an Idempotency-Key that is not ASCII", "?kind=Bescheid", with(wire.HeaderIdempotencyKey, "bescheid-\xe4"), content, false, 422, problem.TypeInvalidField, wire.HeaderIdempotencyKey},
+		{"a Content-Disposition without a filename", "?kind=Bescheid", with(wire.HeaderContentDisposition, "attachment"), content, false, 422, problem.TypeInvalidField, wire.HeaderContentDisposition},
+		{"a Content-Disposition that does not parse", "?kind=Bescheid", with(wire.HeaderContentDisposition, `attachment; filename="a.pdf`), content, false, 422, problem.TypeInvalidField, wire.HeaderContentDisposition},
+		{"a file name that is a path only", "?kind=Bescheid", with(wire.HeaderContentDisposition, `attachment; filename=".."`), content, false, 422, problem.TypeInvalidField, wire.HeaderContentDisposition},
+		{"a file name with a bidi override", "?kind=Bescheid", with(wire.HeaderContentDisposition, `attachment; filename*=UTF-8''Bescheid%E2%80%AEfdp.exe`), content, false, 422, problem.TypeInvalidField, wire.HeaderContentDisposition},
+		{"a file name with a line break", "?kind=Bescheid", with(wire.HeaderContentDisposition, `attachment; filename*=UTF-8''a%0D%0Ab.pdf`), content, false, 422, problem.TypeInvalidField, wire.HeaderContentDisposition},
+		{"a file name too long", "?kind=Bescheid", with(wire.HeaderContentDisposition, `attachment; filename="`+strings.Repeat("a", submission.MaxFileNameBytes)+`.pdf"`), content, false, 422, problem.TypeInvalidField, wire.HeaderContentDisposition},
+		{"Content-Disposition twice", "?kind=Bescheid", http.Header{"Content-Type": {"text/plain"}, wire.HeaderContentDisposition: {`attachment; filename="a.pdf"`, `attachment; filename="b.pdf"`}}, content, false, 422, problem.TypeInvalidField, wire.HeaderContentDisposition},
 		{"an empty body", "?kind=Bescheid", text, []byte{}, false, 422, problem.TypeInvalidField, "body"},
 		{"a body over the limit", "?kind=Bescheid", text, big, false, 413, problem.TypeTooLarge, ""},
 		{"a body over the limit, its length not declared", "?kind=Bescheid", text, big, true, 413, problem.TypeTooLarge, ""},

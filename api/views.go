@@ -46,7 +46,7 @@ func statusView(sub *submission.Submission, evs []submission.Event) wire.StatusV
 // replyOf is one reply as portals and offices see it, with the link to its
 // bytes on their side (the actor and the office's own id are not shown).
 func replyOf(r submission.Reply, link string) wire.Reply {
-	return wire.Reply{ID: r.ID, Kind: r.Kind, ContentType: r.ContentType, Size: r.Size,
+	return wire.Reply{ID: r.ID, Kind: r.Kind, ContentType: r.ContentType, FileName: r.FileName, Size: r.Size,
 		SHA256: r.SHA256, Channel: r.Channel, At: r.At, Link: link}
 }
 

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -94,10 +95,11 @@ type Options struct {
 }
 
 // Reply is a message of the office back to the applicant: its kind
-// (wire.ReplyBescheid, wire.ReplyRueckfrage, …), its media type and its bytes.
+// (wire.ReplyBescheid, wire.ReplyRueckfrage, …), its media type, the name of
+// its file ("" for none: sent as Content-Disposition) and its bytes.
 type Reply struct {
-	Kind, ContentType string
-	Content           []byte
+	Kind, ContentType, FileName string
+	Content                     []byte
 }
 
 // Outcome is what the office did with one submission.
@@ -416,6 +418,9 @@ func (o *Office) reply(ctx context.Context, link, token, key string, r Reply) (w
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", r.ContentType)
 	req.Header.Set(wire.HeaderIdempotencyKey, key)
+	if r.FileName != "" {
+		req.Header.Set(wire.HeaderContentDisposition, mime.FormatMediaType("attachment", map[string]string{"filename": r.FileName}))
+	}
 	resp, err := o.send(req)
 	if err != nil {
 		return rep, &transientError{fmt.Errorf("POST %s: %w", u, err)}
@@ -433,6 +438,9 @@ func (o *Office) reply(ctx context.Context, link, token, key string, r Reply) (w
 	}
 	if rep.SHA256 != digest(r.Content) {
 		return rep, fmt.Errorf("POST %s: the gateway stored SHA-256 %s, the Bescheid has %s", u, rep.SHA256, digest(r.Content))
+	}
+	if rep.FileName != r.FileName {
+		return rep, fmt.Errorf("POST %s: the gateway stored the file name %q, the Bescheid has %q", u, rep.FileName, r.FileName)
 	}
 	return rep, nil
 }

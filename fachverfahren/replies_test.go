@@ -20,7 +20,7 @@ import (
 
 // bescheid is the office's Bescheid for a case: a short text naming it.
 func bescheid(n webhook.Notification, _ []byte) fachverfahren.Reply {
-	return fachverfahren.Reply{Kind: wire.ReplyBescheid, ContentType: "text/plain; charset=utf-8",
+	return fachverfahren.Reply{Kind: wire.ReplyBescheid, ContentType: "text/plain; charset=utf-8", FileName: "Bescheid zur Anzeige.txt",
 		Content: []byte("Bescheid zu " + n.SubmissionID + ": Ihre Anzeige ist vollständig und wird bearbeitet.\n")}
 }
 
@@ -69,7 +69,7 @@ func TestOfficeSendsItsBescheidToThePortal(t *testing.T) {
 				t.Fatal(err)
 			}
 			if st.State != wire.StateAccepted || len(st.Replies) != 1 || st.Replies[0].ID != out.Reply.ID ||
-				st.Replies[0].ContentType != want.ContentType || st.Replies[0].Channel != channel.API {
+				st.Replies[0].ContentType != want.ContentType || st.Replies[0].Channel != channel.API || st.Replies[0].FileName != want.FileName {
 				t.Fatalf("the portal's status: %s, replies %+v", st.State, st.Replies)
 			}
 			got, err := f.portal.Reply(ctx, id, st.Replies[0].ID)

@@ -58,15 +58,19 @@ const (
 )
 
 // The office's reply (POST OfficeRepliesPath): the query parameter that names
-// its kind, the request header that names it in the office's own terms, and
-// their bounds in characters. The same Idempotency-Key with the same kind,
-// media type and bytes is a repeat, answered 200 with the reply stored first
+// its kind, the request header that names it in the office's own terms, the
+// one that names its file, and their bounds in characters. The same
+// Idempotency-Key with the same kind, media type, file name and bytes is a
+// repeat, answered 200 with the reply stored first
 // (and HeaderDuplicate); with anything else, 409 conflict.
 const (
-	ReplyKindParam          = "kind"
-	HeaderIdempotencyKey    = "Idempotency-Key"
-	MaxReplyKindLength      = 100
-	MaxIdempotencyKeyLength = 200
+	ReplyKindParam       = "kind"
+	HeaderIdempotencyKey = "Idempotency-Key"
+	// HeaderContentDisposition names a reply's file, on its POST and on its
+	// download: attachment; filename="Bescheid.pdf".
+	HeaderContentDisposition = "Content-Disposition"
+	MaxReplyKindLength       = 100
+	MaxIdempotencyKeyLength  = 200
 )
 
 // Reply kinds the gateway's own clients send; any other kind of at most
@@ -124,14 +128,17 @@ type StatusView struct {
 
 // Reply is one message of the office back to the applicant.
 type Reply struct {
-	ID          string    `json:"id"`
-	Kind        string    `json:"kind"`
-	ContentType string    `json:"contentType,omitempty"`
-	Size        int64     `json:"size"`
-	SHA256      string    `json:"sha256"`
-	Channel     string    `json:"channel"`
-	At          time.Time `json:"at"`
-	Link        string    `json:"link"`
+	ID          string `json:"id"`
+	Kind        string `json:"kind"`
+	ContentType string `json:"contentType,omitempty"`
+	// FileName is the name the office gave the file (its last path
+	// element): save it under this name. Absent when it named none.
+	FileName string    `json:"fileName,omitempty"`
+	Size     int64     `json:"size"`
+	SHA256   string    `json:"sha256"`
+	Channel  string    `json:"channel"`
+	At       time.Time `json:"at"`
+	Link     string    `json:"link"`
 }
 
 // Link names in StatusView.Links. An office view has one "attachment:<id>" link per
