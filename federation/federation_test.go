@@ -135,7 +135,8 @@ func (w *world) wireDocs(t testing.TB) (envDoc, qDoc, rpDoc []byte) {
 	rp := &Report{From: w.b.Name, To: w.a.Name, At: at, Items: []Status{
 		{Ref: Ref{"amt24", "m-1"}, State: "accepted", SubmissionID: "x", Receiver: "Stadt München", DeliveredAt: &at,
 			Decision: &Decision{Outcome: "accepted", At: at, Actor: "office system", Reason: strings.Repeat("lang ", 200)},
-			Replies: []ReplyInfo{{ID: "r-2", Kind: "Bescheid", ContentType: "application/pdf", Size: 1234, SHA256: strings.Repeat("ab", 32), At: at, Actor: "Sachbearbeiterin"},
+			Replies: []ReplyInfo{{ID: "r-2", Kind: "Bescheid", ContentType: "application/pdf", FileName: "Bescheid Müller \"final\" <1>.pdf",
+				Size: 1234, SHA256: strings.Repeat("ab", 32), At: at, Actor: "Sachbearbeiterin"},
 				{ID: "r-3", Kind: "\u0001", Size: 0, SHA256: strings.Repeat("00", 32), At: at}}},
 		{Ref: Ref{"amt24", "m-2"}, State: StateUnknown},
 		{Ref: Ref{"amt24", "m-3"}, State: "held", SubmissionID: "y", Note: "held: receiver answered HTTP 503"},
@@ -187,8 +188,9 @@ func TestWireFormatValidatesAndRoundTrips(t *testing.T) {
 		t.Errorf("report round trip: %+v", back)
 	}
 	// The replies of the office: announced with size and digest, a kind of
-	// nothing XML can carry named "Antwort".
+	// nothing XML can carry named "Antwort", the file's name if it has one.
 	if r := back.Items[0].Replies; len(r) != 2 || r[0].ID != "r-2" || r[0].Size != 1234 || r[0].Kind != "Bescheid" || r[0].ContentType != "application/pdf" ||
+		r[0].FileName != "Bescheid Müller \"final\" <1>.pdf" || r[1].FileName != "" ||
 		r[0].Actor != "Sachbearbeiterin" || r[1].Kind != "Antwort" || r[1].Size != 0 || len(back.Items[1].Replies) != 0 {
 		t.Errorf("replies round trip: %+v", r)
 	}

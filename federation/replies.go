@@ -85,7 +85,7 @@ func repliesOf(s *submission.Submission, from, budget int) []ReplyInfo {
 		if len(out) == min(budget, MaxReplies) {
 			break
 		}
-		out = append(out, ReplyInfo{ID: r.ID, Kind: r.Kind, ContentType: r.ContentType, Size: r.Size, SHA256: r.SHA256, At: r.At, Actor: r.Actor})
+		out = append(out, ReplyInfo{ID: r.ID, Kind: r.Kind, ContentType: r.ContentType, FileName: r.FileName, Size: r.Size, SHA256: r.SHA256, At: r.At, Actor: r.Actor})
 	}
 	return out
 }

@@ -63,6 +63,12 @@ func TestRepliesOnTheWireAreBounded(t *testing.T) {
 	if rp, err := ParseReport(root(report(antwort("67108864", sum)))); err != nil || len(rp.Items[0].Replies) != 1 {
 		t.Fatalf("a reply of MaxReplyBytes: %v (the control)", err)
 	}
+	named := func(doc, name string) string {
+		return strings.Replace(doc, "<Antwort>", `<Antwort Dateiname="`+name+`">`, 1)
+	}
+	if rp, err := ParseReport(root(named(report(antwort("1", sum)), strings.Repeat("ä", 127)+"."))); err != nil || rp.Items[0].Replies[0].FileName != strings.Repeat("ä", 127)+"." {
+		t.Fatalf("a file name of 255 bytes: %+v %v (the control)", rp, err)
+	}
 	for name, doc := range map[string]string{
 		"too large":         report(antwort("67108865", sum)),
 		"negative size":     report(antwort("-1", sum)),
@@ -70,6 +76,14 @@ func TestRepliesOnTheWireAreBounded(t *testing.T) {
 		"short digest":      report(antwort("1", sum[:62])),
 		"too many":          report(strings.Repeat(antwort("1", sum), MaxReplies+1)),
 		"no kind":           strings.Replace(report(antwort("1", sum)), "<Art>Bescheid</Art>", "", 1),
+		// A file name as no face keeps it: with its path, empty, with a
+		// control or format character, longer than a file name may be.
+		"a file name with its path":    named(report(antwort("1", sum)), `C:\Users\x\Bescheid.pdf`),
+		"an empty file name":           named(report(antwort("1", sum)), ""),
+		"a file name with a tab":       named(report(antwort("1", sum)), "a&#9;b.pdf"),
+		"a file name with a bidi mark": named(report(antwort("1", sum)), "Bescheid\u202efdp.exe"),
+		"a file name too long":         named(report(antwort("1", sum)), strings.Repeat("a", 256)),
+		"a file name of blanks":        named(report(antwort("1", sum)), "  "),
 	} {
 		if _, err := ParseReport(root(doc)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", name, err)

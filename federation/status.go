@@ -57,10 +57,16 @@ type ReplyInfo struct {
 	ID          string
 	Kind        string // Bescheid, Rueckfrage, or the XTA message type
 	ContentType string
-	Size        int64
-	SHA256      string
-	At          time.Time
-	Actor       string
+	// FileName is the name the office gave the file (submission.FileName's
+	// rule); "" for none. It travels as the attribute Antwort/@Dateiname:
+	// a gateway of a build before 2026-12-07 reads the Antwort's elements
+	// strictly (an element it does not know fails the whole answer) and
+	// passes over attributes, as over the question's Vorgang/@Antworten.
+	FileName string
+	Size     int64
+	SHA256   string
+	At       time.Time
+	Actor    string
 }
 
 // StateUnknown answers for a package the asking gateway did not forward here.
@@ -181,6 +187,9 @@ func (rp *Report) Sign(s *signing.Signer) ([]byte, error) {
 		addText(v, "Hinweis", it.Note, 500)
 		for _, a := range it.Replies {
 			ae := v.CreateElement("Antwort")
+			if a.FileName != "" {
+				ae.CreateAttr("Dateiname", a.FileName)
+			}
 			add(ae, "AntwortID", a.ID)
 			// An office system names the kind; one of nothing XML can carry is
 			// "Antwort", never an empty element the asking gateway would refuse.
@@ -279,6 +288,15 @@ func readReply(el *etree.Element) (ReplyInfo, error) {
 	r.end()
 	if r.err != nil {
 		return ReplyInfo{}, r.err
+	}
+	if at := el.SelectAttr("Dateiname"); at != nil {
+		// As a face keeps it: a name the peer's faces would have refused
+		// does not reach this gateway's portal either.
+		name, err := submission.FileName(at.Value)
+		if err != nil || name != at.Value || name == "" {
+			return ReplyInfo{}, fmt.Errorf("%w: Antwort/@Dateiname is no file name as a gateway keeps it (a last path element of 1 to %d bytes, no control or format characters)", ErrMalformed, submission.MaxFileNameBytes)
+		}
+		a.FileName = name
 	}
 	n, err := strconv.ParseInt(size, 10, 64)
 	if err != nil || n < 0 || n > MaxReplyBytes {

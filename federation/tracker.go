@@ -963,7 +963,7 @@ func (t *Tracker) fetchReplies(ctx context.Context, p config.Peer, s *submission
 		if err == nil {
 			var r submission.Reply
 			r, err = t.Broker.RecordPeerReply(fctx, s.ID, p.ID, submission.Reply{Kind: a.Kind, MessageID: a.ID,
-				ContentType: a.ContentType, Size: a.Size, SHA256: a.SHA256, At: a.At, Actor: a.Actor, PeerSeq: from + i + 1}, rc)
+				ContentType: a.ContentType, FileName: a.FileName, Size: a.Size, SHA256: a.SHA256, At: a.At, Actor: a.Actor, PeerSeq: from + i + 1}, rc)
 			rc.Close()
 			if err == nil {
 				t.Log.Info("a reply of the office at the peer gateway is here for the portal", "submission", s.ID, "peer", p.ID, "reply", r.ID, "kind", r.Kind, "size", r.Size)

@@ -19,7 +19,8 @@ import (
 )
 
 // replyAt lets the office at n answer its case of the package with a reply, as
-// its Fachverfahren does by XTA sendMessage (the office desk's Reply).
+// its Fachverfahren does by XTA sendMessage (the office desk's Reply), as the
+// file kind + " Müller.pdf".
 func (n *fedNode) replyAt(t *testing.T, sender, messageID, kind string, content []byte) submission.Reply {
 	t.Helper()
 	s, err := n.g.Broker.FindMessage(sender, messageID)
@@ -27,7 +28,7 @@ func (n *fedNode) replyAt(t *testing.T, sender, messageID, kind string, content 
 		t.Fatal(err)
 	}
 	r, err := n.g.Broker.Reply(context.Background(), s.OfficeID, s.ID, broker.ReplyIn{Kind: kind, MessageID: "fv-" + kind,
-		ContentType: "application/pdf", Content: content, Actor: "Sachbearbeiterin KVR", Channel: channel.XTA})
+		ContentType: "application/pdf", FileName: kind + " Müller.pdf", Content: content, Actor: "Sachbearbeiterin KVR", Channel: channel.XTA})
 	if err != nil {
 		t.Fatalf("the office at %s replies: %v", n.id, err)
 	}
@@ -76,8 +77,9 @@ func TestPeerOfficesRepliesReachThePortal(t *testing.T) {
 		bytes []byte
 	}{{"Rueckfrage", first, rueckfrage}, {"Bescheid", second, bescheid}} {
 		r := st.Replies[i]
-		if r.Kind != want.kind || r.Channel != channel.Peer || r.SHA256 != want.from.SHA256 || r.Size != int64(len(want.bytes)) || r.ContentType != "application/pdf" {
-			t.Errorf("reply %d as the portal sees it: %+v, want %s of %d bytes by channel peer", i, r, want.kind, len(want.bytes))
+		if r.Kind != want.kind || r.Channel != channel.Peer || r.SHA256 != want.from.SHA256 || r.Size != int64(len(want.bytes)) || r.ContentType != "application/pdf" ||
+			r.FileName != want.kind+" Müller.pdf" {
+			t.Errorf("reply %d as the portal sees it: %+v, want %s of %d bytes by channel peer, its file name as the office gave it", i, r, want.kind, len(want.bytes))
 		}
 		got, err := p.Reply(ctx, id, r.ID)
 		if err != nil {
@@ -207,6 +209,9 @@ func TestPeerReplyTravelsTwoHops(t *testing.T) {
 	got, err := sn.portal(t).Reply(context.Background(), id, sn.sub(t, id).Replies[0].ID)
 	if err != nil || !bytes.Equal(got, bescheid) {
 		t.Fatalf("the portal at sn reads %q (%v), want nw's Bescheid", got, err)
+	}
+	if name := sn.sub(t, id).Replies[0].FileName; name != "Bescheid Müller.pdf" {
+		t.Errorf("the Bescheid at sn is named %q, want the name nw's office gave it", name)
 	}
 	if bs, err := by.g.Broker.FindMessage(s.Sender, s.MessageID); err != nil || len(bs.Replies) != 1 || bs.Replies[0].SHA256 != r.SHA256 {
 		t.Errorf("by, in between, holds %+v (%v)", bs, err)
