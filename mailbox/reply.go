@@ -713,8 +713,13 @@ func (m *Mailbox) replyDownload(w http.ResponseWriter, r *http.Request, s sessio
 	if t, ok := typeOf(rep.ContentType); ok {
 		ctype, ext = t.mime, t.ext
 	}
-	// No file name was kept: the kind and the time name the download.
-	name := strings.ToLower(replyKindLabel(rep.Kind)) + "-" + rep.At.In(berlin).Format("2006-01-02-1504") + ext
+	// The name its office system gave it (XTA, the office API), as the
+	// portal gets it; a reply without one — the mailbox's own, sent before
+	// 2026-12-07, an XTA bundle — is named by kind and time.
+	name := rep.FileName
+	if name == "" {
+		name = strings.ToLower(replyKindLabel(rep.Kind)) + "-" + rep.At.In(berlin).Format("2006-01-02-1504") + ext
+	}
 	m.sendFile(w, r, rc, ctype, name, "antwort"+ext, rep.Size, rep.SHA256)
 }
 

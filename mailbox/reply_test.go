@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/internal/httpbody"
 	"github.com/amtsbote/amtsbote/internal/testenv"
@@ -152,7 +153,8 @@ func TestClerkSendsABescheid(t *testing.T) {
 		t.Fatalf("the portal sees %d replies, want 1", len(got))
 	}
 	r := got[0]
-	if r.Kind != "Bescheid" || r.ContentType != "application/pdf" || r.Channel != channel.Mailbox || r.Actor != "anna" || r.Size != int64(len(pdf.content)) {
+	if r.Kind != "Bescheid" || r.ContentType != "application/pdf" || r.Channel != channel.Mailbox || r.Actor != "anna" || r.Size != int64(len(pdf.content)) ||
+		r.FileName != "" {
 		t.Errorf("the reply: %+v", r)
 	}
 	_, rc, err := e.b.PortalReply(context.Background(), paket.ExampleSender, sub.ID, r.ID)
@@ -914,5 +916,29 @@ func TestUnreadableReplyFormLineAfterAPartIsNotLogged(t *testing.T) {
 	}
 	if s := formErrText(err); strings.Contains(s, marker) {
 		t.Errorf("the log's text quotes the form: %q", s)
+	}
+}
+
+// TestSystemsFileNameIsShownToTheClerk: a reply an office system sent with
+// the file's name (XTA Message/@filename, the office API's
+// Content-Disposition) is listed on the case's page with it, and the clerk's
+// download carries it, as the portal's does. The clerk's own replies keep no
+// name (TestClerkSendsABescheid): a name on her disk is not written for the
+// applicant.
+func TestSystemsFileNameIsShownToTheClerk(t *testing.T) {
+	e, sub, anna, _, _ := replyCase(t)
+	pdf := paket.ExamplePDF("Bescheid des Fachverfahrens")
+	r, err := e.b.Reply(context.Background(), officeDresden, sub.ID, broker.ReplyIn{Kind: "Bescheid", MessageID: "fv-1", ContentType: "application/pdf",
+		FileName: "Bescheid Az 4711-Ü.pdf", Content: pdf, Actor: "office system", Channel: channel.API})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := anna.get("/postfach/s/" + sub.ID).Body.String()
+	if !strings.Contains(page, "(Bescheid Az 4711-Ü.pdf, PDF-Dokument") {
+		t.Errorf("the case's page does not name the system's file:\n%s", page)
+	}
+	dl := anna.get("/postfach/s/" + sub.ID + "/antwort/" + r.ID)
+	if cd := dl.Header().Get("Content-Disposition"); dl.Code != http.StatusOK || cd != `attachment; filename="Bescheid Az 4711-_.pdf"; filename*=UTF-8''Bescheid%20Az%204711-%C3%9C.pdf` {
+		t.Errorf("the clerk's download: %d, Content-Disposition %q", dl.Code, cd)
 	}
 }
