@@ -275,7 +275,7 @@ func TestDemo(t *testing.T) {
 		"delivery attempt 1 failed", "delivered by ", "office answered: accepted",
 		// The Fachverfahren's Bescheid, sent through the office API, read by the portal.
 		"Bescheid sent to the applicant through the gateway", "replied api Bescheid", "→ accepted → replied",
-		"Bescheid of the office read (application/pdf", "the office's answer came back to Amt24 through the gateway: r/antwort-1.pdf",
+		"Bescheid of the office read (application/pdf", `bytes, named "Bescheid.pdf")`, "the office's answer came back to Amt24 through the gateway: r/antwort-1.pdf",
 		// The portal's new-events callback, checked by the demo portal's endpoint.
 		"callback (FIT-Connect new-events, signatures valid): news for ",
 		"Eingangsbestaetigung signature valid", "Zustellbestaetigung signature valid", "demo complete",
@@ -315,14 +315,14 @@ func TestDemoChannels(t *testing.T) {
 	for ch, wants := range map[string][]string{
 		"api": {"takes no webhook", "handed over by api: receiver pull API of office", "poll found submission",
 			"delivered by api", "portal signature verified", "office answered: accepted", "to be delivered over api",
-			"replied api Bescheid", "Bescheid of the office read (application/pdf",
+			"replied api Bescheid", "Bescheid of the office read (application/pdf", `bytes, named "Bescheid.pdf")`,
 			"demo complete: the application reached Stadt Dresden by api and is accepted",
 			"the office's answer came back to Amt24 through the gateway: r/antwort-1.pdf"},
 		"transfer": {"handed over by transfer", "import found case", "antrag.xml", "zusammenfassung.pdf", "delivered by transfer",
 			"to be delivered over transfer", "Zustellbestaetigung signature valid", "demo complete: the application reached Stadt Dresden by transfer"},
 		"mailbox": {"clerk \"dresden\" logged into", "handed over by mailbox", "clerk opens case", "Der Papierkorb an der Bushaltestelle ist voll.",
 			"delivered by mailbox: receiver dresden (Behördenpostfach)", "office answered: accepted", "to be delivered over mailbox",
-			"clerk sends the Bescheid from the case's page (application/pdf", "replied mailbox Bescheid", "Bescheid of the office read (application/pdf",
+			"clerk sends the Bescheid from the case's page (application/pdf", "replied mailbox Bescheid", "Bescheid of the office read (application/pdf", `bytes, named "bescheid.pdf")`,
 			"demo complete: the application reached Stadt Dresden by mailbox and is accepted",
 			"the office's answer came back to Amt24 through the gateway: r/antwort-1.pdf"},
 	} {

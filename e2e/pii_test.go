@@ -142,7 +142,9 @@ func TestPersonalDataStaysOutOfLogsMetricsAndQueue(t *testing.T) {
 			return true, ""
 		},
 		Bescheid: func(webhook.Notification, []byte) fachverfahren.Reply {
-			return fachverfahren.Reply{Kind: "Bescheid", ContentType: "application/pdf", Content: paket.ExamplePDF(piiBescheid)}
+			// Named as a clerk names it: the applicant's name must not go
+			// into a log with it.
+			return fachverfahren.Reply{Kind: "Bescheid", ContentType: "application/pdf", FileName: "Bescheid " + piiName + ".pdf", Content: paket.ExamplePDF(piiBescheid)}
 		},
 	})
 	if err != nil {

@@ -47,7 +47,7 @@ func TestXTADemo(t *testing.T) {
 	for _, want := range []string{"getStatusList: urn:de:xta:messageid:", "getMessage: antragspaket-", "SHA-256 matches the metadata",
 		"portal signature verified", "close urn:de:xta:messageid:", "delivered by xta", "sendMessage urn:de:xta:messageid:",
 		"replied xta Bescheid", "fetched by xta", "→ fetched → delivered → replied", "reached Stadt Dresden by xta",
-		"Bescheid of the office read (application/xml"} {
+		"Bescheid of the office read (application/xml", `bytes, named "bescheid.xml")`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -199,7 +200,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if err := readDemoReply(ctx, client, res.SubmissionID, r, path); err != nil {
 			return fail("%v", err)
 		}
-		out.say("Amt24", "%s of the office read (%s, %d bytes), SHA-256 as the status lists it; saved %s", r.Kind, r.ContentType, r.Size, path)
+		out.say("Amt24", "%s of the office read (%s, %d bytes%s), SHA-256 as the status lists it; saved %s", r.Kind, r.ContentType, r.Size, namedAs(r), path)
 		answers = append(answers, path)
 	}
 	gwCert, err := os.ReadFile(g.PKI.GatewayCert)
@@ -261,6 +262,15 @@ func readDemoReply(ctx context.Context, client *portal.Client, id string, r wire
 		return fmt.Errorf("reply %s: %d bytes with SHA-256 %x, the status says %d and %s", r.ID, len(b), sum, r.Size, r.SHA256)
 	}
 	return os.WriteFile(path, b, 0o644)
+}
+
+// namedAs is ", named NAME" for a reply whose office named its file (the
+// portal would offer the applicant to save it under that name), else "".
+func namedAs(r wire.Reply) string {
+	if r.FileName == "" {
+		return ""
+	}
+	return ", named " + strconv.Quote(r.FileName)
 }
 
 // replyExtension is the file extension a reply of media type ct is saved with.

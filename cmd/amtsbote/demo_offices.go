@@ -133,7 +133,8 @@ type webhookOffice struct{ fv *fachverfahren.Office }
 // applicant after it accepted a case.
 func demoBescheid(office string) func(webhook.Notification, []byte) fachverfahren.Reply {
 	return func(n webhook.Notification, _ []byte) fachverfahren.Reply {
-		return fachverfahren.Reply{Kind: wire.ReplyBescheid, ContentType: "application/pdf", Content: demoBescheidPDF(office, n.SubmissionID, "Ihre Verwaltung")}
+		return fachverfahren.Reply{Kind: wire.ReplyBescheid, ContentType: "application/pdf", FileName: "Bescheid.pdf",
+			Content: demoBescheidPDF(office, n.SubmissionID, "Ihre Verwaltung")}
 	}
 }
 
