@@ -71,6 +71,28 @@ func (b *Broker) PortalReply(ctx context.Context, portal, id, replyID string) (s
 	return b.openReply(ctx, s, replyID)
 }
 
+// RecordReplyFetch records that actor — the case's portal ("portal amt24"),
+// or the peer gateway that forwarded the case here ("gateway amtsbote-sn") —
+// read the bytes of reply replyID of case id whole (submission.ReplyFetched):
+// the office sees that its Bescheid left the gateway towards the applicant.
+// The first read only: a reply recorded as read before costs no store write,
+// so a portal that reads it again and again writes nothing. The face calls it
+// after the bytes went out; its error is the face's to log, not the reader's
+// (the bytes were served).
+func (b *Broker) RecordReplyFetch(id, replyID, actor string) error {
+	s, err := b.db.Get(id)
+	if err != nil {
+		return err
+	}
+	if i := slices.IndexFunc(s.Replies, func(r submission.Reply) bool { return r.ID == replyID }); i >= 0 && s.Replies[i].FetchedAt != nil {
+		return nil
+	}
+	_, err = b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		return cur.ReplyFetched(now, replyID, actor)
+	})
+	return err
+}
+
 // Redeliver queues a held submission again from its first channel (the operator's
 // replay after fixing an office's endpoint), with the office's channel plan as
 // it is now (Config.Plan) when there is one.

@@ -211,6 +211,11 @@ type Reply struct {
 	Channel  string    `json:"channel"`
 	Actor    string    `json:"actor,omitempty"`
 	At       time.Time `json:"at"`
+	// FetchedAt is when the case's portal first read the reply's bytes whole
+	// (for a case a peer gateway forwarded here: when that gateway fetched
+	// them for its portal); nil until then (ReplyFetched). The office sees
+	// that its Bescheid left the gateway towards the applicant.
+	FetchedAt *time.Time `json:"fetchedAt,omitempty"`
 	// PeerSeq is, for a reply fetched from a peer gateway, its place in that
 	// gateway's list of the package's replies (from 1): the forwarding gateway
 	// fetches the replies after a failing one too, and asks for those after
@@ -329,6 +334,9 @@ const (
 	// EventFetched: the office's system read the package for the first time
 	// without taking it yet (XTA getMessage); taking it is delivered.
 	EventFetched = "fetched"
+	// EventReplyFetched: the portal read a reply's bytes whole for the first
+	// time (a peer gateway, for a case it forwarded here), Reply.FetchedAt.
+	EventReplyFetched = "reply_fetched"
 )
 
 // Params is what intake knows about a package it has verified and routed.
@@ -1009,6 +1017,26 @@ func (s *Submission) AddReply(now time.Time, r Reply) ([]Event, error) {
 	return []Event{{At: now, Type: EventReplied, Channel: r.Channel, Actor: r.Actor, Detail: r.Kind + " " + r.ID}}, nil
 }
 
+// ReplyFetched records that the reply replyID was read whole by actor (the
+// case's portal, or the peer gateway that forwarded the case) at now, the
+// first time only: later reads change nothing, so a portal that reads a reply
+// again and again writes once. A reply the case does not have is ErrIllegal.
+func (s *Submission) ReplyFetched(now time.Time, replyID, actor string) ([]Event, error) {
+	for i := range s.Replies {
+		r := &s.Replies[i]
+		if r.ID != replyID {
+			continue
+		}
+		if r.FetchedAt != nil {
+			return nil, nil
+		}
+		at := now.UTC()
+		r.FetchedAt = &at
+		return []Event{{At: at, Type: EventReplyFetched, Actor: actor, Detail: r.Kind + " " + r.ID}}, nil
+	}
+	return nil, fmt.Errorf("%w: submission %s has no reply %s", ErrIllegal, s.ID, replyID)
+}
+
 // MarkProcessed records that the office marked the case as dealt with (done=true)
 // or took the mark back. The office must have the package. The same mark twice
 // changes nothing.
@@ -1134,6 +1162,9 @@ func (s *Submission) Clone() *Submission {
 	c.Targets = slices.Clone(s.Targets)
 	c.Attachments = slices.Clone(s.Attachments)
 	c.Replies = slices.Clone(s.Replies)
+	for i := range c.Replies {
+		c.Replies[i].FetchedAt = clonePtr(s.Replies[i].FetchedAt)
+	}
 	c.HandedOverAt = clonePtr(s.HandedOverAt)
 	c.HandedOverAfterTakeoverAt = clonePtr(s.HandedOverAfterTakeoverAt)
 	c.DeliveredAt = clonePtr(s.DeliveredAt)

@@ -566,3 +566,24 @@ func TestOnlyDeferPutsOff(t *testing.T) {
 		t.Fatalf("Defer: %+v, %v", evs, err)
 	}
 }
+
+// TestReplyFetchedOnce: the first whole read of a reply is recorded with its
+// event; later reads change nothing (a portal that reads it again writes
+// nothing), and a reply the case does not have is refused.
+func TestReplyFetchedOnce(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	s := &Submission{ID: "s", Replies: []Reply{{ID: "r1", Kind: "Bescheid"}, {ID: "r2", Kind: "Rueckfrage"}}}
+	evs, err := s.ReplyFetched(now, "r2", "portal amt24")
+	if err != nil || len(evs) != 1 || evs[0].Type != EventReplyFetched || evs[0].Actor != "portal amt24" || evs[0].Detail != "Rueckfrage r2" {
+		t.Fatalf("first read: %+v %v", evs, err)
+	}
+	if s.Replies[1].FetchedAt == nil || !s.Replies[1].FetchedAt.Equal(now) || s.Replies[0].FetchedAt != nil {
+		t.Fatalf("replies after the first read: %+v", s.Replies)
+	}
+	if evs, err := s.ReplyFetched(now.Add(time.Hour), "r2", "portal amt24"); err != nil || evs != nil || !s.Replies[1].FetchedAt.Equal(now) {
+		t.Errorf("a second read: %+v %v, fetched %v", evs, err, s.Replies[1].FetchedAt)
+	}
+	if _, err := s.ReplyFetched(now, "r9", "portal amt24"); !errors.Is(err, ErrIllegal) {
+		t.Errorf("a reply the case does not have: %v", err)
+	}
+}
