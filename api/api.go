@@ -1270,15 +1270,24 @@ func (s *Server) adminErase(w http.ResponseWriter, r *http.Request) {
 		"alreadyRemoved": res.Already, "blobsDeleted": res.BlobsDeleted, "blobsLeft": res.BlobsLeft})
 }
 
-// portalReply serves the bytes of one reply of the office to the portal.
+// portalReply serves the bytes of one reply of the office to the portal, and
+// records the first time they all went out (broker.RecordReplyFetch): the
+// office sees that its Bescheid left the gateway towards the applicant. A
+// read broken off is no fetch.
 func (s *Server) portalReply(w http.ResponseWriter, r *http.Request, portal string) {
-	rep, rc, err := s.opt.Broker.PortalReply(r.Context(), portal, chi.URLParam(r, "id"), chi.URLParam(r, "rid"))
+	id := chi.URLParam(r, "id")
+	rep, rc, err := s.opt.Broker.PortalReply(r.Context(), portal, id, chi.URLParam(r, "rid"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	defer rc.Close()
-	serveReply(w, rep, rc, s.transfer())
+	if n, err := serveReply(w, rep, rc, s.transfer()); err != nil || n != rep.Size {
+		return
+	}
+	if err := s.opt.Broker.RecordReplyFetch(id, rep.ID, "portal "+portal); err != nil {
+		s.log.Warn("could not record the portal's fetch of a reply; its next fetch records it", "submission", id, "reply", rep.ID, "err", err)
+	}
 }
 
 // AdminSubmission is the operator's view: the whole record and the whole event log,

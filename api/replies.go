@@ -307,14 +307,14 @@ func (s *Server) officeReplyBytes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer rc.Close()
-	serveReply(w, rep, rc, s.transfer())
+	_, _ = serveReply(w, rep, rc, s.transfer()) // the office's own read records nothing
 }
 
 // serveReply sends the bytes of rep with its media type (application/
 // octet-stream if it has none that parses) and its file name if it has one,
-// under the progress rule: a reply
-// may have 64 MiB, as the office's package.
-func serveReply(w http.ResponseWriter, rep submission.Reply, rc io.Reader, t Transfer) {
+// under the progress rule: a reply may have 64 MiB, as the office's package.
+// It returns what io.Copy does: the bytes written, and why it stopped early.
+func serveReply(w http.ResponseWriter, rep submission.Reply, rc io.Reader, t Transfer) (int64, error) {
 	ct := rep.ContentType
 	if _, _, err := mime.ParseMediaType(ct); err != nil || ct == "" {
 		ct = "application/octet-stream"
@@ -326,5 +326,5 @@ func serveReply(w http.ResponseWriter, rep submission.Reply, rc io.Reader, t Tra
 		w.Header().Set(wire.HeaderContentDisposition, mime.FormatMediaType("attachment", map[string]string{"filename": rep.FileName}))
 	}
 	w.Header().Set("Content-Length", strconv.FormatInt(rep.Size, 10))
-	_, _ = io.Copy(Paced(w, t), rc)
+	return io.Copy(Paced(w, t), rc)
 }

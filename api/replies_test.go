@@ -397,6 +397,73 @@ func TestOfficeReplyKeepsItsFileName(t *testing.T) {
 	}
 }
 
+// TestPortalsFetchOfAReplyIsRecordedOnce: the office sees when the portal
+// first read its Bescheid whole — fetchedAt on the reply in its view, and
+// the event reply_fetched by "portal amt24" — the way the portal has a
+// Zustellbestaetigung for the package. The office's own read back records
+// nothing, and the portal's later reads write nothing.
+func TestPortalsFetchOfAReplyIsRecordedOnce(t *testing.T) {
+	f := startReplyFixture(t)
+	ctx := context.Background()
+	id := f.delivered()
+	a := f.reply(id, wire.ReplyBescheid, "application/pdf", "bescheid-1", []byte("%PDF-1.7 Bescheid"))
+	if a.code != http.StatusCreated {
+		t.Fatalf("the Bescheid: %d %s", a.code, a.body)
+	}
+	rep := decodeReply(t, a)
+	fetched := func() (*time.Time, int) {
+		t.Helper()
+		a := f.call(http.MethodGet, wire.OfficeSubmissionPath(id), pollingToken, nil, nil)
+		var v wire.OfficeSubmission
+		if err := json.Unmarshal(a.body, &v); err != nil || len(v.Replies) != 1 {
+			t.Fatalf("the office's view: %d %v %s", a.code, err, a.body)
+		}
+		n := 0
+		for _, e := range v.Events {
+			if e.Type == submission.EventReplyFetched {
+				n++
+				if e.Actor != "portal amt24" || !strings.Contains(e.Detail, rep.ID) {
+					t.Errorf("event %+v, want the portal's read of %s", e, rep.ID)
+				}
+			}
+		}
+		return v.Replies[0].FetchedAt, n
+	}
+	if a := f.call(http.MethodGet, rep.Link, pollingToken, nil, nil); a.code != http.StatusOK {
+		t.Fatalf("the office reads it back: %d", a.code)
+	}
+	if at, n := fetched(); at != nil || n != 0 {
+		t.Fatalf("after the office's own read: fetchedAt %v, %d events", at, n)
+	}
+	before := time.Now().UTC().Add(-time.Second)
+	if _, err := f.pc.Reply(ctx, id, rep.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Recorded once the handler's copy ended, which may come a moment after
+	// the portal had the last byte.
+	at, n := fetched()
+	for deadline := time.Now().Add(5 * time.Second); at == nil && time.Now().Before(deadline); at, n = fetched() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if at == nil || at.Before(before) || n != 1 {
+		t.Fatalf("after the portal's read: fetchedAt %v, %d reply_fetched events, want one now", at, n)
+	}
+	first := *at
+	for range 2 {
+		if _, err := f.pc.Reply(ctx, id, rep.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // as above: the last read's handler ends
+	if at, n := fetched(); at == nil || !at.Equal(first) || n != 1 {
+		t.Errorf("after more reads: fetchedAt %v (first %v), %d events, want the first read's alone", at, first, n)
+	}
+	// The portal sees it too, in its status.
+	if st, err := f.pc.Status(ctx, id); err != nil || len(st.Replies) != 1 || st.Replies[0].FetchedAt == nil || !st.Replies[0].FetchedAt.Equal(first) {
+		t.Errorf("the portal's status: %+v %v", st.Replies, err)
+	}
+}
+
 // TestOfficeReplyRequestRefusals: what a reply's request must say — its kind,
 // its media type, its bytes, within the body limit, the key's form — is
 // refused as the contract says (422 naming the field, 415, 413), and nothing

@@ -47,7 +47,7 @@ func statusView(sub *submission.Submission, evs []submission.Event) wire.StatusV
 // bytes on their side (the actor and the office's own id are not shown).
 func replyOf(r submission.Reply, link string) wire.Reply {
 	return wire.Reply{ID: r.ID, Kind: r.Kind, ContentType: r.ContentType, FileName: r.FileName, Size: r.Size,
-		SHA256: r.SHA256, Channel: r.Channel, At: r.At, Link: link}
+		SHA256: r.SHA256, Channel: r.Channel, At: r.At, FetchedAt: r.FetchedAt, Link: link}
 }
 
 func baseView(sub *submission.Submission, evs []submission.Event) wire.StatusView {

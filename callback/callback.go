@@ -152,10 +152,12 @@ func New(o Options) (*Notifier, error) {
 }
 
 // Observe is the broker's observer: an event of a submission whose portal wants
-// callbacks puts its id in the portal's queue. It never blocks.
-func (n *Notifier) Observe(s *submission.Submission, _ submission.Event) {
+// callbacks puts its id in the portal's queue. It never blocks. The portal's
+// own read of a reply (reply_fetched) is no news to it: its callback would
+// only send it to read the status again.
+func (n *Notifier) Observe(s *submission.Submission, e submission.Event) {
 	q := n.portals[s.Sender]
-	if q == nil || s.Origin != nil {
+	if q == nil || s.Origin != nil || e.Type == submission.EventReplyFetched {
 		// A package a peer forwarded carries another state's portal id: the
 		// portal here with the same id did not send it and may not read it.
 		return

@@ -139,6 +139,21 @@ func TestEventsMakeOneSignedCallback(t *testing.T) {
 	}
 }
 
+// TestPortalsOwnReadOfAReplyIsNoNews: the portal reading a reply records
+// reply_fetched; a callback for it would only send the portal to read the
+// status again, and find its own read.
+func TestPortalsOwnReadOfAReplyIsNoNews(t *testing.T) {
+	p := newPortalEnd(t)
+	n := start(t, Options{Portals: []Portal{{ID: "amt24", Endpoint: p.srv.URL + "/cb?token=x", Secret: p.secret}}})
+	n.Observe(sub("read", "amt24", "dresden"), submission.Event{Type: submission.EventReplyFetched})
+	n.Observe(sub("replied", "amt24", "dresden"), submission.Event{Type: submission.EventReplied})
+	ids, _ := p.waitIDs(t, 1)
+	time.Sleep(100 * time.Millisecond) // five windows: nothing more comes
+	if ids2, _, _ := p.ids(); !slices.Equal(ids, []string{"replied"}) || len(ids2) != 1 {
+		t.Fatalf("callbacks for %v, want the reply's case alone", ids2)
+	}
+}
+
 // TestFailedCallbackComesAgain: a portal that answers 503 gets the same ids again,
 // with what came meanwhile, until it answers 2xx; the metrics count both.
 func TestFailedCallbackComesAgain(t *testing.T) {

@@ -138,7 +138,11 @@ type Reply struct {
 	SHA256   string    `json:"sha256"`
 	Channel  string    `json:"channel"`
 	At       time.Time `json:"at"`
-	Link     string    `json:"link"`
+	// FetchedAt is when the portal first read the bytes whole (for a case
+	// another state's gateway forwarded: when that gateway fetched them for
+	// its portal); absent until then.
+	FetchedAt *time.Time `json:"fetchedAt,omitempty"`
+	Link      string     `json:"link"`
 }
 
 // Link names in StatusView.Links. An office view has one "attachment:<id>" link per
