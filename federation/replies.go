@@ -91,7 +91,8 @@ func repliesOf(s *submission.Submission, from, budget int) []ReplyInfo {
 }
 
 // reply answers a signed Antwortabruf with the bytes of one reply of a package
-// the asking peer forwarded here. Any other package, and a reply it does not
+// the asking peer forwarded here, and records the first whole fetch as the
+// portal's (submission.EventReplyFetched). Any other package, and a reply it does not
 // have, is 404 not-found, whether it exists or not (as the status answer's
 // "unbekannt"); a case whose bytes were removed is 410 gone.
 func (h *Receiver) reply(w http.ResponseWriter, r *http.Request) {
@@ -128,8 +129,17 @@ func (h *Receiver) reply(w http.ResponseWriter, r *http.Request) {
 	w = api.Paced(w, api.Transfer{Window: u.Window, MinRate: u.MinRate})
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.FormatInt(rep.Size, 10))
-	if _, err := io.Copy(w, rc); err != nil && r.Context().Err() == nil {
-		h.log().Warn("sending a reply to the peer gateway broke off", "peer", peer.ID, "submission", s.ID, "err", err)
+	n, err := io.Copy(w, rc)
+	if err != nil || n != rep.Size {
+		if r.Context().Err() == nil {
+			h.log().Warn("sending a reply to the peer gateway broke off", "peer", peer.ID, "submission", s.ID, "err", err)
+		}
+		return
+	}
+	// The peer fetches it for its portal, which holds the applicant: for the
+	// office here that is the portal's fetch (broker.RecordReplyFetch).
+	if err := h.Broker.RecordReplyFetch(s.ID, rep.ID, "gateway "+peer.ID); err != nil {
+		h.log().Warn("could not record the peer gateway's fetch of a reply; its next fetch records it", "peer", peer.ID, "submission", s.ID, "reply", rep.ID, "err", err)
 	}
 }
 

@@ -89,6 +89,27 @@ func TestPeerOfficesRepliesReachThePortal(t *testing.T) {
 			t.Errorf("reply %d: the portal reads %d bytes, not the office's %d", i, len(got), len(want.bytes))
 		}
 	}
+	// The office at by sees that its replies went on towards the applicant:
+	// sn's fetch is, for by, the portal's (reply_fetched by gateway
+	// amtsbote-sn); at sn the portal's own read is recorded.
+	waitFor(t, "by records sn's fetches", func() bool {
+		bs, err := by.g.Broker.FindMessage(s.Sender, s.MessageID)
+		return err == nil && len(bs.Replies) == 2 && bs.Replies[0].FetchedAt != nil && bs.Replies[1].FetchedAt != nil
+	})
+	bs, _ := by.g.Broker.FindMessage(s.Sender, s.MessageID)
+	byEvs, err := by.g.Broker.Log(bs.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := eventsOfType(byEvs, submission.EventReplyFetched); len(got) != 2 || got[0].Actor != "gateway amtsbote-sn" {
+		t.Errorf("by's reply_fetched events %+v, want two by gateway amtsbote-sn", got)
+	}
+	// Recorded once the handler's copy ended, which may come a moment after
+	// the portal had the last byte.
+	waitFor(t, "sn records the portal's reads", func() bool {
+		rs := sn.sub(t, id).Replies
+		return rs[0].FetchedAt != nil && rs[1].FetchedAt != nil
+	})
 	evs, err := sn.g.Broker.Log(id)
 	if err != nil {
 		t.Fatal(err)
@@ -333,4 +354,15 @@ func TestPeerRepliesNotAskedForAnErasedCase(t *testing.T) {
 	if got := sn.sub(t, id); len(got.Replies) != 0 {
 		t.Errorf("the erased case holds replies: %+v", got.Replies)
 	}
+}
+
+// eventsOfType are the events of evs of type typ.
+func eventsOfType(evs []submission.Event, typ string) []submission.Event {
+	var out []submission.Event
+	for _, e := range evs {
+		if e.Type == typ {
+			out = append(out, e)
+		}
+	}
+	return out
 }
