@@ -723,10 +723,11 @@ func (m *Mailbox) replyDownload(w http.ResponseWriter, r *http.Request, s sessio
 	m.sendFile(w, r, rc, ctype, name, "antwort"+ext, rep.Size, rep.SHA256)
 }
 
-// replyKindOf is, for a replied event of the case, the kind of the reply it
-// records ("Bescheid"), in the page's words; "" for any other event.
+// replyKindOf is, for a replied or reply_fetched event of the case, the kind
+// of the reply it records ("Bescheid"), in the page's words; "" for any other
+// event.
 func replyKindOf(s *submission.Submission, e submission.Event) string {
-	if e.Type != submission.EventReplied {
+	if e.Type != submission.EventReplied && e.Type != submission.EventReplyFetched {
 		return ""
 	}
 	for _, rep := range s.Replies {

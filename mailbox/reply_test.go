@@ -924,7 +924,7 @@ func TestUnreadableReplyFormLineAfterAPartIsNotLogged(t *testing.T) {
 // Content-Disposition) is listed on the case's page with it, and the clerk's
 // download carries it, as the portal's does. The clerk's own replies keep no
 // name (TestClerkSendsABescheid): a name on her disk is not written for the
-// applicant.
+// applicant. Once the portal read a reply, the page says when.
 func TestSystemsFileNameIsShownToTheClerk(t *testing.T) {
 	e, sub, anna, _, _ := replyCase(t)
 	pdf := paket.ExamplePDF("Bescheid des Fachverfahrens")
@@ -940,5 +940,19 @@ func TestSystemsFileNameIsShownToTheClerk(t *testing.T) {
 	dl := anna.get("/postfach/s/" + sub.ID + "/antwort/" + r.ID)
 	if cd := dl.Header().Get("Content-Disposition"); dl.Code != http.StatusOK || cd != `attachment; filename="Bescheid Az 4711-_.pdf"; filename*=UTF-8''Bescheid%20Az%204711-%C3%9C.pdf` {
 		t.Errorf("the clerk's download: %d, Content-Disposition %q", dl.Code, cd)
+	}
+	// Her download is no fetch of the portal; the portal's is, listed with
+	// the reply and in the history.
+	if page := anna.get("/postfach/s/" + sub.ID).Body.String(); strings.Contains(page, "abgerufen am") {
+		t.Errorf("the clerk's own download counted as the portal's:\n%s", page)
+	}
+	if err := e.b.RecordReplyFetch(sub.ID, r.ID, "portal amt24"); err != nil {
+		t.Fatal(err)
+	}
+	page = anna.get("/postfach/s/" + sub.ID).Body.String()
+	for _, want := range []string{"; vom Portal abgerufen am ", "Antwort vom Portal abgerufen: Bescheid", "portal amt24"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the case's page after the portal's read lacks %q:\n%s", want, page)
+		}
 	}
 }

@@ -277,6 +277,7 @@ var eventLabels = map[string]string{
 	submission.EventRejected:      "Abgelehnt",
 	submission.EventRequeued:      "Erneut eingereiht",
 	submission.EventReplied:       "Antwort an das Portal gesendet",
+	submission.EventReplyFetched:  "Antwort vom Portal abgerufen",
 	submission.EventProcessed:     "Als erledigt markiert",
 	submission.EventReopened:      "Markierung „erledigt“ entfernt",
 	submission.EventBytesRemoved:  "Dateien nach Ablauf der Aufbewahrungsfrist gelöscht",
