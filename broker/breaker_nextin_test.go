@@ -49,7 +49,7 @@ func TestAttemptFailedStatesTheBreakersHold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	failed := ofType(evs, submission.EventAttemptFailed)
+	failed := submission.OfType(evs, submission.EventAttemptFailed)
 	if len(failed) != 1 {
 		t.Fatalf("failed attempts %+v, want one", failed)
 	}

@@ -114,16 +114,6 @@ func nextIn(t *testing.T, e submission.Event) time.Duration {
 	return d
 }
 
-func ofType(evs []submission.Event, typ string) []submission.Event {
-	var out []submission.Event
-	for _, e := range evs {
-		if e.Type == typ {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
 func (b *Broker) endpoint(office, channel string) EndpointState {
 	for _, st := range b.Endpoints() {
 		if st.Office == office && st.Channel == channel {
@@ -183,7 +173,7 @@ func TestOfficeDownForADay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	failed := ofType(evs, submission.EventAttemptFailed)
+	failed := submission.OfType(evs, submission.EventAttemptFailed)
 	// Attempts at 0, 5s, 5m, 35m, 2h35m, 7h35m, 17h35m fall in the day (7 failures);
 	// a slow machine stretches simulated time, so at least the first six are certain.
 	if len(failed) < 6 || len(failed) > len(StandardSchedule) {
@@ -205,11 +195,11 @@ func TestOfficeDownForADay(t *testing.T) {
 	if n := len(failed); n == 7 && span < 17*time.Hour {
 		t.Errorf("seven failed attempts span %s of simulated time", span)
 	}
-	del := ofType(evs, submission.EventDelivered)
+	del := submission.OfType(evs, submission.EventDelivered)
 	if len(del) != 1 || del[0].Channel != webhook.Channel || del[0].Attempt != len(failed)+1 {
 		t.Fatalf("delivered events %+v, want one on the webhook at attempt %d", del, len(failed)+1)
 	}
-	if n := len(ofType(evs, submission.EventChannelFailed)); n != 0 || len(mailbox.deliveries()) != 0 {
+	if n := len(submission.OfType(evs, submission.EventChannelFailed)); n != 0 || len(mailbox.deliveries()) != 0 {
 		t.Fatalf("fell back: %d channel_failed, %d mailbox deliveries", n, len(mailbox.deliveries()))
 	}
 
@@ -257,7 +247,7 @@ func TestOfficeDownForADay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pfailed := ofType(pevs, submission.EventAttemptFailed)
+	pfailed := submission.OfType(pevs, submission.EventAttemptFailed)
 	if len(pfailed) != len(failed) || !strings.Contains(pfailed[4].Detail, "next attempt in ") || pfailed[4].Note != "" {
 		t.Fatalf("portal view of the fifth failure: %+v", pfailed)
 	}
@@ -313,12 +303,12 @@ func TestRecoveryIsNotAHerd(t *testing.T) {
 	var recorded int
 	for _, id := range ids {
 		evs, _ := e.b.Log(id)
-		n := len(ofType(evs, submission.EventAttemptFailed))
+		n := len(submission.OfType(evs, submission.EventAttemptFailed))
 		recorded += n
 		if n == 0 {
 			untried++
 		}
-		if d := ofType(evs, submission.EventDelivered); len(d) != 1 || d[0].Channel != webhook.Channel {
+		if d := submission.OfType(evs, submission.EventDelivered); len(d) != 1 || d[0].Channel != webhook.Channel {
 			t.Errorf("%s: delivered %+v, want on the webhook", id, d)
 		}
 	}
@@ -366,7 +356,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	}
 	s := waitState(t, e.b, a.Submission.ID, submission.StateDelivered)
 	evs, _ := e.b.Log(s.ID)
-	failed := ofType(evs, submission.EventAttemptFailed)
+	failed := submission.OfType(evs, submission.EventAttemptFailed)
 	if len(failed) != 2 {
 		t.Fatalf("failed attempts %+v", failed)
 	}
@@ -408,7 +398,7 @@ func TestDeferralIsCounted(t *testing.T) {
 	}
 	eventually(t, "the first attempt failed", func() bool {
 		evs, _ := e.b.Log(first.Submission.ID)
-		return len(ofType(evs, submission.EventAttemptFailed)) == 1
+		return len(submission.OfType(evs, submission.EventAttemptFailed)) == 1
 	})
 	second, err := e.b.Receive(context.Background(), intake("defer-2", webhook.Channel))
 	if err != nil {
@@ -468,7 +458,7 @@ func TestGoneDisablesTheChannel(t *testing.T) {
 		return evs
 	}
 	channelOf := func(evs []submission.Event) string {
-		d := ofType(evs, submission.EventDelivered)
+		d := submission.OfType(evs, submission.EventDelivered)
 		if len(d) != 1 {
 			t.Fatalf("delivered events %+v", d)
 		}
@@ -476,14 +466,14 @@ func TestGoneDisablesTheChannel(t *testing.T) {
 	}
 
 	evs := deliver(e, "gone-1")
-	cf := ofType(evs, submission.EventChannelFailed)
+	cf := submission.OfType(evs, submission.EventChannelFailed)
 	if len(cf) != 1 || cf[0].Detail != "receiver answered HTTP 410" || channelOf(evs) != "mailbox" {
 		t.Fatalf("first package: %+v", evs)
 	}
-	if all, _ := e.b.Log(cf[0].SubmissionID); !strings.Contains(ofType(all, submission.EventChannelFailed)[0].Note, "disabled") {
+	if all, _ := e.b.Log(cf[0].SubmissionID); !strings.Contains(submission.OfType(all, submission.EventChannelFailed)[0].Note, "disabled") {
 		t.Errorf("the operator's note does not say the channel was disabled: %+v", all)
 	}
-	if len(ofType(evs, submission.EventAttemptFailed)) != 0 {
+	if len(submission.OfType(evs, submission.EventAttemptFailed)) != 0 {
 		t.Fatal("a 410 was retried")
 	}
 	if st := e.b.endpoint("office-a", webhook.Channel); st.State != EndpointDisabled || st.DisabledAt == nil {
@@ -491,7 +481,7 @@ func TestGoneDisablesTheChannel(t *testing.T) {
 	}
 
 	evs = deliver(e, "gone-2")
-	cf = ofType(evs, submission.EventChannelFailed)
+	cf = submission.OfType(evs, submission.EventChannelFailed)
 	if len(cf) != 1 || !strings.Contains(cf[0].Detail, "channel webhook is disabled") || channelOf(evs) != "mailbox" {
 		t.Fatalf("second package: %+v", evs)
 	}

@@ -107,7 +107,7 @@ func TestWaitingPackageLearnsOfTheBreakersHold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	failed := ofType(evs, submission.EventAttemptFailed)
+	failed := submission.OfType(evs, submission.EventAttemptFailed)
 	if len(failed) != 1 || strings.Contains(failed[0].Detail, "at the earliest") {
 		t.Fatalf("A's attempt_failed events %+v, want one with the schedule's 5s", failed)
 	}

@@ -297,7 +297,7 @@ func TestRecordFetchAfterTheDeliveryChangesNothing(t *testing.T) {
 		t.Fatalf("a fetch after the delivery was recorded: %v %+v", err, s)
 	}
 	evs, _ := e.b.Log(closed.Submission.ID)
-	if len(ofType(evs, submission.EventFetched)) != 0 {
+	if len(submission.OfType(evs, submission.EventFetched)) != 0 {
 		t.Fatalf("a fetched event after the delivery: %+v", evs)
 	}
 }

@@ -101,7 +101,7 @@ func TestPeerOfficesRepliesReachThePortal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := eventsOfType(byEvs, submission.EventReplyFetched); len(got) != 2 || got[0].Actor != "gateway amtsbote-sn" {
+	if got := submission.OfType(byEvs, submission.EventReplyFetched); len(got) != 2 || got[0].Actor != "gateway amtsbote-sn" {
 		t.Errorf("by's reply_fetched events %+v, want two by gateway amtsbote-sn", got)
 	}
 	// Recorded once the handler's copy ended, which may come a moment after
@@ -354,15 +354,4 @@ func TestPeerRepliesNotAskedForAnErasedCase(t *testing.T) {
 	if got := sn.sub(t, id); len(got.Replies) != 0 {
 		t.Errorf("the erased case holds replies: %+v", got.Replies)
 	}
-}
-
-// eventsOfType are the events of evs of type typ.
-func eventsOfType(evs []submission.Event, typ string) []submission.Event {
-	var out []submission.Event
-	for _, e := range evs {
-		if e.Type == typ {
-			out = append(out, e)
-		}
-	}
-	return out
 }

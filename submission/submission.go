@@ -339,6 +339,17 @@ const (
 	EventReplyFetched = "reply_fetched"
 )
 
+// OfType returns the events of evs that are of type typ, in their order.
+func OfType(evs []Event, typ string) []Event {
+	var out []Event
+	for _, e := range evs {
+		if e.Type == typ {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // Params is what intake knows about a package it has verified and routed.
 type Params struct {
 	ID, DeliveryID                          string

@@ -139,17 +139,6 @@ func types(evs []submission.Event) []string {
 	return out
 }
 
-// ofType are the events of one type.
-func ofType(evs []submission.Event, typ string) []submission.Event {
-	var out []submission.Event
-	for _, e := range evs {
-		if e.Type == typ {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
 func readAll(t *testing.T, rc io.ReadCloser, err error, what string) []byte {
 	t.Helper()
 	if err != nil {
@@ -303,7 +292,7 @@ func (s *suite) testOpeningIsPickup(t *testing.T) {
 		t.Errorf("after OpenPackage the case is %s, delivered at %v: want delivered", now.State, now.DeliveredAt)
 	}
 	evs := events(t, f.d, f.id)
-	if got := ofType(evs, submission.EventDelivered); len(got) != 1 || got[0].Channel != "api" {
+	if got := submission.OfType(evs, submission.EventDelivered); len(got) != 1 || got[0].Channel != "api" {
 		t.Errorf("after OpenPackage: delivered events %+v, want one on api", got)
 	}
 	// Opening again, and a confirmation after it, are no second pickup.
@@ -725,7 +714,7 @@ func (s *suite) testForwardedFetch(t *testing.T) {
 		t.Fatalf("PeerDelivered left case %s %s, delivered at %v by %q", f.id, sub.State, sub.DeliveredAt, sub.DeliveryChannel())
 	}
 	fetch("after the peer's delivery")
-	if got := ofType(events(t, f.d, f.id), submission.EventDelivered); len(got) != 1 || got[0].Channel != "peer" {
+	if got := submission.OfType(events(t, f.d, f.id), submission.EventDelivered); len(got) != 1 || got[0].Channel != "peer" {
 		t.Errorf("delivered events %+v, want the peer's one", got)
 	}
 }
@@ -765,7 +754,7 @@ func (s *suite) testForwardedDecision(t *testing.T) {
 	if sub := record(t, f.d, f.id); sub.State != submission.StateAccepted || sub.Decision == nil || sub.Decision.Outcome != broker.OutcomeAccepted {
 		t.Fatalf("the peer's decision left the case %s, decision %+v", sub.State, sub.Decision)
 	}
-	if got := ofType(events(t, f.d, f.id), submission.EventAccepted); len(got) != 1 {
+	if got := submission.OfType(events(t, f.d, f.id), submission.EventAccepted); len(got) != 1 {
 		t.Errorf("accepted events %v, want the peer's one", types(got))
 	}
 	refused("after the peer's decision")
@@ -911,7 +900,7 @@ func (s *suite) testTakenOverRefused(t *testing.T) {
 		t.Fatalf("the clerk's decision: %+v, %v", sub, err)
 	}
 	decided := events(t, f.d, f.id)
-	if got := ofType(decided, submission.EventAccepted); len(got) != 1 || got[0].Channel != channel.Mailbox {
+	if got := submission.OfType(decided, submission.EventAccepted); len(got) != 1 || got[0].Channel != channel.Mailbox {
 		t.Errorf("accepted events %+v, want the clerk's on the mailbox", got)
 	}
 	_, err = f.d.Decide(ctx(), officeA, f.id, decisionA)
@@ -979,7 +968,7 @@ func (s *suite) testReadFirstNoTakeover(t *testing.T) {
 	if err != nil || sub.TakenOverFrom != "" {
 		t.Errorf("the clerk's pickup of a case the system fetched: %s, %v; want delivered, no takeover", takenOver(sub), err)
 	}
-	if got := ofType(events(t, f.d, f.id), submission.EventDelivered); len(got) != 1 || strings.Contains(got[0].Note, "taken over") {
+	if got := submission.OfType(events(t, f.d, f.id), submission.EventDelivered); len(got) != 1 || strings.Contains(got[0].Note, "taken over") {
 		t.Errorf("delivered events %+v, want the clerk's pickup, not a takeover", got)
 	}
 	if _, err := f.d.Confirm(ctx(), officeA, f.id, broker.Pickup{Channel: channel.XTA, Receiver: "office A (XTA close)"}); err != nil {
@@ -1042,7 +1031,7 @@ func (s *suite) testFetch(t *testing.T) {
 		t.Fatalf("RecordFetch: %v, %+v: want fetched, not delivered", err, sub)
 	}
 	evs := events(t, f.d, f.id)
-	if got := ofType(evs, submission.EventFetched); len(got) != 1 || got[0].Channel != "xta" {
+	if got := submission.OfType(evs, submission.EventFetched); len(got) != 1 || got[0].Channel != "xta" {
 		t.Errorf("after RecordFetch: fetched events %+v, want one on xta", got)
 	}
 	if w, err := f.d.Waiting(ctx(), officeA); err != nil || len(w) != 1 || !w[0].Fetched {
@@ -1141,7 +1130,7 @@ func (s *suite) testReply(t *testing.T) {
 	if f.d.StoresBytes(t, again.Content) {
 		t.Error("the other bytes of a repeated reply were stored")
 	}
-	if got := ofType(evs, submission.EventReplied); len(got) != 1 {
+	if got := submission.OfType(evs, submission.EventReplied); len(got) != 1 {
 		t.Errorf("replied events %v, want one", types(got))
 	}
 	if sub := record(t, f.d, f.id); len(sub.Replies) != 1 || sub.Replies[0].ID != r.ID || sub.Replies[0].FileName != in.FileName {
