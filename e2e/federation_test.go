@@ -747,7 +747,7 @@ func TestDemoFederation(t *testing.T) {
 		"status at amtsbote-sn: accepted", "demo complete: the application crossed from Saxony to Bavaria",
 		// The office's Bescheid, sent through Bavaria's office API, back at Saxony's portal.
 		"replied api Bescheid", "the office's reply came BACK across the state border: Bescheid",
-		"→ accepted → replied", "read at amtsbote-sn (application/pdf", "channel peer)", "its Bescheid came back to Saxony's portal",
+		"→ accepted → replied", "read at amtsbote-sn (application/pdf", `bytes, named "Bescheid.pdf", channel peer)`, "its Bescheid came back to Saxony's portal",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q\n%s", want, out)

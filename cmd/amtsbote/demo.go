@@ -141,6 +141,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			out.say("gateway", "fetched by %s: the office's system read the package; it takes it by confirming", e.Channel)
 		case submission.EventReplied:
 			out.say("gateway", "replied %s %s: the office's answer to the applicant, stored for Amt24", e.Channel, e.Detail)
+		case submission.EventReplyFetched:
+			out.say("gateway", "reply_fetched %s by %s: the office sees that its answer left for the applicant", e.Detail, e.Actor)
 		default:
 			out.say("gateway", "%s", strings.Join(strings.Fields(e.Type+" "+e.Channel+" "+e.Detail), " "))
 		}

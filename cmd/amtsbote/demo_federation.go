@@ -249,7 +249,7 @@ responsibilities:
 		return fail("%v", err)
 	}
 	out.say("Amt24", "status at %s now: %s; event log: %s", sn.id, st.State, eventSummary(st.Events))
-	out.say("Amt24", "%s of %s read at %s (%s, %d bytes, channel %s), SHA-256 as the status lists it", r.Kind, demoMuenchenName, sn.id, r.ContentType, r.Size, r.Channel)
+	out.say("Amt24", "%s of %s read at %s (%s, %d bytes%s, channel %s), SHA-256 as the status lists it", r.Kind, demoMuenchenName, sn.id, r.ContentType, r.Size, namedAs(r), r.Channel)
 	fmt.Fprintf(stdout, "\ndemo complete: the application crossed from Saxony to Bavaria, reached %s and is %s; its Bescheid came back to Saxony's portal.\n", "Landeshauptstadt München", st.State)
 	return 0
 }
