@@ -29,6 +29,7 @@ const (
 	elNiveau        = "Vertrauensniveau"
 	elRueckkanal    = "Rueckkanal"
 	elZahlung       = "Zahlung"
+	elBezug         = "Bezug"
 	elReferenz      = "Referenz"
 	elBetrag        = "Betrag"
 	elWaehrung      = "Waehrung"
@@ -131,6 +132,7 @@ func (p *Paket) Element() *etree.Element {
 		leaf(ze, elBetrag, z.Amount)
 		leaf(ze, elWaehrung, z.Currency)
 	}
+	optLeaf(k, elBezug, p.Kopf.Bezug)
 
 	if a := p.Antragsteller; a != nil {
 		ae := root.CreateElement(elAntragsteller)

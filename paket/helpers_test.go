@@ -32,6 +32,7 @@ func full() *Paket {
 	p.Kopf.Vertrauensniveau = LevelSubstantial
 	p.Kopf.Rueckkanal = "https://amt24.sachsen.de/antwort/3f2b8c4e?kanal=1"
 	p.Kopf.Zahlung = &Zahlung{Reference: "EPAY-2026-000123", Amount: "12.50", Currency: "EUR"}
+	p.Kopf.Bezug = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
 	ref := NewAnlage("foto-1", "Foto Papierkorb.jpg", "image/jpeg", []byte("\xff\xd8\xff\xe0 not really a jpeg"))
 	ref.Inhalt = nil
 	ref.Referenz = "cid:foto-1@amt24.sachsen.de"

@@ -45,6 +45,11 @@ type Kopf struct {
 	Vertrauensniveau string // eIDAS level: "", niedrig, substanziell, hoch
 	Rueckkanal       string // https URL or portal mailbox reference
 	Zahlung          *Zahlung
+	// Bezug is the NachrichtID of an earlier application of the same
+	// Absender that this one belongs to (a Nachreichung: the applicant's
+	// answer to a Rückfrage, documents sent later); "" for a new case. The
+	// gateway delivers it to the office that has that case, under its case id.
+	Bezug string
 }
 
 // Leistung names the administrative service by its LeiKa key.

@@ -394,6 +394,13 @@ func parseKopf(k *etree.Element, out *Kopf) error {
 		}
 		out.Zahlung = z
 	}
+	if out.Bezug, err = optField(c, elBezug, checkUUID); err != nil {
+		return err
+	}
+	out.Bezug = strings.ToLower(out.Bezug)
+	if out.Bezug != "" && out.Bezug == out.NachrichtID {
+		return &FieldError{Field: path + "/" + elBezug, Reason: "names this package's own NachrichtID; it names the earlier application this one belongs to"}
+	}
 	return c.end()
 }
 
