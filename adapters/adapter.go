@@ -30,15 +30,18 @@ type Delivery struct {
 	// to drop duplicates (delivery is at-least-once).
 	ID           string
 	SubmissionID string
-	MessageID    string // NachrichtID as the portal set it
-	Sender       string // portal id (Absender)
-	LeikaKey     string
-	ServiceName  string
-	OfficeID     string
-	OfficeName   string
-	Target       Target
-	Attempt      int // 1 for the first attempt on this target
-	CreatedAt    time.Time
+	// CaseID is the case a Nachreichung belongs to (the first package's
+	// submission id); "" for a new case, whose case is SubmissionID.
+	CaseID      string
+	MessageID   string // NachrichtID as the portal set it
+	Sender      string // portal id (Absender)
+	LeikaKey    string
+	ServiceName string
+	OfficeID    string
+	OfficeName  string
+	Target      Target
+	Attempt     int // 1 for the first attempt on this target
+	CreatedAt   time.Time
 
 	PackageSHA256 string // hex SHA-256 of the exact signed package bytes
 	PackageSize   int64

@@ -81,7 +81,7 @@ func officeView(sub *submission.Submission, evs []submission.Event) wire.OfficeS
 		atts = append(atts, wire.Attachment{ID: a.ID, FileName: a.FileName, MimeType: a.MimeType, Size: a.Size, SHA256: a.SHA256})
 	}
 	return wire.OfficeSubmission{StatusView: v,
-		SubmissionID: sub.ID, CaseID: sub.ID, DestinationID: wire.OfficeDestinationID(sub.OfficeID),
+		SubmissionID: sub.ID, CaseID: sub.Case(), DestinationID: wire.OfficeDestinationID(sub.OfficeID),
 		DeliveryID: sub.DeliveryID, Sender: sub.Sender,
 		PackageSHA256: sub.PackageSHA256, PackageSize: sub.PackageSize, Attachments: atts,
 		TakenOver: takenOverOf(sub)}

@@ -567,7 +567,7 @@ func (b *Broker) delivery(s *submission.Submission, t adapters.Target) adapters.
 		atts[i] = adapters.Attachment{ID: a.ID, FileName: a.FileName, MimeType: a.MimeType, Size: a.Size, SHA256: a.SHA256, Open: open(a.SHA256)}
 	}
 	return adapters.Delivery{
-		ID: s.DeliveryID, SubmissionID: s.ID, MessageID: s.MessageID, Sender: s.Sender,
+		ID: s.DeliveryID, SubmissionID: s.ID, CaseID: s.CaseID, MessageID: s.MessageID, Sender: s.Sender,
 		LeikaKey: s.LeikaKey, ServiceName: s.ServiceName, OfficeID: s.OfficeID, OfficeName: s.OfficeName,
 		Target: t, Attempt: s.Attempts + 1, CreatedAt: s.ReceivedAt,
 		PackageSHA256: s.PackageSHA256, PackageSize: s.PackageSize,

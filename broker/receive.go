@@ -41,6 +41,9 @@ type Intake struct {
 	Attachments []AttachmentIn
 	// Origin is set when a peer gateway forwarded the package (Portalverbund).
 	Origin *submission.Origin
+	// CaseID is the case of the earlier application a Nachreichung belongs to
+	// (submission.Submission.CaseID); "" for a new case.
+	CaseID string
 }
 
 // AttachmentIn is an attachment whose bytes were already checked against the signed digest.
@@ -155,7 +158,7 @@ func (b *Broker) Receive(ctx context.Context, in Intake) (*Received, error) {
 		LeikaKey: in.LeikaKey, ServiceName: in.ServiceName, Place: in.Place,
 		AreaARS: in.AreaARS, AreaName: in.AreaName, OfficeID: in.OfficeID, OfficeName: in.OfficeName,
 		Targets: in.Targets, PackageSHA256: pkgDigest, PackageSize: int64(len(in.Package)), Attachments: metas,
-		ContentDigest: in.ContentDigest,
+		ContentDigest: in.ContentDigest, CaseID: in.CaseID,
 	}, now)
 	if in.Origin != nil {
 		o := *in.Origin

@@ -175,7 +175,7 @@ func (n *Notifier) Observe(s *submission.Submission, e submission.Event) {
 			return
 		}
 		q.waiting = append(q.waiting, subject{DestinationID: wire.DestinationID(s.OfficeID, toPeer(s)),
-			SubmissionID: s.ID, CaseID: s.ID, OfficeID: s.OfficeID})
+			SubmissionID: s.ID, CaseID: s.Case(), OfficeID: s.OfficeID})
 		q.in[s.ID] = true
 	}
 	q.mu.Unlock()

@@ -289,6 +289,11 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 	if err != nil {
 		return nil, err
 	}
+	if pk.Kopf.Bezug != "" {
+		if dest, err = p.followUp(pk, origin, dest, &in); err != nil {
+			return nil, err
+		}
+	}
 	in.OfficeID, in.OfficeName, in.Targets = dest.OfficeID, dest.OfficeName, dest.Targets
 	atts, held, err := p.attachments(ctx, pk, parts)
 	if err != nil {
@@ -318,6 +323,42 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 		return p.repeat(rec, origin, content)
 	}
 	return rec, nil
+}
+
+// followUp decides where a Nachreichung goes — a package whose Kopf/Bezug
+// names an earlier application of its sender (the applicant's answer to a
+// Rückfrage, documents sent later): to the office that has that case, under
+// its case id (in.CaseID), whatever the directory says of its service and
+// place now (dest, the route's destination): a directory that moved the
+// service to another office since must not split the case. A case forwarded
+// to a peer gateway keeps dest — the route to that state's gateway, which
+// resolves the Bezug itself against the case it has — and so does a case
+// whose office left the directory (no plan to send it by). A Bezug that
+// names no application of this sender, or one a peer gateway forwarded here
+// when this package came from the portal itself (or from another peer), is
+// 422 invalid-field: the portal names what its applicant has, and never
+// learns here of another portal's cases.
+func (p *Pipeline) followUp(pk *paket.Paket, origin *submission.Origin, dest Destination, in *broker.Intake) (Destination, error) {
+	field := &paket.FieldError{Field: "Antragspaket/Kopf/Bezug",
+		Reason: "names no earlier application of this portal (its NachrichtID, as the gateway acknowledged it)"}
+	earlier, err := p.Broker.FindMessage(pk.Kopf.Absender, pk.Kopf.Bezug)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return dest, field
+	case err != nil:
+		return dest, err
+	case (earlier.Origin == nil) != (origin == nil) || earlier.Origin != nil && earlier.Origin.Gateway != origin.Gateway:
+		return dest, field
+	}
+	in.CaseID = earlier.Case()
+	if earlier.Forward != nil {
+		return dest, nil
+	}
+	plan := p.Plan(earlier.OfficeID)
+	if plan == nil {
+		return dest, nil
+	}
+	return Destination{OfficeID: earlier.OfficeID, OfficeName: earlier.OfficeName, Targets: plan}, nil
 }
 
 // repeat answers a package whose sender and NachrichtID name a stored

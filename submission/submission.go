@@ -89,6 +89,11 @@ type Submission struct {
 	MessageID  string `json:"messageId"`
 	Sender     string `json:"sender"`
 	SignerID   string `json:"signerId,omitempty"`
+	// CaseID is, for a Nachreichung (the package's Kopf/Bezug names an
+	// earlier application of the sender), the case it belongs to: the first
+	// package's id, also through a chain of them. "" for a new case, whose
+	// case is its own id (Case).
+	CaseID string `json:"caseId,omitempty"`
 
 	LeikaKey    string `json:"leikaKey"`
 	ServiceName string `json:"serviceName"`
@@ -223,6 +228,15 @@ type Reply struct {
 	// a peer's reply stored by a build before 2026-12-06 night, which fetched
 	// them in order and so holds the peer's first ones.
 	PeerSeq int `json:"peerSeq,omitempty"`
+}
+
+// Case is the id of the case s belongs to (FIT-Connect's caseId): its own id,
+// or for a Nachreichung the first package's (CaseID).
+func (s *Submission) Case() string {
+	if s.CaseID != "" {
+		return s.CaseID
+	}
+	return s.ID
 }
 
 // CurrentTarget returns the channel the next attempt goes to, if any is left.
@@ -360,6 +374,7 @@ type Params struct {
 	PackageSHA256, ContentDigest            string
 	PackageSize                             int64
 	Attachments                             []Attachment
+	CaseID                                  string // Submission.CaseID
 }
 
 // New is the gateway receiving a package (Eingang): the record in its first state
@@ -373,8 +388,8 @@ func New(p Params, now time.Time) (*Submission, []Event) {
 		AreaARS: p.AreaARS, AreaName: p.AreaName, OfficeID: p.OfficeID, OfficeName: p.OfficeName,
 		Targets: p.Targets, Generation: 1,
 		PackageSHA256: p.PackageSHA256, PackageSize: p.PackageSize, Attachments: p.Attachments,
-		ContentDigest: p.ContentDigest,
-		ReceivedAt:    now, UpdatedAt: now,
+		ContentDigest: p.ContentDigest, CaseID: p.CaseID,
+		ReceivedAt: now, UpdatedAt: now,
 	}
 	evs := []Event{
 		{At: now, Type: EventReceived, Detail: fmt.Sprintf("signed by %s, %d bytes, sha256 %s", p.SignerID, p.PackageSize, p.PackageSHA256)},

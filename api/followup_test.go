@@ -1,0 +1,103 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/api/problem"
+	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/paket"
+	"github.com/amtsbote/amtsbote/portal"
+	"github.com/amtsbote/amtsbote/wire"
+)
+
+// TestNachreichungReachesTheCasesOffice: the applicant answers the office's
+// Rückfrage, or sends a missing document later. The portal submits it as a
+// package whose Kopf/Bezug names the NachrichtID of the application it
+// belongs to; it goes to the office that has that case — here although its
+// own service is another office's by the directory — under the case's id
+// (caseId in the office's view, the FIT-Connect way: one case, several
+// submissions), also through a chain of them. Before, it was routed as a new
+// application, and the office held two unrelated cases. A Bezug that names
+// no application of this portal is 422 invalid-field naming the field, and
+// nothing is stored.
+func TestNachreichungReachesTheCasesOffice(t *testing.T) {
+	g := startTakeoverGateway(t)
+	ctx := context.Background()
+	pc := &portal.Client{BaseURL: g.g.URL(), Signer: g.pki.Portal.Signer, Token: portalToken}
+	first := paket.ExampleWith(pollingService, paket.NewMessageID(), time.Now())
+	first.Kopf.Ort = paket.Ort{PLZ: "01067"}
+	res, err := pc.Submit(ctx, first)
+	if err != nil || res.Status != http.StatusCreated {
+		t.Fatalf("the application: %v %+v", err, res)
+	}
+	caseID := res.SubmissionID
+
+	// The Nachreichung names another service, which the directory gives to
+	// mailOffice: it goes to pollingOffice, which has the case.
+	submitFollowUp := func(service, bezug string) *portal.Result {
+		t.Helper()
+		p := paket.ExampleWith(service, paket.NewMessageID(), time.Now())
+		p.Kopf.Ort = paket.Ort{PLZ: "01067"}
+		p.Kopf.Bezug = bezug
+		res, err := pc.Submit(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	res = submitFollowUp(mailService, first.Kopf.NachrichtID)
+	if res.Status != http.StatusCreated {
+		t.Fatalf("the Nachreichung: %+v", res)
+	}
+	s, err := g.g.Broker.Submission(res.SubmissionID)
+	if err != nil || s.OfficeID != pollingOffice || s.CaseID != caseID {
+		t.Fatalf("the Nachreichung's record: office %s, case %s (%v); want %s, case %s", s.OfficeID, s.CaseID, err, pollingOffice, caseID)
+	}
+	// The office's system sees it with the case's id; the first package is
+	// its own case.
+	if v := officeView(t, g, res.SubmissionID); v.CaseID != caseID || v.SubmissionID != res.SubmissionID {
+		t.Errorf("the office's view: caseId %s, submissionId %s; want the case %s", v.CaseID, v.SubmissionID, caseID)
+	}
+	if v := officeView(t, g, caseID); v.CaseID != caseID {
+		t.Errorf("the application's caseId %s, want its own id", v.CaseID)
+	}
+	// A Nachreichung to the Nachreichung (its NachrichtID in upper case, as
+	// a portal may write a UUID) belongs to the same case.
+	res = submitFollowUp(pollingService, strings.ToUpper(s.MessageID))
+	if s2, err := g.g.Broker.Submission(res.SubmissionID); res.Status != http.StatusCreated || err != nil || s2.CaseID != caseID || s2.OfficeID != pollingOffice {
+		t.Errorf("the second Nachreichung: %+v, record %+v %v, want case %s", res, s2, err, caseID)
+	}
+
+	// Refused, and nothing stored: a Bezug no application of this portal has.
+	before, _ := g.g.Broker.List(ctx, pollingOffice, broker.ListQuery{})
+	res = submitFollowUp(mailService, paket.NewMessageID())
+	if res.Status != http.StatusUnprocessableEntity || res.Problem == nil || res.Problem.Type != problem.TypeInvalidField ||
+		res.Problem.Extra["field"] != "Antragspaket/Kopf/Bezug" {
+		t.Fatalf("an unknown Bezug: %+v %+v", res, res.Problem)
+	}
+	if after, _ := g.g.Broker.List(ctx, pollingOffice, broker.ListQuery{}); len(after.Items) != len(before.Items) {
+		t.Errorf("the refused Nachreichung was stored: %d cases, were %d", len(after.Items), len(before.Items))
+	}
+}
+
+// officeView is the polling office's view of submission id.
+func officeView(t *testing.T, g takeoverGateway, id string) wire.OfficeSubmission {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, g.g.URL()+wire.OfficeSubmissionPath(id), nil)
+	req.Header.Set("Authorization", "Bearer "+pollingToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v wire.OfficeSubmission
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the office's view of %s: %d %v", id, resp.StatusCode, err)
+	}
+	return v
+}
