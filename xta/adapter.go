@@ -107,6 +107,17 @@ func NewAdapter(o AdapterOptions) (*Adapter, error) {
 	return &Adapter{o: o, tr: tr, client: client, log: o.Logger.With("channel", channel.XTA)}, nil
 }
 
+// caseProps are the MessageProperties of a Nachreichung (caseID, the case it
+// belongs to, is not ""): the case's submission id and the XTAMessageID its
+// first message had, by which the office's system knows the case. None for a
+// new case.
+func caseProps(serverID, caseID string) [][2]string {
+	if caseID == "" {
+		return nil
+	}
+	return [][2]string{{"amtsbote:caseId", caseID}, {"amtsbote:caseMessageId", MessageID(serverID, caseID)}}
+}
+
 // Channel implements adapters.Adapter.
 func (a *Adapter) Channel() string { return channel.XTA }
 
@@ -207,6 +218,7 @@ func (a *Adapter) buildDeliver(ctx context.Context, d adapters.Delivery, xtaID s
 		author: author, q: q, size: size, origin: d.CreatedAt, initialSend: now, delivery: now, idSuffix: d.SubmissionID,
 		props: [][2]string{{"amtsbote:submissionId", d.SubmissionID}, {"amtsbote:deliveryId", d.ID},
 			{"amtsbote:messageId", d.MessageID}, {"amtsbote:packageSha256", d.PackageSHA256}}}
+	m.props = append(m.props, caseProps(a.o.ServerID, d.CaseID)...)
 
 	parts := []*part{{elem: "Message", id: ncname("msg-", d.SubmissionID), contentType: "application/xml", encoding: "UTF-8",
 		filename: "antragspaket-" + d.SubmissionID + ".xml", size: d.PackageSize, open: d.Package}}

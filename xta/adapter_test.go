@@ -232,6 +232,8 @@ func TestDeliverMessageValidates(t *testing.T) {
 		}
 		r := newReader(t, adaptertest.ModeAccept)
 		d := adaptertest.NewDelivery(r.Target())
+		// A Nachreichung: its case's properties are in the message, schema-valid.
+		d.CaseID = "4c1f0e52-0000-4000-8000-000000000001"
 		c, err := a.Deliver(t.Context(), d)
 		if err != nil || c.Pending || c.Reference != MessageID("amtsbote", d.SubmissionID) {
 			t.Fatalf("Deliver: %+v, %v", c, err)
@@ -240,6 +242,12 @@ func TestDeliverMessageValidates(t *testing.T) {
 		r.mu.Lock()
 		root, parts := r.raw[0], r.xops[0]
 		r.mu.Unlock()
+		for _, want := range []string{"<xta:Key>amtsbote:caseId</xta:Key><xta:Value>" + d.CaseID + "</xta:Value>",
+			"<xta:Key>amtsbote:caseMessageId</xta:Key><xta:Value>" + MessageID("amtsbote", d.CaseID) + "</xta:Value>"} {
+			if !bytes.Contains(root, []byte(want)) {
+				t.Errorf("deliverMessage lacks %s:\n%s", want, root)
+			}
+		}
 		if threshold > 0 && len(parts) == 0 {
 			t.Error("no XOP parts above the threshold")
 		}

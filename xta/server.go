@@ -790,6 +790,7 @@ func (s *Server) metaOf(sub *submission.Submission, reader Party) meta {
 		// As in push (deliverMessage): the office can check the package it fetched.
 		m.props = append(m.props, [2]string{"amtsbote:packageSha256", sub.PackageSHA256})
 	}
+	m.props = append(m.props, caseProps(s.o.ServerID, sub.CaseID)...)
 	if sub.DeliveredAt != nil {
 		m.reception = *sub.DeliveredAt
 	}

@@ -32,19 +32,22 @@ const IndexNamespace = "urn:amtsbote:transfer:1"
 // Index describes one case folder; it is written as index.json and, with the same
 // content, as index.xml.
 type Index struct {
-	XMLName      xml.Name  `json:"-" xml:"urn:amtsbote:transfer:1 case"`
-	Format       string    `json:"format" xml:"format"`
-	Case         string    `json:"case" xml:"name"`
-	DeliveryID   string    `json:"delivery_id" xml:"delivery_id"`
-	SubmissionID string    `json:"submission_id" xml:"submission_id"`
-	MessageID    string    `json:"message_id" xml:"message_id"`
-	Sender       string    `json:"sender" xml:"sender"`
-	Service      Service   `json:"service" xml:"service"`
-	Place        string    `json:"place" xml:"place"`
-	Office       Office    `json:"office" xml:"office"`
-	ReceivedAt   time.Time `json:"received_at" xml:"received_at"`
-	WrittenAt    time.Time `json:"written_at" xml:"written_at"`
-	Files        []File    `json:"files" xml:"files>file"`
+	XMLName      xml.Name `json:"-" xml:"urn:amtsbote:transfer:1 case"`
+	Format       string   `json:"format" xml:"format"`
+	Case         string   `json:"case" xml:"name"`
+	DeliveryID   string   `json:"delivery_id" xml:"delivery_id"`
+	SubmissionID string   `json:"submission_id" xml:"submission_id"`
+	// CaseID is set on a Nachreichung: the case it belongs to, the
+	// submission_id of the case's first package.
+	CaseID     string    `json:"case_id,omitempty" xml:"case_id,omitempty"`
+	MessageID  string    `json:"message_id" xml:"message_id"`
+	Sender     string    `json:"sender" xml:"sender"`
+	Service    Service   `json:"service" xml:"service"`
+	Place      string    `json:"place" xml:"place"`
+	Office     Office    `json:"office" xml:"office"`
+	ReceivedAt time.Time `json:"received_at" xml:"received_at"`
+	WrittenAt  time.Time `json:"written_at" xml:"written_at"`
+	Files      []File    `json:"files" xml:"files>file"`
 }
 
 // Service is the LeiKa service of the package.
@@ -95,7 +98,7 @@ func (a *Adapter) writeCase(ctx context.Context, tmp, name, dir string, d adapte
 		return classify("create temporary folder", err)
 	}
 	ix := &Index{
-		Format: IndexFormat, Case: name, DeliveryID: d.ID, SubmissionID: d.SubmissionID, MessageID: d.MessageID,
+		Format: IndexFormat, Case: name, DeliveryID: d.ID, SubmissionID: d.SubmissionID, CaseID: d.CaseID, MessageID: d.MessageID,
 		Sender: d.Sender, Service: Service{LeikaKey: d.LeikaKey, Name: d.ServiceName},
 		Office: Office{ID: d.OfficeID, Name: d.OfficeName}, ReceivedAt: d.CreatedAt.UTC(), WrittenAt: at.UTC(),
 	}

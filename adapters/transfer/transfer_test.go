@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -2025,5 +2026,40 @@ func TestFallbackViewTimeAsOnTheMailboxPage(t *testing.T) {
 	v := fallbackView(adapters.Delivery{MessageID: "m", CreatedAt: time.Date(2026, 7, 1, 8, 0, 0, 0, time.UTC)})
 	if v.Created != "01.07.2026, 10:00 Uhr MESZ (Eingang)" {
 		t.Errorf("Created = %q", v.Created)
+	}
+}
+
+// TestNachreichungIndexNamesItsCase: the case folder of a Nachreichung names
+// the case it belongs to (case_id, the first package's submission_id) in both
+// index files, so the office's import files it with the case; a new case's
+// index has none (TestCaseFolderContents' JSON is unchanged).
+func TestNachreichungIndexNamesItsCase(t *testing.T) {
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	d := realDelivery(dir, "dlv-n", "4c1f0e52-0000-4000-8000-00000000000a")
+	d.CaseID = "4c1f0e52-0000-4000-8000-000000000001"
+	c, err := a.Deliver(t.Context(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ix Index
+	b, _ := os.ReadFile(filepath.Join(dir, c.Reference, IndexJSONFile))
+	if err := json.Unmarshal(b, &ix); err != nil || ix.CaseID != d.CaseID {
+		t.Errorf("index.json: case_id %q (%v), want %s", ix.CaseID, err, d.CaseID)
+	}
+	var xix Index
+	b, _ = os.ReadFile(filepath.Join(dir, c.Reference, IndexXMLFile))
+	if err := xml.Unmarshal(b, &xix); err != nil || xix.CaseID != d.CaseID {
+		t.Errorf("index.xml: case_id %q (%v), want %s", xix.CaseID, err, d.CaseID)
+	}
+	d2 := realDelivery(dir, "dlv-o", "4c1f0e52-0000-4000-8000-00000000000b")
+	c2, err := a.Deliver(t.Context(), d2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{IndexJSONFile, IndexXMLFile} {
+		if b, _ := os.ReadFile(filepath.Join(dir, c2.Reference, f)); strings.Contains(string(b), "case_id") {
+			t.Errorf("%s of a new case names a case_id:\n%s", f, b)
+		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"testing"
 
+	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/adapters/adaptertest"
 	"github.com/amtsbote/amtsbote/internal/testenv"
 
 	"github.com/amtsbote/amtsbote/wire"
@@ -63,5 +65,18 @@ func TestDocumentedBodiesConformToFITConnect(t *testing.T) {
 	}
 	if len(seen) != len(schemas) {
 		t.Errorf("docs/webhook.md shows examples of %v, want both callback types", seen)
+	}
+}
+
+// TestNachreichungNamesItsCase: a Nachreichung's notification names the case
+// it belongs to as caseId (the first package's submission id), which a
+// FIT-Connect receiver files it under; a new case's caseId is its own
+// submission id (above).
+func TestNachreichungNamesItsCase(t *testing.T) {
+	d := adaptertest.NewDelivery(adapters.Target{Channel: "webhook"})
+	d.CaseID = "01a2504d-5971-776e-a84e-14343c8923e3"
+	n := buildNotification("https://gw.example", d)
+	if s := n.Submissions[0]; s.CaseID != d.CaseID || s.SubmissionID != d.SubmissionID {
+		t.Errorf("submissions[0] = %+v, want caseId %s for submission %s", s, d.CaseID, d.SubmissionID)
 	}
 }

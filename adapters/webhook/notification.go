@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -109,7 +110,7 @@ func buildNotification(base string, d adapters.Delivery) Notification {
 	n := Notification{
 		Type:          TypeNewSubmissions,
 		SubmissionIDs: []string{d.SubmissionID},
-		Submissions:   []SubmissionForPickup{{DestinationID: wire.OfficeDestinationID(d.OfficeID), SubmissionID: d.SubmissionID, CaseID: d.SubmissionID}},
+		Submissions:   []SubmissionForPickup{{DestinationID: wire.OfficeDestinationID(d.OfficeID), SubmissionID: d.SubmissionID, CaseID: cmp.Or(d.CaseID, d.SubmissionID)}},
 		DeliveryID:    d.ID,
 		SubmissionID:  d.SubmissionID,
 		MessageID:     d.MessageID,
