@@ -201,6 +201,13 @@ func (e *brokerEnv) receiveVia(t testing.TB, office, fileName, ch string) *submi
 // with the mailbox its fallback (a clerk may take it over).
 func (e *brokerEnv) receiveFor(t testing.TB, office, fileName string, chs ...string) *submission.Submission {
 	t.Helper()
+	return e.receiveInCase(t, office, fileName, "", chs...)
+}
+
+// receiveInCase is receiveFor of a Nachreichung to the case caseID ("": a
+// new case).
+func (e *brokerEnv) receiveInCase(t testing.TB, office, fileName, caseID string, chs ...string) *submission.Submission {
+	t.Helper()
 	p := paket.Example(exampleLeika)
 	if fileName != "" {
 		p.Anlagen[0].Dateiname = fileName
@@ -213,7 +220,7 @@ func (e *brokerEnv) receiveFor(t testing.TB, office, fileName string, chs ...str
 		MessageID: p.Kopf.NachrichtID, Sender: p.Kopf.Absender, SignerID: p.Kopf.Absender,
 		LeikaKey: exampleLeika, ServiceName: paket.ExampleServiceName, Place: paket.ExamplePlace,
 		AreaARS: "146120000000", AreaName: "Dresden, Stadt", OfficeID: office, OfficeName: "Ordnungsamt",
-		Package: raw,
+		Package: raw, CaseID: caseID,
 	}
 	for _, ch := range chs {
 		in.Targets = append(in.Targets, submission.Target{Channel: ch})

@@ -956,3 +956,21 @@ func TestSystemsFileNameIsShownToTheClerk(t *testing.T) {
 		}
 	}
 }
+
+// TestNachreichungLinksToItsCase: a Nachreichung (the applicant's answer to a
+// Rückfrage) names on its page the case it belongs to, with a link the
+// clerk follows to it; a new case names none.
+func TestNachreichungLinksToItsCase(t *testing.T) {
+	e := startBrokerEnv(t, t.TempDir(), Options{})
+	first := e.receiveHandedOver(t, officeDresden)
+	follow := e.receiveInCase(t, officeDresden, "", first.ID, channel.Mailbox)
+	e.waitState(t, follow.ID, submission.StateHandedOver)
+	anna := e.login(t, "anna", "anna-passwort")
+	page := anna.get("/postfach/s/" + follow.ID).Body.String()
+	if !strings.Contains(page, "<dt>Nachreichung zu</dt>") || !strings.Contains(page, `href="../s/`+first.ID+`">Eingang `+first.ID+`</a>`) {
+		t.Errorf("the Nachreichung's page does not link its case %s:\n%s", first.ID, page)
+	}
+	if page := anna.get("/postfach/s/" + first.ID).Body.String(); strings.Contains(page, "Nachreichung zu") {
+		t.Errorf("the case's own page names a case it belongs to:\n%s", page)
+	}
+}
