@@ -169,8 +169,16 @@ func (n *fedNode) portal(t *testing.T) *portal.Client {
 // submit sends a new package of amt24 for the place and wants a 201.
 func (n *fedNode) submit(t *testing.T, ars string) string {
 	t.Helper()
+	return n.submitFollowUp(t, ars, "")
+}
+
+// submitFollowUp is submit of a Nachreichung to the application whose
+// NachrichtID is bezug ("": a new application).
+func (n *fedNode) submitFollowUp(t *testing.T, ars, bezug string) string {
+	t.Helper()
 	p := paket.ExampleWith(fedService, paket.NewMessageID(), time.Now().UTC().Truncate(time.Second))
 	p.Kopf.Ort = paket.Ort{ARS: ars}
+	p.Kopf.Bezug = bezug
 	res, err := n.portal(t).Submit(context.Background(), p)
 	if err != nil || res.Status != http.StatusCreated {
 		t.Fatalf("submit at %s: %v %+v", n.id, err, res)

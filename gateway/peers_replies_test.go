@@ -355,3 +355,31 @@ func TestPeerRepliesNotAskedForAnErasedCase(t *testing.T) {
 		t.Errorf("the erased case holds replies: %+v", got.Replies)
 	}
 }
+
+// TestNachreichungCrossesToThePeersCase: the applicant answers the Rückfrage
+// of a Munich office through Saxony's portal. The Nachreichung names the
+// application (Kopf/Bezug); sn forwards it as it forwarded the application,
+// and by, which has the case, gives it to the same office under that case's
+// id — by resolves the Bezug against the package sn forwarded, not against
+// anything else of the portal's there.
+func TestNachreichungCrossesToThePeersCase(t *testing.T) {
+	sn, by := snAndBy(t)
+	id := sn.submit(t, fedMuenchenARS)
+	s := sn.waitState(t, id, submission.StateDelivered)
+	follow := sn.submitFollowUp(t, fedMuenchenARS, s.MessageID)
+	fs := sn.waitState(t, follow, submission.StateDelivered)
+	if fs.CaseID != id || fs.Forward == nil {
+		t.Fatalf("at sn: case %q, forward %+v; want case %s, forwarded", fs.CaseID, fs.Forward, id)
+	}
+	first, err := by.g.Broker.FindMessage(s.Sender, s.MessageID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	there, err := by.g.Broker.FindMessage(fs.Sender, fs.MessageID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if there.CaseID != first.ID || there.OfficeID != first.OfficeID {
+		t.Errorf("at by: the Nachreichung is case %q at office %s; want by's case %s at %s", there.CaseID, there.OfficeID, first.ID, first.OfficeID)
+	}
+}
