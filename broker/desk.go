@@ -165,7 +165,7 @@ type ListQuery struct {
 	After  string             // page after this submission id
 	Limit  int                // at most this many (0: 100; capped at 1000)
 	States []submission.State // only these states (none: all)
-	// Text keeps submissions whose id, message id, service, place or sender contain
+	// Text keeps submissions whose id, message id, case id (a Nachreichung's), service, place or sender contain
 	// it, insensitive to case and Unicode normalization, and also when both fold
 	// alike the way the directory's search folds (umlauts as "ae", ß as "ss",
 	// accents dropped: "goerlitz" finds Görlitz).
@@ -476,7 +476,7 @@ func newTextQuery(text string) textQuery {
 // service key, the portal's id) are compared as typed only: folded, "ae" is "a",
 // and a fragment "0ae1" of one id found every case whose id holds "0a1".
 func (q textQuery) matches(s *submission.Submission) bool {
-	for _, f := range []string{s.ID, s.MessageID, s.LeikaKey, s.Sender} {
+	for _, f := range []string{s.ID, s.MessageID, s.CaseID, s.LeikaKey, s.Sender} {
 		if strings.Contains(strings.ToLower(f), q.lower) {
 			return true
 		}

@@ -60,7 +60,7 @@ func (d *brokerDesk) HandOver(t testing.TB, c desktest.Case) string {
 	place, service := cmp.Or(c.Place, "Dresden"), cmp.Or(c.Service, "Test")
 	in := broker.Intake{MessageID: fmt.Sprintf("msg-%d", d.n), Sender: "amt24", SignerID: "amt24", LeikaKey: "99000000000000",
 		ServiceName: service, Place: place, AreaName: place, OfficeID: c.Office, OfficeName: c.Office,
-		Package: c.Package, Targets: []submission.Target{{Channel: cmp.Or(c.Channel, waitsChannel)}}}
+		Package: c.Package, Targets: []submission.Target{{Channel: cmp.Or(c.Channel, waitsChannel)}}, CaseID: c.CaseID}
 	for _, a := range c.Attachments {
 		in.Attachments = append(in.Attachments, broker.AttachmentIn{Meta: submission.Attachment{ID: a.ID, FileName: a.FileName, MimeType: a.MimeType}, Content: a.Content})
 	}

@@ -81,6 +81,9 @@ type Case struct {
 	// its area's name) and service name, which ListQuery.Text searches; ""
 	// is "Dresden" and "Test".
 	Place, Service string
+	// CaseID makes it a Nachreichung to that case (the record's CaseID,
+	// which ListQuery.Text searches too); "" a new case.
+	CaseID string
 	// Channel is the office's channel the case is handed over on: "" one
 	// that is not the office's own system (the mailbox's way: a clerk opening
 	// the case is its pickup, no takeover); channel.API, channel.XTA or

@@ -77,7 +77,7 @@ func (d *MemDesk) HandOver(_ testing.TB, c Case) string {
 	d.mu.Unlock()
 	now := time.Now().UTC()
 	place, service := cmp.Or(c.Place, "Dresden"), cmp.Or(c.Service, "Test")
-	s := &submission.Submission{ID: id, OfficeID: c.Office, MessageID: "msg-" + id, ServiceName: service, Place: place, AreaName: place,
+	s := &submission.Submission{ID: id, OfficeID: c.Office, MessageID: "msg-" + id, CaseID: c.CaseID, ServiceName: service, Place: place, AreaName: place,
 		State: submission.StateHandedOver, ReceivedAt: now, HandedOverAt: &now,
 		PackageSHA256: sha256Hex(c.Package), PackageSize: int64(len(c.Package))}
 	if c.Channel != "" {
@@ -316,7 +316,7 @@ func (d *MemDesk) List(_ context.Context, office string, q broker.ListQuery) (br
 
 // matchesText is ListQuery.Text's rule as the broker keeps it: an empty text
 // matches every case; the identifiers (the case's and the message's id, the
-// service key, the portal) match when they contain the text as typed, ignoring
+// id of the case a Nachreichung belongs to, the service key, the portal) match when they contain the text as typed, ignoring
 // case; the names (service, place, area) also in Unicode NFC, and when both
 // fold alike the way the directory folds (textfold: "goerlitz" finds Görlitz,
 // "strasse" Straße). Identifiers are not folded: "ae" folds to "a", and a
@@ -326,7 +326,7 @@ func matchesText(s *submission.Submission, text string) bool {
 	if lower == "" {
 		return true
 	}
-	for _, f := range []string{s.ID, s.MessageID, s.LeikaKey, s.Sender} {
+	for _, f := range []string{s.ID, s.MessageID, s.CaseID, s.LeikaKey, s.Sender} {
 		if strings.Contains(strings.ToLower(f), lower) {
 			return true
 		}

@@ -250,6 +250,11 @@ func (s *suite) testListText(t *testing.T) {
 	other := newCase(officeB, 4)
 	other.Place = "Görlitz"
 	d.HandOver(t, other)
+	// A Nachreichung to the plain case is found by that case's id, with it:
+	// the clerk searches a case number and finds what came in for it since.
+	nach := newCase(officeA, 5)
+	nach.CaseID = idP
+	idN := d.HandOver(t, nach)
 	for _, c := range []struct {
 		text string
 		want []string
@@ -263,7 +268,8 @@ func (s *suite) testListText(t *testing.T) {
 		{"Strasse", []string{idS}},
 		{"oeffentlicher strassen", []string{idS}},
 		{"Leipzig", nil},
-		{"", []string{idG, idS, idP}},
+		{idP, []string{idP, idN}},
+		{"", []string{idG, idS, idP, idN}},
 	} {
 		p, err := d.List(ctx(), officeA, broker.ListQuery{Text: c.text})
 		if err != nil {
