@@ -67,6 +67,7 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	place := fs.String("place", "Dresden", "place: ARS (12 digits), AGS (8), postcode (5) or name")
 	sender := fs.String("sender", signing.DevPortalID, "Absender (must match the certificate)")
 	msgID := fs.String("message-id", "", "NachrichtID (default: a new UUID); repeat one to see idempotency")
+	bezug := fs.String("bezug", "", "send a Nachreichung: the NachrichtID of the earlier application (of the same -sender) it belongs to; it goes to the office that has that case")
 	out := fs.String("out", "", "write the signed receipt to this file")
 	wait := fs.Duration("wait", 0, "wait up to this long for delivery and decision, printing the event log")
 	var attach stringList
@@ -134,6 +135,7 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		p.Kopf.Leistung.Bezeichnung = svc
 	}
 	p.Kopf.Ort = placeOf(*place)
+	p.Kopf.Bezug = *bezug
 	var parts []portal.Part
 	if len(attach) > 0 {
 		p.Anlagen = nil

@@ -12,6 +12,7 @@ import (
 	"github.com/amtsbote/amtsbote/internal/gatewaytest"
 
 	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/paket"
 )
 
 // TestSubmitSaysWhatToDoNext: against a gateway with its own PKI and portal token
@@ -258,4 +259,37 @@ func shellWords(line string) []string {
 	}
 	flush()
 	return words
+}
+
+// TestSubmitNachreichung: -bezug sends a Nachreichung to an earlier
+// application of the same portal; it is recorded under that case. One to an
+// application the portal never sent is refused, naming the field.
+func TestSubmitNachreichung(t *testing.T) {
+	g, pki := gatewaytest.Start(t, func(c *config.Config) {
+		c.Portals = map[string]config.PortalClient{"amt24": {Token: "portal-token"}}
+	})
+	run := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		base := []string{"-url", g.URL(), "-data", t.TempDir(), "-key", pki.Portal.KeyFile, "-cert", pki.Portal.CertFile}
+		rc := runSubmit(context.Background(), append(base, args...), &out, &errb)
+		return rc, out.String(), errb.String()
+	}
+	first := paket.NewMessageID()
+	if rc, out, errs := run("-message-id", first); rc != 0 {
+		t.Fatalf("the application: rc %d\n%s%s", rc, out, errs)
+	}
+	s, err := g.Broker.FindMessage("amt24", first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := paket.NewMessageID()
+	if rc, out, errs := run("-message-id", next, "-bezug", first); rc != 0 {
+		t.Fatalf("the Nachreichung: rc %d\n%s%s", rc, out, errs)
+	}
+	if n, err := g.Broker.FindMessage("amt24", next); err != nil || n.CaseID != s.ID {
+		t.Fatalf("the Nachreichung's record: %+v %v, want case %s", n, err, s.ID)
+	}
+	if rc, _, errs := run("-bezug", paket.NewMessageID()); rc != 1 || !strings.Contains(errs, "Kopf/Bezug") {
+		t.Fatalf("a Bezug the portal never sent: rc %d\n%s", rc, errs)
+	}
 }
