@@ -10,6 +10,9 @@ import (
 
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/gateway"
+	"github.com/amtsbote/amtsbote/mailbox/mailboxclient"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/portal"
 	"github.com/amtsbote/amtsbote/wire"
@@ -100,4 +103,36 @@ func officeView(t *testing.T, g takeoverGateway, id string) wire.OfficeSubmissio
 		t.Fatalf("the office's view of %s: %d %v", id, resp.StatusCode, err)
 	}
 	return v
+}
+
+// TestNachreichungToATakenOverCaseGoesToTheClerk: a clerk took the case over
+// in the web mailbox, and the office's system was told to drop it; the
+// applicant's Nachreichung goes to her mailbox, not to that system.
+func TestNachreichungToATakenOverCaseGoesToTheClerk(t *testing.T) {
+	g := startTakeoverGateway(t)
+	ctx := context.Background()
+	pc := &portal.Client{BaseURL: g.g.URL(), Signer: g.pki.Portal.Signer, Token: portalToken}
+	id := submitHandedOver(t, g.g, pc, pollingService)
+	clerk := mailboxclient.New(g.g.URL() + gateway.MailboxPath + "/")
+	if _, err := clerk.Login(ctx, "paula", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := clerk.TakeOver(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	s, err := g.g.Broker.Submission(id)
+	if err != nil || s.TakenOverFrom == "" {
+		t.Fatalf("the takeover: %+v %v", s, err)
+	}
+	p := paket.ExampleWith(pollingService, paket.NewMessageID(), time.Now())
+	p.Kopf.Ort = paket.Ort{PLZ: "01067"}
+	p.Kopf.Bezug = s.MessageID
+	res, err := pc.Submit(ctx, p)
+	if err != nil || res.Status != http.StatusCreated {
+		t.Fatalf("the Nachreichung: %v %+v", err, res)
+	}
+	n, err := g.g.Broker.Submission(res.SubmissionID)
+	if err != nil || n.CaseID != id || len(n.Targets) != 1 || n.Targets[0].Channel != channel.Mailbox {
+		t.Fatalf("the Nachreichung's record: case %s, targets %+v (%v); want case %s for the mailbox alone", n.CaseID, n.Targets, err, id)
+	}
 }

@@ -330,7 +330,8 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 // Rückfrage, documents sent later): to the office that has that case, under
 // its case id (in.CaseID), whatever the directory says of its service and
 // place now (dest, the route's destination): a directory that moved the
-// service to another office since must not split the case. A case forwarded
+// service to another office since must not split the case. A case a clerk
+// took over in the web mailbox takes it there. A case forwarded
 // to a peer gateway keeps dest — the route to that state's gateway, which
 // resolves the Bezug itself against the case it has — and so does a case
 // whose office left the directory (no plan to send it by). A Bezug that
@@ -357,6 +358,12 @@ func (p *Pipeline) followUp(pk *paket.Paket, origin *submission.Origin, dest Des
 	plan := p.Plan(earlier.OfficeID)
 	if plan == nil {
 		return dest, nil
+	}
+	if earlier.TakenOverFrom != "" && p.LastResort != "" && hasChannel(plan, p.LastResort) {
+		// A clerk took the case over in the web mailbox: she works on it
+		// there, and the office's system was told to drop it. Its
+		// Nachreichung goes to her, not to that system.
+		plan = []submission.Target{{Channel: p.LastResort}}
 	}
 	return Destination{OfficeID: earlier.OfficeID, OfficeName: earlier.OfficeName, Targets: plan}, nil
 }
