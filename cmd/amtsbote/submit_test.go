@@ -12,6 +12,7 @@ import (
 	"github.com/amtsbote/amtsbote/internal/gatewaytest"
 
 	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/gateway"
 	"github.com/amtsbote/amtsbote/paket"
 )
 
@@ -20,15 +21,7 @@ import (
 // candidates of an ambiguous place, the token when a status read is refused after
 // the 201, and how to check the receipt without a development data folder.
 func TestSubmitSaysWhatToDoNext(t *testing.T) {
-	g, pki := gatewaytest.Start(t, func(c *config.Config) {
-		c.Portals = map[string]config.PortalClient{"amt24": {Token: "portal-token"}}
-	})
-	run := func(args ...string) (int, string, string) {
-		var out, errb bytes.Buffer
-		base := []string{"-url", g.URL(), "-data", t.TempDir(), "-key", pki.Portal.KeyFile, "-cert", pki.Portal.CertFile}
-		rc := runSubmit(context.Background(), append(base, args...), &out, &errb)
-		return rc, out.String(), errb.String()
-	}
+	_, run := submitAgainst(t)
 
 	rc, _, errs := run("-place", "Neustadt")
 	if rc != 1 || !strings.Contains(errs, "ambiguous-place") || !strings.Contains(errs, "choose one with -place ARS") {
@@ -57,15 +50,7 @@ func TestSubmitSaysWhatToDoNext(t *testing.T) {
 // from a file (a trailing newline is no part of it); -token still works, with a
 // warning that says why not.
 func TestSubmitTokenFromAFile(t *testing.T) {
-	g, pki := gatewaytest.Start(t, func(c *config.Config) {
-		c.Portals = map[string]config.PortalClient{"amt24": {Token: "portal-token"}}
-	})
-	run := func(args ...string) (int, string, string) {
-		var out, errb bytes.Buffer
-		base := []string{"-url", g.URL(), "-data", t.TempDir(), "-key", pki.Portal.KeyFile, "-cert", pki.Portal.CertFile, "-wait", "100ms"}
-		rc := runSubmit(context.Background(), append(base, args...), &out, &errb)
-		return rc, out.String(), errb.String()
-	}
+	_, run := submitAgainst(t, "-wait", "100ms")
 	file := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(file, []byte("portal-token\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -265,15 +250,7 @@ func shellWords(line string) []string {
 // application of the same portal; it is recorded under that case. One to an
 // application the portal never sent is refused, naming the field.
 func TestSubmitNachreichung(t *testing.T) {
-	g, pki := gatewaytest.Start(t, func(c *config.Config) {
-		c.Portals = map[string]config.PortalClient{"amt24": {Token: "portal-token"}}
-	})
-	run := func(args ...string) (int, string, string) {
-		var out, errb bytes.Buffer
-		base := []string{"-url", g.URL(), "-data", t.TempDir(), "-key", pki.Portal.KeyFile, "-cert", pki.Portal.CertFile}
-		rc := runSubmit(context.Background(), append(base, args...), &out, &errb)
-		return rc, out.String(), errb.String()
-	}
+	g, run := submitAgainst(t)
 	first := paket.NewMessageID()
 	if rc, out, errs := run("-message-id", first); rc != 0 {
 		t.Fatalf("the application: rc %d\n%s%s", rc, out, errs)
@@ -291,5 +268,22 @@ func TestSubmitNachreichung(t *testing.T) {
 	}
 	if rc, _, errs := run("-bezug", paket.NewMessageID()); rc != 1 || !strings.Contains(errs, "Kopf/Bezug") {
 		t.Fatalf("a Bezug the portal never sent: rc %d\n%s", rc, errs)
+	}
+}
+
+// submitAgainst starts a gateway with its own PKI and the portal token
+// "portal-token" (not a development one), and returns it with a run of
+// submit against it: its portal's key and certificate, a fresh -data, and
+// base before the arguments of each run.
+func submitAgainst(t *testing.T, base ...string) (*gateway.Gateway, func(args ...string) (int, string, string)) {
+	t.Helper()
+	g, pki := gatewaytest.Start(t, func(c *config.Config) {
+		c.Portals = map[string]config.PortalClient{"amt24": {Token: "portal-token"}}
+	})
+	return g, func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		all := append([]string{"-url", g.URL(), "-data", t.TempDir(), "-key", pki.Portal.KeyFile, "-cert", pki.Portal.CertFile}, base...)
+		rc := runSubmit(context.Background(), append(all, args...), &out, &errb)
+		return rc, out.String(), errb.String()
 	}
 }
