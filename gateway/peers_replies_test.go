@@ -358,15 +358,16 @@ func TestPeerRepliesNotAskedForAnErasedCase(t *testing.T) {
 
 // TestNachreichungCrossesToThePeersCase: the applicant answers the Rückfrage
 // of a Munich office through Saxony's portal. The Nachreichung names the
-// application (Kopf/Bezug); sn forwards it as it forwarded the application,
-// and by, which has the case, gives it to the same office under that case's
-// id — by resolves the Bezug against the package sn forwarded, not against
-// anything else of the portal's there.
+// application (Kopf/Bezug) — and Dresden as its place, which sn's directory
+// would keep in Saxony —; sn forwards it to by as it forwarded the
+// application, and by, which has the case, gives it to the same office under
+// that case's id — by resolves the Bezug against the package sn forwarded,
+// not against anything else of the portal's there.
 func TestNachreichungCrossesToThePeersCase(t *testing.T) {
 	sn, by := snAndBy(t)
 	id := sn.submit(t, fedMuenchenARS)
 	s := sn.waitState(t, id, submission.StateDelivered)
-	follow := sn.submitFollowUp(t, fedMuenchenARS, s.MessageID)
+	follow := sn.submitFollowUp(t, "146120000000", s.MessageID)
 	fs := sn.waitState(t, follow, submission.StateDelivered)
 	if fs.CaseID != id || fs.Forward == nil {
 		t.Fatalf("at sn: case %q, forward %+v; want case %s, forwarded", fs.CaseID, fs.Forward, id)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/internal/xmlscan"
 	"github.com/amtsbote/amtsbote/paket"
 	"github.com/amtsbote/amtsbote/routing"
@@ -253,44 +254,50 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 	}
 	dir := p.Directory.Current()
 	place := placeOf(dir, pk.Kopf.Ort)
-	// With intake's decision: a key this directory does not know, at a place of
-	// several states none of whose peer gateways is configured, is refused as
-	// unknown, not sent back to the citizen to choose a place (ResolveWith).
-	route, err := dir.ResolveWith(pk.Kopf.Leistung.Schluessel, place, func(rt *routing.Route) error {
-		_, err := p.Destination(rt)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
 	in := broker.Intake{
 		MessageID: pk.Kopf.NachrichtID, Sender: pk.Kopf.Absender, SignerID: signer.ID,
-		LeikaKey: route.Service.Key, ServiceName: route.Service.Name, Place: place,
+		LeikaKey: pk.Kopf.Leistung.Schluessel, ServiceName: pk.Kopf.Leistung.Bezeichnung, Place: place,
 		Package: raw, ContentDigest: content, Origin: origin,
-	}
-	if route.ServiceUnknown {
-		// This directory has no name for a service only the peer's knows: the
-		// record and the status show the package's own (signed; the receipt
-		// names the key only).
-		in.ServiceName = pk.Kopf.Leistung.Bezeichnung
 	}
 	if signer.Certificate != nil {
 		in.SignerCert = signer.Certificate.Raw
 	}
-	if route.Area != nil {
-		in.AreaARS, in.AreaName = route.Area.ARS, route.Area.Name
-	}
-	if route.Peer != nil && route.Office == nil && onPeer != nil {
-		if err := onPeer(route); err != nil {
+	var dest Destination
+	toCase := false
+	if pk.Kopf.Bezug != "" {
+		// A Nachreichung goes to its case, not through the directory.
+		var err error
+		if dest, toCase, err = p.followUp(pk, origin, &in); err != nil {
 			return nil, err
 		}
 	}
-	dest, err := p.Destination(route)
-	if err != nil {
-		return nil, err
-	}
-	if pk.Kopf.Bezug != "" {
-		if dest, err = p.followUp(pk, origin, dest, &in); err != nil {
+	if !toCase {
+		// With intake's decision: a key this directory does not know, at a place of
+		// several states none of whose peer gateways is configured, is refused as
+		// unknown, not sent back to the citizen to choose a place (ResolveWith).
+		route, err := dir.ResolveWith(pk.Kopf.Leistung.Schluessel, place, func(rt *routing.Route) error {
+			_, err := p.Destination(rt)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		in.LeikaKey = route.Service.Key
+		if !route.ServiceUnknown {
+			// This directory's name; one for a service only the peer's
+			// knows is the package's own (signed; the receipt names the key
+			// only).
+			in.ServiceName = route.Service.Name
+		}
+		if route.Area != nil {
+			in.AreaARS, in.AreaName = route.Area.ARS, route.Area.Name
+		}
+		if route.Peer != nil && route.Office == nil && onPeer != nil {
+			if err := onPeer(route); err != nil {
+				return nil, err
+			}
+		}
+		if dest, err = p.Destination(route); err != nil {
 			return nil, err
 		}
 	}
@@ -328,36 +335,47 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 // followUp decides where a Nachreichung goes — a package whose Kopf/Bezug
 // names an earlier application of its sender (the applicant's answer to a
 // Rückfrage, documents sent later): to the office that has that case, under
-// its case id (in.CaseID), whatever the directory says of its service and
-// place now (dest, the route's destination): a directory that moved the
-// service to another office since must not split the case. A case a clerk
-// took over in the web mailbox takes it there. A case forwarded
-// to a peer gateway keeps dest — the route to that state's gateway, which
-// resolves the Bezug itself against the case it has — and so does a case
-// whose office left the directory (no plan to send it by). A Bezug that
-// names no application of this sender, or one a peer gateway forwarded here
-// when this package came from the portal itself (or from another peer), is
-// 422 invalid-field: the portal names what its applicant has, and never
-// learns here of another portal's cases.
-func (p *Pipeline) followUp(pk *paket.Paket, origin *submission.Origin, dest Destination, in *broker.Intake) (Destination, error) {
+// its case id (in.CaseID), and not through the directory (toCase): a
+// directory that moved the service to another office since must not split
+// the case, and the Nachreichung's own service and place say nothing about
+// where the case is. A case a clerk took over in the web mailbox takes it
+// there. A case forwarded to a peer gateway takes it to that gateway, which
+// resolves the Bezug itself against the case it has (refused before the 201
+// when this gateway has no connection to it any more). A case whose office
+// left the directory has no plan to send it by: the directory decides then
+// (toCase false), and the case id stays. A Bezug that names no application
+// of this sender, or one a peer gateway forwarded here when this package came
+// from the portal itself (or from another peer), is 422 invalid-field: the
+// portal names what its applicant has, and never learns here of another
+// portal's cases.
+func (p *Pipeline) followUp(pk *paket.Paket, origin *submission.Origin, in *broker.Intake) (dest Destination, toCase bool, err error) {
 	field := &paket.FieldError{Field: "Antragspaket/Kopf/Bezug",
 		Reason: "names no earlier application of this portal (its NachrichtID, as the gateway acknowledged it)"}
 	earlier, err := p.Broker.FindMessage(pk.Kopf.Absender, pk.Kopf.Bezug)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return dest, field
+		return dest, false, field
 	case err != nil:
-		return dest, err
+		return dest, false, err
 	case (earlier.Origin == nil) != (origin == nil) || earlier.Origin != nil && earlier.Origin.Gateway != origin.Gateway:
-		return dest, field
+		return dest, false, field
 	}
 	in.CaseID = earlier.Case()
 	if earlier.Forward != nil {
-		return dest, nil
+		// To the state's gateway the case went to (the peer of its area and
+		// office, as for the application): there is the office.
+		if p.PeerFor != nil {
+			if _, ok := p.PeerFor(earlier.AreaARS, earlier.OfficeID); !ok {
+				return dest, false, fmt.Errorf("%w: the case %s went to gateway %s, and this gateway has no connection to that state's gateway now",
+					routing.ErrNoResponsibleOffice, earlier.Case(), earlier.Forward.Peer)
+			}
+		}
+		in.AreaARS, in.AreaName = earlier.AreaARS, earlier.AreaName
+		return Destination{OfficeID: earlier.OfficeID, OfficeName: earlier.OfficeName, Targets: []submission.Target{{Channel: channel.Peer}}}, true, nil
 	}
 	plan := p.Plan(earlier.OfficeID)
 	if plan == nil {
-		return dest, nil
+		return dest, false, nil
 	}
 	if earlier.TakenOverFrom != "" && p.LastResort != "" && hasChannel(plan, p.LastResort) {
 		// A clerk took the case over in the web mailbox: she works on it
@@ -365,7 +383,11 @@ func (p *Pipeline) followUp(pk *paket.Paket, origin *submission.Origin, dest Des
 		// Nachreichung goes to her, not to that system.
 		plan = []submission.Target{{Channel: p.LastResort}}
 	}
-	return Destination{OfficeID: earlier.OfficeID, OfficeName: earlier.OfficeName, Targets: plan}, nil
+	in.AreaARS, in.AreaName = earlier.AreaARS, earlier.AreaName
+	if k, ok := p.Directory.Current().Service(pk.Kopf.Leistung.Schluessel); ok {
+		in.ServiceName = k.Name
+	}
+	return Destination{OfficeID: earlier.OfficeID, OfficeName: earlier.OfficeName, Targets: plan}, true, nil
 }
 
 // repeat answers a package whose sender and NachrichtID name a stored
