@@ -384,3 +384,32 @@ func TestNachreichungCrossesToThePeersCase(t *testing.T) {
 		t.Errorf("at by: the Nachreichung is case %q at office %s; want by's case %s at %s", there.CaseID, there.OfficeID, first.ID, first.OfficeID)
 	}
 }
+
+// TestNachreichungTravelsTwoHops: a case sn forwarded to by, which forwarded
+// it on to nw (Cologne): the Nachreichung follows the same chain, each gateway
+// sending it to the peer it sent the case to, and reaches the Cologne office
+// under nw's id of the case.
+func TestNachreichungTravelsTwoHops(t *testing.T) {
+	sn, by, nw := snByNw(t)
+	id := sn.submit(t, fedKoelnARS)
+	s := sn.waitState(t, id, submission.StateDelivered)
+	follow := sn.submitFollowUp(t, fedKoelnARS, s.MessageID)
+	fs := sn.waitState(t, follow, submission.StateDelivered)
+	if fs.CaseID != id {
+		t.Fatalf("at sn: case %q, want %s", fs.CaseID, id)
+	}
+	for _, n := range []*fedNode{by, nw} {
+		first, err := n.g.Broker.FindMessage(s.Sender, s.MessageID)
+		if err != nil {
+			t.Fatalf("at %s: %v", n.id, err)
+		}
+		var there *submission.Submission
+		waitFor(t, "the Nachreichung at "+n.id, func() bool {
+			there, err = n.g.Broker.FindMessage(fs.Sender, fs.MessageID)
+			return err == nil
+		})
+		if there.CaseID != first.ID || there.OfficeID != first.OfficeID {
+			t.Errorf("at %s: the Nachreichung is case %q at office %s; want %s at %s", n.id, there.CaseID, there.OfficeID, first.ID, first.OfficeID)
+		}
+	}
+}
