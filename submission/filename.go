@@ -27,14 +27,18 @@ var ErrFileName = errors.New("file name not kept")
 // ErrFileName for one with control or format characters — a line break or tab
 // the portal would show or save, or a bidi override (U+202E) that shows
 // "Bescheid‮fdp.exe" as "Bescheidexe.pdf", which no office system means to
-// send —, for one that is not UTF-8, and for one longer than
+// send —, for U+FFFE and U+FFFF (no characters XML can carry), for one that is
+// not UTF-8, and for one longer than
 // MaxFileNameBytes, which no file system holds. The error does not quote the
 // name: a file name often names the applicant, and refusals are logged.
 func FileName(sent string) (string, error) {
 	if !utf8.ValidString(sent) {
 		return "", fmt.Errorf("%w: the name is not UTF-8", ErrFileName)
 	}
-	if strings.ContainsFunc(sent, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }) {
+	if strings.ContainsFunc(sent, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == 0xFFFE || r == 0xFFFF }) {
+		// U+FFFE and U+FFFF are no characters of XML 1.0: the name goes into
+		// XML (the Portalverbund's Antwort/@Dateiname), where a peer's parser
+		// would refuse the whole status answer for them.
 		return "", fmt.Errorf("%w: the name has control or format characters", ErrFileName)
 	}
 	name := strings.TrimSpace(FileBase(sent))

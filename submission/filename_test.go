@@ -42,6 +42,7 @@ func TestFileNameRefusesWhatNoFileIsNamed(t *testing.T) {
 		"a\u0085b.pdf",
 		"Bescheid\u202efdp.exe",
 		"a\u200bb.pdf",
+		"a\uffffb.pdf",
 		"a\xffb.pdf",
 		strings.Repeat("a", MaxFileNameBytes+1),
 		strings.Repeat("ä", 128) + ".pdf",
