@@ -35,7 +35,9 @@ func FileName(sent string) (string, error) {
 	if !utf8.ValidString(sent) {
 		return "", fmt.Errorf("%w: the name is not UTF-8", ErrFileName)
 	}
-	if strings.ContainsFunc(sent, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == 0xFFFE || r == 0xFFFF }) {
+	if strings.ContainsFunc(sent, func(r rune) bool {
+		return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == 0xFFFE || r == 0xFFFF
+	}) {
 		// U+FFFE and U+FFFF are no characters of XML 1.0: the name goes into
 		// XML (the Portalverbund's Antwort/@Dateiname), where a peer's parser
 		// would refuse the whole status answer for them.
