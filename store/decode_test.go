@@ -22,7 +22,11 @@ func TestReadsThatWriteNothingDecodeAsUnmarshal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := testing.AllocsPerRun(100, func() {
+	// AllocsPerRun counts the whole process's allocations: another test's
+	// goroutine that allocates meanwhile added one to a run (make test,
+	// 2026-12-07: 8 against 7). The least of three runs of each is the
+	// function's own.
+	want := leastAllocs(func() {
 		raw, err := unpack(v)
 		if err != nil {
 			t.Fatal(err)
@@ -35,7 +39,7 @@ func TestReadsThatWriteNothingDecodeAsUnmarshal(t *testing.T) {
 		}
 		decodedSink = s
 	})
-	got := testing.AllocsPerRun(100, func() {
+	got := leastAllocs(func() {
 		if _, err := decodeSubmission("s1", v); err != nil {
 			t.Fatal(err)
 		}
@@ -43,6 +47,15 @@ func TestReadsThatWriteNothingDecodeAsUnmarshal(t *testing.T) {
 	if got > want {
 		t.Fatalf("decodeSubmission: %.0f allocations a record, json.Unmarshal %.0f", got, want)
 	}
+}
+
+// leastAllocs is the least of three testing.AllocsPerRun(100, f).
+func leastAllocs(f func()) float64 {
+	least := testing.AllocsPerRun(100, f)
+	for range 2 {
+		least = min(least, testing.AllocsPerRun(100, f))
+	}
+	return least
 }
 
 // decodedSink keeps the baseline's record on the heap.
