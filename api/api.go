@@ -1285,7 +1285,7 @@ func (s *Server) portalReply(w http.ResponseWriter, r *http.Request, portal stri
 	if n, err := serveReply(w, rep, rc, s.transfer()); err != nil || n != rep.Size {
 		return
 	}
-	if err := s.opt.Broker.RecordReplyFetch(id, rep.ID, "portal "+portal); err != nil {
+	if err := s.opt.Broker.RecordReplyFetch(id, rep, "portal "+portal); err != nil {
 		s.log.Warn("could not record the portal's fetch of a reply; its next fetch records it", "submission", id, "reply", rep.ID, "err", err)
 	}
 }

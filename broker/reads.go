@@ -73,22 +73,19 @@ func (b *Broker) PortalReply(ctx context.Context, portal, id, replyID string) (s
 
 // RecordReplyFetch records that actor — the case's portal ("portal amt24"),
 // or the peer gateway that forwarded the case here ("gateway amtsbote-sn") —
-// read the bytes of reply replyID of case id whole (submission.ReplyFetched):
-// the office sees that its Bescheid left the gateway towards the applicant.
-// The first read only: a reply recorded as read before costs no store write,
+// read the bytes of reply rep of case id whole (submission.ReplyFetched): the
+// office sees that its Bescheid left the gateway towards the applicant. rep
+// is the reply as the face opened it (PortalReply, OpenReplyOf): one read
+// before (FetchedAt) costs no store write and no second read of the record,
 // so a portal that reads it again and again writes nothing. The face calls it
 // after the bytes went out; its error is the face's to log, not the reader's
 // (the bytes were served).
-func (b *Broker) RecordReplyFetch(id, replyID, actor string) error {
-	s, err := b.db.Get(id)
-	if err != nil {
-		return err
-	}
-	if i := slices.IndexFunc(s.Replies, func(r submission.Reply) bool { return r.ID == replyID }); i >= 0 && s.Replies[i].FetchedAt != nil {
+func (b *Broker) RecordReplyFetch(id string, rep submission.Reply, actor string) error {
+	if rep.FetchedAt != nil {
 		return nil
 	}
-	_, err = b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
-		return cur.ReplyFetched(now, replyID, actor)
+	_, err := b.changeSub(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		return cur.ReplyFetched(now, rep.ID, actor)
 	})
 	return err
 }

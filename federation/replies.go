@@ -138,7 +138,7 @@ func (h *Receiver) reply(w http.ResponseWriter, r *http.Request) {
 	}
 	// The peer fetches it for its portal, which holds the applicant: for the
 	// office here that is the portal's fetch (broker.RecordReplyFetch).
-	if err := h.Broker.RecordReplyFetch(s.ID, rep.ID, "gateway "+peer.ID); err != nil {
+	if err := h.Broker.RecordReplyFetch(s.ID, rep, "gateway "+peer.ID); err != nil {
 		h.log().Warn("could not record the peer gateway's fetch of a reply; its next fetch records it", "peer", peer.ID, "submission", s.ID, "reply", rep.ID, "err", err)
 	}
 }

@@ -946,7 +946,7 @@ func TestSystemsFileNameIsShownToTheClerk(t *testing.T) {
 	if page := anna.get("/postfach/s/" + sub.ID).Body.String(); strings.Contains(page, "abgerufen am") {
 		t.Errorf("the clerk's own download counted as the portal's:\n%s", page)
 	}
-	if err := e.b.RecordReplyFetch(sub.ID, r.ID, "portal amt24"); err != nil {
+	if err := e.b.RecordReplyFetch(sub.ID, r, "portal amt24"); err != nil {
 		t.Fatal(err)
 	}
 	page = anna.get("/postfach/s/" + sub.ID).Body.String()
