@@ -142,12 +142,10 @@ func (s *Server) answerRepeat(w http.ResponseWriter, r *http.Request, id string,
 }
 
 // sameReply reports whether the stored reply have is the one in asks for with
-// a body of this digest: the same kind, media type, file name and bytes. A
-// reply stored without a name (before 2026-12-07 the header was not read)
-// is the same whatever name its repeat gives.
+// a body of this digest: the same kind, media type, file name
+// (submission.Reply.NamedAs) and bytes.
 func sameReply(have submission.Reply, in replyIn, digest string) bool {
-	return have.Kind == in.kind && have.ContentType == in.contentType && have.SHA256 == digest &&
-		(have.FileName == "" || have.FileName == in.fileName)
+	return have.Kind == in.kind && have.ContentType == in.contentType && have.SHA256 == digest && have.NamedAs(in.fileName)
 }
 
 // otherReply is the detail of a 409 for an Idempotency-Key that names have,

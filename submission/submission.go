@@ -239,6 +239,14 @@ func (s *Submission) Case() string {
 	return s.ID
 }
 
+// NamedAs reports whether a repeat of r that names its file name (its face's
+// idempotency rule) is r as to the name: the same name, or any for a reply
+// stored without one — before 2026-12-07 no face kept names, and a repeat
+// sent after the update is still the same message.
+func (r Reply) NamedAs(name string) bool {
+	return r.FileName == "" || r.FileName == name
+}
+
 // CurrentTarget returns the channel the next attempt goes to, if any is left.
 func (s *Submission) CurrentTarget() (Target, bool) {
 	if s.TargetIndex < 0 || s.TargetIndex >= len(s.Targets) {

@@ -1663,9 +1663,8 @@ func sameReply(have submission.Reply, kind, contentType string, content []byte, 
 		b, ct := bundleWith(asSent(msg), sent, params["boundary"])
 		return sameBytes(have, b, ct)
 	}
-	// The message's name is the reply's (a reply stored before 2026-12-07
-	// has none, and its repeat is still the same message).
-	return (have.FileName == "" || have.FileName == msg.filename) && sameBytes(have, content, contentType)
+	// The message's name is the reply's.
+	return have.NamedAs(msg.filename) && sameBytes(have, content, contentType)
 }
 
 // sameBytes reports whether have holds content of the media type contentType.
