@@ -1045,7 +1045,7 @@ func (s *Server) officeAttachment(w http.ResponseWriter, r *http.Request) {
 		ct = "application/octet-stream"
 	}
 	w.Header().Set("Content-Type", ct)
-	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": meta.FileName}))
+	w.Header().Set(wire.HeaderContentDisposition, attachmentNamed(meta.FileName))
 	serveBlob(w, r, rc, meta.Size, meta.SHA256, s.transfer())
 }
 

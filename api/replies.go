@@ -308,6 +308,12 @@ func (s *Server) officeReplyBytes(w http.ResponseWriter, r *http.Request) {
 	_, _ = serveReply(w, rep, rc, s.transfer()) // the office's own read records nothing
 }
 
+// attachmentNamed is a download's Content-Disposition: attachment with the
+// file's name (RFC 2231 filename* when it is not ASCII).
+func attachmentNamed(name string) string {
+	return mime.FormatMediaType("attachment", map[string]string{"filename": name})
+}
+
 // serveReply sends the bytes of rep with its media type (application/
 // octet-stream if it has none that parses) and its file name if it has one,
 // under the progress rule: a reply may have 64 MiB, as the office's package.
@@ -321,7 +327,7 @@ func serveReply(w http.ResponseWriter, rep submission.Reply, rc io.Reader, t Tra
 	if rep.FileName != "" {
 		// The name the office gave it, for the portal to save it under
 		// (RFC 2231 filename* when it is not ASCII), as an attachment's.
-		w.Header().Set(wire.HeaderContentDisposition, mime.FormatMediaType("attachment", map[string]string{"filename": rep.FileName}))
+		w.Header().Set(wire.HeaderContentDisposition, attachmentNamed(rep.FileName))
 	}
 	w.Header().Set("Content-Length", strconv.FormatInt(rep.Size, 10))
 	return io.Copy(Paced(w, t), rc)

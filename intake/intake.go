@@ -267,7 +267,7 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 	if pk.Kopf.Bezug != "" {
 		// A Nachreichung goes to its case, not through the directory.
 		var err error
-		if dest, toCase, err = p.followUp(pk, origin, &in); err != nil {
+		if dest, toCase, err = p.followUp(dir, pk, origin, &in); err != nil {
 			return nil, err
 		}
 	}
@@ -348,7 +348,7 @@ func (p *Pipeline) receive(ctx context.Context, pk *paket.Paket, signer signing.
 // from the portal itself (or from another peer), is 422 invalid-field: the
 // portal names what its applicant has, and never learns here of another
 // portal's cases.
-func (p *Pipeline) followUp(pk *paket.Paket, origin *submission.Origin, in *broker.Intake) (dest Destination, toCase bool, err error) {
+func (p *Pipeline) followUp(dir *routing.Directory, pk *paket.Paket, origin *submission.Origin, in *broker.Intake) (dest Destination, toCase bool, err error) {
 	field := &paket.FieldError{Field: "Antragspaket/Kopf/Bezug",
 		Reason: "names no earlier application of this portal (its NachrichtID, as the gateway acknowledged it)"}
 	earlier, err := p.Broker.FindMessage(pk.Kopf.Absender, pk.Kopf.Bezug)
@@ -384,7 +384,7 @@ func (p *Pipeline) followUp(pk *paket.Paket, origin *submission.Origin, in *brok
 		plan = []submission.Target{{Channel: p.LastResort}}
 	}
 	in.AreaARS, in.AreaName = earlier.AreaARS, earlier.AreaName
-	if k, ok := p.Directory.Current().Service(pk.Kopf.Leistung.Schluessel); ok {
+	if k, ok := dir.Service(pk.Kopf.Leistung.Schluessel); ok {
 		in.ServiceName = k.Name
 	}
 	return Destination{OfficeID: earlier.OfficeID, OfficeName: earlier.OfficeName, Targets: plan}, true, nil
