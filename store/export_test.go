@@ -9,15 +9,21 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// ForgetUndecided makes the closed store file in dir look as a build before the
-// undecided index wrote it: without its bucket (storetest.Harness.Older).
-func ForgetUndecided(dir string) error {
+// ForgetNewIndexes makes the closed store file in dir look as a build before the
+// undecided and follow-up indexes wrote it: without their buckets
+// (storetest.Harness.Older).
+func ForgetNewIndexes(dir string) error {
 	b, err := bolt.Open(filepath.Join(dir, FileName), 0o600, nil)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	return b.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketUndecided) })
+	return b.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(bucketUndecided); err != nil {
+			return err
+		}
+		return tx.DeleteBucket(bucketFollowUps)
+	})
 }
 
 // RewriteRecord hands edit the record of id in the closed store file in dir,

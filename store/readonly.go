@@ -16,7 +16,7 @@ var ErrNeedsWrite = errors.New("the store must be opened to write once to be bro
 
 // buckets are the buckets of the current schema: Open creates those missing,
 // openReadOnly refuses a file without one (the reads assume every one is there).
-var buckets = [][]byte{bucketCases, bucketEvents, bucketOutbox, bucketIdempotency, bucketByOffice, bucketMeta, bucketHandedOver, bucketHeld, bucketReplies, bucketUndecided, bucketBlobs}
+var buckets = [][]byte{bucketCases, bucketEvents, bucketOutbox, bucketIdempotency, bucketByOffice, bucketMeta, bucketHandedOver, bucketHeld, bucketReplies, bucketUndecided, bucketFollowUps, bucketBlobs}
 
 // openReadOnly is Open with Options.ReadOnly. Open commits a transaction even
 // when the file is up to date (bbolt writes a new meta page with every commit),

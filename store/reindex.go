@@ -49,8 +49,8 @@ const (
 	rewritten
 )
 
-// putIndexes writes record s's entries in the by-office, reply and waiting
-// indexes — what the record says, nothing more — and tells note (if not nil)
+// putIndexes writes record s's entries in the by-office, reply, follow-up and
+// waiting indexes — what the record says, nothing more — and tells note (if not nil)
 // each change it made. It never removes a by-office or reply entry: those of a
 // record only grow (a reply is never removed, an office never changes); Reindex
 // removes the ones no record accounts for.
@@ -73,6 +73,14 @@ func putIndexes(tx *wtx, s *submission.Submission, note func(bucket []byte, c ch
 			if note != nil {
 				note(bucketReplies, added)
 			}
+		}
+	}
+	if k := followUpKey(s.CaseID, s.ID); s.CaseID != "" && !keyExists(tx.Bucket(bucketFollowUps).Cursor(), k) {
+		if err := tx.bucket(bucketFollowUps).Put(k, nil); err != nil {
+			return err
+		}
+		if note != nil {
+			note(bucketFollowUps, added)
 		}
 	}
 	// The value only for a record in one of the sets (index writes it only then):
@@ -132,7 +140,7 @@ func (p *ReindexProgress) Line() string {
 }
 
 // reindexed are the indexes Reindex rebuilds, in the report's order.
-var reindexed = [][]byte{bucketOutbox, bucketHandedOver, bucketHeld, bucketUndecided, bucketByOffice, bucketReplies, bucketIdempotency}
+var reindexed = [][]byte{bucketOutbox, bucketHandedOver, bucketHeld, bucketUndecided, bucketByOffice, bucketReplies, bucketFollowUps, bucketIdempotency}
 
 // reindexChunk is how many records (first pass) or entries (second) one
 // transaction of Reindex reads: its dirty pages stay in memory until it
@@ -141,8 +149,8 @@ var reindexed = [][]byte{bucketOutbox, bucketHandedOver, bucketHeld, bucketUndec
 var reindexChunk = 1000
 
 // Reindex rebuilds every index derived from the records — the outbox, the
-// handed-over, held and undecided indexes with their values, the by-office and
-// reply indexes and the idempotency keys — and reports what it changed; on a
+// handed-over, held and undecided indexes with their values, the by-office,
+// reply and follow-up indexes and the idempotency keys — and reports what it changed; on a
 // sound store nothing. It reads the records in chunks (reindexChunk per write
 // transaction) and writes each record's entries as its own writes would
 // (putIndexes), then walks every index and removes the entries that no record
@@ -321,6 +329,18 @@ func unaccounted(tx *bolt.Tx, b, from []byte) (drop [][]byte, n int, next []byte
 					keep = true
 				}
 			}
+		case bytes.Equal(b, bucketFollowUps):
+			// The case's id, a zero byte, the id (followUpKey): the record must
+			// be there and be a Nachreichung to that case.
+			i := bytes.IndexByte(k, 0)
+			if i < 0 {
+				break
+			}
+			s, err := record(k[i+1:])
+			if err != nil {
+				return nil, 0, nil, err
+			}
+			keep = s != nil && s.CaseID == string(k[:i])
 		case bytes.Equal(b, bucketIdempotency):
 			// (sender, message id) -> id: the record must be there and be that
 			// message's.

@@ -89,6 +89,11 @@ var (
 	// gauge, its alert and the admin's list find such cases without reading
 	// every record. Files written before it get it filled on open (indexUndecided).
 	bucketUndecided = []byte("undecided")
+	// bucketFollowUps indexes the Nachreichungen by the case they belong to
+	// (Submission.CaseID): key case id, a zero byte, then the Nachreichung's id,
+	// so a case's page lists them without reading every case of its office.
+	// Files written before it get it filled on open (indexFollowUps).
+	bucketFollowUps = []byte("follow_ups")
 )
 
 // DefaultBatchDelay is the least time between the starts of two group commits
@@ -200,6 +205,12 @@ type Store interface {
 	// none is an empty list, not an error. The index follows the records: a reply
 	// is found as soon as the write that added it returned, and not after Delete.
 	RepliesByMessage(messageID string) ([]string, error)
+	// FollowUps returns the ids of the Nachreichungen to the case caseID —
+	// the submissions whose CaseID it is — in id order; none is an empty
+	// list, not an error. It reads an index, not the office's cases (the web
+	// mailbox's case page asks it on every view), which follows the records
+	// as RepliesByMessage's does.
+	FollowUps(caseID string) ([]string, error)
 	Get(id string) (*submission.Submission, error)
 	Update(id string, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, error)
 	// UpdateRedacting is Update that, when fn records a change (returns events),
@@ -602,6 +613,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	var known *knownSet
 	err = b.Update(func(tx *bolt.Tx) error {
 		noHeld, noReplies, noUndecided := tx.Bucket(bucketHeld) == nil, tx.Bucket(bucketReplies) == nil, tx.Bucket(bucketUndecided) == nil
+		noFollowUps := tx.Bucket(bucketFollowUps) == nil
 		for _, name := range buckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
@@ -619,6 +631,11 @@ func Open(dir string, opts Options) (*DB, error) {
 		}
 		if noReplies {
 			if err := indexReplies(tx); err != nil {
+				return err
+			}
+		}
+		if noFollowUps {
+			if err := indexFollowUps(tx); err != nil {
 				return err
 			}
 		}
@@ -1093,6 +1110,23 @@ func indexReplies(tx *bolt.Tx) error {
 	})
 }
 
+// indexFollowUps fills the index of Nachreichungen of a file written before it
+// existed (by a build that already kept Submission.CaseID).
+func indexFollowUps(tx *bolt.Tx) error {
+	followUps := tx.Bucket(bucketFollowUps)
+	return forEachRecord(tx, func(id string, v []byte) error {
+		s, err := decodeSubmission(id, v)
+		if err != nil || s.CaseID == "" {
+			return err
+		}
+		return followUps.Put(followUpKey(s.CaseID, s.ID), nil)
+	})
+}
+
+// followUpKey is a Nachreichung's key in bucketFollowUps: its case's id, a zero
+// byte (no id holds one: ids are the gateway's own), then its own id.
+func followUpKey(caseID, id string) []byte { return []byte(caseID + "\x00" + id) }
+
 // replyKey is a reply's key in bucketReplies: the message id hashed, so any id
 // (XTA sets no bound on its length) makes a key of one size that no id can
 // confuse with another, then the submission id.
@@ -1116,6 +1150,21 @@ func (db *DB) RepliesByMessage(messageID string) ([]string, error) {
 		c := tx.Bucket(bucketReplies).Cursor()
 		for k, _ := c.Seek(h[:]); k != nil && bytes.HasPrefix(k, h[:]); k, _ = c.Next() {
 			ids = append(ids, string(k[len(h):]))
+		}
+		return nil
+	})
+	return ids, err
+}
+
+// FollowUps returns the ids of the Nachreichungen to the case caseID (the
+// submissions whose CaseID it is), in id order; none: an empty list.
+func (db *DB) FollowUps(caseID string) ([]string, error) {
+	var ids []string
+	err := db.view(func(tx *bolt.Tx) error {
+		prefix := followUpKey(caseID, "")
+		c := tx.Bucket(bucketFollowUps).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			ids = append(ids, string(k[len(prefix):]))
 		}
 		return nil
 	})
@@ -1195,6 +1244,11 @@ func (db *DB) Delete(id string) error {
 				if err := tx.bucket(bucketReplies).Delete(replyKey(r.MessageID, id)); err != nil {
 					return err
 				}
+			}
+		}
+		if s.CaseID != "" {
+			if err := tx.bucket(bucketFollowUps).Delete(followUpKey(s.CaseID, id)); err != nil {
+				return err
 			}
 		}
 		// The record, its events and its receipts: every key of the case.

@@ -47,7 +47,7 @@ func BoltHarness() storetest.Harness {
 		// As the build before wrote the file: without the undecided bucket.
 		Older: func(t *testing.T, old store.Store) store.Store {
 			dir := closeOld(t, old)
-			if err := store.ForgetUndecided(dir); err != nil {
+			if err := store.ForgetNewIndexes(dir); err != nil {
 				t.Fatal(err)
 			}
 			return open(t, dir)

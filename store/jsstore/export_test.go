@@ -74,17 +74,17 @@ func EventPages(t *testing.T, st store.Store, id string, pages int) []json.RawMe
 	return out
 }
 
-// ForgetUndecided makes st's bucket look as a build before the undecided index
-// left it: no undecided keys and no marker that the index was built (for
-// storetest.Harness.Older).
-func ForgetUndecided(t *testing.T, st store.Store) {
+// ForgetNewIndexes makes st's bucket look as a build before the undecided and
+// follow-up indexes left it: no keys of theirs and no marker that they were
+// built (for storetest.Harness.Older).
+func ForgetNewIndexes(t *testing.T, st store.Store) {
 	t.Helper()
 	s := st.(*Store)
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 	defer cancel()
-	for _, subj := range []string{s.subject("undecided.>"), s.undecidedIndexedKey()} {
+	for _, subj := range []string{s.subject("undecided.>"), s.undecidedIndexedKey(), s.subject("followup.>"), s.followUpsIndexedKey()} {
 		if err := s.kv.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
-			t.Fatalf("ForgetUndecided: %v", err)
+			t.Fatalf("ForgetNewIndexes: %v", err)
 		}
 	}
 }

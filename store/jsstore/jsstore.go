@@ -239,6 +239,9 @@ func openWith(ctx context.Context, js jetstream.JetStream, opts Options, setup f
 	if err := s.indexUndecided(ctx); err != nil {
 		return nil, fmt.Errorf("jsstore: open: %w", err)
 	}
+	if err := s.indexFollowUps(ctx); err != nil {
+		return nil, fmt.Errorf("jsstore: open: %w", err)
+	}
 	return s, nil
 }
 
@@ -286,6 +289,17 @@ func (s *Store) indexUndecided(ctx context.Context) error {
 func (s *Store) indexReplies(ctx context.Context) error {
 	return s.indexOnce(ctx, s.repliesIndexedKey(), "replies", func(sub *submission.Submission) []*nats.Msg {
 		return s.replyPuts(sub, nil)
+	})
+}
+
+// indexFollowUps fills the index of Nachreichungen by their case the same way
+// (see indexHeld; the condition keeps out a case deleted meanwhile).
+func (s *Store) indexFollowUps(ctx context.Context) error {
+	return s.indexOnce(ctx, s.followUpsIndexedKey(), "Nachreichungen", func(sub *submission.Submission) []*nats.Msg {
+		if sub.CaseID != "" {
+			return []*nats.Msg{put(s.followUpKey(sub.CaseID, sub.ID))}
+		}
+		return nil
 	})
 }
 
@@ -586,6 +600,20 @@ func (s *Store) undecidedIndexedKey() string { return s.subject("meta.undecided_
 // repliesIndexedKey marks a bucket whose reply index is complete (indexReplies).
 func (s *Store) repliesIndexedKey() string { return s.subject("meta.replies_indexed") }
 
+// followUpsIndexedKey marks a bucket whose index of Nachreichungen is complete
+// (indexFollowUps).
+func (s *Store) followUpsIndexedKey() string { return s.subject("meta.followups_indexed") }
+
+// followUpKey is a Nachreichung's key in the index by case: its case's id, then
+// its own.
+func (s *Store) followUpKey(caseID, id string) string {
+	return s.followUpPrefix(caseID) + encodeKey(id)
+}
+
+func (s *Store) followUpPrefix(caseID string) string {
+	return s.subject("followup." + encodeKey(caseID) + ".")
+}
+
 // replyKey is a reply's key in the reply index: the message id hashed (one
 // token of one size for any id), then the submission id.
 func (s *Store) replyKey(messageID, id string) string {
@@ -759,6 +787,14 @@ func (s *Store) RepliesByMessage(messageID string) ([]string, error) {
 	return ids, err
 }
 
+// FollowUps returns the ids of the Nachreichungen to the case caseID, in id
+// order.
+func (s *Store) FollowUps(caseID string) ([]string, error) {
+	ids, err := s.ids(s.followUpPrefix(caseID) + "*")
+	slices.Sort(ids)
+	return ids, err
+}
+
 // Receipt returns a stored receipt.
 func (s *Store) Receipt(id, kind string) ([]byte, error) {
 	ctx, cancel := s.ctx()
@@ -860,6 +896,9 @@ func (s *Store) Create(ctx context.Context, sub *submission.Submission, events [
 		msgs = append(msgs, putValue(s.undecidedKey(sub.ID), wv))
 	}
 	msgs = append(msgs, s.replyPuts(sub, nil)...) // an imported record has its replies
+	if sub.CaseID != "" {
+		msgs = append(msgs, put(s.followUpKey(sub.CaseID, sub.ID)))
+	}
 	for attempt := 0; ; attempt++ {
 		werr := s.write(ctx, msgs)
 		if werr == nil {
@@ -955,6 +994,7 @@ func (s *Store) update(id, kind string, receipt []byte, fn func(s *submission.Su
 			return d.Sub, true, nil // the earlier attempt was committed
 		}
 		wasOutbox, wasHanded, wasHeld, wasOffice := d.Sub.State.Dispatchable(), d.Sub.State == submission.StateHandedOver, d.Sub.State == submission.StateHeld, d.Sub.OfficeID
+		wasCase := d.Sub.CaseID
 		wasUndecided := d.Sub.AwaitsDecision()
 		wasValue := store.WaitingValue(d.Sub)
 		hadReplies := map[string]bool{}
@@ -1020,6 +1060,9 @@ func (s *Store) update(id, kind string, receipt []byte, fn func(s *submission.Su
 			msgs = append(msgs, put(s.officeKey(o, id)))
 		}
 		msgs = append(msgs, s.replyPuts(d.Sub, hadReplies)...)
+		if c := d.Sub.CaseID; c != "" && c != wasCase {
+			msgs = append(msgs, put(s.followUpKey(c, id)))
+		}
 		err = s.write(ctx, msgs)
 		switch {
 		case err == nil:

@@ -81,7 +81,7 @@ func embeddedHarness() storetest.Harness {
 		Rewrite:  jsstore.RewriteRecord,
 	}
 	h.Older = func(t *testing.T, old store.Store) store.Store {
-		jsstore.ForgetUndecided(t, old)
+		jsstore.ForgetNewIndexes(t, old)
 		return h.Reopen(t, old)
 	}
 	return h
@@ -129,7 +129,7 @@ func clusterHarness(c *natstest.Cluster) storetest.Harness {
 		Rewrite:  jsstore.RewriteRecord,
 	}
 	h.Older = func(t *testing.T, old store.Store) store.Store {
-		jsstore.ForgetUndecided(t, old)
+		jsstore.ForgetNewIndexes(t, old)
 		return h.Reopen(t, old)
 	}
 	return h

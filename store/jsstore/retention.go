@@ -101,6 +101,9 @@ func (s *Store) deleteBatch(ctx context.Context, id string, d *doc, seq uint64, 
 			msgs = append(msgs, s.removal(s.replyKey(r.MessageID, id), nil))
 		}
 	}
+	if c := d.Sub.CaseID; c != "" {
+		msgs = append(msgs, s.removal(s.followUpKey(c, id), nil))
+	}
 	// The sets follow the state in the same batches as the document, so the state
 	// read says which keys exist; a key present against it is removed as well. Any
 	// change of the sets after the read also changed the document and fails the batch.

@@ -48,10 +48,11 @@ type Harness struct {
 	// Required: DiscardNew's safety depends on it (testBlobClockStepBack).
 	StepBack func(t *testing.T, st store.Store, digest string, d time.Duration) time.Time
 	// Older closes st and makes its storage look as a build before the undecided
-	// index left it — no index, and nothing that says it was built — then opens
-	// it again, as this build's first start on it would. Required: the cases an
-	// older build delivered must be listed after the upgrade
-	// (testUndecidedBuiltOnOpen).
+	// and follow-up indexes left it — no index, and nothing that says it was
+	// built — then opens it again, as this build's first start on it would.
+	// Required: the cases an older build delivered must be listed after the
+	// upgrade (testUndecidedBuiltOnOpen), and so must its Nachreichungen
+	// (testFollowUps).
 	Older func(t *testing.T, st store.Store) store.Store
 	// Rewrite hands edit the stored record of id as its JSON object (numbers as
 	// json.Number), as a newer build would have written it or as the next reader
@@ -91,6 +92,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("UndecidedIndexBuiltOnOpen", s.testUndecidedBuiltOnOpen)
 	t.Run("KeepsNewerKeys", s.testKeepsNewerKeys)
 	t.Run("RepliesByMessage", s.testRepliesByMessage)
+	t.Run("FollowUps", s.testFollowUps)
 	t.Run("WalkOffice", s.testWalkOffice)
 	t.Run("Scan", s.testScan)
 	t.Run("EventsOrderAndSeq", s.testEventsOrder)
@@ -987,6 +989,54 @@ func (s *suite) testRepliesByMessage(t *testing.T) {
 	}
 	check(st, m1, b.ID)
 	check(st, m2, imported.ID)
+}
+
+// testFollowUps: the index by case finds a case's Nachreichungen — not the case
+// itself, not another case's whose id begins with this one's —, in id order,
+// after a reopen and after an upgrade from a build before the index (Older),
+// and follows Delete.
+func (s *suite) testFollowUps(t *testing.T) {
+	st := s.h.Open(t)
+	c := mustCreate(t, st, NewSubmission(uid("case"), uid("p"), uid("m")), firstEvents(), "r")
+	other := mustCreate(t, st, NewSubmission(c.ID+"x", uid("p"), uid("m")), firstEvents(), "r")
+	var want []string
+	for i := range 3 {
+		n := NewSubmission(fmt.Sprintf("%s-n%d", uid("n"), i), uid("p"), uid("m"))
+		n.CaseID = c.ID
+		mustCreate(t, st, n, firstEvents(), "r")
+		want = append(want, n.ID)
+	}
+	o := NewSubmission(uid("n"), uid("p"), uid("m"))
+	o.CaseID = other.ID
+	mustCreate(t, st, o, firstEvents(), "r")
+	// A change of a Nachreichung keeps it listed, once.
+	if _, err := st.Update(want[1], setState(submission.StateHandedOver, "handed_over")); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(want)
+	check := func(st store.Store, caseID string, want ...string) {
+		t.Helper()
+		got, err := st.FollowUps(caseID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) && len(got)+len(want) > 0 {
+			t.Fatalf("FollowUps(%q) = %v, want %v", caseID, got, want)
+		}
+	}
+	check(st, c.ID, want...)
+	check(st, other.ID, o.ID)
+	check(st, want[0]) // a Nachreichung has none of its own
+	check(st, uid("never"))
+	st = s.h.Reopen(t, st)
+	check(st, c.ID, want...)
+	st = s.h.Older(t, st)
+	check(st, c.ID, want...)
+	check(st, other.ID, o.ID)
+	if err := st.Delete(want[0]); err != nil {
+		t.Fatal(err)
+	}
+	check(st, c.ID, want[1:]...)
 }
 
 func (s *suite) testWalkOffice(t *testing.T) {
