@@ -831,7 +831,7 @@ func queryLimit(w http.ResponseWriter, r *http.Request, def, max int) (int, bool
 }
 
 func (s *Server) officeList(w http.ResponseWriter, r *http.Request) {
-	if !singleValued(w, r, "limit", "after", "offset", "awaiting") {
+	if !singleValued(w, r, "limit", "after", "offset", "awaiting", "caseId") {
 		return
 	}
 	limit, ok := queryLimit(w, r, 100, 500)
@@ -856,7 +856,9 @@ func (s *Server) officeList(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(422, problem.TypeInvalidField, "state must be a comma-separated list of states ("+stateNames()+")").With("field", "state"))
 		return
 	}
-	q := broker.ListQuery{After: r.URL.Query().Get("after"), Limit: limit, States: states}
+	// caseId: the Nachreichungen to one case, from the gateway's index by
+	// case — a system that shows a case with what came in for it later.
+	q := broker.ListQuery{After: r.URL.Query().Get("after"), Limit: limit, States: states, Case: r.URL.Query().Get("caseId")}
 	rawVia, ok := awaitingQuery(w, r, raw, &q)
 	if !ok {
 		return
@@ -877,6 +879,9 @@ func (s *Server) officeList(w http.ResponseWriter, r *http.Request) {
 		resp.Next = wire.OfficeAwaitingDecisionPath(page.Next, limit, rawVia)
 	default:
 		resp.Next = wire.OfficeListPath(page.Next, limit, raw)
+	}
+	if resp.Next != "" && q.Case != "" { // the next page has "after": the path has a query
+		resp.Next += "&" + url.Values{"caseId": {q.Case}}.Encode()
 	}
 	writeJSON(w, 200, resp)
 }

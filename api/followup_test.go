@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -76,6 +77,26 @@ func TestNachreichungReachesTheCasesOffice(t *testing.T) {
 		t.Errorf("the second Nachreichung: %+v, record %+v %v, want case %s", res, s2, err, caseID)
 	}
 
+	// The office's system lists the case's Nachreichungen by its id, in pages
+	// whose next link keeps the case.
+	var listed []string
+	for path := wire.OfficeSubmissionsPath + "?limit=1&caseId=" + caseID; path != ""; {
+		l := officeList(t, g, path)
+		for _, v := range l.Submissions {
+			listed = append(listed, v.SubmissionID)
+		}
+		if l.Next != "" && !strings.Contains(l.Next, "caseId="+caseID) {
+			t.Fatalf("the next link %q drops the case", l.Next)
+		}
+		path = l.Next
+	}
+	if want := []string{s.ID, res.SubmissionID}; !slices.Equal(listed, want) {
+		t.Errorf("the case's Nachreichungen as the office lists them: %v, want %v", listed, want)
+	}
+	if l := officeList(t, g, wire.OfficeSubmissionsPath+"?caseId="+res.SubmissionID); len(l.Submissions) != 0 {
+		t.Errorf("a Nachreichung's own Nachreichungen: %+v, want none", l.Submissions)
+	}
+
 	// Refused, and nothing stored: a Bezug no application of this portal has.
 	before, _ := g.g.Broker.List(ctx, pollingOffice, broker.ListQuery{})
 	res = submitFollowUp(mailService, paket.NewMessageID())
@@ -88,19 +109,31 @@ func TestNachreichungReachesTheCasesOffice(t *testing.T) {
 	}
 }
 
+// officeList is the polling office's list at path.
+func officeList(t *testing.T, g takeoverGateway, path string) wire.OfficeList {
+	t.Helper()
+	return officeGet[wire.OfficeList](t, g, path)
+}
+
 // officeView is the polling office's view of submission id.
 func officeView(t *testing.T, g takeoverGateway, id string) wire.OfficeSubmission {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, g.g.URL()+wire.OfficeSubmissionPath(id), nil)
+	return officeGet[wire.OfficeSubmission](t, g, wire.OfficeSubmissionPath(id))
+}
+
+// officeGet is the polling office's GET of path, decoded as T.
+func officeGet[T any](t *testing.T, g takeoverGateway, path string) T {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, g.g.URL()+path, nil)
 	req.Header.Set("Authorization", "Bearer "+pollingToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var v wire.OfficeSubmission
+	var v T
 	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("the office's view of %s: %d %v", id, resp.StatusCode, err)
+		t.Fatalf("the office's GET %s: %d %v", path, resp.StatusCode, err)
 	}
 	return v
 }

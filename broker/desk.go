@@ -177,6 +177,12 @@ type ListQuery struct {
 	// walks every case the office ever had, and names XTA's, transfer's, peer's,
 	// erased and processed cases too, none of which waits on the office here.
 	AwaitingDecision bool
+	// Case keeps only the Nachreichungen to the case with this id (their
+	// submission.Submission.CaseID), read from the store's index by case
+	// (store.Store.FollowUps), not by walking the office's cases: the web
+	// mailbox's case page lists them on every view. The other fields apply as
+	// well.
+	Case string
 	// DeliveredVia keeps the cases the office took by one of these channels
 	// (submission.DeliveryChannel: api for its system's fetch, webhook, mailbox
 	// for a clerk's takeover); none: any. A sweep asks for api and webhook: a
@@ -347,6 +353,10 @@ func (b *Broker) List(ctx context.Context, officeID string, q ListQuery) (Page, 
 	}
 	var err error
 	switch {
+	case q.Case != "":
+		err = b.walkFollowUps(officeID, q.Case, q.After, func(s *submission.Submission) bool {
+			return q.AwaitingDecision && !s.AwaitsDecision() || keep(s)
+		})
 	case q.AwaitingDecision && officeID == "":
 		// walkUndecided reads "" as every office; no office is none here.
 	case q.AwaitingDecision:
@@ -396,6 +406,24 @@ func (b *Broker) walkWaiting(officeID, after string, fn func(*submission.Submiss
 	return b.walkEntries(entries, after,
 		func(e store.Waiting) bool { return e.Known && e.Erased },
 		func(s *submission.Submission) bool { return s.OfficeID == officeID }, fn)
+}
+
+// walkFollowUps is WalkOffice over the office's Nachreichungen to the case
+// caseID, from the store's index by case. A Nachreichung routed to another
+// office (its case's office had left the directory) is that office's, and not
+// listed here.
+func (b *Broker) walkFollowUps(officeID, caseID, after string, fn func(*submission.Submission) bool) error {
+	ids, err := b.db.FollowUps(caseID)
+	if err != nil {
+		return err
+	}
+	entries := make([]store.Waiting, len(ids))
+	for i, id := range ids {
+		entries[i].ID = id
+	}
+	return b.walkEntries(entries, after,
+		func(store.Waiting) bool { return false },
+		func(s *submission.Submission) bool { return s.OfficeID == officeID && s.CaseID == caseID }, fn)
 }
 
 // walkEntries reads the record of each index entry after the id `after` that

@@ -959,7 +959,9 @@ func TestSystemsFileNameIsShownToTheClerk(t *testing.T) {
 
 // TestNachreichungLinksToItsCase: a Nachreichung (the applicant's answer to a
 // Rückfrage) names on its page the case it belongs to, with a link the
-// clerk follows to it; a new case names none.
+// clerk follows to it, and so does its row in the inbox; a new case names
+// none, and lists its Nachreichungen instead, with their state, up to
+// maxFollowUps and a link to the search for the rest.
 func TestNachreichungLinksToItsCase(t *testing.T) {
 	e := startBrokerEnv(t, t.TempDir(), Options{})
 	first := e.receiveHandedOver(t, officeDresden)
@@ -970,7 +972,26 @@ func TestNachreichungLinksToItsCase(t *testing.T) {
 	if !strings.Contains(page, "<dt>Nachreichung zu</dt>") || !strings.Contains(page, `href="../s/`+first.ID+`">Eingang `+first.ID+`</a>`) {
 		t.Errorf("the Nachreichung's page does not link its case %s:\n%s", first.ID, page)
 	}
-	if page := anna.get("/postfach/s/" + first.ID).Body.String(); strings.Contains(page, "Nachreichung zu") {
+	page = anna.get("/postfach/s/" + first.ID).Body.String()
+	if strings.Contains(page, "Nachreichung zu") {
 		t.Errorf("the case's own page names a case it belongs to:\n%s", page)
+	}
+	// Opened above, the Nachreichung is listed on its case's page as opened.
+	listed := `<a href="../s/` + follow.ID + `">Eingang ` + follow.ID + `</a>, eingegangen `
+	if !strings.Contains(page, "<dt>Nachreichungen</dt>") || !strings.Contains(page, listed) ||
+		!strings.Contains(page, `<span class="status geoeffnet">Geöffnet</span></li>`) || strings.Contains(page, "Alle Nachreichungen") {
+		t.Errorf("the case's page does not list its Nachreichung %s as opened:\n%s", follow.ID, page)
+	}
+	if inbox := anna.get("/postfach/").Body.String(); !strings.Contains(inbox, follow.ID+`</a> <span class="hilfe">Nachreichung zu `+first.ID+`</span>`) {
+		t.Errorf("the inbox's row of the Nachreichung does not name its case:\n%s", inbox)
+	}
+	// A case that got more than the page lists links to the search for all.
+	for range maxFollowUps {
+		e.receiveInCase(t, officeDresden, "", first.ID, channel.Mailbox)
+	}
+	page = anna.get("/postfach/s/" + first.ID).Body.String()
+	if n := strings.Count(page, ">Eingang "); n != maxFollowUps || !strings.Contains(page, `href="../?q=`+first.ID+`&amp;status=alle">Alle Nachreichungen zu diesem Eingang anzeigen</a>`) ||
+		!strings.Contains(page, listed) {
+		t.Errorf("the case's page with %d Nachreichungen lists %d, oldest first, and a link to all:\n%s", maxFollowUps+1, n, page)
 	}
 }

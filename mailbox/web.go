@@ -119,6 +119,11 @@ type page struct {
 	ViewErr string
 	Events  []submission.Event
 	Mark    *mark
+	// FollowUps are the case's Nachreichungen, oldest first, at most
+	// maxFollowUps; FollowUpsMore that there are more (the search by the case
+	// number lists them all).
+	FollowUps     []*submission.Submission
+	FollowUpsMore bool
 	// ReasonMissing and ChoiceMissing tie the decision's error to its field (the
 	// message next to it, aria-invalid, aria-describedby) and keep "Ablehnen"
 	// chosen, so a screen reader user hears the error where the cursor is.
@@ -182,6 +187,9 @@ type option struct {
 	Value, Label string
 	Selected     bool
 }
+
+// maxFollowUps is how many Nachreichungen a case's page lists.
+const maxFollowUps = 20
 
 type row struct {
 	S    *submission.Submission
@@ -1525,6 +1533,17 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 	}
 	p.Events = events
 	p.Mark = markOf(p.Sub, p.Events)
+	if sub.CaseID == "" && !head {
+		// What the applicant sent for this case later (on a Rückfrage): each
+		// came in as an application of its own, listed in the inbox, whose page
+		// links back here; from the case, the clerk saw none of them.
+		fu, err := m.desk.List(ctx, s.Office, broker.ListQuery{Case: sub.ID, Limit: maxFollowUps})
+		if err != nil {
+			m.deskError(w, r, s, err, "list Nachreichungen")
+			return
+		}
+		p.FollowUps, p.FollowUpsMore = fu.Items, fu.Next != ""
+	}
 	if p.ReplyForm = canReply(sub, elsewhere); p.ReplyForm {
 		p.ReplyNonce = newToken()
 	}

@@ -299,6 +299,9 @@ func (d *MemDesk) List(_ context.Context, office string, q broker.ListQuery) (br
 		if q.AwaitingDecision && !s.AwaitsDecision() {
 			continue
 		}
+		if q.Case != "" && s.CaseID != q.Case {
+			continue
+		}
 		if len(q.DeliveredVia) > 0 && !slices.Contains(q.DeliveredVia, s.DeliveryChannel()) {
 			continue
 		}

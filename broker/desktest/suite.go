@@ -32,6 +32,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("OtherOfficeIsNotFound", s.testOtherOffice)
 	t.Run("ListPagesOwnCasesOldestFirst", s.testList)
 	t.Run("ListTextFolds", s.testListText)
+	t.Run("ListCaseNamesItsNachreichungen", s.testListCase)
 	t.Run("OpeningIsThePickup", s.testOpeningIsPickup)
 	t.Run("DecisionImpliesPickup", s.testDecisionImpliesPickup)
 	t.Run("DecisionIsFinal", s.testDecisionIsFinal)
@@ -282,6 +283,65 @@ func (s *suite) testListText(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(c.want) {
 			t.Errorf("List of %s with text %q: %v, want %v", officeA, c.text, got, c.want)
 		}
+	}
+}
+
+// testListCase: ListQuery.Case lists the Nachreichungen to a case, oldest
+// first, in pages — the office's own only (one routed to another office is
+// that office's), not the case itself, not another case's — with the other
+// fields applied too.
+func (s *suite) testListCase(t *testing.T) {
+	d := s.h.NewDesk(t)
+	idC := d.HandOver(t, newCase(officeA, 1))
+	idOther := d.HandOver(t, newCase(officeA, 2))
+	nachreichung := func(office string, n int, caseID string) string {
+		c := newCase(office, n)
+		c.CaseID = caseID
+		return d.HandOver(t, c)
+	}
+	n1 := nachreichung(officeA, 3, idC)
+	nachreichung(officeA, 4, idOther)
+	atB := nachreichung(officeB, 5, idC)
+	n2 := nachreichung(officeA, 6, idC)
+	n3 := nachreichung(officeA, 7, idC)
+	list := func(office string, q broker.ListQuery) ([]string, string) {
+		t.Helper()
+		p, err := d.List(ctx(), office, q)
+		if err != nil {
+			t.Fatalf("List %+v: %v", q, err)
+		}
+		var got []string
+		for _, sub := range p.Items {
+			got = append(got, sub.ID)
+		}
+		return got, p.Next
+	}
+	for _, c := range []struct {
+		office string
+		q      broker.ListQuery
+		want   []string
+	}{
+		{officeA, broker.ListQuery{Case: idC}, []string{n1, n2, n3}},
+		{officeB, broker.ListQuery{Case: idC}, []string{atB}},
+		{officeA, broker.ListQuery{Case: n1}, nil},
+		{officeA, broker.ListQuery{Case: "no-such-case"}, nil},
+		{officeA, broker.ListQuery{Case: idC, After: n1}, []string{n2, n3}},
+		{officeA, broker.ListQuery{Case: idC, States: []submission.State{submission.StateDelivered}}, nil},
+	} {
+		if got, _ := list(c.office, c.q); fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("List of %s with %+v: %v, want %v", c.office, c.q, got, c.want)
+		}
+	}
+	got, next := list(officeA, broker.ListQuery{Case: idC, Limit: 2})
+	if fmt.Sprint(got) != fmt.Sprint([]string{n1, n2}) || next != n2 {
+		t.Errorf("first page of 2: %v, next %q; want [%s %s], next %q", got, next, n1, n2, n2)
+	}
+	// Picked up, a Nachreichung is still listed, and listed as delivered.
+	if _, err := d.Confirm(ctx(), officeA, n2, broker.Pickup{Channel: "mailbox", Receiver: "anna"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := list(officeA, broker.ListQuery{Case: idC, States: []submission.State{submission.StateDelivered}}); fmt.Sprint(got) != fmt.Sprint([]string{n2}) {
+		t.Errorf("delivered Nachreichungen: %v, want [%s]", got, n2)
 	}
 }
 

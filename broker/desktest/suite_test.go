@@ -68,6 +68,8 @@ func (h memHarness) NewDesk(testing.TB) Desk {
 		return d // claims Receipts (Features) and holds none
 	case "list-text-as-typed":
 		return listsAsTyped{d}
+	case "list-case-any-office":
+		return listsCaseOfAnyOffice{d}
 	case "refuses-forwarded-fetch":
 		return refusesForwardedFetch{d}
 	case "fetch-picks-up-forwarded":
@@ -141,6 +143,7 @@ func TestPlantedDefectsFail(t *testing.T) {
 		"receipt-of-any-office":        "ReceiptOwnOfficeOnly",
 		"receipt-missing":              "ReceiptOwnOfficeOnly",
 		"list-text-as-typed":           "ListTextFolds",
+		"list-case-any-office":         "ListCaseNamesItsNachreichungen",
 		"refuses-forwarded-fetch":      "ForwardedFetchRecordsNothing",
 		"fetch-picks-up-forwarded":     "ForwardedFetchRecordsNothing",
 		"records-forwarded-fetch":      "ForwardedFetchRecordsNothing",
@@ -459,6 +462,25 @@ func (d listsAsTyped) List(ctx context.Context, office string, q broker.ListQuer
 	}
 	p.Items = keep
 	return p, err
+}
+
+// listsCaseOfAnyOffice lists a case's Nachreichungen from the index alone,
+// whichever office they went to.
+type listsCaseOfAnyOffice struct{ *MemDesk }
+
+func (d listsCaseOfAnyOffice) List(ctx context.Context, office string, q broker.ListQuery) (broker.Page, error) {
+	if q.Case == "" {
+		return d.MemDesk.List(ctx, office, q)
+	}
+	var p broker.Page
+	for _, o := range []string{officeA, officeB} {
+		more, err := d.MemDesk.List(ctx, o, q)
+		if err != nil {
+			return p, err
+		}
+		p.Items = append(p.Items, more.Items...)
+	}
+	return p, nil
 }
 
 // refusesForwardedFetch answers FetchPackage of a forwarded case as
