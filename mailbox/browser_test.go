@@ -78,6 +78,9 @@ func TestBrowser(t *testing.T) {
 	e.waitState(t, sub.ID, submission.StateHandedOver)
 	leipzig := e.receiveExample(t, officeLeipzig)
 	e.waitState(t, leipzig.ID, submission.StateHandedOver)
+	// The applicant sent something later for the open case (on a Rückfrage).
+	nachreichung := e.receiveInCase(t, officeDresden, "", open.ID, channel.Mailbox)
+	e.waitState(t, nachreichung.ID, submission.StateHandedOver)
 
 	ctx := startChromium(t)
 	run, nav := browserSteps(t, ctx)
@@ -244,6 +247,27 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("broker after rejecting: %s %+v", s.State, s.Decision)
 	}
 	shot("postfach-abgelehnt.png")
+
+	// The open case lists its Nachreichung across the page's whole width (in
+	// one cell of the grid a list ran down the page), and the link leads to it.
+	nav("open case", chromedp.Navigate(base+"s/"+open.ID))
+	run("open case's page", chromedp.WaitVisible(chromedp.CSS("ul.nachreichungen")))
+	if got := text(".kopfdaten"); !strings.Contains(got, "Nachreichungen") || !strings.Contains(got, "Eingang "+nachreichung.ID) || !strings.Contains(got, "Neu") {
+		t.Errorf("the case's head lists no Nachreichung %s, new: %q", nachreichung.ID, got)
+	}
+	if whole, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => {
+		const row = document.querySelector(".kopfdaten .ganze-zeile").getBoundingClientRect();
+		const grid = document.querySelector(".kopfdaten").getBoundingClientRect();
+		return row.width >= grid.width - 1;
+	})()`)); err != nil || !whole {
+		t.Errorf("the Nachreichungen do not take the head's whole width (%v)", err)
+	}
+	shot("postfach-nachreichungen.png")
+	nav("open the Nachreichung", chromedp.Click(chromedp.CSS(`ul.nachreichungen a`)))
+	run("the Nachreichung's page", chromedp.WaitVisible(chromedp.CSS("#h-formular")))
+	if got := text(".kopfdaten"); !strings.Contains(got, "Nachreichung zu") || !strings.Contains(got, nachreichung.ID) {
+		t.Errorf("the link did not lead to the Nachreichung %s: %q", nachreichung.ID, got)
+	}
 
 	// Leipzig's user cannot see it, not in the list and not by URL.
 	nav("logout", chromedp.Click(chromedp.CSS(`header form button`)))
