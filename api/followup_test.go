@@ -70,6 +70,12 @@ func TestNachreichungReachesTheCasesOffice(t *testing.T) {
 	if v := officeView(t, g, caseID); v.CaseID != caseID {
 		t.Errorf("the application's caseId %s, want its own id", v.CaseID)
 	}
+	// The portal's view says so too, as its callbacks do.
+	for id, want := range map[string]string{res.SubmissionID: caseID, caseID: caseID} {
+		if st, err := pc.Status(ctx, id); err != nil || st.CaseID != want {
+			t.Errorf("the portal's view of %s: caseId %q (%v), want %s", id, st.CaseID, err, want)
+		}
+	}
 	// A Nachreichung to the Nachreichung (its NachrichtID in upper case, as
 	// a portal may write a UUID) belongs to the same case.
 	res = submitFollowUp(pollingService, strings.ToUpper(s.MessageID))

@@ -52,7 +52,7 @@ func replyOf(r submission.Reply, link string) wire.Reply {
 
 func baseView(sub *submission.Submission, evs []submission.Event) wire.StatusView {
 	return wire.StatusView{
-		ID: sub.ID, MessageID: sub.MessageID, State: stateOf(sub.State), LeikaKey: sub.LeikaKey,
+		ID: sub.ID, MessageID: sub.MessageID, CaseID: sub.Case(), State: stateOf(sub.State), LeikaKey: sub.LeikaKey,
 		Service: sub.ServiceName, Place: sub.Place, Office: wire.OfficeRef{ID: sub.OfficeID, Name: sub.OfficeName},
 		ReceivedAt: sub.ReceivedAt, DeliveredAt: sub.DeliveredAt, Decision: decisionOf(sub.Decision),
 		Events: eventsOf(evs), Links: map[string]string{},
@@ -81,7 +81,7 @@ func officeView(sub *submission.Submission, evs []submission.Event) wire.OfficeS
 		atts = append(atts, wire.Attachment{ID: a.ID, FileName: a.FileName, MimeType: a.MimeType, Size: a.Size, SHA256: a.SHA256})
 	}
 	return wire.OfficeSubmission{StatusView: v,
-		SubmissionID: sub.ID, CaseID: sub.Case(), DestinationID: wire.OfficeDestinationID(sub.OfficeID),
+		SubmissionID: sub.ID, DestinationID: wire.OfficeDestinationID(sub.OfficeID),
 		DeliveryID: sub.DeliveryID, Sender: sub.Sender,
 		PackageSHA256: sub.PackageSHA256, PackageSize: sub.PackageSize, Attachments: atts,
 		TakenOver: takenOverOf(sub)}

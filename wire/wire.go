@@ -109,8 +109,13 @@ type OfficeRef struct {
 
 // StatusView is the portal's view of a submission (GET /v1/submissions/{id}).
 type StatusView struct {
-	ID          string     `json:"id"`
-	MessageID   string     `json:"messageId"`
+	ID        string `json:"id"`
+	MessageID string `json:"messageId"`
+	// CaseID is FIT-Connect's case reference: ID, or for a Nachreichung (the
+	// package's Kopf/Bezug named an earlier application) the case's, the id
+	// of its first package. The portal's view has it as the office's and the
+	// callbacks do.
+	CaseID      string     `json:"caseId"`
 	State       State      `json:"state"`
 	LeikaKey    string     `json:"leikaKey"`
 	Service     string     `json:"service"`
@@ -174,13 +179,13 @@ type Attachment struct {
 // (GET /v1/office/submissions/{id}, and the answer to a decision).
 type OfficeSubmission struct {
 	StatusView
-	// SubmissionID, CaseID and DestinationID are FIT-Connect's names of a submission
-	// ready for pickup (SubmissionForPickup), so an entry of the office's list
-	// carries what FIT-Connect's pickup list does: SubmissionID and CaseID equal ID
-	// (one submission per case), DestinationID is the office's destination UUID
-	// (OfficeDestinationID), the one the webhook notification names.
+	// SubmissionID and DestinationID, with StatusView's CaseID, are
+	// FIT-Connect's names of a submission ready for pickup
+	// (SubmissionForPickup), so an entry of the office's list carries what
+	// FIT-Connect's pickup list does: SubmissionID equals ID, and so does
+	// CaseID but for a Nachreichung; DestinationID is the office's destination
+	// UUID (OfficeDestinationID), the one the webhook notification names.
 	SubmissionID  string       `json:"submissionId"`
-	CaseID        string       `json:"caseId"`
 	DestinationID string       `json:"destinationId"`
 	DeliveryID    string       `json:"deliveryId"`
 	Sender        string       `json:"sender"`

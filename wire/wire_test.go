@@ -74,11 +74,11 @@ func TestFieldNames(t *testing.T) {
 		t.Error("actor must be omitted when empty")
 	}
 	sv := StatusView{DeliveredAt: &now, Decision: &Decision{Outcome: OutcomeAccepted, Reason: "r", At: now, Actor: "a"}}
-	status := []string{"decision", "deliveredAt", "events", "id", "leikaKey", "links", "messageId", "office", "place", "receivedAt", "service", "state"}
+	status := []string{"caseId", "decision", "deliveredAt", "events", "id", "leikaKey", "links", "messageId", "office", "place", "receivedAt", "service", "state"}
 	if got := keys(t, sv); !reflect.DeepEqual(got, status) {
 		t.Errorf("status members %v, want %v", got, status)
 	}
-	office := append(slices.Clone(status), "attachments", "caseId", "deliveryId", "destinationId", "packageSha256", "packageSize", "sender", "submissionId")
+	office := append(slices.Clone(status), "attachments", "deliveryId", "destinationId", "packageSha256", "packageSize", "sender", "submissionId")
 	slices.Sort(office)
 	if got := keys(t, OfficeSubmission{StatusView: sv}); !reflect.DeepEqual(got, office) {
 		t.Errorf("office members %v, want %v", got, office)

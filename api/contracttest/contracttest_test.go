@@ -42,7 +42,7 @@ func contract(t *testing.T) *Contract {
 func status(t *testing.T) map[string]any {
 	t.Helper()
 	at := time.Date(2026, 12, 7, 2, 41, 0, 0, time.UTC)
-	v := wire.StatusView{ID: sid, MessageID: "m-1", State: wire.StateQueued, LeikaKey: "99050012104000",
+	v := wire.StatusView{ID: sid, MessageID: "m-1", CaseID: sid, State: wire.StateQueued, LeikaKey: "99050012104000",
 		Service: "Gewerbe anmelden", Place: "01067", Office: wire.OfficeRef{ID: "dd", Name: "Dresden"}, ReceivedAt: at,
 		Events: []wire.Event{{Seq: 1, SubmissionID: sid, At: at, Type: "received"}},
 		Links:  map[string]string{wire.LinkReceipt: wire.ReceiptPath(sid, wire.ReceiptEingang), "attachment:anlage-1": "/x"}}
@@ -52,10 +52,10 @@ func status(t *testing.T) map[string]any {
 func officeView(t *testing.T) map[string]any {
 	t.Helper()
 	at := time.Date(2026, 12, 7, 2, 41, 0, 0, time.UTC)
-	v := wire.OfficeSubmission{StatusView: wire.StatusView{ID: sid, MessageID: "m-1", State: wire.StateDelivered, LeikaKey: "99050012104000",
+	v := wire.OfficeSubmission{StatusView: wire.StatusView{ID: sid, MessageID: "m-1", CaseID: sid, State: wire.StateDelivered, LeikaKey: "99050012104000",
 		Service: "Gewerbe anmelden", Place: "01067", Office: wire.OfficeRef{ID: "dd", Name: "Dresden"}, ReceivedAt: at, DeliveredAt: &at,
 		Events: []wire.Event{}, Links: map[string]string{}},
-		SubmissionID: sid, CaseID: sid, DestinationID: wire.OfficeDestinationID("dd"), DeliveryID: "d-1", Sender: "amt24",
+		SubmissionID: sid, DestinationID: wire.OfficeDestinationID("dd"), DeliveryID: "d-1", Sender: "amt24",
 		PackageSHA256: strings.Repeat("a", 64), PackageSize: 10, Attachments: []wire.Attachment{},
 		TakenOver: &wire.TakenOver{At: at, From: "api"}}
 	return roundTrip(t, v)
