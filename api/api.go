@@ -1300,6 +1300,10 @@ func (s *Server) portalReply(w http.ResponseWriter, r *http.Request, portal stri
 type AdminSubmission struct {
 	Submission *submission.Submission `json:"submission"`
 	Events     []submission.Event     `json:"events"`
+	// FollowUps are the ids of the case's Nachreichungen, of every office,
+	// oldest first: a support desk asked "I sent the missing document" finds
+	// them from the case. Absent when there are none.
+	FollowUps []string `json:"followUps,omitempty"`
 }
 
 func (s *Server) adminGet(w http.ResponseWriter, r *http.Request) {
@@ -1319,7 +1323,14 @@ func (s *Server) writeAdminSubmission(w http.ResponseWriter, r *http.Request) fu
 			s.fail(w, r, err)
 			return
 		}
-		writeJSON(w, 200, AdminSubmission{Submission: sub, Events: evs})
+		var fu []string
+		if sub.CaseID == "" { // a Nachreichung has none of its own
+			if fu, err = s.opt.Broker.FollowUps(sub.ID); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+		}
+		writeJSON(w, 200, AdminSubmission{Submission: sub, Events: evs, FollowUps: fu})
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtsbote/amtsbote/api"
 	"github.com/amtsbote/amtsbote/api/problem"
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
@@ -102,6 +103,10 @@ func TestNachreichungReachesTheCasesOffice(t *testing.T) {
 	if l := officeList(t, g, wire.OfficeSubmissionsPath+"?caseId="+res.SubmissionID); len(l.Submissions) != 0 {
 		t.Errorf("a Nachreichung's own Nachreichungen: %+v, want none", l.Submissions)
 	}
+	// The operator's view of the case names them too.
+	if a := getAs[api.AdminSubmission](t, g, wire.AdminSubmissionPath(caseID), adminToken); !slices.Equal(a.FollowUps, []string{s.ID, res.SubmissionID}) {
+		t.Errorf("the operator's view of the case: followUps %v, want [%s %s]", a.FollowUps, s.ID, res.SubmissionID)
+	}
 
 	// Refused, and nothing stored: a Bezug no application of this portal has.
 	before, _ := g.g.Broker.List(ctx, pollingOffice, broker.ListQuery{})
@@ -130,8 +135,14 @@ func officeView(t *testing.T, g takeoverGateway, id string) wire.OfficeSubmissio
 // officeGet is the polling office's GET of path, decoded as T.
 func officeGet[T any](t *testing.T, g takeoverGateway, path string) T {
 	t.Helper()
+	return getAs[T](t, g, path, pollingToken)
+}
+
+// getAs is a GET of path with token, decoded as T.
+func getAs[T any](t *testing.T, g takeoverGateway, path, token string) T {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, g.g.URL()+path, nil)
-	req.Header.Set("Authorization", "Bearer "+pollingToken)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +150,7 @@ func officeGet[T any](t *testing.T, g takeoverGateway, path string) T {
 	defer resp.Body.Close()
 	var v T
 	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("the office's GET %s: %d %v", path, resp.StatusCode, err)
+		t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
 	}
 	return v
 }

@@ -21,6 +21,10 @@ func (b *Broker) Submission(id string) (*submission.Submission, error) { return 
 // Log returns a submission's whole event log, operator notes included.
 func (b *Broker) Log(id string) ([]submission.Event, error) { return b.db.Events(id) }
 
+// FollowUps returns the ids of the Nachreichungen to the case id, of every
+// office, oldest first (the store's index by case): the operator's view.
+func (b *Broker) FollowUps(id string) ([]string, error) { return b.db.FollowUps(id) }
+
 // ForPortal returns the submission if the portal sent it, and ErrNotFound otherwise:
 // a portal sees only its own submissions, and cannot learn that others exist.
 func (b *Broker) ForPortal(portal, id string) (*submission.Submission, error) {
