@@ -1265,14 +1265,34 @@ func (s *Server) adminErase(w http.ResponseWriter, r *http.Request) {
 	if body.Operator != "" {
 		actor = body.Operator + " (admin API)"
 	}
-	res, err := s.opt.Broker.Erase(r.Context(), chi.URLParam(r, "id"), actor, body.Note)
+	res, fus, err := s.opt.Broker.EraseCase(r.Context(), chi.URLParam(r, "id"), actor, body.Note)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	out := erasedView(res)
+	if len(fus) > 0 {
+		// The case's Nachreichungen, each erased or why not (a problem as
+		// its own erasure would have answered it).
+		list := make([]map[string]any, 0, len(fus))
+		for _, fu := range fus {
+			if fu.Err != nil {
+				p := ProblemFor(fu.Err)
+				list = append(list, map[string]any{"id": fu.ID, "problem": map[string]any{"type": p.Type, "status": p.Status, "detail": p.Detail}})
+				continue
+			}
+			list = append(list, erasedView(fu.EraseResult))
+		}
+		out["followUps"] = list
+	}
+	writeJSON(w, 200, out)
+}
+
+// erasedView is what an erasure did to one case, as the admin API answers it.
+func erasedView(res broker.EraseResult) map[string]any {
 	sub := res.Submission
-	writeJSON(w, 200, map[string]any{"id": sub.ID, "state": sub.State, "bytesRemovedAt": sub.BytesRemovedAt,
-		"alreadyRemoved": res.Already, "blobsDeleted": res.BlobsDeleted, "blobsLeft": res.BlobsLeft})
+	return map[string]any{"id": sub.ID, "state": sub.State, "bytesRemovedAt": sub.BytesRemovedAt,
+		"alreadyRemoved": res.Already, "blobsDeleted": res.BlobsDeleted, "blobsLeft": res.BlobsLeft}
 }
 
 // portalReply serves the bytes of one reply of the office to the portal, and

@@ -49,6 +49,45 @@ type EraseResult struct {
 	BlobsLeft int
 }
 
+// FollowUpErasure is what EraseCase did to one of the case's Nachreichungen:
+// its EraseResult, or Err, why it was not erased.
+type FollowUpErasure struct {
+	ID string
+	EraseResult
+	Err error
+}
+
+// EraseCase is Erase of the case id and then of each of its Nachreichungen
+// (FollowUps, of every office), with the same actor and note: an erasure
+// request for an application covers what the applicant sent for it later — a
+// document sent on a Rückfrage holds the same person's data —, and an operator
+// who erased the case alone left it behind unseen. The case's own refusal
+// (ErrNotFound, ErrConflict) is the error, and nothing else is erased. A
+// Nachreichung's refusal (one still waiting for a delivery attempt) is its
+// entry's Err; asking again erases what is left (the case answers Already).
+// The id of a Nachreichung erases only itself. The case goes first: a blob it
+// shares with a Nachreichung stays with that one's record until its own
+// erasure deletes it.
+func (b *Broker) EraseCase(ctx context.Context, id, actor, note string) (EraseResult, []FollowUpErasure, error) {
+	res, err := b.Erase(ctx, id, actor, note)
+	if err != nil || res.Submission.CaseID != "" {
+		return res, nil, err
+	}
+	ids, err := b.db.FollowUps(res.Submission.ID)
+	if err != nil {
+		return res, nil, fmt.Errorf("broker: erase %s: its Nachreichungen: %w", id, err)
+	}
+	fus := make([]FollowUpErasure, 0, len(ids))
+	for _, fid := range ids {
+		fr, ferr := b.Erase(ctx, fid, actor, note)
+		if errors.Is(ferr, ErrNotFound) {
+			continue // deleted by the retention since the index was read
+		}
+		fus = append(fus, FollowUpErasure{ID: fid, EraseResult: fr, Err: ferr})
+	}
+	return res, fus, nil
+}
+
 // eraseGrace is how recent a blob an erasure leaves to the sweep (store.HoldGrace;
 // tests of what an erasure deletes set it to zero for cases seconds old).
 var eraseGrace = store.HoldGrace

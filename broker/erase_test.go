@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -298,5 +299,67 @@ func TestEraseAgainWipesWhatAFailedWipeLeft(t *testing.T) {
 	}
 	if inFile(t, e, officeWords) {
 		t.Error("erased again, the office's words are still in amtsbote.db")
+	}
+}
+
+// TestEraseCaseTakesItsNachreichungen: an erasure request for an application
+// covers what the applicant sent for it later. The case's erasure erases each
+// Nachreichung after it, with the same operator; one still waiting for a
+// delivery attempt is named with its refusal and erased by a later request;
+// a Nachreichung's own id erases only itself.
+func TestEraseCaseTakesItsNachreichungen(t *testing.T) {
+	noEraseGrace(t)
+	e := start(t, t.TempDir(), blocks{})
+	ctx := context.Background()
+	n := 0
+	receive := func(name, caseID, target string) string {
+		t.Helper()
+		n++
+		in := intake("m-"+strconv.Itoa(n), target) // not the name: the message id stays with the record
+		in.Package = []byte("<Antragspaket><Name>" + name + "</Name></Antragspaket>")
+		in.CaseID = caseID
+		r, err := e.b.Receive(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Submission.ID
+	}
+	caseID := receive("Erika-Mustermann-Antrag", "", "unconfigured")
+	held := receive("Erika-Mustermann-Ausweis", caseID, "unconfigured")
+	waiting := receive("Erika-Mustermann-Nachweis", caseID, "primary") // blocks: queued
+	other := receive("Max-Muster-Antrag", "", "unconfigured")
+	for _, id := range []string{caseID, held, other} {
+		waitState(t, e.b, id, submission.StateHeld)
+	}
+
+	res, fus, err := e.b.EraseCase(ctx, caseID, "m.meier (admin API)", "Az. DS-2026-18")
+	if err != nil || res.Submission.BytesRemovedAt == nil {
+		t.Fatalf("erase the case: %+v %v", res, err)
+	}
+	if len(fus) != 2 || fus[0].ID != held || fus[0].Err != nil || fus[0].Submission.BytesRemovedAt == nil ||
+		fus[1].ID != waiting || !errors.Is(fus[1].Err, ErrConflict) {
+		t.Fatalf("the Nachreichungen: %+v, want %s erased and %s refused as still waiting", fus, held, waiting)
+	}
+	if inFile(t, e, "Erika-Mustermann-Ausweis") {
+		t.Error("the erased Nachreichung's package is still in amtsbote.db")
+	}
+	evs, err := e.b.Log(held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := evs[len(evs)-1]; last.Type != submission.EventBytesRemoved || last.Actor != "m.meier (admin API)" {
+		t.Errorf("the Nachreichung's last event %+v, want bytes_removed by the operator", last)
+	}
+	if s, _ := e.b.Submission(other); s.BytesRemovedAt != nil {
+		t.Error("another case was erased with it")
+	}
+	// A Nachreichung's own id: itself alone.
+	if r, fus, err := e.b.EraseCase(ctx, held, "m.meier (admin API)", ""); err != nil || !r.Already || fus != nil {
+		t.Fatalf("erase the Nachreichung again: %+v %+v %v", r, fus, err)
+	}
+	// Asked again, the case is as it was and the waiting one still refused.
+	if r, fus, err := e.b.EraseCase(ctx, caseID, "m.meier (admin API)", ""); err != nil || !r.Already || len(fus) != 2 ||
+		!fus[0].Already || !errors.Is(fus[1].Err, ErrConflict) {
+		t.Fatalf("erase the case again: %+v %+v %v", r, fus, err)
 	}
 }

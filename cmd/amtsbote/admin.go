@@ -530,12 +530,17 @@ func (c *adminClient) erase(ctx context.Context, args []string, stdout, stderr i
 		return usagef("erase needs -operator NAME: who orders the erasure, recorded in the case's history")
 	}
 	var res struct {
-		ID             string     `json:"id"`
-		State          string     `json:"state"`
-		BytesRemovedAt *time.Time `json:"bytesRemovedAt"`
-		AlreadyRemoved bool       `json:"alreadyRemoved"`
-		BlobsDeleted   int        `json:"blobsDeleted"`
-		BlobsLeft      int        `json:"blobsLeft"`
+		erased
+		// FollowUps are the case's Nachreichungen, each erased with it or
+		// with the problem that kept it.
+		FollowUps []struct {
+			erased
+			Problem *struct {
+				Type   string `json:"type"`
+				Status int    `json:"status"`
+				Detail string `json:"detail"`
+			} `json:"problem"`
+		} `json:"followUps"`
 	}
 	if done, err := c.print(ctx, http.MethodPost, "/v1/admin/submissions/"+url.PathEscape(ids[0])+"/erase",
 		map[string]string{"operator": *operator, "note": *note}, &res, stdout); done {
@@ -548,15 +553,42 @@ func (c *adminClient) erase(ctx context.Context, args []string, stdout, stderr i
 		}
 		return notFound(err, "no submission %s on this gateway", ids[0])
 	}
-	if res.AlreadyRemoved {
-		fmt.Fprintf(stdout, "%s: its bytes were removed before; %d files deleted now\n", res.ID, res.BlobsDeleted)
-		return nil
+	res.say(stdout, "")
+	left := 0
+	for _, fu := range res.FollowUps {
+		if fu.Problem != nil {
+			left++
+			fmt.Fprintf(stdout, "Nachreichung %s NOT erased: %s (%d %s)\n", fu.ID, fu.Problem.Detail, fu.Problem.Status, fu.Problem.Type)
+			continue
+		}
+		fu.say(stdout, "Nachreichung ")
 	}
-	fmt.Fprintf(stdout, "%s erased: %d files deleted (a file another case shares stays until that case goes); record, history and receipts stay. Backups taken before still hold it.\n", res.ID, res.BlobsDeleted)
-	if res.BlobsLeft > 0 {
-		fmt.Fprintf(stdout, "%d files were written in the last 15 minutes and stay for now (a request under way may be about to use the same content); the retention's hourly sweep removes them once they are an hour old.\n", res.BlobsLeft)
+	if left > 0 {
+		return fmt.Errorf("%d Nachreichungen of %s are not erased yet: run the same erase again once they are delivered or held (what is erased stays so)", left, res.ID)
 	}
 	return nil
+}
+
+// erased is what the admin API's erasure did to one case.
+type erased struct {
+	ID             string     `json:"id"`
+	State          string     `json:"state"`
+	BytesRemovedAt *time.Time `json:"bytesRemovedAt"`
+	AlreadyRemoved bool       `json:"alreadyRemoved"`
+	BlobsDeleted   int        `json:"blobsDeleted"`
+	BlobsLeft      int        `json:"blobsLeft"`
+}
+
+// say writes what the erasure did, the case named with what in front.
+func (e erased) say(w io.Writer, what string) {
+	if e.AlreadyRemoved {
+		fmt.Fprintf(w, "%s%s: its bytes were removed before; %d files deleted now\n", what, e.ID, e.BlobsDeleted)
+		return
+	}
+	fmt.Fprintf(w, "%s%s erased: %d files deleted (a file another case shares stays until that case goes); record, history and receipts stay. Backups taken before still hold it.\n", what, e.ID, e.BlobsDeleted)
+	if e.BlobsLeft > 0 {
+		fmt.Fprintf(w, "%d files were written in the last 15 minutes and stay for now (a request under way may be about to use the same content); the retention's hourly sweep removes them once they are an hour old.\n", e.BlobsLeft)
+	}
 }
 
 func (c *adminClient) list(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -15,6 +15,7 @@ import (
 	"github.com/amtsbote/amtsbote/config"
 	"github.com/amtsbote/amtsbote/gateway"
 	"github.com/amtsbote/amtsbote/internal/gatewaytest"
+	"github.com/amtsbote/amtsbote/submission"
 )
 
 // TestAdminCommands: the person on call works through the admin API with the
@@ -28,11 +29,11 @@ func TestAdminCommands(t *testing.T) {
 	})
 	// The example goes to Dresden, whose office here has no channel and no
 	// mailbox user: it is held.
-	submit := func() string {
+	submit := func(extra ...string) string {
 		t.Helper()
 		var out, errb bytes.Buffer
-		if rc := runSubmit(context.Background(), []string{"-url", g.URL(), "-data", t.TempDir(), "-key", pki.Portal.KeyFile, "-cert", pki.Portal.CertFile,
-			"-token", "portal-token", "-wait", "2s"}, &out, &errb); rc != 0 {
+		if rc := runSubmit(context.Background(), append([]string{"-url", g.URL(), "-data", t.TempDir(), "-key", pki.Portal.KeyFile, "-cert", pki.Portal.CertFile,
+			"-token", "portal-token", "-wait", "2s"}, extra...), &out, &errb); rc != 0 {
 			t.Fatalf("submit: rc %d\n%s%s", rc, out.String(), errb.String())
 		}
 		id := regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f-]{27}`).FindString(out.String())
@@ -109,7 +110,23 @@ func TestAdminCommands(t *testing.T) {
 	if rc, _, errs := admin(token, "erase", erased); rc != 2 || !strings.Contains(errs, "-operator") {
 		t.Errorf("erase without -operator: rc %d\n%s", rc, errs)
 	}
-	if rc, out, errs := admin(token, "erase", "-operator", "Datenschutz (Frau Weber)", "-note", "Antrag 2026-17", erased); rc != 0 || !strings.Contains(out, erased+" erased") {
+	// The applicant sent a document later for the case to be erased: the
+	// erasure of the case takes it too.
+	es, err := g.Broker.Submission(erased)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nachreichung := submit("-bezug", es.MessageID)
+	for i := 0; ; i++ {
+		if n, err := g.Broker.Submission(nachreichung); err == nil && n.State == submission.StateHeld {
+			break
+		} else if i == 100 {
+			t.Fatalf("the Nachreichung is not held: %+v %v", n, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if rc, out, errs := admin(token, "erase", "-operator", "Datenschutz (Frau Weber)", "-note", "Antrag 2026-17", erased); rc != 0 || !strings.Contains(out, erased+" erased") ||
+		!strings.Contains(out, "Nachreichung "+nachreichung+" erased") {
 		t.Errorf("erase: rc %d\n%s%s", rc, out, errs)
 	}
 	if rc, out, errs := admin(token, "show", erased); rc != 0 || !strings.Contains(out, "Datenschutz (Frau Weber) (admin API)") {
