@@ -447,6 +447,10 @@ func (c *adminClient) show(ctx context.Context, path string, stdout io.Writer) e
 	if s.Forward != nil || s.State == submission.StateForwarded {
 		row("forwarded", "to another state's gateway")
 	}
+	if s.CaseID != "" {
+		row("nachreichung to", s.CaseID)
+	}
+	row("nachreichungen", strings.Join(v.FollowUps, ", "))
 	tw.Flush()
 	fmt.Fprintln(stdout, "\nevents:")
 	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)

@@ -125,6 +125,12 @@ func TestAdminCommands(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	if rc, out, errs := admin(token, "show", erased); rc != 0 || !regexp.MustCompile(`(?m)^nachreichungen +`+nachreichung+`$`).MatchString(out) {
+		t.Errorf("show of the case names no Nachreichung: rc %d\n%s%s", rc, out, errs)
+	}
+	if rc, out, errs := admin(token, "show", nachreichung); rc != 0 || !regexp.MustCompile(`(?m)^nachreichung to +`+erased+`$`).MatchString(out) {
+		t.Errorf("show of the Nachreichung names no case: rc %d\n%s%s", rc, out, errs)
+	}
 	if rc, out, errs := admin(token, "erase", "-operator", "Datenschutz (Frau Weber)", "-note", "Antrag 2026-17", erased); rc != 0 || !strings.Contains(out, erased+" erased") ||
 		!strings.Contains(out, "Nachreichung "+nachreichung+" erased") {
 		t.Errorf("erase: rc %d\n%s%s", rc, out, errs)
