@@ -69,18 +69,36 @@ func (m *Mailbox) noticeText(d adapters.Delivery) (subject, body string) {
 	if service == "" {
 		service = "Antrag"
 	}
+	// A Nachreichung (the applicant's answer to a Rückfrage, a document sent
+	// later) says so and names its case: the clerk who has that case is the
+	// one to open it, and "Neuer Eingang" read as a new application.
+	followUp := d.CaseID != "" && d.CaseID != d.SubmissionID
 	subject = "Neuer Eingang im Behördenpostfach: " + service + " (Vorgang " + d.SubmissionID + ")"
+	if followUp {
+		subject = "Nachreichung im Behördenpostfach: " + service + " (zu Vorgang " + d.CaseID + ")"
+	}
 	var b strings.Builder
 	b.WriteString("Guten Tag,\r\n\r\n")
 	office := oneLine(d.OfficeName)
 	if office == "" {
 		office = d.OfficeID
 	}
-	fmt.Fprintf(&b, "im Behördenpostfach von %s ist ein neuer Eingang angekommen.\r\n\r\n", office)
+	if followUp {
+		fmt.Fprintf(&b, "im Behördenpostfach von %s ist eine Nachreichung zu Vorgang %s angekommen\r\n(die antragstellende Person reicht etwas nach, zum Beispiel auf eine Rückfrage).\r\n\r\n", office, d.CaseID)
+	} else {
+		fmt.Fprintf(&b, "im Behördenpostfach von %s ist ein neuer Eingang angekommen.\r\n\r\n", office)
+	}
 	fmt.Fprintf(&b, "Leistung:       %s\r\n", service)
-	fmt.Fprintf(&b, "Vorgangsnummer: %s\r\n\r\n", d.SubmissionID)
-	b.WriteString("Öffnen Sie den Eingang nach der Anmeldung hier:\r\n")
+	fmt.Fprintf(&b, "Vorgangsnummer: %s\r\n", d.SubmissionID)
+	if followUp {
+		fmt.Fprintf(&b, "Nachreichung zu: %s\r\n", d.CaseID)
+	}
+	b.WriteString("\r\nÖffnen Sie den Eingang nach der Anmeldung hier:\r\n")
 	b.WriteString(m.detailURL(d.SubmissionID) + "\r\n\r\n")
+	if followUp {
+		b.WriteString("Der Vorgang, zu dem er gehört:\r\n")
+		b.WriteString(m.detailURL(d.CaseID) + "\r\n\r\n")
+	}
 	b.WriteString("Diese Nachricht enthält bewusst keine Angaben zur antragstellenden Person.\r\n")
 	b.WriteString("Sie wurde automatisch erstellt; bitte antworten Sie nicht darauf.\r\n")
 	return subject, b.String()

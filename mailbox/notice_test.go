@@ -330,3 +330,24 @@ func TestNoticeFromIsSevenBit(t *testing.T) {
 		t.Fatalf("From %q reads back as %+v, %v", raw, a, err)
 	}
 }
+
+// TestNoticeOfANachreichungNamesItsCase: the notice of a Nachreichung says it
+// is one, names its case and links both; a new application's says neither.
+func TestNoticeOfANachreichungNamesItsCase(t *testing.T) {
+	e := startBrokerEnv(t, t.TempDir(), Options{PublicURL: "https://gateway.example/postfach/"})
+	d := adapters.Delivery{SubmissionID: "01a3-n", CaseID: "01a2-c", OfficeID: officeDresden, OfficeName: "Ordnungsamt", ServiceName: "Meldung von Mängeln"}
+	subject, body := e.mb.noticeText(d)
+	if subject != "Nachreichung im Behördenpostfach: Meldung von Mängeln (zu Vorgang 01a2-c)" {
+		t.Errorf("subject %q", subject)
+	}
+	for _, want := range []string{"eine Nachreichung zu Vorgang 01a2-c angekommen", "Vorgangsnummer: 01a3-n\r\n", "Nachreichung zu: 01a2-c\r\n",
+		"https://gateway.example/postfach/s/01a3-n\r\n", "Der Vorgang, zu dem er gehört:\r\nhttps://gateway.example/postfach/s/01a2-c\r\n"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the notice lacks %q:\n%s", want, body)
+		}
+	}
+	d.CaseID = ""
+	if subject, body := e.mb.noticeText(d); !strings.HasPrefix(subject, "Neuer Eingang") || strings.Contains(body, "Nachreichung") {
+		t.Errorf("a new application's notice: %q\n%s", subject, body)
+	}
+}
