@@ -299,9 +299,10 @@ func unaccounted(tx *bolt.Tx, b, from []byte) (drop [][]byte, n int, next []byte
 		n++
 		var keep bool
 		switch {
-		case bytes.Equal(b, bucketByOffice):
-			// office, a zero byte, the id (officeKey): the record must be there
-			// and addressed to that office.
+		case bytes.Equal(b, bucketByOffice), bytes.Equal(b, bucketFollowUps):
+			// A name, a zero byte, the id (officeKey, followUpKey; no id holds
+			// a zero byte): the record must be there and carry that name — be
+			// addressed to that office, be a Nachreichung to that case.
 			i := bytes.LastIndexByte(k, 0)
 			if i < 0 {
 				break
@@ -310,7 +311,14 @@ func unaccounted(tx *bolt.Tx, b, from []byte) (drop [][]byte, n int, next []byte
 			if err != nil {
 				return nil, 0, nil, err
 			}
-			keep = s != nil && s.OfficeID == string(k[:i])
+			if s == nil {
+				break
+			}
+			name := s.OfficeID
+			if bytes.Equal(b, bucketFollowUps) {
+				name = s.CaseID
+			}
+			keep = name == string(k[:i])
 		case bytes.Equal(b, bucketReplies):
 			// The message id's hash, then the id (replyKey): the record must hold
 			// a reply with that message id.
@@ -329,18 +337,6 @@ func unaccounted(tx *bolt.Tx, b, from []byte) (drop [][]byte, n int, next []byte
 					keep = true
 				}
 			}
-		case bytes.Equal(b, bucketFollowUps):
-			// The case's id, a zero byte, the id (followUpKey): the record must
-			// be there and be a Nachreichung to that case.
-			i := bytes.IndexByte(k, 0)
-			if i < 0 {
-				break
-			}
-			s, err := record(k[i+1:])
-			if err != nil {
-				return nil, 0, nil, err
-			}
-			keep = s != nil && s.CaseID == string(k[:i])
 		case bytes.Equal(b, bucketIdempotency):
 			// (sender, message id) -> id: the record must be there and be that
 			// message's.

@@ -97,3 +97,68 @@ func TestReindexInChunks(t *testing.T) {
 		t.Fatalf("Check after: %v %v", faults, err)
 	}
 }
+
+// TestReindexRepairsTheFollowUpIndex: a Nachreichung an older build wrote has
+// no entry in the index by case, and entries whose record is gone or names
+// another case are left over; Reindex adds the one and removes the others.
+func TestReindexRepairsTheFollowUpIndex(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(id, caseID string) {
+		t.Helper()
+		s := storetest.NewSubmission(id, "amt24", "m-"+id)
+		s.CaseID = caseID
+		if _, _, _, err := db.Create(ctx, s, []submission.Event{{Type: submission.EventReceived}}, "in", []byte("r")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create("fu-case", "")
+	create("fu-n1", "fu-case")
+	create("fu-n2", "fu-case")
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	storetest.EditFile(t, dir, func(tx *bolt.Tx) error {
+		f := tx.Bucket([]byte("follow_ups"))
+		if err := f.Delete([]byte("fu-case\x00fu-n1")); err != nil {
+			return err
+		}
+		for _, k := range []string{"fu-case\x00fu-gone", "fu-other\x00fu-n2"} {
+			if err := f.Put([]byte(k), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	db, err = store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got, _ := db.FollowUps("fu-case"); fmt.Sprint(got) != "[fu-gone fu-n2]" {
+		t.Fatalf("the planted faults did not take: %v", got)
+	}
+	rep, err := db.Reindex(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ix := range rep.Indexes {
+		want := store.IndexChanges{Index: ix.Index}
+		if ix.Index == "follow_ups" {
+			want.Added, want.Removed = 1, 2
+		}
+		if ix != want {
+			t.Errorf("%+v, want %+v", ix, want)
+		}
+	}
+	if got, err := db.FollowUps("fu-case"); err != nil || fmt.Sprint(got) != "[fu-n1 fu-n2]" {
+		t.Errorf("FollowUps after Reindex: %v %v", got, err)
+	}
+	if got, _ := db.FollowUps("fu-other"); len(got) != 0 {
+		t.Errorf("the wrong case still lists %v", got)
+	}
+}
