@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"html"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/broker/desktest"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/internal/httpbody"
 	"github.com/amtsbote/amtsbote/internal/testenv"
@@ -993,5 +995,33 @@ func TestNachreichungLinksToItsCase(t *testing.T) {
 	if n := strings.Count(page, ">Eingang "); n != maxFollowUps || !strings.Contains(page, `href="../?q=`+first.ID+`&amp;status=alle">Alle Nachreichungen zu diesem Eingang anzeigen</a>`) ||
 		!strings.Contains(page, listed) {
 		t.Errorf("the case's page with %d Nachreichungen lists %d, oldest first, and a link to all:\n%s", maxFollowUps+1, n, page)
+	}
+}
+
+// failsCaseLists is a desk whose listing by case fails (a store fault).
+type failsCaseLists struct{ *memDesk }
+
+func (d failsCaseLists) List(ctx context.Context, office string, q broker.ListQuery) (broker.Page, error) {
+	if q.Case != "" {
+		return broker.Page{}, errors.New("store: read failed")
+	}
+	return d.memDesk.List(ctx, office, q)
+}
+
+// TestCasePageWithoutItsNachreichungenList: when the Nachreichungen cannot be
+// listed, the case's page — already read, and maybe picked up — is shown all
+// the same, saying so in their line, not as an error page.
+func TestCasePageWithoutItsNachreichungenList(t *testing.T) {
+	mem := newMemDesk()
+	id := mem.HandOver(t, desktest.Case{Office: "amt-a", Package: []byte("<Antragspaket/>")})
+	m := annasMailbox(t, Options{Desk: failsCaseLists{mem}})
+	c := newClient(t, m.Handler())
+	c.mustLogin("anna", "anna-passwort")
+	res := c.get("/postfach/s/" + id)
+	if body := res.Body.String(); res.Code != http.StatusOK || !strings.Contains(body, "<dt>Nachreichungen</dt><dd>Können gerade nicht angezeigt werden") {
+		t.Errorf("the case's page: %d\n%s", res.Code, body)
+	}
+	if s, _ := mem.Get(context.Background(), "amt-a", id); s.DeliveredAt == nil {
+		t.Error("the page's pickup was not recorded")
 	}
 }

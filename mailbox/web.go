@@ -124,6 +124,8 @@ type page struct {
 	// number lists them all).
 	FollowUps     []*submission.Submission
 	FollowUpsMore bool
+	// FollowUpsErr: they could not be read for this page.
+	FollowUpsErr bool
 	// ReasonMissing and ChoiceMissing tie the decision's error to its field (the
 	// message next to it, aria-invalid, aria-describedby) and keep "Ablehnen"
 	// chosen, so a screen reader user hears the error where the cursor is.
@@ -1537,12 +1539,14 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 		// What the applicant sent for this case later (on a Rückfrage): each
 		// came in as an application of its own, listed in the inbox, whose page
 		// links back here; from the case, the clerk saw none of them.
-		fu, err := m.desk.List(ctx, s.Office, broker.ListQuery{Case: sub.ID, Limit: maxFollowUps})
-		if err != nil {
-			m.deskError(w, r, s, err, "list Nachreichungen")
-			return
+		// The case was read (and maybe picked up) already: a list that cannot
+		// be read now costs the page that line, not the page.
+		if fu, err := m.desk.List(ctx, s.Office, broker.ListQuery{Case: sub.ID, Limit: maxFollowUps}); err != nil {
+			m.log.Warn("list Nachreichungen", "submission", id, "err", err)
+			p.FollowUpsErr = true
+		} else {
+			p.FollowUps, p.FollowUpsMore = fu.Items, fu.Next != ""
 		}
-		p.FollowUps, p.FollowUpsMore = fu.Items, fu.Next != ""
 	}
 	if p.ReplyForm = canReply(sub, elsewhere); p.ReplyForm {
 		p.ReplyNonce = newToken()
