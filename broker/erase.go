@@ -77,9 +77,13 @@ func (b *Broker) EraseCase(ctx context.Context, id, actor, note string) (EraseRe
 	if err != nil {
 		return res, nil, fmt.Errorf("broker: erase %s: its Nachreichungen: %w", id, err)
 	}
+	// Each erasure reads every record for shared blobs (minutes on a big
+	// store): a client that stops waiting must not leave the case erased and
+	// its Nachreichungen not, as Erase itself finishes without it.
+	fctx := context.WithoutCancel(ctx)
 	fus := make([]FollowUpErasure, 0, len(ids))
 	for _, fid := range ids {
-		fr, ferr := b.Erase(ctx, fid, actor, note)
+		fr, ferr := b.Erase(fctx, fid, actor, note)
 		if errors.Is(ferr, ErrNotFound) {
 			continue // deleted by the retention since the index was read
 		}
