@@ -996,10 +996,15 @@ func (b *Broker) deferred(s *submission.Submission, why string, wait time.Durati
 	if why == deferRetryAfter {
 		r.Public = "the office's endpoint asked to be called later"
 	}
-	if nominal := b.unscaled(wait); nominal != wait {
-		r.NextIn = nominal // the event states simulated time on a compressed clock, as failed does
-	}
 	err := b.change(s.ID, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		r := r
+		// The time left from the event's own time: the hold's end is fixed
+		// (until), and the wait stated from when it was computed, before the
+		// write, was that much too long on a compressed clock (a test's
+		// 1 ms of waiting for the store stated as a second).
+		if left := max(until.Sub(now), 0); b.unscaled(left) != left {
+			r.NextIn = b.unscaled(left) // the event states simulated time on a compressed clock, as failed does
+		}
 		return cur.Defer(now, gen, attempts, r, until)
 	})
 	switch {
