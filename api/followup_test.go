@@ -68,8 +68,11 @@ func TestNachreichungReachesTheCasesOffice(t *testing.T) {
 	if v := officeView(t, g, res.SubmissionID); v.CaseID != caseID || v.SubmissionID != res.SubmissionID {
 		t.Errorf("the office's view: caseId %s, submissionId %s; want the case %s", v.CaseID, v.SubmissionID, caseID)
 	}
-	if v := officeView(t, g, caseID); v.CaseID != caseID {
-		t.Errorf("the application's caseId %s, want its own id", v.CaseID)
+	if v := officeView(t, g, caseID); v.CaseID != caseID || v.Links[wire.LinkFollowUps] != wire.OfficeSubmissionsPath+"?caseId="+caseID {
+		t.Errorf("the application's caseId %s, want its own id; its followUps link %q", v.CaseID, v.Links[wire.LinkFollowUps])
+	}
+	if v := officeView(t, g, res.SubmissionID); v.Links[wire.LinkFollowUps] != "" {
+		t.Errorf("a Nachreichung links Nachreichungen of its own: %q", v.Links[wire.LinkFollowUps])
 	}
 	// The portal's view says so too, as its callbacks do.
 	for id, want := range map[string]string{res.SubmissionID: caseID, caseID: caseID} {

@@ -70,6 +70,9 @@ func officeView(sub *submission.Submission, evs []submission.Event) wire.OfficeS
 	v.Links[wire.LinkAccept] = wire.OfficeDecisionPath(sub.ID, wire.OutcomeAccepted)
 	v.Links[wire.LinkReject] = wire.OfficeDecisionPath(sub.ID, wire.OutcomeRejected)
 	v.Links[wire.LinkReplies] = wire.OfficeRepliesPath(sub.ID)
+	if sub.CaseID == "" { // a case: its Nachreichungen, if any, are listed there
+		v.Links[wire.LinkFollowUps] = wire.OfficeFollowUpsPath(sub.ID)
+	}
 	// Its replies with the office's links: its system reads back what it sent
 	// (by this API or by XTA), and sees what went to the applicant.
 	for _, r := range sub.Replies {

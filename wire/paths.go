@@ -86,6 +86,12 @@ func OfficeListPath(after string, limit int, states string) string {
 	return OfficeSubmissionsPath + "?" + q.Encode()
 }
 
+// OfficeFollowUpsPath is the office's list of the Nachreichungen to the case
+// caseID (the list's caseId filter).
+func OfficeFollowUpsPath(caseID string) string {
+	return OfficeSubmissionsPath + "?" + url.Values{"caseId": {caseID}}.Encode()
+}
+
 // officePage is the query of a page of the office's list: after the
 // submission id after, at most limit ("", 0: from the first, the server's
 // page size).

@@ -164,6 +164,9 @@ const (
 	// applicant (OfficeRepliesPath); its replies are listed in Replies, each
 	// with the link to read it back.
 	LinkReplies = "replies"
+	// LinkFollowUps (office view of a case, not of a Nachreichung) lists the
+	// case's Nachreichungen (OfficeFollowUpsPath).
+	LinkFollowUps = "followUps"
 )
 
 // Attachment describes one attachment (Anlage) of a submission.
