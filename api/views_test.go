@@ -58,9 +58,15 @@ func TestViewLinks(t *testing.T) {
 	if got, want := officeView(sub, evs).Links, map[string]string{
 		"receipt": o + "/receipts/eingang", "deliveryReceipt": o + "/receipts/zustellung", "package": o + "/package",
 		"accept": o + "/accept", "reject": o + "/reject", "attachment:anlage-1": o + "/attachments/anlage-1",
-		"replies": o + "/replies",
+		"replies": o + "/replies", "followUps": "/v1/office/submissions?caseId=" + id,
 	}; !mapsEqual(got, want) {
 		t.Errorf("office links %v", got)
+	}
+	// A Nachreichung has no Nachreichungen of its own to link.
+	n := *sub
+	n.CaseID = "0190f1c2-0000-7000-8000-000000000001"
+	if l, ok := officeView(&n, evs).Links["followUps"]; ok {
+		t.Errorf("a Nachreichung's view links followUps %q", l)
 	}
 	sub.Attachments = nil
 	if v := officeView(sub, nil); v.Attachments == nil || v.Events == nil {
