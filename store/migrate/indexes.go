@@ -3,6 +3,7 @@ package migrate
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
@@ -15,7 +16,7 @@ import (
 // operator's list shows it; one left in the outbox is delivered again.
 type IndexFault struct {
 	SubmissionID string
-	Index        string // "outbox", "handed_over", "held" or "undecided"
+	Index        string // "outbox", "handed_over", "held", "undecided" or "follow_ups"
 	Problem      string
 }
 
@@ -186,7 +187,11 @@ func confirmFaults(src store.Store, faults []IndexFault) ([]IndexFault, error) {
 		case err != nil:
 			return nil, err
 		default:
-			for _, g := range v.faultsOf(s) {
+			gs, err := recordFaults(src, v, s)
+			if err != nil {
+				return nil, err
+			}
+			for _, g := range gs {
 				again[g] = true
 			}
 		}
@@ -202,3 +207,23 @@ func confirmFaults(src store.Store, faults []IndexFault) ([]IndexFault, error) {
 }
 
 func has(m map[string]store.Waiting, id string) bool { _, ok := m[id]; return ok }
+
+// recordFaults are one record's faults: its place in the waiting indexes as
+// listed (faultsOf), and for a Nachreichung its entry under its case in the
+// index by case (store.Store.FollowUps), read for it alone — a node of an
+// older build of a cluster writes none, and the case's page in the mailbox
+// and the office API's caseId list then leave it out.
+func recordFaults(src store.Store, v *indexView, s *submission.Submission) ([]IndexFault, error) {
+	out := v.faultsOf(s)
+	if s.CaseID == "" {
+		return out, nil
+	}
+	ids, err := src.FollowUps(s.CaseID)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: the Nachreichungen of %s: %w", s.CaseID, err)
+	}
+	if !slices.Contains(ids, s.ID) {
+		out = append(out, IndexFault{s.ID, "follow_ups", fmt.Sprintf("not listed under its case %s, whose page and caseId list leave it out", s.CaseID)})
+	}
+	return out, nil
+}

@@ -22,7 +22,9 @@ import (
 // record all passed (an audit, 2026-12-05). Check names each; a sound store has
 // none. So it does for the undecided index: a case that awaits its office's
 // decision and is missing from it, and a decided one left in it (what an older
-// build's decision leaves: the alert would fire for it for ever).
+// build's decision leaves: the alert would fire for it for ever), and for the
+// index by case: a Nachreichung missing from it (an older build's node wrote
+// it).
 func TestCheckNamesIndexFaults(t *testing.T) {
 	dir := t.TempDir()
 	db, err := store.Open(dir, store.Options{})
@@ -60,6 +62,13 @@ func TestCheckNamesIndexFaults(t *testing.T) {
 	}
 	held := mk("01a2-held", submission.StateHeld)
 	handed := mk("01a2-handed", submission.StateHandedOver)
+	// A Nachreichung to the handed-over case.
+	nach := storetest.NewSubmission("01a2-nachreichung", "amt24", "m-01a2-nachreichung")
+	nach.Attachments, nach.State, nach.CaseID = nil, submission.StateHeld, handed.ID
+	nach.PackageSHA256, _ = db.Blobs().Put([]byte("package of 01a2-nachreichung"))
+	if _, _, _, err := db.Create(context.Background(), nach, []submission.Event{{Type: submission.EventReceived}}, "in", []byte("r")); err != nil {
+		t.Fatal(err)
+	}
 	mk("01a2-queued", submission.StateQueued)
 	// An XTA message fetched and not yet closed, whose entry a morning build of
 	// 2026-12-05 wrote without the fetched bit: sound (an audit: it was a fault).
@@ -100,6 +109,9 @@ func TestCheckNamesIndexFaults(t *testing.T) {
 		if err := tx.Bucket([]byte("undecided")).Delete([]byte(undecided.ID)); err != nil {
 			return err
 		}
+		if err := tx.Bucket([]byte("follow_ups")).Delete([]byte(handed.ID + "\x00" + nach.ID)); err != nil {
+			return err
+		}
 		if err := tx.Bucket([]byte("undecided")).Put([]byte(decided.ID), store.WaitingValue(undecided)); err != nil {
 			return err
 		}
@@ -127,12 +139,13 @@ func TestCheckNamesIndexFaults(t *testing.T) {
 		"submission 01a2-gone, index outbox: an entry without a record",
 		"submission 01a2-undecided, index undecided: not listed, but the case is delivered via api and awaits its office's decision",
 		"submission 01a2-decided, index undecided: listed, but the case is accepted",
+		"submission 01a2-nachreichung, index follow_ups: not listed under its case 01a2-handed",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("missing %q in:\n%s", want, all)
 		}
 	}
-	if len(faults) != 6 || st.IndexFaults != 6 {
-		t.Errorf("%d faults (stats %d), want 6:\n%s", len(faults), st.IndexFaults, all)
+	if len(faults) != 7 || st.IndexFaults != 7 {
+		t.Errorf("%d faults (stats %d), want 7:\n%s", len(faults), st.IndexFaults, all)
 	}
 }

@@ -311,7 +311,8 @@ type CheckStats struct {
 // progress, if set, is called every 1000 submissions.
 //
 // It also compares each record with the waiting indexes (outbox, handed over,
-// held: membership by state, and the entry's value) and returns what disagrees
+// held: membership by state, and the entry's value) and a Nachreichung with the
+// index by case (its entry under its case) and returns what disagrees
 // on a second look (IndexFault): the check an operator runs after an upgrade or a
 // disk fault, which docs/architecture.md promised and which read only blobs.
 func Check(ctx context.Context, src store.Store, progress func(CheckStats)) (CheckStats, []Unreadable, []IndexFault, error) {
@@ -355,7 +356,11 @@ func check(ctx context.Context, src store.Store, progress func(CheckStats)) (Che
 			return st, bad, nil, nil, fmt.Errorf("migrate: %s: %w", id, err)
 		}
 		st.Submissions++
-		faults = append(faults, view.faultsOf(s)...)
+		fs, err := recordFaults(src, view, s)
+		if err != nil {
+			return st, bad, nil, nil, err
+		}
+		faults = append(faults, fs...)
 		if s.BytesRemovedAt == nil {
 			var failed []Unreadable
 			for _, d := range s.Digests() {
