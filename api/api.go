@@ -873,15 +873,10 @@ func (s *Server) officeList(w http.ResponseWriter, r *http.Request) {
 		resp.Submissions = append(resp.Submissions, officeView(sub, nil))
 	}
 	resp.Count = len(resp.Submissions)
-	switch {
-	case page.Next == "":
-	case q.AwaitingDecision:
-		resp.Next = wire.OfficeAwaitingDecisionPath(page.Next, limit, rawVia)
-	default:
-		resp.Next = wire.OfficeListPath(page.Next, limit, raw)
-	}
-	if resp.Next != "" && q.Case != "" { // the next page has "after": the path has a query
-		resp.Next += "&" + url.Values{"caseId": {q.Case}}.Encode()
+	if page.Next != "" {
+		// Every filter goes on (with awaiting, states are none: awaitingQuery).
+		resp.Next = wire.OfficeListQuery{After: page.Next, Limit: limit, States: raw,
+			AwaitingDecision: q.AwaitingDecision, DeliveredVia: rawVia, Case: q.Case}.Path()
 	}
 	writeJSON(w, 200, resp)
 }

@@ -73,24 +73,53 @@ func OfficeReceiptPath(id, kind string) string {
 	return OfficeSubmissionPath(id) + "/receipts/" + url.PathEscape(kind)
 }
 
+// OfficeListQuery is a page of the office's list with its filters, as
+// GET /v1/office/submissions reads them: its next link is one too, so every
+// filter the request had goes on to the next page.
+type OfficeListQuery struct {
+	After string // the page after this submission id ("": the first)
+	Limit int    // 0: the server's page size
+	// States are the states listed, comma-separated ("": all).
+	States string
+	// AwaitingDecision lists the cases that await the office's decision
+	// (awaiting=decision), of those it took by the channels DeliveredVia
+	// names (comma-separated; "": any).
+	AwaitingDecision bool
+	DeliveredVia     string
+	// Case lists the Nachreichungen to this case (caseId).
+	Case string
+}
+
+// Path is the list's path with the query.
+func (q OfficeListQuery) Path() string {
+	v := officePage(q.After, q.Limit)
+	if q.States != "" {
+		v.Set("state", q.States)
+	}
+	if q.AwaitingDecision {
+		v.Set("awaiting", AwaitingDecision)
+		if q.DeliveredVia != "" {
+			v.Set("deliveredVia", q.DeliveredVia)
+		}
+	}
+	if q.Case != "" {
+		v.Set("caseId", q.Case)
+	}
+	if len(v) == 0 {
+		return OfficeSubmissionsPath
+	}
+	return OfficeSubmissionsPath + "?" + v.Encode()
+}
+
 // OfficeListPath is a page of the office's list after the submission id after,
 // of the states given (comma-separated; "": all).
 func OfficeListPath(after string, limit int, states string) string {
-	q := officePage(after, limit)
-	if states != "" {
-		q.Set("state", states)
-	}
-	if len(q) == 0 {
-		return OfficeSubmissionsPath
-	}
-	return OfficeSubmissionsPath + "?" + q.Encode()
+	return OfficeListQuery{After: after, Limit: limit, States: states}.Path()
 }
 
 // OfficeFollowUpsPath is the office's list of the Nachreichungen to the case
 // caseID (the list's caseId filter).
-func OfficeFollowUpsPath(caseID string) string {
-	return OfficeSubmissionsPath + "?" + url.Values{"caseId": {caseID}}.Encode()
-}
+func OfficeFollowUpsPath(caseID string) string { return OfficeListQuery{Case: caseID}.Path() }
 
 // officePage is the query of a page of the office's list: after the
 // submission id after, at most limit ("", 0: from the first, the server's
@@ -115,12 +144,7 @@ const AwaitingDecision = "decision"
 // of those it took by the channels deliveredVia names (comma-separated; "":
 // any).
 func OfficeAwaitingDecisionPath(after string, limit int, deliveredVia string) string {
-	q := officePage(after, limit)
-	q.Set("awaiting", AwaitingDecision)
-	if deliveredVia != "" {
-		q.Set("deliveredVia", deliveredVia)
-	}
-	return OfficeSubmissionsPath + "?" + q.Encode()
+	return OfficeListQuery{After: after, Limit: limit, AwaitingDecision: true, DeliveredVia: deliveredVia}.Path()
 }
 
 // AdminSubmissionPath is the operator's view of one submission (with notes).
