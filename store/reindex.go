@@ -57,30 +57,33 @@ const (
 func putIndexes(tx *wtx, s *submission.Submission, note func(bucket []byte, c change)) error {
 	// A Put dirties its page even when the key is there: set members already in
 	// place are left alone.
-	if k := officeKey(s.OfficeID, s.ID); s.OfficeID != "" && !keyExists(tx.Bucket(bucketByOffice).Cursor(), k) {
-		if err := tx.bucket(bucketByOffice).Put(k, nil); err != nil {
+	member := func(bucket, k []byte) error {
+		if keyExists(tx.Bucket(bucket).Cursor(), k) {
+			return nil
+		}
+		if err := tx.bucket(bucket).Put(k, nil); err != nil {
 			return err
 		}
 		if note != nil {
-			note(bucketByOffice, added)
+			note(bucket, added)
+		}
+		return nil
+	}
+	if s.OfficeID != "" {
+		if err := member(bucketByOffice, officeKey(s.OfficeID, s.ID)); err != nil {
+			return err
 		}
 	}
 	for _, r := range s.Replies { // replies are never removed from a record
-		if k := replyKey(r.MessageID, s.ID); r.MessageID != "" && !keyExists(tx.Bucket(bucketReplies).Cursor(), k) {
-			if err := tx.bucket(bucketReplies).Put(k, nil); err != nil {
+		if r.MessageID != "" {
+			if err := member(bucketReplies, replyKey(r.MessageID, s.ID)); err != nil {
 				return err
-			}
-			if note != nil {
-				note(bucketReplies, added)
 			}
 		}
 	}
-	if k := followUpKey(s.CaseID, s.ID); s.CaseID != "" && !keyExists(tx.Bucket(bucketFollowUps).Cursor(), k) {
-		if err := tx.bucket(bucketFollowUps).Put(k, nil); err != nil {
+	if s.CaseID != "" {
+		if err := member(bucketFollowUps, followUpKey(s.CaseID, s.ID)); err != nil {
 			return err
-		}
-		if note != nil {
-			note(bucketFollowUps, added)
 		}
 	}
 	// The value only for a record in one of the sets (index writes it only then):

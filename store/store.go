@@ -1144,12 +1144,19 @@ func ReplyIndexHash(messageID string) [sha256.Size]byte {
 // RepliesByMessage returns the ids of the submissions that hold a reply with
 // this message id (Reply.MessageID), in id order; none: an empty list.
 func (db *DB) RepliesByMessage(messageID string) ([]string, error) {
+	h := ReplyIndexHash(messageID)
+	return db.idsUnder(bucketReplies, h[:])
+}
+
+// idsUnder returns what follows prefix in the keys of bucket that begin with
+// it — the submission ids of an index keyed by something, then the id — in key
+// order.
+func (db *DB) idsUnder(bucket, prefix []byte) ([]string, error) {
 	var ids []string
 	err := db.view(func(tx *bolt.Tx) error {
-		h := ReplyIndexHash(messageID)
-		c := tx.Bucket(bucketReplies).Cursor()
-		for k, _ := c.Seek(h[:]); k != nil && bytes.HasPrefix(k, h[:]); k, _ = c.Next() {
-			ids = append(ids, string(k[len(h):]))
+		c := tx.Bucket(bucket).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			ids = append(ids, string(k[len(prefix):]))
 		}
 		return nil
 	})
@@ -1159,16 +1166,7 @@ func (db *DB) RepliesByMessage(messageID string) ([]string, error) {
 // FollowUps returns the ids of the Nachreichungen to the case caseID (the
 // submissions whose CaseID it is), in id order; none: an empty list.
 func (db *DB) FollowUps(caseID string) ([]string, error) {
-	var ids []string
-	err := db.view(func(tx *bolt.Tx) error {
-		prefix := followUpKey(caseID, "")
-		c := tx.Bucket(bucketFollowUps).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			ids = append(ids, string(k[len(prefix):]))
-		}
-		return nil
-	})
-	return ids, err
+	return db.idsUnder(bucketFollowUps, followUpKey(caseID, ""))
 }
 
 func (db *DB) keys(bucket []byte) ([]string, error) {
