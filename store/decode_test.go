@@ -13,7 +13,15 @@ import (
 // fills, Reindex, Delete) have no use for whether it holds a newer build's
 // keys, so they cost what json.Unmarshal costs; keepjson.Decode's decoder
 // allocated a third more for each record they read.
+//
+// It counts without the race detector (make allocs, part of make test): under
+// -race sync.Pool drops a random quarter of what is put back, encoding/json's
+// pooled state with it, and the two sides' counts differed by one in 17 of 100
+// runs of this test alone (CI, 2026-12-07: 8 against 7).
 func TestReadsThatWriteNothingDecodeAsUnmarshal(t *testing.T) {
+	if raceDetector {
+		t.Skip("allocations are counted without -race: make allocs")
+	}
 	defer func() { decodedSink = nil }()
 	now := time.Now().UTC()
 	v, err := encodeSubmission(&submission.Submission{ID: "s1", Sender: "p", MessageID: "m", OfficeID: "o",
@@ -23,9 +31,8 @@ func TestReadsThatWriteNothingDecodeAsUnmarshal(t *testing.T) {
 		t.Fatal(err)
 	}
 	// AllocsPerRun counts the whole process's allocations: another test's
-	// goroutine that allocates meanwhile added one to a run (make test,
-	// 2026-12-07: 8 against 7). The least of three runs of each is the
-	// function's own.
+	// goroutine that allocates meanwhile may add to a run. The least of three
+	// runs of each is the function's own.
 	want := leastAllocs(func() {
 		raw, err := unpack(v)
 		if err != nil {
