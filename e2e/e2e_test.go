@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -279,11 +280,15 @@ func TestDemo(t *testing.T) {
 		// The portal's new-events callback, checked by the demo portal's endpoint.
 		"callback (FIT-Connect new-events, signatures valid): news for ",
 		"Eingangsbestaetigung signature valid", "Zustellbestaetigung signature valid", "demo complete",
+		// The applicant's Nachreichung: to the case's office, under the case,
+		// and the Fachverfahren is told whose case it is.
+		"a Nachreichung naming NachrichtID",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q\n%s", want, out)
 		}
 	}
+	demoNachreichung(t, out)
 	for _, f := range []string{"eingangsbestaetigung.xml", "zustellbestaetigung.xml"} {
 		vout, err := run(t, ctx, dir, "verify", "-cert", "r/gateway.pem", "r/"+f)
 		if err != nil || !strings.Contains(vout, ": OK") {
@@ -310,7 +315,9 @@ func TestDemo(t *testing.T) {
 }
 
 // TestDemoChannels: `amtsbote demo -channel X` shows the journey over each channel
-// an office without a webhook can have, and exits 0.
+// an office without a webhook can have, and exits 0; over each, the
+// applicant's Nachreichung reaches the office under the application's case,
+// and the office's side reads which case it belongs to (demoNachreichung).
 func TestDemoChannels(t *testing.T) {
 	for ch, wants := range map[string][]string{
 		"api": {"takes no webhook", "handed over by api: receiver pull API of office", "poll found submission",
@@ -339,12 +346,30 @@ func TestDemoChannels(t *testing.T) {
 					t.Errorf("demo output lacks %q\n%s", want, out)
 				}
 			}
+			demoNachreichung(t, out)
 			// The clerk's upload keeps no file name (it names the
 			// applicant, and was written for her folders).
 			if ch == "mailbox" && strings.Contains(out, "named \"") {
 				t.Errorf("the clerk's reply reached the portal with a file name:\n%s", out)
 			}
 		})
+	}
+}
+
+// demoNachreichung checks a demo's output for the Nachreichung's journey: the
+// case it names is the application's (the first 201's), the gateway routes it
+// to that case, and the office's side says so where it takes it.
+func demoNachreichung(t *testing.T, out string) {
+	t.Helper()
+	m := regexp.MustCompile(`201 Created: submission (\S+),`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no application's 201 in the demo's output:\n%s", out)
+	}
+	for _, want := range []string{"routed: Nachreichung to case " + m[1] + ", to the case's office -> Stadt Dresden",
+		", a Nachreichung to case " + m[1], "went to the same office under case " + m[1]} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q\n%s", want, out)
+		}
 	}
 }
 

@@ -52,6 +52,7 @@ func TestXTADemo(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
 	}
+	demoNachreichung(t, out)
 	if strings.Contains(out, "DATA RACE") {
 		t.Errorf("race detected:\n%s", out)
 	}

@@ -18,6 +18,9 @@ const (
 	ExampleFormNamespace = "urn:amt24:formular:maengelanzeige:1.0"
 	ExampleComplaint     = "Der Papierkorb an der Bushaltestelle ist voll."
 	ExamplePriority      = "hoch"
+	// ExampleAddendum is what the example's Nachreichung (ExampleNachreichung)
+	// says in its form.
+	ExampleAddendum = "Der Papierkorb quillt inzwischen über; ein Foto liegt bei."
 )
 
 // NewMessageID returns a random (version 4) UUID for Kopf.NachrichtID.
@@ -40,11 +43,35 @@ func Example(leikaKey string) *Paket {
 // ExampleWith is Example with a fixed NachrichtID and creation time, for reproducible
 // samples and tests.
 func ExampleWith(leikaKey, messageID string, created time.Time) *Paket {
+	return example(leikaKey, messageID, created, ExampleComplaint)
+}
+
+// ExampleNachreichung returns Iris Hübner's Nachreichung to the example package
+// whose NachrichtID is bezug: the same form saying ExampleAddendum, a PDF of
+// the photo as its attachment, a fresh NachrichtID and the current time.
+func ExampleNachreichung(leikaKey, bezug string) *Paket {
+	id := NewMessageID()
+	p := example(leikaKey, id, time.Now().UTC().Truncate(time.Second), ExampleAddendum)
+	p.Kopf.Bezug = bezug
+	p.Anlagen = []Anlage{NewAnlage("anlage-1", "foto-papierkorb-"+id+".pdf", "application/pdf", ExamplePDF(strings.Join([]string{
+		"Nachreichung (Amt24)",
+		"",
+		"Foto des Papierkorbs an der Bushaltestelle",
+		"Antragstellerin: Iris Hübner",
+		"",
+		"zu Nachricht: " + bezug,
+		"Nachricht: " + id,
+	}, "\n")))}
+	return p
+}
+
+// example is the Amt24 example package whose form says complaint.
+func example(leikaKey, messageID string, created time.Time, complaint string) *Paket {
 	form := etree.NewElement("m:Maengelanzeige")
 	form.CreateAttr("xmlns:m", ExampleFormNamespace)
 	desc := form.CreateElement("m:Beschreibung")
 	desc.CreateAttr("Bezeichnung", "Was passt Ihnen nicht")
-	desc.SetText(ExampleComplaint)
+	desc.SetText(complaint)
 	prio := form.CreateElement("m:Prioritaet")
 	prio.CreateAttr("Bezeichnung", "Priorität")
 	prio.SetText(ExamplePriority)
@@ -56,7 +83,7 @@ func ExampleWith(leikaKey, messageID string, created time.Time) *Paket {
 		"Ort: " + ExamplePlace,
 		"Antragstellerin: Iris Hübner",
 		"",
-		"Was passt Ihnen nicht: " + ExampleComplaint,
+		"Was passt Ihnen nicht: " + complaint,
 		"Priorität: " + ExamplePriority,
 		"",
 		"Nachricht: " + messageID,

@@ -93,6 +93,27 @@ func TestExampleContent(t *testing.T) {
 	}
 }
 
+// TestExampleNachreichung: the demo's Nachreichung names the first package
+// in Bezug, says the addendum in its form and carries the photo's PDF under a
+// NachrichtID of its own.
+func TestExampleNachreichung(t *testing.T) {
+	first := Example("99123456789012")
+	p := ExampleNachreichung("99123456789012", first.Kopf.NachrichtID)
+	got, err := reparse(t, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Kopf.Bezug != first.Kopf.NachrichtID || got.Kopf.NachrichtID == first.Kopf.NachrichtID || checkUUID(got.Kopf.NachrichtID) != "" {
+		t.Fatalf("Bezug %q, NachrichtID %q (the first: %q)", got.Kopf.Bezug, got.Kopf.NachrichtID, first.Kopf.NachrichtID)
+	}
+	if form := got.Fachdaten.XMLBytes(); !bytes.Contains(form, []byte(">"+ExampleAddendum+"<")) {
+		t.Errorf("form data lacks the addendum:\n%s", form)
+	}
+	if a := got.Anlagen; len(a) != 1 || a[0].Dateiname != "foto-papierkorb-"+got.Kopf.NachrichtID+".pdf" || !bytes.HasPrefix(a[0].Inhalt, []byte("%PDF-1.4")) {
+		t.Errorf("attachments: %+v", a)
+	}
+}
+
 func TestOrtQuery(t *testing.T) {
 	for _, tc := range []struct {
 		o    Ort

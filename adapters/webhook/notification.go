@@ -34,7 +34,8 @@ type Notification struct {
 	// Submissions is FIT-Connect's SubmissionForPickup list. DestinationID is the
 	// office's destinationId (wire.OfficeDestinationID: a UUID, as FIT-Connect
 	// requires, the same /v1/routes gives; the readable id is OfficeID) and CaseID
-	// the submission id: amtsbote has one submission per case.
+	// the submission id, or for a Nachreichung the id of the application it
+	// belongs to (the office files it with that case).
 	Submissions []SubmissionForPickup `json:"submissions"`
 
 	// DeliveryID is stable across every attempt of this submission (= webhook-id);

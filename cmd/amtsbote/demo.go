@@ -94,7 +94,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	defer office.close()
+	closeOffice := sync.OnceFunc(office.close)
+	defer closeOffice()
 	g, err := gateway.Start(ctx, cfg, newLogger(stderr, level, "text"))
 	if err != nil {
 		return fail("start gateway: %v", err)
@@ -110,12 +111,25 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 
-	done := make(chan *submission.Submission, 1)
+	// The ids of the packages the office is done with (delivered, or decided
+	// where it decides), for awaitDone: the application first, its
+	// Nachreichung later.
+	done := make(chan string, 16)
+	finished := func(s *submission.Submission) {
+		select {
+		case done <- s.ID:
+		default:
+		}
+	}
 	g.Broker.Observe(func(s *submission.Submission, e submission.Event) {
 		switch e.Type {
 		case submission.EventReceived:
 			out.say("gateway", "received: %s", e.Detail)
 		case submission.EventRouted:
+			if s.CaseID != "" {
+				out.say("gateway", "routed: Nachreichung to case %s, to the case's office -> %s", s.CaseID, officeLine(dir, s.OfficeID))
+				break
+			}
 			out.say("gateway", "routed: %s at %s -> %s", s.ServiceName, s.AreaName, officeLine(dir, s.OfficeID))
 		case submission.EventQueued:
 			out.say("gateway", "%s", queuedLine(e))
@@ -126,17 +140,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		case submission.EventDelivered:
 			out.say("gateway", "delivered by %s: %s", e.Channel, e.Detail)
 			if !office.decides() {
-				select {
-				case done <- s:
-				default:
-				}
+				finished(s)
 			}
 		case submission.EventAccepted, submission.EventRejected:
 			out.say("gateway", "office answered: %s", strings.TrimSpace(e.Type+" "+e.Detail))
-			select {
-			case done <- s:
-			default:
-			}
+			finished(s)
 		case submission.EventFetched:
 			out.say("gateway", "fetched by %s: the office's system read the package; it takes it by confirming", e.Channel)
 		case submission.EventReplied:
@@ -170,11 +178,20 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	out.say("Amt24", "%d Created: submission %s, signed Eingangsbestätigung received", res.Status, res.SubmissionID)
 
-	var final *submission.Submission
-	select {
-	case final = <-done:
-	case <-ctx.Done():
-		return fail("no answer from the office within %s", *timeout)
+	awaitDone := func(id string) error {
+		for {
+			select {
+			case got := <-done:
+				if got == id {
+					return nil
+				}
+			case <-ctx.Done():
+				return fmt.Errorf("no answer from the office within %s", *timeout)
+			}
+		}
+	}
+	if err := awaitDone(res.SubmissionID); err != nil {
+		return fail("%v", err)
 	}
 	if err := office.check(res.SubmissionID); err != nil {
 		return fail("office: %v", err)
@@ -243,8 +260,42 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		out.say("Amt24", "%s signature valid: %s", rep.Kind, rep.Statement)
 		out.say("Amt24", "saved %s", path)
 	}
-	_ = final
+
+	// A Nachreichung: the applicant adds a photo to her application. It names
+	// the first package's NachrichtID (Kopf/Bezug) and goes to the office that
+	// has the case, whatever the directory would say of its own service and
+	// place, under the case's id (docs/paket.md, "Nachreichung").
+	follow := paket.ExampleNachreichung(svc.Key, p.Kopf.NachrichtID)
+	out.say("Amt24", "Iris Hübner adds a photo to her report: a Nachreichung naming NachrichtID %s (Kopf/Bezug), attachment %s",
+		p.Kopf.NachrichtID, follow.Anlagen[0].Dateiname)
+	fres, err := client.Submit(ctx, follow)
+	if err != nil {
+		return fail("submit the Nachreichung: %v", err)
+	}
+	if !fres.Accepted() {
+		return fail("Nachreichung refused: %d %s: %s", fres.Status, fres.Problem.Type, fres.Problem.Detail)
+	}
+	out.say("Amt24", "%d Created: Nachreichung %s, signed Eingangsbestätigung received", fres.Status, fres.SubmissionID)
+	if err := awaitDone(fres.SubmissionID); err != nil {
+		return fail("Nachreichung: %v", err)
+	}
+	if err := office.check(fres.SubmissionID); err != nil {
+		return fail("office, Nachreichung: %v", err)
+	}
+	fst, err := client.Status(ctx, fres.SubmissionID)
+	if err != nil {
+		return fail("status of the Nachreichung: %v", err)
+	}
+	if fst.CaseID != res.SubmissionID {
+		return fail("the Nachreichung's status names case %q, not the application %s", fst.CaseID, res.SubmissionID)
+	}
+	out.say("Amt24", "Nachreichung %s: status %s, case %s (the application's)", fres.SubmissionID, fst.State, fst.CaseID)
+	// The office has both; its side stops (a poll against the stopping gateway
+	// would print a failure) before the gateway does.
+	closeOffice()
+
 	fmt.Fprintf(stdout, "\ndemo complete: the application reached Stadt Dresden by %s and is %s.\n", *via, st.State)
+	fmt.Fprintf(stdout, "its Nachreichung %s went to the same office under case %s and is %s.\n", fres.SubmissionID, fst.CaseID, fst.State)
 	if len(answers) > 0 {
 		fmt.Fprintf(stdout, "the office's answer came back to Amt24 through the gateway: %s\n", strings.Join(answers, ", "))
 	}

@@ -43,7 +43,7 @@ type demoOffice interface {
 	start(ctx context.Context, g *gateway.Gateway) error // after the gateway started
 	decides() bool                                       // the office answers accept/reject itself
 	check(submissionID string) error                     // what the office saw was right
-	close()
+	close()                                              // the office's side stops (once, before the gateway does)
 }
 
 var demoOffices = map[string]func(*demoEnv) (demoOffice, error){
@@ -233,14 +233,10 @@ func (p *pullOffice) start(ctx context.Context, g *gateway.Gateway) error {
 
 func (p *pullOffice) decides() bool { return true }
 
-// check waits for the Fachverfahren's outcome, its Bescheid included; then
-// the demo's one case is done, and it stops polling before the gateway shuts
-// down (a round against the stopped gateway printed "poll failed").
-func (p *pullOffice) check(id string) error {
-	err := demoOutcome(p.fv, id, 15*time.Second)
-	p.stop()
-	return err
-}
+// check waits for the Fachverfahren's outcome, its Bescheid included. The
+// demo closes the office before the gateway shuts down (a round against the
+// stopped gateway printed "poll failed").
+func (p *pullOffice) check(id string) error { return demoOutcome(p.fv, id, 15*time.Second) }
 
 func (p *pullOffice) close() {
 	p.stop()
@@ -306,7 +302,11 @@ func (t *transferOffice) scan() {
 			}
 			names = append(names, f.Path)
 		}
-		t.out.say("Stadt Dresden", "import found case %s: %s", idx.Case, strings.Join(names, ", "))
+		var of string
+		if idx.CaseID != "" {
+			of = ", a Nachreichung to case " + idx.CaseID + " (index.json: case_id)"
+		}
+		t.out.say("Stadt Dresden", "import found case %s%s: %s", idx.Case, of, strings.Join(names, ", "))
 		if err == nil {
 			err = os.Rename(caseDir, filepath.Join(t.import_, e.Name()))
 			if err == nil {
@@ -379,7 +379,11 @@ func (m *mailboxOffice) start(ctx context.Context, g *gateway.Gateway) error {
 			}
 			page, err := clerk.Open(ctx, id[1])
 			if err == nil {
-				m.out.say("Stadt Dresden", "clerk opens case %s: the form shows %q", id[1], firstMatch(page, "Der Papierkorb[^<]*"))
+				var of string
+				if c := caseOf.FindStringSubmatch(page); c != nil {
+					of = ", a Nachreichung to case " + c[1]
+				}
+				m.out.say("Stadt Dresden", "clerk opens case %s%s: the form shows %q", id[1], of, firstMatch(page, "Der Papierkorb[^<]*"))
 				_, err = clerk.Decide(ctx, id[1], true, "")
 			}
 			if err == nil {
@@ -400,8 +404,12 @@ func (m *mailboxOffice) start(ctx context.Context, g *gateway.Gateway) error {
 	return nil
 }
 
-// caseIDs finds the links to cases on the inbox page.
-var caseIDs = regexp.MustCompile(`href="s/([0-9a-f-]{36})"`)
+// caseIDs finds the links to cases on the inbox page; caseOf the case a
+// Nachreichung's page names.
+var (
+	caseIDs = regexp.MustCompile(`href="s/([0-9a-f-]{36})"`)
+	caseOf  = regexp.MustCompile(`<dt>Nachreichung zu</dt><dd><a href="[^"]*">Eingang ([0-9a-f-]{36})</a>`)
+)
 
 func firstMatch(page, pattern string) string { return regexp.MustCompile(pattern).FindString(page) }
 

@@ -94,7 +94,11 @@ func (x *xtaOffice) start(ctx context.Context, g *gateway.Gateway) error {
 			if seen {
 				continue
 			}
-			x.out.say("Fachverfahren", "getStatusList: %s waiting (%s, %d bytes)", md.XTAMessageID, md.MessageType, md.MessageSize)
+			var of string
+			if c := md.Property("amtsbote:caseId"); c != "" && c != id {
+				of = ", a Nachreichung to case " + c
+			}
+			x.out.say("Fachverfahren", "getStatusList: %s waiting (%s, %d bytes%s)", md.XTAMessageID, md.MessageType, md.MessageSize, of)
 			err := x.take(ctx, c, verifier, md)
 			x.mu.Lock()
 			x.handled[id] = err
@@ -180,9 +184,6 @@ func (x *xtaOffice) check(id string) error {
 	case <-time.After(15 * time.Second):
 		return errors.New("the Fachverfahren never fetched the case by XTA")
 	}
-	// The demo's one case is done: the Fachverfahren stops polling before the
-	// gateway shuts down.
-	x.close()
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return x.handled[id]
