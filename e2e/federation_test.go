@@ -748,6 +748,10 @@ func TestDemoFederation(t *testing.T) {
 		// The office's Bescheid, sent through Bavaria's office API, back at Saxony's portal.
 		"replied api Bescheid", "the office's reply came BACK across the state border: Bescheid",
 		"→ accepted → replied", "read at amtsbote-sn (application/pdf", `bytes, named "Bescheid.pdf", channel peer)`, "its Bescheid came back to Saxony's portal",
+		// The Nachreichung follows its case across the border; Bavaria files it
+		// with the case it has and the office's system is told so.
+		"routed: Nachreichung to case ", "-> Peer gateway Bayern (amtsbote-by)", ", a Nachreichung to case ",
+		"→ forwarded → delivered → accepted", "followed it across the border to the same office and is accepted",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q\n%s", want, out)

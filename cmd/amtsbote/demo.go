@@ -31,12 +31,25 @@ type printer struct {
 	mu    sync.Mutex
 	w     io.Writer
 	start time.Time
+	ended bool // the summary is printed: what the gateways still do is not shown
 }
 
 func (p *printer) say(who, format string, args ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.ended {
+		return
+	}
 	fmt.Fprintf(p.w, "%6.3fs  %-14s %s\n", time.Since(p.start).Seconds(), who, fmt.Sprintf(format, args...))
+}
+
+// end stops the journey's lines before the summary: the gateways go on (a
+// peer fetches a Nachreichung's Bescheid at its next question) while it is
+// printed, and a line after it read as part of it.
+func (p *printer) end() {
+	p.mu.Lock()
+	p.ended = true
+	p.mu.Unlock()
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -294,6 +307,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// would print a failure) before the gateway does.
 	closeOffice()
 
+	out.end()
 	fmt.Fprintf(stdout, "\ndemo complete: the application reached Stadt Dresden by %s and is %s.\n", *via, st.State)
 	fmt.Fprintf(stdout, "its Nachreichung %s went to the same office under case %s and is %s.\n", fres.SubmissionID, fst.CaseID, fst.State)
 	if len(answers) > 0 {

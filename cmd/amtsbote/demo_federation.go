@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -143,7 +144,7 @@ responsibilities:
 		out.say(s.label, "%s listening on %s; peer %s", s.id, g.URL(), s.cfg.Peers[0].ID)
 	}
 
-	done := make(chan *submission.Submission, 1)
+	done := make(chan string, 16)     // ids at sn whose office decided
 	replied := make(chan struct{}, 1) // the office's Bescheid is back at sn
 	for _, s := range []*demoState{sn, by} {
 		label := s.label
@@ -153,6 +154,10 @@ responsibilities:
 			case submission.EventReceived:
 				out.say(label, "received: %s", e.Detail)
 			case submission.EventRouted:
+				if sub.CaseID != "" {
+					out.say(label, "routed: Nachreichung to case %s -> %s", sub.CaseID, cmp.Or(sub.OfficeName, sub.OfficeID))
+					break
+				}
 				out.say(label, "routed: %s in %s -> %s", sub.ServiceName, sub.AreaName, sub.OfficeName)
 			case submission.EventQueued:
 				out.say(label, "%s", queuedLine(e))
@@ -168,7 +173,7 @@ responsibilities:
 				out.say(label, "office decision: %s %s (by %s)", e.Type, e.Detail, e.Actor)
 				if isSN {
 					select {
-					case done <- sub:
+					case done <- sub.ID:
 					default:
 					}
 				}
@@ -206,10 +211,20 @@ responsibilities:
 	}
 	out.say("Amt24", "%d Created at %s: submission %s", res.Status, sn.id, res.SubmissionID)
 
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return fail("no decision came back within %s", timeout)
+	awaitDecision := func(id string) error {
+		for {
+			select {
+			case got := <-done:
+				if got == id {
+					return nil
+				}
+			case <-ctx.Done():
+				return fmt.Errorf("no decision came back within %s", timeout)
+			}
+		}
+	}
+	if err := awaitDecision(res.SubmissionID); err != nil {
+		return fail("%v", err)
 	}
 	st, err := client.Status(ctx, res.SubmissionID)
 	if err != nil {
@@ -250,6 +265,34 @@ responsibilities:
 	}
 	out.say("Amt24", "status at %s now: %s; event log: %s", sn.id, st.State, eventSummary(st.Events))
 	out.say("Amt24", "%s of %s read at %s (%s, %d bytes%s, channel %s), SHA-256 as the status lists it", r.Kind, demoMuenchenName, sn.id, r.ContentType, r.Size, namedAs(r), r.Channel)
+
+	// The applicant's Nachreichung at Saxony's portal: sn sends it where the
+	// case went, across the border, and by files it with the case it has.
+	follow := paket.ExampleNachreichung("99999001000000", p.Kopf.NachrichtID)
+	follow.Kopf.Ort = p.Kopf.Ort
+	out.say("Amt24", "the citizen adds a photo: a Nachreichung naming NachrichtID %s (Kopf/Bezug)", p.Kopf.NachrichtID)
+	fres, err := client.Submit(ctx, follow)
+	if err != nil {
+		return fail("submit the Nachreichung: %v", err)
+	}
+	if !fres.Accepted() {
+		return fail("Nachreichung refused: %d %s: %s", fres.Status, fres.Problem.Type, fres.Problem.Detail)
+	}
+	out.say("Amt24", "%d Created at %s: Nachreichung %s", fres.Status, sn.id, fres.SubmissionID)
+	if err := awaitDecision(fres.SubmissionID); err != nil {
+		return fail("Nachreichung: %v", err)
+	}
+	fst, err := client.Status(ctx, fres.SubmissionID)
+	if err != nil {
+		return fail("status of the Nachreichung: %v", err)
+	}
+	if fst.CaseID != res.SubmissionID {
+		return fail("the Nachreichung's status at %s names case %q, not the application %s", sn.id, fst.CaseID, res.SubmissionID)
+	}
+	out.say("Amt24", "Nachreichung %s at %s: %s, case %s (the application's); event log: %s", fres.SubmissionID, sn.id, fst.State, fst.CaseID, eventSummary(fst.Events))
+
+	out.end()
 	fmt.Fprintf(stdout, "\ndemo complete: the application crossed from Saxony to Bavaria, reached %s and is %s; its Bescheid came back to Saxony's portal.\n", "Landeshauptstadt München", st.State)
+	fmt.Fprintf(stdout, "its Nachreichung %s followed it across the border to the same office and is %s.\n", fres.SubmissionID, fst.State)
 	return 0
 }
