@@ -182,26 +182,17 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	out.say("Amt24", "Iris Hübner reports: %q (Priorität: %s)", paket.ExampleComplaint, paket.ExamplePriority)
 	out.say("Amt24", "service %q (LeiKa %s), place %q, attachment %s (%d bytes PDF)",
 		svc.Name, svc.Key, p.Kopf.Ort.Name, p.Anlagen[0].Dateiname, len(p.Anlagen[0].Inhalt))
-	res, err := client.Submit(ctx, p)
+	res, err := submitDemo(ctx, client, p, "submission")
 	if err != nil {
-		return fail("submit: %v", err)
-	}
-	if !res.Accepted() {
-		return fail("submission refused: %d %s: %s", res.Status, res.Problem.Type, res.Problem.Detail)
+		return fail("%v", err)
 	}
 	out.say("Amt24", "%d Created: submission %s, signed Eingangsbestätigung received", res.Status, res.SubmissionID)
 
 	awaitDone := func(id string) error {
-		for {
-			select {
-			case got := <-done:
-				if got == id {
-					return nil
-				}
-			case <-ctx.Done():
-				return fmt.Errorf("no answer from the office within %s", *timeout)
-			}
+		if !awaitID(ctx, done, id) {
+			return fmt.Errorf("no answer from the office within %s", *timeout)
 		}
+		return nil
 	}
 	if err := awaitDone(res.SubmissionID); err != nil {
 		return fail("%v", err)
@@ -281,12 +272,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	follow := paket.ExampleNachreichung(svc.Key, p.Kopf.NachrichtID)
 	out.say("Amt24", "Iris Hübner adds a photo to her report: a Nachreichung naming NachrichtID %s (Kopf/Bezug), attachment %s",
 		p.Kopf.NachrichtID, follow.Anlagen[0].Dateiname)
-	fres, err := client.Submit(ctx, follow)
+	fres, err := submitDemo(ctx, client, follow, "Nachreichung")
 	if err != nil {
-		return fail("submit the Nachreichung: %v", err)
-	}
-	if !fres.Accepted() {
-		return fail("Nachreichung refused: %d %s: %s", fres.Status, fres.Problem.Type, fres.Problem.Detail)
+		return fail("%v", err)
 	}
 	out.say("Amt24", "%d Created: Nachreichung %s, signed Eingangsbestätigung received", fres.Status, fres.SubmissionID)
 	if err := awaitDone(fres.SubmissionID); err != nil {
@@ -316,6 +304,34 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "check the receipts offline:\n  amtsbote verify -cert %s %s\n  xmlsec1 --verify --trusted-pem %s --id-attr:ID urn:amtsbote:quittung:1:Eingangsbestaetigung %s\n",
 		certPath, filepath.Join(*receipts, "eingangsbestaetigung.xml"), caPath, filepath.Join(*receipts, "eingangsbestaetigung.xml"))
 	return 0
+}
+
+// submitDemo submits p as the portal does and says why when the gateway did
+// not accept it (what names the package: "submission", "Nachreichung").
+func submitDemo(ctx context.Context, client *portal.Client, p *paket.Paket, what string) (*portal.Result, error) {
+	res, err := client.Submit(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("submit the %s: %w", what, err)
+	}
+	if !res.Accepted() {
+		return nil, fmt.Errorf("%s refused: %d %s: %s", what, res.Status, res.Problem.Type, res.Problem.Detail)
+	}
+	return res, nil
+}
+
+// awaitID waits until id comes on ids (an observer's: the packages an office
+// is done with, others skipped) and reports false when ctx ends first.
+func awaitID(ctx context.Context, ids <-chan string, id string) bool {
+	for {
+		select {
+		case got := <-ids:
+			if got == id {
+				return true
+			}
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // readDemoReply reads the reply r of the submission id as the portal does,

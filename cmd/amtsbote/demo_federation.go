@@ -202,26 +202,17 @@ responsibilities:
 	p := paket.Example("99999001000000")
 	p.Kopf.Ort = paket.Ort{ARS: demoMuenchenARS, Name: "München"}
 	out.say("Amt24", "a citizen reports a defect in München (ARS %s) on Saxony's portal", demoMuenchenARS)
-	res, err := client.Submit(ctx, p)
+	res, err := submitDemo(ctx, client, p, "submission")
 	if err != nil {
-		return fail("submit: %v", err)
-	}
-	if !res.Accepted() {
-		return fail("submission refused: %d %s: %s", res.Status, res.Problem.Type, res.Problem.Detail)
+		return fail("%v", err)
 	}
 	out.say("Amt24", "%d Created at %s: submission %s", res.Status, sn.id, res.SubmissionID)
 
 	awaitDecision := func(id string) error {
-		for {
-			select {
-			case got := <-done:
-				if got == id {
-					return nil
-				}
-			case <-ctx.Done():
-				return fmt.Errorf("no decision came back within %s", timeout)
-			}
+		if !awaitID(ctx, done, id) {
+			return fmt.Errorf("no decision came back within %s", timeout)
 		}
+		return nil
 	}
 	if err := awaitDecision(res.SubmissionID); err != nil {
 		return fail("%v", err)
@@ -271,12 +262,9 @@ responsibilities:
 	follow := paket.ExampleNachreichung("99999001000000", p.Kopf.NachrichtID)
 	follow.Kopf.Ort = p.Kopf.Ort
 	out.say("Amt24", "the citizen adds a photo: a Nachreichung naming NachrichtID %s (Kopf/Bezug)", p.Kopf.NachrichtID)
-	fres, err := client.Submit(ctx, follow)
+	fres, err := submitDemo(ctx, client, follow, "Nachreichung")
 	if err != nil {
-		return fail("submit the Nachreichung: %v", err)
-	}
-	if !fres.Accepted() {
-		return fail("Nachreichung refused: %d %s: %s", fres.Status, fres.Problem.Type, fres.Problem.Detail)
+		return fail("%v", err)
 	}
 	out.say("Amt24", "%d Created at %s: Nachreichung %s", fres.Status, sn.id, fres.SubmissionID)
 	if err := awaitDecision(fres.SubmissionID); err != nil {
