@@ -37,7 +37,16 @@ type View struct {
 	Form        []Field
 	FormSchema  string
 	Attachments []Attachment
+	// CaseID is, for a Nachreichung, the gateway's case it belongs to (the
+	// submission id of the case's first package). The package names only the
+	// earlier NachrichtID (Kopf/Bezug), so the caller that knows the case sets
+	// it; the PDF says so at the top, as the mailbox page does.
+	CaseID string
 }
+
+// NachreichungHint is what the mailbox's page and the PDF say of a
+// Nachreichung beside its case.
+const NachreichungHint = "die antragstellende Person reicht zu diesem Eingang etwas nach, zum Beispiel auf eine Rückfrage"
 
 // Field is one labelled value. A group (an XML element with children, a JSON object or
 // array) is a Field with an empty Value followed by its members at Depth+1.

@@ -640,7 +640,8 @@ func TestPDFLabelsAsOnTheMailboxPage(t *testing.T) {
 	}
 	// The page's words this PDF repeats; if the page changes, so must the PDF.
 	for _, w := range []string{"<dt>Ort</dt>", "<dt>Portal</dt>", "<dt>Nachrichten-ID</dt>", ">Antragsteller/in</h2>", "<p>Keine Angaben.</p>",
-		">Formular</h2>", "<p>Das Formular enthält keine Angaben.</p>", "Formular-Schema: {{.FormSchema}}", ">Anlagen</h2>", "<p>Keine Anlagen.</p>", "{{size .Size}}", "{{when "} {
+		">Formular</h2>", "<p>Das Formular enthält keine Angaben.</p>", "Formular-Schema: {{.FormSchema}}", ">Anlagen</h2>", "<p>Keine Anlagen.</p>", "{{size .Size}}", "{{when ",
+		"<dt>Nachreichung zu</dt>", ">Eingang {{.}}</a>", "(" + NachreichungHint + ")"} {
 		if !strings.Contains(string(page), w) {
 			t.Errorf("the mailbox page no longer says %q: change the PDF and this test with it", w)
 		}
@@ -666,6 +667,26 @@ func TestPDFLabelsAsOnTheMailboxPage(t *testing.T) {
 		if strings.Contains(text, old) {
 			t.Errorf("pdftotext output still says %q:\n%s", old, text)
 		}
+	}
+
+	// A Nachreichung names its case at the top, in the page's words; a new
+	// case names none.
+	if strings.Contains(text, "Nachreichung") {
+		t.Errorf("the summary of a new case speaks of a Nachreichung:\n%s", text)
+	}
+	v.CaseID = "01a2519f-0000-7000-8000-000000000001"
+	if pdf, err = PDF(v); err != nil {
+		t.Fatal(err)
+	}
+	text = pdftotext(t, pdf)
+	flat := strings.Join(strings.Fields(text), " ")
+	for _, want := range []string{"Nachreichung zu", "Eingang " + v.CaseID, "(" + NachreichungHint + ")"} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("pdftotext output lacks %q:\n%s", want, text)
+		}
+	}
+	if i, j := strings.Index(flat, "Nachreichung zu"), strings.Index(flat, "Leistung"); i < 0 || j < i {
+		t.Errorf("the case is not named first among the Eckdaten:\n%s", text)
 	}
 
 	// Without applicant, form data and attachments: the page's sentences.

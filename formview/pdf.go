@@ -59,6 +59,9 @@ func PDF(v *View) ([]byte, error) {
 	// (mailbox/templates/detail.html, internal/german): a clerk who has both in front
 	// of her must not wonder whether "Nachricht-ID" and "Nachrichten-ID" differ.
 	w.heading("Eckdaten")
+	if c := clean(v.CaseID, MaxLabelRunes); c != "" {
+		w.row("Nachreichung zu", "Eingang "+c+"\n("+NachreichungHint+")", 0)
+	}
 	w.row("Leistung", v.ServiceName, 0)
 	w.row("LeiKa-Schlüssel", v.ServiceKey, 0)
 	w.row("Ort", v.Place, 0)

@@ -162,6 +162,7 @@ func (a *Adapter) writeCase(ctx context.Context, tmp, name, dir string, d adapte
 		v = fallbackView(d)
 	}
 	ix.Place = v.Place
+	v.CaseID = d.CaseID // a Nachreichung's summary names its case at the top, as index.json does
 	pdf, err := formview.PDF(v)
 	if err != nil {
 		return &Error{Reason: ReasonWrite, Err: fmt.Errorf("render summary: %w", err)}

@@ -2031,8 +2031,10 @@ func TestFallbackViewTimeAsOnTheMailboxPage(t *testing.T) {
 
 // TestNachreichungIndexNamesItsCase: the case folder of a Nachreichung names
 // the case it belongs to (case_id, the first package's submission_id) in both
-// index files, so the office's import files it with the case; a new case's
-// index has none (TestCaseFolderContents' JSON is unchanged).
+// index files, so the office's import files it with the case, and at the top
+// of its summary, which is what a clerk at a folder-only office reads; a new
+// case's index and summary have none (TestCaseFolderContents' JSON is
+// unchanged).
 func TestNachreichungIndexNamesItsCase(t *testing.T) {
 	dir := officeFolder(t)
 	a := newAdapter(t)
@@ -2052,10 +2054,16 @@ func TestNachreichungIndexNamesItsCase(t *testing.T) {
 	if err := xml.Unmarshal(b, &xix); err != nil || xix.CaseID != d.CaseID {
 		t.Errorf("index.xml: case_id %q (%v), want %s", xix.CaseID, err, d.CaseID)
 	}
+	if text := strings.Join(strings.Fields(pdftotext(t, filepath.Join(dir, c.Reference, SummaryFile))), " "); !strings.Contains(text, "Nachreichung zu Eingang "+d.CaseID) {
+		t.Errorf("the summary does not name the case:\n%s", text)
+	}
 	d2 := realDelivery(dir, "dlv-o", "4c1f0e52-0000-4000-8000-00000000000b")
 	c2, err := a.Deliver(t.Context(), d2)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if text := pdftotext(t, filepath.Join(dir, c2.Reference, SummaryFile)); strings.Contains(text, "Nachreichung") {
+		t.Errorf("the summary of a new case speaks of a Nachreichung:\n%s", text)
 	}
 	for _, f := range []string{IndexJSONFile, IndexXMLFile} {
 		if b, _ := os.ReadFile(filepath.Join(dir, c2.Reference, f)); strings.Contains(string(b), "case_id") {
