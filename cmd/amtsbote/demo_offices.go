@@ -307,16 +307,24 @@ func (t *transferOffice) scan() {
 			of = ", a Nachreichung to case " + idx.CaseID + " (index.json: case_id)"
 		}
 		t.out.say("Stadt Dresden", "import found case %s%s: %s", idx.Case, of, strings.Join(names, ", "))
+		// Noted before the move: the move is the confirmation, and the demo
+		// asks (check) as soon as the gateway has seen it.
+		t.note(idx.SubmissionID, err)
 		if err == nil {
-			err = os.Rename(caseDir, filepath.Join(t.import_, e.Name()))
-			if err == nil {
-				t.out.say("Stadt Dresden", "imported and moved %s into the Fachverfahren's archive", idx.Case)
+			if err = os.Rename(caseDir, filepath.Join(t.import_, e.Name())); err != nil {
+				t.note(idx.SubmissionID, err)
+				continue
 			}
+			t.out.say("Stadt Dresden", "imported and moved %s into the Fachverfahren's archive", idx.Case)
 		}
-		t.mu.Lock()
-		t.imported[idx.SubmissionID] = err
-		t.mu.Unlock()
 	}
+}
+
+// note records what the import found of the submission id.
+func (t *transferOffice) note(id string, err error) {
+	t.mu.Lock()
+	t.imported[id] = err
+	t.mu.Unlock()
 }
 
 func (t *transferOffice) decides() bool { return false }
