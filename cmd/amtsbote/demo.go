@@ -268,7 +268,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// A Nachreichung: the applicant adds a photo to her application. It names
 	// the first package's NachrichtID (Kopf/Bezug) and goes to the office that
 	// has the case, whatever the directory would say of its own service and
-	// place, under the case's id (docs/paket.md, "Nachreichung").
+	// place, under the case's id (the field Bezug in docs/paket.md).
 	follow := paket.ExampleNachreichung(svc.Key, p.Kopf.NachrichtID)
 	out.say("Amt24", "Iris Hübner adds a photo to her report: a Nachreichung naming NachrichtID %s (Kopf/Bezug), attachment %s",
 		p.Kopf.NachrichtID, follow.Anlagen[0].Dateiname)
