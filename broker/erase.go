@@ -65,31 +65,42 @@ type FollowUpErasure struct {
 // (ErrNotFound, ErrConflict) is the error, and nothing else is erased. A
 // Nachreichung's refusal (one still waiting for a delivery attempt) is its
 // entry's Err; asking again erases what is left (the case answers Already).
-// The id of a Nachreichung erases only itself. The case goes first: a blob it
-// shares with a Nachreichung stays with that one's record until its own
-// erasure deletes it.
+// The id of a Nachreichung erases only itself.
+//
+// The records go first, then the blobs of all of them in one pass: which blobs
+// no other case holds takes a read of every record (minutes on a big store),
+// and an erasure of each in turn read them once per Nachreichung more. A blob
+// the case shares with an erased Nachreichung goes in that pass (counted for
+// the case); one it shares with a refused one stays with that one's record.
 func (b *Broker) EraseCase(ctx context.Context, id, actor, note string) (EraseResult, []FollowUpErasure, error) {
-	res, err := b.Erase(ctx, id, actor, note)
-	if err != nil || res.Submission.CaseID != "" {
+	res, err := b.eraseRecord(id, actor, note)
+	if err != nil {
 		return res, nil, err
 	}
-	ids, err := b.db.FollowUps(res.Submission.ID)
-	if err != nil {
-		return res, nil, fmt.Errorf("broker: erase %s: its Nachreichungen: %w", id, err)
-	}
-	// Each erasure reads every record for shared blobs (minutes on a big
-	// store): a client that stops waiting must not leave the case erased and
-	// its Nachreichungen not, as Erase itself finishes without it.
-	fctx := context.WithoutCancel(ctx)
-	fus := make([]FollowUpErasure, 0, len(ids))
-	for _, fid := range ids {
-		fr, ferr := b.Erase(fctx, fid, actor, note)
-		if errors.Is(ferr, ErrNotFound) {
-			continue // deleted by the retention since the index was read
+	var fus []FollowUpErasure
+	var ferr error
+	if res.Submission.CaseID == "" {
+		var ids []string
+		if ids, ferr = b.db.FollowUps(res.Submission.ID); ferr != nil {
+			ferr = fmt.Errorf("broker: erase %s: its Nachreichungen: %w", id, ferr)
 		}
-		fus = append(fus, FollowUpErasure{ID: fid, EraseResult: fr, Err: ferr})
+		for _, fid := range ids {
+			fr, err := b.eraseRecord(fid, actor, note)
+			if errors.Is(err, ErrNotFound) {
+				continue // deleted by the retention since the index was read
+			}
+			fus = append(fus, FollowUpErasure{ID: fid, EraseResult: fr, Err: err})
+		}
 	}
-	return res, fus, nil
+	done := []*EraseResult{&res}
+	for i := range fus {
+		if fus[i].Err == nil {
+			done = append(done, &fus[i].EraseResult)
+		}
+	}
+	// The case's blobs go even when its Nachreichungen could not be listed: its
+	// record says they are gone.
+	return res, fus, errors.Join(b.eraseBlobs(ctx, actor, done), ferr)
 }
 
 // eraseGrace is how recent a blob an erasure leaves to the sweep (store.HoldGrace;
@@ -102,6 +113,16 @@ var eraseGrace = store.HoldGrace
 // bytes are about to be read; erase it once it is delivered or held. Asking again
 // is safe and deletes blobs a racing case had kept.
 func (b *Broker) Erase(ctx context.Context, id, actor, note string) (EraseResult, error) {
+	res, err := b.eraseRecord(id, actor, note)
+	if err != nil {
+		return res, err
+	}
+	return res, b.eraseBlobs(ctx, actor, []*EraseResult{&res})
+}
+
+// eraseRecord removes the bytes from the record of id, with the bytes_removed
+// event naming actor (Erase); its blobs are eraseBlobs'.
+func (b *Broker) eraseRecord(id, actor, note string) (EraseResult, error) {
 	var res EraseResult
 	s, err := b.removeBytes(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
 		if cur.BytesRemovedAt != nil {
@@ -114,31 +135,39 @@ func (b *Broker) Erase(ctx context.Context, id, actor, note string) (EraseResult
 		cur.BytesGone(now)
 		return []submission.Event{{At: now, Type: submission.EventBytesRemoved, Actor: actor, Detail: ErasedDetail, Note: note}}, nil
 	})
-	if err != nil {
-		return res, err
-	}
 	res.Submission = s
-	if !res.Already {
-		// Outside the store too: after a restore from a backup taken before it,
-		// the operator repeats the erasures made since (docs/operations.md), and
-		// the store that says which they were is the one the restore replaced.
-		// Logged once the blobs are dealt with, with how that went.
-		defer func() {
-			b.log.Info("case erased: package, attachments and replies removed from the record", "submission", s.ID, "office", s.OfficeID,
-				"actor", actor, "blobs_deleted", res.BlobsDeleted, "blobs_left_to_the_sweep", res.BlobsLeft, "err", err)
-		}()
-	}
-	// The bytes are gone from the record now; their blobs go in the same request,
+	return res, err
+}
+
+// eraseBlobs deletes the blobs of the records rs, erased by actor, that no
+// other case holds, counting them in each, and overwrites the store's free
+// pages.
+func (b *Broker) eraseBlobs(ctx context.Context, actor string, rs []*EraseResult) (err error) {
+	first := rs[0].Submission.ID
+	// Outside the store too: after a restore from a backup taken before it,
+	// the operator repeats the erasures made since (docs/operations.md), and
+	// the store that says which they were is the one the restore replaced.
+	// Logged once the blobs are dealt with, with how that went.
+	defer func() {
+		for _, r := range rs {
+			if !r.Already {
+				s := r.Submission
+				b.log.Info("case erased: package, attachments and replies removed from the record", "submission", s.ID, "office", s.OfficeID,
+					"actor", actor, "blobs_deleted", r.BlobsDeleted, "blobs_left_to_the_sweep", r.BlobsLeft, "err", err)
+			}
+		}
+	}()
+	// The bytes are gone from the records now; their blobs go in the same request,
 	// whether or not its client still waits. The scan below reads every record
 	// (a million: minutes from a cold disk), longer than an operator's curl or
 	// the server's write timeout may wait; with the request's context a client
 	// hanging up stopped it, the erasure answered with an error and the blobs
 	// stayed until the next hourly sweep.
-	res.BlobsDeleted, res.BlobsLeft, err = b.deleteUnsharedBlobs(context.WithoutCancel(ctx), s)
+	deleted, err := b.deleteUnsharedBlobs(context.WithoutCancel(ctx), rs)
 	if err != nil {
-		return res, err
+		return fmt.Errorf("broker: erase %s: %w", first, err)
 	}
-	if res.BlobsDeleted == 0 {
+	if deleted == 0 {
 		// The events as they were, with the office's words, and the record with
 		// the attachments' file names are in free pages now, whether or not a
 		// blob went (deleteUnsharedBlobs wiped after it deleted one). Asked again
@@ -146,38 +175,44 @@ func (b *Broker) Erase(ctx context.Context, id, actor, note string) (EraseResult
 		// failed and the operator was told so, and the repeat the answer asks
 		// for must finish the job, not only say "already removed".
 		if err = b.wipeFree(); err != nil {
-			return res, fmt.Errorf("broker: erase %s: %w", s.ID, err)
+			return fmt.Errorf("broker: erase %s: %w", first, err)
 		}
 	}
-	return res, nil
+	return nil
 }
 
-// deleteUnsharedBlobs deletes the blobs of s that no other record references and
-// returns how many it deleted and how many it left because they are recent.
-// The scan reads every record (a few seconds on a store of hundreds of thousands),
-// which is fine for an operator's request. Why the cut-off lies eraseGrace before
-// the scan, not at its start: a request that will reference the same content (a
-// portal sending the same attachment again, for a new case) stores or refreshes
-// the blob before its record commits — a multipart upload its first part maybe
-// hours before. A record committed after the scan read the records is not seen,
-// and a cut-off at the scan's start deleted the blob that request had stored a
-// moment before: its package was acknowledged without it. Such a request keeps
-// its blobs refreshed until it commits (store.HoldRefresh, intake's holding), so
-// a blob of it is never older than store.HoldGrace.
-func (b *Broker) deleteUnsharedBlobs(ctx context.Context, s *submission.Submission) (deleted, left int, err error) {
+// deleteUnsharedBlobs deletes the blobs of the records rs that no other record
+// references, counts in each how many it deleted and how many it left because
+// they are recent, and returns how many it deleted in all. A blob two of them
+// hold is counted for the first. The scan reads every record (a few seconds on
+// a store of hundreds of thousands), which is fine for an operator's request.
+// Why the cut-off lies eraseGrace before the scan, not at its start: a request
+// that will reference the same content (a portal sending the same attachment
+// again, for a new case) stores or refreshes the blob before its record commits
+// — a multipart upload its first part maybe hours before. A record committed
+// after the scan read the records is not seen, and a cut-off at the scan's
+// start deleted the blob that request had stored a moment before: its package
+// was acknowledged without it. Such a request keeps its blobs refreshed until
+// it commits (store.HoldRefresh, intake's holding), so a blob of it is never
+// older than store.HoldGrace.
+func (b *Broker) deleteUnsharedBlobs(ctx context.Context, rs []*EraseResult) (deleted int, err error) {
 	cond, ok := b.db.Blobs().(store.CondDeleter)
 	if !ok {
-		return 0, 0, nil // left to the retention's sweep
+		return 0, nil // left to the retention's sweep
 	}
 	began := time.Now()
-	mine := map[string]bool{}
-	for _, d := range s.Digests() {
-		if d != "" {
-			mine[d] = true
+	mine := map[string]*EraseResult{} // digest -> the record it is counted for
+	erased := map[string]bool{}
+	for _, r := range rs {
+		erased[r.Submission.ID] = true
+		for _, d := range r.Submission.Digests() {
+			if _, dup := mine[d]; d != "" && !dup {
+				mine[d] = r
+			}
 		}
 	}
 	err = b.db.Scan(func(o *submission.Submission) bool {
-		if o.ID != s.ID && o.BytesRemovedAt == nil {
+		if !erased[o.ID] && o.BytesRemovedAt == nil {
 			for _, d := range o.Digests() {
 				delete(mine, d)
 			}
@@ -188,25 +223,26 @@ func (b *Broker) deleteUnsharedBlobs(ctx context.Context, s *submission.Submissi
 		err = ctx.Err()
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("broker: erase %s: scan: %w", s.ID, err)
+		return 0, fmt.Errorf("scan: %w", err)
 	}
 	cut := began.Add(-eraseGrace)
-	for d := range mine {
+	for d, r := range mine {
 		gone, err := cond.DeleteIfOlder(d, cut)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return deleted, left, fmt.Errorf("broker: erase %s: blob %s: %w", s.ID, d, err)
+			return deleted, fmt.Errorf("blob %s: %w", d, err)
 		}
 		if gone {
+			r.BlobsDeleted++
 			deleted++
 		} else if rc, err := b.db.Blobs().Open(ctx, d); err == nil {
 			rc.Close()
-			left++
+			r.BlobsLeft++
 		}
 	}
 	if deleted > 0 {
 		if err := b.wipeFree(); err != nil {
-			return deleted, left, fmt.Errorf("broker: erase %s: %w", s.ID, err)
+			return deleted, err
 		}
 	}
-	return deleted, left, nil
+	return deleted, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/amtsbote/amtsbote/adapters"
@@ -364,5 +365,74 @@ func TestEraseCaseTakesItsNachreichungen(t *testing.T) {
 	if r, fus, err := e.b.EraseCase(ctx, caseID, "m.meier (admin API)", ""); err != nil || !r.Already || len(fus) != 2 ||
 		!fus[0].Already || !errors.Is(fus[1].Err, ErrConflict) {
 		t.Fatalf("erase the case again: %+v %+v %v", r, fus, err)
+	}
+}
+
+// scanCounting is the real store, counting the broker's scans of every record.
+type scanCounting struct {
+	store.Store
+	scans atomic.Int32
+}
+
+func (c *scanCounting) Scan(fn func(*submission.Submission) bool) error {
+	c.scans.Add(1)
+	return c.Store.Scan(fn)
+}
+
+// TestEraseCaseReadsTheRecordsOnce: which blobs no other case holds takes a
+// read of every record (minutes on a store of a million), and the erasure of
+// a case with k Nachreichungen erased each in turn and read them k+1 times.
+// The records go first now, then the blobs of all in one scan: a blob the
+// case shares with an erased Nachreichung goes (counted for the case), one
+// another case holds stays.
+func TestEraseCaseReadsTheRecordsOnce(t *testing.T) {
+	noEraseGrace(t)
+	var sc *scanCounting
+	e := startEnv(t, t.TempDir(), testConfig, testChannels, func(db *store.DB) store.Store {
+		sc = &scanCounting{Store: db}
+		return sc
+	})
+	ctx := context.Background()
+	receive := func(msg, caseID string, attachment []byte) *submission.Submission {
+		t.Helper()
+		in := intake(msg, "unconfigured")
+		in.CaseID = caseID
+		if attachment != nil {
+			in.Attachments[0].Content = attachment
+		}
+		r, err := e.b.Receive(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, e.b, r.Submission.ID, submission.StateHeld)
+		return r.Submission
+	}
+	photo := []byte("%PDF-1.4 Foto der Erika Mustermann")
+	c := receive("case", "", photo)
+	f1 := receive("nachreichung-1", c.ID, photo) // the same photo again
+	f2 := receive("nachreichung-2", c.ID, nil)   // the attachment another case holds
+	receive("other", "", nil)
+
+	before := sc.scans.Load()
+	res, fus, err := e.b.EraseCase(ctx, c.ID, "op", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := sc.scans.Load() - before; n != 1 {
+		t.Errorf("the erasure of a case with two Nachreichungen read every record %d times, want once", n)
+	}
+	if res.BlobsDeleted != 2 || len(fus) != 2 || fus[0].ID != f1.ID || fus[0].BlobsDeleted != 1 || fus[1].ID != f2.ID || fus[1].BlobsDeleted != 1 {
+		t.Fatalf("blobs deleted: case %d (want its package and the photo), Nachreichungen %+v (want each its package)", res.BlobsDeleted, fus)
+	}
+	for _, d := range []string{c.PackageSHA256, f1.PackageSHA256, f2.PackageSHA256, c.Attachments[0].SHA256} {
+		if rc, err := e.b.db.Blobs().Open(ctx, d); err == nil {
+			rc.Close()
+			t.Errorf("blob %s is still there", d)
+		}
+	}
+	if rc, err := e.b.db.Blobs().Open(ctx, f2.Attachments[0].SHA256); err != nil {
+		t.Errorf("the attachment another case holds went with the erasure: %v", err)
+	} else {
+		rc.Close()
 	}
 }
