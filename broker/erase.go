@@ -163,28 +163,24 @@ func (b *Broker) eraseBlobs(ctx context.Context, actor string, rs []*EraseResult
 	// the server's write timeout may wait; with the request's context a client
 	// hanging up stopped it, the erasure answered with an error and the blobs
 	// stayed until the next hourly sweep.
-	deleted, err := b.deleteUnsharedBlobs(context.WithoutCancel(ctx), rs)
-	if err != nil {
+	if err = b.deleteUnsharedBlobs(context.WithoutCancel(ctx), rs); err != nil {
 		return fmt.Errorf("broker: erase %s: %w", first, err)
 	}
-	if deleted == 0 {
-		// The events as they were, with the office's words, and the record with
-		// the attachments' file names are in free pages now, whether or not a
-		// blob went (deleteUnsharedBlobs wiped after it deleted one). Asked again
-		// (Already), it wipes again: the erasure's record was written when a wipe
-		// failed and the operator was told so, and the repeat the answer asks
-		// for must finish the job, not only say "already removed".
-		if err = b.wipeFree(); err != nil {
-			return fmt.Errorf("broker: erase %s: %w", first, err)
-		}
+	// The events as they were, with the office's words, and the records with
+	// the attachments' file names are in free pages now, and so are the blobs
+	// that went. Asked again (Already), it wipes again: the erasure's record
+	// was written when a wipe failed and the operator was told so, and the
+	// repeat the answer asks for must finish the job, not only say "already
+	// removed".
+	if err = b.wipeFree(); err != nil {
+		return fmt.Errorf("broker: erase %s: %w", first, err)
 	}
 	return nil
 }
 
 // deleteUnsharedBlobs deletes the blobs of the records rs that no other record
-// references, counts in each how many it deleted and how many it left because
-// they are recent, and returns how many it deleted in all. A blob two of them
-// hold is counted for the first. The scan reads every record (a few seconds on
+// references and counts in each how many it deleted and how many it left
+// because they are recent. A blob two of them hold is counted for the first. The scan reads every record (a few seconds on
 // a store of hundreds of thousands), which is fine for an operator's request.
 // Why the cut-off lies eraseGrace before the scan, not at its start: a request
 // that will reference the same content (a portal sending the same attachment
@@ -195,24 +191,24 @@ func (b *Broker) eraseBlobs(ctx context.Context, actor string, rs []*EraseResult
 // was acknowledged without it. Such a request keeps its blobs refreshed until
 // it commits (store.HoldRefresh, intake's holding), so a blob of it is never
 // older than store.HoldGrace.
-func (b *Broker) deleteUnsharedBlobs(ctx context.Context, rs []*EraseResult) (deleted int, err error) {
+func (b *Broker) deleteUnsharedBlobs(ctx context.Context, rs []*EraseResult) error {
 	cond, ok := b.db.Blobs().(store.CondDeleter)
 	if !ok {
-		return 0, nil // left to the retention's sweep
+		return nil // left to the retention's sweep
 	}
 	began := time.Now()
 	mine := map[string]*EraseResult{} // digest -> the record it is counted for
-	erased := map[string]bool{}
 	for _, r := range rs {
-		erased[r.Submission.ID] = true
 		for _, d := range r.Submission.Digests() {
 			if _, dup := mine[d]; d != "" && !dup {
 				mine[d] = r
 			}
 		}
 	}
-	err = b.db.Scan(func(o *submission.Submission) bool {
-		if !erased[o.ID] && o.BytesRemovedAt == nil {
+	// The records of rs say their bytes are removed (eraseRecord committed
+	// that before), so the scan passes over them as over every erased case.
+	err := b.db.Scan(func(o *submission.Submission) bool {
+		if o.BytesRemovedAt == nil {
 			for _, d := range o.Digests() {
 				delete(mine, d)
 			}
@@ -223,26 +219,20 @@ func (b *Broker) deleteUnsharedBlobs(ctx context.Context, rs []*EraseResult) (de
 		err = ctx.Err()
 	}
 	if err != nil {
-		return 0, fmt.Errorf("scan: %w", err)
+		return fmt.Errorf("scan: %w", err)
 	}
 	cut := began.Add(-eraseGrace)
 	for d, r := range mine {
 		gone, err := cond.DeleteIfOlder(d, cut)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return deleted, fmt.Errorf("blob %s: %w", d, err)
+			return fmt.Errorf("blob %s: %w", d, err)
 		}
 		if gone {
 			r.BlobsDeleted++
-			deleted++
 		} else if rc, err := b.db.Blobs().Open(ctx, d); err == nil {
 			rc.Close()
 			r.BlobsLeft++
 		}
 	}
-	if deleted > 0 {
-		if err := b.wipeFree(); err != nil {
-			return deleted, err
-		}
-	}
-	return deleted, nil
+	return nil
 }
