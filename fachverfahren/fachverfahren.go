@@ -266,7 +266,7 @@ func (o *Office) hook(w http.ResponseWriter, r *http.Request) {
 	if dup {
 		return
 	}
-	o.logf("webhook received: submission %s%s, signatures (Standard Webhooks, FIT-Connect) verified", n.SubmissionID, caseNote(n.SubmissionID, notifiedCase(n)))
+	o.logf("webhook received: submission %s%s, signatures (Standard Webhooks, FIT-Connect) verified", n.SubmissionID, CaseNote(n.SubmissionID, notifiedCase(n)))
 	o.wg.Add(1)
 	go func() {
 		defer o.wg.Done()
@@ -994,7 +994,7 @@ func (o *Office) pollEach(ctx context.Context, base, token string, subs []wire.O
 		}
 		r.taken[s.ID] = true
 		if !retry {
-			o.logf("poll found submission %s%s waiting for the office", s.ID, caseNote(s.ID, s.CaseID))
+			o.logf("poll found submission %s%s waiting for the office", s.ID, CaseNote(s.ID, s.CaseID))
 			first = pollRetry{s: s, since: time.Now()}
 		}
 		out := o.process(ctx, pollNotification(base, s), token)
@@ -1039,11 +1039,10 @@ type pollRetry struct {
 	reported bool
 }
 
-// pollNotification is what a notification would have said of s: the office's
-// links at base, the digests the list gives.
-// caseNote is ", a Nachreichung to case C" for the submission id whose case
-// is another's (an office system files it with that case), else "".
-func caseNote(id, caseID string) string {
+// CaseNote is ", a Nachreichung to case C" for the submission id whose case
+// is another's (an office system files it with that case), else "": the
+// words of this office system's log and of the demo's other office sides.
+func CaseNote(id, caseID string) string {
 	if caseID == "" || caseID == id {
 		return ""
 	}
@@ -1061,6 +1060,8 @@ func notifiedCase(n webhook.Notification) string {
 	return ""
 }
 
+// pollNotification is what a notification would have said of s: the office's
+// links at base, the digests the list gives.
 func pollNotification(base string, s wire.OfficeSubmission) webhook.Notification {
 	n := webhook.Notification{SubmissionID: s.ID, DeliveryID: s.DeliveryID,
 		Package: webhook.PackageRef{SHA256: s.PackageSHA256, Size: s.PackageSize, Href: base + wire.OfficePackagePath(s.ID)},

@@ -128,12 +128,6 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// where it decides), for awaitDone: the application first, its
 	// Nachreichung later.
 	done := make(chan string, 16)
-	finished := func(s *submission.Submission) {
-		select {
-		case done <- s.ID:
-		default:
-		}
-	}
 	g.Broker.Observe(func(s *submission.Submission, e submission.Event) {
 		switch e.Type {
 		case submission.EventReceived:
@@ -153,11 +147,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		case submission.EventDelivered:
 			out.say("gateway", "delivered by %s: %s", e.Channel, e.Detail)
 			if !office.decides() {
-				finished(s)
+				offerID(done, s.ID)
 			}
 		case submission.EventAccepted, submission.EventRejected:
 			out.say("gateway", "office answered: %s", strings.TrimSpace(e.Type+" "+e.Detail))
-			finished(s)
+			offerID(done, s.ID)
 		case submission.EventFetched:
 			out.say("gateway", "fetched by %s: the office's system read the package; it takes it by confirming", e.Channel)
 		case submission.EventReplied:
@@ -317,6 +311,15 @@ func submitDemo(ctx context.Context, client *portal.Client, p *paket.Paket, what
 		return nil, fmt.Errorf("%s refused: %d %s: %s", what, res.Status, res.Problem.Type, res.Problem.Detail)
 	}
 	return res, nil
+}
+
+// offerID puts id on ids (an observer's) unless the channel is full: the
+// broker's goroutine that observes must not wait for the demo.
+func offerID(ids chan<- string, id string) {
+	select {
+	case ids <- id:
+	default:
+	}
 }
 
 // awaitID waits until id comes on ids (an observer's: the packages an office

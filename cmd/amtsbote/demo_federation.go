@@ -172,10 +172,7 @@ responsibilities:
 			case submission.EventAccepted, submission.EventRejected:
 				out.say(label, "office decision: %s %s (by %s)", e.Type, e.Detail, e.Actor)
 				if isSN {
-					select {
-					case done <- sub.ID:
-					default:
-					}
+					offerID(done, sub.ID)
 				}
 			case submission.EventReplied:
 				if isSN {

@@ -302,11 +302,7 @@ func (t *transferOffice) scan() {
 			}
 			names = append(names, f.Path)
 		}
-		var of string
-		if idx.CaseID != "" {
-			of = ", a Nachreichung to case " + idx.CaseID + " (index.json: case_id)"
-		}
-		t.out.say("Stadt Dresden", "import found case %s%s: %s", idx.Case, of, strings.Join(names, ", "))
+		t.out.say("Stadt Dresden", "import found case %s%s: %s", idx.Case, fachverfahren.CaseNote(idx.SubmissionID, idx.CaseID), strings.Join(names, ", "))
 		// Noted before the move: the move is the confirmation, and the demo
 		// asks (check) as soon as the gateway has seen it.
 		t.note(idx.SubmissionID, err)
@@ -387,11 +383,11 @@ func (m *mailboxOffice) start(ctx context.Context, g *gateway.Gateway) error {
 			}
 			page, err := clerk.Open(ctx, id[1])
 			if err == nil {
-				var of string
+				var caseID string
 				if c := caseOf.FindStringSubmatch(page); c != nil {
-					of = ", a Nachreichung to case " + c[1]
+					caseID = c[1]
 				}
-				m.out.say("Stadt Dresden", "clerk opens case %s%s: the form shows %q", id[1], of, firstMatch(page, "Der Papierkorb[^<]*"))
+				m.out.say("Stadt Dresden", "clerk opens case %s%s: the form shows %q", id[1], fachverfahren.CaseNote(id[1], caseID), firstMatch(page, "Der Papierkorb[^<]*"))
 				_, err = clerk.Decide(ctx, id[1], true, "")
 			}
 			if err == nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/config"
+	"github.com/amtsbote/amtsbote/fachverfahren"
 	"github.com/amtsbote/amtsbote/gateway"
 	"github.com/amtsbote/amtsbote/signing"
 	"github.com/amtsbote/amtsbote/xta"
@@ -94,11 +95,8 @@ func (x *xtaOffice) start(ctx context.Context, g *gateway.Gateway) error {
 			if seen {
 				continue
 			}
-			var of string
-			if c := md.Property("amtsbote:caseId"); c != "" && c != id {
-				of = ", a Nachreichung to case " + c
-			}
-			x.out.say("Fachverfahren", "getStatusList: %s waiting (%s, %d bytes%s)", md.XTAMessageID, md.MessageType, md.MessageSize, of)
+			x.out.say("Fachverfahren", "getStatusList: %s waiting (%s, %d bytes%s)", md.XTAMessageID, md.MessageType, md.MessageSize,
+				fachverfahren.CaseNote(id, md.Property("amtsbote:caseId")))
 			err := x.take(ctx, c, verifier, md)
 			x.mu.Lock()
 			x.handled[id] = err
