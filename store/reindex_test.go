@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -160,5 +161,63 @@ func TestReindexRepairsTheFollowUpIndex(t *testing.T) {
 	}
 	if got, _ := db.FollowUps("fu-other"); len(got) != 0 {
 		t.Errorf("the wrong case still lists %v", got)
+	}
+}
+
+// TestWalkOfficePassesOverEntriesNoRecordAccountsFor: an office's list read
+// each entry's record and failed on one whose record was gone (the office's
+// whole listing then failed, the mailbox's and the pull API's) and handed on
+// the case an entry named whatever office the record said (another office's
+// case in this office's list). The JetStream store passed over both; bbolt
+// does now, until `store reindex` removes the entries.
+func TestWalkOfficePassesOverEntriesNoRecordAccountsFor(t *testing.T) {
+	dir := t.TempDir()
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var own []string
+	for _, x := range []struct{ id, office string }{{"wo-1", "office-a"}, {"wo-2", "office-b"}, {"wo-3", "office-a"}} {
+		s := storetest.NewSubmission(x.id, "amt24", "m-"+x.id)
+		s.OfficeID = x.office
+		if _, _, _, err := db.Create(context.Background(), s, []submission.Event{{Type: submission.EventReceived}}, "in", []byte("r")); err != nil {
+			t.Fatal(err)
+		}
+		if x.office == "office-a" {
+			own = append(own, x.id)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	storetest.EditFile(t, dir, func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("by_office"))
+		for _, id := range []string{"wo-0", "wo-2", "wo-2x", "wo-4"} { // gone, office-b's, gone, gone
+			if err := b.Put([]byte("office-a\x00"+id), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	db, err = store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, after := range []string{"", "wo-1"} {
+		var walked []string
+		if err := db.WalkOffice("office-a", after, func(s *submission.Submission) bool {
+			walked = append(walked, s.ID)
+			return true
+		}); err != nil {
+			t.Fatalf("after %q: %v", after, err)
+		}
+		want := own
+		if after != "" {
+			want = own[1:]
+		}
+		if !slices.Equal(walked, want) {
+			t.Errorf("WalkOffice(office-a, after %q) = %v, want %v", after, walked, want)
+		}
 	}
 }

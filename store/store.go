@@ -258,7 +258,9 @@ type Store interface {
 	Waiting(officeID string) ([]Waiting, error)
 	// WalkOffice calls fn for the office's submissions after the id after (""
 	// from the first), oldest first, until fn returns false; like Scan it need
-	// not be a snapshot.
+	// not be a snapshot. An entry of the office's index whose record is gone or
+	// names another office is passed over: a damaged index costs the office
+	// neither its list nor another office's case.
 	WalkOffice(officeID, after string, fn func(*submission.Submission) bool) error
 	// Scan calls fn for every submission until fn returns false. It need not be
 	// a snapshot (a store may read in parts, so as not to hold back writers): a
@@ -1198,10 +1200,16 @@ func (db *DB) WalkOffice(officeID, after string, fn func(*submission.Submission)
 				return true, nil
 			}
 			s, err := getSubmission(tx, id)
+			after, n = id, n+1
+			if errors.Is(err, ErrNotFound) || err == nil && s.OfficeID != officeID {
+				// An entry no record accounts for (a disk fault, a bug; `store
+				// reindex` removes it) neither fails the office's whole list nor
+				// hands it another office's case, as in the JetStream store.
+				continue
+			}
 			if err != nil {
 				return false, err
 			}
-			after, n = id, n+1
 			if !fn(s) {
 				return false, nil
 			}
