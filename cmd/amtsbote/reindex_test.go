@@ -134,7 +134,7 @@ func TestStoreReindexRepairsIndexFaults(t *testing.T) {
 	dir, idem := indexFaultStore(t)
 
 	var o, e bytes.Buffer
-	if rc := runStore(ctx, []string{"verify", "-data", dir}, &o, &e); rc != 1 || !strings.Contains(o.String(), "7 index faults") {
+	if rc := runStore(ctx, []string{"verify", "-data", dir}, &o, &e); rc != 1 || !strings.Contains(o.String(), "10 index faults") {
 		t.Fatalf("verify before: rc %d\n%s%s", rc, o.String(), e.String())
 	}
 	o.Reset()

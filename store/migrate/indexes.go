@@ -16,7 +16,7 @@ import (
 // operator's list shows it; one left in the outbox is delivered again.
 type IndexFault struct {
 	SubmissionID string
-	Index        string // "outbox", "handed_over", "held", "undecided" or "follow_ups"
+	Index        string // "outbox", "handed_over", "held", "undecided", "follow_ups", "by_office", "replies" or "idempotency"
 	Problem      string
 }
 
@@ -209,12 +209,53 @@ func confirmFaults(src store.Store, faults []IndexFault) ([]IndexFault, error) {
 func has(m map[string]store.Waiting, id string) bool { _, ok := m[id]; return ok }
 
 // recordFaults are one record's faults: its place in the waiting indexes as
-// listed (faultsOf), and for a Nachreichung its entry under its case in the
-// index by case (store.Store.FollowUps), read for it alone — a node of an
-// older build of a cluster writes none, and the case's page in the mailbox
-// and the office API's caseId list then leave it out.
+// listed (faultsOf), and the entries the record's own writes keep that are
+// read for it alone (a node of an older build of a cluster writes none of a
+// newer index, a disk fault or a bug may lose one of any):
+//   - by_office: the record in its office's list (store.Store.WalkOffice) —
+//     without it the office's listings, the pull API's and the mailbox's,
+//     leave the case out, and a case nobody lists reaches nobody;
+//   - idempotency: its sender and NachrichtID find it (FindByMessage) —
+//     without it the portal's repeat of the package is taken as a new one and
+//     reaches the office twice;
+//   - replies: each reply with the office's message id found by it
+//     (RepliesByMessage) — without it XTA answers a transport report on that
+//     reply with "unknown XTAMessageID";
+//   - follow_ups: a Nachreichung under its case (FollowUps) — without it the
+//     case's page in the mailbox and the office API's caseId list leave it out.
+//
+// They are the entries `amtsbote store reindex` writes as the record's writes
+// would (store.DB.Reindex), so what is named here it repairs — except an
+// idempotency key that names another live record, which it leaves alone (two
+// records of one message are no index's fault) and this check passes over.
 func recordFaults(src store.Store, v *indexView, s *submission.Submission) ([]IndexFault, error) {
 	out := v.faultsOf(s)
+	if s.OfficeID != "" {
+		listed, err := inOfficeList(src, s.OfficeID, s.ID)
+		if err != nil {
+			return nil, fmt.Errorf("migrate: the list of office %s: %w", s.OfficeID, err)
+		}
+		if !listed {
+			out = append(out, IndexFault{s.ID, "by_office", fmt.Sprintf("not in the list of its office %s, whose listings (pull API, mailbox) leave it out", s.OfficeID)})
+		}
+	}
+	if _, err := src.FindByMessage(s.Sender, s.MessageID); errors.Is(err, store.ErrNotFound) {
+		out = append(out, IndexFault{s.ID, "idempotency", fmt.Sprintf("message %s of %s does not find it: a repeat of the package would be taken as a new case", s.MessageID, s.Sender)})
+	} else if err != nil {
+		return nil, fmt.Errorf("migrate: the idempotency key of %s: %w", s.ID, err)
+	}
+	for _, r := range s.Replies {
+		if r.MessageID == "" {
+			continue
+		}
+		ids, err := src.RepliesByMessage(r.MessageID)
+		if err != nil {
+			return nil, fmt.Errorf("migrate: the replies of message id %s: %w", r.MessageID, err)
+		}
+		if !slices.Contains(ids, s.ID) {
+			out = append(out, IndexFault{s.ID, "replies", fmt.Sprintf("its reply %s is not found by its message id %s (XTA: \"unknown XTAMessageID\")", r.ID, r.MessageID)})
+		}
+	}
 	if s.CaseID == "" {
 		return out, nil
 	}
@@ -226,4 +267,29 @@ func recordFaults(src store.Store, v *indexView, s *submission.Submission) ([]In
 		out = append(out, IndexFault{s.ID, "follow_ups", fmt.Sprintf("not listed under its case %s, whose page and caseId list leave it out", s.CaseID)})
 	}
 	return out, nil
+}
+
+// inOfficeList reports whether the office's list holds id, reading one record:
+// it walks the list from a key just below id (justBefore), so the first record
+// the walk meets is id's when the list holds it.
+func inOfficeList(src store.Store, officeID, id string) (bool, error) {
+	found := false
+	err := src.WalkOffice(officeID, justBefore(id), func(s *submission.Submission) bool {
+		found = s.ID == id
+		return false
+	})
+	return found, err
+}
+
+// justBefore is a string that sorts before id with no id between the two: id
+// with its last byte one less and then 0xff, which no id (text) continues with.
+func justBefore(id string) string {
+	if id == "" {
+		return ""
+	}
+	last := id[len(id)-1]
+	if last == 0 {
+		return id[:len(id)-1]
+	}
+	return id[:len(id)-1] + string([]byte{last - 1, 0xff})
 }

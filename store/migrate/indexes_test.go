@@ -55,6 +55,20 @@ func TestCheckNamesIndexFaults(t *testing.T) {
 		return out
 	}
 	undecided, decided := awaits("01a2-undecided"), awaits("01a2-decided")
+	// Replies with the office's message id (XTA's XTAMessageID) to both.
+	reply := func(s *submission.Submission, msg string) {
+		d, err := db.Blobs().Put([]byte("reply " + msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Update(s.ID, func(x *submission.Submission) ([]submission.Event, error) {
+			return x.AddReply(time.Now().UTC(), submission.Reply{ID: "r-" + msg, Kind: "Bescheid", MessageID: msg, SHA256: d, Channel: "xta"})
+		}); err != nil {
+			t.Fatalf("reply %s: %v", msg, err)
+		}
+	}
+	reply(undecided, "xta-msg-1")
+	reply(decided, "xta-msg-2")
 	if _, err := db.Update(decided.ID, func(x *submission.Submission) ([]submission.Event, error) {
 		return x.Decide(time.Now().UTC(), "", submission.OutcomeAccepted, "", "fv")
 	}); err != nil {
@@ -69,7 +83,7 @@ func TestCheckNamesIndexFaults(t *testing.T) {
 	if _, _, _, err := db.Create(context.Background(), nach, []submission.Event{{Type: submission.EventReceived}}, "in", []byte("r")); err != nil {
 		t.Fatal(err)
 	}
-	mk("01a2-queued", submission.StateQueued)
+	queued := mk("01a2-queued", submission.StateQueued)
 	// An XTA message fetched and not yet closed, whose entry a morning build of
 	// 2026-12-05 wrote without the fetched bit: sound (an audit: it was a fault).
 	xta := storetest.NewSubmission("01a2-fetched", "amt24", "m-01a2-fetched")
@@ -115,6 +129,18 @@ func TestCheckNamesIndexFaults(t *testing.T) {
 		if err := tx.Bucket([]byte("undecided")).Put([]byte(decided.ID), store.WaitingValue(undecided)); err != nil {
 			return err
 		}
+		// The indexes the records' writes keep beside the waiting ones: the
+		// office's list, the idempotency key, a reply by its message id.
+		if err := tx.Bucket([]byte("by_office")).Delete([]byte(queued.OfficeID + "\x00" + queued.ID)); err != nil {
+			return err
+		}
+		if err := tx.Bucket([]byte("idempotency")).Delete([]byte(held.Sender + "\x00" + held.MessageID)); err != nil {
+			return err
+		}
+		rh := store.ReplyIndexHash("xta-msg-2")
+		if err := tx.Bucket([]byte("replies")).Delete(append(rh[:], decided.ID...)); err != nil {
+			return err
+		}
 		return tx.Bucket([]byte("outbox")).Put([]byte("01a2-gone"), nil)
 	})
 	db, err = store.Open(dir, store.Options{})
@@ -140,12 +166,15 @@ func TestCheckNamesIndexFaults(t *testing.T) {
 		"submission 01a2-undecided, index undecided: not listed, but the case is delivered via api and awaits its office's decision",
 		"submission 01a2-decided, index undecided: listed, but the case is accepted",
 		"submission 01a2-nachreichung, index follow_ups: not listed under its case 01a2-handed",
+		`submission 01a2-queued, index by_office: not in the list of its office ` + queued.OfficeID,
+		"submission 01a2-held, index idempotency: message m-01a2-held of amt24 does not find it",
+		"submission 01a2-decided, index replies: its reply r-xta-msg-2 is not found by its message id xta-msg-2",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("missing %q in:\n%s", want, all)
 		}
 	}
-	if len(faults) != 7 || st.IndexFaults != 7 {
-		t.Errorf("%d faults (stats %d), want 7:\n%s", len(faults), st.IndexFaults, all)
+	if len(faults) != 10 || st.IndexFaults != 10 {
+		t.Errorf("%d faults (stats %d), want 10:\n%s", len(faults), st.IndexFaults, all)
 	}
 }

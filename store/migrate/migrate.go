@@ -311,10 +311,12 @@ type CheckStats struct {
 // progress, if set, is called every 1000 submissions.
 //
 // It also compares each record with the waiting indexes (outbox, handed over,
-// held: membership by state, and the entry's value) and a Nachreichung with the
-// index by case (its entry under its case) and returns what disagrees
-// on a second look (IndexFault): the check an operator runs after an upgrade or a
-// disk fault, which docs/architecture.md promised and which read only blobs.
+// held, undecided: membership by state, and the entry's value) and with the
+// entries its writes keep elsewhere — its office's list, its idempotency key,
+// its replies by message id, a Nachreichung's entry under its case
+// (recordFaults) — and returns what disagrees on a second look (IndexFault):
+// the check an operator runs after an upgrade or a disk fault, which
+// docs/architecture.md promised and which read only blobs.
 func Check(ctx context.Context, src store.Store, progress func(CheckStats)) (CheckStats, []Unreadable, []IndexFault, error) {
 	st, bad, view, faults, err := check(ctx, src, progress)
 	if err != nil {

@@ -121,6 +121,25 @@ func TestBBoltToJetStreamAndBack(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	src := filledStore(t, 12)
+	// A reply with the office's message id, which the reply index holds.
+	var answered string
+	if err := src.Scan(func(s *submission.Submission) bool {
+		if s.DeliveredAt != nil {
+			answered = s.ID
+		}
+		return answered == ""
+	}); err != nil || answered == "" {
+		t.Fatalf("no delivered case: %v", err)
+	}
+	d, err := src.Blobs().Put([]byte("Bescheid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Update(answered, func(x *submission.Submission) ([]submission.Event, error) {
+		return x.AddReply(time.Now().UTC(), submission.Reply{ID: "r1", Kind: "Bescheid", MessageID: "xta-1", SHA256: d, Size: 8, Channel: "xta"})
+	}); err != nil {
+		t.Fatal(err)
+	}
 
 	exp, err := Export(ctx, src, filepath.Join(dir, "export1"), nil)
 	if err != nil || exp.Blobs == 0 {
@@ -141,6 +160,13 @@ func TestBBoltToJetStreamAndBack(t *testing.T) {
 		t.Fatalf("import: %+v %v (export wrote %d blobs)", st, err, exp.Blobs)
 	}
 	same(t, snap(t, src), snap(t, js))
+	// Both stores agree with their indexes, every one Check reads: the
+	// office's list, the idempotency keys and the reply index included.
+	for name, st := range map[string]store.Store{"bbolt": src, "jetstream": js} {
+		if _, _, faults, err := Check(ctx, st, nil); err != nil || len(faults) != 0 {
+			t.Fatalf("%s: index faults %v %v", name, faults, err)
+		}
+	}
 	if a, b := outbox(t, src), outbox(t, js); !reflect.DeepEqual(a, b) || len(a) != 8 {
 		t.Fatalf("outbox %v vs %v", a, b)
 	}
