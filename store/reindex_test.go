@@ -221,3 +221,80 @@ func TestWalkOfficePassesOverEntriesNoRecordAccountsFor(t *testing.T) {
 		}
 	}
 }
+
+// TestStrayEntriesInChunks: the entries no record accounts for are listed in
+// read transactions of a few entries each, each once across the chunks' edges,
+// and exactly those Reindex then removes; the file is not changed by the listing.
+func TestStrayEntriesInChunks(t *testing.T) {
+	defer store.SetReindexChunk(2)()
+	dir := t.TempDir()
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		s := storetest.NewSubmission(fmt.Sprintf("se-%d", i), "amt24", fmt.Sprintf("m-se-%d", i))
+		if _, _, _, err := db.Create(context.Background(), s, []submission.Event{{Type: submission.EventReceived}}, "in", []byte("r")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	storetest.EditFile(t, dir, func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("by_office"))
+		for _, id := range []string{"se-0x", "se-2x", "se-4x"} { // between and after the records' entries
+			if err := b.Put([]byte("office-a\x00"+id), nil); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket([]byte("idempotency")).Put([]byte("amt24\x00m-se-1"), []byte("se-3")) // another message's case
+	})
+	// Two records of one message: se-4 says it is m-se-0 too. The key of
+	// m-se-0 stays se-0's, which is that message's; se-4's old key is stray.
+	if err := store.RewriteRecord(dir, "se-4", func(m map[string]any) bool { m["messageId"] = "m-se-0"; return true }); err != nil {
+		t.Fatal(err)
+	}
+	db, err = store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for range 2 { // a listing changes nothing
+		es, err := db.StrayEntries(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []store.StrayEntry{
+			{Index: "by_office", ID: "se-0x", Name: "office-a", Gone: true},
+			{Index: "by_office", ID: "se-2x", Name: "office-a", Gone: true},
+			{Index: "by_office", ID: "se-4x", Name: "office-a", Gone: true},
+			{Index: "idempotency", ID: "se-3", Name: "amt24\x00m-se-1"},
+			{Index: "idempotency", ID: "se-4", Name: "amt24\x00m-se-4"},
+		}
+		if !slices.Equal(es, want) {
+			t.Fatalf("StrayEntries = %+v, want %+v", es, want)
+		}
+	}
+	rep, err := db.Reindex(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The idempotency key of se-1 is pointed at se-1 again: rewritten, not
+	// removed as an entry se-3 does not account for.
+	if ix := rep.Indexes[len(rep.Indexes)-1]; ix.Index != "idempotency" || ix.Rewritten != 1 || ix.Removed != 1 || ix.Added != 0 {
+		t.Errorf("idempotency: %+v", ix)
+	}
+	if rep.Changed() != 5 {
+		t.Fatalf("reindex changed %d entries, want the 5 listed: %+v", rep.Changed(), rep)
+	}
+	if s, err := db.FindByMessage("amt24", "m-se-0"); err != nil || s.ID != "se-0" {
+		t.Fatalf("m-se-0: %v %v", s, err)
+	}
+	if es, err := db.StrayEntries(context.Background()); err != nil || len(es) != 0 {
+		t.Fatalf("after reindex: %+v %v", es, err)
+	}
+	if _, _, faults, err := migrate.Check(context.Background(), db, nil); err != nil || len(faults) != 0 {
+		t.Fatalf("after reindex: %v %v", faults, err)
+	}
+}

@@ -134,8 +134,23 @@ func TestStoreReindexRepairsIndexFaults(t *testing.T) {
 	dir, idem := indexFaultStore(t)
 
 	var o, e bytes.Buffer
-	if rc := runStore(ctx, []string{"verify", "-data", dir}, &o, &e); rc != 1 || !strings.Contains(o.String(), "10 index faults") {
+	// Verify names every entry reindex changes below, each once: a store it
+	// passes gives reindex nothing to do.
+	if rc := runStore(ctx, []string{"verify", "-data", dir}, &o, &e); rc != 1 || !strings.Contains(o.String(), "14 index faults") {
 		t.Fatalf("verify before: rc %d\n%s%s", rc, o.String(), e.String())
+	}
+	for _, want := range []string{
+		"index: submission ri-queued, index by_office: not in the list of its office",
+		"index: submission ri-delivered, index by_office: an entry in the list of office another-office, but the case names another office\n",
+		"index: submission ri-gone, index by_office: an entry in the list of office " + idem.OfficeID + ", but the case is gone\n",
+		"index: submission ri-answered, index replies: its reply r1 is not found by its message id xta-4711",
+		"index: submission ri-answered, index replies: an entry for a reply, but the case names no reply with that message id\n",
+		"index: submission ri-held, index idempotency: message " + idem.MessageID + " of " + idem.Sender + " does not find it",
+		"index: submission ri-gone, index idempotency: the key of message m-ri-gone of amt24, but the case is gone\n",
+	} {
+		if !strings.Contains(o.String(), want) {
+			t.Errorf("verify: missing %q in:\n%s", want, o.String())
+		}
 	}
 	o.Reset()
 	e.Reset()

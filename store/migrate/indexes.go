@@ -1,9 +1,11 @@
 package migrate
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/amtsbote/amtsbote/store"
 	"github.com/amtsbote/amtsbote/submission"
@@ -292,4 +294,53 @@ func justBefore(id string) string {
 		return id[:len(id)-1]
 	}
 	return id[:len(id)-1] + string([]byte{last - 1, 0xff})
+}
+
+// strayLister is a store that lists the entries of its indexes keyed by a name
+// that no record accounts for (store.DB.StrayEntries).
+type strayLister interface {
+	StrayEntries(ctx context.Context) ([]store.StrayEntry, error)
+}
+
+// strayFaults are the entries of the office lists, the index by case, the reply
+// index and the idempotency keys that no record accounts for, on a store that
+// lists them: a bbolt file, which a check reads with its gateway stopped, so
+// they need no second look. With them a store `store verify` finds sound
+// leaves `store reindex` nothing to do. Harmless where they are read — the
+// walks pass over them, a key of a gone record finds nothing — but a sign of
+// the damage that may have cost others their entries.
+func strayFaults(ctx context.Context, src store.Store) ([]IndexFault, error) {
+	l, ok := src.(strayLister)
+	if !ok {
+		return nil, nil
+	}
+	es, err := l.StrayEntries(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]IndexFault, 0, len(es))
+	for _, e := range es {
+		out = append(out, IndexFault{e.ID, e.Index, strayWords(e)})
+	}
+	return out, nil
+}
+
+// strayWords is what a stray entry says, for an operator.
+func strayWords(e store.StrayEntry) string {
+	var where, other string
+	switch e.Index {
+	case "by_office":
+		where, other = fmt.Sprintf("an entry in the list of office %s", e.Name), "another office"
+	case "follow_ups":
+		where, other = fmt.Sprintf("an entry under the case %s", e.Name), "another case"
+	case "replies":
+		where, other = "an entry for a reply", "no reply with that message id"
+	default:
+		sender, msg, _ := strings.Cut(e.Name, "\x00")
+		where, other = fmt.Sprintf("the key of message %s of %s", msg, sender), "another message"
+	}
+	if e.Gone {
+		return where + ", but the case is gone"
+	}
+	return where + ", but the case names " + other
 }

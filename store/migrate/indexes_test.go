@@ -24,7 +24,10 @@ import (
 // decision and is missing from it, and a decided one left in it (what an older
 // build's decision leaves: the alert would fire for it for ever), and for the
 // index by case: a Nachreichung missing from it (an older build's node wrote
-// it).
+// it). Since 2026-12-07 evening also the indexes the records' writes keep
+// beside those: a case missing from its office's list, an idempotency key and
+// a reply's entry missing, and an entry under a case the Nachreichung does not
+// name (what `store reindex` changed while verify called the store sound).
 func TestCheckNamesIndexFaults(t *testing.T) {
 	dir := t.TempDir()
 	db, err := store.Open(dir, store.Options{})
@@ -126,6 +129,9 @@ func TestCheckNamesIndexFaults(t *testing.T) {
 		if err := tx.Bucket([]byte("follow_ups")).Delete([]byte(handed.ID + "\x00" + nach.ID)); err != nil {
 			return err
 		}
+		if err := tx.Bucket([]byte("follow_ups")).Put([]byte(queued.ID+"\x00"+nach.ID), nil); err != nil {
+			return err
+		}
 		if err := tx.Bucket([]byte("undecided")).Put([]byte(decided.ID), store.WaitingValue(undecided)); err != nil {
 			return err
 		}
@@ -169,12 +175,13 @@ func TestCheckNamesIndexFaults(t *testing.T) {
 		`submission 01a2-queued, index by_office: not in the list of its office ` + queued.OfficeID,
 		"submission 01a2-held, index idempotency: message m-01a2-held of amt24 does not find it",
 		"submission 01a2-decided, index replies: its reply r-xta-msg-2 is not found by its message id xta-msg-2",
+		"submission 01a2-nachreichung, index follow_ups: an entry under the case 01a2-queued, but the case names another case",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("missing %q in:\n%s", want, all)
 		}
 	}
-	if len(faults) != 10 || st.IndexFaults != 10 {
-		t.Errorf("%d faults (stats %d), want 10:\n%s", len(faults), st.IndexFaults, all)
+	if len(faults) != 11 || st.IndexFaults != 11 {
+		t.Errorf("%d faults (stats %d), want 11:\n%s", len(faults), st.IndexFaults, all)
 	}
 }

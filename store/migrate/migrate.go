@@ -314,7 +314,9 @@ type CheckStats struct {
 // held, undecided: membership by state, and the entry's value) and with the
 // entries its writes keep elsewhere — its office's list, its idempotency key,
 // its replies by message id, a Nachreichung's entry under its case
-// (recordFaults) — and returns what disagrees on a second look (IndexFault):
+// (recordFaults), and on a store that can list them the entries of those
+// indexes no record accounts for (strayFaults) — and returns what disagrees on
+// a second look (IndexFault):
 // the check an operator runs after an upgrade or a disk fault, which
 // docs/architecture.md promised and which read only blobs.
 func Check(ctx context.Context, src store.Store, progress func(CheckStats)) (CheckStats, []Unreadable, []IndexFault, error) {
@@ -329,6 +331,11 @@ func Check(ctx context.Context, src store.Store, progress func(CheckStats)) (Che
 	if faults, err = confirmFaults(src, append(faults, more...)); err != nil {
 		return st, bad, nil, fmt.Errorf("migrate: index entries: %w", err)
 	}
+	stray, err := strayFaults(ctx, src)
+	if err != nil {
+		return st, bad, nil, fmt.Errorf("migrate: index entries: %w", err)
+	}
+	faults = append(faults, stray...)
 	st.IndexFaults = len(faults)
 	return st, bad, faults, nil
 }
