@@ -272,9 +272,12 @@ func configFlags(name string, stderr io.Writer, configUse string) (fs *flag.Flag
 
 // runVerifyStore: `amtsbote store verify` reads every package, attachment and reply
 // the store's records name, checks each one's SHA-256 and names the submissions
-// whose bytes cannot be read (exit 1). For a cluster store written during NATS node
-// failures by a build before 2026-12-02 (docs/cluster.md, "Limits"), where it runs
-// beside the serving gateways; a single node's bbolt file must be free (stopped).
+// whose bytes cannot be read, and compares every record with the indexes its
+// writes keep (migrate.Check): an index fault or an unreadable blob is exit 1.
+// For a cluster store written during NATS node failures by a build before
+// 2026-12-02 (docs/cluster.md, "Limits"), or after an older build wrote, where it
+// runs beside the serving gateways; a single node's bbolt file must be free
+// (stopped), and what verify names there `store reindex` repairs.
 func runVerifyStore(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, loadConfig := storeFlags("verify", stderr, "the configuration whose store is checked")
 	if err := fs.Parse(args); err != nil {
@@ -306,7 +309,8 @@ func runVerifyStore(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 // runReindexStore: `amtsbote store reindex` rebuilds a single node's derived
-// indexes (outbox, handed_over, held, undecided, by_office, replies, idempotency)
+// indexes (outbox, handed_over, held, undecided, by_office, replies, follow_ups,
+// idempotency)
 // from the records, with the gateway stopped, and says per index what it added,
 // removed and rewrote: the repair of the faults `store verify` names after an
 // older build wrote to the store (a way back a release and forward again, which
