@@ -180,3 +180,31 @@ func TestBudgetWithinKeepsTheParentsRest(t *testing.T) {
 		t.Fatalf("the part after the parent's room came back: %v", err)
 	}
 }
+
+// TestBudgetWithinWaitsOnceForBoth: a lease of a part waits for the part's
+// room and then the parent's within the part's one wait, not the parent's wait
+// after its own: a request to the federation endpoint is answered 503 after
+// the wait the endpoint promises, however long the gateway-wide budget would
+// let others wait. The guard's 10 s stand for "the parent's hour".
+func TestBudgetWithinWaitsOnceForBoth(t *testing.T) {
+	all := NewBudget(100, time.Hour)
+	part := NewBudget(100, time.Millisecond).Within(all)
+	full, err := all.Acquire(context.Background(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Release()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := part.Acquire(ctx, 1); !errors.Is(err, ErrBusy) {
+		t.Fatalf("the part's lease while the parent is full: %v, want ErrBusy after the part's own wait", err)
+	}
+	// What the part took while it waited for the parent is back: the part is
+	// whole again for the next request once the parent has room.
+	full.Release()
+	l, err := part.Acquire(ctx, 100)
+	if err != nil {
+		t.Fatalf("the whole part after the parent came free: %v", err)
+	}
+	l.Release()
+}
