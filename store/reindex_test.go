@@ -48,7 +48,7 @@ func TestReindexInChunks(t *testing.T) {
 	}
 	// An older build's view: the odd cases have no undecided entry, and entries
 	// of cases that are gone sit between and after the records.
-	storetest.EditFile(t, dir, func(tx *bolt.Tx) error {
+	db = reopenEdited(t, dir, func(tx *bolt.Tx) error {
 		u := tx.Bucket([]byte("undecided"))
 		for i, id := range ids {
 			if i%2 == 1 {
@@ -57,19 +57,8 @@ func TestReindexInChunks(t *testing.T) {
 				}
 			}
 		}
-		for _, gone := range []string{"rc-03x", "rc-05x", "rc-99", "rc-991"} {
-			if err := u.Put([]byte(gone), nil); err != nil {
-				return err
-			}
-		}
-		return nil
+		return putKeys(u, "", "rc-03x", "rc-05x", "rc-99", "rc-991")
 	})
-
-	db, err = store.Open(dir, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	var p store.ReindexProgress
 	rep, err := db.Reindex(ctx, &p)
 	if err != nil {
@@ -190,20 +179,9 @@ func TestWalkOfficePassesOverEntriesNoRecordAccountsFor(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	storetest.EditFile(t, dir, func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte("by_office"))
-		for _, id := range []string{"wo-0", "wo-2", "wo-2x", "wo-4"} { // gone, office-b's, gone, gone
-			if err := b.Put([]byte("office-a\x00"+id), nil); err != nil {
-				return err
-			}
-		}
-		return nil
+	db = reopenEdited(t, dir, func(tx *bolt.Tx) error {
+		return putKeys(tx.Bucket([]byte("by_office")), "office-a\x00", "wo-0", "wo-2", "wo-2x", "wo-4") // gone, office-b's, gone, gone
 	})
-	db, err = store.Open(dir, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	for _, after := range []string{"", "wo-1"} {
 		var walked []string
 		if err := db.WalkOffice("office-a", after, func(s *submission.Submission) bool {
@@ -242,11 +220,8 @@ func TestStrayEntriesInChunks(t *testing.T) {
 		t.Fatal(err)
 	}
 	storetest.EditFile(t, dir, func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte("by_office"))
-		for _, id := range []string{"se-0x", "se-2x", "se-4x"} { // between and after the records' entries
-			if err := b.Put([]byte("office-a\x00"+id), nil); err != nil {
-				return err
-			}
+		if err := putKeys(tx.Bucket([]byte("by_office")), "office-a\x00", "se-0x", "se-2x", "se-4x"); err != nil { // between and after the records' entries
+			return err
 		}
 		return tx.Bucket([]byte("idempotency")).Put([]byte("amt24\x00m-se-1"), []byte("se-3")) // another message's case
 	})
@@ -297,4 +272,28 @@ func TestStrayEntriesInChunks(t *testing.T) {
 	if _, _, faults, err := migrate.Check(context.Background(), db, nil); err != nil || len(faults) != 0 {
 		t.Fatalf("after reindex: %v %v", faults, err)
 	}
+}
+
+// reopenEdited hands the closed store file in dir to edit (storetest.EditFile)
+// and opens it again, until the test ends.
+func reopenEdited(t *testing.T, dir string, edit func(*bolt.Tx) error) *store.DB {
+	t.Helper()
+	storetest.EditFile(t, dir, edit)
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// putKeys puts prefix+id with no value into b for each id: index entries as a
+// damaged file may hold them.
+func putKeys(b *bolt.Bucket, prefix string, ids ...string) error {
+	for _, id := range ids {
+		if err := b.Put([]byte(prefix+id), nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
