@@ -191,7 +191,15 @@ func Import(ctx context.Context, dst store.Store, dir, from string, progress fun
 		if l.Submission == nil {
 			return st, errors.New("migrate: a line without a submission")
 		}
-		for _, d := range bytesOf(l.Submission) {
+		held, err := holds(dst, l.Submission)
+		if err != nil {
+			return st, fmt.Errorf("migrate: %s: %w", l.Submission.ID, err)
+		}
+		var blobs []string
+		if !held {
+			blobs = bytesOf(l.Submission)
+		}
+		for _, d := range blobs {
 			created, err := importBlob(ctx, dst, dir, d)
 			if err != nil {
 				return st, fmt.Errorf("migrate: blob %s of %s: %w", d, l.Submission.ID, err)
@@ -213,6 +221,19 @@ func Import(ctx context.Context, dst store.Store, dir, from string, progress fun
 			progress(st)
 		}
 	}
+}
+
+// holds reports whether dst already holds a record of s's sender and message
+// id. Its blobs were imported before it was created, and the record is not
+// written again (importRecord): bytes put back now would be those of a case
+// erased on the target since, or whose bytes the retention removed there —
+// unreferenced, but the applicant's data until the next sweep.
+func holds(dst store.Store, s *submission.Submission) (bool, error) {
+	_, err := dst.FindByMessage(s.Sender, s.MessageID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // importBlob streams one blob of the export into dst, checking its digest on the

@@ -472,3 +472,55 @@ func TestCheckRemembersOnlyListedRecords(t *testing.T) {
 		t.Errorf("Check remembered %d record ids, want the 20 an index lists", n)
 	}
 }
+
+// TestImportAgainLeavesAnErasedCaseErased: a case erased (or its bytes removed
+// by the retention) on the target after an import must not get its package and
+// attachments back when the same export is imported again, as an operator does
+// after a failed or interrupted run: the record is skipped, and so are its
+// bytes. They were put back before the record was looked at, unreferenced blobs
+// holding the applicant's data until the next sweep.
+func TestImportAgainLeavesAnErasedCaseErased(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := filledStore(t, 2)
+	if _, err := Export(ctx, src, filepath.Join(dir, "export"), nil); err != nil {
+		t.Fatal(err)
+	}
+	dst, err := store.Open(filepath.Join(dir, "dst"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	if imp, err := Import(ctx, dst, filepath.Join(dir, "export"), "test", nil); err != nil || imp.Submissions != 2 {
+		t.Fatalf("import: %+v %v", imp, err)
+	}
+	// The erasure as broker.Erase leaves it: the record says the bytes are gone,
+	// and its blobs are deleted.
+	erased, err := dst.Update("s001", func(s *submission.Submission) ([]submission.Event, error) {
+		s.BytesGone(time.Now().UTC())
+		return []submission.Event{{Type: submission.EventBytesRemoved, Detail: "erased on request"}}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range erased.Digests() {
+		if err := dst.Blobs().Delete(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again, err := Import(ctx, dst, filepath.Join(dir, "export"), "test", nil)
+	if err != nil || again.Submissions != 0 || again.Skipped != 2 || again.Blobs != 0 {
+		t.Fatalf("second import: %+v %v", again, err)
+	}
+	for _, d := range erased.Digests() {
+		if rc, err := dst.Blobs().Open(ctx, d); err == nil {
+			rc.Close()
+			t.Errorf("blob %s of the erased case is back after the second import", d)
+		} else if !errors.Is(err, store.ErrNotFound) {
+			t.Fatal(err)
+		}
+	}
+	if s, err := dst.Get("s001"); err != nil || s.BytesRemovedAt == nil {
+		t.Fatalf("the erased record after the second import: %+v %v", s, err)
+	}
+}
