@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/amtsbote/amtsbote/submission"
+	bolt "go.etcd.io/bbolt"
 )
 
 // Online backup.
@@ -323,7 +324,8 @@ var ErrBackupIncomplete = errors.New("store: not a whole backup")
 // other than the store's are refused (a crafted archive cannot write elsewhere).
 // Before the database goes into place, the records that name a blob deleted while
 // the backup ran, and missing from it, are marked bytes removed (markVanished;
-// st.BytesRemoved counts them). progress, if not nil, is called after each entry.
+// st.BytesRemoved counts them), and its free pages are overwritten (wipeCopy).
+// progress, if not nil, is called after each entry.
 func Restore(ctx context.Context, r io.Reader, dir string, progress func(BackupStats)) (BackupStats, error) {
 	if _, err := os.Stat(filepath.Join(dir, BackupDBName)); err == nil {
 		return BackupStats{}, fmt.Errorf("%w: %s", ErrNotEmpty, filepath.Join(dir, BackupDBName))
@@ -353,6 +355,9 @@ func Restore(ctx context.Context, r io.Reader, dir string, progress func(BackupS
 	if st.BytesRemoved, err = markVanished(ctx, tmp, vanished); err != nil {
 		return st, err
 	}
+	if err := wipeCopy(filepath.Join(tmp, BackupDBName)); err != nil {
+		return st, fmt.Errorf("store: restore: %w", err)
+	}
 	// Into place: the blobs first, the database last, so that a store only ever
 	// appears with everything it names.
 	if err := moveTree(filepath.Join(tmp, BackupBlobDir), filepath.Join(dir, BackupBlobDir)); err != nil {
@@ -378,6 +383,25 @@ func Restore(ctx context.Context, r io.Reader, dir string, progress func(BackupS
 		return st, fmt.Errorf("store: restore: %w", err)
 	}
 	return st, syncDir(dir)
+}
+
+// wipeCopy overwrites the free pages of the bbolt file name, which no store
+// has open. A backup's copy of the database holds the free pages of the file as
+// they were (tx.WriteTo copies them): one taken between an erasure's commit and
+// its wipe (minutes: the erasure scans every record, the retention sweeps and
+// compacts first) holds the erased case's package and the office's words in
+// them, and a restored store kept them, readable with `strings amtsbote.db`,
+// until a later wipe.
+func wipeCopy(name string) error {
+	b, err := bolt.Open(name, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return fmt.Errorf("open %s: %w", filepath.Base(name), err)
+	}
+	_, _, err = wipeFree(b, name)
+	if cerr := b.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	return err
 }
 
 // RestoreNoteName is the file Restore leaves in the data folder for the gateway's

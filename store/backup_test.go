@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -652,5 +653,76 @@ func TestFirstStartAfterRestoreLogsTheBackupsTime(t *testing.T) {
 	logged.Reset()
 	if err := LogRestore(dir, log); err != nil || logged.Len() != 0 {
 		t.Fatalf("the second start logged the restore again: %q %v", logged.String(), err)
+	}
+}
+
+// TestRestoreLeavesNoErasedBytesInFreePages: a backup whose copy of the
+// database falls between an erasure's commit and its wipe of the free pages
+// (the erasure scans every record in between, the retention sweeps and maybe
+// compacts: minutes) copies those pages as they were — tx.WriteTo copies free
+// pages too — with the erased case's inline package in them. The running store
+// wipes them a moment later; the restored one kept them for good (until a later
+// erasure or retention run happened to wipe), readable with `strings
+// amtsbote.db`. A restore wipes the free pages of the database it puts in
+// place.
+func TestRestoreLeavesNoErasedBytesInFreePages(t *testing.T) {
+	ctx := context.Background()
+	db, s := storeOfOne(t)
+	b := make([]byte, 6000)
+	_, _ = rand.Read(b)
+	marker := []byte("erased-applicant-package;")
+	pkg := append(marker, b...)
+	d, err := db.Blobs().Put(pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Update(s.ID, func(cur *submission.Submission) ([]submission.Event, error) {
+		cur.PackageSHA256, cur.State = d, submission.StateDelivered
+		return []submission.Event{{Type: submission.EventDelivered}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := os.ReadFile(filepath.Join(db.dir, FileName)); !bytes.Contains(raw, marker) {
+		t.Fatal("the package is not inline in the file: the test proves nothing")
+	}
+	// The erasure's commit and the deletion of its blob, and the backup
+	// before its wipe.
+	if _, err := db.UpdateRedacting(s.ID, func(cur *submission.Submission) ([]submission.Event, error) {
+		cur.BytesGone(time.Now().UTC())
+		return []submission.Event{{Type: submission.EventBytesRemoved}}, nil
+	}, submission.DropOutsideText); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Blobs().Delete(d); err != nil {
+		t.Fatal(err)
+	}
+	var stream bytes.Buffer
+	if _, err := db.Backup(ctx, &stream); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(stream.Bytes(), marker) {
+		t.Fatal("the backup holds no free page with the package: the test proves nothing")
+	}
+	if _, err := db.WipeFree(); err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := os.ReadFile(filepath.Join(db.dir, FileName)); bytes.Contains(raw, marker) {
+		t.Fatal("the running store holds the erased package after its wipe")
+	}
+
+	dir := filepath.Join(t.TempDir(), "data")
+	if _, err := Restore(ctx, bytes.NewReader(stream.Bytes()), dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := os.ReadFile(filepath.Join(dir, FileName)); bytes.Contains(raw, marker) {
+		t.Error("the restored store holds the erased package in its free pages")
+	}
+	restored, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restored.Close()
+	if got, err := restored.Get(s.ID); err != nil || got.BytesRemovedAt == nil {
+		t.Fatalf("the restored case: %+v %v", got, err)
 	}
 }

@@ -56,25 +56,32 @@ func (db *DB) WipeFree() (int, error) {
 	defer db.compacting.Unlock()
 	db.sw.Lock()
 	defer db.sw.Unlock()
-	f, err := os.OpenFile(filepath.Join(db.dir, FileName), os.O_RDWR, 0)
+	wrote, walked, err := wipeFree(db.bolt, filepath.Join(db.dir, FileName))
+	db.wiped.walked = walked
+	return wrote, err
+}
+
+// wipeFree is WipeFree on the bbolt file name, open as b, in which no
+// transaction is open; walked says the free pages were found by the walk.
+func wipeFree(b *bolt.DB, name string) (wrote int, walked bool, err error) {
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
 	if err != nil {
-		return 0, fmt.Errorf("store: wipe free pages: %w", err)
+		return 0, false, fmt.Errorf("store: wipe free pages: %w", err)
 	}
 	defer f.Close()
-	size := db.bolt.Info().PageSize
+	size := b.Info().PageSize
 	page, zero := make([]byte, size), make([]byte, size)
-	wrote := 0
 	errDone := errors.New("rolled back: nothing to commit")
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
+	err = b.Update(func(tx *bolt.Tx) error {
 		// bbolt stores a writer's free-page counts only after it has released
 		// the write lock, so the counts of the commit just before this one can
 		// arrive a moment late: look again, briefly, before walking.
-		ids, ok := freelistOnDisk(f, tx, db.bolt.Stats(), size)
+		ids, ok := freelistOnDisk(f, tx, b.Stats(), size)
 		for try := 0; !ok && !wipeByWalk && try < 3; try++ {
 			time.Sleep(time.Millisecond)
-			ids, ok = freelistOnDisk(f, tx, db.bolt.Stats(), size)
+			ids, ok = freelistOnDisk(f, tx, b.Stats(), size)
 		}
-		db.wiped.walked = !ok
+		walked = !ok
 		if !ok {
 			var err error
 			if ids, err = freeByWalk(tx, size); err != nil {
@@ -102,9 +109,9 @@ func (db *DB) WipeFree() (int, error) {
 		return errDone // nothing of this transaction is to be committed
 	})
 	if err != nil && !errors.Is(err, errDone) {
-		return wrote, fmt.Errorf("store: wipe free pages: %w", err)
+		return wrote, walked, fmt.Errorf("store: wipe free pages: %w", err)
 	}
-	return wrote, nil
+	return wrote, walked, nil
 }
 
 // wipeByWalk makes WipeFree find the free pages by the walk even where the
