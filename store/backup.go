@@ -55,7 +55,8 @@ import (
 // The bbolt copy goes to a temporary file next to the store first, and the
 // transaction ends before the stream is sent: a read transaction holds bbolt's
 // mmap lock, and a commit that must grow the file would wait for a slow client.
-// That takes free space the size of amtsbote.db for a moment. Every blob file is
+// That takes free space the size of amtsbote.db for a moment. The copy's free
+// pages are overwritten before it is sent (wipeCopy). Every blob file is
 // hashed as it is copied; one whose bytes do not match its name fails the backup
 // instead of passing damage on silently.
 
@@ -207,6 +208,9 @@ func (db *DB) Backup(ctx context.Context, w io.Writer) (BackupStats, error) {
 	db.compacting.Unlock()
 	if err != nil {
 		return st, fmt.Errorf("store: backup: copy the database: %w", err)
+	}
+	if err := wipeCopy(tmp.Name()); err != nil {
+		return st, fmt.Errorf("store: backup: %w", err)
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return st, fmt.Errorf("store: backup: %w", err)
@@ -390,8 +394,10 @@ func Restore(ctx context.Context, r io.Reader, dir string, progress func(BackupS
 // they were (tx.WriteTo copies them): one taken between an erasure's commit and
 // its wipe (minutes: the erasure scans every record, the retention sweeps and
 // compacts first) holds the erased case's package and the office's words in
-// them, and a restored store kept them, readable with `strings amtsbote.db`,
-// until a later wipe.
+// them. Backup wipes its copy, so the archive, kept for months, lacks them;
+// Restore wipes what it restores, for the archives of builds before, whose
+// restored store kept them, readable with `strings amtsbote.db`, until a later
+// wipe.
 func wipeCopy(name string) error {
 	b, err := bolt.Open(name, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {

@@ -656,23 +656,17 @@ func TestFirstStartAfterRestoreLogsTheBackupsTime(t *testing.T) {
 	}
 }
 
-// TestRestoreLeavesNoErasedBytesInFreePages: a backup whose copy of the
-// database falls between an erasure's commit and its wipe of the free pages
-// (the erasure scans every record in between, the retention sweeps and maybe
-// compacts: minutes) copies those pages as they were — tx.WriteTo copies free
-// pages too — with the erased case's inline package in them. The running store
-// wipes them a moment later; the restored one kept them for good (until a later
-// erasure or retention run happened to wipe), readable with `strings
-// amtsbote.db`. A restore wipes the free pages of the database it puts in
-// place.
-func TestRestoreLeavesNoErasedBytesInFreePages(t *testing.T) {
-	ctx := context.Background()
+// erasedInline is a store whose one case had an inline package with marker
+// in it and was erased as broker.Erase does up to its wipe of the free pages:
+// the record says the bytes are gone and the blob is deleted, and the pages
+// that held them are free but not overwritten yet.
+func erasedInline(t *testing.T) (db *DB, id string, marker []byte) {
+	t.Helper()
 	db, s := storeOfOne(t)
 	b := make([]byte, 6000)
 	_, _ = rand.Read(b)
-	marker := []byte("erased-applicant-package;")
-	pkg := append(marker, b...)
-	d, err := db.Blobs().Put(pkg)
+	marker = []byte("erased-applicant-package;")
+	d, err := db.Blobs().Put(append(marker, b...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -685,8 +679,6 @@ func TestRestoreLeavesNoErasedBytesInFreePages(t *testing.T) {
 	if raw, _ := os.ReadFile(filepath.Join(db.dir, FileName)); !bytes.Contains(raw, marker) {
 		t.Fatal("the package is not inline in the file: the test proves nothing")
 	}
-	// The erasure's commit and the deletion of its blob, and the backup
-	// before its wipe.
 	if _, err := db.UpdateRedacting(s.ID, func(cur *submission.Submission) ([]submission.Event, error) {
 		cur.BytesGone(time.Now().UTC())
 		return []submission.Event{{Type: submission.EventBytesRemoved}}, nil
@@ -696,22 +688,83 @@ func TestRestoreLeavesNoErasedBytesInFreePages(t *testing.T) {
 	if err := db.Blobs().Delete(d); err != nil {
 		t.Fatal(err)
 	}
+	if raw, _ := os.ReadFile(filepath.Join(db.dir, FileName)); !bytes.Contains(raw, marker) {
+		t.Fatal("the erased package is not in the free pages: the test proves nothing")
+	}
+	return db, s.ID, marker
+}
+
+// TestBackupLeavesNoErasedBytesInFreePages: a backup whose copy of the
+// database falls between an erasure's commit and its wipe of the free pages
+// (the erasure scans every record in between, the retention sweeps and maybe
+// compacts: minutes) copied those pages as they were — tx.WriteTo copies free
+// pages too — with the erased case's inline package in them, into an archive
+// kept for months. The copy's free pages are overwritten before it is sent.
+func TestBackupLeavesNoErasedBytesInFreePages(t *testing.T) {
+	ctx := context.Background()
+	db, id, marker := erasedInline(t)
 	var stream bytes.Buffer
 	if _, err := db.Backup(ctx, &stream); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(stream.Bytes(), marker) {
-		t.Fatal("the backup holds no free page with the package: the test proves nothing")
+	if bytes.Contains(stream.Bytes(), marker) {
+		t.Error("the backup holds the erased package in the free pages of its database")
 	}
-	if _, err := db.WipeFree(); err != nil {
-		t.Fatal(err)
-	}
-	if raw, _ := os.ReadFile(filepath.Join(db.dir, FileName)); bytes.Contains(raw, marker) {
-		t.Fatal("the running store holds the erased package after its wipe")
-	}
-
+	// Still a whole backup of the store.
 	dir := filepath.Join(t.TempDir(), "data")
 	if _, err := Restore(ctx, bytes.NewReader(stream.Bytes()), dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	restored, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restored.Close()
+	if got, err := restored.Get(id); err != nil || got.BytesRemovedAt == nil {
+		t.Fatalf("the restored case: %+v %v", got, err)
+	}
+}
+
+// TestRestoreLeavesNoErasedBytesInFreePages: the archive of a build before
+// TestBackupLeavesNoErasedBytesInFreePages may hold an erased case's package in
+// the free pages of its database; the restored store kept them in its file for
+// good (until a later erasure or retention run happened to wipe), readable with
+// `strings amtsbote.db`. A restore wipes the free pages of the database it puts
+// in place.
+func TestRestoreLeavesNoErasedBytesInFreePages(t *testing.T) {
+	ctx := context.Background()
+	db, id, marker := erasedInline(t)
+	raw, err := os.ReadFile(filepath.Join(db.dir, FileName)) // as tx.WriteTo copied it
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stream bytes.Buffer
+	if _, err := db.Backup(ctx, &stream); err != nil {
+		t.Fatal(err)
+	}
+	old := editArchive(t, stream.Bytes(), func(name string, b []byte) []byte {
+		switch name {
+		case BackupDBName:
+			return raw
+		case BackupManifest:
+			var m backupManifest
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Fatal(err)
+			}
+			m.DBBytes, m.DBSHA256 = int64(len(raw)), digestOf(raw)
+			b, err := json.Marshal(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		return b
+	})
+	if !bytes.Contains(old, marker) {
+		t.Fatal("the older build's archive does not hold the package: the test proves nothing")
+	}
+	dir := filepath.Join(t.TempDir(), "data")
+	if _, err := Restore(ctx, bytes.NewReader(old), dir, nil); err != nil {
 		t.Fatal(err)
 	}
 	if raw, _ := os.ReadFile(filepath.Join(dir, FileName)); bytes.Contains(raw, marker) {
@@ -722,7 +775,7 @@ func TestRestoreLeavesNoErasedBytesInFreePages(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer restored.Close()
-	if got, err := restored.Get(s.ID); err != nil || got.BytesRemovedAt == nil {
+	if got, err := restored.Get(id); err != nil || got.BytesRemovedAt == nil {
 		t.Fatalf("the restored case: %+v %v", got, err)
 	}
 }
