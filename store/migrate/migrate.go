@@ -4,8 +4,8 @@
 // per submission: the record, its event log and its receipts) and blobs/<sha256>
 // (package, attachment and reply bytes, checked against their names on import).
 //
-// Import writes each submission with store.Store's own calls (Create, then one
-// Update that stores the remaining receipts), so the target's rules hold: the outbox
+// Import writes each submission with store.Store's own calls (Create, then an
+// UpdateWithReceipt for each further receipt), so the target's rules hold: the outbox
 // follows the state, so packages still waiting for delivery are delivered by the
 // gateway that runs on the target. Each imported record gets one more event,
 // "imported", saying when and from where. Importing the same export twice changes
@@ -22,6 +22,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/amtsbote/amtsbote/store"
@@ -262,7 +263,12 @@ func importBlob(ctx context.Context, dst store.Store, dir, digest string) (bool,
 // is left as it is).
 func importRecord(ctx context.Context, dst store.Store, l line, from string) (bool, error) {
 	intake := receiptKinds[0]
-	stored, _, created, err := dst.Create(ctx, l.Submission, l.Events, intake, l.Receipts[intake])
+	// The "imported" event comes with the record's Create: with a later write,
+	// a run stopped in between left a record without it, which the next run
+	// found complete and passed by.
+	now := time.Now().UTC()
+	evs := append(slices.Clone(l.Events), submission.Event{At: now, Type: EventImported, Detail: "imported from " + from})
+	stored, _, created, err := dst.Create(ctx, l.Submission, evs, intake, l.Receipts[intake])
 	if err != nil {
 		return false, err
 	}
@@ -271,9 +277,7 @@ func importRecord(ctx context.Context, dst store.Store, l line, from string) (bo
 		// in dst since (a receipt of the export would not match its event log).
 		return false, nil
 	}
-	now := time.Now().UTC()
-	ev := submission.Event{At: now, Type: EventImported, Detail: "imported from " + from}
-	first := true
+	wrote := false
 	for _, k := range receiptKinds[1:] {
 		r, ok := l.Receipts[k]
 		if !ok {
@@ -286,30 +290,17 @@ func importRecord(ctx context.Context, dst store.Store, l line, from string) (bo
 				return false, err
 			}
 		}
-		// Each further receipt is written with a change; the first carries the
-		// "imported" event, the others a note that the receipt came along.
-		e := ev
-		if !first {
-			e = submission.Event{At: now, Type: EventImported, Detail: k + " imported from " + from}
-		}
-		first = false
+		// Each further receipt is written with a change, and a note that it
+		// came along.
+		e := submission.Event{At: now, Type: EventImported, Detail: k + " imported from " + from}
 		if _, _, err := dst.UpdateWithReceipt(stored.ID, k, r, func(*submission.Submission) ([]submission.Event, error) {
 			return []submission.Event{e}, nil
 		}); err != nil {
 			return false, err
 		}
+		wrote = true
 	}
-	if !created {
-		return !first, nil
-	}
-	if first {
-		if _, err := dst.Update(stored.ID, func(*submission.Submission) ([]submission.Event, error) {
-			return []submission.Event{ev}, nil
-		}); err != nil {
-			return false, err
-		}
-	}
-	return true, nil
+	return created || wrote, nil
 }
 
 // Unreadable is a stored blob that Check could not read whole with its digest.

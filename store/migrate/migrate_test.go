@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -523,4 +524,77 @@ func TestImportAgainLeavesAnErasedCaseErased(t *testing.T) {
 	if s, err := dst.Get("s001"); err != nil || s.BytesRemovedAt == nil {
 		t.Fatalf("the erased record after the second import: %+v %v", s, err)
 	}
+}
+
+// stopsAfterCreate is a target store on which every write after the Create
+// of record id fails, as a run killed or cut off from the cluster right after
+// that Create leaves it.
+type stopsAfterCreate struct {
+	store.Store
+	id      string
+	stopped bool
+}
+
+var errStopped = errors.New("the import stopped here")
+
+func (s *stopsAfterCreate) Create(ctx context.Context, sub *submission.Submission, evs []submission.Event, kind string, receipt []byte) (*submission.Submission, []byte, bool, error) {
+	if s.stopped {
+		return nil, nil, false, errStopped
+	}
+	s.stopped = sub.ID == s.id
+	return s.Store.Create(ctx, sub, evs, kind, receipt)
+}
+
+func (s *stopsAfterCreate) Update(id string, fn func(*submission.Submission) ([]submission.Event, error)) (*submission.Submission, error) {
+	if s.stopped {
+		return nil, errStopped
+	}
+	return s.Store.Update(id, fn)
+}
+
+func (s *stopsAfterCreate) UpdateWithReceipt(id, kind string, r []byte, fn func(*submission.Submission) ([]submission.Event, error)) (*submission.Submission, bool, error) {
+	if s.stopped {
+		return nil, false, errStopped
+	}
+	return s.Store.UpdateWithReceipt(id, kind, r, fn)
+}
+
+// TestImportedEventSurvivesAnInterruptedRun: every record Import writes says
+// so in its event log ("imported", from where). The event came with a later
+// write than the record's Create: a run that stopped in between left a record
+// without it, and the next run, finding the record complete, passed it by — an
+// imported case that looked as if it had been taken in on the target.
+func TestImportedEventSurvivesAnInterruptedRun(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := filledStore(t, 2) // s000 delivered with a Zustellbestaetigung, s001 queued
+	if _, err := Export(ctx, src, filepath.Join(dir, "export"), nil); err != nil {
+		t.Fatal(err)
+	}
+	dst, err := store.Open(filepath.Join(dir, "dst"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	// The first run stops right after the Create of s001, which has no
+	// further receipt.
+	if _, err := Import(ctx, &stopsAfterCreate{Store: dst, id: "s001"}, filepath.Join(dir, "export"), "test", nil); err != nil && !errors.Is(err, errStopped) {
+		t.Fatalf("the first run: %v", err)
+	}
+	if _, err := dst.Get("s001"); err != nil {
+		t.Fatalf("the first run did not write s001: the test tests nothing: %v", err)
+	}
+	if _, err := Import(ctx, dst, filepath.Join(dir, "export"), "test", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"s000", "s001"} {
+		evs, err := dst.Events(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(evs, func(e submission.Event) bool { return e.Type == EventImported && e.Detail == "imported from test" }) {
+			t.Errorf("%s has no imported event: %+v", id, evs)
+		}
+	}
+	same(t, snap(t, src), snap(t, dst))
 }
