@@ -74,29 +74,14 @@ func Export(ctx context.Context, src store.Store, dir string, progress func(Stat
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
-		s, err := src.Get(id)
+		l, n, err := exportRecord(ctx, src, dir, id)
+		if errors.Is(err, errGone) {
+			continue
+		}
 		if err != nil {
-			return st, fmt.Errorf("migrate: %s: %w", id, err)
+			return st, err
 		}
-		evs, err := src.Events(id)
-		if err != nil {
-			return st, fmt.Errorf("migrate: events of %s: %w", id, err)
-		}
-		l := line{Submission: s, Events: evs, Receipts: map[string][]byte{}}
-		for _, k := range receiptKinds {
-			if r, err := src.Receipt(id, k); err == nil {
-				l.Receipts[k] = r
-			} else if !errors.Is(err, store.ErrNotFound) {
-				return st, fmt.Errorf("migrate: receipt of %s: %w", id, err)
-			}
-		}
-		for _, d := range bytesOf(s) {
-			n, err := exportBlob(ctx, src, dir, d)
-			if err != nil {
-				return st, fmt.Errorf("migrate: blob %s of %s: %w", d, id, err)
-			}
-			st.Blobs += n
-		}
+		st.Blobs += n
 		if err := enc.Encode(l); err != nil {
 			return st, err
 		}
@@ -111,7 +96,69 @@ func Export(ctx context.Context, src store.Store, dir string, progress func(Stat
 	return st, f.Sync()
 }
 
-func exportBlob(ctx context.Context, src store.Store, dir, digest string) (int, error) {
+// errGone says a submission was deleted after the scan listed it.
+var errGone = errors.New("migrate: deleted since the scan")
+
+// exportRecord reads the submission id of src with its events and receipts,
+// writes its blobs into dir and returns its line and how many blob files it
+// wrote. In cluster mode an export runs beside the serving gateways, whose
+// retention or an erasure may delete the record, or remove its bytes, while it
+// is read: the export failed on the first such case ("blob … not found"), as
+// Check did (gone). A record deleted since the scan is errGone; one whose
+// bytes went while they were copied is read again and exported as it is now,
+// without them, and the files written for it are removed again — the export
+// holds no bytes of a case erased meanwhile.
+func exportRecord(ctx context.Context, src store.Store, dir, id string) (line, int, error) {
+	for {
+		s, err := src.Get(id)
+		if errors.Is(err, store.ErrNotFound) {
+			return line{}, 0, errGone
+		}
+		if err != nil {
+			return line{}, 0, fmt.Errorf("migrate: %s: %w", id, err)
+		}
+		evs, err := src.Events(id)
+		if err != nil {
+			return line{}, 0, fmt.Errorf("migrate: events of %s: %w", id, err)
+		}
+		l := line{Submission: s, Events: evs, Receipts: map[string][]byte{}}
+		for _, k := range receiptKinds {
+			if r, err := src.Receipt(id, k); err == nil {
+				l.Receipts[k] = r
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return line{}, 0, fmt.Errorf("migrate: receipt of %s: %w", id, err)
+			}
+		}
+		var wrote []string
+		var berr error
+		for _, d := range bytesOf(s) {
+			n, err := exportBlob(ctx, src, dir, d)
+			if err != nil {
+				berr = fmt.Errorf("migrate: blob %s of %s: %w", d, id, err)
+				break
+			}
+			if n > 0 {
+				wrote = append(wrote, d)
+			}
+		}
+		if berr == nil {
+			return l, len(wrote), nil
+		}
+		if ctx.Err() != nil || !gone(src, id) {
+			return line{}, 0, berr
+		}
+		for _, d := range wrote {
+			if err := os.Remove(filepath.Join(dir, "blobs", d)); err != nil {
+				return line{}, 0, fmt.Errorf("migrate: blob %s of %s: %w", d, id, err)
+			}
+		}
+	}
+}
+
+// exportBlob copies one blob of src into dir and returns 1, or 0 when dir
+// holds it already. A copy that fails is removed: a record that shares the
+// blob would find the cut file and take it as whole.
+func exportBlob(ctx context.Context, src store.Store, dir, digest string) (n int, err error) {
 	path := filepath.Join(dir, "blobs", digest)
 	if _, err := os.Stat(path); err == nil {
 		return 0, nil // shared by several submissions
@@ -125,7 +172,14 @@ func exportBlob(ctx context.Context, src store.Store, dir, digest string) (int, 
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(path)
+		}
+	}()
 	if _, err := io.Copy(f, rc); err != nil {
 		return 0, err
 	}

@@ -73,7 +73,7 @@ func snap(t *testing.T, st store.Store) map[string]snapshot {
 				sn.Receipts[k] = string(r)
 			}
 		}
-		for _, d := range s.Digests() {
+		for _, d := range bytesOf(s) {
 			rc, err := st.Blobs().Open(context.Background(), d)
 			if err != nil {
 				t.Fatalf("blob %s of %s: %v", d, id, err)
@@ -595,6 +595,98 @@ func TestImportedEventSurvivesAnInterruptedRun(t *testing.T) {
 		if !slices.ContainsFunc(evs, func(e submission.Event) bool { return e.Type == EventImported && e.Detail == "imported from test" }) {
 			t.Errorf("%s has no imported event: %+v", id, evs)
 		}
+	}
+	same(t, snap(t, src), snap(t, dst))
+}
+
+// changingDuringExport is a store whose retention and erasures run while an
+// export reads it, as beside a cluster's serving gateways: the record deleted
+// is deleted right after the scan listed it, and the record erased is erased
+// (its bytes removed from the record, its blobs deleted) when its blob on is
+// opened — after its other blobs were copied.
+type changingDuringExport struct {
+	store.Store
+	t                   *testing.T
+	deleted, erased     string
+	on                  string
+	didDelete, didErase bool
+}
+
+func (c *changingDuringExport) Scan(fn func(*submission.Submission) bool) error {
+	err := c.Store.Scan(fn)
+	if err == nil && !c.didDelete {
+		c.didDelete = true
+		if err := c.Store.Delete(c.deleted); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	return err
+}
+
+func (c *changingDuringExport) Blobs() store.BlobStore { return erasingBlobs{c.Store.Blobs(), c} }
+
+type erasingBlobs struct {
+	store.BlobStore
+	c *changingDuringExport
+}
+
+func (b erasingBlobs) Open(ctx context.Context, digest string) (io.ReadCloser, error) {
+	if c := b.c; digest == c.on && !c.didErase {
+		c.didErase = true
+		s, err := c.Store.Update(c.erased, func(s *submission.Submission) ([]submission.Event, error) {
+			s.BytesGone(time.Now().UTC())
+			return []submission.Event{{Type: submission.EventBytesRemoved, Detail: "erased on request"}}, nil
+		})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		for _, d := range s.Digests() {
+			if err := c.Store.Blobs().Delete(d); err != nil {
+				c.t.Fatal(err)
+			}
+		}
+	}
+	return b.BlobStore.Open(ctx, digest)
+}
+
+// TestExportBesideTheRetentionAndAnErasure: in cluster mode an export runs
+// beside the serving gateways (docs/cluster.md), whose retention deletes
+// records and removes bytes and whose operators erase cases. An export failed
+// on the first record deleted after its scan, or whose bytes went while it
+// copied them ("blob … not found"); it passes over the deleted one and exports
+// the erased one as it is now, without its bytes — also without those it had
+// copied before they went.
+func TestExportBesideTheRetentionAndAnErasure(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := filledStore(t, 3)
+	erased, err := src.Get("s001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &changingDuringExport{Store: src, t: t, deleted: "s002", erased: "s001", on: erased.Attachments[0].SHA256}
+	exp, err := Export(ctx, c, filepath.Join(dir, "export"), nil)
+	if err != nil || exp.Submissions != 2 {
+		t.Fatalf("export: %+v %v", exp, err)
+	}
+	if !c.didDelete || !c.didErase {
+		t.Fatal("nothing changed during the export: the test tests nothing")
+	}
+	for _, d := range erased.Digests() {
+		if _, err := os.Stat(filepath.Join(dir, "export", "blobs", d)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the erased case's blob %s is in the export: %v", d, err)
+		}
+	}
+	dst, err := store.Open(filepath.Join(dir, "dst"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	if imp, err := Import(ctx, dst, filepath.Join(dir, "export"), "test", nil); err != nil || imp.Submissions != 2 {
+		t.Fatalf("import: %+v %v", imp, err)
+	}
+	if s, err := dst.Get("s001"); err != nil || s.BytesRemovedAt == nil {
+		t.Fatalf("the erased case after the move: %+v %v", s, err)
 	}
 	same(t, snap(t, src), snap(t, dst))
 }
