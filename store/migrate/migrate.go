@@ -246,13 +246,15 @@ func Import(ctx context.Context, dst store.Store, dir, from string, progress fun
 		if l.Submission == nil {
 			return st, errors.New("migrate: a line without a submission")
 		}
-		held, err := holds(dst, l.Submission)
-		if err != nil {
-			return st, fmt.Errorf("migrate: %s: %w", l.Submission.ID, err)
-		}
-		var blobs []string
-		if !held {
-			blobs = bytesOf(l.Submission)
+		blobs := bytesOf(l.Submission)
+		if len(blobs) > 0 {
+			held, err := holds(dst, l.Submission)
+			if err != nil {
+				return st, fmt.Errorf("migrate: %s: %w", l.Submission.ID, err)
+			}
+			if held {
+				blobs = nil
+			}
 		}
 		for _, d := range blobs {
 			created, err := importBlob(ctx, dst, dir, d)
