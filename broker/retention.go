@@ -145,6 +145,7 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 	}
 	var stripAnswered, drop, stripUnanswered []string
 	needed := map[string]bool{}
+	var followers []follower
 	p.Phase.Store(int32(GCScan))
 	err := b.db.Scan(func(s *submission.Submission) bool {
 		p.Scanned.Add(1)
@@ -152,6 +153,10 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 		case expired(s, r.Records):
 			drop = append(drop, s.ID)
 			p.Due.Add(1)
+		case s.CaseID != "" && s.Decision == nil && s.DeliveredAt != nil:
+			// A Nachreichung its office took and did not answer itself goes
+			// by its case's answer (followCases), read once the scan is done.
+			followers = append(followers, follower{id: s.ID, caseID: s.CaseID, bytesGone: s.BytesRemovedAt != nil, unanswered: unanswered(s), digests: s.Digests()})
 		case s.BytesRemovedAt != nil:
 		case expired(s, r.PackageBytes):
 			stripAnswered = append(stripAnswered, s.ID)
@@ -169,11 +174,34 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 	if err != nil {
 		return rep, fmt.Errorf("broker: gc scan: %w", err)
 	}
+	var stripWithCase []string
+	for _, f := range followers {
+		c, err := b.caseOf(f)
+		if err != nil {
+			return rep, fmt.Errorf("broker: gc: the case of %s: %w", f.id, err)
+		}
+		switch {
+		case c == nil || expired(c, r.Records):
+			drop = append(drop, f.id)
+			p.Due.Add(1)
+		case f.bytesGone:
+		case expired(c, r.PackageBytes):
+			stripWithCase = append(stripWithCase, f.id)
+			p.Due.Add(1)
+		case f.unanswered:
+			stripUnanswered = append(stripUnanswered, f.id)
+			p.Due.Add(1)
+		default:
+			for _, d := range f.digests {
+				needed[d] = true
+			}
+		}
+	}
 	if o.DryRun {
 		if err := ctx.Err(); err != nil {
 			return rep, err // the scan stopped early: its counts are not the answer
 		}
-		rep.BytesRemoved = len(stripAnswered) + len(stripUnanswered)
+		rep.BytesRemoved = len(stripAnswered) + len(stripUnanswered) + len(stripWithCase)
 		rep.RecordsDeleted = len(drop)
 		p.Phase.Store(int32(GCBlobs))
 		if err := b.sweepBlobs(ctx, now, r, needed, &rep, p, true); err != nil {
@@ -223,6 +251,14 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 	if err != nil {
 		return rep, err
 	}
+	whyCase := fmt.Sprintf("retention: %s after the office's answer to its case", r.PackageBytes)
+	n, err = strip(stripWithCase, func(cur *submission.Submission, t time.Time) ([]submission.Event, error) {
+		return cur.RemoveBytesWithCase(t, whyCase)
+	})
+	rep.BytesRemoved += n
+	if err != nil {
+		return rep, err
+	}
 	whyUnanswered := fmt.Sprintf("retention: %s after the delivery, without an answer of the office", r.Unanswered)
 	n, err = strip(stripUnanswered, func(cur *submission.Submission, t time.Time) ([]submission.Event, error) {
 		return cur.RemoveUnansweredBytes(t, whyUnanswered)
@@ -261,6 +297,29 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 		}
 	}
 	return rep, nil
+}
+
+// follower is a Nachreichung (Submission.CaseID) its office took and has not
+// answered itself, as the retention's scan met it: offices answer the case,
+// seldom each document the applicant sent for it later, so its bytes go when
+// the case's go and its record with the case's (an audit, 2026-12-07: with
+// retention.unanswered off, the default, such a Nachreichung kept the
+// applicant's bytes for good, and its record outlived its case's). One the
+// office answered itself goes by its own answer, as every case does.
+type follower struct {
+	id, caseID            string
+	bytesGone, unanswered bool
+	digests               []string
+}
+
+// caseOf reads the case f belongs to; nil when it is gone (the retention
+// deleted its record: f's goes too).
+func (b *Broker) caseOf(f follower) (*submission.Submission, error) {
+	c, err := b.db.Get(f.caseID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return c, err
 }
 
 // wipeFault, when set (tests), fails a wipe of free pages.

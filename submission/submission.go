@@ -1145,6 +1145,22 @@ func (s *Submission) RemoveBytes(now time.Time, why string) ([]Event, error) {
 	return []Event{{At: now, Type: EventBytesRemoved, Detail: why}}, nil
 }
 
+// RemoveBytesWithCase records that the bytes of a Nachreichung were removed with
+// its case's (retention.package_bytes after the office's answer to the case):
+// the office answers the case, seldom each document sent later to it. One the
+// office answered itself goes by its own answer (RemoveBytes), one it has not
+// taken yet is not one; doing it twice changes nothing.
+func (s *Submission) RemoveBytesWithCase(now time.Time, why string) ([]Event, error) {
+	if s.BytesRemovedAt != nil {
+		return nil, nil
+	}
+	if s.CaseID == "" || s.Decision != nil || s.DeliveredAt == nil {
+		return nil, fmt.Errorf("%w: remove the bytes of submission %s with its case's (%s)", ErrIllegal, s.ID, s.State)
+	}
+	s.BytesGone(now)
+	return []Event{{At: now, Type: EventBytesRemoved, Detail: why}}, nil
+}
+
 // RemoveUnansweredBytes records that the bytes of a case delivered to its office
 // and never answered were removed (retention.unanswered). A case the office has
 // not taken yet, or has answered, is not one; doing it twice changes nothing.
