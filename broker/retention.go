@@ -156,7 +156,8 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 		case s.CaseID != "" && s.Decision == nil && s.DeliveredAt != nil:
 			// A Nachreichung its office took and did not answer itself goes
 			// by its case's answer (followCases), read once the scan is done.
-			followers = append(followers, follower{id: s.ID, caseID: s.CaseID, bytesGone: s.BytesRemovedAt != nil, unanswered: unanswered(s), digests: s.Digests()})
+			followers = append(followers, follower{id: s.ID, caseID: s.CaseID, deliveredAt: *s.DeliveredAt,
+				bytesGone: s.BytesRemovedAt != nil, unanswered: unanswered(s), digests: s.Digests()})
 		case s.BytesRemovedAt != nil:
 		case expired(s, r.PackageBytes):
 			stripAnswered = append(stripAnswered, s.ID)
@@ -180,12 +181,16 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 		if err != nil {
 			return rep, fmt.Errorf("broker: gc: the case of %s: %w", f.id, err)
 		}
+		// Counted from the later of the case's answer and the Nachreichung's
+		// delivery: one sent after the case was answered long ago has its
+		// period from when its office took it, not none.
+		since := func(keep time.Duration) bool { return keep > 0 && !f.deliveredAt.Add(keep).After(now) }
 		switch {
-		case c == nil || expired(c, r.Records):
+		case (c == nil || expired(c, r.Records)) && since(r.Records):
 			drop = append(drop, f.id)
 			p.Due.Add(1)
 		case f.bytesGone:
-		case expired(c, r.PackageBytes):
+		case c != nil && expired(c, r.PackageBytes) && since(r.PackageBytes):
 			stripWithCase = append(stripWithCase, f.id)
 			p.Due.Add(1)
 		case f.unanswered:
@@ -308,12 +313,13 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 // office answered itself goes by its own answer, as every case does.
 type follower struct {
 	id, caseID            string
+	deliveredAt           time.Time
 	bytesGone, unanswered bool
 	digests               []string
 }
 
 // caseOf reads the case f belongs to; nil when it is gone (the retention
-// deleted its record: f's goes too).
+// deleted its record: f's goes too, once its own period is over).
 func (b *Broker) caseOf(f follower) (*submission.Submission, error) {
 	c, err := b.db.Get(f.caseID)
 	if errors.Is(err, store.ErrNotFound) {

@@ -87,3 +87,57 @@ func TestRetentionTakesANachreichungWithItsCase(t *testing.T) {
 		t.Fatalf("a Nachreichung of a deleted case: %+v %v", rep, err)
 	}
 }
+
+// TestRetentionGivesALateNachreichungItsOwnPeriod: a Nachreichung its office
+// took after the case was answered keeps its bytes for the period from when
+// the office took it. Counted from the case's answer alone, one sent when that
+// period was over lost its bytes at the first run after the office took it,
+// before anyone had read it twice.
+func TestRetentionGivesALateNachreichungItsOwnPeriod(t *testing.T) {
+	e := start(t, t.TempDir())
+	ctx := context.Background()
+	take := func(msg, caseID string) *submission.Submission {
+		t.Helper()
+		in := intake(msg)
+		in.CaseID = caseID
+		a, err := e.b.Receive(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, e.b, a.Submission.ID, submission.StateHeld)
+		_, rc, err := e.b.OpenPackage(ctx, "office-a", a.Submission.ID, Pickup{Channel: "api", Receiver: "office-a (pull API)"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.Close()
+		s, err := e.b.Submission(a.Submission.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	c := take("antrag", "")
+	decided, err := e.b.Decide(ctx, "office-a", c.ID, Decision{Outcome: OutcomeAccepted, Actor: "test", Channel: "api"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := decided.Decision.DecidedLocally()
+	for !time.Now().UTC().After(answered.Add(time.Millisecond)) {
+		time.Sleep(time.Millisecond)
+	}
+	late := take("nachweis", c.ID)
+	if !late.DeliveredAt.After(answered) {
+		t.Fatalf("taken at %v, the case answered at %v", late.DeliveredAt, answered)
+	}
+	day := 24 * time.Hour
+	r := Retention{PackageBytes: 90 * day, BlobGrace: time.Nanosecond, CompactMinFree: -1}
+	if rep, err := e.b.GC(ctx, answered.Add(90*day), r); err != nil || rep.BytesRemoved != 1 {
+		t.Fatalf("90 days after the case's answer: %+v %v, want the case's bytes alone", rep, err)
+	}
+	if s, err := e.b.Submission(late.ID); err != nil || s.BytesRemovedAt != nil {
+		t.Fatalf("the late Nachreichung lost its bytes before its period: %+v %v", s, err)
+	}
+	if rep, err := e.b.GC(ctx, late.DeliveredAt.Add(90*day), r); err != nil || rep.BytesRemoved != 1 {
+		t.Fatalf("90 days after it was taken: %+v %v", rep, err)
+	}
+}
