@@ -142,3 +142,10 @@ func OfficeKeySubject(st *Store, office, id string) string {
 // BetweenPages has fn called after each page of subjects a listing of an
 // office reads (page counts from 0).
 func BetweenPages(st *Store, fn func(page int)) { st.offices.betweenPages = fn }
+
+// MidListing is storetest.Harness.MidListing: st's next listing of an index
+// calls fn right after it read its first message, and reads the rest after fn.
+func MidListing(t *testing.T, st store.Store, fn func()) {
+	t.Helper()
+	st.(*Store).midListing.Store(&fn)
+}

@@ -112,6 +112,9 @@ type Store struct {
 	beforeLeaseWrite func()
 	// offices are the office indexes WalkOffice pages through (officelist.go).
 	offices *officeLists
+	// midListing, set by tests (storetest.Harness.MidListing), runs once in
+	// the next listing of an index, after its first message (eachIn).
+	midListing atomic.Pointer[func()]
 }
 
 // Stats counts what the retry loops saw, for metrics.

@@ -77,8 +77,9 @@ func embeddedHarness() storetest.Harness {
 			}
 			return open(t, n.dir)
 		},
-		StepBack: jsstore.StepBackBlob,
-		Rewrite:  jsstore.RewriteRecord,
+		StepBack:   jsstore.StepBackBlob,
+		Rewrite:    jsstore.RewriteRecord,
+		MidListing: jsstore.MidListing,
 	}
 	h.Older = func(t *testing.T, old store.Store) store.Store {
 		jsstore.ForgetNewIndexes(t, old)
@@ -125,8 +126,9 @@ func clusterHarness(c *natstest.Cluster) storetest.Harness {
 			_ = old.Close()
 			return open(t, prefix)
 		},
-		StepBack: jsstore.StepBackBlob,
-		Rewrite:  jsstore.RewriteRecord,
+		StepBack:   jsstore.StepBackBlob,
+		Rewrite:    jsstore.RewriteRecord,
+		MidListing: jsstore.MidListing,
 	}
 	h.Older = func(t *testing.T, old store.Store) store.Store {
 		jsstore.ForgetNewIndexes(t, old)

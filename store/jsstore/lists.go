@@ -27,7 +27,11 @@ import (
 // reset set, the new consumer lists everything again after reset is called, so one
 // listing never mixes what two replicas held (ids relies on that). The whole
 // listing gives up after Timeout without progress.
-func eachIn(ctx context.Context, stream jetstream.Stream, opts Options, filters []string, headersOnly bool, reset func(),
+//
+// first, when not nil (tests: Harness.MidListing), runs once right after the
+// listing read its first message; that message is fetched alone, so every
+// later one is read after first ran.
+func eachIn(ctx context.Context, stream jetstream.Stream, opts Options, filters []string, headersOnly bool, reset func(), first func(),
 	fn func(subject string, data []byte, md *jetstream.MsgMetadata) (bool, error)) error {
 	seen := map[string]bool{}
 	progress := time.Now()
@@ -36,7 +40,7 @@ func eachIn(ctx context.Context, stream jetstream.Stream, opts Options, filters 
 			clear(seen)
 			reset()
 		}
-		done, err := eachRound(ctx, stream, opts, filters, headersOnly, seen, &progress, fn)
+		done, err := eachRound(ctx, stream, opts, filters, headersOnly, seen, &progress, &first, fn)
 		if done || err != nil {
 			return err
 		}
@@ -49,7 +53,7 @@ func eachIn(ctx context.Context, stream jetstream.Stream, opts Options, filters 
 // eachRound lists through one consumer. It returns done=false, nil when the
 // consumer delivered nothing within RequestTimeout while messages were pending.
 func eachRound(ctx context.Context, stream jetstream.Stream, opts Options, filters []string, headersOnly bool, seen map[string]bool,
-	progress *time.Time, fn func(subject string, data []byte, md *jetstream.MsgMetadata) (bool, error)) (bool, error) {
+	progress *time.Time, first *func(), fn func(subject string, data []byte, md *jetstream.MsgMetadata) (bool, error)) (bool, error) {
 	cc := jetstream.ConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
 		AckPolicy:         jetstream.AckNonePolicy,
@@ -84,7 +88,11 @@ func eachRound(ctx context.Context, stream jetstream.Stream, opts Options, filte
 	pending := cons.CachedInfo().NumPending
 	for attempt := 0; pending > 0; attempt++ {
 		// Ask for exactly what is pending: Fetch returns when the batch is full.
-		batch, err := cons.Fetch(int(min(pending, 256)), jetstream.FetchMaxWait(opts.RequestTimeout))
+		n := min(pending, 256)
+		if *first != nil {
+			n = 1
+		}
+		batch, err := cons.Fetch(int(n), jetstream.FetchMaxWait(opts.RequestTimeout))
 		got := 0
 		if err == nil {
 			for m := range batch.Messages() {
@@ -95,18 +103,27 @@ func eachRound(ctx context.Context, stream jetstream.Stream, opts Options, filte
 				}
 				pending = md.NumPending
 				if seen[m.Subject()] {
-					continue // listed through an earlier consumer
+					continue // listed already (through an earlier consumer, or since changed again)
 				}
-				seen[m.Subject()] = true
+				// A removal does not count as listed: the consumer goes on past the
+				// messages that were there when it started, and a key removed then
+				// and written again while it lists (a case handed over before and
+				// back in the outbox now) comes again, and was passed over as seen
+				// — the office's waiting list lost a case that waited throughout.
 				if op := m.Headers().Get(hdrKVOp); op == "DEL" || op == "PURGE" {
 					continue
 				}
+				seen[m.Subject()] = true
 				more, err := fn(m.Subject(), m.Data(), md)
 				if err != nil || !more {
 					return true, err
 				}
 			}
 			err = batch.Error()
+		}
+		if f := *first; f != nil && got > 0 {
+			*first = nil
+			f()
 		}
 		if got > 0 {
 			*progress, attempt = time.Now(), 0
@@ -155,6 +172,10 @@ func (s *Store) keysUnderAt(filters []string, withValues bool, reset func(), add
 	ctx, cancel := s.ctx()
 	defer cancel()
 	mark := s.subject(listedKey)
+	var first func()
+	if f := s.midListing.Swap(nil); f != nil {
+		first = *f
+	}
 	for round := 0; ; round++ {
 		at, err := s.markListing(ctx, mark)
 		if err != nil {
@@ -162,7 +183,7 @@ func (s *Store) keysUnderAt(filters []string, withValues bool, reset func(), add
 		}
 		fresh := false
 		reset()
-		err = eachIn(ctx, s.kv, s.opts, append(slices.Clone(filters), mark), !withValues, func() { reset(); fresh = false },
+		err = eachIn(ctx, s.kv, s.opts, append(slices.Clone(filters), mark), !withValues, func() { reset(); fresh = false }, first,
 			func(subject string, data []byte, md *jetstream.MsgMetadata) (bool, error) {
 				if subject == mark {
 					fresh = md.Sequence.Stream >= at
@@ -244,17 +265,26 @@ func (s *Store) Undecided() ([]store.Waiting, error) {
 // view), with their values (store.WaitingValue).
 func (s *Store) Waiting(officeID string) ([]store.Waiting, error) {
 	var out []store.Waiting
+	at := map[string]int{} // an id's place in out
 	err := s.keysUnder([]string{s.subject("outbox.*"), s.subject("handed.*"), s.subject("held.*")}, true,
-		func() { out = nil }, func(id string, v []byte) {
-			if store.WaitingFor(v, officeID) {
-				out = append(out, store.ParseWaiting(id, v))
+		func() { out = nil; clear(at) }, func(id string, v []byte) {
+			if !store.WaitingFor(v, officeID) {
+				return
 			}
+			// The listing goes on past the keys there when it began (eachIn): an id
+			// that moved from one set to another meanwhile comes under its new key
+			// too, later, and it is the newer entry.
+			if i, ok := at[id]; ok {
+				out[i] = store.ParseWaiting(id, v)
+				return
+			}
+			at[id] = len(out)
+			out = append(out, store.ParseWaiting(id, v))
 		})
 	if err != nil {
 		return nil, err
 	}
-	// An update moves an id from one set to another in one atomic batch, so a
-	// listing of one replica names it once; sorted, the three lists are one.
+	// Sorted, the three lists are one.
 	slices.SortFunc(out, func(a, b store.Waiting) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
@@ -328,7 +358,7 @@ func (s *Store) scan(fn func(sub *submission.Submission, seq uint64) bool) error
 	// replica's older versions, and the new replica's mark would not say so. Such
 	// a listing stops at once and is stale too.
 	fresh, stopped, replaced := false, false, false
-	err = eachIn(context.Background(), s.kv, s.opts, []string{s.subject("sub.*"), mark}, false, func() { replaced = true },
+	err = eachIn(context.Background(), s.kv, s.opts, []string{s.subject("sub.*"), mark}, false, func() { replaced = true }, nil,
 		func(subject string, data []byte, md *jetstream.MsgMetadata) (bool, error) {
 			if replaced {
 				return false, nil

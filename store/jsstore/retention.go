@@ -253,7 +253,7 @@ func (b *Blobs) eachMeta(ctx context.Context, fn func(info jetstream.ObjectInfo,
 	cancel()
 	listed := map[string]bool{}
 	stopped := false
-	err := eachIn(ctx, b.stream, b.opts, []string{filter}, false, nil, func(subject string, data []byte, md *jetstream.MsgMetadata) (bool, error) {
+	err := eachIn(ctx, b.stream, b.opts, []string{filter}, false, nil, nil, func(subject string, data []byte, md *jetstream.MsgMetadata) (bool, error) {
 		listed[subject] = true
 		var info jetstream.ObjectInfo
 		if err := json.Unmarshal(data, &info); err != nil {

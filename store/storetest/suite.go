@@ -61,6 +61,13 @@ type Harness struct {
 	// to go on with (st, or st opened again). Required: what a newer build wrote
 	// must survive this one's rewrite (testKeepsNewerKeys).
 	Rewrite func(t *testing.T, st store.Store, id string, edit func(record map[string]any) bool) store.Store
+	// MidListing makes st call fn once, in the middle of its next listing of
+	// an index: after it read the listing's first key and before it reads the
+	// next. A store whose listing is one read transaction (bbolt) may call fn
+	// before it: a change then lands before or after the listing, never in it.
+	// Required: an office's waiting list must name a case that waits
+	// throughout once, however it moves meanwhile (testWaitingWhileMoving).
+	MidListing func(t *testing.T, st store.Store, fn func())
 }
 
 // watchdog bounds every concurrent case: a liveness guard, not a timing assertion.
@@ -70,8 +77,8 @@ const watchdog = 2 * time.Minute
 // with a stable name, so one can be run alone (-run 'X/Suite/ConcurrentUpdates').
 func Run(t *testing.T, h Harness) {
 	t.Helper()
-	if h.Open == nil || h.Reopen == nil || h.StepBack == nil || h.Older == nil || h.Rewrite == nil {
-		t.Fatal("storetest: Harness needs Open, Reopen, StepBack, Older and Rewrite")
+	if h.Open == nil || h.Reopen == nil || h.StepBack == nil || h.Older == nil || h.Rewrite == nil || h.MidListing == nil {
+		t.Fatal("storetest: Harness needs Open, Reopen, StepBack, Older, Rewrite and MidListing")
 	}
 	if h.Concurrency <= 0 {
 		h.Concurrency = 32
@@ -88,6 +95,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("UpdateWithReceiptOnlyWinnerWrites", s.testUpdateWithReceipt)
 	t.Run("IndexesFollowState", s.testIndexes)
 	t.Run("WaitingNamesOfficeAndErasure", s.testWaiting)
+	t.Run("WaitingWhileMoving", s.testWaitingWhileMoving)
 	t.Run("UndecidedFollowsTheDecision", s.testUndecided)
 	t.Run("UndecidedIndexBuiltOnOpen", s.testUndecidedBuiltOnOpen)
 	t.Run("KeepsNewerKeys", s.testKeepsNewerKeys)

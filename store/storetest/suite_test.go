@@ -93,6 +93,17 @@ func boltHarness(defect string) Harness {
 			EditFile(t, dir, func(tx *bolt.Tx) error { return rewriteBoltRecord(tx, id, edit) })
 			return open(t, dir)
 		},
+		// A listing is one read transaction: a change lands before it or after.
+		// The waiting-goes-on defect lists on past the change instead.
+		MidListing: func(t *testing.T, st store.Store, fn func()) {
+			if d, ok := st.(*defective); ok && defect == "waiting-goes-on" {
+				d.mu.Lock()
+				d.midListing = fn
+				d.mu.Unlock()
+				return
+			}
+			fn()
+		},
 	}
 }
 
@@ -148,6 +159,9 @@ type defective struct {
 	seenReplies map[string][]string
 	// seenUndecided: what the undecided-keeps-decided defect listed once.
 	seenUndecided map[string]store.Waiting
+	// midListing: the change the waiting-goes-on defect makes in its next
+	// listing (Harness.MidListing).
+	midListing func()
 }
 
 func (d *defective) Delete(id string) error {
@@ -176,7 +190,26 @@ func (d *defective) Delete(id string) error {
 
 // Waiting: the waiting-misses-erasure defect keeps the value an entry got when it
 // entered its set, as a store that writes set keys only on entering would.
+//
+// The waiting-goes-on defect lists the entries there when it began, then
+// those there after the change made meanwhile, as a listing that goes on
+// past its start and names an id under its old key and its new one would.
 func (d *defective) Waiting(officeID string) ([]store.Waiting, error) {
+	d.mu.Lock()
+	mid := d.midListing
+	d.midListing = nil
+	d.mu.Unlock()
+	if mid != nil {
+		before, err := d.Store.Waiting(officeID)
+		if err != nil {
+			return nil, err
+		}
+		mid()
+		after, err := d.Store.Waiting(officeID)
+		out := append(before, after...)
+		slices.SortStableFunc(out, func(a, b store.Waiting) int { return strings.Compare(a.ID, b.ID) })
+		return out, err
+	}
 	w, err := d.Store.Waiting(officeID)
 	if d.defect == "waiting-misses-erasure" {
 		for i := range w {
@@ -557,6 +590,7 @@ func TestSeededDefectsFail(t *testing.T) {
 		"refresh-does-nothing":          "BlobRefresh",
 		"touch-by-wall-clock":           "BlobClockStepBack",
 		"waiting-misses-erasure":        "WaitingNamesOfficeAndErasure",
+		"waiting-goes-on":               "WaitingWhileMoving",
 		"untimed-writes":                "WritesTimed",
 		"redact-ignored":                "UpdateRedacting",
 		"redacts-new-events":            "UpdateRedacting",
