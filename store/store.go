@@ -229,6 +229,10 @@ type Store interface {
 	UpdateWithReceipt(id, kind string, receipt []byte, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, bool, error)
 	Receipt(id, kind string) ([]byte, error)
 	Events(id string) ([]submission.Event, error)
+	// Outbox lists the ids of the submissions that still need a delivery
+	// attempt. It and the three listings below are in no particular order
+	// (bbolt's is the ids', JetStream's that of the entries' last writes): a
+	// caller that needs one sorts, as the ids are time-ordered.
 	Outbox() ([]string, error)
 	// HandedOver lists the handed-over index with each entry's value (Waiting):
 	// the broker asks only the channels that confirm later about their packages,
@@ -254,7 +258,9 @@ type Store interface {
 	// of its waiting submissions and XTA's MessagesPending need, from the indexes
 	// alone: reading every waiting record to find one office's cost each poll of
 	// each office the whole gateway's backlog. Like the three it reflects every
-	// write that returned before the call.
+	// write that returned before the call, and a submission that waits
+	// throughout the call is named once however it moves between the three
+	// meanwhile (a delivery attempt hands it over, a failed one brings it back).
 	Waiting(officeID string) ([]Waiting, error)
 	// WalkOffice calls fn for the office's submissions after the id after (""
 	// from the first), oldest first, until fn returns false; like Scan it need
@@ -262,11 +268,13 @@ type Store interface {
 	// names another office is passed over: a damaged index costs the office
 	// neither its list nor another office's case.
 	WalkOffice(officeID, after string, fn func(*submission.Submission) bool) error
-	// Scan calls fn for every submission until fn returns false. It need not be
-	// a snapshot (a store may read in parts, so as not to hold back writers): a
-	// submission changed meanwhile is seen as it was or as it is, one created or
-	// deleted meanwhile may be seen or not, none twice. The retention's blob
-	// sweep is safe with that because it spares blobs written within its grace.
+	// Scan calls fn for every submission, in no particular order (bbolt's is
+	// the ids', JetStream's that of the last writes), until fn returns false.
+	// It need not be a snapshot (a store may read in parts, so as not to hold
+	// back writers): a submission changed meanwhile is seen as it was or as it
+	// is, one created or deleted meanwhile may be seen or not, none twice. The
+	// retention's blob sweep is safe with that because it spares blobs written
+	// within its grace.
 	Scan(fn func(*submission.Submission) bool) error
 	// Delete removes a submission for good — record, events, receipts, idempotency
 	// key and its index and set entries — all or nothing (retention: records are kept
