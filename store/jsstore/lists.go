@@ -28,10 +28,10 @@ import (
 // listing never mixes what two replicas held (ids relies on that). The whole
 // listing gives up after Timeout without progress.
 //
-// first, when not nil (tests: Harness.MidListing), runs once right after the
-// listing read its first message; that message is fetched alone, so every
-// later one is read after first ran.
-func eachIn(ctx context.Context, stream jetstream.Stream, opts Options, filters []string, headersOnly bool, reset func(), first func(),
+// first, when it points to a func (tests: Harness.MidListing), runs once
+// right after the listing read its first message, and is set to nil; that
+// message is fetched alone, so every later one is read after first ran.
+func eachIn(ctx context.Context, stream jetstream.Stream, opts Options, filters []string, headersOnly bool, reset func(), first *func(),
 	fn func(subject string, data []byte, md *jetstream.MsgMetadata) (bool, error)) error {
 	seen := map[string]bool{}
 	progress := time.Now()
@@ -40,7 +40,7 @@ func eachIn(ctx context.Context, stream jetstream.Stream, opts Options, filters 
 			clear(seen)
 			reset()
 		}
-		done, err := eachRound(ctx, stream, opts, filters, headersOnly, seen, &progress, &first, fn)
+		done, err := eachRound(ctx, stream, opts, filters, headersOnly, seen, &progress, first, fn)
 		if done || err != nil {
 			return err
 		}
@@ -89,7 +89,7 @@ func eachRound(ctx context.Context, stream jetstream.Stream, opts Options, filte
 	for attempt := 0; pending > 0; attempt++ {
 		// Ask for exactly what is pending: Fetch returns when the batch is full.
 		n := min(pending, 256)
-		if *first != nil {
+		if first != nil && *first != nil {
 			n = 1
 		}
 		batch, err := cons.Fetch(int(n), jetstream.FetchMaxWait(opts.RequestTimeout))
@@ -121,7 +121,8 @@ func eachRound(ctx context.Context, stream jetstream.Stream, opts Options, filte
 			}
 			err = batch.Error()
 		}
-		if f := *first; f != nil && got > 0 {
+		if first != nil && *first != nil && got > 0 {
+			f := *first
 			*first = nil
 			f()
 		}
@@ -183,7 +184,7 @@ func (s *Store) keysUnderAt(filters []string, withValues bool, reset func(), add
 		}
 		fresh := false
 		reset()
-		err = eachIn(ctx, s.kv, s.opts, append(slices.Clone(filters), mark), !withValues, func() { reset(); fresh = false }, first,
+		err = eachIn(ctx, s.kv, s.opts, append(slices.Clone(filters), mark), !withValues, func() { reset(); fresh = false }, &first,
 			func(subject string, data []byte, md *jetstream.MsgMetadata) (bool, error) {
 				if subject == mark {
 					fresh = md.Sequence.Stream >= at

@@ -69,18 +69,27 @@ func (s *suite) testWaitingWhileMoving(t *testing.T) {
 		back := mk(t, st, office)
 		toggle(t, st, back) // handed over: its outbox entry is gone
 		stays := mk(t, st, office)
+		called := 0
 		s.h.MidListing(t, st, func() {
+			called++
 			toggle(t, st, back)  // back to the outbox
 			toggle(t, st, stays) // handed over
 		})
 		listOnce(t, st, office, back, stays)
+		if called != 1 {
+			t.Fatalf("the listing made the change %d times, want once (never: the case tested nothing)", called)
+		}
 	})
 	t.Run("HandedOver", func(t *testing.T) {
 		st := s.h.Open(t)
 		office := uid("office")
 		moves := mk(t, st, office)
-		s.h.MidListing(t, st, func() { toggle(t, st, moves) })
+		called := 0
+		s.h.MidListing(t, st, func() { called++; toggle(t, st, moves) })
 		listOnce(t, st, office, moves)
+		if called != 1 {
+			t.Fatalf("the listing made the change %d times, want once (never: the case tested nothing)", called)
+		}
 	})
 }
 
