@@ -186,6 +186,12 @@ type Options struct {
 //     record, its events (and the receipt) all or nothing; fn returning no events
 //     writes nothing; fn may run more than once (a retried transaction), so it must
 //     not have side effects beyond the record;
+//   - fn does not change a record's Sender, MessageID, OfficeID or CaseID, nor
+//     remove a reply or change a reply's MessageID: the idempotency key and the
+//     by-office, reply and follow-up indexes are keyed by them, an update only
+//     adds to those indexes, and Delete removes the entries the record names
+//     then — a changed office would keep the case's old entry for good (no
+//     caller changes them: intake sets them before Create);
 //   - events are never removed while their record exists, and change only
 //     through UpdateRedacting: their Detail and Note, in the transaction of the
 //     change that removes the case's bytes;
