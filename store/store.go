@@ -234,6 +234,9 @@ type Store interface {
 	UpdateRedacting(id string, fn func(s *submission.Submission) ([]submission.Event, error), redact func(e *submission.Event) bool) (*submission.Submission, error)
 	UpdateWithReceipt(id, kind string, receipt []byte, fn func(s *submission.Submission) ([]submission.Event, error)) (*submission.Submission, bool, error)
 	Receipt(id, kind string) ([]byte, error)
+	// Events returns a submission's event log, oldest first. Seq rises along
+	// one log and says nothing beyond it: bbolt numbers the events of all cases
+	// from one counter, JetStream each case's from 1 (the status API shows it).
 	Events(id string) ([]submission.Event, error)
 	// Outbox lists the ids of the submissions that still need a delivery
 	// attempt. It and the three listings below are in no particular order
