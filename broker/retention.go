@@ -249,30 +249,29 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 		})
 	}
 	why := fmt.Sprintf("retention: %s after the office's answer", r.PackageBytes)
-	n, err := strip(stripAnswered, func(cur *submission.Submission, t time.Time) ([]submission.Event, error) {
-		return cur.RemoveBytes(t, why)
-	})
-	rep.BytesRemoved = n
-	if err != nil {
-		return rep, err
-	}
 	whyCase := fmt.Sprintf("retention: %s after the office's answer to its case", r.PackageBytes)
-	n, err = strip(stripWithCase, func(cur *submission.Submission, t time.Time) ([]submission.Event, error) {
-		return cur.RemoveBytesWithCase(t, whyCase)
-	})
-	rep.BytesRemoved += n
-	if err != nil {
-		return rep, err
-	}
 	whyUnanswered := fmt.Sprintf("retention: %s after the delivery, without an answer of the office", r.Unanswered)
-	n, err = strip(stripUnanswered, func(cur *submission.Submission, t time.Time) ([]submission.Event, error) {
-		return cur.RemoveUnansweredBytes(t, whyUnanswered)
-	})
-	rep.BytesRemoved += n
-	if err != nil {
-		return rep, err
+	for _, due := range []struct {
+		ids    []string
+		remove func(cur *submission.Submission, t time.Time) ([]submission.Event, error)
+	}{
+		{stripAnswered, func(cur *submission.Submission, t time.Time) ([]submission.Event, error) {
+			return cur.RemoveBytes(t, why)
+		}},
+		{stripWithCase, func(cur *submission.Submission, t time.Time) ([]submission.Event, error) {
+			return cur.RemoveBytesWithCase(t, whyCase)
+		}},
+		{stripUnanswered, func(cur *submission.Submission, t time.Time) ([]submission.Event, error) {
+			return cur.RemoveUnansweredBytes(t, whyUnanswered)
+		}},
+	} {
+		n, err := strip(due.ids, due.remove)
+		rep.BytesRemoved += n
+		if err != nil {
+			return rep, err
+		}
 	}
-	n, err = gcEach(ctx, drop, func(id string) (bool, error) {
+	n, err := gcEach(ctx, drop, func(id string) (bool, error) {
 		if err := b.db.Delete(id); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return false, fmt.Errorf("broker: gc delete %s: %w", id, err)
 		}

@@ -19,28 +19,9 @@ import (
 func TestRetentionTakesANachreichungWithItsCase(t *testing.T) {
 	e := start(t, t.TempDir())
 	ctx := context.Background()
-	receive := func(msg, caseID string, take bool) string {
-		t.Helper()
-		in := intake(msg)
-		in.CaseID = caseID
-		a, err := e.b.Receive(ctx, in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		id := a.Submission.ID
-		waitState(t, e.b, id, submission.StateHeld) // no channel: held for the office's pickup
-		if take {
-			_, rc, err := e.b.OpenPackage(ctx, "office-a", id, Pickup{Channel: "api", Receiver: "office-a (pull API)"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			rc.Close()
-		}
-		return id
-	}
-	caseID := receive("antrag", "", true)
-	taken := receive("nachweis", caseID, true)
-	notTaken := receive("ausweis", caseID, false)
+	caseID := receiveHeld(t, e.b, "antrag", "", true).ID
+	taken := receiveHeld(t, e.b, "nachweis", caseID, true).ID
+	notTaken := receiveHeld(t, e.b, "ausweis", caseID, false).ID
 	if _, err := e.b.Decide(ctx, "office-a", caseID, Decision{Outcome: OutcomeAccepted, Actor: "test", Channel: "api"}); err != nil {
 		t.Fatal(err)
 	}
@@ -96,27 +77,7 @@ func TestRetentionTakesANachreichungWithItsCase(t *testing.T) {
 func TestRetentionGivesALateNachreichungItsOwnPeriod(t *testing.T) {
 	e := start(t, t.TempDir())
 	ctx := context.Background()
-	take := func(msg, caseID string) *submission.Submission {
-		t.Helper()
-		in := intake(msg)
-		in.CaseID = caseID
-		a, err := e.b.Receive(ctx, in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		waitState(t, e.b, a.Submission.ID, submission.StateHeld)
-		_, rc, err := e.b.OpenPackage(ctx, "office-a", a.Submission.ID, Pickup{Channel: "api", Receiver: "office-a (pull API)"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc.Close()
-		s, err := e.b.Submission(a.Submission.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	c := take("antrag", "")
+	c := receiveHeld(t, e.b, "antrag", "", true)
 	decided, err := e.b.Decide(ctx, "office-a", c.ID, Decision{Outcome: OutcomeAccepted, Actor: "test", Channel: "api"})
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +86,7 @@ func TestRetentionGivesALateNachreichungItsOwnPeriod(t *testing.T) {
 	for !time.Now().UTC().After(answered.Add(time.Millisecond)) {
 		time.Sleep(time.Millisecond)
 	}
-	late := take("nachweis", c.ID)
+	late := receiveHeld(t, e.b, "nachweis", c.ID, true)
 	if !late.DeliveredAt.After(answered) {
 		t.Fatalf("taken at %v, the case answered at %v", late.DeliveredAt, answered)
 	}
@@ -140,4 +101,32 @@ func TestRetentionGivesALateNachreichungItsOwnPeriod(t *testing.T) {
 	if rep, err := e.b.GC(ctx, late.DeliveredAt.Add(90*day), r); err != nil || rep.BytesRemoved != 1 {
 		t.Fatalf("90 days after it was taken: %+v %v", rep, err)
 	}
+}
+
+// receiveHeld receives the package msg (a Nachreichung to caseID unless "")
+// for no channel, so that it is held for its office's pickup, and with take
+// lets the office fetch it (its delivery); it returns the record then.
+func receiveHeld(t *testing.T, b *Broker, msg, caseID string, take bool) *submission.Submission {
+	t.Helper()
+	ctx := context.Background()
+	in := intake(msg)
+	in.CaseID = caseID
+	a, err := b.Receive(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := a.Submission.ID
+	waitState(t, b, id, submission.StateHeld)
+	if take {
+		_, rc, err := b.OpenPackage(ctx, "office-a", id, Pickup{Channel: "api", Receiver: "office-a (pull API)"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.Close()
+	}
+	s, err := b.Submission(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

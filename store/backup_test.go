@@ -357,15 +357,7 @@ func TestBackupCopyHoldsNoSwapLock(t *testing.T) {
 	if err := <-wiped; err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	if _, err := Restore(ctx, bytes.NewReader(out.Bytes()), dir, nil); err != nil {
-		t.Fatal(err)
-	}
-	back, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer back.Close()
+	back := restoreOpen(t, out.Bytes(), t.TempDir())
 	if _, err := back.Get(s.ID); err != nil {
 		t.Fatalf("restored: %v", err)
 	}
@@ -711,15 +703,7 @@ func TestBackupLeavesNoErasedBytesInFreePages(t *testing.T) {
 		t.Error("the backup holds the erased package in the free pages of its database")
 	}
 	// Still a whole backup of the store.
-	dir := filepath.Join(t.TempDir(), "data")
-	if _, err := Restore(ctx, bytes.NewReader(stream.Bytes()), dir, nil); err != nil {
-		t.Fatal(err)
-	}
-	restored, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer restored.Close()
+	restored := restoreOpen(t, stream.Bytes(), filepath.Join(t.TempDir(), "data"))
 	if got, err := restored.Get(id); err != nil || got.BytesRemovedAt == nil {
 		t.Fatalf("the restored case: %+v %v", got, err)
 	}
@@ -778,4 +762,14 @@ func TestRestoreLeavesNoErasedBytesInFreePages(t *testing.T) {
 	if got, err := restored.Get(id); err != nil || got.BytesRemovedAt == nil {
 		t.Fatalf("the restored case: %+v %v", got, err)
 	}
+}
+
+// restoreOpen restores the archive into dir and opens the store there until
+// the test ends.
+func restoreOpen(t *testing.T, archive []byte, dir string) *DB {
+	t.Helper()
+	if _, err := Restore(context.Background(), bytes.NewReader(archive), dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	return openUntilEnd(t, dir)
 }

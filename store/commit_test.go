@@ -350,6 +350,12 @@ func reopenWithout(t *testing.T, db *DB, dir string, bucket []byte) *DB {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
+	return openUntilEnd(t, dir)
+}
+
+// openUntilEnd opens the store in dir until the test ends.
+func openUntilEnd(t *testing.T, dir string) *DB {
+	t.Helper()
 	db, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)

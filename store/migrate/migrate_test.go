@@ -182,11 +182,7 @@ func TestBBoltToJetStreamAndBack(t *testing.T) {
 	if _, err := Export(ctx, js, filepath.Join(dir, "export2"), nil); err != nil {
 		t.Fatal(err)
 	}
-	back, err := store.Open(filepath.Join(dir, "back"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer back.Close()
+	back := openStore(t, filepath.Join(dir, "back"))
 	if _, err := Import(ctx, back, filepath.Join(dir, "export2"), "test", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -201,11 +197,7 @@ func TestBBoltToJetStreamAndBack(t *testing.T) {
 	if err := os.WriteFile(blobs[0], []byte("changed"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	fresh, err := store.Open(filepath.Join(dir, "fresh"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fresh.Close()
+	fresh := openStore(t, filepath.Join(dir, "fresh"))
 	if _, err := Import(ctx, fresh, filepath.Join(dir, "export2"), "test", nil); err == nil || !strings.Contains(err.Error(), "differ from their digest") {
 		t.Fatalf("import of a changed blob: %v", err)
 	}
@@ -297,14 +289,8 @@ func TestExportAfterRetention(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	dst, err := store.Open(filepath.Join(dir, "dst"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
-	if imp, err := Import(ctx, dst, filepath.Join(dir, "export"), "test", nil); err != nil || imp.Submissions != 3 {
-		t.Fatalf("import: %+v %v", imp, err)
-	}
+	dst := openStore(t, filepath.Join(dir, "dst"))
+	importAll(t, dst, filepath.Join(dir, "export"), 3)
 	if got, err := dst.Get("s000"); err != nil || got.BytesRemovedAt == nil {
 		t.Fatalf("the aged record after the import: %+v %v", got, err)
 	}
@@ -323,11 +309,7 @@ func TestImportFinishesARecordAnEarlierRunLeftHalfWritten(t *testing.T) {
 	if _, err := Export(ctx, src, filepath.Join(dir, "export"), nil); err != nil {
 		t.Fatal(err)
 	}
-	dst, err := store.Open(filepath.Join(dir, "dst"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
+	dst := openStore(t, filepath.Join(dir, "dst"))
 	// The first run: s000's blobs and Create, then it stopped.
 	s, _ := src.Get("s000")
 	evs, _ := src.Events("s000")
@@ -354,11 +336,7 @@ func TestImportFinishesARecordAnEarlierRunLeftHalfWritten(t *testing.T) {
 	evs3, _ := src.Events("s003")
 	intake3, _ := src.Receipt("s003", receiptKinds[0])
 	s3.State, s3.Generation = submission.StateQueued, s3.Generation+1
-	other, err := store.Open(filepath.Join(dir, "other"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	other := openStore(t, filepath.Join(dir, "other"))
 	if _, _, _, err := other.Create(ctx, s3, evs3, receiptKinds[0], intake3); err != nil {
 		t.Fatal(err)
 	}
@@ -430,11 +408,7 @@ func TestCheckIgnoresBytesTheRetentionRemovedMeanwhile(t *testing.T) {
 // filledStore is a bbolt store with n submissions of fill, closed after the test.
 func filledStore(t *testing.T, n int) *store.DB {
 	t.Helper()
-	src, err := store.Open(filepath.Join(t.TempDir(), "src"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { src.Close() })
+	src := openStore(t, filepath.Join(t.TempDir(), "src"))
 	fill(t, src, n)
 	return src
 }
@@ -487,14 +461,8 @@ func TestImportAgainLeavesAnErasedCaseErased(t *testing.T) {
 	if _, err := Export(ctx, src, filepath.Join(dir, "export"), nil); err != nil {
 		t.Fatal(err)
 	}
-	dst, err := store.Open(filepath.Join(dir, "dst"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
-	if imp, err := Import(ctx, dst, filepath.Join(dir, "export"), "test", nil); err != nil || imp.Submissions != 2 {
-		t.Fatalf("import: %+v %v", imp, err)
-	}
+	dst := openStore(t, filepath.Join(dir, "dst"))
+	importAll(t, dst, filepath.Join(dir, "export"), 2)
 	// The erasure as broker.Erase leaves it: the record says the bytes are gone,
 	// and its blobs are deleted.
 	erased, err := dst.Update("s001", func(s *submission.Submission) ([]submission.Event, error) {
@@ -571,11 +539,7 @@ func TestImportedEventSurvivesAnInterruptedRun(t *testing.T) {
 	if _, err := Export(ctx, src, filepath.Join(dir, "export"), nil); err != nil {
 		t.Fatal(err)
 	}
-	dst, err := store.Open(filepath.Join(dir, "dst"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
+	dst := openStore(t, filepath.Join(dir, "dst"))
 	// The first run stops right after the Create of s001, which has no
 	// further receipt.
 	if _, err := Import(ctx, &stopsAfterCreate{Store: dst, id: "s001"}, filepath.Join(dir, "export"), "test", nil); err != nil && !errors.Is(err, errStopped) {
@@ -677,16 +641,29 @@ func TestExportBesideTheRetentionAndAnErasure(t *testing.T) {
 			t.Errorf("the erased case's blob %s is in the export: %v", d, err)
 		}
 	}
-	dst, err := store.Open(filepath.Join(dir, "dst"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
-	if imp, err := Import(ctx, dst, filepath.Join(dir, "export"), "test", nil); err != nil || imp.Submissions != 2 {
-		t.Fatalf("import: %+v %v", imp, err)
-	}
+	dst := openStore(t, filepath.Join(dir, "dst"))
+	importAll(t, dst, filepath.Join(dir, "export"), 2)
 	if s, err := dst.Get("s001"); err != nil || s.BytesRemovedAt == nil {
 		t.Fatalf("the erased case after the move: %+v %v", s, err)
 	}
 	same(t, snap(t, src), snap(t, dst))
+}
+
+// openStore opens the bbolt store in dir until the test ends.
+func openStore(t *testing.T, dir string) *store.DB {
+	t.Helper()
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// importAll imports the export in from into dst and wants n submissions written.
+func importAll(t *testing.T, dst store.Store, from string, n int) {
+	t.Helper()
+	if imp, err := Import(context.Background(), dst, from, "test", nil); err != nil || imp.Submissions != n {
+		t.Fatalf("import: %+v %v, want %d submissions", imp, err, n)
+	}
 }
