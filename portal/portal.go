@@ -67,10 +67,11 @@ func (c *Client) Submit(ctx context.Context, p *paket.Paket) (*Result, error) {
 
 // SubmitRaw posts already signed bytes.
 func (c *Client) SubmitRaw(ctx context.Context, raw []byte) (*Result, error) {
-	resp, body, err := c.do(ctx, http.MethodPost, wire.SubmissionsPath, raw)
+	resp, body, err := c.do(ctx, http.MethodPost, wire.SubmissionsPath, raw, maxAnswer)
 	if err != nil {
 		return nil, err
 	}
+	body = body[:min(len(body), maxAnswer)] // a refusal's start is its Detail
 	return submitResult(resp, body), nil
 }
 
@@ -86,9 +87,18 @@ func submitResult(resp *http.Response, body []byte) *Result {
 	return res
 }
 
-// do sends one request to the gateway and reads at most 16 MiB of the answer. A body
-// is sent as the signed XML of intake; reads carry the portal's token.
-func (c *Client) do(ctx context.Context, method, path string, body []byte) (*http.Response, []byte, error) {
+// maxAnswer bounds what is read of an answer but a reply's bytes: a status, a
+// receipt, a problem document is far smaller.
+const maxAnswer = 16 << 20
+
+// maxReplyBytes is the largest reply an office can store (broker.MaxReplyBytes;
+// this package pulls in no server code): a reply is read whole or not at all.
+const maxReplyBytes = 64 << 20
+
+// do sends one request to the gateway and reads at most max+1 bytes of the
+// answer: one more than max tells the caller that it was cut. A body is sent as
+// the signed XML of intake; reads carry the portal's token.
+func (c *Client) do(ctx context.Context, method, path string, body []byte, max int64) (*http.Response, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -107,7 +117,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) (*htt
 		return nil, nil, err
 	}
 	defer resp.Body.Close()
-	b, err := httpbody.ReadAll(io.LimitReader(resp.Body, 16<<20), resp.ContentLength)
+	b, err := httpbody.ReadAll(io.LimitReader(resp.Body, max+1), resp.ContentLength)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -191,23 +201,28 @@ func (c *Client) Status(ctx context.Context, id string) (*wire.StatusView, error
 
 // Receipt fetches a receipt (wire.ReceiptEingang or wire.ReceiptZustellung).
 func (c *Client) Receipt(ctx context.Context, id, kind string) ([]byte, error) {
-	return c.get(ctx, wire.ReceiptPath(id, kind))
+	return c.get(ctx, wire.ReceiptPath(id, kind), maxAnswer)
 }
 
 // Reply fetches the bytes of a reply of the office (a Bescheid, a Rückfrage) that
 // the status lists (StatusView.Replies) — also one of an office in another state,
 // which came back through the Portalverbund.
 func (c *Client) Reply(ctx context.Context, id, replyID string) ([]byte, error) {
-	return c.get(ctx, wire.ReplyPath(id, replyID))
+	return c.get(ctx, wire.ReplyPath(id, replyID), maxReplyBytes)
 }
 
-func (c *Client) get(ctx context.Context, path string) ([]byte, error) {
-	resp, body, err := c.do(ctx, http.MethodGet, path, nil)
+func (c *Client) get(ctx context.Context, path string, max int64) ([]byte, error) {
+	resp, body, err := c.do(ctx, http.MethodGet, path, nil, max)
 	if err != nil {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, &ReadError{Path: path, Problem: decodeProblem(resp, body)}
+		return nil, &ReadError{Path: path, Problem: decodeProblem(resp, body[:min(len(body), maxAnswer)])}
+	}
+	if int64(len(body)) > max {
+		// Its start is no receipt and no reply: a Bescheid cut off at the bound
+		// was handed over as if whole.
+		return nil, fmt.Errorf("GET %s: the answer is longer than %d bytes", path, max)
 	}
 	return body, nil
 }
@@ -225,7 +240,7 @@ func (e *ReadError) Error() string {
 }
 
 func (c *Client) getJSON(ctx context.Context, path string, v any) error {
-	b, err := c.get(ctx, path)
+	b, err := c.get(ctx, path, maxAnswer)
 	if err != nil {
 		return err
 	}
