@@ -1293,7 +1293,7 @@ func erasedView(res broker.EraseResult) map[string]any {
 // portalReply serves the bytes of one reply of the office to the portal, and
 // records the first time they all went out (broker.RecordReplyFetch): the
 // office sees that its Bescheid left the gateway towards the applicant. A
-// read broken off is no fetch.
+// read broken off is no fetch, nor is a HEAD.
 func (s *Server) portalReply(w http.ResponseWriter, r *http.Request, portal string) {
 	id := chi.URLParam(r, "id")
 	rep, rc, err := s.opt.Broker.PortalReply(r.Context(), portal, id, chi.URLParam(r, "rid"))
@@ -1302,6 +1302,13 @@ func (s *Server) portalReply(w http.ResponseWriter, r *http.Request, portal stri
 		return
 	}
 	defer rc.Close()
+	if r.Method == http.MethodHead {
+		// net/http swallows a HEAD's body and reports it written: copied, the
+		// bytes counted as the portal's read, and the office was told that its
+		// Bescheid had left towards the applicant when none of it had.
+		replyHeaders(w, rep)
+		return
+	}
 	if n, err := serveReply(w, rep, rc, s.transfer()); err != nil || n != rep.Size {
 		return
 	}

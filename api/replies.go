@@ -319,6 +319,12 @@ func attachmentNamed(name string) string {
 // under the progress rule: a reply may have 64 MiB, as the office's package.
 // It returns what io.Copy does: the bytes written, and why it stopped early.
 func serveReply(w http.ResponseWriter, rep submission.Reply, rc io.Reader, t Transfer) (int64, error) {
+	replyHeaders(w, rep)
+	return io.Copy(Paced(w, t), rc)
+}
+
+// replyHeaders are the header fields of a reply's download, a HEAD's too.
+func replyHeaders(w http.ResponseWriter, rep submission.Reply) {
 	ct := rep.ContentType
 	if _, _, err := mime.ParseMediaType(ct); err != nil || ct == "" {
 		ct = "application/octet-stream"
@@ -330,5 +336,4 @@ func serveReply(w http.ResponseWriter, rep submission.Reply, rc io.Reader, t Tra
 		w.Header().Set(wire.HeaderContentDisposition, attachmentNamed(rep.FileName))
 	}
 	w.Header().Set("Content-Length", strconv.FormatInt(rep.Size, 10))
-	return io.Copy(Paced(w, t), rc)
 }

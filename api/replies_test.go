@@ -672,3 +672,40 @@ func TestAnswerBeforeTheOfficeHasTheCaseSaysSo(t *testing.T) {
 		t.Errorf("the reply after the fetch: %d %s", a.code, a.body)
 	}
 }
+
+// TestPortalsHeadOfAReplyIsNoFetch: a HEAD (a download tool asking the size
+// first) sends no byte of the Bescheid, and was recorded as the portal's read
+// of it — fetchedAt and reply_fetched told the office that its Bescheid had
+// left towards the applicant when it had not. The HEAD answers what the GET
+// would, without the bytes.
+func TestPortalsHeadOfAReplyIsNoFetch(t *testing.T) {
+	f := startReplyFixture(t)
+	id := f.delivered()
+	content := []byte("%PDF-1.7 Bescheid")
+	a := f.reply(id, wire.ReplyBescheid, "application/pdf", "bescheid-1", content)
+	if a.code != http.StatusCreated {
+		t.Fatalf("the Bescheid: %d %s", a.code, a.body)
+	}
+	rep := decodeReply(t, a)
+	req, _ := http.NewRequest(http.MethodHead, f.g.URL()+wire.ReplyPath(id, rep.ID), nil)
+	req.Header.Set("Authorization", "Bearer "+portalToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/pdf" ||
+		resp.Header.Get("Content-Length") != strconv.Itoa(len(content)) || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("HEAD: %d %v, want the GET's header fields", resp.StatusCode, resp.Header)
+	}
+	// A reply this small is answered when its handler has ended: what it
+	// recorded is in the record now.
+	for _, r := range f.replies(id) {
+		if r.FetchedAt != nil {
+			t.Fatalf("after the portal's HEAD the reply counts as fetched at %v", r.FetchedAt)
+		}
+	}
+	if got, err := f.pc.Reply(context.Background(), id, rep.ID); err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("the portal's GET: %q %v", got, err)
+	}
+}
