@@ -285,11 +285,10 @@ func (q *queue) take(max int) []subject {
 	return batch
 }
 
-// putBack queues a batch that failed again, in front of what came meanwhile; a
-// submission that came again meanwhile is there once.
-// putBack puts a failed batch in front of what came meanwhile, keeping at most
-// max ids waiting (the newest beyond it are left out, as Observe leaves them), and
-// returns how many it left out.
+// putBack puts a failed batch in front of what came meanwhile — a submission
+// that came again meanwhile is there once —, keeping at most max ids waiting
+// (the newest beyond it are left out, as Observe leaves them), and returns how
+// many it left out.
 func (q *queue) putBack(batch []subject, max int) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
