@@ -142,12 +142,13 @@ type Adapter struct {
 	watcher   *fsnotify.Watcher
 	wmu       sync.Mutex
 	watched   map[string]bool
-	unwatched map[string]bool // office folders fsnotify refused, warned about once
-	adding    map[string]bool // office folders queued or being added now (watch)
-	addQueue  []string        // office folders to add, in order (addLoop)
-	addKick   chan struct{}   // a folder was queued
-	addStop   chan struct{}   // closed by Close: addLoop ends
-	addIdle   *sync.Cond      // on wmu: an add finished (tests wait for it)
+	watchedAt map[string]time.Time // when a watched folder's watch was last asked for (watch)
+	unwatched map[string]bool      // office folders fsnotify refused, warned about once
+	adding    map[string]bool      // office folders queued or being added now (watch)
+	addQueue  []string             // office folders to add, in order (addLoop)
+	addKick   chan struct{}        // a folder was queued
+	addStop   chan struct{}        // closed by Close: addLoop ends
+	addIdle   *sync.Cond           // on wmu: an add finished (tests wait for it)
 	// addWatch adds a folder to the watcher: watcher.Add; tests replace it with
 	// one that hangs, as on a share whose server stopped answering.
 	addWatch  func(dir string) error
@@ -178,7 +179,7 @@ var (
 // left), the adapter works without it: Changes then never fires and polling notices
 // every confirmation.
 func New(o Options) (*Adapter, error) {
-	a := &Adapter{log: o.Logger, now: o.Now, watched: map[string]bool{}, unwatched: map[string]bool{}, adding: map[string]bool{}, keep: o.LedgerKeep,
+	a := &Adapter{log: o.Logger, now: o.Now, watched: map[string]bool{}, watchedAt: map[string]time.Time{}, unwatched: map[string]bool{}, adding: map[string]bool{}, keep: o.LedgerKeep,
 		pruning: map[string]bool{}, lastPrune: map[string]time.Time{}, pruneCursor: map[string]string{},
 		beforeRename: o.BeforeRename}
 	if a.keep == 0 {
@@ -303,15 +304,28 @@ func (a *Adapter) unwatch(dir string) {
 // backend holds its own lock across the add, so another office's add waited
 // in fsnotify for the hung one (TestHungShareHoldsNoOtherOffice). Queued, only
 // the watches wait; until they are added, polling notices the confirmations.
+//
+// A watched folder's watch is asked for again once rewatchEvery has passed:
+// fsnotify drops a watch without an event when the file system under it is
+// unmounted (inotify's IN_UNMOUNT), so a share unmounted and mounted again
+// was taken for watched and gave no signal until the gateway restarted
+// (TestRemountedFolderWatchedAgain). Adding a watch the folder has is
+// harmless to fsnotify (the kernel keeps the one it has).
 func (a *Adapter) watch(dir string) {
 	if a.watcher == nil {
 		return
 	}
+	now := a.now()
 	a.wmu.Lock()
-	if a.watched[dir] || a.adding[dir] || a.gate.Closed() {
+	if a.adding[dir] || a.gate.Closed() {
 		a.wmu.Unlock()
 		return
 	}
+	if last, ok := a.watchedAt[dir]; a.watched[dir] && ok && now.Sub(last) < rewatchEvery && now.Sub(last) >= 0 {
+		a.wmu.Unlock()
+		return
+	}
+	a.watchedAt[dir] = now
 	a.adding[dir] = true
 	a.addQueue = append(a.addQueue, dir)
 	a.wmu.Unlock()
@@ -320,6 +334,10 @@ func (a *Adapter) watch(dir string) {
 	default: // a kick is pending: addLoop takes the whole queue
 	}
 }
+
+// rewatchEvery is how long a watched folder's watch is taken as it is before
+// watch asks fsnotify for it again.
+const rewatchEvery = time.Minute
 
 // addLoop adds the folders watch queued, one at a time, as fsnotify would
 // anyway, until Close.
