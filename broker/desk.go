@@ -662,11 +662,27 @@ func (b *Broker) openBytes(ctx context.Context, s *submission.Submission) (io.Re
 	if err := PackageGone(s); err != nil {
 		return nil, err
 	}
-	rc, err := b.db.Blobs().Open(ctx, s.PackageSHA256)
+	rc, err := b.openBlob(ctx, s, s.PackageSHA256)
 	if err != nil {
-		return nil, unreadable(err)
+		return nil, err
 	}
 	return rc, nil
+}
+
+// openBlob opens one blob of s, read a moment ago. An erasure or the
+// retention writes the record first and deletes the bytes after it: a read
+// between the two found the record whole and then no blob, and answered 404
+// for a package, attachment or reply the status lists. The record read again
+// says what happened — 410, its bytes removed — and a store that cannot hand
+// the bytes out now is ErrUnreadable (503, retry), not a 500.
+func (b *Broker) openBlob(ctx context.Context, s *submission.Submission, digest string) (io.ReadCloser, error) {
+	rc, err := b.db.Blobs().Open(ctx, digest)
+	if errors.Is(err, ErrNotFound) {
+		if now, gerr := b.db.Get(s.ID); gerr == nil && now.BytesRemovedAt != nil {
+			return nil, fmt.Errorf("submission %s: %w", s.ID, ErrBytesRemoved)
+		}
+	}
+	return rc, unreadable(err)
 }
 
 // OpenAttachment implements OfficeDesk.
@@ -682,8 +698,8 @@ func (b *Broker) OpenAttachment(ctx context.Context, officeID, id, attID string,
 			if s.BytesRemovedAt != nil {
 				return submission.Attachment{}, nil, fmt.Errorf("submission %s: %w", id, ErrBytesRemoved)
 			}
-			rc, err := b.db.Blobs().Open(ctx, a.SHA256)
-			return a, rc, unreadable(err)
+			rc, err := b.openBlob(ctx, s, a.SHA256)
+			return a, rc, err
 		}
 	}
 	return submission.Attachment{}, nil, fmt.Errorf("attachment %s: %w", attID, ErrNotFound)
@@ -911,10 +927,8 @@ func (b *Broker) openReply(ctx context.Context, s *submission.Submission, replyI
 			if s.BytesRemovedAt != nil {
 				return submission.Reply{}, nil, fmt.Errorf("submission %s: %w", s.ID, ErrBytesRemoved)
 			}
-			// As a package's or an attachment's: a store that cannot hand the
-			// bytes out now is ErrUnreadable (503, retry), not a 500.
-			rc, err := b.db.Blobs().Open(ctx, r.SHA256)
-			return r, rc, unreadable(err)
+			rc, err := b.openBlob(ctx, s, r.SHA256)
+			return r, rc, err
 		}
 	}
 	return submission.Reply{}, nil, fmt.Errorf("reply %s: %w", replyID, ErrNotFound)
