@@ -179,6 +179,16 @@ func digestOf(b []byte) string {
 }
 
 // decodeReply is the reply an answer carries.
+// replied posts a reply as reply does and wants it stored (201).
+func (f *replyFixture) replied(id, kind, ctype, key string, content []byte) wire.Reply {
+	f.t.Helper()
+	a := f.reply(id, kind, ctype, key, content)
+	if a.code != http.StatusCreated {
+		f.t.Fatalf("the %s: %d %s", kind, a.code, a.body)
+	}
+	return decodeReply(f.t, a)
+}
+
 func decodeReply(t *testing.T, a answer) wire.Reply {
 	t.Helper()
 	var r wire.Reply
@@ -273,13 +283,9 @@ func TestOfficeReplyRepeatIsStoredOnce(t *testing.T) {
 	f := startReplyFixture(t)
 	id := f.delivered()
 	first := []byte("%PDF-1.4 Bescheid (Entwurf 1)")
-	a := f.reply(id, wire.ReplyBescheid, "application/pdf", "bescheid-1", first)
-	if a.code != http.StatusCreated {
-		t.Fatalf("the Bescheid: %d %s", a.code, a.body)
-	}
-	rep := decodeReply(t, a)
+	rep := f.replied(id, wire.ReplyBescheid, "application/pdf", "bescheid-1", first)
 
-	a = f.reply(id, wire.ReplyBescheid, "application/pdf", "bescheid-1", first)
+	a := f.reply(id, wire.ReplyBescheid, "application/pdf", "bescheid-1", first)
 	if again := decodeReply(t, a); a.code != http.StatusOK || again != rep || a.header.Get(wire.HeaderDuplicate) != "true" || a.header.Get("Location") != rep.Link {
 		t.Fatalf("the same Bescheid again: %d %s (%s %q), want 200 with %+v", a.code, a.body, wire.HeaderDuplicate, a.header.Get(wire.HeaderDuplicate), rep)
 	}
@@ -406,11 +412,7 @@ func TestPortalsFetchOfAReplyIsRecordedOnce(t *testing.T) {
 	f := startReplyFixture(t)
 	ctx := context.Background()
 	id := f.delivered()
-	a := f.reply(id, wire.ReplyBescheid, "application/pdf", "bescheid-1", []byte("%PDF-1.7 Bescheid"))
-	if a.code != http.StatusCreated {
-		t.Fatalf("the Bescheid: %d %s", a.code, a.body)
-	}
-	rep := decodeReply(t, a)
+	rep := f.replied(id, wire.ReplyBescheid, "application/pdf", "bescheid-1", []byte("%PDF-1.7 Bescheid"))
 	fetched := func() (*time.Time, int) {
 		t.Helper()
 		a := f.call(http.MethodGet, wire.OfficeSubmissionPath(id), pollingToken, nil, nil)
@@ -682,11 +684,7 @@ func TestPortalsHeadOfAReplyIsNoFetch(t *testing.T) {
 	f := startReplyFixture(t)
 	id := f.delivered()
 	content := []byte("%PDF-1.7 Bescheid")
-	a := f.reply(id, wire.ReplyBescheid, "application/pdf", "bescheid-1", content)
-	if a.code != http.StatusCreated {
-		t.Fatalf("the Bescheid: %d %s", a.code, a.body)
-	}
-	rep := decodeReply(t, a)
+	rep := f.replied(id, wire.ReplyBescheid, "application/pdf", "bescheid-1", content)
 	req, _ := http.NewRequest(http.MethodHead, f.g.URL()+wire.ReplyPath(id, rep.ID), nil)
 	req.Header.Set("Authorization", "Bearer "+portalToken)
 	resp, err := http.DefaultClient.Do(req)

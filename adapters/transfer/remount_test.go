@@ -68,17 +68,7 @@ func TestRemountedFolderWatchedAgain(t *testing.T) {
 	now = now.Add(rewatchEvery)
 	mu.Unlock()
 	d := realDelivery(dir, "dlv-after-remount", "4c1f0e52-0000-4000-8000-0000000000a2")
-	handed, err := a.Deliver(t.Context(), d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
-		t.Fatalf("confirmed before the import: %v %v", ok, err)
-	}
-	a.settleWatches()
-	for len(a.Changes()) > 0 {
-		<-a.Changes()
-	}
+	handed := handOverQuietly(t, a, d)
 	if err := os.WriteFile(filepath.Join(dir, handed.Reference+MarkerSuffix), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -192,19 +192,7 @@ func TestImportConfirms(t *testing.T) {
 			r := &folderReceiver{dir: dir, importDir: filepath.Join(t.TempDir(), "imported"), importBy: by, seen: map[string]*seenCase{}}
 			mustMkdir(t, r.importDir)
 			d := realDelivery(dir, "dlv-"+by, "4c1f0e52-0000-4000-8000-00000000000"+fmt.Sprint(len(by)))
-			handed, err := a.Deliver(t.Context(), d)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
-				t.Fatalf("confirmed before the import: %v %v", ok, err)
-			}
-			// The folder's watch is added in the background (watch): wait for it,
-			// drain what our own writing signalled, then expect a signal for the import.
-			a.settleWatches()
-			for len(a.Changes()) > 0 {
-				<-a.Changes()
-			}
+			handed := handOverQuietly(t, a, d)
 			now = now.Add(time.Hour)
 			r.Confirm(t, d.ID)
 			if by == "marker" { // written between the hand-over and now, by this test's clock
@@ -2070,4 +2058,23 @@ func TestNachreichungIndexNamesItsCase(t *testing.T) {
 			t.Errorf("%s of a new case names a case_id:\n%s", f, b)
 		}
 	}
+}
+
+// handOverQuietly delivers d, which must not be confirmed yet, waits for its
+// folder's watch, which is added in the background (watch), and drains what
+// the delivery's own writing signalled: a signal after it is the office's.
+func handOverQuietly(t *testing.T, a *Adapter, d adapters.Delivery) adapters.Confirmation {
+	t.Helper()
+	handed, err := a.Deliver(t.Context(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
+		t.Fatalf("confirmed before the import: %v %v", ok, err)
+	}
+	a.settleWatches()
+	for len(a.Changes()) > 0 {
+		<-a.Changes()
+	}
+	return handed
 }
