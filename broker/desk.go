@@ -662,11 +662,7 @@ func (b *Broker) openBytes(ctx context.Context, s *submission.Submission) (io.Re
 	if err := PackageGone(s); err != nil {
 		return nil, err
 	}
-	rc, err := b.openBlob(ctx, s, s.PackageSHA256)
-	if err != nil {
-		return nil, err
-	}
-	return rc, nil
+	return b.openBlob(ctx, s, s.PackageSHA256)
 }
 
 // openBlob opens one blob of s, read a moment ago. An erasure or the

@@ -155,7 +155,7 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 			p.Due.Add(1)
 		case s.CaseID != "" && s.Decision == nil && s.DeliveredAt != nil:
 			// A Nachreichung its office took and did not answer itself goes
-			// by its case's answer (followCases), read once the scan is done.
+			// by its case's answer, read once the scan is done (below).
 			followers = append(followers, follower{id: s.ID, caseID: s.CaseID, deliveredAt: *s.DeliveredAt,
 				bytesGone: s.BytesRemovedAt != nil, unanswered: unanswered(s), digests: s.Digests()})
 		case s.BytesRemovedAt != nil:
@@ -176,8 +176,9 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 		return rep, fmt.Errorf("broker: gc scan: %w", err)
 	}
 	var stripWithCase []string
+	cases := map[string]*submission.Submission{} // a case with several Nachreichungen is read once
 	for _, f := range followers {
-		c, err := b.caseOf(f)
+		c, err := b.caseOf(cases, f.caseID)
 		if err != nil {
 			return rep, fmt.Errorf("broker: gc: the case of %s: %w", f.id, err)
 		}
@@ -317,12 +318,19 @@ type follower struct {
 	digests               []string
 }
 
-// caseOf reads the case f belongs to; nil when it is gone (the retention
-// deleted its record: f's goes too, once its own period is over).
-func (b *Broker) caseOf(f follower) (*submission.Submission, error) {
-	c, err := b.db.Get(f.caseID)
+// caseOf reads the case id, once per run (read keeps what was read); nil when
+// it is gone (the retention deleted its record: its Nachreichungen' go too,
+// once their own period is over).
+func (b *Broker) caseOf(read map[string]*submission.Submission, id string) (*submission.Submission, error) {
+	if c, ok := read[id]; ok {
+		return c, nil
+	}
+	c, err := b.db.Get(id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
+		c, err = nil, nil
+	}
+	if err == nil {
+		read[id] = c
 	}
 	return c, err
 }

@@ -1135,11 +1135,18 @@ func (s *Submission) RecordsFetch(channel string) bool {
 // after the retention period. Only a case the office has answered finally (accepted
 // or rejected) loses its bytes; doing it twice changes nothing.
 func (s *Submission) RemoveBytes(now time.Time, why string) ([]Event, error) {
+	return s.removeBytesIf(s.Decision != nil, "a submission the office has not answered", now, why)
+}
+
+// removeBytesIf is the retention's removal of the bytes, RemoveBytes' and its
+// siblings': nothing when they are gone already, ErrIllegal naming what the
+// case is (refused) unless allowed.
+func (s *Submission) removeBytesIf(allowed bool, refused string, now time.Time, why string) ([]Event, error) {
 	if s.BytesRemovedAt != nil {
 		return nil, nil
 	}
-	if s.Decision == nil {
-		return nil, fmt.Errorf("%w: remove the bytes of a submission the office has not answered (%s)", ErrIllegal, s.State)
+	if !allowed {
+		return nil, fmt.Errorf("%w: remove the bytes of %s (%s)", ErrIllegal, refused, s.State)
 	}
 	s.BytesGone(now)
 	return []Event{{At: now, Type: EventBytesRemoved, Detail: why}}, nil
@@ -1151,28 +1158,14 @@ func (s *Submission) RemoveBytes(now time.Time, why string) ([]Event, error) {
 // office answered itself goes by its own answer (RemoveBytes), one it has not
 // taken yet is not one; doing it twice changes nothing.
 func (s *Submission) RemoveBytesWithCase(now time.Time, why string) ([]Event, error) {
-	if s.BytesRemovedAt != nil {
-		return nil, nil
-	}
-	if s.CaseID == "" || s.Decision != nil || s.DeliveredAt == nil {
-		return nil, fmt.Errorf("%w: remove the bytes of submission %s with its case's (%s)", ErrIllegal, s.ID, s.State)
-	}
-	s.BytesGone(now)
-	return []Event{{At: now, Type: EventBytesRemoved, Detail: why}}, nil
+	return s.removeBytesIf(s.CaseID != "" && s.Decision == nil && s.DeliveredAt != nil, "submission "+s.ID+" with its case's", now, why)
 }
 
 // RemoveUnansweredBytes records that the bytes of a case delivered to its office
 // and never answered were removed (retention.unanswered). A case the office has
 // not taken yet, or has answered, is not one; doing it twice changes nothing.
 func (s *Submission) RemoveUnansweredBytes(now time.Time, why string) ([]Event, error) {
-	if s.BytesRemovedAt != nil {
-		return nil, nil
-	}
-	if s.Decision != nil || s.State != StateDelivered {
-		return nil, fmt.Errorf("%w: remove the bytes of an unanswered case that is %s", ErrIllegal, s.State)
-	}
-	s.BytesGone(now)
-	return []Event{{At: now, Type: EventBytesRemoved, Detail: why}}, nil
+	return s.removeBytesIf(s.Decision == nil && s.State == StateDelivered, "a case that is not delivered and unanswered", now, why)
 }
 
 // BytesGone marks the package, attachment and reply bytes removed at now (by the
