@@ -747,12 +747,7 @@ func writeIntake(w http.ResponseWriter, a *broker.Received) {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request, portal string) {
-	sub, err := s.opt.Broker.ForPortal(portal, chi.URLParam(r, "id"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	evs, err := s.opt.Broker.PortalEvents(portal, sub.ID)
+	sub, evs, err := s.opt.Broker.PortalStatus(portal, chi.URLParam(r, "id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -961,11 +956,7 @@ func (s *Server) officeSub(w http.ResponseWriter, r *http.Request) (*submission.
 }
 
 func (s *Server) officeGet(w http.ResponseWriter, r *http.Request) {
-	sub, ok := s.officeSub(w, r)
-	if !ok {
-		return
-	}
-	evs, err := s.opt.Desk.Events(r.Context(), sub.OfficeID, sub.ID)
+	sub, evs, err := s.opt.Desk.GetWithEvents(r.Context(), officeOf(r), chi.URLParam(r, "id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return

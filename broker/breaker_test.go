@@ -243,7 +243,7 @@ func TestOfficeDownForADay(t *testing.T) {
 	}
 
 	// The portal sees the schedule in simulated terms, not the operator's notes.
-	pevs, err := e.b.PortalEvents("amt24", s.ID)
+	_, pevs, err := e.b.PortalStatus("amt24", s.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -454,7 +454,7 @@ func TestGoneDisablesTheChannel(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitState(t, e.b, a.Submission.ID, submission.StateDelivered)
-		evs, _ := e.b.PortalEvents("amt24", a.Submission.ID)
+		_, evs, _ := e.b.PortalStatus("amt24", a.Submission.ID)
 		return evs
 	}
 	channelOf := func(evs []submission.Event) string {

@@ -289,7 +289,7 @@ func TestPortalSeesNoOperatorNotes(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, e.b, a.Submission.ID, submission.StateDelivered)
-	portal, err := e.b.PortalEvents("amt24", a.Submission.ID)
+	_, portal, err := e.b.PortalStatus("amt24", a.Submission.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +299,7 @@ func TestPortalSeesNoOperatorNotes(t *testing.T) {
 			t.Fatalf("portal event %+v (operator sees %+v)", ev, all[i])
 		}
 	}
-	if _, err := e.b.PortalEvents("other-portal", a.Submission.ID); !errors.Is(err, ErrNotFound) {
+	if _, _, err := e.b.PortalStatus("other-portal", a.Submission.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("another portal reads the log: %v", err)
 	}
 }

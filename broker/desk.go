@@ -70,6 +70,10 @@ type OfficeDesk interface {
 	Get(ctx context.Context, officeID, id string) (*submission.Submission, error)
 	// Events returns the event log of one submission of the office.
 	Events(ctx context.Context, officeID, id string) ([]submission.Event, error)
+	// GetWithEvents is Get and Events from one read: the state and the log
+	// that state was written with (store.Store.GetWithEvents), for an answer
+	// that shows both.
+	GetWithEvents(ctx context.Context, officeID, id string) (*submission.Submission, []submission.Event, error)
 	// OpenPackage opens the exact signed package bytes, and then records the
 	// pickup p; p.Admit is asked before either.
 	OpenPackage(ctx context.Context, officeID, id string, p Pickup) (*submission.Submission, io.ReadCloser, error)
@@ -277,10 +281,18 @@ func (b *Broker) forOffice(officeID, id string) (*submission.Submission, error) 
 	if err != nil {
 		return nil, err
 	}
-	if officeID == "" || s.OfficeID != officeID {
-		return nil, fmt.Errorf("submission %s: %w", id, ErrNotFound)
+	if err := officeSees(officeID, s); err != nil {
+		return nil, err
 	}
 	return s, nil
+}
+
+// officeSees is ErrNotFound unless s is a case of the office officeID.
+func officeSees(officeID string, s *submission.Submission) error {
+	if officeID == "" || s.OfficeID != officeID {
+		return fmt.Errorf("submission %s: %w", s.ID, ErrNotFound)
+	}
+	return nil
 }
 
 // admitted is forOffice, then the face's admit (if not nil) on the record read.
@@ -526,11 +538,21 @@ func (b *Broker) Get(_ context.Context, officeID, id string) (*submission.Submis
 }
 
 // Events implements OfficeDesk.
-func (b *Broker) Events(_ context.Context, officeID, id string) ([]submission.Event, error) {
-	if _, err := b.forOffice(officeID, id); err != nil {
-		return nil, err
+func (b *Broker) Events(ctx context.Context, officeID, id string) ([]submission.Event, error) {
+	_, evs, err := b.GetWithEvents(ctx, officeID, id)
+	return evs, err
+}
+
+// GetWithEvents implements OfficeDesk.
+func (b *Broker) GetWithEvents(_ context.Context, officeID, id string) (*submission.Submission, []submission.Event, error) {
+	s, evs, err := b.db.GetWithEvents(id)
+	if err != nil {
+		return nil, nil, err
 	}
-	return b.db.Events(id)
+	if err := officeSees(officeID, s); err != nil {
+		return nil, nil, err
+	}
+	return s, evs, nil
 }
 
 // OpenPackage implements OfficeDesk. The bytes are opened before the pickup is

@@ -32,30 +32,45 @@ func (b *Broker) ForPortal(portal, id string) (*submission.Submission, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := portalSees(portal, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// portalSees is ErrNotFound unless the portal sent s itself.
+func portalSees(portal string, s *submission.Submission) error {
 	if portal == "" || s.Sender != portal {
-		return nil, fmt.Errorf("submission %s: %w", id, ErrNotFound)
+		return fmt.Errorf("submission %s: %w", s.ID, ErrNotFound)
 	}
 	// A package a peer gateway forwarded here keeps the sender id of another
 	// state's portal, and portal ids are one namespace across states (every
 	// development PKI's portal is "amt24"): this gateway's portal with the same id
 	// did not send it. The portal that did reads it at its own gateway.
 	if s.Origin != nil {
-		return nil, fmt.Errorf("submission %s: forwarded by gateway %s, not sent by a portal of this gateway: %w", id, s.Origin.Gateway, ErrNotFound)
+		return fmt.Errorf("submission %s: forwarded by gateway %s, not sent by a portal of this gateway: %w", s.ID, s.Origin.Gateway, ErrNotFound)
 	}
-	return s, nil
+	return nil
 }
 
-// PortalEvents returns the event log as the portal that sent the submission may read
-// it: without operator notes (an office endpoint's error page can contain anything).
-func (b *Broker) PortalEvents(portal, id string) ([]submission.Event, error) {
-	if _, err := b.ForPortal(portal, id); err != nil {
-		return nil, err
+// PortalStatus returns the submission and its event log, from one read (the
+// state and the log it was written with; store.Store.GetWithEvents), as the
+// portal that sent it may read them: the log without operator notes (an
+// office endpoint's error page can contain anything). The status answer read
+// the record twice and the log once, and a write between could pair the
+// state "queued" with a log ending in "delivered".
+func (b *Broker) PortalStatus(portal, id string) (*submission.Submission, []submission.Event, error) {
+	s, evs, err := b.db.GetWithEvents(id)
+	if err != nil {
+		return nil, nil, err
 	}
-	evs, err := b.db.Events(id)
+	if err := portalSees(portal, s); err != nil {
+		return nil, nil, err
+	}
 	for i := range evs {
 		evs[i].Note = ""
 	}
-	return evs, err
+	return s, evs, nil
 }
 
 // PortalReceipt returns a receipt of one of the portal's submissions.

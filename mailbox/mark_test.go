@@ -22,7 +22,7 @@ func TestMarkSaysWhoSeesIt(t *testing.T) {
 	if got := anna.post("/postfach/s/"+sub.ID+"/erledigt", url.Values{"csrf": {csrfFrom(t, page)}, "erledigt": {"ja"}}); got.Code != http.StatusSeeOther {
 		t.Fatalf("marking: %d", got.Code)
 	}
-	evs, err := e.b.PortalEvents(paket.ExampleSender, sub.ID)
+	_, evs, err := e.b.PortalStatus(paket.ExampleSender, sub.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -238,6 +238,12 @@ type Store interface {
 	// one log and says nothing beyond it: bbolt numbers the events of all cases
 	// from one counter, JetStream each case's from 1 (the status API shows it).
 	Events(id string) ([]submission.Event, error)
+	// GetWithEvents is Get and Events as one write left them: the record and
+	// its event log from one read (bbolt: one read transaction; JetStream: the
+	// document, which holds the record and the log's newest events). A status
+	// answer built from two reads could pair the state "queued" with a log
+	// that already ends in "delivered" when a write came between them.
+	GetWithEvents(id string) (*submission.Submission, []submission.Event, error)
 	// Outbox lists the ids of the submissions that still need a delivery
 	// attempt. It and the three listings below are in no particular order
 	// (bbolt's is the ids', JetStream's that of the entries' last writes): a
@@ -990,22 +996,48 @@ func (db *DB) Receipt(id, kind string) ([]byte, error) {
 func (db *DB) Events(id string) ([]submission.Event, error) {
 	var out []submission.Event
 	err := db.view(func(tx *bolt.Tx) error {
-		cases := tx.Bucket(bucketCases)
-		if cases.Get(recordKey(id)) == nil {
+		if tx.Bucket(bucketCases).Get(recordKey(id)) == nil {
 			return ErrNotFound
 		}
-		prefix := caseKey(id, tagEvent)
-		c := cases.Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			var e submission.Event
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("store: event %x: %w", k, err)
-			}
-			out = append(out, e)
-		}
-		return nil
+		var err error
+		out, err = eventsIn(tx, id)
+		return err
 	})
 	return out, err
+}
+
+// GetWithEvents implements Store: the record and its events in one read
+// transaction.
+func (db *DB) GetWithEvents(id string) (*submission.Submission, []submission.Event, error) {
+	var s *submission.Submission
+	var out []submission.Event
+	err := db.view(func(tx *bolt.Tx) error {
+		var err error
+		if s, err = db.record(tx, id); err != nil {
+			return err
+		}
+		out, err = eventsIn(tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, out, nil
+}
+
+// eventsIn reads the event log of id, oldest first, in tx.
+func eventsIn(tx *bolt.Tx, id string) ([]submission.Event, error) {
+	var out []submission.Event
+	prefix := caseKey(id, tagEvent)
+	c := tx.Bucket(bucketCases).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		var e submission.Event
+		if err := json.Unmarshal(v, &e); err != nil {
+			return nil, fmt.Errorf("store: event %x: %w", k, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 // Outbox lists the ids of submissions that still need a delivery attempt.

@@ -61,6 +61,7 @@ func BoltHarness() storetest.Harness {
 		},
 		// A listing is one read transaction: a change lands before it or after.
 		MidListing: func(t *testing.T, st store.Store, fn func()) { fn() },
+		MidRead:    func(t *testing.T, st store.Store, fn func()) { fn() },
 	}
 }
 

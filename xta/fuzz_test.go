@@ -29,6 +29,9 @@ var _ broker.OfficeDesk = emptyDesk{}
 func (emptyDesk) Events(context.Context, string, string) ([]submission.Event, error) {
 	return nil, broker.ErrNotFound
 }
+func (emptyDesk) GetWithEvents(context.Context, string, string) (*submission.Submission, []submission.Event, error) {
+	return nil, nil, broker.ErrNotFound
+}
 func (emptyDesk) OpenPackage(context.Context, string, string, broker.Pickup) (*submission.Submission, io.ReadCloser, error) {
 	return nil, nil, broker.ErrNotFound
 }

@@ -364,6 +364,17 @@ func (d *MemDesk) Events(_ context.Context, office, id string) ([]submission.Eve
 	return slices.Clone(d.events[id]), nil
 }
 
+// GetWithEvents implements broker.OfficeDesk.
+func (d *MemDesk) GetWithEvents(_ context.Context, office, id string) (*submission.Submission, []submission.Event, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, err := d.forOffice(office, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.Clone(), slices.Clone(d.events[id]), nil
+}
+
 // OpenPackage implements broker.OfficeDesk.
 func (d *MemDesk) OpenPackage(_ context.Context, office, id string, p broker.Pickup) (*submission.Submission, io.ReadCloser, error) {
 	d.mu.Lock()

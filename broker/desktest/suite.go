@@ -97,6 +97,12 @@ func events(t *testing.T, d Desk, id string) []submission.Event {
 	if err != nil {
 		t.Fatalf("Events: %v", err)
 	}
+	// GetWithEvents reads the same log, with the record (nothing writes
+	// between here).
+	sub, both, err := d.GetWithEvents(ctx(), officeA, id)
+	if err != nil || sub.ID != id || sub.OfficeID != officeA || len(both) != len(evs) {
+		t.Fatalf("GetWithEvents: %v, %d events against Events' %d (%v)", sub, len(both), len(evs), err)
+	}
 	return evs
 }
 
@@ -171,6 +177,8 @@ func (s *suite) testOtherOffice(t *testing.T) {
 		wantErr(t, err, broker.ErrNotFound, what("Get"))
 		_, err = f.d.Events(ctx(), officeB, id)
 		wantErr(t, err, broker.ErrNotFound, what("Events"))
+		_, _, err = f.d.GetWithEvents(ctx(), officeB, id)
+		wantErr(t, err, broker.ErrNotFound, what("GetWithEvents"))
 		_, _, err = f.d.OpenPackage(ctx(), officeB, id, broker.Pickup{Channel: "api", Receiver: "office B"})
 		wantErr(t, err, broker.ErrNotFound, what("OpenPackage"))
 		_, err = f.d.ReadCase(ctx(), officeB, id, broker.CaseRead{Max: 1 << 20, Pickup: broker.Pickup{Channel: "mailbox", Receiver: "bert"}})

@@ -838,24 +838,33 @@ func (s *Store) readPage(ctx context.Context, id string, n int) ([]submission.Ev
 
 // Events returns a submission's event log, oldest first.
 func (s *Store) Events(id string) ([]submission.Event, error) {
+	_, evs, err := s.GetWithEvents(id)
+	return evs, err
+}
+
+// GetWithEvents implements store.Store: the record and the log's newest
+// events come from one document; the older pages it names were written
+// before it and are only ever rewritten by a redaction (which changes an
+// event's words, not which events there are).
+func (s *Store) GetWithEvents(id string) (*submission.Submission, []submission.Event, error) {
 	ctx, cancel := s.ctx()
 	defer cancel()
 	d, _, err := s.readDoc(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if d.Pages == 0 {
-		return d.Events, nil
+		return d.Sub, d.Events, nil
 	}
 	var all []submission.Event
 	for n := 1; n <= d.Pages; n++ {
 		page, _, err := s.readPage(ctx, id, n)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		all = append(all, page...)
 	}
-	return append(all, d.Events...), nil
+	return d.Sub, append(all, d.Events...), nil
 }
 
 // writes

@@ -68,6 +68,13 @@ type Harness struct {
 	// Required: an office's waiting list must name a case that waits
 	// throughout once, however it moves meanwhile (testWaitingWhileMoving).
 	MidListing func(t *testing.T, st store.Store, fn func())
+	// MidRead makes st call fn once in its next GetWithEvents, after it read
+	// the record and before it reads the events. A store that reads both at
+	// once (one transaction, one document) calls fn before it: the change
+	// then lands before or after the read, never in it. Required: a status
+	// answer pairs a state with the log that state was written with
+	// (testGetWithEvents).
+	MidRead func(t *testing.T, st store.Store, fn func())
 }
 
 // watchdog bounds every concurrent case: a liveness guard, not a timing assertion.
@@ -77,8 +84,8 @@ const watchdog = 2 * time.Minute
 // with a stable name, so one can be run alone (-run 'X/Suite/ConcurrentUpdates').
 func Run(t *testing.T, h Harness) {
 	t.Helper()
-	if h.Open == nil || h.Reopen == nil || h.StepBack == nil || h.Older == nil || h.Rewrite == nil || h.MidListing == nil {
-		t.Fatal("storetest: Harness needs Open, Reopen, StepBack, Older, Rewrite and MidListing")
+	if h.Open == nil || h.Reopen == nil || h.StepBack == nil || h.Older == nil || h.Rewrite == nil || h.MidListing == nil || h.MidRead == nil {
+		t.Fatal("storetest: Harness needs Open, Reopen, StepBack, Older, Rewrite, MidListing and MidRead")
 	}
 	if h.Concurrency <= 0 {
 		h.Concurrency = 32
@@ -104,6 +111,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("WalkOffice", s.testWalkOffice)
 	t.Run("Scan", s.testScan)
 	t.Run("EventsOrderAndSeq", s.testEventsOrder)
+	t.Run("GetWithEventsIsOneRead", s.testGetWithEvents)
 	t.Run("LongEventLog", s.testLongEventLog)
 	t.Run("UpdateRedacting", s.testUpdateRedacting)
 	t.Run("ConcurrentUpdates", s.testConcurrentUpdates)
@@ -381,6 +389,7 @@ func (s *suite) testNotFound(t *testing.T) {
 	_, checks["Receipt(unknown id)"] = st.Receipt(missing, "in")
 	_, checks["Receipt(unknown kind)"] = st.Receipt(known.ID, "out")
 	_, checks["Events"] = st.Events(missing)
+	_, _, checks["GetWithEvents"] = st.GetWithEvents(missing)
 	_, checks["Update"] = st.Update(missing, noop)
 	_, _, checks["UpdateWithReceipt"] = st.UpdateWithReceipt(missing, "out", []byte("r"), noop)
 	checks["Delete"] = st.Delete(missing)
@@ -1191,6 +1200,66 @@ func (s *suite) testEventsOrder(t *testing.T) {
 		if e.SubmissionID != b.ID {
 			t.Fatalf("event of %s in the log of %s", e.SubmissionID, b.ID)
 		}
+	}
+}
+
+// testGetWithEvents: the record and the log GetWithEvents returns are those
+// Get and Events read, and a write landing while it reads gives both as they
+// were before it or both as it left them — the portal's and the office's
+// status answers are built from one call.
+func (s *suite) testGetWithEvents(t *testing.T) {
+	st := s.h.Open(t)
+	sub := mustCreate(t, st, NewSubmission(uid("s"), uid("p"), uid("m")), firstEvents(), "r")
+	attempt := func(n int) func(x *submission.Submission) ([]submission.Event, error) {
+		return func(x *submission.Submission) ([]submission.Event, error) {
+			x.State = submission.StateRetrying
+			x.TotalAttempts = n
+			return []submission.Event{{Type: submission.EventAttemptFailed, Attempt: n}}, nil
+		}
+	}
+	if _, err := st.Update(sub.ID, attempt(1)); err != nil {
+		t.Fatal(err)
+	}
+	got, evs, err := st.GetWithEvents(sub.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := st.Get(sub.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEvs, err := st.Events(sub.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != want.ID || got.State != want.State || got.TotalAttempts != want.TotalAttempts || got.Generation != want.Generation {
+		t.Fatalf("GetWithEvents record %+v, Get %+v", got, want)
+	}
+	if !slices.Equal(eventTypes(evs), eventTypes(wantEvs)) || evs[len(evs)-1].Seq != wantEvs[len(wantEvs)-1].Seq {
+		t.Fatalf("GetWithEvents events %v, Events %v", eventTypes(evs), eventTypes(wantEvs))
+	}
+	// A write during the read: the attempts the record counts are the
+	// attempt_failed events of the log read with it.
+	s.h.MidRead(t, st, func() {
+		if _, err := st.Update(sub.ID, attempt(2)); err != nil {
+			t.Error(err)
+		}
+	})
+	got, evs, err = st.GetWithEvents(sub.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for _, e := range evs {
+		if e.Type == submission.EventAttemptFailed {
+			failed++
+		}
+	}
+	if failed != got.TotalAttempts {
+		t.Fatalf("GetWithEvents paired a record of %d attempts with a log of %d failed ones: %v", got.TotalAttempts, failed, eventTypes(evs))
+	}
+	if now, err := st.Get(sub.ID); err != nil || now.TotalAttempts != 2 {
+		t.Fatalf("the write meanwhile did not land: %+v %v", now, err)
 	}
 }
 

@@ -104,6 +104,17 @@ func boltHarness(defect string) Harness {
 			}
 			fn()
 		},
+		// GetWithEvents is one read transaction: the same. The two-reads
+		// defect reads the record and then the events, with fn between.
+		MidRead: func(t *testing.T, st store.Store, fn func()) {
+			if d, ok := st.(*defective); ok && defect == "two-reads" {
+				d.mu.Lock()
+				d.midRead = fn
+				d.mu.Unlock()
+				return
+			}
+			fn()
+		},
 	}
 }
 
@@ -162,6 +173,30 @@ type defective struct {
 	// midListing: the change the waiting-goes-on defect makes in its next
 	// listing (Harness.MidListing).
 	midListing func()
+	// midRead: the change the two-reads defect lets land between its two
+	// reads (Harness.MidRead).
+	midRead func()
+}
+
+// GetWithEvents: the two-reads defect is Get and then Events, as a status
+// answer built from two calls was.
+func (d *defective) GetWithEvents(id string) (*submission.Submission, []submission.Event, error) {
+	if d.defect != "two-reads" {
+		return d.Store.GetWithEvents(id)
+	}
+	s, err := d.Store.Get(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	d.mu.Lock()
+	mid := d.midRead
+	d.midRead = nil
+	d.mu.Unlock()
+	if mid != nil {
+		mid()
+	}
+	evs, err := d.Store.Events(id)
+	return s, evs, err
 }
 
 func (d *defective) Delete(id string) error {
@@ -591,6 +626,7 @@ func TestSeededDefectsFail(t *testing.T) {
 		"touch-by-wall-clock":           "BlobClockStepBack",
 		"waiting-misses-erasure":        "WaitingNamesOfficeAndErasure",
 		"waiting-goes-on":               "WaitingWhileMoving",
+		"two-reads":                     "GetWithEventsIsOneRead",
 		"untimed-writes":                "WritesTimed",
 		"redact-ignored":                "UpdateRedacting",
 		"redacts-new-events":            "UpdateRedacting",
