@@ -153,6 +153,62 @@ type HandOverFinder interface {
 	HandedOver(ctx context.Context, d Delivery) (c Confirmation, ok bool, err error)
 }
 
+// Withdrawer is implemented by a channel that leaves a copy of the package outside
+// the gateway, where it waits until the office takes it: the transfer folder's case
+// folder in the office's share. Every other channel serves the bytes from the store,
+// so an erasure (broker.Erase) reaches them; this copy it reaches only through
+// Withdraw. Withdraw removes the copy of d if the office has not taken it yet, and
+// any leftover of an attempt of d that holds its bytes (a crashed attempt's
+// temporary folder). Its contract:
+//
+//   - It never removes what the office has taken: a copy the office moved,
+//     deleted or marked as imported is the office's, and the answer is
+//     WithdrawTaken. Taking and withdrawing at the same moment have one winner,
+//     and the office never gets a copy the withdrawal removed in part.
+//   - Afterwards the channel never reports d delivered or handed over (Confirmed
+//     and HandedOver answer no), and Deliver of d hands nothing over again: it
+//     fails permanently with an error wrapping ErrWithdrawn. A copy the office
+//     took stays a confirmation (WithdrawTaken changes nothing).
+//   - It is idempotent: asked again it answers WithdrawnBefore (or WithdrawTaken,
+//     or WithdrawNothing) and finishes a withdrawal an earlier call left half done
+//     (a crash, a share gone in between).
+//   - An error is transient (the folder unreachable, the context ended); nothing
+//     the office could see has changed, or the next call finishes it. It must
+//     honour ctx, including while it waits for an attempt of d under way.
+type Withdrawer interface {
+	Withdraw(ctx context.Context, d Delivery) (Withdrawal, error)
+}
+
+// Withdrawal is what Withdraw found and did.
+type Withdrawal struct {
+	Outcome WithdrawOutcome
+	// Reference names the copy as the office knows it (the case folder's name),
+	// "" if there was none.
+	Reference string
+	// Leftovers: a leftover of an attempt (a temporary folder) was removed too.
+	Leftovers bool
+}
+
+// WithdrawOutcome says what Withdraw found of a delivery's copy.
+type WithdrawOutcome string
+
+const (
+	// WithdrawRemoved: a copy the office had not taken (or only an attempt's
+	// leftover, Reference "") was there and is removed now.
+	WithdrawRemoved WithdrawOutcome = "removed"
+	// WithdrawnBefore: an earlier Withdraw removed it.
+	WithdrawnBefore WithdrawOutcome = "removedBefore"
+	// WithdrawTaken: the office had taken the copy; it is the office's and stays.
+	WithdrawTaken WithdrawOutcome = "taken"
+	// WithdrawNothing: the channel holds nothing of d for the office (nothing was
+	// handed over on it).
+	WithdrawNothing WithdrawOutcome = "none"
+)
+
+// ErrWithdrawn is wrapped by a Deliver (a permanent failure) of a delivery whose
+// copy was withdrawn: the erased application must not reach the office after all.
+var ErrWithdrawn = errors.New("delivery withdrawn by an erasure")
+
 // Checker is implemented by adapters that can tell at start that an office's target
 // can never work (a malformed URL, a missing secret, a folder that does not exist).
 // The gateway refuses to start and names the office and the field, instead of

@@ -16,9 +16,10 @@ import (
 // second case because of it). The broker stops asking once it has recorded the
 // delivery as delivered, which it does when Confirmed first says yes, and a
 // delivered submission is never delivered again. So a record whose confirmation
-// the adapter noticed (ConfirmNoticedAt) is removed once Options.LedgerKeep has
-// passed since: a margin for a broker that failed to record the answer and asks
-// again, and for a store restored from a backup. Pending and unconfirmed records
+// the adapter noticed (ConfirmNoticedAt), or whose withdrawal by an erasure is
+// done (WithdrawnAt), is removed once Options.LedgerKeep has passed since: a
+// margin for a broker that failed to record the answer and asks again, and for
+// a store restored from a backup. Pending and unconfirmed records
 // stay. Should a delivery whose record was removed come again all the same, its
 // case is written anew (the office drops it by delivery_id), and Deliver warns
 // when it writes a case accepted longer than LedgerKeep ago without finding a
@@ -143,11 +144,24 @@ func (a *Adapter) pruneEntry(dir, name string, now, shareNow time.Time) bool {
 		return false
 	}
 	rec, err := readLedger(dir, fid)
-	if err != nil || rec.pending() || rec.ConfirmedAt.IsZero() || fileID(rec.DeliveryID) != fid {
+	if err != nil || rec.pending() || fileID(rec.DeliveryID) != fid {
 		return false
 	}
 	noticed := rec.ConfirmNoticedAt
-	if noticed.IsZero() { // recorded before the field existed: the confirmation's own time
+	switch {
+	case rec.withdrawn():
+		// A withdrawal done (withdraw.go) is kept as long as a confirmation:
+		// the erased case is never delivered again (the broker refuses to
+		// queue a case without its bytes), and its questions answer "not
+		// confirmed" without the record as with it. Begun, it stays: a
+		// repeated erasure settles it by it.
+		noticed = rec.WithdrawnAt
+		if noticed.IsZero() {
+			return false
+		}
+	case rec.ConfirmedAt.IsZero():
+		return false
+	case noticed.IsZero(): // recorded before the field existed: the confirmation's own time
 		noticed = rec.ConfirmedAt
 	}
 	if now.Sub(noticed) < a.keep {

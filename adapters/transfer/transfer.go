@@ -163,6 +163,11 @@ type Adapter struct {
 	// beforeCaseCheck runs in Confirmed between reading the ledger record and
 	// looking for the case folder (tests: a share unmounted just then).
 	beforeCaseCheck func()
+	// beforeWithdrawRename runs in Withdraw with the case folder just before it
+	// is renamed out of the import's sight, afterWithdrawRename with its
+	// withdrawal name just after (tests: the office's import at that moment).
+	beforeWithdrawRename func(caseDir string)
+	afterWithdrawRename  func(hidden string)
 }
 
 var (
@@ -173,6 +178,9 @@ var (
 	// gateway lost (a crash just after the rename) is found by a look, not an
 	// attempt, once a clerk has taken the case over (HandedOver).
 	_ adapters.HandOverFinder = (*Adapter)(nil)
+	// An erasure removes a case folder the office has not taken yet: it is the
+	// one copy of an application outside the gateway's store (withdraw.go).
+	_ adapters.Withdrawer = (*Adapter)(nil)
 )
 
 // New returns the transfer adapter. If fsnotify cannot start (no inotify instances
@@ -412,6 +420,8 @@ const (
 	// ledger, the marker, the case folder's entry); it said "writing the case
 	// folder failed" before, for a share where nothing was being written.
 	ReasonRead = "reading the transfer folder failed"
+	// ReasonWithdrawn: an attempt of a delivery an erasure withdrew (Withdraw).
+	ReasonWithdrawn = "the case was erased and withdrawn from the transfer folder"
 )
 
 // stripPath drops the path from os errors: paths inside a case folder contain
@@ -700,6 +710,10 @@ func (a *Adapter) deliver(ctx context.Context, dir string, d adapters.Delivery) 
 	switch {
 	case err == nil && rec.DeliveryID != d.ID:
 		return adapters.Confirmation{}, &Error{Reason: ReasonWrite, Err: errors.New("ledger record belongs to another delivery id")}
+	case err == nil && rec.withdrawn():
+		// An erasure withdrew it: the application must not reach the office
+		// after all, nor count as handed over (adapters.Withdrawer).
+		return adapters.Confirmation{}, adapters.Permanent(ReasonWithdrawn, adapters.ErrWithdrawn)
 	case err == nil && rec.pending():
 		c, handed, err := a.resolvePending(dir, fid, rec, d)
 		if err != nil || handed {
@@ -1141,6 +1155,13 @@ func (a *Adapter) Confirmed(ctx context.Context, d adapters.Delivery) (adapters.
 		// (TestPendingRecordIsNoHandOver).
 		return adapters.Confirmation{}, false, nil
 	}
+	if rec.withdrawn() {
+		// An erasure withdrew the case folder, or is withdrawing it: gone it is
+		// no import, and a confirmation would sign a Zustellbestaetigung for an
+		// application the office never had. Had the office taken it first, the
+		// withdrawal put the hand-over's record back (settleWithdrawal).
+		return adapters.Confirmation{}, false, nil
+	}
 	name := rec.caseName()
 	a.watch(dir)
 	receiver := "import of " + dir
@@ -1222,6 +1243,8 @@ func (a *Adapter) HandedOver(ctx context.Context, d adapters.Delivery) (adapters
 		return adapters.Confirmation{}, false, classifyRead("read ledger", err)
 	case rec.DeliveryID != d.ID:
 		return adapters.Confirmation{}, false, nil // another delivery's record
+	case rec.withdrawn():
+		return adapters.Confirmation{}, false, nil // an erasure withdrew it (Withdraw)
 	case rec.pending():
 		renamed, err := pendingRenamed(dir, fid)
 		switch {
@@ -1264,6 +1287,17 @@ type ledgerRecord struct {
 	// answered yes (ConfirmedAt may be a marker's earlier time): the keep of a
 	// pruned record counts from it.
 	ConfirmNoticedAt time.Time `json:"confirm_noticed_at,omitzero"`
+	// WithdrawnCase names the case folder of a delivery an erasure withdrew, or
+	// is withdrawing (withdraw.go): Case and PendingCase are empty then, as
+	// PendingCase keeps Case empty, so that a gateway of an older version
+	// refuses the record instead of taking the folder it no longer finds for
+	// the office's import.
+	WithdrawnCase string `json:"withdrawn_case,omitempty"`
+	// WithdrawnAt is when the withdrawal was done: the case folder out of the
+	// import's sight (renamed to its withdrawal name), or no case folder to
+	// withdraw. Zero while the withdrawal is begun and the rename may or may not
+	// have happened (settleWithdrawal tells).
+	WithdrawnAt time.Time `json:"withdrawn_at,omitzero"`
 }
 
 // pending reports whether r is a pending record: a hand-over begun and not
@@ -1273,10 +1307,17 @@ type ledgerRecord struct {
 // only for older versions' sake, not as its mark.
 func (r *ledgerRecord) pending() bool { return r.PendingCase != "" }
 
-// caseName is the case folder r names, pending or handed over.
+// withdrawn reports whether r is the record of a withdrawal, begun or done
+// (withdraw.go): no hand-over any more, whatever its times say.
+func (r *ledgerRecord) withdrawn() bool { return r.WithdrawnCase != "" }
+
+// caseName is the case folder r names, pending, handed over or withdrawn.
 func (r *ledgerRecord) caseName() string {
-	if r.pending() {
+	switch {
+	case r.pending():
 		return r.PendingCase
+	case r.withdrawn():
+		return r.WithdrawnCase
 	}
 	return r.Case
 }
@@ -1299,6 +1340,9 @@ func readLedger(dir, fid string) (*ledgerRecord, error) {
 	}
 	if r.pending() && r.Case != "" {
 		return nil, errors.New("ledger record: both pending and handed over")
+	}
+	if r.withdrawn() && (r.Case != "" || r.pending()) {
+		return nil, errors.New("ledger record: both withdrawn and handed over")
 	}
 	if name := r.caseName(); name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
 		return nil, errors.New("ledger record: bad case folder name")

@@ -1,0 +1,413 @@
+package transfer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/amtsbote/amtsbote/adapters"
+)
+
+// officeCopy is what the office's import sees of delivery d in dir: the case
+// folder's name, or "" when there is none (dot names are the gateway's and the
+// import ignores them, docs/transfer.md).
+func officeCopy(t *testing.T, dir string, d adapters.Delivery) string {
+	t.Helper()
+	for _, name := range cases(t, dir) {
+		if owner, _ := caseOwner(filepath.Join(dir, name)); owner == d.ID {
+			return name
+		}
+	}
+	return ""
+}
+
+// entries lists every name in dir but the ledger folder.
+func entries(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		if e.Name() != LedgerDir {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// withdrawnForGood fails the test unless delivery d counts as withdrawn: no
+// confirmation, no hand-over, and a new attempt hands nothing over and says why.
+func withdrawnForGood(t *testing.T, a *Adapter, dir string, d adapters.Delivery) {
+	t.Helper()
+	if c, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
+		t.Errorf("Confirmed after the withdrawal: %+v %v %v, want not confirmed", c, ok, err)
+	}
+	if c, ok, err := a.HandedOver(t.Context(), d); ok || err != nil {
+		t.Errorf("HandedOver after the withdrawal: %+v %v %v, want none", c, ok, err)
+	}
+	d.Attempt++
+	_, err := a.Deliver(t.Context(), d)
+	if !errors.Is(err, adapters.ErrWithdrawn) || !adapters.IsPermanent(err) {
+		t.Errorf("Deliver after the withdrawal: %v, want a permanent failure wrapping ErrWithdrawn", err)
+	}
+	if got := entries(t, dir); len(got) != 0 {
+		t.Errorf("the office folder after the withdrawal holds %v, want nothing of the case", got)
+	}
+}
+
+// TestWithdrawUntakenCase: an erasure of a case whose folder waits for the
+// import removes the folder: nothing of it is left in the office folder (no
+// case folder, no withdrawal name, no temporary folder), the ledger says
+// withdrawn, the case is never confirmed or handed over again, and a repeated
+// Withdraw answers "removed before" and changes nothing.
+func TestWithdrawUntakenCase(t *testing.T) {
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	d := realDelivery(dir, "dlv-withdraw", "4c1f0e52-0000-4000-8000-000000000080")
+	other := realDelivery(dir, "dlv-stays", "4c1f0e52-0000-4000-8000-000000000081")
+	c := handOverQuietly(t, a, d)
+	oc := handOverQuietly(t, a, other)
+	if officeCopy(t, dir, d) != c.Reference {
+		t.Fatal("the case folder is not there to withdraw: the test would prove nothing")
+	}
+	w, err := a.Withdraw(t.Context(), d)
+	if err != nil || w.Outcome != adapters.WithdrawRemoved || w.Reference != c.Reference {
+		t.Fatalf("Withdraw of an untaken case: %+v %v, want removed %s", w, err, c.Reference)
+	}
+	if got := entries(t, dir); len(got) != 1 || got[0] != oc.Reference {
+		t.Fatalf("office folder after the withdrawal: %v, want only the other case %s", got, oc.Reference)
+	}
+	checkCase(t, dir, oc.Reference, other)
+	var rec map[string]any
+	if err := json.Unmarshal(ledgerBytes(t, dir, d), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec["withdrawn_case"] != c.Reference || rec["withdrawn_at"] == nil || rec["case"] != nil && rec["case"] != "" {
+		t.Errorf("ledger record after the withdrawal: %v", rec)
+	}
+	before := ledgerBytes(t, dir, d)
+	w, err = a.Withdraw(t.Context(), d)
+	if err != nil || w.Outcome != adapters.WithdrawnBefore || w.Reference != c.Reference {
+		t.Fatalf("repeated Withdraw: %+v %v, want removed before", w, err)
+	}
+	if after := ledgerBytes(t, dir, d); string(after) != string(before) {
+		t.Errorf("a repeated Withdraw rewrote the ledger: %s (was %s)", after, before)
+	}
+	// The other delivery's folder is no business of d's withdrawal.
+	if got := entries(t, dir); len(got) != 1 {
+		t.Fatalf("office folder: %v", got)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, oc.Reference)); err != nil { // its import
+		t.Fatal(err)
+	}
+	withdrawnForGood(t, a, dir, d)
+}
+
+// TestWithdrawTakesTheCrashedAttemptsLeftovers: an attempt killed before its
+// rename leaves its temporary folder with the whole case in it, and its
+// pending record; one killed before the pending record leaves the folder
+// alone. Both hold the applicant's data, and the withdrawal removes them; the
+// case is then never written (no later attempt may put it into the share).
+func TestWithdrawTakesTheCrashedAttemptsLeftovers(t *testing.T) {
+	t.Run("pending record", func(t *testing.T) {
+		dir := officeFolder(t)
+		runChildAndKill(t, "before", dir)
+		d := crashDelivery(dir)
+		if len(temps(t, dir)) != 1 {
+			t.Fatalf("the crash left temporary folders %v, want one", temps(t, dir))
+		}
+		a := newAdapter(t)
+		w, err := a.Withdraw(t.Context(), d)
+		if err != nil || w.Outcome != adapters.WithdrawRemoved || !w.Leftovers || w.Reference != "" {
+			t.Fatalf("Withdraw after a crash before the rename: %+v %v, want the leftovers removed", w, err)
+		}
+		withdrawnForGood(t, a, dir, d)
+	})
+	t.Run("no record", func(t *testing.T) {
+		dir := officeFolder(t)
+		a := newAdapter(t)
+		d := realDelivery(dir, "dlv-tmp-only", "4c1f0e52-0000-4000-8000-000000000082")
+		tmp := filepath.Join(dir, TempPrefix+fileID(d.ID))
+		mustMkdir(t, filepath.Join(tmp, AttachmentsDir))
+		if err := os.WriteFile(filepath.Join(tmp, PackageFile), []byte("<Antrag>Iris Hübner</Antrag>"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		w, err := a.Withdraw(t.Context(), d)
+		if err != nil || w.Outcome != adapters.WithdrawRemoved || !w.Leftovers {
+			t.Fatalf("Withdraw of a temporary folder without a record: %+v %v", w, err)
+		}
+		withdrawnForGood(t, a, dir, d)
+	})
+	t.Run("nothing", func(t *testing.T) {
+		dir := officeFolder(t)
+		a := newAdapter(t)
+		d := realDelivery(dir, "dlv-never-here", "4c1f0e52-0000-4000-8000-000000000083")
+		w, err := a.Withdraw(t.Context(), d)
+		if err != nil || w.Outcome != adapters.WithdrawNothing {
+			t.Fatalf("Withdraw of a delivery never handed over here: %+v %v, want none", w, err)
+		}
+		if _, err := os.Stat(ledgerPath(dir, fileID(d.ID))); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("Withdraw of nothing wrote a ledger record: %v", err)
+		}
+	})
+}
+
+// TestWithdrawLeavesWhatTheOfficeTook: a case folder the import moved away,
+// deleted or marked is the office's: the withdrawal says "taken", leaves the
+// office's copy whole, and the confirmation still counts.
+func TestWithdrawLeavesWhatTheOfficeTook(t *testing.T) {
+	for _, by := range []string{"move", "delete", "marker"} {
+		t.Run(by, func(t *testing.T) {
+			dir := officeFolder(t)
+			a := newAdapter(t)
+			r := &folderReceiver{dir: dir, importDir: filepath.Join(t.TempDir(), "imported"), importBy: by, seen: map[string]*seenCase{}}
+			mustMkdir(t, r.importDir)
+			d := realDelivery(dir, "dlv-taken-"+by, "4c1f0e52-0000-4000-8000-000000000084")
+			c := handOverQuietly(t, a, d)
+			r.Confirm(t, d.ID)
+			for i := range 2 { // and asked again: the same answer
+				w, err := a.Withdraw(t.Context(), d)
+				if err != nil || w.Outcome != adapters.WithdrawTaken || w.Reference != c.Reference {
+					t.Fatalf("Withdraw #%d of a case the office took (%s): %+v %v, want taken", i+1, by, w, err)
+				}
+			}
+			switch by {
+			case "move":
+				checkCase(t, r.importDir, c.Reference, d)
+			case "marker":
+				checkCase(t, dir, c.Reference, d)
+			}
+			if _, ok, err := a.Confirmed(t.Context(), d); !ok || err != nil {
+				t.Errorf("Confirmed of a case the office took before the withdrawal: %v %v, want confirmed", ok, err)
+			}
+		})
+	}
+}
+
+// TestWithdrawRacingThePickup: the office's import takes the case folder at
+// the moment of the withdrawal, held there by the adapter's hooks — no
+// sleeps. Whichever comes first wins whole: an import that moves the folder
+// just before the withdrawal's rename keeps it whole and the withdrawal says
+// "taken"; a marker written just before the rename has the folder put back
+// whole; an import that looks just after the rename finds no case folder,
+// never a half-removed one.
+func TestWithdrawRacingThePickup(t *testing.T) {
+	t.Run("moved just before the rename", func(t *testing.T) {
+		dir := officeFolder(t)
+		a := newAdapter(t)
+		imported := t.TempDir()
+		d := realDelivery(dir, "dlv-race-move", "4c1f0e52-0000-4000-8000-000000000085")
+		c := handOverQuietly(t, a, d)
+		a.beforeWithdrawRename = func(caseDir string) {
+			if err := os.Rename(caseDir, filepath.Join(imported, filepath.Base(caseDir))); err != nil {
+				t.Errorf("the office's move: %v", err)
+			}
+		}
+		w, err := a.Withdraw(t.Context(), d)
+		if err != nil || w.Outcome != adapters.WithdrawTaken {
+			t.Fatalf("Withdraw losing to the office's move: %+v %v, want taken", w, err)
+		}
+		checkCase(t, imported, c.Reference, d)
+		if _, ok, err := a.Confirmed(t.Context(), d); !ok || err != nil {
+			t.Errorf("Confirmed after the office's move won: %v %v, want confirmed", ok, err)
+		}
+	})
+	t.Run("marked just before the rename", func(t *testing.T) {
+		dir := officeFolder(t)
+		a := newAdapter(t)
+		d := realDelivery(dir, "dlv-race-marker", "4c1f0e52-0000-4000-8000-000000000086")
+		c := handOverQuietly(t, a, d)
+		a.beforeWithdrawRename = func(caseDir string) {
+			if err := os.WriteFile(caseDir+MarkerSuffix, nil, 0o640); err != nil {
+				t.Errorf("the office's marker: %v", err)
+			}
+		}
+		w, err := a.Withdraw(t.Context(), d)
+		if err != nil || w.Outcome != adapters.WithdrawTaken {
+			t.Fatalf("Withdraw losing to the office's marker: %+v %v, want taken", w, err)
+		}
+		checkCase(t, dir, c.Reference, d)
+		if got := entries(t, dir); len(got) != 2 { // the case folder and its marker
+			t.Errorf("office folder: %v, want the case folder and its marker only", got)
+		}
+		if _, ok, err := a.Confirmed(t.Context(), d); !ok || err != nil {
+			t.Errorf("Confirmed after the office's marker won: %v %v, want confirmed", ok, err)
+		}
+	})
+	t.Run("import looks just after the rename", func(t *testing.T) {
+		dir := officeFolder(t)
+		a := newAdapter(t)
+		imported := t.TempDir()
+		d := realDelivery(dir, "dlv-race-late", "4c1f0e52-0000-4000-8000-000000000087")
+		c := handOverQuietly(t, a, d)
+		looked := false
+		a.afterWithdrawRename = func(hidden string) {
+			looked = true
+			if got := officeCopy(t, dir, d); got != "" {
+				t.Errorf("the import sees case folder %s after the withdrawal's rename", got)
+			}
+			err := os.Rename(filepath.Join(dir, c.Reference), filepath.Join(imported, c.Reference))
+			if !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the office's move after the withdrawal's rename: %v, want not there", err)
+			}
+			if _, err := os.Stat(filepath.Join(hidden, PackageFile)); err != nil {
+				t.Errorf("the folder under its withdrawal name is not whole: %v", err)
+			}
+		}
+		w, err := a.Withdraw(t.Context(), d)
+		if err != nil || w.Outcome != adapters.WithdrawRemoved || !looked {
+			t.Fatalf("Withdraw winning the race: %+v %v (hook ran: %v), want removed", w, err, looked)
+		}
+		if ents, _ := os.ReadDir(imported); len(ents) != 0 {
+			t.Errorf("the office got %v", ents)
+		}
+		withdrawnForGood(t, a, dir, d)
+	})
+}
+
+// TestWithdrawalCutShortIsFinished: a withdrawal stopped between its steps (a
+// crash, a share gone) leaves its record begun; the repeated Withdraw tells
+// from the folders how far it came and finishes it — or, when the office took
+// the case folder meanwhile, puts the hand-over's record back so that the
+// import's confirmation counts.
+func TestWithdrawalCutShortIsFinished(t *testing.T) {
+	// begin leaves d's withdrawal begun, its case folder renamed or not.
+	begin := func(t *testing.T, a *Adapter, dir string, d adapters.Delivery, renamed bool) string {
+		t.Helper()
+		c := handOverQuietly(t, a, d)
+		fid := fileID(d.ID)
+		rec, err := readLedger(dir, fid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.WithdrawnCase, rec.Case = rec.Case, ""
+		if err := writeLedger(dir, fid, rec); err != nil {
+			t.Fatal(err)
+		}
+		if renamed {
+			if err := os.Rename(filepath.Join(dir, c.Reference), withdrawalPath(dir, fid)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return c.Reference
+	}
+	for _, renamed := range []bool{false, true} {
+		name := map[bool]string{false: "before the rename", true: "after the rename"}[renamed]
+		t.Run(name, func(t *testing.T) {
+			dir := officeFolder(t)
+			a := newAdapter(t)
+			d := realDelivery(dir, "dlv-cut-short", "4c1f0e52-0000-4000-8000-000000000088")
+			ref := begin(t, a, dir, d, renamed)
+			if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
+				t.Fatalf("Confirmed of a begun withdrawal: %v %v, want not confirmed", ok, err)
+			}
+			w, err := a.Withdraw(t.Context(), d)
+			if err != nil || w.Outcome != adapters.WithdrawRemoved || w.Reference != ref {
+				t.Fatalf("Withdraw finishing a withdrawal cut short %s: %+v %v", name, w, err)
+			}
+			withdrawnForGood(t, a, dir, d)
+		})
+	}
+	t.Run("taken meanwhile", func(t *testing.T) {
+		dir := officeFolder(t)
+		a := newAdapter(t)
+		imported := t.TempDir()
+		d := realDelivery(dir, "dlv-cut-short-taken", "4c1f0e52-0000-4000-8000-000000000089")
+		ref := begin(t, a, dir, d, false)
+		if err := os.Rename(filepath.Join(dir, ref), filepath.Join(imported, ref)); err != nil {
+			t.Fatal(err)
+		}
+		w, err := a.Withdraw(t.Context(), d)
+		if err != nil || w.Outcome != adapters.WithdrawTaken {
+			t.Fatalf("Withdraw of a begun withdrawal whose case the office took: %+v %v, want taken", w, err)
+		}
+		checkCase(t, imported, ref, d)
+		if _, ok, err := a.Confirmed(t.Context(), d); !ok || err != nil {
+			t.Errorf("Confirmed: %v %v, want the office's take confirmed", ok, err)
+		}
+	})
+}
+
+// TestWithdrawFromAnUnreachableShare: with the share unmounted the office
+// folder is the bare mount point; no ledger, no case folder, and that is
+// neither "taken" nor "nothing": the withdrawal fails transiently and writes
+// nothing there. Mounted again, the repeat removes the case folder.
+func TestWithdrawFromAnUnreachableShare(t *testing.T) {
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	d := realDelivery(dir, "dlv-withdraw-unmounted", "4c1f0e52-0000-4000-8000-00000000008a")
+	handOverQuietly(t, a, d)
+	remount := unmountShare(t, dir)
+	untouched := watchUntouched(t, dir)
+	w, err := a.Withdraw(t.Context(), d)
+	if err == nil || adapters.IsPermanent(err) || adapters.PublicReason(err) != ReasonMissing {
+		t.Fatalf("Withdraw from the bare mount point: %+v %v, want a transient %q", w, err, ReasonMissing)
+	}
+	untouched("Withdraw from the bare mount point")
+	remount()
+	if w, err := a.Withdraw(t.Context(), d); err != nil || w.Outcome != adapters.WithdrawRemoved {
+		t.Fatalf("Withdraw with the share back: %+v %v, want removed", w, err)
+	}
+	withdrawnForGood(t, a, dir, d)
+}
+
+// TestWithdrawWaitsNoLongerThanItsContext: an attempt of the delivery holds
+// its lock (writing a large case, or hung on the share): the withdrawal waits
+// for it only as long as its context lets it, and then removed nothing.
+func TestWithdrawWaitsNoLongerThanItsContext(t *testing.T) {
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	d := realDelivery(dir, "dlv-withdraw-locked", "4c1f0e52-0000-4000-8000-00000000008b")
+	c := handOverQuietly(t, a, d)
+	unlock := a.lock(d.ID)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Withdraw(ctx, d)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Withdraw behind a held lock: %v, want the context's deadline", err)
+		}
+	case <-time.After(30 * time.Second): // a hang, not a speed
+		t.Fatal("Withdraw waits for the attempt's lock beyond its context")
+	}
+	unlock()
+	if officeCopy(t, dir, d) != c.Reference {
+		t.Error("the case folder went although the withdrawal gave up")
+	}
+	if w, err := a.Withdraw(t.Context(), d); err != nil || w.Outcome != adapters.WithdrawRemoved {
+		t.Fatalf("Withdraw once the attempt is done: %+v %v", w, err)
+	}
+}
+
+// TestWithdrawalRecordRefusedByOlderVersions: a withdrawal record names no
+// "case", so a gateway of a version before withdrawals (which knows only case
+// and pending_case) refuses it as it refuses a pending one, instead of taking
+// the folder it no longer finds for the import's confirmation.
+func TestWithdrawalRecordRefusedByOlderVersions(t *testing.T) {
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	d := realDelivery(dir, "dlv-withdraw-old", "4c1f0e52-0000-4000-8000-00000000008c")
+	handOverQuietly(t, a, d)
+	if _, err := a.Withdraw(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	b := ledgerBytes(t, dir, d)
+	var old struct { // what an older version reads of it
+		Case        string `json:"case"`
+		PendingCase string `json:"pending_case"`
+	}
+	if err := json.Unmarshal(b, &old); err != nil || old.Case != "" || old.PendingCase != "" {
+		t.Errorf("withdrawal record names a case an older version would take for handed over or pending (%v): %s", err, b)
+	}
+}
