@@ -326,6 +326,9 @@ type Broker struct {
 	// withdrawnTold holds the office and channel pairs (askKey) whose forwarded
 	// packages were said, once, to wait on a channel no longer configured.
 	withdrawnTold sync.Map
+	// withdrawing holds the office and channel pairs (askKey) whose withdrawal
+	// of an erased case's copy has not returned (withdraw.go).
+	withdrawing sync.Map
 
 	// unqueued holds, per outbox entry the last queue check found without a
 	// queue message, the generation it found (queuecheck.go publishMissing).

@@ -670,6 +670,12 @@ func (b *Broker) tellLateHandOver(late *submission.Submission) {
 		attrs = append(attrs, "erased", true)
 	}
 	b.log.Warn("case folder handed over after a clerk took the case over in the web mailbox: the office's import may process it as well", attrs...)
+	if erased {
+		// The erasure could not reach this case folder: the attempt held the
+		// case while it was erased. It is withdrawn now, unless the import
+		// took it first; the case's history says which.
+		b.withdrawLate(late, ch, "gateway (after the erasure)")
+	}
 }
 
 // recordHandOver records the hand-over of the attempt of generation gen

@@ -18,7 +18,9 @@ import (
 // reached by the retention at all. Erase does for one case what the retention does,
 // at once and whatever the office decided: the package, attachment and reply bytes
 // go, the record, its event log and the receipts stay (they prove what happened),
-// and the removal is a bytes_removed event naming the operator. What the events
+// and the removal is a bytes_removed event naming the operator. A copy waiting for
+// the office outside the gateway (a case folder in its transfer folder) is
+// withdrawn after that, unless the office took it (withdraw.go). What the events
 // quoted from outside the gateway goes in the same transaction (removeBytes): an
 // office's answer to a failed delivery ("Feld Geburtsdatum 01.02.1980 von Max
 // Mustermann ungültig") is the applicant's data, and the log stays for
@@ -47,6 +49,10 @@ type EraseResult struct {
 	// may be about to commit a record that references them, so they are left to
 	// the retention's sweep, which removes them once they are older than its grace.
 	BlobsLeft int
+	// Withdrawals says what the erasure did to the case's copies outside the
+	// gateway that wait for the office to take them (the transfer folder's
+	// case folder; withdraw.go): one per such channel the case was offered on.
+	Withdrawals []ChannelWithdrawal
 }
 
 // FollowUpErasure is what EraseCase did to one of the case's Nachreichungen:
@@ -100,7 +106,14 @@ func (b *Broker) EraseCase(ctx context.Context, id, actor, note string) (EraseRe
 	}
 	// The case's blobs go even when its Nachreichungen could not be listed: its
 	// record says they are gone.
-	return res, fus, errors.Join(b.eraseBlobs(ctx, actor, done), ferr)
+	err = errors.Join(b.eraseBlobs(ctx, actor, done), ferr)
+	// Then the copies outside the gateway, whatever became of the blobs: the
+	// records say the bytes are gone, and the office must not get them from
+	// there either. Each is bounded by the attempt timeout (withdraw.go).
+	for _, r := range done {
+		r.Withdrawals = b.withdrawCopies(r.Submission, actor)
+	}
+	return res, fus, err
 }
 
 // eraseGrace is how recent a blob an erasure leaves to the sweep (store.HoldGrace;
@@ -117,7 +130,9 @@ func (b *Broker) Erase(ctx context.Context, id, actor, note string) (EraseResult
 	if err != nil {
 		return res, err
 	}
-	return res, b.eraseBlobs(ctx, actor, []*EraseResult{&res})
+	err = b.eraseBlobs(ctx, actor, []*EraseResult{&res})
+	res.Withdrawals = b.withdrawCopies(res.Submission, actor)
+	return res, err
 }
 
 // eraseRecord removes the bytes from the record of id, with the bytes_removed

@@ -227,9 +227,27 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 	// conflict ended the whole run before, with no sweep, compaction or wipe in
 	// that period.
 	var neededMu sync.Mutex
+	//
+	// The retention withdraws no copy outside the gateway (withdraw.go) but
+	// one: it removes the bytes only of cases the office has (answered, or
+	// delivered and unanswered), and on the transfer channel "delivered" is the
+	// import having taken the case folder (moved, deleted or marked it), whose
+	// copy is the office's. The one untaken case folder a delivered case can
+	// have is that of an attempt a clerk's takeover in the web mailbox came
+	// too late to stop (HandedOverAfterTakeoverAt): the clerk has the case, the
+	// folder is a second copy no import should process, and when the case's
+	// bytes go it goes too, unless the import took it meanwhile.
 	strip := func(ids []string, remove func(cur *submission.Submission, t time.Time) ([]submission.Event, error)) (int, error) {
 		return gcEach(ctx, ids, func(id string) (bool, error) {
-			_, err := b.removeBytes(id, remove)
+			removed := false
+			s, err := b.removeBytes(id, func(cur *submission.Submission, t time.Time) ([]submission.Event, error) {
+				evs, err := remove(cur, t)
+				removed = err == nil && len(evs) > 0
+				return evs, err
+			})
+			if err == nil && removed && s != nil && s.HandedOverAfterTakeover() && s.TakenOverFrom != "" {
+				b.withdrawLate(s, s.TakenOverFrom, "retention")
+			}
 			if errors.Is(err, ErrConflict) {
 				cur, gerr := b.db.Get(id)
 				if gerr != nil {

@@ -292,6 +292,7 @@ var eventLabels = map[string]string{
 	submission.EventReopened:      "Markierung „erledigt“ entfernt",
 	submission.EventBytesRemoved:  "Dateien nach Ablauf der Aufbewahrungsfrist gelöscht",
 	submission.EventFetched:       "Vom Fachverfahren abgerufen",
+	submission.EventWithdrawal:    "Löschung: bereitgestellte Kopie im Zustellweg",
 
 	submission.EventForwarded:       "An Partner-Gateway weitergeleitet",
 	submission.EventPeerStatus:      "Stand beim Partner-Gateway",

@@ -359,6 +359,11 @@ const (
 	// EventReplyFetched: the portal read a reply's bytes whole for the first
 	// time (a peer gateway, for a case it forwarded here), Reply.FetchedAt.
 	EventReplyFetched = "reply_fetched"
+	// EventWithdrawal: what an erasure (or the retention) did to the copy of
+	// the case a channel keeps outside the gateway until the office takes it
+	// (the transfer folder's case folder): removed, already taken by the
+	// office, or not reachable. It changes no state.
+	EventWithdrawal = "withdrawal"
 )
 
 // OfType returns the events of evs that are of type typ, in their order.
