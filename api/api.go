@@ -1277,8 +1277,29 @@ func (s *Server) adminErase(w http.ResponseWriter, r *http.Request) {
 // erasedView is what an erasure did to one case, as the admin API answers it.
 func erasedView(res broker.EraseResult) map[string]any {
 	sub := res.Submission
-	return map[string]any{"id": sub.ID, "state": sub.State, "bytesRemovedAt": sub.BytesRemovedAt,
+	out := map[string]any{"id": sub.ID, "state": sub.State, "bytesRemovedAt": sub.BytesRemovedAt,
 		"alreadyRemoved": res.Already, "blobsDeleted": res.BlobsDeleted, "blobsLeft": res.BlobsLeft}
+	if len(res.Withdrawals) > 0 {
+		// The copies outside the gateway (a case folder in the office's
+		// transfer folder): the operator must know whether the erasure
+		// reached them, and erase again if not.
+		ws := make([]map[string]any, 0, len(res.Withdrawals))
+		for _, w := range res.Withdrawals {
+			m := map[string]any{"channel": w.Channel, "outcome": w.Outcome}
+			if w.Reference != "" {
+				m["reference"] = w.Reference
+			}
+			if w.Leftovers {
+				m["leftoversRemoved"] = true
+			}
+			if w.Err != nil {
+				m["detail"] = w.Reason()
+			}
+			ws = append(ws, m)
+		}
+		out["withdrawals"] = ws
+	}
+	return out
 }
 
 // portalReply serves the bytes of one reply of the office to the portal, and
