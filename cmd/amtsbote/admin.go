@@ -557,7 +557,7 @@ func (c *adminClient) erase(ctx context.Context, args []string, stdout, stderr i
 		}
 		return notFound(err, "no submission %s on this gateway", ids[0])
 	}
-	res.say(stdout, "")
+	unreached := res.say(stdout, "")
 	left := 0
 	for _, fu := range res.FollowUps {
 		if fu.Problem != nil {
@@ -565,10 +565,16 @@ func (c *adminClient) erase(ctx context.Context, args []string, stdout, stderr i
 			fmt.Fprintf(stdout, "Nachreichung %s NOT erased: %s (%d %s)\n", fu.ID, fu.Problem.Detail, fu.Problem.Status, fu.Problem.Type)
 			continue
 		}
-		fu.say(stdout, "Nachreichung ")
+		unreached += fu.say(stdout, "Nachreichung ")
 	}
 	if left > 0 {
 		return fmt.Errorf("%d Nachreichungen of %s are not erased yet: run the same erase again once they are delivered or held (what is erased stays so)", left, res.ID)
+	}
+	if unreached > 0 {
+		// The bytes are gone from the gateway, but a copy may still wait in the
+		// office's share: the erasure is not complete, and a script must not
+		// take it for done.
+		return fmt.Errorf("%d copies of %s waiting for the office could not be withdrawn: run the same erase again once the office's folder answers (what is erased stays so)", unreached, res.ID)
 	}
 	return nil
 }
@@ -581,18 +587,52 @@ type erased struct {
 	AlreadyRemoved bool       `json:"alreadyRemoved"`
 	BlobsDeleted   int        `json:"blobsDeleted"`
 	BlobsLeft      int        `json:"blobsLeft"`
+	// Withdrawals is what became of the case's copy waiting for the office
+	// outside the gateway (a case folder in its transfer folder).
+	Withdrawals []struct {
+		Channel          string `json:"channel"`
+		Outcome          string `json:"outcome"`
+		Reference        string `json:"reference"`
+		LeftoversRemoved bool   `json:"leftoversRemoved"`
+		Detail           string `json:"detail"`
+	} `json:"withdrawals"`
 }
 
-// say writes what the erasure did, the case named with what in front.
-func (e erased) say(w io.Writer, what string) {
+// say writes what the erasure did, the case named with what in front, and
+// returns how many of its copies outside the gateway could not be withdrawn.
+func (e erased) say(w io.Writer, what string) (unreached int) {
 	if e.AlreadyRemoved {
 		fmt.Fprintf(w, "%s%s: its bytes were removed before; %d files deleted now\n", what, e.ID, e.BlobsDeleted)
-		return
+	} else {
+		fmt.Fprintf(w, "%s%s erased: %d files deleted (a file another case shares stays until that case goes); record, history and receipts stay. Backups taken before still hold it.\n", what, e.ID, e.BlobsDeleted)
+		if e.BlobsLeft > 0 {
+			fmt.Fprintf(w, "%d files were written in the last 15 minutes and stay for now (a request under way may be about to use the same content); the retention's hourly sweep removes them once they are an hour old.\n", e.BlobsLeft)
+		}
 	}
-	fmt.Fprintf(w, "%s%s erased: %d files deleted (a file another case shares stays until that case goes); record, history and receipts stay. Backups taken before still hold it.\n", what, e.ID, e.BlobsDeleted)
-	if e.BlobsLeft > 0 {
-		fmt.Fprintf(w, "%d files were written in the last 15 minutes and stay for now (a request under way may be about to use the same content); the retention's hourly sweep removes them once they are an hour old.\n", e.BlobsLeft)
+	for _, wd := range e.Withdrawals {
+		ref := ""
+		if wd.Reference != "" {
+			ref = " " + wd.Reference
+		}
+		switch wd.Outcome {
+		case "removed":
+			if wd.Reference == "" {
+				fmt.Fprintf(w, "%s%s: a failed attempt's leftover on channel %s removed (the office never had the case there)\n", what, e.ID, wd.Channel)
+			} else {
+				fmt.Fprintf(w, "%s%s: case folder%s removed from channel %s before the office took it; the office does not get it\n", what, e.ID, ref, wd.Channel)
+			}
+		case "removedBefore":
+			fmt.Fprintf(w, "%s%s: case folder%s on channel %s was removed by an earlier erasure\n", what, e.ID, ref, wd.Channel)
+		case "taken":
+			fmt.Fprintf(w, "%s%s: the office had taken case folder%s from channel %s before: its copy is the office's, tell the office if it must erase it too\n", what, e.ID, ref, wd.Channel)
+		case "none":
+			// Nothing of it there: nothing to say.
+		default:
+			unreached++
+			fmt.Fprintf(w, "%s%s: case folder on channel %s NOT withdrawn: %s\n", what, e.ID, wd.Channel, wd.Detail)
+		}
 	}
+	return unreached
 }
 
 func (c *adminClient) list(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// TestAdminEraseSaysWhatBecameOfTheCaseFolder: `amtsbote admin erase` prints
+// what the erasure did to the case folder in the office's transfer folder, and
+// exits 1 when it could not be withdrawn (the office's share did not answer):
+// the bytes are gone from the gateway, but a copy may still wait in the share,
+// so a script must not take the erasure for done.
+func TestAdminEraseSaysWhatBecameOfTheCaseFolder(t *testing.T) {
+	answers := map[string]string{
+		"removed": `{"id": "removed", "state": "handed_over", "bytesRemovedAt": "2026-12-07T10:00:00Z", "alreadyRemoved": false, "blobsDeleted": 2, "blobsLeft": 0,
+			"withdrawals": [{"channel": "transfer", "outcome": "removed", "reference": "20261207-removed"}]}`,
+		"taken": `{"id": "taken", "state": "delivered", "bytesRemovedAt": "2026-12-07T10:00:00Z", "alreadyRemoved": false, "blobsDeleted": 2, "blobsLeft": 0,
+			"withdrawals": [{"channel": "transfer", "outcome": "taken", "reference": "20261207-taken"}]}`,
+		"hung": `{"id": "hung", "state": "handed_over", "bytesRemovedAt": "2026-12-07T10:00:00Z", "alreadyRemoved": true, "blobsDeleted": 0, "blobsLeft": 0,
+			"withdrawals": [{"channel": "transfer", "outcome": "unreachable", "detail": "the channel did not answer the withdrawal in time"}]}`,
+	}
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/v1/admin/submissions/"), "/erase")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(answers[id]))
+	}))
+	defer gw.Close()
+	t.Setenv("AMTSBOTE_ADMIN_TOKEN", "token")
+	erase := func(id string) (int, string, string) {
+		var out, errb bytes.Buffer
+		rc := runAdmin(context.Background(), []string{"-url", gw.URL, "-data", t.TempDir(), "erase", "-operator", "Frau Weber", id}, &out, &errb)
+		return rc, out.String(), errb.String()
+	}
+	if rc, out, errs := erase("removed"); rc != 0 || !strings.Contains(out, "case folder 20261207-removed removed from channel transfer before the office took it") {
+		t.Errorf("removed: rc %d\n%s%s", rc, out, errs)
+	}
+	if rc, out, errs := erase("taken"); rc != 0 || !strings.Contains(out, "the office had taken case folder 20261207-taken") {
+		t.Errorf("taken: rc %d\n%s%s", rc, out, errs)
+	}
+	if rc, out, errs := erase("hung"); rc != 1 || !strings.Contains(out, "NOT withdrawn: the channel did not answer") ||
+		!strings.Contains(errs, "run the same erase again") {
+		t.Errorf("unreachable: rc %d\n%s%s", rc, out, errs)
+	}
+}
