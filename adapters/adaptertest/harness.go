@@ -77,6 +77,17 @@ type ConfirmingReceiver interface {
 	Confirm(t testing.TB, deliveryID string)
 }
 
+// WithdrawingReceiver is a ConfirmingReceiver of a channel whose adapter is an
+// adapters.Withdrawer: a copy of the package waits at the receiver until the
+// office takes it (a case folder in the office's share).
+type WithdrawingReceiver interface {
+	ConfirmingReceiver
+	// Waiting reports whether a copy of the delivery with this id waits for the
+	// office, untaken, as the office itself would find it (a case folder its
+	// import would pick up).
+	Waiting(t testing.TB, deliveryID string) bool
+}
+
 // Received is what a receiver saw of one delivery attempt, as the receiver itself
 // decoded it (never what the adapter claims it sent).
 type Received struct {

@@ -35,6 +35,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("AcceptedDeliverySeenAsSent", s.testAccept)
 	t.Run("StableDeliveryID", s.testStableID)
 	t.Run("LateConfirmation", s.testLateConfirmation)
+	t.Run("Withdrawal", s.testWithdrawal)
 	t.Run("TransientFailure", s.testTransient)
 	t.Run("PermanentFailure", s.testPermanent)
 	t.Run("AlreadyCancelledContext", s.testAlreadyCancelled)
@@ -626,5 +627,80 @@ func (s *suite) testLateConfirmation(t *testing.T) {
 	}
 	if _, done, err := cf.Confirmed(t.Context(), other); err != nil || done {
 		t.Fatalf("Confirmed reports a confirmation for a delivery the office did not confirm: ok=%v err=%v", done, err)
+	}
+}
+
+// testWithdrawal: a channel whose adapter is an adapters.Withdrawer keeps the
+// promises of that contract. A copy the office has not taken is removed and is
+// then gone for the office, is never confirmed or handed over, and no later
+// attempt hands it over again (a permanent failure wrapping ErrWithdrawn); asked
+// again, Withdraw answers "removed before". A copy the office took stays the
+// office's: "taken", and its confirmation still counts. A delivery never handed
+// over is "none". Channels that are no Withdrawer skip it.
+func (s *suite) testWithdrawal(t *testing.T) {
+	a := s.adapter(t)
+	w, ok := a.(adapters.Withdrawer)
+	if !ok {
+		t.Skip("the channel keeps no copy outside the gateway (no adapters.Withdrawer)")
+	}
+	cf, ok := a.(adapters.Confirmer)
+	if !s.f.ConfirmsLater || !ok {
+		t.Fatal("a Withdrawer's copy waits for the office to take it: its Features must say ConfirmsLater, and it must be an adapters.Confirmer")
+	}
+	r := s.receiver(t, ModeAccept)
+	wr, ok := r.(WithdrawingReceiver)
+	if !ok {
+		t.Fatal("Withdrawer harness: receiver does not implement WithdrawingReceiver")
+	}
+	untaken, taken, never := s.delivery(r), s.delivery(r), s.delivery(r)
+	for _, d := range []adapters.Delivery{untaken, taken} {
+		if _, err := s.deliver(t, t.Context(), a, d); err != nil {
+			t.Fatalf("Deliver to an accepting receiver: %v", err)
+		}
+	}
+	if !wr.Waiting(t, untaken.ID) {
+		t.Fatal("no copy waits for the office after the hand-over: the withdrawal below would prove nothing")
+	}
+	wr.Confirm(t, taken.ID)
+
+	got, err := w.Withdraw(t.Context(), untaken)
+	if err != nil || got.Outcome != adapters.WithdrawRemoved {
+		t.Fatalf("Withdraw of an untaken copy: %+v %v, want removed", got, err)
+	}
+	if wr.Waiting(t, untaken.ID) {
+		t.Error("the office still finds the withdrawn copy")
+	}
+	if _, done, err := cf.Confirmed(t.Context(), untaken); done || err != nil {
+		t.Errorf("Confirmed of a withdrawn delivery: ok=%v err=%v, want not confirmed: the broker would record the erased case as delivered", done, err)
+	}
+	if hf, ok := a.(adapters.HandOverFinder); ok {
+		if _, found, err := hf.HandedOver(t.Context(), untaken); found || err != nil {
+			t.Errorf("HandedOver of a withdrawn delivery: ok=%v err=%v, want none", found, err)
+		}
+	}
+	got, err = w.Withdraw(t.Context(), untaken)
+	if err != nil || got.Outcome != adapters.WithdrawnBefore {
+		t.Errorf("Withdraw asked again: %+v %v, want removed before (idempotent)", got, err)
+	}
+	again := untaken
+	again.Attempt++
+	_, err = s.deliver(t, t.Context(), a, again)
+	if !errors.Is(err, adapters.ErrWithdrawn) || !adapters.IsPermanent(err) {
+		t.Errorf("Deliver of a withdrawn delivery: %v, want a permanent failure wrapping ErrWithdrawn", err)
+	}
+	if wr.Waiting(t, untaken.ID) {
+		t.Error("a Deliver after the withdrawal handed the erased case over again")
+	}
+
+	got, err = w.Withdraw(t.Context(), taken)
+	if err != nil || got.Outcome != adapters.WithdrawTaken {
+		t.Errorf("Withdraw of a copy the office took: %+v %v, want taken", got, err)
+	}
+	if _, done, err := cf.Confirmed(t.Context(), taken); !done || err != nil {
+		t.Errorf("Confirmed of a copy the office took before the withdrawal: ok=%v err=%v, want confirmed", done, err)
+	}
+
+	if got, err := w.Withdraw(t.Context(), never); err != nil || got.Outcome != adapters.WithdrawNothing {
+		t.Errorf("Withdraw of a delivery never handed over: %+v %v, want none", got, err)
 	}
 }

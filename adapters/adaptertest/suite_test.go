@@ -45,6 +45,12 @@ func (a *memAdapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters
 	if r == nil {
 		return adapters.Confirmation{}, adapters.Permanent("unknown endpoint", nil)
 	}
+	r.mu.Lock()
+	withdrawn := r.withdrawn[d.ID]
+	r.mu.Unlock()
+	if withdrawn && a.defect != "delivers-after-withdrawal" {
+		return adapters.Confirmation{}, adapters.Permanent("withdrawn", adapters.ErrWithdrawn)
+	}
 	pkg, err := ReadAll(ctx, d.Package)
 	if err != nil {
 		return adapters.Confirmation{}, fmt.Errorf("memory: read package: %w", err)
@@ -100,6 +106,8 @@ type memReceiver struct {
 	mu        sync.Mutex
 	got       []Received
 	confirmed map[string]bool
+	taken     map[string]bool // accepted: a copy waits for the office unless confirmed or withdrawn
+	withdrawn map[string]bool
 }
 
 func (r *memReceiver) Target() adapters.Target { return r.target }
@@ -113,6 +121,12 @@ func (r *memReceiver) Received() []Received {
 func (r *memReceiver) take(ctx context.Context, got Received) error {
 	r.mu.Lock()
 	r.got = append(r.got, got)
+	if r.mode == ModeAccept {
+		if r.taken == nil {
+			r.taken = map[string]bool{}
+		}
+		r.taken[got.DeliveryID] = true
+	}
 	r.mu.Unlock()
 	switch r.mode {
 	case ModeTransient:
@@ -166,12 +180,44 @@ func (a *memLaterAdapter) Confirmed(_ context.Context, d adapters.Delivery) (ada
 		return adapters.Confirmation{}, false, errors.New("memory: unknown endpoint")
 	}
 	r.mu.Lock()
-	done := r.confirmed[d.ID]
+	done := r.confirmed[d.ID] && !r.withdrawn[d.ID] || r.withdrawn[d.ID] && a.defect == "withdrawn-confirms"
 	r.mu.Unlock()
 	if !done && a.defect != "confirms-early" {
 		return adapters.Confirmation{}, false, nil
 	}
 	return adapters.Confirmation{Receiver: "memory import", At: time.Now()}, true, nil
+}
+
+// Withdraw is the memory channel's adapters.Withdrawer: a copy accepted and
+// not confirmed by the office is withdrawn.
+func (a *memLaterAdapter) Withdraw(_ context.Context, d adapters.Delivery) (adapters.Withdrawal, error) {
+	r := a.h.lookup(d.Target.Endpoint)
+	if r == nil {
+		return adapters.Withdrawal{}, errors.New("memory: unknown endpoint")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.withdrawn == nil {
+		r.withdrawn = map[string]bool{}
+	}
+	switch {
+	case r.withdrawn[d.ID] && a.defect == "withdraw-not-idempotent":
+		return adapters.Withdrawal{}, errors.New("memory: already withdrawn")
+	case r.withdrawn[d.ID]:
+		return adapters.Withdrawal{Outcome: adapters.WithdrawnBefore}, nil
+	case !r.taken[d.ID]:
+		return adapters.Withdrawal{Outcome: adapters.WithdrawNothing}, nil
+	case r.confirmed[d.ID] && a.defect != "withdraw-takes-taken":
+		return adapters.Withdrawal{Outcome: adapters.WithdrawTaken}, nil
+	}
+	r.withdrawn[d.ID] = true
+	return adapters.Withdrawal{Outcome: adapters.WithdrawRemoved}, nil
+}
+
+func (r *memReceiver) Waiting(_ testing.TB, id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.taken[id] && !r.confirmed[id] && !r.withdrawn[id]
 }
 
 func (a *memLaterAdapter) Changes() <-chan struct{} { return nil }
@@ -222,6 +268,11 @@ func TestSeededDefectsFail(t *testing.T) {
 		"ignores-close":          "DeliverAfterClose",
 		"confirms-early":         "LateConfirmation",
 		"pending-not-declared":   "LateConfirmation",
+		// The Withdrawer contract (adapters.Withdrawer).
+		"withdraw-takes-taken":      "Withdrawal",
+		"withdrawn-confirms":        "Withdrawal",
+		"withdraw-not-idempotent":   "Withdrawal",
+		"delivers-after-withdrawal": "Withdrawal",
 	}
 	testenv.PlantedDefects(t, "ADAPTERTEST_DEFECT", "an adapter", cases)
 }
@@ -233,7 +284,7 @@ func TestDefectChild(t *testing.T) {
 		return
 	}
 	switch defect {
-	case "confirms-early":
+	case "confirms-early", "withdraw-takes-taken", "withdrawn-confirms", "withdraw-not-idempotent", "delivers-after-withdrawal":
 		Run(t, &memHarness{defect: defect, later: true})
 	case "pending-not-declared":
 		// Hands over and confirms later, but its harness claims it confirms at once.

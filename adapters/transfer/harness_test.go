@@ -320,6 +320,32 @@ func (r *folderReceiver) Confirm(t testing.TB, deliveryID string) {
 	}
 }
 
+// Waiting is what the office's import would pick up of the delivery: a case
+// folder of it (by index.json, as an import finds it) in the office folder
+// that is not marked imported. Dot names are the gateway's and not looked at.
+func (r *folderReceiver) Waiting(t testing.TB, deliveryID string) bool {
+	t.Helper()
+	ents, err := os.ReadDir(r.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		p := filepath.Join(r.dir, e.Name())
+		if owner, _ := caseOwner(p); owner != deliveryID {
+			continue
+		}
+		if _, err := os.Lstat(p + MarkerSuffix); errors.Is(err, fs.ErrNotExist) {
+			return true
+		}
+	}
+	return false
+}
+
+var _ adaptertest.WithdrawingReceiver = (*folderReceiver)(nil)
+
 func TestConformance(t *testing.T) {
 	adaptertest.Run(t, &harness{importBy: "move"})
 }
