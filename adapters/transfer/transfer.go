@@ -1029,6 +1029,12 @@ func (a *Adapter) removeStaleTemps(dir, fid string) {
 		if info, err := e.Info(); err != nil || now.Sub(info.ModTime()) < staleTemp {
 			continue
 		}
+		if fid, ok := strings.CutPrefix(e.Name(), withdrawalPrefix); ok {
+			if a.removeStaleWithdrawal(dir, fid) {
+				a.log.Info("transfer: removed the leftover of a withdrawn case folder", "folder", dir, "name", e.Name())
+			}
+			continue
+		}
 		if a.removeStaleTemp(dir, strings.TrimPrefix(e.Name(), TempPrefix), now) {
 			a.log.Info("transfer: removed stale temporary folder", "folder", dir, "name", e.Name())
 		}

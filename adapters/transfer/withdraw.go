@@ -317,3 +317,26 @@ func removeWithdrawn(dir, fid string) (left bool, err error) {
 	}
 	return left, nil
 }
+
+// removeStaleWithdrawal removes the folder under the withdrawal name of
+// delivery fid that a withdrawal recorded done and could not remove (a crash,
+// a failing share), if no Withdraw of it runs, and reports whether it did
+// (removeStaleTemps). One of a withdrawal only begun stays: it is the proof
+// that the rename happened, and without it a repeated withdrawal would take
+// the case folder for taken by the office and put the hand-over's record
+// back, which its confirmation would then sign.
+func (a *Adapter) removeStaleWithdrawal(dir, fid string) bool {
+	rec, err := readLedger(dir, fid)
+	if err != nil {
+		return false
+	}
+	unlock, ok := a.tryLock(rec.DeliveryID)
+	if !ok {
+		return false
+	}
+	defer unlock()
+	if rec, err = readLedger(dir, fid); err != nil || !rec.withdrawn() || rec.WithdrawnAt.IsZero() {
+		return false
+	}
+	return os.RemoveAll(withdrawalPath(dir, fid)) == nil
+}

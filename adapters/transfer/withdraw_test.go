@@ -411,3 +411,88 @@ func TestWithdrawalRecordRefusedByOlderVersions(t *testing.T) {
 		t.Errorf("withdrawal record names a case an older version would take for handed over or pending (%v): %s", err, b)
 	}
 }
+
+// TestStaleWithdrawalLeftovers: the cleanup of day-old temporary folders after
+// a delivery takes the leftover of a withdrawal that is done (its removal
+// failed), but not the folder of a withdrawal only begun: that one is the
+// proof that the rename happened. Taken away, the repeated withdrawal found
+// neither the case folder nor the withdrawal name, took the case for taken by
+// the office and put its hand-over back — signed as delivered, an erased case
+// the office never had.
+func TestStaleWithdrawalLeftovers(t *testing.T) {
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	past := time.Now().Add(-48 * time.Hour)
+	age := func(p string) {
+		t.Helper()
+		if err := os.Chtimes(p, past, past); err != nil {
+			t.Fatal(err)
+		}
+	}
+	begun := realDelivery(dir, "dlv-begun-long-ago", "4c1f0e52-0000-4000-8000-00000000008d")
+	c := handOverQuietly(t, a, begun)
+	fid := fileID(begun.ID)
+	rec, err := readLedger(dir, fid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.WithdrawnCase, rec.Case = rec.Case, ""
+	if err := writeLedger(dir, fid, rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, c.Reference), withdrawalPath(dir, fid)); err != nil {
+		t.Fatal(err)
+	}
+	age(withdrawalPath(dir, fid))
+
+	done := realDelivery(dir, "dlv-done-long-ago", "4c1f0e52-0000-4000-8000-00000000008e")
+	handOverQuietly(t, a, done)
+	if w, err := a.Withdraw(t.Context(), done); err != nil || w.Outcome != adapters.WithdrawRemoved {
+		t.Fatalf("Withdraw: %+v %v", w, err)
+	}
+	left := withdrawalPath(dir, fileID(done.ID)) // its removal failed, say
+	mustMkdir(t, filepath.Join(left, AttachmentsDir))
+	age(left)
+
+	if _, err := a.Deliver(t.Context(), realDelivery(dir, "dlv-next", "4c1f0e52-0000-4000-8000-00000000008f")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the leftover of a withdrawal done stays: %v", err)
+	}
+	if _, err := os.Stat(withdrawalPath(dir, fid)); err != nil {
+		t.Fatalf("the folder of a withdrawal only begun was removed: %v", err)
+	}
+	if w, err := a.Withdraw(t.Context(), begun); err != nil || w.Outcome != adapters.WithdrawRemoved {
+		t.Fatalf("Withdraw finishing the old one: %+v %v, want removed", w, err)
+	}
+}
+
+// TestWithdrawalRecordsPruned: the record of a withdrawal done goes
+// LedgerKeep after the withdrawal, as a confirmed case's does after its
+// confirmation (the erased case is never delivered or confirmed again); one
+// only begun stays, for the repeated withdrawal to settle by.
+func TestWithdrawalRecordsPruned(t *testing.T) {
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	long := a.keep + time.Hour
+	past := time.Now().Add(-long)
+	for id, doneAt := range map[string]time.Time{"dlv-withdrawn-done": past, "dlv-withdrawn-begun": {}} {
+		if err := writeLedger(dir, id, &ledgerRecord{DeliveryID: id, WithdrawnCase: "20261129-" + id, WrittenAt: past, WithdrawnAt: doneAt}); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(ledgerPath(dir, id), past, past); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	if !a.pruneEntry(dir, "dlv-withdrawn-done.json", now, now) {
+		t.Error("the record of a withdrawal done longer than the keep ago stays")
+	}
+	if a.pruneEntry(dir, "dlv-withdrawn-begun.json", now, now) {
+		t.Error("the record of a withdrawal only begun was removed")
+	}
+	if _, err := os.Stat(ledgerPath(dir, "dlv-withdrawn-begun")); err != nil {
+		t.Errorf("begun withdrawal's record: %v", err)
+	}
+}
