@@ -83,6 +83,9 @@ var errWithdrawUnconfigured = errors.New("broker: the channel is no longer confi
 // gateway, waiting for each at most the attempt timeout, and returns what
 // happened. actor is the erasure's.
 func (b *Broker) withdrawCopies(s *submission.Submission, actor string) []ChannelWithdrawal {
+	if b.adapters == nil {
+		return nil // a broker of an offline command: no channel to ask
+	}
 	var out []ChannelWithdrawal
 	seen := map[string]bool{}
 	for i := 0; i <= s.TargetIndex && i < len(s.Targets); i++ {
@@ -129,11 +132,23 @@ func (b *Broker) withdraw(w adapters.Withdrawer, s *submission.Submission, ch, a
 	}
 	key := askKey{s.OfficeID, ch}
 	if _, busy := b.withdrawing.LoadOrStore(key, true); busy {
-		return failed(errWithdrawBusy)
+		got := failed(errWithdrawBusy)
+		if !wait {
+			// Nobody will ask again for it (the retention, a late case
+			// folder): the history says it is still to be done.
+			b.recordWithdrawal(s.ID, got, actor)
+			b.log.Warn("the case's copy waiting for the office on the channel could not be withdrawn; erase the case to try again",
+				"submission", s.ID, "office", s.OfficeID, "channel", ch, "err", got.Reason())
+		}
+		return got
 	}
 	d := b.delivery(s, target)
 	done := make(chan ChannelWithdrawal, 1)
-	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.AttemptTimeout)
+	base := b.ctx
+	if base == nil { // not started
+		base = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(base, b.cfg.AttemptTimeout)
 	go func() {
 		defer cancel()
 		wd, err := w.Withdraw(ctx, d)
@@ -141,6 +156,11 @@ func (b *Broker) withdraw(w adapters.Withdrawer, s *submission.Submission, ch, a
 		got := ChannelWithdrawal{Channel: ch, Outcome: string(wd.Outcome), Reference: wd.Reference, Leftovers: wd.Leftovers}
 		if err != nil {
 			got = failed(fmt.Errorf("broker: withdraw %s from %s: %w", s.ID, ch, err))
+			if !wait {
+				// Nobody waits to say it: the log does.
+				b.log.Warn("the case's copy waiting for the office on the channel could not be withdrawn; erase the case to try again",
+					"submission", s.ID, "office", s.OfficeID, "channel", ch, "err", got.Reason())
+			}
 		}
 		// Recorded here, not by the caller: a withdrawal the caller stopped
 		// waiting for records its outcome when it returns.
@@ -230,6 +250,13 @@ func (b *Broker) recordWithdrawal(id string, got ChannelWithdrawal, actor string
 // reach the folder (tellLateHandOver), or removed by the retention. actor is
 // the event's.
 func (b *Broker) withdrawLate(s *submission.Submission, ch, actor string) {
+	if b.adapters == nil {
+		// The offline gc's broker has no channels: the folder waits for an
+		// erasure of the case on the running gateway.
+		b.log.Warn("a late case folder of a case whose bytes were removed may wait in the office's transfer folder; this command cannot reach it: erase the case on the running gateway",
+			"submission", s.ID, "office", s.OfficeID, "channel", ch)
+		return
+	}
 	ad, ok := b.adapters.Get(ch)
 	if !ok {
 		return
