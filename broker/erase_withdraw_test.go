@@ -329,3 +329,52 @@ func TestRetentionWithdrawsTheLateCaseFolderOnly(t *testing.T) {
 		return false
 	})
 }
+
+// TestErasureOfAnUnmountedShareIsTriedAgain: the office's share is not
+// mounted when the case is erased (its mount point is an empty folder). The
+// bytes go, the answer and the history say the case folder could not be
+// withdrawn — an empty mount point is neither "taken" nor "nothing" —, and the
+// same erasure once the share is back (alreadyRemoved) withdraws it.
+func TestErasureOfAnUnmountedShareIsTriedAgain(t *testing.T) {
+	noEraseGrace(t)
+	te := startTransfer(t)
+	b := te.e.b
+	id, folder := te.handedOver(t, "erase-unmounted")
+	away := te.share + "-unmounted"
+	if err := os.Rename(te.share, away); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(te.share, 0o750); err != nil { // the bare mount point
+		t.Fatal(err)
+	}
+	res, err := b.Erase(context.Background(), id, "operator", "")
+	if err != nil || res.Submission.BytesRemovedAt == nil {
+		t.Fatalf("erasure with the share unmounted: %+v %v, want the bytes removed", res, err)
+	}
+	if len(res.Withdrawals) != 1 || res.Withdrawals[0].Outcome != WithdrawUnreachable || res.Withdrawals[0].Reason() == "" {
+		t.Fatalf("withdrawals with the share unmounted: %+v, want unreachable with a reason", res.Withdrawals)
+	}
+	if ents, _ := os.ReadDir(te.share); len(ents) != 0 {
+		t.Errorf("the erasure wrote into the bare mount point: %v", ents)
+	}
+	if ws := withdrawals(t, b, id); len(ws) != 1 || !strings.Contains(ws[0].Detail, "could not be withdrawn") {
+		t.Errorf("withdrawal events %+v, want one saying it could not be withdrawn", ws)
+	}
+
+	if err := os.Remove(te.share); err != nil { // mounted again
+		t.Fatal(err)
+	}
+	if err := os.Rename(away, te.share); err != nil {
+		t.Fatal(err)
+	}
+	if got := te.caseFolders(t); len(got) != 1 || got[0] != folder {
+		t.Fatalf("case folders with the share back: %v", got)
+	}
+	again, err := b.Erase(context.Background(), id, "operator", "")
+	if err != nil || !again.Already || len(again.Withdrawals) != 1 || again.Withdrawals[0].Outcome != string(adapters.WithdrawRemoved) {
+		t.Fatalf("erasing again with the share back: %+v %v, want the case folder removed", again, err)
+	}
+	if got := te.caseFolders(t); len(got) != 0 {
+		t.Errorf("case folders after the repeated erasure: %v", got)
+	}
+}
