@@ -112,6 +112,23 @@ func (a *Adapter) withdraw(dir, fid string, d adapters.Delivery) (adapters.Withd
 		if err := statLedger(dir); err != nil {
 			return adapters.Withdrawal{}, err
 		}
+		// A case folder of d may be there all the same, unmarked: renamed
+		// into place by a version without pending records that crashed
+		// before its record (Deliver adopts such a folder).
+		name, marked, err := unrecordedCase(dir, d)
+		switch {
+		case err != nil:
+			return adapters.Withdrawal{}, err
+		case marked:
+			// Confirmed, and its record pruned since: the office's.
+			return adapters.Withdrawal{Outcome: adapters.WithdrawTaken, Reference: name}, nil
+		case name != "":
+			begun := &ledgerRecord{DeliveryID: d.ID, SubmissionID: d.SubmissionID, WithdrawnCase: name, WrittenAt: a.now()}
+			if err := writeLedger(dir, fid, begun); err != nil {
+				return adapters.Withdrawal{}, classify("write withdrawal ledger record", err)
+			}
+			return a.hideCase(dir, fid, begun)
+		}
 		return a.withdrawLeftovers(dir, fid, d, caseBase(d))
 	case err != nil:
 		return adapters.Withdrawal{}, classifyRead("read ledger", err)
@@ -147,6 +164,34 @@ func (a *Adapter) withdraw(dir, fid string, d adapters.Delivery) (adapters.Withd
 		return adapters.Withdrawal{}, classify("write withdrawal ledger record", err)
 	}
 	return a.hideCase(dir, fid, &begun)
+}
+
+// unrecordedCase finds a case folder of d (by its index.json) among the names
+// Deliver gives it ("<base>", "<base>-2", …, up to the first name free of
+// folder and marker), as Deliver's adoption does, and whether it is marked
+// imported; "" if there is none.
+func unrecordedCase(dir string, d adapters.Delivery) (name string, marked bool, err error) {
+	base := caseBase(d)
+	for i := 1; i <= maxCaseSuffix; i++ {
+		name := base
+		if i > 1 {
+			name = fmt.Sprintf("%s-%d", base, i)
+		}
+		p := filepath.Join(dir, name)
+		_, err := os.Lstat(p)
+		_, merr := os.Lstat(p + MarkerSuffix)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && errors.Is(merr, fs.ErrNotExist):
+			return "", false, nil // the first free name: Deliver wrote none after it
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
+			return "", false, classifyRead("look for case folder", err)
+		case err == nil:
+			if owner, _ := caseOwner(p); owner == d.ID {
+				return name, merr == nil, nil
+			}
+		}
+	}
+	return "", false, nil
 }
 
 // takenByOffice reports whether the office took case folder name: marked it,

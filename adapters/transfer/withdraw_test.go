@@ -496,3 +496,41 @@ func TestWithdrawalRecordsPruned(t *testing.T) {
 		t.Errorf("begun withdrawal's record: %v", err)
 	}
 }
+
+// TestWithdrawACaseFolderWithoutRecord: a case folder renamed into place by a
+// version without pending records that crashed before writing its record has
+// no ledger record; Deliver adopts it by its index.json. The withdrawal finds
+// it the same way and removes it — unless it is marked imported (a record
+// pruned after the confirmation leaves such a folder): that one is the
+// office's, and the answer says "taken".
+func TestWithdrawACaseFolderWithoutRecord(t *testing.T) {
+	for _, marked := range []bool{false, true} {
+		name := map[bool]string{false: "unmarked", true: "marked"}[marked]
+		t.Run(name, func(t *testing.T) {
+			dir := officeFolder(t)
+			a := newAdapter(t)
+			d := realDelivery(dir, "dlv-no-record-"+name, "4c1f0e52-0000-4000-8000-000000000090")
+			c := handOverQuietly(t, a, d)
+			if err := os.Remove(ledgerPath(dir, fileID(d.ID))); err != nil {
+				t.Fatal(err)
+			}
+			if marked {
+				if err := os.WriteFile(filepath.Join(dir, c.Reference)+MarkerSuffix, nil, 0o640); err != nil {
+					t.Fatal(err)
+				}
+			}
+			w, err := a.Withdraw(t.Context(), d)
+			if marked {
+				if err != nil || w.Outcome != adapters.WithdrawTaken || w.Reference != c.Reference {
+					t.Fatalf("Withdraw of a marked case folder without record: %+v %v, want taken", w, err)
+				}
+				checkCase(t, dir, c.Reference, d)
+				return
+			}
+			if err != nil || w.Outcome != adapters.WithdrawRemoved || w.Reference != c.Reference {
+				t.Fatalf("Withdraw of a case folder without record: %+v %v, want removed %s", w, err, c.Reference)
+			}
+			withdrawnForGood(t, a, dir, d)
+		})
+	}
+}
