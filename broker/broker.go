@@ -326,9 +326,11 @@ type Broker struct {
 	// withdrawnTold holds the office and channel pairs (askKey) whose forwarded
 	// packages were said, once, to wait on a channel no longer configured.
 	withdrawnTold sync.Map
-	// withdrawing holds the office and channel pairs (askKey) whose withdrawal
-	// of an erased case's copy has not returned (withdraw.go).
-	withdrawing sync.Map
+	// hungWithdrawals counts, per office and channel (askKey), the
+	// withdrawals of an erased case's copy that have run longer than the
+	// attempt timeout and not returned (withdraw.go watchWithdrawal).
+	withdrawMu      sync.Mutex
+	hungWithdrawals map[askKey]int
 
 	// unqueued holds, per outbox entry the last queue check found without a
 	// queue message, the generation it found (queuecheck.go publishMissing).

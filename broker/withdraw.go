@@ -25,10 +25,10 @@ import (
 // The question goes to a share that may hang (a hard NFS mount whose server is
 // gone blocks in the kernel, deaf to every context), so the erasure waits for
 // it at most AttemptTimeout and then answers "unreachable"; the question goes on
-// alone and records its outcome when it returns. Until it has, no other
-// withdrawal goes to the same office's channel: a hung share costs one
-// goroutine. An erasure asked again asks again (alreadyRemoved changes nothing
-// about that).
+// alone and records its outcome when it returns. While one has run longer than
+// that, no other withdrawal goes to the same office's channel: a hung share
+// costs one goroutine (watchWithdrawal). An erasure asked again asks again
+// (alreadyRemoved changes nothing about that).
 
 // WithdrawUnreachable is the outcome of a withdrawal that did not answer, or
 // failed: the copy may still wait for the office; erasing again tries again.
@@ -65,7 +65,8 @@ func (w ChannelWithdrawal) Reason() string {
 var errWithdrawNoAnswer = errors.New("broker: the channel did not answer the withdrawal in time; it goes on and records its outcome in the case's history when it returns")
 
 // errWithdrawBusy: an earlier withdrawal from the same office's channel has not
-// returned, so this one was not asked.
+// returned within the attempt timeout (its share hangs), so this one was not
+// asked.
 var errWithdrawBusy = errors.New("broker: an earlier withdrawal from this office's channel has not returned")
 
 // errWithdrawAttemptUnderWay: an attempt of the case runs on this gateway (one
@@ -131,7 +132,7 @@ func (b *Broker) withdraw(w adapters.Withdrawer, s *submission.Submission, ch, a
 		return got
 	}
 	key := askKey{s.OfficeID, ch}
-	if _, busy := b.withdrawing.LoadOrStore(key, true); busy {
+	if b.withdrawHung(key) {
 		got := failed(errWithdrawBusy)
 		if !wait {
 			// Nobody will ask again for it (the retention, a late case
@@ -149,10 +150,11 @@ func (b *Broker) withdraw(w adapters.Withdrawer, s *submission.Submission, ch, a
 		base = context.Background()
 	}
 	ctx, cancel := context.WithTimeout(base, b.cfg.AttemptTimeout)
+	hung, returned := b.watchWithdrawal(key)
 	go func() {
 		defer cancel()
 		wd, err := w.Withdraw(ctx, d)
-		b.withdrawing.Delete(key)
+		returned()
 		got := ChannelWithdrawal{Channel: ch, Outcome: string(wd.Outcome), Reference: wd.Reference, Leftovers: wd.Leftovers}
 		if err != nil {
 			got = failed(fmt.Errorf("broker: withdraw %s from %s: %w", s.ID, ch, err))
@@ -180,9 +182,54 @@ func (b *Broker) withdraw(w adapters.Withdrawer, s *submission.Submission, ch, a
 		case got := <-done: // it came with the deadline
 			return got
 		default:
+			hung()
 			return failed(errWithdrawNoAnswer)
 		}
 	}
+}
+
+// watchWithdrawal marks the office's channel key as hung once a withdrawal
+// from it has run for the attempt timeout, until it returns (the func it
+// gives, called when it does): while one is hung, no other is started there
+// (withdrawHung), so a share that hangs in the kernel costs one goroutine, not
+// one per erasure. Withdrawals that answer run side by side.
+//
+// hung marks it at once (idempotent): the caller that stops waiting for it
+// calls it, so that what it does next (an erasure asked again at once) finds
+// the mark, which the timer's goroutine may not have set yet.
+func (b *Broker) watchWithdrawal(key askKey) (hung, returned func()) {
+	var done, marked bool
+	hung = func() {
+		b.withdrawMu.Lock()
+		defer b.withdrawMu.Unlock()
+		if !done && !marked {
+			marked = true
+			if b.hungWithdrawals == nil {
+				b.hungWithdrawals = map[askKey]int{}
+			}
+			b.hungWithdrawals[key]++
+		}
+	}
+	t := time.AfterFunc(b.cfg.AttemptTimeout, hung)
+	return hung, func() {
+		t.Stop()
+		b.withdrawMu.Lock()
+		defer b.withdrawMu.Unlock()
+		done = true
+		if marked {
+			if b.hungWithdrawals[key]--; b.hungWithdrawals[key] <= 0 {
+				delete(b.hungWithdrawals, key)
+			}
+		}
+	}
+}
+
+// withdrawHung reports whether a withdrawal from the office's channel key has
+// not returned within the attempt timeout (watchWithdrawal).
+func (b *Broker) withdrawHung(key askKey) bool {
+	b.withdrawMu.Lock()
+	defer b.withdrawMu.Unlock()
+	return b.hungWithdrawals[key] > 0
 }
 
 // withdrawalEvent is the event that says what a withdrawal did, false when
