@@ -227,10 +227,22 @@ func (a *Adapter) hideCase(dir, fid string, rec *ledgerRecord) (adapters.Withdra
 	}
 	if err := os.Rename(caseDir, hidden); err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			// Still begun: the folder is the case folder or, should a network
-			// file system report a rename it did as failed, the withdrawal
-			// name; a repeated Withdraw tells which.
-			return adapters.Withdrawal{}, classify("rename case folder out of the import's sight", err)
+			// Refused (an SMB server refuses to rename a folder the import
+			// has open; permissions). With the case folder still under its
+			// name and none under the withdrawal name, the rename did not
+			// happen: the hand-over's record goes back, so that the office's
+			// take still counts until a repeated erasure comes. Otherwise (a
+			// network file system may report a rename it did as failed) the
+			// record stays begun, and a repeated Withdraw tells which.
+			werr := classify("rename case folder out of the import's sight", err)
+			if _, cerr := os.Lstat(caseDir); cerr == nil {
+				if _, herr := os.Lstat(hidden); errors.Is(herr, fs.ErrNotExist) {
+					if _, berr := a.takenFirst(dir, fid, rec); berr != nil {
+						return adapters.Withdrawal{}, errors.Join(werr, berr)
+					}
+				}
+			}
+			return adapters.Withdrawal{}, werr
 		}
 		if err := statLedger(dir); err != nil {
 			return adapters.Withdrawal{}, err
@@ -283,7 +295,8 @@ func (a *Adapter) finishWithdrawal(dir, fid string, rec *ledgerRecord) (adapters
 
 // takenFirst puts the hand-over's record of a begun withdrawal rec back: the
 // office took the case folder before the withdrawal could, and its
-// confirmation counts (Confirmed).
+// confirmation counts (Confirmed); or the withdrawal's rename was refused, and
+// the case folder is as handed over.
 func (a *Adapter) takenFirst(dir, fid string, rec *ledgerRecord) (adapters.Withdrawal, error) {
 	back := *rec
 	back.Case, back.WithdrawnCase, back.WithdrawnAt = rec.WithdrawnCase, "", time.Time{}

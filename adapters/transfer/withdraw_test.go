@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -533,4 +535,49 @@ func TestWithdrawACaseFolderWithoutRecord(t *testing.T) {
 			withdrawnForGood(t, a, dir, d)
 		})
 	}
+}
+
+// TestRefusedRenameKeepsTheHandOver: the file server refuses the
+// withdrawal's rename (an SMB server refuses to rename a folder the import has
+// open; here the case folder is a mount point, which Linux refuses to rename
+// with EBUSY). The withdrawal fails transiently, and the ledger says handed
+// over again, not withdrawing: the case folder is as it was, and an import
+// taking it meanwhile still counts. The repeated withdrawal removes it.
+func TestRefusedRenameKeepsTheHandOver(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("a case folder that cannot be renamed needs a mount (root; CI runs as root)")
+	}
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	d := realDelivery(dir, "dlv-rename-refused", "4c1f0e52-0000-4000-8000-000000000091")
+	c := handOverQuietly(t, a, d)
+	caseDir := filepath.Join(dir, c.Reference)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", caseDir).CombinedOutput(); err != nil {
+		t.Fatalf("mount: %v %s", err, out)
+	}
+	mounted := true
+	unmount := func() {
+		if mounted {
+			if out, err := exec.Command("umount", caseDir).CombinedOutput(); err != nil {
+				t.Errorf("umount: %v %s", err, out)
+			}
+			mounted = false
+		}
+	}
+	defer unmount()
+	w, err := a.Withdraw(t.Context(), d)
+	if err == nil || adapters.IsPermanent(err) || !errors.Is(err, syscall.EBUSY) {
+		t.Fatalf("Withdraw of a folder the server will not rename: %+v %v, want a transient failure wrapping EBUSY", w, err)
+	}
+	if c2, ok, err := a.HandedOver(t.Context(), d); !ok || err != nil || c2.Reference != c.Reference {
+		t.Errorf("HandedOver after the refused rename: %+v %v %v, want the hand-over as it was", c2, ok, err)
+	}
+	if _, err := os.Stat(withdrawalPath(dir, fileID(d.ID))); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a withdrawal name after the refused rename: %v", err)
+	}
+	unmount()
+	if w, err := a.Withdraw(t.Context(), d); err != nil || w.Outcome != adapters.WithdrawRemoved {
+		t.Fatalf("Withdraw once the server renames again: %+v %v, want removed", w, err)
+	}
+	withdrawnForGood(t, a, dir, d)
 }
