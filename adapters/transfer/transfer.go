@@ -45,6 +45,10 @@
 // (the office's clock goes into the signed receipt); Changes signals early through
 // fsnotify, but fsnotify misses events on network shares (SMB, NFS), so the broker's
 // polling of Confirmed is the truth.
+//
+// An erasure of the case withdraws a case folder the office has not taken yet
+// (Withdraw, withdraw.go): renamed out of the import's sight, then removed, with a
+// withdrawal record in the ledger that no question counts as a hand-over.
 package transfer
 
 import (
