@@ -216,6 +216,7 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 		return rep, ctx.Err()
 	}
 	p.Phase.Store(int32(GCRemove))
+	var neededMu sync.Mutex
 	// strip removes the bytes of each case in ids with remove (the record stays),
 	// and with them the text from outside the gateway in the case's events
 	// (removeBytes: an office's error text kept for retention.records otherwise).
@@ -226,7 +227,6 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 	// since the scan left them out and the sweep below would take them. The
 	// conflict ended the whole run before, with no sweep, compaction or wipe in
 	// that period.
-	var neededMu sync.Mutex
 	//
 	// The retention withdraws no copy outside the gateway (withdraw.go) but
 	// one: it removes the bytes only of cases the office has (answered, or
