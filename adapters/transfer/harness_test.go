@@ -277,23 +277,34 @@ func mustJSON(v any) string {
 	return string(b)
 }
 
-// caseOf finds the case folder of a delivery by its index.json, as an import would.
-func (r *folderReceiver) caseOf(t testing.TB, deliveryID string) string {
+// casesOf lists the case folders of a delivery by their index.json, as an
+// import finds them; dot names are the gateway's and not looked at.
+func (r *folderReceiver) casesOf(t testing.TB, deliveryID string) []string {
 	t.Helper()
 	ents, err := os.ReadDir(r.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var out []string
 	for _, e := range ents {
 		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		if owner, _ := caseOwner(filepath.Join(r.dir, e.Name())); owner == deliveryID {
-			return e.Name()
+			out = append(out, e.Name())
 		}
 	}
-	t.Fatalf("no case folder for delivery %s in %s", deliveryID, r.dir)
-	return ""
+	return out
+}
+
+// caseOf finds the case folder of a delivery by its index.json, as an import would.
+func (r *folderReceiver) caseOf(t testing.TB, deliveryID string) string {
+	t.Helper()
+	names := r.casesOf(t, deliveryID)
+	if len(names) == 0 {
+		t.Fatalf("no case folder for delivery %s in %s", deliveryID, r.dir)
+	}
+	return names[0]
 }
 
 // Confirm is the office's import taking the case.
@@ -321,23 +332,11 @@ func (r *folderReceiver) Confirm(t testing.TB, deliveryID string) {
 }
 
 // Waiting is what the office's import would pick up of the delivery: a case
-// folder of it (by index.json, as an import finds it) in the office folder
-// that is not marked imported. Dot names are the gateway's and not looked at.
+// folder of it (casesOf) in the office folder that is not marked imported.
 func (r *folderReceiver) Waiting(t testing.TB, deliveryID string) bool {
 	t.Helper()
-	ents, err := os.ReadDir(r.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		p := filepath.Join(r.dir, e.Name())
-		if owner, _ := caseOwner(p); owner != deliveryID {
-			continue
-		}
-		if _, err := os.Lstat(p + MarkerSuffix); errors.Is(err, fs.ErrNotExist) {
+	for _, name := range r.casesOf(t, deliveryID) {
+		if _, err := os.Lstat(filepath.Join(r.dir, name) + MarkerSuffix); errors.Is(err, fs.ErrNotExist) {
 			return true
 		}
 	}
