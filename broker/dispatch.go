@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -645,14 +646,26 @@ func (b *Broker) delivered(msg jetstream.Msg, s *submission.Submission, c adapte
 	_ = msg.NakWithDelay(delay)
 }
 
-// tellLateHandOver tells the operator, when late, that a transfer attempt put
-// its case folder into the office's share after a clerk had taken the case
-// over (submission.HandedOverAfterTakeover): the import may process the
-// application beside the clerk, and someone should tell the office which case
-// folder to leave alone. The clerk's page says so too; the log names the case,
+// tellLateHandOver withdraws, when late, the case folder a transfer attempt
+// put into the office's share after a clerk had taken the case over
+// (submission.HandedOverAfterTakeover), and tells the operator of it only if
+// the folder stays: the takeover promised the clerk that the Fachverfahren
+// does not get the case, and the folder is a second copy no import should
+// process. The withdrawal is the erasure's (withdraw.go): atomic against the
+// import's pickup, bounded by the attempt timeout, not started while the
+// office's share hangs; its outcome goes into the case's history (a
+// withdrawal event, which the clerk's page reads). Withdrawn, it is counted
+// with withdrawn="true" and logged at INFO: nobody has to do anything. Taken
+// by the import first, or not withdrawn (the share did not answer), it is
+// counted with withdrawn="false", which the alert reads, and logged at WARN:
+// the import may process the application beside the clerk, and someone should
+// tell the office which case folder to leave alone. The log names the case,
 // the office and the channel, never the applicant. late is the record as the
 // recording left it (nil: nothing to tell): a case erased meanwhile says so,
 // for its case folder holds what the erasure removed here.
+//
+// It does not wait for the withdrawal: it runs where the dispatcher records
+// the attempt's outcome, and a hung share must not hold the queue message.
 func (b *Broker) tellLateHandOver(late *submission.Submission) {
 	if late == nil {
 		return
@@ -662,20 +675,31 @@ func (b *Broker) tellLateHandOver(late *submission.Submission) {
 		ch = t.Channel
 	}
 	erased := late.BytesRemovedAt != nil
-	// By erasure too: the alert says that the erasure is not complete until
-	// the office's IT removes the folder (the log line alone said it before).
-	b.metrics.lateHandOvers.WithLabelValues(ch, strconv.FormatBool(erased)).Inc()
 	attrs := []any{"submission", late.ID, "office", late.OfficeID, "channel", ch}
 	if erased {
 		attrs = append(attrs, "erased", true)
 	}
-	b.log.Warn("case folder handed over after a clerk took the case over in the web mailbox: the office's import may process it as well", attrs...)
+	actor := "gateway (after the takeover)"
 	if erased {
 		// The erasure could not reach this case folder: the attempt held the
-		// case while it was erased. It is withdrawn now, unless the import
-		// took it first; the case's history says which.
-		b.withdrawLate(late, ch, "gateway (after the erasure)")
+		// case while it was erased.
+		actor = "gateway (after the erasure)"
 	}
+	b.withdrawLate(late, ch, actor, func(got ChannelWithdrawal) {
+		// By erasure too: the alert says that the erasure is not complete
+		// until the office's IT removes the folder (the log line alone said
+		// it before).
+		b.metrics.lateHandOvers.WithLabelValues(ch, strconv.FormatBool(erased), strconv.FormatBool(got.Withdrawn())).Inc()
+		if got.Withdrawn() {
+			b.log.Info("case folder handed over after a clerk took the case over in the web mailbox was withdrawn before the office's import took it", attrs...)
+			return
+		}
+		a := append(slices.Clip(attrs), "withdrawal", got.Outcome)
+		if got.Err != nil {
+			a = append(a, "err", got.Reason())
+		}
+		b.log.Warn("case folder handed over after a clerk took the case over in the web mailbox: the office's import may process it as well", a...)
+	})
 }
 
 // recordHandOver records the hand-over of the attempt of generation gen

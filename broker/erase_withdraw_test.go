@@ -287,7 +287,7 @@ func TestLateCaseFolderOfAnErasedCaseIsWithdrawn(t *testing.T) {
 			}
 		}
 		for _, ev := range withdrawals(t, h.e.b, id) {
-			if strings.Contains(ev.Detail, "removed before the office took it") {
+			if out, _ := LateFolderWithdrawal(ev); out == string(adapters.WithdrawRemoved) && ev.Actor == "gateway (after the erasure)" {
 				return true
 			}
 		}
@@ -301,10 +301,22 @@ func TestLateCaseFolderOfAnErasedCaseIsWithdrawn(t *testing.T) {
 // untaken case folder of such a case is a late hand-over after a clerk's
 // takeover (the clerk has the case; the folder is a second copy no import
 // should process): when the retention removes the case's bytes, that folder
-// goes too, and the history says so.
+// goes too, and the history says so. (The gateway withdraws such a folder at
+// once when it learns of it; here the share did not answer then.)
 func TestRetentionWithdrawsTheLateCaseFolderOnly(t *testing.T) {
-	h := holdTransferAtRename(t)
+	var failed sync.Once
+	h := holdTransferAtRenameWith(t, nil, func(ad *transfer.Adapter) adapters.Adapter {
+		return &failFirstWithdraw{Adapter: ad, once: &failed}
+	})
 	id := h.takenOverAtTheRename(t, "late-then-retained", nil)
+	eventually(t, "the first withdrawal's failure recorded", func() bool {
+		for _, ev := range withdrawals(t, h.e.b, id) {
+			if out, _ := LateFolderWithdrawal(ev); out == WithdrawUnreachable {
+				return true
+			}
+		}
+		return false
+	})
 	s, _ := stillTheClerks(t, h.e.b, id)
 	if !s.HandedOverAfterTakeover() {
 		t.Fatal("no late hand-over: the test would prove nothing")
@@ -322,7 +334,7 @@ func TestRetentionWithdrawsTheLateCaseFolderOnly(t *testing.T) {
 			}
 		}
 		for _, ev := range withdrawals(t, h.e.b, id) {
-			if ev.Actor == "retention" && strings.Contains(ev.Detail, "removed before the office took it") {
+			if out, _ := LateFolderWithdrawal(ev); ev.Actor == "retention" && out == string(adapters.WithdrawRemoved) {
 				return true
 			}
 		}
@@ -377,4 +389,20 @@ func TestErasureOfAnUnmountedShareIsTriedAgain(t *testing.T) {
 	if got := te.caseFolders(t); len(got) != 0 {
 		t.Errorf("case folders after the repeated erasure: %v", got)
 	}
+}
+
+// failFirstWithdraw is the transfer adapter whose first withdrawal finds the
+// share not answering.
+type failFirstWithdraw struct {
+	*transfer.Adapter
+	once *sync.Once
+}
+
+func (a *failFirstWithdraw) Withdraw(ctx context.Context, d adapters.Delivery) (adapters.Withdrawal, error) {
+	var err error
+	a.once.Do(func() { err = errors.New("transfer: stat share: host is down") })
+	if err != nil {
+		return adapters.Withdrawal{}, err
+	}
+	return a.Adapter.Withdraw(ctx, d)
 }

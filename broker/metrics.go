@@ -26,7 +26,13 @@ type Metrics struct {
 	// their packages go to the office again later.
 	unrecorded prometheus.Counter
 	// lateHandOvers counts hand-overs a clerk's takeover came too late to stop,
-	// or that the gateway found only after it (Broker.tellLateHandOver).
+	// or that the gateway found only after it (Broker.tellLateHandOver), once
+	// their case folder's withdrawal has answered (or not within the attempt
+	// timeout), by whether it was withdrawn: the alert reads only the folders
+	// that stayed. A label, not a second counter: summed over withdrawn it is
+	// the count of every late hand-over as before (2026-12-08, when the label
+	// came), and one series per outcome cannot count a folder twice or race
+	// the other's increment in the alert's window.
 	lateHandOvers *prometheus.CounterVec
 	// restored counts outbox entries the queue check found without a queue message
 	// and put back (queuecheck.go): each one is a package that would have waited.
@@ -73,7 +79,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		lineFull: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "amtsbote_delivery_line_full_total", Help: "Packages sent back to the queue with a delay because their office's line of waiting packages was full."}),
 		lateHandOvers: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "amtsbote_delivery_handed_over_after_takeover_total", Help: "Hand-overs (a case folder put into an office's transfer folder) recorded on a case a clerk had taken over in the web mailbox, by channel and by whether the case had been erased meanwhile (erased=\"true\": the folder holds what the erasure removed here): the attempt ended after the takeover, or the gateway found its hand-over only then (a crash after the rename). The office's import may process the application beside the clerk."}, []string{"channel", "erased"}),
+			Name: "amtsbote_delivery_handed_over_after_takeover_total", Help: "Hand-overs (a case folder put into an office's transfer folder) recorded on a case a clerk had taken over in the web mailbox, by channel, by whether the case had been erased meanwhile (erased=\"true\": the folder holds what the erasure removed here) and by whether the gateway withdrew the folder before the office's import took it (withdrawn=\"false\": the import took it first, or the share did not answer; the import may process the application beside the clerk). The attempt ended after the takeover, or the gateway found its hand-over only then (a crash after the rename); counted once the withdrawal answered, at most the attempt timeout after."}, []string{"channel", "erased", "withdrawn"}),
 		unrecorded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "amtsbote_delivery_unrecorded_total", Help: "Successful delivery attempts whose outcome the store did not take after several tries; the package goes to the office again later."}),
 		restored: prometheus.NewCounter(prometheus.CounterOpts{
@@ -121,8 +127,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	// And the one channel whose hand-over can land after a takeover, for
 	// AmtsboteHandedOverAfterTakeover.
-	m.lateHandOvers.WithLabelValues(channel.Transfer, "false")
-	m.lateHandOvers.WithLabelValues(channel.Transfer, "true")
+	for _, erased := range []string{"false", "true"} {
+		for _, withdrawn := range []string{"false", "true"} {
+			m.lateHandOvers.WithLabelValues(channel.Transfer, erased, withdrawn)
+		}
+	}
 	if reg != nil {
 		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.deferred, m.duration, m.lineFull, m.unrecorded, m.lateHandOvers, m.restored, m.checks, m.retention, m.retentionOK, m.retentionTook, m.retentionRecords, m.clockStep, m.stopMessages)
 	}

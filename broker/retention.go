@@ -246,7 +246,7 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 				return evs, err
 			})
 			if err == nil && removed && s != nil && s.HandedOverAfterTakeover() && s.TakenOverFrom != "" {
-				b.withdrawLate(s, s.TakenOverFrom, "retention")
+				b.withdrawLate(s, s.TakenOverFrom, "retention", nil)
 			}
 			if errors.Is(err, ErrConflict) {
 				cur, gerr := b.db.Get(id)

@@ -109,6 +109,14 @@ func holdTransferAtRename(t *testing.T) heldTransfer {
 // wrapped by wrap (nil: the store itself).
 func holdTransferAtRenameOver(t *testing.T, wrap func(*store.DB) store.Store) heldTransfer {
 	t.Helper()
+	return holdTransferAtRenameWith(t, wrap, nil)
+}
+
+// holdTransferAtRenameWith is holdTransferAtRenameOver with the transfer
+// adapter wrapped by wrapAd (nil: the adapter itself), e.g. to let the
+// office's import, or an unmounted share, come before a withdrawal.
+func holdTransferAtRenameWith(t *testing.T, wrap func(*store.DB) store.Store, wrapAd func(*transfer.Adapter) adapters.Adapter) heldTransfer {
+	t.Helper()
 	dir := t.TempDir()
 	h := heldTransfer{share: filepath.Join(dir, "share"), held: make(chan string, 1), release: make(chan struct{}), logs: &testenv.Buffer{}}
 	if err := os.Mkdir(h.share, 0o750); err != nil {
@@ -129,7 +137,11 @@ func holdTransferAtRenameOver(t *testing.T, wrap func(*store.DB) store.Store) he
 	chans := transferTo(h.share)
 	cfg := testConfig
 	cfg.BreakerThreshold = 1
-	h.e = startEnvWith(t, dir, cfg, chans, wrap, fakeSigner{}, log, ad)
+	var use adapters.Adapter = ad
+	if wrapAd != nil {
+		use = wrapAd(ad)
+	}
+	h.e = startEnvWith(t, dir, cfg, chans, wrap, fakeSigner{}, log, use)
 	return h
 }
 

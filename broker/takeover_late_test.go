@@ -39,37 +39,31 @@ func TestHandOverAfterTakeoverIsRecorded(t *testing.T) {
 	e := h.e
 	id := h.takenOverAtTheRename(t, "taken-while-renamed", nil)
 
-	var cases []string
-	ents, err := os.ReadDir(h.share)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ent := range ents {
-		if ent.Name() != ".amtsbote" {
-			cases = append(cases, ent.Name())
-		}
-	}
-	if len(cases) != 1 {
-		t.Fatalf("case folders in the share: %v, want the one the attempt renamed", cases)
-	}
 	s, evs := stillTheClerks(t, e.b, id)
 	last := evs[len(evs)-1]
+	if last.Type == submission.EventWithdrawal { // the late folder's withdrawal, which may have come by now
+		last = evs[len(evs)-2]
+		evs = evs[:len(evs)-1]
+	}
 	if !s.HandedOverAfterTakeover() || !s.IsHandOverAfterTakeover(last) {
 		t.Errorf("the record does not say the case folder reached the share: %v", s.HandedOverAfterTakeoverAt)
 	}
-	if last.Type != submission.EventHandedOver || last.Channel != channel.Transfer || !strings.Contains(last.Detail, cases[0]) ||
+	folder := lateFolderName(t, s, evs)
+	if last.Type != submission.EventHandedOver || last.Channel != channel.Transfer || !strings.HasPrefix(folder, "20") ||
 		!strings.Contains(last.Note, "taken over") {
-		t.Errorf("last event %+v, want the hand-over on transfer naming %s, with the operator's note", last, cases[0])
+		t.Errorf("last event %+v, want the hand-over on transfer naming the case folder, with the operator's note", last)
 	}
 	if evs[len(evs)-2].Type != submission.EventDelivered || evs[len(evs)-2].Channel != channel.Mailbox {
 		t.Errorf("the event before the hand-over: %+v, want the takeover's delivery", evs[len(evs)-2])
 	}
-	if n := counterOf(t, e.b.metrics.lateHandOvers, channel.Transfer, "false"); n != 1 {
-		t.Errorf("amtsbote_delivery_handed_over_after_takeover_total = %v, want 1", n)
+	// Counted and logged once its withdrawal answered (takeover_withdraw_test.go).
+	if withdrawn, stayed := lateTold(t, e.b); withdrawn+stayed != 1 {
+		t.Errorf("amtsbote_delivery_handed_over_after_takeover_total = %v, want 1", withdrawn+stayed)
 	}
-	if l := h.logs.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "after a clerk took the case over") || !strings.Contains(l, id) {
-		t.Errorf("no WARN line naming the case:\n%s", l)
+	if l := h.logs.String(); !strings.Contains(l, "after a clerk took the case over") || !strings.Contains(l, id) {
+		t.Errorf("no line naming the case:\n%s", l)
 	}
+	evs, _ = e.b.Log(id)
 
 	// The same outcome recorded again (a retry of the recording) adds nothing.
 	gen := s.Generation
@@ -156,15 +150,26 @@ func TestUnrecordedHandOverFoundAfterTakeover(t *testing.T) {
 	if last := evs[len(evs)-1]; last.Type != submission.EventHandedOver || last.Channel != channel.Transfer || !s.IsHandOverAfterTakeover(last) {
 		t.Errorf("last event %+v, want the late hand-over on transfer", last)
 	}
-	// Counted and logged after the record's commit, which the wait above saw.
-	eventually(t, "the late hand-over told", func() bool {
-		return counterOf(t, e.b.metrics.lateHandOvers, channel.Transfer, "false") > 0 && strings.Contains(logs.String(), "after a clerk took the case over")
-	})
-	if n := counterOf(t, e.b.metrics.lateHandOvers, channel.Transfer, "false"); n != 1 {
-		t.Errorf("amtsbote_delivery_handed_over_after_takeover_total = %v, want 1", n)
+	// The folder found is withdrawn as the attempt's own late hand-over is
+	// (takeover_withdraw_test.go): counted as withdrawn, logged at INFO, in
+	// the history, gone from the share.
+	if withdrawn, stayed := lateTold(t, e.b); withdrawn != 1 || stayed != 0 {
+		t.Errorf(`amtsbote_delivery_handed_over_after_takeover_total: withdrawn="true" %v, "false" %v; want 1 and 0`, withdrawn, stayed)
 	}
-	if l := logs.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "after a clerk took the case over") || !strings.Contains(l, id) {
-		t.Errorf("no WARN line naming the case:\n%s", l)
+	if l := logs.String(); !strings.Contains(l, "level=INFO") || !strings.Contains(l, "was withdrawn before the office's import took it") || !strings.Contains(l, id) ||
+		strings.Contains(l, "may process it as well") {
+		t.Errorf("want an INFO line naming the case and its withdrawn folder, no WARN:\n%s", l)
+	}
+	evs, _ = e.b.Log(id)
+	ws := submission.OfType(evs, submission.EventWithdrawal)
+	if len(ws) != 1 || !RemovedCopy(ws[0]) {
+		t.Errorf("withdrawal events %+v, want the late folder removed", ws)
+	}
+	ents, _ := os.ReadDir(share)
+	for _, ent := range ents {
+		if !strings.HasPrefix(ent.Name(), ".") {
+			t.Errorf("left in the share: %s, want the found folder withdrawn", ent.Name())
+		}
 	}
 }
 
@@ -244,8 +249,8 @@ func TestLateHandOverTellsAfterALostAck(t *testing.T) {
 	if err != nil || !s.HandedOverAfterTakeover() {
 		t.Fatalf("the late hand-over is not recorded: %v, %v", s, err)
 	}
-	if n := counterOf(t, e.b.metrics.lateHandOvers, channel.Transfer, "false"); n != 1 {
-		t.Errorf("amtsbote_delivery_handed_over_after_takeover_total = %v, want 1", n)
+	if withdrawn, stayed := lateTold(t, e.b); withdrawn+stayed != 1 {
+		t.Errorf("amtsbote_delivery_handed_over_after_takeover_total = %v, want 1", withdrawn+stayed)
 	}
 	if l := h.logs.String(); !strings.Contains(l, "after a clerk took the case over") {
 		t.Errorf("no WARN line for the late hand-over whose first commit answered an error:\n%s", l)
@@ -322,15 +327,19 @@ func stillTheClerks(t *testing.T, b *Broker, id string) (*submission.Submission,
 
 // TestLateHandOverOfAnErasedCaseSaysSo: a case erased after the takeover
 // whose case folder then reaches the share has its bytes there again; the
-// WARN line says the case was erased, and so does the count the alert reads
-// (erased="true"), so the operator knows the erasure is not complete until the
-// folder is gone too.
+// log line says the case was erased, and so does the count (erased="true"),
+// so the operator knows, if the folder is not withdrawn (withdrawn="false",
+// the alert), that the erasure is not complete until it is gone too.
 func TestLateHandOverOfAnErasedCaseSaysSo(t *testing.T) {
 	h := holdTransferAtRename(t)
 	h.takenOverAtTheRename(t, "taken-then-erased", func(id string) {
 		if _, err := h.e.b.Erase(context.Background(), id, "operator", ""); err != nil {
 			t.Fatal(err)
 		}
+	})
+	eventually(t, "the late hand-over told", func() bool {
+		return counterOf(t, h.e.b.metrics.lateHandOvers, channel.Transfer, "true", "true")+
+			counterOf(t, h.e.b.metrics.lateHandOvers, channel.Transfer, "true", "false") > 0
 	})
 	line := ""
 	for _, l := range strings.Split(h.logs.String(), "\n") {
@@ -341,7 +350,7 @@ func TestLateHandOverOfAnErasedCaseSaysSo(t *testing.T) {
 	if !strings.Contains(line, "erased=true") {
 		t.Errorf("the late hand-over's WARN of an erased case does not say it was erased: %q", line)
 	}
-	if n := counterOf(t, h.e.b.metrics.lateHandOvers, channel.Transfer, "true"); n != 1 {
-		t.Errorf(`amtsbote_delivery_handed_over_after_takeover_total{erased="true"} = %v, want 1`, n)
+	if n := counterOf(t, h.e.b.metrics.lateHandOvers, channel.Transfer, "true", "true"); n != 1 {
+		t.Errorf(`amtsbote_delivery_handed_over_after_takeover_total{erased="true",withdrawn="true"} = %v, want 1`, n)
 	}
 }

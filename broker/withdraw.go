@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
@@ -48,6 +49,16 @@ type ChannelWithdrawal struct {
 	// Err says why an unreachable withdrawal failed (adapters.LogReason of it
 	// is what the log shows).
 	Err error
+}
+
+// copyOf says which copy a withdrawal is of, for its words (withdrawalEvent,
+// the log): late, a late case folder (lateFolder); erased, of a case whose
+// bytes are gone.
+type copyOf struct{ late, erased bool }
+
+// copyOfCase is the copyOf of a withdrawal of case s.
+func copyOfCase(s *submission.Submission) copyOf {
+	return copyOf{late: lateFolder(s), erased: s.BytesRemovedAt != nil}
 }
 
 // Reason is why an unreachable withdrawal failed, as the log and the admin API
@@ -107,7 +118,7 @@ func (b *Broker) withdrawCopies(s *submission.Submission, actor string) []Channe
 		if _, busy := b.inflight.Load(s.ID); busy {
 			got = ChannelWithdrawal{Channel: ch, Outcome: WithdrawUnreachable, Err: errWithdrawAttemptUnderWay}
 		} else {
-			got = b.withdraw(w, s, ch, actor, true)
+			got = b.withdraw(w, s, ch, actor, true, nil)
 		}
 		if got.Outcome == WithdrawUnreachable {
 			b.log.Warn("erasure: the case's copy waiting for the office on the channel could not be withdrawn; erase again to try again",
@@ -121,14 +132,26 @@ func (b *Broker) withdrawCopies(s *submission.Submission, actor string) []Channe
 // withdraw asks w to withdraw the copy of s on channel ch and records the
 // outcome in s's event log; wait says whether the caller waits for it (at most
 // the attempt timeout) or lets it go on alone.
-func (b *Broker) withdraw(w adapters.Withdrawer, s *submission.Submission, ch, actor string, wait bool) ChannelWithdrawal {
+//
+// told, if not nil, hears the outcome once, for a caller that does not wait
+// (a late case folder's metric and log line): when the withdrawal returns, or,
+// if it has not within the attempt timeout, as unreachable (errWithdrawNoAnswer)
+// — a hung share must not keep the operator from hearing of the folder.
+func (b *Broker) withdraw(w adapters.Withdrawer, s *submission.Submission, ch, actor string, wait bool, told func(ChannelWithdrawal)) ChannelWithdrawal {
+	of := copyOfCase(s)
 	failed := func(err error) ChannelWithdrawal {
 		return ChannelWithdrawal{Channel: ch, Outcome: WithdrawUnreachable, Err: err}
+	}
+	tell := func(got ChannelWithdrawal) {
+		if told != nil {
+			told(got)
+		}
 	}
 	target, ok := b.channels.Target(s.OfficeID, ch)
 	if !ok {
 		got := failed(errWithdrawUnconfigured)
-		b.recordWithdrawal(s.ID, got, actor)
+		b.recordWithdrawal(s.ID, got, of, actor)
+		tell(got)
 		return got
 	}
 	key := askKey{s.OfficeID, ch}
@@ -137,10 +160,13 @@ func (b *Broker) withdraw(w adapters.Withdrawer, s *submission.Submission, ch, a
 		if !wait {
 			// Nobody will ask again for it (the retention, a late case
 			// folder): the history says it is still to be done.
-			b.recordWithdrawal(s.ID, got, actor)
-			b.log.Warn("the case's copy waiting for the office on the channel could not be withdrawn; erase the case to try again",
-				"submission", s.ID, "office", s.OfficeID, "channel", ch, "err", got.Reason())
+			b.recordWithdrawal(s.ID, got, of, actor)
+			if told == nil { // told logs it itself
+				b.log.Warn("the case's copy waiting for the office on the channel could not be withdrawn; "+of.tryAgain(),
+					"submission", s.ID, "office", s.OfficeID, "channel", ch, "err", got.Reason())
+			}
 		}
+		tell(got)
 		return got
 	}
 	d := b.delivery(s, target)
@@ -158,34 +184,40 @@ func (b *Broker) withdraw(w adapters.Withdrawer, s *submission.Submission, ch, a
 		got := ChannelWithdrawal{Channel: ch, Outcome: string(wd.Outcome), Reference: wd.Reference, Leftovers: wd.Leftovers}
 		if err != nil {
 			got = failed(fmt.Errorf("broker: withdraw %s from %s: %w", s.ID, ch, err))
-			if !wait {
-				// Nobody waits to say it: the log does.
-				b.log.Warn("the case's copy waiting for the office on the channel could not be withdrawn; erase the case to try again",
+			if !wait && told == nil {
+				// Nobody waits to say it: the log does (told logs it itself).
+				b.log.Warn("the case's copy waiting for the office on the channel could not be withdrawn; "+of.tryAgain(),
 					"submission", s.ID, "office", s.OfficeID, "channel", ch, "err", got.Reason())
 			}
 		}
 		// Recorded here, not by the caller: a withdrawal the caller stopped
 		// waiting for records its outcome when it returns.
-		b.recordWithdrawal(s.ID, got, actor)
+		b.recordWithdrawal(s.ID, got, of, actor)
 		done <- got
 	}()
-	if !wait {
-		return ChannelWithdrawal{Channel: ch, Outcome: WithdrawUnreachable, Err: errWithdrawNoAnswer}
-	}
-	t := time.NewTimer(b.cfg.AttemptTimeout)
-	defer t.Stop()
-	select {
-	case got := <-done:
-		return got
-	case <-t.C:
+	await := func() ChannelWithdrawal {
+		t := time.NewTimer(b.cfg.AttemptTimeout)
+		defer t.Stop()
 		select {
-		case got := <-done: // it came with the deadline
+		case got := <-done:
 			return got
-		default:
-			hung()
-			return failed(errWithdrawNoAnswer)
+		case <-t.C:
+			select {
+			case got := <-done: // it came with the deadline
+				return got
+			default:
+				hung()
+				return failed(errWithdrawNoAnswer)
+			}
 		}
 	}
+	if wait {
+		return await()
+	}
+	if told != nil {
+		go func() { told(await()) }()
+	}
+	return failed(errWithdrawNoAnswer)
 }
 
 // watchWithdrawal marks the office's channel key as hung once a withdrawal
@@ -233,24 +265,51 @@ func (b *Broker) withdrawHung(key askKey) bool {
 }
 
 // withdrawalEvent is the event that says what a withdrawal did, false when
-// there is nothing to say (nothing there, or removed before: said then).
-func withdrawalEvent(got ChannelWithdrawal, actor string, now time.Time) (submission.Event, bool) {
+// there is nothing to say (nothing there, or removed before: said then). A
+// late case folder's (copyOf.late) says so in its own words: the
+// clerk has the case, and what matters is whether the office's import gets it
+// a second time; "erasing again" is the way to try again only for a case
+// whose bytes are gone anyway.
+func withdrawalEvent(got ChannelWithdrawal, of copyOf, actor string, now time.Time) (submission.Event, bool) {
 	ev := submission.Event{At: now, Type: submission.EventWithdrawal, Channel: got.Channel, Actor: actor}
 	ref := ""
 	if got.Reference != "" {
 		ref = " (" + got.Reference + ")"
+	}
+	if of.late && (got.Reference != "" || got.Outcome == WithdrawUnreachable) {
+		on := " (" + got.Reference + ", channel " + got.Channel + ")"
+		if got.Reference == "" {
+			on = " (channel " + got.Channel + ")"
+		}
+		switch got.Outcome {
+		case string(adapters.WithdrawRemoved):
+			ev.Detail = LateFolderDetail + on + " " + removedPhrase + "'s import took it: the office's system does not get the case"
+		case string(adapters.WithdrawTaken):
+			ev.Detail = LateFolderDetail + on + " had been taken by the office's import before it could be withdrawn: the office's system has the case as well"
+			if of.erased {
+				ev.Detail += ", with what the erasure removed here"
+			}
+		case WithdrawUnreachable:
+			ev.Detail = LateFolderDetail + on + " " + unwithdrawnPhrase + ": " + of.tryAgain()
+			if got.Err != nil {
+				ev.Note = adapters.LogReason(got.Err)
+			}
+		default:
+			return ev, false
+		}
+		return ev, true
 	}
 	switch got.Outcome {
 	case string(adapters.WithdrawRemoved):
 		if got.Reference == "" {
 			ev.Detail = "the leftover of a failed attempt on channel " + got.Channel + " was removed; the office never had the case there"
 		} else {
-			ev.Detail = "the copy waiting for the office on channel " + got.Channel + ref + " was removed before the office took it: the office does not get the case there"
+			ev.Detail = "the copy waiting for the office on channel " + got.Channel + ref + " " + removedPhrase + " took it: the office does not get the case there"
 		}
 	case string(adapters.WithdrawTaken):
 		ev.Detail = "the office had taken its copy on channel " + got.Channel + ref + " before: that copy is the office's, and the erasure does not reach it"
 	case WithdrawUnreachable:
-		ev.Detail = "the copy waiting for the office on channel " + got.Channel + " could not be withdrawn now; erasing again tries again"
+		ev.Detail = "the copy waiting for the office on channel " + got.Channel + " " + unwithdrawnPhrase + " now; erasing again tries again"
 		if got.Err != nil {
 			ev.Note = adapters.LogReason(got.Err)
 		}
@@ -260,12 +319,76 @@ func withdrawalEvent(got ChannelWithdrawal, actor string, now time.Time) (submis
 	return ev, true
 }
 
+// The withdrawal event's words that the clerk's page reads (RemovedCopy,
+// LateFolderWithdrawal): one constant for the writing and the reading, so the
+// two cannot drift apart.
+const (
+	// LateFolderDetail begins the detail of a withdrawal event of a late case
+	// folder: one a transfer attempt put into the office's share after a
+	// clerk took the case over (Submission.HandedOverAfterTakeover).
+	LateFolderDetail = "the case folder that reached the office's share after the case was taken over in the web mailbox"
+	// removedPhrase is in the detail of every withdrawal that removed a copy
+	// the office had not taken.
+	removedPhrase = "was removed before the office"
+	// unwithdrawnPhrase is in the detail of every withdrawal that could not
+	// be done.
+	unwithdrawnPhrase = "could not be withdrawn"
+)
+
+// RemovedCopy reports whether e is a withdrawal event that removed a copy of
+// the case the office had not taken (a case folder, not only an attempt's
+// leftover): the office does not get the case there.
+func RemovedCopy(e submission.Event) bool {
+	return e.Type == submission.EventWithdrawal && strings.Contains(e.Detail, removedPhrase)
+}
+
+// LateFolderWithdrawal reports whether e is the withdrawal event of a late
+// case folder (LateFolderDetail), and what it found: removed (RemovedCopy),
+// taken (the import had it first) or unreachable.
+func LateFolderWithdrawal(e submission.Event) (outcome string, ok bool) {
+	if e.Type != submission.EventWithdrawal || !strings.HasPrefix(e.Detail, LateFolderDetail) {
+		return "", false
+	}
+	switch {
+	case RemovedCopy(e):
+		return string(adapters.WithdrawRemoved), true
+	case strings.Contains(e.Detail, unwithdrawnPhrase):
+		return WithdrawUnreachable, true
+	}
+	return string(adapters.WithdrawTaken), true
+}
+
+// lateFolder reports whether a withdrawal of case s is that of a late case
+// folder: a transfer attempt put it into the share after a clerk took the
+// case over. Of such a case, the one copy a withdrawal can find is that
+// folder: the takeover stopped every other.
+func lateFolder(s *submission.Submission) bool {
+	return s.HandedOverAfterTakeover() && s.TakenOverFrom != ""
+}
+
+// Withdrawn reports whether the copy is gone from the office's side without
+// the office having taken it: removed now or before.
+func (w ChannelWithdrawal) Withdrawn() bool {
+	return w.Outcome == string(adapters.WithdrawRemoved) || w.Outcome == string(adapters.WithdrawnBefore)
+}
+
+// tryAgain says how a withdrawal that could not be done is tried again: an
+// erasure asked again asks again, but a case whose bytes are still here (a
+// late case folder of a case the clerk processes) is not erased for that —
+// the office's IT takes the folder out of the share.
+func (of copyOf) tryAgain() string {
+	if of.late && !of.erased {
+		return "the office's import may take it; the office's IT has to take it out of the share"
+	}
+	return "erase the case to try again"
+}
+
 // recordWithdrawal records what a withdrawal of case id did (withdrawalEvent)
 // in one store transaction, once: the same event is not recorded twice (a
 // repeated erasure of a case whose copy the office took, or whose share is
 // down).
-func (b *Broker) recordWithdrawal(id string, got ChannelWithdrawal, actor string) {
-	if _, ok := withdrawalEvent(got, actor, time.Time{}); !ok {
+func (b *Broker) recordWithdrawal(id string, got ChannelWithdrawal, of copyOf, actor string) {
+	if _, ok := withdrawalEvent(got, of, actor, time.Time{}); !ok {
 		return
 	}
 	if got.Outcome == WithdrawUnreachable && (errors.Is(got.Err, errWithdrawNoAnswer) || errors.Is(got.Err, errWithdrawAttemptUnderWay)) {
@@ -276,14 +399,14 @@ func (b *Broker) recordWithdrawal(id string, got ChannelWithdrawal, actor string
 		b.log.Error("record a withdrawal: read the case's events", "submission", id, "err", err)
 		return
 	}
-	probe, _ := withdrawalEvent(got, actor, time.Time{})
+	probe, _ := withdrawalEvent(got, of, actor, time.Time{})
 	for _, e := range evs {
 		if e.Type == submission.EventWithdrawal && e.Channel == probe.Channel && e.Detail == probe.Detail {
 			return
 		}
 	}
 	if err := b.change(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
-		ev, _ := withdrawalEvent(got, actor, now)
+		ev, _ := withdrawalEvent(got, of, actor, now)
 		return []submission.Event{ev}, nil
 	}); err != nil {
 		b.log.Error("record a withdrawal", "submission", id, "channel", got.Channel, "outcome", got.Outcome, "err", err)
@@ -292,23 +415,40 @@ func (b *Broker) recordWithdrawal(id string, got ChannelWithdrawal, actor string
 
 // withdrawLate withdraws, without waiting for it, the copy on channel ch that a
 // transfer attempt a clerk's takeover came too late to stop put into the
-// office's share (Submission.HandedOverAfterTakeover) of case s, whose bytes
-// are gone: erased while the attempt held the case, so the erasure could not
-// reach the folder (tellLateHandOver), or removed by the retention. actor is
-// the event's.
-func (b *Broker) withdrawLate(s *submission.Submission, ch, actor string) {
+// office's share (Submission.HandedOverAfterTakeover) of case s: at once when
+// the gateway learns of the folder (tellLateHandOver) — the clerk has the
+// case, and the takeover promised her that the Fachverfahren does not get it
+// —, and again when the retention removes the bytes of such a case (a folder
+// the first withdrawal could not reach). actor is the event's. told, if not
+// nil, hears the outcome once (withdraw), also when there is nothing to ask
+// (unreachable).
+func (b *Broker) withdrawLate(s *submission.Submission, ch, actor string, told func(ChannelWithdrawal)) {
+	unreachable := func(err error) {
+		if told != nil {
+			told(ChannelWithdrawal{Channel: ch, Outcome: WithdrawUnreachable, Err: err})
+		}
+	}
 	if b.adapters == nil {
 		// The offline gc's broker has no channels: the folder waits for an
 		// erasure of the case on the running gateway.
 		b.log.Warn("a late case folder of a case whose bytes were removed may wait in the office's transfer folder; this command cannot reach it: erase the case on the running gateway",
 			"submission", s.ID, "office", s.OfficeID, "channel", ch)
+		unreachable(errWithdrawNoChannel)
 		return
 	}
 	ad, ok := b.adapters.Get(ch)
 	if !ok {
+		unreachable(errWithdrawNoChannel)
 		return
 	}
-	if w, ok := ad.(adapters.Withdrawer); ok {
-		b.withdraw(w, s, ch, actor, false)
+	w, ok := ad.(adapters.Withdrawer)
+	if !ok {
+		unreachable(errWithdrawNoChannel)
+		return
 	}
+	b.withdraw(w, s, ch, actor, false, told)
 }
+
+// errWithdrawNoChannel: no adapter here can withdraw from the channel (the
+// offline gc, a channel not on this gateway).
+var errWithdrawNoChannel = errors.New("broker: no channel on this gateway can withdraw the copy")

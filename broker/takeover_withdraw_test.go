@@ -1,0 +1,219 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/adapters/transfer"
+	"github.com/amtsbote/amtsbote/channel"
+	"github.com/amtsbote/amtsbote/submission"
+)
+
+// lateTold waits until the late hand-over of a case has been told — its
+// withdrawal answered and the count taken, whatever the outcome — and
+// returns the counts by withdrawn (erased="false").
+func lateTold(t *testing.T, b *Broker) (withdrawn, stayed float64) {
+	t.Helper()
+	eventually(t, "the late hand-over's withdrawal told", func() bool {
+		return counterOf(t, b.metrics.lateHandOvers, channel.Transfer, "false", "true")+
+			counterOf(t, b.metrics.lateHandOvers, channel.Transfer, "false", "false") > 0
+	})
+	return counterOf(t, b.metrics.lateHandOvers, channel.Transfer, "false", "true"),
+		counterOf(t, b.metrics.lateHandOvers, channel.Transfer, "false", "false")
+}
+
+// lateFolderName is the name of the case folder the late hand-over of the
+// case put into the share, as its handed_over event names it.
+func lateFolderName(t *testing.T, s *submission.Submission, evs []submission.Event) string {
+	t.Helper()
+	for _, e := range evs {
+		if s.IsHandOverAfterTakeover(e) {
+			_, name, ok := strings.Cut(e.Detail, "reference ")
+			if !ok || name == "" {
+				t.Fatalf("the late hand-over's event names no case folder: %+v", e)
+			}
+			return name
+		}
+	}
+	t.Fatal("no late hand-over recorded")
+	return ""
+}
+
+// TestLateCaseFolderIsWithdrawn: a transfer attempt a clerk's takeover came
+// too late to stop put its case folder into the share. The gateway withdraws
+// it at once — the takeover promised the clerk that the Fachverfahren does
+// not get the case —, records that in the case's history (a withdrawal event
+// in the late folder's words, which the clerk's page reads), counts it as
+// withdrawn (which the alert does not read) and logs it at INFO, no WARN. A
+// confirmation round afterwards, and the adapter's own answers, never make
+// the withdrawn folder a delivery to the Fachverfahren.
+func TestLateCaseFolderIsWithdrawn(t *testing.T) {
+	h := holdTransferAtRename(t)
+	b := h.e.b
+	id := h.takenOverAtTheRename(t, "late-withdrawn", nil)
+	withdrawn, stayed := lateTold(t, b)
+	if withdrawn != 1 || stayed != 0 {
+		t.Errorf(`amtsbote_delivery_handed_over_after_takeover_total: withdrawn="true" %v, "false" %v; want 1 and 0`, withdrawn, stayed)
+	}
+	s, evs := stillTheClerks(t, b, id)
+	folder := lateFolderName(t, s, evs)
+	if ents, err := os.ReadDir(h.share); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, e := range ents {
+			if e.Name() != transfer.LedgerDir {
+				t.Errorf("left in the share: %s, want the late case folder %s withdrawn", e.Name(), folder)
+			}
+		}
+	}
+	ws := submission.OfType(evs, submission.EventWithdrawal)
+	if len(ws) != 1 {
+		t.Fatalf("withdrawal events %+v, want one", ws)
+	}
+	if out, ok := LateFolderWithdrawal(ws[0]); !ok || out != string(adapters.WithdrawRemoved) || !RemovedCopy(ws[0]) ||
+		ws[0].Channel != channel.Transfer || ws[0].Actor != "gateway (after the takeover)" || !strings.Contains(ws[0].Detail, folder) ||
+		strings.Contains(ws[0].Detail, "erasure") {
+		t.Errorf("withdrawal event %+v (%q %v), want the late folder %s removed, in the takeover's words", ws[0], out, ok, folder)
+	}
+	l := h.logs.String()
+	if strings.Contains(l, "the office's import may process it as well") || !strings.Contains(l, "was withdrawn before the office's import took it") {
+		t.Errorf("want an INFO line saying the late folder was withdrawn and no WARN:\n%s", l)
+	}
+
+	// The folder gone was the import's confirmation once: not after a withdrawal.
+	ad, _ := b.adapters.Get(channel.Transfer)
+	target, _ := b.channels.Target(s.OfficeID, channel.Transfer)
+	d := b.delivery(s, target)
+	if _, ok, err := ad.(adapters.Confirmer).Confirmed(context.Background(), d); ok || err != nil {
+		t.Errorf("Confirmed of the withdrawn folder: ok %v, err %v; want no confirmation", ok, err)
+	}
+	if _, ok, err := ad.(adapters.HandOverFinder).HandedOver(context.Background(), d); ok || err != nil {
+		t.Errorf("HandedOver of the withdrawn folder: ok %v, err %v; want none", ok, err)
+	}
+	if _, err := ad.Deliver(context.Background(), d); !errors.Is(err, adapters.ErrWithdrawn) {
+		t.Errorf("Deliver of the withdrawn delivery: %v, want ErrWithdrawn", err)
+	}
+	b.checkHandedOver()
+	s2, evs2 := stillTheClerks(t, b, id)
+	if len(evs2) != len(evs) || s2.Receiver != s.Receiver || !s2.DeliveredAt.Equal(*s.DeliveredAt) {
+		t.Errorf("a confirmation round changed the case: %d events (was %d), receiver %q (was %q)", len(evs2), len(evs), s2.Receiver, s.Receiver)
+	}
+	if n := len(submission.OfType(evs2, submission.EventDelivered)); n != 1 {
+		t.Errorf("%d delivered events, want the takeover's only", n)
+	}
+}
+
+// beforeWithdraw is the transfer adapter with something happening in the
+// share just before each withdrawal: the office's import, an unmount.
+type beforeWithdraw struct {
+	*transfer.Adapter
+	then func(adapters.Delivery)
+}
+
+func (a *beforeWithdraw) Withdraw(ctx context.Context, d adapters.Delivery) (adapters.Withdrawal, error) {
+	a.then(d)
+	return a.Adapter.Withdraw(ctx, d)
+}
+
+// TestLateCaseFolderTakenByTheImportStays: the office's import took the late
+// case folder before the gateway could withdraw it. The folder is the
+// office's and stays where the import put it; the history says the import
+// had it first, and the operator hears of it as before: counted with
+// withdrawn="false" (the alert) and a WARN line naming the case.
+func TestLateCaseFolderTakenByTheImportStays(t *testing.T) {
+	imported := t.TempDir()
+	var share string
+	h := holdTransferAtRenameWith(t, nil, func(ad *transfer.Adapter) adapters.Adapter {
+		return &beforeWithdraw{Adapter: ad, then: func(adapters.Delivery) {
+			ents, err := os.ReadDir(share)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for _, e := range ents {
+				if !strings.HasPrefix(e.Name(), ".") { // the import moves the case folder away
+					if err := os.Rename(filepath.Join(share, e.Name()), filepath.Join(imported, e.Name())); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		}}
+	})
+	share = h.share
+	b := h.e.b
+	id := h.takenOverAtTheRename(t, "late-taken", nil)
+	withdrawn, stayed := lateTold(t, b)
+	if withdrawn != 0 || stayed != 1 {
+		t.Errorf(`amtsbote_delivery_handed_over_after_takeover_total: withdrawn="true" %v, "false" %v; want 0 and 1`, withdrawn, stayed)
+	}
+	s, evs := stillTheClerks(t, b, id)
+	folder := lateFolderName(t, s, evs)
+	if _, err := os.Stat(filepath.Join(imported, folder, transfer.PackageFile)); err != nil {
+		t.Errorf("the office's copy of the late folder: %v", err)
+	}
+	ws := submission.OfType(evs, submission.EventWithdrawal)
+	if len(ws) != 1 {
+		t.Fatalf("withdrawal events %+v, want one", ws)
+	}
+	if out, ok := LateFolderWithdrawal(ws[0]); !ok || out != string(adapters.WithdrawTaken) || RemovedCopy(ws[0]) || !strings.Contains(ws[0].Detail, folder) {
+		t.Errorf("withdrawal event %+v (%q %v), want the late folder %s taken by the import", ws[0], out, ok, folder)
+	}
+	l := h.logs.String()
+	if !strings.Contains(l, "level=WARN") || !strings.Contains(l, "the office's import may process it as well") ||
+		!strings.Contains(l, id) || !strings.Contains(l, "withdrawal=taken") {
+		t.Errorf("no WARN line naming the case and the import's take:\n%s", l)
+	}
+}
+
+// TestLateCaseFolderOnAnUnreachableShareStays: the office's share is not
+// mounted when the gateway withdraws the late case folder (its mount point
+// is an empty folder). Nothing is written there, the folder stays in the
+// share, the history says it could not be withdrawn and that the office's IT
+// has to take it out (not to erase the case, whose bytes the clerk needs),
+// and the operator hears of it: withdrawn="false" and a WARN line with why.
+func TestLateCaseFolderOnAnUnreachableShareStays(t *testing.T) {
+	var share string
+	h := holdTransferAtRenameWith(t, nil, func(ad *transfer.Adapter) adapters.Adapter {
+		return &beforeWithdraw{Adapter: ad, then: func(adapters.Delivery) {
+			if err := os.Rename(share, share+"-unmounted"); err != nil {
+				t.Error(err)
+			}
+			if err := os.Mkdir(share, 0o750); err != nil { // the bare mount point
+				t.Error(err)
+			}
+		}}
+	})
+	share = h.share
+	b := h.e.b
+	id := h.takenOverAtTheRename(t, "late-unreachable", nil)
+	withdrawn, stayed := lateTold(t, b)
+	if withdrawn != 0 || stayed != 1 {
+		t.Errorf(`amtsbote_delivery_handed_over_after_takeover_total: withdrawn="true" %v, "false" %v; want 0 and 1`, withdrawn, stayed)
+	}
+	if ents, _ := os.ReadDir(share); len(ents) != 0 {
+		t.Errorf("the withdrawal wrote into the bare mount point: %v", ents)
+	}
+	s, evs := stillTheClerks(t, b, id)
+	folder := lateFolderName(t, s, evs)
+	if _, err := os.Stat(filepath.Join(share+"-unmounted", folder, transfer.PackageFile)); err != nil {
+		t.Errorf("the late folder in the share: %v, want it still there", err)
+	}
+	ws := submission.OfType(evs, submission.EventWithdrawal)
+	if len(ws) != 1 {
+		t.Fatalf("withdrawal events %+v, want one", ws)
+	}
+	if out, ok := LateFolderWithdrawal(ws[0]); !ok || out != WithdrawUnreachable || ws[0].Note == "" ||
+		!strings.Contains(ws[0].Detail, "office's IT has to take it out") || strings.Contains(ws[0].Detail, "erase") {
+		t.Errorf("withdrawal event %+v (%q %v), want the late folder unreachable, with why, for the office's IT", ws[0], out, ok)
+	}
+	l := h.logs.String()
+	if !strings.Contains(l, "level=WARN") || !strings.Contains(l, "the office's import may process it as well") ||
+		!strings.Contains(l, id) || !strings.Contains(l, "withdrawal=unreachable") || !strings.Contains(l, " err=") {
+		t.Errorf("no WARN line naming the case and why the folder could not be withdrawn:\n%s", l)
+	}
+}
