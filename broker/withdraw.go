@@ -452,3 +452,13 @@ func (b *Broker) withdrawLate(s *submission.Submission, ch, actor string, told f
 // errWithdrawNoChannel: no adapter here can withdraw from the channel (the
 // offline gc, a channel not on this gateway).
 var errWithdrawNoChannel = errors.New("broker: no channel on this gateway can withdraw the copy")
+
+// LateFolderEvent is the withdrawal event the gateway records when it has
+// withdrawn, or tried to, a late case folder of a case (tellLateHandOver):
+// got's outcome in the late folder's words, erased saying whether the case's
+// bytes are gone. For test desks (broker/desktest) that set such a case up
+// for the clerk's page, so that the page is tested against the words the
+// gateway writes.
+func LateFolderEvent(got ChannelWithdrawal, erased bool, actor string, now time.Time) (submission.Event, bool) {
+	return withdrawalEvent(got, copyOf{late: true, erased: erased}, actor, now)
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/cdproto/accessibility"
 	"github.com/chromedp/chromedp"
 
+	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -134,14 +135,17 @@ func TestTakeoverInTheBrowser(t *testing.T) {
 // passes axe-core (WCAG 2.1 A and AA, at desktop width and at 320 CSS pixels)
 // and is a heading in the browser's accessibility tree, so a screen reader's
 // list of headings leads to it. It was a paragraph under the role "note",
-// which says the text is an aside.
+// which says the text is an aside. So does the note that replaces it once the
+// gateway withdrew the late case folder.
 func TestHandOverAfterTakeoverWarningInTheBrowser(t *testing.T) {
 	axe := axeSource(t)
 	mem := newMemDesk()
 	at := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
-	mem.Add(&submission.Submission{ID: "ordner", OfficeID: "amt-a", ServiceName: "Gewerbe anmelden", Place: "Dresden",
-		Sender: "amt24", State: submission.StateQueued, ReceivedAt: at,
-		Targets: []submission.Target{{Channel: channel.Transfer}, {Channel: channel.Mailbox}}}, []byte("<Antragspaket/>"), nil)
+	for _, id := range []string{"ordner", "entfernt"} {
+		mem.Add(&submission.Submission{ID: id, OfficeID: "amt-a", ServiceName: "Gewerbe anmelden", Place: "Dresden",
+			Sender: "amt24", State: submission.StateQueued, ReceivedAt: at,
+			Targets: []submission.Target{{Channel: channel.Transfer}, {Channel: channel.Mailbox}}}, []byte("<Antragspaket/>"), nil)
+	}
 	mux := http.NewServeMux()
 	ts := httptest.NewUnstartedServer(mux)
 	base := "http://" + ts.Listener.Addr().String() + "/postfach/"
@@ -151,11 +155,16 @@ func TestHandOverAfterTakeoverWarningInTheBrowser(t *testing.T) {
 	t.Cleanup(ts.Close)
 	c := newClient(t, m.Handler())
 	c.mustLogin("anna", "anna-passwort")
-	csrf := csrfFrom(t, c.get("/postfach/s/ordner").Body.String())
-	if res := c.post("/postfach/s/ordner/uebernehmen", url.Values{"csrf": {csrf}}).Result(); res.StatusCode != http.StatusSeeOther {
-		t.Fatalf("the takeover: %d", res.StatusCode)
+	for _, id := range []string{"ordner", "entfernt"} {
+		csrf := csrfFrom(t, c.get("/postfach/s/"+id).Body.String())
+		if res := c.post("/postfach/s/"+id+"/uebernehmen", url.Values{"csrf": {csrf}}).Result(); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("the takeover: %d", res.StatusCode)
+		}
+		mem.HandOverAfterTakeover(t, id)
 	}
-	mem.HandOverAfterTakeover(t, "ordner")
+	// The note that replaces the warning once the gateway withdrew the
+	// late folder (TestLateFolderWithdrawnIsOnThePage) is held to the same.
+	mem.LateFolderWithdrawal(t, "entfernt", string(adapters.WithdrawRemoved))
 
 	ctx := startChromium(t)
 	do, nav := browserSteps(t, ctx)
@@ -164,9 +173,25 @@ func TestHandOverAfterTakeoverWarningInTheBrowser(t *testing.T) {
 	if code := nav("login", chromedp.Click(chromedp.CSS("form.karte button[type=submit]"))); code != http.StatusOK {
 		t.Fatalf("login: HTTP %d", code)
 	}
-	if code := nav("the case's page", chromedp.Navigate(base+"s/ordner")); code != http.StatusOK {
-		t.Fatalf("the case's page: HTTP %d", code)
+	for _, tc := range []struct{ id, heading, not string }{
+		{"ordner", "Achtung, möglicherweise doppelt", "Kopie aus dem Übergabeordner entfernt"},
+		{"entfernt", "Kopie aus dem Übergabeordner entfernt", "Achtung, möglicherweise doppelt"},
+	} {
+		if code := nav("the case's page", chromedp.Navigate(base+"s/"+tc.id)); code != http.StatusOK {
+			t.Fatalf("the case's page: HTTP %d", code)
+		}
+		headings := axeAndHeadings(t, ctx, do, axe)
+		if !slices.Contains(headings, tc.heading) || slices.Contains(headings, tc.not) {
+			t.Errorf("%s: the page's headings %v lack %q, or have %q", tc.id, headings, tc.heading, tc.not)
+		}
 	}
+}
+
+// axeAndHeadings runs axe-core on the page ctx shows, at desktop width and
+// at 320 CSS pixels, failing t for every violation, and returns the page's
+// headings as the browser's accessibility tree names them.
+func axeAndHeadings(t *testing.T, ctx context.Context, do func(string, ...chromedp.Action[chromedp.Void]), axe string) []string {
+	t.Helper()
 	eval := func(what, js string, out any) { t.Helper(); evalJSON(t, ctx, 60*time.Second, what, js, out) }
 	do("inject axe", chromedp.Evaluate[chromedp.Void](axe))
 	for _, width := range []int64{1280, 320} {
@@ -191,7 +216,5 @@ func TestHandOverAfterTakeoverWarningInTheBrowser(t *testing.T) {
 			headings = append(headings, name)
 		}
 	}
-	if !slices.Contains(headings, "Achtung, möglicherweise doppelt") {
-		t.Errorf("the page's headings %v lack the warning", headings)
-	}
+	return headings
 }

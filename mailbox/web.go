@@ -19,6 +19,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/api"
 	"github.com/amtsbote/amtsbote/broker"
 	"github.com/amtsbote/amtsbote/channel"
@@ -119,6 +120,11 @@ type page struct {
 	ViewErr string
 	Events  []submission.Event
 	Mark    *mark
+	// LateWithdrawn: a case folder that reached the transfer folder after the
+	// clerk's takeover was withdrawn again before the import took it
+	// (lateFolderWithdrawn): the page says so instead of warning of a
+	// duplicate.
+	LateWithdrawn bool
 	// FollowUps are the case's Nachreichungen, oldest first, at most
 	// maxFollowUps; FollowUpsMore that there are more (the search by the case
 	// number lists them all).
@@ -307,6 +313,11 @@ var eventLabels = map[string]string{
 // not the case queued afresh but its next attempt moved to the end of the
 // office endpoint's pause (submission.Event.PutsOff). The page shows no detail of delivery events, so the label says it.
 func eventText(e submission.Event) string {
+	if out, ok := broker.LateFolderWithdrawal(e); ok {
+		// Not the erasure's "Löschung": the gateway took back the copy that
+		// reached the Fachverfahren's folder after the clerk's takeover.
+		return lateWithdrawalLabels[out]
+	}
 	if isErasure(e) {
 		return "Dateien auf Anordnung gelöscht (vor Ablauf der Aufbewahrungsfrist)"
 	}
@@ -314,6 +325,32 @@ func eventText(e submission.Event) string {
 		return "Zustellung zurückgestellt (Zustellweg vorübergehend pausiert)"
 	}
 	return eventLabel(e.Type)
+}
+
+// lateWithdrawalLabels are the history's words for the withdrawal of a case
+// folder that reached the transfer folder after the clerk's takeover, by what
+// it found (broker.LateFolderWithdrawal).
+var lateWithdrawalLabels = map[string]string{
+	string(adapters.WithdrawRemoved): "Nach der Übernahme in den Übergabeordner gelangte Kopie entfernt, bevor das Fachverfahren sie eingelesen hat",
+	string(adapters.WithdrawTaken):   "Nach der Übernahme in den Übergabeordner gelangte Kopie: vom Fachverfahren schon eingelesen, nicht entfernt",
+	broker.WithdrawUnreachable:       "Nach der Übernahme in den Übergabeordner gelangte Kopie konnte nicht entfernt werden (Übergabeordner nicht erreichbar)",
+}
+
+// lateFolderWithdrawn reports whether the case folder that a transfer
+// attempt put into the office's share after the clerk's takeover
+// (HandedOverAfterTakeover) is gone again without the import having taken
+// it: a withdrawal event after that hand-over removed it — the gateway's at
+// once, or an erasure's or the retention's later. Read from the record and
+// its events only, so every gateway of a cluster shows the same page. A
+// withdrawal that found the folder taken, or could not reach the share,
+// removed nothing: the page keeps its warning.
+func lateFolderWithdrawn(s *submission.Submission, evs []submission.Event) bool {
+	if s == nil || s.HandedOverAfterTakeoverAt == nil {
+		return false
+	}
+	return slices.ContainsFunc(evs, func(e submission.Event) bool {
+		return broker.RemovedCopy(e) && e.Channel == channel.Transfer && !e.At.Before(*s.HandedOverAfterTakeoverAt)
+	})
 }
 
 // erasedOnRequest reports whether the case's bytes went by an erasure, not the
@@ -1536,6 +1573,7 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 	}
 	p.Events = events
 	p.Mark = markOf(p.Sub, p.Events)
+	p.LateWithdrawn = lateFolderWithdrawn(sub, events)
 	if sub.CaseID == "" && !head {
 		// What the applicant sent for this case later (on a Rückfrage): each
 		// came in as an application of its own, listed in the inbox, whose page
@@ -1567,7 +1605,7 @@ func (m *Mailbox) detailWithDraft(w http.ResponseWriter, r *http.Request, s sess
 		msg = "" // an old address (Back, the history, a bookmark): the case has moved on
 	}
 	p.Flash, p.TitleNote = flashes[msg], flashTitles[msg]
-	if msg == "uebernommen" && sub.HandedOverAfterTakeover() {
+	if msg == "uebernommen" && sub.HandedOverAfterTakeover() && !p.LateWithdrawn {
 		// The takeover came too late to stop the transfer channel's attempt
 		// (known at once, or found later while the address is reloaded): the
 		// flash said "dorthin geht er nicht mehr" above the warning that it

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/amtsbote/amtsbote/broker"
+	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/internal/textfold"
 	"github.com/amtsbote/amtsbote/submission"
 )
@@ -163,6 +165,27 @@ func (d *MemDesk) HandOverAfterTakeover(t testing.TB, id string) {
 	t.Helper()
 	d.setUpChange(t, "HandOverAfterTakeover", id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
 		return cur.HandOver(now, cur.Generation, submission.Confirmation{Receiver: "transfer folder /srv/uebergabe", Reference: "20261201-" + id})
+	})
+}
+
+// LateFolderWithdrawal is the gateway's withdrawal of the case folder that
+// the late hand-over of case id (HandOverAfterTakeover) put into the share,
+// with outcome (adapters.WithdrawRemoved, adapters.WithdrawTaken,
+// broker.WithdrawUnreachable), recorded as the broker records it
+// (broker.LateFolderEvent). Not part of Desk: the mailbox's page tests set
+// such a case up.
+func (d *MemDesk) LateFolderWithdrawal(t testing.TB, id, outcome string) {
+	t.Helper()
+	d.setUpChange(t, "LateFolderWithdrawal", id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		got := broker.ChannelWithdrawal{Channel: channel.Transfer, Outcome: outcome, Reference: "20261201-" + id}
+		if outcome == broker.WithdrawUnreachable {
+			got.Reference, got.Err = "", errors.New("transfer: the share is not mounted")
+		}
+		ev, ok := broker.LateFolderEvent(got, cur.BytesRemovedAt != nil, "gateway (after the takeover)", now)
+		if !ok {
+			return nil, fmt.Errorf("no withdrawal event for outcome %q", outcome)
+		}
+		return []submission.Event{ev}, nil
 	})
 }
 
