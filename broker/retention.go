@@ -235,8 +235,11 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 	// copy is the office's. The one untaken case folder a delivered case can
 	// have is that of an attempt a clerk's takeover in the web mailbox came
 	// too late to stop (HandedOverAfterTakeoverAt): the clerk has the case, the
-	// folder is a second copy no import should process, and when the case's
-	// bytes go it goes too, unless the import took it meanwhile.
+	// folder is a second copy no import should process. The gateway withdraws
+	// it when it learns of it (tellLateHandOver); one that withdrawal could not
+	// reach (the share did not answer) goes when the case's bytes go, unless the
+	// import took it meanwhile — asked again, a folder already withdrawn
+	// answers removedBefore, which records nothing.
 	strip := func(ids []string, remove func(cur *submission.Submission, t time.Time) ([]submission.Event, error)) (int, error) {
 		return gcEach(ctx, ids, func(id string) (bool, error) {
 			removed := false
