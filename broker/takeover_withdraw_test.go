@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/amtsbote/amtsbote/adapters"
@@ -216,4 +217,69 @@ func TestLateCaseFolderOnAnUnreachableShareStays(t *testing.T) {
 		!strings.Contains(l, id) || !strings.Contains(l, "withdrawal=unreachable") || !strings.Contains(l, " err=") {
 		t.Errorf("no WARN line naming the case and why the folder could not be withdrawn:\n%s", l)
 	}
+}
+
+// TestLateCaseFolderOnAHungShare: the office's share hangs when the gateway
+// withdraws the late case folder (a hard NFS mount: the withdrawal blocks in
+// the kernel, deaf to its context). The dispatcher does not wait for it; the
+// operator hears of the folder within the attempt timeout all the same
+// (withdrawn="false", WARN), no further withdrawal goes to that share while
+// it hangs, and once the share answers the withdrawal records what it did —
+// the history, which the clerk's page reads, then says the folder was
+// removed.
+func TestLateCaseFolderOnAHungShare(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	h := holdTransferAtRenameWith(t, nil, func(ad *transfer.Adapter) adapters.Adapter {
+		return &hungWithdraw{Adapter: ad, hang: func() { once.Do(func() { <-release }) }}
+	})
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+	b := h.e.b
+	id := h.takenOverAtTheRename(t, "late-hung", nil)
+	withdrawn, stayed := lateTold(t, b)
+	if withdrawn != 0 || stayed != 1 {
+		t.Errorf(`amtsbote_delivery_handed_over_after_takeover_total: withdrawn="true" %v, "false" %v; want 0 and 1`, withdrawn, stayed)
+	}
+	if l := h.logs.String(); !strings.Contains(l, "the office's import may process it as well") || !strings.Contains(l, "withdrawal=unreachable") || !strings.Contains(l, id) {
+		t.Errorf("no WARN line naming the case whose folder's withdrawal hangs:\n%s", l)
+	}
+	s, _ := stillTheClerks(t, b, id)
+	if !b.withdrawHung(askKey{s.OfficeID, channel.Transfer}) {
+		t.Error("the hung withdrawal does not keep others from the share")
+	}
+	if ws := withdrawals(t, b, id); len(ws) != 0 {
+		t.Errorf("withdrawal events while it hangs: %+v, want none yet (it records its outcome when it returns)", ws)
+	}
+
+	close(release)
+	released = true
+	eventually(t, "the hung withdrawal's outcome in the history", func() bool {
+		ws := withdrawals(t, b, id)
+		return len(ws) == 1 && RemovedCopy(ws[0])
+	})
+	if b.withdrawHung(askKey{s.OfficeID, channel.Transfer}) {
+		t.Error("the share is still marked hung after its withdrawal returned")
+	}
+	for _, e := range (transferEnv{share: h.share}).caseFolders(t) {
+		t.Errorf("left in the share: %s", e)
+	}
+}
+
+// hungWithdraw is the transfer adapter on a share that hangs in the middle of
+// a withdrawal: past its looks at the context (a stat or rename on a hard NFS
+// mount blocks in the kernel), so that it goes on to the end once the share
+// answers, however late.
+type hungWithdraw struct {
+	*transfer.Adapter
+	hang func()
+}
+
+func (a *hungWithdraw) Withdraw(ctx context.Context, d adapters.Delivery) (adapters.Withdrawal, error) {
+	a.hang()
+	return a.Adapter.Withdraw(context.WithoutCancel(ctx), d)
 }
