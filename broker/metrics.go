@@ -30,7 +30,7 @@ type Metrics struct {
 	// their case folder's withdrawal has answered (or not within the attempt
 	// timeout), by whether it was withdrawn: the alert reads only the folders
 	// that stayed. A label, not a second counter: summed over withdrawn it is
-	// the count of every late hand-over as before (2026-12-08, when the label
+	// the count of every late hand-over as before (2026-12-07, when the label
 	// came), and one series per outcome cannot count a folder twice or race
 	// the other's increment in the alert's window.
 	lateHandOvers *prometheus.CounterVec
