@@ -28,6 +28,14 @@ func lateTold(t *testing.T, b *Broker) (withdrawn, stayed float64) {
 		counterOf(t, b.metrics.lateHandOvers, channel.Transfer, "false", "false")
 }
 
+// wantLateTold is lateTold that wants these counts.
+func wantLateTold(t *testing.T, b *Broker, wantWithdrawn, wantStayed float64) {
+	t.Helper()
+	if withdrawn, stayed := lateTold(t, b); withdrawn != wantWithdrawn || stayed != wantStayed {
+		t.Errorf(`amtsbote_delivery_handed_over_after_takeover_total: withdrawn="true" %v, "false" %v; want %v and %v`, withdrawn, stayed, wantWithdrawn, wantStayed)
+	}
+}
+
 // lateFolderName is the name of the case folder the late hand-over of the
 // case put into the share, as its handed_over event names it.
 func lateFolderName(t *testing.T, s *submission.Submission, evs []submission.Event) string {
@@ -57,10 +65,7 @@ func TestLateCaseFolderIsWithdrawn(t *testing.T) {
 	h := holdTransferAtRename(t)
 	b := h.e.b
 	id := h.takenOverAtTheRename(t, "late-withdrawn", nil)
-	withdrawn, stayed := lateTold(t, b)
-	if withdrawn != 1 || stayed != 0 {
-		t.Errorf(`amtsbote_delivery_handed_over_after_takeover_total: withdrawn="true" %v, "false" %v; want 1 and 0`, withdrawn, stayed)
-	}
+	wantLateTold(t, b, 1, 0)
 	s, evs := stillTheClerks(t, b, id)
 	folder := lateFolderName(t, s, evs)
 	if ents, err := os.ReadDir(h.share); err != nil {
@@ -148,10 +153,7 @@ func TestLateCaseFolderTakenByTheImportStays(t *testing.T) {
 	share = h.share
 	b := h.e.b
 	id := h.takenOverAtTheRename(t, "late-taken", nil)
-	withdrawn, stayed := lateTold(t, b)
-	if withdrawn != 0 || stayed != 1 {
-		t.Errorf(`amtsbote_delivery_handed_over_after_takeover_total: withdrawn="true" %v, "false" %v; want 0 and 1`, withdrawn, stayed)
-	}
+	wantLateTold(t, b, 0, 1)
 	s, evs := stillTheClerks(t, b, id)
 	folder := lateFolderName(t, s, evs)
 	if _, err := os.Stat(filepath.Join(imported, folder, transfer.PackageFile)); err != nil {
@@ -192,10 +194,7 @@ func TestLateCaseFolderOnAnUnreachableShareStays(t *testing.T) {
 	share = h.share
 	b := h.e.b
 	id := h.takenOverAtTheRename(t, "late-unreachable", nil)
-	withdrawn, stayed := lateTold(t, b)
-	if withdrawn != 0 || stayed != 1 {
-		t.Errorf(`amtsbote_delivery_handed_over_after_takeover_total: withdrawn="true" %v, "false" %v; want 0 and 1`, withdrawn, stayed)
-	}
+	wantLateTold(t, b, 0, 1)
 	if ents, _ := os.ReadDir(share); len(ents) != 0 {
 		t.Errorf("the withdrawal wrote into the bare mount point: %v", ents)
 	}
@@ -241,10 +240,7 @@ func TestLateCaseFolderOnAHungShare(t *testing.T) {
 	}()
 	b := h.e.b
 	id := h.takenOverAtTheRename(t, "late-hung", nil)
-	withdrawn, stayed := lateTold(t, b)
-	if withdrawn != 0 || stayed != 1 {
-		t.Errorf(`amtsbote_delivery_handed_over_after_takeover_total: withdrawn="true" %v, "false" %v; want 0 and 1`, withdrawn, stayed)
-	}
+	wantLateTold(t, b, 0, 1)
 	if l := h.logs.String(); !strings.Contains(l, "the office's import may process it as well") || !strings.Contains(l, "withdrawal=unreachable") || !strings.Contains(l, id) {
 		t.Errorf("no WARN line naming the case whose folder's withdrawal hangs:\n%s", l)
 	}
