@@ -1299,6 +1299,16 @@ func erasedView(res broker.EraseResult) map[string]any {
 		}
 		out["withdrawals"] = ws
 	}
+	if f := sub.Forward; f != nil {
+		// The peer gateway of another state has the package and its own copy
+		// of the case: this erasure does not reach it, and the operator who
+		// must ask that gateway's operator needs its name and the id there.
+		fw := map[string]any{"gateway": f.Peer, "submissionId": f.PeerSubmissionID}
+		if f.ReceiverGateway != "" && f.ReceiverGateway != f.Peer {
+			fw["receiverGateway"] = f.ReceiverGateway
+		}
+		out["forwardedTo"] = fw
+	}
 	return out
 }
 

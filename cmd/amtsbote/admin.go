@@ -596,6 +596,13 @@ type erased struct {
 		LeftoversRemoved bool   `json:"leftoversRemoved"`
 		Detail           string `json:"detail"`
 	} `json:"withdrawals"`
+	// ForwardedTo names the peer gateway that has the case, which this
+	// erasure does not reach.
+	ForwardedTo *struct {
+		Gateway         string `json:"gateway"`
+		SubmissionID    string `json:"submissionId"`
+		ReceiverGateway string `json:"receiverGateway"`
+	} `json:"forwardedTo"`
 }
 
 // say writes what the erasure did, the case named with what in front, and
@@ -631,6 +638,14 @@ func (e erased) say(w io.Writer, what string) (unreached int) {
 			unreached++
 			fmt.Fprintf(w, "%s%s: case folder on channel %s NOT withdrawn: %s\n", what, e.ID, wd.Channel, wd.Detail)
 		}
+	}
+	if f := e.ForwardedTo; f != nil {
+		on := ""
+		if f.ReceiverGateway != "" {
+			on = ", which forwarded it on to gateway " + f.ReceiverGateway
+		}
+		fmt.Fprintf(w, "%s%s was forwarded to gateway %s%s: this erasure does not reach it there; ask that gateway's operator to erase its submission %s\n",
+			what, e.ID, f.Gateway, on, f.SubmissionID)
 	}
 	return unreached
 }

@@ -22,6 +22,8 @@ func TestAdminEraseSaysWhatBecameOfTheCaseFolder(t *testing.T) {
 			"withdrawals": [{"channel": "transfer", "outcome": "taken", "reference": "20261207-taken"}]}`,
 		"hung": `{"id": "hung", "state": "handed_over", "bytesRemovedAt": "2026-12-07T10:00:00Z", "alreadyRemoved": true, "blobsDeleted": 0, "blobsLeft": 0,
 			"withdrawals": [{"channel": "transfer", "outcome": "unreachable", "detail": "the channel did not answer the withdrawal in time"}]}`,
+		"forwarded": `{"id": "forwarded", "state": "delivered", "bytesRemovedAt": "2026-12-07T10:00:00Z", "alreadyRemoved": false, "blobsDeleted": 1, "blobsLeft": 0,
+			"forwardedTo": {"gateway": "amtsbote-by", "submissionId": "01a2-by"}}`,
 	}
 	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/v1/admin/submissions/"), "/erase")
@@ -44,5 +46,11 @@ func TestAdminEraseSaysWhatBecameOfTheCaseFolder(t *testing.T) {
 	if rc, out, errs := erase("hung"); rc != 1 || !strings.Contains(out, "NOT withdrawn: the channel did not answer") ||
 		!strings.Contains(errs, "run the same erase again") {
 		t.Errorf("unreachable: rc %d\n%s%s", rc, out, errs)
+	}
+	// A case forwarded to another state's gateway is erased here only: the
+	// line names that gateway and the case's id there.
+	if rc, out, errs := erase("forwarded"); rc != 0 ||
+		!strings.Contains(out, "forwarded was forwarded to gateway amtsbote-by: this erasure does not reach it there; ask that gateway's operator to erase its submission 01a2-by") {
+		t.Errorf("forwarded: rc %d\n%s%s", rc, out, errs)
 	}
 }
