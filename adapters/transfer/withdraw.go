@@ -244,10 +244,18 @@ func (a *Adapter) hideCase(dir, fid string, rec *ledgerRecord) (adapters.Withdra
 			}
 			return adapters.Withdrawal{}, werr
 		}
+		// Not there: the office's move or delete won, unless the rename
+		// happened all the same (NFS answers a retransmitted rename it did
+		// with "not there"): then the folder lies under its withdrawal name.
+		if _, herr := os.Lstat(hidden); herr == nil {
+			return a.finishWithdrawal(dir, fid, rec)
+		} else if !errors.Is(herr, fs.ErrNotExist) {
+			return adapters.Withdrawal{}, classifyRead("look for withdrawn case folder", herr)
+		}
 		if err := statLedger(dir); err != nil {
 			return adapters.Withdrawal{}, err
 		}
-		return a.takenFirst(dir, fid, rec) // the office's move or delete won
+		return a.takenFirst(dir, fid, rec)
 	}
 	if a.afterWithdrawRename != nil {
 		a.afterWithdrawRename(hidden)

@@ -581,3 +581,31 @@ func TestRefusedRenameKeepsTheHandOver(t *testing.T) {
 	}
 	withdrawnForGood(t, a, dir, d)
 }
+
+// TestRenameDoneButReportedNotThere: a network file system may do a rename
+// and answer "not there" (NFS: the reply to the rename is lost, the client
+// sends it again, and the server, which did it, finds no source the second
+// time). The case folder lies under its withdrawal name then, not with the
+// office: the withdrawal finishes it. Taken for the office's move, it put the
+// hand-over's record back, Confirmed signed a Zustellbestaetigung for the
+// folder "gone", and the applicant's data stayed in the share under the
+// withdrawal name for good (the day-old cleanup takes only a withdrawal
+// recorded done).
+func TestRenameDoneButReportedNotThere(t *testing.T) {
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	d := realDelivery(dir, "dlv-rename-echo", "4c1f0e52-0000-4000-8000-000000000092")
+	c := handOverQuietly(t, a, d)
+	a.beforeWithdrawRename = func(caseDir string) {
+		// The server's rename of the first request; the adapter's own call
+		// is the retransmission, answered ENOENT.
+		if err := os.Rename(caseDir, withdrawalPath(dir, fileID(d.ID))); err != nil {
+			t.Errorf("the server's rename: %v", err)
+		}
+	}
+	w, err := a.Withdraw(t.Context(), d)
+	if err != nil || w.Outcome != adapters.WithdrawRemoved || w.Reference != c.Reference {
+		t.Fatalf("Withdraw whose rename was done and reported not there: %+v %v, want removed", w, err)
+	}
+	withdrawnForGood(t, a, dir, d)
+}
