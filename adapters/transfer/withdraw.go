@@ -305,7 +305,16 @@ func (a *Adapter) finishWithdrawal(dir, fid string, rec *ledgerRecord) (adapters
 // office took the case folder before the withdrawal could, and its
 // confirmation counts (Confirmed); or the withdrawal's rename was refused, and
 // the case folder is as handed over.
+//
+// Unless the record says the withdrawal is done: another gateway of the
+// cluster sharing the folder (the delivery's lock is each one's own) withdrew
+// the case folder meanwhile, which is why it was gone here. Put back over
+// that, the record said handed over for a folder removed, and Confirmed
+// signed its absence as the import's take.
 func (a *Adapter) takenFirst(dir, fid string, rec *ledgerRecord) (adapters.Withdrawal, error) {
+	if now, err := readLedger(dir, fid); err == nil && now.DeliveryID == rec.DeliveryID && now.withdrawn() && !now.WithdrawnAt.IsZero() {
+		return adapters.Withdrawal{Outcome: adapters.WithdrawnBefore, Reference: now.WithdrawnCase}, nil
+	}
 	back := *rec
 	back.Case, back.WithdrawnCase, back.WithdrawnAt = rec.WithdrawnCase, "", time.Time{}
 	if err := writeLedger(dir, fid, &back); err != nil {
