@@ -165,10 +165,13 @@ type HandOverFinder interface {
 //     deleted or marked as imported is the office's, and the answer is
 //     WithdrawTaken. Taking and withdrawing at the same moment have one winner,
 //     and the office never gets a copy the withdrawal removed in part.
-//   - Afterwards the channel never reports d delivered or handed over (Confirmed
-//     and HandedOver answer no), and Deliver of d hands nothing over again: it
-//     fails permanently with an error wrapping ErrWithdrawn. A copy the office
-//     took stays a confirmation (WithdrawTaken changes nothing).
+//   - After WithdrawRemoved the channel never reports d delivered or handed
+//     over (Confirmed and HandedOver answer no), and Deliver of d hands nothing
+//     over again: it fails permanently with an error wrapping ErrWithdrawn. A
+//     copy the office took stays a confirmation (WithdrawTaken changes
+//     nothing), and so does WithdrawNothing: nothing was handed over, and a
+//     channel need not refuse a later Deliver of d for it (the broker queues no
+//     erased case).
 //   - It is idempotent: asked again it answers WithdrawnBefore (or WithdrawTaken,
 //     or WithdrawNothing) and finishes a withdrawal an earlier call left half done
 //     (a crash, a share gone in between).
