@@ -248,7 +248,7 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 				removed = err == nil && len(evs) > 0
 				return evs, err
 			})
-			if err == nil && removed && s != nil && s.HandedOverAfterTakeover() && s.TakenOverFrom != "" {
+			if err == nil && removed && s != nil && lateFolder(s) {
 				b.withdrawLate(s, s.TakenOverFrom, "retention", nil)
 			}
 			if errors.Is(err, ErrConflict) {
