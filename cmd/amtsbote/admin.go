@@ -629,7 +629,7 @@ func (e erased) say(w io.Writer, what string) (unreached int) {
 				fmt.Fprintf(w, "%s%s: case folder%s removed from channel %s before the office took it; the office does not get it\n", what, e.ID, ref, wd.Channel)
 			}
 		case "removedBefore":
-			fmt.Fprintf(w, "%s%s: case folder%s on channel %s was removed by an earlier erasure\n", what, e.ID, ref, wd.Channel)
+			fmt.Fprintf(w, "%s%s: case folder%s on channel %s was removed before (by an earlier erasure, or by the gateway after a clerk's takeover)\n", what, e.ID, ref, wd.Channel)
 		case "taken":
 			fmt.Fprintf(w, "%s%s: the office had taken case folder%s from channel %s before: its copy is the office's, tell the office if it must erase it too\n", what, e.ID, ref, wd.Channel)
 		case "none":
