@@ -14,6 +14,27 @@ import (
 	"github.com/amtsbote/amtsbote/adapters"
 )
 
+// wantWithdraw withdraws d by a and wants the outcome want; what names the
+// call in the failure.
+func wantWithdraw(t *testing.T, a *Adapter, d adapters.Delivery, want adapters.WithdrawOutcome, what string) adapters.Withdrawal {
+	t.Helper()
+	w, err := a.Withdraw(t.Context(), d)
+	if err != nil || w.Outcome != want {
+		t.Fatalf("%s: %+v %v, want %s", what, w, err, want)
+	}
+	return w
+}
+
+// handedOverCase is a delivery of a fresh office folder handed over by a
+// fresh adapter: the start of most withdrawal tests.
+func handedOverCase(t *testing.T, name, submission string) (string, *Adapter, adapters.Delivery, adapters.Confirmation) {
+	t.Helper()
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	d := realDelivery(dir, name, submission)
+	return dir, a, d, handOverQuietly(t, a, d)
+}
+
 // officeCopy is what the office's import sees of delivery d in dir: the case
 // folder's name, or "" when there is none (dot names are the gateway's and the
 // import ignores them, docs/transfer.md).
@@ -150,10 +171,7 @@ func TestWithdrawTakesTheCrashedAttemptsLeftovers(t *testing.T) {
 		dir := officeFolder(t)
 		a := newAdapter(t)
 		d := realDelivery(dir, "dlv-never-here", "4c1f0e52-0000-4000-8000-000000000083")
-		w, err := a.Withdraw(t.Context(), d)
-		if err != nil || w.Outcome != adapters.WithdrawNothing {
-			t.Fatalf("Withdraw of a delivery never handed over here: %+v %v, want none", w, err)
-		}
+		wantWithdraw(t, a, d, adapters.WithdrawNothing, "Withdraw of a delivery never handed over here")
 		if _, err := os.Stat(ledgerPath(dir, fileID(d.ID))); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("Withdraw of nothing wrote a ledger record: %v", err)
 		}
@@ -211,10 +229,7 @@ func TestWithdrawRacingThePickup(t *testing.T) {
 				t.Errorf("the office's move: %v", err)
 			}
 		}
-		w, err := a.Withdraw(t.Context(), d)
-		if err != nil || w.Outcome != adapters.WithdrawTaken {
-			t.Fatalf("Withdraw losing to the office's move: %+v %v, want taken", w, err)
-		}
+		wantWithdraw(t, a, d, adapters.WithdrawTaken, "Withdraw losing to the office's move")
 		checkCase(t, imported, c.Reference, d)
 		if _, ok, err := a.Confirmed(t.Context(), d); !ok || err != nil {
 			t.Errorf("Confirmed after the office's move won: %v %v, want confirmed", ok, err)
@@ -230,10 +245,7 @@ func TestWithdrawRacingThePickup(t *testing.T) {
 				t.Errorf("the office's marker: %v", err)
 			}
 		}
-		w, err := a.Withdraw(t.Context(), d)
-		if err != nil || w.Outcome != adapters.WithdrawTaken {
-			t.Fatalf("Withdraw losing to the office's marker: %+v %v, want taken", w, err)
-		}
+		wantWithdraw(t, a, d, adapters.WithdrawTaken, "Withdraw losing to the office's marker")
 		checkCase(t, dir, c.Reference, d)
 		if got := entries(t, dir); len(got) != 2 { // the case folder and its marker
 			t.Errorf("office folder: %v, want the case folder and its marker only", got)
@@ -325,10 +337,7 @@ func TestWithdrawalCutShortIsFinished(t *testing.T) {
 		if err := os.Rename(filepath.Join(dir, ref), filepath.Join(imported, ref)); err != nil {
 			t.Fatal(err)
 		}
-		w, err := a.Withdraw(t.Context(), d)
-		if err != nil || w.Outcome != adapters.WithdrawTaken {
-			t.Fatalf("Withdraw of a begun withdrawal whose case the office took: %+v %v, want taken", w, err)
-		}
+		wantWithdraw(t, a, d, adapters.WithdrawTaken, "Withdraw of a begun withdrawal whose case the office took")
 		checkCase(t, imported, ref, d)
 		if _, ok, err := a.Confirmed(t.Context(), d); !ok || err != nil {
 			t.Errorf("Confirmed: %v %v, want the office's take confirmed", ok, err)
@@ -341,10 +350,7 @@ func TestWithdrawalCutShortIsFinished(t *testing.T) {
 // neither "taken" nor "nothing": the withdrawal fails transiently and writes
 // nothing there. Mounted again, the repeat removes the case folder.
 func TestWithdrawFromAnUnreachableShare(t *testing.T) {
-	dir := officeFolder(t)
-	a := newAdapter(t)
-	d := realDelivery(dir, "dlv-withdraw-unmounted", "4c1f0e52-0000-4000-8000-00000000008a")
-	handOverQuietly(t, a, d)
+	dir, a, d, _ := handedOverCase(t, "dlv-withdraw-unmounted", "4c1f0e52-0000-4000-8000-00000000008a")
 	remount := unmountShare(t, dir)
 	untouched := watchUntouched(t, dir)
 	w, err := a.Withdraw(t.Context(), d)
@@ -353,9 +359,7 @@ func TestWithdrawFromAnUnreachableShare(t *testing.T) {
 	}
 	untouched("Withdraw from the bare mount point")
 	remount()
-	if w, err := a.Withdraw(t.Context(), d); err != nil || w.Outcome != adapters.WithdrawRemoved {
-		t.Fatalf("Withdraw with the share back: %+v %v, want removed", w, err)
-	}
+	wantWithdraw(t, a, d, adapters.WithdrawRemoved, "Withdraw with the share back")
 	withdrawnForGood(t, a, dir, d)
 }
 
@@ -363,10 +367,7 @@ func TestWithdrawFromAnUnreachableShare(t *testing.T) {
 // its lock (writing a large case, or hung on the share): the withdrawal waits
 // for it only as long as its context lets it, and then removed nothing.
 func TestWithdrawWaitsNoLongerThanItsContext(t *testing.T) {
-	dir := officeFolder(t)
-	a := newAdapter(t)
-	d := realDelivery(dir, "dlv-withdraw-locked", "4c1f0e52-0000-4000-8000-00000000008b")
-	c := handOverQuietly(t, a, d)
+	dir, a, d, c := handedOverCase(t, "dlv-withdraw-locked", "4c1f0e52-0000-4000-8000-00000000008b")
 	unlock := a.lock(d.ID)
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
@@ -387,9 +388,7 @@ func TestWithdrawWaitsNoLongerThanItsContext(t *testing.T) {
 	if officeCopy(t, dir, d) != c.Reference {
 		t.Error("the case folder went although the withdrawal gave up")
 	}
-	if w, err := a.Withdraw(t.Context(), d); err != nil || w.Outcome != adapters.WithdrawRemoved {
-		t.Fatalf("Withdraw once the attempt is done: %+v %v", w, err)
-	}
+	wantWithdraw(t, a, d, adapters.WithdrawRemoved, "Withdraw once the attempt is done")
 }
 
 // TestWithdrawalRecordRefusedByOlderVersions: a withdrawal record names no
@@ -397,10 +396,7 @@ func TestWithdrawWaitsNoLongerThanItsContext(t *testing.T) {
 // and pending_case) refuses it as it refuses a pending one, instead of taking
 // the folder it no longer finds for the import's confirmation.
 func TestWithdrawalRecordRefusedByOlderVersions(t *testing.T) {
-	dir := officeFolder(t)
-	a := newAdapter(t)
-	d := realDelivery(dir, "dlv-withdraw-old", "4c1f0e52-0000-4000-8000-00000000008c")
-	handOverQuietly(t, a, d)
+	dir, a, d, _ := handedOverCase(t, "dlv-withdraw-old", "4c1f0e52-0000-4000-8000-00000000008c")
 	if _, err := a.Withdraw(t.Context(), d); err != nil {
 		t.Fatal(err)
 	}
@@ -449,9 +445,7 @@ func TestStaleWithdrawalLeftovers(t *testing.T) {
 
 	done := realDelivery(dir, "dlv-done-long-ago", "4c1f0e52-0000-4000-8000-00000000008e")
 	handOverQuietly(t, a, done)
-	if w, err := a.Withdraw(t.Context(), done); err != nil || w.Outcome != adapters.WithdrawRemoved {
-		t.Fatalf("Withdraw: %+v %v", w, err)
-	}
+	wantWithdraw(t, a, done, adapters.WithdrawRemoved, "Withdraw")
 	left := withdrawalPath(dir, fileID(done.ID)) // its removal failed, say
 	mustMkdir(t, filepath.Join(left, AttachmentsDir))
 	age(left)
@@ -465,9 +459,7 @@ func TestStaleWithdrawalLeftovers(t *testing.T) {
 	if _, err := os.Stat(withdrawalPath(dir, fid)); err != nil {
 		t.Fatalf("the folder of a withdrawal only begun was removed: %v", err)
 	}
-	if w, err := a.Withdraw(t.Context(), begun); err != nil || w.Outcome != adapters.WithdrawRemoved {
-		t.Fatalf("Withdraw finishing the old one: %+v %v, want removed", w, err)
-	}
+	wantWithdraw(t, a, begun, adapters.WithdrawRemoved, "Withdraw finishing the old one")
 }
 
 // TestWithdrawalRecordsPruned: the record of a withdrawal done goes
@@ -547,10 +539,7 @@ func TestRefusedRenameKeepsTheHandOver(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("a case folder that cannot be renamed needs a mount (root; CI runs as root)")
 	}
-	dir := officeFolder(t)
-	a := newAdapter(t)
-	d := realDelivery(dir, "dlv-rename-refused", "4c1f0e52-0000-4000-8000-000000000091")
-	c := handOverQuietly(t, a, d)
+	dir, a, d, c := handedOverCase(t, "dlv-rename-refused", "4c1f0e52-0000-4000-8000-000000000091")
 	caseDir := filepath.Join(dir, c.Reference)
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", caseDir).CombinedOutput(); err != nil {
 		t.Fatalf("mount: %v %s", err, out)
@@ -576,9 +565,7 @@ func TestRefusedRenameKeepsTheHandOver(t *testing.T) {
 		t.Errorf("a withdrawal name after the refused rename: %v", err)
 	}
 	unmount()
-	if w, err := a.Withdraw(t.Context(), d); err != nil || w.Outcome != adapters.WithdrawRemoved {
-		t.Fatalf("Withdraw once the server renames again: %+v %v, want removed", w, err)
-	}
+	wantWithdraw(t, a, d, adapters.WithdrawRemoved, "Withdraw once the server renames again")
 	withdrawnForGood(t, a, dir, d)
 }
 
@@ -592,10 +579,7 @@ func TestRefusedRenameKeepsTheHandOver(t *testing.T) {
 // withdrawal name for good (the day-old cleanup takes only a withdrawal
 // recorded done).
 func TestRenameDoneButReportedNotThere(t *testing.T) {
-	dir := officeFolder(t)
-	a := newAdapter(t)
-	d := realDelivery(dir, "dlv-rename-echo", "4c1f0e52-0000-4000-8000-000000000092")
-	c := handOverQuietly(t, a, d)
+	dir, a, d, c := handedOverCase(t, "dlv-rename-echo", "4c1f0e52-0000-4000-8000-000000000092")
 	a.beforeWithdrawRename = func(caseDir string) {
 		// The server's rename of the first request; the adapter's own call
 		// is the retransmission, answered ENOENT.
