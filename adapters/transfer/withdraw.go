@@ -399,9 +399,15 @@ func removeWithdrawn(dir, fid string) (left bool, err error) {
 // (removeStaleTemps). One of a withdrawal only begun stays: it is the proof
 // that the rename happened, and without it a repeated withdrawal would take
 // the case folder for taken by the office and put the hand-over's record
-// back, which its confirmation would then sign.
+// back, which its confirmation would then sign. One without a record is of a
+// withdrawal done whose record was pruned (the record is written before the
+// rename, and only a done one is pruned): the applicant's data would stay in
+// the share for good, so it goes too.
 func (a *Adapter) removeStaleWithdrawal(dir, fid string) bool {
 	rec, err := readLedger(dir, fid)
+	if errors.Is(err, fs.ErrNotExist) && statLedger(dir) == nil {
+		return os.RemoveAll(withdrawalPath(dir, fid)) == nil
+	}
 	if err != nil {
 		return false
 	}

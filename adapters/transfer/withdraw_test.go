@@ -450,11 +450,26 @@ func TestStaleWithdrawalLeftovers(t *testing.T) {
 	mustMkdir(t, filepath.Join(left, AttachmentsDir))
 	age(left)
 
+	// One done whose removal failed and whose record was pruned since: only
+	// the cleanup can still take the applicant's data out of the share.
+	pruned := realDelivery(dir, "dlv-pruned-long-ago", "4c1f0e52-0000-4000-8000-000000000093")
+	handOverQuietly(t, a, pruned)
+	wantWithdraw(t, a, pruned, adapters.WithdrawRemoved, "Withdraw")
+	orphan := withdrawalPath(dir, fileID(pruned.ID))
+	mustMkdir(t, filepath.Join(orphan, AttachmentsDir))
+	age(orphan)
+	if err := os.Remove(ledgerPath(dir, fileID(pruned.ID))); err != nil {
+		t.Fatal(err)
+	}
+
 	if _, err := a.Deliver(t.Context(), realDelivery(dir, "dlv-next", "4c1f0e52-0000-4000-8000-00000000008f")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the leftover of a withdrawal done stays: %v", err)
+	}
+	if _, err := os.Stat(orphan); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the leftover of a withdrawal whose record was pruned stays: %v", err)
 	}
 	if _, err := os.Stat(withdrawalPath(dir, fid)); err != nil {
 		t.Fatalf("the folder of a withdrawal only begun was removed: %v", err)
