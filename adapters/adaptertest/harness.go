@@ -67,6 +67,13 @@ type Features struct {
 	// adapter implements adapters.Confirmer, and the harness's receivers implement
 	// ConfirmingReceiver. Without it, Pending must never be set.
 	ConfirmsLater bool
+	// KeepsCopy: a copy of the package waits at the receiver, outside the
+	// gateway, until the office takes it (a case folder in a transfer folder).
+	// An erasure reaches it only through adapters.Withdrawer, so the adapter
+	// must be one, its receivers WithdrawingReceivers, and the suite checks the
+	// contract (Withdrawal). Without it, the adapter must be no Withdrawer: the
+	// office reads the bytes from the gateway, where an erasure removes them.
+	KeepsCopy bool
 }
 
 // ConfirmingReceiver is a receiver whose office confirms after the hand-over.

@@ -636,12 +636,18 @@ func (s *suite) testLateConfirmation(t *testing.T) {
 // attempt hands it over again (a permanent failure wrapping ErrWithdrawn); asked
 // again, Withdraw answers "removed before". A copy the office took stays the
 // office's: "taken", and its confirmation still counts. A delivery never handed
-// over is "none". Channels that are no Withdrawer skip it.
+// over is "none". A channel whose Features do not say KeepsCopy must be no
+// Withdrawer, and one that says it must be one: an erasure relies on either.
 func (s *suite) testWithdrawal(t *testing.T) {
 	a := s.adapter(t)
 	w, ok := a.(adapters.Withdrawer)
-	if !ok {
-		t.Skip("the channel keeps no copy outside the gateway (no adapters.Withdrawer)")
+	switch {
+	case !s.f.KeepsCopy && ok:
+		t.Fatal("an adapters.Withdrawer whose Features do not say KeepsCopy: its contract would go unchecked")
+	case !s.f.KeepsCopy:
+		return // the office reads the bytes from the gateway: an erasure removes them there
+	case !ok:
+		t.Fatal("the channel keeps a copy outside the gateway (KeepsCopy) but is no adapters.Withdrawer: an erasure could not reach it")
 	}
 	cf, ok := a.(adapters.Confirmer)
 	if !s.f.ConfirmsLater || !ok {

@@ -159,7 +159,7 @@ func (h *memHarness) lookup(ep string) *memReceiver {
 }
 
 func (h *memHarness) Features() Features {
-	return Features{CarriesPackage: true, CarriesAttachments: true, ConfirmsLater: h.later}
+	return Features{CarriesPackage: true, CarriesAttachments: true, ConfirmsLater: h.later, KeepsCopy: h.later}
 }
 
 func (h *memHarness) NewAdapter(t testing.TB, logger *slog.Logger) adapters.Adapter {
@@ -273,6 +273,7 @@ func TestSeededDefectsFail(t *testing.T) {
 		"withdrawn-confirms":        "Withdrawal",
 		"withdraw-not-idempotent":   "Withdrawal",
 		"delivers-after-withdrawal": "Withdrawal",
+		"copy-not-withdrawable":     "Withdrawal",
 	}
 	testenv.PlantedDefects(t, "ADAPTERTEST_DEFECT", "an adapter", cases)
 }
@@ -289,12 +290,22 @@ func TestDefectChild(t *testing.T) {
 	case "pending-not-declared":
 		// Hands over and confirms later, but its harness claims it confirms at once.
 		Run(t, &undeclaredLater{memHarness{defect: defect, later: true}})
+	case "copy-not-withdrawable":
+		// A copy waits at the receiver, but the adapter cannot withdraw it.
+		Run(t, &unwithdrawable{memHarness{defect: defect, later: true}})
 	default:
 		Run(t, &memHarness{defect: defect})
 	}
 }
 
 type undeclaredLater struct{ memHarness }
+
+// unwithdrawable is the confirm-later memory channel without its Withdraw.
+type unwithdrawable struct{ memHarness }
+
+func (h *unwithdrawable) NewAdapter(t testing.TB, logger *slog.Logger) adapters.Adapter {
+	return &memAdapter{h: &h.memHarness, defect: h.defect, logger: logger}
+}
 
 func (h *undeclaredLater) Features() Features {
 	f := h.memHarness.Features()

@@ -32,7 +32,7 @@ type harness struct {
 }
 
 func (h *harness) Features() adaptertest.Features {
-	return adaptertest.Features{CarriesPackage: true, CarriesAttachments: true, NoHang: true, ConfirmsLater: true}
+	return adaptertest.Features{CarriesPackage: true, CarriesAttachments: true, NoHang: true, ConfirmsLater: true, KeepsCopy: true}
 }
 
 func (h *harness) NewAdapter(t testing.TB, logger *slog.Logger) adapters.Adapter {
