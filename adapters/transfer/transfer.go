@@ -743,34 +743,18 @@ func (a *Adapter) deliver(ctx context.Context, dir string, d adapters.Delivery) 
 	// 2. A case folder of this delivery without a ledger record: a crash after the
 	//    rename (by a version without pending records), or a record pruned. Adopt
 	//    it. Otherwise find the first free name.
-	base := caseBase(d)
-	name := ""
-	for i := 1; i <= maxCaseSuffix; i++ {
-		cand := base
-		if i > 1 {
-			cand = fmt.Sprintf("%s-%d", base, i)
+	own, name, err := caseFolderOf(dir, d)
+	if err != nil {
+		return adapters.Confirmation{}, classify("look for case folder", err)
+	}
+	if own != "" {
+		at := a.now()
+		if err := writeLedger(dir, fid, &ledgerRecord{DeliveryID: d.ID, SubmissionID: d.SubmissionID, Case: own,
+			WrittenAt: at, Handovers: []handover{{Attempt: d.Attempt, At: at}}}); err != nil {
+			return adapters.Confirmation{}, classify("write ledger", err)
 		}
-		p := filepath.Join(dir, cand)
-		_, err := os.Lstat(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			if _, merr := os.Lstat(p + MarkerSuffix); errors.Is(merr, fs.ErrNotExist) {
-				name = cand // free, and no stale marker that would confirm it at once
-				break
-			}
-			continue
-		}
-		if err != nil {
-			return adapters.Confirmation{}, classify("look for case folder", err)
-		}
-		if owner, _ := caseOwner(p); owner == d.ID {
-			at := a.now()
-			if err := writeLedger(dir, fid, &ledgerRecord{DeliveryID: d.ID, SubmissionID: d.SubmissionID, Case: cand,
-				WrittenAt: at, Handovers: []handover{{Attempt: d.Attempt, At: at}}}); err != nil {
-				return adapters.Confirmation{}, classify("write ledger", err)
-			}
-			a.log.Info("transfer: adopted case folder written before a crash", "delivery", d.ID, "office", d.OfficeID, "case", cand)
-			return a.confirmation(dir, cand, at), nil
-		}
+		a.log.Info("transfer: adopted case folder written before a crash", "delivery", d.ID, "office", d.OfficeID, "case", own)
+		return a.confirmation(dir, own, at), nil
 	}
 	if name == "" {
 		return adapters.Confirmation{}, &Error{Reason: ReasonWrite, Err: fmt.Errorf("no free case folder name after %d tries", maxCaseSuffix)}
@@ -937,6 +921,37 @@ func abandon(dir, fid, tmp string) {
 	if dropPending(dir, fid) == nil {
 		_ = os.RemoveAll(tmp)
 	}
+}
+
+// caseFolderOf walks the names Deliver gives the case folder of d ("<base>",
+// "<base>-2", … up to maxCaseSuffix): own is a folder of d found there by its
+// index.json (one renamed into place whose ledger record is missing), free
+// the first name with neither folder nor marker (a stale marker would confirm
+// a new case at once), where Deliver writes it and after which it wrote none.
+// Both "": every name is taken. err is the file system's, unclassified.
+func caseFolderOf(dir string, d adapters.Delivery) (own, free string, err error) {
+	base := caseBase(d)
+	for i := 1; i <= maxCaseSuffix; i++ {
+		name := base
+		if i > 1 {
+			name = fmt.Sprintf("%s-%d", base, i)
+		}
+		p := filepath.Join(dir, name)
+		_, err := os.Lstat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if _, merr := os.Lstat(p + MarkerSuffix); errors.Is(merr, fs.ErrNotExist) {
+				return "", name, nil
+			}
+		case err != nil:
+			return "", "", err
+		default:
+			if owner, _ := caseOwner(p); owner == d.ID {
+				return name, "", nil
+			}
+		}
+	}
+	return "", "", nil
 }
 
 // caseBase is "<YYYYMMDD>-<submission id>", the date of acceptance in German time, so

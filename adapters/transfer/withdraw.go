@@ -166,32 +166,16 @@ func (a *Adapter) withdraw(dir, fid string, d adapters.Delivery) (adapters.Withd
 	return a.hideCase(dir, fid, &begun)
 }
 
-// unrecordedCase finds a case folder of d (by its index.json) among the names
-// Deliver gives it ("<base>", "<base>-2", …, up to the first name free of
-// folder and marker), as Deliver's adoption does, and whether it is marked
-// imported; "" if there is none.
+// unrecordedCase finds a case folder of d without a ledger record as Deliver's
+// adoption does (caseFolderOf), and whether it is marked imported; "" if
+// there is none.
 func unrecordedCase(dir string, d adapters.Delivery) (name string, marked bool, err error) {
-	base := caseBase(d)
-	for i := 1; i <= maxCaseSuffix; i++ {
-		name := base
-		if i > 1 {
-			name = fmt.Sprintf("%s-%d", base, i)
-		}
-		p := filepath.Join(dir, name)
-		_, err := os.Lstat(p)
-		_, merr := os.Lstat(p + MarkerSuffix)
-		switch {
-		case errors.Is(err, fs.ErrNotExist) && errors.Is(merr, fs.ErrNotExist):
-			return "", false, nil // the first free name: Deliver wrote none after it
-		case err != nil && !errors.Is(err, fs.ErrNotExist):
-			return "", false, classifyRead("look for case folder", err)
-		case err == nil:
-			if owner, _ := caseOwner(p); owner == d.ID {
-				return name, merr == nil, nil
-			}
-		}
+	name, _, err = caseFolderOf(dir, d)
+	if err != nil || name == "" {
+		return "", false, classifyRead("look for case folder", err)
 	}
-	return "", false, nil
+	_, merr := os.Lstat(filepath.Join(dir, name) + MarkerSuffix)
+	return name, merr == nil, nil
 }
 
 // takenByOffice reports whether the office took case folder name: marked it,
