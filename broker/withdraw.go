@@ -106,11 +106,7 @@ func (b *Broker) withdrawCopies(s *submission.Submission, actor string) []Channe
 			continue
 		}
 		seen[ch] = true
-		ad, ok := b.adapters.Get(ch)
-		if !ok {
-			continue
-		}
-		w, ok := ad.(adapters.Withdrawer)
+		w, ok := b.withdrawer(ch)
 		if !ok {
 			continue
 		}
@@ -388,7 +384,8 @@ func (of copyOf) tryAgain() string {
 // repeated erasure of a case whose copy the office took, or whose share is
 // down).
 func (b *Broker) recordWithdrawal(id string, got ChannelWithdrawal, of copyOf, actor string) {
-	if _, ok := withdrawalEvent(got, of, actor, time.Time{}); !ok {
+	ev, ok := withdrawalEvent(got, of, actor, time.Time{})
+	if !ok {
 		return
 	}
 	if got.Outcome == WithdrawUnreachable && (errors.Is(got.Err, errWithdrawNoAnswer) || errors.Is(got.Err, errWithdrawAttemptUnderWay)) {
@@ -399,14 +396,13 @@ func (b *Broker) recordWithdrawal(id string, got ChannelWithdrawal, of copyOf, a
 		b.log.Error("record a withdrawal: read the case's events", "submission", id, "err", err)
 		return
 	}
-	probe, _ := withdrawalEvent(got, of, actor, time.Time{})
 	for _, e := range evs {
-		if e.Type == submission.EventWithdrawal && e.Channel == probe.Channel && e.Detail == probe.Detail {
+		if e.Type == submission.EventWithdrawal && e.Channel == ev.Channel && e.Detail == ev.Detail {
 			return
 		}
 	}
 	if err := b.change(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
-		ev, _ := withdrawalEvent(got, of, actor, now)
+		ev.At = now
 		return []submission.Event{ev}, nil
 	}); err != nil {
 		b.log.Error("record a withdrawal", "submission", id, "channel", got.Channel, "outcome", got.Outcome, "err", err)
@@ -436,17 +432,23 @@ func (b *Broker) withdrawLate(s *submission.Submission, ch, actor string, told f
 		unreachable(errWithdrawNoChannel)
 		return
 	}
-	ad, ok := b.adapters.Get(ch)
-	if !ok {
-		unreachable(errWithdrawNoChannel)
-		return
-	}
-	w, ok := ad.(adapters.Withdrawer)
+	w, ok := b.withdrawer(ch)
 	if !ok {
 		unreachable(errWithdrawNoChannel)
 		return
 	}
 	b.withdraw(w, s, ch, actor, false, told)
+}
+
+// withdrawer is the adapter of channel ch if it keeps a copy outside the
+// gateway it can withdraw (adapters.Withdrawer).
+func (b *Broker) withdrawer(ch string) (adapters.Withdrawer, bool) {
+	ad, ok := b.adapters.Get(ch)
+	if !ok {
+		return nil, false
+	}
+	w, ok := ad.(adapters.Withdrawer)
+	return w, ok
 }
 
 // errWithdrawNoChannel: no adapter here can withdraw from the channel (the
