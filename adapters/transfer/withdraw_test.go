@@ -25,6 +25,30 @@ func wantWithdraw(t *testing.T, a *Adapter, d adapters.Delivery, want adapters.W
 	return w
 }
 
+// beginWithdrawal hands d over and leaves its withdrawal begun, as a crash
+// between the withdrawal's steps would: the record says withdrawing, the case
+// folder renamed to its withdrawal name or not. It returns the case folder's
+// name.
+func beginWithdrawal(t *testing.T, a *Adapter, dir string, d adapters.Delivery, renamed bool) string {
+	t.Helper()
+	c := handOverQuietly(t, a, d)
+	fid := fileID(d.ID)
+	rec, err := readLedger(dir, fid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.WithdrawnCase, rec.Case = rec.Case, ""
+	if err := writeLedger(dir, fid, rec); err != nil {
+		t.Fatal(err)
+	}
+	if renamed {
+		if err := os.Rename(filepath.Join(dir, c.Reference), withdrawalPath(dir, fid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c.Reference
+}
+
 // handedOverCase is a delivery of a fresh office folder handed over by a
 // fresh adapter: the start of most withdrawal tests.
 func handedOverCase(t *testing.T, name, submission string) (string, *Adapter, adapters.Delivery, adapters.Confirmation) {
@@ -291,33 +315,13 @@ func TestWithdrawRacingThePickup(t *testing.T) {
 // the case folder meanwhile, puts the hand-over's record back so that the
 // import's confirmation counts.
 func TestWithdrawalCutShortIsFinished(t *testing.T) {
-	// begin leaves d's withdrawal begun, its case folder renamed or not.
-	begin := func(t *testing.T, a *Adapter, dir string, d adapters.Delivery, renamed bool) string {
-		t.Helper()
-		c := handOverQuietly(t, a, d)
-		fid := fileID(d.ID)
-		rec, err := readLedger(dir, fid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec.WithdrawnCase, rec.Case = rec.Case, ""
-		if err := writeLedger(dir, fid, rec); err != nil {
-			t.Fatal(err)
-		}
-		if renamed {
-			if err := os.Rename(filepath.Join(dir, c.Reference), withdrawalPath(dir, fid)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return c.Reference
-	}
 	for _, renamed := range []bool{false, true} {
 		name := map[bool]string{false: "before the rename", true: "after the rename"}[renamed]
 		t.Run(name, func(t *testing.T) {
 			dir := officeFolder(t)
 			a := newAdapter(t)
 			d := realDelivery(dir, "dlv-cut-short", "4c1f0e52-0000-4000-8000-000000000088")
-			ref := begin(t, a, dir, d, renamed)
+			ref := beginWithdrawal(t, a, dir, d, renamed)
 			if _, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
 				t.Fatalf("Confirmed of a begun withdrawal: %v %v, want not confirmed", ok, err)
 			}
@@ -333,7 +337,7 @@ func TestWithdrawalCutShortIsFinished(t *testing.T) {
 		a := newAdapter(t)
 		imported := t.TempDir()
 		d := realDelivery(dir, "dlv-cut-short-taken", "4c1f0e52-0000-4000-8000-000000000089")
-		ref := begin(t, a, dir, d, false)
+		ref := beginWithdrawal(t, a, dir, d, false)
 		if err := os.Rename(filepath.Join(dir, ref), filepath.Join(imported, ref)); err != nil {
 			t.Fatal(err)
 		}
@@ -428,19 +432,8 @@ func TestStaleWithdrawalLeftovers(t *testing.T) {
 		}
 	}
 	begun := realDelivery(dir, "dlv-begun-long-ago", "4c1f0e52-0000-4000-8000-00000000008d")
-	c := handOverQuietly(t, a, begun)
+	beginWithdrawal(t, a, dir, begun, true)
 	fid := fileID(begun.ID)
-	rec, err := readLedger(dir, fid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec.WithdrawnCase, rec.Case = rec.Case, ""
-	if err := writeLedger(dir, fid, rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(filepath.Join(dir, c.Reference), withdrawalPath(dir, fid)); err != nil {
-		t.Fatal(err)
-	}
 	age(withdrawalPath(dir, fid))
 
 	done := realDelivery(dir, "dlv-done-long-ago", "4c1f0e52-0000-4000-8000-00000000008e")
