@@ -1282,7 +1282,7 @@ func erasedView(res broker.EraseResult) map[string]any {
 	if len(res.Withdrawals) > 0 {
 		// The copies outside the gateway (a case folder in the office's
 		// transfer folder): the operator must know whether the erasure
-		// reached them, and erase again if not.
+		// reached them; one that did not the gateway asks again itself.
 		ws := make([]map[string]any, 0, len(res.Withdrawals))
 		for _, w := range res.Withdrawals {
 			m := map[string]any{"channel": w.Channel, "outcome": w.Outcome}

@@ -331,6 +331,13 @@ type Broker struct {
 	// attempt timeout and not returned (withdraw.go watchWithdrawal).
 	withdrawMu      sync.Mutex
 	hungWithdrawals map[askKey]int
+	// withdrawing counts the withdrawals under way, for Stop
+	// (awaitWithdrawals), which sets withdrawClosed (under withdrawMu) before
+	// it waits: no withdrawal starts after that.
+	withdrawing    sync.WaitGroup
+	withdrawClosed bool
+	// owed holds the cases this gateway knows to owe a withdrawal (owed.go).
+	owed owedSet
 
 	// unqueued holds, per outbox entry the last queue check found without a
 	// queue message, the generation it found (queuecheck.go publishMissing).
@@ -496,6 +503,8 @@ func (b *Broker) start(ctx context.Context) error {
 		b.loops.Add(1)
 		go b.every(b.cfg.QueueCheckEvery, b.checkQueue)
 	}
+	b.loops.Add(1)
+	go b.every(owedEvery, b.retryOwed)
 	// Before the first attempt: a clerk's takeover on another gateway stops any
 	// attempt this one runs (clusterstop.go).
 	if err := b.listenForStops(); err != nil {
@@ -534,6 +543,7 @@ func (b *Broker) Stop(ctx context.Context) error {
 		b.cancel()
 	}
 	b.loops.Wait()
+	b.awaitWithdrawals(ctx)
 	// After the drain: a takeover elsewhere stops an attempt this node is
 	// still finishing.
 	b.stopListening()

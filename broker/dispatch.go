@@ -716,6 +716,13 @@ func (b *Broker) recordHandOver(id string, gen int, c submission.Confirmation) (
 		// an ordinary one needs a case still on its way, which a taken-over
 		// case is not.
 		if len(evs) > 0 && cur.HandedOverAfterTakeover() {
+			// Its withdrawal is owed from this transaction on (owed.go): a
+			// crash before tellLateHandOver asks leaves the mark.
+			if t, ok := cur.CurrentTarget(); ok {
+				if _, ok := b.withdrawer(t.Channel); ok {
+					cur.OweWithdrawal(t.Channel)
+				}
+			}
 			late = cur.Clone()
 		}
 		return evs, err

@@ -148,6 +148,12 @@ func (b *Broker) eraseRecord(id, actor, note string) (EraseResult, error) {
 			return nil, fmt.Errorf("%w: the package waits for a delivery attempt (%s); erase it once it is delivered or held", submission.ErrIllegal, cur.State)
 		}
 		cur.BytesGone(now)
+		// The copies outside the gateway are owed from this transaction on
+		// (owed.go): a crash before withdrawCopies asks leaves the mark, and
+		// the gateway asks after its start.
+		for _, ch := range b.copyChannels(cur) {
+			cur.OweWithdrawal(ch)
+		}
 		return []submission.Event{{At: now, Type: submission.EventBytesRemoved, Actor: actor, Detail: ErasedDetail, Note: note}}, nil
 	})
 	res.Submission = s

@@ -34,6 +34,12 @@ type Metrics struct {
 	// came), and one series per outcome cannot count a folder twice or race
 	// the other's increment in the alert's window.
 	lateHandOvers *prometheus.CounterVec
+	// withdrawals counts the answers of withdrawals of a copy waiting for the
+	// office outside the gateway (withdraw.go), and withdrawalsOwed the cases
+	// this gateway knows to owe one (owed.go): an erasure is not done until
+	// that is zero.
+	withdrawals     *prometheus.CounterVec
+	withdrawalsOwed prometheus.Gauge
 	// restored counts outbox entries the queue check found without a queue message
 	// and put back (queuecheck.go): each one is a package that would have waited.
 	restored prometheus.Counter
@@ -80,6 +86,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "amtsbote_delivery_line_full_total", Help: "Packages sent back to the queue with a delay because their office's line of waiting packages was full."}),
 		lateHandOvers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "amtsbote_delivery_handed_over_after_takeover_total", Help: "Hand-overs (a case folder put into an office's transfer folder) recorded on a case a clerk had taken over in the web mailbox, by channel, by whether the case had been erased meanwhile (erased=\"true\": the folder holds what the erasure removed here) and by whether the gateway withdrew the folder before the office's import took it (withdrawn=\"false\": the import took it first, or the share did not answer; the import may process the application beside the clerk). The attempt ended after the takeover, or the gateway found its hand-over only then (a crash after the rename); counted once the withdrawal answered, at most the attempt timeout after."}, []string{"channel", "erased", "withdrawn"}),
+		withdrawals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amtsbote_withdrawals_total", Help: "Withdrawals of a case's copy waiting for the office outside the gateway (a case folder in a transfer folder), by channel, by copy (erased: of an erased case; late: a case folder that reached the share after a clerk's takeover) and by outcome: removed, removedBefore, taken (the office had it first), none, unreachable (the share did not answer in time or failed: the gateway asks again, amtsbote_withdrawals_owed)."}, []string{"channel", "copy", "outcome"}),
+		withdrawalsOwed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "amtsbote_withdrawals_owed", Help: "Cases this gateway knows to owe a withdrawal of their copy waiting for the office outside the gateway (an erased case's case folder, a late one after a clerk's takeover) that has not been done yet; it asks their shares again, up to once an hour. After a start, the cases of before it count from the retention's first run."}),
 		unrecorded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "amtsbote_delivery_unrecorded_total", Help: "Successful delivery attempts whose outcome the store did not take after several tries; the package goes to the office again later."}),
 		restored: prometheus.NewCounter(prometheus.CounterOpts{
@@ -133,7 +143,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.deferred, m.duration, m.lineFull, m.unrecorded, m.lateHandOvers, m.restored, m.checks, m.retention, m.retentionOK, m.retentionTook, m.retentionRecords, m.clockStep, m.stopMessages)
+		reg.MustRegister(m.accepted, m.duplicates, m.attempts, m.deferred, m.duration, m.lineFull, m.unrecorded, m.lateHandOvers, m.withdrawals, m.withdrawalsOwed, m.restored, m.checks, m.retention, m.retentionOK, m.retentionTook, m.retentionRecords, m.clockStep, m.stopMessages)
 	}
 	return m
 }

@@ -149,6 +149,9 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 	p.Phase.Store(int32(GCScan))
 	err := b.db.Scan(func(s *submission.Submission) bool {
 		p.Scanned.Add(1)
+		// Every record passes here once a run: the owed withdrawals of
+		// before a restart, or noted by another gateway, are found again.
+		b.noteOwedOf(s)
 		switch {
 		case expired(s, r.Records):
 			drop = append(drop, s.ID)

@@ -3,8 +3,10 @@ package broker
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -176,19 +178,25 @@ func TestLateCaseFolderTakenByTheImportStays(t *testing.T) {
 // TestLateCaseFolderOnAnUnreachableShareStays: the office's share is not
 // mounted when the gateway withdraws the late case folder (its mount point
 // is an empty folder). Nothing is written there, the folder stays in the
-// share, the history says it could not be withdrawn and that the office's IT
-// has to take it out (not to erase the case, whose bytes the clerk needs),
-// and the operator hears of it: withdrawn="false" and a WARN line with why.
+// share, the history says it could not be withdrawn, that the gateway asks
+// again and that the office's IT can take it out first (not to erase the
+// case, whose bytes the clerk needs), and the operator hears of it:
+// withdrawn="false" and a WARN line with why. Once the share is back, the
+// gateway's asking again removes the folder (owed.go).
 func TestLateCaseFolderOnAnUnreachableShareStays(t *testing.T) {
+	askOwedNow(t) // owedFirst is a minute on a gateway
 	var share string
+	var unmounted sync.Once
 	h := holdTransferAtRenameWith(t, nil, func(ad *transfer.Adapter) adapters.Adapter {
 		return &beforeWithdraw{Adapter: ad, then: func(adapters.Delivery) {
-			if err := os.Rename(share, share+"-unmounted"); err != nil {
-				t.Error(err)
-			}
-			if err := os.Mkdir(share, 0o750); err != nil { // the bare mount point
-				t.Error(err)
-			}
+			unmounted.Do(func() {
+				if err := os.Rename(share, share+"-unmounted"); err != nil {
+					t.Error(err)
+				}
+				if err := os.Mkdir(share, 0o750); err != nil { // the bare mount point
+					t.Error(err)
+				}
+			})
 		}}
 	})
 	share = h.share
@@ -208,13 +216,47 @@ func TestLateCaseFolderOnAnUnreachableShareStays(t *testing.T) {
 		t.Fatalf("withdrawal events %+v, want one", ws)
 	}
 	if out, ok := LateFolderWithdrawal(ws[0]); !ok || out != WithdrawUnreachable || ws[0].Note == "" ||
-		!strings.Contains(ws[0].Detail, "office's IT has to take it out") || strings.Contains(ws[0].Detail, "erase") {
-		t.Errorf("withdrawal event %+v (%q %v), want the late folder unreachable, with why, for the office's IT", ws[0], out, ok)
+		!strings.Contains(ws[0].Detail, "the gateway asks again") || !strings.Contains(ws[0].Detail, "office's IT can take it out") ||
+		strings.Contains(ws[0].Detail, "erase") {
+		t.Errorf("withdrawal event %+v (%q %v), want the late folder unreachable, with why, asked again, for the office's IT", ws[0], out, ok)
 	}
 	l := h.logs.String()
 	if !strings.Contains(l, "level=WARN") || !strings.Contains(l, "the office's import may process it as well") ||
 		!strings.Contains(l, id) || !strings.Contains(l, "withdrawal=unreachable") || !strings.Contains(l, " err=") {
 		t.Errorf("no WARN line naming the case and why the folder could not be withdrawn:\n%s", l)
+	}
+	if !slices.Equal(s.WithdrawalsOwed, []string{channel.Transfer}) || b.owed.size() != 1 || owedGauge(t, b) != 1 {
+		t.Fatalf("owed: record %v, gateway knows %d (gauge %v); want the transfer channel's withdrawal owed", s.WithdrawalsOwed, b.owed.size(), owedGauge(t, b))
+	}
+
+	// The share is mounted again; the case's turn has come.
+	if err := os.Remove(share); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(share+"-unmounted", share); err != nil {
+		t.Fatal(err)
+	}
+	b.retryOwed()
+	evs = waitForEvents(t, b, id, func(evs []submission.Event) bool {
+		return len(submission.OfType(evs, submission.EventWithdrawal)) == 2
+	})
+	ws = submission.OfType(evs, submission.EventWithdrawal)
+	if out, ok := LateFolderWithdrawal(ws[1]); !ok || out != string(adapters.WithdrawRemoved) || ws[1].Actor != actorAskedAgain {
+		t.Errorf("withdrawal asked again: %+v (%q %v), want the late folder removed by the gateway asking again", ws[1], out, ok)
+	}
+	if _, err := os.Stat(filepath.Join(share, folder)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the late folder in the share after the gateway asked again: %v, want it gone", err)
+	}
+	s, _ = stillTheClerks(t, b, id)
+	if len(s.WithdrawalsOwed) != 0 {
+		t.Errorf("record still owes %v", s.WithdrawalsOwed)
+	}
+	b.retryOwed() // finds the mark cleared and forgets the case
+	if b.owed.size() != 0 || owedGauge(t, b) != 0 {
+		t.Errorf("the gateway still knows %d owed (gauge %v), want none", b.owed.size(), owedGauge(t, b))
+	}
+	if got := counterOf(t, b.metrics.withdrawals, channel.Transfer, "late", string(adapters.WithdrawRemoved)); got != 1 {
+		t.Errorf(`amtsbote_withdrawals_total{copy="late",outcome="removed"} = %v, want 1`, got)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,9 +31,20 @@ import (
 // that, no other withdrawal goes to the same office's channel: a hung share
 // costs one goroutine (watchWithdrawal). An erasure asked again asks again
 // (alreadyRemoved changes nothing about that).
+//
+// A withdrawal is owed until it is done (owed.go): the transaction that makes
+// the copy unwanted — the erasure's, the late hand-over's — names the channel
+// in the record (Submission.WithdrawalsOwed), and the one that records what
+// the withdrawal found clears it. One the share did not answer is asked again
+// by the gateway itself, less and less often, until it answers; after a
+// restart the retention's next run finds the marks again. Before, it waited for
+// an operator to erase the case again, and a crash between the erasure's
+// commit and its withdrawal left the case folder in the share with nothing to
+// say so.
 
 // WithdrawUnreachable is the outcome of a withdrawal that did not answer, or
-// failed: the copy may still wait for the office; erasing again tries again.
+// failed: the copy may still wait for the office; the gateway asks again
+// (owed.go), and erasing again asks at once.
 const WithdrawUnreachable = "unreachable"
 
 // ChannelWithdrawal is what an erasure did to the copy of a case on one channel
@@ -95,21 +107,9 @@ var errWithdrawUnconfigured = errors.New("broker: the channel is no longer confi
 // gateway, waiting for each at most the attempt timeout, and returns what
 // happened. actor is the erasure's.
 func (b *Broker) withdrawCopies(s *submission.Submission, actor string) []ChannelWithdrawal {
-	if b.adapters == nil {
-		return nil // a broker of an offline command: no channel to ask
-	}
 	var out []ChannelWithdrawal
-	seen := map[string]bool{}
-	for i := 0; i <= s.TargetIndex && i < len(s.Targets); i++ {
-		ch := s.Targets[i].Channel
-		if seen[ch] {
-			continue
-		}
-		seen[ch] = true
-		w, ok := b.withdrawer(ch)
-		if !ok {
-			continue
-		}
+	for _, ch := range b.copyChannels(s) {
+		w, _ := b.withdrawer(ch)
 		var got ChannelWithdrawal
 		if _, busy := b.inflight.Load(s.ID); busy {
 			got = ChannelWithdrawal{Channel: ch, Outcome: WithdrawUnreachable, Err: errWithdrawAttemptUnderWay}
@@ -117,10 +117,32 @@ func (b *Broker) withdrawCopies(s *submission.Submission, actor string) []Channe
 			got = b.withdraw(w, s, ch, actor, true, nil)
 		}
 		if got.Outcome == WithdrawUnreachable {
-			b.log.Warn("erasure: the case's copy waiting for the office on the channel could not be withdrawn; erase again to try again",
+			b.noteOwed(s.ID)
+			b.log.Warn("erasure: the case's copy waiting for the office on the channel could not be withdrawn now; the gateway asks again until the share answers",
 				"submission", s.ID, "office", s.OfficeID, "channel", ch, "err", adapters.LogReason(got.Err))
 		}
 		out = append(out, got)
+	}
+	return out
+}
+
+// copyChannels are the channels case s was offered on (its targets up to the
+// current one) whose adapter keeps a copy outside the gateway: those an
+// erasure withdraws from (and owes a withdrawal on until then). None on a
+// broker of an offline command, which has no channel to ask.
+func (b *Broker) copyChannels(s *submission.Submission) []string {
+	if b.adapters == nil {
+		return nil
+	}
+	var out []string
+	for i := 0; i <= s.TargetIndex && i < len(s.Targets); i++ {
+		ch := s.Targets[i].Channel
+		if slices.Contains(out, ch) {
+			continue
+		}
+		if _, ok := b.withdrawer(ch); ok {
+			out = append(out, ch)
+		}
 	}
 	return out
 }
@@ -146,6 +168,7 @@ func (b *Broker) withdraw(w adapters.Withdrawer, s *submission.Submission, ch, a
 	target, ok := b.channels.Target(s.OfficeID, ch)
 	if !ok {
 		got := failed(errWithdrawUnconfigured)
+		b.countWithdrawal(got, of)
 		b.recordWithdrawal(s.ID, got, of, actor)
 		tell(got)
 		return got
@@ -153,6 +176,7 @@ func (b *Broker) withdraw(w adapters.Withdrawer, s *submission.Submission, ch, a
 	key := askKey{s.OfficeID, ch}
 	if b.withdrawHung(key) {
 		got := failed(errWithdrawBusy)
+		b.countWithdrawal(got, of)
 		if !wait {
 			// Nobody will ask again for it (the retention, a late case
 			// folder): the history says it is still to be done.
@@ -165,6 +189,12 @@ func (b *Broker) withdraw(w adapters.Withdrawer, s *submission.Submission, ch, a
 		tell(got)
 		return got
 	}
+	if !b.trackWithdrawal() {
+		// The record keeps its mark (set when the copy became unwanted).
+		got := failed(errWithdrawStopping)
+		tell(got)
+		return got
+	}
 	d := b.delivery(s, target)
 	done := make(chan ChannelWithdrawal, 1)
 	base := b.ctx
@@ -174,6 +204,7 @@ func (b *Broker) withdraw(w adapters.Withdrawer, s *submission.Submission, ch, a
 	ctx, cancel := context.WithTimeout(base, b.cfg.AttemptTimeout)
 	hung, returned := b.watchWithdrawal(key)
 	go func() {
+		defer b.withdrawing.Done()
 		defer cancel()
 		wd, err := w.Withdraw(ctx, d)
 		returned()
@@ -188,6 +219,7 @@ func (b *Broker) withdraw(w adapters.Withdrawer, s *submission.Submission, ch, a
 		}
 		// Recorded here, not by the caller: a withdrawal the caller stopped
 		// waiting for records its outcome when it returns.
+		b.countWithdrawal(got, of)
 		b.recordWithdrawal(s.ID, got, of, actor)
 		done <- got
 	}()
@@ -261,16 +293,31 @@ func (b *Broker) withdrawHung(key askKey) bool {
 }
 
 // withdrawalEvent is the event that says what a withdrawal did, false when
-// there is nothing to say (nothing there, or removed before: said then). A
-// late case folder's (copyOf.late) says so in its own words: the
-// clerk has the case, and what matters is whether the office's import gets it
-// a second time; "erasing again" is the way to try again only for a case
-// whose bytes are gone anyway.
-func withdrawalEvent(got ChannelWithdrawal, of copyOf, actor string, now time.Time) (submission.Event, bool) {
+// there is nothing to say (nothing there, or removed before: said then) —
+// unless the withdrawal was owed (Submission.WithdrawalsOwed), whose end is
+// always said: the history's last word on the copy must not stay "could not
+// be withdrawn" once it is settled, and the transaction that clears the mark
+// needs its event. A late case folder's (copyOf.late) says so in its own
+// words: the clerk has the case, and what matters is whether the office's
+// import gets it a second time.
+func withdrawalEvent(got ChannelWithdrawal, of copyOf, owed bool, actor string, now time.Time) (submission.Event, bool) {
 	ev := submission.Event{At: now, Type: submission.EventWithdrawal, Channel: got.Channel, Actor: actor}
 	ref := ""
 	if got.Reference != "" {
 		ref = " (" + got.Reference + ")"
+	}
+	if got.Outcome == WithdrawUnreachable && errors.Is(got.Err, errWithdrawUnconfigured) {
+		// Nothing to ask again: the gateway no longer knows the folder.
+		ev.Detail = "the copy waiting for the office on channel " + got.Channel + " " + unwithdrawnPhrase +
+			": the channel is no longer configured for the office, and the gateway does not know where the copy is; the office's IT has to take it out of the share"
+		ev.Note = adapters.LogReason(got.Err)
+		return ev, true
+	}
+	if owed && got.Outcome == string(adapters.WithdrawnBefore) {
+		// Asked again after an answer that did not come, or a crash: it
+		// was removed meanwhile (the withdrawal that did not answer in
+		// time, another gateway's), before the office took it.
+		got.Outcome = string(adapters.WithdrawRemoved)
 	}
 	if of.late && (got.Reference != "" || got.Outcome == WithdrawUnreachable) {
 		on := " (" + got.Reference + ", channel " + got.Channel + ")"
@@ -291,7 +338,7 @@ func withdrawalEvent(got ChannelWithdrawal, of copyOf, actor string, now time.Ti
 				ev.Note = adapters.LogReason(got.Err)
 			}
 		default:
-			return ev, false
+			return withdrawalEnd(ev, got, owed)
 		}
 		return ev, true
 	}
@@ -305,12 +352,28 @@ func withdrawalEvent(got ChannelWithdrawal, of copyOf, actor string, now time.Ti
 	case string(adapters.WithdrawTaken):
 		ev.Detail = "the office had taken its copy on channel " + got.Channel + ref + " before: that copy is the office's, and the erasure does not reach it"
 	case WithdrawUnreachable:
-		ev.Detail = "the copy waiting for the office on channel " + got.Channel + " " + unwithdrawnPhrase + " now; erasing again tries again"
+		ev.Detail = "the copy waiting for the office on channel " + got.Channel + " " + unwithdrawnPhrase + " now: " + of.tryAgain()
 		if got.Err != nil {
 			ev.Note = adapters.LogReason(got.Err)
 		}
 	default:
+		return withdrawalEnd(ev, got, owed)
+	}
+	return ev, true
+}
+
+// withdrawalEnd is withdrawalEvent's event of an outcome that has nothing of
+// its own to say (none, removed before): said only for an owed withdrawal,
+// which ends with it.
+func withdrawalEnd(ev submission.Event, got ChannelWithdrawal, owed bool) (submission.Event, bool) {
+	if !owed {
 		return ev, false
+	}
+	switch got.Outcome {
+	case string(adapters.WithdrawNothing):
+		ev.Detail = "asked for the case's copy waiting for the office on channel " + got.Channel + ": there is none"
+	default: // removedBefore of a copy whose name the channel did not give
+		ev.Detail = "asked for the case's copy waiting for the office on channel " + got.Channel + ": it had been removed before"
 	}
 	return ev, true
 }
@@ -368,26 +431,26 @@ func (w ChannelWithdrawal) Withdrawn() bool {
 	return w.Outcome == string(adapters.WithdrawRemoved) || w.Outcome == string(adapters.WithdrawnBefore)
 }
 
-// tryAgain says how a withdrawal that could not be done is tried again: an
-// erasure asked again asks again, but a case whose bytes are still here (a
-// late case folder of a case the clerk processes) is not erased for that —
-// the office's IT takes the folder out of the share.
+// tryAgain says how a withdrawal that could not be done is tried again: the
+// gateway asks again by itself (owed.go), less and less often, until the
+// share answers. Meanwhile the office's import may take a late case folder of
+// a case the clerk processes; the office's IT can take it out of the share
+// first.
 func (of copyOf) tryAgain() string {
 	if of.late && !of.erased {
-		return "the office's import may take it; the office's IT has to take it out of the share"
+		return "the gateway asks again until the share answers; the office's import may take it meanwhile, and the office's IT can take it out of the share first"
 	}
-	return "erase the case to try again"
+	return "the gateway asks again until the share answers (erasing the case again asks at once)"
 }
 
 // recordWithdrawal records what a withdrawal of case id did (withdrawalEvent)
-// in one store transaction, once: the same event is not recorded twice (a
-// repeated erasure of a case whose copy the office took, or whose share is
-// down).
+// in one store transaction, with the owed mark (Submission.WithdrawalsOwed):
+// an outcome settles it, a withdrawal that could not be done sets it (one
+// whose mark a build before it never set) and leaves the case to the
+// gateway's asking again (owed.go). The same event is not recorded twice (a
+// repeated erasure of a case whose copy the office took, every time the
+// gateway asks a share that is down), unless it settles the mark.
 func (b *Broker) recordWithdrawal(id string, got ChannelWithdrawal, of copyOf, actor string) {
-	ev, ok := withdrawalEvent(got, of, actor, time.Time{})
-	if !ok {
-		return
-	}
 	if got.Outcome == WithdrawUnreachable && (errors.Is(got.Err, errWithdrawNoAnswer) || errors.Is(got.Err, errWithdrawAttemptUnderWay)) {
 		return // the withdrawal itself, or the attempt's end, records the outcome
 	}
@@ -396,16 +459,42 @@ func (b *Broker) recordWithdrawal(id string, got ChannelWithdrawal, of copyOf, a
 		b.log.Error("record a withdrawal: read the case's events", "submission", id, "err", err)
 		return
 	}
-	for _, e := range evs {
-		if e.Type == submission.EventWithdrawal && e.Channel == ev.Channel && e.Detail == ev.Detail {
-			return
+	recorded := func(ev submission.Event) bool {
+		for _, e := range evs {
+			if e.Type == submission.EventWithdrawal && e.Channel == ev.Channel && e.Detail == ev.Detail {
+				return true
+			}
 		}
+		return false
 	}
+	owes := false
 	if err := b.change(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
-		ev.At = now
+		owed := cur.OwesWithdrawal(got.Channel)
+		ev, ok := withdrawalEvent(got, of, owed, actor, now)
+		if !ok {
+			return nil, nil
+		}
+		settles := got.Outcome != WithdrawUnreachable || errors.Is(got.Err, errWithdrawUnconfigured)
+		switch {
+		case settles:
+			if !cur.SettleWithdrawal(got.Channel) && recorded(ev) {
+				return nil, nil
+			}
+		case cur.OweWithdrawal(got.Channel):
+			// Not owed yet (a record of a build before the mark): the
+			// event goes in even when said before, with the mark.
+		case recorded(ev):
+			owes = true
+			return nil, nil
+		}
+		owes = len(cur.WithdrawalsOwed) > 0
 		return []submission.Event{ev}, nil
 	}); err != nil {
 		b.log.Error("record a withdrawal", "submission", id, "channel", got.Channel, "outcome", got.Outcome, "err", err)
+		return
+	}
+	if owes {
+		b.noteOwed(id)
 	}
 }
 
@@ -440,9 +529,21 @@ func (b *Broker) withdrawLate(s *submission.Submission, ch, actor string, told f
 	b.withdraw(w, s, ch, actor, false, told)
 }
 
+// countWithdrawal counts what a withdrawal found (amtsbote_withdrawals_total).
+func (b *Broker) countWithdrawal(got ChannelWithdrawal, of copyOf) {
+	c := "erased"
+	if of.late {
+		c = "late"
+	}
+	b.metrics.withdrawals.WithLabelValues(got.Channel, c, got.Outcome).Inc()
+}
+
 // withdrawer is the adapter of channel ch if it keeps a copy outside the
 // gateway it can withdraw (adapters.Withdrawer).
 func (b *Broker) withdrawer(ch string) (adapters.Withdrawer, bool) {
+	if b.adapters == nil {
+		return nil, false // a broker of an offline command: no channel to ask
+	}
 	ad, ok := b.adapters.Get(ch)
 	if !ok {
 		return nil, false
@@ -462,5 +563,5 @@ var errWithdrawNoChannel = errors.New("broker: no channel on this gateway can wi
 // for the clerk's page, so that the page is tested against the words the
 // gateway writes.
 func LateFolderEvent(got ChannelWithdrawal, erased bool, actor string, now time.Time) (submission.Event, bool) {
-	return withdrawalEvent(got, copyOf{late: true, erased: erased}, actor, now)
+	return withdrawalEvent(got, copyOf{late: true, erased: erased}, false, actor, now)
 }

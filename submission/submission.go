@@ -188,6 +188,16 @@ type Submission struct {
 	// answer ended and the package, attachment and reply bytes were removed; the
 	// record, its events and receipts stay (for their own, longer period).
 	BytesRemovedAt *time.Time `json:"bytesRemovedAt,omitempty"`
+	// WithdrawalsOwed names the channels whose copy of the case, waiting for
+	// the office outside the gateway (the transfer folder's case folder), the
+	// gateway still has to withdraw: set in the transaction that makes the
+	// copy unwanted — the erasure that removes the bytes, the hand-over that
+	// came after a clerk's takeover — and cleared by the transaction that
+	// records what the withdrawal found (removed, taken by the office, not
+	// there). Kept in the record, not in memory, so that a withdrawal a crash
+	// or a share that did not answer cut short is asked again (broker,
+	// withdraw.go, "owed"). Empty on every other record.
+	WithdrawalsOwed []string `json:"withdrawalsOwed,omitempty"`
 
 	// Origin is set when a peer gateway forwarded the package here (Portalverbund):
 	// who forwarded it and the gateways it passed. Sender stays the portal that signed
@@ -750,6 +760,34 @@ func (s *Submission) LateHandOverPossible(gen int) bool {
 // put its case folder into the office's share (handedOverAfterTakeover).
 func (s *Submission) HandedOverAfterTakeover() bool { return s.HandedOverAfterTakeoverAt != nil }
 
+// OweWithdrawal notes that the case's copy on channel ch is to be withdrawn
+// (WithdrawalsOwed) and reports whether that is new.
+func (s *Submission) OweWithdrawal(ch string) bool {
+	if ch == "" || slices.Contains(s.WithdrawalsOwed, ch) {
+		return false
+	}
+	s.WithdrawalsOwed = append(s.WithdrawalsOwed, ch)
+	return true
+}
+
+// OwesWithdrawal reports whether the case's copy on channel ch is still to be
+// withdrawn (WithdrawalsOwed).
+func (s *Submission) OwesWithdrawal(ch string) bool { return slices.Contains(s.WithdrawalsOwed, ch) }
+
+// SettleWithdrawal notes that the withdrawal of the copy on channel ch is
+// done, whatever it found, and reports whether it was owed.
+func (s *Submission) SettleWithdrawal(ch string) bool {
+	i := slices.Index(s.WithdrawalsOwed, ch)
+	if i < 0 {
+		return false
+	}
+	s.WithdrawalsOwed = slices.Delete(s.WithdrawalsOwed, i, i+1)
+	if len(s.WithdrawalsOwed) == 0 {
+		s.WithdrawalsOwed = nil // omitted from the record again
+	}
+	return true
+}
+
 // FetchedAfterTakeover reports whether the office's system read the case's
 // package after a clerk took it over: a fetch under way at the takeover (XTA
 // getMessage), recorded once its answer was out (Fetched). A takeover is of a
@@ -1210,6 +1248,7 @@ func (s *Submission) Clone() *Submission {
 	c.Targets = slices.Clone(s.Targets)
 	c.Attachments = slices.Clone(s.Attachments)
 	c.Replies = slices.Clone(s.Replies)
+	c.WithdrawalsOwed = slices.Clone(s.WithdrawalsOwed)
 	for i := range c.Replies {
 		c.Replies[i].FetchedAt = clonePtr(s.Replies[i].FetchedAt)
 	}

@@ -574,7 +574,7 @@ func (c *adminClient) erase(ctx context.Context, args []string, stdout, stderr i
 		// The bytes are gone from the gateway, but a copy may still wait in the
 		// office's share: the erasure is not complete, and a script must not
 		// take it for done.
-		return fmt.Errorf("%d copies of %s waiting for the office could not be withdrawn: run the same erase again once the office's folder answers (what is erased stays so)", unreached, res.ID)
+		return fmt.Errorf("%d copies of %s waiting for the office could not be withdrawn yet: the gateway asks the office's folder again by itself until it answers (`amtsbote admin show %s` lists the withdrawal once done; the gauge amtsbote_withdrawals_owed counts what is owed), and the same erase again asks at once (what is erased stays so)", unreached, res.ID, res.ID)
 	}
 	return nil
 }

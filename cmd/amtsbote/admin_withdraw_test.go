@@ -12,8 +12,9 @@ import (
 // TestAdminEraseSaysWhatBecameOfTheCaseFolder: `amtsbote admin erase` prints
 // what the erasure did to the case folder in the office's transfer folder, and
 // exits 1 when it could not be withdrawn (the office's share did not answer):
-// the bytes are gone from the gateway, but a copy may still wait in the share,
-// so a script must not take the erasure for done.
+// the bytes are gone from the gateway, but a copy may still wait in the share
+// until the gateway's asking again reaches it, so a script must not take the
+// erasure for done.
 func TestAdminEraseSaysWhatBecameOfTheCaseFolder(t *testing.T) {
 	answers := map[string]string{
 		"removed": `{"id": "removed", "state": "handed_over", "bytesRemovedAt": "2026-12-07T10:00:00Z", "alreadyRemoved": false, "blobsDeleted": 2, "blobsLeft": 0,
@@ -44,7 +45,7 @@ func TestAdminEraseSaysWhatBecameOfTheCaseFolder(t *testing.T) {
 		t.Errorf("taken: rc %d\n%s%s", rc, out, errs)
 	}
 	if rc, out, errs := erase("hung"); rc != 1 || !strings.Contains(out, "NOT withdrawn: the channel did not answer") ||
-		!strings.Contains(errs, "run the same erase again") {
+		!strings.Contains(errs, "the gateway asks the office's folder again by itself") || !strings.Contains(errs, "the same erase again asks at once") {
 		t.Errorf("unreachable: rc %d\n%s%s", rc, out, errs)
 	}
 	// A case forwarded to another state's gateway is erased here only: the
