@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,4 +150,66 @@ func BetweenPages(st *Store, fn func(page int)) { st.offices.betweenPages = fn }
 func MidListing(t *testing.T, st store.Store, fn func()) {
 	t.Helper()
 	st.(*Store).midListing.Store(&fn)
+}
+
+// BeforeReindexWrite has fn called in Reindex's repair of a case between its
+// reads and its batch, with the case's id.
+func BeforeReindexWrite(st *Store, fn func(id string)) { st.beforeReindexWrite = fn }
+
+// PutKey writes key (without the bucket's prefix, e.g. "undecided.<id>") with
+// value v, unconditionally: a fault planted as a build that kept no such key,
+// or a disk's, would leave it.
+func PutKey(t *testing.T, st store.Store, key string, v []byte) {
+	t.Helper()
+	s := st.(*Store)
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+	defer cancel()
+	if err := s.write(ctx, []*nats.Msg{putValue(s.subject(key), v)}); err != nil {
+		t.Fatalf("PutKey %s: %v", key, err)
+	}
+}
+
+// DelKey removes key as if it had never been written (a build that keeps no
+// such key): purged, without a removal marker. (WalkOffice reads a case whose
+// office key has a marker still, so verify names a missing office key only
+// once no marker is left.)
+func DelKey(t *testing.T, st store.Store, key string) {
+	t.Helper()
+	s := st.(*Store)
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+	defer cancel()
+	if err := s.kv.Purge(ctx, jetstream.WithPurgeSubject(s.subject(key))); err != nil {
+		t.Fatalf("DelKey %s: %v", key, err)
+	}
+}
+
+// KeyValue is key's value; ok false when it is missing or removed.
+func KeyValue(t *testing.T, st store.Store, key string) (v []byte, ok bool) {
+	t.Helper()
+	s := st.(*Store)
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+	defer cancel()
+	m, err := s.last(ctx, s.subject(key))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, false
+	}
+	if err != nil {
+		t.Fatalf("KeyValue %s: %v", key, err)
+	}
+	return m.Data, true
+}
+
+// IdemKey, ReplyKey, OfficeKey and FollowUpKey are the keys (without the
+// bucket's prefix) of a message, a reply, an office's case and a Nachreichung.
+func IdemKey(st *Store, sender, messageID string) string {
+	return strings.TrimPrefix(st.idemKey(sender, messageID), st.subject(""))
+}
+func ReplyKey(st *Store, messageID, id string) string {
+	return strings.TrimPrefix(st.replyKey(messageID, id), st.subject(""))
+}
+func OfficeKey(st *Store, office, id string) string {
+	return strings.TrimPrefix(st.officeKey(office, id), st.subject(""))
+}
+func FollowUpKey(st *Store, caseID, id string) string {
+	return strings.TrimPrefix(st.followUpKey(caseID, id), st.subject(""))
 }

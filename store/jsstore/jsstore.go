@@ -110,6 +110,10 @@ type Store struct {
 	// beforeLeaseWrite, set by tests, runs in TryLease between its read of the
 	// lease and its write: another gateway's TryLease lands there.
 	beforeLeaseWrite func()
+	// beforeReindexWrite, set by tests, runs in reindexCase between its reads
+	// of a case and its index keys and the batch that repairs them, with the
+	// case's id: a gateway's write of the case lands there.
+	beforeReindexWrite func(id string)
 	// offices are the office indexes WalkOffice pages through (officelist.go).
 	offices *officeLists
 	// midListing, set by tests (storetest.Harness.MidListing), runs once in

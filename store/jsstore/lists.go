@@ -172,6 +172,23 @@ func (s *Store) keysUnder(filters []string, withValues bool, reset func(), add f
 func (s *Store) keysUnderAt(filters []string, withValues bool, reset func(), add func(id string, v []byte)) (uint64, error) {
 	ctx, cancel := s.ctx()
 	defer cancel()
+	return s.subjectsUnderAt(ctx, filters, withValues, reset, func(subject string, data []byte) error {
+		tok := subject[strings.LastIndexByte(subject, '.')+1:]
+		id, err := decodeKey(tok)
+		if err != nil {
+			return fmt.Errorf("jsstore: key %s: %w", subject, err)
+		}
+		s.stats.listedKeys.Add(1)
+		add(id, data)
+		return nil
+	})
+}
+
+// subjectsUnderAt is keysUnderAt with the whole subject of each key, within
+// ctx: Reindex lists every index key of the store, which takes longer than one
+// call's Timeout on a large one, and needs the subject to tell an office's key
+// from another's.
+func (s *Store) subjectsUnderAt(ctx context.Context, filters []string, withValues bool, reset func(), add func(subject string, v []byte) error) (uint64, error) {
 	mark := s.subject(listedKey)
 	var first func()
 	if f := s.midListing.Swap(nil); f != nil {
@@ -190,13 +207,9 @@ func (s *Store) keysUnderAt(filters []string, withValues bool, reset func(), add
 					fresh = md.Sequence.Stream >= at
 					return true, nil
 				}
-				tok := subject[strings.LastIndexByte(subject, '.')+1:]
-				id, err := decodeKey(tok)
-				if err != nil {
-					return false, fmt.Errorf("jsstore: key %s: %w", subject, err)
+				if err := add(subject, data); err != nil {
+					return false, err
 				}
-				s.stats.listedKeys.Add(1)
-				add(id, data)
 				return true, nil
 			})
 		if err != nil {
@@ -206,11 +219,18 @@ func (s *Store) keysUnderAt(filters []string, withValues bool, reset func(), add
 			return at, nil
 		}
 		s.stats.staleListings.Add(1)
-		if !sleep(ctx, backoff(round)) {
+		// A ctx without an end (Reindex's) is bounded by rounds instead: a
+		// replica that never catches up must not hold the repair for good.
+		_, bounded := ctx.Deadline()
+		if !bounded && round+1 >= staleRounds || !sleep(ctx, backoff(round)) {
 			return 0, fmt.Errorf("jsstore: list %s: %w: no replica caught up within %s", filters[0], store.ErrUnavailable, s.opts.Timeout)
 		}
 	}
 }
+
+// staleRounds bounds the listings subjectsUnderAt starts again, when its ctx
+// has no deadline that does.
+const staleRounds = 20
 
 // listedKey is the mark ids writes before it lists (a key outside every index).
 const listedKey = "meta.listed"
