@@ -3,15 +3,21 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/amtsbote/amtsbote/bus"
+	"github.com/amtsbote/amtsbote/internal/natstest"
 	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/store/jsstore"
 	"github.com/amtsbote/amtsbote/store/storetest"
 	"github.com/amtsbote/amtsbote/submission"
+	"github.com/nats-io/nats.go/jetstream"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -219,17 +225,131 @@ func TestStoreReindexRefusesARunningGatewaysStore(t *testing.T) {
 	}
 }
 
-// TestStoreReindexRefusesAClusterStore: a cluster's store is not repaired by
-// this command; it says so and what to do instead, before connecting anywhere.
-func TestStoreReindexRefusesAClusterStore(t *testing.T) {
+// TestStoreReindexRepairsAClusterStore: a cluster's store had no repair —
+// reindex refused it and the operator removed keys with `nats kv del` and
+// restarted a gateway to refill an index. Now it repairs the store beside its
+// gateways: the faults an older node leaves (a case it decided still in the
+// undecided index, one it delivered missing from it), a message that does not
+// find its case, a case in another office's list; -dry-run says what it would
+// change and writes nothing; verify then passes and a second run finds nothing
+// to do, in the single node's words.
+func TestStoreReindexRepairsAClusterStore(t *testing.T) {
+	ctx := context.Background()
 	t.Setenv("AMTSBOTE_CONFIG", "")
-	cfg := filepath.Join(t.TempDir(), "amtsbote.yaml")
-	if err := os.WriteFile(cfg, []byte("store:\n  backend: jetstream\nnats:\n  url: nats://127.0.0.1:1\n"), 0o600); err != nil {
+	url := natstest.StartSingle(t).URLs()
+	b, err := bus.Start(ctx, bus.Options{URL: url})
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer b.Close()
+	st, err := jsstore.Open(ctx, b.JS, jsstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(id string, state submission.State) *submission.Submission {
+		s := storetest.NewSubmission(id, "amt24", "m-"+id)
+		d, err := st.Blobs().Put([]byte("package of " + id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.PackageSHA256, s.Attachments, s.State = d, nil, state
+		if _, _, _, err := st.Create(ctx, s, []submission.Event{{Type: submission.EventReceived}}, "in", []byte("r")); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	awaits := func(id string) *submission.Submission {
+		s := mk(id, submission.StateQueued)
+		out, err := st.Update(s.ID, func(x *submission.Submission) ([]submission.Event, error) {
+			return x.Confirm(time.Now().UTC(), "api", submission.Confirmation{Receiver: "office (pull API)"})
+		})
+		if err != nil || !out.AwaitsDecision() {
+			t.Fatalf("%s: %v", id, err)
+		}
+		return out
+	}
+	undecided, decided := awaits("ri-undecided"), awaits("ri-decided")
+	if _, err := st.Update(decided.ID, func(x *submission.Submission) ([]submission.Event, error) {
+		return x.Decide(time.Now().UTC(), "", submission.OutcomeAccepted, "", "fv")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	delivered := mk("ri-delivered", submission.StateDelivered)
+	held := mk("ri-held", submission.StateHeld)
+
+	// The faults, written as a node of an older build (or a lost write) leaves
+	// them: straight into the stream, past the store.
+	kv, err := b.JS.Stream(ctx, "KV_amtsbote")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idem := sha256.Sum256([]byte(held.Sender + "\x00" + held.MessageID))
+	for _, subj := range []string{"$KV.amtsbote.undecided." + undecided.ID, "$KV.amtsbote.idem." + hex.EncodeToString(idem[:])} {
+		if err := kv.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for subj, v := range map[string][]byte{
+		"$KV.amtsbote.undecided." + decided.ID:               store.WaitingValue(undecided),
+		"$KV.amtsbote.office.another-office." + delivered.ID: nil,
+	} {
+		if _, err := b.JS.Publish(ctx, subj, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	cfg := filepath.Join(t.TempDir(), "amtsbote.yaml")
+	if err := os.WriteFile(cfg, []byte("store:\n  backend: jetstream\nnats:\n  url: "+url+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (int, string, string) {
+		var o, e bytes.Buffer
+		rc := runStore(ctx, append(args, "-config", cfg, "-data", t.TempDir()), &o, &e)
+		return rc, o.String(), e.String()
+	}
+	rc, out, errOut := run("verify")
+	if rc != 1 || !strings.Contains(out, "3 index faults") {
+		t.Fatalf("verify before: rc %d\n%s%s", rc, out, errOut)
+	}
+	rc, out, errOut = run("reindex", "-dry-run")
+	if rc != 0 || !strings.Contains(out, "reindex -dry-run: 4 submissions, 4 index entries would change; nothing written") {
+		t.Fatalf("dry run: rc %d\n%s%s", rc, out, errOut)
+	}
+	if rc, out, _ := run("verify"); rc != 1 || !strings.Contains(out, "3 index faults") {
+		t.Fatalf("the dry run wrote: verify after it: rc %d\n%s", rc, out)
+	}
+	rc, out, errOut = run("reindex")
+	if rc != 0 {
+		t.Fatalf("reindex: rc %d\n%s%s", rc, out, errOut)
+	}
+	for _, want := range []string{
+		"undecided: 1 added, 1 removed, 0 rewritten\n",
+		"by_office: 0 added, 1 removed, 0 rewritten\n",
+		"idempotency: 1 added, 0 removed, 0 rewritten\n",
+		"reindex: 4 submissions, 4 index entries changed",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	if rc, out, errOut := run("verify"); rc != 0 || !strings.Contains(out, "0 index faults") {
+		t.Fatalf("verify after: rc %d\n%s%s", rc, out, errOut)
+	}
+	if rc, out, errOut := run("reindex"); rc != 0 || !strings.Contains(out, "reindex: 4 submissions, every index agrees with the records: nothing to do") {
+		t.Fatalf("second reindex: rc %d\n%s%s", rc, out, errOut)
+	}
+	if s, err := st.FindByMessage(held.Sender, held.MessageID); err != nil || s.ID != held.ID {
+		t.Fatalf("FindByMessage: %v %v", s, err)
+	}
+}
+
+// TestStoreReindexDryRunIsForAClusterStore: a single node's reindex has no dry
+// run (verify names what it would change); it says so and changes nothing.
+func TestStoreReindexDryRunIsForAClusterStore(t *testing.T) {
+	t.Setenv("AMTSBOTE_CONFIG", "")
+	dir, _ := indexFaultStore(t)
 	var o, e bytes.Buffer
-	if rc := runStore(context.Background(), []string{"reindex", "-config", cfg, "-data", t.TempDir()}, &o, &e); rc != 2 ||
-		!strings.Contains(e.String(), "repair is for the bbolt store") || !strings.Contains(e.String(), "docs/cluster.md") {
+	if rc := runStore(context.Background(), []string{"reindex", "-dry-run", "-data", dir}, &o, &e); rc != 2 || !strings.Contains(e.String(), "store verify") {
 		t.Fatalf("rc %d\n%s%s", rc, o.String(), e.String())
 	}
 }

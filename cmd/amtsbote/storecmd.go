@@ -16,6 +16,7 @@ import (
 	"github.com/amtsbote/amtsbote/gateway"
 	"github.com/amtsbote/amtsbote/internal/progress"
 	"github.com/amtsbote/amtsbote/store"
+	"github.com/amtsbote/amtsbote/store/jsstore"
 	"github.com/amtsbote/amtsbote/store/migrate"
 )
 
@@ -28,7 +29,7 @@ func runStore(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	usage := func() int {
 		fmt.Fprintln(stderr, "usage: amtsbote store export -config FILE -out DIR\n       amtsbote store import -config FILE -in DIR\n"+
 			"       amtsbote store backup [-config FILE] [-url URL] -out FILE.tar\n       amtsbote store restore [-config FILE] [-data DIR] -in FILE.tar\n"+
-			"       amtsbote store verify [-config FILE] [-data DIR]\n       amtsbote store reindex [-config FILE] [-data DIR]")
+			"       amtsbote store verify [-config FILE] [-data DIR]\n       amtsbote store reindex [-config FILE] [-data DIR] [-dry-run]")
 		return 2
 	}
 	if len(args) > 0 && (args[0] == "backup" || args[0] == "restore") {
@@ -308,16 +309,24 @@ func runVerifyStore(ctx context.Context, args []string, stdout, stderr io.Writer
 	return 0
 }
 
-// runReindexStore: `amtsbote store reindex` rebuilds a single node's derived
-// indexes (outbox, handed_over, held, undecided, by_office, replies, follow_ups,
-// idempotency)
-// from the records, with the gateway stopped, and says per index what it added,
-// removed and rewrote: the repair of the faults `store verify` names after an
-// older build wrote to the store (a way back a release and forward again, which
-// leaves the undecided index wrong: store.DB.Reindex). A second run finds
-// nothing to do. The cluster's store is not repaired here (see the refusal).
+// runReindexStore: `amtsbote store reindex` rebuilds the derived indexes
+// (outbox, handed_over, held, undecided, by_office, replies, follow_ups,
+// idempotency) from the records and says per index what it added, removed and
+// rewrote: the repair of the faults `store verify` names after an older build
+// wrote to the store (a way back a release and forward again, or a rolling
+// upgrade of a cluster, which leaves the undecided index wrong). A second run
+// finds nothing to do.
+//
+// A single node's bbolt store is repaired with the gateway stopped
+// (store.DB.Reindex). A cluster's JetStream store is repaired beside its
+// serving gateways — a cluster is not stopped for it —, each case in one batch
+// that expects the case and its keys unchanged since they were read
+// (jsstore.Store.Reindex); a case the gateways kept changing is passed over
+// and named, and the run exits 1 so that a script runs it again. -dry-run (a
+// cluster's store) decides everything and writes nothing.
 func runReindexStore(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, loadConfig := storeFlags("reindex", stderr, "the configuration whose store is repaired")
+	dryRun := fs.Bool("dry-run", false, "a cluster's store (store.backend jetstream): say what would change, write nothing")
 	if err := fs.Parse(args); err != nil {
 		return usageExit(err)
 	}
@@ -327,11 +336,12 @@ func runReindexStore(ctx context.Context, args []string, stdout, stderr io.Write
 		return 2
 	}
 	if cfg.Store.Backend == config.StoreJetStream {
-		// Its gateways serve while an operator works on it, and a repair beside them
-		// would have to win against each of their writes per case: not done here.
-		fmt.Fprintln(stderr, "amtsbote store reindex: repair is for the bbolt store of a single node; this configuration's store.backend is jetstream. "+
-			"For a cluster: run every gateway on one build (an index a build keeps stays right from then on), run `amtsbote store verify -config FILE` beside them, "+
-			"and repair what it names as docs/cluster.md, \"Index faults after an older build\", says")
+		return reindexCluster(ctx, cfg, *dryRun, stdout, stderr)
+	}
+	if *dryRun {
+		// DB.Reindex has no dry run; verify reads the same file without writing,
+		// and what it names is what reindex changes.
+		fmt.Fprintln(stderr, "amtsbote store reindex: -dry-run is for a cluster's store; on a single node `amtsbote store verify` names every entry reindex would change")
 		return 2
 	}
 	// It writes into the store file: as another user, the gateway could not open
@@ -361,17 +371,65 @@ func runReindexStore(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintln(stderr, "amtsbote store reindex:", err)
 		return 1
 	}
+	printReindex(stdout, rep, false)
+	return 0
+}
+
+// reindexCluster is `store reindex` on a cluster's store, beside its gateways.
+func reindexCluster(ctx context.Context, cfg config.Config, dryRun bool, stdout, stderr io.Writer) int {
+	st, _, closeStore, code := openStore(ctx, func() (config.Config, error) { return cfg, nil }, gateway.OpenExistingStore, stderr)
+	if st == nil {
+		return code
+	}
+	defer closeStore()
+	js, ok := st.(*jsstore.Store)
+	if !ok {
+		fmt.Fprintf(stderr, "amtsbote store reindex: store.backend is jetstream, but the store is %T\n", st)
+		return 2
+	}
+	var p store.ReindexProgress
+	stop := progress.EverySecond(stderr, p.Line)
+	rep, err := js.Reindex(ctx, jsstore.ReindexOptions{DryRun: dryRun, Progress: &p})
+	stop()
+	if err != nil {
+		// What was repaired before stays repaired (each case's batch is whole):
+		// say so, a run again finds the rest.
+		printIndexChanges(stdout, rep.ReindexReport)
+		fmt.Fprintln(stderr, "amtsbote store reindex:", err, "(what is counted above was done; run it again for the rest)")
+		return 1
+	}
+	printReindex(stdout, rep.ReindexReport, dryRun)
+	if len(rep.ChangedMeanwhile) > 0 {
+		for _, id := range rep.ChangedMeanwhile {
+			fmt.Fprintf(stdout, "changed meanwhile: submission %s (its gateways changed it between each read and write of its repair)\n", id)
+		}
+		fmt.Fprintf(stdout, "reindex: %d submissions passed over; run it again, it repairs them\n", len(rep.ChangedMeanwhile))
+		return 1
+	}
+	return 0
+}
+
+// printReindex prints per index what a reindex changed (or, dryRun, would
+// change), then its summary: one shape for both stores.
+func printReindex(stdout io.Writer, rep store.ReindexReport, dryRun bool) {
+	printIndexChanges(stdout, rep)
+	switch {
+	case rep.Changed() == 0:
+		fmt.Fprintf(stdout, "reindex: %d submissions, every index agrees with the records: nothing to do\n", rep.Records)
+	case dryRun:
+		fmt.Fprintf(stdout, "reindex -dry-run: %d submissions, %d index entries would change; nothing written\n", rep.Records, rep.Changed())
+	default:
+		fmt.Fprintf(stdout, "reindex: %d submissions, %d index entries changed; `amtsbote store verify` checks the result\n", rep.Records, rep.Changed())
+	}
+}
+
+// printIndexChanges prints a line for each index a reindex changed.
+func printIndexChanges(stdout io.Writer, rep store.ReindexReport) {
 	for _, ix := range rep.Indexes {
 		if ix.Added+ix.Removed+ix.Rewritten > 0 {
 			fmt.Fprintf(stdout, "%s: %d added, %d removed, %d rewritten\n", ix.Index, ix.Added, ix.Removed, ix.Rewritten)
 		}
 	}
-	if rep.Changed() == 0 {
-		fmt.Fprintf(stdout, "reindex: %d submissions, every index agrees with the records: nothing to do\n", rep.Records)
-		return 0
-	}
-	fmt.Fprintf(stdout, "reindex: %d submissions, %d index entries changed; `amtsbote store verify` checks the result\n", rep.Records, rep.Changed())
-	return 0
 }
 
 // openStore loads the configuration and opens its store with open (one of
