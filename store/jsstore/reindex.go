@@ -156,6 +156,11 @@ func (s *Store) wantedKeys(sub *submission.Submission) []indexKey {
 	return append(out, indexKey{s.idemKey(sub.Sender, sub.MessageID), ixIdempotency, []byte(id)})
 }
 
+// valued reports whether the keys of index ix carry a value the record
+// decides: the waiting sets' and the idempotency keys'. The others are set
+// members, present or not, as in the bbolt store (putIndexes).
+func valued(ix int) bool { return ix <= ixUndecided || ix == ixIdempotency }
+
 // waitingKeys are the keys of id in the four waiting sets, which a repair
 // always looks at: they are keyed by the id alone, and one left over from an
 // earlier state is named by nothing else the record says.
@@ -232,7 +237,7 @@ func (s *Store) Reindex(ctx context.Context, o ReindexOptions) (ReindexReport, e
 			for _, k := range wanted {
 				h := hashOf([]byte(k.subject))
 				e, ok := have[h]
-				if !ok || e.value != hashOf(k.value) {
+				if !ok || valued(k.ix) && e.value != hashOf(k.value) {
 					faulty[sub.ID] = true
 				}
 				if ok {
@@ -417,7 +422,7 @@ func (s *Store) reindexCase(ctx context.Context, id string, extra []indexKey, dr
 			case want && !present:
 				msgs = append(msgs, expect(k.subject, w.value, keySeq))
 				changes = append(changes, keyChange{k.subject, k.ix, keyAdded})
-			case want && !bytes.Equal(val, w.value):
+			case want && valued(k.ix) && !bytes.Equal(val, w.value):
 				if k.ix == ixIdempotency {
 					// Another live case of the same message holds the key: two
 					// cases of one message are no index's fault, and not one to

@@ -73,22 +73,24 @@ func plantIndexFaults(t *testing.T, st *jsstore.Store) faultCases {
 	other := *c.handed
 	other.OfficeID = "another-office"
 	office := c.queued.OfficeID
-	jsstore.DelKey(t, st, "undecided."+c.undecided.ID)                                  // delivered by an older build: no key
-	jsstore.PutKey(t, st, "undecided."+c.decided.ID, store.WaitingValue(c.undecided))   // decided by an older build: key left
-	jsstore.PutKey(t, st, "held."+c.delivered.ID, store.WaitingValue(c.delivered))      // a stale held key
-	jsstore.DelKey(t, st, "held."+c.held.ID)                                            // a held case nobody lists
-	jsstore.DelKey(t, st, "outbox."+c.queued.ID)                                        // a queued case never delivered
-	jsstore.PutKey(t, st, "outbox.ri-gone", store.WaitingValue(c.queued))               // a key without a record
-	jsstore.PutKey(t, st, "handed."+c.handed.ID, store.WaitingValue(&other))            // a value naming another office
-	jsstore.DelKey(t, st, jsstore.OfficeKey(st, office, c.queued.ID))                   // missing from its office's list
-	jsstore.PutKey(t, st, jsstore.OfficeKey(st, "another-office", c.delivered.ID), nil) // in another office's list
-	jsstore.PutKey(t, st, jsstore.OfficeKey(st, office, "ri-gone"), nil)                // without a record
-	jsstore.DelKey(t, st, jsstore.ReplyKey(st, "xta-4711", c.answered.ID))              // a reply not found by its id
-	jsstore.PutKey(t, st, jsstore.ReplyKey(st, "xta-0815", c.answered.ID), nil)         // a reply the case does not hold
-	jsstore.DelKey(t, st, jsstore.FollowUpKey(st, "ri-undecided", c.followUp.ID))       // a Nachreichung an older build took in
-	jsstore.PutKey(t, st, jsstore.FollowUpKey(st, "ri-queued", c.followUp.ID), nil)     // under another case
-	jsstore.DelKey(t, st, jsstore.IdemKey(st, c.held.Sender, c.held.MessageID))         // a message that does not find its case
-	jsstore.PutKey(t, st, jsstore.IdemKey(st, "amt24", "m-ri-gone"), []byte("ri-gone")) // a message of a case that is gone
+	jsstore.DelKey(t, st, "undecided."+c.undecided.ID)                                                 // delivered by an older build: no key
+	jsstore.PutKey(t, st, "undecided."+c.decided.ID, store.WaitingValue(c.undecided))                  // decided by an older build: key left
+	jsstore.PutKey(t, st, "held."+c.delivered.ID, store.WaitingValue(c.delivered))                     // a stale held key
+	jsstore.DelKey(t, st, "held."+c.held.ID)                                                           // a held case nobody lists
+	jsstore.DelKey(t, st, "outbox."+c.queued.ID)                                                       // a queued case never delivered
+	jsstore.PutKey(t, st, "outbox.ri-gone", store.WaitingValue(c.queued))                              // a key without a record
+	jsstore.PutKey(t, st, "handed."+c.handed.ID, store.WaitingValue(&other))                           // a value naming another office
+	jsstore.DelKey(t, st, jsstore.OfficeKey(st, office, c.queued.ID))                                  // missing from its office's list
+	jsstore.PutKey(t, st, jsstore.OfficeKey(st, "another-office", c.delivered.ID), nil)                // in another office's list
+	jsstore.PutKey(t, st, jsstore.OfficeKey(st, office, "ri-gone"), nil)                               // without a record
+	jsstore.DelKey(t, st, jsstore.ReplyKey(st, "xta-4711", c.answered.ID))                             // a reply not found by its id
+	jsstore.PutKey(t, st, jsstore.ReplyKey(st, "xta-0815", c.answered.ID), nil)                        // a reply the case does not hold
+	jsstore.DelKey(t, st, jsstore.FollowUpKey(st, "ri-undecided", c.followUp.ID))                      // a Nachreichung an older build took in
+	jsstore.PutKey(t, st, jsstore.FollowUpKey(st, "ri-queued", c.followUp.ID), nil)                    // under another case
+	jsstore.DelKey(t, st, jsstore.IdemKey(st, c.held.Sender, c.held.MessageID))                        // a message that does not find its case
+	jsstore.PutKey(t, st, jsstore.IdemKey(st, "amt24", "m-ri-gone"), []byte("ri-gone"))                // a message of a case that is gone
+	jsstore.PutKey(t, st, jsstore.IdemKey(st, c.queued.Sender, c.queued.MessageID), []byte("ri-gone")) // naming a case that is gone
+	jsstore.PutKey(t, st, jsstore.OfficeKey(st, office, c.delivered.ID), []byte("x"))                  // a member with a value: still a member
 	return c
 }
 
@@ -102,7 +104,7 @@ var plantedChanges = []store.IndexChanges{
 	{Index: "by_office", Added: 1, Removed: 2},
 	{Index: "replies", Added: 1, Removed: 1},
 	{Index: "follow_ups", Added: 1, Removed: 1},
-	{Index: "idempotency", Added: 1, Removed: 1},
+	{Index: "idempotency", Added: 1, Removed: 1, Rewritten: 1},
 }
 
 // indexFaults is what migrate.Check names on st.
@@ -150,6 +152,7 @@ func TestReindexRepairsWhatVerifyNames(t *testing.T) {
 		"submission ri-answered, index replies: its reply r1 is not found",
 		"submission ri-followup, index follow_ups: not listed under its case",
 		"submission ri-held, index idempotency: message",
+		"submission ri-queued, index idempotency: message",
 	} {
 		found := false
 		for _, f := range before {
