@@ -80,6 +80,7 @@ func embeddedHarness() storetest.Harness {
 		StepBack:   jsstore.StepBackBlob,
 		Rewrite:    jsstore.RewriteRecord,
 		MidListing: jsstore.MidListing,
+		Reindex:    reindexForSuite,
 		// GetWithEvents reads one document: a change lands before or after.
 		MidRead: func(t *testing.T, st store.Store, fn func()) { fn() },
 	}
@@ -131,6 +132,7 @@ func clusterHarness(c *natstest.Cluster) storetest.Harness {
 		StepBack:   jsstore.StepBackBlob,
 		Rewrite:    jsstore.RewriteRecord,
 		MidListing: jsstore.MidListing,
+		Reindex:    reindexForSuite,
 		// GetWithEvents reads one document: a change lands before or after.
 		MidRead: func(t *testing.T, st store.Store, fn func()) { fn() },
 	}

@@ -75,6 +75,12 @@ type Harness struct {
 	// answer pairs a state with the log that state was written with
 	// (testGetWithEvents).
 	MidRead func(t *testing.T, st store.Store, fn func())
+	// Reindex runs the store's repair of its derived indexes (`amtsbote store
+	// reindex`: store.DB.Reindex, jsstore.Store.Reindex) on st and returns its
+	// report, failing t on an error. Optional: without it the case that checks
+	// the repair (testReindex) is not run — a harness of a store without a
+	// repair has nothing to run it with.
+	Reindex func(t *testing.T, st store.Store) store.ReindexReport
 }
 
 // watchdog bounds every concurrent case: a liveness guard, not a timing assertion.
@@ -126,6 +132,9 @@ func Run(t *testing.T, h Harness) {
 	t.Run("BlobRefresh", s.testBlobRefresh)
 	t.Run("BlobClockStepBack", s.testBlobClockStepBack)
 	t.Run("WritesTimed", s.testWritesTimed)
+	if h.Reindex != nil {
+		t.Run("ReindexRepairsAnOlderBuildsWrites", s.testReindex)
+	}
 }
 
 type suite struct{ h Harness }

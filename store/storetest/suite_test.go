@@ -104,6 +104,20 @@ func boltHarness(defect string) Harness {
 			}
 			fn()
 		},
+		// The reindex-does-nothing defect reports nothing and changes nothing.
+		Reindex: func(t *testing.T, st store.Store) store.ReindexReport {
+			if d, ok := st.(*defective); ok {
+				if defect == "reindex-does-nothing" {
+					return store.ReindexReport{}
+				}
+				st = d.Store
+			}
+			rep, err := st.(*store.DB).Reindex(context.Background(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rep
+		},
 		// GetWithEvents is one read transaction: the same. The two-reads
 		// defect reads the record and then the events, with fn between.
 		MidRead: func(t *testing.T, st store.Store, fn func()) {
@@ -634,6 +648,7 @@ func TestSeededDefectsFail(t *testing.T) {
 		"undecided-not-built":           "UndecidedIndexBuiltOnOpen",
 		"drops-newer-keys":              "KeepsNewerKeys",
 		"erasure-keeps-newer-keys":      "KeepsNewerKeys",
+		"reindex-does-nothing":          "ReindexRepairsAnOlderBuildsWrites",
 	}
 	testenv.PlantedDefects(t, "STORETEST_DEFECT", "a store", cases)
 }
