@@ -237,7 +237,9 @@ func once(id string, fn func()) func(string) {
 //     office's list (the gateway's write does not touch that key: only the
 //     batch's expectation of the record stops it);
 //   - a case created meanwhile under the id of a stray outbox key keeps the
-//     key its Create wrote.
+//     key its Create wrote;
+//   - a Nachreichung deleted meanwhile (the retention) gets no key under its
+//     case back.
 func TestReindexDoesNotUndoAGatewaysWrite(t *testing.T) {
 	_, st := openOnEmbedded(t, jsstore.Options{})
 	decided := awaitingCase(t, st, "race-decided")
@@ -246,6 +248,8 @@ func TestReindexDoesNotUndoAGatewaysWrite(t *testing.T) {
 	oldOffice := moved.OfficeID
 	jsstore.DelKey(t, st, jsstore.OfficeKey(st, oldOffice, moved.ID))
 	jsstore.PutKey(t, st, "outbox.race-created", nil) // no record: a stray, until the Create below
+	deleted := createCase(t, st, "race-deleted", submission.StateDelivered, func(s *submission.Submission) { s.CaseID = "race-decided" })
+	jsstore.DelKey(t, st, jsstore.FollowUpKey(st, "race-decided", deleted.ID))
 
 	hooks := map[string]func(string){
 		decided.ID: once(decided.ID, func() {
@@ -264,6 +268,11 @@ func TestReindexDoesNotUndoAGatewaysWrite(t *testing.T) {
 			}
 		}),
 		"race-created": once("race-created", func() { createCase(t, st, "race-created", submission.StateQueued, nil) }),
+		deleted.ID: once(deleted.ID, func() {
+			if err := st.Delete(deleted.ID); err != nil {
+				t.Error(err)
+			}
+		}),
 	}
 	var hooked []string
 	jsstore.BeforeReindexWrite(st, func(id string) {
@@ -289,6 +298,9 @@ func TestReindexDoesNotUndoAGatewaysWrite(t *testing.T) {
 	}
 	if _, ok := jsstore.KeyValue(t, st, "outbox.race-created"); !ok {
 		t.Error("the outbox key of a case created meanwhile was removed")
+	}
+	if _, ok := jsstore.KeyValue(t, st, jsstore.FollowUpKey(st, "race-decided", deleted.ID)); ok {
+		t.Error("a case deleted meanwhile got its key under its case back")
 	}
 	jsstore.BeforeReindexWrite(st, nil)
 	if f := indexFaults(t, st); len(f) > 0 {
