@@ -227,7 +227,8 @@ func has(m map[string]store.Waiting, id string) bool { _, ok := m[id]; return ok
 //     case's page in the mailbox and the office API's caseId list leave it out.
 //
 // They are the entries `amtsbote store reindex` writes as the record's writes
-// would (store.DB.Reindex), so what is named here it repairs — except an
+// would (store.DB.Reindex; on a cluster beside its gateways,
+// jsstore.Store.Reindex), so what is named here it repairs — except an
 // idempotency key that names another live record, which it leaves alone (two
 // records of one message are no index's fault) and this check passes over.
 func recordFaults(src store.Store, v *indexView, s *submission.Submission) ([]IndexFault, error) {
@@ -306,7 +307,10 @@ type strayLister interface {
 // index and the idempotency keys that no record accounts for, on a store that
 // lists them: a bbolt file, which a check reads with its gateway stopped, so
 // they need no second look. With them a store `store verify` finds sound
-// leaves `store reindex` nothing to do. Harmless where they are read — the
+// leaves `store reindex` nothing to do. A cluster's store does not list them
+// (its gateways serve beside a check, and finding them takes a second scan of
+// every record): its reindex removes them all the same (jsstore.Store.Reindex),
+// so there it may change what verify passed. Harmless where they are read — the
 // walks pass over them, a key of a gone record finds nothing — but a sign of
 // the damage that may have cost others their entries.
 func strayFaults(ctx context.Context, src store.Store) ([]IndexFault, error) {
