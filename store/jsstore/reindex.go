@@ -299,7 +299,7 @@ func (s *Store) Reindex(ctx context.Context, o ReindexOptions) (ReindexReport, e
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		cs, passed, err := s.reindexCase(ctx, id, nil, o.DryRun)
+		cs, passed, err := s.reindexCase(ctx, id, nil, o.DryRun, progress)
 		if err != nil {
 			return rep, err
 		}
@@ -341,7 +341,7 @@ func (s *Store) Reindex(ctx context.Context, o ReindexOptions) (ReindexReport, e
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		cs, passed, err := s.reindexCase(ctx, st.id, []indexKey{st.key}, o.DryRun)
+		cs, passed, err := s.reindexCase(ctx, st.id, []indexKey{st.key}, o.DryRun, progress)
 		if err != nil {
 			return rep, err
 		}
@@ -368,8 +368,10 @@ const (
 // the top of this file says: decided from the record and the keys as read,
 // written in one batch that expects each of them unchanged. It returns what it
 // changed; passed when gateways changed the case reindexTries times between
-// the read and the write. A dry run decides once and writes nothing.
-func (s *Store) reindexCase(ctx context.Context, id string, extra []indexKey, dryRun bool) (changes []keyChange, passed bool, err error) {
+// the read and the write. A dry run decides once and writes nothing. Each key
+// read counts in progress.Entries: after an older build ran for a while the
+// repairs are many, and the progress line must not stand still meanwhile.
+func (s *Store) reindexCase(ctx context.Context, id string, extra []indexKey, dryRun bool, progress *store.ReindexProgress) (changes []keyChange, passed bool, err error) {
 	// The changes of a batch without an acknowledgement: if the next read finds
 	// nothing to do, that batch most likely landed (or a gateway did the same).
 	var unacked []keyChange
@@ -407,6 +409,7 @@ func (s *Store) reindexCase(ctx context.Context, id string, extra []indexKey, dr
 				continue
 			}
 			seen[k.subject] = true
+			progress.Entries.Add(1)
 			var keySeq uint64
 			var present bool
 			var val []byte
