@@ -39,7 +39,14 @@ func BoltHarness() storetest.Harness {
 		return dirs[old]
 	}
 	return storetest.Harness{
-		Open:   func(t *testing.T) store.Store { return open(t, t.TempDir()) },
+		Open: func(t *testing.T) store.Store { return open(t, t.TempDir()) },
+		Reindex: func(t *testing.T, st store.Store) store.ReindexReport {
+			rep, err := st.(*store.DB).Reindex(context.Background(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rep
+		},
 		Reopen: func(t *testing.T, old store.Store) store.Store { return open(t, closeOld(t, old)) },
 		StepBack: func(t *testing.T, st store.Store, digest string, d time.Duration) time.Time {
 			return storetest.StepBackFile(t, filepath.Join(dirs[st], "blobs"), digest, d)

@@ -77,9 +77,9 @@ type Harness struct {
 	MidRead func(t *testing.T, st store.Store, fn func())
 	// Reindex runs the store's repair of its derived indexes (`amtsbote store
 	// reindex`: store.DB.Reindex, jsstore.Store.Reindex) on st and returns its
-	// report, failing t on an error. Optional: without it the case that checks
-	// the repair (testReindex) is not run — a harness of a store without a
-	// repair has nothing to run it with.
+	// report, failing t on an error. Required: both stores have a repair, and
+	// `amtsbote store reindex` runs it beside (cluster) or instead of
+	// (single node) the gateways (testReindex).
 	Reindex func(t *testing.T, st store.Store) store.ReindexReport
 }
 
@@ -90,8 +90,8 @@ const watchdog = 2 * time.Minute
 // with a stable name, so one can be run alone (-run 'X/Suite/ConcurrentUpdates').
 func Run(t *testing.T, h Harness) {
 	t.Helper()
-	if h.Open == nil || h.Reopen == nil || h.StepBack == nil || h.Older == nil || h.Rewrite == nil || h.MidListing == nil || h.MidRead == nil {
-		t.Fatal("storetest: Harness needs Open, Reopen, StepBack, Older, Rewrite, MidListing and MidRead")
+	if h.Open == nil || h.Reopen == nil || h.StepBack == nil || h.Older == nil || h.Rewrite == nil || h.MidListing == nil || h.MidRead == nil || h.Reindex == nil {
+		t.Fatal("storetest: Harness needs Open, Reopen, StepBack, Older, Rewrite, MidListing, MidRead and Reindex")
 	}
 	if h.Concurrency <= 0 {
 		h.Concurrency = 32
@@ -132,9 +132,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("BlobRefresh", s.testBlobRefresh)
 	t.Run("BlobClockStepBack", s.testBlobClockStepBack)
 	t.Run("WritesTimed", s.testWritesTimed)
-	if h.Reindex != nil {
-		t.Run("ReindexRepairsAnOlderBuildsWrites", s.testReindex)
-	}
+	t.Run("ReindexRepairsAnOlderBuildsWrites", s.testReindex)
 }
 
 type suite struct{ h Harness }
