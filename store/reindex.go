@@ -390,12 +390,26 @@ type StrayEntry struct {
 // the id alone, and `store verify` compares them with the records itself.
 var namedIndexes = [][]byte{bucketByOffice, bucketFollowUps, bucketReplies, bucketIdempotency}
 
+// StrayLister is a store that lists, without changing anything, the entries
+// of its indexes keyed by a name that no record accounts for — those its
+// reindex removes. Both stores are (store.DB, jsstore.Store), and the contract
+// requires it (storetest: StraysAreWhatReindexRemoves): `amtsbote store
+// verify` names them (migrate.Check), so that a store it finds sound leaves
+// `amtsbote store reindex` nothing to do, on a single node and on a cluster.
+// It is not part of Store: like the repair itself, only the store commands use
+// it, and not the gateways.
+type StrayLister interface {
+	StrayEntries(ctx context.Context) ([]StrayEntry, error)
+}
+
+var _ StrayLister = (*DB)(nil)
+
 // StrayEntries returns the entries of the indexes keyed by a name that no
 // record accounts for, as Reindex's second pass finds them (unaccounted), in
 // read transactions of reindexChunk entries and without changing anything:
 // `store verify` names them, so that a store it finds sound leaves Reindex
-// nothing to do. The JetStream store has no such listing (its gateways serve
-// beside a check) and its walks pass over such entries.
+// nothing to do. jsstore.Store.StrayEntries is the cluster's, beside its
+// gateways.
 func (db *DB) StrayEntries(ctx context.Context) ([]StrayEntry, error) {
 	var out []StrayEntry
 	for _, b := range namedIndexes {

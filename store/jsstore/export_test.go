@@ -156,6 +156,11 @@ func MidListing(t *testing.T, st store.Store, fn func()) {
 // reads and its batch, with the case's id.
 func BeforeReindexWrite(st *Store, fn func(id string)) { st.beforeReindexWrite = fn }
 
+// AfterStrayScan has fn called in StrayEntries after its listing of the index
+// keys and its scan of the records, before it lists them again and looks at
+// each key no record accounted for.
+func AfterStrayScan(st *Store, fn func()) { st.afterStrayScan = fn }
+
 // PutKey writes key (without the bucket's prefix, e.g. "undecided.<id>") with
 // value v, unconditionally: a fault planted as a build that kept no such key,
 // or a disk's, would leave it.

@@ -114,6 +114,10 @@ type Store struct {
 	// of a case and its index keys and the batch that repairs them, with the
 	// case's id: a gateway's write of the case lands there.
 	beforeReindexWrite func(id string)
+	// afterStrayScan, set by tests, runs in StrayEntries after its listing of
+	// the index keys and its scan of the records, before the second listing
+	// and the second look at each candidate: a gateway's write lands there.
+	afterStrayScan func()
 	// offices are the office indexes WalkOffice pages through (officelist.go).
 	offices *officeLists
 	// midListing, set by tests (storetest.Harness.MidListing), runs once in

@@ -194,6 +194,107 @@ type listedIndexKey struct {
 	accounts bool
 }
 
+// accounting is what a listing of index keys and a scan of the records after
+// it found: each listed key by its subject's hash, with its value's hash and
+// whether a scanned record wants it (wantedKeys). Only hashes are kept: about
+// 30 bytes a listed key (a map entry of 8 bytes of key, 16 of value, and the
+// map's own share), so 100 MB for the keys of a million cases. Reindex and
+// StrayEntries both decide from it which keys no record accounts for.
+type accounting struct {
+	seed    maphash.Seed
+	have    map[uint64]listedIndexKey
+	records int
+}
+
+func (a *accounting) hash(b []byte) uint64 { return maphash.Bytes(a.seed, b) }
+
+// account lists the index keys under filters (with their values, withValues)
+// and then scans the records, marking in the listing every key a record wants;
+// each record is handed to record (if set) after that, for what else the
+// caller decides from it. A scan that came from a replica behind the stream
+// (ErrStaleListing) may have missed records: both are read again.
+func (s *Store) account(ctx context.Context, filters []string, withValues bool, progress *store.ReindexProgress,
+	record func(a *accounting, sub *submission.Submission, wanted []indexKey)) (*accounting, error) {
+	a := &accounting{seed: maphash.MakeSeed()}
+	for round := 0; ; round++ {
+		a.have = map[uint64]listedIndexKey{}
+		if _, err := s.subjectsUnderAt(ctx, filters, withValues, func() { clear(a.have) }, func(subject string, v []byte) error {
+			a.have[a.hash([]byte(subject))] = listedIndexKey{value: a.hash(v)}
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("list the index keys: %w", err)
+		}
+		a.records = 0
+		err := s.scan(func(sub *submission.Submission, _ uint64) bool {
+			if ctx.Err() != nil {
+				return false
+			}
+			a.records++
+			progress.Records.Add(1)
+			wanted := s.wantedKeys(sub)
+			for _, k := range wanted {
+				h := a.hash([]byte(k.subject))
+				if e, ok := a.have[h]; ok && !e.accounts {
+					e.accounts = true
+					a.have[h] = e
+				}
+			}
+			if record != nil {
+				record(a, sub, wanted)
+			}
+			return true
+		})
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err == nil {
+			return a, nil
+		}
+		if !errors.Is(err, ErrStaleListing) || round+1 >= staleRounds || !sleep(ctx, backoff(round)) {
+			return nil, fmt.Errorf("read the records: %w", err)
+		}
+	}
+}
+
+// unaccountedKey is a listed index key no scanned record accounted for, with
+// the case it names.
+type unaccountedKey struct {
+	id  string
+	key indexKey
+}
+
+// unaccounted lists the keys under filters again (the accounting kept only
+// hashes) and returns those a's listing held and no scanned record accounted
+// for. A key written since a's listing is not in it: a gateway's, for a record
+// the scan may not have seen, and none of these. Each is only where to look:
+// its case, as it is then, decides it (decideCase).
+func (s *Store) unaccounted(ctx context.Context, a *accounting, filters []string, progress *store.ReindexProgress) ([]unaccountedKey, error) {
+	var out []unaccountedKey
+	if _, err := s.subjectsUnderAt(ctx, filters, true, func() {}, func(subject string, v []byte) error {
+		progress.Entries.Add(1)
+		h := a.hash([]byte(subject))
+		e, ok := a.have[h]
+		if !ok || e.accounts {
+			return nil
+		}
+		e.accounts = true // once, also when the listing starts again
+		a.have[h] = e
+		ix := s.indexOf(subject)
+		id := string(v)
+		if ix != ixIdempotency {
+			var err error
+			if id, err = decodeKey(subject[strings.LastIndexByte(subject, '.')+1:]); err != nil {
+				return fmt.Errorf("jsstore: key %s: %w", subject, err)
+			}
+		}
+		out = append(out, unaccountedKey{id, indexKey{subject: subject, ix: ix}})
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list the index keys: %w", err)
+	}
+	return out, nil
+}
+
 // Reindex brings every index key in line with the records, beside serving
 // gateways (see the comment at the top of this file for why that is safe), and
 // reports per index what it added, removed and rewrote; on a sound store
@@ -207,67 +308,37 @@ func (s *Store) Reindex(ctx context.Context, o ReindexOptions) (ReindexReport, e
 	for _, n := range reindexNames {
 		rep.Indexes = append(rep.Indexes, store.IndexChanges{Index: n})
 	}
-	seed := maphash.MakeSeed()
-	hashOf := func(b []byte) uint64 { return maphash.Bytes(seed, b) }
 	filters := s.indexFilters()
 
 	// The listing of the index keys, then the records: a record whose keys the
-	// listing lacks or holds with another value is to be repaired. A scan that
-	// came from a replica behind the stream (ErrStaleListing) may have missed
-	// records: both are read again; what was repaired meanwhile is sound then.
-	var have map[uint64]listedIndexKey
+	// listing lacks or holds with another value is to be repaired. What was
+	// repaired meanwhile is sound then.
 	faulty := map[string]bool{}
-	var records int
-	for round := 0; ; round++ {
-		have = map[uint64]listedIndexKey{}
-		if _, err := s.subjectsUnderAt(ctx, filters[:], true, func() { clear(have) }, func(subject string, v []byte) error {
-			have[hashOf([]byte(subject))] = listedIndexKey{value: hashOf(v)}
-			return nil
-		}); err != nil {
-			return rep, fmt.Errorf("jsstore: reindex: list the index keys: %w", err)
+	a, err := s.account(ctx, filters[:], true, progress, func(a *accounting, sub *submission.Submission, wanted []indexKey) {
+		for _, k := range wanted {
+			e, ok := a.have[a.hash([]byte(k.subject))]
+			if !ok || valued(k.ix) && e.value != a.hash(k.value) {
+				faulty[sub.ID] = true
+			}
 		}
-		records = 0
-		err := s.scan(func(sub *submission.Submission, _ uint64) bool {
-			if ctx.Err() != nil {
-				return false
+		// A waiting key the record does not want: left over from an earlier
+		// state (a case an older build decided, still undecided).
+		for _, k := range s.waitingKeys(sub.ID) {
+			h := a.hash([]byte(k.subject))
+			if e, ok := a.have[h]; ok && !e.accounts {
+				faulty[sub.ID] = true
+				e.accounts = true // the repair of the record looks at it
+				a.have[h] = e
 			}
-			records++
-			progress.Records.Add(1)
-			wanted := s.wantedKeys(sub)
-			for _, k := range wanted {
-				h := hashOf([]byte(k.subject))
-				e, ok := have[h]
-				if !ok || valued(k.ix) && e.value != hashOf(k.value) {
-					faulty[sub.ID] = true
-				}
-				if ok {
-					e.accounts = true
-					have[h] = e
-				}
-			}
-			// A waiting key the record does not want: left over from an
-			// earlier state (a case an older build decided, still undecided).
-			for _, k := range s.waitingKeys(sub.ID) {
-				h := hashOf([]byte(k.subject))
-				if e, ok := have[h]; ok && !e.accounts {
-					faulty[sub.ID] = true
-					e.accounts = true // the repair of the record looks at it
-					have[h] = e
-				}
-			}
-			return true
-		})
-		if err := ctx.Err(); err != nil {
+		}
+	})
+	if err != nil {
+		if ctx.Err() != nil {
 			return rep, err
 		}
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, ErrStaleListing) || round+1 >= staleRounds || !sleep(ctx, backoff(round)) {
-			return rep, fmt.Errorf("jsstore: reindex: read the records: %w", err)
-		}
+		return rep, fmt.Errorf("jsstore: reindex: %w", err)
 	}
-	rep.Records = records
+	rep.Records = a.records
 
 	// A dry run writes nothing, so a case looked at twice (a record to repair
 	// and a key naming it, or two such keys) would be counted twice: each key
@@ -306,36 +377,12 @@ func (s *Store) Reindex(ctx context.Context, o ReindexOptions) (ReindexReport, e
 		changed(id, cs, passed)
 	}
 
-	// The keys no scanned record accounted for, from a second listing (the
-	// first kept only hashes): each is decided with its case's repair, which
-	// removes it if the case, as it is then, does not want it. A key written
-	// since the first listing is not in it, and is a gateway's, which keeps it.
-	type stray struct {
-		id  string
-		key indexKey
-	}
-	var strays []stray
-	if _, err := s.subjectsUnderAt(ctx, filters[:], true, func() {}, func(subject string, v []byte) error {
-		progress.Entries.Add(1)
-		h := hashOf([]byte(subject))
-		e, ok := have[h]
-		if !ok || e.accounts {
-			return nil
-		}
-		e.accounts = true // once, also when the listing starts again
-		have[h] = e
-		ix := s.indexOf(subject)
-		id := string(v)
-		if ix != ixIdempotency {
-			var err error
-			if id, err = decodeKey(subject[strings.LastIndexByte(subject, '.')+1:]); err != nil {
-				return fmt.Errorf("jsstore: key %s: %w", subject, err)
-			}
-		}
-		strays = append(strays, stray{id, indexKey{subject: subject, ix: ix}})
-		return nil
-	}); err != nil {
-		return rep, fmt.Errorf("jsstore: reindex: list the index keys: %w", err)
+	// The keys no scanned record accounted for: each is decided with its
+	// case's repair, which removes it if the case, as it is then, does not
+	// want it.
+	strays, err := s.unaccounted(ctx, a, filters[:], progress)
+	if err != nil {
+		return rep, fmt.Errorf("jsstore: reindex: %w", err)
 	}
 	for _, st := range strays {
 		if err := ctx.Err(); err != nil {
@@ -365,108 +412,37 @@ const (
 
 // reindexCase repairs the index keys of case id — those its record wants, its
 // waiting keys, and extra (keys a listing found naming it) — as the comment at
-// the top of this file says: decided from the record and the keys as read,
-// written in one batch that expects each of them unchanged. It returns what it
-// changed; passed when gateways changed the case reindexTries times between
-// the read and the write. A dry run decides once and writes nothing. Each key
-// read counts in progress.Entries: after an older build ran for a while the
-// repairs are many, and the progress line must not stand still meanwhile.
+// the top of this file says: decided from the record and the keys as read
+// (decideCase), written in one batch that expects each of them unchanged. It
+// returns what it changed; passed when gateways changed the case reindexTries
+// times between the read and the write. A dry run decides once and writes
+// nothing.
 func (s *Store) reindexCase(ctx context.Context, id string, extra []indexKey, dryRun bool, progress *store.ReindexProgress) (changes []keyChange, passed bool, err error) {
 	// The changes of a batch without an acknowledgement: if the next read finds
 	// nothing to do, that batch most likely landed (or a gateway did the same).
 	var unacked []keyChange
 	for attempt := 0; attempt < reindexTries; attempt++ {
-		var sub *submission.Submission
-		var recSeq uint64
-		switch m, err := s.lastRaw(ctx, s.subKey(id)); {
-		case errors.Is(err, jetstream.ErrMsgNotFound):
-		case err != nil:
+		d, err := s.decideCase(ctx, id, extra, false, progress)
+		if err != nil {
 			return nil, false, fmt.Errorf("jsstore: reindex %s: %w", id, err)
-		default:
-			recSeq = m.Sequence
-			if !removed(m) {
-				var d doc
-				if _, err := keepjson.Decode(m.Data, &d); err != nil || d.Sub == nil {
-					return nil, false, fmt.Errorf("jsstore: reindex: decode submission %s: %v", id, err)
-				}
-				sub = d.Sub
-			}
 		}
-		wanted := map[string]indexKey{}
-		look := s.waitingKeys(id)
-		if sub != nil {
-			for _, k := range s.wantedKeys(sub) {
-				wanted[k.subject] = k
-				look = append(look, k)
-			}
-		}
-		look = append(look, extra...)
-		seen := map[string]bool{}
-		var msgs []*nats.Msg
-		changes = nil
-		for _, k := range look {
-			if seen[k.subject] {
-				continue
-			}
-			seen[k.subject] = true
-			progress.Entries.Add(1)
-			var keySeq uint64
-			var present bool
-			var val []byte
-			switch m, err := s.lastRaw(ctx, k.subject); {
-			case errors.Is(err, jetstream.ErrMsgNotFound):
-			case err != nil:
-				return nil, false, fmt.Errorf("jsstore: reindex %s: %w", id, err)
-			default:
-				keySeq, present, val = m.Sequence, !removed(m), m.Data
-			}
-			w, want := wanted[k.subject]
-			switch {
-			case want && !present:
-				msgs = append(msgs, expect(k.subject, w.value, keySeq))
-				changes = append(changes, keyChange{k.subject, k.ix, keyAdded})
-			case want && valued(k.ix) && !bytes.Equal(val, w.value):
-				if k.ix == ixIdempotency {
-					// Another live case of the same message holds the key: two
-					// cases of one message are no index's fault, and not one to
-					// guess at (store.DB.Reindex leaves it alone too).
-					mine, err := s.idemOfItsOwn(ctx, string(val), k.subject)
-					if err != nil {
-						return nil, false, fmt.Errorf("jsstore: reindex %s: %w", id, err)
-					}
-					if mine {
-						continue
-					}
-				}
-				msgs = append(msgs, expect(k.subject, w.value, keySeq))
-				changes = append(changes, keyChange{k.subject, k.ix, keyRewritten})
-			case !want && present:
-				if k.ix == ixIdempotency && string(val) != id {
-					continue // it names another case now: that one's to decide
-				}
-				r := s.removal(k.subject, nil)
-				r.Header.Set(hdrExpectedSubSeq, strconv.FormatUint(keySeq, 10))
-				msgs = append(msgs, r)
-				changes = append(changes, keyChange{k.subject, k.ix, keyRemoved})
-			}
-		}
-		if len(msgs) == 0 {
+		if len(d.msgs) == 0 {
 			return unacked, false, nil
 		}
 		if dryRun {
-			return changes, false, nil
+			return d.changes, false, nil
 		}
 		if s.beforeReindexWrite != nil {
 			s.beforeReindexWrite(id)
 		}
 		guard := nats.NewMsg(s.subject(reindexGuardKey))
-		guard.Header.Set(hdrExpectedSubSeq, strconv.FormatUint(recSeq, 10))
+		guard.Header.Set(hdrExpectedSubSeq, strconv.FormatUint(d.recSeq, 10))
 		guard.Header.Set(hdrExpectedSubSeqSubj, s.subKey(id))
 		guard.Header.Set(hdrTTL, s.opts.MarkerTTL.String())
-		err := s.write(ctx, append(msgs, guard))
+		err = s.write(ctx, append(d.msgs, guard))
 		switch {
 		case err == nil:
-			return changes, false, nil
+			return d.changes, false, nil
 		case errors.Is(err, errConflict):
 			// A gateway changed the case or one of the keys: read again.
 			unacked = nil
@@ -474,7 +450,7 @@ func (s *Store) reindexCase(ctx context.Context, id string, extra []indexKey, dr
 				return nil, false, fmt.Errorf("jsstore: reindex %s: %w (last: %v)", id, ctx.Err(), err)
 			}
 		case errors.Is(err, errAmbiguous):
-			unacked = changes
+			unacked = d.changes
 			if !sleep(ctx, backoff(attempt)) {
 				return nil, false, fmt.Errorf("jsstore: reindex %s: %w: %w (last: %v)", id, store.ErrUnavailable, ctx.Err(), err)
 			}
@@ -483,6 +459,104 @@ func (s *Store) reindexCase(ctx context.Context, id string, extra []indexKey, dr
 		}
 	}
 	return nil, true, nil
+}
+
+// caseDecision is what decideCase read and decided about one case's keys.
+type caseDecision struct {
+	gone    bool   // no record of the case (nothing, or a removal marker)
+	recSeq  uint64 // the sequence of sub.<id> as read (0: never written)
+	msgs    []*nats.Msg
+	changes []keyChange
+}
+
+// decideCase reads case id (sub.<id> with its sequence) and then the index keys
+// it decides about — its waiting keys, those its record wants, and extra; with
+// onlyExtra extra alone — each with its own sequence, and decides from the
+// record what each must be (wantedKeys): the writes of a repair, each
+// expecting its key as read, and what they change. It is the one rule of
+// Reindex's repairs and of StrayEntries' second look. Each key read counts in
+// progress.Entries: after an older build ran for a while the repairs are many,
+// and the progress line must not stand still meanwhile.
+func (s *Store) decideCase(ctx context.Context, id string, extra []indexKey, onlyExtra bool, progress *store.ReindexProgress) (caseDecision, error) {
+	var d caseDecision
+	var sub *submission.Submission
+	switch m, err := s.lastRaw(ctx, s.subKey(id)); {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+	case err != nil:
+		return d, err
+	default:
+		d.recSeq = m.Sequence
+		if !removed(m) {
+			var rec doc
+			if _, err := keepjson.Decode(m.Data, &rec); err != nil || rec.Sub == nil {
+				return d, fmt.Errorf("decode submission %s: %v", id, err)
+			}
+			sub = rec.Sub
+		}
+	}
+	d.gone = sub == nil
+	wanted := map[string]indexKey{}
+	var look []indexKey
+	if !onlyExtra {
+		look = s.waitingKeys(id)
+	}
+	if sub != nil {
+		for _, k := range s.wantedKeys(sub) {
+			wanted[k.subject] = k
+			if !onlyExtra {
+				look = append(look, k)
+			}
+		}
+	}
+	look = append(look, extra...)
+	seen := map[string]bool{}
+	for _, k := range look {
+		if seen[k.subject] {
+			continue
+		}
+		seen[k.subject] = true
+		progress.Entries.Add(1)
+		var keySeq uint64
+		var present bool
+		var val []byte
+		switch m, err := s.lastRaw(ctx, k.subject); {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return d, err
+		default:
+			keySeq, present, val = m.Sequence, !removed(m), m.Data
+		}
+		w, want := wanted[k.subject]
+		switch {
+		case want && !present:
+			d.msgs = append(d.msgs, expect(k.subject, w.value, keySeq))
+			d.changes = append(d.changes, keyChange{k.subject, k.ix, keyAdded})
+		case want && valued(k.ix) && !bytes.Equal(val, w.value):
+			if k.ix == ixIdempotency {
+				// Another live case of the same message holds the key: two
+				// cases of one message are no index's fault, and not one to
+				// guess at (store.DB.Reindex leaves it alone too).
+				mine, err := s.idemOfItsOwn(ctx, string(val), k.subject)
+				if err != nil {
+					return d, err
+				}
+				if mine {
+					continue
+				}
+			}
+			d.msgs = append(d.msgs, expect(k.subject, w.value, keySeq))
+			d.changes = append(d.changes, keyChange{k.subject, k.ix, keyRewritten})
+		case !want && present:
+			if k.ix == ixIdempotency && string(val) != id {
+				continue // it names another case now: that one's to decide
+			}
+			r := s.removal(k.subject, nil)
+			r.Header.Set(hdrExpectedSubSeq, strconv.FormatUint(keySeq, 10))
+			d.msgs = append(d.msgs, r)
+			d.changes = append(d.changes, keyChange{k.subject, k.ix, keyRemoved})
+		}
+	}
+	return d, nil
 }
 
 // idemOfItsOwn reports whether the case other is there and the message of the

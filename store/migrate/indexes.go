@@ -297,24 +297,18 @@ func justBefore(id string) string {
 	return id[:len(id)-1] + string([]byte{last - 1, 0xff})
 }
 
-// strayLister is a store that lists the entries of its indexes keyed by a name
-// that no record accounts for (store.DB.StrayEntries).
-type strayLister interface {
-	StrayEntries(ctx context.Context) ([]store.StrayEntry, error)
-}
-
 // strayFaults are the entries of the office lists, the index by case, the reply
-// index and the idempotency keys that no record accounts for, on a store that
-// lists them: a bbolt file, which a check reads with its gateway stopped, so
-// they need no second look. With them a store `store verify` finds sound
-// leaves `store reindex` nothing to do. A cluster's store does not list them
-// (its gateways serve beside a check, and finding them takes a second scan of
-// every record): its reindex removes them all the same (jsstore.Store.Reindex),
-// so there it may change what verify passed. Harmless where they are read — the
-// walks pass over them, a key of a gone record finds nothing — but a sign of
-// the damage that may have cost others their entries.
+// index and the idempotency keys that no record accounts for
+// (store.StrayLister): with them a store `store verify` finds sound leaves
+// `store reindex` nothing to do, on both stores. A bbolt file is checked with
+// its gateway stopped, so its entries need no second look; a cluster's store
+// (jsstore.Store.StrayEntries) is checked beside its gateways and names only
+// the keys its reindex would remove at the moment it names them, after a
+// second look at each key's case. Harmless where they are read — the walks
+// pass over them, a key of a gone record finds nothing — but a sign of the
+// damage that may have cost others their entries.
 func strayFaults(ctx context.Context, src store.Store) ([]IndexFault, error) {
-	l, ok := src.(strayLister)
+	l, ok := src.(store.StrayLister)
 	if !ok {
 		return nil, nil
 	}
@@ -339,9 +333,15 @@ func strayWords(e store.StrayEntry) string {
 		where, other = fmt.Sprintf("an entry under the case %s", e.Name), "another case"
 	case "replies":
 		where, other = "an entry for a reply", "no reply with that message id"
-	default:
+	case "idempotency":
 		sender, msg, _ := strings.Cut(e.Name, "\x00")
 		where, other = fmt.Sprintf("the key of message %s of %s", msg, sender), "another message"
+		if e.Name == "" {
+			// A cluster's key holds its sender and message id hashed only.
+			where = "the key of a message (sender and message id kept hashed)"
+		}
+	default:
+		where, other = "an entry", "something else"
 	}
 	if e.Gone {
 		return where + ", but the case is gone"
