@@ -38,6 +38,8 @@ import (
 // with the records itself).
 var strayIndexes = []int{ixByOffice, ixReplies, ixFollowUps, ixIdempotency}
 
+var _ store.StrayLister = (*Store)(nil)
+
 // StrayEntries returns the keys of the indexes keyed by a name that no record
 // accounts for and that Reindex would remove, without changing anything: what
 // store.DB.StrayEntries returns for a bbolt file, in the same shape (Name is

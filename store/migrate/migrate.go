@@ -382,9 +382,10 @@ type CheckStats struct {
 // held, undecided: membership by state, and the entry's value) and with the
 // entries its writes keep elsewhere — its office's list, its idempotency key,
 // its replies by message id, a Nachreichung's entry under its case
-// (recordFaults), and on a store that can list them the entries of those
-// indexes no record accounts for (strayFaults) — and returns what disagrees on
-// a second look (IndexFault):
+// (recordFaults), and the entries of those indexes no record accounts for,
+// which reindex removes (strayFaults: store.StrayLister, both stores; on a
+// cluster named only if reindex would remove them at that moment) — and
+// returns what disagrees on a second look (IndexFault):
 // the check an operator runs after an upgrade or a disk fault, which
 // docs/architecture.md promised and which read only blobs.
 func Check(ctx context.Context, src store.Store, progress func(CheckStats)) (CheckStats, []Unreadable, []IndexFault, error) {

@@ -1,7 +1,9 @@
 package storetest
 
 import (
+	"context"
 	"slices"
+	"sort"
 	"testing"
 	"time"
 
@@ -92,5 +94,70 @@ func (s *suite) testReindex(t *testing.T) {
 
 	if again := s.h.Reindex(t, st); again.Changed() != 0 || again.Records != 4 {
 		t.Fatalf("a second reindex changed %+v", again)
+	}
+}
+
+// testStrays: `amtsbote store verify` names the entries of the indexes keyed by
+// a name that no record accounts for, and `store reindex` removes them; an
+// operator trusts "verify passes, so reindex has nothing to do" on both
+// stores. On the cluster verify named none (it had no such listing) and
+// reindex removed them. Every store lists them (store.StrayLister), and names
+// exactly those its repair removes: after a gateway of another build moved a
+// case to another office (its key in the old office's list stays) and a
+// Nachreichung to another case (its key under the old case stays), those two
+// and nothing else; after the repair, none.
+func (s *suite) testStrays(t *testing.T) {
+	st := s.h.Open(t)
+	l, ok := st.(store.StrayLister)
+	if !ok {
+		t.Fatalf("%T lists no stray entries (store.StrayLister): store verify cannot name what store reindex removes", st)
+	}
+	mk := func(edit func(*submission.Submission)) *submission.Submission {
+		sub := NewSubmission(uid("sy"), uid("p"), uid("m"))
+		if edit != nil {
+			edit(sub)
+		}
+		return mustCreate(t, st, sub, firstEvents(), "r")
+	}
+	caseA, caseB := mk(nil), mk(nil)
+	moved := mk(nil)
+	followUp := mk(func(x *submission.Submission) { x.CaseID = caseA.ID })
+	lister := func() store.StrayLister {
+		t.Helper()
+		l, ok := st.(store.StrayLister)
+		if !ok {
+			t.Fatalf("%T lists no stray entries after Rewrite", st)
+		}
+		return l
+	}
+	if es, err := l.StrayEntries(context.Background()); err != nil || len(es) != 0 {
+		t.Fatalf("a sound store's stray entries: %+v (%v)", es, err)
+	}
+	officeZ := uid("office-z")
+	st = s.h.Rewrite(t, st, moved.ID, func(r map[string]any) bool { r["officeId"] = officeZ; return true })
+	st = s.h.Rewrite(t, st, followUp.ID, func(r map[string]any) bool { r["caseId"] = caseB.ID; return true })
+
+	es, err := lister().StrayEntries(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Slice(es, func(i, j int) bool { return es[i].Index < es[j].Index })
+	want := []store.StrayEntry{
+		{Index: "by_office", ID: moved.ID, Name: moved.OfficeID},
+		{Index: "follow_ups", ID: followUp.ID, Name: caseA.ID},
+	}
+	if !slices.Equal(es, want) {
+		t.Fatalf("stray entries:\n got %+v\nwant %+v", es, want)
+	}
+	rep := s.h.Reindex(t, st)
+	removed := 0
+	for _, ix := range rep.Indexes {
+		removed += ix.Removed
+	}
+	if removed != len(want) {
+		t.Fatalf("reindex removed %d entries, the listing named %d: %+v", removed, len(want), rep.Indexes)
+	}
+	if es, err := lister().StrayEntries(context.Background()); err != nil || len(es) != 0 {
+		t.Fatalf("stray entries after reindex: %+v (%v)", es, err)
 	}
 }

@@ -133,6 +133,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("BlobClockStepBack", s.testBlobClockStepBack)
 	t.Run("WritesTimed", s.testWritesTimed)
 	t.Run("ReindexRepairsAnOlderBuildsWrites", s.testReindex)
+	t.Run("StraysAreWhatReindexRemoves", s.testStrays)
 }
 
 type suite struct{ h Harness }
