@@ -226,6 +226,36 @@ func TestStoreReindexRefusesARunningGatewaysStore(t *testing.T) {
 	}
 }
 
+// clusterStoreForCommands starts a NATS server with JetStream, opens the
+// cluster's store on it as a gateway would, and returns the bus (to write past
+// the store, as an older node or a fault does), the store, and run, which runs
+// `amtsbote store <args>` with a configuration of store.backend jetstream on
+// that server and returns its exit code, stdout and stderr.
+func clusterStoreForCommands(t *testing.T) (*bus.Bus, *jsstore.Store, func(args ...string) (int, string, string)) {
+	t.Helper()
+	ctx := context.Background()
+	t.Setenv("AMTSBOTE_CONFIG", "")
+	url := natstest.StartSingle(t).URLs()
+	b, err := bus.Start(ctx, bus.Options{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	st, err := jsstore.Open(ctx, b.JS, jsstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "amtsbote.yaml")
+	if err := os.WriteFile(cfg, []byte("store:\n  backend: jetstream\nnats:\n  url: "+url+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return b, st, func(args ...string) (int, string, string) {
+		var o, e bytes.Buffer
+		rc := runStore(ctx, append(args, "-config", cfg, "-data", t.TempDir()), &o, &e)
+		return rc, o.String(), e.String()
+	}
+}
+
 // TestStoreReindexRepairsAClusterStore: a cluster's store had no repair —
 // reindex refused it and the operator removed keys with `nats kv del` and
 // restarted a gateway to refill an index. Now it repairs the store beside its
@@ -238,17 +268,7 @@ func TestStoreReindexRefusesARunningGatewaysStore(t *testing.T) {
 // reindex changed 4).
 func TestStoreReindexRepairsAClusterStore(t *testing.T) {
 	ctx := context.Background()
-	t.Setenv("AMTSBOTE_CONFIG", "")
-	url := natstest.StartSingle(t).URLs()
-	b, err := bus.Start(ctx, bus.Options{URL: url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	st, err := jsstore.Open(ctx, b.JS, jsstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, st, run := clusterStoreForCommands(t)
 	mk := func(id string, state submission.State) *submission.Submission {
 		s := storetest.NewSubmission(id, "amt24", "m-"+id)
 		d, err := st.Blobs().Put([]byte("package of " + id))
@@ -301,15 +321,6 @@ func TestStoreReindexRepairsAClusterStore(t *testing.T) {
 		}
 	}
 
-	cfg := filepath.Join(t.TempDir(), "amtsbote.yaml")
-	if err := os.WriteFile(cfg, []byte("store:\n  backend: jetstream\nnats:\n  url: "+url+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	run := func(args ...string) (int, string, string) {
-		var o, e bytes.Buffer
-		rc := runStore(ctx, append(args, "-config", cfg, "-data", t.TempDir()), &o, &e)
-		return rc, o.String(), e.String()
-	}
 	rc, out, errOut := run("verify")
 	if rc != 1 || !strings.Contains(out, "4 index faults") ||
 		!strings.Contains(out, "index: submission ri-delivered, index by_office: an entry in the list of office another-office, but the case names another office\n") {
@@ -356,17 +367,7 @@ func TestStoreReindexRepairsAClusterStore(t *testing.T) {
 // those, and verify passes.
 func TestStoreVerifyNamesAClusterStoresStrays(t *testing.T) {
 	ctx := context.Background()
-	t.Setenv("AMTSBOTE_CONFIG", "")
-	url := natstest.StartSingle(t).URLs()
-	b, err := bus.Start(ctx, bus.Options{URL: url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	st, err := jsstore.Open(ctx, b.JS, jsstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, st, run := clusterStoreForCommands(t)
 	mk := func(id string, edit func(*submission.Submission)) *submission.Submission {
 		s := storetest.NewSubmission(id, "amt24", "m-"+id)
 		d, err := st.Blobs().Put([]byte("package of " + id))
@@ -411,15 +412,6 @@ func TestStoreVerifyNamesAClusterStoresStrays(t *testing.T) {
 		}
 	}
 
-	cfg := filepath.Join(t.TempDir(), "amtsbote.yaml")
-	if err := os.WriteFile(cfg, []byte("store:\n  backend: jetstream\nnats:\n  url: "+url+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	run := func(args ...string) (int, string, string) {
-		var o, e bytes.Buffer
-		rc := runStore(ctx, append(args, "-config", cfg, "-data", t.TempDir()), &o, &e)
-		return rc, o.String(), e.String()
-	}
 	rc, out, errOut := run("verify")
 	var lines []string
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
