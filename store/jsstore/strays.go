@@ -29,9 +29,10 @@ import (
 // Cost, beside the gateways: one listing of the four named indexes (headers
 // only), one scan of every record, one more listing of the same keys, and for
 // each candidate a read of its case and the key (a sound store has none). In
-// memory only the hashes of the listed keys (accounting: about 30 bytes a key;
-// a million cases with an office key, an idempotency key and a reply or a
-// Nachreichung each hold about 3 million keys, some 90 MB) and the candidates.
+// memory only the hashes of the listed keys (accounting: 37 to 56 bytes a key;
+// a million cases hold 2 to 3 million such keys, some 110 MB) and the
+// candidates — fewer keys than Reindex's listing, which holds the waiting sets
+// too.
 
 // strayIndexes are the named indexes StrayEntries lists, by index number (the
 // waiting sets are keyed by the id alone, and migrate.Check compares them
