@@ -25,7 +25,7 @@ import (
 )
 
 // openOnEmbedded opens the store on a fresh embedded server (bus.Start, R1).
-func openOnEmbedded(t testing.TB, o jsstore.Options) (*bus.Bus, *jsstore.Store) {
+func openOnEmbedded(t *testing.T, o jsstore.Options) (*bus.Bus, *jsstore.Store) {
 	t.Helper()
 	b, err := bus.Start(context.Background(), bus.Options{StoreDir: t.TempDir()})
 	if err != nil {

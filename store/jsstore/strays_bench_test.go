@@ -7,15 +7,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtsbote/amtsbote/bus"
+	"github.com/amtsbote/amtsbote/internal/natstest"
 	"github.com/amtsbote/amtsbote/store/jsstore"
 	"github.com/amtsbote/amtsbote/store/migrate"
 )
 
 // BenchmarkStrayEntries times StrayEntries — `store verify`'s listing of the
 // keys no record accounts for on a cluster — on a sound store of N cases (an
-// office key and an idempotency key each) on the embedded server, beside the
-// whole of migrate.Check on the same store (check-s), which includes it.
-// Filling takes a while (about 200 Creates a second on two cores):
+// office key and an idempotency key each) on a nats-server process of its own
+// (so that the test's heap is the client's alone: GODEBUG=gctrace=1 shows it),
+// beside the whole of migrate.Check on the same store (check-s), which
+// includes it. Filling takes a while (about 200 Creates a second on two cores):
 //
 //	STRAY_N=50000 go test ./store/jsstore -run '^$' -bench StrayEntries -benchtime 1x
 //
@@ -29,7 +32,15 @@ func BenchmarkStrayEntries(b *testing.B) {
 			b.Fatalf("STRAY_N=%q: %v", v, err)
 		}
 	}
-	_, st := openOnEmbedded(b, jsstore.Options{})
+	bs, err := bus.Start(context.Background(), bus.Options{URL: natstest.StartSingle(b).URLs()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bs.Close()
+	st, err := jsstore.Open(context.Background(), bs.JS, jsstore.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
 	t0 := time.Now()
 	fillOffice(b, n, st)
 	b.Logf("filled %d cases in %s", n, time.Since(t0).Round(time.Millisecond))
