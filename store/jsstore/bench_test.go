@@ -17,15 +17,7 @@ import (
 // Update that moves the outbox (a batch of 3), from 16 goroutines.
 func BenchmarkCreateUpdate(b *testing.B) {
 	b.Run("R1-embedded", func(b *testing.B) {
-		bs, err := bus.Start(context.Background(), bus.Options{StoreDir: b.TempDir()})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer bs.Close()
-		st, err := jsstore.Open(context.Background(), bs.JS, jsstore.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
+		_, st := openOnBus(b, bus.Options{StoreDir: b.TempDir()}, jsstore.Options{})
 		benchCreateUpdate(b, st)
 	})
 	b.Run("R3-three-processes", func(b *testing.B) {

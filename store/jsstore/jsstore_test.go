@@ -27,14 +27,21 @@ import (
 // openOnEmbedded opens the store on a fresh embedded server (bus.Start, R1).
 func openOnEmbedded(t *testing.T, o jsstore.Options) (*bus.Bus, *jsstore.Store) {
 	t.Helper()
-	b, err := bus.Start(context.Background(), bus.Options{StoreDir: t.TempDir()})
+	return openOnBus(t, bus.Options{StoreDir: t.TempDir()}, o)
+}
+
+// openOnBus starts a bus (an embedded server, or a connection to bo.URL) and
+// opens a store on it; both close in tb.Cleanup.
+func openOnBus(tb testing.TB, bo bus.Options, o jsstore.Options) (*bus.Bus, *jsstore.Store) {
+	tb.Helper()
+	b, err := bus.Start(context.Background(), bo)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { b.Close() })
+	tb.Cleanup(func() { b.Close() })
 	st, err := jsstore.Open(context.Background(), b.JS, o)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return b, st
 }

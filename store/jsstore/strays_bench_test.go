@@ -32,15 +32,7 @@ func BenchmarkStrayEntries(b *testing.B) {
 			b.Fatalf("STRAY_N=%q: %v", v, err)
 		}
 	}
-	bs, err := bus.Start(context.Background(), bus.Options{URL: natstest.StartSingle(b).URLs()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer bs.Close()
-	st, err := jsstore.Open(context.Background(), bs.JS, jsstore.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, st := openOnBus(b, bus.Options{URL: natstest.StartSingle(b).URLs()}, jsstore.Options{})
 	t0 := time.Now()
 	fillOffice(b, n, st)
 	b.Logf("filled %d cases in %s", n, time.Since(t0).Round(time.Millisecond))
