@@ -118,6 +118,11 @@ func (b *Broker) noteOwed(id string) {
 	b.metrics.withdrawalsOwed.Set(float64(b.owed.note(id, time.Now())))
 }
 
+// forgetOwed forgets case id (owedSet.drop): its record owes nothing.
+func (b *Broker) forgetOwed(id string) {
+	b.metrics.withdrawalsOwed.Set(float64(b.owed.drop(id)))
+}
+
 // noteOwedOf notes s if its record owes a withdrawal (the retention's scan).
 func (b *Broker) noteOwedOf(s *submission.Submission) {
 	if len(s.WithdrawalsOwed) > 0 {
@@ -133,7 +138,7 @@ func (b *Broker) retryOwed() {
 	for _, id := range b.owed.due(time.Now()) {
 		s, err := b.db.Get(id)
 		if errors.Is(err, store.ErrNotFound) || err == nil && len(s.WithdrawalsOwed) == 0 {
-			b.metrics.withdrawalsOwed.Set(float64(b.owed.drop(id)))
+			b.forgetOwed(id)
 			continue
 		}
 		if err != nil {

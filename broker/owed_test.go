@@ -322,3 +322,35 @@ func TestOwedDelayGrows(t *testing.T) {
 		t.Errorf("after drop: %d", o.size())
 	}
 }
+
+// TestSettledWithdrawalLeavesTheGaugeAtOnce: a withdrawal the gateway knows
+// to be owed is settled before its turn to be asked again has come — the
+// operator erased the case again once the share was back, which asks at once.
+// The record owes nothing from that transaction on, and neither does the
+// gateway: the gauge (and the alert on it) goes back to zero then, not at the
+// case's next turn, which is up to an hour later on a share that was down
+// long.
+func TestSettledWithdrawalLeavesTheGaugeAtOnce(t *testing.T) {
+	noEraseGrace(t)
+	te := startTransfer(t)
+	b := te.e.b
+	id, _ := te.handedOver(t, "erase-settled-early")
+	mount := te.unmount(t)
+	if _, err := b.Erase(context.Background(), id, "operator", ""); err != nil {
+		t.Fatal(err)
+	}
+	if !owes(t, b, id) || b.owed.size() != 1 || owedGauge(t, b) != 1 {
+		t.Fatalf("after the erasure on the unmounted share: owed %v, known %d, gauge %v", owes(t, b, id), b.owed.size(), owedGauge(t, b))
+	}
+	mount()
+	res, err := b.Erase(context.Background(), id, "operator", "") // asks at once
+	if err != nil || len(res.Withdrawals) != 1 || res.Withdrawals[0].Outcome != string(adapters.WithdrawRemoved) {
+		t.Fatalf("erasing again with the share back: %+v %v, want the case folder removed", res.Withdrawals, err)
+	}
+	if owes(t, b, id) {
+		t.Fatal("the record still owes the withdrawal")
+	}
+	if b.owed.size() != 0 || owedGauge(t, b) != 0 {
+		t.Errorf("the withdrawal is done, yet the gateway knows %d owed (gauge %v) until the case's next turn", b.owed.size(), owedGauge(t, b))
+	}
+}

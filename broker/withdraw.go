@@ -467,8 +467,13 @@ func (b *Broker) recordWithdrawal(id string, got ChannelWithdrawal, of copyOf, a
 		}
 		return false
 	}
+	// owes is what the record owes after the transaction, or as it stands
+	// when the transaction writes nothing: taken from the record on every
+	// run of fn (the cluster's store runs it again after a concurrent
+	// change), never left from an earlier run.
 	owes := false
 	if err := b.change(id, func(cur *submission.Submission, now time.Time) ([]submission.Event, error) {
+		owes = len(cur.WithdrawalsOwed) > 0
 		owed := cur.OwesWithdrawal(got.Channel)
 		ev, ok := withdrawalEvent(got, of, owed, actor, now)
 		if !ok {
@@ -484,7 +489,6 @@ func (b *Broker) recordWithdrawal(id string, got ChannelWithdrawal, of copyOf, a
 			// Not owed yet (a record of a build before the mark): the
 			// event goes in even when said before, with the mark.
 		case recorded(ev):
-			owes = true
 			return nil, nil
 		}
 		owes = len(cur.WithdrawalsOwed) > 0
@@ -495,7 +499,12 @@ func (b *Broker) recordWithdrawal(id string, got ChannelWithdrawal, of copyOf, a
 	}
 	if owes {
 		b.noteOwed(id)
+		return
 	}
+	// Settled (or never owed): the gateway owes nothing of the case from
+	// now, not from its next turn to be asked again, which is up to owedMax
+	// away — the gauge, and the alert on it, said otherwise until then.
+	b.forgetOwed(id)
 }
 
 // withdrawLate withdraws, without waiting for it, the copy on channel ch that a
