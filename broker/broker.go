@@ -505,6 +505,12 @@ func (b *Broker) start(ctx context.Context) error {
 	}
 	b.loops.Add(1)
 	go b.every(owedEvery, b.retryOwed)
+	if b.cfg.RetentionEvery <= 0 {
+		// No retention run will find the owed withdrawals of before the
+		// start (owed.go): the gateway looks for them once itself.
+		b.loops.Add(1)
+		go b.findOwed()
+	}
 	// Before the first attempt: a clerk's takeover on another gateway stops any
 	// attempt this one runs (clusterstop.go).
 	if err := b.listenForStops(); err != nil {

@@ -130,6 +130,24 @@ func (b *Broker) noteOwedOf(s *submission.Submission) {
 	}
 }
 
+// findOwed notes the owed withdrawals of every record once, on a gateway
+// without the background retention (Config.RetentionEvery 0: `amtsbote gc`
+// from cron, whose offline broker asks no share), whose scan finds them
+// otherwise after a start (GCWith). Without it, a crash between an erasure's
+// commit and its question, or a restart while a share was down, left the mark
+// in the record with no gateway to ask. It runs beside the start, as the
+// retention does: on a big store the read takes minutes.
+func (b *Broker) findOwed() {
+	defer b.loops.Done()
+	err := b.db.Scan(func(s *submission.Submission) bool {
+		b.noteOwedOf(s)
+		return b.ctx.Err() == nil
+	})
+	if err != nil && b.ctx.Err() == nil {
+		b.log.Error("owed withdrawals: cannot read the records at start; a case folder an erasure or a clerk's takeover left in a share before the start is asked about only after the next start", "err", err)
+	}
+}
+
 // retryOwed asks again about every owed withdrawal whose turn has come: for
 // each channel its record still names, unless an attempt of the case runs on
 // this gateway (its end withdraws what it hands over, tellLateHandOver). It

@@ -13,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/amtsbote/amtsbote/adapters"
+	"github.com/amtsbote/amtsbote/adapters/transfer"
 	"github.com/amtsbote/amtsbote/channel"
 	"github.com/amtsbote/amtsbote/internal/testenv"
 	"github.com/amtsbote/amtsbote/submission"
@@ -352,5 +353,60 @@ func TestSettledWithdrawalLeavesTheGaugeAtOnce(t *testing.T) {
 	}
 	if b.owed.size() != 0 || owedGauge(t, b) != 0 {
 		t.Errorf("the withdrawal is done, yet the gateway knows %d owed (gauge %v) until the case's next turn", b.owed.size(), owedGauge(t, b))
+	}
+}
+
+// restart stops the gateway and starts it again over the same store, queue
+// and share, with cfg: a crash's restart, as far as the records go.
+func (te transferEnv) restart(t *testing.T, cfg Config) transferEnv {
+	t.Helper()
+	dir := te.e.dir
+	te.e.stop()
+	log := slog.New(slog.NewTextHandler(te.logs, nil))
+	ad, err := transfer.New(transfer.Options{Logger: log, NoWatch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ad.Close() })
+	cfg.ConfirmEvery = time.Hour // the test asks (checkHandedOver)
+	te.e = startEnvWith(t, dir, cfg, transferTo(te.share), nil, fakeSigner{}, log, ad)
+	return te
+}
+
+// TestOwedWithdrawalFoundAtStartWithoutTheRetention: a gateway without the
+// background retention (retention.every 0: the operator runs `amtsbote gc`
+// from cron, whose offline broker asks no share) crashes after an erasure's
+// commit, before its question. The retention's run that finds the marks
+// after a start never comes; the gateway's start finds them itself, and the
+// gateway withdraws the case folder.
+func TestOwedWithdrawalFoundAtStartWithoutTheRetention(t *testing.T) {
+	noEraseGrace(t)
+	askOwedNow(t)
+	te := startTransfer(t)
+	if te.e.b.cfg.RetentionEvery > 0 {
+		t.Fatal("the test needs a gateway without the background retention")
+	}
+	id, folder := te.handedOver(t, "erase-crash-no-retention")
+	if _, err := te.e.b.eraseRecord(id, "operator", ""); err != nil { // the commit, then the crash
+		t.Fatal(err)
+	}
+	te = te.restart(t, testConfig)
+	b := te.e.b
+	eventually(t, "the started gateway to know the owed withdrawal", func() bool { return b.owed.size() == 1 })
+	if owedGauge(t, b) != 1 {
+		t.Errorf("gauge %v after the start, want 1", owedGauge(t, b))
+	}
+	b.retryOwed()
+	waitForEvents(t, b, id, func(evs []submission.Event) bool {
+		return len(submission.OfType(evs, submission.EventWithdrawal)) == 1
+	})
+	if ws := withdrawals(t, b, id); !RemovedCopy(ws[0]) || !strings.Contains(ws[0].Detail, folder) {
+		t.Errorf("withdrawal events %+v, want the case folder %s removed", ws, folder)
+	}
+	if got := te.caseFolders(t); len(got) != 0 {
+		t.Errorf("case folders: %v, want none", got)
+	}
+	if owes(t, b, id) || b.owed.size() != 0 {
+		t.Errorf("owed after the withdrawal: record %v, gateway knows %d", owes(t, b, id), b.owed.size())
 	}
 }
