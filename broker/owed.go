@@ -150,10 +150,20 @@ func (b *Broker) findOwed() {
 
 // retryOwed asks again about every owed withdrawal whose turn has come: for
 // each channel its record still names, unless an attempt of the case runs on
-// this gateway (its end withdraws what it hands over, tellLateHandOver). It
-// does not wait for the answers; each records its own (recordWithdrawal).
+// this gateway (its end withdraws what it hands over, tellLateHandOver). Each
+// records its own outcome (recordWithdrawal).
+//
+// It waits for each answer, at most the attempt timeout, as an erasure of a
+// case and its Nachreichungen does (withdrawCopies): the hung-share guard
+// (withdrawHung) marks a share hung only once a question has gone unanswered
+// for that long, and questions sent side by side all went to a share that
+// hangs in the kernel — one goroutine stuck for good per owed case of the
+// office (after a restart, every erasure a crash cut short) instead of one.
 func (b *Broker) retryOwed() {
 	for _, id := range b.owed.due(time.Now()) {
+		if b.ctx != nil && b.ctx.Err() != nil {
+			break // stopping: the marks stay for the next start
+		}
 		s, err := b.db.Get(id)
 		if errors.Is(err, store.ErrNotFound) || err == nil && len(s.WithdrawalsOwed) == 0 {
 			b.forgetOwed(id)
@@ -174,7 +184,11 @@ func (b *Broker) retryOwed() {
 				// has it, and the gauge says it is owed.
 				continue
 			}
-			b.withdraw(w, s, ch, actorAskedAgain, false, nil)
+			got := b.withdraw(w, s, ch, actorAskedAgain, true, nil)
+			if got.Outcome == WithdrawUnreachable {
+				b.log.Warn("owed withdrawal: the case's copy waiting for the office on the channel could not be withdrawn; "+copyOfCase(s).tryAgain(),
+					"submission", s.ID, "office", s.OfficeID, "channel", ch, "err", got.Reason())
+			}
 		}
 	}
 	b.metrics.withdrawalsOwed.Set(float64(b.owed.size()))

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -408,5 +409,74 @@ func TestOwedWithdrawalFoundAtStartWithoutTheRetention(t *testing.T) {
 	}
 	if owes(t, b, id) || b.owed.size() != 0 {
 		t.Errorf("owed after the withdrawal: record %v, gateway knows %d", owes(t, b, id), b.owed.size())
+	}
+}
+
+// hungShareOf is hungWithdrawal counting the questions that reached the
+// share.
+type hungShareOf struct {
+	hungWithdrawal
+	asked atomic.Int32
+}
+
+func (h *hungShareOf) Withdraw(ctx context.Context, d adapters.Delivery) (adapters.Withdrawal, error) {
+	h.asked.Add(1)
+	return h.hungWithdrawal.Withdraw(ctx, d)
+}
+
+// TestOwedWithdrawalsOnAHungShareCostOneQuestion: an office's share hangs
+// (a hard NFS mount whose server is gone) while the gateway owes the
+// withdrawal of several of its cases — erasures cut short by a crash, found
+// by the retention. Asking them again sends one question to the share, not
+// one per case: each question stuck in the kernel is a goroutine for good,
+// and the hung-share guard (withdrawHung) holds the others back only once
+// the first has run for the attempt timeout.
+func TestOwedWithdrawalsOnAHungShareCostOneQuestion(t *testing.T) {
+	noEraseGrace(t)
+	askOwedNow(t)
+	h := &hungShareOf{hungWithdrawal: hungWithdrawal{entered: make(chan struct{}), release: make(chan struct{})}}
+	cfg := testConfig
+	cfg.AttemptTimeout = 100 * time.Millisecond
+	e := startEnvWith(t, t.TempDir(), cfg, testChannels, nil, fakeSigner{}, slog.New(slog.NewTextHandler(&testenv.Buffer{}, nil)), h)
+	b := e.b
+	var ids []string
+	for _, msg := range []string{"hung-owed-1", "hung-owed-2", "hung-owed-3"} {
+		r, err := b.Receive(context.Background(), intake(msg, "hungshare"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, b, r.Submission.ID, submission.StateHandedOver)
+		if _, err := b.eraseRecord(r.Submission.ID, "operator", ""); err != nil { // the commit, then the crash
+			t.Fatal(err)
+		}
+		ids = append(ids, r.Submission.ID)
+	}
+	if _, err := b.GC(context.Background(), time.Now(), Retention{CompactMinFree: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if b.owed.size() != len(ids) {
+		t.Fatalf("the gateway knows %d owed, want %d", b.owed.size(), len(ids))
+	}
+	b.retryOwed()
+	<-h.entered
+	close(h.release) // the share answers again: what was asked returns
+	b.withdrawing.Wait()
+	if n := h.asked.Load(); n != 1 {
+		t.Fatalf("the hung share was asked %d times for the cases the gateway owes, want once", n)
+	}
+	// The one asked is settled once the share answered; the others were not
+	// sent and are still owed, and known, for the next turn.
+	settled := 0
+	for _, id := range ids {
+		s, err := b.Submission(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s.WithdrawalsOwed) == 0 {
+			settled++
+		}
+	}
+	if settled != 1 || b.owed.size() != len(ids)-1 {
+		t.Errorf("settled %d, known owed %d; want the one asked settled and the others still owed", settled, b.owed.size())
 	}
 }
