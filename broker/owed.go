@@ -26,7 +26,9 @@ import (
 // (owedSet) and asks their shares again, a minute after the first answer that
 // did not come, then less and less often, up to once an hour (owedDelay), until
 // each answers. After a restart, and on the other gateways of a cluster, the
-// retention's next run (every record, hourly by default) finds the marks again.
+// retention's next run (every record, hourly by default) finds the marks again;
+// a gateway without the background retention looks at every record once at
+// its start instead (findOwed).
 // The gauge amtsbote_withdrawals_owed counts what this gateway knows to owe;
 // the alert AmtsboteWithdrawalOwed fires when it stays above zero.
 //
