@@ -321,3 +321,45 @@ func (a *hungWithdraw) Withdraw(ctx context.Context, d adapters.Delivery) (adapt
 	a.hang()
 	return a.Adapter.Withdraw(context.WithoutCancel(ctx), d)
 }
+
+// TestErasureAfterTheLateFolderWasWithdrawnClaimsNoRemoval: the gateway
+// withdrew a late case folder at once; later the case is erased on request.
+// The erasure owes the copy's withdrawal again (it cannot know from the
+// record that it is done), asks, and the share answers removed before. The
+// history then says that, in the erasure's event that settles the mark — not
+// a second "was removed before the office's import took it" with the
+// operator as its actor, a removal the erasure did not make.
+func TestErasureAfterTheLateFolderWasWithdrawnClaimsNoRemoval(t *testing.T) {
+	noEraseGrace(t)
+	h := holdTransferAtRename(t)
+	b := h.e.b
+	id := h.takenOverAtTheRename(t, "late-withdrawn-then-erased", nil)
+	wantLateTold(t, b, 1, 0)
+	res, err := b.Erase(context.Background(), id, "m.meier (admin API)", "Löschantrag")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Withdrawals) != 1 || res.Withdrawals[0].Outcome != string(adapters.WithdrawnBefore) {
+		t.Fatalf("erasure's withdrawals %+v, want the late folder removed before", res.Withdrawals)
+	}
+	s, err := b.Submission(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.WithdrawalsOwed) != 0 {
+		t.Errorf("the record still owes %v", s.WithdrawalsOwed)
+	}
+	ws := withdrawals(t, b, id)
+	removals := 0
+	for _, e := range ws {
+		if RemovedCopy(e) {
+			removals++
+			if e.Actor != "gateway (after the takeover)" {
+				t.Errorf("a removal by %q: %+v; the gateway's after the takeover is the only one", e.Actor, e)
+			}
+		}
+	}
+	if removals != 1 || len(ws) != 2 || !strings.Contains(ws[1].Detail, "removed before") || ws[1].Actor != "m.meier (admin API)" {
+		t.Errorf("withdrawal events %+v, want the gateway's removal and the erasure's finding it removed before", ws)
+	}
+}

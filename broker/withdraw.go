@@ -373,7 +373,7 @@ func withdrawalEnd(ev submission.Event, got ChannelWithdrawal, owed bool) (submi
 	switch got.Outcome {
 	case string(adapters.WithdrawNothing):
 		ev.Detail = "asked for the case's copy waiting for the office on channel " + got.Channel + ": there is none"
-	default: // removedBefore of a copy whose name the channel did not give
+	default: // removedBefore of a copy whose name the channel did not give, or whose removal the history says already (recordWithdrawal)
 		ev.Detail = "asked for the case's copy waiting for the office on channel " + got.Channel + ": it had been removed before"
 	}
 	return ev, true
@@ -477,6 +477,13 @@ func (b *Broker) recordWithdrawal(id string, got ChannelWithdrawal, of copyOf, a
 		owes = len(cur.WithdrawalsOwed) > 0
 		owed := cur.OwesWithdrawal(got.Channel)
 		ev, ok := withdrawalEvent(got, of, owed, actor, now)
+		if ok && owed && got.Outcome == string(adapters.WithdrawnBefore) && recorded(ev) {
+			// Owed again after the removal was said (an erasure of a case
+			// whose late case folder the gateway had withdrawn): this
+			// withdrawal only found it gone. withdrawalEvent's "removed"
+			// would be a second removal, by this actor, that never was.
+			ev, ok = withdrawalEnd(submission.Event{At: now, Type: submission.EventWithdrawal, Channel: got.Channel, Actor: actor}, got, true)
+		}
 		if !ok {
 			return nil, nil
 		}
