@@ -241,8 +241,11 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 	// folder is a second copy no import should process. The gateway withdraws
 	// it when it learns of it (tellLateHandOver); one that withdrawal could not
 	// reach (the share did not answer) goes when the case's bytes go, unless the
-	// import took it meanwhile — asked again, a folder already withdrawn
-	// answers removedBefore, which records nothing.
+	// import took it meanwhile. One whose withdrawal is settled (removed, or
+	// taken by the import: lateFolderUnsettled) is not asked about again: a
+	// share down at that moment made the case owe a withdrawal of a folder the
+	// office had long since, said "could not be withdrawn" in its history and
+	// kept the alert on until the share answered.
 	strip := func(ids []string, remove func(cur *submission.Submission, t time.Time) ([]submission.Event, error)) (int, error) {
 		return gcEach(ctx, ids, func(id string) (bool, error) {
 			removed := false
@@ -251,7 +254,7 @@ func (b *Broker) GCWith(ctx context.Context, now time.Time, r Retention, o GCOpt
 				removed = err == nil && len(evs) > 0
 				return evs, err
 			})
-			if err == nil && removed && s != nil && lateFolder(s) {
+			if err == nil && removed && s != nil && lateFolder(s) && b.lateFolderUnsettled(s) {
 				b.withdrawLate(s, s.TakenOverFrom, "retention", nil)
 			}
 			if errors.Is(err, ErrConflict) {
@@ -640,4 +643,27 @@ func (g *clockGuard) check(c clockReading) (time.Duration, bool) {
 	}
 	g.ref, g.have = c, true
 	return 0, true
+}
+
+// lateFolderUnsettled reports whether the withdrawal of case s's late case
+// folder (lateFolder) may still be to do: the record owes it
+// (Submission.WithdrawalsOwed), or — a record of a build before the mark —
+// its history's last word on the late folder is that it could not be
+// withdrawn, or there is none (a crash before the gateway asked). A history
+// that cannot be read counts as unsettled: asking again costs a question.
+func (b *Broker) lateFolderUnsettled(s *submission.Submission) bool {
+	if s.OwesWithdrawal(s.TakenOverFrom) {
+		return true
+	}
+	evs, err := b.db.Events(s.ID)
+	if err != nil {
+		return true
+	}
+	last := ""
+	for _, e := range evs {
+		if out, ok := LateFolderWithdrawal(e); ok && e.Channel == s.TakenOverFrom {
+			last = out
+		}
+	}
+	return last == "" || last == WithdrawUnreachable
 }

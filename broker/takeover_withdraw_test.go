@@ -9,7 +9,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
 	"github.com/amtsbote/amtsbote/adapters/transfer"
@@ -361,5 +363,75 @@ func TestErasureAfterTheLateFolderWasWithdrawnClaimsNoRemoval(t *testing.T) {
 	}
 	if removals != 1 || len(ws) != 2 || !strings.Contains(ws[1].Detail, "removed before") || ws[1].Actor != "m.meier (admin API)" {
 		t.Errorf("withdrawal events %+v, want the gateway's removal and the erasure's finding it removed before", ws)
+	}
+}
+
+// importThenDown is the transfer adapter whose first withdrawal comes after
+// the office's import moved the case folder away, and whose later ones find
+// the share down.
+type importThenDown struct {
+	*transfer.Adapter
+	share, imported string
+	asked           atomic.Int32
+}
+
+func (a *importThenDown) Withdraw(ctx context.Context, d adapters.Delivery) (adapters.Withdrawal, error) {
+	if a.asked.Add(1) > 1 {
+		return adapters.Withdrawal{}, errors.New("transfer: stat share: host is down")
+	}
+	ents, err := os.ReadDir(a.share)
+	if err != nil {
+		return adapters.Withdrawal{}, err
+	}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), ".") { // the import moves the case folder away
+			if err := os.Rename(filepath.Join(a.share, e.Name()), filepath.Join(a.imported, e.Name())); err != nil {
+				return adapters.Withdrawal{}, err
+			}
+		}
+	}
+	return a.Adapter.Withdraw(ctx, d)
+}
+
+// TestRetentionLeavesASettledLateCaseFolder: the office's import took a late
+// case folder before the gateway could withdraw it; the history says so, and
+// nothing is owed. A year later the retention removes the case's bytes while
+// the office's share happens to be down. The retention asks only about a late
+// case folder whose withdrawal is not settled (one the share did not answer
+// about, of a record without the owed mark): this one it leaves alone, and
+// the case does not come to owe a withdrawal, nor its history to say the
+// folder "could not be withdrawn", nor the alert to fire for two hours, over
+// a folder the office had long since.
+func TestRetentionLeavesASettledLateCaseFolder(t *testing.T) {
+	var ad *importThenDown
+	h := holdTransferAtRenameWith(t, nil, func(a *transfer.Adapter) adapters.Adapter {
+		ad = &importThenDown{Adapter: a, imported: t.TempDir()}
+		return ad
+	})
+	ad.share = h.share
+	b := h.e.b
+	id := h.takenOverAtTheRename(t, "late-taken-then-retained", nil)
+	wantLateTold(t, b, 0, 1)
+	s, _ := stillTheClerks(t, b, id)
+	if len(s.WithdrawalsOwed) != 0 {
+		t.Fatalf("the import's take left the record owing %v", s.WithdrawalsOwed)
+	}
+	year := 365 * 24 * time.Hour
+	r := Retention{Unanswered: year, BlobGrace: time.Nanosecond, CompactMinFree: -1}
+	if rep, err := b.GC(context.Background(), s.DeliveredAt.Add(year), r); err != nil || rep.BytesRemoved != 1 {
+		t.Fatalf("retention a year after the delivery: %+v %v", rep, err)
+	}
+	b.withdrawing.Wait() // what the retention asked, if anything, has answered and recorded
+	s, err := b.Submission(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.WithdrawalsOwed) != 0 || b.owed.size() != 0 {
+		t.Errorf("after the retention: record owes %v, gateway knows %d owed; want nothing owed", s.WithdrawalsOwed, b.owed.size())
+	}
+	for _, e := range withdrawals(t, b, id) {
+		if strings.Contains(e.Detail, "could not be withdrawn") {
+			t.Errorf("withdrawal event %+v after the retention, for a folder the import took", e)
+		}
 	}
 }
