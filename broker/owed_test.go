@@ -358,8 +358,9 @@ func TestSettledWithdrawalLeavesTheGaugeAtOnce(t *testing.T) {
 }
 
 // restart stops the gateway and starts it again over the same store, queue
-// and share, with cfg: a crash's restart, as far as the records go.
-func (te transferEnv) restart(t *testing.T, cfg Config) transferEnv {
+// and share, with cfg and chans (nil: the share as the transfer channel): a
+// crash's restart, as far as the records go.
+func (te transferEnv) restart(t *testing.T, cfg Config, chans Channels) transferEnv {
 	t.Helper()
 	dir := te.e.dir
 	te.e.stop()
@@ -370,7 +371,10 @@ func (te transferEnv) restart(t *testing.T, cfg Config) transferEnv {
 	}
 	t.Cleanup(func() { _ = ad.Close() })
 	cfg.ConfirmEvery = time.Hour // the test asks (checkHandedOver)
-	te.e = startEnvWith(t, dir, cfg, transferTo(te.share), nil, fakeSigner{}, log, ad)
+	if chans == nil {
+		chans = transferTo(te.share)
+	}
+	te.e = startEnvWith(t, dir, cfg, chans, nil, fakeSigner{}, log, ad)
 	return te
 }
 
@@ -391,7 +395,7 @@ func TestOwedWithdrawalFoundAtStartWithoutTheRetention(t *testing.T) {
 	if _, err := te.e.b.eraseRecord(id, "operator", ""); err != nil { // the commit, then the crash
 		t.Fatal(err)
 	}
-	te = te.restart(t, testConfig)
+	te = te.restart(t, testConfig, nil)
 	b := te.e.b
 	eventually(t, "the started gateway to know the owed withdrawal", func() bool { return b.owed.size() == 1 })
 	if owedGauge(t, b) != 1 {
@@ -478,5 +482,37 @@ func TestOwedWithdrawalsOnAHungShareCostOneQuestion(t *testing.T) {
 	}
 	if settled != 1 || b.owed.size() != len(ids)-1 {
 		t.Errorf("settled %d, known owed %d; want the one asked settled and the others still owed", settled, b.owed.size())
+	}
+}
+
+// TestErasureOfAnUnconfiguredChannelOwesNothing: the office's transfer
+// channel was taken out of the gateway's configuration after the hand-over.
+// The erasure cannot withdraw the case folder and settles the mark (the
+// history tells the office's IT to take it out); the gateway does not count
+// the case as owed, nor log that it asks again: it never will.
+func TestErasureOfAnUnconfiguredChannelOwesNothing(t *testing.T) {
+	noEraseGrace(t)
+	te := startTransfer(t)
+	id, _ := te.handedOver(t, "erase-unconfigured-channel")
+	noTransfer := ChannelsFunc(func(office, ch string) (adapters.Target, bool) {
+		if ch == channel.Transfer {
+			return adapters.Target{}, false // the office's transfer folder no longer configured
+		}
+		return testChannels(office, ch)
+	})
+	te = te.restart(t, testConfig, noTransfer)
+	b := te.e.b
+	res, err := b.Erase(context.Background(), id, "operator", "")
+	if err != nil || len(res.Withdrawals) != 1 || !errors.Is(res.Withdrawals[0].Err, errWithdrawUnconfigured) {
+		t.Fatalf("erasure: %+v %v, want the withdrawal unconfigured", res.Withdrawals, err)
+	}
+	if owes(t, b, id) {
+		t.Error("the record owes a withdrawal the gateway cannot make")
+	}
+	if b.owed.size() != 0 || owedGauge(t, b) != 0 {
+		t.Errorf("the gateway knows %d owed (gauge %v), want none", b.owed.size(), owedGauge(t, b))
+	}
+	if l := te.logs.String(); strings.Contains(l, "the gateway asks again") {
+		t.Errorf("the log says the gateway asks again:\n%s", l)
 	}
 }

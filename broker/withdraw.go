@@ -117,7 +117,13 @@ func (b *Broker) withdrawCopies(s *submission.Submission, actor string) []Channe
 		} else {
 			got = b.withdraw(w, s, ch, actor, true, nil)
 		}
-		if got.Outcome == WithdrawUnreachable {
+		switch {
+		case errors.Is(got.Err, errWithdrawUnconfigured):
+			// Settled (recordWithdrawal): the gateway does not know where
+			// the copy is and will not ask again.
+			b.log.Warn("erasure: the case's copy waiting for the office on the channel cannot be withdrawn: the channel is no longer configured for the office; the office's IT has to take it out of the share",
+				"submission", s.ID, "office", s.OfficeID, "channel", ch)
+		case got.Outcome == WithdrawUnreachable:
 			b.noteOwed(s.ID)
 			b.log.Warn("erasure: the case's copy waiting for the office on the channel could not be withdrawn now; the gateway asks again until the share answers",
 				"submission", s.ID, "office", s.OfficeID, "channel", ch, "err", adapters.LogReason(got.Err))
