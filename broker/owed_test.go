@@ -516,3 +516,46 @@ func TestErasureOfAnUnconfiguredChannelOwesNothing(t *testing.T) {
 		t.Errorf("the log says the gateway asks again:\n%s", l)
 	}
 }
+
+// TestStopDoesNotWaitOutAHungShareAskedAgain: the gateway asks a share again
+// about an owed withdrawal, and the share hangs in the kernel. Stop does not
+// wait the attempt timeout for that question (the retry loop is one of the
+// loops Stop waits for): the record keeps its mark, and the withdrawal is
+// asked again after the start.
+func TestStopDoesNotWaitOutAHungShareAskedAgain(t *testing.T) {
+	noEraseGrace(t)
+	askOwedNow(t)
+	every := owedEvery
+	owedEvery = 10 * time.Millisecond // the loop asks at once
+	t.Cleanup(func() { owedEvery = every })
+	h := &hungShareOf{hungWithdrawal: hungWithdrawal{entered: make(chan struct{}), release: make(chan struct{})}}
+	cfg := testConfig
+	cfg.AttemptTimeout = time.Hour // far beyond the test: the question hangs for its whole length
+	e := startEnvWith(t, t.TempDir(), cfg, testChannels, nil, fakeSigner{}, slog.New(slog.NewTextHandler(&testenv.Buffer{}, nil)), h)
+	b := e.b
+	r, err := b.Receive(context.Background(), intake("hung-owed-stop", "hungshare"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := r.Submission.ID
+	waitState(t, b, id, submission.StateHandedOver)
+	if _, err := b.eraseRecord(id, "operator", ""); err != nil {
+		t.Fatal(err)
+	}
+	b.noteOwed(id)
+	<-h.entered // the loop asked; the share hangs
+	stopped := make(chan error, 1)
+	go func() { stopped <- b.Stop(context.Background()) }()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second): // a hang, not a speed: the question hangs for an hour
+		t.Fatal("Stop waits for the question to a hung share")
+	}
+	if s, err := b.Submission(id); err != nil || !slices.Equal(s.WithdrawalsOwed, []string{"hungshare"}) {
+		t.Errorf("after Stop: %v, want the record still owing the withdrawal", err)
+	}
+	close(h.release)
+}

@@ -236,6 +236,17 @@ func (b *Broker) withdraw(w adapters.Withdrawer, s *submission.Submission, ch, a
 		select {
 		case got := <-done:
 			return got
+		case <-base.Done():
+			// The gateway stops: a question stuck in the kernel must not
+			// hold Stop for the attempt timeout (the retry loop waits here,
+			// retryOwed). The withdrawal records its outcome if it returns
+			// in time (awaitWithdrawals); the mark stays otherwise.
+			select {
+			case got := <-done:
+				return got
+			default:
+				return failed(errWithdrawStopping)
+			}
 		case <-t.C:
 			select {
 			case got := <-done: // it came with the deadline
