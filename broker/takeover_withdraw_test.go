@@ -435,3 +435,71 @@ func TestRetentionLeavesASettledLateCaseFolder(t *testing.T) {
 		}
 	}
 }
+
+// TestLateCaseFolderTakenOutByHandIsSaidInItsOwnWords: the gateway could not
+// reach the share when a late case folder reached it; the office's IT took
+// the folder out by hand meanwhile, and its ledger record with it. Asked
+// again, the share holds nothing of the case: the mark is settled with an
+// event in the late folder's words (LateFolderWithdrawal says none), which
+// the clerk's page reads — not an erasure's "there is none" on a case nobody
+// erased.
+func TestLateCaseFolderTakenOutByHandIsSaidInItsOwnWords(t *testing.T) {
+	askOwedNow(t)
+	var share string
+	var unmounted sync.Once
+	h := holdTransferAtRenameWith(t, nil, func(ad *transfer.Adapter) adapters.Adapter {
+		return &beforeWithdraw{Adapter: ad, then: func(adapters.Delivery) {
+			unmounted.Do(func() {
+				if err := os.Rename(share, share+"-unmounted"); err != nil {
+					t.Error(err)
+				}
+				if err := os.Mkdir(share, 0o750); err != nil { // the bare mount point
+					t.Error(err)
+				}
+			})
+		}}
+	})
+	share = h.share
+	b := h.e.b
+	id := h.takenOverAtTheRename(t, "late-taken-out-by-hand", nil)
+	wantLateTold(t, b, 0, 1)
+	// The office's IT empties the share of the case: folder and ledger record.
+	away := share + "-unmounted"
+	ents, err := os.ReadDir(away)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Name() != transfer.LedgerDir {
+			if err := os.RemoveAll(filepath.Join(away, e.Name())); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ledger, err := os.ReadDir(filepath.Join(away, transfer.LedgerDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ledger {
+		if err := os.RemoveAll(filepath.Join(away, transfer.LedgerDir, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(share); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(away, share); err != nil { // mounted again
+		t.Fatal(err)
+	}
+	b.retryOwed()
+	ws := withdrawals(t, b, id)
+	if len(ws) != 2 {
+		t.Fatalf("withdrawal events %+v, want the unreachable one and the answer asked again", ws)
+	}
+	if out, ok := LateFolderWithdrawal(ws[1]); !ok || out != string(adapters.WithdrawNothing) || RemovedCopy(ws[1]) || ws[1].Actor != actorAskedAgain {
+		t.Errorf("withdrawal asked again: %+v (%q %v), want the late folder found gone, in its own words", ws[1], out, ok)
+	}
+	if s, _ := stillTheClerks(t, b, id); len(s.WithdrawalsOwed) != 0 {
+		t.Errorf("the record still owes %v", s.WithdrawalsOwed)
+	}
+}

@@ -337,7 +337,7 @@ func withdrawalEvent(got ChannelWithdrawal, of copyOf, owed bool, actor string, 
 		// time, another gateway's), before the office took it.
 		got.Outcome = string(adapters.WithdrawRemoved)
 	}
-	if of.late && (got.Reference != "" || got.Outcome == WithdrawUnreachable) {
+	if of.late && (got.Reference != "" || got.Outcome == WithdrawUnreachable || owed && got.Outcome == string(adapters.WithdrawNothing)) {
 		on := " (" + got.Reference + ", channel " + got.Channel + ")"
 		if got.Reference == "" {
 			on = " (channel " + got.Channel + ")"
@@ -355,6 +355,12 @@ func withdrawalEvent(got ChannelWithdrawal, of copyOf, owed bool, actor string, 
 			if got.Err != nil {
 				ev.Note = adapters.LogReason(got.Err)
 			}
+		case string(adapters.WithdrawNothing):
+			// Asked again after a share that did not answer: nothing of
+			// the case is left there (taken out by hand, ledger record and
+			// all). Said in the late folder's words, not as an erasure's
+			// finding (withdrawalEnd): the clerk's page reads them.
+			ev.Detail = LateFolderDetail + on + " " + goneLatePhrase + ": whether the office's import read it first is not known"
 		default:
 			return withdrawalEnd(ev, got, owed)
 		}
@@ -410,6 +416,9 @@ const (
 	// unwithdrawnPhrase is in the detail of every withdrawal that could not
 	// be done.
 	unwithdrawnPhrase = "could not be withdrawn"
+	// goneLatePhrase is in the detail of the withdrawal of a late case folder
+	// that found nothing of the case in the share any more.
+	goneLatePhrase = "was no longer in the share when the gateway asked again"
 )
 
 // RemovedCopy reports whether e is a withdrawal event that removed a copy of
@@ -421,7 +430,8 @@ func RemovedCopy(e submission.Event) bool {
 
 // LateFolderWithdrawal reports whether e is the withdrawal event of a late
 // case folder (LateFolderDetail), and what it found: removed (RemovedCopy),
-// taken (the import had it first) or unreachable.
+// taken (the import had it first), unreachable, or none (gone from the share
+// when the gateway asked again, by whom is not known).
 func LateFolderWithdrawal(e submission.Event) (outcome string, ok bool) {
 	if e.Type != submission.EventWithdrawal || !strings.HasPrefix(e.Detail, LateFolderDetail) {
 		return "", false
@@ -431,6 +441,8 @@ func LateFolderWithdrawal(e submission.Event) (outcome string, ok bool) {
 		return string(adapters.WithdrawRemoved), true
 	case strings.Contains(e.Detail, unwithdrawnPhrase):
 		return WithdrawUnreachable, true
+	case strings.Contains(e.Detail, goneLatePhrase):
+		return string(adapters.WithdrawNothing), true
 	}
 	return string(adapters.WithdrawTaken), true
 }
@@ -597,5 +609,8 @@ var errWithdrawNoChannel = errors.New("broker: no channel on this gateway can wi
 // for the clerk's page, so that the page is tested against the words the
 // gateway writes.
 func LateFolderEvent(got ChannelWithdrawal, erased bool, actor string, now time.Time) (submission.Event, bool) {
-	return withdrawalEvent(got, copyOf{late: true, erased: erased}, false, actor, now)
+	// Owed: the late hand-over's transaction owes the withdrawal
+	// (recordHandOver), so every withdrawal of the folder the gateway records
+	// is one of an owed copy.
+	return withdrawalEvent(got, copyOf{late: true, erased: erased}, true, actor, now)
 }

@@ -122,3 +122,36 @@ func TestLateFolderWithdrawnReadsOnlyRemovals(t *testing.T) {
 		}
 	}
 }
+
+// TestLateFolderFoundGoneIsNoErasure: the gateway could not reach the share
+// when a case folder reached it after the clerk's takeover; when it asked
+// again, the folder was gone and nothing of the case was left there (the
+// office's IT took it out, ledger record and all). The history names that in
+// the takeover's words — not "Löschung", an erasure's, on a case nobody
+// erased — and the page keeps its warning: nobody knows whether the import
+// read the folder first.
+func TestLateFolderFoundGoneIsNoErasure(t *testing.T) {
+	mem := newMemDesk()
+	addBound(mem, submission.StateQueued, channel.Transfer, "weg")
+	m := annasMailbox(t, Options{Desk: mem})
+	c := newClient(t, m.Handler())
+	c.mustLogin("anna", "anna-passwort")
+	csrf := csrfFrom(t, c.get("/postfach/s/weg").Body.String())
+	if res := c.post("/postfach/s/weg/uebernehmen", url.Values{"csrf": {csrf}}).Result(); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the takeover: %d", res.StatusCode)
+	}
+	mem.HandOverAfterTakeover(t, "weg")
+	mem.LateFolderWithdrawal(t, "weg", string(adapters.WithdrawNothing))
+	page := c.get("/postfach/s/weg").Body.String()
+	for _, want := range []string{
+		`<h2 id="h-doppelt">Achtung, möglicherweise doppelt</h2>`,
+		"Nach der Übernahme in den Übergabeordner gelangte Kopie war beim erneuten Nachfragen nicht mehr dort",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "Löschung: bereitgestellte Kopie") {
+		t.Error("the history calls the gateway's question an erasure, of a case nobody erased")
+	}
+}

@@ -334,6 +334,7 @@ var lateWithdrawalLabels = map[string]string{
 	string(adapters.WithdrawRemoved): "Nach der Übernahme in den Übergabeordner gelangte Kopie entfernt, bevor das Fachverfahren sie eingelesen hat",
 	string(adapters.WithdrawTaken):   "Nach der Übernahme in den Übergabeordner gelangte Kopie: vom Fachverfahren schon eingelesen, nicht entfernt",
 	broker.WithdrawUnreachable:       "Nach der Übernahme in den Übergabeordner gelangte Kopie konnte nicht entfernt werden (Übergabeordner nicht erreichbar)",
+	string(adapters.WithdrawNothing): "Nach der Übernahme in den Übergabeordner gelangte Kopie war beim erneuten Nachfragen nicht mehr dort (ob das Fachverfahren sie vorher eingelesen hat, ist nicht bekannt)",
 }
 
 // lateFolderWithdrawn reports whether the case folder that a transfer

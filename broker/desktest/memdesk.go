@@ -171,7 +171,8 @@ func (d *MemDesk) HandOverAfterTakeover(t testing.TB, id string) {
 // LateFolderWithdrawal is the gateway's withdrawal of the case folder that
 // the late hand-over of case id (HandOverAfterTakeover) put into the share,
 // with outcome (adapters.WithdrawRemoved, adapters.WithdrawTaken,
-// broker.WithdrawUnreachable), recorded as the broker records it
+// broker.WithdrawUnreachable, adapters.WithdrawNothing), recorded as the
+// broker records it
 // (broker.LateFolderEvent). Not part of Desk: the mailbox's page tests set
 // such a case up.
 func (d *MemDesk) LateFolderWithdrawal(t testing.TB, id, outcome string) {
