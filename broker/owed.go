@@ -27,8 +27,8 @@ import (
 // did not come, then less and less often, up to once an hour (owedDelay), until
 // each answers. After a restart, and on the other gateways of a cluster, the
 // retention's next run (every record, hourly by default) finds the marks again;
-// a gateway without the background retention looks at every record once at
-// its start instead (findOwed).
+// a gateway without the background retention looks at every record once
+// after its start instead (findOwedAfterStart).
 // The gauge amtsbote_withdrawals_owed counts what this gateway knows to owe;
 // the alert AmtsboteWithdrawalOwed fires when it stays above zero.
 //
@@ -132,21 +132,35 @@ func (b *Broker) noteOwedOf(s *submission.Submission) {
 	}
 }
 
-// findOwed notes the owed withdrawals of every record once, on a gateway
-// without the background retention (Config.RetentionEvery 0: `amtsbote gc`
-// from cron, whose offline broker asks no share), whose scan finds them
-// otherwise after a start (GCWith). Without it, a crash between an erasure's
-// commit and its question, or a restart while a share was down, left the mark
-// in the record with no gateway to ask. It runs beside the start, as the
-// retention does: on a big store the read takes minutes.
-func (b *Broker) findOwed() {
+// findOwedAfterStart notes the owed withdrawals of every record once
+// (findOwed), owedEvery after the start — the retry loop's first round —, on a
+// gateway without the background retention (Config.RetentionEvery 0:
+// `amtsbote gc` from cron, whose offline broker asks no share), whose scan
+// finds them otherwise after a start (GCWith). Without it, a crash between an
+// erasure's commit and its question, or a restart while a share was down, left
+// the mark in the record with no gateway to ask. Not at once: the start's own
+// reads (the outbox re-published, the first confirmation round) go first, and
+// on a big store this one takes minutes.
+func (b *Broker) findOwedAfterStart() {
 	defer b.loops.Done()
+	t := time.NewTimer(owedEvery)
+	defer t.Stop()
+	select {
+	case <-b.ctx.Done():
+		return
+	case <-t.C:
+	}
+	b.findOwed()
+}
+
+// findOwed notes the owed withdrawals of every record (noteOwedOf).
+func (b *Broker) findOwed() {
 	err := b.db.Scan(func(s *submission.Submission) bool {
 		b.noteOwedOf(s)
 		return b.ctx.Err() == nil
 	})
 	if err != nil && b.ctx.Err() == nil {
-		b.log.Error("owed withdrawals: cannot read the records at start; a case folder an erasure or a clerk's takeover left in a share before the start is asked about only after the next start", "err", err)
+		b.log.Error("owed withdrawals: cannot read the records after the start; a case folder an erasure or a clerk's takeover left in a share before the start is asked about only after the next start", "err", err)
 	}
 }
 

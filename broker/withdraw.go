@@ -38,7 +38,7 @@ import (
 // the withdrawal found clears it. One the share did not answer is asked again
 // by the gateway itself, less and less often, until it answers; after a
 // restart the retention's next run finds the marks again (without the
-// background retention, the start does). Before, it waited for
+// background retention, a look of its own after the start). Before, it waited for
 // an operator to erase the case again, and a crash between the erasure's
 // commit and its withdrawal left the case folder in the share with nothing to
 // say so.
