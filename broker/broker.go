@@ -509,7 +509,7 @@ func (b *Broker) start(ctx context.Context) error {
 		// No retention run will find the owed withdrawals of before the
 		// start (owed.go): the gateway looks for them once itself.
 		b.loops.Add(1)
-		go b.findOwedAfterStart()
+		go b.findOwedAfterStart(owedEvery)
 	}
 	// Before the first attempt: a clerk's takeover on another gateway stops any
 	// attempt this one runs (clusterstop.go).

@@ -133,7 +133,7 @@ func (b *Broker) noteOwedOf(s *submission.Submission) {
 }
 
 // findOwedAfterStart notes the owed withdrawals of every record once
-// (findOwed), owedEvery after the start — the retry loop's first round —, on a
+// (findOwed), after (owedEvery at the start: the retry loop's first round), on a
 // gateway without the background retention (Config.RetentionEvery 0:
 // `amtsbote gc` from cron, whose offline broker asks no share), whose scan
 // finds them otherwise after a start (GCWith). Without it, a crash between an
@@ -141,9 +141,9 @@ func (b *Broker) noteOwedOf(s *submission.Submission) {
 // the mark in the record with no gateway to ask. Not at once: the start's own
 // reads (the outbox re-published, the first confirmation round) go first, and
 // on a big store this one takes minutes.
-func (b *Broker) findOwedAfterStart() {
+func (b *Broker) findOwedAfterStart(after time.Duration) {
 	defer b.loops.Done()
-	t := time.NewTimer(owedEvery)
+	t := time.NewTimer(after)
 	defer t.Stop()
 	select {
 	case <-b.ctx.Done():
