@@ -451,6 +451,11 @@ func (c *adminClient) show(ctx context.Context, path string, stdout io.Writer) e
 		row("nachreichung to", s.CaseID)
 	}
 	row("nachreichungen", strings.Join(v.FollowUps, ", "))
+	if len(s.WithdrawalsOwed) > 0 {
+		// An erasure or a takeover is not complete while a copy waits in an
+		// office's share: the person on call must see it without -json.
+		row("withdrawal owed", "channel "+strings.Join(s.WithdrawalsOwed, ", ")+": a copy may still wait for the office; the gateway asks its share again until it answers")
+	}
 	tw.Flush()
 	fmt.Fprintln(stdout, "\nevents:")
 	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)

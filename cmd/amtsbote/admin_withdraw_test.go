@@ -55,3 +55,32 @@ func TestAdminEraseSaysWhatBecameOfTheCaseFolder(t *testing.T) {
 		t.Errorf("forwarded: rc %d\n%s%s", rc, out, errs)
 	}
 }
+
+// TestAdminShowSaysAWithdrawalIsOwed: `amtsbote admin show` of a case whose
+// copy in an office's share the gateway still has to withdraw says so in its
+// table, not only with -json: the erasure is not complete until then.
+func TestAdminShowSaysAWithdrawalIsOwed(t *testing.T) {
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		owed := ""
+		if strings.HasSuffix(r.URL.Path, "/owes") {
+			owed = `, "withdrawalsOwed": ["transfer"]`
+		}
+		_, _ = w.Write([]byte(`{"submission": {"id": "x", "state": "handed_over", "officeId": "o", "targets": [{"channel": "transfer"}], "receivedAt": "2026-12-07T10:00:00Z"` + owed + `}, "events": []}`))
+	}))
+	defer gw.Close()
+	t.Setenv("AMTSBOTE_ADMIN_TOKEN", "token")
+	show := func(id string) string {
+		var out, errb bytes.Buffer
+		if rc := runAdmin(context.Background(), []string{"-url", gw.URL, "-data", t.TempDir(), "show", id}, &out, &errb); rc != 0 {
+			t.Fatalf("show %s: rc %d\n%s%s", id, rc, out.String(), errb.String())
+		}
+		return out.String()
+	}
+	if out := show("owes"); !strings.Contains(out, "withdrawal owed") || !strings.Contains(out, "channel transfer: a copy may still wait for the office") {
+		t.Errorf("show of a case owing a withdrawal:\n%s", out)
+	}
+	if out := show("settled"); strings.Contains(out, "withdrawal owed") {
+		t.Errorf("show of a case owing none:\n%s", out)
+	}
+}
