@@ -1295,6 +1295,9 @@ func erasedView(res broker.EraseResult) map[string]any {
 			if w.Err != nil {
 				m["detail"] = w.Reason()
 			}
+			if w.AskedAgain() {
+				m["askedAgain"] = true
+			}
 			ws = append(ws, m)
 		}
 		out["withdrawals"] = ws

@@ -455,6 +455,13 @@ func lateFolder(s *submission.Submission) bool {
 	return s.HandedOverAfterTakeover() && s.TakenOverFrom != ""
 }
 
+// AskedAgain reports whether the gateway asks again about a withdrawal that
+// could not be done (owed.go): every one but that of a channel no longer
+// configured for the office, whose copy the gateway cannot find.
+func (w ChannelWithdrawal) AskedAgain() bool {
+	return w.Outcome == WithdrawUnreachable && !errors.Is(w.Err, errWithdrawUnconfigured)
+}
+
 // Withdrawn reports whether the copy is gone from the office's side without
 // the office having taken it: removed now or before.
 func (w ChannelWithdrawal) Withdrawn() bool {

@@ -579,7 +579,7 @@ func (c *adminClient) erase(ctx context.Context, args []string, stdout, stderr i
 		// The bytes are gone from the gateway, but a copy may still wait in the
 		// office's share: the erasure is not complete, and a script must not
 		// take it for done.
-		return fmt.Errorf("%d copies of %s waiting for the office could not be withdrawn yet: the gateway asks the office's folder again by itself until it answers (`amtsbote admin show %s` lists the withdrawal once done; the gauge amtsbote_withdrawals_owed counts what is owed), and the same erase again asks at once (what is erased stays so)", unreached, res.ID, res.ID)
+		return fmt.Errorf("%d copies of %s waiting for the office could not be withdrawn yet (each line above says what comes next; `amtsbote admin show %s` lists a withdrawal once done, and the same erase again asks at once; what is erased stays so)", unreached, res.ID, res.ID)
 	}
 	return nil
 }
@@ -600,6 +600,7 @@ type erased struct {
 		Reference        string `json:"reference"`
 		LeftoversRemoved bool   `json:"leftoversRemoved"`
 		Detail           string `json:"detail"`
+		AskedAgain       bool   `json:"askedAgain"`
 	} `json:"withdrawals"`
 	// ForwardedTo names the peer gateway that has the case, which this
 	// erasure does not reach.
@@ -641,7 +642,11 @@ func (e erased) say(w io.Writer, what string) (unreached int) {
 			// Nothing of it there: nothing to say.
 		default:
 			unreached++
-			fmt.Fprintf(w, "%s%s: case folder on channel %s NOT withdrawn: %s\n", what, e.ID, wd.Channel, wd.Detail)
+			next := "the gateway asks the share again until it answers"
+			if !wd.AskedAgain {
+				next = "the gateway cannot reach it: the office's IT has to take it out of the share"
+			}
+			fmt.Fprintf(w, "%s%s: case folder on channel %s NOT withdrawn: %s; %s\n", what, e.ID, wd.Channel, wd.Detail, next)
 		}
 	}
 	if f := e.ForwardedTo; f != nil {

@@ -22,7 +22,9 @@ func TestAdminEraseSaysWhatBecameOfTheCaseFolder(t *testing.T) {
 		"taken": `{"id": "taken", "state": "delivered", "bytesRemovedAt": "2026-12-07T10:00:00Z", "alreadyRemoved": false, "blobsDeleted": 2, "blobsLeft": 0,
 			"withdrawals": [{"channel": "transfer", "outcome": "taken", "reference": "20261207-taken"}]}`,
 		"hung": `{"id": "hung", "state": "handed_over", "bytesRemovedAt": "2026-12-07T10:00:00Z", "alreadyRemoved": true, "blobsDeleted": 0, "blobsLeft": 0,
-			"withdrawals": [{"channel": "transfer", "outcome": "unreachable", "detail": "the channel did not answer the withdrawal in time"}]}`,
+			"withdrawals": [{"channel": "transfer", "outcome": "unreachable", "detail": "the channel did not answer the withdrawal in time", "askedAgain": true}]}`,
+		"unconfigured": `{"id": "unconfigured", "state": "delivered", "bytesRemovedAt": "2026-12-07T10:00:00Z", "alreadyRemoved": false, "blobsDeleted": 1, "blobsLeft": 0,
+			"withdrawals": [{"channel": "transfer", "outcome": "unreachable", "detail": "broker: the channel is no longer configured for the office"}]}`,
 		"forwarded": `{"id": "forwarded", "state": "delivered", "bytesRemovedAt": "2026-12-07T10:00:00Z", "alreadyRemoved": false, "blobsDeleted": 1, "blobsLeft": 0,
 			"forwardedTo": {"gateway": "amtsbote-by", "submissionId": "01a2-by"}}`,
 	}
@@ -45,8 +47,14 @@ func TestAdminEraseSaysWhatBecameOfTheCaseFolder(t *testing.T) {
 		t.Errorf("taken: rc %d\n%s%s", rc, out, errs)
 	}
 	if rc, out, errs := erase("hung"); rc != 1 || !strings.Contains(out, "NOT withdrawn: the channel did not answer") ||
-		!strings.Contains(errs, "the gateway asks the office's folder again by itself") || !strings.Contains(errs, "the same erase again asks at once") {
+		!strings.Contains(out, "the gateway asks the share again until it answers") || !strings.Contains(errs, "the same erase again asks at once") {
 		t.Errorf("unreachable: rc %d\n%s%s", rc, out, errs)
+	}
+	// A channel no longer configured: the gateway cannot ask again, and the
+	// line must not promise it.
+	if rc, out, errs := erase("unconfigured"); rc != 1 || !strings.Contains(out, "the office's IT has to take it out of the share") ||
+		strings.Contains(out, "asks the share again") {
+		t.Errorf("unconfigured: rc %d\n%s%s", rc, out, errs)
 	}
 	// A case forwarded to another state's gateway is erased here only: the
 	// line names that gateway and the case's id there.
