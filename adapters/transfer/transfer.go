@@ -164,6 +164,13 @@ type Adapter struct {
 	// folder just after, the rename.
 	beforeRename func(tmp string)
 	afterRename  func(final string)
+	// atStep runs in Deliver at the named step with its path: "write" before
+	// the temporary folder is written, "pending" before the pending record
+	// (tests: another gateway's withdrawal at that moment).
+	atStep func(step, path string)
+	// shareLockWaits runs whenever a wait for the delivery's lock on the share
+	// (sharelock.go) finds another holder (tests: release that holder then).
+	shareLockWaits func(lock string)
 	// beforeCaseCheck runs in Confirmed between reading the ledger record and
 	// looking for the case folder (tests: a share unmounted just then).
 	beforeCaseCheck func()
@@ -763,6 +770,9 @@ func (a *Adapter) deliver(ctx context.Context, dir string, d adapters.Delivery) 
 	// 3. Write into the temporary folder (a leftover of an earlier attempt of this
 	//    delivery is removed first), then rename.
 	tmp := filepath.Join(dir, TempPrefix+fid)
+	if a.atStep != nil {
+		a.atStep("write", tmp)
+	}
 	if err := os.RemoveAll(tmp); err != nil {
 		return adapters.Confirmation{}, classify("remove leftover temporary folder", err)
 	}
@@ -792,6 +802,9 @@ func (a *Adapter) deliver(ctx context.Context, dir string, d adapters.Delivery) 
 	//    record (abandon); so a retry that finds the record without the folder knows
 	//    the case was handed over, even if the import took it before the hand-over
 	//    was recorded (resolvePending).
+	if a.atStep != nil {
+		a.atStep("pending", tmp)
+	}
 	if err := writeLedger(dir, fid, &ledgerRecord{DeliveryID: d.ID, SubmissionID: d.SubmissionID, PendingCase: name,
 		WrittenAt: at}); err != nil {
 		// It may be in place all the same (written, then the folder's fsync failed).
