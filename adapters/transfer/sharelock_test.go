@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/amtsbote/amtsbote/adapters"
 )
@@ -110,5 +111,16 @@ func BenchmarkDeliver(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
+	}
+}
+
+// expireLock makes delivery id's lock file in dir, which must be there, look
+// as a lock left a day ago: not written since by its owner.
+func expireLock(t testing.TB, dir, id string) {
+	t.Helper()
+	p := lockPath(dir, fileID(id))
+	old := time.Now().Add(-24 * time.Hour)
+	if err := os.Chtimes(p, old, old); err != nil {
+		t.Fatalf("the delivery's lock on the share: %v", err)
 	}
 }

@@ -137,6 +137,12 @@ type Adapter struct {
 
 	locks [64]sync.Mutex // per delivery id (hashed): one writer per case
 
+	// lease is how long a delivery's lock on the share stays valid without
+	// renewal, leaseNow the owner's clock for it (sharelock.go); tests change
+	// both.
+	lease    time.Duration
+	leaseNow func() time.Time
+
 	keep        time.Duration // Options.LedgerKeep in effect
 	pmu         sync.Mutex
 	pruning     map[string]bool      // office folders whose ledger a pass works on now
@@ -200,7 +206,7 @@ var (
 func New(o Options) (*Adapter, error) {
 	a := &Adapter{log: o.Logger, now: o.Now, watched: map[string]bool{}, watchedAt: map[string]time.Time{}, unwatched: map[string]bool{}, adding: map[string]bool{}, keep: o.LedgerKeep,
 		pruning: map[string]bool{}, lastPrune: map[string]time.Time{}, pruneCursor: map[string]string{},
-		beforeRename: o.BeforeRename}
+		beforeRename: o.BeforeRename, lease: defaultLease, leaseNow: time.Now}
 	if a.keep == 0 {
 		a.keep = DefaultLedgerKeep
 	}
@@ -687,8 +693,17 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Co
 	}
 	unlock := a.lock(d.ID)
 	defer unlock()
+	// The lock of this process keeps its own work on d out; the lock on the
+	// share that of the other gateways of a cluster (sharelock.go).
+	sl, err := a.lockShare(ctx, dir, fileID(d.ID), "attempt", true)
+	if err != nil {
+		a.log.Info("transfer: attempt failed", "delivery", d.ID, "office", d.OfficeID, "folder", dir,
+			"attempt", d.Attempt, "reason", adapters.PublicReason(err), "err", err)
+		return adapters.Confirmation{}, err
+	}
+	defer sl.release()
 
-	c, err := a.deliver(ctx, dir, d)
+	c, err := a.deliver(ctx, dir, d, sl)
 	if err != nil && ctx.Err() != nil {
 		// Stopped, not failed: the gateway's shutdown, the attempt's time up, or a
 		// clerk's takeover in the web mailbox (the cause says which); the office's
@@ -711,7 +726,7 @@ func (a *Adapter) confirmation(dir, caseName string, at time.Time) adapters.Conf
 	return adapters.Confirmation{Receiver: "transfer folder " + dir, At: at, Reference: caseName, Pending: true}
 }
 
-func (a *Adapter) deliver(ctx context.Context, dir string, d adapters.Delivery) (adapters.Confirmation, error) {
+func (a *Adapter) deliver(ctx context.Context, dir string, d adapters.Delivery, sl *shareLock) (adapters.Confirmation, error) {
 	fid := fileID(d.ID)
 	// 1. Already handed over (the ledger says so): no second case, whether the office
 	//    imported the first one or not.
@@ -773,6 +788,9 @@ func (a *Adapter) deliver(ctx context.Context, dir string, d adapters.Delivery) 
 	if a.atStep != nil {
 		a.atStep("write", tmp)
 	}
+	if err := sl.check(); err != nil {
+		return adapters.Confirmation{}, err
+	}
 	if err := os.RemoveAll(tmp); err != nil {
 		return adapters.Confirmation{}, classify("remove leftover temporary folder", err)
 	}
@@ -805,6 +823,14 @@ func (a *Adapter) deliver(ctx context.Context, dir string, d adapters.Delivery) 
 	if a.atStep != nil {
 		a.atStep("pending", tmp)
 	}
+	if err := sl.check(); err != nil {
+		// Another gateway may hold the delivery's lock now, and a withdrawal
+		// of it have written its record: nothing of this attempt's goes into
+		// the ledger any more. Its own temporary folder goes, as no record
+		// of this attempt names it.
+		_ = os.RemoveAll(tmp)
+		return adapters.Confirmation{}, err
+	}
 	if err := writeLedger(dir, fid, &ledgerRecord{DeliveryID: d.ID, SubmissionID: d.SubmissionID, PendingCase: name,
 		WrittenAt: at}); err != nil {
 		// It may be in place all the same (written, then the folder's fsync failed).
@@ -821,6 +847,14 @@ func (a *Adapter) deliver(ctx context.Context, dir string, d adapters.Delivery) 
 	// well as the clerk's: two people processing one application. Given up
 	// here, it leaves no case folder, no hand-over and, as any attempt given up
 	// before the rename, neither its pending record nor its temporary folder.
+	//
+	// The lock on the share is looked at first: lapsed, the ledger may hold
+	// another gateway's record now (a withdrawal's, over this pending one),
+	// which abandon would remove. The pending record and the temporary folder
+	// stay then, and say "not renamed" to whoever comes next.
+	if err := sl.check(); err != nil {
+		return adapters.Confirmation{}, err
+	}
 	if err := ctx.Err(); err != nil {
 		abandon(dir, fid, tmp)
 		return adapters.Confirmation{}, fmt.Errorf("transfer: %w", err)
@@ -843,6 +877,14 @@ func (a *Adapter) deliver(ctx context.Context, dir string, d adapters.Delivery) 
 	}
 	if a.afterRename != nil {
 		a.afterRename(final)
+	}
+	if err := sl.check(); err != nil {
+		// Handed over, but the lock may be another gateway's now, and its
+		// withdrawal may have taken the case folder out under a withdrawal
+		// record: the hand-over's record written over that would count the
+		// erased case as handed over. The pending record stays, and the next
+		// attempt or look settles it (resolvePending).
+		return adapters.Confirmation{}, err
 	}
 	// 5. Record the hand-over, over the pending record. Should this fail (the share
 	//    full or gone just now), the attempt fails and the retry finds the pending

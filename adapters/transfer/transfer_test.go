@@ -1151,6 +1151,9 @@ func runChildAndKill(t *testing.T, when, dir string) {
 		t.Fatalf("child did not die by SIGKILL: %v\n%s", err, out.String())
 	}
 	_ = os.Remove(ready)
+	// The killed attempt's lock on the share stays behind; the retry comes
+	// after its lease has run out (sharelock.go, TestExpiredLockTakenOver).
+	expireLock(t, dir, crashDelivery(dir).ID)
 }
 
 func TestCrashBeforeRename(t *testing.T) {
@@ -1424,6 +1427,9 @@ func TestLedgerWriteFailsAfterRename(t *testing.T) {
 					if err := os.Rename(share, dir); err != nil {
 						t.Fatal(err)
 					}
+					// The attempt's lock could not be removed from the share
+					// gone: the retry comes after its lease ran out.
+					expireLock(t, dir, d.ID)
 				}
 				got := append(cases(t, dir), cases(t, importDir)...)
 				if len(got) != 1 {

@@ -91,7 +91,17 @@ func (a *Adapter) Withdraw(ctx context.Context, d adapters.Delivery) (adapters.W
 	if err := ctx.Err(); err != nil {
 		return adapters.Withdrawal{}, fmt.Errorf("transfer: %w", err)
 	}
-	w, err := a.withdraw(dir, fid, d)
+	// The lock of this process keeps its own attempts of d out; the lock on
+	// the share those of the other gateways of a cluster, whose attempt may
+	// be past its last look at its context (sharelock.go). Waited for as the
+	// lock above: at most until ctx ends.
+	sl, err := a.lockShare(ctx, dir, fid, "withdrawal", true)
+	if err != nil {
+		a.log.Warn("transfer: withdrawal failed", "delivery", d.ID, "office", d.OfficeID, "folder", dir, "err", err)
+		return adapters.Withdrawal{}, err
+	}
+	defer sl.release()
+	w, err := a.withdraw(dir, fid, d, sl)
 	if err != nil {
 		a.log.Warn("transfer: withdrawal failed", "delivery", d.ID, "office", d.OfficeID, "folder", dir, "err", err)
 		return adapters.Withdrawal{}, err
@@ -101,8 +111,9 @@ func (a *Adapter) Withdraw(ctx context.Context, d adapters.Delivery) (adapters.W
 	return w, nil
 }
 
-// withdraw is Withdraw under the delivery's lock.
-func (a *Adapter) withdraw(dir, fid string, d adapters.Delivery) (adapters.Withdrawal, error) {
+// withdraw is Withdraw under the delivery's locks; sl is the one on the share,
+// checked before each step that writes (sharelock.go).
+func (a *Adapter) withdraw(dir, fid string, d adapters.Delivery, sl *shareLock) (adapters.Withdrawal, error) {
 	rec, err := readLedger(dir, fid)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -124,18 +135,21 @@ func (a *Adapter) withdraw(dir, fid string, d adapters.Delivery) (adapters.Withd
 			return adapters.Withdrawal{Outcome: adapters.WithdrawTaken, Reference: name}, nil
 		case name != "":
 			begun := &ledgerRecord{DeliveryID: d.ID, SubmissionID: d.SubmissionID, WithdrawnCase: name, WrittenAt: a.now()}
+			if err := sl.check(); err != nil {
+				return adapters.Withdrawal{}, err
+			}
 			if err := writeLedger(dir, fid, begun); err != nil {
 				return adapters.Withdrawal{}, classify("write withdrawal ledger record", err)
 			}
-			return a.hideCase(dir, fid, begun)
+			return a.hideCase(dir, fid, begun, sl)
 		}
-		return a.withdrawLeftovers(dir, fid, d, caseBase(d))
+		return a.withdrawLeftovers(dir, fid, d, caseBase(d), sl)
 	case err != nil:
 		return adapters.Withdrawal{}, classifyRead("read ledger", err)
 	case rec.DeliveryID != d.ID:
 		return adapters.Withdrawal{}, &Error{Reason: ReasonRead, Err: errors.New("ledger record belongs to another delivery id")}
 	case rec.withdrawn():
-		return a.settleWithdrawal(dir, fid, rec)
+		return a.settleWithdrawal(dir, fid, rec, sl)
 	case rec.pending():
 		renamed, err := pendingRenamed(dir, fid)
 		if err != nil {
@@ -144,7 +158,7 @@ func (a *Adapter) withdraw(dir, fid string, d adapters.Delivery) (adapters.Withd
 		if !renamed {
 			// Begun and not renamed: the case folder never reached the
 			// import; its temporary folder holds the bytes.
-			return a.withdrawLeftovers(dir, fid, d, rec.PendingCase)
+			return a.withdrawLeftovers(dir, fid, d, rec.PendingCase, sl)
 		}
 		// Renamed: handed over, whether or not the hand-over was recorded.
 		rec.Case, rec.PendingCase = rec.PendingCase, ""
@@ -160,10 +174,13 @@ func (a *Adapter) withdraw(dir, fid string, d adapters.Delivery) (adapters.Withd
 	// repeated Withdraw how far this one came.
 	begun := *rec
 	begun.WithdrawnCase, begun.Case = rec.Case, ""
+	if err := sl.check(); err != nil {
+		return adapters.Withdrawal{}, err
+	}
 	if err := writeLedger(dir, fid, &begun); err != nil {
 		return adapters.Withdrawal{}, classify("write withdrawal ledger record", err)
 	}
-	return a.hideCase(dir, fid, &begun)
+	return a.hideCase(dir, fid, &begun, sl)
 }
 
 // unrecordedCase finds a case folder of d without a ledger record as Deliver's
@@ -203,11 +220,14 @@ func (a *Adapter) takenByOffice(dir, name string) (bool, error) {
 // hideCase renames the case folder of a begun withdrawal rec out of the
 // import's sight, and finishes the withdrawal; if the office took the case
 // folder first, the hand-over's record is put back.
-func (a *Adapter) hideCase(dir, fid string, rec *ledgerRecord) (adapters.Withdrawal, error) {
+func (a *Adapter) hideCase(dir, fid string, rec *ledgerRecord, sl *shareLock) (adapters.Withdrawal, error) {
 	name := rec.WithdrawnCase
 	caseDir, hidden := filepath.Join(dir, name), withdrawalPath(dir, fid)
 	if a.beforeWithdrawRename != nil {
 		a.beforeWithdrawRename(caseDir)
+	}
+	if err := sl.check(); err != nil {
+		return adapters.Withdrawal{}, err // begun: the repeat settles it
 	}
 	if err := os.Rename(caseDir, hidden); err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
@@ -221,7 +241,7 @@ func (a *Adapter) hideCase(dir, fid string, rec *ledgerRecord) (adapters.Withdra
 			werr := classify("rename case folder out of the import's sight", err)
 			if _, cerr := os.Lstat(caseDir); cerr == nil {
 				if _, herr := os.Lstat(hidden); errors.Is(herr, fs.ErrNotExist) {
-					if _, berr := a.takenFirst(dir, fid, rec); berr != nil {
+					if _, berr := a.takenFirst(dir, fid, rec, sl); berr != nil {
 						return adapters.Withdrawal{}, errors.Join(werr, berr)
 					}
 				}
@@ -232,25 +252,25 @@ func (a *Adapter) hideCase(dir, fid string, rec *ledgerRecord) (adapters.Withdra
 		// happened all the same (NFS answers a retransmitted rename it did
 		// with "not there"): then the folder lies under its withdrawal name.
 		if _, herr := os.Lstat(hidden); herr == nil {
-			return a.finishWithdrawal(dir, fid, rec)
+			return a.finishWithdrawal(dir, fid, rec, sl)
 		} else if !errors.Is(herr, fs.ErrNotExist) {
 			return adapters.Withdrawal{}, classifyRead("look for withdrawn case folder", herr)
 		}
 		if err := statLedger(dir); err != nil {
 			return adapters.Withdrawal{}, err
 		}
-		return a.takenFirst(dir, fid, rec)
+		return a.takenFirst(dir, fid, rec, sl)
 	}
 	if a.afterWithdrawRename != nil {
 		a.afterWithdrawRename(hidden)
 	}
-	return a.finishWithdrawal(dir, fid, rec)
+	return a.finishWithdrawal(dir, fid, rec, sl)
 }
 
 // finishWithdrawal finishes a begun withdrawal rec whose case folder lies under
 // its withdrawal name: it puts the folder back if the office marked it imported
 // meanwhile, otherwise records the withdrawal done and removes the folder.
-func (a *Adapter) finishWithdrawal(dir, fid string, rec *ledgerRecord) (adapters.Withdrawal, error) {
+func (a *Adapter) finishWithdrawal(dir, fid string, rec *ledgerRecord, sl *shareLock) (adapters.Withdrawal, error) {
 	name := rec.WithdrawnCase
 	caseDir, hidden := filepath.Join(dir, name), withdrawalPath(dir, fid)
 	// A marker written before the rename won: a marking import reads the
@@ -260,13 +280,16 @@ func (a *Adapter) finishWithdrawal(dir, fid string, rec *ledgerRecord) (adapters
 	// the import read it before the rename, and the answer below says
 	// "removed" of a case the office may have read; nothing can tell that.
 	if mi, err := os.Lstat(caseDir + MarkerSuffix); err == nil && !mi.IsDir() {
+		if err := sl.check(); err != nil {
+			return adapters.Withdrawal{}, err
+		}
 		if err := os.Rename(hidden, caseDir); err != nil {
 			return adapters.Withdrawal{}, classify("put a marked case folder back", err)
 		}
 		if err := syncDir(dir); err != nil {
 			return adapters.Withdrawal{}, classify("sync office folder", err)
 		}
-		return a.takenFirst(dir, fid, rec)
+		return a.takenFirst(dir, fid, rec, sl)
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return adapters.Withdrawal{}, classifyRead("look for marker", err)
 	}
@@ -275,6 +298,9 @@ func (a *Adapter) finishWithdrawal(dir, fid string, rec *ledgerRecord) (adapters
 	}
 	done := *rec
 	done.WithdrawnAt = a.now()
+	if err := sl.check(); err != nil {
+		return adapters.Withdrawal{}, err
+	}
 	if err := writeLedger(dir, fid, &done); err != nil {
 		return adapters.Withdrawal{}, classify("write withdrawal ledger record", err)
 	}
@@ -295,12 +321,15 @@ func (a *Adapter) finishWithdrawal(dir, fid string, rec *ledgerRecord) (adapters
 // the case folder meanwhile, which is why it was gone here. Put back over
 // that, the record said handed over for a folder removed, and Confirmed
 // signed its absence as the import's take.
-func (a *Adapter) takenFirst(dir, fid string, rec *ledgerRecord) (adapters.Withdrawal, error) {
+func (a *Adapter) takenFirst(dir, fid string, rec *ledgerRecord, sl *shareLock) (adapters.Withdrawal, error) {
 	if now, err := readLedger(dir, fid); err == nil && now.DeliveryID == rec.DeliveryID && now.withdrawn() && !now.WithdrawnAt.IsZero() {
 		return adapters.Withdrawal{Outcome: adapters.WithdrawnBefore, Reference: now.WithdrawnCase}, nil
 	}
 	back := *rec
 	back.Case, back.WithdrawnCase, back.WithdrawnAt = rec.WithdrawnCase, "", time.Time{}
+	if err := sl.check(); err != nil {
+		return adapters.Withdrawal{}, err
+	}
 	if err := writeLedger(dir, fid, &back); err != nil {
 		return adapters.Withdrawal{}, classify("write ledger", err)
 	}
@@ -310,7 +339,7 @@ func (a *Adapter) takenFirst(dir, fid string, rec *ledgerRecord) (adapters.Withd
 // settleWithdrawal answers for a withdrawal record rec: done, it removes what a
 // crash left; begun, the folders tell how far the withdrawal came (see the
 // comment at the top), and it is finished.
-func (a *Adapter) settleWithdrawal(dir, fid string, rec *ledgerRecord) (adapters.Withdrawal, error) {
+func (a *Adapter) settleWithdrawal(dir, fid string, rec *ledgerRecord, sl *shareLock) (adapters.Withdrawal, error) {
 	if !rec.WithdrawnAt.IsZero() {
 		if _, err := removeWithdrawn(dir, fid); err != nil {
 			return adapters.Withdrawal{}, err
@@ -320,7 +349,7 @@ func (a *Adapter) settleWithdrawal(dir, fid string, rec *ledgerRecord) (adapters
 	_, err := os.Lstat(withdrawalPath(dir, fid))
 	switch {
 	case err == nil:
-		return a.finishWithdrawal(dir, fid, rec) // renamed before a crash
+		return a.finishWithdrawal(dir, fid, rec, sl) // renamed before a crash
 	case !errors.Is(err, fs.ErrNotExist):
 		return adapters.Withdrawal{}, classifyRead("look for withdrawn case folder", err)
 	}
@@ -329,16 +358,16 @@ func (a *Adapter) settleWithdrawal(dir, fid string, rec *ledgerRecord) (adapters
 	case err != nil:
 		return adapters.Withdrawal{}, err
 	case taken:
-		return a.takenFirst(dir, fid, rec)
+		return a.takenFirst(dir, fid, rec, sl)
 	}
-	return a.hideCase(dir, fid, rec)
+	return a.hideCase(dir, fid, rec, sl)
 }
 
 // withdrawLeftovers withdraws a delivery that handed no case folder over: its
 // temporary folder, if an attempt left one, goes after a withdrawal record named
 // name (so that no later attempt writes the case again). Nothing there: nothing
 // is written.
-func (a *Adapter) withdrawLeftovers(dir, fid string, d adapters.Delivery, name string) (adapters.Withdrawal, error) {
+func (a *Adapter) withdrawLeftovers(dir, fid string, d adapters.Delivery, name string, sl *shareLock) (adapters.Withdrawal, error) {
 	tmp := filepath.Join(dir, TempPrefix+fid)
 	if _, err := os.Lstat(tmp); errors.Is(err, fs.ErrNotExist) {
 		return adapters.Withdrawal{Outcome: adapters.WithdrawNothing}, nil
@@ -348,6 +377,9 @@ func (a *Adapter) withdrawLeftovers(dir, fid string, d adapters.Delivery, name s
 	// The record first: a pending record without its temporary folder would
 	// say the case was renamed into place (pendingRenamed).
 	now := a.now()
+	if err := sl.check(); err != nil {
+		return adapters.Withdrawal{}, err
+	}
 	if err := writeLedger(dir, fid, &ledgerRecord{DeliveryID: d.ID, SubmissionID: d.SubmissionID, WithdrawnCase: name,
 		WrittenAt: now, WithdrawnAt: now}); err != nil {
 		return adapters.Withdrawal{}, classify("write withdrawal ledger record", err)

@@ -603,31 +603,49 @@ func TestRenameDoneButReportedNotThere(t *testing.T) {
 }
 
 // TestTwoGatewaysWithdrawTogether: two gateways of a cluster share the
-// office's folder, and the delivery's lock is each one's own: an erasure asked
-// again on the other gateway (a client that gave up waiting), or a late case
-// folder's withdrawal beside an operator's erasure, withdraw the same case
-// folder at once. The one whose rename finds the folder gone because the other
-// has withdrawn it, or whose look finds neither folder because the other has
-// removed it, must not put the hand-over's record back over the other's
-// "done": the record would say handed over, Confirmed would take the folder
-// gone for the import's take and sign a Zustellbestaetigung for an
-// application the office never had. (A repeat that finds the record begun and
-// neither folder, the other having finished meanwhile, puts the record back
-// by the same step, takenFirst.)
+// office's folder: an erasure asked again on the other gateway (a client that
+// gave up waiting), or a late case folder's withdrawal beside an operator's
+// erasure, withdraw the same case folder at once. The delivery's lock on the
+// share (sharelock.go) lets one at a time: the other waits, then finds the
+// withdrawal done and answers "removed before". (Before the lock, the one
+// whose rename found the folder gone because the other had withdrawn it put
+// the hand-over's record back over the other's "done" unless takenFirst looked
+// again; that look stays for a gateway of an older build.)
 func TestTwoGatewaysWithdrawTogether(t *testing.T) {
 	t.Run("the other withdraws it just before the rename", func(t *testing.T) {
 		dir := officeFolder(t)
 		a, b := newAdapter(t), newAdapter(t)
 		d := realDelivery(dir, "dlv-two-rename", "4c1f0e52-0000-4000-8000-000000000093")
 		c := handOverQuietly(t, a, d)
+		var (
+			bw   adapters.Withdrawal
+			berr error
+			done = make(chan struct{})
+			wait = make(chan struct{}, 1)
+		)
+		b.shareLockWaits = func(string) {
+			select {
+			case wait <- struct{}{}:
+			default:
+			}
+		}
 		a.beforeWithdrawRename = func(string) {
-			if w, err := b.Withdraw(t.Context(), d); err != nil || w.Outcome != adapters.WithdrawRemoved {
-				t.Errorf("the other gateway's Withdraw: %+v %v, want removed", w, err)
+			go func() {
+				defer close(done)
+				bw, berr = b.Withdraw(t.Context(), d)
+			}()
+			select {
+			case <-wait:
+			case <-done:
 			}
 		}
 		w, err := a.Withdraw(t.Context(), d)
-		if err != nil || w.Outcome != adapters.WithdrawnBefore || w.Reference != c.Reference {
-			t.Fatalf("Withdraw losing the rename to the other gateway's withdrawal: %+v %v, want removed before", w, err)
+		<-done
+		if err != nil || w.Outcome != adapters.WithdrawRemoved || w.Reference != c.Reference {
+			t.Fatalf("Withdraw: %+v %v, want removed", w, err)
+		}
+		if berr != nil || bw.Outcome != adapters.WithdrawnBefore || bw.Reference != c.Reference {
+			t.Fatalf("the other gateway's Withdraw at the same time: %+v %v, want removed before", bw, berr)
 		}
 		withdrawnForGood(t, a, dir, d)
 		withdrawnForGood(t, b, dir, d)
