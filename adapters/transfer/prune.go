@@ -130,6 +130,11 @@ func (a *Adapter) pruneEntry(dir, name string, now, shareNow time.Time) bool {
 	if err != nil || !st.Mode().IsRegular() {
 		return false
 	}
+	if strings.HasPrefix(name, lockPrefix) {
+		// A delivery's lock on the share a day old: a crash's leftover
+		// (sharelock.go); a live one is written every quarter lease.
+		return pruneLock(dir, name, st.ModTime(), shareNow)
+	}
 	if strings.HasPrefix(name, ".") {
 		// A ledger write's temporary file or a probe, cut off by a crash.
 		if (strings.HasPrefix(name, TempPrefix) || strings.HasPrefix(name, ".probe-")) && shareNow.Sub(st.ModTime()) >= staleTemp {
@@ -172,5 +177,8 @@ func (a *Adapter) pruneEntry(dir, name string, now, shareNow time.Time) bool {
 		return false // being worked on; a later pass
 	}
 	defer unlock()
+	if lockedOnShare(dir, fid) {
+		return false // being worked on by another gateway; a later pass
+	}
 	return os.Remove(p) == nil
 }

@@ -1,8 +1,11 @@
 package transfer
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -122,5 +125,104 @@ func expireLock(t testing.TB, dir, id string) {
 	old := time.Now().Add(-24 * time.Hour)
 	if err := os.Chtimes(p, old, old); err != nil {
 		t.Fatalf("the delivery's lock on the share: %v", err)
+	}
+}
+
+// TestExpiredLockTakenOver: a lock on the share left by a crashed gateway
+// (not written for longer than the lease, by the file server's clock) is
+// taken over by the next withdrawal; a live one (written just now) is not, and
+// the withdrawal waits for it only until its context ends, removing nothing.
+func TestExpiredLockTakenOver(t *testing.T) {
+	dir, a, d, c := handedOverCase(t, "dlv-lock-left", "4c1f0e52-0000-4000-8000-0000000000c0")
+	crashed := newAdapter(t) // another gateway, whose attempt dies holding the lock
+	if _, err := crashed.lockShare(t.Context(), dir, fileID(d.ID), "attempt", true); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	a.shareLockWaits = func(string) { cancel() } // waiting is the answer
+	if w, err := a.Withdraw(ctx, d); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Withdraw behind a live lock on the share: %+v %v, want it to wait until its context ends", w, err)
+	}
+	if officeCopy(t, dir, d) != c.Reference {
+		t.Fatal("the case folder went although the withdrawal waited for the lock")
+	}
+
+	a.shareLockWaits = func(string) { t.Error("a withdrawal waits for an expired lock") }
+	expireLock(t, dir, d.ID)
+	wantWithdraw(t, a, d, adapters.WithdrawRemoved, "Withdraw behind an expired lock")
+	withdrawnForGood(t, a, dir, d)
+	if _, err := os.Lstat(lockPath(dir, fileID(d.ID))); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("lock file after the withdrawal that took it over: %v, want none", err)
+	}
+}
+
+// TestHungOwnerGivesTheLockUp: an attempt on gateway b holds the lock and
+// hangs (a share mounted hard whose server stopped answering b) before its
+// pending record. Its lease runs out unrenewed: gateway a's erasure takes the
+// lock over and withdraws the temporary folder. When b goes on, it counts its
+// lease as lost by its own clock and writes nothing more into the ledger:
+// no pending record over the withdrawal's, no rename, no hand-over.
+func TestHungOwnerGivesTheLockUp(t *testing.T) {
+	for _, step := range []string{"pending", "rename"} {
+		t.Run(step, func(t *testing.T) {
+			dir := officeFolder(t)
+			a, b := newAdapter(t), newAdapter(t)
+			d := realDelivery(dir, "dlv-hung-"+step, "4c1f0e52-0000-4000-8000-0000000000c1")
+			var bclock testClock
+			bclock.Set(time.Now())
+			b.leaseNow = bclock.Now
+			hang := func() {
+				// The hang: no renewal reached the server for longer than
+				// the lease, and b's clock went on as long.
+				expireLock(t, dir, d.ID)
+				bclock.Set(bclock.Now().Add(b.lease))
+				if _, err := a.Withdraw(t.Context(), d); err != nil {
+					t.Errorf("Withdraw while the owner of the lock hangs: %v", err)
+				}
+			}
+			if step == "pending" {
+				b.atStep = func(s, _ string) {
+					if s == "pending" {
+						hang()
+					}
+				}
+			} else {
+				b.beforeRename = func(string) { hang() }
+			}
+			if _, err := b.Deliver(t.Context(), d); !errors.Is(err, errLeaseLost) {
+				t.Errorf("Deliver whose lease ran out while it hung: %v, want it to give up (errLeaseLost)", err)
+			}
+			b.atStep, b.beforeRename, b.leaseNow = nil, nil, time.Now
+			withdrawnForGood(t, a, dir, d)
+			withdrawnForGood(t, b, dir, d)
+		})
+	}
+}
+
+// TestOldLockFilesPruned: the ledger's pruning removes a lock file a day old
+// by the file server's clock, and leaves a live one and the record of a
+// delivery whose lock is held.
+func TestOldLockFilesPruned(t *testing.T) {
+	dir := officeFolder(t)
+	a := newAdapter(t)
+	if _, err := a.lockShare(t.Context(), dir, "dlv-old", "attempt", true); err != nil {
+		t.Fatal(err)
+	}
+	expireLock(t, dir, "dlv-old")
+	live, err := a.lockShare(t.Context(), dir, "dlv-live", "attempt", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.release()
+	now := time.Now()
+	if !a.pruneEntry(dir, lockPrefix+"dlv-old", now, now) {
+		t.Error("a day-old lock file stayed")
+	}
+	if a.pruneEntry(dir, lockPrefix+"dlv-live", now, now) {
+		t.Error("the pruning removed a live lock file")
+	}
+	if _, err := os.Lstat(lockPath(dir, "dlv-live")); err != nil {
+		t.Errorf("live lock file: %v", err)
 	}
 }

@@ -1147,6 +1147,9 @@ func (a *Adapter) removeStaleTemp(dir, fid string, now time.Time) bool {
 		return false // an attempt of it is running (or this one shares its lock)
 	}
 	defer unlock()
+	if lockedOnShare(dir, fid) {
+		return false // an attempt or withdrawal of it runs on another gateway
+	}
 	// Looked at again under the lock: an attempt of the delivery that ran
 	// between the listing and the lock may have written the folder afresh.
 	tmp := filepath.Join(dir, TempPrefix+fid)

@@ -420,6 +420,9 @@ func removeWithdrawn(dir, fid string) (left bool, err error) {
 // rename, and only a done one is pruned): the applicant's data would stay in
 // the share for good, so it goes too.
 func (a *Adapter) removeStaleWithdrawal(dir, fid string) bool {
+	if lockedOnShare(dir, fid) {
+		return false // a withdrawal of it runs on some gateway (sharelock.go)
+	}
 	rec, err := readLedger(dir, fid)
 	if errors.Is(err, fs.ErrNotExist) && statLedger(dir) == nil {
 		return os.RemoveAll(withdrawalPath(dir, fid)) == nil
