@@ -226,3 +226,21 @@ func TestOldLockFilesPruned(t *testing.T) {
 		t.Errorf("live lock file: %v", err)
 	}
 }
+
+// TestConfirmedDuringAWithdrawalOnAnotherGateway: the confirmation question on
+// gateway a has read the hand-over's record when gateway b's erasure
+// withdraws the case folder. a finds the folder gone: that is the withdrawal,
+// not the import, and the withdrawal record stays.
+func TestConfirmedDuringAWithdrawalOnAnotherGateway(t *testing.T) {
+	dir, a, d, _ := handedOverCase(t, "dlv-confirm-race", "4c1f0e52-0000-4000-8000-0000000000c2")
+	b := newAdapter(t)
+	a.beforeCaseCheck = func() {
+		a.beforeCaseCheck = nil
+		wantWithdraw(t, b, d, adapters.WithdrawRemoved, "the other gateway's Withdraw")
+	}
+	if c, ok, err := a.Confirmed(t.Context(), d); ok || err != nil {
+		t.Fatalf("Confirmed while another gateway withdrew the case: %+v %v %v, want not confirmed", c, ok, err)
+	}
+	withdrawnForGood(t, a, dir, d)
+	withdrawnForGood(t, b, dir, d)
+}

@@ -1287,7 +1287,12 @@ func (a *Adapter) Confirmed(ctx context.Context, d adapters.Delivery) (adapters.
 	// in the Zustellbestaetigung). Still there, the office folder is the right one
 	// and reachable: the import moved or deleted the case. Remember when we
 	// noticed, so every later answer names the same time.
-	if again, err := readLedger(dir, fid); err != nil || again.DeliveryID != d.ID {
+	// A withdrawal record now is another gateway's withdrawal (the delivery's
+	// lock of this process is not the other's, and this question takes none on
+	// the share): the folder is gone under its withdrawal name, no import
+	// (TestConfirmedDuringAWithdrawalOnAnotherGateway). Written over, the
+	// hand-over's record came back and the erased case was confirmed.
+	if again, err := readLedger(dir, fid); err != nil || again.DeliveryID != d.ID || again.withdrawn() || again.pending() {
 		return adapters.Confirmation{}, false, nil
 	}
 	at := a.now()
