@@ -177,16 +177,12 @@ func TestLateCaseFolderTakenByTheImportStays(t *testing.T) {
 	}
 }
 
-// TestLateCaseFolderOnAnUnreachableShareStays: the office's share is not
-// mounted when the gateway withdraws the late case folder (its mount point
-// is an empty folder). Nothing is written there, the folder stays in the
-// share, the history says it could not be withdrawn, that the gateway asks
-// again and that the office's IT can take it out first (not to erase the
-// case, whose bytes the clerk needs), and the operator hears of it:
-// withdrawn="false" and a WARN line with why. Once the share is back, the
-// gateway's asking again removes the folder (owed.go).
-func TestLateCaseFolderOnAnUnreachableShareStays(t *testing.T) {
-	askOwedNow(t) // owedFirst is a minute on a gateway
+// unmountedAtTheFirstWithdrawal is holdTransferAtRename whose share is
+// unmounted (put away to share+"-unmounted", its bare mount point left) just
+// before the gateway's first withdrawal, and stays so until the test mounts it
+// again.
+func unmountedAtTheFirstWithdrawal(t *testing.T) heldTransfer {
+	t.Helper()
 	var share string
 	var unmounted sync.Once
 	h := holdTransferAtRenameWith(t, nil, func(ad *transfer.Adapter) adapters.Adapter {
@@ -202,6 +198,21 @@ func TestLateCaseFolderOnAnUnreachableShareStays(t *testing.T) {
 		}}
 	})
 	share = h.share
+	return h
+}
+
+// TestLateCaseFolderOnAnUnreachableShareStays: the office's share is not
+// mounted when the gateway withdraws the late case folder (its mount point
+// is an empty folder). Nothing is written there, the folder stays in the
+// share, the history says it could not be withdrawn, that the gateway asks
+// again and that the office's IT can take it out first (not to erase the
+// case, whose bytes the clerk needs), and the operator hears of it:
+// withdrawn="false" and a WARN line with why. Once the share is back, the
+// gateway's asking again removes the folder (owed.go).
+func TestLateCaseFolderOnAnUnreachableShareStays(t *testing.T) {
+	askOwedNow(t) // owedFirst is a minute on a gateway
+	h := unmountedAtTheFirstWithdrawal(t)
+	share := h.share
 	b := h.e.b
 	id := h.takenOverAtTheRename(t, "late-unreachable", nil)
 	wantLateTold(t, b, 0, 1)
@@ -445,21 +456,8 @@ func TestRetentionLeavesASettledLateCaseFolder(t *testing.T) {
 // erased.
 func TestLateCaseFolderTakenOutByHandIsSaidInItsOwnWords(t *testing.T) {
 	askOwedNow(t)
-	var share string
-	var unmounted sync.Once
-	h := holdTransferAtRenameWith(t, nil, func(ad *transfer.Adapter) adapters.Adapter {
-		return &beforeWithdraw{Adapter: ad, then: func(adapters.Delivery) {
-			unmounted.Do(func() {
-				if err := os.Rename(share, share+"-unmounted"); err != nil {
-					t.Error(err)
-				}
-				if err := os.Mkdir(share, 0o750); err != nil { // the bare mount point
-					t.Error(err)
-				}
-			})
-		}}
-	})
-	share = h.share
+	h := unmountedAtTheFirstWithdrawal(t)
+	share := h.share
 	b := h.e.b
 	id := h.takenOverAtTheRename(t, "late-taken-out-by-hand", nil)
 	wantLateTold(t, b, 0, 1)
