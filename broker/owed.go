@@ -100,6 +100,20 @@ func (o *owedSet) due(now time.Time) []string {
 	return ids
 }
 
+// waiting returns the cases whose turn has not come by now, in id order.
+func (o *owedSet) waiting(now time.Time) []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var ids []string
+	for id, e := range o.m {
+		if e.next.After(now) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
 // drop removes case id and returns how many are left.
 func (o *owedSet) drop(id string) int {
 	o.mu.Lock()
@@ -176,7 +190,9 @@ func (b *Broker) findOwed() {
 // hangs in the kernel — one goroutine stuck for good per owed case of the
 // office (after a restart, every erasure a crash cut short) instead of one.
 func (b *Broker) retryOwed() {
-	for _, id := range b.owed.due(time.Now()) {
+	now := time.Now()
+	b.forgetSettledElsewhere(now)
+	for _, id := range b.owed.due(now) {
 		if b.ctx != nil && b.ctx.Err() != nil {
 			break // stopping: the marks stay for the next start
 		}
@@ -215,6 +231,23 @@ func (b *Broker) retryOwed() {
 		}
 	}
 	b.metrics.withdrawalsOwed.Set(float64(b.owed.size()))
+}
+
+// forgetSettledElsewhere forgets the cases waiting for their turn whose
+// record owes nothing any more: another gateway of the cluster (or an erasure
+// asked again there) settled them. Their turn could be an hour away, and the
+// gauge — which the alert reads as the maximum over the gateways — said owed
+// until then. One read per case this gateway knows to owe: a handful.
+func (b *Broker) forgetSettledElsewhere(now time.Time) {
+	for _, id := range b.owed.waiting(now) {
+		if b.ctx != nil && b.ctx.Err() != nil {
+			return
+		}
+		s, err := b.db.Get(id)
+		if errors.Is(err, store.ErrNotFound) || err == nil && len(s.WithdrawalsOwed) == 0 {
+			b.forgetOwed(id)
+		}
+	}
 }
 
 // actorAskedAgain is the actor of the withdrawal events of an owed withdrawal

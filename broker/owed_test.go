@@ -559,3 +559,37 @@ func TestStopDoesNotWaitOutAHungShareAskedAgain(t *testing.T) {
 	}
 	close(h.release)
 }
+
+// TestOwedSettledElsewhereLeavesTheGauge: a case this gateway knows to owe a
+// withdrawal, whose turn is an hour away, is settled by another gateway of
+// the cluster (here: its record written as that gateway's recording leaves
+// it). The next round of this gateway forgets it without asking the share, so
+// the gauge and the alert do not say owed for that hour.
+func TestOwedSettledElsewhereLeavesTheGauge(t *testing.T) {
+	noEraseGrace(t)
+	te := startTransfer(t)
+	b := te.e.b
+	id, folder := te.handedOver(t, "erase-settled-elsewhere")
+	mount := te.unmount(t)
+	if _, err := b.Erase(context.Background(), id, "operator", ""); err != nil {
+		t.Fatal(err)
+	}
+	if b.owed.size() != 1 || owedGauge(t, b) != 1 {
+		t.Fatalf("after the erasure: known %d, gauge %v; want the case owed", b.owed.size(), owedGauge(t, b))
+	}
+	mount()
+	// The other gateway's withdrawal and its record.
+	b.recordWithdrawal(id, ChannelWithdrawal{Channel: channel.Transfer, Outcome: string(adapters.WithdrawTaken), Reference: folder}, copyOf{erased: true}, actorAskedAgain)
+	b.owed.note(id, time.Now()) // this gateway still knows it, its turn far off
+	if b.owed.size() != 1 {
+		t.Fatal("the test needs the case still known here")
+	}
+	asked := counterOf(t, b.metrics.withdrawals, channel.Transfer, "erased", string(adapters.WithdrawTaken))
+	b.retryOwed()
+	if b.owed.size() != 0 || owedGauge(t, b) != 0 {
+		t.Errorf("after a round: known %d, gauge %v; want none", b.owed.size(), owedGauge(t, b))
+	}
+	if got := counterOf(t, b.metrics.withdrawals, channel.Transfer, "erased", string(adapters.WithdrawTaken)); got != asked {
+		t.Errorf("the round asked the share (%v withdrawals counted, want %v)", got, asked)
+	}
+}
