@@ -338,62 +338,64 @@ func runReindexStore(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintln(stderr, "amtsbote store reindex:", err)
 		return 2
 	}
-	if cfg.Store.Backend == config.StoreJetStream {
-		return reindexCluster(ctx, cfg, *dryRun, stdout, stderr)
-	}
-	if *dryRun {
+	cluster := cfg.Store.Backend == config.StoreJetStream
+	if *dryRun && !cluster {
 		// DB.Reindex has no dry run; verify reads the same file without writing,
 		// and what it names is what reindex changes.
 		fmt.Fprintln(stderr, "amtsbote store reindex: -dry-run is for a cluster's store; on a single node `amtsbote store verify` names every entry reindex would change")
 		return 2
 	}
 	// It writes into the store file: as another user, the gateway could not open
-	// what it left (a grown file, new pages).
-	if err := checkDataOwner(cfg.DataDir, "store reindex"); err != nil {
-		fmt.Fprintln(stderr, "amtsbote store reindex:", err)
-		return 1
+	// what it left (a grown file, new pages). A cluster's store is the NATS
+	// servers'.
+	if !cluster {
+		if err := checkDataOwner(cfg.DataDir, "store reindex"); err != nil {
+			fmt.Fprintln(stderr, "amtsbote store reindex:", err)
+			return 1
+		}
 	}
-	// OpenExistingStore waits for the file lock a running gateway holds and then
-	// fails with store.ErrLocked ("is a gateway running on it?"): the repair runs
-	// with the gateway stopped, as gc does. An older schema is upgraded (and logged).
+	// OpenExistingStore waits, on a single node, for the file lock a running
+	// gateway holds and then fails with store.ErrLocked ("is a gateway running
+	// on it?"): the repair runs with the gateway stopped, as gc does. An older
+	// schema is upgraded (and logged). A cluster's store opens beside its
+	// gateways.
 	st, _, closeStore, code := openStore(ctx, func() (config.Config, error) { return cfg, nil }, gateway.OpenExistingStore, stderr)
 	if st == nil {
 		return code
 	}
 	defer closeStore()
-	db, ok := st.(*store.DB)
-	if !ok {
-		fmt.Fprintf(stderr, "amtsbote store reindex: repair is for the bbolt store; this one is %T\n", st)
-		return 2
-	}
 	var p store.ReindexProgress
-	stop := progress.EverySecond(stderr, p.Line)
-	rep, err := db.Reindex(ctx, &p)
-	stop()
-	if err != nil {
-		fmt.Fprintln(stderr, "amtsbote store reindex:", err)
-		return 1
+	switch st := st.(type) {
+	case *store.DB:
+		if cluster {
+			break
+		}
+		stop := progress.EverySecond(stderr, p.Line)
+		rep, err := st.Reindex(ctx, &p)
+		stop()
+		if err != nil {
+			fmt.Fprintln(stderr, "amtsbote store reindex:", err)
+			return 1
+		}
+		printReindex(stdout, rep, false)
+		return 0
+	case *jsstore.Store:
+		if !cluster {
+			break
+		}
+		stop := progress.EverySecond(stderr, p.Line)
+		rep, err := st.Reindex(ctx, jsstore.ReindexOptions{DryRun: *dryRun, Progress: &p})
+		stop()
+		return reportClusterReindex(rep, err, *dryRun, stdout, stderr)
 	}
-	printReindex(stdout, rep, false)
-	return 0
+	fmt.Fprintf(stderr, "amtsbote store reindex: store.backend is %s, but the store is %T\n", cfg.Store.Backend, st)
+	return 2
 }
 
-// reindexCluster is `store reindex` on a cluster's store, beside its gateways.
-func reindexCluster(ctx context.Context, cfg config.Config, dryRun bool, stdout, stderr io.Writer) int {
-	st, _, closeStore, code := openStore(ctx, func() (config.Config, error) { return cfg, nil }, gateway.OpenExistingStore, stderr)
-	if st == nil {
-		return code
-	}
-	defer closeStore()
-	js, ok := st.(*jsstore.Store)
-	if !ok {
-		fmt.Fprintf(stderr, "amtsbote store reindex: store.backend is jetstream, but the store is %T\n", st)
-		return 2
-	}
-	var p store.ReindexProgress
-	stop := progress.EverySecond(stderr, p.Line)
-	rep, err := js.Reindex(ctx, jsstore.ReindexOptions{DryRun: dryRun, Progress: &p})
-	stop()
+// reportClusterReindex prints what a cluster's reindex did (rep, err) and
+// returns the exit code: 1 also when cases changed meanwhile, so that a script
+// runs it again.
+func reportClusterReindex(rep jsstore.ReindexReport, err error, dryRun bool, stdout, stderr io.Writer) int {
 	if err != nil {
 		// What was repaired before stays repaired (each case's batch is whole):
 		// say so, a run again finds the rest.
