@@ -146,14 +146,9 @@ func (a *Adapter) lockShare(ctx context.Context, dir, fid, what string, wait boo
 		if !wait {
 			return nil, errLockBusy
 		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("transfer: wait for the delivery's lock on the share (an attempt or withdrawal on another gateway): %w", ctx.Err())
-		case <-t.C:
+		if err := pause(ctx, &delay, 100*time.Millisecond); err != nil {
+			return nil, fmt.Errorf("transfer: wait for the delivery's lock on the share (an attempt or withdrawal on another gateway): %w", err)
 		}
-		delay = min(2*delay, 100*time.Millisecond)
 	}
 }
 

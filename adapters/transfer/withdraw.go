@@ -61,15 +61,24 @@ func (a *Adapter) lockCtx(ctx context.Context, id string) (func(), error) {
 		if unlock, ok := a.tryLock(id); ok {
 			return unlock, nil
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("transfer: wait for an attempt of the delivery: %w", ctx.Err())
-		case <-t.C:
+		if err := pause(ctx, &wait, 50*time.Millisecond); err != nil {
+			return nil, fmt.Errorf("transfer: wait for an attempt of the delivery: %w", err)
 		}
-		wait = min(2*wait, 50*time.Millisecond)
 	}
+}
+
+// pause waits *delay, or until ctx ends (its error), and doubles *delay up to
+// most: the wait between two looks at a lock another holds.
+func pause(ctx context.Context, delay *time.Duration, most time.Duration) error {
+	t := time.NewTimer(*delay)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+	}
+	*delay = min(2**delay, most)
+	return nil
 }
 
 // Withdraw implements adapters.Withdrawer (see the comment at the top).
