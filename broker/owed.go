@@ -82,36 +82,23 @@ func (o *owedSet) note(id string, now time.Time) int {
 	return len(o.m)
 }
 
-// due returns the cases whose turn has come by now, in id order, and gives
-// each its next turn.
-func (o *owedSet) due(now time.Time) []string {
+// split returns the cases whose turn has come by now, giving each its next
+// turn, and those still waiting for it, each in id order.
+func (o *owedSet) split(now time.Time) (due, waiting []string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	var ids []string
 	for id, e := range o.m {
 		if e.next.After(now) {
+			waiting = append(waiting, id)
 			continue
 		}
 		e.tries++
 		e.next = now.Add(owedDelay(e.tries))
-		ids = append(ids, id)
+		due = append(due, id)
 	}
-	sort.Strings(ids)
-	return ids
-}
-
-// waiting returns the cases whose turn has not come by now, in id order.
-func (o *owedSet) waiting(now time.Time) []string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	var ids []string
-	for id, e := range o.m {
-		if e.next.After(now) {
-			ids = append(ids, id)
-		}
-	}
-	sort.Strings(ids)
-	return ids
+	sort.Strings(due)
+	sort.Strings(waiting)
+	return due, waiting
 }
 
 // drop removes case id and returns how many are left.
@@ -191,8 +178,9 @@ func (b *Broker) findOwed() {
 // office (after a restart, every erasure a crash cut short) instead of one.
 func (b *Broker) retryOwed() {
 	now := time.Now()
-	b.forgetSettledElsewhere(now)
-	for _, id := range b.owed.due(now) {
+	due, waiting := b.owed.split(now)
+	b.forgetSettledElsewhere(waiting)
+	for _, id := range due {
 		if b.ctx != nil && b.ctx.Err() != nil {
 			break // stopping: the marks stay for the next start
 		}
@@ -238,8 +226,8 @@ func (b *Broker) retryOwed() {
 // asked again there) settled them. Their turn could be an hour away, and the
 // gauge — which the alert reads as the maximum over the gateways — said owed
 // until then. One read per case this gateway knows to owe: a handful.
-func (b *Broker) forgetSettledElsewhere(now time.Time) {
-	for _, id := range b.owed.waiting(now) {
+func (b *Broker) forgetSettledElsewhere(waiting []string) {
+	for _, id := range waiting {
 		if b.ctx != nil && b.ctx.Err() != nil {
 			return
 		}
