@@ -204,18 +204,7 @@ func (b *Broker) retryOwed() {
 				// has it, and the gauge says it is owed.
 				continue
 			}
-			got := b.withdraw(w, s, ch, actorAskedAgain, true, nil)
-			switch {
-			case errors.Is(got.Err, errWithdrawUnconfigured):
-				// Settled (recordWithdrawal): asking again would never end.
-				b.log.Warn("owed withdrawal: the case's copy waiting for the office on the channel cannot be withdrawn: the channel is no longer configured for the office; the office's IT has to take it out of the share",
-					"submission", s.ID, "office", s.OfficeID, "channel", ch)
-			case errors.Is(got.Err, errWithdrawStopping):
-				// The gateway stops, not the share: the mark stays for the start.
-			case got.Outcome == WithdrawUnreachable:
-				b.log.Warn("owed withdrawal: the case's copy waiting for the office on the channel could not be withdrawn; "+copyOfCase(s).tryAgain(),
-					"submission", s.ID, "office", s.OfficeID, "channel", ch, "err", got.Reason())
-			}
+			b.sayUnwithdrawn("owed withdrawal", s, b.withdraw(w, s, ch, actorAskedAgain, true, nil))
 		}
 	}
 	b.metrics.withdrawalsOwed.Set(float64(b.owed.size()))

@@ -117,17 +117,10 @@ func (b *Broker) withdrawCopies(s *submission.Submission, actor string) []Channe
 		} else {
 			got = b.withdraw(w, s, ch, actor, true, nil)
 		}
-		switch {
-		case errors.Is(got.Err, errWithdrawUnconfigured):
-			// Settled (recordWithdrawal): the gateway does not know where
-			// the copy is and will not ask again.
-			b.log.Warn("erasure: the case's copy waiting for the office on the channel cannot be withdrawn: the channel is no longer configured for the office; the office's IT has to take it out of the share",
-				"submission", s.ID, "office", s.OfficeID, "channel", ch)
-		case got.Outcome == WithdrawUnreachable:
+		if got.AskedAgain() {
 			b.noteOwed(s.ID)
-			b.log.Warn("erasure: the case's copy waiting for the office on the channel could not be withdrawn now; the gateway asks again until the share answers",
-				"submission", s.ID, "office", s.OfficeID, "channel", ch, "err", adapters.LogReason(got.Err))
 		}
+		b.sayUnwithdrawn("erasure", s, got)
 		out = append(out, got)
 	}
 	return out
@@ -324,7 +317,7 @@ func withdrawalEvent(got ChannelWithdrawal, of copyOf, owed bool, actor string, 
 	if got.Reference != "" {
 		ref = " (" + got.Reference + ")"
 	}
-	if got.Outcome == WithdrawUnreachable && errors.Is(got.Err, errWithdrawUnconfigured) {
+	if got.Outcome == WithdrawUnreachable && !got.AskedAgain() {
 		// Nothing to ask again: the gateway no longer knows the folder.
 		ev.Detail = "the copy waiting for the office on channel " + got.Channel + " " + unwithdrawnPhrase +
 			": the channel is no longer configured for the office, and the gateway does not know where the copy is; the office's IT has to take it out of the share"
@@ -455,6 +448,24 @@ func lateFolder(s *submission.Submission) bool {
 	return s.HandedOverAfterTakeover() && s.TakenOverFrom != ""
 }
 
+// sayUnwithdrawn logs, at WARN, a withdrawal of case s that could not be
+// done, with what comes next: the gateway asks again (tryAgain), or, for a
+// channel no longer configured for the office, it cannot and the office's IT
+// has to. by names who asked (an erasure, the gateway asking again). Nothing
+// for a withdrawal that was done, or that the gateway's stop kept from being
+// asked (the mark stays for the start).
+func (b *Broker) sayUnwithdrawn(by string, s *submission.Submission, got ChannelWithdrawal) {
+	switch {
+	case got.Outcome != WithdrawUnreachable || errors.Is(got.Err, errWithdrawStopping):
+	case !got.AskedAgain():
+		b.log.Warn(by+": the case's copy waiting for the office on the channel cannot be withdrawn: the channel is no longer configured for the office; the office's IT has to take it out of the share",
+			"submission", s.ID, "office", s.OfficeID, "channel", got.Channel)
+	default:
+		b.log.Warn(by+": the case's copy waiting for the office on the channel could not be withdrawn now; "+copyOfCase(s).tryAgain(),
+			"submission", s.ID, "office", s.OfficeID, "channel", got.Channel, "err", got.Reason())
+	}
+}
+
 // AskedAgain reports whether the gateway asks again about a withdrawal that
 // could not be done (owed.go): every one but that of a channel no longer
 // configured for the office, whose copy the gateway cannot find.
@@ -523,7 +534,7 @@ func (b *Broker) recordWithdrawal(id string, got ChannelWithdrawal, of copyOf, a
 		if !ok {
 			return nil, nil
 		}
-		settles := got.Outcome != WithdrawUnreachable || errors.Is(got.Err, errWithdrawUnconfigured)
+		settles := !got.AskedAgain()
 		switch {
 		case settles:
 			if !cur.SettleWithdrawal(got.Channel) && recorded(ev) {
